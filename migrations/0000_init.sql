@@ -1,0 +1,62 @@
+CREATE TABLE `api_keys` (
+	`id` text PRIMARY KEY NOT NULL,
+	`tenant_id` text NOT NULL,
+	`key_hash` text NOT NULL,
+	`hint` text NOT NULL,
+	`created_at` integer NOT NULL,
+	`revoked_at` integer,
+	FOREIGN KEY (`tenant_id`) REFERENCES `tenants`(`id`) ON UPDATE no action ON DELETE no action
+);
+--> statement-breakpoint
+CREATE UNIQUE INDEX `api_keys_hash` ON `api_keys` (`key_hash`);--> statement-breakpoint
+CREATE INDEX `api_keys_tenant` ON `api_keys` (`tenant_id`);--> statement-breakpoint
+CREATE TABLE `blobs` (
+	`digest` text PRIMARY KEY NOT NULL,
+	`bytes` blob NOT NULL,
+	`size` integer NOT NULL
+);
+--> statement-breakpoint
+CREATE TABLE `handle_pins` (
+	`from_id` text NOT NULL,
+	`from_version` integer NOT NULL,
+	`to_id` text NOT NULL,
+	`to_version` integer NOT NULL,
+	PRIMARY KEY(`from_id`, `from_version`, `to_id`, `to_version`)
+);
+--> statement-breakpoint
+CREATE INDEX `handle_pins_to` ON `handle_pins` (`to_id`);--> statement-breakpoint
+CREATE TABLE `handle_versions` (
+	`handle_id` text NOT NULL,
+	`version` integer NOT NULL,
+	`created_at` integer NOT NULL,
+	`digest` text NOT NULL,
+	`size` integer NOT NULL,
+	`content_digest` text,
+	`members` text,
+	`base` text,
+	`message_count` integer,
+	`meta` text,
+	PRIMARY KEY(`handle_id`, `version`),
+	FOREIGN KEY (`handle_id`) REFERENCES `handles`(`id`) ON UPDATE no action ON DELETE no action,
+	FOREIGN KEY (`content_digest`) REFERENCES `blobs`(`digest`) ON UPDATE no action ON DELETE no action
+);
+--> statement-breakpoint
+CREATE TABLE `handles` (
+	`id` text PRIMARY KEY NOT NULL,
+	`tenant_id` text NOT NULL,
+	`type` text NOT NULL,
+	`kind` text,
+	`name` text,
+	`metadata` text,
+	`latest_version` integer NOT NULL,
+	`created_at` integer NOT NULL,
+	`deleted_at` integer,
+	FOREIGN KEY (`tenant_id`) REFERENCES `tenants`(`id`) ON UPDATE no action ON DELETE no action
+);
+--> statement-breakpoint
+CREATE INDEX `handles_tenant_list` ON `handles` (`tenant_id`,`id`);--> statement-breakpoint
+CREATE TABLE `tenants` (
+	`id` text PRIMARY KEY NOT NULL,
+	`name` text NOT NULL,
+	`created_at` integer NOT NULL
+);

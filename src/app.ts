@@ -1,0 +1,95 @@
+import { OpenAPIHono } from '@hono/zod-openapi';
+import type { MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { requestId } from 'hono/request-id';
+import type { Config } from './config';
+import type { Clock } from './domain/clock';
+import { HandleService, type MetaFn } from './domain/handles';
+import { Expander } from './domain/render/expand';
+import { TenantService } from './domain/tenants';
+import { requireAdminKey, requireApiKey } from './http/auth';
+import { docsRoutes } from './http/docs';
+import { handleError, problem } from './http/problem';
+import type { AppEnv } from './http/router';
+import { adminRoutes } from './http/routes/admin';
+import { handleRoutes } from './http/routes/handles';
+import type { Store } from './store/store';
+
+export interface AppDeps {
+  config: Config;
+  store: Store;
+  clock: Clock;
+  computeMeta?: MetaFn;
+}
+
+export interface Services {
+  tenants: TenantService;
+  handles: HandleService;
+  expander: Expander;
+}
+
+export function createServices(deps: AppDeps): Services {
+  const handles = new HandleService({ store: deps.store, clock: deps.clock, computeMeta: deps.computeMeta });
+  return {
+    tenants: new TenantService(deps.store, deps.clock),
+    handles,
+    expander: new Expander(handles, deps.config.expansionCacheBytes),
+  };
+}
+
+const ADMIN_PATH = /^\/v1\/(tenants|keys)(\/|$)/;
+
+const JSON_TYPE = /^application\/(?:[\w.-]+\+)?json\s*(?:;|$)/i;
+
+/** A request body must say it is JSON: anything else is refused before parsing. */
+const requireJson: MiddlewareHandler<AppEnv> = async function requireJson(c, next) {
+  const hasBody = (c.req.header('content-length') ?? '0') !== '0' || c.req.header('transfer-encoding') !== undefined;
+  const type = c.req.header('content-type') ?? '';
+  if (hasBody && !JSON_TYPE.test(type))
+    return problem(c, 'unsupported_media_type', `send the body as application/json (got ${type || 'no content type'})`);
+  await next();
+};
+
+export function createApp(deps: AppDeps, services: Services = createServices(deps)) {
+  const app = new OpenAPIHono<AppEnv>();
+  const { config } = deps;
+
+  app.use('*', requestId({ headerName: 'x-request-id' }));
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: config.maxBodyBytes,
+      onError: (c) => problem(c, 'payload_too_large', `the body is larger than ${config.maxBodyBytes} bytes (PH_MAX_BODY_BYTES)`),
+    }),
+  );
+  app.use('/v1/*', requireJson);
+
+  const admin = requireAdminKey(config.adminKey);
+  const tenant = requireApiKey(services.tenants);
+  app.use('/v1/*', async function authenticate(c, next) {
+    return ADMIN_PATH.test(c.req.path) ? admin(c, next) : tenant(c, next);
+  });
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.route('/', adminRoutes(services.tenants));
+  app.route('/', handleRoutes(services.handles, services.expander));
+  app.route('/', docsRoutes());
+
+  app.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', { type: 'http', scheme: 'bearer', description: 'A tenant API key (phk_…).' });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'adminKey', { type: 'http', scheme: 'bearer', description: 'The operator\'s PH_ADMIN_KEY.' });
+  app.doc31('/openapi.json', {
+    openapi: '3.1.0',
+    info: {
+      title: 'prefix-handles',
+      version: '0.1.0',
+      description: 'Durable prompt state behind opaque handles, byte-stable prefixes, and per-handle prompt-cache reuse reports. Errors are application/problem+json with a stable `code`.',
+    },
+    security: [{ apiKey: [] }],
+  });
+
+  app.notFound((c) => problem(c, 'route_not_found', `no route for ${c.req.method} ${c.req.path}`));
+  app.onError(handleError);
+  return app;
+}
+
+export type App = ReturnType<typeof createApp>;

@@ -1,0 +1,58 @@
+import { z } from 'zod';
+import { resolve } from 'node:path';
+
+const int = (def: number) => z.coerce.number().int().positive().default(def);
+
+const envSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(8787),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PH_DATA_DIR: z.string().min(1).default('./data'),
+  PH_DATABASE: z.string().min(1).optional(),
+  PH_ADMIN_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
+  PH_MAX_BODY_BYTES: int(8 * 1024 * 1024),
+  PH_EXPANSION_CACHE_BYTES: int(256 * 1024 * 1024),
+  PH_CATALOG_FILE: z.string().min(1).optional(),
+  PH_LOG: z.enum(['json', 'off']).default('json'),
+});
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  /** SQLite file path, or ':memory:'. */
+  databasePath: string;
+  adminKey: string | undefined;
+  maxBodyBytes: number;
+  expansionCacheBytes: number;
+  catalogFile: string | undefined;
+  log: 'json' | 'off';
+}
+
+export class ConfigError extends Error {}
+
+/** Reads the environment once; one readable error lists every bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message} (got ${JSON.stringify(env[String(i.path[0])])})`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  const dataDir = resolve(e.PH_DATA_DIR);
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    dataDir,
+    databasePath: e.PH_DATABASE === ':memory:' ? ':memory:' : resolve(e.PH_DATABASE ?? `${dataDir}/prefix-handles.db`),
+    adminKey: e.PH_ADMIN_KEY,
+    maxBodyBytes: e.PH_MAX_BODY_BYTES,
+    expansionCacheBytes: e.PH_EXPANSION_CACHE_BYTES,
+    catalogFile: e.PH_CATALOG_FILE,
+    log: e.PH_LOG,
+  };
+}
+
+/** Config for tests and embedding: defaults plus overrides, no environment. */
+export function testConfig(overrides: Partial<Config> = {}): Config {
+  return { ...loadConfig({}), databasePath: ':memory:', log: 'off', ...overrides };
+}

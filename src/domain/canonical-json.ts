@@ -1,0 +1,71 @@
+import canonicalize from 'canonicalize';
+import { invalid } from './errors';
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/**
+ * RFC 8785 (JCS) canonical text of a JSON value, via the reference
+ * implementation's npm package. Rejects lone surrogates instead of letting
+ * them become U+FFFD: stored bytes are never repaired.
+ */
+export function canonicalJson(value: unknown, pointer = ''): string {
+  const bad = findLoneSurrogate(value, pointer);
+  if (bad !== null) throw invalid(bad, 'string contains a lone UTF-16 surrogate (not valid Unicode)');
+  const text = canonicalize(value);
+  if (text === undefined) throw invalid(pointer, 'value is not serialisable as JSON');
+  return text;
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+export function hasLoneSurrogate(text: string): boolean {
+  return LONE_SURROGATE.test(text);
+}
+
+/** JSON pointer of the first string (key or value) holding a lone surrogate, or null. */
+export function findLoneSurrogate(value: unknown, pointer = ''): string | null {
+  if (typeof value === 'string') return hasLoneSurrogate(value) ? pointer : null;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const hit = findLoneSurrogate(value[i], `${pointer}/${i}`);
+      if (hit !== null) return hit;
+    }
+    return null;
+  }
+  if (value !== null && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      const child = `${pointer}/${escapePointer(k)}`;
+      if (hasLoneSurrogate(k)) return child;
+      const hit = findLoneSurrogate(v, child);
+      if (hit !== null) return hit;
+    }
+  }
+  return null;
+}
+
+export function escapePointer(segment: string): string {
+  return segment.replace(/~/g, '~0').replace(/\//g, '~1');
+}
+
+/**
+ * Emits a JSON structure whose key order is the insertion order we built,
+ * except for values wrapped in `Canonical`, which are emitted as their JCS
+ * text. Rendered expansions use this: fixed structural order, canonical user JSON.
+ */
+export class Canonical {
+  constructor(readonly text: string) {}
+}
+
+export function emitJson(value: unknown): string {
+  if (value instanceof Canonical) return value.text;
+  if (Array.isArray(value)) return `[${value.map(emitJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const parts: string[] = [];
+    for (const [k, v] of Object.entries(value)) {
+      if (v === undefined) continue;
+      parts.push(`${JSON.stringify(k)}:${emitJson(v)}`);
+    }
+    return `{${parts.join(',')}}`;
+  }
+  return JSON.stringify(value);
+}

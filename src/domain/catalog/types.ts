@@ -1,0 +1,94 @@
+// Shared vocabulary of the model catalog: what a provider cache does for one
+// model family, and what its tokens cost. Values live in data (catalog.json),
+// never in code.
+
+export type ProviderFamily = 'anthropic' | 'openai' | 'gemini' | 'vllm';
+
+/** Tokenizer family used for token spans. OpenAI encodings are exact; the others are estimates. */
+export type TokenizerFamily = 'o200k_base' | 'cl100k_base' | 'anthropic' | 'gemini';
+
+export interface CacheTtl {
+  /** Label as the provider names it, e.g. "5m", "1h", "24h". */
+  name: string;
+  seconds: number;
+  /** Price of a cache write relative to base input price (Anthropic 5m: 1.25, 1h: 2). 1 when writes are not billed extra. */
+  writeMultiplier: number;
+}
+
+export interface CacheRules {
+  /**
+   * explicit: only prefixes ending at a breakpoint are cached (Anthropic cache_control).
+   * automatic: any long-enough prefix is cached (OpenAI, Gemini implicit, vLLM).
+   */
+  mode: 'explicit' | 'automatic';
+  /** Minimum cacheable prefix length in tokens. */
+  minTokens: number;
+  ttls: CacheTtl[];
+  /** Name of the TTL used when the request does not choose one. */
+  defaultTtl: string;
+  /** Whether a cache hit resets the TTL clock. */
+  refreshOnHit: boolean;
+  /** Price of a cache read relative to base input price (e.g. 0.1). */
+  readMultiplier: number;
+  /** Maximum explicit breakpoints per request (Anthropic: 4); null when the provider takes none. */
+  maxBreakpoints: number | null;
+  /** How many blocks before a breakpoint the provider looks back for an earlier hit (Anthropic: 20); null when not applicable. */
+  lookbackBlocks: number | null;
+  /** Hit granularity: cached counts are `first + n * step` tokens (OpenAI: first 1024, step 128); null = any length. */
+  granularity: { first: number; step: number } | null;
+  /** Whether cache writes are billed (at the TTL's writeMultiplier). */
+  writesBilled: boolean;
+  /** Whether the model family accepts explicit breakpoints in the request. */
+  acceptsBreakpoints: boolean;
+  /**
+   * With mode 'explicit': the provider also places one breakpoint of its own at the end of the
+   * latest message unless the request opts out (OpenAI GPT-5.6 "implicit" mode). Absent = false.
+   */
+  implicitBreakpoint?: boolean;
+  /** false when the model has no prompt cache at all: every prompt token is uncached. Absent = true. */
+  supported?: boolean;
+}
+
+export interface ModelPrice {
+  currency: 'USD';
+  inputPerMTok: number;
+  outputPerMTok: number;
+  /** Storage of an explicit cache per million tokens per hour (Gemini cachedContents); absent when not billed. */
+  cacheStoragePerMTokHour?: number;
+}
+
+export interface ModelEntry {
+  /** Catalog key, e.g. "claude-sonnet-4". */
+  id: string;
+  provider: ProviderFamily;
+  /** Model name patterns this entry covers: exact names or prefixes ending in "*". */
+  match: string[];
+  tokenizer: TokenizerFamily;
+  cache: CacheRules;
+  price: ModelPrice;
+  /** Where the figures come from (URL of the provider's documentation). */
+  source: string;
+  /** ISO date the figures were last checked against the source. */
+  checked: string;
+  /** Why a figure is what it is: secondary sources, disagreements between sources, known gaps. */
+  notes?: string;
+}
+
+export interface Catalog {
+  /** Catalog data version, bumped on every change to the data. */
+  version: string;
+  models: ModelEntry[];
+  /**
+   * Entry id used, flagged as a fallback, for an unknown model of each provider.
+   * A provider without one falls back to its first entry.
+   */
+  defaults?: Partial<Record<ProviderFamily, string>>;
+}
+
+/** Result of looking a model name up: the entry and whether it is a flagged fallback. */
+export interface ModelLookup {
+  model: string;
+  entry: ModelEntry;
+  /** true when no entry matched and a provider default was used instead. Never silent: reports carry this flag. */
+  fallback: boolean;
+}

@@ -1,0 +1,86 @@
+import { z } from 'zod';
+
+// The documented shapes of handle content. Objects are strict: a field we do
+// not know would be stored but never rendered, which is worse than an error.
+
+export const artifactKinds = ['system', 'tools', 'document', 'messages'] as const;
+export type ArtifactKind = (typeof artifactKinds)[number];
+
+const jsonObject = z.record(z.string(), z.unknown());
+
+export const textBlockSchema = z.strictObject({ type: z.literal('text'), text: z.string() });
+
+export const imageBlockSchema = z.strictObject({
+  type: z.literal('image'),
+  source: z.discriminatedUnion('type', [
+    z.strictObject({
+      type: z.literal('base64'),
+      media_type: z.enum(['image/png', 'image/jpeg', 'image/gif', 'image/webp']),
+      data: z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64'),
+    }),
+    z.strictObject({ type: z.literal('url'), url: z.url() }),
+  ]),
+});
+
+export const toolUseBlockSchema = z.strictObject({
+  type: z.literal('tool_use'),
+  id: z.string().min(1),
+  name: z.string().min(1),
+  input: jsonObject,
+});
+
+export const toolResultBlockSchema = z.strictObject({
+  type: z.literal('tool_result'),
+  tool_use_id: z.string().min(1),
+  content: z.union([z.string(), z.array(z.discriminatedUnion('type', [textBlockSchema, imageBlockSchema]))]).optional(),
+  is_error: z.boolean().optional(),
+});
+
+export const contentBlockSchema = z.discriminatedUnion('type', [
+  textBlockSchema,
+  imageBlockSchema,
+  toolUseBlockSchema,
+  toolResultBlockSchema,
+]);
+
+export const messageSchema = z.strictObject({
+  role: z.enum(['user', 'assistant']),
+  content: z.union([z.string(), z.array(contentBlockSchema).min(1)]),
+});
+
+export const toolDefinitionSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'tool names are 1-128 letters, digits, _ or -'),
+  description: z.string().optional(),
+  input_schema: jsonObject,
+});
+
+export const toolsContentSchema = z
+  .array(toolDefinitionSchema)
+  .min(1)
+  .superRefine((tools, ctx) => {
+    const seen = new Set<string>();
+    tools.forEach((t, i) => {
+      if (seen.has(t.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate tool name "${t.name}"` });
+      seen.add(t.name);
+    });
+  });
+
+export const messageListSchema = z.array(messageSchema);
+export const messagesContentSchema = messageListSchema.min(1);
+
+export type TextBlock = z.infer<typeof textBlockSchema>;
+export type ImageBlock = z.infer<typeof imageBlockSchema>;
+export type ContentBlock = z.infer<typeof contentBlockSchema>;
+export type Message = z.infer<typeof messageSchema>;
+export type ToolDefinition = z.infer<typeof toolDefinitionSchema>;
+
+export const contentSchemaByKind = {
+  system: z.string(),
+  document: z.string(),
+  tools: toolsContentSchema,
+  messages: messagesContentSchema,
+} as const;
+
+export function isJsonKind(kind: ArtifactKind): kind is 'tools' | 'messages' {
+  return kind === 'tools' || kind === 'messages';
+}

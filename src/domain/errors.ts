@@ -1,0 +1,34 @@
+// The domain speaks errors, not statuses: http/problem.ts maps each code to one.
+export type DomainErrorCode =
+  | 'invalid_request'
+  | 'not_found'
+  | 'gone'
+  | 'version_conflict'
+  | 'handle_in_use'
+  | 'conflict'
+  | 'unauthorized'
+  | 'forbidden';
+
+export interface ErrorDetailItem {
+  /** JSON pointer (RFC 6901) of the failing place in the request body, or a parameter name. */
+  pointer: string;
+  detail: string;
+}
+
+export class DomainError extends Error {
+  constructor(
+    readonly code: DomainErrorCode,
+    message: string,
+    readonly extra: Record<string, unknown> = {},
+    readonly errors: ErrorDetailItem[] = [],
+  ) {
+    super(message);
+    this.name = 'DomainError';
+  }
+}
+
+export const notFound = (what: string) => new DomainError('not_found', `${what} does not exist`);
+
+export function invalid(pointer: string, detail: string): DomainError {
+  return new DomainError('invalid_request', detail, {}, [{ pointer, detail }]);
+}

@@ -1,0 +1,397 @@
+import type { BlobInput, HandleRow, NewVersion, PinInput, Store, VersionRow } from '../store/store';
+import { canonicalJson, hasLoneSurrogate } from './canonical-json';
+import type { Clock } from './clock';
+import {
+  contentSchemaByKind,
+  isJsonKind,
+  messageListSchema,
+  type ArtifactKind,
+  type Message,
+  type ToolDefinition,
+} from './content';
+import { sha256Hex } from './digest';
+import { DomainError, invalid, notFound } from './errors';
+import { formatRef, handleTypeOf, newId, parseRef, type HandleType } from './ids';
+import { Lru } from './lru';
+import { orderSegments, type PromptSegment } from './render/prompt';
+import { renderExpansion } from './render/formats';
+
+export interface ResolvedVersion {
+  handle: HandleRow;
+  version: VersionRow;
+  ref: string;
+}
+
+/** Optional hook computing reuse metadata for a version's text (wired in by the app). */
+export type MetaFn = (text: string, previousText: string | undefined) => unknown;
+
+export interface HandleServiceOptions {
+  store: Store;
+  clock: Clock;
+  computeMeta?: MetaFn;
+}
+
+const MAX_BUNDLE_DEPTH = 32;
+
+/**
+ * Mint, version, append, resolve and flatten handles. Every write is one
+ * store call (one synchronous transaction); everything before it is pure.
+ */
+export class HandleService {
+  private readonly store: Store;
+  private readonly clock: Clock;
+  private readonly computeMeta: MetaFn | undefined;
+  // Versions are immutable, so their flattened segments never go stale.
+  private readonly segmentCache = new Lru<string, PromptSegment[]>(20_000);
+
+  constructor(opts: HandleServiceOptions) {
+    this.store = opts.store;
+    this.clock = opts.clock;
+    this.computeMeta = opts.computeMeta;
+  }
+
+  // ---------- artifacts ----------
+
+  mintArtifact(tenantId: string, input: { kind: ArtifactKind; content: unknown; name?: string; metadata?: unknown }) {
+    const bytes = encodeArtifact(input.kind, input.content, '/content');
+    const id = newId('artifact');
+    const now = this.clock.now();
+    const version = this.artifactVersion(id, 1, bytes, undefined, now);
+    this.store.insertHandle(
+      {
+        id,
+        tenantId,
+        type: 'artifact',
+        kind: input.kind,
+        name: input.name ?? null,
+        metadata: input.metadata ?? null,
+        latestVersion: 1,
+        createdAt: now,
+        deletedAt: null,
+      },
+      version,
+    );
+    return { created: true, handle: this.mustGetHandle(tenantId, id), version: version.version };
+  }
+
+  newArtifactVersion(tenantId: string, id: string, content: unknown) {
+    const handle = this.liveHandle(tenantId, id, 'artifact');
+    const bytes = encodeArtifact(handle.kind as ArtifactKind, content, '/content');
+    const latest = this.mustGetVersion(handle.id, handle.latestVersion);
+    // Same bytes as the latest version: return it, don't mint a duplicate.
+    if (latest.contentDigest === sha256Hex(bytes)) return { created: false, handle, version: latest };
+    const previous = this.store.getBlob(latest.contentDigest!)!;
+    const next = this.artifactVersion(id, latest.version + 1, bytes, previous.toString('utf8'), this.clock.now());
+    this.commitAppend(handle, latest.version, next);
+    return { created: true, handle: this.mustGetHandle(tenantId, id), version: next.version };
+  }
+
+  private artifactVersion(id: string, version: number, bytes: Buffer, previousText: string | undefined, now: number): NewVersion {
+    const digest = sha256Hex(bytes);
+    return {
+      version: {
+        handleId: id,
+        version,
+        createdAt: now,
+        digest,
+        size: bytes.length,
+        contentDigest: digest,
+        members: null,
+        base: null,
+        messageCount: null,
+        meta: this.computeMeta?.(bytes.toString('utf8'), previousText) ?? null,
+      },
+      blobs: [{ digest, bytes }],
+      pins: [],
+    };
+  }
+
+  // ---------- bundles ----------
+
+  createBundle(tenantId: string, input: { members: string[]; name?: string; metadata?: unknown }) {
+    const id = newId('bundle');
+    const now = this.clock.now();
+    const next = this.bundleVersion(tenantId, id, 1, input.members, undefined, now);
+    this.store.insertHandle(
+      { id, tenantId, type: 'bundle', kind: null, name: input.name ?? null, metadata: input.metadata ?? null, latestVersion: 1, createdAt: now, deletedAt: null },
+      next,
+    );
+    return { created: true, handle: this.mustGetHandle(tenantId, id), version: next.version };
+  }
+
+  newBundleVersion(tenantId: string, id: string, members: string[]) {
+    const handle = this.liveHandle(tenantId, id, 'bundle');
+    const latest = this.mustGetVersion(id, handle.latestVersion);
+    const next = this.bundleVersion(tenantId, id, latest.version + 1, members, this.textOf(id, latest.version), this.clock.now());
+    if (next.version.digest === latest.digest && sameList(next.version.members, latest.members))
+      return { created: false, handle, version: latest };
+    this.commitAppend(handle, latest.version, next);
+    return { created: true, handle: this.mustGetHandle(tenantId, id), version: next.version };
+  }
+
+  private bundleVersion(tenantId: string, id: string, version: number, memberRefs: string[], previousText: string | undefined, now: number): NewVersion {
+    const pinned = memberRefs.map((text, i) => {
+      const r = this.resolve(tenantId, text, `/members/${i}`);
+      if (r.handle.type === 'session') throw invalid(`/members/${i}`, `${text} is a session; bundles hold artifacts and bundles`);
+      if (r.handle.id === id) throw invalid(`/members/${i}`, 'a bundle cannot contain itself');
+      return r;
+    });
+    const segments = orderSegments(
+      pinned.flatMap((r) => this.segmentsOf(r.handle, r.version.version).map((s) => ({ ...s, path: [formatRef(id, version), ...s.path] }))),
+    );
+    const text = renderExpansion('neutral', segments);
+    const bytes = Buffer.from(text, 'utf8');
+    return {
+      version: {
+        handleId: id,
+        version,
+        createdAt: now,
+        digest: sha256Hex(bytes),
+        size: bytes.length,
+        contentDigest: null,
+        members: pinned.map((r) => r.ref),
+        base: null,
+        messageCount: null,
+        meta: this.computeMeta?.(text, previousText) ?? null,
+      },
+      blobs: [],
+      pins: pinned.map((r) => ({ toId: r.handle.id, toVersion: r.version.version })),
+    };
+  }
+
+  // ---------- sessions ----------
+
+  createSession(tenantId: string, input: { base?: string; messages?: unknown; name?: string; metadata?: unknown }) {
+    const id = newId('session');
+    const now = this.clock.now();
+    let base: ResolvedVersion | undefined;
+    if (input.base !== undefined) {
+      base = this.resolve(tenantId, input.base, '/base');
+      if (base.handle.type !== 'bundle') throw invalid('/base', `${input.base} is not a bundle`);
+    }
+    const messages = input.messages === undefined ? [] : parseMessages(input.messages, '/messages');
+    const baseSegments = base
+      ? this.segmentsOf(base.handle, base.version.version).map((s) => ({ ...s, path: [formatRef(id, 1), ...s.path] }))
+      : [];
+    const next = this.sessionVersion(id, 1, baseSegments, messages, 0, base?.ref ?? null, undefined, now);
+    if (base) next.pins.push({ toId: base.handle.id, toVersion: base.version.version });
+    this.store.insertHandle(
+      { id, tenantId, type: 'session', kind: null, name: input.name ?? null, metadata: input.metadata ?? null, latestVersion: 1, createdAt: now, deletedAt: null },
+      next,
+    );
+    return { created: true, handle: this.mustGetHandle(tenantId, id), version: next.version };
+  }
+
+  /**
+   * Appends one batch of messages as the next version. With `ifMatch` the
+   * append applies only on that version; without it, on whatever is latest.
+   */
+  appendMessages(tenantId: string, id: string, rawMessages: unknown, ifMatch?: number) {
+    const messages = parseMessages(rawMessages, '/messages');
+    if (messages.length === 0) throw invalid('/messages', 'append at least one message');
+    for (let attempt = 0; ; attempt++) {
+      const handle = this.liveHandle(tenantId, id, 'session');
+      if (ifMatch !== undefined && ifMatch !== handle.latestVersion)
+        throw versionConflict(id, handle.latestVersion, ifMatch);
+      const latest = this.mustGetVersion(id, handle.latestVersion);
+      const previous = this.segmentsOf(handle, latest.version);
+      const next = this.sessionVersion(id, latest.version + 1, previous, messages, latest.messageCount ?? 0, latest.base, this.textOf(id, latest.version), this.clock.now());
+      const result = this.store.appendVersion(id, latest.version, next);
+      if (result.ok) return { created: true, handle: this.mustGetHandle(tenantId, id), version: next.version };
+      // Another writer appended first: with If-Match that is a conflict, otherwise retry on the new latest.
+      if (ifMatch !== undefined || attempt >= 5) throw versionConflict(id, result.latestVersion, ifMatch ?? latest.version);
+    }
+  }
+
+  private sessionVersion(
+    id: string,
+    version: number,
+    previousSegments: PromptSegment[],
+    batch: Message[],
+    previousCount: number,
+    base: string | null,
+    previousText: string | undefined,
+    now: number,
+  ): NewVersion {
+    const batchBytes = Buffer.from(canonicalJson(batch, '/messages'), 'utf8');
+    const batchDigest = sha256Hex(batchBytes);
+    const segments = batch.length
+      ? [...previousSegments, { section: 'messages' as const, source: formatRef(id, version), path: [formatRef(id, version)], messages: batch }]
+      : previousSegments;
+    const text = renderExpansion('neutral', segments);
+    const bytes = Buffer.from(text, 'utf8');
+    return {
+      version: {
+        handleId: id,
+        version,
+        createdAt: now,
+        digest: sha256Hex(bytes),
+        size: bytes.length,
+        contentDigest: batchDigest,
+        members: null,
+        base,
+        messageCount: previousCount + batch.length,
+        meta: this.computeMeta?.(text, previousText) ?? null,
+      },
+      blobs: [{ digest: batchDigest, bytes: batchBytes }],
+      pins: [] as PinInput[],
+    };
+  }
+
+  // ---------- reading ----------
+
+  /** Resolves `id` or `id@version` for a tenant. Foreign and missing handles are the same 404. */
+  resolve(tenantId: string, refText: string, pointer = '/ref'): ResolvedVersion {
+    const ref = parseRef(refText);
+    if (!ref) throw invalid(pointer, `"${refText}" is not a handle ref (art_…, bnd_… or ses_…, optionally @version)`);
+    const handle = this.store.getHandle(ref.id);
+    if (!handle || handle.tenantId !== tenantId) throw withPointer(notFound(`handle ${ref.id}`), pointer);
+    if (handle.deletedAt !== null) throw withPointer(new DomainError('gone', `handle ${ref.id} was deleted`), pointer);
+    const v = ref.version ?? handle.latestVersion;
+    const version = this.store.getVersion(handle.id, v);
+    if (!version) throw withPointer(notFound(`version ${v} of ${ref.id}`), pointer);
+    return { handle, version, ref: formatRef(handle.id, v) };
+  }
+
+  getHandle(tenantId: string, id: string): HandleRow {
+    const handle = this.store.getHandle(id);
+    if (!handle || handle.tenantId !== tenantId) throw notFound(`handle ${id}`);
+    if (handle.deletedAt !== null) throw new DomainError('gone', `handle ${id} was deleted`);
+    return handle;
+  }
+
+  versions(handleId: string): VersionRow[] {
+    return this.store.listVersions(handleId);
+  }
+
+  list(tenantId: string, q: { type?: HandleType; kind?: ArtifactKind; cursor?: string; limit: number }) {
+    const rows = this.store.listHandles({ tenantId, type: q.type, kind: q.kind, after: q.cursor, limit: q.limit + 1 });
+    const page = rows.slice(0, q.limit);
+    return { handles: page, next_cursor: rows.length > q.limit ? page[page.length - 1]!.id : null };
+  }
+
+  delete(tenantId: string, id: string): void {
+    const handle = this.getHandle(tenantId, id);
+    const result = this.store.deleteHandle(handle.id, this.clock.now());
+    if (!result.ok)
+      throw new DomainError('handle_in_use', `${id} is still pinned by ${result.referrers.join(', ')}`, { referrers: result.referrers });
+  }
+
+  /** The prompt segments of one immutable handle version, in render order. */
+  segmentsOf(handle: HandleRow, version: number): PromptSegment[] {
+    return this.flatten(handle, version, 0);
+  }
+
+  private flatten(handle: HandleRow, version: number, depth: number): PromptSegment[] {
+    const key = formatRef(handle.id, version);
+    const cached = this.segmentCache.get(key);
+    if (cached) return cached;
+    if (depth > MAX_BUNDLE_DEPTH) throw invalid('/members', `bundles nest deeper than ${MAX_BUNDLE_DEPTH}`);
+    const row = this.mustGetVersion(handle.id, version);
+    let segments: PromptSegment[];
+    if (handle.type === 'artifact') segments = [this.artifactSegment(handle.kind as ArtifactKind, key, row)];
+    else if (handle.type === 'bundle') {
+      segments = orderSegments(
+        (row.members ?? []).flatMap((m) => {
+          const ref = parseRef(m)!;
+          const member = this.store.getHandle(ref.id)!;
+          return this.flatten(member, ref.version!, depth + 1).map((s) => ({ ...s, path: [key, ...s.path] }));
+        }),
+      );
+    } else segments = this.sessionSegments(handle, row, depth);
+    this.segmentCache.set(key, segments);
+    return segments;
+  }
+
+  private sessionSegments(handle: HandleRow, row: VersionRow, depth: number): PromptSegment[] {
+    const key = formatRef(handle.id, row.version);
+    let base: PromptSegment[] = [];
+    if (row.base) {
+      const ref = parseRef(row.base)!;
+      base = this.flatten(this.store.getHandle(ref.id)!, ref.version!, depth + 1).map((s) => ({ ...s, path: [key, ...s.path] }));
+    }
+    const batches: PromptSegment[] = [];
+    for (const v of this.store.listVersions(handle.id)) {
+      if (v.version > row.version) break;
+      const messages = JSON.parse(this.store.getBlob(v.contentDigest!)!.toString('utf8')) as Message[];
+      if (messages.length)
+        batches.push({ section: 'messages', source: formatRef(handle.id, v.version), path: [formatRef(handle.id, v.version)], messages });
+    }
+    return [...base, ...batches];
+  }
+
+  private artifactSegment(kind: ArtifactKind, key: string, row: VersionRow): PromptSegment {
+    const text = this.store.getBlob(row.contentDigest!)!.toString('utf8');
+    const path = [key];
+    if (kind === 'system') return { section: 'system', source: key, path, text };
+    if (kind === 'document')
+      return { section: 'messages', source: key, path, messages: [{ role: 'user', content: [{ type: 'text', text }] }] };
+    if (kind === 'tools') return { section: 'tools', source: key, path, tools: JSON.parse(text) as ToolDefinition[] };
+    return { section: 'messages', source: key, path, messages: JSON.parse(text) as Message[] };
+  }
+
+  private textOf(id: string, version: number): string | undefined {
+    if (!this.computeMeta) return undefined;
+    const handle = this.store.getHandle(id)!;
+    return renderExpansion('neutral', this.segmentsOf(handle, version));
+  }
+
+  private liveHandle(tenantId: string, id: string, type: HandleType): HandleRow {
+    const handle = this.getHandle(tenantId, id);
+    if (handle.type !== type || handleTypeOf(id) !== type) throw notFound(`${type} ${id}`);
+    return handle;
+  }
+
+  private mustGetHandle(tenantId: string, id: string): HandleRow {
+    return this.getHandle(tenantId, id);
+  }
+
+  private mustGetVersion(id: string, version: number): VersionRow {
+    const row = this.store.getVersion(id, version);
+    if (!row) throw notFound(`version ${version} of ${id}`);
+    return row;
+  }
+
+  private commitAppend(handle: HandleRow, expected: number, next: NewVersion): void {
+    const result = this.store.appendVersion(handle.id, expected, next);
+    if (!result.ok) throw versionConflict(handle.id, result.latestVersion, expected);
+  }
+}
+
+/** Validates artifact content for its kind and returns the bytes to store. */
+export function encodeArtifact(kind: ArtifactKind, content: unknown, pointer: string): Buffer {
+  const parsed = contentSchemaByKind[kind].safeParse(content);
+  if (!parsed.success) {
+    const errors = parsed.error.issues.map((i) => ({ pointer: pointer + i.path.map((p) => `/${String(p)}`).join(''), detail: i.message }));
+    throw new DomainError('invalid_request', `content is not valid ${kind} content`, {}, errors);
+  }
+  if (isJsonKind(kind)) return Buffer.from(canonicalJson(parsed.data, pointer), 'utf8');
+  const text = parsed.data as string;
+  // Text is stored byte-exact; a lone surrogate has no UTF-8 encoding, so refuse rather than repair.
+  if (hasLoneSurrogate(text)) throw invalid(pointer, 'text contains a lone UTF-16 surrogate (not valid Unicode)');
+  return Buffer.from(text, 'utf8');
+}
+
+function parseMessages(raw: unknown, pointer: string): Message[] {
+  const parsed = messageListSchema.safeParse(raw);
+  if (!parsed.success) {
+    const errors = parsed.error.issues.map((i) => ({ pointer: pointer + i.path.map((p) => `/${String(p)}`).join(''), detail: i.message }));
+    throw new DomainError('invalid_request', 'messages are not valid', {}, errors);
+  }
+  canonicalJson(parsed.data, pointer);
+  return parsed.data;
+}
+
+function versionConflict(id: string, current: number, expected: number): DomainError {
+  return new DomainError('version_conflict', `${id} is at version ${current}, not ${expected}`, { current_version: current });
+}
+
+function withPointer(err: DomainError, pointer: string): DomainError {
+  return new DomainError(err.code, err.message, err.extra, [{ pointer, detail: err.message }]);
+}
+
+function sameList(a: string[] | null, b: string[] | null): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+export type { BlobInput };

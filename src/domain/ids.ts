@@ -1,0 +1,51 @@
+import { customAlphabet } from 'nanoid';
+
+// One generator, one prefix table: an id says what it is.
+export const ID_PREFIX = {
+  artifact: 'art',
+  bundle: 'bnd',
+  session: 'ses',
+  request: 'req',
+  key: 'key',
+  tenant: 'ten',
+} as const;
+
+export type IdKind = keyof typeof ID_PREFIX;
+export type HandleType = 'artifact' | 'bundle' | 'session';
+
+// URL- and shell-safe (no '-' or '_', which would blur the prefix separator), 21 chars.
+const nano = customAlphabet('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz', 21);
+
+export function newId(kind: IdKind): string {
+  return `${ID_PREFIX[kind]}_${nano()}`;
+}
+
+const HANDLE_ID = /^(art|bnd|ses)_[0-9A-Za-z]{21}$/;
+const REF = /^((?:art|bnd|ses)_[0-9A-Za-z]{21})(?:@([1-9][0-9]{0,8}))?$/;
+
+export function isHandleId(value: string): boolean {
+  return HANDLE_ID.test(value);
+}
+
+export function handleTypeOf(id: string): HandleType {
+  if (id.startsWith('art_')) return 'artifact';
+  if (id.startsWith('bnd_')) return 'bundle';
+  return 'session';
+}
+
+export interface Ref {
+  id: string;
+  /** null = latest */
+  version: number | null;
+}
+
+/** Parses `id` or `id@version`; null when the text is not a ref. */
+export function parseRef(text: string): Ref | null {
+  const m = REF.exec(text);
+  if (!m) return null;
+  return { id: m[1]!, version: m[2] ? Number(m[2]) : null };
+}
+
+export function formatRef(id: string, version: number): string {
+  return `${id}@${version}`;
+}

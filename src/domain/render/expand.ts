@@ -1,0 +1,49 @@
+import { contentDigestHeader, sha256Hex } from '../digest';
+import type { HandleService } from '../handles';
+import { Lru } from '../lru';
+import { renderExpansion } from './formats';
+import type { ExpansionFormat } from './prompt';
+
+export interface Expansion {
+  ref: string;
+  version: number;
+  format: ExpansionFormat;
+  bytes: Buffer;
+  /** sha256 hex of bytes. */
+  digest: string;
+  contentDigest: string;
+}
+
+/**
+ * Expands a ref in a format. A version is immutable, so its rendered bytes
+ * are kept in memory after the first render (bounded by a byte budget).
+ */
+export class Expander {
+  private readonly cache: Lru<string, Expansion>;
+
+  constructor(
+    private readonly handles: HandleService,
+    cacheBytes = 256 * 1024 * 1024,
+  ) {
+    this.cache = new Lru(cacheBytes, (e) => e.bytes.length + 256);
+  }
+
+  expand(tenantId: string, refText: string, format: ExpansionFormat): Expansion {
+    // Resolving checks tenant, existence and deletion on every call, cached bytes or not.
+    const { handle, version, ref } = this.handles.resolve(tenantId, refText);
+    const key = `${ref}:${format}`;
+    const hit = this.cache.get(key);
+    if (hit) return hit;
+    const bytes = Buffer.from(renderExpansion(format, this.handles.segmentsOf(handle, version.version)), 'utf8');
+    const expansion: Expansion = {
+      ref,
+      version: version.version,
+      format,
+      bytes,
+      digest: sha256Hex(bytes),
+      contentDigest: contentDigestHeader(bytes),
+    };
+    this.cache.set(key, expansion);
+    return expansion;
+  }
+}

@@ -1,0 +1,223 @@
+import { Canonical, emitJson } from '../canonical-json';
+import canonicalize from 'canonicalize';
+import type { ContentBlock, ImageBlock, Message, ToolDefinition } from '../content';
+import type { ExpansionFormat, PromptSegment } from './prompt';
+
+/**
+ * Provider serialisations of a prompt. Each segment becomes a list of items
+ * (JSON texts); an expansion wraps the items of every section in the
+ * provider's request shape. Changing any byte here resets users' caches:
+ * bump RENDERER_VERSION and the golden digests together.
+ */
+export const RENDERER_VERSION = 1;
+
+export interface RenderContext {
+  /** tool_use id → tool name, for providers that answer tool results by name (Gemini). */
+  toolNames: Map<string, string>;
+}
+
+export interface SegmentItems {
+  section: PromptSegment['section'];
+  items: string[];
+}
+
+type Items = (segment: PromptSegment, ctx: RenderContext) => string[];
+
+const canon = (v: unknown) => new Canonical(canonicalize(v) ?? 'null');
+
+function blocksOf(m: Message): ContentBlock[] {
+  return typeof m.content === 'string' ? [{ type: 'text', text: m.content }] : m.content;
+}
+
+function dataUrl(image: ImageBlock): string {
+  return image.source.type === 'base64' ? `data:${image.source.media_type};base64,${image.source.data}` : image.source.url;
+}
+
+function textOf(content: string | Array<{ type: string; text?: string }> | undefined): string {
+  if (content === undefined) return '';
+  if (typeof content === 'string') return content;
+  return content.map((b) => (b.type === 'text' ? (b.text ?? '') : '')).join('\n');
+}
+
+// ---- neutral: our stored shapes, as stored ----
+const neutral: Items = (seg) => {
+  if (seg.section === 'tools') return seg.tools.map((t) => emitJson(toolNeutral(t)));
+  if (seg.section === 'system') return [JSON.stringify(seg.text)];
+  return seg.messages.map((m) => emitJson({ role: m.role, content: canon(m.content) }));
+};
+
+function toolNeutral(t: ToolDefinition) {
+  return { name: t.name, description: t.description, input_schema: canon(t.input_schema) };
+}
+
+// ---- anthropic: Messages API ----
+const anthropic: Items = (seg) => {
+  if (seg.section === 'tools') return seg.tools.map((t) => emitJson(toolNeutral(t)));
+  if (seg.section === 'system') return [emitJson({ type: 'text', text: seg.text })];
+  return seg.messages.map((m) => emitJson({ role: m.role, content: blocksOf(m).map(anthropicBlock) }));
+};
+
+function anthropicBlock(b: ContentBlock): unknown {
+  return b.type === 'tool_use' ? { type: 'tool_use', id: b.id, name: b.name, input: canon(b.input) } : canon(b);
+}
+
+// ---- openai-chat: Chat Completions ----
+const openaiChat: Items = (seg) => {
+  if (seg.section === 'tools')
+    return seg.tools.map((t) =>
+      emitJson({ type: 'function', function: { name: t.name, description: t.description, parameters: canon(t.input_schema) } }),
+    );
+  if (seg.section === 'system') return [emitJson({ role: 'system', content: seg.text })];
+  return seg.messages.flatMap((m) => chatMessages(m).map(emitJson));
+};
+
+function chatPart(b: ContentBlock): unknown {
+  if (b.type === 'image') return { type: 'image_url', image_url: { url: dataUrl(b) } };
+  return { type: 'text', text: b.type === 'text' ? b.text : '' };
+}
+
+function chatMessages(m: Message): unknown[] {
+  if (typeof m.content === 'string') return [{ role: m.role, content: m.content }];
+  if (m.role === 'assistant') {
+    const texts = m.content.filter((b) => b.type === 'text');
+    const calls = m.content.flatMap((b) =>
+      b.type === 'tool_use' ? [{ id: b.id, type: 'function', function: { name: b.name, arguments: canonicalize(b.input) } }] : [],
+    );
+    return [{ role: 'assistant', content: texts.length ? texts.map(chatPart) : null, tool_calls: calls.length ? calls : undefined }];
+  }
+  // Tool results become tool messages, placed first: OpenAI wants them right after the assistant's tool_calls.
+  const out: unknown[] = [];
+  for (const b of m.content) {
+    if (b.type === 'tool_result')
+      out.push({
+        role: 'tool',
+        tool_call_id: b.tool_use_id,
+        content: typeof b.content === 'string' || b.content === undefined ? (b.content ?? '') : b.content.map(chatPart),
+      });
+  }
+  const parts = m.content.filter((b) => b.type === 'text' || b.type === 'image');
+  if (parts.length) out.push({ role: 'user', content: parts.map(chatPart) });
+  return out;
+}
+
+// ---- openai-responses: Responses API input items ----
+const openaiResponses: Items = (seg) => {
+  if (seg.section === 'tools')
+    return seg.tools.map((t) =>
+      emitJson({ type: 'function', name: t.name, description: t.description, parameters: canon(t.input_schema) }),
+    );
+  if (seg.section === 'system')
+    return [emitJson({ type: 'message', role: 'system', content: [{ type: 'input_text', text: seg.text }] })];
+  return seg.messages.flatMap((m) => responsesItems(m).map(emitJson));
+};
+
+function responsesItems(m: Message): unknown[] {
+  const out: unknown[] = [];
+  let parts: unknown[] = [];
+  const flush = () => {
+    if (parts.length) out.push({ type: 'message', role: m.role, content: parts });
+    parts = [];
+  };
+  for (const b of blocksOf(m)) {
+    if (b.type === 'text') parts.push({ type: m.role === 'assistant' ? 'output_text' : 'input_text', text: b.text });
+    else if (b.type === 'image') parts.push({ type: 'input_image', image_url: dataUrl(b) });
+    else if (b.type === 'tool_use') {
+      flush();
+      out.push({ type: 'function_call', call_id: b.id, name: b.name, arguments: canonicalize(b.input) });
+    } else {
+      flush();
+      out.push({ type: 'function_call_output', call_id: b.tool_use_id, output: textOf(b.content) });
+    }
+  }
+  flush();
+  return out;
+}
+
+// ---- gemini: generateContent ----
+const gemini: Items = (seg, ctx) => {
+  if (seg.section === 'tools')
+    return seg.tools.map((t) =>
+      emitJson({ name: t.name, description: t.description, parametersJsonSchema: canon(t.input_schema) }),
+    );
+  if (seg.section === 'system') return [emitJson({ text: seg.text })];
+  return seg.messages.map((m) =>
+    emitJson({ role: m.role === 'assistant' ? 'model' : 'user', parts: blocksOf(m).map((b) => geminiPart(b, ctx)) }),
+  );
+};
+
+function geminiPart(b: ContentBlock, ctx: RenderContext): unknown {
+  switch (b.type) {
+    case 'text':
+      return { text: b.text };
+    case 'image':
+      return b.source.type === 'base64'
+        ? { inlineData: { mimeType: b.source.media_type, data: b.source.data } }
+        : { fileData: { fileUri: b.source.url } };
+    case 'tool_use':
+      return { functionCall: { name: b.name, args: canon(b.input) } };
+    case 'tool_result':
+      // Gemini answers a call by function name; an unknown id keeps the id so the bytes stay stable.
+      return {
+        functionResponse: { name: ctx.toolNames.get(b.tool_use_id) ?? b.tool_use_id, response: { content: textOf(b.content) } },
+      };
+  }
+}
+
+const ITEMS: Record<ExpansionFormat, Items> = {
+  neutral,
+  anthropic,
+  'openai-chat': openaiChat,
+  'openai-responses': openaiResponses,
+  gemini,
+};
+
+export function newRenderContext(): RenderContext {
+  return { toolNames: new Map() };
+}
+
+/** Items of one segment; updates ctx with what later segments may refer to. */
+export function segmentItems(format: ExpansionFormat, seg: PromptSegment, ctx: RenderContext): string[] {
+  const items = ITEMS[format](seg, ctx);
+  if (seg.section === 'messages')
+    for (const m of seg.messages)
+      if (typeof m.content !== 'string') for (const b of m.content) if (b.type === 'tool_use') ctx.toolNames.set(b.id, b.name);
+  return items;
+}
+
+const arr = (items: string[]) => `[${items.join(',')}]`;
+
+/** Wraps section items in the provider's request shape; empty sections are left out. */
+export function wrapExpansion(format: ExpansionFormat, tools: string[], system: string[], messages: string[]): string {
+  const fields: string[] = [];
+  const add = (key: string, json: string) => fields.push(`${JSON.stringify(key)}:${json}`);
+  switch (format) {
+    case 'neutral':
+    case 'anthropic':
+      if (tools.length) add('tools', arr(tools));
+      if (system.length) add('system', arr(system));
+      add('messages', arr(messages));
+      break;
+    case 'openai-chat':
+      if (tools.length) add('tools', arr(tools));
+      add('messages', arr([...system, ...messages]));
+      break;
+    case 'openai-responses':
+      if (tools.length) add('tools', arr(tools));
+      add('input', arr([...system, ...messages]));
+      break;
+    case 'gemini':
+      if (tools.length) add('tools', `[{"functionDeclarations":${arr(tools)}}]`);
+      if (system.length) add('systemInstruction', `{"parts":${arr(system)}}`);
+      add('contents', arr(messages));
+      break;
+  }
+  return `{${fields.join(',')}}`;
+}
+
+/** Full expansion text of ordered segments in a format. */
+export function renderExpansion(format: ExpansionFormat, segments: PromptSegment[]): string {
+  const ctx = newRenderContext();
+  const out = { tools: [] as string[], system: [] as string[], messages: [] as string[] };
+  for (const seg of segments) out[seg.section].push(...segmentItems(format, seg, ctx));
+  return wrapExpansion(format, out.tools, out.system, out.messages);
+}

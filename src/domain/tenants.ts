@@ -1,0 +1,92 @@
+import { randomBytes } from 'node:crypto';
+import type { Store } from '../store/store';
+import type { Clock } from './clock';
+import { sha256Hex } from './digest';
+import { DomainError, notFound } from './errors';
+import { newId } from './ids';
+
+export interface IssuedKey {
+  id: string;
+  tenant: string;
+  /** The secret, shown once. */
+  api_key: string;
+  created_at: string;
+}
+
+export interface AuthContext {
+  tenantId: string;
+  keyId: string;
+}
+
+export function hashApiKey(secret: string): string {
+  return sha256Hex(secret);
+}
+
+function newSecret(): string {
+  return `phk_${randomBytes(24).toString('base64url')}`;
+}
+
+/** Tenants and their API keys. Keys are stored hashed; the secret leaves exactly once. */
+export class TenantService {
+  // Authentication runs on every request: remember resolved keys (revocation clears this).
+  private readonly authCache = new Map<string, AuthContext | null>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+  ) {}
+
+  createTenant(name: string): IssuedKey {
+    const now = this.clock.now();
+    const tenantId = newId('tenant');
+    const secret = newSecret();
+    const keyId = newId('key');
+    this.store.createTenant(
+      { id: tenantId, name, createdAt: now },
+      { id: keyId, tenantId, keyHash: hashApiKey(secret), hint: secret.slice(0, 8), createdAt: now, revokedAt: null },
+    );
+    return { id: keyId, tenant: tenantId, api_key: secret, created_at: new Date(now).toISOString() };
+  }
+
+  issueKey(tenantId: string): IssuedKey {
+    if (!this.store.getTenant(tenantId)) throw notFound(`tenant ${tenantId}`);
+    const now = this.clock.now();
+    const secret = newSecret();
+    const keyId = newId('key');
+    this.store.insertApiKey({ id: keyId, tenantId, keyHash: hashApiKey(secret), hint: secret.slice(0, 8), createdAt: now, revokedAt: null });
+    return { id: keyId, tenant: tenantId, api_key: secret, created_at: new Date(now).toISOString() };
+  }
+
+  revokeKey(keyId: string): void {
+    const key = this.store.getApiKey(keyId);
+    if (!key) throw notFound(`key ${keyId}`);
+    this.store.revokeApiKey(keyId, this.clock.now());
+    this.authCache.clear();
+  }
+
+  /** Rotation: a new key for the same tenant, and the old one revoked. */
+  rotateKey(keyId: string): IssuedKey {
+    const key = this.store.getApiKey(keyId);
+    if (!key || key.revokedAt !== null) throw notFound(`key ${keyId}`);
+    const issued = this.issueKey(key.tenantId);
+    this.revokeKey(keyId);
+    return issued;
+  }
+
+  hasAnyKey(): boolean {
+    return this.store.countApiKeys() > 0;
+  }
+
+  authenticate(secret: string): AuthContext {
+    const hash = hashApiKey(secret);
+    let ctx = this.authCache.get(hash);
+    if (ctx === undefined) {
+      const row = this.store.findApiKeyByHash(hash);
+      ctx = row && row.revokedAt === null ? { tenantId: row.tenantId, keyId: row.id } : null;
+      if (this.authCache.size > 10_000) this.authCache.clear();
+      this.authCache.set(hash, ctx);
+    }
+    if (!ctx) throw new DomainError('unauthorized', 'the API key is not valid');
+    return ctx;
+  }
+}

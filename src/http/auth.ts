@@ -1,0 +1,34 @@
+import type { MiddlewareHandler } from 'hono';
+import { timingSafeEqual, createHash } from 'node:crypto';
+import type { TenantService } from '../domain/tenants';
+import { DomainError } from '../domain/errors';
+import type { AppEnv } from './router';
+
+function bearer(header: string | undefined): string | undefined {
+  const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+  return m?.[1];
+}
+
+/** Tenant API key from `Authorization: Bearer` (or `x-ph-key`, which the proxy uses). */
+export function requireApiKey(tenants: TenantService): MiddlewareHandler<AppEnv> {
+  return async function apiKeyAuth(c, next) {
+    const secret = bearer(c.req.header('authorization')) ?? c.req.header('x-ph-key');
+    if (!secret) throw new DomainError('unauthorized', 'send your API key as "Authorization: Bearer <key>"');
+    c.set('auth', tenants.authenticate(secret));
+    await next();
+  };
+}
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+/** The operator's PH_ADMIN_KEY; admin routes do not exist when it is unset. */
+export function requireAdminKey(adminKey: string | undefined): MiddlewareHandler<AppEnv> {
+  const expected = adminKey ? digest(adminKey) : undefined;
+  return async function adminAuth(c, next) {
+    const secret = bearer(c.req.header('authorization'));
+    // Compare digests in constant time so the key's length and prefix don't leak.
+    if (!expected || !secret || !timingSafeEqual(digest(secret), expected))
+      throw new DomainError('unauthorized', expected ? 'admin routes need "Authorization: Bearer <PH_ADMIN_KEY>"' : 'admin routes are disabled: PH_ADMIN_KEY is not set');
+    await next();
+  };
+}

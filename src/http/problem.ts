@@ -1,0 +1,110 @@
+import type { Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { ZodError } from 'zod';
+import { DomainError, type DomainErrorCode, type ErrorDetailItem } from '../domain/errors';
+import { escapePointer } from '../domain/canonical-json';
+
+/** The stable codes a client can branch on. */
+export type ProblemCode =
+  | DomainErrorCode
+  | 'malformed_json'
+  | 'payload_too_large'
+  | 'unsupported_media_type'
+  | 'route_not_found'
+  | 'method_not_allowed'
+  | 'internal';
+
+// One table: domain error code → HTTP status.
+const STATUS: Record<ProblemCode, ContentfulStatusCode> = {
+  invalid_request: 422,
+  malformed_json: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  route_not_found: 404,
+  method_not_allowed: 405,
+  gone: 410,
+  version_conflict: 409,
+  handle_in_use: 409,
+  conflict: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  internal: 500,
+};
+
+const TITLE: Record<ProblemCode, string> = {
+  invalid_request: 'The request is not valid',
+  malformed_json: 'The body is not valid JSON',
+  unauthorized: 'Missing or invalid credentials',
+  forbidden: 'Not allowed',
+  not_found: 'Not found',
+  route_not_found: 'No such route',
+  method_not_allowed: 'Method not allowed',
+  gone: 'Deleted',
+  version_conflict: 'Version conflict',
+  handle_in_use: 'Handle still in use',
+  conflict: 'Conflict',
+  payload_too_large: 'Payload too large',
+  unsupported_media_type: 'Unsupported media type',
+  internal: 'Internal error',
+};
+
+export interface ProblemBody {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: ProblemCode;
+  errors?: ErrorDetailItem[];
+  requestId?: string;
+  [extra: string]: unknown;
+}
+
+export function problemBody(c: Context, code: ProblemCode, detail: string, errors?: ErrorDetailItem[], extra: Record<string, unknown> = {}): ProblemBody {
+  return {
+    ...extra,
+    type: `urn:prefix-handles:problem:${code}`,
+    title: TITLE[code],
+    status: STATUS[code],
+    detail,
+    code,
+    ...(errors && errors.length ? { errors } : {}),
+    requestId: c.get('requestId'),
+  };
+}
+
+export function problem(c: Context, code: ProblemCode, detail: string, errors?: ErrorDetailItem[], extra: Record<string, unknown> = {}): Response {
+  const body = problemBody(c, code, detail, errors, extra);
+  return c.body(JSON.stringify(body), STATUS[code], { 'content-type': 'application/problem+json' });
+}
+
+export function statusOf(code: ProblemCode): number {
+  return STATUS[code];
+}
+
+/** Every failing path of a zod error, as JSON pointers under `base`. */
+export function zodErrors(error: ZodError, base = ''): ErrorDetailItem[] {
+  return error.issues.map((issue) => ({
+    pointer: base + issue.path.map((p) => `/${escapePointer(String(p))}`).join(''),
+    detail: issue.message,
+  }));
+}
+
+/**
+ * The one error handler: our domain errors, the framework's HTTP errors, and
+ * the unknown — whose message never reaches the client.
+ */
+export function handleError(err: Error, c: Context): Response {
+  if (err instanceof DomainError) return problem(c, err.code, err.message, err.errors, err.extra);
+  if (err instanceof HTTPException) {
+    if (err.status === 400 && /json/i.test(err.message)) return problem(c, 'malformed_json', 'The request body is not valid JSON.');
+    if (err.status === 413) return problem(c, 'payload_too_large', err.message);
+    if (err.status === 401) return problem(c, 'unauthorized', 'Missing or invalid credentials.');
+    const code: ProblemCode = err.status === 404 ? 'route_not_found' : err.status < 500 ? 'invalid_request' : 'internal';
+    return problem(c, code, err.status < 500 ? err.message : 'An internal error occurred.');
+  }
+  if (err instanceof SyntaxError) return problem(c, 'malformed_json', 'The request body is not valid JSON.');
+  console.error(JSON.stringify({ level: 'error', requestId: c.get('requestId'), msg: 'unhandled error', error: err.stack ?? String(err) }));
+  return problem(c, 'internal', 'An internal error occurred; quote the requestId when reporting it.');
+}

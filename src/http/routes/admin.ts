@@ -1,0 +1,42 @@
+import { createRoute, z } from '@hono/zod-openapi';
+import type { TenantService } from '../../domain/tenants';
+import { newRouter } from '../router';
+import { IssuedKeySchema, commonErrors } from '../schemas';
+
+const issued = (description: string) => ({ content: { 'application/json': { schema: IssuedKeySchema } }, description });
+const security = [{ adminKey: [] }];
+
+const routes = {
+  createTenant: createRoute({
+    method: 'post', path: '/v1/tenants', tags: ['admin'], summary: 'Create a tenant and its first API key', security,
+    request: { body: { content: { 'application/json': { schema: z.strictObject({ name: z.string().min(1).max(200) }) } }, required: true } },
+    responses: { 201: issued('The tenant and its key (shown once)'), ...commonErrors },
+  }),
+  issueKey: createRoute({
+    method: 'post', path: '/v1/tenants/{id}/keys', tags: ['admin'], summary: 'Issue another API key for a tenant', security,
+    request: { params: z.object({ id: z.string().min(1) }) },
+    responses: { 201: issued('The new key (shown once)'), ...commonErrors },
+  }),
+  rotateKey: createRoute({
+    method: 'post', path: '/v1/keys/{id}/rotate', tags: ['admin'], summary: 'Replace a key: issue a new one, revoke the old', security,
+    request: { params: z.object({ id: z.string().min(1) }) },
+    responses: { 201: issued('The new key (shown once)'), ...commonErrors },
+  }),
+  revokeKey: createRoute({
+    method: 'delete', path: '/v1/keys/{id}', tags: ['admin'], summary: 'Revoke a key', security,
+    request: { params: z.object({ id: z.string().min(1) }) },
+    responses: { 204: { description: 'Revoked' }, ...commonErrors },
+  }),
+};
+
+export function adminRoutes(tenants: TenantService) {
+  const app = newRouter();
+  app.openapi(routes.createTenant, (c) => c.json(tenants.createTenant(c.req.valid('json').name), 201));
+  app.openapi(routes.issueKey, (c) => c.json(tenants.issueKey(c.req.valid('param').id), 201));
+  app.openapi(routes.rotateKey, (c) => c.json(tenants.rotateKey(c.req.valid('param').id), 201));
+  app.openapi(routes.revokeKey, (c) => {
+    tenants.revokeKey(c.req.valid('param').id);
+    return c.body(null, 204);
+  });
+  return app;
+}

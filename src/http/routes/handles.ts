@@ -1,0 +1,169 @@
+import { createRoute, z } from '@hono/zod-openapi';
+import type { HandleService } from '../../domain/handles';
+import type { Expander } from '../../domain/render/expand';
+import { RENDERER_VERSION } from '../../domain/render/formats';
+import { newRouter } from '../router';
+import {
+  AppendMessagesBody,
+  CreateArtifactBody,
+  CreateBundleBody,
+  CreateSessionBody,
+  ExpandQuery,
+  HandleListSchema,
+  HandleSchema,
+  IdParam,
+  IfMatchHeader,
+  ListQuery,
+  MintResultSchema,
+  NewArtifactVersionBody,
+  NewBundleVersionBody,
+  RefParam,
+  commonErrors,
+  conflictErrors,
+} from '../schemas';
+import { handleSummaryView, handleView, mintView } from '../views';
+import { artifactKinds, type ArtifactKind } from '../../domain/content';
+
+const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } }, required: true });
+const mint = (description: string) => ({ content: { 'application/json': { schema: MintResultSchema } }, description });
+
+const routes = {
+  createArtifact: createRoute({
+    method: 'post', path: '/v1/artifacts', tags: ['handles'], summary: 'Mint an artifact (version 1)',
+    request: { body: json(CreateArtifactBody) },
+    responses: { 201: mint('Created'), ...commonErrors },
+  }),
+  newArtifactVersion: createRoute({
+    method: 'post', path: '/v1/artifacts/{id}/versions', tags: ['handles'], summary: 'Make the next artifact version',
+    description: 'Content equal to the latest version returns that version with 200 instead of minting a duplicate.',
+    request: { params: z.object({ id: IdParam }), body: json(NewArtifactVersionBody) },
+    responses: { 200: mint('Unchanged: the latest version'), 201: mint('Created'), ...commonErrors, ...conflictErrors },
+  }),
+  createBundle: createRoute({
+    method: 'post', path: '/v1/bundles', tags: ['handles'], summary: 'Create a bundle of artifacts and bundles, pinned',
+    request: { body: json(CreateBundleBody) },
+    responses: { 201: mint('Created'), ...commonErrors, ...conflictErrors },
+  }),
+  newBundleVersion: createRoute({
+    method: 'post', path: '/v1/bundles/{id}/versions', tags: ['handles'], summary: 'Make the next bundle version',
+    request: { params: z.object({ id: IdParam }), body: json(NewBundleVersionBody) },
+    responses: { 200: mint('Unchanged: the latest version'), 201: mint('Created'), ...commonErrors, ...conflictErrors },
+  }),
+  createSession: createRoute({
+    method: 'post', path: '/v1/sessions', tags: ['handles'], summary: 'Start a session',
+    request: { body: json(CreateSessionBody) },
+    responses: { 201: mint('Created'), ...commonErrors, ...conflictErrors },
+  }),
+  appendMessages: createRoute({
+    method: 'post', path: '/v1/sessions/{id}/messages', tags: ['handles'], summary: 'Append messages (next session version)',
+    request: { params: z.object({ id: IdParam }), headers: IfMatchHeader, body: json(AppendMessagesBody) },
+    responses: { 201: mint('Appended'), ...commonErrors, ...conflictErrors },
+  }),
+  getHandle: createRoute({
+    method: 'get', path: '/v1/handles/{ref}', tags: ['handles'], summary: 'Describe a handle and its versions',
+    request: { params: z.object({ ref: RefParam }) },
+    responses: { 200: { content: { 'application/json': { schema: HandleSchema } }, description: 'The handle' }, ...commonErrors, ...conflictErrors },
+  }),
+  listHandles: createRoute({
+    method: 'get', path: '/v1/handles', tags: ['handles'], summary: 'List handles (cursor pagination, id order)',
+    request: { query: ListQuery },
+    responses: { 200: { content: { 'application/json': { schema: HandleListSchema } }, description: 'A page' }, ...commonErrors },
+  }),
+  deleteHandle: createRoute({
+    method: 'delete', path: '/v1/handles/{id}', tags: ['handles'], summary: 'Delete a handle nothing pins',
+    request: { params: z.object({ id: IdParam }) },
+    responses: { 204: { description: 'Deleted; expanding it now answers 410' }, ...commonErrors, ...conflictErrors },
+  }),
+  expand: createRoute({
+    method: 'get', path: '/v1/handles/{ref}/expand', tags: ['handles'], summary: 'Expand a ref into a byte-stable prompt prefix',
+    description: 'Same ref and format give the same bytes forever (per renderer version). ETag is the sha256 of the body.',
+    request: { params: z.object({ ref: RefParam }), query: ExpandQuery },
+    responses: {
+      200: { content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } }, description: 'The prefix in the provider\'s request shape' },
+      304: { description: 'If-None-Match matched the ETag' },
+      ...commonErrors,
+      ...conflictErrors,
+    },
+  }),
+};
+
+function parseIfMatch(value: string | undefined): number | undefined {
+  return value === undefined ? undefined : Number(value.replace(/^W\//, '').replace(/"/g, ''));
+}
+
+export function handleRoutes(handles: HandleService, expander: Expander) {
+  const app = newRouter();
+
+  app.openapi(routes.createArtifact, (c) => {
+    const r = handles.mintArtifact(c.get('auth').tenantId, c.req.valid('json'));
+    return c.json(mintView(r), 201);
+  });
+
+  app.openapi(routes.newArtifactVersion, (c) => {
+    const r = handles.newArtifactVersion(c.get('auth').tenantId, c.req.valid('param').id, c.req.valid('json').content);
+    return c.json(mintView(r), r.created ? 201 : 200);
+  });
+
+  app.openapi(routes.createBundle, (c) => {
+    const r = handles.createBundle(c.get('auth').tenantId, c.req.valid('json'));
+    return c.json(mintView(r), 201);
+  });
+
+  app.openapi(routes.newBundleVersion, (c) => {
+    const r = handles.newBundleVersion(c.get('auth').tenantId, c.req.valid('param').id, c.req.valid('json').members);
+    return c.json(mintView(r), r.created ? 201 : 200);
+  });
+
+  app.openapi(routes.createSession, (c) => {
+    const r = handles.createSession(c.get('auth').tenantId, c.req.valid('json'));
+    return c.json(mintView(r), 201);
+  });
+
+  app.openapi(routes.appendMessages, (c) => {
+    const ifMatch = parseIfMatch(c.req.valid('header')['if-match']);
+    const r = handles.appendMessages(c.get('auth').tenantId, c.req.valid('param').id, c.req.valid('json').messages, ifMatch);
+    c.header('ETag', `"${r.version.version}"`);
+    return c.json(mintView(r), 201);
+  });
+
+  app.openapi(routes.getHandle, (c) => {
+    const { handle, version } = handles.resolve(c.get('auth').tenantId, c.req.valid('param').ref, 'path:ref');
+    return c.json(handleView(handle, version, handles.versions(handle.id)), 200);
+  });
+
+  app.openapi(routes.listHandles, (c) => {
+    const q = c.req.valid('query');
+    const isKind = (artifactKinds as readonly string[]).includes(q.kind ?? '');
+    const page = handles.list(c.get('auth').tenantId, {
+      type: isKind ? 'artifact' : (q.kind as 'artifact' | 'bundle' | 'session' | undefined),
+      kind: isKind ? (q.kind as ArtifactKind) : undefined,
+      cursor: q.cursor,
+      limit: q.limit,
+    });
+    return c.json({ handles: page.handles.map(handleSummaryView), next_cursor: page.next_cursor }, 200);
+  });
+
+  app.openapi(routes.deleteHandle, (c) => {
+    handles.delete(c.get('auth').tenantId, c.req.valid('param').id);
+    return c.body(null, 204);
+  });
+
+  app.openapi(routes.expand, (c) => {
+    const e = expander.expand(c.get('auth').tenantId, c.req.valid('param').ref, c.req.valid('query').format);
+    const etag = `"${e.digest}"`;
+    const headers: Record<string, string> = {
+      ETag: etag,
+      'X-Handle-Version': String(e.version),
+      'X-Handle-Ref': e.ref,
+      'X-Renderer-Version': String(RENDERER_VERSION),
+      'Cache-Control': 'private, no-cache',
+    };
+    const inm = c.req.header('if-none-match');
+    if (inm && inm.split(',').some((t) => t.trim().replace(/^W\//, '') === etag)) return new Response(null, { status: 304, headers });
+    headers['Content-Digest'] = e.contentDigest;
+    headers['Content-Type'] = 'application/json';
+    return new Response(e.bytes, { status: 200, headers });
+  });
+
+  return app;
+}

@@ -1,0 +1,134 @@
+import { z } from '@hono/zod-openapi';
+import {
+  artifactKinds,
+  messageListSchema,
+  messageSchema,
+  toolsContentSchema,
+} from '../domain/content';
+import { expansionFormats } from '../domain/render/prompt';
+
+// API shapes, written by hand (never derived from tables) and mapped from rows in views.ts.
+
+export const RefParam = z.string().min(1).openapi({ param: { name: 'ref', in: 'path' }, example: 'bnd_V1StGXR8Z5jdHi6B3myTq@2' });
+export const IdParam = z.string().min(1).openapi({ param: { name: 'id', in: 'path' }, example: 'art_V1StGXR8Z5jdHi6B3myTq' });
+
+const name = z.string().min(1).max(200).optional().openapi({ description: 'A label for people; never rendered.' });
+const metadata = z.record(z.string(), z.unknown()).optional().openapi({ description: 'Free-form JSON kept with the handle; never rendered.' });
+
+export const MessageSchema = messageSchema.openapi('Message');
+
+export const CreateArtifactBody = z
+  .discriminatedUnion('kind', [
+    z.strictObject({ kind: z.literal('system'), content: z.string().openapi({ description: 'System prompt text, stored byte-exact.' }), name, metadata }),
+    z.strictObject({ kind: z.literal('document'), content: z.string().openapi({ description: 'Document text, placed in a context user message.' }), name, metadata }),
+    z.strictObject({ kind: z.literal('tools'), content: toolsContentSchema.openapi({ description: 'Tool definitions `{ name, description?, input_schema }`.' }), name, metadata }),
+    z.strictObject({ kind: z.literal('messages'), content: z.array(MessageSchema).min(1), name, metadata }),
+  ])
+  .openapi('CreateArtifact');
+
+export const NewArtifactVersionBody = z.strictObject({ content: z.unknown().openapi({ description: 'Content of the artifact\'s kind.' }) }).openapi('NewArtifactVersion');
+
+const refList = z.array(z.string().min(1)).min(1).max(1000);
+export const CreateBundleBody = z.strictObject({ members: refList.openapi({ description: 'Artifact or bundle refs, in render order; each is pinned to its current version.' }), name, metadata }).openapi('CreateBundle');
+export const NewBundleVersionBody = z.strictObject({ members: refList }).openapi('NewBundleVersion');
+
+export const CreateSessionBody = z
+  .strictObject({ base: z.string().min(1).optional().openapi({ description: 'Bundle ref rendered before the messages; pinned.' }), messages: messageListSchema.optional(), name, metadata })
+  .openapi('CreateSession');
+export const AppendMessagesBody = z.strictObject({ messages: z.array(MessageSchema).min(1) }).openapi('AppendMessages');
+
+export const IfMatchHeader = z.object({
+  'if-match': z
+    .string()
+    .regex(/^(W\/)?"?[1-9][0-9]*"?$/, 'If-Match must be a version number, e.g. "3"')
+    .optional()
+    .openapi({ description: 'Append only if the session is still at this version.' }),
+});
+
+export const VersionSchema = z
+  .object({
+    version: z.number().int(),
+    ref: z.string(),
+    digest: z.string().openapi({ description: 'sha256 (hex) of the stored content (artifacts) or of the neutral expansion.' }),
+    size: z.number().int().openapi({ description: 'Bytes of that content.' }),
+    created_at: z.string(),
+    members: z.array(z.string()).optional(),
+    base: z.string().nullable().optional(),
+    message_count: z.number().int().optional(),
+    meta: z.unknown().optional().openapi({ description: 'Reuse metadata computed at mint.' }),
+  })
+  .openapi('HandleVersion');
+
+export const MintResultSchema = z
+  .object({
+    id: z.string(),
+    type: z.enum(['artifact', 'bundle', 'session']),
+    kind: z.enum(artifactKinds).nullable(),
+    name: z.string().nullable(),
+    created: z.boolean().openapi({ description: 'false when the content equalled the latest version, which is returned.' }),
+    latest_version: z.number().int(),
+  })
+  .extend(VersionSchema.shape)
+  .openapi('MintResult');
+
+export const HandleSchema = z
+  .object({
+    id: z.string(),
+    type: z.enum(['artifact', 'bundle', 'session']),
+    kind: z.enum(artifactKinds).nullable(),
+    name: z.string().nullable(),
+    metadata: z.unknown(),
+    latest_version: z.number().int(),
+    created_at: z.string(),
+    version: VersionSchema.openapi({ description: 'The version the ref named (latest for a bare id).' }),
+    versions: z.array(VersionSchema),
+  })
+  .openapi('Handle');
+
+export const HandleListSchema = z
+  .object({
+    handles: z.array(HandleSchema.omit({ versions: true, version: true })),
+    next_cursor: z.string().nullable(),
+  })
+  .openapi('HandleList');
+
+export const ListQuery = z.object({
+  kind: z.enum(['artifact', 'bundle', 'session', ...artifactKinds]).optional().openapi({ description: 'A handle type, or an artifact kind.' }),
+  cursor: z.string().regex(/^(art|bnd|ses)_[0-9A-Za-z]{21}$/, 'cursor must be a next_cursor value').optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+});
+
+export const ExpandQuery = z.object({ format: z.enum(expansionFormats).default('neutral') });
+
+export const ProblemSchema = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string(),
+    code: z.string().openapi({ description: 'Stable machine-readable code.' }),
+    errors: z.array(z.object({ pointer: z.string(), detail: z.string() })).optional(),
+    requestId: z.string().optional(),
+  })
+  .openapi('Problem');
+
+export const IssuedKeySchema = z
+  .object({ id: z.string(), tenant: z.string(), api_key: z.string().openapi({ description: 'Shown once; stored only as a hash.' }), created_at: z.string() })
+  .openapi('IssuedKey');
+
+const problemResponse = (description: string) => ({ content: { 'application/problem+json': { schema: ProblemSchema } }, description });
+
+/** Error responses every authenticated route can give; spread into each route. */
+export const commonErrors = {
+  400: problemResponse('malformed_json: the body is not JSON'),
+  401: problemResponse('unauthorized: missing or invalid API key'),
+  404: problemResponse('not_found: no such handle for this tenant'),
+  413: problemResponse('payload_too_large'),
+  415: problemResponse('unsupported_media_type: send application/json'),
+  422: problemResponse('invalid_request: every failing path is listed in errors[]'),
+} as const;
+
+export const conflictErrors = {
+  409: problemResponse('version_conflict or handle_in_use'),
+  410: problemResponse('gone: the handle was deleted'),
+} as const;

@@ -1,0 +1,45 @@
+import type { HandleRow, VersionRow } from '../store/store';
+import { formatRef } from '../domain/ids';
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+export function versionView(v: VersionRow) {
+  return {
+    version: v.version,
+    ref: formatRef(v.handleId, v.version),
+    digest: v.digest,
+    size: v.size,
+    created_at: iso(v.createdAt),
+    ...(v.members ? { members: v.members } : {}),
+    ...(v.base !== null || v.messageCount !== null ? { base: v.base, message_count: v.messageCount ?? 0 } : {}),
+    ...(v.meta !== null && v.meta !== undefined ? { meta: v.meta } : {}),
+  };
+}
+
+export function handleSummaryView(h: HandleRow) {
+  return {
+    id: h.id,
+    type: h.type,
+    kind: h.kind,
+    name: h.name,
+    metadata: h.metadata ?? null,
+    latest_version: h.latestVersion,
+    created_at: iso(h.createdAt),
+  };
+}
+
+export function handleView(h: HandleRow, focus: VersionRow, versions: VersionRow[]) {
+  return { ...handleSummaryView(h), version: versionView(focus), versions: versions.map(versionView) };
+}
+
+export function mintView(r: { created: boolean; handle: HandleRow; version: VersionRow }) {
+  return {
+    id: r.handle.id,
+    type: r.handle.type,
+    kind: r.handle.kind,
+    name: r.handle.name,
+    created: r.created,
+    latest_version: r.handle.latestVersion,
+    ...versionView(r.version),
+  };
+}

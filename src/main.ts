@@ -1,0 +1,45 @@
+import { serve } from '@hono/node-server';
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { createApp, createServices } from './app';
+import { bootstrapDefaultKey } from './bootstrap';
+import { ConfigError, loadConfig } from './config';
+import { systemClock } from './domain/clock';
+import { openDb } from './store/db';
+import { SqliteStore } from './store/sqlite-store';
+
+function main() {
+  const config = loadConfig();
+  if (config.databasePath !== ':memory:') mkdirSync(dirname(config.databasePath), { recursive: true });
+  const opened = openDb(config.databasePath);
+  const deps = { config, store: new SqliteStore(opened.db), clock: systemClock };
+  const services = createServices(deps);
+  const app = createApp(deps, services);
+
+  const keyFile = bootstrapDefaultKey(services.tenants, join(config.dataDir, 'api-key'), config.adminKey);
+  if (keyFile) console.log(`created a default tenant; its API key is in ${keyFile}`);
+
+  const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
+    console.log(`prefix-handles listening on http://${config.host}:${info.port} (database ${config.databasePath}; docs at /docs)`);
+  });
+
+  const shutdown = () => {
+    server.close(() => {
+      opened.close();
+      process.exit(0);
+    });
+    setTimeout(() => process.exit(0), 5000).unref();
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+}
+
+try {
+  main();
+} catch (err) {
+  if (err instanceof ConfigError) {
+    console.error(err.message);
+    process.exit(2);
+  }
+  throw err;
+}

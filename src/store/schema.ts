@@ -1,0 +1,83 @@
+import { sqliteTable, text, integer, blob, primaryKey, index, uniqueIndex } from 'drizzle-orm/sqlite-core';
+
+// Times are epoch milliseconds from the injected clock, never SQL defaults.
+
+export const tenants = sqliteTable('tenants', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  createdAt: integer('created_at').notNull(),
+});
+
+export const apiKeys = sqliteTable(
+  'api_keys',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id').notNull().references(() => tenants.id),
+    /** sha256 of the secret; the secret itself is shown once and never stored. */
+    keyHash: text('key_hash').notNull(),
+    /** First characters of the secret, so an operator can tell keys apart. */
+    hint: text('hint').notNull(),
+    createdAt: integer('created_at').notNull(),
+    revokedAt: integer('revoked_at'),
+  },
+  (t) => [uniqueIndex('api_keys_hash').on(t.keyHash), index('api_keys_tenant').on(t.tenantId)],
+);
+
+/** Content-addressed bytes: two handle versions with the same bytes share one row. */
+export const blobs = sqliteTable('blobs', {
+  digest: text('digest').primaryKey(),
+  bytes: blob('bytes', { mode: 'buffer' }).notNull(),
+  size: integer('size').notNull(),
+});
+
+export const handles = sqliteTable(
+  'handles',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id').notNull().references(() => tenants.id),
+    type: text('type', { enum: ['artifact', 'bundle', 'session'] }).notNull(),
+    /** Artifact kind; null for bundles and sessions. */
+    kind: text('kind', { enum: ['system', 'tools', 'document', 'messages'] }),
+    name: text('name'),
+    metadata: text('metadata', { mode: 'json' }),
+    latestVersion: integer('latest_version').notNull(),
+    createdAt: integer('created_at').notNull(),
+    deletedAt: integer('deleted_at'),
+  },
+  (t) => [index('handles_tenant_list').on(t.tenantId, t.id)],
+);
+
+export const handleVersions = sqliteTable(
+  'handle_versions',
+  {
+    handleId: text('handle_id').notNull().references(() => handles.id),
+    version: integer('version').notNull(),
+    createdAt: integer('created_at').notNull(),
+    /** sha256 of the version's neutral expansion (artifacts: of their stored content). */
+    digest: text('digest').notNull(),
+    size: integer('size').notNull(),
+    /** Artifact content, or the batch of messages a session version appended. */
+    contentDigest: text('content_digest').references(() => blobs.digest),
+    /** Bundle: pinned member refs, in order. */
+    members: text('members', { mode: 'json' }).$type<string[]>(),
+    /** Session: pinned base bundle ref. */
+    base: text('base'),
+    /** Session: messages in the session through this version. */
+    messageCount: integer('message_count'),
+    /** Reuse metadata computed at mint (tokens, volatility, change against the previous version). */
+    meta: text('meta', { mode: 'json' }),
+  },
+  (t) => [primaryKey({ columns: [t.handleId, t.version] })],
+);
+
+/** Which handle versions pin which: answers "who still uses this?" on delete. */
+export const handlePins = sqliteTable(
+  'handle_pins',
+  {
+    fromId: text('from_id').notNull(),
+    fromVersion: integer('from_version').notNull(),
+    toId: text('to_id').notNull(),
+    toVersion: integer('to_version').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.fromId, t.fromVersion, t.toId, t.toVersion] }), index('handle_pins_to').on(t.toId)],
+);

@@ -1,0 +1,136 @@
+import { and, asc, eq, gt, isNull, sql } from 'drizzle-orm';
+import type { Db } from './db';
+import { apiKeys, blobs, handlePins, handles, handleVersions, tenants } from './schema';
+import type {
+  ApiKeyRow,
+  AppendResult,
+  HandleListQuery,
+  HandleRow,
+  NewVersion,
+  Store,
+  TenantRow,
+  VersionRow,
+} from './store';
+
+export class SqliteStore implements Store {
+  constructor(private readonly db: Db) {}
+
+  createTenant(tenant: TenantRow, key: ApiKeyRow): void {
+    // better-sqlite3 transactions must be synchronous: no awaits inside.
+    this.db.transaction((tx) => {
+      tx.insert(tenants).values(tenant).run();
+      tx.insert(apiKeys).values(key).run();
+    });
+  }
+
+  getTenant(id: string): TenantRow | undefined {
+    return this.db.select().from(tenants).where(eq(tenants.id, id)).get();
+  }
+
+  countApiKeys(): number {
+    return this.db.select({ n: sql<number>`count(*)` }).from(apiKeys).get()?.n ?? 0;
+  }
+
+  insertApiKey(key: ApiKeyRow): void {
+    this.db.insert(apiKeys).values(key).run();
+  }
+
+  findApiKeyByHash(hash: string): ApiKeyRow | undefined {
+    return this.db.select().from(apiKeys).where(eq(apiKeys.keyHash, hash)).get();
+  }
+
+  getApiKey(id: string): ApiKeyRow | undefined {
+    return this.db.select().from(apiKeys).where(eq(apiKeys.id, id)).get();
+  }
+
+  revokeApiKey(id: string, at: number): void {
+    this.db.update(apiKeys).set({ revokedAt: at }).where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt))).run();
+  }
+
+  insertHandle(handle: HandleRow, first: NewVersion): void {
+    this.db.transaction((tx) => {
+      tx.insert(handles).values(handle).run();
+      this.writeVersion(tx, first);
+    }, { behavior: 'immediate' });
+  }
+
+  appendVersion(handleId: string, expectedLatest: number, next: NewVersion): AppendResult {
+    return this.db.transaction((tx) => {
+      const row = tx.select({ latest: handles.latestVersion }).from(handles).where(eq(handles.id, handleId)).get();
+      if (!row || row.latest !== expectedLatest) return { ok: false, latestVersion: row?.latest ?? 0 };
+      this.writeVersion(tx, next);
+      tx.update(handles).set({ latestVersion: next.version.version }).where(eq(handles.id, handleId)).run();
+      return { ok: true };
+    }, { behavior: 'immediate' });
+  }
+
+  private writeVersion(tx: Pick<Db, 'insert'>, v: NewVersion): void {
+    for (const b of v.blobs)
+      tx.insert(blobs).values({ digest: b.digest, bytes: b.bytes, size: b.bytes.length }).onConflictDoNothing().run();
+    tx.insert(handleVersions).values(v.version).run();
+    for (const p of v.pins)
+      tx.insert(handlePins)
+        .values({ fromId: v.version.handleId, fromVersion: v.version.version, toId: p.toId, toVersion: p.toVersion })
+        .onConflictDoNothing()
+        .run();
+  }
+
+  getHandle(id: string): HandleRow | undefined {
+    return this.db.select().from(handles).where(eq(handles.id, id)).get() as HandleRow | undefined;
+  }
+
+  getVersion(handleId: string, version: number): VersionRow | undefined {
+    return this.db
+      .select()
+      .from(handleVersions)
+      .where(and(eq(handleVersions.handleId, handleId), eq(handleVersions.version, version)))
+      .get() as VersionRow | undefined;
+  }
+
+  listVersions(handleId: string): VersionRow[] {
+    return this.db
+      .select()
+      .from(handleVersions)
+      .where(eq(handleVersions.handleId, handleId))
+      .orderBy(asc(handleVersions.version))
+      .all() as VersionRow[];
+  }
+
+  listHandles(q: HandleListQuery): HandleRow[] {
+    const conds = [eq(handles.tenantId, q.tenantId), isNull(handles.deletedAt)];
+    if (q.type) conds.push(eq(handles.type, q.type));
+    if (q.kind) conds.push(eq(handles.kind, q.kind));
+    if (q.after) conds.push(gt(handles.id, q.after));
+    return this.db
+      .select()
+      .from(handles)
+      .where(and(...conds))
+      .orderBy(asc(handles.id))
+      .limit(q.limit)
+      .all() as HandleRow[];
+  }
+
+  getBlob(digest: string): Buffer | undefined {
+    return this.db.select({ bytes: blobs.bytes }).from(blobs).where(eq(blobs.digest, digest)).get()?.bytes;
+  }
+
+  referrersOf(handleId: string): string[] {
+    return this.db
+      .selectDistinct({ id: handlePins.fromId })
+      .from(handlePins)
+      .innerJoin(handles, eq(handles.id, handlePins.fromId))
+      .where(and(eq(handlePins.toId, handleId), isNull(handles.deletedAt)))
+      .orderBy(asc(handlePins.fromId))
+      .all()
+      .map((r) => r.id);
+  }
+
+  deleteHandle(handleId: string, at: number): { ok: true } | { ok: false; referrers: string[] } {
+    return this.db.transaction((tx) => {
+      const referrers = this.referrersOf(handleId);
+      if (referrers.length) return { ok: false, referrers };
+      tx.update(handles).set({ deletedAt: at }).where(eq(handles.id, handleId)).run();
+      return { ok: true };
+    }, { behavior: 'immediate' });
+  }
+}
