@@ -43,7 +43,7 @@ const JSON_TYPE = /^application\/(?:[\w.-]+\+)?json\s*(?:;|$)/i;
 
 /** A request body must say it is JSON: anything else is refused before parsing. */
 const requireJson: MiddlewareHandler<AppEnv> = async function requireJson(c, next) {
-  const hasBody = (c.req.header('content-length') ?? '0') !== '0' || c.req.header('transfer-encoding') !== undefined;
+  const hasBody = c.req.raw.body !== null && c.req.header('content-length') !== '0';
   const type = c.req.header('content-type') ?? '';
   if (hasBody && !JSON_TYPE.test(type))
     return problem(c, 'unsupported_media_type', `send the body as application/json (got ${type || 'no content type'})`);

@@ -13,6 +13,7 @@ import { sha256Hex } from './digest';
 import { DomainError, invalid, notFound } from './errors';
 import { formatRef, handleTypeOf, newId, parseRef, type HandleType } from './ids';
 import { Lru } from './lru';
+import { validationError } from './validation';
 import { orderSegments, type PromptSegment } from './render/prompt';
 import { renderExpansion } from './render/formats';
 
@@ -361,10 +362,7 @@ export class HandleService {
 /** Validates artifact content for its kind and returns the bytes to store. */
 export function encodeArtifact(kind: ArtifactKind, content: unknown, pointer: string): Buffer {
   const parsed = contentSchemaByKind[kind].safeParse(content);
-  if (!parsed.success) {
-    const errors = parsed.error.issues.map((i) => ({ pointer: pointer + i.path.map((p) => `/${String(p)}`).join(''), detail: i.message }));
-    throw new DomainError('invalid_request', `content is not valid ${kind} content`, {}, errors);
-  }
+  if (!parsed.success) throw validationError(parsed.error, pointer, `content is not valid ${kind} content`);
   if (isJsonKind(kind)) return Buffer.from(canonicalJson(parsed.data, pointer), 'utf8');
   const text = parsed.data as string;
   // Text is stored byte-exact; a lone surrogate has no UTF-8 encoding, so refuse rather than repair.
@@ -374,10 +372,7 @@ export function encodeArtifact(kind: ArtifactKind, content: unknown, pointer: st
 
 function parseMessages(raw: unknown, pointer: string): Message[] {
   const parsed = messageListSchema.safeParse(raw);
-  if (!parsed.success) {
-    const errors = parsed.error.issues.map((i) => ({ pointer: pointer + i.path.map((p) => `/${String(p)}`).join(''), detail: i.message }));
-    throw new DomainError('invalid_request', 'messages are not valid', {}, errors);
-  }
+  if (!parsed.success) throw validationError(parsed.error, pointer, 'messages are not valid');
   canonicalJson(parsed.data, pointer);
   return parsed.data;
 }

@@ -1,9 +1,7 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import type { ZodError } from 'zod';
 import { DomainError, type DomainErrorCode, type ErrorDetailItem } from '../domain/errors';
-import { escapePointer } from '../domain/canonical-json';
 
 /** The stable codes a client can branch on. */
 export type ProblemCode =
@@ -81,14 +79,6 @@ export function problem(c: Context, code: ProblemCode, detail: string, errors?: 
 
 export function statusOf(code: ProblemCode): number {
   return STATUS[code];
-}
-
-/** Every failing path of a zod error, as JSON pointers under `base`. */
-export function zodErrors(error: ZodError, base = ''): ErrorDetailItem[] {
-  return error.issues.map((issue) => ({
-    pointer: base + issue.path.map((p) => `/${escapePointer(String(p))}`).join(''),
-    detail: issue.message,
-  }));
 }
 
 /**

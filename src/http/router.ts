@@ -1,6 +1,7 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import type { AuthContext } from '../domain/tenants';
-import { problem, zodErrors } from './problem';
+import { zodIssues } from '../domain/validation';
+import { problem } from './problem';
 
 export interface AppEnv {
   Variables: {
@@ -18,7 +19,7 @@ export function newRouter() {
     defaultHook: (result, c) => {
       if (result.success) return;
       const prefix = TARGET_PREFIX[result.target] ?? '';
-      const errors = zodErrors(result.error).map((e) => ({
+      const errors = zodIssues(result.error).map((e) => ({
         pointer: prefix ? `${prefix}${e.pointer.slice(1) || ''}` : e.pointer,
         detail: e.detail,
       }));

@@ -58,7 +58,21 @@ const anthropic: Items = (seg) => {
 };
 
 function anthropicBlock(b: ContentBlock): unknown {
-  return b.type === 'tool_use' ? { type: 'tool_use', id: b.id, name: b.name, input: canon(b.input) } : canon(b);
+  switch (b.type) {
+    case 'text':
+      return { type: 'text', text: b.text };
+    case 'image':
+      return { type: 'image', source: canon(b.source) };
+    case 'tool_use':
+      return { type: 'tool_use', id: b.id, name: b.name, input: canon(b.input) };
+    case 'tool_result':
+      return {
+        type: 'tool_result',
+        tool_use_id: b.tool_use_id,
+        content: typeof b.content === 'string' || b.content === undefined ? b.content : b.content.map(anthropicBlock),
+        is_error: b.is_error,
+      };
+  }
 }
 
 // ---- openai-chat: Chat Completions ----
@@ -175,13 +189,13 @@ export function newRenderContext(): RenderContext {
   return { toolNames: new Map() };
 }
 
-/** Items of one segment; updates ctx with what later segments may refer to. */
+/** Items of one segment; records in ctx what this and later segments may refer to. */
 export function segmentItems(format: ExpansionFormat, seg: PromptSegment, ctx: RenderContext): string[] {
-  const items = ITEMS[format](seg, ctx);
+  // A tool result answers an earlier call, possibly in this same segment: learn the names first.
   if (seg.section === 'messages')
     for (const m of seg.messages)
       if (typeof m.content !== 'string') for (const b of m.content) if (b.type === 'tool_use') ctx.toolNames.set(b.id, b.name);
-  return items;
+  return ITEMS[format](seg, ctx);
 }
 
 const arr = (items: string[]) => `[${items.join(',')}]`;

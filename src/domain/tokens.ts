@@ -1,0 +1,154 @@
+// Token counts and token offsets per tokenizer family.
+//
+// OpenAI encodings are exact (gpt-tokenizer, a tiktoken port). Anthropic and
+// Gemini do not publish their tokenizers, so their figures are estimates:
+// the exact o200k_base count times a per-family factor. o200k is already
+// computed at mint, so the estimate costs nothing extra, and unlike a
+// bytes-per-token rule it follows the content type (code, JSON, CJK, prose
+// all tokenize at very different densities, and o200k tracks that). The
+// factors are priors only: reconciliation calibrates estimated spans against
+// the provider-reported prompt totals (see DESIGN.md, "Attribution").
+
+import * as cl100k from 'gpt-tokenizer/encoding/cl100k_base';
+import * as o200k from 'gpt-tokenizer/encoding/o200k_base';
+import cl100kRanks from 'gpt-tokenizer/bpeRanks/cl100k_base';
+import o200kRanks from 'gpt-tokenizer/bpeRanks/o200k_base';
+import type { TokenizerFamily } from './catalog/types';
+
+export type { TokenizerFamily };
+export type ExactFamily = 'o200k_base' | 'cl100k_base';
+export type EstimatedFamily = 'anthropic' | 'gemini';
+
+export const TOKENIZER_FAMILIES: readonly TokenizerFamily[] = ['o200k_base', 'cl100k_base', 'anthropic', 'gemini'];
+export const ESTIMATED_FAMILIES: readonly EstimatedFamily[] = ['anthropic', 'gemini'];
+
+/**
+ * Estimated tokens per o200k_base token.
+ * - anthropic 1.20: Claude's tokenizer is consistently reported at 15–25% more
+ *   tokens than tiktoken encodings on English prose and code.
+ * - gemini 1.07: Gemini's SentencePiece vocabulary is reported at 5–10% more
+ *   tokens than o200k on English (fewer on CJK; calibration corrects the mix).
+ */
+export const ESTIMATE_FACTORS: Readonly<Record<EstimatedFamily, number>> = { anthropic: 1.2, gemini: 1.07 };
+
+export type PerFamily<T> = Record<TokenizerFamily, T>;
+
+export interface TokenCounts extends PerFamily<number> {
+  /** Families whose figure is an estimate rather than an exact count. */
+  estimated: EstimatedFamily[];
+}
+
+interface ExactEncoding {
+  encode: typeof o200k.encode;
+  countTokens: typeof o200k.countTokens;
+  ranks: readonly (string | readonly number[])[];
+  /** UTF-8 byte length of every token id, built on first use. */
+  byteLengths?: Uint16Array;
+}
+
+const ENCODINGS: Record<ExactFamily, ExactEncoding> = {
+  o200k_base: { encode: o200k.encode, countTokens: o200k.countTokens, ranks: o200kRanks },
+  cl100k_base: { encode: cl100k.encode, countTokens: cl100k.countTokens, ranks: cl100kRanks },
+};
+
+// Stored text is content, not control: a literal "<|endoftext|>" in a
+// document must count as the ordinary text it is (tiktoken's
+// encode_ordinary), not throw and not become one special token.
+const ORDINARY = { disallowedSpecial: new Set<string>() };
+
+export function isEstimated(family: TokenizerFamily): family is EstimatedFamily {
+  return family === 'anthropic' || family === 'gemini';
+}
+
+/** Scales an exact o200k figure to an estimated family. Monotone, so offsets never exceed totals. */
+export function estimateFromO200k(o200kTokens: number, family: EstimatedFamily): number {
+  return Math.round(o200kTokens * ESTIMATE_FACTORS[family]);
+}
+
+/** Tokens in `text` for one family: exact for OpenAI encodings, estimated otherwise. */
+export function countTokens(text: string, family: TokenizerFamily): number {
+  if (isEstimated(family)) return estimateFromO200k(countTokens(text, 'o200k_base'), family);
+  return text.length === 0 ? 0 : ENCODINGS[family].countTokens(text, ORDINARY);
+}
+
+/** Token counts in every family (two exact encodes; the estimates derive from o200k). */
+export function tokenCounts(text: string): TokenCounts {
+  const o = countTokens(text, 'o200k_base');
+  return withEstimates(o, countTokens(text, 'cl100k_base'));
+}
+
+/**
+ * How many tokens of `text` lie wholly before `byteOffset` (a UTF-8 byte
+ * offset, 0..byteLength). A token that straddles the offset is not counted:
+ * it changes when the byte does. Exact for OpenAI encodings; for estimated
+ * families the o200k figure scaled like the totals, so offset 0 gives 0 and
+ * offset = byteLength gives `countTokens`.
+ */
+export function tokenOffsetOfByte(text: string, byteOffset: number, family: TokenizerFamily): number {
+  checkByteOffset(text, byteOffset);
+  if (isEstimated(family)) return estimateFromO200k(tokenOffsetOfByte(text, byteOffset, 'o200k_base'), family);
+  return exactProfile(text, byteOffset, family).before;
+}
+
+/**
+ * Counts and the token offset of one byte in a single encode per exact
+ * family — what minting a new version needs, at half the cost of calling
+ * `tokenCounts` and `tokenOffsetOfByte` separately.
+ */
+export function tokenCountsAt(text: string, byteOffset: number): { total: TokenCounts; before: PerFamily<number> } {
+  checkByteOffset(text, byteOffset);
+  const o = exactProfile(text, byteOffset, 'o200k_base');
+  const c = exactProfile(text, byteOffset, 'cl100k_base');
+  const total = withEstimates(o.total, c.total);
+  const before: PerFamily<number> = {
+    o200k_base: o.before,
+    cl100k_base: c.before,
+    anthropic: estimateFromO200k(o.before, 'anthropic'),
+    gemini: estimateFromO200k(o.before, 'gemini'),
+  };
+  return { total, before };
+}
+
+function withEstimates(o200kTokens: number, cl100kTokens: number): TokenCounts {
+  return {
+    o200k_base: o200kTokens,
+    cl100k_base: cl100kTokens,
+    anthropic: estimateFromO200k(o200kTokens, 'anthropic'),
+    gemini: estimateFromO200k(o200kTokens, 'gemini'),
+    estimated: [...ESTIMATED_FAMILIES],
+  };
+}
+
+function checkByteOffset(text: string, byteOffset: number): void {
+  if (!Number.isInteger(byteOffset) || byteOffset < 0 || byteOffset > Buffer.byteLength(text)) {
+    throw new RangeError(`byte offset ${byteOffset} is outside 0..${Buffer.byteLength(text)}`);
+  }
+}
+
+function exactProfile(text: string, byteOffset: number, family: ExactFamily): { total: number; before: number } {
+  if (text.length === 0) return { total: 0, before: 0 };
+  const enc = ENCODINGS[family];
+  const tokens = enc.encode(text, ORDINARY);
+  const lengths = byteLengthsOf(enc);
+  let end = 0;
+  let before = 0;
+  for (const token of tokens) {
+    end += lengths[token] ?? 0;
+    if (end > byteOffset) break;
+    before++;
+  }
+  return { total: tokens.length, before };
+}
+
+// Byte-level BPE tokens can end in the middle of a UTF-8 sequence, so token
+// boundaries are measured in bytes from the vocabulary itself, never by
+// decoding tokens one at a time (a partial sequence decodes to U+FFFD).
+function byteLengthsOf(enc: ExactEncoding): Uint16Array {
+  if (enc.byteLengths) return enc.byteLengths;
+  const lengths = new Uint16Array(enc.ranks.length);
+  enc.ranks.forEach((value, id) => {
+    lengths[id] = typeof value === 'string' ? Buffer.byteLength(value) : value.length;
+  });
+  enc.byteLengths = lengths;
+  return lengths;
+}

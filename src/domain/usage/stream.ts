@@ -1,0 +1,253 @@
+// Usage from streamed responses. Each provider delivers its final usage in a
+// different event (DESIGN.md, "Streaming"); a stream that ends before that
+// event leaves capture unknown, never zero.
+
+import { extractDiagnostics, isRecord, normalizeUsageAs, pointer, readCount } from './normalize';
+import type { NormalizedUsage, ProviderDiagnostics, UsageProvider } from './types';
+
+export type StreamUsageProvider = 'anthropic' | 'openai-chat' | 'openai-responses' | 'vllm';
+
+/** One server-sent event; `data` either already parsed or the raw data string. */
+export interface StreamEvent {
+  event?: string;
+  data: unknown;
+}
+
+export interface StreamUsageAccumulator {
+  /** Feeds one event. Throws UsageShapeError only when a final-usage event carries malformed counts. */
+  push(event: StreamEvent): void;
+  /** Usage as of the events seen so far; `complete: false` until the final usage arrived. */
+  result(): NormalizedUsage;
+  /** The provider's cache-miss explanation, when the stream carried one. */
+  diagnostics(): ProviderDiagnostics | null;
+}
+
+export function createStreamUsageAccumulator(provider: StreamUsageProvider): StreamUsageAccumulator {
+  switch (provider) {
+    case 'anthropic':
+      return anthropicAccumulator();
+    case 'openai-chat':
+    case 'vllm':
+      return chatAccumulator(provider);
+    case 'openai-responses':
+      return responsesAccumulator();
+  }
+}
+
+// Anthropic: message_start carries the full usage (output_tokens is a
+// placeholder); every message_delta carries cumulative counts that replace the
+// ones before. Adding them would double-count.
+function anthropicAccumulator(): StreamUsageAccumulator {
+  const counts: Record<string, unknown> = {};
+  let model: string | null = null;
+  let sawDelta = false;
+  let diagnostics: ProviderDiagnostics | null = null;
+
+  function overwrite(usage: Record<string, unknown>, path: string): void {
+    for (const key of ['input_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens', 'output_tokens']) {
+      // A null in a delta means "not carried here" (Anthropic SDK MessageStream does the same).
+      const value = readCount(usage, key, path);
+      if (value !== null) counts[key] = value;
+    }
+    if (isRecord(usage.cache_creation)) counts.cache_creation = usage.cache_creation;
+  }
+
+  return {
+    push(event) {
+      const data = parseData(event.data);
+      if (data === null) return;
+      const type = typeof data.type === 'string' ? data.type : event.event;
+      if (type === 'message_start' && isRecord(data.message)) {
+        const message = data.message;
+        if (typeof message.model === 'string') model = message.model;
+        if (isRecord(message.usage)) overwrite(message.usage, '/message/usage');
+        diagnostics = extractDiagnostics(message) ?? diagnostics;
+      } else if (type === 'message_delta' && isRecord(data.usage)) {
+        overwrite(data.usage, '/usage');
+        sawDelta = true;
+      }
+    },
+    result() {
+      if (!sawDelta || counts.input_tokens === undefined) {
+        const total =
+          typeof counts.input_tokens === 'number' &&
+          typeof counts.cache_creation_input_tokens === 'number' &&
+          typeof counts.cache_read_input_tokens === 'number'
+            ? counts.input_tokens + counts.cache_creation_input_tokens + counts.cache_read_input_tokens
+            : null;
+        return incomplete('anthropic', model, total);
+      }
+      return normalizeUsageAs('anthropic', counts, { model });
+    },
+    diagnostics: () => diagnostics,
+  };
+}
+
+// OpenAI chat (and vLLM): with stream_options.include_usage, one extra chunk
+// before [DONE] has empty choices and the whole request's usage; every other
+// chunk has usage null. vLLM's continuous_usage_stats puts running usage on
+// content chunks too; those update the figures but do not end the stream.
+function chatAccumulator(provider: 'openai-chat' | 'vllm'): StreamUsageAccumulator {
+  let model: string | null = null;
+  let latest: NormalizedUsage | null = null;
+  let final = false;
+  let diagnostics: ProviderDiagnostics | null = null;
+
+  return {
+    push(event) {
+      const data = parseData(event.data);
+      if (data === null) return;
+      if (typeof data.model === 'string') model = data.model;
+      diagnostics = extractDiagnostics(data) ?? diagnostics;
+      if (!isRecord(data.usage)) return;
+      latest = normalizeUsageAs(provider, data.usage, { path: pointer('', 'usage'), model });
+      if (!Array.isArray(data.choices) || data.choices.length === 0) final = true;
+    },
+    result() {
+      if (!final || latest === null) return incomplete(provider, model, null);
+      return { ...latest, model };
+    },
+    diagnostics: () => diagnostics,
+  };
+}
+
+// Responses API: usage is null until the terminal event. response.incomplete
+// (e.g. max_output_tokens) and response.failed still close the response and
+// carry its final usage when there is one.
+const RESPONSES_TERMINAL = new Set(['response.completed', 'response.incomplete', 'response.failed']);
+
+function responsesAccumulator(): StreamUsageAccumulator {
+  let model: string | null = null;
+  let final: NormalizedUsage | null = null;
+  let diagnostics: ProviderDiagnostics | null = null;
+
+  return {
+    push(event) {
+      const data = parseData(event.data);
+      if (data === null || !isRecord(data.response)) return;
+      const type = typeof data.type === 'string' ? data.type : event.event;
+      const response = data.response;
+      if (typeof response.model === 'string') model = response.model;
+      if (type === undefined || !RESPONSES_TERMINAL.has(type)) return;
+      diagnostics = extractDiagnostics(response) ?? diagnostics;
+      if (isRecord(response.usage)) {
+        final = normalizeUsageAs('openai-responses', response.usage, { path: '/response/usage', model });
+      }
+    },
+    result: () => (final === null ? incomplete('openai-responses', model, null) : { ...final, model }),
+    diagnostics: () => diagnostics,
+  };
+}
+
+function incomplete(provider: UsageProvider, model: string | null, totalPromptTokens: number | null): NormalizedUsage {
+  return {
+    provider,
+    model,
+    total_prompt_tokens: totalPromptTokens,
+    cache_read_tokens: null,
+    cache_write_tokens: null,
+    cache_write_by_ttl: null,
+    uncached_tokens: null,
+    output_tokens: null,
+    cache_fields_reported: false,
+    complete: false,
+  };
+}
+
+// Accepts parsed JSON or the raw data string straight from SseParser; the
+// "[DONE]" sentinel, keep-alives and anything that is not a JSON object carry no usage.
+function parseData(data: unknown): Record<string, unknown> | null {
+  if (typeof data !== 'string') return isRecord(data) ? data : null;
+  if (data.trim() === '' || data === DONE) return null;
+  try {
+    const parsed: unknown = JSON.parse(data);
+    return isRecord(parsed) ? parsed : null;
+  } catch {
+    return null;
+  }
+}
+
+// ── SSE parsing ─────────────────────────────────────────────────────────────
+
+/** OpenAI's end-of-stream sentinel, sent as the data of a last event. */
+export const DONE = '[DONE]';
+
+export interface SseMessage {
+  /** The `event:` field; absent when the event did not name itself (a plain "message"). */
+  event?: string;
+  /** Data lines joined with "\n". */
+  data: string;
+}
+
+/**
+ * Incremental parser for text/event-stream, after the WHATWG HTML "event stream
+ * interpretation" rules: lines end in CRLF, LF or CR; a blank line dispatches;
+ * lines starting with ":" are comments; an event without data is dropped.
+ * Feed decoded text in whatever chunks the network delivers.
+ */
+export class SseParser {
+  #buffer = '';
+  #dataLines: string[] = [];
+  #event: string | undefined;
+  #started = false;
+  // A chunk that ends in CR may be the first half of a CRLF.
+  #skipLeadingLf = false;
+  #done = false;
+
+  /** True once a `data: [DONE]` event has been dispatched. */
+  get done(): boolean {
+    return this.#done;
+  }
+
+  feed(text: string): SseMessage[] {
+    if (text === '') return [];
+    if (!this.#started) {
+      this.#started = true;
+      if (text.startsWith('\uFEFF')) text = text.slice(1);
+    }
+    if (this.#skipLeadingLf && text.startsWith('\n')) text = text.slice(1);
+    this.#skipLeadingLf = false;
+
+    const buffer = this.#buffer + text;
+    const out: SseMessage[] = [];
+    let start = 0;
+    for (let i = start; i < buffer.length; i++) {
+      const ch = buffer[i];
+      if (ch !== '\n' && ch !== '\r') continue;
+      this.#line(buffer.slice(start, i), out);
+      if (ch === '\r') {
+        if (i + 1 === buffer.length) this.#skipLeadingLf = true;
+        else if (buffer[i + 1] === '\n') i++;
+      }
+      start = i + 1;
+    }
+    this.#buffer = buffer.slice(start);
+    return out;
+  }
+
+  #line(line: string, out: SseMessage[]): void {
+    if (line === '') {
+      this.#dispatch(out);
+      return;
+    }
+    if (line.startsWith(':')) return;
+    const colon = line.indexOf(':');
+    const field = colon === -1 ? line : line.slice(0, colon);
+    let value = colon === -1 ? '' : line.slice(colon + 1);
+    if (value.startsWith(' ')) value = value.slice(1);
+    if (field === 'data') this.#dataLines.push(value);
+    else if (field === 'event') this.#event = value;
+    // id and retry steer browser reconnects; nothing here reconnects.
+  }
+
+  #dispatch(out: SseMessage[]): void {
+    const event = this.#event;
+    const lines = this.#dataLines;
+    this.#event = undefined;
+    this.#dataLines = [];
+    if (lines.length === 0) return;
+    const data = lines.join('\n');
+    if (data === DONE) this.#done = true;
+    out.push(event === undefined || event === '' ? { data } : { event, data });
+  }
+}

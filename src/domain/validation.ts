@@ -1,0 +1,31 @@
+import type { ZodError } from 'zod';
+import { escapePointer } from './canonical-json';
+import { DomainError, type ErrorDetailItem } from './errors';
+
+type Issue = ZodError['issues'][number];
+
+const toPointer = (path: PropertyKey[]) => path.map((p) => `/${escapePointer(String(p))}`).join('');
+
+/**
+ * Every failing path of a zod error as JSON pointers under `base`. A union
+ * reports the branch that got furthest (not a bare "invalid input"), and an
+ * unknown key points at the key itself.
+ */
+export function zodIssues(error: { issues: Issue[] }, base = ''): ErrorDetailItem[] {
+  return error.issues.flatMap((issue) => expand(issue, []).map(({ path, message }) => ({ pointer: base + toPointer(path), detail: message })));
+}
+
+function expand(issue: Issue, prefix: PropertyKey[]): { path: PropertyKey[]; message: string }[] {
+  const path = [...prefix, ...issue.path];
+  if (issue.code === 'invalid_union' && issue.errors.length) {
+    const depth = (branch: Issue[]) => Math.max(...branch.map((i) => i.path.length + (i.code === 'invalid_type' ? 0 : 0.5)));
+    const best = issue.errors.reduce((a, b) => (depth(b) > depth(a) ? b : a));
+    if (depth(best) > 0) return best.flatMap((i) => expand(i, path));
+  }
+  if (issue.code === 'unrecognized_keys') return issue.keys.map((k) => ({ path: [...path, k], message: `unknown field "${k}"` }));
+  return [{ path, message: issue.message }];
+}
+
+export function validationError(error: { issues: Issue[] }, base: string, message: string): DomainError {
+  return new DomainError('invalid_request', message, {}, zodIssues(error, base));
+}

@@ -1,0 +1,76 @@
+import { createApp, createServices, type AppDeps } from '../../src/app';
+import { testConfig, type Config } from '../../src/config';
+import { openDb } from '../../src/store/db';
+import { SqliteStore } from '../../src/store/sqlite-store';
+import { FakeClock } from './clock';
+
+export const ADMIN_KEY = 'test-admin-key-0123456789';
+
+export interface TestApp {
+  app: ReturnType<typeof createApp>;
+  services: ReturnType<typeof createServices>;
+  clock: FakeClock;
+  config: Config;
+  sqlite: ReturnType<typeof openDb>['sqlite'];
+  close(): void;
+  /** A fresh tenant with its key. */
+  tenant(name?: string): { id: string; key: string; client: Client };
+}
+
+export interface TestResponse {
+  status: number;
+  headers: Headers;
+  text: string;
+  json: any;
+}
+
+export type Client = ReturnType<typeof clientFor>;
+
+/** A fresh app over a fresh, migrated database (':memory:' unless a path is given). */
+export function createTestApp(opts: { config?: Partial<Config>; databasePath?: string; clock?: FakeClock; deps?: Partial<AppDeps> } = {}): TestApp {
+  const config = testConfig({ adminKey: ADMIN_KEY, ...opts.config });
+  const opened = openDb(opts.databasePath ?? ':memory:');
+  const clock = opts.clock ?? new FakeClock();
+  const deps: AppDeps = { config, store: new SqliteStore(opened.db), clock, ...opts.deps };
+  const services = createServices(deps);
+  const app = createApp(deps, services);
+  return {
+    app,
+    services,
+    clock,
+    config,
+    sqlite: opened.sqlite,
+    close: () => opened.close(),
+    tenant(name = 'test') {
+      const issued = services.tenants.createTenant(name);
+      return { id: issued.tenant, key: issued.api_key, client: clientFor(app, issued.api_key) };
+    },
+  };
+}
+
+export function clientFor(app: { request: (path: string, init?: RequestInit) => Response | Promise<Response> }, key?: string) {
+  async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<TestResponse> {
+    const h: Record<string, string> = { ...headers };
+    if (key) h.authorization = `Bearer ${key}`;
+    let payload: string | undefined;
+    if (body !== undefined) {
+      h['content-type'] ??= 'application/json';
+      payload = typeof body === 'string' ? body : JSON.stringify(body);
+    }
+    const res = await app.request(path, { method, headers: h, body: payload });
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    return { status: res.status, headers: res.headers, text, json };
+  }
+  return {
+    get: (path: string, headers?: Record<string, string>) => call('GET', path, undefined, headers),
+    post: (path: string, body?: unknown, headers?: Record<string, string>) => call('POST', path, body, headers),
+    delete: (path: string, headers?: Record<string, string>) => call('DELETE', path, undefined, headers),
+    call,
+  };
+}

@@ -1,0 +1,112 @@
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN_KEY, clientFor, createTestApp, type TestApp } from '../helpers/app';
+import { mintBundle, mintSystem, startSession } from '../helpers/factories';
+
+// One shared suite: every tenant route rejects a missing, a wrong and a
+// foreign key the same way (401 for the first two; 404 for a foreign handle).
+
+let t: TestApp;
+let ids!: { art: string; bnd: string; ses: string };
+beforeAll(async () => {
+  t = createTestApp();
+  const owner = t.tenant('owner');
+  const art = await mintSystem(owner.client);
+  const bnd = await mintBundle(owner.client, [art.id]);
+  const ses = await startSession(owner.client, { base: bnd.id });
+  ids = { art: art.id, bnd: bnd.id, ses: ses.id };
+});
+afterAll(() => t.close());
+
+type Route = [method: string, path: () => string, body: () => unknown, label: string];
+const tenantRoutes: Route[] = [
+  ['POST', () => '/v1/artifacts', () => ({ kind: 'system', content: 'x' }), '/v1/artifacts'],
+  ['POST', () => `/v1/artifacts/${ids.art}/versions`, () => ({ content: 'x2' }), '/v1/artifacts/{art}/versions'],
+  ['POST', () => '/v1/bundles', () => ({ members: [ids.art] }), '/v1/bundles'],
+  ['POST', () => `/v1/bundles/${ids.bnd}/versions`, () => ({ members: [ids.art] }), '/v1/bundles/{bnd}/versions'],
+  ['POST', () => '/v1/sessions', () => ({ base: ids.bnd }), '/v1/sessions'],
+  ['POST', () => `/v1/sessions/${ids.ses}/messages`, () => ({ messages: [{ role: 'user', content: 'x' }] }), '/v1/sessions/{ses}/messages'],
+  ['GET', () => `/v1/handles/${ids.art}`, () => (undefined), '/v1/handles/{art}'],
+  ['GET', () => '/v1/handles', () => (undefined), '/v1/handles'],
+  ['GET', () => `/v1/handles/${ids.bnd}/expand?format=anthropic`, () => (undefined), '/v1/handles/{bnd}/expand?format=anthropic'],
+  ['DELETE', () => `/v1/handles/${ids.ses}`, () => (undefined), '/v1/handles/{ses}'],
+];
+
+for (const [method, path, body, label] of tenantRoutes) describe(`${method} ${label}`, () => {
+  it('rejects a missing key with 401', async () => {
+    const res = await clientFor(t.app).call(method, path(), body());
+    expect(res.status).toBe(401);
+    expect(res.json.code).toBe('unauthorized');
+    expect(res.headers.get('content-type')).toMatch(/problem\+json/);
+  });
+
+  it('rejects a wrong key with 401', async () => {
+    const res = await clientFor(t.app, 'phk_not-a-real-key').call(method, path(), body());
+    expect(res.status).toBe(401);
+    expect(res.json.code).toBe('unauthorized');
+  });
+
+  it("rejects the admin key, which is not a tenant's key", async () => {
+    const res = await clientFor(t.app, ADMIN_KEY).call(method, path(), body());
+    expect(res.status).toBe(401);
+  });
+
+  it("gives a foreign tenant nothing of the owner's handles", async () => {
+    const stranger = t.tenant('stranger');
+    const res = await stranger.client.call(method, path(), body());
+    const touchesOwner = /(art|bnd|ses)_/.test(JSON.stringify([path(), body()]));
+    if (touchesOwner) {
+      expect(res.status).toBe(404);
+      expect(res.json.code).toBe('not_found');
+    } else if (method === 'GET') {
+      expect(res.json.handles).toEqual([]);
+    } else {
+      expect(res.status).toBe(201);
+    }
+  });
+});
+
+describe('admin routes', () => {
+  it('create tenants and keys only with PH_ADMIN_KEY; keys rotate and revoke', async () => {
+    const anon = clientFor(t.app);
+    expect((await anon.post('/v1/tenants', { name: 'x' })).status).toBe(401);
+    const tenantKey = t.tenant().key;
+    expect((await clientFor(t.app, tenantKey).post('/v1/tenants', { name: 'x' })).status).toBe(401);
+
+    const admin = clientFor(t.app, ADMIN_KEY);
+    const created = await admin.post('/v1/tenants', { name: 'acme' });
+    expect(created.status).toBe(201);
+    expect(created.json.api_key).toMatch(/^phk_/);
+    const acme = clientFor(t.app, created.json.api_key);
+    expect((await acme.get('/v1/handles')).status).toBe(200);
+
+    const rotated = await admin.post(`/v1/keys/${created.json.id}/rotate`);
+    expect(rotated.status).toBe(201);
+    expect((await acme.get('/v1/handles')).status).toBe(401);
+    const acme2 = clientFor(t.app, rotated.json.api_key);
+    expect((await acme2.get('/v1/handles')).status).toBe(200);
+
+    const extra = await admin.post(`/v1/tenants/${created.json.tenant}/keys`);
+    expect(extra.status).toBe(201);
+    expect((await admin.delete(`/v1/keys/${extra.json.id}`)).status).toBe(204);
+    expect((await clientFor(t.app, extra.json.api_key).get('/v1/handles')).status).toBe(401);
+    expect((await admin.post('/v1/tenants/ten_nope/keys')).status).toBe(404);
+  });
+
+  it('stores keys hashed, never in clear', () => {
+    const { key } = t.tenant();
+    const hashes = t.sqlite.prepare('select key_hash from api_keys').pluck().all() as string[];
+    expect(hashes).not.toContain(key);
+    expect(hashes).toContain(createHash('sha256').update(key).digest('hex'));
+  });
+});
+
+describe('admin routes when PH_ADMIN_KEY is unset', () => {
+  it('are refused', async () => {
+    const bare = createTestApp({ config: { adminKey: undefined } });
+    const res = await clientFor(bare.app, 'anything-at-all-long').post('/v1/tenants', { name: 'x' });
+    expect(res.status).toBe(401);
+    expect(res.json.detail).toMatch(/PH_ADMIN_KEY is not set/);
+    bare.close();
+  });
+});

@@ -1,0 +1,107 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createTestApp, type TestApp } from '../helpers/app';
+import { mintSystem } from '../helpers/factories';
+
+let t: TestApp;
+beforeEach(() => {
+  t = createTestApp({ config: { maxBodyBytes: 4096 } });
+});
+afterEach(() => t.close());
+
+function expectProblem(res: { status: number; headers: Headers; json: any }, status: number, code: string) {
+  expect(res.status).toBe(status);
+  expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+  expect(res.json).toMatchObject({ status, code, type: `urn:prefix-handles:problem:${code}` });
+  expect(typeof res.json.title).toBe('string');
+  expect(typeof res.json.detail).toBe('string');
+  expect(res.json.requestId).toBeTruthy();
+}
+
+describe('problem+json errors', () => {
+  it('answers malformed JSON with 400 malformed_json and writes nothing', async () => {
+    const { client } = t.tenant();
+    const res = await client.post('/v1/artifacts', '{"kind": "system", "content": ');
+    expectProblem(res, 400, 'malformed_json');
+    expect((await client.get('/v1/handles')).json.handles).toEqual([]);
+  });
+
+  it('answers an oversize body with 413 payload_too_large', async () => {
+    const { client } = t.tenant();
+    const res = await client.post('/v1/artifacts', { kind: 'system', content: 'x'.repeat(5000) });
+    expectProblem(res, 413, 'payload_too_large');
+    expect((await client.get('/v1/handles')).json.handles).toEqual([]);
+  });
+
+  it('answers a non-JSON content type with 415', async () => {
+    const { client } = t.tenant();
+    const res = await client.post('/v1/artifacts', 'kind=system', { 'content-type': 'application/x-www-form-urlencoded' });
+    expectProblem(res, 415, 'unsupported_media_type');
+  });
+
+  it('lists every failing JSON pointer on 422', async () => {
+    const { client } = t.tenant();
+    const res = await client.post('/v1/sessions', {
+      messages: [{ role: 'robot', content: 'x' }, { role: 'user', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/bmp', data: '!!' } }] }],
+      surprise: 1,
+    });
+    expectProblem(res, 422, 'invalid_request');
+    const pointers = res.json.errors.map((e: { pointer: string }) => e.pointer);
+    expect(pointers).toEqual(expect.arrayContaining(['/messages/0/role', '/surprise']));
+    expect(pointers.some((p: string) => p.startsWith('/messages/1/content/0/source'))).toBe(true);
+  });
+
+  it('rejects lone surrogates instead of repairing them', async () => {
+    const { client } = t.tenant();
+    const res = await client.post('/v1/artifacts', '{"kind":"system","content":"bad \\ud800 text"}');
+    expectProblem(res, 422, 'invalid_request');
+    expect(res.json.errors[0].pointer).toBe('/content');
+    const tools = await client.post('/v1/artifacts', '{"kind":"tools","content":[{"name":"f","input_schema":{"\\udc00":1}}]}');
+    expectProblem(tools, 422, 'invalid_request');
+    expect(tools.json.errors[0].pointer).toBe('/content/0/input_schema/\udc00');
+    expect((await client.get('/v1/handles')).json.handles).toEqual([]);
+  });
+
+  it('answers unknown routes with 404 route_not_found', async () => {
+    const { client } = t.tenant();
+    expectProblem(await client.get('/v1/nothing-here'), 404, 'route_not_found');
+    expectProblem(await client.get('/nothing'), 404, 'route_not_found');
+  });
+
+  it('answers a malformed ref with 422 and a foreign-looking ref with 404', async () => {
+    const { client } = t.tenant();
+    expectProblem(await client.get('/v1/handles/art_short'), 422, 'invalid_request');
+    expectProblem(await client.get('/v1/handles/art_AAAAAAAAAAAAAAAAAAAAA'), 404, 'not_found');
+    const sys = await mintSystem(client);
+    expectProblem(await client.get(`/v1/handles/${sys.id}@2`), 404, 'not_found');
+  });
+
+  it('never answers 5xx for hostile input', async () => {
+    const { client } = t.tenant();
+    const bodies = [
+      'null', '[]', '"x"', '1', '{}', '{"kind":null}', '{"kind":"tools","content":{}}', '{"kind":"messages","content":[{}]}',
+      '{"members":"x"}', '{"__proto__":{"x":1},"kind":"system","content":"a"}', '{"kind":"system","content":"a","name":""}',
+    ];
+    for (const path of ['/v1/artifacts', '/v1/bundles', '/v1/sessions', '/v1/tenants'])
+      for (const body of bodies) {
+        const res = await client.post(path, body);
+        expect(res.status, `${path} ${body}`).toBeLessThan(500);
+        expect(res.status, `${path} ${body}`).toBeGreaterThanOrEqual(200);
+      }
+  });
+});
+
+describe('docs', () => {
+  it('serves an OpenAPI 3.1 document naming every route, and a local docs page', async () => {
+    const res = await t.app.request('/openapi.json');
+    const doc = (await res.json()) as { openapi: string; paths: Record<string, unknown> };
+    expect(doc.openapi).toBe('3.1.0');
+    for (const p of ['/v1/artifacts', '/v1/artifacts/{id}/versions', '/v1/bundles', '/v1/sessions', '/v1/sessions/{id}/messages', '/v1/handles', '/v1/handles/{ref}', '/v1/handles/{ref}/expand', '/v1/tenants'])
+      expect(Object.keys(doc.paths), p).toContain(p);
+    const docs = await t.app.request('/docs');
+    expect(docs.status).toBe(200);
+    const html = await docs.text();
+    expect(html).not.toMatch(/https?:\/\//);
+    expect((await t.app.request('/docs/swagger-ui-bundle.js')).status).toBe(200);
+    expect(await (await t.app.request('/healthz')).json()).toEqual({ status: 'ok' });
+  });
+});

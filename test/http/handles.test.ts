@@ -1,0 +1,259 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { createTestApp, type TestApp } from '../helpers/app';
+import { assistantMessage, mintArtifact, mintBundle, mintDocument, mintSystem, mintTools, startSession, userMessage } from '../helpers/factories';
+
+let t: TestApp;
+beforeEach(() => {
+  t = createTestApp();
+});
+afterEach(() => t.close());
+
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+
+describe('artifacts', () => {
+  it('mints version 1 with the digest and size of the exact bytes', async () => {
+    const { client } = t.tenant();
+    const text = 'Système: réponds en français.\n';
+    const a = await mintArtifact(client, 'system', text, { name: 'fr' });
+    expect(a.id).toMatch(/^art_[0-9A-Za-z]{21}$/);
+    expect(a.version).toBe(1);
+    expect(a.ref).toBe(`${a.id}@1`);
+    expect(a.digest).toBe(sha(text));
+    expect(a.size).toBe(Buffer.byteLength(text));
+  });
+
+  it('canonicalises JSON content so key order does not change the bytes', async () => {
+    const { client } = t.tenant();
+    const a = await mintArtifact(client, 'tools', [{ name: 'f', input_schema: { type: 'object', properties: { b: {}, a: {} } } }]);
+    const b = await mintArtifact(client, 'tools', [{ input_schema: { properties: { a: {}, b: {} }, type: 'object' }, name: 'f' }]);
+    expect(a.digest).toBe(b.digest);
+    expect(a.id).not.toBe(b.id);
+  });
+
+  it('makes the next version, and returns the latest unchanged for identical content', async () => {
+    const { client } = t.tenant();
+    const a = await mintSystem(client, 'v1 text');
+    const v2 = await client.post(`/v1/artifacts/${a.id}/versions`, { content: 'v2 text' });
+    expect(v2.status).toBe(201);
+    expect(v2.json.version).toBe(2);
+    expect(v2.json.created).toBe(true);
+    const same = await client.post(`/v1/artifacts/${a.id}/versions`, { content: 'v2 text' });
+    expect(same.status).toBe(200);
+    expect(same.json.version).toBe(2);
+    expect(same.json.created).toBe(false);
+    const h = await client.get(`/v1/handles/${a.id}`);
+    expect(h.json.latest_version).toBe(2);
+    expect(h.json.versions.map((v: { digest: string }) => v.digest)).toEqual([sha('v1 text'), sha('v2 text')]);
+    const pinned = await client.get(`/v1/handles/${a.id}@1`);
+    expect(pinned.json.version.version).toBe(1);
+  });
+
+  it('validates content by kind and names every failing path', async () => {
+    const { client } = t.tenant();
+    const res = await client.post('/v1/artifacts', {
+      kind: 'tools',
+      content: [{ name: 'bad name!', input_schema: {} }, { description: 3, input_schema: 'x' }],
+    });
+    expect(res.status).toBe(422);
+    expect(res.headers.get('content-type')).toContain('application/problem+json');
+    expect(res.json.code).toBe('invalid_request');
+    const pointers = res.json.errors.map((e: { pointer: string }) => e.pointer);
+    expect(pointers).toEqual(expect.arrayContaining(['/content/0/name', '/content/1/name', '/content/1/description', '/content/1/input_schema']));
+  });
+
+  it('rejects a version of the wrong content kind without writing anything', async () => {
+    const { client } = t.tenant();
+    const a = await mintSystem(client, 'text');
+    const res = await client.post(`/v1/artifacts/${a.id}/versions`, { content: [{ role: 'user', content: 'x' }] });
+    expect(res.status).toBe(422);
+    expect((await client.get(`/v1/handles/${a.id}`)).json.latest_version).toBe(1);
+  });
+});
+
+describe('bundles', () => {
+  it('pins each member to its current version and keeps the pin when the member moves on', async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, 'sys v1');
+    const tools = await mintTools(client);
+    const b = await mintBundle(client, [tools.id, sys.id]);
+    expect(b.members).toEqual([`${tools.id}@1`, `${sys.id}@1`]);
+    await client.post(`/v1/artifacts/${sys.id}/versions`, { content: 'sys v2' });
+    const before = await client.get(`/v1/handles/${b.id}/expand?format=neutral`);
+    expect(JSON.parse(before.text).system).toEqual(['sys v1']);
+    const v2 = await client.post(`/v1/bundles/${b.id}/versions`, { members: [tools.id, sys.id] });
+    expect(v2.status).toBe(201);
+    expect(v2.json.members).toEqual([`${tools.id}@1`, `${sys.id}@2`]);
+    const same = await client.post(`/v1/bundles/${b.id}/versions`, { members: [tools.id, `${sys.id}@2`] });
+    expect(same.status).toBe(200);
+  });
+
+  it('nests bundles and renders tools, then system, then messages whatever the member order', async () => {
+    const { client } = t.tenant();
+    const doc = await mintDocument(client, 'the doc');
+    const sys = await mintSystem(client, 'the system');
+    const tools = await mintTools(client, 'lookup');
+    const inner = await mintBundle(client, [doc.id, sys.id]);
+    const outer = await mintBundle(client, [inner.id, tools.id]);
+    const res = await client.get(`/v1/handles/${outer.id}/expand?format=anthropic`);
+    expect(res.status).toBe(200);
+    expect(Object.keys(JSON.parse(res.text))).toEqual(['tools', 'system', 'messages']);
+    expect(JSON.parse(res.text)).toEqual({
+      tools: [{ name: 'lookup', description: 'Get the weather for a city', input_schema: expect.any(Object) }],
+      system: [{ type: 'text', text: 'the system' }],
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'the doc' }] }],
+    });
+  });
+
+  it('refuses sessions, unknown refs and versions that do not exist, pointing at the member', async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client);
+    const ses = await startSession(client);
+    const r1 = await client.post('/v1/bundles', { members: [sys.id, ses.id] });
+    expect(r1.status).toBe(422);
+    expect(r1.json.errors[0].pointer).toBe('/members/1');
+    const r2 = await client.post('/v1/bundles', { members: [`${sys.id}@7`] });
+    expect(r2.status).toBe(404);
+    expect(r2.json.errors[0].pointer).toBe('/members/0');
+    const r3 = await client.post('/v1/bundles', { members: ['not-a-ref'] });
+    expect(r3.status).toBe(422);
+  });
+});
+
+describe('sessions', () => {
+  it('appends batches as versions and each version extends the previous one', async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, 'be brief');
+    const base = await mintBundle(client, [sys.id]);
+    const s = await startSession(client, { base: base.id, messages: [userMessage('hi')] });
+    expect(s.version).toBe(1);
+    expect(s.message_count).toBe(1);
+    const a = await client.post(`/v1/sessions/${s.id}/messages`, { messages: [assistantMessage('hello'), userMessage('weather?')] });
+    expect(a.status).toBe(201);
+    expect(a.json.version).toBe(2);
+    expect(a.json.message_count).toBe(3);
+    expect(a.headers.get('etag')).toBe('"2"');
+    for (const format of ['neutral', 'anthropic', 'openai-chat', 'openai-responses', 'gemini']) {
+      const v1 = (await client.get(`/v1/handles/${s.id}@1/expand?format=${format}`)).text;
+      const v2 = (await client.get(`/v1/handles/${s.id}@2/expand?format=${format}`)).text;
+      expect(v2.startsWith(v1.slice(0, -2)), format).toBe(true);
+    }
+  });
+
+  it('refuses an append on a stale If-Match with the current version', async () => {
+    const { client } = t.tenant();
+    const s = await startSession(client, { messages: [userMessage('a')] });
+    const ok = await client.post(`/v1/sessions/${s.id}/messages`, { messages: [assistantMessage('b')] }, { 'if-match': '"1"' });
+    expect(ok.status).toBe(201);
+    const stale = await client.post(`/v1/sessions/${s.id}/messages`, { messages: [assistantMessage('c')] }, { 'if-match': '"1"' });
+    expect(stale.status).toBe(409);
+    expect(stale.json.code).toBe('version_conflict');
+    expect(stale.json.current_version).toBe(2);
+    const h = await client.get(`/v1/handles/${s.id}`);
+    expect(h.json.latest_version).toBe(2);
+    expect(h.json.version.message_count).toBe(2);
+  });
+
+  it('loses and duplicates nothing under concurrent appends', async () => {
+    const { client } = t.tenant();
+    const s = await startSession(client);
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => client.post(`/v1/sessions/${s.id}/messages`, { messages: [userMessage(`m${i}`)] })),
+    );
+    expect(results.every((r) => r.status === 201)).toBe(true);
+    expect(new Set(results.map((r) => r.json.version)).size).toBe(40);
+    const body = JSON.parse((await client.get(`/v1/handles/${s.id}/expand`)).text);
+    const texts = body.messages.map((m: { content: string }) => m.content).sort();
+    expect(texts).toEqual(Array.from({ length: 40 }, (_, i) => `m${i}`).sort());
+  });
+
+  it('only accepts a bundle as base', async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client);
+    const res = await client.post('/v1/sessions', { base: sys.id });
+    expect(res.status).toBe(422);
+    expect(res.json.errors[0].pointer).toBe('/base');
+  });
+});
+
+describe('expansion', () => {
+  it('serves ETag, Content-Digest and version headers and answers If-None-Match with 304', async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, 'stable');
+    const res = await client.get(`/v1/handles/${sys.id}/expand?format=openai-chat`);
+    expect(res.status).toBe(200);
+    expect(res.text).toBe('{"messages":[{"role":"system","content":"stable"}]}');
+    expect(res.headers.get('etag')).toBe(`"${sha(res.text)}"`);
+    expect(res.headers.get('content-digest')).toBe(`sha-256=:${createHash('sha256').update(res.text).digest('base64')}:`);
+    expect(res.headers.get('x-handle-version')).toBe('1');
+    const again = await client.get(`/v1/handles/${sys.id}/expand?format=openai-chat`, { 'if-none-match': res.headers.get('etag')! });
+    expect(again.status).toBe(304);
+    expect(again.text).toBe('');
+  });
+
+  it('refuses an unknown format', async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client);
+    const res = await client.get(`/v1/handles/${sys.id}/expand?format=cohere`);
+    expect(res.status).toBe(422);
+    expect(res.json.errors[0].pointer).toBe('query:format');
+  });
+});
+
+describe('listing and deleting', () => {
+  it('pages through handles with a cursor and filters by kind', async () => {
+    const { client } = t.tenant();
+    const ids = [];
+    for (let i = 0; i < 5; i++) ids.push((await mintSystem(client)).id);
+    await mintDocument(client);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const res = await client.get(`/v1/handles?kind=system&limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+      expect(res.status).toBe(200);
+      seen.push(...res.json.handles.map((h: { id: string }) => h.id));
+      cursor = res.json.next_cursor;
+    } while (cursor);
+    expect(seen.sort()).toEqual(ids.sort());
+  });
+
+  it('deletes, then answers 410 gone; refuses while pinned, naming the referrers', async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client);
+    const b = await mintBundle(client, [sys.id]);
+    const s = await startSession(client, { base: b.id });
+    const inUse = await client.delete(`/v1/handles/${sys.id}`);
+    expect(inUse.status).toBe(409);
+    expect(inUse.json.code).toBe('handle_in_use');
+    expect(inUse.json.referrers).toEqual([b.id]);
+    expect((await client.delete(`/v1/handles/${b.id}`)).json.referrers).toEqual([s.id]);
+    expect((await client.delete(`/v1/handles/${s.id}`)).status).toBe(204);
+    expect((await client.delete(`/v1/handles/${b.id}`)).status).toBe(204);
+    expect((await client.delete(`/v1/handles/${sys.id}`)).status).toBe(204);
+    const gone = await client.get(`/v1/handles/${sys.id}/expand`);
+    expect(gone.status).toBe(410);
+    expect(gone.json.code).toBe('gone');
+  });
+});
+
+describe('tenancy', () => {
+  it("never lets one tenant see, expand, list, version or delete another's handles", async () => {
+    const a = t.tenant('a');
+    const b = t.tenant('b');
+    const sys = await mintSystem(a.client);
+    const missing = await b.client.get('/v1/handles/art_000000000000000000000');
+    for (const res of [
+      await b.client.get(`/v1/handles/${sys.id}`),
+      await b.client.get(`/v1/handles/${sys.id}/expand`),
+      await b.client.post(`/v1/artifacts/${sys.id}/versions`, { content: 'x' }),
+      await b.client.delete(`/v1/handles/${sys.id}`),
+    ]) {
+      expect(res.status).toBe(404);
+      expect(res.json.code).toBe('not_found');
+    }
+    expect(missing.status).toBe(404);
+    expect((await b.client.post('/v1/bundles', { members: [sys.id] })).status).toBe(404);
+    expect((await b.client.get('/v1/handles')).json.handles).toEqual([]);
+    expect((await a.client.get(`/v1/handles/${sys.id}`)).status).toBe(200);
+  });
+});

@@ -1,0 +1,284 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  CatalogError,
+  ModelCatalog,
+  catalogSchema,
+  costOf,
+  guessProvider,
+  loadCatalog,
+} from '../../src/domain/catalog/catalog';
+import type { Catalog, ModelEntry } from '../../src/domain/catalog/types';
+
+const bundledJson = (): unknown =>
+  JSON.parse(readFileSync(new URL('../../src/domain/catalog/catalog.json', import.meta.url), 'utf8'));
+
+const tempDirs: string[] = [];
+afterEach(() => {
+  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+function writeOverride(content: unknown, name = 'ops-override.json'): string {
+  const dir = mkdtempSync(join(tmpdir(), 'catalog-test-'));
+  tempDirs.push(dir);
+  const file = join(dir, name);
+  writeFileSync(file, typeof content === 'string' ? content : JSON.stringify(content));
+  return file;
+}
+
+function catchCatalogError(fn: () => unknown): CatalogError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(CatalogError);
+    return err as CatalogError;
+  }
+  throw new Error('expected a CatalogError');
+}
+
+/** A complete entry to build small catalogs from. */
+function entry(id: string, match: string[], overrides: Partial<ModelEntry> = {}): ModelEntry {
+  const base = new ModelCatalog(loadCatalog()).byId('claude-sonnet-4-5')!;
+  return { ...structuredClone(base), id, match, ...overrides };
+}
+
+describe('bundled catalog.json', () => {
+  it('validates against catalogSchema and loads with its version', () => {
+    const result = catalogSchema.safeParse(bundledJson());
+    expect(result.success, result.success ? '' : JSON.stringify(result.error.issues, null, 2)).toBe(true);
+    expect(loadCatalog().version).toBe('2026-11-21.1');
+  });
+
+  it('gives every entry a documentation source and an ISO check date', () => {
+    const models = loadCatalog().models;
+    expect(models.length).toBeGreaterThan(20);
+    for (const m of models) {
+      expect(m.source, m.id).toMatch(/^https:\/\/\S+$/);
+      expect(m.checked, m.id).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+      expect(Number.isNaN(Date.parse(m.checked)), m.id).toBe(false);
+    }
+  });
+
+  it('covers each provider family named in the design', () => {
+    const catalog = new ModelCatalog(loadCatalog());
+    const providers = new Set(catalog.entries().map((e) => e.provider));
+    expect([...providers].sort()).toEqual(['anthropic', 'gemini', 'openai', 'vllm']);
+  });
+
+  it('carries the documented Anthropic cache rules', () => {
+    const catalog = new ModelCatalog(loadCatalog());
+    const sonnet = catalog.lookup('claude-sonnet-4-5').entry;
+    expect(sonnet.cache).toMatchObject({
+      mode: 'explicit',
+      maxBreakpoints: 4,
+      lookbackBlocks: 20,
+      readMultiplier: 0.1,
+      refreshOnHit: true,
+      writesBilled: true,
+      defaultTtl: '5m',
+    });
+    expect(sonnet.cache.ttls).toEqual([
+      { name: '5m', seconds: 300, writeMultiplier: 1.25 },
+      { name: '1h', seconds: 3600, writeMultiplier: 2 },
+    ]);
+    expect(catalog.lookup('claude-opus-4-1-20250805').entry.cache.minTokens).toBe(1024);
+    expect(catalog.lookup('claude-opus-4-5-20251101').entry.cache.minTokens).toBe(4096);
+    expect(catalog.lookup('claude-haiku-4-5-20251001').entry.cache.minTokens).toBe(4096);
+    expect(catalog.lookup('claude-3-5-haiku-20241022').entry.cache.minTokens).toBe(2048);
+  });
+});
+
+describe('ModelCatalog.lookup', () => {
+  const catalog = new ModelCatalog(loadCatalog());
+
+  it('resolves a dated Anthropic name to its own minor version, not the older family entry', () => {
+    const lookup = catalog.lookup('claude-sonnet-4-5-20250929');
+    expect(lookup).toMatchObject({ model: 'claude-sonnet-4-5-20250929', fallback: false });
+    expect(lookup.entry.id).toBe('claude-sonnet-4-5');
+    expect(catalog.lookup('claude-sonnet-4-20250514').entry.id).toBe('claude-sonnet-4');
+  });
+
+  it('prefers the longest matching prefix pattern', () => {
+    expect(catalog.lookup('gpt-4.1-mini-2025-04-14').entry.id).toBe('gpt-4.1-mini');
+    expect(catalog.lookup('gpt-4.1-2025-04-14').entry.id).toBe('gpt-4.1');
+
+    const overlapping: Catalog = {
+      version: 'test',
+      models: [entry('sonnet-4', ['claude-sonnet-4*']), entry('sonnet-4-5', ['claude-sonnet-4-5*'])],
+    };
+    const small = new ModelCatalog(overlapping);
+    expect(small.lookup('claude-sonnet-4-5-20250929').entry.id).toBe('sonnet-4-5');
+    expect(small.lookup('claude-sonnet-4-20250514').entry.id).toBe('sonnet-4');
+    // A catalog without any openai entry cannot flag a fallback, so it says so.
+    expect(() => small.lookup('gpt-4o')).toThrow(/no openai entry to fall back to/);
+  });
+
+  it('lets an exact pattern beat any prefix', () => {
+    // gpt-4o-2024-05-13 predates prompt caching; the other snapshots do not.
+    const first = catalog.lookup('gpt-4o-2024-05-13').entry;
+    expect(first.id).toBe('gpt-4o-2024-05-13');
+    expect(first.cache.supported).toBe(false);
+    expect(catalog.lookup('gpt-4o-2024-08-06').entry.id).toBe('gpt-4o');
+  });
+
+  it('understands vendor-prefixed spellings', () => {
+    expect(catalog.lookup('models/gemini-2.5-pro').entry.id).toBe('gemini-2.5-pro');
+    expect(catalog.lookup('anthropic/claude-haiku-4-5').entry.id).toBe('claude-haiku-4-5');
+    expect(catalog.lookup('us.anthropic.claude-opus-4-1-20250805-v1:0').entry.id).toBe('claude-opus-4-1');
+    expect(catalog.lookup('claude-opus-4@20250514').entry.id).toBe('claude-opus-4');
+    expect(catalog.lookup('GPT-4o-Mini').entry.id).toBe('gpt-4o-mini');
+  });
+
+  it('flags an unknown model as a fallback from the provider guessed from its name', () => {
+    const cases = [
+      ['claude-opus-9', 'anthropic'],
+      ['o3-mini', 'openai'],
+      ['gpt-7-hypothetical', 'openai'],
+      ['gemini-9-ultra', 'gemini'],
+      ['meta-llama/Llama-3.1-8B-Instruct', 'vllm'],
+    ] as const;
+    for (const [model, provider] of cases) {
+      const lookup = catalog.lookup(model);
+      expect(lookup.fallback, model).toBe(true);
+      expect(lookup.entry.provider, model).toBe(provider);
+      expect(lookup.model).toBe(model);
+      expect(guessProvider(model)).toBe(provider);
+    }
+    expect(catalog.lookup('claude-opus-9').entry.id).toBe('claude-sonnet-4-5');
+  });
+
+  it('restricts matching to the given provider and falls back within it', () => {
+    expect(catalog.lookup('claude-sonnet-4-5', 'anthropic')).toMatchObject({ fallback: false });
+    const served = catalog.lookup('gpt-4o', 'vllm');
+    expect(served.fallback).toBe(true);
+    expect(served.entry.id).toBe('vllm');
+    expect(catalog.lookup('my-finetune', 'openai')).toMatchObject({ fallback: true, entry: { provider: 'openai' } });
+  });
+
+  it('falls back to the first entry of a provider without a declared default', () => {
+    const small = new ModelCatalog({
+      version: 'test',
+      models: [
+        entry('a', ['claude-a*']),
+        entry('o', ['gpt-o*'], { provider: 'openai' }),
+        entry('g', ['gemini-g*'], { provider: 'gemini' }),
+        entry('v', ['vllm'], { provider: 'vllm' }),
+      ],
+    });
+    expect(small.lookup('gpt-zzz')).toMatchObject({ fallback: true, entry: { id: 'o' } });
+  });
+
+  it('refuses a catalog where two entries claim the same pattern', () => {
+    const err = catchCatalogError(
+      () => new ModelCatalog({ version: 't', models: [entry('x', ['claude-x*']), entry('y', ['claude-x*'])] }),
+    );
+    expect(err.message).toContain('models[1] (y).match[0]');
+    expect(err.message).toContain('also claimed by "x"');
+  });
+
+  it('hands out frozen entries so one caller cannot change another caller\'s prices', () => {
+    const e = catalog.lookup('gpt-4o').entry;
+    expect(() => {
+      (e.price as { inputPerMTok: number }).inputPerMTok = 0;
+    }).toThrow(TypeError);
+  });
+});
+
+describe('loadCatalog with an operator override', () => {
+  it('deep-merges a changed price over an existing entry and appends a new model', () => {
+    const newModel = entry('acme-large', ['acme-large*'], { provider: 'vllm', tokenizer: 'cl100k_base' });
+    const file = writeOverride({
+      models: [{ id: 'claude-sonnet-4-5', price: { inputPerMTok: 2.5 } }, newModel],
+    });
+
+    const merged = loadCatalog(file);
+    expect(merged.version).toBe(`2026-11-21.1+${basename(file)}`);
+
+    const catalog = new ModelCatalog(merged);
+    const sonnet = catalog.lookup('claude-sonnet-4-5-20250929').entry;
+    expect(sonnet.price).toEqual({ currency: 'USD', inputPerMTok: 2.5, outputPerMTok: 15 });
+    expect(sonnet.cache.minTokens).toBe(1024); // untouched siblings survive the merge
+    expect(catalog.lookup('acme-large-v2')).toMatchObject({ fallback: false, entry: { id: 'acme-large' } });
+    expect(catalog.entries()).toHaveLength(loadCatalog().models.length + 1);
+  });
+
+  it('uses the override version when the file declares one', () => {
+    const file = writeOverride({ version: 'ops-7', models: [] });
+    expect(loadCatalog(file).version).toBe('2026-11-21.1+ops-7');
+  });
+
+  it('throws naming the file and every failing path', () => {
+    const file = writeOverride({
+      models: [
+        { id: 'gpt-4o', price: { inputPerMTok: 'cheap' } },
+        { id: 'claude-haiku-4-5', cache: { minTokns: 10 } },
+      ],
+    });
+    const err = catchCatalogError(() => loadCatalog(file));
+    expect(err.file).toBe(file);
+    expect(err.message).toContain(file);
+    expect(err.issues.map((i) => i.path)).toEqual(['models[0] (gpt-4o).price.inputPerMTok', 'models[1] (claude-haiku-4-5).cache']);
+    expect(err.message).toMatch(/minTokns/);
+  });
+
+  it('rejects a new model that is incomplete once merged', () => {
+    const file = writeOverride({ models: [{ id: 'half-a-model', provider: 'openai', match: ['half*'] }] });
+    const err = catchCatalogError(() => loadCatalog(file));
+    expect(err.file).toContain(file);
+    const paths = err.issues.map((i) => i.path);
+    expect(paths.every((p) => p.includes('(half-a-model)'))).toBe(true);
+    expect(paths).toEqual(expect.arrayContaining([expect.stringMatching(/\(half-a-model\)\.cache$/), expect.stringMatching(/\.price$/)]));
+  });
+
+  it('rejects a cache rule whose default TTL is not offered, and a default pointing nowhere', () => {
+    const file = writeOverride({ defaults: { openai: 'nope' }, models: [{ id: 'gpt-5', cache: { defaultTtl: '1h' } }] });
+    const err = catchCatalogError(() => loadCatalog(file));
+    expect(err.issues.map((i) => i.path)).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^models\[\d+\] \(gpt-5\)\.cache\.defaultTtl$/), 'defaults.openai']),
+    );
+  });
+
+  it('names the file when it is not JSON or does not exist', () => {
+    const file = writeOverride('{ "models": [', 'broken.json');
+    expect(catchCatalogError(() => loadCatalog(file)).message).toMatch(/broken\.json[\s\S]*not valid JSON/);
+    expect(catchCatalogError(() => loadCatalog('/nonexistent/catalog.json')).message).toContain('/nonexistent/catalog.json');
+  });
+});
+
+describe('costOf', () => {
+  const catalog = new ModelCatalog(loadCatalog());
+
+  it('prices an Anthropic request with reads, both TTL writes and output', () => {
+    // claude-sonnet-4-5: $3 in, $15 out per MTok.
+    // input-equivalent = 1000 + 10000*0.1 + 2000*1.25 + 1000*2 = 6500 tokens -> $0.0195
+    // output = 500 * $15/M = $0.0075
+    const cost = costOf(catalog.lookup('claude-sonnet-4-5').entry, {
+      uncached: 1000,
+      cacheRead: 10_000,
+      cacheWrite: { '5m': 2000, '1h': 1000 },
+      output: 500,
+    });
+    expect(cost).toBeCloseTo(0.027, 12);
+  });
+
+  it('bills writes as plain input where the provider does not charge for them', () => {
+    // gpt-4o: $2.50 in. (100 + 2048*0.5 + 1000) = 2124 tokens -> $0.00531
+    const cost = costOf(catalog.lookup('gpt-4o').entry, { uncached: 100, cacheRead: 2048, cacheWrite: { '5m': 1000 } });
+    expect(cost).toBeCloseTo(0.00531, 12);
+  });
+
+  it('applies the 1.25x write premium on GPT-5.6', () => {
+    // gpt-5.6-terra: $2 in, $12 out. (1000*1.25 + 4000*0.1) = 1650 tokens -> $0.0033; 100 out -> $0.0012
+    const cost = costOf(catalog.lookup('gpt-5.6-terra').entry, { uncached: 0, cacheRead: 4000, cacheWrite: { '30m': 1000 }, output: 100 });
+    expect(cost).toBeCloseTo(0.0045, 12);
+  });
+
+  it('refuses a write under a TTL the model does not have, and bad counts', () => {
+    const gpt4o = catalog.lookup('gpt-4o').entry;
+    expect(() => costOf(gpt4o, { uncached: 0, cacheRead: 0, cacheWrite: { '1h': 5 } })).toThrow(/no cache TTL "1h"/);
+    expect(costOf(gpt4o, { uncached: 0, cacheRead: 0, cacheWrite: { '1h': 0 } })).toBe(0);
+    expect(() => costOf(gpt4o, { uncached: -1, cacheRead: 0, cacheWrite: {} })).toThrow(RangeError);
+  });
+});

@@ -1,0 +1,48 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { createTestApp, type TestApp } from '../helpers/app';
+import { expansionFormats } from '../../src/domain/render/prompt';
+
+let t: TestApp;
+beforeEach(() => {
+  t = createTestApp();
+});
+afterEach(() => t.close());
+
+const text = fc.string({ unit: 'grapheme', maxLength: 40 });
+const block = fc.oneof(
+  text.map((s) => ({ type: 'text' as const, text: s })),
+  fc.record({ type: fc.constant('tool_use' as const), id: fc.constantFrom('call_1', 'call_2'), name: fc.constantFrom('f', 'g'), input: fc.dictionary(fc.string({ maxLength: 5 }), fc.oneof(fc.integer(), text), { maxKeys: 3 }) }),
+  fc.record({ type: fc.constant('tool_result' as const), tool_use_id: fc.constantFrom('call_1', 'call_2'), content: text }),
+  fc.constant({ type: 'image' as const, source: { type: 'base64' as const, media_type: 'image/png' as const, data: 'iVBORw0KGgo=' } }),
+);
+const message = fc.record({ role: fc.constantFrom('user' as const, 'assistant' as const), content: fc.oneof(text, fc.array(block, { minLength: 1, maxLength: 3 })) });
+const batches = fc.array(fc.array(message, { minLength: 1, maxLength: 3 }), { minLength: 1, maxLength: 4 });
+
+describe('rendering properties', () => {
+  it('a session at v+1 extends v, byte for byte, in every format; expansion is deterministic', async () => {
+    await fc.assert(
+      fc.asyncProperty(text, batches, async (system, appended) => {
+        const { client, id: tenantId } = t.tenant();
+        const sys = await client.post('/v1/artifacts', { kind: 'system', content: system });
+        const bundle = await client.post('/v1/bundles', { members: [sys.json.id] });
+        const s = await client.post('/v1/sessions', { base: bundle.json.id });
+        for (const batch of appended) expect((await client.post(`/v1/sessions/${s.json.id}/messages`, { messages: batch })).status).toBe(201);
+        for (const format of expansionFormats) {
+          let previous = '';
+          for (let v = 1; v <= appended.length + 1; v++) {
+            const res = await client.get(`/v1/handles/${s.json.id}@${v}/expand?format=${format}`);
+            expect(res.status).toBe(200);
+            // Deterministic: a fresh render (no cache) of the same version gives the same bytes.
+            const fresh = t.services.handles.segmentsOf(t.services.handles.getHandle(tenantId, s.json.id), v);
+            const { renderExpansion } = await import('../../src/domain/render/formats');
+            expect(renderExpansion(format, structuredClone(fresh))).toBe(res.text);
+            if (previous) expect(res.text.startsWith(previous.slice(0, -2)), `${format} v${v}`).toBe(true);
+            previous = res.text;
+          }
+        }
+      }),
+      { numRuns: 25 },
+    );
+  });
+});
