@@ -4,7 +4,9 @@ import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import type { Config } from './config';
 import type { Clock } from './domain/clock';
-import { HandleService, type MetaFn } from './domain/handles';
+import { HandleService } from './domain/handles';
+import { HandleMeter } from './domain/handle-meta';
+import type { ModelCatalog } from './domain/catalog/catalog';
 import { Expander } from './domain/render/expand';
 import { TenantService } from './domain/tenants';
 import { requireAdminKey, requireApiKey } from './http/auth';
@@ -19,7 +21,7 @@ export interface AppDeps {
   config: Config;
   store: Store;
   clock: Clock;
-  computeMeta?: MetaFn;
+  catalog: ModelCatalog;
 }
 
 export interface Services {
@@ -29,7 +31,7 @@ export interface Services {
 }
 
 export function createServices(deps: AppDeps): Services {
-  const handles = new HandleService({ store: deps.store, clock: deps.clock, computeMeta: deps.computeMeta });
+  const handles = new HandleService({ store: deps.store, clock: deps.clock, meter: new HandleMeter(deps.catalog) });
   return {
     tenants: new TenantService(deps.store, deps.clock),
     handles,

@@ -5,6 +5,7 @@ import { createApp, createServices } from './app';
 import { bootstrapDefaultKey } from './bootstrap';
 import { ConfigError, loadConfig } from './config';
 import { systemClock } from './domain/clock';
+import { loadCatalog, ModelCatalog, CatalogError } from './domain/catalog/catalog';
 import { openDb } from './store/db';
 import { SqliteStore } from './store/sqlite-store';
 
@@ -12,7 +13,8 @@ function main() {
   const config = loadConfig();
   if (config.databasePath !== ':memory:') mkdirSync(dirname(config.databasePath), { recursive: true });
   const opened = openDb(config.databasePath);
-  const deps = { config, store: new SqliteStore(opened.db), clock: systemClock };
+  const catalog = new ModelCatalog(loadCatalog(config.catalogFile));
+  const deps = { config, store: new SqliteStore(opened.db), clock: systemClock, catalog };
   const services = createServices(deps);
   const app = createApp(deps, services);
 
@@ -37,7 +39,7 @@ function main() {
 try {
   main();
 } catch (err) {
-  if (err instanceof ConfigError) {
+  if (err instanceof ConfigError || err instanceof CatalogError) {
     console.error(err.message);
     process.exit(2);
   }

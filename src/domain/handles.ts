@@ -13,6 +13,7 @@ import { sha256Hex } from './digest';
 import { DomainError, invalid, notFound } from './errors';
 import { formatRef, handleTypeOf, newId, parseRef, type HandleType } from './ids';
 import { Lru } from './lru';
+import type { HandleMeter } from './handle-meta';
 import { validationError } from './validation';
 import { orderSegments, type PromptSegment } from './render/prompt';
 import { renderExpansion } from './render/formats';
@@ -23,16 +24,19 @@ export interface ResolvedVersion {
   ref: string;
 }
 
-/** Optional hook computing reuse metadata for a version's text (wired in by the app). */
-export type MetaFn = (text: string, previousText: string | undefined) => unknown;
-
 export interface HandleServiceOptions {
   store: Store;
   clock: Clock;
-  computeMeta?: MetaFn;
+  /** Computes reuse metadata at mint; without it versions carry none. */
+  meter?: HandleMeter;
 }
 
 const MAX_BUNDLE_DEPTH = 32;
+
+interface Previous {
+  segments: PromptSegment[];
+  text: string;
+}
 
 /**
  * Mint, version, append, resolve and flatten handles. Every write is one
@@ -41,14 +45,14 @@ const MAX_BUNDLE_DEPTH = 32;
 export class HandleService {
   private readonly store: Store;
   private readonly clock: Clock;
-  private readonly computeMeta: MetaFn | undefined;
+  private readonly meter: HandleMeter | undefined;
   // Versions are immutable, so their flattened segments never go stale.
   private readonly segmentCache = new Lru<string, PromptSegment[]>(20_000);
 
   constructor(opts: HandleServiceOptions) {
     this.store = opts.store;
     this.clock = opts.clock;
-    this.computeMeta = opts.computeMeta;
+    this.meter = opts.meter;
   }
 
   // ---------- artifacts ----------
@@ -100,7 +104,7 @@ export class HandleService {
         members: null,
         base: null,
         messageCount: null,
-        meta: this.computeMeta?.(bytes.toString('utf8'), previousText) ?? null,
+        meta: this.meter?.artifact(bytes.toString('utf8'), previousText) ?? null,
       },
       blobs: [{ digest, bytes }],
       pins: [],
@@ -123,14 +127,14 @@ export class HandleService {
   newBundleVersion(tenantId: string, id: string, members: string[]) {
     const handle = this.liveHandle(tenantId, id, 'bundle');
     const latest = this.mustGetVersion(id, handle.latestVersion);
-    const next = this.bundleVersion(tenantId, id, latest.version + 1, members, this.textOf(id, latest.version), this.clock.now());
+    const next = this.bundleVersion(tenantId, id, latest.version + 1, members, this.previousOf(handle, latest.version), this.clock.now());
     if (next.version.digest === latest.digest && sameList(next.version.members, latest.members))
       return { created: false, handle, version: latest };
     this.commitAppend(handle, latest.version, next);
     return { created: true, handle: this.mustGetHandle(tenantId, id), version: next.version };
   }
 
-  private bundleVersion(tenantId: string, id: string, version: number, memberRefs: string[], previousText: string | undefined, now: number): NewVersion {
+  private bundleVersion(tenantId: string, id: string, version: number, memberRefs: string[], previous: Previous | undefined, now: number): NewVersion {
     const pinned = memberRefs.map((text, i) => {
       const r = this.resolve(tenantId, text, `/members/${i}`);
       if (r.handle.type === 'session') throw invalid(`/members/${i}`, `${text} is a session; bundles hold artifacts and bundles`);
@@ -153,7 +157,7 @@ export class HandleService {
         members: pinned.map((r) => r.ref),
         base: null,
         messageCount: null,
-        meta: this.computeMeta?.(text, previousText) ?? null,
+        meta: this.meter?.composite(segments, text, previous) ?? null,
       },
       blobs: [],
       pins: pinned.map((r) => ({ toId: r.handle.id, toVersion: r.version.version })),
@@ -196,7 +200,7 @@ export class HandleService {
         throw versionConflict(id, handle.latestVersion, ifMatch);
       const latest = this.mustGetVersion(id, handle.latestVersion);
       const previous = this.segmentsOf(handle, latest.version);
-      const next = this.sessionVersion(id, latest.version + 1, previous, messages, latest.messageCount ?? 0, latest.base, this.textOf(id, latest.version), this.clock.now());
+      const next = this.sessionVersion(id, latest.version + 1, previous, messages, latest.messageCount ?? 0, latest.base, this.previousOf(handle, latest.version), this.clock.now());
       const result = this.store.appendVersion(id, latest.version, next);
       if (result.ok) return { created: true, handle: this.mustGetHandle(tenantId, id), version: next.version };
       // Another writer appended first: with If-Match that is a conflict, otherwise retry on the new latest.
@@ -211,13 +215,24 @@ export class HandleService {
     batch: Message[],
     previousCount: number,
     base: string | null,
-    previousText: string | undefined,
+    previous: Previous | undefined,
     now: number,
   ): NewVersion {
-    const batchBytes = Buffer.from(canonicalJson(batch, '/messages'), 'utf8');
+    const batchText = canonicalJson(batch, '/messages');
+    const batchBytes = Buffer.from(batchText, 'utf8');
     const batchDigest = sha256Hex(batchBytes);
-    const segments = batch.length
-      ? [...previousSegments, { section: 'messages' as const, source: formatRef(id, version), path: [formatRef(id, version)], messages: batch }]
+    const batchMeta = batch.length ? this.meter?.batch(batchText) : undefined;
+    const segments: PromptSegment[] = batch.length
+      ? [
+          ...previousSegments,
+          {
+            section: 'messages',
+            source: formatRef(id, version),
+            path: [formatRef(id, version)],
+            messages: batch,
+            ...(batchMeta ? { tokens: batchMeta.tokens, volatility: batchMeta.volatility.count } : {}),
+          },
+        ]
       : previousSegments;
     const text = renderExpansion('neutral', segments);
     const bytes = Buffer.from(text, 'utf8');
@@ -232,7 +247,7 @@ export class HandleService {
         members: null,
         base,
         messageCount: previousCount + batch.length,
-        meta: this.computeMeta?.(text, previousText) ?? null,
+        meta: this.meter ? { ...this.meter.composite(segments, text, previous), ...(batchMeta ? { batch: batchMeta } : {}) } : null,
       },
       blobs: [{ digest: batchDigest, bytes: batchBytes }],
       pins: [] as PinInput[],
@@ -315,26 +330,33 @@ export class HandleService {
     for (const v of this.store.listVersions(handle.id)) {
       if (v.version > row.version) break;
       const messages = JSON.parse(this.store.getBlob(v.contentDigest!)!.toString('utf8')) as Message[];
+      const batch = (v.meta as { batch?: { tokens: PromptSegment['tokens']; volatility: { count: number } } } | null)?.batch;
       if (messages.length)
-        batches.push({ section: 'messages', source: formatRef(handle.id, v.version), path: [formatRef(handle.id, v.version)], messages });
+        batches.push({
+          section: 'messages',
+          source: formatRef(handle.id, v.version),
+          path: [formatRef(handle.id, v.version)],
+          messages,
+          ...(batch ? { tokens: batch.tokens, volatility: batch.volatility.count } : {}),
+        });
     }
     return [...base, ...batches];
   }
 
   private artifactSegment(kind: ArtifactKind, key: string, row: VersionRow): PromptSegment {
     const text = this.store.getBlob(row.contentDigest!)!.toString('utf8');
-    const path = [key];
-    if (kind === 'system') return { section: 'system', source: key, path, text };
-    if (kind === 'document')
-      return { section: 'messages', source: key, path, messages: [{ role: 'user', content: [{ type: 'text', text }] }] };
-    if (kind === 'tools') return { section: 'tools', source: key, path, tools: JSON.parse(text) as ToolDefinition[] };
-    return { section: 'messages', source: key, path, messages: JSON.parse(text) as Message[] };
+    const meta = row.meta as { tokens?: PromptSegment['tokens']; volatility?: { count: number } } | null;
+    const base = { source: key, path: [key], ...(meta?.tokens ? { tokens: meta.tokens, volatility: meta.volatility?.count ?? 0 } : {}) };
+    if (kind === 'system') return { ...base, section: 'system', text };
+    if (kind === 'document') return { ...base, section: 'messages', messages: [{ role: 'user', content: [{ type: 'text', text }] }] };
+    if (kind === 'tools') return { ...base, section: 'tools', tools: JSON.parse(text) as ToolDefinition[] };
+    return { ...base, section: 'messages', messages: JSON.parse(text) as Message[] };
   }
 
-  private textOf(id: string, version: number): string | undefined {
-    if (!this.computeMeta) return undefined;
-    const handle = this.store.getHandle(id)!;
-    return renderExpansion('neutral', this.segmentsOf(handle, version));
+  private previousOf(handle: HandleRow, version: number): Previous | undefined {
+    if (!this.meter) return undefined;
+    const segments = this.segmentsOf(handle, version);
+    return { segments, text: renderExpansion('neutral', segments) };
   }
 
   private liveHandle(tenantId: string, id: string, type: HandleType): HandleRow {

@@ -3,6 +3,10 @@ import { testConfig, type Config } from '../../src/config';
 import { openDb } from '../../src/store/db';
 import { SqliteStore } from '../../src/store/sqlite-store';
 import { FakeClock } from './clock';
+import { loadCatalog, ModelCatalog } from '../../src/domain/catalog/catalog';
+
+// Loaded once per test file: the bundled catalog is read-only data.
+const catalog = new ModelCatalog(loadCatalog());
 
 export const ADMIN_KEY = 'test-admin-key-0123456789';
 
@@ -31,7 +35,7 @@ export function createTestApp(opts: { config?: Partial<Config>; databasePath?: s
   const config = testConfig({ adminKey: ADMIN_KEY, ...opts.config });
   const opened = openDb(opts.databasePath ?? ':memory:');
   const clock = opts.clock ?? new FakeClock();
-  const deps: AppDeps = { config, store: new SqliteStore(opened.db), clock, ...opts.deps };
+  const deps: AppDeps = { config, store: new SqliteStore(opened.db), clock, catalog, ...opts.deps };
   const services = createServices(deps);
   const app = createApp(deps, services);
   return {

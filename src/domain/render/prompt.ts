@@ -9,10 +9,23 @@ export type Section = 'tools' | 'system' | 'messages';
  * One contiguous piece of a prompt that came from one place: an artifact
  * version, or one appended batch of a session's messages.
  */
-export type PromptSegment =
-  | { section: 'tools'; source: string; path: string[]; tools: ToolDefinition[] }
-  | { section: 'system'; source: string; path: string[]; text: string }
-  | { section: 'messages'; source: string; path: string[]; messages: Message[] };
+export type PromptSegment = SegmentBase &
+  (
+    | { section: 'tools'; tools: ToolDefinition[] }
+    | { section: 'system'; text: string }
+    | { section: 'messages'; messages: Message[] }
+  );
+
+interface SegmentBase {
+  /** `art_x@2`, or `ses_x@3` for the batch session version 3 appended. */
+  source: string;
+  /** Refs from the expanded root down to the source. */
+  path: string[];
+  /** Tokens per tokenizer family, measured at mint (absent when metadata is off). */
+  tokens?: Record<'o200k_base' | 'cl100k_base' | 'anthropic' | 'gemini', number>;
+  /** Volatile values found in this segment's content at mint. */
+  volatility?: number;
+}
 
 /** Render order is fixed: tools, then system, then messages; members keep bundle order inside each section. */
 export const SECTION_ORDER: Section[] = ['tools', 'system', 'messages'];

@@ -1,0 +1,240 @@
+// Provider request bodies → SimBlocks: one block per tool, per system text block
+// (or system/developer message) and per message content block, in the order the
+// provider serialises the prompt (tools → system → messages).
+//
+// Keys chain like the design's prefix chain:
+//   key_k = sha256hex(key_{k-1} + '\n' + sha256hex(JCS({ at: position marker, block })))
+// with key_{-1} = ''. Cache markers (`cache_control`, `prompt_cache_breakpoint`)
+// are removed before hashing: they choose where the provider caches, they are
+// not part of the cached bytes.
+//
+// Token counts are estimates: countTokens of the block's text (its canonical JSON
+// when it has no plain text) plus fixed framing overheads; the reconciler scales
+// spans to the provider-reported total.
+
+import { createHash } from 'node:crypto';
+import canonicalize from 'canonicalize';
+import { SimulationError, type SimBlock } from './cache';
+
+export type RequestFormat = 'anthropic' | 'openai-chat' | 'openai-responses';
+export type TokenCounter = (text: string) => number;
+
+export interface RequestBlocks {
+  blocks: SimBlock[];
+  totalTokens: number;
+}
+
+/** Framing tokens per block (type tag and separators). */
+export const BLOCK_OVERHEAD_TOKENS = 3;
+/** Extra framing on the first block of each message (role header and turn delimiters). */
+export const MESSAGE_OVERHEAD_TOKENS = 4;
+/** Anthropic's TTL when `cache_control` names none. */
+export const ANTHROPIC_DEFAULT_TTL = '5m';
+/** OpenAI's breakpoint TTL when `prompt_cache_options.ttl` is absent (documented default, GPT-5.6+). */
+export const OPENAI_DEFAULT_TTL = '30m';
+
+const MARKER_FIELDS = ['cache_control', 'prompt_cache_breakpoint'] as const;
+
+type Json = Record<string, unknown>;
+
+/** One block before chaining: where it sits, what it holds, whether it carries a breakpoint. */
+interface RawBlock {
+  at: Json;
+  content: unknown;
+  breakpoint: string | null;
+  /** First block of a message: carries the message framing overhead. */
+  opensMessage: boolean;
+}
+
+export function blocksFromRequest(format: RequestFormat, body: unknown, countTokens: TokenCounter): RequestBlocks {
+  switch (format) {
+    case 'anthropic':
+      return blocksFromAnthropic(body, countTokens);
+    case 'openai-chat':
+      return blocksFromOpenAIChat(body, countTokens);
+    case 'openai-responses':
+      return blocksFromOpenAIResponses(body, countTokens);
+  }
+}
+
+/** Anthropic Messages API: `tools`, `system` (string or text blocks), `messages`. */
+export function blocksFromAnthropic(body: unknown, countTokens: TokenCounter): RequestBlocks {
+  const b = requireObject(body);
+  const raw: RawBlock[] = [];
+  arrayOf(b.tools).forEach((tool, index) => {
+    raw.push({ at: { section: 'tools', index }, content: stripMarkers(tool), breakpoint: anthropicTtl(tool), opensMessage: false });
+  });
+  if (typeof b.system === 'string') {
+    raw.push({ at: { section: 'system', index: 0 }, content: b.system, breakpoint: null, opensMessage: false });
+  } else {
+    arrayOf(b.system).forEach((part, index) => {
+      raw.push({ at: { section: 'system', index }, content: stripMarkers(part), breakpoint: anthropicTtl(part), opensMessage: false });
+    });
+  }
+  arrayOf(b.messages).forEach((message, m) => {
+    const msg = isObject(message) ? message : {};
+    const role = msg.role ?? null;
+    if (typeof msg.content === 'string') {
+      raw.push({ at: { section: 'messages', message: m, role, part: 0 }, content: msg.content, breakpoint: null, opensMessage: true });
+      return;
+    }
+    const parts = arrayOf(msg.content);
+    if (parts.length === 0) {
+      raw.push({ at: { section: 'messages', message: m, role, part: 0 }, content: null, breakpoint: null, opensMessage: true });
+    }
+    parts.forEach((part, p) => {
+      raw.push({
+        at: { section: 'messages', message: m, role, part: p },
+        content: stripMarkers(part),
+        breakpoint: anthropicTtl(part),
+        opensMessage: p === 0,
+      });
+    });
+  });
+  // Top-level `cache_control` is Anthropic's automatic caching: the breakpoint goes on the last block.
+  const auto = anthropicTtl(b);
+  const last = raw[raw.length - 1];
+  if (auto !== null && last && last.breakpoint === null) last.breakpoint = auto;
+  return chain(raw, countTokens);
+}
+
+/** OpenAI Chat Completions: `tools`, then `messages` in array order (system/developer messages are the system section). */
+export function blocksFromOpenAIChat(body: unknown, countTokens: TokenCounter): RequestBlocks {
+  const b = requireObject(body);
+  const ttl = openaiRequestTtl(b);
+  const raw: RawBlock[] = [];
+  arrayOf(b.tools).forEach((tool, index) => {
+    raw.push({ at: { section: 'tools', index }, content: stripMarkers(tool), breakpoint: openaiTtl(tool, ttl), opensMessage: false });
+  });
+  arrayOf(b.messages).forEach((message, m) => {
+    const msg = isObject(message) ? message : {};
+    raw.push(...messageBlocks(msg, m, ttl, arrayOf(msg.tool_calls)));
+  });
+  return chain(raw, countTokens);
+}
+
+/** OpenAI Responses: `tools`, `instructions`, then `input` (a string or a list of items). */
+export function blocksFromOpenAIResponses(body: unknown, countTokens: TokenCounter): RequestBlocks {
+  const b = requireObject(body);
+  const ttl = openaiRequestTtl(b);
+  const raw: RawBlock[] = [];
+  arrayOf(b.tools).forEach((tool, index) => {
+    raw.push({ at: { section: 'tools', index }, content: stripMarkers(tool), breakpoint: openaiTtl(tool, ttl), opensMessage: false });
+  });
+  if (typeof b.instructions === 'string') {
+    raw.push({ at: { section: 'system', index: 0 }, content: b.instructions, breakpoint: null, opensMessage: true });
+  }
+  if (typeof b.input === 'string') {
+    raw.push({ at: { section: 'messages', message: 0, role: 'user', part: 0 }, content: b.input, breakpoint: null, opensMessage: true });
+  } else {
+    arrayOf(b.input).forEach((item, m) => {
+      const it = isObject(item) ? item : {};
+      if ('content' in it) {
+        raw.push(...messageBlocks(it, m, ttl, []));
+      } else {
+        // function_call, function_call_output, reasoning, …: one block for the whole item
+        raw.push({ at: { section: 'messages', message: m, part: 0 }, content: stripMarkers(it), breakpoint: openaiTtl(it, ttl), opensMessage: true });
+      }
+    });
+  }
+  return chain(raw, countTokens);
+}
+
+/** Blocks of one OpenAI message: one per content part, then one per tool call; at least one. */
+function messageBlocks(msg: Json, m: number, ttl: string, toolCalls: unknown[]): RawBlock[] {
+  const { content, tool_calls: _calls, ...meta } = msg;
+  const section = msg.role === 'system' || msg.role === 'developer' ? 'system' : 'messages';
+  // Message-level fields (role, name, tool_call_id, …) are part of every block's position.
+  const at = (part: number): Json => ({ section, message: m, meta: stripMarkers(meta), part });
+  const out: RawBlock[] = [];
+  if (typeof content === 'string') {
+    out.push({ at: at(0), content, breakpoint: null, opensMessage: true });
+  } else {
+    arrayOf(content).forEach((part) => {
+      out.push({ at: at(out.length), content: stripMarkers(part), breakpoint: openaiTtl(part, ttl), opensMessage: out.length === 0 });
+    });
+  }
+  toolCalls.forEach((call) => {
+    out.push({ at: at(out.length), content: stripMarkers(call), breakpoint: null, opensMessage: out.length === 0 });
+  });
+  if (out.length === 0) out.push({ at: at(0), content: null, breakpoint: null, opensMessage: true });
+  return out;
+}
+
+function chain(raw: RawBlock[], countTokens: TokenCounter): RequestBlocks {
+  const blocks: SimBlock[] = [];
+  let key = '';
+  let total = 0;
+  for (const r of raw) {
+    key = sha256hex(`${key}\n${sha256hex(canonicalJson({ at: r.at, block: r.content }))}`);
+    total += countTokens(textOf(r.content)) + BLOCK_OVERHEAD_TOKENS + (r.opensMessage ? MESSAGE_OVERHEAD_TOKENS : 0);
+    blocks.push(r.breakpoint === null ? { key, endToken: total } : { key, endToken: total, breakpoint: r.breakpoint });
+  }
+  return { blocks, totalTokens: total };
+}
+
+/** The text the model reads for a block: plain text when it has some, otherwise its JSON. */
+function textOf(content: unknown): string {
+  if (typeof content === 'string') return content;
+  if (content === null || content === undefined) return '';
+  if (isObject(content) && typeof content.text === 'string') {
+    const type = content.type;
+    if (type === undefined || type === 'text' || type === 'input_text' || type === 'output_text') return content.text;
+  }
+  return canonicalJson(content);
+}
+
+/** Anthropic `cache_control: {type: 'ephemeral', ttl?: '5m' | '1h'}` → TTL name. */
+function anthropicTtl(block: unknown): string | null {
+  if (!isObject(block) || !isObject(block.cache_control)) return null;
+  const ttl = block.cache_control.ttl;
+  return typeof ttl === 'string' ? ttl : ANTHROPIC_DEFAULT_TTL;
+}
+
+/**
+ * OpenAI explicit breakpoints (GPT-5.6 and later) are `prompt_cache_breakpoint: {mode: 'explicit'}`
+ * on a content block; their TTL is the request's `prompt_cache_options.ttl`. A `cache_control`
+ * marker (the form gateways such as OpenRouter accept) is recognised too.
+ */
+function openaiTtl(block: unknown, requestTtl: string): string | null {
+  if (!isObject(block)) return null;
+  if (isObject(block.prompt_cache_breakpoint)) return requestTtl;
+  if (isObject(block.cache_control)) {
+    const ttl = block.cache_control.ttl;
+    return typeof ttl === 'string' ? ttl : requestTtl;
+  }
+  return null;
+}
+
+function openaiRequestTtl(body: Json): string {
+  const options = body.prompt_cache_options;
+  return isObject(options) && typeof options.ttl === 'string' ? options.ttl : OPENAI_DEFAULT_TTL;
+}
+
+function stripMarkers(value: unknown): unknown {
+  if (!isObject(value)) return value;
+  const copy: Json = { ...value };
+  for (const field of MARKER_FIELDS) delete copy[field];
+  return copy;
+}
+
+function canonicalJson(value: unknown): string {
+  return canonicalize(value) ?? 'null';
+}
+
+function sha256hex(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+function requireObject(body: unknown): Json {
+  if (!isObject(body)) throw new SimulationError('invalid_request', 'request body must be a JSON object');
+  return body;
+}
+
+function isObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function arrayOf(value: unknown): unknown[] {
+  return Array.isArray(value) ? value : [];
+}

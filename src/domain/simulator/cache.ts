@@ -1,0 +1,433 @@
+// A deterministic simulation of a provider prompt cache inside one cache scope.
+// It predicts what a cache following the documented rules would have read for a
+// request, explains every other token with the first waterfall gate it fails
+// (DESIGN.md "Waterfall per segment"), and records the request's writes.
+//
+// Two stores are kept:
+//  - `entries`: what the provider actually holds (only eligible, marked prefixes);
+//  - `seen`: every prefix ever sent in the scope, updated as if every block
+//    boundary were cached. It answers the gates before "eligible" (was the
+//    prefix seen, is it fresh, was it settled) independently of breakpoints and
+//    minimums, so a missing breakpoint is reported as `no_breakpoint`, not as
+//    `expired`.
+
+import type { CacheRules, CacheTtl } from '../catalog/types';
+
+export interface SimBlock {
+  /** Chained prefix hash through this block: equal key = equal bytes from the first token through this block. */
+  key: string;
+  /** Cumulative prompt tokens at the end of this block (strictly increasing). */
+  endToken: number;
+  /** TTL name when the request marks a cache breakpoint at the end of this block (explicit mode). */
+  breakpoint?: string | null;
+}
+
+export interface SimRequest {
+  id: string;
+  /** ms */
+  startedAt: number;
+  /** ms, when it started answering; null = unknown: treated as finished at startedAt. */
+  firstByteAt: number | null;
+  blocks: SimBlock[];
+}
+
+export type MissReason =
+  | 'not_seen'
+  | 'expired'
+  | 'concurrent'
+  | 'below_minimum'
+  | 'granularity'
+  | 'no_breakpoint'
+  | 'lookback';
+
+export interface SimOutcome {
+  /** Predicted cached tokens read. */
+  readTokens: number;
+  /** Tokens written to cache by this request. */
+  writeTokens: number;
+  writeByTtl: Record<string, number>;
+  /** Index of the block whose entry was read; null when nothing was read. */
+  hitBlock: number | null;
+  /** Per block: tokens predicted as read, and for the rest of the block the first gate it fails. */
+  blocks: Array<{ read: number; reason: MissReason | null }>;
+}
+
+export type SimulationErrorCode = 'out_of_order' | 'invalid_request' | 'invalid_rules' | 'invalid_snapshot';
+
+export class SimulationError extends Error {
+  override readonly name = 'SimulationError';
+  constructor(
+    readonly code: SimulationErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Entry {
+  endToken: number;
+  /** TTL name the entry was written (or last refreshed) with. */
+  ttl: string;
+  expiresAt: number;
+  /** The writer's firstByteAt: a request that started earlier cannot read the entry. */
+  readableAt: number;
+  writtenBy: string;
+}
+
+interface SnapshotV1 {
+  version: 1;
+  lastStartedAt: number | null;
+  entries: Array<[string, Entry]>;
+  seen: Array<[string, Entry]>;
+}
+
+// Gate depth a candidate prefix reaches; a larger rank passed more gates.
+const RANK: Record<Exclude<MissReason, 'granularity'>, number> = {
+  not_seen: 0,
+  expired: 1,
+  concurrent: 2,
+  below_minimum: 3,
+  no_breakpoint: 4,
+  lookback: 5,
+};
+
+interface Evaluation {
+  outcome: SimOutcome;
+  commit: () => void;
+}
+
+export class CacheSimulator {
+  private readonly ttlByName: Map<string, CacheTtl>;
+  private readonly defaultTtl: CacheTtl;
+  private entries = new Map<string, Entry>();
+  private seen = new Map<string, Entry>();
+  private lastStartedAt: number | null = null;
+
+  constructor(private readonly rules: CacheRules) {
+    if (rules.ttls.length === 0) throw new SimulationError('invalid_rules', 'cache rules list no TTL');
+    this.ttlByName = new Map(rules.ttls.map((t) => [t.name, t]));
+    const fallback = this.ttlByName.get(rules.defaultTtl);
+    if (!fallback) throw new SimulationError('invalid_rules', `default TTL "${rules.defaultTtl}" is not among the TTLs`);
+    this.defaultTtl = fallback;
+    if (rules.granularity && (rules.granularity.first <= 0 || rules.granularity.step <= 0)) {
+      throw new SimulationError('invalid_rules', 'granularity first and step must be positive');
+    }
+  }
+
+  /** Predicts the outcome of `req` and records its reads and writes. */
+  apply(req: SimRequest): SimOutcome {
+    const { outcome, commit } = this.evaluate(req);
+    commit();
+    return outcome;
+  }
+
+  /** Predicts the outcome of `req` without changing the cache. */
+  peek(req: SimRequest): SimOutcome {
+    return this.evaluate(req).outcome;
+  }
+
+  snapshot(): unknown {
+    const byKey = (a: [string, Entry], b: [string, Entry]) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+    const copy = (m: Map<string, Entry>) => [...m].map(([k, e]): [string, Entry] => [k, { ...e }]).sort(byKey);
+    const snap: SnapshotV1 = {
+      version: 1,
+      lastStartedAt: this.lastStartedAt,
+      entries: copy(this.entries),
+      seen: copy(this.seen),
+    };
+    return snap;
+  }
+
+  static restore(rules: CacheRules, snapshot: unknown): CacheSimulator {
+    const snap = parseSnapshot(snapshot);
+    const sim = new CacheSimulator(rules);
+    sim.lastStartedAt = snap.lastStartedAt;
+    sim.entries = new Map(snap.entries.map(([k, e]) => [k, { ...e }]));
+    sim.seen = new Map(snap.seen.map(([k, e]) => [k, { ...e }]));
+    return sim;
+  }
+
+  private evaluate(req: SimRequest): Evaluation {
+    validateRequest(req);
+    if (this.lastStartedAt !== null && req.startedAt < this.lastStartedAt) {
+      throw new SimulationError(
+        'out_of_order',
+        `request ${req.id} started at ${req.startedAt}, before an already applied request (${this.lastStartedAt})`,
+      );
+    }
+    const t = req.startedAt;
+    const blocks = req.blocks;
+    const n = blocks.length;
+    const total = n === 0 ? 0 : blocks[n - 1]!.endToken;
+    const explicit = this.rules.mode === 'explicit';
+    const min = this.rules.minTokens;
+    const start = (i: number) => (i === 0 ? 0 : blocks[i - 1]!.endToken);
+    const end = (i: number) => blocks[i]!.endToken;
+    const key = (i: number) => blocks[i]!.key;
+
+    const marks = explicit ? this.honouredBreakpoints(blocks) : [];
+    const markTtl = new Map(marks.map((b) => [b, this.resolveTtl(blocks[b]!.breakpoint)]));
+    const lookback = this.rules.lookbackBlocks ?? Number.POSITIVE_INFINITY;
+
+    // --- read: the longest readable matching prefix the provider would find
+    let match: number | null = null;
+    if (explicit) {
+      // Each breakpoint checks its own prefix, then up to `lookbackBlocks` earlier boundaries.
+      for (const b of marks) {
+        for (let j = b; j >= 0 && b - j <= lookback; j--) {
+          if (isLive(this.entries.get(key(j)), t)) {
+            if (match === null || j > match) match = j;
+            break;
+          }
+        }
+      }
+    } else {
+      for (let j = n - 1; j >= 0; j--) {
+        if (isLive(this.entries.get(key(j)), t)) {
+          match = j;
+          break;
+        }
+      }
+    }
+    const readTokens = match === null ? 0 : this.roundDown(end(match));
+    const hitBlock = readTokens > 0 ? match : null;
+
+    // --- writes
+    const writeByTtl: Record<string, number> = {};
+    let writeTokens = 0;
+    if (explicit) {
+      // Tokens between two breakpoints are written with the later breakpoint's TTL.
+      let covered = readTokens;
+      for (const b of marks) {
+        if (end(b) < min || end(b) <= covered) continue;
+        const ttl = markTtl.get(b)!;
+        writeByTtl[ttl.name] = (writeByTtl[ttl.name] ?? 0) + (end(b) - covered);
+        writeTokens += end(b) - covered;
+        covered = end(b);
+      }
+    } else if (total >= min && total > readTokens) {
+      writeTokens = total - readTokens;
+      writeByTtl[this.defaultTtl.name] = writeTokens;
+    }
+
+    // --- per-block classification of the tokens not read
+    const reasons = this.classify(req, match, marks, lookback);
+    const outcomeBlocks = blocks.map((_, i) => {
+      const size = end(i) - start(i);
+      const read = Math.min(size, Math.max(0, readTokens - start(i)));
+      return { read, reason: read === size ? null : reasons[i]! };
+    });
+
+    const outcome: SimOutcome = { readTokens, writeTokens, writeByTtl, hitBlock, blocks: outcomeBlocks };
+
+    const commit = () => {
+      const readableAt = Math.max(t, req.firstByteAt ?? t);
+      this.lastStartedAt = t;
+      this.pruneExpired(t);
+      // The read prefix is used again: refresh every held entry along it.
+      if (match !== null) {
+        for (let j = 0; j <= match; j++) {
+          const e = this.entries.get(key(j));
+          if (e && isLive(e, t)) this.touch(this.entries, key(j), end(j), this.resolveTtl(e.ttl), t, readableAt, req.id);
+        }
+      }
+      if (explicit) {
+        for (const b of marks) {
+          if (end(b) >= min) this.touch(this.entries, key(b), end(b), markTtl.get(b)!, t, readableAt, req.id);
+        }
+      } else {
+        for (let j = 0; j < n; j++) {
+          if (end(j) >= min) this.touch(this.entries, key(j), end(j), this.defaultTtl, t, readableAt, req.id);
+        }
+      }
+      const shadowTtl = this.coveringTtls(n, marks, markTtl);
+      for (let j = 0; j < n; j++) this.touch(this.seen, key(j), end(j), shadowTtl[j]!, t, readableAt, req.id);
+    };
+
+    return { outcome, commit };
+  }
+
+  /**
+   * Reason for the unread part of each block: blocks inside the matched prefix lost
+   * tokens only to rounding; later blocks take the deepest gate reached by any
+   * prefix of this request at or after them (a later prefix covers the block too).
+   */
+  private classify(
+    req: SimRequest,
+    match: number | null,
+    marks: number[],
+    lookback: number,
+  ): MissReason[] {
+    const blocks = req.blocks;
+    const n = blocks.length;
+    const t = req.startedAt;
+    const out: MissReason[] = new Array<MissReason>(n);
+    // nextMark[j]: first honoured breakpoint at or after j
+    const nextMark: Array<number | null> = new Array<number | null>(n).fill(null);
+    let next: number | null = null;
+    const markSet = new Set(marks);
+    for (let j = n - 1; j >= 0; j--) {
+      if (markSet.has(j)) next = j;
+      nextMark[j] = next;
+    }
+    let best: Exclude<MissReason, 'granularity'> = 'not_seen';
+    for (let j = n - 1; j >= 0; j--) {
+      if (match !== null && j <= match) {
+        // Matched but not read: the tail after the last increment boundary (or all of it when rounded to 0).
+        out[j] = 'granularity';
+        continue;
+      }
+      const r = this.candidateReason(blocks[j]!, t, nextMark[j] ?? null, j, lookback);
+      if (RANK[r] > RANK[best]) best = r;
+      out[j] = best;
+    }
+    return out;
+  }
+
+  /** The first gate the prefix through block j fails for a request at time t. */
+  private candidateReason(
+    block: SimBlock,
+    t: number,
+    nextMark: number | null,
+    j: number,
+    lookback: number,
+  ): Exclude<MissReason, 'granularity'> {
+    const shadow = this.seen.get(block.key);
+    if (!shadow) return 'not_seen';
+    const held = this.entries.get(block.key);
+    const fresh = [shadow, held].filter((e): e is Entry => e !== undefined && t < e.expiresAt);
+    if (fresh.length === 0) return 'expired';
+    if (!fresh.some((e) => e.readableAt <= t)) return 'concurrent';
+    if (block.endToken < this.rules.minTokens) return 'below_minimum';
+    if (this.rules.mode === 'explicit') {
+      if (!isLive(held, t)) return 'no_breakpoint';
+      return nextMark !== null && nextMark - j > lookback ? 'lookback' : 'no_breakpoint';
+    }
+    // Automatic mode writes every eligible prefix, so a live one is always the hit.
+    // Reaching here needs the same key recorded with different token ends: the
+    // earlier occurrence was too short to be written.
+    return 'below_minimum';
+  }
+
+  /** Breakpoints the provider honours: the first `maxBreakpoints` in order (it rejects more). */
+  private honouredBreakpoints(blocks: SimBlock[]): number[] {
+    const marks: number[] = [];
+    blocks.forEach((b, i) => {
+      if (typeof b.breakpoint === 'string') marks.push(i);
+    });
+    const max = this.rules.maxBreakpoints;
+    return max === null ? marks : marks.slice(0, max);
+  }
+
+  /** TTL each block would be cached with: the next breakpoint's, else the default. */
+  private coveringTtls(n: number, marks: number[], markTtl: Map<number, CacheTtl>): CacheTtl[] {
+    const out: CacheTtl[] = new Array<CacheTtl>(n);
+    let current = this.defaultTtl;
+    const markSet = new Set(marks);
+    for (let j = n - 1; j >= 0; j--) {
+      if (markSet.has(j)) current = markTtl.get(j)!;
+      out[j] = current;
+    }
+    return out;
+  }
+
+  /** Unknown TTL names fall back to the default: the provider would apply its default. */
+  private resolveTtl(name: string | null | undefined): CacheTtl {
+    return (name ? this.ttlByName.get(name) : undefined) ?? this.defaultTtl;
+  }
+
+  private roundDown(tokens: number): number {
+    const g = this.rules.granularity;
+    if (!g) return tokens;
+    if (tokens < g.first) return 0;
+    return g.first + Math.floor((tokens - g.first) / g.step) * g.step;
+  }
+
+  /**
+   * One request using `key`: a live entry is a hit (refreshed when the rules say so);
+   * an entry still being written by a parallel request is written again (both pay,
+   * the first to answer makes it readable); anything else is a fresh write.
+   */
+  private touch(
+    store: Map<string, Entry>,
+    key: string,
+    endToken: number,
+    ttl: CacheTtl,
+    t: number,
+    readableAt: number,
+    id: string,
+  ): void {
+    const expiresAt = t + ttl.seconds * 1000;
+    const e = store.get(key);
+    if (e && isLive(e, t)) {
+      if (this.rules.refreshOnHit && expiresAt > e.expiresAt) {
+        e.expiresAt = expiresAt;
+        e.ttl = ttl.name;
+      }
+      return;
+    }
+    if (e && t < e.expiresAt) {
+      if (readableAt < e.readableAt) {
+        e.readableAt = readableAt;
+        e.writtenBy = id;
+      }
+      if (expiresAt > e.expiresAt) {
+        e.expiresAt = expiresAt;
+        e.ttl = ttl.name;
+      }
+      return;
+    }
+    store.set(key, { endToken, ttl: ttl.name, expiresAt, readableAt, writtenBy: id });
+  }
+
+  /** Held entries past expiry can never be read again (time only moves forward). `seen` is kept forever. */
+  private pruneExpired(t: number): void {
+    for (const [k, e] of this.entries) if (e.expiresAt <= t) this.entries.delete(k);
+  }
+}
+
+function isLive(e: Entry | undefined, t: number): boolean {
+  return e !== undefined && e.readableAt <= t && t < e.expiresAt;
+}
+
+function validateRequest(req: SimRequest): void {
+  if (!Number.isFinite(req.startedAt)) throw new SimulationError('invalid_request', `request ${req.id}: startedAt is not a number`);
+  if (req.firstByteAt !== null && !Number.isFinite(req.firstByteAt)) {
+    throw new SimulationError('invalid_request', `request ${req.id}: firstByteAt is not a number`);
+  }
+  let prev = 0;
+  req.blocks.forEach((b, i) => {
+    if (!Number.isFinite(b.endToken) || b.endToken <= prev) {
+      throw new SimulationError(
+        'invalid_request',
+        `request ${req.id}: block ${i} endToken ${b.endToken} must be greater than ${prev}`,
+      );
+    }
+    prev = b.endToken;
+  });
+}
+
+function parseSnapshot(value: unknown): SnapshotV1 {
+  const bad = (why: string) => new SimulationError('invalid_snapshot', `invalid simulator snapshot: ${why}`);
+  if (typeof value !== 'object' || value === null) throw bad('not an object');
+  const v = value as Record<string, unknown>;
+  if (v.version !== 1) throw bad(`unknown version ${String(v.version)}`);
+  if (v.lastStartedAt !== null && typeof v.lastStartedAt !== 'number') throw bad('lastStartedAt');
+  const list = (name: 'entries' | 'seen'): Array<[string, Entry]> => {
+    const raw = v[name];
+    if (!Array.isArray(raw)) throw bad(name);
+    return raw.map((item: unknown) => {
+      if (!Array.isArray(item) || item.length !== 2 || typeof item[0] !== 'string') throw bad(`${name} item`);
+      const e = item[1] as Partial<Entry> | null;
+      if (
+        typeof e !== 'object' || e === null ||
+        typeof e.endToken !== 'number' || typeof e.ttl !== 'string' || typeof e.expiresAt !== 'number' ||
+        typeof e.readableAt !== 'number' || typeof e.writtenBy !== 'string'
+      ) {
+        throw bad(`${name} entry ${item[0]}`);
+      }
+      return [item[0], { endToken: e.endToken, ttl: e.ttl, expiresAt: e.expiresAt, readableAt: e.readableAt, writtenBy: e.writtenBy }];
+    });
+  };
+  return { version: 1, lastStartedAt: v.lastStartedAt as number | null, entries: list('entries'), seen: list('seen') };
+}
