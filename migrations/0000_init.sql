@@ -55,6 +55,35 @@ CREATE TABLE `handles` (
 );
 --> statement-breakpoint
 CREATE INDEX `handles_tenant_list` ON `handles` (`tenant_id`,`id`);--> statement-breakpoint
+CREATE TABLE `request_inline` (
+	`request_id` text NOT NULL,
+	`segment` integer NOT NULL,
+	`text` text NOT NULL,
+	`truncated` integer NOT NULL,
+	`expires_at` integer NOT NULL,
+	PRIMARY KEY(`request_id`, `segment`),
+	FOREIGN KEY (`request_id`) REFERENCES `requests`(`id`) ON UPDATE no action ON DELETE no action
+);
+--> statement-breakpoint
+CREATE INDEX `request_inline_expiry` ON `request_inline` (`expires_at`);--> statement-breakpoint
+CREATE TABLE `requests` (
+	`id` text PRIMARY KEY NOT NULL,
+	`tenant_id` text NOT NULL,
+	`scope` text NOT NULL,
+	`format` text NOT NULL,
+	`model` text NOT NULL,
+	`catalog_entry` text NOT NULL,
+	`catalog_fallback` integer NOT NULL,
+	`rendered_at` integer NOT NULL,
+	`segments` text NOT NULL,
+	`breakpoints` text NOT NULL,
+	`prompt_cache_key` text,
+	`prediction` text,
+	FOREIGN KEY (`tenant_id`) REFERENCES `tenants`(`id`) ON UPDATE no action ON DELETE no action
+);
+--> statement-breakpoint
+CREATE INDEX `requests_scope` ON `requests` (`scope`,`rendered_at`);--> statement-breakpoint
+CREATE INDEX `requests_tenant` ON `requests` (`tenant_id`,`rendered_at`);--> statement-breakpoint
 CREATE TABLE `tenants` (
 	`id` text PRIMARY KEY NOT NULL,
 	`name` text NOT NULL,

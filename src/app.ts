@@ -9,6 +9,8 @@ import { HandleMeter } from './domain/handle-meta';
 import type { ModelCatalog } from './domain/catalog/catalog';
 import { Expander } from './domain/render/expand';
 import { TenantService } from './domain/tenants';
+import { RequestService } from './domain/requests';
+import { renderRoutes } from './http/routes/render';
 import { requireAdminKey, requireApiKey } from './http/auth';
 import { docsRoutes } from './http/docs';
 import { handleError, problem } from './http/problem';
@@ -28,14 +30,23 @@ export interface Services {
   tenants: TenantService;
   handles: HandleService;
   expander: Expander;
+  requests: RequestService;
 }
 
 export function createServices(deps: AppDeps): Services {
   const handles = new HandleService({ store: deps.store, clock: deps.clock, meter: new HandleMeter(deps.catalog) });
+  const { config } = deps;
   return {
     tenants: new TenantService(deps.store, deps.clock),
     handles,
-    expander: new Expander(handles, deps.config.expansionCacheBytes),
+    expander: new Expander(handles, config.expansionCacheBytes),
+    requests: new RequestService({
+      store: deps.store,
+      clock: deps.clock,
+      handles,
+      catalog: deps.catalog,
+      policy: { inlineKeepBytes: config.inlineKeepBytes, inlineRetentionMs: config.inlineRetentionMs, cacheTtl: config.cacheTtl },
+    }),
   };
 }
 
@@ -75,6 +86,7 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.route('/', adminRoutes(services.tenants));
   app.route('/', handleRoutes(services.handles, services.expander));
+  app.route('/', renderRoutes(services.requests, deps.catalog));
   app.route('/', docsRoutes());
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', { type: 'http', scheme: 'bearer', description: 'A tenant API key (phk_…).' });

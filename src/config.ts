@@ -13,6 +13,9 @@ const envSchema = z.object({
   PH_EXPANSION_CACHE_BYTES: int(256 * 1024 * 1024),
   PH_CATALOG_FILE: z.string().min(1).optional(),
   PH_LOG: z.enum(['json', 'off']).default('json'),
+  PH_INLINE_KEEP_BYTES: int(64 * 1024),
+  PH_INLINE_RETENTION_HOURS: int(7 * 24),
+  PH_CACHE_TTL: z.enum(['5m', '1h']).default('5m'),
 });
 
 export interface Config {
@@ -26,6 +29,10 @@ export interface Config {
   expansionCacheBytes: number;
   catalogFile: string | undefined;
   log: 'json' | 'off';
+  inlineKeepBytes: number;
+  inlineRetentionMs: number;
+  /** TTL for cache breakpoints the service places (1h only where the model offers it). */
+  cacheTtl: '5m' | '1h';
 }
 
 export class ConfigError extends Error {}
@@ -49,6 +56,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     expansionCacheBytes: e.PH_EXPANSION_CACHE_BYTES,
     catalogFile: e.PH_CATALOG_FILE,
     log: e.PH_LOG,
+    inlineKeepBytes: e.PH_INLINE_KEEP_BYTES,
+    inlineRetentionMs: e.PH_INLINE_RETENTION_HOURS * 3_600_000,
+    cacheTtl: e.PH_CACHE_TTL,
   };
 }
 

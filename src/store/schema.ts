@@ -81,3 +81,38 @@ export const handlePins = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.fromId, t.fromVersion, t.toId, t.toVersion] }), index('handle_pins_to').on(t.toId)],
 );
+
+/** A rendered request, recorded for reconciliation against the provider's usage report. */
+export const requests = sqliteTable(
+  'requests',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id').notNull().references(() => tenants.id),
+    /** Where a provider cache can be shared: tenant + provider + model (+ credential fingerprint). */
+    scope: text('scope').notNull(),
+    format: text('format').notNull(),
+    model: text('model').notNull(),
+    /** Catalog entry used for the model's rules and prices, and whether it was a flagged fallback. */
+    catalogEntry: text('catalog_entry').notNull(),
+    catalogFallback: integer('catalog_fallback', { mode: 'boolean' }).notNull(),
+    renderedAt: integer('rendered_at').notNull(),
+    segments: text('segments', { mode: 'json' }).notNull(),
+    breakpoints: text('breakpoints', { mode: 'json' }).notNull(),
+    promptCacheKey: text('prompt_cache_key'),
+    prediction: text('prediction', { mode: 'json' }),
+  },
+  (t) => [index('requests_scope').on(t.scope, t.renderedAt), index('requests_tenant').on(t.tenantId, t.renderedAt)],
+);
+
+/** Inline (caller) segment bytes, kept for a while so a drift can be located to the byte. */
+export const requestInline = sqliteTable(
+  'request_inline',
+  {
+    requestId: text('request_id').notNull().references(() => requests.id),
+    segment: integer('segment').notNull(),
+    text: text('text').notNull(),
+    truncated: integer('truncated', { mode: 'boolean' }).notNull(),
+    expiresAt: integer('expires_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.requestId, t.segment] }), index('request_inline_expiry').on(t.expiresAt)],
+);

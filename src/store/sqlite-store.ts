@@ -1,12 +1,14 @@
-import { and, asc, eq, gt, isNull, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, isNull, lte, sql } from 'drizzle-orm';
 import type { Db } from './db';
-import { apiKeys, blobs, handlePins, handles, handleVersions, tenants } from './schema';
+import { apiKeys, blobs, handlePins, handles, handleVersions, requestInline, requests, tenants } from './schema';
 import type {
   ApiKeyRow,
   AppendResult,
   HandleListQuery,
   HandleRow,
+  InlineRow,
   NewVersion,
+  RequestRow,
   Store,
   TenantRow,
   VersionRow,
@@ -132,5 +134,28 @@ export class SqliteStore implements Store {
       tx.update(handles).set({ deletedAt: at }).where(eq(handles.id, handleId)).run();
       return { ok: true };
     }, { behavior: 'immediate' });
+  }
+
+  insertRequest(row: RequestRow, inline: InlineRow[]): void {
+    this.db.transaction((tx) => {
+      tx.insert(requests).values(row).run();
+      for (const i of inline) tx.insert(requestInline).values(i).run();
+    });
+  }
+
+  getRequest(id: string): RequestRow | undefined {
+    return this.db.select().from(requests).where(eq(requests.id, id)).get() as RequestRow | undefined;
+  }
+
+  getInline(requestId: string, segment: number, now: number): InlineRow | undefined {
+    return this.db
+      .select()
+      .from(requestInline)
+      .where(and(eq(requestInline.requestId, requestId), eq(requestInline.segment, segment), gt(requestInline.expiresAt, now)))
+      .get();
+  }
+
+  purgeInline(now: number): number {
+    return this.db.delete(requestInline).where(lte(requestInline.expiresAt, now)).run().changes;
   }
 }

@@ -71,6 +71,29 @@ export interface HandleListQuery {
   limit: number;
 }
 
+export interface RequestRow {
+  id: string;
+  tenantId: string;
+  scope: string;
+  format: string;
+  model: string;
+  catalogEntry: string;
+  catalogFallback: boolean;
+  renderedAt: number;
+  segments: unknown;
+  breakpoints: unknown;
+  promptCacheKey: string | null;
+  prediction: unknown;
+}
+
+export interface InlineRow {
+  requestId: string;
+  segment: number;
+  text: string;
+  truncated: boolean;
+  expiresAt: number;
+}
+
 export interface Store {
   createTenant(tenant: TenantRow, key: ApiKeyRow): void;
   getTenant(id: string): TenantRow | undefined;
@@ -96,4 +119,11 @@ export interface Store {
   referrersOf(handleId: string): string[];
   /** Marks deleted if nothing live pins it; returns the referrers otherwise. */
   deleteHandle(handleId: string, at: number): { ok: true } | { ok: false; referrers: string[] };
+
+  /** Records a rendered request and its kept inline bytes, atomically. */
+  insertRequest(row: RequestRow, inline: InlineRow[]): void;
+  getRequest(id: string): RequestRow | undefined;
+  getInline(requestId: string, segment: number, now: number): InlineRow | undefined;
+  /** Drops inline bytes past their retention; returns how many. */
+  purgeInline(now: number): number;
 }

@@ -1,0 +1,96 @@
+import { getNodeValue, parseTree, printParseErrorCode, type Node, type ParseError } from 'jsonc-parser';
+import { escapePointer } from '../canonical-json';
+import { DomainError, invalid } from '../errors';
+
+// Byte-preserving JSON editing: we splice expansions into the caller's text
+// and leave every other byte (key order, number spelling, escapes) as sent.
+
+export type JsonNode = Node;
+
+/** Parses strict JSON into a tree with offsets; malformed text is a 400 with the offset. */
+export function parseJsonTree(text: string, pointer: string): JsonNode {
+  const errors: ParseError[] = [];
+  const root = parseTree(text, errors, { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false });
+  if (errors.length || !root) {
+    const e = errors[0];
+    throw new DomainError('invalid_request', `${pointer || 'body'} is not valid JSON${e ? `: ${printParseErrorCode(e.error)} at offset ${e.offset}` : ''}`, {}, [
+      { pointer, detail: 'not valid JSON' },
+    ]);
+  }
+  return root;
+}
+
+export const textOf = (source: string, node: JsonNode) => source.slice(node.offset, node.offset + node.length);
+export const valueOf = (node: JsonNode): unknown => getNodeValue(node);
+
+/** The value node of an object's property, or undefined. Last one wins, as JSON.parse does. */
+export function property(obj: JsonNode | undefined, key: string): JsonNode | undefined {
+  if (!obj || obj.type !== 'object') return undefined;
+  let found: JsonNode | undefined;
+  for (const p of obj.children ?? []) if (p.children?.[0]?.value === key) found = p.children[1];
+  return found;
+}
+
+export function propertyNode(obj: JsonNode, key: string): JsonNode | undefined {
+  let found: JsonNode | undefined;
+  for (const p of obj.children ?? []) if (p.children?.[0]?.value === key) found = p;
+  return found;
+}
+
+export function elements(node: JsonNode | undefined): JsonNode[] {
+  return node?.type === 'array' ? (node.children ?? []) : [];
+}
+
+export function childPointer(base: string, key: string | number): string {
+  return `${base}/${escapePointer(String(key))}`;
+}
+
+export function expectType(node: JsonNode | undefined, type: JsonNode['type'], pointer: string, what: string): JsonNode | undefined {
+  if (node && node.type !== type) throw invalid(pointer, `${what} must be ${type === 'array' ? 'an array' : `a ${type}`}`);
+  return node;
+}
+
+/** A text edit: replace [offset, offset+length) with the pieces, in order. */
+export interface Edit {
+  offset: number;
+  length: number;
+  pieces: string[];
+}
+
+/** Replaces an element of an array (or a property of an object) by zero or more items, keeping commas right. */
+export function replaceElement(container: JsonNode, index: number, items: string[]): Edit {
+  const kids = container.children ?? [];
+  const node = kids[index]!;
+  if (items.length) return { offset: node.offset, length: node.length, pieces: [items.join(',')] };
+  // Nothing to put there: remove the element with one adjacent comma.
+  const next = kids[index + 1];
+  if (next) return { offset: node.offset, length: next.offset - node.offset, pieces: [] };
+  const prev = kids[index - 1];
+  if (prev) return { offset: prev.offset + prev.length, length: node.offset + node.length - (prev.offset + prev.length), pieces: [] };
+  return { offset: node.offset, length: node.length, pieces: [] };
+}
+
+/** Inserts items at the start of an array. */
+export function prependToArray(array: JsonNode, items: string[]): Edit {
+  const nonEmpty = (array.children ?? []).length > 0;
+  return { offset: array.offset + 1, length: 0, pieces: [items.join(',') + (nonEmpty ? ',' : '')] };
+}
+
+/** Inserts a new property as the first one of an object. */
+export function prependProperty(obj: JsonNode, key: string, valueJson: string): Edit {
+  const nonEmpty = (obj.children ?? []).length > 0;
+  return { offset: obj.offset + 1, length: 0, pieces: [`${JSON.stringify(key)}:${valueJson}${nonEmpty ? ',' : ''}`] };
+}
+
+/** Applies non-overlapping edits; inserts at the same offset keep their given order. */
+export function applyEdits(text: string, edits: Edit[]): string {
+  const sorted = edits.map((e, i) => ({ e, i })).sort((a, b) => a.e.offset - b.e.offset || a.i - b.i);
+  let out = '';
+  let at = 0;
+  for (const { e } of sorted) {
+    if (e.offset < at) throw new Error('overlapping JSON edits');
+    out += text.slice(at, e.offset) + e.pieces.join('');
+    at = e.offset + e.length;
+  }
+  return out + text.slice(at);
+}

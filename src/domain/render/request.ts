@@ -1,0 +1,485 @@
+import canonicalize from 'canonicalize';
+import type { ModelEntry } from '../catalog/types';
+import { sha256Hex } from '../digest';
+import { DomainError, invalid } from '../errors';
+import type { HandleService } from '../handles';
+import type { Message } from '../content';
+import { newRenderContext, segmentItems, type RenderContext } from './formats';
+import {
+  applyEdits,
+  childPointer,
+  elements,
+  expectType,
+  parseJsonTree,
+  prependProperty,
+  prependToArray,
+  property,
+  propertyNode,
+  replaceElement,
+  textOf,
+  valueOf,
+  type Edit,
+  type JsonNode,
+} from './json-text';
+import { orderSegments, type PromptSegment, type Section } from './prompt';
+
+export const requestFormats = ['anthropic', 'openai-chat', 'openai-responses', 'gemini'] as const;
+export type RequestFormat = (typeof requestFormats)[number];
+
+/** One piece of the rendered prompt, in provider serialisation order. */
+export interface RenderedSegment {
+  /** `art_x@2`, `ses_x@3` (a session batch), or `inline` (the caller's own content). */
+  source: string;
+  path: string[];
+  section: Section;
+  byte_start: number;
+  byte_end: number;
+  token_start: number;
+  token_end: number;
+  /** true when the span is an estimate (inline content, or a model family without an exact tokenizer). */
+  tokens_estimated: boolean;
+  /** Provider content blocks in the segment (Anthropic's lookback counts these). */
+  blocks: number;
+  digest: string;
+  /** P_k = sha256(P_{k-1} ‖ digest_k): equal chains mean equal bytes from the first token through this segment. */
+  chain: string;
+}
+
+export interface Breakpoint {
+  segment: number;
+  source: string;
+  token_end: number;
+  ttl: string;
+  set_by: 'caller' | 'service';
+}
+
+export interface RenderedRequest {
+  bodyText: string;
+  segments: RenderedSegment[];
+  breakpoints: Breakpoint[];
+  promptCacheKey: string | null;
+  /** Inline segment bytes (for locating drift later), by segment index. */
+  inlineText: Map<number, string>;
+}
+
+export interface RenderRequestInput {
+  tenantId: string;
+  format: RequestFormat;
+  /** The provider request body, as JSON text. */
+  bodyText: string;
+  /** JSON pointer of the body inside the API request (for error paths). */
+  pointer: string;
+  model: ModelEntry;
+  /** Refs to prepend in addition to a body `prefix` (the proxy's headers). */
+  extraPrefix?: string[];
+  /** Requested TTL for the breakpoints the service places. */
+  cacheTtl?: string;
+}
+
+interface Item {
+  text: string;
+  segment: PromptSegment | null;
+  blocks: number;
+  /** Where a breakpoint marker goes, if this item can carry one. */
+  markable: boolean;
+}
+
+/** A unit of the prompt as the provider sees it, with its identity for hashing. */
+interface Unit {
+  section: Section;
+  hashText: string;
+  item: Item | null;
+  segment: PromptSegment | null;
+  blocks: number;
+  callerBreakpoint: boolean;
+}
+
+const HANDLE_TYPE = 'handle';
+
+// Where each provider keeps its sections, and how its text blocks look.
+const LAYOUT: Record<RequestFormat, { messages: string; system: string | null; textBlock: (t: string) => string }> = {
+  anthropic: { messages: 'messages', system: 'system', textBlock: (t) => `{"type":"text","text":${JSON.stringify(t)}}` },
+  'openai-chat': { messages: 'messages', system: null, textBlock: (t) => `{"type":"text","text":${JSON.stringify(t)}}` },
+  'openai-responses': { messages: 'input', system: null, textBlock: (t) => `{"type":"input_text","text":${JSON.stringify(t)}}` },
+  gemini: { messages: 'contents', system: 'systemInstruction', textBlock: (t) => `{"text":${JSON.stringify(t)}}` },
+};
+
+/**
+ * Renders a provider request body in which handles appear (a top-level
+ * `prefix`, or `{"type":"handle","ref":…}` where a tool, system block,
+ * message or content block may stand). Every byte the caller sent outside
+ * those places comes through unchanged, in the caller's order.
+ */
+export class RequestRenderer {
+  constructor(private readonly handles: HandleService) {}
+
+  render(input: RenderRequestInput): RenderedRequest {
+    const { format, bodyText, pointer } = input;
+    const root = parseJsonTree(bodyText, pointer);
+    if (root.type !== 'object') throw invalid(pointer, 'the request body must be a JSON object');
+    const layout = LAYOUT[format];
+    const ctx = newRenderContext();
+    const edits: Edit[] = [];
+    const placements: { items: Item[]; build: (texts: string[]) => Edit }[] = [];
+
+    // ---- top-level prefix (and the proxy's header refs) ----
+    const prefixRefs = [...(input.extraPrefix ?? [])];
+    const prefixProp = propertyNode(root, 'prefix');
+    if (prefixProp) {
+      const list = prefixProp.children![1]!;
+      const at = childPointer(pointer, 'prefix');
+      if (list.type !== 'array') throw invalid(at, 'prefix must be an array of handle refs');
+      elements(list).forEach((n, i) => {
+        if (n.type !== 'string') throw invalid(childPointer(at, i), 'prefix entries are handle refs (strings)');
+        prefixRefs.push(n.value as string);
+      });
+      const idx = root.children!.indexOf(prefixProp);
+      edits.push(replaceElement(root, idx, []));
+    }
+    const prefixSegments = orderSegments(
+      prefixRefs.flatMap((ref, i) => {
+        const at = i < (input.extraPrefix?.length ?? 0) ? 'header:x-ph-prefix' : childPointer(childPointer(pointer, 'prefix'), i - (input.extraPrefix?.length ?? 0));
+        const r = this.handles.resolve(input.tenantId, ref, at);
+        return this.handles.segmentsOf(r.handle, r.version.version);
+      }),
+    );
+    const prefixItems = (section: Section) =>
+      prefixSegments.filter((s) => s.section === section).flatMap((s) => itemsOf(format, s, ctx));
+    const pTools = prefixItems('tools');
+    const pSystem = prefixItems('system');
+    const pMessages = prefixItems('messages');
+
+    // ---- tools ----
+    const toolsNode = expectType(property(root, 'tools'), 'array', childPointer(pointer, 'tools'), 'tools');
+    const toolUnits: Unit[] = [];
+    if (pTools.length) {
+      placements.push({
+        items: pTools,
+        build: (texts) => {
+          const json = format === 'gemini' ? [`{"functionDeclarations":[${texts.join(',')}]}`] : texts;
+          return toolsNode ? prependToArray(toolsNode, json) : prependProperty(root, 'tools', `[${json.join(',')}]`);
+        },
+      });
+      toolUnits.push(...pTools.map((it) => unitOf('tools', it)));
+    }
+    elements(toolsNode).forEach((node, i) => {
+      const at = childPointer(childPointer(pointer, 'tools'), i);
+      const ref = handleRef(node, at);
+      if (ref) {
+        const items = this.inPlace(input.tenantId, format, ref, at, ['tools'], ctx);
+        placements.push({
+          items,
+          build: (texts) => replaceElement(toolsNode!, i, format === 'gemini' ? [`{"functionDeclarations":[${texts.join(',')}]}`] : texts),
+        });
+        toolUnits.push(...items.map((it) => unitOf('tools', it)));
+      } else toolUnits.push(inlineUnit('tools', bodyText, node));
+    });
+
+    // ---- system ----
+    const systemUnits: Unit[] = [];
+    const messageUnits: Unit[] = [];
+    if (format === 'anthropic' || format === 'gemini') {
+      const key = layout.system!;
+      const at = childPointer(pointer, key);
+      const sysNode = property(root, key);
+      // Gemini keeps system parts in systemInstruction.parts; Anthropic in system (string or blocks).
+      const partsNode = format === 'gemini' ? expectType(property(sysNode, 'parts'), 'array', childPointer(at, 'parts'), 'systemInstruction.parts') : sysNode;
+      if (format === 'gemini' && sysNode) expectType(sysNode, 'object', at, key);
+      if (pSystem.length) {
+        placements.push({
+          items: pSystem,
+          build: (texts) => {
+            if (format === 'gemini') {
+              if (partsNode) return prependToArray(partsNode, texts);
+              if (sysNode) return prependProperty(sysNode, 'parts', `[${texts.join(',')}]`);
+              return prependProperty(root, key, `{"parts":[${texts.join(',')}]}`);
+            }
+            if (!sysNode) return prependProperty(root, key, `[${texts.join(',')}]`);
+            // A plain-string system prompt becomes a list: our blocks first, then the caller's text, unchanged.
+            if (sysNode.type === 'string')
+              return { offset: sysNode.offset, length: sysNode.length, pieces: [`[${texts.join(',')},{"type":"text","text":${textOf(bodyText, sysNode)}}]`] };
+            return prependToArray(sysNode, texts);
+          },
+        });
+        systemUnits.push(...pSystem.map((it) => unitOf('system', it)));
+      }
+      if (partsNode?.type === 'string') systemUnits.push(inlineUnit('system', bodyText, partsNode));
+      else if (partsNode && partsNode.type !== 'array') throw invalid(at, `${key} must be a string or an array of blocks`);
+      elements(partsNode).forEach((node, i) => {
+        const nodeAt = childPointer(format === 'gemini' ? childPointer(at, 'parts') : at, i);
+        const ref = handleRef(node, nodeAt);
+        if (ref) {
+          const items = this.inPlace(input.tenantId, format, ref, nodeAt, ['system'], ctx);
+          placements.push({ items, build: (texts) => replaceElement(partsNode!, i, texts) });
+          systemUnits.push(...items.map((it) => unitOf('system', it)));
+        } else systemUnits.push(inlineUnit('system', bodyText, node));
+      });
+    } else if (format === 'openai-responses') {
+      const instructions = property(root, 'instructions');
+      if (instructions && instructions.type === 'string') systemUnits.push(inlineUnit('system', bodyText, instructions));
+    }
+
+    // ---- messages ----
+    const msgKey = layout.messages;
+    const msgAt = childPointer(pointer, msgKey);
+    let msgNode = property(root, msgKey);
+    if (!msgNode) throw invalid(msgAt, `${msgKey} is required`);
+    const leading = format === 'openai-chat' || format === 'openai-responses' ? [...pSystem, ...pMessages] : pMessages;
+    if (leading.length) {
+      const node = msgNode;
+      placements.push({
+        items: leading,
+        build: (texts) => {
+          // A plain-string Responses input becomes a list: our items, then the caller's user message.
+          if (node.type === 'string') return { offset: node.offset, length: node.length, pieces: [`[${texts.join(',')},{"role":"user","content":${textOf(bodyText, node)}}]`] };
+          return prependToArray(node, texts);
+        },
+      });
+      if (format === 'openai-chat' || format === 'openai-responses') systemUnits.push(...pSystem.map((it) => unitOf('system', it)));
+      messageUnits.push(...pMessages.map((it) => unitOf('messages', it)));
+    }
+    if (msgNode.type === 'string' && format === 'openai-responses') messageUnits.push(inlineUnit('messages', bodyText, msgNode));
+    else {
+      msgNode = expectType(msgNode, 'array', msgAt, msgKey)!;
+      const list = msgNode;
+      elements(list).forEach((node, i) => {
+        const at = childPointer(msgAt, i);
+        const ref = handleRef(node, at);
+        if (ref) {
+          const items = this.inPlace(input.tenantId, format, ref, at, ['messages'], ctx);
+          placements.push({ items, build: (texts) => replaceElement(list, i, texts) });
+          messageUnits.push(...items.map((it) => unitOf('messages', it)));
+          return;
+        }
+        const contentKey = format === 'gemini' ? 'parts' : 'content';
+        const content = property(node, contentKey);
+        const blocks = elements(content);
+        const handleBlocks = blocks.map((b, j) => handleRef(b, childPointer(childPointer(at, contentKey), j)));
+        if (!handleBlocks.some(Boolean)) {
+          messageUnits.push(inlineUnit('messages', bodyText, node, Math.max(1, blocks.length)));
+          return;
+        }
+        // A message mixing the caller's blocks and handle blocks: one unit per block.
+        const role = JSON.stringify(valueOf(property(node, 'role')!) ?? null);
+        blocks.forEach((b, j) => {
+          const ref = handleBlocks[j];
+          if (!ref) {
+            messageUnits.push({ ...inlineUnit('messages', bodyText, b), hashText: `${role}:${canonicalize(valueOf(b))}` });
+            return;
+          }
+          const blockAt = childPointer(childPointer(at, contentKey), j);
+          const r = this.handles.resolve(input.tenantId, ref, blockAt);
+          const segs = this.handles.segmentsOf(r.handle, r.version.version);
+          const items = segs.map((s) => {
+            const text = textOfContentSegment(s, blockAt);
+            return { text: layout.textBlock(text), segment: s, blocks: 1, markable: true };
+          });
+          placements.push({ items, build: (texts) => replaceElement(content!, j, texts) });
+          messageUnits.push(...items.map((it) => ({ ...unitOf('messages', it), hashText: `${role}:${it.text}` })));
+        });
+      });
+    }
+
+    // ---- segments, breakpoints, body ----
+    const units = [...toolUnits, ...systemUnits, ...messageUnits];
+    const segments = buildSegments(units, input.model);
+    const callerBreakpoints = units.filter((u) => u.callerBreakpoint).length + (format === 'anthropic' && property(root, 'cache_control') ? 1 : 0);
+    const maxBreakpoints = input.model.cache.maxBreakpoints ?? 4;
+    if (format === 'anthropic' && callerBreakpoints > maxBreakpoints)
+      throw invalid(pointer, `the request sets ${callerBreakpoints} cache_control breakpoints; ${input.model.id} allows at most ${maxBreakpoints}`);
+
+    const breakpoints: Breakpoint[] = [];
+    if (format === 'anthropic') {
+      const ttl = chooseTtl(input.model, input.cacheTtl);
+      for (const b of chooseBreakpoints(segments.list, maxBreakpoints - callerBreakpoints, input.model)) {
+        const unit = segments.lastUnit[b]!;
+        unit.item!.text = withCacheControl(unit.section, unit.item!.text, ttl);
+        breakpoints.push({ segment: b, source: segments.list[b]!.source, token_end: segments.list[b]!.token_end, ttl, set_by: 'service' });
+      }
+      segments.list.forEach((s, i) => {
+        if (segments.callerMarked.has(i)) breakpoints.push({ segment: i, source: s.source, token_end: s.token_end, ttl: 'caller', set_by: 'caller' });
+      });
+      breakpoints.sort((a, b) => a.segment - b.segment);
+    }
+
+    let promptCacheKey: string | null = null;
+    if ((format === 'openai-chat' || format === 'openai-responses') && !property(root, 'prompt_cache_key')) {
+      const lead = segments.list.find((s) => s.source !== 'inline');
+      if (lead) {
+        // Route requests that start with the same handle to the same cache; the id, not the version, so a new version stays on it.
+        promptCacheKey = `ph-${lead.path[0]!.split('@')[0]}`;
+        edits.push(prependProperty(root, 'prompt_cache_key', JSON.stringify(promptCacheKey)));
+      }
+    } else if (format === 'openai-chat' || format === 'openai-responses') promptCacheKey = String(valueOf(property(root, 'prompt_cache_key')!));
+
+    for (const p of placements) edits.push(p.build(p.items.map((it) => it.text)));
+    const inlineText = new Map<number, string>();
+    segments.list.forEach((s, i) => {
+      if (s.source === 'inline') inlineText.set(i, segments.texts[i]!);
+    });
+    return { bodyText: applyEdits(bodyText, edits), segments: segments.list, breakpoints, promptCacheKey, inlineText };
+  }
+
+  /** Items for a handle that stands in place of one element; only the allowed sections may appear there. */
+  private inPlace(tenantId: string, format: RequestFormat, ref: string, at: string, allowed: Section[], ctx: RenderContext): Item[] {
+    const r = this.handles.resolve(tenantId, ref, at);
+    const segs = this.handles.segmentsOf(r.handle, r.version.version);
+    const wrong = segs.find((s) => !allowed.includes(s.section));
+    if (wrong) throw invalid(at, `${ref} contains ${wrong.section} content (${wrong.source}), which cannot stand here; put it in "prefix" instead`);
+    return segs.flatMap((s) => itemsOf(format, s, ctx));
+  }
+}
+
+function itemsOf(format: RequestFormat, seg: PromptSegment, ctx: RenderContext): Item[] {
+  const texts = segmentItems(format, seg, ctx);
+  const perItemBlocks = seg.section === 'messages' ? seg.messages.map(blockCount) : texts.map(() => 1);
+  return texts.map((text, i) => ({
+    text,
+    segment: seg,
+    // OpenAI renders one message as several items at times (tool results): keep the total right.
+    blocks: perItemBlocks[i] ?? 1,
+    markable: format === 'anthropic',
+  }));
+}
+
+function blockCount(m: Message): number {
+  return typeof m.content === 'string' ? 1 : m.content.length;
+}
+
+function textOfContentSegment(s: PromptSegment, at: string): string {
+  if (s.section === 'system') return s.text;
+  if (s.section === 'messages' && s.messages.length === 1) {
+    const m = s.messages[0]!;
+    const only = typeof m.content === 'string' ? m.content : m.content.length === 1 && m.content[0]!.type === 'text' ? m.content[0]!.text : null;
+    if (m.role === 'user' && only !== null) return only;
+  }
+  throw invalid(at, `${s.source} is not text (a document or system artifact) and cannot stand inside a message's content`);
+}
+
+function handleRef(node: JsonNode, at: string): string | null {
+  if (node.type !== 'object' || property(node, 'type')?.value !== HANDLE_TYPE) return null;
+  const ref = property(node, 'ref');
+  if (!ref || ref.type !== 'string') throw invalid(childPointer(at, 'ref'), 'a handle block needs "ref": "<handle ref>"');
+  const extra = (node.children ?? []).map((p) => p.children?.[0]?.value).filter((k) => k !== 'type' && k !== 'ref');
+  if (extra.length) throw invalid(childPointer(at, String(extra[0])), 'a handle block takes only "type" and "ref"');
+  return ref.value as string;
+}
+
+function unitOf(section: Section, item: Item): Unit {
+  return { section, hashText: item.text, item, segment: item.segment, blocks: item.blocks, callerBreakpoint: false };
+}
+
+function inlineUnit(section: Section, source: string, node: JsonNode, blocks = 1): Unit {
+  const value = valueOf(node);
+  // Hash the canonical value: whitespace or key order in the caller's JSON does not change what the model sees.
+  return {
+    section,
+    hashText: canonicalize(value) ?? textOf(source, node),
+    item: null,
+    segment: null,
+    blocks,
+    callerBreakpoint: hasCacheControl(value),
+  };
+}
+
+function hasCacheControl(v: unknown): boolean {
+  if (Array.isArray(v)) return v.some(hasCacheControl);
+  if (v && typeof v === 'object') return 'cache_control' in v || Object.values(v).some(hasCacheControl);
+  return false;
+}
+
+function buildSegments(units: Unit[], model: ModelEntry) {
+  const list: RenderedSegment[] = [];
+  const texts: string[] = [];
+  const lastUnit: Unit[] = [];
+  const callerMarked = new Set<number>();
+  const family = model.tokenizer;
+  let bytes = 0;
+  let tokens = 0;
+  let chain = '';
+  let i = 0;
+  while (i < units.length) {
+    const first = units[i]!;
+    let j = i;
+    let text = '';
+    let blocks = 0;
+    let marked = false;
+    while (j < units.length && units[j]!.segment === first.segment && units[j]!.section === first.section) {
+      text += units[j]!.hashText;
+      blocks += units[j]!.blocks;
+      marked ||= units[j]!.callerBreakpoint;
+      j++;
+    }
+    const size = Buffer.byteLength(text);
+    const seg = first.segment;
+    // Handle segments carry token counts measured at mint; inline ones are estimated (~4 bytes a token).
+    const measured = seg?.tokens?.[family];
+    const count = measured ?? Math.ceil(size / 4);
+    const digest = sha256Hex(text);
+    chain = sha256Hex(chain + digest);
+    if (marked) callerMarked.add(list.length);
+    list.push({
+      source: seg ? seg.source : 'inline',
+      path: seg ? seg.path : [],
+      section: first.section,
+      byte_start: bytes,
+      byte_end: bytes + size,
+      token_start: tokens,
+      token_end: tokens + count,
+      tokens_estimated: measured === undefined || family === 'anthropic' || family === 'gemini',
+      blocks,
+      digest,
+      chain,
+    });
+    texts.push(text);
+    lastUnit.push(units[j - 1]!);
+    bytes += size;
+    tokens += count;
+    i = j;
+  }
+  return { list, texts, lastUnit, callerMarked };
+}
+
+function chooseTtl(model: ModelEntry, wanted: string | undefined): string {
+  const names = model.cache.ttls.map((t) => t.name);
+  return wanted && names.includes(wanted) ? wanted : model.cache.defaultTtl;
+}
+
+/**
+ * The most valuable stable boundaries: the end of the last handle segment
+ * (the longest stable prefix), the end of the previous session batch (what
+ * the last turn wrote, so this turn reads it exactly), then the ends of the
+ * system and tools sections. Boundaries below the model's minimum are skipped.
+ */
+function chooseBreakpoints(segs: RenderedSegment[], slots: number, model: ModelEntry): number[] {
+  if (slots <= 0) return [];
+  const handle = (i: number) => segs[i]!.source !== 'inline';
+  const idx = segs.map((_, i) => i).filter(handle);
+  const lastOf = (pred: (s: RenderedSegment) => boolean) => [...idx].reverse().find((i) => pred(segs[i]!));
+  const candidates = [
+    idx[idx.length - 1],
+    (() => {
+      const batches = idx.filter((i) => segs[i]!.source.startsWith('ses_'));
+      return batches[batches.length - 2];
+    })(),
+    lastOf((s) => s.section === 'system'),
+    lastOf((s) => s.section === 'tools'),
+    ...[...idx].reverse(),
+  ];
+  const chosen: number[] = [];
+  for (const c of candidates) {
+    if (c === undefined || chosen.includes(c) || segs[c]!.token_end < model.cache.minTokens) continue;
+    chosen.push(c);
+    if (chosen.length === slots) break;
+  }
+  return chosen.sort((a, b) => a - b);
+}
+
+/** Adds Anthropic's cache_control to the last block of an item we rendered. */
+function withCacheControl(section: Section, text: string, ttl: string): string {
+  const marker = ttl === '5m' ? '"cache_control":{"type":"ephemeral"}' : `"cache_control":{"type":"ephemeral","ttl":${JSON.stringify(ttl)}}`;
+  // Messages end with the last block's "}" then "]}"; tools, system and content blocks end with "}".
+  if (section === 'messages' && text.endsWith('}]}') && text.startsWith('{"role"')) return `${text.slice(0, -3)},${marker}}]}`;
+  if (text.endsWith('}')) return `${text.slice(0, -1)},${marker}}`;
+  throw new DomainError('invalid_request', 'cannot place a breakpoint here');
+}

@@ -1,0 +1,129 @@
+import type { InlineRow, RequestRow, Store } from '../store/store';
+import type { ModelCatalog } from './catalog/catalog';
+import type { ModelLookup, ProviderFamily } from './catalog/types';
+import type { Clock } from './clock';
+import { notFound, invalid } from './errors';
+import type { HandleService } from './handles';
+import { newId } from './ids';
+import { RequestRenderer, type Breakpoint, type RenderedSegment, type RequestFormat } from './render/request';
+
+export interface RequestPolicy {
+  /** Inline segment bytes kept per segment (longer ones are cut, and flagged). */
+  inlineKeepBytes: number;
+  inlineRetentionMs: number;
+  /** TTL for breakpoints the service places, when the model offers it. */
+  cacheTtl: string;
+}
+
+export interface RenderCall {
+  tenantId: string;
+  format: RequestFormat;
+  bodyText: string;
+  pointer: string;
+  /** Overrides the body's `model` (Gemini bodies have none). */
+  model?: string;
+  extraPrefix?: string[];
+  /** Short fingerprint of the provider credential (proxy), part of the cache scope. */
+  credentialFingerprint?: string;
+}
+
+export interface RenderResult {
+  requestId: string;
+  bodyText: string;
+  model: ModelLookup;
+  scope: string;
+  segments: RenderedSegment[];
+  breakpoints: Breakpoint[];
+  promptCacheKey: string | null;
+  prediction: unknown;
+  renderedAt: number;
+}
+
+const PROVIDER_OF: Record<RequestFormat, ProviderFamily> = {
+  anthropic: 'anthropic',
+  'openai-chat': 'openai',
+  'openai-responses': 'openai',
+  gemini: 'gemini',
+};
+
+/** Renders agent requests that reference handles, and records them for reconciliation. */
+export class RequestService {
+  private readonly renderer: RequestRenderer;
+
+  constructor(
+    private readonly deps: { store: Store; clock: Clock; handles: HandleService; catalog: ModelCatalog; policy: RequestPolicy },
+  ) {
+    this.renderer = new RequestRenderer(deps.handles);
+  }
+
+  render(call: RenderCall): RenderResult {
+    const modelName = call.model ?? modelOf(call.bodyText);
+    if (!modelName) throw invalid(`${call.pointer}/model`, 'model is required (in the body, or as "model" beside it)');
+    const provider = PROVIDER_OF[call.format];
+    const model = this.deps.catalog.lookup(modelName, provider);
+    const rendered = this.renderer.render({
+      tenantId: call.tenantId,
+      format: call.format,
+      bodyText: call.bodyText,
+      pointer: call.pointer,
+      model: model.entry,
+      extraPrefix: call.extraPrefix,
+      cacheTtl: this.deps.policy.cacheTtl,
+    });
+    const now = this.deps.clock.now();
+    const scope = [call.tenantId, provider, modelName, call.credentialFingerprint ?? '-'].join('|');
+    const requestId = newId('request');
+    const { inlineKeepBytes, inlineRetentionMs } = this.deps.policy;
+    const inline: InlineRow[] = [...rendered.inlineText].map(([segment, text]) => {
+      const cut = Buffer.byteLength(text) > inlineKeepBytes;
+      return {
+        requestId,
+        segment,
+        text: cut ? Buffer.from(text).subarray(0, inlineKeepBytes).toString('utf8') : text,
+        truncated: cut,
+        expiresAt: now + inlineRetentionMs,
+      };
+    });
+    const row: RequestRow = {
+      id: requestId,
+      tenantId: call.tenantId,
+      scope,
+      format: call.format,
+      model: modelName,
+      catalogEntry: model.entry.id,
+      catalogFallback: model.fallback,
+      renderedAt: now,
+      segments: rendered.segments,
+      breakpoints: rendered.breakpoints,
+      promptCacheKey: rendered.promptCacheKey,
+      prediction: null,
+    };
+    this.deps.store.insertRequest(row, inline);
+    return {
+      requestId,
+      bodyText: rendered.bodyText,
+      model,
+      scope,
+      segments: rendered.segments,
+      breakpoints: rendered.breakpoints,
+      promptCacheKey: rendered.promptCacheKey,
+      prediction: null,
+      renderedAt: now,
+    };
+  }
+
+  get(tenantId: string, id: string): RequestRow {
+    const row = this.deps.store.getRequest(id);
+    if (!row || row.tenantId !== tenantId) throw notFound(`request ${id}`);
+    return row;
+  }
+}
+
+function modelOf(bodyText: string): string | undefined {
+  try {
+    const v = JSON.parse(bodyText) as { model?: unknown };
+    return typeof v.model === 'string' ? v.model : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,106 @@
+import { createRoute, z } from '@hono/zod-openapi';
+import type { ModelCatalog } from '../../domain/catalog/catalog';
+import type { RequestService } from '../../domain/requests';
+import { requestFormats } from '../../domain/render/request';
+import { parseJsonTree, property, textOf } from '../../domain/render/json-text';
+import { newRouter } from '../router';
+import { validationError } from '../../domain/validation';
+import { commonErrors, conflictErrors } from '../schemas';
+
+const RenderBody = z
+  .strictObject({
+    format: z.enum(requestFormats),
+    request: z.record(z.string(), z.unknown()).openapi({
+      description:
+        'The provider request body. Handles appear as a top-level "prefix": [refs] (tools into tools, system into system, messages first), or as {"type":"handle","ref":…} wherever a tool, system block, message or content block may stand. Every other field comes through byte for byte.',
+    }),
+    model: z.string().min(1).optional().openapi({ description: 'Model name when the body has none (Gemini).' }),
+  })
+  .openapi('RenderRequest');
+
+const Segment = z
+  .object({
+    source: z.string(),
+    path: z.array(z.string()),
+    section: z.enum(['tools', 'system', 'messages']),
+    byte_start: z.number().int(),
+    byte_end: z.number().int(),
+    token_start: z.number().int(),
+    token_end: z.number().int(),
+    tokens_estimated: z.boolean(),
+    blocks: z.number().int(),
+    digest: z.string(),
+    chain: z.string(),
+  })
+  .openapi('Segment');
+
+const RenderResponse = z
+  .object({
+    request_id: z.string(),
+    model: z.object({ name: z.string(), catalog_entry: z.string(), fallback: z.boolean() }),
+    body: z.record(z.string(), z.unknown()).openapi({ description: 'Ready to send to the provider; byte-exact caller fields.' }),
+    segments: z.array(Segment),
+    breakpoints: z.array(z.object({ segment: z.number().int(), source: z.string(), token_end: z.number().int(), ttl: z.string(), set_by: z.enum(['caller', 'service']) })),
+    prompt_cache_key: z.string().nullable(),
+    prediction: z.unknown().nullable(),
+  })
+  .openapi('RenderResult');
+
+const routes = {
+  render: createRoute({
+    method: 'post',
+    path: '/v1/render',
+    tags: ['render'],
+    summary: 'Render a provider request that references handles, and record it for reconciliation',
+    request: { body: { content: { 'application/json': { schema: RenderBody } }, required: true } },
+    responses: { 200: { content: { 'application/json': { schema: RenderResponse } }, description: 'The rendered request' }, ...commonErrors, ...conflictErrors },
+  }),
+  models: createRoute({
+    method: 'get',
+    path: '/v1/models',
+    tags: ['render'],
+    summary: 'The model catalog: cache rules and prices per model family, with sources',
+    responses: { 200: { content: { 'application/json': { schema: z.object({ version: z.string(), models: z.array(z.record(z.string(), z.unknown())) }) } }, description: 'The catalog' }, ...commonErrors },
+  }),
+};
+
+export function renderRoutes(requests: RequestService, catalog: ModelCatalog) {
+  const app = newRouter();
+
+  // Read the raw text before validation parses it: the caller's bytes must come through exactly.
+  // Declared for the OpenAPI document; handled by hand because the caller's bytes must come
+  // through exactly, so the body is read as text and the response body spliced in as text.
+  app.openAPIRegistry.registerPath(routes.render);
+  app.post('/v1/render', async (c) => {
+    const raw = await c.req.text();
+    const tree = parseJsonTree(raw, '');
+    const parsed = RenderBody.safeParse(JSON.parse(raw));
+    if (!parsed.success) throw validationError(parsed.error, '', 'the render request is not valid');
+    const input = parsed.data;
+    const requestNode = property(tree, 'request')!;
+    const result = requests.render({
+      tenantId: c.get('auth').tenantId,
+      format: input.format,
+      bodyText: textOf(raw, requestNode),
+      pointer: '/request',
+      model: input.model,
+    });
+    const head = JSON.stringify({
+      request_id: result.requestId,
+      model: { name: result.model.model, catalog_entry: result.model.entry.id, fallback: result.model.fallback },
+    });
+    const tail = JSON.stringify({
+      segments: result.segments,
+      breakpoints: result.breakpoints,
+      prompt_cache_key: result.promptCacheKey,
+      prediction: result.prediction,
+    });
+    // The body is spliced in as text, so its bytes are exactly what the provider will get.
+    const text = `${head.slice(0, -1)},"body":${result.bodyText},${tail.slice(1)}`;
+    return new Response(text, { status: 200, headers: { 'content-type': 'application/json', 'x-ph-request-id': result.requestId } });
+  });
+
+  app.openapi(routes.models, (c) => c.json({ version: catalog.version, models: catalog.entries() as unknown as Record<string, unknown>[] }, 200));
+
+  return app;
+}

@@ -1,0 +1,91 @@
+// OpenAI Responses API wire shapes, after the official SDK types
+// (openai/openai-node src/resources/responses/responses.ts: Response, ResponseUsage,
+// ResponseStreamEvent) and the API reference's streaming events.
+
+import { promptDetails } from './openai';
+import { providerId, sseFrame, unixSeconds, type Turn } from './turn';
+
+function responsesUsage(turn: Turn) {
+  const u = turn.usage;
+  return {
+    input_tokens: u.promptTokens,
+    input_tokens_details: promptDetails(u),
+    output_tokens: u.outputTokens,
+    output_tokens_details: { reasoning_tokens: 0 },
+    total_tokens: u.promptTokens + u.outputTokens,
+  };
+}
+
+interface ResponseParts {
+  id: string;
+  messageId: string;
+  /** The request body: instructions, tools and a few settings are echoed back, as the API does. */
+  request: Record<string, unknown>;
+}
+
+function outputText(text: string) {
+  return { type: 'output_text', text, annotations: [], logprobs: [] };
+}
+
+function message(parts: ResponseParts, status: 'in_progress' | 'completed', content: unknown[]) {
+  return { type: 'message', id: parts.messageId, status, role: 'assistant', content };
+}
+
+function response(turn: Turn, parts: ResponseParts, completed: boolean) {
+  const r = parts.request;
+  return {
+    id: parts.id,
+    object: 'response',
+    created_at: unixSeconds(turn.createdAt),
+    status: completed ? 'completed' : 'in_progress',
+    error: null,
+    incomplete_details: null,
+    instructions: r.instructions ?? null,
+    max_output_tokens: r.max_output_tokens ?? null,
+    model: turn.model,
+    output: completed ? [message(parts, 'completed', [outputText(turn.text)])] : [],
+    parallel_tool_calls: r.parallel_tool_calls ?? true,
+    previous_response_id: r.previous_response_id ?? null,
+    reasoning: { effort: null, summary: null },
+    service_tier: 'default',
+    store: r.store ?? true,
+    temperature: r.temperature ?? 1,
+    text: { format: { type: 'text' } },
+    tool_choice: r.tool_choice ?? 'auto',
+    tools: Array.isArray(r.tools) ? r.tools : [],
+    top_p: r.top_p ?? 1,
+    truncation: 'disabled',
+    usage: completed ? responsesUsage(turn) : null,
+    user: null,
+    metadata: r.metadata ?? {},
+  };
+}
+
+export function newResponseParts(request: Record<string, unknown>): ResponseParts {
+  return { id: providerId('resp_'), messageId: providerId('msg_'), request };
+}
+
+export function responseBody(turn: Turn, parts: ResponseParts) {
+  return response(turn, parts, true);
+}
+
+/**
+ * response.created, response.in_progress, output_item.added, content_part.added,
+ * output_text.delta per chunk, output_text.done, content_part.done, output_item.done,
+ * response.completed (the full response with usage). Every event carries sequence_number.
+ */
+export function responsesStreamFrames(turn: Turn, parts: ResponseParts): string[] {
+  const at = { item_id: parts.messageId, output_index: 0, content_index: 0 };
+  const events: Array<{ type: string } & Record<string, unknown>> = [
+    { type: 'response.created', response: response(turn, parts, false) },
+    { type: 'response.in_progress', response: response(turn, parts, false) },
+    { type: 'response.output_item.added', output_index: 0, item: message(parts, 'in_progress', []) },
+    { type: 'response.content_part.added', ...at, part: outputText('') },
+    ...turn.chunks.map((delta) => ({ type: 'response.output_text.delta', ...at, delta, logprobs: [] })),
+    { type: 'response.output_text.done', ...at, text: turn.text, logprobs: [] },
+    { type: 'response.content_part.done', ...at, part: outputText(turn.text) },
+    { type: 'response.output_item.done', output_index: 0, item: message(parts, 'completed', [outputText(turn.text)]) },
+    { type: 'response.completed', response: response(turn, parts, true) },
+  ];
+  return events.map((e, sequence_number) => sseFrame({ ...e, sequence_number }, e.type));
+}

@@ -1,0 +1,301 @@
+// The built-in provider simulator: an HTTP server that answers like Anthropic
+// (Messages) and OpenAI (Chat Completions, Responses) with respect to prompt
+// caching, with the project's CacheSimulator behind it. One cache per
+// (provider, API key, model), as a provider scopes its cache to an account.
+//
+// Test hooks (request headers):
+//   x-simulator-status: <4xx|5xx>   answer that status in the provider's error shape; the cache is untouched
+//   x-simulator-abort-after: <n>    on a stream, write n events, then drop the connection before the final usage
+
+import { Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import { Hono, type Context } from 'hono';
+import type { ModelCatalog } from '../domain/catalog/catalog';
+import type { CacheRules, ModelEntry } from '../domain/catalog/types';
+import { systemClock, type Clock } from '../domain/clock';
+import { blocksFromRequest, type RequestFormat } from '../domain/simulator/blocks';
+import { CacheSimulator, SimulationError, type SimBlock } from '../domain/simulator/cache';
+import { countTokens } from '../domain/tokens';
+import { anthropicError, anthropicMessage, anthropicModelList, anthropicStreamFrames } from './anthropic';
+import { openaiError, openaiModelList, type OpenAIErrorOptions } from './openai';
+import { chatCompletion, chatStreamFrames } from './openai-chat';
+import { newResponseParts, responseBody, responsesStreamFrames } from './openai-responses';
+import { sleep, sseResponse } from './sse';
+import { lastUserText, providerId, replyText, splitDeltas, type ProviderApi, type Turn } from './turn';
+
+export interface SimulatorOptions {
+  catalog: ModelCatalog;
+  clock?: Clock;
+  /** Simulated time to first byte: the cache entry a request writes becomes readable this long after it starts. Also really waited. */
+  firstByteDelayMs?: number;
+  /** Real delay between streamed events. */
+  chunkDelayMs?: number;
+}
+
+type Json = Record<string, unknown>;
+
+/** One endpoint family: which provider's errors and keys, which request format. */
+interface Api {
+  provider: ProviderApi;
+  format: RequestFormat;
+  /** The prompt field a request must carry. */
+  promptField: 'messages' | 'input';
+}
+
+const ANTHROPIC: Api = { provider: 'anthropic', format: 'anthropic', promptField: 'messages' };
+const OPENAI_CHAT: Api = { provider: 'openai', format: 'openai-chat', promptField: 'messages' };
+const OPENAI_RESPONSES: Api = { provider: 'openai', format: 'openai-responses', promptField: 'input' };
+
+class Failure extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly openai: OpenAIErrorOptions = {},
+  ) {
+    super(message);
+  }
+}
+
+interface Scope {
+  sim: CacheSimulator;
+  lastStartedAt: number;
+}
+
+export function createSimulatorApp(opts: SimulatorOptions): Hono {
+  const clock = opts.clock ?? systemClock;
+  const firstByteDelayMs = opts.firstByteDelayMs ?? 0;
+  const chunkDelayMs = opts.chunkDelayMs ?? 0;
+  const scopes = new Map<string, Scope>();
+  let replies = 0;
+
+  /** Runs one prompt through the cache of its scope and builds the reply. */
+  function simulate(api: Api, apiKey: string, body: Json, model: string, entry: ModelEntry): Turn {
+    const count = (text: string) => countTokens(text, entry.tokenizer);
+    const { blocks, totalTokens } = blocksFromRequest(api.format, body, count);
+    if (entry.cache.implicitBreakpoint) addImplicitBreakpoint(blocks, entry.cache, body);
+
+    const scopeKey = JSON.stringify([api.provider, apiKey, model]);
+    let scope = scopes.get(scopeKey);
+    if (!scope) {
+      scope = { sim: new CacheSimulator(entry.cache), lastStartedAt: Number.NEGATIVE_INFINITY };
+      scopes.set(scopeKey, scope);
+    }
+    // The simulator rejects out-of-order starts; a clock that steps back is treated as standing still.
+    const startedAt = Math.max(clock.now(), scope.lastStartedAt);
+    scope.lastStartedAt = startedAt;
+    const n = ++replies;
+    const outcome =
+      entry.cache.supported === false
+        ? null
+        : scope.sim.apply({ id: `sim_${n}`, startedAt, firstByteAt: startedAt + firstByteDelayMs, blocks });
+
+    const userText = api.format === 'openai-responses' && typeof body.input === 'string' ? body.input : lastUserText(body[api.promptField]);
+    const text = replyText(n, userText);
+    return {
+      model,
+      text,
+      chunks: splitDeltas(text),
+      createdAt: startedAt,
+      usage: {
+        promptTokens: totalTokens,
+        readTokens: outcome?.readTokens ?? 0,
+        writeTokens: outcome?.writeTokens ?? 0,
+        writeByTtl: outcome?.writeByTtl ?? {},
+        outputTokens: Math.max(1, count(text)),
+        writesBilled: entry.cache.writesBilled,
+      },
+    };
+  }
+
+  async function generate(c: Context, api: Api): Promise<Response> {
+    const apiKey = requireKey(c, api.provider);
+    injectedFault(c);
+    const body = await readBody(c, api);
+    const model = body.model as string;
+    const { entry } = opts.catalog.lookup(model, api.provider);
+    const turn = simulate(api, apiKey, body, model, entry);
+
+    const requestId = providerId('req_');
+    const headers: Record<string, string> = api.provider === 'anthropic' ? { 'request-id': requestId } : { 'x-request-id': requestId };
+    const stream = body.stream === true;
+    let payload: unknown;
+    let frames: string[];
+    switch (api.format) {
+      case 'anthropic': {
+        const id = providerId('msg_');
+        payload = anthropicMessage(turn, id);
+        frames = anthropicStreamFrames(turn, id);
+        break;
+      }
+      case 'openai-chat': {
+        const id = providerId('chatcmpl-');
+        const options = body.stream_options;
+        const includeUsage = isObject(options) && options.include_usage === true;
+        payload = chatCompletion(turn, id);
+        frames = chatStreamFrames(turn, id, includeUsage);
+        break;
+      }
+      case 'openai-responses': {
+        const parts = newResponseParts(body);
+        payload = responseBody(turn, parts);
+        frames = responsesStreamFrames(turn, parts);
+        break;
+      }
+    }
+    if (stream) return sseResponse(frames, { firstByteDelayMs, chunkDelayMs, abortAfter: abortAfter(c) }, headers);
+    await sleep(firstByteDelayMs);
+    return json(200, payload, headers);
+  }
+
+  const app = new Hono();
+
+  app.post('/v1/messages', (c) => generate(c, ANTHROPIC));
+  app.post('/v1/chat/completions', (c) => generate(c, OPENAI_CHAT));
+  app.post('/v1/responses', (c) => generate(c, OPENAI_RESPONSES));
+
+  app.post('/v1/messages/count_tokens', async (c) => {
+    requireKey(c, 'anthropic');
+    injectedFault(c);
+    const body = await readBody(c, ANTHROPIC);
+    const { entry } = opts.catalog.lookup(body.model as string, 'anthropic');
+    const { totalTokens } = blocksFromRequest('anthropic', body, (text) => countTokens(text, entry.tokenizer));
+    return json(200, { input_tokens: totalTokens });
+  });
+
+  app.get('/v1/models', (c) => {
+    const provider = providerOf(c);
+    requireKey(c, provider);
+    injectedFault(c);
+    const entries = opts.catalog.entries();
+    return json(200, provider === 'anthropic' ? anthropicModelList(entries) : openaiModelList(entries));
+  });
+
+  app.notFound((c) => errorResponse(providerOf(c), new Failure(404, `${c.req.method} ${c.req.path} is not simulated`)));
+
+  app.onError((err, c) => {
+    const provider = providerOf(c);
+    if (err instanceof Failure) return errorResponse(provider, err);
+    if (err instanceof SimulationError && err.code === 'invalid_request') return errorResponse(provider, new Failure(400, err.message));
+    console.error('simulator error', err);
+    return errorResponse(provider, new Failure(500, 'Internal simulator error'));
+  });
+
+  return app;
+}
+
+export interface RunningSimulator {
+  /** Base URL without a trailing slash, e.g. http://127.0.0.1:8788 */
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Serves the simulator on `host:port` (default 127.0.0.1, port 0 = a free port) and resolves once it listens. */
+export async function startSimulator(
+  opts: SimulatorOptions & { port?: number; host?: string },
+): Promise<RunningSimulator> {
+  const host = opts.host ?? '127.0.0.1';
+  const app = createSimulatorApp(opts);
+  const server = await new Promise<ServerType>((resolve, reject) => {
+    const s = serve({ fetch: app.fetch, port: opts.port ?? 0, hostname: host }, () => resolve(s));
+    s.once('error', reject);
+  });
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  return {
+    url,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        // Open streams and keep-alive sockets would otherwise hold close() open.
+        if (server instanceof HttpServer) server.closeAllConnections();
+      }),
+  };
+}
+
+// ── request handling helpers ─────────────────────────────────────────────────
+
+function requireKey(c: Context, provider: ProviderApi): string {
+  const bearer = /^Bearer\s+(\S.*)$/i.exec(c.req.header('authorization') ?? '')?.[1]?.trim();
+  const key = provider === 'anthropic' ? (c.req.header('x-api-key') ?? bearer) : bearer;
+  if (key) return key;
+  throw provider === 'anthropic'
+    ? new Failure(401, 'x-api-key header is required')
+    : new Failure(401, "You didn't provide an API key. Provide it in an Authorization header using Bearer auth (Authorization: Bearer YOUR_KEY).");
+}
+
+function injectedFault(c: Context): void {
+  const raw = c.req.header('x-simulator-status');
+  if (raw === undefined) return;
+  const status = Number(raw);
+  if (!Number.isInteger(status) || status < 400 || status > 599) return;
+  const message = status === 529 ? 'Overloaded' : status === 429 ? 'Rate limit exceeded (simulated)' : `Simulated error ${status}`;
+  throw new Failure(status, message);
+}
+
+function abortAfter(c: Context): number | null {
+  const raw = c.req.header('x-simulator-abort-after');
+  const n = raw === undefined ? Number.NaN : Number(raw);
+  return Number.isInteger(n) && n >= 0 ? n : null;
+}
+
+async function readBody(c: Context, api: Api): Promise<Json> {
+  const text = await c.req.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new Failure(400, 'The request body is not valid JSON.');
+  }
+  if (!isObject(body)) throw new Failure(400, 'The request body must be a JSON object.');
+  if (typeof body.model !== 'string' || body.model === '') {
+    throw api.provider === 'anthropic'
+      ? new Failure(400, 'model: Field required')
+      : new Failure(400, 'you must provide a model parameter');
+  }
+  const prompt = body[api.promptField];
+  const ok = Array.isArray(prompt) || (api.promptField === 'input' && typeof prompt === 'string');
+  if (!ok) {
+    throw api.provider === 'anthropic'
+      ? new Failure(400, `${api.promptField}: Field required`)
+      : new Failure(400, `Missing required parameter: '${api.promptField}'.`, {
+          param: api.promptField,
+          code: 'missing_required_parameter',
+        });
+  }
+  return body;
+}
+
+/**
+ * GPT-5.6 places a breakpoint of its own at the end of the latest message unless
+ * `prompt_cache_options.mode` is 'explicit' (catalog `implicitBreakpoint`).
+ */
+function addImplicitBreakpoint(blocks: SimBlock[], rules: CacheRules, body: Json): void {
+  const options = isObject(body.prompt_cache_options) ? body.prompt_cache_options : {};
+  const last = blocks.at(-1);
+  if (options.mode === 'explicit' || !last || typeof last.breakpoint === 'string') return;
+  last.breakpoint = typeof options.ttl === 'string' ? options.ttl : rules.defaultTtl;
+}
+
+/** Whose error shape and key header apply: by path where it says, else by the Anthropic-only headers. */
+function providerOf(c: Context): ProviderApi {
+  const path = c.req.path;
+  if (path.startsWith('/v1/messages')) return 'anthropic';
+  if (path.startsWith('/v1/chat/') || path.startsWith('/v1/responses')) return 'openai';
+  return c.req.header('x-api-key') !== undefined || c.req.header('anthropic-version') !== undefined ? 'anthropic' : 'openai';
+}
+
+function errorResponse(provider: ProviderApi, failure: Failure): Response {
+  const requestId = providerId('req_');
+  return provider === 'anthropic'
+    ? json(failure.status, anthropicError(failure.status, failure.message, requestId), { 'request-id': requestId })
+    : json(failure.status, openaiError(failure.status, failure.message, failure.openai), { 'x-request-id': requestId });
+}
+
+function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...headers } });
+}
+
+function isObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

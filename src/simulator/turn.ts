@@ -1,0 +1,86 @@
+// What one simulated model call produced, independent of the provider's wire shape:
+// the reply text and the cache simulator's verdict on the prompt. The provider
+// modules (anthropic.ts, openai-chat.ts, openai-responses.ts) render it.
+
+import { customAlphabet } from 'nanoid';
+
+export interface SimUsage {
+  /** Every prompt token, cached or not. */
+  promptTokens: number;
+  readTokens: number;
+  writeTokens: number;
+  /** Written tokens per TTL name ("5m", "1h", …). */
+  writeByTtl: Record<string, number>;
+  outputTokens: number;
+  /** Whether the model bills (and so reports) cache writes. */
+  writesBilled: boolean;
+}
+
+export interface Turn {
+  /** The model name exactly as requested. */
+  model: string;
+  text: string;
+  /** The text split into stream deltas; joined they equal `text`. */
+  chunks: string[];
+  /** ms, from the simulator's clock. */
+  createdAt: number;
+  usage: SimUsage;
+}
+
+export type ProviderApi = 'anthropic' | 'openai';
+
+const alnum = customAlphabet('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz', 24);
+
+/** Provider-looking ids (`msg_…`, `chatcmpl-…`, `resp_…`); random, never parsed. */
+export function providerId(prefix: string): string {
+  return `${prefix}${alnum()}`;
+}
+
+export function replyText(n: number, lastUserText: string): string {
+  const quoted = lastUserText.replace(/\s+/g, ' ').trim().slice(0, 40);
+  return quoted === '' ? `Simulated reply #${n}.` : `Simulated reply #${n} to: ${quoted}`;
+}
+
+/** Splits text into deltas of a few words each (whitespace kept, so the deltas join back exactly). */
+export function splitDeltas(text: string, wordsPerDelta = 3): string[] {
+  const words = text.match(/\S+\s*/g) ?? [text];
+  const out: string[] = [];
+  for (let i = 0; i < words.length; i += wordsPerDelta) out.push(words.slice(i, i + wordsPerDelta).join(''));
+  return out;
+}
+
+/** Text of a message `content` that is a string or a list of text-ish parts. */
+export function textOfContent(content: unknown): string {
+  if (typeof content === 'string') return content;
+  if (!Array.isArray(content)) return '';
+  return content
+    .map((part: unknown) => {
+      if (typeof part === 'string') return part;
+      if (typeof part === 'object' && part !== null && typeof (part as { text?: unknown }).text === 'string') {
+        return (part as { text: string }).text;
+      }
+      return '';
+    })
+    .filter((t) => t !== '')
+    .join(' ');
+}
+
+/** The content of the last `role: "user"` item of a message or input list. */
+export function lastUserText(items: unknown): string {
+  if (!Array.isArray(items)) return '';
+  for (let i = items.length - 1; i >= 0; i--) {
+    const item: unknown = items[i];
+    if (typeof item === 'object' && item !== null && (item as { role?: unknown }).role === 'user') {
+      return textOfContent((item as { content?: unknown }).content);
+    }
+  }
+  return '';
+}
+
+/** One server-sent event. `event` is omitted for OpenAI chat, which sends data-only events. */
+export function sseFrame(data: unknown, event?: string): string {
+  const payload = typeof data === 'string' ? data : JSON.stringify(data);
+  return event === undefined ? `data: ${payload}\n\n` : `event: ${event}\ndata: ${payload}\n\n`;
+}
+
+export const unixSeconds = (ms: number): number => Math.floor(ms / 1000);
