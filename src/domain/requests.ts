@@ -5,6 +5,7 @@ import type { Clock } from './clock';
 import { notFound, invalid } from './errors';
 import type { HandleService } from './handles';
 import { newId } from './ids';
+import { findVolatility } from './volatility';
 import { RequestRenderer, type Breakpoint, type RenderedSegment, type RequestFormat } from './render/request';
 
 export interface RequestPolicy {
@@ -37,6 +38,16 @@ export interface RenderResult {
   promptCacheKey: string | null;
   prediction: unknown;
   renderedAt: number;
+  /** Volatile values in the caller's content before a handle: they change the prefix on every call. */
+  warnings: RenderWarning[];
+}
+
+export interface RenderWarning {
+  code: 'volatile_before_handle';
+  segment: number;
+  kind: string;
+  text: string;
+  detail: string;
 }
 
 const PROVIDER_OF: Record<RequestFormat, ProviderFamily> = {
@@ -109,6 +120,7 @@ export class RequestService {
       promptCacheKey: rendered.promptCacheKey,
       prediction: null,
       renderedAt: now,
+      warnings: volatileBeforeHandles(rendered.segments, rendered.inlineText),
     };
   }
 
@@ -117,6 +129,23 @@ export class RequestService {
     if (!row || row.tenantId !== tenantId) throw notFound(`request ${id}`);
     return row;
   }
+}
+
+function volatileBeforeHandles(segments: RenderedSegment[], inline: Map<number, string>): RenderWarning[] {
+  const lastHandle = segments.findLastIndex((s) => s.source !== 'inline');
+  const out: RenderWarning[] = [];
+  for (const [i, text] of inline) {
+    if (i > lastHandle) continue;
+    for (const f of findVolatility(text).slice(0, 10))
+      out.push({
+        code: 'volatile_before_handle',
+        segment: i,
+        kind: f.kind,
+        text: f.text,
+        detail: `inline content before ${segments[lastHandle]!.source} holds a ${f.kind} ("${f.text}"): the cached prefix will not match on the next call`,
+      });
+  }
+  return out;
 }
 
 function modelOf(bodyText: string): string | undefined {

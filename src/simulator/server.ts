@@ -9,7 +9,7 @@
 
 import { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { serve, type ServerType } from '@hono/node-server';
+import { serve, type HttpBindings, type ServerType } from '@hono/node-server';
 import { Hono, type Context } from 'hono';
 import type { ModelCatalog } from '../domain/catalog/catalog';
 import type { CacheRules, ModelEntry } from '../domain/catalog/types';
@@ -143,7 +143,7 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
         break;
       }
     }
-    if (stream) return sseResponse(frames, { firstByteDelayMs, chunkDelayMs, abortAfter: abortAfter(c) }, headers);
+    if (stream) return sseResponse(frames, { firstByteDelayMs, chunkDelayMs, abortAfter: abortAfter(c), drop: dropper(c) }, headers);
     await sleep(firstByteDelayMs);
     return json(200, payload, headers);
   }
@@ -237,6 +237,12 @@ function abortAfter(c: Context): number | null {
   const raw = c.req.header('x-simulator-abort-after');
   const n = raw === undefined ? Number.NaN : Number(raw);
   return Number.isInteger(n) && n >= 0 ? n : null;
+}
+
+/** Under @hono/node-server, destroying the response drops the socket without the adapter logging a stream error. */
+function dropper(c: Context): (() => void) | undefined {
+  const outgoing = (c.env as Partial<HttpBindings> | undefined)?.outgoing;
+  return outgoing ? () => outgoing.destroy() : undefined;
 }
 
 async function readBody(c: Context, api: Api): Promise<Json> {

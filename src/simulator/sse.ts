@@ -5,8 +5,13 @@
 export interface StreamTiming {
   firstByteDelayMs: number;
   chunkDelayMs: number;
-  /** Write this many frames, then error the body (the server destroys the connection). null = never. */
+  /** Write this many frames, then drop the connection. null = never. */
   abortAfter: number | null;
+  /**
+   * Tears the connection down (under @hono/node-server: destroy the ServerResponse). Without
+   * one the body is errored instead, which the server adapter turns into a destroyed connection too.
+   */
+  drop?: () => void;
 }
 
 export function sseResponse(frames: string[], timing: StreamTiming, headers: Record<string, string>): Response {
@@ -21,7 +26,9 @@ export function sseResponse(frames: string[], timing: StreamTiming, headers: Rec
         // Let the frames already written reach the socket before it is torn down.
         await drained(controller, () => cancelled);
         await sleep(20);
-        if (!cancelled) controller.error(new Error('simulated connection drop (x-simulator-abort-after)'));
+        if (cancelled) return;
+        if (timing.drop) timing.drop();
+        else controller.error(new Error('simulated connection drop (x-simulator-abort-after)'));
         return;
       }
       if (i > 0) await sleep(timing.chunkDelayMs);

@@ -82,9 +82,11 @@ export function prependProperty(obj: JsonNode, key: string, valueJson: string): 
   return { offset: obj.offset + 1, length: 0, pieces: [`${JSON.stringify(key)}:${valueJson}${nonEmpty ? ',' : ''}`] };
 }
 
-/** Applies non-overlapping edits; inserts at the same offset keep their given order. */
+/** Applies non-overlapping edits; at one offset, inserts go first, in their given order. */
 export function applyEdits(text: string, edits: Edit[]): string {
-  const sorted = edits.map((e, i) => ({ e, i })).sort((a, b) => a.e.offset - b.e.offset || a.i - b.i);
+  const sorted = edits
+    .map((e, i) => ({ e, i }))
+    .sort((a, b) => a.e.offset - b.e.offset || Math.sign(a.e.length) - Math.sign(b.e.length) || a.i - b.i);
   let out = '';
   let at = 0;
   for (const { e } of sorted) {

@@ -91,7 +91,8 @@ interface Unit {
   item: Item | null;
   segment: PromptSegment | null;
   blocks: number;
-  callerBreakpoint: boolean;
+  /** cache_control markers the caller set inside this unit. */
+  callerBreakpoints: number;
 }
 
 const HANDLE_TYPE = 'handle';
@@ -283,7 +284,7 @@ export class RequestRenderer {
     // ---- segments, breakpoints, body ----
     const units = [...toolUnits, ...systemUnits, ...messageUnits];
     const segments = buildSegments(units, input.model);
-    const callerBreakpoints = units.filter((u) => u.callerBreakpoint).length + (format === 'anthropic' && property(root, 'cache_control') ? 1 : 0);
+    const callerBreakpoints = units.reduce((n, u) => n + u.callerBreakpoints, 0) + (format === 'anthropic' && property(root, 'cache_control') ? 1 : 0);
     const maxBreakpoints = input.model.cache.maxBreakpoints ?? 4;
     if (format === 'anthropic' && callerBreakpoints > maxBreakpoints)
       throw invalid(pointer, `the request sets ${callerBreakpoints} cache_control breakpoints; ${input.model.id} allows at most ${maxBreakpoints}`);
@@ -366,7 +367,7 @@ function handleRef(node: JsonNode, at: string): string | null {
 }
 
 function unitOf(section: Section, item: Item): Unit {
-  return { section, hashText: item.text, item, segment: item.segment, blocks: item.blocks, callerBreakpoint: false };
+  return { section, hashText: item.text, item, segment: item.segment, blocks: item.blocks, callerBreakpoints: 0 };
 }
 
 function inlineUnit(section: Section, source: string, node: JsonNode, blocks = 1): Unit {
@@ -378,14 +379,14 @@ function inlineUnit(section: Section, source: string, node: JsonNode, blocks = 1
     item: null,
     segment: null,
     blocks,
-    callerBreakpoint: hasCacheControl(value),
+    callerBreakpoints: countCacheControl(value),
   };
 }
 
-function hasCacheControl(v: unknown): boolean {
-  if (Array.isArray(v)) return v.some(hasCacheControl);
-  if (v && typeof v === 'object') return 'cache_control' in v || Object.values(v).some(hasCacheControl);
-  return false;
+function countCacheControl(v: unknown): number {
+  if (Array.isArray(v)) return v.reduce((n: number, x) => n + countCacheControl(x), 0);
+  if (v && typeof v === 'object') return ('cache_control' in v ? 1 : 0) + Object.values(v).reduce((n: number, x) => n + countCacheControl(x), 0);
+  return 0;
 }
 
 function buildSegments(units: Unit[], model: ModelEntry) {
@@ -407,7 +408,7 @@ function buildSegments(units: Unit[], model: ModelEntry) {
     while (j < units.length && units[j]!.segment === first.segment && units[j]!.section === first.section) {
       text += units[j]!.hashText;
       blocks += units[j]!.blocks;
-      marked ||= units[j]!.callerBreakpoint;
+      marked ||= units[j]!.callerBreakpoints > 0;
       j++;
     }
     const size = Buffer.byteLength(text);

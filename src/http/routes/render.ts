@@ -43,6 +43,7 @@ const RenderResponse = z
     breakpoints: z.array(z.object({ segment: z.number().int(), source: z.string(), token_end: z.number().int(), ttl: z.string(), set_by: z.enum(['caller', 'service']) })),
     prompt_cache_key: z.string().nullable(),
     prediction: z.unknown().nullable(),
+    warnings: z.array(z.object({ code: z.literal('volatile_before_handle'), segment: z.number().int(), kind: z.string(), text: z.string(), detail: z.string() })),
   })
   .openapi('RenderResult');
 
@@ -94,6 +95,7 @@ export function renderRoutes(requests: RequestService, catalog: ModelCatalog) {
       breakpoints: result.breakpoints,
       prompt_cache_key: result.promptCacheKey,
       prediction: result.prediction,
+      warnings: result.warnings,
     });
     // The body is spliced in as text, so its bytes are exactly what the provider will get.
     const text = `${head.slice(0, -1)},"body":${result.bodyText},${tail.slice(1)}`;

@@ -1,0 +1,232 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { createHash } from 'node:crypto';
+import { createTestApp, type Client, type TestApp } from '../helpers/app';
+import { mintArtifact, mintBundle, mintSystem, mintTools, startSession } from '../helpers/factories';
+
+let t: TestApp;
+beforeEach(() => {
+  t = createTestApp();
+});
+afterEach(() => t.close());
+
+const LONG = 'Answer carefully and cite the handbook. '.repeat(300);
+
+async function render(client: Client, format: string, request: string | object, extra = '') {
+  const raw = typeof request === 'string' ? request : JSON.stringify(request);
+  return client.post('/v1/render', `{"format":${JSON.stringify(format)},"request":${raw}${extra}}`);
+}
+
+/** The body text inside a render response, exactly as the service returned it. */
+function bodyText(responseText: string): string {
+  const start = responseText.indexOf('"body":') + 7;
+  const end = responseText.indexOf(',"segments":');
+  return responseText.slice(start, end);
+}
+
+const requestCount = (t: TestApp) => t.sqlite.prepare('select count(*) from requests').pluck().get() as number;
+
+describe('POST /v1/render', () => {
+  it('splices a prefix bundle into an Anthropic body and keeps every caller byte', async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, LONG);
+    const tools = await mintTools(client);
+    const b = await mintBundle(client, [sys.id, tools.id]);
+    const raw = `{"model":"claude-sonnet-4-5","max_tokens":  1024,"prefix":["${b.id}"],"metadata":{"user_id":"u1","z":1.50,"a":"\\u00e9"},"messages":[{"role":"user","content":"hi"}],"x_future":[1e2,{"b":0,"a":0}]}`;
+    const res = await render(client, 'anthropic', raw);
+    expect(res.status, res.text).toBe(200);
+    const body = bodyText(res.text);
+    // Caller fields the service does not know come through byte for byte.
+    expect(body).toContain('"max_tokens":  1024');
+    expect(body).toContain('"metadata":{"user_id":"u1","z":1.50,"a":"\\u00e9"}');
+    expect(body).toContain('"x_future":[1e2,{"b":0,"a":0}]');
+    expect(body).not.toContain('"prefix"');
+    const parsed = JSON.parse(body);
+    expect(parsed.tools[0].name).toBe('get_weather');
+    expect(parsed.system[0].text).toBe(LONG);
+    expect(parsed.system[0].cache_control).toEqual({ type: 'ephemeral' });
+    expect(parsed.messages).toEqual([{ role: 'user', content: 'hi' }]);
+    expect(res.json.segments.map((s: { source: string }) => s.source)).toEqual([`${tools.id}@1`, `${sys.id}@1`, 'inline']);
+    expect(res.json.segments[1].path).toEqual([`${b.id}@1`, `${sys.id}@1`]);
+    expect(res.json.breakpoints).toEqual([{ segment: 1, source: `${sys.id}@1`, token_end: res.json.segments[1].token_end, ttl: '5m', set_by: 'service' }]);
+    expect(res.json.model).toEqual({ name: 'claude-sonnet-4-5', catalog_entry: 'claude-sonnet-4-5', fallback: false });
+    expect(res.headers.get('x-ph-request-id')).toBe(res.json.request_id);
+    expect(requestCount(t)).toBe(1);
+  });
+
+  it('turns a plain-string system prompt into blocks: handle first, caller text unchanged', async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, 'stable system');
+    const res = await render(client, 'anthropic', `{"model":"claude-sonnet-4-5","prefix":["${sys.id}"],"system":"Today is 2026-11-21","messages":[{"role":"user","content":"x"}]}`);
+    expect(JSON.parse(bodyText(res.text)).system).toEqual([{ type: 'text', text: 'stable system' }, { type: 'text', text: 'Today is 2026-11-21' }]);
+    expect(res.json.warnings).toEqual([]);
+  });
+
+  it('warns when volatile caller content comes before a handle', async () => {
+    const { client } = t.tenant();
+    const doc = await mintArtifact(client, 'document', 'the handbook');
+    const res = await render(client, 'anthropic', {
+      model: 'claude-sonnet-4-5',
+      system: 'Request 3f2a9c1e-8b7d-4c2a-9e1f-0a1b2c3d4e5f at 2026-11-21T10:00:00Z',
+      messages: [{ role: 'user', content: [{ type: 'handle', ref: doc.id }, { type: 'text', text: 'now is 2026-11-21' }] }],
+    });
+    expect(res.json.warnings.map((w: { kind: string; segment: number }) => [w.kind, w.segment])).toEqual([['uuid', 0], ['iso_timestamp', 0]]);
+  });
+
+  it('expands handle blocks in place: tools, messages and text content', async () => {
+    const { client } = t.tenant();
+    const tools = await mintTools(client, 'lookup');
+    const doc = await mintArtifact(client, 'document', 'the document text');
+    const ses = await startSession(client, { messages: [{ role: 'user', content: 'earlier' }, { role: 'assistant', content: 'ok' }] });
+    const res = await render(client, 'openai-chat', {
+      model: 'gpt-4o',
+      tools: [{ type: 'handle', ref: tools.id }],
+      messages: [
+        { role: 'system', content: 'sys' },
+        { type: 'handle', ref: ses.id },
+        { role: 'user', content: [{ type: 'handle', ref: doc.id }, { type: 'text', text: 'question' }] },
+      ],
+    });
+    expect(res.status, res.text).toBe(200);
+    const body = JSON.parse(bodyText(res.text));
+    expect(body.tools[0].function.name).toBe('lookup');
+    expect(body.messages).toEqual([
+      { role: 'system', content: 'sys' },
+      { role: 'user', content: 'earlier' },
+      { role: 'assistant', content: 'ok' },
+      { role: 'user', content: [{ type: 'text', text: 'the document text' }, { type: 'text', text: 'question' }] },
+    ]);
+    expect(body.prompt_cache_key).toBe(`ph-${tools.id}`);
+    expect(res.json.prompt_cache_key).toBe(`ph-${tools.id}`);
+    expect(res.json.segments.map((s: { source: string }) => s.source)).toEqual([`${tools.id}@1`, 'inline', `${ses.id}@1`, `${doc.id}@1`, 'inline']);
+  });
+
+  it('renders Responses and Gemini bodies', async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, 'be brief');
+    const tools = await mintTools(client);
+    const b = await mintBundle(client, [tools.id, sys.id]);
+    const r = await render(client, 'openai-responses', { model: 'gpt-4.1', prefix: [b.id], input: 'hello', prompt_cache_key: 'mine' });
+    const rb = JSON.parse(bodyText(r.text));
+    expect(rb.input).toEqual([{ type: 'message', role: 'system', content: [{ type: 'input_text', text: 'be brief' }] }, { role: 'user', content: 'hello' }]);
+    expect(rb.prompt_cache_key).toBe('mine');
+    expect(rb.tools[0]).toMatchObject({ type: 'function', name: 'get_weather' });
+    const g = await render(client, 'gemini', { prefix: [b.id], contents: [{ role: 'user', parts: [{ text: 'hi' }] }], generationConfig: { temperature: 0 } }, ',"model":"gemini-2.5-flash"');
+    expect(g.status, g.text).toBe(200);
+    const gb = JSON.parse(bodyText(g.text));
+    expect(gb.systemInstruction).toEqual({ parts: [{ text: 'be brief' }] });
+    expect(gb.tools[0].functionDeclarations[0].name).toBe('get_weather');
+    expect(gb.contents).toEqual([{ role: 'user', parts: [{ text: 'hi' }] }]);
+    expect(g.json.model.catalog_entry).toMatch(/gemini-2\.5-flash/);
+  });
+
+  it('flags an unknown model as a fallback, never silently', async () => {
+    const { client } = t.tenant();
+    const res = await render(client, 'anthropic', { model: 'claude-future-9', messages: [{ role: 'user', content: 'x' }] });
+    expect(res.status).toBe(200);
+    expect(res.json.model.fallback).toBe(true);
+  });
+
+  it('refuses bad input with a pointer and records nothing', async () => {
+    const { client } = t.tenant();
+    const other = t.tenant('other');
+    const foreign = await mintSystem(other.client);
+    const tools = await mintTools(client);
+    const sys = await mintSystem(client);
+    const cases: Array<[object, number, string]> = [
+      [{ model: 'gpt-4o', prefix: ['art_AAAAAAAAAAAAAAAAAAAAA'], messages: [] }, 404, '/request/prefix/0'],
+      [{ model: 'gpt-4o', prefix: [foreign.id], messages: [] }, 404, '/request/prefix/0'],
+      [{ model: 'gpt-4o', prefix: 'nope', messages: [] }, 422, '/request/prefix'],
+      [{ model: 'gpt-4o', messages: [{ role: 'user', content: [{ type: 'handle', ref: tools.id }] }] }, 422, '/request/messages/0/content/0'],
+      [{ model: 'gpt-4o', messages: [{ type: 'handle', ref: sys.id }] }, 422, '/request/messages/0'],
+      [{ model: 'gpt-4o', messages: [{ type: 'handle' }] }, 422, '/request/messages/0/ref'],
+      [{ model: 'gpt-4o' }, 422, '/request/messages'],
+      [{ messages: [] }, 422, '/request/model'],
+      [{ model: 'claude-sonnet-4-5', messages: 'x' }, 422, '/request/messages'],
+    ];
+    for (const [request, status, pointer] of cases) {
+      const format = (request as { model?: string }).model?.startsWith('claude') ? 'anthropic' : 'openai-chat';
+      const res = await render(client, format, request);
+      expect(res.status, JSON.stringify(request) + res.text).toBe(status);
+      expect(res.json.errors?.[0]?.pointer, JSON.stringify(request)).toBe(pointer);
+    }
+    const five = Array.from({ length: 5 }, (_, i) => ({ type: 'text', text: `b${i}`, cache_control: { type: 'ephemeral' } }));
+    const tooMany = await render(client, 'anthropic', { model: 'claude-sonnet-4-5', messages: [{ role: 'user', content: five }] });
+    expect(tooMany.status).toBe(422);
+    expect(tooMany.json.detail).toMatch(/at most 4/);
+    expect((await render(client, 'cohere', {})).status).toBe(422);
+    expect(requestCount(t)).toBe(0);
+  });
+
+  it('never adds breakpoints beyond the limit, counting the caller\'s', async () => {
+    const { client } = t.tenant();
+    const a = await mintSystem(client, LONG);
+    const b2 = await mintSystem(client, LONG + 'b');
+    const c = await mintSystem(client, LONG + 'c');
+    const three = Array.from({ length: 3 }, (_, i) => ({ type: 'text', text: `b${i}`, cache_control: { type: 'ephemeral' } }));
+    const res = await render(client, 'anthropic', { model: 'claude-sonnet-4-5', prefix: [a.id, b2.id, c.id], messages: [{ role: 'user', content: three }] });
+    expect(res.status).toBe(200);
+    const service = res.json.breakpoints.filter((b: { set_by: string }) => b.set_by === 'service');
+    expect(service).toHaveLength(1);
+    expect(service[0].segment).toBe(2);
+    expect((bodyText(res.text).match(/cache_control/g) ?? []).length).toBe(4);
+  });
+});
+
+describe('segments', () => {
+  it('tile the prompt, and P_k changes exactly when a byte before the end of segment k changes', async () => {
+    const { client } = t.tenant();
+    const texts = ['alpha', 'beta', 'gamma', 'delta'];
+    const ids: string[] = [];
+    for (const x of texts) ids.push((await mintArtifact(client, 'document', x)).id);
+    const baseline = await render(client, 'anthropic', { model: 'claude-sonnet-4-5', prefix: ids, messages: [{ role: 'user', content: 'q' }] });
+    await fc.assert(
+      fc.asyncProperty(fc.nat(texts.length - 1), fc.string({ minLength: 1, maxLength: 8 }), async (k, suffix) => {
+        const changed = (await mintArtifact(client, 'document', texts[k] + suffix)).id;
+        const refs = ids.map((id, i) => (i === k ? changed : id));
+        const res = await render(client, 'anthropic', { model: 'claude-sonnet-4-5', prefix: refs, messages: [{ role: 'user', content: 'q' }] });
+        const segs = res.json.segments as Array<{ byte_start: number; byte_end: number; token_start: number; token_end: number; chain: string }>;
+        let at = 0;
+        let tok = 0;
+        for (const s of segs) {
+          expect(s.byte_start).toBe(at);
+          expect(s.byte_end).toBeGreaterThan(s.byte_start);
+          expect(s.token_start).toBe(tok);
+          at = s.byte_end;
+          tok = s.token_end;
+        }
+        segs.forEach((s, i) => {
+          const same = s.chain === baseline.json.segments[i].chain;
+          expect(same, `segment ${i} after a change in ${k}`).toBe(i < k);
+        });
+      }),
+      { numRuns: 20 },
+    );
+  });
+
+  it('digest each segment and chain them as sha256(P_{k-1} + digest_k)', async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, 'x');
+    const res = await render(client, 'anthropic', { model: 'claude-sonnet-4-5', prefix: [sys.id], messages: [{ role: 'user', content: 'q' }] });
+    let chain = '';
+    for (const s of res.json.segments) {
+      chain = createHash('sha256').update(chain + s.digest).digest('hex');
+      expect(s.chain).toBe(chain);
+    }
+  });
+});
+
+describe('GET /v1/models', () => {
+  it('serves the catalog with sources and check dates', async () => {
+    const { client } = t.tenant();
+    const res = await client.get('/v1/models');
+    expect(res.status).toBe(200);
+    expect(res.json.version).toMatch(/^\d{4}-\d{2}-\d{2}/);
+    const ids = res.json.models.map((m: { id: string }) => m.id);
+    expect(ids).toEqual(expect.arrayContaining(['claude-sonnet-4-5', 'gpt-4o']));
+    for (const m of res.json.models) {
+      expect(m.source).toMatch(/^https:\/\//);
+      expect(m.checked).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+    }
+  });
+});
