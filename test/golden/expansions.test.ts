@@ -31,6 +31,36 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
+// Caller fields the service does not know, in an order and spelling JSON.parse would not keep.
+const CALLER_EXTRAS = '"x_unknown":{"z":1.50,"a":"\\u00e9","10":[1e2]},"temperature":  0.0';
+
+function requestFor(format: string): string {
+  const prefix = JSON.stringify([refs.bundle]);
+  switch (format) {
+    case 'anthropic':
+      return `{"model":"claude-sonnet-4-5","max_tokens":512,"prefix":${prefix},${CALLER_EXTRAS},"system":"Inline system","messages":[{"role":"user","content":"Hello"}]}`;
+    case 'openai-chat':
+      return `{"model":"gpt-4o","prompt_cache_key":"golden","prefix":${prefix},${CALLER_EXTRAS},"messages":[{"role":"user","content":"Hello"}]}`;
+    case 'openai-responses':
+      return `{"model":"gpt-4.1","prompt_cache_key":"golden","prefix":${prefix},${CALLER_EXTRAS},"input":"Hello"}`;
+    default:
+      return `{"prefix":${prefix},${CALLER_EXTRAS},"contents":[{"role":"user","parts":[{"text":"Hello"}]}]}`;
+  }
+}
+
+async function renderDigests() {
+  const out: Record<string, string> = {};
+  for (const format of ['anthropic', 'openai-chat', 'openai-responses', 'gemini']) {
+    const model = format === 'gemini' ? ',"model":"gemini-2.5-flash"' : '';
+    const res = await client.post('/v1/render', `{"format":"${format}"${model},"request":${requestFor(format)}}`);
+    expect(res.status, res.text).toBe(200);
+    const body = res.text.slice(res.text.indexOf('"body":') + 7, res.text.indexOf(',"segments":'));
+    expect(body, format).toContain(CALLER_EXTRAS);
+    out[format] = createHash('sha256').update(body).digest('hex');
+  }
+  return out;
+}
+
 async function digests() {
   const out: Record<string, Record<string, string>> = {};
   for (const [name, ref] of Object.entries(refs)) {
@@ -41,7 +71,7 @@ async function digests() {
       out[name][format] = createHash('sha256').update(res.text).digest('hex');
     }
   }
-  return { renderer: RENDERER_VERSION, digests: out };
+  return { renderer: RENDERER_VERSION, digests: out, requests: await renderDigests() };
 }
 
 describe('golden expansions', () => {
