@@ -34,11 +34,18 @@ export function openaiModelList(entries: ModelEntry[]) {
     object: 'list',
     data: entries
       .filter((e) => e.provider === 'openai')
-      .map((e) => ({ id: e.id, object: 'model', created: Math.floor(Date.parse(e.checked) / 1000), owned_by: 'openai' })),
+      .map((e) => ({
+        id: e.id,
+        object: 'model',
+        created: Math.floor(Date.parse(e.checked) / 1000),
+        owned_by: 'openai',
+      })),
   };
 }
 
 /** `*_tokens_details` of the prompt: cache_write_tokens only on models that bill writes. */
 export function promptDetails(u: SimUsage): Record<string, number> {
-  return u.writesBilled ? { cached_tokens: u.readTokens, cache_write_tokens: u.writeTokens } : { cached_tokens: u.readTokens };
+  return u.writesBilled
+    ? { cached_tokens: u.readTokens, cache_write_tokens: u.writeTokens }
+    : { cached_tokens: u.readTokens };
 }

@@ -90,8 +90,7 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
         ? null
         : scope.sim.apply({ id: `sim_${n}`, startedAt, firstByteAt: startedAt + firstByteDelayMs, blocks });
 
-    const userText = api.format === 'openai-responses' && typeof body.input === 'string' ? body.input : lastUserText(body[api.promptField]);
-    const text = replyText(n, userText);
+    const text = replyText(n, lastUserText(body[api.promptField]));
     return {
       model,
       text,
@@ -117,7 +116,8 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     const turn = simulate(api, apiKey, body, model, entry);
 
     const requestId = providerId('req_');
-    const headers: Record<string, string> = api.provider === 'anthropic' ? { 'request-id': requestId } : { 'x-request-id': requestId };
+    const headers: Record<string, string> =
+      api.provider === 'anthropic' ? { 'request-id': requestId } : { 'x-request-id': requestId };
     const stream = body.stream === true;
     let payload: unknown;
     let frames: string[];
@@ -143,7 +143,9 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
         break;
       }
     }
-    if (stream) return sseResponse(frames, { firstByteDelayMs, chunkDelayMs, abortAfter: abortAfter(c), drop: dropper(c) }, headers);
+    if (stream) {
+      return sseResponse(frames, { firstByteDelayMs, chunkDelayMs, abortAfter: abortAfter(c), drop: dropper(c) }, headers);
+    }
     await sleep(firstByteDelayMs);
     return json(200, payload, headers);
   }
@@ -221,7 +223,7 @@ function requireKey(c: Context, provider: ProviderApi): string {
   if (key) return key;
   throw provider === 'anthropic'
     ? new Failure(401, 'x-api-key header is required')
-    : new Failure(401, "You didn't provide an API key. Provide it in an Authorization header using Bearer auth (Authorization: Bearer YOUR_KEY).");
+    : new Failure(401, "You didn't provide an API key. Send it as an Authorization header: 'Bearer YOUR_KEY'.");
 }
 
 function injectedFault(c: Context): void {
@@ -288,7 +290,8 @@ function providerOf(c: Context): ProviderApi {
   const path = c.req.path;
   if (path.startsWith('/v1/messages')) return 'anthropic';
   if (path.startsWith('/v1/chat/') || path.startsWith('/v1/responses')) return 'openai';
-  return c.req.header('x-api-key') !== undefined || c.req.header('anthropic-version') !== undefined ? 'anthropic' : 'openai';
+  const anthropic = c.req.header('x-api-key') !== undefined || c.req.header('anthropic-version') !== undefined;
+  return anthropic ? 'anthropic' : 'openai';
 }
 
 function errorResponse(provider: ProviderApi, failure: Failure): Response {

@@ -65,8 +65,9 @@ export function textOfContent(content: unknown): string {
     .join(' ');
 }
 
-/** The content of the last `role: "user"` item of a message or input list. */
+/** The content of the last `role: "user"` item of a message or input list; a string input is itself. */
 export function lastUserText(items: unknown): string {
+  if (typeof items === 'string') return items;
   if (!Array.isArray(items)) return '';
   for (let i = items.length - 1; i >= 0; i--) {
     const item: unknown = items[i];

@@ -1,0 +1,704 @@
+// The provider simulator over real HTTP on loopback, with plain fetch and a fake clock.
+// Expected token counts come from the same block builder and tokenizer the simulator
+// uses, so every cache figure below is exact; every response is also checked through
+// the usage normaliser the proxy relies on.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadCatalog, ModelCatalog } from '../../src/domain/catalog/catalog';
+import { blocksFromRequest, type RequestFormat } from '../../src/domain/simulator/blocks';
+import { countTokens } from '../../src/domain/tokens';
+import { normalizeUsage } from '../../src/domain/usage/normalize';
+import { createStreamUsageAccumulator, SseParser, type SseMessage, type StreamUsageProvider } from '../../src/domain/usage/stream';
+import type { NormalizedUsage } from '../../src/domain/usage/types';
+import { startSimulator, type RunningSimulator } from '../../src/simulator/server';
+
+const catalog = new ModelCatalog(loadCatalog());
+const clock = {
+  t: Date.UTC(2026, 0, 1, 12, 0, 0),
+  now() {
+    return this.t;
+  },
+};
+const MINUTE = 60_000;
+
+let sim: RunningSimulator;
+beforeAll(async () => {
+  sim = await startSimulator({ catalog, clock });
+});
+afterAll(async () => {
+  await sim.close();
+});
+
+// ── helpers ─────────────────────────────────────────────────────────────────
+
+let keys = 0;
+/** Every test gets its own API keys, so its own caches. */
+const newKey = () => `sk-test-${++keys}-${Math.random().toString(36).slice(2)}`;
+
+// ~2,100 words: above every 1024-token minimum in both tokenizer families.
+const LONG_SYSTEM = Array.from(
+  { length: 150 },
+  (_, i) => `Guideline ${i + 1}: answer precisely, cite the relevant section, and keep a calm tone.`,
+).join(' ');
+
+function post(path: string, body: unknown, headers: Record<string, string>): Promise<Response> {
+  return fetch(`${sim.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+}
+
+const anthropicHeaders = (key: string) => ({ 'x-api-key': key, 'anthropic-version': '2023-06-01' });
+const openaiHeaders = (key: string) => ({ authorization: `Bearer ${key}` });
+
+function anthropicBody(question: string, ttl?: '1h') {
+  return {
+    model: 'claude-sonnet-4-5',
+    max_tokens: 256,
+    system: [{ type: 'text', text: LONG_SYSTEM, cache_control: ttl ? { type: 'ephemeral', ttl } : { type: 'ephemeral' } }],
+    messages: [{ role: 'user', content: question }],
+  };
+}
+
+function chatBody(model: string, question: string, system = LONG_SYSTEM) {
+  return {
+    model,
+    messages: [
+      { role: 'system', content: system },
+      { role: 'user', content: question },
+    ],
+  };
+}
+
+function responsesBody(question: string) {
+  return { model: 'gpt-4.1', instructions: LONG_SYSTEM, input: [{ role: 'user', content: question }] };
+}
+
+/** Prompt blocks exactly as the simulator sees them. */
+function blocksOf(format: RequestFormat, body: { model: string }) {
+  const family = catalog.lookup(body.model).entry.tokenizer;
+  return blocksFromRequest(format, body, (text) => countTokens(text, family));
+}
+
+/** OpenAI hits come in 1024 + n*128 token steps. */
+const openaiCached = (prefixTokens: number) => (prefixTokens < 1024 ? 0 : 1024 + Math.floor((prefixTokens - 1024) / 128) * 128);
+
+async function json(res: Response): Promise<Record<string, any>> {
+  expect(res.headers.get('content-type')).toContain('application/json');
+  return (await res.json()) as Record<string, any>;
+}
+
+async function sse(res: Response): Promise<SseMessage[]> {
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-type')).toContain('text/event-stream');
+  return new SseParser().feed(await res.text());
+}
+
+/** Reads a stream until it ends or the connection drops; says which. */
+async function sseUntilDropped(res: Response): Promise<{ events: SseMessage[]; dropped: boolean }> {
+  const parser = new SseParser();
+  const decoder = new TextDecoder();
+  const reader = res.body!.getReader();
+  const events: SseMessage[] = [];
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return { events, dropped: false };
+      events.push(...parser.feed(decoder.decode(value, { stream: true })));
+    }
+  } catch {
+    return { events, dropped: true };
+  }
+}
+
+function accumulate(provider: StreamUsageProvider, events: SseMessage[]): NormalizedUsage {
+  const acc = createStreamUsageAccumulator(provider);
+  for (const e of events) acc.push(e);
+  return acc.result();
+}
+
+const parsed = (events: SseMessage[]) => events.filter((e) => e.data !== '[DONE]').map((e) => JSON.parse(e.data) as Record<string, any>);
+
+/** The normalised figures that matter for money, without provider/model labels. */
+function figures(u: NormalizedUsage) {
+  const { provider: _p, model: _m, ...rest } = u;
+  return rest;
+}
+
+// ── Anthropic Messages ──────────────────────────────────────────────────────
+
+describe('Anthropic /v1/messages', () => {
+  const prefix = blocksOf('anthropic', anthropicBody('x')).blocks[0]!.endToken;
+
+  it('writes the prefix up to the breakpoint, then reads it within the TTL', async () => {
+    const key = newKey();
+    const first = anthropicBody('What is guideline 3 about?');
+    const total1 = blocksOf('anthropic', first).totalTokens;
+    expect(prefix).toBeGreaterThan(1024);
+
+    const r1 = await post('/v1/messages', first, anthropicHeaders(key));
+    expect(r1.status).toBe(200);
+    expect(r1.headers.get('request-id')).toMatch(/^req_/);
+    const m1 = await json(r1);
+    expect(m1).toEqual({
+      id: expect.stringMatching(/^msg_/),
+      type: 'message',
+      role: 'assistant',
+      model: 'claude-sonnet-4-5',
+      content: [{ type: 'text', text: expect.stringContaining('Simulated reply #') }],
+      stop_reason: 'end_turn',
+      stop_sequence: null,
+      usage: {
+        input_tokens: total1 - prefix,
+        cache_creation_input_tokens: prefix,
+        cache_read_input_tokens: 0,
+        cache_creation: { ephemeral_5m_input_tokens: prefix, ephemeral_1h_input_tokens: 0 },
+        output_tokens: countTokens(m1.content[0].text, 'anthropic'),
+        service_tier: 'standard',
+      },
+    });
+    expect(m1.content[0].text).toContain('to: What is guideline 3 about?');
+    expect(normalizeUsage(m1)).toEqual({
+      provider: 'anthropic',
+      model: 'claude-sonnet-4-5',
+      total_prompt_tokens: total1,
+      cache_read_tokens: 0,
+      cache_write_tokens: prefix,
+      cache_write_by_ttl: { '5m': prefix, '1h': 0 },
+      uncached_tokens: total1 - prefix,
+      output_tokens: m1.usage.output_tokens,
+      cache_fields_reported: true,
+      complete: true,
+    });
+
+    clock.t += 4 * MINUTE;
+    const second = anthropicBody('And guideline 7?');
+    const total2 = blocksOf('anthropic', second).totalTokens;
+    const m2 = await json(await post('/v1/messages', second, anthropicHeaders(key)));
+    expect(m2.usage).toMatchObject({
+      input_tokens: total2 - prefix,
+      cache_creation_input_tokens: 0,
+      cache_read_input_tokens: prefix,
+      cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 0 },
+    });
+    expect(normalizeUsage(m2)).toMatchObject({ total_prompt_tokens: total2, cache_read_tokens: prefix, cache_write_tokens: 0 });
+
+    // The hit refreshed the 5m TTL: another 4 minutes later it is still warm.
+    clock.t += 4 * MINUTE;
+    const m3 = await json(await post('/v1/messages', second, anthropicHeaders(key)));
+    expect(m3.usage.cache_read_input_tokens).toBe(prefix);
+  });
+
+  it('writes again after a 6-minute gap on the 5m TTL', async () => {
+    const key = newKey();
+    const body = anthropicBody('Summarise the guidelines.');
+    const m1 = await json(await post('/v1/messages', body, anthropicHeaders(key)));
+    expect(m1.usage.cache_creation_input_tokens).toBe(prefix);
+
+    clock.t += 6 * MINUTE;
+    const m2 = await json(await post('/v1/messages', body, anthropicHeaders(key)));
+    expect(m2.usage).toMatchObject({ cache_creation_input_tokens: prefix, cache_read_input_tokens: 0 });
+  });
+
+  it('keeps a 1h breakpoint warm across the same gap and reports it under ephemeral_1h', async () => {
+    const key = newKey();
+    const body = anthropicBody('Long-lived question', '1h');
+    const m1 = await json(await post('/v1/messages', body, anthropicHeaders(key)));
+    expect(m1.usage.cache_creation).toEqual({ ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: prefix });
+    expect(normalizeUsage(m1).cache_write_by_ttl).toEqual({ '5m': 0, '1h': prefix });
+
+    clock.t += 6 * MINUTE;
+    const m2 = await json(await post('/v1/messages', body, anthropicHeaders(key)));
+    expect(m2.usage.cache_read_input_tokens).toBe(prefix);
+  });
+
+  it('gives every API key its own cache', async () => {
+    const [a, b] = [newKey(), newKey()];
+    const body = anthropicBody('Per-account caches?');
+    expect((await json(await post('/v1/messages', body, anthropicHeaders(a)))).usage.cache_creation_input_tokens).toBe(prefix);
+    const other = await json(await post('/v1/messages', body, anthropicHeaders(b)));
+    expect(other.usage).toMatchObject({ cache_creation_input_tokens: prefix, cache_read_input_tokens: 0 });
+    expect((await json(await post('/v1/messages', body, anthropicHeaders(a)))).usage.cache_read_input_tokens).toBe(prefix);
+  });
+
+  it('caches nothing without a breakpoint', async () => {
+    const key = newKey();
+    const body = { ...anthropicBody('No marker'), system: LONG_SYSTEM };
+    const total = blocksOf('anthropic', body).totalTokens;
+    for (let i = 0; i < 2; i++) {
+      const m = await json(await post('/v1/messages', body, anthropicHeaders(key)));
+      expect(m.usage).toMatchObject({ input_tokens: total, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 });
+    }
+  });
+
+  it('treats a clock that steps back as standing still instead of failing', async () => {
+    const key = newKey();
+    const body = anthropicBody('Clock skew');
+    await post('/v1/messages', body, anthropicHeaders(key));
+    clock.t -= 10 * MINUTE;
+    const res = await post('/v1/messages', body, anthropicHeaders(key));
+    clock.t += 10 * MINUTE;
+    expect(res.status).toBe(200);
+    expect((await json(res)).usage.cache_read_input_tokens).toBe(prefix);
+  });
+
+  it('streams message_start … message_stop, normalising to the non-streaming figures', async () => {
+    const [plain, streamed] = [newKey(), newKey()];
+    const body = anthropicBody('Stream me an answer please, with several words');
+    const expected: NormalizedUsage[] = [];
+    const got: NormalizedUsage[] = [];
+    for (let turn = 0; turn < 2; turn++) {
+      expected.push(normalizeUsage(await json(await post('/v1/messages', body, anthropicHeaders(plain)))));
+      const events = await sse(await post('/v1/messages', { ...body, stream: true }, anthropicHeaders(streamed)));
+      got.push(accumulate('anthropic', events));
+
+      const types = events.map((e) => e.event);
+      expect(types.slice(0, 3)).toEqual(['message_start', 'content_block_start', 'ping']);
+      expect(types.slice(-3)).toEqual(['content_block_stop', 'message_delta', 'message_stop']);
+      const deltas = types.filter((t) => t === 'content_block_delta');
+      expect(deltas.length).toBeGreaterThan(1);
+      const data = parsed(events);
+      data.forEach((d, i) => expect(d.type).toBe(types[i]));
+      const start = data[0]!.message;
+      expect(start).toMatchObject({ type: 'message', role: 'assistant', content: [], stop_reason: null, stop_sequence: null });
+      expect(start.usage).toMatchObject({ output_tokens: 1, service_tier: 'standard' });
+      expect(start.usage.cache_creation).toBeDefined();
+      const delta = data.at(-2)!;
+      expect(delta.delta).toEqual({ stop_reason: 'end_turn', stop_sequence: null });
+      const text = data.filter((d) => d.type === 'content_block_delta').map((d) => d.delta.text).join('');
+      expect(delta.usage.output_tokens).toBe(countTokens(text, 'anthropic'));
+      clock.t += MINUTE;
+    }
+    expect(got.map(figures)).toEqual(expected.map(figures));
+    expect(got[0]).toMatchObject({ cache_write_tokens: prefix, cache_read_tokens: 0, complete: true });
+    expect(got[1]).toMatchObject({ cache_write_tokens: 0, cache_read_tokens: prefix, complete: true });
+  });
+
+  it('counts tokens like the messages endpoint does', async () => {
+    const key = newKey();
+    const body = anthropicBody('How many tokens?');
+    const res = await post('/v1/messages/count_tokens', body, anthropicHeaders(key));
+    expect(res.status).toBe(200);
+    expect(await json(res)).toEqual({ input_tokens: blocksOf('anthropic', body).totalTokens });
+    const m = normalizeUsage(await json(await post('/v1/messages', body, anthropicHeaders(key))));
+    expect(m.total_prompt_tokens).toBe(blocksOf('anthropic', body).totalTokens);
+  });
+});
+
+// ── OpenAI Chat Completions ─────────────────────────────────────────────────
+
+describe('OpenAI /v1/chat/completions', () => {
+  it('serves a repeated ≥1024-token prefix from cache in 128-token steps', async () => {
+    const key = newKey();
+    const first = chatBody('gpt-4o', 'What is guideline 3 about?');
+    const system = blocksOf('openai-chat', first).blocks[0]!.endToken;
+    expect(system).toBeGreaterThanOrEqual(1024);
+
+    const r1 = await post('/v1/chat/completions', first, openaiHeaders(key));
+    expect(r1.headers.get('x-request-id')).toMatch(/^req_/);
+    const c1 = await json(r1);
+    const total1 = blocksOf('openai-chat', first).totalTokens;
+    const text = c1.choices[0].message.content as string;
+    expect(c1).toEqual({
+      id: expect.stringMatching(/^chatcmpl-/),
+      object: 'chat.completion',
+      created: Math.floor(clock.t / 1000),
+      model: 'gpt-4o',
+      choices: [
+        {
+          index: 0,
+          message: { role: 'assistant', content: expect.stringContaining('to: What is guideline 3 about?'), refusal: null, annotations: [] },
+          logprobs: null,
+          finish_reason: 'stop',
+        },
+      ],
+      usage: {
+        prompt_tokens: total1,
+        completion_tokens: countTokens(text, 'o200k_base'),
+        total_tokens: total1 + countTokens(text, 'o200k_base'),
+        prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
+        completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
+      },
+      service_tier: 'default',
+      system_fingerprint: expect.any(String),
+    });
+
+    clock.t += MINUTE;
+    const second = chatBody('gpt-4o', 'And guideline 7?');
+    const total2 = blocksOf('openai-chat', second).totalTokens;
+    const c2 = await json(await post('/v1/chat/completions', second, openaiHeaders(key)));
+    const cached = c2.usage.prompt_tokens_details.cached_tokens as number;
+    expect(cached).toBe(openaiCached(system));
+    expect(cached % 128).toBe(0);
+    expect(cached).toBeGreaterThanOrEqual(1024);
+    // Writes are not billed on gpt-4o, so the field is absent, as the API sends it.
+    expect(c2.usage.prompt_tokens_details).not.toHaveProperty('cache_write_tokens');
+    expect(normalizeUsage(c2)).toEqual({
+      provider: 'openai-chat',
+      model: 'gpt-4o',
+      total_prompt_tokens: total2,
+      cache_read_tokens: cached,
+      cache_write_tokens: null,
+      cache_write_by_ttl: null,
+      uncached_tokens: total2 - cached,
+      output_tokens: c2.usage.completion_tokens,
+      cache_fields_reported: true,
+      complete: true,
+    });
+
+    // The identical prompt again matches through its last block.
+    const c3 = await json(await post('/v1/chat/completions', second, openaiHeaders(key)));
+    expect(c3.usage.prompt_tokens_details.cached_tokens).toBe(openaiCached(total2));
+  });
+
+  it('caches nothing below 1024 tokens', async () => {
+    const key = newKey();
+    const body = chatBody('gpt-4o', 'Short?', 'You are terse.');
+    expect(blocksOf('openai-chat', body).totalTokens).toBeLessThan(1024);
+    for (let i = 0; i < 2; i++) {
+      const c = await json(await post('/v1/chat/completions', body, openaiHeaders(key)));
+      expect(c.usage.prompt_tokens_details.cached_tokens).toBe(0);
+      expect(normalizeUsage(c)).toMatchObject({ cache_read_tokens: 0, cache_fields_reported: true });
+    }
+  });
+
+  it('reports cache_write_tokens on a model that bills writes (GPT-5.6, implicit breakpoint)', async () => {
+    const key = newKey();
+    const first = chatBody('gpt-5.6', 'Start a conversation');
+    const total1 = blocksOf('openai-chat', first).totalTokens;
+    const c1 = await json(await post('/v1/chat/completions', first, openaiHeaders(key)));
+    expect(c1.usage.prompt_tokens_details).toEqual({ cached_tokens: 0, cache_write_tokens: total1, audio_tokens: 0 });
+
+    const next = {
+      ...first,
+      messages: [...first.messages, { role: 'assistant', content: c1.choices[0].message.content }, { role: 'user', content: 'Go on' }],
+    };
+    const total2 = blocksOf('openai-chat', next).totalTokens;
+    const c2 = await json(await post('/v1/chat/completions', next, openaiHeaders(key)));
+    expect(c2.usage.prompt_tokens_details).toEqual({ cached_tokens: total1, cache_write_tokens: total2 - total1, audio_tokens: 0 });
+    expect(normalizeUsage(c2)).toMatchObject({
+      total_prompt_tokens: total2,
+      cache_read_tokens: total1,
+      cache_write_tokens: total2 - total1,
+      uncached_tokens: 0,
+    });
+  });
+
+  it('streams chunks with usage null, a final usage chunk and [DONE] when include_usage is set', async () => {
+    const [plain, streamed] = [newKey(), newKey()];
+    const body = chatBody('gpt-4o', 'Stream me an answer please, with several words');
+    const expected: NormalizedUsage[] = [];
+    const got: NormalizedUsage[] = [];
+    for (let turn = 0; turn < 2; turn++) {
+      expected.push(normalizeUsage(await json(await post('/v1/chat/completions', body, openaiHeaders(plain)))));
+      const events = await sse(
+        await post('/v1/chat/completions', { ...body, stream: true, stream_options: { include_usage: true } }, openaiHeaders(streamed)),
+      );
+      got.push(accumulate('openai-chat', events));
+
+      expect(events.every((e) => e.event === undefined)).toBe(true);
+      expect(events.at(-1)!.data).toBe('[DONE]');
+      const chunks = parsed(events);
+      expect(chunks.every((c) => c.object === 'chat.completion.chunk' && c.model === 'gpt-4o')).toBe(true);
+      expect(new Set(chunks.map((c) => c.id)).size).toBe(1);
+      const last = chunks.at(-1)!;
+      expect(last.choices).toEqual([]);
+      expect(last.usage.prompt_tokens).toBe(blocksOf('openai-chat', body).totalTokens);
+      const content = chunks.slice(0, -1);
+      expect(content.every((c) => c.usage === null && c.choices.length === 1)).toBe(true);
+      expect(content[0]!.choices[0].delta).toMatchObject({ role: 'assistant', content: '' });
+      expect(content.at(-1)!.choices[0]).toMatchObject({ delta: {}, finish_reason: 'stop' });
+      expect(content.slice(1, -1).length).toBeGreaterThan(1);
+      clock.t += MINUTE;
+    }
+    expect(got.map(figures)).toEqual(expected.map(figures));
+    expect(got[1]!.cache_read_tokens).toBeGreaterThanOrEqual(1024);
+  });
+
+  it('sends no usage chunk when include_usage is not set', async () => {
+    const events = await sse(
+      await post('/v1/chat/completions', { ...chatBody('gpt-4o', 'No usage please'), stream: true }, openaiHeaders(newKey())),
+    );
+    expect(events.at(-1)!.data).toBe('[DONE]');
+    const chunks = parsed(events);
+    expect(chunks.every((c) => !('usage' in c) && c.choices.length === 1)).toBe(true);
+    expect(accumulate('openai-chat', events)).toMatchObject({ complete: false, cache_fields_reported: false });
+  });
+});
+
+// ── OpenAI Responses ────────────────────────────────────────────────────────
+
+describe('OpenAI /v1/responses', () => {
+  it('answers in the Response shape, cached on the second call', async () => {
+    const key = newKey();
+    const body = responsesBody('What is guideline 3 about?');
+    const { blocks, totalTokens } = blocksOf('openai-responses', body);
+    const r1 = await json(await post('/v1/responses', body, openaiHeaders(key)));
+    const text = r1.output[0].content[0].text as string;
+    const out = countTokens(text, 'o200k_base');
+    expect(r1).toMatchObject({
+      id: expect.stringMatching(/^resp_/),
+      object: 'response',
+      created_at: Math.floor(clock.t / 1000),
+      status: 'completed',
+      model: 'gpt-4.1',
+      instructions: LONG_SYSTEM,
+      output: [
+        {
+          type: 'message',
+          id: expect.stringMatching(/^msg_/),
+          status: 'completed',
+          role: 'assistant',
+          content: [{ type: 'output_text', text: expect.stringContaining('to: What is guideline 3 about?'), annotations: [] }],
+        },
+      ],
+      usage: {
+        input_tokens: totalTokens,
+        input_tokens_details: { cached_tokens: 0 },
+        output_tokens: out,
+        output_tokens_details: { reasoning_tokens: 0 },
+        total_tokens: totalTokens + out,
+      },
+    });
+    expect(r1.usage.input_tokens_details).not.toHaveProperty('cache_write_tokens');
+
+    clock.t += MINUTE;
+    const body2 = responsesBody('And guideline 7?');
+    const r2 = await json(await post('/v1/responses', body2, openaiHeaders(key)));
+    const cached = openaiCached(blocks[0]!.endToken);
+    expect(r2.usage.input_tokens_details.cached_tokens).toBe(cached);
+    expect(normalizeUsage(r2)).toMatchObject({
+      provider: 'openai-responses',
+      total_prompt_tokens: blocksOf('openai-responses', body2).totalTokens,
+      cache_read_tokens: cached,
+      cache_write_tokens: null,
+      uncached_tokens: blocksOf('openai-responses', body2).totalTokens - cached,
+      complete: true,
+    });
+  });
+
+  it('accepts a plain string input', async () => {
+    const res = await post('/v1/responses', { model: 'gpt-4.1', input: 'Hello there' }, openaiHeaders(newKey()));
+    expect(res.status).toBe(200);
+    expect((await json(res)).output[0].content[0].text).toContain('to: Hello there');
+  });
+
+  it('streams numbered events ending in response.completed with the usage', async () => {
+    const [plain, streamed] = [newKey(), newKey()];
+    const body = responsesBody('Stream me an answer please, with several words');
+    const expected: NormalizedUsage[] = [];
+    const got: NormalizedUsage[] = [];
+    for (let turn = 0; turn < 2; turn++) {
+      expected.push(normalizeUsage(await json(await post('/v1/responses', body, openaiHeaders(plain)))));
+      const events = await sse(await post('/v1/responses', { ...body, stream: true }, openaiHeaders(streamed)));
+      got.push(accumulate('openai-responses', events));
+
+      const data = parsed(events);
+      data.forEach((d, i) => {
+        expect(d.type).toBe(events[i]!.event);
+        expect(d.sequence_number).toBe(i);
+      });
+      const types = events.map((e) => e.event);
+      expect(types[0]).toBe('response.created');
+      expect(types.at(-1)).toBe('response.completed');
+      expect(types.filter((t) => t === 'response.output_text.delta').length).toBeGreaterThan(1);
+      expect(data[0]!.response).toMatchObject({ status: 'in_progress', usage: null, output: [] });
+      const completed = data.at(-1)!.response;
+      const deltas = data.filter((d) => d.type === 'response.output_text.delta').map((d) => d.delta).join('');
+      expect(completed.output[0].content[0].text).toBe(deltas);
+      expect(completed.status).toBe('completed');
+      clock.t += MINUTE;
+    }
+    expect(got.map(figures)).toEqual(expected.map(figures));
+    expect(got[1]!.cache_read_tokens).toBeGreaterThanOrEqual(1024);
+  });
+});
+
+// ── faults, validation, auth ────────────────────────────────────────────────
+
+describe('fault injection', () => {
+  it.each([
+    [529, 'overloaded_error'],
+    [429, 'rate_limit_error'],
+    [500, 'api_error'],
+  ])('Anthropic %i → %s, leaving the cache untouched', async (status, type) => {
+    const key = newKey();
+    const body = anthropicBody('Faulty');
+    const res = await post('/v1/messages', body, { ...anthropicHeaders(key), 'x-simulator-status': String(status) });
+    expect(res.status).toBe(status);
+    expect(await json(res)).toEqual({ type: 'error', error: { type, message: expect.any(String) }, request_id: expect.stringMatching(/^req_/) });
+    // Nothing was written by the failed call: the next one pays the write.
+    const ok = await json(await post('/v1/messages', body, anthropicHeaders(key)));
+    expect(ok.usage).toMatchObject({ cache_read_input_tokens: 0, cache_creation_input_tokens: expect.any(Number) });
+    expect(ok.usage.cache_creation_input_tokens).toBeGreaterThan(0);
+  });
+
+  it.each([
+    [429, 'requests', 'rate_limit_exceeded'],
+    [500, 'server_error', null],
+  ])('OpenAI %i → type %s, code %s', async (status, type, code) => {
+    const key = newKey();
+    const body = chatBody('gpt-4o', 'Faulty');
+    for (const path of ['/v1/chat/completions', '/v1/responses']) {
+      const req = path === '/v1/responses' ? responsesBody('Faulty') : body;
+      const res = await post(path, req, { ...openaiHeaders(key), 'x-simulator-status': String(status) });
+      expect(res.status).toBe(status);
+      expect(await json(res)).toEqual({ error: { message: expect.any(String), type, param: null, code } });
+    }
+    const ok = await json(await post('/v1/chat/completions', body, openaiHeaders(key)));
+    expect(ok.usage.prompt_tokens_details.cached_tokens).toBe(0);
+  });
+
+  it('abort-after drops an Anthropic stream before the final usage', async () => {
+    const res = await post('/v1/messages', { ...anthropicBody('Drop me'), stream: true }, {
+      ...anthropicHeaders(newKey()),
+      'x-simulator-abort-after': '4',
+    });
+    expect(res.status).toBe(200);
+    const { events, dropped } = await sseUntilDropped(res);
+    expect(dropped).toBe(true);
+    expect(events.map((e) => e.event)).toEqual(['message_start', 'content_block_start', 'ping', 'content_block_delta']);
+    const usage = accumulate('anthropic', events);
+    expect(usage).toMatchObject({ complete: false, cache_fields_reported: false, cache_read_tokens: null });
+    // message_start already told the prompt size.
+    expect(usage.total_prompt_tokens).toBe(blocksOf('anthropic', anthropicBody('Drop me')).totalTokens);
+  });
+
+  it('abort-after drops OpenAI streams before the usage chunk and response.completed', async () => {
+    const chat = await post(
+      '/v1/chat/completions',
+      { ...chatBody('gpt-4o', 'Drop me'), stream: true, stream_options: { include_usage: true } },
+      { ...openaiHeaders(newKey()), 'x-simulator-abort-after': '2' },
+    );
+    const c = await sseUntilDropped(chat);
+    expect(c.dropped).toBe(true);
+    expect(c.events).toHaveLength(2);
+    expect(accumulate('openai-chat', c.events)).toMatchObject({ complete: false, cache_read_tokens: null });
+
+    const resp = await post('/v1/responses', { ...responsesBody('Drop me'), stream: true }, {
+      ...openaiHeaders(newKey()),
+      'x-simulator-abort-after': '5',
+    });
+    const r = await sseUntilDropped(resp);
+    expect(r.dropped).toBe(true);
+    expect(r.events).toHaveLength(5);
+    expect(r.events.map((e) => e.event)).not.toContain('response.completed');
+    expect(accumulate('openai-responses', r.events)).toMatchObject({ complete: false, cache_read_tokens: null });
+  });
+});
+
+describe('validation and auth', () => {
+  it('rejects requests without a key in each provider’s shape', async () => {
+    const a = await post('/v1/messages', anthropicBody('no key'), {});
+    expect(a.status).toBe(401);
+    expect(await json(a)).toEqual({
+      type: 'error',
+      error: { type: 'authentication_error', message: expect.any(String) },
+      request_id: expect.any(String),
+    });
+    for (const [path, body] of [
+      ['/v1/chat/completions', chatBody('gpt-4o', 'no key')],
+      ['/v1/responses', responsesBody('no key')],
+    ] as const) {
+      const o = await post(path, body, {});
+      expect(o.status).toBe(401);
+      expect(await json(o)).toEqual({
+        error: { message: expect.any(String), type: 'invalid_request_error', param: null, code: 'invalid_api_key' },
+      });
+    }
+  });
+
+  it.each([
+    ['malformed JSON', '{"model": "claude-sonnet-4-5",'],
+    ['a missing model', { max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }],
+    ['missing messages', { model: 'claude-sonnet-4-5', max_tokens: 10 }],
+  ])('Anthropic: 400 invalid_request_error for %s', async (_, body) => {
+    const res = await post('/v1/messages', body, anthropicHeaders(newKey()));
+    expect(res.status).toBe(400);
+    expect((await json(res)).error).toEqual({ type: 'invalid_request_error', message: expect.any(String) });
+  });
+
+  it.each([
+    ['/v1/chat/completions', 'malformed JSON', '{"model":'],
+    ['/v1/chat/completions', 'a missing model', { messages: [{ role: 'user', content: 'hi' }] }],
+    ['/v1/chat/completions', 'missing messages', { model: 'gpt-4o' }],
+    ['/v1/responses', 'malformed JSON', 'nope'],
+    ['/v1/responses', 'a missing model', { input: 'hi' }],
+    ['/v1/responses', 'missing input', { model: 'gpt-4.1' }],
+  ])('OpenAI %s: 400 invalid_request_error for %s', async (path, _, body) => {
+    const res = await post(path, body, openaiHeaders(newKey()));
+    expect(res.status).toBe(400);
+    const err = (await json(res)).error;
+    expect(err).toMatchObject({ type: 'invalid_request_error', message: expect.any(String) });
+    expect(Object.keys(err).sort()).toEqual(['code', 'message', 'param', 'type']);
+  });
+});
+
+describe('GET /v1/models', () => {
+  it('lists Anthropic models when called with Anthropic headers', async () => {
+    const res = await fetch(`${sim.url}/v1/models`, { headers: anthropicHeaders(newKey()) });
+    const body = await json(res);
+    const ids = catalog.entries().filter((e) => e.provider === 'anthropic').map((e) => e.id);
+    expect(body).toEqual({
+      data: ids.map((id) => ({ type: 'model', id, display_name: expect.any(String), created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) })),
+      has_more: false,
+      first_id: ids[0],
+      last_id: ids.at(-1),
+    });
+    expect(body.data.find((m: { id: string }) => m.id === 'claude-sonnet-4-5').display_name).toBe('Claude Sonnet 4.5');
+  });
+
+  it('lists OpenAI models otherwise', async () => {
+    const body = await json(await fetch(`${sim.url}/v1/models`, { headers: openaiHeaders(newKey()) }));
+    const ids = catalog.entries().filter((e) => e.provider === 'openai').map((e) => e.id);
+    expect(ids).toEqual(expect.arrayContaining(['gpt-4o', 'gpt-4.1']));
+    expect(body).toEqual({
+      object: 'list',
+      data: ids.map((id) => ({ id, object: 'model', created: expect.any(Number), owned_by: expect.any(String) })),
+    });
+  });
+});
+
+// ── real streaming ──────────────────────────────────────────────────────────
+
+describe('streaming timing', () => {
+  let slow: RunningSimulator;
+  beforeAll(async () => {
+    slow = await startSimulator({ catalog, clock, chunkDelayMs: 40 });
+  });
+  afterAll(async () => {
+    await slow.close();
+  });
+
+  it('writes events as they are produced, not all at the end', async () => {
+    const res = await fetch(`${slow.url}/v1/messages`, {
+      method: 'POST',
+      headers: anthropicHeaders(newKey()),
+      body: JSON.stringify({ ...anthropicBody('one two three four five six seven eight nine'), stream: true }),
+    });
+    const reader = res.body!.getReader();
+    const first = await reader.read();
+    const firstAt = Date.now();
+    expect(new TextDecoder().decode(first.value)).toContain('event: message_start');
+    while (!(await reader.read()).done);
+    // ≥ 9 more events follow the first, 40 ms apart.
+    expect(Date.now() - firstAt).toBeGreaterThanOrEqual(250);
+  });
+
+  it('stops on a client abort and keeps serving', async () => {
+    const controller = new AbortController();
+    const res = await fetch(`${slow.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: openaiHeaders(newKey()),
+      body: JSON.stringify({ ...chatBody('gpt-4o', 'abort me'), stream: true }),
+      signal: controller.signal,
+    });
+    const reader = res.body!.getReader();
+    await reader.read();
+    controller.abort();
+    await expect(reader.read()).rejects.toThrow();
+    const next = await fetch(`${slow.url}/v1/models`, { headers: openaiHeaders(newKey()) });
+    expect(next.status).toBe(200);
+  });
+});
