@@ -16,6 +16,27 @@ CREATE TABLE `blobs` (
 	`size` integer NOT NULL
 );
 --> statement-breakpoint
+CREATE TABLE `calibration` (
+	`tenant_id` text NOT NULL,
+	`model` text NOT NULL,
+	`family` text NOT NULL,
+	`provider_tokens` integer NOT NULL,
+	`estimated_tokens` integer NOT NULL,
+	`reports` integer NOT NULL,
+	PRIMARY KEY(`tenant_id`, `model`)
+);
+--> statement-breakpoint
+CREATE TABLE `drift_findings` (
+	`id` integer PRIMARY KEY AUTOINCREMENT NOT NULL,
+	`tenant_id` text NOT NULL,
+	`handle_id` text NOT NULL,
+	`request_id` text NOT NULL,
+	`previous_request_id` text NOT NULL,
+	`at` integer NOT NULL,
+	`finding` text NOT NULL
+);
+--> statement-breakpoint
+CREATE INDEX `drift_findings_handle` ON `drift_findings` (`tenant_id`,`handle_id`,`at`);--> statement-breakpoint
 CREATE TABLE `handle_pins` (
 	`from_id` text NOT NULL,
 	`from_version` integer NOT NULL,
@@ -79,11 +100,65 @@ CREATE TABLE `requests` (
 	`breakpoints` text NOT NULL,
 	`prompt_cache_key` text,
 	`prediction` text,
+	`status` text DEFAULT 'rendered' NOT NULL,
+	`started_at` integer,
+	`first_byte_at` integer,
+	`finished_at` integer,
+	`report_hash` text,
+	`usage_raw` text,
+	`usage` text,
+	`diagnostics` text,
+	`outcome` text,
+	`write_premium` text,
+	`write_read` integer,
 	FOREIGN KEY (`tenant_id`) REFERENCES `tenants`(`id`) ON UPDATE no action ON DELETE no action
 );
 --> statement-breakpoint
 CREATE INDEX `requests_scope` ON `requests` (`scope`,`rendered_at`);--> statement-breakpoint
 CREATE INDEX `requests_tenant` ON `requests` (`tenant_id`,`rendered_at`);--> statement-breakpoint
+CREATE TABLE `rollups` (
+	`tenant_id` text NOT NULL,
+	`handle_id` text NOT NULL,
+	`version` integer NOT NULL,
+	`day` integer NOT NULL,
+	`model` text NOT NULL,
+	`requests` integer DEFAULT 0 NOT NULL,
+	`referenced` integer DEFAULT 0 NOT NULL,
+	`req_referenced` integer DEFAULT 0 NOT NULL,
+	`opportunity` integer DEFAULT 0 NOT NULL,
+	`req_opportunity` integer DEFAULT 0 NOT NULL,
+	`predicted` integer DEFAULT 0 NOT NULL,
+	`req_predicted` integer DEFAULT 0 NOT NULL,
+	`captured` integer DEFAULT 0 NOT NULL,
+	`req_captured` integer DEFAULT 0 NOT NULL,
+	`bonus` integer DEFAULT 0 NOT NULL,
+	`req_bonus` integer DEFAULT 0 NOT NULL,
+	`unconfirmed` integer DEFAULT 0 NOT NULL,
+	`req_unconfirmed` integer DEFAULT 0 NOT NULL,
+	`unknown` integer DEFAULT 0 NOT NULL,
+	`req_unknown` integer DEFAULT 0 NOT NULL,
+	`cold` integer DEFAULT 0 NOT NULL,
+	`req_cold` integer DEFAULT 0 NOT NULL,
+	`drift` integer DEFAULT 0 NOT NULL,
+	`req_drift` integer DEFAULT 0 NOT NULL,
+	`expired` integer DEFAULT 0 NOT NULL,
+	`req_expired` integer DEFAULT 0 NOT NULL,
+	`concurrent` integer DEFAULT 0 NOT NULL,
+	`req_concurrent` integer DEFAULT 0 NOT NULL,
+	`below_minimum` integer DEFAULT 0 NOT NULL,
+	`req_below_minimum` integer DEFAULT 0 NOT NULL,
+	`no_breakpoint` integer DEFAULT 0 NOT NULL,
+	`req_no_breakpoint` integer DEFAULT 0 NOT NULL,
+	`lookback` integer DEFAULT 0 NOT NULL,
+	`req_lookback` integer DEFAULT 0 NOT NULL,
+	`cost_actual` real DEFAULT 0 NOT NULL,
+	`cost_no_cache` real DEFAULT 0 NOT NULL,
+	`cost_perfect` real DEFAULT 0 NOT NULL,
+	`write_premium_paid` real DEFAULT 0 NOT NULL,
+	`write_premium_read` real DEFAULT 0 NOT NULL,
+	PRIMARY KEY(`tenant_id`, `handle_id`, `version`, `day`, `model`)
+);
+--> statement-breakpoint
 CREATE TABLE `tenants` (
 	`id` text PRIMARY KEY NOT NULL,
 	`name` text NOT NULL,

@@ -11,6 +11,9 @@ import { Expander } from './domain/render/expand';
 import { TenantService } from './domain/tenants';
 import { RequestService } from './domain/requests';
 import { renderRoutes } from './http/routes/render';
+import { usageRoutes } from './http/routes/usage';
+import { Reconciler } from './domain/reconcile/reconciler';
+import { Reports } from './domain/reconcile/reports';
 import { requireAdminKey, requireApiKey } from './http/auth';
 import { docsRoutes } from './http/docs';
 import { handleError, problem } from './http/problem';
@@ -31,11 +34,14 @@ export interface Services {
   handles: HandleService;
   expander: Expander;
   requests: RequestService;
+  reconciler: Reconciler;
+  reports: Reports;
 }
 
 export function createServices(deps: AppDeps): Services {
   const handles = new HandleService({ store: deps.store, clock: deps.clock, meter: new HandleMeter(deps.catalog) });
   const { config } = deps;
+  const reconciler = new Reconciler({ store: deps.store, clock: deps.clock, catalog: deps.catalog });
   return {
     tenants: new TenantService(deps.store, deps.clock),
     handles,
@@ -45,8 +51,11 @@ export function createServices(deps: AppDeps): Services {
       clock: deps.clock,
       handles,
       catalog: deps.catalog,
+      reconciler,
       policy: { inlineKeepBytes: config.inlineKeepBytes, inlineRetentionMs: config.inlineRetentionMs, cacheTtl: config.cacheTtl },
     }),
+    reconciler,
+    reports: new Reports(deps.store),
   };
 }
 
@@ -87,6 +96,7 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   app.route('/', adminRoutes(services.tenants));
   app.route('/', handleRoutes(services.handles, services.expander));
   app.route('/', renderRoutes(services.requests, deps.catalog));
+  app.route('/', usageRoutes({ ...services, clock: deps.clock, batchMax: config.usageBatchMax }));
   app.route('/', docsRoutes());
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', { type: 'http', scheme: 'bearer', description: 'A tenant API key (phk_…).' });

@@ -16,6 +16,7 @@ const envSchema = z.object({
   PH_INLINE_KEEP_BYTES: int(64 * 1024),
   PH_INLINE_RETENTION_HOURS: int(7 * 24),
   PH_CACHE_TTL: z.enum(['5m', '1h']).default('5m'),
+  PH_USAGE_BATCH_MAX: int(1000),
 });
 
 export interface Config {
@@ -33,6 +34,7 @@ export interface Config {
   inlineRetentionMs: number;
   /** TTL for cache breakpoints the service places (1h only where the model offers it). */
   cacheTtl: '5m' | '1h';
+  usageBatchMax: number;
 }
 
 export class ConfigError extends Error {}
@@ -59,6 +61,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     inlineKeepBytes: e.PH_INLINE_KEEP_BYTES,
     inlineRetentionMs: e.PH_INLINE_RETENTION_HOURS * 3_600_000,
     cacheTtl: e.PH_CACHE_TTL,
+    usageBatchMax: e.PH_USAGE_BATCH_MAX,
   };
 }
 

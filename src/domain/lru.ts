@@ -32,4 +32,9 @@ export class Lru<K, V> {
       this.total -= v.weight;
     }
   }
+
+  clear(): void {
+    this.map.clear();
+    this.total = 0;
+  }
 }

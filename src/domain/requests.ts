@@ -6,6 +6,7 @@ import { notFound, invalid } from './errors';
 import type { HandleService } from './handles';
 import { newId } from './ids';
 import { findVolatility } from './volatility';
+import type { Reconciler } from './reconcile/reconciler';
 import { RequestRenderer, type Breakpoint, type RenderedSegment, type RequestFormat } from './render/request';
 
 export interface RequestPolicy {
@@ -62,7 +63,7 @@ export class RequestService {
   private readonly renderer: RequestRenderer;
 
   constructor(
-    private readonly deps: { store: Store; clock: Clock; handles: HandleService; catalog: ModelCatalog; policy: RequestPolicy },
+    private readonly deps: { store: Store; clock: Clock; handles: HandleService; catalog: ModelCatalog; reconciler: Reconciler; policy: RequestPolicy },
   ) {
     this.renderer = new RequestRenderer(deps.handles);
   }
@@ -85,6 +86,7 @@ export class RequestService {
     const scope = [call.tenantId, provider, modelName, call.credentialFingerprint ?? '-'].join('|');
     const requestId = newId('request');
     const { inlineKeepBytes, inlineRetentionMs } = this.deps.policy;
+    const prediction = this.deps.reconciler.predict(scope, model.entry, rendered.segments, rendered.breakpoints, now);
     const inline: InlineRow[] = [...rendered.inlineText].map(([segment, text]) => {
       const cut = Buffer.byteLength(text) > inlineKeepBytes;
       return {
@@ -107,7 +109,7 @@ export class RequestService {
       segments: rendered.segments,
       breakpoints: rendered.breakpoints,
       promptCacheKey: rendered.promptCacheKey,
-      prediction: null,
+      prediction,
     };
     this.deps.store.insertRequest(row, inline);
     return {
@@ -118,7 +120,7 @@ export class RequestService {
       segments: rendered.segments,
       breakpoints: rendered.breakpoints,
       promptCacheKey: rendered.promptCacheKey,
-      prediction: null,
+      prediction,
       renderedAt: now,
       warnings: volatileBeforeHandles(rendered.segments, rendered.inlineText),
     };

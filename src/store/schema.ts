@@ -1,4 +1,5 @@
-import { sqliteTable, text, integer, blob, primaryKey, index, uniqueIndex } from 'drizzle-orm/sqlite-core';
+import { sqliteTable, text, integer, real, blob, primaryKey, index, uniqueIndex } from 'drizzle-orm/sqlite-core';
+import { ROLLUP_CLASSES, ROLLUP_MONEY } from '../domain/reconcile/waterfall';
 
 // Times are epoch milliseconds from the injected clock, never SQL defaults.
 
@@ -100,6 +101,21 @@ export const requests = sqliteTable(
     breakpoints: text('breakpoints', { mode: 'json' }).notNull(),
     promptCacheKey: text('prompt_cache_key'),
     prediction: text('prediction', { mode: 'json' }),
+    /** rendered → reconciled (usage received) or failed (the provider answered with an error). */
+    status: text('status', { enum: ['rendered', 'reconciled', 'failed'] }).notNull().default('rendered'),
+    startedAt: integer('started_at'),
+    firstByteAt: integer('first_byte_at'),
+    finishedAt: integer('finished_at'),
+    /** sha256 of the usage report as received: the same report twice is accepted once. */
+    reportHash: text('report_hash'),
+    usageRaw: text('usage_raw', { mode: 'json' }),
+    usage: text('usage', { mode: 'json' }),
+    diagnostics: text('diagnostics', { mode: 'json' }),
+    /** Per segment: how its tokens were classified (captured, cold, drift, …) and priced. */
+    outcome: text('outcome', { mode: 'json' }),
+    /** Write premium paid by this request per handle, and whether a later request read what it wrote. */
+    writePremium: text('write_premium', { mode: 'json' }),
+    writeRead: integer('write_read', { mode: 'boolean' }),
   },
   (t) => [index('requests_scope').on(t.scope, t.renderedAt), index('requests_tenant').on(t.tenantId, t.renderedAt)],
 );
@@ -115,4 +131,64 @@ export const requestInline = sqliteTable(
     expiresAt: integer('expires_at').notNull(),
   },
   (t) => [primaryKey({ columns: [t.requestId, t.segment] }), index('request_inline_expiry').on(t.expiresAt)],
+);
+
+export { ROLLUP_CLASSES, ROLLUP_MONEY };
+
+// Generated columns are typed loosely: the store reads and writes rollups with prepared SQL.
+const classColumns = Object.fromEntries(
+  ROLLUP_CLASSES.flatMap((c) => [
+    [c, integer(c).notNull().default(0)],
+    [`req_${c}`, integer(`req_${c}`).notNull().default(0)],
+  ]),
+);
+const moneyColumns = Object.fromEntries(ROLLUP_MONEY.map((m) => [m, real(m).notNull().default(0)]));
+
+/**
+ * Per handle (and version), UTC day and model: the waterfall's tokens and
+ * requests and its money, kept up to date on ingestion so reports never scan
+ * requests. handle_id '*' holds the tenant's totals (each segment once).
+ */
+export const rollups = sqliteTable(
+  'rollups',
+  {
+    tenantId: text('tenant_id').notNull(),
+    handleId: text('handle_id').notNull(),
+    version: integer('version').notNull(),
+    day: integer('day').notNull(),
+    model: text('model').notNull(),
+    requests: integer('requests').notNull().default(0),
+    ...(classColumns as {}),
+    ...(moneyColumns as {}),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.handleId, t.version, t.day, t.model] })],
+);
+
+/** Where a handle's prefix drifted: the earliest changed segment against the last request that had it. */
+export const driftFindings = sqliteTable(
+  'drift_findings',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    tenantId: text('tenant_id').notNull(),
+    handleId: text('handle_id').notNull(),
+    requestId: text('request_id').notNull(),
+    previousRequestId: text('previous_request_id').notNull(),
+    at: integer('at').notNull(),
+    finding: text('finding', { mode: 'json' }).notNull(),
+  },
+  (t) => [index('drift_findings_handle').on(t.tenantId, t.handleId, t.at)],
+);
+
+/** Running ratio of provider-reported prompt tokens to our estimate, per tenant and model. */
+export const calibration = sqliteTable(
+  'calibration',
+  {
+    tenantId: text('tenant_id').notNull(),
+    model: text('model').notNull(),
+    family: text('family').notNull(),
+    providerTokens: integer('provider_tokens').notNull(),
+    estimatedTokens: integer('estimated_tokens').notNull(),
+    reports: integer('reports').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.model] })],
 );

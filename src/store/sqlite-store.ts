@@ -1,12 +1,18 @@
-import { and, asc, eq, gt, isNull, lte, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, isNull, lte, sql } from 'drizzle-orm';
 import type { Db } from './db';
-import { apiKeys, blobs, handlePins, handles, handleVersions, requestInline, requests, tenants } from './schema';
+import { apiKeys, blobs, calibration, driftFindings, handlePins, handles, handleVersions, requestInline, requests, ROLLUP_CLASSES, ROLLUP_MONEY, tenants } from './schema';
 import type {
   ApiKeyRow,
   AppendResult,
   HandleListQuery,
+  CalibrationRow,
+  DriftRow,
   HandleRow,
+  IngestWrite,
   InlineRow,
+  RollupDelta,
+  RollupQuery,
+  RollupRow,
   NewVersion,
   RequestRow,
   Store,
@@ -14,8 +20,23 @@ import type {
   VersionRow,
 } from './store';
 
+// Rollup columns: request count, then each class's tokens and requests, then money.
+const ROLLUP_VALUE_COLUMNS = ['requests', ...ROLLUP_CLASSES.flatMap((c) => [c, `req_${c}`]), ...ROLLUP_MONEY];
+
 export class SqliteStore implements Store {
-  constructor(private readonly db: Db) {}
+  private readonly upsertRollup;
+  private readonly sumRollupsStmt = new Map<string, ReturnType<Db['$client']['prepare']>>();
+
+  constructor(private readonly db: Db) {
+    const cols = ROLLUP_VALUE_COLUMNS;
+    // Hot path of ingestion: one prepared upsert that adds to every counter.
+    this.upsertRollup = db.$client.prepare(
+      `insert into rollups (tenant_id, handle_id, version, day, model, ${cols.join(', ')})
+       values (@tenantId, @handleId, @version, @day, @model, ${cols.map((c) => `@${c}`).join(', ')})
+       on conflict (tenant_id, handle_id, version, day, model) do update set
+       ${cols.map((c) => `${c} = ${c} + excluded.${c}`).join(', ')}`,
+    );
+  }
 
   createTenant(tenant: TenantRow, key: ApiKeyRow): void {
     // better-sqlite3 transactions must be synchronous: no awaits inside.
@@ -157,5 +178,84 @@ export class SqliteStore implements Store {
 
   purgeInline(now: number): number {
     return this.db.delete(requestInline).where(lte(requestInline.expiresAt, now)).run().changes;
+  }
+
+  commitIngestions(writes: IngestWrite[]): void {
+    this.db.transaction((tx) => {
+      for (const w of writes) {
+        tx.update(requests).set(w.request).where(eq(requests.id, w.request.id)).run();
+        for (const r of w.rollups) this.addRollup(r);
+        for (const d of w.drift) tx.insert(driftFindings).values(d).run();
+        if (w.calibration)
+          tx.insert(calibration)
+            .values({ ...w.calibration, reports: 1 })
+            .onConflictDoUpdate({
+              target: [calibration.tenantId, calibration.model],
+              set: {
+                providerTokens: sql`${calibration.providerTokens} + ${w.calibration.providerTokens}`,
+                estimatedTokens: sql`${calibration.estimatedTokens} + ${w.calibration.estimatedTokens}`,
+                reports: sql`${calibration.reports} + 1`,
+                family: w.calibration.family,
+              },
+            })
+            .run();
+        if (w.markWriteRead) {
+          tx.update(requests).set({ writeRead: true }).where(eq(requests.id, w.markWriteRead.requestId)).run();
+          for (const r of w.markWriteRead.rollups) this.addRollup(r);
+        }
+      }
+    }, { behavior: 'immediate' });
+  }
+
+  private addRollup(r: RollupDelta): void {
+    const row: Record<string, string | number> = { tenantId: r.tenantId, handleId: r.handleId, version: r.version, day: r.day, model: r.model };
+    for (const c of ROLLUP_VALUE_COLUMNS) row[c] = r.values[c] ?? 0;
+    this.upsertRollup.run(row);
+  }
+
+  reconciledInScope(scope: string): RequestRow[] {
+    return this.db
+      .select()
+      .from(requests)
+      .where(and(eq(requests.scope, scope), eq(requests.status, 'reconciled')))
+      .orderBy(asc(requests.startedAt), asc(requests.id))
+      .all() as RequestRow[];
+  }
+
+  sumRollups(q: RollupQuery): RollupRow[] {
+    const key = `${q.handleId === null ? 'all' : 'one'}:${q.model === undefined ? 'any' : 'model'}`;
+    let stmt = this.sumRollupsStmt.get(key);
+    if (!stmt) {
+      const where = ['tenant_id = @tenantId', 'day between @fromDay and @toDay', q.handleId === null ? "handle_id != '*'" : 'handle_id = @handleId'];
+      if (q.model !== undefined) where.push('model = @model');
+      stmt = this.db.$client.prepare(
+        `select handle_id, version, model, ${ROLLUP_VALUE_COLUMNS.map((c) => `sum(${c}) as ${c}`).join(', ')}
+         from rollups where ${where.join(' and ')} group by handle_id, version, model`,
+      );
+      this.sumRollupsStmt.set(key, stmt);
+    }
+    return stmt.all({ tenantId: q.tenantId, fromDay: q.fromDay, toDay: q.toDay, handleId: q.handleId ?? '', model: q.model ?? '' }) as RollupRow[];
+  }
+
+  driftFindings(tenantId: string, handleId: string, limit: number): DriftRow[] {
+    return this.db
+      .select()
+      .from(driftFindings)
+      .where(and(eq(driftFindings.tenantId, tenantId), eq(driftFindings.handleId, handleId)))
+      .orderBy(desc(driftFindings.at), desc(driftFindings.id))
+      .limit(limit)
+      .all();
+  }
+
+  calibrations(tenantId: string): CalibrationRow[] {
+    return this.db.select().from(calibration).where(eq(calibration.tenantId, tenantId)).all();
+  }
+
+  markFailed(requestId: string, detail: { startedAt: number; finishedAt: number; usageRaw: unknown }): void {
+    this.db
+      .update(requests)
+      .set({ status: 'failed', startedAt: detail.startedAt, finishedAt: detail.finishedAt, usageRaw: detail.usageRaw })
+      .where(and(eq(requests.id, requestId), eq(requests.status, 'rendered')))
+      .run();
   }
 }

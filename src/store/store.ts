@@ -84,7 +84,70 @@ export interface RequestRow {
   breakpoints: unknown;
   promptCacheKey: string | null;
   prediction: unknown;
+  status?: 'rendered' | 'reconciled' | 'failed';
+  startedAt?: number | null;
+  firstByteAt?: number | null;
+  finishedAt?: number | null;
+  reportHash?: string | null;
+  usageRaw?: unknown;
+  usage?: unknown;
+  diagnostics?: unknown;
+  outcome?: unknown;
+  writePremium?: unknown;
+  writeRead?: boolean | null;
 }
+
+/** Additions to one rollup row: class tokens, class requests (`req_<class>`), money, request count. */
+export interface RollupDelta {
+  tenantId: string;
+  handleId: string;
+  version: number;
+  day: number;
+  model: string;
+  values: Record<string, number>;
+}
+
+export interface DriftRow {
+  tenantId: string;
+  handleId: string;
+  requestId: string;
+  previousRequestId: string;
+  at: number;
+  finding: unknown;
+}
+
+export interface CalibrationDelta {
+  tenantId: string;
+  model: string;
+  family: string;
+  providerTokens: number;
+  estimatedTokens: number;
+}
+
+export interface CalibrationRow extends CalibrationDelta {
+  reports: number;
+}
+
+/** Everything one reconciled usage report changes, written in one transaction with others. */
+export interface IngestWrite {
+  request: Required<Pick<RequestRow, 'id' | 'status' | 'startedAt' | 'firstByteAt' | 'finishedAt' | 'reportHash' | 'usageRaw' | 'usage' | 'diagnostics' | 'outcome' | 'writePremium'>>;
+  rollups: RollupDelta[];
+  drift: DriftRow[];
+  calibration: CalibrationDelta | null;
+  /** An earlier request whose cache write this one read: its write premium was not wasted. */
+  markWriteRead: { requestId: string; rollups: RollupDelta[] } | null;
+}
+
+export interface RollupQuery {
+  tenantId: string;
+  /** null = every handle (not the '*' totals). */
+  handleId: string | null;
+  fromDay: number;
+  toDay: number;
+  model?: string;
+}
+
+export type RollupRow = { handle_id: string; version: number; model: string } & Record<string, number>;
 
 export interface InlineRow {
   requestId: string;
@@ -126,4 +189,15 @@ export interface Store {
   getInline(requestId: string, segment: number, now: number): InlineRow | undefined;
   /** Drops inline bytes past their retention; returns how many. */
   purgeInline(now: number): number;
+
+  /** Applies many reconciled reports in one transaction (group commit). */
+  commitIngestions(writes: IngestWrite[]): void;
+  /** Reconciled requests of a cache scope in start order (to rebuild the scope's simulation). */
+  reconciledInScope(scope: string): RequestRow[];
+  /** Rollup rows summed per handle, version and model over a day range. */
+  sumRollups(query: RollupQuery): RollupRow[];
+  driftFindings(tenantId: string, handleId: string, limit: number): DriftRow[];
+  calibrations(tenantId: string): CalibrationRow[];
+  /** Records a request the provider refused (no usage, nothing reconciled). */
+  markFailed(requestId: string, detail: { startedAt: number; finishedAt: number; usageRaw: unknown }): void;
 }

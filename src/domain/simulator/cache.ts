@@ -122,6 +122,11 @@ export class CacheSimulator {
   }
 
   /** Predicts the outcome of `req` without changing the cache. */
+  /** The request that wrote the held entry for `key` (to tell which earlier write a hit read). */
+  writerOf(key: string): string | undefined {
+    return this.entries.get(key)?.writtenBy;
+  }
+
   peek(req: SimRequest): SimOutcome {
     return this.evaluate(req).outcome;
   }

@@ -1,0 +1,415 @@
+import canonicalize from 'canonicalize';
+import type { DriftRow, IngestWrite, RequestRow, RollupDelta, Store } from '../../store/store';
+import type { ModelCatalog } from '../catalog/catalog';
+import type { ModelEntry } from '../catalog/types';
+import type { Clock } from '../clock';
+import { sha256Hex } from '../digest';
+import { DomainError, invalid, notFound } from '../errors';
+import { parseRef } from '../ids';
+import type { Breakpoint, RenderedSegment, RequestFormat } from '../render/request';
+import type { SimOutcome } from '../simulator/cache';
+import { extractDiagnostics, normalizeUsage, UsageShapeError } from '../usage/normalize';
+import type { NormalizedUsage, UsageProvider } from '../usage/types';
+import { overlap, scaleLengths } from './attribution';
+import { advance, blocksFor, ScopeStates, type RecordedOutcome } from './scopes';
+import { classifySegment, ROLLUP_CLASSES, type ClassCounts } from './waterfall';
+
+export interface UsageReport {
+  request_id: string;
+  /** The provider's usage object, or `response`: the whole response body. */
+  usage?: unknown;
+  response?: unknown;
+  model?: string;
+  started_at?: number;
+  first_byte_at?: number;
+  finished_at?: number;
+  diagnostics?: unknown;
+}
+
+export interface SegmentOutcome {
+  source: string;
+  path: string[];
+  section: string;
+  start: number;
+  end: number;
+  read: number;
+  write: number;
+  predicted: number;
+  classes: ClassCounts;
+  cost: { actual: number; no_cache: number; perfect: number; write_premium: number };
+}
+
+export interface RequestOutcome extends RecordedOutcome {
+  capture: 'reported' | 'unknown';
+  total_prompt_tokens: number | null;
+  estimated_prompt_tokens: number;
+  predicted: { read: number; write: number };
+  provider: { read: number | null; write: number | null };
+  segments: SegmentOutcome[];
+  drift: DriftFinding | null;
+}
+
+export interface DriftFinding {
+  handle: string;
+  previous_request: string;
+  segment: number;
+  now: { source: string; digest: string; excerpt?: string };
+  before: { source: string; digest: string; excerpt?: string };
+  byte_offset?: number;
+}
+
+export interface IngestResult {
+  request_id: string;
+  duplicate: boolean;
+  outcome: RequestOutcome;
+  usage: NormalizedUsage;
+}
+
+const HINT: Record<RequestFormat, UsageProvider> = {
+  anthropic: 'anthropic',
+  'openai-chat': 'openai-chat',
+  'openai-responses': 'openai-responses',
+  gemini: 'gemini',
+};
+
+const DAY = 86_400_000;
+
+/**
+ * Reconciles provider usage reports against recorded requests: attribution,
+ * the simulated cache, the waterfall per segment, money, and rollups. Writes
+ * are group-committed: many reports share one transaction, and none is
+ * acknowledged before its transaction commits.
+ */
+export class Reconciler {
+  readonly scopes: ScopeStates;
+  private pending: { write: IngestWrite; done: () => void; fail: (e: unknown) => void }[] = [];
+  private readonly inFlight = new Map<string, { hash: string; result: IngestResult }>();
+  /** Writers marked as read by reports not yet committed (so two readers mark once). */
+  private readonly pendingMarks = new Set<string>();
+  private flushScheduled = false;
+
+  constructor(private readonly deps: { store: Store; clock: Clock; catalog: ModelCatalog }) {
+    this.scopes = new ScopeStates(deps.store, deps.catalog);
+  }
+
+  /** Reconciles one report; resolves once it is durably committed. */
+  ingest(tenantId: string, report: UsageReport, pointer = ''): Promise<IngestResult> {
+    const prepared = this.prepare(tenantId, report, pointer);
+    if ('duplicate' in prepared) return Promise.resolve(prepared.duplicate);
+    return this.enqueue(prepared.write).then(() => prepared.result);
+  }
+
+  /** Several reports, each accepted or rejected on its own, applied in start order. */
+  async ingestMany(tenantId: string, reports: UsageReport[]): Promise<Array<{ ok: true; result: IngestResult } | { ok: false; error: DomainError }>> {
+    const order = reports.map((r, i) => ({ r, i })).sort((a, b) => (a.r.started_at ?? 0) - (b.r.started_at ?? 0) || a.i - b.i);
+    const results: Array<{ ok: true; result: IngestResult } | { ok: false; error: DomainError }> = new Array(reports.length);
+    const waits: Promise<void>[] = [];
+    for (const { r, i } of order) {
+      try {
+        const prepared = this.prepare(tenantId, r, `/records/${i}`);
+        if ('duplicate' in prepared) results[i] = { ok: true, result: prepared.duplicate };
+        else {
+          results[i] = { ok: true, result: prepared.result };
+          waits.push(this.enqueue(prepared.write));
+        }
+      } catch (e) {
+        if (!(e instanceof DomainError)) throw e;
+        results[i] = { ok: false, error: e };
+      }
+    }
+    await Promise.all(waits);
+    return results;
+  }
+
+  /** What the simulated cache would read for a request rendered now (no state change). */
+  predict(scope: string, model: ModelEntry, segments: RenderedSegment[], breakpoints: Breakpoint[], at: number): { read_tokens: number; write_tokens: number } {
+    const state = this.scopes.get(scope, model);
+    const { blocks } = blocksFor(segments, segments.map((s) => s.token_end - s.token_start), breakpoints, model);
+    const outcome = state.sim.peek({ id: 'prediction', startedAt: Math.max(at, state.lastStart), firstByteAt: null, blocks });
+    return { read_tokens: outcome.readTokens, write_tokens: outcome.writeTokens };
+  }
+
+  // ---------- preparation: pure computation plus in-memory scope state ----------
+
+  private prepare(tenantId: string, report: UsageReport, pointer: string): { write: IngestWrite; result: IngestResult } | { duplicate: IngestResult } {
+    const { store, clock } = this.deps;
+    const request = store.getRequest(report.request_id);
+    if (!request || request.tenantId !== tenantId) throw withPointer(notFound(`request ${report.request_id}`), `${pointer}/request_id`);
+    const hash = sha256Hex(canonicalize({ ...report, request_id: undefined }) ?? '');
+    const known = this.inFlight.get(request.id) ?? (request.reportHash ? { hash: request.reportHash, result: storedResult(request) } : undefined);
+    if (known) {
+      if (known.hash === hash) return { duplicate: { ...known.result, duplicate: true } };
+      throw new DomainError('conflict', `request ${request.id} already has a different usage report`, {}, [{ pointer: `${pointer}/request_id`, detail: 'already reconciled with another report' }]);
+    }
+    if (request.status === 'failed') throw new DomainError('conflict', `request ${request.id} failed upstream; it has no usage to reconcile`);
+
+    const source = report.response ?? report.usage;
+    if (source === undefined) throw invalid(pointer, 'send "usage" (the provider\'s usage object) or "response" (the whole response body)');
+    let usage: NormalizedUsage;
+    try {
+      usage = normalizeUsage(source, HINT[request.format as RequestFormat]);
+    } catch (e) {
+      if (e instanceof UsageShapeError) throw invalid(`${pointer}/${report.response !== undefined ? 'response' : 'usage'}${e.path}`, e.message);
+      throw e;
+    }
+    const diagnostics = report.diagnostics ?? (report.response !== undefined ? extractDiagnostics(report.response) : null);
+
+    const now = clock.now();
+    const startedAt = report.started_at ?? request.renderedAt;
+    const finishedAt = report.finished_at ?? Math.max(now, startedAt);
+    const firstByteAt = report.first_byte_at ?? finishedAt;
+    if (!(startedAt <= firstByteAt && firstByteAt <= finishedAt))
+      throw invalid(`${pointer}/first_byte_at`, 'times must satisfy started_at <= first_byte_at <= finished_at');
+
+    const model = this.deps.catalog.byId(request.catalogEntry) ?? this.deps.catalog.lookup(request.model).entry;
+    const segments = request.segments as RenderedSegment[];
+    const estimated = segments.map((s) => s.token_end - s.token_start);
+    const total = usage.total_prompt_tokens;
+    const lengths = total === null ? estimated : scaleLengths(estimated, total);
+
+    // The scope's simulated cache, in start order (a late report is placed at the scope's latest start).
+    const state = this.scopes.get(request.scope, model);
+    const simAt = { startedAt: Math.max(startedAt, state.lastStart), firstByteAt: Math.max(firstByteAt, startedAt, state.lastStart) };
+    const { blocks, segmentOf } = blocksFor(segments, lengths, request.breakpoints as Breakpoint[], model);
+    const seenBefore = segments.map((s) => s.source !== 'inline' && state.seenSources.has(s.source));
+    const lastBySource = new Map(state.lastRequestBySource);
+    const writer = (o: SimOutcome) => (o.hitBlock !== null ? state.sim.writerOf(blocks[o.hitBlock]!.key) : undefined);
+    const outcomeSim = advance(state, request, blocks, simAt);
+    const readFrom = writer(outcomeSim);
+
+    const read = usage.cache_fields_reported ? (usage.cache_read_tokens ?? 0) : null;
+    const written = usage.cache_write_tokens ?? (read === null ? null : 0);
+    const money = prices(model, usage);
+    let offset = 0;
+    const segOutcomes: SegmentOutcome[] = segments.map((seg, i) => {
+      const start = offset;
+      const end = (offset += lengths[i] ?? 0);
+      const spans = blockSpans(outcomeSim, blocks.map((b) => b.endToken), segmentOf, i);
+      const classes = classifySegment({ start, end, blocks: spans, seenBefore: seenBefore[i]! }, outcomeSim.readTokens, read);
+      const segRead = read === null ? 0 : overlap(start, end, 0, read);
+      const segWrite = written === null || read === null ? 0 : overlap(start, end, read, read + written);
+      const len = end - start;
+      return {
+        source: seg.source,
+        path: seg.path,
+        section: seg.section,
+        start,
+        end,
+        read: segRead,
+        write: segWrite,
+        predicted: overlap(start, end, 0, outcomeSim.readTokens),
+        classes,
+        cost: {
+          // Without cache fields we cannot know the discount: price it in full, and say so (capture: unknown).
+          actual: read === null ? len * money.input : (segRead * money.read + segWrite * money.write + (len - segRead - segWrite)) * money.input,
+          no_cache: len * money.input,
+          perfect: ((len - classes.cold) * money.read + classes.cold * money.write) * money.input,
+          write_premium: segWrite * (money.write - 1) * money.input,
+        },
+      };
+    });
+
+    const drift = this.locateDrift(request, segOutcomes, lastBySource);
+    const outcome: RequestOutcome = {
+      lengths,
+      sim: simAt,
+      capture: read === null ? 'unknown' : 'reported',
+      total_prompt_tokens: total,
+      estimated_prompt_tokens: estimated.reduce((a, b) => a + b, 0),
+      predicted: { read: outcomeSim.readTokens, write: outcomeSim.writeTokens },
+      provider: { read, write: written },
+      segments: segOutcomes,
+      drift,
+    };
+
+    const day = Math.floor(startedAt / DAY);
+    const rollups = rollupDeltas(tenantId, day, request.model, segOutcomes);
+    const writePremium = Object.fromEntries(rollups.filter((r) => r.values.write_premium_paid).map((r) => [`${r.handleId}@${r.version}`, r.values.write_premium_paid!]));
+    const write: IngestWrite = {
+      request: {
+        id: request.id,
+        status: 'reconciled',
+        startedAt,
+        firstByteAt,
+        finishedAt,
+        reportHash: hash,
+        usageRaw: source,
+        usage,
+        diagnostics,
+        outcome,
+        writePremium,
+      },
+      rollups,
+      drift: drift ? driftRows(tenantId, request, drift, now) : [],
+      calibration: total === null ? null : { tenantId, model: request.model, family: model.tokenizer, providerTokens: total, estimatedTokens: outcome.estimated_prompt_tokens },
+      markWriteRead: readFrom && readFrom !== request.id ? this.markRead(readFrom) : null,
+    };
+    const result: IngestResult = { request_id: request.id, duplicate: false, outcome, usage };
+    this.inFlight.set(request.id, { hash, result });
+    return { write, result };
+  }
+
+  /** The earlier request whose write this one read: its premium was worth paying (once). */
+  private markRead(requestId: string): IngestWrite['markWriteRead'] {
+    const row = this.deps.store.getRequest(requestId);
+    if (!row || row.writeRead || !row.writePremium || this.pendingMarks.has(requestId)) return null;
+    this.pendingMarks.add(requestId);
+    const day = Math.floor((row.startedAt ?? row.renderedAt) / DAY);
+    const rollups = Object.entries(row.writePremium as Record<string, number>).map(([key, premium]) => {
+      const at = key.lastIndexOf('@');
+      return { tenantId: row.tenantId, handleId: key.slice(0, at), version: Number(key.slice(at + 1)), day, model: row.model, values: { write_premium_read: premium } };
+    });
+    return { requestId, rollups };
+  }
+
+  /**
+   * For a handle whose prefix drifted: compare with the last request in the
+   * scope that had it, find the earliest segment whose bytes changed, and —
+   * where both inline texts are still held — the first differing byte.
+   */
+  private locateDrift(request: RequestRow, segs: SegmentOutcome[], lastBySource: Map<string, string>): DriftFinding | null {
+    const drifting = segs.find((s) => s.source !== 'inline' && s.classes.drift > 0);
+    if (!drifting) return null;
+    const previousId = lastBySource.get(drifting.source);
+    const previous = previousId ? this.deps.store.getRequest(previousId) : undefined;
+    if (!previous) return null;
+    const now = request.segments as RenderedSegment[];
+    const before = previous.segments as RenderedSegment[];
+    let k = 0;
+    while (k < now.length && k < before.length && now[k]!.digest === before[k]!.digest) k++;
+    const a = now[k];
+    const b = before[k];
+    if (!a || !b) return null;
+    const finding: DriftFinding = {
+      handle: drifting.source,
+      previous_request: previous.id,
+      segment: k,
+      now: { source: a.source, digest: a.digest },
+      before: { source: b.source, digest: b.digest },
+    };
+    const t = this.deps.clock.now();
+    const nowText = a.source === 'inline' ? this.deps.store.getInline(request.id, k, t)?.text : undefined;
+    const beforeText = b.source === 'inline' ? this.deps.store.getInline(previous.id, k, t)?.text : undefined;
+    if (nowText !== undefined && beforeText !== undefined) {
+      const x = Buffer.from(nowText);
+      const y = Buffer.from(beforeText);
+      let i = 0;
+      while (i < x.length && i < y.length && x[i] === y[i]) i++;
+      finding.byte_offset = i;
+      finding.now.excerpt = excerpt(x, i);
+      finding.before.excerpt = excerpt(y, i);
+    }
+    return finding;
+  }
+
+  // ---------- group commit ----------
+
+  private enqueue(write: IngestWrite): Promise<void> {
+    return new Promise((done, fail) => {
+      this.pending.push({ write, done, fail });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        // Reports that arrive while this tick runs share one transaction (one fsync).
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    const batch = this.pending;
+    this.pending = [];
+    this.flushScheduled = false;
+    this.pendingMarks.clear();
+    try {
+      this.deps.store.commitIngestions(batch.map((p) => p.write));
+      for (const p of batch) {
+        this.inFlight.delete(p.write.request.id);
+        p.done();
+      }
+    } catch (e) {
+      // Memory is ahead of the database now: rebuild scopes from what was committed.
+      this.scopes.reset();
+      for (const p of batch) {
+        this.inFlight.delete(p.write.request.id);
+        p.fail(e);
+      }
+    }
+  }
+}
+
+function blockSpans(o: SimOutcome, ends: number[], segmentOf: number[], seg: number) {
+  const spans = [];
+  for (let j = 0; j < ends.length; j++) {
+    if (segmentOf[j] !== seg) continue;
+    const start = j === 0 ? 0 : ends[j - 1]!;
+    spans.push({ start, end: ends[j]!, predicted: o.blocks[j]!.read, reason: o.blocks[j]!.reason });
+  }
+  return spans;
+}
+
+function prices(model: ModelEntry, usage: NormalizedUsage) {
+  const input = model.price.inputPerMTok / 1_000_000;
+  const ttls = new Map(model.cache.ttls.map((t) => [t.name, t.writeMultiplier]));
+  let write = model.cache.writesBilled ? (ttls.get(model.cache.defaultTtl) ?? 1) : 1;
+  const byTtl = usage.cache_write_by_ttl;
+  const total = byTtl ? Object.values(byTtl).reduce((a, b) => a + b, 0) : 0;
+  // Writes split by TTL (Anthropic 5m / 1h) are priced at their tokens' weighted multiplier.
+  if (model.cache.writesBilled && byTtl && total > 0)
+    write = Object.entries(byTtl).reduce((sum, [ttl, n]) => sum + n * (ttls.get(ttl) ?? write), 0) / total;
+  return { input, read: model.cache.readMultiplier, write };
+}
+
+/** Adds each handle segment to every handle on its path (by version), and to the tenant's totals. */
+function rollupDeltas(tenantId: string, day: number, model: string, segs: SegmentOutcome[]): RollupDelta[] {
+  const byKey = new Map<string, { handleId: string; version: number; v: Record<string, number> }>();
+  const add = (handleId: string, version: number, s: SegmentOutcome) => {
+    const key = `${handleId}@${version}`;
+    let acc = byKey.get(key);
+    if (!acc) byKey.set(key, (acc = { handleId, version, v: {} }));
+    const len = s.end - s.start;
+    const inc = (k: string, n: number) => (acc!.v[k] = (acc!.v[k] ?? 0) + n);
+    inc('referenced', len);
+    inc('opportunity', len - s.classes.cold);
+    inc('predicted', s.predicted);
+    for (const [c, n] of Object.entries(s.classes)) inc(c, n);
+    inc('cost_actual', s.cost.actual);
+    inc('cost_no_cache', s.cost.no_cache);
+    inc('cost_perfect', s.cost.perfect);
+    inc('write_premium_paid', s.cost.write_premium);
+  };
+  for (const s of segs) {
+    if (s.source === 'inline') continue;
+    const seen = new Set<string>();
+    for (const ref of s.path) {
+      const r = parseRef(ref);
+      if (!r || seen.has(r.id)) continue;
+      seen.add(r.id);
+      add(r.id, r.version ?? 0, s);
+    }
+    add('*', 0, s);
+  }
+  return [...byKey.values()].map(({ handleId, version, v }) => {
+    const values: Record<string, number> = { ...v, requests: 1 };
+    for (const c of ROLLUP_CLASSES) values[`req_${c}`] = (v[c] ?? 0) > 0 ? 1 : 0;
+    return { tenantId, handleId, version, day, model, values };
+  });
+}
+
+function driftRows(tenantId: string, request: RequestRow, drift: DriftFinding, at: number): DriftRow[] {
+  const seg = (request.segments as RenderedSegment[]).find((s) => s.source === drift.handle);
+  const ids = new Set((seg?.path ?? [drift.handle]).map((r) => parseRef(r)?.id).filter((x): x is string => !!x));
+  return [...ids].map((handleId) => ({ tenantId, handleId, requestId: request.id, previousRequestId: drift.previous_request, at, finding: drift }));
+}
+
+function excerpt(bytes: Buffer, at: number): string {
+  return bytes.subarray(Math.max(0, at - 32), Math.min(bytes.length, at + 48)).toString('utf8');
+}
+
+function storedResult(row: RequestRow): IngestResult {
+  return { request_id: row.id, duplicate: true, outcome: row.outcome as RequestOutcome, usage: row.usage as NormalizedUsage };
+}
+
+function withPointer(err: DomainError, pointer: string): DomainError {
+  return new DomainError(err.code, err.message, err.extra, [{ pointer, detail: err.message }]);
+}
+

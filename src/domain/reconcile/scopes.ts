@@ -1,0 +1,96 @@
+import type { RequestRow, Store } from '../../store/store';
+import type { ModelCatalog } from '../catalog/catalog';
+import type { ModelEntry } from '../catalog/types';
+import { sha256Hex } from '../digest';
+import { Lru } from '../lru';
+import type { Breakpoint, RenderedSegment } from '../render/request';
+import { CacheSimulator, type SimBlock, type SimOutcome } from '../simulator/cache';
+import { splitEvenly } from './attribution';
+
+/** What one cache scope has seen: its simulated provider cache and which content recurred. */
+export interface ScopeState {
+  sim: CacheSimulator;
+  /** Segment sources (artifact versions, session batches) referenced earlier in the scope. */
+  seenSources: Set<string>;
+  /** The last request that had each source, to locate a drift against. */
+  lastRequestBySource: Map<string, string>;
+  lastStart: number;
+}
+
+/** Simulation blocks of a request: each segment split into its provider blocks over its token length. */
+export interface RequestBlocks {
+  blocks: SimBlock[];
+  /** Segment index of each block. */
+  segmentOf: number[];
+}
+
+export function blocksFor(segments: RenderedSegment[], lengths: number[], breakpoints: Breakpoint[], model: ModelEntry): RequestBlocks {
+  const marked = new Map<number, string>();
+  for (const b of breakpoints) marked.set(b.segment, model.cache.ttls.some((t) => t.name === b.ttl) ? b.ttl : model.cache.defaultTtl);
+  const blocks: SimBlock[] = [];
+  const segmentOf: number[] = [];
+  let end = 0;
+  segments.forEach((seg, i) => {
+    const parts = splitEvenly(lengths[i] ?? 0, seg.blocks);
+    parts.forEach((tokens, b) => {
+      if (tokens === 0) return;
+      end += tokens;
+      const last = b === parts.length - 1;
+      // Only a segment's end has a chain value; inner blocks derive from it (conservative: any change in the segment changes them all).
+      blocks.push({ key: last ? seg.chain : sha256Hex(`${seg.chain}#${b}`), endToken: end, breakpoint: last ? (marked.get(i) ?? null) : null });
+      segmentOf.push(i);
+    });
+  });
+  return { blocks, segmentOf };
+}
+
+export interface RecordedOutcome {
+  /** Token length of each segment after scaling to the provider's total. */
+  lengths: number[];
+  sim: { startedAt: number; firstByteAt: number | null };
+}
+
+/**
+ * Cache-scope states, rebuilt on first use by replaying the scope's reconciled
+ * requests in start order — the same steps ingestion takes, so a replay gives
+ * the same answers.
+ */
+export class ScopeStates {
+  private readonly states = new Lru<string, ScopeState>(5_000);
+
+  constructor(
+    private readonly store: Store,
+    private readonly catalog: ModelCatalog,
+  ) {}
+
+  get(scope: string, model: ModelEntry): ScopeState {
+    const hit = this.states.get(scope);
+    if (hit) return hit;
+    const state: ScopeState = { sim: new CacheSimulator(model.cache), seenSources: new Set(), lastRequestBySource: new Map(), lastStart: -Infinity };
+    for (const row of this.store.reconciledInScope(scope)) {
+      const outcome = row.outcome as RecordedOutcome;
+      const entry = this.catalog.byId(row.catalogEntry) ?? model;
+      const { blocks } = blocksFor(row.segments as RenderedSegment[], outcome.lengths, row.breakpoints as Breakpoint[], entry);
+      advance(state, row, blocks, outcome.sim);
+    }
+    this.states.set(scope, state);
+    return state;
+  }
+
+  /** Forget every scope (after a failed commit, memory may be ahead of the database). */
+  reset(): void {
+    this.states.clear();
+  }
+}
+
+/** Applies one request to a scope: the simulated cache, and which sources it has now seen. */
+export function advance(state: ScopeState, row: Pick<RequestRow, 'id' | 'segments'>, blocks: SimBlock[], at: { startedAt: number; firstByteAt: number | null }): SimOutcome {
+  const outcome = state.sim.apply({ id: row.id, startedAt: at.startedAt, firstByteAt: at.firstByteAt, blocks });
+  for (const s of row.segments as RenderedSegment[]) {
+    if (s.source === 'inline') continue;
+    state.seenSources.add(s.source);
+    state.lastRequestBySource.set(s.source, row.id);
+  }
+  state.lastStart = Math.max(state.lastStart, at.startedAt);
+  return outcome;
+}

@@ -1,0 +1,71 @@
+import type { MissReason } from '../simulator/cache';
+import { overlap } from './attribution';
+
+/** Where a token ended up: captured, above prediction, or the first gate it failed. */
+export const LEAKS = ['cold', 'drift', 'expired', 'concurrent', 'below_minimum', 'no_breakpoint', 'lookback'] as const;
+export type Leak = (typeof LEAKS)[number];
+export const CLASSES = ['captured', 'bonus', 'unconfirmed', 'unknown', ...LEAKS] as const;
+export type TokenClass = (typeof CLASSES)[number];
+export type ClassCounts = Record<TokenClass, number>;
+
+/** Token classes a rollup counts, each as tokens and as requests that had any. */
+export const ROLLUP_CLASSES = ['referenced', 'opportunity', 'predicted', ...CLASSES] as const;
+export const ROLLUP_MONEY = ['cost_actual', 'cost_no_cache', 'cost_perfect', 'write_premium_paid', 'write_premium_read'] as const;
+
+export const emptyCounts = (): ClassCounts => Object.fromEntries(CLASSES.map((c) => [c, 0])) as ClassCounts;
+
+export interface BlockSpan {
+  start: number;
+  end: number;
+  /** Tokens of the block the simulation predicts as read (from its start). */
+  predicted: number;
+  reason: MissReason | null;
+}
+
+export interface SegmentInput {
+  start: number;
+  end: number;
+  blocks: BlockSpan[];
+  /** Whether the segment's content was referenced earlier in the scope (else its misses are cold). */
+  seenBefore: boolean;
+}
+
+/**
+ * Classifies every token of a segment. `read` is the provider's confirmed
+ * read count (null when it did not report cache fields). Tokens read and
+ * predicted are captured; read but not predicted, bonus; predicted but not
+ * read, unconfirmed (or unknown without a report); the rest fail a gate.
+ */
+export function classifySegment(seg: SegmentInput, predictedPrefix: number, read: number | null): ClassCounts {
+  const out = emptyCounts();
+  const { start, end } = seg;
+  if (read === null) {
+    out.unknown = overlap(start, end, 0, predictedPrefix);
+  } else {
+    out.captured = overlap(start, end, 0, Math.min(read, predictedPrefix));
+    out.bonus = overlap(start, end, predictedPrefix, read);
+    out.unconfirmed = overlap(start, end, read, predictedPrefix);
+  }
+  const explained = read === null ? predictedPrefix : Math.max(read, predictedPrefix);
+  for (const b of seg.blocks) {
+    const rest = overlap(b.start, b.end, explained, Infinity);
+    if (rest === 0) continue;
+    out[leakOf(b.reason, seg.seenBefore)] += rest;
+  }
+  return out;
+}
+
+/** The simulator's miss reason as a waterfall leak; an unseen prefix is cold or drift by whether the content recurred. */
+function leakOf(reason: MissReason | null, seenBefore: boolean): Leak {
+  if (!seenBefore) return 'cold';
+  switch (reason) {
+    case 'not_seen':
+    case null:
+      return 'drift';
+    case 'granularity':
+      // The tail past the provider's last hit increment: below the next cacheable length.
+      return 'below_minimum';
+    default:
+      return reason;
+  }
+}

@@ -1,0 +1,125 @@
+import { createRoute, z } from '@hono/zod-openapi';
+import type { Reconciler } from '../../domain/reconcile/reconciler';
+import type { Reports } from '../../domain/reconcile/reports';
+import type { RequestService } from '../../domain/requests';
+import type { Clock } from '../../domain/clock';
+import { problemBody } from '../problem';
+import { newRouter } from '../router';
+import { commonErrors, conflictErrors, IdParam } from '../schemas';
+
+const time = z.union([z.number().int().nonnegative(), z.iso.datetime({ offset: true })]).transform((v) => (typeof v === 'number' ? v : Date.parse(v)));
+
+const UsageRecord = z
+  .strictObject({
+    request_id: z.string().regex(/^req_[0-9A-Za-z]{21}$/, 'a request_id from /v1/render or the proxy'),
+    usage: z.record(z.string(), z.unknown()).optional().openapi({ description: "The provider's usage object as received." }),
+    response: z.record(z.string(), z.unknown()).optional().openapi({ description: 'Or the whole response body as received.' }),
+    model: z.string().optional(),
+    started_at: time.optional().openapi({ description: 'Epoch ms or RFC 3339; defaults to the render time.' }),
+    first_byte_at: time.optional().openapi({ description: 'When the answer started; defaults to finished_at.' }),
+    finished_at: time.optional().openapi({ description: 'Defaults to receipt time.' }),
+    diagnostics: z.unknown().optional().openapi({ description: "The provider's own cache-miss explanation, if any." }),
+  })
+  .refine((r) => r.usage !== undefined || r.response !== undefined, { message: 'send "usage" or "response"', path: ['usage'] })
+  .openapi('UsageReport');
+
+const rangeQuery = z.object({
+  from: time.optional(),
+  to: time.optional(),
+  model: z.string().min(1).optional(),
+});
+
+const anyJson = (description: string) => ({ content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } }, description });
+
+export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; requests: RequestService; clock: Clock; batchMax: number }) {
+  const app = newRouter();
+  const Batch = z.strictObject({ records: z.array(z.unknown()).min(1).max(deps.batchMax) }).openapi('UsageBatch');
+
+  const routes = {
+    usage: createRoute({
+      method: 'post', path: '/v1/usage', tags: ['usage'], summary: 'Reconcile a provider usage report against a rendered request',
+      description: 'Idempotent by request_id: the same report again answers 200 with the stored result; a different one 409.',
+      request: { body: { content: { 'application/json': { schema: UsageRecord } }, required: true } },
+      responses: { 200: anyJson('Already reconciled with this report'), 201: anyJson('Reconciled'), ...commonErrors, ...conflictErrors },
+    }),
+    batch: createRoute({
+      method: 'post', path: '/v1/usage/batch', tags: ['usage'], summary: 'Import many usage reports; each accepted or rejected on its own',
+      request: { body: { content: { 'application/json': { schema: Batch } }, required: true } },
+      responses: { 200: anyJson('One result per record, in order'), ...commonErrors },
+    }),
+    handleReport: createRoute({
+      method: 'get', path: '/v1/reports/handles/{id}', tags: ['reports'], summary: 'Reuse waterfall and money for one handle',
+      request: { params: z.object({ id: IdParam }), query: rangeQuery },
+      responses: { 200: anyJson('The report'), ...commonErrors },
+    }),
+    tenantReport: createRoute({
+      method: 'get', path: '/v1/reports', tags: ['reports'], summary: "The tenant's totals and one row per handle, by leaked money",
+      request: { query: rangeQuery },
+      responses: { 200: anyJson('The report'), ...commonErrors },
+    }),
+    request: createRoute({
+      method: 'get', path: '/v1/requests/{id}', tags: ['reports'], summary: 'A recorded request: segments with outcomes, usage, diagnostics',
+      request: { params: z.object({ id: z.string().min(1) }) },
+      responses: { 200: anyJson('The request'), ...commonErrors },
+    }),
+  };
+
+  app.openapi(routes.usage, async (c) => {
+    const result = await deps.reconciler.ingest(c.get('auth').tenantId, c.req.valid('json'));
+    return c.json(result as unknown as Record<string, unknown>, result.duplicate ? 200 : 201);
+  });
+
+  app.openapi(routes.batch, async (c) => {
+    const records = c.req.valid('json').records;
+    // Each record is validated and reconciled on its own: one bad record does not sink the batch.
+    const parsed = records.map((r) => UsageRecord.safeParse(r));
+    const valid = parsed.flatMap((p, i) => (p.success ? [{ i, r: p.data }] : []));
+    const outcomes = await deps.reconciler.ingestMany(c.get('auth').tenantId, valid.map((v) => v.r));
+    const results: unknown[] = parsed.map((p, i) =>
+      p.success ? null : { index: i, status: 422, problem: problemBody(c, 'invalid_request', 'invalid record', p.error.issues.map((x) => ({ pointer: `/records/${i}/${x.path.join('/')}`, detail: x.message }))) },
+    );
+    valid.forEach(({ i }, k) => {
+      const o = outcomes[k]!;
+      results[i] = o.ok
+        ? { index: i, status: o.result.duplicate ? 200 : 201, request_id: o.result.request_id, capture: o.result.outcome.capture }
+        : { index: i, status: o.error.code === 'not_found' ? 404 : o.error.code === 'conflict' ? 409 : 422, problem: problemBody(c, o.error.code, o.error.message, o.error.errors) };
+    });
+    const accepted = results.filter((r) => (r as { status: number }).status < 300).length;
+    return c.json({ accepted, rejected: results.length - accepted, results }, 200);
+  });
+
+  app.openapi(routes.handleReport, (c) => {
+    const report = deps.reports.handle(c.get('auth').tenantId, c.req.valid('param').id, c.req.valid('query'), deps.clock.now());
+    return c.json(report as unknown as Record<string, unknown>, 200);
+  });
+
+  app.openapi(routes.tenantReport, (c) => c.json(deps.reports.tenant(c.get('auth').tenantId, c.req.valid('query'), deps.clock.now()) as unknown as Record<string, unknown>, 200));
+
+  app.openapi(routes.request, (c) => {
+    const row = deps.requests.get(c.get('auth').tenantId, c.req.valid('param').id);
+    return c.json(
+      {
+        id: row.id,
+        status: row.status,
+        format: row.format,
+        model: row.model,
+        catalog_entry: row.catalogEntry,
+        catalog_fallback: row.catalogFallback,
+        rendered_at: new Date(row.renderedAt).toISOString(),
+        started_at: row.startedAt ? new Date(row.startedAt).toISOString() : null,
+        first_byte_at: row.firstByteAt ? new Date(row.firstByteAt).toISOString() : null,
+        finished_at: row.finishedAt ? new Date(row.finishedAt).toISOString() : null,
+        segments: row.segments,
+        breakpoints: row.breakpoints,
+        prediction: row.prediction,
+        outcome: row.outcome ?? null,
+        usage: row.usage ?? null,
+        usage_raw: row.usageRaw ?? null,
+        diagnostics: row.diagnostics ?? null,
+      } as Record<string, unknown>,
+      200,
+    );
+  });
+
+  return app;
+}
