@@ -45,5 +45,160 @@ describe('reconciliation scenarios', () => {
     expect(rep.capture_rate).toBe(1);
     expect(rep.requests_with.cold).toBe(1);
     expect(rep.money.realised_savings).toBeGreaterThan(0);
+    // Turn one's write was read by turn two: its premium was not wasted.
+    expect(rep.money.write_premiums_paid).toBeGreaterThan(0);
+    expect(rep.money.write_premiums_unread).toBe(0);
+  });
+
+  it('a timestamp in an inline system prompt before the bundle: drift, located to the byte', async () => {
+    const { client, sys, bundle } = await agentSetup();
+    const at = (stamp: string) => ({
+      system: [{ type: 'text', text: `Current time: ${stamp}` }, { type: 'handle', ref: sys.id }],
+      messages: [{ role: 'user', content: 'hello' }],
+    });
+    const r1 = await renderAnthropic(client, at('2026-11-21T10:00:00Z'));
+    expect(r1.segments[0]!.source).toBe('inline');
+    await report(client, t, r1, anthropicUsage(promptTokens(r1), 0, r1.breakpoints[0]!.token_end));
+    t.clock.advance(MIN);
+    const r2 = await renderAnthropic(client, at('2026-11-21T10:01:00Z'));
+    expect(r2.prediction.read_tokens).toBe(0);
+    const o2 = (await report(client, t, r2, anthropicUsage(promptTokens(r2), 0, r2.breakpoints[0]!.token_end))).outcome;
+    const sysTokens = r2.segments[1]!.token_end - r2.segments[1]!.token_start;
+    expect(classesOf(o2, `${sys.id}@1`)).toEqual({ drift: sysTokens });
+    expect(o2.drift).toMatchObject({
+      handle: `${sys.id}@1`,
+      segment: 0,
+      now: { source: 'inline', excerpt: expect.stringContaining('10:01:00Z') },
+      before: { source: 'inline', excerpt: expect.stringContaining('10:00:00Z') },
+    });
+    // The byte offset is inside the inline segment's canonical text, at the minute's second digit.
+    const text = '{"text":"Current time: 2026-11-21T10:00:00Z","type":"text"}';
+    expect(o2.drift.byte_offset).toBe(text.indexOf('T10:0') + 5);
+    const rep = (await client.get(`/v1/reports/handles/${sys.id}`)).json;
+    expect(rep.tokens.drift).toBe(sysTokens);
+    expect(rep.drift[0]).toMatchObject({ request_id: r2.request_id, previous_request_id: r1.request_id, byte_offset: o2.drift.byte_offset });
+    void bundle;
+  });
+
+  it('a 6-minute gap on a 5-minute TTL expires; hits every 4 minutes keep it alive', async () => {
+    const { client, sys, bundle } = await agentSetup();
+    const turn = (n: number) => renderAnthropic(client, { prefix: [bundle.id], messages: [{ role: 'user', content: `turn ${n}` }] });
+    const r1 = await turn(1);
+    const cached = r1.breakpoints[0]!.token_end;
+    await report(client, t, r1, anthropicUsage(promptTokens(r1), 0, cached));
+    for (let i = 2; i <= 4; i++) {
+      t.clock.advance(4 * MIN);
+      const r = await turn(i);
+      expect(r.prediction.read_tokens, `turn ${i}`).toBe(cached);
+      const o = (await report(client, t, r, anthropicUsage(promptTokens(r), cached, 0))).outcome;
+      expect(Object.keys(classesOf(o, `${sys.id}@1`))).toEqual(['captured']);
+    }
+    t.clock.advance(6 * MIN);
+    const late = await turn(5);
+    expect(late.prediction.read_tokens).toBe(0);
+    const o = (await report(client, t, late, anthropicUsage(promptTokens(late), 0, cached))).outcome;
+    const sysTokens = late.segments[1]!.token_end - late.segments[1]!.token_start;
+    expect(classesOf(o, `${sys.id}@1`)).toEqual({ expired: sysTokens });
+  });
+
+  it('a prefix under the model minimum: below_minimum, nothing predicted', async () => {
+    const { client } = t.tenant();
+    const small = await mintSystem(client, 'Be brief.');
+    const turn = () => renderAnthropic(client, { system: [{ type: 'handle', ref: small.id }], messages: [{ role: 'user', content: 'hi' }] });
+    const r1 = await turn();
+    expect(r1.breakpoints).toEqual([]);
+    await report(client, t, r1, anthropicUsage(promptTokens(r1), 0, 0));
+    t.clock.advance(MIN);
+    const r2 = await turn();
+    const o = (await report(client, t, r2, anthropicUsage(promptTokens(r2), 0, 0))).outcome;
+    expect(classesOf(o, `${small.id}@1`)).toEqual({ below_minimum: r2.segments[0]!.token_end });
+  });
+
+  it('parallel fan-out of identical requests: the second pays the write again (concurrent)', async () => {
+    const { client, sys, bundle } = await agentSetup();
+    const first = await renderAnthropic(client, { prefix: [bundle.id], messages: [{ role: 'user', content: 'warm-up' }] });
+    const cached = first.breakpoints[0]!.token_end;
+    await report(client, t, first, anthropicUsage(promptTokens(first), 0, cached));
+    // A new bundle version: both parallel calls are the first to see it.
+    const sys2 = await mintSystem(client, LONG_SYSTEM + ' v2');
+    const b2 = (await client.post(`/v1/bundles/${bundle.id}/versions`, { members: [first.segments[0]!.source.split('@')[0], sys2.id] })).json;
+    t.clock.advance(10 * MIN);
+    const a = await renderAnthropic(client, { prefix: [`${b2.id}@2`], messages: [{ role: 'user', content: 'same' }] });
+    const b = await renderAnthropic(client, { prefix: [`${b2.id}@2`], messages: [{ role: 'user', content: 'same' }] });
+    const start = t.clock.now();
+    const total = promptTokens(a);
+    const post = (r: typeof a, startedAt: number) =>
+      client.post('/v1/usage', { request_id: r.request_id, usage: anthropicUsage(total, 0, cached), started_at: startedAt, first_byte_at: start + 2000, finished_at: start + 3000 });
+    expect((await post(a, start)).status).toBe(201);
+    const ob = (await post(b, start + 100)).json.outcome;
+    const sysTokens = b.segments[1]!.token_end - b.segments[1]!.token_start;
+    expect(ob.segments[1].source).toBe(`${sys2.id}@1`);
+    expect(Object.fromEntries(Object.entries(ob.segments[1].classes).filter(([, n]) => (n as number) > 0))).toEqual({ concurrent: sysTokens });
+    void sys;
+  });
+
+  it('more than 20 blocks appended in one turn: the previous breakpoint is out of lookback', async () => {
+    const { client, bundle } = await agentSetup();
+    const ses = (await client.post('/v1/sessions', { base: bundle.id, messages: [{ role: 'user', content: 'start' }] })).json;
+    const r1 = await renderAnthropic(client, { prefix: [ses.id], messages: [{ role: 'user', content: 'q1' }] });
+    const w1 = r1.breakpoints[r1.breakpoints.length - 1]!.token_end;
+    await report(client, t, r1, anthropicUsage(promptTokens(r1), 0, w1));
+    // 24 single-block messages in one append: the new end is 24 blocks past what turn 1 wrote.
+    const batch = Array.from({ length: 24 }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: `step ${i}` }));
+    await client.post(`/v1/sessions/${ses.id}/messages`, { messages: batch });
+    t.clock.advance(MIN);
+    const r2 = await renderAnthropic(client, { prefix: [ses.id], messages: [{ role: 'user', content: 'q2' }] });
+    // The service marks the previous batch's end too, so the read still lands there.
+    expect(r2.breakpoints.map((b) => r2.segments[b.segment]!.source)).toContain(`${ses.id}@1`);
+    expect(r2.prediction.read_tokens).toBe(w1);
+    // A caller who spends three breakpoints on its own last message leaves one slot: the new end only.
+    const own = ['a', 'b', 'c'].map((x) => ({ type: 'text', text: x, cache_control: { type: 'ephemeral' } }));
+    const r3 = await renderAnthropic(client, { prefix: [ses.id], messages: [{ role: 'user', content: own }] });
+    expect(r3.breakpoints.filter((b) => b.set_by === 'service').map((b) => r3.segments[b.segment]!.source)).toEqual([`${ses.id}@2`]);
+    const o3 = (await report(client, t, r3, anthropicUsage(promptTokens(r3), 0, promptTokens(r3)))).outcome;
+    const ses1 = r3.segments.find((x) => x.source === `${ses.id}@1`)!;
+    expect(classesOf(o3, `${ses.id}@1`)).toEqual({ lookback: ses1.token_end - ses1.token_start });
+  });
+
+  it('a provider that confirms less than predicted (unconfirmed) and more (bonus)', async () => {
+    const { client, sys, bundle } = await agentSetup();
+    const turn = (n: number) => renderAnthropic(client, { prefix: [bundle.id], messages: [{ role: 'user', content: `t${n}` }] });
+    const r1 = await turn(1);
+    const cached = r1.breakpoints[0]!.token_end;
+    await report(client, t, r1, anthropicUsage(promptTokens(r1), 0, cached));
+    t.clock.advance(MIN);
+    const r2 = await turn(2);
+    const o2 = (await report(client, t, r2, anthropicUsage(promptTokens(r2), 0, cached))).outcome;
+    const sysTokens = r2.segments[1]!.token_end - r2.segments[1]!.token_start;
+    expect(classesOf(o2, `${sys.id}@1`)).toEqual({ unconfirmed: sysTokens });
+
+    // A fresh tenant's very first request, read from a cache warmed by traffic we did not see.
+    const other = await agentSetup();
+    const r3 = await renderAnthropic(other.client, { prefix: [other.bundle.id], messages: [{ role: 'user', content: 'x' }] });
+    const o3 = (await report(other.client, t, r3, anthropicUsage(promptTokens(r3), r3.breakpoints[0]!.token_end, 0))).outcome;
+    expect(classesOf(o3, `${other.sys.id}@1`)).toEqual({ bonus: r3.segments[1]!.token_end - r3.segments[1]!.token_start });
+    const rep = (await other.client.get(`/v1/reports/handles/${other.bundle.id}`)).json;
+    expect(rep.tokens.bonus).toBe(r3.breakpoints[0]!.token_end);
+  });
+
+  it('a usage report without cache fields is unknown, never a 0% hit', async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, LONG_SYSTEM);
+    const turn = (n: number) => client.post('/v1/render', { format: 'openai-chat', request: { model: 'gpt-4o', prefix: [sys.id], messages: [{ role: 'user', content: `q${n}` }] } });
+    const r1 = (await turn(1)).json;
+    const total = r1.segments[r1.segments.length - 1].token_end;
+    // vLLM without prompt_tokens_details: no cache fields at all.
+    await client.post('/v1/usage', { request_id: r1.request_id, response: { id: 'x', object: 'chat.completion', model: 'gpt-4o', choices: [], usage: { prompt_tokens: total, completion_tokens: 5, total_tokens: total + 5 } } });
+    t.clock.advance(MIN);
+    const r2 = (await turn(2)).json;
+    const res = await client.post('/v1/usage', { request_id: r2.request_id, usage: { prompt_tokens: total, completion_tokens: 5, total_tokens: total + 5 } });
+    expect(res.json.outcome.capture).toBe('unknown');
+    const seg = res.json.outcome.segments[0];
+    expect(seg.classes.unknown).toBeGreaterThan(0);
+    expect(seg.classes.captured + seg.classes.unconfirmed).toBe(0);
+    const rep = (await client.get(`/v1/reports/handles/${sys.id}`)).json;
+    expect(rep.tokens.captured).toBe(0);
+    expect(rep.tokens.unknown).toBe(seg.classes.unknown);
+    expect(rep.requests_with.unknown).toBe(1);
   });
 });

@@ -1,0 +1,123 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createTestApp, type TestApp } from '../helpers/app';
+import { mintSystem } from '../helpers/factories';
+import { anthropicUsage, LONG_SYSTEM } from '../helpers/scenario';
+
+let t: TestApp;
+beforeEach(() => {
+  t = createTestApp({ config: { usageBatchMax: 5 } });
+});
+afterEach(() => t.close());
+
+async function rendered(client: ReturnType<TestApp['tenant']>['client'], format = 'anthropic', model = 'claude-sonnet-4-5') {
+  const sys = await mintSystem(client, LONG_SYSTEM);
+  const key = format === 'anthropic' ? 'messages' : format === 'openai-responses' ? 'input' : 'messages';
+  const res = await client.post('/v1/render', { format, request: { model, prefix: [sys.id], [key]: [{ role: 'user', content: 'hi' }] } });
+  expect(res.status, res.text).toBe(200);
+  return res.json as { request_id: string; segments: Array<{ token_end: number }> };
+}
+
+const total = (r: { segments: Array<{ token_end: number }> }) => r.segments[r.segments.length - 1]!.token_end;
+
+describe('POST /v1/usage', () => {
+  it('is idempotent by request_id: the same report is accepted once, a different one is 409', async () => {
+    const { client } = t.tenant();
+    const r = await rendered(client);
+    const body = { request_id: r.request_id, usage: anthropicUsage(total(r), 0, 100) };
+    const first = await client.post('/v1/usage', body);
+    expect(first.status).toBe(201);
+    expect(first.json.duplicate).toBe(false);
+    const again = await client.post('/v1/usage', body);
+    expect(again.status).toBe(200);
+    expect(again.json.duplicate).toBe(true);
+    expect(again.json.outcome).toEqual(first.json.outcome);
+    const other = await client.post('/v1/usage', { ...body, usage: anthropicUsage(total(r), 0, 99) });
+    expect(other.status).toBe(409);
+    expect(other.json.code).toBe('conflict');
+    const rep = (await client.get('/v1/reports')).json;
+    expect(rep.requests).toBe(1);
+  });
+
+  it('answers 404 for unknown and foreign request ids', async () => {
+    const a = t.tenant('a');
+    const b = t.tenant('b');
+    const r = await rendered(a.client);
+    const foreign = await b.client.post('/v1/usage', { request_id: r.request_id, usage: anthropicUsage(total(r), 0, 0) });
+    expect(foreign.status).toBe(404);
+    expect(foreign.json.errors[0].pointer).toBe('/request_id');
+    expect((await b.client.post('/v1/usage', { request_id: 'req_AAAAAAAAAAAAAAAAAAAAA', usage: {} })).status).toBe(404);
+    expect((await b.client.get(`/v1/requests/${r.request_id}`)).status).toBe(404);
+  });
+
+  it('rejects unrecognisable usage with the pointer, and impossible times', async () => {
+    const { client } = t.tenant();
+    const r = await rendered(client);
+    const bad = await client.post('/v1/usage', { request_id: r.request_id, usage: { tokens: 'many' } });
+    expect(bad.status).toBe(422);
+    expect(bad.json.errors[0].pointer).toMatch(/^\/usage/);
+    const times = await client.post('/v1/usage', { request_id: r.request_id, usage: anthropicUsage(total(r), 0, 0), started_at: 2000, first_byte_at: 1000 });
+    expect(times.status).toBe(422);
+    expect((await client.post('/v1/usage', { request_id: r.request_id })).status).toBe(422);
+  });
+
+  it('accepts whole response bodies of each provider and keeps the diagnostics', async () => {
+    const { client } = t.tenant();
+    const a = await rendered(client);
+    const anthropicMessage = {
+      id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-sonnet-4-5', content: [{ type: 'text', text: 'hi' }],
+      stop_reason: 'end_turn', stop_sequence: null, usage: anthropicUsage(total(a), 0, 0),
+      diagnostics: { cache_miss_reason: { type: 'prompt_changed', cache_missed_input_tokens: 10 } },
+    };
+    expect((await client.post('/v1/usage', { request_id: a.request_id, response: anthropicMessage })).status).toBe(201);
+    const stored = (await client.get(`/v1/requests/${a.request_id}`)).json;
+    expect(stored.status).toBe('reconciled');
+    expect(stored.diagnostics.cache_miss_reason).toBe('prompt_changed');
+    expect(stored.usage_raw.id).toBe('msg_1');
+    expect(stored.usage.total_prompt_tokens).toBe(total(a));
+
+    const o = await rendered(client, 'openai-responses', 'gpt-4.1');
+    const response = { id: 'resp_1', object: 'response', status: 'completed', model: 'gpt-4.1', output: [], usage: { input_tokens: 1200, input_tokens_details: { cached_tokens: 1024 }, output_tokens: 5, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: 1205 } };
+    const res = await client.post('/v1/usage', { request_id: o.request_id, response });
+    expect(res.status).toBe(201);
+    expect(res.json.usage).toMatchObject({ total_prompt_tokens: 1200, cache_read_tokens: 1024, cache_fields_reported: true });
+  });
+});
+
+describe('POST /v1/usage/batch', () => {
+  it('accepts or rejects each record on its own, in order, and limits the batch size', async () => {
+    const { client } = t.tenant();
+    const r1 = await rendered(client);
+    const r2 = await rendered(client);
+    const res = await client.post('/v1/usage/batch', {
+      records: [
+        { request_id: r2.request_id, usage: anthropicUsage(total(r2), 0, 0), started_at: '2026-01-01T12:05:00Z' },
+        { request_id: 'req_AAAAAAAAAAAAAAAAAAAAA', usage: {} },
+        { nonsense: true },
+        { request_id: r1.request_id, usage: anthropicUsage(total(r1), 0, 0), started_at: '2026-01-01T12:01:00Z' },
+      ],
+    });
+    expect(res.status).toBe(200);
+    expect(res.json.results.map((x: { status: number }) => x.status)).toEqual([201, 404, 422, 201]);
+    expect(res.json.accepted).toBe(2);
+    expect((await client.get(`/v1/requests/${r1.request_id}`)).json.started_at).toBe('2026-01-01T12:01:00.000Z');
+    const tooMany = await client.post('/v1/usage/batch', { records: Array.from({ length: 6 }, () => ({})) });
+    expect(tooMany.status).toBe(422);
+  });
+});
+
+describe('reports', () => {
+  it('filter by time range and model, and rank handles by leaked money', async () => {
+    const { client } = t.tenant();
+    const r = await rendered(client);
+    await client.post('/v1/usage', { request_id: r.request_id, usage: anthropicUsage(total(r), 0, total(r)) });
+    const all = (await client.get('/v1/reports')).json;
+    expect(all.requests).toBe(1);
+    expect(all.handles).toHaveLength(1);
+    expect(all.money.actual_input_cost).toBeGreaterThan(all.money.cost_without_caching);
+    expect(all.money.write_premiums_paid).toBeGreaterThan(0);
+    expect(all.money.write_premiums_unread).toBe(all.money.write_premiums_paid);
+    expect((await client.get('/v1/reports?model=gpt-4o')).json.requests).toBe(0);
+    expect((await client.get('/v1/reports?to=2020-01-01T00:00:00Z')).json.requests).toBe(0);
+    expect((await client.get('/v1/reports?from=nonsense')).status).toBe(422);
+  });
+});
