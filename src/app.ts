@@ -94,7 +94,7 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.route('/', adminRoutes(services.tenants));
-  app.route('/', handleRoutes(services.handles, services.expander));
+  app.route('/', handleRoutes(services.handles, services.expander, services.reports));
   app.route('/', renderRoutes(services.requests, deps.catalog));
   app.route('/', usageRoutes({ ...services, clock: deps.clock, batchMax: config.usageBatchMax }));
   app.route('/', docsRoutes());

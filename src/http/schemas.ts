@@ -82,12 +82,15 @@ export const HandleSchema = z
     created_at: z.string(),
     version: VersionSchema.openapi({ description: 'The version the ref named (latest for a bare id).' }),
     versions: z.array(VersionSchema),
+    calibrated_tokens: z
+      .array(z.object({ model: z.string(), family: z.string(), ratio: z.number(), reports: z.number(), estimate: z.number().nullable(), calibrated: z.number().nullable() }))
+      .openapi({ description: 'The estimate beside its calibration: per model, the ratio of provider-reported to estimated prompt tokens.' }),
   })
   .openapi('Handle');
 
 export const HandleListSchema = z
   .object({
-    handles: z.array(HandleSchema.omit({ versions: true, version: true })),
+    handles: z.array(HandleSchema.omit({ versions: true, version: true, calibrated_tokens: true })),
     next_cursor: z.string().nullable(),
   })
   .openapi('HandleList');

@@ -48,6 +48,12 @@ describe('reconciliation scenarios', () => {
     // Turn one's write was read by turn two: its premium was not wasted.
     expect(rep.money.write_premiums_paid).toBeGreaterThan(0);
     expect(rep.money.write_premiums_unread).toBe(0);
+
+    // Provider totals calibrate the estimate: here they equal it, so the ratio is 1.
+    const described = (await client.get(`/v1/handles/${sys.id}`)).json;
+    expect(described.calibrated_tokens).toEqual([
+      { model: 'claude-sonnet-4-5', family: 'anthropic', ratio: 1, reports: 2, estimate: described.version.meta.tokens.anthropic, calibrated: described.version.meta.tokens.anthropic },
+    ]);
   });
 
   it('a timestamp in an inline system prompt before the bundle: drift, located to the byte', async () => {

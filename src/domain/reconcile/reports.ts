@@ -99,6 +99,18 @@ export class Reports {
     };
   }
 
+  /**
+   * Token estimates calibrated by what providers reported: per model, the running
+   * ratio of reported to estimated prompt tokens, applied to `tokens` of that family.
+   */
+  calibrated(tenantId: string, tokens: Record<string, number> | undefined) {
+    if (!tokens) return [];
+    return this.store.calibrations(tenantId).map((c) => {
+      const ratio = c.estimatedTokens ? c.providerTokens / c.estimatedTokens : 1;
+      return { model: c.model, family: c.family, ratio: Math.round(ratio * 1e4) / 1e4, reports: c.reports, estimate: tokens[c.family] ?? null, calibrated: tokens[c.family] === undefined ? null : Math.round(tokens[c.family]! * ratio) };
+    });
+  }
+
   tenant(tenantId: string, range: ReportRange, now: number) {
     const span = days(range, now);
     const totals = this.store.sumRollups({ tenantId, handleId: '*', ...span, model: range.model });

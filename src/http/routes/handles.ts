@@ -1,6 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { HandleService } from '../../domain/handles';
 import type { Expander } from '../../domain/render/expand';
+import type { Reports } from '../../domain/reconcile/reports';
 import { RENDERER_VERSION } from '../../domain/render/formats';
 import { newRouter } from '../router';
 import {
@@ -91,7 +92,7 @@ function parseIfMatch(value: string | undefined): number | undefined {
   return value === undefined ? undefined : Number(value.replace(/^W\//, '').replace(/"/g, ''));
 }
 
-export function handleRoutes(handles: HandleService, expander: Expander) {
+export function handleRoutes(handles: HandleService, expander: Expander, reports: Reports) {
   const app = newRouter();
 
   app.openapi(routes.createArtifact, (c) => {
@@ -127,8 +128,11 @@ export function handleRoutes(handles: HandleService, expander: Expander) {
   });
 
   app.openapi(routes.getHandle, (c) => {
-    const { handle, version } = handles.resolve(c.get('auth').tenantId, c.req.valid('param').ref, 'path:ref');
-    return c.json(handleView(handle, version, handles.versions(handle.id)), 200);
+    const tenantId = c.get('auth').tenantId;
+    const { handle, version } = handles.resolve(tenantId, c.req.valid('param').ref, 'path:ref');
+    const view = handleView(handle, version, handles.versions(handle.id));
+    const tokens = (version.meta as { tokens?: Record<string, number> } | null)?.tokens;
+    return c.json({ ...view, calibrated_tokens: reports.calibrated(tenantId, tokens) }, 200);
   });
 
   app.openapi(routes.listHandles, (c) => {
