@@ -16,6 +16,8 @@ import { Reconciler } from './domain/reconcile/reconciler';
 import { Reports } from './domain/reconcile/reports';
 import { requireAdminKey, requireApiKey } from './http/auth';
 import { docsRoutes } from './http/docs';
+import { proxyRoutes } from './http/proxy';
+import { uiRoutes } from './http/ui';
 import { handleError, problem } from './http/problem';
 import type { AppEnv } from './http/router';
 import { adminRoutes } from './http/routes/admin';
@@ -98,6 +100,8 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   app.route('/', renderRoutes(services.requests, deps.catalog));
   app.route('/', usageRoutes({ ...services, clock: deps.clock, batchMax: config.usageBatchMax }));
   app.route('/', docsRoutes());
+  app.route('/', proxyRoutes(deps, services));
+  app.route('/', uiRoutes(deps, services));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', { type: 'http', scheme: 'bearer', description: 'A tenant API key (phk_…).' });
   app.openAPIRegistry.registerComponent('securitySchemes', 'adminKey', { type: 'http', scheme: 'bearer', description: 'The operator\'s PH_ADMIN_KEY.' });

@@ -58,6 +58,13 @@ export interface DriftFinding {
   byte_offset?: number;
 }
 
+export interface ReconciledEvent {
+  tenantId: string;
+  requestId: string;
+  /** Handles whose rollups changed. */
+  handles: string[];
+}
+
 export interface IngestResult {
   request_id: string;
   duplicate: boolean;
@@ -82,21 +89,28 @@ const DAY = 86_400_000;
  */
 export class Reconciler {
   readonly scopes: ScopeStates;
-  private pending: { write: IngestWrite; done: () => void; fail: (e: unknown) => void }[] = [];
+  private pending: { tenantId: string; write: IngestWrite; done: () => void; fail: (e: unknown) => void }[] = [];
   private readonly inFlight = new Map<string, { hash: string; result: IngestResult }>();
   /** Writers marked as read by reports not yet committed (so two readers mark once). */
   private readonly pendingMarks = new Set<string>();
   private flushScheduled = false;
+  private readonly listeners = new Set<(event: ReconciledEvent) => void>();
 
   constructor(private readonly deps: { store: Store; clock: Clock; catalog: ModelCatalog }) {
     this.scopes = new ScopeStates(deps.store, deps.catalog);
+  }
+
+  /** Called after each committed reconciliation (the dashboard's live view listens). Returns an unsubscribe. */
+  onReconciled(listener: (event: ReconciledEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /** Reconciles one report; resolves once it is durably committed. */
   ingest(tenantId: string, report: UsageReport, pointer = ''): Promise<IngestResult> {
     const prepared = this.prepare(tenantId, report, pointer);
     if ('duplicate' in prepared) return Promise.resolve(prepared.duplicate);
-    return this.enqueue(prepared.write).then(() => prepared.result);
+    return this.enqueue(tenantId, prepared.write).then(() => prepared.result);
   }
 
   /** Several reports, each accepted or rejected on its own, applied in start order. */
@@ -110,7 +124,7 @@ export class Reconciler {
         if ('duplicate' in prepared) results[i] = { ok: true, result: prepared.duplicate };
         else {
           results[i] = { ok: true, result: prepared.result };
-          waits.push(this.enqueue(prepared.write));
+          waits.push(this.enqueue(tenantId, prepared.write));
         }
       } catch (e) {
         if (!(e instanceof DomainError)) throw e;
@@ -304,9 +318,9 @@ export class Reconciler {
 
   // ---------- group commit ----------
 
-  private enqueue(write: IngestWrite): Promise<void> {
+  private enqueue(tenantId: string, write: IngestWrite): Promise<void> {
     return new Promise((done, fail) => {
-      this.pending.push({ write, done, fail });
+      this.pending.push({ tenantId, write, done, fail });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         // Reports that arrive while this tick runs share one transaction (one fsync).
@@ -322,17 +336,31 @@ export class Reconciler {
     this.pendingMarks.clear();
     try {
       this.deps.store.commitIngestions(batch.map((p) => p.write));
-      for (const p of batch) {
-        this.inFlight.delete(p.write.request.id);
-        p.done();
-      }
     } catch (e) {
-      // Memory is ahead of the database now: rebuild scopes from what was committed.
-      this.scopes.reset();
-      for (const p of batch) {
-        this.inFlight.delete(p.write.request.id);
-        p.fail(e);
+      this.failBatch(batch, e);
+      return;
+    }
+    for (const p of batch) {
+      this.inFlight.delete(p.write.request.id);
+      p.done();
+    }
+    for (const p of batch)
+      for (const listener of this.listeners) {
+        try {
+          listener({ tenantId: p.tenantId, requestId: p.write.request.id, handles: p.write.rollups.map((r) => r.handleId).filter((h) => h !== '*') });
+        } catch {
+          // A listener's failure must not affect ingestion.
+        }
       }
+  }
+
+
+  private failBatch(batch: typeof this.pending, e: unknown): void {
+    // Memory is ahead of the database now: rebuild scopes from what was committed.
+    this.scopes.reset();
+    for (const p of batch) {
+      this.inFlight.delete(p.write.request.id);
+      p.fail(e);
     }
   }
 }
