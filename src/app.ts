@@ -67,6 +67,9 @@ const JSON_TYPE = /^application\/(?:[\w.-]+\+)?json\s*(?:;|$)/i;
 
 /** A request body must say it is JSON: anything else is refused before parsing. */
 const requireJson: MiddlewareHandler<AppEnv> = async function requireJson(c, next) {
+  const method = c.req.method;
+  // Only methods that carry a body are checked: touching c.req.raw on a GET costs a full Request.
+  if (method !== 'POST' && method !== 'PUT' && method !== 'PATCH') return next();
   const hasBody = c.req.raw.body !== null && c.req.header('content-length') !== '0';
   const type = c.req.header('content-type') ?? '';
   if (hasBody && !JSON_TYPE.test(type))
@@ -79,13 +82,14 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   const { config } = deps;
 
   app.use('*', requestId({ headerName: 'x-request-id' }));
-  app.use(
-    '*',
-    bodyLimit({
-      maxSize: config.maxBodyBytes,
-      onError: (c) => problem(c, 'payload_too_large', `the body is larger than ${config.maxBodyBytes} bytes (PH_MAX_BODY_BYTES)`),
-    }),
-  );
+  const limit = bodyLimit({
+    maxSize: config.maxBodyBytes,
+    onError: (c) => problem(c, 'payload_too_large', `the body is larger than ${config.maxBodyBytes} bytes (PH_MAX_BODY_BYTES)`),
+  });
+  // GET, HEAD and DELETE carry no body here; skipping them keeps the expand path from building a full Request.
+  app.use('*', async function limitBody(c, next) {
+    return c.req.method === 'GET' || c.req.method === 'HEAD' || c.req.method === 'DELETE' ? next() : limit(c, next);
+  });
   app.use('/v1/*', requireJson);
 
   const admin = requireAdminKey(config.adminKey);

@@ -48,6 +48,9 @@ export class HandleService {
   private readonly meter: HandleMeter | undefined;
   // Versions are immutable, so their flattened segments never go stale.
   private readonly segmentCache = new Lru<string, PromptSegment[]>(20_000);
+  // Resolved refs, so a hot expand touches no SQL. Writes through this service invalidate them;
+  // a second process writing the same database is not seen (one SQLite file, one instance).
+  private readonly resolved = new Lru<string, ResolvedVersion>(50_000);
 
   constructor(opts: HandleServiceOptions) {
     this.store = opts.store;
@@ -202,6 +205,7 @@ export class HandleService {
       const previous = this.segmentsOf(handle, latest.version);
       const next = this.sessionVersion(id, latest.version + 1, previous, messages, latest.messageCount ?? 0, latest.base, this.previousOf(handle, latest.version), this.clock.now());
       const result = this.store.appendVersion(id, latest.version, next);
+      this.invalidate(id, false);
       if (result.ok) return { created: true, handle: this.mustGetHandle(tenantId, id), version: next.version };
       // Another writer appended first: with If-Match that is a conflict, otherwise retry on the new latest.
       if (ifMatch !== undefined || attempt >= 5) throw versionConflict(id, result.latestVersion, ifMatch ?? latest.version);
@@ -258,6 +262,8 @@ export class HandleService {
 
   /** Resolves `id` or `id@version` for a tenant. Foreign and missing handles are the same 404. */
   resolve(tenantId: string, refText: string, pointer = '/ref'): ResolvedVersion {
+    const hit = this.resolved.get(refText);
+    if (hit && hit.handle.tenantId === tenantId) return hit;
     const ref = parseRef(refText);
     if (!ref) throw invalid(pointer, `"${refText}" is not a handle ref (art_…, bnd_… or ses_…, optionally @version)`);
     const handle = this.store.getHandle(ref.id);
@@ -266,7 +272,15 @@ export class HandleService {
     const v = ref.version ?? handle.latestVersion;
     const version = this.store.getVersion(handle.id, v);
     if (!version) throw withPointer(notFound(`version ${v} of ${ref.id}`), pointer);
-    return { handle, version, ref: formatRef(handle.id, v) };
+    const resolved = { handle, version, ref: formatRef(handle.id, v) };
+    this.resolved.set(refText, resolved);
+    return resolved;
+  }
+
+  /** After a write to a handle: its bare ref moved on (new version) or everything about it changed (delete). */
+  private invalidate(id: string, all: boolean): void {
+    if (all) this.resolved.clear();
+    else this.resolved.delete(id);
   }
 
   getHandle(tenantId: string, id: string): HandleRow {
@@ -289,6 +303,7 @@ export class HandleService {
   delete(tenantId: string, id: string): void {
     const handle = this.getHandle(tenantId, id);
     const result = this.store.deleteHandle(handle.id, this.clock.now());
+    this.invalidate(handle.id, true);
     if (!result.ok)
       throw new DomainError('handle_in_use', `${id} is still pinned by ${result.referrers.join(', ')}`, { referrers: result.referrers });
   }
@@ -377,6 +392,7 @@ export class HandleService {
 
   private commitAppend(handle: HandleRow, expected: number, next: NewVersion): void {
     const result = this.store.appendVersion(handle.id, expected, next);
+    this.invalidate(handle.id, false);
     if (!result.ok) throw versionConflict(handle.id, result.latestVersion, expected);
   }
 }

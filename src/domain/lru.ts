@@ -33,6 +33,13 @@ export class Lru<K, V> {
     }
   }
 
+  delete(key: K): void {
+    const hit = this.map.get(key);
+    if (!hit) return;
+    this.total -= hit.weight;
+    this.map.delete(key);
+  }
+
   clear(): void {
     this.map.clear();
     this.total = 0;

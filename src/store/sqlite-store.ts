@@ -25,9 +25,18 @@ const ROLLUP_VALUE_COLUMNS = ['requests', ...ROLLUP_CLASSES.flatMap((c) => [c, `
 
 export class SqliteStore implements Store {
   private readonly upsertRollup;
+  // The expand path reads a handle and a version on every call: prepare those once.
+  private readonly handleById;
+  private readonly versionByKey;
   private readonly sumRollupsStmt = new Map<string, ReturnType<Db['$client']['prepare']>>();
 
   constructor(private readonly db: Db) {
+    this.handleById = db.select().from(handles).where(eq(handles.id, sql.placeholder('id'))).prepare();
+    this.versionByKey = db
+      .select()
+      .from(handleVersions)
+      .where(and(eq(handleVersions.handleId, sql.placeholder('id')), eq(handleVersions.version, sql.placeholder('version'))))
+      .prepare();
     const cols = ROLLUP_VALUE_COLUMNS;
     // Hot path of ingestion: one prepared upsert that adds to every counter.
     this.upsertRollup = db.$client.prepare(
@@ -99,15 +108,11 @@ export class SqliteStore implements Store {
   }
 
   getHandle(id: string): HandleRow | undefined {
-    return this.db.select().from(handles).where(eq(handles.id, id)).get() as HandleRow | undefined;
+    return this.handleById.get({ id }) as HandleRow | undefined;
   }
 
   getVersion(handleId: string, version: number): VersionRow | undefined {
-    return this.db
-      .select()
-      .from(handleVersions)
-      .where(and(eq(handleVersions.handleId, handleId), eq(handleVersions.version, version)))
-      .get() as VersionRow | undefined;
+    return this.versionByKey.get({ id: handleId, version }) as VersionRow | undefined;
   }
 
   listVersions(handleId: string): VersionRow[] {
