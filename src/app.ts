@@ -19,6 +19,7 @@ import { docsRoutes } from './http/docs';
 import { proxyRoutes } from './http/proxy';
 import { uiRoutes } from './http/ui';
 import { handleError, problem } from './http/problem';
+import { Metrics, observe } from './http/metrics';
 import type { AppEnv } from './http/router';
 import { adminRoutes } from './http/routes/admin';
 import { handleRoutes } from './http/routes/handles';
@@ -38,6 +39,7 @@ export interface Services {
   requests: RequestService;
   reconciler: Reconciler;
   reports: Reports;
+  metrics: Metrics;
 }
 
 export function createServices(deps: AppDeps): Services {
@@ -58,7 +60,29 @@ export function createServices(deps: AppDeps): Services {
     }),
     reconciler,
     reports: new Reports(deps.store),
+    metrics: countReconciled(reconciler, new Metrics(config.log !== 'off')),
   };
+}
+
+/** Feeds reconciled token counts and capture rates into the metrics. */
+function countReconciled(reconciler: Reconciler, metrics: Metrics): Metrics {
+  reconciler.onReconciled((e) => {
+    const o = e.outcome;
+    const provider = e.format.startsWith('openai') ? 'openai' : e.format;
+    if (o.provider.read !== null) metrics.tokens.inc({ provider, model: e.model, kind: 'read' }, o.provider.read);
+    if (o.provider.write !== null) metrics.tokens.inc({ provider, model: e.model, kind: 'written' }, o.provider.write);
+    if (o.total_prompt_tokens !== null)
+      metrics.tokens.inc({ provider, model: e.model, kind: 'uncached' }, Math.max(0, o.total_prompt_tokens - (o.provider.read ?? 0) - (o.provider.write ?? 0)));
+    let captured = 0;
+    let opportunity = 0;
+    for (const s of o.segments) {
+      if (s.source === 'inline') continue;
+      captured += s.classes.captured;
+      opportunity += s.end - s.start - s.classes.cold;
+    }
+    metrics.recordCapture(e.tenantId, captured, opportunity);
+  });
+  return metrics;
 }
 
 const ADMIN_PATH = /^\/v1\/(tenants|keys)(\/|$)/;
@@ -82,6 +106,7 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   const { config } = deps;
 
   app.use('*', requestId({ headerName: 'x-request-id' }));
+  app.use('*', observe(services.metrics, config.log === 'json'));
   const limit = bodyLimit({
     maxSize: config.maxBodyBytes,
     onError: (c) => problem(c, 'payload_too_large', `the body is larger than ${config.maxBodyBytes} bytes (PH_MAX_BODY_BYTES)`),
@@ -99,6 +124,7 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   });
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/metrics', async (c) => c.body(await services.metrics.registry.metrics(), 200, { 'content-type': services.metrics.registry.contentType }));
   app.route('/', adminRoutes(services.tenants));
   app.route('/', handleRoutes(services.handles, services.expander, services.reports));
   app.route('/', renderRoutes(services.requests, deps.catalog));

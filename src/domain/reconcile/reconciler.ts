@@ -61,8 +61,11 @@ export interface DriftFinding {
 export interface ReconciledEvent {
   tenantId: string;
   requestId: string;
+  format: string;
+  model: string;
   /** Handles whose rollups changed. */
   handles: string[];
+  outcome: RequestOutcome;
 }
 
 export interface IngestResult {
@@ -89,7 +92,7 @@ const DAY = 86_400_000;
  */
 export class Reconciler {
   readonly scopes: ScopeStates;
-  private pending: { tenantId: string; write: IngestWrite; done: () => void; fail: (e: unknown) => void }[] = [];
+  private pending: { event: Omit<ReconciledEvent, 'handles'>; write: IngestWrite; done: () => void; fail: (e: unknown) => void }[] = [];
   private readonly inFlight = new Map<string, { hash: string; result: IngestResult }>();
   /** Writers marked as read by reports not yet committed (so two readers mark once). */
   private readonly pendingMarks = new Set<string>();
@@ -110,7 +113,7 @@ export class Reconciler {
   ingest(tenantId: string, report: UsageReport, pointer = ''): Promise<IngestResult> {
     const prepared = this.prepare(tenantId, report, pointer);
     if ('duplicate' in prepared) return Promise.resolve(prepared.duplicate);
-    return this.enqueue(tenantId, prepared.write).then(() => prepared.result);
+    return this.enqueue(prepared.event, prepared.write).then(() => prepared.result);
   }
 
   /** Several reports, each accepted or rejected on its own, applied in start order. */
@@ -124,7 +127,7 @@ export class Reconciler {
         if ('duplicate' in prepared) results[i] = { ok: true, result: prepared.duplicate };
         else {
           results[i] = { ok: true, result: prepared.result };
-          waits.push(this.enqueue(tenantId, prepared.write));
+          waits.push(this.enqueue(prepared.event, prepared.write));
         }
       } catch (e) {
         if (!(e instanceof DomainError)) throw e;
@@ -145,7 +148,7 @@ export class Reconciler {
 
   // ---------- preparation: pure computation plus in-memory scope state ----------
 
-  private prepare(tenantId: string, report: UsageReport, pointer: string): { write: IngestWrite; result: IngestResult } | { duplicate: IngestResult } {
+  private prepare(tenantId: string, report: UsageReport, pointer: string): { write: IngestWrite; result: IngestResult; event: Omit<ReconciledEvent, 'handles'> } | { duplicate: IngestResult } {
     const { store, clock } = this.deps;
     const request = store.getRequest(report.request_id);
     if (!request || request.tenantId !== tenantId) throw withPointer(notFound(`request ${report.request_id}`), `${pointer}/request_id`);
@@ -260,7 +263,7 @@ export class Reconciler {
     };
     const result: IngestResult = { request_id: request.id, duplicate: false, outcome, usage };
     this.inFlight.set(request.id, { hash, result });
-    return { write, result };
+    return { write, result, event: { tenantId, requestId: request.id, format: request.format, model: request.model, outcome } };
   }
 
   /** The earlier request whose write this one read: its premium was worth paying (once). */
@@ -318,9 +321,9 @@ export class Reconciler {
 
   // ---------- group commit ----------
 
-  private enqueue(tenantId: string, write: IngestWrite): Promise<void> {
+  private enqueue(event: Omit<ReconciledEvent, 'handles'>, write: IngestWrite): Promise<void> {
     return new Promise((done, fail) => {
-      this.pending.push({ tenantId, write, done, fail });
+      this.pending.push({ event, write, done, fail });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         // Reports that arrive while this tick runs share one transaction (one fsync).
@@ -347,7 +350,7 @@ export class Reconciler {
     for (const p of batch)
       for (const listener of this.listeners) {
         try {
-          listener({ tenantId: p.tenantId, requestId: p.write.request.id, handles: p.write.rollups.map((r) => r.handleId).filter((h) => h !== '*') });
+          listener({ ...p.event, handles: p.write.rollups.map((r) => r.handleId).filter((h) => h !== '*') });
         } catch {
           // A listener's failure must not affect ingestion.
         }

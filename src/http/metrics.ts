@@ -1,0 +1,47 @@
+import type { MiddlewareHandler } from 'hono';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { AppEnv } from './router';
+
+/**
+ * Prometheus metrics. Labels are bounded: route patterns (never raw paths),
+ * status codes, providers, models and tenants — never handle ids.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly requests = new Counter({ name: 'ph_http_requests_total', help: 'HTTP requests by route pattern and status', labelNames: ['method', 'route', 'status'], registers: [this.registry] });
+  readonly duration = new Histogram({ name: 'ph_http_request_duration_seconds', help: 'HTTP request duration by route pattern', labelNames: ['method', 'route'], buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5], registers: [this.registry] });
+  readonly proxyLatency = new Histogram({ name: 'ph_proxy_upstream_seconds', help: 'Proxy: time to upstream first byte and to the end of the answer', labelNames: ['provider', 'phase'], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registers: [this.registry] });
+  readonly proxyOverhead = new Histogram({ name: 'ph_proxy_overhead_seconds', help: 'Proxy: time spent before the upstream call (auth, render, record)', labelNames: ['provider'], buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05], registers: [this.registry] });
+  readonly tokens = new Counter({ name: 'ph_prompt_tokens_total', help: 'Reconciled prompt tokens by provider, model and kind (read, written, uncached)', labelNames: ['provider', 'model', 'kind'], registers: [this.registry] });
+  readonly captureRate = new Gauge({ name: 'ph_capture_rate', help: 'Captured / opportunity tokens per tenant since start', labelNames: ['tenant'], registers: [this.registry] });
+  private readonly captureTotals = new Map<string, { captured: number; opportunity: number }>();
+
+  constructor(withDefaults = true) {
+    if (withDefaults) collectDefaultMetrics({ register: this.registry, prefix: 'ph_' });
+  }
+
+  recordCapture(tenant: string, captured: number, opportunity: number): void {
+    const t = this.captureTotals.get(tenant) ?? { captured: 0, opportunity: 0 };
+    t.captured += captured;
+    t.opportunity += opportunity;
+    this.captureTotals.set(tenant, t);
+    if (t.opportunity > 0) this.captureRate.set({ tenant }, t.captured / t.opportunity);
+  }
+}
+
+/** Counts and times every request by its route pattern, and logs one JSON line per request. */
+export function observe(metrics: Metrics, log: boolean): MiddlewareHandler<AppEnv> {
+  return async function observeRequest(c, next) {
+    const start = performance.now();
+    await next();
+    const route = c.req.routePath || 'unmatched';
+    const seconds = (performance.now() - start) / 1000;
+    metrics.requests.inc({ method: c.req.method, route, status: String(c.res.status) });
+    metrics.duration.observe({ method: c.req.method, route }, seconds);
+    // Never the body, the query or a key: method, route pattern, status, time and ids only.
+    if (log)
+      process.stdout.write(
+        `${JSON.stringify({ level: 'info', time: new Date().toISOString(), requestId: c.get('requestId'), method: c.req.method, route, status: c.res.status, ms: Math.round(seconds * 1e4) / 10, tenant: c.get('auth')?.tenantId })}\n`,
+      );
+  };
+}

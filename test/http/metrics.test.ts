@@ -1,0 +1,49 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createTestApp, type TestApp } from '../helpers/app';
+import { mintSystem } from '../helpers/factories';
+import { anthropicUsage, LONG_SYSTEM } from '../helpers/scenario';
+
+let t: TestApp;
+afterEach(() => {
+  vi.restoreAllMocks();
+  t.close();
+});
+
+describe('metrics and logs', () => {
+  it('serves Prometheus text with bounded labels: route patterns, never handle ids', async () => {
+    t = createTestApp();
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, LONG_SYSTEM);
+    await client.get(`/v1/handles/${sys.id}/expand`);
+    const r = (await client.post('/v1/render', { format: 'anthropic', request: { model: 'claude-sonnet-4-5', prefix: [sys.id], messages: [{ role: 'user', content: 'x' }] } })).json;
+    const total = r.segments[r.segments.length - 1].token_end;
+    await client.post('/v1/usage', { request_id: r.request_id, usage: anthropicUsage(total, 0, 1000) });
+    t.clock.advance(60_000);
+    const r2 = (await client.post('/v1/render', { format: 'anthropic', request: { model: 'claude-sonnet-4-5', prefix: [sys.id], messages: [{ role: 'user', content: 'y' }] } })).json;
+    await client.post('/v1/usage', { request_id: r2.request_id, usage: anthropicUsage(total, r2.prediction.read_tokens, 0) });
+    const res = await t.app.request('/metrics');
+    const text = await res.text();
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+    expect(text).toContain('ph_http_requests_total{method="GET",route="/v1/handles/:ref/expand",status="200"} 1');
+    expect(text).toContain('ph_prompt_tokens_total{provider="anthropic",model="claude-sonnet-4-5",kind="written"} 1000');
+    expect(text).toMatch(/ph_capture_rate\{tenant="ten_[0-9A-Za-z]+"\} 1\n/);
+    expect(text).not.toMatch(/art_|bnd_|ses_|req_/);
+  });
+
+  it('logs one JSON line per request with the request id, and never a body or a key', async () => {
+    t = createTestApp({ config: { log: 'json' } });
+    const lines: string[] = [];
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    const { client, key } = t.tenant();
+    await client.post('/v1/artifacts', { kind: 'system', content: 'SECRET PROMPT TEXT' }, { 'x-request-id': 'req-log-1' });
+    vi.restoreAllMocks();
+    const entry = lines.map((l) => JSON.parse(l)).find((l) => l.requestId === 'req-log-1');
+    expect(entry).toMatchObject({ level: 'info', method: 'POST', route: '/v1/artifacts', status: 201 });
+    const all = lines.join('');
+    expect(all).not.toContain('SECRET PROMPT TEXT');
+    expect(all).not.toContain(key);
+  });
+});
