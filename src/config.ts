@@ -17,6 +17,11 @@ const envSchema = z.object({
   PH_INLINE_RETENTION_HOURS: int(7 * 24),
   PH_CACHE_TTL: z.enum(['5m', '1h']).default('5m'),
   PH_USAGE_BATCH_MAX: int(1000),
+  PH_ANTHROPIC_BASE_URL: z.url().default('https://api.anthropic.com'),
+  PH_OPENAI_BASE_URL: z.url().default('https://api.openai.com'),
+  PH_UPSTREAM: z.enum(['providers', 'simulator']).default('providers'),
+  // The SDKs' own default timeout is 10 minutes: a long answer must not be cut shorter by the proxy.
+  PH_UPSTREAM_TIMEOUT_MS: int(600_000),
 });
 
 export interface Config {
@@ -35,6 +40,13 @@ export interface Config {
   /** TTL for cache breakpoints the service places (1h only where the model offers it). */
   cacheTtl: '5m' | '1h';
   usageBatchMax: number;
+  /** Where the proxy sends Anthropic and OpenAI calls (no trailing slash). */
+  anthropicBaseUrl: string;
+  openaiBaseUrl: string;
+  /** `simulator`: main.ts starts the built-in provider simulator and points both base URLs at it. */
+  upstream: 'providers' | 'simulator';
+  /** Longest wait for the upstream's headers, and for each next chunk of its body. */
+  upstreamTimeoutMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -62,6 +74,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     inlineRetentionMs: e.PH_INLINE_RETENTION_HOURS * 3_600_000,
     cacheTtl: e.PH_CACHE_TTL,
     usageBatchMax: e.PH_USAGE_BATCH_MAX,
+    anthropicBaseUrl: e.PH_ANTHROPIC_BASE_URL.replace(/\/+$/, ''),
+    openaiBaseUrl: e.PH_OPENAI_BASE_URL.replace(/\/+$/, ''),
+    upstream: e.PH_UPSTREAM,
+    upstreamTimeoutMs: e.PH_UPSTREAM_TIMEOUT_MS,
   };
 }
 

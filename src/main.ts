@@ -6,14 +6,22 @@ import { bootstrapDefaultKey } from './bootstrap';
 import { ConfigError, loadConfig } from './config';
 import { systemClock } from './domain/clock';
 import { loadCatalog, ModelCatalog, CatalogError } from './domain/catalog/catalog';
+import { startSimulator, type RunningSimulator } from './simulator/server';
 import { openDb } from './store/db';
 import { SqliteStore } from './store/sqlite-store';
 
-function main() {
-  const config = loadConfig();
+async function main() {
+  let config = loadConfig();
   if (config.databasePath !== ':memory:') mkdirSync(dirname(config.databasePath), { recursive: true });
   const opened = openDb(config.databasePath);
   const catalog = new ModelCatalog(loadCatalog(config.catalogFile));
+  let simulator: RunningSimulator | undefined;
+  if (config.upstream === 'simulator') {
+    // Try everything without a provider account: the proxy's upstream is the built-in simulator.
+    simulator = await startSimulator({ catalog });
+    config = { ...config, anthropicBaseUrl: simulator.url, openaiBaseUrl: simulator.url };
+    console.log(`PH_UPSTREAM=simulator: the proxy calls the provider simulator at ${simulator.url}`);
+  }
   const deps = { config, store: new SqliteStore(opened.db), clock: systemClock, catalog };
   const services = createServices(deps);
   const app = createApp(deps, services);
@@ -30,18 +38,17 @@ function main() {
       opened.close();
       process.exit(0);
     });
+    void simulator?.close();
     setTimeout(() => process.exit(0), 5000).unref();
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
 }
 
-try {
-  main();
-} catch (err) {
+main().catch((err: unknown) => {
   if (err instanceof ConfigError || err instanceof CatalogError) {
     console.error(err.message);
     process.exit(2);
   }
   throw err;
-}
+});

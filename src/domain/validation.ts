@@ -12,7 +12,9 @@ const toPointer = (path: PropertyKey[]) => path.map((p) => `/${escapePointer(Str
  * unknown key points at the key itself.
  */
 export function zodIssues(error: { issues: Issue[] }, base = ''): ErrorDetailItem[] {
-  return error.issues.flatMap((issue) => expand(issue, []).map(({ path, message }) => ({ pointer: base + toPointer(path), detail: message })));
+  // A base like "query:" names a parameter, not a JSON document: "query:format", not "query:/format".
+  const join = (p: PropertyKey[]) => (base.endsWith(':') ? base + toPointer(p).slice(1) : base + toPointer(p));
+  return error.issues.flatMap((issue) => expand(issue, []).map(({ path, message }) => ({ pointer: join(path), detail: message })));
 }
 
 function expand(issue: Issue, prefix: PropertyKey[]): { path: PropertyKey[]; message: string }[] {

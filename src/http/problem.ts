@@ -11,7 +11,9 @@ export type ProblemCode =
   | 'unsupported_media_type'
   | 'route_not_found'
   | 'method_not_allowed'
-  | 'internal';
+  | 'internal'
+  | 'bad_gateway'
+  | 'gateway_timeout';
 
 // One table: domain error code → HTTP status.
 const STATUS: Record<ProblemCode, ContentfulStatusCode> = {
@@ -29,6 +31,8 @@ const STATUS: Record<ProblemCode, ContentfulStatusCode> = {
   payload_too_large: 413,
   unsupported_media_type: 415,
   internal: 500,
+  bad_gateway: 502,
+  gateway_timeout: 504,
 };
 
 const TITLE: Record<ProblemCode, string> = {
@@ -46,6 +50,8 @@ const TITLE: Record<ProblemCode, string> = {
   payload_too_large: 'Payload too large',
   unsupported_media_type: 'Unsupported media type',
   internal: 'Internal error',
+  bad_gateway: 'The upstream provider could not be reached',
+  gateway_timeout: 'The upstream provider did not answer in time',
 };
 
 export interface ProblemBody {

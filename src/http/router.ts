@@ -18,11 +18,7 @@ export function newRouter() {
   return new OpenAPIHono<AppEnv>({
     defaultHook: (result, c) => {
       if (result.success) return;
-      const prefix = TARGET_PREFIX[result.target] ?? '';
-      const errors = zodIssues(result.error).map((e) => ({
-        pointer: prefix ? `${prefix}${e.pointer.slice(1) || ''}` : e.pointer,
-        detail: e.detail,
-      }));
+      const errors = zodIssues(result.error, TARGET_PREFIX[result.target] ?? '');
       return problem(c, 'invalid_request', `${errors.length} invalid field${errors.length === 1 ? '' : 's'} in the ${result.target === 'json' ? 'body' : result.target}`, errors);
     },
   });

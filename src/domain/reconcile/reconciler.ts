@@ -24,6 +24,8 @@ export interface UsageReport {
   first_byte_at?: number;
   finished_at?: number;
   diagnostics?: unknown;
+  /** Usage already normalised (the proxy's stream accumulator; an interrupted stream is `complete: false`, capture unknown). */
+  normalized?: NormalizedUsage;
 }
 
 export interface SegmentOutcome {
@@ -160,11 +162,11 @@ export class Reconciler {
     }
     if (request.status === 'failed') throw new DomainError('conflict', `request ${request.id} failed upstream; it has no usage to reconcile`);
 
-    const source = report.response ?? report.usage;
+    const source = report.response ?? report.usage ?? report.normalized;
     if (source === undefined) throw invalid(pointer, 'send "usage" (the provider\'s usage object) or "response" (the whole response body)');
     let usage: NormalizedUsage;
     try {
-      usage = normalizeUsage(source, HINT[request.format as RequestFormat]);
+      usage = report.normalized ?? normalizeUsage(source, HINT[request.format as RequestFormat]);
     } catch (e) {
       if (e instanceof UsageShapeError) throw invalid(`${pointer}/${report.response !== undefined ? 'response' : 'usage'}${e.path}`, e.message);
       throw e;

@@ -1,0 +1,88 @@
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { createApi, type Api } from './api';
+
+export type Options = NonNullable<ParseArgsConfig['options']>;
+export type Values = Record<string, string | boolean | string[] | undefined>;
+
+/** Wrong command line: exit 2, with a pointer to --help. */
+export class UsageError extends Error {}
+/** A failure to report as one line: exit 1. */
+export class CliError extends Error {}
+
+export interface Context {
+  values: Values;
+  positionals: string[];
+  /** The API client; resolving the key is deferred so `serve` and `--help` never need one. */
+  api(): Api;
+}
+
+export interface Command {
+  name: string;
+  summary: string;
+  /** The full --help text. */
+  help: string;
+  options: Options;
+  /** [min, max] positionals. */
+  positionals: [number, number];
+  /** The exit code; undefined leaves the process running (serve). */
+  run(ctx: Context): Promise<number | undefined>;
+}
+
+/** Options of every command that talks to the API. */
+export const API_OPTIONS = {
+  url: { type: 'string' },
+  key: { type: 'string' },
+} satisfies Options;
+
+export const API_HELP = `  --url URL         service base URL (env PH_URL; default http://127.0.0.1:8787)
+  --key KEY         API key (env PH_API_KEY; else the file <PH_DATA_DIR or ./data>/api-key)`;
+
+export function parseCommand(cmd: Command, args: string[]): Context {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: { ...cmd.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+  } catch (err) {
+    // node:util's messages run on with advice about "--"; the first sentence is the useful part.
+    throw new UsageError((err as Error).message.split('. ')[0]!);
+  }
+  const positionals = parsed.positionals;
+  const values = parsed.values as Values;
+  if (!values.help) {
+    const [min, max] = cmd.positionals;
+    if (positionals.length < min) throw new UsageError(`missing argument${min - positionals.length > 1 ? 's' : ''}`);
+    if (positionals.length > max) throw new UsageError(`unexpected argument '${positionals[max]}'`);
+  }
+  let api: Api | undefined;
+  return {
+    values,
+    positionals,
+    api: () => (api ??= createApi(baseUrl(values.url as string | undefined), apiKey(values.key as string | undefined))),
+  };
+}
+
+function baseUrl(flag: string | undefined): string {
+  return (flag ?? process.env.PH_URL ?? 'http://127.0.0.1:8787').replace(/\/+$/, '');
+}
+
+function apiKey(flag: string | undefined): string {
+  const key = flag ?? process.env.PH_API_KEY;
+  if (key) return key;
+  // The service writes this file on its first start (README: Quick start).
+  const file = join(resolve(process.env.PH_DATA_DIR ?? './data'), 'api-key');
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    throw new CliError(`no API key: pass --key, set PH_API_KEY, or start the service once so it writes ${file}`);
+  }
+}
+
+/** Reads a file argument, '-' meaning stdin. */
+export function readInput(path: string): Buffer {
+  try {
+    return readFileSync(path === '-' ? 0 : path);
+  } catch (err) {
+    throw new CliError(`cannot read ${path === '-' ? 'stdin' : path}: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,175 @@
+import { readFileSync } from 'node:fs';
+import { ApiError, formatProblem, type Problem } from '../api';
+import { API_HELP, API_OPTIONS, CliError, type Command } from '../command';
+import { tokens } from '../table';
+
+/** The service's batch limit is larger (PH_USAGE_BATCH_MAX); 500 keeps each request small. */
+const BATCH = 500;
+
+interface Call {
+  format: string;
+  request: Record<string, unknown>;
+  response?: Record<string, unknown>;
+  usage?: Record<string, unknown>;
+  started_at: number | string;
+  first_byte_at?: number | string;
+  finished_at?: number | string;
+  model?: string;
+}
+
+interface Pending {
+  line: number;
+  record: Record<string, unknown>;
+}
+
+interface BatchResult {
+  status: number;
+  capture?: string;
+  problem?: Problem;
+}
+
+export const importCalls: Command = {
+  name: 'import',
+  summary: 'render and reconcile historical provider calls from JSONL',
+  help: `Usage: prefix-handles import <file.jsonl>
+
+Each line is one historical call:
+  { "format": "anthropic" | "openai-chat" | "openai-responses" | "gemini",
+    "request": { provider request body; may reference handles },
+    "response": { provider response body as received }   (or "usage": its usage object),
+    "started_at": epoch ms | RFC 3339,  "first_byte_at"?: …,  "finished_at"?: …,
+    "model"?: "…" (when the body has none, e.g. Gemini) }
+
+Every line is rendered (POST /v1/render), then reconciled with its timestamps in
+batches of ${BATCH} (POST /v1/usage/batch), oldest call first, so the cache simulation
+sees them in the order they happened. Importing a file twice counts its calls twice.
+
+Shows a progress bar on a terminal, plain lines otherwise, then a summary with the
+reason for every rejected line. Exits 1 if any line was rejected.
+
+Options:
+${API_HELP}`,
+  options: { ...API_OPTIONS },
+  positionals: [1, 1],
+  async run({ positionals, api }) {
+    const file = positionals[0]!;
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new CliError(`cannot read ${file}: ${(err as Error).message}`);
+    }
+    const lines = text.split('\n').map((s, i) => ({ n: i + 1, s: s.trim() })).filter((l) => l.s !== '');
+    const rejected: Array<{ line: number; reason: string }> = [];
+    const captures: Record<string, number> = {};
+    let accepted = 0;
+    let done = 0;
+    const progress = progressBar(lines.length);
+
+    const calls: Array<{ line: number; call: Call; at: number }> = [];
+    for (const l of lines) {
+      const parsed = parseCall(l.s);
+      if (typeof parsed === 'string') {
+        rejected.push({ line: l.n, reason: parsed });
+        done++;
+      } else calls.push({ line: l.n, call: parsed, at: typeof parsed.started_at === 'number' ? parsed.started_at : Date.parse(parsed.started_at) });
+    }
+    // Stable sort: calls that started together keep their file order.
+    calls.sort((a, b) => a.at - b.at);
+
+    let pending: Pending[] = [];
+    const flush = async () => {
+      if (!pending.length) return;
+      const res = await api().json<{ results: BatchResult[] }>('POST', '/v1/usage/batch', { records: pending.map((p) => p.record) });
+      res.results.forEach((r, i) => {
+        if (r.status < 300) {
+          accepted++;
+          captures[r.capture ?? 'reported'] = (captures[r.capture ?? 'reported'] ?? 0) + 1;
+        } else rejected.push({ line: pending[i]!.line, reason: r.problem ? formatProblem(relative(r.problem)) : `HTTP ${r.status}` });
+      });
+      pending = [];
+      progress.batch(done, accepted, rejected.length);
+    };
+
+    for (const { line, call } of calls) {
+      try {
+        const rendered = await api().json<{ request_id: string }>('POST', '/v1/render', { format: call.format, request: call.request, ...(call.model ? { model: call.model } : {}) });
+        pending.push({ line, record: { request_id: rendered.request_id, ...pick(call, RECORD_FIELDS) } });
+      } catch (err) {
+        // A bad line is reported; an unreachable service or a bad key would fail every line, so stop.
+        if (!(err instanceof ApiError) || err.status === 0 || err.status === 401) throw err;
+        rejected.push({ line, reason: err.message });
+      }
+      done++;
+      progress.tick(done, rejected.length);
+      if (pending.length >= BATCH) await flush();
+    }
+    await flush();
+    progress.end(done, rejected.length);
+
+    rejected.sort((a, b) => a.line - b.line);
+    const out = [`${file}: ${lines.length} line${lines.length === 1 ? '' : 's'}, ${accepted} accepted, ${rejected.length} rejected`];
+    if (captures.unknown) out.push(`${captures.unknown} accepted without cache fields in the usage: capture unknown`);
+    for (const r of rejected) out.push(`  line ${r.line}: ${r.reason}`);
+    process.stdout.write(`${out.join('\n')}\n`);
+    return rejected.length ? 1 : 0;
+  },
+};
+
+/** A line as a call, or the reason it is not one. */
+function parseCall(s: string): Call | string {
+  let v: unknown;
+  try {
+    v = JSON.parse(s);
+  } catch (err) {
+    return `not valid JSON: ${(err as Error).message}`;
+  }
+  const c = v as Call;
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return 'not a JSON object';
+  const missing = ['format', 'request', 'started_at'].filter((k) => (v as Record<string, unknown>)[k] === undefined);
+  if (c.response === undefined && c.usage === undefined) missing.push('response');
+  if (missing.length) return `missing ${missing.map((k) => `"${k}"`).join(', ')}`;
+  if (typeof c.started_at === 'string' ? Number.isNaN(Date.parse(c.started_at)) : typeof c.started_at !== 'number') return '"started_at" is not epoch ms or RFC 3339';
+  return c;
+}
+
+/** The fields of a line that make its usage record; anything else on the line is ignored. */
+const RECORD_FIELDS = ['response', 'usage', 'model', 'started_at', 'first_byte_at', 'finished_at'] as const;
+
+function pick(call: Call, keys: readonly (keyof Call)[]): Partial<Call> {
+  return Object.fromEntries(keys.filter((k) => call[k] !== undefined).map((k) => [k, call[k]]));
+}
+
+/** Batch pointers start with /records/<i>; the rest names a field of the line itself. */
+function relative(p: Problem): Problem {
+  return { ...p, errors: p.errors?.map((e) => ({ ...e, pointer: e.pointer.replace(/^\/records\/\d+/, '') || '/' })) };
+}
+
+/** A bar redrawn in place on a terminal; one plain line per batch otherwise (logs, CI). */
+function progressBar(total: number) {
+  const tty = Boolean(process.stderr.isTTY);
+  let drawn = 0;
+  const draw = (done: number, rejected: number) => {
+    const width = 30;
+    const filled = total ? Math.round((width * done) / total) : width;
+    process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${tokens(done)}/${tokens(total)} lines, ${tokens(rejected)} rejected`);
+  };
+  return {
+    tick(done: number, rejected: number) {
+      // Redraw at most ten times a second: a terminal write per line would dominate a fast import.
+      if (!tty || (Date.now() - drawn < 100 && done < total)) return;
+      drawn = Date.now();
+      draw(done, rejected);
+    },
+    batch(done: number, accepted: number, rejected: number) {
+      if (tty) draw(done, rejected);
+      else process.stderr.write(`import: ${done}/${total} lines rendered, ${accepted} accepted, ${rejected} rejected\n`);
+    },
+    end(done: number, rejected: number) {
+      if (tty) {
+        draw(done, rejected);
+        process.stderr.write('\n');
+      }
+    },
+  };
+}

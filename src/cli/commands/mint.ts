@@ -1,0 +1,66 @@
+import { seg } from '../api';
+import { API_HELP, API_OPTIONS, CliError, readInput, UsageError, type Command } from '../command';
+import { volatilityNote, type VolatilityMeta } from '../table';
+
+const TEXT_KINDS = ['system', 'document'];
+const JSON_KINDS = ['tools', 'messages'];
+
+interface MintResult {
+  ref: string;
+  digest: string;
+  created: boolean;
+  meta?: { volatility?: VolatilityMeta };
+}
+
+export const mint: Command = {
+  name: 'mint',
+  summary: 'mint an artifact (or its next version) from a file',
+  help: `Usage: prefix-handles mint <kind> <file|-> [--name NAME] [--version-of ID]
+
+Mints an artifact from a file ('-' reads stdin) and prints "<ref>\\t<sha256>".
+  system, document   the file's bytes are the text, as-is (invalid UTF-8 is refused)
+  tools, messages    the file is JSON: an array of tool definitions or of messages
+
+Options:
+  --name NAME       a label for people (new artifacts only)
+  --version-of ID   make the next version of artifact ID (or of a ref's artifact) instead;
+                    content equal to the latest version returns that version, noted on stderr
+${API_HELP}`,
+  options: { ...API_OPTIONS, name: { type: 'string' }, 'version-of': { type: 'string' } },
+  positionals: [2, 2],
+  async run({ values, positionals, api }) {
+    const [kind, file] = positionals as [string, string];
+    if (![...TEXT_KINDS, ...JSON_KINDS].includes(kind)) throw new UsageError(`unknown kind '${kind}' (system, document, tools, messages)`);
+    // The id of the artifact; a ref's "@version" is dropped, since the next version follows the latest.
+    const of = (values['version-of'] as string | undefined)?.replace(/@\d+$/, '');
+    if (of && values.name !== undefined) throw new UsageError('--name applies to new artifacts, not to --version-of');
+    const content = TEXT_KINDS.includes(kind) ? text(readInput(file), file) : json(readInput(file), file);
+
+    const r = of
+      ? await api().json<MintResult>('POST', `/v1/artifacts/${seg(of)}/versions`, { content })
+      : await api().json<MintResult>('POST', '/v1/artifacts', { kind, content, ...(values.name !== undefined ? { name: values.name } : {}) });
+    process.stdout.write(`${r.ref}\t${r.digest}\n`);
+    if (!r.created) process.stderr.write(`unchanged: the content equals the latest version, ${r.ref}\n`);
+    const note = volatilityNote(r.meta?.volatility);
+    if (note) process.stderr.write(`warning: ${note}: this content changes between renders and breaks the cached prefix there\n`);
+    return 0;
+  },
+};
+
+function text(bytes: Buffer, file: string): string {
+  // fatal: refuse invalid UTF-8 rather than repair it; ignoreBOM: keep a BOM, since it is part of the bytes.
+  try {
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    throw new CliError(`${file}: not valid UTF-8`);
+  }
+}
+
+function json(bytes: Buffer, file: string): unknown {
+  try {
+    return JSON.parse(text(bytes, file));
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    throw new CliError(`${file}: not valid JSON: ${(err as Error).message}`);
+  }
+}

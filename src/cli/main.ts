@@ -1,0 +1,61 @@
+import { parseArgs } from 'node:util';
+import { ApiError } from './api';
+import { API_HELP, API_OPTIONS, CliError, parseCommand, UsageError, type Command } from './command';
+import { expand } from './commands/expand';
+import { importCalls } from './commands/import';
+import { mint } from './commands/mint';
+import { report } from './commands/report';
+import { serve } from './commands/serve';
+import { verify } from './commands/verify';
+
+const COMMANDS: Command[] = [serve, mint, expand, report, importCalls, verify];
+
+const HELP = `Usage: prefix-handles <command> [options]
+
+Commands:
+${COMMANDS.map((c) => `  ${c.name.padEnd(8)}${c.summary}`).join('\n')}
+
+Run 'prefix-handles <command> --help' for a command's arguments and options.
+
+Every command but serve talks to the REST API:
+${API_HELP}
+
+Exit codes: 0 success, 1 failure (API error, failed check, rejected import line), 2 usage error.`;
+
+/** Runs one command line; returns the exit code, or undefined when the command keeps running (serve). */
+async function main(argv: string[]): Promise<number | undefined> {
+  let cmd: Command | undefined;
+  try {
+    // Find the command word: global options may stand before it.
+    const { tokens } = parseArgs({ args: argv, options: { ...API_OPTIONS, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: false, tokens: true });
+    const word = tokens.find((t) => t.kind === 'positional');
+    if (!word || word.kind !== 'positional') {
+      if (tokens.some((t) => t.kind === 'option' && t.name === 'help')) {
+        process.stdout.write(`${HELP}\n`);
+        return 0;
+      }
+      throw new UsageError(argv.length ? 'no command given' : 'a command is required');
+    }
+    cmd = COMMANDS.find((c) => c.name === word.value);
+    if (!cmd) throw new UsageError(`unknown command '${word.value}'`);
+    const ctx = parseCommand(cmd, argv.filter((_, i) => i !== word.index));
+    if (ctx.values.help) {
+      process.stdout.write(`${cmd.help}\n`);
+      return 0;
+    }
+    return await cmd.run(ctx);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`prefix-handles: ${err.message}\nRun 'prefix-handles ${cmd ? `${cmd.name} ` : ''}--help'.\n`);
+      return 2;
+    }
+    if (err instanceof ApiError || err instanceof CliError) {
+      process.stderr.write(`${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+// process.exitCode rather than process.exit(): stdout piped to a file or another program is flushed first.
+process.exitCode = (await main(process.argv.slice(2))) ?? process.exitCode;

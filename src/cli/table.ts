@@ -1,0 +1,45 @@
+// Plain-text tables and the number formats they use.
+
+export type Align = 'left' | 'right';
+
+/** Columns padded to their widest cell; numbers (align 'right') line up on the right. */
+export function table(header: string[], rows: string[][], align: Align[] = []): string {
+  const all = [header, ...rows];
+  const widths = header.map((_, c) => Math.max(...all.map((r) => (r[c] ?? '').length)));
+  const line = (r: string[]) =>
+    r
+      .map((cell, c) => (align[c] === 'right' ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+export const tokens = (n: number | undefined) => (n ?? 0).toLocaleString('en-US');
+
+export const percent = (ratio: number | null | undefined) => (ratio === null || ratio === undefined ? 'n/a' : `${(ratio * 100).toFixed(1)}%`);
+
+/** US dollars; amounts under a cent keep six decimals, since per-request input costs are tiny. */
+export function usd(n: number | undefined): string {
+  const x = n ?? 0;
+  const digits = x !== 0 && Math.abs(x) < 0.01 ? 6 : 4;
+  return `${x < 0 ? '-' : ''}$${Math.abs(x).toFixed(digits)}`;
+}
+
+/** `version.meta.volatility` of a handle version: findings for artifacts, counts per source for bundles and sessions. */
+export interface VolatilityMeta {
+  count: number;
+  findings?: Array<{ kind: string; offset: number; text: string }>;
+  by_source?: Record<string, number>;
+}
+
+/** One line naming the first few volatile values, or null when there are none. */
+export function volatilityNote(v: VolatilityMeta | undefined): string | null {
+  if (!v || v.count === 0) return null;
+  const head = `${v.count} volatile value${v.count === 1 ? '' : 's'}`;
+  const shown = v.findings
+    ? v.findings.slice(0, 3).map((f) => `${f.kind} ${JSON.stringify(f.text)} at byte ${f.offset}`)
+    : Object.entries(v.by_source ?? {}).slice(0, 3).map(([source, n]) => `${n} in ${source}`);
+  const listed = v.findings ? Math.min(v.findings.length, 3) : Math.min(Object.keys(v.by_source ?? {}).length, 3);
+  const more = (v.findings ? v.count : Object.keys(v.by_source ?? {}).length) > listed ? ', …' : '';
+  return shown.length ? `${head}: ${shown.join(', ')}${more}` : head;
+}

@@ -1,0 +1,211 @@
+// SVG charts drawn on the server. Every mark carries a <title> and a text
+// label, so nothing is told by colour alone; every number carries its unit.
+
+import { html } from 'hono/html';
+import type { HtmlEscapedString } from 'hono/utils/html';
+import { pct, ratio, tok, tokens, usd } from './format';
+
+type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
+
+/** Waterfall classes: how each is named, coloured and explained. */
+export const CLASS_INFO: Record<string, { label: string; color: string; help: string }> = {
+  referenced: { label: 'referenced', color: '#475569', help: 'tokens expanded from handles' },
+  cold: { label: 'cold', color: '#94a3b8', help: 'first use in this cache scope: an unavoidable write' },
+  opportunity: { label: 'opportunity', color: '#334155', help: 'the same content was referenced before in the same cache scope' },
+  drift: { label: 'drift', color: '#dc2626', help: 'the handle repeated but bytes before it changed' },
+  expired: { label: 'expired', color: '#ea580c', help: 'last read or written longer ago than the cache TTL' },
+  concurrent: { label: 'concurrent', color: '#ca8a04', help: 'a parallel request paid the same write again' },
+  below_minimum: { label: 'below minimum', color: '#a16207', help: "the prefix is shorter than the model's minimum cacheable length" },
+  no_breakpoint: { label: 'no breakpoint', color: '#9333ea', help: 'no cache breakpoint covered it' },
+  lookback: { label: 'lookback', color: '#6d28d9', help: "the nearest breakpoint was beyond the provider's lookback" },
+  unconfirmed: { label: 'unconfirmed', color: '#db2777', help: 'predicted, but the provider did not report it as read' },
+  unknown: { label: 'unknown', color: '#9ca3af', help: 'the provider reported no cache fields: not counted as a miss' },
+  captured: { label: 'captured', color: '#16a34a', help: 'the provider confirmed it as a cache read' },
+  bonus: { label: 'bonus', color: '#65a30d', help: 'read beyond our prediction (a cache warmed by traffic we did not see)' },
+  pending: { label: 'not reconciled', color: '#cbd5e1', help: 'no usage report yet' },
+};
+
+/** Leaks between opportunity and captured, in gate order. */
+export const LEAK_ROWS = ['drift', 'expired', 'concurrent', 'below_minimum', 'no_breakpoint', 'lookback', 'unconfirmed', 'unknown'] as const;
+
+/** Class order inside a request segment bar: what was read first, then why the rest was not. */
+const SEGMENT_ORDER = ['captured', 'bonus', 'unconfirmed', 'unknown', 'cold', 'drift', 'expired', 'concurrent', 'below_minimum', 'no_breakpoint', 'lookback'];
+
+// Shared pattern so "unknown" reads as hatched, not as just another grey.
+// Defined once per page (layout.ts), so chart fragments can be swapped in live.
+export const SVG_DEFS = html`<svg width="0" height="0" style="position:absolute" aria-hidden="true"><defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#e5e7eb"/><line x1="0" y1="0" x2="0" y2="6" stroke="#9ca3af" stroke-width="3"/></pattern></defs></svg>`;
+
+const fill = (cls: string) => (cls === 'unknown' ? 'url(#hatch)' : (CLASS_INFO[cls]?.color ?? '#999'));
+const px = (n: number) => Math.round(n * 10) / 10;
+
+interface WaterfallRow {
+  cls: string;
+  kind: 'total' | 'loss' | 'gain';
+  start: number;
+  end: number;
+  value: number;
+  base: 'referenced' | 'opportunity';
+}
+
+/**
+ * referenced → −cold → opportunity → −each leak → captured (+bonus).
+ * Percentages are of referenced for the first three rows, of opportunity after.
+ */
+export function waterfallRows(t: Record<string, number>): WaterfallRow[] {
+  const v = (k: string) => t[k] ?? 0;
+  const ref = v('referenced');
+  const opp = v('opportunity');
+  const rows: WaterfallRow[] = [
+    { cls: 'referenced', kind: 'total', start: 0, end: ref, value: ref, base: 'referenced' },
+    { cls: 'cold', kind: 'loss', start: ref - v('cold'), end: ref, value: v('cold'), base: 'referenced' },
+    { cls: 'opportunity', kind: 'total', start: 0, end: opp, value: opp, base: 'referenced' },
+  ];
+  let cursor = opp;
+  for (const cls of LEAK_ROWS) {
+    rows.push({ cls, kind: 'loss', start: cursor - v(cls), end: cursor, value: v(cls), base: 'opportunity' });
+    cursor -= v(cls);
+  }
+  const captured = v('captured');
+  rows.push({ cls: 'captured', kind: 'total', start: 0, end: captured, value: captured, base: 'opportunity' });
+  rows.push({ cls: 'bonus', kind: 'gain', start: captured, end: captured + v('bonus'), value: v('bonus'), base: 'opportunity' });
+  return rows;
+}
+
+export function waterfallChart(t: Record<string, number>, title: string): Html {
+  const rows = waterfallRows(t);
+  const W = 820;
+  const labelW = 120;
+  const valueW = 230;
+  const barW = W - labelW - valueW - 12;
+  const rowH = 26;
+  const H = rows.length * rowH + 30;
+  const max = Math.max(1, ...rows.map((r) => r.end));
+  const x = (n: number) => labelW + (Math.max(0, n) / max) * barW;
+  const ref = t.referenced ?? 0;
+  const opp = t.opportunity ?? 0;
+  const desc = `${tok(ref)} referenced, ${tok(opp)} opportunity, ${tok(t.captured ?? 0)} captured (${pct(ratio(t.captured ?? 0, opp))} of opportunity).`;
+  return html`<svg class="chart" viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-labelledby="wf-t wf-d" data-chart="waterfall">
+<title id="wf-t">${title}</title><desc id="wf-d">${desc}</desc>
+${rows.map((r, i) => {
+    const y = 6 + i * rowH;
+    const share = ratio(r.value, r.base === 'referenced' ? ref : opp);
+    const sign = r.kind === 'loss' && r.value > 0 ? '−' : r.kind === 'gain' && r.value > 0 ? '+' : '';
+    const x0 = x(r.start);
+    const w = r.value > 0 ? Math.max(1.5, x(r.end) - x0) : 0;
+    const info = CLASS_INFO[r.cls]!;
+    const baseName = r.base === 'referenced' ? 'ref.' : 'opp.';
+    const next = rows[i + 1];
+    // Dashed connector from where this row ends to where the next one starts: the "waterfall".
+    const joinX = r.kind === 'total' ? x(r.end) : x(r.start);
+    const connector = next && next.kind !== 'total' && r.cls !== 'captured' ? html`<line x1="${px(joinX)}" y1="${y + 19}" x2="${px(joinX)}" y2="${y + rowH + 3}" class="connector"/>` : '';
+    return html`<g data-class="${r.cls}" data-tokens="${r.value}" class="${r.value === 0 ? 'zero' : ''}">
+<title>${info.label}: ${tokens(r.value)} tokens (${pct(share)} of ${r.base}) — ${info.help}</title>
+<text x="${labelW - 8}" y="${y + 15}" text-anchor="end" class="${r.kind === 'total' ? 'lbl total' : 'lbl'}">${r.kind === 'loss' ? '− ' : r.kind === 'gain' ? '+ ' : ''}${info.label}</text>
+<rect x="${px(x0)}" y="${y + 3}" width="${px(w)}" height="16" rx="2" fill="${fill(r.cls)}"/>
+${connector}
+<text x="${W - valueW}" y="${y + 15}" class="val">${sign}${tok(r.value)}</text>
+<text x="${W - 8}" y="${y + 15}" text-anchor="end" class="pct">${pct(share)} of ${baseName}</text>
+</g>`;
+  })}
+<line x1="${labelW}" y1="${H - 22}" x2="${labelW + barW}" y2="${H - 22}" class="axis"/>
+<text x="${labelW}" y="${H - 8}" class="tick">0</text><text x="${labelW + barW}" y="${H - 8}" text-anchor="end" class="tick">${tok(max)}</text>
+</svg>`;
+}
+
+export interface DayPoint {
+  day: string;
+  opportunity: number;
+  captured: number;
+  unknown: number;
+  rate: number | null;
+  money: number;
+}
+
+/** Capture rate per UTC day as bars (captured ÷ opportunity), with unknown stacked apart, hatched. */
+export function captureTrendChart(days: DayPoint[], title: string): Html {
+  const W = 820;
+  const H = 220;
+  const left = 48;
+  const right = 12;
+  const top = 18;
+  const bottom = 36;
+  const plotW = W - left - right;
+  const plotH = H - top - bottom;
+  const n = Math.max(1, days.length);
+  const slot = plotW / n;
+  const barW = Math.max(2, Math.min(36, slot * 0.7));
+  const y = (f: number) => top + plotH * (1 - Math.min(1, Math.max(0, f)));
+  const every = Math.ceil(n / 12);
+  const withData = days.filter((d) => d.opportunity > 0);
+  const desc = withData.length
+    ? `Capture rate on ${withData.length} of ${days.length} days; latest ${withData.at(-1)!.day}: ${pct(withData.at(-1)!.rate)}.`
+    : `No opportunity in these ${days.length} days.`;
+  return html`<svg class="chart" viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-labelledby="ct-t ct-d" data-chart="capture-trend">
+<title id="ct-t">${title}</title><desc id="ct-d">${desc}</desc>
+${[0, 0.5, 1].map((f) => html`<line x1="${left}" y1="${px(y(f))}" x2="${W - right}" y2="${px(y(f))}" class="grid"/><text x="${left - 6}" y="${px(y(f)) + 4}" text-anchor="end" class="tick">${f * 100}%</text>`)}
+${days.map((d, i) => {
+    const cx = left + slot * i + slot / 2;
+    const label = i % every === 0 || i === days.length - 1 ? html`<text x="${px(cx)}" y="${H - bottom + 16}" text-anchor="middle" class="tick">${d.day.slice(5)}</text>` : '';
+    if (d.opportunity === 0)
+      return html`<g data-day="${d.day}" data-rate=""><title>${d.day}: no opportunity (no repeated handle content)</title><rect x="${px(cx - barW / 2)}" y="${y(0) - 2}" width="${px(barW)}" height="2" fill="#cbd5e1"/>${label}</g>`;
+    const capH = (plotH * d.captured) / d.opportunity;
+    const unkH = (plotH * d.unknown) / d.opportunity;
+    const tipText = `${d.day}: ${pct(d.rate)} captured — ${tok(d.captured)} of ${tok(d.opportunity)} opportunity${d.unknown ? `, ${tok(d.unknown)} unknown` : ''}; ${usd(d.money)} leaked`;
+    return html`<g data-day="${d.day}" data-rate="${d.rate ?? ''}"><title>${tipText}</title>
+<rect x="${px(cx - barW / 2)}" y="${px(y(0) - capH)}" width="${px(barW)}" height="${px(capH)}" fill="${CLASS_INFO.captured!.color}"/>
+${unkH > 0 ? html`<rect x="${px(cx - barW / 2)}" y="${px(y(0) - capH - unkH)}" width="${px(barW)}" height="${px(unkH)}" fill="url(#hatch)"/>` : ''}
+${n <= 31 ? html`<text x="${px(cx)}" y="${px(y(0) - capH - unkH - 4)}" text-anchor="middle" class="barlbl">${pct(d.rate, 0)}</text>` : ''}${label}</g>`;
+  })}
+<line x1="${left}" y1="${y(0)}" x2="${W - right}" y2="${y(0)}" class="axis"/>
+</svg>`;
+}
+
+export interface BarSegment {
+  index: number;
+  source: string;
+  section: string;
+  start: number;
+  end: number;
+  classes: Record<string, number> | null;
+}
+
+/** The prompt as one bar, tokens left to right; each segment stacked by outcome class. */
+export function segmentBar(segments: BarSegment[], breakpoints: { at: number; label: string }[], title: string): Html {
+  const W = 820;
+  const left = 8;
+  const barW = W - 2 * left;
+  const top = 16;
+  const barH = 40;
+  const H = top + barH + 42;
+  const total = Math.max(1, ...segments.map((s) => s.end));
+  const x = (n: number) => left + (n / total) * barW;
+  return html`<svg class="chart" viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-labelledby="sb-t sb-d" data-chart="segments">
+<title id="sb-t">${title}</title><desc id="sb-d">${segments.length} segments, ${tok(total)} in all. Numbers under the bar match the segment table.</desc>
+${segments.map((s) => {
+    const len = s.end - s.start;
+    let at = s.start;
+    const parts = s.classes
+      ? SEGMENT_ORDER.filter((c) => (s.classes![c] ?? 0) > 0).map((c) => {
+          const n = s.classes![c]!;
+          const part = { cls: c, start: at, n };
+          at += n;
+          return part;
+        })
+      : [{ cls: 'pending', start: s.start, n: len }];
+    const x0 = x(s.start);
+    const x1 = x(s.end);
+    return html`<g data-segment="${s.index}" data-source="${s.source}">
+${parts.map((p) => html`<rect x="${px(x(p.start))}" y="${top}" width="${px(Math.max(0.5, x(p.start + p.n) - x(p.start)))}" height="${barH}" fill="${fill(p.cls)}" data-class="${p.cls}" data-tokens="${p.n}"><title>#${s.index + 1} ${s.source} (${s.section}): ${tokens(p.n)} of ${tokens(len)} tokens ${CLASS_INFO[p.cls]!.label} — ${CLASS_INFO[p.cls]!.help}</title></rect>`)}
+<line x1="${px(x0)}" y1="${top - 4}" x2="${px(x0)}" y2="${top + barH + 4}" class="sep"/>
+${x1 - x0 >= 16 ? html`<text x="${px((x0 + x1) / 2)}" y="${top + barH + 16}" text-anchor="middle" class="tick">${s.index + 1}</text>` : ''}
+</g>`;
+  })}
+${breakpoints.map((b) => html`<g class="bp"><title>${b.label}</title><path d="M ${px(x(b.at) - 5)} ${top - 12} L ${px(x(b.at) + 5)} ${top - 12} L ${px(x(b.at))} ${top - 2} Z" fill="#0f172a"/></g>`)}
+<text x="${left}" y="${H - 6}" class="tick">token 0</text><text x="${W - left}" y="${H - 6}" text-anchor="end" class="tick">${tok(total)}</text>
+</svg>`;
+}
+
+/** Colour key with names and meanings (the charts also label every bar in text). */
+export function legend(classes: readonly string[]): Html {
+  return html`<ul class="legend">${classes.map((c) => html`<li><svg width="14" height="14" aria-hidden="true"><rect width="14" height="14" rx="2" fill="${fill(c)}"/></svg> <b>${CLASS_INFO[c]!.label}</b> <span>${CLASS_INFO[c]!.help}</span></li>`)}</ul>`;
+}

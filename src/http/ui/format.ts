@@ -1,0 +1,62 @@
+// Number, money, time and period formatting shared by every dashboard page.
+
+import type { ReportRange } from '../../domain/reconcile/reports';
+
+export const DAY_MS = 86_400_000;
+
+export const PERIODS = {
+  '24h': { label: 'Last 24 hours', ms: DAY_MS },
+  '7d': { label: 'Last 7 days', ms: 7 * DAY_MS },
+  '30d': { label: 'Last 30 days', ms: 30 * DAY_MS },
+  all: { label: 'All time', ms: null },
+} as const;
+
+export type Period = keyof typeof PERIODS;
+export const DEFAULT_PERIOD: Period = '7d';
+
+export function parsePeriod(value: string | undefined): Period {
+  return value !== undefined && Object.hasOwn(PERIODS, value) ? (value as Period) : DEFAULT_PERIOD;
+}
+
+/** The report range for a period: the same `from` a client would pass to /v1/reports. */
+export function rangeOf(period: Period, now: number): ReportRange {
+  const ms = PERIODS[period].ms;
+  return ms === null ? {} : { from: now - ms };
+}
+
+const int = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+
+export const tokens = (n: number) => int.format(n);
+
+/** "12,345 tok" — token counts always carry their unit. */
+export const tok = (n: number) => `${int.format(n)} tok`;
+
+/** USD with two decimals from $1 up, and three significant digits below (prompt costs are often fractions of a cent). */
+export function usd(x: number): string {
+  if (x === 0) return '$0.00';
+  const abs = Math.abs(x);
+  const digits = abs >= 1 ? 2 : Math.min(8, Math.max(2, 2 - Math.floor(Math.log10(abs))));
+  const s = abs.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  return `${x < 0 ? '−' : ''}$${s}`;
+}
+
+/** A fraction as a percentage; null (no opportunity) is "—", never 0%. */
+export function pct(x: number | null, digits = 1): string {
+  return x === null || !Number.isFinite(x) ? '—' : `${(x * 100).toFixed(digits)}%`;
+}
+
+export const ratio = (a: number, b: number): number | null => (b > 0 ? a / b : null);
+
+/** "2026-01-01 12:00 UTC" */
+export function when(value: number | string): string {
+  const d = new Date(value);
+  return Number.isNaN(d.getTime()) ? String(value) : `${d.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+}
+
+export const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+
+export function bytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}

@@ -1,0 +1,131 @@
+// The page shell: inline CSS, the one inline script, and headers that keep
+// untrusted content inert even if an escape were ever missed.
+
+import { createHash } from 'node:crypto';
+import type { Context } from 'hono';
+import { html, raw } from 'hono/html';
+import type { HtmlEscapedString } from 'hono/utils/html';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { SVG_DEFS } from './charts';
+import { LIVE_SCRIPT } from './live-script';
+
+type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
+
+const CSS = `
+:root { color-scheme: light; --ink:#0f172a; --muted:#64748b; --line:#e2e8f0; --bg:#f8fafc; --card:#fff; --accent:#1d4ed8; --good:#15803d; --bad:#b91c1c; }
+* { box-sizing: border-box; }
+body { margin:0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; color:var(--ink); background:var(--bg); }
+header.top { display:flex; align-items:center; gap:16px; padding:10px 24px; background:#0f172a; color:#e2e8f0; }
+header.top a { color:#e2e8f0; text-decoration:none; }
+header.top .brand { font-weight:700; letter-spacing:.02em; }
+header.top .who { margin-left:auto; color:#94a3b8; font-size:12px; }
+header.top form { margin:0; }
+header.top button { background:transparent; color:#e2e8f0; border:1px solid #475569; border-radius:4px; padding:3px 10px; cursor:pointer; }
+main { max-width:1120px; margin:0 auto; padding:20px 24px 48px; }
+h1 { font-size:22px; margin:4px 0 4px; }
+h1 code { font-size:15px; color:var(--muted); font-weight:400; }
+h2 { font-size:16px; margin:28px 0 8px; }
+.sub { color:var(--muted); margin:0 0 12px; }
+a { color:var(--accent); }
+code, pre, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size:12.5px; }
+.card { background:var(--card); border:1px solid var(--line); border-radius:8px; padding:14px 16px; margin:12px 0; }
+.periods { display:inline-flex; border:1px solid var(--line); border-radius:6px; overflow:hidden; background:#fff; }
+.periods a { padding:5px 12px; text-decoration:none; color:var(--ink); border-right:1px solid var(--line); }
+.periods a:last-child { border-right:0; }
+.periods a[aria-current="page"] { background:var(--ink); color:#fff; }
+.toolbar { display:flex; align-items:center; gap:16px; flex-wrap:wrap; margin:8px 0 4px; }
+.live { font-size:12px; color:var(--muted); }
+.live .dot { display:inline-block; width:8px; height:8px; border-radius:50%; background:#cbd5e1; margin-right:4px; vertical-align:middle; }
+[data-live-state="open"] .live .dot, .live.open .dot { background:#16a34a; }
+.metrics { display:grid; grid-template-columns: repeat(auto-fit, minmax(150px, 1fr)); gap:10px; margin:12px 0; }
+.metric { background:var(--card); border:1px solid var(--line); border-radius:8px; padding:10px 12px; }
+.metric dt { font-size:12px; color:var(--muted); }
+.metric dd { margin:2px 0 0; font-size:20px; font-weight:650; font-variant-numeric: tabular-nums; }
+.metric dd small { font-size:12px; color:var(--muted); font-weight:400; }
+.metric.good dd { color:var(--good); } .metric.bad dd { color:var(--bad); }
+table { border-collapse:collapse; width:100%; background:var(--card); }
+th, td { text-align:left; padding:6px 8px; border-bottom:1px solid var(--line); vertical-align:top; }
+th { font-size:12px; color:var(--muted); font-weight:600; background:#f1f5f9; }
+td.num, th.num { text-align:right; font-variant-numeric: tabular-nums; white-space:nowrap; }
+.rate { display:inline-block; width:60px; height:8px; background:#e2e8f0; border-radius:4px; margin-right:6px; vertical-align:middle; overflow:hidden; }
+.rate i { display:block; height:100%; background:#16a34a; }
+svg.chart { display:block; max-width:100%; height:auto; }
+svg.chart text { font-size:12px; fill:#1e293b; }
+svg.chart .lbl.total { font-weight:700; }
+svg.chart .pct, svg.chart .tick { fill:#64748b; font-size:11px; }
+svg.chart .val { font-variant-numeric: tabular-nums; font-weight:600; }
+svg.chart .barlbl { font-size:10px; fill:#334155; }
+svg.chart .zero text { fill:#94a3b8; }
+svg.chart .connector { stroke:#94a3b8; stroke-dasharray:2 2; }
+svg.chart .axis { stroke:#94a3b8; } svg.chart .grid { stroke:#e2e8f0; } svg.chart .sep { stroke:#fff; stroke-width:2; }
+.legend { list-style:none; padding:0; margin:8px 0 0; display:grid; grid-template-columns: repeat(auto-fit, minmax(320px, 1fr)); gap:2px 16px; font-size:12px; }
+.legend li span { color:var(--muted); }
+.legend svg { vertical-align:-2px; }
+pre.content { white-space:pre-wrap; word-break:break-word; max-height:420px; overflow:auto; background:#fff; border:1px solid var(--line); border-radius:6px; padding:10px; margin:6px 0; }
+mark { background:#fde68a; color:inherit; border-radius:2px; padding:0 1px; outline:1px solid #f59e0b; }
+mark.diff { background:#fecaca; outline-color:#ef4444; }
+.pair { display:grid; grid-template-columns:1fr 1fr; gap:10px; }
+.pair pre { white-space:pre-wrap; word-break:break-all; background:#fff; border:1px solid var(--line); border-radius:6px; padding:8px; margin:4px 0 0; }
+.pair .same { color:#64748b; }
+.muted { color:var(--muted); }
+.empty { padding:24px; text-align:center; color:var(--muted); }
+.notice { background:#fff7ed; border:1px solid #fed7aa; border-radius:6px; padding:8px 12px; }
+.error { background:#fef2f2; border:1px solid #fecaca; color:#991b1b; border-radius:6px; padding:8px 12px; }
+form.signin { max-width:420px; margin:80px auto; }
+form.signin label { display:block; font-weight:600; margin-bottom:6px; }
+form.signin input[type=password] { width:100%; padding:8px 10px; font-size:14px; border:1px solid #cbd5e1; border-radius:6px; }
+form.signin button, form.inline button { margin-top:12px; padding:7px 16px; font-size:14px; background:var(--ink); color:#fff; border:0; border-radius:6px; cursor:pointer; }
+form.inline { display:flex; gap:8px; align-items:center; } form.inline input { padding:5px 8px; border:1px solid #cbd5e1; border-radius:6px; width:260px; } form.inline button { margin:0; padding:5px 12px; }
+dl.kv { display:grid; grid-template-columns: max-content 1fr; gap:4px 16px; margin:0; }
+dl.kv dt { color:var(--muted); } dl.kv dd { margin:0; font-variant-numeric: tabular-nums; }
+.cols { display:grid; grid-template-columns: 1fr 1fr; gap:16px; }
+@media (max-width: 800px) { .cols, .pair { grid-template-columns: 1fr; } }
+`;
+
+const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest('base64');
+
+// Only the one known script may run, and nothing may load from elsewhere.
+const CSP = [
+  "default-src 'none'",
+  "style-src 'unsafe-inline'",
+  `script-src 'sha256-${sha256(LIVE_SCRIPT)}'`,
+  "connect-src 'self'",
+  "img-src 'self' data:",
+  "form-action 'self'",
+  "base-uri 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+export function securityHeaders(c: Context) {
+  c.header('Content-Security-Policy', CSP);
+  c.header('X-Content-Type-Options', 'nosniff');
+  c.header('Referrer-Policy', 'no-referrer');
+  c.header('Cache-Control', 'no-store');
+}
+
+export interface PageOptions {
+  title: string;
+  body: Html;
+  /** The signed-in tenant (omitted on the sign-in page). */
+  tenantId?: string;
+  status?: ContentfulStatusCode;
+}
+
+export function page(c: Context, o: PageOptions) {
+  securityHeaders(c);
+  const doc = html`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${o.title} · prefix-handles</title><style>${raw(CSS)}</style></head>
+<body>${SVG_DEFS}
+<header class="top"><a class="brand" href="/ui">prefix-handles</a>${o.tenantId ? html`<a href="/ui">Overview</a><span class="who">tenant <code>${o.tenantId}</code></span><form method="post" action="/ui/sign-out"><button type="submit">Sign out</button></form>` : ''}</header>
+<main>${o.body}</main>
+${o.tenantId ? html`<script>${raw(LIVE_SCRIPT)}</script>` : ''}
+</body></html>`;
+  return c.html(doc, o.status ?? 200);
+}
+
+/** Just the HTML of a fragment, for the live view to swap in. */
+export function fragment(c: Context, body: Html) {
+  securityHeaders(c);
+  return c.html(body);
+}

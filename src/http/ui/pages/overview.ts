@@ -1,0 +1,43 @@
+// The tenant's overview: the waterfall for a period, money, and handles by leaked money.
+
+import { html } from 'hono/html';
+import type { Reports } from '../../../domain/reconcile/reports';
+import { LEAK_ROWS, legend, waterfallChart } from '../charts';
+import { PERIODS, tok, tokens, usd, type Period } from '../format';
+import { liveStatus, periodChooser, rateBar, summary, type Html } from './parts';
+
+export type TenantReport = ReturnType<Reports['tenant']>;
+
+/** Rows shown in the handle ranking; the API has them all. */
+const MAX_ROWS = 200;
+
+export function overviewPage(report: TenantReport, period: Period): Html {
+  return html`<h1>Reuse overview</h1>
+<p class="sub">How much prompt-cache reuse your handles made possible (opportunity), how much the provider confirmed (captured), and where the rest leaked.</p>
+<div class="toolbar">${periodChooser('/ui', period)} ${liveStatus()}</div>
+<section data-live data-fragment="/ui/fragments/overview?period=${period}" data-events="/ui/events">${overviewLive(report, period)}</section>
+<h2>Open a request</h2>
+<form class="inline" method="get" action="/ui/requests"><label for="rid" class="muted">Request id</label><input id="rid" name="id" placeholder="req_…" required><button type="submit">Open</button></form>`;
+}
+
+/** The part the live view re-fetches when a report is reconciled. */
+export function overviewLive(report: TenantReport, period: Period): Html {
+  const rows = report.handles.slice(0, MAX_ROWS);
+  return html`<p class="muted">${PERIODS[period].label} (whole UTC days from ${report.range.from ? report.range.from.slice(0, 10) : 'the start'} to ${report.range.to.slice(0, 10)}).</p>
+${summary(report)}
+<div class="card"><h2 style="margin-top:0">Reuse waterfall</h2>
+${report.tokens.referenced ? '' : html`<p class="empty">No reconciled requests in this period yet. Render a request with a handle and report its usage.</p>`}
+${waterfallChart(report.tokens, `Reuse waterfall, ${PERIODS[period].label.toLowerCase()}`)}
+${legend(['cold', ...LEAK_ROWS, 'captured', 'bonus'])}</div>
+<h2>Handles by leaked money</h2>
+${rows.length
+    ? html`<table data-table="handles"><thead><tr><th>#</th><th>Handle</th><th class="num">Requests</th><th class="num">Referenced</th><th class="num">Opportunity</th><th class="num">Captured</th><th>Capture rate</th><th class="num">Leaked</th><th class="num">Realised</th></tr></thead><tbody>
+${rows.map(
+        (h, i) => html`<tr data-handle="${h.id}"><td class="num">${i + 1}</td>
+<td><a href="/ui/handles/${h.id}?period=${period}">${h.name ?? h.id}</a><br><small class="muted"><span class="mono">${h.id}</span> · ${h.kind ?? h.type ?? 'deleted'}</small></td>
+<td class="num">${tokens(h.requests)}</td><td class="num">${tok(h.tokens.referenced ?? 0)}</td><td class="num">${tok(h.tokens.opportunity ?? 0)}</td><td class="num">${tok(h.tokens.captured ?? 0)}</td>
+<td>${rateBar(h.capture_rate)}</td>
+<td class="num" data-value="${h.money.leaked_savings}">${usd(h.money.leaked_savings)}</td><td class="num" data-value="${h.money.realised_savings}">${usd(h.money.realised_savings)}</td></tr>`,
+      )}</tbody></table>${report.handles.length > rows.length ? html`<p class="muted">Showing the ${rows.length} handles that leaked most of ${report.handles.length}.</p>` : ''}`
+    : html`<p class="empty">No handle was used in a reconciled request in this period.</p>`}`;
+}

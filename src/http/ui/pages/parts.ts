@@ -1,0 +1,57 @@
+// Pieces several pages share: the period chooser, the live status line,
+// metric cards, and the money/token summary of a report.
+
+import { html } from 'hono/html';
+import type { HtmlEscapedString } from 'hono/utils/html';
+import type { Totals } from '../../../domain/reconcile/reports';
+import { parseRef } from '../../../domain/ids';
+import { PERIODS, pct, tok, tokens, usd, type Period } from '../format';
+
+export type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
+
+export function periodChooser(path: string, current: Period): Html {
+  return html`<nav class="periods" aria-label="Period">${(Object.keys(PERIODS) as Period[]).map(
+    (p) => html`<a href="${path}?period=${p}" ${current === p ? html`aria-current="page"` : ''} title="${PERIODS[p].label}">${p}</a>`,
+  )}</nav>`;
+}
+
+export function liveStatus(): Html {
+  return html`<span class="live" aria-live="polite"><span class="dot" aria-hidden="true"></span><span data-live-status>Connecting to live updates…</span> <span data-live-last></span></span>`;
+}
+
+/** One figure with its exact value in data attributes (the tests compare them with the API). */
+export function metric(key: string, label: string, value: number | null, shown: string, opts: { tone?: 'good' | 'bad'; note?: Html | string } = {}): Html {
+  return html`<div class="metric ${opts.tone ?? ''}" data-metric="${key}" data-value="${value ?? ''}"><dt>${label}</dt><dd>${shown}${opts.note ? html` <small>${opts.note}</small>` : ''}</dd></div>`;
+}
+
+/** The headline figures of a report: tokens, capture and money. */
+export function summary(t: Totals): Html {
+  const m = t.money;
+  return html`<dl class="metrics">
+${metric('requests', 'Requests', t.requests, tokens(t.requests), { note: t.requests_with.unknown ? `${tokens(t.requests_with.unknown!)} without cache fields` : '' })}
+${metric('tokens.referenced', 'Referenced', t.tokens.referenced ?? 0, tok(t.tokens.referenced ?? 0))}
+${metric('tokens.opportunity', 'Opportunity', t.tokens.opportunity ?? 0, tok(t.tokens.opportunity ?? 0))}
+${metric('tokens.captured', 'Captured', t.tokens.captured ?? 0, tok(t.tokens.captured ?? 0))}
+${metric('capture_rate', 'Capture rate', t.capture_rate, pct(t.capture_rate), { note: 'of opportunity' })}
+</dl>
+<dl class="metrics">
+${metric('money.realised_savings', 'Realised savings', m.realised_savings, usd(m.realised_savings), { tone: 'good', note: 'USD' })}
+${metric('money.leaked_savings', 'Leaked savings', m.leaked_savings, usd(m.leaked_savings), { tone: 'bad', note: 'USD' })}
+${metric('money.actual_input_cost', 'Input cost paid', m.actual_input_cost, usd(m.actual_input_cost), { note: `of ${usd(m.cost_without_caching)} uncached` })}
+${metric('money.cost_at_perfect_capture', 'At perfect capture', m.cost_at_perfect_capture, usd(m.cost_at_perfect_capture))}
+${metric('money.write_premiums_unread', 'Unread write premiums', m.write_premiums_unread, usd(m.write_premiums_unread), { note: `of ${usd(m.write_premiums_paid)} paid` })}
+</dl>`;
+}
+
+export function rateBar(rate: number | null): Html {
+  return html`<span class="rate" aria-hidden="true"><i style="width:${rate === null ? 0 : Math.round(Math.min(1, rate) * 100)}%"></i></span>${pct(rate)}`;
+}
+
+/** A link to a handle's page for `art_x`, `art_x@2` or a session batch; other sources as plain text. */
+export function sourceLink(source: string, period?: Period): Html {
+  const ref = parseRef(source);
+  if (!ref) return html`<span class="muted">${source}</span>`;
+  return html`<a href="/ui/handles/${ref.id}${period ? `?period=${period}` : ''}" class="mono">${source}</a>`;
+}
+
+export const requestLink = (id: string) => html`<a class="mono" href="/ui/requests/${id}">${id}</a>`;
