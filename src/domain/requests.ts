@@ -61,6 +61,7 @@ const PROVIDER_OF: Record<RequestFormat, ProviderFamily> = {
 /** Renders agent requests that reference handles, and records them for reconciliation. */
 export class RequestService {
   private readonly renderer: RequestRenderer;
+  private lastPurge = -Infinity;
 
   constructor(
     private readonly deps: { store: Store; clock: Clock; handles: HandleService; catalog: ModelCatalog; reconciler: Reconciler; policy: RequestPolicy },
@@ -112,6 +113,11 @@ export class RequestService {
       prediction,
     };
     this.deps.store.insertRequest(row, inline);
+    // Inline bytes past their retention are dropped as we go, at most once a minute.
+    if (now - this.lastPurge > 60_000) {
+      this.lastPurge = now;
+      this.deps.store.purgeInline(now);
+    }
     return {
       requestId,
       bodyText: rendered.bodyText,

@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadConfig } from '../../src/config';
+import { bootstrapDefaultKey } from '../../src/bootstrap';
+import { createTestApp } from '../helpers/app';
+import { mintArtifact } from '../helpers/factories';
+
+describe('configuration', () => {
+  it('has working defaults and honours PORT, HOST, PH_DATA_DIR and PH_DATABASE', () => {
+    const d = loadConfig({});
+    expect([d.port, d.host]).toEqual([8787, '127.0.0.1']);
+    expect(d.databasePath).toMatch(/data\/prefix-handles\.db$/);
+    const c = loadConfig({ PORT: '9000', HOST: '0.0.0.0', PH_DATA_DIR: '/tmp/x', PH_DATABASE: '/tmp/y.db' });
+    expect([c.port, c.host, c.dataDir, c.databasePath]).toEqual([9000, '0.0.0.0', '/tmp/x', '/tmp/y.db']);
+    expect(loadConfig({ PH_DATA_DIR: '/tmp/z' }).databasePath).toBe('/tmp/z/prefix-handles.db');
+  });
+
+  it('lists every bad variable in one readable error', () => {
+    let err: unknown;
+    try {
+      loadConfig({ PORT: 'eighty', PH_ADMIN_KEY: 'short', PH_CACHE_TTL: '2h' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const message = (err as Error).message;
+    expect(message).toMatch(/PORT: .*"eighty"/);
+    expect(message).toMatch(/PH_ADMIN_KEY: must be at least 16 characters/);
+    expect(message).toMatch(/PH_CACHE_TTL/);
+  });
+});
+
+describe('first start', () => {
+  it('creates a default tenant and writes its key (mode 0600) only when there are no keys and no admin key', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ph-boot-'));
+    const t = createTestApp({ config: { adminKey: undefined } });
+    const file = join(dir, 'api-key');
+    expect(bootstrapDefaultKey(t.services.tenants, file, 'an-admin-key-0123456789')).toBeNull();
+    expect(bootstrapDefaultKey(t.services.tenants, file, undefined)).toBe(file);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const key = readFileSync(file, 'utf8').trim();
+    expect((await t.app.request('/v1/handles', { headers: { authorization: `Bearer ${key}` } })).status).toBe(200);
+    // Second start: keys exist, nothing new is created.
+    expect(bootstrapDefaultKey(t.services.tenants, join(dir, 'other'), undefined)).toBeNull();
+    t.close();
+  });
+});
+
+describe('content-addressed storage', () => {
+  it('stores the same bytes once, whoever mints them', async () => {
+    const t = createTestApp();
+    const a = t.tenant('a');
+    const b = t.tenant('b');
+    await mintArtifact(a.client, 'system', 'shared words');
+    await mintArtifact(b.client, 'system', 'shared words');
+    await mintArtifact(b.client, 'document', 'shared words');
+    expect(t.sqlite.prepare('select count(*) from blobs').pluck().get()).toBe(1);
+    expect(t.sqlite.prepare('select count(*) from handles').pluck().get()).toBe(3);
+    t.close();
+  });
+});
