@@ -1,0 +1,118 @@
+// `npm run demo`: the whole story in one process, on a clock the demo can move.
+// The service and the built-in provider simulator share that clock, so a
+// "six-minute pause" takes no time and the TTL logic still sees six minutes.
+import Anthropic from '@anthropic-ai/sdk';
+import { serve } from '@hono/node-server';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { createApp, createServices } from '../app';
+import { loadConfig } from '../config';
+import { loadCatalog, ModelCatalog } from '../domain/catalog/catalog';
+import type { Clock } from '../domain/clock';
+import { startSimulator } from '../simulator/server';
+import { openDb } from '../store/db';
+import { SqliteStore } from '../store/sqlite-store';
+import { DEMO_DOCUMENT, DEMO_QUESTIONS, DEMO_SYSTEM, DEMO_TOOLS } from './content';
+import { printReport } from './print';
+
+class DemoClock implements Clock {
+  private offset = 0;
+  now(): number {
+    return Date.now() + this.offset;
+  }
+  advance(ms: number): void {
+    this.offset += ms;
+  }
+}
+
+const MODEL = 'claude-sonnet-4-5';
+const clock = new DemoClock();
+const catalog = new ModelCatalog(loadCatalog());
+const simulator = await startSimulator({ catalog, clock });
+const dataDir = mkdtempSync(join(tmpdir(), 'prefix-handles-demo-'));
+const config = loadConfig({
+  PH_DATA_DIR: dataDir,
+  PH_LOG: 'off',
+  PH_ANTHROPIC_BASE_URL: simulator.url,
+  PH_OPENAI_BASE_URL: simulator.url,
+});
+const opened = openDb(config.databasePath);
+const deps = { config, store: new SqliteStore(opened.db), clock, catalog };
+const services = createServices(deps);
+const app = createApp(deps, services);
+const port = Number(process.env.PORT ?? 8790);
+const server = serve({ fetch: app.fetch, port, hostname: '127.0.0.1' });
+await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+const { api_key: key } = services.tenants.createTenant('demo');
+
+async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const res = await fetch(`${url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = (await res.json()) as T;
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+const step = (text: string) => console.log(`\n\u001b[1m${text}\u001b[0m`);
+
+step('1. Mint a realistic bundle: tools, a long system prompt, a handbook document');
+const tools = await api<{ id: string }>('POST', '/v1/artifacts', { kind: 'tools', name: 'support tools', content: DEMO_TOOLS });
+const system = await api<{ id: string; meta: { tokens: { anthropic: number } } }>('POST', '/v1/artifacts', { kind: 'system', name: 'support system prompt', content: DEMO_SYSTEM });
+const handbook = await api<{ id: string }>('POST', '/v1/artifacts', { kind: 'document', name: 'handbook', content: DEMO_DOCUMENT });
+const bundle = await api<{ id: string; ref: string; meta: { tokens: { anthropic: number } } }>('POST', '/v1/bundles', { name: 'support agent', members: [tools.id, system.id, handbook.id] });
+console.log(`   bundle ${bundle.ref}: ~${bundle.meta.tokens.anthropic} tokens (estimated for Claude)`);
+
+// The official SDK, pointed at the proxy: one baseURL change and our key in x-ph-key.
+const anthropic = new Anthropic({ apiKey: 'sk-ant-demo-not-a-real-key', baseURL: `${url}/proxy/anthropic`, defaultHeaders: { 'x-ph-key': key }, maxRetries: 0 });
+
+async function turn(question: string, headers: Record<string, string>, body: Partial<Anthropic.MessageCreateParamsNonStreaming> = {}) {
+  clock.advance(20_000);
+  const message = await anthropic.messages.create({ model: MODEL, max_tokens: 200, messages: [{ role: 'user', content: question }], ...body }, { headers });
+  const u = message.usage;
+  console.log(`   ${question.padEnd(44)} read ${String(u.cache_read_input_tokens ?? 0).padStart(5)}  written ${String(u.cache_creation_input_tokens ?? 0).padStart(5)}  uncached ${String(u.input_tokens).padStart(5)}`);
+}
+
+step('2. An agent loop through the proxy: the bundle by header, the conversation kept in a session');
+const session = await api<{ id: string }>('POST', '/v1/sessions', { name: 'demo conversation' });
+for (const q of DEMO_QUESTIONS.slice(0, 4)) await turn(q, { 'x-ph-prefix': bundle.id, 'x-ph-session': session.id });
+
+step('3. The same loop with a timestamp written into the system prompt, before the handles');
+for (const q of DEMO_QUESTIONS.slice(4, 7))
+  await turn(q, {}, {
+    system: [
+      { type: 'text', text: `Current time: ${new Date(clock.now()).toISOString()}` },
+      { type: 'handle', ref: system.id } as unknown as Anthropic.TextBlockParam,
+    ],
+    tools: [{ type: 'handle', ref: tools.id } as unknown as Anthropic.Tool],
+  });
+
+step('4. A pause longer than the 5-minute TTL (on the simulated clock), then the good loop again');
+clock.advance(6 * 60_000);
+await turn(DEMO_QUESTIONS[7]!, { 'x-ph-prefix': bundle.id });
+await turn(DEMO_QUESTIONS[8]!, { 'x-ph-prefix': bundle.id });
+
+step('5. What each handle was worth, and where the rest leaked');
+await printReport(api, [bundle.id, system.id, tools.id, handbook.id, session.id]);
+
+console.log(`\nDashboard: ${url}/ui  (sign in with the key below)\nAPI key:   ${key}\nData:      ${dataDir}`);
+if (process.stdin.isTTY && !process.argv.includes('--exit')) {
+  console.log('\nThe service keeps running so you can look around. Ctrl-C to stop.');
+  const stop = () => {
+    server.close();
+    void simulator.close();
+    opened.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+} else {
+  server.close();
+  await simulator.close();
+  opened.close();
+}
