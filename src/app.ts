@@ -73,12 +73,13 @@ function countReconciled(reconciler: Reconciler, metrics: Metrics): Metrics {
     if (o.provider.write !== null) metrics.tokens.inc({ provider, model: e.model, kind: 'written' }, o.provider.write);
     if (o.total_prompt_tokens !== null)
       metrics.tokens.inc({ provider, model: e.model, kind: 'uncached' }, Math.max(0, o.total_prompt_tokens - (o.provider.read ?? 0) - (o.provider.write ?? 0)));
+    if (o.capture === 'unknown') return;
     let captured = 0;
     let opportunity = 0;
     for (const s of o.segments) {
       if (s.source === 'inline') continue;
       captured += s.classes.captured;
-      opportunity += s.end - s.start - s.classes.cold;
+      opportunity += s.opportunity;
     }
     metrics.recordCapture(e.tenantId, captured, opportunity);
   });
@@ -124,7 +125,8 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   });
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
-  app.get('/metrics', async (c) => c.body(await services.metrics.registry.metrics(), 200, { 'content-type': services.metrics.registry.contentType }));
+  // Metrics carry tenant ids: scraping them takes the operator's key, like the admin routes.
+  app.get('/metrics', admin, async (c) => c.body(await services.metrics.registry.metrics(), 200, { 'content-type': services.metrics.registry.contentType }));
   app.route('/', adminRoutes(services.tenants));
   app.route('/', handleRoutes(services.handles, services.expander, services.reports));
   app.route('/', renderRoutes(services.requests, deps.catalog));

@@ -9,8 +9,8 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  * them become U+FFFD: stored bytes are never repaired.
  */
 export function canonicalJson(value: unknown, pointer = ''): string {
-  const bad = findLoneSurrogate(value, pointer);
-  if (bad !== null) throw invalid(bad, 'string contains a lone UTF-16 surrogate (not valid Unicode)');
+  const bad = findInvalidJson(value, pointer);
+  if (bad !== null) throw invalid(bad.pointer, bad.detail);
   const text = canonicalize(value);
   if (text === undefined) throw invalid(pointer, 'value is not serialisable as JSON');
   return text;
@@ -40,6 +40,33 @@ export function findLoneSurrogate(value: unknown, pointer = ''): string | null {
       if (hit !== null) return hit;
     }
   }
+  return null;
+}
+
+/**
+ * The first value JSON cannot carry faithfully: a lone surrogate (not Unicode)
+ * or a number that parsed to ±Infinity (e.g. 1e400). Both are refused, never repaired.
+ */
+export function findInvalidJson(value: unknown, pointer = ''): { pointer: string; detail: string } | null {
+  const surrogate = findLoneSurrogate(value, pointer);
+  if (surrogate !== null) return { pointer: surrogate, detail: 'string contains a lone UTF-16 surrogate (not valid Unicode)' };
+  const number = findNonFinite(value, pointer);
+  if (number !== null) return { pointer: number, detail: 'number is out of range (it is not finite as a double)' };
+  return null;
+}
+
+function findNonFinite(value: unknown, pointer: string): string | null {
+  if (typeof value === 'number') return Number.isFinite(value) ? null : pointer;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const hit = findNonFinite(value[i], `${pointer}/${i}`);
+      if (hit !== null) return hit;
+    }
+  } else if (value !== null && typeof value === 'object')
+    for (const [k, v] of Object.entries(value)) {
+      const hit = findNonFinite(v, `${pointer}/${escapePointer(k)}`);
+      if (hit !== null) return hit;
+    }
   return null;
 }
 

@@ -49,7 +49,8 @@ export const messageSchema = z.strictObject({
 });
 
 export const toolDefinitionSchema = z.strictObject({
-  name: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'tool names are 1-128 letters, digits, _ or -'),
+  // 64: the strictest provider limit (OpenAI); Anthropic allows 128.
+  name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'tool names are 1-64 letters, digits, _ or -'),
   description: z.string().optional(),
   input_schema: jsonObject,
 });
@@ -74,9 +75,10 @@ export type ContentBlock = z.infer<typeof contentBlockSchema>;
 export type Message = z.infer<typeof messageSchema>;
 export type ToolDefinition = z.infer<typeof toolDefinitionSchema>;
 
+// Providers reject empty text blocks, so empty system or document text is refused at mint.
 export const contentSchemaByKind = {
-  system: z.string(),
-  document: z.string(),
+  system: z.string().min(1),
+  document: z.string().min(1),
   tools: toolsContentSchema,
   messages: messagesContentSchema,
 } as const;

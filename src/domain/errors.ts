@@ -7,7 +7,8 @@ export type DomainErrorCode =
   | 'handle_in_use'
   | 'conflict'
   | 'unauthorized'
-  | 'forbidden';
+  | 'forbidden'
+  | 'malformed_json';
 
 export interface ErrorDetailItem {
   /** JSON pointer (RFC 6901) of the failing place in the request body, or a parameter name. */

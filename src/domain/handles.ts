@@ -51,6 +51,7 @@ export class HandleService {
   // Resolved refs, so a hot expand touches no SQL. Writes through this service invalidate them;
   // a second process writing the same database is not seen (one SQLite file, one instance).
   private readonly resolved = new Lru<string, ResolvedVersion>(50_000);
+  private readonly depths = new Lru<string, number>(50_000);
 
   constructor(opts: HandleServiceOptions) {
     this.store = opts.store;
@@ -142,6 +143,7 @@ export class HandleService {
       const r = this.resolve(tenantId, text, `/members/${i}`);
       if (r.handle.type === 'session') throw invalid(`/members/${i}`, `${text} is a session; bundles hold artifacts and bundles`);
       if (r.handle.id === id) throw invalid(`/members/${i}`, 'a bundle cannot contain itself');
+      if (this.depthOf(r.handle, r.version) >= MAX_BUNDLE_DEPTH) throw invalid(`/members/${i}`, `bundles nest at most ${MAX_BUNDLE_DEPTH} deep`);
       return r;
     });
     const segments = orderSegments(
@@ -205,7 +207,7 @@ export class HandleService {
       const previous = this.segmentsOf(handle, latest.version);
       const next = this.sessionVersion(id, latest.version + 1, previous, messages, latest.messageCount ?? 0, latest.base, this.previousOf(handle, latest.version), this.clock.now());
       const result = this.store.appendVersion(id, latest.version, next);
-      this.invalidate(id, false);
+      this.invalidate();
       if (result.ok) return { created: true, handle: this.mustGetHandle(tenantId, id), version: next.version };
       // Another writer appended first: with If-Match that is a conflict, otherwise retry on the new latest.
       if (ifMatch !== undefined || attempt >= 5) throw versionConflict(id, result.latestVersion, ifMatch ?? latest.version);
@@ -277,10 +279,9 @@ export class HandleService {
     return resolved;
   }
 
-  /** After a write to a handle: its bare ref moved on (new version) or everything about it changed (delete). */
-  private invalidate(id: string, all: boolean): void {
-    if (all) this.resolved.clear();
-    else this.resolved.delete(id);
+  /** After any write to a handle, every cached ref of it is stale (its row's latest version changed). */
+  private invalidate(): void {
+    this.resolved.clear();
   }
 
   getHandle(tenantId: string, id: string): HandleRow {
@@ -303,9 +304,24 @@ export class HandleService {
   delete(tenantId: string, id: string): void {
     const handle = this.getHandle(tenantId, id);
     const result = this.store.deleteHandle(handle.id, this.clock.now());
-    this.invalidate(handle.id, true);
+    this.invalidate();
     if (!result.ok)
       throw new DomainError('handle_in_use', `${id} is still pinned by ${result.referrers.join(', ')}`, { referrers: result.referrers });
+  }
+
+  /** Nesting depth of a pinned version: 0 for an artifact, 1 + the deepest member for a bundle. */
+  private depthOf(handle: HandleRow, version: VersionRow): number {
+    if (handle.type !== 'bundle') return 0;
+    const key = formatRef(handle.id, version.version);
+    const known = this.depths.get(key);
+    if (known !== undefined) return known;
+    let depth = 1;
+    for (const m of version.members ?? []) {
+      const ref = parseRef(m)!;
+      depth = Math.max(depth, 1 + this.depthOf(this.store.getHandle(ref.id)!, this.mustGetVersion(ref.id, ref.version!)));
+    }
+    this.depths.set(key, depth);
+    return depth;
   }
 
   /** The prompt segments of one immutable handle version, in render order. */
@@ -392,7 +408,7 @@ export class HandleService {
 
   private commitAppend(handle: HandleRow, expected: number, next: NewVersion): void {
     const result = this.store.appendVersion(handle.id, expected, next);
-    this.invalidate(handle.id, false);
+    this.invalidate();
     if (!result.ok) throw versionConflict(handle.id, result.latestVersion, expected);
   }
 }

@@ -6,7 +6,6 @@ import { DomainError, type DomainErrorCode, type ErrorDetailItem } from '../doma
 /** The stable codes a client can branch on. */
 export type ProblemCode =
   | DomainErrorCode
-  | 'malformed_json'
   | 'payload_too_large'
   | 'unsupported_media_type'
   | 'route_not_found'

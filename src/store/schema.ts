@@ -103,6 +103,8 @@ export const requests = sqliteTable(
     prediction: text('prediction', { mode: 'json' }),
     /** rendered → reconciled (usage received) or failed (the provider answered with an error). */
     status: text('status', { enum: ['rendered', 'reconciled', 'failed'] }).notNull().default('rendered'),
+    /** Order of reconciliation: a scope's simulation is replayed in this (live) order. */
+    reconciledSeq: integer('reconciled_seq'),
     startedAt: integer('started_at'),
     firstByteAt: integer('first_byte_at'),
     finishedAt: integer('finished_at'),

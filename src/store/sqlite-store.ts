@@ -188,7 +188,10 @@ export class SqliteStore implements Store {
   commitIngestions(writes: IngestWrite[]): void {
     this.db.transaction((tx) => {
       for (const w of writes) {
-        tx.update(requests).set(w.request).where(eq(requests.id, w.request.id)).run();
+        tx.update(requests)
+          .set({ ...w.request, reconciledSeq: sql`(select coalesce(max(${requests.reconciledSeq}), 0) + 1 from ${requests})` })
+          .where(eq(requests.id, w.request.id))
+          .run();
         for (const r of w.rollups) this.addRollup(r);
         for (const d of w.drift) tx.insert(driftFindings).values(d).run();
         if (w.calibration)
@@ -223,7 +226,7 @@ export class SqliteStore implements Store {
       .select()
       .from(requests)
       .where(and(eq(requests.scope, scope), eq(requests.status, 'reconciled')))
-      .orderBy(asc(requests.startedAt), asc(requests.id))
+      .orderBy(asc(requests.reconciledSeq))
       .all() as RequestRow[];
   }
 

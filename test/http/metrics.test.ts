@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createTestApp, type TestApp } from '../helpers/app';
+import { ADMIN_KEY, createTestApp, type TestApp } from '../helpers/app';
 import { mintSystem } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM } from '../helpers/scenario';
 
@@ -21,7 +21,8 @@ describe('metrics and logs', () => {
     t.clock.advance(60_000);
     const r2 = (await client.post('/v1/render', { format: 'anthropic', request: { model: 'claude-sonnet-4-5', prefix: [sys.id], messages: [{ role: 'user', content: 'y' }] } })).json;
     await client.post('/v1/usage', { request_id: r2.request_id, usage: anthropicUsage(total, r2.prediction.read_tokens, 0) });
-    const res = await t.app.request('/metrics');
+    expect((await t.app.request('/metrics')).status).toBe(401);
+    const res = await t.app.request('/metrics', { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
     const text = await res.text();
     expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
     expect(text).toContain('ph_http_requests_total{method="GET",route="/v1/handles/:ref/expand",status="200"} 1');

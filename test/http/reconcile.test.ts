@@ -77,8 +77,8 @@ describe('reconciliation scenarios', () => {
       now: { source: 'inline', excerpt: expect.stringContaining('10:01:00Z') },
       before: { source: 'inline', excerpt: expect.stringContaining('10:00:00Z') },
     });
-    // The byte offset is inside the inline segment's canonical text, at the minute's second digit.
-    const text = '{"text":"Current time: 2026-11-21T10:00:00Z","type":"text"}';
+    // The byte offset is inside the inline segment's text (as sent), at the minute's second digit.
+    const text = '{"type":"text","text":"Current time: 2026-11-21T10:00:00Z"}';
     expect(o2.drift.byte_offset).toBe(text.indexOf('T10:0') + 5);
     const rep = (await client.get(`/v1/reports/handles/${sys.id}`)).json;
     expect(rep.tokens.drift).toBe(sysTokens);

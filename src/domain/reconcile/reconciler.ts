@@ -4,6 +4,7 @@ import type { ModelCatalog } from '../catalog/catalog';
 import type { ModelEntry } from '../catalog/types';
 import type { Clock } from '../clock';
 import { sha256Hex } from '../digest';
+import { findInvalidJson } from '../canonical-json';
 import { DomainError, invalid, notFound } from '../errors';
 import { parseRef } from '../ids';
 import type { Breakpoint, RenderedSegment, RequestFormat } from '../render/request';
@@ -37,6 +38,8 @@ export interface SegmentOutcome {
   read: number;
   write: number;
   predicted: number;
+  /** Tokens that passed the opportunity gate: the same content was referenced earlier in the scope. */
+  opportunity: number;
   classes: ClassCounts;
   cost: { actual: number; no_cache: number; perfect: number; write_premium: number };
 }
@@ -95,7 +98,7 @@ const DAY = 86_400_000;
 export class Reconciler {
   readonly scopes: ScopeStates;
   private pending: { event: Omit<ReconciledEvent, 'handles'>; write: IngestWrite; done: () => void; fail: (e: unknown) => void }[] = [];
-  private readonly inFlight = new Map<string, { hash: string; result: IngestResult }>();
+  private readonly inFlight = new Map<string, { hash: string; result: IngestResult; committed: Promise<void> }>();
   /** Writers marked as read by reports not yet committed (so two readers mark once). */
   private readonly pendingMarks = new Set<string>();
   private flushScheduled = false;
@@ -114,8 +117,8 @@ export class Reconciler {
   /** Reconciles one report; resolves once it is durably committed. */
   ingest(tenantId: string, report: UsageReport, pointer = ''): Promise<IngestResult> {
     const prepared = this.prepare(tenantId, report, pointer);
-    if ('duplicate' in prepared) return Promise.resolve(prepared.duplicate);
-    return this.enqueue(prepared.event, prepared.write).then(() => prepared.result);
+    if ('duplicate' in prepared) return prepared.after.then(() => prepared.duplicate);
+    return prepared.committed.then(() => prepared.result);
   }
 
   /** Several reports, each accepted or rejected on its own, applied in start order. */
@@ -126,14 +129,17 @@ export class Reconciler {
     for (const { r, i } of order) {
       try {
         const prepared = this.prepare(tenantId, r, `/records/${i}`);
-        if ('duplicate' in prepared) results[i] = { ok: true, result: prepared.duplicate };
-        else {
-          results[i] = { ok: true, result: prepared.result };
-          waits.push(this.enqueue(prepared.event, prepared.write));
-        }
+        const result = 'duplicate' in prepared ? prepared.duplicate : prepared.result;
+        const committed = 'duplicate' in prepared ? prepared.after : prepared.committed;
+        waits.push(
+          committed.then(
+            () => void (results[i] = { ok: true, result }),
+            () => void (results[i] = { ok: false, error: new DomainError('conflict', 'this record could not be stored; send it again') }),
+          ),
+        );
       } catch (e) {
-        if (!(e instanceof DomainError)) throw e;
-        results[i] = { ok: false, error: e };
+        // One record's failure is that record's alone: the batch never answers 5xx for it.
+        results[i] = { ok: false, error: e instanceof DomainError ? e : new DomainError('invalid_request', 'this record could not be reconciled') };
       }
     }
     await Promise.all(waits);
@@ -150,14 +156,17 @@ export class Reconciler {
 
   // ---------- preparation: pure computation plus in-memory scope state ----------
 
-  private prepare(tenantId: string, report: UsageReport, pointer: string): { write: IngestWrite; result: IngestResult; event: Omit<ReconciledEvent, 'handles'> } | { duplicate: IngestResult } {
+  private prepare(tenantId: string, report: UsageReport, pointer: string): { result: IngestResult; committed: Promise<void> } | { duplicate: IngestResult; after: Promise<void> } {
     const { store, clock } = this.deps;
     const request = store.getRequest(report.request_id);
     if (!request || request.tenantId !== tenantId) throw withPointer(notFound(`request ${report.request_id}`), `${pointer}/request_id`);
+    const bad = findInvalidJson(report, pointer);
+    if (bad) throw invalid(bad.pointer, bad.detail);
     const hash = sha256Hex(canonicalize({ ...report, request_id: undefined }) ?? '');
-    const known = this.inFlight.get(request.id) ?? (request.reportHash ? { hash: request.reportHash, result: storedResult(request) } : undefined);
+    const known = this.inFlight.get(request.id) ?? (request.reportHash ? { hash: request.reportHash, result: storedResult(request), committed: Promise.resolve() } : undefined);
     if (known) {
-      if (known.hash === hash) return { duplicate: { ...known.result, duplicate: true } };
+      // A duplicate of a report still being committed is answered only once that commit succeeds.
+      if (known.hash === hash) return { duplicate: { ...known.result, duplicate: true }, after: known.committed };
       throw new DomainError('conflict', `request ${request.id} already has a different usage report`, {}, [{ pointer: `${pointer}/request_id`, detail: 'already reconciled with another report' }]);
     }
     if (request.status === 'failed') throw new DomainError('conflict', `request ${request.id} failed upstream; it has no usage to reconcile`);
@@ -217,6 +226,7 @@ export class Reconciler {
         read: segRead,
         write: segWrite,
         predicted: overlap(start, end, 0, outcomeSim.readTokens),
+        opportunity: seenBefore[i] ? len : 0,
         classes,
         cost: {
           // Without cache fields we cannot know the discount: price it in full, and say so (capture: unknown).
@@ -242,7 +252,7 @@ export class Reconciler {
     };
 
     const day = Math.floor(startedAt / DAY);
-    const rollups = rollupDeltas(tenantId, day, request.model, segOutcomes);
+    const rollups = rollupDeltas(tenantId, day, request.model, segOutcomes, read !== null);
     const writePremium = Object.fromEntries(rollups.filter((r) => r.values.write_premium_paid).map((r) => [`${r.handleId}@${r.version}`, r.values.write_premium_paid!]));
     const write: IngestWrite = {
       request: {
@@ -261,11 +271,13 @@ export class Reconciler {
       rollups,
       drift: drift ? driftRows(tenantId, request, drift, now) : [],
       calibration: total === null ? null : { tenantId, model: request.model, family: model.tokenizer, providerTokens: total, estimatedTokens: outcome.estimated_prompt_tokens },
-      markWriteRead: readFrom && readFrom !== request.id ? this.markRead(readFrom) : null,
+      // Only a read the provider confirmed proves the earlier write was worth its premium.
+      markWriteRead: readFrom && readFrom !== request.id && read !== null && read > 0 ? this.markRead(readFrom) : null,
     };
     const result: IngestResult = { request_id: request.id, duplicate: false, outcome, usage };
-    this.inFlight.set(request.id, { hash, result });
-    return { write, result, event: { tenantId, requestId: request.id, format: request.format, model: request.model, outcome } };
+    const committed = this.enqueue({ tenantId, requestId: request.id, format: request.format, model: request.model, outcome }, write);
+    this.inFlight.set(request.id, { hash, result, committed });
+    return { result, committed };
   }
 
   /** The earlier request whose write this one read: its premium was worth paying (once). */
@@ -339,17 +351,26 @@ export class Reconciler {
     this.pending = [];
     this.flushScheduled = false;
     this.pendingMarks.clear();
+    let committed = batch;
     try {
       this.deps.store.commitIngestions(batch.map((p) => p.write));
-    } catch (e) {
-      this.failBatch(batch, e);
-      return;
+    } catch {
+      // One bad write must not sink the others: retry each on its own.
+      committed = [];
+      for (const p of batch) {
+        try {
+          this.deps.store.commitIngestions([p.write]);
+          committed.push(p);
+        } catch (e) {
+          this.failBatch([p], e);
+        }
+      }
     }
-    for (const p of batch) {
+    for (const p of committed) {
       this.inFlight.delete(p.write.request.id);
       p.done();
     }
-    for (const p of batch)
+    for (const p of committed)
       for (const listener of this.listeners) {
         try {
           listener({ ...p.event, handles: p.write.rollups.map((r) => r.handleId).filter((h) => h !== '*') });
@@ -392,23 +413,37 @@ function prices(model: ModelEntry, usage: NormalizedUsage) {
   return { input, read: model.cache.readMultiplier, write };
 }
 
-/** Adds each handle segment to every handle on its path (by version), and to the tenant's totals. */
-function rollupDeltas(tenantId: string, day: number, model: string, segs: SegmentOutcome[]): RollupDelta[] {
-  const byKey = new Map<string, { handleId: string; version: number; v: Record<string, number> }>();
+/**
+ * Adds each handle segment to every handle on its path (by version), and to the
+ * tenant's totals. A request counts once per handle, on the row of the latest
+ * version it used, whatever number of that handle's segments it had.
+ */
+function rollupDeltas(tenantId: string, day: number, model: string, segs: SegmentOutcome[], reported: boolean): RollupDelta[] {
+  const rows = new Map<string, { handleId: string; version: number; v: Record<string, number> }>();
+  const perHandle = new Map<string, { version: number; v: Record<string, number> }>();
+  const inc = (v: Record<string, number>, k: string, n: number) => (v[k] = (v[k] ?? 0) + n);
+  const addTo = (v: Record<string, number>, s: SegmentOutcome) => {
+    inc(v, 'referenced', s.end - s.start);
+    inc(v, 'opportunity', s.opportunity);
+    inc(v, 'reported_opportunity', reported ? s.opportunity : 0);
+    inc(v, 'predicted', s.predicted);
+    for (const [c, n] of Object.entries(s.classes)) inc(v, c, n);
+    if (reported) {
+      inc(v, 'cost_actual', s.cost.actual);
+      inc(v, 'cost_no_cache', s.cost.no_cache);
+      inc(v, 'cost_perfect', s.cost.perfect);
+    } else inc(v, 'cost_unknown', s.cost.no_cache);
+    inc(v, 'write_premium_paid', s.cost.write_premium);
+  };
   const add = (handleId: string, version: number, s: SegmentOutcome) => {
     const key = `${handleId}@${version}`;
-    let acc = byKey.get(key);
-    if (!acc) byKey.set(key, (acc = { handleId, version, v: {} }));
-    const len = s.end - s.start;
-    const inc = (k: string, n: number) => (acc!.v[k] = (acc!.v[k] ?? 0) + n);
-    inc('referenced', len);
-    inc('opportunity', len - s.classes.cold);
-    inc('predicted', s.predicted);
-    for (const [c, n] of Object.entries(s.classes)) inc(c, n);
-    inc('cost_actual', s.cost.actual);
-    inc('cost_no_cache', s.cost.no_cache);
-    inc('cost_perfect', s.cost.perfect);
-    inc('write_premium_paid', s.cost.write_premium);
+    let row = rows.get(key);
+    if (!row) rows.set(key, (row = { handleId, version, v: {} }));
+    addTo(row.v, s);
+    let h = perHandle.get(handleId);
+    if (!h) perHandle.set(handleId, (h = { version, v: {} }));
+    h.version = Math.max(h.version, version);
+    addTo(h.v, s);
   };
   for (const s of segs) {
     if (s.source === 'inline') continue;
@@ -421,11 +456,12 @@ function rollupDeltas(tenantId: string, day: number, model: string, segs: Segmen
     }
     add('*', 0, s);
   }
-  return [...byKey.values()].map(({ handleId, version, v }) => {
-    const values: Record<string, number> = { ...v, requests: 1 };
-    for (const c of ROLLUP_CLASSES) values[`req_${c}`] = (v[c] ?? 0) > 0 ? 1 : 0;
-    return { tenantId, handleId, version, day, model, values };
-  });
+  for (const [handleId, h] of perHandle) {
+    const row = rows.get(`${handleId}@${h.version}`)!;
+    row.v.requests = 1;
+    for (const c of ROLLUP_CLASSES) row.v[`req_${c}`] = (h.v[c] ?? 0) > 0 ? 1 : 0;
+  }
+  return [...rows.values()].map(({ handleId, version, v }) => ({ tenantId, handleId, version, day, model, values: v }));
 }
 
 function driftRows(tenantId: string, request: RequestRow, drift: DriftFinding, at: number): DriftRow[] {

@@ -26,6 +26,8 @@ export interface Totals {
     write_premiums_paid: number;
     /** Premiums for writes no later request read (recent writes may still be read within their TTL). */
     write_premiums_unread: number;
+    /** Input cost (at full price) of requests whose provider did not report cache fields: counted apart. */
+    unknown_capture_input_cost: number;
   };
 }
 
@@ -33,7 +35,7 @@ function sum(rows: RollupRow[]): Totals {
   const tokens: Record<string, number> = {};
   const requestsWith: Record<string, number> = {};
   let requests = 0;
-  const m = { cost_actual: 0, cost_no_cache: 0, cost_perfect: 0, write_premium_paid: 0, write_premium_read: 0 };
+  const m = { cost_actual: 0, cost_no_cache: 0, cost_perfect: 0, cost_unknown: 0, write_premium_paid: 0, write_premium_read: 0 };
   for (const r of rows) {
     requests += r.requests ?? 0;
     for (const c of ROLLUP_CLASSES) {
@@ -51,8 +53,9 @@ function sum(rows: RollupRow[]): Totals {
     requests,
     tokens,
     requests_with: requestsWith,
-    // Capture is measured against opportunity, never against everything referenced.
-    capture_rate: tokens.opportunity ? round(tokens.captured! / tokens.opportunity) : null,
+    // Capture is measured against opportunity, never against everything referenced, and only
+    // over requests whose provider reported cache fields (unknown is not zero).
+    capture_rate: tokens.reported_opportunity ? round(tokens.captured! / tokens.reported_opportunity) : null,
     money: {
       currency: 'USD',
       actual_input_cost: round(m.cost_actual),
@@ -62,6 +65,7 @@ function sum(rows: RollupRow[]): Totals {
       leaked_savings: round(m.cost_actual - m.cost_perfect),
       write_premiums_paid: round(m.write_premium_paid),
       write_premiums_unread: round(m.write_premium_paid - m.write_premium_read),
+      unknown_capture_input_cost: round(m.cost_unknown),
     },
   };
 }

@@ -9,8 +9,12 @@ export type TokenClass = (typeof CLASSES)[number];
 export type ClassCounts = Record<TokenClass, number>;
 
 /** Token classes a rollup counts, each as tokens and as requests that had any. */
-export const ROLLUP_CLASSES = ['referenced', 'opportunity', 'predicted', ...CLASSES] as const;
-export const ROLLUP_MONEY = ['cost_actual', 'cost_no_cache', 'cost_perfect', 'write_premium_paid', 'write_premium_read'] as const;
+// `reported_opportunity`: opportunity in requests whose provider reported cache fields — the
+// denominator of the capture rate, so a request with unknown capture is never a 0% hit.
+export const ROLLUP_CLASSES = ['referenced', 'opportunity', 'reported_opportunity', 'predicted', ...CLASSES] as const;
+// Money of requests with unknown capture is kept apart (`cost_unknown`, at full price) rather than
+// counted as leaked.
+export const ROLLUP_MONEY = ['cost_actual', 'cost_no_cache', 'cost_perfect', 'cost_unknown', 'write_premium_paid', 'write_premium_read'] as const;
 
 export const emptyCounts = (): ClassCounts => Object.fromEntries(CLASSES.map((c) => [c, 0])) as ClassCounts;
 

@@ -100,16 +100,16 @@ function chatMessages(m: Message): unknown[] {
     return [{ role: 'assistant', content: texts.length ? texts.map(chatPart) : null, tool_calls: calls.length ? calls : undefined }];
   }
   // Tool results become tool messages, placed first: OpenAI wants them right after the assistant's tool_calls.
+  // Tool messages take text only; images returned by a tool follow in the user message.
   const out: unknown[] = [];
+  const toolImages: ContentBlock[] = [];
   for (const b of m.content) {
-    if (b.type === 'tool_result')
-      out.push({
-        role: 'tool',
-        tool_call_id: b.tool_use_id,
-        content: typeof b.content === 'string' || b.content === undefined ? (b.content ?? '') : b.content.map(chatPart),
-      });
+    if (b.type !== 'tool_result') continue;
+    const content = typeof b.content === 'string' || b.content === undefined ? (b.content ?? '') : b.content.filter((x) => x.type === 'text').map(chatPart);
+    if (Array.isArray(b.content)) toolImages.push(...b.content.filter((x) => x.type === 'image'));
+    out.push({ role: 'tool', tool_call_id: b.tool_use_id, content });
   }
-  const parts = m.content.filter((b) => b.type === 'text' || b.type === 'image');
+  const parts = [...toolImages, ...m.content.filter((b) => b.type === 'text' || b.type === 'image')];
   if (parts.length) out.push({ role: 'user', content: parts.map(chatPart) });
   return out;
 }
@@ -118,7 +118,8 @@ function chatMessages(m: Message): unknown[] {
 const openaiResponses: Items = (seg) => {
   if (seg.section === 'tools')
     return seg.tools.map((t) =>
-      emitJson({ type: 'function', name: t.name, description: t.description, parameters: canon(t.input_schema) }),
+      // strict: false keeps the schema as written; the Responses API defaults to strict mode, which makes optional fields required.
+      emitJson({ type: 'function', name: t.name, description: t.description, parameters: canon(t.input_schema), strict: false }),
     );
   if (seg.section === 'system')
     return [emitJson({ type: 'message', role: 'system', content: [{ type: 'input_text', text: seg.text }] })];

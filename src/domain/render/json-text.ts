@@ -51,18 +51,30 @@ export function expectType(node: JsonNode | undefined, type: JsonNode['type'], p
 }
 
 /** A text edit: replace [offset, offset+length) with the pieces, in order. */
-export interface Edit {
+export interface TextEdit {
   offset: number;
   length: number;
   pieces: string[];
 }
 
-/** Replaces an element of an array (or a property of an object) by zero or more items, keeping commas right. */
+/** A change to an array's elements: items put first, or one element replaced by zero or more items. */
+export interface ArrayEdit {
+  array: JsonNode;
+  prepend?: string[];
+  index?: number;
+  items?: string[];
+}
+
+export type Edit = TextEdit | ArrayEdit;
+
+const isArrayEdit = (e: Edit): e is ArrayEdit => 'array' in e;
+
+/** Replaces an element of an array (or removes a property of an object) by zero or more items. */
 export function replaceElement(container: JsonNode, index: number, items: string[]): Edit {
+  if (container.type === 'array') return { array: container, index, items };
+  // Object property removal (the top-level "prefix"): drop it with one adjacent comma.
   const kids = container.children ?? [];
   const node = kids[index]!;
-  if (items.length) return { offset: node.offset, length: node.length, pieces: [items.join(',')] };
-  // Nothing to put there: remove the element with one adjacent comma.
   const next = kids[index + 1];
   if (next) return { offset: node.offset, length: next.offset - node.offset, pieces: [] };
   const prev = kids[index - 1];
@@ -72,18 +84,49 @@ export function replaceElement(container: JsonNode, index: number, items: string
 
 /** Inserts items at the start of an array. */
 export function prependToArray(array: JsonNode, items: string[]): Edit {
-  const nonEmpty = (array.children ?? []).length > 0;
-  return { offset: array.offset + 1, length: 0, pieces: [items.join(',') + (nonEmpty ? ',' : '')] };
+  return { array, prepend: items };
 }
 
 /** Inserts a new property as the first one of an object. */
-export function prependProperty(obj: JsonNode, key: string, valueJson: string): Edit {
+export function prependProperty(obj: JsonNode, key: string, valueJson: string): TextEdit {
   const nonEmpty = (obj.children ?? []).length > 0;
   return { offset: obj.offset + 1, length: 0, pieces: [`${JSON.stringify(key)}:${valueJson}${nonEmpty ? ',' : ''}`] };
 }
 
-/** Applies non-overlapping edits; at one offset, inserts go first, in their given order. */
+/**
+ * Applies edits. Every array that changes is rebuilt once from its new items
+ * and its untouched elements' own text (with any edits inside them applied),
+ * so removals, replacements and prepends in one array never fight over commas.
+ */
 export function applyEdits(text: string, edits: Edit[]): string {
+  const byArray = new Map<JsonNode, ArrayEdit[]>();
+  let plain: TextEdit[] = [];
+  for (const e of edits) {
+    if (isArrayEdit(e)) byArray.set(e.array, [...(byArray.get(e.array) ?? []), e]);
+    else plain.push(e);
+  }
+  // Innermost arrays first, so an outer array's elements already carry their inner edits.
+  for (const [array, ops] of [...byArray].sort((a, b) => a[0].length - b[0].length)) {
+    const inside = (e: TextEdit, n: JsonNode) => e.offset >= n.offset && e.offset + e.length <= n.offset + n.length;
+    const nested = plain.filter((e) => inside(e, array));
+    plain = plain.filter((e) => !inside(e, array));
+    const parts = ops.flatMap((o) => o.prepend ?? []);
+    (array.children ?? []).forEach((el, i) => {
+      const replaced = ops.find((o) => o.index === i);
+      if (replaced) {
+        parts.push(...(replaced.items ?? []));
+        return;
+      }
+      const own = nested.filter((e) => inside(e, el)).map((e) => ({ ...e, offset: e.offset - el.offset }));
+      parts.push(applyTextEdits(text.slice(el.offset, el.offset + el.length), own));
+    });
+    plain.push({ offset: array.offset, length: array.length, pieces: [`[${parts.join(',')}]`] });
+  }
+  return applyTextEdits(text, plain);
+}
+
+/** Non-overlapping text edits; at one offset, inserts go first, in their given order. */
+function applyTextEdits(text: string, edits: TextEdit[]): string {
   const sorted = edits
     .map((e, i) => ({ e, i }))
     .sort((a, b) => a.e.offset - b.e.offset || Math.sign(a.e.length) - Math.sign(b.e.length) || a.i - b.i);

@@ -1,4 +1,3 @@
-import canonicalize from 'canonicalize';
 import type { ModelEntry } from '../catalog/types';
 import { sha256Hex } from '../digest';
 import { DomainError, invalid } from '../errors';
@@ -93,6 +92,8 @@ interface Unit {
   blocks: number;
   /** cache_control markers the caller set inside this unit. */
   callerBreakpoints: number;
+  /** The longest TTL among them ('1h' or '5m'), if any. */
+  callerTtl?: string;
 }
 
 const HANDLE_TYPE = 'handle';
@@ -180,7 +181,8 @@ export class RequestRenderer {
     const systemUnits: Unit[] = [];
     const messageUnits: Unit[] = [];
     if (format === 'anthropic' || format === 'gemini') {
-      const key = layout.system!;
+      // Gemini's REST docs spell it system_instruction; either spelling is the system node.
+      const key = format === 'gemini' && !property(root, layout.system!) && property(root, 'system_instruction') ? 'system_instruction' : layout.system!;
       const at = childPointer(pointer, key);
       const sysNode = property(root, key);
       // Gemini keeps system parts in systemInstruction.parts; Anthropic in system (string or blocks).
@@ -261,11 +263,12 @@ export class RequestRenderer {
           return;
         }
         // A message mixing the caller's blocks and handle blocks: one unit per block.
-        const role = JSON.stringify(valueOf(property(node, 'role')!) ?? null);
+        const roleNode = property(node, 'role');
+        const role = roleNode ? JSON.stringify(valueOf(roleNode)) : 'null';
         blocks.forEach((b, j) => {
           const ref = handleBlocks[j];
           if (!ref) {
-            messageUnits.push({ ...inlineUnit('messages', bodyText, b), hashText: `${role}:${canonicalize(valueOf(b))}` });
+            messageUnits.push({ ...inlineUnit('messages', bodyText, b), hashText: `${role}:${JSON.stringify(valueOf(b))}` });
             return;
           }
           const blockAt = childPointer(childPointer(at, contentKey), j);
@@ -291,14 +294,15 @@ export class RequestRenderer {
 
     const breakpoints: Breakpoint[] = [];
     if (format === 'anthropic') {
-      const ttl = chooseTtl(input.model, input.cacheTtl);
+      const ttl = consistentTtl(chooseTtl(input.model, input.cacheTtl), units, input.model);
       for (const b of chooseBreakpoints(segments.list, maxBreakpoints - callerBreakpoints, input.model)) {
         const unit = segments.lastUnit[b]!;
         unit.item!.text = withCacheControl(unit.section, unit.item!.text, ttl);
         breakpoints.push({ segment: b, source: segments.list[b]!.source, token_end: segments.list[b]!.token_end, ttl, set_by: 'service' });
       }
       segments.list.forEach((s, i) => {
-        if (segments.callerMarked.has(i)) breakpoints.push({ segment: i, source: s.source, token_end: s.token_end, ttl: 'caller', set_by: 'caller' });
+        const callerTtl = segments.callerMarked.get(i);
+        if (callerTtl) breakpoints.push({ segment: i, source: s.source, token_end: s.token_end, ttl: callerTtl, set_by: 'caller' });
       });
       breakpoints.sort((a, b) => a.segment - b.segment);
     }
@@ -372,15 +376,44 @@ function unitOf(section: Section, item: Item): Unit {
 
 function inlineUnit(section: Section, source: string, node: JsonNode, blocks = 1): Unit {
   const value = valueOf(node);
-  // Hash the canonical value: whitespace or key order in the caller's JSON does not change what the model sees.
+  // Hash the value as parsed: whitespace does not change what the model sees, but key order does
+  // (providers serialise keys as sent), so it is kept.
   return {
     section,
-    hashText: canonicalize(value) ?? textOf(source, node),
+    hashText: JSON.stringify(value) ?? textOf(source, node),
     item: null,
     segment: null,
     blocks,
     callerBreakpoints: countCacheControl(value),
+    callerTtl: callerTtlOf(value),
   };
+}
+
+function callerTtlOf(v: unknown): string | undefined {
+  const ttls: string[] = [];
+  const walk = (x: unknown) => {
+    if (Array.isArray(x)) x.forEach(walk);
+    else if (x && typeof x === 'object') {
+      const cc = (x as { cache_control?: { ttl?: unknown } }).cache_control;
+      if (cc) ttls.push(cc.ttl === '1h' ? '1h' : '5m');
+      Object.values(x).forEach(walk);
+    }
+  };
+  walk(v);
+  return ttls.includes('1h') ? '1h' : ttls[0];
+}
+
+/**
+ * Anthropic requires longer-TTL breakpoints to come before shorter ones. Our
+ * marks sit on handle boundaries: use 1h when the caller marks anything 1h, and
+ * 5m when a caller's 5m mark could precede ours.
+ */
+function consistentTtl(wanted: string, units: Unit[], model: ModelEntry): string {
+  const callerTtls = units.filter((u) => u.callerTtl).map((u) => u.callerTtl!);
+  const has1h = model.cache.ttls.some((t) => t.name === '1h');
+  if (callerTtls.includes('1h') && has1h) return '1h';
+  if (callerTtls.includes('5m')) return '5m';
+  return wanted;
 }
 
 function countCacheControl(v: unknown): number {
@@ -393,7 +426,7 @@ function buildSegments(units: Unit[], model: ModelEntry) {
   const list: RenderedSegment[] = [];
   const texts: string[] = [];
   const lastUnit: Unit[] = [];
-  const callerMarked = new Set<number>();
+  const callerMarked = new Map<number, string>();
   const family = model.tokenizer;
   let bytes = 0;
   let tokens = 0;
@@ -404,11 +437,11 @@ function buildSegments(units: Unit[], model: ModelEntry) {
     let j = i;
     let text = '';
     let blocks = 0;
-    let marked = false;
+    let marked: string | undefined;
     while (j < units.length && units[j]!.segment === first.segment && units[j]!.section === first.section) {
       text += units[j]!.hashText;
       blocks += units[j]!.blocks;
-      marked ||= units[j]!.callerBreakpoints > 0;
+      if (units[j]!.callerBreakpoints > 0) marked = marked === '1h' ? '1h' : (units[j]!.callerTtl ?? '5m');
       j++;
     }
     const size = Buffer.byteLength(text);
@@ -418,7 +451,7 @@ function buildSegments(units: Unit[], model: ModelEntry) {
     const count = measured ?? Math.ceil(size / 4);
     const digest = sha256Hex(text);
     chain = sha256Hex(chain + digest);
-    if (marked) callerMarked.add(list.length);
+    if (marked) callerMarked.set(list.length, marked);
     list.push({
       source: seg ? seg.source : 'inline',
       path: seg ? seg.path : [],

@@ -5,6 +5,7 @@ import { requestFormats } from '../../domain/render/request';
 import { parseJsonTree, property, textOf } from '../../domain/render/json-text';
 import { newRouter } from '../router';
 import { validationError } from '../../domain/validation';
+import { DomainError } from '../../domain/errors';
 import { commonErrors, conflictErrors } from '../schemas';
 
 const RenderBody = z
@@ -74,8 +75,14 @@ export function renderRoutes(requests: RequestService, catalog: ModelCatalog) {
   app.openAPIRegistry.registerPath(routes.render);
   app.post('/v1/render', async (c) => {
     const raw = await c.req.text();
+    let json: unknown;
+    try {
+      json = JSON.parse(raw);
+    } catch {
+      throw new DomainError('malformed_json', 'The request body is not valid JSON.');
+    }
     const tree = parseJsonTree(raw, '');
-    const parsed = RenderBody.safeParse(JSON.parse(raw));
+    const parsed = RenderBody.safeParse(json);
     if (!parsed.success) throw validationError(parsed.error, '', 'the render request is not valid');
     const input = parsed.data;
     const requestNode = property(tree, 'request')!;

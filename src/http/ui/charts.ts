@@ -29,7 +29,7 @@ export const CLASS_INFO: Record<string, { label: string; color: string; help: st
 export const LEAK_ROWS = ['drift', 'expired', 'concurrent', 'below_minimum', 'no_breakpoint', 'lookback', 'unconfirmed', 'unknown'] as const;
 
 /** Class order inside a request segment bar: what was read first, then why the rest was not. */
-const SEGMENT_ORDER = ['captured', 'bonus', 'unconfirmed', 'unknown', 'cold', 'drift', 'expired', 'concurrent', 'below_minimum', 'no_breakpoint', 'lookback'];
+export const SEGMENT_ORDER = ['captured', 'bonus', 'unconfirmed', 'unknown', 'cold', 'drift', 'expired', 'concurrent', 'below_minimum', 'no_breakpoint', 'lookback'];
 
 // Shared pattern so "unknown" reads as hatched, not as just another grey.
 // Defined once per page (layout.ts), so chart fragments can be swapped in live.
@@ -121,7 +121,11 @@ export interface DayPoint {
   money: number;
 }
 
-/** Capture rate per UTC day as bars (captured ÷ opportunity), with unknown stacked apart, hatched. */
+/**
+ * The API's capture rate per UTC day as bars. Unknown capture is never drawn as a
+ * miss: a day with unknown tokens gets a hatched column behind its bar ("?" when
+ * nothing on that day was reported).
+ */
 export function captureTrendChart(days: DayPoint[], title: string): Html {
   const W = 820;
   const H = 220;
@@ -136,25 +140,26 @@ export function captureTrendChart(days: DayPoint[], title: string): Html {
   const barW = Math.max(2, Math.min(36, slot * 0.7));
   const y = (f: number) => top + plotH * (1 - Math.min(1, Math.max(0, f)));
   const every = Math.ceil(n / 12);
-  const withData = days.filter((d) => d.opportunity > 0);
-  const desc = withData.length
-    ? `Capture rate on ${withData.length} of ${days.length} days; latest ${withData.at(-1)!.day}: ${pct(withData.at(-1)!.rate)}.`
-    : `No opportunity in these ${days.length} days.`;
+  const measured = days.filter((d) => d.rate !== null);
+  const desc = measured.length
+    ? `Capture rate on ${measured.length} of ${days.length} days; latest ${measured.at(-1)!.day}: ${pct(measured.at(-1)!.rate)}.`
+    : `No measured capture in these ${days.length} days.`;
   return html`<svg class="chart" viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-labelledby="ct-t ct-d" data-chart="capture-trend">
 <title id="ct-t">${title}</title><desc id="ct-d">${desc}</desc>
 ${[0, 0.5, 1].map((f) => html`<line x1="${left}" y1="${px(y(f))}" x2="${W - right}" y2="${px(y(f))}" class="grid"/><text x="${left - 6}" y="${px(y(f)) + 4}" text-anchor="end" class="tick">${f * 100}%</text>`)}
 ${days.map((d, i) => {
     const cx = left + slot * i + slot / 2;
+    const x0 = px(cx - barW / 2);
     const label = i % every === 0 || i === days.length - 1 ? html`<text x="${px(cx)}" y="${H - bottom + 16}" text-anchor="middle" class="tick">${d.day.slice(5)}</text>` : '';
     if (d.opportunity === 0)
-      return html`<g data-day="${d.day}" data-rate=""><title>${d.day}: no opportunity (no repeated handle content)</title><rect x="${px(cx - barW / 2)}" y="${y(0) - 2}" width="${px(barW)}" height="2" fill="#cbd5e1"/>${label}</g>`;
-    const capH = (plotH * d.captured) / d.opportunity;
-    const unkH = (plotH * d.unknown) / d.opportunity;
-    const tipText = `${d.day}: ${pct(d.rate)} captured — ${tok(d.captured)} of ${tok(d.opportunity)} opportunity${d.unknown ? `, ${tok(d.unknown)} unknown` : ''}; ${usd(d.money)} leaked`;
-    return html`<g data-day="${d.day}" data-rate="${d.rate ?? ''}"><title>${tipText}</title>
-<rect x="${px(cx - barW / 2)}" y="${px(y(0) - capH)}" width="${px(barW)}" height="${px(capH)}" fill="${CLASS_INFO.captured!.color}"/>
-${unkH > 0 ? html`<rect x="${px(cx - barW / 2)}" y="${px(y(0) - capH - unkH)}" width="${px(barW)}" height="${px(unkH)}" fill="url(#hatch)"/>` : ''}
-${n <= 31 ? html`<text x="${px(cx)}" y="${px(y(0) - capH - unkH - 4)}" text-anchor="middle" class="barlbl">${pct(d.rate, 0)}</text>` : ''}${label}</g>`;
+      return html`<g data-day="${d.day}" data-rate=""><title>${d.day}: no opportunity (no repeated handle content)</title><rect x="${x0}" y="${y(0) - 2}" width="${px(barW)}" height="2" fill="#cbd5e1"/>${label}</g>`;
+    const unknown = d.unknown ? `; ${tok(d.unknown)} with unknown capture (no cache fields), left out of the rate` : '';
+    const tip = `${d.day}: ${d.rate === null ? 'capture unknown' : `${pct(d.rate)} captured`} — ${tok(d.captured)} captured of ${tok(d.opportunity)} opportunity${unknown}; ${usd(d.money)} leaked`;
+    const barTop = d.rate === null ? y(1) : y(d.rate);
+    return html`<g data-day="${d.day}" data-rate="${d.rate ?? ''}"><title>${tip}</title>
+${d.unknown ? html`<rect x="${x0}" y="${y(1)}" width="${px(barW)}" height="${plotH}" fill="url(#hatch)" opacity="0.6"/>` : ''}
+${d.rate !== null ? html`<rect x="${x0}" y="${px(barTop)}" width="${px(barW)}" height="${px(y(0) - barTop)}" fill="${CLASS_INFO.captured!.color}"/>` : ''}
+${n <= 31 ? html`<text x="${px(cx)}" y="${px(Math.max(top + 10, barTop - 4))}" text-anchor="middle" class="barlbl">${d.rate === null ? '?' : pct(d.rate, 0)}</text>` : ''}${label}</g>`;
   })}
 <line x1="${left}" y1="${y(0)}" x2="${W - right}" y2="${y(0)}" class="axis"/>
 </svg>`;
@@ -169,6 +174,20 @@ export interface BarSegment {
   classes: Record<string, number> | null;
 }
 
+/** Narrow segments get this many px at least (taken from the wide ones), so a 10-token segment stays visible. */
+const MIN_SEGMENT_PX = 8;
+
+/** Widths per segment: proportional to tokens, except that none is narrower than MIN_SEGMENT_PX. */
+function segmentWidths(lengths: number[], width: number): number[] {
+  const total = lengths.reduce((a, b) => a + b, 0) || 1;
+  const raw = lengths.map((n) => (n / total) * width);
+  const narrow = raw.map((w) => w < MIN_SEGMENT_PX);
+  const extra = raw.reduce((a, w, i) => a + (narrow[i] ? MIN_SEGMENT_PX - w : 0), 0);
+  const wide = raw.reduce((a, w, i) => a + (narrow[i] ? 0 : w), 0);
+  if (extra === 0 || wide <= extra) return raw;
+  return raw.map((w, i) => (narrow[i] ? MIN_SEGMENT_PX : w * ((wide - extra) / wide)));
+}
+
 /** The prompt as one bar, tokens left to right; each segment stacked by outcome class. */
 export function segmentBar(segments: BarSegment[], breakpoints: { at: number; label: string }[], title: string): Html {
   const W = 820;
@@ -177,35 +196,46 @@ export function segmentBar(segments: BarSegment[], breakpoints: { at: number; la
   const top = 16;
   const barH = 40;
   const H = top + barH + 42;
-  const total = Math.max(1, ...segments.map((s) => s.end));
-  const x = (n: number) => left + (n / total) * barW;
+  const total = segments.at(-1)?.end ?? 0;
+  const widths = segmentWidths(segments.map((s) => s.end - s.start), barW);
+  const starts = widths.map((_, i) => left + widths.slice(0, i).reduce((a, b) => a + b, 0));
+  // Token position → x, linear inside each segment.
+  const x = (t: number) => {
+    const i = Math.max(0, segments.findIndex((s) => t <= s.end));
+    const s = segments[i];
+    if (!s) return left;
+    const len = s.end - s.start;
+    return starts[i]! + (len ? ((t - s.start) / len) * widths[i]! : 0);
+  };
   return html`<svg class="chart" viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-labelledby="sb-t sb-d" data-chart="segments">
 <title id="sb-t">${title}</title><desc id="sb-d">${segments.length} segments, ${tok(total)} in all. Numbers under the bar match the segment table.</desc>
-${segments.map((s) => {
+${segments.map((s, i) => {
     const len = s.end - s.start;
-    let at = s.start;
-    const parts = s.classes
-      ? SEGMENT_ORDER.filter((c) => (s.classes![c] ?? 0) > 0).map((c) => {
-          const n = s.classes![c]!;
-          const part = { cls: c, start: at, n };
-          at += n;
-          return part;
-        })
-      : [{ cls: 'pending', start: s.start, n: len }];
-    const x0 = x(s.start);
-    const x1 = x(s.end);
+    const x0 = starts[i]!;
+    const w = widths[i]!;
+    let at = x0;
+    const parts = (s.classes ? SEGMENT_ORDER.filter((c) => (s.classes![c] ?? 0) > 0).map((c) => ({ cls: c, n: s.classes![c]! })) : [{ cls: 'pending', n: len }]).map((p) => {
+      const pw = len ? (p.n / len) * w : w;
+      const part = { ...p, x: at, w: pw };
+      at += pw;
+      return part;
+    });
+    const name = `#${s.index + 1} ${s.source}`;
     return html`<g data-segment="${s.index}" data-source="${s.source}">
-${parts.map((p) => html`<rect x="${px(x(p.start))}" y="${top}" width="${px(Math.max(0.5, x(p.start + p.n) - x(p.start)))}" height="${barH}" fill="${fill(p.cls)}" data-class="${p.cls}" data-tokens="${p.n}"><title>#${s.index + 1} ${s.source} (${s.section}): ${tokens(p.n)} of ${tokens(len)} tokens ${CLASS_INFO[p.cls]!.label} — ${CLASS_INFO[p.cls]!.help}</title></rect>`)}
+${parts.map((p) => html`<rect x="${px(p.x)}" y="${top}" width="${px(Math.max(0.5, p.w))}" height="${barH}" fill="${fill(p.cls)}" data-class="${p.cls}" data-tokens="${p.n}"><title>${name} (${s.section}): ${tokens(p.n)} of ${tokens(len)} tokens ${CLASS_INFO[p.cls]!.label} — ${CLASS_INFO[p.cls]!.help}</title></rect>`)}
 <line x1="${px(x0)}" y1="${top - 4}" x2="${px(x0)}" y2="${top + barH + 4}" class="sep"/>
-${x1 - x0 >= 16 ? html`<text x="${px((x0 + x1) / 2)}" y="${top + barH + 16}" text-anchor="middle" class="tick">${s.index + 1}</text>` : ''}
+${w >= name.length * 7 + 12 ? html`<text x="${px(x0 + 6)}" y="${top + barH / 2 + 4}" class="seglbl">${name}</text>` : ''}
+${w >= 14 ? html`<text x="${px(x0 + w / 2)}" y="${top + barH + 16}" text-anchor="middle" class="tick">${s.index + 1}</text>` : ''}
 </g>`;
   })}
 ${breakpoints.map((b) => html`<g class="bp"><title>${b.label}</title><path d="M ${px(x(b.at) - 5)} ${top - 12} L ${px(x(b.at) + 5)} ${top - 12} L ${px(x(b.at))} ${top - 2} Z" fill="#0f172a"/></g>`)}
-<text x="${left}" y="${H - 6}" class="tick">token 0</text><text x="${W - left}" y="${H - 6}" text-anchor="end" class="tick">${tok(total)}</text>
+<text x="${left}" y="${H - 6}" class="tick">token 0</text><text x="${W - left}" y="${H - 6}" text-anchor="end" class="tick">${tok(total)}${widths.some((w) => w === MIN_SEGMENT_PX) ? ' (the narrowest segments are widened to stay visible)' : ''}</text>
 </svg>`;
 }
 
 /** Colour key with names and meanings (the charts also label every bar in text). */
-export function legend(classes: readonly string[]): Html {
-  return html`<ul class="legend">${classes.map((c) => html`<li><svg width="14" height="14" aria-hidden="true"><rect width="14" height="14" rx="2" fill="${fill(c)}"/></svg> <b>${CLASS_INFO[c]!.label}</b> <span>${CLASS_INFO[c]!.help}</span></li>`)}</ul>`;
+export function legend(classes: readonly string[], opts: { breakpoint?: boolean } = {}): Html {
+  return html`<ul class="legend">${classes.map((c) => html`<li><svg width="14" height="14" aria-hidden="true"><rect width="14" height="14" rx="2" fill="${fill(c)}"/></svg> <b>${CLASS_INFO[c]!.label}</b> <span>${CLASS_INFO[c]!.help}</span></li>`)}${
+    opts.breakpoint ? html`<li><svg width="14" height="14" aria-hidden="true"><path d="M 2 3 L 12 3 L 7 12 Z" fill="#0f172a"/></svg> <b>cache breakpoint</b> <span>where the request marks the end of a cacheable prefix</span></li>` : ''
+  }</ul>`;
 }

@@ -31,11 +31,11 @@ export const tokens = (n: number) => int.format(n);
 /** "12,345 tok" — token counts always carry their unit. */
 export const tok = (n: number) => `${int.format(n)} tok`;
 
-/** USD with two decimals from $1 up, and three significant digits below (prompt costs are often fractions of a cent). */
+/** USD with cents, and three significant digits below 10¢ (prompt costs are often fractions of a cent). */
 export function usd(x: number): string {
   if (x === 0) return '$0.00';
   const abs = Math.abs(x);
-  const digits = abs >= 1 ? 2 : Math.min(8, Math.max(2, 2 - Math.floor(Math.log10(abs))));
+  const digits = abs >= 0.1 ? 2 : Math.min(8, 2 - Math.floor(Math.log10(abs)));
   const s = abs.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
   return `${x < 0 ? '−' : ''}$${s}`;
 }

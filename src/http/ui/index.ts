@@ -1,7 +1,2 @@
-import { Hono } from 'hono';
-import type { AppDeps, Services } from '../../app';
-
-/** The dashboard at /ui (issue 6). */
-export function uiRoutes(_deps: AppDeps, _services: Services) {
-  return new Hono();
-}
+/** The dashboard at /ui (issue 6): see routes.ts. */
+export { uiRoutes } from './routes';

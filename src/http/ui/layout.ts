@@ -41,12 +41,13 @@ code, pre, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, m
 .metric { background:var(--card); border:1px solid var(--line); border-radius:8px; padding:10px 12px; }
 .metric dt { font-size:12px; color:var(--muted); }
 .metric dd { margin:2px 0 0; font-size:20px; font-weight:650; font-variant-numeric: tabular-nums; }
-.metric dd small { font-size:12px; color:var(--muted); font-weight:400; }
+.metric dd small { display:block; font-size:12px; color:var(--muted); font-weight:400; }
 .metric.good dd { color:var(--good); } .metric.bad dd { color:var(--bad); }
 table { border-collapse:collapse; width:100%; background:var(--card); }
 th, td { text-align:left; padding:6px 8px; border-bottom:1px solid var(--line); vertical-align:top; }
 th { font-size:12px; color:var(--muted); font-weight:600; background:#f1f5f9; }
 td.num, th.num { text-align:right; font-variant-numeric: tabular-nums; white-space:nowrap; }
+td.rate-cell { white-space:nowrap; }
 .rate { display:inline-block; width:60px; height:8px; background:#e2e8f0; border-radius:4px; margin-right:6px; vertical-align:middle; overflow:hidden; }
 .rate i { display:block; height:100%; background:#16a34a; }
 svg.chart { display:block; max-width:100%; height:auto; }
@@ -54,7 +55,8 @@ svg.chart text { font-size:12px; fill:#1e293b; }
 svg.chart .lbl.total { font-weight:700; }
 svg.chart .pct, svg.chart .tick { fill:#64748b; font-size:11px; }
 svg.chart .val { font-variant-numeric: tabular-nums; font-weight:600; }
-svg.chart .barlbl { font-size:10px; fill:#334155; }
+svg.chart .barlbl { font-size:11px; font-weight:600; fill:#0f172a; paint-order:stroke; stroke:#fff; stroke-width:3px; }
+svg.chart .seglbl { font-size:12px; font-weight:600; fill:#0f172a; paint-order:stroke; stroke:#fff; stroke-width:3px; }
 svg.chart .zero text { fill:#94a3b8; }
 svg.chart .connector { stroke:#94a3b8; stroke-dasharray:2 2; }
 svg.chart .axis { stroke:#94a3b8; } svg.chart .grid { stroke:#e2e8f0; } svg.chart .sep { stroke:#fff; stroke-width:2; }
@@ -114,7 +116,7 @@ export interface PageOptions {
 export function page(c: Context, o: PageOptions) {
   securityHeaders(c);
   const doc = html`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">
 <title>${o.title} · prefix-handles</title><style>${raw(CSS)}</style></head>
 <body>${SVG_DEFS}
 <header class="top"><a class="brand" href="/ui">prefix-handles</a>${o.tenantId ? html`<a href="/ui">Overview</a><span class="who">tenant <code>${o.tenantId}</code></span><form method="post" action="/ui/sign-out"><button type="submit">Sign out</button></form>` : ''}</header>

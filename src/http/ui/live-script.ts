@@ -39,7 +39,7 @@ export const LIVE_SCRIPT = `(() => {
       const a = document.createElement('a');
       a.href = '/ui/requests/' + encodeURIComponent(data.request_id);
       a.textContent = data.request_id;
-      last.replaceChildren('latest: ', a);
+      last.replaceChildren('· latest ', a);
     }
     refresh();
   });

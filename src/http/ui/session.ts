@@ -48,6 +48,17 @@ export function requireSignIn(tenants: TenantService, mode: 'page' | 'api'): Mid
   };
 }
 
+/**
+ * Form posts must come from the dashboard itself (login CSRF, forced sign-out).
+ * Browsers send Sec-Fetch-Site or Origin on every POST; clients that send neither are not browsers.
+ */
+export function fromThisSite(c: Context): boolean {
+  const site = c.req.header('sec-fetch-site');
+  if (site !== undefined) return site === 'same-origin';
+  const origin = c.req.header('origin');
+  return origin === undefined || origin === new URL(c.req.url).origin;
+}
+
 export function signInPage(c: Context, opts: { next: string; error?: string; status?: 200 | 400 | 401 }) {
   const body = html`<form class="signin card" method="post" action="/ui/sign-in">
 <h1>Sign in</h1>
@@ -62,6 +73,7 @@ ${opts.error ? html`<p class="error" role="alert">${opts.error}</p>` : ''}
 }
 
 export async function signIn(c: Context, tenants: TenantService) {
+  if (!fromThisSite(c)) return c.text('cross-site form posts are refused', 403);
   const form = await c.req.parseBody().catch(() => ({}) as Record<string, unknown>);
   const next = safeNext(form.next);
   const key = typeof form.key === 'string' ? form.key.trim() : '';
@@ -74,6 +86,7 @@ export async function signIn(c: Context, tenants: TenantService) {
 }
 
 export function signOut(c: Context) {
+  if (!fromThisSite(c)) return c.text('cross-site form posts are refused', 403);
   deleteCookie(c, COOKIE, { path: COOKIE_PATH, httpOnly: true, sameSite: 'Strict', secure: isHttps(c) });
   return c.redirect('/ui/sign-in', 303);
 }

@@ -36,7 +36,7 @@ ${rows.map(
         (h, i) => html`<tr data-handle="${h.id}"><td class="num">${i + 1}</td>
 <td><a href="/ui/handles/${h.id}?period=${period}">${h.name ?? h.id}</a><br><small class="muted"><span class="mono">${h.id}</span> · ${h.kind ?? h.type ?? 'deleted'}</small></td>
 <td class="num">${tokens(h.requests)}</td><td class="num">${tok(h.tokens.referenced ?? 0)}</td><td class="num">${tok(h.tokens.opportunity ?? 0)}</td><td class="num">${tok(h.tokens.captured ?? 0)}</td>
-<td>${rateBar(h.capture_rate)}</td>
+<td class="rate-cell">${rateBar(h.capture_rate)}</td>
 <td class="num" data-value="${h.money.leaked_savings}">${usd(h.money.leaked_savings)}</td><td class="num" data-value="${h.money.realised_savings}">${usd(h.money.realised_savings)}</td></tr>`,
       )}</tbody></table>${report.handles.length > rows.length ? html`<p class="muted">Showing the ${rows.length} handles that leaked most of ${report.handles.length}.</p>` : ''}`
     : html`<p class="empty">No handle was used in a reconciled request in this period.</p>`}`;

@@ -16,7 +16,7 @@ export function periodChooser(path: string, current: Period): Html {
 }
 
 export function liveStatus(): Html {
-  return html`<span class="live" aria-live="polite"><span class="dot" aria-hidden="true"></span><span data-live-status>Connecting to live updates…</span> <span data-live-last></span></span>`;
+  return html`<span class="live" aria-live="polite"><span class="dot" aria-hidden="true"></span><span data-live-status>Connecting to live updates…</span> <span data-live-last class="mono"></span></span>`;
 }
 
 /** One figure with its exact value in data attributes (the tests compare them with the API). */
@@ -32,13 +32,14 @@ ${metric('requests', 'Requests', t.requests, tokens(t.requests), { note: t.reque
 ${metric('tokens.referenced', 'Referenced', t.tokens.referenced ?? 0, tok(t.tokens.referenced ?? 0))}
 ${metric('tokens.opportunity', 'Opportunity', t.tokens.opportunity ?? 0, tok(t.tokens.opportunity ?? 0))}
 ${metric('tokens.captured', 'Captured', t.tokens.captured ?? 0, tok(t.tokens.captured ?? 0))}
-${metric('capture_rate', 'Capture rate', t.capture_rate, pct(t.capture_rate), { note: 'of opportunity' })}
+${metric('capture_rate', 'Capture rate', t.capture_rate, pct(t.capture_rate), { note: 'captured ÷ opportunity; unknown left out' })}
 </dl>
 <dl class="metrics">
-${metric('money.realised_savings', 'Realised savings', m.realised_savings, usd(m.realised_savings), { tone: 'good', note: 'USD' })}
-${metric('money.leaked_savings', 'Leaked savings', m.leaked_savings, usd(m.leaked_savings), { tone: 'bad', note: 'USD' })}
+${metric('money.realised_savings', 'Realised savings (USD)', m.realised_savings, usd(m.realised_savings), { tone: 'good', note: 'vs. no caching' })}
+${metric('money.leaked_savings', 'Leaked savings (USD)', m.leaked_savings, usd(m.leaked_savings), { tone: 'bad', note: 'vs. perfect capture' })}
 ${metric('money.actual_input_cost', 'Input cost paid', m.actual_input_cost, usd(m.actual_input_cost), { note: `of ${usd(m.cost_without_caching)} uncached` })}
 ${metric('money.cost_at_perfect_capture', 'At perfect capture', m.cost_at_perfect_capture, usd(m.cost_at_perfect_capture))}
+${metric('money.unknown_capture_input_cost', 'Unknown capture', m.unknown_capture_input_cost, usd(m.unknown_capture_input_cost), { note: 'paid without cache fields; not in leaked' })}
 ${metric('money.write_premiums_unread', 'Unread write premiums', m.write_premiums_unread, usd(m.write_premiums_unread), { note: `of ${usd(m.write_premiums_paid)} paid` })}
 </dl>`;
 }

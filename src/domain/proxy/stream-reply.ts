@@ -1,0 +1,124 @@
+// Rebuilds a streamed answer into the provider's non-streaming response shape,
+// so `replyMessage` converts both the same way, and says when the stream has
+// delivered its last meaningful event.
+
+import type { ProxyFormat } from './to-neutral';
+
+type Json = Record<string, unknown>;
+
+const isRecord = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+export interface StreamReply {
+  /** Feeds one parsed event (`data` already JSON-parsed, or the raw string for sentinels like "[DONE]"). */
+  push(data: unknown, event?: string): void;
+  /** The provider's terminal event arrived: usage is final and the answer complete or failed. */
+  readonly ended: boolean;
+  /** The answer finished normally (Anthropic message_stop, a chat finish_reason, Responses response.completed). */
+  readonly succeeded: boolean;
+  /** The answer so far, in the non-streaming response shape. */
+  response(): unknown;
+}
+
+export function createStreamReply(format: ProxyFormat): StreamReply {
+  if (format === 'anthropic') return anthropicReply();
+  if (format === 'openai-chat') return chatReply();
+  return responsesReply();
+}
+
+// message_start, then per block content_block_start / _delta… / _stop; tool input arrives as JSON text pieces.
+function anthropicReply(): StreamReply {
+  const blocks: Json[] = [];
+  const json = new Map<number, string>();
+  let ended = false;
+  return {
+    push(data) {
+      if (!isRecord(data)) return;
+      const index = typeof data.index === 'number' ? data.index : -1;
+      if (data.type === 'content_block_start' && isRecord(data.content_block)) {
+        blocks[index] = { ...data.content_block };
+        if (data.content_block.type === 'tool_use') json.set(index, '');
+      } else if (data.type === 'content_block_delta' && isRecord(data.delta) && blocks[index]) {
+        const d = data.delta;
+        if (d.type === 'text_delta' && typeof d.text === 'string') blocks[index]!.text = String(blocks[index]!.text ?? '') + d.text;
+        else if (d.type === 'input_json_delta' && typeof d.partial_json === 'string') json.set(index, (json.get(index) ?? '') + d.partial_json);
+      } else if (data.type === 'content_block_stop' && json.has(index) && blocks[index]) {
+        const text = json.get(index)!;
+        try {
+          blocks[index]!.input = text === '' ? {} : JSON.parse(text);
+        } catch {
+          blocks[index]!.input = {};
+        }
+      } else if (data.type === 'message_stop') ended = true;
+    },
+    get ended() {
+      return ended;
+    },
+    get succeeded() {
+      return ended;
+    },
+    response: () => ({ type: 'message', role: 'assistant', content: blocks.filter(Boolean) }),
+  };
+}
+
+// Choice 0 only (the one a session continues); tool calls arrive by index, their arguments in pieces.
+function chatReply(): StreamReply {
+  let content: string | null = null;
+  let refusal: string | null = null;
+  let finished = false;
+  let ended = false;
+  const calls: Array<{ id: string; type: 'function'; function: { name: string; arguments: string } }> = [];
+  return {
+    push(data) {
+      if (data === '[DONE]') ended = true;
+      if (!isRecord(data) || !Array.isArray(data.choices)) return;
+      const choice = data.choices.find((c) => isRecord(c) && (c.index ?? 0) === 0);
+      if (!isRecord(choice)) return;
+      if (typeof choice.finish_reason === 'string') finished = true;
+      const delta = isRecord(choice.delta) ? choice.delta : {};
+      if (typeof delta.content === 'string') content = (content ?? '') + delta.content;
+      if (typeof delta.refusal === 'string') refusal = (refusal ?? '') + delta.refusal;
+      for (const t of Array.isArray(delta.tool_calls) ? delta.tool_calls : []) {
+        if (!isRecord(t) || typeof t.index !== 'number') continue;
+        const call = (calls[t.index] ??= { id: '', type: 'function', function: { name: '', arguments: '' } });
+        if (typeof t.id === 'string') call.id = t.id;
+        const fn = isRecord(t.function) ? t.function : {};
+        if (typeof fn.name === 'string') call.function.name += fn.name;
+        if (typeof fn.arguments === 'string') call.function.arguments += fn.arguments;
+      }
+    },
+    get ended() {
+      return ended;
+    },
+    get succeeded() {
+      return finished;
+    },
+    response: () => ({
+      object: 'chat.completion',
+      choices: [{ index: 0, message: { role: 'assistant', content, refusal, ...(calls.length ? { tool_calls: calls.filter(Boolean) } : {}) } }],
+    }),
+  };
+}
+
+// The terminal event carries the whole response, output included.
+const RESPONSES_TERMINAL = new Set(['response.completed', 'response.incomplete', 'response.failed']);
+
+function responsesReply(): StreamReply {
+  let final: Json | null = null;
+  let succeeded = false;
+  return {
+    push(data, event) {
+      if (!isRecord(data)) return;
+      const type = typeof data.type === 'string' ? data.type : event;
+      if (type === undefined || !RESPONSES_TERMINAL.has(type) || !isRecord(data.response)) return;
+      final = data.response;
+      succeeded = type === 'response.completed';
+    },
+    get ended() {
+      return final !== null;
+    },
+    get succeeded() {
+      return succeeded;
+    },
+    response: () => final,
+  };
+}

@@ -1,0 +1,259 @@
+// Provider messages → our neutral Message shape (src/domain/content.ts), for
+// the proxy's `x-ph-session`: the body's messages of one turn and the
+// assistant's reply become the session's next batch.
+//
+// The body is checked strictly (a block a session cannot hold is a 422 before
+// the provider is called, so nothing is spent on a turn we could not keep). The
+// reply is taken as far as it goes: blocks without a neutral form (thinking,
+// server tool results) are dropped — the provider ignores earlier turns' thinking.
+
+import { canonicalJson } from '../canonical-json';
+import { messageListSchema, type ContentBlock, type ImageBlock, type Message, type TextBlock } from '../content';
+import { invalid } from '../errors';
+import { validationError } from '../validation';
+
+export type ProxyFormat = 'anthropic' | 'openai-chat' | 'openai-responses';
+
+type Json = Record<string, unknown>;
+
+const isRecord = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+const IMAGE_TYPES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
+
+/** This turn's new messages from a provider request body, as neutral messages. */
+export function turnMessages(format: ProxyFormat, body: Json): Message[] {
+  const messages =
+    format === 'anthropic' ? anthropicMessages(body.messages, '/messages') : format === 'openai-chat' ? chatMessages(body.messages, '/messages') : responsesInput(body.input, '/input');
+  const parsed = messageListSchema.safeParse(messages);
+  // The pointers are into the converted list; the messages keep their order, so they point close enough.
+  if (!parsed.success) throw validationError(parsed.error, `/${format === 'openai-responses' ? 'input' : 'messages'}`, 'these messages cannot be kept in the session');
+  canonicalJson(parsed.data, '/messages');
+  return parsed.data;
+}
+
+/** The assistant's reply in a provider response body, or null when nothing in it has a neutral form. */
+export function replyMessage(format: ProxyFormat, response: unknown): Message | null {
+  if (!isRecord(response)) return null;
+  let blocks: ContentBlock[];
+  if (format === 'anthropic') blocks = Array.isArray(response.content) ? response.content.flatMap(anthropicReplyBlock) : [];
+  else if (format === 'openai-chat') {
+    const choice = Array.isArray(response.choices) ? response.choices.find((c) => isRecord(c) && (c.index ?? 0) === 0) : undefined;
+    blocks = isRecord(choice) && isRecord(choice.message) ? chatAssistantBlocks(choice.message, '/choices/0/message', false) : [];
+  } else blocks = Array.isArray(response.output) ? response.output.flatMap(responsesReplyItem) : [];
+  if (blocks.length === 0) return null;
+  const parsed = messageListSchema.safeParse([{ role: 'assistant', content: blocks }]);
+  return parsed.success ? parsed.data[0]! : null;
+}
+
+function unsupported(at: string, what: string): never {
+  throw invalid(at, `x-ph-session keeps turns as text, image, tool_use and tool_result content; ${what} cannot be kept (reference handles with x-ph-prefix or "prefix" instead)`);
+}
+
+function list(v: unknown, at: string): unknown[] {
+  if (!Array.isArray(v)) throw invalid(at, 'must be an array');
+  return v;
+}
+
+function str(v: unknown, at: string): string {
+  if (typeof v !== 'string') throw invalid(at, 'must be a string');
+  return v;
+}
+
+function parseArguments(text: unknown, at: string): Record<string, unknown> {
+  if (text === undefined || text === '') return {};
+  try {
+    const v: unknown = JSON.parse(str(text, at));
+    if (isRecord(v)) return v;
+  } catch {
+    // fall through
+  }
+  throw invalid(at, 'tool call arguments must be a JSON object');
+}
+
+/** data: URLs carry the image itself; anything else is a URL the provider fetches. */
+function imageFromUrl(url: string, at: string): ImageBlock {
+  const m = /^data:([^;,]+);base64,(.*)$/s.exec(url);
+  if (!m) return { type: 'image', source: { type: 'url', url } };
+  if (!IMAGE_TYPES.has(m[1]!)) throw invalid(at, `image type ${m[1]} cannot be kept`);
+  return { type: 'image', source: { type: 'base64', media_type: m[1] as 'image/png', data: m[2]! } };
+}
+
+// ---- Anthropic Messages ----
+
+function anthropicMessages(raw: unknown, at: string): Message[] {
+  return list(raw, at).map((m, i) => {
+    const mAt = `${at}/${i}`;
+    if (!isRecord(m) || m.type === 'handle') unsupported(mAt, 'a handle message');
+    if (m.role !== 'user' && m.role !== 'assistant') throw invalid(`${mAt}/role`, 'role must be user or assistant');
+    const content = typeof m.content === 'string' ? m.content : list(m.content, `${mAt}/content`).map((b, j) => anthropicBlock(b, `${mAt}/content/${j}`));
+    return { role: m.role, content };
+  });
+}
+
+// Only the fields a block means are kept: cache_control is a caching directive, not content.
+function anthropicBlock(b: unknown, at: string): ContentBlock {
+  if (!isRecord(b)) throw invalid(at, 'must be a content block');
+  switch (b.type) {
+    case 'text':
+      return { type: 'text', text: str(b.text, `${at}/text`) };
+    case 'image': {
+      const s = isRecord(b.source) ? b.source : {};
+      if (s.type === 'url') return { type: 'image', source: { type: 'url', url: str(s.url, `${at}/source/url`) } };
+      if (s.type === 'base64') return { type: 'image', source: { type: 'base64', media_type: s.media_type as 'image/png', data: str(s.data, `${at}/source/data`) } };
+      return unsupported(`${at}/source`, `an image source of type "${String(s.type)}"`);
+    }
+    case 'tool_use':
+      return { type: 'tool_use', id: str(b.id, `${at}/id`), name: str(b.name, `${at}/name`), input: isRecord(b.input) ? b.input : {} };
+    case 'tool_result': {
+      const content =
+        b.content === undefined || typeof b.content === 'string'
+          ? b.content
+          : list(b.content, `${at}/content`).map((c, k) => {
+              const block = anthropicBlock(c, `${at}/content/${k}`);
+              if (block.type !== 'text' && block.type !== 'image') unsupported(`${at}/content/${k}`, `a ${block.type} block inside a tool_result`);
+              return block;
+            });
+      return {
+        type: 'tool_result',
+        tool_use_id: str(b.tool_use_id, `${at}/tool_use_id`),
+        ...(content === undefined ? {} : { content }),
+        ...(typeof b.is_error === 'boolean' ? { is_error: b.is_error } : {}),
+      };
+    }
+    default:
+      return unsupported(at, `a "${String(b.type)}" block`);
+  }
+}
+
+function anthropicReplyBlock(b: unknown): ContentBlock[] {
+  if (!isRecord(b)) return [];
+  if (b.type === 'text' && typeof b.text === 'string') return [{ type: 'text', text: b.text }];
+  if (b.type === 'tool_use' && typeof b.id === 'string' && typeof b.name === 'string')
+    return [{ type: 'tool_use', id: b.id, name: b.name, input: isRecord(b.input) ? b.input : {} }];
+  return [];
+}
+
+// ---- OpenAI Chat Completions ----
+
+function chatMessages(raw: unknown, at: string): Message[] {
+  const out: Message[] = [];
+  list(raw, at).forEach((m, i) => {
+    const mAt = `${at}/${i}`;
+    if (!isRecord(m) || m.type === 'handle') unsupported(mAt, 'a handle message');
+    switch (m.role) {
+      // Instructions, not turns: the caller sends them again each turn.
+      case 'system':
+      case 'developer':
+        return;
+      case 'user':
+        out.push({ role: 'user', content: typeof m.content === 'string' ? m.content : list(m.content, `${mAt}/content`).map((p, j) => chatPart(p, `${mAt}/content/${j}`)) });
+        return;
+      case 'assistant': {
+        const blocks = chatAssistantBlocks(m, mAt, true);
+        out.push({ role: 'assistant', content: typeof m.content === 'string' && blocks.length === 1 && blocks[0]!.type === 'text' ? m.content : blocks });
+        return;
+      }
+      case 'tool': {
+        const content = typeof m.content === 'string' ? m.content : list(m.content, `${mAt}/content`).map((p, j) => chatPart(p, `${mAt}/content/${j}`));
+        const result: ContentBlock = { type: 'tool_result', tool_use_id: str(m.tool_call_id, `${mAt}/tool_call_id`), content: content as string | TextBlock[] };
+        // Consecutive tool messages answer one assistant turn: one user message of results.
+        const last = out[out.length - 1];
+        if (last?.role === 'user' && Array.isArray(last.content) && last.content.every((b) => b.type === 'tool_result')) last.content.push(result);
+        else out.push({ role: 'user', content: [result] });
+        return;
+      }
+      default:
+        unsupported(`${mAt}/role`, `a "${String(m.role)}" message`);
+    }
+  });
+  return out;
+}
+
+function chatPart(p: unknown, at: string): TextBlock | ImageBlock {
+  if (!isRecord(p)) throw invalid(at, 'must be a content part');
+  if (p.type === 'text') return { type: 'text', text: str(p.text, `${at}/text`) };
+  if (p.type === 'image_url' && isRecord(p.image_url)) return imageFromUrl(str(p.image_url.url, `${at}/image_url/url`), at);
+  return unsupported(at, `a "${String(p.type)}" part`);
+}
+
+function chatAssistantBlocks(m: Json, at: string, strict: boolean): ContentBlock[] {
+  const blocks: ContentBlock[] = [];
+  if (typeof m.content === 'string' && m.content !== '') blocks.push({ type: 'text', text: m.content });
+  else if (Array.isArray(m.content))
+    m.content.forEach((p, j) => {
+      if (isRecord(p) && (p.type === 'text' || p.type === 'refusal')) blocks.push({ type: 'text', text: str(p.text ?? p.refusal, `${at}/content/${j}`) });
+      else if (strict) unsupported(`${at}/content/${j}`, 'this part');
+    });
+  if (blocks.length === 0 && typeof m.refusal === 'string') blocks.push({ type: 'text', text: m.refusal });
+  const calls = Array.isArray(m.tool_calls) ? m.tool_calls : [];
+  calls.forEach((c, k) => {
+    const cAt = `${at}/tool_calls/${k}`;
+    if (!isRecord(c) || !isRecord(c.function)) return strict ? unsupported(cAt, 'this tool call') : undefined;
+    blocks.push({ type: 'tool_use', id: str(c.id, `${cAt}/id`), name: str(c.function.name, `${cAt}/function/name`), input: parseArguments(c.function.arguments, `${cAt}/function/arguments`) });
+  });
+  if (blocks.length === 0 && strict) blocks.push({ type: 'text', text: '' });
+  return blocks;
+}
+
+// ---- OpenAI Responses ----
+
+function responsesInput(raw: unknown, at: string): Message[] {
+  if (typeof raw === 'string') return [{ role: 'user', content: raw }];
+  const out: Message[] = [];
+  // Function calls join the assistant message before them, outputs the user message of results before them.
+  const push = (role: 'user' | 'assistant', blocks: ContentBlock[], join: (b: ContentBlock) => boolean) => {
+    const last = out[out.length - 1];
+    if (last?.role === role && Array.isArray(last.content) && last.content.every(join)) last.content.push(...blocks);
+    else out.push({ role, content: blocks });
+  };
+  list(raw, at).forEach((item, i) => {
+    const iAt = `${at}/${i}`;
+    if (!isRecord(item) || item.type === 'handle') unsupported(iAt, 'a handle item');
+    const type = item.type ?? 'message';
+    if (type === 'message') {
+      if (item.role === 'system' || item.role === 'developer') return;
+      if (item.role !== 'user' && item.role !== 'assistant') throw invalid(`${iAt}/role`, 'role must be user, assistant, system or developer');
+      if (typeof item.content === 'string') {
+        out.push({ role: item.role, content: item.content });
+        return;
+      }
+      const blocks = list(item.content, `${iAt}/content`).map((p, j) => responsesPart(p, `${iAt}/content/${j}`));
+      if (item.role === 'assistant') push('assistant', blocks, () => true);
+      else out.push({ role: 'user', content: blocks });
+    } else if (type === 'function_call') {
+      push('assistant', [{ type: 'tool_use', id: str(item.call_id, `${iAt}/call_id`), name: str(item.name, `${iAt}/name`), input: parseArguments(item.arguments, `${iAt}/arguments`) }], () => true);
+    } else if (type === 'function_call_output') {
+      const output = typeof item.output === 'string' ? item.output : list(item.output, `${iAt}/output`).map((p, j) => responsesPart(p, `${iAt}/output/${j}`));
+      push('user', [{ type: 'tool_result', tool_use_id: str(item.call_id, `${iAt}/call_id`), content: output as string | TextBlock[] }], (b) => b.type === 'tool_result');
+    } else if (type === 'reasoning') {
+      // The model's own reasoning: the reply's is not kept either.
+    } else unsupported(iAt, `a "${String(type)}" item`);
+  });
+  return out;
+}
+
+function responsesPart(p: unknown, at: string): TextBlock | ImageBlock {
+  if (!isRecord(p)) throw invalid(at, 'must be a content part');
+  if (p.type === 'input_text' || p.type === 'output_text') return { type: 'text', text: str(p.text, `${at}/text`) };
+  if (p.type === 'refusal') return { type: 'text', text: str(p.refusal, `${at}/refusal`) };
+  if (p.type === 'input_image' && typeof p.image_url === 'string') return imageFromUrl(p.image_url, at);
+  return unsupported(at, `a "${String(p.type)}" part`);
+}
+
+function responsesReplyItem(item: unknown): ContentBlock[] {
+  if (!isRecord(item)) return [];
+  if (item.type === 'message' && Array.isArray(item.content))
+    return item.content.flatMap((p): ContentBlock[] => {
+      if (!isRecord(p)) return [];
+      if (p.type === 'output_text' && typeof p.text === 'string') return [{ type: 'text', text: p.text }];
+      if (p.type === 'refusal' && typeof p.refusal === 'string') return [{ type: 'text', text: p.refusal }];
+      return [];
+    });
+  if (item.type === 'function_call' && typeof item.call_id === 'string' && typeof item.name === 'string') {
+    try {
+      return [{ type: 'tool_use', id: item.call_id, name: item.name, input: parseArguments(item.arguments, '') }];
+    } catch {
+      return [];
+    }
+  }
+  return [];
+}

@@ -1,0 +1,144 @@
+// One handle: its waterfall, capture rate per day, versions and what each
+// change invalidated, volatile values inside its content, recent drift.
+
+import { html } from 'hono/html';
+import type { Reports } from '../../../domain/reconcile/reports';
+import type { VersionRow } from '../../../store/store';
+import { captureTrendChart, LEAK_ROWS, legend, waterfallChart, type DayPoint } from '../charts';
+import { diffPair, markFindings, type Finding } from '../content';
+import { bytes, PERIODS, pct, tok, tokens, usd, when, type Period } from '../format';
+import { liveStatus, periodChooser, requestLink, sourceLink, summary, type Html } from './parts';
+
+export type HandleReport = ReturnType<Reports['handle']>;
+
+/** A piece of content (an artifact version or a session batch) with its volatile values. */
+export interface ContentSource {
+  ref: string;
+  label: string;
+  text: string;
+  findings: Finding[];
+  /** All findings at mint; more than `findings.length` when the stored list was cut. */
+  count: number;
+}
+
+export interface HandleView {
+  report: HandleReport;
+  period: Period;
+  days: DayPoint[];
+  daysLabel: string;
+  versions: VersionRow[];
+  /** Content to show with marks; for bundles and sessions, only sources with volatile values. */
+  sources: ContentSource[];
+  /** Every source of the latest version with its volatility count (bundles and sessions). */
+  composition: { ref: string; count: number; label: string }[];
+  deleted: boolean;
+}
+
+type Family = 'anthropic' | 'o200k_base';
+interface Meta {
+  tokens?: Record<Family, number>;
+  volatility?: { count: number };
+  change?: { first_diff_byte: number | null; first_diff_segment?: string | null; invalidated_tokens: Record<Family, number> };
+}
+
+const title = (r: HandleReport) => r.handle.name ?? r.handle.id;
+
+export function handlePage(v: HandleView): Html {
+  const h = v.report.handle;
+  const path = `/ui/handles/${h.id}`;
+  return html`<h1>${title(v.report)} ${h.name ? html`<code>${h.id}</code>` : ''}</h1>
+<p class="sub">${h.kind ? `${h.kind} artifact` : h.type} · ${v.versions.length} version${v.versions.length === 1 ? '' : 's'}${v.deleted ? ' · deleted: its reports remain' : ''}</p>
+<div class="toolbar">${periodChooser(path, v.period)} ${liveStatus()}</div>
+<section data-live data-fragment="/ui/fragments/handles/${h.id}?period=${v.period}" data-events="/ui/events?handle=${h.id}">${handleLive(v)}</section>
+${contentSection(v)}`;
+}
+
+/** The part the live view re-fetches: every figure that a new usage report can change. */
+export function handleLive(v: HandleView): Html {
+  const r = v.report;
+  return html`<p class="muted">${PERIODS[v.period].label} (whole UTC days from ${r.range.from ? r.range.from.slice(0, 10) : 'the start'} to ${r.range.to.slice(0, 10)}).</p>
+${summary(r)}
+<div class="card"><h2 style="margin-top:0">Reuse waterfall</h2>
+${r.tokens.referenced ? '' : html`<p class="empty">No reconciled request used this handle in this period.</p>`}
+${waterfallChart(r.tokens, `Reuse waterfall of ${title(r)}`)}
+${legend(['cold', ...LEAK_ROWS, 'captured', 'bonus'])}</div>
+<div class="card"><h2 style="margin-top:0">Capture rate per day <small class="muted">(the capture rate above, per UTC day, ${v.daysLabel}; hatched: a day with unknown capture)</small></h2>
+${captureTrendChart(v.days, `Capture rate per day of ${title(r)}`)}</div>
+${versionsTable(v)}
+${driftSection(v)}`;
+}
+
+function invalidated(meta: Meta | null, version: number): Html {
+  if (version === 1) return html`<span class="muted">first version</span>`;
+  const ch = meta?.change;
+  if (!ch) return html`<span class="muted">—</span>`;
+  if (ch.first_diff_byte === null) return html`identical bytes: nothing invalidated`;
+  const inv = ch.invalidated_tokens;
+  const at = html`first differing byte <b>${tokens(ch.first_diff_byte)}</b>${ch.first_diff_segment ? html` (in ${sourceLink(ch.first_diff_segment)})` : ''}`;
+  if (!inv.anthropic && !inv.o200k_base) return html`${at}; a pure append: <b>nothing invalidated</b>`;
+  return html`${at}; invalidates <b data-invalidated="${inv.anthropic}">≈${tok(inv.anthropic)}</b> (Anthropic) · ${tok(inv.o200k_base)} (OpenAI o200k) of cached prefix`;
+}
+
+function versionsTable(v: HandleView): Html {
+  const byVersion = new Map(v.report.versions.map((x) => [x.version, x]));
+  const rows = [...v.versions].reverse().slice(0, 50);
+  return html`<h2>Versions</h2>
+<table data-table="versions"><thead><tr><th>Version</th><th>Created</th><th class="num">Size</th><th class="num">Tokens</th><th>What the change invalidated</th><th class="num">Volatile</th><th class="num">Requests</th><th class="num">Capture</th><th class="num">Leaked</th></tr></thead><tbody>
+${rows.map((row) => {
+    const meta = row.meta as Meta | null;
+    const rep = byVersion.get(row.version);
+    return html`<tr data-version="${row.version}"><td class="mono">@${row.version}</td><td>${when(row.createdAt)}</td><td class="num">${bytes(row.size)}</td>
+<td class="num">${meta?.tokens ? html`≈${tokens(meta.tokens.anthropic)} <small class="muted">anth.</small><br>${tokens(meta.tokens.o200k_base)} <small class="muted">o200k</small>` : '—'}</td>
+<td>${invalidated(meta, row.version)}</td>
+<td class="num">${meta?.volatility?.count ?? '—'}</td>
+<td class="num">${rep ? tokens(rep.requests) : 0}</td><td class="num">${rep ? pct(rep.capture_rate) : '—'}</td><td class="num">${rep ? usd(rep.money.leaked_savings) : '—'}</td></tr>`;
+  })}</tbody></table>${v.versions.length > rows.length ? html`<p class="muted">The latest ${rows.length} of ${v.versions.length} versions.</p>` : ''}`;
+}
+
+interface DriftView {
+  request_id: string;
+  previous_request_id: string;
+  at: string;
+  segment?: number;
+  byte_offset?: number;
+  now?: { source: string; digest: string; excerpt?: string };
+  before?: { source: string; digest: string; excerpt?: string };
+}
+
+function driftSection(v: HandleView): Html {
+  const findings = v.report.drift as DriftView[];
+  return html`<h2>Recent drift</h2>
+${findings.length === 0
+    ? html`<p class="muted">No drift: whenever this handle repeated, the bytes before it were the same.</p>`
+    : findings.map((d) => {
+        const pair = d.now?.excerpt !== undefined && d.before?.excerpt !== undefined ? diffPair(d.before.excerpt, d.now.excerpt) : null;
+        return html`<div class="card" data-drift="${d.request_id}">
+<p style="margin-top:0">${when(d.at)}: ${requestLink(d.request_id)} missed the prefix ${requestLink(d.previous_request_id)} had written.
+Segment <b>#${(d.segment ?? 0) + 1}</b> changed${d.byte_offset !== undefined ? html`, first at byte <b>${tokens(d.byte_offset)}</b>` : ''}:
+${d.before ? sourceLink(d.before.source) : ''} → ${d.now ? sourceLink(d.now.source) : ''}.</p>
+${pair
+  ? html`<div class="pair"><div><b>Before</b> <small class="muted">(${d.previous_request_id})</small><pre data-side="before">${pair.before}</pre></div><div><b>Now</b> <small class="muted">(${d.request_id})</small><pre data-side="now">${pair.now}</pre></div></div>`
+  : html`<p class="muted">The changed bytes were not retained (only inline content is kept, for a while); digests ${d.before?.digest.slice(0, 12) ?? '?'}… → ${d.now?.digest.slice(0, 12) ?? '?'}…</p>`}
+</div>`;
+      })}`;
+}
+
+function contentSection(v: HandleView): Html {
+  const composite = v.report.handle.type !== 'artifact';
+  return html`<h2>Content and volatile values</h2>
+<p class="muted">Highlighted: values that tend to change on every render (timestamps, epochs, ids). One near the start of a prefix breaks the cache for everything after it.</p>
+${composite && v.composition.length
+    ? html`<table data-table="composition"><thead><tr><th>#</th><th>Source in render order</th><th>What</th><th class="num">Volatile values</th></tr></thead><tbody>${v.composition.map(
+        (s, i) => html`<tr><td class="num">${i + 1}</td><td>${sourceLink(s.ref, v.period)}</td><td>${s.label}</td><td class="num">${s.count}</td></tr>`,
+      )}</tbody></table>`
+    : ''}
+${v.deleted ? html`<p class="notice">This handle was deleted; its content is no longer shown.</p>` : ''}
+${v.sources.map((s) => {
+    const marked = markFindings(s.text, s.findings);
+    return html`<div class="card" data-content="${s.ref}"><b class="mono">${s.ref}</b> <span class="muted">${s.label} · ${s.count} volatile value${s.count === 1 ? '' : 's'}${
+      s.count > marked.shown ? ` (${marked.shown} marked)` : ''
+    }${marked.cut ? ' · showing the first 64 KiB' : ''}</span>
+<pre class="content">${marked.body}</pre></div>`;
+  })}
+${composite && !v.deleted && v.sources.length === 0 ? html`<p class="muted">No source of the latest version holds volatile values.</p>` : ''}`;
+}

@@ -1,0 +1,87 @@
+// One recorded request: its segments along the prompt coloured by outcome,
+// the provider's usage as received, and the provider's own diagnostics.
+
+import { html } from 'hono/html';
+import type { RequestOutcome } from '../../../domain/reconcile/reconciler';
+import type { Breakpoint, RenderedSegment } from '../../../domain/render/request';
+import type { NormalizedUsage } from '../../../domain/usage/types';
+import type { RequestRow } from '../../../store/store';
+import { CLASS_INFO, legend, SEGMENT_ORDER, segmentBar, type BarSegment } from '../charts';
+import { diffPair } from '../content';
+import { tok, tokens, usd, when } from '../format';
+import { metric, requestLink, sourceLink, type Html } from './parts';
+
+const json = (v: unknown) => JSON.stringify(v, null, 2);
+
+export function requestPage(row: RequestRow): Html {
+  const segments = row.segments as RenderedSegment[];
+  const outcome = (row.outcome ?? null) as RequestOutcome | null;
+  const usage = (row.usage ?? null) as NormalizedUsage | null;
+  const bar: BarSegment[] = segments.map((s, i) => {
+    const o = outcome?.segments[i];
+    return { index: i, source: s.source, section: s.section, start: o ? o.start : s.token_start, end: o ? o.end : s.token_end, classes: o ? o.classes : null };
+  });
+  // Breakpoints are placed in estimated tokens; scale them like the segments were.
+  const estimated = segments.at(-1)?.token_end ?? 0;
+  const total = bar.at(-1)?.end ?? 0;
+  const breakpoints = (row.breakpoints as Breakpoint[]).map((b) => ({
+    at: estimated ? (b.token_end / estimated) * total : 0,
+    label: `cache breakpoint after segment #${b.segment + 1} (${b.ttl}, set by ${b.set_by})`,
+  }));
+  // The legend names only what this request's bar shows.
+  const present = new Set(bar.flatMap((s) => (s.classes ? Object.keys(s.classes).filter((c) => s.classes![c]! > 0) : ['pending'])));
+  const cost = outcome ? outcome.segments.reduce((a, s) => ({ actual: a.actual + s.cost.actual, perfect: a.perfect + s.cost.perfect }), { actual: 0, perfect: 0 }) : null;
+
+  return html`<h1>Request <code>${row.id}</code></h1>
+<p class="sub">${row.model}${row.catalogFallback ? html` <span class="notice">priced as ${row.catalogEntry} (no exact catalog entry)</span>` : ''} · ${row.format} · ${row.status ?? 'rendered'} · rendered ${when(row.renderedAt)}${row.startedAt ? ` · started ${when(row.startedAt)}` : ''}</p>
+<dl class="metrics">
+${metric('total_prompt_tokens', 'Prompt tokens (provider)', outcome?.total_prompt_tokens ?? null, outcome?.total_prompt_tokens == null ? 'not reported' : tok(outcome.total_prompt_tokens), { note: `≈${tokens(segments.at(-1)?.token_end ?? 0)} estimated` })}
+${metric('provider.read', 'Read from cache (provider)', outcome?.provider.read ?? null, outcome ? (outcome.provider.read === null ? 'unknown' : tok(outcome.provider.read)) : '—')}
+${metric('provider.write', 'Written to cache (provider)', outcome?.provider.write ?? null, outcome ? (outcome.provider.write === null ? 'unknown' : tok(outcome.provider.write)) : '—')}
+${metric('predicted.read', 'Predicted read', outcome?.predicted.read ?? null, outcome ? tok(outcome.predicted.read) : '—', { note: 'by the cache simulation' })}
+${cost ? metric('cost.leaked', 'Leaked on this request', cost.actual - cost.perfect, usd(cost.actual - cost.perfect), { tone: 'bad', note: `of ${usd(cost.actual)} input cost` }) : ''}
+</dl>
+${outcome?.capture === 'unknown' ? html`<p class="notice">The provider reported no cache fields for this request: its capture is <b>unknown</b>, not 0%.</p>` : ''}
+${outcome ? '' : html`<p class="notice">No usage report yet: the bar shows the rendered segments only.</p>`}
+<div class="card"><h2 style="margin-top:0">The prompt, segment by segment</h2>
+${segmentBar(bar, breakpoints, `Segments of ${row.id} coloured by outcome`)}
+${legend([...SEGMENT_ORDER, 'pending'].filter((c) => present.has(c)), { breakpoint: breakpoints.length > 0 })}</div>
+<table data-table="segments"><thead><tr><th>#</th><th>Source</th><th>Section</th><th class="num">Tokens</th><th>Outcome</th><th class="num">Read</th><th class="num">Written</th><th class="num">Cost</th></tr></thead><tbody>
+${bar.map((s, i) => {
+    const o = outcome?.segments[i];
+    const classes = Object.entries(s.classes ?? {}).filter(([, n]) => n > 0);
+    return html`<tr data-segment="${i}"><td class="num">${i + 1}</td><td>${sourceLink(s.source)}</td><td>${s.section}</td><td class="num">${tok(s.end - s.start)}</td>
+<td>${classes.length ? classes.map(([c, n], k) => html`${k ? ' · ' : ''}<span data-class="${c}" data-tokens="${n}">${CLASS_INFO[c]?.label ?? c} ${tokens(n)}</span>`) : html`<span class="muted">not reconciled</span>`}</td>
+<td class="num">${o ? tokens(o.read) : '—'}</td><td class="num">${o ? tokens(o.write) : '—'}</td><td class="num">${o ? usd(o.cost.actual) : '—'}</td></tr>`;
+  })}</tbody></table>
+${outcome?.drift ? driftBlock(outcome.drift) : ''}
+<div class="cols">
+<div><h2>Provider usage</h2>${usage ? usageTable(usage) : html`<p class="muted">None yet.</p>`}
+${row.usageRaw !== undefined && row.usageRaw !== null ? html`<details><summary>As received</summary><pre class="content" data-raw="usage">${json(row.usageRaw)}</pre></details>` : ''}</div>
+<div><h2>Provider diagnostics</h2>${row.diagnostics !== undefined && row.diagnostics !== null
+    ? html`<p class="muted">The provider's own explanation, shown beside ours.</p><pre class="content" data-raw="diagnostics">${json(row.diagnostics)}</pre>`
+    : html`<p class="muted">The provider sent no cache diagnostics.</p>`}</div>
+</div>`;
+}
+
+function usageTable(u: NormalizedUsage): Html {
+  const n = (v: number | null) => (v === null ? html`<span class="muted">not reported</span>` : tok(v));
+  return html`<dl class="kv" data-usage>
+<dt>Provider shape</dt><dd>${u.provider}${u.model ? ` (${u.model})` : ''}</dd>
+<dt>Total prompt tokens</dt><dd data-value="${u.total_prompt_tokens ?? ''}">${n(u.total_prompt_tokens)}</dd>
+<dt>Cache read</dt><dd data-value="${u.cache_read_tokens ?? ''}">${n(u.cache_read_tokens)}</dd>
+<dt>Cache write</dt><dd data-value="${u.cache_write_tokens ?? ''}">${n(u.cache_write_tokens)}${u.cache_write_by_ttl ? ` (${Object.entries(u.cache_write_by_ttl).map(([k, v]) => `${k}: ${tokens(v)}`).join(', ')})` : ''}</dd>
+<dt>Uncached</dt><dd data-value="${u.uncached_tokens ?? ''}">${n(u.uncached_tokens)}</dd>
+<dt>Output tokens</dt><dd>${n(u.output_tokens)}</dd>
+<dt>Cache fields reported</dt><dd>${u.cache_fields_reported ? 'yes' : 'no: capture unknown'}</dd>
+<dt>Complete</dt><dd>${u.complete ? 'yes' : 'no: the stream ended before its final usage'}</dd>
+</dl>`;
+}
+
+function driftBlock(d: NonNullable<RequestOutcome['drift']>): Html {
+  const pair = d.now.excerpt !== undefined && d.before.excerpt !== undefined ? diffPair(d.before.excerpt, d.now.excerpt) : null;
+  return html`<h2>Drift</h2><div class="card"><p style="margin-top:0">${sourceLink(d.handle)} repeated, but segment <b>#${d.segment + 1}</b> before it changed since ${requestLink(d.previous_request)}${
+    d.byte_offset !== undefined ? html`, first at byte <b>${tokens(d.byte_offset)}</b>` : ''
+  }.</p>
+${pair ? html`<div class="pair"><div><b>Before</b><pre data-side="before">${pair.before}</pre></div><div><b>Now</b><pre data-side="now">${pair.now}</pre></div></div>` : html`<p class="muted">${d.before.source} → ${d.now.source}</p>`}</div>`;
+}

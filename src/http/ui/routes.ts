@@ -1,0 +1,168 @@
+import { Hono, type Context } from 'hono';
+import { html } from 'hono/html';
+import { streamSSE } from 'hono/streaming';
+import type { AppDeps, Services } from '../../app';
+import { DomainError } from '../../domain/errors';
+import { parseRef } from '../../domain/ids';
+import type { DayPoint } from './charts';
+import type { Finding } from './content';
+import { DAY_MS, day, parsePeriod, rangeOf, type Period } from './format';
+import { fragment, page } from './layout';
+import { handleLive, handlePage, type ContentSource, type HandleView } from './pages/handle';
+import { overviewLive, overviewPage } from './pages/overview';
+import { requestPage } from './pages/request';
+import { requireSignIn, safeNext, signIn, signInPage, signOut, type UiEnv } from './session';
+
+/** Days on the capture-rate chart for "all": older days are in the waterfall, not drawn per day. */
+const ALL_DAYS = 90;
+/** Sources of a bundle or session shown with their content. */
+const MAX_SOURCES = 20;
+/** A comment line now and then keeps proxies from closing an idle event stream. */
+const KEEPALIVE_MS = 15_000;
+
+/**
+ * The dashboard at /ui: server-rendered pages over the same domain services
+ * as the JSON API (so the figures are the API's), and an event stream that
+ * tells an open page to re-fetch its figures when usage is reconciled.
+ */
+export function uiRoutes(deps: AppDeps, services: Services) {
+  const ui = new Hono<UiEnv>();
+  const now = () => deps.clock.now();
+
+  ui.get('/ui/sign-in', (c) => signInPage(c, { next: safeNext(c.req.query('next')) }));
+  ui.post('/ui/sign-in', (c) => signIn(c, services.tenants));
+  ui.post('/ui/sign-out', (c) => signOut(c));
+
+  ui.use('/ui/fragments/*', requireSignIn(services.tenants, 'api'));
+  ui.use('/ui/events', requireSignIn(services.tenants, 'api'));
+  ui.use('/ui', requireSignIn(services.tenants, 'page'));
+  ui.use('/ui/handles/*', requireSignIn(services.tenants, 'page'));
+  ui.use('/ui/requests', requireSignIn(services.tenants, 'page'));
+  ui.use('/ui/requests/*', requireSignIn(services.tenants, 'page'));
+
+  const tenantReport = (c: Context<UiEnv>, period: Period) => services.reports.tenant(c.get('tenantId'), rangeOf(period, now()), now());
+
+  ui.get('/ui', (c) => {
+    const period = parsePeriod(c.req.query('period'));
+    return page(c, { title: 'Overview', tenantId: c.get('tenantId'), body: overviewPage(tenantReport(c, period), period) });
+  });
+  ui.get('/ui/', (c) => c.redirect('/ui', 301));
+  ui.get('/ui/fragments/overview', (c) => {
+    const period = parsePeriod(c.req.query('period'));
+    return fragment(c, overviewLive(tenantReport(c, period), period));
+  });
+
+  ui.get('/ui/handles/:id', (c) => {
+    const view = handleView(c.get('tenantId'), c.req.param('id'), parsePeriod(c.req.query('period')));
+    return page(c, { title: view.report.handle.name ?? view.report.handle.id, tenantId: c.get('tenantId'), body: handlePage(view) });
+  });
+  ui.get('/ui/fragments/handles/:id', (c) => fragment(c, handleLive(handleView(c.get('tenantId'), c.req.param('id'), parsePeriod(c.req.query('period')), false))));
+
+  ui.get('/ui/requests', (c) => {
+    const id = c.req.query('id')?.trim();
+    return c.redirect(id ? `/ui/requests/${encodeURIComponent(id)}` : '/ui', 303);
+  });
+  ui.get('/ui/requests/:id', (c) => {
+    const row = services.requests.get(c.get('tenantId'), c.req.param('id'));
+    return page(c, { title: `Request ${row.id}`, tenantId: c.get('tenantId'), body: requestPage(row) });
+  });
+
+  ui.get('/ui/events', (c) => {
+    const tenantId = c.get('tenantId');
+    const handle = c.req.query('handle');
+    return streamSSE(c, async (stream) => {
+      // Subscribe before saying "ready": nothing reconciled after that is missed.
+      const off = services.reconciler.onReconciled((e) => {
+        if (e.tenantId !== tenantId || (handle && !e.handles.includes(handle))) return;
+        void stream.writeSSE({ event: 'reconciled', data: JSON.stringify({ request_id: e.requestId }) });
+      });
+      const keepalive = setInterval(() => void stream.write(': keepalive\n\n'), KEEPALIVE_MS);
+      const closed = new Promise<void>((resolve) => {
+        stream.onAbort(resolve);
+        c.req.raw.signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+      try {
+        await stream.writeSSE({ event: 'ready', data: '{}', retry: 1000 });
+        await closed;
+      } finally {
+        off();
+        clearInterval(keepalive);
+      }
+    });
+  });
+
+  ui.all('/ui/*', (c) => page(c, { title: 'Not found', body: html`<h1>Not found</h1><p><a href="/ui">Back to the overview</a></p>`, status: 404 }));
+
+  // Domain errors become pages (a tenant never learns another tenant's handle exists: same 404).
+  ui.onError((err, c) => {
+    if (!(err instanceof DomainError)) throw err;
+    const status = err.code === 'not_found' ? 404 : err.code === 'gone' ? 410 : err.code === 'invalid_request' ? 400 : 409;
+    return page(c, { title: 'Not found', tenantId: c.get('tenantId'), body: html`<h1>${status === 410 ? 'Deleted' : status === 404 ? 'Not found' : 'Cannot show this'}</h1><p>${err.message}.</p><p><a href="/ui">Back to the overview</a></p>`, status });
+  });
+
+  function handleView(tenantId: string, id: string, period: Period, withContent = true): HandleView {
+    const report = services.reports.handle(tenantId, id, rangeOf(period, now()), now());
+    const versions = services.handles.versions(id);
+    const deleted = report.handle.deleted;
+    const { days, label } = dailyCapture(tenantId, id, period);
+    const { sources, composition } = withContent && !deleted ? contentOf(tenantId, id) : { sources: [], composition: [] };
+    return { report, period, days, daysLabel: label, versions, sources, composition, deleted };
+  }
+
+  /** One handle report per UTC day: the same figures the API gives for that day's range. */
+  function dailyCapture(tenantId: string, id: string, period: Period): { days: DayPoint[]; label: string } {
+    const t = now();
+    const range = rangeOf(period, t);
+    const last = Math.floor(t / DAY_MS);
+    const first = range.from === undefined ? last - ALL_DAYS + 1 : Math.floor(range.from / DAY_MS);
+    const days: DayPoint[] = [];
+    for (let d = first; d <= last; d++) {
+      const r = services.reports.handle(tenantId, id, { from: d * DAY_MS, to: d * DAY_MS }, t);
+      days.push({ day: day(d * DAY_MS), opportunity: r.tokens.opportunity ?? 0, captured: r.tokens.captured ?? 0, unknown: r.tokens.unknown ?? 0, rate: r.capture_rate, money: r.money.leaked_savings });
+    }
+    return { days, label: range.from === undefined ? `last ${ALL_DAYS} days` : `${days.length} days` };
+  }
+
+  /** The latest version's content with its volatility findings (byte offsets into the stored bytes). */
+  function contentOf(tenantId: string, id: string): Pick<HandleView, 'sources' | 'composition'> {
+    const { handle, version } = services.handles.resolve(tenantId, id);
+    if (handle.type === 'artifact') {
+      const source = sourceContent(tenantId, `${id}@${version.version}`);
+      return { sources: source ? [source] : [], composition: [] };
+    }
+    const refs = [...new Set(services.handles.segmentsOf(handle, version.version).map((s) => s.source))];
+    const counts = ((version.meta as { volatility?: { by_source?: Record<string, number> } } | null)?.volatility?.by_source ?? {}) as Record<string, number>;
+    const composition = refs.map((ref) => ({ ref, count: counts[ref] ?? 0, label: sourceLabel(tenantId, ref) }));
+    const sources = composition
+      .filter((s) => s.count > 0)
+      .slice(0, MAX_SOURCES)
+      .flatMap((s) => sourceContent(tenantId, s.ref) ?? []);
+    return { sources, composition };
+  }
+
+  function sourceContent(tenantId: string, ref: string): ContentSource | null {
+    const parsed = parseRef(ref);
+    if (!parsed) return null;
+    const { handle, version } = services.handles.resolve(tenantId, ref);
+    // An artifact's findings index its stored bytes; a session batch's, the batch's canonical JSON.
+    const meta = version.meta as { volatility?: Vol; batch?: { volatility?: Vol } } | null;
+    const vol = handle.type === 'artifact' ? meta?.volatility : meta?.batch?.volatility;
+    const blob = version.contentDigest ? deps.store.getBlob(version.contentDigest) : undefined;
+    if (!blob) return null;
+    return { ref, label: sourceLabel(tenantId, ref), text: blob.toString('utf8'), findings: vol?.findings ?? [], count: vol?.count ?? 0 };
+  }
+
+  /** "system “name”", or what a session batch is. */
+  function sourceLabel(tenantId: string, ref: string): string {
+    const { handle } = services.handles.resolve(tenantId, ref);
+    if (handle.type !== 'artifact') return 'messages appended to the session (canonical JSON)';
+    return `${handle.kind} ${handle.name ? `“${handle.name}”` : ''}`.trim();
+  }
+
+  return ui;
+}
+
+interface Vol {
+  count: number;
+  findings: Finding[];
+}

@@ -1,0 +1,178 @@
+// The dashboard in headless Chromium (Debian's package, driven by playwright-core)
+// against the app served on a loopback port. Screenshots go to test-output/screenshots/.
+
+import { serve, type ServerType } from '@hono/node-server';
+import { existsSync, mkdirSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pct, tokens, usd } from '../../src/http/ui/format';
+import { createTestApp, type TestApp } from '../helpers/app';
+import { anotherTurn, seed, type Seeded } from './seed';
+
+const CHROMIUM = '/usr/bin/chromium';
+const SHOTS = 'test-output/screenshots';
+const DAY = 86_400_000;
+const since = (ms: number) => `from=${new Date(ms).toISOString()}`;
+
+let t: TestApp;
+let server: ServerType | undefined;
+let browser: Browser | undefined;
+let base = '';
+
+// Fail, never skip: CI installs Chromium, so a missing one is a broken machine. Each
+// test fails on its own with this message (a failing hook would only mark them skipped).
+const missing = existsSync(CHROMIUM)
+  ? null
+  : `the dashboard browser test needs Chromium at ${CHROMIUM}: install it with "apt-get install -y chromium" (.ci/run does this when it is missing)`;
+
+beforeAll(async () => {
+  if (missing) return;
+  mkdirSync(SHOTS, { recursive: true });
+  t = createTestApp();
+  server = await new Promise<ServerType>((resolve) => {
+    const s = serve({ fetch: t.app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
+  });
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  t?.close();
+});
+
+/** A page that records script errors, CSP violations and any request leaving the app. */
+async function newPage() {
+  if (missing) throw new Error(missing);
+  const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`));
+  page.on('request', (r) => !r.url().startsWith(base) && problems.push(`external request: ${r.url()}`));
+  return { page, problems };
+}
+
+async function signIn(page: Page, key: string, path = '/ui') {
+  await page.goto(`${base}${path}`);
+  expect(new URL(page.url()).pathname).toBe('/ui/sign-in');
+  await page.fill('#key', key);
+  await Promise.all([page.waitForURL((u) => u.pathname !== '/ui/sign-in'), page.click('button[type=submit]')]);
+}
+
+/** Figures on the page: each metric's exact value and the text a person reads. */
+const shownMetrics = (page: Page) =>
+  page.$$eval('[data-metric]', (els) => Object.fromEntries(els.map((e) => [e.getAttribute('data-metric')!, { value: e.getAttribute('data-value')!, text: e.querySelector('dd')!.textContent! }])));
+
+type Report = { requests: number; tokens: Record<string, number>; capture_rate: number | null; money: Record<string, number> };
+
+/** The page shows the API's numbers, in value and in the text a person reads. */
+async function expectReportShown(page: Page, api: Report) {
+  const m = await shownMetrics(page);
+  const expectFigure = (key: string, value: number | null, text: string) => {
+    expect(m[key]?.value, key).toBe(value === null ? '' : String(value));
+    expect(m[key]?.text, key).toContain(text);
+  };
+  expectFigure('requests', api.requests, tokens(api.requests));
+  for (const k of ['referenced', 'opportunity', 'captured']) expectFigure(`tokens.${k}`, api.tokens[k]!, `${tokens(api.tokens[k]!)} tok`);
+  expectFigure('capture_rate', api.capture_rate, pct(api.capture_rate));
+  for (const k of ['realised_savings', 'leaked_savings', 'actual_input_cost', 'write_premiums_unread', 'unknown_capture_input_cost']) expectFigure(`money.${k}`, api.money[k]!, usd(api.money[k]!));
+  const bars = await page.$$eval('svg[data-chart="waterfall"] g[data-class]', (gs) => gs.map((g) => [g.getAttribute('data-class')!, g.getAttribute('data-tokens')!, g.querySelector('text.val')!.textContent!]));
+  expect(bars.length).toBe(13);
+  for (const [cls, n, text] of bars) {
+    expect(Number(n), cls).toBe(api.tokens[cls!]);
+    expect(text, cls).toContain(`${tokens(api.tokens[cls!]!)} tok`);
+  }
+}
+
+describe('dashboard in headless Chromium', () => {
+  it('signs in, shows each page with the API figures, and saves screenshots', async () => {
+    const { page, problems } = await newPage();
+    const s: Seeded = await seed(t);
+
+    await page.goto(`${base}/ui`);
+    await page.fill('#key', 'phk_wrong');
+    await page.click('button[type=submit]');
+    await expect(page.textContent('[role=alert]')).resolves.toContain('not valid');
+    await page.screenshot({ path: `${SHOTS}/sign-in-error.png` });
+    problems.length = 0; // the refused key's 401 is expected
+
+    await signIn(page, s.key, '/ui?period=7d');
+    const week = since(t.clock.now() - 7 * DAY);
+    await expectReportShown(page, (await s.client.get(`/v1/reports?${week}`)).json);
+    const api = (await s.client.get(`/v1/reports?${week}`)).json;
+    const ranked = await page.$$eval('table[data-table="handles"] tr[data-handle]', (rows) => rows.map((r) => r.getAttribute('data-handle')));
+    expect(ranked).toEqual(api.handles.map((h: { id: string }) => h.id));
+    await page.screenshot({ path: `${SHOTS}/overview.png`, fullPage: true });
+
+    // The handle link leads to its page, with the handle report's figures.
+    await Promise.all([page.waitForURL(`**/ui/handles/${s.bundle.id}?period=7d`), page.click(`tr[data-handle="${s.bundle.id}"] a`)]);
+    await expectReportShown(page, (await s.client.get(`/v1/reports/handles/${s.bundle.id}?${week}`)).json);
+    await expect(page.locator('svg[data-chart="capture-trend"] g[data-day]').count()).resolves.toBe(8);
+    await page.screenshot({ path: `${SHOTS}/handle-bundle.png`, fullPage: true });
+
+    await page.goto(`${base}/ui/handles/${s.sys.id}?period=7d`);
+    await expectReportShown(page, (await s.client.get(`/v1/reports/handles/${s.sys.id}?${week}`)).json);
+    await expect(page.textContent('[data-side="before"] mark')).resolves.toBe('5');
+    await expect(page.textContent('[data-side="now"] mark')).resolves.toBe('6');
+    await page.screenshot({ path: `${SHOTS}/handle-drift.png`, fullPage: true });
+
+    await page.goto(`${base}/ui/handles/${s.doc.id}`);
+    const marks = await page.$$eval('pre.content mark', (ms) => ms.map((m) => m.textContent));
+    expect(marks).toEqual(expect.arrayContaining(['2026-01-01T12:00:00Z', '123e4567-e89b-12d3-a456-426614174000']));
+    // The hostile name is text on the page, not markup.
+    await expect(page.locator('h1').textContent()).resolves.toContain('<script>alert("pwned")</script>');
+    await expect(page.locator('img').count()).resolves.toBe(0);
+    await page.screenshot({ path: `${SHOTS}/handle-volatility.png`, fullPage: true });
+
+    // Request page, reached from a drift finding's link.
+    await page.goto(`${base}/ui/handles/${s.sys.id}?period=7d`);
+    await Promise.all([page.waitForURL(`**/ui/requests/${s.driftRequest.request_id}`), page.click(`[data-drift="${s.driftRequest.request_id}"] p a >> nth=0`)]);
+    const req = (await s.client.get(`/v1/requests/${s.driftRequest.request_id}`)).json;
+    const drawn = await page.$$eval('svg[data-chart="segments"] rect[data-class]', (rs) => rs.map((r) => [r.closest('g')!.getAttribute('data-segment'), r.getAttribute('data-class'), Number(r.getAttribute('data-tokens'))]));
+    const expected = req.outcome.segments.flatMap((seg: { classes: Record<string, number> }, i: number) =>
+      Object.entries(seg.classes)
+        .filter(([, n]) => n > 0)
+        .map(([c, n]) => [String(i), c, n]),
+    );
+    expect(drawn.sort()).toEqual(expected.sort());
+    const usage = await page.$$eval('[data-usage] dd[data-value]', (dds) => dds.map((d) => d.getAttribute('data-value')));
+    expect(usage).toEqual([req.usage.total_prompt_tokens, req.usage.cache_read_tokens, req.usage.cache_write_tokens, req.usage.uncached_tokens].map(String));
+    await page.screenshot({ path: `${SHOTS}/request.png`, fullPage: true });
+
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it('updates the overview and a handle page live as usage is reconciled', async () => {
+    const { page, problems } = await newPage();
+    const s = await seed(t);
+    await signIn(page, s.key, '/ui?period=7d');
+    const week = () => since(t.clock.now() - 7 * DAY);
+    const valueOf = (key: string) => page.getAttribute(`[data-metric="${key}"]`, 'data-value');
+
+    await page.waitForSelector('body[data-live-state="open"]');
+    const before = await valueOf('tokens.captured');
+    const r = await anotherTurn(t, s, 1);
+    // Wait for the DOM to change (no wall-clock assertion), then compare with the API again.
+    await page.waitForSelector(`[data-metric="tokens.captured"]:not([data-value="${before}"])`);
+    await expectReportShown(page, (await s.client.get(`/v1/reports?${week()}`)).json);
+    await page.waitForSelector(`[data-live-last] a[href="/ui/requests/${r.request_id}"]`);
+    await page.screenshot({ path: `${SHOTS}/overview-live.png`, fullPage: true });
+
+    await page.goto(`${base}/ui/handles/${s.bundle.id}?period=7d`);
+    await page.waitForSelector('body[data-live-state="open"]');
+    const requests = await valueOf('requests');
+    await anotherTurn(t, s, 2);
+    await page.waitForSelector(`[data-metric="requests"]:not([data-value="${requests}"])`);
+    await expectReportShown(page, (await s.client.get(`/v1/reports/handles/${s.bundle.id}?${week()}`)).json);
+    await page.screenshot({ path: `${SHOTS}/handle-live.png`, fullPage: true });
+
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+});

@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import { waterfallRows } from '../../src/http/ui/charts';
+import { diffPair, markFindings } from '../../src/http/ui/content';
+import { usd } from '../../src/http/ui/format';
+
+const str = async (h: unknown) => String(await h);
+
+describe('markFindings', () => {
+  it('marks by UTF-8 byte offset, escaping the text around and inside marks', async () => {
+    const text = 'é🙂 <b>at 2026-01-01</b>';
+    const offset = Buffer.from(text).indexOf('2026');
+    expect(offset).not.toBe(text.indexOf('2026')); // bytes, not UTF-16 indices
+    const out = markFindings(text, [{ kind: 'date', offset, text: '2026-01-01' }]);
+    expect(await str(out.body)).toBe('é🙂 &lt;b&gt;at <mark title="date at byte 13" data-kind="date" data-offset="13">2026-01-01</mark>&lt;/b&gt;');
+    expect(out.shown).toBe(1);
+  });
+
+  it('skips findings that do not sit on the bytes they name, and overlapping ones', async () => {
+    const out = markFindings('abc 123 def', [
+      { kind: 'x', offset: 4, text: '123' },
+      { kind: 'x', offset: 5, text: '23' },
+      { kind: 'x', offset: 0, text: 'zzz' },
+    ]);
+    expect(out.shown).toBe(1);
+  });
+
+  it('cuts long text at a character boundary and says so', async () => {
+    const out = markFindings('ab€€€', [], 4); // € is 3 bytes: 4 would split the second
+    expect(out.cut).toBe(true);
+    expect(await str(out.body)).toBe('ab');
+  });
+});
+
+describe('diffPair', () => {
+  it('marks only what differs between the common start and end', async () => {
+    const { before, now } = diffPair('time: 10:05:00', 'time: 10:06:00');
+    expect(await str(before)).toBe('<span class="same">time: 10:0</span><mark class="diff">5</mark><span class="same">:00</span>');
+    expect(await str(now)).toBe('<span class="same">time: 10:0</span><mark class="diff">6</mark><span class="same">:00</span>');
+  });
+});
+
+describe('waterfall rows', () => {
+  it('step from referenced through each leak down to captured (+ bonus)', () => {
+    const t = { referenced: 100, cold: 20, opportunity: 80, drift: 10, expired: 5, unconfirmed: 5, unknown: 10, captured: 48, bonus: 2 };
+    const rows = Object.fromEntries(waterfallRows(t).map((r) => [r.cls, [r.start, r.end]]));
+    expect(rows.cold).toEqual([80, 100]);
+    expect(rows.drift).toEqual([70, 80]);
+    expect(rows.expired).toEqual([65, 70]);
+    expect(rows.unknown).toEqual([50, 60]);
+    expect(rows.captured).toEqual([0, 48]);
+    expect(rows.bonus).toEqual([48, 50]);
+  });
+});
+
+describe('usd', () => {
+  it('keeps small amounts readable', () => {
+    expect(usd(0)).toBe('$0.00');
+    expect(usd(1234.5)).toBe('$1,234.50');
+    expect(usd(0.0123)).toBe('$0.0123');
+    expect(usd(0.000159)).toBe('$0.000159');
+    expect(usd(-0.5)).toBe('−$0.50');
+    expect(usd(0.00844)).toBe('$0.00844');
+  });
+});

@@ -1,0 +1,94 @@
+// Dashboard test data, made through the public API like a client would:
+// a bundle used by an agent loop (cold, then captured), a timestamp before a
+// handle (drift, located to the byte), one report without cache fields
+// (unknown), and an artifact whose content holds volatile values and markup.
+
+import type { Client, TestApp } from '../helpers/app';
+import { mintArtifact, mintBundle, mintSystem, mintTools } from '../helpers/factories';
+import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report, type Rendered } from '../helpers/scenario';
+
+export const MIN = 60_000;
+export const HOSTILE = '<script>alert("pwned")</script><img src=x onerror=alert(1)>';
+// Multi-byte text before a volatile value: its byte offset is not its string index.
+export const DOC_TEXT = `Ünïcödé préamble — ${HOSTILE}\nGenerated at 2026-01-01T12:00:00Z for request 123e4567-e89b-12d3-a456-426614174000.\n${'Policy text. '.repeat(200)}`;
+
+export interface Seeded {
+  client: Client;
+  key: string;
+  tenantId: string;
+  bundle: { id: string };
+  sys: { id: string };
+  doc: { id: string };
+  requests: Rendered[];
+  driftRequest: Rendered;
+}
+
+export async function seed(t: TestApp): Promise<Seeded> {
+  const { client, key, id: tenantId } = t.tenant('dashboard');
+  const tools = await mintTools(client);
+  const sys = await mintSystem(client, LONG_SYSTEM);
+  const doc = await mintArtifact(client, 'document', DOC_TEXT, { name: HOSTILE });
+  const bundle = await mintBundle(client, [tools.id, sys.id, doc.id], 'support agent');
+  // A second version of the system prompt, so the versions table has a change to explain.
+  await client.post(`/v1/artifacts/${sys.id}/versions`, { content: LONG_SYSTEM.replace('handbook', 'manual') });
+
+  const requests: Rendered[] = [];
+  const turn = async (n: number, usage?: (r: Rendered) => object) => {
+    const r = await renderAnthropic(client, { prefix: [bundle.id], messages: [{ role: 'user', content: `turn ${n}` }] });
+    const cached = r.breakpoints[0]!.token_end;
+    await report(client, t, r, usage ? usage(r) : anthropicUsage(promptTokens(r), n === 1 ? 0 : cached, n === 1 ? cached : 0));
+    requests.push(r);
+    t.clock.advance(MIN);
+  };
+  await turn(1);
+  await turn(2);
+  await turn(3);
+  // No cache fields at all: this request's capture is unknown, not 0%.
+  await turn(4, (r) => ({ input_tokens: promptTokens(r), output_tokens: 10 }));
+
+  const at = (stamp: string) => ({ system: [{ type: 'text', text: `Current time: ${stamp}` }, { type: 'handle', ref: sys.id }], messages: [{ role: 'user', content: 'hi' }] });
+  const d1 = await renderAnthropic(client, at('2026-01-01T12:05:00Z'));
+  await report(client, t, d1, anthropicUsage(promptTokens(d1), 0, d1.breakpoints[0]!.token_end));
+  t.clock.advance(MIN);
+  const d2 = await renderAnthropic(client, at('2026-01-01T12:06:00Z'));
+  await report(client, t, d2, anthropicUsage(promptTokens(d2), 0, d2.breakpoints[0]!.token_end));
+  t.clock.advance(MIN);
+  return { client, key, tenantId, bundle, sys, doc, requests, driftRequest: d2 };
+}
+
+/** Another agent turn on the bundle, reported as a cache read (the live view's trigger). */
+export async function anotherTurn(t: TestApp, s: Seeded, n: number) {
+  const r = await renderAnthropic(s.client, { prefix: [s.bundle.id], messages: [{ role: 'user', content: `live turn ${n}` }] });
+  await report(s.client, t, r, anthropicUsage(promptTokens(r), r.breakpoints[0]!.token_end, 0));
+  return r;
+}
+
+/** `data-metric` figures on a page, as numbers (null when shown as "—"). */
+export function metricsOf(page: string): Record<string, number | null> {
+  const out: Record<string, number | null> = {};
+  for (const m of page.matchAll(/data-metric="([^"]+)" data-value="([^"]*)"/g)) out[m[1]!] = m[2] === '' ? null : Number(m[2]);
+  return out;
+}
+
+/** The figures the API report gives for the same metrics. */
+export function expectedMetrics(rep: { requests: number; tokens: Record<string, number>; capture_rate: number | null; money: Record<string, number | string> }) {
+  return {
+    requests: rep.requests,
+    'tokens.referenced': rep.tokens.referenced!,
+    'tokens.opportunity': rep.tokens.opportunity!,
+    'tokens.captured': rep.tokens.captured!,
+    capture_rate: rep.capture_rate,
+    'money.realised_savings': rep.money.realised_savings,
+    'money.leaked_savings': rep.money.leaked_savings,
+    'money.actual_input_cost': rep.money.actual_input_cost,
+    'money.cost_at_perfect_capture': rep.money.cost_at_perfect_capture,
+    'money.write_premiums_unread': rep.money.write_premiums_unread,
+    'money.unknown_capture_input_cost': rep.money.unknown_capture_input_cost,
+  };
+}
+
+/** Waterfall rows as drawn (class → tokens). */
+export function waterfallOf(page: string): Record<string, number> {
+  const svg = /<svg[^>]*data-chart="waterfall"[\s\S]*?<\/svg>/.exec(page)?.[0] ?? '';
+  return Object.fromEntries([...svg.matchAll(/<g data-class="([a-z_]+)" data-tokens="(\d+)"/g)].map((m) => [m[1]!, Number(m[2])]));
+}
