@@ -1,0 +1,189 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { clientFor, createTestApp, type TestApp } from '../helpers/app';
+import { mintArtifact, mintBundle, mintSystem, startSession } from '../helpers/factories';
+import { anthropicUsage, LONG_SYSTEM } from '../helpers/scenario';
+
+// Edge cases found in review: each once answered 5xx, wrote invalid JSON, or miscounted.
+
+let t: TestApp;
+afterEach(() => t?.close());
+
+const render = (me: ReturnType<TestApp['tenant']>, request: object, format = 'anthropic', extra: object = {}) =>
+  me.client.post('/v1/render', { format, request, ...extra });
+
+describe('rendering edge cases', () => {
+  it('an empty session in place of a message, next to a prefix, still gives valid JSON', async () => {
+    t = createTestApp();
+    const me = t.tenant();
+    const doc = await mintArtifact(me.client, 'document', 'doc');
+    const empty = await startSession(me.client);
+    const one = await render(me, { model: 'claude-sonnet-4-5', prefix: [doc.id], messages: [{ type: 'handle', ref: empty.id }, { role: 'user', content: 'hi' }] });
+    expect(one.status, one.text).toBe(200);
+    const two = await render(me, { model: 'claude-sonnet-4-5', messages: [{ role: 'user', content: 'hi' }, { type: 'handle', ref: empty.id }, { type: 'handle', ref: empty.id }] });
+    expect(two.status, two.text).toBe(200);
+    const body = (text: string) => JSON.parse(text.slice(text.indexOf('"body":') + 7, text.indexOf(',"segments":')));
+    expect(body(one.text).messages).toEqual([{ role: 'user', content: [{ type: 'text', text: 'doc' }] }, { role: 'user', content: 'hi' }]);
+    expect(body(two.text).messages).toEqual([{ role: 'user', content: 'hi' }]);
+  });
+
+  it('a Gemini content without a role may hold a handle block', async () => {
+    t = createTestApp();
+    const me = t.tenant();
+    const doc = await mintArtifact(me.client, 'document', 'doc');
+    const res = await render(me, { contents: [{ parts: [{ text: 'Summarise' }, { type: 'handle', ref: doc.id }] }] }, 'gemini', { model: 'gemini-2.5-flash' });
+    expect(res.status, res.text).toBe(200);
+  });
+
+  it('Gemini system_instruction is the system node, not a second one', async () => {
+    t = createTestApp();
+    const me = t.tenant();
+    const sys = await mintSystem(me.client, 'stable');
+    const res = await render(me, { prefix: [sys.id], system_instruction: { parts: [{ text: 'mine' }] }, contents: [{ role: 'user', parts: [{ text: 'x' }] }] }, 'gemini', { model: 'gemini-2.5-flash' });
+    const body = res.text.slice(res.text.indexOf('"body":') + 7, res.text.indexOf(',"segments":'));
+    expect(JSON.parse(body)).toMatchObject({ system_instruction: { parts: [{ text: 'stable' }, { text: 'mine' }] } });
+    expect(body).not.toContain('systemInstruction');
+  });
+
+  it('malformed JSON on /v1/render is 400 malformed_json', async () => {
+    t = createTestApp();
+    const res = await t.tenant().client.post('/v1/render', '{"format":');
+    expect(res.status).toBe(400);
+    expect(res.json.code).toBe('malformed_json');
+  });
+
+  it('breakpoints the service adds never put a 1h entry after a 5m one', async () => {
+    t = createTestApp({ config: { cacheTtl: '1h' } });
+    const me = t.tenant();
+    const doc = await mintArtifact(me.client, 'document', LONG_SYSTEM);
+    const res = await render(me, { model: 'claude-sonnet-4-5', system: [{ type: 'text', text: 'x', cache_control: { type: 'ephemeral' } }], prefix: [doc.id], messages: [{ role: 'user', content: 'q' }] });
+    expect(res.status).toBe(200);
+    expect(res.text).not.toContain('"ttl":"1h"');
+    expect(res.json.breakpoints.find((b: { set_by: string }) => b.set_by === 'caller').ttl).toBe('5m');
+  });
+});
+
+describe('handle edge cases', () => {
+  it('refuses numbers JSON cannot carry, and empty text', async () => {
+    t = createTestApp();
+    const { client } = t.tenant();
+    const res = await client.post('/v1/artifacts', '{"kind":"tools","content":[{"name":"f","input_schema":{"maximum":1e400}}]}');
+    expect(res.status).toBe(422);
+    expect(res.json.errors[0].pointer).toBe('/content/0/input_schema/maximum');
+    expect((await client.post('/v1/artifacts', { kind: 'system', content: '' })).status).toBe(422);
+  });
+
+  it('a versioned ref reports the current latest version after an append', async () => {
+    t = createTestApp();
+    const { client } = t.tenant();
+    const s = await startSession(client, { messages: [{ role: 'user', content: 'a' }] });
+    await client.get(`/v1/handles/${s.id}@1`);
+    await client.post(`/v1/sessions/${s.id}/messages`, { messages: [{ role: 'assistant', content: 'b' }] });
+    expect((await client.get(`/v1/handles/${s.id}@1`)).json.latest_version).toBe(2);
+  });
+
+  it('refuses nesting deeper than 32 when the bundle is made, not at expand time', async () => {
+    t = createTestApp();
+    const { client } = t.tenant();
+    let ref = (await mintSystem(client, 'leaf')).id;
+    for (let i = 0; i < 32; i++) ref = (await mintBundle(client, [ref])).id;
+    const deeper = await client.post('/v1/bundles', { members: [ref] });
+    expect(deeper.status).toBe(422);
+    expect((await client.get(`/v1/handles/${ref}/expand`)).status).toBe(200);
+  });
+});
+
+describe('reconciliation edge cases', () => {
+  async function reconciled(me: ReturnType<TestApp['tenant']>, started: number, usage: (total: number, predicted: number) => object) {
+    const r = (await render(me, { model: 'claude-sonnet-4-5', prefix: [(await mintSystem(me.client, LONG_SYSTEM)).id], messages: [{ role: 'user', content: 'q' }] })).json;
+    const total = r.segments[r.segments.length - 1].token_end;
+    const res = await me.client.post('/v1/usage', { request_id: r.request_id, usage: usage(total, r.prediction.read_tokens), started_at: started, first_byte_at: started + 100, finished_at: started + 200 });
+    expect(res.status, res.text).toBe(201);
+    return r;
+  }
+
+  it('a late report followed by a restart replays without error', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ph-late-'));
+    const file = join(dir, 'db.sqlite');
+    try {
+      t = createTestApp({ databasePath: file });
+      const me = t.tenant();
+      const base = t.clock.now();
+      await reconciled(me, base + 1000, (n) => anthropicUsage(n, 0, 0));
+      await reconciled(me, base + 5000, (n) => anthropicUsage(n, 0, 0));
+      await reconciled(me, base + 100, (n) => anthropicUsage(n, 0, 0));
+      t.close();
+      t = createTestApp({ databasePath: file });
+      const again = clientFor(t.app, me.key);
+      const sys = await mintSystem(again, LONG_SYSTEM);
+      const res = await again.post('/v1/render', { format: 'anthropic', request: { model: 'claude-sonnet-4-5', prefix: [sys.id], messages: [{ role: 'user', content: 'q' }] } });
+      expect(res.status, res.text).toBe(200);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses non-finite numbers in a usage report; a bad batch record is that record\'s alone', async () => {
+    t = createTestApp();
+    const me = t.tenant();
+    const r1 = (await render(me, { model: 'claude-sonnet-4-5', messages: [{ role: 'user', content: 'a' }] })).json;
+    const r2 = (await render(me, { model: 'claude-sonnet-4-5', messages: [{ role: 'user', content: 'b' }] })).json;
+    const bad = await me.client.post('/v1/usage', `{"request_id":"${r1.request_id}","usage":{"input_tokens":1e400,"output_tokens":1}}`);
+    expect(bad.status).toBe(422);
+    const batch = await me.client.post('/v1/usage/batch', `{"records":[{"request_id":"${r1.request_id}","usage":{"input_tokens":5,"output_tokens":1}},{"request_id":"${r2.request_id}","usage":{"input_tokens":1e400,"output_tokens":1}}]}`);
+    expect(batch.status).toBe(200);
+    expect(batch.json.results.map((x: { status: number }) => x.status)).toEqual([201, 422]);
+  });
+
+  it('a session counts one request, whatever number of its batches the request held', async () => {
+    t = createTestApp();
+    const me = t.tenant();
+    const s = await startSession(me.client, { messages: [{ role: 'user', content: 'a' }] });
+    for (const text of ['b', 'c']) await me.client.post(`/v1/sessions/${s.id}/messages`, { messages: [{ role: 'user', content: text }] });
+    const r = (await render(me, { model: 'claude-sonnet-4-5', prefix: [s.id], messages: [{ role: 'user', content: 'q' }] })).json;
+    await me.client.post('/v1/usage', { request_id: r.request_id, usage: anthropicUsage(r.segments[r.segments.length - 1].token_end, 0, 0) });
+    const rep = (await me.client.get(`/v1/reports/handles/${s.id}`)).json;
+    expect(rep.requests).toBe(1);
+    expect(rep.requests_with.referenced).toBe(1);
+    expect((await me.client.get('/v1/reports')).json.handles.find((h: { id: string }) => h.id === s.id).requests).toBe(1);
+  });
+
+  it('unknown capture is left out of the capture rate and counted apart in money', async () => {
+    t = createTestApp();
+    const me = t.tenant();
+    const sys = await mintSystem(me.client, LONG_SYSTEM);
+    const turn = async (usage: (total: number, predicted: number) => object) => {
+      t.clock.advance(60_000);
+      const r = (await render(me, { model: 'claude-sonnet-4-5', prefix: [sys.id], messages: [{ role: 'user', content: 'q' }] })).json;
+      const total = r.segments[r.segments.length - 1].token_end;
+      await me.client.post('/v1/usage', { request_id: r.request_id, usage: usage(total, r.prediction.read_tokens) });
+    };
+    await turn((n) => anthropicUsage(n, 0, n - 10));
+    await turn((n, p) => anthropicUsage(n, p, 0));
+    const before = (await me.client.get(`/v1/reports/handles/${sys.id}`)).json;
+    expect(before.capture_rate).toBe(1);
+    await turn((n) => ({ input_tokens: n, output_tokens: 3 }));
+    const after = (await me.client.get(`/v1/reports/handles/${sys.id}`)).json;
+    expect(after.capture_rate).toBe(1);
+    expect(after.money.leaked_savings).toBe(before.money.leaked_savings);
+    expect(after.money.unknown_capture_input_cost).toBeGreaterThan(0);
+    expect(after.tokens.unknown).toBeGreaterThan(0);
+  });
+
+  it('a write counts as read only when the provider confirmed a read', async () => {
+    t = createTestApp();
+    const me = t.tenant();
+    const sys = await mintSystem(me.client, LONG_SYSTEM);
+    for (const read of [false, false]) {
+      t.clock.advance(60_000);
+      const r = (await render(me, { model: 'claude-sonnet-4-5', prefix: [sys.id], messages: [{ role: 'user', content: 'q' }] })).json;
+      const total = r.segments[r.segments.length - 1].token_end;
+      const cached = r.breakpoints[0].token_end;
+      await me.client.post('/v1/usage', { request_id: r.request_id, usage: anthropicUsage(total, read ? cached : 0, cached) });
+    }
+    const rep = (await me.client.get(`/v1/reports/handles/${sys.id}`)).json;
+    expect(rep.money.write_premiums_unread).toBe(rep.money.write_premiums_paid);
+  });
+});
