@@ -315,7 +315,10 @@ export class RequestRenderer {
         promptCacheKey = `ph-${lead.path[0]!.split('@')[0]}`;
         edits.push(prependProperty(root, 'prompt_cache_key', JSON.stringify(promptCacheKey)));
       }
-    } else if (format === 'openai-chat' || format === 'openai-responses') promptCacheKey = String(valueOf(property(root, 'prompt_cache_key')!));
+    } else if (format === 'openai-chat' || format === 'openai-responses') {
+      const given = valueOf(property(root, 'prompt_cache_key')!);
+      promptCacheKey = typeof given === 'string' ? given : null;
+    }
 
     for (const p of placements) edits.push(p.build(p.items.map((it) => it.text)));
     const inlineText = new Map<number, string>();
