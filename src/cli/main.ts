@@ -57,5 +57,11 @@ async function main(argv: string[]): Promise<number | undefined> {
   }
 }
 
+// `prefix-handles expand … | head`: a reader that stops early is not a failure of ours.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+  process.exit(0);
+});
+
 // process.exitCode rather than process.exit(): stdout piped to a file or another program is flushed first.
 process.exitCode = (await main(process.argv.slice(2))) ?? process.exitCode;

@@ -18,11 +18,10 @@ export const tokens = (n: number | undefined) => (n ?? 0).toLocaleString('en-US'
 
 export const percent = (ratio: number | null | undefined) => (ratio === null || ratio === undefined ? 'n/a' : `${(ratio * 100).toFixed(1)}%`);
 
-/** US dollars; amounts under a cent keep six decimals, since per-request input costs are tiny. */
+/** US dollars to six decimals: one request's input costs fractions of a cent, and the API rounds there too. */
 export function usd(n: number | undefined): string {
   const x = n ?? 0;
-  const digits = x !== 0 && Math.abs(x) < 0.01 ? 6 : 4;
-  return `${x < 0 ? '-' : ''}$${Math.abs(x).toFixed(digits)}`;
+  return `${x < 0 ? '-' : ''}$${Math.abs(x).toFixed(6)}`;
 }
 
 /** `version.meta.volatility` of a handle version: findings for artifacts, counts per source for bundles and sessions. */

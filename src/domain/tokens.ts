@@ -68,7 +68,11 @@ export function estimateFromO200k(o200kTokens: number, family: EstimatedFamily):
 /** Tokens in `text` for one family: exact for OpenAI encodings, estimated otherwise. */
 export function countTokens(text: string, family: TokenizerFamily): number {
   if (isEstimated(family)) return estimateFromO200k(countTokens(text, 'o200k_base'), family);
-  return text.length === 0 ? 0 : ENCODINGS[family].countTokens(text, ORDINARY);
+  if (text.length === 0) return 0;
+  const enc = ENCODINGS[family];
+  let n = 0;
+  for (const piece of bpeSafePieces(text)) n += enc.countTokens(piece, ORDINARY);
+  return n;
 }
 
 /** Token counts in every family (two exact encodes; the estimates derive from o200k). */
@@ -128,7 +132,7 @@ function checkByteOffset(text: string, byteOffset: number): void {
 function exactProfile(text: string, byteOffset: number, family: ExactFamily): { total: number; before: number } {
   if (text.length === 0) return { total: 0, before: 0 };
   const enc = ENCODINGS[family];
-  const tokens = enc.encode(text, ORDINARY);
+  const tokens = bpeSafePieces(text).flatMap((piece) => enc.encode(piece, ORDINARY));
   const lengths = byteLengthsOf(enc);
   let end = 0;
   let before = 0;
@@ -138,6 +142,34 @@ function exactProfile(text: string, byteOffset: number, family: ExactFamily): { 
     before++;
   }
   return { total: tokens.length, before };
+}
+
+// BPE merges within one pre-token cost time quadratic in its length: a 2 MB run
+// without whitespace (base64, minified data) would block the process for
+// minutes. Runs longer than this are cut into pieces tokenised on their own.
+// Ordinary text has no such runs and is counted exactly; inside a cut run a
+// token can no longer span the cut, which changes the count by at most one per cut.
+const LONG_RUN = 256;
+const LONG_RUN_PATTERN = new RegExp(`\\S{${LONG_RUN},}`, 'gu');
+
+export function bpeSafePieces(text: string): string[] {
+  if (text.length < LONG_RUN) return [text];
+  const pieces: string[] = [];
+  let at = 0;
+  for (const m of text.matchAll(LONG_RUN_PATTERN)) {
+    if (m.index > at) pieces.push(text.slice(at, m.index));
+    const run = m[0];
+    for (let i = 0; i < run.length; ) {
+      let end = Math.min(run.length, i + LONG_RUN);
+      // Never cut a surrogate pair in two.
+      if (end < run.length && /[\uDC00-\uDFFF]/.test(run[end]!)) end++;
+      pieces.push(run.slice(i, end));
+      i = end;
+    }
+    at = m.index + run.length;
+  }
+  if (at < text.length) pieces.push(text.slice(at));
+  return pieces;
 }
 
 // Byte-level BPE tokens can end in the middle of a UTF-8 sequence, so token

@@ -186,4 +186,26 @@ describe('reconciliation edge cases', () => {
     const rep = (await me.client.get(`/v1/reports/handles/${sys.id}`)).json;
     expect(rep.money.write_premiums_unread).toBe(rep.money.write_premiums_paid);
   });
+
+  it('a write read by a later record of the same batch is counted as read', async () => {
+    t = createTestApp();
+    const me = t.tenant();
+    const sys = await mintSystem(me.client, LONG_SYSTEM);
+    const renderAt = async () => (await render(me, { model: 'claude-sonnet-4-5', prefix: [sys.id], messages: [{ role: 'user', content: 'q' }] })).json;
+    const r1 = await renderAt();
+    const r2 = await renderAt();
+    const total = r1.segments[r1.segments.length - 1].token_end;
+    const cached = r1.breakpoints[0].token_end;
+    const start = t.clock.now();
+    const res = await me.client.post('/v1/usage/batch', {
+      records: [
+        { request_id: r1.request_id, usage: anthropicUsage(total, 0, cached), started_at: start, first_byte_at: start + 100, finished_at: start + 200 },
+        { request_id: r2.request_id, usage: anthropicUsage(total, cached, 0), started_at: start + 60_000, first_byte_at: start + 60_100, finished_at: start + 60_200 },
+      ],
+    });
+    expect(res.json.accepted).toBe(2);
+    const rep = (await me.client.get(`/v1/reports/handles/${sys.id}`)).json;
+    expect(rep.money.write_premiums_paid).toBeGreaterThan(0);
+    expect(rep.money.write_premiums_unread).toBe(0);
+  });
 });

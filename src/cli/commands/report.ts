@@ -19,6 +19,7 @@ interface Money {
   leaked_savings: number;
   write_premiums_paid: number;
   write_premiums_unread: number;
+  unknown_capture_input_cost?: number;
 }
 
 interface HandleInfo {
@@ -85,7 +86,8 @@ Token classes, in the order the gates apply:
   unknown       predicted, but the provider's report had no cache fields (not a miss)
   captured      confirmed by the provider as cache reads
   bonus         reads beyond the prediction (a cache warmed by traffic not seen here)
-Capture rate is captured / opportunity.
+Capture rate is captured / opportunity, over the requests whose provider reported
+cache fields: requests without them are counted apart (unknown), never as misses.
 
 Options:
   --from T, --to T  a range: RFC 3339, YYYY-MM-DD (UTC) or epoch milliseconds
@@ -138,7 +140,8 @@ function rangeLine(range: Range): string {
 
 function totalsText(t: Totals): string {
   const referenced = t.tokens.referenced ?? 0;
-  const known = new Set(WATERFALL.map(([c]) => c));
+  // reported_opportunity is the capture rate's denominator, shown on that line.
+  const known = new Set([...WATERFALL.map(([c]) => c), 'reported_opportunity']);
   // Classes a newer service reports that this list does not know yet are still shown.
   const classes = [...WATERFALL, ...Object.keys(t.tokens).filter((c) => !known.has(c)).map((c): [string, number] => [c, 1])];
   const tokenRows = classes.map(([c, indent]) => [
@@ -156,6 +159,7 @@ function totalsText(t: Totals): string {
     ['cost without caching', usd(m.cost_without_caching)],
     ['cost at perfect capture', usd(m.cost_at_perfect_capture)],
     ['write premiums paid', usd(m.write_premiums_paid)],
+    ...(m.unknown_capture_input_cost ? [['input cost, capture unknown', usd(m.unknown_capture_input_cost)]] : []),
   ];
   const unknown = t.tokens.unknown
     ? `\n${tokens(t.tokens.unknown)} tokens in ${tokens(t.requests_with.unknown)} requests had no cache report: unknown, not counted as misses`
@@ -163,7 +167,7 @@ function totalsText(t: Totals): string {
   return [
     `requests ${tokens(t.requests)}`,
     table(['tokens', 'count', 'of referenced', 'requests'], tokenRows, ['left', 'right', 'right', 'right']),
-    `capture rate ${percent(t.capture_rate)} (captured / opportunity)${unknown}`,
+    `capture rate ${percent(t.capture_rate)} (captured ${tokens(t.tokens.captured)} / opportunity with a cache report ${tokens(t.tokens.reported_opportunity ?? t.tokens.opportunity)})${unknown}`,
     table(['money', m.currency], moneyRows, ['left', 'right']),
   ].join('\n\n');
 }

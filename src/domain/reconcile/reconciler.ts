@@ -73,6 +73,14 @@ export interface ReconciledEvent {
   outcome: RequestOutcome;
 }
 
+/** What a request wrote, for marking it read by a later one. */
+interface WrittenBy {
+  tenantId: string;
+  model: string;
+  startedAt: number;
+  writePremium: Record<string, number>;
+}
+
 export interface IngestResult {
   request_id: string;
   duplicate: boolean;
@@ -98,7 +106,7 @@ const DAY = 86_400_000;
 export class Reconciler {
   readonly scopes: ScopeStates;
   private pending: { event: Omit<ReconciledEvent, 'handles'>; write: IngestWrite; done: () => void; fail: (e: unknown) => void }[] = [];
-  private readonly inFlight = new Map<string, { hash: string; result: IngestResult; committed: Promise<void> }>();
+  private readonly inFlight = new Map<string, { hash: string; result: IngestResult; committed: Promise<void>; written?: WrittenBy }>();
   /** Writers marked as read by reports not yet committed (so two readers mark once). */
   private readonly pendingMarks = new Set<string>();
   private flushScheduled = false;
@@ -276,19 +284,26 @@ export class Reconciler {
     };
     const result: IngestResult = { request_id: request.id, duplicate: false, outcome, usage };
     const committed = this.enqueue({ tenantId, requestId: request.id, format: request.format, model: request.model, outcome }, write);
-    this.inFlight.set(request.id, { hash, result, committed });
+    this.inFlight.set(request.id, { hash, result, committed, written: { tenantId, model: request.model, startedAt, writePremium } });
     return { result, committed };
   }
 
   /** The earlier request whose write this one read: its premium was worth paying (once). */
   private markRead(requestId: string): IngestWrite['markWriteRead'] {
-    const row = this.deps.store.getRequest(requestId);
-    if (!row || row.writeRead || !row.writePremium || this.pendingMarks.has(requestId)) return null;
+    if (this.pendingMarks.has(requestId)) return null;
+    // The writer may still be in this group commit, not yet in the database.
+    let writer = this.inFlight.get(requestId)?.written;
+    if (!writer) {
+      const row = this.deps.store.getRequest(requestId);
+      if (!row || row.writeRead || !row.writePremium) return null;
+      writer = { tenantId: row.tenantId, model: row.model, startedAt: row.startedAt ?? row.renderedAt, writePremium: row.writePremium as Record<string, number> };
+    }
     this.pendingMarks.add(requestId);
-    const day = Math.floor((row.startedAt ?? row.renderedAt) / DAY);
-    const rollups = Object.entries(row.writePremium as Record<string, number>).map(([key, premium]) => {
+    const day = Math.floor(writer.startedAt / DAY);
+    const { tenantId, model } = writer;
+    const rollups = Object.entries(writer.writePremium).map(([key, premium]) => {
       const at = key.lastIndexOf('@');
-      return { tenantId: row.tenantId, handleId: key.slice(0, at), version: Number(key.slice(at + 1)), day, model: row.model, values: { write_premium_read: premium } };
+      return { tenantId, handleId: key.slice(0, at), version: Number(key.slice(at + 1)), day, model, values: { write_premium_read: premium } };
     });
     return { requestId, rollups };
   }

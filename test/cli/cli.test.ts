@@ -1,0 +1,267 @@
+import { serve, type ServerType } from '@hono/node-server';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { percent, tokens, usd } from '../../src/cli/table';
+import { createTestApp, type TestApp } from '../helpers/app';
+import { mintArtifact, mintSystem } from '../helpers/factories';
+import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report } from '../helpers/scenario';
+
+// The CLI runs as a child process (as users run it) against the service served in this
+// process on a loopback port. Each spawn costs ~0.5-1 s of tsx start-up: keep them few, and parallel.
+
+const BIN = fileURLToPath(new URL('../../bin/prefix-handles.mjs', import.meta.url));
+
+/** The outer environment without the service's and the CLI's own variables. */
+const cleanEnv = () => Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PH_') && k !== 'PORT' && k !== 'HOST'));
+const MIN = 60_000;
+
+let t: TestApp;
+let server: ServerType;
+let url: string;
+let dir: string;
+
+beforeAll(async () => {
+  t = createTestApp();
+  dir = mkdtempSync(join(tmpdir(), 'ph-cli-'));
+  server = await new Promise<ServerType>((ok) => {
+    const s = serve({ fetch: t.app.fetch, port: 0, hostname: '127.0.0.1' }, () => ok(s));
+  });
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  await new Promise((ok) => server.close(ok));
+  t.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+interface Run {
+  code: number | null;
+  stdout: Buffer;
+  out: string;
+  err: string;
+}
+
+/** Runs the CLI. PH_* from the outer environment never leak in; `key` becomes PH_API_KEY. */
+function cli(args: string[], opts: { key?: string; env?: Record<string, string>; input?: string | Buffer } = {}): Promise<Run> {
+  const env: Record<string, string | undefined> = { ...cleanEnv(), PH_DATA_DIR: join(dir, 'no-such-dir'), PH_URL: url, ...opts.env };
+  if (opts.key) env.PH_API_KEY = opts.key;
+  return new Promise((ok, fail) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined)) });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.on('error', fail);
+    child.on('close', (code) => {
+      const stdout = Buffer.concat(out);
+      ok({ code, stdout, out: stdout.toString(), err: Buffer.concat(err).toString() });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+const file = (name: string, content: string | Buffer) => {
+  const path = join(dir, name);
+  writeFileSync(path, content);
+  return path;
+};
+
+async function apiBytes(key: string, path: string): Promise<Buffer> {
+  const res = await t.app.request(path, { headers: { authorization: `Bearer ${key}` } });
+  expect(res.status).toBe(200);
+  return Buffer.from(await res.arrayBuffer());
+}
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+describe('prefix-handles CLI', () => {
+  it('answers --help at the top and on every command, and usage errors with exit 2', async () => {
+    const commands = ['serve', 'mint', 'expand', 'report', 'import', 'verify'];
+    const [top, ...each] = await Promise.all([cli(['--help']), ...commands.map((c) => cli([c, '--help']))]);
+    expect(top.code).toBe(0);
+    for (const c of commands) expect(top.out).toContain(`  ${c} `);
+    each.forEach((r, i) => {
+      expect(r.code, r.err).toBe(0);
+      expect(r.out).toContain(`Usage: prefix-handles ${commands[i]}`);
+    });
+
+    const [unknownCommand, unknownFlag] = await Promise.all([cli(['frobnicate']), cli(['expand', 'art_x', '--bogus'])]);
+    expect(unknownCommand.code).toBe(2);
+    expect(unknownCommand.err).toContain("unknown command 'frobnicate'");
+    expect(unknownFlag.code).toBe(2);
+    expect(unknownFlag.err).toContain("Unknown option '--bogus'");
+    expect(unknownFlag.err).toContain("prefix-handles expand --help");
+  });
+
+  it('mints from a file and stdin, and expands byte for byte what the API expands', async () => {
+    const { key } = t.tenant();
+    // A BOM, CRLF, a tab, trailing spaces, an emoji, no final newline: all must survive.
+    const text = '\uFEFFYou are terse.\r\n\tRule one:  be exact.  \n😀 end';
+    const tools = '[{"name":"lookup","input_schema":{"type":"object","properties":{"q":{"type":"string"}}},"description":"Find things"}]';
+    const [sys, tool] = await Promise.all([
+      cli(['mint', 'system', file('sys.txt', text), '--name', 'terse'], { key }),
+      cli(['mint', 'tools', '-'], { key, input: tools }),
+    ]);
+    expect(sys.code, sys.err).toBe(0);
+    expect(tool.code, tool.err).toBe(0);
+    const [sysRef, sysDigest] = sys.out.trim().split('\t') as [string, string];
+    const toolRef = tool.out.trim().split('\t')[0]!;
+    expect(sysRef).toMatch(/^art_[0-9A-Za-z]{21}@1$/);
+    expect(sysDigest).toBe(createHash('sha256').update(text).digest('hex'));
+
+    const [sysOut, toolOut, next, missing] = await Promise.all([
+      cli(['expand', sysRef, '--format', 'anthropic'], { key }),
+      cli(['expand', toolRef, '--key', key]),
+      cli(['mint', 'system', file('sys2.txt', `${text}!`), '--version-of', sysRef], { key }),
+      cli(['expand', 'art_AAAAAAAAAAAAAAAAAAAAA'], { key }),
+    ]);
+    expect(sysOut.code, sysOut.err).toBe(0);
+    expect(sysOut.stdout.equals(await apiBytes(key, `/v1/handles/${sysRef}/expand?format=anthropic`))).toBe(true);
+    expect(JSON.parse(sysOut.out).system[0].text).toBe(text);
+    expect(toolOut.stdout.equals(await apiBytes(key, `/v1/handles/${toolRef}/expand`))).toBe(true);
+    expect(toolOut.out.endsWith('\n')).toBe(false);
+
+    expect(next.code, next.err).toBe(0);
+    expect(next.out).toMatch(new RegExp(`^${sysRef.replace('@1', '@2')}\\t[0-9a-f]{64}\\n$`));
+
+    expect(missing.code).toBe(1);
+    expect(missing.err).toMatch(/^not_found: .*art_AAAAAAAAAAAAAAAAAAAAA/);
+  });
+
+  it('reports a handle and the tenant as tables with the API figures, handles ranked by leaked money', async () => {
+    const { key, client } = t.tenant();
+    // Handle A: written, then read. Handle B: written, then the provider reports no read: leaked.
+    const a = await mintSystem(client, `${LONG_SYSTEM} A`);
+    const b = await mintSystem(client, `${LONG_SYSTEM} B`);
+    for (const [h, readSecond] of [[a, true], [b, false]] as const) {
+      const r1 = await renderAnthropic(client, { prefix: [h.id], messages: [{ role: 'user', content: 'one' }] });
+      const cached = r1.breakpoints[0]!.token_end;
+      await report(client, t, r1, anthropicUsage(promptTokens(r1), 0, cached));
+      t.clock.advance(MIN);
+      const r2 = await renderAnthropic(client, { prefix: [h.id], messages: [{ role: 'user', content: 'two' }] });
+      await report(client, t, r2, anthropicUsage(promptTokens(r2), readSecond ? cached : 0, readSecond ? 0 : cached));
+      t.clock.advance(MIN);
+    }
+    const [handleText, tenantText] = await Promise.all([cli(['report', a.ref], { key }), cli(['report', '--from', '2025-12-31'], { key })]);
+    expect(handleText.code, handleText.err).toBe(0);
+    expect(tenantText.code, tenantText.err).toBe(0);
+
+    const ha = (await client.get(`/v1/reports/handles/${a.id}`)).json;
+    expect(ha.tokens.captured).toBeGreaterThan(0);
+    expect(handleText.out).toContain(`handle ${a.id}`);
+    for (const c of ['referenced', 'cold', 'opportunity', 'captured', 'unconfirmed', 'unknown', 'bonus']) {
+      expect(handleText.out).toMatch(new RegExp(`^ *${c} +${tokens(ha.tokens[c])} `, 'm'));
+    }
+    expect(handleText.out).toContain(`capture rate ${percent(ha.capture_rate)}`);
+    expect(handleText.out).toMatch(new RegExp(`realised savings +\\${usd(ha.money.realised_savings)}`));
+    expect(handleText.out).toMatch(new RegExp(`unread write premiums +\\${usd(ha.money.write_premiums_unread)}`));
+
+    const tenant = (await client.get('/v1/reports')).json;
+    expect(tenant.handles.map((h: { id: string }) => h.id)).toEqual([b.id, a.id]);
+    expect(tenant.handles[0].money.leaked_savings).toBeGreaterThan(0);
+    expect(tenantText.out).toMatch(new RegExp(`^ *unconfirmed +${tokens(tenant.tokens.unconfirmed)} `, 'm'));
+    expect(tenantText.out).toMatch(new RegExp(`leaked savings +\\${usd(tenant.money.leaked_savings)}`));
+    const rowB = tenantText.out.split('\n').find((l) => l.startsWith(b.id))!;
+    expect(tenantText.out.indexOf(b.id)).toBeLessThan(tenantText.out.indexOf(a.id));
+    expect(rowB).toContain(usd(tenant.handles[0].money.leaked_savings));
+    expect(rowB).toContain(percent(tenant.handles[0].capture_rate));
+  });
+
+  it('imports JSONL: renders and reconciles every good line, names every bad one, exits 1', async () => {
+    const { key, client } = t.tenant();
+    const sys = await mintSystem(client, `${LONG_SYSTEM} import`);
+    const request = { model: 'claude-sonnet-4-5', max_tokens: 64, prefix: [sys.id], messages: [{ role: 'user', content: 'hello' }] };
+    // A render to learn the prompt's size; it is never reconciled, so it counts in no report.
+    const probe = await renderAnthropic(client, request);
+    const total = promptTokens(probe);
+    const cached = probe.breakpoints[0]!.token_end;
+    const start = t.clock.now() - 3_600_000;
+    const call = (i: number, usage: object, extra: object = {}) =>
+      JSON.stringify({
+        format: 'anthropic',
+        request,
+        response: { id: `msg_${i}`, type: 'message', role: 'assistant', model: 'claude-sonnet-4-5', content: [{ type: 'text', text: 'hi' }], stop_reason: 'end_turn', usage },
+        started_at: start + i * MIN,
+        first_byte_at: start + i * MIN + 400,
+        finished_at: new Date(start + i * MIN + 900).toISOString(),
+        ...extra,
+      });
+    const lines = [
+      call(1, anthropicUsage(total, cached, 0)), // out of order on purpose: import sorts by started_at
+      call(0, anthropicUsage(total, 0, cached)),
+      '{"format": "anthropic", "request": ',
+      call(2, anthropicUsage(total, 0, 0), { request: { ...request, prefix: ['art_AAAAAAAAAAAAAAAAAAAAA'] } }),
+      call(3, { tokens: 'many' }),
+    ];
+    const r = await cli(['import', file('calls.jsonl', `${lines.join('\n')}\n\n`)], { key });
+    expect(r.code, r.err).toBe(1);
+    expect(r.out).toContain('5 lines, 2 accepted, 3 rejected');
+    expect(r.out).toMatch(/^ {2}line 3: not valid JSON/m);
+    expect(r.out).toMatch(/^ {2}line 4: not_found: .*art_AAAAAAAAAAAAAAAAAAAAA.*\(\/request\/prefix\/0\)/m);
+    expect(r.out).toMatch(/^ {2}line 5: invalid_request: .*\(\/response/m);
+    expect(r.out).not.toMatch(/line [12]:/);
+    // Not a terminal: plain progress lines, no carriage returns.
+    expect(r.err).toContain('import: 5/5 lines rendered, 2 accepted, 3 rejected');
+    expect(r.err).not.toContain('\r');
+
+    const rep = (await client.get(`/v1/reports/handles/${sys.id}`)).json;
+    expect(rep.requests).toBe(2);
+    expect(rep.tokens.cold).toBe(cached);
+    expect(rep.tokens.captured).toBe(cached);
+  });
+
+  it('verify: passes on an unchanged lock; fails naming changed bytes and volatile content', async () => {
+    const { key, client } = t.tenant();
+    const stable = await mintSystem(client, 'You are a careful, stable assistant.');
+    const dated = await mintArtifact(client, 'system', 'You are helpful. Today is 2026-01-01T12:00:00Z.');
+    const lock = join(dir, 'prefix.lock.json');
+    const written = await cli(['verify', '--write', lock, stable.ref, dated.ref], { key });
+    expect(written.code, written.err).toBe(0);
+    expect(written.err).toContain(`warning: ${dated.ref}: 1 volatile value: iso_timestamp "2026-01-01T12:00:00Z"`);
+    const entries = JSON.parse(readFileSync(lock, 'utf8')).handles;
+    expect(entries[stable.ref]).toEqual({ format: 'anthropic', sha256: sha256(await apiBytes(key, `/v1/handles/${stable.ref}/expand?format=anthropic`)) });
+
+    const good = file('good.lock.json', JSON.stringify({ handles: { [stable.ref]: entries[stable.ref] } }));
+    const bad = file('bad.lock.json', JSON.stringify({ handles: { [stable.ref]: { ...entries[stable.ref], sha256: '0'.repeat(64) }, [dated.ref]: entries[dated.ref] } }));
+    const [pass, fail] = await Promise.all([cli(['verify', good], { key }), cli(['verify', bad], { key })]);
+    expect(pass.code, pass.err).toBe(0);
+    expect(pass.out).toContain(`ok    ${stable.ref}`);
+    expect(fail.code).toBe(1);
+    expect(fail.out).toContain(`FAIL  ${stable.ref}  bytes changed: locked ${'0'.repeat(64)}, now ${entries[stable.ref].sha256}`);
+    expect(fail.out).toContain(`FAIL  ${dated.ref}  1 volatile value: iso_timestamp`);
+    expect(fail.err).toContain(`verify: 2 of 2 handles failed: ${stable.ref}, ${dated.ref}`);
+  });
+
+  it('serve starts the service; the other commands find its key file; no key is exit 1', async () => {
+    const data = join(dir, 'served');
+    mkdirSync(data);
+    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--data-dir', data], { env: cleanEnv() });
+    try {
+      const served = await new Promise<string>((ok, fail) => {
+        let seen = '';
+        child.stdout.on('data', (b: Buffer) => {
+          seen += b.toString();
+          const m = /listening on (http:\/\/\S+)/.exec(seen);
+          if (m) ok(m[1]!);
+        });
+        child.on('exit', (code) => fail(new Error(`serve exited with ${code}`)));
+      });
+      const [viaKeyFile, noKey] = await Promise.all([cli(['report'], { env: { PH_URL: served, PH_DATA_DIR: data } }), cli(['report'])]);
+      expect(viaKeyFile.code, viaKeyFile.err).toBe(0);
+      expect(viaKeyFile.out).toContain('requests 0');
+      expect(noKey.code).toBe(1);
+      expect(noKey.err).toContain('no API key: pass --key, set PH_API_KEY');
+    } finally {
+      const exited = new Promise((ok) => child.once('exit', ok));
+      child.kill('SIGTERM');
+      await exited;
+    }
+  });
+});
