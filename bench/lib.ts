@@ -140,6 +140,11 @@ export async function startBare(routes: Record<string, Buffer>): Promise<ChildSe
   return startTsServer({ entry: 'bench/bare-server.ts', env: { BARE_ROUTES: manifestFile }, healthPath: '/healthz', label: 'bare server' });
 }
 
+/** bench/echo-server.ts: a bare Hono app that answers any POST with JSON.stringify(JSON.parse(body)). */
+export async function startEcho(): Promise<ChildServer> {
+  return startTsServer({ entry: 'bench/echo-server.ts', env: {}, healthPath: '/healthz', label: 'echo server' });
+}
+
 // ---- wrk ----
 
 export function requireWrk(): void {
@@ -167,16 +172,30 @@ export interface WrkOptions {
   connections?: number;
   seconds?: number;
   threads?: number;
+  /** A wrk Lua script (`-s`), e.g. for POST bodies or a request per id. */
+  script?: string;
+  /** Arguments after `--`, passed to the script's `init(args)`. */
+  scriptArgs?: string[];
+  /** wrk's per-request timeout in seconds (wrk's default is 2): a slow-but-answering server is measured, not failed. */
+  timeoutSeconds?: number;
 }
 
 // wrk -t1: the machine the issue targets has 2 cores, one for wrk and one for the server.
 export const WRK_DEFAULTS = { connections: 32, seconds: 4, threads: 1 };
 
 export async function runWrk(opts: WrkOptions): Promise<WrkResult> {
+  return (await runWrkWithOutput(opts)).result;
+}
+
+/** runWrk, plus wrk's whole output (for what a script's `done()` prints). */
+export async function runWrkWithOutput(opts: WrkOptions): Promise<{ result: WrkResult; output: string }> {
   const { connections, seconds, threads } = { ...WRK_DEFAULTS, ...opts };
   const args = [`-t${threads}`, `-c${connections}`, `-d${seconds}s`, '--latency'];
+  if (opts.timeoutSeconds) args.push('--timeout', `${opts.timeoutSeconds}s`);
   for (const [k, v] of Object.entries(opts.headers ?? {})) args.push('-H', `${k}: ${v}`);
+  if (opts.script) args.push('-s', opts.script);
   args.push(opts.url);
+  if (opts.scriptArgs?.length) args.push('--', ...opts.scriptArgs);
   const out = await new Promise<string>((resolve, reject) => {
     const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(child);
@@ -189,7 +208,7 @@ export async function runWrk(opts: WrkOptions): Promise<WrkResult> {
       code === 0 ? resolve(text) : reject(new Error(`wrk exited with ${code}:\n${text}`));
     });
   });
-  return parseWrk(out, opts.url);
+  return { result: parseWrk(out, opts.url), output: out };
 }
 
 const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -300,4 +319,60 @@ export const fmt = {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+// ---- in-process timing ----
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+export function median(values: number[]): number {
+  return percentile([...values].sort((a, b) => a - b), 50);
+}
+
+export interface Samples {
+  p50Ms: number;
+  p99Ms: number;
+  n: number;
+}
+
+export function summarize(ms: number[]): Samples {
+  const sorted = [...ms].sort((a, b) => a - b);
+  return { p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99), n: sorted.length };
+}
+
+/**
+ * Times `baseline(i)` and `subject(i)` call by call, alternating blocks of
+ * `block` calls (after `warmup` calls of each), so background load falls on
+ * both sides alike. `i` counts calls per side, so each call can use fresh input.
+ */
+export async function timeAlternating(
+  baseline: (i: number) => unknown,
+  subject: (i: number) => unknown,
+  opts: { samples: number; block?: number; warmup?: number },
+): Promise<{ baseline: Samples; subject: Samples }> {
+  const { samples, block = 10, warmup = 3 } = opts;
+  const b: number[] = [];
+  const s: number[] = [];
+  let i = 0;
+  for (let w = 0; w < warmup; w++, i++) {
+    await baseline(i);
+    await subject(i);
+  }
+  while (b.length < samples) {
+    for (let k = 0; k < block && b.length < samples; k++) {
+      const t0 = performance.now();
+      await baseline(i + k);
+      b.push(performance.now() - t0);
+    }
+    for (let k = 0; k < block && s.length < samples; k++) {
+      const t0 = performance.now();
+      await subject(i + k);
+      s.push(performance.now() - t0);
+    }
+    i += block;
+  }
+  return { baseline: summarize(b), subject: summarize(s) };
 }

@@ -9,7 +9,7 @@
 
 import { canonicalJson } from '../canonical-json';
 import { messageListSchema, type ContentBlock, type ImageBlock, type Message, type TextBlock } from '../content';
-import { invalid } from '../errors';
+import { DomainError, invalid } from '../errors';
 import { validationError } from '../validation';
 
 export type ProxyFormat = 'anthropic' | 'openai-chat' | 'openai-responses';
@@ -37,7 +37,13 @@ export function replyMessage(format: ProxyFormat, response: unknown): Message | 
   if (format === 'anthropic') blocks = Array.isArray(response.content) ? response.content.flatMap(anthropicReplyBlock) : [];
   else if (format === 'openai-chat') {
     const choice = Array.isArray(response.choices) ? response.choices.find((c) => isRecord(c) && (c.index ?? 0) === 0) : undefined;
-    blocks = isRecord(choice) && isRecord(choice.message) ? chatAssistantBlocks(choice.message, '/choices/0/message', false) : [];
+    try {
+      blocks = isRecord(choice) && isRecord(choice.message) ? chatAssistantBlocks(choice.message, '/choices/0/message', false) : [];
+    } catch (e) {
+      // A tool call whose arguments are not a JSON object: the reply cannot be kept as it is.
+      if (e instanceof DomainError) return null;
+      throw e;
+    }
   } else blocks = Array.isArray(response.output) ? response.output.flatMap(responsesReplyItem) : [];
   if (blocks.length === 0) return null;
   const parsed = messageListSchema.safeParse([{ role: 'assistant', content: blocks }]);
@@ -45,7 +51,8 @@ export function replyMessage(format: ProxyFormat, response: unknown): Message | 
 }
 
 function unsupported(at: string, what: string): never {
-  throw invalid(at, `x-ph-session keeps turns as text, image, tool_use and tool_result content; ${what} cannot be kept (reference handles with x-ph-prefix or "prefix" instead)`);
+  const hint = what.includes('handle') ? ' (reference handles with x-ph-prefix or "prefix" instead)' : '';
+  throw invalid(at, `x-ph-session keeps turns as text, image, tool_use and tool_result content; ${what} cannot be kept${hint}`);
 }
 
 function list(v: unknown, at: string): unknown[] {
@@ -154,7 +161,7 @@ function chatMessages(raw: unknown, at: string): Message[] {
       }
       case 'tool': {
         const content = typeof m.content === 'string' ? m.content : list(m.content, `${mAt}/content`).map((p, j) => chatPart(p, `${mAt}/content/${j}`));
-        const result: ContentBlock = { type: 'tool_result', tool_use_id: str(m.tool_call_id, `${mAt}/tool_call_id`), content: content as string | TextBlock[] };
+        const result: ContentBlock = { type: 'tool_result', tool_use_id: str(m.tool_call_id, `${mAt}/tool_call_id`), content };
         // Consecutive tool messages answer one assistant turn: one user message of results.
         const last = out[out.length - 1];
         if (last?.role === 'user' && Array.isArray(last.content) && last.content.every((b) => b.type === 'tool_result')) last.content.push(result);
@@ -223,7 +230,7 @@ function responsesInput(raw: unknown, at: string): Message[] {
       push('assistant', [{ type: 'tool_use', id: str(item.call_id, `${iAt}/call_id`), name: str(item.name, `${iAt}/name`), input: parseArguments(item.arguments, `${iAt}/arguments`) }], () => true);
     } else if (type === 'function_call_output') {
       const output = typeof item.output === 'string' ? item.output : list(item.output, `${iAt}/output`).map((p, j) => responsesPart(p, `${iAt}/output/${j}`));
-      push('user', [{ type: 'tool_result', tool_use_id: str(item.call_id, `${iAt}/call_id`), content: output as string | TextBlock[] }], (b) => b.type === 'tool_result');
+      push('user', [{ type: 'tool_result', tool_use_id: str(item.call_id, `${iAt}/call_id`), content: output }], (b) => b.type === 'tool_result');
     } else if (type === 'reasoning') {
       // The model's own reasoning: the reply's is not kept either.
     } else unsupported(iAt, `a "${String(type)}" item`);

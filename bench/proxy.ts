@@ -1,0 +1,207 @@
+// Issue 5: the proxy's overhead. A 20 KB Anthropic request referencing a 64 KB
+// bundle, against a fast stand-in upstream (node:http answering a fixed
+// Anthropic-shaped message), measured three ways in the same run:
+//   direct       wrk → upstream
+//   pass-through wrk → minimal node:http proxy (pipes the body, keep-alive agent) → upstream
+//   proxy        wrk → prefix-handles /proxy/anthropic (auth, render, record, call, reconcile) → upstream
+//   proxy (:memory:) the same service on an in-memory database: what is left without the fsyncs
+// req/s at 32 connections and added p50/p99 at 1 connection.
+// Targets: proxy ≥ 0.75× the pass-through's req/s; proxy adds < 0.3 ms p50 over direct.
+//
+// This file is also the entry of the two child servers (PH_BENCH_PROXY_ROLE), so
+// each runs in its own process like the service does.
+import { Agent, createServer, request as httpRequest } from 'node:http';
+import {
+  type Benchmark,
+  type WrkOptions,
+  type WrkResult,
+  fmt,
+  postJson,
+  printTable,
+  requireWrk,
+  runWrk,
+  startService,
+  startTsServer,
+  tempDir,
+  writeResults,
+} from './lib';
+import { luaPost, prose } from './render';
+
+const BUNDLE_BYTES = 64 * 1024;
+const REQUEST_BYTES = 20 * 1024;
+const MODEL = 'claude-sonnet-4-6';
+const SECONDS = 4;
+const ROUNDS = 3;
+const WARMUP_SECONDS = 2;
+const TARGET_RATIO = 0.75;
+const TARGET_ADDED_P50_MS = 0.3;
+
+// ---------- child servers ----------
+
+/** A fixed Anthropic Messages answer, with the usage the proxy reconciles. */
+const ANSWER = JSON.stringify({
+  id: 'msg_bench',
+  type: 'message',
+  role: 'assistant',
+  model: MODEL,
+  content: [{ type: 'text', text: 'The retry policy is covered by notes 12 and 40.' }],
+  stop_reason: 'end_turn',
+  stop_sequence: null,
+  usage: { input_tokens: 5200, cache_creation_input_tokens: 0, cache_read_input_tokens: 16800, cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 0 }, output_tokens: 14 },
+});
+
+function serveUpstream(port: number): void {
+  const body = Buffer.from(ANSWER);
+  createServer((req, res) => {
+    if (req.url === '/healthz') return void res.end('ok');
+    // Read the whole request as a provider would, then answer.
+    req.on('data', () => {});
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length, 'request-id': 'req_bench' });
+      res.end(body);
+    });
+  }).listen(port, '127.0.0.1');
+}
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'host', 'te', 'trailer', 'proxy-connection']);
+
+/** The floor for one extra hop: node:http piping the body both ways over a keep-alive agent. */
+function servePassThrough(port: number, upstream: URL): void {
+  const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+  createServer((req, res) => {
+    if (req.url === '/healthz') return void res.end('ok');
+    const headers: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
+    const out = httpRequest({ host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers, agent }, (up) => {
+      const back: Record<string, string | string[]> = {};
+      for (const [k, v] of Object.entries(up.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) back[k] = v;
+      res.writeHead(up.statusCode ?? 502, back);
+      up.pipe(res);
+    });
+    out.on('error', () => {
+      res.statusCode = 502;
+      res.end();
+    });
+    req.pipe(out);
+  }).listen(port, '127.0.0.1');
+}
+
+const role = process.env.PH_BENCH_PROXY_ROLE;
+if (role === 'upstream') serveUpstream(Number(process.env.PORT));
+if (role === 'passthrough') servePassThrough(Number(process.env.PORT), new URL(process.env.PH_BENCH_UPSTREAM!));
+
+// ---------- fixtures ----------
+
+const TOOLS = Array.from({ length: 12 }, (_, i) => ({
+  name: `lookup_${i}`,
+  description: `Looks up records of kind ${i} in the design-note corpus by owner, review date or linked ticket; returns at most 20 matches, newest first.`,
+  input_schema: { type: 'object', properties: { query: { type: 'string' }, owner: { type: 'string' }, limit: { type: 'integer', minimum: 1, maximum: 20 } }, required: ['query'] },
+}));
+
+async function mintBundle(url: string, apiKey: string): Promise<string> {
+  const post = (path: string, body: unknown) => postJson<{ id: string }>(url + path, apiKey, body);
+  const tools = await post('/v1/artifacts', { kind: 'tools', name: 'bench tools', content: TOOLS });
+  const system = await post('/v1/artifacts', { kind: 'system', name: 'bench system', content: prose(7, 12 * 1024) });
+  const doc = await post('/v1/artifacts', { kind: 'document', name: 'bench handbook', content: prose(8, BUNDLE_BYTES - JSON.stringify(TOOLS).length - 12 * 1024) });
+  return (await post('/v1/bundles', { name: 'bench bundle', members: [tools.id, system.id, doc.id] })).id;
+}
+
+/** The 20 KB body the client sends: a conversation after the bundle prefix. */
+function requestBody(bundleId: string): string {
+  const head = `{"model":"${MODEL}","max_tokens":1024,"prefix":["${bundleId}"],"messages":[`;
+  const turns: string[] = [];
+  let len = head.length;
+  for (let i = 0; len < REQUEST_BYTES - 200; i++) {
+    const t = JSON.stringify({ role: i % 2 ? 'assistant' : 'user', content: prose(1000 + i, 1400) });
+    turns.push(t);
+    len += t.length + 1;
+  }
+  return `${head}${turns.join(',')},${JSON.stringify({ role: 'user', content: 'Which notes cover the retry policy?' })}]}`;
+}
+
+// ---------- the benchmark ----------
+
+interface Side {
+  name: string;
+  wrk: WrkOptions;
+}
+
+/** Runs each side once per round, in turn, and keeps each side's median run (by `key`). */
+async function alternate(sides: Side[], connections: number, key: (r: WrkResult) => number): Promise<WrkResult[]> {
+  for (const s of sides) await runWrk({ ...s.wrk, connections, seconds: WARMUP_SECONDS, timeoutSeconds: 30 });
+  const runs: WrkResult[][] = sides.map(() => []);
+  for (let i = 0; i < ROUNDS; i++) for (const [k, s] of sides.entries()) runs[k]!.push(await runWrk({ ...s.wrk, connections, seconds: SECONDS, timeoutSeconds: 30 }));
+  return runs.map((r) => [...r].sort((a, b) => key(a) - key(b))[Math.floor(r.length / 2)]!);
+}
+
+async function run(): Promise<void> {
+  requireWrk();
+  const upstream = await startTsServer({ entry: 'bench/proxy.ts', env: { PH_BENCH_PROXY_ROLE: 'upstream' }, healthPath: '/healthz', label: 'stand-in upstream' });
+  const passThrough = await startTsServer({ entry: 'bench/proxy.ts', env: { PH_BENCH_PROXY_ROLE: 'passthrough', PH_BENCH_UPSTREAM: upstream.url }, healthPath: '/healthz', label: 'pass-through proxy' });
+  const service = await startService({ PH_ANTHROPIC_BASE_URL: upstream.url });
+  const memory = await startService({ PH_ANTHROPIC_BASE_URL: upstream.url, PH_DATABASE: ':memory:' });
+  try {
+    const bundleId = await mintBundle(service.url, service.apiKey);
+    const body = requestBody(bundleId);
+    // The same bundle content mints the same bytes, so both services expand the same prompt.
+    const memoryBody = body.replace(bundleId, await mintBundle(memory.url, memory.apiKey));
+    const script = luaPost(tempDir('proxy-lua'), 'messages', body);
+    const provider = { 'content-type': 'application/json', 'x-api-key': 'sk-ant-bench', 'anthropic-version': '2023-06-01' };
+    const sides: Side[] = [
+      { name: 'direct', wrk: { url: `${upstream.url}/v1/messages`, script, headers: provider } },
+      { name: 'pass-through', wrk: { url: `${passThrough.url}/v1/messages`, script, headers: provider } },
+      { name: 'proxy', wrk: { url: `${service.url}/proxy/anthropic/v1/messages`, script, headers: { ...provider, 'x-ph-key': service.apiKey } } },
+      { name: 'proxy (:memory: db)', wrk: { url: `${memory.url}/proxy/anthropic/v1/messages`, script: luaPost(tempDir('proxy-lua'), 'memory', memoryBody), headers: { ...provider, 'x-ph-key': memory.apiKey } } },
+    ];
+
+    // One call first, so a setup mistake is an error message rather than a wrk failure.
+    const probe = await fetch(sides[2]!.wrk.url, { method: 'POST', headers: sides[2]!.wrk.headers, body });
+    if (!probe.ok) throw new Error(`the proxy answered ${probe.status}: ${await probe.text()}`);
+    await probe.arrayBuffer();
+
+    const throughput = await alternate(sides, 32, (r) => r.rps);
+    const latency = await alternate(sides, 1, (r) => r.p50Ms);
+    const [, pT, xT] = throughput as [WrkResult, WrkResult, WrkResult, WrkResult];
+    const [dL, pL, xL] = latency as [WrkResult, WrkResult, WrkResult, WrkResult];
+    const ratio = xT.rps / pT.rps;
+    const added = xL.p50Ms - dL.p50Ms;
+
+    console.log(
+      `wrk -t1, ${SECONDS}s runs after ${WARMUP_SECONDS}s warm-up, the sides alternated ${ROUNDS}× per setting, median run shown. ` +
+        `Client body ${fmt.bytes(body.length)}; the proxy expands the bundle (${fmt.bytes(BUNDLE_BYTES)}) into it; answer ${fmt.bytes(ANSWER.length)}.\n`,
+    );
+    printTable(
+      ['path', 'req/s @32', 'vs pass-through', 'p50 / p99 @1', 'added p50 / p99 @1'],
+      sides.map((s, i) => [
+        s.name,
+        fmt.rps(throughput[i]!.rps),
+        fmt.ratio(throughput[i]!.rps / pT.rps),
+        `${fmt.ms(latency[i]!.p50Ms)} / ${fmt.ms(latency[i]!.p99Ms)}`,
+        i === 0 ? '—' : `${fmt.ms(latency[i]!.p50Ms - dL.p50Ms)} / ${fmt.ms(latency[i]!.p99Ms - dL.p99Ms)}`,
+      ]),
+    );
+    console.log(
+      `\nthroughput: proxy ${fmt.ratio(ratio)} of the pass-through — ${ratio >= TARGET_RATIO ? 'PASS' : 'MISS'} (target ≥ ${TARGET_RATIO}×)` +
+        `\nlatency:    proxy adds ${fmt.ms(added)} p50 over direct — ${added < TARGET_ADDED_P50_MS ? 'PASS' : 'MISS'} (target < ${TARGET_ADDED_P50_MS} ms); the pass-through adds ${fmt.ms(pL.p50Ms - dL.p50Ms)}`,
+    );
+    const file = writeResults('proxy', {
+      benchmark: 'proxy',
+      measuredAt: new Date().toISOString(),
+      node: process.version,
+      model: MODEL,
+      wrk: { threads: 1, seconds: SECONDS, warmupSeconds: WARMUP_SECONDS, rounds: ROUNDS },
+      sizes: { requestBytes: body.length, bundleBytes: BUNDLE_BYTES, answerBytes: ANSWER.length },
+      throughput: Object.fromEntries(sides.map((s, i) => [s.name, throughput[i]])),
+      latency: Object.fromEntries(sides.map((s, i) => [s.name, latency[i]])),
+      ratio,
+      addedP50Ms: added,
+      passThroughAddedP50Ms: pL.p50Ms - dL.p50Ms,
+      pass: { throughput: ratio >= TARGET_RATIO, latency: added < TARGET_ADDED_P50_MS },
+    });
+    console.log(`results written to ${file}`);
+  } finally {
+    await Promise.all([service.stop(), memory.stop(), passThrough.stop(), upstream.stop()]);
+  }
+}
+
+export const proxyBenchmarks: Benchmark[] = [{ name: 'proxy', run }];

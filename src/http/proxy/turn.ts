@@ -1,0 +1,241 @@
+// One proxied model call: render the caller's body with its handles, call the
+// provider, hand the answer back as the provider sent it, and record what
+// happened — usage reconciled, upstream failures marked, and with
+// `x-ph-session` the turn appended once the answer is complete.
+
+import type { HttpBindings } from '@hono/node-server';
+import type { Context } from 'hono';
+import type { Services } from '../../app';
+import type { Clock } from '../../domain/clock';
+import type { Message } from '../../domain/content';
+import { DomainError, invalid } from '../../domain/errors';
+import { callerAskedForUsage, inspectBody, withIncludeUsage } from '../../domain/proxy/body';
+import { createStreamReply } from '../../domain/proxy/stream-reply';
+import { replyMessage, turnMessages, type ProxyFormat } from '../../domain/proxy/to-neutral';
+import type { UsageReport } from '../../domain/reconcile/reconciler';
+import { createStreamUsageAccumulator } from '../../domain/usage/stream';
+import type { Store } from '../../store/store';
+import type { AppEnv } from '../router';
+import { relayEvents } from './stream';
+import { credentialFingerprint, readAll, requestHeadersFor, responseHeadersFor, type Upstream, type UpstreamProvider, type UpstreamResponse } from './upstream';
+
+export interface TurnDeps {
+  services: Services;
+  store: Store;
+  clock: Clock;
+  upstream: Upstream;
+  log: boolean;
+}
+
+const PROVIDER: Record<ProxyFormat, UpstreamProvider> = { anthropic: 'anthropic', 'openai-chat': 'openai', 'openai-responses': 'openai' };
+
+type Json = Record<string, unknown>;
+const isRecord = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The provider path and query after `/proxy/<provider>`, e.g. `/v1/messages?beta=true`. */
+export function providerPath(url: string, provider: UpstreamProvider): string {
+  const prefix = `/proxy/${provider}`;
+  return url.slice(url.indexOf(prefix) + prefix.length);
+}
+
+/** `x-ph-session`: the session this turn continues, pinned to the version it was rendered with. */
+function sessionOf(c: Context<AppEnv>, services: Services, tenantId: string) {
+  const ref = c.req.header('x-ph-session')?.trim();
+  if (!ref) return null;
+  const r = services.handles.resolve(tenantId, ref, 'header:x-ph-session');
+  if (r.handle.type !== 'session') throw invalid('header:x-ph-session', `${ref} is not a session (ses_…)`);
+  return { id: r.handle.id, version: r.version.version, ref: r.ref };
+}
+
+export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: TurnDeps): Promise<Response> {
+  const { services, upstream } = deps;
+  const began = performance.now();
+  const provider = PROVIDER[format];
+  const { tenantId } = c.get('auth');
+  const headers = c.req.raw.headers;
+
+  // ---- before the call: everything that can refuse the request does so before money is spent ----
+  const text = await c.req.text();
+  const caller = inspectBody(text);
+  const session = sessionOf(c, services, tenantId);
+  const turn = session ? turnMessages(format, caller.value) : [];
+  // OpenAI chat streams report usage only when asked; the extra chunk is hidden again from a caller who did not ask.
+  const hideUsageChunk = format === 'openai-chat' && caller.stream && !callerAskedForUsage(caller.value);
+  const prefix = (c.req.header('x-ph-prefix') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const rendered = services.requests.render({
+    tenantId,
+    format,
+    bodyText: hideUsageChunk ? withIncludeUsage(text, caller.value) : text,
+    pointer: '',
+    model: caller.model,
+    extraPrefix: session ? [...prefix, session.ref] : prefix,
+    credentialFingerprint: credentialFingerprint(provider, headers),
+  });
+  const { requestId } = rendered;
+  // On our own problem responses too (502, 504): the request was recorded, and this links to it.
+  c.header('x-ph-request-id', requestId);
+  const record = new Recorder(deps, tenantId, requestId, format, session, turn);
+
+  // ---- the call ----
+  const signal = c.req.raw.signal;
+  services.metrics.proxyOverhead.observe({ provider }, (performance.now() - began) / 1000);
+  record.started();
+  const res = await upstream
+    .send(provider, { method: 'POST', path: providerPath(c.req.url, provider), headers: requestHeadersFor(headers), body: rendered.bodyText, signal })
+    .catch((err: unknown) => {
+      if (signal.aborted) record.interrupted();
+      else record.failed(null, null);
+      throw err;
+    });
+  record.firstByte();
+  const out = responseHeadersFor(res.headers);
+  out['x-ph-request-id'] = requestId;
+  // node:http takes header arrays (set-cookie) as they are.
+  const init = { status: res.status, headers: out as Record<string, string> };
+
+  const contentType = String(res.headers['content-type'] ?? '');
+  if (res.status < 300 && contentType.startsWith('text/event-stream')) {
+    const outgoing = (c.env as Partial<HttpBindings> | undefined)?.outgoing;
+    return new Response(relayTurn(res.body, format, record, hideUsageChunk, outgoing ? () => outgoing.destroy() : undefined), init);
+  }
+
+  const bytes = await readAll(res.body, provider, signal).catch((err: unknown) => {
+    if (signal.aborted) record.interrupted();
+    else record.failed(res.status, null);
+    throw err;
+  });
+  const parsed = parseJson(bytes);
+  if (res.status >= 400) record.failed(res.status, parsed);
+  else if (res.status < 300) record.completed({ response: parsed }, parsed);
+  return new Response(bytes, init);
+}
+
+/** The answer's events go on as they come; usage and the reply are read on the way. */
+function relayTurn(body: UpstreamResponse['body'], format: ProxyFormat, record: Recorder, hideUsageChunk: boolean, dropClient: (() => void) | undefined) {
+  const usage = createStreamUsageAccumulator(format);
+  const reply = createStreamReply(format);
+  let usageError: unknown = null;
+  const finish = () => record.completed({ normalized: usage.result(), diagnostics: usage.diagnostics() ?? undefined }, reply.succeeded ? reply.response() : null, usageError);
+  return relayEvents(body, {
+    onEvent(data, event) {
+      try {
+        usage.push({ event, data });
+      } catch (err) {
+        usageError = err;
+      }
+      reply.push(data, event);
+      // Finish before the terminal event goes out: a client that reacts to it finds the session appended.
+      if (reply.ended) finish();
+      return !(hideUsageChunk && isUsageChunk(data));
+    },
+    // A stream that closes without its terminal event: whatever usage arrived (unknown if none).
+    onEnd: finish,
+    onInterrupt: () => record.interrupted(usage.result()),
+    dropClient,
+  });
+}
+
+function isUsageChunk(data: unknown): boolean {
+  return isRecord(data) && Array.isArray(data.choices) && data.choices.length === 0 && isRecord(data.usage);
+}
+
+function parseJson(bytes: Buffer): unknown {
+  try {
+    return JSON.parse(bytes.toString('utf8'));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * What the proxy writes down about one call, at most once: reconciled usage
+ * (unknown when the answer was cut off), a failure, and the session's new batch.
+ */
+class Recorder {
+  private startedAt = 0;
+  private firstByteAt = 0;
+  private startedMs = 0;
+  private done = false;
+
+  constructor(
+    private readonly deps: TurnDeps,
+    private readonly tenantId: string,
+    private readonly requestId: string,
+    private readonly format: ProxyFormat,
+    private readonly session: { id: string; version: number } | null,
+    private readonly turn: Message[],
+  ) {}
+
+  started(): void {
+    this.startedAt = this.deps.clock.now();
+    this.startedMs = performance.now();
+  }
+
+  firstByte(): void {
+    this.firstByteAt = this.deps.clock.now();
+    this.observe('first_byte');
+  }
+
+  /** The provider answered; `reply` is its answer in the non-streaming shape, or null when it did not finish. */
+  completed(usage: Pick<UsageReport, 'response' | 'normalized' | 'diagnostics'>, reply: unknown, usageError: unknown = null): void {
+    if (this.settle()) return;
+    if (usageError) this.warn('the stream carried malformed usage; recorded as unknown', usageError);
+    this.reconcile(usage);
+    if (reply !== null) this.append(reply);
+  }
+
+  /** The answer was cut off (client gone, provider dropped): capture unknown, nothing appended. */
+  interrupted(partial?: UsageReport['normalized']): void {
+    if (this.settle()) return;
+    // With no stream read at all, a fresh accumulator's result is exactly "nothing known".
+    this.reconcile({ normalized: partial ?? createStreamUsageAccumulator(this.format).result() });
+  }
+
+  /** The provider refused (its status and error body) or could not be reached (null, null). */
+  failed(status: number | null, body: unknown): void {
+    if (this.settle()) return;
+    this.deps.store.markFailed(this.requestId, { startedAt: this.startedAt, finishedAt: this.deps.clock.now(), usageRaw: { status, error: body } });
+  }
+
+  private settle(): boolean {
+    if (this.done) return true;
+    this.done = true;
+    this.observe('end');
+    return false;
+  }
+
+  private reconcile(usage: Pick<UsageReport, 'response' | 'normalized' | 'diagnostics'>): void {
+    const finishedAt = this.deps.clock.now();
+    const report: UsageReport = { request_id: this.requestId, ...usage, started_at: this.startedAt, first_byte_at: this.firstByteAt || finishedAt, finished_at: finishedAt };
+    // Not awaited: the answer does not wait for the group commit (the scope state is updated synchronously).
+    try {
+      this.deps.services.reconciler.ingest(this.tenantId, report).catch((err: unknown) => this.warn('usage not reconciled', err));
+    } catch (err) {
+      this.warn('usage not reconciled', err);
+    }
+  }
+
+  private append(reply: unknown): void {
+    if (!this.session) return;
+    try {
+      const answer = replyMessage(this.format, reply);
+      const batch = answer ? [...this.turn, answer] : this.turn;
+      // If-Match on the rendered version: a concurrent turn on the same session must not interleave with this one.
+      if (batch.length) this.deps.services.handles.appendMessages(this.tenantId, this.session.id, batch, this.session.version);
+    } catch (err) {
+      // The answer has been (or is being) delivered; a session that cannot take the turn is logged, not failed.
+      if (!(err instanceof DomainError)) throw err;
+      this.warn(`session ${this.session.id} not appended`, err);
+    }
+  }
+
+  private observe(phase: 'first_byte' | 'end'): void {
+    this.deps.services.metrics.proxyLatency.observe({ provider: PROVIDER[this.format], phase }, (performance.now() - this.startedMs) / 1000);
+  }
+
+  private warn(msg: string, err: unknown): void {
+    if (!this.deps.log) return;
+    const error = err instanceof Error ? err.message : String(err);
+    process.stdout.write(`${JSON.stringify({ level: 'warn', time: new Date().toISOString(), requestId: this.requestId, msg, error })}\n`);
+  }
+}

@@ -1,0 +1,117 @@
+// The call to the provider: undici over a keep-alive Agent (global fetch costs
+// ~0.24 ms more CPU per call), headers filtered per RFC 9110 §7.6.1, and
+// transport failures turned into the two problems a gateway answers.
+
+import { createHash } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import { Agent, type Dispatcher } from 'undici';
+
+export type UpstreamProvider = 'anthropic' | 'openai';
+
+/** The provider could not be reached (502) or did not answer in time (504). */
+export class UpstreamError extends Error {
+  constructor(
+    readonly code: 'bad_gateway' | 'gateway_timeout',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'UpstreamError';
+  }
+}
+
+export interface UpstreamResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Dispatcher.ResponseData['body'];
+}
+
+// Hop-by-hop headers never cross a proxy; host and length are the new connection's own;
+// accept-encoding is dropped so the answer arrives uncompressed and its usage can be read;
+// x-ph-* are ours and must not reach the provider.
+const DROP_REQUEST = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'content-length', 'accept-encoding', 'expect']);
+const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'content-length']);
+
+export function requestHeadersFor(headers: Headers): Record<string, string> {
+  const listed = new Set((headers.get('connection') ?? '').toLowerCase().split(',').map((s) => s.trim()));
+  const out: Record<string, string> = {};
+  headers.forEach((value, key) => {
+    if (DROP_REQUEST.has(key) || listed.has(key) || key.startsWith('x-ph-')) return;
+    out[key] = value;
+  });
+  return out;
+}
+
+/** The provider's response headers for the client; arrays (set-cookie) stay arrays for node:http. */
+export function responseHeadersFor(headers: IncomingHttpHeaders): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const key in headers) {
+    const value = headers[key];
+    if (value !== undefined && !DROP_RESPONSE.has(key)) out[key] = value;
+  }
+  return out;
+}
+
+/**
+ * A short, one-way fingerprint of the provider credential: requests made with
+ * different accounts never share a provider cache, so it is part of the cache
+ * scope. The credential itself is never stored or logged.
+ */
+export function credentialFingerprint(provider: UpstreamProvider, headers: Headers): string | undefined {
+  const bearer = /^Bearer\s+(\S+)/i.exec(headers.get('authorization') ?? '')?.[1];
+  const secret = provider === 'anthropic' ? (headers.get('x-api-key') ?? bearer) : bearer;
+  return secret ? createHash('sha256').update(secret).digest('hex').slice(0, 12) : undefined;
+}
+
+const TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
+
+/** Maps a transport failure to the problem a gateway answers: a timeout (504) or anything else (502). */
+export function upstreamFailure(err: unknown, provider: UpstreamProvider): UpstreamError {
+  const code = (err as { code?: string } | null)?.code ?? '';
+  if (TIMEOUTS.has(code)) return new UpstreamError('gateway_timeout', `${provider} did not answer within PH_UPSTREAM_TIMEOUT_MS`);
+  return new UpstreamError('bad_gateway', `${provider} could not be reached (${code || (err instanceof Error ? err.message : 'connection failed')})`);
+}
+
+/** The whole body of a short answer; a transport failure midway is a 502/504 unless the client left. */
+export async function readAll(body: AsyncIterable<Buffer>, provider: UpstreamProvider, signal?: AbortSignal): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  try {
+    for await (const chunk of body) chunks.push(chunk);
+  } catch (err) {
+    throw signal?.aborted ? err : upstreamFailure(err, provider);
+  }
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+}
+
+export class Upstream {
+  private readonly agent: Agent;
+  private readonly bases: Record<UpstreamProvider, URL>;
+
+  constructor(opts: { anthropicBaseUrl: string; openaiBaseUrl: string; timeoutMs: number }) {
+    // headersTimeout: until the answer starts; bodyTimeout: the longest silence inside it.
+    this.agent = new Agent({ keepAliveTimeout: 30_000, headersTimeout: opts.timeoutMs, bodyTimeout: opts.timeoutMs, connect: { timeout: Math.min(opts.timeoutMs, 30_000) } });
+    this.bases = { anthropic: new URL(opts.anthropicBaseUrl), openai: new URL(opts.openaiBaseUrl) };
+  }
+
+  /** `path` is the provider path with its query (`/v1/messages?beta=true`). Rejects with UpstreamError, or the signal's reason. */
+  async send(provider: UpstreamProvider, call: { method: string; path: string; headers: Record<string, string>; body?: string; signal?: AbortSignal }): Promise<UpstreamResponse> {
+    const base = this.bases[provider];
+    try {
+      const res = await this.agent.request({
+        origin: base.origin,
+        path: base.pathname.replace(/\/$/, '') + call.path,
+        method: call.method as Dispatcher.HttpMethod,
+        headers: call.headers,
+        body: call.body,
+        signal: call.signal,
+      });
+      return { status: res.statusCode, headers: res.headers, body: res.body };
+    } catch (err) {
+      if (call.signal?.aborted) throw err;
+      throw upstreamFailure(err, provider);
+    }
+  }
+
+  close(): Promise<void> {
+    return this.agent.close();
+  }
+}

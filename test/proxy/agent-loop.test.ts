@@ -1,0 +1,225 @@
+// Multi-turn agent loops through the proxy with the official SDKs: a bundle of
+// tools and a long system prompt, a session that becomes the conversation's
+// server-side state, and the handle report that results — a cold first turn,
+// then captured reads confirmed by the (simulated) provider's own usage.
+
+import type Anthropic from '@anthropic-ai/sdk';
+import type OpenAI from 'openai';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { mintBundle, mintSystem, mintTools, startSession } from '../helpers/factories';
+import { LONG_SYSTEM } from '../helpers/scenario';
+import { committed, startHarness, type Harness } from './harness';
+
+let h: Harness;
+beforeEach(async () => {
+  h = await startHarness();
+});
+afterEach(async () => {
+  await h.close();
+});
+
+const MINUTE = 60_000;
+const TURNS = 4;
+
+async function agentSetup(withSessionBase = true) {
+  const client = h.tenant.client;
+  const tools = await mintTools(client);
+  const sys = await mintSystem(client, LONG_SYSTEM);
+  const bundle = await mintBundle(client, [tools.id, sys.id]);
+  const session = await startSession(client, withSessionBase ? { base: bundle.id } : {});
+  return { client, tools, sys, bundle, session };
+}
+
+/** One turn per format and mode; returns the reply text and our request id. */
+type Turn = (question: string) => Promise<{ text: string; requestId: string }>;
+
+function anthropicTurn(sdk: Anthropic, stream: boolean): Turn {
+  return async (question) => {
+    const params = { model: 'claude-sonnet-4-6', max_tokens: 256, messages: [{ role: 'user' as const, content: question }] };
+    if (!stream) {
+      const { data, response } = await sdk.messages.create(params).withResponse();
+      return { text: data.content.map((b) => (b.type === 'text' ? b.text : '')).join(''), requestId: response.headers.get('x-ph-request-id')! };
+    }
+    const s = sdk.messages.stream(params);
+    const message = await s.finalMessage();
+    const { response } = await s.withResponse();
+    return { text: message.content.map((b) => (b.type === 'text' ? b.text : '')).join(''), requestId: response.headers.get('x-ph-request-id')! };
+  };
+}
+
+function chatTurn(sdk: OpenAI, stream: boolean): Turn {
+  return async (question) => {
+    const messages = [{ role: 'user' as const, content: question }];
+    if (!stream) {
+      const { data, response } = await sdk.chat.completions.create({ model: 'gpt-4.1', messages }).withResponse();
+      return { text: data.choices[0]!.message.content ?? '', requestId: response.headers.get('x-ph-request-id')! };
+    }
+    const { data, response } = await sdk.chat.completions.create({ model: 'gpt-4.1', messages, stream: true }).withResponse();
+    let text = '';
+    for await (const chunk of data) text += chunk.choices[0]?.delta.content ?? '';
+    return { text, requestId: response.headers.get('x-ph-request-id')! };
+  };
+}
+
+function responsesTurn(sdk: OpenAI, stream: boolean): Turn {
+  return async (question) => {
+    if (!stream) {
+      const { data, response } = await sdk.responses.create({ model: 'gpt-4.1', input: question }).withResponse();
+      return { text: data.output_text, requestId: response.headers.get('x-ph-request-id')! };
+    }
+    const { data, response } = await sdk.responses.create({ model: 'gpt-4.1', input: question, stream: true }).withResponse();
+    let text = '';
+    for await (const event of data) if (event.type === 'response.output_text.delta') text += event.delta;
+    return { text, requestId: response.headers.get('x-ph-request-id')! };
+  };
+}
+
+const CASES = [
+  { name: 'anthropic messages', make: (h: Harness, headers: Record<string, string>, stream: boolean) => anthropicTurn(h.anthropic({ headers }), stream) },
+  { name: 'openai chat completions', make: (h: Harness, headers: Record<string, string>, stream: boolean) => chatTurn(h.openai({ headers }), stream) },
+  { name: 'openai responses', make: (h: Harness, headers: Record<string, string>, stream: boolean) => responsesTurn(h.openai({ headers }), stream) },
+];
+
+describe.each(CASES)('$name', ({ make }) => {
+  it.each([false, true])('stream=%s: the session carries the conversation; the bundle goes cold once, then is read from cache', async (stream) => {
+    const { client, bundle, session } = await agentSetup();
+    const turn = make(h, { 'x-ph-session': session.id }, stream);
+    const transcript: string[] = [];
+    const requestIds: string[] = [];
+    for (let i = 1; i <= TURNS; i++) {
+      const question = `Question ${i}: what is the weather in city ${i}?`;
+      const { text, requestId } = await turn(question);
+      expect(text).toContain(`Question ${i}`);
+      transcript.push(question, text);
+      requestIds.push(requestId);
+      h.clock.advance(MINUTE);
+    }
+    await committed();
+
+    // The session is the conversation: every question and every reply, in order, nothing else.
+    const expanded = (await client.get(`/v1/handles/${session.id}/expand?format=neutral`)).json;
+    expect(expanded.messages.map((m: { content: unknown }) => (typeof m.content === 'string' ? m.content : (m.content as { text: string }[])[0]!.text))).toEqual(transcript);
+    expect((await client.get(`/v1/handles/${session.id}`)).json.version.version).toBe(TURNS + 1);
+
+    // Each later turn sent the earlier ones from the session, before this turn's question.
+    const calls = h.tap.filter((e) => e.method === 'POST');
+    expect(calls).toHaveLength(TURNS);
+    expect(calls[TURNS - 1]!.body).toContain(transcript[0]!);
+    expect(calls[TURNS - 1]!.body.indexOf(transcript[TURNS * 2 - 3]!)).toBeLessThan(calls[TURNS - 1]!.body.indexOf(transcript[TURNS * 2 - 2]!));
+
+    const rep = (await client.get(`/v1/reports/handles/${bundle.id}`)).json;
+    expect(rep.requests).toBe(TURNS);
+    expect(rep.requests_with.cold).toBe(1);
+    expect(rep.tokens.cold).toBeGreaterThan(0);
+    // Everything the simulated cache could serve, the provider confirmed; nothing leaked to drift, expiry or unknown.
+    expect(rep.tokens.captured).toBeGreaterThan(2 * rep.tokens.cold);
+    expect(rep.tokens.captured).toBe(rep.tokens.predicted);
+    expect(rep.tokens).toMatchObject({ unconfirmed: 0, unknown: 0, drift: 0, expired: 0, concurrent: 0 });
+    // Every referenced token is the first turn's write, a read, or (OpenAI caches in 128-token steps) the tail after the last step.
+    expect(rep.tokens.cold + rep.tokens.captured + rep.tokens.below_minimum).toBe(rep.tokens.referenced);
+    expect(rep.tokens.below_minimum).toBeLessThan(128 * (TURNS - 1));
+
+    // Per request: the first wrote the prefix, every later one read it (the provider's receipt).
+    for (const [i, id] of requestIds.entries()) {
+      const r = (await client.get(`/v1/requests/${id}`)).json;
+      expect(r.status).toBe('reconciled');
+      expect(r.outcome.capture).toBe('reported');
+      if (i === 0) expect(r.usage.cache_read_tokens).toBe(0);
+      else expect(r.usage.cache_read_tokens).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe('a tool-using loop', () => {
+  it("the assistant's tool_use and the caller's tool_result become session turns, sent back in order", async () => {
+    await h.close();
+    // The simulator answers in text; the first answer is turned into a tool call, as a model would make.
+    h = await startHarness({
+      rewrite: (body, type) => {
+        if (!type.startsWith('application/json') || !body.includes('Simulated reply #1')) return body;
+        const message = JSON.parse(body);
+        message.content = [{ type: 'text', text: 'Checking.' }, { type: 'tool_use', id: 'toolu_01', name: 'get_weather', input: { city: 'Oslo' } }];
+        message.stop_reason = 'tool_use';
+        return JSON.stringify(message);
+      },
+    });
+    const { client, session } = await agentSetup();
+    const sdk = h.anthropic({ headers: { 'x-ph-session': session.id } });
+    const first = await sdk.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 256, messages: [{ role: 'user', content: 'Weather in Oslo?' }] });
+    expect(first.stop_reason).toBe('tool_use');
+    h.clock.advance(MINUTE);
+    await sdk.messages.create({
+      model: 'claude-sonnet-4-6',
+      max_tokens: 256,
+      messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_01', content: 'Cold, 2°C.' }] }],
+    });
+
+    // What the provider got on turn two: the session's turns (the service's breakpoint aside), then the result.
+    const sent = JSON.parse(h.tap[1]!.body, (k, v) => (k === 'cache_control' ? undefined : v));
+    expect(sent.messages).toEqual([
+      { role: 'user', content: [{ type: 'text', text: 'Weather in Oslo?' }] },
+      { role: 'assistant', content: [{ type: 'text', text: 'Checking.' }, { type: 'tool_use', id: 'toolu_01', name: 'get_weather', input: { city: 'Oslo' } }] },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_01', content: 'Cold, 2°C.' }] },
+    ]);
+
+    const neutral = (await client.get(`/v1/handles/${session.id}/expand?format=neutral`)).json.messages;
+    expect(neutral.map((m: { role: string }) => m.role)).toEqual(['user', 'assistant', 'user', 'assistant']);
+    expect(neutral[1].content[1]).toEqual({ type: 'tool_use', id: 'toolu_01', name: 'get_weather', input: { city: 'Oslo' } });
+    expect(neutral[2].content[0]).toEqual({ type: 'tool_result', tool_use_id: 'toolu_01', content: 'Cold, 2°C.' });
+  });
+});
+
+describe('two turns racing on one session', () => {
+  it('both are answered; only the first to finish is appended, the other is not interleaved into it', async () => {
+    await h.close();
+    h = await startHarness({ firstByteDelayMs: 50 });
+    const { client, session } = await agentSetup();
+    const sdk = h.anthropic({ headers: { 'x-ph-session': session.id } });
+    const ask = (q: string) => sdk.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 64, messages: [{ role: 'user', content: q }] });
+    const answers = await Promise.all([ask('first racer'), ask('second racer')]);
+    expect(answers.every((a) => a.content.length === 1)).toBe(true);
+
+    const described = (await client.get(`/v1/handles/${session.id}`)).json;
+    expect(described.version.version).toBe(2);
+    const kept = (await client.get(`/v1/handles/${session.id}/expand?format=neutral`)).json.messages;
+    expect(kept).toHaveLength(2);
+    const text = (m: { content: string | { text: string }[] }) => (typeof m.content === 'string' ? m.content : m.content[0]!.text);
+    // One question and its own answer, never the other racer's.
+    expect(text(kept[1])).toContain(text(kept[0]));
+  });
+});
+
+describe('handles without a session', () => {
+  it('x-ph-prefix prepends a bundle for the OpenAI SDK; handle blocks in the body work as in /v1/render', async () => {
+    const { client, bundle, sys } = await agentSetup(false);
+    const chat = h.openai({ headers: { 'x-ph-prefix': bundle.id } });
+    for (let i = 0; i < 2; i++) {
+      await chat.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: `hello ${i}` }] });
+      h.clock.advance(MINUTE);
+    }
+    const sent = JSON.parse(h.tap[0]!.body);
+    expect(sent.messages[0]).toEqual({ role: 'system', content: LONG_SYSTEM });
+    expect(sent.tools[0].function.name).toBe('get_weather');
+    // The proxy routes requests that start with the same handle to the same OpenAI cache.
+    expect(sent.prompt_cache_key).toBe(`ph-${bundle.id}`);
+
+    // The Anthropic SDK does not know handle blocks; the body carries them anyway.
+    const messages = h.anthropic();
+    const system = [{ type: 'handle', ref: sys.id }] as unknown as Anthropic.TextBlockParam[];
+    for (let i = 0; i < 2; i++) {
+      await messages.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 64, system, messages: [{ role: 'user', content: `hi ${i}` }] });
+      h.clock.advance(MINUTE);
+    }
+    const anthropicBody = JSON.parse(h.tap[2]!.body);
+    expect(anthropicBody.system[0]).toEqual({ type: 'text', text: LONG_SYSTEM, cache_control: { type: 'ephemeral' } });
+    await committed();
+
+    const bundleRep = (await client.get(`/v1/reports/handles/${bundle.id}`)).json;
+    expect(bundleRep).toMatchObject({ requests: 2, requests_with: { cold: 1 }, tokens: { unconfirmed: 0, unknown: 0 } });
+    expect(bundleRep.tokens.captured).toBeGreaterThan(0);
+    const sysRep = (await client.get(`/v1/reports/handles/${sys.id}`)).json;
+    // Two chat requests through the bundle, two Anthropic requests naming the artifact itself.
+    expect(sysRep.requests).toBe(4);
+    expect(sysRep.requests_with.cold).toBe(2);
+  });
+});

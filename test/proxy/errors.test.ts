@@ -1,0 +1,159 @@
+// Provider errors reach the SDK exactly as the provider sent them (same class,
+// status and body as calling the provider directly), and are recorded as
+// failed; the proxy's own refusals are problem+json; nothing is appended.
+
+import Anthropic from '@anthropic-ai/sdk';
+import { serve } from '@hono/node-server';
+import { createServer, type Server, type Socket } from 'node:net';
+import OpenAI from 'openai';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createTestApp } from '../helpers/app';
+import { mintBundle, mintSystem, startSession } from '../helpers/factories';
+import { committed, startHarness, type Harness } from './harness';
+
+let h: Harness | undefined;
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+  for (const c of cleanups.splice(0)) await c();
+});
+
+/** The error an SDK call rejects with. */
+async function rejection(call: Promise<unknown>): Promise<any> {
+  try {
+    await call;
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected the call to fail');
+}
+
+describe('provider errors pass through', () => {
+  it.each([529, 429, 500])('%i: the same error class, status and body as from the provider itself', async (status) => {
+    h = await startHarness();
+    const session = await startSession(h.tenant.client);
+    const fault = { 'x-simulator-status': String(status) };
+    const direct = {
+      anthropic: new Anthropic({ apiKey: 'sk-ant-test', baseURL: h.upstreamUrl, maxRetries: 0, defaultHeaders: fault }),
+      openai: new OpenAI({ apiKey: 'sk-openai-test', baseURL: `${h.upstreamUrl}/v1`, maxRetries: 0, defaultHeaders: fault }),
+    };
+    const proxied = {
+      anthropic: h.anthropic({ headers: { ...fault, 'x-ph-session': session.id } }),
+      openai: h.openai({ headers: { ...fault, 'x-ph-session': session.id } }),
+    };
+    const anthropicCall = (sdk: Anthropic) => sdk.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] });
+    const chatCall = (sdk: OpenAI) => sdk.chat.completions.create({ model: 'gpt-4.1', stream: true, messages: [{ role: 'user', content: 'hi' }] });
+    const responsesCall = (sdk: OpenAI) => sdk.responses.create({ model: 'gpt-4.1', input: 'hi' });
+
+    const pairs = [
+      [await rejection(anthropicCall(direct.anthropic)), await rejection(anthropicCall(proxied.anthropic))],
+      [await rejection(chatCall(direct.openai)), await rejection(chatCall(proxied.openai))],
+      [await rejection(responsesCall(direct.openai)), await rejection(responsesCall(proxied.openai))],
+    ];
+    for (const [mine, theirs] of pairs) {
+      expect(theirs.constructor).toBe(mine.constructor);
+      expect(theirs.status).toBe(status);
+      // The body's shape, message and type are the provider's (its request ids differ per call).
+      expect(JSON.stringify(theirs.error).replace(/req_\w+/g, 'req')).toBe(JSON.stringify(mine.error).replace(/req_\w+/g, 'req'));
+      const id = theirs.headers.get('x-ph-request-id');
+      const row = (await h.tenant.client.get(`/v1/requests/${id}`)).json;
+      expect(row).toMatchObject({ status: 'failed', usage_raw: { status } });
+      // The provider's error body is kept with the failed request.
+      expect(JSON.stringify(row.usage_raw.error)).toContain(JSON.stringify(theirs.error).replace(/^\{|\}$/g, ''));
+    }
+    expect(pairs[0]![1]).toBeInstanceOf(status === 529 ? Anthropic.OverloadedError : status === 429 ? Anthropic.RateLimitError : Anthropic.InternalServerError);
+    expect(pairs[1]![1]).toBeInstanceOf(status === 429 ? OpenAI.RateLimitError : OpenAI.InternalServerError);
+    await committed();
+    expect((await h.tenant.client.get(`/v1/handles/${session.id}`)).json.version.version).toBe(1);
+  });
+});
+
+describe("the proxy's own refusals", () => {
+  it('no x-ph-key, or a wrong one: 401 problem, and the provider is not called', async () => {
+    h = await startHarness();
+    const noKey = new Anthropic({ apiKey: 'sk-ant-test', baseURL: `${h.url}/proxy/anthropic`, maxRetries: 0 });
+    const err = await rejection(noKey.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }));
+    expect(err).toBeInstanceOf(Anthropic.AuthenticationError);
+    expect(err.error).toMatchObject({ code: 'unauthorized', status: 401 });
+    const wrong = await rejection(h.openai({ headers: { 'x-ph-key': 'phk_wrong' } }).models.list());
+    expect(wrong).toBeInstanceOf(OpenAI.AuthenticationError);
+    expect(wrong.message).toBe('401 the API key is not valid');
+    expect(h.tap).toHaveLength(0);
+  });
+
+  it('a handle that does not exist or a session header naming a bundle: 404 / 422 before the provider is called', async () => {
+    h = await startHarness();
+    const sys = await mintSystem(h.tenant.client);
+    const bundle = await mintBundle(h.tenant.client, [sys.id]);
+    const call = (headers: Record<string, string>) => rejection(h!.anthropic({ headers }).messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }));
+    const missing = await call({ 'x-ph-prefix': 'bnd_000000000000000000000' });
+    expect(missing.status).toBe(404);
+    expect(missing.error).toMatchObject({ code: 'not_found', errors: [{ pointer: 'header:x-ph-prefix' }] });
+    const notSession = await call({ 'x-ph-session': bundle.id });
+    expect(notSession.status).toBe(422);
+    expect(notSession.error).toMatchObject({ code: 'invalid_request', errors: [{ pointer: 'header:x-ph-session' }] });
+    expect(h.tap).toHaveLength(0);
+  });
+
+  it('with a session, a block the session cannot hold is a 422 naming it, before any money is spent', async () => {
+    h = await startHarness();
+    const session = await startSession(h.tenant.client);
+    const sdk = h.anthropic({ headers: { 'x-ph-session': session.id } });
+    const err = await rejection(
+      sdk.messages.create({
+        model: 'claude-sonnet-4-6',
+        max_tokens: 16,
+        messages: [{ role: 'user', content: [{ type: 'text', text: 'summarise' }, { type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'x' } }] }],
+      }),
+    );
+    expect(err.status).toBe(422);
+    expect(err.error.errors).toEqual([{ pointer: '/messages/0/content/1', detail: expect.stringContaining('"document"') }]);
+    expect(h.tap).toHaveLength(0);
+  });
+
+  it('an unreachable provider is a 502 problem; a silent one a 504; both recorded as failed', async () => {
+    // A port nothing listens on, and a server that accepts and never answers.
+    const closed = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const port = (s.address() as { port: number }).port;
+        s.close(() => resolve(port));
+      });
+    });
+    const sockets = new Set<Socket>();
+    const silent: Server = await new Promise((resolve) => {
+      const s = createServer((socket) => void sockets.add(socket)).listen(0, '127.0.0.1', () => resolve(s));
+    });
+    cleanups.push(() => {
+      for (const socket of sockets) socket.destroy();
+      return new Promise((r) => silent.close(r));
+    });
+    const silentPort = (silent.address() as { port: number }).port;
+
+    const t = createTestApp({ config: { anthropicBaseUrl: `http://127.0.0.1:${closed}`, openaiBaseUrl: `http://127.0.0.1:${silentPort}`, upstreamTimeoutMs: 200 } });
+    const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+      const s = serve({ fetch: t.app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
+    });
+    cleanups.push(() => new Promise((r) => server.close(r)), () => t.close());
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const { client, key } = t.tenant();
+
+    const anthropic = new Anthropic({ apiKey: 'sk-ant-test', baseURL: `${url}/proxy/anthropic`, maxRetries: 0, defaultHeaders: { 'x-ph-key': key } });
+    const unreachable = await rejection(anthropic.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }));
+    expect(unreachable.status).toBe(502);
+    expect(unreachable.error).toMatchObject({ code: 'bad_gateway', type: 'urn:prefix-handles:problem:bad_gateway' });
+    expect(unreachable.headers.get('content-type')).toBe('application/problem+json');
+
+    const openai = new OpenAI({ apiKey: 'sk-openai-test', baseURL: `${url}/proxy/openai/v1`, maxRetries: 0, defaultHeaders: { 'x-ph-key': key } });
+    const timedOut = await rejection(openai.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'hi' }] }));
+    expect(timedOut.status).toBe(504);
+    // The OpenAI SDK reads a body's `error` member: our problem carries one, so the message shows.
+    expect(timedOut.error).toMatchObject({ code: 'gateway_timeout', message: expect.stringContaining('PH_UPSTREAM_TIMEOUT_MS') });
+    expect(timedOut.message).toContain('did not answer');
+
+    for (const err of [unreachable, timedOut]) {
+      const r = await client.get(`/v1/requests/${err.headers.get('x-ph-request-id')}`);
+      expect(r.json.status).toBe('failed');
+    }
+  });
+});

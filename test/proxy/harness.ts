@@ -1,0 +1,161 @@
+// The proxy over real loopback HTTP: the app on one port, the provider
+// simulator on another behind a recording tap, the official SDKs as clients,
+// one fake clock for both. Each test builds its own.
+
+import Anthropic from '@anthropic-ai/sdk';
+import { serve, type ServerType } from '@hono/node-server';
+import { Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import OpenAI from 'openai';
+import { loadCatalog, ModelCatalog } from '../../src/domain/catalog/catalog';
+import { createSimulatorApp, type SimulatorOptions } from '../../src/simulator/server';
+import { createTestApp, type TestApp } from '../helpers/app';
+import { FakeClock } from '../helpers/clock';
+
+const catalog = new ModelCatalog(loadCatalog());
+
+/** What the upstream saw: one entry per call, in arrival order. */
+export interface TapEntry {
+  method: string;
+  path: string;
+  headers: Headers;
+  body: string;
+  /** The response body as the simulator produced it (filled once it has been read through). */
+  response: string;
+  /** Filled in as the simulator's response body is produced, delivered and closed. */
+  events: string[];
+}
+
+export interface Harness {
+  t: TestApp;
+  clock: FakeClock;
+  url: string;
+  key: string;
+  tenant: ReturnType<TestApp['tenant']>;
+  upstreamUrl: string;
+  tap: TapEntry[];
+  /** Shared, ordered log of what happened where ("client: …", "upstream: …"). */
+  timeline: string[];
+  anthropic(extra?: { headers?: Record<string, string>; apiKey?: string; fetch?: typeof fetch }): Anthropic;
+  openai(extra?: { headers?: Record<string, string>; apiKey?: string; fetch?: typeof fetch }): OpenAI;
+  close(): Promise<void>;
+}
+
+export interface HarnessOptions extends Partial<Pick<SimulatorOptions, 'chunkDelayMs' | 'firstByteDelayMs'>> {
+  /** Rewrites the simulator's response before the proxy sees it (e.g. adds a field the proxy does not know). */
+  rewrite?: (body: string, contentType: string) => string;
+}
+
+async function listen(fetch: Parameters<typeof serve>[0]['fetch']): Promise<{ server: ServerType; url: string }> {
+  const server = await new Promise<ServerType>((resolve) => {
+    const s = serve({ fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
+  });
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+function close(server: ServerType): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    if (server instanceof HttpServer) server.closeAllConnections();
+  });
+}
+
+/** Copies a response body through, recording its bytes and when it is done. */
+function recorded(body: ReadableStream<Uint8Array>, entry: TapEntry, timeline: string[], rewrite: HarnessOptions['rewrite'], contentType: string): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { done, value } = await reader.read();
+        if (done) {
+          timeline.push('upstream: end');
+          entry.events.push('end');
+          controller.close();
+          return;
+        }
+        const text = decoder.decode(value, { stream: true });
+        entry.response += text;
+        controller.enqueue(rewrite ? new TextEncoder().encode(rewrite(text, contentType)) : value);
+      } catch (err) {
+        entry.events.push('error');
+        controller.error(err);
+      }
+    },
+    cancel(reason) {
+      timeline.push('upstream: cancelled');
+      entry.events.push('cancelled');
+      return reader.cancel(reason);
+    },
+  });
+}
+
+export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
+  const clock = new FakeClock();
+  const sim = createSimulatorApp({ catalog, clock, chunkDelayMs: opts.chunkDelayMs, firstByteDelayMs: opts.firstByteDelayMs });
+  const tap: TapEntry[] = [];
+  const timeline: string[] = [];
+
+  const upstream = await listen(async (req, env) => {
+    const body = req.method === 'GET' ? '' : await req.text();
+    const entry: TapEntry = { method: req.method, path: new URL(req.url).pathname + new URL(req.url).search, headers: new Headers(req.headers), body, response: '', events: [] };
+    tap.push(entry);
+    const res = await sim.fetch(new Request(req.url, { method: req.method, headers: req.headers, body: req.method === 'GET' ? undefined : body }), env);
+    if (!res.body) return res;
+    const contentType = res.headers.get('content-type') ?? '';
+    const headers = new Headers(res.headers);
+    if (opts.rewrite) headers.delete('content-length');
+    return new Response(recorded(res.body, entry, timeline, opts.rewrite, contentType), { status: res.status, headers });
+  });
+
+  const t = createTestApp({ clock, config: { anthropicBaseUrl: upstream.url, openaiBaseUrl: upstream.url } });
+  const proxy = await listen(t.app.fetch);
+  const tenant = t.tenant();
+
+  return {
+    t,
+    clock,
+    url: proxy.url,
+    key: tenant.key,
+    tenant,
+    upstreamUrl: upstream.url,
+    tap,
+    timeline,
+    anthropic: (extra = {}) =>
+      new Anthropic({
+        apiKey: extra.apiKey ?? 'sk-ant-test',
+        baseURL: `${proxy.url}/proxy/anthropic`,
+        maxRetries: 0,
+        defaultHeaders: { 'x-ph-key': tenant.key, ...extra.headers },
+        ...(extra.fetch ? { fetch: extra.fetch } : {}),
+      }),
+    openai: (extra = {}) =>
+      new OpenAI({
+        apiKey: extra.apiKey ?? 'sk-openai-test',
+        baseURL: `${proxy.url}/proxy/openai/v1`,
+        maxRetries: 0,
+        defaultHeaders: { 'x-ph-key': tenant.key, ...extra.headers },
+        ...(extra.fetch ? { fetch: extra.fetch } : {}),
+      }),
+    async close() {
+      await close(proxy.server);
+      await close(upstream.server);
+      t.close();
+    },
+  };
+}
+
+/** Lets the group commit of a reconciliation that was just started land. */
+export function committed(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Waits (by event-loop turns, not by time) until `check` holds; fails after `turns` tries. */
+export async function eventually<T>(check: () => T | undefined | null | false, what: string, turns = 500): Promise<T> {
+  for (let i = 0; i < turns; i++) {
+    const v = check();
+    if (v) return v;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  throw new Error(`never happened: ${what}`);
+}

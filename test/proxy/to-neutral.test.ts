@@ -1,0 +1,243 @@
+// The proxy's pure helpers: provider messages → neutral messages for sessions,
+// streamed answers rebuilt into the non-streaming shape, and the one body edit.
+
+import { describe, expect, it } from 'vitest';
+import { DomainError } from '../../src/domain/errors';
+import { withIncludeUsage } from '../../src/domain/proxy/body';
+import { createStreamReply } from '../../src/domain/proxy/stream-reply';
+import { replyMessage, turnMessages, type ProxyFormat } from '../../src/domain/proxy/to-neutral';
+
+const PNG = 'iVBORw0KGgo=';
+
+function refusal(f: () => unknown): DomainError {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof DomainError) return e;
+    throw e;
+  }
+  throw new Error('expected a DomainError');
+}
+
+describe('turnMessages: Anthropic', () => {
+  it('keeps text, images, tool use and results; drops caching directives', () => {
+    const body = {
+      messages: [
+        { role: 'user', content: 'plain' },
+        {
+          role: 'assistant',
+          content: [
+            { type: 'text', text: 'calling', cache_control: { type: 'ephemeral' } },
+            { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Oslo' } },
+          ],
+        },
+        {
+          role: 'user',
+          content: [
+            { type: 'tool_result', tool_use_id: 'toolu_1', content: [{ type: 'text', text: 'cold' }], is_error: false },
+            { type: 'image', source: { type: 'base64', media_type: 'image/png', data: PNG } },
+            { type: 'image', source: { type: 'url', url: 'https://example.com/a.png' } },
+          ],
+        },
+      ],
+    };
+    expect(turnMessages('anthropic', body)).toEqual([
+      { role: 'user', content: 'plain' },
+      { role: 'assistant', content: [{ type: 'text', text: 'calling' }, { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Oslo' } }] },
+      {
+        role: 'user',
+        content: [
+          { type: 'tool_result', tool_use_id: 'toolu_1', content: [{ type: 'text', text: 'cold' }], is_error: false },
+          { type: 'image', source: { type: 'base64', media_type: 'image/png', data: PNG } },
+          { type: 'image', source: { type: 'url', url: 'https://example.com/a.png' } },
+        ],
+      },
+    ]);
+  });
+
+  it('refuses what a session cannot hold, naming the place', () => {
+    const doc = refusal(() => turnMessages('anthropic', { messages: [{ role: 'user', content: [{ type: 'document', source: {} }] }] }));
+    expect(doc.errors).toEqual([{ pointer: '/messages/0/content/0', detail: expect.stringContaining('"document"') }]);
+    const handle = refusal(() => turnMessages('anthropic', { messages: [{ type: 'handle', ref: 'ses_x' }] }));
+    expect(handle.errors[0]!.pointer).toBe('/messages/0');
+    const media = refusal(() => turnMessages('anthropic', { messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/tiff', data: PNG } }] }] }));
+    expect(media.errors[0]!.pointer).toBe('/messages/0/content/0/source/media_type');
+  });
+});
+
+describe('turnMessages: OpenAI chat', () => {
+  it('skips instructions, turns tool calls into tool_use and merges consecutive tool results', () => {
+    const body = {
+      messages: [
+        { role: 'system', content: 'be brief' },
+        { role: 'developer', content: 'really brief' },
+        { role: 'user', content: [{ type: 'text', text: 'look' }, { type: 'image_url', image_url: { url: `data:image/png;base64,${PNG}` } }] },
+        {
+          role: 'assistant',
+          content: null,
+          tool_calls: [
+            { id: 'call_1', type: 'function', function: { name: 'a', arguments: '{"x":1}' } },
+            { id: 'call_2', type: 'function', function: { name: 'b', arguments: '' } },
+          ],
+        },
+        { role: 'tool', tool_call_id: 'call_1', content: 'one' },
+        { role: 'tool', tool_call_id: 'call_2', content: [{ type: 'text', text: 'two' }] },
+        { role: 'assistant', content: 'done' },
+      ],
+    };
+    expect(turnMessages('openai-chat', body)).toEqual([
+      { role: 'user', content: [{ type: 'text', text: 'look' }, { type: 'image', source: { type: 'base64', media_type: 'image/png', data: PNG } }] },
+      {
+        role: 'assistant',
+        content: [
+          { type: 'tool_use', id: 'call_1', name: 'a', input: { x: 1 } },
+          { type: 'tool_use', id: 'call_2', name: 'b', input: {} },
+        ],
+      },
+      {
+        role: 'user',
+        content: [
+          { type: 'tool_result', tool_use_id: 'call_1', content: 'one' },
+          { type: 'tool_result', tool_use_id: 'call_2', content: [{ type: 'text', text: 'two' }] },
+        ],
+      },
+      { role: 'assistant', content: 'done' },
+    ]);
+  });
+
+  it('refuses tool arguments that are not a JSON object', () => {
+    const e = refusal(() =>
+      turnMessages('openai-chat', { messages: [{ role: 'assistant', tool_calls: [{ id: 'c', type: 'function', function: { name: 'a', arguments: '[1]' } }] }] }),
+    );
+    expect(e.errors[0]!.pointer).toBe('/messages/0/tool_calls/0/function/arguments');
+  });
+});
+
+describe('turnMessages: OpenAI responses', () => {
+  it('a string input is one user message', () => {
+    expect(turnMessages('openai-responses', { input: 'hi' })).toEqual([{ role: 'user', content: 'hi' }]);
+  });
+
+  it('items: messages, function calls joined to their assistant turn, outputs to one user turn; reasoning skipped', () => {
+    const input = [
+      { role: 'developer', content: 'rules' },
+      { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'q' }] },
+      { type: 'reasoning', id: 'rs_1', summary: [] },
+      { type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'let me check', annotations: [] }] },
+      { type: 'function_call', call_id: 'fc_1', name: 'lookup', arguments: '{"q":"a"}' },
+      { type: 'function_call_output', call_id: 'fc_1', output: 'found' },
+    ];
+    expect(turnMessages('openai-responses', { input })).toEqual([
+      { role: 'user', content: [{ type: 'text', text: 'q' }] },
+      { role: 'assistant', content: [{ type: 'text', text: 'let me check' }, { type: 'tool_use', id: 'fc_1', name: 'lookup', input: { q: 'a' } }] },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'fc_1', content: 'found' }] },
+    ]);
+    const e = refusal(() => turnMessages('openai-responses', { input: [{ type: 'file_search_call', id: 'x' }] }));
+    expect(e.errors[0]!.pointer).toBe('/input/0');
+  });
+});
+
+describe('replyMessage', () => {
+  it('Anthropic: text and tool use; thinking has no neutral form and is left out', () => {
+    const reply = {
+      type: 'message',
+      content: [
+        { type: 'thinking', thinking: '…', signature: 'sig' },
+        { type: 'text', text: 'Checking.', citations: null },
+        { type: 'tool_use', id: 'toolu_9', name: 'get_weather', input: { city: 'Bergen' } },
+      ],
+    };
+    expect(replyMessage('anthropic', reply)).toEqual({
+      role: 'assistant',
+      content: [{ type: 'text', text: 'Checking.' }, { type: 'tool_use', id: 'toolu_9', name: 'get_weather', input: { city: 'Bergen' } }],
+    });
+    expect(replyMessage('anthropic', { content: [{ type: 'thinking', thinking: 'x' }] })).toBeNull();
+  });
+
+  it('OpenAI chat (choice 0) and responses (messages and function calls)', () => {
+    const chat = { choices: [{ index: 0, message: { role: 'assistant', content: null, tool_calls: [{ id: 'call_7', type: 'function', function: { name: 'f', arguments: '{"a":[1]}' } }] } }] };
+    expect(replyMessage('openai-chat', chat)).toEqual({ role: 'assistant', content: [{ type: 'tool_use', id: 'call_7', name: 'f', input: { a: [1] } }] });
+    const response = {
+      object: 'response',
+      output: [
+        { type: 'reasoning', id: 'rs', summary: [] },
+        { type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'Sure.', annotations: [] }] },
+        { type: 'function_call', call_id: 'fc_2', name: 'g', arguments: '{}' },
+      ],
+    };
+    expect(replyMessage('openai-responses', response)).toEqual({ role: 'assistant', content: [{ type: 'text', text: 'Sure.' }, { type: 'tool_use', id: 'fc_2', name: 'g', input: {} }] });
+  });
+});
+
+describe('createStreamReply', () => {
+  const feed = (format: ProxyFormat, events: unknown[]) => {
+    const r = createStreamReply(format);
+    for (const e of events) r.push(e);
+    return r;
+  };
+
+  it('Anthropic: text deltas and tool input in pieces rebuild the message', () => {
+    const r = feed('anthropic', [
+      { type: 'message_start', message: { id: 'msg', content: [] } },
+      { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
+      { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Let me ' } },
+      { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'check.' } },
+      { type: 'content_block_stop', index: 0 },
+      { type: 'content_block_start', index: 1, content_block: { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: {} } },
+      { type: 'content_block_delta', index: 1, delta: { type: 'input_json_delta', partial_json: '{"city":' } },
+      { type: 'content_block_delta', index: 1, delta: { type: 'input_json_delta', partial_json: '"Oslo"}' } },
+      { type: 'content_block_stop', index: 1 },
+    ]);
+    expect(r.ended).toBe(false);
+    r.push({ type: 'message_stop' });
+    expect(r).toMatchObject({ ended: true, succeeded: true });
+    expect(replyMessage('anthropic', r.response())).toEqual({
+      role: 'assistant',
+      content: [{ type: 'text', text: 'Let me check.' }, { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Oslo' } }],
+    });
+  });
+
+  it('OpenAI chat: content and tool calls by index; ends at [DONE]', () => {
+    const r = feed('openai-chat', [
+      { choices: [{ index: 0, delta: { role: 'assistant', content: 'Hm' } }] },
+      { choices: [{ index: 0, delta: { tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'get_', arguments: '' } }] } }] },
+      { choices: [{ index: 0, delta: { tool_calls: [{ index: 0, function: { name: 'weather', arguments: '{"city"' } }] } }] },
+      { choices: [{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: ':"Oslo"}' } }] } }] },
+      { choices: [{ index: 0, delta: {}, finish_reason: 'tool_calls' }] },
+      { choices: [], usage: { prompt_tokens: 10 } },
+    ]);
+    expect(r).toMatchObject({ ended: false, succeeded: true });
+    r.push('[DONE]');
+    expect(r.ended).toBe(true);
+    expect(replyMessage('openai-chat', r.response())).toEqual({
+      role: 'assistant',
+      content: [{ type: 'text', text: 'Hm' }, { type: 'tool_use', id: 'call_1', name: 'get_weather', input: { city: 'Oslo' } }],
+    });
+  });
+
+  it('Responses: the terminal event carries the answer; only response.completed succeeds', () => {
+    const done = feed('openai-responses', [{ type: 'response.completed', response: { output: [{ type: 'message', content: [{ type: 'output_text', text: 'ok' }] }] } }]);
+    expect(done).toMatchObject({ ended: true, succeeded: true });
+    expect(replyMessage('openai-responses', done.response())).toEqual({ role: 'assistant', content: [{ type: 'text', text: 'ok' }] });
+    expect(feed('openai-responses', [{ type: 'response.incomplete', response: { output: [] } }])).toMatchObject({ ended: true, succeeded: false });
+  });
+});
+
+describe('withIncludeUsage', () => {
+  const check = (text: string) => {
+    const out = withIncludeUsage(text, JSON.parse(text));
+    expect(JSON.parse(out).stream_options.include_usage).toBe(true);
+    return out;
+  };
+
+  it('inserts the option after the opening brace, every caller byte after it unchanged', () => {
+    const text = ' {\n  "model": "gpt-4.1",  "stream": true }';
+    expect(check(text)).toBe(` {"stream_options":{"include_usage":true},\n  "model": "gpt-4.1",  "stream": true }`);
+  });
+
+  it('edits an existing stream_options in place', () => {
+    expect(check('{"stream_options":{"x":1},"stream":true}')).toBe('{"stream_options":{"include_usage":true,"x":1},"stream":true}');
+    expect(check('{"stream_options":{"include_usage":false},"stream":true}')).toBe('{"stream_options":{"include_usage":true},"stream":true}');
+    expect(check('{"stream":true,"stream_options":null}')).toBe('{"stream":true,"stream_options":{"include_usage":true}}');
+  });
+});
