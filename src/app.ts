@@ -13,6 +13,7 @@ import { RequestService } from './domain/requests';
 import { renderRoutes } from './http/routes/render';
 import { usageRoutes } from './http/routes/usage';
 import { Reconciler } from './domain/reconcile/reconciler';
+import { WriteQueue } from './domain/write-queue';
 import { Reports } from './domain/reconcile/reports';
 import { requireAdminKey, requireApiKey } from './http/auth';
 import { docsRoutes } from './http/docs';
@@ -45,7 +46,8 @@ export interface Services {
 export function createServices(deps: AppDeps): Services {
   const handles = new HandleService({ store: deps.store, clock: deps.clock, meter: new HandleMeter(deps.catalog) });
   const { config } = deps;
-  const reconciler = new Reconciler({ store: deps.store, clock: deps.clock, catalog: deps.catalog });
+  const writes = new WriteQueue(deps.store);
+  const reconciler = new Reconciler({ store: deps.store, clock: deps.clock, catalog: deps.catalog, writes });
   return {
     tenants: new TenantService(deps.store, deps.clock),
     handles,
@@ -56,6 +58,7 @@ export function createServices(deps: AppDeps): Services {
       handles,
       catalog: deps.catalog,
       reconciler,
+      writes,
       policy: { inlineKeepBytes: config.inlineKeepBytes, inlineRetentionMs: config.inlineRetentionMs, cacheTtl: config.cacheTtl },
     }),
     reconciler,

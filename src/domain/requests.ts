@@ -7,6 +7,7 @@ import type { HandleService } from './handles';
 import { newId } from './ids';
 import { findVolatility } from './volatility';
 import type { Reconciler } from './reconcile/reconciler';
+import type { WriteQueue } from './write-queue';
 import { RequestRenderer, type Breakpoint, type RenderedSegment, type RequestFormat } from './render/request';
 
 export interface RequestPolicy {
@@ -41,6 +42,8 @@ export interface RenderResult {
   renderedAt: number;
   /** Volatile values in the caller's content before a handle: they change the prefix on every call. */
   warnings: RenderWarning[];
+  /** Resolves once the recorded request is durably committed (group commit). */
+  committed: Promise<void>;
 }
 
 export interface RenderWarning {
@@ -64,7 +67,7 @@ export class RequestService {
   private lastPurge = -Infinity;
 
   constructor(
-    private readonly deps: { store: Store; clock: Clock; handles: HandleService; catalog: ModelCatalog; reconciler: Reconciler; policy: RequestPolicy },
+    private readonly deps: { store: Store; clock: Clock; handles: HandleService; catalog: ModelCatalog; reconciler: Reconciler; writes: WriteQueue; policy: RequestPolicy },
   ) {
     this.renderer = new RequestRenderer(deps.handles);
   }
@@ -112,7 +115,7 @@ export class RequestService {
       promptCacheKey: rendered.promptCacheKey,
       prediction,
     };
-    this.deps.store.insertRequest(row, inline);
+    const committed = this.deps.writes.enqueue({ kind: 'request', row, inline });
     // Inline bytes past their retention are dropped as we go, at most once a minute.
     if (now - this.lastPurge > 60_000) {
       this.lastPurge = now;
@@ -129,11 +132,17 @@ export class RequestService {
       prediction,
       renderedAt: now,
       warnings: volatileBeforeHandles(rendered.segments, rendered.inlineText),
+      committed,
     };
   }
 
+  /** Records that the provider refused the request (no usage; nothing to reconcile). */
+  markFailed(requestId: string, detail: { startedAt: number; finishedAt: number; usageRaw: unknown }): Promise<void> {
+    return this.deps.writes.enqueue({ kind: 'failed', requestId, detail });
+  }
+
   get(tenantId: string, id: string): RequestRow {
-    const row = this.deps.store.getRequest(id);
+    const row = this.deps.store.getRequest(id) ?? this.deps.writes.pendingRequest(id);
     if (!row || row.tenantId !== tenantId) throw notFound(`request ${id}`);
     return row;
   }

@@ -128,6 +128,12 @@ export interface CalibrationRow extends CalibrationDelta {
   reports: number;
 }
 
+/** One write of a group commit: a rendered request, a reconciled report, or an upstream failure. */
+export type WriteOp =
+  | { kind: 'request'; row: RequestRow; inline: InlineRow[] }
+  | { kind: 'ingest'; write: IngestWrite }
+  | { kind: 'failed'; requestId: string; detail: { startedAt: number; finishedAt: number; usageRaw: unknown } };
+
 /** Everything one reconciled usage report changes, written in one transaction with others. */
 export interface IngestWrite {
   request: Required<Pick<RequestRow, 'id' | 'status' | 'startedAt' | 'firstByteAt' | 'finishedAt' | 'reportHash' | 'usageRaw' | 'usage' | 'diagnostics' | 'outcome' | 'writePremium'>>;
@@ -183,21 +189,17 @@ export interface Store {
   /** Marks deleted if nothing live pins it; returns the referrers otherwise. */
   deleteHandle(handleId: string, at: number): { ok: true } | { ok: false; referrers: string[] };
 
-  /** Records a rendered request and its kept inline bytes, atomically. */
-  insertRequest(row: RequestRow, inline: InlineRow[]): void;
   getRequest(id: string): RequestRow | undefined;
   getInline(requestId: string, segment: number, now: number): InlineRow | undefined;
   /** Drops inline bytes past their retention; returns how many. */
   purgeInline(now: number): number;
 
-  /** Applies many reconciled reports in one transaction (group commit). */
-  commitIngestions(writes: IngestWrite[]): void;
+  /** Applies writes in order, in one transaction (group commit): all of them or none. */
+  writeBatch(ops: WriteOp[]): void;
   /** Reconciled requests of a cache scope in start order (to rebuild the scope's simulation). */
   reconciledInScope(scope: string): RequestRow[];
   /** Rollup rows summed per handle, version and model over a day range. */
   sumRollups(query: RollupQuery): RollupRow[];
   driftFindings(tenantId: string, handleId: string, limit: number): DriftRow[];
   calibrations(tenantId: string): CalibrationRow[];
-  /** Records a request the provider refused (no usage, nothing reconciled). */
-  markFailed(requestId: string, detail: { startedAt: number; finishedAt: number; usageRaw: unknown }): void;
 }

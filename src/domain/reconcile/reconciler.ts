@@ -4,6 +4,7 @@ import type { ModelCatalog } from '../catalog/catalog';
 import type { ModelEntry } from '../catalog/types';
 import type { Clock } from '../clock';
 import { sha256Hex } from '../digest';
+import type { WriteQueue } from '../write-queue';
 import { findInvalidJson } from '../canonical-json';
 import { DomainError, invalid, notFound } from '../errors';
 import { parseRef } from '../ids';
@@ -105,14 +106,12 @@ const DAY = 86_400_000;
  */
 export class Reconciler {
   readonly scopes: ScopeStates;
-  private pending: { event: Omit<ReconciledEvent, 'handles'>; write: IngestWrite; done: () => void; fail: (e: unknown) => void }[] = [];
   private readonly inFlight = new Map<string, { hash: string; result: IngestResult; committed: Promise<void>; written?: WrittenBy }>();
   /** Writers marked as read by reports not yet committed (so two readers mark once). */
   private readonly pendingMarks = new Set<string>();
-  private flushScheduled = false;
   private readonly listeners = new Set<(event: ReconciledEvent) => void>();
 
-  constructor(private readonly deps: { store: Store; clock: Clock; catalog: ModelCatalog }) {
+  constructor(private readonly deps: { store: Store; clock: Clock; catalog: ModelCatalog; writes: WriteQueue }) {
     this.scopes = new ScopeStates(deps.store, deps.catalog);
   }
 
@@ -166,7 +165,7 @@ export class Reconciler {
 
   private prepare(tenantId: string, report: UsageReport, pointer: string): { result: IngestResult; committed: Promise<void> } | { duplicate: IngestResult; after: Promise<void> } {
     const { store, clock } = this.deps;
-    const request = store.getRequest(report.request_id);
+    const request = store.getRequest(report.request_id) ?? this.deps.writes.pendingRequest(report.request_id);
     if (!request || request.tenantId !== tenantId) throw withPointer(notFound(`request ${report.request_id}`), `${pointer}/request_id`);
     const bad = findInvalidJson(report, pointer);
     if (bad) throw invalid(bad.pointer, bad.detail);
@@ -351,58 +350,28 @@ export class Reconciler {
   // ---------- group commit ----------
 
   private enqueue(event: Omit<ReconciledEvent, 'handles'>, write: IngestWrite): Promise<void> {
-    return new Promise((done, fail) => {
-      this.pending.push({ event, write, done, fail });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        // Reports that arrive while this tick runs share one transaction (one fsync).
-        setImmediate(() => this.flush());
-      }
-    });
-  }
-
-  private flush(): void {
-    const batch = this.pending;
-    this.pending = [];
-    this.flushScheduled = false;
-    this.pendingMarks.clear();
-    let committed = batch;
-    try {
-      this.deps.store.commitIngestions(batch.map((p) => p.write));
-    } catch {
-      // One bad write must not sink the others: retry each on its own.
-      committed = [];
-      for (const p of batch) {
-        try {
-          this.deps.store.commitIngestions([p.write]);
-          committed.push(p);
-        } catch (e) {
-          this.failBatch([p], e);
+    const marked = write.markWriteRead?.requestId;
+    return this.deps.writes.enqueue({ kind: 'ingest', write }).then(
+      () => {
+        this.inFlight.delete(write.request.id);
+        if (marked) this.pendingMarks.delete(marked);
+        const handles = write.rollups.map((r) => r.handleId).filter((h) => h !== '*');
+        for (const listener of this.listeners) {
+          try {
+            listener({ ...event, handles });
+          } catch {
+            // A listener's failure must not affect ingestion.
+          }
         }
-      }
-    }
-    for (const p of committed) {
-      this.inFlight.delete(p.write.request.id);
-      p.done();
-    }
-    for (const p of committed)
-      for (const listener of this.listeners) {
-        try {
-          listener({ ...p.event, handles: p.write.rollups.map((r) => r.handleId).filter((h) => h !== '*') });
-        } catch {
-          // A listener's failure must not affect ingestion.
-        }
-      }
-  }
-
-
-  private failBatch(batch: typeof this.pending, e: unknown): void {
-    // Memory is ahead of the database now: rebuild scopes from what was committed.
-    this.scopes.reset();
-    for (const p of batch) {
-      this.inFlight.delete(p.write.request.id);
-      p.fail(e);
-    }
+      },
+      (e: unknown) => {
+        // Memory is ahead of the database now: rebuild scopes from what was committed.
+        this.scopes.reset();
+        this.inFlight.delete(write.request.id);
+        if (marked) this.pendingMarks.delete(marked);
+        throw e;
+      },
+    );
   }
 }
 

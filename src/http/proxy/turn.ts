@@ -82,9 +82,9 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
   record.started();
   const res = await upstream
     .send(provider, { method: 'POST', path: providerPath(c.req.url, provider), headers: requestHeadersFor(headers), body: rendered.bodyText, signal })
-    .catch((err: unknown) => {
+    .catch(async (err: unknown) => {
       if (signal.aborted) record.interrupted();
-      else record.failed(null, null);
+      else await record.failed(null, null);
       throw err;
     });
   record.firstByte();
@@ -99,13 +99,14 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
     return new Response(relayTurn(res.body, format, record, hideUsageChunk, outgoing ? () => outgoing.destroy() : undefined), init);
   }
 
-  const bytes = await readAll(res.body, provider, signal).catch((err: unknown) => {
+  const bytes = await readAll(res.body, provider, signal).catch(async (err: unknown) => {
     if (signal.aborted) record.interrupted();
-    else record.failed(res.status, null);
+    else await record.failed(res.status, null);
     throw err;
   });
   const parsed = parseJson(bytes);
-  if (res.status >= 400) record.failed(res.status, parsed);
+  // A failure is answered once it is recorded, so a client that looks it up finds it.
+  if (res.status >= 400) await record.failed(res.status, parsed);
   else if (res.status < 300) record.completed({ response: parsed }, parsed);
   return new Response(bytes, init);
 }
@@ -192,9 +193,11 @@ class Recorder {
   }
 
   /** The provider refused (its status and error body) or could not be reached (null, null). */
-  failed(status: number | null, body: unknown): void {
-    if (this.settle()) return;
-    this.deps.store.markFailed(this.requestId, { startedAt: this.startedAt, finishedAt: this.deps.clock.now(), usageRaw: { status, error: body } });
+  failed(status: number | null, body: unknown): Promise<void> {
+    if (this.settle()) return Promise.resolve();
+    return this.deps.services.requests
+      .markFailed(this.requestId, { startedAt: this.startedAt, finishedAt: this.deps.clock.now(), usageRaw: { status, error: body } })
+      .catch((err: unknown) => this.warn('failure not recorded', err));
   }
 
   private settle(): boolean {

@@ -93,6 +93,8 @@ export function renderRoutes(requests: RequestService, catalog: ModelCatalog) {
       pointer: '/request',
       model: input.model,
     });
+    // Acknowledge only a durably recorded request (its usage will be reconciled against it).
+    await result.committed;
     const head = JSON.stringify({
       request_id: result.requestId,
       model: { name: result.model.model, catalog_entry: result.model.entry.id, fallback: result.model.fallback },
