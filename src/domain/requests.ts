@@ -73,19 +73,24 @@ export class RequestService {
   }
 
   render(call: RenderCall): RenderResult {
-    const modelName = call.model ?? modelOf(call.bodyText);
-    if (!modelName) throw invalid(`${call.pointer}/model`, 'model is required (in the body, or as "model" beside it)');
     const provider = PROVIDER_OF[call.format];
-    const model = this.deps.catalog.lookup(modelName, provider);
+    let lookup: ModelLookup | undefined;
+    let modelName = '';
     const rendered = this.renderer.render({
       tenantId: call.tenantId,
       format: call.format,
       bodyText: call.bodyText,
       pointer: call.pointer,
-      model: model.entry,
+      resolveModel: (inBody) => {
+        modelName = call.model ?? inBody ?? '';
+        if (!modelName) throw invalid(`${call.pointer}/model`, 'model is required (in the body, or as "model" beside it)');
+        lookup = this.deps.catalog.lookup(modelName, provider);
+        return lookup.entry;
+      },
       extraPrefix: call.extraPrefix,
       cacheTtl: this.deps.policy.cacheTtl,
     });
+    const model = lookup!;
     const now = this.deps.clock.now();
     const scope = [call.tenantId, provider, modelName, call.credentialFingerprint ?? '-'].join('|');
     const requestId = newId('request');
@@ -165,11 +170,3 @@ function volatileBeforeHandles(segments: RenderedSegment[], inline: Map<number, 
   return out;
 }
 
-function modelOf(bodyText: string): string | undefined {
-  try {
-    const v = JSON.parse(bodyText) as { model?: unknown };
-    return typeof v.model === 'string' ? v.model : undefined;
-  } catch {
-    return undefined;
-  }
-}

@@ -193,10 +193,15 @@ export function newRenderContext(): RenderContext {
 /** Items of one segment; records in ctx what this and later segments may refer to. */
 export function segmentItems(format: ExpansionFormat, seg: PromptSegment, ctx: RenderContext): string[] {
   // A tool result answers an earlier call, possibly in this same segment: learn the names first.
+  learnToolNames(seg, ctx);
+  return ITEMS[format](seg, ctx);
+}
+
+/** Records the tool calls of a segment, for tool results that answer them later. */
+export function learnToolNames(seg: PromptSegment, ctx: RenderContext): void {
   if (seg.section === 'messages')
     for (const m of seg.messages)
       if (typeof m.content !== 'string') for (const b of m.content) if (b.type === 'tool_use') ctx.toolNames.set(b.id, b.name);
-  return ITEMS[format](seg, ctx);
 }
 
 const arr = (items: string[]) => `[${items.join(',')}]`;

@@ -3,7 +3,8 @@ import { sha256Hex } from '../digest';
 import { DomainError, invalid } from '../errors';
 import type { HandleService } from '../handles';
 import type { Message } from '../content';
-import { newRenderContext, segmentItems, type RenderContext } from './formats';
+import { learnToolNames, newRenderContext, segmentItems, type RenderContext } from './formats';
+import { Lru } from '../lru';
 import {
   applyEdits,
   childPointer,
@@ -57,8 +58,10 @@ export interface RenderedRequest {
   segments: RenderedSegment[];
   breakpoints: Breakpoint[];
   promptCacheKey: string | null;
-  /** Inline segment bytes (for locating drift later), by segment index. */
+  /** Bytes of the inline segments that come before a handle (where a drift can be located), by segment index. */
   inlineText: Map<number, string>;
+  /** The model the request is for, as resolved from the body (or the caller's override). */
+  model: ModelEntry;
 }
 
 export interface RenderRequestInput {
@@ -68,7 +71,8 @@ export interface RenderRequestInput {
   bodyText: string;
   /** JSON pointer of the body inside the API request (for error paths). */
   pointer: string;
-  model: ModelEntry;
+  /** Resolves the body's `model` (undefined when it has none) to its catalog entry. */
+  resolveModel: (nameInBody: string | undefined) => ModelEntry;
   /** Refs to prepend in addition to a body `prefix` (the proxy's headers). */
   extraPrefix?: string[];
   /** Requested TTL for the breakpoints the service places. */
@@ -113,12 +117,30 @@ const LAYOUT: Record<RequestFormat, { messages: string; system: string | null; t
  * those places comes through unchanged, in the caller's order.
  */
 export class RequestRenderer {
+  // Rendered items of immutable segments, per format: a bundle is not re-serialised on every request.
+  private readonly items = new Lru<string, string[]>(64 * 1024 * 1024, (texts) => texts.reduce((n, t) => n + t.length, 64));
+
   constructor(private readonly handles: HandleService) {}
+
+  private itemsOf(format: RequestFormat, seg: PromptSegment, ctx: RenderContext): Item[] {
+    const key = `${format}|${seg.source}`;
+    // Gemini names tool results by earlier calls, which may sit in other segments: those are rendered fresh.
+    const cacheable = format !== 'gemini' || !hasToolResult(seg);
+    let texts = cacheable ? this.items.get(key) : undefined;
+    if (texts) learnToolNames(seg, ctx);
+    else {
+      texts = segmentItems(format, seg, ctx);
+      if (cacheable) this.items.set(key, texts);
+    }
+    return itemsFrom(format, seg, texts);
+  }
 
   render(input: RenderRequestInput): RenderedRequest {
     const { format, bodyText, pointer } = input;
     const root = parseJsonTree(bodyText, pointer);
     if (root.type !== 'object') throw invalid(pointer, 'the request body must be a JSON object');
+    const modelNode = property(root, 'model');
+    const model = input.resolveModel(modelNode?.type === 'string' ? (modelNode.value as string) : undefined);
     const layout = LAYOUT[format];
     const ctx = newRenderContext();
     const edits: Edit[] = [];
@@ -146,7 +168,7 @@ export class RequestRenderer {
       }),
     );
     const prefixItems = (section: Section) =>
-      prefixSegments.filter((s) => s.section === section).flatMap((s) => itemsOf(format, s, ctx));
+      prefixSegments.filter((s) => s.section === section).flatMap((s) => this.itemsOf(format, s, ctx));
     const pTools = prefixItems('tools');
     const pSystem = prefixItems('system');
     const pMessages = prefixItems('messages');
@@ -286,16 +308,16 @@ export class RequestRenderer {
 
     // ---- segments, breakpoints, body ----
     const units = [...toolUnits, ...systemUnits, ...messageUnits];
-    const segments = buildSegments(units, input.model);
+    const segments = buildSegments(units, model);
     const callerBreakpoints = units.reduce((n, u) => n + u.callerBreakpoints, 0) + (format === 'anthropic' && property(root, 'cache_control') ? 1 : 0);
-    const maxBreakpoints = input.model.cache.maxBreakpoints ?? 4;
+    const maxBreakpoints = model.cache.maxBreakpoints ?? 4;
     if (format === 'anthropic' && callerBreakpoints > maxBreakpoints)
-      throw invalid(pointer, `the request sets ${callerBreakpoints} cache_control breakpoints; ${input.model.id} allows at most ${maxBreakpoints}`);
+      throw invalid(pointer, `the request sets ${callerBreakpoints} cache_control breakpoints; ${model.id} allows at most ${maxBreakpoints}`);
 
     const breakpoints: Breakpoint[] = [];
     if (format === 'anthropic') {
-      const ttl = consistentTtl(chooseTtl(input.model, input.cacheTtl), units, input.model);
-      for (const b of chooseBreakpoints(segments.list, maxBreakpoints - callerBreakpoints, input.model)) {
+      const ttl = consistentTtl(chooseTtl(model, input.cacheTtl), units, model);
+      for (const b of chooseBreakpoints(segments.list, maxBreakpoints - callerBreakpoints, model)) {
         const unit = segments.lastUnit[b]!;
         unit.item!.text = withCacheControl(unit.section, unit.item!.text, ttl);
         breakpoints.push({ segment: b, source: segments.list[b]!.source, token_end: segments.list[b]!.token_end, ttl, set_by: 'service' });
@@ -321,11 +343,13 @@ export class RequestRenderer {
     }
 
     for (const p of placements) edits.push(p.build(p.items.map((it) => it.text)));
+    // Only inline content before a handle can explain that handle's drift: keep those bytes, not the rest.
     const inlineText = new Map<number, string>();
+    const lastHandle = segments.list.findLastIndex((s) => s.source !== 'inline');
     segments.list.forEach((s, i) => {
-      if (s.source === 'inline') inlineText.set(i, segments.texts[i]!);
+      if (s.source === 'inline' && i < lastHandle) inlineText.set(i, segments.texts[i]!);
     });
-    return { bodyText: applyEdits(bodyText, edits), segments: segments.list, breakpoints, promptCacheKey, inlineText };
+    return { bodyText: applyEdits(bodyText, edits), segments: segments.list, breakpoints, promptCacheKey, inlineText, model };
   }
 
   /** Items for a handle that stands in place of one element; only the allowed sections may appear there. */
@@ -334,12 +358,15 @@ export class RequestRenderer {
     const segs = this.handles.segmentsOf(r.handle, r.version.version);
     const wrong = segs.find((s) => !allowed.includes(s.section));
     if (wrong) throw invalid(at, `${ref} contains ${wrong.section} content (${wrong.source}), which cannot stand here; put it in "prefix" instead`);
-    return segs.flatMap((s) => itemsOf(format, s, ctx));
+    return segs.flatMap((s) => this.itemsOf(format, s, ctx));
   }
 }
 
-function itemsOf(format: RequestFormat, seg: PromptSegment, ctx: RenderContext): Item[] {
-  const texts = segmentItems(format, seg, ctx);
+function hasToolResult(seg: PromptSegment): boolean {
+  return seg.section === 'messages' && seg.messages.some((m) => typeof m.content !== 'string' && m.content.some((b) => b.type === 'tool_result'));
+}
+
+function itemsFrom(format: RequestFormat, seg: PromptSegment, texts: string[]): Item[] {
   const perItemBlocks = seg.section === 'messages' ? seg.messages.map(blockCount) : texts.map(() => 1);
   return texts.map((text, i) => ({
     text,
