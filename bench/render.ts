@@ -246,12 +246,15 @@ async function run(): Promise<void> {
         const n = 50 + RENDER_SAMPLES + 40;
         const bodies = Array.from({ length: n }, (_, i) => requestBody(bundleId, i));
         const sample = app.services.requests.render({ tenantId: app.tenantId, format: 'anthropic', bodyText: bodies[0]!, pointer: '/request' });
+        // The request row is group-committed after the call returns; wait for the last one before closing.
+        let lastCommit = sample.committed;
         bundleBytes = Buffer.byteLength(sample.bodyText) - Buffer.byteLength(bodies[0]!);
         const r = await timeAlternating(
           (i) => JSON.stringify(JSON.parse(bodies[i]!)),
-          (i) => app.services.requests.render({ tenantId: app.tenantId, format: 'anthropic', bodyText: bodies[i]!, pointer: '/request' }),
+          (i) => (lastCommit = app.services.requests.render({ tenantId: app.tenantId, format: 'anthropic', bodyText: bodies[i]!, pointer: '/request' }).committed),
           { samples: RENDER_SAMPLES, block: 20, warmup: 50 },
         );
+        await lastCommit;
         const label = where === 'file' ? 'render 20 KB + 64 KB bundle, in-process (WAL, sync=FULL)' : 'render, in-process (:memory: db)';
         rows.push(row(label, 'JSON.parse+stringify', r, where === 'file' ? { label: 'adds < 1 ms', ok: (added) => added < 1 } : undefined));
         details[`render_inprocess_${where}`] = { requestBytes: bodies[0]!.length, renderedBytes: Buffer.byteLength(sample.bodyText), segments: sample.segments.length, ...r };

@@ -175,7 +175,11 @@ async function ingestion(dir: string, details: Record<string, unknown>): Promise
   // One transaction per 5,000 renders (savepoints inside): setup only, so it need not pay an fsync per request.
   const pool = new IdPool((n) => {
     const out: string[] = [];
-    while (out.length < n) out.push(...renderMany(Math.min(5000, n - out.length)));
+    while (out.length < n) {
+      out.push(...renderMany(Math.min(5000, n - out.length)));
+      // Renders are group-committed after the call; commit them now, before the service is sent their usage.
+      app.services.writes.flushNow();
+    }
     // Fold the renders into the database now, or the service's first commit pays for checkpointing them.
     app.sqlite.pragma('wal_checkpoint(TRUNCATE)');
     return out;

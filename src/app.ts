@@ -41,6 +41,7 @@ export interface Services {
   reconciler: Reconciler;
   reports: Reports;
   metrics: Metrics;
+  writes: WriteQueue;
 }
 
 export function createServices(deps: AppDeps): Services {
@@ -64,6 +65,7 @@ export function createServices(deps: AppDeps): Services {
     reconciler,
     reports: new Reports(deps.store),
     metrics: countReconciled(reconciler, new Metrics(config.log !== 'off')),
+    writes,
   };
 }
 

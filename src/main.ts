@@ -35,6 +35,8 @@ async function main() {
 
   const shutdown = () => {
     server.close(() => {
+      // Whatever is still queued for the group commit is written before the database closes.
+      services.writes.flushNow();
       opened.close();
       process.exit(0);
     });

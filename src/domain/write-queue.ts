@@ -30,7 +30,13 @@ export class WriteQueue {
     return this.pendingRequests.get(id);
   }
 
+  /** Commits what is queued now (shutdown, or a caller that must see its writes in the database). */
+  flushNow(): void {
+    if (this.pending.length) this.flush();
+  }
+
   private flush(): void {
+    if (this.pending.length === 0) return;
     const batch = this.pending;
     this.pending = [];
     this.scheduled = false;
