@@ -89,6 +89,7 @@ export class SqliteStore implements Store {
   private readonly insertDriftStmt: Statement;
   private readonly calibrateStmt: Statement;
   private readonly markReadStmt: Statement;
+  private lastSeq: number;
 
   constructor(private readonly db: Db) {
     this.handleById = db.select().from(handles).where(eq(handles.id, sql.placeholder('id'))).prepare();
@@ -113,7 +114,7 @@ export class SqliteStore implements Store {
     this.reconcileStmt = client.prepare(
       `update requests set status = 'reconciled', started_at = @startedAt, first_byte_at = @firstByteAt, finished_at = @finishedAt,
        report_hash = @reportHash, usage_raw = @usageRaw, usage = @usage, diagnostics = @diagnostics, outcome = @outcome,
-       write_premium = @writePremium, reconciled_seq = (select coalesce(max(reconciled_seq), 0) + 1 from requests) where id = @id`,
+       write_premium = @writePremium, reconciled_seq = @seq where id = @id`,
     );
     this.insertDriftStmt = client.prepare(
       'insert into drift_findings (tenant_id, handle_id, request_id, previous_request_id, at, finding) values (@tenantId, @handleId, @requestId, @previousRequestId, @at, @finding)',
@@ -124,6 +125,9 @@ export class SqliteStore implements Store {
        estimated_tokens = estimated_tokens + excluded.estimated_tokens, reports = reports + 1, family = excluded.family`,
     );
     this.markReadStmt = client.prepare('update requests set write_read = 1 where id = @id');
+    // The reconciliation counter lives here: a max() per report would scan the table (SQLite's
+    // min/max shortcut does not apply inside coalesce()).
+    this.lastSeq = (client.prepare('select max(reconciled_seq) from requests').pluck().get() as number | null) ?? 0;
     const cols = ROLLUP_VALUE_COLUMNS;
     // Hot path of ingestion: one prepared upsert that adds to every counter.
     this.upsertRollup = db.$client.prepare(
@@ -268,6 +272,17 @@ export class SqliteStore implements Store {
 
   writeBatch(ops: WriteOp[]): void {
     // One synchronous transaction; hot statements are prepared once (drizzle's builder costs ~80 µs a query).
+    const seqBefore = this.lastSeq;
+    try {
+      this.writeBatchInTransaction(ops);
+    } catch (e) {
+      // Nothing was written: the counter goes back with the rolled-back transaction.
+      this.lastSeq = seqBefore;
+      throw e;
+    }
+  }
+
+  private writeBatchInTransaction(ops: WriteOp[]): void {
     this.db.$client
       .transaction(() => {
         for (const op of ops) {
@@ -286,6 +301,7 @@ export class SqliteStore implements Store {
     const r = w.request;
     this.reconcileStmt.run({
       id: r.id,
+      seq: ++this.lastSeq,
       startedAt: r.startedAt,
       firstByteAt: r.firstByteAt,
       finishedAt: r.finishedAt,
