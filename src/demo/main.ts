@@ -27,7 +27,7 @@ class DemoClock implements Clock {
   }
 }
 
-const MODEL = 'claude-sonnet-4-5';
+const MODEL = 'claude-sonnet-4-6';
 const clock = new DemoClock();
 const catalog = new ModelCatalog(loadCatalog());
 const simulator = await startSimulator({ catalog, clock });
@@ -83,13 +83,13 @@ const session = await api<{ id: string }>('POST', '/v1/sessions', { name: 'demo 
 for (const q of DEMO_QUESTIONS.slice(0, 4)) await turn(q, { 'x-ph-prefix': bundle.id, 'x-ph-session': session.id });
 
 step('3. The same loop with a timestamp written into the system prompt, before the handles');
+// Handle blocks stand where the SDK's types expect tools and text: cast, since the SDK does not know them.
+const handle = <T>(ref: string) => ({ type: 'handle', ref }) as unknown as T;
 for (const q of DEMO_QUESTIONS.slice(4, 7))
   await turn(q, {}, {
-    system: [
-      { type: 'text', text: `Current time: ${new Date(clock.now()).toISOString()}` },
-      { type: 'handle', ref: system.id } as unknown as Anthropic.TextBlockParam,
-    ],
-    tools: [{ type: 'handle', ref: tools.id } as unknown as Anthropic.Tool],
+    system: [{ type: 'text', text: `Current time: ${new Date(clock.now()).toISOString()}` }, handle<Anthropic.TextBlockParam>(system.id)],
+    tools: [handle<Anthropic.Tool>(tools.id)],
+    messages: [{ role: 'user', content: [handle<Anthropic.TextBlockParam>(handbook.id), { type: 'text', text: q }] }],
   });
 
 step('4. A pause longer than the 5-minute TTL (on the simulated clock), then the good loop again');
