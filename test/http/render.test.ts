@@ -101,6 +101,24 @@ describe('POST /v1/render', () => {
     expect(res.json.segments.map((s: { source: string }) => s.source)).toEqual([`${tools.id}@1`, 'inline', `${ses.id}@1`, `${doc.id}@1`, 'inline']);
   });
 
+  it('places explicit OpenAI breakpoints for GPT-5.6, never on assistant output, and none for older models', async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, LONG);
+    const ses = await startSession(client, { messages: [{ role: 'user', content: 'hello' }, { role: 'assistant', content: 'hi' }] });
+    const chat = await render(client, 'openai-chat', { model: 'gpt-5.6', prefix: [sys.id, ses.id], messages: [{ role: 'user', content: 'q' }] });
+    expect(chat.status, chat.text).toBe(200);
+    const body = JSON.parse(bodyText(chat.text));
+    expect(body.messages[0]).toEqual({ role: 'system', content: [{ type: 'text', text: LONG, prompt_cache_breakpoint: { mode: 'explicit' } }] });
+    // The session's last batch ends with the assistant's turn, which cannot carry a breakpoint.
+    expect(body.messages[2]).toEqual({ role: 'assistant', content: 'hi' });
+    expect(chat.json.breakpoints.map((b: { source: string }) => b.source)).toEqual([`${sys.id}@1`]);
+    const responses = await render(client, 'openai-responses', { model: 'gpt-5.6', prefix: [sys.id], input: 'q' });
+    expect(JSON.parse(bodyText(responses.text)).input[0].content[0].prompt_cache_breakpoint).toEqual({ mode: 'explicit' });
+    const old = await render(client, 'openai-chat', { model: 'gpt-4o', prefix: [sys.id], messages: [{ role: 'user', content: 'q' }] });
+    expect(old.text).not.toContain('prompt_cache_breakpoint');
+    expect(old.json.breakpoints).toEqual([]);
+  });
+
   it('renders Responses and Gemini bodies', async () => {
     const { client } = t.tenant();
     const sys = await mintSystem(client, 'be brief');

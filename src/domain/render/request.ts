@@ -327,6 +327,15 @@ export class RequestRenderer {
         if (callerTtl) breakpoints.push({ segment: i, source: s.source, token_end: s.token_end, ttl: callerTtl, set_by: 'caller' });
       });
       breakpoints.sort((a, b) => a.segment - b.segment);
+    } else if ((format === 'openai-chat' || format === 'openai-responses') && model.provider === 'openai' && model.cache.acceptsBreakpoints) {
+      // GPT-5.6 and later take explicit breakpoints on content blocks; in implicit mode OpenAI spends one write itself.
+      const slots = maxBreakpoints - (model.cache.implicitBreakpoint ? 1 : 0) - callerBreakpoints;
+      const markable = (i: number) => !!segments.lastUnit[i]!.item && openaiBreakpoint(segments.lastUnit[i]!.item!.text) !== null;
+      for (const b of chooseBreakpoints(segments.list, slots, model, markable)) {
+        const item = segments.lastUnit[b]!.item!;
+        item.text = openaiBreakpoint(item.text)!;
+        breakpoints.push({ segment: b, source: segments.list[b]!.source, token_end: segments.list[b]!.token_end, ttl: model.cache.defaultTtl, set_by: 'service' });
+      }
     }
 
     let promptCacheKey: string | null = null;
@@ -448,7 +457,8 @@ function consistentTtl(wanted: string, units: Unit[], model: ModelEntry): string
 
 function countCacheControl(v: unknown): number {
   if (Array.isArray(v)) return v.reduce((n: number, x) => n + countCacheControl(x), 0);
-  if (v && typeof v === 'object') return ('cache_control' in v ? 1 : 0) + Object.values(v).reduce((n: number, x) => n + countCacheControl(x), 0);
+  if (v && typeof v === 'object')
+    return ('cache_control' in v || 'prompt_cache_breakpoint' in v ? 1 : 0) + Object.values(v).reduce((n: number, x) => n + countCacheControl(x), 0);
   return 0;
 }
 
@@ -515,9 +525,9 @@ function chooseTtl(model: ModelEntry, wanted: string | undefined): string {
  * the last turn wrote, so this turn reads it exactly), then the ends of the
  * system and tools sections. Boundaries below the model's minimum are skipped.
  */
-function chooseBreakpoints(segs: RenderedSegment[], slots: number, model: ModelEntry): number[] {
+function chooseBreakpoints(segs: RenderedSegment[], slots: number, model: ModelEntry, markable: (i: number) => boolean = () => true): number[] {
   if (slots <= 0) return [];
-  const handle = (i: number) => segs[i]!.source !== 'inline';
+  const handle = (i: number) => segs[i]!.source !== 'inline' && markable(i);
   const idx = segs.map((_, i) => i).filter(handle);
   const lastOf = (pred: (s: RenderedSegment) => boolean) => [...idx].reverse().find((i) => pred(segs[i]!));
   const candidates = [
@@ -537,6 +547,25 @@ function chooseBreakpoints(segs: RenderedSegment[], slots: number, model: ModelE
     if (chosen.length === slots) break;
   }
   return chosen.sort((a, b) => a - b);
+}
+
+/**
+ * An OpenAI item we rendered, with `prompt_cache_breakpoint` on its last content block
+ * (a plain-string content becomes one text block); null where OpenAI takes none
+ * (assistant output, tool calls and their outputs in the Responses API).
+ */
+function openaiBreakpoint(text: string): string | null {
+  const item = JSON.parse(text) as { role?: string; type?: string; content?: unknown };
+  if (!item.role || item.role === 'assistant' || item.content === undefined || item.content === null) return null;
+  const marker = { mode: 'explicit' };
+  const responses = item.type === 'message';
+  if (typeof item.content === 'string')
+    item.content = [{ type: responses ? 'input_text' : 'text', text: item.content, prompt_cache_breakpoint: marker }];
+  else if (Array.isArray(item.content) && item.content.length) {
+    const last = item.content[item.content.length - 1] as Record<string, unknown>;
+    item.content[item.content.length - 1] = { ...last, prompt_cache_breakpoint: marker };
+  } else return null;
+  return JSON.stringify(item);
 }
 
 /** Adds Anthropic's cache_control to the last block of an item we rendered. */
