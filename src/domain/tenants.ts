@@ -28,8 +28,10 @@ function newSecret(): string {
 
 /** Tenants and their API keys. Keys are stored hashed; the secret leaves exactly once. */
 export class TenantService {
-  // Authentication runs on every request: remember resolved keys (revocation clears this).
+  // Authentication runs on every request: remember resolved keys by their hash (revocation clears
+  // this), and recently seen secrets so the hot path skips even the hash.
   private readonly authCache = new Map<string, AuthContext | null>();
+  private readonly recent = new Map<string, AuthContext>();
 
   constructor(
     private readonly store: Store,
@@ -62,6 +64,7 @@ export class TenantService {
     if (!key) throw notFound(`key ${keyId}`);
     this.store.revokeApiKey(keyId, this.clock.now());
     this.authCache.clear();
+    this.recent.clear();
   }
 
   /** Rotation: a new key for the same tenant, and the old one revoked. */
@@ -78,6 +81,8 @@ export class TenantService {
   }
 
   authenticate(secret: string): AuthContext {
+    const seen = this.recent.get(secret);
+    if (seen) return seen;
     const hash = hashApiKey(secret);
     let ctx = this.authCache.get(hash);
     if (ctx === undefined) {
@@ -87,6 +92,8 @@ export class TenantService {
       this.authCache.set(hash, ctx);
     }
     if (!ctx) throw new DomainError('unauthorized', 'the API key is not valid');
+    if (this.recent.size > 1_000) this.recent.clear();
+    this.recent.set(secret, ctx);
     return ctx;
   }
 }

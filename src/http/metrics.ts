@@ -45,3 +45,4 @@ export function observe(metrics: Metrics, log: boolean): MiddlewareHandler<AppEn
       );
   };
 }
+

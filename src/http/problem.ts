@@ -1,4 +1,5 @@
 import type { Context } from 'hono';
+import { randomUUID } from 'node:crypto';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { DomainError, type DomainErrorCode, type ErrorDetailItem } from '../domain/errors';
@@ -73,7 +74,8 @@ export function problemBody(c: Context, code: ProblemCode, detail: string, error
     detail,
     code,
     ...(errors && errors.length ? { errors } : {}),
-    requestId: c.get('requestId'),
+    // The hot path runs without the request-id middleware: name the problem all the same.
+    requestId: c.get('requestId') ?? c.req.header('x-request-id') ?? randomUUID(),
   };
 }
 

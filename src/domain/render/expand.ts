@@ -1,7 +1,7 @@
 import { contentDigestHeader, sha256Hex } from '../digest';
 import type { HandleService } from '../handles';
 import { Lru } from '../lru';
-import { renderExpansion } from './formats';
+import { RENDERER_VERSION, renderExpansion } from './formats';
 import type { ExpansionFormat } from './prompt';
 
 export interface Expansion {
@@ -12,6 +12,9 @@ export interface Expansion {
   /** sha256 hex of bytes. */
   digest: string;
   contentDigest: string;
+  /** Response headers, built once per expansion (it is immutable). */
+  headers: Record<string, string>;
+  notModifiedHeaders: Record<string, string>;
 }
 
 /**
@@ -35,13 +38,23 @@ export class Expander {
     const hit = this.cache.get(key);
     if (hit) return hit;
     const bytes = Buffer.from(renderExpansion(format, this.handles.segmentsOf(handle, version.version)), 'utf8');
+    const digest = sha256Hex(bytes);
+    // Few headers, on purpose: each costs on the hottest route. Shared caches do not reuse answers
+    // to requests carrying Authorization (RFC 9111), so no Cache-Control is needed.
+    const notModifiedHeaders = {
+      ETag: `"${digest}"`,
+      'X-Handle-Version': String(version.version),
+      'X-Renderer-Version': String(RENDERER_VERSION),
+    };
     const expansion: Expansion = {
       ref,
       version: version.version,
       format,
       bytes,
-      digest: sha256Hex(bytes),
+      digest,
       contentDigest: contentDigestHeader(bytes),
+      notModifiedHeaders,
+      headers: { ...notModifiedHeaders, 'Content-Digest': contentDigestHeader(bytes), 'Content-Type': 'application/json' },
     };
     this.cache.set(key, expansion);
     return expansion;
