@@ -1,6 +1,10 @@
-/** A Map-ordered LRU bounded by a total weight (bytes, or 1 per entry). */
+/**
+ * A bounded cache with second-chance (CLOCK) eviction by total weight (bytes,
+ * or 1 per entry). A hit only sets a flag — no map reordering on the hot path —
+ * and eviction gives recently used entries another round.
+ */
 export class Lru<K, V> {
-  private readonly map = new Map<K, { value: V; weight: number }>();
+  private readonly map = new Map<K, { value: V; weight: number; used: boolean }>();
   private total = 0;
 
   constructor(
@@ -11,25 +15,24 @@ export class Lru<K, V> {
   get(key: K): V | undefined {
     const hit = this.map.get(key);
     if (!hit) return undefined;
-    this.map.delete(key);
-    this.map.set(key, hit);
+    hit.used = true;
     return hit.value;
   }
 
   set(key: K, value: V): void {
     const weight = this.weigh(value);
     if (weight > this.budget) return;
-    const old = this.map.get(key);
-    if (old) {
-      this.total -= old.weight;
-      this.map.delete(key);
-    }
-    this.map.set(key, { value, weight });
+    this.delete(key);
+    this.map.set(key, { value, weight, used: false });
     this.total += weight;
-    for (const [k, v] of this.map) {
-      if (this.total <= this.budget) break;
-      this.map.delete(k);
-      this.total -= v.weight;
+    while (this.total > this.budget) {
+      const [oldestKey, oldest] = this.map.entries().next().value as [K, { value: V; weight: number; used: boolean }];
+      this.map.delete(oldestKey);
+      if (oldest.used || oldestKey === key) {
+        // Second chance: used since it was last considered (or just set), so it goes to the back.
+        oldest.used = false;
+        this.map.set(oldestKey, oldest);
+      } else this.total -= oldest.weight;
     }
   }
 
