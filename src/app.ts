@@ -112,7 +112,7 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   const { config } = deps;
 
   // The hottest route goes first: it authenticates and counts itself, without the global middleware.
-  app.get(EXPAND_PATH, expandRoute(services.expander, services.tenants, services.metrics));
+  app.get(EXPAND_PATH, expandRoute(services.expander, services.tenants, services.metrics, config.log === 'json'));
 
   app.use('*', requestId({ headerName: 'x-request-id' }));
   app.use('*', observe(services.metrics, config.log === 'json'));

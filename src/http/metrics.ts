@@ -39,10 +39,14 @@ export function observe(metrics: Metrics, log: boolean): MiddlewareHandler<AppEn
     metrics.requests.inc({ method: c.req.method, route, status: String(c.res.status) });
     metrics.duration.observe({ method: c.req.method, route }, seconds);
     // Never the body, the query or a key: method, route pattern, status, time and ids only.
-    if (log)
-      process.stdout.write(
-        `${JSON.stringify({ level: 'info', time: new Date().toISOString(), requestId: c.get('requestId'), method: c.req.method, route, status: c.res.status, ms: Math.round(seconds * 1e4) / 10, tenant: c.get('auth')?.tenantId })}\n`,
-      );
+    if (log) logRequest({ requestId: c.get('requestId'), method: c.req.method, route, status: c.res.status, seconds, tenant: c.get('auth')?.tenantId });
   };
+}
+
+/** One JSON line per request: ids, route pattern, status and time — never a body, a query or a key. */
+export function logRequest(r: { requestId?: string; method: string; route: string; status: number; seconds: number; tenant?: string }): void {
+  process.stdout.write(
+    `${JSON.stringify({ level: 'info', time: new Date().toISOString(), requestId: r.requestId, method: r.method, route: r.route, status: r.status, ms: Math.round(r.seconds * 1e4) / 10, tenant: r.tenant })}\n`,
+  );
 }
 

@@ -39,8 +39,11 @@ describe('metrics and logs', () => {
       return true;
     });
     const { client, key } = t.tenant();
-    await client.post('/v1/artifacts', { kind: 'system', content: 'SECRET PROMPT TEXT' }, { 'x-request-id': 'req-log-1' });
+    const minted = await client.post('/v1/artifacts', { kind: 'system', content: 'SECRET PROMPT TEXT' }, { 'x-request-id': 'req-log-1' });
+    await client.get(`/v1/handles/${minted.json.id}/expand`, { 'x-request-id': 'req-log-2' });
     vi.restoreAllMocks();
+    // The expand fast path logs the same way.
+    expect(lines.map((l) => JSON.parse(l)).find((l) => l.requestId === 'req-log-2')).toMatchObject({ method: 'GET', route: '/v1/handles/:ref/expand', status: 200 });
     const entry = lines.map((l) => JSON.parse(l)).find((l) => l.requestId === 'req-log-1');
     expect(entry).toMatchObject({ level: 'info', method: 'POST', route: '/v1/artifacts', status: 201 });
     const all = lines.join('');

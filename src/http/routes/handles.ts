@@ -4,7 +4,7 @@ import type { Expander } from '../../domain/render/expand';
 import type { Reports } from '../../domain/reconcile/reports';
 import type { Context, Handler } from 'hono';
 import type { TenantService } from '../../domain/tenants';
-import type { Metrics } from '../metrics';
+import { logRequest, type Metrics } from '../metrics';
 import { authenticateRequest, headerOf } from '../auth';
 import { statusOf } from '../problem';
 import { DomainError } from '../../domain/errors';
@@ -173,11 +173,17 @@ export const EXPAND_PATH = '/v1/handles/:ref/expand';
  * authenticates, expands and counts: the bytes are already in memory, so
  * per-request overhead is what decides its throughput.
  */
-export function expandRoute(expander: Expander, tenants: TenantService, metrics: Metrics): Handler<AppEnv> {
+export function expandRoute(expander: Expander, tenants: TenantService, metrics: Metrics, log: boolean): Handler<AppEnv> {
   const known = new Set<string>(expansionFormats);
-  const count = (status: number) => metrics.requests.inc({ method: 'GET', route: EXPAND_PATH, status: String(status) });
+  let started = 0;
+  let tenant: string | undefined;
+  const count = (c: Context<AppEnv>, status: number) => {
+    metrics.requests.inc({ method: 'GET', route: EXPAND_PATH, status: String(status) });
+    if (log) logRequest({ requestId: headerOf(c, 'x-request-id'), method: 'GET', route: EXPAND_PATH, status, seconds: (performance.now() - started) / 1000, tenant });
+  };
   const expand = (c: Context<AppEnv>): Response => {
     const auth = authenticateRequest(tenants, c);
+    tenant = auth.tenantId;
     const given = c.req.query('format');
     // A known format (or none) skips schema validation; anything else gets zod's error.
     let format: ExpansionFormat = 'neutral';
@@ -192,12 +198,14 @@ export function expandRoute(expander: Expander, tenants: TenantService, metrics:
     return new Response(e.bytes, { status: 200, headers: e.headers });
   };
   return (c) => {
+    started = log ? performance.now() : 0;
+    tenant = undefined;
     try {
       const res = expand(c);
-      count(res.status);
+      count(c, res.status);
       return res;
     } catch (err) {
-      count(err instanceof DomainError ? statusOf(err.code) : 500);
+      count(c, err instanceof DomainError ? statusOf(err.code) : 500);
       throw err;
     }
   };
