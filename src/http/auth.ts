@@ -5,7 +5,10 @@ import { DomainError } from '../domain/errors';
 import type { AppEnv } from './router';
 
 function bearer(header: string | undefined): string | undefined {
-  const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+  if (!header) return undefined;
+  // The common spelling needs no regular expression (this runs on every request).
+  if (header.startsWith('Bearer ') && header.indexOf(' ', 7) === -1 && header.length > 7) return header.slice(7);
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
   return m?.[1];
 }
 

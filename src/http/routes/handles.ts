@@ -177,8 +177,12 @@ export function expandRoute(expander: Expander, tenants: TenantService, metrics:
   const known = new Set<string>(expansionFormats);
   let started = 0;
   let tenant: string | undefined;
+  // Counter children per status, bound once: inc() on a child skips hashing the label set.
+  const counters = new Map<number, { inc(): void }>();
   const count = (c: Context<AppEnv>, status: number) => {
-    metrics.requests.inc({ method: 'GET', route: EXPAND_PATH, status: String(status) });
+    let counter = counters.get(status);
+    if (!counter) counters.set(status, (counter = metrics.requests.labels('GET', EXPAND_PATH, String(status))));
+    counter.inc();
     if (log) logRequest({ requestId: headerOf(c, 'x-request-id'), method: 'GET', route: EXPAND_PATH, status, seconds: (performance.now() - started) / 1000, tenant });
   };
   const expand = (c: Context<AppEnv>): Response => {
