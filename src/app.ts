@@ -11,7 +11,8 @@ import { Expander } from './domain/render/expand';
 import { TenantService } from './domain/tenants';
 import { RequestService } from './domain/requests';
 import { renderRoutes } from './http/routes/render';
-import { usageRoutes } from './http/routes/usage';
+import { USAGE_PATH, usageRoute, usageRoutes } from './http/routes/usage';
+import { JSON_TYPE } from './http/body';
 import { Reconciler } from './domain/reconcile/reconciler';
 import { WriteQueue } from './domain/write-queue';
 import { Reports } from './domain/reconcile/reports';
@@ -93,8 +94,6 @@ function countReconciled(reconciler: Reconciler, metrics: Metrics): Metrics {
 
 const ADMIN_PATH = /^\/v1\/(tenants|keys)(\/|$)/;
 
-const JSON_TYPE = /^application\/(?:[\w.-]+\+)?json\s*(?:;|$)/i;
-
 /** A request body must say it is JSON: anything else is refused before parsing. */
 const requireJson: MiddlewareHandler<AppEnv> = async function requireJson(c, next) {
   const method = c.req.method;
@@ -111,8 +110,9 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   const app = new OpenAPIHono<AppEnv>();
   const { config } = deps;
 
-  // The hottest route goes first: it authenticates and counts itself, without the global middleware.
+  // The hottest routes go first: they authenticate and count themselves, without the global middleware.
   app.get(EXPAND_PATH, expandRoute(services.expander, services.tenants, services.metrics, config.log === 'json'));
+  app.post(USAGE_PATH, usageRoute({ ...services, log: config.log === 'json', maxBodyBytes: config.maxBodyBytes }));
 
   app.use('*', requestId({ headerName: 'x-request-id' }));
   app.use('*', observe(services.metrics, config.log === 'json'));

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { DomainError, type DomainErrorCode, type ErrorDetailItem } from '../domain/errors';
+import { BodyError } from './body';
 
 /** The stable codes a client can branch on. */
 export type ProblemCode =
@@ -94,6 +95,7 @@ export function statusOf(code: ProblemCode): number {
  */
 export function handleError(err: Error, c: Context): Response {
   if (err instanceof DomainError) return problem(c, err.code, err.message, err.errors, err.extra);
+  if (err instanceof BodyError) return problem(c, err.code, err.message);
   if (err instanceof HTTPException) {
     if (err.status === 400 && /json/i.test(err.message)) return problem(c, 'malformed_json', 'The request body is not valid JSON.');
     if (err.status === 413) return problem(c, 'payload_too_large', err.message);

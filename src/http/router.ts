@@ -1,5 +1,7 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import type { AuthContext } from '../domain/tenants';
+import type { ZodError } from 'zod';
+import { DomainError } from '../domain/errors';
 import { zodIssues } from '../domain/validation';
 import { problem } from './problem';
 
@@ -18,8 +20,14 @@ export function newRouter() {
   return new OpenAPIHono<AppEnv>({
     defaultHook: (result, c) => {
       if (result.success) return;
-      const errors = zodIssues(result.error, TARGET_PREFIX[result.target] ?? '');
-      return problem(c, 'invalid_request', `${errors.length} invalid field${errors.length === 1 ? '' : 's'} in the ${result.target === 'json' ? 'body' : result.target}`, errors);
+      const e = invalidInput(result.error, result.target);
+      return problem(c, e.code, e.message, e.errors);
     },
   });
+}
+
+/** A zod failure as the 422 every route answers: each failing path, counted in the message. */
+export function invalidInput(error: ZodError, target: keyof typeof TARGET_PREFIX): DomainError {
+  const errors = zodIssues(error, TARGET_PREFIX[target] ?? '');
+  return new DomainError('invalid_request', `${errors.length} invalid field${errors.length === 1 ? '' : 's'} in the ${target === 'json' ? 'body' : target}`, {}, errors);
 }

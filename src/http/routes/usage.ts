@@ -4,7 +4,13 @@ import type { Reports } from '../../domain/reconcile/reports';
 import type { RequestService } from '../../domain/requests';
 import type { Clock } from '../../domain/clock';
 import { problemBody } from '../problem';
-import { newRouter } from '../router';
+import type { Handler } from 'hono';
+import type { TenantService } from '../../domain/tenants';
+import { authenticateRequest } from '../auth';
+import { checkBody, readJson } from '../body';
+import { fastRoute } from '../fast-route';
+import type { Metrics } from '../metrics';
+import { invalidInput, newRouter, type AppEnv } from '../router';
 import { commonErrors, conflictErrors, IdParam } from '../schemas';
 
 const time = z.union([z.number().int().nonnegative(), z.iso.datetime({ offset: true })]).transform((v) => (typeof v === 'number' ? v : Date.parse(v)));
@@ -31,13 +37,32 @@ const rangeQuery = z.object({
 
 const anyJson = (description: string) => ({ content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } }, description });
 
+export const USAGE_PATH = '/v1/usage';
+
+/**
+ * POST /v1/usage, the ingestion hot path: one report per model call. It runs
+ * ahead of the global middleware with the same checks in the same order
+ * (size, content type, key, JSON, schema) and the same problems.
+ */
+export function usageRoute(deps: { reconciler: Reconciler; tenants: TenantService; metrics: Metrics; log: boolean; maxBodyBytes: number }): Handler<AppEnv> {
+  return fastRoute(deps.metrics, deps.log, 'POST', USAGE_PATH, async (c) => {
+    checkBody(c, deps.maxBodyBytes);
+    const auth = authenticateRequest(deps.tenants, c);
+    c.set('auth', auth);
+    const parsed = UsageRecord.safeParse(await readJson(c, deps.maxBodyBytes));
+    if (!parsed.success) throw invalidInput(parsed.error, 'json');
+    const result = await deps.reconciler.ingest(auth.tenantId, parsed.data);
+    return c.json(result as unknown as Record<string, unknown>, result.duplicate ? 200 : 201);
+  });
+}
+
 export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; requests: RequestService; clock: Clock; batchMax: number }) {
   const app = newRouter();
   const Batch = z.strictObject({ records: z.array(z.unknown()).min(1).max(deps.batchMax) }).openapi('UsageBatch');
 
   const routes = {
     usage: createRoute({
-      method: 'post', path: '/v1/usage', tags: ['usage'], summary: 'Reconcile a provider usage report against a rendered request',
+      method: 'post', path: USAGE_PATH, tags: ['usage'], summary: 'Reconcile a provider usage report against a rendered request',
       description: 'Idempotent by request_id: the same report again answers 200 with the stored result; a different one 409.',
       request: { body: { content: { 'application/json': { schema: UsageRecord } }, required: true } },
       responses: { 200: anyJson('Already reconciled with this report'), 201: anyJson('Reconciled'), ...commonErrors, ...conflictErrors },
@@ -64,10 +89,8 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
     }),
   };
 
-  app.openapi(routes.usage, async (c) => {
-    const result = await deps.reconciler.ingest(c.get('auth').tenantId, c.req.valid('json'));
-    return c.json(result as unknown as Record<string, unknown>, result.duplicate ? 200 : 201);
-  });
+  // Served by usageRoute(), mounted ahead of the global middleware in app.ts; documented here.
+  app.openAPIRegistry.registerPath(routes.usage);
 
   app.openapi(routes.batch, async (c) => {
     const records = c.req.valid('json').records;
