@@ -103,24 +103,38 @@ export const requests = sqliteTable(
     prediction: text('prediction', { mode: 'json' }),
     /** rendered → reconciled (usage received) or failed (the provider answered with an error). */
     status: text('status', { enum: ['rendered', 'reconciled', 'failed'] }).notNull().default('rendered'),
-    /** Order of reconciliation: a scope's simulation is replayed in this (live) order. */
+    /** The request's row in `reconciliations`, once its usage is in. */
     reconciledSeq: integer('reconciled_seq'),
+    /** A failed request's times and the provider's error body (a reconciled one has them in `reconciliations`). */
     startedAt: integer('started_at'),
-    firstByteAt: integer('first_byte_at'),
     finishedAt: integer('finished_at'),
-    /** sha256 of the usage report as received: the same report twice is accepted once. */
-    reportHash: text('report_hash'),
     usageRaw: text('usage_raw', { mode: 'json' }),
-    usage: text('usage', { mode: 'json' }),
-    diagnostics: text('diagnostics', { mode: 'json' }),
-    /** Per segment: how its tokens were classified (captured, cold, drift, …) and priced. */
-    outcome: text('outcome', { mode: 'json' }),
-    /** Write premium paid by this request per handle, and whether a later request read what it wrote. */
-    writePremium: text('write_premium', { mode: 'json' }),
-    writeRead: integer('write_read', { mode: 'boolean' }),
   },
   (t) => [index('requests_scope').on(t.scope, t.renderedAt), index('requests_tenant').on(t.tenantId, t.renderedAt)],
 );
+
+/**
+ * One row per reconciled request, appended in reconciliation order: the order
+ * a scope's simulation is replayed in. Kept apart from `requests` so a report
+ * appends densely packed pages instead of growing a rendered row in place.
+ */
+export const reconciliations = sqliteTable('reconciliations', {
+  seq: integer('seq').primaryKey(),
+  requestId: text('request_id').notNull(),
+  startedAt: integer('started_at').notNull(),
+  firstByteAt: integer('first_byte_at').notNull(),
+  finishedAt: integer('finished_at').notNull(),
+  /** sha256 of the usage report as received: the same report twice is accepted once. */
+  reportHash: text('report_hash').notNull(),
+  usageRaw: text('usage_raw', { mode: 'json' }).notNull(),
+  usage: text('usage', { mode: 'json' }).notNull(),
+  diagnostics: text('diagnostics', { mode: 'json' }),
+  /** Per segment: how its tokens were classified (captured, cold, drift, …) and priced. */
+  outcome: text('outcome', { mode: 'json' }).notNull(),
+  /** Write premium paid by this request per handle, and whether a later request read what it wrote. */
+  writePremium: text('write_premium', { mode: 'json' }).notNull(),
+  writeRead: integer('write_read', { mode: 'boolean' }).notNull().default(false),
+});
 
 /** Inline (caller) segment bytes, kept for a while so a drift can be located to the byte. */
 export const requestInline = sqliteTable(

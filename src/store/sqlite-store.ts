@@ -1,6 +1,7 @@
 import { and, asc, desc, eq, gt, isNull, lte, sql } from 'drizzle-orm';
-import type { Db } from './db';
-import { apiKeys, blobs, calibration, driftFindings, handlePins, handles, handleVersions, requestInline, requests, ROLLUP_CLASSES, ROLLUP_MONEY, tenants } from './schema';
+import { CONNECTION_PRAGMAS, type Db } from './db';
+import { InlineWriter, ThreadWriter, type SqlStatement, type SqlWriter } from './sql-writer';
+import { apiKeys, blobs, calibration, driftFindings, handlePins, handles, handleVersions, requestInline, ROLLUP_CLASSES, ROLLUP_MONEY, tenants } from './schema';
 import type {
   ApiKeyRow,
   AppendResult,
@@ -43,8 +44,15 @@ function requestParams(r: RequestRow) {
   };
 }
 
-/** A requests row as the domain sees it (snake_case columns, JSON parsed). */
+/** A request with its reconciliation, if any (columns of `reconciliations` prefixed c_). */
+const REQUEST_SELECT = `select r.*, c.started_at as c_started_at, c.first_byte_at as c_first_byte_at, c.finished_at as c_finished_at,
+  c.report_hash as c_report_hash, c.usage_raw as c_usage_raw, c.usage as c_usage, c.diagnostics as c_diagnostics, c.outcome as c_outcome,
+  c.write_premium as c_write_premium, c.write_read as c_write_read
+  from requests r left join reconciliations c on c.seq = r.reconciled_seq`;
+
+/** A request as the domain sees it (snake_case columns, JSON parsed). */
 function requestFromRow(row: Record<string, unknown>): RequestRow {
+  const reconciled = row.c_report_hash !== null && row.c_report_hash !== undefined;
   return {
     id: row.id as string,
     tenantId: row.tenant_id as string,
@@ -59,36 +67,53 @@ function requestFromRow(row: Record<string, unknown>): RequestRow {
     promptCacheKey: (row.prompt_cache_key as string | null) ?? null,
     prediction: parse(row.prediction),
     status: row.status as RequestRow['status'],
-    startedAt: (row.started_at as number | null) ?? null,
-    firstByteAt: (row.first_byte_at as number | null) ?? null,
-    finishedAt: (row.finished_at as number | null) ?? null,
-    reportHash: (row.report_hash as string | null) ?? null,
-    usageRaw: parse(row.usage_raw),
-    usage: parse(row.usage),
-    diagnostics: parse(row.diagnostics),
-    outcome: parse(row.outcome),
-    writePremium: parse(row.write_premium),
-    writeRead: row.write_read === 1,
+    // A failed request keeps its times and error body on its own row.
+    startedAt: ((reconciled ? row.c_started_at : row.started_at) as number | null) ?? null,
+    firstByteAt: ((reconciled ? row.c_first_byte_at : null) as number | null) ?? null,
+    finishedAt: ((reconciled ? row.c_finished_at : row.finished_at) as number | null) ?? null,
+    reportHash: (row.c_report_hash as string | null) ?? null,
+    usageRaw: parse(reconciled ? row.c_usage_raw : row.usage_raw),
+    usage: parse(row.c_usage),
+    diagnostics: parse(row.c_diagnostics),
+    outcome: parse(row.c_outcome),
+    writePremium: parse(row.c_write_premium),
+    writeRead: row.c_write_read === 1,
   };
 }
 
 // Rollup columns: request count, then each class's tokens and requests, then money.
 const ROLLUP_VALUE_COLUMNS = ['requests', ...ROLLUP_CLASSES.flatMap((c) => [c, `req_${c}`]), ...ROLLUP_MONEY];
 
+// The group commit's statements, run by the writer (on its own thread for a file).
+const SQL = {
+  insertRequest: `insert into requests (id, tenant_id, scope, format, model, catalog_entry, catalog_fallback, rendered_at, segments, breakpoints, prompt_cache_key, prediction, status)
+    values (@id, @tenantId, @scope, @format, @model, @catalogEntry, @catalogFallback, @renderedAt, @segments, @breakpoints, @promptCacheKey, @prediction, 'rendered')`,
+  insertInline: 'insert into request_inline (request_id, segment, text, truncated, expires_at) values (@requestId, @segment, @text, @truncated, @expiresAt)',
+  markFailed: `update requests set status = 'failed', started_at = @startedAt, finished_at = @finishedAt, usage_raw = @usageRaw where id = @id and status = 'rendered'`,
+  // A report appends its results and marks the request (a few bytes: the rendered row keeps its size).
+  reconcile: `insert into reconciliations (seq, request_id, started_at, first_byte_at, finished_at, report_hash, usage_raw, usage, diagnostics, outcome, write_premium)
+    values (@seq, @id, @startedAt, @firstByteAt, @finishedAt, @reportHash, @usageRaw, @usage, @diagnostics, @outcome, @writePremium)`,
+  markReconciled: `update requests set status = 'reconciled', reconciled_seq = @seq where id = @id`,
+  insertDrift: 'insert into drift_findings (tenant_id, handle_id, request_id, previous_request_id, at, finding) values (@tenantId, @handleId, @requestId, @previousRequestId, @at, @finding)',
+  calibrate: `insert into calibration (tenant_id, model, family, provider_tokens, estimated_tokens, reports) values (@tenantId, @model, @family, @providerTokens, @estimatedTokens, @reports)
+    on conflict (tenant_id, model) do update set provider_tokens = provider_tokens + excluded.provider_tokens,
+    estimated_tokens = estimated_tokens + excluded.estimated_tokens, reports = reports + excluded.reports, family = excluded.family`,
+  markRead: 'update reconciliations set write_read = 1 where seq = (select reconciled_seq from requests where id = @id)',
+  // One upsert adds to every counter of a rollup row.
+  upsertRollup: `insert into rollups (tenant_id, handle_id, version, day, model, ${ROLLUP_VALUE_COLUMNS.join(', ')})
+    values (@tenantId, @handleId, @version, @day, @model, ${ROLLUP_VALUE_COLUMNS.map((c) => `@${c}`).join(', ')})
+    on conflict (tenant_id, handle_id, version, day, model) do update set
+    ${ROLLUP_VALUE_COLUMNS.map((c) => `${c} = ${c} + excluded.${c}`).join(', ')}`,
+};
+
 export class SqliteStore implements Store {
-  private readonly upsertRollup;
   // The expand path reads a handle and a version on every call: prepare those once.
   private readonly handleById;
   private readonly versionByKey;
   private readonly sumRollupsStmt = new Map<string, Statement>();
   private readonly requestById: Statement;
-  private readonly insertRequestStmt: Statement;
-  private readonly insertInlineStmt: Statement;
-  private readonly markFailedStmt: Statement;
-  private readonly reconcileStmt: Statement;
-  private readonly insertDriftStmt: Statement;
-  private readonly calibrateStmt: Statement;
-  private readonly markReadStmt: Statement;
+  private readonly requestsInScope: Statement;
+  private readonly writer: SqlWriter;
   private lastSeq: number;
 
   constructor(private readonly db: Db) {
@@ -99,43 +124,13 @@ export class SqliteStore implements Store {
       .where(and(eq(handleVersions.handleId, sql.placeholder('id')), eq(handleVersions.version, sql.placeholder('version'))))
       .prepare();
     const client = db.$client;
-    this.requestById = client.prepare('select * from requests where id = ?');
-    this.insertRequestStmt = client.prepare(
-      `insert into requests (id, tenant_id, scope, format, model, catalog_entry, catalog_fallback, rendered_at, segments, breakpoints, prompt_cache_key, prediction, status)
-       values (@id, @tenantId, @scope, @format, @model, @catalogEntry, @catalogFallback, @renderedAt, @segments, @breakpoints, @promptCacheKey, @prediction, 'rendered')`,
-    );
-    this.insertInlineStmt = client.prepare(
-      'insert into request_inline (request_id, segment, text, truncated, expires_at) values (@requestId, @segment, @text, @truncated, @expiresAt)',
-    );
-    this.markFailedStmt = client.prepare(
-      `update requests set status = 'failed', started_at = @startedAt, finished_at = @finishedAt, usage_raw = @usageRaw where id = @id and status = 'rendered'`,
-    );
-    // The reconciliation order is the live order a scope's simulation is replayed in.
-    this.reconcileStmt = client.prepare(
-      `update requests set status = 'reconciled', started_at = @startedAt, first_byte_at = @firstByteAt, finished_at = @finishedAt,
-       report_hash = @reportHash, usage_raw = @usageRaw, usage = @usage, diagnostics = @diagnostics, outcome = @outcome,
-       write_premium = @writePremium, reconciled_seq = @seq where id = @id`,
-    );
-    this.insertDriftStmt = client.prepare(
-      'insert into drift_findings (tenant_id, handle_id, request_id, previous_request_id, at, finding) values (@tenantId, @handleId, @requestId, @previousRequestId, @at, @finding)',
-    );
-    this.calibrateStmt = client.prepare(
-      `insert into calibration (tenant_id, model, family, provider_tokens, estimated_tokens, reports) values (@tenantId, @model, @family, @providerTokens, @estimatedTokens, 1)
-       on conflict (tenant_id, model) do update set provider_tokens = provider_tokens + excluded.provider_tokens,
-       estimated_tokens = estimated_tokens + excluded.estimated_tokens, reports = reports + 1, family = excluded.family`,
-    );
-    this.markReadStmt = client.prepare('update requests set write_read = 1 where id = @id');
+    this.requestById = client.prepare(`${REQUEST_SELECT} where r.id = ?`);
+    this.requestsInScope = client.prepare(`${REQUEST_SELECT} where r.scope = ? and r.status = 'reconciled' order by c.seq`);
     // The reconciliation counter lives here: a max() per report would scan the table (SQLite's
     // min/max shortcut does not apply inside coalesce()).
-    this.lastSeq = (client.prepare('select max(reconciled_seq) from requests').pluck().get() as number | null) ?? 0;
-    const cols = ROLLUP_VALUE_COLUMNS;
-    // Hot path of ingestion: one prepared upsert that adds to every counter.
-    this.upsertRollup = db.$client.prepare(
-      `insert into rollups (tenant_id, handle_id, version, day, model, ${cols.join(', ')})
-       values (@tenantId, @handleId, @version, @day, @model, ${cols.map((c) => `@${c}`).join(', ')})
-       on conflict (tenant_id, handle_id, version, day, model) do update set
-       ${cols.map((c) => `${c} = ${c} + excluded.${c}`).join(', ')}`,
-    );
+    this.lastSeq = (client.prepare('select max(seq) from reconciliations').pluck().get() as number | null) ?? 0;
+    // Group commits go to a thread of their own when the database is a file.
+    this.writer = client.memory ? new InlineWriter(client) : new ThreadWriter(client.name, CONNECTION_PRAGMAS);
   }
 
   createTenant(tenant: TenantRow, key: ApiKeyRow): void {
@@ -270,70 +265,80 @@ export class SqliteStore implements Store {
     return this.db.delete(requestInline).where(lte(requestInline.expiresAt, now)).run().changes;
   }
 
-  writeBatch(ops: WriteOp[]): void {
-    // One synchronous transaction; hot statements are prepared once (drizzle's builder costs ~80 µs a query).
-    const seqBefore = this.lastSeq;
-    try {
-      this.writeBatchInTransaction(ops);
-    } catch (e) {
-      // Nothing was written: the counter goes back with the rolled-back transaction.
-      this.lastSeq = seqBefore;
-      throw e;
-    }
+  writeBatch(ops: WriteOp[]): Promise<void> {
+    return this.writer.run(this.statementsFor(ops));
   }
 
-  private writeBatchInTransaction(ops: WriteOp[]): void {
-    this.db.$client
-      .transaction(() => {
-        for (const op of ops) {
-          if (op.kind === 'request') {
-            this.insertRequestStmt.run(requestParams(op.row));
-            for (const i of op.inline) this.insertInlineStmt.run({ ...i, truncated: i.truncated ? 1 : 0 });
-          } else if (op.kind === 'failed') {
-            this.markFailedStmt.run({ id: op.requestId, startedAt: op.detail.startedAt, finishedAt: op.detail.finishedAt, usageRaw: JSON.stringify(op.detail.usageRaw) });
-          } else this.applyIngestion(op.write);
+  close(): Promise<void> {
+    return this.writer.close();
+  }
+
+  /**
+   * The statements of a group commit, in order. Rollups and calibration only
+   * add up, so the batch's deltas are summed per row and written once at the end.
+   */
+  private statementsFor(ops: WriteOp[]): SqlStatement[] {
+    const out: SqlStatement[] = [];
+    const rollups = new Map<string, Record<string, string | number>>();
+    const calibrations = new Map<string, CalibrationRow>();
+    const addRollup = (r: RollupDelta) => {
+      const key = `${r.tenantId}\n${r.handleId}\n${r.version}\n${r.day}\n${r.model}`;
+      let row = rollups.get(key);
+      if (!row) {
+        rollups.set(key, (row = { tenantId: r.tenantId, handleId: r.handleId, version: r.version, day: r.day, model: r.model }));
+        for (const c of ROLLUP_VALUE_COLUMNS) row[c] = 0;
+      }
+      for (const c in r.values) row[c] = (row[c] as number) + (r.values[c] ?? 0);
+    };
+    for (const op of ops) {
+      if (op.kind === 'request') {
+        out.push([SQL.insertRequest, requestParams(op.row)]);
+        for (const i of op.inline) out.push([SQL.insertInline, { ...i, truncated: i.truncated ? 1 : 0 }]);
+      } else if (op.kind === 'failed') {
+        out.push([SQL.markFailed, { id: op.requestId, startedAt: op.detail.startedAt, finishedAt: op.detail.finishedAt, usageRaw: JSON.stringify(op.detail.usageRaw) }]);
+      } else {
+        const w = op.write;
+        const r = w.request;
+        // The reconciliation order is the live order a scope's simulation is replayed in (gaps are harmless).
+        const seq = ++this.lastSeq;
+        out.push([
+          SQL.reconcile,
+          {
+            id: r.id,
+            seq,
+            startedAt: r.startedAt,
+            firstByteAt: r.firstByteAt,
+            finishedAt: r.finishedAt,
+            reportHash: r.reportHash,
+            usageRaw: JSON.stringify(r.usageRaw),
+            usage: JSON.stringify(r.usage),
+            diagnostics: JSON.stringify(r.diagnostics),
+            outcome: JSON.stringify(r.outcome),
+            writePremium: JSON.stringify(r.writePremium),
+          },
+        ]);
+        out.push([SQL.markReconciled, { id: r.id, seq }]);
+        for (const roll of w.rollups) addRollup(roll);
+        for (const d of w.drift) out.push([SQL.insertDrift, { ...d, finding: JSON.stringify(d.finding) }]);
+        if (w.calibration) {
+          const key = `${w.calibration.tenantId}\n${w.calibration.model}`;
+          const c = calibrations.get(key);
+          if (c) calibrations.set(key, { ...w.calibration, providerTokens: c.providerTokens + w.calibration.providerTokens, estimatedTokens: c.estimatedTokens + w.calibration.estimatedTokens, reports: c.reports + 1 });
+          else calibrations.set(key, { ...w.calibration, reports: 1 });
         }
-      })
-      .immediate();
-  }
-
-  private applyIngestion(w: IngestWrite): void {
-    const r = w.request;
-    this.reconcileStmt.run({
-      id: r.id,
-      seq: ++this.lastSeq,
-      startedAt: r.startedAt,
-      firstByteAt: r.firstByteAt,
-      finishedAt: r.finishedAt,
-      reportHash: r.reportHash,
-      usageRaw: JSON.stringify(r.usageRaw),
-      usage: JSON.stringify(r.usage),
-      diagnostics: JSON.stringify(r.diagnostics),
-      outcome: JSON.stringify(r.outcome),
-      writePremium: JSON.stringify(r.writePremium),
-    });
-    for (const roll of w.rollups) this.addRollup(roll);
-    for (const d of w.drift) this.insertDriftStmt.run({ ...d, finding: JSON.stringify(d.finding) });
-    if (w.calibration) this.calibrateStmt.run(w.calibration);
-    if (w.markWriteRead) {
-      this.markReadStmt.run({ id: w.markWriteRead.requestId });
-      for (const roll of w.markWriteRead.rollups) this.addRollup(roll);
+        if (w.markWriteRead) {
+          out.push([SQL.markRead, { id: w.markWriteRead.requestId }]);
+          for (const roll of w.markWriteRead.rollups) addRollup(roll);
+        }
+      }
     }
-  }
-
-  private addRollup(r: RollupDelta): void {
-    const row: Record<string, string | number> = { tenantId: r.tenantId, handleId: r.handleId, version: r.version, day: r.day, model: r.model };
-    for (const c of ROLLUP_VALUE_COLUMNS) row[c] = r.values[c] ?? 0;
-    this.upsertRollup.run(row);
+    for (const row of rollups.values()) out.push([SQL.upsertRollup, row]);
+    for (const c of calibrations.values()) out.push([SQL.calibrate, { ...c }]);
+    return out;
   }
 
   reconciledInScope(scope: string): RequestRow[] {
-    return this.db
-      .select()
-      .from(requests)
-      .where(and(eq(requests.scope, scope), eq(requests.status, 'reconciled')))
-      .orderBy(asc(requests.reconciledSeq))
-      .all() as RequestRow[];
+    return (this.requestsInScope.all(scope) as Record<string, unknown>[]).map(requestFromRow);
   }
 
   sumRollups(q: RollupQuery): RollupRow[] {

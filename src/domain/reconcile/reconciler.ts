@@ -165,7 +165,7 @@ export class Reconciler {
 
   private prepare(tenantId: string, report: UsageReport, pointer: string): { result: IngestResult; committed: Promise<void> } | { duplicate: IngestResult; after: Promise<void> } {
     const { store, clock } = this.deps;
-    const request = store.getRequest(report.request_id) ?? this.deps.writes.pendingRequest(report.request_id);
+    const request = this.deps.writes.pendingRequest(report.request_id) ?? store.getRequest(report.request_id);
     if (!request || request.tenantId !== tenantId) throw withPointer(notFound(`request ${report.request_id}`), `${pointer}/request_id`);
     const bad = findInvalidJson(report, pointer);
     if (bad) throw invalid(bad.pointer, bad.detail);

@@ -1,0 +1,149 @@
+// POST /v1/usage over real HTTP on a real database file: the route that reads
+// its body from the Node request, and the writer thread that commits it.
+import { serve, type ServerType } from '@hono/node-server';
+import { request as httpRequest } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createTestApp, type TestApp } from '../helpers/app';
+import { mintSystem } from '../helpers/factories';
+import { anthropicUsage, LONG_SYSTEM } from '../helpers/scenario';
+
+interface Running {
+  t: TestApp;
+  url: string;
+  server: ServerType;
+}
+
+let dir: string;
+let file: string;
+let running: Running | undefined;
+
+async function start(maxBodyBytes = 64 * 1024): Promise<Running> {
+  const t = createTestApp({ databasePath: file, config: { maxBodyBytes } });
+  const server = await new Promise<ServerType>((resolve) => {
+    const s = serve({ fetch: t.app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
+  });
+  return { t, server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+async function stop(r: Running): Promise<void> {
+  await new Promise((resolve) => r.server.close(resolve));
+  // Shutdown as main.ts does it: the queued writes are committed, then the writer thread stops.
+  await r.t.services.writes.close();
+  r.t.sqlite.close();
+}
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'ph-usage-http-'));
+  file = join(dir, 'db.sqlite');
+});
+afterEach(async () => {
+  if (running) await stop(running);
+  running = undefined;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A raw HTTP POST: the body exactly as given, and chunked when no length is declared. */
+function post(url: string, path: string, body: string, headers: Record<string, string>): Promise<{ status: number; type: string; json: any }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(`${url}${path}`, { method: 'POST', headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode!, type: String(res.headers['content-type']), json: text ? JSON.parse(text) : undefined }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+async function renderOne(r: Running) {
+  const { key, client } = r.t.tenant();
+  const sys = await mintSystem(client, LONG_SYSTEM);
+  const res = await client.post('/v1/render', { format: 'anthropic', request: { model: 'claude-sonnet-4-5', prefix: [sys.id], messages: [{ role: 'user', content: 'hi' }] } });
+  expect(res.status, res.text).toBe(200);
+  const total = res.json.segments.at(-1).token_end as number;
+  return { key, requestId: res.json.request_id as string, total };
+}
+
+describe('POST /v1/usage over HTTP, committed by the writer thread', () => {
+  it('reconciles once, answers the same report with the stored result, refuses a different one, and keeps it across a restart', async () => {
+    running = await start();
+    const { key, requestId, total } = await renderOne(running);
+    const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
+    const body = JSON.stringify({ request_id: requestId, usage: anthropicUsage(total, 0, total - 10) });
+
+    const first = await post(running.url, '/v1/usage', body, headers);
+    expect(first.status).toBe(201);
+    expect(first.json.outcome.capture).toBe('reported');
+    expect(first.json.outcome.provider).toEqual({ read: 0, write: total - 10 });
+    // The same report with its keys in another order is the same report.
+    const reordered = JSON.stringify({ usage: anthropicUsage(total, 0, total - 10), request_id: requestId });
+    const again = await post(running.url, '/v1/usage', reordered, headers);
+    expect(again.status).toBe(200);
+    expect(again.json.duplicate).toBe(true);
+    expect(again.json.outcome).toEqual(first.json.outcome);
+    const other = await post(running.url, '/v1/usage', JSON.stringify({ request_id: requestId, usage: anthropicUsage(total, 0, 5) }), headers);
+    expect(other.status).toBe(409);
+    expect(other.json.code).toBe('conflict');
+
+    await stop(running);
+    running = await start();
+    const stored = await post(running.url, '/v1/usage', body, headers);
+    expect(stored.status).toBe(200);
+    expect(stored.json.outcome).toEqual(first.json.outcome);
+    const client = (await import('../helpers/app')).clientFor(running.t.app, key);
+    const row = await client.get(`/v1/requests/${requestId}`);
+    expect(row.json.status).toBe('reconciled');
+    expect(row.json.usage_raw).toEqual(anthropicUsage(total, 0, total - 10));
+    expect(row.json.outcome).toEqual(first.json.outcome);
+    expect((await client.get('/v1/reports')).json.requests).toBe(1);
+  });
+
+  it('answers bad bodies with the same problems as every other route, and writes nothing', async () => {
+    running = await start(20_000);
+    const { key, requestId, total } = await renderOne(running);
+    const json = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
+    const expectProblem = (res: { status: number; type: string; json: any }, status: number, code: string) => {
+      expect(res.status).toBe(status);
+      expect(res.type).toMatch(/^application\/problem\+json/);
+      expect(res.json.code).toBe(code);
+    };
+
+    expectProblem(await post(running.url, '/v1/usage', '{"request_id":', json), 400, 'malformed_json');
+    expectProblem(await post(running.url, '/v1/usage', '{}', { ...json, 'content-type': 'text/plain' }), 415, 'unsupported_media_type');
+    const big = JSON.stringify({ request_id: requestId, usage: anthropicUsage(total, 0, 0), diagnostics: 'x'.repeat(24_000) });
+    expectProblem(await post(running.url, '/v1/usage', big, { ...json, 'content-length': String(Buffer.byteLength(big)) }), 413, 'payload_too_large');
+    // No declared length (chunked): refused once the bytes read pass the limit.
+    expectProblem(await post(running.url, '/v1/usage', big, { ...json, 'transfer-encoding': 'chunked' }), 413, 'payload_too_large');
+    const unknownField = await post(running.url, '/v1/usage', JSON.stringify({ request_id: requestId, usage: anthropicUsage(total, 0, 0), extra: 1 }), json);
+    expectProblem(unknownField, 422, 'invalid_request');
+    expect(unknownField.json.errors).toEqual([{ pointer: '/extra', detail: 'unknown field "extra"' }]);
+    expectProblem(await post(running.url, '/v1/usage', JSON.stringify({ request_id: requestId, usage: {} }), { 'content-type': 'application/json' }), 401, 'unauthorized');
+    expectProblem(await post(running.url, '/v1/usage', JSON.stringify({ request_id: 'req_AAAAAAAAAAAAAAAAAAAAA', usage: {} }), json), 404, 'not_found');
+
+    // None of it was written: the real report is still the first.
+    const ok = await post(running.url, '/v1/usage', JSON.stringify({ request_id: requestId, usage: anthropicUsage(total, 0, 0) }), json);
+    expect(ok.status).toBe(201);
+  });
+});
+
+describe('the write queue on a database file', () => {
+  it('commits the good writes of a batch one by one when another write in it fails', async () => {
+    running = await start();
+    const { key, requestId, total } = await renderOne(running);
+    const { services } = running.t;
+    const row = services.writes.pendingRequest(requestId)!;
+    expect(row.id).toBe(requestId);
+    // The same request inserted twice fails (primary key); the report enqueued in the same batch still commits.
+    const duplicate = services.writes.enqueue({ kind: 'request', row, inline: [] });
+    const reported = services.reconciler.ingest(row.tenantId, { request_id: requestId, usage: anthropicUsage(total, 0, 0) });
+    await expect(duplicate).rejects.toThrow(/UNIQUE/);
+    expect((await reported).duplicate).toBe(false);
+    const client = (await import('../helpers/app')).clientFor(running.t.app, key);
+    expect((await client.get(`/v1/requests/${requestId}`)).json.status).toBe('reconciled');
+  });
+});

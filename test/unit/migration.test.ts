@@ -1,0 +1,68 @@
+// Migration 0001 moves reconciled requests' results to `reconciliations`: a
+// database written by the previous schema must read the same after it.
+import Database from 'better-sqlite3';
+import { drizzle } from 'drizzle-orm/better-sqlite3';
+import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openDb } from '../../src/store/db';
+import { SqliteStore } from '../../src/store/sqlite-store';
+
+const MIGRATIONS = join(__dirname, '../../migrations');
+let dir: string;
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A database at migration 0000 only. */
+function atFirstMigration(file: string): Database.Database {
+  const folder = join(dir, 'migrations-0000');
+  mkdirSync(join(folder, 'meta'), { recursive: true });
+  copyFileSync(join(MIGRATIONS, '0000_init.sql'), join(folder, '0000_init.sql'));
+  const journal = JSON.parse(readFileSync(join(MIGRATIONS, 'meta/_journal.json'), 'utf8'));
+  writeFileSync(join(folder, 'meta/_journal.json'), JSON.stringify({ ...journal, entries: journal.entries.slice(0, 1) }));
+  const sqlite = new Database(file);
+  migrate(drizzle(sqlite), { migrationsFolder: folder });
+  return sqlite;
+}
+
+describe('migration 0001 (reconciliations)', () => {
+  it('carries reconciled requests over with their results and replay order; failed and rendered ones stay as they were', () => {
+    dir = mkdtempSync(join(tmpdir(), 'ph-migrate-'));
+    const file = join(dir, 'db.sqlite');
+    const old = atFirstMigration(file);
+    old.prepare("insert into tenants (id, name, created_at) values ('ten_1', 't', 0)").run();
+    const insert = old.prepare(
+      `insert into requests (id, tenant_id, scope, format, model, catalog_entry, catalog_fallback, rendered_at, segments, breakpoints, status, reconciled_seq,
+        started_at, first_byte_at, finished_at, report_hash, usage_raw, usage, diagnostics, outcome, write_premium, write_read)
+       values (@id, 'ten_1', 'scope-a', 'anthropic', 'claude-sonnet-4-5', 'claude-sonnet-4-5', 0, 1000, '[]', '[]', @status, @seq,
+        @started, @firstByte, @finished, @hash, @raw, @usage, @diagnostics, @outcome, @premium, @read)`,
+    );
+    const none = { seq: null, started: null, firstByte: null, finished: null, hash: null, raw: null, usage: null, diagnostics: null, outcome: null, premium: null, read: null };
+    const reconciled = (id: string, seq: number) => ({
+      id, status: 'reconciled', seq, started: 1000 + seq, firstByte: 1500 + seq, finished: 2000 + seq, hash: `h${seq}`, raw: `{"input_tokens":${seq}}`,
+      usage: '{"total_prompt_tokens":9}', diagnostics: null, outcome: `{"lengths":[${seq}],"sim":{"startedAt":${1000 + seq},"firstByteAt":null}}`, premium: '{"*@0":0.5}', read: seq === 3 ? 1 : 0,
+    });
+    insert.run(reconciled('req_b', 3));
+    insert.run(reconciled('req_a', 2));
+    insert.run({ ...none, id: 'req_f', status: 'failed', started: 10, finished: 20, raw: '{"error":"overloaded"}' });
+    insert.run({ ...none, id: 'req_r', status: 'rendered' });
+    old.close();
+
+    const opened = openDb(file);
+    const store = new SqliteStore(opened.db);
+    try {
+      const b = store.getRequest('req_b')!;
+      expect(b).toMatchObject({ status: 'reconciled', startedAt: 1003, firstByteAt: 1503, finishedAt: 2003, reportHash: 'h3', usageRaw: { input_tokens: 3 }, writeRead: true });
+      expect(b.outcome).toEqual({ lengths: [3], sim: { startedAt: 1003, firstByteAt: null } });
+      expect(b.writePremium).toEqual({ '*@0': 0.5 });
+      expect(store.getRequest('req_a')!.writeRead).toBe(false);
+      expect(store.reconciledInScope('scope-a').map((r) => r.id)).toEqual(['req_a', 'req_b']);
+      expect(store.getRequest('req_f')).toMatchObject({ status: 'failed', startedAt: 10, finishedAt: 20, usageRaw: { error: 'overloaded' }, reportHash: null, outcome: null });
+      expect(store.getRequest('req_r')).toMatchObject({ status: 'rendered', startedAt: null, reportHash: null, outcome: null });
+    } finally {
+      void store.close();
+      opened.close();
+    }
+  });
+});
