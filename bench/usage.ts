@@ -177,8 +177,8 @@ async function ingestion(dir: string, details: Record<string, unknown>): Promise
     const out: string[] = [];
     while (out.length < n) {
       out.push(...renderMany(Math.min(5000, n - out.length)));
-      // Commit them now, before the service is sent their usage.
-      await app.services.writes.drain();
+      // Renders are group-committed after the call; commit them now, before the service is sent their usage.
+      app.services.writes.flushNow();
     }
     // Fold the renders into the database now, or the service's first commit pays for checkpointing them.
     app.sqlite.pragma('wal_checkpoint(TRUNCATE)');

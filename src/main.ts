@@ -34,9 +34,9 @@ async function main() {
   });
 
   const shutdown = () => {
-    server.close(async () => {
+    server.close(() => {
       // Whatever is still queued for the group commit is written before the database closes.
-      await services.writes.close().catch((e: unknown) => console.error(JSON.stringify({ level: 'error', msg: 'could not finish the queued writes', error: String(e) })));
+      services.writes.flushNow();
       opened.close();
       process.exit(0);
     });

@@ -8,12 +8,11 @@ interface Queued {
 }
 
 /**
- * Group commit: writes share one transaction, and a write's promise resolves
- * only after its transaction committed, so nothing is acknowledged early. One
- * batch is committed at a time; what arrives meanwhile waits and goes in the
- * next, so batches grow with the load. One queue for rendered requests and
- * reconciliations keeps their order: a request's row is always written before
- * its usage.
+ * Group commit: writes enqueued while the current turn of the event loop runs
+ * share one transaction (one fsync under synchronous=FULL). A write's promise
+ * resolves only after its transaction committed, so nothing is acknowledged
+ * early. One queue for rendered requests and reconciliations keeps their
+ * order: a request's row is always written before its usage.
  */
 export class WriteQueue {
   private pending: Queued[] = [];
@@ -25,8 +24,6 @@ export class WriteQueue {
    */
   private readonly awaitingUsage: Lru<string, RequestRow>;
   private scheduled = false;
-  /** The batch being committed, if any. */
-  private writing: Promise<void> | null = null;
 
   constructor(
     private readonly store: Store,
@@ -39,13 +36,9 @@ export class WriteQueue {
     if (op.kind === 'request') this.pendingRequests.set(op.row.id, op.row);
     return new Promise((done, fail) => {
       this.pending.push({ op, done, fail });
-      if (!this.scheduled && !this.writing) {
+      if (!this.scheduled) {
         this.scheduled = true;
-        // Whatever else this turn of the event loop enqueues joins the batch.
-        setImmediate(() => {
-          this.scheduled = false;
-          this.flush();
-        });
+        setImmediate(() => this.flush());
       }
     });
   }
@@ -55,58 +48,44 @@ export class WriteQueue {
     return this.pendingRequests.get(id) ?? this.awaitingUsage.get(id);
   }
 
-  /** Resolves once everything enqueued so far is committed (or failed). */
-  async drain(): Promise<void> {
-    while (this.writing || this.pending.length) {
-      this.flush();
-      await this.writing;
-    }
-  }
-
-  /** Drains, then stops the store's writer (shutdown). */
-  async close(): Promise<void> {
-    await this.drain();
-    await this.store.close();
+  /** Commits what is queued now (shutdown, or a caller that must see its writes in the database). */
+  flushNow(): void {
+    this.flush();
   }
 
   private flush(): void {
-    if (this.writing || this.pending.length === 0) return;
+    this.scheduled = false;
+    if (this.pending.length === 0) return;
     const batch = this.pending;
     this.pending = [];
-    this.writing = this.commit(batch).finally(() => {
-      this.writing = null;
-      this.flush();
-    });
-  }
-
-  private async commit(batch: Queued[]): Promise<void> {
-    const settle = (items: Queued[], error?: unknown) => {
-      for (const p of items) {
-        const op = p.op;
-        if (op.kind === 'request') {
-          this.pendingRequests.delete(op.row.id);
-          if (error === undefined) this.awaitingUsage.set(op.row.id, op.row);
-        } else if (error === undefined) {
-          // Reconciled or failed: the row in memory is out of date now.
-          this.awaitingUsage.delete(op.kind === 'ingest' ? op.write.request.id : op.requestId);
-        }
-        if (error === undefined) p.done();
-        else p.fail(error);
-      }
-    };
     try {
-      await this.store.writeBatch(batch.map((p) => p.op));
-      settle(batch);
+      this.store.writeBatch(batch.map((p) => p.op));
+      this.settle(batch);
     } catch {
       // One bad write must not sink the others: retry each on its own.
       for (const p of batch) {
         try {
-          await this.store.writeBatch([p.op]);
-          settle([p]);
+          this.store.writeBatch([p.op]);
+          this.settle([p]);
         } catch (e) {
-          settle([p], e);
+          this.settle([p], e);
         }
       }
+    }
+  }
+
+  private settle(items: Queued[], error?: unknown): void {
+    for (const p of items) {
+      const op = p.op;
+      if (op.kind === 'request') {
+        this.pendingRequests.delete(op.row.id);
+        if (error === undefined) this.awaitingUsage.set(op.row.id, op.row);
+      } else if (error === undefined) {
+        // Reconciled or failed: the row in memory is out of date now.
+        this.awaitingUsage.delete(op.kind === 'ingest' ? op.write.request.id : op.requestId);
+      }
+      if (error === undefined) p.done();
+      else p.fail(error);
     }
   }
 }

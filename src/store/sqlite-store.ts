@@ -1,6 +1,5 @@
 import { and, asc, desc, eq, gt, isNull, lte, sql } from 'drizzle-orm';
-import { CONNECTION_PRAGMAS, type Db } from './db';
-import { InlineWriter, ThreadWriter, type SqlStatement, type SqlWriter } from './sql-writer';
+import type { Db } from './db';
 import { apiKeys, blobs, calibration, driftFindings, handlePins, handles, handleVersions, requestInline, ROLLUP_CLASSES, ROLLUP_MONEY, tenants } from './schema';
 import type {
   ApiKeyRow,
@@ -84,7 +83,10 @@ function requestFromRow(row: Record<string, unknown>): RequestRow {
 // Rollup columns: request count, then each class's tokens and requests, then money.
 const ROLLUP_VALUE_COLUMNS = ['requests', ...ROLLUP_CLASSES.flatMap((c) => [c, `req_${c}`]), ...ROLLUP_MONEY];
 
-// The group commit's statements, run by the writer (on its own thread for a file).
+/** One statement of a group commit and its named parameters. */
+type SqlStatement = readonly [sql: string, params: Record<string, unknown>];
+
+// The group commit's statements.
 const SQL = {
   insertRequest: `insert into requests (id, tenant_id, scope, format, model, catalog_entry, catalog_fallback, rendered_at, segments, breakpoints, prompt_cache_key, prediction, status)
     values (@id, @tenantId, @scope, @format, @model, @catalogEntry, @catalogFallback, @renderedAt, @segments, @breakpoints, @promptCacheKey, @prediction, 'rendered')`,
@@ -113,7 +115,8 @@ export class SqliteStore implements Store {
   private readonly sumRollupsStmt = new Map<string, Statement>();
   private readonly requestById: Statement;
   private readonly requestsInScope: Statement;
-  private readonly writer: SqlWriter;
+  /** The group commit's statements, prepared on first use. */
+  private readonly prepared = new Map<string, Statement>();
   private lastSeq: number;
 
   constructor(private readonly db: Db) {
@@ -129,8 +132,6 @@ export class SqliteStore implements Store {
     // The reconciliation counter lives here: a max() per report would scan the table (SQLite's
     // min/max shortcut does not apply inside coalesce()).
     this.lastSeq = (client.prepare('select max(seq) from reconciliations').pluck().get() as number | null) ?? 0;
-    // Group commits go to a thread of their own when the database is a file.
-    this.writer = client.memory ? new InlineWriter(client) : new ThreadWriter(client.name, CONNECTION_PRAGMAS);
   }
 
   createTenant(tenant: TenantRow, key: ApiKeyRow): void {
@@ -265,12 +266,25 @@ export class SqliteStore implements Store {
     return this.db.delete(requestInline).where(lte(requestInline.expiresAt, now)).run().changes;
   }
 
-  writeBatch(ops: WriteOp[]): Promise<void> {
-    return this.writer.run(this.statementsFor(ops));
-  }
-
-  close(): Promise<void> {
-    return this.writer.close();
+  writeBatch(ops: WriteOp[]): void {
+    const client = this.db.$client;
+    const batch = this.statementsFor(ops);
+    const seqBefore = this.lastSeq;
+    try {
+      client
+        .transaction(() => {
+          for (const [text, params] of batch) {
+            let statement = this.prepared.get(text);
+            if (!statement) this.prepared.set(text, (statement = client.prepare(text)));
+            statement.run(params);
+          }
+        })
+        .immediate();
+    } catch (e) {
+      // Nothing was written: the counter goes back with the rolled-back transaction.
+      this.lastSeq = seqBefore;
+      throw e;
+    }
   }
 
   /**
@@ -299,7 +313,7 @@ export class SqliteStore implements Store {
       } else {
         const w = op.write;
         const r = w.request;
-        // The reconciliation order is the live order a scope's simulation is replayed in (gaps are harmless).
+        // The reconciliation order is the live order a scope's simulation is replayed in.
         const seq = ++this.lastSeq;
         out.push([
           SQL.reconcile,

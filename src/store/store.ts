@@ -194,10 +194,8 @@ export interface Store {
   /** Drops inline bytes past their retention; returns how many. */
   purgeInline(now: number): number;
 
-  /** Applies writes in order, in one transaction (group commit): all of them or none. Resolves once committed. */
-  writeBatch(ops: WriteOp[]): Promise<void>;
-  /** Finishes the writes already sent and stops the writer. */
-  close(): Promise<void>;
+  /** Applies writes in order, in one transaction (group commit): all of them or none. */
+  writeBatch(ops: WriteOp[]): void;
   /** Reconciled requests of a cache scope in start order (to rebuild the scope's simulation). */
   reconciledInScope(scope: string): RequestRow[];
   /** Rollup rows summed per handle, version and model over a day range. */

@@ -44,11 +44,7 @@ export function createTestApp(opts: { config?: Partial<Config>; databasePath?: s
     clock,
     config,
     sqlite: opened.sqlite,
-    close: () => {
-      // The writer thread (a file database) finishes what it was sent, then stops.
-      void services.writes.close();
-      opened.close();
-    },
+    close: () => opened.close(),
     tenant(name = 'test') {
       const issued = services.tenants.createTenant(name);
       return { id: issued.tenant, key: issued.api_key, client: clientFor(app, issued.api_key) };

@@ -1,5 +1,5 @@
 // POST /v1/usage over real HTTP on a real database file: the route that reads
-// its body from the Node request, and the writer thread that commits it.
+// its body from the Node request, and the group commit that stores it.
 import { serve, type ServerType } from '@hono/node-server';
 import { request as httpRequest } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -31,8 +31,8 @@ async function start(maxBodyBytes = 64 * 1024): Promise<Running> {
 
 async function stop(r: Running): Promise<void> {
   await new Promise((resolve) => r.server.close(resolve));
-  // Shutdown as main.ts does it: the queued writes are committed, then the writer thread stops.
-  await r.t.services.writes.close();
+  // Shutdown as main.ts does it: what is still queued is committed before the database closes.
+  r.t.services.writes.flushNow();
   r.t.sqlite.close();
 }
 
@@ -69,7 +69,7 @@ async function renderOne(r: Running) {
   return { key, requestId: res.json.request_id as string, total };
 }
 
-describe('POST /v1/usage over HTTP, committed by the writer thread', () => {
+describe('POST /v1/usage over HTTP, on a database file', () => {
   it('reconciles once, answers the same report with the stored result, refuses a different one, and keeps it across a restart', async () => {
     running = await start();
     const { key, requestId, total } = await renderOne(running);

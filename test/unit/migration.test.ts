@@ -61,7 +61,6 @@ describe('migration 0001 (reconciliations)', () => {
       expect(store.getRequest('req_f')).toMatchObject({ status: 'failed', startedAt: 10, finishedAt: 20, usageRaw: { error: 'overloaded' }, reportHash: null, outcome: null });
       expect(store.getRequest('req_r')).toMatchObject({ status: 'rendered', startedAt: null, reportHash: null, outcome: null });
     } finally {
-      void store.close();
       opened.close();
     }
   });
