@@ -14,10 +14,26 @@ export type IdKind = keyof typeof ID_PREFIX;
 export type HandleType = 'artifact' | 'bundle' | 'session';
 
 // URL- and shell-safe (no '-' or '_', which would blur the prefix separator), 21 chars.
-const nano = customAlphabet('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz', 21);
+// The alphabet is in ASCII order, so ids sort as their digits do.
+const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+const nano = customAlphabet(ALPHABET, 21);
+const nanoTail = customAlphabet(ALPHABET, 13);
 
 export function newId(kind: IdKind): string {
   return `${ID_PREFIX[kind]}_${nano()}`;
+}
+
+/**
+ * A request id: 8 base-62 digits of the render time in ms (sortable until the
+ * year 8900), then 13 random ones (77 bits). Requests rendered together sit
+ * together in the id index, so recording and reconciling touch a few recent
+ * index pages instead of one random page each.
+ */
+export function newRequestId(now: number): string {
+  let t = Math.max(0, Math.floor(now));
+  let digits = '';
+  for (let i = 0; i < 8; i++, t = Math.floor(t / 62)) digits = ALPHABET[t % 62]! + digits;
+  return `${ID_PREFIX.request}_${digits}${nanoTail()}`;
 }
 
 const HANDLE_ID = /^(art|bnd|ses)_[0-9A-Za-z]{21}$/;

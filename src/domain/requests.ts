@@ -4,7 +4,7 @@ import type { ModelLookup, ProviderFamily } from './catalog/types';
 import type { Clock } from './clock';
 import { notFound, invalid } from './errors';
 import type { HandleService } from './handles';
-import { newId } from './ids';
+import { newRequestId } from './ids';
 import { findVolatility } from './volatility';
 import type { Reconciler } from './reconcile/reconciler';
 import type { WriteQueue } from './write-queue';
@@ -93,7 +93,7 @@ export class RequestService {
     const model = lookup!;
     const now = this.deps.clock.now();
     const scope = [call.tenantId, provider, modelName, call.credentialFingerprint ?? '-'].join('|');
-    const requestId = newId('request');
+    const requestId = newRequestId(now);
     const { inlineKeepBytes, inlineRetentionMs } = this.deps.policy;
     const prediction = this.deps.reconciler.predict(scope, model.entry, rendered.segments, rendered.breakpoints, now);
     const inline: InlineRow[] = [...rendered.inlineText].map(([segment, text]) => {
