@@ -10,9 +10,11 @@ CREATE TABLE `reconciliations` (
 	`diagnostics` text,
 	`outcome` text NOT NULL,
 	`write_premium` text NOT NULL,
-	`write_read` integer DEFAULT false NOT NULL
+	`write_read` integer DEFAULT false NOT NULL,
+	FOREIGN KEY (`request_id`) REFERENCES `requests`(`id`) ON UPDATE no action ON DELETE no action
 );
 --> statement-breakpoint
+CREATE UNIQUE INDEX `reconciliations_request` ON `reconciliations` (`request_id`);--> statement-breakpoint
 -- Reconciled requests move their results to the new table, keeping their replay order.
 UPDATE `requests` SET `reconciled_seq` = (SELECT coalesce(max(`reconciled_seq`), 0) FROM `requests`) + rowid WHERE `status` = 'reconciled' AND `reconciled_seq` IS NULL;--> statement-breakpoint
 INSERT INTO `reconciliations` (`seq`, `request_id`, `started_at`, `first_byte_at`, `finished_at`, `report_hash`, `usage_raw`, `usage`, `diagnostics`, `outcome`, `write_premium`, `write_read`)

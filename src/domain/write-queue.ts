@@ -80,8 +80,9 @@ export class WriteQueue {
       if (op.kind === 'request') {
         this.pendingRequests.delete(op.row.id);
         if (error === undefined) this.awaitingUsage.set(op.row.id, op.row);
-      } else if (error === undefined) {
-        // Reconciled or failed: the row in memory is out of date now.
+      } else {
+        // Reconciled or failed: the row in memory is out of date now. A write that failed may have met a
+        // row another process changed: the next report for it reads the database.
         this.awaitingUsage.delete(op.kind === 'ingest' ? op.write.request.id : op.requestId);
       }
       if (error === undefined) p.done();

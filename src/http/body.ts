@@ -25,18 +25,27 @@ export class BodyError extends Error {
  */
 export async function readJson(c: Context<AppEnv>, maxBytes: number): Promise<unknown> {
   const text = await readText(c, maxBytes);
+  // No body at all is a missing document (the schema says what is missing); an empty JSON body is malformed JSON.
+  if (text === '' && headerOf(c, 'content-type') === undefined) return undefined;
   try {
-    return JSON.parse(text);
+    // A leading byte-order mark is not part of the JSON text (RFC 8259 §8.1 lets a parser ignore it).
+    return JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
   } catch {
     throw new DomainError('malformed_json', 'The request body is not valid JSON.');
   }
 }
 
-/** What can be refused before reading: a declared length over the limit (413), a type that is not JSON (415). */
+/**
+ * What can be refused before reading: a declared length over the limit (413),
+ * a body that is not JSON (415). A request without a body passes, as in the
+ * middleware: its key is checked next, then the schema names what is missing.
+ */
 export function checkBody(c: Context<AppEnv>, maxBytes: number): void {
-  if (Number(headerOf(c, 'content-length') ?? NaN) > maxBytes) throw tooLarge(maxBytes);
+  const length = headerOf(c, 'content-length');
+  if (Number(length ?? NaN) > maxBytes) throw tooLarge(maxBytes);
+  const hasBody = length === undefined ? headerOf(c, 'transfer-encoding') !== undefined : length !== '0';
   const type = headerOf(c, 'content-type') ?? '';
-  if (!JSON_TYPE.test(type)) throw new BodyError('unsupported_media_type', `send the body as application/json (got ${type || 'no content type'})`);
+  if (hasBody && !JSON_TYPE.test(type)) throw new BodyError('unsupported_media_type', `send the body as application/json (got ${type || 'no content type'})`);
 }
 
 const tooLarge = (maxBytes: number) => new BodyError('payload_too_large', `the body is larger than ${maxBytes} bytes (PH_MAX_BODY_BYTES)`);
@@ -62,8 +71,9 @@ async function readText(c: Context<AppEnv>, maxBytes: number): Promise<string> {
       }
     };
     const onEnd = () => resolve((chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)).toString('utf8'));
-    // A client that leaves mid-body settles the read too (nobody reads the answer).
-    const onClose = () => incoming.readableEnded || reject(new DomainError('invalid_request', 'the client closed the connection before the body ended'));
-    incoming.on('data', onData).on('end', onEnd).once('error', reject).once('close', onClose);
+    // A client that leaves mid-body (Node reports "aborted") settles the read as a client error, not ours.
+    const cutShort = () => reject(new DomainError('malformed_json', 'the client closed the connection before the body ended'));
+    const onClose = () => incoming.readableEnded || cutShort();
+    incoming.on('data', onData).on('end', onEnd).once('error', cutShort).once('close', onClose);
   });
 }

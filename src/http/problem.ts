@@ -82,7 +82,7 @@ export function problemBody(c: Context, code: ProblemCode, detail: string, error
 
 export function problem(c: Context, code: ProblemCode, detail: string, errors?: ErrorDetailItem[], extra: Record<string, unknown> = {}): Response {
   const body = problemBody(c, code, detail, errors, extra);
-  return c.body(JSON.stringify(body), STATUS[code], { 'content-type': 'application/problem+json' });
+  return c.body(JSON.stringify(body), STATUS[code], { 'content-type': 'application/problem+json', 'x-request-id': body.requestId! });
 }
 
 export function statusOf(code: ProblemCode): number {

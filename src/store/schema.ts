@@ -118,9 +118,14 @@ export const requests = sqliteTable(
  * a scope's simulation is replayed in. Kept apart from `requests` so a report
  * appends densely packed pages instead of growing a rendered row in place.
  */
-export const reconciliations = sqliteTable('reconciliations', {
+export const reconciliations = sqliteTable(
+  'reconciliations',
+  {
   seq: integer('seq').primaryKey(),
-  requestId: text('request_id').notNull(),
+  /** One reconciliation per request, whichever process reports it. */
+  requestId: text('request_id')
+    .notNull()
+    .references(() => requests.id),
   startedAt: integer('started_at').notNull(),
   firstByteAt: integer('first_byte_at').notNull(),
   finishedAt: integer('finished_at').notNull(),
@@ -134,7 +139,9 @@ export const reconciliations = sqliteTable('reconciliations', {
   /** Write premium paid by this request per handle, and whether a later request read what it wrote. */
   writePremium: text('write_premium', { mode: 'json' }).notNull(),
   writeRead: integer('write_read', { mode: 'boolean' }).notNull().default(false),
-});
+  },
+  (t) => [uniqueIndex('reconciliations_request').on(t.requestId)],
+);
 
 /** Inline (caller) segment bytes, kept for a while so a drift can be located to the byte. */
 export const requestInline = sqliteTable(

@@ -268,9 +268,9 @@ export class SqliteStore implements Store {
 
   writeBatch(ops: WriteOp[]): void {
     const client = this.db.$client;
-    const batch = this.statementsFor(ops);
     const seqBefore = this.lastSeq;
     try {
+      const batch = this.statementsFor(ops);
       client
         .transaction(() => {
           for (const [text, params] of batch) {

@@ -60,6 +60,19 @@ function post(url: string, path: string, body: string, headers: Record<string, s
   });
 }
 
+function postRaw(url: string, path: string, body: string, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(`${url}${path}`, { method: 'POST', headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 async function renderOne(r: Running) {
   const { key, client } = r.t.tenant();
   const sys = await mintSystem(client, LONG_SYSTEM);
@@ -125,9 +138,81 @@ describe('POST /v1/usage over HTTP, on a database file', () => {
     expectProblem(await post(running.url, '/v1/usage', JSON.stringify({ request_id: requestId, usage: {} }), { 'content-type': 'application/json' }), 401, 'unauthorized');
     expectProblem(await post(running.url, '/v1/usage', JSON.stringify({ request_id: 'req_AAAAAAAAAAAAAAAAAAAAA', usage: {} }), json), 404, 'not_found');
 
-    // None of it was written: the real report is still the first.
-    const ok = await post(running.url, '/v1/usage', JSON.stringify({ request_id: requestId, usage: anthropicUsage(total, 0, 0) }), json);
+    // No body at all: the key is checked, then the schema says what is missing (as on every route).
+    expectProblem(await post(running.url, '/v1/usage', '', {}), 401, 'unauthorized');
+    expectProblem(await post(running.url, '/v1/usage', '', { authorization: json.authorization }), 422, 'invalid_request');
+    expectProblem(await post(running.url, '/v1/usage', '', json), 400, 'malformed_json');
+
+    // None of it was written: the real report is still the first. A leading byte-order mark is not an error.
+    const ok = await post(running.url, '/v1/usage', '\uFEFF' + JSON.stringify({ request_id: requestId, usage: anthropicUsage(total, 0, 0) }), json);
     expect(ok.status).toBe(201);
+  });
+
+  it('names each request: a sane x-request-id is echoed and used in problems, any other is replaced', async () => {
+    running = await start();
+    const { key, requestId, total } = await renderOne(running);
+    const json = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
+    const named = await postRaw(running.url, '/v1/usage', JSON.stringify({ request_id: requestId, usage: anthropicUsage(total, 0, 0) }), { ...json, 'x-request-id': 'trace-42' });
+    expect(named.status).toBe(201);
+    expect(named.headers['x-request-id']).toBe('trace-42');
+    const bad = await postRaw(running.url, '/v1/usage', '{', { ...json, 'x-request-id': 'no spaces allowed' });
+    expect(bad.status).toBe(400);
+    expect(bad.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(JSON.parse(bad.text).requestId).toBe(bad.headers['x-request-id']);
+    const metrics = await running.t.services.metrics.registry.getSingleMetricAsString('ph_http_request_duration_seconds');
+    expect(metrics).toMatch(/ph_http_request_duration_seconds_count\{method="POST",route="\/v1\/usage"\} 2/);
+  });
+
+  it('treats a client that leaves mid-body as the client\'s error, and keeps serving', async () => {
+    running = await start();
+    const { key, requestId, total } = await renderOne(running);
+    const errors: unknown[] = [];
+    const original = console.error;
+    console.error = (...args: unknown[]) => void errors.push(args);
+    try {
+      await new Promise<void>((resolve) => {
+        const req = httpRequest(`${running!.url}/v1/usage`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'content-length': '5000' } });
+        req.on('error', () => resolve());
+        req.write('{"request_id":');
+        setTimeout(() => {
+          req.destroy();
+          resolve();
+        }, 50);
+      });
+      await new Promise((r) => setTimeout(r, 50));
+      const ok = await post(running.url, '/v1/usage', JSON.stringify({ request_id: requestId, usage: anthropicUsage(total, 0, 0) }), { authorization: `Bearer ${key}`, 'content-type': 'application/json' });
+      expect(ok.status).toBe(201);
+      const counted = await running.t.services.metrics.registry.getSingleMetricAsString('ph_http_requests_total');
+      expect(counted).toMatch(/ph_http_requests_total\{method="POST",route="\/v1\/usage",status="400"\} 1/);
+      expect(counted).not.toMatch(/route="\/v1\/usage",status="500"/);
+      expect(errors).toEqual([]);
+    } finally {
+      console.error = original;
+    }
+  });
+});
+
+describe('two processes on one database file', () => {
+  it('reconcile a request once: the second writer gets a 409, then the stored result', async () => {
+    running = await start();
+    const { key, requestId, total } = await renderOne(running);
+    // Another service instance on the same file reconciles it first; ours still holds the rendered row in memory.
+    const other = createTestApp({ databasePath: file });
+    const report = { request_id: requestId, usage: anthropicUsage(total, 0, total - 10) };
+    const json = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
+    try {
+      const first = await (await import('../helpers/app')).clientFor(other.app, key).post('/v1/usage', report);
+      expect(first.status).toBe(201);
+      const late = await post(running.url, '/v1/usage', JSON.stringify(report), json);
+      expect(late.status).toBe(409);
+      expect(late.json.code).toBe('conflict');
+      const again = await post(running.url, '/v1/usage', JSON.stringify(report), json);
+      expect(again.status).toBe(200);
+      expect(again.json.outcome).toEqual(first.json.outcome);
+      expect(running.t.sqlite.prepare('select count(*) from reconciliations').pluck().get()).toBe(1);
+    } finally {
+      other.close();
+    }
   });
 });
 

@@ -45,6 +45,8 @@ describe('migration 0001 (reconciliations)', () => {
     });
     insert.run(reconciled('req_b', 3));
     insert.run(reconciled('req_a', 2));
+    // A row without a sequence number (none should exist) is placed after the others, not lost.
+    insert.run({ ...reconciled('req_c', 9), seq: null });
     insert.run({ ...none, id: 'req_f', status: 'failed', started: 10, finished: 20, raw: '{"error":"overloaded"}' });
     insert.run({ ...none, id: 'req_r', status: 'rendered' });
     old.close();
@@ -57,7 +59,8 @@ describe('migration 0001 (reconciliations)', () => {
       expect(b.outcome).toEqual({ lengths: [3], sim: { startedAt: 1003, firstByteAt: null } });
       expect(b.writePremium).toEqual({ '*@0': 0.5 });
       expect(store.getRequest('req_a')!.writeRead).toBe(false);
-      expect(store.reconciledInScope('scope-a').map((r) => r.id)).toEqual(['req_a', 'req_b']);
+      expect(store.reconciledInScope('scope-a').map((r) => r.id)).toEqual(['req_a', 'req_b', 'req_c']);
+      expect(store.getRequest('req_c')).toMatchObject({ status: 'reconciled', reportHash: 'h9', startedAt: 1009 });
       expect(store.getRequest('req_f')).toMatchObject({ status: 'failed', startedAt: 10, finishedAt: 20, usageRaw: { error: 'overloaded' }, reportHash: null, outcome: null });
       expect(store.getRequest('req_r')).toMatchObject({ status: 'rendered', startedAt: null, reportHash: null, outcome: null });
     } finally {

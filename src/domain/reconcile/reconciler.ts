@@ -369,6 +369,9 @@ export class Reconciler {
         this.scopes.reset();
         this.inFlight.delete(write.request.id);
         if (marked) this.pendingMarks.delete(marked);
+        // The database allows one reconciliation per request: another process (sharing the file) was first.
+        if (isConstraint(e, 'reconciliations'))
+          throw new DomainError('conflict', `request ${write.request.id} was reconciled meanwhile by another writer; send the report again to get the stored result`);
         throw e;
       },
     );
@@ -460,6 +463,12 @@ function excerpt(bytes: Buffer, at: number): string {
 
 function storedResult(row: RequestRow): IngestResult {
   return { request_id: row.id, duplicate: true, outcome: row.outcome as RequestOutcome, usage: row.usage as NormalizedUsage };
+}
+
+/** A SQLite constraint failure on `table` (better-sqlite3 names the constraint in the message). */
+function isConstraint(e: unknown, table: string): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_CONSTRAINT') && String((e as Error).message).includes(table);
 }
 
 function withPointer(err: DomainError, pointer: string): DomainError {

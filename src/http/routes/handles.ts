@@ -5,7 +5,7 @@ import type { Reports } from '../../domain/reconcile/reports';
 import type { Handler } from 'hono';
 import type { TenantService } from '../../domain/tenants';
 import type { Metrics } from '../metrics';
-import { fastRoute } from '../fast-route';
+import { fastRoute, requestIdHeader } from '../fast-route';
 import { authenticateRequest, headerOf } from '../auth';
 import { expansionFormats, type ExpansionFormat } from '../../domain/render/prompt';
 import { newRouter, type AppEnv } from '../router';
@@ -187,7 +187,8 @@ export function expandRoute(expander: Expander, tenants: TenantService, metrics:
     }
     const e = expander.expand(auth.tenantId, c.req.param('ref')!, format);
     const inm = headerOf(c, 'if-none-match');
-    if (inm && inm.split(',').some((t) => t.trim().replace(/^W\//, '') === e.headers.ETag)) return new Response(null, { status: 304, headers: e.notModifiedHeaders });
-    return new Response(e.bytes, { status: 200, headers: e.headers });
+    if (inm && inm.split(',').some((t) => t.trim().replace(/^W\//, '') === e.headers.ETag))
+      return new Response(null, { status: 304, headers: { ...e.notModifiedHeaders, ...requestIdHeader(c) } });
+    return new Response(e.bytes, { status: 200, headers: { ...e.headers, ...requestIdHeader(c) } });
   });
 }

@@ -8,7 +8,7 @@ import type { Handler } from 'hono';
 import type { TenantService } from '../../domain/tenants';
 import { authenticateRequest } from '../auth';
 import { checkBody, readJson } from '../body';
-import { fastRoute } from '../fast-route';
+import { fastRoute, requestIdHeader } from '../fast-route';
 import type { Metrics } from '../metrics';
 import { invalidInput, newRouter, type AppEnv } from '../router';
 import { commonErrors, conflictErrors, IdParam } from '../schemas';
@@ -52,7 +52,7 @@ export function usageRoute(deps: { reconciler: Reconciler; tenants: TenantServic
     const parsed = UsageRecord.safeParse(await readJson(c, deps.maxBodyBytes));
     if (!parsed.success) throw invalidInput(parsed.error, 'json');
     const result = await deps.reconciler.ingest(auth.tenantId, parsed.data);
-    return c.json(result as unknown as Record<string, unknown>, result.duplicate ? 200 : 201);
+    return c.json(result as unknown as Record<string, unknown>, result.duplicate ? 200 : 201, requestIdHeader(c));
   });
 }
 
