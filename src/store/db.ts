@@ -16,22 +16,13 @@ export interface OpenedDb {
 }
 
 /** Opens (creating if needed) and migrates a database file, or ':memory:'. */
-/** Every connection's settings: the service's own and the writer thread's (sql-thread.mjs). */
-export const CONNECTION_PRAGMAS = [
-  'journal_mode = WAL',
-  // FULL: a commit is on disk before we acknowledge it (nothing acknowledged is lost on power loss).
-  'synchronous = FULL',
-  'foreign_keys = ON',
-  // The writer thread and the service's connection take turns at the write lock.
-  'busy_timeout = 5000',
-  // 64 MiB of page cache: recent requests are read back when their usage arrives.
-  'cache_size = -65536',
-  'mmap_size = 268435456',
-];
-
 export function openDb(path: string): OpenedDb {
   const sqlite = new Database(path);
-  for (const pragma of CONNECTION_PRAGMAS) sqlite.pragma(pragma);
+  sqlite.pragma('journal_mode = WAL');
+  // FULL: a commit is on disk before we acknowledge it (nothing acknowledged is lost on power loss).
+  sqlite.pragma('synchronous = FULL');
+  sqlite.pragma('foreign_keys = ON');
+  sqlite.pragma('busy_timeout = 5000');
   const db = drizzle(sqlite, { schema });
   migrate(db, { migrationsFolder: MIGRATIONS });
   return { sqlite, db, close: () => sqlite.close() };
