@@ -46,3 +46,43 @@ describe('rendering properties', () => {
     );
   });
 });
+
+describe('segment digests of handles', () => {
+  it('are the same from a warm renderer as from a fresh one, and change with the content', async () => {
+    const shape = (segments: Array<Record<string, unknown>>) => segments.map(({ source, path: _path, ...rest }) => ({ inline: source === 'inline', digest: rest.digest as string, ...rest }));
+    await fc.assert(
+      fc.asyncProperty(text, text, fc.constantFrom('anthropic', 'openai-chat', 'openai-responses', 'gemini'), async (a, b, format) => {
+        const key = format === 'openai-responses' ? 'input' : format === 'gemini' ? 'contents' : 'messages';
+        const msg = format === 'gemini' ? { role: 'user', parts: [{ text: 'hi' }] } : { role: 'user', content: 'hi' };
+        const model = format === 'gemini' ? 'gemini-2.5-pro' : format === 'anthropic' ? 'claude-sonnet-4-5' : 'gpt-5';
+        const renderIn = async (app: TestApp, times: number) => {
+          const { client } = app.tenant();
+          const sysA = (await client.post('/v1/artifacts', { kind: 'system', content: `A: ${a}` })).json.id;
+          const sysB = (await client.post('/v1/artifacts', { kind: 'system', content: `B: ${b}` })).json.id;
+          const bundle = (await client.post('/v1/bundles', { members: [sysA, sysB] })).json.id;
+          const out = [];
+          for (let i = 0; i < times; i++) {
+            const res = await client.post('/v1/render', { format, request: { model, prefix: [bundle], [key]: [msg] } });
+            expect(res.status, res.text).toBe(200);
+            out.push(shape(res.json.segments));
+          }
+          return out;
+        };
+        // The second render takes the handle digests from the cache; a fresh app (same content, other ids) computes them.
+        const [first, again] = await renderIn(t, 2);
+        const other = createTestApp();
+        try {
+          const [fresh] = await renderIn(other, 1);
+          expect(again).toEqual(first);
+          expect(fresh).toEqual(first);
+        } finally {
+          other.close();
+        }
+        const handles = first!.filter((s) => !s.inline);
+        expect(handles.length).toBeGreaterThan(0);
+        expect(new Set(handles.map((s) => s.digest)).size).toBe(handles.length);
+      }),
+      { numRuns: 20 },
+    );
+  });
+});

@@ -1,7 +1,6 @@
 import type { RequestRow, Store } from '../../store/store';
 import type { ModelCatalog } from '../catalog/catalog';
 import type { ModelEntry } from '../catalog/types';
-import { sha256Hex } from '../digest';
 import { Lru } from '../lru';
 import type { Breakpoint, RenderedSegment } from '../render/request';
 import { CacheSimulator, type SimBlock, type SimOutcome } from '../simulator/cache';
@@ -36,8 +35,9 @@ export function blocksFor(segments: RenderedSegment[], lengths: number[], breakp
       if (tokens === 0) return;
       end += tokens;
       const last = b === parts.length - 1;
-      // Only a segment's end has a chain value; inner blocks derive from it (conservative: any change in the segment changes them all).
-      blocks.push({ key: last ? seg.chain : sha256Hex(`${seg.chain}#${b}`), endToken: end, breakpoint: last ? (marked.get(i) ?? null) : null });
+      // Only a segment's end has a chain value; inner blocks derive from it (conservative: any change in the segment
+      // changes them all). The key only names the block in memory: the chain and the block's index are enough.
+      blocks.push({ key: last ? seg.chain : `${seg.chain}#${b}`, endToken: end, breakpoint: last ? (marked.get(i) ?? null) : null });
       segmentOf.push(i);
     });
   });

@@ -85,6 +85,8 @@ interface Item {
   blocks: number;
   /** Where a breakpoint marker goes, if this item can carry one. */
   markable: boolean;
+  /** The rendered texts of the whole segment this item is one of (an immutable array), when they are kept. */
+  all?: readonly string[];
 }
 
 /** A unit of the prompt as the provider sees it, with its identity for hashing. */
@@ -383,6 +385,7 @@ function itemsFrom(format: RequestFormat, seg: PromptSegment, texts: string[]): 
     // OpenAI renders one message as several items at times (tool results): keep the total right.
     blocks: perItemBlocks[i] ?? 1,
     markable: format === 'anthropic',
+    all: texts,
   }));
 }
 
@@ -462,8 +465,27 @@ function countCacheControl(v: unknown): number {
   return 0;
 }
 
+/**
+ * Digest and byte size of a whole handle segment, per array of rendered texts:
+ * the arrays are cached and immutable (handle versions never change), so a
+ * bundle is hashed once, not on every request that uses it.
+ */
+const segmentDigests = new WeakMap<readonly string[], { digest: string; size: number }>();
+
+/** The cached texts a group of units renders exactly, in order and in full (a handle segment), if so. */
+function wholeSegment(units: Unit[], from: number, to: number): readonly string[] | null {
+  const all = units[from]!.item?.all;
+  if (!all || all.length !== to - from) return null;
+  for (let k = from; k < to; k++) {
+    const u = units[k]!;
+    if (u.item?.all !== all || u.hashText !== all[k - from]) return null;
+  }
+  return all;
+}
+
 function buildSegments(units: Unit[], model: ModelEntry) {
   const list: RenderedSegment[] = [];
+  /** Each segment's text, kept for inline segments only (handle segments are already stored). */
   const texts: string[] = [];
   const lastUnit: Unit[] = [];
   const callerMarked = new Map<number, string>();
@@ -475,21 +497,26 @@ function buildSegments(units: Unit[], model: ModelEntry) {
   while (i < units.length) {
     const first = units[i]!;
     let j = i;
-    let text = '';
     let blocks = 0;
     let marked: string | undefined;
     while (j < units.length && units[j]!.segment === first.segment && units[j]!.section === first.section) {
-      text += units[j]!.hashText;
       blocks += units[j]!.blocks;
       if (units[j]!.callerBreakpoints > 0) marked = marked === '1h' ? '1h' : (units[j]!.callerTtl ?? '5m');
       j++;
     }
-    const size = Buffer.byteLength(text);
+    const whole = first.segment ? wholeSegment(units, i, j) : null;
+    let known = whole ? segmentDigests.get(whole) : undefined;
+    let text = '';
+    if (!known) {
+      for (let k = i; k < j; k++) text += units[k]!.hashText;
+      known = { digest: sha256Hex(text), size: Buffer.byteLength(text) };
+      if (whole) segmentDigests.set(whole, known);
+    }
+    const { digest, size } = known;
     const seg = first.segment;
     // Handle segments carry token counts measured at mint; inline ones are estimated (~4 bytes a token).
     const measured = seg?.tokens?.[family];
     const count = measured ?? Math.ceil(size / 4);
-    const digest = sha256Hex(text);
     chain = sha256Hex(chain + digest);
     if (marked) callerMarked.set(list.length, marked);
     list.push({
