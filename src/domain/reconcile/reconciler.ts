@@ -8,6 +8,7 @@ import type { WriteQueue } from '../write-queue';
 import { findInvalidJson } from '../canonical-json';
 import { DomainError, invalid, notFound } from '../errors';
 import { parseRef } from '../ids';
+import { Lru } from '../lru';
 import type { Breakpoint, RenderedSegment, RequestFormat } from '../render/request';
 import type { SimOutcome } from '../simulator/cache';
 import { extractDiagnostics, normalizeUsage, UsageShapeError } from '../usage/normalize';
@@ -109,6 +110,8 @@ export class Reconciler {
   private readonly inFlight = new Map<string, { hash: string; result: IngestResult; committed: Promise<void>; written?: WrittenBy }>();
   /** Writers marked as read by reports not yet committed (so two readers mark once). */
   private readonly pendingMarks = new Set<string>();
+  /** Writers already marked read (committed): later readers of the same write need not look them up. */
+  private readonly markedRead = new Lru<string, true>(50_000);
   private readonly listeners = new Set<(event: ReconciledEvent) => void>();
 
   constructor(private readonly deps: { store: Store; clock: Clock; catalog: ModelCatalog; writes: WriteQueue }) {
@@ -289,7 +292,7 @@ export class Reconciler {
 
   /** The earlier request whose write this one read: its premium was worth paying (once). */
   private markRead(requestId: string): IngestWrite['markWriteRead'] {
-    if (this.pendingMarks.has(requestId)) return null;
+    if (this.pendingMarks.has(requestId) || this.markedRead.get(requestId)) return null;
     // The writer may still be in this group commit, not yet in the database.
     let writer = this.inFlight.get(requestId)?.written;
     if (!writer) {
@@ -354,7 +357,10 @@ export class Reconciler {
     return this.deps.writes.enqueue({ kind: 'ingest', write }).then(
       () => {
         this.inFlight.delete(write.request.id);
-        if (marked) this.pendingMarks.delete(marked);
+        if (marked) {
+          this.pendingMarks.delete(marked);
+          this.markedRead.set(marked, true);
+        }
         const handles = write.rollups.map((r) => r.handleId).filter((h) => h !== '*');
         for (const listener of this.listeners) {
           try {
