@@ -2,10 +2,10 @@ import { createRoute, z } from '@hono/zod-openapi';
 import type { HandleService } from '../../domain/handles';
 import type { Expander } from '../../domain/render/expand';
 import type { Reports } from '../../domain/reconcile/reports';
-import type { Handler } from 'hono';
+import type { Context, Handler } from 'hono';
 import type { TenantService } from '../../domain/tenants';
 import type { Metrics } from '../metrics';
-import { fastRoute, requestIdHeader } from '../fast-route';
+import { fastRoute } from '../fast-route';
 import { authenticateRequest, headerOf } from '../auth';
 import { expansionFormats, type ExpansionFormat } from '../../domain/render/prompt';
 import { newRouter, type AppEnv } from '../router';
@@ -174,9 +174,9 @@ export const EXPAND_PATH = '/v1/handles/:ref/expand';
  */
 export function expandRoute(expander: Expander, tenants: TenantService, metrics: Metrics, log: boolean): Handler<AppEnv> {
   const known = new Set<string>(expansionFormats);
-  return fastRoute(metrics, log, 'GET', EXPAND_PATH, (c) => {
+  const expand = (c: Context<AppEnv>): Response => {
     const auth = authenticateRequest(tenants, c);
-    c.set('auth', auth);
+    if (log) c.set('auth', auth);
     const given = c.req.query('format');
     // A known format (or none) skips schema validation; anything else gets zod's error.
     let format: ExpansionFormat = 'neutral';
@@ -187,8 +187,9 @@ export function expandRoute(expander: Expander, tenants: TenantService, metrics:
     }
     const e = expander.expand(auth.tenantId, c.req.param('ref')!, format);
     const inm = headerOf(c, 'if-none-match');
-    if (inm && inm.split(',').some((t) => t.trim().replace(/^W\//, '') === e.headers.ETag))
-      return new Response(null, { status: 304, headers: { ...e.notModifiedHeaders, ...requestIdHeader(c) } });
-    return new Response(e.bytes, { status: 200, headers: { ...e.headers, ...requestIdHeader(c) } });
-  });
+    // The headers were built once per expansion: sent as they are.
+    if (inm && inm.split(',').some((t) => t.trim().replace(/^W\//, '') === e.headers.ETag)) return new Response(null, { status: 304, headers: e.notModifiedHeaders });
+    return new Response(e.bytes, { status: 200, headers: e.headers });
+  };
+  return fastRoute(metrics, log, 'GET', EXPAND_PATH, expand, { lean: true });
 }
