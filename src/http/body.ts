@@ -19,9 +19,9 @@ export class BodyError extends Error {
 /**
  * The request body parsed as JSON, for the routes that run ahead of the global
  * middleware (after checkBody): the same checks as the middleware (size limit,
- * valid JSON) with the same problems. On Node the bytes are read from the incoming message
- * directly: building a web Request and its stream costs more than the rest of
- * a small POST.
+ * valid JSON) with the same problems. On Node the bytes are read from the
+ * incoming message directly: building a web Request and its stream costs more
+ * than the rest of a small POST.
  */
 export async function readJson(c: Context<AppEnv>, maxBytes: number): Promise<unknown> {
   const text = await readText(c, maxBytes);

@@ -7,6 +7,11 @@ import { logRequest, type Metrics } from './metrics';
 import { statusOf } from './problem';
 import type { AppEnv } from './router';
 
+const REQUEST_ID = /^[\w\-=]{1,255}$/;
+
+/** The response header naming the request, for a fast route's own responses. */
+export const requestIdHeader = (c: Context<AppEnv>) => ({ 'x-request-id': c.get('requestId') });
+
 /**
  * A hot route mounted ahead of the global middleware (see app.ts). It names,
  * counts, times and logs itself in one layer, as the middleware would, so its
@@ -14,11 +19,6 @@ import type { AppEnv } from './router';
  * `auth`) itself and answers with `x-request-id` (requestIdHeader). Errors are
  * counted here and answered by the app's error handler, as on every other route.
  */
-const REQUEST_ID = /^[\w\-=]{1,255}$/;
-
-/** The response header naming the request, for a fast route's own responses. */
-export const requestIdHeader = (c: Context<AppEnv>) => ({ 'x-request-id': c.get('requestId') });
-
 export function fastRoute(
   metrics: Metrics,
   log: boolean,
