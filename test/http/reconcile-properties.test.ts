@@ -8,15 +8,16 @@ import { FakeClock } from '../helpers/clock';
 import { LONG_SYSTEM, anthropicUsage } from '../helpers/scenario';
 
 // A random agent history: gaps between turns, whether an inline timestamp precedes the
-// bundle, and how much of the prompt the provider says it read.
+// bundle, how much of the prompt the provider says it read, and how much of the rest it wrote.
 const step = fc.record({
   gapSeconds: fc.constantFrom(5, 30, 200, 290, 310, 900),
   stamped: fc.boolean(),
   readFraction: fc.constantFrom(0, 0.3, 1, 1.2),
+  writeFraction: fc.constantFrom(0, 0.5, 1),
   reported: fc.boolean(),
 });
 
-type Step = { gapSeconds: number; stamped: boolean; readFraction: number; reported: boolean };
+type Step = { gapSeconds: number; stamped: boolean; readFraction: number; writeFraction: number; reported: boolean };
 
 async function run(history: Step[], file: string, restartAt: number | null) {
   const clock = new FakeClock();
@@ -37,7 +38,8 @@ async function run(history: Step[], file: string, restartAt: number | null) {
     const r = (await client.post('/v1/render', { format: 'anthropic', request: { model: 'claude-sonnet-4-5', system, messages: [{ role: 'user', content: `q${i}` }] } })).json;
     const total = r.segments[r.segments.length - 1].token_end as number;
     const read = Math.min(total, Math.round(r.prediction.read_tokens * s.readFraction));
-    const usage = s.reported ? anthropicUsage(total, read, 0) : { input_tokens: total, output_tokens: 3 };
+    const written = Math.floor((total - read) * s.writeFraction);
+    const usage = s.reported ? anthropicUsage(total, read, written) : { input_tokens: total, output_tokens: 3 };
     const res = await client.post('/v1/usage', { request_id: r.request_id, usage, started_at: clock.now(), first_byte_at: clock.now() + 300, finished_at: clock.now() + 600 });
     expect(res.status, res.text).toBe(201);
     const outcome = res.json.outcome;
@@ -47,6 +49,8 @@ async function run(history: Step[], file: string, restartAt: number | null) {
         const sum = Object.values(seg.classes as Record<string, number>).reduce((a, b) => a + b, 0);
         expect(sum).toBe(seg.end - seg.start);
         captured += seg.classes.captured + seg.classes.bonus;
+        // Perfect capture never costs more than what was paid: leaked savings are never negative.
+        expect(seg.cost.perfect).toBeLessThanOrEqual(seg.cost.actual + 1e-12);
       }
       if (outcome.capture === 'reported') expect(captured).toBeLessThanOrEqual(read);
       else expect(captured).toBe(0);
@@ -60,7 +64,7 @@ async function run(history: Step[], file: string, restartAt: number | null) {
 }
 
 describe('reconciliation properties', () => {
-  it('every segment\'s classes sum to its tokens, captured never exceeds the read, and a replay gives the same report', async () => {
+  it('every segment\'s classes sum to its tokens, captured never exceeds the read, nothing leaks a negative amount, and a replay gives the same report', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(step, { minLength: 2, maxLength: 8 }), fc.nat(), async (history, cut) => {
         const dir = mkdtempSync(join(tmpdir(), 'ph-replay-'));

@@ -84,6 +84,33 @@ describe('POST /v1/usage', () => {
 });
 
 describe('POST /v1/usage/batch', () => {
+  it('prices leaked savings as the missed opportunity only: cold tokens cost at perfect capture what they cost', async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, LONG_SYSTEM);
+    const render = async () =>
+      (await client.post('/v1/render', { format: 'anthropic', request: { model: 'claude-sonnet-4-5', prefix: [sys.id], messages: [{ role: 'user', content: 'hi' }] } })).json as {
+        request_id: string;
+        segments: Array<{ source: string; token_start: number; token_end: number }>;
+      };
+    const input = 3 / 1_000_000; // claude-sonnet-4-5, USD per input token
+    // Turn 1: the system prompt is cold; the provider wrote none of it (no premium paid): nothing could have
+    // been cheaper, so nothing leaked — not a negative amount for the premium it did not pay.
+    const first = await render();
+    const prefix = first.segments[0]!.token_end;
+    expect((await client.post('/v1/usage', { request_id: first.request_id, usage: anthropicUsage(total(first), 0, 0) })).status).toBe(201);
+    const cold = (await client.get(`/v1/reports/handles/${sys.id}`)).json.money;
+    expect(cold.leaked_savings).toBe(0);
+    expect(cold.cost_at_perfect_capture).toBe(cold.actual_input_cost);
+    expect(cold.actual_input_cost).toBeCloseTo(prefix * input, 5); // reports round to 1e-6 USD
+    // Turn 2: the provider reads nothing and writes nothing: every token of the prompt leaks (1× instead of 0.1×).
+    t.clock.advance(10_000);
+    const second = await render();
+    expect((await client.post('/v1/usage', { request_id: second.request_id, usage: anthropicUsage(total(second), 0, 0) })).status).toBe(201);
+    const leaked = (await client.get(`/v1/reports/handles/${sys.id}`)).json.money;
+    expect(leaked.leaked_savings).toBeCloseTo(prefix * (1 - 0.1) * input, 5);
+    expect(leaked.cost_at_perfect_capture).toBeCloseTo(prefix * input + prefix * 0.1 * input, 5);
+  });
+
   it('accepts or rejects each record on its own, in order, and limits the batch size', async () => {
     const { client } = t.tenant();
     const r1 = await rendered(client);

@@ -227,6 +227,13 @@ export class Reconciler {
       const segRead = read === null ? 0 : overlap(start, end, 0, read);
       const segWrite = written === null || read === null ? 0 : overlap(start, end, read, read + written);
       const len = end - start;
+      // Perfect capture reads every token that was not cold; cold tokens cost what they did (written or not, at
+      // the average price of this segment's unread tokens; any the provider read anyway, at the read price).
+      // Leaked savings (actual − perfect) are then the price of the missed opportunity alone: never negative.
+      const unread = len - segRead;
+      const unreadCost = segWrite * money.write + (unread - segWrite);
+      const coldPaid = Math.min(classes.cold, unread);
+      const coldCost = unread > 0 ? (coldPaid * unreadCost) / unread : 0;
       return {
         source: seg.source,
         path: seg.path,
@@ -242,7 +249,7 @@ export class Reconciler {
           // Without cache fields we cannot know the discount: price it in full, and say so (capture: unknown).
           actual: read === null ? len * money.input : (segRead * money.read + segWrite * money.write + (len - segRead - segWrite)) * money.input,
           no_cache: len * money.input,
-          perfect: ((len - classes.cold) * money.read + classes.cold * money.write) * money.input,
+          perfect: ((len - coldPaid) * money.read + coldCost) * money.input,
           write_premium: segWrite * (money.write - 1) * money.input,
         },
       };
