@@ -13,7 +13,8 @@ const REQUEST_ID = /^[\w\-=]{1,255}$/;
 export const requestIdHeader = (c: Context<AppEnv>) => ({ 'x-request-id': c.get('requestId') });
 
 /**
- * A hot route mounted ahead of the global middleware (see app.ts). It names,
+ * A hot POST route mounted ahead of the global middleware (see app.ts; expand has
+ * its own, leaner wrapper in routes/handles.ts). It names,
  * counts, times and logs itself in one layer, as the middleware would, so its
  * per-request overhead is its own work; the handler authenticates (and sets
  * `auth`) itself and answers with `x-request-id` (requestIdHeader). Errors are
@@ -24,14 +25,8 @@ export function fastRoute(
   log: boolean,
   method: string,
   route: string,
-  handle: (c: Context<AppEnv>) => Response | Promise<Response>,
-  /**
-   * `lean` (expand, where a request costs a few microseconds and every one shows): no request id is made up
-   * and set, and no duration is observed; requests are still counted and logged with the client's id.
-   */
-  opts: { lean?: boolean } = {},
+  handle: (c: Context<AppEnv>) => Promise<Response>,
 ): Handler<AppEnv> {
-  const lean = opts.lean === true;
   // Metric children bound once: inc() and observe() on a child skip hashing the label set.
   const counters = new Map<number, { inc(): void }>();
   const duration = metrics.duration.labels(method, route);
@@ -39,34 +34,20 @@ export function fastRoute(
     let counter = counters.get(status);
     if (!counter) counters.set(status, (counter = metrics.requests.labels(method, route, String(status))));
     counter.inc();
-    if (lean && !log) return;
     const seconds = (performance.now() - started) / 1000;
-    if (!lean) duration.observe(seconds);
-    if (log) logRequest({ requestId: c.get('requestId') ?? headerOf(c, 'x-request-id'), method, route, status, seconds, tenant: c.get('auth')?.tenantId });
+    duration.observe(seconds);
+    if (log) logRequest({ requestId: c.get('requestId'), method, route, status, seconds, tenant: c.get('auth')?.tenantId });
   };
   const failed = (c: Context<AppEnv>, err: unknown, started: number): never => {
     count(c, err instanceof DomainError || err instanceof BodyError ? statusOf(err.code) : 500, started);
     throw err;
   };
   return (c) => {
-    const started = lean && !log ? 0 : performance.now();
-    if (!lean) {
-      // The client's id when it is a sane one (as the request-id middleware does), ours otherwise.
-      const given = headerOf(c, 'x-request-id');
-      c.set('requestId', given !== undefined && REQUEST_ID.test(given) ? given : randomUUID());
-    }
-    let res: Response | Promise<Response>;
-    try {
-      res = handle(c);
-    } catch (err) {
-      return failed(c, err, started);
-    }
-    // Synchronous handlers (expand) stay synchronous: no promise per request.
-    if (!(res instanceof Promise)) {
-      count(c, res.status, started);
-      return res;
-    }
-    return res.then(
+    const started = performance.now();
+    // The client's id when it is a sane one (as the request-id middleware does), ours otherwise.
+    const given = headerOf(c, 'x-request-id');
+    c.set('requestId', given !== undefined && REQUEST_ID.test(given) ? given : randomUUID());
+    return handle(c).then(
       (r) => (count(c, r.status, started), r),
       (err: unknown) => failed(c, err, started),
     );

@@ -4,8 +4,9 @@ import type { Expander } from '../../domain/render/expand';
 import type { Reports } from '../../domain/reconcile/reports';
 import type { Context, Handler } from 'hono';
 import type { TenantService } from '../../domain/tenants';
-import type { Metrics } from '../metrics';
-import { fastRoute } from '../fast-route';
+import { logRequest, type Metrics } from '../metrics';
+import { statusOf } from '../problem';
+import { DomainError } from '../../domain/errors';
 import { authenticateRequest, headerOf } from '../auth';
 import { expansionFormats, type ExpansionFormat } from '../../domain/render/prompt';
 import { newRouter, type AppEnv } from '../router';
@@ -174,9 +175,19 @@ export const EXPAND_PATH = '/v1/handles/:ref/expand';
  */
 export function expandRoute(expander: Expander, tenants: TenantService, metrics: Metrics, log: boolean): Handler<AppEnv> {
   const known = new Set<string>(expansionFormats);
+  let started = 0;
+  let tenant: string | undefined;
+  // Counter children per status, bound once: inc() on a child skips hashing the label set.
+  const counters = new Map<number, { inc(): void }>();
+  const count = (c: Context<AppEnv>, status: number) => {
+    let counter = counters.get(status);
+    if (!counter) counters.set(status, (counter = metrics.requests.labels('GET', EXPAND_PATH, String(status))));
+    counter.inc();
+    if (log) logRequest({ requestId: headerOf(c, 'x-request-id'), method: 'GET', route: EXPAND_PATH, status, seconds: (performance.now() - started) / 1000, tenant });
+  };
   const expand = (c: Context<AppEnv>): Response => {
     const auth = authenticateRequest(tenants, c);
-    if (log) c.set('auth', auth);
+    tenant = auth.tenantId;
     const given = c.req.query('format');
     // A known format (or none) skips schema validation; anything else gets zod's error.
     let format: ExpansionFormat = 'neutral';
@@ -187,9 +198,21 @@ export function expandRoute(expander: Expander, tenants: TenantService, metrics:
     }
     const e = expander.expand(auth.tenantId, c.req.param('ref')!, format);
     const inm = headerOf(c, 'if-none-match');
-    // The headers were built once per expansion: sent as they are.
     if (inm && inm.split(',').some((t) => t.trim().replace(/^W\//, '') === e.headers.ETag)) return new Response(null, { status: 304, headers: e.notModifiedHeaders });
     return new Response(e.bytes, { status: 200, headers: e.headers });
   };
-  return fastRoute(metrics, log, 'GET', EXPAND_PATH, expand, { lean: true });
+  // Its own wrapper, not fastRoute's: a request here is ~20 µs of work, and sharing the wrapper (one call site
+  // for this and the async usage route) measured a few percent slower over eight runs.
+  return (c) => {
+    started = log ? performance.now() : 0;
+    tenant = undefined;
+    try {
+      const res = expand(c);
+      count(c, res.status);
+      return res;
+    } catch (err) {
+      count(c, err instanceof DomainError ? statusOf(err.code) : 500);
+      throw err;
+    }
+  };
 }
