@@ -130,12 +130,12 @@ class IdPool {
   rendered = 0;
   renderSeconds = 0;
 
-  constructor(private readonly render: (n: number) => Promise<string[]>) {}
+  constructor(private readonly render: (n: number) => string[]) {}
 
-  async take(n: number): Promise<string[]> {
+  take(n: number): string[] {
     if (this.ids.length - this.next < n) {
       const t0 = performance.now();
-      const more = await this.render(n - (this.ids.length - this.next));
+      const more = this.render(n - (this.ids.length - this.next));
       this.renderSeconds += (performance.now() - t0) / 1000;
       this.rendered += more.length;
       this.ids.push(...more);
@@ -158,7 +158,7 @@ async function ingestion(dir: string, details: Record<string, unknown>): Promise
   const sys = app.services.handles.mintArtifact(app.tenantId, { kind: 'system', name: 'bench system', content: prose(21, 12 * 1024) });
   let first: { prefixTokens: number; totalTokens: number } | undefined;
   let k = 0;
-  const renderMany = (n: number) => {
+  const renderMany = app.sqlite.transaction((n: number) => {
     const out: string[] = [];
     for (let j = 0; j < n; j++, k++) {
       const r = app.services.requests.render({
@@ -171,9 +171,9 @@ async function ingestion(dir: string, details: Record<string, unknown>): Promise
       out.push(r.requestId);
     }
     return out;
-  };
-  // 5,000 renders per group commit (one transaction): setup only, so it need not pay an fsync per request.
-  const pool = new IdPool(async (n) => {
+  });
+  // One transaction per 5,000 renders (savepoints inside): setup only, so it need not pay an fsync per request.
+  const pool = new IdPool((n) => {
     const out: string[] = [];
     while (out.length < n) {
       out.push(...renderMany(Math.min(5000, n - out.length)));
@@ -184,7 +184,7 @@ async function ingestion(dir: string, details: Record<string, unknown>): Promise
     app.sqlite.pragma('wal_checkpoint(TRUNCATE)');
     return out;
   });
-  await pool.take(1);
+  pool.take(1);
   const usage = JSON.stringify({
     input_tokens: first!.totalTokens - first!.prefixTokens,
     cache_creation_input_tokens: 0,
@@ -249,7 +249,7 @@ async function ingestion(dir: string, details: Record<string, unknown>): Promise
    * Out of ids, the script sends GET /healthz instead: such a run is `exhausted`, and callers discard it.
    */
   const serviceRun = async (mode: 'single' | 'batch', seconds: number, need: number) => {
-    const ids = await pool.take(need);
+    const ids = pool.take(need);
     const idsFile = join(dir, 'ids.txt');
     writeFileSync(idsFile, ids.join('\n'));
     const per = mode === 'single' ? 1 : BATCH;
@@ -281,7 +281,7 @@ async function ingestion(dir: string, details: Record<string, unknown>): Promise
   };
   const echoRun = async (seconds: number) => {
     const idsFile = join(dir, 'echo-ids.txt');
-    writeFileSync(idsFile, (await pool.take(1000)).join('\n'));
+    writeFileSync(idsFile, pool.take(1000).join('\n'));
     return runWrk({ url: `${echo.url}/v1/usage`, headers: { 'content-type': 'application/json' }, seconds, connections: CONNECTIONS, threads: 1, script: luaFile, scriptArgs: [idsFile, 'single', '1', 'wrap', usage] });
   };
 

@@ -83,9 +83,6 @@ function requestFromRow(row: Record<string, unknown>): RequestRow {
 // Rollup columns: request count, then each class's tokens and requests, then money.
 const ROLLUP_VALUE_COLUMNS = ['requests', ...ROLLUP_CLASSES.flatMap((c) => [c, `req_${c}`]), ...ROLLUP_MONEY];
 
-/** One statement of a group commit and its named parameters. */
-type SqlStatement = readonly [sql: string, params: Record<string, unknown>];
-
 // The group commit's statements.
 const SQL = {
   insertRequest: `insert into requests (id, tenant_id, scope, format, model, catalog_entry, catalog_fallback, rendered_at, segments, breakpoints, prompt_cache_key, prediction, status)
@@ -115,8 +112,8 @@ export class SqliteStore implements Store {
   private readonly sumRollupsStmt = new Map<string, Statement>();
   private readonly requestById: Statement;
   private readonly requestsInScope: Statement;
-  /** The group commit's statements, prepared on first use. */
-  private readonly prepared = new Map<string, Statement>();
+  /** The group commit's statements, prepared once. */
+  private readonly write: Record<keyof typeof SQL, Statement>;
   private lastSeq: number;
 
   constructor(private readonly db: Db) {
@@ -129,8 +126,8 @@ export class SqliteStore implements Store {
     const client = db.$client;
     this.requestById = client.prepare(`${REQUEST_SELECT} where r.id = ?`);
     this.requestsInScope = client.prepare(`${REQUEST_SELECT} where r.scope = ? and r.status = 'reconciled' order by c.seq`);
-    // The reconciliation counter lives here: a max() per report would scan the table (SQLite's
-    // min/max shortcut does not apply inside coalesce()).
+    this.write = Object.fromEntries(Object.entries(SQL).map(([name, text]) => [name, client.prepare(text)])) as Record<keyof typeof SQL, Statement>;
+    // The reconciliation counter lives here and numbers reports as their batch is built.
     this.lastSeq = (client.prepare('select max(seq) from reconciliations').pluck().get() as number | null) ?? 0;
   }
 
@@ -273,11 +270,7 @@ export class SqliteStore implements Store {
       const batch = this.statementsFor(ops);
       client
         .transaction(() => {
-          for (const [text, params] of batch) {
-            let statement = this.prepared.get(text);
-            if (!statement) this.prepared.set(text, (statement = client.prepare(text)));
-            statement.run(params);
-          }
+          for (const [statement, params] of batch) statement.run(params);
         })
         .immediate();
     } catch (e) {
@@ -291,8 +284,8 @@ export class SqliteStore implements Store {
    * The statements of a group commit, in order. Rollups and calibration only
    * add up, so the batch's deltas are summed per row and written once at the end.
    */
-  private statementsFor(ops: WriteOp[]): SqlStatement[] {
-    const out: SqlStatement[] = [];
+  private statementsFor(ops: WriteOp[]): Array<[Statement, Record<string, unknown>]> {
+    const out: Array<[Statement, Record<string, unknown>]> = [];
     const rollups = new Map<string, Record<string, string | number>>();
     const calibrations = new Map<string, CalibrationRow>();
     const addRollup = (r: RollupDelta) => {
@@ -306,17 +299,17 @@ export class SqliteStore implements Store {
     };
     for (const op of ops) {
       if (op.kind === 'request') {
-        out.push([SQL.insertRequest, requestParams(op.row)]);
-        for (const i of op.inline) out.push([SQL.insertInline, { ...i, truncated: i.truncated ? 1 : 0 }]);
+        out.push([this.write.insertRequest, requestParams(op.row)]);
+        for (const i of op.inline) out.push([this.write.insertInline, { ...i, truncated: i.truncated ? 1 : 0 }]);
       } else if (op.kind === 'failed') {
-        out.push([SQL.markFailed, { id: op.requestId, startedAt: op.detail.startedAt, finishedAt: op.detail.finishedAt, usageRaw: JSON.stringify(op.detail.usageRaw) }]);
+        out.push([this.write.markFailed, { id: op.requestId, startedAt: op.detail.startedAt, finishedAt: op.detail.finishedAt, usageRaw: JSON.stringify(op.detail.usageRaw) }]);
       } else {
         const w = op.write;
         const r = w.request;
         // The reconciliation order is the live order a scope's simulation is replayed in.
         const seq = ++this.lastSeq;
         out.push([
-          SQL.reconcile,
+          this.write.reconcile,
           {
             id: r.id,
             seq,
@@ -331,9 +324,9 @@ export class SqliteStore implements Store {
             writePremium: JSON.stringify(r.writePremium),
           },
         ]);
-        out.push([SQL.markReconciled, { id: r.id, seq }]);
+        out.push([this.write.markReconciled, { id: r.id, seq }]);
         for (const roll of w.rollups) addRollup(roll);
-        for (const d of w.drift) out.push([SQL.insertDrift, { ...d, finding: JSON.stringify(d.finding) }]);
+        for (const d of w.drift) out.push([this.write.insertDrift, { ...d, finding: JSON.stringify(d.finding) }]);
         if (w.calibration) {
           const key = `${w.calibration.tenantId}\n${w.calibration.model}`;
           const c = calibrations.get(key);
@@ -341,13 +334,13 @@ export class SqliteStore implements Store {
           else calibrations.set(key, { ...w.calibration, reports: 1 });
         }
         if (w.markWriteRead) {
-          out.push([SQL.markRead, { id: w.markWriteRead.requestId }]);
+          out.push([this.write.markRead, { id: w.markWriteRead.requestId }]);
           for (const roll of w.markWriteRead.rollups) addRollup(roll);
         }
       }
     }
-    for (const row of rollups.values()) out.push([SQL.upsertRollup, row]);
-    for (const c of calibrations.values()) out.push([SQL.calibrate, { ...c }]);
+    for (const row of rollups.values()) out.push([this.write.upsertRollup, row]);
+    for (const c of calibrations.values()) out.push([this.write.calibrate, { ...c }]);
     return out;
   }
 

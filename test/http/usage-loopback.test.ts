@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from '../helpers/app';
+import { clientFor, createTestApp, type TestApp } from '../helpers/app';
 import { mintSystem } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM } from '../helpers/scenario';
 
@@ -108,7 +108,7 @@ describe('POST /v1/usage over HTTP, on a database file', () => {
     const stored = await post(running.url, '/v1/usage', body, headers);
     expect(stored.status).toBe(200);
     expect(stored.json.outcome).toEqual(first.json.outcome);
-    const client = (await import('../helpers/app')).clientFor(running.t.app, key);
+    const client = clientFor(running.t.app, key);
     const row = await client.get(`/v1/requests/${requestId}`);
     expect(row.json.status).toBe('reconciled');
     expect(row.json.usage_raw).toEqual(anthropicUsage(total, 0, total - 10));
@@ -201,7 +201,7 @@ describe('two processes on one database file', () => {
     const report = { request_id: requestId, usage: anthropicUsage(total, 0, total - 10) };
     const json = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
     try {
-      const first = await (await import('../helpers/app')).clientFor(other.app, key).post('/v1/usage', report);
+      const first = await clientFor(other.app, key).post('/v1/usage', report);
       expect(first.status).toBe(201);
       const late = await post(running.url, '/v1/usage', JSON.stringify(report), json);
       expect(late.status).toBe(409);
@@ -228,7 +228,7 @@ describe('the write queue on a database file', () => {
     const reported = services.reconciler.ingest(row.tenantId, { request_id: requestId, usage: anthropicUsage(total, 0, 0) });
     await expect(duplicate).rejects.toThrow(/UNIQUE/);
     expect((await reported).duplicate).toBe(false);
-    const client = (await import('../helpers/app')).clientFor(running.t.app, key);
+    const client = clientFor(running.t.app, key);
     expect((await client.get(`/v1/requests/${requestId}`)).json.status).toBe('reconciled');
   });
 });
