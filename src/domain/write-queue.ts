@@ -9,10 +9,11 @@ interface Queued {
 
 /**
  * Group commit: writes enqueued while the current turn of the event loop runs
- * share one transaction (one fsync under synchronous=FULL). A write's promise
- * resolves only after its transaction committed, so nothing is acknowledged
- * early. One queue for rendered requests and reconciliations keeps their
- * order: a request's row is always written before its usage.
+ * share one transaction. A write's promise resolves only once its transaction
+ * is on disk (the store's `durable()`, an fsync that runs off the event loop
+ * while the next requests are served), so nothing is acknowledged early. One
+ * queue for rendered requests and reconciliations keeps their order: a
+ * request's row is always written before its usage.
  */
 export class WriteQueue {
   private pending: Queued[] = [];
@@ -24,6 +25,8 @@ export class WriteQueue {
    */
   private readonly awaitingUsage: Lru<string, RequestRow>;
   private scheduled = false;
+  /** A committed batch is being made durable. */
+  private syncing = false;
 
   constructor(
     private readonly store: Store,
@@ -50,33 +53,57 @@ export class WriteQueue {
 
   /** Commits what is queued now (shutdown, or a caller that must see its writes in the database). */
   flushNow(): void {
-    this.flush();
+    this.commit();
   }
 
+  /**
+   * One commit per fsync: while the last batch is being synced, new writes
+   * wait and join the next batch, which commits as soon as that sync is done.
+   */
   private flush(): void {
     this.scheduled = false;
+    if (!this.syncing) this.commit();
+  }
+
+  private commit(): void {
     if (this.pending.length === 0) return;
     const batch = this.pending;
     this.pending = [];
+    let committed: Queued[] = batch;
     try {
       this.store.writeBatch(batch.map((p) => p.op));
       this.settle(batch);
     } catch {
       // One bad write must not sink the others: retry each on its own.
+      committed = [];
       for (const p of batch) {
         try {
           this.store.writeBatch([p.op]);
           this.settle([p]);
+          committed.push(p);
         } catch (e) {
           this.settle([p], e);
+          p.fail(e);
         }
       }
     }
+    if (committed.length === 0) return;
+    this.syncing = true;
+    this.store
+      .durable()
+      .then(
+        () => committed.forEach((p) => p.done()),
+        (e: unknown) => committed.forEach((p) => p.fail(e)),
+      )
+      .finally(() => {
+        this.syncing = false;
+        this.commit();
+      });
   }
 
+  /** The in-memory rows follow the database as soon as a write committed (or failed). */
   private settle(items: Queued[], error?: unknown): void {
-    for (const p of items) {
-      const op = p.op;
+    for (const { op } of items) {
       if (op.kind === 'request') {
         this.pendingRequests.delete(op.row.id);
         if (error === undefined) this.awaitingUsage.set(op.row.id, op.row);
@@ -85,8 +112,6 @@ export class WriteQueue {
         // row another process changed: the next report for it reads the database.
         this.awaitingUsage.delete(op.kind === 'ingest' ? op.write.request.id : op.requestId);
       }
-      if (error === undefined) p.done();
-      else p.fail(error);
     }
   }
 }

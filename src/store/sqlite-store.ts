@@ -1,5 +1,5 @@
 import { and, asc, desc, eq, gt, isNull, lte, sql } from 'drizzle-orm';
-import type { Db } from './db';
+import type { Db, WalSync } from './db';
 import { apiKeys, blobs, calibration, driftFindings, handlePins, handles, handleVersions, requestInline, ROLLUP_CLASSES, ROLLUP_MONEY, tenants } from './schema';
 import type {
   ApiKeyRow,
@@ -116,7 +116,11 @@ export class SqliteStore implements Store {
   private readonly write: Record<keyof typeof SQL, Statement>;
   private lastSeq: number;
 
-  constructor(private readonly db: Db) {
+  constructor(
+    private readonly db: Db,
+    /** Group commits skip SQLite's own fsync and are synced off the event loop by this instead. */
+    private readonly walSync: WalSync,
+  ) {
     this.handleById = db.select().from(handles).where(eq(handles.id, sql.placeholder('id'))).prepare();
     this.versionByKey = db
       .select()
@@ -268,16 +272,28 @@ export class SqliteStore implements Store {
     const seqBefore = this.lastSeq;
     try {
       const batch = this.statementsFor(ops);
-      client
-        .transaction(() => {
-          for (const [statement, params] of batch) statement.run(params);
-        })
-        .immediate();
+      // NORMAL for this transaction only: its fsync is durable()'s, off the event loop. Every
+      // other write on this connection stays FULL, and its fsync also covers earlier batches.
+      // (exec, not a prepared statement: SQLite applies this pragma when it compiles it.)
+      client.exec('pragma synchronous = NORMAL');
+      try {
+        client
+          .transaction(() => {
+            for (const [statement, params] of batch) statement.run(params);
+          })
+          .immediate();
+      } finally {
+        client.exec('pragma synchronous = FULL');
+      }
     } catch (e) {
       // Nothing was written: the counter goes back with the rolled-back transaction.
       this.lastSeq = seqBefore;
       throw e;
     }
+  }
+
+  durable(): Promise<void> {
+    return this.walSync.sync();
   }
 
   /**

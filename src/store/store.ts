@@ -194,8 +194,13 @@ export interface Store {
   /** Drops inline bytes past their retention; returns how many. */
   purgeInline(now: number): number;
 
-  /** Applies writes in order, in one transaction (group commit): all of them or none. */
+  /**
+   * Applies writes in order, in one transaction (group commit): all of them or
+   * none. Visible at once; on disk only once `durable()` resolves.
+   */
   writeBatch(ops: WriteOp[]): void;
+  /** Resolves once every batch written before the call is on disk. */
+  durable(): Promise<void>;
   /** Reconciled requests of a cache scope in start order (to rebuild the scope's simulation). */
   reconciledInScope(scope: string): RequestRow[];
   /** Rollup rows summed per handle, version and model over a day range. */

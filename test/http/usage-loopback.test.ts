@@ -33,7 +33,7 @@ async function stop(r: Running): Promise<void> {
   await new Promise((resolve) => r.server.close(resolve));
   // Shutdown as main.ts does it: what is still queued is committed before the database closes.
   r.t.services.writes.flushNow();
-  r.t.sqlite.close();
+  r.t.close();
 }
 
 beforeEach(() => {

@@ -52,7 +52,7 @@ describe('migration 0001 (reconciliations)', () => {
     old.close();
 
     const opened = openDb(file);
-    const store = new SqliteStore(opened.db);
+    const store = new SqliteStore(opened.db, opened.walSync);
     try {
       const b = store.getRequest('req_b')!;
       expect(b).toMatchObject({ status: 'reconciled', startedAt: 1003, firstByteAt: 1503, finishedAt: 2003, reportHash: 'h3', usageRaw: { input_tokens: 3 }, writeRead: true });

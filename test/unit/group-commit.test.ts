@@ -1,0 +1,159 @@
+// The group commit on a real database file: a batch is visible once committed,
+// acknowledged only once its WAL sync is done, and the next batch waits for
+// that sync (one commit per fsync). Durability is delegated to WalSync, so the
+// store's sync is gated here to watch the order of events.
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { WriteQueue } from '../../src/domain/write-queue';
+import { openDb, WalSync, type OpenedDb } from '../../src/store/db';
+import { SqliteStore } from '../../src/store/sqlite-store';
+import type { RequestRow, WriteOp } from '../../src/store/store';
+
+/** A real store whose syncs wait for the test to release them. */
+class GatedStore extends SqliteStore {
+  syncs: Array<{ release: () => void; fail: (e: Error) => void }> = [];
+  batches: number[] = [];
+
+  override writeBatch(ops: WriteOp[]): void {
+    super.writeBatch(ops);
+    this.batches.push(ops.length);
+  }
+
+  override durable(): Promise<void> {
+    return new Promise<void>((release, fail) => this.syncs.push({ release, fail })).then(() => super.durable());
+  }
+}
+
+let dir: string;
+let opened: OpenedDb;
+let store: GatedStore;
+let queue: WriteQueue;
+let n = 0;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'ph-group-commit-'));
+  opened = openDb(join(dir, 'db.sqlite'));
+  store = new GatedStore(opened.db, opened.walSync);
+  queue = new WriteQueue(store);
+  opened.sqlite.prepare(`insert into tenants (id, name, created_at) values ('ten_1', 't', 0)`).run();
+});
+
+afterEach(() => {
+  opened.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function requestOp(): { op: WriteOp; id: string } {
+  const id = `req_test${++n}`;
+  const row: RequestRow = {
+    id,
+    tenantId: 'ten_1',
+    scope: 'ten_1|anthropic|m|-',
+    format: 'anthropic',
+    model: 'm',
+    catalogEntry: 'm',
+    catalogFallback: false,
+    renderedAt: 1,
+    segments: [],
+    breakpoints: [],
+    promptCacheKey: null,
+    prediction: null,
+  } as unknown as RequestRow;
+  return { op: { kind: 'request', row, inline: [] }, id };
+}
+
+const turn = () => new Promise((resolve) => setImmediate(resolve));
+const settled = <T>(p: Promise<T>) => {
+  const state = { done: false, error: undefined as unknown };
+  p.then(
+    () => (state.done = true),
+    (e: unknown) => (state.error = e),
+  );
+  return state;
+};
+
+describe('group commit', () => {
+  it('commits at once, acknowledges only after the WAL sync, and batches what arrives during the sync', async () => {
+    const a = requestOp();
+    const pA = queue.enqueue(a.op);
+    const ackA = settled(pA);
+    await turn();
+    // Committed and readable, not yet acknowledged.
+    expect(store.getRequest(a.id)?.id).toBe(a.id);
+    expect(ackA.done).toBe(false);
+    expect(store.syncs).toHaveLength(1);
+
+    // Two writes while the first sync runs: they wait for it and share one commit.
+    const b = requestOp();
+    const c = requestOp();
+    const pB = queue.enqueue(b.op);
+    const pC = queue.enqueue(c.op);
+    const ackB = settled(pB);
+    const ackC = settled(pC);
+    await turn();
+    expect(store.getRequest(b.id)).toBeUndefined();
+    expect(store.batches).toEqual([1]);
+
+    store.syncs[0]!.release();
+    await pA;
+    await turn();
+    expect(store.batches).toEqual([1, 2]);
+    expect(store.getRequest(c.id)?.id).toBe(c.id);
+    expect(ackB.done || ackC.done).toBe(false);
+
+    store.syncs[1]!.release();
+    await Promise.all([pB, pC]);
+  });
+
+  it('fails the batch whose sync failed, and keeps serving the next one', async () => {
+    const a = requestOp();
+    const pA = queue.enqueue(a.op);
+    await turn();
+    store.syncs[0]!.fail(new Error('EIO'));
+    await expect(pA).rejects.toThrow('EIO');
+
+    const b = requestOp();
+    const pB = queue.enqueue(b.op);
+    await turn();
+    expect(store.syncs).toHaveLength(2);
+    store.syncs[1]!.release();
+    await expect(pB).resolves.toBeUndefined();
+    expect(store.getRequest(b.id)?.id).toBe(b.id);
+  });
+
+  it('lowers synchronous only for its own transaction: every other write stays FULL', async () => {
+    const ack = queue.enqueue(requestOp().op);
+    await turn();
+    store.syncs[0]!.release();
+    await ack;
+    expect(opened.sqlite.pragma('synchronous', { simple: true })).toBe(2);
+    expect(opened.sqlite.pragma('journal_mode', { simple: true })).toBe('wal');
+  });
+});
+
+describe('WalSync', () => {
+  it('has nothing to sync for an in-memory database', async () => {
+    const mem = openDb(':memory:');
+    await expect(mem.walSync.sync()).resolves.toBeUndefined();
+    mem.close();
+  });
+
+  it('syncs the -wal file, and callers during a running sync share the single next one', async () => {
+    opened.sqlite.prepare(`insert into tenants (id, name, created_at) values ('ten_2', 't', 0)`).run();
+    expect(existsSync(join(dir, 'db.sqlite-wal'))).toBe(true);
+    const sync = new WalSync(opened.sqlite);
+    const first = sync.sync();
+    const second = sync.sync();
+    const third = sync.sync();
+    expect(second).not.toBe(first);
+    expect(third).toBe(second);
+    await Promise.all([first, second, third]);
+    // Idle again: a new call starts a new sync.
+    const fourth = sync.sync();
+    expect(fourth).not.toBe(second);
+    await fourth;
+    sync.close();
+  });
+});
