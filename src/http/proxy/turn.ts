@@ -210,12 +210,14 @@ class Recorder {
   private reconcile(usage: Pick<UsageReport, 'response' | 'normalized' | 'diagnostics'>): void {
     const finishedAt = this.deps.clock.now();
     const report: UsageReport = { request_id: this.requestId, ...usage, started_at: this.startedAt, first_byte_at: this.firstByteAt || finishedAt, finished_at: finishedAt };
-    // Not awaited: the answer does not wait for the group commit (the scope state is updated synchronously).
-    try {
-      this.deps.services.reconciler.ingest(this.tenantId, report).catch((err: unknown) => this.warn('usage not reconciled', err));
-    } catch (err) {
-      this.warn('usage not reconciled', err);
-    }
+    // After the answer has gone out, and not awaited: the caller waits for neither the reconciliation nor its commit.
+    setImmediate(() => {
+      try {
+        this.deps.services.reconciler.ingest(this.tenantId, report).catch((err: unknown) => this.warn('usage not reconciled', err));
+      } catch (err) {
+        this.warn('usage not reconciled', err);
+      }
+    });
   }
 
   private append(reply: unknown): void {
