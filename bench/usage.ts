@@ -3,7 +3,9 @@
 // (a) POST /v1/usage (one report per request) and /v1/usage/batch (100 records)
 //     over HTTP with wrk, against raw better-sqlite3 inserts of the same report
 //     rows with the service's own database settings (src/store/db.ts openDb:
-//     WAL, synchronous=FULL), alternated in the same run. Every report names a
+//     WAL, synchronous=FULL; the service's group commits instead commit under
+//     NORMAL and answer after an fdatasync of the WAL off the event loop, the
+//     same durability), alternated in the same run. Every report names a
 //     request id rendered beforehand and never reported before (a repeated
 //     report is an idempotent 200, cheaper than a reconciliation): a Lua script
 //     walks a file of fresh ids. After the runs the service is SIGKILLed and the
@@ -356,7 +358,7 @@ async function ingestion(dir: string, details: Record<string, unknown>): Promise
     sentIds: sent,
     reconciledAfterKill: reconciled,
     lost: Math.max(0, acknowledged - reconciled),
-    serviceSettings: 'src/store/db.ts openDb: WAL, synchronous=FULL',
+    serviceSettings: 'src/store/db.ts openDb: WAL, synchronous=FULL; group commits: NORMAL + fdatasync of the WAL off the event loop before the answer',
   };
   details.idPool = { rendered: pool.rendered, renderSeconds: Math.round(pool.renderSeconds * 10) / 10, how: 'rendered in-process through RequestService.render before each run' };
   details.usageBody = record('req_…');
@@ -619,7 +621,8 @@ async function run(): Promise<void> {
   const sqlite = details.sqlite as { journal_mode: string; synchronous: string };
   const durability = details.durability as { acknowledged: number; reconciledAfterKill: number; lost: number };
   console.log(
-    `(a) ingestion — service and raw baseline both open SQLite through src/store/db.ts: journal_mode=${sqlite.journal_mode}, synchronous=${sqlite.synchronous}.\n` +
+    `(a) ingestion — service and raw baseline both open SQLite through src/store/db.ts: journal_mode=${sqlite.journal_mode}, synchronous=${sqlite.synchronous}` +
+      ` (the service's group commits: NORMAL, then an fdatasync of the WAL off the event loop before the answer — the same durability).\n` +
       `wrk -t1 -c${CONNECTIONS} (batch: -c${BATCH_CONNECTIONS}) -d${SECONDS}s (${WARMUP_SECONDS}s warm-up), Lua script walking fresh request ids (one report each); ` +
       `raw inserts in-process for ${SECONDS}s; alternated ${ROUNDS}×, median shown. Reports include attribution, the cache simulation and rollups.\n`,
   );
