@@ -86,3 +86,33 @@ describe('segment digests of handles', () => {
     );
   });
 });
+
+describe('valueIn', () => {
+  // The message digests hash a node's value; valueIn (JSON.parse of its text) must give exactly what the
+  // tree walk gives, or inline digests would change and report drift that never happened.
+  const keyed = fc.oneof(fc.string({ maxLength: 6 }), fc.constantFrom('__proto__', 'cache_control', 'a', 'a'));
+  const json = fc.letrec((tie) => ({
+    value: fc.oneof({ depthSize: 'small' }, fc.string(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.integer(), fc.boolean(), fc.constant(null), tie('array'), tie('object')),
+    array: fc.array(tie('value'), { maxLength: 4 }),
+    object: fc.array(fc.tuple(keyed, tie('value')), { maxLength: 4 }),
+  }));
+  /** JSON text with duplicate keys, "__proto__" keys (plain and escaped), escapes and spacing. */
+  const toText = (v: unknown, escape: boolean): string => {
+    if (Array.isArray(v) && v.every((e) => Array.isArray(e) && e.length === 2 && typeof e[0] === 'string'))
+      return `{ ${v.map(([k, x]) => `${escape && k === '__proto__' ? '"\\u005f_proto__"' : JSON.stringify(k)} : ${toText(x, escape)}`).join(' ,')} }`;
+    if (Array.isArray(v)) return `[${v.map((x) => toText(x, escape)).join(',')}]`;
+    return JSON.stringify(v);
+  };
+
+  it('equals the tree walk for any JSON, including duplicate and "__proto__" keys', async () => {
+    const { parseJsonTree, valueIn, valueOf } = await import('../../src/domain/render/json-text');
+    fc.assert(
+      fc.property(json.value, fc.boolean(), (v, escape) => {
+        const source = `{"x": ${toText(v, escape)} }`;
+        const node = parseJsonTree(source, '').children![0]!.children![1]!;
+        expect(JSON.stringify(valueIn(source, node))).toBe(JSON.stringify(valueOf(node)));
+      }),
+      { numRuns: 500 },
+    );
+  });
+});

@@ -17,6 +17,7 @@ import {
   propertyNode,
   replaceElement,
   textOf,
+  valueIn,
   valueOf,
   type Edit,
   type JsonNode,
@@ -292,7 +293,8 @@ export class RequestRenderer {
         blocks.forEach((b, j) => {
           const ref = handleBlocks[j];
           if (!ref) {
-            messageUnits.push({ ...inlineUnit('messages', bodyText, b), hashText: `${role}:${JSON.stringify(valueOf(b))}` });
+            const unit = inlineUnit('messages', bodyText, b);
+            messageUnits.push({ ...unit, hashText: `${role}:${unit.hashText}` });
             return;
           }
           const blockAt = childPointer(childPointer(at, contentKey), j);
@@ -417,7 +419,7 @@ function unitOf(section: Section, item: Item): Unit {
 }
 
 function inlineUnit(section: Section, source: string, node: JsonNode, blocks = 1): Unit {
-  const value = valueOf(node);
+  const value = valueIn(source, node);
   // Hash the value as parsed: whitespace does not change what the model sees, but key order does
   // (providers serialise keys as sent), so it is kept.
   return {
