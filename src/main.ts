@@ -37,8 +37,14 @@ async function main() {
     server.close(() => {
       // Whatever is still queued for the group commit is written before the database closes.
       services.writes.flushNow();
-      opened.close();
-      process.exit(0);
+      // Answered or not, what was committed is synced before the connection closes.
+      void deps.store
+        .durable()
+        .catch(() => undefined)
+        .finally(() => {
+          opened.close();
+          process.exit(0);
+        });
     });
     void simulator?.close();
     setTimeout(() => process.exit(0), 5000).unref();

@@ -51,6 +51,11 @@ export class WriteQueue {
     return this.pendingRequests.get(id) ?? this.awaitingUsage.get(id);
   }
 
+  /** Resolves once nothing is queued, committing or being synced (shutdown, tests). */
+  async idle(): Promise<void> {
+    while (this.scheduled || this.syncing || this.pending.length > 0) await new Promise((resolve) => setImmediate(resolve));
+  }
+
   /** Commits what is queued now (shutdown, or a caller that must see its writes in the database). */
   flushNow(): void {
     this.commit();

@@ -49,55 +49,70 @@ export function openDb(path: string): OpenedDb {
  * once a sync that began after its commit has finished, it is on disk exactly
  * as synchronous=FULL would have left it. Syncs are coalesced: while one runs,
  * every caller shares the single next one.
+ *
+ * A failed sync is final: the kernel may have dropped the unsynced pages and
+ * reports that only once, and WAL recovery stops at the first missing frame,
+ * so nothing committed after it could be promised either (PostgreSQL stops
+ * for the same reason). Every later sync fails with the first error.
  */
 export class WalSync {
   private readonly walPath: string | null;
   private running: Promise<void> | null = null;
+  private next: Promise<void> | null = null;
   /** Opened once: SQLite never removes the WAL while this connection is open. */
   private fd: number | null = null;
-  private next: Promise<void> | null = null;
+  private failure: Error | null = null;
+  private closed = false;
 
   constructor(sqlite: Database.Database) {
-    this.walPath = sqlite.memory || sqlite.name === '' ? null : `${sqlite.name}-wal`;
+    // The file SQLite writes (symlinks resolved, absolute); '' for in-memory and temporary databases.
+    const main = (sqlite.pragma('database_list') as Array<{ name: string; file: string }>).find((d) => d.name === 'main');
+    this.walPath = main?.file ? `${main.file}-wal` : null;
+  }
+
+  /** The WAL file synced, or null when there is nothing to sync. */
+  get path(): string | null {
+    return this.walPath;
   }
 
   /** Resolves once everything committed before the call is on disk. */
   sync(): Promise<void> {
     if (this.walPath === null) return Promise.resolve();
+    if (this.failure) return Promise.reject(this.failure);
     if (this.next) return this.next;
     if (!this.running) return this.start(this.walPath);
     // The running sync may have begun before the caller's commit: one more follows it.
     const walPath = this.walPath;
     this.next = this.running.catch(() => undefined).then(() => {
       this.next = null;
-      return this.start(walPath);
+      return this.failure ? Promise.reject(this.failure) : this.start(walPath);
     });
     return this.next;
   }
 
   private start(walPath: string): Promise<void> {
-    const run: Promise<void> = this.syncFile(walPath).finally(() => {
-      if (this.running === run) this.running = null;
-    });
+    const run: Promise<void> = this.syncFile(walPath)
+      .catch((e: unknown) => {
+        this.failure ??= new Error(`the database's WAL could not be synced to disk; writes are refused from now on (${e instanceof Error ? e.message : String(e)})`);
+        throw this.failure;
+      })
+      .finally(() => {
+        if (this.running === run) this.running = null;
+      });
     this.running = run;
     return run;
   }
 
   private async syncFile(path: string): Promise<void> {
-    if (this.fd === null) {
-      try {
-        this.fd = await openFile(path, 'r');
-      } catch (e) {
-        // No WAL yet: nothing was committed through it.
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-        throw e;
-      }
-    }
+    if (this.closed) throw new Error('the database is closed');
+    // Called only after a commit, so the WAL exists: a missing file is an error, never "nothing to sync".
+    this.fd ??= await openFile(path, 'r');
     await syncData(this.fd);
   }
 
-  /** With the connection: a sync still running finishes on its descriptor first. */
+  /** With the connection: a sync still running finishes on its descriptor first; none starts after. */
   close(): void {
+    this.closed = true;
     const fd = this.fd;
     this.fd = null;
     if (fd !== null) void (this.running ?? Promise.resolve()).catch(() => undefined).finally(() => close(fd, () => undefined));

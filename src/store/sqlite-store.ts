@@ -270,25 +270,40 @@ export class SqliteStore implements Store {
   writeBatch(ops: WriteOp[]): void {
     const client = this.db.$client;
     const seqBefore = this.lastSeq;
+    // NORMAL for this transaction only: its fsync is durable()'s, off the event loop. Every
+    // other write on this connection stays FULL, and its fsync also covers earlier batches.
+    // (exec, not a prepared statement: SQLite applies this pragma when it compiles it.)
     try {
       const batch = this.statementsFor(ops);
-      // NORMAL for this transaction only: its fsync is durable()'s, off the event loop. Every
-      // other write on this connection stays FULL, and its fsync also covers earlier batches.
-      // (exec, not a prepared statement: SQLite applies this pragma when it compiles it.)
       client.exec('pragma synchronous = NORMAL');
-      try {
-        client
-          .transaction(() => {
-            for (const [statement, params] of batch) statement.run(params);
-          })
-          .immediate();
-      } finally {
-        client.exec('pragma synchronous = FULL');
-      }
+      client
+        .transaction(() => {
+          for (const [statement, params] of batch) statement.run(params);
+        })
+        .immediate();
     } catch (e) {
       // Nothing was written: the counter goes back with the rolled-back transaction.
       this.lastSeq = seqBefore;
+      this.restoreFull();
       throw e;
+    }
+    this.restoreFull();
+  }
+
+  /**
+   * Back to FULL after a group commit. This cannot fail in practice (the schema
+   * is loaded); if it did, every later write would silently be less durable
+   * than promised, so the process stops rather than run on.
+   */
+  private restoreFull(): void {
+    // A closed connection has no setting left to restore (a write queued past shutdown fails on its own).
+    if (!this.db.$client.open) return;
+    try {
+      this.db.$client.exec('pragma synchronous = FULL');
+    } catch (e) {
+      setImmediate(() => {
+        throw new Error(`could not restore synchronous=FULL after a group commit: ${e instanceof Error ? e.message : String(e)}`);
+      });
     }
   }
 

@@ -94,7 +94,7 @@ describe.each(CASES)('$name', ({ make }) => {
       requestIds.push(requestId);
       h.clock.advance(MINUTE);
     }
-    await committed();
+    await committed(h);
 
     // The session is the conversation: every question and every reply, in order, nothing else.
     const expanded = (await client.get(`/v1/handles/${session.id}/expand?format=neutral`)).json;
@@ -212,7 +212,7 @@ describe('handles without a session', () => {
     }
     const anthropicBody = JSON.parse(h.tap[2]!.body);
     expect(anthropicBody.system[0]).toEqual({ type: 'text', text: LONG_SYSTEM, cache_control: { type: 'ephemeral' } });
-    await committed();
+    await committed(h);
 
     const bundleRep = (await client.get(`/v1/reports/handles/${bundle.id}`)).json;
     expect(bundleRep).toMatchObject({ requests: 2, requests_with: { cold: 1 }, tokens: { unconfirmed: 0, unknown: 0 } });

@@ -64,7 +64,7 @@ describe('provider errors pass through', () => {
     }
     expect(pairs[0]![1]).toBeInstanceOf(status === 529 ? Anthropic.OverloadedError : status === 429 ? Anthropic.RateLimitError : Anthropic.InternalServerError);
     expect(pairs[1]![1]).toBeInstanceOf(status === 429 ? OpenAI.RateLimitError : OpenAI.InternalServerError);
-    await committed();
+    await committed(h);
     expect((await h.tenant.client.get(`/v1/handles/${session.id}`)).json.version.version).toBe(1);
   });
 });

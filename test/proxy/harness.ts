@@ -2,6 +2,7 @@
 // simulator on another behind a recording tap, the official SDKs as clients,
 // one fake clock for both. Each test builds its own.
 
+import type { WriteQueue } from '../../src/domain/write-queue';
 import Anthropic from '@anthropic-ai/sdk';
 import { serve, type ServerType } from '@hono/node-server';
 import { Server as HttpServer } from 'node:http';
@@ -145,9 +146,10 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   };
 }
 
-/** Lets the group commit of a reconciliation that was just started land. */
-export function committed(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
+/** Lets the reconciliations of answers already received run (one turn) and their group commits land. */
+export async function committed(h: { t: { services: { writes: WriteQueue } } }): Promise<void> {
+  await new Promise((resolve) => setImmediate(resolve));
+  await h.t.services.writes.idle();
 }
 
 /** Waits (by event-loop turns, not by time) until `check` holds; fails after `turns` tries. */

@@ -134,7 +134,7 @@ describe('OpenAI SDK', () => {
     expect(rec.received[0]).toBe(frames.filter((f) => f !== usageFrame).join(''));
 
     // …while the proxy read that usage and reconciled it.
-    await committed();
+    await committed(h);
     const r = (await h.tenant.client.get(`/v1/requests/${response.headers.get('x-ph-request-id')}`)).json;
     expect(r.status).toBe('reconciled');
     expect(r.usage).toMatchObject({ complete: true, cache_fields_reported: true });
@@ -160,7 +160,7 @@ describe('provider credentials', () => {
     const openaiKey = 'sk-proj-secret-0123456789abcdef';
     const a = await h.anthropic({ apiKey: anthropicKey }).messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }).withResponse();
     const o = await h.openai({ apiKey: openaiKey }).chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'hi' }] }).withResponse();
-    await committed();
+    await committed(h);
 
     const fingerprint = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 12);
     const scope = (id: string) => (h.t.sqlite.prepare('select scope from requests where id = ?').get(id) as { scope: string }).scope;

@@ -2,7 +2,7 @@
 // acknowledged only once its WAL sync is done, and the next batch waits for
 // that sync (one commit per fsync). Durability is delegated to WalSync, so the
 // store's sync is gated here to watch the order of events.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -107,20 +107,32 @@ describe('group commit', () => {
     await Promise.all([pB, pC]);
   });
 
-  it('fails the batch whose sync failed, and keeps serving the next one', async () => {
+  it('refuses the batch whose sync failed, and every batch after it: their frames may be gone', async () => {
+    // A real failure: a database without a WAL has no -wal file to sync.
+    const noWal = openDb(join(dir, 'no-wal.sqlite'));
+    noWal.sqlite.pragma('journal_mode = DELETE');
+    const broken = new WriteQueue(new SqliteStore(opened.db, new WalSync(noWal.sqlite)));
+    const a = requestOp();
+    await expect(broken.enqueue(a.op)).rejects.toThrow(/could not be synced to disk/);
+    const b = requestOp();
+    await expect(broken.enqueue(b.op)).rejects.toThrow(/could not be synced to disk/);
+    // Committed (and visible), but never acknowledged.
+    expect(store.getRequest(b.id)?.id).toBe(b.id);
+    noWal.close();
+  });
+
+  it('flushNow during a sync commits at once, and everything is acknowledged once synced', async () => {
     const a = requestOp();
     const pA = queue.enqueue(a.op);
     await turn();
-    store.syncs[0]!.fail(new Error('EIO'));
-    await expect(pA).rejects.toThrow('EIO');
-
     const b = requestOp();
     const pB = queue.enqueue(b.op);
-    await turn();
-    expect(store.syncs).toHaveLength(2);
-    store.syncs[1]!.release();
-    await expect(pB).resolves.toBeUndefined();
+    queue.flushNow();
     expect(store.getRequest(b.id)?.id).toBe(b.id);
+    expect(store.batches).toEqual([1, 1]);
+    for (const s of store.syncs) s.release();
+    await Promise.all([pA, pB]);
+    await queue.idle();
   });
 
   it('lowers synchronous only for its own transaction: every other write stays FULL', async () => {
@@ -138,6 +150,20 @@ describe('WalSync', () => {
     const mem = openDb(':memory:');
     await expect(mem.walSync.sync()).resolves.toBeUndefined();
     mem.close();
+  });
+
+  it('syncs the WAL SQLite writes, also when the database was opened through a symlink', async () => {
+    mkdirSync(join(dir, 'real'));
+    const real = join(dir, 'real', 'db.sqlite');
+    const link = join(dir, 'link.sqlite');
+    openDb(real).close();
+    symlinkSync(real, link);
+    const viaLink = openDb(link);
+    expect(viaLink.walSync.path).toBe(`${realpathSync(real)}-wal`);
+    viaLink.sqlite.prepare(`insert into tenants (id, name, created_at) values ('ten_3', 't', 0)`).run();
+    expect(existsSync(viaLink.walSync.path!)).toBe(true);
+    await expect(viaLink.walSync.sync()).resolves.toBeUndefined();
+    viaLink.close();
   });
 
   it('syncs the -wal file, and callers during a running sync share the single next one', async () => {

@@ -90,29 +90,41 @@ describe('segment digests of handles', () => {
 describe('valueIn', () => {
   // The message digests hash a node's value; valueIn (JSON.parse of its text) must give exactly what the
   // tree walk gives, or inline digests would change and report drift that never happened.
-  const keyed = fc.oneof(fc.string({ maxLength: 6 }), fc.constantFrom('__proto__', 'cache_control', 'a', 'a'));
-  const json = fc.letrec((tie) => ({
-    value: fc.oneof({ depthSize: 'small' }, fc.string(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.integer(), fc.boolean(), fc.constant(null), tie('array'), tie('object')),
-    array: fc.array(tie('value'), { maxLength: 4 }),
-    object: fc.array(fc.tuple(keyed, tie('value')), { maxLength: 4 }),
-  }));
-  /** JSON text with duplicate keys, "__proto__" keys (plain and escaped), escapes and spacing. */
-  const toText = (v: unknown, escape: boolean): string => {
-    if (Array.isArray(v) && v.every((e) => Array.isArray(e) && e.length === 2 && typeof e[0] === 'string'))
-      return `{ ${v.map(([k, x]) => `${escape && k === '__proto__' ? '"\\u005f_proto__"' : JSON.stringify(k)} : ${toText(x, escape)}`).join(' ,')} }`;
-    if (Array.isArray(v)) return `[${v.map((x) => toText(x, escape)).join(',')}]`;
-    return JSON.stringify(v);
-  };
+  const ws = fc.constantFrom('', ' ', '\t', '\n', '\r\n', ' \n\t ');
+  /** A JSON string literal spelling `s`, each character raw or escaped at random. */
+  const literal = (s: string, escapes: boolean[]) =>
+    `"${[...s]
+      .map((ch, k) => {
+        const code = ch.charCodeAt(0);
+        const must = ch === '"' || ch === '\\' || code < 0x20;
+        if (!must && !escapes[k % escapes.length]) return ch;
+        const short: Record<string, string> = { '"': '\\"', '\\': '\\\\', '\n': '\\n', '\t': '\\t', '\r': '\\r', '\b': '\\b', '\f': '\\f', '/': '\\/' };
+        return short[ch] && escapes[(k + 1) % escapes.length] ? short[ch] : [...ch].map((u) => `\\u${u.charCodeAt(0).toString(16).padStart(4, '0')}`).join('');
+      })
+      .join('')}"`;
+  const str = fc.tuple(fc.string({ unit: 'binary', maxLength: 12 }), fc.array(fc.boolean(), { minLength: 1, maxLength: 5 })).map(([v, e]) => literal(v, e));
+  const key = fc.oneof(str, fc.constantFrom('__proto__', 'cache_control', 'a', 'constructor').chain((k) => fc.array(fc.boolean(), { minLength: 1, maxLength: 5 }).map((e) => literal(k, e))));
+  const number = fc.oneof(
+    fc.double({ noNaN: true, noDefaultInfinity: true }).map((d) => JSON.stringify(d)),
+    fc.constantFrom('-0', '1E2', '1e+2', '1.50', '0.1e1', '1e400', '-1e-400', '5e-324', '123456789012345678901234567890', '0.30000000000000004', '9007199254740993'),
+  );
+  const json: fc.Arbitrary<string> = fc.letrec((tie) => ({
+    value: fc.oneof({ depthSize: 'small' }, str, number, fc.constantFrom('true', 'false', 'null'), tie('array'), tie('object')),
+    array: fc.tuple(fc.array(fc.tuple(ws, tie('value'), ws), { maxLength: 4 }), ws).map(([items, w]) => (items.length ? `[${items.map(([a, v, b]) => `${a}${v}${b}`).join(',')}]` : `[${w}]`)),
+    object: fc
+      .tuple(fc.array(fc.tuple(ws, key, ws, ws, tie('value'), ws), { maxLength: 4 }), ws)
+      .map(([props, w]) => (props.length ? `{${props.map(([a, k, b, c, v, d]) => `${a}${k}${b}:${c}${v}${d}`).join(',')}}` : `{${w}}`)),
+  })).value as fc.Arbitrary<string>;
 
-  it('equals the tree walk for any JSON, including duplicate and "__proto__" keys', async () => {
+  it('equals the tree walk for any JSON text: escapes, number spellings, whitespace, duplicate and "__proto__" keys', async () => {
     const { parseJsonTree, valueIn, valueOf } = await import('../../src/domain/render/json-text');
     fc.assert(
-      fc.property(json.value, fc.boolean(), (v, escape) => {
-        const source = `{"x": ${toText(v, escape)} }`;
+      fc.property(json, ws, (text, w) => {
+        const source = `{"x":${w}${text}${w}}`;
         const node = parseJsonTree(source, '').children![0]!.children![1]!;
         expect(JSON.stringify(valueIn(source, node))).toBe(JSON.stringify(valueOf(node)));
       }),
-      { numRuns: 500 },
+      { numRuns: 1000 },
     );
   });
 });

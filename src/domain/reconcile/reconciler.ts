@@ -173,7 +173,9 @@ export class Reconciler {
     const bad = findInvalidJson(report, pointer);
     if (bad) throw invalid(bad.pointer, bad.detail);
     const hash = sha256Hex(canonicalize({ ...report, request_id: undefined }) ?? '');
-    const known = this.inFlight.get(request.id) ?? (request.reportHash ? { hash: request.reportHash, result: storedResult(request), committed: Promise.resolve() } : undefined);
+    // A stored report may be committed but not yet synced (by this process or another on the file):
+    // the duplicate is answered once the WAL is on disk.
+    const known = this.inFlight.get(request.id) ?? (request.reportHash ? { hash: request.reportHash, result: storedResult(request), committed: store.durable() } : undefined);
     if (known) {
       // A duplicate of a report still being committed is answered only once that commit succeeds.
       if (known.hash === hash) return { duplicate: { ...known.result, duplicate: true }, after: known.committed };
