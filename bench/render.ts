@@ -232,7 +232,7 @@ async function run(): Promise<void> {
       details.mint = { bodyBytes: bodies[0]!.length, ...r };
     }
 
-    // ---- (b) render in-process: the service's settings (WAL, synchronous=FULL, file) and :memory: ----
+    // ---- (b) render in-process, each call until its row is on disk: a database file with the service's settings, and :memory: ----
     let bundleBytes = 0;
     for (const where of ['file', 'memory'] as const) {
       const app = inProcess(where === 'file' ? join(tempDir('render'), 'render.db') : ':memory:');
@@ -255,7 +255,7 @@ async function run(): Promise<void> {
           { samples: RENDER_SAMPLES, block: 20, warmup: 50 },
         );
         await lastCommit;
-        const label = where === 'file' ? 'render 20 KB + 64 KB bundle, in-process (WAL, sync=FULL)' : 'render, in-process (:memory: db)';
+        const label = where === 'file' ? 'render 20 KB + 64 KB bundle, in-process, row on disk' : 'render, in-process (:memory: db)';
         rows.push(row(label, 'JSON.parse+stringify', r, where === 'file' ? { label: 'adds < 1 ms', ok: (added) => added < 1 } : undefined));
         details[`render_inprocess_${where}`] = { requestBytes: bodies[0]!.length, renderedBytes: Buffer.byteLength(sample.bodyText), segments: sample.segments.length, ...r };
       } finally {
