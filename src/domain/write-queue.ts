@@ -51,7 +51,7 @@ export class WriteQueue {
     return this.pendingRequests.get(id) ?? this.awaitingUsage.get(id);
   }
 
-  /** Resolves once nothing is queued, committing or being synced (shutdown, tests). */
+  /** Resolves once nothing is queued, committing or being synced (tests wait on it; it polls by turns). */
   async idle(): Promise<void> {
     while (this.scheduled || this.syncing || this.pending.length > 0) await new Promise((resolve) => setImmediate(resolve));
   }
