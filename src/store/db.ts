@@ -56,7 +56,8 @@ export function openDb(path: string): OpenedDb {
  * for the same reason). Every later sync fails with the first error.
  */
 export class WalSync {
-  private readonly walPath: string | null;
+  /** The WAL file synced, or null when there is nothing to sync. */
+  readonly path: string | null;
   private running: Promise<void> | null = null;
   private next: Promise<void> | null = null;
   /** Opened once: SQLite never removes the WAL while this connection is open. */
@@ -67,31 +68,26 @@ export class WalSync {
   constructor(sqlite: Database.Database) {
     // The file SQLite writes (symlinks resolved, absolute); '' for in-memory and temporary databases.
     const main = (sqlite.pragma('database_list') as Array<{ name: string; file: string }>).find((d) => d.name === 'main');
-    this.walPath = main?.file ? `${main.file}-wal` : null;
-  }
-
-  /** The WAL file synced, or null when there is nothing to sync. */
-  get path(): string | null {
-    return this.walPath;
+    this.path = main?.file ? `${main.file}-wal` : null;
   }
 
   /** Resolves once everything committed before the call is on disk. */
   sync(): Promise<void> {
-    if (this.walPath === null) return Promise.resolve();
+    const path = this.path;
+    if (path === null) return Promise.resolve();
     if (this.failure) return Promise.reject(this.failure);
     if (this.next) return this.next;
-    if (!this.running) return this.start(this.walPath);
+    if (!this.running) return this.start(path);
     // The running sync may have begun before the caller's commit: one more follows it.
-    const walPath = this.walPath;
     this.next = this.running.catch(() => undefined).then(() => {
       this.next = null;
-      return this.failure ? Promise.reject(this.failure) : this.start(walPath);
+      return this.failure ? Promise.reject(this.failure) : this.start(path);
     });
     return this.next;
   }
 
-  private start(walPath: string): Promise<void> {
-    const run: Promise<void> = this.syncFile(walPath)
+  private start(path: string): Promise<void> {
+    const run: Promise<void> = this.syncFile(path)
       .catch((e: unknown) => {
         this.failure ??= new Error(`the database's WAL could not be synced to disk; writes are refused from now on (${e instanceof Error ? e.message : String(e)})`);
         throw this.failure;
