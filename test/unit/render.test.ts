@@ -1,5 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { parseTree, type ParseError } from 'jsonc-parser';
+import type { JsonNode } from '../../src/domain/render/json-text';
 import { createTestApp, type TestApp } from '../helpers/app';
 import { expansionFormats } from '../../src/domain/render/prompt';
 
@@ -87,7 +89,7 @@ describe('segment digests of handles', () => {
   });
 });
 
-describe('valueIn', () => {
+describe('valueIn and the strict JSON tree', () => {
   // The message digests hash a node's value; valueIn (JSON.parse of its text) must give exactly what the
   // tree walk gives, or inline digests would change and report drift that never happened.
   const ws = fc.constantFrom('', ' ', '\t', '\n', '\r\n', ' \n\t ');
@@ -102,7 +104,9 @@ describe('valueIn', () => {
         return short[ch] && escapes[(k + 1) % escapes.length] ? short[ch] : [...ch].map((u) => `\\u${u.charCodeAt(0).toString(16).padStart(4, '0')}`).join('');
       })
       .join('')}"`;
-  const str = fc.tuple(fc.string({ unit: 'binary', maxLength: 12 }), fc.array(fc.boolean(), { minLength: 1, maxLength: 5 })).map(([v, e]) => literal(v, e));
+  // Backslashes and quotes next to each other (a string ending in an escaped backslash) come from the small alphabet.
+  const chars = fc.oneof(fc.string({ unit: 'binary', maxLength: 12 }), fc.string({ unit: fc.constantFrom('\\', '"', 'a', '/', '\n'), maxLength: 6 }));
+  const str = fc.tuple(chars, fc.array(fc.boolean(), { minLength: 1, maxLength: 5 })).map(([v, e]) => literal(v, e));
   const key = fc.oneof(str, fc.constantFrom('__proto__', 'cache_control', 'a', 'constructor').chain((k) => fc.array(fc.boolean(), { minLength: 1, maxLength: 5 }).map((e) => literal(k, e))));
   const number = fc.oneof(
     fc.double({ noNaN: true, noDefaultInfinity: true }).map((d) => JSON.stringify(d)),
@@ -127,4 +131,70 @@ describe('valueIn', () => {
       { numRuns: 1000 },
     );
   });
+
+  /** What a node says, without its parent link (compared apart); a string's value may be a getter. */
+  const plain = (n: JsonNode): unknown => ({ type: n.type, offset: n.offset, length: n.length, colonOffset: n.colonOffset, value: n.value, children: n.children?.map(plain) });
+  const linked = (n: JsonNode): boolean => (n.children ?? []).every((c) => c.parent === n && linked(c));
+  const slowTree = (text: string) => {
+    const errors: ParseError[] = [];
+    const root = parseTree(text, errors, { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false });
+    return errors.length ? null : root!;
+  };
+
+  it("the fast tree is jsonc-parser's tree for any strict JSON text", async () => {
+    const { strictJsonTree } = await import('../../src/domain/render/json-text');
+    fc.assert(
+      fc.property(json, ws, ws, (text, a, b) => {
+        const source = `${a}${text}${b}`;
+        const fast = strictJsonTree(source);
+        expect(fast).not.toBeNull();
+        expect(plain(fast!)).toEqual(plain(slowTree(source)!));
+        expect('parent' in fast!).toBe(false);
+        expect(linked(fast!)).toBe(true);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('the fast tree refuses whatever jsonc-parser refuses (so the slow path names the error)', async () => {
+    const { strictJsonTree } = await import('../../src/domain/render/json-text');
+    // One character deleted, inserted or replaced: mostly invalid texts, some still valid.
+    const tricky = fc.constantFrom('"', '\\', ',', ':', '{', '}', '[', ']', '-', '+', '.', 'e', '0', '1', ' ', '\t', '\u0001', '\u00a0', '\ufeff', '/', 'x', 'n', 'u');
+    const edited = fc.tuple(json, fc.nat(), tricky, fc.constantFrom('delete', 'insert', 'replace')).map(([text, at, ch, how]) => {
+      const i = at % (text.length + 1);
+      return how === 'delete' ? text.slice(0, i) + text.slice(i + 1) : how === 'insert' ? text.slice(0, i) + ch + text.slice(i) : text.slice(0, i) + ch + text.slice(i + 1);
+    });
+    let valid = 0;
+    fc.assert(
+      fc.property(edited, (source) => {
+        const fast = strictJsonTree(source);
+        const slow = slowTree(source);
+        if (fast === null) expect(slow === null || isNotStrict(source)).toBe(true);
+        else {
+          valid++;
+          expect(slow).not.toBeNull();
+          expect(plain(fast)).toEqual(plain(slow!));
+        }
+      }),
+      { numRuns: 3000 },
+    );
+    // Both branches ran.
+    expect(valid).toBeGreaterThan(100);
+  });
+
+  it('the parse error is still named with its offset', async () => {
+    const { parseJsonTree } = await import('../../src/domain/render/json-text');
+    expect(() => parseJsonTree('{"a":1,}', '/body')).toThrow(/\/body is not valid JSON: .* at offset 7/);
+    expect(() => parseJsonTree('{"a":01}', '')).toThrow(/body is not valid JSON: .* at offset 6/);
+  });
 });
+
+/** Texts jsonc-parser takes although they are not strict JSON (none are known; kept explicit). */
+function isNotStrict(source: string): boolean {
+  try {
+    JSON.parse(source);
+    return false;
+  } catch {
+    return true;
+  }
+}
