@@ -113,6 +113,8 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   // The hottest routes go first: they authenticate and count themselves, without the global middleware.
   app.get(EXPAND_PATH, expandRoute(services.expander, services.tenants, services.metrics, config.log === 'json'));
   app.post(USAGE_PATH, usageRoute({ ...services, log: config.log === 'json', maxBodyBytes: config.maxBodyBytes }));
+  const proxy = proxyRoutes(deps, services);
+  for (const [path, handler] of proxy.turns) app.post(path, handler);
 
   app.use('*', requestId({ headerName: 'x-request-id' }));
   app.use('*', observe(services.metrics, config.log === 'json'));
@@ -140,7 +142,7 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   app.route('/', renderRoutes(services.requests, deps.catalog));
   app.route('/', usageRoutes({ ...services, clock: deps.clock, batchMax: config.usageBatchMax }));
   app.route('/', docsRoutes());
-  app.route('/', proxyRoutes(deps, services));
+  app.route('/', proxy.others);
   app.route('/', uiRoutes(deps, services));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', { type: 'http', scheme: 'bearer', description: 'A tenant API key (phk_…).' });

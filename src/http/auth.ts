@@ -25,11 +25,18 @@ export function requireApiKey(tenants: TenantService): MiddlewareHandler<AppEnv>
  * the web Headers object is the largest cost of a small GET.
  */
 export function headerOf(c: Context<AppEnv>, name: string): string | undefined {
-  const incoming = (c.env as { incoming?: { headers: Record<string, string | string[] | undefined> } } | undefined)?.incoming;
+  const incoming = incomingOf(c);
   if (!incoming) return c.req.header(name);
   const v = incoming.headers[name];
   return Array.isArray(v) ? v.join(', ') : v;
 }
+
+/** All request headers as node:http gives them (lower-case names), without building web Headers on Node. */
+export function headersOf(c: Context<AppEnv>): Record<string, string | string[] | undefined> {
+  return incomingOf(c)?.headers ?? Object.fromEntries(c.req.raw.headers);
+}
+
+const incomingOf = (c: Context<AppEnv>) => (c.env as { incoming?: { headers: Record<string, string | string[] | undefined> } } | undefined)?.incoming;
 
 /** The tenant a request's key belongs to; throws `unauthorized`. */
 export function authenticateRequest(tenants: TenantService, c: Context<AppEnv>): AuthContext {

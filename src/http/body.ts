@@ -50,7 +50,9 @@ export function checkBody(c: Context<AppEnv>, maxBytes: number): void {
 
 const tooLarge = (maxBytes: number) => new BodyError('payload_too_large', `the body is larger than ${maxBytes} bytes (PH_MAX_BODY_BYTES)`);
 
-async function readText(c: Context<AppEnv>, maxBytes: number): Promise<string> {
+/** The request body as text, refused once it is over the limit (413); read from the incoming message on Node. */
+export async function readText(c: Context<AppEnv>, maxBytes: number): Promise<string> {
+  if (Number(headerOf(c, 'content-length') ?? NaN) > maxBytes) throw tooLarge(maxBytes);
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
   if (!incoming) {
     const bytes = new Uint8Array(await c.req.arrayBuffer());

@@ -82,6 +82,32 @@ describe("the proxy's own refusals", () => {
     expect(h.tap).toHaveLength(0);
   });
 
+  it('a body over PH_MAX_BODY_BYTES, declared or chunked: 413 problem, nothing recorded, the provider not called', async () => {
+    h = await startHarness({ maxBodyBytes: 4096 });
+    const big = JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'x'.repeat(5000) }] });
+    const err = await rejection(h.anthropic().messages.create(JSON.parse(big)));
+    expect(err).toBeInstanceOf(Anthropic.APIError);
+    expect(err.status).toBe(413);
+    expect(err.error).toMatchObject({ code: 'payload_too_large', status: 413 });
+    // Chunked: no declared length, refused once the bytes read pass the limit.
+    const chunked = await fetch(`${h.url}/proxy/openai/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'x-ph-key': h.key, 'content-type': 'application/json', authorization: 'Bearer sk-openai-test' },
+      body: new ReadableStream({
+        start(controller) {
+          for (let i = 0; i < 8; i++) controller.enqueue(new TextEncoder().encode(i ? ' '.repeat(1024) : '{"model":"gpt-4.1",'));
+          controller.close();
+        },
+      }),
+      duplex: 'half',
+    } as RequestInit);
+    expect(chunked.status).toBe(413);
+    expect(chunked.headers.get('content-type')).toBe('application/problem+json');
+    expect((await chunked.json()).code).toBe('payload_too_large');
+    expect(h.tap).toHaveLength(0);
+    expect(h.t.sqlite.prepare('select count(*) as n from requests').get()).toEqual({ n: 0 });
+  });
+
   it('a handle that does not exist or a session header naming a bundle: 404 / 422 before the provider is called', async () => {
     h = await startHarness();
     const sys = await mintSystem(h.tenant.client);

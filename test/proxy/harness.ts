@@ -45,6 +45,8 @@ export interface Harness {
 export interface HarnessOptions extends Partial<Pick<SimulatorOptions, 'chunkDelayMs' | 'firstByteDelayMs'>> {
   /** Rewrites the simulator's response before the proxy sees it (e.g. adds a field the proxy does not know). */
   rewrite?: (body: string, contentType: string) => string;
+  /** PH_MAX_BODY_BYTES for the proxy. */
+  maxBodyBytes?: number;
 }
 
 async function listen(fetch: Parameters<typeof serve>[0]['fetch']): Promise<{ server: ServerType; url: string }> {
@@ -109,7 +111,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     return new Response(recorded(res.body, entry, timeline, opts.rewrite, contentType), { status: res.status, headers });
   });
 
-  const t = createTestApp({ clock, config: { anthropicBaseUrl: upstream.url, openaiBaseUrl: upstream.url } });
+  const t = createTestApp({ clock, config: { anthropicBaseUrl: upstream.url, openaiBaseUrl: upstream.url, ...(opts.maxBodyBytes ? { maxBodyBytes: opts.maxBodyBytes } : {}) } });
   const proxy = await listen(t.app.fetch);
   const tenant = t.tenant();
 

@@ -2,41 +2,65 @@
 // /proxy/anthropic or /proxy/openai/v1 and add `x-ph-key`. Our key travels in
 // its own header so the provider's credentials reach the provider untouched.
 
-import { Hono, type Context, type MiddlewareHandler } from 'hono';
+import { Hono, type Context, type Handler } from 'hono';
 import type { AppDeps, Services } from '../../app';
 import { DomainError } from '../../domain/errors';
 import type { ProxyFormat } from '../../domain/proxy/to-neutral';
+import { headerOf, headersOf } from '../auth';
+import { fastRoute } from '../fast-route';
 import { handleError, problem } from '../problem';
 import type { AppEnv } from '../router';
 import { providerPath, proxyTurn, type TurnDeps } from './turn';
 import { readAll, requestHeadersFor, responseHeadersFor, Upstream, UpstreamError, type UpstreamProvider } from './upstream';
 
+const TURNS: Array<[string, ProxyFormat]> = [
+  ['/proxy/anthropic/v1/messages', 'anthropic'],
+  ['/proxy/openai/v1/chat/completions', 'openai-chat'],
+  ['/proxy/openai/v1/responses', 'openai-responses'],
+];
+
+/**
+ * The proxy: `turns` are the model calls, mounted ahead of the global
+ * middleware (app.ts): each authenticates, reads its body, counts and logs
+ * itself (fastRoute), so a call's overhead is the proxy's own work. `others`
+ * are the calls that carry no prompt (token counting, model lists), sent on
+ * and answered as they are.
+ */
 export function proxyRoutes(deps: AppDeps, services: Services) {
   const { config } = deps;
   const upstream = new Upstream({ anthropicBaseUrl: config.anthropicBaseUrl, openaiBaseUrl: config.openaiBaseUrl, timeoutMs: config.upstreamTimeoutMs });
-  const turnDeps: TurnDeps = { services, store: deps.store, clock: deps.clock, upstream, log: config.log === 'json' };
-  const app = new Hono<AppEnv>();
+  const turnDeps: TurnDeps = { services, store: deps.store, clock: deps.clock, upstream, log: config.log === 'json', maxBodyBytes: config.maxBodyBytes };
+  const turns = TURNS.map(([path, format]): [string, Handler<AppEnv>] => [
+    path,
+    fastRoute(services.metrics, turnDeps.log, 'POST', path, async (c) => {
+      try {
+        c.set('auth', authenticateProxyKey(services, headerOf(c, 'x-ph-key')));
+        return await proxyTurn(c, format, turnDeps);
+      } catch (err) {
+        return proxyError(err, c);
+      }
+    }),
+  ]);
 
-  app.use('/proxy/*', requireProxyKey(services));
-
-  const turn = (format: ProxyFormat) => (c: Context<AppEnv>) => proxyTurn(c, format, turnDeps);
-  app.post('/proxy/anthropic/v1/messages', turn('anthropic'));
-  app.post('/proxy/openai/v1/chat/completions', turn('openai-chat'));
-  app.post('/proxy/openai/v1/responses', turn('openai-responses'));
-
-  const pass = (provider: UpstreamProvider) => (c: Context<AppEnv>) => passThrough(c, provider, upstream);
-  app.post('/proxy/anthropic/v1/messages/count_tokens', pass('anthropic'));
-  app.get('/proxy/anthropic/v1/models', pass('anthropic'));
-  app.get('/proxy/openai/v1/models', pass('openai'));
-
-  app.onError(function proxyError(err, c) {
-    // The client left before the answer: nobody reads this response, and it is not our error.
-    if (c.req.raw.signal.aborted) return new Response(null, { status: 499 });
-    if (err instanceof UpstreamError) return problem(c, err.code, err.message, [], sdkError(err.code, err.message));
-    if (err instanceof DomainError) return problem(c, err.code, err.message, err.errors, { ...err.extra, ...sdkError(err.code, err.message) });
-    return handleError(err, c);
+  const others = new Hono<AppEnv>();
+  others.use('/proxy/*', async function proxyKey(c, next) {
+    c.set('auth', authenticateProxyKey(services, headerOf(c, 'x-ph-key')));
+    await next();
   });
-  return app;
+  const pass = (provider: UpstreamProvider) => (c: Context<AppEnv>) => passThrough(c, provider, upstream);
+  others.post('/proxy/anthropic/v1/messages/count_tokens', pass('anthropic'));
+  others.get('/proxy/anthropic/v1/models', pass('anthropic'));
+  others.get('/proxy/openai/v1/models', pass('openai'));
+  others.onError(proxyError);
+  return { turns, others };
+}
+
+function proxyError(err: unknown, c: Context<AppEnv>): Response | Promise<Response> {
+  // The client left before the answer: nobody reads this response, and it is not our error.
+  if (c.req.raw.signal.aborted) return new Response(null, { status: 499 });
+  if (err instanceof UpstreamError) return problem(c, err.code, err.message, [], sdkError(err.code, err.message));
+  if (err instanceof DomainError) return problem(c, err.code, err.message, err.errors, { ...err.extra, ...sdkError(err.code, err.message) });
+  return handleError(err as Error, c);
 }
 
 /**
@@ -48,13 +72,9 @@ function sdkError(code: string, message: string) {
 }
 
 /** Our key in `x-ph-key`; Authorization and x-api-key belong to the provider. */
-function requireProxyKey(services: Services): MiddlewareHandler<AppEnv> {
-  return async function proxyKey(c, next) {
-    const key = c.req.header('x-ph-key');
-    if (!key) throw new DomainError('unauthorized', 'send your prefix-handles key as "x-ph-key: <key>" (the provider key stays in its usual header)');
-    c.set('auth', services.tenants.authenticate(key));
-    await next();
-  };
+function authenticateProxyKey(services: Services, key: string | undefined) {
+  if (!key) throw new DomainError('unauthorized', 'send your prefix-handles key as "x-ph-key: <key>" (the provider key stays in its usual header)');
+  return services.tenants.authenticate(key);
 }
 
 /** Calls that carry no prompt to render (token counting, model lists): sent on and answered as they are. */
@@ -63,7 +83,7 @@ async function passThrough(c: Context<AppEnv>, provider: UpstreamProvider, upstr
   const res = await upstream.send(provider, {
     method,
     path: providerPath(c.req.url, provider),
-    headers: requestHeadersFor(c.req.raw.headers),
+    headers: requestHeadersFor(headersOf(c)),
     body: method === 'GET' ? undefined : await c.req.text(),
     signal: c.req.raw.signal,
   });

@@ -15,6 +15,8 @@ import { replyMessage, turnMessages, type ProxyFormat } from '../../domain/proxy
 import type { UsageReport } from '../../domain/reconcile/reconciler';
 import { createStreamUsageAccumulator } from '../../domain/usage/stream';
 import type { Store } from '../../store/store';
+import { headerOf, headersOf } from '../auth';
+import { readText } from '../body';
 import type { AppEnv } from '../router';
 import { relayEvents } from './stream';
 import { credentialFingerprint, readAll, requestHeadersFor, responseHeadersFor, type Upstream, type UpstreamProvider, type UpstreamResponse } from './upstream';
@@ -25,6 +27,7 @@ export interface TurnDeps {
   clock: Clock;
   upstream: Upstream;
   log: boolean;
+  maxBodyBytes: number;
 }
 
 const PROVIDER: Record<ProxyFormat, UpstreamProvider> = { anthropic: 'anthropic', 'openai-chat': 'openai', 'openai-responses': 'openai' };
@@ -40,7 +43,7 @@ export function providerPath(url: string, provider: UpstreamProvider): string {
 
 /** `x-ph-session`: the session this turn continues, pinned to the version it was rendered with. */
 function sessionOf(c: Context<AppEnv>, services: Services, tenantId: string) {
-  const ref = c.req.header('x-ph-session')?.trim();
+  const ref = headerOf(c, 'x-ph-session')?.trim();
   if (!ref) return null;
   const r = services.handles.resolve(tenantId, ref, 'header:x-ph-session');
   if (r.handle.type !== 'session') throw invalid('header:x-ph-session', `${ref} is not a session (ses_…)`);
@@ -52,16 +55,16 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
   const began = performance.now();
   const provider = PROVIDER[format];
   const { tenantId } = c.get('auth');
-  const headers = c.req.raw.headers;
+  const headers = headersOf(c);
 
   // ---- before the call: everything that can refuse the request does so before money is spent ----
-  const text = await c.req.text();
+  const text = await readText(c, deps.maxBodyBytes);
   const caller = inspectBody(text);
   const session = sessionOf(c, services, tenantId);
   const turn = session ? turnMessages(format, caller.value) : [];
   // OpenAI chat streams report usage only when asked; the extra chunk is hidden again from a caller who did not ask.
   const hideUsageChunk = format === 'openai-chat' && caller.stream && !callerAskedForUsage(caller.value);
-  const prefix = (c.req.header('x-ph-prefix') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const prefix = (headerOf(c, 'x-ph-prefix') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   const rendered = services.requests.render({
     tenantId,
     format,

@@ -31,13 +31,19 @@ export interface UpstreamResponse {
 const DROP_REQUEST = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'content-length', 'accept-encoding', 'expect']);
 const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'content-length']);
 
-export function requestHeadersFor(headers: Headers): Record<string, string> {
-  const listed = new Set((headers.get('connection') ?? '').toLowerCase().split(',').map((s) => s.trim()));
+/** Request headers as node:http gives them: lower-case names, repeated ones joined. */
+export type RequestHeaders = Record<string, string | string[] | undefined>;
+
+const one = (v: string | string[] | undefined) => (Array.isArray(v) ? v.join(', ') : v);
+
+export function requestHeadersFor(headers: RequestHeaders): Record<string, string> {
+  const listed = new Set((one(headers.connection) ?? '').toLowerCase().split(',').map((s) => s.trim()));
   const out: Record<string, string> = {};
-  headers.forEach((value, key) => {
-    if (DROP_REQUEST.has(key) || listed.has(key) || key.startsWith('x-ph-')) return;
+  for (const key in headers) {
+    const value = one(headers[key]);
+    if (value === undefined || DROP_REQUEST.has(key) || listed.has(key) || key.startsWith('x-ph-')) continue;
     out[key] = value;
-  });
+  }
   return out;
 }
 
@@ -56,9 +62,9 @@ export function responseHeadersFor(headers: IncomingHttpHeaders): Record<string,
  * different accounts never share a provider cache, so it is part of the cache
  * scope. The credential itself is never stored or logged.
  */
-export function credentialFingerprint(provider: UpstreamProvider, headers: Headers): string | undefined {
-  const bearer = /^Bearer\s+(\S+)/i.exec(headers.get('authorization') ?? '')?.[1];
-  const secret = provider === 'anthropic' ? (headers.get('x-api-key') ?? bearer) : bearer;
+export function credentialFingerprint(provider: UpstreamProvider, headers: RequestHeaders): string | undefined {
+  const bearer = /^Bearer\s+(\S+)/i.exec(one(headers.authorization) ?? '')?.[1];
+  const secret = provider === 'anthropic' ? (one(headers['x-api-key']) ?? bearer) : bearer;
   return secret ? createHash('sha256').update(secret).digest('hex').slice(0, 12) : undefined;
 }
 
