@@ -103,7 +103,7 @@ describe("the proxy's own refusals", () => {
     } as RequestInit);
     expect(chunked.status).toBe(413);
     expect(chunked.headers.get('content-type')).toBe('application/problem+json');
-    expect((await chunked.json()).code).toBe('payload_too_large');
+    expect(((await chunked.json()) as { code: string }).code).toBe('payload_too_large');
     expect(h.tap).toHaveLength(0);
     expect(h.t.sqlite.prepare('select count(*) as n from requests').get()).toEqual({ n: 0 });
   });
