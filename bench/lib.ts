@@ -17,6 +17,11 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 // ---- cleanup: every child and temp dir goes away on exit, error or Ctrl-C ----
 
+/** The Node flags `npm start` gives the service (package.json), so every server here runs as users run it. */
+const SERVICE_NODE_FLAGS = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start
+  .split(' ')
+  .filter((arg) => /^--(?!import)/.test(arg));
+
 const children = new Set<ChildProcess>();
 const tempDirs = new Set<string>();
 
@@ -68,7 +73,7 @@ export interface ChildServer {
  */
 export async function startTsServer(opts: { entry: string; env: Record<string, string>; healthPath: string; label: string }): Promise<ChildServer> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', opts.entry], {
+  const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, '--import', 'tsx', opts.entry], {
     cwd: ROOT,
     env: { ...process.env, ...opts.env, PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production' },
     stdio: ['ignore', 'pipe', 'pipe'],
