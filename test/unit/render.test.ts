@@ -87,10 +87,42 @@ describe('segment digests of handles', () => {
       { numRuns: 20 },
     );
   });
+
+  it("of the caller's own messages are the same from a warm renderer as from a fresh one, breakpoints included", async () => {
+    // The renderer remembers each inline message by its exact text; a remembered one must count exactly as a new one.
+    const block = fc.record({ type: fc.constant('text'), text }, { requiredKeys: ['type', 'text'] }).chain((b) =>
+      fc.constantFrom(undefined, { type: 'ephemeral' }, { type: 'ephemeral', ttl: '1h' }).map((cc) => (cc ? { ...b, cache_control: cc } : b)),
+    );
+    const msg = fc.record({ role: fc.constantFrom('user', 'assistant'), content: fc.oneof(text, fc.array(block, { minLength: 1, maxLength: 2 })) });
+    await fc.assert(
+      fc.asyncProperty(fc.array(msg, { minLength: 1, maxLength: 3 }), fc.array(msg, { minLength: 1, maxLength: 3 }), async (before, after) => {
+        const marks = JSON.stringify([...before, ...after]).split('cache_control').length - 1;
+        fc.pre(marks <= 3);
+        const render = async (app: TestApp, messages: unknown[]) => {
+          const { client } = app.tenant();
+          const sys = (await client.post('/v1/artifacts', { kind: 'system', content: 'Policy. '.repeat(600) })).json.id;
+          const res = await client.post('/v1/render', { format: 'anthropic', request: { model: 'claude-sonnet-4-5', prefix: [sys], messages } });
+          expect(res.status, res.text).toBe(200);
+          const { segments, breakpoints, body } = res.json;
+          return { segments: segments.map(({ source: _s, path: _p, chain: _c, ...rest }: Record<string, unknown>) => rest), breakpoints: breakpoints.map(({ source: _s, ...rest }: Record<string, unknown>) => rest), body: JSON.stringify(body).replace(/art_\w+/g, 'art') };
+        };
+        // Warm: the same messages seen before, as an agent loop sends them again next turn.
+        await render(t, before);
+        const warm = await render(t, [...before, ...after]);
+        const other = createTestApp();
+        try {
+          expect(warm).toEqual(await render(other, [...before, ...after]));
+        } finally {
+          other.close();
+        }
+      }),
+      { numRuns: 25 },
+    );
+  });
 });
 
-describe('valueIn and the strict JSON tree', () => {
-  // The message digests hash a node's value; valueIn (JSON.parse of its text) must give exactly what the
+describe('inline values and the strict JSON tree', () => {
+  // The message digests hash a node's value as JSON.parse of its text gives it: that must be exactly what the
   // tree walk gives, or inline digests would change and report drift that never happened.
   const ws = fc.constantFrom('', ' ', '\t', '\n', '\r\n', ' \n\t ');
   /** A JSON string literal spelling `s`, each character raw or escaped at random. */
@@ -121,12 +153,12 @@ describe('valueIn and the strict JSON tree', () => {
   })).value as fc.Arbitrary<string>;
 
   it('equals the tree walk for any JSON text: escapes, number spellings, whitespace, duplicate and "__proto__" keys', async () => {
-    const { parseJsonTree, valueIn, valueOf } = await import('../../src/domain/render/json-text');
+    const { parseJsonTree, textOf, valueOf } = await import('../../src/domain/render/json-text');
     fc.assert(
       fc.property(json, ws, (text, w) => {
         const source = `{"x":${w}${text}${w}}`;
         const node = parseJsonTree(source, '').children![0]!.children![1]!;
-        expect(JSON.stringify(valueIn(source, node))).toBe(JSON.stringify(valueOf(node)));
+        expect(JSON.stringify(JSON.parse(textOf(source, node)))).toBe(JSON.stringify(valueOf(node)));
       }),
       { numRuns: 1000 },
     );

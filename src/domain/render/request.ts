@@ -17,7 +17,6 @@ import {
   propertyNode,
   replaceElement,
   textOf,
-  valueIn,
   valueOf,
   type Edit,
   type JsonNode,
@@ -123,7 +122,21 @@ export class RequestRenderer {
   // Rendered items of immutable segments, per format: a bundle is not re-serialised on every request.
   private readonly items = new Lru<string, string[]>(64 * 1024 * 1024, (texts) => texts.reduce((n, t) => n + t.length, 64));
 
+  // The caller's own units by their exact text: an agent loop sends every earlier message again on every turn.
+  private readonly inlineUnits = new Lru<string, InlineIdentity>(32 * 1024 * 1024, (v) => v.weight);
+
   constructor(private readonly handles: HandleService) {}
+
+  private inline(section: Section, source: string, node: JsonNode, blocks = 1): Unit {
+    const text = textOf(source, node);
+    let id = this.inlineUnits.get(text);
+    if (!id) {
+      id = inlineIdentity(text);
+      // A slice of the body would keep the whole body alive in the cache: key it by a copy.
+      this.inlineUnits.set(` ${text}`.slice(1), id);
+    }
+    return { section, hashText: id.hashText, item: null, segment: null, blocks, callerBreakpoints: id.callerBreakpoints, callerTtl: id.callerTtl };
+  }
 
   private itemsOf(format: RequestFormat, seg: PromptSegment, ctx: RenderContext): Item[] {
     const key = `${format}|${seg.source}`;
@@ -199,7 +212,7 @@ export class RequestRenderer {
           build: (texts) => replaceElement(toolsNode!, i, format === 'gemini' ? [`{"functionDeclarations":[${texts.join(',')}]}`] : texts),
         });
         toolUnits.push(...items.map((it) => unitOf('tools', it)));
-      } else toolUnits.push(inlineUnit('tools', bodyText, node));
+      } else toolUnits.push(this.inline('tools', bodyText, node));
     });
 
     // ---- system ----
@@ -231,7 +244,7 @@ export class RequestRenderer {
         });
         systemUnits.push(...pSystem.map((it) => unitOf('system', it)));
       }
-      if (partsNode?.type === 'string') systemUnits.push(inlineUnit('system', bodyText, partsNode));
+      if (partsNode?.type === 'string') systemUnits.push(this.inline('system', bodyText, partsNode));
       else if (partsNode && partsNode.type !== 'array') throw invalid(at, `${key} must be a string or an array of blocks`);
       elements(partsNode).forEach((node, i) => {
         const nodeAt = childPointer(format === 'gemini' ? childPointer(at, 'parts') : at, i);
@@ -240,11 +253,11 @@ export class RequestRenderer {
           const items = this.inPlace(input.tenantId, format, ref, nodeAt, ['system'], ctx);
           placements.push({ items, build: (texts) => replaceElement(partsNode!, i, texts) });
           systemUnits.push(...items.map((it) => unitOf('system', it)));
-        } else systemUnits.push(inlineUnit('system', bodyText, node));
+        } else systemUnits.push(this.inline('system', bodyText, node));
       });
     } else if (format === 'openai-responses') {
       const instructions = property(root, 'instructions');
-      if (instructions && instructions.type === 'string') systemUnits.push(inlineUnit('system', bodyText, instructions));
+      if (instructions && instructions.type === 'string') systemUnits.push(this.inline('system', bodyText, instructions));
     }
 
     // ---- messages ----
@@ -266,7 +279,7 @@ export class RequestRenderer {
       if (format === 'openai-chat' || format === 'openai-responses') systemUnits.push(...pSystem.map((it) => unitOf('system', it)));
       messageUnits.push(...pMessages.map((it) => unitOf('messages', it)));
     }
-    if (msgNode.type === 'string' && format === 'openai-responses') messageUnits.push(inlineUnit('messages', bodyText, msgNode));
+    if (msgNode.type === 'string' && format === 'openai-responses') messageUnits.push(this.inline('messages', bodyText, msgNode));
     else {
       msgNode = expectType(msgNode, 'array', msgAt, msgKey)!;
       const list = msgNode;
@@ -284,7 +297,7 @@ export class RequestRenderer {
         const blocks = elements(content);
         const handleBlocks = blocks.map((b, j) => handleRef(b, childPointer(childPointer(at, contentKey), j)));
         if (!handleBlocks.some(Boolean)) {
-          messageUnits.push(inlineUnit('messages', bodyText, node, Math.max(1, blocks.length)));
+          messageUnits.push(this.inline('messages', bodyText, node, Math.max(1, blocks.length)));
           return;
         }
         // A message mixing the caller's blocks and handle blocks: one unit per block.
@@ -293,7 +306,7 @@ export class RequestRenderer {
         blocks.forEach((b, j) => {
           const ref = handleBlocks[j];
           if (!ref) {
-            const unit = inlineUnit('messages', bodyText, b);
+            const unit = this.inline('messages', bodyText, b);
             messageUnits.push({ ...unit, hashText: `${role}:${unit.hashText}` });
             return;
           }
@@ -418,19 +431,21 @@ function unitOf(section: Section, item: Item): Unit {
   return { section, hashText: item.text, item, segment: item.segment, blocks: item.blocks, callerBreakpoints: 0 };
 }
 
-function inlineUnit(section: Section, source: string, node: JsonNode, blocks = 1): Unit {
-  const value = valueIn(source, node);
+/** What a caller's inline unit contributes to the digests and breakpoints. */
+interface InlineIdentity {
+  hashText: string;
+  callerBreakpoints: number;
+  callerTtl: string | undefined;
+  weight: number;
+}
+
+function inlineIdentity(text: string): InlineIdentity {
+  // The value jsonc-parser's tree walk would give (duplicate keys, "__proto__"), several times faster.
+  const value: unknown = JSON.parse(text);
   // Hash the value as parsed: whitespace does not change what the model sees, but key order does
   // (providers serialise keys as sent), so it is kept.
-  return {
-    section,
-    hashText: JSON.stringify(value) ?? textOf(source, node),
-    item: null,
-    segment: null,
-    blocks,
-    callerBreakpoints: countCacheControl(value),
-    callerTtl: callerTtlOf(value),
-  };
+  const hashText = JSON.stringify(value);
+  return { hashText, callerBreakpoints: countCacheControl(value), callerTtl: callerTtlOf(value), weight: text.length + hashText.length + 64 };
 }
 
 function callerTtlOf(v: unknown): string | undefined {
