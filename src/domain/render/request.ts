@@ -129,11 +129,13 @@ export class RequestRenderer {
 
   private inline(section: Section, source: string, node: JsonNode, blocks = 1): Unit {
     const text = textOf(source, node);
-    let id = this.inlineUnits.get(text);
-    if (!id) {
-      id = inlineIdentity(text);
-      // A slice of the body would keep the whole body alive in the cache: key it by a copy.
-      this.inlineUnits.set(` ${text}`.slice(1), id);
+    // Keyed by length, head and tail (hashing a whole long key costs more than comparing it), then compared whole.
+    const key = text.length > 96 ? `${text.length}:${text.slice(0, 48)}${text.slice(-48)}` : text;
+    let id = this.inlineUnits.get(key);
+    if (!id || id.text !== text) {
+      // A slice of the body would keep the whole body alive in the cache: keep a copy.
+      id = inlineIdentity(` ${text}`.slice(1));
+      this.inlineUnits.set(key.length > 96 ? ` ${key}`.slice(1) : id.text, id);
     }
     return { section, hashText: id.hashText, item: null, segment: null, blocks, callerBreakpoints: id.callerBreakpoints, callerTtl: id.callerTtl };
   }
@@ -433,6 +435,7 @@ function unitOf(section: Section, item: Item): Unit {
 
 /** What a caller's inline unit contributes to the digests and breakpoints. */
 interface InlineIdentity {
+  text: string;
   hashText: string;
   callerBreakpoints: number;
   callerTtl: string | undefined;
@@ -445,7 +448,7 @@ function inlineIdentity(text: string): InlineIdentity {
   // Hash the value as parsed: whitespace does not change what the model sees, but key order does
   // (providers serialise keys as sent), so it is kept.
   const hashText = JSON.stringify(value);
-  return { hashText, callerBreakpoints: countCacheControl(value), callerTtl: callerTtlOf(value), weight: text.length + hashText.length + 64 };
+  return { text, hashText, callerBreakpoints: countCacheControl(value), callerTtl: callerTtlOf(value), weight: 2 * text.length + hashText.length + 64 };
 }
 
 function callerTtlOf(v: unknown): string | undefined {
