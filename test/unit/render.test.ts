@@ -106,7 +106,8 @@ describe('segment digests of handles', () => {
           const { segments, breakpoints, body } = res.json;
           return { segments: segments.map(({ source: _s, path: _p, chain: _c, ...rest }: Record<string, unknown>) => rest), breakpoints: breakpoints.map(({ source: _s, ...rest }: Record<string, unknown>) => rest), body: JSON.stringify(body).replace(/art_\w+/g, 'art') };
         };
-        // Warm: the same messages seen before, as an agent loop sends them again next turn.
+        // Warm: the same messages seen before (kept from their second sighting), as an agent loop sends them again.
+        await render(t, before);
         await render(t, before);
         const warm = await render(t, [...before, ...after]);
         const other = createTestApp();

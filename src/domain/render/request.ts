@@ -123,7 +123,11 @@ export class RequestRenderer {
   private readonly items = new Lru<string, string[]>(64 * 1024 * 1024, (texts) => texts.reduce((n, t) => n + t.length, 64));
 
   // The caller's own units by their exact text: an agent loop sends every earlier message again on every turn.
+  // A unit is kept from its second sighting on: one-off content is neither copied nor kept (its copies would
+  // outlive the young generation and cost more in garbage collection than the cache saves).
   private readonly inlineUnits = new Lru<string, InlineIdentity>(32 * 1024 * 1024, (v) => v.weight);
+  // Sightings by a 32-bit hash of the key: no strings kept; a collision only admits a unit one sighting early.
+  private readonly inlineSeen = new Lru<number, true>(64 * 1024);
 
   constructor(private readonly handles: HandleService) {}
 
@@ -133,9 +137,11 @@ export class RequestRenderer {
     const key = text.length > 96 ? `${text.length}:${text.slice(0, 48)}${text.slice(-48)}` : text;
     let id = this.inlineUnits.get(key);
     if (!id || id.text !== text) {
-      // A slice of the body would keep the whole body alive in the cache: keep a copy.
-      id = inlineIdentity(` ${text}`.slice(1));
-      this.inlineUnits.set(key.length > 96 ? ` ${key}`.slice(1) : id.text, id);
+      id = inlineIdentity(text);
+      // Slices of the body would keep the whole body alive: what is kept is a copy.
+      const sighting = fnv1a(key);
+      if (this.inlineSeen.get(sighting)) this.inlineUnits.set(` ${key}`.slice(1), { ...id, text: ` ${text}`.slice(1) });
+      else this.inlineSeen.set(sighting, true);
     }
     return { section, hashText: id.hashText, item: null, segment: null, blocks, callerBreakpoints: id.callerBreakpoints, callerTtl: id.callerTtl };
   }
@@ -440,6 +446,13 @@ interface InlineIdentity {
   callerBreakpoints: number;
   callerTtl: string | undefined;
   weight: number;
+}
+
+/** FNV-1a over UTF-16 code units: a cheap 32-bit fingerprint. */
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h >>> 0;
 }
 
 function inlineIdentity(text: string): InlineIdentity {
