@@ -22,6 +22,8 @@ export interface RenderCall {
   tenantId: string;
   format: RequestFormat;
   bodyText: string;
+  /** True when the caller has already parsed bodyText with JSON.parse: it is not validated again. */
+  bodyIsJson?: boolean;
   pointer: string;
   /** Overrides the body's `model` (Gemini bodies have none). */
   model?: string;
@@ -80,6 +82,7 @@ export class RequestService {
       tenantId: call.tenantId,
       format: call.format,
       bodyText: call.bodyText,
+      bodyIsJson: call.bodyIsJson,
       pointer: call.pointer,
       resolveModel: (inBody) => {
         modelName = call.model ?? inBody ?? '';

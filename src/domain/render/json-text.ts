@@ -8,8 +8,8 @@ import { DomainError, invalid } from '../errors';
 export type JsonNode = Node;
 
 /** Parses strict JSON into a tree with offsets; malformed text is a 400 with the offset. */
-export function parseJsonTree(text: string, pointer: string): JsonNode {
-  const fast = strictJsonTree(text);
+export function parseJsonTree(text: string, pointer: string, validated = false): JsonNode {
+  const fast = strictJsonTree(text, validated);
   if (fast) return fast;
   // Not strict JSON (or nested too deep for the fast path): jsonc-parser decides, and names the error.
   const errors: ParseError[] = [];
@@ -24,6 +24,7 @@ export function parseJsonTree(text: string, pointer: string): JsonNode {
 }
 
 const NUMBER_CHAR = /[0-9eE.+-]/;
+const NOT_JSON = new Error('not JSON');
 
 /**
  * The same tree as jsonc-parser's parseTree (types, offsets, lengths, values,
@@ -50,11 +51,13 @@ class EscapedString {
 /** A node while it is built (jsonc-parser's Node, writable). */
 type Building = { -readonly [K in keyof JsonNode]: K extends 'children' ? Building[] : K extends 'parent' ? Building : JsonNode[K] };
 
-export function strictJsonTree(text: string): JsonNode | null {
-  try {
-    JSON.parse(text);
-  } catch {
-    return null;
+export function strictJsonTree(text: string, validated = false): JsonNode | null {
+  if (!validated) {
+    try {
+      JSON.parse(text);
+    } catch {
+      return null;
+    }
   }
   let pos = 0;
   const skip = () => {
@@ -66,6 +69,7 @@ export function strictJsonTree(text: string): JsonNode | null {
     let end = text.indexOf('"', start + 1);
     // A quote ends the string unless an odd number of backslashes escapes it.
     for (;;) {
+      if (end < 0) throw NOT_JSON;
       let slashes = 0;
       while (text.charCodeAt(end - 1 - slashes) === 0x5c) slashes++;
       if (slashes % 2 === 0) break;
@@ -124,6 +128,8 @@ export function strictJsonTree(text: string): JsonNode | null {
     if (c === 0x6e) return literal(parent, 4, null);
     const start = pos;
     while (NUMBER_CHAR.test(text[pos] ?? '')) pos++;
+    // Every step consumes text: a wrong "validated" ends here, not in an endless loop.
+    if (pos === start) throw NOT_JSON;
     return { type: 'number', offset: start, length: pos - start, parent, value: Number(text.slice(start, pos)) } as Building;
   };
   try {
@@ -133,8 +139,8 @@ export function strictJsonTree(text: string): JsonNode | null {
     delete root.parent;
     return root as JsonNode;
   } catch (e) {
-    // Nested too deep for this recursion: the slow path decides.
-    if (e instanceof RangeError) return null;
+    // Nested too deep for this recursion (or not JSON after all): the slow path decides.
+    if (e instanceof RangeError || e === NOT_JSON) return null;
     throw e;
   }
 }

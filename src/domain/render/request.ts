@@ -69,6 +69,8 @@ export interface RenderRequestInput {
   format: RequestFormat;
   /** The provider request body, as JSON text. */
   bodyText: string;
+  /** True when bodyText is known to be valid JSON (the caller parsed it): it is not validated again. */
+  bodyIsJson?: boolean;
   /** JSON pointer of the body inside the API request (for error paths). */
   pointer: string;
   /** Resolves the body's `model` (undefined when it has none) to its catalog entry. */
@@ -161,7 +163,7 @@ export class RequestRenderer {
 
   render(input: RenderRequestInput): RenderedRequest {
     const { format, bodyText, pointer } = input;
-    const root = parseJsonTree(bodyText, pointer);
+    const root = parseJsonTree(bodyText, pointer, input.bodyIsJson);
     if (root.type !== 'object') throw invalid(pointer, 'the request body must be a JSON object');
     const modelNode = property(root, 'model');
     const model = input.resolveModel(modelNode?.type === 'string' ? (modelNode.value as string) : undefined);

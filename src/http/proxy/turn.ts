@@ -69,6 +69,8 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
     tenantId,
     format,
     bodyText: hideUsageChunk ? withIncludeUsage(text, caller.value) : text,
+    // inspectBody has just parsed it.
+    bodyIsJson: !hideUsageChunk,
     pointer: '',
     model: caller.model,
     extraPrefix: session ? [...prefix, session.ref] : prefix,
