@@ -33,7 +33,11 @@ async function main() {
     console.log(`prefix-handles listening on http://${config.host}:${info.port} (database ${config.databasePath}; docs at /docs)`);
   });
 
+  let closing = false;
   const shutdown = () => {
+    // Ctrl-C reaches a `prefix-handles serve` child twice: from the terminal and from its parent.
+    if (closing) return;
+    closing = true;
     server.close(() => {
       // Whatever is still queued for the group commit is written before the database closes.
       services.writes.flushNow();

@@ -31,3 +31,31 @@ function expand(issue: Issue, prefix: PropertyKey[]): { path: PropertyKey[]; mes
 export function validationError(error: { issues: Issue[] }, base: string, message: string): DomainError {
   return new DomainError('invalid_request', message, {}, zodIssues(error, base));
 }
+
+/**
+ * Deeper documents are refused: the tree walks, canonical JSON and hashing
+ * recurse, and a stack overflow would be our 500. No provider request comes
+ * near it (the JSON Schemas of tools nest a few dozen levels).
+ */
+export const MAX_JSON_DEPTH = 512;
+
+export const tooDeep = (pointer: string) =>
+  new DomainError('invalid_request', `${pointer || 'the body'} is nested deeper than ${MAX_JSON_DEPTH} levels`, {}, [{ pointer, detail: `nested deeper than ${MAX_JSON_DEPTH} levels` }]);
+
+/** Refuses a parsed document nested deeper than MAX_JSON_DEPTH, naming the top-level member that is. */
+export function checkDepth(value: unknown): void {
+  if (value === null || typeof value !== 'object') return;
+  for (const [key, member] of Object.entries(value)) if (deeper(member, 1)) throw tooDeep(`/${escapePointer(key)}`);
+}
+
+// Depth 0 is the document itself (as in the render's JSON tree): one visit per value.
+function deeper(value: unknown, depth: number): boolean {
+  if (depth > MAX_JSON_DEPTH) return true;
+  if (value === null || typeof value !== 'object') return false;
+  if (Array.isArray(value)) {
+    for (const v of value) if (deeper(v, depth + 1)) return true;
+    return false;
+  }
+  for (const key in value) if (deeper((value as Record<string, unknown>)[key], depth + 1)) return true;
+  return false;
+}

@@ -1,4 +1,5 @@
 import type { Context, MiddlewareHandler } from 'hono';
+import type { IncomingMessage } from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { AuthContext, TenantService } from '../domain/tenants';
 import { DomainError } from '../domain/errors';
@@ -36,7 +37,8 @@ export function headersOf(c: Context<AppEnv>): Record<string, string | string[] 
   return incomingOf(c)?.headers ?? Object.fromEntries(c.req.raw.headers);
 }
 
-const incomingOf = (c: Context<AppEnv>) => (c.env as { incoming?: { headers: Record<string, string | string[] | undefined> } } | undefined)?.incoming;
+/** The node:http request under a Hono context (undefined off Node, e.g. in `app.request` tests). */
+export const incomingOf = (c: Context<AppEnv>) => (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
 
 /** The tenant a request's key belongs to; throws `unauthorized`. */
 export function authenticateRequest(tenants: TenantService, c: Context<AppEnv>): AuthContext {

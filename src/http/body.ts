@@ -1,7 +1,7 @@
 import type { Context } from 'hono';
-import type { IncomingMessage } from 'node:http';
 import { DomainError } from '../domain/errors';
-import { headerOf } from './auth';
+import { checkDepth } from '../domain/validation';
+import { headerOf, incomingOf } from './auth';
 import type { AppEnv } from './router';
 
 export const JSON_TYPE = /^application\/(?:[\w.-]+\+)?json\s*(?:;|$)/i;
@@ -27,12 +27,14 @@ export async function readJson(c: Context<AppEnv>, maxBytes: number): Promise<un
   const text = await readText(c, maxBytes);
   // No body at all is a missing document (the schema says what is missing); an empty JSON body is malformed JSON.
   if (text === '' && headerOf(c, 'content-type') === undefined) return undefined;
+  let body: unknown;
   try {
-    // A leading byte-order mark is not part of the JSON text (RFC 8259 §8.1 lets a parser ignore it).
-    return JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+    body = JSON.parse(text);
   } catch {
     throw new DomainError('malformed_json', 'The request body is not valid JSON.');
   }
+  checkDepth(body);
+  return body;
 }
 
 /**
@@ -50,11 +52,15 @@ export function checkBody(c: Context<AppEnv>, maxBytes: number): void {
 
 const tooLarge = (maxBytes: number) => new BodyError('payload_too_large', `the body is larger than ${maxBytes} bytes (PH_MAX_BODY_BYTES)`);
 
-/** The request body as text, refused once it is over the limit (413); read from the incoming message on Node. */
+/** A leading byte-order mark is not part of a JSON text (RFC 8259 §8.1 lets a parser ignore it). */
+const withoutBom = (text: string) => (text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+
+/** The request body as text (without a byte-order mark), refused once it is over the limit (413); read from the incoming message on Node. */
 export async function readText(c: Context<AppEnv>, maxBytes: number): Promise<string> {
   if (Number(headerOf(c, 'content-length') ?? NaN) > maxBytes) throw tooLarge(maxBytes);
-  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  const incoming = incomingOf(c);
   if (!incoming) {
+    // TextDecoder drops a leading byte-order mark, as the Node path below does.
     const bytes = new Uint8Array(await c.req.arrayBuffer());
     if (bytes.length > maxBytes) throw tooLarge(maxBytes);
     return new TextDecoder().decode(bytes);
@@ -72,7 +78,7 @@ export async function readText(c: Context<AppEnv>, maxBytes: number): Promise<st
         reject(tooLarge(maxBytes));
       }
     };
-    const onEnd = () => resolve((chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)).toString('utf8'));
+    const onEnd = () => resolve(withoutBom((chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)).toString('utf8')));
     // A client that leaves mid-body (Node reports "aborted") settles the read as a client error, not ours.
     const cutShort = () => reject(new DomainError('malformed_json', 'the client closed the connection before the body ended'));
     const onClose = () => incoming.readableEnded || cutShort();

@@ -2,7 +2,7 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import type { AuthContext } from '../domain/tenants';
 import type { ZodError } from 'zod';
 import { DomainError } from '../domain/errors';
-import { zodIssues } from '../domain/validation';
+import { checkDepth, zodIssues } from '../domain/validation';
 import { problem } from './problem';
 
 export interface AppEnv {
@@ -19,7 +19,11 @@ const TARGET_PREFIX: Record<string, string> = { json: '', query: 'query:', param
 export function newRouter() {
   return new OpenAPIHono<AppEnv>({
     defaultHook: (result, c) => {
-      if (result.success) return;
+      if (result.success) {
+        // Valid by its schema, but too deep for what walks it next (canonical JSON, hashing).
+        if (result.target === 'json') checkDepth(result.data);
+        return;
+      }
       const e = invalidInput(result.error, result.target);
       return problem(c, e.code, e.message, e.errors);
     },

@@ -209,3 +209,40 @@ describe('reconciliation edge cases', () => {
     expect(rep.money.write_premiums_unread).toBe(0);
   });
 });
+
+describe('documents nested too deep', () => {
+  // A 100,000-level document once overflowed the stack in canonical JSON or the tree walk: a 500.
+  const deepArray = (n: number) => '['.repeat(n) + ']'.repeat(n);
+  const deepObject = (n: number) => '{"a":'.repeat(n) + '1' + '}'.repeat(n);
+
+  it('are a 422 naming the member, on every kind of body, and nothing is written', async () => {
+    t = createTestApp();
+    const me = t.tenant();
+    const sys = await mintSystem(me.client);
+    const handles = () => t.sqlite.prepare('select count(*) as n from handle_versions').get();
+    const before = handles();
+    const cases: [string, string, string][] = [
+      ['/v1/artifacts', `{"kind":"tools","content":[{"name":"x","input_schema":${deepObject(100_000)}}]}`, '/content'],
+      ['/v1/artifacts', `{"kind":"system","content":"x","metadata":${deepObject(600)}}`, '/metadata'],
+      [`/v1/artifacts/${sys.id}/versions`, `{"content":${deepArray(100_000)}}`, '/content'],
+      ['/v1/render', `{"format":"anthropic","request":{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":${deepArray(100_000)}}]}}`, ''],
+      ['/v1/usage', `{"request_id":"req_x","response":{"type":"message","usage":{"input_tokens":1,"output_tokens":1},"content":${deepObject(100_000)}}}`, '/response'],
+      ['/v1/usage/batch', `{"records":[{"request_id":"req_x","diagnostics":${deepArray(100_000)}}]}`, '/records'],
+    ];
+    for (const [path, body, pointer] of cases) {
+      const res = await me.client.post(path, body);
+      expect(res.status, `${path} ${res.text.slice(0, 200)}`).toBe(422);
+      expect(res.json.errors).toEqual([{ pointer, detail: 'nested deeper than 512 levels' }]);
+    }
+    expect(handles()).toEqual(before);
+  });
+
+  it('up to the limit are served', async () => {
+    t = createTestApp();
+    const me = t.tenant();
+    const res = await me.client.post('/v1/artifacts', `{"kind":"system","content":"x","metadata":${deepObject(511)}}`);
+    expect(res.status, res.text.slice(0, 200)).toBe(201);
+    const render = await me.client.post('/v1/render', `{"format":"anthropic","request":{"model":"claude-sonnet-4-5","metadata":${deepObject(509)},"messages":[{"role":"user","content":"hi"}]}}`);
+    expect(render.status, render.text.slice(0, 200)).toBe(200);
+  });
+});

@@ -108,6 +108,35 @@ describe("the proxy's own refusals", () => {
     expect(h.t.sqlite.prepare('select count(*) as n from requests').get()).toEqual({ n: 0 });
   });
 
+  it('a body that starts with a byte-order mark is served (RFC 8259 §8.1), and the provider gets JSON without it', async () => {
+    h = await startHarness();
+    const body = JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] });
+    const res = await fetch(`${h.url}/proxy/anthropic/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-ph-key': h.key, 'content-type': 'application/json', 'x-api-key': 'sk-ant-test', 'anthropic-version': '2023-06-01' },
+      body: '\uFEFF' + body,
+    });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { type: string }).type).toBe('message');
+    expect(h.tap).toHaveLength(1);
+    expect(h.tap[0]!.body.charCodeAt(0)).toBe('{'.charCodeAt(0));
+    expect(JSON.parse(h.tap[0]!.body)).toEqual(JSON.parse(body));
+  });
+
+  it('a body nested deeper than 512 levels: 422 problem (not a stack overflow), the provider not called', async () => {
+    h = await startHarness();
+    const deep = '['.repeat(100_000) + ']'.repeat(100_000);
+    const res = await fetch(`${h.url}/proxy/anthropic/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-ph-key': h.key, 'content-type': 'application/json', 'x-api-key': 'sk-ant-test', 'anthropic-version': '2023-06-01' },
+      body: `{"model":"claude-sonnet-4-6","max_tokens":16,"messages":[{"role":"user","content":${deep}}]}`,
+    });
+    expect(res.status).toBe(422);
+    expect(res.headers.get('content-type')).toBe('application/problem+json');
+    expect(((await res.json()) as { detail: string }).detail).toBe('the body is nested deeper than 512 levels');
+    expect(h.tap).toHaveLength(0);
+  });
+
   it('a handle that does not exist or a session header naming a bundle: 404 / 422 before the provider is called', async () => {
     h = await startHarness();
     const sys = await mintSystem(h.tenant.client);

@@ -1,6 +1,7 @@
 import { getNodeValue, parseTree, printParseErrorCode, type Node, type ParseError } from 'jsonc-parser';
 import { escapePointer } from '../canonical-json';
 import { DomainError, invalid } from '../errors';
+import { MAX_JSON_DEPTH, tooDeep } from '../validation';
 
 // Byte-preserving JSON editing: we splice expansions into the caller's text
 // and leave every other byte (key order, number spelling, escapes) as sent.
@@ -9,11 +10,22 @@ export type JsonNode = Node;
 
 /** Parses strict JSON into a tree with offsets; malformed text is a 400 with the offset. */
 export function parseJsonTree(text: string, pointer: string, validated = false): JsonNode {
-  const fast = strictJsonTree(text, validated);
+  let fast: JsonNode | null;
+  try {
+    fast = strictJsonTree(text, validated);
+  } catch (e) {
+    throw e === TOO_DEEP ? tooDeep(pointer) : e;
+  }
   if (fast) return fast;
-  // Not strict JSON (or nested too deep for the fast path): jsonc-parser decides, and names the error.
+  // Not strict JSON: jsonc-parser decides, and names the error.
   const errors: ParseError[] = [];
-  const root = parseTree(text, errors, { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false });
+  let root: JsonNode | undefined;
+  try {
+    root = parseTree(text, errors, { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false });
+  } catch (e) {
+    // jsonc-parser recurses too: a text too deep for it is refused as such, not as our failure.
+    throw e instanceof RangeError ? tooDeep(pointer) : e;
+  }
   if (errors.length || !root) {
     const e = errors[0];
     throw new DomainError('invalid_request', `${pointer || 'body'} is not valid JSON${e ? `: ${printParseErrorCode(e.error)} at offset ${e.offset}` : ''}`, {}, [
@@ -25,14 +37,8 @@ export function parseJsonTree(text: string, pointer: string, validated = false):
 
 const NUMBER_CHAR = /[0-9eE.+-]/;
 const NOT_JSON = new Error('not JSON');
+const TOO_DEEP = new Error('nested too deep');
 
-/**
- * The same tree as jsonc-parser's parseTree (types, offsets, lengths, values,
- * parents) for strict JSON, or null for anything else. Four times faster:
- * JSON.parse validates natively, then a scan that may trust the text finds
- * each string's end with indexOf and decodes a string with escapes only when
- * its value is read, where jsonc-parser rebuilds every string a character at a time.
- */
 /** A string node with escapes: its value is decoded when it is read. */
 class EscapedString {
   readonly type = 'string';
@@ -51,6 +57,14 @@ class EscapedString {
 /** A node while it is built (jsonc-parser's Node, writable). */
 type Building = { -readonly [K in keyof JsonNode]: K extends 'children' ? Building[] : K extends 'parent' ? Building : JsonNode[K] };
 
+/**
+ * The same tree as jsonc-parser's parseTree (types, offsets, lengths, values,
+ * parents) for strict JSON, or null for anything else; throws TOO_DEEP past
+ * MAX_JSON_DEPTH. Four times faster: JSON.parse validates natively, then a scan
+ * that may trust the text finds each string's end with indexOf and decodes a
+ * string with escapes only when its value is read, where jsonc-parser rebuilds
+ * every string a character at a time.
+ */
 export function strictJsonTree(text: string, validated = false): JsonNode | null {
   if (!validated) {
     try {
@@ -86,8 +100,9 @@ export function strictJsonTree(text: string, validated = false): JsonNode | null
     pos += length;
     return node;
   };
-  const value = (parent: Building | undefined): Building => {
+  const value = (parent: Building | undefined, depth: number): Building => {
     const c = text.charCodeAt(pos);
+    if (depth > MAX_JSON_DEPTH) throw TOO_DEEP;
     if (c === 0x22) return string(parent);
     if (c === 0x7b) {
       const obj = { type: 'object', offset: pos, length: -1, parent, children: [] as Building[] } as Building;
@@ -99,7 +114,7 @@ export function strictJsonTree(text: string, validated = false): JsonNode | null
         skip();
         prop.colonOffset = pos++;
         skip();
-        const v = value(prop);
+        const v = value(prop, depth + 1);
         prop.children!.push(v);
         prop.length = v.offset + v.length - prop.offset;
         obj.children!.push(prop);
@@ -115,7 +130,7 @@ export function strictJsonTree(text: string, validated = false): JsonNode | null
       pos++;
       skip();
       while (text.charCodeAt(pos) !== 0x5d) {
-        arr.children!.push(value(arr));
+        arr.children!.push(value(arr, depth + 1));
         skip();
         if (text.charCodeAt(pos) === 0x2c) pos++, skip();
       }
@@ -134,13 +149,13 @@ export function strictJsonTree(text: string, validated = false): JsonNode | null
   };
   try {
     skip();
-    const root = value(undefined);
+    const root = value(undefined, 0);
     // jsonc-parser's root has no parent property at all.
     delete root.parent;
     return root as JsonNode;
   } catch (e) {
-    // Nested too deep for this recursion (or not JSON after all): the slow path decides.
-    if (e instanceof RangeError || e === NOT_JSON) return null;
+    // Not JSON after all (told wrongly that it was validated): the slow path decides.
+    if (e === NOT_JSON) return null;
     throw e;
   }
 }

@@ -69,7 +69,6 @@ const routes = {
 export function renderRoutes(requests: RequestService, catalog: ModelCatalog) {
   const app = newRouter();
 
-  // Read the raw text before validation parses it: the caller's bytes must come through exactly.
   // Declared for the OpenAPI document; handled by hand because the caller's bytes must come
   // through exactly, so the body is read as text and the response body spliced in as text.
   app.openAPIRegistry.registerPath(routes.render);
@@ -81,7 +80,8 @@ export function renderRoutes(requests: RequestService, catalog: ModelCatalog) {
     } catch {
       throw new DomainError('malformed_json', 'The request body is not valid JSON.');
     }
-    const tree = parseJsonTree(raw, '');
+    // JSON.parse has validated the text: the tree need not validate it again.
+    const tree = parseJsonTree(raw, '', true);
     const parsed = RenderBody.safeParse(json);
     if (!parsed.success) throw validationError(parsed.error, '', 'the render request is not valid');
     const input = parsed.data;
@@ -91,6 +91,7 @@ export function renderRoutes(requests: RequestService, catalog: ModelCatalog) {
       format: input.format,
       bodyText: textOf(raw, requestNode),
       pointer: '/request',
+      bodyIsJson: true,
       model: input.model,
     });
     // Acknowledge only a durably recorded request (its usage will be reconciled against it).
