@@ -10,7 +10,7 @@ import type { ModelCatalog } from './domain/catalog/catalog';
 import { Expander } from './domain/render/expand';
 import { TenantService } from './domain/tenants';
 import { RequestService } from './domain/requests';
-import { renderRoutes } from './http/routes/render';
+import { RENDER_PATH, renderRoute, renderRoutes } from './http/routes/render';
 import { USAGE_PATH, usageRoute, usageRoutes } from './http/routes/usage';
 import { JSON_TYPE } from './http/body';
 import { Reconciler } from './domain/reconcile/reconciler';
@@ -113,6 +113,7 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   // The hottest routes go first: they authenticate and count themselves, without the global middleware.
   app.get(EXPAND_PATH, expandRoute(services.expander, services.tenants, services.metrics, config.log === 'json'));
   app.post(USAGE_PATH, usageRoute({ ...services, log: config.log === 'json', maxBodyBytes: config.maxBodyBytes }));
+  app.post(RENDER_PATH, renderRoute({ ...services, log: config.log === 'json', maxBodyBytes: config.maxBodyBytes }));
   const proxy = proxyRoutes(deps, services);
   for (const [path, handler] of proxy.turns) app.post(path, handler);
 
@@ -139,7 +140,7 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   app.get('/metrics', admin, async (c) => c.body(await services.metrics.registry.metrics(), 200, { 'content-type': services.metrics.registry.contentType }));
   app.route('/', adminRoutes(services.tenants));
   app.route('/', handleRoutes(services.handles, services.expander, services.reports));
-  app.route('/', renderRoutes(services.requests, deps.catalog));
+  app.route('/', renderRoutes(deps.catalog));
   app.route('/', usageRoutes({ ...services, clock: deps.clock, batchMax: config.usageBatchMax }));
   app.route('/', docsRoutes());
   app.route('/', proxy.others);

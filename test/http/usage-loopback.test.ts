@@ -148,6 +148,42 @@ describe('POST /v1/usage over HTTP, on a database file', () => {
     expect(ok.status).toBe(201);
   });
 
+  it('POST /v1/render, also ahead of the middleware: the same problems in the same order, and nothing written', async () => {
+    running = await start(20_000);
+    const { key } = await renderOne(running);
+    const json = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
+    const expectProblem = (res: { status: number; type: string; json: any }, status: number, code: string) => {
+      expect(res.status, JSON.stringify(res.json)).toBe(status);
+      expect(res.type).toMatch(/^application\/problem\+json/);
+      expect(res.json.code).toBe(code);
+    };
+    const requests = () => running!.t.sqlite.prepare('select count(*) as n from requests').get();
+    const before = requests();
+    const body = (extra: object = {}) => JSON.stringify({ format: 'anthropic', request: { model: 'claude-sonnet-4-5', messages: [{ role: 'user', content: 'hi' }] }, ...extra });
+
+    expectProblem(await post(running.url, '/v1/render', '{"format":', json), 400, 'malformed_json');
+    expectProblem(await post(running.url, '/v1/render', body(), { ...json, 'content-type': 'text/plain' }), 415, 'unsupported_media_type');
+    const big = body({ model: 'x'.repeat(24_000) });
+    expectProblem(await post(running.url, '/v1/render', big, { ...json, 'content-length': String(Buffer.byteLength(big)) }), 413, 'payload_too_large');
+    expectProblem(await post(running.url, '/v1/render', big, { ...json, 'transfer-encoding': 'chunked' }), 413, 'payload_too_large');
+    const unknownField = await post(running.url, '/v1/render', body({ extra: 1 }), json);
+    expectProblem(unknownField, 422, 'invalid_request');
+    expect(unknownField.json.errors).toEqual([{ pointer: '/extra', detail: 'unknown field "extra"' }]);
+    expectProblem(await post(running.url, '/v1/render', body(), { 'content-type': 'application/json' }), 401, 'unauthorized');
+    expectProblem(await post(running.url, '/v1/render', '', {}), 401, 'unauthorized');
+    expect(requests()).toEqual(before);
+
+    // A leading byte-order mark is not an error; the answer names the request and is counted under its route.
+    const ok = await postRaw(running.url, '/v1/render', '\uFEFF' + body(), { ...json, 'x-request-id': 'trace-7' });
+    expect(ok.status).toBe(200);
+    expect(ok.headers['x-request-id']).toBe('trace-7');
+    expect(ok.headers['x-ph-request-id']).toBe(JSON.parse(ok.text).request_id);
+    expect(requests()).toEqual({ n: (before as { n: number }).n + 1 });
+    const counted = await running.t.services.metrics.registry.getSingleMetricAsString('ph_http_requests_total');
+    expect(counted).toMatch(/ph_http_requests_total\{method="POST",route="\/v1\/render",status="200"\} \d+/);
+    expect(counted).toMatch(/ph_http_requests_total\{method="POST",route="\/v1\/render",status="415"\} 1/);
+  });
+
   it('names each request: a sane x-request-id is echoed and used in problems, any other is replaced', async () => {
     running = await start();
     const { key, requestId, total } = await renderOne(running);

@@ -3,7 +3,13 @@ import type { ModelCatalog } from '../../domain/catalog/catalog';
 import type { RequestService } from '../../domain/requests';
 import { requestFormats } from '../../domain/render/request';
 import { parseJsonTree, property, textOf } from '../../domain/render/json-text';
-import { newRouter } from '../router';
+import type { Handler } from 'hono';
+import type { TenantService } from '../../domain/tenants';
+import { authenticateRequest } from '../auth';
+import { checkBody, readText } from '../body';
+import { fastRoute, requestIdHeader } from '../fast-route';
+import type { Metrics } from '../metrics';
+import { newRouter, type AppEnv } from '../router';
 import { validationError } from '../../domain/validation';
 import { DomainError } from '../../domain/errors';
 import { commonErrors, conflictErrors } from '../schemas';
@@ -66,14 +72,20 @@ const routes = {
   }),
 };
 
-export function renderRoutes(requests: RequestService, catalog: ModelCatalog) {
-  const app = newRouter();
+export const RENDER_PATH = '/v1/render';
 
-  // Declared for the OpenAPI document; handled by hand because the caller's bytes must come
-  // through exactly, so the body is read as text and the response body spliced in as text.
-  app.openAPIRegistry.registerPath(routes.render);
-  app.post('/v1/render', async (c) => {
-    const raw = await c.req.text();
+/**
+ * POST /v1/render, run ahead of the global middleware like /v1/usage (the same
+ * checks in the same order, the same problems). Handled by hand because the
+ * caller's bytes must come through exactly: the body is read as text and the
+ * rendered body spliced into the response as text.
+ */
+export function renderRoute(deps: { requests: RequestService; tenants: TenantService; metrics: Metrics; log: boolean; maxBodyBytes: number }): Handler<AppEnv> {
+  return fastRoute(deps.metrics, deps.log, 'POST', RENDER_PATH, async (c) => {
+    checkBody(c, deps.maxBodyBytes);
+    const auth = authenticateRequest(deps.tenants, c);
+    c.set('auth', auth);
+    const raw = await readText(c, deps.maxBodyBytes);
     let json: unknown;
     try {
       json = JSON.parse(raw);
@@ -86,8 +98,8 @@ export function renderRoutes(requests: RequestService, catalog: ModelCatalog) {
     if (!parsed.success) throw validationError(parsed.error, '', 'the render request is not valid');
     const input = parsed.data;
     const requestNode = property(tree, 'request')!;
-    const result = requests.render({
-      tenantId: c.get('auth').tenantId,
+    const result = deps.requests.render({
+      tenantId: auth.tenantId,
       format: input.format,
       bodyText: textOf(raw, requestNode),
       pointer: '/request',
@@ -109,10 +121,14 @@ export function renderRoutes(requests: RequestService, catalog: ModelCatalog) {
     });
     // The body is spliced in as text, so its bytes are exactly what the provider will get.
     const text = `${head.slice(0, -1)},"body":${result.bodyText},${tail.slice(1)}`;
-    return new Response(text, { status: 200, headers: { 'content-type': 'application/json', 'x-ph-request-id': result.requestId } });
+    return new Response(text, { status: 200, headers: { 'content-type': 'application/json', 'x-ph-request-id': result.requestId, ...requestIdHeader(c) } });
   });
+}
 
+/** The render route's OpenAPI entry (it is served by renderRoute, ahead of the middleware) and the model catalog. */
+export function renderRoutes(catalog: ModelCatalog) {
+  const app = newRouter();
+  app.openAPIRegistry.registerPath(routes.render);
   app.openapi(routes.models, (c) => c.json({ version: catalog.version, models: catalog.entries() as unknown as Record<string, unknown>[] }, 200));
-
   return app;
 }
