@@ -175,3 +175,22 @@ describe('provider credentials', () => {
     }
   });
 });
+
+describe("the model's answer", () => {
+  it('is never stored: a request keeps the usage object as its raw report, and the diagnostics', async () => {
+    h = await startHarness();
+    const anthropic = await h.anthropic().messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+    const chat = await h.openai().chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+    const responses = await h.openai().responses.create({ model: 'gpt-4.1', input: 'hi' }).withResponse();
+    await committed(h);
+
+    for (const { data, response } of [anthropic, chat, responses]) {
+      const row = (await h.tenant.client.get(`/v1/requests/${response.headers.get('x-ph-request-id')}`)).json;
+      expect(row.status).toBe('reconciled');
+      expect(row.usage_raw).toEqual(JSON.parse(JSON.stringify(data.usage)));
+    }
+    expect(anthropic.data.content).toEqual([expect.objectContaining({ text: expect.stringContaining('Simulated reply') })]);
+    const tables = h.t.sqlite.prepare("select name from sqlite_master where type = 'table'").all() as { name: string }[];
+    for (const { name } of tables) expect(JSON.stringify(h.t.sqlite.prepare(`select * from "${name}"`).all()), name).not.toContain('Simulated reply');
+  });
+});

@@ -13,7 +13,9 @@ import { callerAskedForUsage, inspectBody, withIncludeUsage } from '../../domain
 import { createStreamReply } from '../../domain/proxy/stream-reply';
 import { replyMessage, turnMessages, type ProxyFormat } from '../../domain/proxy/to-neutral';
 import type { UsageReport } from '../../domain/reconcile/reconciler';
+import { extractDiagnostics, normalizeUsage } from '../../domain/usage/normalize';
 import { createStreamUsageAccumulator } from '../../domain/usage/stream';
+import type { NormalizedUsage } from '../../domain/usage/types';
 import type { Store } from '../../store/store';
 import { headerOf, headersOf } from '../auth';
 import { readText } from '../body';
@@ -112,8 +114,24 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
   const parsed = parseJson(bytes);
   // A failure is answered once it is recorded, so a client that looks it up finds it.
   if (res.status >= 400) await record.failed(res.status, parsed);
-  else if (res.status < 300) record.completed({ response: parsed }, parsed);
+  else if (res.status < 300) record.completed(usageOfAnswer(format, parsed), parsed);
   return new Response(bytes, init);
+}
+
+/**
+ * What is kept of an answer that was not streamed: its usage object as the raw report and its diagnostics,
+ * normalised from the whole body (which tells vLLM from OpenAI), never the model's reply itself: the
+ * stream path keeps no more than that either.
+ */
+function usageOfAnswer(format: ProxyFormat, answer: unknown): Pick<UsageReport, 'usage' | 'response' | 'normalized' | 'diagnostics'> {
+  let normalized: NormalizedUsage;
+  try {
+    normalized = normalizeUsage(answer, format);
+  } catch {
+    // A usage the reconciler cannot read: it names the problem from the whole body, as POST /v1/usage would.
+    return { response: answer };
+  }
+  return { usage: (answer as { usage: unknown }).usage, normalized, diagnostics: extractDiagnostics(answer) ?? undefined };
 }
 
 /** The answer's events go on as they come; usage and the reply are read on the way. */
@@ -183,7 +201,7 @@ class Recorder {
   }
 
   /** The provider answered; `reply` is its answer in the non-streaming shape, or null when it did not finish. */
-  completed(usage: Pick<UsageReport, 'response' | 'normalized' | 'diagnostics'>, reply: unknown, usageError: unknown = null): void {
+  completed(usage: Pick<UsageReport, 'usage' | 'response' | 'normalized' | 'diagnostics'>, reply: unknown, usageError: unknown = null): void {
     if (this.settle()) return;
     if (usageError) this.warn('the stream carried malformed usage; recorded as unknown', usageError);
     this.reconcile(usage);
@@ -212,7 +230,7 @@ class Recorder {
     return false;
   }
 
-  private reconcile(usage: Pick<UsageReport, 'response' | 'normalized' | 'diagnostics'>): void {
+  private reconcile(usage: Pick<UsageReport, 'usage' | 'response' | 'normalized' | 'diagnostics'>): void {
     const finishedAt = this.deps.clock.now();
     const report: UsageReport = { request_id: this.requestId, ...usage, started_at: this.startedAt, first_byte_at: this.firstByteAt || finishedAt, finished_at: finishedAt };
     // After the answer has gone out, and not awaited: the caller waits for neither the reconciliation nor its commit.
