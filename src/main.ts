@@ -55,6 +55,8 @@ async function main() {
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
+  // Started by `prefix-handles serve` (bin/): its IPC channel closes when that process is gone, however it died.
+  process.once('disconnect', shutdown);
 }
 
 main().catch((err: unknown) => {

@@ -45,17 +45,17 @@ export const tooDeep = (pointer: string) =>
 /** Refuses a parsed document nested deeper than MAX_JSON_DEPTH, naming the top-level member that is. */
 export function checkDepth(value: unknown): void {
   if (value === null || typeof value !== 'object') return;
-  for (const [key, member] of Object.entries(value)) if (deeper(member, 1)) throw tooDeep(`/${escapePointer(key)}`);
+  for (const [key, member] of Object.entries(value)) if (nestedTooDeep(member, 1)) throw tooDeep(`/${escapePointer(key)}`);
 }
 
-// Depth 0 is the document itself (as in the render's JSON tree): one visit per value.
-function deeper(value: unknown, depth: number): boolean {
+/** True when a value nests deeper than MAX_JSON_DEPTH below `depth` (0: the document itself, as in the render's JSON tree). */
+export function nestedTooDeep(value: unknown, depth = 0): boolean {
   if (depth > MAX_JSON_DEPTH) return true;
   if (value === null || typeof value !== 'object') return false;
   if (Array.isArray(value)) {
-    for (const v of value) if (deeper(v, depth + 1)) return true;
+    for (const v of value) if (nestedTooDeep(v, depth + 1)) return true;
     return false;
   }
-  for (const key in value) if (deeper((value as Record<string, unknown>)[key], depth + 1)) return true;
+  for (const key in value) if (nestedTooDeep((value as Record<string, unknown>)[key], depth + 1)) return true;
   return false;
 }

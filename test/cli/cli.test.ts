@@ -258,7 +258,8 @@ describe('prefix-handles CLI', () => {
       expect(viaKeyFile.out).toContain('requests 0');
       expect(noKey.code).toBe(1);
       expect(noKey.err).toContain('no API key: pass --key, set PH_API_KEY');
-      // The service runs with the young generation of `npm start`: the CLI started itself again with the flag.
+      // The service runs with the young generation of `npm start`: the CLI started itself again with the flag
+      // (read from /proc: CI runs on Linux).
       const [server] = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(' ');
       expect(readFileSync(`/proc/${server}/cmdline`, 'utf8').split('\0')).toContain('--max-semi-space-size=64');
     } finally {

@@ -225,7 +225,7 @@ describe('documents nested too deep', () => {
       ['/v1/artifacts', `{"kind":"tools","content":[{"name":"x","input_schema":${deepObject(100_000)}}]}`, '/content'],
       ['/v1/artifacts', `{"kind":"system","content":"x","metadata":${deepObject(600)}}`, '/metadata'],
       [`/v1/artifacts/${sys.id}/versions`, `{"content":${deepArray(100_000)}}`, '/content'],
-      ['/v1/render', `{"format":"anthropic","request":{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":${deepArray(100_000)}}]}}`, ''],
+      ['/v1/render', `{"format":"anthropic","request":{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":${deepArray(100_000)}}]}}`, '/request'],
       ['/v1/usage', `{"request_id":"req_x","response":{"type":"message","usage":{"input_tokens":1,"output_tokens":1},"content":${deepObject(100_000)}}}`, '/response'],
       ['/v1/usage/batch', `{"records":[{"request_id":"req_x","diagnostics":${deepArray(100_000)}}]}`, '/records'],
     ];
@@ -237,12 +237,19 @@ describe('documents nested too deep', () => {
     expect(handles()).toEqual(before);
   });
 
-  it('up to the limit are served', async () => {
+  it('up to the limit are served, one level more is refused: 512 levels below the document', async () => {
     t = createTestApp();
     const me = t.tenant();
-    const res = await me.client.post('/v1/artifacts', `{"kind":"system","content":"x","metadata":${deepObject(511)}}`);
-    expect(res.status, res.text.slice(0, 200)).toBe(201);
-    const render = await me.client.post('/v1/render', `{"format":"anthropic","request":{"model":"claude-sonnet-4-5","metadata":${deepObject(509)},"messages":[{"role":"user","content":"hi"}]}}`);
-    expect(render.status, render.text.slice(0, 200)).toBe(200);
+    // The value 1 sits at depth 512 (metadata is at 1), then at 513.
+    const artifact = (n: number) => me.client.post('/v1/artifacts', `{"kind":"system","content":"x","metadata":${deepObject(n)}}`);
+    expect((await artifact(511)).status).toBe(201);
+    expect((await artifact(512)).status).toBe(422);
+    // Here metadata is at depth 2: the render's own JSON tree is checked at the same limit.
+    const render = (n: number) =>
+      me.client.post('/v1/render', `{"format":"anthropic","request":{"model":"claude-sonnet-4-5","metadata":${deepObject(n)},"messages":[{"role":"user","content":"hi"}]}}`);
+    expect((await render(510)).status).toBe(200);
+    const over = await render(511);
+    expect(over.status).toBe(422);
+    expect(over.json.errors).toEqual([{ pointer: '/request', detail: 'nested deeper than 512 levels' }]);
   });
 });

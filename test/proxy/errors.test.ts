@@ -123,17 +123,31 @@ describe("the proxy's own refusals", () => {
     expect(JSON.parse(h.tap[0]!.body)).toEqual(JSON.parse(body));
   });
 
-  it('a body nested deeper than 512 levels: 422 problem (not a stack overflow), the provider not called', async () => {
+  it('a body nested deeper than 512 levels, or tool arguments that are: 422 problem (not a stack overflow), the provider not called', async () => {
     h = await startHarness();
+    const session = await startSession(h.tenant.client);
     const deep = '['.repeat(100_000) + ']'.repeat(100_000);
-    const res = await fetch(`${h.url}/proxy/anthropic/v1/messages`, {
-      method: 'POST',
-      headers: { 'x-ph-key': h.key, 'content-type': 'application/json', 'x-api-key': 'sk-ant-test', 'anthropic-version': '2023-06-01' },
-      body: `{"model":"claude-sonnet-4-6","max_tokens":16,"messages":[{"role":"user","content":${deep}}]}`,
-    });
-    expect(res.status).toBe(422);
-    expect(res.headers.get('content-type')).toBe('application/problem+json');
-    expect(((await res.json()) as { detail: string }).detail).toBe('the body is nested deeper than 512 levels');
+    const post = (path: string, body: string, headers: Record<string, string>) =>
+      fetch(`${h!.url}${path}`, { method: 'POST', headers: { 'x-ph-key': h!.key, 'content-type': 'application/json', 'x-ph-session': session.id, ...headers }, body });
+    const anthropic = await post(
+      '/proxy/anthropic/v1/messages',
+      `{"model":"claude-sonnet-4-6","max_tokens":16,"messages":[{"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"f","input":{"a":${deep}}}]},{"role":"user","content":"hi"}]}`,
+      { 'x-api-key': 'sk-ant-test', 'anthropic-version': '2023-06-01' },
+    );
+    expect(anthropic.status).toBe(422);
+    expect(anthropic.headers.get('content-type')).toBe('application/problem+json');
+    expect(((await anthropic.json()) as { errors: unknown }).errors).toEqual([{ pointer: '/messages', detail: 'nested deeper than 512 levels' }]);
+    // JSON inside a string (a chat tool call's arguments) is parsed only to be kept in the session.
+    const args = JSON.stringify(`{"a":${deep}}`);
+    const chat = await post(
+      '/proxy/openai/v1/chat/completions',
+      `{"model":"gpt-4.1","messages":[{"role":"assistant","tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":${args}}}]},{"role":"tool","tool_call_id":"c1","content":"ok"},{"role":"user","content":"hi"}]}`,
+      { authorization: 'Bearer sk-openai-test' },
+    );
+    expect(chat.status).toBe(422);
+    expect(((await chat.json()) as { errors: { pointer: string; detail: string }[] }).errors).toEqual([
+      { pointer: '/messages/0/tool_calls/0/function/arguments', detail: 'nested deeper than 512 levels' },
+    ]);
     expect(h.tap).toHaveLength(0);
   });
 

@@ -138,6 +138,14 @@ describe('turnMessages: OpenAI responses', () => {
 });
 
 describe('replyMessage', () => {
+  it('a reply nested too deep to keep is left out (null), at the limit it is kept', () => {
+    const nest = (n: number): unknown => (n === 0 ? 1 : { a: nest(n - 1) });
+    const reply = (n: number) => ({ type: 'message', content: [{ type: 'tool_use', id: 'toolu_1', name: 'f', input: nest(n) }] });
+    // The input sits at depth 2 of the checked blocks ([0].input), so its innermost value at 2 + n.
+    expect(replyMessage('anthropic', reply(510))).not.toBeNull();
+    expect(replyMessage('anthropic', reply(511))).toBeNull();
+  });
+
   it('Anthropic: text and tool use; thinking has no neutral form and is left out', () => {
     const reply = {
       type: 'message',

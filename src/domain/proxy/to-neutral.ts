@@ -10,7 +10,7 @@
 import { canonicalJson } from '../canonical-json';
 import { messageListSchema, type ContentBlock, type ImageBlock, type Message, type TextBlock } from '../content';
 import { DomainError, invalid } from '../errors';
-import { validationError } from '../validation';
+import { nestedTooDeep, tooDeep, validationError } from '../validation';
 
 export type ProxyFormat = 'anthropic' | 'openai-chat' | 'openai-responses';
 
@@ -45,7 +45,8 @@ export function replyMessage(format: ProxyFormat, response: unknown): Message | 
       throw e;
     }
   } else blocks = Array.isArray(response.output) ? response.output.flatMap(responsesReplyItem) : [];
-  if (blocks.length === 0) return null;
+  // A reply nested too deep for canonical JSON cannot be kept either.
+  if (blocks.length === 0 || nestedTooDeep(blocks)) return null;
   const parsed = messageListSchema.safeParse([{ role: 'assistant', content: blocks }]);
   return parsed.success ? parsed.data[0]! : null;
 }
@@ -67,13 +68,16 @@ function str(v: unknown, at: string): string {
 
 function parseArguments(text: unknown, at: string): Record<string, unknown> {
   if (text === undefined || text === '') return {};
+  let v: unknown;
   try {
-    const v: unknown = JSON.parse(str(text, at));
-    if (isRecord(v)) return v;
+    v = JSON.parse(str(text, at));
   } catch {
-    // fall through
+    // not JSON: refused below
   }
-  throw invalid(at, 'tool call arguments must be a JSON object');
+  if (!isRecord(v)) throw invalid(at, 'tool call arguments must be a JSON object');
+  // JSON inside a string is not seen by the body's depth check.
+  if (nestedTooDeep(v)) throw tooDeep(at);
+  return v;
 }
 
 /** data: URLs carry the image itself; anything else is a URL the provider fetches. */

@@ -10,7 +10,7 @@ import { checkBody, readText } from '../body';
 import { fastRoute, requestIdHeader } from '../fast-route';
 import type { Metrics } from '../metrics';
 import { newRouter, type AppEnv } from '../router';
-import { validationError } from '../../domain/validation';
+import { checkDepth, validationError } from '../../domain/validation';
 import { DomainError } from '../../domain/errors';
 import { commonErrors, conflictErrors } from '../schemas';
 
@@ -92,6 +92,7 @@ export function renderRoute(deps: { requests: RequestService; tenants: TenantSer
     } catch {
       throw new DomainError('malformed_json', 'The request body is not valid JSON.');
     }
+    checkDepth(json);
     // JSON.parse has validated the text: the tree need not validate it again.
     const tree = parseJsonTree(raw, '', true);
     const parsed = RenderBody.safeParse(json);
