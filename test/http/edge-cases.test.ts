@@ -208,6 +208,31 @@ describe('reconciliation edge cases', () => {
     expect(rep.money.write_premiums_paid).toBeGreaterThan(0);
     expect(rep.money.write_premiums_unread).toBe(0);
   });
+
+  it('records imported with a start only, a day later: their other times are the start, and the later one is not "concurrent"', async () => {
+    t = createTestApp();
+    const me = t.tenant();
+    const sys = await mintSystem(me.client, LONG_SYSTEM);
+    const renderAt = async () => (await render(me, { model: 'claude-sonnet-4-5', prefix: [sys.id], messages: [{ role: 'user', content: 'q' }] })).json;
+    const r1 = await renderAt();
+    const r2 = await renderAt();
+    const total = r1.segments[r1.segments.length - 1].token_end;
+    const cached = r1.breakpoints[0].token_end;
+    const start = t.clock.now();
+    // Imported a day after the calls: the receipt time must not stand in for their first byte or end.
+    t.clock.advance(24 * 3600_000);
+    const res = await me.client.post('/v1/usage/batch', {
+      records: [
+        { request_id: r1.request_id, usage: anthropicUsage(total, 0, cached), started_at: start },
+        { request_id: r2.request_id, usage: anthropicUsage(total, cached, 0), started_at: start + 60_000 },
+      ],
+    });
+    expect(res.json.accepted).toBe(2);
+    const first = (await me.client.get(`/v1/requests/${r1.request_id}`)).json;
+    expect([first.first_byte_at, first.finished_at]).toEqual([first.started_at, first.started_at]);
+    const second = (await me.client.get(`/v1/requests/${r2.request_id}`)).json;
+    expect(second.outcome.segments[0].classes).toMatchObject({ captured: cached, concurrent: 0 });
+  });
 });
 
 describe('documents nested too deep', () => {

@@ -158,6 +158,9 @@ describe('POST /v1/render', () => {
       [{ model: 'gpt-4o', messages: [{ role: 'user', content: [{ type: 'handle', ref: tools.id }] }] }, 422, '/request/messages/0/content/0'],
       [{ model: 'gpt-4o', messages: [{ type: 'handle', ref: sys.id }] }, 422, '/request/messages/0'],
       [{ model: 'gpt-4o', messages: [{ type: 'handle' }] }, 422, '/request/messages/0/ref'],
+      // An empty ref once went through to the provider as it was.
+      [{ model: 'gpt-4o', messages: [{ type: 'handle', ref: '' }] }, 422, '/request/messages/0/ref'],
+      [{ model: 'gpt-4o', messages: [{ role: 'user', content: [{ type: 'handle', ref: '' }] }] }, 422, '/request/messages/0/content/0/ref'],
       [{ model: 'gpt-4o' }, 422, '/request/messages'],
       [{ messages: [] }, 422, '/request/model'],
       [{ model: 'claude-sonnet-4-5', messages: 'x' }, 422, '/request/messages'],

@@ -325,6 +325,11 @@ describe('normalizeUsage on whole responses', () => {
     expect(normalizeUsage(vllmCompletion, 'openai-chat').provider).toBe('openai-chat');
   });
 
+  it('Anthropic: a message trimmed to id, type and usage (a log line, as in the README) is still a message', () => {
+    const trimmed = { id: 'msg_1', type: 'message', usage: { input_tokens: 12, cache_read_input_tokens: 2048, cache_creation_input_tokens: 0, output_tokens: 40 } };
+    expect(normalizeUsage(trimmed)).toMatchObject({ provider: 'anthropic', total_prompt_tokens: 12 + 2048, cache_read_tokens: 2048, output_tokens: 40 });
+  });
+
   it('a response body without usage is an error at /usage', () => {
     const inProgress = { ...openaiResponse, status: 'in_progress', usage: null };
     expect(shapeError(() => normalizeUsage(inProgress)).path).toBe('/usage');

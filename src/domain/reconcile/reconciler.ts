@@ -196,7 +196,9 @@ export class Reconciler {
 
     const now = clock.now();
     const startedAt = report.started_at ?? request.renderedAt;
-    const finishedAt = report.finished_at ?? Math.max(now, startedAt);
+    // Given a start (an import), the missing times are the given ones, never the receipt time: a first byte a
+    // day after the start would leave the call "still answering" for every later one (concurrent).
+    const finishedAt = report.finished_at ?? (report.started_at !== undefined ? Math.max(report.first_byte_at ?? startedAt, startedAt) : Math.max(now, startedAt));
     const firstByteAt = report.first_byte_at ?? finishedAt;
     if (!(startedAt <= firstByteAt && firstByteAt <= finishedAt))
       throw invalid(`${pointer}/first_byte_at`, 'times must satisfy started_at <= first_byte_at <= finished_at');

@@ -431,7 +431,8 @@ function textOfContentSegment(s: PromptSegment, at: string): string {
 function handleRef(node: JsonNode, at: string): string | null {
   if (node.type !== 'object' || property(node, 'type')?.value !== HANDLE_TYPE) return null;
   const ref = property(node, 'ref');
-  if (!ref || ref.type !== 'string') throw invalid(childPointer(at, 'ref'), 'a handle block needs "ref": "<handle ref>"');
+  // An empty ref is refused here: its callers take a falsy ref for "not a handle block".
+  if (!ref || ref.type !== 'string' || ref.value === '') throw invalid(childPointer(at, 'ref'), 'a handle block needs "ref": "<handle ref>"');
   const extra = (node.children ?? []).map((p) => p.children?.[0]?.value).filter((k) => k !== 'type' && k !== 'ref');
   if (extra.length) throw invalid(childPointer(at, String(extra[0])), 'a handle block takes only "type" and "ref"');
   return ref.value as string;

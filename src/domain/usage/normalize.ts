@@ -145,7 +145,8 @@ function bodyKind(input: Json): BodyKind | null {
     }
     if (input.object === 'response') return { provider: 'openai-responses', key: 'usage', modelKey: 'model' };
   }
-  if (input.type === 'message' && typeof input.role === 'string' && 'usage' in input) {
+  // An Anthropic message: `type` says so (a trimmed log line may have lost `role` and `content`).
+  if (input.type === 'message' && 'usage' in input) {
     return { provider: 'anthropic', key: 'usage', modelKey: 'model' };
   }
   if ('usageMetadata' in input || ('candidates' in input && Array.isArray(input.candidates))) {
