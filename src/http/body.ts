@@ -1,6 +1,7 @@
 import type { Context } from 'hono';
 import { DomainError } from '../domain/errors';
 import { checkDepth } from '../domain/validation';
+import { malformedJson } from './problem';
 import { headerOf, incomingOf } from './auth';
 import type { AppEnv } from './router';
 
@@ -30,8 +31,8 @@ export async function readJson(c: Context<AppEnv>, maxBytes: number): Promise<un
   let body: unknown;
   try {
     body = JSON.parse(text);
-  } catch {
-    throw new DomainError('malformed_json', 'The request body is not valid JSON.');
+  } catch (e) {
+    throw new DomainError('malformed_json', malformedJson(e));
   }
   checkDepth(body);
   return body;

@@ -85,6 +85,11 @@ export function problem(c: Context, code: ProblemCode, detail: string, errors?: 
   return c.body(JSON.stringify(body), STATUS[code], { 'content-type': 'application/problem+json', 'x-request-id': body.requestId! });
 }
 
+/** The malformed-JSON detail: the parser's own words say where (`… in JSON at position 31`). */
+export function malformedJson(err: unknown): string {
+  return err instanceof SyntaxError ? `The request body is not valid JSON: ${err.message}` : 'The request body is not valid JSON.';
+}
+
 export function statusOf(code: ProblemCode): number {
   return STATUS[code];
 }
@@ -103,7 +108,7 @@ export function handleError(err: Error, c: Context): Response {
     const code: ProblemCode = err.status === 404 ? 'route_not_found' : err.status < 500 ? 'invalid_request' : 'internal';
     return problem(c, code, err.status < 500 ? err.message : 'An internal error occurred.');
   }
-  if (err instanceof SyntaxError) return problem(c, 'malformed_json', 'The request body is not valid JSON.');
+  if (err instanceof SyntaxError) return problem(c, 'malformed_json', malformedJson(err));
   console.error(JSON.stringify({ level: 'error', requestId: c.get('requestId'), msg: 'unhandled error', error: err.stack ?? String(err) }));
   return problem(c, 'internal', 'An internal error occurred; quote the requestId when reporting it.');
 }

@@ -161,7 +161,10 @@ describe('POST /v1/usage over HTTP, on a database file', () => {
     const before = requests();
     const body = (extra: object = {}) => JSON.stringify({ format: 'anthropic', request: { model: 'claude-sonnet-4-5', messages: [{ role: 'user', content: 'hi' }] }, ...extra });
 
-    expectProblem(await post(running.url, '/v1/render', '{"format":', json), 400, 'malformed_json');
+    const malformed = await post(running.url, '/v1/render', '{"format":"anthropic",}', json);
+    expectProblem(malformed, 400, 'malformed_json');
+    // The parser's own words say where.
+    expect(malformed.json.detail).toMatch(/^The request body is not valid JSON: .* at position 22/);
     expectProblem(await post(running.url, '/v1/render', body(), { ...json, 'content-type': 'text/plain' }), 415, 'unsupported_media_type');
     const big = body({ model: 'x'.repeat(24_000) });
     expectProblem(await post(running.url, '/v1/render', big, { ...json, 'content-length': String(Buffer.byteLength(big)) }), 413, 'payload_too_large');

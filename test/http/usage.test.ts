@@ -146,5 +146,13 @@ describe('reports', () => {
     expect((await client.get('/v1/reports?model=gpt-4o')).json.requests).toBe(0);
     expect((await client.get('/v1/reports?to=2020-01-01T00:00:00Z')).json.requests).toBe(0);
     expect((await client.get('/v1/reports?from=nonsense')).status).toBe(422);
+    // A day (UTC) or epoch ms, as the CLI takes them; whole days are counted.
+    expect((await client.get('/v1/reports?from=2026-01-01&to=2026-01-01')).json.requests).toBe(1);
+    expect((await client.get('/v1/reports?to=2025-12-31')).json.requests).toBe(0);
+    expect((await client.get(`/v1/reports?from=${Date.parse('2026-01-02T00:00:00Z')}`)).json.requests).toBe(0);
+    expect((await client.get(`/v1/reports/handles/${(r.segments[0] as unknown as { source: string }).source.split('@')[0]}?from=2026-01-01`)).json.requests).toBe(1);
+    const backwards = await client.get('/v1/reports?from=2026-01-02&to=2026-01-01');
+    expect(backwards.status).toBe(422);
+    expect(backwards.json.errors).toEqual([{ pointer: 'query:from', detail: 'from is after to' }]);
   });
 });

@@ -89,6 +89,8 @@ describe("the proxy's own refusals", () => {
     expect(err).toBeInstanceOf(Anthropic.APIError);
     expect(err.status).toBe(413);
     expect(err.error).toMatchObject({ code: 'payload_too_large', status: 413 });
+    // The SDKs' own error member too (the OpenAI SDK shows only error.message).
+    expect(err.error.error).toEqual({ type: 'payload_too_large', code: 'payload_too_large', message: err.error.detail });
     // Chunked: no declared length, refused once the bytes read pass the limit.
     const chunked = await fetch(`${h.url}/proxy/openai/v1/chat/completions`, {
       method: 'POST',
@@ -106,6 +108,20 @@ describe("the proxy's own refusals", () => {
     expect(((await chunked.json()) as { code: string }).code).toBe('payload_too_large');
     expect(h.tap).toHaveLength(0);
     expect(h.t.sqlite.prepare('select count(*) as n from requests').get()).toEqual({ n: 0 });
+  });
+
+  it('a body that is not JSON: 400 malformed_json, with the error member the SDKs read', async () => {
+    h = await startHarness();
+    const res = await fetch(`${h.url}/proxy/openai/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'x-ph-key': h.key, 'content-type': 'application/json', authorization: 'Bearer sk-openai-test' },
+      body: '{"model":"gpt-4.1","messages":[',
+    });
+    expect(res.status).toBe(400);
+    expect(res.headers.get('content-type')).toBe('application/problem+json');
+    // The parser's own words say what is wrong and where.
+    expect(await res.json()).toMatchObject({ code: 'malformed_json', error: { type: 'malformed_json', message: 'The request body is not valid JSON: Unexpected end of JSON input' } });
+    expect(h.tap).toHaveLength(0);
   });
 
   it('a body that starts with a byte-order mark is served (RFC 8259 §8.1), and the provider gets JSON without it', async () => {

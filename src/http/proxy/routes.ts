@@ -7,8 +7,9 @@ import type { AppDeps, Services } from '../../app';
 import { DomainError } from '../../domain/errors';
 import type { ProxyFormat } from '../../domain/proxy/to-neutral';
 import { headerOf, headersOf } from '../auth';
+import { BodyError } from '../body';
 import { fastRoute } from '../fast-route';
-import { handleError, problem } from '../problem';
+import { handleError, malformedJson, problem } from '../problem';
 import type { AppEnv } from '../router';
 import { providerPath, proxyTurn, type TurnDeps } from './turn';
 import { readAll, requestHeadersFor, responseHeadersFor, Upstream, UpstreamError, type UpstreamProvider } from './upstream';
@@ -60,6 +61,8 @@ function proxyError(err: unknown, c: Context<AppEnv>): Response | Promise<Respon
   if (c.req.raw.signal.aborted) return new Response(null, { status: 499 });
   if (err instanceof UpstreamError) return problem(c, err.code, err.message, [], sdkError(err.code, err.message));
   if (err instanceof DomainError) return problem(c, err.code, err.message, err.errors, { ...err.extra, ...sdkError(err.code, err.message) });
+  if (err instanceof BodyError) return problem(c, err.code, err.message, [], sdkError(err.code, err.message));
+  if (err instanceof SyntaxError) return problem(c, 'malformed_json', malformedJson(err), [], sdkError('malformed_json', malformedJson(err)));
   return handleError(err as Error, c);
 }
 

@@ -9,6 +9,7 @@ import { authenticateRequest } from '../auth';
 import { checkBody, readText } from '../body';
 import { fastRoute, requestIdHeader } from '../fast-route';
 import type { Metrics } from '../metrics';
+import { malformedJson } from '../problem';
 import { newRouter, type AppEnv } from '../router';
 import { checkDepth, validationError } from '../../domain/validation';
 import { DomainError } from '../../domain/errors';
@@ -89,8 +90,8 @@ export function renderRoute(deps: { requests: RequestService; tenants: TenantSer
     let json: unknown;
     try {
       json = JSON.parse(raw);
-    } catch {
-      throw new DomainError('malformed_json', 'The request body is not valid JSON.');
+    } catch (e) {
+      throw new DomainError('malformed_json', malformedJson(e));
     }
     checkDepth(json);
     // JSON.parse has validated the text: the tree need not validate it again.

@@ -29,11 +29,18 @@ const UsageRecord = z
   .refine((r) => r.usage !== undefined || r.response !== undefined, { message: 'send "usage" or "response"', path: ['usage'] })
   .openapi('UsageReport');
 
-const rangeQuery = z.object({
-  from: time.optional(),
-  to: time.optional(),
-  model: z.string().min(1).optional(),
-});
+/** A time in a query string: RFC 3339, a day (`2026-12-01`, UTC) or epoch ms, as the CLI takes them. */
+const queryTime = z
+  .union([z.string().regex(/^\d+$/).transform(Number), z.iso.date().transform((d) => Date.parse(`${d}T00:00:00Z`)), z.iso.datetime({ offset: true }).transform((v) => Date.parse(v))])
+  .openapi({ description: 'RFC 3339, a day (YYYY-MM-DD, UTC) or epoch ms; reports count whole days.' });
+
+const rangeQuery = z
+  .object({
+    from: queryTime.optional(),
+    to: queryTime.optional(),
+    model: z.string().min(1).optional(),
+  })
+  .refine((q) => q.from === undefined || q.to === undefined || q.from <= q.to, { message: 'from is after to', path: ['from'] });
 
 const anyJson = (description: string) => ({ content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } }, description });
 
