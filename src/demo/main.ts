@@ -3,7 +3,7 @@
 // "six-minute pause" takes no time and the TTL logic still sees six minutes.
 import Anthropic from '@anthropic-ai/sdk';
 import { serve } from '@hono/node-server';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -31,6 +31,8 @@ const MODEL = 'claude-sonnet-4-6';
 const clock = new DemoClock();
 const catalog = new ModelCatalog(loadCatalog());
 const simulator = await startSimulator({ catalog, clock });
+// One column for every question, the longest included.
+const QUESTION_WIDTH = Math.max(...DEMO_QUESTIONS.map((q) => q.length));
 const dataDir = mkdtempSync(join(tmpdir(), 'prefix-handles-demo-'));
 const config = loadConfig({
   PH_DATA_DIR: dataDir,
@@ -75,7 +77,7 @@ async function turn(question: string, headers: Record<string, string>, body: Par
   clock.advance(20_000);
   const message = await anthropic.messages.create({ model: MODEL, max_tokens: 200, messages: [{ role: 'user', content: question }], ...body }, { headers });
   const u = message.usage;
-  console.log(`   ${question.padEnd(44)} read ${String(u.cache_read_input_tokens ?? 0).padStart(5)}  written ${String(u.cache_creation_input_tokens ?? 0).padStart(5)}  uncached ${String(u.input_tokens).padStart(5)}`);
+  console.log(`   ${question.padEnd(QUESTION_WIDTH)} read ${String(u.cache_read_input_tokens ?? 0).padStart(5)}  written ${String(u.cache_creation_input_tokens ?? 0).padStart(5)}  uncached ${String(u.input_tokens).padStart(5)}`);
 }
 
 step('2. An agent loop through the proxy: the bundle by header, the conversation kept in a session');
@@ -100,19 +102,24 @@ await turn(DEMO_QUESTIONS[8]!, { 'x-ph-prefix': bundle.id });
 step('5. What each handle was worth, and where the rest leaked');
 await printReport(api, [bundle.id, system.id, tools.id, handbook.id, session.id]);
 
-console.log(`\nDashboard: ${url}/ui  (sign in with the key below)\nAPI key:   ${key}\nData:      ${dataDir}`);
+const cleanUp = () => rmSync(dataDir, { recursive: true, force: true });
 if (process.stdin.isTTY && !process.argv.includes('--exit')) {
+  console.log(`\nDashboard: ${url}/ui  (sign in with the key below)\nAPI key:   ${key}\nData:      ${dataDir} (removed on exit)`);
   console.log('\nThe service keeps running so you can look around. Ctrl-C to stop.');
   const stop = () => {
     server.close();
     void simulator.close();
     opened.close();
+    cleanUp();
     process.exit(0);
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
 } else {
+  // Not a terminal (or --exit): nobody can look at a dashboard that is about to stop, so none is offered.
+  console.log('\nThe service has stopped. Run `npm run demo` in a terminal to keep it running and see the dashboard.');
   server.close();
   await simulator.close();
   opened.close();
+  cleanUp();
 }
