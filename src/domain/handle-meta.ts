@@ -10,7 +10,7 @@ import type { PromptSegment } from './render/prompt';
  * so minting never re-tokenises content that was already measured.
  */
 export interface CacheableMeta {
-  /** catalog entry id → whether this prefix alone reaches the model's minimum cacheable tokens. */
+  /** catalog entry id → whether this prefix alone can be cached: the model caches prompts and the prefix reaches its minimum. */
   clears_minimum: Record<string, boolean>;
 }
 
@@ -30,7 +30,8 @@ export class HandleMeter {
   /** Whether `tokens` clears each catalog model's minimum (in that model's tokenizer family). */
   cacheable(tokens: Tokens): CacheableMeta {
     const clears: Record<string, boolean> = {};
-    for (const m of this.catalog.entries()) clears[m.id] = tokens[m.tokenizer] >= m.cache.minTokens;
+    // A model without prompt caching (gpt-4, gpt-3.5-turbo) has a minimum of 0 that nothing is cached above.
+    for (const m of this.catalog.entries()) clears[m.id] = m.cache.supported !== false && tokens[m.tokenizer] >= m.cache.minTokens;
     return { clears_minimum: clears };
   }
 

@@ -24,6 +24,9 @@ describe('reuse metadata at mint', () => {
     ]);
     expect(meta.clears_minimum['claude-sonnet-4-5']).toBe(meta.tokens.anthropic >= 1024);
     expect(meta.clears_minimum['gpt-4o']).toBe(true);
+    // Models without prompt caching never clear it, whatever the length.
+    expect(meta.clears_minimum['gpt-4']).toBe(false);
+    expect(meta.clears_minimum['gpt-3.5-turbo']).toBe(false);
     const small = await mintSystem(client, 'tiny');
     const smallMeta = (await client.get(`/v1/handles/${small.id}`)).json.version.meta;
     expect(smallMeta.clears_minimum['gpt-4o']).toBe(false);
