@@ -42,14 +42,14 @@ export interface RenderResult {
   promptCacheKey: string | null;
   prediction: unknown;
   renderedAt: number;
-  /** Volatile values in the caller's content before a handle: they change the prefix on every call. */
+  /** Volatile values in the caller's content before a handle (they change the prefix on every call), handles sent twice. */
   warnings: RenderWarning[];
   /** Resolves once the recorded request is durably committed (group commit). */
   committed: Promise<void>;
 }
 
 export interface RenderWarning {
-  code: 'volatile_before_handle';
+  code: 'volatile_before_handle' | 'repeated_handle';
   segment: number;
   kind: string;
   text: string;
@@ -139,7 +139,7 @@ export class RequestService {
       promptCacheKey: rendered.promptCacheKey,
       prediction,
       renderedAt: now,
-      warnings: volatileBeforeHandles(rendered.segments, rendered.inlineText),
+      warnings: [...volatileBeforeHandles(rendered.segments, rendered.inlineText), ...repeatedHandles(rendered.segments)],
       committed,
     };
   }
@@ -154,6 +154,29 @@ export class RequestService {
     if (!row || row.tenantId !== tenantId) throw notFound(`request ${id}`);
     return row;
   }
+}
+
+/**
+ * The same handle version in two segments: its content is sent (and billed) twice, and a provider refuses
+ * tools named twice. Typically a bundle named beside a session based on it (the session expands it already).
+ */
+function repeatedHandles(segments: RenderedSegment[]): RenderWarning[] {
+  const first = new Map<string, number>();
+  const out: RenderWarning[] = [];
+  segments.forEach((s, i) => {
+    if (s.source === 'inline') return;
+    const at = first.get(s.source);
+    if (at === undefined) first.set(s.source, i);
+    else
+      out.push({
+        code: 'repeated_handle',
+        segment: i,
+        kind: 'handle',
+        text: s.source,
+        detail: `${s.source} is also segment ${at}: its content is sent twice (a session expands its base bundle; naming the bundle as well repeats it)`,
+      });
+  });
+  return out;
 }
 
 function volatileBeforeHandles(segments: RenderedSegment[], inline: Map<number, string>): RenderWarning[] {

@@ -73,6 +73,19 @@ describe('POST /v1/render', () => {
     expect(res.json.warnings.map((w: { kind: string; segment: number }) => [w.kind, w.segment])).toEqual([['uuid', 0], ['iso_timestamp', 0]]);
   });
 
+  it('warns when a handle is sent twice: a bundle named beside a session based on it', async () => {
+    const { client } = t.tenant();
+    const tools = await mintTools(client, 'lookup');
+    const bundle = await mintBundle(client, [tools.id]);
+    const ses = await startSession(client, { base: bundle.id, messages: [{ role: 'user', content: 'earlier' }] });
+    const once = await render(client, 'anthropic', { model: 'claude-sonnet-4-5', prefix: [ses.id], messages: [{ role: 'user', content: 'hi' }] });
+    expect(once.json.warnings).toEqual([]);
+    const twice = await render(client, 'anthropic', { model: 'claude-sonnet-4-5', prefix: [bundle.id, ses.id], messages: [{ role: 'user', content: 'hi' }] });
+    expect(twice.status).toBe(200);
+    expect(twice.json.warnings).toEqual([{ code: 'repeated_handle', segment: 1, kind: 'handle', text: `${tools.id}@1`, detail: expect.stringContaining(`${tools.id}@1 is also segment 0`) }]);
+    expect(twice.json.segments.map((s: { source: string }) => s.source).slice(0, 2)).toEqual([`${tools.id}@1`, `${tools.id}@1`]);
+  });
+
   it('expands handle blocks in place: tools, messages and text content', async () => {
     const { client } = t.tenant();
     const tools = await mintTools(client, 'lookup');

@@ -189,6 +189,18 @@ describe('two turns racing on one session', () => {
   });
 });
 
+describe('warnings', () => {
+  it('x-ph-warnings names what /v1/render would warn about: the bundle sent again beside a session based on it', async () => {
+    const { bundle, session } = await agentSetup(true);
+    const ask = (headers: Record<string, string>) =>
+      h.anthropic({ headers }).messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+    const once = await ask({ 'x-ph-session': session.id });
+    expect(once.response.headers.get('x-ph-warnings')).toBeNull();
+    const twice = await ask({ 'x-ph-session': session.id, 'x-ph-prefix': bundle.id });
+    expect(twice.response.headers.get('x-ph-warnings')).toBe('repeated_handle');
+  });
+});
+
 describe('handles without a session', () => {
   it('x-ph-prefix prepends a bundle for the OpenAI SDK; handle blocks in the body work as in /v1/render', async () => {
     const { client, bundle, sys } = await agentSetup(false);

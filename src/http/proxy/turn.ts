@@ -97,6 +97,8 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
   record.firstByte();
   const out = responseHeadersFor(res.headers);
   out['x-ph-request-id'] = requestId;
+  // What /v1/render would list under "warnings", by code (the request's own page shows the segments).
+  if (rendered.warnings.length) out['x-ph-warnings'] = [...new Set(rendered.warnings.map((w) => w.code))].join(', ');
   // node:http takes header arrays (set-cookie) as they are.
   const init = { status: res.status, headers: out as Record<string, string> };
 

@@ -51,7 +51,7 @@ const RenderResponse = z
     breakpoints: z.array(z.object({ segment: z.number().int(), source: z.string(), token_end: z.number().int(), ttl: z.string(), set_by: z.enum(['caller', 'service']) })),
     prompt_cache_key: z.string().nullable(),
     prediction: z.unknown().nullable(),
-    warnings: z.array(z.object({ code: z.literal('volatile_before_handle'), segment: z.number().int(), kind: z.string(), text: z.string(), detail: z.string() })),
+    warnings: z.array(z.object({ code: z.enum(['volatile_before_handle', 'repeated_handle']), segment: z.number().int(), kind: z.string(), text: z.string(), detail: z.string() })),
   })
   .openapi('RenderResult');
 
