@@ -187,16 +187,19 @@ describe('reconciliation edge cases', () => {
     expect(rep.money.write_premiums_unread).toBe(rep.money.write_premiums_paid);
   });
 
-  it('a write read by a later record of the same batch is counted as read', async () => {
+  /** Two renders of the same long system prompt: the first's usage writes it, the second's reads it. */
+  const twoCalls = async () => {
     t = createTestApp();
     const me = t.tenant();
     const sys = await mintSystem(me.client, LONG_SYSTEM);
     const renderAt = async () => (await render(me, { model: 'claude-sonnet-4-5', prefix: [sys.id], messages: [{ role: 'user', content: 'q' }] })).json;
     const r1 = await renderAt();
     const r2 = await renderAt();
-    const total = r1.segments[r1.segments.length - 1].token_end;
-    const cached = r1.breakpoints[0].token_end;
-    const start = t.clock.now();
+    return { me, sys, r1, r2, total: r1.segments[r1.segments.length - 1].token_end as number, cached: r1.breakpoints[0].token_end as number, start: t.clock.now() };
+  };
+
+  it('a write read by a later record of the same batch is counted as read', async () => {
+    const { me, sys, r1, r2, total, cached, start } = await twoCalls();
     const res = await me.client.post('/v1/usage/batch', {
       records: [
         { request_id: r1.request_id, usage: anthropicUsage(total, 0, cached), started_at: start, first_byte_at: start + 100, finished_at: start + 200 },
@@ -210,15 +213,7 @@ describe('reconciliation edge cases', () => {
   });
 
   it('records imported with a start only, a day later: their other times are the start, and the later one is not "concurrent"', async () => {
-    t = createTestApp();
-    const me = t.tenant();
-    const sys = await mintSystem(me.client, LONG_SYSTEM);
-    const renderAt = async () => (await render(me, { model: 'claude-sonnet-4-5', prefix: [sys.id], messages: [{ role: 'user', content: 'q' }] })).json;
-    const r1 = await renderAt();
-    const r2 = await renderAt();
-    const total = r1.segments[r1.segments.length - 1].token_end;
-    const cached = r1.breakpoints[0].token_end;
-    const start = t.clock.now();
+    const { me, r1, r2, total, cached, start } = await twoCalls();
     // Imported a day after the calls: the receipt time must not stand in for their first byte or end.
     t.clock.advance(24 * 3600_000);
     const res = await me.client.post('/v1/usage/batch', {

@@ -4,11 +4,8 @@ import type { RequestService } from '../../domain/requests';
 import { requestFormats } from '../../domain/render/request';
 import { parseJsonTree, property, textOf } from '../../domain/render/json-text';
 import type { Handler } from 'hono';
-import type { TenantService } from '../../domain/tenants';
-import { authenticateRequest } from '../auth';
-import { checkBody, readText } from '../body';
-import { fastRoute, requestIdHeader } from '../fast-route';
-import type { Metrics } from '../metrics';
+import { readText } from '../body';
+import { fastPost, requestIdHeader, type FastPostDeps } from '../fast-route';
 import { malformedJson } from '../problem';
 import { newRouter, type AppEnv } from '../router';
 import { checkDepth, validationError } from '../../domain/validation';
@@ -81,11 +78,8 @@ export const RENDER_PATH = '/v1/render';
  * caller's bytes must come through exactly: the body is read as text and the
  * rendered body spliced into the response as text.
  */
-export function renderRoute(deps: { requests: RequestService; tenants: TenantService; metrics: Metrics; log: boolean; maxBodyBytes: number }): Handler<AppEnv> {
-  return fastRoute(deps.metrics, deps.log, 'POST', RENDER_PATH, async (c) => {
-    checkBody(c, deps.maxBodyBytes);
-    const auth = authenticateRequest(deps.tenants, c);
-    c.set('auth', auth);
+export function renderRoute(deps: FastPostDeps & { requests: RequestService }): Handler<AppEnv> {
+  return fastPost(deps, RENDER_PATH, async (c, auth) => {
     const raw = await readText(c, deps.maxBodyBytes);
     let json: unknown;
     try {

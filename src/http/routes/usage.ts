@@ -5,11 +5,8 @@ import type { RequestService } from '../../domain/requests';
 import type { Clock } from '../../domain/clock';
 import { problemBody } from '../problem';
 import type { Handler } from 'hono';
-import type { TenantService } from '../../domain/tenants';
-import { authenticateRequest } from '../auth';
-import { checkBody, readJson } from '../body';
-import { fastRoute, requestIdHeader } from '../fast-route';
-import type { Metrics } from '../metrics';
+import { readJson } from '../body';
+import { fastPost, requestIdHeader, type FastPostDeps } from '../fast-route';
 import { invalidInput, newRouter, type AppEnv } from '../router';
 import { commonErrors, conflictErrors, IdParam } from '../schemas';
 
@@ -51,11 +48,8 @@ export const USAGE_PATH = '/v1/usage';
  * ahead of the global middleware with the same checks in the same order
  * (size, content type, key, JSON, schema) and the same problems.
  */
-export function usageRoute(deps: { reconciler: Reconciler; tenants: TenantService; metrics: Metrics; log: boolean; maxBodyBytes: number }): Handler<AppEnv> {
-  return fastRoute(deps.metrics, deps.log, 'POST', USAGE_PATH, async (c) => {
-    checkBody(c, deps.maxBodyBytes);
-    const auth = authenticateRequest(deps.tenants, c);
-    c.set('auth', auth);
+export function usageRoute(deps: FastPostDeps & { reconciler: Reconciler }): Handler<AppEnv> {
+  return fastPost(deps, USAGE_PATH, async (c, auth) => {
     const parsed = UsageRecord.safeParse(await readJson(c, deps.maxBodyBytes));
     if (!parsed.success) throw invalidInput(parsed.error, 'json');
     const result = await deps.reconciler.ingest(auth.tenantId, parsed.data);
