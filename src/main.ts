@@ -55,6 +55,8 @@ async function main() {
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
+  // A closed terminal: the queued writes are committed and synced as on any other stop.
+  process.on('SIGHUP', shutdown);
   // Started by `prefix-handles serve` (bin/): its IPC channel closes when that process is gone, however it died.
   process.once('disconnect', shutdown);
 }

@@ -34,6 +34,8 @@ const simulator = await startSimulator({ catalog, clock });
 // One column for every question, the longest included.
 const QUESTION_WIDTH = Math.max(...DEMO_QUESTIONS.map((q) => q.length));
 const dataDir = mkdtempSync(join(tmpdir(), 'prefix-handles-demo-'));
+// However the demo ends (a failure too), its database goes with it.
+process.once('exit', () => rmSync(dataDir, { recursive: true, force: true }));
 const config = loadConfig({
   PH_DATA_DIR: dataDir,
   PH_LOG: 'off',
@@ -102,7 +104,6 @@ await turn(DEMO_QUESTIONS[8]!, { 'x-ph-prefix': bundle.id });
 step('5. What each handle was worth, and where the rest leaked');
 await printReport(api, [bundle.id, system.id, tools.id, handbook.id, session.id]);
 
-const cleanUp = () => rmSync(dataDir, { recursive: true, force: true });
 if (process.stdin.isTTY && !process.argv.includes('--exit')) {
   console.log(`\nDashboard: ${url}/ui  (sign in with the key below)\nAPI key:   ${key}\nData:      ${dataDir} (removed on exit)`);
   console.log('\nThe service keeps running so you can look around. Ctrl-C to stop.');
@@ -110,7 +111,6 @@ if (process.stdin.isTTY && !process.argv.includes('--exit')) {
     server.close();
     void simulator.close();
     opened.close();
-    cleanUp();
     process.exit(0);
   };
   process.on('SIGINT', stop);
@@ -121,5 +121,4 @@ if (process.stdin.isTTY && !process.argv.includes('--exit')) {
   server.close();
   await simulator.close();
   opened.close();
-  cleanUp();
 }

@@ -151,6 +151,10 @@ describe('reports', () => {
     expect((await client.get('/v1/reports?to=2025-12-31')).json.requests).toBe(0);
     expect((await client.get(`/v1/reports?from=${Date.parse('2026-01-02T00:00:00Z')}`)).json.requests).toBe(0);
     expect((await client.get(`/v1/reports/handles/${(r.segments[0] as unknown as { source: string }).source.split('@')[0]}?from=2026-01-01`)).json.requests).toBe(1);
+    // Past the largest time a date holds: a 422, not a 500 when the range is shown back.
+    expect((await client.get('/v1/reports?from=99999999999999999')).status).toBe(422);
+    expect((await client.get('/v1/reports?to=9999999999999999')).status).toBe(422);
+    expect((await client.post('/v1/usage', { request_id: r.request_id, usage: anthropicUsage(total(r), 0, 0), started_at: 9e15 })).status).toBe(422);
     const backwards = await client.get('/v1/reports?from=2026-01-02&to=2026-01-01');
     expect(backwards.status).toBe(422);
     expect(backwards.json.errors).toEqual([{ pointer: 'query:from', detail: 'from is after to' }]);

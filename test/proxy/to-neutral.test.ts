@@ -174,6 +174,12 @@ describe('replyMessage', () => {
       ],
     };
     expect(replyMessage('openai-responses', response)).toEqual({ role: 'assistant', content: [{ type: 'text', text: 'Sure.' }, { type: 'tool_use', id: 'fc_2', name: 'g', input: {} }] });
+    // A call whose arguments are not a JSON object: the reply is not kept at all (as for chat), never kept
+    // without the call its next tool output answers.
+    const broken = { ...response, output: [...response.output.slice(0, 2), { type: 'function_call', call_id: 'fc_3', name: 'g', arguments: '[1' }] };
+    expect(replyMessage('openai-responses', broken)).toBeNull();
+    const brokenChat = { choices: [{ index: 0, message: { role: 'assistant', content: 'x', tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '[1' } }] } }] };
+    expect(replyMessage('openai-chat', brokenChat)).toBeNull();
   });
 });
 

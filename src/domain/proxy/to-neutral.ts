@@ -44,7 +44,14 @@ export function replyMessage(format: ProxyFormat, response: unknown): Message | 
       if (e instanceof DomainError) return null;
       throw e;
     }
-  } else blocks = Array.isArray(response.output) ? response.output.flatMap(responsesReplyItem) : [];
+  } else {
+    try {
+      blocks = Array.isArray(response.output) ? response.output.flatMap(responsesReplyItem) : [];
+    } catch (e) {
+      if (e instanceof DomainError) return null;
+      throw e;
+    }
+  }
   // A reply nested too deep for canonical JSON cannot be kept either.
   if (blocks.length === 0 || nestedTooDeep(blocks)) return null;
   const parsed = messageListSchema.safeParse([{ role: 'assistant', content: blocks }]);
@@ -259,12 +266,9 @@ function responsesReplyItem(item: unknown): ContentBlock[] {
       if (p.type === 'refusal' && typeof p.refusal === 'string') return [{ type: 'text', text: p.refusal }];
       return [];
     });
-  if (item.type === 'function_call' && typeof item.call_id === 'string' && typeof item.name === 'string') {
-    try {
-      return [{ type: 'tool_use', id: item.call_id, name: item.name, input: parseArguments(item.arguments, '') }];
-    } catch {
-      return [];
-    }
-  }
+  // Arguments that are not a JSON object (or nest too deep) throw: the reply is not kept, as for chat, rather
+  // than kept without a call its next tool output refers to.
+  if (item.type === 'function_call' && typeof item.call_id === 'string' && typeof item.name === 'string')
+    return [{ type: 'tool_use', id: item.call_id, name: item.name, input: parseArguments(item.arguments, '') }];
   return [];
 }

@@ -122,8 +122,8 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
 
 /**
  * What is kept of an answer that was not streamed: its usage object as the raw report and its diagnostics,
- * normalised from the whole body (which tells vLLM from OpenAI), never the model's reply itself: the
- * stream path keeps no more than that either.
+ * normalised from the whole body (its model is read there), never the model's reply itself: the stream path
+ * keeps no more than that either.
  */
 function usageOfAnswer(format: ProxyFormat, answer: unknown): Pick<UsageReport, 'usage' | 'response' | 'normalized' | 'diagnostics'> {
   let normalized: NormalizedUsage;

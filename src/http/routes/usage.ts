@@ -10,7 +10,9 @@ import { fastPost, requestIdHeader, type FastPostDeps } from '../fast-route';
 import { invalidInput, newRouter, type AppEnv } from '../router';
 import { commonErrors, conflictErrors, IdParam } from '../schemas';
 
-const time = z.union([z.number().int().nonnegative(), z.iso.datetime({ offset: true })]).transform((v) => (typeof v === 'number' ? v : Date.parse(v)));
+/** The largest time a Date holds (±8.64e15 ms): a larger one could not be shown back. */
+const MAX_TIME = 8.64e15;
+const time = z.union([z.number().int().nonnegative().max(MAX_TIME), z.iso.datetime({ offset: true })]).transform((v) => (typeof v === 'number' ? v : Date.parse(v)));
 
 const UsageRecord = z
   .strictObject({
@@ -28,7 +30,7 @@ const UsageRecord = z
 
 /** A time in a query string: RFC 3339, a day (`2026-12-01`, UTC) or epoch ms, as the CLI takes them. */
 const queryTime = z
-  .union([z.string().regex(/^\d+$/).transform(Number), z.iso.date().transform((d) => Date.parse(`${d}T00:00:00Z`)), z.iso.datetime({ offset: true }).transform((v) => Date.parse(v))])
+  .union([z.string().regex(/^\d{1,16}$/).transform(Number).refine((n) => n <= MAX_TIME, 'past the largest time a date can hold'), z.iso.date().transform((d) => Date.parse(`${d}T00:00:00Z`)), z.iso.datetime({ offset: true }).transform((v) => Date.parse(v))])
   .openapi({ description: 'RFC 3339, a day (YYYY-MM-DD, UTC) or epoch ms; reports count whole days.' });
 
 const rangeQuery = z
