@@ -34,7 +34,8 @@ async function main(argv: string[]): Promise<number | undefined> {
         process.stdout.write(`${HELP}\n`);
         return 0;
       }
-      throw new UsageError(argv.length ? 'no command given' : 'a command is required');
+      const unknown = tokens.find((t) => t.kind === 'option' && !(t.name in API_OPTIONS) && t.name !== 'help');
+      throw new UsageError(unknown && unknown.kind === 'option' ? `unknown option '${unknown.rawName}'` : argv.length ? 'no command given' : 'a command is required');
     }
     cmd = COMMANDS.find((c) => c.name === word.value);
     if (!cmd) throw new UsageError(`unknown command '${word.value}'`);

@@ -263,7 +263,7 @@ export class HandleService {
   // ---------- reading ----------
 
   /** Resolves `id` or `id@version` for a tenant. Foreign and missing handles are the same 404. */
-  resolve(tenantId: string, refText: string, pointer = '/ref'): ResolvedVersion {
+  resolve(tenantId: string, refText: string, pointer = 'path:ref'): ResolvedVersion {
     const hit = this.resolved.get(refText);
     if (hit && hit.handle.tenantId === tenantId) return hit;
     const ref = parseRef(refText);

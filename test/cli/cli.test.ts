@@ -98,6 +98,12 @@ describe('prefix-handles CLI', () => {
     expect(unknownFlag.code).toBe(2);
     expect(unknownFlag.err).toContain("Unknown option '--bogus'");
     expect(unknownFlag.err).toContain("prefix-handles expand --help");
+    // Before any command, and a value the command can check itself: usage errors too, said before any call.
+    const [bareFlag, badFormat] = await Promise.all([cli(['--bogus']), cli(['expand', 'art_x', '--format', 'bogus', '--key', 'k'])]);
+    expect(bareFlag.code).toBe(2);
+    expect(bareFlag.err).toContain("unknown option '--bogus'");
+    expect(badFormat.code).toBe(2);
+    expect(badFormat.err).toContain("--format: one of neutral, anthropic, openai-chat, openai-responses, gemini (got 'bogus')");
   });
 
   it('mints from a file and stdin, and expands byte for byte what the API expands', async () => {

@@ -18,6 +18,15 @@ function expectProblem(res: { status: number; headers: Headers; json: any }, sta
 }
 
 describe('problem+json errors', () => {
+  it('a bad ref in the path is named as path:ref, on describe and on expand alike', async () => {
+    const { client } = t.tenant();
+    for (const path of ['/v1/handles/art_x@0', '/v1/handles/art_x@0/expand?format=anthropic']) {
+      const res = await client.get(path);
+      expectProblem(res, 422, 'invalid_request');
+      expect(res.json.errors.map((e: { pointer: string }) => e.pointer)).toEqual(['path:ref']);
+    }
+  });
+
   it('answers malformed JSON with 400 malformed_json and writes nothing', async () => {
     const { client } = t.tenant();
     const res = await client.post('/v1/artifacts', '{"kind": "system", "content": ');

@@ -1,5 +1,6 @@
 import { seg } from '../api';
-import { API_HELP, API_OPTIONS, type Command } from '../command';
+import { expansionFormats } from '../../domain/render/prompt';
+import { API_HELP, API_OPTIONS, UsageError, type Command } from '../command';
 
 export const expand: Command = {
   name: 'expand',
@@ -15,7 +16,11 @@ ${API_HELP}`,
   options: { ...API_OPTIONS, format: { type: 'string' } },
   positionals: [1, 1],
   async run({ values, positionals, api }) {
-    const query = values.format !== undefined ? `?format=${encodeURIComponent(String(values.format))}` : '';
+    const format = values.format === undefined ? undefined : String(values.format);
+    // A wrong format is the caller's usage (exit 2), said before any call.
+    if (format !== undefined && !(expansionFormats as readonly string[]).includes(format))
+      throw new UsageError(`--format: one of ${expansionFormats.join(', ')} (got '${format}')`);
+    const query = format !== undefined ? `?format=${encodeURIComponent(format)}` : '';
     const bytes = await api().bytes(`/v1/handles/${seg(positionals[0]!)}/expand${query}`);
     process.stdout.write(bytes);
     return 0;
