@@ -18,7 +18,7 @@ import { WriteQueue } from './domain/write-queue';
 import { Reports } from './domain/reconcile/reports';
 import { requireAdminKey, requireApiKey } from './http/auth';
 import { docsRoutes } from './http/docs';
-import { proxyRoutes } from './http/proxy';
+import { proxyDocs, proxyRoutes } from './http/proxy';
 import { uiRoutes } from './http/ui';
 import { handleError, problem } from './http/problem';
 import { Metrics, observe } from './http/metrics';
@@ -144,6 +144,7 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   app.route('/', usageRoutes({ ...services, clock: deps.clock, batchMax: config.usageBatchMax }));
   app.route('/', docsRoutes());
   app.route('/', proxy.others);
+  app.route('/', proxyDocs());
   app.route('/', uiRoutes(deps, services));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', { type: 'http', scheme: 'bearer', description: 'A tenant API key (phk_…).' });

@@ -104,8 +104,9 @@ describe('docs', () => {
     const res = await t.app.request('/openapi.json');
     const doc = (await res.json()) as { openapi: string; paths: Record<string, unknown> };
     expect(doc.openapi).toBe('3.1.0');
-    for (const p of ['/v1/artifacts', '/v1/artifacts/{id}/versions', '/v1/bundles', '/v1/sessions', '/v1/sessions/{id}/messages', '/v1/handles', '/v1/handles/{ref}', '/v1/handles/{ref}/expand', '/v1/tenants'])
-      expect(Object.keys(doc.paths), p).toContain(p);
+    const routes = ['/v1/artifacts', '/v1/artifacts/{id}/versions', '/v1/bundles', '/v1/sessions', '/v1/sessions/{id}/messages', '/v1/handles', '/v1/handles/{ref}', '/v1/handles/{ref}/expand', '/v1/tenants'];
+    const served = ['/v1/render', '/v1/usage', '/v1/usage/batch', '/v1/reports', '/proxy/anthropic/v1/messages', '/proxy/openai/v1/chat/completions', '/proxy/openai/v1/responses', '/proxy/anthropic/v1/messages/count_tokens', '/proxy/openai/v1/models'];
+    for (const p of [...routes, ...served]) expect(Object.keys(doc.paths), p).toContain(p);
     const docs = await t.app.request('/docs');
     expect(docs.status).toBe(200);
     const html = await docs.text();

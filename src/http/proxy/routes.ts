@@ -2,6 +2,7 @@
 // /proxy/anthropic or /proxy/openai/v1 and add `x-ph-key`. Our key travels in
 // its own header so the provider's credentials reach the provider untouched.
 
+import { createRoute, z } from '@hono/zod-openapi';
 import { Hono, type Context, type Handler } from 'hono';
 import type { AppDeps, Services } from '../../app';
 import { DomainError } from '../../domain/errors';
@@ -10,7 +11,7 @@ import { headerOf, headersOf } from '../auth';
 import { BodyError } from '../body';
 import { fastRoute } from '../fast-route';
 import { handleError, malformedJson, problem } from '../problem';
-import type { AppEnv } from '../router';
+import { newRouter, type AppEnv } from '../router';
 import { providerPath, proxyTurn, type TurnDeps } from './turn';
 import { readAll, requestHeadersFor, responseHeadersFor, Upstream, UpstreamError, type UpstreamProvider } from './upstream';
 
@@ -92,4 +93,37 @@ async function passThrough(c: Context<AppEnv>, provider: UpstreamProvider, upstr
   });
   const bytes = await readAll(res.body, provider, c.req.raw.signal);
   return new Response(bytes, { status: res.status, headers: responseHeadersFor(res.headers) as Record<string, string> });
+}
+
+/** The proxy's routes in the OpenAPI document (served above, by hand: bodies and answers are the provider's own). */
+export function proxyDocs() {
+  const docs = newRouter();
+  const headers = z.object({
+    'x-ph-prefix': z.string().optional().openapi({ description: 'Handles to prepend, comma-separated, as a body "prefix" would.' }),
+    'x-ph-session': z.string().optional().openapi({ description: 'A session: prepended, and this turn appended to it after a successful answer.' }),
+  });
+  const providerBody = { content: { 'application/json': { schema: z.record(z.string(), z.unknown()).openapi({ description: "The provider's own request body; handles may appear as in /v1/render." }) } }, required: true };
+  const answer = {
+    200: {
+      description: "The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings.",
+      content: { 'application/json': { schema: z.record(z.string(), z.unknown()) }, 'text/event-stream': { schema: z.string() } },
+    },
+    400: { description: 'malformed_json (problem+json with an SDK-shaped `error` member)' },
+    401: { description: 'no or wrong x-ph-key' },
+    404: { description: 'a referenced handle does not exist for this tenant' },
+    413: { description: 'payload_too_large' },
+    422: { description: 'a bad ref, or content a session cannot keep' },
+    502: { description: 'the provider could not be reached' },
+    504: { description: 'the provider did not answer in PH_UPSTREAM_TIMEOUT_MS' },
+  };
+  for (const [path, format] of TURNS)
+    docs.openAPIRegistry.registerPath(
+      createRoute({ method: 'post', path, tags: ['proxy'], summary: `${format}: rendered, sent to the provider, recorded and reconciled`, security: [{ proxyKey: [] }], request: { headers, body: providerBody }, responses: answer }),
+    );
+  const untouched = { 200: { description: "The provider's answer, untouched; nothing is recorded.", content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } } } };
+  docs.openAPIRegistry.registerPath(createRoute({ method: 'post', path: '/proxy/anthropic/v1/messages/count_tokens', tags: ['proxy'], summary: 'Passed through untouched', security: [{ proxyKey: [] }], request: { body: providerBody }, responses: untouched }));
+  for (const path of ['/proxy/anthropic/v1/models', '/proxy/openai/v1/models'])
+    docs.openAPIRegistry.registerPath(createRoute({ method: 'get', path, tags: ['proxy'], summary: 'Passed through untouched', security: [{ proxyKey: [] }], responses: untouched }));
+  docs.openAPIRegistry.registerComponent('securitySchemes', 'proxyKey', { type: 'apiKey', in: 'header', name: 'x-ph-key', description: 'A tenant API key; the provider key stays in its usual header.' });
+  return docs;
 }
