@@ -43,3 +43,10 @@ export function mintView(r: { created: boolean; handle: HandleRow; version: Vers
     ...versionView(r.version),
   };
 }
+
+/** A request's outcome as the API shows it: without the state kept to replay its scope's simulation (`lengths`, `sim`). */
+export function outcomeView(outcome: unknown): unknown {
+  if (outcome === null || typeof outcome !== 'object') return outcome ?? null;
+  const { lengths: _lengths, sim: _sim, ...shown } = outcome as Record<string, unknown>;
+  return shown;
+}

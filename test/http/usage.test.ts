@@ -31,6 +31,11 @@ describe('POST /v1/usage', () => {
     expect(again.status).toBe(200);
     expect(again.json.duplicate).toBe(true);
     expect(again.json.outcome).toEqual(first.json.outcome);
+    // The state kept to replay the scope's simulation is not part of the API, here or on the request's page.
+    expect(Object.keys(first.json.outcome)).not.toContain('sim');
+    expect(Object.keys(first.json.outcome)).not.toContain('lengths');
+    const page = (await client.get(`/v1/requests/${r.request_id}`)).json;
+    expect(page.outcome).toEqual(first.json.outcome);
     const other = await client.post('/v1/usage', { ...body, usage: anthropicUsage(total(r), 0, 99) });
     expect(other.status).toBe(409);
     expect(other.json.code).toBe('conflict');

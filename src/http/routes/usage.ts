@@ -9,6 +9,7 @@ import { readJson } from '../body';
 import { fastPost, requestIdHeader, type FastPostDeps } from '../fast-route';
 import { invalidInput, newRouter, type AppEnv } from '../router';
 import { commonErrors, conflictErrors, IdParam } from '../schemas';
+import { outcomeView } from '../views';
 
 /** The largest time a Date holds (±8.64e15 ms): a larger one could not be shown back. */
 const MAX_TIME = 8.64e15;
@@ -55,7 +56,7 @@ export function usageRoute(deps: FastPostDeps & { reconciler: Reconciler }): Han
     const parsed = UsageRecord.safeParse(await readJson(c, deps.maxBodyBytes));
     if (!parsed.success) throw invalidInput(parsed.error, 'json');
     const result = await deps.reconciler.ingest(auth.tenantId, parsed.data);
-    return c.json(result as unknown as Record<string, unknown>, result.duplicate ? 200 : 201, requestIdHeader(c));
+    return c.json({ ...result, outcome: outcomeView(result.outcome) } as Record<string, unknown>, result.duplicate ? 200 : 201, requestIdHeader(c));
   });
 }
 
@@ -138,7 +139,7 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
         segments: row.segments,
         breakpoints: row.breakpoints,
         prediction: row.prediction,
-        outcome: row.outcome ?? null,
+        outcome: outcomeView(row.outcome),
         usage: row.usage ?? null,
         usage_raw: row.usageRaw ?? null,
         diagnostics: row.diagnostics ?? null,
