@@ -212,6 +212,18 @@ describe('reconciliation edge cases', () => {
     expect(rep.money.write_premiums_unread).toBe(0);
   });
 
+  it('a report from the future is refused (it would move its scope\'s simulated clock there for good)', async () => {
+    const { me, r1, total, cached } = await twoCalls();
+    const future = await me.client.post('/v1/usage', { request_id: r1.request_id, usage: anthropicUsage(total, 0, cached), started_at: '2099-01-01T00:00:00Z' });
+    expect(future.status).toBe(422);
+    expect(future.json.errors).toEqual([{ pointer: '/started_at', detail: 'is in the future' }]);
+    const late = await me.client.post('/v1/usage', { request_id: r1.request_id, usage: anthropicUsage(total, 0, cached), finished_at: t.clock.now() + 3600_000 });
+    expect(late.json.errors).toEqual([{ pointer: '/finished_at', detail: 'is in the future' }]);
+    // A client clock a little ahead is fine.
+    const ahead = await me.client.post('/v1/usage', { request_id: r1.request_id, usage: anthropicUsage(total, 0, cached), started_at: t.clock.now() + 60_000 });
+    expect(ahead.status).toBe(201);
+  });
+
   it('records imported with a start only, a day later: their other times are the start, and the later one is not "concurrent"', async () => {
     const { me, r1, r2, total, cached, start } = await twoCalls();
     // Imported a day after the calls: the receipt time must not stand in for their first byte or end.

@@ -118,20 +118,27 @@ describe('POST /v1/usage/batch', () => {
 
   it('accepts or rejects each record on its own, in order, and limits the batch size', async () => {
     const { client } = t.tenant();
-    const r1 = await rendered(client);
     const r2 = await rendered(client);
+    const r3 = await rendered(client);
     const res = await client.post('/v1/usage/batch', {
       records: [
         { request_id: r2.request_id, usage: anthropicUsage(total(r2), 0, 0), started_at: '2026-01-01T12:05:00Z' },
         { request_id: 'req_AAAAAAAAAAAAAAAAAAAAA', usage: {} },
         { nonsense: true },
-        { request_id: r1.request_id, usage: anthropicUsage(total(r1), 0, 0), started_at: '2026-01-01T12:01:00Z' },
+        { request_id: r3.request_id, usage: { ...anthropicUsage(total(r3), 0, 0), input_tokens: -5 } },
+        'not a record',
       ],
     });
     expect(res.status).toBe(200);
-    expect(res.json.results.map((x: { status: number }) => x.status)).toEqual([201, 404, 422, 201]);
-    expect(res.json.accepted).toBe(2);
-    expect((await client.get(`/v1/requests/${r1.request_id}`)).json.started_at).toBe('2026-01-01T12:01:00.000Z');
+    expect(res.json.results.map((x: { status: number }) => x.status)).toEqual([201, 404, 422, 422, 422]);
+    expect(res.json.accepted).toBe(1);
+    // Each problem points into its own record, counted in the batch as sent (set-aside records included).
+    const pointers = (k: number) => res.json.results[k].problem.errors.map((e: { pointer: string }) => e.pointer);
+    expect(pointers(1)).toEqual(['/records/1/request_id']);
+    expect(pointers(2)).toContain('/records/2/nonsense');
+    expect(pointers(3)).toEqual(['/records/3/usage/input_tokens']);
+    expect(pointers(4)).toEqual(['/records/4']);
+    expect((await client.get(`/v1/requests/${r2.request_id}`)).json.started_at).toBe('2026-01-01T12:05:00.000Z');
     const tooMany = await client.post('/v1/usage/batch', { records: Array.from({ length: 6 }, () => ({})) });
     expect(tooMany.status).toBe(422);
   });

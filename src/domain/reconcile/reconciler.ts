@@ -131,14 +131,17 @@ export class Reconciler {
     return prepared.committed.then(() => prepared.result);
   }
 
-  /** Several reports, each accepted or rejected on its own, applied in start order. */
-  async ingestMany(tenantId: string, reports: UsageReport[]): Promise<Array<{ ok: true; result: IngestResult } | { ok: false; error: DomainError }>> {
+  /**
+   * Several reports, each accepted or rejected on its own, applied in start order. `indexes` are their
+   * places in the caller's list (a batch whose invalid records were set aside), for the error pointers.
+   */
+  async ingestMany(tenantId: string, reports: UsageReport[], indexes?: number[]): Promise<Array<{ ok: true; result: IngestResult } | { ok: false; error: DomainError }>> {
     const order = reports.map((r, i) => ({ r, i })).sort((a, b) => (a.r.started_at ?? 0) - (b.r.started_at ?? 0) || a.i - b.i);
     const results: Array<{ ok: true; result: IngestResult } | { ok: false; error: DomainError }> = new Array(reports.length);
     const waits: Promise<void>[] = [];
     for (const { r, i } of order) {
       try {
-        const prepared = this.prepare(tenantId, r, `/records/${i}`);
+        const prepared = this.prepare(tenantId, r, `/records/${indexes?.[i] ?? i}`);
         const result = 'duplicate' in prepared ? prepared.duplicate : prepared.result;
         const committed = 'duplicate' in prepared ? prepared.after : prepared.committed;
         waits.push(
@@ -202,6 +205,10 @@ export class Reconciler {
     const firstByteAt = report.first_byte_at ?? finishedAt;
     if (!(startedAt <= firstByteAt && firstByteAt <= finishedAt))
       throw invalid(`${pointer}/first_byte_at`, 'times must satisfy started_at <= first_byte_at <= finished_at');
+    // A call cannot end after its report arrives (give or take a client's clock): a time years ahead would
+    // move its scope's simulated clock there, and every later report of the scope with it.
+    if (finishedAt > now + CLOCK_SKEW_MS)
+      throw invalid(`${pointer}/${report.finished_at !== undefined ? 'finished_at' : report.first_byte_at !== undefined ? 'first_byte_at' : 'started_at'}`, 'is in the future');
 
     const model = this.deps.catalog.byId(request.catalogEntry) ?? this.deps.catalog.lookup(request.model).entry;
     const segments = request.segments as RenderedSegment[];
@@ -422,6 +429,9 @@ function prices(model: ModelEntry, usage: NormalizedUsage) {
  * tenant's totals. A request counts once per handle, on the row of the latest
  * version it used, whatever number of that handle's segments it had.
  */
+/** How far ahead of our clock a report's times may be: client clocks drift. */
+const CLOCK_SKEW_MS = 5 * 60_000;
+
 function rollupDeltas(tenantId: string, day: number, model: string, segs: SegmentOutcome[], reported: boolean): RollupDelta[] {
   const rows = new Map<string, { handleId: string; version: number; v: Record<string, number> }>();
   const perHandle = new Map<string, { version: number; v: Record<string, number> }>();

@@ -7,6 +7,7 @@ import { problemBody } from '../problem';
 import type { Handler } from 'hono';
 import { readJson } from '../body';
 import { fastPost, requestIdHeader, type FastPostDeps } from '../fast-route';
+import { zodIssues } from '../../domain/validation';
 import { invalidInput, newRouter, type AppEnv } from '../router';
 import { commonErrors, conflictErrors, IdParam } from '../schemas';
 import { outcomeView } from '../views';
@@ -101,10 +102,12 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
     // Each record is validated and reconciled on its own: one bad record does not sink the batch.
     const parsed = records.map((r) => UsageRecord.safeParse(r));
     const valid = parsed.flatMap((p, i) => (p.success ? [{ i, r: p.data }] : []));
-    const outcomes = await deps.reconciler.ingestMany(c.get('auth').tenantId, valid.map((v) => v.r));
-    const results: unknown[] = parsed.map((p, i) =>
-      p.success ? null : { index: i, status: 422, problem: problemBody(c, 'invalid_request', 'invalid record', p.error.issues.map((x) => ({ pointer: `/records/${i}/${x.path.join('/')}`, detail: x.message }))) },
+    const outcomes = await deps.reconciler.ingestMany(
+      c.get('auth').tenantId,
+      valid.map((v) => v.r),
+      valid.map((v) => v.i),
     );
+    const results: unknown[] = parsed.map((p, i) => (p.success ? null : { index: i, status: 422, problem: problemBody(c, 'invalid_request', 'invalid record', zodIssues(p.error, `/records/${i}`)) }));
     valid.forEach(({ i }, k) => {
       const o = outcomes[k]!;
       results[i] = o.ok
