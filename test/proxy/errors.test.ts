@@ -178,7 +178,17 @@ describe("the proxy's own refusals", () => {
     const notSession = await call({ 'x-ph-session': bundle.id });
     expect(notSession.status).toBe(422);
     expect(notSession.error).toMatchObject({ code: 'invalid_request', errors: [{ pointer: 'header:x-ph-session' }] });
+    // A pinned older version of the session could not take this turn: 409 naming the latest, before the call.
+    const session = await startSession(h.tenant.client, { messages: [{ role: 'user', content: 'one' }] });
+    await h.tenant.client.post(`/v1/sessions/${session.id}/messages`, { messages: [{ role: 'assistant', content: 'two' }] });
+    const stale = await call({ 'x-ph-session': `${session.id}@1` });
+    expect(stale.status).toBe(409);
+    expect(stale.error).toMatchObject({ code: 'version_conflict', current_version: 2, errors: [{ pointer: 'header:x-ph-session' }] });
     expect(h.tap).toHaveLength(0);
+    // The latest version, pinned, is the session itself.
+    const latest = await h.anthropic({ headers: { 'x-ph-session': `${session.id}@2` } }).messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] });
+    expect(latest.type).toBe('message');
+    expect(h.tap).toHaveLength(1);
   });
 
   it('with a session, a block the session cannot hold is a 422 naming it, before any money is spent', async () => {

@@ -49,6 +49,12 @@ function sessionOf(c: Context<AppEnv>, services: Services, tenantId: string) {
   if (!ref) return null;
   const r = services.handles.resolve(tenantId, ref, 'header:x-ph-session');
   if (r.handle.type !== 'session') throw invalid('header:x-ph-session', `${ref} is not a session (ses_…)`);
+  // This turn is appended to the session after the answer: an older version pinned here could not take it
+  // (and would send stale history), so it is refused before any money is spent.
+  if (r.version.version !== r.handle.latestVersion)
+    throw new DomainError('version_conflict', `${ref} is not the session's latest version (${r.handle.latestVersion}): send ${r.handle.id} without a version`, { current_version: r.handle.latestVersion }, [
+      { pointer: 'header:x-ph-session', detail: `not the latest version (${r.handle.latestVersion})` },
+    ]);
   return { id: r.handle.id, version: r.version.version, ref: r.ref };
 }
 
