@@ -17,8 +17,8 @@ const envSchema = z.object({
   PH_INLINE_RETENTION_HOURS: int(7 * 24),
   PH_CACHE_TTL: z.enum(['5m', '1h']).default('5m'),
   PH_USAGE_BATCH_MAX: int(1000),
-  PH_ANTHROPIC_BASE_URL: z.url().default('https://api.anthropic.com'),
-  PH_OPENAI_BASE_URL: z.url().default('https://api.openai.com'),
+  PH_ANTHROPIC_BASE_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).default('https://api.anthropic.com'),
+  PH_OPENAI_BASE_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).default('https://api.openai.com'),
   PH_UPSTREAM: z.enum(['providers', 'simulator']).default('providers'),
   // The SDKs' own default timeout is 10 minutes: a long answer must not be cut shorter by the proxy.
   PH_UPSTREAM_TIMEOUT_MS: int(600_000),
@@ -52,10 +52,14 @@ export interface Config {
 export class ConfigError extends Error {}
 
 /** Reads the environment once; one readable error lists every bad variable. */
+const SECRETS = new Set(['PH_ADMIN_KEY']);
+
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message} (got ${JSON.stringify(env[String(i.path[0])])})`);
+    // A secret is never echoed back, even a wrong one (it may be close to the real key).
+    const shown = (name: string) => (SECRETS.has(name) ? '(value not shown)' : `(got ${JSON.stringify(env[name])})`);
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message} ${shown(String(i.path[0]))}`);
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;

@@ -32,6 +32,12 @@ async function main() {
   const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
     console.log(`prefix-handles listening on http://${config.host}:${info.port} (database ${config.databasePath}; docs at /docs)`);
   });
+  // A port in use or an address this machine does not have: said in one line, like a bad setting.
+  server.once('error', (err: NodeJS.ErrnoException) => {
+    console.error(`cannot listen on ${config.host}:${config.port}: ${err.code === 'EADDRINUSE' ? 'the port is in use' : err.message} (PORT, HOST)`);
+    opened.close();
+    process.exit(2);
+  });
 
   let closing = false;
   const shutdown = () => {

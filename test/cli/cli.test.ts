@@ -2,7 +2,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -243,6 +243,21 @@ describe('prefix-handles CLI', () => {
     expect(fail.out).toContain(`FAIL  ${stable.ref}  bytes changed: locked ${'0'.repeat(64)}, now ${entries[stable.ref].sha256}`);
     expect(fail.out).toContain(`FAIL  ${dated.ref}  1 volatile value: iso_timestamp`);
     expect(fail.err).toContain(`verify: 2 of 2 handles failed: ${stable.ref}, ${dated.ref}`);
+  });
+
+  it('serve on a port in use says so in one line and exits 2 (no stack trace)', async () => {
+    const taken = createNetServer();
+    await new Promise<void>((ok) => taken.listen(0, '127.0.0.1', ok));
+    try {
+      const port = (taken.address() as AddressInfo).port;
+      const data = join(dir, 'taken');
+      mkdirSync(data);
+      const r = await cli(['serve', '--port', String(port), '--data-dir', data]);
+      expect(r.code).toBe(2);
+      expect(r.err.trim()).toBe(`cannot listen on 127.0.0.1:${port}: the port is in use (PORT, HOST)`);
+    } finally {
+      taken.close();
+    }
   });
 
   it('serve starts the service; the other commands find its key file; no key is exit 1', async () => {

@@ -20,15 +20,18 @@ describe('configuration', () => {
   it('lists every bad variable in one readable error', () => {
     let err: unknown;
     try {
-      loadConfig({ PORT: 'eighty', PH_ADMIN_KEY: 'short', PH_CACHE_TTL: '2h' });
+      loadConfig({ PORT: 'eighty', PH_ADMIN_KEY: 'short-secret', PH_CACHE_TTL: '2h', PH_OPENAI_BASE_URL: 'ftp://files.example' });
     } catch (e) {
       err = e;
     }
     expect(err).toBeInstanceOf(ConfigError);
     const message = (err as Error).message;
     expect(message).toMatch(/PORT: .*"eighty"/);
-    expect(message).toMatch(/PH_ADMIN_KEY: must be at least 16 characters/);
+    expect(message).toMatch(/PH_ADMIN_KEY: must be at least 16 characters \(value not shown\)/);
+    // A secret is never echoed, even a wrong one.
+    expect(message).not.toContain('short-secret');
     expect(message).toMatch(/PH_CACHE_TTL/);
+    expect(message).toMatch(/PH_OPENAI_BASE_URL: must be an http\(s\) URL/);
   });
 });
 
