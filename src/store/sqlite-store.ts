@@ -1,6 +1,6 @@
-import { and, asc, desc, eq, gt, isNull, lte, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, gte, isNull, lt, lte, sql } from 'drizzle-orm';
 import type { Db, WalSync } from './db';
-import { apiKeys, blobs, calibration, driftFindings, handlePins, handles, handleVersions, requestInline, ROLLUP_CLASSES, ROLLUP_MONEY, tenants } from './schema';
+import { apiKeys, blobs, calibration, driftFindings, handlePins, handles, handleVersions, requestInline, requests, ROLLUP_CLASSES, ROLLUP_MONEY, tenants } from './schema';
 import type {
   ApiKeyRow,
   AppendResult,
@@ -394,11 +394,16 @@ export class SqliteStore implements Store {
     return stmt.all({ tenantId: q.tenantId, fromDay: q.fromDay, toDay: q.toDay, handleId: q.handleId ?? '', model: q.model ?? '' }) as RollupRow[];
   }
 
-  driftFindings(tenantId: string, handleId: string, limit: number): DriftRow[] {
+  driftFindings(tenantId: string, handleId: string, limit: number, within?: { fromMs: number; toMs: number; model?: string }): DriftRow[] {
+    const where = [eq(driftFindings.tenantId, tenantId), eq(driftFindings.handleId, handleId)];
+    if (within) where.push(gte(driftFindings.at, within.fromMs), lt(driftFindings.at, within.toMs));
+    // The model is the request's: only a filter by model needs the join.
+    if (within?.model !== undefined)
+      where.push(sql`exists (select 1 from ${requests} where ${requests.id} = ${driftFindings.requestId} and ${requests.model} = ${within.model})`);
     return this.db
       .select()
       .from(driftFindings)
-      .where(and(eq(driftFindings.tenantId, tenantId), eq(driftFindings.handleId, handleId)))
+      .where(and(...where))
       .orderBy(desc(driftFindings.at), desc(driftFindings.id))
       .limit(limit)
       .all();

@@ -205,6 +205,7 @@ export interface Store {
   reconciledInScope(scope: string): RequestRow[];
   /** Rollup rows summed per handle, version and model over a day range. */
   sumRollups(query: RollupQuery): RollupRow[];
-  driftFindings(tenantId: string, handleId: string, limit: number): DriftRow[];
+  /** The latest drift findings of a handle, among requests started within [fromMs, toMs) and of `model` when given. */
+  driftFindings(tenantId: string, handleId: string, limit: number, within?: { fromMs: number; toMs: number; model?: string }): DriftRow[];
   calibrations(tenantId: string): CalibrationRow[];
 }

@@ -83,6 +83,15 @@ describe('reconciliation scenarios', () => {
     const rep = (await client.get(`/v1/reports/handles/${sys.id}`)).json;
     expect(rep.tokens.drift).toBe(sysTokens);
     expect(rep.drift[0]).toMatchObject({ request_id: r2.request_id, previous_request_id: r1.request_id, byte_offset: o2.drift.byte_offset });
+    // The findings follow the report's filters, as its figures do: dated by the request's start, of its model.
+    const day = new Date(t.clock.now()).toISOString().slice(0, 10);
+    const filtered = async (q: string) => (await client.get(`/v1/reports/handles/${sys.id}?${q}`)).json;
+    expect((await filtered(`from=${day}&to=${day}`)).drift).toHaveLength(1);
+    const otherDay = await filtered('from=2020-01-01&to=2020-01-31');
+    expect([otherDay.tokens.drift, otherDay.drift]).toEqual([0, []]);
+    const otherModel = await filtered('model=gpt-4o');
+    expect([otherModel.tokens.drift, otherModel.drift]).toEqual([0, []]);
+    expect((await filtered(`model=${(r2 as unknown as { model: { name: string } }).model.name}`)).drift).toHaveLength(1);
     void bundle;
   });
 

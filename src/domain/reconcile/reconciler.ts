@@ -297,7 +297,8 @@ export class Reconciler {
         writePremium,
       },
       rollups,
-      drift: drift ? driftRows(tenantId, request, drift, now) : [],
+      // Dated by the request's start, as its rollups are: a report's range then finds both.
+      drift: drift ? driftRows(tenantId, request, drift, startedAt) : [],
       calibration: total === null ? null : { tenantId, model: request.model, family: model.tokenizer, providerTokens: total, estimatedTokens: outcome.estimated_prompt_tokens },
       // Only a read the provider confirmed proves the earlier write was worth its premium.
       markWriteRead: readFrom && readFrom !== request.id && read !== null && read > 0 ? this.markRead(readFrom) : null,

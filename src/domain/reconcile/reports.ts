@@ -92,14 +92,17 @@ export class Reports {
   handle(tenantId: string, handleId: string, range: ReportRange, now: number) {
     const handle = this.store.getHandle(handleId);
     if (!handle || handle.tenantId !== tenantId) throw notFound(`handle ${handleId}`);
-    const rows = this.store.sumRollups({ tenantId, handleId, ...days(range, now), model: range.model });
+    const span = days(range, now);
+    const rows = this.store.sumRollups({ tenantId, handleId, ...span, model: range.model });
+    // The drift findings of the same requests as the figures: started on the range's days, of its model.
+    const within = { fromMs: span.fromDay * DAY, toMs: (span.toDay + 1) * DAY, model: range.model };
     return {
       handle: { id: handle.id, type: handle.type, kind: handle.kind, name: handle.name, deleted: handle.deletedAt !== null },
       range: rangeView(range, now),
       ...sum(rows),
       versions: [...groupBy(rows, (r) => String(r.version))].map(([v, rs]) => ({ version: Number(v), ...sum(rs) })).sort((a, b) => a.version - b.version),
       models: [...groupBy(rows, (r) => r.model)].map(([model, rs]) => ({ model, ...sum(rs) })),
-      drift: this.store.driftFindings(tenantId, handleId, 10).map((d) => ({ request_id: d.requestId, previous_request_id: d.previousRequestId, at: new Date(d.at).toISOString(), ...(d.finding as object) })),
+      drift: this.store.driftFindings(tenantId, handleId, 10, within).map((d) => ({ request_id: d.requestId, previous_request_id: d.previousRequestId, at: new Date(d.at).toISOString(), ...(d.finding as object) })),
     };
   }
 
