@@ -214,7 +214,7 @@ describe('prefix-handles CLI', () => {
     expect(r.out).toMatch(/^ {2}line 5: invalid_request: .*\(\/response/m);
     expect(r.out).not.toMatch(/line [12]:/);
     // Not a terminal: plain progress lines, no carriage returns.
-    expect(r.err).toContain('import: 5/5 lines rendered, 2 accepted, 3 rejected');
+    expect(r.err).toContain('import: 5/5 lines read, 2 accepted, 3 rejected');
     expect(r.err).not.toContain('\r');
 
     const rep = (await client.get(`/v1/reports/handles/${sys.id}`)).json;

@@ -124,6 +124,18 @@ describe("the proxy's own refusals", () => {
     expect(h.tap).toHaveLength(0);
   });
 
+  it('a body sent as something other than JSON: 415, with the error member, the provider not called', async () => {
+    h = await startHarness();
+    const res = await fetch(`${h.url}/proxy/anthropic/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-ph-key': h.key, 'content-type': 'text/plain', 'x-api-key': 'sk-ant-test', 'anthropic-version': '2023-06-01' },
+      body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(res.status).toBe(415);
+    expect(await res.json()).toMatchObject({ code: 'unsupported_media_type', error: { type: 'unsupported_media_type' } });
+    expect(h.tap).toHaveLength(0);
+  });
+
   it('a body that starts with a byte-order mark is served (RFC 8259 §8.1), and the provider gets JSON without it', async () => {
     h = await startHarness();
     const body = JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] });

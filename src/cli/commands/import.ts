@@ -163,7 +163,7 @@ function progressBar(total: number) {
     },
     batch(done: number, accepted: number, rejected: number) {
       if (tty) draw(done, rejected);
-      else process.stderr.write(`import: ${done}/${total} lines rendered, ${accepted} accepted, ${rejected} rejected\n`);
+      else process.stderr.write(`import: ${done}/${total} lines read, ${accepted} accepted, ${rejected} rejected\n`);
     },
     end(done: number, rejected: number) {
       if (tty) {

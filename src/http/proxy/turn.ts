@@ -18,7 +18,7 @@ import { createStreamUsageAccumulator } from '../../domain/usage/stream';
 import type { NormalizedUsage } from '../../domain/usage/types';
 import type { Store } from '../../store/store';
 import { headerOf, headersOf } from '../auth';
-import { readText } from '../body';
+import { checkBody, readText } from '../body';
 import type { AppEnv } from '../router';
 import { relayEvents } from './stream';
 import { credentialFingerprint, readAll, requestHeadersFor, responseHeadersFor, type Upstream, type UpstreamProvider, type UpstreamResponse } from './upstream';
@@ -66,6 +66,8 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
   const headers = headersOf(c);
 
   // ---- before the call: everything that can refuse the request does so before money is spent ----
+  // As on every route: a declared size over the limit is a 413, a body that is not JSON a 415.
+  checkBody(c, deps.maxBodyBytes);
   const text = await readText(c, deps.maxBodyBytes);
   const caller = inspectBody(text);
   const session = sessionOf(c, services, tenantId);
