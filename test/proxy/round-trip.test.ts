@@ -190,6 +190,27 @@ describe("the model's answer", () => {
       expect(row.usage_raw).toEqual(JSON.parse(JSON.stringify(data.usage)));
     }
     expect(anthropic.data.content).toEqual([expect.objectContaining({ text: expect.stringContaining('Simulated reply') })]);
+
+    // Streamed: the usage as the stream carried it, in the provider's own shape (not our normalised one).
+    const streams = [
+      await h.anthropic().messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, stream: true, messages: [{ role: 'user', content: 'hi' }] }).withResponse(),
+      await h.openai().chat.completions.create({ model: 'gpt-4.1', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'hi' }] }).withResponse(),
+      await h.openai().responses.create({ model: 'gpt-4.1', input: 'hi', stream: true }).withResponse(),
+    ];
+    const finals: unknown[] = [];
+    for (const { data } of streams) {
+      let usage: unknown = null;
+      for await (const event of data as AsyncIterable<Record<string, any>>)
+        usage = event.type === 'message_delta' ? { ...(usage as object), ...event.usage } : event.type === 'message_start' ? event.message.usage : event.usage ?? event.response?.usage ?? usage;
+      finals.push(usage);
+    }
+    await committed(h);
+    for (const [k, { response }] of streams.entries()) {
+      const row = (await h.tenant.client.get(`/v1/requests/${response.headers.get('x-ph-request-id')}`)).json;
+      expect(row.status).toBe('reconciled');
+      expect(row.usage_raw).not.toHaveProperty('total_prompt_tokens');
+      expect(row.usage_raw).toEqual(JSON.parse(JSON.stringify(finals[k])));
+    }
     const tables = h.t.sqlite.prepare("select name from sqlite_master where type = 'table'").all() as { name: string }[];
     for (const { name } of tables) expect(JSON.stringify(h.t.sqlite.prepare(`select * from "${name}"`).all()), name).not.toContain('Simulated reply');
   });

@@ -62,6 +62,9 @@ describe('turnMessages: Anthropic', () => {
     expect(handle.errors[0]!.pointer).toBe('/messages/0');
     const media = refusal(() => turnMessages('anthropic', { messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/tiff', data: PNG } }] }] }));
     expect(media.errors[0]!.pointer).toBe('/messages/0/content/0/source/media_type');
+    // A tool call's input that is not an object is refused as OpenAI's arguments are, not kept as {}.
+    const input = refusal(() => turnMessages('anthropic', { messages: [{ role: 'assistant', content: [{ type: 'tool_use', id: 't', name: 'f', input: 'str' }] }] }));
+    expect(input.errors).toEqual([{ pointer: '/messages/0/content/0/input', detail: 'tool_use input must be a JSON object' }]);
   });
 });
 

@@ -120,6 +120,8 @@ function anthropicBlock(b: unknown, at: string): ContentBlock {
       return unsupported(`${at}/source`, `an image source of type "${String(s.type)}"`);
     }
     case 'tool_use':
+      // The session keeps the call as it was made: an input that is not an object is refused, not replaced by {}.
+      if (b.input !== undefined && !isRecord(b.input)) throw invalid(`${at}/input`, 'tool_use input must be a JSON object');
       return { type: 'tool_use', id: str(b.id, `${at}/id`), name: str(b.name, `${at}/name`), input: isRecord(b.input) ? b.input : {} };
     case 'tool_result': {
       const content =

@@ -20,6 +20,8 @@ export interface StreamUsageAccumulator {
   result(): NormalizedUsage;
   /** The provider's cache-miss explanation, when the stream carried one. */
   diagnostics(): ProviderDiagnostics | null;
+  /** The usage as the provider sent it (Anthropic: message_start's, with the last message_delta's counts over it), or null before any. */
+  raw(): Record<string, unknown> | null;
 }
 
 export function createStreamUsageAccumulator(provider: StreamUsageProvider): StreamUsageAccumulator {
@@ -42,6 +44,7 @@ function anthropicAccumulator(): StreamUsageAccumulator {
   let model: string | null = null;
   let sawDelta = false;
   let diagnostics: ProviderDiagnostics | null = null;
+  let raw: Record<string, unknown> | null = null;
 
   function overwrite(usage: Record<string, unknown>, path: string): void {
     for (const key of ['input_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens', 'output_tokens']) {
@@ -50,6 +53,8 @@ function anthropicAccumulator(): StreamUsageAccumulator {
       if (value !== null) counts[key] = value;
     }
     if (isRecord(usage.cache_creation)) counts.cache_creation = usage.cache_creation;
+    // As sent, every field kept: a later event's values over the earlier ones (its nulls say "not carried here").
+    raw = { ...raw, ...Object.fromEntries(Object.entries(usage).filter(([, v]) => v !== null)) };
   }
 
   return {
@@ -80,6 +85,7 @@ function anthropicAccumulator(): StreamUsageAccumulator {
       return normalizeUsageAs('anthropic', counts, { model });
     },
     diagnostics: () => diagnostics,
+    raw: () => raw,
   };
 }
 
@@ -92,6 +98,7 @@ function chatAccumulator(provider: 'openai-chat' | 'vllm'): StreamUsageAccumulat
   let latest: NormalizedUsage | null = null;
   let final = false;
   let diagnostics: ProviderDiagnostics | null = null;
+  let raw: Record<string, unknown> | null = null;
 
   return {
     push(event) {
@@ -101,6 +108,7 @@ function chatAccumulator(provider: 'openai-chat' | 'vllm'): StreamUsageAccumulat
       diagnostics = extractDiagnostics(data) ?? diagnostics;
       if (!isRecord(data.usage)) return;
       latest = normalizeUsageAs(provider, data.usage, { path: pointer('', 'usage'), model });
+      raw = data.usage;
       if (!Array.isArray(data.choices) || data.choices.length === 0) final = true;
     },
     result() {
@@ -108,6 +116,7 @@ function chatAccumulator(provider: 'openai-chat' | 'vllm'): StreamUsageAccumulat
       return { ...latest, model };
     },
     diagnostics: () => diagnostics,
+    raw: () => raw,
   };
 }
 
@@ -120,6 +129,7 @@ function responsesAccumulator(): StreamUsageAccumulator {
   let model: string | null = null;
   let final: NormalizedUsage | null = null;
   let diagnostics: ProviderDiagnostics | null = null;
+  let raw: Record<string, unknown> | null = null;
 
   return {
     push(event) {
@@ -132,10 +142,12 @@ function responsesAccumulator(): StreamUsageAccumulator {
       diagnostics = extractDiagnostics(response) ?? diagnostics;
       if (isRecord(response.usage)) {
         final = normalizeUsageAs('openai-responses', response.usage, { path: '/response/usage', model });
+        raw = response.usage;
       }
     },
     result: () => (final === null ? incomplete('openai-responses', model, null) : { ...final, model }),
     diagnostics: () => diagnostics,
+    raw: () => raw,
   };
 }
 

@@ -149,7 +149,8 @@ function relayTurn(body: UpstreamResponse['body'], format: ProxyFormat, record: 
   const usage = createStreamUsageAccumulator(format);
   const reply = createStreamReply(format);
   let usageError: unknown = null;
-  const finish = () => record.completed({ normalized: usage.result(), diagnostics: usage.diagnostics() ?? undefined }, reply.succeeded ? reply.response() : null, usageError);
+  // The raw report is the provider's own usage as the stream carried it; the figures are normalised here.
+  const finish = () => record.completed({ usage: usage.raw() ?? undefined, normalized: usage.result(), diagnostics: usage.diagnostics() ?? undefined }, reply.succeeded ? reply.response() : null, usageError);
   return relayEvents(body, {
     onEvent(data, event) {
       try {
