@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../helpers/app';
 import { mintBundle, mintSystem, mintTools } from '../helpers/factories';
 import { anthropicUsage, classesOf, LONG_SYSTEM, promptTokens, renderAnthropic, report } from '../helpers/scenario';
+import type { Rendered } from '../helpers/scenario';
 
 let t: TestApp;
 beforeEach(() => {
@@ -93,6 +94,27 @@ describe('reconciliation scenarios', () => {
     expect([otherModel.tokens.drift, otherModel.drift]).toEqual([0, []]);
     expect((await filtered(`model=${(r2 as unknown as { model: { name: string } }).model.name}`)).drift).toHaveLength(1);
     void bundle;
+  });
+
+  it('a change of API format on one cache (chat, then Responses) is drift the finding names as such', async () => {
+    const { client, bundle } = await agentSetup();
+    const renderAs = async (format: string, request: object) => {
+      const res = await client.post('/v1/render', { format, request: { model: 'gpt-4.1', prefix: [bundle.id], ...request } });
+      expect(res.status, res.text).toBe(200);
+      return res.json as Rendered;
+    };
+    const chat = await renderAs('openai-chat', { messages: [{ role: 'user', content: 'hello' }] });
+    const usage = (r: Rendered, cached: number) => ({ prompt_tokens: promptTokens(r), completion_tokens: 5, prompt_tokens_details: { cached_tokens: cached } });
+    await report(client, t, chat, usage(chat, 0));
+    t.clock.advance(MIN);
+    const responses = await renderAs('openai-responses', { input: 'hello' });
+    const o = (await report(client, t, responses, { input_tokens: promptTokens(responses), output_tokens: 5, input_tokens_details: { cached_tokens: 0 } })).outcome;
+    expect(o.drift).toMatchObject({ formats: { before: 'openai-chat', now: 'openai-responses' } });
+    // The same request again in the same format: no format note.
+    t.clock.advance(MIN);
+    const again = await renderAs('openai-responses', { input: 'hello' });
+    const o2 = (await report(client, t, again, { input_tokens: promptTokens(again), output_tokens: 5, input_tokens_details: { cached_tokens: 0 } })).outcome;
+    expect(o2.drift?.formats).toBeUndefined();
   });
 
   it('a 6-minute gap on a 5-minute TTL expires; hits every 4 minutes keep it alive', async () => {

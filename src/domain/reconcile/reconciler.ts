@@ -63,6 +63,8 @@ export interface DriftFinding {
   now: { source: string; digest: string; excerpt?: string };
   before: { source: string; digest: string; excerpt?: string };
   byte_offset?: number;
+  /** Set when the two requests used different API formats: the same handles serialise to other bytes. */
+  formats?: { now: string; before: string };
 }
 
 export interface ReconciledEvent {
@@ -354,6 +356,7 @@ export class Reconciler {
       now: { source: a.source, digest: a.digest },
       before: { source: b.source, digest: b.digest },
     };
+    if (request.format !== previous.format) finding.formats = { now: request.format, before: previous.format };
     const t = this.deps.clock.now();
     const nowText = a.source === 'inline' ? this.deps.store.getInline(request.id, k, t)?.text : undefined;
     const beforeText = b.source === 'inline' ? this.deps.store.getInline(previous.id, k, t)?.text : undefined;

@@ -7,7 +7,7 @@ import type { VersionRow } from '../../../store/store';
 import { captureTrendChart, LEAK_ROWS, legend, waterfallChart, type DayPoint } from '../charts';
 import { diffPair, markFindings, type Finding } from '../content';
 import { bytes, PERIODS, pct, tok, tokens, usd, when, type Period } from '../format';
-import { liveStatus, periodChooser, requestLink, sourceLink, summary, type Html } from './parts';
+import { formatsNote, liveStatus, periodChooser, requestLink, sourceLink, summary, type Html } from './parts';
 
 export type HandleReport = ReturnType<Reports['handle']>;
 
@@ -103,6 +103,7 @@ interface DriftView {
   byte_offset?: number;
   now?: { source: string; digest: string; excerpt?: string };
   before?: { source: string; digest: string; excerpt?: string };
+  formats?: { now: string; before: string };
 }
 
 function driftSection(v: HandleView): Html {
@@ -115,7 +116,7 @@ ${findings.length === 0
         return html`<div class="card" data-drift="${d.request_id}">
 <p style="margin-top:0">${when(d.at)}: ${requestLink(d.request_id)} missed the prefix ${requestLink(d.previous_request_id)} had written.
 Segment <b>#${(d.segment ?? 0) + 1}</b> changed${d.byte_offset !== undefined ? html`, first at byte <b>${tokens(d.byte_offset)}</b>` : ''}:
-${d.before ? sourceLink(d.before.source) : ''} → ${d.now ? sourceLink(d.now.source) : ''}.</p>
+${d.before ? sourceLink(d.before.source) : ''} → ${d.now ? sourceLink(d.now.source) : ''}${formatsNote(d.formats)}.</p>
 ${pair
   ? html`<div class="pair"><div><b>Before</b> <small class="muted">(${d.previous_request_id})</small><pre data-side="before">${pair.before}</pre></div><div><b>Now</b> <small class="muted">(${d.request_id})</small><pre data-side="now">${pair.now}</pre></div></div>`
   : html`<p class="muted">The changed bytes were not retained (only inline content is kept, for a while); digests ${d.before?.digest.slice(0, 12) ?? '?'}… → ${d.now?.digest.slice(0, 12) ?? '?'}…</p>`}

@@ -56,3 +56,7 @@ export function sourceLink(source: string, period?: Period): Html {
 }
 
 export const requestLink = (id: string) => html`<a class="mono" href="/ui/requests/${id}">${id}</a>`;
+
+/** Same handles, other API format: the bytes differ because the format does (chat and Responses share a cache). */
+export const formatsNote = (f: { now: string; before: string } | undefined): Html | string =>
+  f ? html` — the API format changed (${f.before} → ${f.now}), so the same handles were serialised to other bytes` : '';

@@ -9,7 +9,7 @@ import type { RequestRow } from '../../../store/store';
 import { CLASS_INFO, legend, SEGMENT_ORDER, segmentBar, type BarSegment } from '../charts';
 import { diffPair } from '../content';
 import { tok, tokens, usd, when } from '../format';
-import { metric, requestLink, sourceLink, type Html } from './parts';
+import { formatsNote, metric, requestLink, sourceLink, type Html } from './parts';
 
 const json = (v: unknown) => JSON.stringify(v, null, 2);
 
@@ -82,6 +82,6 @@ function driftBlock(d: NonNullable<RequestOutcome['drift']>): Html {
   const pair = d.now.excerpt !== undefined && d.before.excerpt !== undefined ? diffPair(d.before.excerpt, d.now.excerpt) : null;
   return html`<h2>Drift</h2><div class="card"><p style="margin-top:0">${sourceLink(d.handle)} repeated, but segment <b>#${d.segment + 1}</b> before it changed since ${requestLink(d.previous_request)}${
     d.byte_offset !== undefined ? html`, first at byte <b>${tokens(d.byte_offset)}</b>` : ''
-  }.</p>
+  }${formatsNote(d.formats)}.</p>
 ${pair ? html`<div class="pair"><div><b>Before</b><pre data-side="before">${pair.before}</pre></div><div><b>Now</b><pre data-side="now">${pair.now}</pre></div></div>` : html`<p class="muted">${d.before.source} → ${d.now.source}</p>`}</div>`;
 }
