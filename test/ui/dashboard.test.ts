@@ -110,6 +110,9 @@ describe('pages show the API report figures', () => {
       expect(page.status).toBe(200);
       const api = (await s.client.get(`/v1/reports${from === undefined ? '' : `?${since(from)}`}`)).json;
       expect(metricsOf(page.text), period).toEqual(expectedMetrics(api));
+      // The capture rate names its denominator when requests without a cache report make it differ.
+      const differs = api.tokens.reported_opportunity !== api.tokens.opportunity;
+      expect(page.text, period).toContain(differs ? 'of opportunity with a cache report' : 'captured ÷ opportunity');
       const drawn = waterfallOf(page.text);
       for (const cls of ['referenced', 'cold', 'opportunity', 'drift', 'unknown', 'captured', 'bonus', 'expired']) expect(drawn[cls], `${period} ${cls}`).toBe(api.tokens[cls]);
       // Handles ranked by leaked money, in the API's order.

@@ -32,7 +32,13 @@ ${metric('requests', 'Requests', t.requests, tokens(t.requests), { note: t.reque
 ${metric('tokens.referenced', 'Referenced', t.tokens.referenced ?? 0, tok(t.tokens.referenced ?? 0))}
 ${metric('tokens.opportunity', 'Opportunity', t.tokens.opportunity ?? 0, tok(t.tokens.opportunity ?? 0))}
 ${metric('tokens.captured', 'Captured', t.tokens.captured ?? 0, tok(t.tokens.captured ?? 0))}
-${metric('capture_rate', 'Capture rate', t.capture_rate, pct(t.capture_rate), { note: 'captured ÷ opportunity; unknown left out' })}
+${metric('capture_rate', 'Capture rate', t.capture_rate, pct(t.capture_rate), {
+  // The denominator is named when it is not the opportunity shown beside it (some requests had no cache report).
+  note:
+    (t.tokens.reported_opportunity ?? 0) !== (t.tokens.opportunity ?? 0)
+      ? `captured ÷ the ${tok(t.tokens.reported_opportunity ?? 0)} of opportunity with a cache report`
+      : 'captured ÷ opportunity',
+})}
 </dl>
 <dl class="metrics">
 ${metric('money.realised_savings', 'Realised savings (USD)', m.realised_savings, usd(m.realised_savings), { tone: 'good', note: 'vs. no caching' })}
