@@ -33,11 +33,14 @@ async function main() {
     console.log(`prefix-handles listening on http://${config.host}:${info.port} (database ${config.databasePath}; docs at /docs)`);
   });
   // A port in use or an address this machine does not have: said in one line, like a bad setting.
-  server.once('error', (err: NodeJS.ErrnoException) => {
+  const cannotListen = (err: NodeJS.ErrnoException) => {
     console.error(`cannot listen on ${config.host}:${config.port}: ${err.code === 'EADDRINUSE' ? 'the port is in use' : err.message} (PORT, HOST)`);
     opened.close();
     process.exit(2);
-  });
+  };
+  // Only while starting: a later server error is not a listening problem.
+  server.once('error', cannotListen);
+  server.once('listening', () => server.off('error', cannotListen));
 
   let closing = false;
   const shutdown = () => {

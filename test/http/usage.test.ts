@@ -122,7 +122,7 @@ describe('POST /v1/usage/batch', () => {
     const r3 = await rendered(client);
     const res = await client.post('/v1/usage/batch', {
       records: [
-        { request_id: r2.request_id, usage: anthropicUsage(total(r2), 0, 0), started_at: '2026-01-01T12:05:00Z' },
+        { request_id: r2.request_id, usage: anthropicUsage(total(r2), 0, 0), started_at: '2026-01-01T11:55:00Z' },
         { request_id: 'req_AAAAAAAAAAAAAAAAAAAAA', usage: {} },
         { nonsense: true },
         { request_id: r3.request_id, usage: { ...anthropicUsage(total(r3), 0, 0), input_tokens: -5 } },
@@ -138,7 +138,7 @@ describe('POST /v1/usage/batch', () => {
     expect(pointers(2)).toContain('/records/2/nonsense');
     expect(pointers(3)).toEqual(['/records/3/usage/input_tokens']);
     expect(pointers(4)).toEqual(['/records/4']);
-    expect((await client.get(`/v1/requests/${r2.request_id}`)).json.started_at).toBe('2026-01-01T12:05:00.000Z');
+    expect((await client.get(`/v1/requests/${r2.request_id}`)).json.started_at).toBe('2026-01-01T11:55:00.000Z');
     const tooMany = await client.post('/v1/usage/batch', { records: Array.from({ length: 6 }, () => ({})) });
     expect(tooMany.status).toBe(422);
   });

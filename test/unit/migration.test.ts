@@ -26,7 +26,7 @@ function atFirstMigration(file: string): Database.Database {
   return sqlite;
 }
 
-describe('migration 0001 (reconciliations)', () => {
+describe('migrations 0001 (reconciliations) and 0002 (drift dated by start)', () => {
   it('carries reconciled requests over with their results and replay order; failed and rendered ones stay as they were', () => {
     dir = mkdtempSync(join(tmpdir(), 'ph-migrate-'));
     const file = join(dir, 'db.sqlite');
@@ -49,6 +49,10 @@ describe('migration 0001 (reconciliations)', () => {
     insert.run({ ...reconciled('req_c', 9), seq: null });
     insert.run({ ...none, id: 'req_f', status: 'failed', started: 10, finished: 20, raw: '{"error":"overloaded"}' });
     insert.run({ ...none, id: 'req_r', status: 'rendered' });
+    // Drift findings dated by when their usage arrived (migration 0002 dates them by the request's start).
+    const drift = old.prepare(`insert into drift_findings (tenant_id, handle_id, request_id, previous_request_id, at, finding) values ('ten_1', 'art_x', ?, 'req_a', 99999, '{}')`);
+    drift.run('req_b');
+    drift.run('req_gone');
     old.close();
 
     const opened = openDb(file);
@@ -63,6 +67,11 @@ describe('migration 0001 (reconciliations)', () => {
       expect(store.getRequest('req_c')).toMatchObject({ status: 'reconciled', reportHash: 'h9', startedAt: 1009 });
       expect(store.getRequest('req_f')).toMatchObject({ status: 'failed', startedAt: 10, finishedAt: 20, usageRaw: { error: 'overloaded' }, reportHash: null, outcome: null });
       expect(store.getRequest('req_r')).toMatchObject({ status: 'rendered', startedAt: null, reportHash: null, outcome: null });
+      // Redated by the request's start; a finding whose request is not there keeps its date.
+      expect(opened.sqlite.prepare('select request_id, at from drift_findings order by request_id').all()).toEqual([
+        { request_id: 'req_b', at: 1003 },
+        { request_id: 'req_gone', at: 99999 },
+      ]);
     } finally {
       opened.close();
     }

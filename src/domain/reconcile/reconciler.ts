@@ -356,7 +356,8 @@ export class Reconciler {
       now: { source: a.source, digest: a.digest },
       before: { source: b.source, digest: b.digest },
     };
-    if (request.format !== previous.format) finding.formats = { now: request.format, before: previous.format };
+    // Only when the changed segment is the same content in both: then the format alone made the bytes differ.
+    if (request.format !== previous.format && a.source === b.source) finding.formats = { now: request.format, before: previous.format };
     const t = this.deps.clock.now();
     const nowText = a.source === 'inline' ? this.deps.store.getInline(request.id, k, t)?.text : undefined;
     const beforeText = b.source === 'inline' ? this.deps.store.getInline(previous.id, k, t)?.text : undefined;
@@ -428,13 +429,14 @@ function prices(model: ModelEntry, usage: NormalizedUsage) {
   return { input, read: model.cache.readMultiplier, write };
 }
 
+/** How far ahead of our clock a report's times may be: client clocks drift. */
+const CLOCK_SKEW_MS = 5 * 60_000;
+
 /**
  * Adds each handle segment to every handle on its path (by version), and to the
  * tenant's totals. A request counts once per handle, on the row of the latest
  * version it used, whatever number of that handle's segments it had.
  */
-/** How far ahead of our clock a report's times may be: client clocks drift. */
-const CLOCK_SKEW_MS = 5 * 60_000;
 
 function rollupDeltas(tenantId: string, day: number, model: string, segs: SegmentOutcome[], reported: boolean): RollupDelta[] {
   const rows = new Map<string, { handleId: string; version: number; v: Record<string, number> }>();
