@@ -107,6 +107,10 @@ describe('docs', () => {
     const routes = ['/v1/artifacts', '/v1/artifacts/{id}/versions', '/v1/bundles', '/v1/sessions', '/v1/sessions/{id}/messages', '/v1/handles', '/v1/handles/{ref}', '/v1/handles/{ref}/expand', '/v1/tenants'];
     const served = ['/v1/render', '/v1/usage', '/v1/usage/batch', '/v1/reports', '/proxy/anthropic/v1/messages', '/proxy/openai/v1/chat/completions', '/proxy/openai/v1/responses', '/proxy/anthropic/v1/messages/count_tokens', '/proxy/openai/v1/models'];
     for (const p of [...routes, ...served]) expect(Object.keys(doc.paths), p).toContain(p);
+    // A batch's records are checked one by one, but documented as usage reports.
+    const schemas = (doc as unknown as { components: { schemas: Record<string, any> } }).components.schemas;
+    expect(schemas.UsageBatch.properties.records.items).toEqual({ $ref: '#/components/schemas/UsageReport' });
+    expect(schemas.UsageReport.properties.request_id).toBeDefined();
     const docs = await t.app.request('/docs');
     expect(docs.status).toBe(200);
     const html = await docs.text();

@@ -63,7 +63,17 @@ export function usageRoute(deps: FastPostDeps & { reconciler: Reconciler }): Han
 
 export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; requests: RequestService; clock: Clock; batchMax: number }) {
   const app = newRouter();
-  const Batch = z.strictObject({ records: z.array(z.unknown()).min(1).max(deps.batchMax) }).openapi('UsageBatch');
+  // Each record is checked on its own (a bad one does not sink the batch), so the schema takes any; the
+  // document names the shape each record must have.
+  const Batch = z
+    .strictObject({
+      records: z
+        .array(z.unknown())
+        .min(1)
+        .max(deps.batchMax)
+        .openapi({ items: { $ref: '#/components/schemas/UsageReport' }, description: 'Usage reports, each accepted or rejected on its own.' }),
+    })
+    .openapi('UsageBatch');
 
   const routes = {
     usage: createRoute({
