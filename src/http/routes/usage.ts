@@ -24,7 +24,7 @@ const UsageRecord = z
     model: z.string().optional(),
     started_at: time.optional().openapi({ description: 'Epoch ms or RFC 3339; defaults to the render time.' }),
     first_byte_at: time.optional().openapi({ description: 'When the answer started; defaults to finished_at.' }),
-    finished_at: time.optional().openapi({ description: 'Defaults to receipt time.' }),
+    finished_at: time.optional().openapi({ description: 'Defaults to receipt time; when started_at is given (an import), to first_byte_at or started_at. At most 5 minutes ahead of the service clock.' }),
     diagnostics: z.unknown().optional().openapi({ description: "The provider's own cache-miss explanation, if any." }),
   })
   .refine((r) => r.usage !== undefined || r.response !== undefined, { message: 'send "usage" or "response"', path: ['usage'] })
