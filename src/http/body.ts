@@ -28,6 +28,11 @@ export async function readJson(c: Context<AppEnv>, maxBytes: number): Promise<un
   const text = await readText(c, maxBytes);
   // No body at all is a missing document (the schema says what is missing); an empty JSON body is malformed JSON.
   if (text === '' && headerOf(c, 'content-type') === undefined) return undefined;
+  return parseBody(text);
+}
+
+/** A body's text as JSON: malformed JSON is a 400 in the parser's words, a document nested too deep a 422. */
+export function parseBody(text: string): unknown {
   let body: unknown;
   try {
     body = JSON.parse(text);
@@ -56,9 +61,12 @@ const tooLarge = (maxBytes: number) => new BodyError('payload_too_large', `the b
 /** A leading byte-order mark is not part of a JSON text (RFC 8259 §8.1 lets a parser ignore it). */
 const withoutBom = (text: string) => (text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
 
-/** The request body as text (without a byte-order mark), refused once it is over the limit (413); read from the incoming message on Node. */
+/**
+ * The request body as text (without a byte-order mark), read from the incoming message on Node. A declared
+ * length over the limit was refused by checkBody, which every caller runs first; a chunked body is refused
+ * (413) once the bytes read pass the limit.
+ */
 export async function readText(c: Context<AppEnv>, maxBytes: number): Promise<string> {
-  if (Number(headerOf(c, 'content-length') ?? NaN) > maxBytes) throw tooLarge(maxBytes);
   const incoming = incomingOf(c);
   if (!incoming) {
     // TextDecoder drops a leading byte-order mark, as the Node path below does.

@@ -1,5 +1,5 @@
 import { sqliteTable, text, integer, real, blob, primaryKey, index, uniqueIndex } from 'drizzle-orm/sqlite-core';
-import { ROLLUP_CLASSES, ROLLUP_MONEY } from '../domain/reconcile/waterfall';
+import { requestsColumn, ROLLUP_CLASSES, ROLLUP_MONEY } from '../domain/reconcile/waterfall';
 
 // Times are epoch milliseconds from the injected clock, never SQL defaults.
 
@@ -162,7 +162,7 @@ export { ROLLUP_CLASSES, ROLLUP_MONEY };
 const classColumns = Object.fromEntries(
   ROLLUP_CLASSES.flatMap((c) => [
     [c, integer(c).notNull().default(0)],
-    [`req_${c}`, integer(`req_${c}`).notNull().default(0)],
+    [requestsColumn(c), integer(requestsColumn(c)).notNull().default(0)],
   ]),
 );
 const moneyColumns = Object.fromEntries(ROLLUP_MONEY.map((m) => [m, real(m).notNull().default(0)]));

@@ -1,6 +1,7 @@
 import { and, asc, desc, eq, gt, gte, isNull, lt, lte, sql } from 'drizzle-orm';
 import type { Db, WalSync } from './db';
-import { apiKeys, blobs, calibration, driftFindings, handlePins, handles, handleVersions, requestInline, requests, ROLLUP_CLASSES, ROLLUP_MONEY, tenants } from './schema';
+import { apiKeys, blobs, calibration, driftFindings, handlePins, handles, handleVersions, requestInline, requests, tenants } from './schema';
+import { ROLLUP_VALUE_COLUMNS } from '../domain/reconcile/waterfall';
 import type {
   ApiKeyRow,
   AppendResult,
@@ -81,7 +82,6 @@ function requestFromRow(row: Record<string, unknown>): RequestRow {
 }
 
 // Rollup columns: request count, then each class's tokens and requests, then money.
-const ROLLUP_VALUE_COLUMNS = ['requests', ...ROLLUP_CLASSES.flatMap((c) => [c, `req_${c}`]), ...ROLLUP_MONEY];
 
 // The group commit's statements.
 const SQL = {

@@ -15,7 +15,7 @@ import { extractDiagnostics, normalizeUsage, UsageShapeError } from '../usage/no
 import type { NormalizedUsage, UsageProvider } from '../usage/types';
 import { overlap, scaleLengths } from './attribution';
 import { advance, blocksFor, ScopeStates, type RecordedOutcome } from './scopes';
-import { CLASSES, classifySegment, ROLLUP_CLASSES, ROLLUP_MONEY, type ClassCounts } from './waterfall';
+import { CLASSES, classifySegment, requestsColumn, ROLLUP_CLASSES, ROLLUP_VALUE_COLUMNS, type ClassCounts } from './waterfall';
 
 export interface UsageReport {
   request_id: string;
@@ -437,7 +437,6 @@ const CLOCK_SKEW_MS = 5 * 60_000;
  * tenant's totals. A request counts once per handle, on the row of the latest
  * version it used, whatever number of that handle's segments it had.
  */
-
 function rollupDeltas(tenantId: string, day: number, model: string, segs: SegmentOutcome[], reported: boolean): RollupDelta[] {
   const rows = new Map<string, { handleId: string; version: number; v: Record<string, number> }>();
   const perHandle = new Map<string, { version: number; v: Record<string, number> }>();
@@ -483,8 +482,8 @@ function rollupDeltas(tenantId: string, day: number, model: string, segs: Segmen
   return [...rows.values()].map(({ handleId, version, v }) => ({ tenantId, handleId, version, day, model, values: v }));
 }
 
-const REQUEST_COLUMNS = ROLLUP_CLASSES.map((c) => `req_${c}`);
-const ZERO_VALUES: Record<string, number> = Object.fromEntries(['requests', ...ROLLUP_CLASSES, ...REQUEST_COLUMNS, ...ROLLUP_MONEY].map((k) => [k, 0]));
+const REQUEST_COLUMNS = ROLLUP_CLASSES.map(requestsColumn);
+const ZERO_VALUES: Record<string, number> = Object.fromEntries(ROLLUP_VALUE_COLUMNS.map((k) => [k, 0]));
 /**
  * Every rollup column at 0 (a zero adds nothing to the row): the deltas of a report share one shape, so
  * summing into them is plain property writes, not a dictionary built key by key (half the time here).

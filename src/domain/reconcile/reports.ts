@@ -1,4 +1,4 @@
-import { ROLLUP_CLASSES } from './waterfall';
+import { requestsColumn, ROLLUP_CLASSES } from './waterfall';
 import type { RollupRow, Store } from '../../store/store';
 import { notFound } from '../errors';
 
@@ -40,7 +40,7 @@ function sum(rows: RollupRow[]): Totals {
     requests += r.requests ?? 0;
     for (const c of ROLLUP_CLASSES) {
       tokens[c] = (tokens[c] ?? 0) + (r[c] ?? 0);
-      requestsWith[c] = (requestsWith[c] ?? 0) + (r[`req_${c}`] ?? 0);
+      requestsWith[c] = (requestsWith[c] ?? 0) + (r[requestsColumn(c)] ?? 0);
     }
     for (const k of Object.keys(m) as (keyof typeof m)[]) m[k] += r[k] ?? 0;
   }

@@ -15,6 +15,10 @@ export const ROLLUP_CLASSES = ['referenced', 'opportunity', 'reported_opportunit
 // Money of requests with unknown capture is kept apart (`cost_unknown`, at full price) rather than
 // counted as leaked.
 export const ROLLUP_MONEY = ['cost_actual', 'cost_no_cache', 'cost_perfect', 'cost_unknown', 'write_premium_paid', 'write_premium_read'] as const;
+/** A class's "requests that had any" column. */
+export const requestsColumn = (c: string) => `req_${c}`;
+/** Every value column of a rollup row, in the table's order. */
+export const ROLLUP_VALUE_COLUMNS = ['requests', ...ROLLUP_CLASSES.flatMap((c) => [c, requestsColumn(c)]), ...ROLLUP_MONEY];
 
 export const emptyCounts = (): ClassCounts => Object.fromEntries(CLASSES.map((c) => [c, 0])) as ClassCounts;
 

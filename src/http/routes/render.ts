@@ -4,12 +4,10 @@ import type { RequestService } from '../../domain/requests';
 import { requestFormats } from '../../domain/render/request';
 import { parseJsonTree, property, textOf } from '../../domain/render/json-text';
 import type { Handler } from 'hono';
-import { readText } from '../body';
+import { parseBody, readText } from '../body';
 import { fastPost, requestIdHeader, type FastPostDeps } from '../fast-route';
-import { malformedJson } from '../problem';
 import { newRouter, type AppEnv } from '../router';
-import { checkDepth, validationError } from '../../domain/validation';
-import { DomainError } from '../../domain/errors';
+import { validationError } from '../../domain/validation';
 import { commonErrors, conflictErrors } from '../schemas';
 
 const RenderBody = z
@@ -81,13 +79,7 @@ export const RENDER_PATH = '/v1/render';
 export function renderRoute(deps: FastPostDeps & { requests: RequestService }): Handler<AppEnv> {
   return fastPost(deps, RENDER_PATH, async (c, auth) => {
     const raw = await readText(c, deps.maxBodyBytes);
-    let json: unknown;
-    try {
-      json = JSON.parse(raw);
-    } catch (e) {
-      throw new DomainError('malformed_json', malformedJson(e));
-    }
-    checkDepth(json);
+    const json = parseBody(raw);
     // JSON.parse has validated the text: the tree need not validate it again.
     const tree = parseJsonTree(raw, '', true);
     const parsed = RenderBody.safeParse(json);
