@@ -90,6 +90,21 @@ export function malformedJson(err: unknown): string {
   return err instanceof SyntaxError ? `The request body is not valid JSON: ${err.message}` : 'The request body is not valid JSON.';
 }
 
+/**
+ * The validator's "Malformed JSON" drops the parser's words: the body's text is
+ * still cached on the request, so parsing it again says where it breaks.
+ */
+async function malformedBody(c: Context): Promise<Response> {
+  let detail = malformedJson(null);
+  try {
+    const text = await (c.req.bodyCache.text as Promise<string> | undefined);
+    if (text !== undefined) JSON.parse(text);
+  } catch (e) {
+    detail = malformedJson(e);
+  }
+  return problem(c, 'malformed_json', detail);
+}
+
 export function statusOf(code: ProblemCode): number {
   return STATUS[code];
 }
@@ -98,11 +113,11 @@ export function statusOf(code: ProblemCode): number {
  * The one error handler: our domain errors, the framework's HTTP errors, and
  * the unknown — whose message never reaches the client.
  */
-export function handleError(err: Error, c: Context): Response {
+export function handleError(err: Error, c: Context): Response | Promise<Response> {
   if (err instanceof DomainError) return problem(c, err.code, err.message, err.errors, err.extra);
   if (err instanceof BodyError) return problem(c, err.code, err.message);
   if (err instanceof HTTPException) {
-    if (err.status === 400 && /json/i.test(err.message)) return problem(c, 'malformed_json', 'The request body is not valid JSON.');
+    if (err.status === 400 && /json/i.test(err.message)) return malformedBody(c);
     if (err.status === 413) return problem(c, 'payload_too_large', err.message);
     if (err.status === 401) return problem(c, 'unauthorized', 'Missing or invalid credentials.');
     const code: ProblemCode = err.status === 404 ? 'route_not_found' : err.status < 500 ? 'invalid_request' : 'internal';

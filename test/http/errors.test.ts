@@ -31,6 +31,11 @@ describe('problem+json errors', () => {
     const { client } = t.tenant();
     const res = await client.post('/v1/artifacts', '{"kind": "system", "content": ');
     expectProblem(res, 400, 'malformed_json');
+    // The parser's own words, as on the routes that read their body themselves.
+    expect(res.json.detail).toBe('The request body is not valid JSON: Unexpected end of JSON input');
+    const misplaced = await client.post('/v1/bundles', '{"name": "b" "members": []}');
+    expectProblem(misplaced, 400, 'malformed_json');
+    expect(misplaced.json.detail).toMatch(/^The request body is not valid JSON: .* after property value in JSON at position 13/);
     expect((await client.get('/v1/handles')).json.handles).toEqual([]);
   });
 
