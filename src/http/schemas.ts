@@ -121,14 +121,19 @@ export const IssuedKeySchema = z
 
 const problemResponse = (description: string) => ({ content: { 'application/problem+json': { schema: ProblemSchema } }, description });
 
-/** Error responses every authenticated route can give; spread into each route. */
+/** Error responses of an authenticated route without a body (GET, DELETE). */
+export const readErrors = {
+  401: problemResponse('unauthorized: missing or invalid API key'),
+  404: problemResponse('not_found: no such handle (or request) for this tenant'),
+  422: problemResponse('invalid_request: every failing path is listed in errors[]'),
+} as const;
+
+/** Error responses every authenticated route with a JSON body can give; spread into each route. */
 export const commonErrors = {
   400: problemResponse('malformed_json: the body is not JSON'),
-  401: problemResponse('unauthorized: missing or invalid API key'),
-  404: problemResponse('not_found: no such handle for this tenant'),
+  ...readErrors,
   413: problemResponse('payload_too_large'),
   415: problemResponse('unsupported_media_type: send application/json'),
-  422: problemResponse('invalid_request: every failing path is listed in errors[]'),
 } as const;
 
 export const conflictErrors = {

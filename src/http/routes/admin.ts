@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { TenantService } from '../../domain/tenants';
 import { newRouter } from '../router';
-import { IssuedKeySchema, commonErrors } from '../schemas';
+import { IssuedKeySchema, commonErrors, readErrors } from '../schemas';
 
 const issued = (description: string) => ({ content: { 'application/json': { schema: IssuedKeySchema } }, description });
 const security = [{ adminKey: [] }];
@@ -25,7 +25,7 @@ const routes = {
   revokeKey: createRoute({
     method: 'delete', path: '/v1/keys/{id}', tags: ['admin'], summary: 'Revoke a key', security,
     request: { params: z.object({ id: z.string().min(1) }) },
-    responses: { 204: { description: 'Revoked' }, ...commonErrors },
+    responses: { 204: { description: 'Revoked' }, 401: readErrors[401], 404: readErrors[404] },
   }),
 };
 

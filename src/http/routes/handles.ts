@@ -27,6 +27,7 @@ import {
   NewBundleVersionBody,
   RefParam,
   commonErrors,
+  readErrors,
   conflictErrors,
 } from '../schemas';
 import { handleSummaryView, handleView, mintView } from '../views';
@@ -70,17 +71,17 @@ const routes = {
   getHandle: createRoute({
     method: 'get', path: '/v1/handles/{ref}', tags: ['handles'], summary: 'Describe a handle and its versions',
     request: { params: z.object({ ref: RefParam }) },
-    responses: { 200: { content: { 'application/json': { schema: HandleSchema } }, description: 'The handle' }, ...commonErrors, ...conflictErrors },
+    responses: { 200: { content: { 'application/json': { schema: HandleSchema } }, description: 'The handle' }, ...readErrors, 410: conflictErrors[410] },
   }),
   listHandles: createRoute({
     method: 'get', path: '/v1/handles', tags: ['handles'], summary: 'List handles (cursor pagination, id order)',
     request: { query: ListQuery },
-    responses: { 200: { content: { 'application/json': { schema: HandleListSchema } }, description: 'A page' }, ...commonErrors },
+    responses: { 200: { content: { 'application/json': { schema: HandleListSchema } }, description: 'A page' }, 401: readErrors[401], 422: readErrors[422] },
   }),
   deleteHandle: createRoute({
     method: 'delete', path: '/v1/handles/{id}', tags: ['handles'], summary: 'Delete a handle nothing pins',
     request: { params: z.object({ id: IdParam }) },
-    responses: { 204: { description: 'Deleted; expanding it now answers 410' }, ...commonErrors, ...conflictErrors },
+    responses: { 204: { description: 'Deleted; expanding it now answers 410' }, ...readErrors, ...conflictErrors },
   }),
   expand: createRoute({
     method: 'get', path: '/v1/handles/{ref}/expand', tags: ['handles'], summary: 'Expand a ref into a byte-stable prompt prefix',
@@ -89,8 +90,8 @@ const routes = {
     responses: {
       200: { content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } }, description: 'The prefix in the provider\'s request shape' },
       304: { description: 'If-None-Match matched the ETag' },
-      ...commonErrors,
-      ...conflictErrors,
+      ...readErrors,
+      410: conflictErrors[410],
     },
   }),
 };

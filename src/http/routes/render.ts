@@ -8,7 +8,7 @@ import { parseBody, readText } from '../body';
 import { fastPost, requestIdHeader, type FastPostDeps } from '../fast-route';
 import { newRouter, type AppEnv } from '../router';
 import { validationError } from '../../domain/validation';
-import { commonErrors, conflictErrors } from '../schemas';
+import { commonErrors, conflictErrors, readErrors } from '../schemas';
 
 const RenderBody = z
   .strictObject({
@@ -21,7 +21,7 @@ const RenderBody = z
   })
   .openapi('RenderRequest');
 
-const Segment = z
+export const SegmentSchema = z
   .object({
     source: z.string(),
     path: z.array(z.string()),
@@ -37,13 +37,17 @@ const Segment = z
   })
   .openapi('Segment');
 
+export const BreakpointSchema = z
+  .object({ segment: z.number().int(), source: z.string(), token_end: z.number().int(), ttl: z.string(), set_by: z.enum(['caller', 'service']) })
+  .openapi('Breakpoint');
+
 const RenderResponse = z
   .object({
     request_id: z.string(),
     model: z.object({ name: z.string(), catalog_entry: z.string(), fallback: z.boolean() }),
     body: z.record(z.string(), z.unknown()).openapi({ description: 'Ready to send to the provider; byte-exact caller fields.' }),
-    segments: z.array(Segment),
-    breakpoints: z.array(z.object({ segment: z.number().int(), source: z.string(), token_end: z.number().int(), ttl: z.string(), set_by: z.enum(['caller', 'service']) })),
+    segments: z.array(SegmentSchema),
+    breakpoints: z.array(BreakpointSchema),
     prompt_cache_key: z.string().nullable(),
     prediction: z.unknown().nullable(),
     warnings: z.array(z.object({ code: z.enum(['volatile_before_handle', 'repeated_handle']), segment: z.number().int(), kind: z.string(), text: z.string(), detail: z.string() })),
@@ -64,7 +68,7 @@ const routes = {
     path: '/v1/models',
     tags: ['render'],
     summary: 'The model catalog: cache rules and prices per model family, with sources',
-    responses: { 200: { content: { 'application/json': { schema: z.object({ version: z.string(), models: z.array(z.record(z.string(), z.unknown())) }) } }, description: 'The catalog' }, ...commonErrors },
+    responses: { 200: { content: { 'application/json': { schema: z.object({ version: z.string(), models: z.array(z.record(z.string(), z.unknown())) }) } }, description: 'The catalog' }, 401: readErrors[401] },
   }),
 };
 

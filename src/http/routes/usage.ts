@@ -9,7 +9,8 @@ import { readJson } from '../body';
 import { fastPost, requestIdHeader, type FastPostDeps } from '../fast-route';
 import { zodIssues } from '../../domain/validation';
 import { invalidInput, newRouter, type AppEnv } from '../router';
-import { commonErrors, conflictErrors, IdParam } from '../schemas';
+import { commonErrors, conflictErrors, IdParam, readErrors } from '../schemas';
+import { HandleReportSchema, RequestViewSchema, TenantReportSchema, UsageBatchResultSchema, UsageResultSchema } from '../report-schemas';
 import { outcomeView } from '../views';
 
 /** The largest time a Date holds (±8.64e15 ms): a larger one could not be shown back. */
@@ -43,7 +44,7 @@ const rangeQuery = z
   })
   .refine((q) => q.from === undefined || q.to === undefined || q.from <= q.to, { message: 'from is after to', path: ['from'] });
 
-const anyJson = (description: string) => ({ content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } }, description });
+const json = (schema: z.ZodType, description: string) => ({ content: { 'application/json': { schema } }, description });
 
 export const USAGE_PATH = '/v1/usage';
 
@@ -80,27 +81,27 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
       method: 'post', path: USAGE_PATH, tags: ['usage'], summary: 'Reconcile a provider usage report against a rendered request',
       description: 'Idempotent by request_id: the same report again answers 200 with the stored result; a different one 409.',
       request: { body: { content: { 'application/json': { schema: UsageRecord } }, required: true } },
-      responses: { 200: anyJson('Already reconciled with this report'), 201: anyJson('Reconciled'), ...commonErrors, ...conflictErrors },
+      responses: { 200: json(UsageResultSchema, 'Already reconciled with this report'), 201: json(UsageResultSchema, 'Reconciled'), ...commonErrors, 409: conflictErrors[409] },
     }),
     batch: createRoute({
       method: 'post', path: '/v1/usage/batch', tags: ['usage'], summary: 'Import many usage reports; each accepted or rejected on its own',
       request: { body: { content: { 'application/json': { schema: Batch } }, required: true } },
-      responses: { 200: anyJson('One result per record, in order'), ...commonErrors },
+      responses: { 200: json(UsageBatchResultSchema, 'One result per record, in order'), ...commonErrors },
     }),
     handleReport: createRoute({
       method: 'get', path: '/v1/reports/handles/{id}', tags: ['reports'], summary: 'Reuse waterfall and money for one handle',
       request: { params: z.object({ id: IdParam }), query: rangeQuery },
-      responses: { 200: anyJson('The report'), ...commonErrors },
+      responses: { 200: json(HandleReportSchema, 'The report'), ...readErrors },
     }),
     tenantReport: createRoute({
       method: 'get', path: '/v1/reports', tags: ['reports'], summary: "The tenant's totals and one row per handle, by leaked money",
       request: { query: rangeQuery },
-      responses: { 200: anyJson('The report'), ...commonErrors },
+      responses: { 200: json(TenantReportSchema, 'The report'), 401: readErrors[401], 422: readErrors[422] },
     }),
     request: createRoute({
       method: 'get', path: '/v1/requests/{id}', tags: ['reports'], summary: 'A recorded request: segments with outcomes, usage, diagnostics',
       request: { params: z.object({ id: z.string().min(1) }) },
-      responses: { 200: anyJson('The request'), ...commonErrors },
+      responses: { 200: json(RequestViewSchema, 'The request'), ...readErrors },
     }),
   };
 

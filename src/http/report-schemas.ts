@@ -1,0 +1,151 @@
+// The shapes of what reconciliation answers — a usage report's result, a
+// request, the per-handle and tenant reports — for /openapi.json. Tests hold
+// real answers to them (a field added to a view and not here fails there).
+
+import { z } from '@hono/zod-openapi';
+import { CLASSES, ROLLUP_CLASSES } from '../domain/reconcile/waterfall';
+import { BreakpointSchema, SegmentSchema } from './routes/render';
+
+const int = z.number().int();
+const counts = <K extends string>(keys: readonly K[]) => z.object(Object.fromEntries(keys.map((k) => [k, int])) as Record<K, typeof int>);
+const time = z.string().openapi({ format: 'date-time' });
+
+export const NormalizedUsageSchema = z
+  .object({
+    provider: z.enum(['anthropic', 'openai-chat', 'openai-responses', 'gemini', 'vllm']),
+    model: z.string().nullable(),
+    total_prompt_tokens: int.nullable(),
+    cache_read_tokens: int.nullable().openapi({ description: 'null: the provider did not say (unknown, not 0).' }),
+    cache_write_tokens: int.nullable(),
+    cache_write_by_ttl: z.record(z.string(), int).nullable(),
+    uncached_tokens: int.nullable(),
+    output_tokens: int.nullable(),
+    cache_fields_reported: z.boolean(),
+    complete: z.boolean().openapi({ description: 'false for a stream cut off before its final usage.' }),
+  })
+  .openapi('NormalizedUsage');
+
+const excerptSide = z.object({ source: z.string(), digest: z.string(), excerpt: z.string().optional() });
+
+export const DriftFindingSchema = z
+  .object({
+    handle: z.string().openapi({ description: 'The handle version whose cached prefix drifted.' }),
+    previous_request: z.string(),
+    segment: int.openapi({ description: 'The earliest segment whose bytes changed.' }),
+    now: excerptSide,
+    before: excerptSide,
+    byte_offset: int.optional().openapi({ description: 'Where the bytes first differ, when both sides are still held.' }),
+    formats: z.object({ now: z.string(), before: z.string() }).optional().openapi({ description: 'The two requests used different API formats.' }),
+  })
+  .openapi('DriftFinding');
+
+const SegmentOutcomeSchema = z.object({
+  source: z.string(),
+  path: z.array(z.string()),
+  section: z.string(),
+  start: int,
+  end: int,
+  read: int,
+  write: int,
+  predicted: int,
+  opportunity: int,
+  classes: counts(CLASSES).openapi({ description: 'Every token of the segment in exactly one class.' }),
+  cost: z.object({ actual: z.number(), no_cache: z.number(), perfect: z.number(), write_premium: z.number() }),
+});
+
+export const OutcomeSchema = z
+  .object({
+    capture: z.enum(['reported', 'unknown']),
+    total_prompt_tokens: int.nullable(),
+    estimated_prompt_tokens: int,
+    predicted: z.object({ read: int, write: int }),
+    provider: z.object({ read: int.nullable(), write: int.nullable() }),
+    segments: z.array(SegmentOutcomeSchema),
+    drift: DriftFindingSchema.nullable(),
+  })
+  .openapi('Outcome');
+
+export const UsageResultSchema = z
+  .object({ request_id: z.string(), duplicate: z.boolean(), outcome: OutcomeSchema, usage: NormalizedUsageSchema })
+  .openapi('UsageResult');
+
+export const UsageBatchResultSchema = z
+  .object({
+    accepted: int,
+    rejected: int,
+    results: z.array(
+      z.object({
+        index: int,
+        status: int,
+        request_id: z.string().optional(),
+        capture: z.enum(['reported', 'unknown']).optional(),
+        problem: z.record(z.string(), z.unknown()).optional().openapi({ description: 'The problem+json a single report would have been answered with.' }),
+      }),
+    ),
+  })
+  .openapi('UsageBatchResult');
+
+const money = z.object({
+  currency: z.literal('USD'),
+  actual_input_cost: z.number(),
+  cost_without_caching: z.number(),
+  cost_at_perfect_capture: z.number(),
+  realised_savings: z.number(),
+  leaked_savings: z.number(),
+  write_premiums_paid: z.number(),
+  write_premiums_unread: z.number().openapi({ description: 'Premiums for writes no later request read.' }),
+  unknown_capture_input_cost: z.number().openapi({ description: 'Input cost of requests whose provider reported no cache fields, counted apart.' }),
+});
+
+const totals = {
+  requests: int,
+  tokens: counts(ROLLUP_CLASSES).openapi({ description: 'Tokens per waterfall level and class.' }),
+  requests_with: counts(ROLLUP_CLASSES).openapi({ description: 'Requests that had any tokens of each class.' }),
+  capture_rate: z.number().nullable().openapi({ description: 'captured / reported_opportunity; null when no request with reported cache fields had an opportunity.' }),
+  money,
+};
+
+const range = z.object({ from: time.nullable(), to: time, model: z.string().nullable() });
+
+export const HandleReportSchema = z
+  .object({
+    handle: z.object({ id: z.string(), type: z.string(), kind: z.string().nullable(), name: z.string().nullable(), deleted: z.boolean() }),
+    range,
+    ...totals,
+    versions: z.array(z.object({ version: int, ...totals })),
+    models: z.array(z.object({ model: z.string(), ...totals })),
+    drift: z.array(DriftFindingSchema.extend({ request_id: z.string(), previous_request_id: z.string(), at: time })).openapi({ description: 'The most recent drift findings in the range, newest first.' }),
+  })
+  .openapi('HandleReport');
+
+export const TenantReportSchema = z
+  .object({
+    range,
+    ...totals,
+    handles: z
+      .array(z.object({ id: z.string(), type: z.string().nullable(), kind: z.string().nullable(), name: z.string().nullable(), ...totals }))
+      .openapi({ description: 'One row per handle, by leaked money, largest first.' }),
+  })
+  .openapi('TenantReport');
+
+export const RequestViewSchema = z
+  .object({
+    id: z.string(),
+    status: z.enum(['rendered', 'reconciled', 'failed']),
+    format: z.string(),
+    model: z.string(),
+    catalog_entry: z.string(),
+    catalog_fallback: z.boolean(),
+    rendered_at: time,
+    started_at: time.nullable(),
+    first_byte_at: time.nullable(),
+    finished_at: time.nullable(),
+    segments: z.array(SegmentSchema),
+    breakpoints: z.array(BreakpointSchema),
+    prediction: z.unknown().nullable().openapi({ description: 'What the simulated cache predicted at render time.' }),
+    outcome: OutcomeSchema.nullable().openapi({ description: 'null until usage is reconciled.' }),
+    usage: NormalizedUsageSchema.nullable(),
+    usage_raw: z.unknown().nullable().openapi({ description: "The provider's usage as received (a failed request: its status and error body)." }),
+    diagnostics: z.unknown().nullable().openapi({ description: "The provider's own cache-miss explanation." }),
+  })
+  .openapi('Request');
