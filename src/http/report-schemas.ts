@@ -62,6 +62,13 @@ export const OutcomeSchema = z
     provider: z.object({ read: int.nullable(), write: int.nullable() }),
     segments: z.array(SegmentOutcomeSchema),
     drift: DriftFindingSchema.nullable(),
+    total_mismatch: z
+      .object({ estimated: int, reported: int, ratio: z.number().nullable() })
+      .optional()
+      .openapi({
+        description:
+          "The provider's prompt total is under half or over twice the rendered estimate (and over 1,024 tokens away): likely not the request rendered (a wrong request_id, a body changed after rendering) or images, estimated as text. Attribution is still scaled to the provider's total; the report is left out of calibration.",
+      }),
   })
   .openapi('Outcome');
 

@@ -3,6 +3,7 @@ import { createTestApp, type TestApp } from '../helpers/app';
 import { mintBundle, mintSystem, mintTools } from '../helpers/factories';
 import { anthropicUsage, classesOf, LONG_SYSTEM, promptTokens, renderAnthropic, report } from '../helpers/scenario';
 import type { Rendered } from '../helpers/scenario';
+import { totalMismatch } from '../../src/domain/reconcile/reconciler';
 
 let t: TestApp;
 beforeEach(() => {
@@ -13,11 +14,11 @@ afterEach(() => t.close());
 const MIN = 60_000;
 
 async function agentSetup() {
-  const { client } = t.tenant();
+  const { client, key } = t.tenant();
   const tools = await mintTools(client);
   const sys = await mintSystem(client, LONG_SYSTEM);
   const bundle = await mintBundle(client, [tools.id, sys.id]);
-  return { client, tools, sys, bundle };
+  return { client, key, tools, sys, bundle };
 }
 
 describe('reconciliation scenarios', () => {
@@ -237,5 +238,42 @@ describe('reconciliation scenarios', () => {
     expect(rep.tokens.captured).toBe(0);
     expect(rep.tokens.unknown).toBe(seg.classes.unknown);
     expect(rep.requests_with.unknown).toBe(1);
+  });
+
+  it('a provider total far from the rendered estimate is flagged and left out of calibration', async () => {
+    const { client, sys, key } = await agentSetup();
+    const uiPage = async (id: string) => (await t.app.request(`/ui/requests/${id}`, { headers: { cookie: `ph_ui_key=${key}` } })).text();
+    const turn = (n: number) => renderAnthropic(client, { system: [{ type: 'handle', ref: sys.id }], messages: [{ role: 'user', content: `q${n}` }] });
+    // Within tens of percent of the estimate: calibrated by, nothing flagged.
+    const r1 = await turn(1);
+    const estimate = promptTokens(r1);
+    expect(estimate).toBeGreaterThan(2048);
+    const near = Math.round(estimate * 1.3);
+    const o1 = (await report(client, t, r1, anthropicUsage(near, 0, 0))).outcome as Record<string, unknown>;
+    expect(o1.total_mismatch).toBeUndefined();
+    // Three times the estimate: another prompt than the one rendered.
+    t.clock.advance(MIN);
+    const r2 = await turn(2);
+    const far = (await report(client, t, r2, anthropicUsage(estimate * 3, 0, 0))).outcome as Record<string, any>;
+    expect(far.total_mismatch).toEqual({ estimated: estimate, reported: estimate * 3, ratio: 3 });
+    // Attribution is still scaled to the provider's total.
+    expect(far.segments.at(-1).end).toBe(estimate * 3);
+    // Calibration counts the first report only.
+    const described = (await client.get(`/v1/handles/${sys.id}`)).json;
+    expect(described.calibrated_tokens).toMatchObject([{ model: 'claude-sonnet-4-5', reports: 1, ratio: Math.round((near / estimate) * 1e4) / 1e4 }]);
+    // The request's page says so.
+    expect(await uiPage(r2.request_id)).toContain('data-warning="total_mismatch"');
+    expect(await uiPage(r1.request_id)).not.toContain('data-warning="total_mismatch"');
+  });
+
+  it('the mismatch thresholds: under half or over twice, and more than 1,024 tokens away', () => {
+    expect(totalMismatch(10_000, 5_000)).toBeNull();
+    expect(totalMismatch(10_000, 4_999)).toEqual({ estimated: 10_000, reported: 4_999, ratio: 0.4999 });
+    expect(totalMismatch(10_000, 20_000)).toBeNull();
+    expect(totalMismatch(10_000, 20_001)).toMatchObject({ ratio: 2.0001 });
+    // Small prompts: a provider's framing (a tool-use system prompt) is not a mismatch.
+    expect(totalMismatch(300, 1_300)).toBeNull();
+    expect(totalMismatch(300, 1_325)).toMatchObject({ reported: 1_325 });
+    expect(totalMismatch(0, 2_000)).toEqual({ estimated: 0, reported: 2_000, ratio: null });
   });
 });

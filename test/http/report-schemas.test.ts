@@ -34,14 +34,15 @@ describe('the documented shapes of reconciliation answers', () => {
     expect(usage.outcome.drift.byte_offset).toBeGreaterThan(0);
     expectDocumented(UsageResultSchema, usage);
 
-    // Unknown capture (no cache fields) and a request not reconciled yet.
+    // Unknown capture (no cache fields) with a total far from the estimate, and a request not reconciled yet.
     const chat = await client.post('/v1/render', { format: 'openai-chat', request: { model: 'gpt-4o', prefix: [bundle.id], messages: [{ role: 'user', content: 'x' }] } });
     const r3 = chat.json as typeof r2;
     const r4 = await renderAnthropic(client, { prefix: [bundle.id], messages: [{ role: 'user', content: 'y' }] });
-    const batch = (await client.post('/v1/usage/batch', { records: [{ request_id: r3.request_id, usage: { prompt_tokens: promptTokens(r3) } }, { request_id: 'req_nope' }] })).json;
+    const batch = (await client.post('/v1/usage/batch', { records: [{ request_id: r3.request_id, usage: { prompt_tokens: promptTokens(r3) * 5 } }, { request_id: 'req_nope' }] })).json;
     expect(batch.results.map((r: { status: number }) => r.status)).toEqual([201, 422]);
     expectDocumented(UsageBatchResultSchema, batch);
 
+    expect((await client.get(`/v1/requests/${r3.request_id}`)).json.outcome.total_mismatch.ratio).toBe(5);
     for (const id of [r2.request_id, r3.request_id, r4.request_id]) {
       const view = (await client.get(`/v1/requests/${id}`)).json;
       expectDocumented(RequestViewSchema, view);

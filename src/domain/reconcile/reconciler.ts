@@ -54,6 +54,19 @@ export interface RequestOutcome extends RecordedOutcome {
   provider: { read: number | null; write: number | null };
   segments: SegmentOutcome[];
   drift: DriftFinding | null;
+  /** Set when the provider's prompt total is far from the rendered estimate (absent otherwise, and on older outcomes). */
+  total_mismatch?: TotalMismatch;
+}
+
+/**
+ * The provider counted a prompt far from the one rendered: the request sent may not be the one rendered (a
+ * report for the wrong request id, a body changed after rendering), or holds images, estimated as text.
+ */
+export interface TotalMismatch {
+  estimated: number;
+  reported: number;
+  /** reported / estimated, 4 decimals (null for an empty estimate). */
+  ratio: number | null;
 }
 
 export interface DriftFinding {
@@ -269,16 +282,19 @@ export class Reconciler {
     });
 
     const drift = this.locateDrift(request, segOutcomes, lastBySource);
+    const estimatedTotal = estimated.reduce((a, b) => a + b, 0);
+    const mismatch = total === null ? null : totalMismatch(estimatedTotal, total);
     const outcome: RequestOutcome = {
       lengths,
       sim: simAt,
       capture: read === null ? 'unknown' : 'reported',
       total_prompt_tokens: total,
-      estimated_prompt_tokens: estimated.reduce((a, b) => a + b, 0),
+      estimated_prompt_tokens: estimatedTotal,
       predicted: { read: outcomeSim.readTokens, write: outcomeSim.writeTokens },
       provider: { read, write: written },
       segments: segOutcomes,
       drift,
+      ...(mismatch ? { total_mismatch: mismatch } : {}),
     };
 
     const day = Math.floor(startedAt / DAY);
@@ -301,7 +317,8 @@ export class Reconciler {
       rollups,
       // Dated by the request's start, as its rollups are: a report's range then finds both.
       drift: drift ? driftRows(tenantId, request, drift, startedAt) : [],
-      calibration: total === null ? null : { tenantId, model: request.model, family: model.tokenizer, providerTokens: total, estimatedTokens: outcome.estimated_prompt_tokens },
+      // A total far from the estimate says more about the request than about the tokenizer: not calibrated by.
+      calibration: total === null || mismatch ? null : { tenantId, model: request.model, family: model.tokenizer, providerTokens: total, estimatedTokens: outcome.estimated_prompt_tokens },
       // Only a read the provider confirmed proves the earlier write was worth its premium.
       markWriteRead: readFrom && readFrom !== request.id && read !== null && read > 0 ? this.markRead(readFrom) : null,
     };
@@ -431,6 +448,20 @@ function prices(model: ModelEntry, usage: NormalizedUsage) {
 
 /** How far ahead of our clock a report's times may be: client clocks drift. */
 const CLOCK_SKEW_MS = 5 * 60_000;
+
+/**
+ * Estimates are within tens of percent of a provider's count, plus its framing (a tool-use system prompt is a
+ * few hundred tokens): a total under half or over twice the estimate, and over 1,024 tokens away, is another
+ * prompt than the one rendered.
+ */
+const MISMATCH_RATIO = 2;
+const MISMATCH_MIN_TOKENS = 1024;
+
+export function totalMismatch(estimated: number, reported: number): TotalMismatch | null {
+  if (Math.abs(reported - estimated) <= MISMATCH_MIN_TOKENS) return null;
+  if (reported * MISMATCH_RATIO >= estimated && reported <= estimated * MISMATCH_RATIO) return null;
+  return { estimated, reported, ratio: estimated ? Math.round((reported / estimated) * 1e4) / 1e4 : null };
+}
 
 /**
  * Adds each handle segment to every handle on its path (by version), and to the

@@ -42,6 +42,7 @@ ${metric('predicted.read', 'Predicted read', outcome?.predicted.read ?? null, ou
 ${cost ? metric('cost.leaked', 'Leaked on this request', cost.actual - cost.perfect, usd(cost.actual - cost.perfect), { tone: 'bad', note: `of ${usd(cost.actual)} input cost` }) : ''}
 </dl>
 ${outcome?.capture === 'unknown' ? html`<p class="notice">The provider reported no cache fields for this request: its capture is <b>unknown</b>, not 0%.</p>` : ''}
+${outcome?.total_mismatch ? mismatchNotice(outcome.total_mismatch) : ''}
 ${outcome ? '' : html`<p class="notice">No usage report yet: the bar shows the rendered segments only.</p>`}
 <div class="card"><h2 style="margin-top:0">The prompt, segment by segment</h2>
 ${segmentBar(bar, breakpoints, `Segments of ${row.id} coloured by outcome`)}
@@ -62,6 +63,12 @@ ${row.usageRaw !== undefined && row.usageRaw !== null ? html`<details><summary>A
     ? html`<p class="muted">The provider's own explanation, shown beside ours.</p><pre class="content" data-raw="diagnostics">${json(row.diagnostics)}</pre>`
     : html`<p class="muted">The provider sent no cache diagnostics.</p>`}</div>
 </div>`;
+}
+
+function mismatchNotice(m: NonNullable<RequestOutcome['total_mismatch']>): Html {
+  return html`<p class="notice" data-warning="total_mismatch">The provider counted <b>${tok(m.reported)}</b> prompt tokens where the rendered request holds about ${tok(m.estimated)}${m.ratio === null ? '' : ` (×${m.ratio})`}:
+this may not be the request that was rendered (a usage report sent for another request, a body changed after rendering), or it holds images, estimated as text.
+The segments are scaled to the provider's total; this report is left out of calibration.</p>`;
 }
 
 function usageTable(u: NormalizedUsage): Html {
