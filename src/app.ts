@@ -12,7 +12,7 @@ import { TenantService } from './domain/tenants';
 import { RequestService } from './domain/requests';
 import { RENDER_PATH, renderRoute, renderRoutes } from './http/routes/render';
 import { USAGE_PATH, usageRoute, usageRoutes } from './http/routes/usage';
-import { JSON_TYPE } from './http/body';
+import { checkUtf8, JSON_TYPE } from './http/body';
 import { Reconciler } from './domain/reconcile/reconciler';
 import { WriteQueue } from './domain/write-queue';
 import { Reports } from './domain/reconcile/reports';
@@ -106,6 +106,13 @@ const requireJson: MiddlewareHandler<AppEnv> = async function requireJson(c, nex
   await next();
 };
 
+/** A JSON body in valid UTF-8, checked once authenticated (the validators decode with replacement characters). */
+const requireUtf8: MiddlewareHandler<AppEnv> = async function requireUtf8(c, next) {
+  const method = c.req.method;
+  if ((method === 'POST' || method === 'PUT' || method === 'PATCH') && c.req.raw.body !== null) checkUtf8(new Uint8Array(await c.req.arrayBuffer()));
+  await next();
+};
+
 export function createApp(deps: AppDeps, services: Services = createServices(deps)) {
   const app = new OpenAPIHono<AppEnv>();
   const { config } = deps;
@@ -134,6 +141,7 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   app.use('/v1/*', async function authenticate(c, next) {
     return ADMIN_PATH.test(c.req.path) ? admin(c, next) : tenant(c, next);
   });
+  app.use('/v1/*', requireUtf8);
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   // Metrics carry tenant ids: scraping them takes the operator's key, like the admin routes.

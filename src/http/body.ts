@@ -1,4 +1,5 @@
 import type { Context } from 'hono';
+import { isUtf8 } from 'node:buffer';
 import { DomainError } from '../domain/errors';
 import { checkDepth } from '../domain/validation';
 import { malformedJson } from './problem';
@@ -72,6 +73,7 @@ export async function readText(c: Context<AppEnv>, maxBytes: number): Promise<st
     // TextDecoder drops a leading byte-order mark, as the Node path below does.
     const bytes = new Uint8Array(await c.req.arrayBuffer());
     if (bytes.length > maxBytes) throw tooLarge(maxBytes);
+    checkUtf8(bytes);
     return new TextDecoder().decode(bytes);
   }
   return new Promise((resolve, reject) => {
@@ -87,10 +89,45 @@ export async function readText(c: Context<AppEnv>, maxBytes: number): Promise<st
         reject(tooLarge(maxBytes));
       }
     };
-    const onEnd = () => resolve(withoutBom((chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)).toString('utf8')));
+    const onEnd = () => {
+      const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+      try {
+        checkUtf8(bytes);
+      } catch (e) {
+        return reject(e);
+      }
+      resolve(withoutBom(bytes.toString('utf8')));
+    };
     // A client that leaves mid-body (Node reports "aborted") settles the read as a client error, not ours.
     const cutShort = () => reject(new DomainError('malformed_json', 'the client closed the connection before the body ended'));
     const onClose = () => incoming.readableEnded || cutShort();
     incoming.on('data', onData).on('end', onEnd).once('error', cutShort).once('close', onClose);
   });
+}
+
+/**
+ * A JSON text is UTF-8 (RFC 8259 §8.1): a body with invalid bytes is refused, never decoded with
+ * replacement characters, which would store other text than the caller sent.
+ */
+export function checkUtf8(bytes: Uint8Array): void {
+  if (isUtf8(bytes)) return;
+  throw new DomainError('malformed_json', `The request body is not valid UTF-8 (at byte ${firstInvalidUtf8(bytes)}): send the text as UTF-8`);
+}
+
+/** The offset of the first byte that does not start a well-formed UTF-8 sequence (Unicode Table 3-7). */
+export function firstInvalidUtf8(b: Uint8Array): number {
+  for (let i = 0; i < b.length; ) {
+    const c = b[i]!;
+    const more = c < 0x80 ? 0 : c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2 : c >= 0xf0 && c <= 0xf4 ? 3 : -1;
+    if (more < 0) return i;
+    // The second byte's range excludes overlong forms (E0, F0), surrogates (ED) and code points past U+10FFFF (F4).
+    const lo = c === 0xe0 ? 0xa0 : c === 0xf0 ? 0x90 : 0x80;
+    const hi = c === 0xed ? 0x9f : c === 0xf4 ? 0x8f : 0xbf;
+    for (let k = 1; k <= more; k++) {
+      const d = b[i + k];
+      if (d === undefined || d < (k === 1 ? lo : 0x80) || d > (k === 1 ? hi : 0xbf)) return i;
+    }
+    i += more + 1;
+  }
+  return -1;
 }

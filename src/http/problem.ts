@@ -97,8 +97,8 @@ export function malformedJson(err: unknown): string {
 async function malformedBody(c: Context): Promise<Response> {
   let detail = malformedJson(null);
   try {
-    const text = await (c.req.bodyCache.text as Promise<string> | undefined);
-    if (text !== undefined) JSON.parse(text);
+    // The body was read (and cached) by the validator.
+    JSON.parse(await c.req.text());
   } catch (e) {
     detail = malformedJson(e);
   }

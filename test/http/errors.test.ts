@@ -39,6 +39,25 @@ describe('problem+json errors', () => {
     expect((await client.get('/v1/handles')).json.handles).toEqual([]);
   });
 
+  it('refuses a body that is not UTF-8 (invalid, overlong, a surrogate) with 400 and writes nothing', async () => {
+    const { key, client } = t.tenant();
+    for (const bad of [[0xff, 0xfe], [0xc0, 0xaf], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xe2, 0x82]]) {
+      const head = Buffer.from('{"kind":"system","content":"a');
+      const body = Buffer.concat([head, Buffer.from(bad), Buffer.from('b"}')]);
+      const res = await t.app.request('/v1/artifacts', { method: 'POST', body, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' } });
+      expect(res.status, String(bad)).toBe(400);
+      expect(await res.json()).toMatchObject({ code: 'malformed_json', detail: `The request body is not valid UTF-8 (at byte ${head.length}): send the text as UTF-8` });
+    }
+    // Without a key, the key is what is wrong.
+    const anonymous = await t.app.request('/v1/artifacts', { method: 'POST', body: Buffer.from([0x7b, 0xff, 0x7d]), headers: { 'content-type': 'application/json' } });
+    expect(anonymous.status).toBe(401);
+    expect((await client.get('/v1/handles')).json.handles).toEqual([]);
+    // Valid UTF-8 in every width is stored as sent.
+    const ok = await client.post('/v1/artifacts', { kind: 'system', content: 'é € 𝄞 a' });
+    expect(ok.status).toBe(201);
+    expect(ok.json.size).toBe(Buffer.byteLength('é € 𝄞 a'));
+  });
+
   it('answers an oversize body with 413 payload_too_large', async () => {
     const { client } = t.tenant();
     const res = await client.post('/v1/artifacts', { kind: 'system', content: 'x'.repeat(5000) });

@@ -47,7 +47,7 @@ afterEach(async () => {
 });
 
 /** A raw HTTP POST: the body exactly as given, and chunked when no length is declared. */
-function post(url: string, path: string, body: string, headers: Record<string, string>): Promise<{ status: number; type: string; json: any }> {
+function post(url: string, path: string, body: string | Buffer, headers: Record<string, string>): Promise<{ status: number; type: string; json: any }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(`${url}${path}`, { method: 'POST', headers }, (res) => {
       let text = '';
@@ -142,6 +142,12 @@ describe('POST /v1/usage over HTTP, on a database file', () => {
     expectProblem(await post(running.url, '/v1/usage', '', {}), 401, 'unauthorized');
     expectProblem(await post(running.url, '/v1/usage', '', { authorization: json.authorization }), 422, 'invalid_request');
     expectProblem(await post(running.url, '/v1/usage', '', json), 400, 'malformed_json');
+
+    // Bytes that are not UTF-8 are refused, never decoded with replacement characters.
+    const latin1 = Buffer.concat([Buffer.from(`{"request_id":"${requestId}","usage":{"input_tokens":1},"diagnostics":"caf`), Buffer.from([0xe9]), Buffer.from('"}')]);
+    const notUtf8 = await post(running.url, '/v1/usage', latin1, json);
+    expectProblem(notUtf8, 400, 'malformed_json');
+    expect(notUtf8.json.detail).toBe(`The request body is not valid UTF-8 (at byte ${latin1.indexOf(0xe9)}): send the text as UTF-8`);
 
     // None of it was written: the real report is still the first. A leading byte-order mark is not an error.
     const ok = await post(running.url, '/v1/usage', '\uFEFF' + JSON.stringify({ request_id: requestId, usage: anthropicUsage(total, 0, 0) }), json);

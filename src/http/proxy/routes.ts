@@ -88,7 +88,8 @@ async function passThrough(c: Context<AppEnv>, provider: UpstreamProvider, upstr
     method,
     path: providerPath(c.req.url, provider),
     headers: requestHeadersFor(headersOf(c)),
-    body: method === 'GET' ? undefined : await c.req.text(),
+    // The bytes as sent (untouched: never decoded and encoded again).
+    body: method === 'GET' ? undefined : Buffer.from(await c.req.arrayBuffer()),
     signal: c.req.raw.signal,
   });
   const bytes = await readAll(res.body, provider, c.req.raw.signal);

@@ -99,7 +99,7 @@ export class Upstream {
   }
 
   /** `path` is the provider path with its query (`/v1/messages?beta=true`). Rejects with UpstreamError, or the signal's reason. */
-  async send(provider: UpstreamProvider, call: { method: string; path: string; headers: Record<string, string>; body?: string; signal?: AbortSignal }): Promise<UpstreamResponse> {
+  async send(provider: UpstreamProvider, call: { method: string; path: string; headers: Record<string, string>; body?: string | Buffer; signal?: AbortSignal }): Promise<UpstreamResponse> {
     const base = this.bases[provider];
     try {
       const res = await this.agent.request({
