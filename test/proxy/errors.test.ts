@@ -4,6 +4,7 @@
 
 import Anthropic from '@anthropic-ai/sdk';
 import { serve } from '@hono/node-server';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -262,5 +263,37 @@ describe("the proxy's own refusals", () => {
       const r = await client.get(`/v1/requests/${err.headers.get('x-ph-request-id')}`);
       expect(r.json.status).toBe('failed');
     }
+  });
+
+  it('an answer whose usage cannot be read (none, negative, past any context) is reconciled as unknown, not left unreconciled', async () => {
+    // A stand-in upstream answering 200 with each broken usage in turn.
+    const usages: unknown[] = [undefined, { input_tokens: -5, output_tokens: 'x' }, { input_tokens: 3, cache_read_input_tokens: 1e15, cache_creation_input_tokens: 0, output_tokens: 1 }];
+    let n = 0;
+    const upstream = createHttpServer((req, res) => {
+      req.resume().on('end', () => {
+        const usage = usages[n++ % usages.length];
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-sonnet-4-6', content: [{ type: 'text', text: 'ok' }], stop_reason: 'end_turn', ...(usage === undefined ? {} : { usage }) }));
+      });
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => upstream.close(r)));
+    const t = createTestApp({ config: { anthropicBaseUrl: `http://127.0.0.1:${(upstream.address() as { port: number }).port}` } });
+    const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+      const s = serve({ fetch: t.app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
+    });
+    cleanups.push(() => new Promise((r) => server.close(r)), () => t.close());
+    const { client, key } = t.tenant();
+    const anthropic = new Anthropic({ apiKey: 'sk-ant-test', baseURL: `http://127.0.0.1:${(server.address() as { port: number }).port}/proxy/anthropic`, maxRetries: 0, defaultHeaders: { 'x-ph-key': key } });
+    for (let i = 0; i < usages.length; i++) {
+      const { response } = await anthropic.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+      await committed({ t });
+      const r = (await client.get(`/v1/requests/${response.headers.get('x-ph-request-id')}`)).json;
+      expect(r.status, JSON.stringify(usages[i])).toBe('reconciled');
+      expect(r.outcome.capture).toBe('unknown');
+      expect(r.usage).toMatchObject({ cache_fields_reported: false, complete: true, total_prompt_tokens: null });
+    }
+    // The absurd read never reached the reports.
+    expect((await client.get('/v1/reports')).json.money.realised_savings).toBe(0);
   });
 });

@@ -453,6 +453,14 @@ describe('normalizeUsage shape errors', () => {
     expect(shapeError(() => normalizeUsage({ prompt_tokens: 9, prompt_tokens_details: [] })).path).toBe('/prompt_tokens_details');
   });
 
+  it('a count past any model context (100M tokens) is a broken report, refused with its path', () => {
+    const absurd = shapeError(() => normalizeUsage({ input_tokens: 3, cache_creation_input_tokens: 0, cache_read_input_tokens: 1e15, output_tokens: 1 }));
+    expect(absurd.path).toBe('/cache_read_input_tokens');
+    expect(absurd.message).toMatch(/more tokens than any model's context holds/);
+    expect(normalizeUsage({ prompt_tokens: 100_000_000, completion_tokens: 1 }).total_prompt_tokens).toBe(100_000_000);
+    expect(shapeError(() => normalizeUsage({ prompt_tokens: 100_000_001, completion_tokens: 1 })).path).toBe('/prompt_tokens');
+  });
+
   it('more cached tokens than prompt tokens is incoherent', () => {
     const error = shapeError(() => normalizeUsage({ prompt_tokens: 10, prompt_tokens_details: { cached_tokens: 11 } }));
     expect(error.path).toBe('/prompt_tokens_details');

@@ -307,14 +307,35 @@ export function isRecord(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** A token count: absent or null → null; anything but a non-negative integer is a shape error. */
+/** More tokens than any model's context holds: a count past it is a broken report, not a prompt. */
+export const MAX_TOKEN_COUNT = 100_000_000;
+
+/** A token count: absent or null → null; anything but a non-negative integer (up to MAX_TOKEN_COUNT) is a shape error. */
 export function readCount(obj: Json, key: string, path: string): number | null {
   const value = obj[key];
   if (value === undefined || value === null) return null;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
     throw new UsageShapeError(pointer(path, key), `${key} is not a non-negative integer`);
   }
+  // One such report would stay in the reports for good (a read of 1e15 tokens is billions of dollars "saved").
+  if (value > MAX_TOKEN_COUNT) throw new UsageShapeError(pointer(path, key), `${key} is ${value}: more tokens than any model's context holds (at most ${MAX_TOKEN_COUNT})`);
   return value;
+}
+
+/** Usage that says nothing: capture unknown. `complete` is false for a stream cut off before its final usage. */
+export function unreportedUsage(provider: UsageProvider, model: string | null, totalPromptTokens: number | null, complete: boolean): NormalizedUsage {
+  return {
+    provider,
+    model,
+    total_prompt_tokens: totalPromptTokens,
+    cache_read_tokens: null,
+    cache_write_tokens: null,
+    cache_write_by_ttl: null,
+    uncached_tokens: null,
+    output_tokens: null,
+    cache_fields_reported: false,
+    complete,
+  };
 }
 
 function requireCount(obj: Json, key: string, path: string): number {

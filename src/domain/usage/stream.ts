@@ -2,7 +2,7 @@
 // different event (DESIGN.md, "Streaming"); a stream that ends before that
 // event leaves capture unknown, never zero.
 
-import { extractDiagnostics, isRecord, normalizeUsageAs, pointer, readCount } from './normalize';
+import { extractDiagnostics, isRecord, normalizeUsageAs, pointer, readCount, unreportedUsage } from './normalize';
 import type { NormalizedUsage, ProviderDiagnostics, UsageProvider } from './types';
 
 export type StreamUsageProvider = 'anthropic' | 'openai-chat' | 'openai-responses' | 'vllm';
@@ -152,18 +152,7 @@ function responsesAccumulator(): StreamUsageAccumulator {
 }
 
 function incomplete(provider: UsageProvider, model: string | null, totalPromptTokens: number | null): NormalizedUsage {
-  return {
-    provider,
-    model,
-    total_prompt_tokens: totalPromptTokens,
-    cache_read_tokens: null,
-    cache_write_tokens: null,
-    cache_write_by_ttl: null,
-    uncached_tokens: null,
-    output_tokens: null,
-    cache_fields_reported: false,
-    complete: false,
-  };
+  return unreportedUsage(provider, model, totalPromptTokens, false);
 }
 
 // Accepts parsed JSON or the raw data string straight from SseParser; the

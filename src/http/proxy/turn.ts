@@ -13,7 +13,7 @@ import { callerAskedForUsage, inspectBody, withIncludeUsage } from '../../domain
 import { createStreamReply } from '../../domain/proxy/stream-reply';
 import { replyMessage, turnMessages, type ProxyFormat } from '../../domain/proxy/to-neutral';
 import type { UsageReport } from '../../domain/reconcile/reconciler';
-import { extractDiagnostics, normalizeUsage } from '../../domain/usage/normalize';
+import { extractDiagnostics, normalizeUsage, unreportedUsage } from '../../domain/usage/normalize';
 import { createStreamUsageAccumulator } from '../../domain/usage/stream';
 import type { NormalizedUsage } from '../../domain/usage/types';
 import type { Store } from '../../store/store';
@@ -124,24 +124,27 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
   const parsed = parseJson(bytes);
   // A failure is answered once it is recorded, so a client that looks it up finds it.
   if (res.status >= 400) await record.failed(res.status, parsed);
-  else if (res.status < 300) record.completed(usageOfAnswer(format, parsed), parsed);
+  else if (res.status < 300) {
+    const { usageError, ...usage } = usageOfAnswer(format, parsed);
+    record.completed(usage, parsed, usageError);
+  }
   return new Response(bytes, init);
 }
 
 /**
  * What is kept of an answer that was not streamed: its usage object as the raw report and its diagnostics,
  * normalised from the whole body (its model is read there), never the model's reply itself: the stream path
- * keeps no more than that either.
+ * keeps no more than that either. An answer whose usage cannot be read is reconciled as unknown, as a stream
+ * without its final usage is, with `usageError` saying why.
  */
-function usageOfAnswer(format: ProxyFormat, answer: unknown): Pick<UsageReport, 'usage' | 'response' | 'normalized' | 'diagnostics'> {
-  let normalized: NormalizedUsage;
+function usageOfAnswer(format: ProxyFormat, answer: unknown): Pick<UsageReport, 'usage' | 'normalized' | 'diagnostics'> & { usageError?: unknown } {
+  const usage = isRecord(answer) ? answer.usage : undefined;
   try {
-    normalized = normalizeUsage(answer, format);
-  } catch {
-    // A usage the reconciler cannot read: it names the problem from the whole body, as POST /v1/usage would.
-    return { response: answer };
+    return { usage, normalized: normalizeUsage(answer, format), diagnostics: extractDiagnostics(answer) ?? undefined };
+  } catch (err) {
+    const model = isRecord(answer) && typeof answer.model === 'string' ? answer.model : null;
+    return { usage: usage ?? undefined, normalized: unreportedUsage(format, model, null, true), usageError: err };
   }
-  return { usage: (answer as { usage: unknown }).usage, normalized, diagnostics: extractDiagnostics(answer) ?? undefined };
 }
 
 /** The answer's events go on as they come; usage and the reply are read on the way. */
@@ -214,7 +217,7 @@ class Recorder {
   /** The provider answered; `reply` is its answer in the non-streaming shape, or null when it did not finish. */
   completed(usage: Pick<UsageReport, 'usage' | 'response' | 'normalized' | 'diagnostics'>, reply: unknown, usageError: unknown = null): void {
     if (this.settle()) return;
-    if (usageError) this.warn('the stream carried malformed usage; recorded as unknown', usageError);
+    if (usageError) this.warn('the answer carried no usable usage; recorded as unknown', usageError);
     this.reconcile(usage);
     if (reply !== null) this.append(reply);
   }
