@@ -166,7 +166,7 @@ describe('reconciliation scenarios', () => {
     const start = t.clock.now();
     const total = promptTokens(a);
     const post = (r: typeof a, startedAt: number) =>
-      client.post('/v1/usage', { request_id: r.request_id, usage: anthropicUsage(total, 0, cached), started_at: startedAt, first_byte_at: start + 2000, finished_at: start + 3000 });
+      client.post('/v1/usage', { request_id: r.request_id, usage: anthropicUsage(total, 0, r.breakpoints[0]!.token_end), started_at: startedAt, first_byte_at: start + 2000, finished_at: start + 3000 });
     expect((await post(a, start)).status).toBe(201);
     const ob = (await post(b, start + 100)).json.outcome;
     const sysTokens = b.segments[1]!.token_end - b.segments[1]!.token_start;
@@ -238,6 +238,31 @@ describe('reconciliation scenarios', () => {
     expect(rep.tokens.captured).toBe(0);
     expect(rep.tokens.unknown).toBe(seg.classes.unknown);
     expect(rep.requests_with.unknown).toBe(1);
+  });
+
+  it("a provider that counts tokens its own way: its read ends on the breakpoint, not a few tokens into the next segment", async () => {
+    const { client, sys } = await agentSetup();
+    const turn = (n: number) => renderAnthropic(client, { system: [{ type: 'handle', ref: sys.id }], messages: [{ role: 'user', content: `question ${n}` }] });
+    // The provider counts 3% more in the system prompt than we estimate, and the same in the question: its
+    // breakpoint sits 3% later, which scaling the whole prompt to its total does not quite reproduce.
+    const counts = (r: Rendered) => {
+      const cached = r.breakpoints[0]!.token_end;
+      const provider = Math.round(cached * 1.03);
+      return { cached: provider, total: provider + (promptTokens(r) - cached) + 9 };
+    };
+    const r1 = await turn(1);
+    const c1 = counts(r1);
+    await report(client, t, r1, anthropicUsage(c1.total, 0, c1.cached));
+    t.clock.advance(MIN);
+    const r2 = await turn(2);
+    const c2 = counts(r2);
+    const o2 = (await report(client, t, r2, anthropicUsage(c2.total, c2.cached, 0))).outcome;
+    // The system prompt is read whole and nothing else: no bonus spilling onto the question, nothing unconfirmed.
+    expect(classesOf(o2, `${sys.id}@1`)).toEqual({ captured: c2.cached });
+    expect(Object.keys(classesOf(o2, 'inline'))).toEqual(['cold']);
+    expect(o2.segments.at(-1)!.end).toBe(c2.total);
+    const rep = (await client.get(`/v1/reports/handles/${sys.id}`)).json;
+    expect([rep.tokens.captured, rep.tokens.bonus, rep.tokens.unconfirmed, rep.capture_rate]).toEqual([c2.cached, 0, 0, 1]);
   });
 
   it('a provider total far from the rendered estimate is flagged and left out of calibration', async () => {

@@ -13,7 +13,7 @@ import type { Breakpoint, RenderedSegment, RequestFormat } from '../render/reque
 import type { SimOutcome } from '../simulator/cache';
 import { extractDiagnostics, normalizeUsage, UsageShapeError } from '../usage/normalize';
 import type { NormalizedUsage, UsageProvider } from '../usage/types';
-import { overlap, scaleLengths } from './attribution';
+import { anchorLengths, overlap, scaleLengths } from './attribution';
 import { advance, blocksFor, ScopeStates, type RecordedOutcome } from './scopes';
 import { CLASSES, classifySegment, requestsColumn, ROLLUP_CLASSES, ROLLUP_VALUE_COLUMNS, type ClassCounts } from './waterfall';
 
@@ -229,7 +229,13 @@ export class Reconciler {
     const segments = request.segments as RenderedSegment[];
     const estimated = segments.map((s) => s.token_end - s.token_start);
     const total = usage.total_prompt_tokens;
-    const lengths = total === null ? estimated : scaleLengths(estimated, total);
+    const scaled = total === null ? estimated : scaleLengths(estimated, total);
+    // An explicit cache's read and write end at breakpoints: segment ends near them are moved onto them.
+    const reportedRead = usage.cache_fields_reported ? (usage.cache_read_tokens ?? 0) : null;
+    const lengths =
+      reportedRead !== null && model.cache.mode === 'explicit' && model.cache.granularity === null
+        ? anchorLengths(scaled, [reportedRead, reportedRead + (usage.cache_write_tokens ?? 0)])
+        : scaled;
 
     // The scope's simulated cache, in start order (a late report is placed at the scope's latest start).
     const state = this.scopes.get(request.scope, model);
@@ -241,7 +247,7 @@ export class Reconciler {
     const outcomeSim = advance(state, request, blocks, simAt);
     const readFrom = writer(outcomeSim);
 
-    const read = usage.cache_fields_reported ? (usage.cache_read_tokens ?? 0) : null;
+    const read = reportedRead;
     const written = usage.cache_write_tokens ?? (read === null ? null : 0);
     const money = prices(model, usage);
     let offset = 0;
