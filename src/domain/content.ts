@@ -8,7 +8,11 @@ export type ArtifactKind = (typeof artifactKinds)[number];
 
 const jsonObject = z.record(z.string(), z.unknown());
 
-export const textBlockSchema = z.strictObject({ type: z.literal('text'), text: z.string() });
+// Providers refuse text that is empty or only whitespace (Anthropic: "text content blocks must contain
+// non-whitespace text"): kept, it would break every later request that renders it.
+const text = z.string().regex(/\S/, 'must contain non-whitespace text (providers refuse empty text blocks)');
+
+export const textBlockSchema = z.strictObject({ type: z.literal('text'), text });
 
 export const imageBlockSchema = z.strictObject({
   type: z.literal('image'),
@@ -45,7 +49,7 @@ export const contentBlockSchema = z.discriminatedUnion('type', [
 
 export const messageSchema = z.strictObject({
   role: z.enum(['user', 'assistant']),
-  content: z.union([z.string(), z.array(contentBlockSchema).min(1)]),
+  content: z.union([text, z.array(contentBlockSchema).min(1)]),
 });
 
 export const toolDefinitionSchema = z.strictObject({
@@ -75,10 +79,10 @@ export type ContentBlock = z.infer<typeof contentBlockSchema>;
 export type Message = z.infer<typeof messageSchema>;
 export type ToolDefinition = z.infer<typeof toolDefinitionSchema>;
 
-// Providers reject empty text blocks, so empty system or document text is refused at mint.
+// Providers reject empty text blocks, so empty (or blank) system or document text is refused at mint.
 export const contentSchemaByKind = {
-  system: z.string().min(1),
-  document: z.string().min(1),
+  system: text,
+  document: text,
   tools: toolsContentSchema,
   messages: messagesContentSchema,
 } as const;

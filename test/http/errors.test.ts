@@ -83,6 +83,24 @@ describe('problem+json errors', () => {
     expect(pointers.some((p: string) => p.startsWith('/messages/1/content/0/source'))).toBe(true);
   });
 
+  it('refuses blank text wherever it would be kept and sent back (providers refuse empty text blocks)', async () => {
+    const { client } = t.tenant();
+    const session = (await client.post('/v1/sessions', { messages: [{ role: 'user', content: 'hi' }] })).json;
+    const cases: Array<[string, object, string]> = [
+      ['/v1/artifacts', { kind: 'messages', content: [{ role: 'user', content: '' }] }, '/content/0/content'],
+      ['/v1/artifacts', { kind: 'messages', content: [{ role: 'user', content: [{ type: 'text', text: '  ' }] }] }, '/content/0/content/0/text'],
+      ['/v1/artifacts', { kind: 'system', content: ' \n ' }, '/content'],
+      [`/v1/sessions/${session.id}/messages`, { messages: [{ role: 'assistant', content: '' }] }, '/messages/0/content'],
+    ];
+    for (const [path, body, pointer] of cases) {
+      const res = await client.post(path, body);
+      expectProblem(res, 422, 'invalid_request');
+      expect(res.json.errors, path).toContainEqual({ pointer, detail: expect.stringMatching(/non-whitespace text/) });
+    }
+    expect((await client.get('/v1/handles')).json.handles).toHaveLength(1);
+    expect((await client.get(`/v1/handles/${session.id}`)).json.latest_version).toBe(1);
+  });
+
   it('rejects lone surrogates instead of repairing them', async () => {
     const { client } = t.tenant();
     const res = await client.post('/v1/artifacts', '{"kind":"system","content":"bad \\ud800 text"}');

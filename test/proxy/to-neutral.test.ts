@@ -66,6 +66,22 @@ describe('turnMessages: Anthropic', () => {
     const input = refusal(() => turnMessages('anthropic', { messages: [{ role: 'assistant', content: [{ type: 'tool_use', id: 't', name: 'f', input: 'str' }] }] }));
     expect(input.errors).toEqual([{ pointer: '/messages/0/content/0/input', detail: 'tool_use input must be a JSON object' }]);
   });
+
+  it('refuses blank text (providers refuse it when it is sent back), a message without a role, a block without a type', () => {
+    const blank = /must contain non-whitespace text/;
+    for (const [format, body, pointer] of [
+      ['anthropic', { messages: [{ role: 'user', content: '' }] }, '/messages/0/content'],
+      ['anthropic', { messages: [{ role: 'user', content: [{ type: 'text', text: ' \n' }] }] }, '/messages/0/content/0/text'],
+      ['openai-chat', { messages: [{ role: 'user', content: '' }] }, '/messages/0/content'],
+      ['openai-responses', { input: '' }, '/input/0/content'],
+    ] as const) {
+      const e = refusal(() => turnMessages(format, body));
+      expect(e.errors, `${format} ${JSON.stringify(body)}`).toEqual([{ pointer, detail: expect.stringMatching(blank) }]);
+    }
+    expect(refusal(() => turnMessages('openai-chat', { messages: [{ content: 'x' }] })).errors).toEqual([{ pointer: '/messages/0/role', detail: 'a message needs a role' }]);
+    expect(refusal(() => turnMessages('anthropic', { messages: [{ role: 'user', content: [{ text: 'x' }] }] })).errors).toEqual([{ pointer: '/messages/0/content/0/type', detail: 'a content block needs a type' }]);
+    expect(refusal(() => turnMessages('openai-chat', { messages: [{ role: 'user', content: [{ text: 'x' }] }] })).errors).toEqual([{ pointer: '/messages/0/content/0/type', detail: 'a content part needs a type' }]);
+  });
 });
 
 describe('turnMessages: OpenAI chat', () => {
@@ -163,6 +179,12 @@ describe('replyMessage', () => {
       content: [{ type: 'text', text: 'Checking.' }, { type: 'tool_use', id: 'toolu_9', name: 'get_weather', input: { city: 'Bergen' } }],
     });
     expect(replyMessage('anthropic', { content: [{ type: 'thinking', thinking: 'x' }] })).toBeNull();
+    // Blank text in a reply is left out: sent back in the session, providers would refuse it.
+    expect(replyMessage('anthropic', { content: [{ type: 'text', text: '' }, { type: 'tool_use', id: 't', name: 'f', input: {} }] })).toEqual({
+      role: 'assistant',
+      content: [{ type: 'tool_use', id: 't', name: 'f', input: {} }],
+    });
+    expect(replyMessage('anthropic', { content: [{ type: 'text', text: '  ' }] })).toBeNull();
   });
 
   it('OpenAI chat (choice 0) and responses (messages and function calls)', () => {

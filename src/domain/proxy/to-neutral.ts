@@ -52,6 +52,8 @@ export function replyMessage(format: ProxyFormat, response: unknown): Message | 
       throw e;
     }
   }
+  // Blank text says nothing, and providers refuse it when it is sent back: not kept.
+  blocks = blocks.filter((b) => b.type !== 'text' || /\S/.test(b.text));
   // A reply nested too deep for canonical JSON cannot be kept either.
   if (blocks.length === 0 || nestedTooDeep(blocks)) return null;
   const parsed = messageListSchema.safeParse([{ role: 'assistant', content: blocks }]);
@@ -140,6 +142,7 @@ function anthropicBlock(b: unknown, at: string): ContentBlock {
       };
     }
     default:
+      if (b.type === undefined) throw invalid(`${at}/type`, 'a content block needs a type');
       return unsupported(at, `a "${String(b.type)}" block`);
   }
 }
@@ -182,6 +185,7 @@ function chatMessages(raw: unknown, at: string): Message[] {
         return;
       }
       default:
+        if (m.role === undefined) throw invalid(`${mAt}/role`, 'a message needs a role');
         unsupported(`${mAt}/role`, `a "${String(m.role)}" message`);
     }
   });
@@ -192,6 +196,7 @@ function chatPart(p: unknown, at: string): TextBlock | ImageBlock {
   if (!isRecord(p)) throw invalid(at, 'must be a content part');
   if (p.type === 'text') return { type: 'text', text: str(p.text, `${at}/text`) };
   if (p.type === 'image_url' && isRecord(p.image_url)) return imageFromUrl(str(p.image_url.url, `${at}/image_url/url`), at);
+  if (p.type === undefined) throw invalid(`${at}/type`, 'a content part needs a type');
   return unsupported(at, `a "${String(p.type)}" part`);
 }
 
@@ -256,6 +261,7 @@ function responsesPart(p: unknown, at: string): TextBlock | ImageBlock {
   if (p.type === 'input_text' || p.type === 'output_text') return { type: 'text', text: str(p.text, `${at}/text`) };
   if (p.type === 'refusal') return { type: 'text', text: str(p.refusal, `${at}/refusal`) };
   if (p.type === 'input_image' && typeof p.image_url === 'string') return imageFromUrl(p.image_url, at);
+  if (p.type === undefined) throw invalid(`${at}/type`, 'a content part needs a type');
   return unsupported(at, `a "${String(p.type)}" part`);
 }
 
