@@ -99,7 +99,9 @@ const requireJson: MiddlewareHandler<AppEnv> = async function requireJson(c, nex
   const method = c.req.method;
   // Only methods that carry a body are checked: touching c.req.raw on a GET costs a full Request.
   if (method !== 'POST' && method !== 'PUT' && method !== 'PATCH') return next();
-  const hasBody = c.req.raw.body !== null && c.req.header('content-length') !== '0';
+  // As checkBody: a body is declared by a non-zero length or a chunked transfer (`curl -X POST` sends neither).
+  const length = c.req.header('content-length');
+  const hasBody = length === undefined ? c.req.header('transfer-encoding') !== undefined : length !== '0';
   const type = c.req.header('content-type') ?? '';
   if (hasBody && !JSON_TYPE.test(type))
     return problem(c, 'unsupported_media_type', `send the body as application/json (got ${type || 'no content type'})`);

@@ -3,11 +3,11 @@
 import { serve, type ServerType } from '@hono/node-server';
 import { request as httpRequest } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { clientFor, createTestApp, type TestApp } from '../helpers/app';
+import { ADMIN_KEY, clientFor, createTestApp, type TestApp } from '../helpers/app';
 import { mintSystem } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM } from '../helpers/scenario';
 
@@ -275,5 +275,24 @@ describe('the write queue on a database file', () => {
     expect((await reported).duplicate).toBe(false);
     const client = clientFor(running.t.app, key);
     expect((await client.get(`/v1/requests/${requestId}`)).json.status).toBe('reconciled');
+  });
+
+  it('a POST with no body at all (curl -X POST) needs no content type: rotate a key, issue one', async () => {
+    running = await start();
+    const admin = { authorization: `Bearer ${ADMIN_KEY}` };
+    const tenant = await post(running.url, '/v1/tenants', JSON.stringify({ name: 'acme' }), { ...admin, 'content-type': 'application/json' });
+    expect(tenant.status).toBe(201);
+    // As curl -X POST sends it: no content type, no length, no transfer encoding.
+    const bare = (path: string) =>
+      new Promise<string>((resolve, reject) => {
+        const { port } = new URL(running!.url);
+        const socket = connect(Number(port), '127.0.0.1', () => socket.end(`POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: ${admin.authorization}\r\nConnection: close\r\n\r\n`));
+        let text = '';
+        socket.on('data', (c) => (text += c.toString())).on('end', () => resolve(text)).on('error', reject);
+      });
+    expect(await bare(`/v1/keys/${tenant.json.id}/rotate`)).toMatch(/^HTTP\/1\.1 201/);
+    expect(await bare(`/v1/tenants/${tenant.json.tenant}/keys`)).toMatch(/^HTTP\/1\.1 201/);
+    // A body without a JSON type is still a 415.
+    expect((await post(running.url, `/v1/tenants/${tenant.json.tenant}/keys`, 'x', { ...admin, 'content-type': 'text/plain' })).status).toBe(415);
   });
 });

@@ -63,6 +63,10 @@ describe('POST /v1/usage', () => {
     const times = await client.post('/v1/usage', { request_id: r.request_id, usage: anthropicUsage(total(r), 0, 0), started_at: 2000, first_byte_at: 1000 });
     expect(times.status).toBe(422);
     expect((await client.post('/v1/usage', { request_id: r.request_id })).status).toBe(422);
+    // Both: which one counts would be a guess.
+    const both = await client.post('/v1/usage', { request_id: r.request_id, usage: anthropicUsage(total(r), 0, 0), response: { usage: anthropicUsage(total(r), 0, 0) } });
+    expect(both.status).toBe(422);
+    expect(both.json.errors).toEqual([{ pointer: '/response', detail: 'send "usage" or "response", not both' }]);
   });
 
   it('accepts whole response bodies of each provider and keeps the diagnostics', async () => {

@@ -29,6 +29,7 @@ const UsageRecord = z
     diagnostics: z.unknown().optional().openapi({ description: "The provider's own cache-miss explanation, if any." }),
   })
   .refine((r) => r.usage !== undefined || r.response !== undefined, { message: 'send "usage" or "response"', path: ['usage'] })
+  .refine((r) => r.usage === undefined || r.response === undefined, { message: 'send "usage" or "response", not both', path: ['response'] })
   .openapi('UsageReport');
 
 /** A time in a query string: RFC 3339, a day (`2026-12-01`, UTC) or epoch ms, as the CLI takes them. */
