@@ -453,6 +453,14 @@ describe('normalizeUsage shape errors', () => {
     expect(shapeError(() => normalizeUsage({ prompt_tokens: 9, prompt_tokens_details: [] })).path).toBe('/prompt_tokens_details');
   });
 
+  it('a response trimmed to its usage member is read inside it, and errors point there', () => {
+    expect(normalizeUsage({ usage: { input_tokens: 5, cache_read_input_tokens: 0, cache_creation_input_tokens: 2, output_tokens: 1 }, model: 'claude-x' })).toMatchObject({ provider: 'anthropic', model: 'claude-x', total_prompt_tokens: 7 });
+    expect(normalizeUsage({ usage: { prompt_tokens: 7, completion_tokens: 1 } }, 'openai-chat')).toMatchObject({ provider: 'openai-chat', total_prompt_tokens: 7 });
+    const negative = shapeError(() => normalizeUsage({ usage: { prompt_tokens: -3, completion_tokens: 1 } }, 'openai-chat'));
+    expect([negative.path, negative.detail]).toEqual(['/usage/prompt_tokens', 'prompt_tokens is not a non-negative integer']);
+    expect(shapeError(() => normalizeUsage({ usage: { tokens: 1 } })).path).toBe('/usage');
+  });
+
   it('a count past any model context (100M tokens) is a broken report, refused with its path', () => {
     const absurd = shapeError(() => normalizeUsage({ input_tokens: 3, cache_creation_input_tokens: 0, cache_read_input_tokens: 1e15, output_tokens: 1 }));
     expect(absurd.path).toBe('/cache_read_input_tokens');

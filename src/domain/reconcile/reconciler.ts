@@ -207,7 +207,7 @@ export class Reconciler {
     try {
       usage = report.normalized ?? normalizeUsage(source, HINT[request.format as RequestFormat]);
     } catch (e) {
-      if (e instanceof UsageShapeError) throw invalid(`${pointer}/${report.response !== undefined ? 'response' : 'usage'}${e.path}`, e.message);
+      if (e instanceof UsageShapeError) throw invalid(`${pointer}/${report.response !== undefined ? 'response' : 'usage'}${e.path}`, e.detail);
       throw e;
     }
     const diagnostics = report.diagnostics ?? (report.response !== undefined ? extractDiagnostics(report.response) : null);

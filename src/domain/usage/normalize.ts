@@ -13,9 +13,10 @@ export class UsageShapeError extends Error {
   constructor(
     /** JSON Pointer to the offending value; "" is the input itself. */
     readonly path: string,
-    message: string,
+    /** What is wrong, without the place (an API error gives the place as its pointer). */
+    readonly detail: string,
   ) {
-    super(`${message} (at ${path === '' ? 'the root' : path})`);
+    super(`${detail} (at ${path === '' ? 'the root' : path})`);
     this.name = 'UsageShapeError';
   }
 }
@@ -128,8 +129,20 @@ function locateUsage(input: unknown, hint: UsageProvider | undefined): Located {
     return { provider, usage, path: pointer('', body.key), model: typeof model === 'string' ? model : null };
   }
 
+  // A response trimmed to its usage (`{"usage": {…}}`, no envelope fields): the usage is inside it.
+  const inner = isRecord(input.usage) && !hasCounts(input) ? 'usage' : isRecord(input.usageMetadata) ? 'usageMetadata' : null;
+  if (inner !== null) {
+    const usage = input[inner] as Json;
+    const model = input.model ?? input.modelVersion;
+    return { provider: inner === 'usageMetadata' ? reconcileHint('gemini', hint) : (hint ?? classifyBareUsage(usage, `/${inner}`)), usage, path: `/${inner}`, model: typeof model === 'string' ? model : null };
+  }
   const provider = hint ?? classifyBareUsage(input);
   return { provider, usage: input, path: '', model: null };
+}
+
+/** Whether an object holds token counts itself (a bare usage object), rather than a usage member. */
+function hasCounts(input: Json): boolean {
+  return ['input_tokens', 'prompt_tokens', 'promptTokenCount'].some((k) => k in input);
 }
 
 interface BodyKind {
@@ -169,7 +182,7 @@ function reconcileHint(detected: UsageProvider, hint: UsageProvider | undefined)
   throw new UsageShapeError('', `response body looks like ${detected}, not ${hint}`);
 }
 
-function classifyBareUsage(usage: Json): UsageProvider {
+function classifyBareUsage(usage: Json, path = ''): UsageProvider {
   const has = (keys: string[]) => keys.some((k) => k in usage);
   const families: UsageProvider[] = [];
   if (has(GEMINI_KEYS)) families.push('gemini');
@@ -178,19 +191,19 @@ function classifyBareUsage(usage: Json): UsageProvider {
     const anthropic = has(ANTHROPIC_KEYS);
     const responses = has(RESPONSES_KEYS);
     if (anthropic && responses) {
-      throw new UsageShapeError('', 'usage mixes Anthropic and OpenAI Responses fields; pass a provider hint');
+      throw new UsageShapeError(path, 'usage mixes Anthropic and OpenAI Responses fields; pass a provider hint');
     }
     families.push(responses ? 'openai-responses' : 'anthropic');
   }
   const [only, ...rest] = families;
   if (only === undefined) {
     throw new UsageShapeError(
-      '',
+      path,
       'not a recognisable usage: expected input_tokens (Anthropic, OpenAI Responses), prompt_tokens (OpenAI chat, vLLM) or promptTokenCount (Gemini)',
     );
   }
   if (rest.length > 0) {
-    throw new UsageShapeError('', `usage matches several providers (${families.join(', ')}); pass a provider hint`);
+    throw new UsageShapeError(path, `usage matches several providers (${families.join(', ')}); pass a provider hint`);
   }
   return only;
 }
