@@ -54,6 +54,13 @@ describe('rendering edge cases', () => {
     expect(res.json.code).toBe('malformed_json');
   });
 
+  it('a model that is not a string is named as such, not as missing', async () => {
+    t = createTestApp();
+    const res = await t.tenant().client.post('/v1/render', { format: 'anthropic', request: { model: 5, max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] } });
+    expect(res.status).toBe(422);
+    expect(res.json.errors).toEqual([{ pointer: '/request/model', detail: 'must be a string (the model name)' }]);
+  });
+
   it('breakpoints the service adds never put a 1h entry after a 5m one', async () => {
     t = createTestApp({ config: { cacheTtl: '1h' } });
     const me = t.tenant();

@@ -165,7 +165,16 @@ describe('reports', () => {
     // A day (UTC) or epoch ms, as the CLI takes them; whole days are counted.
     expect((await client.get('/v1/reports?from=2026-01-01&to=2026-01-01')).json.requests).toBe(1);
     expect((await client.get('/v1/reports?to=2025-12-31')).json.requests).toBe(0);
-    expect((await client.get(`/v1/reports?from=${Date.parse('2026-01-02T00:00:00Z')}`)).json.requests).toBe(0);
+    expect((await client.get(`/v1/reports?from=${Date.parse('2026-01-02T00:00:00Z')}&to=2026-01-03`)).json.requests).toBe(0);
+    // With no to, it is today: a from on a later day is refused as any from after to; later today is counted.
+    const future = await client.get(`/v1/reports?from=${Date.parse('2026-01-02T00:00:00Z')}`);
+    expect(future.json.errors).toEqual([{ pointer: 'query:from', detail: 'from is after to (today, when to is not given)' }]);
+    expect((await client.get(`/v1/reports?from=${t.clock.now() + 60_000}`)).json.requests).toBe(1);
+    // The range shown is the one counted: whole UTC days.
+    expect((await client.get('/v1/reports?from=2026-01-01T09:30:00Z&to=2026-01-01')).json.range).toEqual({ from: '2026-01-01T00:00:00.000Z', to: '2026-01-01T23:59:59.999Z', model: null });
+    // One message for the three forms a time may take.
+    for (const bad of ['yesterday', '2026-02-30', '2026-12-02T00:00:00'])
+      expect((await client.get(`/v1/reports?from=${bad}`)).json.errors, bad).toEqual([{ pointer: 'query:from', detail: expect.stringMatching(/^expected a day \(2026-12-01, UTC\), RFC 3339 with a zone/) }]);
     expect((await client.get(`/v1/reports/handles/${(r.segments[0] as unknown as { source: string }).source.split('@')[0]}?from=2026-01-01`)).json.requests).toBe(1);
     // Past the largest time a date holds: a 422, not a 500 when the range is shown back.
     expect((await client.get('/v1/reports?from=99999999999999999')).status).toBe(422);

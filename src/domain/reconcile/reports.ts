@@ -132,6 +132,8 @@ export class Reports {
   }
 }
 
+/** The range as counted: whole UTC days, from the first day's start to the last day's last millisecond. */
 function rangeView(range: ReportRange, now: number) {
-  return { from: range.from !== undefined ? new Date(range.from).toISOString() : null, to: new Date(range.to ?? now).toISOString(), model: range.model ?? null };
+  const { fromDay, toDay } = days(range, now);
+  return { from: range.from !== undefined ? new Date(fromDay * DAY).toISOString() : null, to: new Date((toDay + 1) * DAY - 1).toISOString(), model: range.model ?? null };
 }

@@ -166,6 +166,7 @@ export class RequestRenderer {
     const root = parseJsonTree(bodyText, pointer, input.bodyIsJson);
     if (root.type !== 'object') throw invalid(pointer, 'the request body must be a JSON object');
     const modelNode = property(root, 'model');
+    if (modelNode !== undefined && modelNode.type !== 'string') throw invalid(`${pointer}/model`, 'must be a string (the model name)');
     const model = input.resolveModel(modelNode?.type === 'string' ? (modelNode.value as string) : undefined);
     const layout = LAYOUT[format];
     const ctx = newRenderContext();

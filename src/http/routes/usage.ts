@@ -8,6 +8,7 @@ import type { Handler } from 'hono';
 import { readJson } from '../body';
 import { fastPost, requestIdHeader, type FastPostDeps } from '../fast-route';
 import { zodIssues } from '../../domain/validation';
+import { invalid } from '../../domain/errors';
 import { invalidInput, newRouter, type AppEnv } from '../router';
 import { commonErrors, conflictErrors, IdParam, readErrors } from '../schemas';
 import { HandleReportSchema, RequestViewSchema, TenantReportSchema, UsageBatchResultSchema, UsageResultSchema } from '../report-schemas';
@@ -15,6 +16,8 @@ import { outcomeView } from '../views';
 
 /** The largest time a Date holds (±8.64e15 ms): a larger one could not be shown back. */
 const MAX_TIME = 8.64e15;
+/** Reports count whole UTC days. */
+const DAY_MS = 86_400_000;
 const time = z.union([z.number().int().nonnegative().max(MAX_TIME), z.iso.datetime({ offset: true })]).transform((v) => (typeof v === 'number' ? v : Date.parse(v)));
 
 const UsageRecord = z
@@ -33,9 +36,25 @@ const UsageRecord = z
   .openapi('UsageReport');
 
 /** A time in a query string: RFC 3339, a day (`2026-12-01`, UTC) or epoch ms, as the CLI takes them. */
+const epochMs = z.string().regex(/^\d{1,16}$/).transform(Number);
+const day = z.iso.date().transform((d) => Date.parse(`${d}T00:00:00Z`));
+const instant = z.iso.datetime({ offset: true }).transform((v) => Date.parse(v));
 const queryTime = z
-  .union([z.string().regex(/^\d{1,16}$/).transform(Number).refine((n) => n <= MAX_TIME, 'past the largest time a date can hold'), z.iso.date().transform((d) => Date.parse(`${d}T00:00:00Z`)), z.iso.datetime({ offset: true }).transform((v) => Date.parse(v))])
-  .openapi({ description: 'RFC 3339, a day (YYYY-MM-DD, UTC) or epoch ms; reports count whole days.' });
+  .string()
+  .transform((v, ctx) => {
+    for (const form of [epochMs, day, instant]) {
+      const parsed = form.safeParse(v);
+      if (parsed.success) {
+        if (parsed.data <= MAX_TIME) return parsed.data;
+        ctx.addIssue({ code: 'custom', message: 'past the largest time a date can hold' });
+        return z.NEVER;
+      }
+    }
+    // One message for the three forms (a union would name the first form's pattern).
+    ctx.addIssue({ code: 'custom', message: 'expected a day (2026-12-01, UTC), RFC 3339 with a zone (2026-12-01T09:30:00Z) or epoch ms' });
+    return z.NEVER;
+  })
+  .openapi({ type: 'string', description: 'RFC 3339, a day (YYYY-MM-DD, UTC) or epoch ms; reports count whole days.' });
 
 const rangeQuery = z
   .object({
@@ -43,9 +62,16 @@ const rangeQuery = z
     to: queryTime.optional(),
     model: z.string().min(1).optional(),
   })
-  .refine((q) => q.from === undefined || q.to === undefined || q.from <= q.to, { message: 'from is after to', path: ['from'] });
+  .refine((q) => q.from === undefined || q.to === undefined || Math.floor(q.from / DAY_MS) <= Math.floor(q.to / DAY_MS), { message: 'from is after to', path: ['from'] });
 
 const json = (schema: z.ZodType, description: string) => ({ content: { 'application/json': { schema } }, description });
+
+/** A range whose `to` is left to default to now: a `from` on a later day is as empty as one after `to`. */
+function inRange<R extends { from?: number; to?: number }>(range: R, now: number): R {
+  if (range.to === undefined && range.from !== undefined && Math.floor(range.from / DAY_MS) > Math.floor(now / DAY_MS))
+    throw invalid('query:from', 'from is after to (today, when to is not given)');
+  return range;
+}
 
 export const USAGE_PATH = '/v1/usage';
 
@@ -131,11 +157,15 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
   });
 
   app.openapi(routes.handleReport, (c) => {
-    const report = deps.reports.handle(c.get('auth').tenantId, c.req.valid('param').id, c.req.valid('query'), deps.clock.now());
+    const now = deps.clock.now();
+    const report = deps.reports.handle(c.get('auth').tenantId, c.req.valid('param').id, inRange(c.req.valid('query'), now), now);
     return c.json(report as unknown as Record<string, unknown>, 200);
   });
 
-  app.openapi(routes.tenantReport, (c) => c.json(deps.reports.tenant(c.get('auth').tenantId, c.req.valid('query'), deps.clock.now()) as unknown as Record<string, unknown>, 200));
+  app.openapi(routes.tenantReport, (c) => {
+    const now = deps.clock.now();
+    return c.json(deps.reports.tenant(c.get('auth').tenantId, inRange(c.req.valid('query'), now), now) as unknown as Record<string, unknown>, 200);
+  });
 
   app.openapi(routes.request, (c) => {
     const row = deps.requests.get(c.get('auth').tenantId, c.req.valid('param').id);
