@@ -27,6 +27,28 @@ describe('problem+json errors', () => {
     }
   });
 
+  it('a handle id of the wrong kind, or with a version, where the route acts on a handle: 422 naming path:id', async () => {
+    const { client } = t.tenant();
+    const art = (await client.post('/v1/artifacts', { kind: 'system', content: 'x' })).json.id as string;
+    const ses = (await client.post('/v1/sessions', { messages: [{ role: 'user', content: 'hi' }] })).json.id as string;
+    const cases: Array<[string, string, object | undefined, RegExp]> = [
+      ['delete', `/v1/handles/${art}@1`, undefined, /^expected a handle id/],
+      ['post', `/v1/sessions/${ses}@1/messages`, { messages: [{ role: 'user', content: 'x' }] }, /^expected a session id/],
+      ['post', `/v1/sessions/${art}/messages`, { messages: [{ role: 'user', content: 'x' }] }, /^expected a session id/],
+      ['post', `/v1/artifacts/${ses}/versions`, { content: 'y' }, /^expected an artifact id/],
+      ['post', `/v1/bundles/${art}/versions`, { members: [art] }, /^expected a bundle id/],
+      ['get', `/v1/reports/handles/${art}@1`, undefined, /^expected a handle id/],
+    ];
+    for (const [method, path, body, detail] of cases) {
+      const res = method === 'get' ? await client.get(path) : method === 'delete' ? await client.delete(path) : await client.post(path, body);
+      expectProblem(res, 422, 'invalid_request');
+      expect(res.json.errors, `${method} ${path}`).toEqual([{ pointer: 'path:id', detail: expect.stringMatching(detail) }]);
+    }
+    // Nothing changed: the artifact still exists at version 1, the session too.
+    expect((await client.get(`/v1/handles/${art}`)).json.latest_version).toBe(1);
+    expect((await client.get(`/v1/handles/${ses}`)).json.latest_version).toBe(1);
+  });
+
   it('answers malformed JSON with 400 malformed_json and writes nothing', async () => {
     const { client } = t.tenant();
     const res = await client.post('/v1/artifacts', '{"kind": "system", "content": ');

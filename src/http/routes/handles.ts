@@ -19,7 +19,10 @@ import {
   ExpandQuery,
   HandleListSchema,
   HandleSchema,
+  ArtifactIdParam,
+  BundleIdParam,
   IdParam,
+  SessionIdParam,
   IfMatchHeader,
   ListQuery,
   MintResultSchema,
@@ -45,7 +48,7 @@ const routes = {
   newArtifactVersion: createRoute({
     method: 'post', path: '/v1/artifacts/{id}/versions', tags: ['handles'], summary: 'Make the next artifact version',
     description: 'Content equal to the latest version returns that version with 200 instead of minting a duplicate.',
-    request: { params: z.object({ id: IdParam }), body: json(NewArtifactVersionBody) },
+    request: { params: z.object({ id: ArtifactIdParam }), body: json(NewArtifactVersionBody) },
     responses: { 200: mint('Unchanged: the latest version'), 201: mint('Created'), ...commonErrors, ...conflictErrors },
   }),
   createBundle: createRoute({
@@ -55,7 +58,7 @@ const routes = {
   }),
   newBundleVersion: createRoute({
     method: 'post', path: '/v1/bundles/{id}/versions', tags: ['handles'], summary: 'Make the next bundle version',
-    request: { params: z.object({ id: IdParam }), body: json(NewBundleVersionBody) },
+    request: { params: z.object({ id: BundleIdParam }), body: json(NewBundleVersionBody) },
     responses: { 200: mint('Unchanged: the latest version'), 201: mint('Created'), ...commonErrors, ...conflictErrors },
   }),
   createSession: createRoute({
@@ -65,7 +68,7 @@ const routes = {
   }),
   appendMessages: createRoute({
     method: 'post', path: '/v1/sessions/{id}/messages', tags: ['handles'], summary: 'Append messages (next session version)',
-    request: { params: z.object({ id: IdParam }), headers: IfMatchHeader, body: json(AppendMessagesBody) },
+    request: { params: z.object({ id: SessionIdParam }), headers: IfMatchHeader, body: json(AppendMessagesBody) },
     responses: { 201: mint('Appended'), ...commonErrors, ...conflictErrors },
   }),
   getHandle: createRoute({
