@@ -152,7 +152,11 @@ export const RequestViewSchema = z
     prediction: z.unknown().nullable().openapi({ description: 'What the simulated cache predicted at render time.' }),
     outcome: OutcomeSchema.nullable().openapi({ description: 'null until usage is reconciled.' }),
     usage: NormalizedUsageSchema.nullable(),
-    usage_raw: z.unknown().nullable().openapi({ description: "The provider's usage as received (a failed request: its status and error body)." }),
+    usage_raw: z.unknown().nullable().openapi({ description: "The provider's usage as received." }),
+    error: z
+      .object({ status: int.nullable(), body: z.unknown() })
+      .nullable()
+      .openapi({ description: "A failed request: the provider's status and error body as it sent them (status null: it could not be reached or did not answer in time)." }),
     diagnostics: z.unknown().nullable().openapi({ description: "The provider's own cache-miss explanation." }),
   })
   .openapi('Request');

@@ -8,6 +8,7 @@ import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
+import { RequestViewSchema } from '../../src/http/report-schemas';
 import { createTestApp } from '../helpers/app';
 import { mintBundle, mintSystem, startSession } from '../helpers/factories';
 import { committed, startHarness, type Harness } from './harness';
@@ -59,9 +60,14 @@ describe('provider errors pass through', () => {
       expect(JSON.stringify(theirs.error).replace(/req_\w+/g, 'req')).toBe(JSON.stringify(mine.error).replace(/req_\w+/g, 'req'));
       const id = theirs.headers.get('x-ph-request-id');
       const row = (await h.tenant.client.get(`/v1/requests/${id}`)).json;
-      expect(row).toMatchObject({ status: 'failed', usage_raw: { status } });
+      expect(row).toMatchObject({ status: 'failed', usage_raw: null, error: { status } });
+      expect(RequestViewSchema.parse(row)).toEqual(row);
+      // Its dashboard page shows the provider's error, not an empty usage.
+      const page = await (await h.t.app.request(`/ui/requests/${id}`, { headers: { cookie: `ph_ui_key=${h.key}` } })).text();
+      expect(page).toContain('data-raw="error"');
+      expect(page).toContain(String(status));
       // The provider's error body is kept with the failed request.
-      expect(JSON.stringify(row.usage_raw.error)).toContain(JSON.stringify(theirs.error).replace(/^\{|\}$/g, ''));
+      expect(JSON.stringify(row.error.body)).toContain(JSON.stringify(theirs.error).replace(/^\{|\}$/g, ''));
     }
     expect(pairs[0]![1]).toBeInstanceOf(status === 529 ? Anthropic.OverloadedError : status === 429 ? Anthropic.RateLimitError : Anthropic.InternalServerError);
     expect(pairs[1]![1]).toBeInstanceOf(status === 429 ? OpenAI.RateLimitError : OpenAI.InternalServerError);

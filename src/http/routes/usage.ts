@@ -66,6 +66,12 @@ const rangeQuery = z
 
 const json = (schema: z.ZodType, description: string) => ({ content: { 'application/json': { schema } }, description });
 
+/** How a failed request's provider answer is kept: `{ status, error }`, the error being the provider's body. */
+function failure(raw: unknown): { status: number | null; body: unknown } {
+  const r = (raw ?? {}) as { status?: number | null; error?: unknown };
+  return { status: r.status ?? null, body: r.error ?? null };
+}
+
 /** A range whose `to` is left to default to now: a `from` on a later day is as empty as one after `to`. */
 function inRange<R extends { from?: number; to?: number }>(range: R, now: number): R {
   if (range.to === undefined && range.from !== undefined && Math.floor(range.from / DAY_MS) > Math.floor(now / DAY_MS))
@@ -186,7 +192,9 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
         prediction: row.prediction,
         outcome: outcomeView(row.outcome),
         usage: row.usage ?? null,
-        usage_raw: row.usageRaw ?? null,
+        usage_raw: row.status === 'failed' ? null : (row.usageRaw ?? null),
+        // A provider that refused: its status and error body (null status: it could not be reached).
+        error: row.status === 'failed' ? failure(row.usageRaw) : null,
         diagnostics: row.diagnostics ?? null,
       } as Record<string, unknown>,
       200,

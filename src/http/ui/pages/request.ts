@@ -57,8 +57,10 @@ ${bar.map((s, i) => {
   })}</tbody></table>
 ${outcome?.drift ? driftBlock(outcome.drift) : ''}
 <div class="cols">
-<div><h2>Provider usage</h2>${usage ? usageTable(usage) : html`<p class="muted">None yet.</p>`}
-${row.usageRaw !== undefined && row.usageRaw !== null ? html`<details><summary>As received</summary><pre class="content" data-raw="usage">${json(row.usageRaw)}</pre></details>` : ''}</div>
+${row.status === 'failed'
+    ? html`<div><h2>Provider error</h2><p class="muted">The call failed: its status and the provider's error body, as sent (status null: the provider could not be reached or did not answer in time).</p><pre class="content" data-raw="error">${json(row.usageRaw ?? null)}</pre></div>`
+    : html`<div><h2>Provider usage</h2>${usage ? usageTable(usage) : html`<p class="muted">None yet.</p>`}
+${row.usageRaw !== undefined && row.usageRaw !== null ? html`<details><summary>As received</summary><pre class="content" data-raw="usage">${json(row.usageRaw)}</pre></details>` : ''}</div>`}
 <div><h2>Provider diagnostics</h2>${row.diagnostics !== undefined && row.diagnostics !== null
     ? html`<p class="muted">The provider's own explanation, shown beside ours.</p><pre class="content" data-raw="diagnostics">${json(row.diagnostics)}</pre>`
     : html`<p class="muted">The provider sent no cache diagnostics.</p>`}</div>
