@@ -175,9 +175,14 @@ describe('two turns racing on one session', () => {
     h = await startHarness({ firstByteDelayMs: 50 });
     const { client, session } = await agentSetup();
     const sdk = h.anthropic({ headers: { 'x-ph-session': session.id } });
-    const ask = (q: string) => sdk.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 64, messages: [{ role: 'user', content: q }] });
+    const ask = (q: string) => sdk.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 64, messages: [{ role: 'user', content: q }] }).withResponse();
     const answers = await Promise.all([ask('first racer'), ask('second racer')]);
-    expect(answers.every((a) => a.content.length === 1)).toBe(true);
+    expect(answers.every((a) => a.data.content.length === 1)).toBe(true);
+    // The one left out is told so.
+    expect(answers.map((a) => a.response.headers.get('x-ph-warnings')).sort()).toEqual([null, 'session_not_appended']);
+    const metrics = await h.t.services.metrics.registry.getSingleMetricAsString('ph_proxy_session_appends_total');
+    expect(metrics).toContain('ph_proxy_session_appends_total{result="appended"} 1');
+    expect(metrics).toContain('ph_proxy_session_appends_total{result="not_appended"} 1');
 
     const described = (await client.get(`/v1/handles/${session.id}`)).json;
     expect(described.version.version).toBe(2);

@@ -126,7 +126,8 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
   if (res.status >= 400) await record.failed(res.status, parsed);
   else if (res.status < 300) {
     const { usageError, ...usage } = usageOfAnswer(format, parsed);
-    record.completed(usage, parsed, usageError);
+    // The session is appended before the answer goes out: a turn it could not take is said in the header.
+    if (record.completed(usage, parsed, usageError) === 'not_appended') out['x-ph-warnings'] = [out['x-ph-warnings'], 'session_not_appended'].filter(Boolean).join(', ');
   }
   return new Response(bytes, init);
 }
@@ -214,12 +215,15 @@ class Recorder {
     this.observe('first_byte');
   }
 
-  /** The provider answered; `reply` is its answer in the non-streaming shape, or null when it did not finish. */
-  completed(usage: Pick<UsageReport, 'usage' | 'response' | 'normalized' | 'diagnostics'>, reply: unknown, usageError: unknown = null): void {
-    if (this.settle()) return;
+  /**
+   * The provider answered; `reply` is its answer in the non-streaming shape, or null when it did not finish.
+   * Says whether this turn went into the session (null: no session, or no complete reply).
+   */
+  completed(usage: Pick<UsageReport, 'usage' | 'response' | 'normalized' | 'diagnostics'>, reply: unknown, usageError: unknown = null): 'appended' | 'not_appended' | null {
+    if (this.settle()) return null;
     if (usageError) this.warn('the answer carried no usable usage; recorded as unknown', usageError);
     this.reconcile(usage);
-    if (reply !== null) this.append(reply);
+    return reply === null ? null : this.append(reply);
   }
 
   /** The answer was cut off (client gone, provider dropped): capture unknown, nothing appended. */
@@ -257,17 +261,22 @@ class Recorder {
     });
   }
 
-  private append(reply: unknown): void {
-    if (!this.session) return;
+  private append(reply: unknown): 'appended' | 'not_appended' | null {
+    if (!this.session) return null;
+    const appends = this.deps.services.metrics.sessionAppends;
     try {
       const answer = replyMessage(this.format, reply);
       const batch = answer ? [...this.turn, answer] : this.turn;
       // If-Match on the rendered version: a concurrent turn on the same session must not interleave with this one.
       if (batch.length) this.deps.services.handles.appendMessages(this.tenantId, this.session.id, batch, this.session.version);
+      appends.inc({ result: 'appended' });
+      return 'appended';
     } catch (err) {
-      // The answer has been (or is being) delivered; a session that cannot take the turn is logged, not failed.
+      // The answer has been (or is being) delivered; a session that cannot take the turn is logged and counted, not failed.
       if (!(err instanceof DomainError)) throw err;
       this.warn(`session ${this.session.id} not appended`, err);
+      appends.inc({ result: 'not_appended' });
+      return 'not_appended';
     }
   }
 
