@@ -102,7 +102,7 @@ describe('dashboard in headless Chromium', () => {
     problems.length = 0; // the refused key's 401 is expected
 
     await signIn(page, s.key, '/ui?period=7d');
-    const week = since(t.clock.now() - 7 * DAY);
+    const week = since(t.clock.now() - 6 * DAY);
     await expectReportShown(page, (await s.client.get(`/v1/reports?${week}`)).json);
     const api = (await s.client.get(`/v1/reports?${week}`)).json;
     const ranked = await page.$$eval('table[data-table="handles"] tr[data-handle]', (rows) => rows.map((r) => r.getAttribute('data-handle')));
@@ -112,7 +112,7 @@ describe('dashboard in headless Chromium', () => {
     // The handle link leads to its page, with the handle report's figures.
     await Promise.all([page.waitForURL(`**/ui/handles/${s.bundle.id}?period=7d`), page.click(`tr[data-handle="${s.bundle.id}"] a`)]);
     await expectReportShown(page, (await s.client.get(`/v1/reports/handles/${s.bundle.id}?${week}`)).json);
-    await expect(page.locator('svg[data-chart="capture-trend"] g[data-day]').count()).resolves.toBe(8);
+    await expect(page.locator('svg[data-chart="capture-trend"] g[data-day]').count()).resolves.toBe(7);
     await page.screenshot({ path: `${SHOTS}/handle-bundle.png`, fullPage: true });
 
     await page.goto(`${base}/ui/handles/${s.sys.id}?period=7d`);
@@ -152,7 +152,7 @@ describe('dashboard in headless Chromium', () => {
     const { page, problems } = await newPage();
     const s = await seed(t);
     await signIn(page, s.key, '/ui?period=7d');
-    const week = () => since(t.clock.now() - 7 * DAY);
+    const week = () => since(t.clock.now() - 6 * DAY);
     const valueOf = (key: string) => page.getAttribute(`[data-metric="${key}"]`, 'data-value');
 
     await page.waitForSelector('body[data-live-state="open"]');

@@ -105,7 +105,7 @@ describe('pages show the API report figures', () => {
     await anotherTurn(t, s, 0);
     t.clock.advance(3 * DAY);
 
-    for (const [period, from] of [['24h', t.clock.now() - DAY], ['7d', t.clock.now() - 7 * DAY], ['30d', t.clock.now() - 30 * DAY], ['all', undefined]] as const) {
+    for (const [period, from] of [['24h', t.clock.now() - DAY], ['7d', t.clock.now() - 6 * DAY], ['30d', t.clock.now() - 29 * DAY], ['all', undefined]] as const) {
       const page = await get(`/ui?period=${period}`, s.key);
       expect(page.status).toBe(200);
       const api = (await s.client.get(`/v1/reports${from === undefined ? '' : `?${since(from)}`}`)).json;
@@ -129,7 +129,8 @@ describe('pages show the API report figures', () => {
     const s = await seed(t);
     const page = await get(`/ui/handles/${s.sys.id}?period=7d`, s.key);
     expect(page.status).toBe(200);
-    const api = (await s.client.get(`/v1/reports/handles/${s.sys.id}?${since(t.clock.now() - 7 * DAY)}`)).json;
+    // Seven whole UTC days, today included.
+    const api = (await s.client.get(`/v1/reports/handles/${s.sys.id}?${since(t.clock.now() - 6 * DAY)}`)).json;
     expect(metricsOf(page.text)).toEqual(expectedMetrics(api));
     const drawn = waterfallOf(page.text);
     for (const [cls, n] of Object.entries(api.tokens)) if (cls in drawn) expect(drawn[cls], cls).toBe(n);
@@ -138,7 +139,7 @@ describe('pages show the API report figures', () => {
     const today = new Date(t.clock.now()).toISOString().slice(0, 10);
     const todayApi = (await s.client.get(`/v1/reports/handles/${s.sys.id}?from=${today}T00:00:00Z&to=${today}T00:00:00Z`)).json;
     expect(page.text).toContain(`data-day="${today}" data-rate="${todayApi.capture_rate}"`);
-    expect((page.text.match(/data-day="/g) ?? []).length).toBe(8);
+    expect((page.text.match(/data-day="/g) ?? []).length).toBe(7);
 
     // Version 2 changed the text: the table says where and how much that invalidated.
     const described = (await s.client.get(`/v1/handles/${s.sys.id}`)).json;
@@ -310,10 +311,10 @@ describe('live view', () => {
 
     const frag = await get('/ui/fragments/overview?period=7d', s.key);
     expect(frag.text).not.toContain('<html');
-    const api = (await s.client.get(`/v1/reports?${since(t.clock.now() - 7 * DAY)}`)).json;
+    const api = (await s.client.get(`/v1/reports?${since(t.clock.now() - 6 * DAY)}`)).json;
     expect(metricsOf(frag.text)).toEqual(expectedMetrics(api));
     const hfrag = await get(`/ui/fragments/handles/${s.bundle.id}?period=7d`, s.key);
-    const hapi = (await s.client.get(`/v1/reports/handles/${s.bundle.id}?${since(t.clock.now() - 7 * DAY)}`)).json;
+    const hapi = (await s.client.get(`/v1/reports/handles/${s.bundle.id}?${since(t.clock.now() - 6 * DAY)}`)).json;
     expect(metricsOf(hfrag.text)).toEqual(expectedMetrics(hapi));
     void MIN;
   });

@@ -4,11 +4,12 @@ import type { ReportRange } from '../../domain/reconcile/reports';
 
 export const DAY_MS = 86_400_000;
 
+// Reports count whole UTC days: a period is its number of days, today included (24 hours reach into yesterday).
 export const PERIODS = {
-  '24h': { label: 'Last 24 hours', ms: DAY_MS },
-  '7d': { label: 'Last 7 days', ms: 7 * DAY_MS },
-  '30d': { label: 'Last 30 days', ms: 30 * DAY_MS },
-  all: { label: 'All time', ms: null },
+  '24h': { label: 'Last 24 hours', days: 2 },
+  '7d': { label: 'Last 7 days', days: 7 },
+  '30d': { label: 'Last 30 days', days: 30 },
+  all: { label: 'All time', days: null },
 } as const;
 
 export type Period = keyof typeof PERIODS;
@@ -20,8 +21,8 @@ export function parsePeriod(value: string | undefined): Period {
 
 /** The report range for a period: the same `from` a client would pass to /v1/reports. */
 export function rangeOf(period: Period, now: number): ReportRange {
-  const ms = PERIODS[period].ms;
-  return ms === null ? {} : { from: now - ms };
+  const days = PERIODS[period].days;
+  return days === null ? {} : { from: (Math.floor(now / DAY_MS) - days + 1) * DAY_MS };
 }
 
 const int = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
