@@ -9,6 +9,7 @@ import { loadCatalog, ModelCatalog, CatalogError } from './domain/catalog/catalo
 import { startSimulator, type RunningSimulator } from './simulator/server';
 import { openDb } from './store/db';
 import { SqliteStore } from './store/sqlite-store';
+import { answerClientError } from './http/client-error';
 
 async function main() {
   let config = loadConfig();
@@ -38,6 +39,7 @@ async function main() {
     opened.close();
     process.exit(2);
   };
+  server.on('clientError', answerClientError);
   // Only while starting: a later server error is not a listening problem.
   server.once('error', cannotListen);
   server.once('listening', () => server.off('error', cannotListen));

@@ -7,6 +7,7 @@ import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { answerClientError } from '../../src/http/client-error';
 import { ADMIN_KEY, clientFor, createTestApp, type TestApp } from '../helpers/app';
 import { mintSystem } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM } from '../helpers/scenario';
@@ -294,5 +295,22 @@ describe('the write queue on a database file', () => {
     expect(await bare(`/v1/tenants/${tenant.json.tenant}/keys`)).toMatch(/^HTTP\/1\.1 201/);
     // A body without a JSON type is still a 415.
     expect((await post(running.url, `/v1/tenants/${tenant.json.tenant}/keys`, 'x', { ...admin, 'content-type': 'text/plain' })).status).toBe(415);
+  });
+
+  it('headers over Node\'s limit, or bytes that are not HTTP: problem+json too, not a bare status', async () => {
+    running = await start();
+    running.server.on('clientError', answerClientError);
+    const raw = (request: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(new URL(running!.url).port), '127.0.0.1', () => socket.write(request));
+        let text = '';
+        socket.on('data', (c) => (text += c.toString())).on('end', () => resolve(text)).on('error', reject);
+      });
+    const big = await raw(`POST /proxy/anthropic/v1/messages HTTP/1.1\r\nHost: x\r\nx-ph-prefix: ${'art_AAAAAAAAAAAAAAAAAAAAA, '.repeat(800)}\r\n\r\n`);
+    expect(big).toMatch(/^HTTP\/1\.1 431 /);
+    expect(big).toContain('content-type: application/problem+json');
+    expect(JSON.parse(big.slice(big.indexOf('\r\n\r\n') + 4))).toMatchObject({ status: 431, code: 'headers_too_large' });
+    const garbage = await raw('NOT HTTP AT ALL\r\n\r\n');
+    expect(JSON.parse(garbage.slice(garbage.indexOf('\r\n\r\n') + 4))).toMatchObject({ status: 400, code: 'malformed_request' });
   });
 });
