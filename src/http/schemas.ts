@@ -37,7 +37,20 @@ export const CreateArtifactBody = z
 
 export const NewArtifactVersionBody = z.strictObject({ content: z.unknown().openapi({ description: 'Content of the artifact\'s kind.' }) }).openapi('NewArtifactVersion');
 
-const refList = z.array(z.string().min(1)).min(1).max(1000);
+// A handle named twice (any versions) would be sent twice, billed twice, and its tools named twice are refused.
+const refList = z
+  .array(z.string().min(1))
+  .min(1)
+  .max(1000)
+  .superRefine((refs, ctx) => {
+    const first = new Map<string, number>();
+    refs.forEach((ref, i) => {
+      const id = ref.split('@')[0]!;
+      const at = first.get(id);
+      if (at === undefined) first.set(id, i);
+      else ctx.addIssue({ code: 'custom', path: [i], message: `${id} is already member ${at}: its content would be sent twice` });
+    });
+  });
 export const CreateBundleBody = z.strictObject({ members: refList.openapi({ description: 'Artifact or bundle refs, in render order; each is pinned to its current version.' }), name, metadata }).openapi('CreateBundle');
 export const NewBundleVersionBody = z.strictObject({ members: refList }).openapi('NewBundleVersion');
 

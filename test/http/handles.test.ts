@@ -117,6 +117,12 @@ describe('bundles', () => {
     expect(r2.json.errors[0].pointer).toBe('/members/0');
     const r3 = await client.post('/v1/bundles', { members: ['not-a-ref'] });
     expect(r3.status).toBe(422);
+    // The same handle twice, whatever the versions: its content would be sent twice.
+    await client.post(`/v1/artifacts/${sys.id}/versions`, { content: 'second' });
+    const twice = await client.post('/v1/bundles', { members: [sys.id, `${sys.id}@1`] });
+    expect(twice.status).toBe(422);
+    expect(twice.json.errors).toEqual([{ pointer: '/members/1', detail: `${sys.id} is already member 0: its content would be sent twice` }]);
+    expect((await client.get('/v1/handles')).json.handles.filter((h: { type: string }) => h.type === 'bundle')).toEqual([]);
   });
 });
 
@@ -189,6 +195,8 @@ describe('expansion', () => {
     const again = await client.get(`/v1/handles/${sys.id}/expand?format=openai-chat`, { 'if-none-match': res.headers.get('etag')! });
     expect(again.status).toBe(304);
     expect(again.text).toBe('');
+    expect((await client.get(`/v1/handles/${sys.id}/expand?format=openai-chat`, { 'if-none-match': '*' })).status).toBe(304);
+    expect((await client.get(`/v1/handles/${sys.id}/expand?format=openai-chat`, { 'if-none-match': '"other"' })).status).toBe(200);
   });
 
   it('refuses an unknown format', async () => {

@@ -202,7 +202,8 @@ export function expandRoute(expander: Expander, tenants: TenantService, metrics:
     }
     const e = expander.expand(auth.tenantId, c.req.param('ref')!, format);
     const inm = headerOf(c, 'if-none-match');
-    if (inm && inm.split(',').some((t) => t.trim().replace(/^W\//, '') === e.headers.ETag)) return new Response(null, { status: 304, headers: e.notModifiedHeaders });
+    // "*" matches any current representation (RFC 9110 §13.1.2): the expansion exists, so nothing changed to send.
+    if (inm && inm.split(',').some((t) => t.trim() === '*' || t.trim().replace(/^W\//, '') === e.headers.ETag)) return new Response(null, { status: 304, headers: e.notModifiedHeaders });
     return new Response(e.bytes, { status: 200, headers: e.headers });
   };
   // Its own wrapper, not fastRoute's: a request here is ~20 µs of work, and sharing the wrapper (one call site
