@@ -121,7 +121,7 @@ export const HandleReportSchema = z
     ...totals,
     versions: z.array(z.object({ version: int, ...totals })),
     models: z.array(z.object({ model: z.string(), ...totals })),
-    drift: z.array(DriftFindingSchema.extend({ request_id: z.string(), previous_request_id: z.string(), at: time })).openapi({ description: 'The most recent drift findings in the range, newest first.' }),
+    drift: z.array(DriftFindingSchema.omit({ previous_request: true }).extend({ request_id: z.string(), previous_request_id: z.string(), at: time })).openapi({ description: 'The most recent drift findings in the range, newest first.' }),
   })
   .openapi('HandleReport');
 

@@ -102,7 +102,11 @@ export class Reports {
       ...sum(rows),
       versions: [...groupBy(rows, (r) => String(r.version))].map(([v, rs]) => ({ version: Number(v), ...sum(rs) })).sort((a, b) => a.version - b.version),
       models: [...groupBy(rows, (r) => r.model)].map(([model, rs]) => ({ model, ...sum(rs) })),
-      drift: this.store.driftFindings(tenantId, handleId, 10, within).map((d) => ({ request_id: d.requestId, previous_request_id: d.previousRequestId, at: new Date(d.at).toISOString(), ...(d.finding as object) })),
+      drift: this.store.driftFindings(tenantId, handleId, 10, within).map((d) => {
+        // The finding names the earlier request too: said once, as previous_request_id.
+        const { previous_request: _previous, ...finding } = d.finding as { previous_request?: string };
+        return { request_id: d.requestId, previous_request_id: d.previousRequestId, at: new Date(d.at).toISOString(), ...finding };
+      }),
     };
   }
 
