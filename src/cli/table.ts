@@ -2,16 +2,26 @@
 
 export type Align = 'left' | 'right';
 
+/**
+ * Text from the API shown on a terminal: control characters (ESC, NUL, a carriage return…) are written as
+ * escapes, so a handle's name cannot move the cursor, recolour or hide the lines around it.
+ */
+export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** Columns padded to their widest cell; numbers (align 'right') line up on the right. */
 export function table(header: string[], rows: string[][], align: Align[] = []): string {
-  const all = [header, ...rows];
-  const widths = header.map((_, c) => Math.max(...all.map((r) => (r[c] ?? '').length)));
+  const [head, ...body] = [header, ...rows].map((r) => r.map(printable));
+  const all = [head!, ...body];
+  const widths = head!.map((_, c) => Math.max(...all.map((r) => (r[c] ?? '').length)));
   const line = (r: string[]) =>
     r
       .map((cell, c) => (align[c] === 'right' ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!)))
       .join('  ')
       .trimEnd();
-  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+  return [line(head!), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
 }
 
 export const tokens = (n: number | undefined) => (n ?? 0).toLocaleString('en-US');

@@ -178,6 +178,12 @@ describe('prefix-handles CLI', () => {
     expect(tenantText.out.indexOf(b.id)).toBeLessThan(tenantText.out.indexOf(a.id));
     expect(rowB).toContain(usd(tenant.handles[0].money.leaked_savings));
     expect(rowB).toContain(percent(tenant.handles[0].capture_rate));
+
+    // A name with terminal control characters is shown escaped: it cannot clear the screen or recolour lines.
+    const evil = (await client.post('/v1/artifacts', { kind: 'system', content: 'x', name: 'evil\u001b[2J\r' })).json;
+    const shown = await cli(['report', evil.id], { key });
+    expect(shown.out).toContain('"evil\\u001b[2J\\u000d"');
+    expect(shown.out).not.toMatch(/[\u001b\r]/);
   });
 
   it('imports JSONL: renders and reconciles every good line, names every bad one, exits 1', async () => {

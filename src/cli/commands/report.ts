@@ -1,6 +1,6 @@
 import { seg } from '../api';
 import { API_HELP, API_OPTIONS, UsageError, type Command } from '../command';
-import { percent, table, tokens, usd } from '../table';
+import { percent, printable, table, tokens, usd } from '../table';
 
 interface Totals {
   requests: number;
@@ -120,7 +120,7 @@ function time(flag: string, v: string): string {
 
 function handleText(r: HandleReport): string {
   const h = r.handle;
-  const title = `handle ${h.id}  ${[h.type, h.kind].filter(Boolean).join('/')}${h.name ? `  "${h.name}"` : ''}${h.deleted ? '  (deleted)' : ''}`;
+  const title = `handle ${h.id}  ${[h.type, h.kind].filter(Boolean).join('/')}${h.name ? `  "${printable(h.name)}"` : ''}${h.deleted ? '  (deleted)' : ''}`;
   const parts = [title, rangeLine(r.range), totalsText(r)];
   if (r.versions.length > 1) parts.push(`by version\n${rowsTable('version', r.versions.map((v) => ({ ...v, label: `@${v.version}` })))}`);
   if (r.drift.length) parts.push(`${r.drift.length} recent drift finding${r.drift.length === 1 ? '' : 's'}: see --json or the dashboard`);
