@@ -139,6 +139,11 @@ describe('prefix-handles CLI', () => {
 
     expect(missing.code).toBe(1);
     expect(missing.err).toMatch(/^not_found: .*art_AAAAAAAAAAAAAAAAAAAAA/);
+
+    // The kind named must be the artifact's own: a document is not the next version of a system prompt.
+    const wrongKind = await cli(['mint', 'document', file('doc.txt', 'a document'), '--version-of', sysRef], { key });
+    expect(wrongKind.code).toBe(1);
+    expect(wrongKind.err).toContain(`is a system handle, not document`);
   });
 
   it('reports a handle and the tenant as tables with the API figures, handles ranked by leaked money', async () => {

@@ -36,6 +36,11 @@ ${API_HELP}`,
     if (of && values.name !== undefined) throw new UsageError('--name applies to new artifacts, not to --version-of');
     const content = TEXT_KINDS.includes(kind) ? text(readInput(file), file) : json(readInput(file), file);
 
+    if (of) {
+      // The API takes the next version's content by the artifact's own kind: a kind named here must be that one.
+      const current = await api().json<{ kind: string | null }>('GET', `/v1/handles/${seg(of)}`);
+      if (current.kind !== kind) throw new CliError(`${of} is a ${current.kind ?? 'non-artifact'} handle, not ${kind}: name its own kind`);
+    }
     const r = of
       ? await api().json<MintResult>('POST', `/v1/artifacts/${seg(of)}/versions`, { content })
       : await api().json<MintResult>('POST', '/v1/artifacts', { kind, content, ...(values.name !== undefined ? { name: values.name } : {}) });
