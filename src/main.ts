@@ -27,10 +27,10 @@ async function main() {
   const services = createServices(deps);
   const app = createApp(deps, services);
 
-  const keyFile = bootstrapDefaultKey(services.tenants, join(config.dataDir, 'api-key'), config.adminKey);
-  if (keyFile) console.log(`created a default tenant; its API key is in ${keyFile}`);
-
   const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
+    // Once listening: a start that cannot listen leaves no tenant or key file behind.
+    const keyFile = bootstrapDefaultKey(services.tenants, join(config.dataDir, 'api-key'), config.adminKey);
+    if (keyFile) console.log(`created a default tenant; its API key is in ${keyFile}`);
     console.log(`prefix-handles listening on http://${config.host}:${info.port} (database ${config.databasePath}; docs at /docs)`);
   });
   // A port in use or an address this machine does not have: said in one line, like a bad setting.

@@ -1,7 +1,7 @@
 import { serve, type ServerType } from '@hono/node-server';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -266,6 +266,8 @@ describe('prefix-handles CLI', () => {
       const r = await cli(['serve', '--port', String(port), '--data-dir', data]);
       expect(r.code).toBe(2);
       expect(r.err.trim()).toBe(`cannot listen on 127.0.0.1:${port}: the port is in use (PORT, HOST)`);
+      // Nothing was handed out: no key file (a start that worked would create one).
+      expect(existsSync(join(data, 'api-key'))).toBe(false);
     } finally {
       taken.close();
     }
