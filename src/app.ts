@@ -171,7 +171,17 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
     security: [{ apiKey: [] }],
   });
 
-  app.notFound((c) => problem(c, 'route_not_found', `no route for ${c.req.method} ${c.req.path}`));
+  // A documented path asked with another method: 405 naming the methods it takes (the document lists every route).
+  let allowed: Array<{ path: RegExp; method: string }> | undefined;
+  app.notFound((c) => {
+    allowed ??= app.openAPIRegistry.definitions.flatMap((d) =>
+      d.type === 'route' ? [{ path: new RegExp(`^${d.route.path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{[^}]+\}/g, '[^/]+')}$`), method: d.route.method.toUpperCase() }] : [],
+    );
+    const methods = [...new Set(allowed.filter((r) => r.path.test(c.req.path)).map((r) => r.method))];
+    if (methods.length === 0) return problem(c, 'route_not_found', `no route for ${c.req.method} ${c.req.path}`);
+    c.header('allow', methods.join(', '));
+    return problem(c, 'method_not_allowed', `${c.req.path} takes ${methods.join(', ')}, not ${c.req.method}`);
+  });
   app.onError(handleError);
   return app;
 }

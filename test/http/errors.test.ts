@@ -138,6 +138,14 @@ describe('problem+json errors', () => {
     const { client } = t.tenant();
     expectProblem(await client.get('/v1/nothing-here'), 404, 'route_not_found');
     expectProblem(await client.get('/nothing'), 404, 'route_not_found');
+    // A route that exists, asked with another method: 405 with the methods it takes.
+    const get = await client.get('/v1/usage');
+    expectProblem(get, 405, 'method_not_allowed');
+    expect(get.headers.get('allow')).toBe('POST');
+    const post = await client.post('/v1/handles/art_AAAAAAAAAAAAAAAAAAAAA', {});
+    expectProblem(post, 405, 'method_not_allowed');
+    expect(post.headers.get('allow')).toBe('GET, DELETE');
+    expect((await client.post('/v1/handles/art_AAAAAAAAAAAAAAAAAAAAA/expand', {})).headers.get('allow')).toBe('GET');
   });
 
   it('answers a malformed ref with 422 and a foreign-looking ref with 404', async () => {
