@@ -130,7 +130,7 @@ export const TenantReportSchema = z
     range,
     ...totals,
     handles: z
-      .array(z.object({ id: z.string(), type: z.string().nullable(), kind: z.string().nullable(), name: z.string().nullable(), ...totals }))
+      .array(z.object({ id: z.string(), type: z.string().nullable(), kind: z.string().nullable(), name: z.string().nullable(), deleted: z.boolean(), ...totals }))
       .openapi({ description: 'One row per handle, by leaked money, largest first.' }),
   })
   .openapi('TenantReport');

@@ -181,6 +181,10 @@ describe('pages show the API report figures', () => {
     expect(page.text).toContain('deleted: its reports remain');
     expect(page.text).not.toContain('short-lived prompt');
     expect(metricsOf(page.text).requests).toBe(1);
+    // The overview's row for it says so, as the tenant report does.
+    expect((await client.get('/v1/reports')).json.handles).toMatchObject([{ id: sys.id, deleted: true }]);
+    const overview = (await get('/ui', key)).text;
+    expect(overview).toContain(`<span class="mono">${sys.id}</span> · system · <span class="notice" data-deleted>deleted</span>`);
   });
 
   it('handle page of a session: an append invalidates nothing, and volatile values in a batch are marked', async () => {

@@ -27,6 +27,8 @@ interface HandleInfo {
   type: string | null;
   kind: string | null;
   name: string | null;
+  /** Absent from an older service's tenant report. */
+  deleted?: boolean;
 }
 
 type Row = Totals & { label: string };
@@ -128,7 +130,7 @@ function handleText(r: HandleReport): string {
 }
 
 function tenantText(r: TenantReport): string {
-  const rows = r.handles.map((h) => ({ ...h, label: `${h.id}${h.kind ? ` ${h.kind}` : h.type ? ` ${h.type}` : ''}${h.name ? ` "${h.name}"` : ''}` }));
+  const rows = r.handles.map((h) => ({ ...h, label: `${h.id}${h.kind ? ` ${h.kind}` : h.type ? ` ${h.type}` : ''}${h.name ? ` "${h.name}"` : ''}${h.deleted ? ' (deleted)' : ''}` }));
   const parts = ['tenant report', rangeLine(r.range), totalsText(r)];
   parts.push(rows.length ? `handles, by leaked money\n${rowsTable('handle', rows)}` : 'no handles were referenced in this range');
   return parts.join('\n\n');

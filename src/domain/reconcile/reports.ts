@@ -129,7 +129,7 @@ export class Reports {
     const handles = [...groupBy(rows, (r) => r.handle_id)]
       .map(([id, rs]) => {
         const h = this.store.getHandle(id);
-        return { id, type: h?.type ?? null, kind: h?.kind ?? null, name: h?.name ?? null, ...sum(rs) };
+        return { id, type: h?.type ?? null, kind: h?.kind ?? null, name: h?.name ?? null, deleted: h ? h.deletedAt !== null : true, ...sum(rs) };
       })
       .sort((a, b) => b.money.leaked_savings - a.money.leaked_savings || a.id.localeCompare(b.id));
     return { range: rangeView(range, now), ...sum(totals), handles };

@@ -208,7 +208,7 @@ export function segmentBar(segments: BarSegment[], breakpoints: { at: number; la
     return starts[i]! + (len ? ((t - s.start) / len) * widths[i]! : 0);
   };
   return html`<svg class="chart" viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-labelledby="sb-t sb-d" data-chart="segments">
-<title id="sb-t">${title}</title><desc id="sb-d">${segments.length} segments, ${tok(total)} in all. Numbers under the bar match the segment table.</desc>
+<title id="sb-t">${title}</title><desc id="sb-d">${segments.length} segments, ${tok(total)} in all. Numbers in and under the bar match the segment table.</desc>
 ${segments.map((s, i) => {
     const len = s.end - s.start;
     const x0 = starts[i]!;
@@ -221,11 +221,13 @@ ${segments.map((s, i) => {
       return part;
     });
     const name = `#${s.index + 1} ${s.source}`;
+    // A segment wide enough carries its name (with its number) inside; a narrower one its number underneath.
+    const named = w >= name.length * 7 + 12;
     return html`<g data-segment="${s.index}" data-source="${s.source}">
 ${parts.map((p) => html`<rect x="${px(p.x)}" y="${top}" width="${px(Math.max(0.5, p.w))}" height="${barH}" fill="${fill(p.cls)}" data-class="${p.cls}" data-tokens="${p.n}"><title>${name} (${s.section}): ${tokens(p.n)} of ${tokens(len)} tokens ${CLASS_INFO[p.cls]!.label} — ${CLASS_INFO[p.cls]!.help}</title></rect>`)}
 <line x1="${px(x0)}" y1="${top - 4}" x2="${px(x0)}" y2="${top + barH + 4}" class="sep"/>
-${w >= name.length * 7 + 12 ? html`<text x="${px(x0 + 6)}" y="${top + barH / 2 + 4}" class="seglbl">${name}</text>` : ''}
-${w >= 14 ? html`<text x="${px(x0 + w / 2)}" y="${top + barH + 16}" text-anchor="middle" class="tick">${s.index + 1}</text>` : ''}
+${named ? html`<text x="${px(x0 + 6)}" y="${top + barH / 2 + 4}" class="seglbl">${name}</text>` : ''}
+${!named && w >= 14 ? html`<text x="${px(x0 + w / 2)}" y="${top + barH + 16}" text-anchor="middle" class="tick">${s.index + 1}</text>` : ''}
 </g>`;
   })}
 ${breakpoints.map((b) => html`<g class="bp"><title>${b.label}</title><path d="M ${px(x(b.at) - 5)} ${top - 12} L ${px(x(b.at) + 5)} ${top - 12} L ${px(x(b.at))} ${top - 2} Z" fill="#0f172a"/></g>`)}
