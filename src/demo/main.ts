@@ -77,9 +77,18 @@ const anthropic = new Anthropic({ apiKey: 'sk-ant-demo-not-a-real-key', baseURL:
 
 async function turn(question: string, headers: Record<string, string>, body: Partial<Anthropic.MessageCreateParamsNonStreaming> = {}) {
   clock.advance(20_000);
-  const message = await anthropic.messages.create({ model: MODEL, max_tokens: 200, messages: [{ role: 'user', content: question }], ...body }, { headers });
+  const { data: message, response } = await anthropic.messages.create({ model: MODEL, max_tokens: 200, messages: [{ role: 'user', content: question }], ...body }, { headers }).withResponse();
   const u = message.usage;
   console.log(`   ${question.padEnd(QUESTION_WIDTH)} read ${String(u.cache_read_input_tokens ?? 0).padStart(5)}  written ${String(u.cache_creation_input_tokens ?? 0).padStart(5)}  uncached ${String(u.input_tokens).padStart(5)}`);
+  return response.headers.get('x-ph-request-id')!;
+}
+
+interface DriftFinding {
+  segment: number;
+  previous_request: string;
+  byte_offset?: number;
+  now: { excerpt?: string };
+  before: { excerpt?: string };
 }
 
 step('2. An agent loop through the proxy: the bundle by header, the conversation kept in a session');
@@ -89,12 +98,20 @@ for (const q of DEMO_QUESTIONS.slice(0, 4)) await turn(q, { 'x-ph-prefix': bundl
 step('3. The same loop with a timestamp written into the system prompt, before the handles');
 // Handle blocks stand where the SDK's types expect tools and text: cast, since the SDK does not know them.
 const handle = <T>(ref: string) => ({ type: 'handle', ref }) as unknown as T;
+let stamped = '';
 for (const q of DEMO_QUESTIONS.slice(4, 7))
-  await turn(q, {}, {
+  stamped = await turn(q, {}, {
     system: [{ type: 'text', text: `Current time: ${new Date(clock.now()).toISOString()}` }, handle<Anthropic.TextBlockParam>(system.id)],
     tools: [handle<Anthropic.Tool>(tools.id)],
     messages: [{ role: 'user', content: [handle<Anthropic.TextBlockParam>(handbook.id), { type: 'text', text: q }] }],
   });
+
+// The proxy reconciles after answering: wait for the last one, then show where its prefix broke.
+await new Promise((resolve) => setImmediate(resolve));
+await services.writes.idle();
+const drift = (await api<{ outcome: { drift: DriftFinding | null } }>('GET', `/v1/requests/${stamped}`)).outcome.drift;
+if (drift?.byte_offset !== undefined)
+  console.log(`   drift located: segment #${drift.segment + 1} changed since ${drift.previous_request}, first at byte ${drift.byte_offset}:\n     before ${JSON.stringify(drift.before.excerpt)}\n     now    ${JSON.stringify(drift.now.excerpt)}`);
 
 step('4. A pause longer than the 5-minute TTL (on the simulated clock), then the good loop again');
 clock.advance(6 * 60_000);
