@@ -4,3 +4,9 @@ export interface Clock {
 }
 
 export const systemClock: Clock = { now: () => Date.now() };
+
+/** Reports, rollups and the dashboard count whole UTC days. */
+export const DAY_MS = 86_400_000;
+
+/** The largest time a Date holds (±8.64e15 ms): a larger one could not be shown back. */
+export const MAX_TIME = 8.64e15;

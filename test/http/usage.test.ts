@@ -179,6 +179,10 @@ describe('reports', () => {
     // Past the largest time a date holds: a 422, not a 500 when the range is shown back.
     expect((await client.get('/v1/reports?from=99999999999999999')).status).toBe(422);
     expect((await client.get('/v1/reports?to=9999999999999999')).status).toBe(422);
+    // The largest time accepted: its day's end is shown as that time, not past it (a 500).
+    const farthest = await client.get('/v1/reports?to=8640000000000000');
+    expect(farthest.status).toBe(200);
+    expect(farthest.json.range.to).toBe(new Date(8.64e15).toISOString());
     expect((await client.post('/v1/usage', { request_id: r.request_id, usage: anthropicUsage(total(r), 0, 0), started_at: 9e15 })).status).toBe(422);
     const backwards = await client.get('/v1/reports?from=2026-01-02&to=2026-01-01');
     expect(backwards.status).toBe(422);

@@ -2,7 +2,7 @@ import canonicalize from 'canonicalize';
 import type { DriftRow, IngestWrite, RequestRow, RollupDelta, Store } from '../../store/store';
 import type { ModelCatalog } from '../catalog/catalog';
 import type { ModelEntry } from '../catalog/types';
-import type { Clock } from '../clock';
+import { DAY_MS as DAY, type Clock } from '../clock';
 import { sha256Hex } from '../digest';
 import type { WriteQueue } from '../write-queue';
 import { findInvalidJson } from '../canonical-json';
@@ -112,7 +112,6 @@ const HINT: Record<RequestFormat, UsageProvider> = {
   gemini: 'gemini',
 };
 
-const DAY = 86_400_000;
 
 /**
  * Reconciles provider usage reports against recorded requests: attribution,

@@ -2,7 +2,7 @@ import { requestsColumn, ROLLUP_CLASSES } from './waterfall';
 import type { RollupRow, Store } from '../../store/store';
 import { notFound } from '../errors';
 
-const DAY = 86_400_000;
+import { DAY_MS as DAY, MAX_TIME } from '../clock';
 
 export interface ReportRange {
   from?: number;
@@ -139,5 +139,5 @@ export class Reports {
 /** The range as counted: whole UTC days, from the first day's start to the last day's last millisecond. */
 function rangeView(range: ReportRange, now: number) {
   const { fromDay, toDay } = days(range, now);
-  return { from: range.from !== undefined ? new Date(fromDay * DAY).toISOString() : null, to: new Date((toDay + 1) * DAY - 1).toISOString(), model: range.model ?? null };
+  return { from: range.from !== undefined ? new Date(fromDay * DAY).toISOString() : null, to: new Date(Math.min((toDay + 1) * DAY - 1, MAX_TIME)).toISOString(), model: range.model ?? null };
 }

@@ -2,7 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import type { Reconciler } from '../../domain/reconcile/reconciler';
 import type { Reports } from '../../domain/reconcile/reports';
 import type { RequestService } from '../../domain/requests';
-import type { Clock } from '../../domain/clock';
+import { DAY_MS, MAX_TIME, type Clock } from '../../domain/clock';
 import { problemBody } from '../problem';
 import type { Handler } from 'hono';
 import { readJson } from '../body';
@@ -14,10 +14,6 @@ import { commonErrors, conflictErrors, IdParam, readErrors } from '../schemas';
 import { HandleReportSchema, RequestViewSchema, TenantReportSchema, UsageBatchResultSchema, UsageResultSchema } from '../report-schemas';
 import { outcomeView } from '../views';
 
-/** The largest time a Date holds (±8.64e15 ms): a larger one could not be shown back. */
-const MAX_TIME = 8.64e15;
-/** Reports count whole UTC days. */
-const DAY_MS = 86_400_000;
 const time = z.union([z.number().int().nonnegative().max(MAX_TIME), z.iso.datetime({ offset: true })]).transform((v) => (typeof v === 'number' ? v : Date.parse(v)));
 
 const UsageRecord = z
@@ -61,8 +57,7 @@ const rangeQuery = z
     from: queryTime.optional(),
     to: queryTime.optional(),
     model: z.string().min(1).optional(),
-  })
-  .refine((q) => q.from === undefined || q.to === undefined || Math.floor(q.from / DAY_MS) <= Math.floor(q.to / DAY_MS), { message: 'from is after to', path: ['from'] });
+  });
 
 const json = (schema: z.ZodType, description: string) => ({ content: { 'application/json': { schema } }, description });
 
@@ -72,10 +67,10 @@ function failure(raw: unknown): { status: number | null; body: unknown } {
   return { status: r.status ?? null, body: r.error ?? null };
 }
 
-/** A range whose `to` is left to default to now: a `from` on a later day is as empty as one after `to`. */
+/** Whole days: `from` on a day after `to` (today, when `to` is left out) is refused. */
 function inRange<R extends { from?: number; to?: number }>(range: R, now: number): R {
-  if (range.to === undefined && range.from !== undefined && Math.floor(range.from / DAY_MS) > Math.floor(now / DAY_MS))
-    throw invalid('query:from', 'from is after to (today, when to is not given)');
+  if (range.from !== undefined && Math.floor(range.from / DAY_MS) > Math.floor((range.to ?? now) / DAY_MS))
+    throw invalid('query:from', range.to === undefined ? 'from is after to (today, when to is not given)' : 'from is after to');
   return range;
 }
 

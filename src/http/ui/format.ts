@@ -1,12 +1,13 @@
 // Number, money, time and period formatting shared by every dashboard page.
 
+import { DAY_MS } from '../../domain/clock';
 import type { ReportRange } from '../../domain/reconcile/reports';
 
-export const DAY_MS = 86_400_000;
+export { DAY_MS };
 
 // Reports count whole UTC days: a period is its number of days, today included (24 hours reach into yesterday).
 export const PERIODS = {
-  '24h': { label: 'Last 24 hours', days: 2 },
+  '24h': { label: 'Today and yesterday', days: 2 },
   '7d': { label: 'Last 7 days', days: 7 },
   '30d': { label: 'Last 30 days', days: 30 },
   all: { label: 'All time', days: null },
