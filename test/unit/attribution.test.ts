@@ -3,41 +3,62 @@ import { describe, expect, it } from 'vitest';
 import { anchorLengths } from '../../src/domain/reconcile/attribution';
 
 const ends = (lengths: number[]) => lengths.reduce<number[]>((acc, n) => [...acc, (acc.at(-1) ?? 0) + n], []);
+const within = (end: number, at: number) => Math.abs(end - at) <= Math.max(16, 0.1 * end);
 
 describe('anchorLengths', () => {
-  it('moves the segment end nearest a provider read onto it, and keeps the total', () => {
-    // Estimate: the bundle ends at 5,095; the provider read 5,106 (its tokenizer, not ours).
-    const out = anchorLengths([1000, 4095, 300], [5106]);
-    expect(ends(out)).toEqual([1002, 5106, 5395]);
-    // Too far from any segment end (over 10%, at least 16 tokens): left as estimated.
-    expect(anchorLengths([1000, 4095, 300], [2500])).toEqual([1000, 4095, 300]);
-    expect(anchorLengths([100, 50], [117])).toEqual([100, 50]);
-    expect(ends(anchorLengths([100, 50], [115]))).toEqual([115, 150]);
-    // A read and a write end, each on its own segment end.
-    expect(ends(anchorLengths([1000, 2000, 3000, 500], [1010, 6020]))).toEqual([1010, 3014, 6020, 6500]);
-    // Nothing read, or everything: nothing to move.
-    expect(anchorLengths([10, 20], [0, 30])).toEqual([10, 20]);
+  it('moves the breakpoint segment end nearest a provider read onto it, and keeps the total', () => {
+    // Estimate: the bundle (segment 1, with the breakpoint) ends at 5,095; the provider read 5,106.
+    expect(ends(anchorLengths([1000, 4095, 300], [1], [5106]))).toEqual([1002, 5106, 5395]);
+    // Too far from the breakpoint (over 10%, at least 16 tokens): left as estimated.
+    expect(anchorLengths([1000, 4095, 300], [1], [2500])).toEqual([1000, 4095, 300]);
+    expect(anchorLengths([100, 50], [0], [117])).toEqual([100, 50]);
+    expect(ends(anchorLengths([100, 50], [0], [115]))).toEqual([115, 150]);
+    // A read and a write end, each on its own breakpoint.
+    expect(ends(anchorLengths([1000, 2000, 3000, 500], [0, 2], [1010, 6020]))).toEqual([1010, 3014, 6020, 6500]);
+    // Nothing read, or everything; or no breakpoint: nothing to move.
+    expect(anchorLengths([10, 20], [0], [0, 30])).toEqual([10, 20]);
+    expect(anchorLengths([1000, 4095, 300], [], [5106])).toEqual([1000, 4095, 300]);
   });
 
-  it('keeps every length non-negative and the sum, puts each accepted end exactly on a segment end, and moves it once', () => {
+  it('only a segment that carries a breakpoint is moved, never a nearer one without', () => {
+    // A long system prompt with the breakpoint, then small session batches without: the read ends at the prompt.
+    const out = anchorLengths([5000, 20, 20, 20, 20, 300], [0], [5150]);
+    expect(ends(out)[0]).toBe(5150);
+    // Two breakpoints within tolerance: the nearer one is taken.
+    expect(ends(anchorLengths([1000, 30, 1000], [0, 1], [1025]))).toEqual([995, 1025, 2030]);
+    expect(ends(anchorLengths([1000, 30, 1000], [0, 1], [1010]))).toEqual([1010, 1040, 2030]);
+  });
+
+  it('keeps every length non-negative and the sum; each end near a breakpoint lands on one; once moved, stays', () => {
+    const lengths = fc.array(fc.nat({ max: 3000 }), { minLength: 1, maxLength: 8 });
     fc.assert(
-      fc.property(fc.array(fc.nat({ max: 3000 }), { minLength: 1, maxLength: 8 }), fc.array(fc.nat({ max: 30000 }), { maxLength: 2 }), (lengths, anchors) => {
-        const out = anchorLengths(lengths, anchors);
-        const total = lengths.reduce((a, b) => a + b, 0);
-        expect(out).toHaveLength(lengths.length);
+      fc.property(lengths, fc.array(fc.nat({ max: 7 }), { maxLength: 3 }), fc.array(fc.nat({ max: 30000 }), { minLength: 1, maxLength: 2 }), (lens, marks, anchors) => {
+        const breakpoints = marks.filter((k) => k < lens.length);
+        const out = anchorLengths(lens, breakpoints, anchors);
+        const total = lens.reduce((a, b) => a + b, 0);
+        expect(out).toHaveLength(lens.length);
         expect(out.every((n) => Number.isInteger(n) && n >= 0)).toBe(true);
         expect(out.reduce((a, b) => a + b, 0)).toBe(total);
-        const moved = ends(out);
-        for (const a of anchors) {
-          const before = ends(lengths).slice(0, -1);
-          const near = before.some((e) => Math.abs(e - a) <= Math.max(16, 0.1 * e));
-          // An end near a segment end lands on one (unless two anchors compete for the same end).
-          if (near && a > 0 && a < total && anchors.length === 1) expect(moved).toContain(a);
+        const before = ends(lens);
+        const eligible = breakpoints.filter((k) => k < lens.length - 1);
+        if (anchors.length === 1) {
+          const at = anchors[0]!;
+          const near = at > 0 && at < total && eligible.some((k) => within(before[k]!, at));
+          // A single end near a breakpoint lands exactly on a breakpoint segment's end; one far from all moves nothing.
+          if (near) expect(eligible.some((k) => ends(out)[k] === at)).toBe(true);
+          else expect(out).toEqual(lens);
         }
-        // One end (a read with no write) moved once stays put.
-        if (anchors.length === 1) expect(anchorLengths(out, anchors)).toEqual(out);
+        // A read and a write end already on two breakpoint ends: nothing moves.
+        const [a, b] = [...anchors].sort((x, y) => x - y);
+        if (anchors.length === 2 && a! > 0 && b! < total && a! < b!) {
+          const ka = eligible.find((k) => before[k] === a);
+          const kb = eligible.find((k) => before[k] === b);
+          if (ka !== undefined && kb !== undefined && ka < kb) expect(out).toEqual(lens);
+        }
+        // A single end, once moved, is not moved again.
+        if (anchors.length === 1) expect(anchorLengths(out, breakpoints, anchors)).toEqual(out);
       }),
-      { numRuns: 1000 },
+      { numRuns: 3000 },
     );
   });
 });

@@ -21,27 +21,32 @@ const ANCHOR_SHARE = 0.1;
 const ANCHOR_MIN_TOKENS = 16;
 
 /**
- * An explicit cache (Anthropic) reads and writes whole prefixes that end at a breakpoint, so at a segment end:
- * where the provider's read end (and write end) lie near a segment end of the scaled estimate, the lengths are
- * moved so that the segment end falls exactly there — scaling each stretch between such ends on its own. The
- * estimate's error then does not show as a few tokens of bonus or unconfirmed on the next segment. An end farther
- * than 10% of its position (at least 16 tokens) from every segment end is left where the estimate puts it.
+ * An explicit cache (Anthropic) reads and writes whole prefixes that end at a breakpoint: where the provider's
+ * read end (and write end) lie near the end of a segment that carries a breakpoint, the lengths are moved so
+ * that that segment end falls exactly there — scaling each stretch between such ends on its own. The estimate's
+ * error then does not show as a few tokens of bonus or unconfirmed on the next segment. The nearest such end
+ * within 10% of its position (at least 16 tokens) is taken; an end farther from all of them stays where the
+ * estimate puts it.
  */
-export function anchorLengths(lengths: number[], anchors: number[]): number[] {
+export function anchorLengths(lengths: number[], breakpointSegments: number[], anchors: number[]): number[] {
   const ends: number[] = [];
   let acc = 0;
   for (const len of lengths) ends.push((acc += len));
   const total = acc;
+  const candidates = [...new Set(breakpointSegments)].filter((k) => k >= 0 && k < lengths.length - 1).sort((a, b) => a - b);
   // Each pin: the last segment of a stretch, and the token position its end moves to.
   const pins: { segment: number; at: number }[] = [];
   for (const at of [...new Set(anchors)].sort((a, b) => a - b)) {
     if (!(at > 0 && at < total)) continue;
-    let nearest = -1;
-    for (let k = 0; k < ends.length - 1; k++) if (nearest < 0 || Math.abs(ends[k]! - at) < Math.abs(ends[nearest]! - at)) nearest = k;
-    if (nearest < 0 || Math.abs(ends[nearest]! - at) > Math.max(ANCHOR_MIN_TOKENS, ANCHOR_SHARE * ends[nearest]!)) continue;
     const last = pins.at(-1);
-    if (last && (nearest <= last.segment || at <= last.at)) continue;
-    pins.push({ segment: nearest, at });
+    let best = -1;
+    for (const k of candidates) {
+      const off = Math.abs(ends[k]! - at);
+      if (off > Math.max(ANCHOR_MIN_TOKENS, ANCHOR_SHARE * ends[k]!)) continue;
+      if (last && (k <= last.segment || at <= last.at)) continue;
+      if (best < 0 || off < Math.abs(ends[best]! - at)) best = k;
+    }
+    if (best >= 0) pins.push({ segment: best, at });
   }
   if (pins.length === 0) return lengths;
   const out: number[] = [];

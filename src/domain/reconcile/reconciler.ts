@@ -229,11 +229,11 @@ export class Reconciler {
     const estimated = segments.map((s) => s.token_end - s.token_start);
     const total = usage.total_prompt_tokens;
     const scaled = total === null ? estimated : scaleLengths(estimated, total);
-    // An explicit cache's read and write end at breakpoints: segment ends near them are moved onto them.
+    // An explicit cache's read and write end at breakpoints: breakpoint segment ends near them are moved onto them.
     const reportedRead = usage.cache_fields_reported ? (usage.cache_read_tokens ?? 0) : null;
     const lengths =
       reportedRead !== null && model.cache.mode === 'explicit' && model.cache.granularity === null
-        ? anchorLengths(scaled, [reportedRead, reportedRead + (usage.cache_write_tokens ?? 0)])
+        ? anchorLengths(scaled, (request.breakpoints as Breakpoint[]).map((b) => b.segment), [reportedRead, reportedRead + (usage.cache_write_tokens ?? 0)])
         : scaled;
 
     // The scope's simulated cache, in start order (a late report is placed at the scope's latest start).
