@@ -50,3 +50,9 @@ export function outcomeView(outcome: unknown): unknown {
   const { lengths: _lengths, sim: _sim, ...shown } = outcome as Record<string, unknown>;
   return shown;
 }
+
+/** A failed request's provider answer, kept as `{ status, error }`: shown as its status and the provider's body. */
+export function failureView(raw: unknown): { status: number | null; body: unknown } {
+  const r = (raw ?? {}) as { status?: number | null; error?: unknown };
+  return { status: r.status ?? null, body: r.error ?? null };
+}

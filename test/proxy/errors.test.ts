@@ -65,6 +65,8 @@ describe('provider errors pass through', () => {
       // Its dashboard page shows the provider's error, not an empty usage.
       const page = await (await h.t.app.request(`/ui/requests/${id}`, { headers: { cookie: `ph_ui_key=${h.key}` } })).text();
       expect(page).toContain('data-raw="error"');
+      // The same { status, body } the API gives.
+      expect(page).toMatch(/data-raw="error">\{\n  &quot;status&quot;: \d+,\n  &quot;body&quot;: \{/);
       expect(page).toContain(String(status));
       // The provider's error body is kept with the failed request.
       expect(JSON.stringify(row.error.body)).toContain(JSON.stringify(theirs.error).replace(/^\{|\}$/g, ''));
@@ -290,7 +292,9 @@ describe("the proxy's own refusals", () => {
     });
     cleanups.push(() => new Promise((r) => server.close(r)), () => t.close());
     const { client, key } = t.tenant();
-    const anthropic = new Anthropic({ apiKey: 'sk-ant-test', baseURL: `http://127.0.0.1:${(server.address() as { port: number }).port}/proxy/anthropic`, maxRetries: 0, defaultHeaders: { 'x-ph-key': key } });
+    // A handle on each call, so the reports count them.
+    const sys = await mintSystem(client);
+    const anthropic = new Anthropic({ apiKey: 'sk-ant-test', baseURL: `http://127.0.0.1:${(server.address() as { port: number }).port}/proxy/anthropic`, maxRetries: 0, defaultHeaders: { 'x-ph-key': key, 'x-ph-prefix': sys.id } });
     for (let i = 0; i < usages.length; i++) {
       const { response } = await anthropic.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }).withResponse();
       await committed({ t });
@@ -299,7 +303,9 @@ describe("the proxy's own refusals", () => {
       expect(r.outcome.capture).toBe('unknown');
       expect(r.usage).toMatchObject({ cache_fields_reported: false, complete: true, total_prompt_tokens: null });
     }
-    // The absurd read never reached the reports.
-    expect((await client.get('/v1/reports')).json.money.realised_savings).toBe(0);
+    // The three count in the reports with unknown capture (priced apart), none as a read.
+    const totals = (await client.get('/v1/reports')).json;
+    expect([totals.requests, totals.tokens.captured + totals.tokens.bonus]).toEqual([3, 0]);
+    expect(totals.money.unknown_capture_input_cost).toBeGreaterThan(0);
   });
 });

@@ -25,6 +25,7 @@ describe('firstInvalidUtf8', () => {
         if (at >= 0) {
           // Everything before it decodes; the sequence that starts there does not, whatever follows.
           expect(decodes(b.subarray(0, at))).toBe(true);
+          for (let end = at + 1; end <= b.length; end++) expect(decodes(b.subarray(0, end))).toBe(false);
           expect(at).toBeGreaterThanOrEqual(Buffer.byteLength(text));
         }
       }),

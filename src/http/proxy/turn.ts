@@ -267,8 +267,9 @@ class Recorder {
     try {
       const answer = replyMessage(this.format, reply);
       const batch = answer ? [...this.turn, answer] : this.turn;
+      if (batch.length === 0) return null;
       // If-Match on the rendered version: a concurrent turn on the same session must not interleave with this one.
-      if (batch.length) this.deps.services.handles.appendMessages(this.tenantId, this.session.id, batch, this.session.version);
+      this.deps.services.handles.appendMessages(this.tenantId, this.session.id, batch, this.session.version);
       appends.inc({ result: 'appended' });
       return 'appended';
     } catch (err) {

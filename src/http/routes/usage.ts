@@ -12,7 +12,7 @@ import { invalid } from '../../domain/errors';
 import { invalidInput, newRouter, type AppEnv } from '../router';
 import { commonErrors, conflictErrors, IdParam, readErrors } from '../schemas';
 import { HandleReportSchema, RequestViewSchema, TenantReportSchema, UsageBatchResultSchema, UsageResultSchema } from '../report-schemas';
-import { outcomeView } from '../views';
+import { failureView, outcomeView } from '../views';
 
 const time = z.union([z.number().int().nonnegative().max(MAX_TIME), z.iso.datetime({ offset: true })]).transform((v) => (typeof v === 'number' ? v : Date.parse(v)));
 
@@ -60,12 +60,6 @@ const rangeQuery = z
   });
 
 const json = (schema: z.ZodType, description: string) => ({ content: { 'application/json': { schema } }, description });
-
-/** How a failed request's provider answer is kept: `{ status, error }`, the error being the provider's body. */
-function failure(raw: unknown): { status: number | null; body: unknown } {
-  const r = (raw ?? {}) as { status?: number | null; error?: unknown };
-  return { status: r.status ?? null, body: r.error ?? null };
-}
 
 /** Whole days: `from` on a day after `to` (today, when `to` is left out) is refused. */
 function inRange<R extends { from?: number; to?: number }>(range: R, now: number): R {
@@ -189,7 +183,7 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
         usage: row.usage ?? null,
         usage_raw: row.status === 'failed' ? null : (row.usageRaw ?? null),
         // A provider that refused: its status and error body (null status: it could not be reached).
-        error: row.status === 'failed' ? failure(row.usageRaw) : null,
+        error: row.status === 'failed' ? failureView(row.usageRaw) : null,
         diagnostics: row.diagnostics ?? null,
       } as Record<string, unknown>,
       200,

@@ -9,6 +9,7 @@ import type { RequestRow } from '../../../store/store';
 import { CLASS_INFO, legend, SEGMENT_ORDER, segmentBar, type BarSegment } from '../charts';
 import { diffPair } from '../content';
 import { tok, tokens, usd, when } from '../format';
+import { failureView } from '../../views';
 import { formatsNote, metric, requestLink, sourceLink, type Html } from './parts';
 
 const json = (v: unknown) => JSON.stringify(v, null, 2);
@@ -58,7 +59,7 @@ ${bar.map((s, i) => {
 ${outcome?.drift ? driftBlock(outcome.drift) : ''}
 <div class="cols">
 ${row.status === 'failed'
-    ? html`<div><h2>Provider error</h2><p class="muted">The call failed: its status and the provider's error body, as sent (status null: the provider could not be reached or did not answer in time).</p><pre class="content" data-raw="error">${json(row.usageRaw ?? null)}</pre></div>`
+    ? html`<div><h2>Provider error</h2><p class="muted">The call failed: its status and the provider's error body, as sent (status null: the provider could not be reached or did not answer in time).</p><pre class="content" data-raw="error">${json(failureView(row.usageRaw))}</pre></div>`
     : html`<div><h2>Provider usage</h2>${usage ? usageTable(usage) : html`<p class="muted">None yet.</p>`}
 ${row.usageRaw !== undefined && row.usageRaw !== null ? html`<details><summary>As received</summary><pre class="content" data-raw="usage">${json(row.usageRaw)}</pre></details>` : ''}</div>`}
 <div><h2>Provider diagnostics</h2>${row.diagnostics !== undefined && row.diagnostics !== null
