@@ -12,11 +12,11 @@ import { TenantService } from './domain/tenants';
 import { RequestService } from './domain/requests';
 import { RENDER_PATH, renderRoute, renderRoutes } from './http/routes/render';
 import { USAGE_PATH, usageRoute, usageRoutes } from './http/routes/usage';
-import { checkUtf8, JSON_TYPE } from './http/body';
+import { checkUtf8, notJsonBody } from './http/body';
 import { Reconciler } from './domain/reconcile/reconciler';
 import { WriteQueue } from './domain/write-queue';
 import { Reports } from './domain/reconcile/reports';
-import { incomingOf, requireAdminKey, requireApiKey } from './http/auth';
+import { requireAdminKey, requireApiKey } from './http/auth';
 import { docsRoutes } from './http/docs';
 import { proxyDocs, proxyRoutes } from './http/proxy';
 import { uiRoutes } from './http/ui';
@@ -99,14 +99,8 @@ const requireJson: MiddlewareHandler<AppEnv> = async function requireJson(c, nex
   const method = c.req.method;
   // Only methods that carry a body are checked: touching c.req.raw on a GET costs a full Request.
   if (method !== 'POST' && method !== 'PUT' && method !== 'PATCH') return next();
-  // Over HTTP/1.1 a body is declared by a non-zero length or a chunked transfer (`curl -X POST` sends neither);
-  // a Request made in-process (app.request) has a body without declaring one.
-  const length = c.req.header('content-length');
-  const declared = length === undefined ? c.req.header('transfer-encoding') !== undefined : length !== '0';
-  const hasBody = incomingOf(c) ? declared : declared || c.req.raw.body !== null;
-  const type = c.req.header('content-type') ?? '';
-  if (hasBody && !JSON_TYPE.test(type))
-    return problem(c, 'unsupported_media_type', `send the body as application/json (got ${type || 'no content type'})`);
+  const notJson = notJsonBody(c);
+  if (notJson) return problem(c, 'unsupported_media_type', notJson);
   await next();
 };
 

@@ -36,7 +36,12 @@ export function newRequestId(now: number): string {
   return `${ID_PREFIX.request}_${digits}${nanoTail()}`;
 }
 
-const HANDLE_ID = /^(art|bnd|ses)_[0-9A-Za-z]{21}$/;
+/** An id of one of `types` (all handle types by default): its prefix, then 21 characters, no version. */
+export function handleIdPattern(types: HandleType[] = ['artifact', 'bundle', 'session']): RegExp {
+  return new RegExp(`^(?:${types.map((t) => ID_PREFIX[t]).join('|')})_[0-9A-Za-z]{21}$`);
+}
+
+const HANDLE_ID = handleIdPattern();
 const REF = /^((?:art|bnd|ses)_[0-9A-Za-z]{21})(?:@([1-9][0-9]{0,8}))?$/;
 
 export function isHandleId(value: string): boolean {

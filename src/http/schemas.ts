@@ -6,20 +6,21 @@ import {
   toolsContentSchema,
 } from '../domain/content';
 import { expansionFormats } from '../domain/render/prompt';
+import { handleIdPattern, ID_PREFIX, type HandleType } from '../domain/ids';
 
 // API shapes, written by hand (never derived from tables) and mapped from rows in views.ts.
 
 export const RefParam = z.string().min(1).openapi({ param: { name: 'ref', in: 'path' }, example: 'bnd_V1StGXR8Z5jdHi6B3myTq@2' });
 /** A handle id in the path, of the kind the route serves (no @version: the route acts on the handle). */
-const idParam = (prefix: string, what: string) =>
+const idParam = (types: HandleType[], what: string) =>
   z
     .string()
-    .regex(new RegExp(`^(?:${prefix})_[0-9A-Za-z]{21}$`), `expected ${what}, without @version`)
-    .openapi({ param: { name: 'id', in: 'path' }, example: `${prefix.slice(0, 3)}_V1StGXR8Z5jdHi6B3myTq` });
-export const IdParam = idParam('art|bnd|ses', 'a handle id (art_…, bnd_… or ses_…)');
-export const ArtifactIdParam = idParam('art', 'an artifact id (art_…)');
-export const BundleIdParam = idParam('bnd', 'a bundle id (bnd_…)');
-export const SessionIdParam = idParam('ses', 'a session id (ses_…)');
+    .regex(handleIdPattern(types), `expected ${what}, without @version`)
+    .openapi({ param: { name: 'id', in: 'path' }, example: `${ID_PREFIX[types[0]!]}_V1StGXR8Z5jdHi6B3myTq` });
+export const IdParam = idParam(['artifact', 'bundle', 'session'], 'a handle id (art_…, bnd_… or ses_…)');
+export const ArtifactIdParam = idParam(['artifact'], 'an artifact id (art_…)');
+export const BundleIdParam = idParam(['bundle'], 'a bundle id (bnd_…)');
+export const SessionIdParam = idParam(['session'], 'a session id (ses_…)');
 
 const name = z.string().min(1).max(200).optional().openapi({ description: 'A label for people; never rendered.' });
 const metadata = z.record(z.string(), z.unknown()).optional().openapi({ description: 'Free-form JSON kept with the handle; never rendered.' });
