@@ -308,4 +308,30 @@ describe("the proxy's own refusals", () => {
     expect([totals.requests, totals.tokens.captured + totals.tokens.bonus]).toEqual([3, 0]);
     expect(totals.money.unknown_capture_input_cost).toBeGreaterThan(0);
   });
+
+  it('a reply the session cannot keep (a tool call whose arguments are not an object): answered, nothing appended, said in x-ph-warnings', async () => {
+    const upstream = createHttpServer((req, res) => {
+      req.resume().on('end', () => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        const message = { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'lookup', arguments: '[1' } }] };
+        res.end(JSON.stringify({ id: 'chatcmpl-1', object: 'chat.completion', model: 'gpt-4.1', choices: [{ index: 0, message, finish_reason: 'tool_calls' }], usage: { prompt_tokens: 12, completion_tokens: 3, total_tokens: 15, prompt_tokens_details: { cached_tokens: 0 } } }));
+      });
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => upstream.close(r)));
+    const t = createTestApp({ config: { openaiBaseUrl: `http://127.0.0.1:${(upstream.address() as { port: number }).port}` } });
+    const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+      const s = serve({ fetch: t.app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
+    });
+    cleanups.push(() => new Promise((r) => server.close(r)), () => t.close());
+    const { client, key } = t.tenant();
+    const session = await startSession(client);
+    const openai = new OpenAI({ apiKey: 'sk-test', baseURL: `http://127.0.0.1:${(server.address() as { port: number }).port}/proxy/openai/v1`, maxRetries: 0, defaultHeaders: { 'x-ph-key': key, 'x-ph-session': session.id } });
+    const { data, response } = await openai.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'look it up' }] }).withResponse();
+    // The caller gets the provider's answer as it is…
+    expect(data.choices[0]!.message.tool_calls![0]).toMatchObject({ function: { arguments: '[1' } });
+    // …and is told the session did not take the turn, which it did not: kept without the call, the next tool output would answer nothing.
+    expect(response.headers.get('x-ph-warnings')).toBe('session_not_appended');
+    expect((await client.get(`/v1/handles/${session.id}`)).json.latest_version).toBe(1);
+  });
 });

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { DomainError } from '../../src/domain/errors';
 import { withIncludeUsage } from '../../src/domain/proxy/body';
 import { createStreamReply } from '../../src/domain/proxy/stream-reply';
-import { replyMessage, turnMessages, type ProxyFormat } from '../../src/domain/proxy/to-neutral';
+import { replyMessage, turnMessages, UNKEEPABLE, type ProxyFormat } from '../../src/domain/proxy/to-neutral';
 
 const PNG = 'iVBORw0KGgo=';
 
@@ -157,12 +157,12 @@ describe('turnMessages: OpenAI responses', () => {
 });
 
 describe('replyMessage', () => {
-  it('a reply nested too deep to keep is left out (null), at the limit it is kept', () => {
+  it('a reply nested too deep to keep is unkeepable, at the limit it is kept', () => {
     const nest = (n: number): unknown => (n === 0 ? 1 : { a: nest(n - 1) });
     const reply = (n: number) => ({ type: 'message', content: [{ type: 'tool_use', id: 'toolu_1', name: 'f', input: nest(n) }] });
     // The input sits at depth 2 of the checked blocks ([0].input), so its innermost value at 2 + n.
-    expect(replyMessage('anthropic', reply(510))).not.toBeNull();
-    expect(replyMessage('anthropic', reply(511))).toBeNull();
+    expect(replyMessage('anthropic', reply(510))).toMatchObject({ role: 'assistant' });
+    expect(replyMessage('anthropic', reply(511))).toBe(UNKEEPABLE);
   });
 
   it('Anthropic: text and tool use; thinking has no neutral form and is left out', () => {
@@ -202,9 +202,9 @@ describe('replyMessage', () => {
     // A call whose arguments are not a JSON object: the reply is not kept at all (as for chat), never kept
     // without the call its next tool output answers.
     const broken = { ...response, output: [...response.output.slice(0, 2), { type: 'function_call', call_id: 'fc_3', name: 'g', arguments: '[1' }] };
-    expect(replyMessage('openai-responses', broken)).toBeNull();
+    expect(replyMessage('openai-responses', broken)).toBe(UNKEEPABLE);
     const brokenChat = { choices: [{ index: 0, message: { role: 'assistant', content: 'x', tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '[1' } }] } }] };
-    expect(replyMessage('openai-chat', brokenChat)).toBeNull();
+    expect(replyMessage('openai-chat', brokenChat)).toBe(UNKEEPABLE);
   });
 });
 

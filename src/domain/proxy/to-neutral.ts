@@ -30,8 +30,14 @@ export function turnMessages(format: ProxyFormat, body: Json): Message[] {
   return parsed.data;
 }
 
-/** The assistant's reply in a provider response body, or null when nothing in it has a neutral form. */
-export function replyMessage(format: ProxyFormat, response: unknown): Message | null {
+/** A reply that holds something the session cannot keep as it is (a tool call whose arguments are not an object, nesting too deep). */
+export const UNKEEPABLE = 'unkeepable';
+
+/**
+ * The assistant's reply in a provider response body; null when nothing in it has a neutral form (thinking
+ * only); UNKEEPABLE when it cannot be kept whole — kept without a tool call, the next tool output would answer nothing.
+ */
+export function replyMessage(format: ProxyFormat, response: unknown): Message | null | typeof UNKEEPABLE {
   if (!isRecord(response)) return null;
   let blocks: ContentBlock[];
   if (format === 'anthropic') blocks = Array.isArray(response.content) ? response.content.flatMap(anthropicReplyBlock) : [];
@@ -41,23 +47,24 @@ export function replyMessage(format: ProxyFormat, response: unknown): Message | 
       blocks = isRecord(choice) && isRecord(choice.message) ? chatAssistantBlocks(choice.message, '/choices/0/message', false) : [];
     } catch (e) {
       // A tool call whose arguments are not a JSON object: the reply cannot be kept as it is.
-      if (e instanceof DomainError) return null;
+      if (e instanceof DomainError) return UNKEEPABLE;
       throw e;
     }
   } else {
     try {
       blocks = Array.isArray(response.output) ? response.output.flatMap(responsesReplyItem) : [];
     } catch (e) {
-      if (e instanceof DomainError) return null;
+      if (e instanceof DomainError) return UNKEEPABLE;
       throw e;
     }
   }
   // Blank text says nothing, and providers refuse it when it is sent back: not kept.
   blocks = blocks.filter((b) => b.type !== 'text' || /\S/.test(b.text));
+  if (blocks.length === 0) return null;
   // A reply nested too deep for canonical JSON cannot be kept either.
-  if (blocks.length === 0 || nestedTooDeep(blocks)) return null;
+  if (nestedTooDeep(blocks)) return UNKEEPABLE;
   const parsed = messageListSchema.safeParse([{ role: 'assistant', content: blocks }]);
-  return parsed.success ? parsed.data[0]! : null;
+  return parsed.success ? parsed.data[0]! : UNKEEPABLE;
 }
 
 function unsupported(at: string, what: string): never {

@@ -11,7 +11,7 @@ import type { Message } from '../../domain/content';
 import { DomainError, invalid } from '../../domain/errors';
 import { callerAskedForUsage, inspectBody, withIncludeUsage } from '../../domain/proxy/body';
 import { createStreamReply } from '../../domain/proxy/stream-reply';
-import { replyMessage, turnMessages, type ProxyFormat } from '../../domain/proxy/to-neutral';
+import { replyMessage, turnMessages, UNKEEPABLE, type ProxyFormat } from '../../domain/proxy/to-neutral';
 import type { UsageReport } from '../../domain/reconcile/reconciler';
 import { extractDiagnostics, normalizeUsage, unreportedUsage } from '../../domain/usage/normalize';
 import { createStreamUsageAccumulator } from '../../domain/usage/stream';
@@ -266,6 +266,8 @@ class Recorder {
     const appends = this.deps.services.metrics.sessionAppends;
     try {
       const answer = replyMessage(this.format, reply);
+      // Kept without the reply's tool call, the turn would leave the next tool output answering nothing.
+      if (answer === UNKEEPABLE) throw new DomainError('invalid_request', 'the reply cannot be kept (a tool call whose arguments are not a JSON object, or nested too deep)');
       const batch = answer ? [...this.turn, answer] : this.turn;
       if (batch.length === 0) return null;
       // If-Match on the rendered version: a concurrent turn on the same session must not interleave with this one.
