@@ -201,6 +201,12 @@ describe('expansion', () => {
 
   it('refuses an unknown format', async () => {
     const { client } = t.tenant();
+    const sys0 = await mintSystem(client);
+    const twice = await client.get(`/v1/handles/${sys0.id}/expand?format=anthropic&format=openai-chat`);
+    expect(twice.status).toBe(422);
+    expect(twice.json.errors).toEqual([{ pointer: 'query:format', detail: 'give one format' }]);
+    // One format, and another parameter whose value mentions format=, is fine.
+    expect((await client.get(`/v1/handles/${sys0.id}/expand?format=anthropic&x=format=1`)).status).toBe(200);
     const sys = await mintSystem(client);
     const res = await client.get(`/v1/handles/${sys.id}/expand?format=cohere`);
     expect(res.status).toBe(422);

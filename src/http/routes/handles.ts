@@ -6,7 +6,7 @@ import type { Context, Handler } from 'hono';
 import type { TenantService } from '../../domain/tenants';
 import { logRequest, type Metrics } from '../metrics';
 import { statusOf } from '../problem';
-import { DomainError } from '../../domain/errors';
+import { DomainError, invalid } from '../../domain/errors';
 import { authenticateRequest, headerOf } from '../auth';
 import { expansionFormats, type ExpansionFormat } from '../../domain/render/prompt';
 import { newRouter, type AppEnv } from '../router';
@@ -193,6 +193,11 @@ export function expandRoute(expander: Expander, tenants: TenantService, metrics:
     const auth = authenticateRequest(tenants, c);
     tenant = auth.tenantId;
     const given = c.req.query('format');
+    // Two formats would be a guess between them (a string search: parsing every query would cost the hot path).
+    if (given !== undefined) {
+      const url = c.req.url;
+      if (url.indexOf('format=') !== url.lastIndexOf('format=') && c.req.queries('format')!.length > 1) throw invalid('query:format', 'give one format');
+    }
     // A known format (or none) skips schema validation; anything else gets zod's error.
     let format: ExpansionFormat = 'neutral';
     if (given !== undefined && known.has(given)) format = given as ExpansionFormat;
