@@ -9,6 +9,8 @@ import { BreakpointSchema, SegmentSchema } from './routes/render';
 const int = z.number().int();
 const counts = <K extends string>(keys: readonly K[]) => z.object(Object.fromEntries(keys.map((k) => [k, int])) as Record<K, typeof int>);
 const time = z.string().openapi({ format: 'date-time' });
+/** A named schema or null: as anyOf, since .nullable() on a $ref becomes an allOf no null can pass. */
+const orNull = <T extends z.ZodType>(schema: T) => z.union([schema, z.null()]);
 
 export const NormalizedUsageSchema = z
   .object({
@@ -61,7 +63,7 @@ export const OutcomeSchema = z
     predicted: z.object({ read: int, write: int }),
     provider: z.object({ read: int.nullable(), write: int.nullable() }),
     segments: z.array(SegmentOutcomeSchema),
-    drift: DriftFindingSchema.nullable(),
+    drift: orNull(DriftFindingSchema),
     total_mismatch: z
       .object({ estimated: int, reported: int, ratio: z.number().nullable() })
       .optional()
@@ -150,8 +152,8 @@ export const RequestViewSchema = z
     segments: z.array(SegmentSchema),
     breakpoints: z.array(BreakpointSchema),
     prediction: z.unknown().nullable().openapi({ description: 'What the simulated cache predicted at render time.' }),
-    outcome: OutcomeSchema.nullable().openapi({ description: 'null until usage is reconciled.' }),
-    usage: NormalizedUsageSchema.nullable(),
+    outcome: orNull(OutcomeSchema).openapi({ description: 'null until usage is reconciled.' }),
+    usage: orNull(NormalizedUsageSchema),
     usage_raw: z.unknown().nullable().openapi({ description: "The provider's usage as received." }),
     error: z
       .object({ status: int.nullable(), body: z.unknown() })

@@ -64,6 +64,10 @@ describe('the documented shapes of reconciliation answers', () => {
     expect(ref('/v1/requests/{id}', 'get', '200')).toBe('#/components/schemas/Request');
     expect(ref('/v1/usage', 'post', '201')).toBe('#/components/schemas/UsageResult');
     expect(ref('/v1/usage/batch', 'post', '200')).toBe('#/components/schemas/UsageBatchResult');
+    // A named shape that may be null is anyOf [shape, null]: an allOf with the $ref would refuse every null.
+    const schemas = (doc as unknown as { components: { schemas: Record<string, { properties: Record<string, unknown> }> } }).components.schemas;
+    for (const [name, field, target] of [['Request', 'outcome', 'Outcome'], ['Request', 'usage', 'NormalizedUsage'], ['Outcome', 'drift', 'DriftFinding']] as const)
+      expect(schemas[name]!.properties[field], `${name}.${field}`).toMatchObject({ anyOf: [{ $ref: `#/components/schemas/${target}` }, { type: 'null' }] });
     for (const [path, methods] of Object.entries(doc.paths))
       for (const [method, op] of Object.entries(methods)) {
         const statuses = Object.keys(op.responses);
