@@ -334,4 +334,26 @@ describe("the proxy's own refusals", () => {
     expect(response.headers.get('x-ph-warnings')).toBe('session_not_appended');
     expect((await client.get(`/v1/handles/${session.id}`)).json.latest_version).toBe(1);
   });
+
+  it('a provider error body that is not JSON is kept as its text with the failed request', async () => {
+    const upstream = createHttpServer((req, res) => {
+      req.resume().on('end', () => {
+        res.writeHead(502, { 'content-type': 'text/plain' });
+        res.end('upstream exploded');
+      });
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => upstream.close(r)));
+    const t = createTestApp({ config: { anthropicBaseUrl: `http://127.0.0.1:${(upstream.address() as { port: number }).port}` } });
+    const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+      const s = serve({ fetch: t.app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
+    });
+    cleanups.push(() => new Promise((r) => server.close(r)), () => t.close());
+    const { client, key } = t.tenant();
+    const anthropic = new Anthropic({ apiKey: 'sk-ant-test', baseURL: `http://127.0.0.1:${(server.address() as { port: number }).port}/proxy/anthropic`, maxRetries: 0, defaultHeaders: { 'x-ph-key': key } });
+    const err = await rejection(anthropic.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] }));
+    expect(err.status).toBe(502);
+    const row = (await client.get(`/v1/requests/${err.headers.get('x-ph-request-id')}`)).json;
+    expect(row).toMatchObject({ status: 'failed', error: { status: 502, body: 'upstream exploded' } });
+  });
 });

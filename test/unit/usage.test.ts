@@ -467,6 +467,9 @@ describe('normalizeUsage shape errors', () => {
     expect(absurd.message).toMatch(/more tokens than any model's context holds/);
     expect(normalizeUsage({ prompt_tokens: 100_000_000, completion_tokens: 1 }).total_prompt_tokens).toBe(100_000_000);
     expect(shapeError(() => normalizeUsage({ prompt_tokens: 100_000_001, completion_tokens: 1 })).path).toBe('/prompt_tokens');
+    // Anthropic's total is a sum: each part under the cap, the total over it, is refused too.
+    const summed = shapeError(() => normalizeUsage({ input_tokens: 99_000_000, cache_read_input_tokens: 99_000_000, cache_creation_input_tokens: 99_000_000, output_tokens: 1 }));
+    expect([summed.path, summed.detail]).toEqual(['', "the prompt total is 297000000 tokens: more than any model's context holds (at most 100000000)"]);
   });
 
   it('more cached tokens than prompt tokens is incoherent', () => {

@@ -200,7 +200,8 @@ export class Reconciler {
     }
     if (request.status === 'failed') throw new DomainError('conflict', `request ${request.id} failed upstream; it has no usage to reconcile`);
 
-    const source = report.response ?? report.usage ?? report.normalized;
+    // usage: null (from the proxy) says the provider carried none: kept as null, the figures from `normalized`.
+    const source = report.response !== undefined ? report.response : report.usage !== undefined ? report.usage : report.normalized;
     if (source === undefined) throw invalid(pointer, 'send "usage" (the provider\'s usage object) or "response" (the whole response body)');
     let usage: NormalizedUsage;
     try {

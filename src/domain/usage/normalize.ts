@@ -216,10 +216,13 @@ function anthropicUsage(usage: Json, path: string, model: string | null): Normal
   const byTtl = anthropicTtlSplit(usage.cache_creation, pointer(path, 'cache_creation'));
   // An old proxy may forward the split without the sum; the split then is the sum.
   const write = readCount(usage, 'cache_creation_input_tokens', path) ?? (byTtl === null ? null : sum(byTtl));
+  // Each count is bounded; so is their sum, the prompt's total (one per count would allow three times the cap).
+  const total = read !== null && write !== null ? input + read + write : null;
+  if (total !== null && total > MAX_TOKEN_COUNT) throw new UsageShapeError(path, `the prompt total is ${total} tokens: more than any model's context holds (at most ${MAX_TOKEN_COUNT})`);
   return {
     provider: 'anthropic',
     model,
-    total_prompt_tokens: read !== null && write !== null ? input + read + write : null,
+    total_prompt_tokens: total,
     cache_read_tokens: read,
     cache_write_tokens: write,
     cache_write_by_ttl: byTtl,

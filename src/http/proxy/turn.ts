@@ -144,7 +144,7 @@ function usageOfAnswer(format: ProxyFormat, answer: unknown): Pick<UsageReport, 
     return { usage, normalized: normalizeUsage(answer, format), diagnostics: extractDiagnostics(answer) ?? undefined };
   } catch (err) {
     const model = isRecord(answer) && typeof answer.model === 'string' ? answer.model : null;
-    return { usage: usage ?? undefined, normalized: unreportedUsage(format, model, null, true), usageError: err };
+    return { usage: usage ?? null, normalized: unreportedUsage(format, model, null, true), usageError: err };
   }
 }
 
@@ -154,7 +154,7 @@ function relayTurn(body: UpstreamResponse['body'], format: ProxyFormat, record: 
   const reply = createStreamReply(format);
   let usageError: unknown = null;
   // The raw report is the provider's own usage as the stream carried it; the figures are normalised here.
-  const finish = () => record.completed({ usage: usage.raw() ?? undefined, normalized: usage.result(), diagnostics: usage.diagnostics() ?? undefined }, reply.succeeded ? reply.response() : null, usageError);
+  const finish = () => record.completed({ usage: usage.raw() ?? null, normalized: usage.result(), diagnostics: usage.diagnostics() ?? undefined }, reply.succeeded ? reply.response() : null, usageError);
   return relayEvents(body, {
     onEvent(data, event) {
       try {
@@ -169,7 +169,7 @@ function relayTurn(body: UpstreamResponse['body'], format: ProxyFormat, record: 
     },
     // A stream that closes without its terminal event: whatever usage arrived (unknown if none).
     onEnd: finish,
-    onInterrupt: () => record.interrupted(usage.result()),
+    onInterrupt: () => record.interrupted(usage.result(), usage.raw()),
     dropClient,
   });
 }
@@ -178,11 +178,13 @@ function isUsageChunk(data: unknown): boolean {
   return isRecord(data) && Array.isArray(data.choices) && data.choices.length === 0 && isRecord(data.usage);
 }
 
+/** The answer as JSON; a body that is not JSON (a proxy's text error page) as its text, so a failure keeps it. */
 function parseJson(bytes: Buffer): unknown {
+  const text = bytes.toString('utf8');
   try {
-    return JSON.parse(bytes.toString('utf8'));
+    return JSON.parse(text);
   } catch {
-    return null;
+    return text === '' ? null : text;
   }
 }
 
@@ -227,10 +229,11 @@ class Recorder {
   }
 
   /** The answer was cut off (client gone, provider dropped): capture unknown, nothing appended. */
-  interrupted(partial?: UsageReport['normalized']): void {
+  interrupted(partial?: UsageReport['normalized'], raw?: Record<string, unknown> | null): void {
     if (this.settle()) return;
     // With no stream read at all, a fresh accumulator's result is exactly "nothing known".
-    this.reconcile({ normalized: partial ?? createStreamUsageAccumulator(this.format).result() });
+    // The raw report is the usage the stream carried before it was cut, as for a complete stream.
+    this.reconcile({ usage: raw ?? null, normalized: partial ?? createStreamUsageAccumulator(this.format).result() });
   }
 
   /** The provider refused (its status and error body) or could not be reached (null, null). */
