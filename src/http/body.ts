@@ -57,8 +57,13 @@ export function checkBody(c: Context<AppEnv>, maxBytes: number): void {
 
 /** Why a request's body is refused as not JSON (415), or null: it is JSON, or there is no body. */
 export function notJsonBody(c: Context<AppEnv>): string | null {
+  if (!declaresBody(c)) return null;
   const type = headerOf(c, 'content-type') ?? '';
-  return declaresBody(c) && !JSON_TYPE.test(type) ? `send the body as application/json (got ${type || 'no content type'})` : null;
+  if (!JSON_TYPE.test(type)) return `send the body as application/json (got ${type || 'no content type'})`;
+  // A compressed body would be read as (invalid) text: said for what it is.
+  const encoding = headerOf(c, 'content-encoding');
+  if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') return `send the JSON uncompressed (got content-encoding: ${encoding})`;
+  return null;
 }
 
 /**

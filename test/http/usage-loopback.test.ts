@@ -144,6 +144,10 @@ describe('POST /v1/usage over HTTP, on a database file', () => {
     expectProblem(await post(running.url, '/v1/usage', '', { authorization: json.authorization }), 422, 'invalid_request');
     expectProblem(await post(running.url, '/v1/usage', '', json), 400, 'malformed_json');
 
+    // A compressed body is refused for what it is (415), not read as broken text.
+    const gzipped = await post(running.url, '/v1/usage', Buffer.from([0x1f, 0x8b, 0x08, 0x00]), { ...json, 'content-encoding': 'gzip' });
+    expectProblem(gzipped, 415, 'unsupported_media_type');
+    expect(gzipped.json.detail).toBe('send the JSON uncompressed (got content-encoding: gzip)');
     // Bytes that are not UTF-8 are refused, never decoded with replacement characters.
     const latin1 = Buffer.concat([Buffer.from(`{"request_id":"${requestId}","usage":{"input_tokens":1},"diagnostics":"caf`), Buffer.from([0xe9]), Buffer.from('"}')]);
     const notUtf8 = await post(running.url, '/v1/usage', latin1, json);

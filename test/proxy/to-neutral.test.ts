@@ -73,7 +73,8 @@ describe('turnMessages: Anthropic', () => {
       ['anthropic', { messages: [{ role: 'user', content: '' }] }, '/messages/0/content'],
       ['anthropic', { messages: [{ role: 'user', content: [{ type: 'text', text: ' \n' }] }] }, '/messages/0/content/0/text'],
       ['openai-chat', { messages: [{ role: 'user', content: '' }] }, '/messages/0/content'],
-      ['openai-responses', { input: '' }, '/input/0/content'],
+      ['openai-responses', { input: ' ' }, '/input'],
+      ['openai-responses', { input: [{ role: 'user', content: '' }] }, '/input/0/content'],
     ] as const) {
       const e = refusal(() => turnMessages(format, body));
       expect(e.errors, `${format} ${JSON.stringify(body)}`).toEqual([{ pointer, detail: expect.stringMatching(blank) }]);

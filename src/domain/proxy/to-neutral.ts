@@ -229,7 +229,11 @@ function chatAssistantBlocks(m: Json, at: string, strict: boolean): ContentBlock
 // ---- OpenAI Responses ----
 
 function responsesInput(raw: unknown, at: string): Message[] {
-  if (typeof raw === 'string') return [{ role: 'user', content: raw }];
+  if (typeof raw === 'string') {
+    // One user message: its blank text is the input itself.
+    if (!/\S/.test(raw)) throw invalid(at, 'must contain non-whitespace text (providers refuse empty text blocks)');
+    return [{ role: 'user', content: raw }];
+  }
   const out: Message[] = [];
   // Function calls join the assistant message before them, outputs the user message of results before them.
   const push = (role: 'user' | 'assistant', blocks: ContentBlock[], join: (b: ContentBlock) => boolean) => {
