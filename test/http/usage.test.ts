@@ -172,6 +172,11 @@ describe('reports', () => {
     expect((await client.get(`/v1/reports?from=${t.clock.now() + 60_000}`)).json.requests).toBe(1);
     // The range shown is the one counted: whole UTC days.
     expect((await client.get('/v1/reports?from=2026-01-01T09:30:00Z&to=2026-01-01')).json.range).toEqual({ from: '2026-01-01T00:00:00.000Z', to: '2026-01-01T23:59:59.999Z', model: null });
+    // Epoch seconds where milliseconds are expected would land in January 1970: refused with a hint (0 is fine).
+    expect((await client.get('/v1/reports?from=1764633600')).json.errors).toEqual([{ pointer: 'query:from', detail: expect.stringMatching(/looks like seconds/) }]);
+    expect((await client.get('/v1/reports?from=0')).status).toBe(200);
+    const seconds = await client.post('/v1/usage', { request_id: r.request_id, usage: anthropicUsage(total(r), 0, 0), started_at: 1764633600 });
+    expect(seconds.json.errors).toEqual([{ pointer: '/started_at', detail: expect.stringMatching(/looks like seconds/) }]);
     // One message for the three forms a time may take.
     for (const bad of ['yesterday', '2026-02-30', '2026-12-02T00:00:00'])
       expect((await client.get(`/v1/reports?from=${bad}`)).json.errors, bad).toEqual([{ pointer: 'query:from', detail: expect.stringMatching(/^expected a day \(2026-12-01, UTC\), RFC 3339 with a zone/) }]);

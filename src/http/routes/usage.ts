@@ -14,7 +14,12 @@ import { commonErrors, conflictErrors, IdParam, readErrors } from '../schemas';
 import { HandleReportSchema, RequestViewSchema, TenantReportSchema, UsageBatchResultSchema, UsageResultSchema } from '../report-schemas';
 import { failureView, outcomeView } from '../views';
 
-const time = z.union([z.number().int().nonnegative().max(MAX_TIME), z.iso.datetime({ offset: true })]).transform((v) => (typeof v === 'number' ? v : Date.parse(v)));
+/** Epoch milliseconds before 1973 are almost surely seconds (1764633600 is 2025 in seconds, January 1970 in ms). */
+const MIN_EPOCH_MS = 1e11;
+const SECONDS_HINT = 'epoch milliseconds are expected; this looks like seconds (multiply by 1000)';
+const time = z
+  .union([z.number().int().min(MIN_EPOCH_MS, SECONDS_HINT).max(MAX_TIME), z.iso.datetime({ offset: true })])
+  .transform((v) => (typeof v === 'number' ? v : Date.parse(v)));
 
 const UsageRecord = z
   .strictObject({
@@ -41,6 +46,11 @@ const queryTime = z
     for (const form of [epochMs, day, instant]) {
       const parsed = form.safeParse(v);
       if (parsed.success) {
+        // 0 is the beginning of time, a natural `from`; other small numbers are seconds.
+        if (form === epochMs && parsed.data !== 0 && parsed.data < MIN_EPOCH_MS) {
+          ctx.addIssue({ code: 'custom', message: SECONDS_HINT });
+          return z.NEVER;
+        }
         if (parsed.data <= MAX_TIME) return parsed.data;
         ctx.addIssue({ code: 'custom', message: 'past the largest time a date can hold' });
         return z.NEVER;
