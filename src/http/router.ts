@@ -12,6 +12,9 @@ export interface AppEnv {
   };
 }
 
+// How a message names each place.
+const TARGET_NAME: Record<string, string> = { json: 'body', param: 'path', header: 'headers' };
+
 // Where a validation error points: a JSON pointer into the body, or the parameter's place.
 const TARGET_PREFIX: Record<string, string> = { json: '', query: 'query:', param: 'path:', header: 'header:', cookie: 'cookie:', form: '' };
 
@@ -33,5 +36,5 @@ export function newRouter() {
 /** A zod failure as the 422 every route answers: each failing path, counted in the message. */
 export function invalidInput(error: ZodError, target: keyof typeof TARGET_PREFIX): DomainError {
   const errors = zodIssues(error, TARGET_PREFIX[target] ?? '');
-  return new DomainError('invalid_request', `${errors.length} invalid field${errors.length === 1 ? '' : 's'} in the ${target === 'json' ? 'body' : target}`, {}, errors);
+  return new DomainError('invalid_request', `${errors.length} invalid field${errors.length === 1 ? '' : 's'} in the ${TARGET_NAME[target] ?? target}`, {}, errors);
 }

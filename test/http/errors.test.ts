@@ -38,11 +38,13 @@ describe('problem+json errors', () => {
       ['post', `/v1/artifacts/${ses}/versions`, { content: 'y' }, /^expected an artifact id/],
       ['post', `/v1/bundles/${art}/versions`, { members: [art] }, /^expected a bundle id/],
       ['get', `/v1/reports/handles/${art}@1`, undefined, /^expected a handle id/],
+      ['get', `/v1/requests/${art}`, undefined, /^expected a request id/],
     ];
     for (const [method, path, body, detail] of cases) {
       const res = method === 'get' ? await client.get(path) : method === 'delete' ? await client.delete(path) : await client.post(path, body);
       expectProblem(res, 422, 'invalid_request');
       expect(res.json.errors, `${method} ${path}`).toEqual([{ pointer: 'path:id', detail: expect.stringMatching(detail) }]);
+      expect(res.json.detail).toBe('1 invalid field in the path');
     }
     // Nothing changed: the artifact still exists at version 1, the session too.
     expect((await client.get(`/v1/handles/${art}`)).json.latest_version).toBe(1);

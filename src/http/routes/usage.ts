@@ -132,7 +132,7 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
     }),
     request: createRoute({
       method: 'get', path: '/v1/requests/{id}', tags: ['reports'], summary: 'A recorded request: segments with outcomes, usage, diagnostics',
-      request: { params: z.object({ id: z.string().min(1) }) },
+      request: { params: z.object({ id: z.string().regex(/^req_[0-9A-Za-z]{21}$/, 'expected a request id (req_…)').openapi({ param: { name: 'id', in: 'path' } }) }) },
       responses: { 200: json(RequestViewSchema, 'The request'), ...readErrors },
     }),
   };
