@@ -143,7 +143,7 @@ describe('prefix-handles CLI', () => {
     // The kind named must be the artifact's own: a document is not the next version of a system prompt.
     const wrongKind = await cli(['mint', 'document', file('doc.txt', 'a document'), '--version-of', sysRef], { key });
     expect(wrongKind.code).toBe(1);
-    expect(wrongKind.err).toContain(`is a system handle, not document`);
+    expect(wrongKind.err).toContain(`is a system artifact, not document`);
   });
 
   it('reports a handle and the tenant as tables with the API figures, handles ranked by leaked money', async () => {

@@ -38,8 +38,9 @@ ${API_HELP}`,
 
     if (of) {
       // The API takes the next version's content by the artifact's own kind: a kind named here must be that one.
-      const current = await api().json<{ kind: string | null }>('GET', `/v1/handles/${seg(of)}`);
-      if (current.kind !== kind) throw new CliError(`${of} is a ${current.kind ?? 'non-artifact'} handle, not ${kind}: name its own kind`);
+      const current = await api().json<{ type: string; kind: string | null }>('GET', `/v1/handles/${seg(of)}`);
+      if (current.type !== 'artifact') throw new CliError(`${of} is a ${current.type}, not an artifact: --version-of takes an artifact`);
+      if (current.kind !== kind) throw new CliError(`${of} is a ${current.kind} artifact, not ${kind}: name its own kind`);
     }
     const r = of
       ? await api().json<MintResult>('POST', `/v1/artifacts/${seg(of)}/versions`, { content })
