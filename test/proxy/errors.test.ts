@@ -4,7 +4,7 @@
 
 import Anthropic from '@anthropic-ai/sdk';
 import { serve } from '@hono/node-server';
-import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpServer, type ServerResponse } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -29,6 +29,20 @@ async function rejection(call: Promise<unknown>): Promise<any> {
     return err;
   }
   throw new Error('expected the call to fail');
+}
+
+/** The service with a node:http stand-in for one provider, answering every call with `answer`; a tenant of it. */
+async function standIn(provider: 'anthropic' | 'openai', answer: (res: ServerResponse) => void) {
+  const upstream = createHttpServer((req, res) => void req.resume().on('end', () => answer(res)));
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  cleanups.push(() => new Promise((r) => upstream.close(r)));
+  const base = `http://127.0.0.1:${(upstream.address() as { port: number }).port}`;
+  const t = createTestApp({ config: provider === 'anthropic' ? { anthropicBaseUrl: base } : { openaiBaseUrl: base } });
+  const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+    const s = serve({ fetch: t.app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
+  });
+  cleanups.push(() => new Promise((r) => server.close(r)), () => t.close());
+  return { t, url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, ...t.tenant() };
 }
 
 describe('provider errors pass through', () => {
@@ -277,24 +291,14 @@ describe("the proxy's own refusals", () => {
     // A stand-in upstream answering 200 with each broken usage in turn.
     const usages: unknown[] = [undefined, { input_tokens: -5, output_tokens: 'x' }, { input_tokens: 3, cache_read_input_tokens: 1e15, cache_creation_input_tokens: 0, output_tokens: 1 }];
     let n = 0;
-    const upstream = createHttpServer((req, res) => {
-      req.resume().on('end', () => {
-        const usage = usages[n++ % usages.length];
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-sonnet-4-6', content: [{ type: 'text', text: 'ok' }], stop_reason: 'end_turn', ...(usage === undefined ? {} : { usage }) }));
-      });
+    const { t, url, client, key } = await standIn('anthropic', (res) => {
+    const usage = usages[n++ % usages.length];
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-sonnet-4-6', content: [{ type: 'text', text: 'ok' }], stop_reason: 'end_turn', ...(usage === undefined ? {} : { usage }) }));
     });
-    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-    cleanups.push(() => new Promise((r) => upstream.close(r)));
-    const t = createTestApp({ config: { anthropicBaseUrl: `http://127.0.0.1:${(upstream.address() as { port: number }).port}` } });
-    const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
-      const s = serve({ fetch: t.app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
-    });
-    cleanups.push(() => new Promise((r) => server.close(r)), () => t.close());
-    const { client, key } = t.tenant();
     // A handle on each call, so the reports count them.
     const sys = await mintSystem(client);
-    const anthropic = new Anthropic({ apiKey: 'sk-ant-test', baseURL: `http://127.0.0.1:${(server.address() as { port: number }).port}/proxy/anthropic`, maxRetries: 0, defaultHeaders: { 'x-ph-key': key, 'x-ph-prefix': sys.id } });
+    const anthropic = new Anthropic({ apiKey: 'sk-ant-test', baseURL: `${url}/proxy/anthropic`, maxRetries: 0, defaultHeaders: { 'x-ph-key': key, 'x-ph-prefix': sys.id } });
     for (let i = 0; i < usages.length; i++) {
       const { response } = await anthropic.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }).withResponse();
       await committed({ t });
@@ -310,23 +314,13 @@ describe("the proxy's own refusals", () => {
   });
 
   it('a reply the session cannot keep (a tool call whose arguments are not an object): answered, nothing appended, said in x-ph-warnings', async () => {
-    const upstream = createHttpServer((req, res) => {
-      req.resume().on('end', () => {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        const message = { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'lookup', arguments: '[1' } }] };
-        res.end(JSON.stringify({ id: 'chatcmpl-1', object: 'chat.completion', model: 'gpt-4.1', choices: [{ index: 0, message, finish_reason: 'tool_calls' }], usage: { prompt_tokens: 12, completion_tokens: 3, total_tokens: 15, prompt_tokens_details: { cached_tokens: 0 } } }));
-      });
+    const { t, url, client, key } = await standIn('openai', (res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    const message = { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'lookup', arguments: '[1' } }] };
+    res.end(JSON.stringify({ id: 'chatcmpl-1', object: 'chat.completion', model: 'gpt-4.1', choices: [{ index: 0, message, finish_reason: 'tool_calls' }], usage: { prompt_tokens: 12, completion_tokens: 3, total_tokens: 15, prompt_tokens_details: { cached_tokens: 0 } } }));
     });
-    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-    cleanups.push(() => new Promise((r) => upstream.close(r)));
-    const t = createTestApp({ config: { openaiBaseUrl: `http://127.0.0.1:${(upstream.address() as { port: number }).port}` } });
-    const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
-      const s = serve({ fetch: t.app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
-    });
-    cleanups.push(() => new Promise((r) => server.close(r)), () => t.close());
-    const { client, key } = t.tenant();
     const session = await startSession(client);
-    const openai = new OpenAI({ apiKey: 'sk-test', baseURL: `http://127.0.0.1:${(server.address() as { port: number }).port}/proxy/openai/v1`, maxRetries: 0, defaultHeaders: { 'x-ph-key': key, 'x-ph-session': session.id } });
+    const openai = new OpenAI({ apiKey: 'sk-test', baseURL: `${url}/proxy/openai/v1`, maxRetries: 0, defaultHeaders: { 'x-ph-key': key, 'x-ph-session': session.id } });
     const { data, response } = await openai.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'look it up' }] }).withResponse();
     // The caller gets the provider's answer as it is…
     expect(data.choices[0]!.message.tool_calls![0]).toMatchObject({ function: { arguments: '[1' } });
@@ -336,21 +330,11 @@ describe("the proxy's own refusals", () => {
   });
 
   it('a provider error body that is not JSON is kept as its text with the failed request', async () => {
-    const upstream = createHttpServer((req, res) => {
-      req.resume().on('end', () => {
-        res.writeHead(502, { 'content-type': 'text/plain' });
-        res.end('upstream exploded');
-      });
+    const { t, url, client, key } = await standIn('anthropic', (res) => {
+    res.writeHead(502, { 'content-type': 'text/plain' });
+    res.end('upstream exploded');
     });
-    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-    cleanups.push(() => new Promise((r) => upstream.close(r)));
-    const t = createTestApp({ config: { anthropicBaseUrl: `http://127.0.0.1:${(upstream.address() as { port: number }).port}` } });
-    const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
-      const s = serve({ fetch: t.app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
-    });
-    cleanups.push(() => new Promise((r) => server.close(r)), () => t.close());
-    const { client, key } = t.tenant();
-    const anthropic = new Anthropic({ apiKey: 'sk-ant-test', baseURL: `http://127.0.0.1:${(server.address() as { port: number }).port}/proxy/anthropic`, maxRetries: 0, defaultHeaders: { 'x-ph-key': key } });
+    const anthropic = new Anthropic({ apiKey: 'sk-ant-test', baseURL: `${url}/proxy/anthropic`, maxRetries: 0, defaultHeaders: { 'x-ph-key': key } });
     const err = await rejection(anthropic.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] }));
     expect(err.status).toBe(502);
     const row = (await client.get(`/v1/requests/${err.headers.get('x-ph-request-id')}`)).json;
