@@ -292,9 +292,9 @@ describe("the proxy's own refusals", () => {
     const usages: unknown[] = [undefined, { input_tokens: -5, output_tokens: 'x' }, { input_tokens: 3, cache_read_input_tokens: 1e15, cache_creation_input_tokens: 0, output_tokens: 1 }];
     let n = 0;
     const { t, url, client, key } = await standIn('anthropic', (res) => {
-    const usage = usages[n++ % usages.length];
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-sonnet-4-6', content: [{ type: 'text', text: 'ok' }], stop_reason: 'end_turn', ...(usage === undefined ? {} : { usage }) }));
+      const usage = usages[n++ % usages.length];
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-sonnet-4-6', content: [{ type: 'text', text: 'ok' }], stop_reason: 'end_turn', ...(usage === undefined ? {} : { usage }) }));
     });
     // A handle on each call, so the reports count them.
     const sys = await mintSystem(client);
@@ -315,9 +315,9 @@ describe("the proxy's own refusals", () => {
 
   it('a reply the session cannot keep (a tool call whose arguments are not an object): answered, nothing appended, said in x-ph-warnings', async () => {
     const { t, url, client, key } = await standIn('openai', (res) => {
-    res.writeHead(200, { 'content-type': 'application/json' });
-    const message = { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'lookup', arguments: '[1' } }] };
-    res.end(JSON.stringify({ id: 'chatcmpl-1', object: 'chat.completion', model: 'gpt-4.1', choices: [{ index: 0, message, finish_reason: 'tool_calls' }], usage: { prompt_tokens: 12, completion_tokens: 3, total_tokens: 15, prompt_tokens_details: { cached_tokens: 0 } } }));
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const message = { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'lookup', arguments: '[1' } }] };
+      res.end(JSON.stringify({ id: 'chatcmpl-1', object: 'chat.completion', model: 'gpt-4.1', choices: [{ index: 0, message, finish_reason: 'tool_calls' }], usage: { prompt_tokens: 12, completion_tokens: 3, total_tokens: 15, prompt_tokens_details: { cached_tokens: 0 } } }));
     });
     const session = await startSession(client);
     const openai = new OpenAI({ apiKey: 'sk-test', baseURL: `${url}/proxy/openai/v1`, maxRetries: 0, defaultHeaders: { 'x-ph-key': key, 'x-ph-session': session.id } });
@@ -331,8 +331,8 @@ describe("the proxy's own refusals", () => {
 
   it('a provider error body that is not JSON is kept as its text with the failed request', async () => {
     const { t, url, client, key } = await standIn('anthropic', (res) => {
-    res.writeHead(502, { 'content-type': 'text/plain' });
-    res.end('upstream exploded');
+      res.writeHead(502, { 'content-type': 'text/plain' });
+      res.end('upstream exploded');
     });
     const anthropic = new Anthropic({ apiKey: 'sk-ant-test', baseURL: `${url}/proxy/anthropic`, maxRetries: 0, defaultHeaders: { 'x-ph-key': key } });
     const err = await rejection(anthropic.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] }));
