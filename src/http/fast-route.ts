@@ -31,13 +31,13 @@ export function fastRoute(
   // Metric children bound once: inc() and observe() on a child skip hashing the label set.
   const counters = new Map<number, { inc(): void }>();
   const duration = metrics.duration.labels(method, route);
-  const count = (c: Context<AppEnv>, status: number, started: number) => {
+  const count = (c: Context<AppEnv>, status: number, started: number, recorded?: string | null) => {
     let counter = counters.get(status);
     if (!counter) counters.set(status, (counter = metrics.requests.labels(method, route, String(status))));
     counter.inc();
     const seconds = (performance.now() - started) / 1000;
     duration.observe(seconds);
-    if (log) logRequest({ requestId: c.get('requestId'), method, route, status, seconds, tenant: c.get('auth')?.tenantId });
+    if (log) logRequest({ requestId: c.get('requestId'), method, route, status, seconds, tenant: c.get('auth')?.tenantId, recorded: recorded ?? undefined });
   };
   const failed = (c: Context<AppEnv>, err: unknown, started: number): never => {
     count(c, err instanceof DomainError || err instanceof BodyError ? statusOf(err.code) : 500, started);
@@ -49,7 +49,8 @@ export function fastRoute(
     const given = headerOf(c, 'x-request-id');
     c.set('requestId', given !== undefined && REQUEST_ID.test(given) ? given : randomUUID());
     return handle(c).then(
-      (r) => (count(c, r.status, started), r),
+      // The recorded request (render, proxy) is logged with the line, so a client's x-ph-request-id finds it.
+      (r) => (count(c, r.status, started, log ? r.headers.get('x-ph-request-id') : null), r),
       (err: unknown) => failed(c, err, started),
     );
   };

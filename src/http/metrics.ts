@@ -45,9 +45,9 @@ export function observe(metrics: Metrics, log: boolean): MiddlewareHandler<AppEn
 }
 
 /** One JSON line per request: ids, route pattern, status and time — never a body, a query or a key. */
-export function logRequest(r: { requestId?: string; method: string; route: string; status: number; seconds: number; tenant?: string }): void {
+export function logRequest(r: { requestId?: string; method: string; route: string; status: number; seconds: number; tenant?: string; recorded?: string }): void {
   process.stdout.write(
-    `${JSON.stringify({ level: 'info', time: new Date().toISOString(), requestId: r.requestId, method: r.method, route: r.route, status: r.status, ms: Math.round(r.seconds * 1e4) / 10, tenant: r.tenant })}\n`,
+    `${JSON.stringify({ level: 'info', time: new Date().toISOString(), requestId: r.requestId, method: r.method, route: r.route, status: r.status, ms: Math.round(r.seconds * 1e4) / 10, tenant: r.tenant, recorded: r.recorded })}\n`,
   );
 }
 

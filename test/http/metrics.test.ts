@@ -41,11 +41,14 @@ describe('metrics and logs', () => {
     const { client, key } = t.tenant();
     const minted = await client.post('/v1/artifacts', { kind: 'system', content: 'SECRET PROMPT TEXT' }, { 'x-request-id': 'req-log-1' });
     await client.get(`/v1/handles/${minted.json.id}/expand`, { 'x-request-id': 'req-log-2' });
+    const rendered = await client.post('/v1/render', { format: 'anthropic', request: { model: 'claude-sonnet-4-5', max_tokens: 8, system: [{ type: 'handle', ref: minted.json.id }], messages: [{ role: 'user', content: 'hi' }] } }, { 'x-request-id': 'req-log-3' });
     vi.restoreAllMocks();
     // The expand fast path logs the same way.
     expect(lines.map((l) => JSON.parse(l)).find((l) => l.requestId === 'req-log-2')).toMatchObject({ method: 'GET', route: '/v1/handles/:ref/expand', status: 200 });
     const entry = lines.map((l) => JSON.parse(l)).find((l) => l.requestId === 'req-log-1');
     expect(entry).toMatchObject({ level: 'info', method: 'POST', route: '/v1/artifacts', status: 201 });
+    // A call that records a request names it, as the client's x-ph-request-id does.
+    expect(lines.map((l) => JSON.parse(l)).find((l) => l.requestId === 'req-log-3')).toMatchObject({ route: '/v1/render', status: 200, recorded: rendered.json.request_id });
     const all = lines.join('');
     expect(all).not.toContain('SECRET PROMPT TEXT');
     expect(all).not.toContain(key);
