@@ -112,7 +112,6 @@ const HINT: Record<RequestFormat, UsageProvider> = {
   gemini: 'gemini',
 };
 
-
 /**
  * Reconciles provider usage reports against recorded requests: attribution,
  * the simulated cache, the waterfall per segment, money, and rollups. Writes
@@ -231,10 +230,10 @@ export class Reconciler {
     const total = usage.total_prompt_tokens;
     const scaled = total === null ? estimated : scaleLengths(estimated, total);
     // An explicit cache's read and write end at breakpoints: breakpoint segment ends near them are moved onto them.
-    const reportedRead = usage.cache_fields_reported ? (usage.cache_read_tokens ?? 0) : null;
+    const read = usage.cache_fields_reported ? (usage.cache_read_tokens ?? 0) : null;
     const lengths =
-      reportedRead !== null && model.cache.mode === 'explicit' && model.cache.granularity === null
-        ? anchorLengths(scaled, (request.breakpoints as Breakpoint[]).map((b) => b.segment), [reportedRead, reportedRead + (usage.cache_write_tokens ?? 0)])
+      read !== null && model.cache.mode === 'explicit' && model.cache.granularity === null
+        ? anchorLengths(scaled, (request.breakpoints as Breakpoint[]).map((b) => b.segment), [read, read + (usage.cache_write_tokens ?? 0)])
         : scaled;
 
     // The scope's simulated cache, in start order (a late report is placed at the scope's latest start).
@@ -247,7 +246,6 @@ export class Reconciler {
     const outcomeSim = advance(state, request, blocks, simAt);
     const readFrom = writer(outcomeSim);
 
-    const read = reportedRead;
     const written = usage.cache_write_tokens ?? (read === null ? null : 0);
     const money = prices(model, usage);
     let offset = 0;

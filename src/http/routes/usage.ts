@@ -21,9 +21,12 @@ const time = z
   .union([z.number().int().min(MIN_EPOCH_MS, SECONDS_HINT).max(MAX_TIME), z.iso.datetime({ offset: true })])
   .transform((v) => (typeof v === 'number' ? v : Date.parse(v)));
 
+/** A request id as /v1/render and the proxy hand them out. */
+const REQUEST_ID = /^req_[0-9A-Za-z]{21}$/;
+
 const UsageRecord = z
   .strictObject({
-    request_id: z.string().regex(/^req_[0-9A-Za-z]{21}$/, 'a request_id from /v1/render or the proxy'),
+    request_id: z.string().regex(REQUEST_ID, 'a request_id from /v1/render or the proxy'),
     usage: z.record(z.string(), z.unknown()).optional().openapi({ description: "The provider's usage object as received." }),
     response: z.record(z.string(), z.unknown()).optional().openapi({ description: 'Or the whole response body as received.' }),
     model: z.string().optional(),
@@ -132,7 +135,7 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
     }),
     request: createRoute({
       method: 'get', path: '/v1/requests/{id}', tags: ['reports'], summary: 'A recorded request: segments with outcomes, usage, diagnostics',
-      request: { params: z.object({ id: z.string().regex(/^req_[0-9A-Za-z]{21}$/, 'expected a request id (req_…)').openapi({ param: { name: 'id', in: 'path' } }) }) },
+      request: { params: z.object({ id: z.string().regex(REQUEST_ID, 'expected a request id (req_…)').openapi({ param: { name: 'id', in: 'path' } }) }) },
       responses: { 200: json(RequestViewSchema, 'The request'), ...readErrors },
     }),
   };
