@@ -10,7 +10,10 @@ const jsonObject = z.record(z.string(), z.unknown());
 
 // Providers refuse text that is empty or only whitespace (Anthropic: "text content blocks must contain
 // non-whitespace text"): kept, it would break every later request that renders it.
-const text = z.string().regex(/\S/, 'must contain non-whitespace text (providers refuse empty text blocks)');
+const NON_BLANK = /\S/;
+export const BLANK_TEXT = 'must contain non-whitespace text (providers refuse empty text blocks)';
+export const isBlank = (s: string) => !NON_BLANK.test(s);
+const text = z.string().regex(NON_BLANK, BLANK_TEXT);
 
 export const textBlockSchema = z.strictObject({ type: z.literal('text'), text });
 

@@ -8,7 +8,7 @@
 // server tool results) are dropped — the provider ignores earlier turns' thinking.
 
 import { canonicalJson } from '../canonical-json';
-import { messageListSchema, type ContentBlock, type ImageBlock, type Message, type TextBlock } from '../content';
+import { BLANK_TEXT, isBlank, messageListSchema, type ContentBlock, type ImageBlock, type Message, type TextBlock } from '../content';
 import { DomainError, invalid } from '../errors';
 import { nestedTooDeep, tooDeep, validationError } from '../validation';
 
@@ -59,7 +59,7 @@ export function replyMessage(format: ProxyFormat, response: unknown): Message | 
     }
   }
   // Blank text says nothing, and providers refuse it when it is sent back: not kept.
-  blocks = blocks.filter((b) => b.type !== 'text' || /\S/.test(b.text));
+  blocks = blocks.filter((b) => b.type !== 'text' || !isBlank(b.text));
   if (blocks.length === 0) return null;
   // A reply nested too deep for canonical JSON cannot be kept either.
   if (nestedTooDeep(blocks)) return UNKEEPABLE;
@@ -231,7 +231,7 @@ function chatAssistantBlocks(m: Json, at: string, strict: boolean): ContentBlock
 function responsesInput(raw: unknown, at: string): Message[] {
   if (typeof raw === 'string') {
     // One user message: its blank text is the input itself.
-    if (!/\S/.test(raw)) throw invalid(at, 'must contain non-whitespace text (providers refuse empty text blocks)');
+    if (isBlank(raw)) throw invalid(at, BLANK_TEXT);
     return [{ role: 'user', content: raw }];
   }
   const out: Message[] = [];
