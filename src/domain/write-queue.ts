@@ -1,4 +1,4 @@
-import type { RequestRow, Store, WriteOp } from '../store/store';
+import type { InlineRow, RequestRow, Store, WriteOp } from '../store/store';
 import { Lru } from './lru';
 
 interface Queued {
@@ -17,7 +17,7 @@ interface Queued {
  */
 export class WriteQueue {
   private pending: Queued[] = [];
-  private readonly pendingRequests = new Map<string, RequestRow>();
+  private readonly pendingRequests = new Map<string, { row: RequestRow; inline: InlineRow[] }>();
   /**
    * Rendered requests still waiting for their usage, after their commit: a
    * report usually follows its render within seconds, and reading the row
@@ -36,7 +36,7 @@ export class WriteQueue {
   }
 
   enqueue(op: WriteOp): Promise<void> {
-    if (op.kind === 'request') this.pendingRequests.set(op.row.id, op.row);
+    if (op.kind === 'request') this.pendingRequests.set(op.row.id, { row: op.row, inline: op.inline });
     return new Promise((done, fail) => {
       this.pending.push({ op, done, fail });
       if (!this.scheduled) {
@@ -48,7 +48,16 @@ export class WriteQueue {
 
   /** A rendered request this process wrote that has no usage yet (committed or not): the database need not be read. */
   pendingRequest(id: string): RequestRow | undefined {
-    return this.pendingRequests.get(id) ?? this.awaitingUsage.get(id);
+    return this.pendingRequests.get(id)?.row ?? this.awaitingUsage.get(id);
+  }
+
+  /**
+   * A request's inline segment text: from its write while that waits for a sync (a report can arrive
+   * first, and its drift be located with it), else from the database.
+   */
+  inline(requestId: string, segment: number, now: number): InlineRow | undefined {
+    const pending = this.pendingRequests.get(requestId)?.inline.find((r) => r.segment === segment);
+    return pending ? (pending.expiresAt > now ? pending : undefined) : this.store.getInline(requestId, segment, now);
   }
 
   /** Resolves once nothing is queued, committing or being synced (tests wait on it; it polls by turns). */

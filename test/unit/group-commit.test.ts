@@ -107,6 +107,30 @@ describe('group commit', () => {
     await Promise.all([pB, pC]);
   });
 
+  it('a write waiting for a sync still answers for its inline text (a report may arrive first and locate its drift)', async () => {
+    const first = requestOp();
+    void queue.enqueue(first.op);
+    await turn();
+    // A second render while the first batch syncs: it waits, uncommitted.
+    const waiting = requestOp();
+    const inline = [{ requestId: waiting.id, segment: 0, text: 'Current time: 10:01', truncated: false, expiresAt: 1_000 }];
+    const p = queue.enqueue({ ...waiting.op, inline } as WriteOp);
+    await turn();
+    expect(store.getInline(waiting.id, 0, 0)).toBeUndefined();
+    expect(queue.inline(waiting.id, 0, 0)?.text).toBe('Current time: 10:01');
+    // Past its retention it is gone, pending or not; a segment it does not have is nothing.
+    expect(queue.inline(waiting.id, 0, 1_000)).toBeUndefined();
+    expect(queue.inline(waiting.id, 1, 0)).toBeUndefined();
+    store.syncs[0]!.release();
+    // Once the first sync is done, the waiting write commits (and its own sync starts).
+    while (store.syncs.length < 2) await turn();
+    // Committed now: the same text from the database.
+    expect(store.getInline(waiting.id, 0, 0)?.text).toBe('Current time: 10:01');
+    expect(queue.inline(waiting.id, 0, 0)?.text).toBe('Current time: 10:01');
+    store.syncs[1]!.release();
+    await p;
+  });
+
   it('refuses the batch whose sync failed, and every batch after it: their frames may be gone', async () => {
     // A real failure: a database without a WAL has no -wal file to sync.
     const noWal = openDb(join(dir, 'no-wal.sqlite'));

@@ -380,8 +380,8 @@ export class Reconciler {
     // Only when the changed segment is the same content in both: then the format alone made the bytes differ.
     if (request.format !== previous.format && a.source === b.source) finding.formats = { now: request.format, before: previous.format };
     const t = this.deps.clock.now();
-    const nowText = a.source === 'inline' ? this.deps.store.getInline(request.id, k, t)?.text : undefined;
-    const beforeText = b.source === 'inline' ? this.deps.store.getInline(previous.id, k, t)?.text : undefined;
+    const nowText = a.source === 'inline' ? this.deps.writes.inline(request.id, k, t)?.text : undefined;
+    const beforeText = b.source === 'inline' ? this.deps.writes.inline(previous.id, k, t)?.text : undefined;
     if (nowText !== undefined && beforeText !== undefined) {
       const x = Buffer.from(nowText);
       const y = Buffer.from(beforeText);
