@@ -240,6 +240,32 @@ describe('reconciliation scenarios', () => {
     expect(rep.requests_with.unknown).toBe(1);
   });
 
+  it('Gemini: a usageMetadata without cachedContentTokenCount is a miss (proto3 drops zeros), not unknown', async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, LONG_SYSTEM + LONG_SYSTEM);
+    const turn = async (n: number) => {
+      const res = await client.post('/v1/render', { format: 'gemini', model: 'gemini-2.5-flash', request: { prefix: [sys.id], contents: [{ role: 'user', parts: [{ text: `q${n}` }] }] } });
+      expect(res.status, res.text).toBe(200);
+      return res.json as Rendered;
+    };
+    const send = (r: Rendered, cached?: number) =>
+      report(client, t, r, { promptTokenCount: promptTokens(r), candidatesTokenCount: 3, totalTokenCount: promptTokens(r) + 3, ...(cached ? { cachedContentTokenCount: cached } : {}) });
+    await send(await turn(1));
+    t.clock.advance(MIN);
+    const r2 = await turn(2);
+    const sysTokens = r2.segments[0]!.token_end;
+    expect(r2.prediction.read_tokens).toBeGreaterThan(0);
+    const o2 = (await send(r2)).outcome;
+    expect(o2.capture).toBe('reported');
+    expect(classesOf(o2, `${sys.id}@1`)).toEqual({ unconfirmed: sysTokens });
+    t.clock.advance(MIN);
+    const r3 = await turn(3);
+    expect(classesOf((await send(r3, sysTokens)).outcome, `${sys.id}@1`)).toEqual({ captured: sysTokens });
+    const rep = (await client.get(`/v1/reports/handles/${sys.id}`)).json;
+    expect(rep.tokens.unknown).toBe(0);
+    expect(rep.capture_rate).toBe(0.5);
+  });
+
   it("a provider that counts tokens its own way: its read ends on the breakpoint, not a few tokens into the next segment", async () => {
     const { client, sys } = await agentSetup();
     const turn = (n: number) => renderAnthropic(client, { system: [{ type: 'handle', ref: sys.id }], messages: [{ role: 'user', content: `question ${n}` }] });

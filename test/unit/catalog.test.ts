@@ -48,7 +48,7 @@ describe('bundled catalog.json', () => {
   it('validates against catalogSchema and loads with its version', () => {
     const result = catalogSchema.safeParse(bundledJson());
     expect(result.success, result.success ? '' : JSON.stringify(result.error.issues, null, 2)).toBe(true);
-    expect(loadCatalog().version).toBe('2026-11-21.1');
+    expect(loadCatalog().version).toBe('2026-12-02.1');
   });
 
   it('gives every entry a documentation source and an ISO check date', () => {
@@ -103,6 +103,9 @@ describe('ModelCatalog.lookup', () => {
   it('prefers the longest matching prefix pattern', () => {
     expect(catalog.lookup('gpt-4.1-mini-2025-04-14').entry.id).toBe('gpt-4.1-mini');
     expect(catalog.lookup('gpt-4.1-2025-04-14').entry.id).toBe('gpt-4.1');
+    // Flash-Lite costs a third of Flash: priced as Flash, every figure of its reports would triple.
+    expect(catalog.lookup('gemini-2.5-flash-lite').entry).toMatchObject({ id: 'gemini-2.5-flash-lite', price: { inputPerMTok: 0.1 } });
+    expect(catalog.lookup('gemini-2.5-flash-preview-09-2025').entry.id).toBe('gemini-2.5-flash');
 
     const overlapping: Catalog = {
       version: 'test',
@@ -194,7 +197,7 @@ describe('loadCatalog with an operator override', () => {
     });
 
     const merged = loadCatalog(file);
-    expect(merged.version).toBe(`2026-11-21.1+${basename(file)}`);
+    expect(merged.version).toBe(`2026-12-02.1+${basename(file)}`);
 
     const catalog = new ModelCatalog(merged);
     const sonnet = catalog.lookup('claude-sonnet-4-5-20250929').entry;
@@ -206,7 +209,7 @@ describe('loadCatalog with an operator override', () => {
 
   it('uses the override version when the file declares one', () => {
     const file = writeOverride({ version: 'ops-7', models: [] });
-    expect(loadCatalog(file).version).toBe('2026-11-21.1+ops-7');
+    expect(loadCatalog(file).version).toBe('2026-12-02.1+ops-7');
   });
 
   it('throws naming the file and every failing path', () => {

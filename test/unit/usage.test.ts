@@ -289,13 +289,19 @@ describe('normalizeUsage on whole responses', () => {
     });
   });
 
-  it('Gemini without cachedContentTokenCount: capture unknown, not 0', () => {
+  it('Gemini without cachedContentTokenCount beside promptTokenCount: a read of 0 (proto3 drops zeros)', () => {
     expect(normalizeUsage(geminiResponseWithoutCache)).toMatchObject({
       provider: 'gemini',
       total_prompt_tokens: 8,
+      cache_read_tokens: 0,
+      uncached_tokens: 8,
       output_tokens: 3,
-      ...unknownCapture,
+      cache_fields_reported: true,
     });
+  });
+
+  it('Gemini usageMetadata without promptTokenCount either: capture unknown, not 0', () => {
+    expect(normalizeUsage({ usageMetadata: { candidatesTokenCount: 3 } }, 'gemini')).toMatchObject({ provider: 'gemini', total_prompt_tokens: null, ...unknownCapture });
   });
 
   it('vLLM without prompt_tokens_details: detected by its extra fields, capture unknown', () => {

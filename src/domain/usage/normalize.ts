@@ -290,12 +290,12 @@ function inclusiveUsage(
   };
 }
 
-// Gemini serialises proto3 JSON, which drops zero-valued counts: a missing
-// cachedContentTokenCount is indistinguishable from "not reported", so it stays
-// unknown here and the caller decides whether a model's zero is trustworthy.
+// Gemini serialises proto3 JSON, which drops zero-valued counts: beside a
+// promptTokenCount, a missing cachedContentTokenCount is a read of 0 (every miss
+// arrives so; read as unknown, misses would vanish and capture look perfect).
 function geminiUsage(usage: Json, path: string, model: string | null): NormalizedUsage {
   const total = readCount(usage, 'promptTokenCount', path);
-  const read = readCount(usage, 'cachedContentTokenCount', path);
+  const read = readCount(usage, 'cachedContentTokenCount', path) ?? (total === null ? null : 0);
   if (total !== null && read !== null && read > total) {
     throw new UsageShapeError(pointer(path, 'cachedContentTokenCount'), `exceeds promptTokenCount (${total})`);
   }
