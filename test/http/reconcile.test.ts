@@ -152,6 +152,19 @@ describe('reconciliation scenarios', () => {
     expect(classesOf(o, `${small.id}@1`)).toEqual({ below_minimum: r2.segments[0]!.token_end });
   });
 
+  it('writes at two TTLs: each segment pays its own TTL (1h writes come first), not a blended rate', async () => {
+    const { client, bundle } = await agentSetup();
+    const r1 = await renderAnthropic(client, { prefix: [bundle.id], messages: [{ role: 'user', content: 'a question long enough to be its own write '.repeat(8) }] });
+    const cached = r1.breakpoints[0]!.token_end;
+    const total = promptTokens(r1);
+    const usage = { input_tokens: 0, cache_creation_input_tokens: total, cache_read_input_tokens: 0, cache_creation: { ephemeral_5m_input_tokens: total - cached, ephemeral_1h_input_tokens: cached }, output_tokens: 5 };
+    await report(client, t, r1, usage);
+    // Sonnet 4.5: $3 per million input tokens, 1h writes at 2× (a premium of 1×), 5m writes at 1.25×.
+    const rep = (await client.get(`/v1/reports/handles/${bundle.id}`)).json;
+    expect(rep.money.write_premiums_paid).toBeCloseTo((cached * 1 * 3) / 1e6, 12);
+    expect(rep.money.actual_input_cost).toBeCloseTo((cached * 2 * 3) / 1e6, 12);
+  });
+
   it('parallel fan-out of identical requests: the second pays the write again (concurrent)', async () => {
     const { client, sys, bundle } = await agentSetup();
     const first = await renderAnthropic(client, { prefix: [bundle.id], messages: [{ role: 'user', content: 'warm-up' }] });

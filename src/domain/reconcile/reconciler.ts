@@ -247,7 +247,7 @@ export class Reconciler {
     const readFrom = writer(outcomeSim);
 
     const written = usage.cache_write_tokens ?? (read === null ? null : 0);
-    const money = prices(model, usage);
+    const money = prices(model, usage, read ?? 0);
     let offset = 0;
     const segOutcomes: SegmentOutcome[] = segments.map((seg, i) => {
       const start = offset;
@@ -256,12 +256,14 @@ export class Reconciler {
       const classes = classifySegment({ start, end, blocks: spans, seenBefore: seenBefore[i]! }, outcomeSim.readTokens, read);
       const segRead = read === null ? 0 : overlap(start, end, 0, read);
       const segWrite = written === null || read === null ? 0 : overlap(start, end, read, read + written);
+      // The segment's written tokens in input-price units, each at its TTL's multiplier.
+      const writeUnits = segWrite === 0 ? 0 : money.writeUnits(start, end);
       const len = end - start;
       // Perfect capture reads every token that was not cold; cold tokens cost what they did (written or not, at
       // the average price of this segment's unread tokens; any the provider read anyway, at the read price).
       // Leaked savings (actual − perfect) are then the price of the missed opportunity alone: never negative.
       const unread = len - segRead;
-      const unreadCost = segWrite * money.write + (unread - segWrite);
+      const unreadCost = writeUnits + (unread - segWrite);
       const coldPaid = Math.min(classes.cold, unread);
       const coldCost = unread > 0 ? (coldPaid * unreadCost) / unread : 0;
       return {
@@ -277,10 +279,10 @@ export class Reconciler {
         classes,
         cost: {
           // Without cache fields we cannot know the discount: price it in full, and say so (capture: unknown).
-          actual: read === null ? len * money.input : (segRead * money.read + segWrite * money.write + (len - segRead - segWrite)) * money.input,
+          actual: read === null ? len * money.input : (segRead * money.read + writeUnits + (len - segRead - segWrite)) * money.input,
           no_cache: len * money.input,
           perfect: ((len - coldPaid) * money.read + coldCost) * money.input,
-          write_premium: segWrite * (money.write - 1) * money.input,
+          write_premium: (writeUnits - segWrite) * money.input,
         },
       };
     });
@@ -438,16 +440,32 @@ function blockSpans(o: SimOutcome, ends: number[], segmentOf: number[], seg: num
   return spans;
 }
 
-function prices(model: ModelEntry, usage: NormalizedUsage) {
+/**
+ * Prices per token (input) and as multipliers of it. Writes follow the reads in prompt order; split by TTL
+ * (Anthropic 5m / 1h), the longer TTL's tokens come first, as Anthropic requires longer-TTL breakpoints
+ * before shorter ones, so each segment pays its own TTL's multiplier.
+ */
+function prices(model: ModelEntry, usage: NormalizedUsage, readEnd: number) {
   const input = model.price.inputPerMTok / 1_000_000;
-  const ttls = new Map(model.cache.ttls.map((t) => [t.name, t.writeMultiplier]));
-  let write = model.cache.writesBilled ? (ttls.get(model.cache.defaultTtl) ?? 1) : 1;
-  const byTtl = usage.cache_write_by_ttl;
-  const total = byTtl ? Object.values(byTtl).reduce((a, b) => a + b, 0) : 0;
-  // Writes split by TTL (Anthropic 5m / 1h) are priced at their tokens' weighted multiplier.
-  if (model.cache.writesBilled && byTtl && total > 0)
-    write = Object.entries(byTtl).reduce((sum, [ttl, n]) => sum + n * (ttls.get(ttl) ?? write), 0) / total;
-  return { input, read: model.cache.readMultiplier, write };
+  const ttls = new Map(model.cache.ttls.map((t) => [t.name, t]));
+  const multiplier = (ttl: string) => (model.cache.writesBilled ? (ttls.get(ttl)?.writeMultiplier ?? fallback) : 1);
+  const fallback = model.cache.writesBilled ? (ttls.get(model.cache.defaultTtl)?.writeMultiplier ?? 1) : 1;
+  const byTtl = Object.entries(usage.cache_write_by_ttl ?? {}).filter(([, n]) => n > 0);
+  byTtl.sort(([a], [b]) => (ttls.get(b)?.seconds ?? 0) - (ttls.get(a)?.seconds ?? 0));
+  // Ranges [from, to) of the prompt written at one multiplier; writes past the split (or without one) at the default.
+  const ranges: Array<{ from: number; to: number; rate: number }> = [];
+  let at = readEnd;
+  for (const [ttl, n] of byTtl) ranges.push({ from: at, to: (at += n), rate: multiplier(ttl) });
+  ranges.push({ from: at, to: Infinity, rate: fallback });
+  return {
+    input,
+    read: model.cache.readMultiplier,
+    /** Written tokens of [start, end) in input-price units (only the written part of it counts). */
+    writeUnits(start: number, end: number): number {
+      const written = usage.cache_write_tokens ?? 0;
+      return ranges.reduce((sum, r) => sum + overlap(start, end, r.from, Math.min(r.to, readEnd + written)) * r.rate, 0);
+    },
+  };
 }
 
 /** How far ahead of our clock a report's times may be: client clocks drift. */
