@@ -177,6 +177,11 @@ describe('reports', () => {
     expect((await client.get('/v1/reports?from=0')).status).toBe(200);
     const seconds = await client.post('/v1/usage', { request_id: r.request_id, usage: anthropicUsage(total(r), 0, 0), started_at: 1764633600 });
     expect(seconds.json.errors).toEqual([{ pointer: '/started_at', detail: expect.stringMatching(/looks like seconds/) }]);
+    // A time before 1973 is refused in either form (a string used to pass, and the request fell out of every report).
+    for (const old of ['0001-01-01T00:00:00Z', '1970-01-01T00:00:01Z', 0, -5]) {
+      const res = await client.post('/v1/usage', { request_id: r.request_id, usage: anthropicUsage(total(r), 0, 0), started_at: old });
+      expect(res.json.errors, String(old)).toEqual([{ pointer: '/started_at', detail: 'before 1973: no model call is that old' }]);
+    }
     // One message for the three forms a time may take.
     for (const bad of ['yesterday', '2026-02-30', '2026-12-02T00:00:00'])
       expect((await client.get(`/v1/reports?from=${bad}`)).json.errors, bad).toEqual([{ pointer: 'query:from', detail: expect.stringMatching(/^expected a day \(2026-12-01, UTC\), RFC 3339 with a zone/) }]);

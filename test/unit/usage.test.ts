@@ -476,6 +476,17 @@ describe('normalizeUsage shape errors', () => {
     // Anthropic's total is a sum: each part under the cap, the total over it, is refused too.
     const summed = shapeError(() => normalizeUsage({ input_tokens: 99_000_000, cache_read_input_tokens: 99_000_000, cache_creation_input_tokens: 99_000_000, output_tokens: 1 }));
     expect([summed.path, summed.detail]).toEqual(['', "the prompt total is 297000000 tokens: more than any model's context holds (at most 100000000)"]);
+    // A missing count leaves the total unknown, not the bound unchecked.
+    const partial = shapeError(() => normalizeUsage({ input_tokens: 60_000_000, cache_read_input_tokens: 60_000_000, output_tokens: 1 }));
+    expect(partial.detail).toBe("the prompt total is at least 120000000 tokens: more than any model's context holds (at most 100000000)");
+  });
+
+  it('an Anthropic TTL split that does not sum to cache_creation_input_tokens is refused', () => {
+    const split = shapeError(() =>
+      normalizeUsage({ input_tokens: 3, cache_read_input_tokens: 0, cache_creation_input_tokens: 50, cache_creation: { ephemeral_5m_input_tokens: 30, ephemeral_1h_input_tokens: 30 }, output_tokens: 1 }),
+    );
+    expect([split.path, split.detail]).toEqual(['/cache_creation', 'its TTLs sum to 60, not cache_creation_input_tokens (50)']);
+    expect(normalizeUsage({ input_tokens: 3, cache_read_input_tokens: 0, cache_creation_input_tokens: 60, cache_creation: { ephemeral_5m_input_tokens: 30, ephemeral_1h_input_tokens: 30 } }).cache_write_by_ttl).toEqual({ '5m': 30, '1h': 30 });
   });
 
   it('more cached tokens than prompt tokens is incoherent', () => {
@@ -611,6 +622,8 @@ describe('Anthropic stream', () => {
       total_prompt_tokens: 25 + 1250 + 30000,
       cache_read_tokens: 30000,
       cache_write_tokens: 1250,
+      // message_start's split summed to 1,200: it no longer describes the write.
+      cache_write_by_ttl: null,
       output_tokens: 42,
       complete: true,
     });

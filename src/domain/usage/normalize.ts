@@ -216,9 +216,15 @@ function anthropicUsage(usage: Json, path: string, model: string | null): Normal
   const byTtl = anthropicTtlSplit(usage.cache_creation, pointer(path, 'cache_creation'));
   // An old proxy may forward the split without the sum; the split then is the sum.
   const write = readCount(usage, 'cache_creation_input_tokens', path) ?? (byTtl === null ? null : sum(byTtl));
-  // Each count is bounded; so is their sum, the prompt's total (one per count would allow three times the cap).
+  // The split is how the write divides by TTL: another sum would price writes that did not happen.
+  const writeCount = readCount(usage, 'cache_creation_input_tokens', path);
+  if (byTtl !== null && writeCount !== null && sum(byTtl) !== writeCount)
+    throw new UsageShapeError(pointer(path, 'cache_creation'), `its TTLs sum to ${sum(byTtl)}, not cache_creation_input_tokens (${writeCount})`);
+  // Each count is bounded; so is their sum, the prompt's total (one per count would allow three times the cap),
+  // also when a count is missing and the total stays unknown.
   const total = read !== null && write !== null ? input + read + write : null;
-  if (total !== null && total > MAX_TOKEN_COUNT) throw new UsageShapeError(path, `the prompt total is ${total} tokens: more than any model's context holds (at most ${MAX_TOKEN_COUNT})`);
+  const atLeast = input + (read ?? 0) + (write ?? 0);
+  if (atLeast > MAX_TOKEN_COUNT) throw new UsageShapeError(path, `the prompt total is ${total === null ? 'at least ' : ''}${atLeast} tokens: more than any model's context holds (at most ${MAX_TOKEN_COUNT})`);
   return {
     provider: 'anthropic',
     model,

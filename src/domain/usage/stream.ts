@@ -53,6 +53,12 @@ function anthropicAccumulator(): StreamUsageAccumulator {
       if (value !== null) counts[key] = value;
     }
     if (isRecord(usage.cache_creation)) counts.cache_creation = usage.cache_creation;
+    // A revised write count without its split leaves the earlier split describing another sum: it is dropped
+    // (writes then priced at the default TTL) rather than refused, as a report that contradicts itself is.
+    else if (isRecord(counts.cache_creation) && readCount(usage, 'cache_creation_input_tokens', path) !== null) {
+      const split = Object.values(counts.cache_creation).reduce<number>((a, v) => a + (typeof v === 'number' ? v : 0), 0);
+      if (split !== counts.cache_creation_input_tokens) delete counts.cache_creation;
+    }
     // As sent, every field kept: a later event's values over the earlier ones (its nulls say "not carried here").
     raw = { ...raw, ...Object.fromEntries(Object.entries(usage).filter(([, v]) => v !== null)) };
   }

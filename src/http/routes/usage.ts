@@ -17,9 +17,14 @@ import { failureView, outcomeView } from '../views';
 /** Epoch milliseconds before 1973 are almost surely seconds (1764633600 is 2025 in seconds, January 1970 in ms). */
 const MIN_EPOCH_MS = 1e11;
 const SECONDS_HINT = 'epoch milliseconds are expected; this looks like seconds (multiply by 1000)';
-const time = z
-  .union([z.number().int().min(MIN_EPOCH_MS, SECONDS_HINT).max(MAX_TIME), z.iso.datetime({ offset: true })])
-  .transform((v) => (typeof v === 'number' ? v : Date.parse(v)));
+/** Either form, one rule: a time before 1973 (or past what a date holds) is refused, as a number or a string. */
+const time = z.union([z.number().int(), z.iso.datetime({ offset: true })]).transform((v, ctx) => {
+  const ms = typeof v === 'number' ? v : Date.parse(v);
+  if (ms >= MIN_EPOCH_MS && ms <= MAX_TIME) return ms;
+  const message = ms > MAX_TIME ? 'past the largest time a date can hold' : typeof v === 'number' && v > 0 ? SECONDS_HINT : 'before 1973: no model call is that old';
+  ctx.addIssue({ code: 'custom', message });
+  return z.NEVER;
+});
 
 /** A request id as /v1/render and the proxy hand them out. */
 const REQUEST_ID = /^req_[0-9A-Za-z]{21}$/;
