@@ -188,6 +188,37 @@ describe('reconciliation scenarios', () => {
     void sys;
   });
 
+  it('reports sent late without times: the provider receipt tells a read write from a concurrent one', async () => {
+    const { client, sys, bundle } = await agentSetup();
+    const turn = (n: number) => renderAnthropic(client, { prefix: [bundle.id], messages: [{ role: 'user', content: `t${n}` }] });
+    const send = (r: Rendered, read: number, write: number) => client.post('/v1/usage', { request_id: r.request_id, usage: anthropicUsage(promptTokens(r), read, write) });
+    const sysTokens = (r: Rendered) => r.segments[1]!.token_end - r.segments[1]!.token_start;
+    // A queue worker reports both calls 90 s after the first one, with no times: each call's end is unknown
+    // to us up to the report's receipt, so the first call may have been answering when the second started.
+    const r1 = await turn(1);
+    const cached = r1.breakpoints[0]!.token_end;
+    t.clock.advance(MIN);
+    const r2 = await turn(2);
+    t.clock.advance(30_000);
+    expect((await send(r1, 0, cached)).status).toBe(201);
+    // The provider read the first call's write: it was answering by then. Captured, not bonus.
+    const o2 = (await send(r2, cached, 0)).json.outcome;
+    expect(classesOf(o2, `${sys.id}@1`)).toEqual({ captured: sysTokens(r2) });
+    expect(o2.predicted.read).toBe(cached);
+
+    // The same, but the provider wrote it again: the second call started before the first answered (concurrent).
+    const sys2 = await mintSystem(client, LONG_SYSTEM + ' v2');
+    const b2 = await mintBundle(client, [r1.segments[0]!.source.split('@')[0]!, sys2.id]);
+    const fan = () => renderAnthropic(client, { prefix: [b2.id], messages: [{ role: 'user', content: 'same' }] });
+    t.clock.advance(10 * MIN);
+    const a = await fan();
+    const b = await fan();
+    t.clock.advance(5_000);
+    await send(a, 0, a.breakpoints[0]!.token_end);
+    const ob = (await send(b, 0, b.breakpoints[0]!.token_end)).json.outcome;
+    expect(classesOf(ob, `${sys2.id}@1`)).toEqual({ concurrent: sysTokens(b) });
+  });
+
   it('more than 20 blocks appended in one turn: the previous breakpoint is out of lookback', async () => {
     const { client, bundle } = await agentSetup();
     const ses = (await client.post('/v1/sessions', { base: bundle.id, messages: [{ role: 'user', content: 'start' }] })).json;

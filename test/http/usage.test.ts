@@ -60,8 +60,12 @@ describe('POST /v1/usage', () => {
     const bad = await client.post('/v1/usage', { request_id: r.request_id, usage: { tokens: 'many' } });
     expect(bad.status).toBe(422);
     expect(bad.json.errors[0].pointer).toMatch(/^\/usage/);
-    const times = await client.post('/v1/usage', { request_id: r.request_id, usage: anthropicUsage(total(r), 0, 0), started_at: 2000, first_byte_at: 1000 });
-    expect(times.status).toBe(422);
+    const at = t.clock.now();
+    const times = await client.post('/v1/usage', { request_id: r.request_id, usage: anthropicUsage(total(r), 0, 0), started_at: at, first_byte_at: at - 1000 });
+    expect(times.json.errors).toEqual([{ pointer: '/first_byte_at', detail: expect.stringMatching(/^times must satisfy started_at <= first_byte_at <= finished_at/) }]);
+    // Only finished_at sent, before the render: the pointer names the field that was sent.
+    const early = await client.post('/v1/usage', { request_id: r.request_id, usage: anthropicUsage(total(r), 0, 0), finished_at: at - 60_000 });
+    expect(early.json.errors).toEqual([{ pointer: '/finished_at', detail: expect.stringMatching(/started_at is the render time when not given/) }]);
     expect((await client.post('/v1/usage', { request_id: r.request_id })).status).toBe(422);
     // Both: which one counts would be a guess.
     const both = await client.post('/v1/usage', { request_id: r.request_id, usage: anthropicUsage(total(r), 0, 0), response: { usage: anthropicUsage(total(r), 0, 0) } });

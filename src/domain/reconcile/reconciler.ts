@@ -10,11 +10,11 @@ import { DomainError, invalid, notFound } from '../errors';
 import { parseRef } from '../ids';
 import { Lru } from '../lru';
 import type { Breakpoint, RenderedSegment, RequestFormat } from '../render/request';
-import type { SimOutcome } from '../simulator/cache';
+import type { SimOutcome, SimRequest } from '../simulator/cache';
 import { extractDiagnostics, normalizeUsage, UsageShapeError } from '../usage/normalize';
 import type { NormalizedUsage, UsageProvider } from '../usage/types';
 import { anchorLengths, overlap, scaleLengths } from './attribution';
-import { advance, blocksFor, ScopeStates, type RecordedOutcome } from './scopes';
+import { advance, blocksFor, ScopeStates, type RecordedOutcome, type ScopeState, type SimTimes } from './scopes';
 import { CLASSES, classifySegment, requestsColumn, ROLLUP_CLASSES, ROLLUP_VALUE_COLUMNS, type ClassCounts } from './waterfall';
 
 export interface UsageReport {
@@ -218,7 +218,7 @@ export class Reconciler {
     const finishedAt = report.finished_at ?? (report.started_at !== undefined ? Math.max(report.first_byte_at ?? startedAt, startedAt) : Math.max(now, startedAt));
     const firstByteAt = report.first_byte_at ?? finishedAt;
     if (!(startedAt <= firstByteAt && firstByteAt <= finishedAt))
-      throw invalid(`${pointer}/first_byte_at`, 'times must satisfy started_at <= first_byte_at <= finished_at');
+      throw invalid(`${pointer}/${report.first_byte_at === undefined && report.finished_at !== undefined ? 'finished_at' : 'first_byte_at'}`, 'times must satisfy started_at <= first_byte_at <= finished_at (started_at is the render time when not given)');
     // A call cannot end after its report arrives (give or take a client's clock): a time years ahead would
     // move its scope's simulated clock there, and every later report of the scope with it.
     if (finishedAt > now + CLOCK_SKEW_MS)
@@ -238,11 +238,19 @@ export class Reconciler {
 
     // The scope's simulated cache, in start order (a late report is placed at the scope's latest start).
     const state = this.scopes.get(request.scope, model);
-    const simAt = { startedAt: Math.max(startedAt, state.lastStart), firstByteAt: Math.max(firstByteAt, startedAt, state.lastStart) };
+    const simStart = Math.max(startedAt, state.lastStart);
+    // A first byte not reported is unknown, somewhere up to the end of the call (the report's receipt, for a
+    // client that reports later): its write is readable for later requests from this start or from that end,
+    // whichever the later request's provider receipt shows (see unknownFirstBytes below).
+    const simAt: SimTimes =
+      report.first_byte_at === undefined
+        ? { startedAt: simStart, firstByteAt: null, finishedAt: Math.max(finishedAt, simStart) }
+        : { startedAt: simStart, firstByteAt: Math.max(firstByteAt, simStart) };
     const { blocks, segmentOf } = blocksFor(segments, lengths, request.breakpoints as Breakpoint[], model);
     const seenBefore = segments.map((s) => s.source !== 'inline' && state.seenSources.has(s.source));
     const lastBySource = new Map(state.lastRequestBySource);
     const writer = (o: SimOutcome) => (o.hitBlock !== null ? state.sim.writerOf(blocks[o.hitBlock]!.key) : undefined);
+    simAt.unknownFirstBytes = unknownFirstBytes(state, { id: request.id, ...simAt, blocks }, usage.cache_fields_reported ? (usage.cache_read_tokens ?? 0) : null);
     const outcomeSim = advance(state, request, blocks, simAt);
     const readFrom = writer(outcomeSim);
 
@@ -466,6 +474,20 @@ function prices(model: ModelEntry, usage: NormalizedUsage, readEnd: number) {
       return ranges.reduce((sum, r) => sum + overlap(start, end, r.from, Math.min(r.to, readEnd + written)) * r.rate, 0);
     },
   };
+}
+
+/**
+ * How a request sees earlier writes whose writer's first byte is unknown: only once their call ended
+ * (`late`: a parallel fan-out pays the write twice, `concurrent`), unless the provider read further than
+ * that allows — its receipt shows the write was readable (`early`). Without a receipt, `early`: the tokens
+ * are then `unknown`, not a leak we cannot show.
+ */
+function unknownFirstBytes(state: ScopeState, req: SimRequest, read: number | null): 'early' | 'late' {
+  const late = state.sim.peek({ ...req, unknownFirstBytes: 'late' });
+  if (!late.blocks.some((b) => b.reason === 'concurrent')) return 'late';
+  if (read !== null && read <= late.readTokens) return 'late';
+  const early = state.sim.peek({ ...req, unknownFirstBytes: 'early' });
+  return early.readTokens > late.readTokens ? 'early' : 'late';
 }
 
 /** How far ahead of our clock a report's times may be: client clocks drift. */

@@ -3,7 +3,7 @@ import type { ModelCatalog } from '../catalog/catalog';
 import type { ModelEntry } from '../catalog/types';
 import { Lru } from '../lru';
 import type { Breakpoint, RenderedSegment } from '../render/request';
-import { CacheSimulator, type SimBlock, type SimOutcome } from '../simulator/cache';
+import { CacheSimulator, type SimBlock, type SimOutcome, type SimRequest } from '../simulator/cache';
 import { splitEvenly } from './attribution';
 
 /** What one cache scope has seen: its simulated provider cache and which content recurred. */
@@ -44,10 +44,13 @@ export function blocksFor(segments: RenderedSegment[], lengths: number[], breakp
   return { blocks, segmentOf };
 }
 
+/** The times a request was simulated at (kept with its outcome, so a replay takes the same steps). */
+export type SimTimes = Pick<SimRequest, 'startedAt' | 'firstByteAt' | 'finishedAt' | 'unknownFirstBytes'>;
+
 export interface RecordedOutcome {
   /** Token length of each segment after scaling to the provider's total. */
   lengths: number[];
-  sim: { startedAt: number; firstByteAt: number | null };
+  sim: SimTimes;
 }
 
 /**
@@ -84,8 +87,8 @@ export class ScopeStates {
 }
 
 /** Applies one request to a scope: the simulated cache, and which sources it has now seen. */
-export function advance(state: ScopeState, row: Pick<RequestRow, 'id' | 'segments'>, blocks: SimBlock[], at: { startedAt: number; firstByteAt: number | null }): SimOutcome {
-  const outcome = state.sim.apply({ id: row.id, startedAt: at.startedAt, firstByteAt: at.firstByteAt, blocks });
+export function advance(state: ScopeState, row: Pick<RequestRow, 'id' | 'segments'>, blocks: SimBlock[], at: SimTimes): SimOutcome {
+  const outcome = state.sim.apply({ id: row.id, ...at, blocks });
   for (const s of row.segments as RenderedSegment[]) {
     if (s.source === 'inline') continue;
     state.seenSources.add(s.source);

@@ -28,6 +28,16 @@ export interface SimRequest {
   startedAt: number;
   /** ms, when it started answering; null = unknown: treated as finished at startedAt. */
   firstByteAt: number | null;
+  /**
+   * ms, with an unknown first byte: the latest it can have come (the call's end). Its writes are then
+   * readable from startedAt or from here, as each later request's `unknownFirstBytes` says.
+   */
+  finishedAt?: number | null;
+  /**
+   * How this request sees writes whose writer's first byte is unknown: readable from that writer's start
+   * (`early`) or only from its end (`late`, the default). A reconciler picks by the provider's receipt.
+   */
+  unknownFirstBytes?: 'early' | 'late';
   blocks: SimBlock[];
 }
 
@@ -71,6 +81,8 @@ interface Entry {
   expiresAt: number;
   /** The writer's firstByteAt: a request that started earlier cannot read the entry. */
   readableAt: number;
+  /** When the writer's first byte is unknown: the latest it can have come (readableAt is then the earliest). */
+  lateReadableAt?: number;
   writtenBy: string;
 }
 
@@ -161,6 +173,8 @@ export class CacheSimulator {
       );
     }
     const t = req.startedAt;
+    const late = req.unknownFirstBytes !== 'early';
+    const isLive = (e: Entry | undefined, at: number) => liveAt(e, at, late);
     const blocks = req.blocks;
     const n = blocks.length;
     const total = n === 0 ? 0 : blocks[n - 1]!.endToken;
@@ -216,7 +230,7 @@ export class CacheSimulator {
     }
 
     // --- per-block classification of the tokens not read
-    const reasons = this.classify(req, match, marks, lookback);
+    const reasons = this.classify(req, match, marks, lookback, late);
     const outcomeBlocks = blocks.map((_, i) => {
       const size = end(i) - start(i);
       const read = Math.min(size, Math.max(0, readTokens - start(i)));
@@ -227,26 +241,27 @@ export class CacheSimulator {
 
     const commit = () => {
       const readableAt = Math.max(t, req.firstByteAt ?? t);
+      const readable = { at: readableAt, late: req.firstByteAt === null && req.finishedAt != null ? Math.max(t, req.finishedAt) : undefined, mode: late };
       this.lastStartedAt = t;
       this.pruneExpired(t);
       // The read prefix is used again: refresh every held entry along it.
       if (match !== null) {
         for (let j = 0; j <= match; j++) {
           const e = this.entries.get(key(j));
-          if (e && isLive(e, t)) this.touch(this.entries, key(j), end(j), this.resolveTtl(e.ttl), t, readableAt, req.id);
+          if (e && isLive(e, t)) this.touch(this.entries, key(j), end(j), this.resolveTtl(e.ttl), t, readable, req.id);
         }
       }
       if (explicit) {
         for (const b of marks) {
-          if (end(b) >= min) this.touch(this.entries, key(b), end(b), markTtl.get(b)!, t, readableAt, req.id);
+          if (end(b) >= min) this.touch(this.entries, key(b), end(b), markTtl.get(b)!, t, readable, req.id);
         }
       } else {
         for (let j = 0; j < n; j++) {
-          if (end(j) >= min) this.touch(this.entries, key(j), end(j), this.defaultTtl, t, readableAt, req.id);
+          if (end(j) >= min) this.touch(this.entries, key(j), end(j), this.defaultTtl, t, readable, req.id);
         }
       }
       const shadowTtl = this.coveringTtls(n, marks, markTtl);
-      for (let j = 0; j < n; j++) this.touch(this.seen, key(j), end(j), shadowTtl[j]!, t, readableAt, req.id);
+      for (let j = 0; j < n; j++) this.touch(this.seen, key(j), end(j), shadowTtl[j]!, t, readable, req.id);
     };
 
     return { outcome, commit };
@@ -262,6 +277,7 @@ export class CacheSimulator {
     match: number | null,
     marks: number[],
     lookback: number,
+    late: boolean,
   ): MissReason[] {
     const blocks = req.blocks;
     const n = blocks.length;
@@ -282,7 +298,7 @@ export class CacheSimulator {
         out[j] = 'granularity';
         continue;
       }
-      const r = this.candidateReason(blocks[j]!, t, nextMark[j] ?? null, j, lookback);
+      const r = this.candidateReason(blocks[j]!, t, nextMark[j] ?? null, j, lookback, late);
       if (RANK[r] > RANK[best]) best = r;
       out[j] = best;
     }
@@ -296,16 +312,17 @@ export class CacheSimulator {
     nextMark: number | null,
     j: number,
     lookback: number,
+    late: boolean,
   ): Exclude<MissReason, 'granularity'> {
     const shadow = this.seen.get(block.key);
     if (!shadow) return 'not_seen';
     const held = this.entries.get(block.key);
     const fresh = [shadow, held].filter((e): e is Entry => e !== undefined && t < e.expiresAt);
     if (fresh.length === 0) return 'expired';
-    if (!fresh.some((e) => e.readableAt <= t)) return 'concurrent';
+    if (!fresh.some((e) => readableFrom(e, late) <= t)) return 'concurrent';
     if (block.endToken < this.rules.minTokens) return 'below_minimum';
     if (this.rules.mode === 'explicit') {
-      if (!isLive(held, t)) return 'no_breakpoint';
+      if (!liveAt(held, t, late)) return 'no_breakpoint';
       return nextMark !== null && nextMark - j > lookback ? 'lookback' : 'no_breakpoint';
     }
     // Automatic mode writes every eligible prefix, so a live one is always the hit.
@@ -359,12 +376,12 @@ export class CacheSimulator {
     endToken: number,
     ttl: CacheTtl,
     t: number,
-    readableAt: number,
+    readable: { at: number; late: number | undefined; mode: boolean },
     id: string,
   ): void {
     const expiresAt = t + ttl.seconds * 1000;
     const e = store.get(key);
-    if (e && isLive(e, t)) {
+    if (e && liveAt(e, t, readable.mode)) {
       if (this.rules.refreshOnHit && expiresAt > e.expiresAt) {
         e.expiresAt = expiresAt;
         e.ttl = ttl.name;
@@ -372,17 +389,21 @@ export class CacheSimulator {
       return;
     }
     if (e && t < e.expiresAt) {
-      if (readableAt < e.readableAt) {
-        e.readableAt = readableAt;
+      if (readable.at < e.readableAt) {
+        e.readableAt = readable.at;
         e.writtenBy = id;
       }
+      // The earliest this entry surely became readable: the sooner of the two writers' latest.
+      const lateAt = Math.min(readable.late ?? readable.at, e.lateReadableAt ?? e.readableAt);
+      if (lateAt > e.readableAt) e.lateReadableAt = lateAt;
+      else delete e.lateReadableAt;
       if (expiresAt > e.expiresAt) {
         e.expiresAt = expiresAt;
         e.ttl = ttl.name;
       }
       return;
     }
-    store.set(key, { endToken, ttl: ttl.name, expiresAt, readableAt, writtenBy: id });
+    store.set(key, { endToken, ttl: ttl.name, expiresAt, readableAt: readable.at, ...(readable.late !== undefined && readable.late > readable.at ? { lateReadableAt: readable.late } : {}), writtenBy: id });
   }
 
   /** Held entries past expiry can never be read again (time only moves forward). `seen` is kept forever. */
@@ -391,8 +412,13 @@ export class CacheSimulator {
   }
 }
 
-function isLive(e: Entry | undefined, t: number): boolean {
-  return e !== undefined && e.readableAt <= t && t < e.expiresAt;
+/** When an entry can be read: its writer's first byte, or with an unknown one and `late`, the writer's end. */
+function readableFrom(e: Entry, late: boolean): number {
+  return late ? (e.lateReadableAt ?? e.readableAt) : e.readableAt;
+}
+
+function liveAt(e: Entry | undefined, t: number, late = true): boolean {
+  return e !== undefined && readableFrom(e, late) <= t && t < e.expiresAt;
 }
 
 function validateRequest(req: SimRequest): void {
@@ -431,7 +457,8 @@ function parseSnapshot(value: unknown): SnapshotV1 {
       ) {
         throw bad(`${name} entry ${item[0]}`);
       }
-      return [item[0], { endToken: e.endToken, ttl: e.ttl, expiresAt: e.expiresAt, readableAt: e.readableAt, writtenBy: e.writtenBy }];
+      const late = typeof e.lateReadableAt === 'number' ? { lateReadableAt: e.lateReadableAt } : {};
+      return [item[0], { endToken: e.endToken, ttl: e.ttl, expiresAt: e.expiresAt, readableAt: e.readableAt, ...late, writtenBy: e.writtenBy }];
     });
   };
   return { version: 1, lastStartedAt: v.lastStartedAt as number | null, entries: list('entries'), seen: list('seen') };
