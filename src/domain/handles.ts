@@ -146,9 +146,17 @@ export class HandleService {
       if (this.depthOf(r.handle, r.version) >= MAX_BUNDLE_DEPTH) throw invalid(`/members/${i}`, `bundles nest at most ${MAX_BUNDLE_DEPTH} deep`);
       return r;
     });
-    const segments = orderSegments(
-      pinned.flatMap((r) => this.segmentsOf(r.handle, r.version.version).map((s) => ({ ...s, path: [formatRef(id, version), ...s.path] }))),
-    );
+    const perMember = pinned.map((r) => this.segmentsOf(r.handle, r.version.version));
+    // As a member named twice (schemas.ts), content reached through two members would be sent twice.
+    const firstMember = new Map<string, number>();
+    perMember.forEach((segs, i) => {
+      for (const s of segs) {
+        const at = firstMember.get(s.source);
+        if (at !== undefined && at !== i) throw invalid(`/members/${i}`, `${s.source} is also inside member ${at}: its content would be sent twice`);
+        firstMember.set(s.source, i);
+      }
+    });
+    const segments = orderSegments(perMember.flatMap((segs) => segs.map((s) => ({ ...s, path: [formatRef(id, version), ...s.path] }))));
     const text = renderExpansion('neutral', segments);
     const bytes = Buffer.from(text, 'utf8');
     return {

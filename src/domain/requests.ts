@@ -173,7 +173,7 @@ function repeatedHandles(segments: RenderedSegment[]): RenderWarning[] {
         segment: i,
         kind: 'handle',
         text: s.source,
-        detail: `${s.source} is also segment ${at}: its content is sent twice (a session expands its base bundle; naming the bundle as well repeats it)`,
+        detail: `${s.source} is also segment ${at}: its content is sent twice (named twice, or inside two of the handles named: a session already expands its base bundle)`,
       });
   });
   return out;

@@ -123,6 +123,14 @@ describe('bundles', () => {
     expect(twice.status).toBe(422);
     expect(twice.json.errors).toEqual([{ pointer: '/members/1', detail: `${sys.id} is already member 0: its content would be sent twice` }]);
     expect((await client.get('/v1/handles')).json.handles.filter((h: { type: string }) => h.type === 'bundle')).toEqual([]);
+    // The same artifact version reached through two members (a bundle that holds it already, or two such bundles).
+    const inner = (await client.post('/v1/bundles', { members: [`${sys.id}@1`] })).json;
+    const nested = await client.post('/v1/bundles', { members: [inner.id, `${sys.id}@1`] });
+    expect(nested.json.errors).toEqual([{ pointer: '/members/1', detail: `${sys.id}@1 is also inside member 0: its content would be sent twice` }]);
+    const other = (await client.post('/v1/bundles', { members: [`${sys.id}@1`], name: 'other' })).json;
+    expect((await client.post('/v1/bundles', { members: [inner.id, other.id] })).json.errors[0].pointer).toBe('/members/1');
+    // Another version of it is other content: allowed.
+    expect((await client.post('/v1/bundles', { members: [inner.id, `${sys.id}@2`] })).status).toBe(201);
   });
 });
 

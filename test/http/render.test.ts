@@ -86,6 +86,22 @@ describe('POST /v1/render', () => {
     expect(twice.json.segments.map((s: { source: string }) => s.source).slice(0, 2)).toEqual([`${tools.id}@1`, `${tools.id}@1`]);
   });
 
+  it('a handle named twice in a row is two segments, each with its own bytes and tokens, and a warning', async () => {
+    const { client } = t.tenant();
+    const tools = await mintTools(client, 'lookup');
+    const ses = await startSession(client, { messages: [{ role: 'user', content: 'earlier' }] });
+    for (const prefix of [[tools.id, tools.id], [ses.id, ses.id]]) {
+      const res = await render(client, 'anthropic', { model: 'claude-sonnet-4-5', prefix, messages: [{ role: 'user', content: 'hi' }] });
+      const segs = res.json.segments as Array<{ source: string; byte_start: number; byte_end: number; token_start: number; token_end: number; blocks: number }>;
+      const [a, b] = segs;
+      expect([a!.source, b!.source], String(prefix)).toEqual([`${prefix[0]}@1`, `${prefix[0]}@1`]);
+      expect(b!.byte_end - b!.byte_start).toBe(a!.byte_end - a!.byte_start);
+      expect(b!.token_end - b!.token_start).toBe(a!.token_end - a!.token_start);
+      expect(b!.blocks).toBe(a!.blocks);
+      expect(res.json.warnings.map((w: { code: string; segment: number }) => [w.code, w.segment])).toEqual([['repeated_handle', 1]]);
+    }
+  });
+
   it('expands handle blocks in place: tools, messages and text content', async () => {
     const { client } = t.tenant();
     const tools = await mintTools(client, 'lookup');

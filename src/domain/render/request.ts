@@ -536,7 +536,10 @@ function buildSegments(units: Unit[], model: ModelEntry) {
     let j = i;
     let blocks = 0;
     let marked: string | undefined;
-    while (j < units.length && units[j]!.segment === first.segment && units[j]!.section === first.section) {
+    // One occurrence of a handle segment is its items (one for a text handle in a message's content): a handle
+    // named twice in a row renders them again, as a segment of its own. Adjacent inline units form one segment.
+    const occurrence = first.item ? (first.item.all?.length ?? 1) : Infinity;
+    while (j < units.length && j - i < occurrence && units[j]!.segment === first.segment && units[j]!.section === first.section) {
       blocks += units[j]!.blocks;
       if (units[j]!.callerBreakpoints > 0) marked = marked === '1h' ? '1h' : (units[j]!.callerTtl ?? '5m');
       j++;
