@@ -35,7 +35,7 @@ async function main() {
   });
   // A port in use or an address this machine does not have: said in one line, like a bad setting.
   const cannotListen = (err: NodeJS.ErrnoException) => {
-    console.error(`cannot listen on ${config.host}:${config.port}: ${err.code === 'EADDRINUSE' ? 'the port is in use' : err.message} (PORT, HOST)`);
+    console.error(`cannot listen on ${config.host}:${config.port}: ${err.code === 'EADDRINUSE' ? 'the port is in use' : err.message} (set by PORT and HOST, or serve's --port and --host)`);
     opened.close();
     process.exit(2);
   };

@@ -7,8 +7,9 @@ export type Align = 'left' | 'right';
  * escapes, so a handle's name cannot move the cursor, recolour or hide the lines around it.
  */
 export function printable(text: string): string {
+  // Also the bidirectional controls, which would reorder the rest of the line (a name with U+202E).
   // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** Columns padded to their widest cell; numbers (align 'right') line up on the right. */

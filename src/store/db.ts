@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
-import { close, fdatasync, open } from 'node:fs';
+import { close, closeSync, existsSync, fdatasync, open, openSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import * as schema from './schema';
@@ -21,6 +21,8 @@ export interface OpenedDb {
 
 /** Opens (creating if needed) and migrates a database file, or ':memory:'. */
 export function openDb(path: string): OpenedDb {
+  // Prompts are in it: a new file is readable by its owner only (SQLite gives its -wal and -shm the same mode).
+  if (path !== ':memory:' && !existsSync(path)) closeSync(openSync(path, 'a', 0o600));
   const sqlite = new Database(path);
   sqlite.pragma('journal_mode = WAL');
   // FULL: a commit is on disk before it returns. Group commits lower this to

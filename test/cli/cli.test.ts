@@ -189,6 +189,11 @@ describe('prefix-handles CLI', () => {
     const shown = await cli(['report', evil.id], { key });
     expect(shown.out).toContain('"evil\\u001b[2J\\u000d"');
     expect(shown.out).not.toMatch(/[\u001b\r]/);
+    // So are direction controls: a right-to-left override would reorder the rest of the line.
+    const rtl = (await client.post('/v1/artifacts', { kind: 'system', content: 'y', name: 'a\u202eb' })).json;
+    const flipped = await cli(['report', rtl.id], { key });
+    expect(flipped.out).toContain('"a\\u202eb"');
+    expect(flipped.out).not.toContain('\u202e');
   });
 
   it('imports JSONL: renders and reconciles every good line, names every bad one, exits 1', async () => {
@@ -265,7 +270,7 @@ describe('prefix-handles CLI', () => {
       mkdirSync(data);
       const r = await cli(['serve', '--port', String(port), '--data-dir', data]);
       expect(r.code).toBe(2);
-      expect(r.err.trim()).toBe(`cannot listen on 127.0.0.1:${port}: the port is in use (PORT, HOST)`);
+      expect(r.err.trim()).toBe(`cannot listen on 127.0.0.1:${port}: the port is in use (set by PORT and HOST, or serve's --port and --host)`);
       // Nothing was handed out: no key file (a start that worked would create one).
       expect(existsSync(join(data, 'api-key'))).toBe(false);
     } finally {

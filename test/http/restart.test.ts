@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { clientFor, createTestApp } from '../helpers/app';
@@ -23,6 +23,8 @@ describe('restart on a real database file', () => {
         const res = await client.get(`/v1/handles/${s.id}/expand?format=${f}`);
         before[f] = { text: res.text, etag: res.headers.get('etag') };
       }
+      // Prompts are in the file and its WAL: readable by their owner only.
+      for (const f of [file, `${file}-wal`]) expect(statSync(f).mode & 0o777, f).toBe(0o600);
       first.close();
 
       const second = createTestApp({ databasePath: file });

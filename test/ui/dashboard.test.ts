@@ -187,6 +187,15 @@ describe('pages show the API report figures', () => {
     expect(overview).toContain(`<span class="mono">${sys.id}</span> · system · <span class="notice" data-deleted>deleted</span>`);
   });
 
+  it('a name with a right-to-left override is isolated: the id beside it reads as it is', async () => {
+    const { client, key } = t.tenant();
+    const sys = (await client.post('/v1/artifacts', { kind: 'system', content: 'prompt', name: 'evil\u202eeman' })).json;
+    const r = (await client.post('/v1/render', { format: 'anthropic', request: { model: 'claude-sonnet-4-5', max_tokens: 5, system: [{ type: 'handle', ref: sys.id }], messages: [{ role: 'user', content: 'x' }] } })).json;
+    await client.post('/v1/usage', { request_id: r.request_id, usage: { input_tokens: 30, cache_read_input_tokens: 0, cache_creation_input_tokens: 0, output_tokens: 1 } });
+    expect((await get(`/ui/handles/${sys.id}`, key)).text).toContain(`<h1><bdi>evil\u202eeman</bdi> <code>${sys.id}</code></h1>`);
+    expect((await get('/ui', key)).text).toContain(`<bdi>evil\u202eeman</bdi></a>`);
+  });
+
   it('handle page of a session: an append invalidates nothing, and volatile values in a batch are marked', async () => {
     const { client, key } = t.tenant();
     const sys = await mintSystem(client);

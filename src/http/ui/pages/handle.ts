@@ -46,7 +46,8 @@ const title = (r: HandleReport) => r.handle.name ?? r.handle.id;
 export function handlePage(v: HandleView): Html {
   const h = v.report.handle;
   const path = `/ui/handles/${h.id}`;
-  return html`<h1>${title(v.report)} ${h.name ? html`<code>${h.id}</code>` : ''}</h1>
+  // <bdi>: a name's direction controls (U+202E…) stay inside it, off the id beside it.
+  return html`<h1><bdi>${title(v.report)}</bdi> ${h.name ? html`<code>${h.id}</code>` : ''}</h1>
 <p class="sub">${h.kind ? `${h.kind} artifact` : h.type} · ${v.versions.length} version${v.versions.length === 1 ? '' : 's'}${v.deleted ? ' · deleted: its reports remain' : ''}</p>
 <div class="toolbar">${periodChooser(path, v.period)} ${liveStatus()}</div>
 <section data-live data-fragment="/ui/fragments/handles/${h.id}?period=${v.period}" data-events="/ui/events?handle=${h.id}">${handleLive(v)}</section>
