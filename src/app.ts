@@ -18,7 +18,7 @@ import { WriteQueue } from './domain/write-queue';
 import { Reports } from './domain/reconcile/reports';
 import { requireAdminKey, requireApiKey } from './http/auth';
 import { docsRoutes } from './http/docs';
-import { proxyDocs, proxyRoutes } from './http/proxy';
+import { proxyDocs, proxyRoutes, sdkError } from './http/proxy';
 import { uiRoutes } from './http/ui';
 import { handleError, problem } from './http/problem';
 import { Metrics, observe } from './http/metrics';
@@ -172,9 +172,12 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
       d.type === 'route' ? [{ path: new RegExp(`^${d.route.path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{[^}]+\}/g, '[^/]+')}$`), method: d.route.method.toUpperCase() }] : [],
     );
     const methods = [...new Set(allowed.filter((r) => r.path.test(c.req.path)).map((r) => r.method))];
-    if (methods.length === 0) return problem(c, 'route_not_found', `no route for ${c.req.method} ${c.req.path}`);
+    // Under /proxy an SDK reads the problem: it carries the provider-shaped `error` member too.
+    const answer = (code: 'route_not_found' | 'method_not_allowed', detail: string) =>
+      problem(c, code, detail, [], c.req.path.startsWith('/proxy/') ? sdkError(code, detail) : {});
+    if (methods.length === 0) return answer('route_not_found', `no route for ${c.req.method} ${c.req.path}`);
     c.header('allow', methods.join(', '));
-    return problem(c, 'method_not_allowed', `${c.req.path} takes ${methods.join(', ')}, not ${c.req.method}`);
+    return answer('method_not_allowed', `${c.req.path} takes ${methods.join(', ')}, not ${c.req.method}`);
   });
   app.onError(handleError);
   return app;

@@ -114,7 +114,7 @@ export function statusOf(code: ProblemCode): number {
  * the unknown — whose message never reaches the client.
  */
 export function handleError(err: Error, c: Context): Response | Promise<Response> {
-  if (err instanceof DomainError) return problem(c, err.code, err.message, err.errors, err.extra);
+  if (err instanceof DomainError) return problem(c, err.code, err.message, err.errors.length ? err.errors : pathErrors(c, err), err.extra);
   if (err instanceof BodyError) return problem(c, err.code, err.message);
   if (err instanceof HTTPException) {
     if (err.status === 400 && /json/i.test(err.message)) return malformedBody(c);
@@ -126,4 +126,12 @@ export function handleError(err: Error, c: Context): Response | Promise<Response
   if (err instanceof SyntaxError) return problem(c, 'malformed_json', malformedJson(err));
   console.error(JSON.stringify({ level: 'error', requestId: c.get('requestId'), msg: 'unhandled error', error: err.stack ?? String(err) }));
   return problem(c, 'internal', 'An internal error occurred; quote the requestId when reporting it.');
+}
+
+/** A 404 or 410 on a route that names its subject in the path (`/v1/requests/{id}`): the pointer is that parameter. */
+function pathErrors(c: Context, err: DomainError): ErrorDetailItem[] {
+  if (err.code !== 'not_found' && err.code !== 'gone') return [];
+  const params = c.req.param() as Record<string, string>;
+  const name = 'id' in params ? 'id' : 'ref' in params ? 'ref' : undefined;
+  return name ? [{ pointer: `path:${name}`, detail: err.message }] : [];
 }

@@ -137,7 +137,7 @@ describe('problem+json errors', () => {
   });
 
   it('answers unknown routes with 404 route_not_found', async () => {
-    const { client } = t.tenant();
+    const { client, key } = t.tenant();
     expectProblem(await client.get('/v1/nothing-here'), 404, 'route_not_found');
     expectProblem(await client.get('/nothing'), 404, 'route_not_found');
     // A route that exists, asked with another method: 405 with the methods it takes.
@@ -148,6 +148,31 @@ describe('problem+json errors', () => {
     expectProblem(post, 405, 'method_not_allowed');
     expect(post.headers.get('allow')).toBe('GET, DELETE');
     expect((await client.post('/v1/handles/art_AAAAAAAAAAAAAAAAAAAAA/expand', {})).headers.get('allow')).toBe('GET');
+    // Under /proxy an SDK reads `error.message`: our problems carry it there too.
+    const sdk = await client.get('/proxy/openai/v1/chat/completions', { 'x-ph-key': key });
+    expectProblem(sdk, 405, 'method_not_allowed');
+    expect(sdk.json.error).toEqual({ type: 'method_not_allowed', code: 'method_not_allowed', message: sdk.json.detail });
+    expect((await client.post('/proxy/openai/v1/embeddings', {}, { 'x-ph-key': key })).json.error.code).toBe('route_not_found');
+    expect((await client.get('/v1/nothing-here')).json.error).toBeUndefined();
+  });
+
+  it('a 404 or 410 for what the path names points at the path parameter', async () => {
+    const { client } = t.tenant();
+    const missing = 'art_AAAAAAAAAAAAAAAAAAAAA';
+    for (const res of [
+      await client.delete(`/v1/handles/${missing}`),
+      await client.post(`/v1/artifacts/${missing}/versions`, { content: 'x' }),
+      await client.post('/v1/sessions/ses_AAAAAAAAAAAAAAAAAAAAA/messages', { messages: [{ role: 'user', content: 'x' }] }),
+      await client.get(`/v1/reports/handles/${missing}`),
+      await client.get('/v1/requests/req_AAAAAAAAAAAAAAAAAAAAA'),
+    ]) {
+      expect(res.status).toBe(404);
+      expect(res.json.errors).toEqual([{ pointer: 'path:id', detail: expect.stringMatching(/does not exist$/) }]);
+    }
+    const sys = await mintSystem(client);
+    expect((await client.delete(`/v1/handles/${sys.id}`)).status).toBe(204);
+    const gone = await client.post(`/v1/artifacts/${sys.id}/versions`, { content: 'again' });
+    expect([gone.status, gone.json.errors[0]?.pointer]).toEqual([410, 'path:id']);
   });
 
   it('answers a malformed ref with 422 and a foreign-looking ref with 404', async () => {

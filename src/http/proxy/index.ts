@@ -1,2 +1,2 @@
 /** The drop-in proxy for the official SDKs (issue 5). */
-export { proxyDocs, proxyRoutes } from './routes';
+export { proxyDocs, proxyRoutes, sdkError } from './routes';

@@ -71,7 +71,7 @@ function proxyError(err: unknown, c: Context<AppEnv>): Response | Promise<Respon
  * Our problems also carry an `error` member shaped like the providers' own, so
  * an SDK shows our message (the OpenAI SDK reads only `error.message`).
  */
-function sdkError(code: string, message: string) {
+export function sdkError(code: string, message: string) {
   return { error: { type: code, code, message } };
 }
 
