@@ -284,6 +284,18 @@ describe('reconciliation scenarios', () => {
     expect(rep.requests_with.unknown).toBe(1);
   });
 
+  it('a model without a prompt cache: its repeats are below_minimum, never expired', async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, LONG_SYSTEM);
+    const turn = async (n: number) => (await client.post('/v1/render', { format: 'openai-chat', request: { model: 'gpt-4-turbo', prefix: [sys.id], messages: [{ role: 'user', content: `q${n}` }] } })).json as Rendered;
+    const send = (r: Rendered) => report(client, t, r, { prompt_tokens: promptTokens(r), completion_tokens: 3, total_tokens: promptTokens(r) + 3, prompt_tokens_details: { cached_tokens: 0 } });
+    await send(await turn(1));
+    t.clock.advance(MIN);
+    const r2 = await turn(2);
+    expect(r2.prediction.read_tokens).toBe(0);
+    expect(classesOf((await send(r2)).outcome, `${sys.id}@1`)).toEqual({ below_minimum: r2.segments[0]!.token_end });
+  });
+
   it('Gemini: a usageMetadata without cachedContentTokenCount is a miss (proto3 drops zeros), not unknown', async () => {
     const { client } = t.tenant();
     const sys = await mintSystem(client, LONG_SYSTEM + LONG_SYSTEM);

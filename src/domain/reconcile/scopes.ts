@@ -1,6 +1,6 @@
 import type { RequestRow, Store } from '../../store/store';
 import type { ModelCatalog } from '../catalog/catalog';
-import type { ModelEntry } from '../catalog/types';
+import type { CacheRules, ModelEntry } from '../catalog/types';
 import { Lru } from '../lru';
 import type { Breakpoint, RenderedSegment } from '../render/request';
 import { CacheSimulator, type SimBlock, type SimOutcome, type SimRequest } from '../simulator/cache';
@@ -69,7 +69,7 @@ export class ScopeStates {
   get(scope: string, model: ModelEntry): ScopeState {
     const hit = this.states.get(scope);
     if (hit) return hit;
-    const state: ScopeState = { sim: new CacheSimulator(model.cache), seenSources: new Set(), lastRequestBySource: new Map(), lastStart: -Infinity };
+    const state: ScopeState = { sim: new CacheSimulator(reconcilingRules(model)), seenSources: new Set(), lastRequestBySource: new Map(), lastStart: -Infinity };
     for (const row of this.store.reconciledInScope(scope)) {
       const outcome = row.outcome as RecordedOutcome;
       const entry = this.catalog.byId(row.catalogEntry) ?? model;
@@ -84,6 +84,17 @@ export class ScopeStates {
   reset(): void {
     this.states.clear();
   }
+}
+
+/**
+ * The rules a scope is reconciled by. A model without a prompt cache (`supported: false`) caches nothing, as
+ * if no prompt reached its minimum: its repeats are `below_minimum` (the eligible gate), never `expired` — its
+ * 0-second "TTL" would otherwise blame the time between calls.
+ */
+export function reconcilingRules(model: ModelEntry): CacheRules {
+  if (model.cache.supported !== false) return model.cache;
+  const forever = { name: 'none', seconds: 1e9, writeMultiplier: 1 };
+  return { ...model.cache, minTokens: Number.MAX_SAFE_INTEGER, ttls: [forever], defaultTtl: forever.name };
 }
 
 /** Applies one request to a scope: the simulated cache, and which sources it has now seen. */

@@ -15,7 +15,7 @@ export const CLASS_INFO: Record<string, { label: string; color: string; help: st
   drift: { label: 'drift', color: '#dc2626', help: 'the handle repeated but bytes before it changed' },
   expired: { label: 'expired', color: '#ea580c', help: 'last read or written longer ago than the cache TTL' },
   concurrent: { label: 'concurrent', color: '#ca8a04', help: 'a parallel request paid the same write again' },
-  below_minimum: { label: 'below minimum', color: '#a16207', help: "the prefix is shorter than the model's minimum cacheable length, or past its last whole cache step (OpenAI caches in 128-token steps: up to 127 tokens at a prompt's end are never read)" },
+  below_minimum: { label: 'below minimum', color: '#a16207', help: "the prefix is shorter than the model's minimum cacheable length, or past its last whole cache step (OpenAI caches in 128-token steps: up to 127 tokens at a prompt's end are never read), or the model has no prompt cache" },
   no_breakpoint: { label: 'no breakpoint', color: '#9333ea', help: 'no cache breakpoint covered it' },
   lookback: { label: 'lookback', color: '#6d28d9', help: "the nearest breakpoint was beyond the provider's lookback" },
   unconfirmed: { label: 'unconfirmed', color: '#db2777', help: 'predicted, but the provider did not report it as read' },
