@@ -135,7 +135,7 @@ export const TenantReportSchema = z
       .array(z.object({ id: z.string(), type: z.string().nullable(), kind: z.string().nullable(), name: z.string().nullable(), deleted: z.boolean(), ...totals }))
       .openapi({ description: 'One row per handle, by leaked money, largest first.' }),
   })
-  .openapi('TenantReport');
+  .openapi('TenantReport', { description: "Totals over handle content (each token once, whatever number of handles it is under); the caller's inline content is not counted." });
 
 export const RequestViewSchema = z
   .object({
