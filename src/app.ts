@@ -64,7 +64,7 @@ export function createServices(deps: AppDeps): Services {
       policy: { inlineKeepBytes: config.inlineKeepBytes, inlineRetentionMs: config.inlineRetentionMs, cacheTtl: config.cacheTtl },
     }),
     reconciler,
-    reports: new Reports(deps.store),
+    reports: new Reports(deps.store, reconciler.pendingPremiums),
     metrics: countReconciled(reconciler, new Metrics(config.log !== 'off')),
     writes,
   };

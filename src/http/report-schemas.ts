@@ -102,7 +102,8 @@ const money = z.object({
   realised_savings: z.number(),
   leaked_savings: z.number(),
   write_premiums_paid: z.number(),
-  write_premiums_unread: z.number().openapi({ description: 'Premiums for writes no later request read.' }),
+  write_premiums_unread: z.number().openapi({ description: 'Premiums for writes no later request read within their TTL (the parts of a write past what a later request read count here).' }),
+  write_premiums_pending: z.number().openapi({ description: 'Premiums for writes not read yet whose TTL has not passed: they may still be read.' }),
   unknown_capture_input_cost: z.number().openapi({ description: 'Input cost of requests whose provider reported no cache fields, counted apart.' }),
 });
 

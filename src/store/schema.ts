@@ -1,4 +1,5 @@
 import { sqliteTable, text, integer, real, blob, primaryKey, index, uniqueIndex } from 'drizzle-orm/sqlite-core';
+import { sql } from 'drizzle-orm';
 import { requestsColumn, ROLLUP_CLASSES, ROLLUP_MONEY } from '../domain/reconcile/waterfall';
 
 // Times are epoch milliseconds from the injected clock, never SQL defaults.
@@ -140,7 +141,8 @@ export const reconciliations = sqliteTable(
   writePremium: text('write_premium', { mode: 'json' }).notNull(),
   writeRead: integer('write_read', { mode: 'boolean' }).notNull().default(false),
   },
-  (t) => [uniqueIndex('reconciliations_request').on(t.requestId)],
+  // The writes that may still be read: rebuilt into memory at start, from the last TTL's rows only.
+  (t) => [uniqueIndex('reconciliations_request').on(t.requestId), index('reconciliations_unread').on(t.startedAt).where(sql`${t.writeRead} = 0`)],
 );
 
 /** Inline (caller) segment bytes, kept for a while so a drift can be located to the byte. */

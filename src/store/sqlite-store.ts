@@ -19,6 +19,7 @@ import type {
   RequestRow,
   Store,
   TenantRow,
+  UnreadWrite,
   VersionRow,
 } from './store';
 
@@ -97,7 +98,8 @@ const SQL = {
   calibrate: `insert into calibration (tenant_id, model, family, provider_tokens, estimated_tokens, reports) values (@tenantId, @model, @family, @providerTokens, @estimatedTokens, @reports)
     on conflict (tenant_id, model) do update set provider_tokens = provider_tokens + excluded.provider_tokens,
     estimated_tokens = estimated_tokens + excluded.estimated_tokens, reports = reports + excluded.reports, family = excluded.family`,
-  markRead: 'update reconciliations set write_read = 1 where seq = (select reconciled_seq from requests where id = @id)',
+  // What a later read left of a write's premium: the parts still unread (none: read whole).
+  markRead: 'update reconciliations set write_premium = @left, write_read = @read where seq = (select reconciled_seq from requests where id = @id)',
   // One upsert adds to every counter of a rollup row.
   upsertRollup: `insert into rollups (tenant_id, handle_id, version, day, model, ${ROLLUP_VALUE_COLUMNS.join(', ')})
     values (@tenantId, @handleId, @version, @day, @model, ${ROLLUP_VALUE_COLUMNS.map((c) => `@${c}`).join(', ')})
@@ -112,6 +114,7 @@ export class SqliteStore implements Store {
   private readonly sumRollupsStmt = new Map<string, Statement>();
   private readonly requestById: Statement;
   private readonly requestsInScope: Statement;
+  private readonly unreadWrites: Statement;
   /** The group commit's statements, prepared once. */
   private readonly write: Record<keyof typeof SQL, Statement>;
   private lastSeq: number;
@@ -130,6 +133,11 @@ export class SqliteStore implements Store {
     const client = db.$client;
     this.requestById = client.prepare(`${REQUEST_SELECT} where r.id = ?`);
     this.requestsInScope = client.prepare(`${REQUEST_SELECT} where r.scope = ? and r.status = 'reconciled' order by c.seq`);
+    // reconciliations_unread (started_at where write_read = 0) keeps this to the recent rows.
+    this.unreadWrites = client.prepare(
+      `select c.request_id, r.tenant_id, r.model, c.started_at, c.write_premium from reconciliations c join requests r on r.id = c.request_id
+       where c.write_read = 0 and c.started_at >= ? and c.write_premium != '{}'`,
+    );
     this.write = Object.fromEntries(Object.entries(SQL).map(([name, text]) => [name, client.prepare(text)])) as Record<keyof typeof SQL, Statement>;
     // The reconciliation counter lives here and numbers reports as their batch is built.
     this.lastSeq = (client.prepare('select max(seq) from reconciliations').pluck().get() as number | null) ?? 0;
@@ -365,7 +373,8 @@ export class SqliteStore implements Store {
           else calibrations.set(key, { ...w.calibration, reports: 1 });
         }
         if (w.markWriteRead) {
-          out.push([this.write.markRead, { id: w.markWriteRead.requestId }]);
+          const { requestId, left } = w.markWriteRead;
+          out.push([this.write.markRead, { id: requestId, left: JSON.stringify(left ?? {}), read: left ? 0 : 1 }]);
           for (const roll of w.markWriteRead.rollups) addRollup(roll);
         }
       }
@@ -373,6 +382,16 @@ export class SqliteStore implements Store {
     for (const row of rollups.values()) out.push([this.write.upsertRollup, row]);
     for (const c of calibrations.values()) out.push([this.write.calibrate, { ...c }]);
     return out;
+  }
+
+  unreadWritesSince(since: number): UnreadWrite[] {
+    return (this.unreadWrites.all(since) as Array<{ request_id: string; tenant_id: string; model: string; started_at: number; write_premium: string }>).map((r) => ({
+      requestId: r.request_id,
+      tenantId: r.tenant_id,
+      model: r.model,
+      startedAt: r.started_at,
+      writePremium: JSON.parse(r.write_premium) as unknown,
+    }));
   }
 
   reconciledInScope(scope: string): RequestRow[] {

@@ -140,8 +140,20 @@ export interface IngestWrite {
   rollups: RollupDelta[];
   drift: DriftRow[];
   calibration: CalibrationDelta | null;
-  /** An earlier request whose cache write this one read: its write premium was not wasted. */
-  markWriteRead: { requestId: string; rollups: RollupDelta[] } | null;
+  /**
+   * An earlier request whose cache write this one read: the premium of what it read was not wasted.
+   * `left`: the stored premium still unread (null: none left).
+   */
+  markWriteRead: { requestId: string; rollups: RollupDelta[]; left: unknown } | null;
+}
+
+/** A reconciliation whose write premium is not all read yet. */
+export interface UnreadWrite {
+  requestId: string;
+  tenantId: string;
+  model: string;
+  startedAt: number;
+  writePremium: unknown;
 }
 
 export interface RollupQuery {
@@ -190,6 +202,8 @@ export interface Store {
   deleteHandle(handleId: string, at: number): { ok: true } | { ok: false; referrers: string[] };
 
   getRequest(id: string): RequestRow | undefined;
+  /** Reconciliations started at or after `since` with a write premium not all read (to rebuild pending premiums). */
+  unreadWritesSince(since: number): UnreadWrite[];
   getInline(requestId: string, segment: number, now: number): InlineRow | undefined;
   /** Drops inline bytes past their retention; returns how many. */
   purgeInline(now: number): number;

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { clientFor, createTestApp, type TestApp } from '../helpers/app';
 import { mintArtifact, mintBundle, mintSystem, startSession } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM } from '../helpers/scenario';
+import { FakeClock } from '../helpers/clock';
 
 // Edge cases found in review: each once answered 5xx, wrote invalid JSON, or miscounted.
 
@@ -190,8 +191,13 @@ describe('reconciliation edge cases', () => {
       const cached = r.breakpoints[0].token_end;
       await me.client.post('/v1/usage', { request_id: r.request_id, usage: anthropicUsage(total, read ? cached : 0, cached) });
     }
+    // The second write is still within its 5-minute TTL: it may be read yet.
     const rep = (await me.client.get(`/v1/reports/handles/${sys.id}`)).json;
-    expect(rep.money.write_premiums_unread).toBe(rep.money.write_premiums_paid);
+    expect(rep.money.write_premiums_pending).toBeGreaterThan(0);
+    expect(rep.money.write_premiums_unread + rep.money.write_premiums_pending).toBeCloseTo(rep.money.write_premiums_paid, 9);
+    t.clock.advance(5 * 60_000);
+    const later = (await me.client.get(`/v1/reports/handles/${sys.id}`)).json;
+    expect([later.money.write_premiums_unread, later.money.write_premiums_pending]).toEqual([later.money.write_premiums_paid, 0]);
   });
 
   /** Two renders of the same long system prompt: the first's usage writes it, the second's reads it. */
@@ -204,6 +210,34 @@ describe('reconciliation edge cases', () => {
     const r2 = await renderAt();
     return { me, sys, r1, r2, total: r1.segments[r1.segments.length - 1].token_end as number, cached: r1.breakpoints[0].token_end as number, start: t.clock.now() };
   };
+
+  it('a write pending at a restart is still pending after it, and a read after the restart marks it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ph-pending-'));
+    const clock = new FakeClock();
+    try {
+      t = createTestApp({ databasePath: join(dir, 'db.sqlite'), clock });
+      const me = t.tenant();
+      const sys = await mintSystem(me.client, LONG_SYSTEM);
+      const turn = async () => (await render(me, { model: 'claude-sonnet-4-5', prefix: [sys.id], messages: [{ role: 'user', content: 'q' }] })).json;
+      const r1 = await turn();
+      const cached = r1.breakpoints[0].token_end;
+      const total = r1.segments[r1.segments.length - 1].token_end;
+      await me.client.post('/v1/usage', { request_id: r1.request_id, usage: anthropicUsage(total, 0, cached) });
+      const paid = (await me.client.get(`/v1/reports/handles/${sys.id}`)).json.money.write_premiums_paid;
+      t.close();
+      clock.advance(60_000);
+      t = createTestApp({ databasePath: join(dir, 'db.sqlite'), clock });
+      const client = clientFor(t.app, me.key);
+      expect((await client.get(`/v1/reports/handles/${sys.id}`)).json.money).toMatchObject({ write_premiums_pending: paid, write_premiums_unread: 0 });
+      const r2 = (await client.post('/v1/render', { format: 'anthropic', request: { model: 'claude-sonnet-4-5', prefix: [sys.id], messages: [{ role: 'user', content: 'q' }] } })).json;
+      await client.post('/v1/usage', { request_id: r2.request_id, usage: anthropicUsage(total, cached, 0) });
+      clock.advance(10 * 60_000);
+      expect((await client.get(`/v1/reports/handles/${sys.id}`)).json.money).toMatchObject({ write_premiums_paid: paid, write_premiums_pending: 0, write_premiums_unread: 0 });
+    } finally {
+      t.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it('a write read by a later record of the same batch is counted as read', async () => {
     const { me, sys, r1, r2, total, cached, start } = await twoCalls();

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../helpers/app';
-import { mintBundle, mintSystem, mintTools } from '../helpers/factories';
+import { mintArtifact, mintBundle, mintSystem, mintTools } from '../helpers/factories';
 import { anthropicUsage, classesOf, LONG_SYSTEM, promptTokens, renderAnthropic, report } from '../helpers/scenario';
 import type { Rendered } from '../helpers/scenario';
 import { totalMismatch } from '../../src/domain/reconcile/reconciler';
@@ -163,6 +163,38 @@ describe('reconciliation scenarios', () => {
     const rep = (await client.get(`/v1/reports/handles/${bundle.id}`)).json;
     expect(rep.money.write_premiums_paid).toBeCloseTo((cached * 1 * 3) / 1e6, 12);
     expect(rep.money.actual_input_cost).toBeCloseTo((cached * 2 * 3) / 1e6, 12);
+  });
+
+  it('a later read marks only the part of a write it covers; an unread write is pending until its TTL passes', async () => {
+    const { client, sys, bundle } = await agentSetup();
+    const docA = await mintArtifact(client, 'document', 'Document A. '.repeat(400));
+    const docB = await mintArtifact(client, 'document', 'Document B. '.repeat(400));
+    const r1 = await renderAnthropic(client, { prefix: [bundle.id, docA.id], messages: [{ role: 'user', content: 'q1' }] });
+    const written = r1.breakpoints[r1.breakpoints.length - 1]!.token_end;
+    await report(client, t, r1, anthropicUsage(promptTokens(r1), 0, written));
+    const money = async (id: string) => (await client.get(`/v1/reports/handles/${id}`)).json.money;
+    // Nothing read it yet, and its 5-minute TTL has not passed: pending, not wasted.
+    expect((await money(docA.id)).write_premiums_pending).toBeGreaterThan(0);
+    expect((await money(docA.id)).write_premiums_unread).toBe(0);
+
+    t.clock.advance(MIN);
+    const r2 = await renderAnthropic(client, { prefix: [bundle.id, docB.id], messages: [{ role: 'user', content: 'q2' }] });
+    const bundleEnd = r2.segments.find((x) => x.source === `${sys.id}@1`)!.token_end;
+    await report(client, t, r2, anthropicUsage(promptTokens(r2), bundleEnd, promptTokens(r2) - bundleEnd));
+    // The bundle's part was read; document A's was not, and is still pending until r1's TTL ends.
+    const bundleMoney = await money(bundle.id);
+    expect(bundleMoney.write_premiums_paid).toBeGreaterThan(0);
+    const a = await money(docA.id);
+    expect([a.write_premiums_unread, a.write_premiums_pending]).toEqual([0, a.write_premiums_paid]);
+
+    t.clock.advance(5 * MIN);
+    const after = await money(docA.id);
+    expect([after.write_premiums_unread, after.write_premiums_pending]).toEqual([after.write_premiums_paid, 0]);
+    // r1's bundle write was read (r2's own write of document B is past its TTL too, unread).
+    const sysMoney = await money(sys.id);
+    const r1SysPremium = (await client.get(`/v1/requests/${r1.request_id}`)).json.outcome.segments[1].cost.write_premium;
+    expect(sysMoney.write_premiums_paid).toBeCloseTo(r1SysPremium, 5);
+    expect(sysMoney.write_premiums_unread).toBe(0);
   });
 
   it('parallel fan-out of identical requests: the second pays the write again (concurrent)', async () => {

@@ -19,6 +19,7 @@ interface Money {
   leaked_savings: number;
   write_premiums_paid: number;
   write_premiums_unread: number;
+  write_premiums_pending: number;
   unknown_capture_input_cost?: number;
 }
 
@@ -157,6 +158,7 @@ function totalsText(t: Totals): string {
     ['realised savings', usd(m.realised_savings)],
     ['leaked savings', usd(m.leaked_savings)],
     ['unread write premiums', usd(m.write_premiums_unread)],
+    ...(m.write_premiums_pending ? [['write premiums within TTL', usd(m.write_premiums_pending)]] : []),
     ['actual input cost', usd(m.actual_input_cost)],
     ['cost without caching', usd(m.cost_without_caching)],
     ['cost at perfect capture', usd(m.cost_at_perfect_capture)],

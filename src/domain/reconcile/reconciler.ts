@@ -8,12 +8,12 @@ import type { WriteQueue } from '../write-queue';
 import { findInvalidJson } from '../canonical-json';
 import { DomainError, invalid, notFound } from '../errors';
 import { parseRef } from '../ids';
-import { Lru } from '../lru';
 import type { Breakpoint, RenderedSegment, RequestFormat } from '../render/request';
 import type { SimOutcome, SimRequest } from '../simulator/cache';
 import { extractDiagnostics, normalizeUsage, UsageShapeError } from '../usage/normalize';
 import type { NormalizedUsage, UsageProvider } from '../usage/types';
 import { anchorLengths, overlap, scaleLengths } from './attribution';
+import { PendingPremiums, partsOf, readUpTo, type PremiumPart, type StoredPremium } from './write-premiums';
 import { advance, blocksFor, ScopeStates, type RecordedOutcome, type ScopeState, type SimTimes } from './scopes';
 import { CLASSES, classifySegment, requestsColumn, ROLLUP_CLASSES, ROLLUP_VALUE_COLUMNS, type ClassCounts } from './waterfall';
 
@@ -90,14 +90,6 @@ export interface ReconciledEvent {
   outcome: RequestOutcome;
 }
 
-/** What a request wrote, for marking it read by a later one. */
-interface WrittenBy {
-  tenantId: string;
-  model: string;
-  startedAt: number;
-  writePremium: Record<string, number>;
-}
-
 export interface IngestResult {
   request_id: string;
   duplicate: boolean;
@@ -120,15 +112,26 @@ const HINT: Record<RequestFormat, UsageProvider> = {
  */
 export class Reconciler {
   readonly scopes: ScopeStates;
-  private readonly inFlight = new Map<string, { hash: string; result: IngestResult; committed: Promise<void>; written?: WrittenBy }>();
-  /** Writers marked as read by reports not yet committed (so two readers mark once). */
-  private readonly pendingMarks = new Set<string>();
-  /** Writers already marked read (committed): later readers of the same write need not look them up. */
-  private readonly markedRead = new Lru<string, true>(50_000);
+  private readonly inFlight = new Map<string, { hash: string; result: IngestResult; committed: Promise<void> }>();
+  /** Writes whose premium may still be read (unread, within their TTL): reports count them apart. */
+  readonly pendingPremiums = new PendingPremiums();
   private readonly listeners = new Set<(event: ReconciledEvent) => void>();
 
   constructor(private readonly deps: { store: Store; clock: Clock; catalog: ModelCatalog; writes: WriteQueue }) {
     this.scopes = new ScopeStates(deps.store, deps.catalog);
+    this.rebuildPending();
+  }
+
+  /** Pending premiums from the database: the unread writes of the longest TTL the catalog knows. */
+  private rebuildPending(): void {
+    this.pendingPremiums.clear();
+    const now = this.deps.clock.now();
+    const longest = Math.max(0, ...this.deps.catalog.entries().flatMap((m) => m.cache.ttls.map((t) => t.seconds)));
+    for (const w of this.deps.store.unreadWritesSince(now - longest * 1000)) {
+      const stored = w.writePremium as Partial<StoredPremium>;
+      if (stored.v !== 2 || !stored.parts || !(stored.expires_at! > now)) continue;
+      this.pendingPremiums.set(w.requestId, { tenantId: w.tenantId, model: w.model, day: Math.floor(w.startedAt / DAY), expiresAt: stored.expires_at!, parts: stored.parts }, now);
+    }
   }
 
   /** Called after each committed reconciliation (the dashboard's live view listens). Returns an unsubscribe. */
@@ -313,7 +316,14 @@ export class Reconciler {
 
     const day = Math.floor(startedAt / DAY);
     const rollups = rollupDeltas(tenantId, day, request.model, segOutcomes, read !== null);
-    const writePremium = Object.fromEntries(rollups.filter((r) => r.values.write_premium_paid).map((r) => [`${r.handleId}@${r.version}`, r.values.write_premium_paid!]));
+    // What this request's writes cost above the input price, by segment: a later read marks what it covers.
+    const parts: PremiumPart[] = segOutcomes.flatMap((seg) =>
+      seg.cost.write_premium > 0 && read !== null && written !== null
+        ? [{ keys: rollupKeys(seg).map((k) => `${k.handleId}@${k.version}`), from: Math.max(seg.start, read), to: Math.min(seg.end, read + written), premium: seg.cost.write_premium }]
+        : [],
+    );
+    const expiresAt = startedAt + writeTtlSeconds(model, usage) * 1000;
+    const writePremium: StoredPremium | Record<string, never> = parts.length ? { v: 2, parts, expires_at: expiresAt } : {};
     const write: IngestWrite = {
       request: {
         id: request.id,
@@ -334,32 +344,38 @@ export class Reconciler {
       // A total far from the estimate says more about the request than about the tokenizer: not calibrated by.
       calibration: total === null || mismatch ? null : { tenantId, model: request.model, family: model.tokenizer, providerTokens: total, estimatedTokens: outcome.estimated_prompt_tokens },
       // Only a read the provider confirmed proves the earlier write was worth its premium.
-      markWriteRead: readFrom && readFrom !== request.id && read !== null && read > 0 ? this.markRead(readFrom) : null,
+      markWriteRead: readFrom && readFrom !== request.id && read !== null && read > 0 ? this.markRead(readFrom, read, now) : null,
     };
     const result: IngestResult = { request_id: request.id, duplicate: false, outcome, usage };
     const committed = this.enqueue({ tenantId, requestId: request.id, format: request.format, model: request.model, outcome }, write);
-    this.inFlight.set(request.id, { hash, result, committed, written: { tenantId, model: request.model, startedAt, writePremium } });
+    this.inFlight.set(request.id, { hash, result, committed });
+    // Pending from now: a reader in the same group commit finds it here.
+    if (parts.length) this.pendingPremiums.set(request.id, { tenantId, model: request.model, day, expiresAt, parts }, now);
     return { result, committed };
   }
 
-  /** The earlier request whose write this one read: its premium was worth paying (once). */
-  private markRead(requestId: string): IngestWrite['markWriteRead'] {
-    if (this.pendingMarks.has(requestId) || this.markedRead.get(requestId)) return null;
-    // The writer may still be in this group commit, not yet in the database.
-    let writer = this.inFlight.get(requestId)?.written;
+  /**
+   * The earlier request whose write this one read, over its first `readEnd` tokens: the premium of the parts
+   * inside them was worth paying (once); the parts past them may be read by a later request still.
+   */
+  private markRead(writerId: string, readEnd: number, now: number): IngestWrite['markWriteRead'] {
+    let writer = this.pendingPremiums.get(writerId);
     if (!writer) {
-      const row = this.deps.store.getRequest(requestId);
+      // Past its TTL here, or written by another process on the file.
+      const row = this.deps.store.getRequest(writerId);
       if (!row || row.writeRead || !row.writePremium) return null;
-      writer = { tenantId: row.tenantId, model: row.model, startedAt: row.startedAt ?? row.renderedAt, writePremium: row.writePremium as Record<string, number> };
+      const stored = row.writePremium as Partial<StoredPremium>;
+      writer = { tenantId: row.tenantId, model: row.model, day: Math.floor((row.startedAt ?? row.renderedAt) / DAY), expiresAt: stored.expires_at ?? 0, parts: partsOf(row.writePremium) };
     }
-    this.pendingMarks.add(requestId);
-    const day = Math.floor(writer.startedAt / DAY);
-    const { tenantId, model } = writer;
-    const rollups = Object.entries(writer.writePremium).map(([key, premium]) => {
+    const { read, left } = readUpTo(writer.parts, readEnd);
+    if (read.size === 0) return null;
+    this.pendingPremiums.set(writerId, { ...writer, parts: left }, now);
+    const { tenantId, model, day } = writer;
+    const rollups = [...read].map(([key, premium]) => {
       const at = key.lastIndexOf('@');
       return { tenantId, handleId: key.slice(0, at), version: Number(key.slice(at + 1)), day, model, values: { write_premium_read: premium } };
     });
-    return { requestId, rollups };
+    return { requestId: writerId, rollups, left: left.length ? { v: 2, parts: left, expires_at: writer.expiresAt } : null };
   }
 
   /**
@@ -407,14 +423,9 @@ export class Reconciler {
   // ---------- group commit ----------
 
   private enqueue(event: Omit<ReconciledEvent, 'handles'>, write: IngestWrite): Promise<void> {
-    const marked = write.markWriteRead?.requestId;
     return this.deps.writes.enqueue({ kind: 'ingest', write }).then(
       () => {
         this.inFlight.delete(write.request.id);
-        if (marked) {
-          this.pendingMarks.delete(marked);
-          this.markedRead.set(marked, true);
-        }
         const handles = write.rollups.map((r) => r.handleId).filter((h) => h !== '*');
         for (const listener of this.listeners) {
           try {
@@ -427,8 +438,8 @@ export class Reconciler {
       (e: unknown) => {
         // Memory is ahead of the database now: rebuild scopes from what was committed.
         this.scopes.reset();
+        this.rebuildPending();
         this.inFlight.delete(write.request.id);
-        if (marked) this.pendingMarks.delete(marked);
         // The database allows one reconciliation per request: another process (sharing the file) was first.
         if (isConstraint(e, 'reconciliations'))
           throw new DomainError('conflict', `request ${write.request.id} was reconciled meanwhile by another writer; send the report again to get the stored result`);
@@ -540,14 +551,7 @@ function rollupDeltas(tenantId: string, day: number, model: string, segs: Segmen
   };
   for (const s of segs) {
     if (s.source === 'inline') continue;
-    const seen = new Set<string>();
-    for (const ref of s.path) {
-      const r = parseRef(ref);
-      if (!r || seen.has(r.id)) continue;
-      seen.add(r.id);
-      add(r.id, r.version ?? 0, s);
-    }
-    add('*', 0, s);
+    for (const k of rollupKeys(s)) add(k.handleId, k.version, s);
   }
   for (const [handleId, h] of perHandle) {
     const row = rows.get(`${handleId}@${h.version}`)!;
@@ -555,6 +559,28 @@ function rollupDeltas(tenantId: string, day: number, model: string, segs: Segmen
     ROLLUP_CLASSES.forEach((c, i) => (row.v[REQUEST_COLUMNS[i]!] = h.v[c]! > 0 ? 1 : 0));
   }
   return [...rows.values()].map(({ handleId, version, v }) => ({ tenantId, handleId, version, day, model, values: v }));
+}
+
+/** The rollup rows a handle segment counts on: each handle on its path (once, at the version there), and the tenant's. */
+function rollupKeys(s: Pick<SegmentOutcome, 'source' | 'path'>): Array<{ handleId: string; version: number }> {
+  if (s.source === 'inline') return [];
+  const out: Array<{ handleId: string; version: number }> = [];
+  const seen = new Set<string>();
+  for (const ref of s.path) {
+    const r = parseRef(ref);
+    if (!r || seen.has(r.id)) continue;
+    seen.add(r.id);
+    out.push({ handleId: r.id, version: r.version ?? 0 });
+  }
+  out.push({ handleId: '*', version: 0 });
+  return out;
+}
+
+/** How long a request's write lives unread: its longest TTL written (Anthropic says which), else the model's default. */
+function writeTtlSeconds(model: ModelEntry, usage: NormalizedUsage): number {
+  const ttls = new Map(model.cache.ttls.map((t) => [t.name, t.seconds]));
+  const written = Object.entries(usage.cache_write_by_ttl ?? {}).filter(([, n]) => n > 0).map(([ttl]) => ttls.get(ttl) ?? 0);
+  return written.length ? Math.max(...written) : (ttls.get(model.cache.defaultTtl) ?? 0);
 }
 
 const REQUEST_COLUMNS = ROLLUP_CLASSES.map(requestsColumn);

@@ -1,6 +1,7 @@
 import { requestsColumn, ROLLUP_CLASSES } from './waterfall';
 import type { RollupRow, Store } from '../../store/store';
 import { notFound } from '../errors';
+import type { PendingPremiums } from './write-premiums';
 
 import { DAY_MS as DAY, MAX_TIME } from '../clock';
 
@@ -24,8 +25,10 @@ export interface Totals {
     realised_savings: number;
     leaked_savings: number;
     write_premiums_paid: number;
-    /** Premiums for writes no later request read (recent writes may still be read within their TTL). */
+    /** Premiums for writes no later request read within their TTL. */
     write_premiums_unread: number;
+    /** Premiums for writes not read yet whose TTL has not passed: they may still be read. */
+    write_premiums_pending: number;
     /** Input cost (at full price) of requests whose provider did not report cache fields: counted apart. */
     unknown_capture_input_cost: number;
   };
@@ -35,7 +38,7 @@ function sum(rows: RollupRow[]): Totals {
   const tokens: Record<string, number> = {};
   const requestsWith: Record<string, number> = {};
   let requests = 0;
-  const m = { cost_actual: 0, cost_no_cache: 0, cost_perfect: 0, cost_unknown: 0, write_premium_paid: 0, write_premium_read: 0 };
+  const m = { cost_actual: 0, cost_no_cache: 0, cost_perfect: 0, cost_unknown: 0, write_premium_paid: 0, write_premium_read: 0, write_premium_pending: 0 };
   for (const r of rows) {
     requests += r.requests ?? 0;
     for (const c of ROLLUP_CLASSES) {
@@ -64,7 +67,8 @@ function sum(rows: RollupRow[]): Totals {
       realised_savings: round(m.cost_no_cache - m.cost_actual),
       leaked_savings: round(m.cost_actual - m.cost_perfect),
       write_premiums_paid: round(m.write_premium_paid),
-      write_premiums_unread: round(m.write_premium_paid - m.write_premium_read),
+      write_premiums_unread: Math.max(0, round(m.write_premium_paid - m.write_premium_read - m.write_premium_pending)),
+      write_premiums_pending: round(m.write_premium_pending),
       unknown_capture_input_cost: round(m.cost_unknown),
     },
   };
@@ -87,13 +91,24 @@ function groupBy(rows: RollupRow[], key: (r: RollupRow) => string): Map<string, 
 
 /** Reports read rollups kept up to date at ingestion: their cost does not grow with the number of requests. */
 export class Reports {
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: Store,
+    private readonly pending: PendingPremiums,
+  ) {}
+
+  /** Pending premiums on the range's days and model, as rows to sum with the rollups (`handleId` null: every handle). */
+  private pendingRows(tenantId: string, handleId: string | null, span: { fromDay: number; toDay: number }, model: string | undefined, now: number): RollupRow[] {
+    return this.pending
+      .rows(tenantId, now)
+      .filter((p) => p.day >= span.fromDay && p.day <= span.toDay && (model === undefined || p.model === model) && (handleId === null ? p.handle_id !== '*' : p.handle_id === handleId))
+      .map(({ day: _day, ...row }) => row as unknown as RollupRow);
+  }
 
   handle(tenantId: string, handleId: string, range: ReportRange, now: number) {
     const handle = this.store.getHandle(handleId);
     if (!handle || handle.tenantId !== tenantId) throw notFound(`handle ${handleId}`);
     const span = days(range, now);
-    const rows = this.store.sumRollups({ tenantId, handleId, ...span, model: range.model });
+    const rows = [...this.store.sumRollups({ tenantId, handleId, ...span, model: range.model }), ...this.pendingRows(tenantId, handleId, span, range.model, now)];
     // The drift findings of the same requests as the figures: started on the range's days, of its model.
     const within = { fromMs: span.fromDay * DAY, toMs: (span.toDay + 1) * DAY, model: range.model };
     return {
@@ -124,8 +139,8 @@ export class Reports {
 
   tenant(tenantId: string, range: ReportRange, now: number) {
     const span = days(range, now);
-    const totals = this.store.sumRollups({ tenantId, handleId: '*', ...span, model: range.model });
-    const rows = this.store.sumRollups({ tenantId, handleId: null, ...span, model: range.model });
+    const totals = [...this.store.sumRollups({ tenantId, handleId: '*', ...span, model: range.model }), ...this.pendingRows(tenantId, '*', span, range.model, now)];
+    const rows = [...this.store.sumRollups({ tenantId, handleId: null, ...span, model: range.model }), ...this.pendingRows(tenantId, null, span, range.model, now)];
     const handles = [...groupBy(rows, (r) => r.handle_id)]
       .map(([id, rs]) => {
         const h = this.store.getHandle(id);

@@ -46,7 +46,7 @@ ${metric('money.leaked_savings', 'Leaked savings (USD)', m.leaked_savings, usd(m
 ${metric('money.actual_input_cost', 'Input cost paid', m.actual_input_cost, usd(m.actual_input_cost), { note: `of ${usd(m.cost_without_caching)} uncached` })}
 ${metric('money.cost_at_perfect_capture', 'At perfect capture', m.cost_at_perfect_capture, usd(m.cost_at_perfect_capture))}
 ${metric('money.unknown_capture_input_cost', 'Unknown capture', m.unknown_capture_input_cost, usd(m.unknown_capture_input_cost), { note: 'paid without cache fields; not in leaked' })}
-${metric('money.write_premiums_unread', 'Unread write premiums', m.write_premiums_unread, usd(m.write_premiums_unread), { note: `of ${usd(m.write_premiums_paid)} paid` })}
+${metric('money.write_premiums_unread', 'Unread write premiums', m.write_premiums_unread, usd(m.write_premiums_unread), { note: `of ${usd(m.write_premiums_paid)} paid${m.write_premiums_pending ? `; ${usd(m.write_premiums_pending)} more still within TTL` : ''}` })}
 </dl>`;
 }
 

@@ -1,0 +1,2 @@
+-- Reconciliations whose write premium is not all read: the pending premiums are rebuilt from the last TTL of them at start.
+CREATE INDEX `reconciliations_unread` ON `reconciliations` (`started_at`) WHERE "reconciliations"."write_read" = 0;

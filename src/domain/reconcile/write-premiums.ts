@@ -1,0 +1,121 @@
+// Write premiums (a cache write billed above the input price) and whether a later request read what they
+// bought. A request's premium is kept in parts: the tokens of one segment it wrote, the rollup rows they count
+// on (`handle@version`, and `*@0` for the tenant), and what they cost. A later request that reads a prefix of
+// [0, R) tokens from that write has read the parts inside it, and only those; what is left may be read by a
+// later one still. Until the write's TTL has passed it is `pending`; then, unread, its premium was wasted.
+
+import { overlap } from './attribution';
+
+export interface PremiumPart {
+  /** Rollup rows the part counts on: `handle@version` … and `*@0`. */
+  keys: string[];
+  /** The written tokens, in the writer's prompt. */
+  from: number;
+  to: number;
+  /** USD. */
+  premium: number;
+}
+
+/** As stored with the reconciliation: the parts still unread, and when the write's TTL ends. */
+export interface StoredPremium {
+  v: 2;
+  parts: PremiumPart[];
+  expires_at: number;
+}
+
+/** Parts of a stored premium. Rows from before parts were kept hold `{ key: premium }`: one part per key, read whole. */
+export function partsOf(stored: unknown): PremiumPart[] {
+  if (!stored || typeof stored !== 'object') return [];
+  const s = stored as Partial<StoredPremium> & Record<string, unknown>;
+  if (s.v === 2 && Array.isArray(s.parts)) return s.parts;
+  return Object.entries(s)
+    .filter((e): e is [string, number] => typeof e[1] === 'number' && e[1] > 0)
+    // One token long: any read reads it whole, as these rows were marked before.
+    .map(([key, premium]) => ({ keys: [key], from: 0, to: 1, premium }));
+}
+
+/** Splits parts at a read of [0, readEnd): the premium read per rollup key, and the parts left unread. */
+export function readUpTo(parts: PremiumPart[], readEnd: number): { read: Map<string, number>; left: PremiumPart[] } {
+  const read = new Map<string, number>();
+  const left: PremiumPart[] = [];
+  for (const p of parts) {
+    const len = p.to - p.from;
+    const covered = overlap(p.from, p.to, 0, readEnd);
+    const premium = len > 0 ? (p.premium * covered) / len : p.premium;
+    if (covered > 0) for (const k of p.keys) read.set(k, (read.get(k) ?? 0) + premium);
+    if (covered < len) left.push({ ...p, from: Math.max(p.from, readEnd), premium: p.premium - premium });
+  }
+  return { read, left };
+}
+
+/** The total premium of parts per rollup key. */
+export function premiumByKey(parts: PremiumPart[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const p of parts) for (const k of p.keys) out.set(k, (out.get(k) ?? 0) + p.premium);
+  return out;
+}
+
+/** An unread write whose TTL has not passed: it may still be read. */
+export interface PendingWrite {
+  tenantId: string;
+  model: string;
+  /** The writer's start day (its rollups' day). */
+  day: number;
+  expiresAt: number;
+  parts: PremiumPart[];
+}
+
+/** A pending premium on one rollup row, as reports fold it in. */
+export interface PendingRow {
+  handle_id: string;
+  version: number;
+  day: number;
+  model: string;
+  write_premium_pending: number;
+}
+
+/**
+ * Writes whose premium is not yet read and whose TTL has not passed, by writer. Kept in memory, rebuilt
+ * from the database at start (the writes of the last TTL); a write another process on the file made is
+ * not known here, so it counts as unread until it is read.
+ */
+export class PendingPremiums {
+  private readonly writes = new Map<string, PendingWrite>();
+  private sweepAt = 1024;
+
+  set(writerId: string, write: PendingWrite, now: number): void {
+    if (write.parts.length === 0) this.writes.delete(writerId);
+    else this.writes.set(writerId, write);
+    // Without reports to prune it, the map is swept whenever it has doubled.
+    if (this.writes.size >= this.sweepAt) {
+      for (const [id, w] of this.writes) if (w.expiresAt <= now) this.writes.delete(id);
+      this.sweepAt = Math.max(1024, this.writes.size * 2);
+    }
+  }
+
+  /** The parts still unread, when the write is still pending here. */
+  get(writerId: string): PendingWrite | undefined {
+    return this.writes.get(writerId);
+  }
+
+  /** A tenant's pending premiums at `now`, one row per rollup key; writes past their TTL are dropped. */
+  rows(tenantId: string, now: number): PendingRow[] {
+    const out: PendingRow[] = [];
+    for (const [id, w] of this.writes) {
+      if (w.expiresAt <= now) {
+        this.writes.delete(id);
+        continue;
+      }
+      if (w.tenantId !== tenantId) continue;
+      for (const [key, premium] of premiumByKey(w.parts)) {
+        const at = key.lastIndexOf('@');
+        out.push({ handle_id: key.slice(0, at), version: Number(key.slice(at + 1)), day: w.day, model: w.model, write_premium_pending: premium });
+      }
+    }
+    return out;
+  }
+
+  clear(): void {
+    this.writes.clear();
+  }
+}
