@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { ApiError, formatProblem, type Problem } from '../api';
 import { API_HELP, API_OPTIONS, CliError, type Command } from '../command';
 import { tokens } from '../table';
+import { normalizeUsage, UsageShapeError } from '../../domain/usage/normalize';
+import type { UsageProvider } from '../../domain/usage/types';
 
 /** The service's batch limit is larger (PH_USAGE_BATCH_MAX); 500 keeps each request small. */
 const BATCH = 500;
@@ -130,7 +132,24 @@ function parseCall(s: string): Call | string {
   if (c.response === undefined && c.usage === undefined) missing.push('response');
   if (missing.length) return `missing ${missing.map((k) => `"${k}"`).join(', ')}`;
   if (typeof c.started_at === 'string' ? Number.isNaN(Date.parse(c.started_at)) : typeof c.started_at !== 'number') return '"started_at" is not epoch ms or RFC 3339';
-  return c;
+  return usageProblem(c) ?? c;
+}
+
+const PROVIDERS = new Set<string>(['anthropic', 'openai-chat', 'openai-responses', 'gemini']);
+
+/**
+ * The line's usage read as the service will read it. A line whose usage the service would refuse is refused
+ * before it is rendered: rendered first, it would stay a recorded request that is never reconciled.
+ */
+function usageProblem(c: Call): string | null {
+  const field = c.response !== undefined ? 'response' : 'usage';
+  try {
+    normalizeUsage(c[field], PROVIDERS.has(c.format) ? (c.format as UsageProvider) : undefined);
+    return null;
+  } catch (err) {
+    if (!(err instanceof UsageShapeError)) throw err;
+    return formatProblem({ code: 'invalid_request', detail: 'the usage cannot be read', errors: [{ pointer: `/${field}${err.path}`, detail: err.detail }] });
+  }
 }
 
 /** The fields of a line that make its usage record; anything else on the line is ignored. */
