@@ -131,6 +131,17 @@ describe('turnMessages: OpenAI chat', () => {
     );
     expect(e.errors[0]!.pointer).toBe('/messages/0/tool_calls/0/function/arguments');
   });
+
+  it('refuses what the neutral shape would drop: an image detail other than "auto", a message name', () => {
+    const image = (detail?: string) => ({ type: 'image_url', image_url: { url: `data:image/png;base64,${PNG}`, ...(detail ? { detail } : {}) } });
+    const low = refusal(() => turnMessages('openai-chat', { messages: [{ role: 'user', content: [image('low')] }] }));
+    expect(low.errors).toEqual([{ pointer: '/messages/0/content/0/image_url/detail', detail: expect.stringContaining('an image detail ("low") cannot be kept') }]);
+    expect(turnMessages('openai-chat', { messages: [{ role: 'user', content: [image('auto')] }] })).toHaveLength(1);
+    const named = refusal(() => turnMessages('openai-chat', { messages: [{ role: 'user', name: 'alice', content: 'hi' }] }));
+    expect(named.errors).toEqual([{ pointer: '/messages/0/name', detail: expect.stringContaining('a message name cannot be kept') }]);
+    const responses = refusal(() => turnMessages('openai-responses', { input: [{ role: 'user', content: [{ type: 'input_image', image_url: `data:image/png;base64,${PNG}`, detail: 'high' }] }] }));
+    expect(responses.errors[0]!.pointer).toBe('/input/0/content/0/detail');
+  });
 });
 
 describe('turnMessages: OpenAI responses', () => {

@@ -67,6 +67,16 @@ export function replyMessage(format: ProxyFormat, response: unknown): Message | 
   return parsed.success ? parsed.data[0]! : UNKEEPABLE;
 }
 
+// Fields the neutral shape has no place for. Dropped, they would change later turns silently: an image
+// resent at another detail (and price), a participant's name lost. "auto" is the default: nothing is lost.
+function keepsNoDetail(detail: unknown, at: string): void {
+  if (detail !== undefined && detail !== 'auto') unsupported(at, `an image detail ("${String(detail)}")`);
+}
+
+function keepsNoName(m: Json, at: string): void {
+  if (m.name !== undefined) unsupported(`${at}/name`, 'a message name');
+}
+
 function unsupported(at: string, what: string): never {
   const hint = what.includes('handle') ? ' (reference handles with x-ph-prefix or "prefix" instead)' : '';
   throw invalid(at, `x-ph-session keeps turns as text, image, tool_use and tool_result content; ${what} cannot be kept${hint}`);
@@ -175,9 +185,11 @@ function chatMessages(raw: unknown, at: string): Message[] {
       case 'developer':
         return;
       case 'user':
+        keepsNoName(m, mAt);
         out.push({ role: 'user', content: typeof m.content === 'string' ? m.content : list(m.content, `${mAt}/content`).map((p, j) => chatPart(p, `${mAt}/content/${j}`)) });
         return;
       case 'assistant': {
+        keepsNoName(m, mAt);
         const blocks = chatAssistantBlocks(m, mAt, true);
         out.push({ role: 'assistant', content: typeof m.content === 'string' && blocks.length === 1 && blocks[0]!.type === 'text' ? m.content : blocks });
         return;
@@ -202,7 +214,10 @@ function chatMessages(raw: unknown, at: string): Message[] {
 function chatPart(p: unknown, at: string): TextBlock | ImageBlock {
   if (!isRecord(p)) throw invalid(at, 'must be a content part');
   if (p.type === 'text') return { type: 'text', text: str(p.text, `${at}/text`) };
-  if (p.type === 'image_url' && isRecord(p.image_url)) return imageFromUrl(str(p.image_url.url, `${at}/image_url/url`), at);
+  if (p.type === 'image_url' && isRecord(p.image_url)) {
+    keepsNoDetail(p.image_url.detail, `${at}/image_url/detail`);
+    return imageFromUrl(str(p.image_url.url, `${at}/image_url/url`), at);
+  }
   if (p.type === undefined) throw invalid(`${at}/type`, 'a content part needs a type');
   return unsupported(at, `a "${String(p.type)}" part`);
 }
@@ -271,7 +286,10 @@ function responsesPart(p: unknown, at: string): TextBlock | ImageBlock {
   if (!isRecord(p)) throw invalid(at, 'must be a content part');
   if (p.type === 'input_text' || p.type === 'output_text') return { type: 'text', text: str(p.text, `${at}/text`) };
   if (p.type === 'refusal') return { type: 'text', text: str(p.refusal, `${at}/refusal`) };
-  if (p.type === 'input_image' && typeof p.image_url === 'string') return imageFromUrl(p.image_url, at);
+  if (p.type === 'input_image' && typeof p.image_url === 'string') {
+    keepsNoDetail(p.detail, `${at}/detail`);
+    return imageFromUrl(p.image_url, at);
+  }
   if (p.type === undefined) throw invalid(`${at}/type`, 'a content part needs a type');
   return unsupported(at, `a "${String(p.type)}" part`);
 }
