@@ -8,6 +8,7 @@ import type { WriteQueue } from '../write-queue';
 import { findInvalidJson } from '../canonical-json';
 import { DomainError, invalid, notFound } from '../errors';
 import { parseRef } from '../ids';
+import { Lru } from '../lru';
 import type { Breakpoint, RenderedSegment, RequestFormat } from '../render/request';
 import type { SimOutcome, SimRequest } from '../simulator/cache';
 import { extractDiagnostics, normalizeUsage, UsageShapeError } from '../usage/normalize';
@@ -115,6 +116,8 @@ export class Reconciler {
   private readonly inFlight = new Map<string, { hash: string; result: IngestResult; committed: Promise<void> }>();
   /** Writes whose premium may still be read (unread, within their TTL): reports count them apart. */
   readonly pendingPremiums = new PendingPremiums();
+  /** Writers read whole: the later readers of an agent loop's cached prefix need not look them up again. */
+  private readonly readWhole = new Lru<string, true>(50_000);
   private readonly listeners = new Set<(event: ReconciledEvent) => void>();
 
   constructor(private readonly deps: { store: Store; clock: Clock; catalog: ModelCatalog; writes: WriteQueue }) {
@@ -361,6 +364,7 @@ export class Reconciler {
   private markRead(writerId: string, readEnd: number, now: number): IngestWrite['markWriteRead'] {
     let writer = this.pendingPremiums.get(writerId);
     if (!writer) {
+      if (this.readWhole.get(writerId)) return null;
       // Past its TTL here, or written by another process on the file.
       const row = this.deps.store.getRequest(writerId);
       if (!row || row.writeRead || !row.writePremium) return null;
@@ -370,6 +374,7 @@ export class Reconciler {
     const { read, left } = readUpTo(writer.parts, readEnd);
     if (read.size === 0) return null;
     this.pendingPremiums.set(writerId, { ...writer, parts: left }, now);
+    if (left.length === 0) this.readWhole.set(writerId, true);
     const { tenantId, model, day } = writer;
     const rollups = [...read].map(([key, premium]) => {
       const at = key.lastIndexOf('@');
@@ -439,6 +444,7 @@ export class Reconciler {
         // Memory is ahead of the database now: rebuild scopes from what was committed.
         this.scopes.reset();
         this.rebuildPending();
+        this.readWhole.clear();
         this.inFlight.delete(write.request.id);
         // The database allows one reconciliation per request: another process (sharing the file) was first.
         if (isConstraint(e, 'reconciliations'))
@@ -494,6 +500,7 @@ function prices(model: ModelEntry, usage: NormalizedUsage, readEnd: number) {
  * are then `unknown`, not a leak we cannot show.
  */
 function unknownFirstBytes(state: ScopeState, req: SimRequest, read: number | null): 'early' | 'late' {
+  if (!state.sim.hasUncertainWritesAt(req.startedAt)) return 'late';
   const late = state.sim.peek({ ...req, unknownFirstBytes: 'late' });
   if (!late.blocks.some((b) => b.reason === 'concurrent')) return 'late';
   if (read !== null && read <= late.readTokens) return 'late';

@@ -114,6 +114,13 @@ export class CacheSimulator {
   private entries = new Map<string, Entry>();
   private seen = new Map<string, Entry>();
   private lastStartedAt: number | null = null;
+  /** The latest `lateReadableAt` ever set: a request starting at or after it sees every write alike either way. */
+  private uncertain = Number.NEGATIVE_INFINITY;
+
+  /** Whether `unknownFirstBytes` can change anything for a request starting at `t`. */
+  hasUncertainWritesAt(t: number): boolean {
+    return t < this.uncertain;
+  }
 
   constructor(private readonly rules: CacheRules) {
     if (rules.ttls.length === 0) throw new SimulationError('invalid_rules', 'cache rules list no TTL');
@@ -161,6 +168,7 @@ export class CacheSimulator {
     sim.lastStartedAt = snap.lastStartedAt;
     sim.entries = new Map(snap.entries.map(([k, e]) => [k, { ...e }]));
     sim.seen = new Map(snap.seen.map(([k, e]) => [k, { ...e }]));
+    for (const [, e] of [...snap.entries, ...snap.seen]) if (e.lateReadableAt !== undefined) sim.uncertain = Math.max(sim.uncertain, e.lateReadableAt);
     return sim;
   }
 
@@ -395,7 +403,7 @@ export class CacheSimulator {
       }
       // The earliest this entry surely became readable: the sooner of the two writers' latest.
       const lateAt = Math.min(readable.late ?? readable.at, e.lateReadableAt ?? e.readableAt);
-      if (lateAt > e.readableAt) e.lateReadableAt = lateAt;
+      if (lateAt > e.readableAt) this.uncertain = Math.max(this.uncertain, (e.lateReadableAt = lateAt));
       else delete e.lateReadableAt;
       if (expiresAt > e.expiresAt) {
         e.expiresAt = expiresAt;
@@ -403,7 +411,9 @@ export class CacheSimulator {
       }
       return;
     }
-    store.set(key, { endToken, ttl: ttl.name, expiresAt, readableAt: readable.at, ...(readable.late !== undefined && readable.late > readable.at ? { lateReadableAt: readable.late } : {}), writtenBy: id });
+    const late = readable.late !== undefined && readable.late > readable.at;
+    if (late) this.uncertain = Math.max(this.uncertain, readable.late!);
+    store.set(key, { endToken, ttl: ttl.name, expiresAt, readableAt: readable.at, ...(late ? { lateReadableAt: readable.late } : {}), writtenBy: id });
   }
 
   /** Held entries past expiry can never be read again (time only moves forward). `seen` is kept forever. */
