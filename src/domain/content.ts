@@ -93,3 +93,37 @@ export const contentSchemaByKind = {
 export function isJsonKind(kind: ArtifactKind): kind is 'tools' | 'messages' {
   return kind === 'tools' || kind === 'messages';
 }
+
+/** A message list a provider would refuse for its tool calls: where, and why. */
+export interface ToolPairingProblem {
+  pointer: string;
+  detail: string;
+}
+
+const toolUseIds = (m: Message | undefined): string[] =>
+  m?.role === 'assistant' && Array.isArray(m.content) ? m.content.flatMap((b) => (b.type === 'tool_use' ? [b.id] : [])) : [];
+const toolResultIds = (m: Message): Array<{ id: string; j: number }> =>
+  Array.isArray(m.content) ? m.content.flatMap((b, j) => (b.type === 'tool_result' ? [{ id: b.tool_use_id, j }] : [])) : [];
+
+/**
+ * Providers take a tool result only as the answer to a call in the message just before it, and a call only
+ * when the next message answers it (every provider refuses the request otherwise): kept, such a list would
+ * break every later request that renders it. `before` is the message the list follows (a session's last);
+ * without one, results at the very start are not checked (they may answer a handle placed before them).
+ */
+export function toolPairingProblem(before: Message | undefined, list: Message[], pointer: string, checkStart = true): ToolPairingProblem | null {
+  for (let i = 0; i < list.length; i++) {
+    const prev = i === 0 ? before : list[i - 1];
+    const m = list[i]!;
+    const calls = toolUseIds(prev);
+    const results = toolResultIds(m);
+    if (i > 0 || checkStart) {
+      for (const r of results)
+        if (!calls.includes(r.id)) return { pointer: `${pointer}/${i}/content/${r.j}/tool_use_id`, detail: `answers no tool_use of the message before it ("${r.id}")` };
+    }
+    const answered = new Set(results.map((r) => r.id));
+    const open = calls.find((id) => !answered.has(id));
+    if (open !== undefined) return { pointer: `${pointer}/${i}`, detail: `must answer the tool_use "${open}" of the message before it with a tool_result` };
+  }
+  return null;
+}

@@ -5,6 +5,7 @@ import {
   contentSchemaByKind,
   isJsonKind,
   messageListSchema,
+  toolPairingProblem,
   type ArtifactKind,
   type Message,
   type ToolDefinition,
@@ -191,6 +192,7 @@ export class HandleService {
     const baseSegments = base
       ? this.segmentsOf(base.handle, base.version.version).map((s) => ({ ...s, path: [formatRef(id, 1), ...s.path] }))
       : [];
+    assertToolPairing(lastMessage(baseSegments), messages, '/messages');
     const next = this.sessionVersion(id, 1, baseSegments, messages, 0, base?.ref ?? null, undefined, now);
     if (base) next.pins.push({ toId: base.handle.id, toVersion: base.version.version });
     this.store.insertHandle(
@@ -213,6 +215,7 @@ export class HandleService {
         throw versionConflict(id, handle.latestVersion, ifMatch);
       const latest = this.mustGetVersion(id, handle.latestVersion);
       const previous = this.segmentsOf(handle, latest.version);
+      assertToolPairing(lastMessage(previous), messages, '/messages');
       const next = this.sessionVersion(id, latest.version + 1, previous, messages, latest.messageCount ?? 0, latest.base, this.previousOf(handle, latest.version), this.clock.now());
       const result = this.store.appendVersion(id, latest.version, next);
       this.invalidate();
@@ -425,11 +428,27 @@ export class HandleService {
 export function encodeArtifact(kind: ArtifactKind, content: unknown, pointer: string): Buffer {
   const parsed = contentSchemaByKind[kind].safeParse(content);
   if (!parsed.success) throw validationError(parsed.error, pointer, `content is not valid ${kind} content`);
+  if (kind === 'messages') {
+    // Inside one artifact: a result at its very start may answer a call placed before it.
+    const problem = toolPairingProblem(undefined, parsed.data as Message[], pointer, false);
+    if (problem) throw invalid(problem.pointer, problem.detail);
+  }
   if (isJsonKind(kind)) return Buffer.from(canonicalJson(parsed.data, pointer), 'utf8');
   const text = parsed.data as string;
   // Text is stored byte-exact; a lone surrogate has no UTF-8 encoding, so refuse rather than repair.
   if (hasLoneSurrogate(text)) throw invalid(pointer, 'text contains a lone UTF-16 surrogate (not valid Unicode)');
   return Buffer.from(text, 'utf8');
+}
+
+/** The last message a session's (or its base's) expansion ends with, if any. */
+function lastMessage(segments: PromptSegment[]): Message | undefined {
+  const last = segments.findLast((s) => s.section === 'messages');
+  return last?.section === 'messages' ? last.messages[last.messages.length - 1] : undefined;
+}
+
+function assertToolPairing(before: Message | undefined, messages: Message[], pointer: string): void {
+  const problem = toolPairingProblem(before, messages, pointer);
+  if (problem) throw invalid(problem.pointer, problem.detail);
 }
 
 function parseMessages(raw: unknown, pointer: string): Message[] {

@@ -188,6 +188,24 @@ describe('sessions', () => {
     expect(res.status).toBe(422);
     expect(res.json.errors[0].pointer).toBe('/base');
   });
+
+  it('refuses tool calls a provider would refuse: a result answering no call before it, a call the next message leaves unanswered', async () => {
+    const { client } = t.tenant();
+    const call = { role: 'assistant', content: [{ type: 'tool_use', id: 'call_1', name: 'lookup', input: { q: 'x' } }] };
+    const result = (id: string) => ({ role: 'user', content: [{ type: 'tool_result', tool_use_id: id, content: 'found' }] });
+    const ses = (await client.post('/v1/sessions', { messages: [{ role: 'user', content: 'find x' }, call] })).json;
+    // The call is the session's last message: the next append must answer it, with its id.
+    const unanswered = await client.post(`/v1/sessions/${ses.id}/messages`, { messages: [{ role: 'user', content: 'never mind' }] });
+    expect(unanswered.json.errors).toEqual([{ pointer: '/messages/0', detail: 'must answer the tool_use "call_1" of the message before it with a tool_result' }]);
+    const wrongId = await client.post(`/v1/sessions/${ses.id}/messages`, { messages: [result('call_9')] });
+    expect(wrongId.json.errors).toEqual([{ pointer: '/messages/0/content/0/tool_use_id', detail: 'answers no tool_use of the message before it ("call_9")' }]);
+    expect((await client.get(`/v1/handles/${ses.id}`)).json.latest_version).toBe(1);
+    expect((await client.post(`/v1/sessions/${ses.id}/messages`, { messages: [result('call_1'), { role: 'assistant', content: 'x is 4' }] })).status).toBe(201);
+    // Inside one batch, and inside a messages artifact (whose first result may answer a call placed before it).
+    expect((await client.post(`/v1/sessions/${ses.id}/messages`, { messages: [{ role: 'user', content: 'again' }, call, { role: 'user', content: 'no' }] })).json.errors[0].pointer).toBe('/messages/2');
+    expect((await client.post('/v1/artifacts', { kind: 'messages', content: [call, { role: 'user', content: 'no' }] })).json.errors[0].pointer).toBe('/content/1');
+    expect((await client.post('/v1/artifacts', { kind: 'messages', content: [result('call_1'), { role: 'assistant', content: 'ok' }] })).status).toBe(201);
+  });
 });
 
 describe('expansion', () => {
