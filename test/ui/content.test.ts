@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { waterfallRows } from '../../src/http/ui/charts';
+import { captureTrendChart, waterfallRows } from '../../src/http/ui/charts';
 import { diffPair, markFindings } from '../../src/http/ui/content';
 import { usd } from '../../src/http/ui/format';
 
@@ -60,5 +60,18 @@ describe('usd', () => {
     expect(usd(0.000159)).toBe('$0.000159');
     expect(usd(-0.5)).toBe('−$0.50');
     expect(usd(0.00844)).toBe('$0.00844');
+  });
+});
+
+describe('captureTrendChart', () => {
+  it('labels days far enough apart not to overlap, always the last one', async () => {
+    for (const n of [7, 13, 25, 40, 62]) {
+      const days = Array.from({ length: n }, (_, i) => ({ day: new Date(Date.UTC(2026, 9, 1) + i * 86_400_000).toISOString().slice(0, 10), opportunity: 1, captured: 1, unknown: 0, rate: 1, money: 0 }));
+      const svg = await str(captureTrendChart(days, 't'));
+      const xs = [...svg.matchAll(/<text x="([\d.]+)" y="[\d.]+" text-anchor="middle" class="tick">(\d\d-\d\d)</g)].map((m) => ({ x: Number(m[1]), day: m[2] }));
+      expect(xs.at(-1)!.day, String(n)).toBe(days.at(-1)!.day.slice(5));
+      // A label is 5 characters, about 34 px at this size.
+      for (let i = 1; i < xs.length; i++) expect(xs[i]!.x - xs[i - 1]!.x, `${n} days`).toBeGreaterThan(34);
+    }
   });
 });

@@ -150,7 +150,9 @@ ${[0, 0.5, 1].map((f) => html`<line x1="${left}" y1="${px(y(f))}" x2="${W - righ
 ${days.map((d, i) => {
     const cx = left + slot * i + slot / 2;
     const x0 = px(cx - barW / 2);
-    const label = i % every === 0 || i === days.length - 1 ? html`<text x="${px(cx)}" y="${H - bottom + 16}" text-anchor="middle" class="tick">${d.day.slice(5)}</text>` : '';
+    // Every `every`th day and the last; a tick too close before the last one gives way (labels would overlap).
+    const last = days.length - 1;
+    const label = i === last || (i % every === 0 && last - i >= Math.ceil(every / 2)) ? html`<text x="${px(cx)}" y="${H - bottom + 16}" text-anchor="middle" class="tick">${d.day.slice(5)}</text>` : '';
     if (d.opportunity === 0)
       return html`<g data-day="${d.day}" data-rate=""><title>${d.day}: no opportunity (no repeated handle content)</title><rect x="${x0}" y="${y(0) - 2}" width="${px(barW)}" height="2" fill="#cbd5e1"/>${label}</g>`;
     const unknown = d.unknown ? `; ${tok(d.unknown)} with unknown capture (no cache fields), left out of the rate` : '';
