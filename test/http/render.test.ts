@@ -100,6 +100,15 @@ describe('POST /v1/render', () => {
       expect(b!.blocks).toBe(a!.blocks);
       expect(res.json.warnings.map((w: { code: string; segment: number }) => [w.code, w.segment])).toEqual([['repeated_handle', 1]]);
     }
+    // The bytes are those of the copies as one segment (renderer version 1): one mark, after the last copy,
+    // and the minimum checked over one copy's tokens, so a second copy adds no mark either.
+    const sys = await mintArtifact(client, 'system', 'You are the support agent for a large handbook. '.repeat(160));
+    const twice = await render(client, 'anthropic', { model: 'claude-sonnet-4-5', prefix: [sys.id, sys.id], messages: [{ role: 'user', content: 'hi' }] });
+    expect(twice.json.body.system.map((b: { cache_control?: unknown }) => b.cache_control !== undefined)).toEqual([false, true]);
+    const doc = await mintArtifact(client, 'document', 'Doc text. '.repeat(300));
+    const small = await render(client, 'openai-chat', { model: 'gpt-5.6', prefix: [doc.id, doc.id], messages: [{ role: 'user', content: 'hi' }] });
+    expect(small.json.segments[1].token_end).toBeGreaterThan(1024);
+    expect(small.json.breakpoints).toEqual([]);
   });
 
   it('expands handle blocks in place: tools, messages and text content', async () => {

@@ -594,7 +594,15 @@ function chooseTtl(model: ModelEntry, wanted: string | undefined): string {
  */
 function chooseBreakpoints(segs: RenderedSegment[], slots: number, model: ModelEntry, markable: (i: number) => boolean = () => true): number[] {
   if (slots <= 0) return [];
-  const handle = (i: number) => segs[i]!.source !== 'inline' && markable(i);
+  // A handle named twice in a row is two segments but one place to mark: its last copy's end (as when the
+  // copies were one segment; a mark between them would move rendered bytes).
+  const same = (a: RenderedSegment, b: RenderedSegment | undefined) => b !== undefined && b.source === a.source && b.section === a.section && b.path.join() === a.path.join();
+  const repeatedNext = (i: number) => same(segs[i]!, segs[i + 1]);
+  const handle = (i: number) => segs[i]!.source !== 'inline' && markable(i) && !repeatedNext(i);
+  // The minimum is checked over the copies counted once, as it was when they were one segment: otherwise a
+  // second copy could lift a prefix over the minimum and add a mark, moving rendered bytes.
+  const endOnce: number[] = [];
+  segs.forEach((s, i) => endOnce.push((endOnce[i - 1] ?? 0) + (repeatedNext(i) ? 0 : s.token_end - s.token_start)));
   const idx = segs.map((_, i) => i).filter(handle);
   const lastOf = (pred: (s: RenderedSegment) => boolean) => [...idx].reverse().find((i) => pred(segs[i]!));
   const candidates = [
@@ -609,7 +617,7 @@ function chooseBreakpoints(segs: RenderedSegment[], slots: number, model: ModelE
   ];
   const chosen: number[] = [];
   for (const c of candidates) {
-    if (c === undefined || chosen.includes(c) || segs[c]!.token_end < model.cache.minTokens) continue;
+    if (c === undefined || chosen.includes(c) || endOnce[c]! < model.cache.minTokens) continue;
     chosen.push(c);
     if (chosen.length === slots) break;
   }
