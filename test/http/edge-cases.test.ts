@@ -239,6 +239,38 @@ describe('reconciliation edge cases', () => {
     }
   });
 
+  it('a group commit that fails while later reads of the same write wait behind it: the write is never counted read twice', async () => {
+    t = createTestApp();
+    const me = t.tenant();
+    const sys = await mintSystem(me.client, LONG_SYSTEM);
+    const doc = await mintArtifact(me.client, 'document', 'Document A body. '.repeat(400));
+    const b = await mintBundle(me.client, [sys.id, doc.id]);
+    const turn = async (q: string) => (await render(me, { model: 'claude-sonnet-4-5', prefix: [b.id], messages: [{ role: 'user', content: q }] })).json;
+    const w = await turn('q0');
+    const all = w.breakpoints[w.breakpoints.length - 1].token_end;
+    const sysEnd = w.segments.find((s: { source: string }) => s.source === `${sys.id}@1`).token_end;
+    const total = (r: { segments: Array<{ token_end: number }> }) => r.segments[r.segments.length - 1]!.token_end;
+    const at = (dt: number) => ({ started_at: t.clock.now() + dt, first_byte_at: t.clock.now() + dt + 10, finished_at: t.clock.now() + dt + 20 });
+    expect((await me.client.post('/v1/usage', { request_id: w.request_id, usage: anthropicUsage(total(w), 0, all), ...at(0) })).status).toBe(201);
+    t.clock.advance(30_000);
+    const [r1, r2, r3] = [await turn('q1'), await turn('q2'), await turn('q3')];
+    await t.services.writes.idle();
+    // The first reader's commit is not made durable; the second reader's batch waits behind it.
+    const store = (t.services.writes as unknown as { store: { durable: () => Promise<void> } }).store;
+    const durable = store.durable.bind(store);
+    let fail = true;
+    store.durable = () => (fail ? ((fail = false), new Promise((_, reject) => setTimeout(() => reject(new Error('fsync failed')), 50))) : durable());
+    const p1 = me.client.post('/v1/usage', { request_id: r1.request_id, usage: anthropicUsage(total(r1), sysEnd, 0), ...at(0) });
+    await new Promise((r) => setTimeout(r, 10));
+    const p2 = me.client.post('/v1/usage', { request_id: r2.request_id, usage: anthropicUsage(total(r2), all, 0), ...at(1) });
+    expect([(await p1).status, (await p2).status]).toEqual([500, 201]);
+    await me.client.post('/v1/usage', { request_id: r3.request_id, usage: anthropicUsage(total(r3), all, 0), ...at(2) });
+    const money = (await me.client.get('/v1/reports')).json.money;
+    expect(money.write_premiums_paid).toBeGreaterThan(0);
+    const read = t.sqlite.prepare("select sum(write_premium_read) from rollups where handle_id = '*'").pluck().get() as number;
+    expect(read).toBeLessThanOrEqual(money.write_premiums_paid + 1e-9);
+  });
+
   it('a write read by a later record of the same batch is counted as read', async () => {
     const { me, sys, r1, r2, total, cached, start } = await twoCalls();
     const res = await me.client.post('/v1/usage/batch', {

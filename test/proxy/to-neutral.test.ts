@@ -139,6 +139,8 @@ describe('turnMessages: OpenAI chat', () => {
     expect(turnMessages('openai-chat', { messages: [{ role: 'user', content: [image('auto')] }] })).toHaveLength(1);
     const named = refusal(() => turnMessages('openai-chat', { messages: [{ role: 'user', name: 'alice', content: 'hi' }] }));
     expect(named.errors).toEqual([{ pointer: '/messages/0/name', detail: expect.stringContaining('a message name cannot be kept') }]);
+    // Clients that send null for "none" lose nothing.
+    expect(turnMessages('openai-chat', { messages: [{ role: 'user', name: null, content: [image(undefined)] }] })).toHaveLength(1);
     const responses = refusal(() => turnMessages('openai-responses', { input: [{ role: 'user', content: [{ type: 'input_image', image_url: `data:image/png;base64,${PNG}`, detail: 'high' }] }] }));
     expect(responses.errors[0]!.pointer).toBe('/input/0/content/0/detail');
   });

@@ -70,11 +70,11 @@ export function replyMessage(format: ProxyFormat, response: unknown): Message | 
 // Fields the neutral shape has no place for. Dropped, they would change later turns silently: an image
 // resent at another detail (and price), a participant's name lost. "auto" is the default: nothing is lost.
 function keepsNoDetail(detail: unknown, at: string): void {
-  if (detail !== undefined && detail !== 'auto') unsupported(at, `an image detail ("${String(detail)}")`);
+  if (detail !== undefined && detail !== null && detail !== 'auto') unsupported(at, `an image detail ("${String(detail)}")`);
 }
 
 function keepsNoName(m: Json, at: string): void {
-  if (m.name !== undefined) unsupported(`${at}/name`, 'a message name');
+  if (m.name !== undefined && m.name !== null) unsupported(`${at}/name`, 'a message name');
 }
 
 function unsupported(at: string, what: string): never {

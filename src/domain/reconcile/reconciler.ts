@@ -443,7 +443,10 @@ export class Reconciler {
       (e: unknown) => {
         // Memory is ahead of the database now: rebuild scopes from what was committed.
         this.scopes.reset();
-        this.rebuildPending();
+        // Its own write never landed. A mark it made stays marked in memory: rebuilt from the database, the
+        // marks of batches queued behind it would be forgotten and counted again. (The read it recorded is then
+        // neither read nor pending: it shows as unread, never twice as read.)
+        this.pendingPremiums.forget(write.request.id);
         this.readWhole.clear();
         this.inFlight.delete(write.request.id);
         // The database allows one reconciliation per request: another process (sharing the file) was first.

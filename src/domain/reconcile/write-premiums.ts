@@ -81,16 +81,30 @@ export interface PendingRow {
  */
 export class PendingPremiums {
   private readonly writes = new Map<string, PendingWrite>();
+  /** Writer ids per tenant: a tenant's report walks its own writes only. */
+  private readonly byTenant = new Map<string, Set<string>>();
   private sweepAt = 1024;
 
   set(writerId: string, write: PendingWrite, now: number): void {
-    if (write.parts.length === 0) this.writes.delete(writerId);
-    else this.writes.set(writerId, write);
+    if (write.parts.length === 0) return this.forget(writerId);
+    this.writes.set(writerId, write);
+    let ids = this.byTenant.get(write.tenantId);
+    if (!ids) this.byTenant.set(write.tenantId, (ids = new Set()));
+    ids.add(writerId);
     // Without reports to prune it, the map is swept whenever it has doubled.
     if (this.writes.size >= this.sweepAt) {
-      for (const [id, w] of this.writes) if (w.expiresAt <= now) this.writes.delete(id);
+      for (const [id, w] of this.writes) if (w.expiresAt <= now) this.forget(id);
       this.sweepAt = Math.max(1024, this.writes.size * 2);
     }
+  }
+
+  forget(writerId: string): void {
+    const w = this.writes.get(writerId);
+    if (!w) return;
+    this.writes.delete(writerId);
+    const ids = this.byTenant.get(w.tenantId);
+    ids?.delete(writerId);
+    if (ids?.size === 0) this.byTenant.delete(w.tenantId);
   }
 
   /** The parts still unread, when the write is still pending here. */
@@ -101,12 +115,12 @@ export class PendingPremiums {
   /** A tenant's pending premiums at `now`, one row per rollup key; writes past their TTL are dropped. */
   rows(tenantId: string, now: number): PendingRow[] {
     const out: PendingRow[] = [];
-    for (const [id, w] of this.writes) {
+    for (const id of [...(this.byTenant.get(tenantId) ?? [])]) {
+      const w = this.writes.get(id)!;
       if (w.expiresAt <= now) {
-        this.writes.delete(id);
+        this.forget(id);
         continue;
       }
-      if (w.tenantId !== tenantId) continue;
       for (const [key, premium] of premiumByKey(w.parts)) {
         const at = key.lastIndexOf('@');
         out.push({ handle_id: key.slice(0, at), version: Number(key.slice(at + 1)), day: w.day, model: w.model, write_premium_pending: premium });
@@ -117,5 +131,6 @@ export class PendingPremiums {
 
   clear(): void {
     this.writes.clear();
+    this.byTenant.clear();
   }
 }

@@ -36,7 +36,7 @@ const UsageRecord = z
     response: z.record(z.string(), z.unknown()).optional().openapi({ description: 'Or the whole response body as received.' }),
     model: z.string().optional(),
     started_at: time.optional().openapi({ description: 'Epoch ms or RFC 3339; defaults to the render time.' }),
-    first_byte_at: time.optional().openapi({ description: 'When the answer started; defaults to finished_at.' }),
+    first_byte_at: time.optional().openapi({ description: "When the answer started. Not given, it is unknown (shown as finished_at): a later call's provider receipt decides whether this call's cache write was readable when that call started." }),
     finished_at: time.optional().openapi({ description: 'Defaults to receipt time; when started_at is given (an import), to first_byte_at or started_at. At most 5 minutes ahead of the service clock.' }),
     diagnostics: z.unknown().optional().openapi({ description: "The provider's own cache-miss explanation, if any." }),
   })
