@@ -10,7 +10,7 @@ import { DomainError, invalid, notFound } from '../errors';
 import { parseRef } from '../ids';
 import { Lru } from '../lru';
 import type { Breakpoint, RenderedSegment, RequestFormat } from '../render/request';
-import type { SimOutcome, SimRequest } from '../simulator/cache';
+import type { SimOutcome, SimPlan, SimRequest } from '../simulator/cache';
 import { extractDiagnostics, normalizeUsage, UsageShapeError } from '../usage/normalize';
 import type { NormalizedUsage, UsageProvider } from '../usage/types';
 import { anchorLengths, overlap, scaleLengths } from './attribution';
@@ -256,8 +256,9 @@ export class Reconciler {
     const seenBefore = segments.map((s) => s.source !== 'inline' && state.seenSources.has(s.source));
     const lastBySource = new Map(state.lastRequestBySource);
     const writer = (o: SimOutcome) => (o.hitBlock !== null ? state.sim.writerOf(blocks[o.hitBlock]!.key) : undefined);
-    simAt.unknownFirstBytes = unknownFirstBytes(state, { id: request.id, ...simAt, blocks }, usage.cache_fields_reported ? (usage.cache_read_tokens ?? 0) : null);
-    const outcomeSim = advance(state, request, blocks, simAt);
+    const chosen = unknownFirstBytes(state, { id: request.id, ...simAt, blocks }, usage.cache_fields_reported ? (usage.cache_read_tokens ?? 0) : null);
+    simAt.unknownFirstBytes = chosen.mode;
+    const outcomeSim = advance(state, request, blocks, simAt, chosen.plan);
     const readFrom = writer(outcomeSim);
 
     const written = usage.cache_write_tokens ?? (read === null ? null : 0);
@@ -370,6 +371,11 @@ export class Reconciler {
       if (!row || row.writeRead || !row.writePremium) return null;
       const stored = row.writePremium as Partial<StoredPremium>;
       writer = { tenantId: row.tenantId, model: row.model, day: Math.floor((row.startedAt ?? row.renderedAt) / DAY), expiresAt: stored.expires_at ?? 0, parts: partsOf(row.writePremium) };
+    }
+    // A writer that paid no premium (or has none left) need not be looked up again.
+    if (writer.parts.length === 0) {
+      this.readWhole.set(writerId, true);
+      return null;
     }
     const { read, left } = readUpTo(writer.parts, readEnd);
     if (read.size === 0) return null;
@@ -502,13 +508,13 @@ function prices(model: ModelEntry, usage: NormalizedUsage, readEnd: number) {
  * that allows — its receipt shows the write was readable (`early`). Without a receipt, `early`: the tokens
  * are then `unknown`, not a leak we cannot show.
  */
-function unknownFirstBytes(state: ScopeState, req: SimRequest, read: number | null): 'early' | 'late' {
-  if (!state.sim.hasUncertainWritesAt(req.startedAt)) return 'late';
-  const late = state.sim.peek({ ...req, unknownFirstBytes: 'late' });
-  if (!late.blocks.some((b) => b.reason === 'concurrent')) return 'late';
-  if (read !== null && read <= late.readTokens) return 'late';
-  const early = state.sim.peek({ ...req, unknownFirstBytes: 'early' });
-  return early.readTokens > late.readTokens ? 'early' : 'late';
+function unknownFirstBytes(state: ScopeState, req: SimRequest, read: number | null): { mode: 'early' | 'late'; plan?: SimPlan } {
+  if (!state.sim.hasUncertainWritesAt(req.startedAt)) return { mode: 'late' };
+  const late = state.sim.plan({ ...req, unknownFirstBytes: 'late' });
+  if (!late.outcome.blocks.some((b) => b.reason === 'concurrent')) return { mode: 'late', plan: late };
+  if (read !== null && read <= late.outcome.readTokens) return { mode: 'late', plan: late };
+  const early = state.sim.plan({ ...req, unknownFirstBytes: 'early' });
+  return early.outcome.readTokens > late.outcome.readTokens ? { mode: 'early', plan: early } : { mode: 'late', plan: late };
 }
 
 /** How far ahead of our clock a report's times may be: client clocks drift. */

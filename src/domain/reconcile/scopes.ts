@@ -3,7 +3,7 @@ import type { ModelCatalog } from '../catalog/catalog';
 import type { CacheRules, ModelEntry } from '../catalog/types';
 import { Lru } from '../lru';
 import type { Breakpoint, RenderedSegment } from '../render/request';
-import { CacheSimulator, type SimBlock, type SimOutcome, type SimRequest } from '../simulator/cache';
+import { CacheSimulator, type SimBlock, type SimOutcome, type SimPlan, type SimRequest } from '../simulator/cache';
 import { splitEvenly } from './attribution';
 
 /** What one cache scope has seen: its simulated provider cache and which content recurred. */
@@ -98,8 +98,9 @@ export function reconcilingRules(model: ModelEntry): CacheRules {
 }
 
 /** Applies one request to a scope: the simulated cache, and which sources it has now seen. */
-export function advance(state: ScopeState, row: Pick<RequestRow, 'id' | 'segments'>, blocks: SimBlock[], at: SimTimes): SimOutcome {
-  const outcome = state.sim.apply({ id: row.id, ...at, blocks });
+export function advance(state: ScopeState, row: Pick<RequestRow, 'id' | 'segments'>, blocks: SimBlock[], at: SimTimes, planned?: SimPlan): SimOutcome {
+  // A plan the caller already evaluated for these times is recorded as it is, not evaluated again.
+  const outcome = planned ? (planned.commit(), planned.outcome) : state.sim.apply({ id: row.id, ...at, blocks });
   for (const s of row.segments as RenderedSegment[]) {
     if (s.source === 'inline') continue;
     state.seenSources.add(s.source);

@@ -103,7 +103,8 @@ const RANK: Record<Exclude<MissReason, 'granularity'>, number> = {
   lookback: 5,
 };
 
-interface Evaluation {
+/** A request's outcome, and the step that records it (to commit the one chosen among several). */
+export interface SimPlan {
   outcome: SimOutcome;
   commit: () => void;
 }
@@ -150,6 +151,11 @@ export class CacheSimulator {
     return this.evaluate(req).outcome;
   }
 
+  /** The outcome of `req`, recorded only if `commit` is called (before any other request is applied). */
+  plan(req: SimRequest): SimPlan {
+    return this.evaluate(req);
+  }
+
   snapshot(): unknown {
     const byKey = (a: [string, Entry], b: [string, Entry]) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
     const copy = (m: Map<string, Entry>) => [...m].map(([k, e]): [string, Entry] => [k, { ...e }]).sort(byKey);
@@ -172,7 +178,7 @@ export class CacheSimulator {
     return sim;
   }
 
-  private evaluate(req: SimRequest): Evaluation {
+  private evaluate(req: SimRequest): SimPlan {
     validateRequest(req);
     if (this.lastStartedAt !== null && req.startedAt < this.lastStartedAt) {
       throw new SimulationError(
@@ -268,6 +274,14 @@ export class CacheSimulator {
           if (end(j) >= min) this.touch(this.entries, key(j), end(j), this.defaultTtl, t, readable, req.id);
         }
       }
+      // Read as `early`, the prefix read was readable by now: its writers' unknown first bytes are settled.
+      if (!late && match !== null)
+        for (let j = 0; j <= match; j++)
+          for (const e of [this.entries.get(key(j)), this.seen.get(key(j))]) {
+            if (e?.lateReadableAt === undefined || e.lateReadableAt <= t) continue;
+            if (t > e.readableAt) e.lateReadableAt = t;
+            else delete e.lateReadableAt;
+          }
       const shadowTtl = this.coveringTtls(n, marks, markTtl);
       for (let j = 0; j < n; j++) this.touch(this.seen, key(j), end(j), shadowTtl[j]!, t, readable, req.id);
     };
