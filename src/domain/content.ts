@@ -106,6 +106,28 @@ const toolResultIds = (m: Message): Array<{ id: string; j: number }> =>
   Array.isArray(m.content) ? m.content.flatMap((b, j) => (b.type === 'tool_result' ? [{ id: b.tool_use_id, j }] : [])) : [];
 
 /**
+ * Calls only from the assistant, results only from the user and ahead of its other blocks (Anthropic), each id
+ * once: the other formats cannot render the rest (a call in a user message has no OpenAI chat form at all).
+ */
+function toolPlacementProblem(m: Message, at: string): ToolPairingProblem | null {
+  if (!Array.isArray(m.content)) return null;
+  const seen = new Set<string>();
+  let other = false;
+  for (const [j, b] of m.content.entries()) {
+    if (b.type === 'tool_use' || b.type === 'tool_result') {
+      const where = `${at}/content/${j}`;
+      if (b.type === 'tool_use' && m.role !== 'assistant') return { pointer: where, detail: 'a tool_use comes from the assistant' };
+      if (b.type === 'tool_result' && m.role !== 'user') return { pointer: where, detail: 'a tool_result comes from the user' };
+      if (b.type === 'tool_result' && other) return { pointer: where, detail: "tool_result blocks come before the message's other blocks" };
+      const id = b.type === 'tool_use' ? b.id : b.tool_use_id;
+      if (seen.has(id)) return { pointer: where, detail: `"${id}" appears twice in this message` };
+      seen.add(id);
+    } else other = true;
+  }
+  return null;
+}
+
+/**
  * Providers take a tool result only as the answer to a call in the message just before it, and a call only
  * when the next message answers it (every provider refuses the request otherwise): kept, such a list would
  * break every later request that renders it. `before` is the message the list follows (a session's last);
@@ -115,6 +137,8 @@ export function toolPairingProblem(before: Message | undefined, list: Message[],
   for (let i = 0; i < list.length; i++) {
     const prev = i === 0 ? before : list[i - 1];
     const m = list[i]!;
+    const placement = toolPlacementProblem(m, `${pointer}/${i}`);
+    if (placement) return placement;
     const calls = toolUseIds(prev);
     const results = toolResultIds(m);
     if (i > 0 || checkStart) {

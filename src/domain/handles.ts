@@ -225,6 +225,17 @@ export class HandleService {
     }
   }
 
+  /**
+   * Refuses a turn the session could not take after it: tool calls that do not pair with its last message (the
+   * provider would refuse the request too). `exact`: the turn's messages are the body's, one for one, so the
+   * pointer can name the block; otherwise it names the list.
+   */
+  checkTurn(tenantId: string, sessionId: string, version: number, messages: Message[], pointer: string, exact: boolean): void {
+    const handle = this.liveHandle(tenantId, sessionId, 'session');
+    const problem = toolPairingProblem(lastMessage(this.segmentsOf(handle, version)), messages, pointer);
+    if (problem) throw invalid(exact ? problem.pointer : pointer, exact ? problem.detail : `${problem.detail} (message ${problem.pointer.slice(pointer.length + 1).split('/')[0]} of this turn)`);
+  }
+
   private sessionVersion(
     id: string,
     version: number,

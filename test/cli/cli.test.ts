@@ -222,19 +222,23 @@ describe('prefix-handles CLI', () => {
       call(2, anthropicUsage(total, 0, 0), { request: { ...request, prefix: ['art_AAAAAAAAAAAAAAAAAAAAA'] } }),
       call(3, { tokens: 'many' }),
       call(4, {}),
+      call(5, anthropicUsage(total, 0, 0), { started_at: 1764633600 }),
+      call(6, anthropicUsage(total, 0, 0), { first_byte_at: start }),
     ];
     const r = await cli(['import', file('calls.jsonl', `${lines.join('\n')}\n\n`)], { key });
     expect(r.code, r.err).toBe(1);
-    expect(r.out).toContain('6 lines, 2 accepted, 4 rejected');
+    expect(r.out).toContain('8 lines, 2 accepted, 6 rejected');
+    expect(r.out).toMatch(/^ {2}line 7: "started_at" is before 1973: epoch milliseconds are expected, this looks like seconds$/m);
+    expect(r.out).toMatch(/^ {2}line 8: times must satisfy started_at <= first_byte_at <= finished_at$/m);
     expect(r.out).toMatch(/^ {2}line 3: not valid JSON/m);
     expect(r.out).toMatch(/^ {2}line 4: not_found: .*art_AAAAAAAAAAAAAAAAAAAAA.*\(\/request\/prefix\/0\)/m);
     expect(r.out).toMatch(/^ {2}line 5: invalid_request: .*\(\/response/m);
     expect(r.out).toMatch(/^ {2}line 6: invalid_request: the usage cannot be read \(\/response\/usage\/input_tokens: input_tokens is missing\)$/m);
-    // A line whose usage would be refused is refused before it is rendered: no request is left unreconciled.
+    // A line whose usage or times would be refused is refused before it is rendered: no request is left unreconciled.
     expect(t.sqlite.prepare("select count(*) from requests where status = 'rendered'").pluck().get()).toBe(1);
     expect(r.out).not.toMatch(/line [12]:/);
     // Not a terminal: plain progress lines, no carriage returns.
-    expect(r.err).toContain('import: 6/6 lines read, 2 accepted, 4 rejected');
+    expect(r.err).toContain('import: 8/8 lines read, 2 accepted, 6 rejected');
     expect(r.err).not.toContain('\r');
 
     const rep = (await client.get(`/v1/reports/handles/${sys.id}`)).json;

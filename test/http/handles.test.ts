@@ -205,6 +205,18 @@ describe('sessions', () => {
     expect((await client.post(`/v1/sessions/${ses.id}/messages`, { messages: [{ role: 'user', content: 'again' }, call, { role: 'user', content: 'no' }] })).json.errors[0].pointer).toBe('/messages/2');
     expect((await client.post('/v1/artifacts', { kind: 'messages', content: [call, { role: 'user', content: 'no' }] })).json.errors[0].pointer).toBe('/content/1');
     expect((await client.post('/v1/artifacts', { kind: 'messages', content: [result('call_1'), { role: 'assistant', content: 'ok' }] })).status).toBe(201);
+    // Calls come from the assistant, results from the user and first in it, each id once: other formats cannot render the rest.
+    const use = { type: 'tool_use', id: 't1', name: 'f', input: {} };
+    const res1 = { type: 'tool_result', tool_use_id: 't1', content: 'r' };
+    for (const [messages, pointer, detail] of [
+      [[{ role: 'user', content: [use] }], '/messages/0/content/0', 'a tool_use comes from the assistant'],
+      [[{ role: 'user', content: 'q' }, { role: 'assistant', content: [use, res1] }], '/messages/1/content/1', 'a tool_result comes from the user'],
+      [[{ role: 'user', content: 'q' }, { role: 'assistant', content: [use, use] }], '/messages/1/content/1', '"t1" appears twice in this message'],
+      [[{ role: 'user', content: 'q' }, { role: 'assistant', content: [use] }, { role: 'user', content: [{ type: 'text', text: 'here' }, res1] }], '/messages/2/content/1', "tool_result blocks come before the message's other blocks"],
+    ] as const) {
+      const res = await client.post('/v1/sessions', { messages });
+      expect(res.json.errors, pointer).toEqual([{ pointer, detail }]);
+    }
   });
 });
 

@@ -3,7 +3,7 @@
 // server-side state, and the handle report that results — a cold first turn,
 // then captured reads confirmed by the (simulated) provider's own usage.
 
-import type Anthropic from '@anthropic-ai/sdk';
+import Anthropic from '@anthropic-ai/sdk';
 import type OpenAI from 'openai';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mintBundle, mintSystem, mintTools, startSession } from '../helpers/factories';
@@ -148,6 +148,17 @@ describe('a tool-using loop', () => {
     const first = await sdk.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 256, messages: [{ role: 'user', content: 'Weather in Oslo?' }] });
     expect(first.stop_reason).toBe('tool_use');
     h.clock.advance(MINUTE);
+    // A turn that does not answer the call (or answers another one) is refused before the provider is called.
+    const calls = h.tap.length;
+    for (const [content, pointer] of [
+      ['never mind', '/messages/0'],
+      [[{ type: 'tool_result', tool_use_id: 'toolu_bogus', content: 'x' }], '/messages/0/content/0/tool_use_id'],
+    ] as const) {
+      const refused = await sdk.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 256, messages: [{ role: 'user', content: content as never }] }).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(Anthropic.UnprocessableEntityError);
+      expect((refused as { error: { errors: Array<{ pointer: string }> } }).error.errors[0]!.pointer).toBe(pointer);
+    }
+    expect(h.tap.length).toBe(calls);
     await sdk.messages.create({
       model: 'claude-sonnet-4-6',
       max_tokens: 256,

@@ -29,6 +29,19 @@ const blocksOf = (m: Msg | undefined) => (m && Array.isArray(m.content) ? m.cont
  */
 function paired(list: Msg[][]): Msg[][] {
   const all = list.flat();
+  // Calls only from the assistant, results only from the user and first in it, each id once in a message.
+  for (const m of all)
+    if (Array.isArray(m.content)) {
+      const ids = new Set<string | undefined>();
+      const kept = m.content.filter((b) => {
+        if (b.type === 'tool_use' && m.role !== 'assistant') return false;
+        if (b.type === 'tool_result' && m.role !== 'user') return false;
+        if (b.type !== 'tool_use' && b.type !== 'tool_result') return true;
+        const id = b.id ?? b.tool_use_id;
+        return ids.has(id) ? false : (ids.add(id), true);
+      });
+      m.content = [...kept.filter((b) => b.type === 'tool_result'), ...kept.filter((b) => b.type !== 'tool_result')];
+    }
   all.forEach((m, k) => {
     const prev = all[k - 1];
     const calls = new Set(prev?.role === 'assistant' ? blocksOf(prev).filter((b) => b.type === 'tool_use').map((b) => b.id) : []);

@@ -131,8 +131,27 @@ function parseCall(s: string): Call | string {
   const missing = ['format', 'request', 'started_at'].filter((k) => (v as Record<string, unknown>)[k] === undefined);
   if (c.response === undefined && c.usage === undefined) missing.push('response');
   if (missing.length) return `missing ${missing.map((k) => `"${k}"`).join(', ')}`;
-  if (typeof c.started_at === 'string' ? Number.isNaN(Date.parse(c.started_at)) : typeof c.started_at !== 'number') return '"started_at" is not epoch ms or RFC 3339';
-  return usageProblem(c) ?? c;
+  return timeProblem(c) ?? usageProblem(c) ?? c;
+}
+
+/** Epoch ms before 1973 are refused by the service (they look like seconds). */
+const MIN_EPOCH_MS = 1e11;
+
+/**
+ * The line's times as the service will check them, but for "in the future" (the service's clock decides
+ * that): refused before rendering, as an unreadable usage is.
+ */
+function timeProblem(c: Call): string | null {
+  const times: number[] = [];
+  for (const key of ['started_at', 'first_byte_at', 'finished_at'] as const) {
+    const v = c[key];
+    if (v === undefined) continue;
+    const ms = typeof v === 'string' ? Date.parse(v) : typeof v === 'number' && Number.isInteger(v) ? v : Number.NaN;
+    if (Number.isNaN(ms)) return `"${key}" is not epoch ms or RFC 3339`;
+    if (ms < MIN_EPOCH_MS) return `"${key}" is before 1973${typeof v === 'number' && v > 0 ? ': epoch milliseconds are expected, this looks like seconds' : ''}`;
+    times.push(ms);
+  }
+  return times.every((t, i) => i === 0 || times[i - 1]! <= t) ? null : 'times must satisfy started_at <= first_byte_at <= finished_at';
 }
 
 const PROVIDERS = new Set<string>(['anthropic', 'openai-chat', 'openai-responses', 'gemini']);

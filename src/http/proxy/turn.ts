@@ -72,6 +72,8 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
   const caller = inspectBody(text);
   const session = sessionOf(c, services, tenantId);
   const turn = session ? turnMessages(format, caller.value) : [];
+  // A turn whose tool calls do not pair with the session's history: refused before money is spent.
+  if (session) services.handles.checkTurn(tenantId, session.id, session.version, turn, format === 'openai-responses' ? '/input' : '/messages', format === 'anthropic');
   // OpenAI chat streams report usage only when asked; the extra chunk is hidden again from a caller who did not ask.
   const hideUsageChunk = format === 'openai-chat' && caller.stream && !callerAskedForUsage(caller.value);
   const prefix = (headerOf(c, 'x-ph-prefix') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
