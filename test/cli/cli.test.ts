@@ -183,6 +183,7 @@ describe('prefix-handles CLI', () => {
     expect(tenantText.out.indexOf(b.id)).toBeLessThan(tenantText.out.indexOf(a.id));
     expect(rowB).toContain(usd(tenant.handles[0].money.leaked_savings));
     expect(rowB).toContain(percent(tenant.handles[0].capture_rate));
+    expect(tenantText.out).toMatch(/unread premiums +within TTL/);
 
     // A name with terminal control characters is shown escaped: it cannot clear the screen or recolour lines.
     const evil = (await client.post('/v1/artifacts', { kind: 'system', content: 'x', name: 'evil\u001b[2J\r' })).json;

@@ -178,7 +178,7 @@ function totalsText(t: Totals): string {
 
 function rowsTable(first: string, rows: Row[]): string {
   return table(
-    [first, 'requests', 'referenced', 'opportunity', 'captured', 'capture', 'leaked', 'realised', 'unread premiums'],
+    [first, 'requests', 'referenced', 'opportunity', 'captured', 'capture', 'leaked', 'realised', 'unread premiums', 'within TTL'],
     rows.map((r) => [
       r.label,
       tokens(r.requests),
@@ -189,7 +189,8 @@ function rowsTable(first: string, rows: Row[]): string {
       usd(r.money.leaked_savings),
       usd(r.money.realised_savings),
       usd(r.money.write_premiums_unread),
+      usd(r.money.write_premiums_pending),
     ]),
-    ['left', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right'],
+    ['left', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right'],
   );
 }
