@@ -441,8 +441,7 @@ export function encodeArtifact(kind: ArtifactKind, content: unknown, pointer: st
   if (!parsed.success) throw validationError(parsed.error, pointer, `content is not valid ${kind} content`);
   if (kind === 'messages') {
     // Inside one artifact: a result at its very start may answer a call placed before it.
-    const problem = toolPairingProblem(undefined, parsed.data as Message[], pointer, false);
-    if (problem) throw invalid(problem.pointer, problem.detail);
+    assertToolPairing(undefined, parsed.data as Message[], pointer, false);
   }
   if (isJsonKind(kind)) return Buffer.from(canonicalJson(parsed.data, pointer), 'utf8');
   const text = parsed.data as string;
@@ -457,8 +456,8 @@ function lastMessage(segments: PromptSegment[]): Message | undefined {
   return last?.section === 'messages' ? last.messages[last.messages.length - 1] : undefined;
 }
 
-function assertToolPairing(before: Message | undefined, messages: Message[], pointer: string): void {
-  const problem = toolPairingProblem(before, messages, pointer);
+function assertToolPairing(before: Message | undefined, messages: Message[], pointer: string, checkStart = true): void {
+  const problem = toolPairingProblem(before, messages, pointer, checkStart);
   if (problem) throw invalid(problem.pointer, problem.detail);
 }
 

@@ -3,7 +3,8 @@ import { ApiError, formatProblem, type Problem } from '../api';
 import { API_HELP, API_OPTIONS, CliError, type Command } from '../command';
 import { tokens } from '../table';
 import { normalizeUsage, UsageShapeError } from '../../domain/usage/normalize';
-import type { UsageProvider } from '../../domain/usage/types';
+import { MIN_EPOCH_MS } from '../../domain/clock';
+import { usageProviderOf } from '../../domain/usage/normalize';
 
 /** The service's batch limit is larger (PH_USAGE_BATCH_MAX); 500 keeps each request small. */
 const BATCH = 500;
@@ -134,9 +135,6 @@ function parseCall(s: string): Call | string {
   return timeProblem(c) ?? usageProblem(c) ?? c;
 }
 
-/** Epoch ms before 1973 are refused by the service (they look like seconds). */
-const MIN_EPOCH_MS = 1e11;
-
 /**
  * The line's times as the service will check them, but for "in the future" (the service's clock decides
  * that): refused before rendering, as an unreadable usage is.
@@ -154,8 +152,6 @@ function timeProblem(c: Call): string | null {
   return times.every((t, i) => i === 0 || times[i - 1]! <= t) ? null : 'times must satisfy started_at <= first_byte_at <= finished_at';
 }
 
-const PROVIDERS = new Set<string>(['anthropic', 'openai-chat', 'openai-responses', 'gemini']);
-
 /**
  * The line's usage read as the service will read it. A line whose usage the service would refuse is refused
  * before it is rendered: rendered first, it would stay a recorded request that is never reconciled.
@@ -163,7 +159,7 @@ const PROVIDERS = new Set<string>(['anthropic', 'openai-chat', 'openai-responses
 function usageProblem(c: Call): string | null {
   const field = c.response !== undefined ? 'response' : 'usage';
   try {
-    normalizeUsage(c[field], PROVIDERS.has(c.format) ? (c.format as UsageProvider) : undefined);
+    normalizeUsage(c[field], usageProviderOf(c.format));
     return null;
   } catch (err) {
     if (!(err instanceof UsageShapeError)) throw err;

@@ -9,10 +9,10 @@ import { findInvalidJson } from '../canonical-json';
 import { DomainError, invalid, notFound } from '../errors';
 import { parseRef } from '../ids';
 import { Lru } from '../lru';
-import type { Breakpoint, RenderedSegment, RequestFormat } from '../render/request';
+import type { Breakpoint, RenderedSegment } from '../render/request';
 import type { SimOutcome, SimPlan, SimRequest } from '../simulator/cache';
-import { extractDiagnostics, normalizeUsage, UsageShapeError } from '../usage/normalize';
-import type { NormalizedUsage, UsageProvider } from '../usage/types';
+import { extractDiagnostics, normalizeUsage, usageProviderOf, UsageShapeError } from '../usage/normalize';
+import type { NormalizedUsage } from '../usage/types';
 import { anchorLengths, overlap, scaleLengths } from './attribution';
 import { PendingPremiums, partsOf, readUpTo, type PremiumPart, type StoredPremium } from './write-premiums';
 import { advance, blocksFor, ScopeStates, type RecordedOutcome, type ScopeState, type SimTimes } from './scopes';
@@ -97,13 +97,6 @@ export interface IngestResult {
   outcome: RequestOutcome;
   usage: NormalizedUsage;
 }
-
-const HINT: Record<RequestFormat, UsageProvider> = {
-  anthropic: 'anthropic',
-  'openai-chat': 'openai-chat',
-  'openai-responses': 'openai-responses',
-  gemini: 'gemini',
-};
 
 /**
  * Reconciles provider usage reports against recorded requests: attribution,
@@ -210,7 +203,7 @@ export class Reconciler {
     if (source === undefined) throw invalid(pointer, 'send "usage" (the provider\'s usage object) or "response" (the whole response body)');
     let usage: NormalizedUsage;
     try {
-      usage = report.normalized ?? normalizeUsage(source, HINT[request.format as RequestFormat]);
+      usage = report.normalized ?? normalizeUsage(source, usageProviderOf(request.format));
     } catch (e) {
       if (e instanceof UsageShapeError) throw invalid(`${pointer}/${report.response !== undefined ? 'response' : 'usage'}${e.path}`, e.detail);
       throw e;

@@ -1,7 +1,7 @@
 import { requestsColumn, ROLLUP_CLASSES } from './waterfall';
 import type { RollupRow, Store } from '../../store/store';
 import { notFound } from '../errors';
-import type { PendingPremiums } from './write-premiums';
+import type { PendingPremiums, PendingRow } from './write-premiums';
 
 import { DAY_MS as DAY, MAX_TIME } from '../clock';
 
@@ -97,9 +97,8 @@ export class Reports {
   ) {}
 
   /** Pending premiums on the range's days and model, as rows to sum with the rollups (`handleId` null: every handle). */
-  private pendingRows(tenantId: string, handleId: string | null, span: { fromDay: number; toDay: number }, model: string | undefined, now: number): RollupRow[] {
-    return this.pending
-      .rows(tenantId, now)
+  private pendingRows(pending: PendingRow[], handleId: string | null, span: { fromDay: number; toDay: number }, model: string | undefined): RollupRow[] {
+    return pending
       .filter((p) => p.day >= span.fromDay && p.day <= span.toDay && (model === undefined || p.model === model) && (handleId === null ? p.handle_id !== '*' : p.handle_id === handleId))
       .map(({ day: _day, ...row }) => row as unknown as RollupRow);
   }
@@ -108,7 +107,7 @@ export class Reports {
     const handle = this.store.getHandle(handleId);
     if (!handle || handle.tenantId !== tenantId) throw notFound(`handle ${handleId}`);
     const span = days(range, now);
-    const rows = [...this.store.sumRollups({ tenantId, handleId, ...span, model: range.model }), ...this.pendingRows(tenantId, handleId, span, range.model, now)];
+    const rows = [...this.store.sumRollups({ tenantId, handleId, ...span, model: range.model }), ...this.pendingRows(this.pending.rows(tenantId, now), handleId, span, range.model)];
     // The drift findings of the same requests as the figures: started on the range's days, of its model.
     const within = { fromMs: span.fromDay * DAY, toMs: (span.toDay + 1) * DAY, model: range.model };
     return {
@@ -139,8 +138,9 @@ export class Reports {
 
   tenant(tenantId: string, range: ReportRange, now: number) {
     const span = days(range, now);
-    const totals = [...this.store.sumRollups({ tenantId, handleId: '*', ...span, model: range.model }), ...this.pendingRows(tenantId, '*', span, range.model, now)];
-    const rows = [...this.store.sumRollups({ tenantId, handleId: null, ...span, model: range.model }), ...this.pendingRows(tenantId, null, span, range.model, now)];
+    const pending = this.pending.rows(tenantId, now);
+    const totals = [...this.store.sumRollups({ tenantId, handleId: '*', ...span, model: range.model }), ...this.pendingRows(pending, '*', span, range.model)];
+    const rows = [...this.store.sumRollups({ tenantId, handleId: null, ...span, model: range.model }), ...this.pendingRows(pending, null, span, range.model)];
     const handles = [...groupBy(rows, (r) => r.handle_id)]
       .map(([id, rs]) => {
         const h = this.store.getHandle(id);

@@ -44,6 +44,11 @@ const RESPONSES_KEYS = ['input_tokens_details', 'output_tokens_details', 'total_
  * generateContent response, vLLM completion). `hint` skips detection but the
  * shape must still fit the hinted provider.
  */
+/** The usage shape a rendered request's format answers with (undefined for a format we do not know). */
+export function usageProviderOf(format: string): UsageProvider | undefined {
+  return format === 'anthropic' || format === 'openai-chat' || format === 'openai-responses' || format === 'gemini' ? format : undefined;
+}
+
 export function normalizeUsage(input: unknown, hint?: UsageProvider): NormalizedUsage {
   const located = locateUsage(input, hint);
   return normalizeUsageAs(located.provider, located.usage, { path: located.path, model: located.model });

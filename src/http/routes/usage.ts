@@ -2,7 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import type { Reconciler } from '../../domain/reconcile/reconciler';
 import type { Reports } from '../../domain/reconcile/reports';
 import type { RequestService } from '../../domain/requests';
-import { DAY_MS, MAX_TIME, type Clock } from '../../domain/clock';
+import { DAY_MS, MAX_TIME, MIN_EPOCH_MS, type Clock } from '../../domain/clock';
 import { problemBody } from '../problem';
 import type { Handler } from 'hono';
 import { readJson } from '../body';
@@ -14,8 +14,6 @@ import { commonErrors, conflictErrors, IdParam, readErrors } from '../schemas';
 import { HandleReportSchema, RequestViewSchema, TenantReportSchema, UsageBatchResultSchema, UsageResultSchema } from '../report-schemas';
 import { failureView, outcomeView } from '../views';
 
-/** Epoch milliseconds before 1973 are almost surely seconds (1764633600 is 2025 in seconds, January 1970 in ms). */
-const MIN_EPOCH_MS = 1e11;
 const SECONDS_HINT = 'epoch milliseconds are expected; this looks like seconds (multiply by 1000)';
 /** Either form, one rule: a time before 1973 (or past what a date holds) is refused, as a number or a string. */
 const time = z.union([z.number().int(), z.iso.datetime({ offset: true })]).transform((v, ctx) => {
