@@ -106,9 +106,14 @@ for (const q of DEMO_QUESTIONS.slice(4, 7))
     messages: [{ role: 'user', content: [handle<Anthropic.TextBlockParam>(handbook.id), { type: 'text', text: q }] }],
   });
 
-// The proxy reconciles after answering: wait for the last one, then show where its prefix broke.
-await new Promise((resolve) => setImmediate(resolve));
-await services.writes.idle();
+/** The proxy reconciles after answering: wait until the last call's reconciliation is committed. */
+async function reconciled(): Promise<void> {
+  await new Promise((resolve) => setImmediate(resolve));
+  await services.writes.idle();
+}
+
+// Then show where its prefix broke.
+await reconciled();
 const drift = (await api<{ outcome: { drift: DriftFinding | null } }>('GET', `/v1/requests/${stamped}`)).outcome.drift;
 if (drift?.byte_offset !== undefined)
   console.log(`   drift located: segment #${drift.segment + 1} changed since ${drift.previous_request}, first at byte ${drift.byte_offset}:\n     before ${JSON.stringify(drift.before.excerpt)}\n     now    ${JSON.stringify(drift.now.excerpt)}`);
@@ -119,6 +124,8 @@ await turn(DEMO_QUESTIONS[7]!, { 'x-ph-prefix': bundle.id });
 await turn(DEMO_QUESTIONS[8]!, { 'x-ph-prefix': bundle.id });
 
 step('5. What each handle was worth, and where the rest leaked');
+// Without this, under load the last call could be missing from the table.
+await reconciled();
 await printReport(api, [bundle.id, system.id, tools.id, handbook.id, session.id]);
 
 if (process.stdin.isTTY && !process.argv.includes('--exit')) {
