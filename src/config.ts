@@ -22,6 +22,7 @@ const envSchema = z.object({
   PH_UPSTREAM: z.enum(['providers', 'simulator']).default('providers'),
   // The SDKs' own default timeout is 10 minutes: a long answer must not be cut shorter by the proxy.
   PH_UPSTREAM_TIMEOUT_MS: int(600_000),
+  PH_PROXY_ORDER_WAIT_MS: int(120_000),
 });
 
 export interface Config {
@@ -47,6 +48,8 @@ export interface Config {
   upstream: 'providers' | 'simulator';
   /** Longest wait for the upstream's headers, and for each next chunk of its body. */
   upstreamTimeoutMs: number;
+  /** How long a finished proxied call's reconciliation waits for a call of its scope that started earlier. */
+  proxyOrderWaitMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -82,6 +85,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     openaiBaseUrl: e.PH_OPENAI_BASE_URL.replace(/\/+$/, ''),
     upstream: e.PH_UPSTREAM,
     upstreamTimeoutMs: e.PH_UPSTREAM_TIMEOUT_MS,
+    proxyOrderWaitMs: e.PH_PROXY_ORDER_WAIT_MS,
   };
 }
 

@@ -15,6 +15,14 @@ export class Metrics {
   readonly sessionAppends = new Counter({ name: 'ph_proxy_session_appends_total', help: 'Proxy: x-ph-session turns appended, or not (a concurrent turn was appended first, the session was deleted, a reply that cannot be kept whole)', labelNames: ['result'], registers: [this.registry] });
   readonly tokens = new Counter({ name: 'ph_prompt_tokens_total', help: 'Reconciled prompt tokens by provider, model and kind (read, written, uncached)', labelNames: ['provider', 'model', 'kind'], registers: [this.registry] });
   readonly captureRate = new Gauge({ name: 'ph_capture_rate', help: 'Captured / opportunity tokens per tenant since start', labelNames: ['tenant'], registers: [this.registry] });
+  /** Read at each scrape: the proxy's finished calls waiting for an earlier call of their scope (see StartOrder). */
+  proxyWaitingSource: () => number = () => 0;
+  readonly proxyWaiting: Gauge = new Gauge({
+    name: 'ph_proxy_reconciliations_waiting',
+    help: 'Proxy: finished calls whose reconciliation waits for an earlier call of the same cache scope to settle',
+    registers: [this.registry],
+    collect: (): void => this.proxyWaiting.set(this.proxyWaitingSource()),
+  });
   private readonly captureTotals = new Map<string, { captured: number; opportunity: number }>();
 
   constructor(withDefaults = true) {

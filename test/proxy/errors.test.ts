@@ -340,4 +340,21 @@ describe("the proxy's own refusals", () => {
     const row = (await client.get(`/v1/requests/${err.headers.get('x-ph-request-id')}`)).json;
     expect(row).toMatchObject({ status: 'failed', error: { status: 502, body: 'upstream exploded' } });
   });
+
+  it('a redirect from the provider is passed back as it came and recorded as failed (it carries no usage)', async () => {
+    const { url, client, key } = await standIn('anthropic', (res) => {
+      res.writeHead(307, { location: 'https://elsewhere.example/v1/messages', 'content-type': 'application/json' });
+      res.end('{"moved":true}');
+    });
+    const res = await fetch(`${url}/proxy/anthropic/v1/messages`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'x-ph-key': key, 'x-api-key': 'sk-ant-test', 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(res.status).toBe(307);
+    expect(res.headers.get('location')).toBe('https://elsewhere.example/v1/messages');
+    const row = (await client.get(`/v1/requests/${res.headers.get('x-ph-request-id')}`)).json;
+    expect(row).toMatchObject({ status: 'failed', error: { status: 307, body: { moved: true } } });
+  });
 });

@@ -47,6 +47,10 @@ export interface HarnessOptions extends Partial<Pick<SimulatorOptions, 'chunkDel
   rewrite?: (body: string, contentType: string) => string;
   /** PH_MAX_BODY_BYTES for the proxy. */
   maxBodyBytes?: number;
+  /** PH_PROXY_ORDER_WAIT_MS for the proxy. */
+  proxyOrderWaitMs?: number;
+  /** Holds back a chunk of the `call`-th upstream answer (0-based) until the promise it returns resolves. */
+  hold?: (call: number, chunk: string) => Promise<void> | undefined;
 }
 
 async function listen(fetch: Parameters<typeof serve>[0]['fetch']): Promise<{ server: ServerType; url: string }> {
@@ -64,7 +68,8 @@ function close(server: ServerType): Promise<void> {
 }
 
 /** Copies a response body through, recording its bytes and when it is done. */
-function recorded(body: ReadableStream<Uint8Array>, entry: TapEntry, timeline: string[], rewrite: HarnessOptions['rewrite'], contentType: string): ReadableStream<Uint8Array> {
+function recorded(body: ReadableStream<Uint8Array>, entry: TapEntry, timeline: string[], opts: HarnessOptions & { call: number }, contentType: string): ReadableStream<Uint8Array> {
+  const { rewrite, hold, call } = opts;
   const reader = body.getReader();
   const decoder = new TextDecoder();
   return new ReadableStream<Uint8Array>({
@@ -78,6 +83,7 @@ function recorded(body: ReadableStream<Uint8Array>, entry: TapEntry, timeline: s
           return;
         }
         const text = decoder.decode(value, { stream: true });
+        await hold?.(call, text);
         entry.response += text;
         controller.enqueue(rewrite ? new TextEncoder().encode(rewrite(text, contentType)) : value);
       } catch (err) {
@@ -102,16 +108,16 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const upstream = await listen(async (req, env) => {
     const body = req.method === 'GET' ? '' : await req.text();
     const entry: TapEntry = { method: req.method, path: new URL(req.url).pathname + new URL(req.url).search, headers: new Headers(req.headers), body, response: '', events: [] };
-    tap.push(entry);
+    const call = tap.push(entry) - 1;
     const res = await sim.fetch(new Request(req.url, { method: req.method, headers: req.headers, body: req.method === 'GET' ? undefined : body }), env);
     if (!res.body) return res;
     const contentType = res.headers.get('content-type') ?? '';
     const headers = new Headers(res.headers);
     if (opts.rewrite) headers.delete('content-length');
-    return new Response(recorded(res.body, entry, timeline, opts.rewrite, contentType), { status: res.status, headers });
+    return new Response(recorded(res.body, entry, timeline, { ...opts, call }, contentType), { status: res.status, headers });
   });
 
-  const t = createTestApp({ clock, config: { anthropicBaseUrl: upstream.url, openaiBaseUrl: upstream.url, ...(opts.maxBodyBytes ? { maxBodyBytes: opts.maxBodyBytes } : {}) } });
+  const t = createTestApp({ clock, config: { anthropicBaseUrl: upstream.url, openaiBaseUrl: upstream.url, ...(opts.maxBodyBytes ? { maxBodyBytes: opts.maxBodyBytes } : {}), ...(opts.proxyOrderWaitMs ? { proxyOrderWaitMs: opts.proxyOrderWaitMs } : {}) } });
   const proxy = await listen(t.app.fetch);
   const tenant = t.tenant();
 

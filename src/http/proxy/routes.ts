@@ -10,6 +10,7 @@ import type { ProxyFormat } from '../../domain/proxy/to-neutral';
 import { headerOf, headersOf } from '../auth';
 import { BodyError } from '../body';
 import { fastRoute } from '../fast-route';
+import { StartOrder } from '../../domain/reconcile/start-order';
 import { handleError, malformedJson, problem } from '../problem';
 import { newRouter, type AppEnv } from '../router';
 import { providerPath, proxyTurn, type TurnDeps } from './turn';
@@ -31,7 +32,17 @@ const TURNS: Array<[string, ProxyFormat]> = [
 export function proxyRoutes(deps: AppDeps, services: Services) {
   const { config } = deps;
   const upstream = new Upstream({ anthropicBaseUrl: config.anthropicBaseUrl, openaiBaseUrl: config.openaiBaseUrl, timeoutMs: config.upstreamTimeoutMs });
-  const turnDeps: TurnDeps = { services, store: deps.store, clock: deps.clock, upstream, log: config.log === 'json', maxBodyBytes: config.maxBodyBytes };
+  const order = new StartOrder(config.proxyOrderWaitMs);
+  services.metrics.proxyWaitingSource = () => order.waiting;
+  const turnDeps: TurnDeps = {
+    services,
+    store: deps.store,
+    clock: deps.clock,
+    upstream,
+    log: config.log === 'json',
+    maxBodyBytes: config.maxBodyBytes,
+    order,
+  };
   const turns = TURNS.map(([path, format]): [string, Handler<AppEnv>] => [
     path,
     fastRoute(services.metrics, turnDeps.log, 'POST', path, async (c) => {

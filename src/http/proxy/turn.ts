@@ -13,6 +13,7 @@ import { callerAskedForUsage, inspectBody, withIncludeUsage } from '../../domain
 import { createStreamReply } from '../../domain/proxy/stream-reply';
 import { replyMessage, turnMessages, UNKEEPABLE, type ProxyFormat } from '../../domain/proxy/to-neutral';
 import type { UsageReport } from '../../domain/reconcile/reconciler';
+import type { StartOrder } from '../../domain/reconcile/start-order';
 import { extractDiagnostics, normalizeUsage, unreportedUsage } from '../../domain/usage/normalize';
 import { createStreamUsageAccumulator } from '../../domain/usage/stream';
 import type { NormalizedUsage } from '../../domain/usage/types';
@@ -30,6 +31,8 @@ export interface TurnDeps {
   upstream: Upstream;
   log: boolean;
   maxBodyBytes: number;
+  /** Reconciles each scope's calls in the order they started. */
+  order: StartOrder;
 }
 
 const PROVIDER: Record<ProxyFormat, UpstreamProvider> = { anthropic: 'anthropic', 'openai-chat': 'openai', 'openai-responses': 'openai' };
@@ -91,7 +94,7 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
   const { requestId } = rendered;
   // On our own problem responses too (502, 504): the request was recorded, and this links to it.
   c.header('x-ph-request-id', requestId);
-  const record = new Recorder(deps, tenantId, requestId, format, session, turn);
+  const record = new Recorder(deps, tenantId, requestId, rendered.scope, format, session, turn);
 
   // ---- the call ----
   const signal = c.req.raw.signal;
@@ -125,8 +128,9 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
   });
   const parsed = parseJson(bytes);
   // A failure is answered once it is recorded, so a client that looks it up finds it.
-  if (res.status >= 400) await record.failed(res.status, parsed);
-  else if (res.status < 300) {
+  // Anything but a 2xx (a redirect too) is an answer without usage: recorded as failed.
+  if (res.status >= 300) await record.failed(res.status, parsed);
+  else {
     const { usageError, ...usage } = usageOfAnswer(format, parsed);
     // The session is appended before the answer goes out: a turn it could not take is said in the header.
     if (record.completed(usage, parsed, usageError) === 'not_appended') out['x-ph-warnings'] = [out['x-ph-warnings'], 'session_not_appended'].filter(Boolean).join(', ');
@@ -199,11 +203,14 @@ class Recorder {
   private firstByteAt = 0;
   private startedMs = 0;
   private done = false;
+  /** Runs this call's reconciliation once the calls of its scope that started before it have settled. */
+  private inOrder: (reconcile: () => void) => void = (reconcile) => reconcile();
 
   constructor(
     private readonly deps: TurnDeps,
     private readonly tenantId: string,
     private readonly requestId: string,
+    private readonly scope: string,
     private readonly format: ProxyFormat,
     private readonly session: { id: string; version: number } | null,
     private readonly turn: Message[],
@@ -212,6 +219,7 @@ class Recorder {
   started(): void {
     this.startedAt = this.deps.clock.now();
     this.startedMs = performance.now();
+    this.inOrder = this.deps.order.begin(this.scope);
   }
 
   firstByte(): void {
@@ -241,6 +249,8 @@ class Recorder {
   /** The provider refused (its status and error body) or could not be reached (null, null). */
   failed(status: number | null, body: unknown): Promise<void> {
     if (this.settle()) return Promise.resolve();
+    // A failed call is not applied to the simulated cache: the calls of its scope after it need not wait.
+    this.inOrder(() => undefined);
     return this.deps.services.requests
       .markFailed(this.requestId, { startedAt: this.startedAt, finishedAt: this.deps.clock.now(), usageRaw: { status, error: body } })
       .catch((err: unknown) => this.warn('failure not recorded', err));
@@ -256,14 +266,15 @@ class Recorder {
   private reconcile(usage: Pick<UsageReport, 'usage' | 'response' | 'normalized' | 'diagnostics'>): void {
     const finishedAt = this.deps.clock.now();
     const report: UsageReport = { request_id: this.requestId, ...usage, started_at: this.startedAt, first_byte_at: this.firstByteAt || finishedAt, finished_at: finishedAt };
-    // After the answer has gone out, and not awaited: the caller waits for neither the reconciliation nor its commit.
-    setImmediate(() => {
+    const ingest = () => {
       try {
         this.deps.services.reconciler.ingest(this.tenantId, report).catch((err: unknown) => this.warn('usage not reconciled', err));
       } catch (err) {
         this.warn('usage not reconciled', err);
       }
-    });
+    };
+    // After the answer has gone out, and not awaited: the caller waits for neither the reconciliation nor its commit.
+    setImmediate(() => this.inOrder(ingest));
   }
 
   private append(reply: unknown): 'appended' | 'not_appended' | null {
