@@ -73,6 +73,7 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
   function simulate(api: Api, apiKey: string, body: Json, model: string, entry: ModelEntry): Turn {
     const count = (text: string) => countTokens(text, entry.tokenizer);
     const { blocks, totalTokens } = blocksFromRequest(api.format, body, count);
+    if (api.format === 'anthropic') checkAnthropicBreakpoints(blocks, entry.cache.maxBreakpoints ?? 4);
     if (entry.cache.implicitBreakpoint) addImplicitBreakpoint(blocks, entry.cache, body);
 
     const scopeKey = JSON.stringify([api.provider, apiKey, model]);
@@ -111,6 +112,8 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     const apiKey = requireKey(c, api.provider);
     injectedFault(c);
     const body = await readBody(c, api);
+    // Required for a message (not for count_tokens, which reads the body the same way).
+    if (api.provider === 'anthropic' && body.max_tokens === undefined) throw new Failure(400, 'max_tokens: Field required');
     const model = body.model as string;
     const { entry } = opts.catalog.lookup(model, api.provider);
     const turn = simulate(api, apiKey, body, model, entry);
@@ -272,6 +275,15 @@ async function readBody(c: Context, api: Api): Promise<Json> {
         });
   }
   return body;
+}
+
+/** What Anthropic refuses with a 400: more breakpoints than it allows, or a 1h breakpoint after a 5m one. */
+function checkAnthropicBreakpoints(blocks: SimBlock[], max: number): void {
+  const ttls = blocks.flatMap((b) => (typeof b.breakpoint === 'string' ? [b.breakpoint] : []));
+  if (ttls.length > max) throw new Failure(400, `A maximum of ${max} blocks with cache_control may be provided. Found ${ttls.length}.`);
+  const shorter = ttls.indexOf('5m');
+  if (shorter >= 0 && ttls.slice(shorter).includes('1h'))
+    throw new Failure(400, "a ttl='1h' cache_control block must not come after a ttl='5m' cache_control block");
 }
 
 /**

@@ -108,7 +108,8 @@ describe('POST /v1/render', () => {
     const doc = await mintArtifact(client, 'document', 'Doc text. '.repeat(300));
     const small = await render(client, 'openai-chat', { model: 'gpt-5.6', prefix: [doc.id, doc.id], messages: [{ role: 'user', content: 'hi' }] });
     expect(small.json.segments[1].token_end).toBeGreaterThan(1024);
-    expect(small.json.breakpoints).toEqual([]);
+    // None of ours (only OpenAI's own, at the newest message).
+    expect(small.json.breakpoints.map((b: { set_by: string }) => b.set_by)).toEqual(['provider']);
   });
 
   it('expands handle blocks in place: tools, messages and text content', async () => {
@@ -149,7 +150,22 @@ describe('POST /v1/render', () => {
     expect(body.messages[0]).toEqual({ role: 'system', content: [{ type: 'text', text: LONG, prompt_cache_breakpoint: { mode: 'explicit' } }] });
     // The session's last batch ends with the assistant's turn, which cannot carry a breakpoint.
     expect(body.messages[2]).toEqual({ role: 'assistant', content: 'hi' });
-    expect(chat.json.breakpoints.map((b: { source: string }) => b.source)).toEqual([`${sys.id}@1`]);
+    // Recorded beside ours: OpenAI's own implicit breakpoint at the end of the newest message (not rendered).
+    expect(chat.json.breakpoints.map((b: { source: string; set_by: string }) => [b.source, b.set_by])).toEqual([
+      [`${sys.id}@1`, 'service'],
+      ['inline', 'provider'],
+    ]);
+    expect(chat.json.breakpoints[1].segment).toBe(chat.json.segments.length - 1);
+    expect(body.messages[3]).toEqual({ role: 'user', content: 'q' });
+    // prompt_cache_options.mode 'explicit' turns it off; a caller's own mark is recorded as the caller's.
+    const explicit = await render(client, 'openai-chat', {
+      model: 'gpt-5.6',
+      prompt_cache_options: { mode: 'explicit' },
+      prefix: [sys.id],
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'marked', prompt_cache_breakpoint: { mode: 'explicit' } }] }, { role: 'assistant', content: 'noted' }, { role: 'user', content: 'q' }],
+    });
+    expect(explicit.status, explicit.text).toBe(200);
+    expect(explicit.json.breakpoints.map((b: { set_by: string }) => b.set_by)).toEqual(['service', 'caller']);
     const responses = await render(client, 'openai-responses', { model: 'gpt-5.6', prefix: [sys.id], input: 'q' });
     expect(JSON.parse(bodyText(responses.text)).input[0].content[0].prompt_cache_breakpoint).toEqual({ mode: 'explicit' });
     const old = await render(client, 'openai-chat', { model: 'gpt-4o', prefix: [sys.id], messages: [{ role: 'user', content: 'q' }] });

@@ -385,6 +385,31 @@ describe('OpenAI /v1/chat/completions', () => {
     });
   });
 
+  it('GPT-5.6 with four explicit breakpoints writes the latest three and its implicit one at the newest message', async () => {
+    const key = newKey();
+    const part = (i: number) => ({ type: 'text', text: `${LONG_SYSTEM} Section ${i}.`, prompt_cache_breakpoint: { mode: 'explicit' } });
+    const body = {
+      model: 'gpt-5.6',
+      messages: [
+        { role: 'system', content: [part(1), part(2), part(3), part(4)] },
+        { role: 'user', content: 'Start a conversation' },
+      ],
+    };
+    const { blocks, totalTokens } = blocksOf('openai-chat', body);
+    const first = await json(await post('/v1/chat/completions', body, openaiHeaders(key)));
+    // The first explicit mark is not written: the writes run from nothing to the end, the tokens up to mark 1 included.
+    expect(first.usage.prompt_tokens_details.cache_write_tokens).toBe(totalTokens);
+    const next = { ...body, messages: [...body.messages, { role: 'assistant', content: 'ok' }, { role: 'user', content: 'Go on' }] };
+    const second = await json(await post('/v1/chat/completions', next, openaiHeaders(key)));
+    // The implicit breakpoint of the first call (its newest message) is read whole.
+    expect(second.usage.prompt_tokens_details.cached_tokens).toBe(totalTokens);
+    // A call ending at the first explicit mark finds nothing written there.
+    const onlyFirst = { model: 'gpt-5.6', prompt_cache_options: { mode: 'explicit' }, messages: [{ role: 'system', content: [part(1)] }] };
+    expect(blocks[0]!.breakpoint).toBeTypeOf('string');
+    const third = await json(await post('/v1/chat/completions', onlyFirst, openaiHeaders(key)));
+    expect(third.usage.prompt_tokens_details.cached_tokens).toBe(0);
+  });
+
   it('streams chunks with usage null, a final usage chunk and [DONE] when include_usage is set', async () => {
     const [plain, streamed] = [newKey(), newKey()];
     const body = chatBody('gpt-4o', 'Stream me an answer please, with several words');
@@ -613,6 +638,20 @@ describe('validation and auth', () => {
     ['malformed JSON', '{"model": "claude-sonnet-4-5",'],
     ['a missing model', { max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }],
     ['missing messages', { model: 'claude-sonnet-4-5', max_tokens: 10 }],
+    ['a missing max_tokens', { model: 'claude-sonnet-4-5', messages: [{ role: 'user', content: 'hi' }] }],
+    [
+      'five cache_control breakpoints',
+      { model: 'claude-sonnet-4-5', max_tokens: 10, messages: [{ role: 'user', content: [1, 2, 3, 4, 5].map((i) => ({ type: 'text', text: `part ${i}`, cache_control: { type: 'ephemeral' } })) }] },
+    ],
+    [
+      'a 1h breakpoint after a 5m one',
+      {
+        model: 'claude-sonnet-4-5',
+        max_tokens: 10,
+        system: [{ type: 'text', text: 'a', cache_control: { type: 'ephemeral' } }],
+        messages: [{ role: 'user', content: [{ type: 'text', text: 'b', cache_control: { type: 'ephemeral', ttl: '1h' } }] }],
+      },
+    ],
   ])('Anthropic: 400 invalid_request_error for %s', async (_, body) => {
     const res = await post('/v1/messages', body, anthropicHeaders(newKey()));
     expect(res.status).toBe(400);

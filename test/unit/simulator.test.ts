@@ -269,10 +269,25 @@ describe('CacheSimulator — explicit mode (Anthropic-like)', () => {
     expect(reasons(o)).toEqual([null, 'expired', 'not_seen']);
   });
 
-  it('only the first maxBreakpoints breakpoints are honoured', () => {
+  it('a request writes at most maxBreakpoints breakpoints, the latest; a read looks up every one', () => {
     const sim = new CacheSimulator(anthropicRules());
-    const o = sim.apply(req(0, uniform('b', 5, 300, { 0: '5m', 1: '5m', 2: '5m', 3: '5m', 4: '5m' })));
-    expect(o.writeTokens).toBe(1200);
+    // Six marks on 400-token blocks: the first two (400, 800) are not written, the latest four (1200…2400) are.
+    const six = { 0: '5m', 1: '5m', 2: '5m', 3: '5m', 4: '5m', 5: '5m' };
+    const o = sim.apply(req(0, uniform('b', 6, 400, six)));
+    expect(o.writeTokens).toBe(2400);
+    // A request that shares only the first three blocks, with six marks again: its third mark (1200) is read.
+    const later = sim.apply(req(MIN, [...uniform('b', 3, 400), ...uniform('c', 3, 400)].map(([n, t], i): [string, number, string] => [n, t, '5m'])));
+    expect(later.readTokens).toBe(1200);
+    // Writes past the read: the latest four marks (1200 is read already, so 1600…2400).
+    expect(later.writeTokens).toBe(1200);
+  });
+
+  it('with more marks than maxBreakpoints, the earliest are not written (OpenAI writes the latest)', () => {
+    const sim = new CacheSimulator(anthropicRules({ minTokens: 100 }));
+    sim.apply(req(0, uniform('b', 5, 300, { 0: '5m', 1: '5m', 2: '5m', 3: '5m', 4: '5m' })));
+    // The first mark (300) was not written: a request ending there reads nothing.
+    expect(sim.apply(req(MIN, uniform('b', 1, 300, { 0: '5m' }))).readTokens).toBe(0);
+    expect(sim.apply(req(2 * MIN, uniform('b', 2, 300, { 1: '5m' }))).readTokens).toBe(600);
   });
 
   it('an unknown TTL name falls back to the default TTL', () => {

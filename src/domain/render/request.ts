@@ -50,7 +50,8 @@ export interface Breakpoint {
   source: string;
   token_end: number;
   ttl: string;
-  set_by: 'caller' | 'service';
+  /** `provider`: one the provider places itself (GPT-5.6's implicit breakpoint at the newest message). */
+  set_by: 'caller' | 'service' | 'provider';
 }
 
 export interface RenderedRequest {
@@ -364,6 +365,18 @@ export class RequestRenderer {
         item.text = openaiBreakpoint(item.text)!;
         breakpoints.push({ segment: b, source: segments.list[b]!.source, token_end: segments.list[b]!.token_end, ttl: model.cache.defaultTtl, set_by: 'service' });
       }
+      // Recorded, not rendered: the caller's own marks, and OpenAI's implicit one at the end of the newest message it
+      // can go on (not assistant output), so reconciliation simulates every prefix the provider writes and reads.
+      const mark = (i: number, set_by: Breakpoint['set_by']) => {
+        const s = segments.list[i]!;
+        if (!breakpoints.some((b) => b.segment === i)) breakpoints.push({ segment: i, source: s.source, token_end: s.token_end, ttl: model.cache.defaultTtl, set_by });
+      };
+      for (const i of segments.callerMarked.keys()) mark(i, 'caller');
+      const options = property(root, 'prompt_cache_options');
+      const mode = options ? property(options, 'mode') : undefined;
+      const newest = segments.list.findLastIndex((_, i) => !isAssistantOutput(segments.lastUnit[i]!));
+      if (model.cache.implicitBreakpoint && !(mode && valueOf(mode) === 'explicit') && newest >= 0) mark(newest, 'provider');
+      breakpoints.sort((a, b) => a.segment - b.segment);
     }
 
     let promptCacheKey: string | null = null;
@@ -641,6 +654,22 @@ function openaiBreakpoint(text: string): string | null {
     item.content[item.content.length - 1] = { ...last, prompt_cache_breakpoint: marker };
   } else return null;
   return JSON.stringify(item);
+}
+
+/** Whether a unit is the model's own output (an assistant message, a Responses function call or reasoning item). */
+function isAssistantOutput(unit: Unit): boolean {
+  // A block of a message that mixes handles and the caller's blocks is hashed as `role:block`.
+  const role = /^(\w+):[{"[]/.exec(unit.hashText)?.[1];
+  if (role) return role === 'assistant' || role === 'model';
+  let value: unknown;
+  try {
+    value = JSON.parse(unit.item ? unit.item.text : unit.hashText);
+  } catch {
+    return false;
+  }
+  if (typeof value !== 'object' || value === null) return false;
+  const { role: r, type } = value as { role?: unknown; type?: unknown };
+  return r === 'assistant' || type === 'function_call' || type === 'reasoning';
 }
 
 /** Adds Anthropic's cache_control to the last block of an item we rendered. */

@@ -198,7 +198,11 @@ export class CacheSimulator {
     const end = (i: number) => blocks[i]!.endToken;
     const key = (i: number) => blocks[i]!.key;
 
-    const marks = explicit ? this.honouredBreakpoints(blocks) : [];
+    const marks = explicit ? breakpointsOf(blocks) : [];
+    // A request writes at most `maxBreakpoints` of them, the latest (OpenAI: the latest three explicit and its
+    // implicit one; Anthropic refuses a request with more); every one is looked up for a read.
+    const max = this.rules.maxBreakpoints;
+    const writeMarks = max === null ? marks : marks.slice(-max);
     const markTtl = new Map(marks.map((b) => [b, this.resolveTtl(blocks[b]!.breakpoint)]));
     const lookback = this.rules.lookbackBlocks ?? Number.POSITIVE_INFINITY;
 
@@ -231,7 +235,7 @@ export class CacheSimulator {
     if (explicit) {
       // Tokens between two breakpoints are written with the later breakpoint's TTL.
       let covered = readTokens;
-      for (const b of marks) {
+      for (const b of writeMarks) {
         if (end(b) < min || end(b) <= covered) continue;
         const ttl = markTtl.get(b)!;
         writeByTtl[ttl.name] = (writeByTtl[ttl.name] ?? 0) + (end(b) - covered);
@@ -266,7 +270,7 @@ export class CacheSimulator {
         }
       }
       if (explicit) {
-        for (const b of marks) {
+        for (const b of writeMarks) {
           if (end(b) >= min) this.touch(this.entries, key(b), end(b), markTtl.get(b)!, t, readable, req.id);
         }
       } else {
@@ -351,16 +355,6 @@ export class CacheSimulator {
     // Reaching here needs the same key recorded with different token ends: the
     // earlier occurrence was too short to be written.
     return 'below_minimum';
-  }
-
-  /** Breakpoints the provider honours: the first `maxBreakpoints` in order (it rejects more). */
-  private honouredBreakpoints(blocks: SimBlock[]): number[] {
-    const marks: number[] = [];
-    blocks.forEach((b, i) => {
-      if (typeof b.breakpoint === 'string') marks.push(i);
-    });
-    const max = this.rules.maxBreakpoints;
-    return max === null ? marks : marks.slice(0, max);
   }
 
   /** TTL each block would be cached with: the next breakpoint's, else the default. */
@@ -486,4 +480,13 @@ function parseSnapshot(value: unknown): SnapshotV1 {
     });
   };
   return { version: 1, lastStartedAt: v.lastStartedAt as number | null, entries: list('entries'), seen: list('seen') };
+}
+
+/** The blocks that carry a breakpoint, in order. */
+function breakpointsOf(blocks: SimBlock[]): number[] {
+  const marks: number[] = [];
+  blocks.forEach((b, i) => {
+    if (typeof b.breakpoint === 'string') marks.push(i);
+  });
+  return marks;
 }

@@ -38,7 +38,7 @@ export const SegmentSchema = z
   .openapi('Segment');
 
 export const BreakpointSchema = z
-  .object({ segment: z.number().int(), source: z.string(), token_end: z.number().int(), ttl: z.string(), set_by: z.enum(['caller', 'service']) })
+  .object({ segment: z.number().int(), source: z.string(), token_end: z.number().int(), ttl: z.string(), set_by: z.enum(['caller', 'service', 'provider']) })
   .openapi('Breakpoint');
 
 const RenderResponse = z
