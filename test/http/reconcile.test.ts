@@ -1,5 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from '../helpers/app';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { clientFor, createTestApp, type TestApp } from '../helpers/app';
 import { mintArtifact, mintBundle, mintSystem, mintTools } from '../helpers/factories';
 import { anthropicUsage, classesOf, LONG_SYSTEM, promptTokens, renderAnthropic, report } from '../helpers/scenario';
 import type { Rendered } from '../helpers/scenario';
@@ -137,6 +140,48 @@ describe('reconciliation scenarios', () => {
     const o = (await report(client, t, late, anthropicUsage(promptTokens(late), 0, cached))).outcome;
     const sysTokens = late.segments[1]!.token_end - late.segments[1]!.token_start;
     expect(classesOf(o, `${sys.id}@1`)).toEqual({ expired: sysTokens });
+  });
+
+  it("last week's calls reported after today's traffic are reconciled as they happened (cold, expired, captured), also after a restart", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ph-history-'));
+    const file = join(dir, 'db.sqlite');
+    try {
+      t.close();
+      t = createTestApp({ databasePath: file });
+      const { client, key, sys, bundle } = await agentSetup();
+      const turn = (c: typeof client, n: number) => renderAnthropic(c, { prefix: [bundle.id], messages: [{ role: 'user', content: `turn ${n}` }] });
+      const today = await turn(client, 0);
+      const cached = today.breakpoints[0]!.token_end;
+      const sysTokens = today.segments[1]!.token_end - today.segments[1]!.token_start;
+      await report(client, t, today, anthropicUsage(promptTokens(today), 0, cached));
+
+      // Then last week's calls, with their own times (as `import` sends them).
+      const weekAgo = t.clock.now() - 7 * 24 * 60 * MIN;
+      const past = async (c: typeof client, n: number, at: number, read: number, write: number) => {
+        const r = await turn(c, n);
+        const res = await c.post('/v1/usage', { request_id: r.request_id, usage: anthropicUsage(promptTokens(r), read, write), started_at: at, first_byte_at: at + 500, finished_at: at + 1000 });
+        expect(res.status, res.text).toBe(201);
+        return classesOf(res.json.outcome, `${sys.id}@1`);
+      };
+      expect(await past(client, 1, weekAgo, 0, cached)).toEqual({ cold: sysTokens });
+      expect(await past(client, 2, weekAgo + 30 * MIN, 0, cached)).toEqual({ expired: sysTokens });
+
+      // After a restart the history is rebuilt from the database: a call two minutes later read that write.
+      t.close();
+      t = createTestApp({ databasePath: file, clock: t.clock });
+      const again = clientFor(t.app, key);
+      expect(await past(again, 3, weekAgo + 32 * MIN, cached, 0)).toEqual({ captured: sysTokens });
+      // Today's cache is as it was: a call now reads today's write.
+      t.clock.advance(MIN);
+      const now = await turn(again, 4);
+      expect(now.prediction.read_tokens).toBe(cached);
+      const o = (await report(again, t, now, anthropicUsage(promptTokens(now), cached, 0))).outcome;
+      expect(classesOf(o, `${sys.id}@1`)).toEqual({ captured: sysTokens });
+    } finally {
+      t.close();
+      t = createTestApp();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a prefix under the model minimum: below_minimum, nothing predicted', async () => {

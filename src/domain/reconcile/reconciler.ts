@@ -235,8 +235,9 @@ export class Reconciler {
         ? anchorLengths(scaled, (request.breakpoints as Breakpoint[]).map((b) => b.segment), [read, read + (usage.cache_write_tokens ?? 0)])
         : scaled;
 
-    // The scope's simulated cache, in start order (a late report is placed at the scope's latest start).
-    const state = this.scopes.get(request.scope, model);
+    // The scope's simulated cache, in start order (a late report is placed at the scope's latest start; one
+    // older than the longest TTL goes to the scope's history, in its own start order).
+    const { state, history } = this.scopes.forStart(request.scope, model, startedAt);
     const simStart = Math.max(startedAt, state.lastStart);
     // A first byte not reported is unknown, somewhere up to the end of the call (the report's receipt, for a
     // client that reports later): its write is readable for later requests from this start or from that end,
@@ -245,6 +246,7 @@ export class Reconciler {
       report.first_byte_at === undefined
         ? { startedAt: simStart, firstByteAt: null, finishedAt: Math.max(finishedAt, simStart) }
         : { startedAt: simStart, firstByteAt: Math.max(firstByteAt, simStart) };
+    if (history) simAt.history = true;
     const { blocks, segmentOf } = blocksFor(segments, lengths, request.breakpoints as Breakpoint[], model);
     const seenBefore = segments.map((s) => s.source !== 'inline' && state.seenSources.has(s.source));
     const lastBySource = new Map(state.lastRequestBySource);

@@ -45,7 +45,10 @@ export function blocksFor(segments: RenderedSegment[], lengths: number[], breakp
 }
 
 /** The times a request was simulated at (kept with its outcome, so a replay takes the same steps). */
-export type SimTimes = Pick<SimRequest, 'startedAt' | 'firstByteAt' | 'finishedAt' | 'unknownFirstBytes'>;
+export type SimTimes = Pick<SimRequest, 'startedAt' | 'firstByteAt' | 'finishedAt' | 'unknownFirstBytes'> & {
+  /** Applied to the scope's history (see ScopeStates.forStart), not its live state. */
+  history?: true;
+};
 
 export interface RecordedOutcome {
   /** Token length of each segment after scaling to the provider's total. */
@@ -55,29 +58,50 @@ export interface RecordedOutcome {
 
 /**
  * Cache-scope states, rebuilt on first use by replaying the scope's reconciled
- * requests in start order — the same steps ingestion takes, so a replay gives
- * the same answers.
+ * requests in the order they were applied — the same steps ingestion takes, so
+ * a replay gives the same answers.
+ *
+ * A scope has two: its live state, and its history, for reports of calls that
+ * started more than the model's longest TTL before the live state's latest
+ * start (an import of last week's logs after today's traffic). No cache entry
+ * of such a call could still be live at that start, so the two cannot meet;
+ * applied to the live state, the call would be placed at its latest start and
+ * read today's entries (`unconfirmed` where the provider wrote). The history
+ * takes them in their own start order.
  */
 export class ScopeStates {
-  private readonly states = new Lru<string, ScopeState>(5_000);
+  private readonly states = new Lru<string, { live: ScopeState; history: ScopeState }>(5_000);
 
   constructor(
     private readonly store: Store,
     private readonly catalog: ModelCatalog,
   ) {}
 
+  /** The live state of a scope. */
   get(scope: string, model: ModelEntry): ScopeState {
+    return this.load(scope, model).live;
+  }
+
+  /** The state a call that started at `startedAt` is applied to, and whether it is the scope's history. */
+  forStart(scope: string, model: ModelEntry, startedAt: number): { state: ScopeState; history: boolean } {
+    const { live, history } = this.load(scope, model);
+    const longest = Math.max(0, ...reconcilingRules(model).ttls.map((t) => t.seconds)) * 1000;
+    return startedAt + longest < live.lastStart ? { state: history, history: true } : { state: live, history: false };
+  }
+
+  private load(scope: string, model: ModelEntry): { live: ScopeState; history: ScopeState } {
     const hit = this.states.get(scope);
     if (hit) return hit;
-    const state: ScopeState = { sim: new CacheSimulator(reconcilingRules(model)), seenSources: new Set(), lastRequestBySource: new Map(), lastStart: -Infinity };
+    const fresh = (): ScopeState => ({ sim: new CacheSimulator(reconcilingRules(model)), seenSources: new Set(), lastRequestBySource: new Map(), lastStart: -Infinity });
+    const states = { live: fresh(), history: fresh() };
     for (const row of this.store.reconciledInScope(scope)) {
       const outcome = row.outcome as RecordedOutcome;
       const entry = this.catalog.byId(row.catalogEntry) ?? model;
       const { blocks } = blocksFor(row.segments as RenderedSegment[], outcome.lengths, row.breakpoints as Breakpoint[], entry);
-      advance(state, row, blocks, outcome.sim);
+      advance(outcome.sim.history ? states.history : states.live, row, blocks, outcome.sim);
     }
-    this.states.set(scope, state);
-    return state;
+    this.states.set(scope, states);
+    return states;
   }
 
   /** Forget every scope (after a failed commit, memory may be ahead of the database). */
