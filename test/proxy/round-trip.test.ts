@@ -81,6 +81,16 @@ describe('Anthropic SDK', () => {
     // Nothing was rendered or recorded for them.
     expect(h.t.sqlite.prepare('select count(*) as n from requests').get()).toEqual({ n: 0 });
   });
+
+  it('a model the catalog does not know is answered, and said so in x-ph-warnings (priced as the default entry)', async () => {
+    h = await startHarness();
+    const ask = (model: string) => h.anthropic().messages.create({ model, max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+    const unknown = await ask('claude-foo-9');
+    expect(unknown.response.headers.get('x-ph-warnings')).toBe('unknown_model');
+    const row = (await h.tenant.client.get(`/v1/requests/${unknown.response.headers.get('x-ph-request-id')}`)).json;
+    expect(row).toMatchObject({ model: 'claude-foo-9', catalog_fallback: true });
+    expect((await ask('claude-sonnet-4-6')).response.headers.get('x-ph-warnings')).toBeNull();
+  });
 });
 
 describe('OpenAI SDK', () => {
