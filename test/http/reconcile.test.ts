@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { clientFor, createTestApp, type TestApp } from '../helpers/app';
-import { mintArtifact, mintBundle, mintSystem, mintTools } from '../helpers/factories';
+import { mintArtifact, mintBundle, mintSystem, mintTools, startSession } from '../helpers/factories';
 import { anthropicUsage, classesOf, LONG_SYSTEM, promptTokens, renderAnthropic, report } from '../helpers/scenario';
 import type { Rendered } from '../helpers/scenario';
 import { totalMismatch } from '../../src/domain/reconcile/reconciler';
@@ -422,6 +422,42 @@ describe('reconciliation scenarios', () => {
     expect(o2.segments.at(-1)!.end).toBe(c2.total);
     const rep = (await client.get(`/v1/reports/handles/${sys.id}`)).json;
     expect([rep.tokens.captured, rep.tokens.bonus, rep.tokens.unconfirmed, rep.capture_rate]).toEqual([c2.cached, 0, 0, 1]);
+  });
+
+  it("a session batch keeps the size the provider showed when it was written: later reads do not shift tokens between segments", async () => {
+    const { client, bundle } = await agentSetup();
+    const session = await startSession(client, { base: bundle.id, messages: [{ role: 'user', content: 'Where is my order 1?' }, { role: 'assistant', content: 'It left the warehouse.' }] });
+    let version = session.version;
+    // The provider counts each segment a little longer than our estimate, by a different share each.
+    const real = (r: Rendered) => r.segments.map((seg, i) => Math.round((seg.token_end - seg.token_start) * (i === 0 ? 1.3 : 1.05)) + (seg.source === 'inline' ? 0 : 7));
+    const ends = (sizes: number[]) => sizes.map((_, i) => sizes.slice(0, i + 1).reduce((a, b) => a + b, 0));
+    const outcomes: Array<{ r: Rendered; sizes: number[]; o: Awaited<ReturnType<typeof report>>['outcome'] }> = [];
+    for (let turn = 2; turn <= 4; turn++) {
+      const r = await renderAnthropic(client, { prefix: [session.id], messages: [{ role: 'user', content: `Where is my order ${turn}?` }] });
+      const sizes = real(r);
+      const e = ends(sizes);
+      const batches = r.segments.map((seg, i) => [seg.source, i] as const).filter(([src]) => src.startsWith(`${session.id}@`));
+      const last = batches.at(-1)![1];
+      // The provider read up to the previous batch (what the last turn wrote) and wrote the newest one.
+      const read = turn === 2 ? 0 : e[last - 1]!;
+      const o = (await report(client, t, r, anthropicUsage(e.at(-1)!, read, e[last]! - read))).outcome;
+      outcomes.push({ r, sizes, o });
+      const append = await client.post(`/v1/sessions/${session.id}/messages`, { messages: [{ role: 'user', content: `Where is my order ${turn}?` }, { role: 'assistant', content: `Order ${turn} ships today.` }] }, { 'if-match': `"${version}"` });
+      expect(append.status, append.text).toBe(201);
+      version = append.json.version;
+      t.clock.advance(MIN);
+    }
+    // Turn 3 wrote batch 2 (measured: its read and write ends); turn 4 read it. Its tokens are the same in both,
+    // and exactly what the provider wrote, not a share of a rescaled total.
+    const batch2 = `${session.id}@2`;
+    const size = (o: (typeof outcomes)[number]['o']) => {
+      const seg = o.segments.find((s) => s.source === batch2)!;
+      return seg.end - seg.start;
+    };
+    const written = outcomes[1]!.sizes[outcomes[1]!.r.segments.findIndex((s) => s.source === batch2)]!;
+    expect(size(outcomes[1]!.o)).toBe(written);
+    expect(size(outcomes[2]!.o)).toBe(written);
+    expect(classesOf(outcomes[2]!.o, batch2)).toEqual({ captured: written });
   });
 
   it('a provider total far from the rendered estimate is flagged and left out of calibration', async () => {

@@ -61,4 +61,35 @@ describe('anchorLengths', () => {
       { numRuns: 3000 },
     );
   });
+
+  it('known ends (prefixes an earlier report measured) hold; what this report shows wins over one that no longer fits', () => {
+    // Segment 0 measured at 1050 before: it stays there; the read at 1180 pins segment 1 (a breakpoint).
+    expect(ends(anchorLengths([1000, 100, 200], [1], [1180], [{ segment: 0, at: 1050 }]))).toEqual([1050, 1180, 1300]);
+    // Without an anchor, a known end alone holds and the rest is scaled around it.
+    expect(ends(anchorLengths([1000, 100, 200], [1], [], [{ segment: 0, at: 1100 }]))).toEqual([1100, 1167, 1300]);
+    // A known end past this report's anchor on a later segment cannot hold: it is left out.
+    expect(ends(anchorLengths([1000, 100, 200], [1], [1150], [{ segment: 0, at: 1200 }]))).toEqual([1119, 1150, 1300]);
+    // Nor one on the last segment, or outside the prompt.
+    expect(anchorLengths([1000, 100, 200], [], [], [{ segment: 2, at: 900 }, { segment: 0, at: 5000 }])).toEqual([1000, 100, 200]);
+  });
+
+  it('with known ends too: lengths non-negative, the sum kept, and every known end that fits lands exactly', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.nat({ max: 3000 }), { minLength: 2, maxLength: 8 }),
+        fc.array(fc.record({ segment: fc.nat({ max: 7 }), at: fc.nat({ max: 30000 }) }), { maxLength: 3 }),
+        fc.array(fc.nat({ max: 30000 }), { maxLength: 2 }),
+        (lens, known, anchors) => {
+          const out = anchorLengths(lens, [0, 1, 2, 3, 4, 5, 6], anchors, known);
+          const total = lens.reduce((a, b) => a + b, 0);
+          expect(out.every((n) => Number.isInteger(n) && n >= 0)).toBe(true);
+          expect(out.reduce((a, b) => a + b, 0)).toBe(total);
+          // With no anchor, a single known end inside the prompt (not on the last segment) is where the segment ends.
+          if (anchors.length === 0 && known.length === 1 && known[0]!.segment < lens.length - 1 && known[0]!.at > 0 && known[0]!.at < total)
+            expect(ends(out)[known[0]!.segment]).toBe(known[0]!.at);
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
 });

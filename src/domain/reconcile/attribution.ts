@@ -28,14 +28,16 @@ const ANCHOR_MIN_TOKENS = 16;
  * within 10% of its position (at least 16 tokens) is taken; an end farther from all of them stays where the
  * estimate puts it.
  */
-export function anchorLengths(lengths: number[], breakpointSegments: number[], anchors: number[]): number[] {
+export function anchorLengths(lengths: number[], breakpointSegments: number[], anchors: number[], known: Pin[] = []): number[] {
+  const fixed = orderedPins(known, lengths);
+  const base = stretch(lengths, fixed);
   const ends: number[] = [];
   let acc = 0;
-  for (const len of lengths) ends.push((acc += len));
+  for (const len of base) ends.push((acc += len));
   const total = acc;
   const candidates = [...new Set(breakpointSegments)].filter((k) => k >= 0 && k < lengths.length - 1).sort((a, b) => a - b);
   // Each pin: the last segment of a stretch, and the token position its end moves to.
-  const pins: { segment: number; at: number }[] = [];
+  const pins: Pin[] = [];
   for (const at of [...new Set(anchors)].sort((a, b) => a - b)) {
     if (!(at > 0 && at < total)) continue;
     const last = pins.at(-1);
@@ -48,7 +50,41 @@ export function anchorLengths(lengths: number[], breakpointSegments: number[], a
     }
     if (best >= 0) pins.push({ segment: best, at });
   }
+  // What this report shows comes first; a known end that no longer fits between them is left out.
+  for (const f of fixed) {
+    if (pins.some((p) => p.segment === f.segment)) continue;
+    const before = pins.filter((p) => p.segment < f.segment).at(-1);
+    const after = pins.find((p) => p.segment > f.segment);
+    if ((before && before.at >= f.at) || (after && after.at <= f.at)) continue;
+    pins.push(f);
+    pins.sort((a, b) => a.segment - b.segment);
+  }
+  return stretch(base, pins);
+}
+
+/** A segment whose end is put at a token position. */
+export interface Pin {
+  segment: number;
+  at: number;
+}
+
+/** The pins that can hold together, in segment order: inside the prompt, and each past the one before. */
+function orderedPins(pins: Pin[], lengths: number[]): Pin[] {
+  const total = lengths.reduce((a, b) => a + b, 0);
+  const out: Pin[] = [];
+  for (const p of [...pins].sort((a, b) => a.segment - b.segment)) {
+    const last = out.at(-1);
+    if (p.segment < 0 || p.segment >= lengths.length - 1 || !(p.at > 0 && p.at < total)) continue;
+    if (last && (p.segment === last.segment || p.at <= last.at)) continue;
+    out.push(p);
+  }
+  return out;
+}
+
+/** Each stretch of segments up to a pin scaled on its own, so that its last segment ends at the pin. */
+function stretch(lengths: number[], pins: Pin[]): number[] {
   if (pins.length === 0) return lengths;
+  const total = lengths.reduce((a, b) => a + b, 0);
   const out: number[] = [];
   let from = 0;
   let base = 0;

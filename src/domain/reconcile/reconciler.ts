@@ -15,7 +15,7 @@ import { extractDiagnostics, normalizeUsage, usageProviderOf, UsageShapeError } 
 import type { NormalizedUsage } from '../usage/types';
 import { anchorLengths, overlap, scaleLengths } from './attribution';
 import { PendingPremiums, partsOf, readUpTo, type PremiumPart, type StoredPremium } from './write-premiums';
-import { advance, blocksFor, ScopeStates, type RecordedOutcome, type ScopeState, type SimTimes } from './scopes';
+import { advance, blocksFor, knownEnds, learnExactEnds, measuresPrefixes, ScopeStates, type RecordedOutcome, type ScopeState, type SimTimes } from './scopes';
 import { CLASSES, classifySegment, requestsColumn, ROLLUP_CLASSES, ROLLUP_VALUE_COLUMNS, type ClassCounts } from './waterfall';
 
 export interface UsageReport {
@@ -225,19 +225,25 @@ export class Reconciler {
 
     const model = this.deps.catalog.byId(request.catalogEntry) ?? this.deps.catalog.lookup(request.model).entry;
     const segments = request.segments as RenderedSegment[];
-    const estimated = segments.map((s) => s.token_end - s.token_start);
-    const total = usage.total_prompt_tokens;
-    const scaled = total === null ? estimated : scaleLengths(estimated, total);
-    // An explicit cache's read and write end at breakpoints: breakpoint segment ends near them are moved onto them.
-    const read = usage.cache_fields_reported ? (usage.cache_read_tokens ?? 0) : null;
-    const lengths =
-      read !== null && model.cache.mode === 'explicit' && model.cache.granularity === null
-        ? anchorLengths(scaled, (request.breakpoints as Breakpoint[]).map((b) => b.segment), [read, read + (usage.cache_write_tokens ?? 0)])
-        : scaled;
-
     // The scope's simulated cache, in start order (a late report is placed at the scope's latest start; one
     // older than the longest TTL goes to the scope's history, in its own start order).
     const { state, history } = this.scopes.forStart(request.scope, model, startedAt);
+
+    const estimated = segments.map((s) => s.token_end - s.token_start);
+    const total = usage.total_prompt_tokens;
+    const scaled = total === null ? estimated : scaleLengths(estimated, total);
+    // An explicit cache's read and write end at breakpoints: breakpoint segment ends near them are moved onto them,
+    // and the prefixes whose end an earlier report showed keep it.
+    const read = usage.cache_fields_reported ? (usage.cache_read_tokens ?? 0) : null;
+    const measured = total !== null && measuresPrefixes(model);
+    const lengths = measured
+      ? anchorLengths(
+          scaled,
+          (request.breakpoints as Breakpoint[]).map((b) => b.segment),
+          read === null ? [] : [read, read + (usage.cache_write_tokens ?? 0)],
+          knownEnds(state, request.format, segments),
+        )
+      : scaled;
     const simStart = Math.max(startedAt, state.lastStart);
     // A first byte not reported is unknown, somewhere up to the end of the call (the report's receipt, for a
     // client that reports later): its write is readable for later requests from this start or from that end,
@@ -254,6 +260,7 @@ export class Reconciler {
     const chosen = unknownFirstBytes(state, { id: request.id, ...simAt, blocks }, usage.cache_fields_reported ? (usage.cache_read_tokens ?? 0) : null);
     simAt.unknownFirstBytes = chosen.mode;
     const outcomeSim = advance(state, request, blocks, simAt, chosen.plan);
+    if (measured) learnExactEnds(state, request.format, segments, lengths, read, usage.cache_write_tokens ?? (read === null ? null : 0));
     const readFrom = writer(outcomeSim);
 
     const written = usage.cache_write_tokens ?? (read === null ? null : 0);

@@ -4,7 +4,7 @@ import type { CacheRules, ModelEntry } from '../catalog/types';
 import { Lru } from '../lru';
 import type { Breakpoint, RenderedSegment } from '../render/request';
 import { CacheSimulator, type SimBlock, type SimOutcome, type SimPlan, type SimRequest } from '../simulator/cache';
-import { splitEvenly } from './attribution';
+import { splitEvenly, type Pin } from './attribution';
 
 /** What one cache scope has seen: its simulated provider cache and which content recurred. */
 export interface ScopeState {
@@ -14,6 +14,44 @@ export interface ScopeState {
   /** The last request that had each source, to locate a drift against. */
   lastRequestBySource: Map<string, string>;
   lastStart: number;
+  /**
+   * Prefixes whose length the provider showed exactly (its read or write ended at their last segment), by format
+   * and chain: later requests with the same prefix put its end there, so the tokens of a segment do not move to
+   * its neighbour as the estimate's scaling shifts from one request to the next. Oldest first, bounded.
+   */
+  exactEnds: Map<string, number>;
+}
+
+const EXACT_ENDS_MAX = 4096;
+
+/** Whether a model's reads and writes end exactly at breakpoints, so that their ends measure prefixes. */
+export function measuresPrefixes(model: ModelEntry): boolean {
+  return model.cache.mode === 'explicit' && model.cache.granularity === null;
+}
+
+/** Learns, from a reconciled request, the prefixes whose end the provider's read or write marked exactly. */
+export function learnExactEnds(state: ScopeState, format: string, segments: RenderedSegment[], lengths: number[], read: number | null, write: number | null): void {
+  if (read === null) return;
+  const marks = new Set([read, read + (write ?? 0)]);
+  let end = 0;
+  segments.forEach((s, i) => {
+    end += lengths[i] ?? 0;
+    if (end === 0 || !marks.has(end)) return;
+    const key = `${format}:${s.chain}`;
+    state.exactEnds.delete(key);
+    state.exactEnds.set(key, end);
+    if (state.exactEnds.size > EXACT_ENDS_MAX) state.exactEnds.delete(state.exactEnds.keys().next().value!);
+  });
+}
+
+/** The ends this scope knows for a request's prefixes. */
+export function knownEnds(state: ScopeState, format: string, segments: RenderedSegment[]): Pin[] {
+  const pins: Pin[] = [];
+  segments.forEach((s, i) => {
+    const at = state.exactEnds.get(`${format}:${s.chain}`);
+    if (at !== undefined) pins.push({ segment: i, at });
+  });
+  return pins;
 }
 
 /** Simulation blocks of a request: each segment split into its provider blocks over its token length. */
@@ -92,13 +130,16 @@ export class ScopeStates {
   private load(scope: string, model: ModelEntry): { live: ScopeState; history: ScopeState } {
     const hit = this.states.get(scope);
     if (hit) return hit;
-    const fresh = (): ScopeState => ({ sim: new CacheSimulator(reconcilingRules(model)), seenSources: new Set(), lastRequestBySource: new Map(), lastStart: -Infinity });
+    const fresh = (): ScopeState => ({ sim: new CacheSimulator(reconcilingRules(model)), seenSources: new Set(), lastRequestBySource: new Map(), lastStart: -Infinity, exactEnds: new Map() });
     const states = { live: fresh(), history: fresh() };
     for (const row of this.store.reconciledInScope(scope)) {
       const outcome = row.outcome as RecordedOutcome;
       const entry = this.catalog.byId(row.catalogEntry) ?? model;
       const { blocks } = blocksFor(row.segments as RenderedSegment[], outcome.lengths, row.breakpoints as Breakpoint[], entry);
-      advance(outcome.sim.history ? states.history : states.live, row, blocks, outcome.sim);
+      const state = outcome.sim.history ? states.history : states.live;
+      advance(state, row, blocks, outcome.sim);
+      const { provider, total_prompt_tokens: total } = row.outcome as { provider?: { read: number | null; write: number | null }; total_prompt_tokens?: number | null };
+      if (measuresPrefixes(entry) && provider && total != null) learnExactEnds(state, row.format, row.segments as RenderedSegment[], outcome.lengths, provider.read, provider.write);
     }
     this.states.set(scope, states);
     return states;
