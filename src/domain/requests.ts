@@ -2,6 +2,7 @@ import type { InlineRow, RequestRow, Store } from '../store/store';
 import type { ModelCatalog } from './catalog/catalog';
 import type { ModelLookup, ProviderFamily } from './catalog/types';
 import type { Clock } from './clock';
+import { findLoneSurrogate } from './canonical-json';
 import { notFound, invalid } from './errors';
 import type { HandleService } from './handles';
 import { newRequestId } from './ids';
@@ -56,6 +57,22 @@ export interface RenderWarning {
   detail: string;
 }
 
+/**
+ * A body with a lone surrogate is refused before anything is recorded or sent: stored, it would come back as
+ * replacement characters, and its report could never be reconciled. One can only arrive as a `\u` escape.
+ */
+function refuseLoneSurrogates(bodyText: string, pointer: string): void {
+  if (!/\\u[dD][89a-fA-F]/.test(bodyText)) return;
+  let value: unknown;
+  try {
+    value = JSON.parse(bodyText);
+  } catch {
+    return; // not JSON: the renderer says so
+  }
+  const at = findLoneSurrogate(value, pointer);
+  if (at !== null) throw invalid(at, 'string contains a lone UTF-16 surrogate (not valid Unicode)');
+}
+
 const PROVIDER_OF: Record<RequestFormat, ProviderFamily> = {
   anthropic: 'anthropic',
   'openai-chat': 'openai',
@@ -75,6 +92,7 @@ export class RequestService {
   }
 
   render(call: RenderCall): RenderResult {
+    refuseLoneSurrogates(call.bodyText, call.pointer);
     const provider = PROVIDER_OF[call.format];
     let lookup: ModelLookup | undefined;
     let modelName = '';

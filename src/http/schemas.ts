@@ -5,6 +5,7 @@ import {
   messageSchema,
   toolsContentSchema,
 } from '../domain/content';
+import { hasLoneSurrogate } from '../domain/canonical-json';
 import { expansionFormats } from '../domain/render/prompt';
 import { handleIdPattern, ID_PREFIX, type HandleType } from '../domain/ids';
 
@@ -22,7 +23,9 @@ export const ArtifactIdParam = idParam(['artifact'], 'an artifact id (art_…)')
 export const BundleIdParam = idParam(['bundle'], 'a bundle id (bnd_…)');
 export const SessionIdParam = idParam(['session'], 'a session id (ses_…)');
 
-const name = z.string().min(1).max(200).optional().openapi({ description: 'A label for people; never rendered.' });
+/** A label: Unicode text (a lone surrogate is refused, never stored as replacement characters). */
+export const Label = z.string().min(1).max(200).refine((s) => !hasLoneSurrogate(s), 'contains a lone UTF-16 surrogate (not valid Unicode)');
+const name = Label.optional().openapi({ description: 'A label for people; never rendered.' });
 const metadata = z.record(z.string(), z.unknown()).optional().openapi({ description: 'Free-form JSON kept with the handle; never rendered.' });
 
 export const MessageSchema = messageSchema.openapi('Message');

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { clientFor, createTestApp, type TestApp } from '../helpers/app';
+import { ADMIN_KEY, clientFor, createTestApp, type TestApp } from '../helpers/app';
 import { mintArtifact, mintBundle, mintSystem, startSession } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM } from '../helpers/scenario';
 import { FakeClock } from '../helpers/clock';
@@ -81,6 +81,29 @@ describe('handle edge cases', () => {
     expect(res.status).toBe(422);
     expect(res.json.errors[0].pointer).toBe('/content/0/input_schema/maximum');
     expect((await client.post('/v1/artifacts', { kind: 'system', content: '' })).status).toBe(422);
+  });
+
+  it('a lone surrogate is a 422 naming it, in a label and in a rendered body, and nothing is stored', async () => {
+    t = createTestApp();
+    const me = t.tenant();
+    const sys = await mintSystem(me.client, 'kept');
+    const lone = 'a\ud800b';
+    for (const [path, body] of [
+      ['/v1/artifacts', { kind: 'system', content: 'x', name: lone }],
+      ['/v1/bundles', { members: [sys.id], name: lone }],
+      ['/v1/sessions', { name: lone }],
+    ] as const) {
+      const res = await me.client.post(path, body);
+      expect(res.status, path).toBe(422);
+      expect(res.json.errors[0], path).toMatchObject({ pointer: '/name', detail: expect.stringContaining('lone UTF-16 surrogate') });
+    }
+    const admin = clientFor(t.app, ADMIN_KEY);
+    expect((await admin.post('/v1/tenants', { name: lone })).json.errors[0].pointer).toBe('/name');
+    const res = await render(me, { model: `claude${lone}`, max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] });
+    expect(res.status).toBe(422);
+    expect(res.json.errors[0].pointer).toBe('/request/model');
+    expect(t.sqlite.prepare('select count(*) as n from handles').get()).toEqual({ n: 1 });
+    expect(t.sqlite.prepare('select count(*) as n from requests').get()).toEqual({ n: 0 });
   });
 
   it('a versioned ref reports the current latest version after an append', async () => {

@@ -147,6 +147,19 @@ describe("the proxy's own refusals", () => {
     expect(h.tap).toHaveLength(0);
   });
 
+  it('a lone surrogate anywhere in the body: 422 naming it before the provider is called, nothing recorded', async () => {
+    h = await startHarness();
+    const res = await fetch(`${h.url}/proxy/anthropic/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-ph-key': h.key, 'content-type': 'application/json', 'x-api-key': 'sk-ant-test' },
+      body: '{"model":"claude-sonnet-4-6","max_tokens":5,"messages":[{"role":"user","content":"hi \\ud800"}]}',
+    });
+    expect(res.status).toBe(422);
+    expect(await res.json()).toMatchObject({ errors: [{ pointer: '/messages/0/content' }], error: { message: expect.any(String) } });
+    expect(h.tap).toHaveLength(0);
+    expect(h.t.sqlite.prepare('select count(*) as n from requests').get()).toEqual({ n: 0 });
+  });
+
   it('a body sent as something other than JSON: 415, with the error member, the provider not called', async () => {
     h = await startHarness();
     const res = await fetch(`${h.url}/proxy/anthropic/v1/messages`, {

@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { TenantService } from '../../domain/tenants';
 import { newRouter } from '../router';
-import { IssuedKeySchema, commonErrors, readErrors } from '../schemas';
+import { IssuedKeySchema, Label, commonErrors, readErrors } from '../schemas';
 
 const issued = (description: string) => ({ content: { 'application/json': { schema: IssuedKeySchema } }, description });
 const security = [{ adminKey: [] }];
@@ -9,7 +9,7 @@ const security = [{ adminKey: [] }];
 const routes = {
   createTenant: createRoute({
     method: 'post', path: '/v1/tenants', tags: ['admin'], summary: 'Create a tenant and its first API key', security,
-    request: { body: { content: { 'application/json': { schema: z.strictObject({ name: z.string().min(1).max(200) }) } }, required: true } },
+    request: { body: { content: { 'application/json': { schema: z.strictObject({ name: Label }) } }, required: true } },
     responses: { 201: issued('The tenant and its key (shown once)'), ...commonErrors },
   }),
   issueKey: createRoute({
