@@ -101,8 +101,14 @@ const requireJson: MiddlewareHandler<AppEnv> = async function requireJson(c, nex
   if (method !== 'POST' && method !== 'PUT' && method !== 'PATCH') return next();
   const notJson = notJsonBody(c);
   if (notJson) return problem(c, 'unsupported_media_type', notJson);
+  // Any JSON type form HTTP allows (`application/json ; charset=utf-8`): the schema validators take only the
+  // strictest spelling, and would answer a 422 without a pointer. The body is checked as UTF-8 JSON either way.
+  const type = c.req.header('content-type');
+  if (type !== undefined && type !== 'application/json' && !STRICT_JSON_TYPE.test(type)) c.req.raw.headers.set('content-type', 'application/json');
   await next();
 };
+/** What the schema validators accept as JSON. */
+const STRICT_JSON_TYPE = /^application\/([a-z-.]+\+)?json(;\s*[a-zA-Z0-9-]+=([^;]+))*$/;
 
 /** A JSON body in valid UTF-8, checked once authenticated (the validators decode with replacement characters). */
 const requireUtf8: MiddlewareHandler<AppEnv> = async function requireUtf8(c, next) {

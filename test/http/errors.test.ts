@@ -95,6 +95,14 @@ describe('problem+json errors', () => {
     expectProblem(res, 415, 'unsupported_media_type');
   });
 
+  it.each(['application/json ; charset=utf-8', 'application/json;', 'application/json;charset=utf-8;', 'Application/JSON'])('accepts every JSON type form HTTP allows (%s) on the schema-validated routes', async (type) => {
+    const { client } = t.tenant();
+    const sys = await client.post('/v1/artifacts', JSON.stringify({ kind: 'system', content: 'x' }), { 'content-type': type });
+    expect(sys.status, sys.text).toBe(201);
+    const bundle = await client.post('/v1/bundles', JSON.stringify({ members: [sys.json.id] }), { 'content-type': type });
+    expect(bundle.status, bundle.text).toBe(201);
+  });
+
   it('lists every failing JSON pointer on 422', async () => {
     const { client } = t.tenant();
     const res = await client.post('/v1/sessions', {
