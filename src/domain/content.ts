@@ -100,7 +100,7 @@ export interface ToolPairingProblem {
   detail: string;
 }
 
-const toolUseIds = (m: Message | undefined): string[] =>
+export const toolUseIds = (m: Message | undefined): string[] =>
   m?.role === 'assistant' && Array.isArray(m.content) ? m.content.flatMap((b) => (b.type === 'tool_use' ? [b.id] : [])) : [];
 const toolResultIds = (m: Message): Array<{ id: string; j: number }> =>
   Array.isArray(m.content) ? m.content.flatMap((b, j) => (b.type === 'tool_result' ? [{ id: b.tool_use_id, j }] : [])) : [];

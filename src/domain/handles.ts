@@ -6,6 +6,7 @@ import {
   isJsonKind,
   messageListSchema,
   toolPairingProblem,
+  toolUseIds,
   type ArtifactKind,
   type Message,
   type ToolDefinition,
@@ -232,7 +233,11 @@ export class HandleService {
    */
   checkTurn(tenantId: string, sessionId: string, version: number, messages: Message[], pointer: string, exact: boolean): void {
     const handle = this.liveHandle(tenantId, sessionId, 'session');
-    const problem = toolPairingProblem(lastMessage(this.segmentsOf(handle, version)), messages, pointer);
+    // The provider's reply comes after the turn: a call in the turn's last message could never be answered.
+    const open = messages.length ? toolUseIds(messages[messages.length - 1]) : [];
+    const problem =
+      toolPairingProblem(lastMessage(this.segmentsOf(handle, version)), messages, pointer) ??
+      (open.length ? { pointer: `${pointer}/${messages.length - 1}`, detail: `ends the turn with the tool_use "${open[0]}": the reply comes next and cannot answer it` } : null);
     if (problem) throw invalid(exact ? problem.pointer : pointer, exact ? problem.detail : `${problem.detail} (message ${problem.pointer.slice(pointer.length + 1).split('/')[0]} of this turn)`);
   }
 

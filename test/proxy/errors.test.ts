@@ -255,6 +255,22 @@ describe("the proxy's own refusals", () => {
     expect(h.tap).toHaveLength(0);
   });
 
+  it('with a session, a turn that ends with a tool call is a 422 before any money is spent: the reply could not answer it', async () => {
+    h = await startHarness();
+    const session = await startSession(h.tenant.client, { messages: [{ role: 'user', content: 'weather?' }] });
+    const sdk = h.anthropic({ headers: { 'x-ph-session': session.id } });
+    const err = await rejection(
+      sdk.messages.create({
+        model: 'claude-sonnet-4-6',
+        max_tokens: 16,
+        messages: [{ role: 'assistant', content: [{ type: 'tool_use', id: 't1', name: 'get_weather', input: {} }] }],
+      }),
+    );
+    expect(err.status).toBe(422);
+    expect(err.error.errors).toEqual([{ pointer: '/messages/0', detail: expect.stringContaining('ends the turn with the tool_use "t1"') }]);
+    expect(h.tap).toHaveLength(0);
+  });
+
   it('an unreachable provider is a 502 problem; a silent one a 504; both recorded as failed', async () => {
     // A port nothing listens on, and a server that accepts and never answers.
     const closed = await new Promise<number>((resolve) => {
