@@ -4,6 +4,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import type { Config } from './config';
 import type { Clock } from './domain/clock';
+import { DomainError } from './domain/errors';
 import { HandleService } from './domain/handles';
 import { HandleMeter } from './domain/handle-meta';
 import type { ModelCatalog } from './domain/catalog/catalog';
@@ -110,10 +111,18 @@ const requireJson: MiddlewareHandler<AppEnv> = async function requireJson(c, nex
 /** What the schema validators accept as JSON. */
 const STRICT_JSON_TYPE = /^application\/([a-z-.]+\+)?json(;\s*[a-zA-Z0-9-]+=([^;]+))*$/;
 
+const BOM = [0xef, 0xbb, 0xbf];
+
 /** A JSON body in valid UTF-8, checked once authenticated (the validators decode with replacement characters). */
 const requireUtf8: MiddlewareHandler<AppEnv> = async function requireUtf8(c, next) {
   const method = c.req.method;
-  if ((method === 'POST' || method === 'PUT' || method === 'PATCH') && c.req.raw.body !== null) checkUtf8(new Uint8Array(await c.req.arrayBuffer()));
+  if ((method === 'POST' || method === 'PUT' || method === 'PATCH') && c.req.raw.body !== null) {
+    const bytes = new Uint8Array(await c.req.arrayBuffer());
+    checkUtf8(bytes);
+    // One leading byte-order mark may be ignored (RFC 8259 §8.1); the body decoder here would drop a second too.
+    if (BOM.every((b, i) => bytes[i] === b && bytes[i + 3] === b))
+      throw new DomainError('malformed_json', 'The request body is not valid JSON: it starts with two byte-order marks');
+  }
   await next();
 };
 

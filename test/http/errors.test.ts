@@ -103,6 +103,17 @@ describe('problem+json errors', () => {
     expect(bundle.status, bundle.text).toBe(201);
   });
 
+  it('one leading byte-order mark is ignored; two are malformed JSON, on every route', async () => {
+    const { client } = t.tenant();
+    const one = await client.post('/v1/artifacts', '\ufeff{"kind":"system","content":"x"}', { 'content-type': 'application/json' });
+    expect(one.status, one.text).toBe(201);
+    for (const path of ['/v1/artifacts', '/v1/sessions', '/v1/render', '/v1/usage']) {
+      const two = await client.post(path, '\ufeff\ufeff{"kind":"system","content":"x"}', { 'content-type': 'application/json' });
+      expectProblem(two, 400, 'malformed_json');
+    }
+    expect((await client.get('/v1/handles')).json.handles).toHaveLength(1);
+  });
+
   it('lists every failing JSON pointer on 422', async () => {
     const { client } = t.tenant();
     const res = await client.post('/v1/sessions', {
