@@ -114,6 +114,16 @@ describe('problem+json errors', () => {
     expect((await client.get('/v1/handles')).json.handles).toHaveLength(1);
   });
 
+  it('a POST with no body at all, where one is required, is a 422 naming what is missing (never a 201 or a 400)', async () => {
+    const { client } = t.tenant();
+    for (const path of ['/v1/sessions', '/v1/render', '/v1/usage', '/v1/artifacts', '/v1/bundles']) {
+      const res = await client.post(path);
+      expectProblem(res, 422, 'invalid_request');
+      expect(res.json.errors.length, path).toBeGreaterThan(0);
+    }
+    expect((await client.get('/v1/handles')).json.handles).toEqual([]);
+  });
+
   it('lists every failing JSON pointer on 422', async () => {
     const { client } = t.tenant();
     const res = await client.post('/v1/sessions', {

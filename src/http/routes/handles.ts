@@ -127,6 +127,8 @@ export function handleRoutes(handles: HandleService, expander: Expander, reports
   });
 
   app.openapi(routes.createSession, (c) => {
+    // Every field is optional, so only the missing document itself can be refused (an empty session is `{}`).
+    if (c.req.header('content-type') === undefined) throw invalid('', 'send a JSON body: {} starts an empty session');
     const r = handles.createSession(c.get('auth').tenantId, c.req.valid('json'));
     return c.json(mintView(r), 201);
   });

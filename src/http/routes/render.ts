@@ -4,6 +4,7 @@ import type { RequestService } from '../../domain/requests';
 import { requestFormats } from '../../domain/render/request';
 import { parseJsonTree, property, textOf } from '../../domain/render/json-text';
 import type { Handler } from 'hono';
+import { headerOf } from '../auth';
 import { parseBody, readText } from '../body';
 import { fastPost, requestIdHeader, type FastPostDeps } from '../fast-route';
 import { newRouter, type AppEnv } from '../router';
@@ -83,6 +84,8 @@ export const RENDER_PATH = '/v1/render';
 export function renderRoute(deps: FastPostDeps & { requests: RequestService }): Handler<AppEnv> {
   return fastPost(deps, RENDER_PATH, async (c, auth) => {
     const raw = await readText(c, deps.maxBodyBytes);
+    // No body at all (`curl -X POST`) is a missing document, as on every route: the schema names what is missing.
+    if (raw === '' && headerOf(c, 'content-type') === undefined) throw validationError(RenderBody.safeParse(undefined).error!, '', 'the render request is not valid');
     const json = parseBody(raw);
     // JSON.parse has validated the text: the tree need not validate it again.
     const tree = parseJsonTree(raw, '', true);
