@@ -66,7 +66,8 @@ export const AppendMessagesBody = z.strictObject({ messages: z.array(MessageSche
 export const IfMatchHeader = z.object({
   'if-match': z
     .string()
-    .regex(/^(W\/)?"?[1-9][0-9]*"?$/, 'If-Match must be a version number, e.g. "3"')
+    // Quoted (an ETag) or bare, never half-quoted; at most 15 digits, so the number is exact.
+    .regex(/^(W\/)?("[1-9][0-9]{0,14}"|[1-9][0-9]{0,14})$/, 'If-Match must be a version number, e.g. "3"')
     .optional()
     .openapi({ description: 'Append only if the session is still at this version.' }),
 });
@@ -124,7 +125,12 @@ export const HandleListSchema = z
 export const ListQuery = z.object({
   kind: z.enum(['artifact', 'bundle', 'session', ...artifactKinds]).optional().openapi({ description: 'A handle type, or an artifact kind.' }),
   cursor: z.string().regex(/^(art|bnd|ses)_[0-9A-Za-z]{21}$/, 'cursor must be a next_cursor value').optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(50),
+  limit: z
+    .string()
+    .regex(/^[0-9]{1,3}$/, 'limit must be a whole number from 1 to 500')
+    .transform(Number)
+    .pipe(z.number().int().min(1).max(500))
+    .default(50),
 });
 
 export const ExpandQuery = z.object({ format: z.enum(expansionFormats).default('neutral') });

@@ -168,6 +168,20 @@ describe('sessions', () => {
     expect(h.json.version.message_count).toBe(2);
   });
 
+  it('refuses an If-Match that is not a version: half-quoted, or past what a number holds exactly', async () => {
+    const { client } = t.tenant();
+    const s = await startSession(client, { messages: [userMessage('a')] });
+    for (const value of ['"1', '1"', '"99999999999999999999"', '"9007199254740993"', '"0"', 'W/"x"']) {
+      const res = await client.post(`/v1/sessions/${s.id}/messages`, { messages: [assistantMessage('b')] }, { 'if-match': value });
+      expect(res.status, value).toBe(422);
+      expect(res.json.errors[0].pointer, value).toBe('header:if-match');
+    }
+    for (const value of ['"1"', 'W/"2"', '3']) {
+      const res = await client.post(`/v1/sessions/${s.id}/messages`, { messages: [assistantMessage(`b${value}`)] }, { 'if-match': value });
+      expect(res.status, value).toBe(201);
+    }
+  });
+
   it('loses and duplicates nothing under concurrent appends', async () => {
     const { client } = t.tenant();
     const s = await startSession(client);
@@ -243,6 +257,8 @@ describe('expansion', () => {
     const twice = await client.get(`/v1/handles/${sys0.id}/expand?format=anthropic&format=openai-chat`);
     expect(twice.status).toBe(422);
     expect(twice.json.errors).toEqual([{ pointer: 'query:format', detail: 'give one format' }]);
+    // Named twice without a value is twice too.
+    expect((await client.get(`/v1/handles/${sys0.id}/expand?format=gemini&format`)).json.errors).toEqual([{ pointer: 'query:format', detail: 'give one format' }]);
     // One format, and another parameter whose value mentions format=, is fine.
     expect((await client.get(`/v1/handles/${sys0.id}/expand?format=anthropic&x=format=1`)).status).toBe(200);
     const sys = await mintSystem(client);
@@ -267,6 +283,16 @@ describe('listing and deleting', () => {
       cursor = res.json.next_cursor;
     } while (cursor);
     expect(seen.sort()).toEqual(ids.sort());
+  });
+
+  it('takes a limit written as a plain number only', async () => {
+    const { client } = t.tenant();
+    for (const limit of ['0x10', '%205', '1e2', '0', '501', '2.5']) {
+      const res = await client.get(`/v1/handles?limit=${limit}`);
+      expect(res.status, limit).toBe(422);
+      expect(res.json.errors[0].pointer, limit).toBe('query:limit');
+    }
+    expect((await client.get('/v1/handles?limit=500')).status).toBe(200);
   });
 
   it('deletes, then answers 410 gone; refuses while pinned, naming the referrers', async () => {

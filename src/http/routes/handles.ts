@@ -99,6 +99,9 @@ const routes = {
   }),
 };
 
+/** `format` named twice in a query string, with a value or without (`?format=gemini&format`). */
+const TWO_FORMATS = /[?&]format(?:[=&#]|$).*[?&]format(?:[=&#]|$)/;
+
 function parseIfMatch(value: string | undefined): number | undefined {
   return value === undefined ? undefined : Number(value.replace(/^W\//, '').replace(/"/g, ''));
 }
@@ -198,7 +201,7 @@ export function expandRoute(expander: Expander, tenants: TenantService, metrics:
     // Two formats would be a guess between them (a string search: parsing every query would cost the hot path).
     if (given !== undefined) {
       const url = c.req.url;
-      if (url.indexOf('format=') !== url.lastIndexOf('format=') && c.req.queries('format')!.length > 1) throw invalid('query:format', 'give one format');
+      if (TWO_FORMATS.test(url) && c.req.queries('format')!.length > 1) throw invalid('query:format', 'give one format');
     }
     // A known format (or none) skips schema validation; anything else gets zod's error.
     let format: ExpansionFormat = 'neutral';
