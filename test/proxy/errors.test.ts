@@ -342,6 +342,20 @@ describe("the proxy's own refusals", () => {
     expect(totals.money.unknown_capture_input_cost).toBeGreaterThan(0);
   });
 
+  it('an answer the reconciler cannot keep (a lone surrogate in its model name) is still reconciled, as unknown', async () => {
+    const { t, url, client, key } = await standIn('anthropic', (res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"id":"msg_1","type":"message","role":"assistant","model":"claude\\ud800","content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","usage":{"input_tokens":12,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":1}}');
+    });
+    const anthropic = new Anthropic({ apiKey: 'sk-ant-test', baseURL: `${url}/proxy/anthropic`, maxRetries: 0, defaultHeaders: { 'x-ph-key': key } });
+    const { response } = await anthropic.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+    await committed({ t });
+    const r = (await client.get(`/v1/requests/${response.headers.get('x-ph-request-id')}`)).json;
+    expect(r.status).toBe('reconciled');
+    expect(r.outcome.capture).toBe('unknown');
+    expect(r.usage_raw).toBeNull();
+  });
+
   it('a reply the session cannot keep (a tool call whose arguments are not an object): answered, nothing appended, said in x-ph-warnings', async () => {
     const { t, url, client, key } = await standIn('openai', (res) => {
       res.writeHead(200, { 'content-type': 'application/json' });

@@ -268,13 +268,23 @@ class Recorder {
   private reconcile(usage: Pick<UsageReport, 'usage' | 'response' | 'normalized' | 'diagnostics'>): void {
     const finishedAt = this.deps.clock.now();
     const report: UsageReport = { request_id: this.requestId, ...usage, started_at: this.startedAt, first_byte_at: this.firstByteAt || finishedAt, finished_at: finishedAt };
-    const ingest = () => {
+    // An answer whose usage the reconciler refuses (a lone surrogate in its model name, say) is still reconciled:
+    // as unknown, without the provider's objects, so the call never stays unreconciled.
+    const unknown: UsageReport = { ...report, usage: null, diagnostics: undefined, normalized: unreportedUsage(this.format, null, null, true) };
+    const run = (r: UsageReport, fallback: UsageReport | null) => {
+      const failed = (err: unknown) => {
+        if (fallback && err instanceof DomainError && err.code === 'invalid_request') {
+          this.warn('usage refused; reconciled as unknown', err);
+          run(fallback, null);
+        } else this.warn('usage not reconciled', err);
+      };
       try {
-        this.deps.services.reconciler.ingest(this.tenantId, report).catch((err: unknown) => this.warn('usage not reconciled', err));
+        this.deps.services.reconciler.ingest(this.tenantId, r).catch(failed);
       } catch (err) {
-        this.warn('usage not reconciled', err);
+        failed(err);
       }
     };
+    const ingest = () => run(report, unknown);
     // After the answer has gone out, and not awaited: the caller waits for neither the reconciliation nor its commit.
     setImmediate(() => this.inOrder(ingest));
   }
