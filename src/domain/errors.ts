@@ -30,6 +30,11 @@ export class DomainError extends Error {
 
 export const notFound = (what: string) => new DomainError('not_found', `${what} does not exist`);
 
+/** The same error, pointing at what named the missing or refused thing. */
+export function withPointer(err: DomainError, pointer: string): DomainError {
+  return new DomainError(err.code, err.message, err.extra, [{ pointer, detail: err.message }]);
+}
+
 export function invalid(pointer: string, detail: string): DomainError {
   return new DomainError('invalid_request', detail, {}, [{ pointer, detail }]);
 }

@@ -12,7 +12,7 @@ import {
   type ToolDefinition,
 } from './content';
 import { sha256Hex } from './digest';
-import { DomainError, invalid, notFound } from './errors';
+import { DomainError, invalid, notFound, withPointer } from './errors';
 import { formatRef, handleTypeOf, newId, parseRef, type HandleType } from './ids';
 import { Lru } from './lru';
 import type { HandleMeter } from './handle-meta';
@@ -475,10 +475,6 @@ function parseMessages(raw: unknown, pointer: string): Message[] {
 
 function versionConflict(id: string, current: number, expected: number): DomainError {
   return new DomainError('version_conflict', `${id} is at version ${current}, not ${expected}`, { current_version: current });
-}
-
-function withPointer(err: DomainError, pointer: string): DomainError {
-  return new DomainError(err.code, err.message, err.extra, [{ pointer, detail: err.message }]);
 }
 
 function sameList(a: string[] | null, b: string[] | null): boolean {

@@ -1,9 +1,9 @@
-import type { InlineRow, RequestRow, Store } from '../store/store';
+import type { InlineRow, RequestCursor, RequestRow, Store } from '../store/store';
 import type { ModelCatalog } from './catalog/catalog';
 import type { ModelLookup, ProviderFamily } from './catalog/types';
 import type { Clock } from './clock';
 import { findLoneSurrogate } from './canonical-json';
-import { notFound, invalid } from './errors';
+import { invalid, notFound, withPointer } from './errors';
 import type { HandleService } from './handles';
 import { newRequestId } from './ids';
 import { findVolatility } from './volatility';
@@ -72,6 +72,9 @@ function refuseLoneSurrogates(bodyText: string, pointer: string): void {
   const at = findLoneSurrogate(value, pointer);
   if (at !== null) throw invalid(at, 'string contains a lone UTF-16 surrogate (not valid Unicode)');
 }
+
+/** Recorded requests one list page looks at, at most (a handle filter reads their segments). */
+const LIST_SCAN = 5_000;
 
 const PROVIDER_OF: Record<RequestFormat, ProviderFamily> = {
   anthropic: 'anthropic',
@@ -165,6 +168,20 @@ export class RequestService {
   /** Records that the provider refused the request (no usage; nothing to reconcile). */
   markFailed(requestId: string, detail: { startedAt: number; finishedAt: number; usageRaw: unknown }): Promise<void> {
     return this.deps.writes.enqueue({ kind: 'failed', requestId, detail });
+  }
+
+  /**
+   * A tenant's recorded requests, newest first, a page at a time; with `handleId`, those that referenced it (its
+   * id on a segment's path: a bundle's requests include those of sessions based on it). A page looks at up to
+   * LIST_SCAN recorded requests: one that finds fewer than `limit` still has a `next` cursor if there are more.
+   */
+  list(tenantId: string, q: { handleId?: string; cursor?: RequestCursor; limit: number }): { rows: RequestRow[]; next: RequestCursor | null } {
+    if (q.handleId !== undefined) {
+      const handle = this.deps.store.getHandle(q.handleId);
+      // A deleted handle's requests are still listed, as its reports still are.
+      if (!handle || handle.tenantId !== tenantId) throw withPointer(notFound(`handle ${q.handleId}`), 'query:handle');
+    }
+    return this.deps.store.listRequests({ tenantId, handleId: q.handleId, before: q.cursor, limit: q.limit, scanMax: LIST_SCAN });
   }
 
   get(tenantId: string, id: string): RequestRow {

@@ -163,3 +163,29 @@ export const RequestViewSchema = z
     diagnostics: z.unknown().nullable().openapi({ description: "The provider's own cache-miss explanation." }),
   })
   .openapi('Request');
+
+/** One line of GET /v1/requests: enough to pick the request to open. */
+export const RequestSummarySchema = z
+  .object({
+    id: z.string(),
+    status: z.enum(['rendered', 'reconciled', 'failed']),
+    format: z.string(),
+    model: z.string(),
+    rendered_at: time,
+    started_at: time.nullable(),
+    capture: z.enum(['reported', 'unknown']).nullable().openapi({ description: 'null until usage is reconciled.' }),
+    prompt_tokens: int.nullable().openapi({ description: "The provider's prompt total; null until reconciled, or when it did not say." }),
+    cache_read_tokens: int.nullable(),
+    cache_write_tokens: int.nullable(),
+    handles: z.array(z.string()).openapi({ description: 'The handles on its segment paths, in prompt order.' }),
+    classes: z.record(z.string(), int).openapi({ description: 'Handle tokens per class, the classes with any (empty until reconciled).' }),
+    drift: z.boolean().openapi({ description: 'A drift finding was recorded for it (open the request for it).' }),
+  })
+  .openapi('RequestSummary');
+
+export const RequestListSchema = z
+  .object({
+    requests: z.array(RequestSummarySchema),
+    next_cursor: z.string().nullable().openapi({ description: 'Pass as `cursor` for the next page; null: no more.' }),
+  })
+  .openapi('RequestList');

@@ -122,15 +122,18 @@ export const HandleListSchema = z
   })
   .openapi('HandleList');
 
+/** A page size: a plain number from 1 to 500 (not 0x10, 1e2 or " 5"). */
+export const Limit = z
+  .string()
+  .regex(/^[0-9]{1,3}$/, 'limit must be a whole number from 1 to 500')
+  .transform(Number)
+  .pipe(z.number().int().min(1).max(500))
+  .default(50);
+
 export const ListQuery = z.object({
   kind: z.enum(['artifact', 'bundle', 'session', ...artifactKinds]).optional().openapi({ description: 'A handle type, or an artifact kind.' }),
   cursor: z.string().regex(/^(art|bnd|ses)_[0-9A-Za-z]{21}$/, 'cursor must be a next_cursor value').optional(),
-  limit: z
-    .string()
-    .regex(/^[0-9]{1,3}$/, 'limit must be a whole number from 1 to 500')
-    .transform(Number)
-    .pipe(z.number().int().min(1).max(500))
-    .default(50),
+  limit: Limit,
 });
 
 export const ExpandQuery = z.object({ format: z.enum(expansionFormats).default('neutral') });

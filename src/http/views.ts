@@ -1,5 +1,8 @@
-import type { HandleRow, VersionRow } from '../store/store';
-import { formatRef } from '../domain/ids';
+import type { HandleRow, RequestRow, VersionRow } from '../store/store';
+import { formatRef, parseRef } from '../domain/ids';
+import type { RequestOutcome } from '../domain/reconcile/reconciler';
+import type { RenderedSegment } from '../domain/render/request';
+import type { NormalizedUsage } from '../domain/usage/types';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -55,4 +58,32 @@ export function outcomeView(outcome: unknown): unknown {
 export function failureView(raw: unknown): { status: number | null; body: unknown } {
   const r = (raw ?? {}) as { status?: number | null; error?: unknown };
   return { status: r.status ?? null, body: r.error ?? null };
+}
+
+/** A request as one line of a list (GET /v1/requests). */
+export function requestSummaryView(row: RequestRow) {
+  const outcome = row.outcome as RequestOutcome | null;
+  const usage = row.usage as NormalizedUsage | null;
+  const handles = new Set<string>();
+  for (const s of row.segments as RenderedSegment[]) for (const ref of s.path) handles.add(parseRef(ref)?.id ?? ref);
+  const classes: Record<string, number> = {};
+  for (const s of outcome?.segments ?? []) {
+    if (s.source === 'inline') continue;
+    for (const [c, n] of Object.entries(s.classes)) if (n > 0) classes[c] = (classes[c] ?? 0) + n;
+  }
+  return {
+    id: row.id,
+    status: row.status,
+    format: row.format,
+    model: row.model,
+    rendered_at: iso(row.renderedAt),
+    started_at: row.startedAt ? iso(row.startedAt) : null,
+    capture: outcome?.capture ?? null,
+    prompt_tokens: outcome?.total_prompt_tokens ?? null,
+    cache_read_tokens: usage?.cache_read_tokens ?? null,
+    cache_write_tokens: usage?.cache_write_tokens ?? null,
+    handles: [...handles],
+    classes,
+    drift: !!outcome?.drift,
+  };
 }

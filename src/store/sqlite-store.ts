@@ -16,6 +16,8 @@ import type {
   RollupQuery,
   RollupRow,
   NewVersion,
+  RequestCursor,
+  RequestListQuery,
   RequestRow,
   Store,
   TenantRow,
@@ -232,6 +234,26 @@ export class SqliteStore implements Store {
       .orderBy(asc(handles.id))
       .limit(q.limit)
       .all() as HandleRow[];
+  }
+
+  listRequests(q: RequestListQuery): { rows: RequestRow[]; next: RequestCursor | null } {
+    // The tenant's index, newest first; a handle is found by its id in the segments (ids are unique strings).
+    const scan = this.db.$client
+      .prepare(
+        `select id, rendered_at, ${q.handleId ? 'instr(segments, @handle) > 0' : '1'} as hit from requests
+         where tenant_id = @tenantId and (rendered_at < @at or (rendered_at = @at and id < @id))
+         order by rendered_at desc, id desc limit @scanMax`,
+      )
+      .all({ tenantId: q.tenantId, handle: q.handleId ?? '', at: q.before?.renderedAt ?? Number.MAX_SAFE_INTEGER, id: q.before?.id ?? '', scanMax: q.scanMax }) as Array<{ id: string; rendered_at: number; hit: number }>;
+    const rows: RequestRow[] = [];
+    for (const [i, s] of scan.entries()) {
+      if (!s.hit) continue;
+      rows.push(requestFromRow(this.requestById.get(s.id) as Record<string, unknown>));
+      // A full page: the next one starts after its last row (an empty next page is possible, never a missed row).
+      if (rows.length === q.limit) return { rows, next: { renderedAt: s.rendered_at, id: s.id } };
+    }
+    const last = scan.at(-1);
+    return { rows, next: scan.length === q.scanMax && last ? { renderedAt: last.rendered_at, id: last.id } : null };
   }
 
   getBlob(digest: string): Buffer | undefined {

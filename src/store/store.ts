@@ -97,6 +97,19 @@ export interface RequestRow {
   writeRead?: boolean | null;
 }
 
+export interface RequestCursor {
+  renderedAt: number;
+  id: string;
+}
+
+export interface RequestListQuery {
+  tenantId: string;
+  handleId?: string;
+  before?: RequestCursor;
+  limit: number;
+  scanMax: number;
+}
+
 /** Additions to one rollup row: class tokens, class requests (`req_<class>`), money, request count. */
 export interface RollupDelta {
   tenantId: string;
@@ -202,6 +215,11 @@ export interface Store {
   deleteHandle(handleId: string, at: number): { ok: true } | { ok: false; referrers: string[] };
 
   getRequest(id: string): RequestRow | undefined;
+  /**
+   * A tenant's requests, newest rendered first, after `before`; with `handleId`, those whose segments name it.
+   * At most `scanMax` rows are looked at; `next` is where the next page starts (null: there is no more).
+   */
+  listRequests(q: RequestListQuery): { rows: RequestRow[]; next: RequestCursor | null };
   /** Reconciliations started at or after `since` with a write premium not all read (to rebuild pending premiums). */
   unreadWritesSince(since: number): UnreadWrite[];
   getInline(requestId: string, segment: number, now: number): InlineRow | undefined;

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
-import { HandleReportSchema, RequestViewSchema, TenantReportSchema, UsageBatchResultSchema, UsageResultSchema } from '../../src/http/report-schemas';
+import { HandleReportSchema, RequestListSchema, RequestViewSchema, TenantReportSchema, UsageBatchResultSchema, UsageResultSchema } from '../../src/http/report-schemas';
 import { createTestApp, type TestApp } from '../helpers/app';
 import { mintBundle, mintSystem, mintTools } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report } from '../helpers/scenario';
@@ -54,6 +54,10 @@ describe('the documented shapes of reconciliation answers', () => {
     const tenantReport = (await client.get('/v1/reports')).json;
     expect(tenantReport.handles.length).toBeGreaterThan(1);
     expectDocumented(TenantReportSchema, tenantReport);
+    await t.services.writes.idle();
+    const list = (await client.get('/v1/requests')).json;
+    expect(list.requests).toHaveLength(4);
+    expectDocumented(RequestListSchema, list);
   });
 
   it('the OpenAPI document names these shapes, and lists body errors only where there is a body', async () => {

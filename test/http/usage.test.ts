@@ -204,3 +204,48 @@ describe('reports', () => {
     expect(backwards.json.errors).toEqual([{ pointer: 'query:from', detail: 'from is after to' }]);
   });
 });
+
+describe('GET /v1/requests', () => {
+  it('lists recorded requests newest first, a page at a time; with a handle, those that referenced it', async () => {
+    const me = t.tenant();
+    const other = t.tenant('other');
+    const sys = await mintSystem(me.client, LONG_SYSTEM);
+    const doc = await mintSystem(me.client, 'Another system prompt.');
+    const ids: string[] = [];
+    for (const [i, ref] of [sys.id, doc.id, sys.id].entries()) {
+      const r = await me.client.post('/v1/render', { format: 'anthropic', request: { model: 'claude-sonnet-4-5', max_tokens: 5, prefix: [ref], messages: [{ role: 'user', content: `q${i}` }] } });
+      ids.push(r.json.request_id);
+      t.clock.advance(1000);
+    }
+    await t.services.writes.idle();
+    const prompt = (await me.client.get(`/v1/requests/${ids[2]}`)).json.segments.at(-1).token_end;
+    await me.client.post('/v1/usage', { request_id: ids[2], usage: anthropicUsage(prompt, 0, prompt - 10) });
+    await t.services.writes.idle();
+
+    const all = (await me.client.get('/v1/requests')).json;
+    expect(all.requests.map((r: { id: string }) => r.id)).toEqual([...ids].reverse());
+    expect(all.next_cursor).toBeNull();
+    expect(all.requests[0]).toMatchObject({ status: 'reconciled', capture: 'reported', cache_write_tokens: prompt - 10, handles: [sys.id], drift: false });
+    expect(all.requests[0].classes.cold).toBeGreaterThan(0);
+    expect(all.requests[1]).toMatchObject({ status: 'rendered', capture: null, handles: [doc.id], classes: {} });
+
+    const bySys = (await me.client.get(`/v1/requests?handle=${sys.id}`)).json;
+    expect(bySys.requests.map((r: { id: string }) => r.id)).toEqual([ids[2], ids[0]]);
+    // Page by page: the cursor continues after the last one shown.
+    const first = (await me.client.get(`/v1/requests?handle=${sys.id}&limit=1`)).json;
+    expect(first.requests.map((r: { id: string }) => r.id)).toEqual([ids[2]]);
+    const second = (await me.client.get(`/v1/requests?handle=${sys.id}&limit=1&cursor=${first.next_cursor}`)).json;
+    expect(second.requests.map((r: { id: string }) => r.id)).toEqual([ids[0]]);
+
+    // Another tenant sees none of them, and cannot name this tenant's handle.
+    expect((await other.client.get('/v1/requests')).json.requests).toEqual([]);
+    const foreign = await other.client.get(`/v1/requests?handle=${sys.id}`);
+    expect(foreign.status).toBe(404);
+    expect(foreign.json.errors[0].pointer).toBe('query:handle');
+    for (const bad of ['cursor=abc', 'handle=req_x', 'limit=0']) {
+      const res = await me.client.get(`/v1/requests?${bad}`);
+      expect(res.status, bad).toBe(422);
+      expect(res.json.errors[0].pointer, bad).toBe(`query:${bad.split('=')[0]}`);
+    }
+  });
+});

@@ -152,6 +152,14 @@ describe('pages show the API report figures', () => {
     expect(page.text).toContain(`data-drift="${finding.request_id}"`);
     expect(page.text).toMatch(/data-side="before"><span class="same">[^<]*Current time: 2026-01-01T12:0<\/span><mark class="diff">5<\/mark>/);
     expect(page.text).toMatch(/data-side="now"><span class="same">[^<]*Current time: 2026-01-01T12:0<\/span><mark class="diff">6<\/mark>/);
+
+    // Its latest requests, newest first, as GET /v1/requests?handle= lists them, each linked; the drifted one flagged.
+    const listed = (await s.client.get(`/v1/requests?handle=${s.sys.id}&limit=10`)).json.requests as Array<{ id: string; drift: boolean }>;
+    const rows = [...page.text.matchAll(/<tr data-request="(req_[^"]+)">([\s\S]*?)<\/tr>/g)];
+    expect(rows.map((m) => m[1])).toEqual(listed.map((r) => r.id));
+    expect(rows.every((m) => m[2]!.includes(`href="/ui/requests/${m[1]}"`))).toBe(true);
+    expect(rows.filter((m) => m[2]!.includes('data-drift-flag')).map((m) => m[1])).toEqual(listed.filter((r) => r.drift).map((r) => r.id));
+    expect(listed.some((r) => r.drift)).toBe(true);
   });
 
   it('handle page: volatile values are marked at their byte offsets, in multi-byte content', async () => {

@@ -6,7 +6,7 @@ import { DAY_MS as DAY, type Clock } from '../clock';
 import { sha256Hex } from '../digest';
 import type { WriteQueue } from '../write-queue';
 import { findInvalidJson } from '../canonical-json';
-import { DomainError, invalid, notFound } from '../errors';
+import { DomainError, invalid, notFound, withPointer } from '../errors';
 import { parseRef } from '../ids';
 import { Lru } from '../lru';
 import type { Breakpoint, RenderedSegment } from '../render/request';
@@ -627,9 +627,5 @@ function storedResult(row: RequestRow): IngestResult {
 function isConstraint(e: unknown, table: string): boolean {
   const code = (e as { code?: unknown } | null)?.code;
   return typeof code === 'string' && code.startsWith('SQLITE_CONSTRAINT') && String((e as Error).message).includes(table);
-}
-
-function withPointer(err: DomainError, pointer: string): DomainError {
-  return new DomainError(err.code, err.message, err.extra, [{ pointer, detail: err.message }]);
 }
 

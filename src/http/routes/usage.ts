@@ -10,9 +10,9 @@ import { fastPost, requestIdHeader, type FastPostDeps } from '../fast-route';
 import { zodIssues } from '../../domain/validation';
 import { invalid } from '../../domain/errors';
 import { invalidInput, newRouter, type AppEnv } from '../router';
-import { commonErrors, conflictErrors, IdParam, readErrors } from '../schemas';
-import { HandleReportSchema, RequestViewSchema, TenantReportSchema, UsageBatchResultSchema, UsageResultSchema } from '../report-schemas';
-import { failureView, outcomeView } from '../views';
+import { commonErrors, conflictErrors, IdParam, Limit, readErrors } from '../schemas';
+import { HandleReportSchema, RequestListSchema, RequestViewSchema, TenantReportSchema, UsageBatchResultSchema, UsageResultSchema } from '../report-schemas';
+import { failureView, outcomeView, requestSummaryView } from '../views';
 
 const SECONDS_HINT = 'epoch milliseconds are expected; this looks like seconds (multiply by 1000)';
 /** Either form, one rule: a time before 1973 (or past what a date holds) is refused, as a number or a string. */
@@ -75,6 +75,24 @@ const rangeQuery = z
     model: z.string().min(1).optional(),
   });
 
+const ListRequestsQuery = z.object({
+  handle: z
+    .string()
+    .regex(/^(art|bnd|ses)_[0-9A-Za-z]{21}$/, 'expected a handle id (art_…, bnd_…, ses_…)')
+    .optional()
+    .openapi({ description: 'Only requests whose segments referenced this handle (a bundle covers its members).' }),
+  limit: Limit,
+  cursor: z
+    .string()
+    .regex(/^\d{1,16}_req_[0-9A-Za-z]{21}$/, 'cursor must be a next_cursor value')
+    .transform((v) => {
+      const at = v.indexOf('_');
+      return { renderedAt: Number(v.slice(0, at)), id: v.slice(at + 1) };
+    })
+    .optional()
+    .openapi({ type: 'string' }),
+});
+
 const json = (schema: z.ZodType, description: string) => ({ content: { 'application/json': { schema } }, description });
 
 /** Whole days: `from` on a day after `to` (today, when `to` is left out) is refused. */
@@ -136,6 +154,13 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
       request: { query: rangeQuery },
       responses: { 200: json(TenantReportSchema, 'The report'), 401: readErrors[401], 422: readErrors[422] },
     }),
+    list: createRoute({
+      method: 'get', path: '/v1/requests', tags: ['reports'], summary: 'Recorded requests, newest first; with `handle`, those that referenced it',
+      description:
+        'A page looks at up to 5,000 recorded requests: with a handle filter it can hold fewer than `limit` and still have a `next_cursor`.',
+      request: { query: ListRequestsQuery },
+      responses: { 200: json(RequestListSchema, 'A page of requests'), 401: readErrors[401], 404: readErrors[404], 422: readErrors[422] },
+    }),
     request: createRoute({
       method: 'get', path: '/v1/requests/{id}', tags: ['reports'], summary: 'A recorded request: segments with outcomes, usage, diagnostics',
       request: { params: z.object({ id: z.string().regex(REQUEST_ID, 'expected a request id (req_…)').openapi({ param: { name: 'id', in: 'path' } }) }) },
@@ -176,6 +201,13 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
   app.openapi(routes.tenantReport, (c) => {
     const now = deps.clock.now();
     return c.json(deps.reports.tenant(c.get('auth').tenantId, inRange(c.req.valid('query'), now), now) as unknown as Record<string, unknown>, 200);
+  });
+
+  app.openapi(routes.list, (c) => {
+    const q = c.req.valid('query');
+    const page = deps.requests.list(c.get('auth').tenantId, { handleId: q.handle, cursor: q.cursor, limit: q.limit });
+    const next = page.next ? `${page.next.renderedAt}_${page.next.id}` : null;
+    return c.json({ requests: page.rows.map(requestSummaryView), next_cursor: next } as Record<string, unknown>, 200);
   });
 
   app.openapi(routes.request, (c) => {

@@ -11,7 +11,11 @@ import { fragment, page } from './layout';
 import { handleLive, handlePage, type ContentSource, type HandleView } from './pages/handle';
 import { overviewLive, overviewPage } from './pages/overview';
 import { requestPage } from './pages/request';
+import { requestSummaryView } from '../views';
 import { requireSignIn, safeNext, signIn, signInPage, signOut, type UiEnv } from './session';
+
+/** Requests shown on a handle's page, newest first (the API lists the rest). */
+const RECENT_REQUESTS = 10;
 
 /** Days on the capture-rate chart for "all": older days are in the waterfall, not drawn per day. */
 const ALL_DAYS = 90;
@@ -106,7 +110,8 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     const deleted = report.handle.deleted;
     const { days, label } = dailyCapture(tenantId, id, period);
     const { sources, composition } = withContent && !deleted ? contentOf(tenantId, id) : { sources: [], composition: [] };
-    return { report, period, days, daysLabel: label, versions, sources, composition, deleted };
+    const recent = services.requests.list(tenantId, { handleId: id, limit: RECENT_REQUESTS }).rows.map(requestSummaryView);
+    return { report, period, days, daysLabel: label, versions, sources, composition, deleted, recent };
   }
 
   /** One handle report per UTC day: the same figures the API gives for that day's range. */

@@ -4,6 +4,7 @@
 import { html } from 'hono/html';
 import type { Reports } from '../../../domain/reconcile/reports';
 import type { VersionRow } from '../../../store/store';
+import type { requestSummaryView } from '../../views';
 import { captureTrendChart, LEAK_ROWS, legend, waterfallChart, type DayPoint } from '../charts';
 import { diffPair, markFindings, type Finding } from '../content';
 import { bytes, PERIODS, pct, tok, tokens, usd, when, type Period } from '../format';
@@ -32,6 +33,8 @@ export interface HandleView {
   /** Every source of the latest version with its volatility count (bundles and sessions). */
   composition: { ref: string; count: number; label: string }[];
   deleted: boolean;
+  /** The latest requests that referenced it, newest first. */
+  recent: ReturnType<typeof requestSummaryView>[];
 }
 
 type Family = 'anthropic' | 'o200k_base';
@@ -66,6 +69,7 @@ ${legend(['cold', ...LEAK_ROWS, 'captured', 'bonus'])}</div>
 <div class="card"><h2 style="margin-top:0">Capture rate per day <small class="muted">(the capture rate above, per UTC day, ${v.daysLabel}; hatched: a day with unknown capture)</small></h2>
 ${captureTrendChart(v.days, `Capture rate per day of ${title(r)}`)}</div>
 ${versionsTable(v)}
+${recentSection(v)}
 ${driftSection(v)}`;
 }
 
@@ -105,6 +109,19 @@ interface DriftView {
   now?: { source: string; digest: string; excerpt?: string };
   before?: { source: string; digest: string; excerpt?: string };
   formats?: { now: string; before: string };
+}
+
+function recentSection(v: HandleView): Html {
+  const h = v.report.handle.id;
+  return html`<h2>Recent requests <small class="muted">(the latest ${v.recent.length}; all of them: <code>GET /v1/requests?handle=${h}</code>)</small></h2>
+${v.recent.length === 0
+    ? html`<p class="muted">No recorded request referenced this handle yet.</p>`
+    : html`<table data-table="recent"><thead><tr><th>Rendered</th><th>Request</th><th>Model</th><th>Status</th><th class="num">Read / written</th><th>Handle tokens by class</th></tr></thead><tbody>${v.recent.map(
+        (r) => html`<tr data-request="${r.id}"><td>${when(r.rendered_at)}</td><td>${requestLink(r.id)}${r.drift ? html` <small class="muted" data-drift-flag>· drift</small>` : ''}</td><td>${r.model}</td><td>${r.status}${r.capture === 'unknown' ? ' (capture unknown)' : ''}</td><td class="num">${r.cache_read_tokens ?? '—'} / ${r.cache_write_tokens ?? '—'}</td><td>${Object.entries(r.classes)
+          .sort(([, a], [, b]) => b - a)
+          .map(([c, n]) => `${c} ${tok(n)}`)
+          .join(' · ') || '—'}</td></tr>`,
+      )}</tbody></table>`}`;
 }
 
 function driftSection(v: HandleView): Html {
