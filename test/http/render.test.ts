@@ -112,6 +112,23 @@ describe('POST /v1/render', () => {
     expect(small.json.breakpoints.map((b: { set_by: string }) => b.set_by)).toEqual(['provider']);
   });
 
+  it("refuses a tool named by two sources (a handle's and the request's own, or two handles'): providers refuse it", async () => {
+    const { client } = t.tenant();
+    const weather = await mintTools(client, 'get_weather');
+    const again = await mintTools(client, 'get_weather');
+    const other = await mintTools(client, 'lookup');
+    const own = { name: 'get_weather', description: 'mine', input_schema: { type: 'object' } };
+    const refused = await render(client, 'anthropic', { model: 'claude-sonnet-4-5', max_tokens: 5, prefix: [weather.id], tools: [own], messages: [{ role: 'user', content: 'hi' }] });
+    expect(refused.status).toBe(422);
+    expect(refused.json.errors).toEqual([{ pointer: '/request/tools/0', detail: expect.stringContaining(`"get_weather" is also defined by ${weather.id}@1`) }]);
+    const twoHandles = await render(client, 'openai-chat', { model: 'gpt-4o', tools: [{ type: 'handle', ref: weather.id }, { type: 'handle', ref: again.id }], messages: [{ role: 'user', content: 'hi' }] });
+    expect(twoHandles.status).toBe(422);
+    expect(twoHandles.json.errors[0].pointer).toBe('/request/tools/1');
+    // Different names from two sources are fine.
+    const fine = await render(client, 'anthropic', { model: 'claude-sonnet-4-5', max_tokens: 5, prefix: [other.id], tools: [own], messages: [{ role: 'user', content: 'hi' }] });
+    expect(fine.status, fine.text).toBe(200);
+  });
+
   it('expands handle blocks in place: tools, messages and text content', async () => {
     const { client } = t.tenant();
     const tools = await mintTools(client, 'lookup');

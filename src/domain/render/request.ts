@@ -214,6 +214,8 @@ export class RequestRenderer {
       });
       toolUnits.push(...pTools.map((it) => unitOf('tools', it)));
     }
+    // Where each tool unit came from: a handle's tools that another source names again are refused below.
+    const toolFrom: Array<{ pointer: string; source: string }> = pTools.map((it) => ({ pointer: childPointer(pointer, 'prefix'), source: it.segment?.source ?? 'prefix' }));
     elements(toolsNode).forEach((node, i) => {
       const at = childPointer(childPointer(pointer, 'tools'), i);
       const ref = handleRef(node, at);
@@ -224,8 +226,13 @@ export class RequestRenderer {
           build: (texts) => replaceElement(toolsNode!, i, format === 'gemini' ? [`{"functionDeclarations":[${texts.join(',')}]}`] : texts),
         });
         toolUnits.push(...items.map((it) => unitOf('tools', it)));
-      } else toolUnits.push(this.inline('tools', bodyText, node));
+        toolFrom.push(...items.map((it) => ({ pointer: at, source: it.segment?.source ?? ref })));
+      } else {
+        toolUnits.push(this.inline('tools', bodyText, node));
+        toolFrom.push({ pointer: at, source: 'inline' });
+      }
     });
+    refuseDuplicateTools(format, toolUnits, toolFrom);
 
     // ---- system ----
     const systemUnits: Unit[] = [];
@@ -670,6 +677,38 @@ function isAssistantOutput(unit: Unit): boolean {
   if (typeof value !== 'object' || value === null) return false;
   const { role: r, type } = value as { role?: unknown; type?: unknown };
   return r === 'assistant' || type === 'function_call' || type === 'reasoning';
+}
+
+/**
+ * Tools from two sources (a handle and the caller's own, or two handles) with the same name: every provider refuses
+ * the request, so it is refused here, naming the later one. One source alone is left to the provider (a handle's own
+ * tools were checked when it was minted).
+ */
+function refuseDuplicateTools(format: RequestFormat, units: Unit[], from: Array<{ pointer: string; source: string }>): void {
+  if (new Set(from.map((f) => f.source)).size < 2) return;
+  const seen = new Map<string, string>();
+  units.forEach((unit, i) => {
+    for (const name of toolNames(format, unit.item ? unit.item.text : unit.hashText)) {
+      const first = seen.get(name);
+      if (first !== undefined && first !== from[i]!.source)
+        throw invalid(from[i]!.pointer, `the tool "${name}" is also defined by ${first === 'inline' ? 'the request\'s own tools' : first}: providers refuse a name given twice`);
+      seen.set(name, from[i]!.source);
+    }
+  });
+}
+
+/** The function names a tools element declares, in the format's shape. */
+function toolNames(format: RequestFormat, text: string): string[] {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return [];
+  }
+  if (typeof v !== 'object' || v === null) return [];
+  const tool = v as { name?: unknown; function?: { name?: unknown }; functionDeclarations?: unknown };
+  const names = format === 'gemini' ? (Array.isArray(tool.functionDeclarations) ? tool.functionDeclarations.map((d: { name?: unknown } | null) => d?.name) : [tool.name]) : [format === 'openai-chat' ? (tool.function?.name ?? tool.name) : tool.name];
+  return names.filter((n): n is string => typeof n === 'string');
 }
 
 /** Adds Anthropic's cache_control to the last block of an item we rendered. */
