@@ -118,7 +118,7 @@ const drift = (await api<{ outcome: { drift: DriftFinding | null } }>('GET', `/v
 if (drift?.byte_offset !== undefined)
   console.log(`   drift located: segment #${drift.segment + 1} changed since ${drift.previous_request}, first at byte ${drift.byte_offset}:\n     before ${JSON.stringify(drift.before.excerpt)}\n     now    ${JSON.stringify(drift.now.excerpt)}`);
 
-step('4. A pause longer than the 5-minute TTL (on the simulated clock), then the good loop again');
+step('4. A pause longer than the 5-minute TTL (on the simulated clock), then two more calls on the bundle');
 clock.advance(6 * 60_000);
 await turn(DEMO_QUESTIONS[7]!, { 'x-ph-prefix': bundle.id });
 await turn(DEMO_QUESTIONS[8]!, { 'x-ph-prefix': bundle.id });

@@ -51,6 +51,11 @@ export function mintView(r: { created: boolean; handle: HandleRow; version: Vers
 export function outcomeView(outcome: unknown): unknown {
   if (outcome === null || typeof outcome !== 'object') return outcome ?? null;
   const { lengths: _lengths, sim: _sim, ...shown } = outcome as Record<string, unknown>;
+  // Money in billionths of a cent: float noise (7.500000000000001e-05) is not shown; the rollups keep full precision.
+  if (Array.isArray(shown.segments))
+    shown.segments = shown.segments.map((s: { cost?: Record<string, number> }) =>
+      s.cost ? { ...s, cost: Object.fromEntries(Object.entries(s.cost).map(([k, v]) => [k, Math.round(v * 1e11) / 1e11])) } : s,
+    );
   return shown;
 }
 

@@ -33,6 +33,8 @@ describe('the documented shapes of reconciliation answers', () => {
     const usage = (await client.post('/v1/usage', { request_id: r2.request_id, usage: anthropicUsage(promptTokens(r2), 0, r2.breakpoints[0]!.token_end) })).json;
     expect(usage.outcome.drift.byte_offset).toBeGreaterThan(0);
     expectDocumented(UsageResultSchema, usage);
+    // Money without float noise (7.500000000000001e-05): at most 11 decimals shown.
+    for (const seg of usage.outcome.segments) for (const v of Object.values(seg.cost) as number[]) expect(String(v)).not.toMatch(/\d{12,}/);
 
     // Unknown capture (no cache fields) with a total far from the estimate, and a request not reconciled yet.
     const chat = await client.post('/v1/render', { format: 'openai-chat', request: { model: 'gpt-4o', prefix: [bundle.id], messages: [{ role: 'user', content: 'x' }] } });
