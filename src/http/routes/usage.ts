@@ -34,7 +34,7 @@ const UsageRecord = z
     response: z.record(z.string(), z.unknown()).optional().openapi({ description: 'Or the whole response body as received.' }),
     model: z.string().optional(),
     started_at: time.optional().openapi({ description: 'Epoch ms or RFC 3339; defaults to the render time.' }),
-    first_byte_at: time.optional().openapi({ description: "When the answer started. Not given, it is unknown (shown as finished_at): a later call's provider receipt decides whether this call's cache write was readable when that call started." }),
+    first_byte_at: time.optional().openapi({ description: "When the answer started. Not given, it is unknown (null in GET /v1/requests/{id}): a later call's provider receipt decides whether this call's cache write was readable when that call started." }),
     finished_at: time.optional().openapi({ description: 'Defaults to receipt time; when started_at is given (an import), to first_byte_at or started_at. At most 5 minutes ahead of the service clock.' }),
     diagnostics: z.unknown().optional().openapi({ description: "The provider's own cache-miss explanation, if any." }),
   })
@@ -222,7 +222,8 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
         catalog_fallback: row.catalogFallback,
         rendered_at: new Date(row.renderedAt).toISOString(),
         started_at: row.startedAt ? new Date(row.startedAt).toISOString() : null,
-        first_byte_at: row.firstByteAt ? new Date(row.firstByteAt).toISOString() : null,
+        // A first byte the report did not give is unknown (simulated as such): null, not the time stored in its place.
+        first_byte_at: row.firstByteAt && (row.outcome as { sim?: { firstByteAt?: number | null } } | null)?.sim?.firstByteAt !== null ? new Date(row.firstByteAt).toISOString() : null,
         finished_at: row.finishedAt ? new Date(row.finishedAt).toISOString() : null,
         segments: row.segments,
         breakpoints: row.breakpoints,
