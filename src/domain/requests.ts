@@ -57,12 +57,16 @@ export interface RenderWarning {
   detail: string;
 }
 
+/** A high surrogate escape not followed by a low one, or a low one not after a high one. */
+const LONE_SURROGATE_ESCAPE = /\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}/;
+
 /**
  * A body with a lone surrogate is refused before anything is recorded or sent: stored, it would come back as
- * replacement characters, and its report could never be reconciled. One can only arrive as a `\u` escape.
+ * replacement characters, and its report could never be reconciled. One can only arrive as a `\u` escape, so
+ * only a body with an escape that looks lone (not a pair, as ASCII-only JSON writes every emoji) is parsed again.
  */
 function refuseLoneSurrogates(bodyText: string, pointer: string): void {
-  if (!/\\u[dD][89a-fA-F]/.test(bodyText)) return;
+  if (!LONE_SURROGATE_ESCAPE.test(bodyText)) return;
   let value: unknown;
   try {
     value = JSON.parse(bodyText);

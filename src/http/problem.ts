@@ -125,7 +125,8 @@ export function handleError(err: Error, c: Context): Response | Promise<Response
   }
   if (err instanceof SyntaxError) return problem(c, 'malformed_json', malformedJson(err));
   // The client left while its body was read (Node's "aborted"): its error, not ours, as on the hand-written routes.
-  if ((err as NodeJS.ErrnoException).code === 'ECONNRESET' || err.message === 'aborted' || c.req.raw.signal?.aborted)
+  // (Only the body reader's own errors: any other error after the client left is still ours, and logged.)
+  if ((err as NodeJS.ErrnoException).code === 'ECONNRESET' || err.message === 'aborted')
     return problem(c, 'malformed_json', 'the client closed the connection before the body ended');
   console.error(JSON.stringify({ level: 'error', requestId: c.get('requestId'), msg: 'unhandled error', error: err.stack ?? String(err) }));
   return problem(c, 'internal', 'An internal error occurred; quote the requestId when reporting it.');

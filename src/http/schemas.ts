@@ -67,7 +67,7 @@ export const IfMatchHeader = z.object({
   'if-match': z
     .string()
     // Quoted (an ETag) or bare, never half-quoted; at most 15 digits, so the number is exact.
-    .regex(/^(W\/)?("[1-9][0-9]{0,14}"|[1-9][0-9]{0,14})$/, 'If-Match must be a version number, e.g. "3"')
+    .regex(/^(W\/"[1-9][0-9]{0,14}"|"[1-9][0-9]{0,14}"|[1-9][0-9]{0,14})$/, 'If-Match must be a version number, e.g. "3"')
     .optional()
     .openapi({ description: 'Append only if the session is still at this version.' }),
 });

@@ -72,9 +72,9 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
   /** Runs one prompt through the cache of its scope and builds the reply. */
   function simulate(api: Api, apiKey: string, body: Json, model: string, entry: ModelEntry): Turn {
     const count = (text: string) => countTokens(text, entry.tokenizer);
-    const { blocks, totalTokens } = blocksFromRequest(api.format, body, count);
+    const { blocks, totalTokens, lastInput } = blocksFromRequest(api.format, body, count);
     if (api.format === 'anthropic') checkAnthropicBreakpoints(blocks, entry.cache.maxBreakpoints ?? 4);
-    if (entry.cache.implicitBreakpoint) addImplicitBreakpoint(blocks, entry.cache, body);
+    if (entry.cache.implicitBreakpoint) addImplicitBreakpoint(blocks[lastInput], entry.cache, body);
 
     const scopeKey = JSON.stringify([api.provider, apiKey, model]);
     let scope = scopes.get(scopeKey);
@@ -287,14 +287,13 @@ function checkAnthropicBreakpoints(blocks: SimBlock[], max: number): void {
 }
 
 /**
- * GPT-5.6 places a breakpoint of its own at the end of the latest message unless
- * `prompt_cache_options.mode` is 'explicit' (catalog `implicitBreakpoint`).
+ * GPT-5.6 places a breakpoint of its own at the end of the newest message that can carry one (not the model's own
+ * output) unless `prompt_cache_options.mode` is 'explicit' (catalog `implicitBreakpoint`).
  */
-function addImplicitBreakpoint(blocks: SimBlock[], rules: CacheRules, body: Json): void {
+function addImplicitBreakpoint(newest: SimBlock | undefined, rules: CacheRules, body: Json): void {
   const options = isObject(body.prompt_cache_options) ? body.prompt_cache_options : {};
-  const last = blocks.at(-1);
-  if (options.mode === 'explicit' || !last || typeof last.breakpoint === 'string') return;
-  last.breakpoint = typeof options.ttl === 'string' ? options.ttl : rules.defaultTtl;
+  if (options.mode === 'explicit' || !newest || typeof newest.breakpoint === 'string') return;
+  newest.breakpoint = typeof options.ttl === 'string' ? options.ttl : rules.defaultTtl;
 }
 
 /** Whose error shape and key header apply: by path where it says, else by the Anthropic-only headers. */

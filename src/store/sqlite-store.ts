@@ -117,6 +117,8 @@ export class SqliteStore implements Store {
   private readonly requestById: Statement;
   private readonly requestsInScope: Statement;
   private readonly unreadWrites: Statement;
+  /** The list scans, without and with a handle filter. */
+  private readonly listScan: [Statement, Statement];
   /** The group commit's statements, prepared once. */
   private readonly write: Record<keyof typeof SQL, Statement>;
   private lastSeq: number;
@@ -134,6 +136,13 @@ export class SqliteStore implements Store {
       .prepare();
     const client = db.$client;
     this.requestById = client.prepare(`${REQUEST_SELECT} where r.id = ?`);
+    this.listScan = [false, true].map((byHandle) =>
+      client.prepare(
+        `select id, rendered_at, ${byHandle ? 'instr(segments, @handle) > 0' : '1'} as hit from requests
+         where tenant_id = @tenantId and (rendered_at < @at or (rendered_at = @at and id < @id))
+         order by rendered_at desc, id desc limit @scanMax`,
+      ),
+    ) as [Statement, Statement];
     this.requestsInScope = client.prepare(`${REQUEST_SELECT} where r.scope = ? and r.status = 'reconciled' order by c.seq`);
     // reconciliations_unread (started_at where write_read = 0) keeps this to the recent rows.
     this.unreadWrites = client.prepare(
@@ -238,12 +247,7 @@ export class SqliteStore implements Store {
 
   listRequests(q: RequestListQuery): { rows: RequestRow[]; next: RequestCursor | null } {
     // The tenant's index, newest first; a handle is found by its id in the segments (ids are unique strings).
-    const scan = this.db.$client
-      .prepare(
-        `select id, rendered_at, ${q.handleId ? 'instr(segments, @handle) > 0' : '1'} as hit from requests
-         where tenant_id = @tenantId and (rendered_at < @at or (rendered_at = @at and id < @id))
-         order by rendered_at desc, id desc limit @scanMax`,
-      )
+    const scan = this.listScan[q.handleId ? 1 : 0]
       .all({ tenantId: q.tenantId, handle: q.handleId ?? '', at: q.before?.renderedAt ?? Number.MAX_SAFE_INTEGER, id: q.before?.id ?? '', scanMax: q.scanMax }) as Array<{ id: string; rendered_at: number; hit: number }>;
     const rows: RequestRow[] = [];
     for (const [i, s] of scan.entries()) {

@@ -184,6 +184,24 @@ describe('reconciliation scenarios', () => {
     }
   });
 
+  it('a report an hour late in a busy scope stays with the live cache: its read was of a write that traffic kept warm', async () => {
+    const { client, sys, bundle } = await agentSetup();
+    const turn = (n: number) => renderAnthropic(client, { prefix: [bundle.id], messages: [{ role: 'user', content: `turn ${n}` }] });
+    const late = await turn(0);
+    const lateStart = t.clock.now();
+    const cached = late.breakpoints[0]!.token_end;
+    for (let i = 1; i <= 30; i++) {
+      const r = await turn(i);
+      await report(client, t, r, anthropicUsage(promptTokens(r), i === 1 ? 0 : cached, i === 1 ? cached : 0));
+      t.clock.advance(4 * MIN);
+    }
+    // A call 50 minutes into the two-hour loop (over an hour before its last turn), reported only now: it read the prefix.
+    const at = lateStart + 50 * MIN;
+    const res = await client.post('/v1/usage', { request_id: late.request_id, usage: anthropicUsage(promptTokens(late), cached, 0), started_at: at, first_byte_at: at + 500, finished_at: at + 1000 });
+    expect(res.status, res.text).toBe(201);
+    expect(Object.keys(classesOf(res.json.outcome, `${sys.id}@1`))).toEqual(['captured']);
+  });
+
   it('a prefix under the model minimum: below_minimum, nothing predicted', async () => {
     const { client } = t.tenant();
     const small = await mintSystem(client, 'Be brief.');
@@ -424,8 +442,11 @@ describe('reconciliation scenarios', () => {
     expect([rep.tokens.captured, rep.tokens.bonus, rep.tokens.unconfirmed, rep.capture_rate]).toEqual([c2.cached, 0, 0, 1]);
   });
 
-  it("a session batch keeps the size the provider showed when it was written: later reads do not shift tokens between segments", async () => {
-    const { client, bundle } = await agentSetup();
+  it.each([false, true])("a session batch keeps the size the provider showed when it was written: later reads do not shift tokens between segments (restart before the read: %s)", async (restart) => {
+    const dir = mkdtempSync(join(tmpdir(), 'ph-ends-'));
+    t.close();
+    t = createTestApp({ databasePath: join(dir, 'db.sqlite') });
+    let { client, key, bundle } = await agentSetup();
     const session = await startSession(client, { base: bundle.id, messages: [{ role: 'user', content: 'Where is my order 1?' }, { role: 'assistant', content: 'It left the warehouse.' }] });
     let version = session.version;
     // The provider counts each segment a little longer than our estimate, by a different share each.
@@ -446,6 +467,13 @@ describe('reconciliation scenarios', () => {
       expect(append.status, append.text).toBe(201);
       version = append.json.version;
       t.clock.advance(MIN);
+      // The ends learned so far must come back from the database: the read after a restart depends on them.
+      if (restart && turn === 3) {
+        await t.services.writes.idle();
+        t.close();
+        t = createTestApp({ databasePath: join(dir, 'db.sqlite'), clock: t.clock });
+        client = clientFor(t.app, key);
+      }
     }
     // Turn 3 wrote batch 2 (measured: its read and write ends); turn 4 read it. Its tokens are the same in both,
     // and exactly what the provider wrote, not a share of a rescaled total.
@@ -458,6 +486,9 @@ describe('reconciliation scenarios', () => {
     expect(size(outcomes[1]!.o)).toBe(written);
     expect(size(outcomes[2]!.o)).toBe(written);
     expect(classesOf(outcomes[2]!.o, batch2)).toEqual({ captured: written });
+    t.close();
+    t = createTestApp();
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('a provider total far from the rendered estimate is flagged and left out of calibration', async () => {

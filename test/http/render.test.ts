@@ -124,6 +124,10 @@ describe('POST /v1/render', () => {
     const twoHandles = await render(client, 'openai-chat', { model: 'gpt-4o', tools: [{ type: 'handle', ref: weather.id }, { type: 'handle', ref: again.id }], messages: [{ role: 'user', content: 'hi' }] });
     expect(twoHandles.status).toBe(422);
     expect(twoHandles.json.errors[0].pointer).toBe('/request/tools/1');
+    // The same tools artifact placed twice (in the prefix and again in tools) gives every name twice as well.
+    const placedTwice = await render(client, 'anthropic', { model: 'claude-sonnet-4-5', max_tokens: 5, prefix: [weather.id], tools: [{ type: 'handle', ref: weather.id }], messages: [{ role: 'user', content: 'hi' }] });
+    expect(placedTwice.status).toBe(422);
+    expect(placedTwice.json.errors[0].pointer).toBe('/request/tools/0');
     // Different names from two sources are fine.
     const fine = await render(client, 'anthropic', { model: 'claude-sonnet-4-5', max_tokens: 5, prefix: [other.id], tools: [own], messages: [{ role: 'user', content: 'hi' }] });
     expect(fine.status, fine.text).toBe(200);

@@ -249,3 +249,25 @@ describe('GET /v1/requests', () => {
     }
   });
 });
+
+describe('GET /v1/requests with requests rendered in the same millisecond', () => {
+  it('pages through them one at a time, each once, newest id first', async () => {
+    const me = t.tenant();
+    const sys = await mintSystem(me.client, 'Tied.');
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await me.client.post('/v1/render', { format: 'anthropic', request: { model: 'claude-sonnet-4-5', max_tokens: 5, prefix: [sys.id], messages: [{ role: 'user', content: `q${i}` }] } });
+      ids.push(r.json.request_id);
+    }
+    await t.services.writes.idle();
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page = (await me.client.get(`/v1/requests?limit=1${cursor ? `&cursor=${cursor}` : ''}`)).json as { requests: Array<{ id: string; rendered_at: string }>; next_cursor: string | null };
+      seen.push(...page.requests.map((r) => r.id));
+      cursor = page.next_cursor;
+    } while (cursor);
+    expect(new Set((await me.client.get('/v1/requests')).json.requests.map((r: { rendered_at: string }) => r.rendered_at)).size).toBe(1);
+    expect(seen).toEqual([...ids].sort().reverse());
+  });
+});

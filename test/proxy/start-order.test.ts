@@ -140,18 +140,22 @@ describe('StartOrder', () => {
     expect(ran).toEqual(['b']);
   });
 
-  it('past the wait, the settled calls up to the one that waited go in; the unsettled one keeps its place', async () => {
+  it('past the wait, the settled calls up to the one that waited go in; the unsettled one holds nobody after', async () => {
     const order = new StartOrder(1);
     const ran: string[] = [];
     const a = order.begin('s');
     const b = order.begin('s');
     const c = order.begin('s');
+    const d = order.begin('s');
     b(() => ran.push('b'));
     await eventually(() => ran.length === 1, 'b released');
-    // a is still unsettled: c, settled after the release, waits for it again.
+    // a left the queue unsettled: c, settled after the release, does not wait for it again.
     c(() => ran.push('c'));
-    expect(ran).toEqual(['b']);
+    expect(ran).toEqual(['b', 'c']);
+    expect(order.waiting).toBe(0);
+    // a goes in when it ends; d is not held by anyone.
     a(() => ran.push('a'));
-    expect(ran).toEqual(['b', 'a', 'c']);
+    d(() => ran.push('d'));
+    expect(ran).toEqual(['b', 'c', 'a', 'd']);
   });
 });

@@ -260,7 +260,6 @@ export class Reconciler {
     const chosen = unknownFirstBytes(state, { id: request.id, ...simAt, blocks }, usage.cache_fields_reported ? (usage.cache_read_tokens ?? 0) : null);
     simAt.unknownFirstBytes = chosen.mode;
     const outcomeSim = advance(state, request, blocks, simAt, chosen.plan);
-    if (measured) learnExactEnds(state, request.format, segments, lengths, read, usage.cache_write_tokens ?? (read === null ? null : 0));
     const readFrom = writer(outcomeSim);
 
     const written = usage.cache_write_tokens ?? (read === null ? null : 0);
@@ -307,6 +306,7 @@ export class Reconciler {
     const drift = this.locateDrift(request, segOutcomes, lastBySource);
     const estimatedTotal = estimated.reduce((a, b) => a + b, 0);
     const mismatch = total === null ? null : totalMismatch(estimatedTotal, total);
+    if (measured) learnExactEnds(state, request, { lengths, provider: { read, write: written }, total_mismatch: mismatch ?? undefined });
     const outcome: RequestOutcome = {
       lengths,
       sim: simAt,

@@ -13,6 +13,7 @@ export interface ScopeState {
   seenSources: Set<string>;
   /** The last request that had each source, to locate a drift against. */
   lastRequestBySource: Map<string, string>;
+  firstStart: number;
   lastStart: number;
   /**
    * Prefixes whose length the provider showed exactly (its read or write ended at their last segment), by format
@@ -29,15 +30,26 @@ export function measuresPrefixes(model: ModelEntry): boolean {
   return model.cache.mode === 'explicit' && model.cache.granularity === null;
 }
 
-/** Learns, from a reconciled request, the prefixes whose end the provider's read or write marked exactly. */
-export function learnExactEnds(state: ScopeState, format: string, segments: RenderedSegment[], lengths: number[], read: number | null, write: number | null): void {
-  if (read === null) return;
+/**
+ * Learns, from a reconciled request, the prefixes whose end the provider's read or write marked exactly: a
+ * breakpoint segment (not the last: its end is only the total) whose end is where the read or the write ended.
+ * A request whose total is far from its estimate (another prompt than the one rendered) teaches nothing.
+ */
+export function learnExactEnds(
+  state: ScopeState,
+  request: Pick<RequestRow, 'format' | 'segments' | 'breakpoints'>,
+  outcome: Pick<RecordedOutcome, 'lengths'> & { provider: { read: number | null; write: number | null }; total_mismatch?: unknown },
+): void {
+  const { read, write } = outcome.provider;
+  if (read === null || outcome.total_mismatch) return;
   const marks = new Set([read, read + (write ?? 0)]);
+  const marked = new Set((request.breakpoints as Breakpoint[]).map((b) => b.segment));
+  const segments = request.segments as RenderedSegment[];
   let end = 0;
   segments.forEach((s, i) => {
-    end += lengths[i] ?? 0;
-    if (end === 0 || !marks.has(end)) return;
-    const key = `${format}:${s.chain}`;
+    end += outcome.lengths[i] ?? 0;
+    if (end === 0 || i === segments.length - 1 || !marked.has(i) || !marks.has(end)) return;
+    const key = `${request.format}:${s.chain}`;
     state.exactEnds.delete(key);
     state.exactEnds.set(key, end);
     if (state.exactEnds.size > EXACT_ENDS_MAX) state.exactEnds.delete(state.exactEnds.keys().next().value!);
@@ -100,12 +112,14 @@ export interface RecordedOutcome {
  * a replay gives the same answers.
  *
  * A scope has two: its live state, and its history, for reports of calls that
- * started more than the model's longest TTL before the live state's latest
- * start (an import of last week's logs after today's traffic). No cache entry
- * of such a call could still be live at that start, so the two cannot meet;
+ * started before every call the live state has seen, and more than the model's
+ * longest TTL before its latest start (an import of last week's logs after
+ * today's traffic). Nothing live was written before such a call, and none of
+ * its entries can still be live at that latest start, so the two cannot meet;
  * applied to the live state, the call would be placed at its latest start and
  * read today's entries (`unconfirmed` where the provider wrote). The history
- * takes them in their own start order.
+ * takes them in their own start order. A late call with live traffic before it
+ * stays live (placed at the latest start): that traffic's entries were there.
  */
 export class ScopeStates {
   private readonly states = new Lru<string, { live: ScopeState; history: ScopeState }>(5_000);
@@ -124,22 +138,23 @@ export class ScopeStates {
   forStart(scope: string, model: ModelEntry, startedAt: number): { state: ScopeState; history: boolean } {
     const { live, history } = this.load(scope, model);
     const longest = Math.max(0, ...reconcilingRules(model).ttls.map((t) => t.seconds)) * 1000;
-    return startedAt + longest < live.lastStart ? { state: history, history: true } : { state: live, history: false };
+    return startedAt < live.firstStart && startedAt + longest < live.lastStart ? { state: history, history: true } : { state: live, history: false };
   }
 
   private load(scope: string, model: ModelEntry): { live: ScopeState; history: ScopeState } {
     const hit = this.states.get(scope);
     if (hit) return hit;
-    const fresh = (): ScopeState => ({ sim: new CacheSimulator(reconcilingRules(model)), seenSources: new Set(), lastRequestBySource: new Map(), lastStart: -Infinity, exactEnds: new Map() });
+    const fresh = (): ScopeState => ({ sim: new CacheSimulator(reconcilingRules(model)), seenSources: new Set(), lastRequestBySource: new Map(), firstStart: Infinity, lastStart: -Infinity, exactEnds: new Map() });
     const states = { live: fresh(), history: fresh() };
     for (const row of this.store.reconciledInScope(scope)) {
       const outcome = row.outcome as RecordedOutcome;
-      const entry = this.catalog.byId(row.catalogEntry) ?? model;
+      // The same entry ingestion used: a catalog entry gone since (an override removed) is looked up by model name.
+      const entry = this.catalog.byId(row.catalogEntry) ?? this.catalog.lookup(row.model).entry;
       const { blocks } = blocksFor(row.segments as RenderedSegment[], outcome.lengths, row.breakpoints as Breakpoint[], entry);
       const state = outcome.sim.history ? states.history : states.live;
       advance(state, row, blocks, outcome.sim);
-      const { provider, total_prompt_tokens: total } = row.outcome as { provider?: { read: number | null; write: number | null }; total_prompt_tokens?: number | null };
-      if (measuresPrefixes(entry) && provider && total != null) learnExactEnds(state, row.format, row.segments as RenderedSegment[], outcome.lengths, provider.read, provider.write);
+      const recorded = row.outcome as RecordedOutcome & { provider?: { read: number | null; write: number | null }; total_prompt_tokens?: number | null };
+      if (measuresPrefixes(entry) && recorded.provider && recorded.total_prompt_tokens != null) learnExactEnds(state, row, { ...recorded, provider: recorded.provider });
     }
     this.states.set(scope, states);
     return states;
@@ -171,6 +186,7 @@ export function advance(state: ScopeState, row: Pick<RequestRow, 'id' | 'segment
     state.seenSources.add(s.source);
     state.lastRequestBySource.set(s.source, row.id);
   }
+  state.firstStart = Math.min(state.firstStart, at.startedAt);
   state.lastStart = Math.max(state.lastStart, at.startedAt);
   return outcome;
 }

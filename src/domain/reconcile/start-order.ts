@@ -10,8 +10,9 @@
  * call waits until every call of its scope that began before it has settled.
  *
  * The wait is bounded by `maxWaitMs`: one long stream must not hold a scope's
- * reports back for long. Past that, the waiting calls go in as they finished,
- * and the late one is placed at the scope's latest start, as a late report is.
+ * reports back for long. Past that, the waiting call and those before it go in,
+ * and the unfinished calls it waited for no longer hold anyone: each goes in
+ * when it ends, placed at the scope's latest start, as a late report is.
  */
 export class StartOrder {
   /** Per scope, its unsettled calls in the order they began. */
@@ -26,13 +27,15 @@ export class StartOrder {
    * failed upstream) settles with a no-op, so the calls after it can go in.
    */
   begin(scope: string): (reconcile: () => void) => void {
-    const call: Call = { reconcile: null, timer: null };
+    const call: Call = { reconcile: null, timer: null, released: false };
     let calls = this.scopes.get(scope);
     if (!calls) this.scopes.set(scope, (calls = []));
     calls.push(call);
     return (reconcile) => {
       if (call.reconcile) return;
       call.reconcile = reconcile;
+      // Waited for too long already: it holds nobody, and waits for nobody.
+      if (call.released) return run(call);
       this.drain(scope);
       if (this.scopes.get(scope)?.includes(call)) {
         call.timer = setTimeout(() => this.release(scope, call), this.maxWaitMs);
@@ -57,14 +60,18 @@ export class StartOrder {
     if (calls.length === 0) this.scopes.delete(scope);
   }
 
-  /** `call` waited too long: it and every settled call before it go in now, in start order. */
+  /**
+   * `call` waited too long: it and every settled call before it go in now, in start order; the unsettled ones
+   * before it leave the queue (each goes in when it ends), so no later call waits for them again.
+   */
   private release(scope: string, call: Call): void {
     const calls = this.scopes.get(scope);
     const at = calls?.indexOf(call) ?? -1;
     if (!calls || at < 0) return;
-    const unsettled = calls.slice(0, at + 1).filter((c) => !c.reconcile);
-    for (const c of calls.slice(0, at + 1)) if (c.reconcile) run(c);
-    calls.splice(0, at + 1, ...unsettled);
+    for (const c of calls.splice(0, at + 1)) {
+      if (c.reconcile) run(c);
+      else c.released = true;
+    }
     this.drain(scope);
   }
 }
@@ -72,6 +79,8 @@ export class StartOrder {
 interface Call {
   reconcile: (() => void) | null;
   timer: NodeJS.Timeout | null;
+  /** Left the queue unsettled (a later call waited too long for it). */
+  released: boolean;
 }
 
 function run(call: Call): void {

@@ -366,20 +366,23 @@ export class RequestRenderer {
     } else if ((format === 'openai-chat' || format === 'openai-responses') && model.provider === 'openai' && model.cache.acceptsBreakpoints) {
       // GPT-5.6 and later take explicit breakpoints on content blocks; in implicit mode OpenAI spends one write itself.
       const slots = maxBreakpoints - (model.cache.implicitBreakpoint ? 1 : 0) - callerBreakpoints;
+      // Every mark without a TTL of its own lives for the request's prompt_cache_options.ttl (a TTL the model has).
+      const options = property(root, 'prompt_cache_options');
+      const given = options ? property(options, 'ttl') : undefined;
+      const ttl = given && model.cache.ttls.some((t) => t.name === valueOf(given)) ? (valueOf(given) as string) : model.cache.defaultTtl;
       const markable = (i: number) => !!segments.lastUnit[i]!.item && openaiBreakpoint(segments.lastUnit[i]!.item!.text) !== null;
       for (const b of chooseBreakpoints(segments.list, slots, model, markable)) {
         const item = segments.lastUnit[b]!.item!;
         item.text = openaiBreakpoint(item.text)!;
-        breakpoints.push({ segment: b, source: segments.list[b]!.source, token_end: segments.list[b]!.token_end, ttl: model.cache.defaultTtl, set_by: 'service' });
+        breakpoints.push({ segment: b, source: segments.list[b]!.source, token_end: segments.list[b]!.token_end, ttl, set_by: 'service' });
       }
       // Recorded, not rendered: the caller's own marks, and OpenAI's implicit one at the end of the newest message it
       // can go on (not assistant output), so reconciliation simulates every prefix the provider writes and reads.
       const mark = (i: number, set_by: Breakpoint['set_by']) => {
         const s = segments.list[i]!;
-        if (!breakpoints.some((b) => b.segment === i)) breakpoints.push({ segment: i, source: s.source, token_end: s.token_end, ttl: model.cache.defaultTtl, set_by });
+        if (!breakpoints.some((b) => b.segment === i)) breakpoints.push({ segment: i, source: s.source, token_end: s.token_end, ttl, set_by });
       };
       for (const i of segments.callerMarked.keys()) mark(i, 'caller');
-      const options = property(root, 'prompt_cache_options');
       const mode = options ? property(options, 'mode') : undefined;
       const newest = segments.list.findLastIndex((_, i) => !isAssistantOutput(segments.lastUnit[i]!));
       if (model.cache.implicitBreakpoint && !(mode && valueOf(mode) === 'explicit') && newest >= 0) mark(newest, 'provider');
@@ -680,19 +683,21 @@ function isAssistantOutput(unit: Unit): boolean {
 }
 
 /**
- * Tools from two sources (a handle and the caller's own, or two handles) with the same name: every provider refuses
- * the request, so it is refused here, naming the later one. One source alone is left to the provider (a handle's own
- * tools were checked when it was minted).
+ * A tool name given twice — by a handle and the caller's own tools, by two handles, or by one handle placed twice —
+ * is refused by every provider, so it is refused here, naming the later one. Within one placement of a handle the
+ * names were checked when it was minted; a request with a single placement is not parsed again.
  */
 function refuseDuplicateTools(format: RequestFormat, units: Unit[], from: Array<{ pointer: string; source: string }>): void {
-  if (new Set(from.map((f) => f.source)).size < 2) return;
-  const seen = new Map<string, string>();
+  const placements = new Set(from.map((f) => `${f.pointer} ${f.source}`));
+  if (placements.size < 2) return;
+  const seen = new Map<string, { placement: string; source: string }>();
   units.forEach((unit, i) => {
+    const here = { placement: `${from[i]!.pointer} ${from[i]!.source}`, source: from[i]!.source };
     for (const name of toolNames(format, unit.item ? unit.item.text : unit.hashText)) {
       const first = seen.get(name);
-      if (first !== undefined && first !== from[i]!.source)
-        throw invalid(from[i]!.pointer, `the tool "${name}" is also defined by ${first === 'inline' ? 'the request\'s own tools' : first}: providers refuse a name given twice`);
-      seen.set(name, from[i]!.source);
+      if (first !== undefined && first.placement !== here.placement)
+        throw invalid(from[i]!.pointer, `the tool "${name}" is also defined by ${first.source === 'inline' ? "the request's own tools" : first.source}: providers refuse a name given twice`);
+      seen.set(name, here);
     }
   });
 }

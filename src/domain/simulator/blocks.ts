@@ -22,6 +22,8 @@ export type TokenCounter = (text: string) => number;
 export interface RequestBlocks {
   blocks: SimBlock[];
   totalTokens: number;
+  /** The last block that is not the model's own output (where OpenAI's implicit breakpoint goes), or -1. */
+  lastInput: number;
 }
 
 /** Framing tokens per block (type tag and separators). */
@@ -44,6 +46,8 @@ interface RawBlock {
   breakpoint: string | null;
   /** First block of a message: carries the message framing overhead. */
   opensMessage: boolean;
+  /** The model's own output (an assistant message, a function call, reasoning): it cannot carry a breakpoint. */
+  output?: boolean;
 }
 
 export function blocksFromRequest(format: RequestFormat, body: unknown, countTokens: TokenCounter): RequestBlocks {
@@ -133,7 +137,8 @@ export function blocksFromOpenAIResponses(body: unknown, countTokens: TokenCount
         raw.push(...messageBlocks(it, m, ttl, []));
       } else {
         // function_call, function_call_output, reasoning, …: one block for the whole item
-        raw.push({ at: { section: 'messages', message: m, part: 0 }, content: stripMarkers(it), breakpoint: openaiTtl(it, ttl), opensMessage: true });
+        const output = it.type === 'function_call' || it.type === 'reasoning';
+        raw.push({ at: { section: 'messages', message: m, part: 0 }, content: stripMarkers(it), breakpoint: openaiTtl(it, ttl), opensMessage: true, output });
       }
     });
   }
@@ -158,6 +163,7 @@ function messageBlocks(msg: Json, m: number, ttl: string, toolCalls: unknown[]):
     out.push({ at: at(out.length), content: stripMarkers(call), breakpoint: null, opensMessage: out.length === 0 });
   });
   if (out.length === 0) out.push({ at: at(0), content: null, breakpoint: null, opensMessage: true });
+  if (msg.role === 'assistant') for (const r of out) r.output = true;
   return out;
 }
 
@@ -165,12 +171,14 @@ function chain(raw: RawBlock[], countTokens: TokenCounter): RequestBlocks {
   const blocks: SimBlock[] = [];
   let key = '';
   let total = 0;
+  let lastInput = -1;
   for (const r of raw) {
+    if (!r.output) lastInput = blocks.length;
     key = sha256hex(`${key}\n${sha256hex(canonicalJson({ at: r.at, block: r.content }))}`);
     total += countTokens(textOf(r.content)) + BLOCK_OVERHEAD_TOKENS + (r.opensMessage ? MESSAGE_OVERHEAD_TOKENS : 0);
     blocks.push(r.breakpoint === null ? { key, endToken: total } : { key, endToken: total, breakpoint: r.breakpoint });
   }
-  return { blocks, totalTokens: total };
+  return { blocks, totalTokens: total, lastInput };
 }
 
 /** The text the model reads for a block: plain text when it has some, otherwise its JSON. */

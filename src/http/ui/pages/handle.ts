@@ -33,8 +33,8 @@ export interface HandleView {
   /** Every source of the latest version with its volatility count (bundles and sessions). */
   composition: { ref: string; count: number; label: string }[];
   deleted: boolean;
-  /** The latest requests that referenced it, newest first. */
-  recent: ReturnType<typeof requestSummaryView>[];
+  /** The latest requests that referenced it, newest first (not re-read by the live view), and whether more may exist. */
+  recent: { rows: ReturnType<typeof requestSummaryView>[]; more: boolean };
 }
 
 type Family = 'anthropic' | 'o200k_base';
@@ -54,6 +54,7 @@ export function handlePage(v: HandleView): Html {
 <p class="sub">${h.kind ? `${h.kind} artifact` : h.type} · ${v.versions.length} version${v.versions.length === 1 ? '' : 's'}${v.deleted ? ' · deleted: its reports remain' : ''}</p>
 <div class="toolbar">${periodChooser(path, v.period)} ${liveStatus()}</div>
 <section data-live data-fragment="/ui/fragments/handles/${h.id}?period=${v.period}" data-events="/ui/events?handle=${h.id}">${handleLive(v)}</section>
+${recentSection(v)}
 ${contentSection(v)}`;
 }
 
@@ -69,7 +70,6 @@ ${legend(['cold', ...LEAK_ROWS, 'captured', 'bonus'])}</div>
 <div class="card"><h2 style="margin-top:0">Capture rate per day <small class="muted">(the capture rate above, per UTC day, ${v.daysLabel}; hatched: a day with unknown capture)</small></h2>
 ${captureTrendChart(v.days, `Capture rate per day of ${title(r)}`)}</div>
 ${versionsTable(v)}
-${recentSection(v)}
 ${driftSection(v)}`;
 }
 
@@ -113,10 +113,10 @@ interface DriftView {
 
 function recentSection(v: HandleView): Html {
   const h = v.report.handle.id;
-  return html`<h2>Recent requests <small class="muted">(the latest ${v.recent.length}; all of them: <code>GET /v1/requests?handle=${h}</code>)</small></h2>
-${v.recent.length === 0
-    ? html`<p class="muted">No recorded request referenced this handle yet.</p>`
-    : html`<table data-table="recent"><thead><tr><th>Rendered</th><th>Request</th><th>Model</th><th>Status</th><th class="num">Read / written</th><th>Handle tokens by class</th></tr></thead><tbody>${v.recent.map(
+  return html`<h2>Recent requests <small class="muted">(as of this page load; all of them: <code>GET /v1/requests?handle=${h}</code>)</small></h2>
+${v.recent.rows.length === 0
+    ? html`<p class="muted">${v.recent.more ? 'None among the latest recorded requests; the API pages further back.' : 'No recorded request referenced this handle yet.'}</p>`
+    : html`<table data-table="recent"><thead><tr><th>Rendered</th><th>Request</th><th>Model</th><th>Status</th><th class="num">Read / written</th><th>Handle tokens by class</th></tr></thead><tbody>${v.recent.rows.map(
         (r) => html`<tr data-request="${r.id}"><td>${when(r.rendered_at)}</td><td>${requestLink(r.id)}${r.drift ? html` <small class="muted" data-drift-flag>· drift</small>` : ''}</td><td>${r.model}</td><td>${r.status}${r.capture === 'unknown' ? ' (capture unknown)' : ''}</td><td class="num">${r.cache_read_tokens ?? '—'} / ${r.cache_write_tokens ?? '—'}</td><td>${Object.entries(r.classes)
           .sort(([, a], [, b]) => b - a)
           .map(([c, n]) => `${c} ${tok(n)}`)
