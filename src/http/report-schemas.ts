@@ -178,7 +178,7 @@ export const RequestSummarySchema = z
     cache_read_tokens: int.nullable(),
     cache_write_tokens: int.nullable(),
     handles: z.array(z.string()).openapi({ description: 'The handles on its segment paths, in prompt order.' }),
-    classes: z.record(z.string(), int).openapi({ description: 'Handle tokens per class, the classes with any (empty until reconciled).' }),
+    classes: z.record(z.string(), int).openapi({ description: "Handle tokens per class, the classes with any (empty until reconciled); with `handle`, that handle's tokens only." }),
     drift: z.boolean().openapi({ description: 'A drift finding was recorded for it (open the request for it).' }),
   })
   .openapi('RequestSummary');

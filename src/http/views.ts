@@ -65,15 +65,15 @@ export function failureView(raw: unknown): { status: number | null; body: unknow
   return { status: r.status ?? null, body: r.error ?? null };
 }
 
-/** A request as one line of a list (GET /v1/requests). */
-export function requestSummaryView(row: RequestRow) {
+/** A request as one line of a list (GET /v1/requests); `handleId`: its classes count that handle's segments only. */
+export function requestSummaryView(row: RequestRow, handleId?: string) {
   const outcome = row.outcome as RequestOutcome | null;
   const usage = row.usage as NormalizedUsage | null;
   const handles = new Set<string>();
   for (const s of row.segments as RenderedSegment[]) for (const ref of s.path) handles.add(parseRef(ref)?.id ?? ref);
   const classes: Record<string, number> = {};
   for (const s of outcome?.segments ?? []) {
-    if (s.source === 'inline') continue;
+    if (s.source === 'inline' || (handleId !== undefined && !s.path.some((ref) => parseRef(ref)?.id === handleId))) continue;
     for (const [c, n] of Object.entries(s.classes)) if (n > 0) classes[c] = (classes[c] ?? 0) + n;
   }
   return {

@@ -271,3 +271,24 @@ describe('GET /v1/requests with requests rendered in the same millisecond', () =
     expect(seen).toEqual([...ids].sort().reverse());
   });
 });
+
+describe('GET /v1/requests?handle=', () => {
+  it("counts that handle's tokens per class, not the other handles' of the same request", async () => {
+    const me = t.tenant();
+    const a = await mintSystem(me.client, LONG_SYSTEM);
+    const b = await mintSystem(me.client, 'A second, short system prompt.');
+    const r = await me.client.post('/v1/render', { format: 'anthropic', request: { model: 'claude-sonnet-4-5', max_tokens: 5, prefix: [a.id, b.id], messages: [{ role: 'user', content: 'q' }] } });
+    const segs = r.json.segments as Array<{ source: string; token_start: number; token_end: number }>;
+    const prompt = segs.at(-1)!.token_end;
+    await me.client.post('/v1/usage', { request_id: r.json.request_id, usage: anthropicUsage(prompt, 0, prompt) });
+    await t.services.writes.idle();
+    const outcome = (await me.client.get(`/v1/requests/${r.json.request_id}`)).json.outcome as { segments: Array<{ source: string; start: number; end: number }> };
+    const size = (id: string) => outcome.segments.filter((s) => s.source.startsWith(id)).reduce((n, s) => n + s.end - s.start, 0);
+    const sum = (classes: Record<string, number>) => Object.values(classes).reduce((x, y) => x + y, 0);
+    const forB = (await me.client.get(`/v1/requests?handle=${b.id}`)).json.requests[0];
+    expect(sum(forB.classes)).toBe(size(b.id));
+    const all = (await me.client.get('/v1/requests')).json.requests[0];
+    expect(sum(all.classes)).toBe(size(a.id) + size(b.id));
+    expect(size(a.id)).toBeGreaterThan(0);
+  });
+});

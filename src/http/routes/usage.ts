@@ -207,7 +207,7 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
     const q = c.req.valid('query');
     const page = deps.requests.list(c.get('auth').tenantId, { handleId: q.handle, cursor: q.cursor, limit: q.limit });
     const next = page.next ? `${page.next.renderedAt}_${page.next.id}` : null;
-    return c.json({ requests: page.rows.map(requestSummaryView), next_cursor: next } as Record<string, unknown>, 200);
+    return c.json({ requests: page.rows.map((row) => requestSummaryView(row, q.handle)), next_cursor: next } as Record<string, unknown>, 200);
   });
 
   app.openapi(routes.request, (c) => {
