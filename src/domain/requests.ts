@@ -123,7 +123,7 @@ export class RequestService {
     const scope = [call.tenantId, provider, modelName, call.credentialFingerprint ?? '-'].join('|');
     const requestId = newRequestId(now);
     const { inlineKeepBytes, inlineRetentionMs } = this.deps.policy;
-    const prediction = this.deps.reconciler.predict(scope, model.entry, rendered.segments, rendered.breakpoints, now);
+    const prediction = this.deps.reconciler.predict(scope, model.entry, rendered.segments, rendered.breakpoints, now, rendered.cacheTtl);
     const inline: InlineRow[] = [...rendered.inlineText].map(([segment, text]) => {
       const cut = Buffer.byteLength(text) > inlineKeepBytes;
       return {
@@ -146,6 +146,7 @@ export class RequestService {
       segments: rendered.segments,
       breakpoints: rendered.breakpoints,
       promptCacheKey: rendered.promptCacheKey,
+      cacheTtl: rendered.cacheTtl,
       prediction,
     };
     const committed = this.deps.writes.enqueue({ kind: 'request', row, inline });

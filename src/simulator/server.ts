@@ -89,7 +89,7 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     const outcome =
       entry.cache.supported === false
         ? null
-        : scope.sim.apply({ id: `sim_${n}`, startedAt, firstByteAt: startedAt + firstByteDelayMs, blocks });
+        : scope.sim.apply({ id: `sim_${n}`, startedAt, firstByteAt: startedAt + firstByteDelayMs, blocks, ttl: retentionOf(api, body, entry) });
 
     const text = replyText(n, lastUserText(body[api.promptField]));
     return {
@@ -275,6 +275,12 @@ async function readBody(c: Context, api: Api): Promise<Json> {
         });
   }
   return body;
+}
+
+/** OpenAI's `prompt_cache_retention` (`"24h"`) when the model keeps a cache that long; else the default. */
+function retentionOf(api: Api, body: Json, entry: ModelEntry): string | null {
+  const retention = api.provider === 'openai' ? body.prompt_cache_retention : undefined;
+  return typeof retention === 'string' && entry.cache.ttls.some((t) => t.name === retention) ? retention : null;
 }
 
 /** What Anthropic refuses with a 400: more breakpoints than it allows, or a 1h breakpoint after a 5m one. */

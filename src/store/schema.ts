@@ -101,6 +101,8 @@ export const requests = sqliteTable(
     segments: text('segments', { mode: 'json' }).notNull(),
     breakpoints: text('breakpoints', { mode: 'json' }).notNull(),
     promptCacheKey: text('prompt_cache_key'),
+    /** The cache lifetime the request asked for (OpenAI `prompt_cache_retention`), when the model has it; else the default. */
+    cacheTtl: text('cache_ttl'),
     prediction: text('prediction', { mode: 'json' }),
     /** rendered → reconciled (usage received) or failed (the provider answered with an error). */
     status: text('status', { enum: ['rendered', 'reconciled', 'failed'] }).notNull().default('rendered'),

@@ -83,6 +83,8 @@ export interface RequestRow {
   segments: unknown;
   breakpoints: unknown;
   promptCacheKey: string | null;
+  /** The cache lifetime the request asked for (a TTL name of its model), or null: the model's default. */
+  cacheTtl?: string | null;
   prediction: unknown;
   status?: 'rendered' | 'reconciled' | 'failed';
   startedAt?: number | null;

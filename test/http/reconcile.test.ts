@@ -202,6 +202,27 @@ describe('reconciliation scenarios', () => {
     expect(Object.keys(classesOf(res.json.outcome, `${sys.id}@1`))).toEqual(['captured']);
   });
 
+  it("OpenAI's prompt_cache_retention 24h: a read half an hour later is captured, not expired (and is expired without it)", async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, LONG_SYSTEM);
+    const turn = async (n: number, retention?: string) => {
+      const res = await client.post('/v1/render', { format: 'openai-chat', request: { model: 'gpt-5', ...(retention ? { prompt_cache_retention: retention } : {}), prefix: [sys.id], messages: [{ role: 'user', content: `q${n}` }] } });
+      expect(res.status, res.text).toBe(200);
+      return res.json as Rendered;
+    };
+    const send = (r: Rendered, cached: number) => report(client, t, r, { prompt_tokens: promptTokens(r), completion_tokens: 3, total_tokens: promptTokens(r) + 3, prompt_tokens_details: { cached_tokens: cached } });
+    for (const retention of ['24h', undefined]) {
+      t.clock.advance(48 * 60 * MIN);
+      await send(await turn(1, retention), 0);
+      t.clock.advance(30 * MIN);
+      const later = await turn(2, retention);
+      const expected = Math.floor((later.segments[0]!.token_end - 1024) / 128) * 128 + 1024;
+      expect(later.prediction.read_tokens, String(retention)).toBe(retention ? expected : 0);
+      const o = (await send(later, retention ? expected : 0)).outcome;
+      expect(Object.keys(classesOf(o, `${sys.id}@1`)), String(retention)).toContain(retention ? 'captured' : 'expired');
+    }
+  });
+
   it('a prefix under the model minimum: below_minimum, nothing predicted', async () => {
     const { client } = t.tenant();
     const small = await mintSystem(client, 'Be brief.');

@@ -410,6 +410,18 @@ describe('OpenAI /v1/chat/completions', () => {
     expect(third.usage.prompt_tokens_details.cached_tokens).toBe(0);
   });
 
+  it("keeps a prompt_cache_retention '24h' prefix for a later call half an hour on, where the default has expired", async () => {
+    for (const retention of ['24h', undefined]) {
+      const key = newKey();
+      const body = { ...chatBody('gpt-5', 'Retained?'), ...(retention ? { prompt_cache_retention: retention } : {}) };
+      const prefix = blocksOf('openai-chat', body).totalTokens;
+      await json(await post('/v1/chat/completions', body, openaiHeaders(key)));
+      clock.t += 30 * MINUTE;
+      const later = await json(await post('/v1/chat/completions', body, openaiHeaders(key)));
+      expect(later.usage.prompt_tokens_details.cached_tokens, String(retention)).toBe(retention ? openaiCached(prefix) : 0);
+    }
+  });
+
   it('streams chunks with usage null, a final usage chunk and [DONE] when include_usage is set', async () => {
     const [plain, streamed] = [newKey(), newKey()];
     const body = chatBody('gpt-4o', 'Stream me an answer please, with several words');

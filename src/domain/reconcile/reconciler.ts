@@ -172,10 +172,10 @@ export class Reconciler {
   }
 
   /** What the simulated cache would read for a request rendered now (no state change). */
-  predict(scope: string, model: ModelEntry, segments: RenderedSegment[], breakpoints: Breakpoint[], at: number): { read_tokens: number; write_tokens: number } {
+  predict(scope: string, model: ModelEntry, segments: RenderedSegment[], breakpoints: Breakpoint[], at: number, ttl: string | null = null): { read_tokens: number; write_tokens: number } {
     const state = this.scopes.get(scope, model);
     const { blocks } = blocksFor(segments, segments.map((s) => s.token_end - s.token_start), breakpoints, model);
-    const outcome = state.sim.peek({ id: 'prediction', startedAt: Math.max(at, state.lastStart), firstByteAt: null, blocks });
+    const outcome = state.sim.peek({ id: 'prediction', startedAt: Math.max(at, state.lastStart), firstByteAt: null, blocks, ttl });
     return { read_tokens: outcome.readTokens, write_tokens: outcome.writeTokens };
   }
 
@@ -257,7 +257,7 @@ export class Reconciler {
     const seenBefore = segments.map((s) => s.source !== 'inline' && state.seenSources.has(s.source));
     const lastBySource = new Map(state.lastRequestBySource);
     const writer = (o: SimOutcome) => (o.hitBlock !== null ? state.sim.writerOf(blocks[o.hitBlock]!.key) : undefined);
-    const chosen = unknownFirstBytes(state, { id: request.id, ...simAt, blocks }, usage.cache_fields_reported ? (usage.cache_read_tokens ?? 0) : null);
+    const chosen = unknownFirstBytes(state, { id: request.id, ...simAt, blocks, ttl: request.cacheTtl }, usage.cache_fields_reported ? (usage.cache_read_tokens ?? 0) : null);
     simAt.unknownFirstBytes = chosen.mode;
     const outcomeSim = advance(state, request, blocks, simAt, chosen.plan);
     const readFrom = writer(outcomeSim);

@@ -178,9 +178,9 @@ export function reconcilingRules(model: ModelEntry): CacheRules {
 }
 
 /** Applies one request to a scope: the simulated cache, and which sources it has now seen. */
-export function advance(state: ScopeState, row: Pick<RequestRow, 'id' | 'segments'>, blocks: SimBlock[], at: SimTimes, planned?: SimPlan): SimOutcome {
+export function advance(state: ScopeState, row: Pick<RequestRow, 'id' | 'segments' | 'cacheTtl'>, blocks: SimBlock[], at: SimTimes, planned?: SimPlan): SimOutcome {
   // A plan the caller already evaluated for these times is recorded as it is, not evaluated again.
-  const outcome = planned ? (planned.commit(), planned.outcome) : state.sim.apply({ id: row.id, ...at, blocks });
+  const outcome = planned ? (planned.commit(), planned.outcome) : state.sim.apply({ id: row.id, ...at, blocks, ttl: row.cacheTtl });
   for (const s of row.segments as RenderedSegment[]) {
     if (s.source === 'inline') continue;
     state.seenSources.add(s.source);

@@ -59,6 +59,8 @@ export interface RenderedRequest {
   segments: RenderedSegment[];
   breakpoints: Breakpoint[];
   promptCacheKey: string | null;
+  /** OpenAI `prompt_cache_retention` when it names a TTL of the model (`24h`), else null: the model's default. */
+  cacheTtl: string | null;
   /** Bytes of the inline segments that come before a handle (where a drift can be located), by segment index. */
   inlineText: Map<number, string>;
   /** The model the request is for, as resolved from the body (or the caller's override). */
@@ -402,6 +404,14 @@ export class RequestRenderer {
       promptCacheKey = typeof given === 'string' ? given : null;
     }
 
+    // OpenAI's extended retention (`"24h"`; `"in_memory"` is the default): writes of such a request live that long.
+    let cacheTtl: string | null = null;
+    const retention = (format === 'openai-chat' || format === 'openai-responses') && property(root, 'prompt_cache_retention');
+    if (retention) {
+      const name = valueOf(retention);
+      if (typeof name === 'string' && name !== model.cache.defaultTtl && model.cache.ttls.some((t) => t.name === name)) cacheTtl = name;
+    }
+
     for (const p of placements) edits.push(p.build(p.items.map((it) => it.text)));
     // Only inline content before a handle can explain that handle's drift: keep those bytes, not the rest.
     const inlineText = new Map<number, string>();
@@ -409,7 +419,7 @@ export class RequestRenderer {
     segments.list.forEach((s, i) => {
       if (s.source === 'inline' && i < lastHandle) inlineText.set(i, segments.texts[i]!);
     });
-    return { bodyText: applyEdits(bodyText, edits), segments: segments.list, breakpoints, promptCacheKey, inlineText, model };
+    return { bodyText: applyEdits(bodyText, edits), segments: segments.list, breakpoints, promptCacheKey, cacheTtl, inlineText, model };
   }
 
   /** Items for a handle that stands in place of one element; only the allowed sections may appear there. */

@@ -38,6 +38,8 @@ export interface SimRequest {
    * (`early`) or only from its end (`late`, the default). A reconciler picks by the provider's receipt.
    */
   unknownFirstBytes?: 'early' | 'late';
+  /** The lifetime this request's writes get where no breakpoint says (OpenAI `prompt_cache_retention`); else the default. */
+  ttl?: string | null;
   blocks: SimBlock[];
 }
 
@@ -199,6 +201,7 @@ export class CacheSimulator {
     const key = (i: number) => blocks[i]!.key;
 
     const marks = explicit ? breakpointsOf(blocks) : [];
+    const baseTtl = this.resolveTtl(req.ttl);
     // A request writes at most `maxBreakpoints` of them, the latest (OpenAI: the latest three explicit and its
     // implicit one; Anthropic refuses a request with more); every one is looked up for a read.
     const max = this.rules.maxBreakpoints;
@@ -244,7 +247,7 @@ export class CacheSimulator {
       }
     } else if (total >= min && total > readTokens) {
       writeTokens = total - readTokens;
-      writeByTtl[this.defaultTtl.name] = writeTokens;
+      writeByTtl[baseTtl.name] = writeTokens;
     }
 
     // --- per-block classification of the tokens not read
@@ -275,7 +278,7 @@ export class CacheSimulator {
         }
       } else {
         for (let j = 0; j < n; j++) {
-          if (end(j) >= min) this.touch(this.entries, key(j), end(j), this.defaultTtl, t, readable, req.id);
+          if (end(j) >= min) this.touch(this.entries, key(j), end(j), baseTtl, t, readable, req.id);
         }
       }
       // Read as `early`, the prefix read was readable by now: its writers' unknown first bytes are settled.
@@ -286,7 +289,7 @@ export class CacheSimulator {
             if (t > e.readableAt) e.lateReadableAt = t;
             else delete e.lateReadableAt;
           }
-      const shadowTtl = this.coveringTtls(n, marks, markTtl);
+      const shadowTtl = this.coveringTtls(n, marks, markTtl, baseTtl);
       for (let j = 0; j < n; j++) this.touch(this.seen, key(j), end(j), shadowTtl[j]!, t, readable, req.id);
     };
 
@@ -357,10 +360,10 @@ export class CacheSimulator {
     return 'below_minimum';
   }
 
-  /** TTL each block would be cached with: the next breakpoint's, else the default. */
-  private coveringTtls(n: number, marks: number[], markTtl: Map<number, CacheTtl>): CacheTtl[] {
+  /** TTL each block would be cached with: the next breakpoint's, else the request's own. */
+  private coveringTtls(n: number, marks: number[], markTtl: Map<number, CacheTtl>, base: CacheTtl): CacheTtl[] {
     const out: CacheTtl[] = new Array<CacheTtl>(n);
-    let current = this.defaultTtl;
+    let current = base;
     const markSet = new Set(marks);
     for (let j = n - 1; j >= 0; j--) {
       if (markSet.has(j)) current = markTtl.get(j)!;
