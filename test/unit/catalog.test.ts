@@ -48,7 +48,7 @@ describe('bundled catalog.json', () => {
   it('validates against catalogSchema and loads with its version', () => {
     const result = catalogSchema.safeParse(bundledJson());
     expect(result.success, result.success ? '' : JSON.stringify(result.error.issues, null, 2)).toBe(true);
-    expect(loadCatalog().version).toBe('2026-12-02.1');
+    expect(loadCatalog().version).toBe('2026-12-02.2');
   });
 
   it('gives every entry a documentation source and an ISO check date', () => {
@@ -106,6 +106,13 @@ describe('ModelCatalog.lookup', () => {
     // Flash-Lite costs a third of Flash: priced as Flash, every figure of its reports would triple.
     expect(catalog.lookup('gemini-2.5-flash-lite').entry).toMatchObject({ id: 'gemini-2.5-flash-lite', price: { inputPerMTok: 0.1 } });
     expect(catalog.lookup('gemini-2.5-flash-preview-09-2025').entry.id).toBe('gemini-2.5-flash');
+    // The 5 series by the pricing page: Opus 5.5 and Fable 5.1 are their own entries (reads at 0.05x and 0.025x),
+    // not priced as Opus 5 / Fable 5 (0.1x) or as the default Sonnet 4.5 ($3).
+    expect(catalog.lookup('claude-opus-5-5').entry).toMatchObject({ id: 'claude-opus-5-5', price: { inputPerMTok: 4 }, cache: { readMultiplier: 0.05 } });
+    expect(catalog.lookup('claude-opus-5').entry).toMatchObject({ id: 'claude-opus-5', price: { inputPerMTok: 5 }, cache: { readMultiplier: 0.1, minTokens: 512 } });
+    expect(catalog.lookup('claude-fable-5-1').entry).toMatchObject({ id: 'claude-fable-5-1', price: { inputPerMTok: 10 }, cache: { readMultiplier: 0.025 } });
+    expect(catalog.lookup('claude-fable-5').entry).toMatchObject({ id: 'claude-fable-5', cache: { readMultiplier: 0.1 } });
+    expect(catalog.lookup('claude-sonnet-5-5')).toMatchObject({ fallback: true });
 
     const overlapping: Catalog = {
       version: 'test',
@@ -197,7 +204,7 @@ describe('loadCatalog with an operator override', () => {
     });
 
     const merged = loadCatalog(file);
-    expect(merged.version).toBe(`2026-12-02.1+${basename(file)}`);
+    expect(merged.version).toBe(`2026-12-02.2+${basename(file)}`);
 
     const catalog = new ModelCatalog(merged);
     const sonnet = catalog.lookup('claude-sonnet-4-5-20250929').entry;
@@ -209,7 +216,7 @@ describe('loadCatalog with an operator override', () => {
 
   it('uses the override version when the file declares one', () => {
     const file = writeOverride({ version: 'ops-7', models: [] });
-    expect(loadCatalog(file).version).toBe('2026-12-02.1+ops-7');
+    expect(loadCatalog(file).version).toBe('2026-12-02.2+ops-7');
   });
 
   it('throws naming the file and every failing path', () => {
