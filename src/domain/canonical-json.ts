@@ -18,6 +18,8 @@ export function canonicalJson(value: unknown, pointer = ''): string {
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
+const LONE_SURROGATES = new RegExp(LONE_SURROGATE.source, 'g');
+
 export function hasLoneSurrogate(text: string): boolean {
   return LONE_SURROGATE.test(text);
 }
@@ -71,7 +73,8 @@ function findNonFinite(value: unknown, pointer: string): string | null {
 }
 
 export function escapePointer(segment: string): string {
-  return segment.replace(/~/g, '~0').replace(/\//g, '~1');
+  // A key with a lone surrogate is named with U+FFFD in its place: a pointer is text a client must be able to decode.
+  return segment.replace(LONE_SURROGATES, '\uFFFD').replace(/~/g, '~0').replace(/\//g, '~1');
 }
 
 /**

@@ -152,6 +152,7 @@ export const RequestViewSchema = z
     finished_at: time.nullable(),
     segments: z.array(SegmentSchema),
     breakpoints: z.array(BreakpointSchema),
+    cache_ttl: z.string().nullable().openapi({ description: "The cache lifetime the request asked for (OpenAI `prompt_cache_retention`, when its model has it); null: the model's default." }),
     prediction: z.unknown().nullable().openapi({ description: 'What the simulated cache predicted at render time.' }),
     outcome: orNull(OutcomeSchema).openapi({ description: 'null until usage is reconciled.' }),
     usage: orNull(NormalizedUsageSchema),

@@ -127,8 +127,9 @@ export const Limit = z
   .string()
   .regex(/^[0-9]{1,3}$/, 'limit must be a whole number from 1 to 500')
   .transform(Number)
-  .pipe(z.number().int().min(1).max(500))
-  .default(50);
+  .pipe(z.number().int().min(1, 'limit must be a whole number from 1 to 500').max(500, 'limit must be a whole number from 1 to 500'))
+  .default(50)
+  .openapi({ type: 'integer', minimum: 1, maximum: 500, default: 50 });
 
 export const ListQuery = z.object({
   kind: z.enum(['artifact', 'bundle', 'session', ...artifactKinds]).optional().openapi({ description: 'A handle type, or an artifact kind.' }),

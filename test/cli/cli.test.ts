@@ -225,10 +225,13 @@ describe('prefix-handles CLI', () => {
       call(4, {}),
       call(5, anthropicUsage(total, 0, 0), { started_at: 1764633600 }),
       call(6, anthropicUsage(total, 0, 0), { first_byte_at: start }),
+      // Text the service cannot store (a lone surrogate), in the answer: refused before rendering too.
+      call(7, {}, { response: { id: 'msg_7', type: 'message', role: 'assistant', model: 'claude-sonnet-4-5', content: [{ type: 'text', text: 'broken \ud800' }], stop_reason: 'end_turn', usage: anthropicUsage(total, 0, 0) } }),
     ];
     const r = await cli(['import', file('calls.jsonl', `${lines.join('\n')}\n\n`)], { key });
     expect(r.code, r.err).toBe(1);
-    expect(r.out).toContain('8 lines, 2 accepted, 6 rejected');
+    expect(r.out).toContain('9 lines, 2 accepted, 7 rejected');
+    expect(r.out).toMatch(/^ {2}line 9: invalid_request: string contains a lone UTF-16 surrogate .*\(\/response\/content\/0\/text/m);
     expect(r.out).toMatch(/^ {2}line 7: "started_at" is before 1973: epoch milliseconds are expected, this looks like seconds$/m);
     expect(r.out).toMatch(/^ {2}line 8: times must satisfy started_at <= first_byte_at <= finished_at$/m);
     expect(r.out).toMatch(/^ {2}line 3: not valid JSON/m);
@@ -239,7 +242,7 @@ describe('prefix-handles CLI', () => {
     expect(t.sqlite.prepare("select count(*) from requests where status = 'rendered'").pluck().get()).toBe(1);
     expect(r.out).not.toMatch(/line [12]:/);
     // Not a terminal: plain progress lines, no carriage returns.
-    expect(r.err).toContain('import: 8/8 lines read, 2 accepted, 6 rejected');
+    expect(r.err).toContain('import: 9/9 lines read, 2 accepted, 7 rejected');
     expect(r.err).not.toContain('\r');
 
     const rep = (await client.get(`/v1/reports/handles/${sys.id}`)).json;

@@ -99,6 +99,11 @@ describe('handle edge cases', () => {
     }
     const admin = clientFor(t.app, ADMIN_KEY);
     expect((await admin.post('/v1/tenants', { name: lone })).json.errors[0].pointer).toBe('/name');
+    // A key with one is named with U+FFFD in its place: the answer is text any client can decode.
+    const keyed = await me.client.post('/v1/artifacts', { kind: 'tools', content: [{ name: 'f', input_schema: { type: 'object', properties: { [lone]: { type: 'string' } } } }] });
+    expect(keyed.status).toBe(422);
+    expect(keyed.json.errors[0].pointer).toBe('/content/0/input_schema/properties/a\ufffdb');
+    expect(keyed.text).not.toMatch(/\\ud800/i);
     const res = await render(me, { model: `claude${lone}`, max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] });
     expect(res.status).toBe(422);
     expect(res.json.errors[0].pointer).toBe('/request/model');

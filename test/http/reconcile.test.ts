@@ -220,6 +220,7 @@ describe('reconciliation scenarios', () => {
       expect(later.prediction.read_tokens, String(retention)).toBe(retention ? expected : 0);
       const o = (await send(later, retention ? expected : 0)).outcome;
       expect(Object.keys(classesOf(o, `${sys.id}@1`)), String(retention)).toContain(retention ? 'captured' : 'expired');
+      expect((await client.get(`/v1/requests/${later.request_id}`)).json.cache_ttl).toBe(retention ?? null);
     }
   });
 

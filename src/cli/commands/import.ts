@@ -4,6 +4,7 @@ import { API_HELP, API_OPTIONS, CliError, type Command } from '../command';
 import { tokens } from '../table';
 import { normalizeUsage, UsageShapeError } from '../../domain/usage/normalize';
 import { MIN_EPOCH_MS } from '../../domain/clock';
+import { findInvalidJson } from '../../domain/canonical-json';
 import { usageProviderOf } from '../../domain/usage/normalize';
 
 /** The service's batch limit is larger (PH_USAGE_BATCH_MAX); 500 keeps each request small. */
@@ -158,6 +159,9 @@ function timeProblem(c: Call): string | null {
  */
 function usageProblem(c: Call): string | null {
   const field = c.response !== undefined ? 'response' : 'usage';
+  // What the service refuses anywhere in the record (a lone surrogate, a number past a double), refused here too.
+  const bad = findInvalidJson(pick(c, RECORD_FIELDS));
+  if (bad) return formatProblem({ code: 'invalid_request', detail: bad.detail, errors: [{ pointer: bad.pointer, detail: bad.detail }] });
   try {
     normalizeUsage(c[field], usageProviderOf(c.format));
     return null;

@@ -227,6 +227,7 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
         finished_at: row.finishedAt ? new Date(row.finishedAt).toISOString() : null,
         segments: row.segments,
         breakpoints: row.breakpoints,
+        cache_ttl: row.cacheTtl ?? null,
         prediction: row.prediction,
         outcome: outcomeView(row.outcome),
         usage: row.usage ?? null,
