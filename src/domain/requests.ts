@@ -77,9 +77,6 @@ function refuseLoneSurrogates(bodyText: string, pointer: string): void {
   if (at !== null) throw invalid(at, 'string contains a lone UTF-16 surrogate (not valid Unicode)');
 }
 
-/** Recorded requests one list page looks at, at most (a handle filter reads their segments). */
-const LIST_SCAN = 5_000;
-
 const PROVIDER_OF: Record<RequestFormat, ProviderFamily> = {
   anthropic: 'anthropic',
   'openai-chat': 'openai',
@@ -177,8 +174,7 @@ export class RequestService {
 
   /**
    * A tenant's recorded requests, newest first, a page at a time; with `handleId`, those that referenced it (its
-   * id on a segment's path: a bundle's requests include those of sessions based on it). A page looks at up to
-   * LIST_SCAN recorded requests: one that finds fewer than `limit` still has a `next` cursor if there are more.
+   * id on a segment's path: a bundle's requests include those of sessions based on it).
    */
   list(tenantId: string, q: { handleId?: string; cursor?: RequestCursor; limit: number }): { rows: RequestRow[]; next: RequestCursor | null } {
     if (q.handleId !== undefined) {
@@ -186,7 +182,7 @@ export class RequestService {
       // A deleted handle's requests are still listed, as its reports still are.
       if (!handle || handle.tenantId !== tenantId) throw withPointer(notFound(`handle ${q.handleId}`), 'query:handle');
     }
-    return this.deps.store.listRequests({ tenantId, handleId: q.handleId, before: q.cursor, limit: q.limit, scanMax: LIST_SCAN });
+    return this.deps.store.listRequests({ tenantId, handleId: q.handleId, before: q.cursor, limit: q.limit });
   }
 
   get(tenantId: string, id: string): RequestRow {

@@ -116,6 +116,18 @@ export const requests = sqliteTable(
   (t) => [index('requests_scope').on(t.scope, t.renderedAt), index('requests_tenant').on(t.tenantId, t.renderedAt)],
 );
 
+/** Which handles each recorded request referenced (every id on its segments' paths): lists requests by handle. */
+export const requestHandles = sqliteTable(
+  'request_handles',
+  {
+    tenantId: text('tenant_id').notNull(),
+    handleId: text('handle_id').notNull(),
+    renderedAt: integer('rendered_at').notNull(),
+    requestId: text('request_id').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.handleId, t.renderedAt, t.requestId] })],
+);
+
 /**
  * One row per reconciled request, appended in reconciliation order: the order
  * a scope's simulation is replayed in. Kept apart from `requests` so a report

@@ -54,6 +54,13 @@ const REQUEST_SELECT = `select r.*, c.started_at as c_started_at, c.first_byte_a
   c.write_premium as c_write_premium, c.write_read as c_write_read
   from requests r left join reconciliations c on c.seq = r.reconciled_seq`;
 
+/** Every handle id on a request's segment paths (a ref is `id@version`), once each. */
+function handlesOf(segments: unknown): Set<string> {
+  const ids = new Set<string>();
+  for (const s of segments as Array<{ path: string[] }>) for (const ref of s.path) ids.add(ref.split('@')[0]!);
+  return ids;
+}
+
 /** A request as the domain sees it (snake_case columns, JSON parsed). */
 function requestFromRow(row: Record<string, unknown>): RequestRow {
   const reconciled = row.c_report_hash !== null && row.c_report_hash !== undefined;
@@ -102,6 +109,7 @@ const SQL = {
   calibrate: `insert into calibration (tenant_id, model, family, provider_tokens, estimated_tokens, reports) values (@tenantId, @model, @family, @providerTokens, @estimatedTokens, @reports)
     on conflict (tenant_id, model) do update set provider_tokens = provider_tokens + excluded.provider_tokens,
     estimated_tokens = estimated_tokens + excluded.estimated_tokens, reports = reports + excluded.reports, family = excluded.family`,
+  insertRequestHandle: 'insert or ignore into request_handles (tenant_id, handle_id, rendered_at, request_id) values (@tenantId, @handleId, @renderedAt, @requestId)',
   // What a later read left of a write's premium: the parts still unread (none: read whole).
   markRead: 'update reconciliations set write_premium = @left, write_read = @read where seq = (select reconciled_seq from requests where id = @id)',
   // One upsert adds to every counter of a rollup row.
@@ -138,13 +146,17 @@ export class SqliteStore implements Store {
       .prepare();
     const client = db.$client;
     this.requestById = client.prepare(`${REQUEST_SELECT} where r.id = ?`);
-    this.listScan = [false, true].map((byHandle) =>
+    // Newest first after a cursor: the tenant's requests, or (by request_handles) those that referenced a handle.
+    this.listScan = [
       client.prepare(
-        `select id, rendered_at, ${byHandle ? 'instr(segments, @handle) > 0' : '1'} as hit from requests
-         where tenant_id = @tenantId and (rendered_at < @at or (rendered_at = @at and id < @id))
-         order by rendered_at desc, id desc limit @scanMax`,
+        `select id, rendered_at from requests where tenant_id = @tenantId and (rendered_at < @at or (rendered_at = @at and id < @id))
+         order by rendered_at desc, id desc limit @limit`,
       ),
-    ) as [Statement, Statement];
+      client.prepare(
+        `select request_id as id, rendered_at from request_handles where tenant_id = @tenantId and handle_id = @handle
+         and (rendered_at < @at or (rendered_at = @at and request_id < @id)) order by rendered_at desc, request_id desc limit @limit`,
+      ),
+    ];
     this.requestsInScope = client.prepare(`${REQUEST_SELECT} where r.scope = ? and r.status = 'reconciled' order by c.seq`);
     // reconciliations_unread (started_at where write_read = 0) keeps this to the recent rows.
     this.unreadWrites = client.prepare(
@@ -248,18 +260,20 @@ export class SqliteStore implements Store {
   }
 
   listRequests(q: RequestListQuery): { rows: RequestRow[]; next: RequestCursor | null } {
-    // The tenant's index, newest first; a handle is found by its id in the segments (ids are unique strings).
-    const scan = this.listScan[q.handleId ? 1 : 0]
-      .all({ tenantId: q.tenantId, handle: q.handleId ?? '', at: q.before?.renderedAt ?? Number.MAX_SAFE_INTEGER, id: q.before?.id ?? '', scanMax: q.scanMax }) as Array<{ id: string; rendered_at: number; hit: number }>;
-    const rows: RequestRow[] = [];
-    for (const [i, s] of scan.entries()) {
-      if (!s.hit) continue;
-      rows.push(requestFromRow(this.requestById.get(s.id) as Record<string, unknown>));
-      // A full page: the next one starts after its last row (an empty next page is possible, never a missed row).
-      if (rows.length === q.limit) return { rows, next: { renderedAt: s.rendered_at, id: s.id } };
-    }
-    const last = scan.at(-1);
-    return { rows, next: scan.length === q.scanMax && last ? { renderedAt: last.rendered_at, id: last.id } : null };
+    // One row more than the page says whether there is a next one.
+    const found = this.listScan[q.handleId ? 1 : 0].all({
+      tenantId: q.tenantId,
+      handle: q.handleId ?? '',
+      at: q.before?.renderedAt ?? Number.MAX_SAFE_INTEGER,
+      id: q.before?.id ?? '',
+      limit: q.limit + 1,
+    }) as Array<{ id: string; rendered_at: number }>;
+    const page = found.slice(0, q.limit);
+    const last = page.at(-1);
+    return {
+      rows: page.map((s) => requestFromRow(this.requestById.get(s.id) as Record<string, unknown>)),
+      next: found.length > q.limit && last ? { renderedAt: last.rendered_at, id: last.id } : null,
+    };
   }
 
   getBlob(digest: string): Buffer | undefined {
@@ -367,6 +381,7 @@ export class SqliteStore implements Store {
     for (const op of ops) {
       if (op.kind === 'request') {
         out.push([this.write.insertRequest, requestParams(op.row)]);
+        for (const handleId of handlesOf(op.row.segments)) out.push([this.write.insertRequestHandle, { tenantId: op.row.tenantId, handleId, renderedAt: op.row.renderedAt, requestId: op.row.id }]);
         for (const i of op.inline) out.push([this.write.insertInline, { ...i, truncated: i.truncated ? 1 : 0 }]);
       } else if (op.kind === 'failed') {
         out.push([this.write.markFailed, { id: op.requestId, startedAt: op.detail.startedAt, finishedAt: op.detail.finishedAt, usageRaw: JSON.stringify(op.detail.usageRaw) }]);

@@ -109,7 +109,6 @@ export interface RequestListQuery {
   handleId?: string;
   before?: RequestCursor;
   limit: number;
-  scanMax: number;
 }
 
 /** Additions to one rollup row: class tokens, class requests (`req_<class>`), money, request count. */
@@ -219,7 +218,7 @@ export interface Store {
   getRequest(id: string): RequestRow | undefined;
   /**
    * A tenant's requests, newest rendered first, after `before`; with `handleId`, those whose segments name it.
-   * At most `scanMax` rows are looked at; `next` is where the next page starts (null: there is no more).
+   * `next` is where the next page starts (null: there is no more).
    */
   listRequests(q: RequestListQuery): { rows: RequestRow[]; next: RequestCursor | null };
   /** Reconciliations started at or after `since` with a write premium not all read (to rebuild pending premiums). */

@@ -77,3 +77,36 @@ describe('migrations 0001 (reconciliations) and 0002 (drift dated by start)', ()
     }
   });
 });
+
+describe('migration 0005 (request_handles)', () => {
+  it('indexes the requests already recorded by every handle on their paths, newest first', () => {
+    dir = mkdtempSync(join(tmpdir(), 'ph-migrate-'));
+    const file = join(dir, 'db.sqlite');
+    const old = atFirstMigration(file);
+    old.prepare("insert into tenants (id, name, created_at) values ('ten_1', 't', 0)").run();
+    const insert = old.prepare(
+      `insert into requests (id, tenant_id, scope, format, model, catalog_entry, catalog_fallback, rendered_at, segments, breakpoints, status)
+       values (?, 'ten_1', 's', 'anthropic', 'claude-sonnet-4-5', 'claude-sonnet-4-5', 0, ?, ?, '[]', 'rendered')`,
+    );
+    const seg = (source: string, path: string[]) => ({ source, path, section: 'system' });
+    insert.run('req_1', 1000, JSON.stringify([seg('art_x@1', ['bnd_y@2', 'art_x@1']), seg('inline', [])]));
+    insert.run('req_2', 2000, JSON.stringify([seg('art_x@2', ['art_x@2']), seg('art_x@2', ['art_x@2'])]));
+    insert.run('req_3', 3000, JSON.stringify([seg('inline', [])]));
+    old.close();
+
+    const opened = openDb(file);
+    const store = new SqliteStore(opened.db, opened.walSync);
+    try {
+      const ids = (handleId: string, limit = 10) => store.listRequests({ tenantId: 'ten_1', handleId, limit }).rows.map((r) => r.id);
+      expect(ids('art_x')).toEqual(['req_2', 'req_1']);
+      expect(ids('bnd_y')).toEqual(['req_1']);
+      expect(ids('art_z')).toEqual([]);
+      const first = store.listRequests({ tenantId: 'ten_1', handleId: 'art_x', limit: 1 });
+      expect(first.rows.map((r) => r.id)).toEqual(['req_2']);
+      expect(store.listRequests({ tenantId: 'ten_1', handleId: 'art_x', limit: 1, before: first.next! }).rows.map((r) => r.id)).toEqual(['req_1']);
+      expect(store.listRequests({ tenantId: 'ten_1', limit: 10 }).rows.map((r) => r.id)).toEqual(['req_3', 'req_2', 'req_1']);
+    } finally {
+      opened.close();
+    }
+  });
+});

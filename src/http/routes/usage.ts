@@ -156,8 +156,6 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
     }),
     list: createRoute({
       method: 'get', path: '/v1/requests', tags: ['reports'], summary: 'Recorded requests, newest first; with `handle`, those that referenced it',
-      description:
-        'A page looks at up to 5,000 recorded requests: with a handle filter it can hold fewer than `limit` and still have a `next_cursor`.',
       request: { query: ListRequestsQuery },
       responses: { 200: json(RequestListSchema, 'A page of requests'), 401: readErrors[401], 404: readErrors[404], 422: readErrors[422] },
     }),

@@ -111,8 +111,7 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     const { days, label } = dailyCapture(tenantId, id, period);
     const { sources, composition } = withContent && !deleted ? contentOf(tenantId, id) : { sources: [], composition: [] };
     // Read for the page only: the live fragment (refreshed on every reconciliation) leaves it out.
-    const page = withContent ? services.requests.list(tenantId, { handleId: id, limit: RECENT_REQUESTS }) : { rows: [], next: null };
-    const recent = { rows: page.rows.map((row) => requestSummaryView(row, id)), more: page.next !== null };
+    const recent = withContent ? services.requests.list(tenantId, { handleId: id, limit: RECENT_REQUESTS }).rows.map((row) => requestSummaryView(row, id)) : [];
     return { report, period, days, daysLabel: label, versions, sources, composition, deleted, recent };
   }
 

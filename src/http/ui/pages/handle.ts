@@ -33,8 +33,8 @@ export interface HandleView {
   /** Every source of the latest version with its volatility count (bundles and sessions). */
   composition: { ref: string; count: number; label: string }[];
   deleted: boolean;
-  /** The latest requests that referenced it, newest first (not re-read by the live view), and whether more may exist. */
-  recent: { rows: ReturnType<typeof requestSummaryView>[]; more: boolean };
+  /** The latest requests that referenced it, newest first (not re-read by the live view). */
+  recent: ReturnType<typeof requestSummaryView>[];
 }
 
 type Family = 'anthropic' | 'o200k_base';
@@ -114,9 +114,9 @@ interface DriftView {
 function recentSection(v: HandleView): Html {
   const h = v.report.handle.id;
   return html`<h2>Recent requests <small class="muted">(as of this page load; all of them: <code>GET /v1/requests?handle=${h}</code>)</small></h2>
-${v.recent.rows.length === 0
-    ? html`<p class="muted">${v.recent.more ? 'None among the latest recorded requests; the API pages further back.' : 'No recorded request referenced this handle yet.'}</p>`
-    : html`<table data-table="recent"><thead><tr><th>Rendered</th><th>Started</th><th>Request</th><th>Model</th><th>Status</th><th class="num">Read / written</th><th>This handle's tokens by class</th></tr></thead><tbody>${v.recent.rows.map(
+${v.recent.length === 0
+    ? html`<p class="muted">No recorded request referenced this handle yet.</p>`
+    : html`<table data-table="recent"><thead><tr><th>Rendered</th><th>Started</th><th>Request</th><th>Model</th><th>Status</th><th class="num">Read / written</th><th>This handle's tokens by class</th></tr></thead><tbody>${v.recent.map(
         (r) => html`<tr data-request="${r.id}"><td>${when(r.rendered_at)}</td><td>${r.started_at ? when(r.started_at) : '—'}</td><td>${requestLink(r.id)}${r.drift ? html` <small class="muted" data-drift-flag>· drift</small>` : ''}</td><td>${r.model}</td><td>${r.status}${r.capture === 'unknown' ? ' (capture unknown)' : ''}</td><td class="num">${r.cache_read_tokens === null ? '—' : tokens(r.cache_read_tokens)} / ${r.cache_write_tokens === null ? '—' : tokens(r.cache_write_tokens)}</td><td>${Object.entries(r.classes)
           .sort(([, a], [, b]) => b - a)
           .map(([c, n]) => `${c} ${tok(n)}`)
