@@ -23,6 +23,8 @@ const envSchema = z.object({
   // The SDKs' own default timeout is 10 minutes: a long answer must not be cut shorter by the proxy.
   PH_UPSTREAM_TIMEOUT_MS: int(600_000),
   PH_PROXY_ORDER_WAIT_MS: int(120_000),
+  PH_SIMULATOR_FIRST_BYTE_MS: z.coerce.number().int().min(0).default(0),
+  PH_SIMULATOR_CHUNK_DELAY_MS: z.coerce.number().int().min(0).default(0),
 });
 
 export interface Config {
@@ -50,6 +52,8 @@ export interface Config {
   upstreamTimeoutMs: number;
   /** How long a finished proxied call's reconciliation waits for a call of its scope that started earlier. */
   proxyOrderWaitMs: number;
+  /** The built-in simulator's pace (PH_UPSTREAM=simulator): time to first byte, and between streamed events. */
+  simulator: { firstByteDelayMs: number; chunkDelayMs: number };
 }
 
 export class ConfigError extends Error {}
@@ -86,6 +90,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     upstream: e.PH_UPSTREAM,
     upstreamTimeoutMs: e.PH_UPSTREAM_TIMEOUT_MS,
     proxyOrderWaitMs: e.PH_PROXY_ORDER_WAIT_MS,
+    simulator: { firstByteDelayMs: e.PH_SIMULATOR_FIRST_BYTE_MS, chunkDelayMs: e.PH_SIMULATOR_CHUNK_DELAY_MS },
   };
 }
 

@@ -19,7 +19,7 @@ async function main() {
   let simulator: RunningSimulator | undefined;
   if (config.upstream === 'simulator') {
     // Try everything without a provider account: the proxy's upstream is the built-in simulator.
-    simulator = await startSimulator({ catalog });
+    simulator = await startSimulator({ catalog, ...config.simulator });
     config = { ...config, anthropicBaseUrl: simulator.url, openaiBaseUrl: simulator.url };
     console.log(`PH_UPSTREAM=simulator: the proxy calls the provider simulator at ${simulator.url}`);
   }

@@ -1,6 +1,7 @@
 // `npm run simulator`: the provider simulator as a process, for demos and for
 // trying the proxy without a provider account.
-//   PORT (default 8788), HOST (default 127.0.0.1), PH_CATALOG_FILE (optional catalog override)
+//   PORT (default 8788), HOST (default 127.0.0.1), PH_CATALOG_FILE (optional catalog override),
+//   PH_SIMULATOR_FIRST_BYTE_MS, PH_SIMULATOR_CHUNK_DELAY_MS (its pace, 0 by default)
 
 import { CatalogError, loadCatalog, ModelCatalog } from '../domain/catalog/catalog';
 import { startSimulator } from './server';
@@ -14,7 +15,18 @@ async function main(): Promise<void> {
   const host = process.env.HOST || '127.0.0.1';
   const catalog = new ModelCatalog(loadCatalog(process.env.PH_CATALOG_FILE || undefined));
 
-  const sim = await startSimulator({ catalog, port, host });
+  // Its pace, to try overlapping calls: time to first byte, and between streamed events (ms; 0 by default).
+  const pace: Record<string, number> = {};
+  for (const [name, key] of [['PH_SIMULATOR_FIRST_BYTE_MS', 'firstByteDelayMs'], ['PH_SIMULATOR_CHUNK_DELAY_MS', 'chunkDelayMs']] as const) {
+    const raw = process.env[name];
+    if (raw === undefined || raw === '') continue;
+    if (!/^\d{1,7}$/.test(raw)) {
+      console.error(`${name} must be a whole number of milliseconds, got "${raw}"`);
+      process.exit(2);
+    }
+    pace[key] = Number(raw);
+  }
+  const sim = await startSimulator({ catalog, port, host, ...pace });
   console.log(`provider simulator listening on ${sim.url} (catalog ${catalog.version})
   Anthropic SDK: baseURL ${sim.url}      (or ANTHROPIC_BASE_URL=${sim.url})
   OpenAI SDK:    baseURL ${sim.url}/v1   (or OPENAI_BASE_URL=${sim.url}/v1)

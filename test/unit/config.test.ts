@@ -17,6 +17,14 @@ describe('configuration', () => {
     expect(loadConfig({ PH_DATA_DIR: '/tmp/z' }).databasePath).toBe('/tmp/z/prefix-handles.db');
   });
 
+  it('reads the built-in simulator\'s pace and the proxy\'s order wait', () => {
+    expect(loadConfig({}).simulator).toEqual({ firstByteDelayMs: 0, chunkDelayMs: 0 });
+    expect(loadConfig({}).proxyOrderWaitMs).toBe(120_000);
+    const c = loadConfig({ PH_SIMULATOR_FIRST_BYTE_MS: '200', PH_SIMULATOR_CHUNK_DELAY_MS: '25', PH_PROXY_ORDER_WAIT_MS: '5000' });
+    expect([c.simulator, c.proxyOrderWaitMs]).toEqual([{ firstByteDelayMs: 200, chunkDelayMs: 25 }, 5000]);
+    expect(() => loadConfig({ PH_SIMULATOR_CHUNK_DELAY_MS: 'slow' })).toThrow(/PH_SIMULATOR_CHUNK_DELAY_MS/);
+  });
+
   it('lists every bad variable in one readable error', () => {
     let err: unknown;
     try {
