@@ -64,6 +64,13 @@ export const OutcomeSchema = z
     provider: z.object({ read: int.nullable(), write: int.nullable() }),
     segments: z.array(SegmentOutcomeSchema),
     drift: orNull(DriftFindingSchema),
+    applied_late: z
+      .object({ started_at: int, applied_at: int })
+      .optional()
+      .openapi({
+        description:
+          "The call was applied to its scope's simulated cache at a later start (epoch ms) than its own: a call of the scope that started after it was reconciled first. Its classes are those of that later moment (import oldest logs first).",
+      }),
     total_mismatch: z
       .object({ estimated: int, reported: int, ratio: z.number().nullable() })
       .optional()
@@ -88,6 +95,7 @@ export const UsageBatchResultSchema = z
         status: int,
         request_id: z.string().optional(),
         capture: z.enum(['reported', 'unknown']).optional(),
+        applied_late: z.literal(true).optional().openapi({ description: "Applied after a later call of its scope (see the outcome's applied_late)." }),
         problem: z.record(z.string(), z.unknown()).optional().openapi({ description: 'The problem+json a single report would have been answered with.' }),
       }),
     ),

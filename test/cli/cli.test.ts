@@ -249,6 +249,11 @@ describe('prefix-handles CLI', () => {
     expect(rep.requests).toBe(2);
     expect(rep.tokens.cold).toBe(cached);
     expect(rep.tokens.captured).toBe(cached);
+
+    // A call a minute before those, imported after them: accepted, applied after them, and said so.
+    const older = await cli(['import', file('older.jsonl', `${call(-1, anthropicUsage(total, 0, cached))}\n`)], { key });
+    expect(older.code, older.err).toBe(0);
+    expect(older.out).toContain('1 accepted but applied after later calls of their model (import older logs first)');
   });
 
   it('verify: passes on an unchanged lock; fails naming changed bytes and volatile content', async () => {

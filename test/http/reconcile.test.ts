@@ -200,6 +200,9 @@ describe('reconciliation scenarios', () => {
     const res = await client.post('/v1/usage', { request_id: late.request_id, usage: anthropicUsage(promptTokens(late), cached, 0), started_at: at, first_byte_at: at + 500, finished_at: at + 1000 });
     expect(res.status, res.text).toBe(201);
     expect(Object.keys(classesOf(res.json.outcome, `${sys.id}@1`))).toEqual(['captured']);
+    // Applied at the scope's latest start, not its own, and said so.
+    expect(res.json.outcome.applied_late).toEqual({ started_at: at, applied_at: expect.any(Number) });
+    expect(res.json.outcome.applied_late.applied_at).toBeGreaterThan(at + 60 * MIN);
   });
 
   it("OpenAI's prompt_cache_retention 24h: a read half an hour later is captured, not expired (and is expired without it)", async () => {

@@ -29,6 +29,7 @@ interface Pending {
 interface BatchResult {
   status: number;
   capture?: string;
+  applied_late?: boolean;
   problem?: Problem;
 }
 
@@ -67,6 +68,7 @@ ${API_HELP}`,
     const rejected: Array<{ line: number; reason: string }> = [];
     const captures: Record<string, number> = {};
     let accepted = 0;
+    let late = 0;
     let done = 0;
     const progress = progressBar(lines.length);
 
@@ -88,6 +90,7 @@ ${API_HELP}`,
       res.results.forEach((r, i) => {
         if (r.status < 300) {
           accepted++;
+          if (r.applied_late) late++;
           captures[r.capture ?? 'reported'] = (captures[r.capture ?? 'reported'] ?? 0) + 1;
         } else rejected.push({ line: pending[i]!.line, reason: r.problem ? formatProblem(relative(r.problem)) : `HTTP ${r.status}` });
       });
@@ -114,6 +117,7 @@ ${API_HELP}`,
     rejected.sort((a, b) => a.line - b.line);
     const out = [`${file}: ${lines.length} line${lines.length === 1 ? '' : 's'}, ${accepted} accepted, ${rejected.length} rejected`];
     if (captures.unknown) out.push(`${captures.unknown} accepted without cache fields in the usage: capture unknown`);
+    if (late) out.push(`${late} accepted but applied after later calls of their model (import older logs first): classed as of that later moment`);
     for (const r of rejected) out.push(`  line ${r.line}: ${r.reason}`);
     process.stdout.write(`${out.join('\n')}\n`);
     return rejected.length ? 1 : 0;

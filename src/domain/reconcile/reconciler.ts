@@ -57,6 +57,11 @@ export interface RequestOutcome extends RecordedOutcome {
   drift: DriftFinding | null;
   /** Set when the provider's prompt total is far from the rendered estimate (absent otherwise, and on older outcomes). */
   total_mismatch?: TotalMismatch;
+  /**
+   * Set when the call was applied to its scope's simulated cache later than it started, because a call of the scope
+   * that started after it had been reconciled first (a report sent late, logs imported out of order).
+   */
+  applied_late?: { started_at: number; applied_at: number };
 }
 
 /**
@@ -318,6 +323,7 @@ export class Reconciler {
       segments: segOutcomes,
       drift,
       ...(mismatch ? { total_mismatch: mismatch } : {}),
+      ...(simStart > startedAt ? { applied_late: { started_at: startedAt, applied_at: simStart } } : {}),
     };
 
     const day = Math.floor(startedAt / DAY);

@@ -183,7 +183,7 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
     valid.forEach(({ i }, k) => {
       const o = outcomes[k]!;
       results[i] = o.ok
-        ? { index: i, status: o.result.duplicate ? 200 : 201, request_id: o.result.request_id, capture: o.result.outcome.capture }
+        ? { index: i, status: o.result.duplicate ? 200 : 201, request_id: o.result.request_id, capture: o.result.outcome.capture, ...(o.result.outcome.applied_late ? { applied_late: true } : {}) }
         : { index: i, status: o.error.code === 'not_found' ? 404 : o.error.code === 'conflict' ? 409 : 422, problem: problemBody(c, o.error.code, o.error.message, o.error.errors) };
     });
     const accepted = results.filter((r) => (r as { status: number }).status < 300).length;
