@@ -85,7 +85,9 @@ describe('POST /v1/usage', () => {
     const stored = (await client.get(`/v1/requests/${a.request_id}`)).json;
     expect(stored.status).toBe('reconciled');
     expect(stored.diagnostics.cache_miss_reason).toBe('prompt_changed');
-    expect(stored.usage_raw.id).toBe('msg_1');
+    // Only the usage object is kept of a whole response, never the model's answer (as through the proxy).
+    expect(stored.usage_raw).toEqual(anthropicMessage.usage);
+    expect(JSON.stringify(stored)).not.toContain('"hi"');
     expect(stored.usage.total_prompt_tokens).toBe(total(a));
 
     const o = await rendered(client, 'openai-responses', 'gpt-4.1');

@@ -344,7 +344,8 @@ export class Reconciler {
         firstByteAt,
         finishedAt,
         reportHash: hash,
-        usageRaw: source,
+        // Of a whole response, only its usage object is kept (Gemini: usageMetadata), never the model's answer.
+        usageRaw: report.response !== undefined ? usageObjectOf(report.response) : source,
         usage,
         diagnostics,
         outcome,
@@ -623,6 +624,12 @@ function driftRows(tenantId: string, request: RequestRow, drift: DriftFinding, a
 
 function excerpt(bytes: Buffer, at: number): string {
   return bytes.subarray(Math.max(0, at - 32), Math.min(bytes.length, at + 48)).toString('utf8');
+}
+
+function usageObjectOf(response: unknown): unknown {
+  if (typeof response !== 'object' || response === null || Array.isArray(response)) return null;
+  const r = response as { usage?: unknown; usageMetadata?: unknown };
+  return r.usage ?? r.usageMetadata ?? null;
 }
 
 function storedResult(row: RequestRow): IngestResult {
