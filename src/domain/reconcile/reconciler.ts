@@ -11,7 +11,7 @@ import { parseRef } from '../ids';
 import { Lru } from '../lru';
 import type { Breakpoint, RenderedSegment } from '../render/request';
 import type { SimOutcome, SimPlan, SimRequest } from '../simulator/cache';
-import { extractDiagnostics, normalizeUsage, usageProviderOf, UsageShapeError } from '../usage/normalize';
+import { extractDiagnostics, normalizeUsage, usageObjectOf, usageProviderOf, UsageShapeError } from '../usage/normalize';
 import type { NormalizedUsage } from '../usage/types';
 import { anchorLengths, overlap, scaleLengths } from './attribution';
 import { PendingPremiums, partsOf, readUpTo, type PremiumPart, type StoredPremium } from './write-premiums';
@@ -311,7 +311,6 @@ export class Reconciler {
     const drift = this.locateDrift(request, segOutcomes, lastBySource);
     const estimatedTotal = estimated.reduce((a, b) => a + b, 0);
     const mismatch = total === null ? null : totalMismatch(estimatedTotal, total);
-    if (measured) learnExactEnds(state, request, { lengths, provider: { read, write: written }, total_mismatch: mismatch ?? undefined });
     const outcome: RequestOutcome = {
       lengths,
       sim: simAt,
@@ -325,6 +324,8 @@ export class Reconciler {
       ...(mismatch ? { total_mismatch: mismatch } : {}),
       ...(simStart > startedAt ? { applied_late: { started_at: startedAt, applied_at: simStart } } : {}),
     };
+    // The same step a replay takes from the stored outcome.
+    learnExactEnds(state, model, request, outcome);
 
     const day = Math.floor(startedAt / DAY);
     const rollups = rollupDeltas(tenantId, day, request.model, segOutcomes, read !== null);
@@ -345,7 +346,7 @@ export class Reconciler {
         finishedAt,
         reportHash: hash,
         // Of a whole response, only its usage object is kept (Gemini: usageMetadata), never the model's answer.
-        usageRaw: report.response !== undefined ? usageObjectOf(report.response) : source,
+        usageRaw: report.response !== undefined ? usageObjectOf(report.response, usageProviderOf(request.format)) : source,
         usage,
         diagnostics,
         outcome,
@@ -624,12 +625,6 @@ function driftRows(tenantId: string, request: RequestRow, drift: DriftFinding, a
 
 function excerpt(bytes: Buffer, at: number): string {
   return bytes.subarray(Math.max(0, at - 32), Math.min(bytes.length, at + 48)).toString('utf8');
-}
-
-function usageObjectOf(response: unknown): unknown {
-  if (typeof response !== 'object' || response === null || Array.isArray(response)) return null;
-  const r = response as { usage?: unknown; usageMetadata?: unknown };
-  return r.usage ?? r.usageMetadata ?? null;
 }
 
 function storedResult(row: RequestRow): IngestResult {

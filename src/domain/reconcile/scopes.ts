@@ -33,15 +33,17 @@ export function measuresPrefixes(model: ModelEntry): boolean {
 /**
  * Learns, from a reconciled request, the prefixes whose end the provider's read or write marked exactly: a
  * breakpoint segment (not the last: its end is only the total) whose end is where the read or the write ended.
- * A request whose total is far from its estimate (another prompt than the one rendered) teaches nothing.
+ * Only on a model whose reads and writes end at breakpoints, and from a total the provider gave; a request whose
+ * total is far from its estimate (another prompt than the one rendered) teaches nothing.
  */
 export function learnExactEnds(
   state: ScopeState,
+  model: ModelEntry,
   request: Pick<RequestRow, 'format' | 'segments' | 'breakpoints'>,
-  outcome: Pick<RecordedOutcome, 'lengths'> & { provider: { read: number | null; write: number | null }; total_mismatch?: unknown },
+  outcome: Pick<RecordedOutcome, 'lengths'> & { provider?: { read: number | null; write: number | null }; total_prompt_tokens?: number | null; total_mismatch?: unknown },
 ): void {
-  const { read, write } = outcome.provider;
-  if (read === null || outcome.total_mismatch) return;
+  const { read = null, write = null } = outcome.provider ?? {};
+  if (!measuresPrefixes(model) || outcome.total_prompt_tokens == null || read === null || outcome.total_mismatch) return;
   const marks = new Set([read, read + (write ?? 0)]);
   const marked = new Set((request.breakpoints as Breakpoint[]).map((b) => b.segment));
   const segments = request.segments as RenderedSegment[];
@@ -137,8 +139,10 @@ export class ScopeStates {
   /** The state a call that started at `startedAt` is applied to, and whether it is the scope's history. */
   forStart(scope: string, model: ModelEntry, startedAt: number): { state: ScopeState; history: boolean } {
     const { live, history } = this.load(scope, model);
+    // Most calls start after the first live one: the TTLs are looked at only for the others.
+    if (startedAt >= live.firstStart) return { state: live, history: false };
     const longest = Math.max(0, ...reconcilingRules(model).ttls.map((t) => t.seconds)) * 1000;
-    return startedAt < live.firstStart && startedAt + longest < live.lastStart ? { state: history, history: true } : { state: live, history: false };
+    return startedAt + longest < live.lastStart ? { state: history, history: true } : { state: live, history: false };
   }
 
   private load(scope: string, model: ModelEntry): { live: ScopeState; history: ScopeState } {
@@ -153,8 +157,7 @@ export class ScopeStates {
       const { blocks } = blocksFor(row.segments as RenderedSegment[], outcome.lengths, row.breakpoints as Breakpoint[], entry);
       const state = outcome.sim.history ? states.history : states.live;
       advance(state, row, blocks, outcome.sim);
-      const recorded = row.outcome as RecordedOutcome & { provider?: { read: number | null; write: number | null }; total_prompt_tokens?: number | null };
-      if (measuresPrefixes(entry) && recorded.provider && recorded.total_prompt_tokens != null) learnExactEnds(state, row, { ...recorded, provider: recorded.provider });
+      learnExactEnds(state, entry, row, outcome);
     }
     this.states.set(scope, states);
     return states;

@@ -120,6 +120,11 @@ function withReason(diagnostics: ProviderDiagnostics, reason: string | undefined
 
 // ── locating the usage object ───────────────────────────────────────────────
 
+/** The usage object in a response body (or the object itself, when it is one), as normalizeUsage finds it. */
+export function usageObjectOf(input: unknown, hint?: UsageProvider): Record<string, unknown> {
+  return locateUsage(input, hint).usage;
+}
+
 function locateUsage(input: unknown, hint: UsageProvider | undefined): Located {
   if (!isRecord(input)) throw new UsageShapeError('', 'expected a usage object or a response body');
 
