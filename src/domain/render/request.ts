@@ -370,8 +370,7 @@ export class RequestRenderer {
       const slots = maxBreakpoints - (model.cache.implicitBreakpoint ? 1 : 0) - callerBreakpoints;
       // Every mark without a TTL of its own lives for the request's prompt_cache_options.ttl (a TTL the model has).
       const options = property(root, 'prompt_cache_options');
-      const given = options ? property(options, 'ttl') : undefined;
-      const ttl = given && model.cache.ttls.some((t) => t.name === valueOf(given)) ? (valueOf(given) as string) : model.cache.defaultTtl;
+      const ttl = ttlOf(model, options && property(options, 'ttl')) ?? model.cache.defaultTtl;
       const markable = (i: number) => !!segments.lastUnit[i]!.item && openaiBreakpoint(segments.lastUnit[i]!.item!.text) !== null;
       for (const b of chooseBreakpoints(segments.list, slots, model, markable)) {
         const item = segments.lastUnit[b]!.item!;
@@ -405,12 +404,7 @@ export class RequestRenderer {
     }
 
     // OpenAI's extended retention (`"24h"`; `"in_memory"` is the default): writes of such a request live that long.
-    let cacheTtl: string | null = null;
-    const retention = (format === 'openai-chat' || format === 'openai-responses') && property(root, 'prompt_cache_retention');
-    if (retention) {
-      const name = valueOf(retention);
-      if (typeof name === 'string' && name !== model.cache.defaultTtl && model.cache.ttls.some((t) => t.name === name)) cacheTtl = name;
-    }
+    const cacheTtl = format === 'openai-chat' || format === 'openai-responses' ? ttlOf(model, property(root, 'prompt_cache_retention')) : null;
 
     for (const p of placements) edits.push(p.build(p.items.map((it) => it.text)));
     // Only inline content before a handle can explain that handle's drift: keep those bytes, not the rest.
@@ -674,6 +668,12 @@ function openaiBreakpoint(text: string): string | null {
     item.content[item.content.length - 1] = { ...last, prompt_cache_breakpoint: marker };
   } else return null;
   return JSON.stringify(item);
+}
+
+/** The TTL a body field names, when the model has it (else null: the model's default applies). */
+function ttlOf(model: ModelEntry, node: JsonNode | undefined): string | null {
+  const name = node ? valueOf(node) : undefined;
+  return typeof name === 'string' && model.cache.ttls.some((t) => t.name === name) ? name : null;
 }
 
 /** Whether a unit is the model's own output (an assistant message, a Responses function call or reasoning item). */

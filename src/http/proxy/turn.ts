@@ -270,13 +270,11 @@ class Recorder {
     const report: UsageReport = { request_id: this.requestId, ...usage, started_at: this.startedAt, first_byte_at: this.firstByteAt || finishedAt, finished_at: finishedAt };
     // An answer whose usage the reconciler refuses (a lone surrogate in its model name, say) is still reconciled:
     // as unknown, without the provider's objects, so the call never stays unreconciled.
-    const unknown: UsageReport = { ...report, usage: null, diagnostics: undefined, normalized: unreportedUsage(this.format, null, null, true) };
-    const run = (r: UsageReport, fallback: UsageReport | null) => {
+    const ingest = (r: UsageReport, firstTry: boolean) => {
       const failed = (err: unknown) => {
-        if (fallback && err instanceof DomainError && err.code === 'invalid_request') {
-          this.warn('usage refused; reconciled as unknown', err);
-          run(fallback, null);
-        } else this.warn('usage not reconciled', err);
+        if (!firstTry || !(err instanceof DomainError && err.code === 'invalid_request')) return this.warn('usage not reconciled', err);
+        this.warn('usage refused; reconciled as unknown', err);
+        ingest({ ...r, usage: null, diagnostics: undefined, normalized: unreportedUsage(this.format, null, null, true) }, false);
       };
       try {
         this.deps.services.reconciler.ingest(this.tenantId, r).catch(failed);
@@ -284,9 +282,8 @@ class Recorder {
         failed(err);
       }
     };
-    const ingest = () => run(report, unknown);
     // After the answer has gone out, and not awaited: the caller waits for neither the reconciliation nor its commit.
-    setImmediate(() => this.inOrder(ingest));
+    setImmediate(() => this.inOrder(() => ingest(report, true)));
   }
 
   private append(reply: unknown): 'appended' | 'not_appended' | null {
