@@ -1,6 +1,7 @@
 import { and, asc, desc, eq, gt, gte, isNull, lt, lte, sql } from 'drizzle-orm';
 import type { Db, WalSync } from './db';
 import { apiKeys, blobs, calibration, driftFindings, handlePins, handles, handleVersions, requestInline, requests, tenants } from './schema';
+import { parseRef } from '../domain/ids';
 import { ROLLUP_VALUE_COLUMNS } from '../domain/reconcile/waterfall';
 import type {
   ApiKeyRow,
@@ -57,7 +58,7 @@ const REQUEST_SELECT = `select r.*, c.started_at as c_started_at, c.first_byte_a
 /** Every handle id on a request's segment paths (a ref is `id@version`), once each. */
 function handlesOf(segments: unknown): Set<string> {
   const ids = new Set<string>();
-  for (const s of segments as Array<{ path: string[] }>) for (const ref of s.path) ids.add(ref.split('@')[0]!);
+  for (const s of segments as Array<{ path: string[] }>) for (const ref of s.path) ids.add(parseRef(ref)?.id ?? ref);
   return ids;
 }
 

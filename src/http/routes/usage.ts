@@ -9,6 +9,7 @@ import { readJson } from '../body';
 import { fastPost, requestIdHeader, type FastPostDeps } from '../fast-route';
 import { zodIssues } from '../../domain/validation';
 import { invalid } from '../../domain/errors';
+import { handleIdPattern } from '../../domain/ids';
 import { invalidInput, newRouter, type AppEnv } from '../router';
 import { commonErrors, conflictErrors, IdParam, Limit, readErrors } from '../schemas';
 import { HandleReportSchema, RequestListSchema, RequestViewSchema, TenantReportSchema, UsageBatchResultSchema, UsageResultSchema } from '../report-schemas';
@@ -78,7 +79,7 @@ const rangeQuery = z
 const ListRequestsQuery = z.object({
   handle: z
     .string()
-    .regex(/^(art|bnd|ses)_[0-9A-Za-z]{21}$/, 'expected a handle id (art_…, bnd_…, ses_…)')
+    .regex(handleIdPattern(), 'expected a handle id (art_…, bnd_… or ses_…)')
     .optional()
     .openapi({ description: 'Only requests whose segments referenced this handle (a bundle covers its members).' }),
   limit: Limit,
