@@ -26,7 +26,8 @@ const ANCHOR_MIN_TOKENS = 16;
  * that that segment end falls exactly there — scaling each stretch between such ends on its own. The estimate's
  * error then does not show as a few tokens of bonus or unconfirmed on the next segment. The nearest such end
  * within 10% of its position (at least 16 tokens) is taken; an end farther from all of them stays where the
- * estimate puts it.
+ * estimate puts it. `known` are segment ends earlier reports measured for the same prefixes: they hold too,
+ * unless one no longer fits between this report's own.
  */
 export function anchorLengths(lengths: number[], breakpointSegments: number[], anchors: number[], known: Pin[] = []): number[] {
   const fixed = orderedPins(known, lengths);
