@@ -21,14 +21,18 @@ export function anthropicUsage(turn: Turn, outputTokens: number) {
   };
 }
 
+/** A text answer, or a tool call (`stop_reason: "tool_use"`). */
+const stopReason = (turn: Turn) => (turn.toolCall ? 'tool_use' : 'end_turn');
+
 export function anthropicMessage(turn: Turn, id: string) {
+  const call = turn.toolCall;
   return {
     id,
     type: 'message',
     role: 'assistant',
     model: turn.model,
-    content: [{ type: 'text', text: turn.text }],
-    stop_reason: 'end_turn',
+    content: call ? [{ type: 'tool_use', id: call.id, name: call.name, input: JSON.parse(call.arguments) as unknown }] : [{ type: 'text', text: turn.text }],
+    stop_reason: stopReason(turn),
     stop_sequence: null,
     usage: anthropicUsage(turn, turn.usage.outputTokens),
   };
@@ -36,20 +40,31 @@ export function anthropicMessage(turn: Turn, id: string) {
 
 /**
  * message_start (usage with the prompt counts, output_tokens 1), content_block_start, ping,
- * one content_block_delta per chunk, content_block_stop, message_delta (cumulative usage), message_stop.
+ * one content_block_delta per chunk (a tool call's input as `input_json_delta` pieces), content_block_stop,
+ * message_delta (cumulative usage), message_stop.
  */
 export function anthropicStreamFrames(turn: Turn, id: string): string[] {
   const start = { ...anthropicMessage(turn, id), content: [], stop_reason: null, usage: anthropicUsage(turn, 1) };
   const u = turn.usage;
+  const call = turn.toolCall;
+  const block = call
+    ? [
+        { type: 'content_block_start', index: 0, content_block: { type: 'tool_use', id: call.id, name: call.name, input: {} } },
+        { type: 'ping' },
+        ...call.argumentChunks.map((partial_json) => ({ type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json } })),
+      ]
+    : [
+        { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
+        { type: 'ping' },
+        ...turn.chunks.map((text) => ({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text } })),
+      ];
   const events: Array<{ type: string } & Record<string, unknown>> = [
     { type: 'message_start', message: start },
-    { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
-    { type: 'ping' },
-    ...turn.chunks.map((text) => ({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text } })),
+    ...block,
     { type: 'content_block_stop', index: 0 },
     {
       type: 'message_delta',
-      delta: { stop_reason: 'end_turn', stop_sequence: null },
+      delta: { stop_reason: stopReason(turn), stop_sequence: null },
       usage: {
         input_tokens: u.promptTokens - u.readTokens - u.writeTokens,
         cache_creation_input_tokens: u.writeTokens,

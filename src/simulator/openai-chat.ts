@@ -23,6 +23,15 @@ function chatUsage(turn: Turn) {
   };
 }
 
+/** A text answer, or a tool call (`content: null`, `finish_reason: "tool_calls"`). */
+function assistantMessage(turn: Turn) {
+  const call = turn.toolCall;
+  if (!call) return { role: 'assistant', content: turn.text, refusal: null, annotations: [] };
+  return { role: 'assistant', content: null, refusal: null, annotations: [], tool_calls: [{ id: call.id, type: 'function', function: { name: call.name, arguments: call.arguments } }] };
+}
+
+const finishReason = (turn: Turn) => (turn.toolCall ? 'tool_calls' : 'stop');
+
 export function chatCompletion(turn: Turn, id: string) {
   return {
     id,
@@ -32,9 +41,9 @@ export function chatCompletion(turn: Turn, id: string) {
     choices: [
       {
         index: 0,
-        message: { role: 'assistant', content: turn.text, refusal: null, annotations: [] },
+        message: assistantMessage(turn),
         logprobs: null,
-        finish_reason: 'stop',
+        finish_reason: finishReason(turn),
       },
     ],
     usage: chatUsage(turn),
@@ -44,7 +53,7 @@ export function chatCompletion(turn: Turn, id: string) {
 }
 
 /**
- * A role chunk, one chunk per text delta, a finish chunk, then, only with
+ * A role chunk, one chunk per text delta (a tool call: its id and name, then its arguments in pieces), a finish chunk, then, only with
  * `stream_options.include_usage`, a chunk with `choices: []` and the usage (every other
  * chunk then carries `usage: null`), then `[DONE]`.
  */
@@ -65,10 +74,16 @@ export function chatStreamFrames(turn: Turn, id: string, includeUsage: boolean):
     logprobs: null,
     finish_reason: finish,
   });
+  const call = turn.toolCall;
+  const body = call
+    ? [
+        chunk([choice({ role: 'assistant', content: null, tool_calls: [{ index: 0, id: call.id, type: 'function', function: { name: call.name, arguments: '' } }], refusal: null })]),
+        ...call.argumentChunks.map((args) => chunk([choice({ tool_calls: [{ index: 0, function: { arguments: args } }] })])),
+      ]
+    : [chunk([choice({ role: 'assistant', content: '', refusal: null })]), ...turn.chunks.map((content) => chunk([choice({ content })]))];
   const chunks = [
-    chunk([choice({ role: 'assistant', content: '', refusal: null })]),
-    ...turn.chunks.map((content) => chunk([choice({ content })])),
-    chunk([choice({}, 'stop')]),
+    ...body,
+    chunk([choice({}, finishReason(turn))]),
     ...(includeUsage ? [chunk([], chatUsage(turn))] : []),
   ];
   return [...chunks.map((c) => sseFrame(c)), sseFrame('[DONE]')];

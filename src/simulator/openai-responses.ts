@@ -3,7 +3,7 @@
 // ResponseStreamEvent) and the API reference's streaming events.
 
 import { promptDetails } from './openai';
-import { providerId, sseFrame, unixSeconds, type Turn } from './turn';
+import { providerId, sseFrame, unixSeconds, type SimToolCall, type Turn } from './turn';
 
 function responsesUsage(turn: Turn) {
   const u = turn.usage;
@@ -19,6 +19,8 @@ function responsesUsage(turn: Turn) {
 interface ResponseParts {
   id: string;
   messageId: string;
+  /** The output item id of a tool call (`fc_…`; its `call_id` is the turn's). */
+  functionCallId: string;
   /** The request body: instructions, tools and a few settings are echoed back, as the API does. */
   request: Record<string, unknown>;
 }
@@ -29,6 +31,15 @@ function outputText(text: string) {
 
 function message(parts: ResponseParts, status: 'in_progress' | 'completed', content: unknown[]) {
   return { type: 'message', id: parts.messageId, status, role: 'assistant', content };
+}
+
+function functionCall(parts: ResponseParts, call: SimToolCall, status: 'in_progress' | 'completed') {
+  return { type: 'function_call', id: parts.functionCallId, call_id: call.id, name: call.name, arguments: status === 'completed' ? call.arguments : '', status };
+}
+
+/** The completed output: the message, or the tool call. */
+function output(turn: Turn, parts: ResponseParts) {
+  return turn.toolCall ? [functionCall(parts, turn.toolCall, 'completed')] : [message(parts, 'completed', [outputText(turn.text)])];
 }
 
 function response(turn: Turn, parts: ResponseParts, completed: boolean) {
@@ -43,7 +54,7 @@ function response(turn: Turn, parts: ResponseParts, completed: boolean) {
     instructions: r.instructions ?? null,
     max_output_tokens: r.max_output_tokens ?? null,
     model: turn.model,
-    output: completed ? [message(parts, 'completed', [outputText(turn.text)])] : [],
+    output: completed ? output(turn, parts) : [],
     parallel_tool_calls: r.parallel_tool_calls ?? true,
     previous_response_id: r.previous_response_id ?? null,
     reasoning: { effort: null, summary: null },
@@ -62,7 +73,7 @@ function response(turn: Turn, parts: ResponseParts, completed: boolean) {
 }
 
 export function newResponseParts(request: Record<string, unknown>): ResponseParts {
-  return { id: providerId('resp_'), messageId: providerId('msg_'), request };
+  return { id: providerId('resp_'), messageId: providerId('msg_'), functionCallId: providerId('fc_'), request };
 }
 
 export function responseBody(turn: Turn, parts: ResponseParts) {
@@ -72,19 +83,32 @@ export function responseBody(turn: Turn, parts: ResponseParts) {
 /**
  * response.created, response.in_progress, output_item.added, content_part.added,
  * output_text.delta per chunk, output_text.done, content_part.done, output_item.done,
- * response.completed (the full response with usage). Every event carries sequence_number.
+ * response.completed (the full response with usage). A tool call instead: output_item.added,
+ * function_call_arguments.delta per piece, function_call_arguments.done, output_item.done.
+ * Every event carries sequence_number.
  */
 export function responsesStreamFrames(turn: Turn, parts: ResponseParts): string[] {
   const at = { item_id: parts.messageId, output_index: 0, content_index: 0 };
+  const call = turn.toolCall;
+  const item = call
+    ? [
+        { type: 'response.output_item.added', output_index: 0, item: functionCall(parts, call, 'in_progress') },
+        ...call.argumentChunks.map((delta) => ({ type: 'response.function_call_arguments.delta', item_id: parts.functionCallId, output_index: 0, delta })),
+        { type: 'response.function_call_arguments.done', item_id: parts.functionCallId, output_index: 0, name: call.name, arguments: call.arguments },
+        { type: 'response.output_item.done', output_index: 0, item: functionCall(parts, call, 'completed') },
+      ]
+    : [
+        { type: 'response.output_item.added', output_index: 0, item: message(parts, 'in_progress', []) },
+        { type: 'response.content_part.added', ...at, part: outputText('') },
+        ...turn.chunks.map((delta) => ({ type: 'response.output_text.delta', ...at, delta, logprobs: [] })),
+        { type: 'response.output_text.done', ...at, text: turn.text, logprobs: [] },
+        { type: 'response.content_part.done', ...at, part: outputText(turn.text) },
+        { type: 'response.output_item.done', output_index: 0, item: message(parts, 'completed', [outputText(turn.text)]) },
+      ];
   const events: Array<{ type: string } & Record<string, unknown>> = [
     { type: 'response.created', response: response(turn, parts, false) },
     { type: 'response.in_progress', response: response(turn, parts, false) },
-    { type: 'response.output_item.added', output_index: 0, item: message(parts, 'in_progress', []) },
-    { type: 'response.content_part.added', ...at, part: outputText('') },
-    ...turn.chunks.map((delta) => ({ type: 'response.output_text.delta', ...at, delta, logprobs: [] })),
-    { type: 'response.output_text.done', ...at, text: turn.text, logprobs: [] },
-    { type: 'response.content_part.done', ...at, part: outputText(turn.text) },
-    { type: 'response.output_item.done', output_index: 0, item: message(parts, 'completed', [outputText(turn.text)]) },
+    ...item,
     { type: 'response.completed', response: response(turn, parts, true) },
   ];
   return events.map((e, sequence_number) => sseFrame({ ...e, sequence_number }, e.type));

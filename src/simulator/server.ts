@@ -22,7 +22,8 @@ import { openaiError, openaiModelList, type OpenAIErrorOptions } from './openai'
 import { chatCompletion, chatStreamFrames } from './openai-chat';
 import { newResponseParts, responseBody, responsesStreamFrames } from './openai-responses';
 import { sleep, sseResponse } from './sse';
-import { lastUserText, providerId, replyText, splitDeltas, type ProviderApi, type Turn } from './turn';
+import { chooseToolCall } from './tools';
+import { lastUserText, providerId, replyText, splitDeltas, splitJson, type ProviderApi, type Turn } from './turn';
 
 export interface SimulatorOptions {
   catalog: ModelCatalog;
@@ -91,18 +92,20 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
         ? null
         : scope.sim.apply({ id: `sim_${n}`, startedAt, firstByteAt: startedAt + firstByteDelayMs, blocks, ttl: retentionOf(api, body, entry) });
 
-    const text = replyText(n, lastUserText(body[api.promptField]));
+    const call = chooseToolCall(api.format, body);
+    const text = call ? '' : replyText(n, lastUserText(body[api.promptField]));
     return {
       model,
       text,
-      chunks: splitDeltas(text),
+      chunks: call ? [] : splitDeltas(text),
+      toolCall: call && { id: providerId(api.format === 'anthropic' ? 'toolu_' : 'call_'), ...call, argumentChunks: splitJson(call.arguments) },
       createdAt: startedAt,
       usage: {
         promptTokens: totalTokens,
         readTokens: outcome?.readTokens ?? 0,
         writeTokens: outcome?.writeTokens ?? 0,
         writeByTtl: outcome?.writeByTtl ?? {},
-        outputTokens: Math.max(1, count(text)),
+        outputTokens: Math.max(1, count(call ? call.name + call.arguments : text)),
         writesBilled: entry.cache.writesBilled,
       },
     };

@@ -16,12 +16,24 @@ export interface SimUsage {
   writesBilled: boolean;
 }
 
+/** A tool the simulated model calls instead of answering in text (see tools.ts for when). */
+export interface SimToolCall {
+  /** `toolu_…` (Anthropic) or `call_…` (OpenAI). */
+  id: string;
+  name: string;
+  /** The arguments as JSON text; streamed in `argumentChunks`, which join back to it. */
+  arguments: string;
+  argumentChunks: string[];
+}
+
 export interface Turn {
   /** The model name exactly as requested. */
   model: string;
+  /** Empty when the model calls a tool. */
   text: string;
   /** The text split into stream deltas; joined they equal `text`. */
   chunks: string[];
+  toolCall: SimToolCall | null;
   /** ms, from the simulator's clock. */
   createdAt: number;
   usage: SimUsage;
@@ -47,6 +59,13 @@ export function splitDeltas(text: string, wordsPerDelta = 3): string[] {
   const out: string[] = [];
   for (let i = 0; i < words.length; i += wordsPerDelta) out.push(words.slice(i, i + wordsPerDelta).join(''));
   return out;
+}
+
+/** JSON text in stream pieces of a few characters, as providers send tool arguments. */
+export function splitJson(text: string, size = 12): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < text.length; i += size) out.push(text.slice(i, i + size));
+  return out.length > 0 ? out : [''];
 }
 
 /** Text of a message `content` that is a string or a list of text-ish parts. */

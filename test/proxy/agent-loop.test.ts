@@ -251,3 +251,131 @@ describe('handles without a session', () => {
     expect(sysRep.requests_with.cold).toBe(2);
   });
 });
+
+/** One tool round trip per format: the question that makes the simulated model call a tool, then the tool's result. */
+interface ToolLoop {
+  /** Asks; returns the call's id when the answer is a tool call (else null) and our request id. */
+  ask(question: string): Promise<{ callId: string | null; requestId: string }>;
+  /** Sends the tool's result for the call; returns the reply text. */
+  answer(callId: string, result: string): Promise<{ text: string; requestId: string }>;
+}
+
+function anthropicToolLoop(sdk: Anthropic, stream: boolean): ToolLoop {
+  const send = async (messages: Anthropic.MessageParam[]) => {
+    const params = { model: 'claude-sonnet-4-6', max_tokens: 256, messages };
+    if (!stream) {
+      const { data, response } = await sdk.messages.create(params).withResponse();
+      return { message: data, requestId: response.headers.get('x-ph-request-id')! };
+    }
+    const s = sdk.messages.stream(params);
+    const message = await s.finalMessage();
+    return { message, requestId: (await s.withResponse()).response.headers.get('x-ph-request-id')! };
+  };
+  return {
+    async ask(question) {
+      const { message, requestId } = await send([{ role: 'user', content: question }]);
+      const call = message.content.find((b): b is Anthropic.ToolUseBlock => b.type === 'tool_use');
+      return { callId: call?.id ?? null, requestId };
+    },
+    async answer(callId, result) {
+      const { message, requestId } = await send([{ role: 'user', content: [{ type: 'tool_result', tool_use_id: callId, content: result }] }]);
+      return { text: message.content.map((b) => (b.type === 'text' ? b.text : '')).join(''), requestId };
+    },
+  };
+}
+
+function chatToolLoop(sdk: OpenAI, stream: boolean): ToolLoop {
+  const send = async (messages: OpenAI.ChatCompletionMessageParam[]) => {
+    if (!stream) {
+      const { data, response } = await sdk.chat.completions.create({ model: 'gpt-4.1', messages }).withResponse();
+      return { message: data.choices[0]!.message, requestId: response.headers.get('x-ph-request-id')! };
+    }
+    // The SDK's chunks, assembled as its stream helper would: the call's id arrives first, its arguments in pieces.
+    const { data, response } = await sdk.chat.completions.create({ model: 'gpt-4.1', messages, stream: true }).withResponse();
+    let content = '';
+    let callId: string | undefined;
+    for await (const chunk of data) {
+      content += chunk.choices[0]?.delta.content ?? '';
+      callId ??= chunk.choices[0]?.delta.tool_calls?.[0]?.id;
+    }
+    const message = { content, tool_calls: callId ? [{ id: callId }] : undefined };
+    return { message, requestId: response.headers.get('x-ph-request-id')! };
+  };
+  return {
+    async ask(question) {
+      const { message, requestId } = await send([{ role: 'user', content: question }]);
+      return { callId: message.tool_calls?.[0]?.id ?? null, requestId };
+    },
+    async answer(callId, result) {
+      const { message, requestId } = await send([{ role: 'tool', tool_call_id: callId, content: result }]);
+      return { text: message.content ?? '', requestId };
+    },
+  };
+}
+
+function responsesToolLoop(sdk: OpenAI, stream: boolean): ToolLoop {
+  const send = async (input: OpenAI.Responses.ResponseInput) => {
+    if (!stream) {
+      const { data, response } = await sdk.responses.create({ model: 'gpt-4.1', input }).withResponse();
+      return { response: data, requestId: response.headers.get('x-ph-request-id')! };
+    }
+    const { data, response } = await sdk.responses.create({ model: 'gpt-4.1', input, stream: true }).withResponse();
+    let final: OpenAI.Responses.Response | undefined;
+    for await (const event of data) if (event.type === 'response.completed') final = event.response;
+    return { response: final!, requestId: response.headers.get('x-ph-request-id')! };
+  };
+  return {
+    async ask(question) {
+      const { response, requestId } = await send([{ role: 'user', content: question }]);
+      const call = response.output.find((o): o is OpenAI.Responses.ResponseFunctionToolCall => o.type === 'function_call');
+      return { callId: call?.call_id ?? null, requestId };
+    },
+    async answer(callId, result) {
+      const { response, requestId } = await send([{ type: 'function_call_output', call_id: callId, output: result }]);
+      // output_text is the SDK's own addition to a non-streamed response: read the message itself.
+      const text = response.output.flatMap((o) => (o.type === 'message' ? o.content.map((c) => (c.type === 'output_text' ? c.text : '')) : [])).join('');
+      return { text, requestId };
+    },
+  };
+}
+
+const TOOL_CASES = [
+  { name: 'anthropic messages', make: (h: Harness, headers: Record<string, string>, stream: boolean) => anthropicToolLoop(h.anthropic({ headers }), stream) },
+  { name: 'openai chat completions', make: (h: Harness, headers: Record<string, string>, stream: boolean) => chatToolLoop(h.openai({ headers }), stream) },
+  { name: 'openai responses', make: (h: Harness, headers: Record<string, string>, stream: boolean) => responsesToolLoop(h.openai({ headers }), stream) },
+];
+
+describe.each(TOOL_CASES)('a tool loop the simulator drives: $name', ({ make }) => {
+  it.each([false, true])('stream=%s: each call and result joins the session; every turn after the first reads the bundle from cache', async (stream) => {
+    const { client, bundle, session } = await agentSetup();
+    const loop = make(h, { 'x-ph-session': session.id }, stream);
+    const requestIds: string[] = [];
+    for (const city of ['Oslo', 'Lima']) {
+      const asked = await loop.ask(`Use get_weather for ${city}.`);
+      expect(asked.callId).not.toBeNull();
+      h.clock.advance(MINUTE);
+      const answered = await loop.answer(asked.callId!, `${city}: 2°C`);
+      expect(answered.text).toMatch(/^Simulated reply/);
+      h.clock.advance(MINUTE);
+      requestIds.push(asked.requestId, answered.requestId);
+    }
+    await committed(h);
+
+    // The session holds the whole loop in order: question, call, result, reply, twice.
+    const kept = (await client.get(`/v1/handles/${session.id}/expand?format=neutral`)).json.messages as Array<{ role: string; content: unknown }>;
+    const kinds = kept.map((m) => `${m.role}:${typeof m.content === 'string' ? 'text' : (m.content as Array<{ type: string }>).map((p) => p.type).join('+')}`);
+    expect(kinds).toEqual(['user:text', 'assistant:tool_use', 'user:tool_result', 'assistant:text', 'user:text', 'assistant:tool_use', 'user:tool_result', 'assistant:text']);
+    // The last call the provider saw carried the first round trip before its own question.
+    const last = h.tap.filter((e) => e.method === 'POST').at(-1)!.body;
+    expect(last.indexOf('Oslo: 2°C')).toBeGreaterThan(0);
+    expect(last.indexOf('Oslo: 2°C')).toBeLessThan(last.indexOf('Lima: 2°C'));
+
+    const rep = (await client.get(`/v1/reports/handles/${bundle.id}`)).json;
+    expect(rep.requests).toBe(4);
+    expect(rep.requests_with.cold).toBe(1);
+    expect(rep.tokens.captured).toBe(rep.tokens.predicted);
+    expect(rep.tokens.captured).toBeGreaterThan(2 * rep.tokens.cold);
+    expect(rep.tokens).toMatchObject({ unconfirmed: 0, unknown: 0, drift: 0, expired: 0 });
+    for (const id of requestIds) expect((await client.get(`/v1/requests/${id}`)).json.status).toBe('reconciled');
+  });
+});

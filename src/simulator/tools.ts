@@ -1,0 +1,131 @@
+// When the simulated model calls a tool instead of answering in text, and with
+// what arguments. A real model decides by reading the prompt; the simulator
+// decides by a rule a test or a trial can steer, the same for every format:
+//
+//   - `tool_choice` forcing a call (Anthropic `any` / `tool`, OpenAI `required` /
+//     a named function) calls the first declared tool, or the named one;
+//   - `tool_choice` none never calls;
+//   - otherwise a tool is called when the newest prompt item is the user's own
+//     text (not a tool result) and names a declared tool as a whole word
+//     ("use get_weather for Oslo"). A tool result is always answered in text, so
+//     an agent loop ends.
+//
+// The arguments fill the tool's required parameters with placeholders by JSON
+// Schema type (the first `enum` value where there is one): valid against a
+// plain schema, deterministic, and visibly not a model's.
+
+import type { RequestFormat } from '../domain/simulator/blocks';
+import { lastUserText } from './turn';
+
+type Json = Record<string, unknown>;
+
+export interface ToolCall {
+  name: string;
+  /** The arguments as JSON text (OpenAI's form; Anthropic's `input` is its parse). */
+  arguments: string;
+}
+
+interface DeclaredTool {
+  name: string;
+  schema: unknown;
+}
+
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The tool call the simulated model makes for this request, or null for a text answer. */
+export function chooseToolCall(format: RequestFormat, body: Json): ToolCall | null {
+  const tools = declaredTools(format, body.tools);
+  if (tools.length === 0) return null;
+  const choice = forcedChoice(body.tool_choice);
+  if (choice === 'none') return null;
+  let tool: DeclaredTool | undefined;
+  if (choice === 'any') tool = tools[0];
+  else if (choice !== 'auto') tool = tools.find((t) => t.name === choice.name);
+  else if (newestIsUserText(format, body)) {
+    const text = lastUserText(format === 'openai-responses' ? body.input : body.messages);
+    tool = tools.find((t) => namesWord(text, t.name));
+  }
+  return tool ? { name: tool.name, arguments: JSON.stringify(placeholderArguments(tool.schema)) } : null;
+}
+
+/** Function tools only: a provider's own server tools (web search, code execution) are not simulated. */
+function declaredTools(format: RequestFormat, tools: unknown): DeclaredTool[] {
+  if (!Array.isArray(tools)) return [];
+  const out: DeclaredTool[] = [];
+  for (const t of tools) {
+    if (!isObject(t)) continue;
+    if (format === 'anthropic') {
+      if (typeof t.name === 'string' && (t.type === undefined || t.type === 'custom') && isObject(t.input_schema)) out.push({ name: t.name, schema: t.input_schema });
+    } else if (format === 'openai-chat') {
+      if (t.type === 'function' && isObject(t.function) && typeof t.function.name === 'string') out.push({ name: t.function.name, schema: t.function.parameters });
+    } else if (t.type === 'function' && typeof t.name === 'string') out.push({ name: t.name, schema: t.parameters });
+  }
+  return out;
+}
+
+/** `auto` (also when absent), `none`, `any` (some tool must be called) or one named tool. */
+function forcedChoice(choice: unknown): 'auto' | 'none' | 'any' | { name: string } {
+  if (choice === 'none' || choice === 'required') return choice === 'none' ? 'none' : 'any';
+  if (!isObject(choice)) return 'auto';
+  if (choice.type === 'none') return 'none';
+  if (choice.type === 'any') return 'any';
+  // Anthropic {type:"tool", name}; Chat {type:"function", function:{name}}; Responses {type:"function", name}.
+  const name = isObject(choice.function) ? choice.function.name : choice.name;
+  if ((choice.type === 'tool' || choice.type === 'function') && typeof name === 'string') return { name };
+  return 'auto';
+}
+
+/** The newest item is a user message with text, not a tool result (Anthropic puts those in user messages). */
+function newestIsUserText(format: RequestFormat, body: Json): boolean {
+  if (format === 'openai-responses' && typeof body.input === 'string') return true;
+  const items = format === 'openai-responses' ? body.input : body.messages;
+  if (!Array.isArray(items)) return false;
+  const newest: unknown = items.at(-1);
+  if (!isObject(newest) || newest.role !== 'user') return false;
+  if (format !== 'anthropic' || !Array.isArray(newest.content)) return true;
+  return !newest.content.some((part) => isObject(part) && part.type === 'tool_result');
+}
+
+function namesWord(text: string, name: string): boolean {
+  let at = text.indexOf(name);
+  const wordChar = (c: string | undefined) => c !== undefined && /[\p{L}\p{N}_-]/u.test(c);
+  while (at >= 0) {
+    if (!wordChar(text[at - 1]) && !wordChar(text[at + name.length])) return true;
+    at = text.indexOf(name, at + 1);
+  }
+  return false;
+}
+
+/** A value for a JSON Schema: required properties filled, depth-limited (a recursive schema stays finite). */
+export function placeholderArguments(schema: unknown): Json {
+  const value = placeholder(schema, 0);
+  return isObject(value) ? value : {};
+}
+
+function placeholder(schema: unknown, depth: number): unknown {
+  if (!isObject(schema)) return 'simulated';
+  if (Array.isArray(schema.enum) && schema.enum.length > 0) return schema.enum[0];
+  if ('const' in schema) return schema.const;
+  const type = Array.isArray(schema.type) ? schema.type.find((t) => t !== 'null') : schema.type;
+  switch (type) {
+    case 'object': {
+      const out: Json = {};
+      if (depth >= 8) return out;
+      const properties = isObject(schema.properties) ? schema.properties : {};
+      const required = Array.isArray(schema.required) ? schema.required.filter((r): r is string => typeof r === 'string') : [];
+      for (const key of required) out[key] = placeholder(properties[key], depth + 1);
+      return out;
+    }
+    case 'array':
+      return [];
+    case 'integer':
+    case 'number':
+      return typeof schema.minimum === 'number' ? schema.minimum : 0;
+    case 'boolean':
+      return false;
+    case 'null':
+      return null;
+    default:
+      return isObject(schema.properties) ? placeholder({ ...schema, type: 'object' }, depth) : 'simulated';
+  }
+}
