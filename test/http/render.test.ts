@@ -267,6 +267,24 @@ describe('POST /v1/render', () => {
     expect(service[0].segment).toBe(2);
     expect((bodyText(res.text).match(/cache_control/g) ?? []).length).toBe(4);
   });
+  it("never places a 1h mark after a caller's 5m mark when the caller marks both (Anthropic refuses that order)", async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, LONG);
+    const doc = await mintArtifact(client, 'document', LONG + ' The handbook.');
+    const res = await render(client, 'anthropic', {
+      model: 'claude-sonnet-4-6',
+      max_tokens: 64,
+      tools: [{ name: 'lookup', input_schema: { type: 'object' }, cache_control: { type: 'ephemeral', ttl: '1h' } }],
+      prefix: [sys.id],
+      system: [{ type: 'text', text: 'Today is Tuesday.', cache_control: { type: 'ephemeral' } }],
+      messages: [{ role: 'user', content: [{ type: 'handle', ref: doc.id }, { type: 'text', text: 'question' }] }],
+    });
+    expect(res.status, res.text).toBe(200);
+    // In prompt order: the caller's 1h tool, ours on the system handle (1h, before the caller's 5m), the caller's 5m, ours on the document (5m).
+    expect(res.json.breakpoints.map((b: { set_by: string; ttl: string }) => `${b.set_by}:${b.ttl}`)).toEqual(['caller:1h', 'service:1h', 'caller:5m', 'service:5m']);
+    const ttls = [...bodyText(res.text).matchAll(/"cache_control":\{"type":"ephemeral"(?:,"ttl":"(1h)")?\}/g)].map((m) => m[1] ?? '5m');
+    expect(ttls).toEqual(['1h', '1h', '5m', '5m']);
+  });
 });
 
 describe('segments', () => {

@@ -354,9 +354,12 @@ export class RequestRenderer {
 
     const breakpoints: Breakpoint[] = [];
     if (format === 'anthropic') {
-      const ttl = consistentTtl(chooseTtl(model, input.cacheTtl), units, model);
+      const wanted = consistentTtl(chooseTtl(model, input.cacheTtl), units, model);
+      // A mark after a caller's 5m mark is 5m too, even when the caller also marks 1h (Anthropic refuses 1h after 5m).
+      const firstCaller5m = units.findIndex((u) => u.callerTtl === '5m');
       for (const b of chooseBreakpoints(segments.list, maxBreakpoints - callerBreakpoints, model)) {
         const unit = segments.lastUnit[b]!;
+        const ttl = firstCaller5m >= 0 && firstCaller5m <= units.indexOf(unit) ? '5m' : wanted;
         unit.item!.text = withCacheControl(unit.section, unit.item!.text, ttl);
         breakpoints.push({ segment: b, source: segments.list[b]!.source, token_end: segments.list[b]!.token_end, ttl, set_by: 'service' });
       }
