@@ -7,7 +7,7 @@ export const LONG_SYSTEM = 'You are the support agent for a large handbook. Foll
 
 export interface Rendered {
   request_id: string;
-  segments: Array<{ source: string; token_start: number; token_end: number; section: string }>;
+  segments: Array<{ source: string; token_start: number; token_end: number; section: string; tokens_estimated: boolean }>;
   breakpoints: Array<{ segment: number; token_end: number; set_by: 'caller' | 'service' }>;
   prediction: { read_tokens: number; write_tokens: number };
   body: unknown;

@@ -467,6 +467,31 @@ describe('reconciliation scenarios', () => {
     expect([rep.tokens.captured, rep.tokens.bonus, rep.tokens.unconfirmed, rep.capture_rate]).toEqual([c2.cached, 0, 0, 1]);
   });
 
+  it('OpenAI: an inline segment the estimate gets wrong takes the difference; the counted system prompt keeps its size', async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, LONG_SYSTEM);
+    // Digits: o200k counts them about 1.6 times the ~4-bytes-a-token estimate.
+    const rows = (n: number) => Array.from({ length: 300 }, (_, i) => `row ${i}: parcel ${i * 7 + n} at depot ${i % 13}`).join('\n');
+    const turn = async (n: number) => (await client.post('/v1/render', { format: 'openai-chat', request: { model: 'gpt-4.1', prefix: [sys.id], messages: [{ role: 'user', content: rows(n) }] } })).json as Rendered;
+    const counted = (r: Rendered) => r.segments[0]!.token_end;
+    const send = (r: Rendered, cached: number) => {
+      const total = counted(r) + Math.round((promptTokens(r) - counted(r)) * 1.6);
+      return report(client, t, r, { prompt_tokens: total, completion_tokens: 3, total_tokens: total + 3, prompt_tokens_details: { cached_tokens: cached } });
+    };
+    const r1 = await turn(1);
+    expect(r1.segments[0]!.tokens_estimated).toBe(false);
+    await send(r1, 0);
+    t.clock.advance(MIN);
+    const r2 = await turn(2);
+    const sysTokens = counted(r2);
+    // OpenAI caches in 128-token steps: it reads the system prompt's whole steps, and the question differs.
+    const read = Math.floor(sysTokens / 128) * 128;
+    const o2 = (await send(r2, read)).outcome;
+    // Scaled with the question, the system prompt would be stretched past the read and its tail shown as unconfirmed.
+    expect(classesOf(o2, `${sys.id}@1`)).toEqual({ captured: read, below_minimum: sysTokens - read });
+    expect(o2.segments[0]!.end).toBe(sysTokens);
+  });
+
   it.each([false, true])("a session batch keeps the size the provider showed when it was written: later reads do not shift tokens between segments (restart before the read: %s)", async (restart) => {
     const dir = mkdtempSync(join(tmpdir(), 'ph-ends-'));
     t.close();

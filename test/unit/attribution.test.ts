@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { anchorLengths } from '../../src/domain/reconcile/attribution';
+import { anchorLengths, fitLengths } from '../../src/domain/reconcile/attribution';
 
 const ends = (lengths: number[]) => lengths.reduce<number[]>((acc, n) => [...acc, (acc.at(-1) ?? 0) + n], []);
 const within = (end: number, at: number) => Math.abs(end - at) <= Math.max(16, 0.1 * end);
@@ -90,6 +90,32 @@ describe('anchorLengths', () => {
         },
       ),
       { numRuns: 2000 },
+    );
+  });
+});
+
+describe('fitLengths', () => {
+  it('keeps exact counts and gives the estimated segments the rest; all scale together past 4× either way', () => {
+    // A measured system prompt (2,063), an inline tool output estimated at 4,767 that the provider counted 7,656 with it.
+    expect(fitLengths([2063, 4767], [true, false], 2063 + 7656)).toEqual([2063, 7656]);
+    // Estimated segments share the rest in proportion; exact ones between them stay put.
+    expect(fitLengths([100, 1000, 300, 1000], [false, true, false, true], 2600)).toEqual([150, 1000, 450, 1000]);
+    // Nothing exact, or nothing estimated: proportional.
+    expect(fitLengths([100, 300], [false, false], 800)).toEqual([200, 600]);
+    expect(fitLengths([100, 300], [true, true], 800)).toEqual([200, 600]);
+    // The rest would be 5× the estimate (or below the exact counts): these counts are not this prompt's.
+    expect(fitLengths([1000, 100], [true, false], 1500)).toEqual([1364, 136]);
+    expect(fitLengths([1000, 100], [true, false], 900)).toEqual([818, 82]);
+  });
+
+  it('always sums to the total with non-negative integers', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.nat({ max: 5000 }), fc.boolean()), { minLength: 1, maxLength: 8 }), fc.nat({ max: 40000 }), (segs, total) => {
+        const out = fitLengths(segs.map((s) => s[0]), segs.map((s) => s[1]), total);
+        expect(out).toHaveLength(segs.length);
+        expect(out.every((n) => Number.isInteger(n) && n >= 0)).toBe(true);
+        expect(out.reduce((a, b) => a + b, 0)).toBe(total);
+      }),
     );
   });
 });

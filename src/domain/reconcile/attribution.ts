@@ -16,6 +16,27 @@ export function scaleLengths(lengths: number[], total: number): number[] {
   });
 }
 
+/** Beyond this factor either way, estimates and counts do not describe the same prompt: all are scaled together. */
+const FIT_MAX_FACTOR = 4;
+
+/**
+ * Lengths that sum to a provider's `total`: segments whose count is exact (an OpenAI encoding's count of a handle)
+ * keep it, and the estimated ones (inline text, ~4 bytes a token) take the rest in proportion. Scaling them all
+ * together would move the estimate's error onto the exact spans: inline digits under-estimated by a third
+ * stretched a measured system prompt past the provider's read, and showed its tail as `unconfirmed`. When the
+ * rest would scale the estimated segments by more than 4× either way (or there are none), all are scaled together.
+ */
+export function fitLengths(lengths: number[], exact: boolean[], total: number): number[] {
+  let counted = 0;
+  let estimated = 0;
+  lengths.forEach((len, i) => (exact[i] ? (counted += len) : (estimated += len)));
+  const factor = (total - counted) / estimated;
+  if (counted === 0 || estimated === 0 || !(factor >= 1 / FIT_MAX_FACTOR && factor <= FIT_MAX_FACTOR)) return scaleLengths(lengths, total);
+  const rest = scaleLengths(lengths.filter((_, i) => !exact[i]), total - counted);
+  let k = 0;
+  return lengths.map((len, i) => (exact[i] ? len : rest[k++]!));
+}
+
 /** How far from a segment end a provider's read or write end may be and still be taken for it. */
 const ANCHOR_SHARE = 0.1;
 const ANCHOR_MIN_TOKENS = 16;

@@ -13,7 +13,7 @@ import type { Breakpoint, RenderedSegment } from '../render/request';
 import type { SimOutcome, SimPlan, SimRequest } from '../simulator/cache';
 import { extractDiagnostics, normalizeUsage, usageObjectOf, usageProviderOf, UsageShapeError } from '../usage/normalize';
 import type { NormalizedUsage } from '../usage/types';
-import { anchorLengths, overlap, scaleLengths } from './attribution';
+import { anchorLengths, fitLengths, overlap } from './attribution';
 import { PendingPremiums, partsOf, readUpTo, type PremiumPart, type StoredPremium } from './write-premiums';
 import { advance, blocksFor, knownEnds, learnExactEnds, measuresPrefixes, ScopeStates, type RecordedOutcome, type ScopeState, type SimTimes } from './scopes';
 import { CLASSES, classifySegment, requestsColumn, ROLLUP_CLASSES, ROLLUP_VALUE_COLUMNS, type ClassCounts } from './waterfall';
@@ -236,7 +236,7 @@ export class Reconciler {
 
     const estimated = segments.map((s) => s.token_end - s.token_start);
     const total = usage.total_prompt_tokens;
-    const scaled = total === null ? estimated : scaleLengths(estimated, total);
+    const scaled = total === null ? estimated : fitLengths(estimated, segments.map((s) => s.tokens_estimated === false), total);
     // An explicit cache's read and write end at breakpoints: breakpoint segment ends near them are moved onto them,
     // and the prefixes whose end an earlier report showed keep it.
     const read = usage.cache_fields_reported ? (usage.cache_read_tokens ?? 0) : null;
