@@ -92,3 +92,8 @@ export function requestSummaryView(row: RequestRow, handleId?: string) {
     drift: !!outcome?.drift,
   };
 }
+
+/** Segments as the API shows them: the units reconciliation keys its cache on stay with the stored request. */
+export function segmentsView(segments: RenderedSegment[]): Array<Omit<RenderedSegment, 'units'>> {
+  return segments.map(({ units: _units, ...shown }) => shown);
+}

@@ -192,3 +192,40 @@ describe('blocksFromRequest — openai-responses', () => {
     expect(marked.map((b) => b.key)).toEqual(keys('openai-responses', responsesBody()));
   });
 });
+
+describe('blocksFromRequest — one prompt, several spellings', () => {
+  // Providers build the same prompt from these: a turn sent inline, then again from a session the service
+  // rendered in the other spelling, must be read from cache.
+  it.each([
+    [
+      'anthropic',
+      { model: 'm', max_tokens: 8, system: 'Rules.', messages: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello' }, { role: 'user', content: 'More' }] },
+      {
+        model: 'm',
+        max_tokens: 8,
+        system: [{ type: 'text', text: 'Rules.', cache_control: { type: 'ephemeral' } }],
+        messages: [{ role: 'user', content: [{ type: 'text', text: 'Hi' }] }, { role: 'assistant', content: [{ type: 'text', text: 'Hello', cache_control: { type: 'ephemeral' } }] }, { role: 'user', content: [{ type: 'text', text: 'More' }] }],
+      },
+    ],
+    [
+      'openai-chat',
+      { model: 'm', messages: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello', refusal: null, annotations: [] }, { role: 'tool', tool_call_id: 'c1', content: 'ok' }] },
+      { model: 'm', messages: [{ role: 'user', content: [{ type: 'text', text: 'Hi' }] }, { role: 'assistant', content: [{ type: 'text', text: 'Hello' }] }, { role: 'tool', tool_call_id: 'c1', content: [{ type: 'text', text: 'ok' }] }] },
+    ],
+    [
+      'openai-responses',
+      { model: 'm', input: [{ role: 'user', content: 'Hi' }, { id: 'msg_1', type: 'message', status: 'completed', role: 'assistant', content: [{ type: 'output_text', text: 'Hello', annotations: [], logprobs: [] }] }, { id: 'fc_1', type: 'function_call', status: 'completed', call_id: 'c1', name: 'f', arguments: '{}' }] },
+      { model: 'm', input: [{ type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Hi' }] }, { role: 'assistant', content: 'Hello' }, { type: 'function_call', call_id: 'c1', name: 'f', arguments: '{}' }] },
+    ],
+  ] as const)('%s: string content, cache markers and reply-only fields do not change keys or tokens', (format, a, b) => {
+    const one = blocksFromRequest(format, a, countTokens);
+    const other = blocksFromRequest(format, b, countTokens);
+    expect(other.blocks.map((x) => [x.key, x.endToken])).toEqual(one.blocks.map((x) => [x.key, x.endToken]));
+  });
+
+  it('a string Responses input is the user message it stands for; the text itself still counts', () => {
+    expect(keys('openai-responses', { model: 'm', input: 'Hi' })).toEqual(keys('openai-responses', { model: 'm', input: [{ role: 'user', content: 'Hi' }] }));
+    expect(keys('openai-responses', { model: 'm', input: 'Hi' })).not.toEqual(keys('openai-responses', { model: 'm', input: 'Ho' }));
+    expect(keys('openai-chat', { model: 'm', messages: [{ role: 'user', content: 'Hi' }] })).not.toEqual(keys('openai-chat', { model: 'm', messages: [{ role: 'assistant', content: 'Hi' }] }));
+  });
+});

@@ -236,7 +236,8 @@ export class Reconciler {
 
     const estimated = segments.map((s) => s.token_end - s.token_start);
     const total = usage.total_prompt_tokens;
-    const scaled = total === null ? estimated : fitLengths(estimated, segments.map((s) => s.tokens_estimated === false), total);
+    // Handles were counted by a tokenizer at mint (exactly, for OpenAI encodings); inline text is ~4 bytes a token.
+    const scaled = total === null ? estimated : fitLengths(estimated, segments.map((s) => s.source !== 'inline'), total);
     // An explicit cache's read and write end at breakpoints: breakpoint segment ends near them are moved onto them,
     // and the prefixes whose end an earlier report showed keep it.
     const read = usage.cache_fields_reported ? (usage.cache_read_tokens ?? 0) : null;
@@ -266,6 +267,10 @@ export class Reconciler {
     simAt.unknownFirstBytes = chosen.mode;
     const outcomeSim = advance(state, request, blocks, simAt, chosen.plan);
     const readFrom = writer(outcomeSim);
+    // The provider's read and the simulated one name the same prefix when they differ by no more than our token
+    // estimate can err (one hit step on a granular cache; on an explicit one, 10% and at least 16 tokens, read
+    // past the simulated end): the difference is ours, not a bonus or an unconfirmed read.
+    const predictedRead = sameRead(model, outcomeSim.readTokens, read) ? read! : outcomeSim.readTokens;
 
     const written = usage.cache_write_tokens ?? (read === null ? null : 0);
     const money = prices(model, usage, read ?? 0);
@@ -273,8 +278,8 @@ export class Reconciler {
     const segOutcomes: SegmentOutcome[] = segments.map((seg, i) => {
       const start = offset;
       const end = (offset += lengths[i] ?? 0);
-      const spans = blockSpans(outcomeSim, blocks.map((b) => b.endToken), segmentOf, i);
-      const classes = classifySegment({ start, end, blocks: spans, seenBefore: seenBefore[i]! }, outcomeSim.readTokens, read);
+      const spans = blockSpans(outcomeSim, blocks.map((b) => b.endToken), segmentOf, i, predictedRead);
+      const classes = classifySegment({ start, end, blocks: spans, seenBefore: seenBefore[i]! }, predictedRead, read);
       const segRead = read === null ? 0 : overlap(start, end, 0, read);
       const segWrite = written === null || read === null ? 0 : overlap(start, end, read, read + written);
       // The segment's written tokens in input-price units, each at its TTL's multiplier.
@@ -295,7 +300,7 @@ export class Reconciler {
         end,
         read: segRead,
         write: segWrite,
-        predicted: overlap(start, end, 0, outcomeSim.readTokens),
+        predicted: overlap(start, end, 0, predictedRead),
         opportunity: seenBefore[i] ? len : 0,
         classes,
         cost: {
@@ -317,7 +322,7 @@ export class Reconciler {
       capture: read === null ? 'unknown' : 'reported',
       total_prompt_tokens: total,
       estimated_prompt_tokens: estimatedTotal,
-      predicted: { read: outcomeSim.readTokens, write: outcomeSim.writeTokens },
+      predicted: { read: predictedRead, write: outcomeSim.writeTokens },
       provider: { read, write: written },
       segments: segOutcomes,
       drift,
@@ -474,14 +479,24 @@ export class Reconciler {
   }
 }
 
-function blockSpans(o: SimOutcome, ends: number[], segmentOf: number[], seg: number) {
+/** A segment's blocks; simulated reads past `readTo` (a granular read a step short of ours) are its step's tail. */
+function blockSpans(o: SimOutcome, ends: number[], segmentOf: number[], seg: number, readTo: number) {
   const spans = [];
   for (let j = 0; j < ends.length; j++) {
     if (segmentOf[j] !== seg) continue;
     const start = j === 0 ? 0 : ends[j - 1]!;
-    spans.push({ start, end: ends[j]!, predicted: o.blocks[j]!.read, reason: o.blocks[j]!.reason });
+    const reason = o.blocks[j]!.reason ?? (ends[j]! > readTo && readTo < o.readTokens ? 'granularity' : null);
+    spans.push({ start, end: ends[j]!, predicted: o.blocks[j]!.read, reason });
   }
   return spans;
+}
+
+/** Whether a provider's read is the simulated one, give or take the error of our token positions (see predictedRead). */
+function sameRead(model: ModelEntry, simulated: number, read: number | null): boolean {
+  if (read === null || simulated === 0 || read === 0 || read === simulated) return false;
+  const step = model.cache.granularity?.step;
+  if (step) return Math.abs(read - simulated) <= step;
+  return read > simulated && read - simulated <= Math.max(16, 0.1 * simulated);
 }
 
 /**

@@ -4,7 +4,8 @@ import type { CacheRules, ModelEntry } from '../catalog/types';
 import { Lru } from '../lru';
 import type { Breakpoint, RenderedSegment } from '../render/request';
 import { CacheSimulator, type SimBlock, type SimOutcome, type SimPlan, type SimRequest } from '../simulator/cache';
-import { splitEvenly, type Pin } from './attribution';
+import { scaleLengths, splitEvenly, type Pin } from './attribution';
+import { sha256Hex } from '../digest';
 
 /** What one cache scope has seen: its simulated provider cache and which content recurred. */
 export interface ScopeState {
@@ -78,6 +79,7 @@ export interface RequestBlocks {
 export function blocksFor(segments: RenderedSegment[], lengths: number[], breakpoints: Breakpoint[], model: ModelEntry): RequestBlocks {
   const marked = new Map<number, string>();
   for (const b of breakpoints) marked.set(b.segment, model.cache.ttls.some((t) => t.name === b.ttl) ? b.ttl : model.cache.defaultTtl);
+  if (segments.length > 0 && segments.every((s) => s.units && s.units.length > 0)) return unitBlocks(segments, lengths, marked);
   const blocks: SimBlock[] = [];
   const segmentOf: number[] = [];
   let end = 0;
@@ -92,6 +94,37 @@ export function blocksFor(segments: RenderedSegment[], lengths: number[], breakp
       blocks.push({ key: last ? seg.chain : `${seg.chain}#${b}`, endToken: end, breakpoint: last ? (marked.get(i) ?? null) : null });
       segmentOf.push(i);
     });
+  });
+  return { blocks, segmentOf };
+}
+
+/**
+ * Blocks keyed by the chain of the units' semantic keys (requests rendered since units were recorded): the
+ * same messages are the same prefix wherever the segments split them — a turn sent inline, then again as a
+ * session batch, or an inline history that grows by a turn. Each segment's length is shared among its units by
+ * their estimates, each unit's among its provider blocks; a segment's breakpoint is on its last block.
+ */
+function unitBlocks(segments: RenderedSegment[], lengths: number[], marked: Map<number, string>): RequestBlocks {
+  const blocks: SimBlock[] = [];
+  const segmentOf: number[] = [];
+  let end = 0;
+  let chain = '';
+  segments.forEach((seg, i) => {
+    const units = seg.units!;
+    const shares = scaleLengths(units.map((u) => u[1]), lengths[i] ?? 0);
+    const first = blocks.length;
+    units.forEach(([key, , count], u) => {
+      chain = sha256Hex(`${chain}\n${key}`);
+      const parts = splitEvenly(shares[u]!, count);
+      parts.forEach((tokens, b) => {
+        if (tokens === 0) return;
+        end += tokens;
+        blocks.push({ key: b === parts.length - 1 ? chain : `${chain}#${b}`, endToken: end, breakpoint: null });
+        segmentOf.push(i);
+      });
+    });
+    const ttl = marked.get(i);
+    if (ttl !== undefined && blocks.length > first) blocks[blocks.length - 1]!.breakpoint = ttl;
   });
   return { blocks, segmentOf };
 }

@@ -5,6 +5,8 @@ import type { HandleService } from '../handles';
 import type { Message } from '../content';
 import { learnToolNames, newRenderContext, segmentItems, type RenderContext } from './formats';
 import { Lru } from '../lru';
+import { scaleLengths } from '../reconcile/attribution';
+import { semanticKey } from '../simulator/semantic';
 import {
   applyEdits,
   childPointer,
@@ -43,6 +45,12 @@ export interface RenderedSegment {
   digest: string;
   /** P_k = sha256(P_{k-1} ‖ digest_k): equal chains mean equal bytes from the first token through this segment. */
   chain: string;
+  /**
+   * The segment's units (a tool, a system block, a message; a block where handles stand inside a message) as
+   * [semantic key, estimated tokens, provider blocks]: reconciliation keys its simulated cache on them, so the same
+   * messages sent inline, then from a session, are one cached prefix. Stored with the request, not shown.
+   */
+  units?: Array<[string, number, number]>;
 }
 
 export interface Breakpoint {
@@ -92,6 +100,8 @@ interface Item {
   markable: boolean;
   /** The rendered texts of the whole segment this item is one of (an immutable array), when they are kept. */
   all?: readonly string[];
+  /** This item's place in `all`. */
+  index?: number;
 }
 
 /** A unit of the prompt as the provider sees it, with its identity for hashing. */
@@ -105,6 +115,8 @@ interface Unit {
   callerBreakpoints: number;
   /** The longest TTL among them ('1h' or '5m'), if any. */
   callerTtl?: string;
+  /** The semantic key (see RenderedSegment.units). */
+  key: string;
 }
 
 const HANDLE_TYPE = 'handle';
@@ -136,19 +148,20 @@ export class RequestRenderer {
 
   constructor(private readonly handles: HandleService) {}
 
-  private inline(section: Section, source: string, node: JsonNode, blocks = 1): Unit {
+  private inline(format: RequestFormat, section: Section, source: string, node: JsonNode, blocks = 1): Unit {
     const text = textOf(source, node);
     // Keyed by length, head and tail (hashing a whole long key costs more than comparing it), then compared whole.
     const key = text.length > 96 ? `${text.length}:${text.slice(0, 48)}${text.slice(-48)}` : text;
     let id = this.inlineUnits.get(key);
     if (!id || id.text !== text) {
-      id = inlineIdentity(text);
+      id = inlineIdentity(text, format);
       // Slices of the body would keep the whole body alive: what is kept is a copy.
       const sighting = fnv1a(key);
       if (this.inlineSeen.get(sighting)) this.inlineUnits.set(` ${key}`.slice(1), { ...id, text: ` ${text}`.slice(1) });
       else this.inlineSeen.set(sighting, true);
     }
-    return { section, hashText: id.hashText, item: null, segment: null, blocks, callerBreakpoints: id.callerBreakpoints, callerTtl: id.callerTtl };
+    const semantic = (id.keys[format] ??= semanticKey(format, JSON.parse(id.hashText)));
+    return { section, hashText: id.hashText, item: null, segment: null, blocks, callerBreakpoints: id.callerBreakpoints, callerTtl: id.callerTtl, key: semantic };
   }
 
   private itemsOf(format: RequestFormat, seg: PromptSegment, ctx: RenderContext): Item[] {
@@ -214,7 +227,7 @@ export class RequestRenderer {
           return toolsNode ? prependToArray(toolsNode, json) : prependProperty(root, 'tools', `[${json.join(',')}]`);
         },
       });
-      toolUnits.push(...pTools.map((it) => unitOf('tools', it)));
+      toolUnits.push(...pTools.map((it) => unitOf(format, 'tools', it)));
     }
     // Where each tool unit came from: a handle's tools that another source names again are refused below.
     const toolFrom: Array<{ pointer: string; source: string }> = pTools.map((it) => ({ pointer: childPointer(pointer, 'prefix'), source: it.segment?.source ?? 'prefix' }));
@@ -227,10 +240,10 @@ export class RequestRenderer {
           items,
           build: (texts) => replaceElement(toolsNode!, i, format === 'gemini' ? [`{"functionDeclarations":[${texts.join(',')}]}`] : texts),
         });
-        toolUnits.push(...items.map((it) => unitOf('tools', it)));
+        toolUnits.push(...items.map((it) => unitOf(format, 'tools', it)));
         toolFrom.push(...items.map((it) => ({ pointer: at, source: it.segment?.source ?? ref })));
       } else {
-        toolUnits.push(this.inline('tools', bodyText, node));
+        toolUnits.push(this.inline(format, 'tools', bodyText, node));
         toolFrom.push({ pointer: at, source: 'inline' });
       }
     });
@@ -263,9 +276,9 @@ export class RequestRenderer {
             return prependToArray(sysNode, texts);
           },
         });
-        systemUnits.push(...pSystem.map((it) => unitOf('system', it)));
+        systemUnits.push(...pSystem.map((it) => unitOf(format, 'system', it)));
       }
-      if (partsNode?.type === 'string') systemUnits.push(this.inline('system', bodyText, partsNode));
+      if (partsNode?.type === 'string') systemUnits.push(this.inline(format, 'system', bodyText, partsNode));
       else if (partsNode && partsNode.type !== 'array') throw invalid(at, `${key} must be a string or an array of blocks`);
       elements(partsNode).forEach((node, i) => {
         const nodeAt = childPointer(format === 'gemini' ? childPointer(at, 'parts') : at, i);
@@ -273,12 +286,12 @@ export class RequestRenderer {
         if (ref) {
           const items = this.inPlace(input.tenantId, format, ref, nodeAt, ['system'], ctx);
           placements.push({ items, build: (texts) => replaceElement(partsNode!, i, texts) });
-          systemUnits.push(...items.map((it) => unitOf('system', it)));
-        } else systemUnits.push(this.inline('system', bodyText, node));
+          systemUnits.push(...items.map((it) => unitOf(format, 'system', it)));
+        } else systemUnits.push(this.inline(format, 'system', bodyText, node));
       });
     } else if (format === 'openai-responses') {
       const instructions = property(root, 'instructions');
-      if (instructions && instructions.type === 'string') systemUnits.push(this.inline('system', bodyText, instructions));
+      if (instructions && instructions.type === 'string') systemUnits.push(this.inline(format, 'system', bodyText, instructions));
     }
 
     // ---- messages ----
@@ -297,10 +310,10 @@ export class RequestRenderer {
           return prependToArray(node, texts);
         },
       });
-      if (format === 'openai-chat' || format === 'openai-responses') systemUnits.push(...pSystem.map((it) => unitOf('system', it)));
-      messageUnits.push(...pMessages.map((it) => unitOf('messages', it)));
+      if (format === 'openai-chat' || format === 'openai-responses') systemUnits.push(...pSystem.map((it) => unitOf(format, 'system', it)));
+      messageUnits.push(...pMessages.map((it) => unitOf(format, 'messages', it)));
     }
-    if (msgNode.type === 'string' && format === 'openai-responses') messageUnits.push(this.inline('messages', bodyText, msgNode));
+    if (msgNode.type === 'string' && format === 'openai-responses') messageUnits.push(this.inline(format, 'messages', bodyText, msgNode));
     else {
       msgNode = expectType(msgNode, 'array', msgAt, msgKey)!;
       const list = msgNode;
@@ -310,7 +323,7 @@ export class RequestRenderer {
         if (ref) {
           const items = this.inPlace(input.tenantId, format, ref, at, ['messages'], ctx);
           placements.push({ items, build: (texts) => replaceElement(list, i, texts) });
-          messageUnits.push(...items.map((it) => unitOf('messages', it)));
+          messageUnits.push(...items.map((it) => unitOf(format, 'messages', it)));
           return;
         }
         const contentKey = format === 'gemini' ? 'parts' : 'content';
@@ -318,7 +331,7 @@ export class RequestRenderer {
         const blocks = elements(content);
         const handleBlocks = blocks.map((b, j) => handleRef(b, childPointer(childPointer(at, contentKey), j)));
         if (!handleBlocks.some(Boolean)) {
-          messageUnits.push(this.inline('messages', bodyText, node, Math.max(1, blocks.length)));
+          messageUnits.push(this.inline(format, 'messages', bodyText, node, Math.max(1, blocks.length)));
           return;
         }
         // A message mixing the caller's blocks and handle blocks: one unit per block.
@@ -327,8 +340,7 @@ export class RequestRenderer {
         blocks.forEach((b, j) => {
           const ref = handleBlocks[j];
           if (!ref) {
-            const unit = this.inline('messages', bodyText, b);
-            messageUnits.push({ ...unit, hashText: `${role}:${unit.hashText}` });
+            messageUnits.push(inRole(format, role, this.inline(format, 'messages', bodyText, b)));
             return;
           }
           const blockAt = childPointer(childPointer(at, contentKey), j);
@@ -339,7 +351,7 @@ export class RequestRenderer {
             return { text: layout.textBlock(text), segment: s, blocks: 1, markable: true };
           });
           placements.push({ items, build: (texts) => replaceElement(content!, j, texts) });
-          messageUnits.push(...items.map((it) => ({ ...unitOf('messages', it), hashText: `${role}:${it.text}` })));
+          messageUnits.push(...items.map((it) => inRole(format, role, unitOf(format, 'messages', it))));
         });
       });
     }
@@ -436,6 +448,7 @@ function hasToolResult(seg: PromptSegment): boolean {
 function itemsFrom(format: RequestFormat, seg: PromptSegment, texts: string[]): Item[] {
   const perItemBlocks = seg.section === 'messages' ? seg.messages.map(blockCount) : texts.map(() => 1);
   return texts.map((text, i) => ({
+    index: i,
     text,
     segment: seg,
     // OpenAI renders one message as several items at times (tool results): keep the total right.
@@ -469,14 +482,31 @@ function handleRef(node: JsonNode, at: string): string | null {
   return ref.value as string;
 }
 
-function unitOf(section: Section, item: Item): Unit {
-  return { section, hashText: item.text, item, segment: item.segment, blocks: item.blocks, callerBreakpoints: 0 };
+function unitOf(format: RequestFormat, section: Section, item: Item): Unit {
+  return { section, hashText: item.text, item, segment: item.segment, blocks: item.blocks, callerBreakpoints: 0, key: itemKey(format, item) };
+}
+
+/** Semantic keys of a segment's rendered items, per immutable texts array: a bundle's are computed once. */
+const itemKeys = new WeakMap<readonly string[], string[]>();
+
+function itemKey(format: RequestFormat, item: Item): string {
+  if (!item.all || item.index === undefined) return semanticKey(format, JSON.parse(item.text));
+  let keys = itemKeys.get(item.all);
+  if (!keys) itemKeys.set(item.all, (keys = []));
+  return (keys[item.index] ??= semanticKey(format, JSON.parse(item.all[item.index]!)));
+}
+
+/** A block of a message keyed with the message's role (a handle or a caller block inside a message's content). */
+function inRole(format: RequestFormat, role: string, unit: Unit): Unit {
+  return { ...unit, hashText: `${role}:${unit.hashText}`, key: semanticKey(format, [role, unit.key]) };
 }
 
 /** What a caller's inline unit contributes to the digests and breakpoints. */
 interface InlineIdentity {
   text: string;
   hashText: string;
+  /** Semantic keys by format, computed when first rendered in it. */
+  keys: Partial<Record<RequestFormat, string>>;
   callerBreakpoints: number;
   callerTtl: string | undefined;
   weight: number;
@@ -489,13 +519,13 @@ function fnv1a(s: string): number {
   return h >>> 0;
 }
 
-function inlineIdentity(text: string): InlineIdentity {
+function inlineIdentity(text: string, format: RequestFormat): InlineIdentity {
   // The value jsonc-parser's tree walk would give (duplicate keys, "__proto__"), several times faster.
   const value: unknown = JSON.parse(text);
   // Hash the value as parsed: whitespace does not change what the model sees, but key order does
   // (providers serialise keys as sent), so it is kept.
   const hashText = JSON.stringify(value);
-  return { text, hashText, callerBreakpoints: countCacheControl(value), callerTtl: callerTtlOf(value), weight: 2 * text.length + hashText.length + 64 };
+  return { text, hashText, keys: { [format]: semanticKey(format, value) }, callerBreakpoints: countCacheControl(value), callerTtl: callerTtlOf(value), weight: 2 * text.length + hashText.length + 64 };
 }
 
 function callerTtlOf(v: unknown): string | undefined {
@@ -589,6 +619,8 @@ function buildSegments(units: Unit[], model: ModelEntry) {
     const count = measured ?? Math.ceil(size / 4);
     chain = sha256Hex(chain + digest);
     if (marked) callerMarked.set(list.length, marked);
+    // Each unit's share of the segment's tokens, by its length.
+    const shares = scaleLengths(units.slice(i, j).map((u) => u.hashText.length), count);
     list.push({
       source: seg ? seg.source : 'inline',
       path: seg ? seg.path : [],
@@ -601,6 +633,7 @@ function buildSegments(units: Unit[], model: ModelEntry) {
       blocks,
       digest,
       chain,
+      units: units.slice(i, j).map((u, k) => [u.key, shares[k]!, u.blocks]),
     });
     texts.push(text);
     lastUnit.push(units[j - 1]!);

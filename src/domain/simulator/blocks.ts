@@ -4,9 +4,10 @@
 //
 // Keys chain like the design's prefix chain:
 //   key_k = sha256hex(key_{k-1} + '\n' + sha256hex(JCS({ at: position marker, block })))
-// with key_{-1} = ''. Cache markers (`cache_control`, `prompt_cache_breakpoint`)
-// are removed before hashing: they choose where the provider caches, they are
-// not part of the cached bytes.
+// with key_{-1} = ''. Blocks are hashed in their semantic form (semantic.ts): cache
+// markers removed (they choose where the provider caches, they are not part of the
+// cached prompt), string content taken as the text block it stands for, reply-only
+// fields dropped.
 //
 // Token counts are estimates: countTokens of the block's text (its canonical JSON
 // when it has no plain text) plus fixed framing overheads; the reconciler scales
@@ -15,6 +16,7 @@
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import { SimulationError, type SimBlock } from './cache';
+import { semanticForm } from './semantic';
 
 export type RequestFormat = 'anthropic' | 'openai-chat' | 'openai-responses';
 export type TokenCounter = (text: string) => number;
@@ -34,8 +36,6 @@ export const MESSAGE_OVERHEAD_TOKENS = 4;
 export const ANTHROPIC_DEFAULT_TTL = '5m';
 /** OpenAI's breakpoint TTL when `prompt_cache_options.ttl` is absent (documented default, GPT-5.6+). */
 export const OPENAI_DEFAULT_TTL = '30m';
-
-const MARKER_FIELDS = ['cache_control', 'prompt_cache_breakpoint'] as const;
 
 type Json = Record<string, unknown>;
 
@@ -66,30 +66,24 @@ export function blocksFromAnthropic(body: unknown, countTokens: TokenCounter): R
   const b = requireObject(body);
   const raw: RawBlock[] = [];
   arrayOf(b.tools).forEach((tool, index) => {
-    raw.push({ at: { section: 'tools', index }, content: stripMarkers(tool), breakpoint: anthropicTtl(tool), opensMessage: false });
+    raw.push({ at: { section: 'tools', index }, content: semanticForm('anthropic', tool), breakpoint: anthropicTtl(tool), opensMessage: false });
   });
-  if (typeof b.system === 'string') {
-    raw.push({ at: { section: 'system', index: 0 }, content: b.system, breakpoint: null, opensMessage: false });
-  } else {
-    arrayOf(b.system).forEach((part, index) => {
-      raw.push({ at: { section: 'system', index }, content: stripMarkers(part), breakpoint: anthropicTtl(part), opensMessage: false });
-    });
-  }
+  // A string is the text block it stands for.
+  const asBlocks = (v: unknown) => (typeof v === 'string' ? [{ type: 'text', text: v }] : arrayOf(v));
+  asBlocks(b.system).forEach((part, index) => {
+    raw.push({ at: { section: 'system', index }, content: semanticForm('anthropic', part), breakpoint: anthropicTtl(part), opensMessage: false });
+  });
   arrayOf(b.messages).forEach((message, m) => {
     const msg = isObject(message) ? message : {};
     const role = msg.role ?? null;
-    if (typeof msg.content === 'string') {
-      raw.push({ at: { section: 'messages', message: m, role, part: 0 }, content: msg.content, breakpoint: null, opensMessage: true });
-      return;
-    }
-    const parts = arrayOf(msg.content);
+    const parts = asBlocks(msg.content);
     if (parts.length === 0) {
       raw.push({ at: { section: 'messages', message: m, role, part: 0 }, content: null, breakpoint: null, opensMessage: true });
     }
     parts.forEach((part, p) => {
       raw.push({
         at: { section: 'messages', message: m, role, part: p },
-        content: stripMarkers(part),
+        content: semanticForm('anthropic', part),
         breakpoint: anthropicTtl(part),
         opensMessage: p === 0,
       });
@@ -108,11 +102,11 @@ export function blocksFromOpenAIChat(body: unknown, countTokens: TokenCounter): 
   const ttl = openaiRequestTtl(b);
   const raw: RawBlock[] = [];
   arrayOf(b.tools).forEach((tool, index) => {
-    raw.push({ at: { section: 'tools', index }, content: stripMarkers(tool), breakpoint: openaiTtl(tool, ttl), opensMessage: false });
+    raw.push({ at: { section: 'tools', index }, content: semanticForm('openai-chat', tool), breakpoint: openaiTtl(tool, ttl), opensMessage: false });
   });
   arrayOf(b.messages).forEach((message, m) => {
     const msg = isObject(message) ? message : {};
-    raw.push(...messageBlocks(msg, m, ttl, arrayOf(msg.tool_calls)));
+    raw.push(...messageBlocks('openai-chat', msg, m, ttl, arrayOf(msg.tool_calls)));
   });
   return chain(raw, countTokens);
 }
@@ -123,44 +117,41 @@ export function blocksFromOpenAIResponses(body: unknown, countTokens: TokenCount
   const ttl = openaiRequestTtl(b);
   const raw: RawBlock[] = [];
   arrayOf(b.tools).forEach((tool, index) => {
-    raw.push({ at: { section: 'tools', index }, content: stripMarkers(tool), breakpoint: openaiTtl(tool, ttl), opensMessage: false });
+    raw.push({ at: { section: 'tools', index }, content: semanticForm('openai-responses', tool), breakpoint: openaiTtl(tool, ttl), opensMessage: false });
   });
   if (typeof b.instructions === 'string') {
     raw.push({ at: { section: 'system', index: 0 }, content: b.instructions, breakpoint: null, opensMessage: true });
   }
-  if (typeof b.input === 'string') {
-    raw.push({ at: { section: 'messages', message: 0, role: 'user', part: 0 }, content: b.input, breakpoint: null, opensMessage: true });
-  } else {
-    arrayOf(b.input).forEach((item, m) => {
-      const it = isObject(item) ? item : {};
-      if ('content' in it) {
-        raw.push(...messageBlocks(it, m, ttl, []));
-      } else {
-        // function_call, function_call_output, reasoning, …: one block for the whole item
-        const output = it.type === 'function_call' || it.type === 'reasoning';
-        raw.push({ at: { section: 'messages', message: m, part: 0 }, content: stripMarkers(it), breakpoint: openaiTtl(it, ttl), opensMessage: true, output });
-      }
-    });
-  }
+  // A string input is the one user message it stands for.
+  const input = typeof b.input === 'string' ? [{ role: 'user', content: b.input }] : arrayOf(b.input);
+  input.forEach((item, m) => {
+    const it = isObject(item) ? item : {};
+    if ('content' in it) {
+      raw.push(...messageBlocks('openai-responses', it, m, ttl, []));
+    } else {
+      // function_call, function_call_output, reasoning, …: one block for the whole item
+      const output = it.type === 'function_call' || it.type === 'reasoning';
+      raw.push({ at: { section: 'messages', message: m, part: 0 }, content: semanticForm('openai-responses', it), breakpoint: openaiTtl(it, ttl), opensMessage: true, output });
+    }
+  });
   return chain(raw, countTokens);
 }
 
 /** Blocks of one OpenAI message: one per content part, then one per tool call; at least one. */
-function messageBlocks(msg: Json, m: number, ttl: string, toolCalls: unknown[]): RawBlock[] {
-  const { content, tool_calls: _calls, ...meta } = msg;
+function messageBlocks(format: 'openai-chat' | 'openai-responses', msg: Json, m: number, ttl: string, toolCalls: unknown[]): RawBlock[] {
+  const { content: _content, tool_calls: _calls, ...meta } = msg;
   const section = msg.role === 'system' || msg.role === 'developer' ? 'system' : 'messages';
   // Message-level fields (role, name, tool_call_id, …) are part of every block's position.
-  const at = (part: number): Json => ({ section, message: m, meta: stripMarkers(meta), part });
+  const place = semanticForm(format, meta);
+  const at = (part: number): Json => ({ section, message: m, meta: place, part });
   const out: RawBlock[] = [];
-  if (typeof content === 'string') {
-    out.push({ at: at(0), content, breakpoint: null, opensMessage: true });
-  } else {
-    arrayOf(content).forEach((part) => {
-      out.push({ at: at(out.length), content: stripMarkers(part), breakpoint: openaiTtl(part, ttl), opensMessage: out.length === 0 });
-    });
-  }
+  // The content in its semantic form (a string is its one text part); the markers are read from what was sent.
+  const sent = arrayOf(msg.content);
+  arrayOf((semanticForm(format, { role: msg.role, content: msg.content }) as Json).content).forEach((part, p) => {
+    out.push({ at: at(out.length), content: part, breakpoint: openaiTtl(sent[p], ttl), opensMessage: out.length === 0 });
+  });
   toolCalls.forEach((call) => {
-    out.push({ at: at(out.length), content: stripMarkers(call), breakpoint: null, opensMessage: out.length === 0 });
+    out.push({ at: at(out.length), content: semanticForm(format, call), breakpoint: null, opensMessage: out.length === 0 });
   });
   if (out.length === 0) out.push({ at: at(0), content: null, breakpoint: null, opensMessage: true });
   if (msg.role === 'assistant') for (const r of out) r.output = true;
@@ -219,12 +210,6 @@ function openaiRequestTtl(body: Json): string {
   return isObject(options) && typeof options.ttl === 'string' ? options.ttl : OPENAI_DEFAULT_TTL;
 }
 
-function stripMarkers(value: unknown): unknown {
-  if (!isObject(value)) return value;
-  const copy: Json = { ...value };
-  for (const field of MARKER_FIELDS) delete copy[field];
-  return copy;
-}
 
 function canonicalJson(value: unknown): string {
   return canonicalize(value) ?? 'null';

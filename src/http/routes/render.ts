@@ -1,3 +1,4 @@
+import { segmentsView } from '../views';
 import { createRoute, z } from '@hono/zod-openapi';
 import type { ModelCatalog } from '../../domain/catalog/catalog';
 import type { RequestService } from '../../domain/requests';
@@ -108,7 +109,7 @@ export function renderRoute(deps: FastPostDeps & { requests: RequestService }): 
       model: { name: result.model.model, catalog_entry: result.model.entry.id, fallback: result.model.fallback },
     });
     const tail = JSON.stringify({
-      segments: result.segments,
+      segments: segmentsView(result.segments),
       breakpoints: result.breakpoints,
       prompt_cache_key: result.promptCacheKey,
       prediction: result.prediction,

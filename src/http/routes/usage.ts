@@ -13,7 +13,8 @@ import { handleIdPattern } from '../../domain/ids';
 import { invalidInput, newRouter, type AppEnv } from '../router';
 import { commonErrors, conflictErrors, IdParam, Limit, readErrors } from '../schemas';
 import { HandleReportSchema, RequestListSchema, RequestViewSchema, TenantReportSchema, UsageBatchResultSchema, UsageResultSchema } from '../report-schemas';
-import { failureView, outcomeView, requestSummaryView } from '../views';
+import { failureView, outcomeView, requestSummaryView, segmentsView } from '../views';
+import type { RenderedSegment } from '../../domain/render/request';
 
 const SECONDS_HINT = 'epoch milliseconds are expected; this looks like seconds (multiply by 1000)';
 /** Either form, one rule: a time before 1973 (or past what a date holds) is refused, as a number or a string. */
@@ -224,7 +225,7 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
         // A first byte the report did not give is unknown (simulated as such): null, not the time stored in its place.
         first_byte_at: row.firstByteAt && (row.outcome as { sim?: { firstByteAt?: number | null } } | null)?.sim?.firstByteAt !== null ? new Date(row.firstByteAt).toISOString() : null,
         finished_at: row.finishedAt ? new Date(row.finishedAt).toISOString() : null,
-        segments: row.segments,
+        segments: segmentsView(row.segments as RenderedSegment[]),
         breakpoints: row.breakpoints,
         cache_ttl: row.cacheTtl ?? null,
         prediction: row.prediction,

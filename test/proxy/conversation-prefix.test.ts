@@ -1,0 +1,130 @@
+// A conversation's earlier turns are a cached prefix however they are sent: the
+// whole history inline on every turn, or each turn inline once and then from a
+// session the service renders (in its own spelling). The provider reads them;
+// reconciliation must predict that read, not call it `bonus` or the write `cold`.
+
+import type Anthropic from '@anthropic-ai/sdk';
+import type OpenAI from 'openai';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { mintBundle, mintSystem, mintTools, startSession } from '../helpers/factories';
+import { LONG_SYSTEM } from '../helpers/scenario';
+import { committed, startHarness, type Harness } from './harness';
+
+let h: Harness;
+beforeEach(async () => {
+  h = await startHarness();
+});
+afterEach(async () => {
+  await h.close();
+});
+
+const MINUTE = 60_000;
+/** A tool output of digits: o200k counts it about 1.6 times the ~4-bytes-a-token estimate. */
+const TABLE = Array.from({ length: 300 }, (_, i) => `row ${i}: parcel ${i * 7} at depot ${i % 13}`).join('\n');
+
+interface Segment {
+  source: string;
+  classes: Record<string, number>;
+}
+interface Recorded {
+  usage: { cache_read_tokens: number; total_prompt_tokens: number };
+  prediction: { read_tokens: number };
+  outcome: { segments: Segment[] };
+}
+
+async function bundle() {
+  const client = h.tenant.client;
+  const tools = await mintTools(client);
+  const sys = await mintSystem(client, LONG_SYSTEM);
+  return { client, bundle: await mintBundle(client, [tools.id, sys.id]) };
+}
+
+const sum = (r: Recorded, cls: string, source?: string) => r.outcome.segments.filter((s) => !source || s.source === source || s.source.startsWith(source)).reduce((n, s) => n + (s.classes[cls] ?? 0), 0);
+
+async function recorded(ids: string[]): Promise<Recorded[]> {
+  await committed(h);
+  return Promise.all(ids.map(async (id) => (await h.tenant.client.get(`/v1/requests/${id}`)).json as Recorded));
+}
+
+describe('the whole history sent inline on every turn', () => {
+  it('OpenAI chat: each turn reads the previous one whole, and reconciliation predicted it (captured, no bonus)', async () => {
+    const { bundle: b } = await bundle();
+    const sdk = h.openai({ headers: { 'x-ph-prefix': b.id } });
+    const history: OpenAI.ChatCompletionMessageParam[] = [];
+    const ids: string[] = [];
+    for (const question of ['Where is order 1003?', TABLE, 'Which depot?', 'Thanks.']) {
+      history.push({ role: 'user', content: question });
+      const { data, response } = await sdk.chat.completions.create({ model: 'gpt-4.1', messages: history }).withResponse();
+      // What the SDK hands back, sent back as it is (refusal: null, annotations: []).
+      history.push(data.choices[0]!.message);
+      ids.push(response.headers.get('x-ph-request-id')!);
+      h.clock.advance(MINUTE);
+    }
+    const rows = await recorded(ids);
+    for (const r of rows.slice(2)) {
+      // The provider read past the bundle, into the conversation (the table included); reconciliation predicted it.
+      expect(sum(r, 'captured', 'inline')).toBeGreaterThan(3000);
+      expect(sum(r, 'bonus') + sum(r, 'unconfirmed')).toBe(0);
+      expect(sum(r, 'captured')).toBe(r.usage.cache_read_tokens);
+    }
+  });
+
+  it('Anthropic, the caller marking its newest message each turn: the earlier turns are read and predicted', async () => {
+    const { bundle: b } = await bundle();
+    const sdk = h.anthropic({ headers: { 'x-ph-prefix': b.id } });
+    const history: Anthropic.MessageParam[] = [];
+    const ids: string[] = [];
+    for (const question of ['Where is order 1003?', TABLE, 'Which depot?', 'Thanks.']) {
+      history.push({ role: 'user', content: question });
+      // The mark moves to the newest message (as Anthropic's docs show); earlier ones are sent as plain strings again.
+      const marked = history.map((m, i): Anthropic.MessageParam => (i === history.length - 1 ? { role: m.role, content: [{ type: 'text', text: m.content as string, cache_control: { type: 'ephemeral' } }] } : m));
+      const { data, response } = await sdk.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 64, messages: marked }).withResponse();
+      history.push({ role: 'assistant', content: (data.content[0] as Anthropic.TextBlock).text });
+      ids.push(response.headers.get('x-ph-request-id')!);
+      h.clock.advance(MINUTE);
+    }
+    const rows = await recorded(ids);
+    for (const r of rows.slice(2)) {
+      expect(sum(r, 'captured', 'inline')).toBeGreaterThan(3000);
+      expect(sum(r, 'bonus') + sum(r, 'unconfirmed')).toBe(0);
+      expect(sum(r, 'captured')).toBe(r.usage.cache_read_tokens);
+    }
+  });
+});
+
+describe('each turn inline once, then from the session', () => {
+  it.each(['openai-chat', 'openai-responses'] as const)('%s: a large tool output is read on the next turn, and counted as captured in the session batch', async (format) => {
+    const { client, bundle: b } = await bundle();
+    const session = await startSession(client);
+    const sdk = h.openai({ headers: { 'x-ph-prefix': b.id, 'x-ph-session': session.id } });
+    const ids: string[] = [];
+    const send = async (turn: unknown[]) => {
+      const { response } =
+        format === 'openai-chat'
+          ? await sdk.chat.completions.create({ model: 'gpt-4.1', messages: turn as OpenAI.ChatCompletionMessageParam[] }).withResponse()
+          : await sdk.responses.create({ model: 'gpt-4.1', input: turn as OpenAI.Responses.ResponseInput }).withResponse();
+      ids.push(response.headers.get('x-ph-request-id')!);
+      h.clock.advance(MINUTE);
+    };
+    // The caller's own spelling (plain strings); the session renders them as content parts.
+    await send([{ role: 'user', content: 'Where is order 1003?' }]);
+    await send(
+      format === 'openai-chat'
+        ? [{ role: 'assistant', content: 'Looking.', tool_calls: [{ id: 'c1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } }] }, { role: 'tool', tool_call_id: 'c1', content: TABLE }]
+        : [{ type: 'function_call', call_id: 'c1', name: 'get_weather', arguments: '{"city":"Oslo"}' }, { type: 'function_call_output', call_id: 'c1', output: TABLE }],
+    );
+    await send([{ role: 'user', content: 'Thanks.' }]);
+    const [, second, third] = await recorded(ids);
+    // Turn 3 read everything turn 2 sent (in 128-token steps): the tool output included.
+    expect(third!.usage.cache_read_tokens).toBeGreaterThan(second!.usage.total_prompt_tokens - 128);
+    expect(third!.prediction.read_tokens).toBeGreaterThan(0);
+    expect(sum(third!, 'bonus') + sum(third!, 'unconfirmed')).toBe(0);
+    // Everything read past the bundle was the session: the first question, and the call with its output.
+    const inSession = sum(third!, 'captured', `${session.id}@`);
+    expect(inSession).toBe(third!.usage.cache_read_tokens - sum(third!, 'captured', 'art_'));
+    expect(inSession).toBeGreaterThan(3000);
+    const rep = (await client.get(`/v1/reports/handles/${session.id}`)).json;
+    expect(rep.tokens.bonus).toBe(0);
+    expect(rep.tokens.captured).toBe(inSession);
+  });
+});
