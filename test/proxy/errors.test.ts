@@ -82,6 +82,10 @@ describe('provider errors pass through', () => {
       // The same { status, body } the API gives.
       expect(page).toMatch(/data-raw="error">\{\n  &quot;status&quot;: \d+,\n  &quot;body&quot;: \{/);
       expect(page).toContain(String(status));
+      // It says the call failed: no usage report will come.
+      expect(page).toContain('data-notice="failed"');
+      expect(page).not.toContain('No usage report yet');
+      expect(page).not.toContain('not reconciled');
       // The provider's error body is kept with the failed request.
       expect(JSON.stringify(row.error.body)).toContain(JSON.stringify(theirs.error).replace(/^\{|\}$/g, ''));
     }

@@ -23,6 +23,7 @@ export const CLASS_INFO: Record<string, { label: string; color: string; help: st
   captured: { label: 'captured', color: '#16a34a', help: 'the provider confirmed it as a cache read' },
   bonus: { label: 'bonus', color: '#65a30d', help: 'read beyond our prediction (a cache warmed by traffic we did not see)' },
   pending: { label: 'not reconciled', color: '#cbd5e1', help: 'no usage report yet' },
+  failed: { label: 'call failed', color: '#cbd5e1', help: 'the provider call failed: it has no usage to reconcile' },
 };
 
 /** Leaks between opportunity and captured, in gate order. */
@@ -174,6 +175,8 @@ export interface BarSegment {
   start: number;
   end: number;
   classes: Record<string, number> | null;
+  /** Why a segment without classes has none: no report yet (the default), or the call failed. */
+  unclassified?: 'pending' | 'failed';
 }
 
 /** Narrow segments get this many px at least (taken from the wide ones), so a 10-token segment stays visible. */
@@ -216,7 +219,7 @@ ${segments.map((s, i) => {
     const x0 = starts[i]!;
     const w = widths[i]!;
     let at = x0;
-    const parts = (s.classes ? SEGMENT_ORDER.filter((c) => (s.classes![c] ?? 0) > 0).map((c) => ({ cls: c, n: s.classes![c]! })) : [{ cls: 'pending', n: len }]).map((p) => {
+    const parts = (s.classes ? SEGMENT_ORDER.filter((c) => (s.classes![c] ?? 0) > 0).map((c) => ({ cls: c, n: s.classes![c]! })) : [{ cls: s.unclassified ?? 'pending', n: len }]).map((p) => {
       const pw = len ? (p.n / len) * w : w;
       const part = { ...p, x: at, w: pw };
       at += pw;

@@ -18,9 +18,10 @@ export function requestPage(row: RequestRow): Html {
   const segments = row.segments as RenderedSegment[];
   const outcome = (row.outcome ?? null) as RequestOutcome | null;
   const usage = (row.usage ?? null) as NormalizedUsage | null;
+  const unclassified = row.status === 'failed' ? 'failed' : 'pending';
   const bar: BarSegment[] = segments.map((s, i) => {
     const o = outcome?.segments[i];
-    return { index: i, source: s.source, section: s.section, start: o ? o.start : s.token_start, end: o ? o.end : s.token_end, classes: o ? o.classes : null };
+    return { index: i, source: s.source, section: s.section, start: o ? o.start : s.token_start, end: o ? o.end : s.token_end, classes: o ? o.classes : null, unclassified };
   });
   // Breakpoints are placed in estimated tokens; scale them like the segments were.
   const estimated = segments.at(-1)?.token_end ?? 0;
@@ -30,7 +31,7 @@ export function requestPage(row: RequestRow): Html {
     label: `cache breakpoint after segment #${b.segment + 1} (${b.ttl}, set by ${b.set_by})`,
   }));
   // The legend names only what this request's bar shows.
-  const present = new Set(bar.flatMap((s) => (s.classes ? Object.keys(s.classes).filter((c) => s.classes![c]! > 0) : ['pending'])));
+  const present = new Set(bar.flatMap((s) => (s.classes ? Object.keys(s.classes).filter((c) => s.classes![c]! > 0) : [unclassified])));
   const cost = outcome ? outcome.segments.reduce((a, s) => ({ actual: a.actual + s.cost.actual, perfect: a.perfect + s.cost.perfect }), { actual: 0, perfect: 0 }) : null;
 
   return html`<h1>Request <code>${row.id}</code></h1>
@@ -44,16 +45,16 @@ ${cost ? metric('cost.leaked', 'Leaked on this request', cost.actual - cost.perf
 </dl>
 ${outcome?.capture === 'unknown' ? html`<p class="notice">The provider reported no cache fields for this request: its capture is <b>unknown</b>, not 0%.</p>` : ''}
 ${outcome?.total_mismatch ? mismatchNotice(outcome.total_mismatch) : ''}
-${outcome ? '' : html`<p class="notice">No usage report yet: the bar shows the rendered segments only.</p>`}
+${outcome ? '' : row.status === 'failed' ? html`<p class="notice" data-notice="failed">The provider call failed: there is no usage to reconcile (its error is below). The bar shows the rendered segments only.</p>` : html`<p class="notice">No usage report yet: the bar shows the rendered segments only.</p>`}
 <div class="card"><h2 style="margin-top:0">The prompt, segment by segment</h2>
 ${segmentBar(bar, breakpoints, `Segments of ${row.id} coloured by outcome`)}
-${legend([...SEGMENT_ORDER, 'pending'].filter((c) => present.has(c)), { breakpoint: breakpoints.length > 0 })}</div>
+${legend([...SEGMENT_ORDER, 'pending', 'failed'].filter((c) => present.has(c)), { breakpoint: breakpoints.length > 0 })}</div>
 <table data-table="segments"><thead><tr><th>#</th><th>Source</th><th>Section</th><th class="num">Tokens</th><th>Outcome</th><th class="num">Read</th><th class="num">Written</th><th class="num">Cost</th></tr></thead><tbody>
 ${bar.map((s, i) => {
     const o = outcome?.segments[i];
     const classes = Object.entries(s.classes ?? {}).filter(([, n]) => n > 0);
     return html`<tr data-segment="${i}"><td class="num">${i + 1}</td><td>${sourceLink(s.source)}</td><td>${s.section}</td><td class="num">${tok(s.end - s.start)}</td>
-<td>${classes.length ? classes.map(([c, n], k) => html`${k ? ' · ' : ''}<span data-class="${c}" data-tokens="${n}">${CLASS_INFO[c]?.label ?? c} ${tokens(n)}</span>`) : html`<span class="muted">not reconciled</span>`}</td>
+<td>${classes.length ? classes.map(([c, n], k) => html`${k ? ' · ' : ''}<span data-class="${c}" data-tokens="${n}">${CLASS_INFO[c]?.label ?? c} ${tokens(n)}</span>`) : html`<span class="muted">${row.status === 'failed' ? 'the call failed' : 'not reconciled'}</span>`}</td>
 <td class="num">${o ? tokens(o.read) : '—'}</td><td class="num">${o ? tokens(o.write) : '—'}</td><td class="num">${o ? usd(o.cost.actual) : '—'}</td></tr>`;
   })}</tbody></table>
 ${outcome?.drift ? driftBlock(outcome.drift) : ''}
