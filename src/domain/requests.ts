@@ -146,7 +146,7 @@ export class RequestService {
       cacheTtl: rendered.cacheTtl,
       prediction,
     };
-    const committed = this.deps.writes.enqueue({ kind: 'request', row, inline });
+    const committed = this.deps.writes.enqueue({ kind: 'request', row, inline, handles: rendered.handles });
     // Inline bytes past their retention are dropped as we go, at most once a minute.
     if (now - this.lastPurge > 60_000) {
       this.lastPurge = now;

@@ -382,7 +382,7 @@ export class SqliteStore implements Store {
     for (const op of ops) {
       if (op.kind === 'request') {
         out.push([this.write.insertRequest, requestParams(op.row)]);
-        for (const handleId of handlesOf(op.row.segments)) out.push([this.write.insertRequestHandle, { tenantId: op.row.tenantId, handleId, renderedAt: op.row.renderedAt, requestId: op.row.id }]);
+        for (const handleId of new Set([...handlesOf(op.row.segments), ...(op.handles ?? [])])) out.push([this.write.insertRequestHandle, { tenantId: op.row.tenantId, handleId, renderedAt: op.row.renderedAt, requestId: op.row.id }]);
         for (const i of op.inline) out.push([this.write.insertInline, { ...i, truncated: i.truncated ? 1 : 0 }]);
       } else if (op.kind === 'failed') {
         out.push([this.write.markFailed, { id: op.requestId, startedAt: op.detail.startedAt, finishedAt: op.detail.finishedAt, usageRaw: JSON.stringify(op.detail.usageRaw) }]);

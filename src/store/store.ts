@@ -144,7 +144,8 @@ export interface CalibrationRow extends CalibrationDelta {
 
 /** One write of a group commit: a rendered request, a reconciled report, or an upstream failure. */
 export type WriteOp =
-  | { kind: 'request'; row: RequestRow; inline: InlineRow[] }
+  /** `handles`: every handle the request named (the index of requests by handle), beyond those its segments show. */
+  | { kind: 'request'; row: RequestRow; inline: InlineRow[]; handles?: string[] }
   | { kind: 'ingest'; write: IngestWrite }
   | { kind: 'failed'; requestId: string; detail: { startedAt: number; finishedAt: number; usageRaw: unknown } };
 

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../helpers/app';
-import { mintSystem } from '../helpers/factories';
+import { mintSystem, startSession } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM } from '../helpers/scenario';
 
 let t: TestApp;
@@ -249,6 +249,19 @@ describe('GET /v1/requests', () => {
       expect(res.status, bad).toBe(422);
       expect(res.json.errors[0].pointer, bad).toBe(`query:${bad.split('=')[0]}`);
     }
+  });
+});
+
+describe('GET /v1/requests?handle= for a handle that rendered nothing', () => {
+  it("lists a session's first turn, sent while the session was still empty", async () => {
+    const me = t.tenant();
+    const session = await startSession(me.client);
+    const first = await me.client.post('/v1/render', { format: 'anthropic', request: { model: 'claude-sonnet-4-6', max_tokens: 5, prefix: [session.id], messages: [{ role: 'user', content: 'hello' }] } });
+    expect(first.status, first.text).toBe(200);
+    expect(first.json.segments.map((s: { source: string }) => s.source)).toEqual(['inline']);
+    await t.services.writes.idle();
+    const listed = (await me.client.get(`/v1/requests?handle=${session.id}`)).json.requests.map((r: { id: string }) => r.id);
+    expect(listed).toEqual([first.json.request_id]);
   });
 });
 

@@ -73,6 +73,8 @@ export interface RenderedRequest {
   inlineText: Map<number, string>;
   /** The model the request is for, as resolved from the body (or the caller's override). */
   model: ModelEntry;
+  /** Every handle the request named, also one that rendered nothing (a session with no turns yet). */
+  handles: string[];
 }
 
 export interface RenderRequestInput {
@@ -120,6 +122,8 @@ interface Unit {
 }
 
 const HANDLE_TYPE = 'handle';
+
+type ResolvedRef = ReturnType<HandleService['resolve']>;
 
 // Where each provider keeps its sections, and how its text blocks look.
 const LAYOUT: Record<RequestFormat, { messages: string; system: string | null; textBlock: (t: string) => string }> = {
@@ -187,6 +191,12 @@ export class RequestRenderer {
     const layout = LAYOUT[format];
     const ctx = newRenderContext();
     const edits: Edit[] = [];
+    const named = new Set<string>();
+    const resolve = (ref: string, at: string) => {
+      const r = this.handles.resolve(input.tenantId, ref, at);
+      named.add(r.handle.id);
+      return r;
+    };
     const placements: { items: Item[]; build: (texts: string[]) => Edit }[] = [];
 
     // ---- top-level prefix (and the proxy's header refs) ----
@@ -206,7 +216,7 @@ export class RequestRenderer {
     const prefixSegments = orderSegments(
       prefixRefs.flatMap((ref, i) => {
         const at = i < (input.extraPrefix?.length ?? 0) ? 'header:x-ph-prefix' : childPointer(childPointer(pointer, 'prefix'), i - (input.extraPrefix?.length ?? 0));
-        const r = this.handles.resolve(input.tenantId, ref, at);
+        const r = resolve(ref, at);
         return this.handles.segmentsOf(r.handle, r.version.version);
       }),
     );
@@ -235,7 +245,7 @@ export class RequestRenderer {
       const at = childPointer(childPointer(pointer, 'tools'), i);
       const ref = handleRef(node, at);
       if (ref) {
-        const items = this.inPlace(input.tenantId, format, ref, at, ['tools'], ctx);
+        const items = this.inPlace(resolve, format, ref, at, ['tools'], ctx);
         placements.push({
           items,
           build: (texts) => replaceElement(toolsNode!, i, format === 'gemini' ? [`{"functionDeclarations":[${texts.join(',')}]}`] : texts),
@@ -284,7 +294,7 @@ export class RequestRenderer {
         const nodeAt = childPointer(format === 'gemini' ? childPointer(at, 'parts') : at, i);
         const ref = handleRef(node, nodeAt);
         if (ref) {
-          const items = this.inPlace(input.tenantId, format, ref, nodeAt, ['system'], ctx);
+          const items = this.inPlace(resolve, format, ref, nodeAt, ['system'], ctx);
           placements.push({ items, build: (texts) => replaceElement(partsNode!, i, texts) });
           systemUnits.push(...items.map((it) => unitOf(format, 'system', it)));
         } else systemUnits.push(this.inline(format, 'system', bodyText, node));
@@ -321,7 +331,7 @@ export class RequestRenderer {
         const at = childPointer(msgAt, i);
         const ref = handleRef(node, at);
         if (ref) {
-          const items = this.inPlace(input.tenantId, format, ref, at, ['messages'], ctx);
+          const items = this.inPlace(resolve, format, ref, at, ['messages'], ctx);
           placements.push({ items, build: (texts) => replaceElement(list, i, texts) });
           messageUnits.push(...items.map((it) => unitOf(format, 'messages', it)));
           return;
@@ -344,7 +354,7 @@ export class RequestRenderer {
             return;
           }
           const blockAt = childPointer(childPointer(at, contentKey), j);
-          const r = this.handles.resolve(input.tenantId, ref, blockAt);
+          const r = resolve(ref, blockAt);
           const segs = this.handles.segmentsOf(r.handle, r.version.version);
           const items = segs.map((s) => {
             const text = textOfContentSegment(s, blockAt);
@@ -428,12 +438,12 @@ export class RequestRenderer {
     segments.list.forEach((s, i) => {
       if (s.source === 'inline' && i < lastHandle) inlineText.set(i, segments.texts[i]!);
     });
-    return { bodyText: applyEdits(bodyText, edits), segments: segments.list, breakpoints, promptCacheKey, cacheTtl, inlineText, model };
+    return { bodyText: applyEdits(bodyText, edits), segments: segments.list, breakpoints, promptCacheKey, cacheTtl, inlineText, model, handles: [...named] };
   }
 
   /** Items for a handle that stands in place of one element; only the allowed sections may appear there. */
-  private inPlace(tenantId: string, format: RequestFormat, ref: string, at: string, allowed: Section[], ctx: RenderContext): Item[] {
-    const r = this.handles.resolve(tenantId, ref, at);
+  private inPlace(resolve: (ref: string, at: string) => ResolvedRef, format: RequestFormat, ref: string, at: string, allowed: Section[], ctx: RenderContext): Item[] {
+    const r = resolve(ref, at);
     const segs = this.handles.segmentsOf(r.handle, r.version.version);
     const wrong = segs.find((s) => !allowed.includes(s.section));
     if (wrong) throw invalid(at, `${ref} contains ${wrong.section} content (${wrong.source}), which cannot stand here; put it in "prefix" instead`);

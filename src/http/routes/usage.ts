@@ -82,7 +82,7 @@ const ListRequestsQuery = z.object({
     .string()
     .regex(handleIdPattern(), 'expected a handle id (art_…, bnd_… or ses_…)')
     .optional()
-    .openapi({ description: 'Only requests whose segments referenced this handle (a bundle covers its members).' }),
+    .openapi({ description: 'Only requests that referenced this handle (a bundle covers its members; a session, also turns sent while it was empty).' }),
   limit: Limit,
   cursor: z
     .string()
