@@ -100,6 +100,31 @@ describe('reconciliation scenarios', () => {
     void bundle;
   });
 
+  it("a new version of a handle before others: drift on what follows, located to the byte in the handle's content", async () => {
+    const { client } = t.tenant();
+    const stamped = (stamp: string) => `Policy as of ${stamp}. ${LONG_SYSTEM}`;
+    const sys = await mintSystem(client, stamped('2026-11-21'));
+    const doc = await mintArtifact(client, 'document', LONG_SYSTEM + ' The handbook.');
+    const turn = () => renderAnthropic(client, { prefix: [sys.id, doc.id], messages: [{ role: 'user', content: 'hello' }] });
+    const r1 = await turn();
+    await report(client, t, r1, anthropicUsage(promptTokens(r1), 0, r1.breakpoints.at(-1)!.token_end));
+    t.clock.advance(MIN);
+    const next = await client.post(`/v1/artifacts/${sys.id}/versions`, { content: stamped('2026-11-22') });
+    expect(next.status, next.text).toBe(201);
+    const r2 = await turn();
+    const o2 = (await report(client, t, r2, anthropicUsage(promptTokens(r2), 0, r2.breakpoints.at(-1)!.token_end))).outcome;
+    expect(Object.keys(classesOf(o2, `${doc.id}@1`))).toEqual(['drift']);
+    expect(o2.drift).toMatchObject({
+      handle: `${doc.id}@1`,
+      segment: 0,
+      now: { source: `${sys.id}@2`, excerpt: expect.stringContaining('2026-11-22') },
+      before: { source: `${sys.id}@1`, excerpt: expect.stringContaining('2026-11-21') },
+    });
+    // The same offset the new version's metadata gives: the day's second digit.
+    expect(o2.drift.byte_offset).toBe('Policy as of 2026-11-2'.length);
+    expect(o2.drift.byte_offset).toBe(next.json.meta.change.first_diff_byte);
+  });
+
   it('a change of API format on one cache (chat, then Responses) is drift the finding names as such', async () => {
     const { client, bundle } = await agentSetup();
     const renderAs = async (format: string, request: object) => {

@@ -434,9 +434,11 @@ export class Reconciler {
     const t = this.deps.clock.now();
     const nowText = a.source === 'inline' ? this.deps.writes.inline(request.id, k, t)?.text : undefined;
     const beforeText = b.source === 'inline' ? this.deps.writes.inline(previous.id, k, t)?.text : undefined;
-    if (nowText !== undefined && beforeText !== undefined) {
-      const x = Buffer.from(nowText);
-      const y = Buffer.from(beforeText);
+    // Two versions of one handle: their stored contents locate the edit (a bundle has none of its own: its changed member does).
+    const versions = nowText === undefined ? this.versionContents(a.source, b.source) : undefined;
+    if ((nowText !== undefined && beforeText !== undefined) || versions) {
+      const x = versions ? versions.now : Buffer.from(nowText!);
+      const y = versions ? versions.before : Buffer.from(beforeText!);
       let i = 0;
       while (i < x.length && i < y.length && x[i] === y[i]) i++;
       finding.byte_offset = i;
@@ -444,6 +446,18 @@ export class Reconciler {
       finding.before.excerpt = excerpt(y, i);
     }
     return finding;
+  }
+
+  /** The stored contents of two versions of the same handle, when both have one. */
+  private versionContents(now: string, before: string): { now: Buffer; before: Buffer } | undefined {
+    const [x, y] = [parseRef(now), parseRef(before)];
+    if (!x || !y || x.id !== y.id || x.version === null || y.version === null || x.version === y.version) return undefined;
+    const content = (version: number) => {
+      const digest = this.deps.store.getVersion(x.id, version)?.contentDigest;
+      return digest ? this.deps.store.getBlob(digest) : undefined;
+    };
+    const [a, b] = [content(x.version), content(y.version!)];
+    return a && b ? { now: a, before: b } : undefined;
   }
 
   // ---------- group commit ----------
