@@ -50,7 +50,7 @@ export function mintView(r: { created: boolean; handle: HandleRow; version: Vers
 /** A request's outcome as the API shows it: without the state kept to replay its scope's simulation (`lengths`, `sim`). */
 export function outcomeView(outcome: unknown): unknown {
   if (outcome === null || typeof outcome !== 'object') return outcome ?? null;
-  const { lengths: _lengths, sim: _sim, ...shown } = outcome as Record<string, unknown>;
+  const { lengths: _lengths, unit_lengths: _unitLengths, sim: _sim, ...shown } = outcome as Record<string, unknown>;
   // Money in billionths of a cent: float noise (7.500000000000001e-05) is not shown; the rollups keep full precision.
   if (Array.isArray(shown.segments))
     shown.segments = shown.segments.map((s: { cost?: Record<string, number> }) =>

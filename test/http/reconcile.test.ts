@@ -517,6 +517,37 @@ describe('reconciliation scenarios', () => {
     expect(o2.segments[0]!.end).toBe(sysTokens);
   });
 
+  it('Anthropic: a read that reaches a block past the simulated one is bonus, even within 10% of it', async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, LONG_SYSTEM);
+    const r1 = await renderAnthropic(client, { prefix: [sys.id], messages: [{ role: 'user', content: 'hi' }] });
+    await report(client, t, r1, anthropicUsage(promptTokens(r1), 0, r1.breakpoints[0]!.token_end));
+    t.clock.advance(MIN);
+    // A marked message we never saw written (another client warmed it): the provider reads through it.
+    const earlier = 'Some earlier turn the service never saw reported. '.repeat(15);
+    const r2 = await renderAnthropic(client, { prefix: [sys.id], messages: [{ role: 'user', content: [{ type: 'text', text: earlier, cache_control: { type: 'ephemeral' } }] }, { role: 'assistant', content: 'ok' }, { role: 'user', content: 'next' }] });
+    const through = r2.breakpoints.find((b) => b.set_by === 'caller')!.token_end;
+    const o2 = (await report(client, t, r2, anthropicUsage(promptTokens(r2), through, 0))).outcome;
+    const sysTokens = o2.segments[0]!.end;
+    expect(classesOf(o2, `${sys.id}@1`)).toEqual({ captured: sysTokens });
+    expect(o2.segments.reduce((n, s) => n + (s.classes.bonus ?? 0), 0)).toBe(through - sysTokens);
+    expect(o2.predicted.read).toBe(sysTokens);
+  });
+
+  it("Anthropic: a handle the provider counts 15% below our estimate is still read whole, not partly unconfirmed", async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, LONG_SYSTEM);
+    const q = (n: number) => `Question ${n}: ` + 'please look this up in the handbook for me. '.repeat(250);
+    const r1 = await renderAnthropic(client, { prefix: [sys.id], messages: [{ role: 'user', content: q(1) }] });
+    const sysReal = Math.round(r1.segments[0]!.token_end * 0.85);
+    const question = promptTokens(r1) - r1.segments[0]!.token_end;
+    await report(client, t, r1, anthropicUsage(sysReal + question, 0, sysReal));
+    t.clock.advance(MIN);
+    const r2 = await renderAnthropic(client, { prefix: [sys.id], messages: [{ role: 'user', content: q(2) }] });
+    const o2 = (await report(client, t, r2, anthropicUsage(sysReal + question, sysReal, 0))).outcome;
+    expect(classesOf(o2, `${sys.id}@1`)).toEqual({ captured: sysReal });
+  });
+
   it.each([false, true])("a session batch keeps the size the provider showed when it was written: later reads do not shift tokens between segments (restart before the read: %s)", async (restart) => {
     const dir = mkdtempSync(join(tmpdir(), 'ph-ends-'));
     t.close();

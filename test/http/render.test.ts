@@ -282,6 +282,18 @@ describe('POST /v1/render', () => {
     expect(res.status, res.text).toBe(200);
     // In prompt order: the caller's 1h tool, ours on the system handle (1h, before the caller's 5m), the caller's 5m, ours on the document (5m).
     expect(res.json.breakpoints.map((b: { set_by: string; ttl: string }) => `${b.set_by}:${b.ttl}`)).toEqual(['caller:1h', 'service:1h', 'caller:5m', 'service:5m']);
+    // One message marking 1h then 5m: our mark after it is 5m too.
+    const mixed = await render(client, 'anthropic', {
+      model: 'claude-sonnet-4-6',
+      max_tokens: 64,
+      messages: [
+        { role: 'user', content: [{ type: 'text', text: 'a', cache_control: { type: 'ephemeral', ttl: '1h' } }, { type: 'text', text: 'b', cache_control: { type: 'ephemeral' } }] },
+        { role: 'assistant', content: 'ok' },
+        { role: 'user', content: [{ type: 'handle', ref: doc.id }, { type: 'text', text: 'q' }] },
+      ],
+    });
+    expect(mixed.status, mixed.text).toBe(200);
+    expect(mixed.json.breakpoints.filter((b: { set_by: string }) => b.set_by === 'service').map((b: { ttl: string }) => b.ttl)).toEqual(['5m']);
     const ttls = [...bodyText(res.text).matchAll(/"cache_control":\{"type":"ephemeral"(?:,"ttl":"(1h)")?\}/g)].map((m) => m[1] ?? '5m');
     expect(ttls).toEqual(['1h', '1h', '5m', '5m']);
   });

@@ -84,11 +84,17 @@ describe('the whole history sent inline on every turn', () => {
       h.clock.advance(MINUTE);
     }
     const rows = await recorded(ids);
+    // Turn 2 reads turn 1's first question, a message inside this turn's inline segment: placed there, not at the bundle's end.
+    expect(sum(rows[1]!, 'captured')).toBe(rows[1]!.usage.cache_read_tokens);
+    expect(sum(rows[1]!, 'captured', 'inline')).toBeGreaterThan(0);
+    for (const r of rows.slice(1)) expect(sum(r, 'bonus') + sum(r, 'unconfirmed')).toBe(0);
     for (const r of rows.slice(2)) {
       expect(sum(r, 'captured', 'inline')).toBeGreaterThan(3000);
-      expect(sum(r, 'bonus') + sum(r, 'unconfirmed')).toBe(0);
       expect(sum(r, 'captured')).toBe(r.usage.cache_read_tokens);
     }
+    // The bundle keeps about its own size on every turn: the digits' under-estimate is not spread onto it.
+    const bundleTokens = rows.map((r) => r.outcome.segments.filter((s) => s.source !== 'inline').reduce((n, s) => n + Object.values(s.classes).reduce((a, c) => a + c, 0), 0));
+    for (const n of bundleTokens) expect(Math.abs(n - bundleTokens[0]!)).toBeLessThan(bundleTokens[0]! * 0.02);
   });
 });
 

@@ -137,7 +137,16 @@ describe('segment digests of handles', () => {
           const res = await client.post('/v1/render', { format: 'anthropic', request: { model: 'claude-sonnet-4-5', prefix: [sys], messages } });
           expect(res.status, res.text).toBe(200);
           const { segments, breakpoints, body } = res.json;
-          return { segments: segments.map(({ source: _s, path: _p, chain: _c, ...rest }: Record<string, unknown>) => rest), breakpoints: breakpoints.map(({ source: _s, ...rest }: Record<string, unknown>) => rest), body: JSON.stringify(body).replace(/art_\w+/g, 'art') };
+          // The units reconciliation keys on are stored, not shown: read them back.
+          app.services.writes.flushNow();
+          const stored = JSON.parse(app.sqlite.prepare('select segments from requests where id = ?').pluck().get(res.json.request_id) as string) as Array<{ units: unknown }>;
+          expect(stored.every((seg) => Array.isArray(seg.units) && seg.units.length > 0)).toBe(true);
+          return {
+            segments: segments.map(({ source: _s, path: _p, chain: _c, ...rest }: Record<string, unknown>) => rest),
+            units: stored.map((s) => s.units),
+            breakpoints: breakpoints.map(({ source: _s, ...rest }: Record<string, unknown>) => rest),
+            body: JSON.stringify(body).replace(/art_\w+/g, 'art'),
+          };
         };
         // Warm: the same messages seen before (kept from their second sighting), as an agent loop sends them again.
         await render(t, before);

@@ -21,7 +21,7 @@ const FIT_MAX_FACTOR = 4;
 
 /**
  * Lengths that sum to a provider's `total`: segments whose count is exact (an OpenAI encoding's count of a handle)
- * keep it, and the estimated ones (inline text, ~4 bytes a token) take the rest in proportion. Scaling them all
+ * keep it, and the estimated ones (inline content, other tokenizer families) take the rest in proportion. Scaling them all
  * together would move the estimate's error onto the exact spans: inline digits under-estimated by a third
  * stretched a measured system prompt past the provider's read, and showed its tail as `unconfirmed`. When the
  * rest would scale the estimated segments by more than 4× either way (or there are none), all are scaled together.

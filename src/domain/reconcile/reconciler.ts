@@ -10,12 +10,12 @@ import { DomainError, invalid, notFound, withPointer } from '../errors';
 import { parseRef } from '../ids';
 import { Lru } from '../lru';
 import type { Breakpoint, RenderedSegment } from '../render/request';
-import type { SimOutcome, SimPlan, SimRequest } from '../simulator/cache';
+import type { SimBlock, SimOutcome, SimPlan, SimRequest } from '../simulator/cache';
 import { extractDiagnostics, normalizeUsage, usageObjectOf, usageProviderOf, UsageShapeError } from '../usage/normalize';
 import type { NormalizedUsage } from '../usage/types';
-import { anchorLengths, fitLengths, overlap } from './attribution';
+import { anchorLengths, fitLengths, overlap, type Pin } from './attribution';
 import { PendingPremiums, partsOf, readUpTo, type PremiumPart, type StoredPremium } from './write-premiums';
-import { advance, blocksFor, knownEnds, learnExactEnds, measuresPrefixes, ScopeStates, type RecordedOutcome, type ScopeState, type SimTimes } from './scopes';
+import { advance, blocksFor, hasUnits, knownEnds, lastUnits, learnExactEnds, measuresPrefixes, ScopeStates, unitLengths, type RecordedOutcome, type ScopeState, type SimTimes } from './scopes';
 import { CLASSES, classifySegment, requestsColumn, ROLLUP_CLASSES, ROLLUP_VALUE_COLUMNS, type ClassCounts } from './waterfall';
 
 export interface UsageReport {
@@ -236,20 +236,9 @@ export class Reconciler {
 
     const estimated = segments.map((s) => s.token_end - s.token_start);
     const total = usage.total_prompt_tokens;
-    // Handles were counted by a tokenizer at mint (exactly, for OpenAI encodings); inline text is ~4 bytes a token.
-    const scaled = total === null ? estimated : fitLengths(estimated, segments.map((s) => s.source !== 'inline'), total);
-    // An explicit cache's read and write end at breakpoints: breakpoint segment ends near them are moved onto them,
-    // and the prefixes whose end an earlier report showed keep it.
+    // Handles under an OpenAI encoding were counted exactly at mint; the rest (inline text, other families) is estimated.
+    const scaled = total === null ? estimated : fitLengths(estimated, segments.map((s) => s.tokens_estimated === false), total);
     const read = usage.cache_fields_reported ? (usage.cache_read_tokens ?? 0) : null;
-    const measured = total !== null && measuresPrefixes(model);
-    const lengths = measured
-      ? anchorLengths(
-          scaled,
-          (request.breakpoints as Breakpoint[]).map((b) => b.segment),
-          read === null ? [] : [read, read + (usage.cache_write_tokens ?? 0)],
-          knownEnds(state, request.format, segments),
-        )
-      : scaled;
     const simStart = Math.max(startedAt, state.lastStart);
     // A first byte not reported is unknown, somewhere up to the end of the call (the report's receipt, for a
     // client that reports later): its write is readable for later requests from this start or from that end,
@@ -259,7 +248,26 @@ export class Reconciler {
         ? { startedAt: simStart, firstByteAt: null, finishedAt: Math.max(finishedAt, simStart) }
         : { startedAt: simStart, firstByteAt: Math.max(firstByteAt, simStart) };
     if (history) simAt.history = true;
-    const { blocks, segmentOf } = blocksFor(segments, lengths, request.breakpoints as Breakpoint[], model);
+    // An explicit cache's read and write end at breakpoints: breakpoint segment ends near them are moved onto them,
+    // and the prefixes whose end an earlier report showed keep it. With units, the read's end is placed at the unit
+    // the simulated cache reads up to, also inside a segment (a caller's mark on a message of an earlier turn).
+    const breakpoints = request.breakpoints as Breakpoint[];
+    let lengths = scaled;
+    let unitLens: number[] | undefined;
+    if (total !== null && measuresPrefixes(model)) {
+      const anchors = read === null ? [] : [read, read + (usage.cache_write_tokens ?? 0)];
+      const known = knownEnds(state, request.format, segments);
+      if (hasUnits(segments)) {
+        const last = lastUnits(segments);
+        const units = unitLengths(segments, scaled);
+        const hit = read ? readEnd(state, { id: request.id, ...simAt, ttl: request.cacheTtl }, segments, units, breakpoints, model, read) : null;
+        const pins = known.map((p) => ({ segment: last[p.segment]!, at: p.at })).filter((p) => !hit || (p.segment < hit.segment ? p.at < hit.at : p.segment > hit.segment && p.at > hit.at));
+        unitLens = anchorLengths(units, breakpoints.map((b) => last[b.segment]!), hit ? anchors.slice(1) : anchors, hit ? [hit, ...pins] : pins);
+        let u = 0;
+        lengths = segments.map((seg) => unitLens!.slice(u, (u += seg.units!.length)).reduce((a, b) => a + b, 0));
+      } else lengths = anchorLengths(scaled, breakpoints.map((b) => b.segment), anchors, known);
+    }
+    const { blocks, segmentOf } = blocksFor(segments, lengths, breakpoints, model, unitLens);
     const seenBefore = segments.map((s) => s.source !== 'inline' && state.seenSources.has(s.source));
     const lastBySource = new Map(state.lastRequestBySource);
     const writer = (o: SimOutcome) => (o.hitBlock !== null ? state.sim.writerOf(blocks[o.hitBlock]!.key) : undefined);
@@ -268,9 +276,10 @@ export class Reconciler {
     const outcomeSim = advance(state, request, blocks, simAt, chosen.plan);
     const readFrom = writer(outcomeSim);
     // The provider's read and the simulated one name the same prefix when they differ by no more than our token
-    // estimate can err (one hit step on a granular cache; on an explicit one, 10% and at least 16 tokens, read
-    // past the simulated end): the difference is ours, not a bonus or an unconfirmed read.
-    const predictedRead = sameRead(model, outcomeSim.readTokens, read) ? read! : outcomeSim.readTokens;
+    // estimate can err (one hit step on a granular cache; on an explicit one, past the simulated end by at most the
+    // larger of 10% and 16 tokens, and short of the next block's end): the difference is ours, not a bonus or an
+    // unconfirmed read.
+    const predictedRead = sameRead(model, outcomeSim.readTokens, read, blocks) ? read! : outcomeSim.readTokens;
 
     const written = usage.cache_write_tokens ?? (read === null ? null : 0);
     const money = prices(model, usage, read ?? 0);
@@ -323,6 +332,7 @@ export class Reconciler {
       total_prompt_tokens: total,
       estimated_prompt_tokens: estimatedTotal,
       predicted: { read: predictedRead, write: outcomeSim.writeTokens },
+      ...(unitLens ? { unit_lengths: unitLens } : {}),
       provider: { read, write: written },
       segments: segOutcomes,
       drift,
@@ -506,11 +516,12 @@ function blockSpans(o: SimOutcome, ends: number[], segmentOf: number[], seg: num
 }
 
 /** Whether a provider's read is the simulated one, give or take the error of our token positions (see predictedRead). */
-function sameRead(model: ModelEntry, simulated: number, read: number | null): boolean {
+function sameRead(model: ModelEntry, simulated: number, read: number | null, blocks: SimBlock[]): boolean {
   if (read === null || simulated === 0 || read === 0 || read === simulated) return false;
   const step = model.cache.granularity?.step;
   if (step) return Math.abs(read - simulated) <= step;
-  return read > simulated && read - simulated <= Math.max(16, 0.1 * simulated);
+  // An explicit read ends at a block end: one at or before the provider's read, past ours, is another prefix (bonus).
+  return read > simulated && read - simulated <= Math.max(16, 0.1 * simulated) && !blocks.some((b) => b.endToken > simulated && b.endToken <= read);
 }
 
 /**
@@ -547,6 +558,22 @@ function prices(model: ModelEntry, usage: NormalizedUsage, readEnd: number) {
  * that allows — its receipt shows the write was readable (`early`). Without a receipt, `early`: the tokens
  * are then `unknown`, not a leak we cannot show.
  */
+/**
+ * Where the provider's read ended, as a pin on a unit end: the unit the simulated cache would read up to (planned,
+ * nothing applied), when the provider's count for that prefix is within a factor of 2 of our estimate of it
+ * (further off, the provider read another prefix: an eviction, or traffic we did not see).
+ */
+function readEnd(state: ScopeState, req: Omit<SimRequest, 'blocks'>, segments: RenderedSegment[], units: number[], breakpoints: Breakpoint[], model: ModelEntry, read: number): Pin | null {
+  const { blocks, unitOf } = blocksFor(segments, [], breakpoints, model, units);
+  const peek = unknownFirstBytes(state, { ...req, blocks }, read);
+  const plan = peek.plan ?? state.sim.plan({ ...req, blocks, unknownFirstBytes: peek.mode });
+  const hit = plan.outcome.hitBlock;
+  const unit = hit === null ? -1 : (unitOf?.[hit] ?? -1);
+  if (unit < 0) return null;
+  const estimate = segments.flatMap((s) => s.units!.map((u) => u[1])).slice(0, unit + 1).reduce((a, b) => a + b, 0);
+  return read >= estimate / 2 && read <= estimate * 2 ? { segment: unit, at: read } : null;
+}
+
 function unknownFirstBytes(state: ScopeState, req: SimRequest, read: number | null): { mode: 'early' | 'late'; plan?: SimPlan } {
   if (!state.sim.hasUncertainWritesAt(req.startedAt)) return { mode: 'late' };
   const late = state.sim.plan({ ...req, unknownFirstBytes: 'late' });

@@ -74,12 +74,14 @@ export interface RequestBlocks {
   blocks: SimBlock[];
   /** Segment index of each block. */
   segmentOf: number[];
+  /** With units: the unit whose end each block is (-1 for a unit's inner blocks). */
+  unitOf?: number[];
 }
 
-export function blocksFor(segments: RenderedSegment[], lengths: number[], breakpoints: Breakpoint[], model: ModelEntry): RequestBlocks {
+export function blocksFor(segments: RenderedSegment[], lengths: number[], breakpoints: Breakpoint[], model: ModelEntry, unitLens?: number[]): RequestBlocks {
   const marked = new Map<number, string>();
   for (const b of breakpoints) marked.set(b.segment, model.cache.ttls.some((t) => t.name === b.ttl) ? b.ttl : model.cache.defaultTtl);
-  if (segments.length > 0 && segments.every((s) => s.units && s.units.length > 0)) return unitBlocks(segments, lengths, marked);
+  if (hasUnits(segments)) return unitBlocks(segments, unitLens ?? unitLengths(segments, lengths), marked);
   const blocks: SimBlock[] = [];
   const segmentOf: number[] = [];
   let end = 0;
@@ -98,35 +100,55 @@ export function blocksFor(segments: RenderedSegment[], lengths: number[], breakp
   return { blocks, segmentOf };
 }
 
+/** Whether a request's segments carry their units (rendered since units were recorded). */
+export function hasUnits(segments: RenderedSegment[]): boolean {
+  return segments.length > 0 && segments.every((s) => s.units && s.units.length > 0);
+}
+
+/** Each segment's length shared among its units by their estimates, flattened in prompt order. */
+export function unitLengths(segments: RenderedSegment[], lengths: number[]): number[] {
+  return segments.flatMap((seg, i) => scaleLengths(seg.units!.map((u) => u[1]), lengths[i] ?? 0));
+}
+
+/** The index (in the flattened units) of each segment's last unit. */
+export function lastUnits(segments: RenderedSegment[]): number[] {
+  let n = 0;
+  return segments.map((s) => (n += s.units!.length) - 1);
+}
+
 /**
  * Blocks keyed by the chain of the units' semantic keys (requests rendered since units were recorded): the
  * same messages are the same prefix wherever the segments split them — a turn sent inline, then again as a
- * session batch, or an inline history that grows by a turn. Each segment's length is shared among its units by
- * their estimates, each unit's among its provider blocks; a segment's breakpoint is on its last block.
+ * session batch, or an inline history that grows by a turn. Each unit's length is shared among its provider
+ * blocks; a segment's breakpoint is on its last block.
  */
-function unitBlocks(segments: RenderedSegment[], lengths: number[], marked: Map<number, string>): RequestBlocks {
+function unitBlocks(segments: RenderedSegment[], unitLens: number[], marked: Map<number, string>): RequestBlocks {
   const blocks: SimBlock[] = [];
   const segmentOf: number[] = [];
+  const unitOf: number[] = [];
   let end = 0;
   let chain = '';
+  let n = 0;
   segments.forEach((seg, i) => {
-    const units = seg.units!;
-    const shares = scaleLengths(units.map((u) => u[1]), lengths[i] ?? 0);
     const first = blocks.length;
-    units.forEach(([key, , count], u) => {
+    for (const [key, , count] of seg.units!) {
+      const u = n++;
+      const len = unitLens[u] ?? 0;
       chain = sha256Hex(`${chain}\n${key}`);
-      const parts = splitEvenly(shares[u]!, count);
+      // No more blocks than tokens: a unit's last block (the one its key names) is never an empty one.
+      const parts = splitEvenly(len, Math.min(count, Math.max(1, len)));
       parts.forEach((tokens, b) => {
         if (tokens === 0) return;
         end += tokens;
         blocks.push({ key: b === parts.length - 1 ? chain : `${chain}#${b}`, endToken: end, breakpoint: null });
         segmentOf.push(i);
+        unitOf.push(b === parts.length - 1 ? u : -1);
       });
-    });
+    }
     const ttl = marked.get(i);
     if (ttl !== undefined && blocks.length > first) blocks[blocks.length - 1]!.breakpoint = ttl;
   });
-  return { blocks, segmentOf };
+  return { blocks, segmentOf, unitOf };
 }
 
 /** The times a request was simulated at (kept with its outcome, so a replay takes the same steps). */
@@ -138,6 +160,8 @@ export type SimTimes = Pick<SimRequest, 'startedAt' | 'firstByteAt' | 'finishedA
 export interface RecordedOutcome {
   /** Token length of each segment after scaling to the provider's total. */
   lengths: number[];
+  /** The same per unit, where the provider's read placed a unit end inside a segment (see Reconciler.prepare). */
+  unit_lengths?: number[];
   sim: SimTimes;
 }
 
@@ -187,7 +211,7 @@ export class ScopeStates {
       const outcome = row.outcome as RecordedOutcome;
       // The same entry ingestion used: a catalog entry gone since (an override removed) is looked up by model name.
       const entry = this.catalog.byId(row.catalogEntry) ?? this.catalog.lookup(row.model).entry;
-      const { blocks } = blocksFor(row.segments as RenderedSegment[], outcome.lengths, row.breakpoints as Breakpoint[], entry);
+      const { blocks } = blocksFor(row.segments as RenderedSegment[], outcome.lengths, row.breakpoints as Breakpoint[], entry, outcome.unit_lengths);
       const state = outcome.sim.history ? states.history : states.live;
       advance(state, row, blocks, outcome.sim);
       learnExactEnds(state, entry, row, outcome);

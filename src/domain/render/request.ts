@@ -6,7 +6,8 @@ import type { Message } from '../content';
 import { learnToolNames, newRenderContext, segmentItems, type RenderContext } from './formats';
 import { Lru } from '../lru';
 import { scaleLengths } from '../reconcile/attribution';
-import { semanticKey } from '../simulator/semantic';
+import { semanticKey, unitKey } from '../simulator/semantic';
+import { countTokens, type TokenizerFamily } from '../tokens';
 import {
   applyEdits,
   childPointer,
@@ -117,8 +118,12 @@ interface Unit {
   callerBreakpoints: number;
   /** The longest TTL among them ('1h' or '5m'), if any. */
   callerTtl?: string;
+  /** Whether any of them is 5m: a mark after this unit must be 5m too. */
+  caller5m?: boolean;
   /** The semantic key (see RenderedSegment.units). */
   key: string;
+  /** An inline unit's token count in a tokenizer family (handle items are counted with their segment). */
+  tokens?: (family: TokenizerFamily) => number;
 }
 
 const HANDLE_TYPE = 'handle';
@@ -158,14 +163,16 @@ export class RequestRenderer {
     const key = text.length > 96 ? `${text.length}:${text.slice(0, 48)}${text.slice(-48)}` : text;
     let id = this.inlineUnits.get(key);
     if (!id || id.text !== text) {
-      id = inlineIdentity(text, format);
+      id = inlineIdentity(text, format, section);
       // Slices of the body would keep the whole body alive: what is kept is a copy.
       const sighting = fnv1a(key);
       if (this.inlineSeen.get(sighting)) this.inlineUnits.set(` ${key}`.slice(1), { ...id, text: ` ${text}`.slice(1) });
       else this.inlineSeen.set(sighting, true);
     }
-    const semantic = (id.keys[format] ??= semanticKey(format, JSON.parse(id.hashText)));
-    return { section, hashText: id.hashText, item: null, segment: null, blocks, callerBreakpoints: id.callerBreakpoints, callerTtl: id.callerTtl, key: semantic };
+    const semantic = (id.keys[`${format}|${section}`] ??= unitKey(format, section, JSON.parse(id.hashText)));
+    const counts = id.tokens;
+    const tokens = (family: TokenizerFamily) => (counts[family] ??= countTokens(id.hashText, family));
+    return { section, hashText: id.hashText, item: null, segment: null, blocks, callerBreakpoints: id.callerBreakpoints, callerTtl: id.callerTtl, caller5m: id.caller5m, key: semantic, tokens };
   }
 
   private itemsOf(format: RequestFormat, seg: PromptSegment, ctx: RenderContext): Item[] {
@@ -378,7 +385,7 @@ export class RequestRenderer {
     if (format === 'anthropic') {
       const wanted = consistentTtl(chooseTtl(model, input.cacheTtl), units, model);
       // A mark after a caller's 5m mark is 5m too, even when the caller also marks 1h (Anthropic refuses 1h after 5m).
-      const firstCaller5m = units.findIndex((u) => u.callerTtl === '5m');
+      const firstCaller5m = units.findIndex((u) => u.caller5m);
       for (const b of chooseBreakpoints(segments.list, maxBreakpoints - callerBreakpoints, model)) {
         const unit = segments.lastUnit[b]!;
         const ttl = firstCaller5m >= 0 && firstCaller5m <= units.indexOf(unit) ? '5m' : wanted;
@@ -493,17 +500,26 @@ function handleRef(node: JsonNode, at: string): string | null {
 }
 
 function unitOf(format: RequestFormat, section: Section, item: Item): Unit {
-  return { section, hashText: item.text, item, segment: item.segment, blocks: item.blocks, callerBreakpoints: 0, key: itemKey(format, item) };
+  return { section, hashText: item.text, item, segment: item.segment, blocks: item.blocks, callerBreakpoints: 0, key: itemKey(format, section, item) };
 }
 
 /** Semantic keys of a segment's rendered items, per immutable texts array: a bundle's are computed once. */
 const itemKeys = new WeakMap<readonly string[], string[]>();
+/** Keys of a handle's text placed inside a message's content, by format and handle version (its text never changes). */
+const inContentKeys = new Lru<string, string>(16_384);
 
-function itemKey(format: RequestFormat, item: Item): string {
-  if (!item.all || item.index === undefined) return semanticKey(format, JSON.parse(item.text));
+function itemKey(format: RequestFormat, section: Section, item: Item): string {
+  if (!item.all || item.index === undefined) {
+    const cacheKey = item.segment ? `${format}|${section}|${item.segment.source}` : null;
+    const known = cacheKey ? inContentKeys.get(cacheKey) : undefined;
+    if (known) return known;
+    const key = unitKey(format, section, JSON.parse(item.text));
+    if (cacheKey) inContentKeys.set(cacheKey, key);
+    return key;
+  }
   let keys = itemKeys.get(item.all);
   if (!keys) itemKeys.set(item.all, (keys = []));
-  return (keys[item.index] ??= semanticKey(format, JSON.parse(item.all[item.index]!)));
+  return (keys[item.index] ??= unitKey(format, section, JSON.parse(item.all[item.index]!)));
 }
 
 /** A block of a message keyed with the message's role (a handle or a caller block inside a message's content). */
@@ -515,10 +531,13 @@ function inRole(format: RequestFormat, role: string, unit: Unit): Unit {
 interface InlineIdentity {
   text: string;
   hashText: string;
-  /** Semantic keys by format, computed when first rendered in it. */
-  keys: Partial<Record<RequestFormat, string>>;
+  /** Semantic keys by format and section, computed when first rendered there. */
+  keys: Record<string, string>;
+  /** Token counts by tokenizer family, computed when first needed. */
+  tokens: Partial<Record<TokenizerFamily, number>>;
   callerBreakpoints: number;
   callerTtl: string | undefined;
+  caller5m: boolean;
   weight: number;
 }
 
@@ -529,16 +548,22 @@ function fnv1a(s: string): number {
   return h >>> 0;
 }
 
-function inlineIdentity(text: string, format: RequestFormat): InlineIdentity {
+function inlineIdentity(text: string, format: RequestFormat, section: Section): InlineIdentity {
   // The value jsonc-parser's tree walk would give (duplicate keys, "__proto__"), several times faster.
   const value: unknown = JSON.parse(text);
   // Hash the value as parsed: whitespace does not change what the model sees, but key order does
   // (providers serialise keys as sent), so it is kept.
   const hashText = JSON.stringify(value);
-  return { text, hashText, keys: { [format]: semanticKey(format, value) }, callerBreakpoints: countCacheControl(value), callerTtl: callerTtlOf(value), weight: 2 * text.length + hashText.length + 64 };
+  return { text, hashText, tokens: {}, keys: { [`${format}|${section}`]: unitKey(format, section, value) }, callerBreakpoints: countCacheControl(value), ...callerTtls(value), weight: 2 * text.length + hashText.length + 64 };
 }
 
-function callerTtlOf(v: unknown): string | undefined {
+/** The longest TTL the caller marked in a value, and whether any mark is 5m. */
+function callerTtls(v: unknown): { callerTtl: string | undefined; caller5m: boolean } {
+  const ttls = callerTtlsOf(v);
+  return { callerTtl: ttls.includes('1h') ? '1h' : ttls[0], caller5m: ttls.includes('5m') };
+}
+
+function callerTtlsOf(v: unknown): string[] {
   const ttls: string[] = [];
   const walk = (x: unknown) => {
     if (Array.isArray(x)) x.forEach(walk);
@@ -549,7 +574,7 @@ function callerTtlOf(v: unknown): string | undefined {
     }
   };
   walk(v);
-  return ttls.includes('1h') ? '1h' : ttls[0];
+  return ttls;
 }
 
 /**
@@ -624,13 +649,15 @@ function buildSegments(units: Unit[], model: ModelEntry) {
     }
     const { digest, size } = known;
     const seg = first.segment;
-    // Handle segments carry token counts measured at mint; inline ones are estimated (~4 bytes a token).
+    // Handle segments carry token counts measured at mint; inline units are counted as they come (their JSON text,
+    // with the model's tokenizer: an estimate of what the provider counts, kept with the unit's identity).
     const measured = seg?.tokens?.[family];
-    const count = measured ?? Math.ceil(size / 4);
+    const inlineCounts = measured === undefined ? units.slice(i, j).map((u) => u.tokens?.(family) ?? Math.ceil(Buffer.byteLength(u.hashText) / 4)) : null;
+    const count = measured ?? inlineCounts!.reduce((a, b) => a + b, 0);
     chain = sha256Hex(chain + digest);
     if (marked) callerMarked.set(list.length, marked);
-    // Each unit's share of the segment's tokens, by its length.
-    const shares = scaleLengths(units.slice(i, j).map((u) => u.hashText.length), count);
+    // Each unit's share of the segment's tokens: its own count, or (a handle's items) its share by length.
+    const shares = inlineCounts ?? scaleLengths(units.slice(i, j).map((u) => u.hashText.length), count);
     list.push({
       source: seg ? seg.source : 'inline',
       path: seg ? seg.path : [],

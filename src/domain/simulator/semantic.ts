@@ -1,11 +1,17 @@
 // What a provider caches is the prompt it builds from a request, not the
 // request's JSON: `"content": "hi"` and `"content": [{"type": "text", "text": "hi"}]`
 // are one prompt, and so are a message with or without `refusal: null`, the
-// `annotations` an SDK copies back from a reply, a Responses item's `id`, and the
-// cache markers themselves. Both cache simulations key blocks on this form:
-// the provider simulator (blocks.ts) and reconciliation (the renderer's unit
-// keys), so a turn's messages sent inline, then again from a session rendered
-// by the service, are the same cached prefix, as they are for the provider.
+// empty `annotations` an SDK copies back from a reply, a Responses message's or
+// call's `id` and `status`, and the cache markers themselves. Both cache
+// simulations key blocks on this form: the provider simulator (blocks.ts) and
+// reconciliation (the renderer's unit keys), so a turn's messages sent inline,
+// then again from a session rendered by the service, are one cached prefix, as
+// they are for the provider.
+//
+// Only the structure is normalised (messages, items, content parts, tool calls
+// and definitions, at their own level). Free-form JSON — a tool call's input, a
+// tool's schema — is kept exactly, nulls and key order included: the provider
+// writes it into the prompt as it is.
 
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
@@ -15,10 +21,12 @@ export type PromptFormat = 'anthropic' | 'openai-chat' | 'openai-responses' | 'g
 type Json = Record<string, unknown>;
 
 const MARKERS = new Set(['cache_control', 'prompt_cache_breakpoint']);
-/** Reply fields SDKs send back that the provider does not put in the prompt. */
+/** Reply fields SDKs send back that the provider does not put in the prompt (when empty). */
 const REPLY_ONLY = new Set(['annotations', 'logprobs']);
-/** A Responses output item's own id and status (its call_id stays: the model sees that). */
-const RESPONSES_ITEM_ONLY = new Set(['id', 'status']);
+/** Structure inside a message, item or tool: normalised at its own level too. */
+const NESTED = new Set(['content', 'tool_calls', 'function', 'source', 'output', 'image_url']);
+/** Free-form JSON the provider writes into the prompt as sent: kept verbatim, key order and nulls included. */
+const VERBATIM = new Set(['input', 'parameters', 'input_schema', 'arguments', 'args', 'parametersJsonSchema']);
 
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -26,13 +34,16 @@ const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null 
 export function semanticForm(format: PromptFormat, value: unknown): unknown {
   if (Array.isArray(value)) return value.map((v) => semanticForm(format, v));
   if (!isObject(value)) return value;
-  const responsesItem = format === 'openai-responses' && (value.type === 'message' || value.type === 'function_call' || value.type === 'reasoning' || (value.type === undefined && 'role' in value));
+  // A Responses message or function call's own id and status (not a reasoning item's: the provider reads its content by id).
+  const responsesItem = format === 'openai-responses' && (value.type === 'message' || value.type === 'function_call' || (value.type === undefined && typeof value.role === 'string'));
   const out: Json = {};
   for (const [k, v] of Object.entries(value)) {
     if (v === null || v === undefined || MARKERS.has(k)) continue;
     if (REPLY_ONLY.has(k) && Array.isArray(v) && v.length === 0) continue;
-    if (responsesItem && RESPONSES_ITEM_ONLY.has(k)) continue;
-    out[k] = semanticForm(format, v);
+    if (responsesItem && (k === 'id' || k === 'status')) continue;
+    const kept = VERBATIM.has(k) ? { verbatim: JSON.stringify(v) } : NESTED.has(k) ? semanticForm(format, v) : v;
+    // defineProperty: a "__proto__" key stays a key.
+    Object.defineProperty(out, k, { value: kept, enumerable: true, writable: true, configurable: true });
   }
   if (typeof out.role === 'string') {
     if (typeof out.content === 'string') out.content = [{ type: textType(format, out.role), text: out.content }];
@@ -41,12 +52,24 @@ export function semanticForm(format: PromptFormat, value: unknown): unknown {
   return out;
 }
 
-/** A short digest of a value's semantic form, with the format (another API is another prompt). */
-export function semanticKey(format: PromptFormat, value: unknown): string {
+/** A short digest of a value's semantic form, with the format (another API is another prompt) and where it stands. */
+export function semanticKey(format: PromptFormat, value: unknown, section = ''): string {
   return createHash('sha256')
-    .update(`${format}\n${canonicalize(semanticForm(format, value)) ?? 'null'}`, 'utf8')
+    .update(`${format}\n${section}\n${canonicalize(semanticForm(format, value)) ?? 'null'}`, 'utf8')
     .digest('hex')
     .slice(0, 16);
+}
+
+/**
+ * The key of one rendered unit: what a string stands for where it stands (an Anthropic system string is a text
+ * block; a Responses string input is the user's message), and the section, since the same text as instructions
+ * and as a message is another prompt.
+ */
+export function unitKey(format: PromptFormat, section: string, value: unknown): string {
+  let v = value;
+  if (typeof v === 'string' && section === 'system' && format === 'anthropic') v = { type: 'text', text: v };
+  else if (typeof v === 'string' && section === 'messages' && format === 'openai-responses') v = { role: 'user', content: v };
+  return semanticKey(format, v, section);
 }
 
 function textType(format: PromptFormat, role: string): string {
