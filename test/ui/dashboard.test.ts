@@ -160,6 +160,11 @@ describe('pages show the API report figures', () => {
     expect(rows.every((m) => m[2]!.includes(`href="/ui/requests/${m[1]}"`))).toBe(true);
     expect(rows.filter((m) => m[2]!.includes('data-drift-flag')).map((m) => m[1])).toEqual(listed.filter((r) => r.drift).map((r) => r.id));
     expect(listed.some((r) => r.drift)).toBe(true);
+    // The API's filter as a dashboard address leads to that list.
+    const byHandle = await get(`/ui/requests?handle=${s.sys.id}`, s.key);
+    expect(byHandle.status).toBe(303);
+    expect(byHandle.headers.get('location')).toBe(`/ui/handles/${s.sys.id}#recent-requests`);
+    expect(page.text).toContain('id="recent-requests"');
   });
 
   it('handle page: volatile values are marked at their byte offsets, in multi-byte content', async () => {

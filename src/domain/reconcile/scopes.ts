@@ -100,6 +100,26 @@ export function blocksFor(segments: RenderedSegment[], lengths: number[], breakp
   return { blocks, segmentOf };
 }
 
+/**
+ * The chains after each unit of a segment, from the chain before it. Every report and prediction walks a
+ * request's whole prefix, and an agent's requests share most of it: a segment's links are hashed once and
+ * remembered (bounded), not hashed on every walk. The segment's byte chain and first key name its units.
+ */
+const segmentChains = new Lru<string, string[]>(100_000);
+
+function unitChains(previous: string, seg: RenderedSegment): string[] {
+  const units = seg.units!;
+  const memo = `${previous}|${seg.chain}|${units[0]![0]}`;
+  let out = segmentChains.get(memo);
+  if (!out) {
+    out = [];
+    let chain = previous;
+    for (const [key] of units) out.push((chain = sha256Hex(`${chain}\n${key}`)));
+    segmentChains.set(memo, out);
+  }
+  return out;
+}
+
 /** Whether a request's segments carry their units (rendered since units were recorded). */
 export function hasUnits(segments: RenderedSegment[]): boolean {
   return segments.length > 0 && segments.every((s) => s.units && s.units.length > 0);
@@ -131,12 +151,13 @@ function unitBlocks(segments: RenderedSegment[], unitLens: number[], marked: Map
   let n = 0;
   segments.forEach((seg, i) => {
     const first = blocks.length;
-    for (const [key, , count] of seg.units!) {
+    const links = unitChains(chain, seg);
+    seg.units!.forEach(([, , count], k) => {
       const u = n++;
       const len = unitLens[u] ?? 0;
-      chain = sha256Hex(`${chain}\n${key}`);
+      chain = links[k]!;
       // No more blocks than tokens: a unit's last block (the one its key names) is never an empty one.
-      const parts = splitEvenly(len, Math.min(count, Math.max(1, len)));
+      const parts = count === 1 || len <= 1 ? [len] : splitEvenly(len, Math.min(count, len));
       parts.forEach((tokens, b) => {
         if (tokens === 0) return;
         end += tokens;
@@ -144,7 +165,7 @@ function unitBlocks(segments: RenderedSegment[], unitLens: number[], marked: Map
         segmentOf.push(i);
         unitOf.push(b === parts.length - 1 ? u : -1);
       });
-    }
+    });
     const ttl = marked.get(i);
     if (ttl !== undefined && blocks.length > first) blocks[blocks.length - 1]!.breakpoint = ttl;
   });

@@ -64,7 +64,9 @@ export function uiRoutes(deps: AppDeps, services: Services) {
 
   ui.get('/ui/requests', (c) => {
     const id = c.req.query('id')?.trim();
-    return c.redirect(id ? `/ui/requests/${encodeURIComponent(id)}` : '/ui', 303);
+    // A handle's requests are listed on its page (the API's ?handle= filter, as a page).
+    const handle = c.req.query('handle')?.trim();
+    return c.redirect(id ? `/ui/requests/${encodeURIComponent(id)}` : handle ? `/ui/handles/${encodeURIComponent(handle)}#recent-requests` : '/ui', 303);
   });
   ui.get('/ui/requests/:id', (c) => {
     const row = services.requests.get(c.get('tenantId'), c.req.param('id'));

@@ -113,7 +113,7 @@ interface DriftView {
 
 function recentSection(v: HandleView): Html {
   const h = v.report.handle.id;
-  return html`<h2>Recent requests <small class="muted">(as of this page load; all of them: <code>GET /v1/requests?handle=${h}</code>)</small></h2>
+  return html`<h2 id="recent-requests">Recent requests <small class="muted">(as of this page load; all of them: <code>GET /v1/requests?handle=${h}</code>)</small></h2>
 ${v.recent.length === 0
     ? html`<p class="muted">No recorded request referenced this handle yet.</p>`
     : html`<table data-table="recent"><thead><tr><th>Rendered</th><th>Started</th><th>Request</th><th>Model</th><th>Status</th><th class="num">Read / written</th><th>This handle's tokens by class</th></tr></thead><tbody>${v.recent.map(
