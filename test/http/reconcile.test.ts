@@ -534,6 +534,38 @@ describe('reconciliation scenarios', () => {
     expect(o2.predicted.read).toBe(sysTokens);
   });
 
+  it("Anthropic: a provider that read less than the simulation (an evicted entry) leaves the rest unconfirmed, the handle whole", async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, LONG_SYSTEM);
+    const m1 = { role: 'user', content: [{ type: 'text', text: 'First question about the handbook, in detail. '.repeat(60), cache_control: { type: 'ephemeral' } }] };
+    const r1 = await renderAnthropic(client, { prefix: [sys.id], messages: [m1] });
+    const sysTokens = r1.segments[0]!.token_end;
+    await report(client, t, r1, anthropicUsage(promptTokens(r1), 0, promptTokens(r1)));
+    t.clock.advance(MIN);
+    const r2 = await renderAnthropic(client, { prefix: [sys.id], messages: [m1, { role: 'assistant', content: 'Answer. '.repeat(20) }, { role: 'user', content: 'Second question.' }] });
+    // The provider read only the system prompt: the entry through the first question was evicted.
+    const o2 = (await report(client, t, r2, anthropicUsage(promptTokens(r2), sysTokens, promptTokens(r2) - sysTokens))).outcome;
+    expect(o2.segments[0]).toMatchObject({ start: 0, end: sysTokens });
+    expect(classesOf(o2, `${sys.id}@1`)).toEqual({ captured: sysTokens });
+    expect(classesOf(o2, 'inline').unconfirmed).toBeGreaterThan(500);
+  });
+
+  it('Anthropic: a provider that read more than the simulation (an earlier message warmed elsewhere) shows bonus; the handle keeps its size', async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, LONG_SYSTEM);
+    const r1 = await renderAnthropic(client, { prefix: [sys.id], messages: [{ role: 'user', content: 'hi' }] });
+    const sysTokens = r1.segments[0]!.token_end;
+    await report(client, t, r1, anthropicUsage(promptTokens(r1), 0, sysTokens));
+    t.clock.advance(MIN);
+    const marked = { role: 'user', content: [{ type: 'text', text: 'First question about the handbook, in detail. '.repeat(60), cache_control: { type: 'ephemeral' } }] };
+    const r2 = await renderAnthropic(client, { prefix: [sys.id], messages: [marked, { role: 'assistant', content: 'Answer. '.repeat(20) }, { role: 'user', content: 'Second question.' }] });
+    const o2 = (await report(client, t, r2, anthropicUsage(promptTokens(r2), sysTokens + 677, 0))).outcome;
+    expect(o2.segments[0]).toMatchObject({ start: 0, end: sysTokens });
+    expect(classesOf(o2, `${sys.id}@1`)).toEqual({ captured: sysTokens });
+    expect(classesOf(o2, 'inline').bonus).toBe(677);
+    expect(o2.predicted.read).toBe(sysTokens);
+  });
+
   it("Anthropic: a handle the provider counts 15% below our estimate is still read whole, not partly unconfirmed", async () => {
     const { client } = t.tenant();
     const sys = await mintSystem(client, LONG_SYSTEM);

@@ -103,9 +103,11 @@ describe('fitLengths', () => {
     // Nothing exact, or nothing estimated: proportional.
     expect(fitLengths([100, 300], [false, false], 800)).toEqual([200, 600]);
     expect(fitLengths([100, 300], [true, true], 800)).toEqual([200, 600]);
-    // The rest would be 5× the estimate (or below the exact counts): these counts are not this prompt's.
-    expect(fitLengths([1000, 100], [true, false], 1500)).toEqual([1364, 136]);
+    // The rest 49× the estimate and thousands of tokens off (or below the exact counts): these counts are not this prompt's.
+    expect(fitLengths([10000, 100], [true, false], 15000)).toEqual([14851, 149]);
     expect(fitLengths([1000, 100], [true, false], 900)).toEqual([818, 82]);
+    // Five times a short estimate, a few hundred tokens: the provider's framing of small items; the count stays.
+    expect(fitLengths([1000, 100], [true, false], 1500)).toEqual([1000, 500]);
   });
 
   it('always sums to the total with non-negative integers', () => {

@@ -29,5 +29,13 @@ describe('semanticKey', () => {
     expect(unitKey('anthropic', 'system', 'Rules.')).toBe(unitKey('anthropic', 'system', { type: 'text', text: 'Rules.', cache_control: { type: 'ephemeral' } }));
     expect(unitKey('openai-responses', 'messages', 'Hi')).toBe(unitKey('openai-responses', 'messages', { role: 'user', content: 'Hi' }));
     expect(unitKey('openai-responses', 'system', 'Hi')).not.toBe(unitKey('openai-responses', 'messages', 'Hi'));
+    // OpenAI keeps system messages among the messages: a system handle's message and the caller's own are one prompt.
+    expect(unitKey('openai-chat', 'system', { role: 'system', content: 'Rules.' })).toBe(unitKey('openai-chat', 'messages', { role: 'system', content: 'Rules.' }));
+  });
+
+  it("Gemini: a function call's args and a declaration's schema count exactly as sent", () => {
+    const call = (args: unknown) => semanticKey('gemini', { role: 'model', parts: [{ functionCall: { name: 'f', args } }] });
+    expect(call({ a: 1, b: 2 })).not.toBe(call({ b: 2, a: 1 }));
+    expect(call({ a: 1 })).toBe(call({ a: 1 }));
   });
 });

@@ -18,20 +18,25 @@ export function scaleLengths(lengths: number[], total: number): number[] {
 
 /** Beyond this factor either way, estimates and counts do not describe the same prompt: all are scaled together. */
 const FIT_MAX_FACTOR = 4;
+/** …and more than this many tokens apart (as a total far from its estimate is flagged). */
+const FIT_MAX_TOKENS = 1024;
 
 /**
  * Lengths that sum to a provider's `total`: segments whose count is exact (an OpenAI encoding's count of a handle)
  * keep it, and the estimated ones (inline content, other tokenizer families) take the rest in proportion. Scaling them all
  * together would move the estimate's error onto the exact spans: inline digits under-estimated by a third
  * stretched a measured system prompt past the provider's read, and showed its tail as `unconfirmed`. When the
- * rest would scale the estimated segments by more than 4× either way (or there are none), all are scaled together.
+ * rest would scale the estimated segments by more than 4× either way and over 1,024 tokens (or there are none, or the
+ * exact counts exceed the total), all are scaled together.
  */
 export function fitLengths(lengths: number[], exact: boolean[], total: number): number[] {
   let counted = 0;
   let estimated = 0;
   lengths.forEach((len, i) => (exact[i] ? (counted += len) : (estimated += len)));
   const factor = (total - counted) / estimated;
-  if (counted === 0 || estimated === 0 || !(factor >= 1 / FIT_MAX_FACTOR && factor <= FIT_MAX_FACTOR)) return scaleLengths(lengths, total);
+  // A few short inline items are mostly the provider's framing: many times their estimate, and still only a few tokens.
+  const far = !(factor >= 1 / FIT_MAX_FACTOR && factor <= FIT_MAX_FACTOR) && Math.abs(total - counted - estimated) > FIT_MAX_TOKENS;
+  if (counted === 0 || estimated === 0 || total < counted || far) return scaleLengths(lengths, total);
   const rest = scaleLengths(lengths.filter((_, i) => !exact[i]), total - counted);
   let k = 0;
   return lengths.map((len, i) => (exact[i] ? len : rest[k++]!));

@@ -267,7 +267,7 @@ export class Reconciler {
         lengths = segments.map((seg) => unitLens!.slice(u, (u += seg.units!.length)).reduce((a, b) => a + b, 0));
       } else lengths = anchorLengths(scaled, breakpoints.map((b) => b.segment), anchors, known);
     }
-    const { blocks, segmentOf } = blocksFor(segments, lengths, breakpoints, model, unitLens);
+    const { blocks, segmentOf, unitOf } = blocksFor(segments, lengths, breakpoints, model, unitLens);
     const seenBefore = segments.map((s) => s.source !== 'inline' && state.seenSources.has(s.source));
     const lastBySource = new Map(state.lastRequestBySource);
     const writer = (o: SimOutcome) => (o.hitBlock !== null ? state.sim.writerOf(blocks[o.hitBlock]!.key) : undefined);
@@ -279,7 +279,7 @@ export class Reconciler {
     // estimate can err (one hit step on a granular cache; on an explicit one, past the simulated end by at most the
     // larger of 10% and 16 tokens, and short of the next block's end): the difference is ours, not a bonus or an
     // unconfirmed read.
-    const predictedRead = sameRead(model, outcomeSim.readTokens, read, blocks) ? read! : outcomeSim.readTokens;
+    const predictedRead = sameRead(model, outcomeSim.readTokens, read, blocks, unitOf) ? read! : outcomeSim.readTokens;
 
     const written = usage.cache_write_tokens ?? (read === null ? null : 0);
     const money = prices(model, usage, read ?? 0);
@@ -516,12 +516,12 @@ function blockSpans(o: SimOutcome, ends: number[], segmentOf: number[], seg: num
 }
 
 /** Whether a provider's read is the simulated one, give or take the error of our token positions (see predictedRead). */
-function sameRead(model: ModelEntry, simulated: number, read: number | null, blocks: SimBlock[]): boolean {
+function sameRead(model: ModelEntry, simulated: number, read: number | null, blocks: SimBlock[], unitOf?: number[]): boolean {
   if (read === null || simulated === 0 || read === 0 || read === simulated) return false;
   const step = model.cache.granularity?.step;
   if (step) return Math.abs(read - simulated) <= step;
   // An explicit read ends at a block end: one at or before the provider's read, past ours, is another prefix (bonus).
-  return read > simulated && read - simulated <= Math.max(16, 0.1 * simulated) && !blocks.some((b) => b.endToken > simulated && b.endToken <= read);
+  return read > simulated && read - simulated <= Math.max(16, 0.1 * simulated) && !blocks.some((b, j) => b.endToken > simulated && b.endToken <= read && (unitOf === undefined || unitOf[j]! >= 0));
 }
 
 /**
@@ -560,18 +560,23 @@ function prices(model: ModelEntry, usage: NormalizedUsage, readEnd: number) {
  */
 /**
  * Where the provider's read ended, as a pin on a unit end: the unit the simulated cache would read up to (planned,
- * nothing applied), when the provider's count for that prefix is within a factor of 2 of our estimate of it
- * (further off, the provider read another prefix: an eviction, or traffic we did not see).
+ * nothing applied), when that is the nearest prefix the read could end at — of this request's breakpoints and the
+ * entries the cache holds (a provider that read less, after an eviction, or more, from traffic we did not see,
+ * ended at another one) — and its end is within a factor of 2 of the read.
  */
 function readEnd(state: ScopeState, req: Omit<SimRequest, 'blocks'>, segments: RenderedSegment[], units: number[], breakpoints: Breakpoint[], model: ModelEntry, read: number): Pin | null {
+  const total = units.reduce((a, b) => a + b, 0);
   const { blocks, unitOf } = blocksFor(segments, [], breakpoints, model, units);
   const peek = unknownFirstBytes(state, { ...req, blocks }, read);
   const plan = peek.plan ?? state.sim.plan({ ...req, blocks, unknownFirstBytes: peek.mode });
   const hit = plan.outcome.hitBlock;
   const unit = hit === null ? -1 : (unitOf?.[hit] ?? -1);
-  if (unit < 0) return null;
-  const estimate = segments.flatMap((s) => s.units!.map((u) => u[1])).slice(0, unit + 1).reduce((a, b) => a + b, 0);
-  return read >= estimate / 2 && read <= estimate * 2 ? { segment: unit, at: read } : null;
+  // A pin at the last unit or past the prompt would not hold: the read then anchors as without units.
+  if (unit < 0 || unit >= units.length - 1 || read >= total) return null;
+  const end = blocks[hit!]!.endToken;
+  if (!(read >= end / 2 && read <= end * 2)) return null;
+  const others = blocks.filter((b, j) => j !== hit && (unitOf?.[j] ?? -1) >= 0 && (b.breakpoint || state.sim.writerOf(b.key) !== undefined));
+  return others.some((b) => Math.abs(b.endToken - read) < Math.abs(end - read)) ? null : { segment: unit, at: read };
 }
 
 function unknownFirstBytes(state: ScopeState, req: SimRequest, read: number | null): { mode: 'early' | 'late'; plan?: SimPlan } {

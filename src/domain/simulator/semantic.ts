@@ -24,7 +24,7 @@ const MARKERS = new Set(['cache_control', 'prompt_cache_breakpoint']);
 /** Reply fields SDKs send back that the provider does not put in the prompt (when empty). */
 const REPLY_ONLY = new Set(['annotations', 'logprobs']);
 /** Structure inside a message, item or tool: normalised at its own level too. */
-const NESTED = new Set(['content', 'tool_calls', 'function', 'source', 'output', 'image_url']);
+const NESTED = new Set(['content', 'tool_calls', 'function', 'source', 'output', 'image_url', 'parts', 'functionCall', 'functionResponse', 'functionDeclarations']);
 /** Free-form JSON the provider writes into the prompt as sent: kept verbatim, key order and nulls included. */
 const VERBATIM = new Set(['input', 'parameters', 'input_schema', 'arguments', 'args', 'parametersJsonSchema']);
 
@@ -69,7 +69,17 @@ export function unitKey(format: PromptFormat, section: string, value: unknown): 
   let v = value;
   if (typeof v === 'string' && section === 'system' && format === 'anthropic') v = { type: 'text', text: v };
   else if (typeof v === 'string' && section === 'messages' && format === 'openai-responses') v = { role: 'user', content: v };
-  return semanticKey(format, v, section);
+  return semanticKey(format, v, placeOf(format, section, value));
+}
+
+/**
+ * Where a unit sits in the prompt the provider builds: OpenAI keeps system messages among the messages (a system
+ * handle renders as one), and only Responses `instructions` (a string) apart.
+ */
+function placeOf(format: PromptFormat, section: string, value: unknown): string {
+  if (format !== 'openai-chat' && format !== 'openai-responses') return section;
+  if (section === 'tools') return section;
+  return section === 'system' && typeof value === 'string' ? 'instructions' : 'messages';
 }
 
 function textType(format: PromptFormat, role: string): string {
