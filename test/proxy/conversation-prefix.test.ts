@@ -132,5 +132,11 @@ describe('each turn inline once, then from the session', () => {
     const rep = (await client.get(`/v1/reports/handles/${session.id}`)).json;
     expect(rep.tokens.bonus).toBe(0);
     expect(rep.tokens.captured).toBe(inSession);
+    // The batch's content was referenced before (inline, on the turn it was sent): an opportunity, so the rate is at most 1;
+    // only the tail past the provider's last 128-token step was not read, and it is below_minimum, not cold.
+    expect(rep.tokens.opportunity).toBeGreaterThanOrEqual(rep.tokens.captured);
+    expect(rep.capture_rate).toBeGreaterThan(0.9);
+    expect(rep.capture_rate).toBeLessThanOrEqual(1);
+    expect(sum(third!, 'cold', `${session.id}@`)).toBeLessThan(200);
   });
 });

@@ -269,6 +269,8 @@ export class Reconciler {
     }
     const { blocks, segmentOf, unitOf } = blocksFor(segments, lengths, breakpoints, model, unitLens);
     const seenBefore = segments.map((s) => s.source !== 'inline' && state.seenSources.has(s.source));
+    // Before this request is applied: which of its prefixes the scope referenced already.
+    const seenBlock = blocks.map((b) => state.seenKeys.has(b.key));
     const lastBySource = new Map(state.lastRequestBySource);
     const writer = (o: SimOutcome) => (o.hitBlock !== null ? state.sim.writerOf(blocks[o.hitBlock]!.key) : undefined);
     const chosen = unknownFirstBytes(state, { id: request.id, ...simAt, blocks, ttl: request.cacheTtl }, usage.cache_fields_reported ? (usage.cache_read_tokens ?? 0) : null);
@@ -287,7 +289,7 @@ export class Reconciler {
     const segOutcomes: SegmentOutcome[] = segments.map((seg, i) => {
       const start = offset;
       const end = (offset += lengths[i] ?? 0);
-      const spans = blockSpans(outcomeSim, blocks.map((b) => b.endToken), segmentOf, i, predictedRead);
+      const spans = blockSpans(outcomeSim, blocks.map((b) => b.endToken), segmentOf, i, predictedRead, seenBlock);
       const classes = classifySegment({ start, end, blocks: spans, seenBefore: seenBefore[i]! }, predictedRead, read);
       const segRead = read === null ? 0 : overlap(start, end, 0, read);
       const segWrite = written === null || read === null ? 0 : overlap(start, end, read, read + written);
@@ -310,7 +312,9 @@ export class Reconciler {
         read: segRead,
         write: segWrite,
         predicted: overlap(start, end, 0, predictedRead),
-        opportunity: seenBefore[i] ? len : 0,
+        // A handle seen before is an opportunity whole (a change before it is drift); other content, as far as the
+        // same prefix was referenced before.
+        opportunity: seenBefore[i] ? len : spans.reduce((n, b) => n + (b.seen ? overlap(start, end, b.start, b.end) : 0), 0),
         classes,
         cost: {
           // Without cache fields we cannot know the discount: price it in full, and say so (capture: unknown).
@@ -504,13 +508,13 @@ export class Reconciler {
 }
 
 /** A segment's blocks; simulated reads past `readTo` (a granular read a step short of ours) are its step's tail. */
-function blockSpans(o: SimOutcome, ends: number[], segmentOf: number[], seg: number, readTo: number) {
+function blockSpans(o: SimOutcome, ends: number[], segmentOf: number[], seg: number, readTo: number, seen: boolean[]) {
   const spans = [];
   for (let j = 0; j < ends.length; j++) {
     if (segmentOf[j] !== seg) continue;
     const start = j === 0 ? 0 : ends[j - 1]!;
     const reason = o.blocks[j]!.reason ?? (ends[j]! > readTo && readTo < o.readTokens ? 'granularity' : null);
-    spans.push({ start, end: ends[j]!, predicted: o.blocks[j]!.read, reason });
+    spans.push({ start, end: ends[j]!, predicted: o.blocks[j]!.read, reason, seen: seen[j]! });
   }
   return spans;
 }

@@ -22,7 +22,14 @@ export interface ScopeState {
    * its neighbour as the estimate's scaling shifts from one request to the next. Oldest first, bounded.
    */
   exactEnds: Map<string, number>;
+  /**
+   * Block keys of the requests applied (the prefix through each block, see blocksFor), oldest first, bounded: content
+   * referenced earlier as the same prefix is an opportunity however it came (inline, then from a session batch).
+   */
+  seenKeys: Map<string, true>;
 }
+
+const SEEN_KEYS_MAX = 8192;
 
 const EXACT_ENDS_MAX = 4096;
 
@@ -226,7 +233,7 @@ export class ScopeStates {
   private load(scope: string, model: ModelEntry): { live: ScopeState; history: ScopeState } {
     const hit = this.states.get(scope);
     if (hit) return hit;
-    const fresh = (): ScopeState => ({ sim: new CacheSimulator(reconcilingRules(model)), seenSources: new Set(), lastRequestBySource: new Map(), firstStart: Infinity, lastStart: -Infinity, exactEnds: new Map() });
+    const fresh = (): ScopeState => ({ sim: new CacheSimulator(reconcilingRules(model)), seenSources: new Set(), lastRequestBySource: new Map(), firstStart: Infinity, lastStart: -Infinity, exactEnds: new Map(), seenKeys: new Map() });
     const states = { live: fresh(), history: fresh() };
     for (const row of this.store.reconciledInScope(scope)) {
       const outcome = row.outcome as RecordedOutcome;
@@ -267,6 +274,11 @@ export function advance(state: ScopeState, row: Pick<RequestRow, 'id' | 'segment
     state.seenSources.add(s.source);
     state.lastRequestBySource.set(s.source, row.id);
   }
+  for (const b of blocks) {
+    state.seenKeys.delete(b.key);
+    state.seenKeys.set(b.key, true);
+  }
+  while (state.seenKeys.size > SEEN_KEYS_MAX) state.seenKeys.delete(state.seenKeys.keys().next().value!);
   state.firstStart = Math.min(state.firstStart, at.startedAt);
   state.lastStart = Math.max(state.lastStart, at.startedAt);
   return outcome;

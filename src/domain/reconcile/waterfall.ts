@@ -28,6 +28,8 @@ export interface BlockSpan {
   /** Tokens of the block the simulation predicts as read (from its start). */
   predicted: number;
   reason: MissReason | null;
+  /** The same prefix through this block was referenced earlier in the scope (content sent inline, then from a session). */
+  seen?: boolean;
 }
 
 export interface SegmentInput {
@@ -58,7 +60,7 @@ export function classifySegment(seg: SegmentInput, predictedPrefix: number, read
   for (const b of seg.blocks) {
     const rest = overlap(b.start, b.end, explained, Infinity);
     if (rest === 0) continue;
-    out[leakOf(b.reason, seg.seenBefore)] += rest;
+    out[leakOf(b.reason, seg.seenBefore || b.seen === true)] += rest;
   }
   return out;
 }
