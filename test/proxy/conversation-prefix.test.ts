@@ -98,6 +98,33 @@ describe('the whole history sent inline on every turn', () => {
   });
 });
 
+describe('settings the cached messages depend on', () => {
+  it('Anthropic: a changed tool_choice invalidates the messages, not the tools and system; the prediction agrees', async () => {
+    const { bundle: b } = await bundle();
+    const sdk = h.anthropic({ headers: { 'x-ph-prefix': b.id } });
+    const history: Anthropic.MessageParam[] = [];
+    const ids: string[] = [];
+    const questions = ['Where is order 1003?', TABLE, 'Which depot?'];
+    for (const [i, question] of questions.entries()) {
+      history.push({ role: 'user', content: question });
+      const marked = history.map((m, k): Anthropic.MessageParam => (k === history.length - 1 ? { role: m.role, content: [{ type: 'text', text: m.content as string, cache_control: { type: 'ephemeral' } }] } : m));
+      // The last turn forces a tool call: another tool_choice than the turns before.
+      const extra = i === questions.length - 1 ? { tool_choice: { type: 'any' as const } } : {};
+      const { data, response } = await sdk.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 64, messages: marked, ...extra }).withResponse();
+      history.push({ role: 'assistant', content: data.content as Anthropic.ContentBlockParam[] });
+      ids.push(response.headers.get('x-ph-request-id')!);
+      h.clock.advance(MINUTE);
+    }
+    const rows = await recorded(ids);
+    const last = rows.at(-1)!;
+    // The provider read the bundle (tools and system) only; reconciliation predicted the same.
+    expect(last.usage.cache_read_tokens).toBe(sum(last, 'captured', 'art_') + sum(last, 'captured', 'bnd_'));
+    expect(sum(last, 'captured', 'inline')).toBe(0);
+    expect(sum(last, 'bonus') + sum(last, 'unconfirmed')).toBe(0);
+    expect(sum(rows[1]!, 'captured', 'inline')).toBeGreaterThan(0);
+  });
+});
+
 describe('each turn inline once, then from the session', () => {
   it.each(['openai-chat', 'openai-responses'] as const)('%s: a large tool output is read on the next turn, and counted as captured in the session batch', async (format) => {
     const { client, bundle: b } = await bundle();

@@ -1,3 +1,4 @@
+import canonicalize from 'canonicalize';
 import type { ModelEntry } from '../catalog/types';
 import { sha256Hex } from '../digest';
 import { DomainError, invalid } from '../errors';
@@ -127,6 +128,8 @@ interface Unit {
 }
 
 const HANDLE_TYPE = 'handle';
+/** Anthropic: a change of these invalidates the cached messages (tools and system stay). */
+export const MESSAGE_CACHE_SETTINGS = ['tool_choice', 'thinking'] as const;
 
 type ResolvedRef = ReturnType<HandleService['resolve']>;
 
@@ -374,6 +377,10 @@ export class RequestRenderer {
     }
 
     // ---- segments, breakpoints, body ----
+    // Anthropic caches the messages under the request's tool_choice and thinking settings: another value is another
+    // cached prefix from the first message on (tools and system stay).
+    const context = format === 'anthropic' ? messagesContext(root) : null;
+    if (context) for (const u of messageUnits) u.key = semanticKey(format, [context, u.key]);
     const units = [...toolUnits, ...systemUnits, ...messageUnits];
     const segments = buildSegments(units, model);
     const callerBreakpoints = units.reduce((n, u) => n + u.callerBreakpoints, 0) + (format === 'anthropic' && property(root, 'cache_control') ? 1 : 0);
@@ -520,6 +527,16 @@ function itemKey(format: RequestFormat, section: Section, item: Item): string {
   let keys = itemKeys.get(item.all);
   if (!keys) itemKeys.set(item.all, (keys = []));
   return (keys[item.index] ??= unitKey(format, section, JSON.parse(item.all[item.index]!)));
+}
+
+/** The settings an Anthropic messages cache depends on beyond the messages themselves, as canonical JSON (null: none set). */
+function messagesContext(root: JsonNode): string | null {
+  const settings: Record<string, unknown> = {};
+  for (const name of MESSAGE_CACHE_SETTINGS) {
+    const node = property(root, name);
+    if (node !== undefined) settings[name] = valueOf(node);
+  }
+  return Object.keys(settings).length ? (canonicalize(settings) ?? null) : null;
 }
 
 /** A block of a message keyed with the message's role (a handle or a caller block inside a message's content). */

@@ -73,16 +73,19 @@ export function blocksFromAnthropic(body: unknown, countTokens: TokenCounter): R
   asBlocks(b.system).forEach((part, index) => {
     raw.push({ at: { section: 'system', index }, content: semanticForm('anthropic', part), breakpoint: anthropicTtl(part), opensMessage: false });
   });
+  // The messages are cached under the request's tool_choice and thinking settings: another value, another prefix.
+  const settings = Object.fromEntries(['tool_choice', 'thinking'].filter((k) => b[k] !== undefined).map((k) => [k, b[k]]));
+  const context = Object.keys(settings).length ? { settings } : {};
   arrayOf(b.messages).forEach((message, m) => {
     const msg = isObject(message) ? message : {};
     const role = msg.role ?? null;
     const parts = asBlocks(msg.content);
     if (parts.length === 0) {
-      raw.push({ at: { section: 'messages', message: m, role, part: 0 }, content: null, breakpoint: null, opensMessage: true });
+      raw.push({ at: { section: 'messages', message: m, role, part: 0, ...context }, content: null, breakpoint: null, opensMessage: true });
     }
     parts.forEach((part, p) => {
       raw.push({
-        at: { section: 'messages', message: m, role, part: p },
+        at: { section: 'messages', message: m, role, part: p, ...context },
         content: semanticForm('anthropic', part),
         breakpoint: anthropicTtl(part),
         opensMessage: p === 0,
