@@ -243,6 +243,8 @@ describe('pages show the API report figures', () => {
     const unknown = await get(`/ui/requests/${s.requests[3]!.request_id}`, s.key);
     expect(unknown.text).toContain('its capture is <b>unknown</b>, not 0%');
     expect(metricsOf(unknown.text)['provider.read']).toBeNull();
+    // Without the provider's cache fields nothing is known to have leaked: no leak figure.
+    expect(metricsOf(unknown.text)).not.toHaveProperty('cost.leaked');
   });
 
   it('request page shows the provider diagnostics as sent, escaped', async () => {

@@ -41,7 +41,7 @@ ${metric('total_prompt_tokens', 'Prompt tokens (provider)', outcome?.total_promp
 ${metric('provider.read', 'Read from cache (provider)', outcome?.provider.read ?? null, outcome ? (outcome.provider.read === null ? 'unknown' : tok(outcome.provider.read)) : '—')}
 ${metric('provider.write', 'Written to cache (provider)', outcome?.provider.write ?? null, outcome ? (outcome.provider.write === null ? 'unknown' : tok(outcome.provider.write)) : '—')}
 ${metric('predicted.read', 'Predicted read', outcome?.predicted.read ?? null, outcome ? tok(outcome.predicted.read) : '—', { note: 'by the cache simulation' })}
-${cost ? metric('cost.leaked', 'Leaked on this request', cost.actual - cost.perfect, usd(cost.actual - cost.perfect), { tone: 'bad', note: `of ${usd(cost.actual)} input cost` }) : ''}
+${cost && outcome?.capture !== 'unknown' ? metric('cost.leaked', 'Leaked on this request', cost.actual - cost.perfect, usd(cost.actual - cost.perfect), { tone: 'bad', note: `of ${usd(cost.actual)} input cost` }) : ''}
 </dl>
 ${outcome?.capture === 'unknown' ? html`<p class="notice">The provider reported no cache fields for this request: its capture is <b>unknown</b>, not 0%.</p>` : ''}
 ${outcome?.total_mismatch ? mismatchNotice(outcome.total_mismatch) : ''}
@@ -91,7 +91,9 @@ function usageTable(u: NormalizedUsage): Html {
 
 function driftBlock(d: NonNullable<RequestOutcome['drift']>): Html {
   const pair = d.now.excerpt !== undefined && d.before.excerpt !== undefined ? diffPair(d.before.excerpt, d.now.excerpt) : null;
-  return html`<h2>Drift</h2><div class="card"><p style="margin-top:0">${sourceLink(d.handle)} repeated, but segment <b>#${d.segment + 1}</b> before it changed since ${requestLink(d.previous_request)}${
+  // The changed segment can be the handle's own (another API format serialises it to other bytes).
+  const what = d.now.source === d.handle ? html`its own bytes (segment <b>#${d.segment + 1}</b>) changed` : html`segment <b>#${d.segment + 1}</b> before it changed`;
+  return html`<h2>Drift</h2><div class="card"><p style="margin-top:0">${sourceLink(d.handle)} repeated, but ${what} since ${requestLink(d.previous_request)}${
     d.byte_offset !== undefined ? html`, first at byte <b>${tokens(d.byte_offset)}</b>` : ''
   }${formatsNote(d.formats)}.</p>
 ${pair ? html`<div class="pair"><div><b>Before</b><pre data-side="before">${pair.before}</pre></div><div><b>Now</b><pre data-side="now">${pair.now}</pre></div></div>` : html`<p class="muted">${d.before.source} → ${d.now.source}</p>`}</div>`;
