@@ -24,12 +24,13 @@ const TABLE = Array.from({ length: 300 }, (_, i) => `row ${i}: parcel ${i * 7} a
 
 interface Segment {
   source: string;
+  opportunity: number;
   classes: Record<string, number>;
 }
 interface Recorded {
   usage: { cache_read_tokens: number; total_prompt_tokens: number };
   prediction: { read_tokens: number };
-  outcome: { segments: Segment[] };
+  outcome: { segments: Segment[]; predicted: { read: number; write: number } };
 }
 
 async function bundle() {
@@ -95,6 +96,36 @@ describe('the whole history sent inline on every turn', () => {
     // The bundle keeps about its own size on every turn: the digits' under-estimate is not spread onto it.
     const bundleTokens = rows.map((r) => r.outcome.segments.filter((s) => s.source !== 'inline').reduce((n, s) => n + Object.values(s.classes).reduce((a, c) => a + c, 0), 0));
     for (const n of bundleTokens) expect(Math.abs(n - bundleTokens[0]!)).toBeLessThan(bundleTokens[0]! * 0.02);
+  });
+});
+
+describe('a short OpenAI conversation in a session', () => {
+  it.each(['openai-chat', 'openai-responses'] as const)('%s: nothing is captured that was never sent before; the prediction stays inside the prompt', async (format) => {
+    const { client, bundle: b } = await bundle();
+    // Questions of every length modulo the 128-token step: in some, the provider's read of the last turn ends past
+    // where our estimate ends its question.
+    for (let pad = 0; pad < 16; pad++) {
+      const session = await startSession(client);
+      const sdk = h.openai({ headers: { 'x-ph-prefix': b.id, 'x-ph-session': session.id } });
+      const ids: string[] = [];
+      for (const q of [`Where is order 1003? ${'Please check the depot records. '.repeat(pad)}`, 'And order 1004?', 'And 1005?']) {
+        const { response } =
+          format === 'openai-chat'
+            ? await sdk.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: q }] }).withResponse()
+            : await sdk.responses.create({ model: 'gpt-4.1', input: q }).withResponse();
+        ids.push(response.headers.get('x-ph-request-id')!);
+        h.clock.advance(MINUTE);
+      }
+      const rows = await recorded(ids);
+      for (const r of rows.slice(1)) {
+        // The provider read the last turn's question (rounded to its 128-token step), never the reply sent after it.
+        for (const seg of r.outcome.segments) expect(seg.classes.captured ?? 0, `pad ${pad} ${seg.source}`).toBeLessThanOrEqual(seg.opportunity);
+        expect(r.outcome.predicted.read + r.outcome.predicted.write).toBeLessThanOrEqual(r.usage.total_prompt_tokens);
+        expect(sum(r, 'bonus') + sum(r, 'unconfirmed')).toBe(0);
+      }
+      const rep = (await client.get(`/v1/reports/handles/${session.id}`)).json;
+      expect(rep.tokens.captured).toBeLessThanOrEqual(rep.tokens.opportunity);
+    }
   });
 });
 

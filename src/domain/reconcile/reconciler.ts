@@ -266,6 +266,17 @@ export class Reconciler {
         let u = 0;
         lengths = segments.map((seg) => unitLens!.slice(u, (u += seg.units!.length)).reduce((a, b) => a + b, 0));
       } else lengths = anchorLengths(scaled, breakpoints.map((b) => b.segment), anchors, known);
+    } else if (total !== null && read && model.cache.granularity && hasUnits(segments)) {
+      // A granular read is the shared prefix rounded down to a step. One that reaches past where our estimate ends
+      // the unit the simulated cache reads up to shows that unit ends there at least: it is moved, so the read does
+      // not spill into the next unit (a reply never sent before).
+      const units = unitLengths(segments, scaled);
+      const hit = readEnd(state, { id: request.id, ...simAt, ttl: request.cacheTtl }, segments, units, breakpoints, model, read, model.cache.granularity.step);
+      if (hit) {
+        unitLens = anchorLengths(units, [], [], [hit]);
+        let u = 0;
+        lengths = segments.map((seg) => unitLens!.slice(u, (u += seg.units!.length)).reduce((a, b) => a + b, 0));
+      }
     }
     const { blocks, segmentOf, unitOf } = blocksFor(segments, lengths, breakpoints, model, unitLens);
     const seenBefore = segments.map((s) => s.source !== 'inline' && state.seenSources.has(s.source));
@@ -335,7 +346,8 @@ export class Reconciler {
       capture: read === null ? 'unknown' : 'reported',
       total_prompt_tokens: total,
       estimated_prompt_tokens: estimatedTotal,
-      predicted: { read: predictedRead, write: outcomeSim.writeTokens },
+      // What the simulation would write past a read it placed short of the provider's is read.
+      predicted: { read: predictedRead, write: Math.max(0, outcomeSim.writeTokens - Math.max(0, predictedRead - outcomeSim.readTokens)) },
       ...(unitLens ? { unit_lengths: unitLens } : {}),
       provider: { read, write: written },
       segments: segOutcomes,
@@ -568,7 +580,7 @@ function prices(model: ModelEntry, usage: NormalizedUsage, readEnd: number) {
  * entries the cache holds (a provider that read less, after an eviction, or more, from traffic we did not see,
  * ended at another one) — and its end is within a factor of 2 of the read.
  */
-function readEnd(state: ScopeState, req: Omit<SimRequest, 'blocks'>, segments: RenderedSegment[], units: number[], breakpoints: Breakpoint[], model: ModelEntry, read: number): Pin | null {
+function readEnd(state: ScopeState, req: Omit<SimRequest, 'blocks'>, segments: RenderedSegment[], units: number[], breakpoints: Breakpoint[], model: ModelEntry, read: number, step?: number): Pin | null {
   const total = units.reduce((a, b) => a + b, 0);
   const { blocks, unitOf } = blocksFor(segments, [], breakpoints, model, units);
   const peek = unknownFirstBytes(state, { ...req, blocks }, read);
@@ -579,6 +591,8 @@ function readEnd(state: ScopeState, req: Omit<SimRequest, 'blocks'>, segments: R
   if (unit < 0 || unit >= units.length - 1 || read >= total) return null;
   const end = blocks[hit!]!.endToken;
   if (!(read >= end / 2 && read <= end * 2)) return null;
+  // Granular: only a read past our end, by less than a step, moves it (a read short of it is the step's rounding).
+  if (step !== undefined && !(read > end && read - end < step)) return null;
   const others = blocks.filter((b, j) => j !== hit && (unitOf?.[j] ?? -1) >= 0 && (b.breakpoint || state.sim.writerOf(b.key) !== undefined));
   return others.some((b) => Math.abs(b.endToken - read) < Math.abs(end - read)) ? null : { segment: unit, at: read };
 }
