@@ -19,7 +19,7 @@ afterEach(async () => {
 });
 
 const MINUTE = 60_000;
-/** A tool output of digits: o200k counts it about 1.6 times the ~4-bytes-a-token estimate. */
+/** A tool output of digits: o200k counts it about 1.6 times what ~4 bytes a token would guess. */
 const TABLE = Array.from({ length: 300 }, (_, i) => `row ${i}: parcel ${i * 7} at depot ${i % 13}`).join('\n');
 
 interface Segment {
