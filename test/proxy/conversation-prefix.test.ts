@@ -153,6 +153,9 @@ describe('settings the cached messages depend on', () => {
     expect(sum(last, 'captured', 'inline')).toBe(0);
     expect(sum(last, 'bonus') + sum(last, 'unconfirmed')).toBe(0);
     expect(sum(rows[1]!, 'captured', 'inline')).toBeGreaterThan(0);
+    // The earlier turns were referenced before: losing them to the setting is a leak (drift), not a first write (cold).
+    expect(sum(last, 'drift', 'inline')).toBeGreaterThan(3000);
+    expect(sum(last, 'cold', 'inline')).toBeLessThan(200);
   });
 });
 

@@ -278,15 +278,15 @@ export class Reconciler {
         lengths = segments.map((seg) => unitLens!.slice(u, (u += seg.units!.length)).reduce((a, b) => a + b, 0));
       }
     }
-    const { blocks, segmentOf, unitOf } = blocksFor(segments, lengths, breakpoints, model, unitLens);
+    const { blocks, segmentOf, unitOf, seenKeys } = blocksFor(segments, lengths, breakpoints, model, unitLens);
     const seenBefore = segments.map((s) => s.source !== 'inline' && state.seenSources.has(s.source));
     // Before this request is applied: which of its prefixes the scope referenced already.
-    const seenBlock = blocks.map((b) => state.seenKeys.has(b.key));
+    const seenBlock = (seenKeys ?? blocks.map((b) => b.key)).map((k) => state.seenKeys.has(k));
     const lastBySource = new Map(state.lastRequestBySource);
     const writer = (o: SimOutcome) => (o.hitBlock !== null ? state.sim.writerOf(blocks[o.hitBlock]!.key) : undefined);
     const chosen = unknownFirstBytes(state, { id: request.id, ...simAt, blocks, ttl: request.cacheTtl }, usage.cache_fields_reported ? (usage.cache_read_tokens ?? 0) : null);
     simAt.unknownFirstBytes = chosen.mode;
-    const outcomeSim = advance(state, request, blocks, simAt, chosen.plan);
+    const outcomeSim = advance(state, request, blocks, simAt, chosen.plan, seenKeys);
     const readFrom = writer(outcomeSim);
     // The provider's read and the simulated one name the same prefix when they differ by no more than our token
     // estimate can err (one hit step on a granular cache; on an explicit one, past the simulated end by at most the

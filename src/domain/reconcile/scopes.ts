@@ -83,6 +83,8 @@ export interface RequestBlocks {
   segmentOf: number[];
   /** With units: the unit whose end each block is (-1 for a unit's inner blocks). */
   unitOf?: number[];
+  /** With units: each block's prefix as the scope remembers it referenced (its key without message settings). */
+  seenKeys?: string[];
 }
 
 export function blocksFor(segments: RenderedSegment[], lengths: number[], breakpoints: Breakpoint[], model: ModelEntry, unitLens?: number[]): RequestBlocks {
@@ -108,20 +110,27 @@ export function blocksFor(segments: RenderedSegment[], lengths: number[], breakp
 }
 
 /**
- * The chains after each unit of a segment, from the chain before it. Every report and prediction walks a
- * request's whole prefix, and an agent's requests share most of it: a segment's links are hashed once and
- * remembered (bounded), not hashed on every walk. The segment's byte chain and first key name its units.
+ * The chains after each unit of a segment, from the chains before it: one keyed as the provider caches (with the
+ * request's message settings), one without them (what the scope has referenced, whatever the settings). Every
+ * report and prediction walks a request's whole prefix, and an agent's requests share most of it: a segment's
+ * links are hashed once and remembered (bounded). The segment's byte chain and first key name its units.
  */
-const segmentChains = new Lru<string, string[]>(100_000);
+const segmentChains = new Lru<string, { cached: string[]; seen: string[] }>(100_000);
 
-function unitChains(previous: string, seg: RenderedSegment): string[] {
+function unitChains(previous: { cached: string; seen: string }, seg: RenderedSegment): { cached: string[]; seen: string[] } {
   const units = seg.units!;
-  const memo = `${previous}|${seg.chain}|${units[0]![0]}`;
+  const memo = `${previous.cached}|${previous.seen}|${seg.chain}|${units[0]![0]}`;
   let out = segmentChains.get(memo);
   if (!out) {
-    out = [];
-    let chain = previous;
-    for (const [key] of units) out.push((chain = sha256Hex(`${chain}\n${key}`)));
+    out = { cached: [], seen: [] };
+    let [cached, seen] = [previous.cached, previous.seen];
+    // Until a unit carries settings, the two chains are one.
+    let same = seen === cached;
+    for (const [key, , , base] of units) {
+      out.cached.push((cached = sha256Hex(`${cached}\n${key}`)));
+      same &&= base === undefined;
+      out.seen.push((seen = same ? cached : sha256Hex(`${seen}\n${base ?? key}`)));
+    }
     segmentChains.set(memo, out);
   }
   return out;
@@ -153,8 +162,9 @@ function unitBlocks(segments: RenderedSegment[], unitLens: number[], marked: Map
   const blocks: SimBlock[] = [];
   const segmentOf: number[] = [];
   const unitOf: number[] = [];
+  const seenKeys: string[] = [];
   let end = 0;
-  let chain = '';
+  let chain = { cached: '', seen: '' };
   let n = 0;
   segments.forEach((seg, i) => {
     const first = blocks.length;
@@ -162,21 +172,23 @@ function unitBlocks(segments: RenderedSegment[], unitLens: number[], marked: Map
     seg.units!.forEach(([, , count], k) => {
       const u = n++;
       const len = unitLens[u] ?? 0;
-      chain = links[k]!;
+      chain = { cached: links.cached[k]!, seen: links.seen[k]! };
       // No more blocks than tokens: a unit's last block (the one its key names) is never an empty one.
       const parts = count === 1 || len <= 1 ? [len] : splitEvenly(len, Math.min(count, len));
       parts.forEach((tokens, b) => {
         if (tokens === 0) return;
         end += tokens;
-        blocks.push({ key: b === parts.length - 1 ? chain : `${chain}#${b}`, endToken: end, breakpoint: null });
+        const last = b === parts.length - 1;
+        blocks.push({ key: last ? chain.cached : `${chain.cached}#${b}`, endToken: end, breakpoint: null });
+        seenKeys.push(last ? chain.seen : `${chain.seen}#${b}`);
         segmentOf.push(i);
-        unitOf.push(b === parts.length - 1 ? u : -1);
+        unitOf.push(last ? u : -1);
       });
     });
     const ttl = marked.get(i);
     if (ttl !== undefined && blocks.length > first) blocks[blocks.length - 1]!.breakpoint = ttl;
   });
-  return { blocks, segmentOf, unitOf };
+  return { blocks, segmentOf, unitOf, seenKeys };
 }
 
 /** The times a request was simulated at (kept with its outcome, so a replay takes the same steps). */
@@ -239,9 +251,9 @@ export class ScopeStates {
       const outcome = row.outcome as RecordedOutcome;
       // The same entry ingestion used: a catalog entry gone since (an override removed) is looked up by model name.
       const entry = this.catalog.byId(row.catalogEntry) ?? this.catalog.lookup(row.model).entry;
-      const { blocks } = blocksFor(row.segments as RenderedSegment[], outcome.lengths, row.breakpoints as Breakpoint[], entry, outcome.unit_lengths);
+      const { blocks, seenKeys } = blocksFor(row.segments as RenderedSegment[], outcome.lengths, row.breakpoints as Breakpoint[], entry, outcome.unit_lengths);
       const state = outcome.sim.history ? states.history : states.live;
-      advance(state, row, blocks, outcome.sim);
+      advance(state, row, blocks, outcome.sim, undefined, seenKeys);
       learnExactEnds(state, entry, row, outcome);
     }
     this.states.set(scope, states);
@@ -266,7 +278,7 @@ export function reconcilingRules(model: ModelEntry): CacheRules {
 }
 
 /** Applies one request to a scope: the simulated cache, and which sources it has now seen. */
-export function advance(state: ScopeState, row: Pick<RequestRow, 'id' | 'segments' | 'cacheTtl'>, blocks: SimBlock[], at: SimTimes, planned?: SimPlan): SimOutcome {
+export function advance(state: ScopeState, row: Pick<RequestRow, 'id' | 'segments' | 'cacheTtl'>, blocks: SimBlock[], at: SimTimes, planned?: SimPlan, seen: string[] = blocks.map((b) => b.key)): SimOutcome {
   // A plan the caller already evaluated for these times is recorded as it is, not evaluated again.
   const outcome = planned ? (planned.commit(), planned.outcome) : state.sim.apply({ id: row.id, ...at, blocks, ttl: row.cacheTtl });
   for (const s of row.segments as RenderedSegment[]) {
@@ -274,9 +286,9 @@ export function advance(state: ScopeState, row: Pick<RequestRow, 'id' | 'segment
     state.seenSources.add(s.source);
     state.lastRequestBySource.set(s.source, row.id);
   }
-  for (const b of blocks) {
-    state.seenKeys.delete(b.key);
-    state.seenKeys.set(b.key, true);
+  for (const key of seen) {
+    state.seenKeys.delete(key);
+    state.seenKeys.set(key, true);
   }
   while (state.seenKeys.size > SEEN_KEYS_MAX) state.seenKeys.delete(state.seenKeys.keys().next().value!);
   state.firstStart = Math.min(state.firstStart, at.startedAt);

@@ -49,10 +49,11 @@ export interface RenderedSegment {
   chain: string;
   /**
    * The segment's units (a tool, a system block, a message; a block where handles stand inside a message) as
-   * [semantic key, estimated tokens, provider blocks]: reconciliation keys its simulated cache on them, so the same
-   * messages sent inline, then from a session, are one cached prefix. Stored with the request, not shown.
+   * [semantic key, estimated tokens, provider blocks, the key without the message settings when they apply]:
+   * reconciliation keys its simulated cache on them, so the same messages sent inline, then from a session, are one
+   * cached prefix. Stored with the request, not shown.
    */
-  units?: Array<[string, number, number]>;
+  units?: Array<[string, number, number] | [string, number, number, string]>;
 }
 
 export interface Breakpoint {
@@ -123,6 +124,8 @@ interface Unit {
   caller5m?: boolean;
   /** The semantic key (see RenderedSegment.units). */
   key: string;
+  /** The key without the request's message settings (Anthropic tool_choice, thinking), when they apply. */
+  base?: string;
   /** An inline unit's token count in a tokenizer family (handle items are counted with their segment). */
   tokens?: (family: TokenizerFamily) => number;
 }
@@ -380,7 +383,11 @@ export class RequestRenderer {
     // Anthropic caches the messages under the request's tool_choice and thinking settings: another value is another
     // cached prefix from the first message on (tools and system stay).
     const context = format === 'anthropic' ? messagesContext(root) : null;
-    if (context) for (const u of messageUnits) u.key = semanticKey(format, [context, u.key]);
+    if (context)
+      for (const u of messageUnits) {
+        u.base = u.key;
+        u.key = semanticKey(format, [context, u.key]);
+      }
     const units = [...toolUnits, ...systemUnits, ...messageUnits];
     const segments = buildSegments(units, model);
     const callerBreakpoints = units.reduce((n, u) => n + u.callerBreakpoints, 0) + (format === 'anthropic' && property(root, 'cache_control') ? 1 : 0);
@@ -687,7 +694,7 @@ function buildSegments(units: Unit[], model: ModelEntry) {
       blocks,
       digest,
       chain,
-      units: units.slice(i, j).map((u, k) => [u.key, shares[k]!, u.blocks]),
+      units: units.slice(i, j).map((u, k) => (u.base ? [u.key, shares[k]!, u.blocks, u.base] : [u.key, shares[k]!, u.blocks])),
     });
     texts.push(text);
     lastUnit.push(units[j - 1]!);
