@@ -266,12 +266,12 @@ export class Reconciler {
         let u = 0;
         lengths = segments.map((seg) => unitLens!.slice(u, (u += seg.units!.length)).reduce((a, b) => a + b, 0));
       } else lengths = anchorLengths(scaled, breakpoints.map((b) => b.segment), anchors, known);
-    } else if (total !== null && read && model.cache.granularity && hasUnits(segments)) {
-      // A granular read is the shared prefix rounded down to a step. One that reaches past where our estimate ends
-      // the unit the simulated cache reads up to shows that unit ends there at least: it is moved, so the read does
-      // not spill into the next unit (a reply never sent before).
+    } else if (total !== null && read && hasUnits(segments)) {
+      // An automatic cache's read is the shared prefix (rounded down to a step on OpenAI). One that reaches past where
+      // our estimate ends the unit the simulated cache reads up to shows that unit ends there at least: it is moved,
+      // so the read does not spill into the next unit (a reply never sent before).
       const units = unitLengths(segments, scaled);
-      const hit = readEnd(state, { id: request.id, ...simAt, ttl: request.cacheTtl }, segments, units, breakpoints, model, read, model.cache.granularity.step);
+      const hit = readEnd(state, { id: request.id, ...simAt, ttl: request.cacheTtl }, segments, units, breakpoints, model, read, true);
       if (hit) {
         unitLens = anchorLengths(units, [], [], [hit]);
         let u = 0;
@@ -280,13 +280,15 @@ export class Reconciler {
     }
     const { blocks, segmentOf, unitOf, seenKeys } = blocksFor(segments, lengths, breakpoints, model, unitLens);
     const seenBefore = segments.map((s) => s.source !== 'inline' && state.seenSources.has(s.source));
-    // Before this request is applied: which of its prefixes the scope referenced already.
-    const seenBlock = (seenKeys ?? blocks.map((b) => b.key)).map((k) => state.seenKeys.has(k));
+    // Before this request is applied: which of its prefixes the scope referenced already (remembered, bounded; as
+    // they are cached, for rows recorded before keys without settings were; and, below, whatever the cache read).
+    const seenBlock = (seenKeys ?? blocks.map((b) => b.key)).map((k, j) => state.seenKeys.has(k) || state.seenKeys.has(blocks[j]!.key));
     const lastBySource = new Map(state.lastRequestBySource);
     const writer = (o: SimOutcome) => (o.hitBlock !== null ? state.sim.writerOf(blocks[o.hitBlock]!.key) : undefined);
     const chosen = unknownFirstBytes(state, { id: request.id, ...simAt, blocks, ttl: request.cacheTtl }, usage.cache_fields_reported ? (usage.cache_read_tokens ?? 0) : null);
     simAt.unknownFirstBytes = chosen.mode;
     const outcomeSim = advance(state, request, blocks, simAt, chosen.plan, seenKeys);
+    outcomeSim.blocks.forEach((b, j) => (seenBlock[j] ||= b.read > 0));
     const readFrom = writer(outcomeSim);
     // The provider's read and the simulated one name the same prefix when they differ by no more than our token
     // estimate can err (one hit step on a granular cache; on an explicit one, past the simulated end by at most the
@@ -534,10 +536,14 @@ function blockSpans(o: SimOutcome, ends: number[], segmentOf: number[], seg: num
 /** Whether a provider's read is the simulated one, give or take the error of our token positions (see predictedRead). */
 function sameRead(model: ModelEntry, simulated: number, read: number | null, blocks: SimBlock[], unitOf?: number[]): boolean {
   if (read === null || simulated === 0 || read === 0 || read === simulated) return false;
-  const step = model.cache.granularity?.step;
-  if (step) return Math.abs(read - simulated) <= step;
-  // An explicit read ends at a block end: one at or before the provider's read, past ours, is another prefix (bonus).
-  return read > simulated && read - simulated <= Math.max(16, 0.1 * simulated) && !blocks.some((b, j) => b.endToken > simulated && b.endToken <= read && (unitOf === undefined || unitOf[j]! >= 0));
+  if (model.cache.granularity) return Math.abs(read - simulated) <= readTolerance(model, simulated);
+  // A read ends at a block end: one at or before the provider's read, past ours, is another prefix (bonus).
+  return read > simulated && read - simulated <= readTolerance(model, simulated) && !blocks.some((b, j) => b.endToken > simulated && b.endToken <= read && (unitOf === undefined || unitOf[j]! >= 0));
+}
+
+/** How far a provider's read may be from a simulated end and still be it: one hit step, else 10% (at least 16 tokens). */
+function readTolerance(model: ModelEntry, end: number): number {
+  return model.cache.granularity?.step ?? Math.max(16, 0.1 * end);
 }
 
 /**
@@ -580,7 +586,7 @@ function prices(model: ModelEntry, usage: NormalizedUsage, readEnd: number) {
  * entries the cache holds (a provider that read less, after an eviction, or more, from traffic we did not see,
  * ended at another one) — and its end is within a factor of 2 of the read.
  */
-function readEnd(state: ScopeState, req: Omit<SimRequest, 'blocks'>, segments: RenderedSegment[], units: number[], breakpoints: Breakpoint[], model: ModelEntry, read: number, step?: number): Pin | null {
+function readEnd(state: ScopeState, req: Omit<SimRequest, 'blocks'>, segments: RenderedSegment[], units: number[], breakpoints: Breakpoint[], model: ModelEntry, read: number, pastOnly = false): Pin | null {
   const total = units.reduce((a, b) => a + b, 0);
   const { blocks, unitOf } = blocksFor(segments, [], breakpoints, model, units);
   const peek = unknownFirstBytes(state, { ...req, blocks }, read);
@@ -591,8 +597,9 @@ function readEnd(state: ScopeState, req: Omit<SimRequest, 'blocks'>, segments: R
   if (unit < 0 || unit >= units.length - 1 || read >= total) return null;
   const end = blocks[hit!]!.endToken;
   if (!(read >= end / 2 && read <= end * 2)) return null;
-  // Granular: only a read past our end, by less than a step, moves it (a read short of it is the step's rounding).
-  if (step !== undefined && !(read > end && read - end < step)) return null;
+  // Automatic caches: only a read past our end, within the error sameRead allows, moves it (a read short of it is a
+  // step's rounding, or another prefix).
+  if (pastOnly && !(read > end && read - end <= readTolerance(model, end))) return null;
   const others = blocks.filter((b, j) => j !== hit && (unitOf?.[j] ?? -1) >= 0 && (b.breakpoint || state.sim.writerOf(b.key) !== undefined));
   return others.some((b) => Math.abs(b.endToken - read) < Math.abs(end - read)) ? null : { segment: unit, at: read };
 }
