@@ -15,7 +15,7 @@ import { extractDiagnostics, normalizeUsage, usageObjectOf, usageProviderOf, Usa
 import type { NormalizedUsage } from '../usage/types';
 import { anchorLengths, fitLengths, overlap, type Pin } from './attribution';
 import { PendingPremiums, partsOf, readUpTo, type PremiumPart, type StoredPremium } from './write-premiums';
-import { advance, blocksFor, hasUnits, knownEnds, lastUnits, learnExactEnds, measuresPrefixes, ScopeStates, unitLengths, type RecordedOutcome, type ScopeState, type SimTimes } from './scopes';
+import { advance, blocksFor, hasUnits, knownEnds, lastUnits, learnExactEnds, measuresPrefixes, ScopeStates, segmentLengths, unitLengths, type RecordedOutcome, type ScopeState, type SimTimes } from './scopes';
 import { CLASSES, classifySegment, requestsColumn, ROLLUP_CLASSES, ROLLUP_VALUE_COLUMNS, type ClassCounts } from './waterfall';
 
 export interface UsageReport {
@@ -263,8 +263,7 @@ export class Reconciler {
         const hit = read ? readEnd(state, { id: request.id, ...simAt, ttl: request.cacheTtl }, segments, units, breakpoints, model, read) : null;
         const pins = known.map((p) => ({ segment: last[p.segment]!, at: p.at })).filter((p) => !hit || (p.segment < hit.segment ? p.at < hit.at : p.segment > hit.segment && p.at > hit.at));
         unitLens = anchorLengths(units, breakpoints.map((b) => last[b.segment]!), hit ? anchors.slice(1) : anchors, hit ? [hit, ...pins] : pins);
-        let u = 0;
-        lengths = segments.map((seg) => unitLens!.slice(u, (u += seg.units!.length)).reduce((a, b) => a + b, 0));
+        lengths = segmentLengths(segments, unitLens);
       } else lengths = anchorLengths(scaled, breakpoints.map((b) => b.segment), anchors, known);
     } else if (total !== null && read && hasUnits(segments)) {
       // An automatic cache's read is the shared prefix (rounded down to a step on OpenAI). One that reaches past where
@@ -274,8 +273,7 @@ export class Reconciler {
       const hit = readEnd(state, { id: request.id, ...simAt, ttl: request.cacheTtl }, segments, units, breakpoints, model, read, true);
       if (hit) {
         unitLens = anchorLengths(units, [], [], [hit]);
-        let u = 0;
-        lengths = segments.map((seg) => unitLens!.slice(u, (u += seg.units!.length)).reduce((a, b) => a + b, 0));
+        lengths = segmentLengths(segments, unitLens);
       }
     }
     const { blocks, segmentOf, unitOf, seenKeys } = blocksFor(segments, lengths, breakpoints, model, unitLens);
@@ -291,9 +289,8 @@ export class Reconciler {
     outcomeSim.blocks.forEach((b, j) => (seenBlock[j] ||= b.read > 0));
     const readFrom = writer(outcomeSim);
     // The provider's read and the simulated one name the same prefix when they differ by no more than our token
-    // estimate can err (one hit step on a granular cache; on an explicit one, past the simulated end by at most the
-    // larger of 10% and 16 tokens, and short of the next block's end): the difference is ours, not a bonus or an
-    // unconfirmed read.
+    // estimate can err (readTolerance; without steps, only past the simulated end and short of the next unit's end):
+    // the difference is ours, not a bonus or an unconfirmed read.
     const predictedRead = sameRead(model, outcomeSim.readTokens, read, blocks, unitOf) ? read! : outcomeSim.readTokens;
 
     const written = usage.cache_write_tokens ?? (read === null ? null : 0);
@@ -575,12 +572,6 @@ function prices(model: ModelEntry, usage: NormalizedUsage, readEnd: number) {
 }
 
 /**
- * How a request sees earlier writes whose writer's first byte is unknown: only once their call ended
- * (`late`: a parallel fan-out pays the write twice, `concurrent`), unless the provider read further than
- * that allows — its receipt shows the write was readable (`early`). Without a receipt, `early`: the tokens
- * are then `unknown`, not a leak we cannot show.
- */
-/**
  * Where the provider's read ended, as a pin on a unit end: the unit the simulated cache would read up to (planned,
  * nothing applied), when that is the nearest prefix the read could end at — of this request's breakpoints and the
  * entries the cache holds (a provider that read less, after an eviction, or more, from traffic we did not see,
@@ -604,6 +595,12 @@ function readEnd(state: ScopeState, req: Omit<SimRequest, 'blocks'>, segments: R
   return others.some((b) => Math.abs(b.endToken - read) < Math.abs(end - read)) ? null : { segment: unit, at: read };
 }
 
+/**
+ * How a request sees earlier writes whose writer's first byte is unknown: only once their call ended
+ * (`late`: a parallel fan-out pays the write twice, `concurrent`), unless the provider read further than
+ * that allows — its receipt shows the write was readable (`early`). Without a receipt, `early`: the tokens
+ * are then `unknown`, not a leak we cannot show.
+ */
 function unknownFirstBytes(state: ScopeState, req: SimRequest, read: number | null): { mode: 'early' | 'late'; plan?: SimPlan } {
   if (!state.sim.hasUncertainWritesAt(req.startedAt)) return { mode: 'late' };
   const late = state.sim.plan({ ...req, unknownFirstBytes: 'late' });

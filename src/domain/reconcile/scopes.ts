@@ -146,6 +146,12 @@ export function unitLengths(segments: RenderedSegment[], lengths: number[]): num
   return segments.flatMap((seg, i) => scaleLengths(seg.units!.map((u) => u[1]), lengths[i] ?? 0));
 }
 
+/** Each segment's length: the sum of its units' (the inverse of unitLengths). */
+export function segmentLengths(segments: RenderedSegment[], unitLens: number[]): number[] {
+  let u = 0;
+  return segments.map((seg) => unitLens.slice(u, (u += seg.units!.length)).reduce((a, b) => a + b, 0));
+}
+
 /** The index (in the flattened units) of each segment's last unit. */
 export function lastUnits(segments: RenderedSegment[]): number[] {
   let n = 0;

@@ -7,7 +7,7 @@ import type { Message } from '../content';
 import { learnToolNames, newRenderContext, segmentItems, type RenderContext } from './formats';
 import { Lru } from '../lru';
 import { scaleLengths } from '../reconcile/attribution';
-import { semanticKey, unitKey } from '../simulator/semantic';
+import { MESSAGE_CACHE_SETTINGS, semanticKey, unitKey } from '../simulator/semantic';
 import { countTokens, type TokenizerFamily } from '../tokens';
 import {
   applyEdits,
@@ -131,8 +131,6 @@ interface Unit {
 }
 
 const HANDLE_TYPE = 'handle';
-/** Anthropic: a change of these invalidates the cached messages (tools and system stay). */
-export const MESSAGE_CACHE_SETTINGS = ['tool_choice', 'thinking'] as const;
 
 type ResolvedRef = ReturnType<HandleService['resolve']>;
 

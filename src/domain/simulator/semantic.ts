@@ -28,6 +28,9 @@ const NESTED = new Set(['content', 'tool_calls', 'function', 'source', 'output',
 /** Free-form JSON the provider writes into the prompt as sent: kept verbatim, key order and nulls included. */
 const VERBATIM = new Set(['input', 'parameters', 'input_schema', 'arguments', 'args', 'parametersJsonSchema']);
 
+/** Anthropic caches the messages under these request settings: a change of either invalidates them (tools and system stay). */
+export const MESSAGE_CACHE_SETTINGS = ['tool_choice', 'thinking'] as const;
+
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** The prompt a value stands for, in one spelling (see the file comment). */
