@@ -144,6 +144,7 @@ export class RequestService {
       breakpoints: rendered.breakpoints,
       promptCacheKey: rendered.promptCacheKey,
       cacheTtl: rendered.cacheTtl,
+      messageSettings: rendered.messageSettings,
       prediction,
     };
     const committed = this.deps.writes.enqueue({ kind: 'request', row, inline, handles: rendered.handles });

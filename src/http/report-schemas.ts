@@ -38,6 +38,13 @@ export const DriftFindingSchema = z
     before: excerptSide,
     byte_offset: int.optional().openapi({ description: 'Where the bytes first differ, when both sides are still held.' }),
     formats: z.object({ now: z.string(), before: z.string() }).optional().openapi({ description: 'The two requests used different API formats.' }),
+    settings: z
+      .array(z.object({ name: z.string(), now: z.unknown(), before: z.unknown() }))
+      .optional()
+      .openapi({
+        description:
+          'Set when nothing before the messages changed but a setting Anthropic caches the messages under did (`tool_choice`, `thinking`; null: not sent): every message was written again. `segment` is then the first segment of the messages.',
+      }),
   })
   .openapi('DriftFinding');
 

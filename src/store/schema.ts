@@ -103,6 +103,8 @@ export const requests = sqliteTable(
     promptCacheKey: text('prompt_cache_key'),
     /** The cache lifetime the request asked for (OpenAI `prompt_cache_retention`), when the model has it; else the default. */
     cacheTtl: text('cache_ttl'),
+    /** Anthropic's messages are cached under the request's tool_choice and thinking: those set, as canonical JSON (null: none). */
+    messageSettings: text('message_settings'),
     prediction: text('prediction', { mode: 'json' }),
     /** rendered → reconciled (usage received) or failed (the provider answered with an error). */
     status: text('status', { enum: ['rendered', 'reconciled', 'failed'] }).notNull().default('rendered'),

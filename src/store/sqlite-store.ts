@@ -45,6 +45,7 @@ function requestParams(r: RequestRow) {
     breakpoints: json(r.breakpoints),
     promptCacheKey: r.promptCacheKey,
     cacheTtl: r.cacheTtl ?? null,
+    messageSettings: r.messageSettings ?? null,
     prediction: json(r.prediction),
   };
 }
@@ -78,6 +79,7 @@ function requestFromRow(row: Record<string, unknown>): RequestRow {
     breakpoints: parse(row.breakpoints),
     promptCacheKey: (row.prompt_cache_key as string | null) ?? null,
     cacheTtl: (row.cache_ttl as string | null) ?? null,
+    messageSettings: (row.message_settings as string | null) ?? null,
     prediction: parse(row.prediction),
     status: row.status as RequestRow['status'],
     // A failed request keeps its times and error body on its own row.
@@ -98,8 +100,8 @@ function requestFromRow(row: Record<string, unknown>): RequestRow {
 
 // The group commit's statements.
 const SQL = {
-  insertRequest: `insert into requests (id, tenant_id, scope, format, model, catalog_entry, catalog_fallback, rendered_at, segments, breakpoints, prompt_cache_key, cache_ttl, prediction, status)
-    values (@id, @tenantId, @scope, @format, @model, @catalogEntry, @catalogFallback, @renderedAt, @segments, @breakpoints, @promptCacheKey, @cacheTtl, @prediction, 'rendered')`,
+  insertRequest: `insert into requests (id, tenant_id, scope, format, model, catalog_entry, catalog_fallback, rendered_at, segments, breakpoints, prompt_cache_key, cache_ttl, message_settings, prediction, status)
+    values (@id, @tenantId, @scope, @format, @model, @catalogEntry, @catalogFallback, @renderedAt, @segments, @breakpoints, @promptCacheKey, @cacheTtl, @messageSettings, @prediction, 'rendered')`,
   insertInline: 'insert into request_inline (request_id, segment, text, truncated, expires_at) values (@requestId, @segment, @text, @truncated, @expiresAt)',
   markFailed: `update requests set status = 'failed', started_at = @startedAt, finished_at = @finishedAt, usage_raw = @usageRaw where id = @id and status = 'rendered'`,
   // A report appends its results and marks the request (a few bytes: the rendered row keeps its size).

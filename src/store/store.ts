@@ -85,6 +85,8 @@ export interface RequestRow {
   promptCacheKey: string | null;
   /** The cache lifetime the request asked for (a TTL name of its model), or null: the model's default. */
   cacheTtl?: string | null;
+  /** Anthropic: the request's tool_choice and thinking as canonical JSON, under which its messages are cached (null: none set). */
+  messageSettings?: string | null;
   prediction: unknown;
   status?: 'rendered' | 'reconciled' | 'failed';
   startedAt?: number | null;

@@ -28,10 +28,19 @@ interface Segment {
   classes: Record<string, number>;
 }
 interface Recorded {
+  id: string;
+  segments: Array<{ section: string }>;
   usage: { cache_read_tokens: number; total_prompt_tokens: number };
   prediction: { read_tokens: number };
-  outcome: { segments: Segment[]; predicted: { read: number; write: number } };
+  outcome: {
+    segments: Segment[];
+    predicted: { read: number; write: number };
+    drift: { segment: number; previous_request: string; byte_offset?: number; settings?: Array<{ name: string; now: unknown; before: unknown }> } | null;
+  };
 }
+
+/** A dashboard page, as the tenant's browser sees it. */
+const page = async (path: string) => (await h.t.app.request(path, { headers: { cookie: `ph_ui_key=${h.key}` } })).text();
 
 async function bundle() {
   const client = h.tenant.client;
@@ -156,6 +165,39 @@ describe('settings the cached messages depend on', () => {
     // The earlier turns were referenced before: losing them to the setting is a leak (drift), not a first write (cold).
     expect(sum(last, 'drift', 'inline')).toBeGreaterThan(3000);
     expect(sum(last, 'cold', 'inline')).toBeLessThan(200);
+    // The drift is explained by the setting, at the first segment of the messages (the bytes before are the same).
+    const drift = last.outcome.drift!;
+    expect(drift).toMatchObject({ previous_request: ids[1], settings: [{ name: 'tool_choice', before: null, now: { type: 'any' } }] });
+    expect(last.segments[drift.segment]!.section).toBe('messages');
+    expect(last.segments[drift.segment - 1]!.section).not.toBe('messages');
+    expect(drift.byte_offset).toBeUndefined();
+    // The turn before changed no setting: its new messages were simply new, with nothing to explain.
+    expect(rows[1]!.outcome.drift).toBeNull();
+    const html = await page(`/ui/requests/${last.id}`);
+    expect(html).toContain('data-drift-settings');
+    expect(html).toMatch(/<code>tool_choice<\/code> changed \(<code data-setting-before="tool_choice">not sent<\/code> → <code data-setting-now="tool_choice">\{&quot;type&quot;:&quot;any&quot;\}<\/code>\)/);
+  });
+
+  it('Anthropic: a changed thinking budget on a session is named on the session\'s drift findings', async () => {
+    const { client, bundle: b } = await bundle();
+    const session = await startSession(client);
+    const sdk = h.anthropic({ headers: { 'x-ph-prefix': b.id, 'x-ph-session': session.id } });
+    const ids: string[] = [];
+    for (const [i, question] of ['Where is order 1003?', TABLE, 'Which depot?'].entries()) {
+      const thinking = { type: 'enabled' as const, budget_tokens: i === 2 ? 2048 : 1024 };
+      const { response } = await sdk.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 4096, thinking, messages: [{ role: 'user', content: [{ type: 'text', text: question, cache_control: { type: 'ephemeral' } }] }] }).withResponse();
+      ids.push(response.headers.get('x-ph-request-id')!);
+      h.clock.advance(MINUTE);
+    }
+    const rows = await recorded(ids);
+    const last = rows.at(-1)!;
+    expect(sum(last, 'drift', `${session.id}@`)).toBeGreaterThan(3000);
+    expect(last.outcome.drift?.settings).toEqual([{ name: 'thinking', before: { type: 'enabled', budget_tokens: 1024 }, now: { type: 'enabled', budget_tokens: 2048 } }]);
+    // Recorded on the session, so its report lists it.
+    const rep = (await client.get(`/v1/reports/handles/${session.id}`)).json;
+    expect(rep.drift).toHaveLength(1);
+    expect(rep.drift[0]).toMatchObject({ request_id: last.id, previous_request_id: ids[1], settings: [{ name: 'thinking' }] });
+    expect(await page(`/ui/handles/${session.id}`)).toContain('<code>thinking</code> changed');
   });
 });
 

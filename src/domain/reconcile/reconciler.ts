@@ -11,6 +11,7 @@ import { parseRef } from '../ids';
 import { Lru } from '../lru';
 import type { Breakpoint, RenderedSegment } from '../render/request';
 import type { SimBlock, SimOutcome, SimPlan, SimRequest } from '../simulator/cache';
+import { MESSAGE_CACHE_SETTINGS } from '../simulator/semantic';
 import { extractDiagnostics, normalizeUsage, usageObjectOf, usageProviderOf, UsageShapeError } from '../usage/normalize';
 import type { NormalizedUsage } from '../usage/types';
 import { anchorLengths, fitLengths, overlap, type Pin } from './attribution';
@@ -84,6 +85,17 @@ export interface DriftFinding {
   byte_offset?: number;
   /** Set when the two requests used different API formats: the same handles serialise to other bytes. */
   formats?: { now: string; before: string };
+  /**
+   * Set when the bytes before the messages are the same but a setting Anthropic caches the messages under
+   * (tool_choice, thinking) changed: every message was written again. A setting not sent is null.
+   */
+  settings?: SettingChange[];
+}
+
+export interface SettingChange {
+  name: string;
+  now: unknown;
+  before: unknown;
 }
 
 export interface ReconciledEvent {
@@ -282,6 +294,7 @@ export class Reconciler {
     // they are cached, for rows recorded before keys without settings were; and, below, whatever the cache read).
     const seenBlock = (seenKeys ?? blocks.map((b) => b.key)).map((k, j) => state.seenKeys.has(k) || state.seenKeys.has(blocks[j]!.key));
     const lastBySource = new Map(state.lastRequestBySource);
+    const lastInScope = state.lastRequest;
     const writer = (o: SimOutcome) => (o.hitBlock !== null ? state.sim.writerOf(blocks[o.hitBlock]!.key) : undefined);
     const chosen = unknownFirstBytes(state, { id: request.id, ...simAt, blocks, ttl: request.cacheTtl }, usage.cache_fields_reported ? (usage.cache_read_tokens ?? 0) : null);
     simAt.unknownFirstBytes = chosen.mode;
@@ -336,7 +349,7 @@ export class Reconciler {
       };
     });
 
-    const drift = this.locateDrift(request, segOutcomes, lastBySource);
+    const drift = this.locateDrift(request, segOutcomes, lastBySource, lastInScope);
     const estimatedTotal = estimated.reduce((a, b) => a + b, 0);
     const mismatch = total === null ? null : totalMismatch(estimatedTotal, total);
     const outcome: RequestOutcome = {
@@ -434,16 +447,33 @@ export class Reconciler {
    * scope that had it, find the earliest segment whose bytes changed, and —
    * where both inline texts are still held — the first differing byte.
    */
-  private locateDrift(request: RequestRow, segs: SegmentOutcome[], lastBySource: Map<string, string>): DriftFinding | null {
-    const drifting = segs.find((s) => s.source !== 'inline' && s.classes.drift > 0);
+  private locateDrift(request: RequestRow, segs: SegmentOutcome[], lastBySource: Map<string, string>, lastInScope: string | undefined): DriftFinding | null {
+    const handleDrift = segs.find((s) => s.source !== 'inline' && s.classes.drift > 0);
+    const drifting = handleDrift ?? segs.find((s) => s.classes.drift > 0);
     if (!drifting) return null;
-    const previousId = lastBySource.get(drifting.source);
+    const sameSource = handleDrift ? lastBySource.get(handleDrift.source) : undefined;
+    // Without an earlier request that had this source (inline content, a session's new batch), only a changed
+    // setting can be named, against the scope's last request.
+    const previousId = sameSource ?? lastInScope;
     const previous = previousId ? this.deps.store.getRequest(previousId) : undefined;
     if (!previous) return null;
     const now = request.segments as RenderedSegment[];
     const before = previous.segments as RenderedSegment[];
     let k = 0;
     while (k < now.length && k < before.length && now[k]!.digest === before[k]!.digest) k++;
+    // Nothing before the messages changed, and a setting the messages are cached under did: that setting is the cause.
+    const m = now.findIndex((s) => s.section === 'messages');
+    const settings = m >= 0 && k >= m && before[m] ? changedSettings(request, previous) : [];
+    if (settings.length)
+      return {
+        handle: drifting.source,
+        previous_request: previous.id,
+        segment: m,
+        now: { source: now[m]!.source, digest: now[m]!.digest },
+        before: { source: before[m]!.source, digest: before[m]!.digest },
+        settings,
+      };
+    if (!handleDrift || !sameSource) return null;
     const a = now[k];
     const b = before[k];
     if (!a || !b) return null;
@@ -699,6 +729,21 @@ const ZERO_VALUES: Record<string, number> = Object.fromEntries(ROLLUP_VALUE_COLU
  * summing into them is plain property writes, not a dictionary built key by key (half the time here).
  */
 const zeroValues = (): Record<string, number> => ({ ...ZERO_VALUES });
+
+/**
+ * The message settings (MESSAGE_CACHE_SETTINGS) that differ between two requests; none when either request's are
+ * unknown (recorded before they were kept: its message units carry a key without settings, yet none are recorded).
+ */
+function changedSettings(now: RequestRow, before: RequestRow): SettingChange[] {
+  const settingsOf = (r: RequestRow): Record<string, unknown> | undefined => {
+    if (r.messageSettings) return JSON.parse(r.messageSettings) as Record<string, unknown>;
+    const unrecorded = (r.segments as RenderedSegment[]).some((s) => s.units?.some((u) => u.length === 4));
+    return unrecorded ? undefined : {};
+  };
+  const [a, b] = [settingsOf(now), settingsOf(before)];
+  if (!a || !b) return [];
+  return MESSAGE_CACHE_SETTINGS.filter((name) => canonicalize(a[name] ?? null) !== canonicalize(b[name] ?? null)).map((name) => ({ name, now: a[name] ?? null, before: b[name] ?? null }));
+}
 
 function driftRows(tenantId: string, request: RequestRow, drift: DriftFinding, at: number): DriftRow[] {
   const seg = (request.segments as RenderedSegment[]).find((s) => s.source === drift.handle);

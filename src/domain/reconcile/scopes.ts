@@ -14,6 +14,8 @@ export interface ScopeState {
   seenSources: Set<string>;
   /** The last request that had each source, to locate a drift against. */
   lastRequestBySource: Map<string, string>;
+  /** The last request applied, to compare settings with when only the messages drifted. */
+  lastRequest?: string;
   firstStart: number;
   lastStart: number;
   /**
@@ -292,6 +294,7 @@ export function advance(state: ScopeState, row: Pick<RequestRow, 'id' | 'segment
     state.seenSources.add(s.source);
     state.lastRequestBySource.set(s.source, row.id);
   }
+  state.lastRequest = row.id;
   for (const key of seen) {
     state.seenKeys.delete(key);
     state.seenKeys.set(key, true);

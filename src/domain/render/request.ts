@@ -78,6 +78,8 @@ export interface RenderedRequest {
   model: ModelEntry;
   /** Every handle the request named, also one that rendered nothing (a session with no turns yet). */
   handles: string[];
+  /** Anthropic: the tool_choice and thinking the messages are cached under, as canonical JSON (null: none set). */
+  messageSettings: string | null;
 }
 
 export interface RenderRequestInput {
@@ -457,7 +459,7 @@ export class RequestRenderer {
     segments.list.forEach((s, i) => {
       if (s.source === 'inline' && i < lastHandle) inlineText.set(i, segments.texts[i]!);
     });
-    return { bodyText: applyEdits(bodyText, edits), segments: segments.list, breakpoints, promptCacheKey, cacheTtl, inlineText, model, handles: [...named] };
+    return { bodyText: applyEdits(bodyText, edits), segments: segments.list, breakpoints, promptCacheKey, cacheTtl, inlineText, model, handles: [...named], messageSettings: context };
   }
 
   /** Items for a handle that stands in place of one element; only the allowed sections may appear there. */

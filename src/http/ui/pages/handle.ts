@@ -8,7 +8,7 @@ import type { requestSummaryView } from '../../views';
 import { captureTrendChart, LEAK_ROWS, legend, waterfallChart, type DayPoint } from '../charts';
 import { diffPair, markFindings, type Finding } from '../content';
 import { bytes, PERIODS, pct, tok, tokens, usd, when, type Period } from '../format';
-import { formatsNote, liveStatus, periodChooser, requestLink, sourceLink, summary, type Html } from './parts';
+import { formatsNote, liveStatus, periodChooser, requestLink, settingsNote, sourceLink, summary, type Html } from './parts';
 
 export type HandleReport = ReturnType<Reports['handle']>;
 
@@ -109,6 +109,7 @@ interface DriftView {
   now?: { source: string; digest: string; excerpt?: string };
   before?: { source: string; digest: string; excerpt?: string };
   formats?: { now: string; before: string };
+  settings?: Array<{ name: string; now: unknown; before: unknown }>;
 }
 
 function recentSection(v: HandleView): Html {
@@ -131,6 +132,9 @@ ${findings.length === 0
     ? html`<p class="muted">No drift: whenever this handle repeated, the bytes before it were the same.</p>`
     : findings.map((d) => {
         const pair = d.now?.excerpt !== undefined && d.before?.excerpt !== undefined ? diffPair(d.before.excerpt, d.now.excerpt) : null;
+        if (d.settings?.length)
+          return html`<div class="card" data-drift="${d.request_id}">
+<p style="margin-top:0">${when(d.at)}: ${requestLink(d.request_id)} missed the prefix ${requestLink(d.previous_request_id)} had written: ${settingsNote(d.settings, d.segment ?? 0)}.</p></div>`;
         return html`<div class="card" data-drift="${d.request_id}">
 <p style="margin-top:0">${when(d.at)}: ${requestLink(d.request_id)} missed the prefix ${requestLink(d.previous_request_id)} had written.
 Segment <b>#${(d.segment ?? 0) + 1}</b> changed${d.byte_offset !== undefined ? html`, first at byte <b>${tokens(d.byte_offset)}</b>` : ''}:

@@ -63,6 +63,16 @@ export function sourceLink(source: string, period?: Period): Html {
 
 export const requestLink = (id: string) => html`<a class="mono" href="/ui/requests/${id}">${id}</a>`;
 
+/**
+ * A setting Anthropic caches the messages under changed (the drift finding's `settings`): the messages' bytes are
+ * the same, their cache entry is not.
+ */
+export const settingsNote = (changes: Array<{ name: string; now: unknown; before: unknown }>, segment: number): Html => {
+  const shown = (v: unknown) => (v === null ? 'not sent' : JSON.stringify(v));
+  return html`the request's ${changes.map((c, i) => html`${i ? ' and ' : ''}<code>${c.name}</code> changed (<code data-setting-before="${c.name}">${shown(c.before)}</code> → <code data-setting-now="${c.name}">${shown(c.now)}</code>)`)}.
+Anthropic caches the messages under <code>tool_choice</code> and <code>thinking</code>: from segment <b>#${segment + 1}</b> on, the same messages were written to the cache again`;
+};
+
 /** Same handles, other API format: the bytes differ because the format does (chat and Responses share a cache). */
 export const formatsNote = (f: { now: string; before: string } | undefined): Html | string =>
   f ? html` — the API format changed (${f.before} → ${f.now}), so the same handles were serialised to other bytes` : '';

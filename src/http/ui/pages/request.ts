@@ -10,7 +10,7 @@ import { CLASS_INFO, legend, SEGMENT_ORDER, segmentBar, type BarSegment } from '
 import { diffPair } from '../content';
 import { tok, tokens, usd, when } from '../format';
 import { failureView } from '../../views';
-import { formatsNote, metric, requestLink, sourceLink, type Html } from './parts';
+import { formatsNote, metric, requestLink, settingsNote, sourceLink, type Html } from './parts';
 
 const json = (v: unknown) => JSON.stringify(v, null, 2);
 
@@ -90,6 +90,8 @@ function usageTable(u: NormalizedUsage): Html {
 }
 
 function driftBlock(d: NonNullable<RequestOutcome['drift']>): Html {
+  const subject = d.handle === 'inline' ? html`Content this scope had sent before` : html`${sourceLink(d.handle)}`;
+  if (d.settings?.length) return html`<h2>Drift</h2><div class="card" data-drift-settings><p style="margin-top:0">${subject} repeated, but since ${requestLink(d.previous_request)} ${settingsNote(d.settings, d.segment)}.</p></div>`;
   const pair = d.now.excerpt !== undefined && d.before.excerpt !== undefined ? diffPair(d.before.excerpt, d.now.excerpt) : null;
   // The changed segment can be the handle's own (another API format serialises it to other bytes).
   const what = d.now.source === d.handle ? html`its own bytes (segment <b>#${d.segment + 1}</b>) changed` : html`segment <b>#${d.segment + 1}</b> before it changed`;
