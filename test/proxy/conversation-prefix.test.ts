@@ -202,6 +202,36 @@ describe('settings the cached messages depend on', () => {
 });
 
 describe('each turn inline once, then from the session', () => {
+  it('Anthropic, the caller marking its newest message each turn: the provider reads the marked question inside the next session batch, and reconciliation predicts it (the reply after it is cold, not read)', async () => {
+    const { client, bundle: b } = await bundle();
+    const session = await startSession(client);
+    const sdk = h.anthropic({ headers: { 'x-ph-prefix': b.id, 'x-ph-session': session.id } });
+    const ids: string[] = [];
+    for (const q of ['one', 'two', 'three', 'four']) {
+      const { response } = await sdk.messages
+        .create({ model: 'claude-sonnet-4-6', max_tokens: 30, messages: [{ role: 'user', content: [{ type: 'text', text: `Question ${q}: where is order 1003?`, cache_control: { type: 'ephemeral' } }] }] })
+        .withResponse();
+      ids.push(response.headers.get('x-ph-request-id')!);
+      h.clock.advance(MINUTE);
+    }
+    const rows = await recorded(ids);
+    for (const r of rows.slice(1)) {
+      // Each read ends at the question the turn before marked, now inside the session's newest batch: predicted whole.
+      expect(r.prediction.read_tokens).toBeGreaterThan(0);
+      expect(r.outcome.predicted.read).toBe(r.usage.cache_read_tokens);
+      expect(sum(r, 'bonus') + sum(r, 'unconfirmed')).toBe(0);
+      // The newest batch holds that question (read) and the reply to it, sent for the first time on this turn (cold).
+      const newest = r.outcome.segments.filter((s) => s.source.startsWith(`${session.id}@`)).at(-1)!;
+      expect(newest.classes.captured).toBeGreaterThan(0);
+      expect(newest.classes.cold).toBeGreaterThan(0);
+      expect(newest.opportunity).toBe(newest.classes.captured);
+    }
+    const rep = (await client.get(`/v1/reports/handles/${session.id}`)).json;
+    expect(rep.tokens).toMatchObject({ bonus: 0, unconfirmed: 0, no_breakpoint: 0 });
+    expect(rep.tokens.captured).toBe(rep.tokens.opportunity);
+    expect(rep.tokens.cold).toBeGreaterThan(0);
+  });
+
   it.each(['openai-chat', 'openai-responses'] as const)('%s: a large tool output is read on the next turn, and counted as captured in the session batch', async (format) => {
     const { client, bundle: b } = await bundle();
     const session = await startSession(client);

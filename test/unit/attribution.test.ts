@@ -29,6 +29,13 @@ describe('anchorLengths', () => {
     expect(ends(anchorLengths([1000, 30, 1000], [0, 1], [1010]))).toEqual([1010, 1040, 2030]);
   });
 
+  it('a read exactly at a known end is that prefix, not the breakpoint nearby', () => {
+    // Units: the bundle, a question (its end known from the turn that marked it: 1,040), the reply, the new question.
+    // This request's breakpoint is after the reply, 8 tokens from the read: without the known end it would be taken.
+    expect(ends(anchorLengths([1000, 22, 26, 30], [2], [1040], [{ segment: 1, at: 1040 }]))).toEqual([1018, 1040, 1058, 1078]);
+    expect(ends(anchorLengths([1000, 22, 26, 30], [2], [1040]))).toEqual([992, 1014, 1040, 1078]);
+  });
+
   it('keeps every length non-negative and the sum; each end near a breakpoint lands on one; once moved, stays', () => {
     const lengths = fc.array(fc.nat({ max: 3000 }), { minLength: 1, maxLength: 8 });
     fc.assert(

@@ -273,10 +273,10 @@ export class Reconciler {
         const last = lastUnits(segments);
         const units = unitLengths(segments, scaled);
         const hit = read ? readEnd(state, { id: request.id, ...simAt, ttl: request.cacheTtl }, segments, units, breakpoints, model, read) : null;
-        const pins = known.map((p) => ({ segment: last[p.segment]!, at: p.at })).filter((p) => !hit || (p.segment < hit.segment ? p.at < hit.at : p.segment > hit.segment && p.at > hit.at));
+        const pins = [...known.segments.map((p) => ({ segment: last[p.segment]!, at: p.at })), ...known.units].filter((p) => !hit || (p.segment < hit.segment ? p.at < hit.at : p.segment > hit.segment && p.at > hit.at));
         unitLens = anchorLengths(units, breakpoints.map((b) => last[b.segment]!), hit ? anchors.slice(1) : anchors, hit ? [hit, ...pins] : pins);
         lengths = segmentLengths(segments, unitLens);
-      } else lengths = anchorLengths(scaled, breakpoints.map((b) => b.segment), anchors, known);
+      } else lengths = anchorLengths(scaled, breakpoints.map((b) => b.segment), anchors, known.segments);
     } else if (total !== null && read && hasUnits(segments)) {
       // An automatic cache's read is the shared prefix (rounded down to a step on OpenAI). One that reaches past where
       // our estimate ends the unit the simulated cache reads up to shows that unit ends there at least: it is moved,

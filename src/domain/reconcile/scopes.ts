@@ -50,32 +50,50 @@ export function learnExactEnds(
   state: ScopeState,
   model: ModelEntry,
   request: Pick<RequestRow, 'format' | 'segments' | 'breakpoints'>,
-  outcome: Pick<RecordedOutcome, 'lengths'> & { provider?: { read: number | null; write: number | null }; total_prompt_tokens?: number | null; total_mismatch?: unknown },
+  outcome: Pick<RecordedOutcome, 'lengths' | 'unit_lengths'> & { provider?: { read: number | null; write: number | null }; total_prompt_tokens?: number | null; total_mismatch?: unknown },
 ): void {
   const { read = null, write = null } = outcome.provider ?? {};
   if (!measuresPrefixes(model) || outcome.total_prompt_tokens == null || read === null || outcome.total_mismatch) return;
   const marks = new Set([read, read + (write ?? 0)]);
   const marked = new Set((request.breakpoints as Breakpoint[]).map((b) => b.segment));
   const segments = request.segments as RenderedSegment[];
+  const remember = (key: string, end: number) => {
+    state.exactEnds.delete(key);
+    state.exactEnds.set(key, end);
+    if (state.exactEnds.size > EXACT_ENDS_MAX) state.exactEnds.delete(state.exactEnds.keys().next().value!);
+  };
   let end = 0;
   segments.forEach((s, i) => {
     end += outcome.lengths[i] ?? 0;
     if (end === 0 || i === segments.length - 1 || !marked.has(i) || !marks.has(end)) return;
-    const key = `${request.format}:${s.chain}`;
-    state.exactEnds.delete(key);
-    state.exactEnds.set(key, end);
-    if (state.exactEnds.size > EXACT_ENDS_MAX) state.exactEnds.delete(state.exactEnds.keys().next().value!);
+    remember(`${request.format}:${s.chain}`, end);
+  });
+  // By the units' chain too: the same messages are the same prefix wherever later requests' segments split them
+  // (a turn's marked question, sent inline, is inside the session batch on the next turn).
+  if (!hasUnits(segments)) return;
+  const markedUnits = new Set(lastUnits(segments).filter((_, i) => marked.has(i)));
+  const keys = unitChainKeys(segments);
+  end = 0;
+  (outcome.unit_lengths ?? unitLengths(segments, outcome.lengths)).forEach((len, u) => {
+    end += len;
+    if (end > 0 && markedUnits.has(u) && marks.has(end)) remember(`${request.format}:u:${keys[u]}`, end);
   });
 }
 
-/** The ends this scope knows for a request's prefixes. */
-export function knownEnds(state: ScopeState, format: string, segments: RenderedSegment[]): Pin[] {
+/** The ends this scope knows for a request's prefixes: by segment, and with units also by unit (as unit pins). */
+export function knownEnds(state: ScopeState, format: string, segments: RenderedSegment[]): { segments: Pin[]; units: Pin[] } {
   const pins: Pin[] = [];
   segments.forEach((s, i) => {
     const at = state.exactEnds.get(`${format}:${s.chain}`);
     if (at !== undefined) pins.push({ segment: i, at });
   });
-  return pins;
+  const units: Pin[] = [];
+  if (hasUnits(segments))
+    unitChainKeys(segments).forEach((key, u) => {
+      const at = state.exactEnds.get(`${format}:u:${key}`);
+      if (at !== undefined) units.push({ segment: u, at });
+    });
+  return { segments: pins, units };
 }
 
 /** Simulation blocks of a request: each segment split into its provider blocks over its token length. */
@@ -134,6 +152,18 @@ function unitChains(previous: { cached: string; seen: string }, seg: RenderedSeg
       out.seen.push((seen = same ? cached : sha256Hex(`${seen}\n${base ?? key}`)));
     }
     segmentChains.set(memo, out);
+  }
+  return out;
+}
+
+/** The chain after each unit, as the provider caches it (see unitChains), flattened in prompt order. */
+export function unitChainKeys(segments: RenderedSegment[]): string[] {
+  const out: string[] = [];
+  let chain = { cached: '', seen: '' };
+  for (const seg of segments) {
+    const links = unitChains(chain, seg);
+    out.push(...links.cached);
+    chain = { cached: links.cached.at(-1)!, seen: links.seen.at(-1)! };
   }
   return out;
 }
