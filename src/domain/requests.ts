@@ -2,7 +2,7 @@ import type { InlineRow, RequestCursor, RequestRow, Store } from '../store/store
 import type { ModelCatalog } from './catalog/catalog';
 import type { ModelLookup, ProviderFamily } from './catalog/types';
 import type { Clock } from './clock';
-import { findLoneSurrogate } from './canonical-json';
+import { findInvalidJson } from './canonical-json';
 import { invalid, notFound, withPointer } from './errors';
 import type { HandleService } from './handles';
 import { newRequestId } from './ids';
@@ -60,21 +60,26 @@ export interface RenderWarning {
 /** A high surrogate escape not followed by a low one, or a low one not after a high one. */
 const LONE_SURROGATE_ESCAPE = /\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}/;
 
+/** A number whose exponent has three digits, or a run of 309 digits: the only texts that can overflow a double. */
+const HUGE_NUMBER = /[eE][+-]?\d{3}|\d{309}/;
+
 /**
- * A body with a lone surrogate is refused before anything is recorded or sent: stored, it would come back as
- * replacement characters, and its report could never be reconciled. One can only arrive as a `\u` escape, so
- * only a body with an escape that looks lone (not a pair, as ASCII-only JSON writes every emoji) is parsed again.
+ * A body JSON cannot carry faithfully is refused before anything is recorded or sent: a lone surrogate, stored,
+ * would come back as replacement characters, and its report could never be reconciled; a number past a double's
+ * range (1e309) parses to Infinity, which no key or canonical form can hold. A lone surrogate can only arrive as a
+ * `\u` escape that looks lone (not a pair, as ASCII-only JSON writes every emoji), an overflow only as a long
+ * exponent or digit run: only a body with one of those is parsed again.
  */
-function refuseLoneSurrogates(bodyText: string, pointer: string): void {
-  if (!LONE_SURROGATE_ESCAPE.test(bodyText)) return;
+function refuseUnfaithfulJson(bodyText: string, pointer: string): void {
+  if (!LONE_SURROGATE_ESCAPE.test(bodyText) && !HUGE_NUMBER.test(bodyText)) return;
   let value: unknown;
   try {
     value = JSON.parse(bodyText);
   } catch {
     return; // not JSON: the renderer says so
   }
-  const at = findLoneSurrogate(value, pointer);
-  if (at !== null) throw invalid(at, 'string contains a lone UTF-16 surrogate (not valid Unicode)');
+  const bad = findInvalidJson(value, pointer);
+  if (bad !== null) throw invalid(bad.pointer, bad.detail);
 }
 
 const PROVIDER_OF: Record<RequestFormat, ProviderFamily> = {
@@ -96,7 +101,7 @@ export class RequestService {
   }
 
   render(call: RenderCall): RenderResult {
-    refuseLoneSurrogates(call.bodyText, call.pointer);
+    refuseUnfaithfulJson(call.bodyText, call.pointer);
     const provider = PROVIDER_OF[call.format];
     let lookup: ModelLookup | undefined;
     let modelName = '';

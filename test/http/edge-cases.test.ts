@@ -81,6 +81,21 @@ describe('handle edge cases', () => {
     expect(res.status).toBe(422);
     expect(res.json.errors[0].pointer).toBe('/content/0/input_schema/maximum');
     expect((await client.post('/v1/artifacts', { kind: 'system', content: '' })).status).toBe(422);
+    // In a rendered body, wherever it stands (the caller's own content, a block's field, an inline tool's schema):
+    // a 422 naming it, before anything is keyed or recorded; never a 500.
+    for (const [request, pointer] of [
+      ['{"model":"claude-sonnet-4-6","max_tokens":64,"messages":[{"role":"user","content":1e309}]}', '/request/messages/0/content'],
+      ['{"model":"claude-sonnet-4-6","max_tokens":64,"messages":[{"role":"user","content":[{"type":"text","text":"hi","citations":-1e309}]}]}', '/request/messages/0/content/0/citations'],
+      ['{"model":"claude-sonnet-4-6","max_tokens":64,"tools":[{"name":"f","input_schema":{"maximum":1E400}}],"messages":[{"role":"user","content":"hi"}]}', '/request/tools/0/input_schema/maximum'],
+    ] as const) {
+      const bad = await client.post('/v1/render', `{"format":"anthropic","request":${request}}`);
+      expect(bad.status, request).toBe(422);
+      expect(bad.json.errors[0], request).toMatchObject({ pointer, detail: expect.stringContaining('out of range') });
+    }
+    // Long exponents and digit runs inside strings, and numbers in range, are nothing to refuse.
+    const fine = await client.post('/v1/render', `{"format":"anthropic","request":{"model":"claude-sonnet-4-6","max_tokens":64,"temperature":1e-300,"messages":[{"role":"user","content":"1e999 ${'9'.repeat(400)}"}]}}`);
+    expect(fine.status, fine.text).toBe(200);
+    expect(t.sqlite.prepare('select count(*) as n from requests').get()).toEqual({ n: 1 });
   });
 
   it('a lone surrogate is a 422 naming it, in a label and in a rendered body, and nothing is stored', async () => {
@@ -107,6 +122,10 @@ describe('handle edge cases', () => {
     const res = await render(me, { model: `claude${lone}`, max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] });
     expect(res.status).toBe(422);
     expect(res.json.errors[0].pointer).toBe('/request/model');
+    // The model beside the body (Gemini's) too: it would be stored as replacement characters.
+    const beside = await me.client.post('/v1/render', { format: 'gemini', model: `gemini-2.5-flash${lone}`, request: { contents: [{ role: 'user', parts: [{ text: 'hi' }] }] } });
+    expect(beside.status).toBe(422);
+    expect(beside.json.errors[0]).toMatchObject({ pointer: '/model', detail: expect.stringContaining('lone UTF-16 surrogate') });
     expect(t.sqlite.prepare('select count(*) as n from handles').get()).toEqual({ n: 1 });
     expect(t.sqlite.prepare('select count(*) as n from requests').get()).toEqual({ n: 0 });
   });

@@ -73,9 +73,9 @@ describe('POST /v1/render', () => {
     expect(res.json.warnings.map((w: { kind: string; segment: number }) => [w.kind, w.segment])).toEqual([['uuid', 0], ['iso_timestamp', 0]]);
   });
 
-  it('warns when a handle is sent twice: a bundle named beside a session based on it', async () => {
+  it('warns when a handle is sent twice: a bundle named beside a session based on it (tools twice are refused, below)', async () => {
     const { client } = t.tenant();
-    const tools = await mintTools(client, 'lookup');
+    const tools = await mintSystem(client, 'You answer from the handbook.');
     const bundle = await mintBundle(client, [tools.id]);
     const ses = await startSession(client, { base: bundle.id, messages: [{ role: 'user', content: 'earlier' }] });
     const once = await render(client, 'anthropic', { model: 'claude-sonnet-4-5', prefix: [ses.id], messages: [{ role: 'user', content: 'hi' }] });
@@ -88,7 +88,7 @@ describe('POST /v1/render', () => {
 
   it('a handle named twice in a row is two segments, each with its own bytes and tokens, and a warning', async () => {
     const { client } = t.tenant();
-    const tools = await mintTools(client, 'lookup');
+    const tools = await mintSystem(client, 'You answer from the handbook.');
     const ses = await startSession(client, { messages: [{ role: 'user', content: 'earlier' }] });
     for (const prefix of [[tools.id, tools.id], [ses.id, ses.id]]) {
       const res = await render(client, 'anthropic', { model: 'claude-sonnet-4-5', prefix, messages: [{ role: 'user', content: 'hi' }] });
@@ -128,6 +128,13 @@ describe('POST /v1/render', () => {
     const placedTwice = await render(client, 'anthropic', { model: 'claude-sonnet-4-5', max_tokens: 5, prefix: [weather.id], tools: [{ type: 'handle', ref: weather.id }], messages: [{ role: 'user', content: 'hi' }] });
     expect(placedTwice.status).toBe(422);
     expect(placedTwice.json.errors[0].pointer).toBe('/request/tools/0');
+    // Twice in the prefix, or once and again in a bundle of it: each placement gives its names again.
+    for (const prefix of [[weather.id, weather.id], [weather.id, (await mintBundle(client, [weather.id])).id]]) {
+      const again = await render(client, 'anthropic', { model: 'claude-sonnet-4-5', max_tokens: 5, prefix, messages: [{ role: 'user', content: 'hi' }] });
+      expect(again.status, again.text).toBe(422);
+      expect(again.json.errors).toEqual([{ pointer: '/request/prefix/1', detail: expect.stringContaining(`"get_weather" is also defined by ${weather.id}@1 (the same tools placed twice)`) }]);
+    }
+    expect(t.sqlite.prepare('select count(*) as n from requests').get()).toEqual({ n: 0 });
     // Different names from two sources are fine.
     const fine = await render(client, 'anthropic', { model: 'claude-sonnet-4-5', max_tokens: 5, prefix: [other.id], tools: [own], messages: [{ role: 'user', content: 'hi' }] });
     expect(fine.status, fine.text).toBe(200);

@@ -212,8 +212,16 @@ describe('warnings', () => {
       h.anthropic({ headers }).messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }).withResponse();
     const once = await ask({ 'x-ph-session': session.id });
     expect(once.response.headers.get('x-ph-warnings')).toBeNull();
-    const twice = await ask({ 'x-ph-session': session.id, 'x-ph-prefix': bundle.id });
-    expect(twice.response.headers.get('x-ph-warnings')).toBe('repeated_handle');
+    // The bundle holds tools: sent twice, their names would be too, which providers refuse. Refused before the call.
+    const twice = await ask({ 'x-ph-session': session.id, 'x-ph-prefix': bundle.id }).catch((e: unknown) => e);
+    expect(twice).toBeInstanceOf(Anthropic.UnprocessableEntityError);
+    expect((twice as { error: { errors: unknown } }).error.errors).toEqual([{ pointer: 'header:x-ph-prefix', detail: expect.stringContaining('(the same tools placed twice)') }]);
+    expect(h.tap).toHaveLength(1);
+    // A bundle without tools, sent again beside a session based on it: a warning, and the call goes out.
+    const sysOnly = await mintBundle(h.tenant.client, [(await mintSystem(h.tenant.client, LONG_SYSTEM)).id]);
+    const based = await startSession(h.tenant.client, { base: sysOnly.id });
+    const warned = await ask({ 'x-ph-session': based.id, 'x-ph-prefix': sysOnly.id });
+    expect(warned.response.headers.get('x-ph-warnings')).toBe('repeated_handle');
   });
 });
 

@@ -164,6 +164,20 @@ describe("the proxy's own refusals", () => {
     expect(h.t.sqlite.prepare('select count(*) as n from requests').get()).toEqual({ n: 0 });
   });
 
+  it('a number past a double\'s range in the caller\'s content: 422 naming it, with the error member, the provider not called', async () => {
+    h = await startHarness();
+    for (const [path, body, pointer] of [
+      ['/proxy/anthropic/v1/messages', '{"model":"claude-sonnet-4-6","max_tokens":5,"messages":[{"role":"user","content":[{"type":"text","text":"hi","citations":1e309}]}]}', '/messages/0/content/0/citations'],
+      ['/proxy/openai/v1/chat/completions', '{"model":"gpt-4.1","messages":[{"role":"system","content":"s","x":-1e309},{"role":"user","content":"hi"}]}', '/messages/0/x'],
+    ] as const) {
+      const res = await fetch(`${h.url}${path}`, { method: 'POST', headers: { 'x-ph-key': h.key, 'content-type': 'application/json', 'x-api-key': 'sk-ant-test', authorization: 'Bearer sk-test' }, body });
+      expect(res.status, path).toBe(422);
+      expect(await res.json()).toMatchObject({ code: 'invalid_request', errors: [{ pointer }], error: { message: expect.stringContaining('out of range') } });
+    }
+    expect(h.tap).toHaveLength(0);
+    expect(h.t.sqlite.prepare('select count(*) as n from requests').get()).toEqual({ n: 0 });
+  });
+
   it('a body sent as something other than JSON: 415, with the error member, the provider not called', async () => {
     h = await startHarness();
     const res = await fetch(`${h.url}/proxy/anthropic/v1/messages`, {

@@ -226,16 +226,29 @@ export class RequestRenderer {
       const idx = root.children!.indexOf(prefixProp);
       edits.push(replaceElement(root, idx, []));
     }
-    const prefixSegments = orderSegments(
-      prefixRefs.flatMap((ref, i) => {
-        const at = i < (input.extraPrefix?.length ?? 0) ? 'header:x-ph-prefix' : childPointer(childPointer(pointer, 'prefix'), i - (input.extraPrefix?.length ?? 0));
-        const r = resolve(ref, at);
-        return this.handles.segmentsOf(r.handle, r.version.version);
-      }),
-    );
+    const placed = prefixRefs.flatMap((ref, i) => {
+      const at = i < (input.extraPrefix?.length ?? 0) ? 'header:x-ph-prefix' : childPointer(childPointer(pointer, 'prefix'), i - (input.extraPrefix?.length ?? 0));
+      const r = resolve(ref, at);
+      return this.handles.segmentsOf(r.handle, r.version.version).map((segment) => ({ segment, at }));
+    });
+    // orderSegments keeps each section's order: the k-th tools segment was placed by the k-th ref's pointer here.
+    const prefixSegments = orderSegments(placed.map((p) => p.segment));
+    const toolsPlacedAt = placed.filter((p) => p.segment.section === 'tools').map((p) => p.at);
     const prefixItems = (section: Section) =>
       prefixSegments.filter((s) => s.section === section).flatMap((s) => this.itemsOf(format, s, ctx));
-    const pTools = prefixItems('tools');
+    // Where each prefix tool came from: each appearance of a tools segment is a placement of its own (one handle
+    // placed twice, or an artifact in a bundle and again in a session's base, names its tools twice).
+    const pToolsFrom: Array<{ pointer: string; source: string; appearance?: number }> = [];
+    const appearances = new Map<string, number>();
+    const pTools = prefixSegments
+      .filter((s) => s.section === 'tools')
+      .flatMap((s, k) => {
+        const n = (appearances.get(s.source) ?? 0) + 1;
+        appearances.set(s.source, n);
+        const items = this.itemsOf(format, s, ctx);
+        for (const it of items) pToolsFrom.push({ pointer: toolsPlacedAt[k]!, source: it.segment?.source ?? 'prefix', ...(n > 1 ? { appearance: n } : {}) });
+        return items;
+      });
     const pSystem = prefixItems('system');
     const pMessages = prefixItems('messages');
 
@@ -253,7 +266,7 @@ export class RequestRenderer {
       toolUnits.push(...pTools.map((it) => unitOf(format, 'tools', it)));
     }
     // Where each tool unit came from: a handle's tools that another source names again are refused below.
-    const toolFrom: Array<{ pointer: string; source: string }> = pTools.map((it) => ({ pointer: childPointer(pointer, 'prefix'), source: it.segment?.source ?? 'prefix' }));
+    const toolFrom: Array<{ pointer: string; source: string; appearance?: number }> = pToolsFrom;
     elements(toolsNode).forEach((node, i) => {
       const at = childPointer(childPointer(pointer, 'tools'), i);
       const ref = handleRef(node, at);
@@ -794,16 +807,20 @@ function isAssistantOutput(unit: Unit): boolean {
  * is refused by every provider, so it is refused here, naming the later one. Within one placement of a handle the
  * names were checked when it was minted; a request with a single placement is not parsed again.
  */
-function refuseDuplicateTools(format: RequestFormat, units: Unit[], from: Array<{ pointer: string; source: string }>): void {
-  const placements = new Set(from.map((f) => `${f.pointer} ${f.source}`));
+function refuseDuplicateTools(format: RequestFormat, units: Unit[], from: Array<{ pointer: string; source: string; appearance?: number }>): void {
+  const placementOf = (f: { pointer: string; source: string; appearance?: number }) => `${f.pointer} ${f.source} ${f.appearance ?? 1}`;
+  const placements = new Set(from.map(placementOf));
   if (placements.size < 2) return;
   const seen = new Map<string, { placement: string; source: string }>();
   units.forEach((unit, i) => {
-    const here = { placement: `${from[i]!.pointer} ${from[i]!.source}`, source: from[i]!.source };
+    const here = { placement: placementOf(from[i]!), source: from[i]!.source };
     for (const name of toolNames(format, unit.item ? unit.item.text : unit.hashText)) {
       const first = seen.get(name);
       if (first !== undefined && first.placement !== here.placement)
-        throw invalid(from[i]!.pointer, `the tool "${name}" is also defined by ${first.source === 'inline' ? "the request's own tools" : first.source}: providers refuse a name given twice`);
+        throw invalid(
+          from[i]!.pointer,
+          `the tool "${name}" is also defined by ${first.source === 'inline' ? "the request's own tools" : first.source}${first.source === here.source ? ' (the same tools placed twice)' : ''}: providers refuse a name given twice`,
+        );
       seen.set(name, here);
     }
   });

@@ -10,7 +10,7 @@ import { parseBody, readText } from '../body';
 import { fastPost, requestIdHeader, type FastPostDeps } from '../fast-route';
 import { newRouter, type AppEnv } from '../router';
 import { validationError } from '../../domain/validation';
-import { commonErrors, conflictErrors, readErrors } from '../schemas';
+import { commonErrors, conflictErrors, Label, readErrors } from '../schemas';
 
 const RenderBody = z
   .strictObject({
@@ -19,7 +19,7 @@ const RenderBody = z
       description:
         'The provider request body. Handles appear as a top-level "prefix": [refs] (tools into tools, system into system, messages first), or as {"type":"handle","ref":…} wherever a tool, system block, message or content block may stand. Every other field comes through byte for byte.',
     }),
-    model: z.string().min(1).optional().openapi({ description: 'Model name when the body has none (Gemini).' }),
+    model: Label.optional().openapi({ description: 'Model name when the body has none (Gemini).' }),
   })
   .openapi('RenderRequest');
 
