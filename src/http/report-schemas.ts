@@ -78,6 +78,13 @@ export const OutcomeSchema = z
         description:
           "The call was applied to its scope's simulated cache at a later start (epoch ms) than its own: a call of the scope that started after it was reconciled first. Its classes are those of that later moment (import oldest logs first).",
       }),
+    expired: z
+      .object({ last_used_at: int, gap_ms: int, ttl: z.string() })
+      .optional()
+      .openapi({
+        description:
+          'Set when tokens were `expired`: the start (epoch ms) of the last call that wrote or read the expired prefix, the gap from then to this call, and the cache lifetime it had (`5m`, `1h`, …): a gap over the lifetime is the miss.',
+      }),
     total_mismatch: z
       .object({ estimated: int, reported: int, ratio: z.number().nullable() })
       .optional()

@@ -42,7 +42,7 @@ export async function report(client: Client, t: TestApp, r: Rendered, usage: obj
     finished_at: started + (timing.firstByteMs ?? 500) + 500,
   });
   expect(res.status, res.text).toBe(201);
-  return res.json as { outcome: { segments: Array<{ source: string; classes: Record<string, number>; start: number; end: number }>; capture: string; drift: any; predicted: { read: number } } };
+  return res.json as { outcome: { segments: Array<{ source: string; classes: Record<string, number>; start: number; end: number }>; capture: string; drift: any; predicted: { read: number }; expired?: { last_used_at: number; gap_ms: number; ttl: string } } };
 }
 
 export function classesOf(outcome: Awaited<ReturnType<typeof report>>['outcome'], source: string) {

@@ -146,8 +146,8 @@ describe('reconciliation scenarios', () => {
     expect(o2.drift?.formats).toBeUndefined();
   });
 
-  it('a 6-minute gap on a 5-minute TTL expires; hits every 4 minutes keep it alive', async () => {
-    const { client, sys, bundle } = await agentSetup();
+  it('a 6-minute gap on a 5-minute TTL expires, with the gap; hits every 4 minutes keep it alive', async () => {
+    const { client, key, sys, bundle } = await agentSetup();
     const turn = (n: number) => renderAnthropic(client, { prefix: [bundle.id], messages: [{ role: 'user', content: `turn ${n}` }] });
     const r1 = await turn(1);
     const cached = r1.breakpoints[0]!.token_end;
@@ -158,13 +158,20 @@ describe('reconciliation scenarios', () => {
       expect(r.prediction.read_tokens, `turn ${i}`).toBe(cached);
       const o = (await report(client, t, r, anthropicUsage(promptTokens(r), cached, 0))).outcome;
       expect(Object.keys(classesOf(o, `${sys.id}@1`))).toEqual(['captured']);
+      expect(o.expired).toBeUndefined();
     }
+    const lastUse = t.clock.now();
     t.clock.advance(6 * MIN);
     const late = await turn(5);
     expect(late.prediction.read_tokens).toBe(0);
     const o = (await report(client, t, late, anthropicUsage(promptTokens(late), 0, cached))).outcome;
     const sysTokens = late.segments[1]!.token_end - late.segments[1]!.token_start;
     expect(classesOf(o, `${sys.id}@1`)).toEqual({ expired: sysTokens });
+    // The leak says how long the prefix was left unused (since the last hit refreshed it), against its lifetime.
+    expect(o.expired).toEqual({ last_used_at: lastUse, gap_ms: 6 * MIN, ttl: '5m' });
+    const page = await (await t.app.request(`/ui/requests/${late.request_id}`, { headers: { cookie: `ph_ui_key=${key}` } })).text();
+    expect(page).toContain('data-expired');
+    expect(page).toMatch(/<b data-gap="360000">6 min<\/b> before this one, longer than its cache lifetime of <b>5m<\/b>/);
   });
 
   it("last week's calls reported after today's traffic are reconciled as they happened (cold, expired, captured), also after a restart", async () => {

@@ -63,6 +63,11 @@ export interface RequestOutcome extends RecordedOutcome {
    * that started after it had been reconciled first (a report sent late, logs imported out of order).
    */
   applied_late?: { started_at: number; applied_at: number };
+  /**
+   * Set when tokens were `expired`: the start of the last call that used (wrote or read) the expired prefix, the
+   * gap from then to this call's start (as simulated), and the lifetime it had (absent on older outcomes).
+   */
+  expired?: { last_used_at: number; gap_ms: number; ttl: string };
 }
 
 /**
@@ -367,6 +372,9 @@ export class Reconciler {
       ...(mismatch ? { total_mismatch: mismatch } : {}),
       ...(simStart > startedAt ? { applied_late: { started_at: startedAt, applied_at: simStart } } : {}),
     };
+    // An `expired` leak says how long the prefix had been unused, against its lifetime.
+    if (outcomeSim.expired && segOutcomes.some((s) => s.classes.expired > 0))
+      outcome.expired = { last_used_at: outcomeSim.expired.lastUsedAt, gap_ms: simStart - outcomeSim.expired.lastUsedAt, ttl: outcomeSim.expired.ttl };
     // The same step a replay takes from the stored outcome.
     learnExactEnds(state, model, request, outcome);
 

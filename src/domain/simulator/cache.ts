@@ -62,6 +62,8 @@ export interface SimOutcome {
   hitBlock: number | null;
   /** Per block: tokens predicted as read, and for the rest of the block the first gate it fails. */
   blocks: Array<{ read: number; reason: MissReason | null }>;
+  /** When blocks expired: the latest use (start of the last request that wrote or read them) and its TTL. */
+  expired?: { lastUsedAt: number; ttl: string };
 }
 
 export type SimulationErrorCode = 'out_of_order' | 'invalid_request' | 'invalid_rules' | 'invalid_snapshot';
@@ -259,6 +261,8 @@ export class CacheSimulator {
     });
 
     const outcome: SimOutcome = { readTokens, writeTokens, writeByTtl, hitBlock, blocks: outcomeBlocks };
+    const expired = this.lastUse(outcomeBlocks.flatMap((b, i) => (b.reason === 'expired' ? [key(i)] : [])));
+    if (expired) outcome.expired = expired;
 
     const commit = () => {
       const readableAt = Math.max(t, req.firstByteAt ?? t);
@@ -358,6 +362,14 @@ export class CacheSimulator {
     // Reaching here needs the same key recorded with different token ends: the
     // earlier occurrence was too short to be written.
     return 'below_minimum';
+  }
+
+  /** The latest use of the prefixes named (their entries expire one TTL after it), or undefined when none was used. */
+  private lastUse(keys: string[]): { lastUsedAt: number; ttl: string } | undefined {
+    let latest: Entry | undefined;
+    for (const k of keys)
+      for (const e of [this.seen.get(k), this.entries.get(k)]) if (e && (!latest || e.expiresAt > latest.expiresAt)) latest = e;
+    return latest && { lastUsedAt: latest.expiresAt - this.resolveTtl(latest.ttl).seconds * 1000, ttl: latest.ttl };
   }
 
   /** TTL each block would be cached with: the next breakpoint's, else the request's own. */

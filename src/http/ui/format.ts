@@ -55,6 +55,15 @@ export function when(value: number | string): string {
   return Number.isNaN(d.getTime()) ? String(value) : `${d.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
 }
 
+/** A span of time as people say it: 45 s, 6 min 12 s, 1 h 5 min, 2 d 3 h. */
+export function span(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min${s % 60 ? ` ${s % 60} s` : ''}`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h${Math.floor(s / 60) % 60 ? ` ${Math.floor(s / 60) % 60} min` : ''}`;
+  return `${Math.floor(s / 86400)} d${Math.floor(s / 3600) % 24 ? ` ${Math.floor(s / 3600) % 24} h` : ''}`;
+}
+
 export const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
 export function bytes(n: number): string {
