@@ -16,6 +16,7 @@ import { openDb } from '../store/db';
 import { SqliteStore } from '../store/sqlite-store';
 import { DEMO_DOCUMENT, DEMO_QUESTIONS, DEMO_SYSTEM, DEMO_TOOLS } from './content';
 import { printReport } from './print';
+import { span } from '../http/ui/format';
 
 class DemoClock implements Clock {
   private offset = 0;
@@ -63,7 +64,9 @@ async function api<T>(method: string, path: string, body?: unknown): Promise<T> 
   return json;
 }
 
-const step = (text: string) => console.log(`\n\u001b[1m${text}\u001b[0m`);
+// Bold on a terminal only: piped or logged, the text stays plain (and NO_COLOR turns it off, as everywhere).
+const bold = process.stdout.isTTY && !process.env.NO_COLOR;
+const step = (text: string) => console.log(bold ? `\n\u001b[1m${text}\u001b[0m` : `\n${text}`);
 
 step('1. Mint a realistic bundle: tools, a long system prompt, a handbook document');
 const tools = await api<{ id: string }>('POST', '/v1/artifacts', { kind: 'tools', name: 'support tools', content: DEMO_TOOLS });
@@ -77,7 +80,9 @@ const anthropic = new Anthropic({ apiKey: 'sk-ant-demo-not-a-real-key', baseURL:
 
 async function turn(question: string, headers: Record<string, string>, body: Partial<Anthropic.MessageCreateParamsNonStreaming> = {}) {
   clock.advance(20_000);
-  const { data: message, response } = await anthropic.messages.create({ model: MODEL, max_tokens: 200, messages: [{ role: 'user', content: question }], ...body }, { headers }).withResponse();
+  // The newest message marked (as the README advises): cached on the turn it is sent, read from the session on the next.
+  const asked: Anthropic.MessageParam = { role: 'user', content: [{ type: 'text', text: question, cache_control: { type: 'ephemeral' } }] };
+  const { data: message, response } = await anthropic.messages.create({ model: MODEL, max_tokens: 200, messages: [asked], ...body }, { headers }).withResponse();
   const u = message.usage;
   console.log(`   ${question.padEnd(QUESTION_WIDTH)} read ${String(u.cache_read_input_tokens ?? 0).padStart(5)}  written ${String(u.cache_creation_input_tokens ?? 0).padStart(5)}  uncached ${String(u.input_tokens).padStart(5)}`);
   return response.headers.get('x-ph-request-id')!;
@@ -120,7 +125,10 @@ if (drift?.byte_offset !== undefined)
 
 step('4. A pause longer than the 5-minute TTL (on the simulated clock), then two more calls on the bundle');
 clock.advance(6 * 60_000);
-await turn(DEMO_QUESTIONS[7]!, { 'x-ph-prefix': bundle.id });
+const late = await turn(DEMO_QUESTIONS[7]!, { 'x-ph-prefix': bundle.id });
+await reconciled();
+const expired = (await api<{ outcome: { expired?: { gap_ms: number; ttl: string } } }>('GET', `/v1/requests/${late}`)).outcome.expired;
+if (expired) console.log(`   expired: the bundle's prefix was last used ${span(expired.gap_ms)} before this call; its cache lifetime is ${expired.ttl}`);
 await turn(DEMO_QUESTIONS[8]!, { 'x-ph-prefix': bundle.id });
 
 step('5. What each handle was worth, and where the rest leaked');

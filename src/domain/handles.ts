@@ -1,5 +1,5 @@
 import type { BlobInput, HandleRow, NewVersion, PinInput, Store, VersionRow } from '../store/store';
-import { canonicalJson, hasLoneSurrogate } from './canonical-json';
+import { canonicalJson, findInvalidJson, hasLoneSurrogate } from './canonical-json';
 import type { Clock } from './clock';
 import {
   contentSchemaByKind,
@@ -75,7 +75,7 @@ export class HandleService {
         type: 'artifact',
         kind: input.kind,
         name: input.name ?? null,
-        metadata: input.metadata ?? null,
+        metadata: keptMetadata(input.metadata),
         latestVersion: 1,
         createdAt: now,
         deletedAt: null,
@@ -124,7 +124,7 @@ export class HandleService {
     const now = this.clock.now();
     const next = this.bundleVersion(tenantId, id, 1, input.members, undefined, now);
     this.store.insertHandle(
-      { id, tenantId, type: 'bundle', kind: null, name: input.name ?? null, metadata: input.metadata ?? null, latestVersion: 1, createdAt: now, deletedAt: null },
+      { id, tenantId, type: 'bundle', kind: null, name: input.name ?? null, metadata: keptMetadata(input.metadata), latestVersion: 1, createdAt: now, deletedAt: null },
       next,
     );
     return { created: true, handle: this.mustGetHandle(tenantId, id), version: next.version };
@@ -197,7 +197,7 @@ export class HandleService {
     const next = this.sessionVersion(id, 1, baseSegments, messages, 0, base?.ref ?? null, undefined, now);
     if (base) next.pins.push({ toId: base.handle.id, toVersion: base.version.version });
     this.store.insertHandle(
-      { id, tenantId, type: 'session', kind: null, name: input.name ?? null, metadata: input.metadata ?? null, latestVersion: 1, createdAt: now, deletedAt: null },
+      { id, tenantId, type: 'session', kind: null, name: input.name ?? null, metadata: keptMetadata(input.metadata), latestVersion: 1, createdAt: now, deletedAt: null },
       next,
     );
     return { created: true, handle: this.mustGetHandle(tenantId, id), version: next.version };
@@ -213,7 +213,7 @@ export class HandleService {
     for (let attempt = 0; ; attempt++) {
       const handle = this.liveHandle(tenantId, id, 'session');
       if (ifMatch !== undefined && ifMatch !== handle.latestVersion)
-        throw versionConflict(id, handle.latestVersion, ifMatch);
+        throw versionConflict(id, handle.latestVersion, ifMatch, IF_MATCH);
       const latest = this.mustGetVersion(id, handle.latestVersion);
       const previous = this.segmentsOf(handle, latest.version);
       assertToolPairing(lastMessage(previous), messages, '/messages');
@@ -222,7 +222,7 @@ export class HandleService {
       this.invalidate();
       if (result.ok) return { created: true, handle: this.mustGetHandle(tenantId, id), version: next.version };
       // Another writer appended first: with If-Match that is a conflict, otherwise retry on the new latest.
-      if (ifMatch !== undefined || attempt >= 5) throw versionConflict(id, result.latestVersion, ifMatch ?? latest.version);
+      if (ifMatch !== undefined || attempt >= 5) throw versionConflict(id, result.latestVersion, ifMatch ?? latest.version, ifMatch !== undefined ? IF_MATCH : undefined);
     }
   }
 
@@ -473,8 +473,20 @@ function parseMessages(raw: unknown, pointer: string): Message[] {
   return parsed.data;
 }
 
-function versionConflict(id: string, current: number, expected: number): DomainError {
-  return new DomainError('version_conflict', `${id} is at version ${current}, not ${expected}`, { current_version: current });
+/** Free-form metadata is kept as it came, so what JSON cannot carry faithfully (1e309, a lone surrogate) is refused. */
+function keptMetadata(metadata: unknown): unknown {
+  if (metadata === undefined || metadata === null) return null;
+  const bad = findInvalidJson(metadata, '/metadata');
+  if (bad !== null) throw invalid(bad.pointer, bad.detail);
+  return metadata;
+}
+
+/** Where a version a caller expected comes from (the append route's header). */
+const IF_MATCH = 'header:if-match';
+
+function versionConflict(id: string, current: number, expected: number, pointer?: string): DomainError {
+  const message = `${id} is at version ${current}, not ${expected}`;
+  return new DomainError('version_conflict', message, { current_version: current }, pointer ? [{ pointer, detail: `expected version ${expected}; the latest is ${current}` }] : []);
 }
 
 function sameList(a: string[] | null, b: string[] | null): boolean {

@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 
 // Requests Node refuses before the app sees them (headers over its limit, bytes
@@ -25,8 +26,10 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Socket): v
   const inFlight = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
   if (err.code !== 'ECONNRESET' && socket.writable && !inFlight?.headersSent) {
     const p = REFUSED[err.code ?? ''] ?? MALFORMED;
-    const body = JSON.stringify({ type: `urn:prefix-handles:problem:${p.code}`, title: p.reason, status: p.status, detail: p.detail, code: p.code });
-    socket.write(`HTTP/1.1 ${p.status} ${p.reason}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    const requestId = randomUUID();
+    // The path is not known here: the `error` member the proxy's answers carry (the SDKs read it) is always there.
+    const body = JSON.stringify({ type: `urn:prefix-handles:problem:${p.code}`, title: p.reason, status: p.status, detail: p.detail, code: p.code, requestId, error: { type: p.code, code: p.code, message: p.detail } });
+    socket.write(`HTTP/1.1 ${p.status} ${p.reason}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`);
   }
   socket.destroy(err);
 }

@@ -144,6 +144,12 @@ describe('prefix-handles CLI', () => {
     const wrongKind = await cli(['mint', 'document', file('doc.txt', 'a document'), '--version-of', sysRef], { key });
     expect(wrongKind.code).toBe(1);
     expect(wrongKind.err).toContain(`is a system artifact, not document`);
+
+    // Content with a timestamp is minted, with a warning on stderr that names it and says what it costs.
+    const dated = await cli(['mint', 'system', file('dated.txt', 'You are helpful. Today is 2026-01-01T12:00:00Z.')], { key });
+    expect(dated.code, dated.err).toBe(0);
+    expect(dated.out).toMatch(/^art_\w+@1\t[0-9a-f]{64}\n$/);
+    expect(dated.err).toMatch(/^warning: .*1 volatile value: iso_timestamp "2026-01-01T12:00:00Z" at byte 26: values like these usually differ each time content is produced/);
   });
 
   it('reports a handle and the tenant as tables with the API figures, handles ranked by leaked money', async () => {

@@ -81,6 +81,16 @@ describe('handle edge cases', () => {
     expect(res.status).toBe(422);
     expect(res.json.errors[0].pointer).toBe('/content/0/input_schema/maximum');
     expect((await client.post('/v1/artifacts', { kind: 'system', content: '' })).status).toBe(422);
+    // Free-form metadata is kept as it came: what JSON cannot carry is refused there too, never stored repaired.
+    for (const [path, body] of [
+      ['/v1/artifacts', '{"kind":"system","content":"x","metadata":{"team":"a","limits":[1,-1e309]}}'],
+      ['/v1/sessions', '{"metadata":{"owner":"a\\ud800"}}'],
+    ] as const) {
+      const bad = await client.post(path, body);
+      expect(bad.status, path).toBe(422);
+      expect(bad.json.errors[0].pointer, path).toBe(path === '/v1/sessions' ? '/metadata/owner' : '/metadata/limits/1');
+    }
+    expect(t.sqlite.prepare('select count(*) as n from handles').get()).toEqual({ n: 0 });
     // In a rendered body, wherever it stands (the caller's own content, a block's field, an inline tool's schema):
     // a 422 naming it, before anything is keyed or recorded; never a 500.
     for (const [request, pointer] of [

@@ -163,6 +163,7 @@ describe('sessions', () => {
     expect(stale.status).toBe(409);
     expect(stale.json.code).toBe('version_conflict');
     expect(stale.json.current_version).toBe(2);
+    expect(stale.json.errors).toEqual([{ pointer: 'header:if-match', detail: 'expected version 1; the latest is 2' }]);
     const h = await client.get(`/v1/handles/${s.id}`);
     expect(h.json.latest_version).toBe(2);
     expect(h.json.version.message_count).toBe(2);

@@ -313,7 +313,10 @@ describe('the write queue on a database file', () => {
     const big = await raw(`POST /proxy/anthropic/v1/messages HTTP/1.1\r\nHost: x\r\nx-ph-prefix: ${'art_AAAAAAAAAAAAAAAAAAAAA, '.repeat(800)}\r\n\r\n`);
     expect(big).toMatch(/^HTTP\/1\.1 431 /);
     expect(big).toContain('content-type: application/problem+json');
-    expect(JSON.parse(big.slice(big.indexOf('\r\n\r\n') + 4))).toMatchObject({ status: 431, code: 'headers_too_large' });
+    // With a request id (in the header too) and the error member the SDKs read, as every answer of the proxy.
+    const bigBody = JSON.parse(big.slice(big.indexOf('\r\n\r\n') + 4));
+    expect(bigBody).toMatchObject({ status: 431, code: 'headers_too_large', requestId: expect.any(String), error: { type: 'headers_too_large', message: expect.stringContaining('16 KB') } });
+    expect(big).toContain(`x-request-id: ${bigBody.requestId}`);
     const garbage = await raw('NOT HTTP AT ALL\r\n\r\n');
     expect(JSON.parse(garbage.slice(garbage.indexOf('\r\n\r\n') + 4))).toMatchObject({ status: 400, code: 'malformed_request' });
   });

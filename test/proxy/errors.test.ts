@@ -400,6 +400,10 @@ describe("the proxy's own refusals", () => {
     expect(err.status).toBe(502);
     const row = (await client.get(`/v1/requests/${err.headers.get('x-ph-request-id')}`)).json;
     expect(row).toMatchObject({ status: 'failed', error: { status: 502, body: 'upstream exploded' } });
+    // A usage report for it is a conflict naming the request: it has no usage to reconcile.
+    const late = await client.post('/v1/usage', { request_id: row.id, usage: { input_tokens: 5, output_tokens: 1 } });
+    expect(late.status).toBe(409);
+    expect(late.json.errors).toEqual([{ pointer: '/request_id', detail: expect.stringContaining('failed') }]);
   });
 
   it('a redirect from the provider is passed back as it came and recorded as failed (it carries no usage)', async () => {

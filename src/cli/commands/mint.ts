@@ -48,7 +48,7 @@ ${API_HELP}`,
     process.stdout.write(`${r.ref}\t${r.digest}\n`);
     if (!r.created) process.stderr.write(`unchanged: the content equals the latest version, ${r.ref}\n`);
     const note = volatilityNote(r.meta?.volatility);
-    if (note) process.stderr.write(`warning: ${note}: this content changes between renders and breaks the cached prefix there\n`);
+    if (note) process.stderr.write(`warning: ${note}: values like these usually differ each time content is produced: minted again with new ones, it is a new prefix and the cache breaks there\n`);
     return 0;
   },
 };

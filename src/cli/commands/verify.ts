@@ -22,7 +22,7 @@ export const verify: Command = {
 
 Checks every ref in the lock file: its expansion must still have the locked sha256,
 and its version must carry no volatility findings (timestamps, epochs, UUIDs, request
-ids: values that change between renders and break the cached prefix).
+ids: values that usually differ each time content is produced, so a re-mint starts a new cached prefix).
 Prints one line per handle and exits 1 naming every handle that failed.
 
 The lock file:

@@ -218,7 +218,8 @@ export class Reconciler {
       if (known.hash === hash) return { duplicate: { ...known.result, duplicate: true }, after: known.committed };
       throw new DomainError('conflict', `request ${request.id} already has a different usage report`, {}, [{ pointer: `${pointer}/request_id`, detail: 'already reconciled with another report' }]);
     }
-    if (request.status === 'failed') throw new DomainError('conflict', `request ${request.id} failed upstream; it has no usage to reconcile`);
+    if (request.status === 'failed')
+      throw new DomainError('conflict', `request ${request.id} failed upstream; it has no usage to reconcile`, {}, [{ pointer: `${pointer}/request_id`, detail: 'recorded as failed (the provider answered with an error)' }]);
 
     // usage: null (from the proxy) says the provider carried none: kept as null, the figures from `normalized`.
     const source = report.response !== undefined ? report.response : report.usage !== undefined ? report.usage : report.normalized;

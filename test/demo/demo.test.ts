@@ -1,0 +1,23 @@
+// `npm run demo -- --exit` as a new user runs it, piped (as in CI or a log): the story it tells, in plain text.
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+
+describe('npm run demo -- --exit', () => {
+  it('tells its story without a terminal: drift located, the expired gap, the session read whole, no escape codes', () => {
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/demo/main.ts', '--exit'], { encoding: 'utf8', env: { ...process.env, PORT: '0' }, timeout: 60_000 });
+    expect(run.status, run.stderr).toBe(0);
+    const out = run.stdout;
+    // Piped, no bold: the text is plain.
+    expect(out).not.toContain('\u001b[');
+    expect(out).toMatch(/drift located: segment #2 changed since req_\w+, first at byte \d+/);
+    expect(out).toContain("expired: the bundle's prefix was last used 6 min 20 s before this call; its cache lifetime is 5m");
+    // The loop marks its newest message: every turn after the first reads the one before, and the session is read whole.
+    const session = out.split('\n').find((l) => l.startsWith('demo conversation (session)'));
+    expect(session).toMatch(/100\.0%/);
+    const loop = out.slice(out.indexOf('2. An agent loop'), out.indexOf('3. The same loop'));
+    const reads = [...loop.matchAll(/read\s+(\d+)/g)].map((m) => Number(m[1]));
+    expect(reads).toHaveLength(4);
+    expect(reads[0]).toBe(0);
+    for (let i = 1; i < reads.length; i++) expect(reads[i]).toBeGreaterThan(reads[i - 1]!);
+  });
+});
