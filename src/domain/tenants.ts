@@ -70,7 +70,9 @@ export class TenantService {
   /** Rotation: a new key for the same tenant, and the old one revoked. */
   rotateKey(keyId: string): IssuedKey {
     const key = this.store.getApiKey(keyId);
-    if (!key || key.revokedAt !== null) throw notFound(`key ${keyId}`);
+    if (!key) throw notFound(`key ${keyId}`);
+    // A revoked key exists (DELETE on it still answers 204), but has nothing left to hand over.
+    if (key.revokedAt !== null) throw new DomainError('conflict', `key ${keyId} was revoked: it cannot be rotated; issue a new key for its tenant (POST /v1/tenants/${key.tenantId}/keys)`);
     const issued = this.issueKey(key.tenantId);
     this.revokeKey(keyId);
     return issued;

@@ -1,7 +1,7 @@
 import type { Context } from 'hono';
 import { isUtf8 } from 'node:buffer';
 import { DomainError } from '../domain/errors';
-import { checkDepth } from '../domain/validation';
+import { checkDepth, parseJsonBody } from '../domain/validation';
 import { malformedJson } from './problem';
 import { headerOf, incomingOf } from './auth';
 import type { AppEnv } from './router';
@@ -36,7 +36,7 @@ export async function readJson(c: Context<AppEnv>, maxBytes: number): Promise<un
 export function parseBody(text: string): unknown {
   let body: unknown;
   try {
-    body = JSON.parse(text);
+    body = parseJsonBody(text);
   } catch (e) {
     throw new DomainError('malformed_json', malformedJson(e));
   }

@@ -155,7 +155,7 @@ export const IssuedKeySchema = z
   .object({ id: z.string(), tenant: z.string(), api_key: z.string().openapi({ description: 'Shown once; stored only as a hash.' }), created_at: z.string() })
   .openapi('IssuedKey');
 
-const problemResponse = (description: string) => ({ content: { 'application/problem+json': { schema: ProblemSchema } }, description });
+export const problemResponse = (description: string) => ({ content: { 'application/problem+json': { schema: ProblemSchema } }, description });
 
 /** Error responses of an authenticated route without a body (GET, DELETE). */
 export const readErrors = {

@@ -85,6 +85,10 @@ describe('admin routes', () => {
     expect((await acme.get('/v1/handles')).status).toBe(401);
     const acme2 = clientFor(t.app, rotated.json.api_key);
     expect((await acme2.get('/v1/handles')).status).toBe(200);
+    // The key it replaced is revoked: rotating it again says so (it exists), rather than that it does not.
+    const again = await admin.post(`/v1/keys/${created.json.id}/rotate`);
+    expect(again.status).toBe(409);
+    expect(again.json.detail).toContain('was revoked');
 
     const extra = await admin.post(`/v1/tenants/${created.json.tenant}/keys`);
     expect(extra.status).toBe(201);

@@ -110,6 +110,8 @@ describe('problem+json errors', () => {
     for (const path of ['/v1/artifacts', '/v1/sessions', '/v1/render', '/v1/usage']) {
       const two = await client.post(path, '\ufeff\ufeff{"kind":"system","content":"x"}', { 'content-type': 'application/json' });
       expectProblem(two, 400, 'malformed_json');
+      // The same words on the routes ahead of the middleware (render, usage) as behind it.
+      expect(two.json.detail, path).toBe('The request body is not valid JSON: it starts with two byte-order marks');
     }
     expect((await client.get('/v1/handles')).json.handles).toHaveLength(1);
   });

@@ -203,6 +203,15 @@ describe("the proxy's own refusals", () => {
     expect(h.tap).toHaveLength(1);
     expect(h.tap[0]!.body.charCodeAt(0)).toBe('{'.charCodeAt(0));
     expect(JSON.parse(h.tap[0]!.body)).toEqual(JSON.parse(body));
+    // Two are malformed JSON, said as on every other route; the provider is not called.
+    const two = await fetch(`${h.url}/proxy/anthropic/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-ph-key': h.key, 'content-type': 'application/json', 'x-api-key': 'sk-ant-test', 'anthropic-version': '2023-06-01' },
+      body: '\uFEFF\uFEFF' + body,
+    });
+    expect(two.status).toBe(400);
+    expect(await two.json()).toMatchObject({ code: 'malformed_json', error: { message: 'The request body is not valid JSON: it starts with two byte-order marks' } });
+    expect(h.tap).toHaveLength(1);
   });
 
   it('a body nested deeper than 512 levels, or tool arguments that are: 422 problem (not a stack overflow), the provider not called', async () => {

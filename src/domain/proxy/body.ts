@@ -2,7 +2,7 @@
 // the one edit it makes of its own: asking OpenAI chat streams for their usage.
 
 import { invalid } from '../errors';
-import { checkDepth } from '../validation';
+import { checkDepth, parseJsonBody } from '../validation';
 import { applyEdits, parseJsonTree, prependProperty, property, type Edit } from '../render/json-text';
 
 type Json = Record<string, unknown>;
@@ -15,7 +15,7 @@ export interface CallerBody {
 
 /** Parses the caller's body (a SyntaxError is the usual malformed-JSON problem). */
 export function inspectBody(text: string): CallerBody {
-  const value: unknown = JSON.parse(text);
+  const value: unknown = parseJsonBody(text);
   // Before anything walks it (the session's canonical JSON recurses).
   checkDepth(value);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid('', 'the request body must be a JSON object');

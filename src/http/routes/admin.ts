@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { TenantService } from '../../domain/tenants';
 import { newRouter } from '../router';
-import { IssuedKeySchema, Label, commonErrors, readErrors } from '../schemas';
+import { IssuedKeySchema, Label, commonErrors, problemResponse, readErrors } from '../schemas';
 
 const issued = (description: string) => ({ content: { 'application/json': { schema: IssuedKeySchema } }, description });
 const security = [{ adminKey: [] }];
@@ -20,7 +20,7 @@ const routes = {
   rotateKey: createRoute({
     method: 'post', path: '/v1/keys/{id}/rotate', tags: ['admin'], summary: 'Replace a key: issue a new one, revoke the old', security,
     request: { params: z.object({ id: z.string().min(1) }) },
-    responses: { 201: issued('The new key (shown once)'), ...commonErrors },
+    responses: { 201: issued('The new key (shown once)'), ...commonErrors, 409: problemResponse('conflict: the key was revoked') },
   }),
   revokeKey: createRoute({
     method: 'delete', path: '/v1/keys/{id}', tags: ['admin'], summary: 'Revoke a key', security,
