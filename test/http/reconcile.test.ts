@@ -436,6 +436,30 @@ describe('reconciliation scenarios', () => {
     expect(rep.requests_with.unknown).toBe(1);
   });
 
+  it('a self-hosted vLLM model on the OpenAI chat format: its own rules (16-token blocks) and price (free), flagged when not in the catalog', async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, 'You answer from the handbook, briefly. '.repeat(12));
+    const turn = (n: number) => client.post('/v1/render', { format: 'openai-chat', request: { model: 'Qwen/Qwen2.5-7B-Instruct', prefix: [sys.id], messages: [{ role: 'user', content: `q${n}` }] } });
+    const r1 = (await turn(1)).json;
+    expect(r1.model).toEqual({ name: 'Qwen/Qwen2.5-7B-Instruct', catalog_entry: 'vllm', fallback: true });
+    expect(r1.warnings.map((w: { code: string }) => w.code)).not.toContain('below_minimum');
+    const total = promptTokens(r1);
+    const usage = (read: number) => ({ prompt_tokens: total, completion_tokens: 5, total_tokens: total + 5, prompt_tokens_details: { cached_tokens: read } });
+    await report(client, t, r1, usage(0));
+    t.clock.advance(MIN);
+    const r2 = (await turn(2)).json;
+    // A prompt of a few hundred tokens is cached (GPT's minimum is 1,024), read in whole 16-token blocks.
+    const sysTokens = r2.segments[0].token_end;
+    expect(r2.prediction.read_tokens).toBe(Math.floor(sysTokens / 16) * 16);
+    const o = (await report(client, t, r2, usage(r2.prediction.read_tokens))).outcome;
+    const all = (cls: string) => o.segments.reduce((n, seg) => n + (seg.classes[cls] ?? 0), 0);
+    expect(all('captured')).toBe(r2.prediction.read_tokens);
+    expect(all('bonus') + all('unconfirmed')).toBe(0);
+    // Self-hosted: no money either way.
+    const rep = (await client.get(`/v1/reports/handles/${sys.id}`)).json;
+    expect(rep.money).toMatchObject({ actual_input_cost: 0, realised_savings: 0, leaked_savings: 0 });
+  });
+
   it('a model without a prompt cache: its repeats are below_minimum, never expired', async () => {
     const { client } = t.tenant();
     const sys = await mintSystem(client, LONG_SYSTEM);

@@ -100,6 +100,16 @@ describe('ModelCatalog.lookup', () => {
     expect(catalog.lookup('claude-sonnet-4-20250514').entry.id).toBe('claude-sonnet-4');
   });
 
+  it("on OpenAI's API, a self-hosted server's model is the vLLM entry (free, 16-token blocks), not priced as GPT", () => {
+    expect(catalog.lookup('vllm/meta-llama/Llama-3.1-8B-Instruct', 'openai')).toMatchObject({ fallback: false, entry: { id: 'vllm', price: { inputPerMTok: 0 } } });
+    // A Hugging Face repository id is no OpenAI model: flagged, and given the self-hosted server's rules.
+    expect(catalog.lookup('Qwen/Qwen2.5-7B-Instruct', 'openai')).toMatchObject({ fallback: true, entry: { id: 'vllm', cache: { granularity: { step: 16 } } } });
+    // OpenAI's own names stay OpenAI's, gateway-prefixed or not, known or not.
+    expect(catalog.lookup('openai/gpt-4.1', 'openai').entry.id).toBe('gpt-4.1');
+    expect(catalog.lookup('gpt-9-preview', 'openai')).toMatchObject({ fallback: true, entry: { provider: 'openai' } });
+    expect(catalog.lookup('vllm/x', 'anthropic').entry.provider).toBe('anthropic');
+  });
+
   it('prefers the longest matching prefix pattern', () => {
     expect(catalog.lookup('gpt-4.1-mini-2025-04-14').entry.id).toBe('gpt-4.1-mini');
     expect(catalog.lookup('gpt-4.1-2025-04-14').entry.id).toBe('gpt-4.1');

@@ -306,15 +306,20 @@ export class ModelCatalog {
 
   /**
    * The entry for a model name: an exact pattern wins, then the longest matching prefix
-   * pattern. With `provider`, only that provider's entries are considered. An unknown name
-   * gets the provider's default entry with `fallback: true`.
+   * pattern. With `provider`, only that provider's entries are considered — for `openai`, also
+   * those of the servers that speak its API (vLLM, SGLang: `vllm/…`). An unknown name gets the
+   * provider's default entry with `fallback: true`; on OpenAI's API, a name with a slash (a
+   * Hugging Face repository id, `Qwen/Qwen2.5-7B-Instruct`) is a self-hosted server's.
    */
   lookup(model: string, provider?: ProviderFamily): ModelLookup {
+    const families: Array<ProviderFamily | undefined> = provider === 'openai' ? ['openai', 'vllm'] : [provider];
     for (const name of candidateNames(model)) {
-      const entry = this.#match(name, provider);
-      if (entry) return { model, entry, fallback: false };
+      for (const family of families) {
+        const entry = this.#match(name, family);
+        if (entry) return { model, entry, fallback: false };
+      }
     }
-    const family = provider ?? guessProvider(model);
+    const family = provider === 'openai' && model.includes('/') ? 'vllm' : (provider ?? guessProvider(model));
     const fallback = this.#fallbacks.get(family);
     // Unknown names resolve to something flagged or to an error, never silently to nothing.
     if (!fallback) throw new Error(`model "${model}" is not in catalog ${this.version}, which has no ${family} entry to fall back to`);
