@@ -53,11 +53,12 @@ const ANCHOR_MIN_TOKENS = 16;
  * error then does not show as a few tokens of bonus or unconfirmed on the next segment. The nearest such end
  * within 10% of its position (at least 16 tokens) is taken; an end farther from all of them stays where the
  * estimate puts it. `known` are segment ends earlier reports measured for the same prefixes: they hold too,
- * unless one no longer fits between this report's own.
+ * unless one no longer fits between this report's own. `exact` marks the lengths counted exactly (fitLengths):
+ * within each stretch, those keep their size where the others can take up the difference.
  */
-export function anchorLengths(lengths: number[], breakpointSegments: number[], anchors: number[], known: Pin[] = []): number[] {
+export function anchorLengths(lengths: number[], breakpointSegments: number[], anchors: number[], known: Pin[] = [], exact?: boolean[]): number[] {
   const fixed = orderedPins(known, lengths);
-  const base = stretch(lengths, fixed);
+  const base = stretch(lengths, fixed, exact);
   const ends: number[] = [];
   let acc = 0;
   for (const len of base) ends.push((acc += len));
@@ -87,7 +88,7 @@ export function anchorLengths(lengths: number[], breakpointSegments: number[], a
     pins.push(f);
     pins.sort((a, b) => a.segment - b.segment);
   }
-  return stretch(base, pins);
+  return stretch(base, pins, exact);
 }
 
 /** A segment whose end is put at a token position. */
@@ -110,14 +111,15 @@ function orderedPins(pins: Pin[], lengths: number[]): Pin[] {
 }
 
 /** Each stretch of segments up to a pin scaled on its own, so that its last segment ends at the pin. */
-function stretch(lengths: number[], pins: Pin[]): number[] {
+function stretch(lengths: number[], pins: Pin[], exact?: boolean[]): number[] {
   if (pins.length === 0) return lengths;
   const total = lengths.reduce((a, b) => a + b, 0);
   const out: number[] = [];
   let from = 0;
   let base = 0;
   for (const { segment, at } of [...pins, { segment: lengths.length - 1, at: total }]) {
-    out.push(...scaleLengths(lengths.slice(from, segment + 1), at - base));
+    const slice = lengths.slice(from, segment + 1);
+    out.push(...(exact ? fitLengths(slice, exact.slice(from, segment + 1), at - base) : scaleLengths(slice, at - base)));
     from = segment + 1;
     base = at;
   }

@@ -255,7 +255,10 @@ export class Reconciler {
     const estimated = segments.map((s) => s.token_end - s.token_start);
     const total = usage.total_prompt_tokens;
     // Handles under an OpenAI encoding were counted exactly at mint; the rest (inline text, other families) is estimated.
-    const scaled = total === null ? estimated : fitLengths(estimated, segments.map((s) => s.tokens_estimated === false), total);
+    const exact = segments.map((s) => s.tokens_estimated === false);
+    const scaled = total === null ? estimated : fitLengths(estimated, exact, total);
+    // The same per unit: a unit of a segment counted exactly is.
+    const exactUnits = () => segments.flatMap((s, i) => s.units!.map(() => exact[i]!));
     const read = usage.cache_fields_reported ? (usage.cache_read_tokens ?? 0) : null;
     const simStart = Math.max(startedAt, state.lastStart);
     // A first byte not reported is unknown, somewhere up to the end of the call (the report's receipt, for a
@@ -280,9 +283,9 @@ export class Reconciler {
         const units = unitLengths(segments, scaled);
         const hit = read ? readEnd(state, { id: request.id, ...simAt, ttl: request.cacheTtl }, segments, units, breakpoints, model, read) : null;
         const pins = [...known.segments.map((p) => ({ segment: last[p.segment]!, at: p.at })), ...known.units].filter((p) => !hit || (p.segment < hit.segment ? p.at < hit.at : p.segment > hit.segment && p.at > hit.at));
-        unitLens = anchorLengths(units, breakpoints.map((b) => last[b.segment]!), hit ? anchors.slice(1) : anchors, hit ? [hit, ...pins] : pins);
+        unitLens = anchorLengths(units, breakpoints.map((b) => last[b.segment]!), hit ? anchors.slice(1) : anchors, hit ? [hit, ...pins] : pins, exactUnits());
         lengths = segmentLengths(segments, unitLens);
-      } else lengths = anchorLengths(scaled, breakpoints.map((b) => b.segment), anchors, known.segments);
+      } else lengths = anchorLengths(scaled, breakpoints.map((b) => b.segment), anchors, known.segments, exact);
     } else if (total !== null && read && hasUnits(segments)) {
       // An automatic cache's read is the shared prefix (rounded down to a step on OpenAI). One that reaches past where
       // our estimate ends the unit the simulated cache reads up to shows that unit ends there at least: it is moved,
@@ -290,7 +293,7 @@ export class Reconciler {
       const units = unitLengths(segments, scaled);
       const hit = readEnd(state, { id: request.id, ...simAt, ttl: request.cacheTtl }, segments, units, breakpoints, model, read, true);
       if (hit) {
-        unitLens = anchorLengths(units, [], [], [hit]);
+        unitLens = anchorLengths(units, [], [], [hit], exactUnits());
         lengths = segmentLengths(segments, unitLens);
       }
     }
