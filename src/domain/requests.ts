@@ -28,7 +28,7 @@ export interface RenderCall {
   pointer: string;
   /** Overrides the body's `model` (Gemini bodies have none). */
   model?: string;
-  extraPrefix?: string[];
+  extraPrefix?: Array<{ ref: string; pointer: string }>;
   /** Short fingerprint of the provider credential (proxy), part of the cache scope. */
   credentialFingerprint?: string;
 }
@@ -60,15 +60,20 @@ export interface RenderWarning {
 /** A high surrogate escape not followed by a low one, or a low one not after a high one. */
 const LONE_SURROGATE_ESCAPE = /\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}/;
 
-/** A number whose exponent has three digits, or a run of 309 digits: the only texts that can overflow a double. */
-const HUGE_NUMBER = /[eE][+-]?\d{3}|\d{309}/;
+/**
+ * Every JSON number that can overflow a double matches (a superset: a match is only parsed again): one with an
+ * exponent of two digits or more, or with 300 digits before its point (its magnitude is its digits plus a one-digit
+ * exponent, and a double ends past 308). Only where a number can stand (after `:`, `,` or `[`), and each run of
+ * digits tried once, so the scan stays linear.
+ */
+const HUGE_NUMBER = /[:,[]\s*-?(?:\d+(?:\.\d+)?[eE][+-]?\d{2}|\d{300})/;
 
 /**
  * A body JSON cannot carry faithfully is refused before anything is recorded or sent: a lone surrogate, stored,
  * would come back as replacement characters, and its report could never be reconciled; a number past a double's
  * range (1e309) parses to Infinity, which no key or canonical form can hold. A lone surrogate can only arrive as a
- * `\u` escape that looks lone (not a pair, as ASCII-only JSON writes every emoji), an overflow only as a long
- * exponent or digit run: only a body with one of those is parsed again.
+ * `\u` escape that looks lone (not a pair, as ASCII-only JSON writes every emoji), an overflow only as a number
+ * HUGE_NUMBER matches: only a body with one of those is parsed again.
  */
 function refuseUnfaithfulJson(bodyText: string, pointer: string): void {
   if (!LONE_SURROGATE_ESCAPE.test(bodyText) && !HUGE_NUMBER.test(bodyText)) return;

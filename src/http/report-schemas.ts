@@ -43,7 +43,7 @@ export const DriftFindingSchema = z
       .optional()
       .openapi({
         description:
-          'Set when nothing before the messages changed but a setting Anthropic caches the messages under did (`tool_choice`, `thinking`; null: not sent): every message was written again. `segment` is then the first segment of the messages.',
+          'Set when the first message the provider could not read was referenced before, with the same content before it, and a setting Anthropic caches the messages under changed since (`tool_choice`, `thinking`; null: not sent): the messages were sent again uncached. `previous_request` is the request that last had them; `segment` is the segment of that message.',
       }),
   })
   .openapi('DriftFinding');
@@ -83,7 +83,7 @@ export const OutcomeSchema = z
       .optional()
       .openapi({
         description:
-          'Set when tokens were `expired`: the start (epoch ms) of the last call that wrote or read the expired prefix, the gap from then to this call, and the cache lifetime it had (`5m`, `1h`, …): a gap over the lifetime is the miss.',
+          'Set when tokens were `expired`: the start (epoch ms) of the last call that wrote or read the expired prefix, the gap from then to this call (to `applied_late.applied_at` when that is set), and the cache lifetime it had (`5m`, `1h`, …): a gap over the lifetime is the miss.',
       }),
     total_mismatch: z
       .object({ estimated: int, reported: int, ratio: z.number().nullable() })

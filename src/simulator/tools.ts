@@ -7,8 +7,8 @@
 //   - `tool_choice` none never calls;
 //   - otherwise a tool is called when the newest prompt item is the user's own
 //     text (not a tool result) and names a declared tool as a whole word
-//     ("use get_weather for Oslo"). A tool result is always answered in text, so
-//     an agent loop ends.
+//     ("use get_weather for Oslo"). A tool result is answered in text unless
+//     tool_choice forces another call, so an agent loop ends.
 //
 // The arguments fill the tool's required parameters with placeholders by JSON
 // Schema type (the first `enum` value where there is one): valid against a

@@ -85,7 +85,7 @@ export interface RequestRow {
   promptCacheKey: string | null;
   /** The cache lifetime the request asked for (a TTL name of its model), or null: the model's default. */
   cacheTtl?: string | null;
-  /** Anthropic: the request's tool_choice and thinking as canonical JSON, under which its messages are cached (null: none set). */
+  /** Anthropic: the request's tool_choice and thinking as canonical JSON, under which its messages are cached (`{}`: none set; null: not Anthropic, or recorded before they were kept). */
   messageSettings?: string | null;
   prediction: unknown;
   status?: 'rendered' | 'reconciled' | 'failed';

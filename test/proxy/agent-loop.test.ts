@@ -215,7 +215,8 @@ describe('warnings', () => {
     // The bundle holds tools: sent twice, their names would be too, which providers refuse. Refused before the call.
     const twice = await ask({ 'x-ph-session': session.id, 'x-ph-prefix': bundle.id }).catch((e: unknown) => e);
     expect(twice).toBeInstanceOf(Anthropic.UnprocessableEntityError);
-    expect((twice as { error: { errors: unknown } }).error.errors).toEqual([{ pointer: 'header:x-ph-prefix', detail: expect.stringContaining('(the same tools placed twice)') }]);
+    // The later placement is named: the session's base, after the header's bundle.
+    expect((twice as { error: { errors: unknown } }).error.errors).toEqual([{ pointer: 'header:x-ph-session', detail: expect.stringContaining('(the same tools placed twice)') }]);
     expect(h.tap).toHaveLength(1);
     // A bundle without tools, sent again beside a session based on it: a warning, and the call goes out.
     const sysOnly = await mintBundle(h.tenant.client, [(await mintSystem(h.tenant.client, LONG_SYSTEM)).id]);

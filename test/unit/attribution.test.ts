@@ -36,6 +36,17 @@ describe('anchorLengths', () => {
     expect(ends(anchorLengths([1000, 22, 26, 30], [2], [1040]))).toEqual([992, 1014, 1040, 1078]);
   });
 
+  it('the write end does not take the unit whose known end the read explains', () => {
+    // Units: the bundle (marked), q1 (marked; its end known from the turn that wrote it: 1040), a1 (marked, estimated
+    // 26, really 12), q2 (300). The provider read 1040 (q1's known end) and wrote 12 more: up to a1's end, 1052.
+    const lengths = [1000, 22, 26, 300];
+    // The read is explained by q1's known end, which then holds as a pin: the write's end must come after it (on a1),
+    // not take q1 itself (12 tokens off, where a1 is 13), which would drop the known end and put q1 past the read.
+    const out = ends(anchorLengths(lengths, [0, 1, 2], [1040, 1052], [{ segment: 1, at: 1040 }]));
+    expect(out[1]).toBe(1040);
+    expect(out[2]).toBe(1052);
+  });
+
   it('keeps every length non-negative and the sum; each end near a breakpoint lands on one; once moved, stays', () => {
     const lengths = fc.array(fc.nat({ max: 3000 }), { minLength: 1, maxLength: 8 });
     fc.assert(

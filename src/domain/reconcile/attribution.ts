@@ -67,8 +67,14 @@ export function anchorLengths(lengths: number[], breakpointSegments: number[], a
   // Each pin: the last segment of a stretch, and the token position its end moves to.
   const pins: Pin[] = [];
   for (const at of [...new Set(anchors)].sort((a, b) => a - b)) {
-    // A known end exactly there explains it: the read is that prefix, not one ending at a breakpoint near it.
-    if (!(at > 0 && at < total) || fixed.some((f) => f.at === at)) continue;
+    if (!(at > 0 && at < total)) continue;
+    // A known end exactly there explains it: the read is that prefix, not one ending at a breakpoint near it; it
+    // holds as this report's own pin, so a later end (the write's) is placed past it.
+    const known = fixed.find((f) => f.at === at);
+    if (known) {
+      if (!pins.some((p) => p.segment >= known.segment || p.at >= at)) pins.push(known);
+      continue;
+    }
     const last = pins.at(-1);
     let best = -1;
     for (const k of candidates) {

@@ -65,7 +65,7 @@ export interface RequestOutcome extends RecordedOutcome {
   applied_late?: { started_at: number; applied_at: number };
   /**
    * Set when tokens were `expired`: the start of the last call that used (wrote or read) the expired prefix, the
-   * gap from then to this call's start (as simulated), and the lifetime it had (absent on older outcomes).
+   * gap from then to this call's start as simulated (applied_late.applied_at when set), and the lifetime it had.
    */
   expired?: { last_used_at: number; gap_ms: number; ttl: string };
 }
@@ -91,8 +91,9 @@ export interface DriftFinding {
   /** Set when the two requests used different API formats: the same handles serialise to other bytes. */
   formats?: { now: string; before: string };
   /**
-   * Set when the bytes before the messages are the same but a setting Anthropic caches the messages under
-   * (tool_choice, thinking) changed: every message was written again. A setting not sent is null.
+   * Set when a message referenced before (with the same content before it) could not be read because a setting
+   * Anthropic caches the messages under (tool_choice, thinking) changed: they were sent again uncached. A setting not
+   * sent is null.
    */
   settings?: SettingChange[];
 }
@@ -301,9 +302,10 @@ export class Reconciler {
     const seenBefore = segments.map((s) => s.source !== 'inline' && state.seenSources.has(s.source));
     // Before this request is applied: which of its prefixes the scope referenced already (remembered, bounded; as
     // they are cached, for rows recorded before keys without settings were; and, below, whatever the cache read).
-    const seenBlock = (seenKeys ?? blocks.map((b) => b.key)).map((k, j) => state.seenKeys.has(k) || state.seenKeys.has(blocks[j]!.key));
+    // With the request that last referenced each block's prefix (a drift of it is compared with that request).
+    const referencedBy = (seenKeys ?? blocks.map((b) => b.key)).map((k, j) => state.seenKeys.get(k) ?? state.seenKeys.get(blocks[j]!.key));
+    const seenBlock = referencedBy.map((r) => r !== undefined);
     const lastBySource = new Map(state.lastRequestBySource);
-    const lastInScope = state.lastRequest;
     const writer = (o: SimOutcome) => (o.hitBlock !== null ? state.sim.writerOf(blocks[o.hitBlock]!.key) : undefined);
     const chosen = unknownFirstBytes(state, { id: request.id, ...simAt, blocks, ttl: request.cacheTtl }, usage.cache_fields_reported ? (usage.cache_read_tokens ?? 0) : null);
     simAt.unknownFirstBytes = chosen.mode;
@@ -358,7 +360,10 @@ export class Reconciler {
       };
     });
 
-    const drift = this.locateDrift(request, segOutcomes, lastBySource, lastInScope);
+    // The first message block the provider could not read that the scope had referenced: where a changed setting shows.
+    const firstMessage = segments.findIndex((s) => s.section === 'messages');
+    const missed = firstMessage < 0 ? -1 : blocks.findIndex((_, j) => segmentOf[j]! >= firstMessage && referencedBy[j] !== undefined && outcomeSim.blocks[j]!.reason !== null);
+    const drift = this.locateDrift(request, segOutcomes, lastBySource, missed < 0 ? null : { segment: segmentOf[missed]!, previous: referencedBy[missed]! });
     const estimatedTotal = estimated.reduce((a, b) => a + b, 0);
     const mismatch = total === null ? null : totalMismatch(estimatedTotal, total);
     const outcome: RequestOutcome = {
@@ -455,37 +460,36 @@ export class Reconciler {
   }
 
   /**
-   * For a handle whose prefix drifted: compare with the last request in the
-   * scope that had it, find the earliest segment whose bytes changed, and —
-   * where both inline texts are still held — the first differing byte.
+   * Why a prefix drifted. When the first message the provider could not read was referenced before with the same
+   * content before it (`messages`: that block's segment and the request that last had it) and an Anthropic setting
+   * the messages are cached under changed since, that setting. Otherwise, for a handle: compare with the last
+   * request in the scope that had it, find the earliest segment whose bytes changed, and — where both inline texts
+   * are still held — the first differing byte.
    */
-  private locateDrift(request: RequestRow, segs: SegmentOutcome[], lastBySource: Map<string, string>, lastInScope: string | undefined): DriftFinding | null {
+  private locateDrift(request: RequestRow, segs: SegmentOutcome[], lastBySource: Map<string, string>, messages: { segment: number; previous: string } | null): DriftFinding | null {
     const handleDrift = segs.find((s) => s.source !== 'inline' && s.classes.drift > 0);
     const drifting = handleDrift ?? segs.find((s) => s.classes.drift > 0);
     if (!drifting) return null;
-    const sameSource = handleDrift ? lastBySource.get(handleDrift.source) : undefined;
-    // Without an earlier request that had this source (inline content, a session's new batch), only a changed
-    // setting can be named, against the scope's last request.
-    const previousId = sameSource ?? lastInScope;
+    const now = request.segments as RenderedSegment[];
+    const lastHad = messages ? this.deps.store.getRequest(messages.previous) : undefined;
+    const settings = lastHad ? changedSettings(request, lastHad) : [];
+    if (messages && lastHad && settings.length) {
+      const theirs = (lastHad.segments as RenderedSegment[]).find((s) => s.section === 'messages') ?? now[messages.segment]!;
+      return {
+        handle: drifting.source,
+        previous_request: lastHad.id,
+        segment: messages.segment,
+        now: { source: now[messages.segment]!.source, digest: now[messages.segment]!.digest },
+        before: { source: theirs.source, digest: theirs.digest },
+        settings,
+      };
+    }
+    const previousId = handleDrift ? lastBySource.get(handleDrift.source) : undefined;
     const previous = previousId ? this.deps.store.getRequest(previousId) : undefined;
     if (!previous) return null;
-    const now = request.segments as RenderedSegment[];
     const before = previous.segments as RenderedSegment[];
     let k = 0;
     while (k < now.length && k < before.length && now[k]!.digest === before[k]!.digest) k++;
-    // Nothing before the messages changed, and a setting the messages are cached under did: that setting is the cause.
-    const m = now.findIndex((s) => s.section === 'messages');
-    const settings = m >= 0 && k >= m && before[m] ? changedSettings(request, previous) : [];
-    if (settings.length)
-      return {
-        handle: drifting.source,
-        previous_request: previous.id,
-        segment: m,
-        now: { source: now[m]!.source, digest: now[m]!.digest },
-        before: { source: before[m]!.source, digest: before[m]!.digest },
-        settings,
-      };
-    if (!handleDrift || !sameSource) return null;
     const a = now[k];
     const b = before[k];
     if (!a || !b) return null;
@@ -744,14 +748,10 @@ const zeroValues = (): Record<string, number> => ({ ...ZERO_VALUES });
 
 /**
  * The message settings (MESSAGE_CACHE_SETTINGS) that differ between two requests; none when either request's are
- * unknown (recorded before they were kept: its message units carry a key without settings, yet none are recorded).
+ * unknown (not Anthropic, or recorded before they were kept).
  */
 function changedSettings(now: RequestRow, before: RequestRow): SettingChange[] {
-  const settingsOf = (r: RequestRow): Record<string, unknown> | undefined => {
-    if (r.messageSettings) return JSON.parse(r.messageSettings) as Record<string, unknown>;
-    const unrecorded = (r.segments as RenderedSegment[]).some((s) => s.units?.some((u) => u.length === 4));
-    return unrecorded ? undefined : {};
-  };
+  const settingsOf = (r: RequestRow) => (r.messageSettings ? (JSON.parse(r.messageSettings) as Record<string, unknown>) : undefined);
   const [a, b] = [settingsOf(now), settingsOf(before)];
   if (!a || !b) return [];
   return MESSAGE_CACHE_SETTINGS.filter((name) => canonicalize(a[name] ?? null) !== canonicalize(b[name] ?? null)).map((name) => ({ name, now: a[name] ?? null, before: b[name] ?? null }));

@@ -14,8 +14,6 @@ export interface ScopeState {
   seenSources: Set<string>;
   /** The last request that had each source, to locate a drift against. */
   lastRequestBySource: Map<string, string>;
-  /** The last request applied, to compare settings with when only the messages drifted. */
-  lastRequest?: string;
   firstStart: number;
   lastStart: number;
   /**
@@ -25,10 +23,11 @@ export interface ScopeState {
    */
   exactEnds: Map<string, number>;
   /**
-   * Block keys of the requests applied (the prefix through each block, see blocksFor), oldest first, bounded: content
-   * referenced earlier as the same prefix is an opportunity however it came (inline, then from a session batch).
+   * Block keys of the requests applied (the prefix through each block, see blocksFor), oldest first, bounded, with the
+   * last request that referenced each: content referenced earlier as the same prefix is an opportunity however it
+   * came (inline, then from a session batch), and a drift is compared with the request that last had it.
    */
-  seenKeys: Map<string, true>;
+  seenKeys: Map<string, string>;
 }
 
 const SEEN_KEYS_MAX = 8192;
@@ -324,10 +323,9 @@ export function advance(state: ScopeState, row: Pick<RequestRow, 'id' | 'segment
     state.seenSources.add(s.source);
     state.lastRequestBySource.set(s.source, row.id);
   }
-  state.lastRequest = row.id;
   for (const key of seen) {
     state.seenKeys.delete(key);
-    state.seenKeys.set(key, true);
+    state.seenKeys.set(key, row.id);
   }
   while (state.seenKeys.size > SEEN_KEYS_MAX) state.seenKeys.delete(state.seenKeys.keys().next().value!);
   state.firstStart = Math.min(state.firstStart, at.startedAt);

@@ -78,7 +78,7 @@ export interface RenderedRequest {
   model: ModelEntry;
   /** Every handle the request named, also one that rendered nothing (a session with no turns yet). */
   handles: string[];
-  /** Anthropic: the tool_choice and thinking the messages are cached under, as canonical JSON (null: none set). */
+  /** Anthropic: the tool_choice and thinking the messages are cached under, as canonical JSON (`{}`: none set; null: not Anthropic). */
   messageSettings: string | null;
 }
 
@@ -93,8 +93,8 @@ export interface RenderRequestInput {
   pointer: string;
   /** Resolves the body's `model` (undefined when it has none) to its catalog entry. */
   resolveModel: (nameInBody: string | undefined) => ModelEntry;
-  /** Refs to prepend in addition to a body `prefix` (the proxy's headers). */
-  extraPrefix?: string[];
+  /** Refs to prepend in addition to a body `prefix` (the proxy's headers), each with the header that gave it. */
+  extraPrefix?: Array<{ ref: string; pointer: string }>;
   /** Requested TTL for the breakpoints the service places. */
   cacheTtl?: string;
 }
@@ -213,6 +213,7 @@ export class RequestRenderer {
     const placements: { items: Item[]; build: (texts: string[]) => Edit }[] = [];
 
     // ---- top-level prefix (and the proxy's header refs) ----
+    // Each ref with where it was given (a proxy header, or an entry of the body's prefix).
     const prefixRefs = [...(input.extraPrefix ?? [])];
     const prefixProp = propertyNode(root, 'prefix');
     if (prefixProp) {
@@ -221,32 +222,29 @@ export class RequestRenderer {
       if (list.type !== 'array') throw invalid(at, 'prefix must be an array of handle refs');
       elements(list).forEach((n, i) => {
         if (n.type !== 'string') throw invalid(childPointer(at, i), 'prefix entries are handle refs (strings)');
-        prefixRefs.push(n.value as string);
+        prefixRefs.push({ ref: n.value as string, pointer: childPointer(at, i) });
       });
       const idx = root.children!.indexOf(prefixProp);
       edits.push(replaceElement(root, idx, []));
     }
-    const placed = prefixRefs.flatMap((ref, i) => {
-      const at = i < (input.extraPrefix?.length ?? 0) ? 'header:x-ph-prefix' : childPointer(childPointer(pointer, 'prefix'), i - (input.extraPrefix?.length ?? 0));
+    const placed = prefixRefs.flatMap(({ ref, pointer: at }) => {
       const r = resolve(ref, at);
       return this.handles.segmentsOf(r.handle, r.version.version).map((segment) => ({ segment, at }));
     });
-    // orderSegments keeps each section's order: the k-th tools segment was placed by the k-th ref's pointer here.
     const prefixSegments = orderSegments(placed.map((p) => p.segment));
-    const toolsPlacedAt = placed.filter((p) => p.segment.section === 'tools').map((p) => p.at);
     const prefixItems = (section: Section) =>
       prefixSegments.filter((s) => s.section === section).flatMap((s) => this.itemsOf(format, s, ctx));
     // Where each prefix tool came from: each appearance of a tools segment is a placement of its own (one handle
     // placed twice, or an artifact in a bundle and again in a session's base, names its tools twice).
-    const pToolsFrom: Array<{ pointer: string; source: string; appearance?: number }> = [];
+    const toolFrom: Array<{ pointer: string; source: string; appearance?: number }> = [];
     const appearances = new Map<string, number>();
-    const pTools = prefixSegments
-      .filter((s) => s.section === 'tools')
-      .flatMap((s, k) => {
-        const n = (appearances.get(s.source) ?? 0) + 1;
-        appearances.set(s.source, n);
-        const items = this.itemsOf(format, s, ctx);
-        for (const it of items) pToolsFrom.push({ pointer: toolsPlacedAt[k]!, source: it.segment?.source ?? 'prefix', ...(n > 1 ? { appearance: n } : {}) });
+    const pTools = placed
+      .filter((p) => p.segment.section === 'tools')
+      .flatMap(({ segment, at }) => {
+        const n = (appearances.get(segment.source) ?? 0) + 1;
+        appearances.set(segment.source, n);
+        const items = this.itemsOf(format, segment, ctx);
+        for (const it of items) toolFrom.push({ pointer: at, source: it.segment?.source ?? 'prefix', ...(n > 1 ? { appearance: n } : {}) });
         return items;
       });
     const pSystem = prefixItems('system');
@@ -265,8 +263,7 @@ export class RequestRenderer {
       });
       toolUnits.push(...pTools.map((it) => unitOf(format, 'tools', it)));
     }
-    // Where each tool unit came from: a handle's tools that another source names again are refused below.
-    const toolFrom: Array<{ pointer: string; source: string; appearance?: number }> = pToolsFrom;
+    // Where each tool unit came from (the prefix's above): a handle's tools that another source names again are refused below.
     elements(toolsNode).forEach((node, i) => {
       const at = childPointer(childPointer(pointer, 'tools'), i);
       const ref = handleRef(node, at);
@@ -472,7 +469,7 @@ export class RequestRenderer {
     segments.list.forEach((s, i) => {
       if (s.source === 'inline' && i < lastHandle) inlineText.set(i, segments.texts[i]!);
     });
-    return { bodyText: applyEdits(bodyText, edits), segments: segments.list, breakpoints, promptCacheKey, cacheTtl, inlineText, model, handles: [...named], messageSettings: context };
+    return { bodyText: applyEdits(bodyText, edits), segments: segments.list, breakpoints, promptCacheKey, cacheTtl, inlineText, model, handles: [...named], messageSettings: format === 'anthropic' ? (context ?? '{}') : null };
   }
 
   /** Items for a handle that stands in place of one element; only the allowed sections may appear there. */
@@ -554,7 +551,9 @@ function messagesContext(root: JsonNode): string | null {
   const settings: Record<string, unknown> = {};
   for (const name of MESSAGE_CACHE_SETTINGS) {
     const node = property(root, name);
-    if (node !== undefined) settings[name] = valueOf(node);
+    const value = node === undefined ? null : valueOf(node);
+    // A null is the setting not sent (as the semantic keys drop nulls).
+    if (value !== null) settings[name] = value;
   }
   return Object.keys(settings).length ? (canonicalize(settings) ?? null) : null;
 }

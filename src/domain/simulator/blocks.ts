@@ -74,7 +74,7 @@ export function blocksFromAnthropic(body: unknown, countTokens: TokenCounter): R
     raw.push({ at: { section: 'system', index }, content: semanticForm('anthropic', part), breakpoint: anthropicTtl(part), opensMessage: false });
   });
   // The messages are cached under the request's tool_choice and thinking settings: another value, another prefix.
-  const settings = Object.fromEntries(MESSAGE_CACHE_SETTINGS.filter((k) => b[k] !== undefined).map((k) => [k, b[k]]));
+  const settings = Object.fromEntries(MESSAGE_CACHE_SETTINGS.filter((k) => b[k] !== undefined && b[k] !== null).map((k) => [k, b[k]]));
   const context = Object.keys(settings).length ? { settings } : {};
   arrayOf(b.messages).forEach((message, m) => {
     const msg = isObject(message) ? message : {};

@@ -364,12 +364,15 @@ export class CacheSimulator {
     return 'below_minimum';
   }
 
-  /** The latest use of the prefixes named (their entries expire one TTL after it), or undefined when none was used. */
+  /** The latest use of the prefixes named (an entry expires one TTL after its last use), or undefined when none was used. */
   private lastUse(keys: string[]): { lastUsedAt: number; ttl: string } | undefined {
-    let latest: Entry | undefined;
+    let latest: { lastUsedAt: number; ttl: string } | undefined;
     for (const k of keys)
-      for (const e of [this.seen.get(k), this.entries.get(k)]) if (e && (!latest || e.expiresAt > latest.expiresAt)) latest = e;
-    return latest && { lastUsedAt: latest.expiresAt - this.resolveTtl(latest.ttl).seconds * 1000, ttl: latest.ttl };
+      for (const e of [this.seen.get(k), this.entries.get(k)]) {
+        const lastUsedAt = e ? e.expiresAt - this.resolveTtl(e.ttl).seconds * 1000 : -Infinity;
+        if (e && (!latest || lastUsedAt > latest.lastUsedAt)) latest = { lastUsedAt, ttl: e.ttl };
+      }
+    return latest;
   }
 
   /** TTL each block would be cached with: the next breakpoint's, else the request's own. */

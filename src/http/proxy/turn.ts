@@ -88,7 +88,7 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
     bodyIsJson: !hideUsageChunk,
     pointer: '',
     model: caller.model,
-    extraPrefix: session ? [...prefix, session.ref] : prefix,
+    extraPrefix: [...prefix.map((ref) => ({ ref, pointer: 'header:x-ph-prefix' })), ...(session ? [{ ref: session.ref, pointer: 'header:x-ph-session' }] : [])],
     credentialFingerprint: credentialFingerprint(provider, headers),
   });
   const { requestId } = rendered;

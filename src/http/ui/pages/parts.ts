@@ -70,7 +70,7 @@ export const requestLink = (id: string) => html`<a class="mono" href="/ui/reques
 export const settingsNote = (changes: Array<{ name: string; now: unknown; before: unknown }>, segment: number): Html => {
   const shown = (v: unknown) => (v === null ? 'not sent' : JSON.stringify(v));
   return html`the request's ${changes.map((c, i) => html`${i ? ' and ' : ''}<code>${c.name}</code> changed (<code data-setting-before="${c.name}">${shown(c.before)}</code> → <code data-setting-now="${c.name}">${shown(c.now)}</code>)`)}.
-Anthropic caches the messages under <code>tool_choice</code> and <code>thinking</code>: from segment <b>#${segment + 1}</b> on, the same messages were written to the cache again`;
+Anthropic caches the messages under <code>tool_choice</code> and <code>thinking</code>: from segment <b>#${segment + 1}</b> on, the same messages could not be read from it, and were sent again uncached`;
 };
 
 /** Same handles, other API format: the bytes differ because the format does (chat and Responses share a cache). */
