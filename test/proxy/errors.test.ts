@@ -96,6 +96,49 @@ describe('provider errors pass through', () => {
   });
 });
 
+describe('when a streamed answer starts', () => {
+  it("a stream's first byte is its first event, not its headers: only from then can another call read its write", async () => {
+    let go!: () => void;
+    const released = new Promise<void>((resolve) => (go = resolve));
+    let headersSent!: () => void;
+    const headersOut = new Promise<void>((resolve) => (headersSent = resolve));
+    const events = [
+      ['message_start', { type: 'message_start', message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-sonnet-4-6', content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 9, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1 } } }],
+      ['content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }],
+      ['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Hi.' } }],
+      ['content_block_stop', { type: 'content_block_stop', index: 0 }],
+      ['message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: 3 } }],
+      ['message_stop', { type: 'message_stop' }],
+    ] as const;
+    // The provider sends its headers at once, then reads the prompt: its first event comes 1.5 s later (on the clock).
+    const { t, url, key, client } = await standIn('anthropic', (res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.flushHeaders();
+      headersSent();
+      void released.then(() => {
+        for (const [event, data] of events) res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+        res.end();
+      });
+    });
+    const res = fetch(`${url}/proxy/anthropic/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-ph-key': key, 'content-type': 'application/json', 'x-api-key': 'sk-ant-test', 'anthropic-version': '2023-06-01' },
+      body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 8, stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    // The proxy has passed the headers on: the client has them before any event.
+    const answer = await res;
+    await headersOut;
+    const started = t.clock.now();
+    t.clock.advance(1500);
+    go();
+    await answer.text();
+    await committed({ t });
+    const row = (await client.get(`/v1/requests/${answer.headers.get('x-ph-request-id')}`)).json;
+    expect(row.started_at).toBe(new Date(started).toISOString());
+    expect(row.first_byte_at).toBe(new Date(started + 1500).toISOString());
+  });
+});
+
 describe("the proxy's own refusals", () => {
   it('no x-ph-key, or a wrong one: 401 problem, and the provider is not called', async () => {
     h = await startHarness();

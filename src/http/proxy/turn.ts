@@ -107,7 +107,6 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
       else await record.failed(null, null);
       throw err;
     });
-  record.firstByte();
   const out = responseHeadersFor(res.headers);
   out['x-ph-request-id'] = requestId;
   // What /v1/render would list under "warnings", by code (the request's own page shows the segments), and a model
@@ -122,6 +121,8 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
     const outgoing = (c.env as Partial<HttpBindings> | undefined)?.outgoing;
     return new Response(relayTurn(res.body, format, record, hideUsageChunk, outgoing ? () => outgoing.destroy() : undefined), init);
   }
+  // Not streamed: the answer comes whole, with its headers.
+  record.firstByte();
 
   const bytes = await readAll(res.body, provider, signal).catch(async (err: unknown) => {
     if (signal.aborted) record.interrupted();
@@ -163,8 +164,15 @@ function relayTurn(body: UpstreamResponse['body'], format: ProxyFormat, record: 
   let usageError: unknown = null;
   // The raw report is the provider's own usage as the stream carried it; the figures are normalised here.
   const finish = () => record.completed({ usage: usage.raw() ?? null, normalized: usage.result(), diagnostics: usage.diagnostics() ?? undefined }, reply.succeeded ? reply.response() : null, usageError);
+  let answering = false;
   return relayEvents(body, {
     onEvent(data, event) {
+      // A stream's headers come before the provider has read the prompt: it starts answering with its first event,
+      // and only from then can another call read what this one writes.
+      if (!answering) {
+        answering = true;
+        record.firstByte();
+      }
       try {
         usage.push({ event, data });
       } catch (err) {
