@@ -201,6 +201,19 @@ describe('POST /v1/render', () => {
     expect(old.json.breakpoints).toEqual([]);
   });
 
+  it("OpenAI's prompt_cache_key is the shared handle: a session's base, so conversations on one bundle share a cache", async () => {
+    const { client } = t.tenant();
+    const b = await mintBundle(client, [(await mintTools(client)).id, (await mintSystem(client, 'be brief'))!.id]);
+    const keyOf = async (prefix: string[]) => JSON.parse(bodyText((await render(client, 'openai-chat', { model: 'gpt-4.1', prefix, messages: [{ role: 'user', content: 'hi' }] })).text)).prompt_cache_key;
+    const [one, two] = [await startSession(client, { base: b.id }), await startSession(client, { base: b.id })];
+    expect(await keyOf([one.id])).toBe(`ph-${b.id}`);
+    expect(await keyOf([two.id])).toBe(`ph-${b.id}`);
+    expect(await keyOf([b.id, (await startSession(client)).id])).toBe(`ph-${b.id}`);
+    // A session without a base is its own prefix.
+    const alone = await startSession(client, { messages: [{ role: 'user', content: 'earlier' }] });
+    expect(await keyOf([alone.id])).toBe(`ph-${alone.id}`);
+  });
+
   it('renders Responses and Gemini bodies', async () => {
     const { client } = t.tenant();
     const sys = await mintSystem(client, 'be brief');

@@ -194,6 +194,26 @@ describe("the proxy's own refusals", () => {
     expect(h.tap).toHaveLength(0);
   });
 
+  it('a Responses turn with both previous_response_id and x-ph-session: 422 before the provider is called (the history would go twice)', async () => {
+    h = await startHarness();
+    const session = await startSession(h.tenant.client);
+    const sdk = h.openai({ headers: { 'x-ph-session': session.id } });
+    const err = await sdk.responses.create({ model: 'gpt-4.1', input: 'And order 1004?', previous_response_id: 'resp_123' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.UnprocessableEntityError);
+    expect((err as { message: string }).message).toContain('use one of them');
+    const raw = await fetch(`${h.url}/proxy/openai/v1/responses`, {
+      method: 'POST',
+      headers: { 'x-ph-key': h.key, 'x-ph-session': session.id, 'content-type': 'application/json', authorization: 'Bearer sk-test' },
+      body: JSON.stringify({ model: 'gpt-4.1', input: 'x', previous_response_id: 'resp_123' }),
+    });
+    expect(((await raw.json()) as { errors: unknown }).errors).toEqual([{ pointer: '/previous_response_id', detail: expect.stringContaining('use one of them') }]);
+    expect(h.tap).toHaveLength(0);
+    // Either alone is served: the session without it, and previous_response_id without a session.
+    await sdk.responses.create({ model: 'gpt-4.1', input: 'Where is order 1003?' });
+    await h.openai().responses.create({ model: 'gpt-4.1', input: 'And 1004?', previous_response_id: 'resp_123' });
+    expect(h.tap).toHaveLength(2);
+  });
+
   it('a lone surrogate anywhere in the body: 422 naming it before the provider is called, nothing recorded', async () => {
     h = await startHarness();
     const res = await fetch(`${h.url}/proxy/anthropic/v1/messages`, {

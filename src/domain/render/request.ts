@@ -450,8 +450,10 @@ export class RequestRenderer {
     if ((format === 'openai-chat' || format === 'openai-responses') && !property(root, 'prompt_cache_key')) {
       const lead = segments.list.find((s) => s.source !== 'inline');
       if (lead) {
-        // Route requests that start with the same handle to the same cache; the id, not the version, so a new version stays on it.
-        promptCacheKey = `ph-${lead.path[0]!.split('@')[0]}`;
+        // Route requests that start with the same handle to the same cache; the id, not the version, so a new version
+        // stays on it. A session's base, not the session: the conversations on one bundle share its prefix.
+        const shared = lead.path.find((ref) => !ref.startsWith('ses_')) ?? lead.path[0]!;
+        promptCacheKey = `ph-${shared.split('@')[0]}`;
         edits.push(prependProperty(root, 'prompt_cache_key', JSON.stringify(promptCacheKey)));
       }
     } else if (format === 'openai-chat' || format === 'openai-responses') {

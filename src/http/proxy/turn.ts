@@ -74,6 +74,11 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
   const text = await readText(c, deps.maxBodyBytes);
   const caller = inspectBody(text);
   const session = sessionOf(c, services, tenantId);
+  // OpenAI keeps a Responses conversation itself from previous_response_id: with the session's history too, every
+  // earlier turn would be sent (and billed) twice.
+  const previousResponse = format === 'openai-responses' ? caller.value.previous_response_id : undefined;
+  if (session && previousResponse !== undefined && previousResponse !== null)
+    throw invalid('/previous_response_id', 'OpenAI carries the conversation from previous_response_id, and x-ph-session carries it here: each earlier turn would be sent twice; use one of them');
   const turn = session ? turnMessages(format, caller.value) : [];
   // A turn whose tool calls do not pair with the session's history: refused before money is spent.
   if (session) services.handles.checkTurn(tenantId, session.id, session.version, turn, format === 'openai-responses' ? '/input' : '/messages', format === 'anthropic');
