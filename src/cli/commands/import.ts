@@ -3,7 +3,8 @@ import { ApiError, formatProblem, type Problem } from '../api';
 import { API_HELP, API_OPTIONS, CliError, type Command } from '../command';
 import { tokens } from '../table';
 import { normalizeUsage, UsageShapeError } from '../../domain/usage/normalize';
-import { MIN_EPOCH_MS } from '../../domain/clock';
+import { z } from 'zod';
+import { MAX_TIME, MIN_EPOCH_MS } from '../../domain/clock';
 import { findInvalidJson } from '../../domain/canonical-json';
 import { usageProviderOf } from '../../domain/usage/normalize';
 
@@ -140,6 +141,8 @@ function parseCall(s: string): Call | string {
   return timeProblem(c) ?? usageProblem(c) ?? c;
 }
 
+const RFC3339 = z.iso.datetime({ offset: true });
+
 /**
  * The line's times as the service will check them, but for "in the future" (the service's clock decides
  * that): refused before rendering, as an unreadable usage is.
@@ -149,8 +152,9 @@ function timeProblem(c: Call): string | null {
   for (const key of ['started_at', 'first_byte_at', 'finished_at'] as const) {
     const v = c[key];
     if (v === undefined) continue;
-    const ms = typeof v === 'string' ? Date.parse(v) : typeof v === 'number' && Number.isInteger(v) ? v : Number.NaN;
-    if (Number.isNaN(ms)) return `"${key}" is not epoch ms or RFC 3339`;
+    // As the service reads them: Date.parse alone takes "2026-11-24 09:34", which the service refuses after rendering.
+    const ms = typeof v === 'string' ? (RFC3339.safeParse(v).success ? Date.parse(v) : Number.NaN) : typeof v === 'number' && Number.isInteger(v) ? v : Number.NaN;
+    if (Number.isNaN(ms) || ms > MAX_TIME) return `"${key}" is not epoch ms or RFC 3339`;
     if (ms < MIN_EPOCH_MS) return `"${key}" is before 1973${typeof v === 'number' && v > 0 ? ': epoch milliseconds are expected, this looks like seconds' : ''}`;
     times.push(ms);
   }
