@@ -36,6 +36,16 @@ describe('anchorLengths', () => {
     expect(ends(anchorLengths([1000, 22, 26, 30], [2], [1040]))).toEqual([992, 1014, 1040, 1078]);
   });
 
+  it('exact counts keep their size when a pin moves the estimated spans around them', () => {
+    // A system prompt counted exactly (3,551 o200k tokens), then estimated messages; the provider's read shows the
+    // second message ends at 4,100: the estimated one takes the difference, the exact one stays.
+    expect(anchorLengths([3551, 500, 60], [], [], [{ segment: 1, at: 4100 }], [true, false, false])).toEqual([3551, 549, 11]);
+    // Without the mask, all scale together (the exact count moves).
+    expect(anchorLengths([3551, 500, 60], [], [], [{ segment: 1, at: 4100 }])[0]).not.toBe(3551);
+    // A stretch of exact counts alone cannot take a difference: it scales (the provider's count wins).
+    expect(anchorLengths([3551, 500], [], [], [{ segment: 0, at: 3600 }], [true, false])).toEqual([3600, 451]);
+  });
+
   it('the write end does not take the unit whose known end the read explains', () => {
     // Units: the bundle (marked), q1 (marked; its end known from the turn that wrote it: 1040), a1 (marked, estimated
     // 26, really 12), q2 (300). The provider read 1040 (q1's known end) and wrote 12 more: up to a1's end, 1052.

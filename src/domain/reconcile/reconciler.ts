@@ -256,7 +256,9 @@ export class Reconciler {
     const estimated = segments.map((s) => s.token_end - s.token_start);
     const total = usage.total_prompt_tokens;
     // Handles under an OpenAI encoding were counted exactly at mint; the rest (inline text, other families) is estimated.
-    const exact = segments.map((s) => s.tokens_estimated === false);
+    // A session batch's text is counted exactly too, but each of its messages carries the provider's framing (role
+    // markers): the difference from the provider's count is theirs, as the inline messages', not the artifacts'.
+    const exact = segments.map((s) => s.tokens_estimated === false && !s.source.startsWith('ses_'));
     const scaled = total === null ? estimated : fitLengths(estimated, exact, total);
     // The same per unit: a unit of a segment counted exactly is.
     const exactUnits = () => segments.flatMap((s, i) => s.units!.map(() => exact[i]!));
