@@ -145,7 +145,48 @@ describe('a short OpenAI conversation in a session', () => {
   });
 });
 
+/** Conversation B's thinking budget raised on its third turn, after another conversation of the same scope. */
+async function budgetRaisedBesideAnother(otherThinking: { type: 'enabled'; budget_tokens: number } | undefined) {
+  const { client, bundle: b } = await bundle();
+  const sdk = h.anthropic({ headers: { 'x-ph-prefix': b.id } });
+  const mark = (history: Anthropic.MessageParam[]) =>
+    history.map((m, k): Anthropic.MessageParam => (k === history.length - 1 ? { role: m.role, content: [{ type: 'text', text: m.content as string, cache_control: { type: 'ephemeral' } }] } : m));
+  const ask = async (history: Anthropic.MessageParam[], thinking?: { type: 'enabled'; budget_tokens: number }) => {
+    const { data, response } = await sdk.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 4096, messages: mark(history), ...(thinking ? { thinking } : {}) }).withResponse();
+    h.clock.advance(MINUTE);
+    return { data, id: response.headers.get('x-ph-request-id')! };
+  };
+  // Conversation B, two turns with a 1024 budget.
+  const hb: Anthropic.MessageParam[] = [];
+  const ids: string[] = [];
+  for (const q of ['Where is order 1003?', TABLE]) {
+    hb.push({ role: 'user', content: q });
+    const { data, id } = await ask(hb, { type: 'enabled', budget_tokens: 1024 });
+    hb.push({ role: 'assistant', content: data.content as Anthropic.ContentBlockParam[] });
+    ids.push(id);
+  }
+  // Another user's conversation, same key, model and bundle.
+  const other = await ask([{ role: 'user', content: 'Hello, a different customer here.' }], otherThinking);
+  // Conversation B again, its budget raised: its whole history is written again (drift).
+  hb.push({ role: 'user', content: 'Which depot?' });
+  const last = await ask(hb, { type: 'enabled', budget_tokens: 2048 });
+  const [row] = await recorded([last.id]);
+  const drifted = sum(row!, 'drift', 'inline');
+  return { row: row!, drifted, previous: ids[1]!, other: other.id };
+}
+
 describe('settings the cached messages depend on', () => {
+  it('a drift of inline messages beside another conversation of the scope names the change against the conversation\'s own previous turn (1024 → 2048), not the other user\'s request', async () => {
+    const { row, drifted, previous } = await budgetRaisedBesideAnother(undefined);
+    expect(drifted).toBeGreaterThan(3000);
+    expect(row.outcome.drift).toMatchObject({ previous_request: previous, settings: [{ name: 'thinking', before: { type: 'enabled', budget_tokens: 1024 }, now: { type: 'enabled', budget_tokens: 2048 } }] });
+  });
+
+  it('a settings drift is not missed when the other conversation happens to use the new budget', async () => {
+    const { row, drifted } = await budgetRaisedBesideAnother({ type: 'enabled', budget_tokens: 2048 });
+    expect(drifted).toBeGreaterThan(3000);
+    expect(row.outcome.drift?.settings).toEqual([{ name: 'thinking', before: { type: 'enabled', budget_tokens: 1024 }, now: { type: 'enabled', budget_tokens: 2048 } }]);
+  });
   it('Anthropic: a changed tool_choice invalidates the messages, not the tools and system; the prediction agrees', async () => {
     const { bundle: b } = await bundle();
     const sdk = h.anthropic({ headers: { 'x-ph-prefix': b.id } });
