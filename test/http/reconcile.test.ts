@@ -460,6 +460,28 @@ describe('reconciliation scenarios', () => {
     expect(rep.money).toMatchObject({ actual_input_cost: 0, realised_savings: 0, leaked_savings: 0 });
   });
 
+  it("the provider's framing of messages is theirs: a few-shot artifact and the same session batch are fitted alike, the system prompt keeps its exact count", async () => {
+    const { client } = t.tenant();
+    const fewShot = Array.from({ length: 20 }, (_, i) => [
+      { role: 'user', content: `Where is order ${1000 + i}?` },
+      { role: 'assistant', content: `Order ${1000 + i} is at depot ${i % 7}.` },
+    ]).flat();
+    const sys = await mintSystem(client, LONG_SYSTEM);
+    const lens: number[][] = [];
+    for (const ref of [(await mintArtifact(client, 'messages', fewShot)).id, (await startSession(client, { messages: fewShot })).id]) {
+      const r = (await client.post('/v1/render', { format: 'openai-chat', request: { model: 'gpt-4.1', prefix: [sys.id, ref], messages: [{ role: 'user', content: 'And order 1003?' }] } })).json as Rendered;
+      // The provider counts 160 tokens more than our estimate: its per-message framing (40 messages).
+      const total = promptTokens(r) + 160;
+      const o = (await report(client, t, r, { prompt_tokens: total, completion_tokens: 5, total_tokens: total + 5, prompt_tokens_details: { cached_tokens: 0 } })).outcome;
+      lens.push(o.segments.map((seg) => seg.end - seg.start));
+      expect(lens.at(-1)![0]).toBe(r.segments[0]!.token_end - r.segments[0]!.token_start);
+      t.clock.advance(3 * 60 * MIN);
+    }
+    expect(lens[0]).toEqual(lens[1]);
+    // The messages take most of it, as their share of the estimate: the short question is not inflated many times.
+    expect(lens[0]![2]!).toBeLessThan(40);
+  });
+
   it('a model without a prompt cache: its repeats are below_minimum, never expired', async () => {
     const { client } = t.tenant();
     const sys = await mintSystem(client, LONG_SYSTEM);

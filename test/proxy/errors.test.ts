@@ -97,45 +97,91 @@ describe('provider errors pass through', () => {
 });
 
 describe('when a streamed answer starts', () => {
-  it("a stream's first byte is its first event, not its headers: only from then can another call read its write", async () => {
+  const message = { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-sonnet-4-6', content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 9, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1 } };
+  const response = (status: string, extra: object = {}) => ({ id: 'resp_1', object: 'response', status, model: 'gpt-4.1', output: [], ...extra });
+  const cases = {
+    anthropic: {
+      path: '/proxy/anthropic/v1/messages',
+      body: { model: 'claude-sonnet-4-6', max_tokens: 8, stream: true, messages: [{ role: 'user', content: 'hi' }] },
+      early: [],
+      late: [
+        ['message_start', { type: 'message_start', message }],
+        ['content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }],
+        ['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Hi.' } }],
+        ['content_block_stop', { type: 'content_block_stop', index: 0 }],
+        ['message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: 3 } }],
+        ['message_stop', { type: 'message_stop' }],
+      ],
+    },
+    // The Responses API announces the call as it accepts it: the answer starts with its first output.
+    'openai-responses': {
+      path: '/proxy/openai/v1/responses',
+      body: { model: 'gpt-4.1', stream: true, input: 'hi' },
+      early: [
+        ['response.created', { type: 'response.created', sequence_number: 0, response: response('in_progress') }],
+        ['response.in_progress', { type: 'response.in_progress', sequence_number: 1, response: response('in_progress') }],
+      ],
+      late: [
+        ['response.output_text.delta', { type: 'response.output_text.delta', sequence_number: 2, item_id: 'msg_1', output_index: 0, content_index: 0, delta: 'Hi.' }],
+        [
+          'response.completed',
+          {
+            type: 'response.completed',
+            sequence_number: 3,
+            response: response('completed', {
+              output: [{ type: 'message', id: 'msg_1', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text: 'Hi.', annotations: [] }] }],
+              usage: { input_tokens: 9, input_tokens_details: { cached_tokens: 0 }, output_tokens: 2, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: 11 },
+            }),
+          },
+        ],
+      ],
+    },
+  } as const;
+
+  it.each(Object.keys(cases) as Array<keyof typeof cases>)("%s: a stream's first byte is its first answering event, not its headers: only from then can another call read its write", async (format) => {
+    const c = cases[format];
     let go!: () => void;
     const released = new Promise<void>((resolve) => (go = resolve));
-    let headersSent!: () => void;
-    const headersOut = new Promise<void>((resolve) => (headersSent = resolve));
-    const events = [
-      ['message_start', { type: 'message_start', message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-sonnet-4-6', content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 9, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1 } } }],
-      ['content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }],
-      ['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Hi.' } }],
-      ['content_block_stop', { type: 'content_block_stop', index: 0 }],
-      ['message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: 3 } }],
-      ['message_stop', { type: 'message_stop' }],
-    ] as const;
-    // The provider sends its headers at once, then reads the prompt: its first event comes 1.5 s later (on the clock).
-    const { t, url, key, client } = await standIn('anthropic', (res) => {
+    const sse = (events: readonly (readonly [string, object])[]) => events.map(([event, data]) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`).join('');
+    // The provider sends its headers (and any announcements) at once, then reads the prompt: its answer starts 1.5 s later.
+    const { t, url, key, client } = await standIn(format === 'anthropic' ? 'anthropic' : 'openai', (res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
-      res.flushHeaders();
-      headersSent();
-      void released.then(() => {
-        for (const [event, data] of events) res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-        res.end();
-      });
+      res.write(sse(c.early) || ': accepted\n\n');
+      void released.then(() => res.end(sse(c.late)));
     });
-    const res = fetch(`${url}/proxy/anthropic/v1/messages`, {
+    const res = await fetch(`${url}${c.path}`, {
       method: 'POST',
-      headers: { 'x-ph-key': key, 'content-type': 'application/json', 'x-api-key': 'sk-ant-test', 'anthropic-version': '2023-06-01' },
-      body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 8, stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+      headers: { 'x-ph-key': key, 'content-type': 'application/json', 'x-api-key': 'sk-ant-test', authorization: 'Bearer sk-test', 'anthropic-version': '2023-06-01' },
+      body: JSON.stringify(c.body),
     });
-    // The proxy has passed the headers on: the client has them before any event.
-    const answer = await res;
-    await headersOut;
+    // The proxy has passed the headers on, and the announcements: the client reads them before any answer.
+    const reader = res.body!.getReader();
+    if (c.early.length) expect(new TextDecoder().decode((await reader.read()).value)).toContain(c.early[0]![0]);
     const started = t.clock.now();
     t.clock.advance(1500);
     go();
-    await answer.text();
+    while (!(await reader.read()).done);
     await committed({ t });
-    const row = (await client.get(`/v1/requests/${answer.headers.get('x-ph-request-id')}`)).json;
+    const row = (await client.get(`/v1/requests/${res.headers.get('x-ph-request-id')}`)).json;
+    expect(row.status).toBe('reconciled');
     expect(row.started_at).toBe(new Date(started).toISOString());
     expect(row.first_byte_at).toBe(new Date(started + 1500).toISOString());
+  });
+
+  it('a stream cut before any event has an unknown first byte, not its end', async () => {
+    const { url, key, client, t } = await standIn('anthropic', (res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end();
+    });
+    const res = await fetch(`${url}/proxy/anthropic/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-ph-key': key, 'content-type': 'application/json', 'x-api-key': 'sk-ant-test', 'anthropic-version': '2023-06-01' },
+      body: JSON.stringify(cases.anthropic.body),
+    });
+    await res.text();
+    await committed({ t });
+    const row = (await client.get(`/v1/requests/${res.headers.get('x-ph-request-id')}`)).json;
+    expect(row).toMatchObject({ status: 'reconciled', first_byte_at: null });
   });
 });
 
@@ -207,6 +253,15 @@ describe("the proxy's own refusals", () => {
       body: JSON.stringify({ model: 'gpt-4.1', input: 'x', previous_response_id: 'resp_123' }),
     });
     expect(((await raw.json()) as { errors: unknown }).errors).toEqual([{ pointer: '/previous_response_id', detail: expect.stringContaining('use one of them') }]);
+    expect(h.tap).toHaveLength(0);
+    // The same for a session named in x-ph-prefix, and for a Responses conversation id.
+    for (const [headers, extra] of [
+      [{ 'x-ph-prefix': session.id }, { previous_response_id: 'resp_123' }],
+      [{ 'x-ph-session': session.id }, { conversation: 'conv_123' }],
+    ] as const) {
+      const other = await h.openai({ headers }).responses.create({ model: 'gpt-4.1', input: 'x', ...extra }).catch((e: unknown) => e);
+      expect(other, JSON.stringify(extra)).toBeInstanceOf(OpenAI.UnprocessableEntityError);
+    }
     expect(h.tap).toHaveLength(0);
     // Either alone is served: the session without it, and previous_response_id without a session.
     await sdk.responses.create({ model: 'gpt-4.1', input: 'Where is order 1003?' });

@@ -107,6 +107,8 @@ describe('ModelCatalog.lookup', () => {
     // OpenAI's own names stay OpenAI's, gateway-prefixed or not, known or not.
     expect(catalog.lookup('openai/gpt-4.1', 'openai').entry.id).toBe('gpt-4.1');
     expect(catalog.lookup('gpt-9-preview', 'openai')).toMatchObject({ fallback: true, entry: { provider: 'openai' } });
+    for (const name of ['openai/gpt-5.1', 'azure/gpt-9-preview', 'openai/o3', 'anthropic/claude-sonnet-4-5', 'openrouter/anthropic/claude-3.5-sonnet', 'google/gemini-2.5-pro'])
+      expect(catalog.lookup(name, 'openai').entry.provider, name).toBe('openai');
     expect(catalog.lookup('vllm/x', 'anthropic').entry.provider).toBe('anthropic');
   });
 

@@ -309,7 +309,8 @@ export class ModelCatalog {
    * pattern. With `provider`, only that provider's entries are considered — for `openai`, also
    * those of the servers that speak its API (vLLM, SGLang: `vllm/…`). An unknown name gets the
    * provider's default entry with `fallback: true`; on OpenAI's API, a name with a slash (a
-   * Hugging Face repository id, `Qwen/Qwen2.5-7B-Instruct`) is a self-hosted server's.
+   * Hugging Face repository id, `Qwen/Qwen2.5-7B-Instruct`) whose last part names no provider's
+   * family is a self-hosted server's (a gateway's `openai/gpt-5.1` stays OpenAI's).
    */
   lookup(model: string, provider?: ProviderFamily): ModelLookup {
     const families: Array<ProviderFamily | undefined> = provider === 'openai' ? ['openai', 'vllm'] : [provider];
@@ -319,7 +320,7 @@ export class ModelCatalog {
         if (entry) return { model, entry, fallback: false };
       }
     }
-    const family = provider === 'openai' && model.includes('/') ? 'vllm' : (provider ?? guessProvider(model));
+    const family = provider === 'openai' && model.includes('/') && guessProvider(model) === 'vllm' ? 'vllm' : (provider ?? guessProvider(model));
     const fallback = this.#fallbacks.get(family);
     // Unknown names resolve to something flagged or to an error, never silently to nothing.
     if (!fallback) throw new Error(`model "${model}" is not in catalog ${this.version}, which has no ${family} entry to fall back to`);

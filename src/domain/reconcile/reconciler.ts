@@ -256,9 +256,10 @@ export class Reconciler {
     const estimated = segments.map((s) => s.token_end - s.token_start);
     const total = usage.total_prompt_tokens;
     // Handles under an OpenAI encoding were counted exactly at mint; the rest (inline text, other families) is estimated.
-    // A session batch's text is counted exactly too, but each of its messages carries the provider's framing (role
-    // markers): the difference from the provider's count is theirs, as the inline messages', not the artifacts'.
-    const exact = segments.map((s) => s.tokens_estimated === false && !s.source.startsWith('ses_'));
+    // What the provider counts as we did: an artifact's one block of text (a system prompt, a document). Messages
+    // (a session batch, a messages artifact) carry the provider's framing per message, and tools its own rendering
+    // of function definitions: the difference from the provider's count is theirs, as the inline content's.
+    const exact = segments.map((s) => s.tokens_estimated === false && s.source.startsWith('art_') && s.section !== 'tools' && s.blocks === 1);
     const scaled = total === null ? estimated : fitLengths(estimated, exact, total);
     // The same per unit: a unit of a segment counted exactly is.
     const exactUnits = () => segments.flatMap((s, i) => s.units!.map(() => exact[i]!));

@@ -446,14 +446,24 @@ export class RequestRenderer {
       breakpoints.sort((a, b) => a.segment - b.segment);
     }
 
+    // OpenAI keeps a Responses conversation itself (previous_response_id, conversation): with a session's history
+    // too, every earlier turn would be sent (and billed) twice.
+    if (format === 'openai-responses' && [...named].some((id) => id.startsWith('ses_')))
+      for (const name of ['previous_response_id', 'conversation']) {
+        const node = property(root, name);
+        const value = node === undefined ? null : valueOf(node);
+        if (value !== null && value !== '')
+          throw invalid(childPointer(pointer, name), `OpenAI carries the conversation from ${name}, and the session carries it here: each earlier turn would be sent twice; use one of them`);
+      }
+
     let promptCacheKey: string | null = null;
     if ((format === 'openai-chat' || format === 'openai-responses') && !property(root, 'prompt_cache_key')) {
       const lead = segments.list.find((s) => s.source !== 'inline');
       if (lead) {
         // Route requests that start with the same handle to the same cache; the id, not the version, so a new version
-        // stays on it. A session's base, not the session: the conversations on one bundle share its prefix.
-        const shared = lead.path.find((ref) => !ref.startsWith('ses_')) ?? lead.path[0]!;
-        promptCacheKey = `ph-${shared.split('@')[0]}`;
+        // stays on it. For a session, the session: OpenAI spreads one key over more machines past about 15 requests a
+        // minute, and a conversation's growing history is its longest reusable prefix, kept on one machine this way.
+        promptCacheKey = `ph-${lead.path[0]!.split('@')[0]}`;
         edits.push(prependProperty(root, 'prompt_cache_key', JSON.stringify(promptCacheKey)));
       }
     } else if (format === 'openai-chat' || format === 'openai-responses') {

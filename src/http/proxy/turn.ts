@@ -74,11 +74,6 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
   const text = await readText(c, deps.maxBodyBytes);
   const caller = inspectBody(text);
   const session = sessionOf(c, services, tenantId);
-  // OpenAI keeps a Responses conversation itself from previous_response_id: with the session's history too, every
-  // earlier turn would be sent (and billed) twice.
-  const previousResponse = format === 'openai-responses' ? caller.value.previous_response_id : undefined;
-  if (session && previousResponse !== undefined && previousResponse !== null)
-    throw invalid('/previous_response_id', 'OpenAI carries the conversation from previous_response_id, and x-ph-session carries it here: each earlier turn would be sent twice; use one of them');
   const turn = session ? turnMessages(format, caller.value) : [];
   // A turn whose tool calls do not pair with the session's history: refused before money is spent.
   if (session) services.handles.checkTurn(tenantId, session.id, session.version, turn, format === 'openai-responses' ? '/input' : '/messages', format === 'anthropic');
@@ -172,9 +167,10 @@ function relayTurn(body: UpstreamResponse['body'], format: ProxyFormat, record: 
   let answering = false;
   return relayEvents(body, {
     onEvent(data, event) {
-      // A stream's headers come before the provider has read the prompt: it starts answering with its first event,
-      // and only from then can another call read what this one writes.
-      if (!answering) {
+      // A stream's headers come before the provider has read the prompt: it starts answering with its first event
+      // (past the Responses API's created / in-progress announcements), and only from then can another call read
+      // what this one writes.
+      if (!answering && !isAnnouncement(data)) {
         answering = true;
         record.firstByte();
       }
@@ -193,6 +189,11 @@ function relayTurn(body: UpstreamResponse['body'], format: ProxyFormat, record: 
     onInterrupt: () => record.interrupted(usage.result(), usage.raw()),
     dropClient,
   });
+}
+
+/** The Responses events sent as the call is accepted, before the prompt is read. */
+function isAnnouncement(data: unknown): boolean {
+  return isRecord(data) && (data.type === 'response.created' || data.type === 'response.in_progress');
 }
 
 function isUsageChunk(data: unknown): boolean {
@@ -280,7 +281,8 @@ class Recorder {
 
   private reconcile(usage: Pick<UsageReport, 'usage' | 'response' | 'normalized' | 'diagnostics'>): void {
     const finishedAt = this.deps.clock.now();
-    const report: UsageReport = { request_id: this.requestId, ...usage, started_at: this.startedAt, first_byte_at: this.firstByteAt || finishedAt, finished_at: finishedAt };
+    // No first byte seen (a stream cut before its first event): unknown, for the reconciler to decide.
+    const report: UsageReport = { request_id: this.requestId, ...usage, started_at: this.startedAt, ...(this.firstByteAt ? { first_byte_at: this.firstByteAt } : {}), finished_at: finishedAt };
     // An answer whose usage the reconciler refuses (a lone surrogate in its model name, say) is still reconciled:
     // as unknown, without the provider's objects, so the call never stays unreconciled.
     const ingest = (r: UsageReport, firstTry: boolean) => {
