@@ -6,7 +6,7 @@
 import type Anthropic from '@anthropic-ai/sdk';
 import type OpenAI from 'openai';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mintBundle, mintSystem, mintTools, startSession } from '../helpers/factories';
+import { mintArtifact, mintBundle, mintSystem, mintTools, startSession } from '../helpers/factories';
 import { LONG_SYSTEM } from '../helpers/scenario';
 import { committed, startHarness, type Harness } from './harness';
 
@@ -133,10 +133,10 @@ describe('a short OpenAI conversation in a session', () => {
         for (const seg of r.outcome.segments) expect(seg.classes.captured ?? 0, `pad ${pad} ${seg.source}`).toBeLessThanOrEqual(seg.opportunity);
         expect(r.outcome.predicted.read + r.outcome.predicted.write).toBeLessThanOrEqual(r.usage.total_prompt_tokens);
         expect(sum(r, 'bonus') + sum(r, 'unconfirmed')).toBe(0);
-        // The system prompt, counted exactly (o200k), keeps its count, however the read moved the rest (messages, session
-        // batches too, and tools take the provider's framing).
+        // The artifacts counted exactly (tools, system: o200k) keep their count, however the read moved the rest
+        // (messages, session batches too, take the provider's framing).
         r.segments.forEach((s, i) => {
-          if (!s.tokens_estimated && s.section === 'system') expect(r.outcome.segments[i]!.end - r.outcome.segments[i]!.start, `pad ${pad} segment ${i}`).toBe(s.token_end - s.token_start);
+          if (!s.tokens_estimated && s.section !== 'messages') expect(r.outcome.segments[i]!.end - r.outcome.segments[i]!.start, `pad ${pad} segment ${i}`).toBe(s.token_end - s.token_start);
         });
       }
       const rep = (await client.get(`/v1/reports/handles/${session.id}`)).json;
@@ -224,6 +224,31 @@ describe('settings the cached messages depend on', () => {
     const html = await page(`/ui/requests/${last.id}`);
     expect(html).toContain('data-drift-settings');
     expect(html).toMatch(/<code>tool_choice<\/code> changed \(<code data-setting-before="tool_choice">not sent<\/code> → <code data-setting-now="tool_choice">\{&quot;type&quot;:&quot;any&quot;\}<\/code>\)/);
+  });
+
+  it("Anthropic: a changed tool_choice behind a bundle's document is named on the reports of the document, the bundle and the session", async () => {
+    const client = h.tenant.client;
+    const doc = await mintArtifact(client, 'document', TABLE);
+    const b = await mintBundle(client, [(await mintTools(client)).id, (await mintSystem(client, LONG_SYSTEM)).id, doc.id]);
+    const session = await startSession(client);
+    const sdk = h.anthropic({ headers: { 'x-ph-prefix': b.id, 'x-ph-session': session.id } });
+    const ids: string[] = [];
+    for (const [i, question] of ['Where is order 1003?', 'And 1004?', 'Which depot?'].entries()) {
+      const extra = i === 2 ? { tool_choice: { type: 'any' as const } } : {};
+      const { response } = await sdk.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 64, messages: [{ role: 'user', content: [{ type: 'text', text: question, cache_control: { type: 'ephemeral' } }] }], ...extra }).withResponse();
+      ids.push(response.headers.get('x-ph-request-id')!);
+      h.clock.advance(MINUTE);
+    }
+    const last = (await recorded(ids)).at(-1)!;
+    // The document (a message) drifts first, then the session after it: one finding, on each handle it cost.
+    expect(sum(last, 'drift', `${doc.id}@`)).toBeGreaterThan(1000);
+    expect(sum(last, 'drift', `${session.id}@`)).toBeGreaterThan(0);
+    expect(last.outcome.drift?.settings).toEqual([{ name: 'tool_choice', before: null, now: { type: 'any' } }]);
+    for (const handle of [doc.id, b.id, session.id]) {
+      const rep = (await client.get(`/v1/reports/handles/${handle}`)).json;
+      expect(rep.drift, handle).toHaveLength(1);
+      expect(rep.drift[0], handle).toMatchObject({ request_id: last.id, settings: [{ name: 'tool_choice' }] });
+    }
   });
 
   it('Anthropic: a changed thinking budget on a session is named on the session\'s drift findings', async () => {

@@ -256,10 +256,10 @@ export class Reconciler {
     const estimated = segments.map((s) => s.token_end - s.token_start);
     const total = usage.total_prompt_tokens;
     // Handles under an OpenAI encoding were counted exactly at mint; the rest (inline text, other families) is estimated.
-    // What the provider counts as we did: an artifact's one block of text (a system prompt, a document). Messages
-    // (a session batch, a messages artifact) carry the provider's framing per message, and tools its own rendering
-    // of function definitions: the difference from the provider's count is theirs, as the inline content's.
-    const exact = segments.map((s) => s.tokens_estimated === false && s.source.startsWith('art_') && s.section !== 'tools' && s.blocks === 1);
+    // Artifacts counted exactly keep their size: a system prompt, a document, tools (the provider renders function
+    // definitions its own way, but a size that moves from turn to turn would be worse). Messages — a session batch, a
+    // messages artifact — carry the provider's framing per message: the difference is theirs, as the inline content's.
+    const exact = segments.map((s) => s.tokens_estimated === false && s.source.startsWith('art_') && (s.section === 'tools' || s.blocks === 1));
     const scaled = total === null ? estimated : fitLengths(estimated, exact, total);
     // The same per unit: a unit of a segment counted exactly is.
     const exactUnits = () => segments.flatMap((s, i) => s.units!.map(() => exact[i]!));
@@ -417,7 +417,7 @@ export class Reconciler {
       },
       rollups,
       // Dated by the request's start, as its rollups are: a report's range then finds both.
-      drift: drift ? driftRows(tenantId, request, drift, startedAt) : [],
+      drift: drift ? driftRows(tenantId, request, drift, segOutcomes, startedAt) : [],
       // A total far from the estimate says more about the request than about the tokenizer: not calibrated by.
       calibration: total === null || mismatch ? null : { tenantId, model: request.model, family: model.tokenizer, providerTokens: total, estimatedTokens: outcome.estimated_prompt_tokens },
       // Only a read the provider confirmed proves the earlier write was worth its premium.
@@ -760,9 +760,15 @@ function changedSettings(now: RequestRow, before: RequestRow): SettingChange[] {
   return MESSAGE_CACHE_SETTINGS.filter((name) => canonicalize(a[name] ?? null) !== canonicalize(b[name] ?? null)).map((name) => ({ name, now: a[name] ?? null, before: b[name] ?? null }));
 }
 
-function driftRows(tenantId: string, request: RequestRow, drift: DriftFinding, at: number): DriftRow[] {
-  const seg = (request.segments as RenderedSegment[]).find((s) => s.source === drift.handle);
-  const ids = new Set((seg?.path ?? [drift.handle]).map((r) => parseRef(r)?.id).filter((x): x is string => !!x));
+/**
+ * The finding goes on the reports of the handles it explains: the drifting handle's path; for a changed setting,
+ * every handle whose messages it cost (a document of the bundle and the session after it alike).
+ */
+function driftRows(tenantId: string, request: RequestRow, drift: DriftFinding, segs: SegmentOutcome[], at: number): DriftRow[] {
+  const segments = request.segments as RenderedSegment[];
+  const explained = drift.settings ? segments.filter((s, i) => s.source !== 'inline' && (segs[i]?.classes.drift ?? 0) > 0) : segments.filter((s) => s.source === drift.handle).slice(0, 1);
+  const paths = explained.length ? explained.map((s) => s.path) : [[drift.handle]];
+  const ids = new Set(paths.flat().map((r) => parseRef(r)?.id).filter((x): x is string => !!x));
   return [...ids].map((handleId) => ({ tenantId, handleId, requestId: request.id, previousRequestId: drift.previous_request, at, finding: drift }));
 }
 
