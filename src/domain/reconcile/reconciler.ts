@@ -363,8 +363,9 @@ export class Reconciler {
       };
     });
 
-    // The first message block the provider could not read that the scope had referenced: where a changed setting shows.
-    const firstMessage = segments.findIndex((s) => s.section === 'messages');
+    // The first message block the provider could not read that the scope had referenced: where a changed setting shows
+    // (looked for only on a drift of a request whose settings are known).
+    const firstMessage = request.messageSettings && segOutcomes.some((s) => s.classes.drift > 0) ? segments.findIndex((s) => s.section === 'messages') : -1;
     const missed = firstMessage < 0 ? -1 : blocks.findIndex((_, j) => segmentOf[j]! >= firstMessage && referencedBy[j] !== undefined && outcomeSim.blocks[j]!.reason !== null);
     const drift = this.locateDrift(request, segOutcomes, lastBySource, missed < 0 ? null : { segment: segmentOf[missed]!, previous: referencedBy[missed]! });
     const estimatedTotal = estimated.reduce((a, b) => a + b, 0);

@@ -155,8 +155,13 @@ function unitChains(previous: { cached: string; seen: string }, seg: RenderedSeg
   return out;
 }
 
+/** A request's unit chain keys, computed once per segments array (its known ends are read, then learnt). */
+const chainKeysOf = new WeakMap<RenderedSegment[], string[]>();
+
 /** The chain after each unit, as the provider caches it (see unitChains), flattened in prompt order. */
 export function unitChainKeys(segments: RenderedSegment[]): string[] {
+  const known = chainKeysOf.get(segments);
+  if (known) return known;
   const out: string[] = [];
   let chain = { cached: '', seen: '' };
   for (const seg of segments) {
@@ -164,6 +169,7 @@ export function unitChainKeys(segments: RenderedSegment[]): string[] {
     out.push(...links.cached);
     chain = { cached: links.cached.at(-1)!, seen: links.seen.at(-1)! };
   }
+  chainKeysOf.set(segments, out);
   return out;
 }
 

@@ -261,8 +261,10 @@ export class CacheSimulator {
     });
 
     const outcome: SimOutcome = { readTokens, writeTokens, writeByTtl, hitBlock, blocks: outcomeBlocks };
-    const expired = this.lastUse(outcomeBlocks.flatMap((b, i) => (b.reason === 'expired' ? [key(i)] : [])));
-    if (expired) outcome.expired = expired;
+    if (outcomeBlocks.some((b) => b.reason === 'expired')) {
+      const expired = this.lastUse(outcomeBlocks.flatMap((b, i) => (b.reason === 'expired' ? [key(i)] : [])));
+      if (expired) outcome.expired = expired;
+    }
 
     const commit = () => {
       const readableAt = Math.max(t, req.firstByteAt ?? t);
