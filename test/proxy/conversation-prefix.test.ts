@@ -175,6 +175,19 @@ async function budgetRaisedBesideAnother(otherThinking: { type: 'enabled'; budge
   return { row: row!, drifted, previous: ids[1]!, other: other.id };
 }
 
+/** Three Anthropic turns, each marking its question; the third sends `toolChoice`. The third's record. */
+async function markedLoopChangingToolChoice(headers: Record<string, string>, toolChoice: Anthropic.ToolChoice): Promise<Recorded> {
+  const sdk = h.anthropic({ headers });
+  const ids: string[] = [];
+  for (const [i, question] of ['Where is order 1003?', 'And 1004?', 'Which depot?'].entries()) {
+    const extra = i === 2 ? { tool_choice: toolChoice } : {};
+    const { response } = await sdk.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 64, messages: [{ role: 'user', content: [{ type: 'text', text: question, cache_control: { type: 'ephemeral' } }] }], ...extra }).withResponse();
+    ids.push(response.headers.get('x-ph-request-id')!);
+    h.clock.advance(MINUTE);
+  }
+  return (await recorded(ids)).at(-1)!;
+}
+
 describe('settings the cached messages depend on', () => {
   it('a drift of inline messages beside another conversation of the scope names the change against the conversation\'s own previous turn (1024 → 2048), not the other user\'s request', async () => {
     const { row, drifted, previous } = await budgetRaisedBesideAnother(undefined);
@@ -226,20 +239,23 @@ describe('settings the cached messages depend on', () => {
     expect(html).toMatch(/<code>tool_choice<\/code> changed \(<code data-setting-before="tool_choice">not sent<\/code> → <code data-setting-now="tool_choice">\{&quot;type&quot;:&quot;any&quot;\}<\/code>\)/);
   });
 
+  it('Anthropic: after a changed tool_choice the provider reads the system prompt only; its read is not moved onto the session batch behind it (no bonus)', async () => {
+    const client = h.tenant.client;
+    const sys = await mintSystem(client, LONG_SYSTEM);
+    const session = await startSession(client);
+    const last = await markedLoopChangingToolChoice({ 'x-ph-prefix': sys.id, 'x-ph-session': session.id }, { type: 'auto' });
+    expect(last.usage.cache_read_tokens).toBeGreaterThan(0);
+    expect(sum(last, 'captured', `${sys.id}@`)).toBe(last.usage.cache_read_tokens);
+    expect(sum(last, 'bonus') + sum(last, 'unconfirmed')).toBe(0);
+    expect(sum(last, 'drift', `${session.id}@`)).toBeGreaterThan(0);
+  });
+
   it("Anthropic: a changed tool_choice behind a bundle's document is named on the reports of the document, the bundle and the session", async () => {
     const client = h.tenant.client;
     const doc = await mintArtifact(client, 'document', TABLE);
     const b = await mintBundle(client, [(await mintTools(client)).id, (await mintSystem(client, LONG_SYSTEM)).id, doc.id]);
     const session = await startSession(client);
-    const sdk = h.anthropic({ headers: { 'x-ph-prefix': b.id, 'x-ph-session': session.id } });
-    const ids: string[] = [];
-    for (const [i, question] of ['Where is order 1003?', 'And 1004?', 'Which depot?'].entries()) {
-      const extra = i === 2 ? { tool_choice: { type: 'any' as const } } : {};
-      const { response } = await sdk.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 64, messages: [{ role: 'user', content: [{ type: 'text', text: question, cache_control: { type: 'ephemeral' } }] }], ...extra }).withResponse();
-      ids.push(response.headers.get('x-ph-request-id')!);
-      h.clock.advance(MINUTE);
-    }
-    const last = (await recorded(ids)).at(-1)!;
+    const last = await markedLoopChangingToolChoice({ 'x-ph-prefix': b.id, 'x-ph-session': session.id }, { type: 'any' });
     // The document (a message) drifts first, then the session after it: one finding, on each handle it cost.
     expect(sum(last, 'drift', `${doc.id}@`)).toBeGreaterThan(1000);
     expect(sum(last, 'drift', `${session.id}@`)).toBeGreaterThan(0);

@@ -81,6 +81,8 @@ export function anchorLengths(lengths: number[], breakpointSegments: number[], a
       const off = Math.abs(ends[k]! - at);
       if (off > Math.max(ANCHOR_MIN_TOKENS, ANCHOR_SHARE * ends[k]!)) continue;
       if (last && (k <= last.segment || at <= last.at)) continue;
+      // A known end is measured, a breakpoint near an anchor only guessed: another end is not moved onto its segment.
+      if (fixed.some((f) => f.segment === k)) continue;
       if (best < 0 || off < Math.abs(ends[best]! - at)) best = k;
     }
     if (best >= 0) pins.push({ segment: best, at });

@@ -641,7 +641,11 @@ function readEnd(state: ScopeState, req: Omit<SimRequest, 'blocks'>, segments: R
   // Automatic caches: only a read past our end, within the error sameRead allows, moves it (a read short of it is a
   // step's rounding, or another prefix).
   if (pastOnly && !(read > end && read - end <= readTolerance(model, end))) return null;
-  const others = blocks.filter((b, j) => j !== hit && (unitOf?.[j] ?? -1) >= 0 && (b.breakpoint || state.sim.writerOf(b.key) !== undefined));
+  // Another end the read could have: a prefix written before (an eviction ends the read there), or one of this
+  // request's breakpoints (warmed by traffic we did not see) — the latter only when the simulated hit is farther from
+  // the read than our estimate can err: a breakpoint on content never cached under these settings is not read.
+  const near = Math.abs(read - end) <= readTolerance(model, end);
+  const others = blocks.filter((b, j) => j !== hit && (unitOf?.[j] ?? -1) >= 0 && (state.sim.writerOf(b.key) !== undefined || (b.breakpoint && !near)));
   return others.some((b) => Math.abs(b.endToken - read) < Math.abs(end - read)) ? null : { segment: unit, at: read };
 }
 
