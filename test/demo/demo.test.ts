@@ -10,7 +10,7 @@ describe('npm run demo -- --exit', () => {
     // Piped, no bold: the text is plain.
     expect(out).not.toContain('\u001b[');
     expect(out).toMatch(/drift located: segment #2 changed since req_\w+, first at byte \d+/);
-    expect(out).toContain("expired: the bundle's prefix was last used 6 min 20 s before this call; its cache lifetime is 5m");
+    expect(out).toContain("expired: the bundle's prefix was last used 7 min 20 s before this call; its cache lifetime is 5m");
     // The loop marks its newest message: every turn after the first reads the one before, and the session is read whole.
     const session = out.split('\n').find((l) => l.startsWith('demo conversation (session)'));
     expect(session).toMatch(/100\.0%/);

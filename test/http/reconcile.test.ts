@@ -100,6 +100,30 @@ describe('reconciliation scenarios', () => {
     void bundle;
   });
 
+  it('a timestamp put where a handle was: both beginnings shown, and the finding filed on every handle it broke', async () => {
+    const { client, tools, sys } = await agentSetup();
+    const doc = await mintArtifact(client, 'document', LONG_SYSTEM + ' The handbook.');
+    const body = (system: unknown[]) => ({ tools: [{ type: 'handle', ref: tools.id }], system, messages: [{ role: 'user', content: [{ type: 'handle', ref: doc.id }, { type: 'text', text: 'hello' }] }] });
+    const r1 = await renderAnthropic(client, body([{ type: 'handle', ref: sys.id }]));
+    await report(client, t, r1, anthropicUsage(promptTokens(r1), 0, r1.breakpoints.at(-1)!.token_end));
+    t.clock.advance(MIN);
+    const r2 = await renderAnthropic(client, body([{ type: 'text', text: 'Current time: 2026-11-21T10:01:00Z' }, { type: 'handle', ref: sys.id }]));
+    const o2 = (await report(client, t, r2, anthropicUsage(promptTokens(r2), 0, r2.breakpoints.at(-1)!.token_end))).outcome;
+    expect(Object.keys(classesOf(o2, `${sys.id}@1`))).toEqual(['drift']);
+    expect(Object.keys(classesOf(o2, `${doc.id}@1`))).toEqual(['drift']);
+    // The system prompt's place now holds the timestamp: no common bytes to point at, but both sides to read.
+    expect(o2.drift).toMatchObject({
+      handle: `${sys.id}@1`,
+      segment: 1,
+      now: { source: 'inline', excerpt: expect.stringContaining('Current time: 2026-11-21T10:01') },
+      before: { source: `${sys.id}@1`, excerpt: LONG_SYSTEM.slice(0, 80) },
+    });
+    expect(o2.drift.byte_offset).toBeUndefined();
+    // The handbook drifted for the same reason: its report holds the finding too; the tools, before it, did not drift.
+    for (const h of [sys.id, doc.id]) expect((await client.get(`/v1/reports/handles/${h}`)).json.drift).toMatchObject([{ request_id: r2.request_id, segment: 1 }]);
+    expect((await client.get(`/v1/reports/handles/${tools.id}`)).json.drift).toEqual([]);
+  });
+
   it("a new version of a handle before others: drift on what follows, located to the byte in the handle's content", async () => {
     const { client } = t.tenant();
     const stamped = (stamp: string) => `Policy as of ${stamp}. ${LONG_SYSTEM}`;
@@ -338,6 +362,32 @@ describe('reconciliation scenarios', () => {
     expect(ob.segments[1].source).toBe(`${sys2.id}@1`);
     expect(Object.fromEntries(Object.entries(ob.segments[1].classes).filter(([, n]) => (n as number) > 0))).toEqual({ concurrent: sysTokens });
     void sys;
+  });
+
+  it('parallel calls the provider read from each other: captured, not bonus, and the write premium read', async () => {
+    // A client (the proxy too) sees a call's first byte after the provider sent it, and the next call's start
+    // before the provider had it: the second call started before the first's reported first byte, yet the
+    // provider read the first one's write. The receipt decides: captured.
+    const { client, tools } = await agentSetup();
+    const sys2 = await mintSystem(client, LONG_SYSTEM + ' fan-out');
+    const b2 = await mintBundle(client, [tools.id, sys2.id]);
+    t.clock.advance(MIN);
+    const a = await renderAnthropic(client, { prefix: [b2.id], messages: [{ role: 'user', content: 'same' }] });
+    const b = await renderAnthropic(client, { prefix: [b2.id], messages: [{ role: 'user', content: 'same' }] });
+    const start = t.clock.now();
+    const cached = a.breakpoints[0]!.token_end;
+    const times = (startedAt: number) => ({ started_at: startedAt, first_byte_at: startedAt + 400, finished_at: startedAt + 900 });
+    expect((await client.post('/v1/usage', { request_id: a.request_id, usage: anthropicUsage(promptTokens(a), 0, cached), ...times(start) })).status).toBe(201);
+    const ob = (await client.post('/v1/usage', { request_id: b.request_id, usage: anthropicUsage(promptTokens(b), cached, 0), ...times(start + 100) })).json.outcome;
+    const sysTokens = b.segments[1]!.token_end - b.segments[1]!.token_start;
+    expect(classesOf(ob, `${sys2.id}@1`)).toEqual({ captured: sysTokens });
+    expect(ob.predicted.read).toBe(cached);
+    const report = (await client.get(`/v1/reports/handles/${sys2.id}`)).json;
+    expect(report.tokens.bonus).toBe(0);
+    expect(report.tokens.captured).toBe(sysTokens);
+    // The first call's premium was worth paying: read, neither pending nor unread.
+    expect(report.money.write_premiums_paid).toBeGreaterThan(0);
+    expect([report.money.write_premiums_pending, report.money.write_premiums_unread]).toEqual([0, 0]);
   });
 
   it('reports sent late without times: the provider receipt tells a read write from a concurrent one', async () => {

@@ -116,6 +116,26 @@ describe('CacheSimulator — explicit mode (Anthropic-like)', () => {
     expect(reasons(late)).toEqual(['expired']);
   });
 
+  it("an expired prefix's last use is the longest expired prefix's, not a shorter one's used since", () => {
+    const sim = new CacheSimulator(anthropicRules());
+    sim.apply(req(0, [['tools', 250], ['sys', 2000, '5m']]));
+    // Another call shares the tools alone (too short to cache) a minute later.
+    sim.apply(req(1 * MIN, [['tools', 250], ['other', 2000, '5m']]));
+    const o = sim.apply(req(7 * MIN, [['tools', 250], ['sys', 2000, '5m']]));
+    expect(reasons(o)).toEqual(['expired', 'expired']);
+    expect(o.expired).toEqual({ lastUsedAt: 0, ttl: '5m' });
+  });
+
+  it('a write is readable from its first byte, or from its start for a request that asks early (a reported first byte is a bound)', () => {
+    const sim = new CacheSimulator(anthropicRules());
+    sim.apply(req(0, [['sys', 2000, '5m']], 500));
+    const second = req(100, [['sys', 2000, '5m']], 600);
+    expect(reasons(sim.peek(second))).toEqual(['concurrent']);
+    expect(sim.peek({ ...second, unknownFirstBytes: 'early' }).readTokens).toBe(2000);
+    // From the first byte on, alike either way.
+    expect(sim.peek(req(500, [['sys', 2000, '5m']])).readTokens).toBe(2000);
+  });
+
   it('hits every 4 minutes keep a 5m entry alive well past 5 minutes (refresh on hit)', () => {
     const sim = new CacheSimulator(anthropicRules());
     sim.apply(req(0, [['sys', 2000, '5m']]));

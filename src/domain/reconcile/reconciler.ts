@@ -519,19 +519,31 @@ export class Reconciler {
       finding.byte_offset = i;
       finding.now.excerpt = excerpt(x, i);
       finding.before.excerpt = excerpt(y, i);
+    } else if (a.source !== b.source) {
+      // Other content took the place (a timestamp put before a handle, a handle for another): both beginnings, where
+      // held — an inline segment's rendered text, a handle version's content. No byte offset: not the same form.
+      const x = nowText !== undefined ? Buffer.from(nowText) : this.versionContent(a.source);
+      const y = beforeText !== undefined ? Buffer.from(beforeText) : this.versionContent(b.source);
+      if (x && y) {
+        finding.now.excerpt = x.subarray(0, 80).toString('utf8');
+        finding.before.excerpt = y.subarray(0, 80).toString('utf8');
+      }
     }
     return finding;
+  }
+
+  /** The stored content of a handle version (an artifact's; a bundle has none of its own). */
+  private versionContent(ref: string): Buffer | undefined {
+    const r = parseRef(ref);
+    const digest = r && r.version !== null ? this.deps.store.getVersion(r.id, r.version)?.contentDigest : undefined;
+    return digest ? this.deps.store.getBlob(digest) : undefined;
   }
 
   /** The stored contents of two versions of the same handle, when both have one. */
   private versionContents(now: string, before: string): { now: Buffer; before: Buffer } | undefined {
     const [x, y] = [parseRef(now), parseRef(before)];
     if (!x || !y || x.id !== y.id || x.version === null || y.version === null || x.version === y.version) return undefined;
-    const content = (version: number) => {
-      const digest = this.deps.store.getVersion(x.id, version)?.contentDigest;
-      return digest ? this.deps.store.getBlob(digest) : undefined;
-    };
-    const [a, b] = [content(x.version), content(y.version!)];
+    const [a, b] = [this.versionContent(now), this.versionContent(before)];
     return a && b ? { now: a, before: b } : undefined;
   }
 
@@ -771,7 +783,9 @@ function changedSettings(now: RequestRow, before: RequestRow): SettingChange[] {
  */
 function driftRows(tenantId: string, request: RequestRow, drift: DriftFinding, segs: SegmentOutcome[], at: number): DriftRow[] {
   const segments = request.segments as RenderedSegment[];
-  const explained = drift.settings ? segments.filter((s, i) => s.source !== 'inline' && (segs[i]?.classes.drift ?? 0) > 0) : segments.filter((s) => s.source === drift.handle).slice(0, 1);
+  // Every drifting handle the finding explains: a changed setting, all of them; a changed segment, those at or after it
+  // (the first drifting handle and the ones behind it, whose prefix changed with it).
+  const explained = segments.filter((s, i) => s.source !== 'inline' && (segs[i]?.classes.drift ?? 0) > 0 && (drift.settings !== undefined || i >= drift.segment || s.source === drift.handle));
   const paths = explained.length ? explained.map((s) => s.path) : [[drift.handle]];
   const ids = new Set(paths.flat().map((r) => parseRef(r)?.id).filter((x): x is string => !!x));
   return [...ids].map((handleId) => ({ tenantId, handleId, requestId: request.id, previousRequestId: drift.previous_request, at, finding: drift }));

@@ -26,16 +26,17 @@ export interface SimRequest {
   id: string;
   /** ms */
   startedAt: number;
-  /** ms, when it started answering; null = unknown: treated as finished at startedAt. */
-  firstByteAt: number | null;
   /**
-   * ms, with an unknown first byte: the latest it can have come (the call's end). Its writes are then
-   * readable from startedAt or from here, as each later request's `unknownFirstBytes` says.
+   * ms, when it started answering as its client saw it: the latest the provider can have. Its writes are
+   * readable from startedAt or from here, as each later request's `unknownFirstBytes` says. null = unknown.
    */
+  firstByteAt: number | null;
+  /** ms, with an unknown first byte: the latest it can have come (the call's end), in its place. */
   finishedAt?: number | null;
   /**
-   * How this request sees writes whose writer's first byte is unknown: readable from that writer's start
-   * (`early`) or only from its end (`late`, the default). A reconciler picks by the provider's receipt.
+   * How this request sees writes whose writer's first byte is uncertain: readable from that writer's start
+   * (`early`) or only from its first byte, or its end when that is unknown (`late`, the default). A reconciler
+   * picks by the provider's receipt; a provider (src/simulator) knows its first bytes and never asks `early`.
    */
   unknownFirstBytes?: 'early' | 'late';
   /** The lifetime this request's writes get where no breakpoint says (OpenAI `prompt_cache_retention`); else the default. */
@@ -83,9 +84,9 @@ interface Entry {
   /** TTL name the entry was written (or last refreshed) with. */
   ttl: string;
   expiresAt: number;
-  /** The writer's firstByteAt: a request that started earlier cannot read the entry. */
+  /** The earliest the entry can have become readable: its writer's start (a later `early` request reads it from then). */
   readableAt: number;
-  /** When the writer's first byte is unknown: the latest it can have come (readableAt is then the earliest). */
+  /** The latest: the writer's first byte as reported, or its end when that is unknown (absent when no later than readableAt). */
   lateReadableAt?: number;
   writtenBy: string;
 }
@@ -262,13 +263,18 @@ export class CacheSimulator {
 
     const outcome: SimOutcome = { readTokens, writeTokens, writeByTtl, hitBlock, blocks: outcomeBlocks };
     if (outcomeBlocks.some((b) => b.reason === 'expired')) {
-      const expired = this.lastUse(outcomeBlocks.flatMap((b, i) => (b.reason === 'expired' ? [key(i)] : [])));
+      // The longest expired prefix is the one that would have been read: its last use, not a shorter prefix's
+      // (one below the minimum, say, referenced since by other calls but never cached).
+      const expired = this.lastUse(key(outcomeBlocks.findLastIndex((b) => b.reason === 'expired')));
       if (expired) outcome.expired = expired;
     }
 
     const commit = () => {
-      const readableAt = Math.max(t, req.firstByteAt ?? t);
-      const readable = { at: readableAt, late: req.firstByteAt === null && req.finishedAt != null ? Math.max(t, req.finishedAt) : undefined, mode: late };
+      // A first byte is known only as a client saw it, after the provider sent it (and the next call's start before
+      // the provider had it): the provider started answering somewhere from this call's start to then. Its writes
+      // are readable from the first byte for a later request (`late`, the default), or from the start where that
+      // request's provider receipt shows it read them (`early`). An unknown first byte is bounded by the call's end.
+      const readable = { at: t, late: Math.max(t, req.firstByteAt ?? req.finishedAt ?? t), mode: late };
       this.lastStartedAt = t;
       this.pruneExpired(t);
       // The read prefix is used again: refresh every held entry along it.
@@ -366,14 +372,13 @@ export class CacheSimulator {
     return 'below_minimum';
   }
 
-  /** The latest use of the prefixes named (an entry expires one TTL after its last use), or undefined when none was used. */
-  private lastUse(keys: string[]): { lastUsedAt: number; ttl: string } | undefined {
+  /** When the prefix through `key` was last referenced (its shadow's refresh), and the lifetime it had. */
+  private lastUse(k: string): { lastUsedAt: number; ttl: string } | undefined {
     let latest: { lastUsedAt: number; ttl: string } | undefined;
-    for (const k of keys)
-      for (const e of [this.seen.get(k), this.entries.get(k)]) {
-        const lastUsedAt = e ? e.expiresAt - this.resolveTtl(e.ttl).seconds * 1000 : -Infinity;
-        if (e && (!latest || lastUsedAt > latest.lastUsedAt)) latest = { lastUsedAt, ttl: e.ttl };
-      }
+    for (const e of [this.seen.get(k), this.entries.get(k)]) {
+      const lastUsedAt = e ? e.expiresAt - this.resolveTtl(e.ttl).seconds * 1000 : -Infinity;
+      if (e && (!latest || lastUsedAt > latest.lastUsedAt)) latest = { lastUsedAt, ttl: e.ttl };
+    }
     return latest;
   }
 
