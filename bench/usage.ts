@@ -472,7 +472,7 @@ async function reportOverHistory(dir: string): Promise<ReportResult> {
       })),
     );
     const failed = outcomes.find((o) => !o.ok);
-    if (failed && !failed.ok) throw new Error(`history: a usage report was refused: ${failed.error.message}`);
+    if (failed && !failed.ok) throw new Error(`history: a usage report was refused: ${'error' in failed ? failed.error.message : String(failed.internal)}`);
     chunkRates.push(chunk.length / ((performance.now() - c0) / 1000));
     const elapsed = (performance.now() - t0) / 1000;
     // Projected from the latest chunk: per-request cost may grow with the tables.

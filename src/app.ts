@@ -190,7 +190,7 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
     // Under /proxy an SDK reads the problem: it carries the provider-shaped `error` member too.
     const answer = (code: 'route_not_found' | 'method_not_allowed', detail: string) =>
       problem(c, code, detail, [], c.req.path.startsWith('/proxy/') ? sdkError(code, detail) : {});
-    if (methods.length === 0) return answer('route_not_found', `no route for ${c.req.method} ${c.req.path}`);
+    if (methods.length === 0) return answer('route_not_found', `no route for ${c.req.method} ${c.req.path}${c.req.path.startsWith('/proxy/') ? proxyBaseUrlHint(c.req.path, new URL(c.req.url).origin) : ''}`);
     c.header('allow', methods.join(', '));
     return answer('method_not_allowed', `${c.req.path} takes ${methods.join(', ')}, not ${c.req.method}`);
   });
@@ -199,3 +199,13 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
 }
 
 export type App = ReturnType<typeof createApp>;
+
+/** A call under /proxy that matches no route has most likely come through an SDK with a base URL off by a segment. */
+function proxyBaseUrlHint(path: string, origin: string): string {
+  const openai = /\/(chat\/completions|responses)$/.test(path);
+  const anthropic = /\/messages$/.test(path);
+  const base = (p: string) => `${origin}${p}`;
+  if (openai) return `; the OpenAI SDK's base URL is ${base('/proxy/openai/v1')} (with /v1), which calls ${base('/proxy/openai/v1/chat/completions')} and /responses`;
+  if (anthropic) return `; the Anthropic SDK's base URL is ${base('/proxy/anthropic')} (without /v1: the SDK adds it), which calls ${base('/proxy/anthropic/v1/messages')}`;
+  return `; the proxy's base URLs are ${base('/proxy/anthropic')} (Anthropic SDK) and ${base('/proxy/openai/v1')} (OpenAI SDK)`;
+}

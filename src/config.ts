@@ -25,6 +25,8 @@ const envSchema = z.object({
   PH_PROXY_ORDER_WAIT_MS: int(120_000),
   PH_SIMULATOR_FIRST_BYTE_MS: z.coerce.number().int().min(0).default(0),
   PH_SIMULATOR_CHUNK_DELAY_MS: z.coerce.number().int().min(0).default(0),
+  // 0: any free port (printed at start).
+  PH_SIMULATOR_PORT: z.coerce.number().int().min(0).max(65535).default(0),
 });
 
 export interface Config {
@@ -53,7 +55,7 @@ export interface Config {
   /** How long a finished proxied call's reconciliation waits for a call of its scope that started earlier. */
   proxyOrderWaitMs: number;
   /** The built-in simulator's pace (PH_UPSTREAM=simulator): time to first byte, and between streamed events. */
-  simulator: { firstByteDelayMs: number; chunkDelayMs: number };
+  simulator: { firstByteDelayMs: number; chunkDelayMs: number; port: number };
 }
 
 export class ConfigError extends Error {}
@@ -90,7 +92,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     upstream: e.PH_UPSTREAM,
     upstreamTimeoutMs: e.PH_UPSTREAM_TIMEOUT_MS,
     proxyOrderWaitMs: e.PH_PROXY_ORDER_WAIT_MS,
-    simulator: { firstByteDelayMs: e.PH_SIMULATOR_FIRST_BYTE_MS, chunkDelayMs: e.PH_SIMULATOR_CHUNK_DELAY_MS },
+    simulator: { firstByteDelayMs: e.PH_SIMULATOR_FIRST_BYTE_MS, chunkDelayMs: e.PH_SIMULATOR_CHUNK_DELAY_MS, port: e.PH_SIMULATOR_PORT },
   };
 }
 

@@ -128,8 +128,13 @@ export function handleError(err: Error, c: Context): Response | Promise<Response
   // (Only the body reader's own errors: any other error after the client left is still ours, and logged.)
   if ((err as NodeJS.ErrnoException).code === 'ECONNRESET' || err.message === 'aborted')
     return problem(c, 'malformed_json', 'the client closed the connection before the body ended');
-  console.error(JSON.stringify({ level: 'error', requestId: c.get('requestId'), msg: 'unhandled error', error: err.stack ?? String(err) }));
+  logUnhandled(c, err);
   return problem(c, 'internal', 'An internal error occurred; quote the requestId when reporting it.');
+}
+
+/** A fault of ours, logged with the request's id (the one its problem quotes). */
+export function logUnhandled(c: Context, err: unknown): void {
+  console.error(JSON.stringify({ level: 'error', requestId: c.get('requestId'), msg: 'unhandled error', error: (err instanceof Error ? err.stack : undefined) ?? String(err) }));
 }
 
 /** A 404 or 410 on a route that names its subject in the path (`/v1/requests/{id}`): the pointer is that parameter. */

@@ -304,6 +304,34 @@ describe('prefix-handles CLI', () => {
     }
   });
 
+  it('serve with PH_UPSTREAM=simulator: the simulator listens on PH_SIMULATOR_PORT and answers there', async () => {
+    const data = join(dir, 'served-sim');
+    mkdirSync(data);
+    const free = createNetServer().listen(0, '127.0.0.1');
+    await new Promise((ok) => free.once('listening', ok));
+    const port = (free.address() as AddressInfo).port;
+    await new Promise((ok) => free.close(ok));
+    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--data-dir', data], { env: { ...cleanEnv(), PH_UPSTREAM: 'simulator', PH_SIMULATOR_PORT: String(port) } });
+    try {
+      const simulator = await new Promise<string>((ok, fail) => {
+        let seen = '';
+        child.stdout.on('data', (b: Buffer) => {
+          seen += b.toString();
+          const m = /provider simulator at (http:\/\/\S+)/.exec(seen);
+          if (m && /listening on/.test(seen)) ok(m[1]!);
+        });
+        child.on('exit', (code) => fail(new Error(`serve exited with ${code}: ${seen}`)));
+      });
+      expect(simulator).toBe(`http://127.0.0.1:${port}`);
+      const models = await fetch(`${simulator}/v1/models`, { headers: { 'x-api-key': 'sk-ant-any' } });
+      expect(models.status).toBe(200);
+    } finally {
+      const exited = new Promise((ok) => child.once('exit', ok));
+      child.kill('SIGTERM');
+      await exited;
+    }
+  });
+
   it('serve starts the service; the other commands find its key file; no key is exit 1', async () => {
     const data = join(dir, 'served');
     mkdirSync(data);

@@ -169,6 +169,19 @@ describe('reconciliation edge cases', () => {
     return r;
   }
 
+  it('a request of 150,000 messages is rendered and reconciled (no argument list that long is spread)', async () => {
+    t = createTestApp();
+    const me = t.tenant();
+    const messages = Array.from({ length: 150_001 }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: 'm' }));
+    const r = await render(me, { model: 'claude-sonnet-4-5', max_tokens: 5, messages });
+    expect(r.status, r.text.slice(0, 300)).toBe(200);
+    const total = r.json.segments.at(-1).token_end;
+    const res = await me.client.post('/v1/usage', { request_id: r.json.request_id, usage: anthropicUsage(total, 0, 0) });
+    expect(res.status, res.text.slice(0, 300)).toBe(201);
+    const batch = await me.client.post('/v1/usage/batch', { records: [{ request_id: (await render(me, { model: 'claude-sonnet-4-5', max_tokens: 5, messages })).json.request_id, usage: anthropicUsage(total, 0, 0) }] });
+    expect(batch.json.results[0].status, JSON.stringify(batch.json.results[0])).toBe(201);
+  }, 60_000);
+
   it('a late report followed by a restart replays without error', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ph-late-'));
     const file = join(dir, 'db.sqlite');
@@ -200,6 +213,30 @@ describe('reconciliation edge cases', () => {
     const batch = await me.client.post('/v1/usage/batch', `{"records":[{"request_id":"${r1.request_id}","usage":{"input_tokens":5,"output_tokens":1}},{"request_id":"${r2.request_id}","usage":{"input_tokens":1e400,"output_tokens":1}}]}`);
     expect(batch.status).toBe(200);
     expect(batch.json.results.map((x: { status: number }) => x.status)).toEqual([201, 422]);
+  });
+
+  it('a fault of ours in one batch record is a logged 500 for that record, not a 422 blamed on it', async () => {
+    t = createTestApp();
+    const me = t.tenant();
+    const [r1, r2] = [(await render(me, { model: 'claude-sonnet-4-5', messages: [{ role: 'user', content: 'a' }] })).json, (await render(me, { model: 'claude-sonnet-4-5', messages: [{ role: 'user', content: 'b' }] })).json];
+    // Fault injection: the scope lookup fails for the second record only.
+    const scopes = t.services.reconciler.scopes;
+    const forStart = scopes.forStart.bind(scopes);
+    let calls = 0;
+    scopes.forStart = (...args) => (++calls === 2 ? (() => { throw new TypeError('injected fault'); })() : forStart(...args));
+    const logged: string[] = [];
+    const error = console.error;
+    console.error = (line: string) => void logged.push(line);
+    try {
+      const batch = await me.client.post('/v1/usage/batch', { records: [r1, r2].map((r) => ({ request_id: r.request_id, usage: anthropicUsage(5, 0, 0) })) });
+      expect(batch.status).toBe(200);
+      expect(batch.json.results.map((x: { status: number }) => x.status)).toEqual([201, 500]);
+      expect(batch.json.results[1].problem).toMatchObject({ code: 'internal', requestId: batch.headers.get('x-request-id') });
+      expect(logged).toHaveLength(1);
+      expect(JSON.parse(logged[0]!)).toMatchObject({ level: 'error', msg: 'unhandled error', requestId: batch.headers.get('x-request-id'), error: expect.stringContaining('injected fault') });
+    } finally {
+      console.error = error;
+    }
   });
 
   it('a session counts one request, whatever number of its batches the request held', async () => {

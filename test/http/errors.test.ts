@@ -184,6 +184,12 @@ describe('problem+json errors', () => {
     expectProblem(sdk, 405, 'method_not_allowed');
     expect(sdk.json.error).toEqual({ type: 'method_not_allowed', code: 'method_not_allowed', message: sdk.json.detail });
     expect((await client.post('/proxy/openai/v1/embeddings', {}, { 'x-ph-key': key })).json.error.code).toBe('route_not_found');
+    // A base URL off by a segment (OpenAI's without /v1, Anthropic's with it): the 404 says which one to set.
+    const noV1 = await client.post('/proxy/openai/chat/completions', {}, { 'x-ph-key': key });
+    expectProblem(noV1, 404, 'route_not_found');
+    expect(noV1.json.detail).toMatch(/the OpenAI SDK's base URL is http:\/\/[^ ]+\/proxy\/openai\/v1 \(with \/v1\)/);
+    const twoV1 = await client.post('/proxy/anthropic/v1/v1/messages', {}, { 'x-ph-key': key });
+    expect(twoV1.json.error.message).toMatch(/the Anthropic SDK's base URL is http:\/\/[^ ]+\/proxy\/anthropic \(without \/v1/);
     expect((await client.get('/v1/nothing-here')).json.error).toBeUndefined();
   });
 

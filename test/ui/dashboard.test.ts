@@ -115,6 +115,9 @@ describe('pages show the API report figures', () => {
       expect(page.text, period).toContain(differs ? 'of opportunity with a cache report' : 'captured ÷ opportunity');
       const drawn = waterfallOf(page.text);
       for (const cls of ['referenced', 'cold', 'opportunity', 'drift', 'unknown', 'captured', 'bonus', 'expired']) expect(drawn[cls], `${period} ${cls}`).toBe(api.tokens[cls]);
+      // The waterfall's captured share is the capture rate beside it, of the same denominator.
+      const capturedShare = /<g data-class="captured"[\s\S]*?class="pct">([^<]*)<\/text>/.exec(page.text)?.[1];
+      expect(capturedShare, period).toBe(`${(api.capture_rate * 100).toFixed(1)}% of ${differs ? 'opp. reported' : 'opp.'}`);
       // Handles ranked by leaked money, in the API's order.
       const ranked = [...page.text.matchAll(/<tr data-handle="([^"]+)">/g)].map((m) => m[1]);
       expect(ranked).toEqual(api.handles.map((h: { id: string }) => h.id));

@@ -18,10 +18,11 @@ describe('configuration', () => {
   });
 
   it('reads the built-in simulator\'s pace and the proxy\'s order wait', () => {
-    expect(loadConfig({}).simulator).toEqual({ firstByteDelayMs: 0, chunkDelayMs: 0 });
+    expect(loadConfig({}).simulator).toEqual({ firstByteDelayMs: 0, chunkDelayMs: 0, port: 0 });
     expect(loadConfig({}).proxyOrderWaitMs).toBe(120_000);
-    const c = loadConfig({ PH_SIMULATOR_FIRST_BYTE_MS: '200', PH_SIMULATOR_CHUNK_DELAY_MS: '25', PH_PROXY_ORDER_WAIT_MS: '5000' });
-    expect([c.simulator, c.proxyOrderWaitMs]).toEqual([{ firstByteDelayMs: 200, chunkDelayMs: 25 }, 5000]);
+    const c = loadConfig({ PH_SIMULATOR_FIRST_BYTE_MS: '200', PH_SIMULATOR_CHUNK_DELAY_MS: '25', PH_SIMULATOR_PORT: '8788', PH_PROXY_ORDER_WAIT_MS: '5000' });
+    expect([c.simulator, c.proxyOrderWaitMs]).toEqual([{ firstByteDelayMs: 200, chunkDelayMs: 25, port: 8788 }, 5000]);
+    expect(() => loadConfig({ PH_SIMULATOR_PORT: '70000' })).toThrow(/PH_SIMULATOR_PORT/);
     expect(() => loadConfig({ PH_SIMULATOR_CHUNK_DELAY_MS: 'slow' })).toThrow(/PH_SIMULATOR_CHUNK_DELAY_MS/);
   });
 

@@ -11,6 +11,7 @@ import { canonicalJson } from '../canonical-json';
 import { BLANK_TEXT, isBlank, messageListSchema, type ContentBlock, type ImageBlock, type Message, type TextBlock } from '../content';
 import { DomainError, invalid } from '../errors';
 import { nestedTooDeep, tooDeep, validationError } from '../validation';
+import { pushAll } from '../arrays';
 
 export type ProxyFormat = 'anthropic' | 'openai-chat' | 'openai-responses';
 
@@ -253,7 +254,7 @@ function responsesInput(raw: unknown, at: string): Message[] {
   // Function calls join the assistant message before them, outputs the user message of results before them.
   const push = (role: 'user' | 'assistant', blocks: ContentBlock[], join: (b: ContentBlock) => boolean) => {
     const last = out[out.length - 1];
-    if (last?.role === role && Array.isArray(last.content) && last.content.every(join)) last.content.push(...blocks);
+    if (last?.role === role && Array.isArray(last.content) && last.content.every(join)) pushAll(last.content, blocks);
     else out.push({ role, content: blocks });
   };
   list(raw, at).forEach((item, i) => {

@@ -1,6 +1,8 @@
 // Cached tokens are a prefix of the prompt: a provider's read count covers
 // segments in order, and writes follow the reads.
 
+import { pushAll } from '../arrays';
+
 /** Integer lengths proportional to `lengths` that sum exactly to `total` (cumulative rounding, order kept). */
 export function scaleLengths(lengths: number[], total: number): number[] {
   const sum = lengths.reduce((a, b) => a + b, 0);
@@ -127,7 +129,7 @@ function stretch(lengths: number[], pins: Pin[], exact?: boolean[]): number[] {
   let base = 0;
   for (const { segment, at } of [...pins, { segment: lengths.length - 1, at: total }]) {
     const slice = lengths.slice(from, segment + 1);
-    out.push(...(exact ? fitLengths(slice, exact.slice(from, segment + 1), at - base) : scaleLengths(slice, at - base)));
+    pushAll(out, exact ? fitLengths(slice, exact.slice(from, segment + 1), at - base) : scaleLengths(slice, at - base));
     from = segment + 1;
     base = at;
   }

@@ -114,6 +114,9 @@ export interface ReconciledEvent {
   outcome: RequestOutcome;
 }
 
+/** One record of a batch: reconciled, refused (`error`), or failed by a fault of ours (`internal`, logged by the caller). */
+export type IngestManyResult = { ok: true; result: IngestResult } | { ok: false; error: DomainError } | { ok: false; internal: unknown };
+
 export interface IngestResult {
   request_id: string;
   duplicate: boolean;
@@ -170,9 +173,9 @@ export class Reconciler {
    * Several reports, each accepted or rejected on its own, applied in start order. `indexes` are their
    * places in the caller's list (a batch whose invalid records were set aside), for the error pointers.
    */
-  async ingestMany(tenantId: string, reports: UsageReport[], indexes?: number[]): Promise<Array<{ ok: true; result: IngestResult } | { ok: false; error: DomainError }>> {
+  async ingestMany(tenantId: string, reports: UsageReport[], indexes?: number[]): Promise<IngestManyResult[]> {
     const order = reports.map((r, i) => ({ r, i })).sort((a, b) => (a.r.started_at ?? 0) - (b.r.started_at ?? 0) || a.i - b.i);
-    const results: Array<{ ok: true; result: IngestResult } | { ok: false; error: DomainError }> = new Array(reports.length);
+    const results: IngestManyResult[] = new Array(reports.length);
     const waits: Promise<void>[] = [];
     for (const { r, i } of order) {
       try {
@@ -186,8 +189,9 @@ export class Reconciler {
           ),
         );
       } catch (e) {
-        // One record's failure is that record's alone: the batch never answers 5xx for it.
-        results[i] = { ok: false, error: e instanceof DomainError ? e : new DomainError('invalid_request', 'this record could not be reconciled') };
+        // One record's failure is that record's alone: the batch is answered, this record with its error (a fault of
+        // ours too, as such: not passed off as the record's).
+        results[i] = e instanceof DomainError ? { ok: false, error: e } : { ok: false, internal: e };
       }
     }
     await Promise.all(waits);

@@ -6,6 +6,7 @@ import type { Breakpoint, RenderedSegment } from '../render/request';
 import { CacheSimulator, type SimBlock, type SimOutcome, type SimPlan, type SimRequest } from '../simulator/cache';
 import { scaleLengths, splitEvenly, type Pin } from './attribution';
 import { sha256Hex } from '../digest';
+import { pushAll } from '../arrays';
 
 /** What one cache scope has seen: its simulated provider cache and which content recurred. */
 export interface ScopeState {
@@ -166,7 +167,7 @@ export function unitChainKeys(segments: RenderedSegment[]): string[] {
   let chain = { cached: '', seen: '' };
   for (const seg of segments) {
     const links = unitChains(chain, seg);
-    out.push(...links.cached);
+    pushAll(out, links.cached);
     chain = { cached: links.cached.at(-1)!, seen: links.seen.at(-1)! };
   }
   chainKeysOf.set(segments, out);

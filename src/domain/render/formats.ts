@@ -2,6 +2,7 @@ import { Canonical, emitJson } from '../canonical-json';
 import canonicalize from 'canonicalize';
 import type { ContentBlock, ImageBlock, Message, ToolDefinition } from '../content';
 import type { ExpansionFormat, PromptSegment } from './prompt';
+import { pushAll } from '../arrays';
 
 /**
  * Provider serialisations of a prompt. Each segment becomes a list of items
@@ -106,7 +107,7 @@ function chatMessages(m: Message): unknown[] {
   for (const b of m.content) {
     if (b.type !== 'tool_result') continue;
     const content = typeof b.content === 'string' || b.content === undefined ? (b.content ?? '') : b.content.filter((x) => x.type === 'text').map(chatPart);
-    if (Array.isArray(b.content)) toolImages.push(...b.content.filter((x) => x.type === 'image'));
+    if (Array.isArray(b.content)) pushAll(toolImages, b.content.filter((x) => x.type === 'image'));
     out.push({ role: 'tool', tool_call_id: b.tool_use_id, content });
   }
   const parts = [...toolImages, ...m.content.filter((b) => b.type === 'text' || b.type === 'image')];
@@ -238,6 +239,6 @@ export function wrapExpansion(format: ExpansionFormat, tools: string[], system: 
 export function renderExpansion(format: ExpansionFormat, segments: PromptSegment[]): string {
   const ctx = newRenderContext();
   const out = { tools: [] as string[], system: [] as string[], messages: [] as string[] };
-  for (const seg of segments) out[seg.section].push(...segmentItems(format, seg, ctx));
+  for (const seg of segments) pushAll(out[seg.section], segmentItems(format, seg, ctx));
   return wrapExpansion(format, out.tools, out.system, out.messages);
 }

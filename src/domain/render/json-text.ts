@@ -2,6 +2,7 @@ import { getNodeValue, parseTree, printParseErrorCode, type Node, type ParseErro
 import { escapePointer } from '../canonical-json';
 import { DomainError, invalid } from '../errors';
 import { MAX_JSON_DEPTH, tooDeep } from '../validation';
+import { pushAll } from '../arrays';
 
 // Byte-preserving JSON editing: we splice expansions into the caller's text
 // and leave every other byte (key order, number spelling, escapes) as sent.
@@ -254,7 +255,7 @@ export function applyEdits(text: string, edits: Edit[]): string {
     (array.children ?? []).forEach((el, i) => {
       const replaced = ops.find((o) => o.index === i);
       if (replaced) {
-        parts.push(...(replaced.items ?? []));
+        pushAll(parts, replaced.items ?? []);
         return;
       }
       const own = nested.filter((e) => inside(e, el)).map((e) => ({ ...e, offset: e.offset - el.offset }));

@@ -26,6 +26,7 @@ import {
   type JsonNode,
 } from './json-text';
 import { orderSegments, type PromptSegment, type Section } from './prompt';
+import { pushAll } from '../arrays';
 
 export const requestFormats = ['anthropic', 'openai-chat', 'openai-responses', 'gemini'] as const;
 export type RequestFormat = (typeof requestFormats)[number];
@@ -261,7 +262,7 @@ export class RequestRenderer {
           return toolsNode ? prependToArray(toolsNode, json) : prependProperty(root, 'tools', `[${json.join(',')}]`);
         },
       });
-      toolUnits.push(...pTools.map((it) => unitOf(format, 'tools', it)));
+      pushAll(toolUnits, pTools.map((it) => unitOf(format, 'tools', it)));
     }
     // Where each tool unit came from (the prefix's above): a handle's tools that another source names again are refused below.
     elements(toolsNode).forEach((node, i) => {
@@ -273,8 +274,8 @@ export class RequestRenderer {
           items,
           build: (texts) => replaceElement(toolsNode!, i, format === 'gemini' ? [`{"functionDeclarations":[${texts.join(',')}]}`] : texts),
         });
-        toolUnits.push(...items.map((it) => unitOf(format, 'tools', it)));
-        toolFrom.push(...items.map((it) => ({ pointer: at, source: it.segment?.source ?? ref })));
+        pushAll(toolUnits, items.map((it) => unitOf(format, 'tools', it)));
+        pushAll(toolFrom, items.map((it) => ({ pointer: at, source: it.segment?.source ?? ref })));
       } else {
         toolUnits.push(this.inline(format, 'tools', bodyText, node));
         toolFrom.push({ pointer: at, source: 'inline' });
@@ -309,7 +310,7 @@ export class RequestRenderer {
             return prependToArray(sysNode, texts);
           },
         });
-        systemUnits.push(...pSystem.map((it) => unitOf(format, 'system', it)));
+        pushAll(systemUnits, pSystem.map((it) => unitOf(format, 'system', it)));
       }
       if (partsNode?.type === 'string') systemUnits.push(this.inline(format, 'system', bodyText, partsNode));
       else if (partsNode && partsNode.type !== 'array') throw invalid(at, `${key} must be a string or an array of blocks`);
@@ -319,7 +320,7 @@ export class RequestRenderer {
         if (ref) {
           const items = this.inPlace(resolve, format, ref, nodeAt, ['system'], ctx);
           placements.push({ items, build: (texts) => replaceElement(partsNode!, i, texts) });
-          systemUnits.push(...items.map((it) => unitOf(format, 'system', it)));
+          pushAll(systemUnits, items.map((it) => unitOf(format, 'system', it)));
         } else systemUnits.push(this.inline(format, 'system', bodyText, node));
       });
     } else if (format === 'openai-responses') {
@@ -343,8 +344,8 @@ export class RequestRenderer {
           return prependToArray(node, texts);
         },
       });
-      if (format === 'openai-chat' || format === 'openai-responses') systemUnits.push(...pSystem.map((it) => unitOf(format, 'system', it)));
-      messageUnits.push(...pMessages.map((it) => unitOf(format, 'messages', it)));
+      if (format === 'openai-chat' || format === 'openai-responses') pushAll(systemUnits, pSystem.map((it) => unitOf(format, 'system', it)));
+      pushAll(messageUnits, pMessages.map((it) => unitOf(format, 'messages', it)));
     }
     if (msgNode.type === 'string' && format === 'openai-responses') messageUnits.push(this.inline(format, 'messages', bodyText, msgNode));
     else {
@@ -356,7 +357,7 @@ export class RequestRenderer {
         if (ref) {
           const items = this.inPlace(resolve, format, ref, at, ['messages'], ctx);
           placements.push({ items, build: (texts) => replaceElement(list, i, texts) });
-          messageUnits.push(...items.map((it) => unitOf(format, 'messages', it)));
+          pushAll(messageUnits, items.map((it) => unitOf(format, 'messages', it)));
           return;
         }
         const contentKey = format === 'gemini' ? 'parts' : 'content';
@@ -384,7 +385,7 @@ export class RequestRenderer {
             return { text: layout.textBlock(text), segment: s, blocks: 1, markable: true };
           });
           placements.push({ items, build: (texts) => replaceElement(content!, j, texts) });
-          messageUnits.push(...items.map((it) => inRole(format, role, unitOf(format, 'messages', it))));
+          pushAll(messageUnits, items.map((it) => inRole(format, role, unitOf(format, 'messages', it))));
         });
       });
     }

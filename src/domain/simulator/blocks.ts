@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import { SimulationError, type SimBlock } from './cache';
 import { MESSAGE_CACHE_SETTINGS, semanticForm } from './semantic';
+import { pushAll } from '../arrays';
 
 export type RequestFormat = 'anthropic' | 'openai-chat' | 'openai-responses';
 export type TokenCounter = (text: string) => number;
@@ -109,7 +110,7 @@ export function blocksFromOpenAIChat(body: unknown, countTokens: TokenCounter): 
   });
   arrayOf(b.messages).forEach((message, m) => {
     const msg = isObject(message) ? message : {};
-    raw.push(...messageBlocks('openai-chat', msg, m, ttl, arrayOf(msg.tool_calls)));
+    pushAll(raw, messageBlocks('openai-chat', msg, m, ttl, arrayOf(msg.tool_calls)));
   });
   return chain(raw, countTokens);
 }
@@ -130,7 +131,7 @@ export function blocksFromOpenAIResponses(body: unknown, countTokens: TokenCount
   input.forEach((item, m) => {
     const it = isObject(item) ? item : {};
     if ('content' in it) {
-      raw.push(...messageBlocks('openai-responses', it, m, ttl, []));
+      pushAll(raw, messageBlocks('openai-responses', it, m, ttl, []));
     } else {
       // function_call, function_call_output, reasoning, …: one block for the whole item
       const output = it.type === 'function_call' || it.type === 'reasoning';

@@ -3,7 +3,7 @@ import type { Reconciler } from '../../domain/reconcile/reconciler';
 import type { Reports } from '../../domain/reconcile/reports';
 import type { RequestService } from '../../domain/requests';
 import { DAY_MS, MAX_TIME, MIN_EPOCH_MS, type Clock } from '../../domain/clock';
-import { problemBody } from '../problem';
+import { logUnhandled, problemBody } from '../problem';
 import type { Handler } from 'hono';
 import { readJson } from '../body';
 import { fastPost, requestIdHeader, type FastPostDeps } from '../fast-route';
@@ -184,9 +184,14 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
     const results: unknown[] = parsed.map((p, i) => (p.success ? null : { index: i, status: 422, problem: problemBody(c, 'invalid_request', 'invalid record', zodIssues(p.error, `/records/${i}`)) }));
     valid.forEach(({ i }, k) => {
       const o = outcomes[k]!;
-      results[i] = o.ok
-        ? { index: i, status: o.result.duplicate ? 200 : 201, request_id: o.result.request_id, capture: o.result.outcome.capture, ...(o.result.outcome.applied_late ? { applied_late: true } : {}) }
-        : { index: i, status: o.error.code === 'not_found' ? 404 : o.error.code === 'conflict' ? 409 : 422, problem: problemBody(c, o.error.code, o.error.message, o.error.errors) };
+      if (o.ok)
+        results[i] = { index: i, status: o.result.duplicate ? 200 : 201, request_id: o.result.request_id, capture: o.result.outcome.capture, ...(o.result.outcome.applied_late ? { applied_late: true } : {}) };
+      else if ('error' in o) results[i] = { index: i, status: o.error.code === 'not_found' ? 404 : o.error.code === 'conflict' ? 409 : 422, problem: problemBody(c, o.error.code, o.error.message, o.error.errors) };
+      else {
+        // Ours, not the record's: logged as any unhandled error is, and answered as one for this record alone.
+        logUnhandled(c, o.internal);
+        results[i] = { index: i, status: 500, problem: problemBody(c, 'internal', 'An internal error occurred reconciling this record; quote the requestId when reporting it.', []) };
+      }
     });
     const accepted = results.filter((r) => (r as { status: number }).status < 300).length;
     return c.json({ accepted, rejected: results.length - accepted, results }, 200);

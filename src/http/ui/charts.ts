@@ -50,7 +50,8 @@ interface WaterfallRow {
 
 /**
  * referenced → −cold → opportunity → −each leak → captured (+bonus).
- * Percentages are of referenced for the first three rows, of opportunity after.
+ * Percentages are of referenced for the first three rows, of opportunity after (captured: of the opportunity
+ * with a cache report, the capture rate).
  */
 export function waterfallRows(t: Record<string, number>): WaterfallRow[] {
   const v = (k: string) => t[k] ?? 0;
@@ -84,23 +85,27 @@ export function waterfallChart(t: Record<string, number>, title: string): Html {
   const x = (n: number) => labelW + (Math.max(0, n) / max) * barW;
   const ref = t.referenced ?? 0;
   const opp = t.opportunity ?? 0;
-  const desc = `${tok(ref)} referenced, ${tok(opp)} opportunity, ${tok(t.captured ?? 0)} captured (${pct(ratio(t.captured ?? 0, opp))} of opportunity).`;
+  // The captured row's share is the capture rate the summary shows: of the opportunity with a cache report (the
+  // `unknown` row above it could have been read or not). Said so when that differs from the whole opportunity.
+  const reported = t.reported_opportunity ?? opp;
+  const capturedBase = reported !== opp ? 'opp. reported' : 'opp.';
+  const desc = `${tok(ref)} referenced, ${tok(opp)} opportunity, ${tok(t.captured ?? 0)} captured (${pct(ratio(t.captured ?? 0, reported))} of ${reported !== opp ? 'the opportunity with a cache report' : 'opportunity'}).`;
   return html`<svg class="chart" viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-labelledby="wf-t wf-d" data-chart="waterfall">
 <title id="wf-t">${title}</title><desc id="wf-d">${desc}</desc>
 ${rows.map((r, i) => {
     const y = 6 + i * rowH;
-    const share = ratio(r.value, r.base === 'referenced' ? ref : opp);
+    const share = ratio(r.value, r.base === 'referenced' ? ref : r.cls === 'captured' ? reported : opp);
     const sign = r.kind === 'loss' && r.value > 0 ? '−' : r.kind === 'gain' && r.value > 0 ? '+' : '';
     const x0 = x(r.start);
     const w = r.value > 0 ? Math.max(1.5, x(r.end) - x0) : 0;
     const info = CLASS_INFO[r.cls]!;
-    const baseName = r.base === 'referenced' ? 'ref.' : 'opp.';
+    const baseName = r.base === 'referenced' ? 'ref.' : r.cls === 'captured' ? capturedBase : 'opp.';
     const next = rows[i + 1];
     // Dashed connector from where this row ends to where the next one starts: the "waterfall".
     const joinX = r.kind === 'total' ? x(r.end) : x(r.start);
     const connector = next && next.kind !== 'total' && r.cls !== 'captured' ? html`<line x1="${px(joinX)}" y1="${y + 19}" x2="${px(joinX)}" y2="${y + rowH + 3}" class="connector"/>` : '';
     return html`<g data-class="${r.cls}" data-tokens="${r.value}" class="${r.value === 0 ? 'zero' : ''}">
-<title>${info.label}: ${tokens(r.value)} tokens (${pct(share)} of ${r.base}) — ${info.help}</title>
+<title>${info.label}: ${tokens(r.value)} tokens (${pct(share)} of ${r.cls === 'captured' && reported !== opp ? 'the opportunity with a cache report' : r.base}) — ${info.help}</title>
 <text x="${labelW - 8}" y="${y + 15}" text-anchor="end" class="${r.kind === 'total' ? 'lbl total' : 'lbl'}">${r.kind === 'loss' ? '− ' : r.kind === 'gain' ? '+ ' : ''}${info.label}</text>
 <rect x="${px(x0)}" y="${y + 3}" width="${px(w)}" height="16" rx="2" fill="${fill(r.cls)}"/>
 ${connector}
