@@ -1,6 +1,6 @@
 import type { ZodError } from 'zod';
 import { escapePointer } from './canonical-json';
-import { DomainError, type ErrorDetailItem } from './errors';
+import { DomainError, invalid, type ErrorDetailItem } from './errors';
 
 type Issue = ZodError['issues'][number];
 
@@ -49,6 +49,34 @@ export const tooDeep = (pointer: string) =>
 export function parseJsonBody(text: string): unknown {
   if (text.charCodeAt(0) === 0xfeff) throw new SyntaxError('it starts with two byte-order marks');
   return JSON.parse(text);
+}
+
+/**
+ * Refuses a member named `__proto__`: JSON.parse keeps it, but the objects built from it (zod's, ours) drop it
+ * without a word, so what is stored would not be what was sent. Walked only when the text can hold one (the name, or
+ * an escape that can spell it). Call after checkDepth (the walk recurses).
+ */
+export function checkProtoMembers(text: string, value: unknown): void {
+  if (!text.includes('__proto__') && !text.includes('\\u')) return;
+  const at = protoMember(value, '');
+  if (at !== null) throw invalid(at, 'a member named "__proto__" cannot be stored: JavaScript objects drop it; rename it');
+}
+
+function protoMember(value: unknown, pointer: string): string | null {
+  if (value === null || typeof value !== 'object') return null;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = protoMember(value[i], `${pointer}/${i}`);
+      if (found !== null) return found;
+    }
+    return null;
+  }
+  if (Object.hasOwn(value, '__proto__')) return `${pointer}/__proto__`;
+  for (const key of Object.keys(value)) {
+    const found = protoMember((value as Record<string, unknown>)[key], `${pointer}/${escapePointer(key)}`);
+    if (found !== null) return found;
+  }
+  return null;
 }
 
 /** Refuses a parsed document nested deeper than MAX_JSON_DEPTH, naming the top-level member that is. */

@@ -1,7 +1,7 @@
 import type { Context } from 'hono';
 import { isUtf8 } from 'node:buffer';
 import { DomainError } from '../domain/errors';
-import { checkDepth, parseJsonBody } from '../domain/validation';
+import { checkDepth, checkProtoMembers, parseJsonBody } from '../domain/validation';
 import { malformedJson } from './problem';
 import { headerOf, incomingOf } from './auth';
 import type { AppEnv } from './router';
@@ -41,6 +41,7 @@ export function parseBody(text: string): unknown {
     throw new DomainError('malformed_json', malformedJson(e));
   }
   checkDepth(body);
+  checkProtoMembers(text, body);
   return body;
 }
 
@@ -131,6 +132,24 @@ export async function readText(c: Context<AppEnv>, maxBytes: number): Promise<st
 export function checkUtf8(bytes: Uint8Array): void {
   if (isUtf8(bytes)) return;
   throw new DomainError('malformed_json', `The request body is not valid UTF-8 (at byte ${firstInvalidUtf8(bytes)}): send the text as UTF-8`);
+}
+
+/**
+ * A validated route's body, before its schema builds objects from it: a `__proto__` member is refused (see
+ * checkProtoMembers). Parsed here only when its bytes can hold one; a body that is not JSON is left to the validator.
+ */
+export function checkProtoBytes(bytes: Uint8Array): void {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (buf.indexOf('__proto__') < 0 && buf.indexOf('\\u') < 0) return;
+  const text = buf.toString('utf8');
+  let value: unknown;
+  try {
+    value = parseJsonBody(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+  } catch {
+    return;
+  }
+  checkDepth(value);
+  checkProtoMembers(text, value);
 }
 
 /** The offset of the first byte that does not start a well-formed UTF-8 sequence (Unicode Table 3-7). */

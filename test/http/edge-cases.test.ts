@@ -55,6 +55,22 @@ describe('rendering edge cases', () => {
     expect(res.json.code).toBe('malformed_json');
   });
 
+  it('a member name twice in one object is a 422 at the second one: edited, the other would stay behind', async () => {
+    t = createTestApp();
+    const me = t.tenant();
+    const sys = await mintSystem(me.client, LONG_SYSTEM);
+    const twice = await me.client.post('/v1/render', `{"format":"anthropic","request":{"model":"claude-sonnet-4-5","max_tokens":5,"prefix":["${sys.id}"],"prefix":[],"messages":[{"role":"user","content":"hi"}]}}`);
+    expect(twice.status, twice.text).toBe(422);
+    expect(twice.json.errors).toEqual([{ pointer: '/request/prefix', detail: expect.stringContaining('"prefix" appears twice') }]);
+    const deep = await me.client.post('/v1/render', `{"format":"anthropic","request":{"model":"claude-sonnet-4-5","max_tokens":5,"messages":[{"role":"user","content":"a"},{"role":"user","content":"b","content":"c"}]}}`);
+    expect(deep.json.errors[0].pointer).toBe('/request/messages/1/content');
+    // Twelve members, one repeated at the end (the larger objects are checked another way), and nothing recorded.
+    const many = Object.fromEntries(Array.from({ length: 11 }, (_, i) => [`k${i}`, i]));
+    const wide = await me.client.post('/v1/render', `{"format":"anthropic","request":{"model":"claude-sonnet-4-5","max_tokens":5,"metadata":${JSON.stringify(many).slice(0, -1)},"k3":0},"messages":[{"role":"user","content":"a"}]}}`);
+    expect(wide.json.errors[0].pointer).toBe('/request/metadata/k3');
+    expect((await me.client.get('/v1/requests')).json.requests).toEqual([]);
+  });
+
   it('a model that is not a string is named as such, not as missing', async () => {
     t = createTestApp();
     const res = await t.tenant().client.post('/v1/render', { format: 'anthropic', request: { model: 5, max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] } });
@@ -71,9 +87,47 @@ describe('rendering edge cases', () => {
     expect(res.text).not.toContain('"ttl":"1h"');
     expect(res.json.breakpoints.find((b: { set_by: string }) => b.set_by === 'caller').ttl).toBe('5m');
   });
+
+  it("a top-level 1h cache_control (automatic caching) makes the service's marks 1h, and is listed as the caller's mark on the last segment", async () => {
+    t = createTestApp();
+    const me = t.tenant();
+    const sys = await mintSystem(me.client, LONG_SYSTEM);
+    const res = await render(me, { model: 'claude-sonnet-4-5', max_tokens: 16, cache_control: { type: 'ephemeral', ttl: '1h' }, prefix: [sys.id], messages: [{ role: 'user', content: 'hi' }] });
+    expect(res.status, res.text).toBe(200);
+    expect(res.text).not.toMatch(/"cache_control":\{"type":"ephemeral"\}/);
+    const last = res.json.segments.length - 1;
+    expect(res.json.breakpoints.map((b: { segment: number; ttl: string; set_by: string }) => [b.segment, b.ttl, b.set_by])).toEqual([
+      [0, '1h', 'service'],
+      [last, '1h', 'caller'],
+    ]);
+    // The provider simulator, as Anthropic, takes the body: no 1h mark after a 5m one.
+    const body = JSON.parse(res.text.slice(res.text.indexOf('"body":') + 7, res.text.indexOf(',"segments":')));
+    const ttls = JSON.stringify(body).match(/"cache_control":\{[^}]*\}/g)!;
+    expect(ttls.every((m) => m.includes('"ttl":"1h"'))).toBe(true);
+  });
 });
 
 describe('handle edge cases', () => {
+  it('a member named __proto__ (spelt out or escaped) is a 422 naming it on every route, never dropped from what is stored', async () => {
+    t = createTestApp();
+    const me = t.tenant();
+    const { client } = me;
+    const r = (await render(me, { model: 'claude-sonnet-4-5', messages: [{ role: 'user', content: 'a' }] })).json;
+    for (const [path, body, pointer] of [
+      ['/v1/artifacts', '{"kind":"tools","content":[{"name":"f","input_schema":{"type":"object","__proto__":{"a":1}}}]}', '/content/0/input_schema/__proto__'],
+      ['/v1/artifacts', '{"kind":"tools","content":[{"name":"f","input_schema":{"type":"object","\\u005f_proto__":{"a":1}}}]}', '/content/0/input_schema/__proto__'],
+      ['/v1/sessions', '{"messages":[{"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"f","input":{"__proto__":{"x":1},"a":2}}]}]}', '/messages/0/content/0/input/__proto__'],
+      ['/v1/usage', `{"request_id":"${r.request_id}","usage":{"input_tokens":5,"output_tokens":1,"__proto__":{"x":1}}}`, '/usage/__proto__'],
+    ] as const) {
+      const bad = await client.post(path, body);
+      expect(bad.status, `${path} ${bad.text}`).toBe(422);
+      expect(bad.json.errors, path).toEqual([{ pointer, detail: expect.stringContaining('"__proto__" cannot be stored') }]);
+    }
+    expect(t.sqlite.prepare('select count(*) as n from handles').get()).toEqual({ n: 0 });
+    // Escapes elsewhere are nothing to refuse.
+    expect((await client.post('/v1/artifacts', '{"kind":"system","content":"caf\\u00e9"}')).status).toBe(201);
+  });
+
   it('refuses numbers JSON cannot carry, and empty text', async () => {
     t = createTestApp();
     const { client } = t.tenant();

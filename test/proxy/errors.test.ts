@@ -240,6 +240,27 @@ describe("the proxy's own refusals", () => {
     expect(h.tap).toHaveLength(0);
   });
 
+  it('a member name twice (prefix, then prefix again): 422 naming it before the provider is called, nothing recorded', async () => {
+    h = await startHarness();
+    const sys = await mintSystem(h.tenant.client, 'You are terse.');
+    const res = await fetch(`${h.url}/proxy/anthropic/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-ph-key': h.key, 'content-type': 'application/json', 'x-api-key': 'sk-ant-test' },
+      body: `{"model":"claude-sonnet-4-5","max_tokens":5,"prefix":["${sys.id}"],"prefix":[],"messages":[{"role":"user","content":"hi"}]}`,
+    });
+    expect(res.status).toBe(422);
+    expect(((await res.json()) as { errors: unknown }).errors).toEqual([{ pointer: '/prefix', detail: expect.stringContaining('"prefix" appears twice') }]);
+    // A member JavaScript would drop on the way (a session keeps what it was sent, or nothing): refused too.
+    const proto = await fetch(`${h.url}/proxy/anthropic/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-ph-key': h.key, 'content-type': 'application/json', 'x-api-key': 'sk-ant-test' },
+      body: '{"model":"claude-sonnet-4-5","max_tokens":5,"metadata":{"__proto__":{}},"messages":[{"role":"user","content":"hi"}]}',
+    });
+    expect(((await proto.json()) as { errors: unknown }).errors).toEqual([{ pointer: '/metadata/__proto__', detail: expect.stringContaining('"__proto__" cannot be stored') }]);
+    expect(h.tap).toHaveLength(0);
+    expect(h.t.sqlite.prepare('select count(*) as n from requests').get()).toEqual({ n: 0 });
+  });
+
   it('a Responses turn with both previous_response_id and x-ph-session: 422 before the provider is called (the history would go twice)', async () => {
     h = await startHarness();
     const session = await startSession(h.tenant.client);

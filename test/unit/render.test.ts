@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { parseTree, type ParseError } from 'jsonc-parser';
-import type { JsonNode } from '../../src/domain/render/json-text';
+import { strictJsonTree as strictJsonTreeOf, type JsonNode } from '../../src/domain/render/json-text';
 import { createTestApp, type TestApp } from '../helpers/app';
 import { expansionFormats } from '../../src/domain/render/prompt';
 
@@ -232,6 +232,8 @@ describe('inline values and the strict JSON tree', () => {
     fc.assert(
       fc.property(json, ws, (text, w) => {
         const source = `{"x":${w}${text}${w}}`;
+        // A name twice in one object is refused (an edit of one would leave the other): the rest walks alike.
+        if (duplicateNames(slowTree(source)!)) return void expect(() => parseJsonTree(source, '')).toThrow(/appears twice in one object/);
         const node = parseJsonTree(source, '').children![0]!.children![1]!;
         expect(JSON.stringify(JSON.parse(textOf(source, node)))).toBe(JSON.stringify(valueOf(node)));
       }),
@@ -247,17 +249,32 @@ describe('inline values and the strict JSON tree', () => {
     const root = parseTree(text, errors, { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false });
     return errors.length ? null : root!;
   };
+  /** Whether some object of a tree holds a member name twice (jsonc-parser keeps both). */
+  const duplicateNames = (n: JsonNode): boolean => {
+    const names = n.type === 'object' ? (n.children ?? []).map((p) => p.children![0]!.value as string) : [];
+    return new Set(names).size < names.length || (n.children ?? []).some(duplicateNames);
+  };
+  /** The fast tree, or 'duplicate' where it refuses a name twice in one object. */
+  const fastTree = (text: string, validated?: boolean) => {
+    try {
+      return strictJsonTreeOf(text, validated);
+    } catch (e) {
+      if ((e as Error).message === 'duplicate member name') return 'duplicate' as const;
+      throw e;
+    }
+  };
 
   it("the fast tree is jsonc-parser's tree for any strict JSON text", async () => {
-    const { strictJsonTree } = await import('../../src/domain/render/json-text');
     fc.assert(
       fc.property(json, ws, ws, (text, a, b) => {
         const source = `${a}${text}${b}`;
-        const fast = strictJsonTree(source);
+        const fast = fastTree(source);
         expect(fast).not.toBeNull();
+        if (fast === 'duplicate') return void expect(duplicateNames(slowTree(source)!)).toBe(true);
+        expect(duplicateNames(slowTree(source)!)).toBe(false);
         expect(plain(fast!)).toEqual(plain(slowTree(source)!));
         // The proxy's body, already parsed: the same tree without validating again.
-        expect(plain(strictJsonTree(source, true)!)).toEqual(plain(fast!));
+        expect(plain(strictJsonTreeOf(source, true)!)).toEqual(plain(fast!));
         expect('parent' in fast!).toBe(false);
         expect(linked(fast!)).toBe(true);
       }),
@@ -266,7 +283,6 @@ describe('inline values and the strict JSON tree', () => {
   });
 
   it('the fast tree refuses whatever jsonc-parser refuses (so the slow path names the error)', async () => {
-    const { strictJsonTree } = await import('../../src/domain/render/json-text');
     // One character deleted, inserted or replaced: mostly invalid texts, some still valid.
     const tricky = fc.constantFrom('"', '\\', ',', ':', '{', '}', '[', ']', '-', '+', '.', 'e', '0', '1', ' ', '\t', '\u0001', '\u00a0', '\ufeff', '/', 'x', 'n', 'u');
     const edited = fc.tuple(json, fc.nat(), tricky, fc.constantFrom('delete', 'insert', 'replace')).map(([text, at, ch, how]) => {
@@ -277,11 +293,12 @@ describe('inline values and the strict JSON tree', () => {
     let refused = 0;
     fc.assert(
       fc.property(edited, (source) => {
-        const fast = strictJsonTree(source);
+        const fast = fastTree(source);
         const slow = slowTree(source);
-        // Told wrongly that a text is valid, the scan still ends (with a tree or null) and never hangs.
-        expect(() => strictJsonTree(source, true)).not.toThrow();
-        if (fast === null) {
+        // Told wrongly that a text is valid, the scan still ends (with a tree, null or a name twice) and never hangs.
+        expect(() => fastTree(source, true)).not.toThrow();
+        if (fast === 'duplicate') expect(slow !== null && duplicateNames(slow)).toBe(true);
+        else if (fast === null) {
           refused++;
           // Refused only what jsonc-parser refuses too, or what JSON.parse refuses (jsonc-parser is laxer there).
           expect(slow === null || isNotStrict(source)).toBe(true);

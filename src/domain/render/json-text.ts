@@ -15,6 +15,8 @@ export function parseJsonTree(text: string, pointer: string, validated = false):
   try {
     fast = strictJsonTree(text, validated);
   } catch (e) {
+    if (e instanceof DuplicateName)
+      throw invalid(pointer + pointerOf(e.member), `the member "${e.key}" appears twice in one object: readers disagree on which counts (JSON.parse keeps the last, others the first); send it once`);
     throw e === TOO_DEEP ? tooDeep(pointer) : e;
   }
   if (fast) return fast;
@@ -37,6 +39,57 @@ export function parseJsonTree(text: string, pointer: string, validated = false):
 }
 
 const NUMBER_CHAR = /[0-9eE.+-]/;
+
+/** An object holds a member name twice: edited, one occurrence would stay behind (a `prefix` sent on to the provider). */
+class DuplicateName extends Error {
+  constructor(
+    readonly member: JsonNode,
+    readonly key: string,
+  ) {
+    super('duplicate member name');
+  }
+}
+
+function checkUniqueNames(obj: JsonNode): void {
+  const props = obj.children!;
+  const name = (p: JsonNode) => {
+    try {
+      return p.children![0]!.value as string;
+    } catch {
+      // An escape that does not decode: not JSON after all (told wrongly that it was validated).
+      throw NOT_JSON;
+    }
+  };
+  if (props.length <= 8) {
+    for (let i = 1; i < props.length; i++) for (let j = 0; j < i; j++) if (name(props[i]!) === name(props[j]!)) throw new DuplicateName(props[i]!.children![1]!, name(props[i]!));
+    return;
+  }
+  const seen = new Set<string>();
+  for (const p of props) {
+    if (seen.has(name(p))) throw new DuplicateName(p.children![1]!, name(p));
+    seen.add(name(p));
+  }
+}
+
+/** The JSON Pointer of a node of a parsed tree, from its root. */
+function pointerOf(node: JsonNode): string {
+  const parts: string[] = [];
+  for (let n = node; n.parent; ) {
+    const up = n.parent;
+    // A member's value: its property's name, then the object holding it; an element: its index in the array.
+    if (up.type === 'property') {
+      parts.push(escapePointer(String(up.children![0]!.value)));
+      n = up.parent!;
+    } else {
+      // Not in the array yet while it is being built: the next index.
+      const i = up.children!.indexOf(n);
+      parts.push(String(i < 0 ? up.children!.length : i));
+      n = up;
+    }
+  }
+  return parts.reverse().map((p) => `/${p}`).join('');
+}
+
 const NOT_JSON = new Error('not JSON');
 const TOO_DEEP = new Error('nested too deep');
 
@@ -124,6 +177,7 @@ export function strictJsonTree(text: string, validated = false): JsonNode | null
       }
       pos++;
       obj.length = pos - obj.offset;
+      if (obj.children!.length > 1) checkUniqueNames(obj);
       return obj;
     }
     if (c === 0x5b) {

@@ -401,14 +401,17 @@ export class RequestRenderer {
       }
     const units = [...toolUnits, ...systemUnits, ...messageUnits];
     const segments = buildSegments(units, model);
-    const callerBreakpoints = units.reduce((n, u) => n + u.callerBreakpoints, 0) + (format === 'anthropic' && property(root, 'cache_control') ? 1 : 0);
+    // Top-level cache_control is Anthropic's automatic caching: a mark on the prompt's last block, the caller's.
+    const autoNode = format === 'anthropic' ? property(root, 'cache_control') : undefined;
+    const autoTtl = autoNode ? ((valueOf(autoNode) as { ttl?: unknown } | null)?.ttl === '1h' ? '1h' : '5m') : undefined;
+    const callerBreakpoints = units.reduce((n, u) => n + u.callerBreakpoints, 0) + (autoTtl ? 1 : 0);
     const maxBreakpoints = model.cache.maxBreakpoints ?? 4;
     if (format === 'anthropic' && callerBreakpoints > maxBreakpoints)
       throw invalid(pointer, `the request sets ${callerBreakpoints} cache_control breakpoints; ${model.id} allows at most ${maxBreakpoints}`);
 
     const breakpoints: Breakpoint[] = [];
     if (format === 'anthropic') {
-      const wanted = consistentTtl(chooseTtl(model, input.cacheTtl), units, model);
+      const wanted = consistentTtl(chooseTtl(model, input.cacheTtl), units, model, autoTtl);
       // A mark after a caller's 5m mark is 5m too, even when the caller also marks 1h (Anthropic refuses 1h after 5m).
       const firstCaller5m = units.findIndex((u) => u.caller5m);
       for (const b of chooseBreakpoints(segments.list, maxBreakpoints - callerBreakpoints, model)) {
@@ -421,6 +424,10 @@ export class RequestRenderer {
         const callerTtl = segments.callerMarked.get(i);
         if (callerTtl) breakpoints.push({ segment: i, source: s.source, token_end: s.token_end, ttl: callerTtl, set_by: 'caller' });
       });
+      // The automatic mark, on the last block unless a mark is there already (reconciliation simulates its write).
+      const last = segments.list.length - 1;
+      if (autoTtl && last >= 0 && !breakpoints.some((b) => b.segment === last))
+        breakpoints.push({ segment: last, source: segments.list[last]!.source, token_end: segments.list[last]!.token_end, ttl: autoTtl, set_by: 'caller' });
       breakpoints.sort((a, b) => a.segment - b.segment);
     } else if ((format === 'openai-chat' || format === 'openai-responses') && model.provider === 'openai' && model.cache.acceptsBreakpoints) {
       // GPT-5.6 and later take explicit breakpoints on content blocks; in implicit mode OpenAI spends one write itself.
@@ -628,13 +635,13 @@ function callerTtlsOf(v: unknown): string[] {
 
 /**
  * Anthropic requires longer-TTL breakpoints to come before shorter ones. Our
- * marks sit on handle boundaries: use 1h when the caller marks anything 1h, and
- * 5m when a caller's 5m mark could precede ours.
+ * marks sit on handle boundaries: use 1h when the caller marks anything 1h (the
+ * automatic mark at the end too), and 5m when a caller's 5m mark could precede ours.
  */
-function consistentTtl(wanted: string, units: Unit[], model: ModelEntry): string {
+function consistentTtl(wanted: string, units: Unit[], model: ModelEntry, autoTtl: string | undefined): string {
   const callerTtls = units.filter((u) => u.callerTtl).map((u) => u.callerTtl!);
   const has1h = model.cache.ttls.some((t) => t.name === '1h');
-  if (callerTtls.includes('1h') && has1h) return '1h';
+  if ((callerTtls.includes('1h') || autoTtl === '1h') && has1h) return '1h';
   if (callerTtls.includes('5m')) return '5m';
   return wanted;
 }
