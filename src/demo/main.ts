@@ -35,8 +35,10 @@ const simulator = await startSimulator({ catalog, clock });
 // One column for every question, the longest included.
 const QUESTION_WIDTH = Math.max(...DEMO_QUESTIONS.map((q) => q.length));
 const dataDir = mkdtempSync(join(tmpdir(), 'prefix-handles-demo-'));
-// However the demo ends (a failure too), its database goes with it.
+// However the demo ends (a failure, Ctrl-C or a kill while it runs too), its database goes with it: a signal's
+// default would end the process without its exit handlers.
 process.once('exit', () => rmSync(dataDir, { recursive: true, force: true }));
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(signal === 'SIGINT' ? 130 : 143));
 const config = loadConfig({
   PH_DATA_DIR: dataDir,
   PH_LOG: 'off',
@@ -139,14 +141,6 @@ await printReport(api, [bundle.id, system.id, tools.id, handbook.id, session.id]
 if (process.stdin.isTTY && !process.argv.includes('--exit')) {
   console.log(`\nDashboard: ${url}/ui  (sign in with the key below)\nAPI key:   ${key}\nData:      ${dataDir} (removed on exit)`);
   console.log('\nThe service keeps running so you can look around. Ctrl-C to stop.');
-  const stop = () => {
-    server.close();
-    void simulator.close();
-    opened.close();
-    process.exit(0);
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
 } else {
   // Not a terminal (or --exit): nobody can look at a dashboard that is about to stop, so none is offered.
   console.log('\nThe service has stopped. Run `npm run demo` in a terminal to keep it running and see the dashboard.');

@@ -1,5 +1,8 @@
 // `npm run demo -- --exit` as a new user runs it, piped (as in CI or a log): the story it tells, in plain text.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 describe('npm run demo -- --exit', () => {
@@ -20,4 +23,27 @@ describe('npm run demo -- --exit', () => {
     expect(reads[0]).toBe(0);
     for (let i = 1; i < reads.length; i++) expect(reads[i]).toBeGreaterThan(reads[i - 1]!);
   });
+
+  it('killed while it runs (SIGTERM), it still removes its database', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'demo-kill-'));
+    try {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/demo/main.ts', '--exit'], { env: { ...process.env, PORT: '0', TMPDIR: tmp } });
+      let out = '';
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (b: Buffer) => {
+          out += b.toString();
+          // Its database exists by the first step.
+          if (out.includes('1. Mint')) resolve();
+        });
+        child.once('exit', () => reject(new Error(`the demo ended before its first step: ${out}`)));
+      });
+      expect(readdirSync(tmp).some((f) => f.startsWith('prefix-handles-demo-'))).toBe(true);
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(143);
+      expect(readdirSync(tmp).filter((f) => f.startsWith('prefix-handles-demo-'))).toEqual([]);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
