@@ -63,7 +63,16 @@ export function parseCommand(cmd: Command, args: string[]): Context {
 }
 
 function baseUrl(flag: string | undefined): string {
-  return (flag ?? process.env.PH_URL ?? 'http://127.0.0.1:8787').replace(/\/+$/, '');
+  const url = (flag ?? process.env.PH_URL ?? 'http://127.0.0.1:8787').replace(/\/+$/, '');
+  // Not a URL is a mistake in how the command was called (exit 2), not a service that cannot be reached.
+  let protocol = '';
+  try {
+    protocol = new URL(url).protocol;
+  } catch {
+    // not a URL at all
+  }
+  if (protocol !== 'http:' && protocol !== 'https:') throw new UsageError(`${flag !== undefined ? '--url' : 'PH_URL'} must be an http(s) URL, e.g. http://127.0.0.1:8787 (got ${JSON.stringify(url)})`);
+  return url;
 }
 
 function apiKey(flag: string | undefined): string {

@@ -66,8 +66,10 @@ export const AppendMessagesBody = z.strictObject({ messages: z.array(MessageSche
 export const IfMatchHeader = z.object({
   'if-match': z
     .string()
-    // Quoted (an ETag) or bare, never half-quoted; at most 15 digits, so the number is exact.
-    .regex(/^(W\/"[1-9][0-9]{0,14}"|"[1-9][0-9]{0,14}"|[1-9][0-9]{0,14})$/, 'If-Match must be a version number, e.g. "3"')
+    // Quoted (the ETag an append answers with) or bare, never half-quoted; at most 15 digits, so the number is exact.
+    // A weak tag is refused: If-Match compares strongly, so W/"3" never matches (RFC 9110 §13.1.1).
+    .refine((v) => !v.startsWith('W/'), { message: 'If-Match compares strong tags: a weak one (W/"3") never matches; send "3"', abort: true })
+    .regex(/^("[1-9][0-9]{0,14}"|[1-9][0-9]{0,14})$/, 'If-Match must be a version number, e.g. "3"')
     .optional()
     .openapi({ description: 'Append only if the session is still at this version.' }),
 });

@@ -104,6 +104,16 @@ describe('prefix-handles CLI', () => {
     expect(bareFlag.err).toContain("unknown option '--bogus'");
     expect(badFormat.code).toBe(2);
     expect(badFormat.err).toContain("--format: one of neutral, anthropic, openai-chat, openai-responses, gemini (got 'bogus')");
+    // A service address that is no URL is how the command was called, not an unreachable service.
+    const [badUrl, badEnv] = await Promise.all([cli(['report', '--url', 'notaurl', '--key', 'k']), cli(['report', '--key', 'k'], { env: { PH_URL: 'ftp://files' } })]);
+    expect([badUrl.code, badEnv.code]).toEqual([2, 2]);
+    expect(badUrl.err).toContain('--url must be an http(s) URL');
+    expect(badEnv.err).toContain('PH_URL must be an http(s) URL');
+    // Epoch numbers as the API reads them: seconds are said to be seconds, a number past any date is refused.
+    const [seconds, huge] = await Promise.all([cli(['report', '--to', '99999999999', '--key', 'k']), cli(['report', '--from', '99999999999999999', '--key', 'k'])]);
+    expect([seconds.code, huge.code]).toEqual([2, 2]);
+    expect(seconds.err).toContain("--to: epoch milliseconds are expected; '99999999999' looks like seconds");
+    expect(huge.err).toContain('past the largest time a date can hold');
   });
 
   it('mints from a file and stdin, and expands byte for byte what the API expands', async () => {

@@ -232,6 +232,12 @@ describe('Anthropic /v1/messages', () => {
     }
   });
 
+  it('refuses a body holding a lone surrogate as a provider does: 400 invalid_request_error, not a 500', async () => {
+    const res = await post('/v1/messages', '{"model":"claude-sonnet-4-6","max_tokens":5,"messages":[{"role":"user","content":"a\\ud800"}]}', anthropicHeaders(newKey()));
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: unknown }).error).toEqual({ type: 'invalid_request_error', message: expect.stringContaining('not valid Unicode') });
+  });
+
   it('treats a clock that steps back as standing still instead of failing', async () => {
     const key = newKey();
     const body = anthropicBody('Clock skew');

@@ -1,4 +1,5 @@
 import { seg } from '../api';
+import { MAX_TIME, MIN_EPOCH_MS } from '../../domain/clock';
 import { API_HELP, API_OPTIONS, UsageError, type Command } from '../command';
 import { percent, printable, table, tokens, usd } from '../table';
 
@@ -115,7 +116,13 @@ ${API_HELP}`,
 
 /** The API takes RFC 3339 in the query; days and epoch milliseconds are converted here. */
 function time(flag: string, v: string): string {
-  if (/^\d+$/.test(v)) return new Date(Number(v)).toISOString();
+  if (/^\d+$/.test(v)) {
+    // As the API takes them: 0 is the beginning of time, other numbers under 10^11 are seconds.
+    const ms = Number(v);
+    if (ms !== 0 && ms < MIN_EPOCH_MS) throw new UsageError(`${flag}: epoch milliseconds are expected; '${v}' looks like seconds (multiply by 1000)`);
+    if (ms > MAX_TIME) throw new UsageError(`${flag}: '${v}' is past the largest time a date can hold`);
+    return new Date(ms).toISOString();
+  }
   if (/^\d{4}-\d{2}-\d{2}$/.test(v)) return `${v}T00:00:00Z`;
   if (Number.isNaN(Date.parse(v))) throw new UsageError(`${flag}: not a time: '${v}'`);
   return v;

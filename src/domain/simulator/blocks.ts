@@ -214,9 +214,13 @@ function openaiRequestTtl(body: Json): string {
   return isObject(options) && typeof options.ttl === 'string' ? options.ttl : OPENAI_DEFAULT_TTL;
 }
 
-
 function canonicalJson(value: unknown): string {
-  return canonicalize(value) ?? 'null';
+  try {
+    return canonicalize(value) ?? 'null';
+  } catch (e) {
+    // A lone surrogate: the providers refuse such a body as invalid (a 400), not as their own failure.
+    throw new SimulationError('invalid_request', `the request body is not valid Unicode: ${(e as Error).message.toLowerCase()}`);
+  }
 }
 
 function sha256hex(text: string): string {
