@@ -45,6 +45,9 @@ async function standIn(provider: 'anthropic' | 'openai', answer: (res: ServerRes
   return { t, url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, ...t.tenant() };
 }
 
+/** Server-sent events as a provider writes them. */
+const sse = (events: readonly (readonly [string, object])[]) => events.map(([event, data]) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`).join('');
+
 describe('provider errors pass through', () => {
   it.each([529, 429, 500])('%i: the same error class, status and body as from the provider itself', async (status) => {
     h = await startHarness();
@@ -142,7 +145,6 @@ describe('when a streamed answer starts', () => {
     const c = cases[format];
     let go!: () => void;
     const released = new Promise<void>((resolve) => (go = resolve));
-    const sse = (events: readonly (readonly [string, object])[]) => events.map(([event, data]) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`).join('');
     // The provider sends its headers (and any announcements) at once, then reads the prompt: its answer starts 1.5 s later.
     const { t, url, key, client } = await standIn(format === 'anthropic' ? 'anthropic' : 'openai', (res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -535,6 +537,46 @@ describe("the proxy's own refusals", () => {
     expect(data.choices[0]!.message.tool_calls![0]).toMatchObject({ function: { arguments: '[1' } });
     // …and is told the session did not take the turn, which it did not: kept without the call, the next tool output would answer nothing.
     expect(response.headers.get('x-ph-warnings')).toBe('session_not_appended');
+    expect((await client.get(`/v1/handles/${session.id}`)).json.latest_version).toBe(1);
+  });
+
+  it('an Anthropic tool call whose input is not an object (max_tokens cut it mid-JSON), streamed or not: answered, nothing appended, said', async () => {
+    const message = { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-sonnet-4-6', stop_reason: 'max_tokens', stop_sequence: null };
+    const usage = { input_tokens: 12, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 8 };
+    const call = { type: 'tool_use', id: 'toolu_1', name: 'get_weather' };
+    let n = 0;
+    const { t, url, client, key } = await standIn('anthropic', (res) => {
+      if (n++ === 0) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ ...message, content: [{ ...call, input: '{"city": "Os' }], usage }));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(
+        sse([
+          ['message_start', { type: 'message_start', message: { ...message, content: [], stop_reason: null, usage } }],
+          ['content_block_start', { type: 'content_block_start', index: 0, content_block: { ...call, input: {} } }],
+          ['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: '{"city": "Os' } }],
+          ['content_block_stop', { type: 'content_block_stop', index: 0 }],
+          ['message_delta', { type: 'message_delta', delta: { stop_reason: 'max_tokens', stop_sequence: null }, usage: { output_tokens: 8 } }],
+          ['message_stop', { type: 'message_stop' }],
+        ]),
+      );
+    });
+    const session = await startSession(client);
+    const anthropic = new Anthropic({ apiKey: 'sk-ant-test', baseURL: `${url}/proxy/anthropic`, maxRetries: 0, defaultHeaders: { 'x-ph-key': key, 'x-ph-session': session.id } });
+    const params = { model: 'claude-sonnet-4-6', max_tokens: 8, messages: [{ role: 'user' as const, content: 'weather in Oslo?' }] };
+
+    // Not streamed: the answer as the provider sent it, and the header says the session did not take it.
+    const { data, response } = await anthropic.messages.create(params).withResponse();
+    expect(data.content[0]).toMatchObject({ input: '{"city": "Os' });
+    expect(response.headers.get('x-ph-warnings')).toBe('session_not_appended');
+    // Streamed: every event reaches the client; the headers left first, so the metric says it.
+    const events: string[] = [];
+    for await (const event of await anthropic.messages.create({ ...params, stream: true })) events.push(event.type);
+    expect(events).toEqual(['message_start', 'content_block_start', 'content_block_delta', 'content_block_stop', 'message_delta', 'message_stop']);
+    expect(await t.services.metrics.registry.getSingleMetricAsString('ph_proxy_session_appends_total')).toContain('ph_proxy_session_appends_total{result="not_appended"} 2');
+    // Kept with input {}, the session would hold a call that was never made.
     expect((await client.get(`/v1/handles/${session.id}`)).json.latest_version).toBe(1);
   });
 

@@ -201,6 +201,13 @@ describe('replyMessage', () => {
     expect(replyMessage('anthropic', { content: [{ type: 'text', text: '  ' }] })).toBeNull();
   });
 
+  it('Anthropic: a tool call whose input is not an object (cut off mid-JSON, sent as its text) is unkeepable, never kept as {}', () => {
+    for (const input of ['{"city": "Os', '{}', [1], null]) {
+      const reply = { content: [{ type: 'text', text: 'Checking.' }, { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input }] };
+      expect(replyMessage('anthropic', reply), JSON.stringify(input)).toBe(UNKEEPABLE);
+    }
+  });
+
   it('OpenAI chat (choice 0) and responses (messages and function calls)', () => {
     const chat = { choices: [{ index: 0, message: { role: 'assistant', content: null, tool_calls: [{ id: 'call_7', type: 'function', function: { name: 'f', arguments: '{"a":[1]}' } }] } }] };
     expect(replyMessage('openai-chat', chat)).toEqual({ role: 'assistant', content: [{ type: 'tool_use', id: 'call_7', name: 'f', input: { a: [1] } }] });
@@ -248,6 +255,23 @@ describe('createStreamReply', () => {
       role: 'assistant',
       content: [{ type: 'text', text: 'Let me check.' }, { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Oslo' } }],
     });
+  });
+
+  it('Anthropic: tool input pieces that do not make JSON (max_tokens cut the call) leave the reply unkeepable, with or without the block stop', () => {
+    const cut = [
+      { type: 'message_start', message: { id: 'msg', content: [] } },
+      { type: 'content_block_start', index: 0, content_block: { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: {} } },
+      { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: '{"city": ' } },
+      { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: '"Os' } },
+    ];
+    for (const events of [[...cut, { type: 'content_block_stop', index: 0 }, { type: 'message_stop' }], [...cut, { type: 'message_stop' }]]) {
+      const r = feed('anthropic', events);
+      expect(r.succeeded).toBe(true);
+      expect(replyMessage('anthropic', r.response())).toBe(UNKEEPABLE);
+    }
+    // Pieces that complete the JSON are kept, also when the block's stop never came.
+    const whole = feed('anthropic', [...cut, { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: 'lo"}' } }, { type: 'message_stop' }]);
+    expect(replyMessage('anthropic', whole.response())).toEqual({ role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Oslo' } }] });
   });
 
   it('OpenAI chat: content and tool calls by index; ends at [DONE]', () => {

@@ -28,7 +28,8 @@ export function createStreamReply(format: ProxyFormat): StreamReply {
 // message_start, then per block content_block_start / _delta… / _stop; tool input arrives as JSON text pieces.
 function anthropicReply(): StreamReply {
   const blocks: Json[] = [];
-  const json = new Map<number, string>();
+  // A block's input JSON text so far, read once the answer is whole (its content_block_stop may not come).
+  const json = new Map<Json, string>();
   let ended = false;
   return {
     push(data) {
@@ -36,18 +37,12 @@ function anthropicReply(): StreamReply {
       const index = typeof data.index === 'number' ? data.index : -1;
       if (data.type === 'content_block_start' && isRecord(data.content_block)) {
         blocks[index] = { ...data.content_block };
-        if (data.content_block.type === 'tool_use') json.set(index, '');
+        if (data.content_block.type === 'tool_use') json.set(blocks[index]!, '');
       } else if (data.type === 'content_block_delta' && isRecord(data.delta) && blocks[index]) {
+        const block = blocks[index]!;
         const d = data.delta;
-        if (d.type === 'text_delta' && typeof d.text === 'string') blocks[index]!.text = String(blocks[index]!.text ?? '') + d.text;
-        else if (d.type === 'input_json_delta' && typeof d.partial_json === 'string') json.set(index, (json.get(index) ?? '') + d.partial_json);
-      } else if (data.type === 'content_block_stop' && json.has(index) && blocks[index]) {
-        const text = json.get(index)!;
-        try {
-          blocks[index]!.input = text === '' ? {} : JSON.parse(text);
-        } catch {
-          blocks[index]!.input = {};
-        }
+        if (d.type === 'text_delta' && typeof d.text === 'string') block.text = String(block.text ?? '') + d.text;
+        else if (d.type === 'input_json_delta' && typeof d.partial_json === 'string') json.set(block, (json.get(block) ?? '') + d.partial_json);
       } else if (data.type === 'message_stop') ended = true;
     },
     get ended() {
@@ -56,8 +51,19 @@ function anthropicReply(): StreamReply {
     get succeeded() {
       return ended;
     },
-    response: () => ({ type: 'message', role: 'assistant', content: blocks.filter(Boolean) }),
+    response: () => ({ type: 'message', role: 'assistant', content: blocks.filter(Boolean).map((b) => (json.has(b) ? { ...b, input: inputOf(json.get(b)!) } : b)) }),
   };
+}
+
+// Text that is not JSON (max_tokens cut the call) stays text, which replyMessage refuses as an input that is
+// not an object: the session never keeps, as {}, a call that was not made.
+function inputOf(text: string): unknown {
+  if (text === '') return {};
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
 }
 
 // Choice 0 only (the one a session continues); tool calls arrive by index, their arguments in pieces.

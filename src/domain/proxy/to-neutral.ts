@@ -41,23 +41,16 @@ export const UNKEEPABLE = 'unkeepable';
 export function replyMessage(format: ProxyFormat, response: unknown): Message | null | typeof UNKEEPABLE {
   if (!isRecord(response)) return null;
   let blocks: ContentBlock[];
-  if (format === 'anthropic') blocks = Array.isArray(response.content) ? response.content.flatMap(anthropicReplyBlock) : [];
-  else if (format === 'openai-chat') {
-    const choice = Array.isArray(response.choices) ? response.choices.find((c) => isRecord(c) && (c.index ?? 0) === 0) : undefined;
-    try {
+  try {
+    if (format === 'anthropic') blocks = Array.isArray(response.content) ? response.content.flatMap(anthropicReplyBlock) : [];
+    else if (format === 'openai-chat') {
+      const choice = Array.isArray(response.choices) ? response.choices.find((c) => isRecord(c) && (c.index ?? 0) === 0) : undefined;
       blocks = isRecord(choice) && isRecord(choice.message) ? chatAssistantBlocks(choice.message, '/choices/0/message', false) : [];
-    } catch (e) {
-      // A tool call whose arguments are not a JSON object: the reply cannot be kept as it is.
-      if (e instanceof DomainError) return UNKEEPABLE;
-      throw e;
-    }
-  } else {
-    try {
-      blocks = Array.isArray(response.output) ? response.output.flatMap(responsesReplyItem) : [];
-    } catch (e) {
-      if (e instanceof DomainError) return UNKEEPABLE;
-      throw e;
-    }
+    } else blocks = Array.isArray(response.output) ? response.output.flatMap(responsesReplyItem) : [];
+  } catch (e) {
+    // A tool call whose arguments (Anthropic: input) are not a JSON object: the reply cannot be kept as it is.
+    if (e instanceof DomainError) return UNKEEPABLE;
+    throw e;
   }
   // Blank text says nothing, and providers refuse it when it is sent back: not kept.
   blocks = blocks.filter((b) => b.type !== 'text' || !isBlank(b.text));
@@ -168,8 +161,11 @@ function anthropicBlock(b: unknown, at: string): ContentBlock {
 function anthropicReplyBlock(b: unknown): ContentBlock[] {
   if (!isRecord(b)) return [];
   if (b.type === 'text' && typeof b.text === 'string') return [{ type: 'text', text: b.text }];
-  if (b.type === 'tool_use' && typeof b.id === 'string' && typeof b.name === 'string')
+  if (b.type === 'tool_use' && typeof b.id === 'string' && typeof b.name === 'string') {
+    // As in a body: an input that is not an object (a call cut off mid-JSON arrives as its text) is refused, not kept as {}.
+    if (b.input !== undefined && !isRecord(b.input)) throw invalid('', 'tool_use input must be a JSON object');
     return [{ type: 'tool_use', id: b.id, name: b.name, input: isRecord(b.input) ? b.input : {} }];
+  }
   return [];
 }
 
