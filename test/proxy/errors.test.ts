@@ -580,6 +580,45 @@ describe("the proxy's own refusals", () => {
     expect((await client.get(`/v1/handles/${session.id}`)).json.latest_version).toBe(1);
   });
 
+  it.each(['anthropic', 'openai'] as const)('%s: a stream whose block or tool call index is 1,000,000,000 is relayed at once, and its reply not appended', async (provider) => {
+    const chunk = (choice: object) => ({ id: 'chatcmpl-1', object: 'chat.completion.chunk', model: 'gpt-4.1', choices: [{ index: 0, finish_reason: null, ...choice }] });
+    const events =
+      provider === 'anthropic'
+        ? sse([
+            ['message_start', { type: 'message_start', message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-sonnet-4-6', content: [], stop_reason: null, usage: { input_tokens: 12, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1 } } }],
+            ['content_block_start', { type: 'content_block_start', index: 1_000_000_000, content_block: { type: 'text', text: '' } }],
+            ['content_block_delta', { type: 'content_block_delta', index: 1_000_000_000, delta: { type: 'text_delta', text: 'Hi.' } }],
+            ['content_block_stop', { type: 'content_block_stop', index: 1_000_000_000 }],
+            ['message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: 3 } }],
+            ['message_stop', { type: 'message_stop' }],
+          ])
+        : [
+            chunk({ delta: { role: 'assistant', content: null, tool_calls: [{ index: 1_000_000_000, id: 'call_1', type: 'function', function: { name: 'lookup', arguments: '{}' } }] } }),
+            chunk({ delta: {}, finish_reason: 'tool_calls' }),
+            { id: 'chatcmpl-1', object: 'chat.completion.chunk', model: 'gpt-4.1', choices: [], usage: { prompt_tokens: 12, completion_tokens: 3, total_tokens: 15, prompt_tokens_details: { cached_tokens: 0 } } },
+            '[DONE]',
+          ]
+            .map((data) => `data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`)
+            .join('');
+    const { t, url, client, key } = await standIn(provider, (res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(events);
+    });
+    const session = await startSession(client);
+    const path = provider === 'anthropic' ? '/proxy/anthropic/v1/messages' : '/proxy/openai/v1/chat/completions';
+    const res = await fetch(`${url}${path}`, {
+      method: 'POST',
+      headers: { 'x-ph-key': key, 'x-ph-session': session.id, 'content-type': 'application/json', 'x-api-key': 'sk-ant-test', authorization: 'Bearer sk-test' },
+      body: JSON.stringify({ model: provider === 'anthropic' ? 'claude-sonnet-4-6' : 'gpt-4.1', max_tokens: 8, stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(await res.text()).toContain(provider === 'anthropic' ? 'message_stop' : '[DONE]');
+    // Not filled up to the index (seconds of a blocked service): the reply is no place to keep, and said so.
+    expect(await t.services.metrics.registry.getSingleMetricAsString('ph_proxy_session_appends_total')).toContain('ph_proxy_session_appends_total{result="not_appended"} 1');
+    expect((await client.get(`/v1/handles/${session.id}`)).json.latest_version).toBe(1);
+    await committed({ t });
+    expect((await client.get(`/v1/requests/${res.headers.get('x-ph-request-id')}`)).json.status).toBe('reconciled');
+  });
+
   it('a provider error body that is not JSON is kept as its text with the failed request', async () => {
     const { t, url, client, key } = await standIn('anthropic', (res) => {
       res.writeHead(502, { 'content-type': 'text/plain' });

@@ -292,6 +292,28 @@ describe('createStreamReply', () => {
     });
   });
 
+  it('an index that is no place in the answer (negative, fractional, missing, far past the blocks so far) leaves it unkeepable, at once', () => {
+    const anthropic = (index: unknown) => [
+      { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
+      { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Hi.' } },
+      { type: 'content_block_start', ...(index === undefined ? {} : { index }), content_block: { type: 'tool_use', id: 'toolu_1', name: 'f', input: {} } },
+      { type: 'content_block_delta', ...(index === undefined ? {} : { index }), delta: { type: 'input_json_delta', partial_json: '{}' } },
+      { type: 'message_stop' },
+    ];
+    const chat = (index: unknown) => [
+      { choices: [{ index: 0, delta: { tool_calls: [{ ...(index === undefined ? {} : { index }), id: 'call_1', type: 'function', function: { name: 'f', arguments: '{}' } }] } }] },
+      { choices: [{ index: 0, delta: {}, finish_reason: 'tool_calls' }] },
+      '[DONE]',
+    ];
+    for (const index of [1_000_000_000, 1e300, 18, -1, 1.5, '1', undefined]) {
+      expect(replyMessage('anthropic', feed('anthropic', anthropic(index)).response()), `anthropic ${index}`).toBe(UNKEEPABLE);
+      expect(replyMessage('openai-chat', feed('openai-chat', chat(index)).response()), `chat ${index}`).toBe(UNKEEPABLE);
+    }
+    // A few skipped places are followed (a block a gateway left out), the answer kept in order.
+    expect(replyMessage('anthropic', feed('anthropic', anthropic(2)).response())).toMatchObject({ content: [{ type: 'text' }, { type: 'tool_use', input: {} }] });
+    expect(replyMessage('openai-chat', feed('openai-chat', chat(3)).response())).toMatchObject({ content: [{ type: 'tool_use', id: 'call_1' }] });
+  });
+
   it('Responses: the terminal event carries the answer; only response.completed succeeds', () => {
     const done = feed('openai-responses', [{ type: 'response.completed', response: { output: [{ type: 'message', content: [{ type: 'output_text', text: 'ok' }] }] } }]);
     expect(done).toMatchObject({ ended: true, succeeded: true });

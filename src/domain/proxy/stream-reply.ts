@@ -2,11 +2,16 @@
 // so `replyMessage` converts both the same way, and says when the stream has
 // delivered its last meaningful event.
 
-import type { ProxyFormat } from './to-neutral';
+import { UNKEEPABLE, type ProxyFormat } from './to-neutral';
 
 type Json = Record<string, unknown>;
 
 const isRecord = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+// Blocks and tool calls are numbered 0, 1, 2… as they come; a gateway may leave a few out. An index further on is
+// no place in the answer (and an array filled up to it would take time in proportion to it): not kept.
+const MAX_INDEX_GAP = 16;
+const follows = (index: unknown, count: number): index is number => typeof index === 'number' && Number.isInteger(index) && index >= 0 && index <= count + MAX_INDEX_GAP;
 
 export interface StreamReply {
   /** Feeds one parsed event (`data` already JSON-parsed, or the raw string for sentinels like "[DONE]"). */
@@ -15,7 +20,7 @@ export interface StreamReply {
   readonly ended: boolean;
   /** The answer finished normally (Anthropic message_stop, a chat finish_reason, Responses response.completed). */
   readonly succeeded: boolean;
-  /** The answer so far, in the non-streaming response shape. */
+  /** The answer so far, in the non-streaming response shape; UNKEEPABLE when an event's index could not be followed. */
   response(): unknown;
 }
 
@@ -31,15 +36,24 @@ function anthropicReply(): StreamReply {
   // A block's input JSON text so far, read once the answer is whole (its content_block_stop may not come).
   const json = new Map<Json, string>();
   let ended = false;
+  let lost = false;
   return {
     push(data) {
       if (!isRecord(data)) return;
-      const index = typeof data.index === 'number' ? data.index : -1;
       if (data.type === 'content_block_start' && isRecord(data.content_block)) {
-        blocks[index] = { ...data.content_block };
-        if (data.content_block.type === 'tool_use') json.set(blocks[index]!, '');
-      } else if (data.type === 'content_block_delta' && isRecord(data.delta) && blocks[index]) {
-        const block = blocks[index]!;
+        if (!follows(data.index, blocks.length)) {
+          lost = true;
+          return;
+        }
+        const block = (blocks[data.index] = { ...data.content_block });
+        if (block.type === 'tool_use') json.set(block, '');
+      } else if (data.type === 'content_block_delta' && isRecord(data.delta)) {
+        // A delta for no block begun: content the answer has no place for.
+        const block = typeof data.index === 'number' ? blocks[data.index] : undefined;
+        if (!block) {
+          lost = true;
+          return;
+        }
         const d = data.delta;
         if (d.type === 'text_delta' && typeof d.text === 'string') block.text = String(block.text ?? '') + d.text;
         else if (d.type === 'input_json_delta' && typeof d.partial_json === 'string') json.set(block, (json.get(block) ?? '') + d.partial_json);
@@ -51,7 +65,8 @@ function anthropicReply(): StreamReply {
     get succeeded() {
       return ended;
     },
-    response: () => ({ type: 'message', role: 'assistant', content: blocks.filter(Boolean).map((b) => (json.has(b) ? { ...b, input: inputOf(json.get(b)!) } : b)) }),
+    response: () =>
+      lost ? UNKEEPABLE : { type: 'message', role: 'assistant', content: blocks.filter(Boolean).map((b) => (json.has(b) ? { ...b, input: inputOf(json.get(b)!) } : b)) },
   };
 }
 
@@ -72,6 +87,7 @@ function chatReply(): StreamReply {
   let refusal: string | null = null;
   let finished = false;
   let ended = false;
+  let lost = false;
   const calls: Array<{ id: string; type: 'function'; function: { name: string; arguments: string } }> = [];
   return {
     push(data) {
@@ -84,7 +100,11 @@ function chatReply(): StreamReply {
       if (typeof delta.content === 'string') content = (content ?? '') + delta.content;
       if (typeof delta.refusal === 'string') refusal = (refusal ?? '') + delta.refusal;
       for (const t of Array.isArray(delta.tool_calls) ? delta.tool_calls : []) {
-        if (!isRecord(t) || typeof t.index !== 'number') continue;
+        if (!isRecord(t)) continue;
+        if (!follows(t.index, calls.length)) {
+          lost = true;
+          continue;
+        }
         const call = (calls[t.index] ??= { id: '', type: 'function', function: { name: '', arguments: '' } });
         if (typeof t.id === 'string') call.id = t.id;
         const fn = isRecord(t.function) ? t.function : {};
@@ -98,10 +118,13 @@ function chatReply(): StreamReply {
     get succeeded() {
       return finished;
     },
-    response: () => ({
-      object: 'chat.completion',
-      choices: [{ index: 0, message: { role: 'assistant', content, refusal, ...(calls.length ? { tool_calls: calls.filter(Boolean) } : {}) } }],
-    }),
+    response: () =>
+      lost
+        ? UNKEEPABLE
+        : {
+            object: 'chat.completion',
+            choices: [{ index: 0, message: { role: 'assistant', content, refusal, ...(calls.length ? { tool_calls: calls.filter(Boolean) } : {}) } }],
+          },
   };
 }
 

@@ -31,7 +31,7 @@ export function turnMessages(format: ProxyFormat, body: Json): Message[] {
   return parsed.data;
 }
 
-/** A reply that holds something the session cannot keep as it is (a tool call whose arguments are not an object, nesting too deep). */
+/** A reply that holds something the session cannot keep as it is (a tool call whose arguments are not an object, nesting too deep, a streamed index no place in the answer). */
 export const UNKEEPABLE = 'unkeepable';
 
 /**
@@ -39,6 +39,8 @@ export const UNKEEPABLE = 'unkeepable';
  * only); UNKEEPABLE when it cannot be kept whole — kept without a tool call, the next tool output would answer nothing.
  */
 export function replyMessage(format: ProxyFormat, response: unknown): Message | null | typeof UNKEEPABLE {
+  // A stream whose events could not be followed (stream-reply.ts) has no whole reply to keep.
+  if (response === UNKEEPABLE) return UNKEEPABLE;
   if (!isRecord(response)) return null;
   let blocks: ContentBlock[];
   try {

@@ -307,7 +307,7 @@ class Recorder {
     try {
       const answer = replyMessage(this.format, reply);
       // Kept without the reply's tool call, the turn would leave the next tool output answering nothing.
-      if (answer === UNKEEPABLE) throw new DomainError('invalid_request', 'the reply cannot be kept (a tool call whose arguments are not a JSON object, or nested too deep)');
+      if (answer === UNKEEPABLE) throw new DomainError('invalid_request', 'the reply cannot be kept (a tool call whose arguments are not a JSON object, nested too deep, or a streamed index that is no place in the answer)');
       const batch = answer ? [...this.turn, answer] : this.turn;
       if (batch.length === 0) return null;
       // If-Match on the rendered version: a concurrent turn on the same session must not interleave with this one.
