@@ -510,6 +510,37 @@ describe("the proxy's own refusals", () => {
     expect(totals.money.unknown_capture_input_cost).toBeGreaterThan(0);
   });
 
+  it('a stream whose later usage cannot be read is reconciled as unknown, none of that usage applied; usage_raw is what it carried', async () => {
+    const start = { input_tokens: 12, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1 };
+    const { t, url, client, key } = await standIn('anthropic', (res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(
+        sse([
+          ['message_start', { type: 'message_start', message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-sonnet-4-6', content: [], stop_reason: null, usage: start } }],
+          ['content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }],
+          ['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Hi.' } }],
+          ['content_block_stop', { type: 'content_block_stop', index: 0 }],
+          ['message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { ...start, output_tokens: 3 } }],
+          // Each count but the last is fine: none of them is taken.
+          ['message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { input_tokens: 5000, cache_creation_input_tokens: 0, cache_read_input_tokens: 4000, output_tokens: -1 } }],
+          ['message_stop', { type: 'message_stop' }],
+        ]),
+      );
+    });
+    const sys = await mintSystem(client);
+    const anthropic = new Anthropic({ apiKey: 'sk-ant-test', baseURL: `${url}/proxy/anthropic`, maxRetries: 0, defaultHeaders: { 'x-ph-key': key, 'x-ph-prefix': sys.id } });
+    const { data: stream, response } = await anthropic.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, stream: true, messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+    for await (const _ of stream) void _;
+    await committed({ t });
+    const r = (await client.get(`/v1/requests/${response.headers.get('x-ph-request-id')}`)).json;
+    // What the log says ("recorded as unknown") is what is kept: not the first delta's figures, nor 5000 + 4000 of the second's.
+    expect(r).toMatchObject({ status: 'reconciled', outcome: { capture: 'unknown' } });
+    expect(r.usage).toMatchObject({ cache_fields_reported: false, complete: true, total_prompt_tokens: null, cache_read_tokens: null, output_tokens: null });
+    expect(r.usage_raw).toEqual({ input_tokens: 5000, cache_creation_input_tokens: 0, cache_read_input_tokens: 4000, output_tokens: -1 });
+    const totals = (await client.get('/v1/reports')).json;
+    expect([totals.requests, totals.tokens.captured + totals.tokens.bonus]).toEqual([1, 0]);
+  });
+
   it('an answer the reconciler cannot keep (a lone surrogate in its model name) is still reconciled, as unknown', async () => {
     const { t, url, client, key } = await standIn('anthropic', (res) => {
       res.writeHead(200, { 'content-type': 'application/json' });

@@ -661,6 +661,23 @@ describe('Anthropic stream', () => {
     acc.push({ event: 'message_start', data: anthropicStart });
     expect(shapeError(() => acc.push(anthropicDelta({ output_tokens: 'many' }))).path).toBe('/usage/output_tokens');
   });
+
+  it('an update that cannot be read is refused whole, and leaves the usage unknown, not the update before it', () => {
+    const acc = createStreamUsageAccumulator('anthropic');
+    acc.push({ event: 'message_start', data: anthropicStart });
+    acc.push(anthropicDelta({ input_tokens: 25, cache_creation_input_tokens: 1200, cache_read_input_tokens: 30000, output_tokens: 15 }));
+    expect(acc.result()).toMatchObject({ total_prompt_tokens: 31225, complete: true });
+    expect(shapeError(() => acc.push(anthropicDelta({ input_tokens: 5000, cache_read_input_tokens: 4000, output_tokens: -1 }))).path).toBe('/usage/output_tokens');
+    expect(acc.result()).toEqual({ provider: 'anthropic', model: 'claude-sonnet-4-5-20250929', total_prompt_tokens: null, output_tokens: null, complete: true, ...unknownCapture });
+    // The raw report is the usage as received, the refused update included.
+    expect(acc.raw()).toMatchObject({ input_tokens: 5000, cache_read_input_tokens: 4000, output_tokens: -1 });
+
+    // Counts each within bounds whose sum is past any context are refused when they arrive, not when the usage is read.
+    const big = createStreamUsageAccumulator('anthropic');
+    big.push({ event: 'message_start', data: anthropicStart });
+    expect(shapeError(() => big.push(anthropicDelta({ input_tokens: 60_000_000, cache_read_input_tokens: 60_000_000, output_tokens: 1 }))).path).toBe('/usage');
+    expect(big.result()).toMatchObject({ complete: true, total_prompt_tokens: null, cache_fields_reported: false });
+  });
 });
 
 const chatChunk = (delta: Record<string, unknown>, finish: string | null = null) => ({

@@ -14,7 +14,7 @@ export interface StreamEvent {
 }
 
 export interface StreamUsageAccumulator {
-  /** Feeds one event. Throws UsageShapeError only when a final-usage event carries malformed counts. */
+  /** Feeds one event. Throws UsageShapeError only when a final-usage event carries malformed counts: the usage is then unknown. */
   push(event: StreamEvent): void;
   /** Usage as of the events seen so far; `complete: false` until the final usage arrived. */
   result(): NormalizedUsage;
@@ -25,6 +25,25 @@ export interface StreamUsageAccumulator {
 }
 
 export function createStreamUsageAccumulator(provider: StreamUsageProvider): StreamUsageAccumulator {
+  const acc = accumulatorFor(provider);
+  // A report that cannot be read replaced the one before it: the usage is unknown from then on, as the log says.
+  let unreadable = false;
+  return {
+    push(event) {
+      try {
+        acc.push(event);
+      } catch (err) {
+        unreadable = true;
+        throw err;
+      }
+    },
+    result: () => (unreadable ? unreportedUsage(provider, acc.result().model, null, true) : acc.result()),
+    diagnostics: () => acc.diagnostics(),
+    raw: () => acc.raw(),
+  };
+}
+
+function accumulatorFor(provider: StreamUsageProvider): StreamUsageAccumulator {
   switch (provider) {
     case 'anthropic':
       return anthropicAccumulator();
@@ -40,27 +59,32 @@ export function createStreamUsageAccumulator(provider: StreamUsageProvider): Str
 // placeholder); every message_delta carries cumulative counts that replace the
 // ones before. Adding them would double-count.
 function anthropicAccumulator(): StreamUsageAccumulator {
-  const counts: Record<string, unknown> = {};
+  let counts: Record<string, unknown> = {};
   let model: string | null = null;
   let sawDelta = false;
   let diagnostics: ProviderDiagnostics | null = null;
   let raw: Record<string, unknown> | null = null;
 
   function overwrite(usage: Record<string, unknown>, path: string): void {
+    // As received, every field kept: a later event's values over the earlier ones (its nulls say "not carried
+    // here"), an update refused below included.
+    raw = { ...raw, ...Object.fromEntries(Object.entries(usage).filter(([, v]) => v !== null)) };
+    const next = { ...counts };
     for (const key of ['input_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens', 'output_tokens']) {
       // A null in a delta means "not carried here" (Anthropic SDK MessageStream does the same).
       const value = readCount(usage, key, path);
-      if (value !== null) counts[key] = value;
+      if (value !== null) next[key] = value;
     }
-    if (isRecord(usage.cache_creation)) counts.cache_creation = usage.cache_creation;
+    if (isRecord(usage.cache_creation)) next.cache_creation = usage.cache_creation;
     // A revised write count without its split leaves the earlier split describing another sum: it is dropped
     // (writes then priced at the default TTL) rather than refused, as a report that contradicts itself is.
-    else if (isRecord(counts.cache_creation) && readCount(usage, 'cache_creation_input_tokens', path) !== null) {
-      const split = Object.values(counts.cache_creation).reduce<number>((a, v) => a + (typeof v === 'number' ? v : 0), 0);
-      if (split !== counts.cache_creation_input_tokens) delete counts.cache_creation;
+    else if (isRecord(next.cache_creation) && readCount(usage, 'cache_creation_input_tokens', path) !== null) {
+      const split = Object.values(next.cache_creation).reduce<number>((a, v) => a + (typeof v === 'number' ? v : 0), 0);
+      if (split !== next.cache_creation_input_tokens) delete next.cache_creation;
     }
-    // As sent, every field kept: a later event's values over the earlier ones (its nulls say "not carried here").
-    raw = { ...raw, ...Object.fromEntries(Object.entries(usage).filter(([, v]) => v !== null)) };
+    // Checked whole before any of it is kept (a split that does not sum, a total past any context): all or nothing.
+    if (next.input_tokens !== undefined) normalizeUsageAs('anthropic', next, { path });
+    counts = next;
   }
 
   return {
@@ -113,8 +137,9 @@ function chatAccumulator(provider: 'openai-chat' | 'vllm'): StreamUsageAccumulat
       if (typeof data.model === 'string') model = data.model;
       diagnostics = extractDiagnostics(data) ?? diagnostics;
       if (!isRecord(data.usage)) return;
-      latest = normalizeUsageAs(provider, data.usage, { path: pointer('', 'usage'), model });
+      // As received, also when it cannot be read.
       raw = data.usage;
+      latest = normalizeUsageAs(provider, data.usage, { path: pointer('', 'usage'), model });
       if (!Array.isArray(data.choices) || data.choices.length === 0) final = true;
     },
     result() {
@@ -147,8 +172,8 @@ function responsesAccumulator(): StreamUsageAccumulator {
       if (type === undefined || !RESPONSES_TERMINAL.has(type)) return;
       diagnostics = extractDiagnostics(response) ?? diagnostics;
       if (isRecord(response.usage)) {
-        final = normalizeUsageAs('openai-responses', response.usage, { path: '/response/usage', model });
         raw = response.usage;
+        final = normalizeUsageAs('openai-responses', response.usage, { path: '/response/usage', model });
       }
     },
     result: () => (final === null ? incomplete('openai-responses', model, null) : { ...final, model }),
