@@ -146,6 +146,32 @@ describe('turnMessages: OpenAI chat', () => {
   });
 });
 
+describe('turnMessages: a field the neutral shape has no place for', () => {
+  // Kept without it, the next turn would render the message differently from how it was sent (and cached), and lose it.
+  it('is refused wherever it stands, naming it, in each format', () => {
+    const cases: Array<[ProxyFormat, Record<string, unknown>, string]> = [
+      ['anthropic', { messages: [{ role: 'user', content: [{ type: 'text', text: 'hi', citations: [{ type: 'char_location', cited_text: 'x' }] }] }] }, '/messages/0/content/0/citations'],
+      ['anthropic', { messages: [{ role: 'user', content: 'hi', metadata: { a: 1 } }] }, '/messages/0/metadata'],
+      ['anthropic', { messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 't', content: [{ type: 'text', text: 'r', citations: [{}] }] }] }] }, '/messages/0/content/0/content/0/citations'],
+      ['openai-chat', { messages: [{ role: 'user', content: 'hi', audio: { id: 'a1' } }] }, '/messages/0/audio'],
+      ['openai-chat', { messages: [{ role: 'user', content: [{ type: 'text', text: 'hi', extra: 2 }] }] }, '/messages/0/content/0/extra'],
+      ['openai-chat', { messages: [{ role: 'assistant', content: null, tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{}', strict: true } }] }] }, '/messages/0/tool_calls/0/function/strict'],
+      ['openai-responses', { input: [{ role: 'user', content: [{ type: 'input_text', text: 'hi', extra: 3 }] }] }, '/input/0/content/0/extra'],
+      ['openai-responses', { input: [{ type: 'function_call_output', call_id: 'c', output: 'r', extra: 'x' }] }, '/input/0/extra'],
+    ];
+    for (const [format, body, pointer] of cases) {
+      const e = refusal(() => turnMessages(format, body));
+      expect(e.errors, pointer).toEqual([{ pointer, detail: expect.stringContaining(`the field "${pointer.split('/').pop()}" cannot be kept`) }]);
+    }
+  });
+
+  it('passes when it says nothing (null, an empty list) or is no prompt content (cache_control, a Responses item id and status)', () => {
+    expect(turnMessages('anthropic', { messages: [{ role: 'user', content: [{ type: 'text', text: 'hi', citations: null, cache_control: { type: 'ephemeral' } }] }] })).toEqual([{ role: 'user', content: [{ type: 'text', text: 'hi' }] }]);
+    expect(turnMessages('openai-chat', { messages: [{ role: 'user', content: 'hi', audio: null }, { role: 'system', content: 'be brief', whatever: 1 }] })).toEqual([{ role: 'user', content: 'hi' }]);
+    expect(turnMessages('openai-responses', { input: [{ type: 'message', id: 'msg_1', status: 'completed', role: 'user', content: [{ type: 'input_text', text: 'hi', annotations: [] }] }] })).toEqual([{ role: 'user', content: [{ type: 'text', text: 'hi' }] }]);
+  });
+});
+
 describe('turnMessages: OpenAI responses', () => {
   it('a string input is one user message', () => {
     expect(turnMessages('openai-responses', { input: 'hi' })).toEqual([{ role: 'user', content: 'hi' }]);

@@ -7,7 +7,7 @@
 // reply is taken as far as it goes: blocks without a neutral form (thinking,
 // server tool results) are dropped — the provider ignores earlier turns' thinking.
 
-import { canonicalJson } from '../canonical-json';
+import { canonicalJson, escapePointer } from '../canonical-json';
 import { BLANK_TEXT, isBlank, messageListSchema, type ContentBlock, type ImageBlock, type Message, type TextBlock } from '../content';
 import { DomainError, invalid } from '../errors';
 import { nestedTooDeep, tooDeep, validationError } from '../validation';
@@ -73,6 +73,37 @@ function keepsNoName(m: Json, at: string): void {
   if (m.name !== undefined && m.name !== null) unsupported(`${at}/name`, 'a message name');
 }
 
+/**
+ * The same for any other field: a turn is kept with the fields its neutral form has, so one with a field it has
+ * no place for (citations, a chat message's audio, a new field of a newer API) is refused rather than kept without
+ * it. `null` and an empty list say nothing and pass, as do `known` fields (read by the caller, or metadata that is
+ * not prompt content: cache_control, a Responses item's id and status).
+ */
+function keepsOnly(o: Json, known: ReadonlySet<string>, at: string): void {
+  for (const key of Object.keys(o)) {
+    const v = o[key];
+    if (known.has(key) || v === null || v === undefined || (Array.isArray(v) && v.length === 0)) continue;
+    unsupported(`${at}/${escapePointer(key)}`, `the field "${key}"`);
+  }
+}
+
+const KNOWN = {
+  anthropicMessage: new Set(['role', 'content']),
+  anthropicBlock: {
+    text: new Set(['type', 'text', 'cache_control']),
+    image: new Set(['type', 'source', 'cache_control']),
+    tool_use: new Set(['type', 'id', 'name', 'input', 'cache_control']),
+    tool_result: new Set(['type', 'tool_use_id', 'content', 'is_error', 'cache_control']),
+  } as Record<string, ReadonlySet<string>>,
+  chatMessage: new Set(['role', 'content', 'name', 'tool_calls', 'tool_call_id', 'refusal']),
+  chatPart: new Set(['type', 'text', 'image_url']),
+  chatImageUrl: new Set(['url', 'detail']),
+  chatToolCall: new Set(['id', 'type', 'function', 'index']),
+  chatFunction: new Set(['name', 'arguments']),
+  responsesItem: new Set(['type', 'role', 'content', 'id', 'status', 'call_id', 'name', 'arguments', 'output']),
+  responsesPart: new Set(['type', 'text', 'refusal', 'image_url', 'detail', 'annotations']),
+};
+
 function unsupported(at: string, what: string): never {
   const hint = what.includes('handle') ? ' (reference handles with x-ph-prefix or "prefix" instead)' : '';
   throw invalid(at, `x-ph-session keeps turns as text, image, tool_use and tool_result content; ${what} cannot be kept${hint}`);
@@ -117,6 +148,7 @@ function anthropicMessages(raw: unknown, at: string): Message[] {
     const mAt = `${at}/${i}`;
     if (!isRecord(m) || m.type === 'handle') unsupported(mAt, 'a handle message');
     if (m.role !== 'user' && m.role !== 'assistant') throw invalid(`${mAt}/role`, 'role must be user or assistant');
+    keepsOnly(m, KNOWN.anthropicMessage, mAt);
     const content = typeof m.content === 'string' ? m.content : list(m.content, `${mAt}/content`).map((b, j) => anthropicBlock(b, `${mAt}/content/${j}`));
     return { role: m.role, content };
   });
@@ -125,6 +157,8 @@ function anthropicMessages(raw: unknown, at: string): Message[] {
 // Only the fields a block means are kept: cache_control is a caching directive, not content.
 function anthropicBlock(b: unknown, at: string): ContentBlock {
   if (!isRecord(b)) throw invalid(at, 'must be a content block');
+  const known = typeof b.type === 'string' && Object.hasOwn(KNOWN.anthropicBlock, b.type) ? KNOWN.anthropicBlock[b.type] : undefined;
+  if (known) keepsOnly(b, known, at);
   switch (b.type) {
     case 'text':
       return { type: 'text', text: str(b.text, `${at}/text`) };
@@ -178,6 +212,7 @@ function chatMessages(raw: unknown, at: string): Message[] {
   list(raw, at).forEach((m, i) => {
     const mAt = `${at}/${i}`;
     if (!isRecord(m) || m.type === 'handle') unsupported(mAt, 'a handle message');
+    if (m.role !== 'system' && m.role !== 'developer') keepsOnly(m, KNOWN.chatMessage, mAt);
     switch (m.role) {
       // Instructions, not turns: the caller sends them again each turn.
       case 'system':
@@ -212,6 +247,8 @@ function chatMessages(raw: unknown, at: string): Message[] {
 
 function chatPart(p: unknown, at: string): TextBlock | ImageBlock {
   if (!isRecord(p)) throw invalid(at, 'must be a content part');
+  if (p.type === 'text' || p.type === 'image_url') keepsOnly(p, KNOWN.chatPart, at);
+  if (p.type === 'image_url' && isRecord(p.image_url)) keepsOnly(p.image_url, KNOWN.chatImageUrl, `${at}/image_url`);
   if (p.type === 'text') return { type: 'text', text: str(p.text, `${at}/text`) };
   if (p.type === 'image_url' && isRecord(p.image_url)) {
     keepsNoDetail(p.image_url.detail, `${at}/image_url/detail`);
@@ -234,6 +271,10 @@ function chatAssistantBlocks(m: Json, at: string, strict: boolean): ContentBlock
   calls.forEach((c, k) => {
     const cAt = `${at}/tool_calls/${k}`;
     if (!isRecord(c) || !isRecord(c.function)) return strict ? unsupported(cAt, 'this tool call') : undefined;
+    if (strict) {
+      keepsOnly(c, KNOWN.chatToolCall, cAt);
+      keepsOnly(c.function, KNOWN.chatFunction, `${cAt}/function`);
+    }
     blocks.push({ type: 'tool_use', id: str(c.id, `${cAt}/id`), name: str(c.function.name, `${cAt}/function/name`), input: parseArguments(c.function.arguments, `${cAt}/function/arguments`) });
   });
   if (blocks.length === 0 && strict) blocks.push({ type: 'text', text: '' });
@@ -259,6 +300,7 @@ function responsesInput(raw: unknown, at: string): Message[] {
     const iAt = `${at}/${i}`;
     if (!isRecord(item) || item.type === 'handle') unsupported(iAt, 'a handle item');
     const type = item.type ?? 'message';
+    if (type !== 'reasoning' && item.role !== 'system' && item.role !== 'developer') keepsOnly(item, KNOWN.responsesItem, iAt);
     if (type === 'message') {
       if (item.role === 'system' || item.role === 'developer') return;
       if (item.role !== 'user' && item.role !== 'assistant') throw invalid(`${iAt}/role`, 'role must be user, assistant, system or developer');
@@ -283,6 +325,7 @@ function responsesInput(raw: unknown, at: string): Message[] {
 
 function responsesPart(p: unknown, at: string): TextBlock | ImageBlock {
   if (!isRecord(p)) throw invalid(at, 'must be a content part');
+  keepsOnly(p, KNOWN.responsesPart, at);
   if (p.type === 'input_text' || p.type === 'output_text') return { type: 'text', text: str(p.text, `${at}/text`) };
   if (p.type === 'refusal') return { type: 'text', text: str(p.refusal, `${at}/refusal`) };
   if (p.type === 'input_image' && typeof p.image_url === 'string') {
