@@ -14,13 +14,19 @@ const toPointer = (path: PropertyKey[]) => path.map((p) => `/${escapePointer(Str
 export function zodIssues(error: { issues: Issue[] }, base = ''): ErrorDetailItem[] {
   // A base like "query:" names a parameter, not a JSON document: "query:format", not "query:/format".
   const join = (p: PropertyKey[]) => (base.endsWith(':') ? base + toPointer(p).slice(1) : base + toPointer(p));
-  return error.issues.flatMap((issue) => expand(issue, []).map(({ path, message }) => ({ pointer: join(path), detail: message })));
+  const all = error.issues.flatMap((issue) => expand(issue, []).map(({ path, message }) => ({ pointer: join(path), detail: message })));
+  // A body with 150,000 bad blocks is answered with the first ones, not a problem document of megabytes.
+  if (all.length <= MAX_LISTED_ISSUES) return all;
+  return [...all.slice(0, MAX_LISTED_ISSUES), { pointer: base.endsWith(':') ? base.slice(0, -1) : base, detail: `and ${all.length - MAX_LISTED_ISSUES} more failing places, not listed` }];
 }
+
+const MAX_LISTED_ISSUES = 100;
 
 function expand(issue: Issue, prefix: PropertyKey[]): { path: PropertyKey[]; message: string }[] {
   const path = [...prefix, ...issue.path];
   if (issue.code === 'invalid_union' && issue.errors.length) {
-    const depth = (branch: Issue[]) => Math.max(...branch.map((i) => i.path.length + (i.code === 'invalid_type' ? 0 : 0.5)));
+    // A loop, not Math.max(...): a branch can hold more issues than a call takes arguments (150,000 blocks).
+    const depth = (branch: Issue[]) => branch.reduce((d, i) => Math.max(d, i.path.length + (i.code === 'invalid_type' ? 0 : 0.5)), -Infinity);
     const best = issue.errors.reduce((a, b) => (depth(b) > depth(a) ? b : a));
     if (depth(best) > 0) return best.flatMap((i) => expand(i, path));
   }
@@ -58,11 +64,17 @@ export function parseJsonBody(text: string): unknown {
  */
 export function checkProtoMembers(text: string, value: unknown): void {
   if (!text.includes('__proto__') && !text.includes('\\u')) return;
-  const at = protoMember(value, '');
+  refuseProtoMembers(value, '');
+}
+
+/** The same for a value about to be kept (a session's turn): a 422 at the first `__proto__` member. */
+export function refuseProtoMembers(value: unknown, pointer: string): void {
+  const at = protoMember(value, pointer);
   if (at !== null) throw invalid(at, 'a member named "__proto__" cannot be stored: JavaScript objects drop it; rename it');
 }
 
-function protoMember(value: unknown, pointer: string): string | null {
+/** The pointer of the first member named `__proto__` in a parsed value, or null. */
+export function protoMember(value: unknown, pointer: string): string | null {
   if (value === null || typeof value !== 'object') return null;
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {

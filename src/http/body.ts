@@ -29,7 +29,10 @@ export async function readJson(c: Context<AppEnv>, maxBytes: number): Promise<un
   const text = await readText(c, maxBytes);
   // No body at all is a missing document (the schema says what is missing); an empty JSON body is malformed JSON.
   if (text === '' && headerOf(c, 'content-type') === undefined) return undefined;
-  return parseBody(text);
+  const body = parseBody(text);
+  // Its schema builds objects from it, which would drop a __proto__ member (render keeps the text as sent).
+  checkProtoMembers(text, body);
+  return body;
 }
 
 /** A body's text as JSON: malformed JSON is a 400 in the parser's words, a document nested too deep a 422. */
@@ -41,7 +44,6 @@ export function parseBody(text: string): unknown {
     throw new DomainError('malformed_json', malformedJson(e));
   }
   checkDepth(body);
-  checkProtoMembers(text, body);
   return body;
 }
 

@@ -30,6 +30,17 @@ describe('rendering edge cases', () => {
     expect(body(two.text).messages).toEqual([{ role: 'user', content: 'hi' }]);
   });
 
+  it('a system prompt handle standing as a chat message: the 422 names the system-message form that keeps its place, which renders', async () => {
+    t = createTestApp();
+    const me = t.tenant();
+    const sys = await mintSystem(me.client, 'You are terse.');
+    const bare = await render(me, { model: 'gpt-4.1', messages: [{ role: 'user', content: 'a' }, { type: 'handle', ref: sys.id }, { role: 'user', content: 'b' }] }, 'openai-chat');
+    expect(bare.status).toBe(422);
+    expect(bare.json.errors[0]).toEqual({ pointer: '/request/messages/1', detail: expect.stringContaining(`keep its place in a system message: {"role":"system","content":[{"type":"handle","ref":"${sys.id}"}]}`) });
+    const wrapped = await render(me, { model: 'gpt-4.1', messages: [{ role: 'user', content: 'a' }, { role: 'system', content: [{ type: 'handle', ref: sys.id }] }, { role: 'user', content: 'b' }] }, 'openai-chat');
+    expect(wrapped.status, wrapped.text).toBe(200);
+  });
+
   it('a Gemini content without a role may hold a handle block', async () => {
     t = createTestApp();
     const me = t.tenant();
@@ -104,6 +115,9 @@ describe('rendering edge cases', () => {
     const body = JSON.parse(res.text.slice(res.text.indexOf('"body":') + 7, res.text.indexOf(',"segments":')));
     const ttls = JSON.stringify(body).match(/"cache_control":\{[^}]*\}/g)!;
     expect(ttls.every((m) => m.includes('"ttl":"1h"'))).toBe(true);
+    // A top-level null is no mark, as the provider reads it.
+    const none = await render(me, { model: 'claude-sonnet-4-5', max_tokens: 16, cache_control: null, prefix: [sys.id], messages: [{ role: 'user', content: 'hi' }] });
+    expect(none.json.breakpoints.map((b: { set_by: string }) => b.set_by)).toEqual(['service']);
   });
 });
 
@@ -126,6 +140,11 @@ describe('handle edge cases', () => {
     expect(t.sqlite.prepare('select count(*) as n from handles').get()).toEqual({ n: 0 });
     // Escapes elsewhere are nothing to refuse.
     expect((await client.post('/v1/artifacts', '{"kind":"system","content":"caf\\u00e9"}')).status).toBe(201);
+    // A rendered body goes on byte for byte, nothing built from it: a tool parameter named __proto__ stays.
+    const tool = '{"name":"f","input_schema":{"type":"object","properties":{"__proto__":{"type":"string"}}}}';
+    const rendered = await client.post('/v1/render', `{"format":"anthropic","request":{"model":"claude-sonnet-4-5","max_tokens":5,"tools":[${tool}],"messages":[{"role":"user","content":"a"}]}}`);
+    expect(rendered.status, rendered.text).toBe(200);
+    expect(rendered.text).toContain(tool);
   });
 
   it('refuses numbers JSON cannot carry, and empty text', async () => {
@@ -234,6 +253,16 @@ describe('reconciliation edge cases', () => {
     expect(res.status, res.text.slice(0, 300)).toBe(201);
     const batch = await me.client.post('/v1/usage/batch', { records: [{ request_id: (await render(me, { model: 'claude-sonnet-4-5', max_tokens: 5, messages })).json.request_id, usage: anthropicUsage(total, 0, 0) }] });
     expect(batch.json.results[0].status, JSON.stringify(batch.json.results[0])).toBe(201);
+  }, 60_000);
+
+  it('150,000 invalid content blocks are a 422 listing the first hundred, not a 500', async () => {
+    t = createTestApp();
+    const { client } = t.tenant();
+    const res = await client.post('/v1/sessions', { messages: [{ role: 'user', content: Array.from({ length: 150_000 }, () => ({ type: 'text' })) }] });
+    expect(res.status, res.text.slice(0, 300)).toBe(422);
+    expect(res.json.errors).toHaveLength(101);
+    expect(res.json.errors[0].pointer).toBe('/messages/0/content/0/text');
+    expect(res.json.errors[100]).toEqual({ pointer: '', detail: 'and 149900 more failing places, not listed' });
   }, 60_000);
 
   it('a late report followed by a restart replays without error', async () => {

@@ -283,6 +283,29 @@ describe('reconciliation scenarios', () => {
     }
   });
 
+  it("OpenAI's tail past the prompt's last 128-token step is below_minimum even when the simulated cache had expired", async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, LONG_SYSTEM);
+    const body = { format: 'openai-chat', request: { model: 'gpt-4.1', prefix: [sys.id], messages: [{ role: 'user', content: 'the same question, asked again' }] } };
+    const send = (r: Rendered, cached: number) => report(client, t, r, { prompt_tokens: promptTokens(r), completion_tokens: 3, total_tokens: promptTokens(r) + 3, prompt_tokens_details: { cached_tokens: cached } });
+    await send((await client.post('/v1/render', body)).json, 0);
+    // Six minutes on, past the 5-minute lifetime we simulate, the provider still read all it could: every whole step.
+    t.clock.advance(6 * MIN);
+    const again = (await client.post('/v1/render', body)).json as Rendered;
+    const total = promptTokens(again);
+    const steps = 1024 + Math.floor((total - 1024) / 128) * 128;
+    const o = (await send(again, steps)).outcome;
+    // The tail after the last step could not have been read by any cache, live or not: never `expired`.
+    const segments = o.segments as Array<{ source: string; classes: Record<string, number> }>;
+    const tail = segments[segments.length - 1]!;
+    expect(tail.source).toBe('inline');
+    expect(Object.keys(classesOf(o, 'inline'))).not.toContain('expired');
+    expect(segments.reduce((n, s) => n + s.classes.below_minimum!, 0)).toBe(total - steps);
+    expect(o.expired).toBeUndefined();
+    // OpenAI reports no write: unknown, not 0.
+    expect((o as unknown as { provider: unknown }).provider).toEqual({ read: steps, write: null });
+  });
+
   it('a prefix under the model minimum: below_minimum, nothing predicted', async () => {
     const { client } = t.tenant();
     const small = await mintSystem(client, 'Be brief.');
@@ -388,6 +411,25 @@ describe('reconciliation scenarios', () => {
     // The first call's premium was worth paying: read, neither pending nor unread.
     expect(report.money.write_premiums_paid).toBeGreaterThan(0);
     expect([report.money.write_premiums_pending, report.money.write_premiums_unread]).toEqual([0, 0]);
+  });
+
+  it('a parallel call without cache fields settles nothing: a later one whose provider wrote again is still concurrent', async () => {
+    const { client, tools } = await agentSetup();
+    const sys2 = await mintSystem(client, LONG_SYSTEM + ' receiptless');
+    const b2 = await mintBundle(client, [tools.id, sys2.id]);
+    t.clock.advance(MIN);
+    const fan = () => renderAnthropic(client, { prefix: [b2.id], messages: [{ role: 'user', content: 'same' }] });
+    const [a, c, d] = [await fan(), await fan(), await fan()];
+    const start = t.clock.now();
+    const cached = a.breakpoints[0]!.token_end;
+    const times = (startedAt: number) => ({ started_at: startedAt, first_byte_at: startedAt + 400, finished_at: startedAt + 900 });
+    expect((await client.post('/v1/usage', { request_id: a.request_id, usage: anthropicUsage(promptTokens(a), 0, cached), ...times(start) })).status).toBe(201);
+    // No cache fields: its capture is unknown, not a leak, and it shows nothing about the first write.
+    const oc = (await client.post('/v1/usage', { request_id: c.request_id, usage: { input_tokens: promptTokens(c), output_tokens: 5 }, ...times(start + 100) })).json.outcome;
+    expect(oc.capture).toBe('unknown');
+    expect(Object.keys(classesOf(oc, `${sys2.id}@1`))).toEqual(['unknown']);
+    const od = (await client.post('/v1/usage', { request_id: d.request_id, usage: anthropicUsage(promptTokens(d), 0, cached), ...times(start + 200) })).json.outcome;
+    expect(Object.keys(classesOf(od, `${sys2.id}@1`))).toEqual(['concurrent']);
   });
 
   it('reports sent late without times: the provider receipt tells a read write from a concurrent one', async () => {

@@ -252,13 +252,14 @@ describe("the proxy's own refusals", () => {
     });
     expect(res.status).toBe(422);
     expect(((await res.json()) as { errors: unknown }).errors).toEqual([{ pointer: '/prefix', detail: expect.stringContaining('"prefix" appears twice') }]);
-    // A member JavaScript would drop on the way (a session keeps what it was sent, or nothing): refused too.
+    // A member JavaScript would drop on the way into a session (which keeps what it was sent, or nothing): refused there.
+    const session = await startSession(h.tenant.client);
     const proto = await fetch(`${h.url}/proxy/anthropic/v1/messages`, {
       method: 'POST',
-      headers: { 'x-ph-key': h.key, 'content-type': 'application/json', 'x-api-key': 'sk-ant-test' },
-      body: '{"model":"claude-sonnet-4-5","max_tokens":5,"metadata":{"__proto__":{}},"messages":[{"role":"user","content":"hi"}]}',
+      headers: { 'x-ph-key': h.key, 'x-ph-session': session.id, 'content-type': 'application/json', 'x-api-key': 'sk-ant-test' },
+      body: '{"model":"claude-sonnet-4-5","max_tokens":5,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"r","__proto__":{}}]}]}',
     });
-    expect(((await proto.json()) as { errors: unknown }).errors).toEqual([{ pointer: '/metadata/__proto__', detail: expect.stringContaining('"__proto__" cannot be stored') }]);
+    expect(((await proto.json()) as { errors: unknown }).errors).toEqual([{ pointer: '/messages/0/content/0/__proto__', detail: expect.stringContaining('"__proto__" cannot be stored') }]);
     expect(h.tap).toHaveLength(0);
     expect(h.t.sqlite.prepare('select count(*) as n from requests').get()).toEqual({ n: 0 });
   });

@@ -136,6 +136,14 @@ describe('CacheSimulator — explicit mode (Anthropic-like)', () => {
     expect(sim.peek(req(500, [['sys', 2000, '5m']])).readTokens).toBe(2000);
   });
 
+  it('a prefix written by two parallel calls is credited to the one whose write was surely readable first', () => {
+    const sim = new CacheSimulator(anthropicRules());
+    sim.apply({ id: 'A', startedAt: 0, firstByteAt: 400, blocks: blocks([['sys', 2000, '5m']]) });
+    sim.apply({ id: 'B', startedAt: 100, firstByteAt: 200, blocks: blocks([['sys', 2000, '5m']]) });
+    expect(sim.apply({ id: 'C', startedAt: 300, firstByteAt: 350, blocks: blocks([['sys', 2000, '5m']]) }).readTokens).toBe(2000);
+    expect(sim.writerOf('sys')).toBe('B');
+  });
+
   it('hits every 4 minutes keep a 5m entry alive well past 5 minutes (refresh on hit)', () => {
     const sim = new CacheSimulator(anthropicRules());
     sim.apply(req(0, [['sys', 2000, '5m']]));

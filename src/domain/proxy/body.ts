@@ -2,7 +2,7 @@
 // the one edit it makes of its own: asking OpenAI chat streams for their usage.
 
 import { invalid } from '../errors';
-import { checkDepth, checkProtoMembers, parseJsonBody } from '../validation';
+import { checkDepth, parseJsonBody } from '../validation';
 import { applyEdits, parseJsonTree, prependProperty, property, type Edit } from '../render/json-text';
 
 type Json = Record<string, unknown>;
@@ -18,7 +18,6 @@ export function inspectBody(text: string): CallerBody {
   const value: unknown = parseJsonBody(text);
   // Before anything walks it (the session's canonical JSON recurses).
   checkDepth(value);
-  checkProtoMembers(text, value);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid('', 'the request body must be a JSON object');
   const body = value as Json;
   return { value: body, model: typeof body.model === 'string' ? body.model : undefined, stream: body.stream === true };

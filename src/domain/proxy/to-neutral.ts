@@ -10,7 +10,7 @@
 import { canonicalJson, escapePointer } from '../canonical-json';
 import { BLANK_TEXT, isBlank, messageListSchema, type ContentBlock, type ImageBlock, type Message, type TextBlock } from '../content';
 import { DomainError, invalid } from '../errors';
-import { nestedTooDeep, tooDeep, validationError } from '../validation';
+import { nestedTooDeep, protoMember, refuseProtoMembers, tooDeep, validationError } from '../validation';
 import { pushAll } from '../arrays';
 
 export type ProxyFormat = 'anthropic' | 'openai-chat' | 'openai-responses';
@@ -22,6 +22,9 @@ const IMAGE_TYPES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp
 
 /** This turn's new messages from a provider request body, as neutral messages. */
 export function turnMessages(format: ProxyFormat, body: Json): Message[] {
+  // Kept in the session, a __proto__ member would be dropped on the way (the body itself goes on as sent).
+  const key = format === 'openai-responses' ? 'input' : 'messages';
+  refuseProtoMembers(body[key], `/${key}`);
   const messages =
     format === 'anthropic' ? anthropicMessages(body.messages, '/messages') : format === 'openai-chat' ? chatMessages(body.messages, '/messages') : responsesInput(body.input, '/input');
   const parsed = messageListSchema.safeParse(messages);
@@ -42,6 +45,8 @@ export function replyMessage(format: ProxyFormat, response: unknown): Message | 
   // A stream whose events could not be followed (stream-reply.ts) has no whole reply to keep.
   if (response === UNKEEPABLE) return UNKEEPABLE;
   if (!isRecord(response)) return null;
+  // A member the session could not keep as it came (a tool input's __proto__): not kept without it.
+  if (protoMember(response, '') !== null) return UNKEEPABLE;
   let blocks: ContentBlock[];
   try {
     if (format === 'anthropic') blocks = Array.isArray(response.content) ? response.content.flatMap(anthropicReplyBlock) : [];

@@ -327,10 +327,12 @@ export class Reconciler {
     const written = usage.cache_write_tokens ?? (read === null ? null : 0);
     const money = prices(model, usage, read ?? 0);
     let offset = 0;
+    const ends = blocks.map((b) => b.endToken);
+    const stepEnd = lastStepEnd(model, ends.at(-1) ?? 0);
     const segOutcomes: SegmentOutcome[] = segments.map((seg, i) => {
       const start = offset;
       const end = (offset += lengths[i] ?? 0);
-      const spans = blockSpans(outcomeSim, blocks.map((b) => b.endToken), segmentOf, i, predictedRead, seenBlock);
+      const spans = blockSpans(outcomeSim, ends, segmentOf, i, predictedRead, seenBlock, stepEnd);
       const classes = classifySegment({ start, end, blocks: spans, seenBefore: seenBefore[i]! }, predictedRead, read);
       const segRead = read === null ? 0 : overlap(start, end, 0, read);
       const segWrite = written === null || read === null ? 0 : overlap(start, end, read, read + written);
@@ -383,7 +385,8 @@ export class Reconciler {
       // What the simulation would write past a read it placed short of the provider's is read.
       predicted: { read: predictedRead, write: Math.max(0, outcomeSim.writeTokens - Math.max(0, predictedRead - outcomeSim.readTokens)) },
       ...(unitLens ? { unit_lengths: unitLens } : {}),
-      provider: { read, write: written },
+      // A write the provider did not report is unknown (OpenAI reports none), not 0.
+      provider: { read, write: usage.cache_write_tokens },
       segments: segOutcomes,
       drift,
       ...(mismatch ? { total_mismatch: mismatch } : {}),
@@ -585,15 +588,27 @@ export class Reconciler {
 }
 
 /** A segment's blocks; simulated reads past `readTo` (a granular read a step short of ours) are its step's tail. */
-function blockSpans(o: SimOutcome, ends: number[], segmentOf: number[], seg: number, readTo: number, seen: boolean[]) {
+function blockSpans(o: SimOutcome, ends: number[], segmentOf: number[], seg: number, readTo: number, seen: boolean[], stepEnd: number) {
   const spans = [];
   for (let j = 0; j < ends.length; j++) {
     if (segmentOf[j] !== seg) continue;
     const start = j === 0 ? 0 : ends[j - 1]!;
     const reason = o.blocks[j]!.reason ?? (ends[j]! > readTo && readTo < o.readTokens ? 'granularity' : null);
-    spans.push({ start, end: ends[j]!, predicted: o.blocks[j]!.read, reason, seen: seen[j]! });
+    const span = { start, end: ends[j]!, predicted: o.blocks[j]!.read, reason, seen: seen[j]! };
+    // Past the prompt's last whole cache step no cache could have read it, live or expired: below the next step.
+    if (reason !== null && span.end > stepEnd) {
+      if (span.start < stepEnd) spans.push({ ...span, end: stepEnd });
+      spans.push({ ...span, start: Math.max(span.start, stepEnd), reason: 'granularity' as const });
+    } else spans.push(span);
   }
   return spans;
+}
+
+/** The longest prefix of a prompt of `total` tokens a cache read in steps can return (OpenAI: 1,024, then 128 at a time). */
+function lastStepEnd(model: ModelEntry, total: number): number {
+  const g = model.cache.granularity;
+  if (!g) return Infinity;
+  return total < g.first ? 0 : g.first + Math.floor((total - g.first) / g.step) * g.step;
 }
 
 /** Whether a provider's read is the simulated one, give or take the error of our token positions (see predictedRead). */
@@ -666,10 +681,11 @@ function readEnd(state: ScopeState, req: Omit<SimRequest, 'blocks'>, segments: R
 }
 
 /**
- * How a request sees earlier writes whose writer's first byte is unknown: only once their call ended
- * (`late`: a parallel fan-out pays the write twice, `concurrent`), unless the provider read further than
- * that allows — its receipt shows the write was readable (`early`). Without a receipt, `early`: the tokens
- * are then `unknown`, not a leak we cannot show.
+ * How a request sees earlier writes whose writer's first byte is uncertain (unknown, or known only as a client
+ * saw it): only from that first byte, or the call's end (`late`: a parallel fan-out pays the write twice,
+ * `concurrent`), unless the provider read further than that allows — its receipt shows the write was readable
+ * (`early`). Without a receipt, classified as `early` (the tokens are then `unknown`, not a leak we cannot show)
+ * but applied as `late`: nothing shows the write was readable, and a later call that wrote it again is `concurrent`.
  */
 function unknownFirstBytes(state: ScopeState, req: SimRequest, read: number | null): { mode: 'early' | 'late'; plan?: SimPlan } {
   if (!state.sim.hasUncertainWritesAt(req.startedAt)) return { mode: 'late' };
@@ -677,7 +693,11 @@ function unknownFirstBytes(state: ScopeState, req: SimRequest, read: number | nu
   if (!late.outcome.blocks.some((b) => b.reason === 'concurrent')) return { mode: 'late', plan: late };
   if (read !== null && read <= late.outcome.readTokens) return { mode: 'late', plan: late };
   const early = state.sim.plan({ ...req, unknownFirstBytes: 'early' });
-  return early.outcome.readTokens > late.outcome.readTokens ? { mode: 'early', plan: early } : { mode: 'late', plan: late };
+  if (early.outcome.readTokens <= late.outcome.readTokens) return { mode: 'late', plan: late };
+  // No receipt shows the write was readable: `early` only explains this call (unknown, not a leak), and the cache
+  // goes on as `late`, so a later call whose receipt shows the write made again is still `concurrent`.
+  if (read === null) return { mode: 'late', plan: { outcome: early.outcome, commit: late.commit } };
+  return { mode: 'early', plan: early };
 }
 
 /** How far ahead of our clock a report's times may be: client clocks drift. */

@@ -403,7 +403,9 @@ export class RequestRenderer {
     const segments = buildSegments(units, model);
     // Top-level cache_control is Anthropic's automatic caching: a mark on the prompt's last block, the caller's.
     const autoNode = format === 'anthropic' ? property(root, 'cache_control') : undefined;
-    const autoTtl = autoNode ? ((valueOf(autoNode) as { ttl?: unknown } | null)?.ttl === '1h' ? '1h' : '5m') : undefined;
+    const auto = autoNode ? valueOf(autoNode) : undefined;
+    // As the provider reads it: an object is a mark (null is none).
+    const autoTtl = auto !== null && typeof auto === 'object' && !Array.isArray(auto) ? ((auto as { ttl?: unknown }).ttl === '1h' ? '1h' : '5m') : undefined;
     const callerBreakpoints = units.reduce((n, u) => n + u.callerBreakpoints, 0) + (autoTtl ? 1 : 0);
     const maxBreakpoints = model.cache.maxBreakpoints ?? 4;
     if (format === 'anthropic' && callerBreakpoints > maxBreakpoints)
@@ -497,7 +499,11 @@ export class RequestRenderer {
     const r = resolve(ref, at);
     const segs = this.handles.segmentsOf(r.handle, r.version.version);
     const wrong = segs.find((s) => !allowed.includes(s.section));
-    if (wrong) throw invalid(at, `${ref} contains ${wrong.section} content (${wrong.source}), which cannot stand here; put it in "prefix" instead`);
+    if (wrong) {
+      // On OpenAI's formats a system prompt is a message: wrapped in one, it keeps its place among the messages.
+      const wrap = wrong.section === 'system' && (format === 'openai-chat' || format === 'openai-responses') && allowed.includes('messages');
+      throw invalid(at, `${ref} contains ${wrong.section} content (${wrong.source}), which cannot stand here; put it in "prefix" instead${wrap ? `, or keep its place in a system message: {"role":"system","content":[{"type":"handle","ref":"${ref}"}]}` : ''}`);
+    }
     return segs.flatMap((s) => this.itemsOf(format, s, ctx));
   }
 }

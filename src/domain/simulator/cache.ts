@@ -430,10 +430,9 @@ export class CacheSimulator {
       return;
     }
     if (e && t < e.expiresAt) {
-      if (readable.at < e.readableAt) {
-        e.readableAt = readable.at;
-        e.writtenBy = id;
-      }
+      // Credited to the writer whose write was surely readable first (the earliest latest bound).
+      if ((readable.late ?? readable.at) < (e.lateReadableAt ?? e.readableAt)) e.writtenBy = id;
+      if (readable.at < e.readableAt) e.readableAt = readable.at;
       // The earliest this entry surely became readable: the sooner of the two writers' latest.
       const lateAt = Math.min(readable.late ?? readable.at, e.lateReadableAt ?? e.readableAt);
       if (lateAt > e.readableAt) this.uncertain = Math.max(this.uncertain, (e.lateReadableAt = lateAt));

@@ -39,7 +39,7 @@ export function requestPage(row: RequestRow): Html {
 <dl class="metrics">
 ${metric('total_prompt_tokens', 'Prompt tokens (provider)', outcome?.total_prompt_tokens ?? null, outcome?.total_prompt_tokens == null ? 'not reported' : tok(outcome.total_prompt_tokens), { note: `≈${tokens(segments.at(-1)?.token_end ?? 0)} estimated` })}
 ${metric('provider.read', 'Read from cache (provider)', outcome?.provider.read ?? null, outcome ? (outcome.provider.read === null ? 'unknown' : tok(outcome.provider.read)) : '—')}
-${metric('provider.write', 'Written to cache (provider)', outcome?.provider.write ?? null, outcome ? (outcome.provider.write === null ? 'unknown' : tok(outcome.provider.write)) : '—')}
+${metric('provider.write', 'Written to cache (provider)', outcome?.provider.write ?? null, outcome ? (outcome.provider.write === null ? 'not reported' : tok(outcome.provider.write)) : '—')}
 ${metric('predicted.read', 'Predicted read', outcome?.predicted.read ?? null, outcome ? tok(outcome.predicted.read) : '—', { note: 'by the cache simulation' })}
 ${cost && outcome?.capture !== 'unknown' ? metric('cost.leaked', 'Leaked on this request', cost.actual - cost.perfect, usd(cost.actual - cost.perfect), { tone: 'bad', note: `of ${usd(cost.actual)} input cost` }) : ''}
 </dl>
