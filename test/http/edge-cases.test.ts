@@ -41,6 +41,19 @@ describe('rendering edge cases', () => {
     expect(wrapped.status, wrapped.text).toBe(200);
   });
 
+  it('prompt_cache_key is added for OpenAI models only, never for a self-hosted server', async () => {
+    t = createTestApp();
+    const me = t.tenant();
+    const sys = await mintSystem(me.client, 'You are terse.');
+    const body = async (model: string) => {
+      const res = await render(me, { model, prefix: [sys.id], messages: [{ role: 'user', content: 'a' }] }, 'openai-chat');
+      expect(res.status, res.text).toBe(200);
+      return JSON.parse(res.text.slice(res.text.indexOf('"body":') + 7, res.text.indexOf(',"segments":'))) as Record<string, unknown>;
+    };
+    expect((await body('gpt-4.1')).prompt_cache_key).toBe(`ph-${sys.id}`);
+    for (const model of ['vllm/x', 'Qwen/Qwen2.5-7B-Instruct', 'openai/gpt-oss-20b']) expect(await body(model), model).not.toHaveProperty('prompt_cache_key');
+  });
+
   it('a Gemini content without a role may hold a handle block', async () => {
     t = createTestApp();
     const me = t.tenant();

@@ -170,6 +170,25 @@ describe('reconciliation scenarios', () => {
     expect(o2.drift?.formats).toBeUndefined();
   });
 
+  it("an expired Gemini prefix: its page does not advise calls within the lifetime (Gemini's hits do not renew it)", async () => {
+    const { client, key } = t.tenant();
+    const sys = await mintSystem(client, LONG_SYSTEM + LONG_SYSTEM);
+    const turn = async () => {
+      const res = await client.post('/v1/render', { format: 'gemini', model: 'gemini-2.5-flash', request: { contents: [{ role: 'user', parts: [{ type: 'handle', ref: sys.id }, { text: 'q' }] }] } });
+      expect(res.status, res.text).toBe(200);
+      return res.json as Rendered;
+    };
+    const first = await turn();
+    await report(client, t, first, { promptTokenCount: promptTokens(first), candidatesTokenCount: 3 });
+    t.clock.advance(2 * 60 * MIN);
+    const later = await turn();
+    const o = (await report(client, t, later, { promptTokenCount: promptTokens(later), candidatesTokenCount: 3 })).outcome;
+    expect(o.expired).toMatchObject({ ttl: '1h' });
+    const page = await (await t.app.request(`/ui/requests/${later.request_id}`, { headers: { cookie: `ph_ui_key=${key}` } })).text();
+    expect(page).toContain('On this model a hit does not renew it');
+    expect(page).not.toContain('A call within the lifetime keeps it alive');
+  });
+
   it('a 6-minute gap on a 5-minute TTL expires, with the gap; hits every 4 minutes keep it alive', async () => {
     const { client, key, sys, bundle } = await agentSetup();
     const turn = (n: number) => renderAnthropic(client, { prefix: [bundle.id], messages: [{ role: 'user', content: `turn ${n}` }] });
@@ -196,6 +215,7 @@ describe('reconciliation scenarios', () => {
     const page = await (await t.app.request(`/ui/requests/${late.request_id}`, { headers: { cookie: `ph_ui_key=${key}` } })).text();
     expect(page).toContain('data-expired');
     expect(page).toMatch(/<b data-gap="360000">6 min<\/b> before this one, longer than its cache lifetime of <b>5m<\/b>/);
+    expect(page).toContain('A call within the lifetime keeps it alive');
   });
 
   it("last week's calls reported after today's traffic are reconciled as they happened (cold, expired, captured), also after a restart", async () => {

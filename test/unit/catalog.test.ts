@@ -104,6 +104,9 @@ describe('ModelCatalog.lookup', () => {
     expect(catalog.lookup('vllm/meta-llama/Llama-3.1-8B-Instruct', 'openai')).toMatchObject({ fallback: false, entry: { id: 'vllm', price: { inputPerMTok: 0 } } });
     // A Hugging Face repository id is no OpenAI model: flagged, and given the self-hosted server's rules.
     expect(catalog.lookup('Qwen/Qwen2.5-7B-Instruct', 'openai')).toMatchObject({ fallback: true, entry: { id: 'vllm', cache: { granularity: { step: 16 } } } });
+    // OpenAI's open-weight models under their repository id, and open-weight names a server serves without one.
+    for (const name of ['openai/gpt-oss-20b', 'gpt-oss-120b', 'qwen2.5-7b-instruct', 'llama-3.1-8b', 'deepseek-r1-distill'])
+      expect(catalog.lookup(name, 'openai'), name).toMatchObject({ fallback: true, entry: { id: 'vllm' } });
     // OpenAI's own names stay OpenAI's, gateway-prefixed or not, known or not.
     expect(catalog.lookup('openai/gpt-4.1', 'openai').entry.id).toBe('gpt-4.1');
     expect(catalog.lookup('gpt-9-preview', 'openai')).toMatchObject({ fallback: true, entry: { provider: 'openai' } });

@@ -304,6 +304,30 @@ describe('normalizeUsage on whole responses', () => {
     expect(normalizeUsage({ usageMetadata: { candidatesTokenCount: 3 } }, 'gemini')).toMatchObject({ provider: 'gemini', total_prompt_tokens: null, ...unknownCapture });
   });
 
+  it("Gemini in snake_case (the google-genai Python SDK's model_dump()): the same counts, bare or in a response", () => {
+    const camel = normalizeUsage({ promptTokenCount: 6400, cachedContentTokenCount: 6288, candidatesTokenCount: 12 }, 'gemini');
+    expect(camel).toMatchObject({ total_prompt_tokens: 6400, cache_read_tokens: 6288, cache_fields_reported: true });
+    expect(normalizeUsage({ prompt_token_count: 6400, cached_content_token_count: 6288, candidates_token_count: 12 }, 'gemini')).toEqual(camel);
+    expect(normalizeUsage({ candidates: [], usage_metadata: { prompt_token_count: 6400, cached_content_token_count: 6288, candidates_token_count: 12 }, model_version: 'gemini-2.5-pro' }, 'gemini')).toEqual({ ...camel, model: 'gemini-2.5-pro' });
+  });
+
+  it("another provider's counts on a Gemini request are refused, naming what is missing, not kept as unknown for good", () => {
+    for (const usage of [{ prompt_tokens: 6400, completion_tokens: 3 }, { input_tokens: 6400, output_tokens: 3 }]) {
+      const e = (() => {
+        try {
+          normalizeUsage(usage, 'gemini');
+        } catch (err) {
+          return err as UsageShapeError;
+        }
+        throw new Error('expected a refusal');
+      })();
+      expect(e).toBeInstanceOf(UsageShapeError);
+      expect([e.path, e.detail]).toEqual(['/promptTokenCount', expect.stringContaining('is missing: a Gemini usageMetadata has promptTokenCount')]);
+    }
+    // An empty usage object says nothing: unknown, as before.
+    expect(normalizeUsage({}, 'gemini')).toMatchObject({ cache_fields_reported: false });
+  });
+
   it('vLLM without prompt_tokens_details: detected by its extra fields, capture unknown', () => {
     expect(normalizeUsage(vllmCompletion)).toEqual({
       provider: 'vllm',

@@ -252,9 +252,14 @@ function deepMerge(target: unknown, patch: unknown): unknown {
 // ---------------------------------------------------------------- lookup
 
 /** Which provider an unknown model name most likely belongs to. */
+/** Open-weight model families: a name starting so is a self-hosted server's, also without a repository prefix. */
+const OPEN_WEIGHT = /^(gpt-oss|qwen|llama|meta-llama|mistral|mixtral|codestral|deepseek|gemma|phi-?\d|yi-|granite|olmo|falcon|internlm|glm-|kimi|nemotron)/;
+
 export function guessProvider(model: string): ProviderFamily {
   const name = candidateNames(model).at(-1) ?? '';
   if (name.includes('claude')) return 'anthropic';
+  // OpenAI's open-weight models are served by others (vLLM serves `openai/gpt-oss-20b` under its repository id).
+  if (OPEN_WEIGHT.test(name)) return 'vllm';
   if (/^(gpt|chatgpt|o\d)/.test(name)) return 'openai';
   if (name.startsWith('gemini')) return 'gemini';
   return 'vllm';
@@ -310,7 +315,8 @@ export class ModelCatalog {
    * those of the servers that speak its API (vLLM, SGLang: `vllm/…`). An unknown name gets the
    * provider's default entry with `fallback: true`; on OpenAI's API, a name with a slash (a
    * Hugging Face repository id, `Qwen/Qwen2.5-7B-Instruct`) whose last part names no provider's
-   * family is a self-hosted server's (a gateway's `openai/gpt-5.1` stays OpenAI's).
+   * family, or a name of an open-weight family (`qwen2.5-7b-instruct`, `openai/gpt-oss-20b`), is a self-hosted
+   * server's (a gateway's `openai/gpt-5.1` stays OpenAI's).
    */
   lookup(model: string, provider?: ProviderFamily): ModelLookup {
     const families: Array<ProviderFamily | undefined> = provider === 'openai' ? ['openai', 'vllm'] : [provider];
@@ -320,7 +326,8 @@ export class ModelCatalog {
         if (entry) return { model, entry, fallback: false };
       }
     }
-    const family = provider === 'openai' && model.includes('/') && guessProvider(model) === 'vllm' ? 'vllm' : (provider ?? guessProvider(model));
+    const selfHosted = guessProvider(model) === 'vllm' && (model.includes('/') || OPEN_WEIGHT.test(candidateNames(model).at(-1) ?? ''));
+    const family = provider === 'openai' && selfHosted ? 'vllm' : (provider ?? guessProvider(model));
     const fallback = this.#fallbacks.get(family);
     // Unknown names resolve to something flagged or to an error, never silently to nothing.
     if (!fallback) throw new Error(`model "${model}" is not in catalog ${this.version}, which has no ${family} entry to fall back to`);

@@ -467,7 +467,8 @@ export class RequestRenderer {
       }
 
     let promptCacheKey: string | null = null;
-    if ((format === 'openai-chat' || format === 'openai-responses') && !property(root, 'prompt_cache_key')) {
+    // Only OpenAI's own models: a self-hosted server (the vLLM entry) has no use for the key, and logs or refuses it.
+    if ((format === 'openai-chat' || format === 'openai-responses') && !property(root, 'prompt_cache_key') && model.provider === 'openai') {
       const lead = segments.list.find((s) => s.source !== 'inline');
       if (lead) {
         // Route requests that start with the same handle to the same cache; the id, not the version, so a new version
@@ -476,7 +477,7 @@ export class RequestRenderer {
         promptCacheKey = `ph-${lead.path[0]!.split('@')[0]}`;
         edits.push(prependProperty(root, 'prompt_cache_key', JSON.stringify(promptCacheKey)));
       }
-    } else if (format === 'openai-chat' || format === 'openai-responses') {
+    } else if ((format === 'openai-chat' || format === 'openai-responses') && property(root, 'prompt_cache_key')) {
       const given = valueOf(property(root, 'prompt_cache_key')!);
       promptCacheKey = typeof given === 'string' ? given : null;
     }

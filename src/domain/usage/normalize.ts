@@ -50,7 +50,7 @@ export function usageProviderOf(format: string): UsageProvider | undefined {
 }
 
 export function normalizeUsage(input: unknown, hint?: UsageProvider): NormalizedUsage {
-  const located = locateUsage(input, hint);
+  const located = locateUsage(geminiCamelCase(input), hint);
   return normalizeUsageAs(located.provider, located.usage, { path: located.path, model: located.model });
 }
 
@@ -309,7 +309,30 @@ function inclusiveUsage(
 // Gemini serialises proto3 JSON, which drops zero-valued counts: beside a
 // promptTokenCount, a missing cachedContentTokenCount is a read of 0 (every miss
 // arrives so; read as unknown, misses would vanish and capture look perfect).
-function geminiUsage(usage: Json, path: string, model: string | null): NormalizedUsage {
+// The google-genai Python SDK's model_dump() spells the REST fields in snake_case: the same counts.
+const GEMINI_SNAKE: Record<string, string> = {
+  usage_metadata: 'usageMetadata',
+  model_version: 'modelVersion',
+  prompt_token_count: 'promptTokenCount',
+  cached_content_token_count: 'cachedContentTokenCount',
+  candidates_token_count: 'candidatesTokenCount',
+  thoughts_token_count: 'thoughtsTokenCount',
+  total_token_count: 'totalTokenCount',
+};
+
+/** A Gemini response or usage object in snake_case, in the REST API's camelCase (anything else as it is). */
+function geminiCamelCase(input: unknown): unknown {
+  if (!isRecord(input) || !Object.keys(input).some((k) => k in GEMINI_SNAKE && !(GEMINI_SNAKE[k]! in input))) return input;
+  const out: Json = {};
+  for (const [k, v] of Object.entries(input)) out[k in GEMINI_SNAKE && !(GEMINI_SNAKE[k]! in input) ? GEMINI_SNAKE[k]! : k] = k === 'usage_metadata' ? geminiCamelCase(v) : v;
+  return out;
+}
+
+function geminiUsage(raw: Json, path: string, model: string | null): NormalizedUsage {
+  const usage = geminiCamelCase(raw) as Json;
+  // Counts under other names (another provider's shape) would leave the report unknown for good: said instead.
+  if (Object.keys(usage).length > 0 && !GEMINI_KEYS.some((k) => k in usage))
+    throw new UsageShapeError(pointer(path, 'promptTokenCount'), `is missing: a Gemini usageMetadata has promptTokenCount (and cachedContentTokenCount on a hit); got ${Object.keys(usage).slice(0, 4).join(', ')}`);
   const total = readCount(usage, 'promptTokenCount', path);
   const read = readCount(usage, 'cachedContentTokenCount', path) ?? (total === null ? null : 0);
   if (total !== null && read !== null && read > total) {

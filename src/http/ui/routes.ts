@@ -70,7 +70,7 @@ export function uiRoutes(deps: AppDeps, services: Services) {
   });
   ui.get('/ui/requests/:id', (c) => {
     const row = services.requests.get(c.get('tenantId'), c.req.param('id'));
-    return page(c, { title: `Request ${row.id}`, tenantId: c.get('tenantId'), body: requestPage(row) });
+    return page(c, { title: `Request ${row.id}`, tenantId: c.get('tenantId'), body: requestPage(row, deps.catalog.byId(row.catalogEntry)?.cache.refreshOnHit ?? true) });
   });
 
   ui.get('/ui/events', (c) => {

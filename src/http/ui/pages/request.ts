@@ -14,7 +14,8 @@ import { formatsNote, metric, requestLink, settingsNote, sourceLink, type Html }
 
 const json = (v: unknown) => JSON.stringify(v, null, 2);
 
-export function requestPage(row: RequestRow): Html {
+/** `refreshes`: whether a hit renews the model's cache entries (Anthropic, most OpenAI models; not Gemini's). */
+export function requestPage(row: RequestRow, refreshes = true): Html {
   const segments = row.segments as RenderedSegment[];
   const outcome = (row.outcome ?? null) as RequestOutcome | null;
   const usage = (row.usage ?? null) as NormalizedUsage | null;
@@ -58,7 +59,7 @@ ${bar.map((s, i) => {
 <td class="num">${o ? tokens(o.read) : '—'}</td><td class="num">${o ? tokens(o.write) : '—'}</td><td class="num">${o ? usd(o.cost.actual) : '—'}</td></tr>`;
   })}</tbody></table>
 ${outcome?.drift ? driftBlock(outcome.drift) : ''}
-${outcome?.expired ? expiredBlock(outcome.expired, outcome.applied_late !== undefined) : ''}
+${outcome?.expired ? expiredBlock(outcome.expired, outcome.applied_late !== undefined, refreshes) : ''}
 <div class="cols">
 ${row.status === 'failed'
     ? html`<div><h2>Provider error</h2><p class="muted">The call failed: its status and the provider's error body, as sent (status null: the provider could not be reached or did not answer in time).</p><pre class="content" data-raw="error">${json(failureView(row.usageRaw))}</pre></div>`
@@ -70,9 +71,9 @@ ${row.usageRaw !== undefined && row.usageRaw !== null ? html`<details><summary>A
 </div>`;
 }
 
-function expiredBlock(e: NonNullable<RequestOutcome['expired']>, late: boolean): Html {
+function expiredBlock(e: NonNullable<RequestOutcome['expired']>, late: boolean, refreshes: boolean): Html {
   return html`<h2>Expired</h2><div class="card" data-expired><p style="margin:0">The prefix this call missed was last used (written or read) by a call that started at ${when(e.last_used_at)}:
-<b data-gap="${e.gap_ms}">${span(e.gap_ms)}</b> ${late ? 'before this call was applied to its scope (it was reported after later calls)' : 'before this one'}, longer than its cache lifetime of <b>${e.ttl}</b>. A call within the lifetime keeps it alive; where the provider offers a longer one (Anthropic's <code>"ttl": "1h"</code>, OpenAI's <code>prompt_cache_retention</code>), it can be asked for.</p></div>`;
+<b data-gap="${e.gap_ms}">${span(e.gap_ms)}</b> ${late ? 'before this call was applied to its scope (it was reported after later calls)' : 'before this one'}, longer than its cache lifetime of <b>${e.ttl}</b>. ${refreshes ? 'A call within the lifetime keeps it alive' : 'On this model a hit does not renew it: it lives its lifetime from when it was written'}; where the provider offers a longer one (Anthropic's <code>"ttl": "1h"</code>, OpenAI's <code>prompt_cache_retention</code>), it can be asked for.</p></div>`;
 }
 
 function mismatchNotice(m: NonNullable<RequestOutcome['total_mismatch']>): Html {
