@@ -352,6 +352,24 @@ describe('reconciliation scenarios', () => {
     expect(rep.money.actual_input_cost).toBeCloseTo((cached * 2 * 3) / 1e6, 12);
   });
 
+  it('a write at two TTLs, unread: the 5m part is wasted once 5 minutes pass, the 1h part beside it still pending', async () => {
+    const { client, bundle } = await agentSetup();
+    const doc = await mintArtifact(client, 'document', 'Document A. '.repeat(400));
+    const r1 = await renderAnthropic(client, { prefix: [bundle.id, doc.id], messages: [{ role: 'user', content: 'q' }] });
+    const hour = r1.breakpoints[0]!.token_end;
+    const total = promptTokens(r1);
+    // The bundle written for an hour, the document and the question for 5 minutes (1h marks come first).
+    await report(client, t, r1, { input_tokens: 0, cache_creation_input_tokens: total, cache_read_input_tokens: 0, cache_creation: { ephemeral_5m_input_tokens: total - hour, ephemeral_1h_input_tokens: hour }, output_tokens: 5 });
+    const money = async (id: string) => (await client.get(`/v1/reports/handles/${id}`)).json.money;
+    const [b0, d0] = [await money(bundle.id), await money(doc.id)];
+    expect(d0.write_premiums_paid).toBeGreaterThan(0);
+    expect([b0.write_premiums_pending, d0.write_premiums_pending]).toEqual([b0.write_premiums_paid, d0.write_premiums_paid]);
+    t.clock.advance(10 * MIN);
+    const [b1, d1] = [await money(bundle.id), await money(doc.id)];
+    expect([b1.write_premiums_pending, b1.write_premiums_unread]).toEqual([b1.write_premiums_paid, 0]);
+    expect([d1.write_premiums_pending, d1.write_premiums_unread]).toEqual([0, d1.write_premiums_paid]);
+  });
+
   it('a later read marks only the part of a write it covers; an unread write is pending until its TTL passes', async () => {
     const { client, sys, bundle } = await agentSetup();
     const docA = await mintArtifact(client, 'document', 'Document A. '.repeat(400));

@@ -401,9 +401,10 @@ export class Reconciler {
     const day = Math.floor(startedAt / DAY);
     const rollups = rollupDeltas(tenantId, day, request.model, segOutcomes, read !== null);
     // What this request's writes cost above the input price, by segment: a later read marks what it covers.
+    // Written at several TTLs (Anthropic's 1h marks before 5m ones), a part is split by TTL and ends with its own.
     const parts: PremiumPart[] = segOutcomes.flatMap((seg) =>
       seg.cost.write_premium > 0 && read !== null && written !== null
-        ? [{ keys: rollupKeys(seg).map((k) => `${k.handleId}@${k.version}`), from: Math.max(seg.start, read), to: Math.min(seg.end, read + written), premium: seg.cost.write_premium }]
+        ? money.premiumParts(Math.max(seg.start, read), Math.min(seg.end, read + written), startedAt).map((p) => ({ keys: rollupKeys(seg).map((k) => `${k.handleId}@${k.version}`), ...p }))
         : [],
     );
     const expiresAt = startedAt + writeTtlSeconds(model, usage) * 1000;
@@ -637,17 +638,30 @@ function prices(model: ModelEntry, usage: NormalizedUsage, readEnd: number) {
   const byTtl = Object.entries(usage.cache_write_by_ttl ?? {}).filter(([, n]) => n > 0);
   byTtl.sort(([a], [b]) => (ttls.get(b)?.seconds ?? 0) - (ttls.get(a)?.seconds ?? 0));
   // Ranges [from, to) of the prompt written at one multiplier; writes past the split (or without one) at the default.
-  const ranges: Array<{ from: number; to: number; rate: number }> = [];
+  const ranges: Array<{ from: number; to: number; rate: number; seconds: number }> = [];
+  const defaultSeconds = ttls.get(model.cache.defaultTtl)?.seconds ?? 0;
   let at = readEnd;
-  for (const [ttl, n] of byTtl) ranges.push({ from: at, to: (at += n), rate: multiplier(ttl) });
-  ranges.push({ from: at, to: Infinity, rate: fallback });
+  for (const [ttl, n] of byTtl) ranges.push({ from: at, to: (at += n), rate: multiplier(ttl), seconds: ttls.get(ttl)?.seconds ?? defaultSeconds });
+  ranges.push({ from: at, to: Infinity, rate: fallback, seconds: defaultSeconds });
+  const written = usage.cache_write_tokens ?? 0;
+  /** Written tokens of [start, end) in input-price units (only the written part of it counts). */
+  const writeUnits = (start: number, end: number) => ranges.reduce((sum, r) => sum + overlap(start, end, r.from, Math.min(r.to, readEnd + written)) * r.rate, 0);
   return {
     input,
     read: model.cache.readMultiplier,
-    /** Written tokens of [start, end) in input-price units (only the written part of it counts). */
-    writeUnits(start: number, end: number): number {
-      const written = usage.cache_write_tokens ?? 0;
-      return ranges.reduce((sum, r) => sum + overlap(start, end, r.from, Math.min(r.to, readEnd + written)) * r.rate, 0);
+    writeUnits,
+    /**
+     * The premium (USD) of the written tokens [from, to), as parts: one, or with writes at several TTLs one per TTL,
+     * each with its own end (a 5m part is unread once its 5 minutes pass, though the 1h part beside it is pending).
+     */
+    premiumParts(from: number, to: number, startedAt: number): Array<{ from: number; to: number; premium: number; expires_at?: number }> {
+      const premium = (a: number, b: number) => (writeUnits(a, b) - (b - a)) * input;
+      if (byTtl.length < 2) return [{ from, to, premium: premium(from, to) }];
+      return ranges
+        .map((r) => ({ from: Math.max(from, r.from), to: Math.min(to, r.to, readEnd + written), seconds: r.seconds }))
+        .filter((r) => r.to > r.from)
+        .map((r) => ({ from: r.from, to: r.to, premium: premium(r.from, r.to), expires_at: startedAt + r.seconds * 1000 }))
+        .filter((p) => p.premium > 0);
     },
   };
 }

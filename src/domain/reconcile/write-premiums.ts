@@ -14,6 +14,8 @@ export interface PremiumPart {
   to: number;
   /** USD. */
   premium: number;
+  /** When this part's TTL ends, where the write had several (else the write's `expires_at`). */
+  expires_at?: number;
 }
 
 /** As stored with the reconciliation: the parts still unread, and when the write's TTL ends. */
@@ -121,7 +123,7 @@ export class PendingPremiums {
         this.forget(id);
         continue;
       }
-      for (const [key, premium] of premiumByKey(w.parts)) {
+      for (const [key, premium] of premiumByKey(w.parts.filter((p) => (p.expires_at ?? w.expiresAt) > now))) {
         const at = key.lastIndexOf('@');
         out.push({ handle_id: key.slice(0, at), version: Number(key.slice(at + 1)), day: w.day, model: w.model, write_premium_pending: premium });
       }
