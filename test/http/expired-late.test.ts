@@ -36,5 +36,10 @@ describe('expired gap of a call applied late', () => {
     expect(o.expired).toEqual({ last_used_at: xStart + MIN, gap_ms: 7 * MIN, ttl: '5m' });
     const page = await (await t.app.request(`/ui/requests/${x.request_id}`, { headers: { cookie: `ph_ui_key=${key}` } })).text();
     expect(page).toContain('before this call was applied to its scope (it was reported after later calls)');
+    // The page says the call was simulated late, and how to avoid it, whether or not it expired.
+    expect(page).toContain('data-notice="applied-late"');
+    expect(page).toContain('orders a batch by start');
+    const onTime = await (await t.app.request(`/ui/requests/${z.request_id}`, { headers: { cookie: `ph_ui_key=${key}` } })).text();
+    expect(onTime).not.toContain('data-notice="applied-late"');
   });
 });

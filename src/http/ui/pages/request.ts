@@ -46,6 +46,7 @@ ${cost && outcome?.capture !== 'unknown' ? metric('cost.leaked', 'Leaked on this
 </dl>
 ${outcome?.capture === 'unknown' ? html`<p class="notice">The provider reported no cache fields for this request: its capture is <b>unknown</b>, not 0%.</p>` : ''}
 ${outcome?.total_mismatch ? mismatchNotice(outcome.total_mismatch) : ''}
+${outcome?.applied_late ? html`<p class="notice" data-notice="applied-late">Reported after calls of its cache scope that started later: simulated at ${when(outcome.applied_late.applied_at)}, not at its start (${when(outcome.applied_late.started_at)}), so a read the provider confirmed may show as <b>bonus</b> and a prefix as expired. Report calls as they finish, or import them in start order (<code>POST /v1/usage/batch</code> orders a batch by start).</p>` : ''}
 ${outcome ? '' : row.status === 'failed' ? html`<p class="notice" data-notice="failed">The provider call failed: there is no usage to reconcile (its error is below). The bar shows the rendered segments only.</p>` : html`<p class="notice">No usage report yet: the bar shows the rendered segments only.</p>`}
 <div class="card"><h2 style="margin-top:0">The prompt, segment by segment</h2>
 ${segmentBar(bar, breakpoints, `Segments of ${row.id} coloured by outcome`)}
