@@ -189,6 +189,18 @@ describe('reconciliation scenarios', () => {
     expect(page).not.toContain('A call within the lifetime keeps it alive');
   });
 
+  it('a whole Gemini response in snake_case (model_dump() of the Python SDK) is reconciled, its usage kept as received', async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, LONG_SYSTEM + LONG_SYSTEM);
+    const res = await client.post('/v1/render', { format: 'gemini', model: 'gemini-2.5-flash', request: { contents: [{ role: 'user', parts: [{ type: 'handle', ref: sys.id }, { text: 'q' }] }] } });
+    const r = res.json as Rendered;
+    const usage_metadata = { prompt_token_count: promptTokens(r), cached_content_token_count: 0, candidates_token_count: 3, total_token_count: promptTokens(r) + 3 };
+    const reported = await client.post('/v1/usage', { request_id: r.request_id, response: { candidates: [{ content: { parts: [{ text: 'hi' }] } }], usage_metadata, model_version: 'gemini-2.5-flash' } });
+    expect(reported.status, reported.text).toBe(201);
+    expect(reported.json.outcome).toMatchObject({ capture: 'reported', total_prompt_tokens: promptTokens(r) });
+    expect((await client.get(`/v1/requests/${r.request_id}`)).json.usage_raw).toEqual(usage_metadata);
+  });
+
   it('a 6-minute gap on a 5-minute TTL expires, with the gap; hits every 4 minutes keep it alive', async () => {
     const { client, key, sys, bundle } = await agentSetup();
     const turn = (n: number) => renderAnthropic(client, { prefix: [bundle.id], messages: [{ role: 'user', content: `turn ${n}` }] });

@@ -324,8 +324,9 @@ describe('normalizeUsage on whole responses', () => {
       expect(e).toBeInstanceOf(UsageShapeError);
       expect([e.path, e.detail]).toEqual(['/promptTokenCount', expect.stringContaining('is missing: a Gemini usageMetadata has promptTokenCount')]);
     }
-    // An empty usage object says nothing: unknown, as before.
+    // An empty usage object, or Gemini's own fields without counts, say nothing: unknown, as before.
     expect(normalizeUsage({}, 'gemini')).toMatchObject({ cache_fields_reported: false });
+    expect(normalizeUsage({ candidates: [], usageMetadata: { trafficType: 'ON_DEMAND' } }, 'gemini')).toMatchObject({ cache_fields_reported: false, total_prompt_tokens: null });
   });
 
   it('vLLM without prompt_tokens_details: detected by its extra fields, capture unknown', () => {

@@ -122,7 +122,9 @@ function withReason(diagnostics: ProviderDiagnostics, reason: string | undefined
 
 /** The usage object in a response body (or the object itself, when it is one), as normalizeUsage finds it. */
 export function usageObjectOf(input: unknown, hint?: UsageProvider): Record<string, unknown> {
-  return locateUsage(input, hint).usage;
+  // As received: a snake_case Gemini body keeps its own spelling.
+  if (isRecord(input) && isRecord(input.usage_metadata) && !('usageMetadata' in input)) return input.usage_metadata;
+  return locateUsage(geminiCamelCase(input), hint).usage;
 }
 
 function locateUsage(input: unknown, hint: UsageProvider | undefined): Located {
@@ -309,6 +311,8 @@ function inclusiveUsage(
 // Gemini serialises proto3 JSON, which drops zero-valued counts: beside a
 // promptTokenCount, a missing cachedContentTokenCount is a read of 0 (every miss
 // arrives so; read as unknown, misses would vanish and capture look perfect).
+const OTHER_COUNTS = ['prompt_tokens', 'input_tokens', 'completion_tokens', 'output_tokens'];
+
 // The google-genai Python SDK's model_dump() spells the REST fields in snake_case: the same counts.
 const GEMINI_SNAKE: Record<string, string> = {
   usage_metadata: 'usageMetadata',
@@ -330,8 +334,9 @@ function geminiCamelCase(input: unknown): unknown {
 
 function geminiUsage(raw: Json, path: string, model: string | null): NormalizedUsage {
   const usage = geminiCamelCase(raw) as Json;
-  // Counts under other names (another provider's shape) would leave the report unknown for good: said instead.
-  if (Object.keys(usage).length > 0 && !GEMINI_KEYS.some((k) => k in usage))
+  // Another provider's counts would leave the report unknown for good: said instead (Gemini's own fields without
+  // counts, trafficType alone say, stay unknown).
+  if (!GEMINI_KEYS.some((k) => k in usage) && OTHER_COUNTS.some((k) => k in usage))
     throw new UsageShapeError(pointer(path, 'promptTokenCount'), `is missing: a Gemini usageMetadata has promptTokenCount (and cachedContentTokenCount on a hit); got ${Object.keys(usage).slice(0, 4).join(', ')}`);
   const total = readCount(usage, 'promptTokenCount', path);
   const read = readCount(usage, 'cachedContentTokenCount', path) ?? (total === null ? null : 0);
