@@ -251,10 +251,10 @@ function deepMerge(target: unknown, patch: unknown): unknown {
 
 // ---------------------------------------------------------------- lookup
 
-/** Which provider an unknown model name most likely belongs to. */
 /** Open-weight model families: a name starting so is a self-hosted server's, also without a repository prefix. */
 const OPEN_WEIGHT = /^(gpt-oss|qwen|llama|meta-llama|mistral|mixtral|codestral|deepseek|gemma|phi-?\d|yi-|granite|olmo|falcon|internlm|glm-|kimi|nemotron)/;
 
+/** Which provider an unknown model name most likely belongs to. */
 export function guessProvider(model: string): ProviderFamily {
   const name = candidateNames(model).at(-1) ?? '';
   if (name.includes('claude')) return 'anthropic';

@@ -10,7 +10,7 @@ import { DomainError, invalid, notFound, withPointer } from '../errors';
 import { parseRef } from '../ids';
 import { Lru } from '../lru';
 import type { Breakpoint, RenderedSegment } from '../render/request';
-import type { SimBlock, SimOutcome, SimPlan, SimRequest } from '../simulator/cache';
+import { stepFloor, type SimBlock, type SimOutcome, type SimPlan, type SimRequest } from '../simulator/cache';
 import { MESSAGE_CACHE_SETTINGS } from '../simulator/semantic';
 import { extractDiagnostics, normalizeUsage, usageObjectOf, usageProviderOf, UsageShapeError } from '../usage/normalize';
 import type { NormalizedUsage } from '../usage/types';
@@ -402,11 +402,11 @@ export class Reconciler {
     const rollups = rollupDeltas(tenantId, day, request.model, segOutcomes, read !== null);
     // What this request's writes cost above the input price, by segment: a later read marks what it covers.
     // Written at several TTLs (Anthropic's 1h marks before 5m ones), a part is split by TTL and ends with its own.
-    const parts: PremiumPart[] = segOutcomes.flatMap((seg) =>
-      seg.cost.write_premium > 0 && read !== null && written !== null
-        ? money.premiumParts(Math.max(seg.start, read), Math.min(seg.end, read + written), startedAt).map((p) => ({ keys: rollupKeys(seg).map((k) => `${k.handleId}@${k.version}`), ...p }))
-        : [],
-    );
+    const parts: PremiumPart[] = segOutcomes.flatMap((seg) => {
+      if (!(seg.cost.write_premium > 0 && read !== null && written !== null)) return [];
+      const keys = rollupKeys(seg).map((k) => `${k.handleId}@${k.version}`);
+      return money.premiumParts(Math.max(seg.start, read), Math.min(seg.end, read + written), startedAt).map((p) => ({ keys, ...p }));
+    });
     const expiresAt = startedAt + writeTtlSeconds(model, usage) * 1000;
     const writePremium: StoredPremium | Record<string, never> = parts.length ? { v: 2, parts, expires_at: expiresAt } : {};
     const write: IngestWrite = {
@@ -605,11 +605,9 @@ function blockSpans(o: SimOutcome, ends: number[], segmentOf: number[], seg: num
   return spans;
 }
 
-/** The longest prefix of a prompt of `total` tokens a cache read in steps can return (OpenAI: 1,024, then 128 at a time). */
+/** Where a prompt of `total` tokens stops being readable in whole cache steps (no steps: nowhere). */
 function lastStepEnd(model: ModelEntry, total: number): number {
-  const g = model.cache.granularity;
-  if (!g) return Infinity;
-  return total < g.first ? 0 : g.first + Math.floor((total - g.first) / g.step) * g.step;
+  return model.cache.granularity ? stepFloor(model.cache.granularity, total) : Infinity;
 }
 
 /** Whether a provider's read is the simulated one, give or take the error of our token positions (see predictedRead). */

@@ -400,10 +400,7 @@ export class CacheSimulator {
   }
 
   private roundDown(tokens: number): number {
-    const g = this.rules.granularity;
-    if (!g) return tokens;
-    if (tokens < g.first) return 0;
-    return g.first + Math.floor((tokens - g.first) / g.step) * g.step;
+    return stepFloor(this.rules.granularity, tokens);
   }
 
   /**
@@ -452,6 +449,12 @@ export class CacheSimulator {
   private pruneExpired(t: number): void {
     for (const [k, e] of this.entries) if (e.expiresAt <= t) this.entries.delete(k);
   }
+}
+
+/** The longest prefix of `tokens` a cache read in steps can return (OpenAI: 1,024, then 128 at a time); all without steps. */
+export function stepFloor(g: CacheRules['granularity'], tokens: number): number {
+  if (!g) return tokens;
+  return tokens < g.first ? 0 : g.first + Math.floor((tokens - g.first) / g.step) * g.step;
 }
 
 /** When an entry can be read: its writer's first byte, or with an unknown one and `late`, the writer's end. */
