@@ -39,6 +39,12 @@ describe('POST /v1/usage', () => {
     const other = await client.post('/v1/usage', { ...body, usage: anthropicUsage(total(r), 0, 99) });
     expect(other.status).toBe(409);
     expect(other.json.code).toBe('conflict');
+    // A report that cannot be read is refused for that, reconciled request or not (a 409 would hide the fault).
+    const unreadable = await client.post('/v1/usage', { ...body, usage: { ...anthropicUsage(total(r), 0, 100), cache_read_input_tokens: -5 } });
+    expect(unreadable.status).toBe(422);
+    expect(unreadable.json.errors[0].pointer).toBe('/usage/cache_read_input_tokens');
+    const batch = await client.post('/v1/usage/batch', { records: [{ ...body, usage: { input_tokens: 'many' } }] });
+    expect(batch.json.results[0]).toMatchObject({ status: 422 });
     const rep = (await client.get('/v1/reports')).json;
     expect(rep.requests).toBe(1);
   });

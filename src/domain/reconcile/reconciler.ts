@@ -214,6 +214,17 @@ export class Reconciler {
     if (!request || request.tenantId !== tenantId) throw withPointer(notFound(`request ${report.request_id}`), `${pointer}/request_id`);
     const bad = findInvalidJson(report, pointer);
     if (bad) throw invalid(bad.pointer, bad.detail);
+    // The report is read first: one that cannot be read is refused for what it is, reconciled request or not.
+    // usage: null (from the proxy) says the provider carried none: kept as null, the figures from `normalized`.
+    const source = report.response !== undefined ? report.response : report.usage !== undefined ? report.usage : report.normalized;
+    if (source === undefined) throw invalid(pointer, 'send "usage" (the provider\'s usage object) or "response" (the whole response body)');
+    let usage: NormalizedUsage;
+    try {
+      usage = report.normalized ?? normalizeUsage(source, usageProviderOf(request.format));
+    } catch (e) {
+      if (e instanceof UsageShapeError) throw invalid(`${pointer}/${report.response !== undefined ? 'response' : 'usage'}${e.path}`, e.detail);
+      throw e;
+    }
     const hash = sha256Hex(canonicalize({ ...report, request_id: undefined }) ?? '');
     // A stored report may be committed but not yet synced (by this process or another on the file):
     // the duplicate is answered once the WAL is on disk.
@@ -226,16 +237,6 @@ export class Reconciler {
     if (request.status === 'failed')
       throw new DomainError('conflict', `request ${request.id} failed upstream; it has no usage to reconcile`, {}, [{ pointer: `${pointer}/request_id`, detail: 'recorded as failed (the provider answered with an error)' }]);
 
-    // usage: null (from the proxy) says the provider carried none: kept as null, the figures from `normalized`.
-    const source = report.response !== undefined ? report.response : report.usage !== undefined ? report.usage : report.normalized;
-    if (source === undefined) throw invalid(pointer, 'send "usage" (the provider\'s usage object) or "response" (the whole response body)');
-    let usage: NormalizedUsage;
-    try {
-      usage = report.normalized ?? normalizeUsage(source, usageProviderOf(request.format));
-    } catch (e) {
-      if (e instanceof UsageShapeError) throw invalid(`${pointer}/${report.response !== undefined ? 'response' : 'usage'}${e.path}`, e.detail);
-      throw e;
-    }
     const diagnostics = report.diagnostics ?? (report.response !== undefined ? extractDiagnostics(report.response) : null);
 
     const now = clock.now();
