@@ -11,10 +11,28 @@ import { openDb } from './store/db';
 import { SqliteStore } from './store/sqlite-store';
 import { answerClientError } from './http/client-error';
 
+/** Thrown when the data directory or the database file cannot be used: said in one line, like a bad setting. */
+class StorageError extends Error {}
+
+// Errors that name a file the operator chose (a data dir under a file, a file that is not a database, no
+// permission), not bugs: fs errors carry a syscall, SQLite's own open errors these codes.
+const STORAGE_CODES = /^SQLITE_(CANTOPEN|NOTADB|READONLY|PERM|CORRUPT|IOERR|FULL|AUTH)/;
+function openStorage(path: string) {
+  try {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    return openDb(path);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e && (typeof e.syscall === 'string' || (typeof e.code === 'string' && STORAGE_CODES.test(e.code)))) {
+      throw new StorageError(`cannot open the database ${path}: ${e.message} (set by PH_DATABASE or PH_DATA_DIR, or serve's --data-dir)`);
+    }
+    throw err;
+  }
+}
+
 async function main() {
   let config = loadConfig();
-  if (config.databasePath !== ':memory:') mkdirSync(dirname(config.databasePath), { recursive: true });
-  const opened = openDb(config.databasePath);
+  const opened = openStorage(config.databasePath);
   const catalog = new ModelCatalog(loadCatalog(config.catalogFile));
   let simulator: RunningSimulator | undefined;
   if (config.upstream === 'simulator') {
@@ -73,7 +91,7 @@ async function main() {
 }
 
 main().catch((err: unknown) => {
-  if (err instanceof ConfigError || err instanceof CatalogError) {
+  if (err instanceof ConfigError || err instanceof CatalogError || err instanceof StorageError) {
     console.error(err.message);
     process.exit(2);
   }

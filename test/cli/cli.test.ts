@@ -314,6 +314,20 @@ describe('prefix-handles CLI', () => {
     }
   });
 
+  it('serve with a data dir or database it cannot use says so in one line and exits 2 (no stack trace)', async () => {
+    const notADir = file('plain-file', 'not a directory');
+    const notADb = file('not-a-db.db', 'this file is not a SQLite database');
+    const [underFile, wrongFile] = await Promise.all([
+      cli(['serve', '--port', '0', '--data-dir', join(notADir, 'data')]),
+      cli(['serve', '--port', '0', '--data-dir', join(dir, 'wrong-db')], { env: { PH_DATABASE: notADb } }),
+    ]);
+    expect(underFile.code, underFile.err).toBe(2);
+    expect(underFile.err.trim()).toMatch(new RegExp(`^cannot open the database ${notADir}/data/prefix-handles\\.db: ENOTDIR: .*\\(set by PH_DATABASE or PH_DATA_DIR, or serve's --data-dir\\)$`));
+    expect(wrongFile.code, wrongFile.err).toBe(2);
+    expect(wrongFile.err.trim()).toBe(`cannot open the database ${notADb}: file is not a database (set by PH_DATABASE or PH_DATA_DIR, or serve's --data-dir)`);
+    expect(readFileSync(notADb, 'utf8')).toBe('this file is not a SQLite database');
+  });
+
   it('serve with PH_UPSTREAM=simulator: the simulator listens on PH_SIMULATOR_PORT and answers there', async () => {
     const data = join(dir, 'served-sim');
     mkdirSync(data);
