@@ -23,9 +23,11 @@ export const imageBlockSchema = z.strictObject({
     z.strictObject({
       type: z.literal('base64'),
       media_type: z.enum(['image/png', 'image/jpeg', 'image/gif', 'image/webp']),
-      data: z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64'),
+      // Empty data is no image: providers refuse it, and kept, it would break every later request.
+      data: z.string().regex(/^[A-Za-z0-9+/]+={0,2}$/, 'must be base64, not empty'),
     }),
-    z.strictObject({ type: z.literal('url'), url: z.url() }),
+    // Providers fetch http(s) only (a data: URL is kept as base64): ftp:, file: or javascript: would be refused on every later request.
+    z.strictObject({ type: z.literal('url'), url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }) }),
   ]),
 });
 

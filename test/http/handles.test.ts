@@ -208,6 +208,29 @@ describe('sessions', () => {
     expect(res.json.errors[0].pointer).toBe('/base');
   });
 
+  it('refuses images a provider would refuse: a URL that is not http(s), empty base64 data; nothing is written', async () => {
+    const { client } = t.tenant();
+    const ses = (await client.post('/v1/sessions', { messages: [{ role: 'user', content: 'hello' }] })).json;
+    const image = (source: Record<string, unknown>) => ({ messages: [{ role: 'user', content: [{ type: 'image', source }] }] });
+    for (const [source, pointer, detail] of [
+      [{ type: 'url', url: 'ftp://example.com/a.png' }, '/messages/0/content/0/source/url', 'must be an http(s) URL'],
+      [{ type: 'url', url: 'javascript:alert(1)' }, '/messages/0/content/0/source/url', 'must be an http(s) URL'],
+      [{ type: 'url', url: 'file:///etc/passwd' }, '/messages/0/content/0/source/url', 'must be an http(s) URL'],
+      [{ type: 'base64', media_type: 'image/png', data: '' }, '/messages/0/content/0/source/data', 'must be base64, not empty'],
+    ] as const) {
+      const started = await client.post('/v1/sessions', image(source));
+      expect(started.status, source.type).toBe(422);
+      expect(started.json.errors).toEqual([{ pointer, detail }]);
+      const appended = await client.post(`/v1/sessions/${ses.id}/messages`, image(source));
+      expect(appended.json.errors).toEqual([{ pointer, detail }]);
+    }
+    expect((await client.get(`/v1/handles/${ses.id}`)).json.latest_version).toBe(1);
+    expect((await client.get('/v1/handles?kind=session')).json.handles).toHaveLength(1);
+    // http and https stay accepted.
+    expect((await client.post(`/v1/sessions/${ses.id}/messages`, image({ type: 'url', url: 'https://example.com/a.png' }))).status).toBe(201);
+    expect((await client.post('/v1/sessions', image({ type: 'url', url: 'http://example.com/a.png' }))).status).toBe(201);
+  });
+
   it('refuses tool calls a provider would refuse: a result answering no call before it, a call the next message leaves unanswered', async () => {
     const { client } = t.tenant();
     const call = { role: 'assistant', content: [{ type: 'tool_use', id: 'call_1', name: 'lookup', input: { q: 'x' } }] };
