@@ -68,7 +68,15 @@ export const IfMatchHeader = z.object({
     .string()
     // Quoted (the ETag an append answers with) or bare, never half-quoted; at most 15 digits, so the number is exact.
     // A weak tag is refused: If-Match compares strongly, so W/"3" never matches (RFC 9110 §13.1.1).
-    .refine((v) => !v.startsWith('W/'), { message: 'If-Match compares strong tags: a weak one (W/"3") never matches; send "3"', abort: true })
+    .refine((v) => !v.startsWith('W/'), {
+      // Names the caller's own tag and the strong one to send instead (W/"3" → "3").
+      error: (iss) => {
+        const weak = String(iss.input);
+        const tag = weak.slice(2);
+        return `If-Match compares strong tags: a weak one (${weak}) never matches; send ${/^"[^"]*"$/.test(tag) ? tag : `"${tag}"`}`;
+      },
+      abort: true,
+    })
     .regex(/^("[1-9][0-9]{0,14}"|[1-9][0-9]{0,14})$/, 'If-Match must be a version number, e.g. "3"')
     .optional()
     .openapi({ description: 'Append only if the session is still at this version.' }),
