@@ -114,6 +114,16 @@ describe('prefix-handles CLI', () => {
     expect([seconds.code, huge.code]).toEqual([2, 2]);
     expect(seconds.err).toContain("--to: epoch milliseconds are expected; '99999999999' looks like seconds");
     expect(huge.err).toContain('past the largest time a date can hold');
+    // A day that does not exist, a time without a zone, free text: the API refuses them all, so they are usage errors, said before any call.
+    const [noDay, noZone, prose] = await Promise.all([
+      cli(['report', '--from', '2026-02-30', '--key', 'k']),
+      cli(['report', '--to', '2026-12-03T10:00:00', '--key', 'k']),
+      cli(['report', '--from', 'Dec 3 2026', '--key', 'k']),
+    ]);
+    expect([noDay.code, noZone.code, prose.code]).toEqual([2, 2, 2]);
+    expect(noDay.err).toContain("--from: no such day: '2026-02-30'");
+    expect(noZone.err).toContain("--to: not a time: '2026-12-03T10:00:00' (RFC 3339 with a zone");
+    expect(prose.err).toContain("--from: not a time: 'Dec 3 2026'");
   });
 
   it('mints from a file and stdin, and expands byte for byte what the API expands', async () => {

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { seg } from '../api';
 import { MAX_TIME, MIN_EPOCH_MS } from '../../domain/clock';
 import { API_HELP, API_OPTIONS, UsageError, type Command } from '../command';
@@ -123,10 +124,18 @@ function time(flag: string, v: string): string {
     if (ms > MAX_TIME) throw new UsageError(`${flag}: '${v}' is past the largest time a date can hold`);
     return new Date(ms).toISOString();
   }
-  if (/^\d{4}-\d{2}-\d{2}$/.test(v)) return `${v}T00:00:00Z`;
-  if (Number.isNaN(Date.parse(v))) throw new UsageError(`${flag}: not a time: '${v}'`);
+  // The API's own forms, checked here so a time it would refuse is a usage error (exit 2), not an API error:
+  // Date.parse takes days that do not exist (2026-02-30), times without a zone and free text.
+  if (/^\d{4}-\d{2}-\d{2}$/.test(v)) {
+    if (!DAY.safeParse(v).success) throw new UsageError(`${flag}: no such day: '${v}'`);
+    return `${v}T00:00:00Z`;
+  }
+  if (!INSTANT.safeParse(v).success) throw new UsageError(`${flag}: not a time: '${v}' (RFC 3339 with a zone such as 2026-12-01T09:30:00Z, YYYY-MM-DD, or epoch milliseconds)`);
   return v;
 }
+
+const DAY = z.iso.date();
+const INSTANT = z.iso.datetime({ offset: true });
 
 function handleText(r: HandleReport): string {
   const h = r.handle;
