@@ -285,6 +285,22 @@ describe('prefix-handles CLI', () => {
     expect(older.out).toContain('1 accepted but applied after later calls of their model (import older logs first)');
   });
 
+  it('verify --write: a lock file it cannot write is one line and exit 1, nothing said locked; a wrong --format is a usage error', async () => {
+    const { key, client } = t.tenant();
+    const stable = await mintSystem(client, 'You are a careful assistant, locked nowhere.');
+    const nowhere = join(dir, 'no-such-dir', 'prefix.lock.json');
+    const [unwritable, badFormat] = await Promise.all([
+      cli(['verify', '--write', nowhere, stable.ref], { key }),
+      cli(['verify', '--write', join(dir, 'never.lock.json'), stable.ref, '--format', 'bogus'], { key }),
+    ]);
+    expect(unwritable.code, unwritable.err).toBe(1);
+    expect(unwritable.err.trim()).toMatch(new RegExp(`^cannot write ${nowhere}: ENOENT: .* \\(nothing was locked\\)$`));
+    expect(unwritable.out).toBe('');
+    expect(badFormat.code).toBe(2);
+    expect(badFormat.err).toContain("--format: one of neutral, anthropic, openai-chat, openai-responses, gemini (got 'bogus')");
+    expect(existsSync(join(dir, 'never.lock.json'))).toBe(false);
+  });
+
   it('verify: passes on an unchanged lock; fails naming changed bytes and volatile content', async () => {
     const { key, client } = t.tenant();
     const stable = await mintSystem(client, 'You are a careful, stable assistant.');

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { ApiError, seg, type Api } from '../api';
+import { expansionFormats } from '../../domain/render/prompt';
 import { API_HELP, API_OPTIONS, CliError, UsageError, type Command } from '../command';
 import { volatilityNote, type VolatilityMeta } from '../table';
 
@@ -41,7 +42,11 @@ ${API_HELP}`,
     const [file, ...refs] = positionals as [string, ...string[]];
     if (values.write) {
       if (!refs.length) throw new UsageError('--write needs the refs to lock');
-      return write(api(), file, refs, values.format as string | undefined);
+      const format = values.format === undefined ? undefined : String(values.format);
+      // As expand: a wrong format is the caller's usage (exit 2), said before any call.
+      if (format !== undefined && !(expansionFormats as readonly string[]).includes(format))
+        throw new UsageError(`--format: one of ${expansionFormats.join(', ')} (got '${format}')`);
+      return write(api(), file, refs, format);
     }
     if (refs.length) throw new UsageError(`unexpected argument '${refs[0]}' (refs are given with --write)`);
     if (values.format !== undefined) throw new UsageError('--format applies to --write; the lock file names each format');
@@ -78,16 +83,23 @@ async function check(api: Api, file: string): Promise<number> {
 
 async function write(api: Api, file: string, refs: string[], format: string | undefined): Promise<number> {
   const lock = readLock(file, false);
+  // "locked" is said once the file holds it.
+  const locked: string[] = [];
   for (const ref of refs) {
     const f = format ?? lock.handles[ref]?.format ?? 'anthropic';
     lock.handles[ref] = { format: f, sha256: sha256(await expand(api, ref, f)) };
     const note = volatilityNote(await volatility(api, ref));
     if (note) process.stderr.write(`warning: ${ref}: ${note} (verify will fail on it)\n`);
-    process.stdout.write(`locked  ${ref}  ${f}  ${lock.handles[ref]!.sha256}\n`);
+    locked.push(`locked  ${ref}  ${f}  ${lock.handles[ref]!.sha256}\n`);
   }
   // Sorted refs keep the file's diffs small and stable.
   lock.handles = Object.fromEntries(Object.entries(lock.handles).sort(([a], [b]) => a.localeCompare(b)));
-  writeFileSync(file, `${JSON.stringify(lock, null, 2)}\n`);
+  try {
+    writeFileSync(file, `${JSON.stringify(lock, null, 2)}\n`);
+  } catch (err) {
+    throw new CliError(`cannot write ${file}: ${(err as Error).message} (nothing was locked)`);
+  }
+  for (const line of locked) process.stdout.write(line);
   return 0;
 }
 
