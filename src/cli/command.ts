@@ -51,7 +51,9 @@ export function parseCommand(cmd: Command, args: string[]): Context {
   const values = parsed.values as Values;
   if (!values.help) {
     const [min, max] = cmd.positionals;
-    if (positionals.length < min) throw new UsageError(`missing argument${min - positionals.length > 1 ? 's' : ''}`);
+    // Which argument: the command's usage line names them (`mint <kind> <file|->`).
+    if (positionals.length < min)
+      throw new UsageError(`missing argument${min - positionals.length > 1 ? 's' : ''}: ${cmd.help.split('\n')[0]!.replace(/^Usage: /, '')}`);
     if (positionals.length > max) throw new UsageError(`unexpected argument '${positionals[max]}'`);
   }
   let api: Api | undefined;

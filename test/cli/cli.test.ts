@@ -98,6 +98,11 @@ describe('prefix-handles CLI', () => {
     expect(unknownFlag.code).toBe(2);
     expect(unknownFlag.err).toContain("Unknown option '--bogus'");
     expect(unknownFlag.err).toContain("prefix-handles expand --help");
+    // A missing argument names what is missing, from the command's usage line.
+    const [noFile, noRef] = await Promise.all([cli(['mint', 'system']), cli(['expand'])]);
+    expect([noFile.code, noRef.code]).toEqual([2, 2]);
+    expect(noFile.err).toContain('prefix-handles: missing argument: prefix-handles mint <kind> <file|-> [--name NAME] [--version-of ID]\n');
+    expect(noRef.err).toContain('prefix-handles: missing argument: prefix-handles expand <ref> [--format F]\n');
     // Before any command, and a value the command can check itself: usage errors too, said before any call.
     const [bareFlag, badFormat] = await Promise.all([cli(['--bogus']), cli(['expand', 'art_x', '--format', 'bogus', '--key', 'k'])]);
     expect(bareFlag.code).toBe(2);
