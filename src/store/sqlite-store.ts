@@ -135,6 +135,7 @@ export class SqliteStore implements Store {
   /** The group commit's statements, prepared once. */
   private readonly write: Record<keyof typeof SQL, Statement>;
   private lastSeq: number;
+  private readonly maxSeq: { get(): unknown };
 
   constructor(
     private readonly db: Db,
@@ -167,8 +168,9 @@ export class SqliteStore implements Store {
        where c.write_read = 0 and c.started_at >= ? and c.write_premium != '{}'`,
     );
     this.write = Object.fromEntries(Object.entries(SQL).map(([name, text]) => [name, client.prepare(text)])) as Record<keyof typeof SQL, Statement>;
-    // The reconciliation counter lives here and numbers reports as their batch is built.
-    this.lastSeq = (client.prepare('select max(seq) from reconciliations').pluck().get() as number | null) ?? 0;
+    // The reconciliation counter lives here and numbers reports as their batch is built (see writeBatch).
+    this.maxSeq = client.prepare('select max(seq) from reconciliations').pluck();
+    this.lastSeq = (this.maxSeq.get() as number | null) ?? 0;
   }
 
   createTenant(tenant: TenantRow, key: ApiKeyRow): void {
@@ -327,11 +329,13 @@ export class SqliteStore implements Store {
     // other write on this connection stays FULL, and its fsync also covers earlier batches.
     // (exec, not a prepared statement: SQLite applies this pragma when it compiles it.)
     try {
-      const batch = this.statementsFor(ops);
       client.exec('pragma synchronous = NORMAL');
       client
         .transaction(() => {
-          for (const [statement, params] of batch) statement.run(params);
+          // Numbered under the write lock, after the file's last: another service process on the same file
+          // may have reconciled since this one last wrote (a counter kept from start collided with its rows).
+          this.lastSeq = Math.max(this.lastSeq, (this.maxSeq.get() as number | null) ?? 0);
+          for (const [statement, params] of this.statementsFor(ops)) statement.run(params);
         })
         .immediate();
     } catch (e) {

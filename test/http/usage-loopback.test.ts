@@ -264,6 +264,29 @@ describe('two processes on one database file', () => {
       other.close();
     }
   });
+  it("reconcile each other's requests after either wrote: the reconciliation order is the file's, not a counter one process read at start", async () => {
+    running = await start();
+    // Both processes are up before either reconciles anything (each reads the counter at start).
+    const other = createTestApp({ databasePath: file });
+    const json = (key: string) => ({ authorization: `Bearer ${key}`, 'content-type': 'application/json' });
+    try {
+      const a = await renderOne(running);
+      const first = await clientFor(other.app, a.key).post('/v1/usage', { request_id: a.requestId, usage: anthropicUsage(a.total, 0, a.total - 10) });
+      expect(first.status, first.text).toBe(201);
+      // A request of its own, reported to the process that has not written yet: it is not reconciled by anyone.
+      const b = await renderOne(running);
+      const res = await post(running.url, '/v1/usage', JSON.stringify({ request_id: b.requestId, usage: anthropicUsage(b.total, 0, b.total - 10) }), json(b.key));
+      expect(res.status, JSON.stringify(res.json)).toBe(201);
+      // And the other way round, after this one wrote.
+      const c = await renderOne(running);
+      const third = await clientFor(other.app, c.key).post('/v1/usage', { request_id: c.requestId, usage: anthropicUsage(c.total, 0, c.total - 10) });
+      expect(third.status, third.text).toBe(201);
+      const seqs = running.t.sqlite.prepare('select seq from reconciliations order by seq').pluck().all();
+      expect(seqs).toEqual([1, 2, 3]);
+    } finally {
+      other.close();
+    }
+  });
 });
 
 describe('the write queue on a database file', () => {
