@@ -7,7 +7,7 @@ import { ConfigError, loadConfig } from './config';
 import { systemClock } from './domain/clock';
 import { loadCatalog, ModelCatalog, CatalogError } from './domain/catalog/catalog';
 import { startSimulator, type RunningSimulator } from './simulator/server';
-import { openDb } from './store/db';
+import { NewerSchemaError, openDb } from './store/db';
 import { SqliteStore } from './store/sqlite-store';
 import { answerClientError } from './http/client-error';
 
@@ -91,7 +91,7 @@ async function main() {
 }
 
 main().catch((err: unknown) => {
-  if (err instanceof ConfigError || err instanceof CatalogError || err instanceof StorageError) {
+  if (err instanceof ConfigError || err instanceof CatalogError || err instanceof StorageError || err instanceof NewerSchemaError) {
     console.error(err.message);
     process.exit(2);
   }

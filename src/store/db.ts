@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
+import { readMigrationFiles } from 'drizzle-orm/migrator';
 import { close, closeSync, existsSync, fdatasync, open, openSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +32,12 @@ export function openDb(path: string): OpenedDb {
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
   const db = drizzle(sqlite, { schema });
+  try {
+    refuseNewerSchema(sqlite);
+  } catch (e) {
+    sqlite.close();
+    throw e;
+  }
   migrate(db, { migrationsFolder: MIGRATIONS });
   const walSync = new WalSync(sqlite);
   return {
@@ -42,6 +49,28 @@ export function openDb(path: string): OpenedDb {
       sqlite.close();
     },
   };
+}
+
+/** A database a newer version of the service migrated: this version would misread what that one wrote. */
+export class NewerSchemaError extends Error {}
+
+/**
+ * Refuses a database that has a migration this version does not know. Drizzle's migrator applies only
+ * migrations newer than the database's last and says nothing of newer ones, so an older version of the code
+ * would run on a newer schema: reads that seem right, writes the newer version then misreads (an older
+ * version fails on every report that reads a newer write premium, and its requests are never indexed by handle).
+ */
+function refuseNewerSchema(sqlite: Database.Database): void {
+  const table = sqlite.prepare("select 1 from sqlite_master where type = 'table' and name = '__drizzle_migrations'").get();
+  if (!table) return;
+  const known = readMigrationFiles({ migrationsFolder: MIGRATIONS });
+  const last = Math.max(0, ...known.map((m) => m.folderMillis));
+  const newest = sqlite.prepare('select max(created_at) from __drizzle_migrations').pluck().get() as number | string | null;
+  if (newest !== null && Number(newest) > last)
+    throw new NewerSchemaError(
+      `the database was migrated by a newer version of prefix-handles (a migration of ${new Date(Number(newest)).toISOString()}; ` +
+        `this version's last is of ${new Date(last).toISOString()}): start that version, or a backup taken before it ran`,
+    );
 }
 
 /**

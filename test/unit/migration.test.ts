@@ -110,3 +110,26 @@ describe('migration 0005 (request_handles)', () => {
     }
   });
 });
+
+describe('a database a newer version migrated', () => {
+  it('is refused at open, naming it, and left as it was (drizzle alone would run on it and write rows that version misreads)', () => {
+    dir = mkdtempSync(join(tmpdir(), 'ph-migrate-newer-'));
+    const file = join(dir, 'db.sqlite');
+    openDb(file).close();
+    // What a later version's next migration leaves behind.
+    const raw = new Database(file);
+    const last = raw.prepare('select max(created_at) from __drizzle_migrations').pluck().get() as number;
+    raw.prepare('insert into __drizzle_migrations (hash, created_at) values (?, ?)').run('later', Number(last) + 60_000);
+    const count = raw.prepare('select count(*) from __drizzle_migrations').pluck().get();
+    raw.close();
+    expect(() => openDb(file)).toThrow(/migrated by a newer version of prefix-handles/);
+    const after = new Database(file);
+    expect(after.prepare('select count(*) from __drizzle_migrations').pluck().get()).toBe(count);
+    after.close();
+    // The database this version migrated itself opens again.
+    const again = new Database(file);
+    again.prepare("delete from __drizzle_migrations where hash = 'later'").run();
+    again.close();
+    expect(() => openDb(file).close()).not.toThrow();
+  });
+});
