@@ -364,6 +364,33 @@ describe('reconciliation scenarios', () => {
     expect(rep.money.actual_input_cost).toBeCloseTo((cached * 2 * 3) / 1e6, 12);
   });
 
+  it('a write reported without its TTL split is priced at the TTL its marks asked for (1h: 2×, pending for the hour)', async () => {
+    const { client, bundle } = await agentSetup();
+    // A top-level 1h mark: every breakpoint of the request is 1h.
+    const r1 = await renderAnthropic(client, { cache_control: { type: 'ephemeral', ttl: '1h' }, prefix: [bundle.id], messages: [{ role: 'user', content: 'q' }] });
+    expect(new Set((r1.breakpoints as unknown as Array<{ ttl: string }>).map((b) => b.ttl))).toEqual(new Set(['1h']));
+    const cached = r1.breakpoints[0]!.token_end;
+    const total = promptTokens(r1);
+    // A log or gateway that kept only the sum (no `cache_creation`).
+    await report(client, t, r1, { input_tokens: 0, cache_creation_input_tokens: total, cache_read_input_tokens: 0, output_tokens: 5 });
+    const money = async () => (await client.get(`/v1/reports/handles/${bundle.id}`)).json.money;
+    // Sonnet 4.5: $3 per million input tokens; a 1h write costs 2× (a premium of 1×), not the 5m 1.25×.
+    const m0 = await money();
+    expect(m0.actual_input_cost).toBeCloseTo((cached * 2 * 3) / 1e6, 6);
+    expect(m0.write_premiums_paid).toBeCloseTo((cached * 1 * 3) / 1e6, 6);
+    // Ten minutes on, the hour-long write may still be read: pending, not wasted.
+    t.clock.advance(10 * MIN);
+    const m1 = await money();
+    expect([m1.write_premiums_pending, m1.write_premiums_unread]).toEqual([m1.write_premiums_paid, 0]);
+    // And a read 30 minutes after the write is captured (the simulated entry lived for the hour too).
+    t.clock.advance(20 * MIN);
+    const r2 = await renderAnthropic(client, { cache_control: { type: 'ephemeral', ttl: '1h' }, prefix: [bundle.id], messages: [{ role: 'user', content: 'q' }] });
+    const o2 = (await report(client, t, r2, { input_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: promptTokens(r2), output_tokens: 5 })).outcome;
+    expect(o2.segments.every((s: { classes: Record<string, number>; end: number; start: number }) => s.classes.captured === s.end - s.start)).toBe(true);
+    const m2 = await money();
+    expect([m2.write_premiums_pending, m2.write_premiums_unread]).toEqual([0, 0]);
+  });
+
   it('a write at two TTLs, unread: the 5m part is wasted once 5 minutes pass, the 1h part beside it still pending', async () => {
     const { client, bundle } = await agentSetup();
     const doc = await mintArtifact(client, 'document', 'Document A. '.repeat(400));

@@ -326,7 +326,9 @@ export class Reconciler {
     const predictedRead = sameRead(model, outcomeSim.readTokens, read, blocks, unitOf) ? read! : outcomeSim.readTokens;
 
     const written = usage.cache_write_tokens ?? (read === null ? null : 0);
-    const money = prices(model, usage, read ?? 0);
+    // How the write divides by TTL: the provider's split, or the one TTL all of this request's marks asked for.
+    const priced = { ...usage, cache_write_by_ttl: writeSplit(model, usage, breakpoints) };
+    const money = prices(model, priced, read ?? 0);
     let offset = 0;
     const ends = blocks.map((b) => b.endToken);
     const stepEnd = lastStepEnd(model, ends.at(-1) ?? 0);
@@ -408,7 +410,7 @@ export class Reconciler {
       const keys = rollupKeys(seg).map((k) => `${k.handleId}@${k.version}`);
       return money.premiumParts(Math.max(seg.start, read), Math.min(seg.end, read + written), startedAt).map((p) => ({ keys, ...p }));
     });
-    const expiresAt = startedAt + writeTtlSeconds(model, usage) * 1000;
+    const expiresAt = startedAt + writeTtlSeconds(model, priced) * 1000;
     const writePremium: StoredPremium | Record<string, never> = parts.length ? { v: 2, parts, expires_at: expiresAt } : {};
     const write: IngestWrite = {
       request: {
@@ -786,6 +788,22 @@ function rollupKeys(s: Pick<SegmentOutcome, 'source' | 'path'>): Array<{ handleI
   }
   out.push({ handleId: '*', version: 0 });
   return out;
+}
+
+/**
+ * How a request's write divides by TTL: the provider's own split when it gave one (Anthropic's `cache_creation`);
+ * without it (a log or gateway that kept only `cache_creation_input_tokens`), the one TTL every breakpoint of the
+ * request asked for — marks all `1h` wrote for an hour, billed at 2×, however the usage was logged; else unknown
+ * (priced at the model's default TTL).
+ */
+function writeSplit(model: ModelEntry, usage: NormalizedUsage, breakpoints: Breakpoint[]): Record<string, number> | null {
+  const given = usage.cache_write_by_ttl;
+  if (given && Object.values(given).some((n) => n > 0)) return given;
+  const written = usage.cache_write_tokens ?? 0;
+  const ttls = new Set(breakpoints.map((b) => b.ttl));
+  if (written === 0 || ttls.size !== 1) return given;
+  const [ttl] = ttls as Set<string>;
+  return model.cache.ttls.some((t) => t.name === ttl) ? { [ttl!]: written } : given;
 }
 
 /** How long a request's write lives unread: its longest TTL written (Anthropic says which), else the model's default. */
