@@ -364,6 +364,25 @@ describe('reconciliation scenarios', () => {
     expect(rep.money.actual_input_cost).toBeCloseTo((cached * 2 * 3) / 1e6, 12);
   });
 
+  it('money rounds to the micro-dollar alike either side of zero: an unread write costs as much savings as its premium', async () => {
+    // Writes of 4k + 2 tokens at $3/M and a 0.25× premium: 0.75 µ$ a token, premiums ending in half a micro-dollar.
+    for (const shift of [-24, -20, -16, -12, -8, -4, 0, 4, 8, 12, 16, 20]) {
+      const { client } = t.tenant();
+      const sys = await mintSystem(client, LONG_SYSTEM);
+      const r1 = await renderAnthropic(client, { prefix: [sys.id], messages: [{ role: 'user', content: 'q' }] });
+      const bp = r1.breakpoints[0]!.token_end;
+      const written = bp - (bp % 4) + 2 + shift;
+      const o = (await report(client, t, r1, anthropicUsage(written + 5, 0, written))).outcome;
+      expect((o.segments[0] as unknown as { write: number }).write).toBe(written);
+      for (const path of [`/v1/reports/handles/${sys.id}`, '/v1/reports']) {
+        const { money } = (await client.get(path)).json;
+        expect(money.write_premiums_paid).toBeCloseTo((written * 0.25 * 3) / 1e6, 5);
+        // Nothing was read: the savings lost are exactly the premium, to the same digits.
+        expect(money.realised_savings, `${written} tokens written`).toBe(-money.write_premiums_paid);
+      }
+    }
+  });
+
   it('a write reported without its TTL split is priced at the TTL its marks asked for (1h: 2×, pending for the hour)', async () => {
     const { client, bundle } = await agentSetup();
     // A top-level 1h mark: every breakpoint of the request is 1h.

@@ -51,7 +51,9 @@ function sum(rows: RollupRow[]): Totals {
     tokens[c] ??= 0;
     requestsWith[c] ??= 0;
   }
-  const round = (x: number) => Math.round(x * 1e6) / 1e6;
+  // To the micro-dollar, half away from zero, decided in whole nano-dollars: a figure and its negation round alike (a
+  // write's premium and the savings it cost show the same digits), and float noise does not decide a half.
+  const round = (x: number) => (Math.sign(x) * Math.floor((Math.round(Math.abs(x) * 1e9) + 500) / 1000)) / 1e6;
   return {
     requests,
     tokens,
