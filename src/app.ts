@@ -13,7 +13,7 @@ import { TenantService } from './domain/tenants';
 import { RequestService } from './domain/requests';
 import { RENDER_PATH, renderRoute, renderRoutes } from './http/routes/render';
 import { USAGE_PATH, usageRoute, usageRoutes } from './http/routes/usage';
-import { checkProtoBytes, checkUtf8, notJsonBody } from './http/body';
+import { checkStorableBytes, checkUtf8, notJsonBody } from './http/body';
 import { Reconciler } from './domain/reconcile/reconciler';
 import { WriteQueue } from './domain/write-queue';
 import { Reports } from './domain/reconcile/reports';
@@ -122,7 +122,7 @@ const requireUtf8: MiddlewareHandler<AppEnv> = async function requireUtf8(c, nex
     // One leading byte-order mark may be ignored (RFC 8259 §8.1); the body decoder here would drop a second too.
     if (BOM.every((b, i) => bytes[i] === b && bytes[i + 3] === b))
       throw new DomainError('malformed_json', 'The request body is not valid JSON: it starts with two byte-order marks');
-    checkProtoBytes(bytes);
+    checkStorableBytes(bytes);
   }
   await next();
 };

@@ -1,6 +1,8 @@
 import type { Context } from 'hono';
 import { isUtf8 } from 'node:buffer';
-import { DomainError } from '../domain/errors';
+import { DomainError, invalid } from '../domain/errors';
+import { parseJsonTree, pointerOf, type JsonNode } from '../domain/render/json-text';
+import { pushAll } from '../domain/arrays';
 import { checkDepth, checkProtoMembers, parseJsonBody } from '../domain/validation';
 import { malformedJson } from './problem';
 import { headerOf, incomingOf } from './auth';
@@ -137,22 +139,49 @@ export function checkUtf8(bytes: Uint8Array): void {
 }
 
 /**
- * A validated route's body, before its schema builds objects from it: a `__proto__` member is refused (see
- * checkProtoMembers). Parsed here only when its bytes can hold one; a body that is not JSON is left to the validator.
+ * A validated route's body, before its schema builds objects from it: what would not be kept as sent is refused
+ * (422 at its pointer) — a `__proto__` member (see checkProtoMembers), a member name given twice (JSON.parse keeps
+ * the last without a word), an integer a double cannot hold (see checkNumbers). A body that is not JSON is left to
+ * the validator.
  */
-export function checkProtoBytes(bytes: Uint8Array): void {
+export function checkStorableBytes(bytes: Uint8Array): void {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (buf.indexOf('__proto__') < 0 && buf.indexOf('\\u') < 0) return;
-  const text = buf.toString('utf8');
+  const raw = buf.toString('utf8');
+  const text = raw.charCodeAt(0) === 0xfeff ? raw.slice(1) : raw;
   let value: unknown;
   try {
-    value = parseJsonBody(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+    value = parseJsonBody(text);
   } catch {
     return;
   }
   checkDepth(value);
   checkProtoMembers(text, value);
+  // Only objects can repeat a name, and only a run of 16 digits can be an integer past 2^53.
+  if (typeof value !== 'object' || value === null) return;
+  const tree = parseJsonTree(text, '', true);
+  if (BIG_NUMBER.test(text)) checkNumbers(text, tree);
 }
+
+const BIG_NUMBER = /\d{16}/;
+
+/**
+ * Refuses an integer that would be stored as another: past 2^53 a double does not hold every integer
+ * (9007199254740993 would be kept as …992), where a provider's JSON reader keeps integers exact. (A value past
+ * the double range is refused by the schemas, as out of range.)
+ */
+function checkNumbers(text: string, root: JsonNode): void {
+  const stack = [root];
+  for (let node = stack.pop(); node; node = stack.pop()) {
+    if (node.children) pushAll(stack, node.children);
+    if (node.type !== 'number') continue;
+    const literal = text.slice(node.offset, node.offset + node.length);
+    const n = node.value as number;
+    if (Number.isFinite(n) && !Number.isSafeInteger(n) && INTEGER.test(literal) && BigInt(literal) !== BigInt(n))
+      throw invalid(pointerOf(node), `${literal} cannot be kept exactly: integers past 2^53 become approximate (it would be stored as ${BigInt(n)}); send it as a string`);
+  }
+}
+
+const INTEGER = /^-?\d+$/;
 
 /** The offset of the first byte that does not start a well-formed UTF-8 sequence (Unicode Table 3-7). */
 export function firstInvalidUtf8(b: Uint8Array): number {

@@ -160,6 +160,29 @@ describe('handle edge cases', () => {
     expect(rendered.text).toContain(tool);
   });
 
+  it('what would be stored other than sent is a 422 at its pointer: an integer past 2^53 a double changes, a member name twice', async () => {
+    t = createTestApp();
+    const { client } = t.tenant();
+    for (const [path, body, pointer, detail] of [
+      ['/v1/artifacts', '{"kind":"tools","content":[{"name":"f","input_schema":{"type":"object","maximum":9007199254740993}}]}', '/content/0/input_schema/maximum', 'stored as 9007199254740992'],
+      ['/v1/artifacts', '{"kind":"messages","content":[{"role":"user","content":"a"},{"role":"assistant","content":[{"type":"tool_use","id":"t","name":"f","input":{"ids":[1,-123456789012345678901234567890]}}]}]}', '/content/1/content/0/input/ids/1', 'cannot be kept exactly'],
+      ['/v1/sessions', '{"metadata":{"n":18446744073709551615}}', '/metadata/n', 'send it as a string'],
+      ['/v1/artifacts', '{"kind":"system","kind":"document","content":"dup"}', '/kind', 'appears twice'],
+      ['/v1/sessions', '{"messages":[{"role":"user","content":"a","content":"b"}]}', '/messages/0/content', 'appears twice'],
+    ] as const) {
+      const bad = await client.post(path, body);
+      expect(bad.status, `${path} ${bad.text}`).toBe(422);
+      expect(bad.json.errors, body).toEqual([{ pointer, detail: expect.stringContaining(detail) }]);
+    }
+    expect(t.sqlite.prepare('select count(*) as n from handles').get()).toEqual({ n: 0 });
+    // Integers a double holds exactly, however long, and long decimals (a provider reads them as doubles too) are kept.
+    const kept = await client.post('/v1/artifacts', '{"kind":"tools","content":[{"name":"f","input_schema":{"type":"object","maximum":9007199254740992,"minimum":-100000000000000000000,"multipleOf":0.10000000000000000555}}]}');
+    expect(kept.status, kept.text).toBe(201);
+    const bytes = (await client.get(`/v1/handles/${kept.json.id}/expand?format=anthropic`)).text;
+    expect(bytes).toContain('9007199254740992');
+    expect(bytes).toContain('-100000000000000000000');
+  });
+
   it('refuses numbers JSON cannot carry, and empty text', async () => {
     t = createTestApp();
     const { client } = t.tenant();

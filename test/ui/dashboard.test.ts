@@ -168,6 +168,10 @@ describe('pages show the API report figures', () => {
     expect(byHandle.status).toBe(303);
     expect(byHandle.headers.get('location')).toBe(`/ui/handles/${s.sys.id}#recent-requests`);
     expect(page.text).toContain('id="recent-requests"');
+    // A ref as the API prints it leads to its handle's page (which breaks the figures down by version).
+    const byRef = await get(`/ui/handles/${s.sys.id}@1?period=7d`, s.key);
+    expect(byRef.status).toBe(303);
+    expect(byRef.headers.get('location')).toBe(`/ui/handles/${s.sys.id}?period=7d`);
   });
 
   it('handle page: volatile values are marked at their byte offsets, in multi-byte content', async () => {

@@ -72,7 +72,7 @@ function checkUniqueNames(obj: JsonNode): void {
 }
 
 /** The JSON Pointer of a node of a parsed tree, from its root. */
-function pointerOf(node: JsonNode): string {
+export function pointerOf(node: JsonNode): string {
   const parts: string[] = [];
   for (let n = node; n.parent; ) {
     const up = n.parent;

@@ -57,6 +57,9 @@ export function uiRoutes(deps: AppDeps, services: Services) {
   });
 
   ui.get('/ui/handles/:id', (c) => {
+    // A ref (art_…@2, as the API and the CLI print them): its handle's page, which breaks the figures down by version.
+    const ref = /^((?:art|bnd|ses)_[0-9A-Za-z]+)@\d+$/.exec(c.req.param('id'));
+    if (ref) return c.redirect(`/ui/handles/${ref[1]}${new URL(c.req.url).search}`, 303);
     const view = handleView(c.get('tenantId'), c.req.param('id'), parsePeriod(c.req.query('period')));
     return page(c, { title: view.report.handle.name ?? view.report.handle.id, tenantId: c.get('tenantId'), body: handlePage(view) });
   });
