@@ -708,6 +708,27 @@ describe('reconciliation scenarios', () => {
     expect(rep.capture_rate).toBe(0.5);
   });
 
+  it('Gemini: a read a few tokens short of our estimate of the prefix is that prefix, captured whole (our estimate was long)', async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, LONG_SYSTEM + LONG_SYSTEM);
+    const turn = async (n: number) => (await client.post('/v1/render', { format: 'gemini', model: 'gemini-2.5-flash', request: { prefix: [sys.id], contents: [{ role: 'user', parts: [{ text: `question ${n}` }] }] } })).json as Rendered;
+    const send = (r: Rendered, cached: number) => report(client, t, r, { promptTokenCount: promptTokens(r), candidatesTokenCount: 3, totalTokenCount: promptTokens(r) + 3, cachedContentTokenCount: cached });
+    await send(await turn(1), 0);
+    t.clock.advance(MIN);
+    const r2 = await turn(2);
+    const sysTokens = r2.segments[0]!.token_end;
+    // The provider's prefix is 9 tokens shorter than we estimate: within our estimate's error (10%, at least 16).
+    const o2 = (await send(r2, sysTokens - 9)).outcome;
+    expect(classesOf(o2, `${sys.id}@1`)).toEqual({ captured: sysTokens - 9 });
+    expect(classesOf(o2, 'inline').unconfirmed).toBeUndefined();
+    expect((await client.get(`/v1/reports/handles/${sys.id}`)).json.capture_rate).toBe(1);
+    // Short by more than our estimate can err, it is not the prefix read whole: the rest is unconfirmed.
+    t.clock.advance(MIN);
+    const r3 = await turn(3);
+    const short = Math.floor(sysTokens * 0.8);
+    expect(classesOf((await send(r3, short)).outcome, `${sys.id}@1`)).toMatchObject({ captured: short, unconfirmed: sysTokens - short });
+  });
+
   it("a provider that counts tokens its own way: its read ends on the breakpoint, not a few tokens into the next segment", async () => {
     const { client, sys } = await agentSetup();
     const turn = (n: number) => renderAnthropic(client, { system: [{ type: 'handle', ref: sys.id }], messages: [{ role: 'user', content: `question ${n}` }] });

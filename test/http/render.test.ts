@@ -273,6 +273,27 @@ describe('POST /v1/render', () => {
     expect(requestCount(t)).toBe(0);
   });
 
+  it("counts a caller's cache mark as no prompt tokens: a marked turn has the size it has unmarked, in the next turn's history", async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, LONG);
+    const text = 'Which sections of the handbook cover retries, and what do they say about backoff limits?';
+    const sizes: number[] = [];
+    for (const [model, block] of [
+      ['claude-sonnet-4-5', { type: 'text', text }],
+      ['claude-sonnet-4-5', { type: 'text', text, cache_control: { type: 'ephemeral', ttl: '1h' } }],
+      ['gpt-5.6-terra', { type: 'text', text }],
+      ['gpt-5.6-terra', { type: 'text', text, prompt_cache_breakpoint: {} }],
+    ] as const) {
+      const res = await render(client, model.startsWith('gpt') ? 'openai-chat' : 'anthropic', { model, max_tokens: 64, prefix: [sys.id], messages: [{ role: 'user', content: [block] }] });
+      expect(res.status, res.text).toBe(200);
+      const last = res.json.segments.at(-1);
+      expect(last.source).toBe('inline');
+      sizes.push(last.token_end - last.token_start);
+    }
+    expect(sizes[1]).toBe(sizes[0]);
+    expect(sizes[3]).toBe(sizes[2]);
+  });
+
   it('never adds breakpoints beyond the limit, counting the caller\'s', async () => {
     const { client } = t.tenant();
     const a = await mintSystem(client, LONG);

@@ -178,7 +178,7 @@ export class RequestRenderer {
     }
     const semantic = (id.keys[`${format}|${section}`] ??= unitKey(format, section, JSON.parse(id.hashText)));
     const counts = id.tokens;
-    const tokens = (family: TokenizerFamily) => (counts[family] ??= countTokens(id.hashText, family));
+    const tokens = (family: TokenizerFamily) => (counts[family] ??= countTokens(id.countText, family));
     return { section, hashText: id.hashText, item: null, segment: null, blocks, callerBreakpoints: id.callerBreakpoints, callerTtl: id.callerTtl, caller5m: id.caller5m, key: semantic, tokens };
   }
 
@@ -594,6 +594,8 @@ function inRole(format: RequestFormat, role: string, unit: Unit): Unit {
 interface InlineIdentity {
   text: string;
   hashText: string;
+  /** The text counted for tokens: hashText without the caller's cache marks (a mark is not prompt tokens). */
+  countText: string;
   /** Semantic keys by format and section, computed when first rendered there. */
   keys: Record<string, string>;
   /** Token counts by tokenizer family, computed when first needed. */
@@ -617,7 +619,11 @@ function inlineIdentity(text: string, format: RequestFormat, section: Section): 
   // Hash the value as parsed: whitespace does not change what the model sees, but key order does
   // (providers serialise keys as sent), so it is kept.
   const hashText = JSON.stringify(value);
-  return { text, hashText, tokens: {}, keys: { [`${format}|${section}`]: unitKey(format, section, value) }, callerBreakpoints: countCacheControl(value), ...callerTtls(value), weight: 2 * text.length + hashText.length + 64 };
+  const callerBreakpoints = countCacheControl(value);
+  // A marked turn is counted as it will be once its mark has moved on (in the next turn's history): the same size.
+  const countText = callerBreakpoints > 0 ? JSON.stringify(value, (k, v: unknown) => (k === 'cache_control' || k === 'prompt_cache_breakpoint' ? undefined : v)) : hashText;
+  const weight = 2 * text.length + hashText.length + (countText === hashText ? 0 : countText.length) + 64;
+  return { text, hashText, countText, tokens: {}, keys: { [`${format}|${section}`]: unitKey(format, section, value) }, callerBreakpoints, ...callerTtls(value), weight };
 }
 
 /** The longest TTL the caller marked in a value, and whether any mark is 5m. */
