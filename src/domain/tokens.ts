@@ -41,15 +41,37 @@ export interface TokenCounts extends PerFamily<number> {
 interface ExactEncoding {
   encode: typeof o200k.encode;
   countTokens: typeof o200k.countTokens;
+  clearMergeCache: typeof o200k.clearMergeCache;
+  /** Characters encoded since the merge cache was last cleared (see `fed`). */
+  sinceClear: number;
   ranks: readonly (string | readonly number[])[];
   /** UTF-8 byte length of every token id, built on first use. */
   byteLengths?: Uint16Array;
 }
 
 const ENCODINGS: Record<ExactFamily, ExactEncoding> = {
-  o200k_base: { encode: o200k.encode, countTokens: o200k.countTokens, ranks: o200kRanks },
-  cl100k_base: { encode: cl100k.encode, countTokens: cl100k.countTokens, ranks: cl100kRanks },
+  o200k_base: { encode: o200k.encode, countTokens: o200k.countTokens, clearMergeCache: o200k.clearMergeCache, sinceClear: 0, ranks: o200kRanks },
+  cl100k_base: { encode: cl100k.encode, countTokens: cl100k.countTokens, clearMergeCache: cl100k.clearMergeCache, sinceClear: 0, ranks: cl100kRanks },
 };
+
+// gpt-tokenizer keeps a merge cache of up to 100,000 pre-tokens and, once it is full, evicts
+// its oldest entry on every miss with `map.keys().next()` after a `delete`: V8 leaves the
+// deleted slots in the table, and each eviction walks over all of them. Text with many
+// distinct pre-tokens (a base64 image or PDF: ~1 per 4 characters) so costs time quadratic in
+// its length once the cache is full — 1 MB took ~5 s, 2 MB ~12 s, blocking the event loop.
+// The cache is cleared before it can fill (a pre-token is at least one character), so it
+// never evicts: common words stay cached within and across calls, and nothing is quadratic.
+const CLEAR_EVERY_CHARS = 50_000;
+
+/** `enc` before encoding `piece`: its merge cache cleared when it could otherwise fill. */
+function fed(enc: ExactEncoding, piece: string): ExactEncoding {
+  enc.sinceClear += piece.length;
+  if (enc.sinceClear > CLEAR_EVERY_CHARS) {
+    enc.clearMergeCache();
+    enc.sinceClear = piece.length;
+  }
+  return enc;
+}
 
 // Stored text is content, not control: a literal "<|endoftext|>" in a
 // document must count as the ordinary text it is (tiktoken's
@@ -71,7 +93,7 @@ export function countTokens(text: string, family: TokenizerFamily): number {
   if (text.length === 0) return 0;
   const enc = ENCODINGS[family];
   let n = 0;
-  for (const piece of bpeSafePieces(text)) n += enc.countTokens(piece, ORDINARY);
+  for (const piece of bpeSafePieces(text)) n += fed(enc, piece).countTokens(piece, ORDINARY);
   return n;
 }
 
@@ -132,7 +154,7 @@ function checkByteOffset(text: string, byteOffset: number): void {
 function exactProfile(text: string, byteOffset: number, family: ExactFamily): { total: number; before: number } {
   if (text.length === 0) return { total: 0, before: 0 };
   const enc = ENCODINGS[family];
-  const tokens = bpeSafePieces(text).flatMap((piece) => enc.encode(piece, ORDINARY));
+  const tokens = bpeSafePieces(text).flatMap((piece) => fed(enc, piece).encode(piece, ORDINARY));
   const lengths = byteLengthsOf(enc);
   let end = 0;
   let before = 0;

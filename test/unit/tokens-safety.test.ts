@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { encode } from 'gpt-tokenizer/encoding/o200k_base';
-import { bpeSafePieces, countTokens } from '../../src/domain/tokens';
+import { randomBytes } from 'node:crypto';
+import cl100kApi from 'gpt-tokenizer/encoding/cl100k_base';
+import o200kApi, { encode } from 'gpt-tokenizer/encoding/o200k_base';
+import { bpeSafePieces, countTokens, tokenCounts, tokenCountsAt } from '../../src/domain/tokens';
 
 describe('tokenising untrusted text', () => {
   it('cuts only long runs without whitespace, never a surrogate pair, and the pieces join back to the text', () => {
@@ -22,4 +24,23 @@ describe('tokenising untrusted text', () => {
     // This would take minutes as one BPE pre-token; as pieces it is counted in well under a second.
     expect(countTokens('Q'.repeat(1_000_000), 'o200k_base')).toBeGreaterThan(0);
   });
+});
+
+describe('tokenising many distinct pre-tokens (a base64 image or PDF)', () => {
+  // gpt-tokenizer evicts from its 100,000-entry merge cache with `keys().next()` after deletes, which
+  // walks every deleted slot: once the cache is full each miss costs more, and 1 MB of base64 took ~5 s
+  // (2 MB ~12 s) on the event loop. The cache must never reach its limit, so it never evicts.
+  const caches = [o200kApi, cl100kApi].map((api) => (api as unknown as { bytePairEncodingCoreProcessor: { mergeCache?: Map<string, unknown>; mergeCacheSize: number } }).bytePairEncodingCoreProcessor);
+
+  it('never fills the merge cache, and counts as without it', () => {
+    const b64 = randomBytes(1024 * 1024).toString('base64');
+    const counts = tokenCounts(b64);
+    for (const core of caches) expect(core.mergeCache!.size).toBeLessThan(core.mergeCacheSize);
+    const { total } = tokenCountsAt(b64, 1000);
+    for (const core of caches) expect(core.mergeCache!.size).toBeLessThan(core.mergeCacheSize);
+    expect(total.o200k_base).toBe(counts.o200k_base);
+    // The same count as the library's own, piece by piece with no cache at all.
+    const sample = b64.slice(0, 20_000);
+    expect(countTokens(sample, 'o200k_base')).toBe(bpeSafePieces(sample).reduce((n, p) => n + encode(p).length, 0));
+  }, 60_000);
 });
