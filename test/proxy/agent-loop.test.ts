@@ -180,6 +180,36 @@ describe('a tool-using loop', () => {
   });
 });
 
+describe("a reply calling a tool the session cannot keep (a custom tool's freeform call)", () => {
+  // Dropped from the reply, the call would leave the user's message in the session with no answer after it, and the
+  // next turn's tool output (which a session cannot hold either) answering nothing: the turn is not kept, and said.
+  const customChat = { id: 'call_c1', type: 'custom', custom: { name: 'run_sql', input: 'SELECT 1' } };
+  const customItem = { type: 'custom_tool_call', id: 'ctc_1', call_id: 'call_c1', name: 'run_sql', input: 'SELECT 1', status: 'completed' };
+  it.each(['chat', 'responses'] as const)('%s: answered as the provider sent it, nothing appended, session_not_appended', async (api) => {
+    await h.close();
+    h = await startHarness({
+      rewrite: (body, type) => {
+        if (!type.startsWith('application/json')) return body;
+        const answer = JSON.parse(body);
+        if (api === 'chat') answer.choices[0] = { ...answer.choices[0], message: { role: 'assistant', content: null, tool_calls: [customChat] }, finish_reason: 'tool_calls' };
+        else answer.output = [customItem];
+        return JSON.stringify(answer);
+      },
+    });
+    const client = h.tenant.client;
+    const session = await startSession(client);
+    const sdk = h.openai({ headers: { 'x-ph-session': session.id } });
+    const tools = [{ type: 'custom' as const, custom: { name: 'run_sql' } }];
+    const { data, response } =
+      api === 'chat'
+        ? await sdk.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'Run the query' }], tools: tools as never }).withResponse()
+        : await sdk.responses.create({ model: 'gpt-4.1', input: 'Run the query', tools: [{ type: 'custom', name: 'run_sql' }] as never }).withResponse();
+    expect(api === 'chat' ? (data as OpenAI.ChatCompletion).choices[0]!.message.tool_calls : (data as OpenAI.Responses.Response).output).toEqual([api === 'chat' ? customChat : customItem]);
+    expect(response.headers.get('x-ph-warnings')).toBe('session_not_appended');
+    expect((await client.get(`/v1/handles/${session.id}`)).json.latest_version).toBe(1);
+  });
+});
+
 describe('two turns racing on one session', () => {
   it('both are answered; only the first to finish is appended, the other is not interleaved into it', async () => {
     await h.close();

@@ -275,7 +275,9 @@ function chatAssistantBlocks(m: Json, at: string, strict: boolean): ContentBlock
   const calls = Array.isArray(m.tool_calls) ? m.tool_calls : [];
   calls.forEach((c, k) => {
     const cAt = `${at}/tool_calls/${k}`;
-    if (!isRecord(c) || !isRecord(c.function)) return strict ? unsupported(cAt, 'this tool call') : undefined;
+    // In a reply too: a call the session cannot keep (a custom tool's, which has no `function`) is not dropped from
+    // it, or the next turn's tool output would answer nothing: the reply is not kept.
+    if (!isRecord(c) || !isRecord(c.function)) return unsupported(cAt, 'this tool call');
     if (strict) {
       keepsOnly(c, KNOWN.chatToolCall, cAt);
       keepsOnly(c.function, KNOWN.chatFunction, `${cAt}/function`);
@@ -341,8 +343,13 @@ function responsesPart(p: unknown, at: string): TextBlock | ImageBlock {
   return unsupported(at, `a "${String(p.type)}" part`);
 }
 
+// Calls the caller answers with an item of its own (`custom_tool_call_output`, `computer_call_output`, …), which a
+// session cannot hold: dropped from a reply, they would leave that answer with no call before it.
+const RESPONSES_CLIENT_CALLS = new Set(['custom_tool_call', 'computer_call', 'local_shell_call', 'shell_call', 'apply_patch_call', 'mcp_approval_request']);
+
 function responsesReplyItem(item: unknown): ContentBlock[] {
   if (!isRecord(item)) return [];
+  if (typeof item.type === 'string' && RESPONSES_CLIENT_CALLS.has(item.type)) unsupported('', `a "${item.type}" item`);
   if (item.type === 'message' && Array.isArray(item.content))
     return item.content.flatMap((p): ContentBlock[] => {
       if (!isRecord(p)) return [];
