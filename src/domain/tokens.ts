@@ -172,15 +172,37 @@ function exactProfile(text: string, byteOffset: number, family: ExactFamily): { 
 // Ordinary text has no such runs and is counted exactly; inside a cut run a
 // token can no longer span the cut, which changes the count by at most one per cut.
 const LONG_RUN = 256;
-const LONG_RUN_PATTERN = new RegExp(`\\S{${LONG_RUN},}`, 'gu');
+// Runs are read in matches of at most RUN_CHUNK code points and joined: one match over a run of millions
+// (`\S{256,}` on a 4.5 MB image's base64) overflows V8's regex stack — "Maximum call stack size exceeded",
+// a 500 for any request that carried one.
+const RUN_CHUNK = 4096;
+const RUN_CHUNK_PATTERN = new RegExp(`\\S{1,${RUN_CHUNK}}`, 'gu');
+const HAS_LONG_RUN = new RegExp(`\\S{${LONG_RUN}}`, 'u');
+
+/** [start, end) of each maximal run of non-whitespace in `text`, at least LONG_RUN code points long. */
+function* longRuns(text: string): Generator<readonly [number, number]> {
+  let start = -1;
+  let end = -1;
+  const long = () => end - start >= 2 * LONG_RUN || (end - start >= LONG_RUN && [...text.slice(start, end)].length >= LONG_RUN);
+  for (const m of text.matchAll(RUN_CHUNK_PATTERN)) {
+    if (m.index === end) {
+      end += m[0].length;
+      continue;
+    }
+    if (start >= 0 && long()) yield [start, end];
+    start = m.index;
+    end = m.index + m[0].length;
+  }
+  if (start >= 0 && long()) yield [start, end];
+}
 
 export function bpeSafePieces(text: string): string[] {
-  if (text.length < LONG_RUN) return [text];
+  if (text.length < LONG_RUN || !HAS_LONG_RUN.test(text)) return [text];
   const pieces: string[] = [];
   let at = 0;
-  for (const m of text.matchAll(LONG_RUN_PATTERN)) {
-    if (m.index > at) pieces.push(text.slice(at, m.index));
-    const run = m[0];
+  for (const [start, stop] of longRuns(text)) {
+    if (start > at) pieces.push(text.slice(at, start));
+    const run = text.slice(start, stop);
     for (let i = 0; i < run.length; ) {
       let end = Math.min(run.length, i + LONG_RUN);
       // Never cut a surrogate pair in two.
@@ -188,7 +210,7 @@ export function bpeSafePieces(text: string): string[] {
       pieces.push(run.slice(i, end));
       i = end;
     }
-    at = m.index + run.length;
+    at = stop;
   }
   if (at < text.length) pieces.push(text.slice(at));
   return pieces;

@@ -55,6 +55,8 @@ const EPOCH_MIN_S = 1_000_000_000;
 const EPOCH_MAX_S = 4_102_444_800;
 // Longer runs of hex or id characters are payloads (base64 blobs, hex dumps), not identifiers.
 const MAX_ID_LENGTH = 256;
+// The longest run of id characters (separators included) read as a candidate at all.
+const MAX_RUN = 4096;
 
 const MONTH = String.raw`(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)`;
 const WEEKDAY = String.raw`(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]{0,6},?[ \t])?`;
@@ -129,7 +131,8 @@ const DETECTORS: readonly Detector[] = [
   },
   {
     kind: 'hex_id',
-    pattern: new RegExp(String.raw`${ALNUM_BEFORE}(?:0x)?[0-9a-fA-F]{16,}${ALNUM_AFTER}`, 'g'),
+    // Bounded: a longer run is refused below anyway, and one match over a run of millions overflows V8's regex stack.
+    pattern: new RegExp(String.raw`${ALNUM_BEFORE}(?:0x)?[0-9a-fA-F]{16,${MAX_ID_LENGTH}}${ALNUM_AFTER}`, 'g'),
     accept: (match, index) => {
       const hex = match.startsWith('0x') ? match.slice(2) : match;
       return hex.length <= MAX_ID_LENGTH && /\d/.test(hex) && /[a-fA-F]/.test(hex) ? [index, index + match.length] : null;
@@ -137,7 +140,9 @@ const DETECTORS: readonly Detector[] = [
   },
   {
     kind: 'random_id',
-    pattern: /(?<![A-Za-z0-9_\-])[A-Za-z0-9_\-]{16,}(?![A-Za-z0-9_\-])/g,
+    // Bounded for the same reason: past MAX_RUN the run is a payload whatever its edges (an id is at most
+    // MAX_ID_LENGTH once its leading and trailing separators are trimmed).
+    pattern: new RegExp(String.raw`(?<![A-Za-z0-9_\-])[A-Za-z0-9_\-]{16,${MAX_RUN}}(?![A-Za-z0-9_\-])`, 'g'),
     accept: acceptRandomId,
   },
 ];
