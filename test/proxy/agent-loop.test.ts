@@ -4,6 +4,7 @@
 // then captured reads confirmed by the (simulated) provider's own usage.
 
 import Anthropic from '@anthropic-ai/sdk';
+import { betaTool } from '@anthropic-ai/sdk/helpers/beta/json-schema';
 import type OpenAI from 'openai';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mintBundle, mintSystem, mintTools, startSession } from '../helpers/factories';
@@ -207,6 +208,37 @@ describe("a reply calling a tool the session cannot keep (a custom tool's freefo
     expect(api === 'chat' ? (data as OpenAI.ChatCompletion).choices[0]!.message.tool_calls : (data as OpenAI.Responses.Response).output).toEqual([api === 'chat' ? customChat : customItem]);
     expect(response.headers.get('x-ph-warnings')).toBe('session_not_appended');
     expect((await client.get(`/v1/handles/${session.id}`)).json.latest_version).toBe(1);
+  });
+});
+
+describe("the Anthropic SDK's toolRunner, which keeps the conversation in a server-held thread", () => {
+  // From its second turn on it sends `thread: {type: "continue", previous_message_id}` and only the new messages: the
+  // provider prepends the thread's history, and a session would prepend it again — every earlier turn sent twice, as
+  // with OpenAI's previous_response_id (refused the same way). With x-ph-prefix alone it is served.
+  const weather = betaTool({ name: 'get_weather', description: 'Weather for a city', inputSchema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } as const, run: () => 'Sunny' });
+  const params = { model: 'claude-sonnet-4-6', max_tokens: 256, max_iterations: 4, tools: [weather], messages: [{ role: 'user' as const, content: 'Use get_weather for Oslo.' }] };
+
+  it('with x-ph-session: the continuing turn is a 422 naming /thread, before the provider is called', async () => {
+    const client = h.tenant.client;
+    const session = await startSession(client);
+    const runner = h.anthropic({ headers: { 'x-ph-session': session.id } }).beta.messages.toolRunner(params);
+    const refused = await (async () => {
+      for await (const _ of runner);
+    })().catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(Anthropic.UnprocessableEntityError);
+    expect((refused as { error: { errors: Array<{ pointer: string }> } }).error.errors[0]!.pointer).toBe('/thread');
+    expect(h.tap.map((t) => JSON.parse(t.body).thread)).toEqual([{ type: 'create' }]);
+    // The first turn (which started the thread) was answered and kept; nothing after it.
+    expect((await client.get(`/v1/handles/${session.id}`)).json.latest_version).toBe(2);
+  });
+
+  it('with x-ph-prefix alone: every turn is served', async () => {
+    const sys = await mintSystem(h.tenant.client, LONG_SYSTEM);
+    const runner = h.anthropic({ headers: { 'x-ph-prefix': sys.id } }).beta.messages.toolRunner(params);
+    const stops: string[] = [];
+    for await (const message of runner) stops.push(message.stop_reason!);
+    expect(stops).toEqual(['tool_use', 'end_turn']);
+    expect(JSON.parse(h.tap[1]!.body).thread).toMatchObject({ type: 'continue' });
   });
 });
 

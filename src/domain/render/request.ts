@@ -466,6 +466,18 @@ export class RequestRenderer {
           throw invalid(childPointer(pointer, name), `OpenAI carries the conversation from ${name}, and the session carries it here: each earlier turn would be sent twice; use one of them`);
       }
 
+    // Anthropic keeps a conversation itself too, in a thread (`"thread": {"type": "continue", "previous_message_id": …}`,
+    // which the SDK's toolRunner sends by default from its second turn on): with a session, the same.
+    if (format === 'anthropic' && [...named].some((id) => id.startsWith('ses_'))) {
+      const node = property(root, 'thread');
+      const value = node === undefined ? null : valueOf(node);
+      if (typeof value === 'object' && value !== null && (value as { type?: unknown }).type === 'continue')
+        throw invalid(
+          childPointer(pointer, 'thread'),
+          "Anthropic carries the conversation from the thread (previous_message_id), and the session carries it here: each earlier turn would be sent twice; use one of them: the thread with x-ph-prefix for the fixed prefix, or the session with each turn's new messages and no thread",
+        );
+    }
+
     let promptCacheKey: string | null = null;
     // Only OpenAI's own models: a self-hosted server (the vLLM entry) has no use for the key, and logs or refuses it.
     if ((format === 'openai-chat' || format === 'openai-responses') && !property(root, 'prompt_cache_key') && model.provider === 'openai') {
