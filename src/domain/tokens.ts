@@ -14,6 +14,7 @@ import * as o200k from 'gpt-tokenizer/encoding/o200k_base';
 import cl100kRanks from 'gpt-tokenizer/bpeRanks/cl100k_base';
 import o200kRanks from 'gpt-tokenizer/bpeRanks/o200k_base';
 import type { TokenizerFamily } from './catalog/types';
+import { mediaSpans, mediaTokens } from './media-tokens';
 
 export type { TokenizerFamily };
 export type ExactFamily = 'o200k_base' | 'cl100k_base';
@@ -87,9 +88,24 @@ export function estimateFromO200k(o200kTokens: number, family: EstimatedFamily):
   return Math.round(o200kTokens * ESTIMATE_FACTORS[family]);
 }
 
-/** Tokens in `text` for one family: exact for OpenAI encodings, estimated otherwise. */
+/**
+ * Tokens in `text` for one family: exact for OpenAI encodings, estimated otherwise. A base64 image or PDF in it
+ * (a JSON text's) counts as the provider bills it, not as text (see media-tokens.ts).
+ */
 export function countTokens(text: string, family: TokenizerFamily): number {
-  if (isEstimated(family)) return estimateFromO200k(countTokens(text, 'o200k_base'), family);
+  const media = mediaSpans(text);
+  if (media.length === 0) return countText(text, family);
+  let n = 0;
+  let at = 0;
+  for (const m of media) {
+    n += countText(text.slice(at, m.start), family) + mediaTokens(m.media, family);
+    at = m.end;
+  }
+  return n + countText(text.slice(at), family);
+}
+
+function countText(text: string, family: TokenizerFamily): number {
+  if (isEstimated(family)) return estimateFromO200k(countText(text, 'o200k_base'), family);
   if (text.length === 0) return 0;
   const enc = ENCODINGS[family];
   let n = 0;
@@ -97,10 +113,12 @@ export function countTokens(text: string, family: TokenizerFamily): number {
   return n;
 }
 
-/** Token counts in every family (two exact encodes; the estimates derive from o200k). */
+/** Token counts in every family (two exact encodes; the estimates derive from o200k, or with media, each its own). */
 export function tokenCounts(text: string): TokenCounts {
-  const o = countTokens(text, 'o200k_base');
-  return withEstimates(o, countTokens(text, 'cl100k_base'));
+  if (mediaSpans(text).length > 0) {
+    return { o200k_base: countTokens(text, 'o200k_base'), cl100k_base: countTokens(text, 'cl100k_base'), anthropic: countTokens(text, 'anthropic'), gemini: countTokens(text, 'gemini'), estimated: [...ESTIMATED_FAMILIES] };
+  }
+  return withEstimates(countText(text, 'o200k_base'), countText(text, 'cl100k_base'));
 }
 
 /**
@@ -123,6 +141,13 @@ export function tokenOffsetOfByte(text: string, byteOffset: number, family: Toke
  */
 export function tokenCountsAt(text: string, byteOffset: number): { total: TokenCounts; before: PerFamily<number> } {
   checkByteOffset(text, byteOffset);
+  // With images or PDFs, the text before the byte is counted as the whole is (a cut character counts as one).
+  if (mediaSpans(text).length > 0) {
+    const total = tokenCounts(text);
+    const head = Buffer.from(text).subarray(0, byteOffset).toString('utf8');
+    const before = (f: TokenizerFamily) => Math.min(total[f], countTokens(head, f));
+    return { total, before: { o200k_base: before('o200k_base'), cl100k_base: before('cl100k_base'), anthropic: before('anthropic'), gemini: before('gemini') } };
+  }
   const o = exactProfile(text, byteOffset, 'o200k_base');
   const c = exactProfile(text, byteOffset, 'cl100k_base');
   const total = withEstimates(o.total, c.total);

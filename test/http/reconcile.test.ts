@@ -6,6 +6,7 @@ import { clientFor, createTestApp, type TestApp } from '../helpers/app';
 import { mintArtifact, mintBundle, mintSystem, mintTools, startSession } from '../helpers/factories';
 import { anthropicUsage, classesOf, LONG_SYSTEM, promptTokens, renderAnthropic, report } from '../helpers/scenario';
 import type { Rendered } from '../helpers/scenario';
+import { png } from '../helpers/media';
 import { totalMismatch } from '../../src/domain/reconcile/reconciler';
 
 let t: TestApp;
@@ -706,6 +707,30 @@ describe('reconciliation scenarios', () => {
     const rep = (await client.get(`/v1/reports/handles/${sys.id}`)).json;
     expect(rep.tokens.unknown).toBe(0);
     expect(rep.capture_rate).toBe(0.5);
+  });
+
+  it('a screenshot in the turn is counted as Anthropic bills it (by pixels), so the system prompt beside it keeps its size and is captured whole', async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, LONG_SYSTEM);
+    const turn = (n: number) =>
+      renderAnthropic(client, {
+        system: [{ type: 'handle', ref: sys.id }],
+        messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/png', data: png(1200, 800, 220_000).toString('base64') } }, { type: 'text', text: `What changed on screen ${n}?` }] }],
+      });
+    const r1 = await turn(1);
+    const sysTokens = r1.segments[0]!.token_end;
+    const image = r1.segments[1]!;
+    // 1200 × 800 / 750 = 1,280 tokens and the text beside it, not ~350,000 tokens of base64.
+    expect(image.token_end - image.token_start).toBeGreaterThan(1280);
+    expect(image.token_end - image.token_start).toBeLessThan(1400);
+    // The provider's own figures: the system prompt written, then read; the image and question uncached.
+    const usage = (r: Rendered, read: number, write: number) => anthropicUsage(sysTokens + 1310, read, write);
+    expect(classesOf((await report(client, t, r1, usage(r1, 0, sysTokens))).outcome, `${sys.id}@1`)).toEqual({ cold: sysTokens });
+    t.clock.advance(MIN);
+    const r2 = await turn(2);
+    expect(r2.prediction.read_tokens).toBe(sysTokens);
+    expect(classesOf((await report(client, t, r2, usage(r2, sysTokens, 0))).outcome, `${sys.id}@1`)).toEqual({ captured: sysTokens });
+    expect((await client.get(`/v1/reports/handles/${sys.id}`)).json.capture_rate).toBe(1);
   });
 
   it('Gemini: a read a few tokens short of our estimate of the prefix is that prefix, captured whole (our estimate was long)', async () => {
