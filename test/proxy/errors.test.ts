@@ -32,12 +32,12 @@ async function rejection(call: Promise<unknown>): Promise<any> {
 }
 
 /** The service with a node:http stand-in for one provider, answering every call with `answer`; a tenant of it. */
-async function standIn(provider: 'anthropic' | 'openai', answer: (res: ServerResponse) => void) {
+async function standIn(provider: 'anthropic' | 'openai', answer: (res: ServerResponse) => void, config: Parameters<typeof createTestApp>[0] extends infer O ? (O extends { config?: infer C } ? C : never) : never = {}) {
   const upstream = createHttpServer((req, res) => void req.resume().on('end', () => answer(res)));
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
   cleanups.push(() => new Promise((r) => upstream.close(r)));
   const base = `http://127.0.0.1:${(upstream.address() as { port: number }).port}`;
-  const t = createTestApp({ config: provider === 'anthropic' ? { anthropicBaseUrl: base } : { openaiBaseUrl: base } });
+  const t = createTestApp({ config: { ...config, ...(provider === 'anthropic' ? { anthropicBaseUrl: base } : { openaiBaseUrl: base }) } });
   const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
     const s = serve({ fetch: t.app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
   });
@@ -479,10 +479,28 @@ describe("the proxy's own refusals", () => {
     expect(timedOut.error).toMatchObject({ code: 'gateway_timeout', message: expect.stringContaining('PH_UPSTREAM_TIMEOUT_MS') });
     expect(timedOut.message).toContain('did not answer');
 
-    for (const err of [unreachable, timedOut]) {
+    // Recorded with what the caller got: our problem's status, code and message.
+    for (const [err, status, code, detail] of [[unreachable, 502, 'bad_gateway', 'anthropic could not be reached'], [timedOut, 504, 'gateway_timeout', 'openai did not answer within PH_UPSTREAM_TIMEOUT_MS']] as const) {
       const r = await client.get(`/v1/requests/${err.headers.get('x-ph-request-id')}`);
       expect(r.json.status).toBe('failed');
+      expect(r.json.error).toEqual({ status, body: { code, detail: expect.stringContaining(detail) } });
     }
+  });
+
+  it('a provider that sends its headers and then falls silent: a 504 recorded as such, with the status the provider had sent', async () => {
+    const { url, client, key } = await standIn(
+      'anthropic',
+      (res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('{"id":"msg_1","type":"message",');
+      },
+      { upstreamTimeoutMs: 200 },
+    );
+    const anthropic = new Anthropic({ apiKey: 'sk-ant-test', baseURL: `${url}/proxy/anthropic`, maxRetries: 0, defaultHeaders: { 'x-ph-key': key } });
+    const err = await rejection(anthropic.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }));
+    expect(err.status).toBe(504);
+    const r = await client.get(`/v1/requests/${err.headers.get('x-ph-request-id')}`);
+    expect(r.json).toMatchObject({ status: 'failed', error: { status: 504, body: { code: 'gateway_timeout', upstream_status: 200 } } });
   });
 
   it('an answer whose usage cannot be read (none, negative, past any context) is reconciled as unknown, not left unreconciled', async () => {
@@ -569,6 +587,51 @@ describe("the proxy's own refusals", () => {
     expect(data.choices[0]!.message.tool_calls![0]).toMatchObject({ function: { arguments: '[1' } });
     // …and is told the session did not take the turn, which it did not: kept without the call, the next tool output would answer nothing.
     expect(response.headers.get('x-ph-warnings')).toBe('session_not_appended');
+    expect((await client.get(`/v1/handles/${session.id}`)).json.latest_version).toBe(1);
+  });
+
+  it('a session the database cannot append to (a storage fault): the answer is delivered, streamed or not, nothing appended, the fault logged', async () => {
+    const message = { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-sonnet-4-6', content: [{ type: 'text', text: 'Sunny.' }], stop_reason: 'end_turn', stop_sequence: null };
+    const usage = { input_tokens: 12, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 2 };
+    let n = 0;
+    const { t, url, client, key } = await standIn('anthropic', (res) => {
+      if (n++ === 0) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ ...message, usage }));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(
+        sse([
+          ['message_start', { type: 'message_start', message: { ...message, content: [], stop_reason: null, usage } }],
+          ['content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }],
+          ['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Sunny.' } }],
+          ['content_block_stop', { type: 'content_block_stop', index: 0 }],
+          ['message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: 2 } }],
+          ['message_stop', { type: 'message_stop' }],
+        ]),
+      );
+    });
+    const session = await startSession(client);
+    // A real storage error from SQLite (as a full disk would give) on every new handle version.
+    t.sqlite.exec("create trigger no_versions before insert on handle_versions begin select raise(fail, 'database or disk is full'); end");
+    const logged: string[] = [];
+    const error = console.error;
+    console.error = (line: string) => void logged.push(line);
+    try {
+      const anthropic = new Anthropic({ apiKey: 'sk-ant-test', baseURL: `${url}/proxy/anthropic`, maxRetries: 0, defaultHeaders: { 'x-ph-key': key, 'x-ph-session': session.id } });
+      const params = { model: 'claude-sonnet-4-6', max_tokens: 8, messages: [{ role: 'user' as const, content: 'weather in Oslo?' }] };
+      const { data, response } = await anthropic.messages.create(params).withResponse();
+      expect(data.content).toEqual([{ type: 'text', text: 'Sunny.' }]);
+      expect(response.headers.get('x-ph-warnings')).toBe('session_not_appended');
+      const events: string[] = [];
+      for await (const event of await anthropic.messages.create({ ...params, stream: true })) events.push(event.type);
+      expect(events.at(-1)).toBe('message_stop');
+    } finally {
+      console.error = error;
+    }
+    expect(logged.filter((l) => l.includes('not appended: a fault of ours') && l.includes('database or disk is full'))).toHaveLength(2);
+    expect(await t.services.metrics.registry.getSingleMetricAsString('ph_proxy_session_appends_total')).toContain('ph_proxy_session_appends_total{result="not_appended"} 2');
     expect((await client.get(`/v1/handles/${session.id}`)).json.latest_version).toBe(1);
   });
 

@@ -22,7 +22,8 @@ import { headerOf, headersOf } from '../auth';
 import { checkBody, readText } from '../body';
 import type { AppEnv } from '../router';
 import { relayEvents } from './stream';
-import { credentialFingerprint, readAll, requestHeadersFor, responseHeadersFor, type Upstream, type UpstreamProvider, type UpstreamResponse } from './upstream';
+import { credentialFingerprint, readAll, requestHeadersFor, responseHeadersFor, UpstreamError, type Upstream, type UpstreamProvider, type UpstreamResponse } from './upstream';
+import { statusOf } from '../problem';
 
 export interface TurnDeps {
   services: Services;
@@ -104,7 +105,7 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
     .send(provider, { method: 'POST', path: providerPath(c.req.url, provider), headers: requestHeadersFor(headers), body: rendered.bodyText, signal })
     .catch(async (err: unknown) => {
       if (signal.aborted) record.interrupted();
-      else await record.failed(null, null);
+      else await record.failed(...ourAnswer(err));
       throw err;
     });
   const out = responseHeadersFor(res.headers);
@@ -126,7 +127,7 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
 
   const bytes = await readAll(res.body, provider, signal).catch(async (err: unknown) => {
     if (signal.aborted) record.interrupted();
-    else await record.failed(res.status, null);
+    else await record.failed(...ourAnswer(err, res.status));
     throw err;
   });
   const parsed = parseJson(bytes);
@@ -214,6 +215,15 @@ function parseJson(bytes: Buffer): unknown {
  * What the proxy writes down about one call, at most once: reconciled usage
  * (unknown when the answer was cut off), a failure, and the session's new batch.
  */
+/**
+ * What a failed call is recorded with when the provider's answer never came whole: the problem we answered
+ * (502 or 504, its code and message), and the status the provider had sent before it stopped, if any.
+ */
+function ourAnswer(err: unknown, upstreamStatus?: number): [number | null, unknown] {
+  if (!(err instanceof UpstreamError)) return [upstreamStatus ?? null, null];
+  return [statusOf(err.code), { code: err.code, detail: err.message, ...(upstreamStatus === undefined ? {} : { upstream_status: upstreamStatus }) }];
+}
+
 class Recorder {
   private startedAt = 0;
   private firstByteAt = 0;
@@ -315,9 +325,10 @@ class Recorder {
       appends.inc({ result: 'appended' });
       return 'appended';
     } catch (err) {
-      // The answer has been (or is being) delivered; a session that cannot take the turn is logged and counted, not failed.
-      if (!(err instanceof DomainError)) throw err;
-      this.warn(`session ${this.session.id} not appended`, err);
+      // The answer has been (or is being) delivered, and paid for: a session that cannot take the turn is logged and
+      // counted, never a failed call. A fault of ours (storage, a bug) is logged as an error, with its stack.
+      if (err instanceof DomainError) this.warn(`session ${this.session.id} not appended`, err);
+      else console.error(JSON.stringify({ level: 'error', time: new Date().toISOString(), requestId: this.requestId, msg: `session ${this.session.id} not appended: a fault of ours`, error: (err instanceof Error ? err.stack : undefined) ?? String(err) }));
       appends.inc({ result: 'not_appended' });
       return 'not_appended';
     }
