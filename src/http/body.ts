@@ -9,6 +9,7 @@ import { headerOf, incomingOf } from './auth';
 import type { AppEnv } from './router';
 
 export const JSON_TYPE = /^application\/(?:[\w.-]+\+)?json\s*(?:;|$)/i;
+const CHARSET = /;\s*charset\s*=\s*("?[^;\s]*"?)/i;
 
 /** A body the route refuses before parsing it: too large (413) or not JSON (415). */
 export class BodyError extends Error {
@@ -65,6 +66,9 @@ export function notJsonBody(c: Context<AppEnv>): string | null {
   if (!declaresBody(c)) return null;
   const type = headerOf(c, 'content-type') ?? '';
   if (!JSON_TYPE.test(type)) return `send the body as application/json (got ${type || 'no content type'})`;
+  // JSON is UTF-8 (RFC 8259 §8.1): a body declared in another charset would be read as what it is not.
+  const charset = CHARSET.exec(type)?.[1];
+  if (charset !== undefined && !/^"?utf-8"?$/i.test(charset)) return `send the JSON as UTF-8 (got charset=${charset})`;
   // A compressed body would be read as (invalid) text: said for what it is.
   const encoding = headerOf(c, 'content-encoding');
   if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') return `send the JSON uncompressed (got content-encoding: ${encoding})`;

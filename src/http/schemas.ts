@@ -77,9 +77,10 @@ export const IfMatchHeader = z.object({
       },
       abort: true,
     })
-    .regex(/^("[1-9][0-9]{0,14}"|[1-9][0-9]{0,14})$/, 'If-Match must be a version number, e.g. "3"')
+    // `*` is any current version (RFC 9110 §13.1.1): the session exists, which the append needs anyway.
+    .regex(/^("[1-9][0-9]{0,14}"|[1-9][0-9]{0,14}|\*)$/, 'If-Match must be a version number, e.g. "3", or *')
     .optional()
-    .openapi({ description: 'Append only if the session is still at this version.' }),
+    .openapi({ description: 'Append only if the session is still at this version (`*`: at any version).' }),
 });
 
 export const VersionSchema = z

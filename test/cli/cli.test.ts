@@ -129,6 +129,10 @@ describe('prefix-handles CLI', () => {
     expect(noDay.err).toContain("--from: no such day: '2026-02-30'");
     expect(noZone.err).toContain("--to: not a time: '2026-12-03T10:00:00' (RFC 3339 with a zone");
     expect(prose.err).toContain("--from: not a time: 'Dec 3 2026'");
+    // A range that ends before it starts (whole days) is one too.
+    const backwards = await cli(['report', '--from', '2026-12-03', '--to', '2026-12-02T23:00:00Z', '--key', 'k']);
+    expect(backwards.code).toBe(2);
+    expect(backwards.err).toContain('--from 2026-12-03 is on a later day than --to 2026-12-02T23:00:00Z');
   });
 
   it('mints from a file and stdin, and expands byte for byte what the API expands', async () => {
@@ -288,6 +292,10 @@ describe('prefix-handles CLI', () => {
     const older = await cli(['import', file('older.jsonl', `${call(-1, anthropicUsage(total, 0, cached))}\n`)], { key });
     expect(older.code, older.err).toBe(0);
     expect(older.out).toContain('1 accepted but applied after later calls of their model (import older logs first)');
+    // '-' reads the lines from stdin, as mint does.
+    const piped = await cli(['import', '-'], { key, input: `${call(-2, anthropicUsage(total, 0, cached))}\n` });
+    expect(piped.code, piped.err).toBe(0);
+    expect(piped.out).toContain('stdin: 1 line, 1 accepted, 0 rejected');
   });
 
   it('verify --write: a lock file it cannot write is one line and exit 1, nothing said locked; a wrong --format is a usage error', async () => {

@@ -95,6 +95,17 @@ describe('problem+json errors', () => {
     expectProblem(res, 415, 'unsupported_media_type');
   });
 
+  it('answers JSON declared in a charset other than UTF-8 with 415, before anything is read as UTF-8', async () => {
+    const { client } = t.tenant();
+    for (const path of ['/v1/artifacts', '/v1/render', '/v1/usage']) {
+      const res = await client.post(path, Buffer.from('{"kind":"system","content":"caf\xe9"}', 'latin1'), { 'content-type': 'application/json; charset=latin1' });
+      expectProblem(res, 415, 'unsupported_media_type');
+      expect(res.json.detail, path).toContain('charset=latin1');
+    }
+    expect((await client.get('/v1/handles')).json.handles).toEqual([]);
+    expect((await client.post('/v1/artifacts', '{"kind":"system","content":"x"}', { 'content-type': 'application/json; charset="UTF-8"' })).status).toBe(201);
+  });
+
   it.each(['application/json ; charset=utf-8', 'application/json;', 'application/json;charset=utf-8;', 'Application/JSON'])('accepts every JSON type form HTTP allows (%s) on the schema-validated routes', async (type) => {
     const { client } = t.tenant();
     const sys = await client.post('/v1/artifacts', JSON.stringify({ kind: 'system', content: 'x' }), { 'content-type': type });

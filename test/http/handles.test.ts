@@ -185,6 +185,10 @@ describe('sessions', () => {
       const res = await client.post(`/v1/sessions/${s.id}/messages`, { messages: [assistantMessage(`b${value}`)] }, { 'if-match': value });
       expect(res.status, value).toBe(201);
     }
+    // `*` matches any current version (RFC 9110): the append goes on as without the header.
+    const any = await client.post(`/v1/sessions/${s.id}/messages`, { messages: [userMessage('c')] }, { 'if-match': '*' });
+    expect(any.status, any.text).toBe(201);
+    expect(any.json.version).toBe(4);
   });
 
   it('loses and duplicates nothing under concurrent appends', async () => {

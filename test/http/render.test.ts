@@ -132,7 +132,7 @@ describe('POST /v1/render', () => {
     for (const prefix of [[weather.id, weather.id], [weather.id, (await mintBundle(client, [weather.id])).id]]) {
       const again = await render(client, 'anthropic', { model: 'claude-sonnet-4-5', max_tokens: 5, prefix, messages: [{ role: 'user', content: 'hi' }] });
       expect(again.status, again.text).toBe(422);
-      expect(again.json.errors).toEqual([{ pointer: '/request/prefix/1', detail: expect.stringContaining(`"get_weather" is also defined by ${weather.id}@1 (the same tools placed twice)`) }]);
+      expect(again.json.errors).toEqual([{ pointer: '/request/prefix/1', detail: expect.stringContaining(`"get_weather" is also defined by ${weather.id}@1 (the same tools placed twice: a bundle or a session based on one sends them already; name it alone)`) }]);
     }
     expect(t.sqlite.prepare('select count(*) as n from requests').get()).toEqual({ n: 0 });
     // Different names from two sources are fine.

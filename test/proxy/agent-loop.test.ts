@@ -278,7 +278,7 @@ describe('warnings', () => {
     const twice = await ask({ 'x-ph-session': session.id, 'x-ph-prefix': bundle.id }).catch((e: unknown) => e);
     expect(twice).toBeInstanceOf(Anthropic.UnprocessableEntityError);
     // The later placement is named: the session's base, after the header's bundle.
-    expect((twice as { error: { errors: unknown } }).error.errors).toEqual([{ pointer: 'header:x-ph-session', detail: expect.stringContaining('(the same tools placed twice)') }]);
+    expect((twice as { error: { errors: unknown } }).error.errors).toEqual([{ pointer: 'header:x-ph-session', detail: expect.stringContaining('(the same tools placed twice: a bundle or a session based on one sends them already; name it alone)') }]);
     expect(h.tap).toHaveLength(1);
     // A bundle without tools, sent again beside a session based on it: a warning, and the call goes out.
     const sysOnly = await mintBundle(h.tenant.client, [(await mintSystem(h.tenant.client, LONG_SYSTEM)).id]);

@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { ApiError, formatProblem, type Problem } from '../api';
-import { API_HELP, API_OPTIONS, CliError, type Command } from '../command';
+import { API_HELP, API_OPTIONS, readInput, type Command } from '../command';
 import { tokens } from '../table';
 import { normalizeUsage, UsageShapeError } from '../../domain/usage/normalize';
 import { z } from 'zod';
@@ -37,7 +36,7 @@ interface BatchResult {
 export const importCalls: Command = {
   name: 'import',
   summary: 'render and reconcile historical provider calls from JSONL',
-  help: `Usage: prefix-handles import <file.jsonl>
+  help: `Usage: prefix-handles import <file.jsonl | ->
 
 Each line is one historical call:
   { "format": "anthropic" | "openai-chat" | "openai-responses" | "gemini",
@@ -59,12 +58,7 @@ ${API_HELP}`,
   positionals: [1, 1],
   async run({ positionals, api }) {
     const file = positionals[0]!;
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (err) {
-      throw new CliError(`cannot read ${file}: ${(err as Error).message}`);
-    }
+    const text = readInput(file).toString('utf8');
     const lines = text.split('\n').map((s, i) => ({ n: i + 1, s: s.trim() })).filter((l) => l.s !== '');
     const rejected: Array<{ line: number; reason: string }> = [];
     const captures: Record<string, number> = {};
@@ -116,7 +110,7 @@ ${API_HELP}`,
     progress.end(done, rejected.length);
 
     rejected.sort((a, b) => a.line - b.line);
-    const out = [`${file}: ${lines.length} line${lines.length === 1 ? '' : 's'}, ${accepted} accepted, ${rejected.length} rejected`];
+    const out = [`${file === '-' ? 'stdin' : file}: ${lines.length} line${lines.length === 1 ? '' : 's'}, ${accepted} accepted, ${rejected.length} rejected`];
     if (captures.unknown) out.push(`${captures.unknown} accepted without cache fields in the usage: capture unknown`);
     if (late) out.push(`${late} accepted but applied after later calls of their model (import older logs first): classed as of that later moment`);
     for (const r of rejected) out.push(`  line ${r.line}: ${r.reason}`);

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { seg } from '../api';
-import { MAX_TIME, MIN_EPOCH_MS } from '../../domain/clock';
+import { DAY_MS, MAX_TIME, MIN_EPOCH_MS } from '../../domain/clock';
 import { API_HELP, API_OPTIONS, UsageError, type Command } from '../command';
 import { percent, printable, table, tokens, usd } from '../table';
 
@@ -106,6 +106,9 @@ ${API_HELP}`,
     if (values.from !== undefined) q.set('from', time('--from', String(values.from)));
     if (values.to !== undefined) q.set('to', time('--to', String(values.to)));
     if (values.model !== undefined) q.set('model', String(values.model));
+    // Reports count whole UTC days: a --from on a later day than --to is a usage error, as the API would refuse it.
+    const [from, to] = [q.get('from'), q.get('to')].map((v) => (v === null ? null : Math.floor(Date.parse(v) / DAY_MS)));
+    if (from !== null && to !== null && from! > to!) throw new UsageError(`--from ${String(values.from)} is on a later day than --to ${String(values.to)}`);
     const query = q.toString() ? `?${q}` : '';
     // Reports are per handle, with a row per version: a ref's "@version" is dropped.
     const id = positionals[0]?.replace(/@\d+$/, '');

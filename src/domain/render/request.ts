@@ -863,7 +863,7 @@ function refuseDuplicateTools(format: RequestFormat, units: Unit[], from: Array<
       if (first !== undefined && first.placement !== here.placement)
         throw invalid(
           from[i]!.pointer,
-          `the tool "${name}" is also defined by ${first.source === 'inline' ? "the request's own tools" : first.source}${first.source === here.source ? ' (the same tools placed twice)' : ''}: providers refuse a name given twice`,
+          `the tool "${name}" is also defined by ${first.source === 'inline' ? "the request's own tools" : first.source}${first.source === here.source ? ' (the same tools placed twice: a bundle or a session based on one sends them already; name it alone)' : ''}: providers refuse a name given twice`,
         );
       seen.set(name, here);
     }

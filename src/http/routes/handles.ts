@@ -103,7 +103,7 @@ const routes = {
 const TWO_FORMATS = /[?&]format(?:[=&#]|$).*[?&]format(?:[=&#]|$)/;
 
 function parseIfMatch(value: string | undefined): number | undefined {
-  return value === undefined ? undefined : Number(value.replace(/"/g, ''));
+  return value === undefined || value === '*' ? undefined : Number(value.replace(/"/g, ''));
 }
 
 export function handleRoutes(handles: HandleService, expander: Expander, reports: Reports) {
