@@ -15,6 +15,7 @@ import { sha256Hex } from './digest';
 import { DomainError, invalid, notFound, withPointer } from './errors';
 import { formatRef, handleTypeOf, newId, parseRef, type HandleType } from './ids';
 import { Lru } from './lru';
+import { semanticKey } from './simulator/semantic';
 import type { HandleMeter } from './handle-meta';
 import { validationError } from './validation';
 import { orderSegments, type PromptSegment } from './render/prompt';
@@ -233,10 +234,16 @@ export class HandleService {
    */
   checkTurn(tenantId: string, sessionId: string, version: number, messages: Message[], pointer: string, exact: boolean): void {
     const handle = this.liveHandle(tenantId, sessionId, 'session');
+    const segments = this.segmentsOf(handle, version);
+    // A client that sends its history again (the whole conversation, or the last reply before a tool output, as the
+    // Responses API's examples do) would have it twice: in the session and in the turn.
+    const repeated = repeatedTail(segments.flatMap((s) => (s.section === 'messages' ? s.messages : [])), messages);
+    if (repeated > 0)
+      throw invalid(pointer, `this turn starts with the session's last ${repeated === 1 ? 'message' : `${repeated} messages`} again: the session sends its history itself, so send only the new messages (here, from message ${repeated} on)`);
     // The provider's reply comes after the turn: a call in the turn's last message could never be answered.
     const open = messages.length ? toolUseIds(messages[messages.length - 1]) : [];
     const problem =
-      toolPairingProblem(lastMessage(this.segmentsOf(handle, version)), messages, pointer) ??
+      toolPairingProblem(lastMessage(segments), messages, pointer) ??
       (open.length ? { pointer: `${pointer}/${messages.length - 1}`, detail: `ends the turn with the tool_use "${open[0]}": the reply comes next and cannot answer it` } : null);
     if (problem) throw invalid(exact ? problem.pointer : pointer, exact ? problem.detail : `${problem.detail} (message ${problem.pointer.slice(pointer.length + 1).split('/')[0]} of this turn)`);
   }
@@ -456,6 +463,25 @@ export function encodeArtifact(kind: ArtifactKind, content: unknown, pointer: st
 }
 
 /** The last message a session's (or its base's) expansion ends with, if any. */
+/**
+ * How many messages at the start of `turn` are the session's last ones again (0: none). Only a repeat that holds
+ * a reply counts: the proxy appends the replies itself, so a turn never rightly starts with one, where a user may
+ * well say the same thing twice.
+ */
+function repeatedTail(history: Message[], turn: Message[]): number {
+  const last = history.at(-1);
+  if (!last || turn.length === 0) return 0;
+  // Compared as the prompt they make ("hi" and [{type: "text", text: "hi"}] are one message).
+  const key = (m: Message) => semanticKey('anthropic', m);
+  const lastKey = key(last);
+  for (let k = Math.min(history.length, turn.length); k >= 1; k--) {
+    if (key(turn[k - 1]!) !== lastKey) continue;
+    const tail = history.slice(history.length - k);
+    if (tail.some((m) => m.role === 'assistant') && tail.every((m, i) => i === k - 1 || key(m) === key(turn[i]!))) return k;
+  }
+  return 0;
+}
+
 function lastMessage(segments: PromptSegment[]): Message | undefined {
   const last = segments.findLast((s) => s.section === 'messages');
   return last?.section === 'messages' ? last.messages[last.messages.length - 1] : undefined;

@@ -416,6 +416,45 @@ const TOOL_CASES = [
   { name: 'openai responses', make: (h: Harness, headers: Record<string, string>, stream: boolean) => responsesToolLoop(h.openai({ headers }), stream) },
 ];
 
+describe('a turn that sends the session\'s history again', () => {
+  it('chat: the whole conversation re-sent is a 422 saying to send only the new messages, before the provider is called; the session keeps its history once', async () => {
+    const { client, session } = await agentSetup();
+    const openai = h.openai({ headers: { 'x-ph-session': session.id } });
+    const first = await openai.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'Hello there.' }] });
+    const reply = first.choices[0]!.message.content!;
+    const calls = h.tap.length;
+    const err = await openai.chat.completions
+      .create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'Hello there.' }, { role: 'assistant', content: reply }, { role: 'user', content: 'And then?' }] })
+      .then(() => null, (e: unknown) => e as InstanceType<typeof OpenAI.APIError>);
+    expect(err?.status).toBe(422);
+    // (The OpenAI SDK shows the problem's `error` member: its message says what to do.)
+    expect(err!.message).toContain("422 this turn starts with the session's last 2 messages again: the session sends its history itself, so send only the new messages (here, from message 2 on)");
+    expect(h.tap.length).toBe(calls);
+    // The same question twice in a row (no reply repeated) is a user's own turn: served.
+    const again = await openai.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'Hello there.' }] }).withResponse();
+    expect(again.response.status).toBe(200);
+    await committed(h);
+    const kept = (await client.get(`/v1/handles/${session.id}/expand?format=neutral`)).json.messages as Array<{ role: string }>;
+    expect(kept.map((m) => m.role)).toEqual(['user', 'assistant', 'user', 'assistant']);
+  });
+
+  it("responses: the previous response's output sent back before the tool output is a 422 that says so, not a tool pairing puzzle", async () => {
+    const { session } = await agentSetup();
+    const openai = h.openai({ headers: { 'x-ph-session': session.id } });
+    const asked = await openai.responses.create({ model: 'gpt-4.1', input: [{ role: 'user', content: 'Use get_weather for Oslo.' }] });
+    const call = asked.output.find((o): o is OpenAI.Responses.ResponseFunctionToolCall => o.type === 'function_call')!;
+    expect(call).toBeDefined();
+    const err = await openai.responses
+      .create({ model: 'gpt-4.1', input: [...(asked.output as OpenAI.Responses.ResponseInput), { type: 'function_call_output', call_id: call.call_id, output: 'Oslo: 2°C' }] })
+      .then(() => null, (e: unknown) => e as InstanceType<typeof OpenAI.APIError>);
+    expect(err?.status).toBe(422);
+    expect(err!.message).toContain("422 this turn starts with the session's last message again: the session sends its history itself, so send only the new messages (here, from message 1 on)");
+    // Sent as the README says (only the tool output), the loop goes on.
+    const answered = await openai.responses.create({ model: 'gpt-4.1', input: [{ type: 'function_call_output', call_id: call.call_id, output: 'Oslo: 2°C' }] });
+    expect(answered.status).toBe('completed');
+  });
+});
+
 describe.each(TOOL_CASES)('a tool loop the simulator drives: $name', ({ make }) => {
   it.each([false, true])('stream=%s: each call and result joins the session; every turn after the first reads the bundle from cache', async (stream) => {
     const { client, bundle, session } = await agentSetup();
