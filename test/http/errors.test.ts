@@ -263,6 +263,7 @@ describe('docs', () => {
     const html = await docs.text();
     expect(html).not.toMatch(/https?:\/\//);
     expect((await t.app.request('/docs/swagger-ui-bundle.js')).status).toBe(200);
+    expect((await t.app.request('/favicon.ico')).status).toBe(204);
     expect(await (await t.app.request('/healthz')).json()).toEqual({ status: 'ok' });
   });
 });

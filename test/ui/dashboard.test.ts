@@ -174,6 +174,16 @@ describe('pages show the API report figures', () => {
     expect(byRef.headers.get('location')).toBe(`/ui/handles/${s.sys.id}?period=7d`);
   });
 
+  it("handle page, period all: when the chart's days hold none of the figures (history older than it), it says so", async () => {
+    const s = await seed(t);
+    const recent = await get(`/ui/handles/${s.sys.id}?period=all`, s.key);
+    expect(recent.text).not.toContain('data-notice="no-days"');
+    t.clock.advance(200 * DAY);
+    const later = await get(`/ui/handles/${s.sys.id}?period=all`, s.key);
+    expect(later.status).toBe(200);
+    expect(later.text).toContain('data-notice="no-days"');
+  });
+
   it('handle page: volatile values are marked at their byte offsets, in multi-byte content', async () => {
     const s = await seed(t);
     const page = await get(`/ui/handles/${s.doc.id}`, s.key);

@@ -68,7 +68,11 @@ ${r.tokens.referenced ? '' : html`<p class="empty">No reconciled request used th
 ${waterfallChart(r.tokens, `Reuse waterfall of ${title(r)}`)}
 ${legend(['cold', ...LEAK_ROWS, 'captured', 'bonus'])}</div>
 <div class="card"><h2 style="margin-top:0">Capture rate per day <small class="muted">(the capture rate above, per UTC day, ${v.daysLabel}; hatched: a day with unknown capture)</small></h2>
-${captureTrendChart(v.days, `Capture rate per day of ${title(r)}`)}</div>
+${captureTrendChart(v.days, `Capture rate per day of ${title(r)}`)}${
+  (r.tokens.opportunity ?? 0) + (r.tokens.unknown ?? 0) > 0 && v.days.every((d) => d.opportunity === 0 && d.unknown === 0)
+    ? html`<p class="muted" data-notice="no-days">No reuse on these days: the figures above come from older days (imported history), which the chart does not draw.</p>`
+    : ''
+}</div>
 ${versionsTable(v)}
 ${driftSection(v)}`;
 }
