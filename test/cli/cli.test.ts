@@ -206,6 +206,11 @@ describe('prefix-handles CLI', () => {
       expect(handleText.out).toMatch(new RegExp(`^ *${c} +${tokens(ha.tokens[c])} `, 'm'));
     }
     expect(handleText.out).toContain(`capture rate ${percent(ha.capture_rate)}`);
+    expect(handleText.err).not.toContain('note:');
+    // A model name nobody used (a typo, most likely) gives zeros and a note saying so.
+    const typo = await cli(['report', a.ref, '--model', 'claude-sonet-4-5'], { key });
+    expect(typo.code).toBe(0);
+    expect(typo.err).toContain("note: no request used the model 'claude-sonet-4-5' in this range");
     expect(handleText.out).toMatch(new RegExp(`realised savings +\\${usd(ha.money.realised_savings)}`));
     expect(handleText.out).toMatch(new RegExp(`unread write premiums +\\${usd(ha.money.write_premiums_unread)}`));
 

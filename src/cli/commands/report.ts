@@ -114,6 +114,8 @@ ${API_HELP}`,
     const id = positionals[0]?.replace(/@\d+$/, '');
     const body = id ? await api().json<HandleReport>('GET', `/v1/reports/handles/${seg(id)}${query}`) : await api().json<TenantReport>('GET', `/v1/reports${query}`);
     process.stdout.write(values.json ? `${JSON.stringify(body, null, 2)}\n` : `${id ? handleText(body as HandleReport) : tenantText(body as TenantReport)}\n`);
+    // Zeros for a model name nobody used are more often a typo than a fact: said beside them (stdout stays the report).
+    if (values.model !== undefined && body.requests === 0) process.stderr.write(`note: no request used the model '${String(values.model)}' in this range (model names match exactly, as requested)\n`);
     return 0;
   },
 };
