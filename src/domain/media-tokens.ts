@@ -28,21 +28,26 @@ const DATA_URL = '"data:';
 export function mediaSpans(text: string): MediaSpan[] {
   const spans: MediaSpan[] = [];
   if (text.length < MIN_PAYLOAD) return spans;
+  // Each marker's next place is looked for again only once passed: searched afresh on every step, the marker
+  // that is far (or absent) was scanned for to the end each time — quadratic in a text of many "data" members.
+  let member = -2;
+  let url = -2;
   for (let at = 0; ; ) {
-    const member = text.indexOf(DATA_MEMBER, at);
-    const url = text.indexOf(DATA_URL, at);
+    if (member !== -1 && member < at) member = text.indexOf(DATA_MEMBER, at);
+    if (url !== -1 && url < at) url = text.indexOf(DATA_URL, at);
     if (member < 0 && url < 0) break;
     let start: number;
     if (member >= 0 && (url < 0 || member < url)) start = member + DATA_MEMBER.length;
     else {
-      // "data:image/png;base64,…": the payload starts after the comma (a media type has none).
-      const comma = text.indexOf(';base64,', url);
+      // "data:image/png;base64,…": the payload starts after the comma (a media type has none), looked for only
+      // within this string (up to its closing quote), so each string is scanned once.
       const quote = text.indexOf('"', url + 1);
-      if (comma < 0 || (quote >= 0 && quote < comma)) {
+      const comma = text.slice(url, quote < 0 ? text.length : quote).indexOf(';base64,');
+      if (comma < 0) {
         at = url + DATA_URL.length;
         continue;
       }
-      start = comma + ';base64,'.length;
+      start = url + comma + ';base64,'.length;
     }
     const end = base64End(text, start);
     at = Math.max(end, start);

@@ -76,4 +76,19 @@ describe('images and PDFs are counted as providers bill them, not as base64 text
       expect(mediaSpans(text), text.slice(0, 60)).toEqual([]);
     expect(countTokens(JSON.stringify({ data: random }), 'o200k_base')).toBeGreaterThan(10_000);
   });
+
+  it('a text of many "data" members and data: strings is scanned once, and the images among them are still found', () => {
+    // An API's JSON answer as a tool result: 80,000 rows with a "data" member, then 80,000 strings that start "data:".
+    const rows = Array.from({ length: 80_000 }, (_, i) => ({ data: `v${i}` }));
+    const notes = Array.from({ length: 80_000 }, (_, i) => `data: ${i}`);
+    const text = JSON.stringify({ rows, notes, a: `data:image/png;base64,${png(300, 200).toString('base64')}`, b: { data: png(64, 32).toString('base64') } });
+    const started = performance.now();
+    const spans = mediaSpans(text);
+    // Each step searched both markers to the end of the text: minutes for these 2.6 MB.
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(spans.map((s) => s.media)).toEqual([
+      { kind: 'image', width: 300, height: 200 },
+      { kind: 'image', width: 64, height: 32 },
+    ]);
+  });
 });
