@@ -112,6 +112,8 @@ const requireJson: MiddlewareHandler<AppEnv> = async function requireJson(c, nex
 const STRICT_JSON_TYPE = /^application\/([a-z-.]+\+)?json(;\s*[a-zA-Z0-9-]+=([^;]+))*$/;
 
 const BOM = [0xef, 0xbb, 0xbf];
+/** Routes whose body is kept as handle content: a usage batch is read record by record, each refused on its own. */
+const STORED_BODY = /^\/v1\/(?:artifacts|bundles|sessions)(?:\/|$)/;
 
 /** A JSON body in valid UTF-8, checked once authenticated (the validators decode with replacement characters). */
 const requireUtf8: MiddlewareHandler<AppEnv> = async function requireUtf8(c, next) {
@@ -122,7 +124,7 @@ const requireUtf8: MiddlewareHandler<AppEnv> = async function requireUtf8(c, nex
     // One leading byte-order mark may be ignored (RFC 8259 §8.1); the body decoder here would drop a second too.
     if (BOM.every((b, i) => bytes[i] === b && bytes[i + 3] === b))
       throw new DomainError('malformed_json', 'The request body is not valid JSON: it starts with two byte-order marks');
-    checkStorableBytes(bytes);
+    checkStorableBytes(bytes, STORED_BODY.test(c.req.path));
   }
   await next();
 };

@@ -148,8 +148,10 @@ export function checkUtf8(bytes: Uint8Array): void {
  * the last without a word), an integer a double cannot hold (see checkNumbers). A body that is not JSON is left to
  * the validator.
  */
-export function checkStorableBytes(bytes: Uint8Array): void {
+export function checkStorableBytes(bytes: Uint8Array, stored: boolean): void {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  // A body that is not kept (a usage batch, judged record by record) is parsed here only when it can hold `__proto__`.
+  if (!stored && buf.indexOf('__proto__') < 0 && buf.indexOf('\\u') < 0) return;
   const raw = buf.toString('utf8');
   const text = raw.charCodeAt(0) === 0xfeff ? raw.slice(1) : raw;
   let value: unknown;
@@ -160,6 +162,7 @@ export function checkStorableBytes(bytes: Uint8Array): void {
   }
   checkDepth(value);
   checkProtoMembers(text, value);
+  if (!stored) return;
   // Only objects can repeat a name, and only a run of 16 digits can be an integer past 2^53.
   if (typeof value !== 'object' || value === null) return;
   const tree = parseJsonTree(text, '', true);

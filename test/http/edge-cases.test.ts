@@ -334,6 +334,18 @@ describe('reconciliation edge cases', () => {
     expect(batch.json.results.map((x: { status: number }) => x.status)).toEqual([201, 422]);
   });
 
+  it('a usage batch is read as /v1/usage reads each record: an integer past 2^53 or a name twice in a logged response does not refuse the whole batch', async () => {
+    t = createTestApp();
+    const me = t.tenant();
+    const [r1, r2] = [(await render(me, { model: 'claude-sonnet-4-5', messages: [{ role: 'user', content: 'a' }] })).json, (await render(me, { model: 'claude-sonnet-4-5', messages: [{ role: 'user', content: 'b' }] })).json];
+    // A gateway's log of the provider's answer, with a numeric 64-bit trace id and a header name twice.
+    const record = (id: string) => `{"request_id":"${id}","response":{"type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[],"usage":{"input_tokens":5,"output_tokens":1},"trace_id":12345678901234567890,"x":1,"x":2}}`;
+    expect((await me.client.post('/v1/usage', record(r1.request_id))).status).toBe(201);
+    const batch = await me.client.post('/v1/usage/batch', `{"records":[${record(r2.request_id)}]}`);
+    expect(batch.status, batch.text).toBe(200);
+    expect(batch.json.results.map((x: { status: number }) => x.status)).toEqual([201]);
+  });
+
   it('a fault of ours in one batch record is a logged 500 for that record, not a 422 blamed on it', async () => {
     t = createTestApp();
     const me = t.tenant();
