@@ -23,6 +23,8 @@ const HEAD_BYTES = 192 * 1024;
 // Where a payload starts: an image or document's `data` member (Anthropic, Gemini, our stored form), or a data: URL (OpenAI).
 const DATA_MEMBER = '"data":"';
 const DATA_URL = '"data:';
+const MEMBER_BEFORE = new Set([0x7b, 0x2c]);
+const VALUE_BEFORE = new Set([0x3a, 0x2c, 0x5b]);
 
 /** The base64 images and PDFs in a JSON text, in order; nothing else is taken for one. */
 export function mediaSpans(text: string): MediaSpan[] {
@@ -37,8 +39,19 @@ export function mediaSpans(text: string): MediaSpan[] {
     if (url !== -1 && url < at) url = text.indexOf(DATA_URL, at);
     if (member < 0 && url < 0) break;
     let start: number;
-    if (member >= 0 && (url < 0 || member < url)) start = member + DATA_MEMBER.length;
-    else {
+    if (member >= 0 && (url < 0 || member < url)) {
+      start = member + DATA_MEMBER.length;
+      // A member of compact JSON (what is counted: canonical or stringified) follows `{` or `,`.
+      if (!MEMBER_BEFORE.has(text.charCodeAt(member - 1))) {
+        at = start;
+        continue;
+      }
+    } else if (!VALUE_BEFORE.has(text.charCodeAt(url - 1))) {
+      // A JSON string value follows `:`, `,` or `[`: `src="data:…` is an HTML page's inline image, which a provider
+      // reads (and bills) as the text it is.
+      at = url + DATA_URL.length;
+      continue;
+    } else {
       // "data:image/png;base64,…": the payload starts after the comma (a media type has none), looked for only
       // within this string (up to its closing quote), so each string is scanned once.
       const quote = text.indexOf('"', url + 1);

@@ -72,6 +72,9 @@ describe('images and PDFs are counted as providers bill them, not as base64 text
       JSON.stringify({ type: 'text', text: `data:text/plain;base64,${random}` }),
       JSON.stringify({ data: png(10, 10, 50).toString('base64') }),
       JSON.stringify({ data: 'QUJD', note: 'x'.repeat(400) }),
+      // A page's inline image is text to a provider, billed as text (an HTML or CSS document, a system prompt).
+      `<p>Report</p><img src="data:image/png;base64,${png(1200, 800, 3000).toString('base64')}">`,
+      `.logo { background: url("data:image/png;base64,${png(64, 64, 3000).toString('base64')}"); }`,
     ])
       expect(mediaSpans(text), text.slice(0, 60)).toEqual([]);
     expect(countTokens(JSON.stringify({ data: random }), 'o200k_base')).toBeGreaterThan(10_000);
