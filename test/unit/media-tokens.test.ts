@@ -94,4 +94,10 @@ describe('images and PDFs are counted as providers bill them, not as base64 text
       { kind: 'image', width: 64, height: 32 },
     ]);
   });
+
+  it('a PDF of very many page trees is counted, not a stack overflow (a 500 at render and at mint)', () => {
+    const many = Buffer.from(`%PDF-1.4\n${'/Type/Pages/Count 1\n'.repeat(150_000)}/Type/Pages/Count 7\n%%EOF`, 'latin1');
+    const text = JSON.stringify({ type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: many.toString('base64') } });
+    expect(mediaSpans(text).map((s) => s.media)).toEqual([{ kind: 'pdf', pages: 7 }]);
+  });
 });
