@@ -66,9 +66,10 @@ export function notJsonBody(c: Context<AppEnv>): string | null {
   if (!declaresBody(c)) return null;
   const type = headerOf(c, 'content-type') ?? '';
   if (!JSON_TYPE.test(type)) return `send the body as application/json (got ${type || 'no content type'})`;
-  // JSON is UTF-8 (RFC 8259 §8.1): a body declared in another charset would be read as what it is not.
+  // JSON is UTF-8 (RFC 8259 §8.1): a body declared in another charset would be read as what it is not. `utf8` is
+  // UTF-8's other label (WHATWG Encoding), and US-ASCII text is UTF-8 as it is: both accepted, as they were.
   const charset = CHARSET.exec(type)?.[1];
-  if (charset !== undefined && !/^"?utf-8"?$/i.test(charset)) return `send the JSON as UTF-8 (got charset=${charset})`;
+  if (charset !== undefined && !/^"?(?:utf-?8|us-ascii)"?$/i.test(charset)) return `send the JSON as UTF-8 (got charset=${charset})`;
   // A compressed body would be read as (invalid) text: said for what it is.
   const encoding = headerOf(c, 'content-encoding');
   if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') return `send the JSON uncompressed (got content-encoding: ${encoding})`;

@@ -104,6 +104,9 @@ describe('problem+json errors', () => {
     }
     expect((await client.get('/v1/handles')).json.handles).toEqual([]);
     expect((await client.post('/v1/artifacts', '{"kind":"system","content":"x"}', { 'content-type': 'application/json; charset="UTF-8"' })).status).toBe(201);
+    // UTF-8's other label, and ASCII (UTF-8 as it is), as clients send them.
+    for (const charset of ['utf8', 'UTF8', 'us-ascii'])
+      expect((await client.post('/v1/artifacts', '{"kind":"system","content":"x"}', { 'content-type': `application/json; charset=${charset}` })).status, charset).toBe(201);
   });
 
   it.each(['application/json ; charset=utf-8', 'application/json;', 'application/json;charset=utf-8;', 'Application/JSON'])('accepts every JSON type form HTTP allows (%s) on the schema-validated routes', async (type) => {
