@@ -35,8 +35,9 @@ export class HandleMeter {
     return { clears_minimum: clears };
   }
 
-  artifact(text: string, previousText: string | undefined) {
-    const meta = computeReuseMetadata({ text, previous: previousText === undefined ? undefined : { text: previousText } });
+  /** `json`: the text is JSON (tools, messages), whose base64 images and PDFs count as media; else plain text throughout. */
+  artifact(text: string, previousText: string | undefined, json = true) {
+    const meta = computeReuseMetadata({ text, previous: previousText === undefined ? undefined : { text: previousText }, media: json });
     return { ...meta, estimated: ['anthropic', 'gemini'], ...this.cacheable(meta.tokens) };
   }
 

@@ -68,7 +68,7 @@ export class HandleService {
     const bytes = encodeArtifact(input.kind, input.content, '/content');
     const id = newId('artifact');
     const now = this.clock.now();
-    const version = this.artifactVersion(id, 1, bytes, undefined, now);
+    const version = this.artifactVersion(id, 1, bytes, undefined, now, isJsonKind(input.kind));
     this.store.insertHandle(
       {
         id,
@@ -93,12 +93,13 @@ export class HandleService {
     // Same bytes as the latest version: return it, don't mint a duplicate.
     if (latest.contentDigest === sha256Hex(bytes)) return { created: false, handle, version: latest };
     const previous = this.store.getBlob(latest.contentDigest!)!;
-    const next = this.artifactVersion(id, latest.version + 1, bytes, previous.toString('utf8'), this.clock.now());
+    const next = this.artifactVersion(id, latest.version + 1, bytes, previous.toString('utf8'), this.clock.now(), isJsonKind(handle.kind as ArtifactKind));
     this.commitAppend(handle, latest.version, next);
     return { created: true, handle: this.mustGetHandle(tenantId, id), version: next.version };
   }
 
-  private artifactVersion(id: string, version: number, bytes: Buffer, previousText: string | undefined, now: number): NewVersion {
+  /** `json`: tools and messages, whose base64 images are counted as images; a system prompt or a document is text throughout. */
+  private artifactVersion(id: string, version: number, bytes: Buffer, previousText: string | undefined, now: number, json: boolean): NewVersion {
     const digest = sha256Hex(bytes);
     return {
       version: {
@@ -111,7 +112,7 @@ export class HandleService {
         members: null,
         base: null,
         messageCount: null,
-        meta: this.meter?.artifact(bytes.toString('utf8'), previousText) ?? null,
+        meta: this.meter?.artifact(bytes.toString('utf8'), previousText, json) ?? null,
       },
       blobs: [{ digest, bytes }],
       pins: [],

@@ -33,6 +33,8 @@ export interface ReuseMetadataInput {
   /** The bytes the artifact renders from (canonical JSON text for JSON kinds). */
   text: string;
   previous?: { text: string };
+  /** Whether base64 images and PDFs in the (JSON) text count as media, as providers bill them (default: yes). */
+  media?: boolean;
 }
 
 export function computeReuseMetadata(input: ReuseMetadataInput): ReuseMetadata {
@@ -40,14 +42,15 @@ export function computeReuseMetadata(input: ReuseMetadataInput): ReuseMetadata {
   const findings = findVolatility(input.text);
   const volatility = { count: findings.length, findings: findings.slice(0, MAX_STORED_FINDINGS) };
 
-  if (!input.previous) return { bytes: bytes.length, tokens: tokenCounts(input.text), volatility };
+  const media = input.media ?? true;
+  if (!input.previous) return { bytes: bytes.length, tokens: tokenCounts(input.text, media), volatility };
 
   const firstDiff = firstDifferingByte(bytes, Buffer.from(input.previous.text));
   // One encode per exact family yields both the totals and the offset.
   const { total, before } =
     firstDiff === null
-      ? { total: tokenCounts(input.text), before: null }
-      : tokenCountsAt(input.text, firstDiff);
+      ? { total: tokenCounts(input.text, media), before: null }
+      : tokenCountsAt(input.text, firstDiff, media);
   const firstDiffToken = before ?? pickFamilies(total);
   const change: ReuseChange = {
     first_diff_byte: firstDiff,

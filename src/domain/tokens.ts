@@ -15,6 +15,7 @@ import cl100kRanks from 'gpt-tokenizer/bpeRanks/cl100k_base';
 import o200kRanks from 'gpt-tokenizer/bpeRanks/o200k_base';
 import type { TokenizerFamily } from './catalog/types';
 import { mediaSpans, mediaTokens } from './media-tokens';
+import { pushAll } from './arrays';
 
 export type { TokenizerFamily };
 export type ExactFamily = 'o200k_base' | 'cl100k_base';
@@ -92,8 +93,8 @@ export function estimateFromO200k(o200kTokens: number, family: EstimatedFamily):
  * Tokens in `text` for one family: exact for OpenAI encodings, estimated otherwise. A base64 image or PDF in it
  * (a JSON text's) counts as the provider bills it, not as text (see media-tokens.ts).
  */
-export function countTokens(text: string, family: TokenizerFamily): number {
-  const media = mediaSpans(text);
+export function countTokens(text: string, family: TokenizerFamily, withMedia = true): number {
+  const media = withMedia ? mediaSpans(text) : [];
   if (media.length === 0) return countText(text, family);
   let n = 0;
   let at = 0;
@@ -114,8 +115,8 @@ function countText(text: string, family: TokenizerFamily): number {
 }
 
 /** Token counts in every family (two exact encodes; the estimates derive from o200k, or with media, each its own). */
-export function tokenCounts(text: string): TokenCounts {
-  if (mediaSpans(text).length > 0) {
+export function tokenCounts(text: string, withMedia = true): TokenCounts {
+  if (withMedia && mediaSpans(text).length > 0) {
     return { o200k_base: countTokens(text, 'o200k_base'), cl100k_base: countTokens(text, 'cl100k_base'), anthropic: countTokens(text, 'anthropic'), gemini: countTokens(text, 'gemini'), estimated: [...ESTIMATED_FAMILIES] };
   }
   return withEstimates(countText(text, 'o200k_base'), countText(text, 'cl100k_base'));
@@ -139,10 +140,10 @@ export function tokenOffsetOfByte(text: string, byteOffset: number, family: Toke
  * family — what minting a new version needs, at half the cost of calling
  * `tokenCounts` and `tokenOffsetOfByte` separately.
  */
-export function tokenCountsAt(text: string, byteOffset: number): { total: TokenCounts; before: PerFamily<number> } {
+export function tokenCountsAt(text: string, byteOffset: number, withMedia = true): { total: TokenCounts; before: PerFamily<number> } {
   checkByteOffset(text, byteOffset);
   // With images or PDFs, the text before the byte is counted as the whole is (a cut character counts as one).
-  if (mediaSpans(text).length > 0) {
+  if (withMedia && mediaSpans(text).length > 0) {
     const total = tokenCounts(text);
     const head = Buffer.from(text).subarray(0, byteOffset).toString('utf8');
     const before = (f: TokenizerFamily) => Math.min(total[f], countTokens(head, f));
@@ -221,7 +222,44 @@ function* longRuns(text: string): Generator<readonly [number, number]> {
   if (start >= 0 && long()) yield [start, end];
 }
 
+// The merge cache is cleared between pieces (see `fed`): a piece longer than this could fill it by itself (base64
+// broken into 76-character lines has no long run, and took seconds per MB). Such a piece is cut before a space or
+// a line break that follows a letter or digit and precedes a non-blank (`a b`, `a\nb`): no pre-token spans that
+// place (one after punctuation can: `!\n` is one), so the count is the same as uncut.
+const MAX_PIECE = 32 * 1024;
+const WORD_END = /[\p{L}\p{N}]/u;
+
+/** `text` cut at most every MAX_PIECE characters, each cut where no pre-token spans (see MAX_PIECE). */
+function boundedPieces(text: string): string[] {
+  if (text.length <= MAX_PIECE) return [text];
+  const pieces: string[] = [];
+  let at = 0;
+  const safe = (i: number) => {
+    const c = text.charCodeAt(i);
+    return (c === 32 || c === 10) && !isBlank(text.charCodeAt(i + 1)) && WORD_END.test(text[i - 1]!);
+  };
+  while (text.length - at > MAX_PIECE) {
+    let cut = at + MAX_PIECE;
+    while (cut > at + MAX_PIECE / 2 && !safe(cut)) cut--;
+    // No such place in half a piece: cut anyway, at a character boundary (the count may then differ by one).
+    if (cut === at + MAX_PIECE / 2) cut = /[\uDC00-\uDFFF]/.test(text[at + MAX_PIECE]!) ? at + MAX_PIECE + 1 : at + MAX_PIECE;
+    pieces.push(text.slice(at, cut));
+    at = cut;
+  }
+  pieces.push(text.slice(at));
+  return pieces;
+}
+
+const isBlank = (c: number) => c === 32 || c === 10 || c === 13 || c === 9;
+
 export function bpeSafePieces(text: string): string[] {
+  if (text.length <= MAX_PIECE) return shortRunPieces(text);
+  const pieces: string[] = [];
+  for (const piece of shortRunPieces(text)) pushAll(pieces, boundedPieces(piece));
+  return pieces;
+}
+
+function shortRunPieces(text: string): string[] {
   if (text.length < LONG_RUN || !HAS_LONG_RUN.test(text)) return [text];
   const pieces: string[] = [];
   let at = 0;

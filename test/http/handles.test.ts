@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { createTestApp, type TestApp } from '../helpers/app';
+import { png } from '../helpers/media';
 import { assistantMessage, mintArtifact, mintBundle, mintDocument, mintSystem, mintTools, startSession, userMessage } from '../helpers/factories';
 
 let t: TestApp;
@@ -68,6 +69,19 @@ describe('artifacts', () => {
     const res = await client.post(`/v1/artifacts/${a.id}/versions`, { content: [{ role: 'user', content: 'x' }] });
     expect(res.status).toBe(422);
     expect((await client.get(`/v1/handles/${a.id}`)).json.latest_version).toBe(1);
+  });
+});
+
+describe('images in handles', () => {
+  it('an image in a messages artifact counts as the provider bills it; the same base64 written into a document is text', async () => {
+    const { client } = t.tenant();
+    const data = png(640, 480, 30_000).toString('base64');
+    const pictured = await mintArtifact(client, 'messages', [{ role: 'user', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/png', data } }, { type: 'text', text: 'What is this?' }] }]);
+    const written = await mintArtifact(client, 'document', `The API returned {"data":"${data}"}`);
+    const tokensOf = async (id: string) => (await client.get(`/v1/handles/${id}`)).json.version.meta.tokens as Record<string, number>;
+    // 640 × 480 / 750 = 410 tokens and the message around it.
+    expect((await tokensOf(pictured.id)).anthropic).toBeLessThan(500);
+    expect((await tokensOf(written.id)).o200k_base).toBeGreaterThan(10_000);
   });
 });
 

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mediaSpans, mediaTokens } from '../../src/domain/media-tokens';
 import { countTokens, tokenCounts, tokenCountsAt } from '../../src/domain/tokens';
 import { png } from '../helpers/media';
+import { computeReuseMetadata } from '../../src/domain/reuse-metadata';
 
 /** A baseline JPEG: SOI, an APP0 segment, then SOF0 with the size. */
 function jpeg(width: number, height: number): Buffer {
@@ -63,6 +64,17 @@ describe('images and PDFs are counted as providers bill them, not as base64 text
     expect(at.total).toEqual(all);
     expect(at.before.anthropic).toBeLessThanOrEqual(all.anthropic);
     expect(at.before.anthropic).toBeGreaterThan(1280);
+  });
+
+  it('a system prompt or document is text throughout: JSON written in it is counted as the text it is', () => {
+    const text = `Here is the payload as our API returns it: {"data":"${png(640, 480, 30_000).toString('base64')}"}`;
+    const asText = computeReuseMetadata({ text, media: false }).tokens.o200k_base;
+    expect(asText).toBeGreaterThan(10_000);
+    expect(asText).toBe(countTokens(text, 'o200k_base', false));
+    // Read as JSON (tools, messages), the same member is an image.
+    expect(computeReuseMetadata({ text }).tokens.o200k_base).toBeLessThan(1000);
+    const changed = computeReuseMetadata({ text: `${text} (v2)`, previous: { text }, media: false });
+    expect(changed.tokens.o200k_base).toBeGreaterThan(10_000);
   });
 
   it('base64 that is no image or PDF, a short payload, or a data member of other text stays text', () => {

@@ -43,4 +43,17 @@ describe('tokenising many distinct pre-tokens (a base64 image or PDF)', () => {
     const sample = b64.slice(0, 20_000);
     expect(countTokens(sample, 'o200k_base')).toBe(bpeSafePieces(sample).reduce((n, p) => n + encode(p).length, 0));
   }, 60_000);
+
+  it('base64 in 76-character lines (MIME, PEM: no long run) never fills it either, and ordinary long text counts exactly', () => {
+    const mime = randomBytes(1024 * 1024).toString('base64').replace(/.{76}/g, '$&\n');
+    tokenCounts(mime);
+    for (const core of caches) expect(core.mergeCache!.size).toBeLessThan(core.mergeCacheSize);
+    // Cut only between two words: a long text's count is the library's count of it whole.
+    const words = fc.sample(fc.array(fc.oneof(fc.constantFrom('cache', 'prefix', '42', 'é', '日本'), fc.string({ maxLength: 12 })), { minLength: 20_000, maxLength: 20_000 }), 1)[0]!;
+    const text = words.join(' ') + '\n' + words.join('\n');
+    expect(text.length).toBeGreaterThan(64 * 1024);
+    expect(bpeSafePieces(text).length).toBeGreaterThan(2);
+    expect(bpeSafePieces(text).join('')).toBe(text);
+    expect(countTokens(text, 'o200k_base')).toBe(encode(text).length);
+  }, 60_000);
 });
