@@ -90,6 +90,13 @@ describe('admin routes', () => {
     expect(again.status).toBe(409);
     expect(again.json.detail).toContain('was revoked');
 
+    // A field these routes do not take (a key's name) is refused, not dropped; an empty object is no field.
+    const named = await admin.post(`/v1/tenants/${created.json.tenant}/keys`, { name: 'ci' });
+    expect(named.status).toBe(422);
+    expect(named.json.errors[0].pointer).toBe('/name');
+    expect((await admin.post(`/v1/keys/${rotated.json.id}/rotate`, { name: 'ci' })).status).toBe(422);
+    expect(t.sqlite.prepare("select count(*) from api_keys where tenant_id = ?").pluck().get(created.json.tenant)).toBe(2);
+    expect((await admin.post(`/v1/tenants/${created.json.tenant}/keys`, {})).status).toBe(201);
     const extra = await admin.post(`/v1/tenants/${created.json.tenant}/keys`);
     expect(extra.status).toBe(201);
     expect((await admin.delete(`/v1/keys/${extra.json.id}`)).status).toBe(204);

@@ -4,6 +4,8 @@ import { newRouter } from '../router';
 import { IssuedKeySchema, Label, commonErrors, problemResponse, readErrors } from '../schemas';
 
 const issued = (description: string) => ({ content: { 'application/json': { schema: IssuedKeySchema } }, description });
+/** These routes take no fields: a body, when one is sent, must be `{}` (a field a caller expects kept, a key's name, is refused, not dropped). */
+const noFields = { content: { 'application/json': { schema: z.strictObject({}) } }, required: false };
 const security = [{ adminKey: [] }];
 
 const routes = {
@@ -14,12 +16,12 @@ const routes = {
   }),
   issueKey: createRoute({
     method: 'post', path: '/v1/tenants/{id}/keys', tags: ['admin'], summary: 'Issue another API key for a tenant', security,
-    request: { params: z.object({ id: z.string().min(1) }) },
+    request: { params: z.object({ id: z.string().min(1) }), body: noFields },
     responses: { 201: issued('The new key (shown once)'), ...commonErrors },
   }),
   rotateKey: createRoute({
     method: 'post', path: '/v1/keys/{id}/rotate', tags: ['admin'], summary: 'Replace a key: issue a new one, revoke the old', security,
-    request: { params: z.object({ id: z.string().min(1) }) },
+    request: { params: z.object({ id: z.string().min(1) }), body: noFields },
     responses: { 201: issued('The new key (shown once)'), ...commonErrors, 409: problemResponse('conflict: the key was revoked') },
   }),
   revokeKey: createRoute({
