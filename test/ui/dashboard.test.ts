@@ -98,6 +98,15 @@ describe('sign-in', () => {
 });
 
 describe('pages show the API report figures', () => {
+  it('overview of a tenant with no traffic yet: the waterfall axis says so, not "1 tok"', async () => {
+    const { key } = t.tenant();
+    const page = await get('/ui', key);
+    expect(page.status).toBe(200);
+    const waterfall = /<svg[^>]*data-chart="waterfall"[\s\S]*?<\/svg>/.exec(page.text)![0];
+    expect(waterfall).toContain('no tokens yet');
+    expect(waterfall).not.toMatch(/>1 tok</);
+  });
+
   it('overview: totals, money, waterfall and the handle ranking equal GET /v1/reports for each period', async () => {
     const s = await seed(t);
     // An older request: inside 7 days, outside 24 hours.

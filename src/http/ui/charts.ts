@@ -114,7 +114,7 @@ ${connector}
 </g>`;
   })}
 <line x1="${labelW}" y1="${H - 22}" x2="${labelW + barW}" y2="${H - 22}" class="axis"/>
-<text x="${labelW}" y="${H - 8}" class="tick">0</text><text x="${labelW + barW}" y="${H - 8}" text-anchor="end" class="tick">${tok(max)}</text>
+<text x="${labelW}" y="${H - 8}" class="tick">0</text><text x="${labelW + barW}" y="${H - 8}" text-anchor="end" class="tick">${rows.some((r) => r.end > 0) ? tok(max) : 'no tokens yet'}</text>
 </svg>`;
 }
 
