@@ -16,6 +16,7 @@ import o200kRanks from 'gpt-tokenizer/bpeRanks/o200k_base';
 import type { TokenizerFamily } from './catalog/types';
 import { mediaSpans, mediaTokens } from './media-tokens';
 import { pushAll } from './arrays';
+import { CL100K_TOKEN_SPLIT_REGEX as CL100K_SPLIT, O200K_TOKEN_SPLIT_REGEX as O200K_SPLIT } from 'gpt-tokenizer/esm/encodingParams/constants';
 
 export type { TokenizerFamily };
 export type ExactFamily = 'o200k_base' | 'cl100k_base';
@@ -241,8 +242,9 @@ function boundedPieces(text: string): string[] {
   while (text.length - at > MAX_PIECE) {
     let cut = at + MAX_PIECE;
     while (cut > at + MAX_PIECE / 2 && !safe(cut)) cut--;
-    // No such place in half a piece: cut anyway, at a character boundary (the count may then differ by one).
-    if (cut === at + MAX_PIECE / 2) cut = /[\uDC00-\uDFFF]/.test(text[at + MAX_PIECE]!) ? at + MAX_PIECE + 1 : at + MAX_PIECE;
+    // No such place in half a piece (pretty-printed JSON of numbers, CSV, lines that end in punctuation): the last
+    // place both encodings start a pre-token; only where there is none, cut anyway (the count may then differ by one).
+    if (cut === at + MAX_PIECE / 2) cut = commonPreTokenStart(text, at) ?? (/[\uDC00-\uDFFF]/.test(text[at + MAX_PIECE]!) ? at + MAX_PIECE + 1 : at + MAX_PIECE);
     pieces.push(text.slice(at, cut));
     at = cut;
   }
@@ -251,6 +253,26 @@ function boundedPieces(text: string): string[] {
 }
 
 const isBlank = (c: number) => c === 32 || c === 10 || c === 13 || c === 9;
+
+// The encodings' own pre-tokenizers (copies: the library's are global regexes whose lastIndex it uses).
+const PRE_TOKENIZERS = [new RegExp(O200K_SPLIT.source, 'gu'), new RegExp(CL100K_SPLIT.source, 'gu')];
+
+/**
+ * The last index in (at + MAX_PIECE / 2, at + MAX_PIECE] where both encodings start a pre-token, scanning from `at`
+ * (itself such a place), and end one that is not all whitespace (the patterns match whitespace at the end of their
+ * input otherwise: cl100k's has `\s+$`).
+ */
+function commonPreTokenStart(text: string, at: number): number | undefined {
+  const end = at + MAX_PIECE;
+  const cuts = PRE_TOKENIZERS.map((re) => {
+    const found = new Set<number>();
+    re.lastIndex = at;
+    for (let m = re.exec(text); m !== null && m.index <= end; m = re.exec(text)) if (/\S/.test(m[0])) found.add(m.index + m[0].length);
+    return found;
+  });
+  for (let i = end; i > at + MAX_PIECE / 2; i--) if (cuts.every((s) => s.has(i))) return i;
+  return undefined;
+}
 
 export function bpeSafePieces(text: string): string[] {
   if (text.length <= MAX_PIECE) return shortRunPieces(text);

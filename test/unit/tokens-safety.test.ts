@@ -56,4 +56,18 @@ describe('tokenising many distinct pre-tokens (a base64 image or PDF)', () => {
     expect(bpeSafePieces(text).join('')).toBe(text);
     expect(countTokens(text, 'o200k_base')).toBe(encode(text).length);
   }, 60_000);
+
+  it('text with no space or line break after a word for half a piece (pretty-printed numbers, lines ending in punctuation) still counts exactly in both encodings', () => {
+    const O = { disallowedSpecial: new Set<string>() };
+    const json = '{\n  "a": 1,\n  "b": [2, 3]\n},\n'.repeat(1400);
+    const frag = fc.constantFrom('{', '}', '],', '  "a": 1,', '    "id": [1234],', '12,34;', '这是一个句子。', '});', '😀!', '3.5,', '--');
+    const sep = fc.constantFrom('\n', '\r\n', '\n  ', '\n\t', ' ');
+    const generated = fc.sample(fc.array(fc.tuple(frag, sep), { minLength: 6000, maxLength: 6000 }), 3).map((a) => a.map(([f, s]) => f + s).join(''));
+    for (const text of ['a' + '!\n'.repeat(16_384), json, ...generated]) {
+      expect(text.length).toBeGreaterThan(32 * 1024);
+      expect(bpeSafePieces(text).join('')).toBe(text);
+      expect(countTokens(text, 'o200k_base')).toBe(o200kApi.encode(text, O).length);
+      expect(countTokens(text, 'cl100k_base')).toBe(cl100kApi.encode(text, O).length);
+    }
+  }, 60_000);
 });
