@@ -240,7 +240,7 @@ export class HandleService {
     // Responses API's examples do) would have it twice: in the session and in the turn.
     const repeated = repeatedTail(segments.flatMap((s) => (s.section === 'messages' ? s.messages : [])), messages);
     if (repeated > 0)
-      throw invalid(pointer, `this turn starts with the session's last ${repeated === 1 ? 'message' : `${repeated} messages`} again: the session sends its history itself, so send only the new messages (here, from message ${repeated} on)`);
+      throw invalid(pointer, `this turn starts with the session's last ${repeated === 1 ? 'message' : `${repeated} messages`} again: the session sends its history itself, so send only the new messages (to continue its last reply, send none: the session already ends with it)`);
     // The provider's reply comes after the turn: a call in the turn's last message could never be answered.
     const open = messages.length ? toolUseIds(messages[messages.length - 1]) : [];
     const problem =
@@ -463,26 +463,30 @@ export function encodeArtifact(kind: ArtifactKind, content: unknown, pointer: st
   return Buffer.from(text, 'utf8');
 }
 
-/** The last message a session's (or its base's) expansion ends with, if any. */
 /**
  * How many messages at the start of `turn` are the session's last ones again (0: none). Only a repeat that holds
  * a reply counts: the proxy appends the replies itself, so a turn never rightly starts with one, where a user may
  * well say the same thing twice.
  */
 function repeatedTail(history: Message[], turn: Message[]): number {
-  const last = history.at(-1);
-  if (!last || turn.length === 0) return 0;
-  // Compared as the prompt they make ("hi" and [{type: "text", text: "hi"}] are one message).
+  const n = Math.min(history.length, turn.length);
+  if (n === 0) return 0;
+  // Compared as the prompt they make ("hi" and [{type: "text", text: "hi"}] are one message), each keyed once: the
+  // candidates below compare the same messages again and again.
   const key = (m: Message) => semanticKey('anthropic', m);
-  const lastKey = key(last);
-  for (let k = Math.min(history.length, turn.length); k >= 1; k--) {
-    if (key(turn[k - 1]!) !== lastKey) continue;
-    const tail = history.slice(history.length - k);
-    if (tail.some((m) => m.role === 'assistant') && tail.every((m, i) => i === k - 1 || key(m) === key(turn[i]!))) return k;
+  const turnKeys = turn.slice(0, n).map(key);
+  const tail = history.slice(history.length - n);
+  const tailKeys = tail.map(key);
+  for (let k = n; k >= 1; k--) {
+    // The turn's first k messages against the history's last k.
+    if (turnKeys[k - 1] !== tailKeys[n - 1]) continue;
+    const from = n - k;
+    if (tail.slice(from).some((m) => m.role === 'assistant') && turnKeys.slice(0, k).every((t, i) => t === tailKeys[from + i])) return k;
   }
   return 0;
 }
 
+/** The last message a session's (or its base's) expansion ends with, if any. */
 function lastMessage(segments: PromptSegment[]): Message | undefined {
   const last = segments.findLast((s) => s.section === 'messages');
   return last?.section === 'messages' ? last.messages[last.messages.length - 1] : undefined;

@@ -428,7 +428,7 @@ describe('a turn that sends the session\'s history again', () => {
       .then(() => null, (e: unknown) => e as InstanceType<typeof OpenAI.APIError>);
     expect(err?.status).toBe(422);
     // (The OpenAI SDK shows the problem's `error` member: its message says what to do.)
-    expect(err!.message).toContain("422 this turn starts with the session's last 2 messages again: the session sends its history itself, so send only the new messages (here, from message 2 on)");
+    expect(err!.message).toContain("422 this turn starts with the session's last 2 messages again: the session sends its history itself, so send only the new messages (to continue its last reply, send none: the session already ends with it)");
     expect(h.tap.length).toBe(calls);
     // The same question twice in a row (no reply repeated) is a user's own turn: served.
     const again = await openai.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'Hello there.' }] }).withResponse();
@@ -448,7 +448,7 @@ describe('a turn that sends the session\'s history again', () => {
       .create({ model: 'gpt-4.1', input: [...(asked.output as OpenAI.Responses.ResponseInput), { type: 'function_call_output', call_id: call.call_id, output: 'Oslo: 2°C' }] })
       .then(() => null, (e: unknown) => e as InstanceType<typeof OpenAI.APIError>);
     expect(err?.status).toBe(422);
-    expect(err!.message).toContain("422 this turn starts with the session's last message again: the session sends its history itself, so send only the new messages (here, from message 1 on)");
+    expect(err!.message).toContain("422 this turn starts with the session's last message again: the session sends its history itself, so send only the new messages");
     // Sent as the README says (only the tool output), the loop goes on.
     const answered = await openai.responses.create({ model: 'gpt-4.1', input: [{ type: 'function_call_output', call_id: call.call_id, output: 'Oslo: 2°C' }] });
     expect(answered.status).toBe('completed');
