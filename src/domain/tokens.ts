@@ -14,7 +14,7 @@ import * as o200k from 'gpt-tokenizer/encoding/o200k_base';
 import cl100kRanks from 'gpt-tokenizer/bpeRanks/cl100k_base';
 import o200kRanks from 'gpt-tokenizer/bpeRanks/o200k_base';
 import type { TokenizerFamily } from './catalog/types';
-import { mediaSpans, mediaTokens } from './media-tokens';
+import { mediaSpans, mediaTokens, type MediaSpan } from './media-tokens';
 import { pushAll } from './arrays';
 import { CL100K_TOKEN_SPLIT_REGEX as CL100K_SPLIT, O200K_TOKEN_SPLIT_REGEX as O200K_SPLIT } from 'gpt-tokenizer/esm/encodingParams/constants';
 
@@ -95,7 +95,11 @@ export function estimateFromO200k(o200kTokens: number, family: EstimatedFamily):
  * (a JSON text's) counts as the provider bills it, not as text (see media-tokens.ts).
  */
 export function countTokens(text: string, family: TokenizerFamily, withMedia = true): number {
-  const media = withMedia ? mediaSpans(text) : [];
+  return countAround(text, withMedia ? mediaSpans(text) : [], family);
+}
+
+/** Tokens in `text` whose media spans are already found (finding them decodes each image's head). */
+function countAround(text: string, media: MediaSpan[], family: TokenizerFamily): number {
   if (media.length === 0) return countText(text, family);
   let n = 0;
   let at = 0;
@@ -117,11 +121,17 @@ function countText(text: string, family: TokenizerFamily): number {
 
 /** Token counts in every family (two exact encodes; the estimates derive from o200k, or with media, each its own). */
 export function tokenCounts(text: string, withMedia = true): TokenCounts {
-  if (withMedia && mediaSpans(text).length > 0) {
-    return { o200k_base: countTokens(text, 'o200k_base'), cl100k_base: countTokens(text, 'cl100k_base'), anthropic: countTokens(text, 'anthropic'), gemini: countTokens(text, 'gemini'), estimated: [...ESTIMATED_FAMILIES] };
-  }
+  const media = withMedia ? mediaSpans(text) : [];
+  if (media.length > 0) return { ...perFamily((f) => countAround(text, media, f)), estimated: [...ESTIMATED_FAMILIES] };
   return withEstimates(countText(text, 'o200k_base'), countText(text, 'cl100k_base'));
 }
+
+const perFamily = (count: (f: TokenizerFamily) => number): PerFamily<number> => ({
+  o200k_base: count('o200k_base'),
+  cl100k_base: count('cl100k_base'),
+  anthropic: count('anthropic'),
+  gemini: count('gemini'),
+});
 
 /**
  * How many tokens of `text` lie wholly before `byteOffset` (a UTF-8 byte
@@ -144,11 +154,12 @@ export function tokenOffsetOfByte(text: string, byteOffset: number, family: Toke
 export function tokenCountsAt(text: string, byteOffset: number, withMedia = true): { total: TokenCounts; before: PerFamily<number> } {
   checkByteOffset(text, byteOffset);
   // With images or PDFs, the text before the byte is counted as the whole is (a cut character counts as one).
-  if (withMedia && mediaSpans(text).length > 0) {
-    const total = tokenCounts(text);
+  const media = withMedia ? mediaSpans(text) : [];
+  if (media.length > 0) {
+    const total = { ...perFamily((f) => countAround(text, media, f)), estimated: [...ESTIMATED_FAMILIES] };
     const head = Buffer.from(text).subarray(0, byteOffset).toString('utf8');
-    const before = (f: TokenizerFamily) => Math.min(total[f], countTokens(head, f));
-    return { total, before: { o200k_base: before('o200k_base'), cl100k_base: before('cl100k_base'), anthropic: before('anthropic'), gemini: before('gemini') } };
+    const headMedia = mediaSpans(head);
+    return { total, before: perFamily((f) => Math.min(total[f], countAround(head, headMedia, f))) };
   }
   const o = exactProfile(text, byteOffset, 'o200k_base');
   const c = exactProfile(text, byteOffset, 'cl100k_base');
