@@ -210,5 +210,11 @@ function proxyBaseUrlHint(path: string, origin: string): string {
   const base = (p: string) => `${origin}${p}`;
   if (openai) return `; the OpenAI SDK's base URL is ${base('/proxy/openai/v1')} (with /v1), which calls ${base('/proxy/openai/v1/chat/completions')} and /responses`;
   if (anthropic) return `; the Anthropic SDK's base URL is ${base('/proxy/anthropic')} (without /v1: the SDK adds it), which calls ${base('/proxy/anthropic/v1/messages')}`;
+  // The base URL is right, the endpoint is one the proxy does not serve (embeddings, files, batches, a stored response).
+  const endpoint = /^\/proxy\/(openai|anthropic)\/v1\/(?!v1\/)(.+)$/.exec(path);
+  if (endpoint) {
+    const served = endpoint[1] === 'openai' ? 'POST chat/completions, POST responses and GET models' : 'POST messages, POST messages/count_tokens and GET models';
+    return `; the base URL is right, but the proxy serves only ${served} there: call ${endpoint[2]} at the provider itself, with a client of its own (${endpoint[1] === 'openai' ? 'https://api.openai.com/v1' : 'https://api.anthropic.com'})`;
+  }
   return `; the proxy's base URLs are ${base('/proxy/anthropic')} (Anthropic SDK) and ${base('/proxy/openai/v1')} (OpenAI SDK)`;
 }

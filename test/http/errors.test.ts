@@ -197,7 +197,13 @@ describe('problem+json errors', () => {
     const sdk = await client.get('/proxy/openai/v1/chat/completions', { 'x-ph-key': key });
     expectProblem(sdk, 405, 'method_not_allowed');
     expect(sdk.json.error).toEqual({ type: 'method_not_allowed', code: 'method_not_allowed', message: sdk.json.detail });
-    expect((await client.post('/proxy/openai/v1/embeddings', {}, { 'x-ph-key': key })).json.error.code).toBe('route_not_found');
+    const embeddings = await client.post('/proxy/openai/v1/embeddings', {}, { 'x-ph-key': key });
+    expect(embeddings.json.error.code).toBe('route_not_found');
+    // The base URL is right there: the 404 says the proxy does not serve that endpoint, not to change the base URL.
+    expect(embeddings.json.error.message).toMatch(/the base URL is right, but the proxy serves only POST chat\/completions, POST responses and GET models there: call embeddings at the provider itself/);
+    const batches = await client.post('/proxy/anthropic/v1/messages/batches', {}, { 'x-ph-key': key });
+    expect(batches.json.detail).toMatch(/the proxy serves only POST messages, POST messages\/count_tokens and GET models there: call messages\/batches at the provider itself/);
+    expect((await client.get('/proxy/openai/v1/responses/resp_123', { 'x-ph-key': key })).json.detail).toMatch(/call responses\/resp_123 at the provider itself/);
     // A base URL off by a segment (OpenAI's without /v1, Anthropic's with it): the 404 says which one to set.
     const noV1 = await client.post('/proxy/openai/chat/completions', {}, { 'x-ph-key': key });
     expectProblem(noV1, 404, 'route_not_found');
