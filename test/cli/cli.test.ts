@@ -269,11 +269,14 @@ describe('prefix-handles CLI', () => {
       call(7, {}, { response: { id: 'msg_7', type: 'message', role: 'assistant', model: 'claude-sonnet-4-5', content: [{ type: 'text', text: 'broken \ud800' }], stop_reason: 'end_turn', usage: anthropicUsage(total, 0, 0) } }),
       // A time Date.parse would take but the service refuses (no "T", no offset).
       call(8, anthropicUsage(total, 0, 0), { started_at: '2026-11-24 09:34' }),
+      // A log's zone-less time (Python's naive isoformat()): said so.
+      call(9, anthropicUsage(total, 0, 0), { started_at: '2026-11-24T09:34:00.123456' }),
     ];
     const r = await cli(['import', file('calls.jsonl', `${lines.join('\n')}\n\n`)], { key });
     expect(r.code, r.err).toBe(1);
-    expect(r.out).toContain('10 lines, 2 accepted, 8 rejected');
+    expect(r.out).toContain('11 lines, 2 accepted, 9 rejected');
     expect(r.out).toMatch(/^ {2}line 10: "started_at" is not epoch ms or RFC 3339$/m);
+    expect(r.out).toMatch(/^ {2}line 11: "started_at" is not epoch ms or RFC 3339: "2026-11-24T09:34:00.123456" has no zone \(add Z for UTC, or \+01:00\)$/m);
     expect(r.out).toMatch(/^ {2}line 9: invalid_request: string contains a lone UTF-16 surrogate .*\(\/response\/content\/0\/text/m);
     expect(r.out).toMatch(/^ {2}line 7: "started_at" is before 1973: epoch milliseconds are expected, this looks like seconds$/m);
     expect(r.out).toMatch(/^ {2}line 8: times must satisfy started_at <= first_byte_at <= finished_at$/m);
@@ -285,7 +288,7 @@ describe('prefix-handles CLI', () => {
     expect(t.sqlite.prepare("select count(*) from requests where status = 'rendered'").pluck().get()).toBe(1);
     expect(r.out).not.toMatch(/line [12]:/);
     // Not a terminal: plain progress lines, no carriage returns.
-    expect(r.err).toContain('import: 10/10 lines read, 2 accepted, 8 rejected');
+    expect(r.err).toContain('import: 11/11 lines read, 2 accepted, 9 rejected');
     expect(r.err).not.toContain('\r');
 
     const rep = (await client.get(`/v1/reports/handles/${sys.id}`)).json;

@@ -195,6 +195,14 @@ describe('reports', () => {
       const res = await client.post('/v1/usage', { request_id: r.request_id, usage: anthropicUsage(total(r), 0, 0), started_at: old });
       expect(res.json.errors, String(old)).toEqual([{ pointer: '/started_at', detail: 'before 1973: no model call is that old' }]);
     }
+    // A report's time that is not one says which forms are: a log's zone-less time is told it lacks a zone
+    // (it was "Invalid ISO datetime", and a fraction of a millisecond "Invalid input").
+    const zoneless = await client.post('/v1/usage', { request_id: r.request_id, usage: anthropicUsage(total(r), 0, 0), started_at: '2026-01-01T11:55:00.123456' });
+    expect(zoneless.json.errors).toEqual([{ pointer: '/started_at', detail: expect.stringMatching(/^has no zone, so the moment is not known: add one \(Z for UTC, or \+01:00\); expected epoch milliseconds \(a whole number\) or RFC 3339 with a zone/) }]);
+    for (const bad of ['2026-01-01 11:55:00Z', 'yesterday', 1767268500000.5, true])
+      expect((await client.post('/v1/usage', { request_id: r.request_id, usage: anthropicUsage(total(r), 0, 0), finished_at: bad })).json.errors, String(bad)).toEqual([
+        { pointer: '/finished_at', detail: expect.stringMatching(/^expected epoch milliseconds \(a whole number\) or RFC 3339 with a zone \(2026-11-20T09:00:00Z/) },
+      ]);
     // One message for the three forms a time may take.
     for (const bad of ['yesterday', '2026-02-30', '2026-12-02T00:00:00'])
       expect((await client.get(`/v1/reports?from=${bad}`)).json.errors, bad).toEqual([{ pointer: 'query:from', detail: expect.stringMatching(/^expected a day \(2026-12-01, UTC\), RFC 3339 with a zone/) }]);

@@ -136,6 +136,8 @@ function parseCall(s: string): Call | string {
 }
 
 const RFC3339 = z.iso.datetime({ offset: true });
+/** A log's zone-less time (Python's naive isoformat()): the moment is not known, and the line says why. */
+const ZONELESS = z.iso.datetime({ local: true });
 
 /**
  * The line's times as the service will check them, but for "in the future" (the service's clock decides
@@ -148,7 +150,8 @@ function timeProblem(c: Call): string | null {
     if (v === undefined) continue;
     // As the service reads them: Date.parse alone takes "2026-11-24 09:34", which the service refuses after rendering.
     const ms = typeof v === 'string' ? (RFC3339.safeParse(v).success ? Date.parse(v) : Number.NaN) : typeof v === 'number' && Number.isInteger(v) ? v : Number.NaN;
-    if (Number.isNaN(ms) || ms > MAX_TIME) return `"${key}" is not epoch ms or RFC 3339`;
+    if (Number.isNaN(ms) || ms > MAX_TIME)
+      return `"${key}" is not epoch ms or RFC 3339${typeof v === 'string' && ZONELESS.safeParse(v).success ? `: ${JSON.stringify(v)} has no zone (add Z for UTC, or +01:00)` : ''}`;
     if (ms < MIN_EPOCH_MS) return `"${key}" is before 1973${typeof v === 'number' && v > 0 ? ': epoch milliseconds are expected, this looks like seconds' : ''}`;
     times.push(ms);
   }

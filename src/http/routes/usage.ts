@@ -17,8 +17,14 @@ import { failureView, outcomeView, requestSummaryView, segmentsView } from '../v
 import type { RenderedSegment } from '../../domain/render/request';
 
 const SECONDS_HINT = 'epoch milliseconds are expected; this looks like seconds (multiply by 1000)';
+const TIME_FORMS = 'epoch milliseconds (a whole number) or RFC 3339 with a zone (2026-11-20T09:00:00Z, 2026-11-20T10:00:00+01:00)';
+/** A log's zone-less time ("2026-11-20T09:00:00", Python's naive isoformat()): said so, not "Invalid ISO datetime". */
+const zoneless = z.iso.datetime({ local: true });
 /** Either form, one rule: a time before 1973 (or past what a date holds) is refused, as a number or a string. */
-const time = z.union([z.number().int(), z.iso.datetime({ offset: true })]).transform((v, ctx) => {
+const time = z.union([
+  z.number().int(),
+  z.iso.datetime({ offset: true, error: (iss) => (zoneless.safeParse(iss.input).success ? `has no zone, so the moment is not known: add one (Z for UTC, or +01:00); expected ${TIME_FORMS}` : `expected ${TIME_FORMS}`) }),
+], { error: `expected ${TIME_FORMS}` }).transform((v, ctx) => {
   const ms = typeof v === 'number' ? v : Date.parse(v);
   if (ms >= MIN_EPOCH_MS && ms <= MAX_TIME) return ms;
   const message = ms > MAX_TIME ? 'past the largest time a date can hold' : typeof v === 'number' && v > 0 ? SECONDS_HINT : 'before 1973: no model call is that old';
