@@ -22,7 +22,7 @@ import { openaiError, openaiModelList, type OpenAIErrorOptions } from './openai'
 import { chatCompletion, chatStreamFrames } from './openai-chat';
 import { newResponseParts, responseBody, responsesStreamFrames } from './openai-responses';
 import { sleep, sseResponse } from './sse';
-import { chooseToolCall } from './tools';
+import { chooseToolCall, structuredReply } from './tools';
 import { lastUserText, providerId, replyText, splitDeltas, splitJson, type ProviderApi, type Turn } from './turn';
 
 export interface SimulatorOptions {
@@ -93,7 +93,7 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
         : scope.sim.apply({ id: `sim_${n}`, startedAt, firstByteAt: startedAt + firstByteDelayMs, blocks, ttl: retentionOf(api, body, entry) });
 
     const call = chooseToolCall(api.format, body);
-    const text = call ? '' : replyText(n, lastUserText(body[api.promptField]));
+    const text = call ? '' : (structuredReply(api.format, body) ?? replyText(n, lastUserText(body[api.promptField])));
     return {
       model,
       text,

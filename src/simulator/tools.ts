@@ -12,7 +12,8 @@
 //
 // The arguments fill the tool's required parameters with placeholders by JSON
 // Schema type (the first `enum` value where there is one): valid against a
-// plain schema, deterministic, and visibly not a model's.
+// plain schema, deterministic, and visibly not a model's. A request for
+// structured output (a JSON schema) is answered in text the same way.
 
 import type { RequestFormat } from '../domain/simulator/blocks';
 import { lastUserText } from './turn';
@@ -46,6 +47,22 @@ export function chooseToolCall(format: RequestFormat, body: Json): ToolCall | nu
     tool = tools.find((t) => namesWord(text, t.name));
   }
   return tool ? { name: tool.name, arguments: JSON.stringify(placeholderArguments(tool.schema)) } : null;
+}
+
+/**
+ * The text answer of a request that asks for JSON (structured outputs): placeholders filling the schema, as for
+ * tool arguments, so an SDK's parse helper reads it; null when the request asks for plain text. Chat
+ * `response_format`, Responses `text.format`, Anthropic `output_config.format`; `json_object` is an empty object.
+ */
+export function structuredReply(format: RequestFormat, body: Json): string | null {
+  const spec =
+    format === 'openai-chat' ? body.response_format : format === 'openai-responses' ? (isObject(body.text) ? body.text.format : undefined) : isObject(body.output_config) ? body.output_config.format : undefined;
+  if (!isObject(spec)) return null;
+  if (spec.type === 'json_object') return '{}';
+  if (spec.type !== 'json_schema') return null;
+  // Chat nests the schema under json_schema; Responses and Anthropic put it on the format itself.
+  const schema = format === 'openai-chat' ? (isObject(spec.json_schema) ? spec.json_schema.schema : undefined) : spec.schema;
+  return JSON.stringify(placeholderArguments(schema));
 }
 
 /** Function tools only: a provider's own server tools (web search, code execution) are not simulated. */

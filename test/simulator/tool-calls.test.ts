@@ -141,6 +141,41 @@ describe('OpenAI responses', () => {
   });
 });
 
+describe('structured outputs', () => {
+  // Asked for JSON by a schema, the simulated model answers with placeholders filling it, so the SDKs' parse
+  // helpers read an object (they threw on "Simulated reply …", which is no JSON).
+  const WEATHER = { type: 'object', properties: { city: { type: 'string' }, unit: { enum: ['c', 'f'] }, days: { type: 'integer', minimum: 1 } }, required: ['city', 'unit', 'days'], additionalProperties: false };
+  const PARSED = { city: 'simulated', unit: 'c', days: 1 };
+
+  it('OpenAI chat: response_format json_schema, parsed by the SDK, streamed or not; json_object is an object', async () => {
+    const messages: OpenAI.ChatCompletionMessageParam[] = [{ role: 'user', content: 'Weather in Oslo as JSON' }];
+    const response_format = { type: 'json_schema' as const, json_schema: { name: 'weather', schema: WEATHER, strict: true } };
+    const parsed = await openai.chat.completions.parse({ model: 'gpt-4.1', messages, response_format });
+    expect(parsed.choices[0]!.message.parsed).toEqual(PARSED);
+    const streamed = await openai.chat.completions.stream({ model: 'gpt-4.1', messages, response_format }).finalChatCompletion();
+    expect(JSON.parse(streamed.choices[0]!.message.content!)).toEqual(PARSED);
+    const object = await openai.chat.completions.create({ model: 'gpt-4.1', messages, response_format: { type: 'json_object' } });
+    expect(JSON.parse(object.choices[0]!.message.content!)).toEqual({});
+    // Plain text stays plain text.
+    expect((await openai.chat.completions.create({ model: 'gpt-4.1', messages, response_format: { type: 'text' } })).choices[0]!.message.content).toMatch(/^Simulated reply/);
+  });
+
+  it('OpenAI responses: text.format json_schema, parsed by the SDK', async () => {
+    const parsed = await openai.responses.parse({ model: 'gpt-4.1', input: 'Weather in Oslo as JSON', text: { format: { type: 'json_schema', name: 'weather', schema: WEATHER, strict: true } } });
+    expect(parsed.output_parsed).toEqual(PARSED);
+  });
+
+  it('Anthropic: output_config.format json_schema, parsed by the SDK', async () => {
+    const parsed = await anthropic.messages.parse({
+      model: 'claude-sonnet-4-6',
+      max_tokens: 64,
+      messages: [{ role: 'user', content: 'Weather in Oslo as JSON' }],
+      output_config: { format: { type: 'json_schema', schema: WEATHER } },
+    });
+    expect(parsed.parsed_output).toEqual(PARSED);
+  });
+});
+
 describe('placeholder arguments', () => {
   it('fill required properties by type, nested, with enum and minimum; optional ones are left out', () => {
     expect(
