@@ -649,6 +649,29 @@ describe('reconciliation scenarios', () => {
     expect(rep.money).toMatchObject({ actual_input_cost: 0, realised_savings: 0, leaked_savings: 0 });
   });
 
+  it("a Gemini model on the OpenAI chat format (Gemini's OpenAI compatibility endpoint): Gemini's rules and prices, no prompt_cache_key", async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, LONG_SYSTEM);
+    const turn = (n: number) => client.post('/v1/render', { format: 'openai-chat', request: { model: 'gemini-2.5-flash', prefix: [sys.id], messages: [{ role: 'user', content: `q${n}` }] } });
+    const r1 = (await turn(1)).json;
+    // It was GPT-5's fallback entry: flagged unknown, priced at $1.25 for Gemini's $0.30, and sent a prompt_cache_key.
+    expect(r1.model).toEqual({ name: 'gemini-2.5-flash', catalog_entry: 'gemini-2.5-flash', fallback: false });
+    expect(r1.prompt_cache_key).toBeNull();
+    expect(r1.body).not.toHaveProperty('prompt_cache_key');
+    const total = promptTokens(r1);
+    const usage = (read: number) => ({ prompt_tokens: total, completion_tokens: 5, total_tokens: total + 5, prompt_tokens_details: { cached_tokens: read } });
+    await report(client, t, r1, usage(0));
+    t.clock.advance(MIN);
+    const r2 = (await turn(2)).json;
+    const read = r2.segments[0].token_end;
+    await report(client, t, r2, usage(read));
+    const rep = (await client.get(`/v1/reports/handles/${sys.id}`)).json;
+    expect(rep.tokens).toMatchObject({ cold: read, captured: read });
+    // Gemini 2.5 Flash: $0.30 a million input tokens, reads at 0.1x.
+    expect(rep.money.cost_without_caching).toBeCloseTo((2 * read * 0.3) / 1e6, 6);
+    expect(rep.money.actual_input_cost).toBeCloseTo((read * 0.3 + read * 0.03) / 1e6, 6);
+  });
+
   it("the provider's framing of messages is theirs: a few-shot artifact and the same session batch are fitted alike, the system prompt keeps its exact count", async () => {
     const { client } = t.tenant();
     const fewShot = Array.from({ length: 20 }, (_, i) => [

@@ -110,8 +110,13 @@ describe('ModelCatalog.lookup', () => {
     // OpenAI's own names stay OpenAI's, gateway-prefixed or not, known or not.
     expect(catalog.lookup('openai/gpt-4.1', 'openai').entry.id).toBe('gpt-4.1');
     expect(catalog.lookup('gpt-9-preview', 'openai')).toMatchObject({ fallback: true, entry: { provider: 'openai' } });
-    for (const name of ['openai/gpt-5.1', 'azure/gpt-9-preview', 'openai/o3', 'anthropic/claude-sonnet-4-5', 'openrouter/anthropic/claude-3.5-sonnet', 'google/gemini-2.5-pro'])
+    for (const name of ['openai/gpt-5.1', 'azure/gpt-9-preview', 'openai/o3', 'anthropic/claude-sonnet-4-5', 'openrouter/anthropic/claude-3.5-sonnet'])
       expect(catalog.lookup(name, 'openai').entry.provider, name).toBe('openai');
+    // A Gemini model on OpenAI's API (Gemini's OpenAI compatibility endpoint, a gateway) is Gemini's entry, not GPT-5
+    // at four times the price and flagged unknown; an unknown Gemini name falls back to Gemini's default.
+    expect(catalog.lookup('gemini-2.5-flash', 'openai')).toMatchObject({ fallback: false, entry: { id: 'gemini-2.5-flash', price: { inputPerMTok: 0.3 } } });
+    expect(catalog.lookup('google/gemini-2.5-pro', 'openai')).toMatchObject({ fallback: false, entry: { id: 'gemini-2.5-pro' } });
+    expect(catalog.lookup('gemini-9-ultra', 'openai')).toMatchObject({ fallback: true, entry: { provider: 'gemini' } });
     expect(catalog.lookup('vllm/x', 'anthropic').entry.provider).toBe('anthropic');
   });
 

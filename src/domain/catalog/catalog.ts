@@ -316,10 +316,12 @@ export class ModelCatalog {
    * provider's default entry with `fallback: true`; on OpenAI's API, a name with a slash (a
    * Hugging Face repository id, `Qwen/Qwen2.5-7B-Instruct`) whose last part names no provider's
    * family, or a name of an open-weight family (`qwen2.5-7b-instruct`, `openai/gpt-oss-20b`), is a self-hosted
-   * server's (a gateway's `openai/gpt-5.1` stays OpenAI's).
+   * server's (a gateway's `openai/gpt-5.1` stays OpenAI's). A Gemini model on OpenAI's API (Gemini's OpenAI
+   * compatibility endpoint, a gateway's `google/gemini-2.5-pro`) is Gemini's entry: its implicit cache and prices
+   * are the same whatever API shape the call has.
    */
   lookup(model: string, provider?: ProviderFamily): ModelLookup {
-    const families: Array<ProviderFamily | undefined> = provider === 'openai' ? ['openai', 'vllm'] : [provider];
+    const families: Array<ProviderFamily | undefined> = provider === 'openai' ? ['openai', 'vllm', 'gemini'] : [provider];
     for (const name of candidateNames(model)) {
       for (const family of families) {
         const entry = this.#match(name, family);
@@ -327,7 +329,7 @@ export class ModelCatalog {
       }
     }
     const selfHosted = guessProvider(model) === 'vllm' && (model.includes('/') || OPEN_WEIGHT.test(candidateNames(model).at(-1) ?? ''));
-    const family = provider === 'openai' && selfHosted ? 'vllm' : (provider ?? guessProvider(model));
+    const family = provider === 'openai' && selfHosted ? 'vllm' : provider === 'openai' && guessProvider(model) === 'gemini' ? 'gemini' : (provider ?? guessProvider(model));
     const fallback = this.#fallbacks.get(family);
     // Unknown names resolve to something flagged or to an error, never silently to nothing.
     if (!fallback) throw new Error(`model "${model}" is not in catalog ${this.version}, which has no ${family} entry to fall back to`);
