@@ -361,6 +361,10 @@ describe('normalizeUsage on whole responses', () => {
     expect(normalizeUsage(trimmed)).toMatchObject({ provider: 'anthropic', total_prompt_tokens: 12 + 2048, cache_read_tokens: 2048, output_tokens: 40 });
   });
 
+  it("a streamed answer's chunks (a list) say to send the last chunk with the usage", () => {
+    expect(() => normalizeUsage([{ usageMetadata: { promptTokenCount: 5 } }])).toThrow(/^a list \(a streamed answer's chunks.*send the last chunk that carries the usage/);
+  });
+
   it('a response body without usage is an error at /usage', () => {
     const inProgress = { ...openaiResponse, status: 'in_progress', usage: null };
     expect(shapeError(() => normalizeUsage(inProgress)).path).toBe('/usage');

@@ -128,7 +128,13 @@ export function usageObjectOf(input: unknown, hint?: UsageProvider): Record<stri
 }
 
 function locateUsage(input: unknown, hint: UsageProvider | undefined): Located {
-  if (!isRecord(input)) throw new UsageShapeError('', 'expected a usage object or a response body');
+  if (!isRecord(input))
+    throw new UsageShapeError(
+      '',
+      Array.isArray(input)
+        ? "a list (a streamed answer's chunks, as Gemini's streamGenerateContent returns them) is not one response: send the last chunk that carries the usage"
+        : 'expected a usage object or a response body',
+    );
 
   const body = bodyKind(input);
   if (body !== null) {

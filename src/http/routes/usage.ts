@@ -39,7 +39,16 @@ const UsageRecord = z
   .strictObject({
     request_id: z.string().regex(REQUEST_ID, 'a request_id from /v1/render or the proxy'),
     usage: z.record(z.string(), z.unknown()).optional().openapi({ description: "The provider's usage object as received." }),
-    response: z.record(z.string(), z.unknown()).optional().openapi({ description: 'Or the whole response body as received.' }),
+    response: z
+      .record(z.string(), z.unknown(), {
+        // Gemini's streamGenerateContent answers with a JSON array of chunks: said what to send instead of "expected record".
+        error: (iss) =>
+          Array.isArray(iss.input)
+            ? 'a list (a streamed answer\'s chunks, as Gemini\'s streamGenerateContent returns them) is not one response: send the last chunk that carries the usage (its usageMetadata, or OpenAI\'s final usage chunk) as "response", or that usage object as "usage"'
+            : undefined,
+      })
+      .optional()
+      .openapi({ description: 'Or the whole response body as received.' }),
     model: z.string().optional(),
     started_at: time.optional().openapi({ description: 'Epoch ms or RFC 3339; defaults to the render time.' }),
     first_byte_at: time.optional().openapi({ description: "When the answer started. Not given, it is unknown (null in GET /v1/requests/{id}): a later call's provider receipt decides whether this call's cache write was readable when that call started." }),
