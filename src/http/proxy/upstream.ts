@@ -88,6 +88,19 @@ export async function readAll(body: AsyncIterable<Buffer>, provider: UpstreamPro
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
 }
 
+/**
+ * Where a provider path goes under a base URL. Anthropic's SDKs take the API's origin (`https://api.anthropic.com`,
+ * or a gateway's path to it) and add `/v1/messages`, as we do. OpenAI's take a base URL that ends where the API's
+ * version does (`https://api.openai.com/v1`, vLLM's `http://host:8000/v1`, Gemini's
+ * `…/v1beta/openai`) and add `/chat/completions`: a base with a path is read that way, its provider path without
+ * `/v1`; a bare origin keeps it (`https://api.openai.com` → `/v1/chat/completions`).
+ */
+export function upstreamPath(provider: UpstreamProvider, base: URL, path: string): string {
+  const prefix = base.pathname.replace(/\/+$/, '');
+  if (provider === 'openai' && prefix !== '') return prefix + path.replace(/^\/v1(?=[/?]|$)/, '');
+  return prefix + path;
+}
+
 export class Upstream {
   private readonly agent: Agent;
   private readonly bases: Record<UpstreamProvider, URL>;
@@ -104,7 +117,7 @@ export class Upstream {
     try {
       const res = await this.agent.request({
         origin: base.origin,
-        path: base.pathname.replace(/\/$/, '') + call.path,
+        path: upstreamPath(provider, base, call.path),
         method: call.method as Dispatcher.HttpMethod,
         headers: call.headers,
         body: call.body,
