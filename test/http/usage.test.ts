@@ -1,4 +1,5 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { SqliteStore } from '../../src/store/sqlite-store';
 import { createTestApp, type TestApp } from '../helpers/app';
 import { mintSystem, startSession } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM } from '../helpers/scenario';
@@ -47,6 +48,27 @@ describe('POST /v1/usage', () => {
     expect(batch.json.results[0]).toMatchObject({ status: 422 });
     const rep = (await client.get('/v1/reports')).json;
     expect(rep.requests).toBe(1);
+  });
+
+  it('a different report for a reconciled request is refused without starting a sync nobody waits for', async () => {
+    // A sync started for the 409 and left unawaited would, failing (a full disk, a shutdown closing the file under
+    // it), be an unhandled rejection: the process would exit.
+    const { client } = t.tenant();
+    const r = await rendered(client);
+    const body = { request_id: r.request_id, usage: anthropicUsage(total(r), 0, 100) };
+    expect((await client.post('/v1/usage', body)).status).toBe(201);
+    await t.services.writes.idle();
+    const durable = vi.spyOn(SqliteStore.prototype, 'durable');
+    try {
+      expect((await client.post('/v1/usage', { ...body, usage: anthropicUsage(total(r), 0, 99) })).status).toBe(409);
+      expect((await client.post('/v1/usage/batch', { records: [{ ...body, usage: anthropicUsage(total(r), 0, 98) }] })).json.results[0].status).toBe(409);
+      expect(durable).not.toHaveBeenCalled();
+      // The same report again is answered once it is on disk.
+      expect((await client.post('/v1/usage', body)).status).toBe(200);
+      expect(durable).toHaveBeenCalledTimes(1);
+    } finally {
+      durable.mockRestore();
+    }
   });
 
   it('answers 404 for unknown and foreign request ids', async () => {

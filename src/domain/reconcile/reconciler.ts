@@ -228,10 +228,11 @@ export class Reconciler {
     const hash = sha256Hex(canonicalize({ ...report, request_id: undefined }) ?? '');
     // A stored report may be committed but not yet synced (by this process or another on the file):
     // the duplicate is answered once the WAL is on disk.
-    const known = this.inFlight.get(request.id) ?? (request.reportHash ? { hash: request.reportHash, result: storedResult(request), committed: store.durable() } : undefined);
+    // (Synced only for a duplicate: a sync started for a conflict would go unawaited, and its failure be unhandled.)
+    const known = this.inFlight.get(request.id) ?? (request.reportHash ? { hash: request.reportHash, result: storedResult(request), committed: null } : undefined);
     if (known) {
       // A duplicate of a report still being committed is answered only once that commit succeeds.
-      if (known.hash === hash) return { duplicate: { ...known.result, duplicate: true }, after: known.committed };
+      if (known.hash === hash) return { duplicate: { ...known.result, duplicate: true }, after: known.committed ?? store.durable() };
       throw new DomainError('conflict', `request ${request.id} already has a different usage report`, {}, [{ pointer: `${pointer}/request_id`, detail: 'already reconciled with another report' }]);
     }
     if (request.status === 'failed')
