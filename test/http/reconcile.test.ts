@@ -510,6 +510,40 @@ describe('reconciliation scenarios', () => {
     expect([report.money.write_premiums_pending, report.money.write_premiums_unread]).toEqual([0, 0]);
   });
 
+  it('two late readers of a write past its TTL, reconciled together while a report is read: the premium is read once', async () => {
+    // A write of the system prompt and a document; two calls read it within its 5 minutes, one the system prompt, the
+    // other both, and are reported ten minutes later, together (their group commit not yet in the database when the
+    // second is reconciled), while the dashboard reads a report — which drops writes past their TTL from the pending
+    // ones. The second reader must not find the write as the database still had it: the system prompt's premium
+    // would count as read twice, and the write's unread premium elsewhere on the same rows be hidden.
+    const { client, id: tenantId } = t.tenant();
+    const sys = await mintSystem(client, LONG_SYSTEM);
+    const doc = await mintArtifact(client, 'document', 'Returns policy. '.repeat(300));
+    const ask = (prefix: string[]) => renderAnthropic(client, { prefix, messages: [{ role: 'user', content: 'q' }] });
+    const times = (at: number) => ({ started_at: at, first_byte_at: at + 200, finished_at: at + 500 });
+    const w = await ask([sys.id, doc.id]);
+    await client.post('/v1/usage', { request_id: w.request_id, usage: anthropicUsage(promptTokens(w), 0, promptTokens(w)), ...times(t.clock.now()) });
+    t.clock.advance(30_000);
+    const r1 = await ask([sys.id]);
+    const at1 = t.clock.now();
+    t.clock.advance(30_000);
+    const r2 = await ask([sys.id, doc.id]);
+    const at2 = t.clock.now();
+    expect([r1.prediction.read_tokens, r2.prediction.read_tokens]).toEqual([r1.breakpoints[0]!.token_end, w.breakpoints[1]!.token_end]);
+    t.clock.advance(10 * MIN);
+    const money = async (id: string) => (await client.get(`/v1/reports/handles/${id}`)).json.money;
+    expect((await money(sys.id)).write_premiums_unread).toBeGreaterThan(0);
+    const reportOf = (r: Rendered, at: number) => ({ request_id: r.request_id, usage: anthropicUsage(promptTokens(r), r.prediction.read_tokens, 0), ...times(at) });
+    const first = t.services.reconciler.ingest(tenantId, reportOf(r1, at1));
+    t.services.reports.tenant(tenantId, {}, t.clock.now());
+    const second = t.services.reconciler.ingest(tenantId, reportOf(r2, at2));
+    await Promise.all([first, second]);
+    // Each part of the write read once: nothing unread, nothing read twice.
+    for (const id of [sys.id, doc.id]) expect((await money(id)).write_premiums_unread, id).toBe(0);
+    const rows = t.sqlite.prepare("select handle_id, write_premium_paid as paid, write_premium_read as read from rollups where handle_id != '*'").all() as Array<{ paid: number; read: number }>;
+    for (const row of rows) expect(row.read).toBeCloseTo(row.paid, 12);
+  });
+
   it('a parallel call without cache fields settles nothing: a later one whose provider wrote again is still concurrent', async () => {
     const { client, tools } = await agentSetup();
     const sys2 = await mintSystem(client, LONG_SYSTEM + ' receiptless');

@@ -437,10 +437,13 @@ export class Reconciler {
       markWriteRead: readFrom && readFrom !== request.id && read !== null && read > 0 ? this.markRead(readFrom, read, now) : null,
     };
     const result: IngestResult = { request_id: request.id, duplicate: false, outcome, usage };
-    const committed = this.enqueue({ tenantId, requestId: request.id, format: request.format, model: request.model, outcome }, write);
-    this.inFlight.set(request.id, { hash, result, committed });
-    // Pending from now: a reader in the same group commit finds it here.
+    // Pending from now: a reader in the same group commit finds it here. It and the write this one read stay here,
+    // past their TTL too, until the database has them (a reader meanwhile would read the parts stored before).
     if (parts.length) this.pendingPremiums.set(request.id, { tenantId, model: request.model, day, expiresAt, parts }, now);
+    const held = [...(parts.length ? [request.id] : []), ...(write.markWriteRead ? [write.markWriteRead.requestId] : [])];
+    for (const id of held) this.pendingPremiums.hold(id);
+    const committed = this.enqueue({ tenantId, requestId: request.id, format: request.format, model: request.model, outcome }, write, held);
+    this.inFlight.set(request.id, { hash, result, committed });
     return { result, committed };
   }
 
@@ -561,9 +564,11 @@ export class Reconciler {
 
   // ---------- group commit ----------
 
-  private enqueue(event: Omit<ReconciledEvent, 'handles'>, write: IngestWrite): Promise<void> {
+  private enqueue(event: Omit<ReconciledEvent, 'handles'>, write: IngestWrite, held: string[]): Promise<void> {
+    const release = () => held.forEach((id) => this.pendingPremiums.release(id, this.deps.clock.now()));
     return this.deps.writes.enqueue({ kind: 'ingest', write }).then(
       () => {
+        release();
         this.inFlight.delete(write.request.id);
         const handles = write.rollups.map((r) => r.handleId).filter((h) => h !== '*');
         for (const listener of this.listeners) {
@@ -581,6 +586,7 @@ export class Reconciler {
         // marks of batches queued behind it would be forgotten and counted again. (The read it recorded is then
         // neither read nor pending: it shows as unread, never twice as read.)
         this.pendingPremiums.forget(write.request.id);
+        release();
         this.readWhole.clear();
         this.inFlight.delete(write.request.id);
         // The database allows one reconciliation per request: another process (sharing the file) was first.

@@ -80,22 +80,28 @@ export interface PendingRow {
  * Writes whose premium is not yet read and whose TTL has not passed, by writer. Kept in memory, rebuilt
  * from the database at start (the writes of the last TTL); a write another process on the file made is
  * not known here, so it counts as unread until it is read.
+ *
+ * A write is also kept, past its TTL or read whole, while it is `held`: its reconciliation, or a read of it,
+ * is not in the database yet. A later reader must then find what is left of it here — the database still
+ * holds the parts as they were, and reading them again would count the same premium read twice.
  */
 export class PendingPremiums {
   private readonly writes = new Map<string, PendingWrite>();
   /** Writer ids per tenant: a tenant's report walks its own writes only. */
   private readonly byTenant = new Map<string, Set<string>>();
+  /** Writes with that many changes not yet in the database. */
+  private readonly holds = new Map<string, number>();
   private sweepAt = 1024;
 
   set(writerId: string, write: PendingWrite, now: number): void {
-    if (write.parts.length === 0) return this.forget(writerId);
+    if (write.parts.length === 0 && !this.holds.has(writerId)) return this.forget(writerId);
     this.writes.set(writerId, write);
     let ids = this.byTenant.get(write.tenantId);
     if (!ids) this.byTenant.set(write.tenantId, (ids = new Set()));
     ids.add(writerId);
     // Without reports to prune it, the map is swept whenever it has doubled.
     if (this.writes.size >= this.sweepAt) {
-      for (const [id, w] of this.writes) if (w.expiresAt <= now) this.forget(id);
+      for (const [id, w] of this.writes) if (w.expiresAt <= now && !this.holds.has(id)) this.forget(id);
       this.sweepAt = Math.max(1024, this.writes.size * 2);
     }
   }
@@ -109,6 +115,20 @@ export class PendingPremiums {
     if (ids?.size === 0) this.byTenant.delete(w.tenantId);
   }
 
+  /** A change to the write (its reconciliation, or a read of it) is on its way to the database: keep it here till then. */
+  hold(writerId: string): void {
+    this.holds.set(writerId, (this.holds.get(writerId) ?? 0) + 1);
+  }
+
+  /** That change is in the database (or failed): the write may be dropped once it is read whole or past its TTL. */
+  release(writerId: string, now: number): void {
+    const n = (this.holds.get(writerId) ?? 0) - 1;
+    if (n > 0) return void this.holds.set(writerId, n);
+    this.holds.delete(writerId);
+    const w = this.writes.get(writerId);
+    if (w && (w.parts.length === 0 || w.expiresAt <= now)) this.forget(writerId);
+  }
+
   /** The parts still unread, when the write is still pending here. */
   get(writerId: string): PendingWrite | undefined {
     return this.writes.get(writerId);
@@ -120,7 +140,7 @@ export class PendingPremiums {
     for (const id of [...(this.byTenant.get(tenantId) ?? [])]) {
       const w = this.writes.get(id)!;
       if (w.expiresAt <= now) {
-        this.forget(id);
+        if (!this.holds.has(id)) this.forget(id);
         continue;
       }
       for (const [key, premium] of premiumByKey(w.parts.filter((p) => (p.expires_at ?? w.expiresAt) > now))) {
