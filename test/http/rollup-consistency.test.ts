@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { serve, type ServerType } from '@hono/node-server';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadCatalog, ModelCatalog } from '../../src/domain/catalog/catalog';
@@ -251,15 +252,17 @@ const pick = (o: Record<string, number>) => Object.fromEntries(TOKEN_COLUMNS.map
 
 // ---------- the provider simulator behind the proxy (one for the file; each run has its own API key, so its own caches) ----------
 
-const SIM_PORT = Number(process.env.ROLLUP_SIM_PORT ?? 47551);
 let simClock: FakeClock = new FakeClock();
 let simServer: ServerType;
+/** Any free port: a fixed one could be taken on the machine that runs the suite. */
+let SIM_URL = '';
 let runNo = 0;
 beforeAll(async () => {
   const sim = createSimulatorApp({ catalog: new ModelCatalog(loadCatalog()), clock: { now: () => simClock.now() } });
   simServer = await new Promise<ServerType>((resolve) => {
-    const s = serve({ fetch: sim.fetch, port: SIM_PORT, hostname: '127.0.0.1' }, () => resolve(s));
+    const s = serve({ fetch: sim.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
   });
+  SIM_URL = `http://127.0.0.1:${(simServer.address() as AddressInfo).port}`;
 });
 afterAll(async () => {
   await new Promise<void>((resolve) => {
@@ -267,7 +270,7 @@ afterAll(async () => {
     if (simServer instanceof HttpServer) simServer.closeAllConnections();
   });
 });
-const SIM_URL = `http://127.0.0.1:${SIM_PORT}`;
+
 
 // ---------- the run ----------
 
