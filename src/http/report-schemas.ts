@@ -85,6 +85,13 @@ export const OutcomeSchema = z
         description:
           'Set when tokens were `expired`: the start (epoch ms) of the last call that wrote or read the expired prefix, the gap from then to this call (to `applied_late.applied_at` when that is set), and the cache lifetime it had (`5m`, `1h`, …): a gap over the lifetime is the miss.',
       }),
+    calibrated_by: z
+      .number()
+      .optional()
+      .openapi({
+        description:
+          "Set when the provider gave no prompt total (capture `unknown`): the model's calibration ratio (provider / estimated tokens, from this tenant's earlier reports) the segments' estimates were scaled by. Absent: the provider's total was used, or there was no calibration yet (the estimates as they are).",
+      }),
     total_mismatch: z
       .object({ estimated: int, reported: int, ratio: z.number().nullable() })
       .optional()
@@ -174,6 +181,10 @@ export const RequestViewSchema = z
     finished_at: time.nullable(),
     segments: z.array(SegmentSchema),
     breakpoints: z.array(BreakpointSchema),
+    prompt_cache_key: z
+      .string()
+      .nullable()
+      .openapi({ description: "The OpenAI `prompt_cache_key` the request was sent with: the caller's, or the one the service set (`ph-<leading handle id>`); null: none (other providers, or a self-hosted model)." }),
     cache_ttl: z.string().nullable().openapi({ description: "The cache lifetime the request asked for (OpenAI `prompt_cache_retention`, when its model has it); null: the model's default." }),
     prediction: z.unknown().nullable().openapi({ description: 'What the simulated cache predicted at render time.' }),
     outcome: orNull(OutcomeSchema).openapi({ description: 'null until usage is reconciled.' }),

@@ -706,6 +706,33 @@ describe('reconciliation scenarios', () => {
     expect(rep.money.actual_input_cost).toBeCloseTo((read * 0.3 + read * 0.03) / 1e6, 6);
   });
 
+  it('a report without a prompt total (a Gemini usageMetadata with no promptTokenCount): the estimates by the model’s calibration, said in the outcome', async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, LONG_SYSTEM);
+    const turn = (n: number) => client.post('/v1/render', { format: 'gemini', request: { model: 'gemini-2.5-flash', prefix: [sys.id], contents: [{ role: 'user', parts: [{ text: `question ${n}` }] }] } });
+    // Before any total: the estimates as they are.
+    const r0 = (await turn(0)).json as Rendered;
+    const bare = await report(client, t, r0, { candidatesTokenCount: 5 });
+    expect(bare.outcome.capture).toBe('unknown');
+    expect(bare.outcome).not.toHaveProperty('calibrated_by');
+    expect(bare.outcome.segments[0]!.end).toBe(r0.segments[0]!.token_end);
+    t.clock.advance(MIN);
+    // The provider counts 70% of the estimate: calibration learns 0.7.
+    const r1 = (await turn(1)).json as Rendered;
+    const counted = Math.round(promptTokens(r1) * 0.7);
+    await report(client, t, r1, { promptTokenCount: counted, candidatesTokenCount: 5 });
+    t.clock.advance(MIN);
+    const r2 = (await turn(2)).json as Rendered;
+    const res = await report(client, t, r2, { candidatesTokenCount: 5 });
+    const ratio = counted / promptTokens(r1);
+    expect(res.outcome.capture).toBe('unknown');
+    expect((res.outcome as { calibrated_by?: number }).calibrated_by).toBeCloseTo(ratio, 4);
+    const seg = res.outcome.segments[0]!;
+    expect(seg.end - seg.start).toBe(Math.round(r2.segments[0]!.token_end * ratio));
+    // Shown in the request, as stored.
+    expect((await client.get(`/v1/requests/${r2.request_id}`)).json.outcome.calibrated_by).toBeCloseTo(ratio, 4);
+  });
+
   it("the provider's framing of messages is theirs: a few-shot artifact and the same session batch are fitted alike, the system prompt keeps its exact count", async () => {
     const { client } = t.tenant();
     const fewShot = Array.from({ length: 20 }, (_, i) => [

@@ -292,8 +292,10 @@ describe('handles without a session', () => {
   it('x-ph-prefix prepends a bundle for the OpenAI SDK; handle blocks in the body work as in /v1/render', async () => {
     const { client, bundle, sys } = await agentSetup(false);
     const chat = h.openai({ headers: { 'x-ph-prefix': bundle.id } });
+    const ids: string[] = [];
     for (let i = 0; i < 2; i++) {
-      await chat.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: `hello ${i}` }] });
+      const { response } = await chat.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: `hello ${i}` }] }).withResponse();
+      ids.push(response.headers.get('x-ph-request-id')!);
       h.clock.advance(MINUTE);
     }
     const sent = JSON.parse(h.tap[0]!.body);
@@ -301,6 +303,8 @@ describe('handles without a session', () => {
     expect(sent.tools[0].function.name).toBe('get_weather');
     // The proxy routes requests that start with the same handle to the same OpenAI cache.
     expect(sent.prompt_cache_key).toBe(`ph-${bundle.id}`);
+    // …and the request says which key it was sent with.
+    expect((await client.get(`/v1/requests/${ids[0]}`)).json.prompt_cache_key).toBe(`ph-${bundle.id}`);
 
     // The Anthropic SDK does not know handle blocks; the body carries them anyway.
     const messages = h.anthropic();

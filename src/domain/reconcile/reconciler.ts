@@ -56,6 +56,8 @@ export interface RequestOutcome extends RecordedOutcome {
   provider: { read: number | null; write: number | null };
   segments: SegmentOutcome[];
   drift: DriftFinding | null;
+  /** With no prompt total from the provider: the model's calibration ratio the estimates were scaled by (absent: none, or a total). */
+  calibrated_by?: number;
   /** Set when the provider's prompt total is far from the rendered estimate (absent otherwise, and on older outcomes). */
   total_mismatch?: TotalMismatch;
   /**
@@ -266,7 +268,10 @@ export class Reconciler {
     // definitions its own way, but a size that moves from turn to turn would be worse). Messages — a session batch, a
     // messages artifact — carry the provider's framing per message: the difference is theirs, as the inline content's.
     const exact = segments.map((s) => s.tokens_estimated === false && s.source.startsWith('art_') && (s.section === 'tools' || s.blocks === 1));
-    const scaled = total === null ? estimated : fitLengths(estimated, exact, total);
+    // No total from the provider: the estimates, by the model's calibration where there is one (Gemini's
+    // estimates run ~1.5× the count; a report without promptTokenCount would otherwise add them as they are).
+    const calibration = total === null ? this.calibrationRatio(request.tenantId, request.model) : null;
+    const scaled = total !== null ? fitLengths(estimated, exact, total) : calibration === null ? estimated : calibrate(estimated, exact, calibration);
     // The same per unit: a unit of a segment counted exactly is.
     const exactUnits = () => segments.flatMap((s, i) => s.units!.map(() => exact[i]!));
     const read = usage.cache_fields_reported ? (usage.cache_read_tokens ?? 0) : null;
@@ -391,6 +396,7 @@ export class Reconciler {
       ...(unitLens ? { unit_lengths: unitLens } : {}),
       // A write the provider did not report is unknown (OpenAI reports none), not 0.
       provider: { read, write: usage.cache_write_tokens },
+      ...(calibration !== null ? { calibrated_by: calibration } : {}),
       segments: segOutcomes,
       drift,
       ...(mismatch ? { total_mismatch: mismatch } : {}),
@@ -451,6 +457,12 @@ export class Reconciler {
    * The earlier request whose write this one read, over its first `readEnd` tokens: the premium of the parts
    * inside them was worth paying (once); the parts past them may be read by a later request still.
    */
+  /** The model's running ratio of provider to estimated prompt tokens for the tenant (4 decimals), or null before its first total. */
+  private calibrationRatio(tenantId: string, model: string): number | null {
+    const row = this.deps.store.calibrations(tenantId).find((c) => c.model === model);
+    return row && row.estimatedTokens > 0 && row.providerTokens > 0 ? Math.round((row.providerTokens / row.estimatedTokens) * 1e4) / 1e4 : null;
+  }
+
   private markRead(writerId: string, readEnd: number, now: number): IngestWrite['markWriteRead'] {
     let writer = this.pendingPremiums.get(writerId);
     if (!writer) {
@@ -599,6 +611,13 @@ export class Reconciler {
 }
 
 /** A segment's blocks; simulated reads past `readTo` (a granular read a step short of ours) are its step's tail. */
+/** Estimates scaled by a calibration ratio; counts made exactly keep theirs. */
+function calibrate(estimated: number[], exact: boolean[], ratio: number): number[] {
+  const counted = estimated.reduce((a, len, i) => a + (exact[i] ? len : 0), 0);
+  const rest = estimated.reduce((a, b) => a + b, 0) - counted;
+  return rest === 0 ? estimated : fitLengths(estimated, exact, counted + Math.round(rest * ratio));
+}
+
 function blockSpans(o: SimOutcome, ends: number[], segmentOf: number[], seg: number, readTo: number, seen: boolean[], stepEnd: number) {
   const spans = [];
   for (let j = 0; j < ends.length; j++) {

@@ -247,6 +247,7 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
         finished_at: row.finishedAt ? new Date(row.finishedAt).toISOString() : null,
         segments: segmentsView(row.segments as RenderedSegment[]),
         breakpoints: row.breakpoints,
+        prompt_cache_key: row.promptCacheKey ?? null,
         cache_ttl: row.cacheTtl ?? null,
         prediction: row.prediction,
         outcome: outcomeView(row.outcome),
