@@ -7,6 +7,7 @@ import { CacheSimulator, type SimBlock, type SimOutcome, type SimPlan, type SimR
 import { scaleLengths, splitEvenly, type Pin } from './attribution';
 import { sha256Hex } from '../digest';
 import { pushAll } from '../arrays';
+import { RecentMap } from '../recent-map';
 
 /** What one cache scope has seen: its simulated provider cache and which content recurred. */
 export interface ScopeState {
@@ -22,13 +23,13 @@ export interface ScopeState {
    * and chain: later requests with the same prefix put its end there, so the tokens of a segment do not move to
    * its neighbour as the estimate's scaling shifts from one request to the next. Oldest first, bounded.
    */
-  exactEnds: Map<string, number>;
+  exactEnds: RecentMap<string, number>;
   /**
    * Block keys of the requests applied (the prefix through each block, see blocksFor), oldest first, bounded, with the
    * last request that referenced each: content referenced earlier as the same prefix is an opportunity however it
    * came (inline, then from a session batch), and a drift is compared with the request that last had it.
    */
-  seenKeys: Map<string, string>;
+  seenKeys: RecentMap<string, string>;
 }
 
 const SEEN_KEYS_MAX = 8192;
@@ -58,9 +59,8 @@ export function learnExactEnds(
   const marked = new Set((request.breakpoints as Breakpoint[]).map((b) => b.segment));
   const segments = request.segments as RenderedSegment[];
   const remember = (key: string, end: number) => {
-    state.exactEnds.delete(key);
     state.exactEnds.set(key, end);
-    if (state.exactEnds.size > EXACT_ENDS_MAX) state.exactEnds.delete(state.exactEnds.keys().next().value!);
+    state.exactEnds.trim();
   };
   let end = 0;
   segments.forEach((s, i) => {
@@ -289,7 +289,7 @@ export class ScopeStates {
   private load(scope: string, model: ModelEntry): { live: ScopeState; history: ScopeState } {
     const hit = this.states.get(scope);
     if (hit) return hit;
-    const fresh = (): ScopeState => ({ sim: new CacheSimulator(reconcilingRules(model)), seenSources: new Set(), lastRequestBySource: new Map(), firstStart: Infinity, lastStart: -Infinity, exactEnds: new Map(), seenKeys: new Map() });
+    const fresh = (): ScopeState => ({ sim: new CacheSimulator(reconcilingRules(model)), seenSources: new Set(), lastRequestBySource: new Map(), firstStart: Infinity, lastStart: -Infinity, exactEnds: new RecentMap(EXACT_ENDS_MAX), seenKeys: new RecentMap(SEEN_KEYS_MAX) });
     const states = { live: fresh(), history: fresh() };
     for (const row of this.store.reconciledInScope(scope)) {
       const outcome = row.outcome as RecordedOutcome;
@@ -330,11 +330,8 @@ export function advance(state: ScopeState, row: Pick<RequestRow, 'id' | 'segment
     state.seenSources.add(s.source);
     state.lastRequestBySource.set(s.source, row.id);
   }
-  for (const key of seen) {
-    state.seenKeys.delete(key);
-    state.seenKeys.set(key, row.id);
-  }
-  while (state.seenKeys.size > SEEN_KEYS_MAX) state.seenKeys.delete(state.seenKeys.keys().next().value!);
+  for (const key of seen) state.seenKeys.set(key, row.id);
+  state.seenKeys.trim();
   state.firstStart = Math.min(state.firstStart, at.startedAt);
   state.lastStart = Math.max(state.lastStart, at.startedAt);
   return outcome;

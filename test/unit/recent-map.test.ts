@@ -1,0 +1,27 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { RecentMap } from '../../src/domain/recent-map';
+
+describe('RecentMap', () => {
+  it('holds what a Map does whose keys are deleted and set again, oldest evicted past max', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 12 }), fc.array(fc.tuple(fc.constantFrom('set', 'get', 'trim'), fc.nat(30), fc.nat()), { maxLength: 3000 }), (max, ops) => {
+        const map = new Map<number, number>();
+        const recent = new RecentMap<number, number>(max);
+        for (const [op, key, value] of ops) {
+          if (op === 'get') expect(recent.get(key)).toBe(map.get(key));
+          else if (op === 'set') {
+            map.delete(key);
+            map.set(key, value);
+            recent.set(key, value);
+          } else {
+            while (map.size > max) map.delete(map.keys().next().value!);
+            recent.trim();
+          }
+          expect(recent.size).toBe(map.size);
+        }
+        for (const [key, value] of map) expect(recent.get(key)).toBe(value);
+      }),
+    );
+  });
+});
