@@ -273,7 +273,6 @@ export class Reconciler {
     const calibration = total === null ? this.calibrationRatio(request.tenantId, request.model) : null;
     const scaled = total !== null ? fitLengths(estimated, exact, total) : calibration === null ? estimated : calibrate(estimated, exact, calibration);
     // The same per unit: a unit of a segment counted exactly is.
-    const exactUnits = () => segments.flatMap((s, i) => s.units!.map(() => exact[i]!));
     const read = usage.cache_fields_reported ? (usage.cache_read_tokens ?? 0) : null;
     const simStart = Math.max(startedAt, state.lastStart);
     // A first byte not reported is unknown, somewhere up to the end of the call (the report's receipt, for a
@@ -298,7 +297,7 @@ export class Reconciler {
         const units = unitLengths(segments, scaled);
         const hit = read ? readEnd(state, { id: request.id, ...simAt, ttl: request.cacheTtl }, segments, units, breakpoints, model, read) : null;
         const pins = [...known.segments.map((p) => ({ segment: last[p.segment]!, at: p.at })), ...known.units].filter((p) => !hit || (p.segment < hit.segment ? p.at < hit.at : p.segment > hit.segment && p.at > hit.at));
-        unitLens = anchorLengths(units, breakpoints.map((b) => last[b.segment]!), hit ? anchors.slice(1) : anchors, hit ? [hit, ...pins] : pins, exactUnits());
+        unitLens = anchorLengths(units, breakpoints.map((b) => last[b.segment]!), hit ? anchors.slice(1) : anchors, hit ? [hit, ...pins] : pins, exactUnits(segments, exact));
         lengths = segmentLengths(segments, unitLens);
       } else lengths = anchorLengths(scaled, breakpoints.map((b) => b.segment), anchors, known.segments, exact);
     } else if (total !== null && read && hasUnits(segments)) {
@@ -308,7 +307,7 @@ export class Reconciler {
       const units = unitLengths(segments, scaled);
       const hit = readEnd(state, { id: request.id, ...simAt, ttl: request.cacheTtl }, segments, units, breakpoints, model, read, true);
       if (hit) {
-        unitLens = anchorLengths(units, [], [], [hit], exactUnits());
+        unitLens = anchorLengths(units, [], [], [hit], exactUnits(segments, exact));
         lengths = segmentLengths(segments, unitLens);
       }
     }
@@ -320,12 +319,11 @@ export class Reconciler {
     const referencedBy = (seenKeys ?? blocks.map((b) => b.key)).map((k, j) => state.seenKeys.get(k) ?? state.seenKeys.get(blocks[j]!.key));
     const seenBlock = referencedBy.map((r) => r !== undefined);
     const lastBySource = new Map(state.lastRequestBySource);
-    const writer = (o: SimOutcome) => (o.hitBlock !== null ? state.sim.writerOf(blocks[o.hitBlock]!.key) : undefined);
     const chosen = unknownFirstBytes(state, { id: request.id, ...simAt, blocks, ttl: request.cacheTtl }, usage.cache_fields_reported ? (usage.cache_read_tokens ?? 0) : null);
     simAt.unknownFirstBytes = chosen.mode;
     const outcomeSim = advance(state, request, blocks, simAt, chosen.plan, seenKeys);
     outcomeSim.blocks.forEach((b, j) => (seenBlock[j] ||= b.read > 0));
-    const readFrom = writer(outcomeSim);
+    const readFrom = outcomeSim.hitBlock !== null ? state.sim.writerOf(blocks[outcomeSim.hitBlock]!.key) : undefined;
     // The provider's read and the simulated one name the same prefix when they differ by no more than our token
     // estimate can err (readTolerance; without steps, only past the simulated end and short of the next unit's end):
     // the difference is ours, not a bonus or an unconfirmed read.
@@ -660,7 +658,6 @@ function readTolerance(model: ModelEntry, end: number): number {
 function prices(model: ModelEntry, usage: NormalizedUsage, readEnd: number) {
   const input = model.price.inputPerMTok / 1_000_000;
   const ttls = new Map(model.cache.ttls.map((t) => [t.name, t]));
-  const multiplier = (ttl: string) => (model.cache.writesBilled ? (ttls.get(ttl)?.writeMultiplier ?? fallback) : 1);
   const fallback = model.cache.writesBilled ? (ttls.get(model.cache.defaultTtl)?.writeMultiplier ?? 1) : 1;
   const byTtl = Object.entries(usage.cache_write_by_ttl ?? {}).filter(([, n]) => n > 0);
   byTtl.sort(([a], [b]) => (ttls.get(b)?.seconds ?? 0) - (ttls.get(a)?.seconds ?? 0));
@@ -668,21 +665,25 @@ function prices(model: ModelEntry, usage: NormalizedUsage, readEnd: number) {
   const ranges: Array<{ from: number; to: number; rate: number; seconds: number }> = [];
   const defaultSeconds = ttls.get(model.cache.defaultTtl)?.seconds ?? 0;
   let at = readEnd;
-  for (const [ttl, n] of byTtl) ranges.push({ from: at, to: (at += n), rate: multiplier(ttl), seconds: ttls.get(ttl)?.seconds ?? defaultSeconds });
+  for (const [ttl, n] of byTtl) {
+    const rate = model.cache.writesBilled ? (ttls.get(ttl)?.writeMultiplier ?? fallback) : 1;
+    ranges.push({ from: at, to: (at += n), rate, seconds: ttls.get(ttl)?.seconds ?? defaultSeconds });
+  }
   ranges.push({ from: at, to: Infinity, rate: fallback, seconds: defaultSeconds });
   const written = usage.cache_write_tokens ?? 0;
-  /** Written tokens of [start, end) in input-price units (only the written part of it counts). */
-  const writeUnits = (start: number, end: number) => ranges.reduce((sum, r) => sum + overlap(start, end, r.from, Math.min(r.to, readEnd + written)) * r.rate, 0);
   return {
     input,
     read: model.cache.readMultiplier,
-    writeUnits,
+    /** Written tokens of [start, end) in input-price units (only the written part of it counts). */
+    writeUnits(start: number, end: number): number {
+      return writtenUnits(ranges, readEnd + written, start, end);
+    },
     /**
      * The premium (USD) of the written tokens [from, to), as parts: one, or with writes at several TTLs one per TTL,
      * each with its own end (a 5m part is unread once its 5 minutes pass, though the 1h part beside it is pending).
      */
     premiumParts(from: number, to: number, startedAt: number): Array<{ from: number; to: number; premium: number; expires_at?: number }> {
-      const premium = (a: number, b: number) => (writeUnits(a, b) - (b - a)) * input;
+      const premium = (a: number, b: number) => (writtenUnits(ranges, readEnd + written, a, b) - (b - a)) * input;
       if (byTtl.length < 2) return [{ from, to, premium: premium(from, to) }];
       return ranges
         .map((r) => ({ from: Math.max(from, r.from), to: Math.min(to, r.to, readEnd + written), seconds: r.seconds }))
@@ -768,32 +769,18 @@ export function totalMismatch(estimated: number, reported: number): TotalMismatc
 function rollupDeltas(tenantId: string, day: number, model: string, segs: SegmentOutcome[], reported: boolean): RollupDelta[] {
   const rows = new Map<string, { handleId: string; version: number; v: Record<string, number> }>();
   const perHandle = new Map<string, { version: number; v: Record<string, number> }>();
-  const addTo = (v: Record<string, number>, s: SegmentOutcome) => {
-    v.referenced! += s.end - s.start;
-    v.opportunity! += s.opportunity;
-    if (reported) v.reported_opportunity! += s.opportunity;
-    v.predicted! += s.predicted;
-    for (const c of CLASSES) v[c]! += s.classes[c];
-    if (reported) {
-      v.cost_actual! += s.cost.actual;
-      v.cost_no_cache! += s.cost.no_cache;
-      v.cost_perfect! += s.cost.perfect;
-    } else v.cost_unknown! += s.cost.no_cache;
-    v.write_premium_paid! += s.cost.write_premium;
-  };
-  const add = (handleId: string, version: number, s: SegmentOutcome) => {
-    const key = `${handleId}@${version}`;
-    let row = rows.get(key);
-    if (!row) rows.set(key, (row = { handleId, version, v: zeroValues() }));
-    addTo(row.v, s);
-    let h = perHandle.get(handleId);
-    if (!h) perHandle.set(handleId, (h = { version, v: zeroValues() }));
-    h.version = Math.max(h.version, version);
-    addTo(h.v, s);
-  };
   for (const s of segs) {
     if (s.source === 'inline') continue;
-    for (const k of rollupKeys(s)) add(k.handleId, k.version, s);
+    for (const { handleId, version } of rollupKeys(s)) {
+      const key = `${handleId}@${version}`;
+      let row = rows.get(key);
+      if (!row) rows.set(key, (row = { handleId, version, v: zeroValues() }));
+      addSegment(row.v, s, reported);
+      let h = perHandle.get(handleId);
+      if (!h) perHandle.set(handleId, (h = { version, v: zeroValues() }));
+      h.version = Math.max(h.version, version);
+      addSegment(h.v, s, reported);
+    }
   }
   for (const [handleId, h] of perHandle) {
     const row = rows.get(`${handleId}@${h.version}`)!;
@@ -801,6 +788,31 @@ function rollupDeltas(tenantId: string, day: number, model: string, segs: Segmen
     ROLLUP_CLASSES.forEach((c, i) => (row.v[REQUEST_COLUMNS[i]!] = h.v[c]! > 0 ? 1 : 0));
   }
   return [...rows.values()].map(({ handleId, version, v }) => ({ tenantId, handleId, version, day, model, values: v }));
+}
+
+/** Adds a segment's tokens and money to rollup values. */
+function addSegment(v: Record<string, number>, s: SegmentOutcome, reported: boolean): void {
+  v.referenced! += s.end - s.start;
+  v.opportunity! += s.opportunity;
+  if (reported) v.reported_opportunity! += s.opportunity;
+  v.predicted! += s.predicted;
+  for (const c of CLASSES) v[c]! += s.classes[c];
+  if (reported) {
+    v.cost_actual! += s.cost.actual;
+    v.cost_no_cache! += s.cost.no_cache;
+    v.cost_perfect! += s.cost.perfect;
+  } else v.cost_unknown! += s.cost.no_cache;
+  v.write_premium_paid! += s.cost.write_premium;
+}
+
+/** Written tokens of [start, end) in input-price units, by `prices`' ranges: only the written part (up to `writtenTo`) counts. */
+function writtenUnits(ranges: Array<{ from: number; to: number; rate: number }>, writtenTo: number, start: number, end: number): number {
+  return ranges.reduce((sum, r) => sum + overlap(start, end, r.from, Math.min(r.to, writtenTo)) * r.rate, 0);
+}
+
+/** Each unit's `exact` flag: its segment's. */
+function exactUnits(segments: RenderedSegment[], exact: boolean[]): boolean[] {
+  return segments.flatMap((s, i) => s.units!.map(() => exact[i]!));
 }
 
 /** The rollup rows a handle segment counts on: each handle on its path (once, at the version there), and the tenant's. */

@@ -58,15 +58,11 @@ export function learnExactEnds(
   const marks = new Set([read, read + (write ?? 0)]);
   const marked = new Set((request.breakpoints as Breakpoint[]).map((b) => b.segment));
   const segments = request.segments as RenderedSegment[];
-  const remember = (key: string, end: number) => {
-    state.exactEnds.set(key, end);
-    state.exactEnds.trim();
-  };
   let end = 0;
   segments.forEach((s, i) => {
     end += outcome.lengths[i] ?? 0;
     if (end === 0 || i === segments.length - 1 || !marked.has(i) || !marks.has(end)) return;
-    remember(`${request.format}:${s.chain}`, end);
+    remember(state, `${request.format}:${s.chain}`, end);
   });
   // By the units' chain too: the same messages are the same prefix wherever later requests' segments split them
   // (a turn's marked question, sent inline, is inside the session batch on the next turn).
@@ -76,8 +72,13 @@ export function learnExactEnds(
   end = 0;
   (outcome.unit_lengths ?? unitLengths(segments, outcome.lengths)).forEach((len, u) => {
     end += len;
-    if (end > 0 && markedUnits.has(u) && marks.has(end)) remember(`${request.format}:u:${keys[u]}`, end);
+    if (end > 0 && markedUnits.has(u) && marks.has(end)) remember(state, `${request.format}:u:${keys[u]}`, end);
   });
+}
+
+function remember(state: ScopeState, key: string, end: number): void {
+  state.exactEnds.set(key, end);
+  state.exactEnds.trim();
 }
 
 /** The ends this scope knows for a request's prefixes: by segment, and with units also by unit (as unit pins). */
