@@ -157,6 +157,27 @@ function unitChains(previous: { cached: string; seen: string }, seg: RenderedSeg
   return out;
 }
 
+/**
+ * Each segment's unit chains (see unitChains), computed once per segments array: a report walks them for its known
+ * ends, twice for its blocks, and for the ends it teaches (each walk built and looked up a long memo key per segment).
+ */
+const chainsOf = new WeakMap<RenderedSegment[], Array<{ cached: string[]; seen: string[] }>>();
+
+function chainsOfSegments(segments: RenderedSegment[]): Array<{ cached: string[]; seen: string[] }> {
+  let out = chainsOf.get(segments);
+  if (!out) {
+    out = [];
+    let chain = { cached: '', seen: '' };
+    for (const seg of segments) {
+      const links = unitChains(chain, seg);
+      out.push(links);
+      chain = { cached: links.cached.at(-1)!, seen: links.seen.at(-1)! };
+    }
+    chainsOf.set(segments, out);
+  }
+  return out;
+}
+
 /** A request's unit chain keys, computed once per segments array (its known ends are read, then learnt). */
 const chainKeysOf = new WeakMap<RenderedSegment[], string[]>();
 
@@ -165,12 +186,7 @@ export function unitChainKeys(segments: RenderedSegment[]): string[] {
   const known = chainKeysOf.get(segments);
   if (known) return known;
   const out: string[] = [];
-  let chain = { cached: '', seen: '' };
-  for (const seg of segments) {
-    const links = unitChains(chain, seg);
-    pushAll(out, links.cached);
-    chain = { cached: links.cached.at(-1)!, seen: links.seen.at(-1)! };
-  }
+  for (const links of chainsOfSegments(segments)) pushAll(out, links.cached);
   chainKeysOf.set(segments, out);
   return out;
 }
@@ -211,9 +227,10 @@ function unitBlocks(segments: RenderedSegment[], unitLens: number[], marked: Map
   let end = 0;
   let chain = { cached: '', seen: '' };
   let n = 0;
+  const chains = chainsOfSegments(segments);
   segments.forEach((seg, i) => {
     const first = blocks.length;
-    const links = unitChains(chain, seg);
+    const links = chains[i]!;
     seg.units!.forEach(([, , count], k) => {
       const u = n++;
       const len = unitLens[u] ?? 0;
