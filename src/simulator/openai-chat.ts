@@ -3,7 +3,7 @@
 // ChatCompletionChunk; src/resources/completions.ts: CompletionUsage).
 
 import { promptDetails } from './openai';
-import { sseFrame, unixSeconds, type Turn } from './turn';
+import { sseFrame, unixSeconds, type Reply, type Turn } from './turn';
 
 const SYSTEM_FINGERPRINT = 'fp_simulator';
 
@@ -24,13 +24,16 @@ function chatUsage(turn: Turn) {
 }
 
 /** A text answer, or a tool call (`content: null`, `finish_reason: "tool_calls"`). */
-function assistantMessage(turn: Turn) {
-  const call = turn.toolCall;
-  if (!call) return { role: 'assistant', content: turn.text, refusal: null, annotations: [] };
+function assistantMessage(reply: Reply) {
+  const call = reply.toolCall;
+  if (!call) return { role: 'assistant', content: reply.text, refusal: null, annotations: [] };
   return { role: 'assistant', content: null, refusal: null, annotations: [], tool_calls: [{ id: call.id, type: 'function', function: { name: call.name, arguments: call.arguments } }] };
 }
 
-const finishReason = (turn: Turn) => (turn.toolCall ? 'tool_calls' : 'stop');
+const finishReason = (reply: Reply) => (reply.toolCall ? 'tool_calls' : 'stop');
+
+/** Every choice: the turn's own (index 0), then those of `n` > 1. */
+const choicesOf = (turn: Turn): Reply[] => [turn, ...turn.more];
 
 export function chatCompletion(turn: Turn, id: string) {
   return {
@@ -38,14 +41,12 @@ export function chatCompletion(turn: Turn, id: string) {
     object: 'chat.completion',
     created: unixSeconds(turn.createdAt),
     model: turn.model,
-    choices: [
-      {
-        index: 0,
-        message: assistantMessage(turn),
-        logprobs: null,
-        finish_reason: finishReason(turn),
-      },
-    ],
+    choices: choicesOf(turn).map((reply, index) => ({
+      index,
+      message: assistantMessage(reply),
+      logprobs: null,
+      finish_reason: finishReason(reply),
+    })),
     usage: chatUsage(turn),
     service_tier: 'default',
     system_fingerprint: SYSTEM_FINGERPRINT,
@@ -55,7 +56,8 @@ export function chatCompletion(turn: Turn, id: string) {
 /**
  * A role chunk, one chunk per text delta (a tool call: its id and name, then its arguments in pieces), a finish chunk, then, only with
  * `stream_options.include_usage`, a chunk with `choices: []` and the usage (every other
- * chunk then carries `usage: null`), then `[DONE]`.
+ * chunk then carries `usage: null`), then `[DONE]`. With `n` > 1 every chunk carries one choice, named by its
+ * `index`: the role chunks of all choices, their deltas in turn, then their finish chunks.
  */
 export function chatStreamFrames(turn: Turn, id: string, includeUsage: boolean): string[] {
   const chunk = (choices: unknown[], usage?: unknown) => ({
@@ -68,22 +70,30 @@ export function chatStreamFrames(turn: Turn, id: string, includeUsage: boolean):
     choices,
     ...(includeUsage ? { usage: usage ?? null } : {}),
   });
-  const choice = (delta: Record<string, unknown>, finish: string | null = null) => ({
-    index: 0,
+  const choice = (index: number, delta: Record<string, unknown>, finish: string | null = null) => ({
+    index,
     delta,
     logprobs: null,
     finish_reason: finish,
   });
-  const call = turn.toolCall;
-  const body = call
-    ? [
-        chunk([choice({ role: 'assistant', content: null, tool_calls: [{ index: 0, id: call.id, type: 'function', function: { name: call.name, arguments: '' } }], refusal: null })]),
-        ...call.argumentChunks.map((args) => chunk([choice({ tool_calls: [{ index: 0, function: { arguments: args } }] })])),
-      ]
-    : [chunk([choice({ role: 'assistant', content: '', refusal: null })]), ...turn.chunks.map((content) => chunk([choice({ content })]))];
+  const replies = choicesOf(turn);
+  const opening = replies.map((reply, i) => {
+    const call = reply.toolCall;
+    return call
+      ? chunk([choice(i, { role: 'assistant', content: null, tool_calls: [{ index: 0, id: call.id, type: 'function', function: { name: call.name, arguments: '' } }], refusal: null })])
+      : chunk([choice(i, { role: 'assistant', content: '', refusal: null })]);
+  });
+  const deltas = replies.map((reply, i) =>
+    reply.toolCall
+      ? reply.toolCall.argumentChunks.map((args) => chunk([choice(i, { tool_calls: [{ index: 0, function: { arguments: args } }] })]))
+      : reply.chunks.map((content) => chunk([choice(i, { content })])),
+  );
+  const interleaved: unknown[] = [];
+  for (let k = 0; k < Math.max(...deltas.map((d) => d.length)); k++) for (const d of deltas) if (k < d.length) interleaved.push(d[k]);
   const chunks = [
-    ...body,
-    chunk([choice({}, finishReason(turn))]),
+    ...opening,
+    ...interleaved,
+    ...replies.map((reply, i) => chunk([choice(i, {}, finishReason(reply))])),
     ...(includeUsage ? [chunk([], chatUsage(turn))] : []),
   ];
   return [...chunks.map((c) => sseFrame(c)), sseFrame('[DONE]')];

@@ -23,7 +23,7 @@ import { chatCompletion, chatStreamFrames } from './openai-chat';
 import { newResponseParts, responseBody, responsesStreamFrames } from './openai-responses';
 import { sleep, sseResponse } from './sse';
 import { chooseToolCall, structuredReply } from './tools';
-import { lastUserText, providerId, replyText, splitDeltas, splitJson, type ProviderApi, type Turn } from './turn';
+import { lastUserText, providerId, replyText, splitDeltas, splitJson, type ProviderApi, type Reply, type Turn } from './turn';
 
 export interface SimulatorOptions {
   catalog: ModelCatalog;
@@ -73,6 +73,8 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
   /** Runs one prompt through the cache of its scope and builds the reply. */
   function simulate(api: Api, apiKey: string, body: Json, model: string, entry: ModelEntry): Turn {
     const count = (text: string) => countTokens(text, entry.tokenizer);
+    // Refused (a 400) before the cache is touched.
+    const choices = api.format === 'openai-chat' ? choiceCount(body) : 1;
     const { blocks, totalTokens, lastInput } = blocksFromRequest(api.format, body, count);
     if (api.format === 'anthropic') checkAnthropicBreakpoints(blocks, entry.cache.maxBreakpoints ?? 4);
     if (entry.cache.implicitBreakpoint) addImplicitBreakpoint(blocks[lastInput], entry.cache, body);
@@ -92,20 +94,31 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
         ? null
         : scope.sim.apply({ id: `sim_${n}`, startedAt, firstByteAt: startedAt + firstByteDelayMs, blocks, ttl: retentionOf(api, body, entry) });
 
-    const call = chooseToolCall(api.format, body);
-    const text = call ? '' : (structuredReply(api.format, body) ?? replyText(n, lastUserText(body[api.promptField])));
+    // Chat `n`: several choices of one prompt, each its own answer (a tool call gets its own id); counted together.
+    const answers: Reply[] = [];
+    let outputTokens = 0;
+    for (let i = 0; i < choices; i++) {
+      const call = chooseToolCall(api.format, body);
+      const text = call ? '' : (structuredReply(api.format, body) ?? replyText(i === 0 ? n : `${n}.${i}`, lastUserText(body[api.promptField])));
+      answers.push({
+        text,
+        chunks: call ? [] : splitDeltas(text),
+        toolCall: call && { id: providerId(api.format === 'anthropic' ? 'toolu_' : 'call_'), ...call, argumentChunks: splitJson(call.arguments) },
+      });
+      outputTokens += Math.max(1, count(call ? call.name + call.arguments : text));
+    }
+    const [first, ...more] = answers as [Reply, ...Reply[]];
     return {
       model,
-      text,
-      chunks: call ? [] : splitDeltas(text),
-      toolCall: call && { id: providerId(api.format === 'anthropic' ? 'toolu_' : 'call_'), ...call, argumentChunks: splitJson(call.arguments) },
+      ...first,
+      more,
       createdAt: startedAt,
       usage: {
         promptTokens: totalTokens,
         readTokens: outcome?.readTokens ?? 0,
         writeTokens: outcome?.writeTokens ?? 0,
         writeByTtl: outcome?.writeByTtl ?? {},
-        outputTokens: Math.max(1, count(call ? call.name + call.arguments : text)),
+        outputTokens,
         writesBilled: entry.cache.writesBilled,
       },
     };
@@ -278,6 +291,17 @@ async function readBody(c: Context, api: Api): Promise<Json> {
         });
   }
   return body;
+}
+
+/** Chat `n` (how many choices): 1 when absent or null; an integer from 1 to 128 as the API allows, else its 400. */
+function choiceCount(body: Json): number {
+  const n = body.n;
+  if (n === undefined || n === null) return 1;
+  if (typeof n !== 'number' || !Number.isInteger(n))
+    throw new Failure(400, `Invalid type for 'n': expected an integer, but got ${typeof n === 'number' ? 'a decimal number' : `a ${typeof n}`} instead.`, { param: 'n', code: 'invalid_type' });
+  if (n < 1) throw new Failure(400, `Invalid 'n': integer below minimum value. Expected a value >= 1, but got ${n} instead.`, { param: 'n', code: 'integer_below_min_value' });
+  if (n > 128) throw new Failure(400, `Invalid 'n': integer above maximum value. Expected a value <= 128, but got ${n} instead.`, { param: 'n', code: 'integer_above_max_value' });
+  return n;
 }
 
 /** OpenAI's `prompt_cache_retention` (`"24h"`) when the model keeps a cache that long; else the default. */

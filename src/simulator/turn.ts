@@ -26,16 +26,23 @@ export interface SimToolCall {
   argumentChunks: string[];
 }
 
-export interface Turn {
-  /** The model name exactly as requested. */
-  model: string;
+/** One answer of the model: text, or a tool call. */
+export interface Reply {
   /** Empty when the model calls a tool. */
   text: string;
   /** The text split into stream deltas; joined they equal `text`. */
   chunks: string[];
   toolCall: SimToolCall | null;
+}
+
+export interface Turn extends Reply {
+  /** The model name exactly as requested. */
+  model: string;
+  /** The further choices of a Chat request with `n` > 1 (choice 0 is the turn itself); empty otherwise. */
+  more: Reply[];
   /** ms, from the simulator's clock. */
   createdAt: number;
+  /** `outputTokens` counts every choice. */
   usage: SimUsage;
 }
 
@@ -48,7 +55,8 @@ export function providerId(prefix: string): string {
   return `${prefix}${alnum()}`;
 }
 
-export function replyText(n: number, lastUserText: string): string {
+/** `n` numbers the reply (`7`, or `7.1` for the second choice of reply 7). */
+export function replyText(n: number | string, lastUserText: string): string {
   const quoted = lastUserText.replace(/\s+/g, ' ').trim().slice(0, 40);
   return quoted === '' ? `Simulated reply #${n}.` : `Simulated reply #${n} to: ${quoted}`;
 }
