@@ -155,6 +155,7 @@ export class RequestService {
       promptCacheKey: rendered.promptCacheKey,
       cacheTtl: rendered.cacheTtl,
       messageSettings: rendered.messageSettings,
+      providerHistory: rendered.providerHistory,
       prediction,
     };
     const committed = this.deps.writes.enqueue({ kind: 'request', row, inline, handles: rendered.handles });

@@ -99,6 +99,13 @@ export const OutcomeSchema = z
         description:
           "The provider's prompt total is under half or over twice the rendered estimate (and over 1,024 tokens away): likely not the request rendered (a wrong request_id, a body changed after rendering) or images, estimated as text. Attribution is still scaled to the provider's total; the report is left out of calibration.",
       }),
+    provider_history: z
+      .object({ field: z.string(), tokens: int, read: int.nullable() })
+      .optional()
+      .openapi({
+        description:
+          "An OpenAI Responses call with `previous_response_id` or `conversation` (`field`): the provider put the conversation it keeps before the call's input. `tokens`: that history (the provider's total less the rendered estimate); `read`: the provider's cache read within it. The segments carry the provider's figures over the rendered part only; `provider` and `total_prompt_tokens` are the provider's own; the report is left out of calibration.",
+      }),
   })
   .openapi('Outcome');
 

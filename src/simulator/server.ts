@@ -16,6 +16,7 @@ import type { CacheRules, ModelEntry } from '../domain/catalog/types';
 import { systemClock, type Clock } from '../domain/clock';
 import { blocksFromRequest, type RequestFormat } from '../domain/simulator/blocks';
 import { CacheSimulator, SimulationError, type SimBlock } from '../domain/simulator/cache';
+import { Lru } from '../domain/lru';
 import { countTokens } from '../domain/tokens';
 import { anthropicError, anthropicMessage, anthropicModelList, anthropicStreamFrames } from './anthropic';
 import { openaiError, openaiModelList, type OpenAIErrorOptions } from './openai';
@@ -48,6 +49,15 @@ const ANTHROPIC: Api = { provider: 'anthropic', format: 'anthropic', promptField
 const OPENAI_CHAT: Api = { provider: 'openai', format: 'openai-chat', promptField: 'messages' };
 const OPENAI_RESPONSES: Api = { provider: 'openai', format: 'openai-responses', promptField: 'input' };
 
+/** What the kept responses may weigh together (JSON characters; a chain's history counted in each response of it). */
+const STORED_RESPONSES_BUDGET = 64 * 2 ** 20;
+
+interface StoredResponse {
+  /** The conversation through this response: its effective input items, then its output items. */
+  items: unknown[];
+  weight: number;
+}
+
 class Failure extends Error {
   constructor(
     readonly status: number,
@@ -68,6 +78,10 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
   const firstByteDelayMs = opts.firstByteDelayMs ?? 0;
   const chunkDelayMs = opts.chunkDelayMs ?? 0;
   const scopes = new Map<string, Scope>();
+  // Responses kept for `previous_response_id` (those not sent with `store: false`), per API key: each holds the
+  // conversation through it (its effective input, then its output), weighed by its JSON size; the least used go first.
+  const stored = new Lru<string, StoredResponse>(STORED_RESPONSES_BUDGET, (r) => r.weight);
+  const storedKey = (apiKey: string, id: string) => JSON.stringify([apiKey, id]);
   let replies = 0;
 
   /** Runs one prompt through the cache of its scope and builds the reply. */
@@ -132,7 +146,17 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     if (api.provider === 'anthropic' && body.max_tokens === undefined) throw new Failure(400, 'max_tokens: Field required');
     const model = body.model as string;
     const { entry } = opts.catalog.lookup(model, api.provider);
-    const turn = simulate(api, apiKey, body, model, entry);
+    // Responses: `previous_response_id` puts the conversation through that response (its input and output, not its
+    // instructions) before this call's input; the model reads, the cache serves and the usage counts all of it.
+    let prompt = body;
+    if (api.format === 'openai-responses' && body.previous_response_id !== undefined && body.previous_response_id !== null) {
+      const previous = body.previous_response_id;
+      const history = typeof previous === 'string' ? stored.get(storedKey(apiKey, previous)) : undefined;
+      if (!history)
+        throw new Failure(400, `Previous response with id '${String(previous)}' not found.`, { param: 'previous_response_id', code: 'previous_response_not_found' });
+      prompt = { ...body, input: [...history.items, ...inputItems(body.input)] };
+    }
+    const turn = simulate(api, apiKey, prompt, model, entry);
 
     const requestId = providerId('req_');
     const headers: Record<string, string> =
@@ -157,8 +181,13 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
       }
       case 'openai-responses': {
         const parts = newResponseParts(body);
-        payload = responseBody(turn, parts);
+        const response = responseBody(turn, parts);
+        payload = response;
         frames = responsesStreamFrames(turn, parts);
+        if (body.store !== false) {
+          const items = [...inputItems(prompt.input), ...response.output];
+          stored.set(storedKey(apiKey, parts.id), { items, weight: JSON.stringify(items).length });
+        }
         break;
       }
     }
@@ -291,6 +320,11 @@ async function readBody(c: Context, api: Api): Promise<Json> {
         });
   }
   return body;
+}
+
+/** A Responses `input` as a list of items: a string is the one user message it stands for. */
+function inputItems(input: unknown): unknown[] {
+  return typeof input === 'string' ? [{ role: 'user', content: input }] : Array.isArray(input) ? input : [];
 }
 
 /** Chat `n` (how many choices): 1 when absent or null; an integer from 1 to 128 as the API allows, else its 400. */

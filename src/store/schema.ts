@@ -105,6 +105,8 @@ export const requests = sqliteTable(
     cacheTtl: text('cache_ttl'),
     /** Anthropic's messages are cached under the request's tool_choice and thinking: those set, as canonical JSON (null: none). */
     messageSettings: text('message_settings'),
+    /** OpenAI Responses: the field (`previous_response_id`, `conversation`) by which the provider adds a conversation it keeps to the prompt. */
+    providerHistory: text('provider_history'),
     prediction: text('prediction', { mode: 'json' }),
     /** rendered → reconciled (usage received) or failed (the provider answered with an error). */
     status: text('status', { enum: ['rendered', 'reconciled', 'failed'] }).notNull().default('rendered'),

@@ -46,6 +46,7 @@ function requestParams(r: RequestRow) {
     promptCacheKey: r.promptCacheKey,
     cacheTtl: r.cacheTtl ?? null,
     messageSettings: r.messageSettings ?? null,
+    providerHistory: r.providerHistory ?? null,
     prediction: json(r.prediction),
   };
 }
@@ -55,7 +56,7 @@ function requestParams(r: RequestRow) {
  * 28 named columns built as an object cost more than the select itself.
  */
 const REQUEST_SELECT = `select r.id, r.tenant_id, r.scope, r.format, r.model, r.catalog_entry, r.catalog_fallback, r.rendered_at, r.segments,
-  r.breakpoints, r.prompt_cache_key, r.cache_ttl, r.message_settings, r.prediction, r.status, r.started_at, r.finished_at, r.usage_raw,
+  r.breakpoints, r.prompt_cache_key, r.cache_ttl, r.message_settings, r.provider_history, r.prediction, r.status, r.started_at, r.finished_at, r.usage_raw,
   c.started_at, c.first_byte_at, c.finished_at, c.report_hash, c.usage_raw, c.usage, c.diagnostics, c.outcome, c.write_premium, c.write_read
   from requests r left join reconciliations c on c.seq = r.reconciled_seq`;
 
@@ -68,8 +69,8 @@ function handlesOf(segments: unknown): Set<string> {
 
 /** A request as the domain sees it (JSON parsed), from a raw row of REQUEST_SELECT (its columns in that order). */
 function requestFromRow(row: unknown[]): RequestRow {
-  const [id, tenantId, scope, format, model, catalogEntry, catalogFallback, renderedAt, segments, breakpoints, promptCacheKey, cacheTtl, messageSettings, prediction, status, startedAt, finishedAt, usageRaw] = row;
-  const [cStartedAt, cFirstByteAt, cFinishedAt, cReportHash, cUsageRaw, cUsage, cDiagnostics, cOutcome, cWritePremium, cWriteRead] = row.slice(18);
+  const [id, tenantId, scope, format, model, catalogEntry, catalogFallback, renderedAt, segments, breakpoints, promptCacheKey, cacheTtl, messageSettings, providerHistory, prediction, status, startedAt, finishedAt, usageRaw] = row;
+  const [cStartedAt, cFirstByteAt, cFinishedAt, cReportHash, cUsageRaw, cUsage, cDiagnostics, cOutcome, cWritePremium, cWriteRead] = row.slice(19);
   const reconciled = cReportHash !== null && cReportHash !== undefined;
   return {
     id: id as string,
@@ -85,6 +86,7 @@ function requestFromRow(row: unknown[]): RequestRow {
     promptCacheKey: (promptCacheKey as string | null) ?? null,
     cacheTtl: (cacheTtl as string | null) ?? null,
     messageSettings: (messageSettings as string | null) ?? null,
+    providerHistory: (providerHistory as string | null) ?? null,
     prediction: parse(prediction),
     status: status as RequestRow['status'],
     // A failed request keeps its times and error body on its own row.
@@ -105,8 +107,8 @@ function requestFromRow(row: unknown[]): RequestRow {
 
 // The group commit's statements.
 const SQL = {
-  insertRequest: `insert into requests (id, tenant_id, scope, format, model, catalog_entry, catalog_fallback, rendered_at, segments, breakpoints, prompt_cache_key, cache_ttl, message_settings, prediction, status)
-    values (@id, @tenantId, @scope, @format, @model, @catalogEntry, @catalogFallback, @renderedAt, @segments, @breakpoints, @promptCacheKey, @cacheTtl, @messageSettings, @prediction, 'rendered')`,
+  insertRequest: `insert into requests (id, tenant_id, scope, format, model, catalog_entry, catalog_fallback, rendered_at, segments, breakpoints, prompt_cache_key, cache_ttl, message_settings, provider_history, prediction, status)
+    values (@id, @tenantId, @scope, @format, @model, @catalogEntry, @catalogFallback, @renderedAt, @segments, @breakpoints, @promptCacheKey, @cacheTtl, @messageSettings, @providerHistory, @prediction, 'rendered')`,
   insertInline: 'insert into request_inline (request_id, segment, text, truncated, expires_at) values (@requestId, @segment, @text, @truncated, @expiresAt)',
   markFailed: `update requests set status = 'failed', started_at = @startedAt, finished_at = @finishedAt, usage_raw = @usageRaw where id = @id and status = 'rendered'`,
   // A report appends its results and marks the request (a few bytes: the rendered row keeps its size).

@@ -87,6 +87,8 @@ export interface RequestRow {
   cacheTtl?: string | null;
   /** Anthropic: the request's tool_choice and thinking as canonical JSON, under which its messages are cached (`{}`: none set; null: not Anthropic, or recorded before they were kept). */
   messageSettings?: string | null;
+  /** OpenAI Responses: `previous_response_id` or `conversation` when the request had one (the provider adds the conversation it keeps); else null. */
+  providerHistory?: string | null;
   prediction: unknown;
   status?: 'rendered' | 'reconciled' | 'failed';
   startedAt?: number | null;

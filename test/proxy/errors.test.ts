@@ -287,9 +287,9 @@ describe("the proxy's own refusals", () => {
       expect(other, JSON.stringify(extra)).toBeInstanceOf(OpenAI.UnprocessableEntityError);
     }
     expect(h.tap).toHaveLength(0);
-    // Either alone is served: the session without it, and previous_response_id without a session.
-    await sdk.responses.create({ model: 'gpt-4.1', input: 'Where is order 1003?' });
-    await h.openai().responses.create({ model: 'gpt-4.1', input: 'And 1004?', previous_response_id: 'resp_123' });
+    // Either alone is served: the session without it, and previous_response_id (of a response the provider keeps) without a session.
+    const first = await sdk.responses.create({ model: 'gpt-4.1', input: 'Where is order 1003?' });
+    await h.openai().responses.create({ model: 'gpt-4.1', input: 'And 1004?', previous_response_id: first.id });
     expect(h.tap).toHaveLength(2);
   });
 

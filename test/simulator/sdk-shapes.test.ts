@@ -1,5 +1,5 @@
 // Response and usage shapes of features the official SDKs commonly use, read through those SDKs over real HTTP:
-// Chat `n` (several choices).
+// Chat `n` (several choices), Responses `previous_response_id` (the conversation the API keeps).
 
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +16,9 @@ beforeAll(async () => {
 afterAll(async () => {
   await sim.close();
 });
+
+/** OpenAI hits come in 1024 + n*128 token steps. */
+const openaiCached = (prefixTokens: number) => (prefixTokens < 1024 ? 0 : 1024 + Math.floor((prefixTokens - 1024) / 128) * 128);
 
 let keys = 0;
 /** A client with its own API key, so its own cache. */
@@ -59,5 +62,60 @@ describe('Chat n: several choices', () => {
       expect(err, String(n)).toBeInstanceOf(OpenAI.BadRequestError);
       expect((err as { param: string }).param).toBe('n');
     }
+  });
+});
+
+describe('Responses previous_response_id: the API prepends the conversation it keeps', () => {
+  // ~2,100 words: a history above the 1024-token cache minimum.
+  const LONG = Array.from({ length: 150 }, (_, i) => `Clause ${i + 1}: the tenant keeps the premises clean and reports damage promptly.`).join(' ');
+  const model = 'gpt-4.1';
+  const count = (input: unknown, instructions?: string) =>
+    blocksFromRequest('openai-responses', { model, input, ...(instructions ? { instructions } : {}) }, (t) => countTokens(t, 'o200k_base')).totalTokens;
+
+  it("counts and caches the earlier input and output as this call's prompt, as if the caller had sent them again", async () => {
+    const chained = openai();
+    const r1 = await chained.responses.create({ model, instructions: 'Be brief.', input: LONG });
+    expect(r1.usage!.input_tokens).toBe(count(LONG, 'Be brief.'));
+    // Instructions are not carried over (sent again, they count once); the same ones keep the cached prefix.
+    const r2 = await chained.responses.create({ model, instructions: 'Be brief.', input: 'And clause 7?', previous_response_id: r1.id });
+    expect(r2.previous_response_id).toBe(r1.id);
+    // The history (not the earlier instructions: they are not carried over) comes before this call's input.
+    const history = [{ role: 'user', content: LONG }, ...r1.output];
+    expect(r2.usage!.input_tokens).toBe(count([...history, { role: 'user', content: 'And clause 7?' }], 'Be brief.'));
+    expect(r2.usage!.input_tokens).toBeGreaterThan(count('And clause 7?', 'Be brief.') + 1000);
+    // The first call's prompt is a cached prefix of the second's.
+    expect(r2.usage!.input_tokens_details.cached_tokens).toBe(openaiCached(r1.usage!.input_tokens));
+
+    // The same conversation sent inline under another key: the same usage, cache reads included.
+    const inline = openai();
+    await inline.responses.create({ model, instructions: 'Be brief.', input: LONG });
+    const again = await inline.responses.create({ model, instructions: 'Be brief.', input: [...history, { role: 'user', content: 'And clause 7?' }] as OpenAI.Responses.ResponseInput });
+    expect(r2.usage!.input_tokens_details).toEqual(again.usage!.input_tokens_details);
+
+    // A chain goes on: the third call reads the second's whole prompt from cache (the first answer included).
+    const r3 = await chained.responses.create({ model, instructions: 'Be brief.', input: 'And clause 8?', previous_response_id: r2.id, stream: true });
+    let completed: OpenAI.Responses.Response | undefined;
+    for await (const event of r3) if (event.type === 'response.completed') completed = event.response;
+    expect(completed!.usage!.input_tokens).toBe(count([...history, { role: 'user', content: 'And clause 7?' }, ...r2.output, { role: 'user', content: 'And clause 8?' }], 'Be brief.'));
+    expect(completed!.usage!.input_tokens_details.cached_tokens).toBe(openaiCached(r2.usage!.input_tokens));
+    // A streamed response is kept too.
+    const r4 = await chained.responses.create({ model, input: 'Thanks.', previous_response_id: completed!.id });
+    expect(r4.usage!.input_tokens).toBeGreaterThan(completed!.usage!.input_tokens);
+  });
+
+  it("an id the API does not keep for this key (unknown, another key's, or sent with store: false) is its 400 previous_response_not_found", async () => {
+    const client = openai();
+    const kept = await client.responses.create({ model, input: 'Hello' });
+    const unkept = await client.responses.create({ model, input: 'Hello', store: false });
+    for (const [sdk, id] of [
+      [client, 'resp_unknown'],
+      [openai(), kept.id],
+      [client, unkept.id],
+    ] as const) {
+      const err = await sdk.responses.create({ model, input: 'Again', previous_response_id: id }).catch((e: unknown) => e);
+      expect(err, id).toBeInstanceOf(OpenAI.BadRequestError);
+      expect(err).toMatchObject({ status: 400, code: 'previous_response_not_found', param: 'previous_response_id', message: expect.stringContaining(`Previous response with id '${id}' not found.`) });
+    }
+    expect((await client.responses.create({ model, input: 'Again', previous_response_id: kept.id })).previous_response_id).toBe(kept.id);
   });
 });

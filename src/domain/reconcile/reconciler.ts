@@ -61,6 +61,13 @@ export interface RequestOutcome extends RecordedOutcome {
   /** Set when the provider's prompt total is far from the rendered estimate (absent otherwise, and on older outcomes). */
   total_mismatch?: TotalMismatch;
   /**
+   * Set on an OpenAI Responses call with `previous_response_id` or `conversation`: the provider put the conversation
+   * it keeps before this call's input. Its tokens (the provider's total less the rendered estimate) and the part of
+   * the provider's read within it are told apart here; the segments carry the provider's figures over the rendered
+   * part (tools and instructions before the history, the input after it).
+   */
+  provider_history?: ProviderHistory;
+  /**
    * Set when the call was applied to its scope's simulated cache later than it started, because a call of the scope
    * that started after it had been reconciled first (a report sent late, logs imported out of order).
    */
@@ -81,6 +88,53 @@ export interface TotalMismatch {
   reported: number;
   /** reported / estimated, 4 decimals (null for an empty estimate). */
   ratio: number | null;
+}
+
+export interface ProviderHistory {
+  /** The request's field that names it: `previous_response_id` or `conversation`. */
+  field: string;
+  tokens: number;
+  /** Of those, read from the provider's cache (null: the provider reported no cache fields). */
+  read: number | null;
+}
+
+/**
+ * The provider's figures over the rendered part of a request whose prompt the provider extended with a history it
+ * keeps (OpenAI Responses `previous_response_id`, `conversation`): that history stands after the tools and the
+ * instructions and before the input, and is as long as the provider's total exceeds the rendered estimate. A read
+ * (then a write) covers the prompt from its start: over the history it is the history's, past it the input's.
+ */
+export function providerHeld(field: string, segments: RenderedSegment[], usage: NormalizedUsage): { usage: NormalizedUsage; history: ProviderHistory } {
+  const estimated = segments.reduce((n, s) => n + (s.token_end - s.token_start), 0);
+  const total = usage.total_prompt_tokens;
+  if (total === null) return { usage, history: { field, tokens: 0, read: null } };
+  const tokens = Math.max(0, total - estimated);
+  // Before the history: the tools, and the instructions (the first system segment, when inline: a system handle on
+  // the Responses API is a message of the input).
+  let before = 0;
+  for (const [i, s] of segments.entries()) {
+    const instructions = s.section === 'system' && s.source === 'inline' && !segments.slice(0, i).some((p) => p.section === 'system');
+    if (s.section !== 'tools' && !instructions) break;
+    before += s.token_end - s.token_start;
+  }
+  const at = (x: number) => (x <= before ? x : x <= before + tokens ? before : x - tokens);
+  const read = usage.cache_fields_reported ? (usage.cache_read_tokens ?? 0) : null;
+  const write = usage.cache_write_tokens;
+  const readHere = read === null ? null : at(read);
+  const writeHere = write === null || read === null ? write : at(read + write) - at(read);
+  const rendered = total - tokens;
+  return {
+    usage: {
+      ...usage,
+      total_prompt_tokens: rendered,
+      cache_read_tokens: readHere === null ? usage.cache_read_tokens : readHere,
+      cache_write_tokens: writeHere,
+      // A split by TTL holds for the write as a whole only.
+      cache_write_by_ttl: writeHere === write ? usage.cache_write_by_ttl : null,
+      uncached_tokens: usage.uncached_tokens === null ? null : Math.max(0, rendered - (readHere ?? 0) - (writeHere ?? 0)),
+    },
+    history: { field, tokens, read: read === null ? null : read - (readHere ?? 0) },
+  };
 }
 
 export interface DriftFinding {
@@ -262,7 +316,11 @@ export class Reconciler {
     const { state, history } = this.scopes.forStart(request.scope, model, startedAt);
 
     const estimated = segments.map((s) => s.token_end - s.token_start);
-    const total = usage.total_prompt_tokens;
+    // A Responses call continuing a conversation OpenAI keeps: the provider's figures count that history too, which
+    // was never rendered here. Attribution takes them over the rendered part only; the history is told apart.
+    const kept = request.providerHistory ? providerHeld(request.providerHistory, segments, usage) : null;
+    const seen = kept ? kept.usage : usage;
+    const total = seen.total_prompt_tokens;
     // Handles under an OpenAI encoding were counted exactly at mint; the rest (inline text, other families) is estimated.
     // Artifacts counted exactly keep their size: a system prompt, a document, tools (the provider renders function
     // definitions its own way, but a size that moves from turn to turn would be worse). Messages — a session batch, a
@@ -273,7 +331,7 @@ export class Reconciler {
     const calibration = total === null ? this.calibrationRatio(request.tenantId, request.model) : null;
     const scaled = total !== null ? fitLengths(estimated, exact, total) : calibration === null ? estimated : calibrate(estimated, exact, calibration);
     // The same per unit: a unit of a segment counted exactly is.
-    const read = usage.cache_fields_reported ? (usage.cache_read_tokens ?? 0) : null;
+    const read = seen.cache_fields_reported ? (seen.cache_read_tokens ?? 0) : null;
     const simStart = Math.max(startedAt, state.lastStart);
     // A first byte not reported is unknown, somewhere up to the end of the call (the report's receipt, for a
     // client that reports later): its write is readable for later requests from this start or from that end,
@@ -290,7 +348,7 @@ export class Reconciler {
     let lengths = scaled;
     let unitLens: number[] | undefined;
     if (total !== null && measuresPrefixes(model)) {
-      const anchors = read === null ? [] : [read, read + (usage.cache_write_tokens ?? 0)];
+      const anchors = read === null ? [] : [read, read + (seen.cache_write_tokens ?? 0)];
       const known = knownEnds(state, request.format, segments);
       if (hasUnits(segments)) {
         const last = lastUnits(segments);
@@ -319,7 +377,7 @@ export class Reconciler {
     const referencedBy = (seenKeys ?? blocks.map((b) => b.key)).map((k, j) => state.seenKeys.get(k) ?? state.seenKeys.get(blocks[j]!.key));
     const seenBlock = referencedBy.map((r) => r !== undefined);
     const lastBySource = new Map(state.lastRequestBySource);
-    const chosen = unknownFirstBytes(state, { id: request.id, ...simAt, blocks, ttl: request.cacheTtl }, usage.cache_fields_reported ? (usage.cache_read_tokens ?? 0) : null);
+    const chosen = unknownFirstBytes(state, { id: request.id, ...simAt, blocks, ttl: request.cacheTtl }, seen.cache_fields_reported ? (seen.cache_read_tokens ?? 0) : null);
     simAt.unknownFirstBytes = chosen.mode;
     const outcomeSim = advance(state, request, blocks, simAt, chosen.plan, seenKeys);
     outcomeSim.blocks.forEach((b, j) => (seenBlock[j] ||= b.read > 0));
@@ -329,9 +387,9 @@ export class Reconciler {
     // the difference is ours, not a bonus or an unconfirmed read.
     const predictedRead = sameRead(model, outcomeSim.readTokens, read, blocks, unitOf) ? read! : outcomeSim.readTokens;
 
-    const written = usage.cache_write_tokens ?? (read === null ? null : 0);
+    const written = seen.cache_write_tokens ?? (read === null ? null : 0);
     // How the write divides by TTL: the provider's split, or the one TTL all of this request's marks asked for.
-    const priced = { ...usage, cache_write_by_ttl: writeSplit(model, usage, breakpoints) };
+    const priced = { ...seen, cache_write_by_ttl: writeSplit(model, seen, breakpoints) };
     const money = prices(model, priced, read ?? 0);
     let offset = 0;
     const ends = blocks.map((b) => b.endToken);
@@ -382,18 +440,21 @@ export class Reconciler {
     const missed = firstMessage < 0 ? -1 : blocks.findIndex((_, j) => segmentOf[j]! >= firstMessage && referencedBy[j] !== undefined && outcomeSim.blocks[j]!.reason !== null);
     const drift = this.locateDrift(request, segOutcomes, lastBySource, missed < 0 ? null : { segment: segmentOf[missed]!, previous: referencedBy[missed]! });
     const estimatedTotal = estimated.reduce((a, b) => a + b, 0);
-    const mismatch = total === null ? null : totalMismatch(estimatedTotal, total);
+    // A provider-held history explains the difference from the estimate: it is reported as such, not as a mismatch.
+    const mismatch = total === null || kept ? null : totalMismatch(estimatedTotal, total);
     const outcome: RequestOutcome = {
       lengths,
       sim: simAt,
       capture: read === null ? 'unknown' : 'reported',
-      total_prompt_tokens: total,
+      total_prompt_tokens: usage.total_prompt_tokens,
       estimated_prompt_tokens: estimatedTotal,
+      ...(kept ? { provider_history: kept.history } : {}),
       // What the simulation would write past a read it placed short of the provider's is read.
       predicted: { read: predictedRead, write: Math.max(0, outcomeSim.writeTokens - Math.max(0, predictedRead - outcomeSim.readTokens)) },
       ...(unitLens ? { unit_lengths: unitLens } : {}),
       // A write the provider did not report is unknown (OpenAI reports none), not 0.
-      provider: { read, write: usage.cache_write_tokens },
+      // The provider's own figures (with a provider-held history, its read and write of that history included).
+      provider: { read: usage.cache_fields_reported ? (usage.cache_read_tokens ?? 0) : null, write: usage.cache_write_tokens },
       ...(calibration !== null ? { calibrated_by: calibration } : {}),
       segments: segOutcomes,
       drift,
@@ -436,7 +497,8 @@ export class Reconciler {
       // Dated by the request's start, as its rollups are: a report's range then finds both.
       drift: drift ? driftRows(tenantId, request, drift, segOutcomes, startedAt) : [],
       // A total far from the estimate says more about the request than about the tokenizer: not calibrated by.
-      calibration: total === null || mismatch ? null : { tenantId, model: request.model, family: model.tokenizer, providerTokens: total, estimatedTokens: outcome.estimated_prompt_tokens },
+      // Nor is a total that counts a history the service never rendered.
+      calibration: total === null || mismatch || kept ? null : { tenantId, model: request.model, family: model.tokenizer, providerTokens: total, estimatedTokens: outcome.estimated_prompt_tokens },
       // Only a read the provider confirmed proves the earlier write was worth its premium.
       markWriteRead: readFrom && readFrom !== request.id && read !== null && read > 0 ? this.markRead(readFrom, read, now) : null,
     };

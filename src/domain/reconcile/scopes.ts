@@ -51,10 +51,10 @@ export function learnExactEnds(
   state: ScopeState,
   model: ModelEntry,
   request: Pick<RequestRow, 'format' | 'segments' | 'breakpoints'>,
-  outcome: Pick<RecordedOutcome, 'lengths' | 'unit_lengths'> & { provider?: { read: number | null; write: number | null }; total_prompt_tokens?: number | null; total_mismatch?: unknown },
+  outcome: Pick<RecordedOutcome, 'lengths' | 'unit_lengths'> & { provider?: { read: number | null; write: number | null }; total_prompt_tokens?: number | null; total_mismatch?: unknown; provider_history?: unknown },
 ): void {
   const { read = null, write = null } = outcome.provider ?? {};
-  if (!measuresPrefixes(model) || outcome.total_prompt_tokens == null || read === null || outcome.total_mismatch) return;
+  if (!measuresPrefixes(model) || outcome.total_prompt_tokens == null || read === null || outcome.total_mismatch || outcome.provider_history) return;
   const marks = new Set([read, read + (write ?? 0)]);
   const marked = new Set((request.breakpoints as Breakpoint[]).map((b) => b.segment));
   const segments = request.segments as RenderedSegment[];

@@ -81,6 +81,11 @@ export interface RenderedRequest {
   handles: string[];
   /** Anthropic: the tool_choice and thinking the messages are cached under, as canonical JSON (`{}`: none set; null: not Anthropic). */
   messageSettings: string | null;
+  /**
+   * OpenAI Responses: `previous_response_id` or `conversation` when the body has one — the provider puts the
+   * conversation it keeps before this request's input, tokens the service never rendered; else null.
+   */
+  providerHistory: string | null;
 }
 
 export interface RenderRequestInput {
@@ -457,13 +462,16 @@ export class RequestRenderer {
     }
 
     // OpenAI keeps a Responses conversation itself (previous_response_id, conversation): with a session's history
-    // too, every earlier turn would be sent (and billed) twice.
-    if (format === 'openai-responses' && [...named].some((id) => id.startsWith('ses_')))
+    // too, every earlier turn would be sent (and billed) twice. Without one, the request is recorded as continuing it.
+    let providerHistory: string | null = null;
+    if (format === 'openai-responses')
       for (const name of ['previous_response_id', 'conversation']) {
         const node = property(root, name);
         const value = node === undefined ? null : valueOf(node);
-        if (value !== null && value !== '')
+        if (value === null || value === '') continue;
+        if ([...named].some((id) => id.startsWith('ses_')))
           throw invalid(childPointer(pointer, name), `OpenAI carries the conversation from ${name}, and the session carries it here: each earlier turn would be sent twice; use one of them`);
+        providerHistory ??= name;
       }
 
     // Anthropic keeps a conversation itself too, in a thread (`"thread": {"type": "continue", "previous_message_id": …}`,
@@ -504,7 +512,7 @@ export class RequestRenderer {
     segments.list.forEach((s, i) => {
       if (s.source === 'inline' && i < lastHandle) inlineText.set(i, segments.texts[i]!);
     });
-    return { bodyText: applyEdits(bodyText, edits), segments: segments.list, breakpoints, promptCacheKey, cacheTtl, inlineText, model, handles: [...named], messageSettings: format === 'anthropic' ? (context ?? '{}') : null };
+    return { bodyText: applyEdits(bodyText, edits), segments: segments.list, breakpoints, promptCacheKey, cacheTtl, inlineText, model, handles: [...named], messageSettings: format === 'anthropic' ? (context ?? '{}') : null, providerHistory };
   }
 
   /** Items for a handle that stands in place of one element; only the allowed sections may appear there. */

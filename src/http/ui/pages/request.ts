@@ -45,7 +45,7 @@ ${metric('predicted.read', 'Predicted read', outcome?.predicted.read ?? null, ou
 ${cost && outcome?.capture !== 'unknown' ? metric('cost.leaked', 'Leaked on this request', cost.actual - cost.perfect, usd(cost.actual - cost.perfect), { tone: 'bad', note: `of ${usd(cost.actual)} input cost` }) : ''}
 </dl>
 ${outcome?.capture === 'unknown' ? html`<p class="notice">The provider reported no cache fields for this request: its capture is <b>unknown</b>, not 0%.</p>` : ''}
-${outcome?.total_mismatch ? mismatchNotice(outcome.total_mismatch) : ''}
+${outcome?.total_mismatch ? mismatchNotice(outcome.total_mismatch) : ''}${outcome?.provider_history ? historyNotice(outcome.provider_history) : ''}
 ${outcome?.applied_late ? html`<p class="notice" data-notice="applied-late">Reported after calls of its cache scope that started later: simulated at ${when(outcome.applied_late.applied_at)}, not at its start (${when(outcome.applied_late.started_at)}), so a read the provider confirmed may show as <b>bonus</b> and a prefix as expired. Report calls as they finish, or import them in start order (<code>POST /v1/usage/batch</code> orders a batch by start).</p>` : ''}
 ${outcome ? '' : row.status === 'failed' ? html`<p class="notice" data-notice="failed">The provider call failed: there is no usage to reconcile (its error is below). The bar shows the rendered segments only.</p>` : html`<p class="notice">No usage report yet: the bar shows the rendered segments only.</p>`}
 <div class="card"><h2 style="margin-top:0">The prompt, segment by segment</h2>
@@ -81,6 +81,11 @@ function mismatchNotice(m: NonNullable<RequestOutcome['total_mismatch']>): Html 
   return html`<p class="notice" data-warning="total_mismatch">The provider counted <b>${tok(m.reported)}</b> prompt tokens where the rendered request holds about ${tok(m.estimated)}${m.ratio === null ? '' : ` (×${m.ratio})`}:
 this may not be the request that was rendered (a usage report sent for another request, a body changed after rendering), or it holds images, estimated as text.
 The segments are scaled to the provider's total; this report is left out of calibration.</p>`;
+}
+
+function historyNotice(p: NonNullable<RequestOutcome['provider_history']>): Html {
+  return html`<p class="notice" data-warning="provider_history">This call continues a conversation the provider keeps (<code>${p.field}</code>): about <b>${tok(p.tokens)}</b> of the provider's prompt tokens
+are that history, never rendered here${p.read === null ? '' : html` (${tok(p.read)} of them read from its cache)`}. It stands after the tools and instructions and before this call's input: the segments show the provider's figures over the rendered part only, and this report is left out of calibration.</p>`;
 }
 
 function usageTable(u: NormalizedUsage): Html {

@@ -1,0 +1,1 @@
+ALTER TABLE `requests` ADD `provider_history` text;
