@@ -21,8 +21,8 @@ export function anthropicUsage(turn: Turn, outputTokens: number) {
   };
 }
 
-/** A text answer, or a tool call (`stop_reason: "tool_use"`). */
-const stopReason = (turn: Turn) => (turn.toolCall ? 'tool_use' : 'end_turn');
+/** A text answer, a tool call (`stop_reason: "tool_use"`), or text stopped at `max_tokens`. */
+const stopReason = (turn: Turn) => (turn.toolCall ? 'tool_use' : turn.truncated ? 'max_tokens' : 'end_turn');
 
 export function anthropicMessage(turn: Turn, id: string) {
   const call = turn.toolCall;

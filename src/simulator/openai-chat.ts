@@ -30,7 +30,7 @@ function assistantMessage(reply: Reply) {
   return { role: 'assistant', content: null, refusal: null, annotations: [], tool_calls: [{ id: call.id, type: 'function', function: { name: call.name, arguments: call.arguments } }] };
 }
 
-const finishReason = (reply: Reply) => (reply.toolCall ? 'tool_calls' : 'stop');
+const finishReason = (reply: Reply) => (reply.toolCall ? 'tool_calls' : reply.truncated ? 'length' : 'stop');
 
 /** Every choice: the turn's own (index 0), then those of `n` > 1. */
 const choicesOf = (turn: Turn): Reply[] => [turn, ...turn.more];

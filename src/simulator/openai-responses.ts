@@ -29,7 +29,7 @@ function outputText(text: string) {
   return { type: 'output_text', text, annotations: [], logprobs: [] };
 }
 
-function message(parts: ResponseParts, status: 'in_progress' | 'completed', content: unknown[]) {
+function message(parts: ResponseParts, status: 'in_progress' | 'completed' | 'incomplete', content: unknown[]) {
   return { type: 'message', id: parts.messageId, status, role: 'assistant', content };
 }
 
@@ -37,10 +37,13 @@ function functionCall(parts: ResponseParts, call: SimToolCall, status: 'in_progr
   return { type: 'function_call', id: parts.functionCallId, call_id: call.id, name: call.name, arguments: status === 'completed' ? call.arguments : '', status };
 }
 
-/** The completed output: the message, or the tool call. */
+/** The finished output: the message (`incomplete` when it stopped at max_output_tokens), or the tool call. */
 function output(turn: Turn, parts: ResponseParts) {
-  return turn.toolCall ? [functionCall(parts, turn.toolCall, 'completed')] : [message(parts, 'completed', [outputText(turn.text)])];
+  return turn.toolCall ? [functionCall(parts, turn.toolCall, 'completed')] : [message(parts, finalStatus(turn), [outputText(turn.text)])];
 }
+
+/** `incomplete` (with `incomplete_details.reason: "max_output_tokens"`) when the text stopped at the limit. */
+const finalStatus = (turn: Turn) => (turn.truncated ? 'incomplete' : 'completed');
 
 function response(turn: Turn, parts: ResponseParts, completed: boolean) {
   const r = parts.request;
@@ -48,9 +51,9 @@ function response(turn: Turn, parts: ResponseParts, completed: boolean) {
     id: parts.id,
     object: 'response',
     created_at: unixSeconds(turn.createdAt),
-    status: completed ? 'completed' : 'in_progress',
+    status: completed ? finalStatus(turn) : 'in_progress',
     error: null,
-    incomplete_details: null,
+    incomplete_details: completed && turn.truncated ? { reason: 'max_output_tokens' } : null,
     instructions: r.instructions ?? null,
     max_output_tokens: r.max_output_tokens ?? null,
     model: turn.model,
@@ -83,7 +86,7 @@ export function responseBody(turn: Turn, parts: ResponseParts) {
 /**
  * response.created, response.in_progress, output_item.added, content_part.added,
  * output_text.delta per chunk, output_text.done, content_part.done, output_item.done,
- * response.completed (the full response with usage). A tool call instead: output_item.added,
+ * response.completed (the full response with usage; response.incomplete when it stopped at max_output_tokens). A tool call instead: output_item.added,
  * function_call_arguments.delta per piece, function_call_arguments.done, output_item.done.
  * Every event carries sequence_number.
  */
@@ -103,13 +106,14 @@ export function responsesStreamFrames(turn: Turn, parts: ResponseParts): string[
         ...turn.chunks.map((delta) => ({ type: 'response.output_text.delta', ...at, delta, logprobs: [] })),
         { type: 'response.output_text.done', ...at, text: turn.text, logprobs: [] },
         { type: 'response.content_part.done', ...at, part: outputText(turn.text) },
-        { type: 'response.output_item.done', output_index: 0, item: message(parts, 'completed', [outputText(turn.text)]) },
+        { type: 'response.output_item.done', output_index: 0, item: message(parts, finalStatus(turn), [outputText(turn.text)]) },
       ];
   const events: Array<{ type: string } & Record<string, unknown>> = [
     { type: 'response.created', response: response(turn, parts, false) },
     { type: 'response.in_progress', response: response(turn, parts, false) },
     ...item,
-    { type: 'response.completed', response: response(turn, parts, true) },
+    // response.incomplete ends a response stopped at max_output_tokens.
+    { type: `response.${finalStatus(turn)}`, response: response(turn, parts, true) },
   ];
   return events.map((e, sequence_number) => sseFrame({ ...e, sequence_number }, e.type));
 }

@@ -24,7 +24,7 @@ import { chatCompletion, chatStreamFrames } from './openai-chat';
 import { newResponseParts, responseBody, responsesStreamFrames } from './openai-responses';
 import { sleep, sseResponse } from './sse';
 import { chooseToolCall, structuredReply } from './tools';
-import { lastUserText, providerId, replyText, splitDeltas, splitJson, type ProviderApi, type Reply, type Turn } from './turn';
+import { cutToTokens, lastUserText, providerId, replyText, splitDeltas, splitJson, type ProviderApi, type Reply, type Turn } from './turn';
 
 export interface SimulatorOptions {
   catalog: ModelCatalog;
@@ -89,6 +89,7 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     const count = (text: string) => countTokens(text, entry.tokenizer);
     // Refused (a 400) before the cache is touched.
     const choices = api.format === 'openai-chat' ? choiceCount(body) : 1;
+    const limit = outputLimit(api, body);
     const { blocks, totalTokens, lastInput } = blocksFromRequest(api.format, body, count);
     if (api.format === 'anthropic') checkAnthropicBreakpoints(blocks, entry.cache.maxBreakpoints ?? 4);
     if (entry.cache.implicitBreakpoint) addImplicitBreakpoint(blocks[lastInput], entry.cache, body);
@@ -113,13 +114,19 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     let outputTokens = 0;
     for (let i = 0; i < choices; i++) {
       const call = chooseToolCall(api.format, body);
-      const text = call ? '' : (structuredReply(api.format, body) ?? replyText(i === 0 ? n : `${n}.${i}`, lastUserText(body[api.promptField])));
+      const structured = call ? null : structuredReply(api.format, body);
+      let text = call ? '' : (structured ?? replyText(i === 0 ? n : `${n}.${i}`, lastUserText(body[api.promptField])));
+      // A text reply longer than the output limit stops there, as the model would: the limit's tokens are billed, and
+      // the reply says why it stopped. (A tool call or a structured reply is kept whole: cut, it would not parse.)
+      const truncated = !call && structured === null && limit !== null && count(text) > limit;
+      if (truncated) text = cutToTokens(text, limit, count);
       answers.push({
         text,
-        chunks: call ? [] : splitDeltas(text),
+        chunks: call ? [] : text === '' ? [] : splitDeltas(text),
         toolCall: call && { id: providerId(api.format === 'anthropic' ? 'toolu_' : 'call_'), ...call, argumentChunks: splitJson(call.arguments) },
+        truncated,
       });
-      outputTokens += Math.max(1, count(call ? call.name + call.arguments : text));
+      outputTokens += truncated ? limit : Math.max(1, count(call ? call.name + call.arguments : text));
     }
     const [first, ...more] = answers as [Reply, ...Reply[]];
     return {
@@ -325,6 +332,22 @@ async function readBody(c: Context, api: Api): Promise<Json> {
 /** A Responses `input` as a list of items: a string is the one user message it stands for. */
 function inputItems(input: unknown): unknown[] {
   return typeof input === 'string' ? [{ role: 'user', content: input }] : Array.isArray(input) ? input : [];
+}
+
+/**
+ * The most output tokens the request allows: Anthropic `max_tokens`, Chat `max_completion_tokens` (or the older
+ * `max_tokens`), Responses `max_output_tokens` (at least 16, as the API requires); null when not set.
+ */
+function outputLimit(api: Api, body: Json): number | null {
+  const field = api.format === 'anthropic' ? 'max_tokens' : api.format === 'openai-responses' ? 'max_output_tokens' : body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
+  const value = body[field];
+  if (value === undefined || value === null) return null;
+  const min = api.format === 'openai-responses' ? 16 : 1;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    if (api.provider === 'anthropic') throw new Failure(400, `${field}: Input should be greater than or equal to 1`);
+    throw new Failure(400, `Invalid '${field}': integer below minimum value. Expected a value >= ${min}, but got ${String(value)} instead.`, { param: field, code: 'integer_below_min_value' });
+  }
+  return value;
 }
 
 /** Chat `n` (how many choices): 1 when absent or null; an integer from 1 to 128 as the API allows, else its 400. */

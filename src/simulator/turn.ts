@@ -33,6 +33,8 @@ export interface Reply {
   /** The text split into stream deltas; joined they equal `text`. */
   chunks: string[];
   toolCall: SimToolCall | null;
+  /** The text stopped at the request's output limit (max_tokens, max_completion_tokens, max_output_tokens). */
+  truncated: boolean;
 }
 
 export interface Turn extends Reply {
@@ -59,6 +61,16 @@ export function providerId(prefix: string): string {
 export function replyText(n: number | string, lastUserText: string): string {
   const quoted = lastUserText.replace(/\s+/g, ' ').trim().slice(0, 40);
   return quoted === '' ? `Simulated reply #${n}.` : `Simulated reply #${n} to: ${quoted}`;
+}
+
+/** The longest run of whole words from the start of `text` within `limit` tokens. */
+export function cutToTokens(text: string, limit: number, count: (text: string) => number): string {
+  let out = '';
+  for (const word of text.match(/\S+\s*/g) ?? []) {
+    if (count((out + word).trimEnd()) > limit) break;
+    out += word;
+  }
+  return out.trimEnd();
 }
 
 /** Splits text into deltas of a few words each (whitespace kept, so the deltas join back exactly). */

@@ -1,6 +1,8 @@
 // Response and usage shapes of features the official SDKs commonly use, read through those SDKs over real HTTP:
-// Chat `n` (several choices), Responses `previous_response_id` (the conversation the API keeps).
+// Chat `n` (several choices), Responses `previous_response_id` (the conversation the API keeps), output limits
+// (max_tokens and its kin: the text stops there, and the reply says so).
 
+import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCatalog, ModelCatalog } from '../../src/domain/catalog/catalog';
@@ -23,6 +25,7 @@ const openaiCached = (prefixTokens: number) => (prefixTokens < 1024 ? 0 : 1024 +
 let keys = 0;
 /** A client with its own API key, so its own cache. */
 const openai = () => new OpenAI({ apiKey: `sk-shapes-${++keys}`, baseURL: `${sim.url}/v1`, maxRetries: 0 });
+const anthropic = () => new Anthropic({ apiKey: `sk-ant-shapes-${++keys}`, baseURL: sim.url, maxRetries: 0 });
 
 describe('Chat n: several choices', () => {
   const body = { model: 'gpt-4o', n: 3, messages: [{ role: 'user' as const, content: 'Name a colour.' }] };
@@ -117,5 +120,62 @@ describe('Responses previous_response_id: the API prepends the conversation it k
       expect(err).toMatchObject({ status: 400, code: 'previous_response_not_found', param: 'previous_response_id', message: expect.stringContaining(`Previous response with id '${id}' not found.`) });
     }
     expect((await client.responses.create({ model, input: 'Again', previous_response_id: kept.id })).previous_response_id).toBe(kept.id);
+  });
+});
+
+describe('output limits: a reply longer than the limit stops there, billed at the limit, and says why', () => {
+  // Many short tokens: the reply quotes them, well past 16 tokens.
+  const question = '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20';
+
+  it('Anthropic max_tokens: stop_reason max_tokens, output_tokens the limit, streamed or not', async () => {
+    const client = anthropic();
+    const params = { model: 'claude-sonnet-4-6', max_tokens: 4, messages: [{ role: 'user' as const, content: question }] };
+    const whole = await client.messages.create({ ...params, max_tokens: 256 });
+    expect(whole.stop_reason).toBe('end_turn');
+    const cut = await client.messages.create(params);
+    expect(cut.stop_reason).toBe('max_tokens');
+    expect(cut.usage.output_tokens).toBe(4);
+    const text = (cut.content[0] as Anthropic.TextBlock).text;
+    expect((whole.content[0] as Anthropic.TextBlock).text.startsWith(text)).toBe(true);
+    expect(countTokens(text, 'anthropic')).toBeLessThanOrEqual(4);
+    const streamed = await client.messages.stream(params).finalMessage();
+    expect([streamed.stop_reason, streamed.usage.output_tokens]).toEqual(['max_tokens', 4]);
+  });
+
+  it('Chat max_completion_tokens and max_tokens: finish_reason length, completion_tokens the limit per choice, streamed or not', async () => {
+    const client = openai();
+    for (const limit of [{ max_completion_tokens: 5 }, { max_tokens: 5 }]) {
+      const c = await client.chat.completions.create({ model: 'gpt-4o', n: 2, messages: [{ role: 'user', content: question }], ...limit });
+      expect(c.choices.map((x) => x.finish_reason), JSON.stringify(limit)).toEqual(['length', 'length']);
+      expect(c.usage!.completion_tokens).toBe(10);
+      expect(c.choices.every((x) => countTokens(x.message.content!, 'o200k_base') <= 5)).toBe(true);
+      const stream = client.chat.completions.stream({ model: 'gpt-4o', messages: [{ role: 'user', content: question }], stream_options: { include_usage: true }, ...limit });
+      const final = await stream.finalChatCompletion();
+      expect([final.choices[0]!.finish_reason, final.usage!.completion_tokens]).toEqual(['length', 5]);
+    }
+    const roomy = await client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: question }], max_completion_tokens: 1000 });
+    expect(roomy.choices[0]!.finish_reason).toBe('stop');
+  });
+
+  it('Responses max_output_tokens: status incomplete with reason max_output_tokens, ended by response.incomplete; under 16 is a 400', async () => {
+    const client = openai();
+    const r = await client.responses.create({ model: 'gpt-4.1', input: question, max_output_tokens: 16 });
+    expect(r.status).toBe('incomplete');
+    expect(r.incomplete_details).toEqual({ reason: 'max_output_tokens' });
+    expect(r.usage!.output_tokens).toBe(16);
+    expect(r.output[0]).toMatchObject({ type: 'message', status: 'incomplete' });
+    expect(countTokens(r.output_text, 'o200k_base')).toBeLessThanOrEqual(16);
+    const types: string[] = [];
+    let last: OpenAI.Responses.Response | undefined;
+    for await (const event of await client.responses.create({ model: 'gpt-4.1', input: question, max_output_tokens: 16, stream: true })) {
+      types.push(event.type);
+      if (event.type === 'response.incomplete') last = event.response;
+    }
+    expect(types.at(-1)).toBe('response.incomplete');
+    expect(types).not.toContain('response.completed');
+    expect([last!.status, last!.usage!.output_tokens]).toEqual(['incomplete', 16]);
+    const err = await client.responses.create({ model: 'gpt-4.1', input: question, max_output_tokens: 5 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(err).toMatchObject({ param: 'max_output_tokens', code: 'integer_below_min_value' });
   });
 });
