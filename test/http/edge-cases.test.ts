@@ -483,11 +483,19 @@ describe('reconciliation edge cases', () => {
     // The first reader's commit is not made durable; the second reader's batch waits behind it.
     const store = (t.services.writes as unknown as { store: { durable: () => Promise<void> } }).store;
     const durable = store.durable.bind(store);
+    // Ordered by events, not timers (a loaded machine stretched 10 ms and 50 ms until both reports shared a batch):
+    // the first reader's sync starts, the second reader's write queues behind it, then that sync fails.
+    let failSync: (e: Error) => void = () => undefined;
+    let syncStarted: () => void = () => undefined;
+    const started = new Promise<void>((r) => (syncStarted = r));
     let fail = true;
-    store.durable = () => (fail ? ((fail = false), new Promise((_, reject) => setTimeout(() => reject(new Error('fsync failed')), 50))) : durable());
+    store.durable = () => (fail ? ((fail = false), syncStarted(), new Promise<void>((_, reject) => (failSync = reject))) : durable());
     const p1 = me.client.post('/v1/usage', { request_id: r1.request_id, usage: anthropicUsage(total(r1), sysEnd, 0), ...at(0) });
-    await new Promise((r) => setTimeout(r, 10));
+    await started;
     const p2 = me.client.post('/v1/usage', { request_id: r2.request_id, usage: anthropicUsage(total(r2), all, 0), ...at(1) });
+    const queue = t.services.writes as unknown as { pending: unknown[] };
+    while (queue.pending.length === 0) await new Promise((r) => setTimeout(r, 1));
+    failSync(new Error('fsync failed'));
     expect([(await p1).status, (await p2).status]).toEqual([500, 201]);
     await me.client.post('/v1/usage', { request_id: r3.request_id, usage: anthropicUsage(total(r3), all, 0), ...at(2) });
     const money = (await me.client.get('/v1/reports')).json.money;
