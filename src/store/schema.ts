@@ -117,7 +117,12 @@ export const requests = sqliteTable(
     finishedAt: integer('finished_at'),
     usageRaw: text('usage_raw', { mode: 'json' }),
   },
-  (t) => [index('requests_scope').on(t.scope, t.renderedAt), index('requests_tenant').on(t.tenantId, t.renderedAt)],
+  (t) => [
+    index('requests_scope').on(t.scope, t.renderedAt),
+    index('requests_tenant').on(t.tenantId, t.renderedAt),
+    // A scope's reconciled requests in replay order, read row by row: no sort of the scope's whole history.
+    index('requests_scope_reconciled').on(t.scope, t.reconciledSeq).where(sql`${t.reconciledSeq} is not null`),
+  ],
 );
 
 /** Which handles each recorded request referenced (every id on its segments' paths): lists requests by handle. */

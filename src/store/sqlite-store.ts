@@ -170,7 +170,18 @@ export class SqliteStore implements Store {
          and (rendered_at < @at or (rendered_at = @at and request_id < @id)) order by rendered_at desc, request_id desc limit @limit`,
       ),
     ];
-    this.requestsInScope = client.prepare(`${REQUEST_SELECT} where r.scope = ? and r.status = 'reconciled' order by c.seq`).raw();
+    // requests_scope_reconciled walks the scope in replay order (no sort of its whole history), and only what a replay
+    // reads is fetched (the other columns of REQUEST_SELECT are null in their places): the rows are streamed one at a
+    // time, never held all at once.
+    this.requestsInScope = client
+      .prepare(
+        `select r.id, r.tenant_id, r.scope, r.format, r.model, r.catalog_entry, r.catalog_fallback, r.rendered_at, r.segments, r.breakpoints,
+         r.prompt_cache_key, r.cache_ttl, r.message_settings, r.provider_history, null, r.status, null, null, null,
+         c.started_at, c.first_byte_at, c.finished_at, c.report_hash, null, null, null, c.outcome, null, null
+         from requests r join reconciliations c on c.seq = r.reconciled_seq
+         where r.scope = ? and r.reconciled_seq is not null and r.status = 'reconciled' order by r.reconciled_seq`,
+      )
+      .raw();
     // reconciliations_unread (started_at where write_read = 0) keeps this to the recent rows.
     this.unreadWrites = client.prepare(
       `select c.request_id, r.tenant_id, r.model, c.started_at, c.write_premium from reconciliations c join requests r on r.id = c.request_id
@@ -452,8 +463,13 @@ export class SqliteStore implements Store {
     }));
   }
 
-  reconciledInScope(scope: string): RequestRow[] {
-    return (this.requestsInScope.all(scope) as unknown[][]).map((row) => requestFromRow(row));
+  *reconciledInScope(scope: string): IterableIterator<RequestRow> {
+    for (const row of this.requestsInScope.iterate(scope) as IterableIterator<unknown[]>) yield requestFromRow(row);
+  }
+
+  /** The statement reconciledInScope runs (its plan is tested: it must not sort the scope's history). */
+  get reconciledInScopeSql(): string {
+    return this.requestsInScope.source;
   }
 
   sumRollups(q: RollupQuery): RollupRow[] {

@@ -239,8 +239,13 @@ export interface Store {
   writeBatch(ops: WriteOp[]): void;
   /** Resolves once every batch written before the call is on disk. */
   durable(): Promise<void>;
-  /** Reconciled requests of a cache scope in start order (to rebuild the scope's simulation). */
-  reconciledInScope(scope: string): RequestRow[];
+  /**
+   * Reconciled requests of a cache scope in reconciliation order (to rebuild the scope's simulation), streamed: a
+   * scope's history can be far larger than memory. Their usage, raw usage, diagnostics, write premium and prediction
+   * are left out (null).
+   * No other statement may run on the connection until the iteration ends.
+   */
+  reconciledInScope(scope: string): Iterable<RequestRow>;
   /** Rollup rows summed per handle, version and model over a day range. */
   sumRollups(query: RollupQuery): RollupRow[];
   /** The latest drift findings of a handle, among requests started within [fromMs, toMs) and of `model` when given. */

@@ -63,7 +63,7 @@ describe('migrations 0001 (reconciliations) and 0002 (drift dated by start)', ()
       expect(b.outcome).toEqual({ lengths: [3], sim: { startedAt: 1003, firstByteAt: null } });
       expect(b.writePremium).toEqual({ '*@0': 0.5 });
       expect(store.getRequest('req_a')!.writeRead).toBe(false);
-      expect(store.reconciledInScope('scope-a').map((r) => r.id)).toEqual(['req_a', 'req_b', 'req_c']);
+      expect([...store.reconciledInScope('scope-a')].map((r) => r.id)).toEqual(['req_a', 'req_b', 'req_c']);
       expect(store.getRequest('req_c')).toMatchObject({ status: 'reconciled', reportHash: 'h9', startedAt: 1009 });
       expect(store.getRequest('req_f')).toMatchObject({ status: 'failed', startedAt: 10, finishedAt: 20, usageRaw: { error: 'overloaded' }, reportHash: null, outcome: null });
       expect(store.getRequest('req_r')).toMatchObject({ status: 'rendered', startedAt: null, reportHash: null, outcome: null });
