@@ -387,6 +387,15 @@ export class HandleService {
 
   private sessionSegments(handle: HandleRow, row: VersionRow, depth: number): PromptSegment[] {
     const key = formatRef(handle.id, row.version);
+    // With the version before at hand (an append flattens the latest version, which the append before it built on),
+    // this one is that plus its own batch: one batch read, not every earlier one (a session of thousands of turns).
+    const before = row.version > 1 ? this.segmentCache.get(formatRef(handle.id, row.version - 1)) : undefined;
+    if (before) {
+      // The base's segments carry this version's ref first on their path; a batch's path is its own ref alone.
+      const carried = before.map((s) => (s.path.length > 1 ? { ...s, path: [key, ...s.path.slice(1)] } : s));
+      const own = this.batchSegment(handle.id, row);
+      return own ? [...carried, own] : carried;
+    }
     let base: PromptSegment[] = [];
     if (row.base) {
       const ref = parseRef(row.base)!;
@@ -395,18 +404,24 @@ export class HandleService {
     const batches: PromptSegment[] = [];
     for (const v of this.store.listVersions(handle.id)) {
       if (v.version > row.version) break;
-      const messages = JSON.parse(this.store.getBlob(v.contentDigest!)!.toString('utf8')) as Message[];
-      const batch = (v.meta as { batch?: { tokens: PromptSegment['tokens']; volatility: { count: number } } } | null)?.batch;
-      if (messages.length)
-        batches.push({
-          section: 'messages',
-          source: formatRef(handle.id, v.version),
-          path: [formatRef(handle.id, v.version)],
-          messages,
-          ...(batch ? { tokens: batch.tokens, volatility: batch.volatility.count } : {}),
-        });
+      const batch = this.batchSegment(handle.id, v);
+      if (batch) batches.push(batch);
     }
     return [...base, ...batches];
+  }
+
+  /** The messages one session version appended, as a segment (none for a session started without messages). */
+  private batchSegment(id: string, v: VersionRow): PromptSegment | undefined {
+    const messages = JSON.parse(this.store.getBlob(v.contentDigest!)!.toString('utf8')) as Message[];
+    if (!messages.length) return undefined;
+    const batch = (v.meta as { batch?: { tokens: PromptSegment['tokens']; volatility: { count: number } } } | null)?.batch;
+    return {
+      section: 'messages',
+      source: formatRef(id, v.version),
+      path: [formatRef(id, v.version)],
+      messages,
+      ...(batch ? { tokens: batch.tokens, volatility: batch.volatility.count } : {}),
+    };
   }
 
   private artifactSegment(kind: ArtifactKind, key: string, row: VersionRow): PromptSegment {

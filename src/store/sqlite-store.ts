@@ -135,6 +135,7 @@ export class SqliteStore implements Store {
   private readonly versionByKey;
   private readonly sumRollupsStmt = new Map<string, Statement>();
   private readonly requestById: Statement;
+  private readonly blobByDigest: Statement;
   private readonly requestsInScope: Statement;
   private readonly unreadWrites: Statement;
   /** The list scans, without and with a handle filter. */
@@ -159,6 +160,7 @@ export class SqliteStore implements Store {
       .prepare();
     const client = db.$client;
     this.requestById = client.prepare(`${REQUEST_SELECT} where r.id = ?`).raw();
+    this.blobByDigest = client.prepare('select bytes from blobs where digest = ?').pluck();
     // Newest first after a cursor: the tenant's requests, or (by request_handles) those that referenced a handle.
     this.listScan = [
       client.prepare(
@@ -308,7 +310,8 @@ export class SqliteStore implements Store {
   }
 
   getBlob(digest: string): Buffer | undefined {
-    return this.db.select({ bytes: blobs.bytes }).from(blobs).where(eq(blobs.digest, digest)).get()?.bytes;
+    // Prepared once: a long session's first expansion reads one blob per batch.
+    return this.blobByDigest.get(digest) as Buffer | undefined;
   }
 
   referrersOf(handleId: string): string[] {

@@ -1,6 +1,10 @@
 // Reads that must not grow with a tenant's whole history: their query plans use an index (no
 // full scan, no sort of every row), and what they hand to the domain is streamed or bounded.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadCatalog, ModelCatalog } from '../../src/domain/catalog/catalog';
+import { HandleMeter } from '../../src/domain/handle-meta';
+import { HandleService } from '../../src/domain/handles';
+import { renderExpansion } from '../../src/domain/render/formats';
 import { openDb, type OpenedDb } from '../../src/store/db';
 import { SqliteStore } from '../../src/store/sqlite-store';
 
@@ -53,5 +57,47 @@ describe("a cache scope's replay (the first use of a scope after a start)", () =
     const all = [...rows];
     expect(all.map((r) => r.id)).toEqual(['req_a', 'req_b']);
     expect(all[0]).toMatchObject({ outcome: { lengths: [] }, startedAt: 1, usage: null, usageRaw: null });
+  });
+});
+
+describe('a long session', () => {
+  const clock = { now: () => 1_800_000_000_000 };
+  const meter = new HandleMeter(new ModelCatalog(loadCatalog()));
+  const start = () => {
+    opened.sqlite.prepare(`insert into tenants (id, name, created_at) values ('ten_1', 't', 0)`).run();
+    const handles = new HandleService({ store, clock, meter });
+    const sys = handles.mintArtifact('ten_1', { kind: 'system', content: 'You are terse.' }).handle.id;
+    const bundle = handles.createBundle('ten_1', { members: [sys] }).handle.id;
+    const id = handles.createSession('ten_1', { base: bundle, messages: [{ role: 'user', content: 'turn 0' }] }).handle.id;
+    return { handles, id };
+  };
+  const say = (k: number) => [{ role: k % 2 ? 'assistant' : 'user', content: `turn ${k}` }];
+
+  it('takes an append by reading its own batch, not every earlier one again', () => {
+    const { handles, id } = start();
+    for (let k = 1; k < 40; k++) handles.appendMessages('ten_1', id, say(k));
+    let blobs = 0;
+    let listed = 0;
+    const getBlob = store.getBlob.bind(store);
+    const listVersions = store.listVersions.bind(store);
+    store.getBlob = (d) => (blobs++, getBlob(d));
+    store.listVersions = (h) => (listed++, listVersions(h));
+    handles.appendMessages('ten_1', id, say(40));
+    handles.appendMessages('ten_1', id, say(41));
+    expect(listed).toBe(0);
+    expect(blobs).toBeLessThanOrEqual(2);
+  });
+
+  it('flattens every version as a fresh service reading the database does', () => {
+    const { handles, id } = start();
+    for (let k = 1; k < 12; k++) handles.appendMessages('ten_1', id, say(k));
+    const fresh = new HandleService({ store, clock, meter });
+    const handle = handles.getHandle('ten_1', id);
+    for (let v = 1; v <= 12; v++) {
+      expect(handles.segmentsOf(handle, v)).toEqual(fresh.segmentsOf(handle, v));
+      expect(renderExpansion('anthropic', handles.segmentsOf(handle, v))).toBe(renderExpansion('anthropic', fresh.segmentsOf(handle, v)));
+    }
+    // Versions stored alike whichever way their segments were built.
+    expect(handles.versions(id).map((r) => r.digest)).toEqual(fresh.versions(id).map((r) => r.digest));
   });
 });
