@@ -209,7 +209,11 @@ export const rollups = sqliteTable(
     ...(classColumns as {}),
     ...(moneyColumns as {}),
   },
-  (t) => [primaryKey({ columns: [t.tenantId, t.handleId, t.version, t.day, t.model] })],
+  (t) => [
+    primaryKey({ columns: [t.tenantId, t.handleId, t.version, t.day, t.model] }),
+    // The tenant report over a period (the dashboard's 24h, 7d, 30d) reads those days' rows, not every day of every handle.
+    index('rollups_tenant_day').on(t.tenantId, t.day),
+  ],
 );
 
 /** Where a handle's prefix drifted: the earliest changed segment against the last request that had it. */

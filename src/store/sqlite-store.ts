@@ -129,6 +129,14 @@ const SQL = {
     ${ROLLUP_VALUE_COLUMNS.map((c) => `${c} = ${c} + excluded.${c}`).join(', ')}`,
 };
 
+/** Past this many days, every handle's rows are read in key order, as for all time (the day index, row by row, is slower there). */
+const PERIOD_MAX_DAYS = 92;
+
+/** How a rollup sum is read: one handle (or '*'), every handle over a period, or every handle over all time (or a wide range). */
+function rollupPath(q: RollupQuery): 'handle' | 'period' | 'all-time' {
+  return q.handleId !== null ? 'handle' : q.fromDay > 0 && q.toDay - q.fromDay < PERIOD_MAX_DAYS ? 'period' : 'all-time';
+}
+
 export class SqliteStore implements Store {
   // The expand path reads a handle and a version on every call: prepare those once.
   private readonly handleById;
@@ -476,18 +484,30 @@ export class SqliteStore implements Store {
   }
 
   sumRollups(q: RollupQuery): RollupRow[] {
-    const key = `${q.handleId === null ? 'all' : 'one'}:${q.model === undefined ? 'any' : 'model'}`;
+    const stmt = this.sumRollupsStatement(rollupPath(q), q.model !== undefined);
+    return stmt.all({ tenantId: q.tenantId, fromDay: q.fromDay, toDay: q.toDay, handleId: q.handleId ?? '', model: q.model ?? '' }) as RollupRow[];
+  }
+
+  /**
+   * The statement sumRollups runs on a path (see rollupPath). One handle's rows (or the tenant's '*' totals) are read
+   * by the primary key; every handle's over a period by rollups_tenant_day, those days' rows only; every handle's
+   * over all time or a range of more than PERIOD_MAX_DAYS by the primary key again (most of the tenant either way, and
+   * in key order it is about 3× faster: 1.6 s against 4-5 s on 1,470,000 rollup rows).
+   * `+day` keeps the planner off the day index where it is not the path.
+   */
+  sumRollupsStatement(path: 'handle' | 'period' | 'all-time', byModel: boolean): Statement {
+    const key = `${path}:${byModel}`;
     let stmt = this.sumRollupsStmt.get(key);
     if (!stmt) {
-      const where = ['tenant_id = @tenantId', 'day between @fromDay and @toDay', q.handleId === null ? "handle_id != '*'" : 'handle_id = @handleId'];
-      if (q.model !== undefined) where.push('model = @model');
+      const where = ['tenant_id = @tenantId', `${path === 'period' ? 'day' : '+day'} between @fromDay and @toDay`, path === 'handle' ? 'handle_id = @handleId' : "handle_id != '*'"];
+      if (byModel) where.push('model = @model');
       stmt = this.db.$client.prepare(
         `select handle_id, version, model, ${ROLLUP_VALUE_COLUMNS.map((c) => `sum(${c}) as ${c}`).join(', ')}
          from rollups where ${where.join(' and ')} group by handle_id, version, model`,
       );
       this.sumRollupsStmt.set(key, stmt);
     }
-    return stmt.all({ tenantId: q.tenantId, fromDay: q.fromDay, toDay: q.toDay, handleId: q.handleId ?? '', model: q.model ?? '' }) as RollupRow[];
+    return stmt;
   }
 
   driftFindings(tenantId: string, handleId: string, limit: number, within?: { fromMs: number; toMs: number; model?: string }): DriftRow[] {

@@ -101,3 +101,37 @@ describe('a long session', () => {
     expect(handles.versions(id).map((r) => r.digest)).toEqual(fresh.versions(id).map((r) => r.digest));
   });
 });
+
+describe('rollup sums', () => {
+  const detail = (path: 'handle' | 'period' | 'all-time', byModel: boolean) => plan(store.sumRollupsStatement(path, byModel).source).join('\n');
+
+  it("read one handle's rows (or the '*' totals) by the primary key, never by the day index", () => {
+    for (const byModel of [false, true]) {
+      expect(detail('handle', byModel)).toMatch(/sqlite_autoindex_rollups_1 \(tenant_id=\? AND handle_id=\?\)/);
+      expect(detail('handle', byModel)).not.toMatch(/rollups_tenant_day/);
+    }
+  });
+
+  it("read every handle's rows over a period by rollups_tenant_day: those days only, not every day of the tenant's history", () => {
+    for (const byModel of [false, true]) expect(detail('period', byModel)).toMatch(/rollups_tenant_day \(tenant_id=\? AND day>\? AND day<\?\)/);
+  });
+
+  it('over all time, walk the tenant in key order', () => {
+    for (const byModel of [false, true]) {
+      expect(detail('all-time', byModel)).toMatch(/sqlite_autoindex_rollups_1 \(tenant_id=\?\)/);
+      expect(detail('all-time', byModel)).not.toMatch(/rollups_tenant_day/);
+    }
+  });
+
+  it('choose the path from the query: a period is a from day after the epoch, less than a quarter before the last day', () => {
+    const used: string[] = [];
+    const original = store.sumRollupsStatement.bind(store);
+    store.sumRollupsStatement = (path, byModel) => (used.push(path), original(path, byModel));
+    store.sumRollups({ tenantId: 't', handleId: 'art_x', fromDay: 0, toDay: 9 });
+    store.sumRollups({ tenantId: 't', handleId: '*', fromDay: 5, toDay: 9 });
+    store.sumRollups({ tenantId: 't', handleId: null, fromDay: 5, toDay: 9, model: 'm' });
+    store.sumRollups({ tenantId: 't', handleId: null, fromDay: 0, toDay: 9 });
+    store.sumRollups({ tenantId: 't', handleId: null, fromDay: 20_000, toDay: 20_365 });
+    expect(used).toEqual(['handle', 'handle', 'period', 'all-time', 'all-time']);
+  });
+});

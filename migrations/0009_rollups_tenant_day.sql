@@ -1,0 +1,1 @@
+CREATE INDEX `rollups_tenant_day` ON `rollups` (`tenant_id`,`day`);
