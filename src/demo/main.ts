@@ -80,6 +80,8 @@ console.log(`   bundle ${bundle.ref}: ~${bundle.meta.tokens.anthropic} tokens (e
 // The official SDK, pointed at the proxy: one baseURL change and our key in x-ph-key.
 const anthropic = new Anthropic({ apiKey: 'sk-ant-demo-not-a-real-key', baseURL: `${url}/proxy/anthropic`, defaultHeaders: { 'x-ph-key': key }, maxRetries: 0 });
 
+/** Every call's request id, in order (to wait for their reconciliation). */
+const sent: string[] = [];
 async function turn(question: string, headers: Record<string, string>, body: Partial<Anthropic.MessageCreateParamsNonStreaming> = {}) {
   clock.advance(20_000);
   // The newest message marked (as the README advises): cached on the turn it is sent, read from the session on the next.
@@ -87,7 +89,9 @@ async function turn(question: string, headers: Record<string, string>, body: Par
   const { data: message, response } = await anthropic.messages.create({ model: MODEL, max_tokens: 200, messages: [asked], ...body }, { headers }).withResponse();
   const u = message.usage;
   console.log(`   ${question.padEnd(QUESTION_WIDTH)} read ${String(u.cache_read_input_tokens ?? 0).padStart(5)}  written ${String(u.cache_creation_input_tokens ?? 0).padStart(5)}  uncached ${String(u.input_tokens).padStart(5)}`);
-  return response.headers.get('x-ph-request-id')!;
+  const id = response.headers.get('x-ph-request-id')!;
+  sent.push(id);
+  return id;
 }
 
 interface DriftFinding {
@@ -113,9 +117,18 @@ for (const q of DEMO_QUESTIONS.slice(4, 7))
     messages: [{ role: 'user', content: [handle<Anthropic.TextBlockParam>(handbook.id), { type: 'text', text: q }] }],
   });
 
-/** The proxy reconciles after answering: wait until the last call's reconciliation is committed. */
+/**
+ * The proxy reconciles after answering, on its own time (a busy machine can take a while): wait until every call
+ * so far is reconciled and committed, so what is printed next counts them all.
+ */
 async function reconciled(): Promise<void> {
-  await new Promise((resolve) => setImmediate(resolve));
+  const deadline = Date.now() + 30_000;
+  for (const id of sent) {
+    while ((await api<{ status: string }>('GET', `/v1/requests/${id}`)).status === 'rendered') {
+      if (Date.now() > deadline) throw new Error(`the proxy's call ${id} was not reconciled within 30 s`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
   await services.writes.idle();
 }
 
