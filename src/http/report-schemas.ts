@@ -168,9 +168,10 @@ export const TenantReportSchema = z
   .object({
     range,
     ...totals,
+    handles_total: int.openapi({ description: 'How many handles have figures in the range (`handles` lists the first `limit` of them).' }),
     handles: z
       .array(z.object({ id: z.string(), type: z.string().nullable(), kind: z.string().nullable(), name: z.string().nullable(), deleted: z.boolean(), ...totals }))
-      .openapi({ description: 'One row per handle, by leaked money, largest first.' }),
+      .openapi({ description: 'One row per handle, by leaked money, largest first (all of them, or the first `limit`).' }),
   })
   .openapi('TenantReport', { description: "Totals over handle content (each token once, whatever number of handles it is under); the caller's inline content is not counted." });
 

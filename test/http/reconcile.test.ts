@@ -384,6 +384,33 @@ describe('reconciliation scenarios', () => {
     }
   });
 
+  it('GET /v1/reports?limit=N lists the first N handles by leaked money, the same totals, and how many there are', async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, LONG_SYSTEM);
+    const doc = await mintArtifact(client, 'document', 'Returns policy, section 4. Items may be returned within 30 days. '.repeat(60));
+    const bundle = await mintBundle(client, [sys.id, doc.id]);
+    for (let i = 0; i < 2; i++) {
+      const r = await renderAnthropic(client, { prefix: [bundle.id], messages: [{ role: 'user', content: `q${i}` }] });
+      const cached = r.breakpoints[r.breakpoints.length - 1]!.token_end;
+      await report(client, t, r, anthropicUsage(promptTokens(r), 0, i === 0 ? cached : 0));
+      t.clock.advance(MIN);
+    }
+    const all = (await client.get('/v1/reports')).json;
+    expect(all.handles.length).toBe(3);
+    expect(all.handles_total).toBe(3);
+    const top = (await client.get('/v1/reports?limit=1')).json;
+    expect(top.handles).toEqual(all.handles.slice(0, 1));
+    expect(top.handles_total).toBe(3);
+    const { handles: _a, ...allTotals } = all;
+    const { handles: _t, ...topTotals } = top;
+    expect(topTotals).toEqual(allTotals);
+    for (const bad of ['0', '-1', '1.5', 'x']) {
+      const res = await client.get(`/v1/reports?limit=${bad}`);
+      expect(res.status, bad).toBe(422);
+      expect(res.json.errors[0].pointer).toMatch(/limit/);
+    }
+  });
+
   it('a write reported without its TTL split is priced at the TTL its marks asked for (1h: 2×, pending for the hour)', async () => {
     const { client, bundle } = await agentSetup();
     // A top-level 1h mark: every breakpoint of the request is 1h.

@@ -138,18 +138,20 @@ export class Reports {
     });
   }
 
-  tenant(tenantId: string, range: ReportRange, now: number) {
+  /** `limit`: only the first handles by leaked money (their names looked up; the rest only counted in `handles_total`). */
+  tenant(tenantId: string, range: ReportRange, now: number, limit = Infinity) {
     const span = days(range, now);
     const pending = this.pending.rows(tenantId, now);
     const totals = [...this.store.sumRollups({ tenantId, handleId: '*', ...span, model: range.model }), ...this.pendingRows(pending, '*', span, range.model)];
     const rows = [...this.store.sumRollups({ tenantId, handleId: null, ...span, model: range.model }), ...this.pendingRows(pending, null, span, range.model)];
-    const handles = [...groupBy(rows, (r) => r.handle_id)]
-      .map(([id, rs]) => {
-        const h = this.store.getHandle(id);
-        return { id, type: h?.type ?? null, kind: h?.kind ?? null, name: h?.name ?? null, deleted: h ? h.deletedAt !== null : true, ...sum(rs) };
-      })
+    const ranked = [...groupBy(rows, (r) => r.handle_id)]
+      .map(([id, rs]) => ({ id, ...sum(rs) }))
       .sort((a, b) => b.money.leaked_savings - a.money.leaked_savings || a.id.localeCompare(b.id));
-    return { range: rangeView(range, now), ...sum(totals), handles };
+    const handles = ranked.slice(0, limit).map(({ id, ...figures }) => {
+      const h = this.store.getHandle(id);
+      return { id, type: h?.type ?? null, kind: h?.kind ?? null, name: h?.name ?? null, deleted: h ? h.deletedAt !== null : true, ...figures };
+    });
+    return { range: rangeView(range, now), ...sum(totals), handles_total: ranked.length, handles };
   }
 }
 

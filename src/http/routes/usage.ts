@@ -92,6 +92,16 @@ const rangeQuery = z
     model: z.string().min(1).optional(),
   });
 
+const TenantReportQuery = rangeQuery.extend({
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(100_000)
+    .optional()
+    .openapi({ description: 'Only the first `limit` handles by leaked money (`handles_total` says how many there are); all of them when absent.' }),
+});
+
 const ListRequestsQuery = z.object({
   handle: z
     .string()
@@ -168,7 +178,7 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
     }),
     tenantReport: createRoute({
       method: 'get', path: '/v1/reports', tags: ['reports'], summary: "The tenant's totals and one row per handle, by leaked money",
-      request: { query: rangeQuery },
+      request: { query: TenantReportQuery },
       responses: { 200: json(TenantReportSchema, 'The report'), 401: readErrors[401], 422: readErrors[422] },
     }),
     list: createRoute({
@@ -220,7 +230,8 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
 
   app.openapi(routes.tenantReport, (c) => {
     const now = deps.clock.now();
-    return c.json(deps.reports.tenant(c.get('auth').tenantId, inRange(c.req.valid('query'), now), now) as unknown as Record<string, unknown>, 200);
+    const { limit, ...range } = c.req.valid('query');
+    return c.json(deps.reports.tenant(c.get('auth').tenantId, inRange(range, now), now, limit) as unknown as Record<string, unknown>, 200);
   });
 
   app.openapi(routes.list, (c) => {

@@ -9,7 +9,7 @@ import type { Finding } from './content';
 import { DAY_MS, day, parsePeriod, rangeOf, type Period } from './format';
 import { fragment, page } from './layout';
 import { handleLive, handlePage, type ContentSource, type HandleView } from './pages/handle';
-import { overviewLive, overviewPage } from './pages/overview';
+import { MAX_ROWS, overviewLive, overviewPage } from './pages/overview';
 import { requestPage } from './pages/request';
 import { requestSummaryView } from '../views';
 import { requireSignIn, safeNext, signIn, signInPage, signOut, type UiEnv } from './session';
@@ -44,7 +44,7 @@ export function uiRoutes(deps: AppDeps, services: Services) {
   ui.use('/ui/requests', requireSignIn(services.tenants, 'page'));
   ui.use('/ui/requests/*', requireSignIn(services.tenants, 'page'));
 
-  const tenantReport = (c: Context<UiEnv>, period: Period) => services.reports.tenant(c.get('tenantId'), rangeOf(period, now()), now());
+  const tenantReport = (c: Context<UiEnv>, period: Period) => services.reports.tenant(c.get('tenantId'), rangeOf(period, now()), now(), MAX_ROWS);
 
   ui.get('/ui', (c) => {
     const period = parsePeriod(c.req.query('period'));

@@ -9,7 +9,7 @@ import { liveStatus, periodChooser, rateBar, summary, type Html } from './parts'
 export type TenantReport = ReturnType<Reports['tenant']>;
 
 /** Rows shown in the handle ranking; the API has them all. */
-const MAX_ROWS = 200;
+export const MAX_ROWS = 200;
 
 export function overviewPage(report: TenantReport, period: Period): Html {
   return html`<h1>Reuse overview</h1>
@@ -38,6 +38,6 @@ ${rows.map(
 <td class="num">${tokens(h.requests)}</td><td class="num">${tok(h.tokens.referenced ?? 0)}</td><td class="num">${tok(h.tokens.opportunity ?? 0)}</td><td class="num">${tok(h.tokens.captured ?? 0)}</td>
 <td class="rate-cell">${rateBar(h.capture_rate)}</td>
 <td class="num" data-value="${h.money.leaked_savings}">${usd(h.money.leaked_savings)}</td><td class="num" data-value="${h.money.realised_savings}">${usd(h.money.realised_savings)}</td></tr>`,
-      )}</tbody></table>${report.handles.length > rows.length ? html`<p class="muted">Showing the ${rows.length} handles that leaked most of ${report.handles.length}.</p>` : ''}`
+      )}</tbody></table>${report.handles_total > rows.length ? html`<p class="muted">Showing the ${rows.length} handles that leaked most of ${report.handles_total}.</p>` : ''}`
     : html`<p class="empty">No handle was used in a reconciled request in this period.</p>`}`;
 }
