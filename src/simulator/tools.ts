@@ -113,16 +113,76 @@ function namesWord(text: string, name: string): boolean {
   return false;
 }
 
-/** A value for a JSON Schema: required properties filled, depth-limited (a recursive schema stays finite). */
+/**
+ * A value for a JSON Schema: required properties filled, depth-limited (a recursive schema stays finite). Schemas as
+ * the SDKs' helpers and Pydantic write them are followed: `$ref` to the schema's own `$defs`/`definitions` (or `#`),
+ * `anyOf`/`oneOf` by their first alternative that is not null (a nullable field, a union of constants), `allOf`
+ * merged, `minItems` items, a string `format` (date-time, date, time, email, uuid, uri) and an exclusive minimum.
+ */
 export function placeholderArguments(schema: unknown): Json {
-  const value = placeholder(schema, 0);
+  const value = placeholder(schema, 0, schema);
   return isObject(value) ? value : {};
 }
 
-function placeholder(schema: unknown, depth: number): unknown {
+/** How many `$ref`/`anyOf`/`allOf` steps one value may take (references in a circle stay finite). */
+const MAX_STEPS = 32;
+
+/** A `$ref` inside the schema: `#`, or a JSON pointer from its root (`#/$defs/Address`, `#/definitions/Unit`). */
+function resolveRef(root: unknown, ref: unknown): unknown {
+  if (typeof ref !== 'string' || !ref.startsWith('#')) return undefined;
+  let node: unknown = root;
+  for (const raw of ref.slice(1).split('/').slice(1)) {
+    const key = decodeURIComponent(raw).replace(/~1/g, '/').replace(/~0/g, '~');
+    if (!isObject(node) && !Array.isArray(node)) return undefined;
+    node = (node as Record<string, unknown>)[key];
+  }
+  return node;
+}
+
+const STRING_FORMATS: Record<string, string> = {
+  'date-time': '2026-01-01T00:00:00Z',
+  date: '2026-01-01',
+  time: '00:00:00Z',
+  email: 'simulated@example.com',
+  uuid: '00000000-0000-4000-8000-000000000000',
+  uri: 'https://example.com/simulated',
+};
+
+function placeholder(schema: unknown, depth: number, root: unknown, steps = 0): unknown {
   if (!isObject(schema)) return 'simulated';
   if (Array.isArray(schema.enum) && schema.enum.length > 0) return schema.enum[0];
   if ('const' in schema) return schema.const;
+  if (steps >= MAX_STEPS) return null;
+  if (schema.$ref !== undefined) {
+    const { $ref, ...rest } = schema;
+    const target = resolveRef(root, $ref);
+    return placeholder(isObject(target) ? { ...target, ...rest } : rest, depth, root, steps + 1);
+  }
+  for (const key of ['anyOf', 'oneOf'] as const) {
+    const options = schema[key];
+    if (!Array.isArray(options) || options.length === 0) continue;
+    const { [key]: _, ...rest } = schema;
+    const isNull = (o: unknown) => isObject(o) && (o.type === 'null' || o.const === null);
+    const chosen = options.find((o) => !isNull(o)) ?? options[0];
+    return placeholder(isObject(chosen) ? { ...rest, ...chosen } : rest, depth, root, steps + 1);
+  }
+  if (Array.isArray(schema.allOf) && schema.allOf.length > 0) {
+    const { allOf, ...rest } = schema;
+    const merged: Json = { ...rest };
+    for (const part of allOf) {
+      let p: unknown = part;
+      for (let i = 0; i < MAX_STEPS && isObject(p) && p.$ref !== undefined; i++) {
+        const { $ref, ...own } = p;
+        const target = resolveRef(root, $ref);
+        p = isObject(target) ? { ...target, ...own } : own;
+      }
+      if (!isObject(p)) continue;
+      const properties = { ...(isObject(merged.properties) ? merged.properties : {}), ...(isObject(p.properties) ? p.properties : {}) };
+      const required = [...(Array.isArray(merged.required) ? merged.required : []), ...(Array.isArray(p.required) ? p.required : [])];
+      Object.assign(merged, p, { properties, required });
+    }
+    return placeholder(merged, depth, root, steps + 1);
+  }
   const type = Array.isArray(schema.type) ? schema.type.find((t) => t !== 'null') : schema.type;
   switch (type) {
     case 'object': {
@@ -130,19 +190,30 @@ function placeholder(schema: unknown, depth: number): unknown {
       if (depth >= 8) return out;
       const properties = isObject(schema.properties) ? schema.properties : {};
       const required = Array.isArray(schema.required) ? schema.required.filter((r): r is string => typeof r === 'string') : [];
-      for (const key of required) out[key] = placeholder(properties[key], depth + 1);
+      for (const key of required) out[key] = placeholder(properties[key], depth + 1, root, steps);
       return out;
     }
-    case 'array':
-      return [];
+    case 'array': {
+      const min = typeof schema.minItems === 'number' && Number.isInteger(schema.minItems) ? Math.min(schema.minItems, 16) : 0;
+      if (min === 0 || depth >= 8) return [];
+      return Array.from({ length: min }, () => placeholder(schema.items, depth + 1, root, steps));
+    }
     case 'integer':
     case 'number':
-      return typeof schema.minimum === 'number' ? schema.minimum : 0;
+    {
+      // 0 when the bounds allow it (zod writes ±2^53 as an integer's), else the nearest bound.
+      const step = (n: number, up: boolean) => (type === 'integer' ? (up ? Math.floor(n) + 1 : Math.ceil(n) - 1) : up ? n + 1 : n - 1);
+      const low = typeof schema.minimum === 'number' ? schema.minimum : typeof schema.exclusiveMinimum === 'number' ? step(schema.exclusiveMinimum, true) : -Infinity;
+      const high = typeof schema.maximum === 'number' ? schema.maximum : typeof schema.exclusiveMaximum === 'number' ? step(schema.exclusiveMaximum, false) : Infinity;
+      return low > 0 ? low : high < 0 ? high : 0;
+    }
     case 'boolean':
       return false;
     case 'null':
       return null;
+    case 'string':
+      return (typeof schema.format === 'string' && STRING_FORMATS[schema.format]) || 'simulated';
     default:
-      return isObject(schema.properties) ? placeholder({ ...schema, type: 'object' }, depth) : 'simulated';
+      return isObject(schema.properties) ? placeholder({ ...schema, type: 'object' }, depth, root, steps) : 'simulated';
   }
 }

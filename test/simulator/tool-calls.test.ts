@@ -9,6 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCatalog, ModelCatalog } from '../../src/domain/catalog/catalog';
 import { startSimulator, type RunningSimulator } from '../../src/simulator/server';
 import { placeholderArguments } from '../../src/simulator/tools';
+import { zodResponseFormat, zodTextFormat } from 'openai/helpers/zod';
+import { z } from 'zod';
 
 const catalog = new ModelCatalog(loadCatalog());
 let sim: RunningSimulator;
@@ -173,6 +175,30 @@ describe('structured outputs', () => {
       output_config: { format: { type: 'json_schema', schema: WEATHER } },
     });
     expect(parsed.parsed_output).toEqual(PARSED);
+  });
+  it("schemas as the SDKs' helpers and Pydantic write them: nullable fields (anyOf with null), unions of constants, $ref to $defs, formats: parse() validates the answer", async () => {
+    // zod's .nullable() and literal unions are anyOf in strict mode; the SDK checks the answer with the zod schema.
+    const Address = z.object({ city: z.string(), zip: z.string() });
+    const Order = z.object({ shipping: Address, billing: Address.nullable(), count: z.number().int().nullable(), kind: z.union([z.literal('a'), z.literal('b')]), when: z.string().datetime(), tags: z.array(z.string()).min(2) });
+    const messages: OpenAI.ChatCompletionMessageParam[] = [{ role: 'user', content: 'The order as JSON' }];
+    const chat = await openai.chat.completions.parse({ model: 'gpt-4.1', messages, response_format: zodResponseFormat(Order, 'order') });
+    const order = chat.choices[0]!.message.parsed!;
+    expect(order).toMatchObject({ shipping: { city: 'simulated', zip: 'simulated' }, billing: { city: 'simulated', zip: 'simulated' }, count: 0, kind: 'a' });
+    expect(order.tags).toHaveLength(2);
+    const responses = await openai.responses.parse({ model: 'gpt-4.1', input: 'The order as JSON', text: { format: zodTextFormat(Order, 'order') } });
+    expect(responses.output_parsed).toEqual(order);
+    // Pydantic's nested models are $ref to #/$defs (draft 2019) or #/definitions.
+    const pydantic = {
+      $defs: { Address: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } },
+      definitions: { Unit: { enum: ['c', 'f'] } },
+      type: 'object',
+      properties: { home: { $ref: '#/$defs/Address' }, unit: { $ref: '#/definitions/Unit' }, both: { allOf: [{ $ref: '#/$defs/Address' }, { type: 'object', properties: { n: { type: 'integer', exclusiveMinimum: 0 } }, required: ['n'] }] }, loop: { $ref: '#' } },
+      required: ['home', 'unit', 'both'],
+    };
+    expect(placeholderArguments(pydantic)).toEqual({ home: { city: 'simulated' }, unit: 'c', both: { city: 'simulated', n: 1 } });
+    // References in a circle stay finite.
+    expect(JSON.stringify(placeholderArguments({ $defs: { A: { $ref: '#/$defs/B' }, B: { $ref: '#/$defs/A' } }, type: 'object', properties: { a: { $ref: '#/$defs/A' } }, required: ['a'] })).length).toBeLessThan(200);
+    expect(JSON.stringify(placeholderArguments({ type: 'object', properties: { self: { $ref: '#' } }, required: ['self'] })).length).toBeLessThan(400);
   });
 });
 
