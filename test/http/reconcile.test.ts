@@ -1053,6 +1053,31 @@ describe('reconciliation scenarios', () => {
     expect(await uiPage(r1.request_id)).not.toContain('data-warning="total_mismatch"');
   });
 
+  it('a Responses call continuing a kept conversation whose provider total is far under the estimate: no history explains it, flagged as a mismatch', async () => {
+    const { client, sys } = await agentSetup();
+    const render = async (input: string) => {
+      const res = await client.post('/v1/render', { format: 'openai-responses', request: { model: 'gpt-4.1', prefix: [sys.id], input, previous_response_id: 'resp_1' } });
+      expect(res.status, res.text).toBe(200);
+      return res.json as Rendered;
+    };
+    const usage = (input: number) => ({ input_tokens: input, input_tokens_details: { cached_tokens: 0 }, output_tokens: 5, total_tokens: input + 5 });
+    const r1 = await render('q1');
+    const estimate = promptTokens(r1);
+    expect(estimate).toBeGreaterThan(2048);
+    // Over the estimate: the difference is the history OpenAI keeps, not a mismatch.
+    const o1 = (await report(client, t, r1, usage(estimate + 3000))).outcome as Record<string, any>;
+    expect(o1.provider_history).toMatchObject({ field: 'previous_response_id', tokens: 3000 });
+    expect(o1.total_mismatch).toBeUndefined();
+    // A third of the estimate: no history explains a total under the rendered part (another prompt was counted).
+    t.clock.advance(MIN);
+    const r2 = await render('q2');
+    const low = Math.round(promptTokens(r2) / 3);
+    const o2 = (await report(client, t, r2, usage(low))).outcome as Record<string, any>;
+    expect(o2.total_mismatch).toEqual({ estimated: promptTokens(r2), reported: low, ratio: Math.round((low / promptTokens(r2)) * 1e4) / 1e4 });
+    expect(o2.provider_history).toMatchObject({ tokens: 0 });
+    expect(o2.segments.at(-1).end).toBe(low);
+  });
+
   it('the mismatch thresholds: under half or over twice, and more than 1,024 tokens away', () => {
     expect(totalMismatch(10_000, 5_000)).toBeNull();
     expect(totalMismatch(10_000, 4_999)).toEqual({ estimated: 10_000, reported: 4_999, ratio: 0.4999 });

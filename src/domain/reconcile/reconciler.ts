@@ -440,8 +440,9 @@ export class Reconciler {
     const missed = firstMessage < 0 ? -1 : blocks.findIndex((_, j) => segmentOf[j]! >= firstMessage && referencedBy[j] !== undefined && outcomeSim.blocks[j]!.reason !== null);
     const drift = this.locateDrift(request, segOutcomes, lastBySource, missed < 0 ? null : { segment: segmentOf[missed]!, previous: referencedBy[missed]! });
     const estimatedTotal = estimated.reduce((a, b) => a + b, 0);
-    // A provider-held history explains the difference from the estimate: it is reported as such, not as a mismatch.
-    const mismatch = total === null || kept ? null : totalMismatch(estimatedTotal, total);
+    // A provider-held history explains a total over the estimate: it is reported as such, not as a mismatch. A total
+    // under the estimate no history explains (another prompt was counted): flagged as any other.
+    const mismatch = total === null || (kept && kept.history.tokens > 0) ? null : totalMismatch(estimatedTotal, total);
     const outcome: RequestOutcome = {
       lengths,
       sim: simAt,
