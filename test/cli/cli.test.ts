@@ -223,6 +223,20 @@ describe('prefix-handles CLI', () => {
     expect(tenantText.out.indexOf(b.id)).toBeLessThan(tenantText.out.indexOf(a.id));
     expect(rowB).toContain(usd(tenant.handles[0].money.leaked_savings));
     expect(rowB).toContain(percent(tenant.handles[0].capture_rate));
+    // --limit: the handles that leaked most, and how many there are.
+    const top = await cli(['report', '--from', '2025-12-31', '--limit', '1'], { key });
+    expect(top.code, top.err).toBe(0);
+    expect(top.out).toContain('handles, by leaked money (the 1 that leaked most of 2)');
+    expect(top.out).toContain(b.id);
+    expect(top.out).not.toContain(a.id);
+    for (const [args, message] of [
+      [['report', '--limit', '0'], "--limit: a whole number of handles from 1 is expected, not '0'"],
+      [['report', a.ref, '--limit', '5'], '--limit is for the tenant report'],
+    ] as const) {
+      const bad = await cli([...args], { key });
+      expect(bad.code).toBe(2);
+      expect(bad.err).toContain(message);
+    }
     expect(tenantText.out).toMatch(/unread premiums +within TTL/);
 
     // A name with terminal control characters is shown escaped: it cannot clear the screen or recolour lines.

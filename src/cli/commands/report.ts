@@ -46,6 +46,8 @@ interface HandleReport extends Totals {
 interface TenantReport extends Totals {
   range: Range;
   handles: Array<Totals & HandleInfo>;
+  /** Absent from an older service. */
+  handles_total?: number;
 }
 
 interface Range {
@@ -97,15 +99,21 @@ cache fields: requests without them are counted apart (unknown), never as misses
 Options:
   --from T, --to T  a range: RFC 3339, YYYY-MM-DD (UTC) or epoch milliseconds
   --model M         one model only
+  --limit N         the tenant report: only the N handles that leaked most
   --json            the API's JSON instead of tables
 ${API_HELP}`,
-  options: { ...API_OPTIONS, from: { type: 'string' }, to: { type: 'string' }, model: { type: 'string' }, json: { type: 'boolean' } },
+  options: { ...API_OPTIONS, from: { type: 'string' }, to: { type: 'string' }, model: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } },
   positionals: [0, 1],
   async run({ values, positionals, api }) {
     const q = new URLSearchParams();
     if (values.from !== undefined) q.set('from', time('--from', String(values.from)));
     if (values.to !== undefined) q.set('to', time('--to', String(values.to)));
     if (values.model !== undefined) q.set('model', String(values.model));
+    if (values.limit !== undefined) {
+      if (positionals[0] !== undefined) throw new UsageError('--limit is for the tenant report (a handle report has one handle)');
+      if (!/^[1-9]\d{0,5}$/.test(String(values.limit))) throw new UsageError(`--limit: a whole number of handles from 1 is expected, not '${String(values.limit)}'`);
+      q.set('limit', String(values.limit));
+    }
     // Reports count whole UTC days: a --from on a later day than --to is a usage error, as the API would refuse it.
     const [from, to] = [q.get('from'), q.get('to')].map((v) => (v === null ? null : Math.floor(Date.parse(v) / DAY_MS)));
     if (from !== null && to !== null && from! > to!) throw new UsageError(`--from ${String(values.from)} is on a later day than --to ${String(values.to)}`);
@@ -154,7 +162,8 @@ function handleText(r: HandleReport): string {
 function tenantText(r: TenantReport): string {
   const rows = r.handles.map((h) => ({ ...h, label: `${h.id}${h.kind ? ` ${h.kind}` : h.type ? ` ${h.type}` : ''}${h.name ? ` "${h.name}"` : ''}${h.deleted ? ' (deleted)' : ''}` }));
   const parts = ['tenant report', rangeLine(r.range), totalsText(r)];
-  parts.push(rows.length ? `handles, by leaked money\n${rowsTable('handle', rows)}` : 'no handles were referenced in this range');
+  const shown = r.handles_total !== undefined && r.handles_total > rows.length ? ` (the ${rows.length} that leaked most of ${r.handles_total})` : '';
+  parts.push(rows.length ? `handles, by leaked money${shown}\n${rowsTable('handle', rows)}` : 'no handles were referenced in this range');
   return parts.join('\n\n');
 }
 
