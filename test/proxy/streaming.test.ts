@@ -110,6 +110,27 @@ describe('a stream that does not finish', () => {
     expect((await h.tenant.client.get(`/v1/handles/${session.id}`)).json.version.version).toBe(1);
   });
 
+  it('a streamed Responses answer cut at max_output_tokens is kept in the session, as the same answer unstreamed is', async () => {
+    h = await startHarness();
+    const client = h.tenant.client;
+    const session = await startSession(client, { base: (await mintBundle(client, [(await mintSystem(client, LONG_SYSTEM)).id])).id });
+    const sdk = h.openai({ headers: { 'x-ph-session': session.id } });
+    // The simulator's reply quotes the question: numbers make it longer than 16 tokens.
+    const input = '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20';
+    const stream = await sdk.responses.create({ model: 'gpt-4.1', input, max_output_tokens: 16, stream: true });
+    let last: { type: string; response?: { status?: string } } | undefined;
+    for await (const event of stream) last = event;
+    expect(last).toMatchObject({ type: 'response.incomplete', response: { status: 'incomplete' } });
+    let version = 1;
+    for (let i = 0; i < 200 && version === 1; i++) {
+      version = (await client.get(`/v1/handles/${session.id}`)).json.version.version as number;
+      if (version === 1) await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(version).toBe(2);
+    const messages = (await client.get(`/v1/handles/${session.id}/expand?format=anthropic`)).json.messages as Array<{ role: string }>;
+    expect(messages.map((m) => m.role)).toEqual(['user', 'assistant']);
+  });
+
   it('an unknown capture is counted apart in the handle report, never as a 0% hit', async () => {
     h = await startHarness({ chunkDelayMs: 5 });
     const client = h.tenant.client;

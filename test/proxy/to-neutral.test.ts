@@ -340,11 +340,12 @@ describe('createStreamReply', () => {
     expect(replyMessage('openai-chat', feed('openai-chat', chat(3)).response())).toMatchObject({ content: [{ type: 'tool_use', id: 'call_1' }] });
   });
 
-  it('Responses: the terminal event carries the answer; only response.completed succeeds', () => {
+  it('Responses: the terminal event carries the answer; completed and incomplete succeed, failed does not', () => {
     const done = feed('openai-responses', [{ type: 'response.completed', response: { output: [{ type: 'message', content: [{ type: 'output_text', text: 'ok' }] }] } }]);
     expect(done).toMatchObject({ ended: true, succeeded: true });
     expect(replyMessage('openai-responses', done.response())).toEqual({ role: 'assistant', content: [{ type: 'text', text: 'ok' }] });
-    expect(feed('openai-responses', [{ type: 'response.incomplete', response: { output: [] } }])).toMatchObject({ ended: true, succeeded: false });
+    expect(feed('openai-responses', [{ type: 'response.incomplete', response: { status: 'incomplete', output: [] } }])).toMatchObject({ ended: true, succeeded: true });
+    expect(feed('openai-responses', [{ type: 'response.failed', response: { status: 'failed', output: [] } }])).toMatchObject({ ended: true, succeeded: false });
   });
 });
 

@@ -18,7 +18,7 @@ export interface StreamReply {
   push(data: unknown, event?: string): void;
   /** The provider's terminal event arrived: usage is final and the answer complete or failed. */
   readonly ended: boolean;
-  /** The answer finished normally (Anthropic message_stop, a chat finish_reason, Responses response.completed). */
+  /** The answer finished (Anthropic message_stop, a chat finish_reason, Responses response.completed or response.incomplete). */
   readonly succeeded: boolean;
   /** The answer so far, in the non-streaming response shape; UNKEEPABLE when an event's index could not be followed. */
   response(): unknown;
@@ -140,7 +140,9 @@ function responsesReply(): StreamReply {
       const type = typeof data.type === 'string' ? data.type : event;
       if (type === undefined || !RESPONSES_TERMINAL.has(type) || !isRecord(data.response)) return;
       final = data.response;
-      succeeded = type === 'response.completed';
+      // An incomplete response (max_output_tokens, content_filter) is an answer, as a chat's finish_reason "length" or
+      // Anthropic's stop_reason "max_tokens" are, and as the same response unstreamed is: kept in a session alike.
+      succeeded = type !== 'response.failed';
     },
     get ended() {
       return final !== null;
