@@ -119,7 +119,7 @@ export const HandleSchema = z
     latest_version: z.number().int(),
     created_at: z.string(),
     version: VersionSchema.openapi({ description: 'The version the ref named (latest for a bare id).' }),
-    versions: z.array(VersionSchema),
+    versions: z.array(VersionSchema).openapi({ description: 'Every version, oldest first; with `?versions=N`, the newest N.' }),
     calibrated_tokens: z
       .array(z.object({ model: z.string(), family: z.string(), ratio: z.number(), reports: z.number(), estimate: z.number().nullable(), calibrated: z.number().nullable() }))
       .openapi({ description: 'The estimate beside its calibration: per model, the ratio of provider-reported to estimated prompt tokens.' }),

@@ -48,6 +48,19 @@ describe('artifacts', () => {
     expect(h.json.versions.map((v: { digest: string }) => v.digest)).toEqual([sha('v1 text'), sha('v2 text')]);
     const pinned = await client.get(`/v1/handles/${a.id}@1`);
     expect(pinned.json.version.version).toBe(1);
+    // ?versions=N: the newest N only (a session has one per turn); the named version is still given whole.
+    await client.post(`/v1/artifacts/${a.id}/versions`, { content: 'v3 text' });
+    const newest = await client.get(`/v1/handles/${a.id}@1?versions=2`);
+    expect(newest.json.versions.map((v: { version: number }) => v.version)).toEqual([2, 3]);
+    expect(newest.json.version.version).toBe(1);
+    expect(newest.json.latest_version).toBe(3);
+    expect((await client.get(`/v1/handles/${a.id}?versions=0`)).json.versions).toEqual([]);
+    expect((await client.get(`/v1/handles/${a.id}?versions=9`)).json.versions).toHaveLength(3);
+    for (const bad of ['-1', 'x', '1.5']) {
+      const res = await client.get(`/v1/handles/${a.id}?versions=${bad}`);
+      expect(res.status, bad).toBe(422);
+      expect(res.json.errors[0].pointer).toMatch(/versions/);
+    }
   });
 
   it('validates content by kind and names every failing path', async () => {

@@ -73,7 +73,18 @@ const routes = {
   }),
   getHandle: createRoute({
     method: 'get', path: '/v1/handles/{ref}', tags: ['handles'], summary: 'Describe a handle and its versions',
-    request: { params: z.object({ ref: RefParam }) },
+    request: {
+      params: z.object({ ref: RefParam }),
+      query: z.object({
+        versions: z.coerce
+          .number()
+          .int()
+          .min(0)
+          .max(1_000_000)
+          .optional()
+          .openapi({ description: 'List only the newest N versions (a long session has one per turn; `latest_version` says how many there are). All when absent.' }),
+      }),
+    },
     responses: { 200: { content: { 'application/json': { schema: HandleSchema } }, description: 'The handle' }, ...readErrors, 410: conflictErrors[410] },
   }),
   listHandles: createRoute({
@@ -146,7 +157,9 @@ export function handleRoutes(handles: HandleService, expander: Expander, reports
   app.openapi(routes.getHandle, (c) => {
     const tenantId = c.get('auth').tenantId;
     const { handle, version } = handles.resolve(tenantId, c.req.valid('param').ref, 'path:ref');
-    const view = handleView(handle, version, handles.versions(handle.id));
+    const newest = c.req.valid('query').versions;
+    const all = handles.versions(handle.id);
+    const view = handleView(handle, version, newest === undefined ? all : all.slice(Math.max(0, all.length - newest)));
     const tokens = (version.meta as { tokens?: Record<string, number> } | null)?.tokens;
     return c.json({ ...view, calibrated_tokens: reports.calibrated(tenantId, tokens) }, 200);
   });
