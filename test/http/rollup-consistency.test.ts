@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadCatalog, ModelCatalog } from '../../src/domain/catalog/catalog';
+import type { UsageReport } from '../../src/domain/reconcile/reconciler';
 import { createSimulatorApp } from '../../src/simulator/server';
 import { clientFor, createTestApp, type Client, type TestApp } from '../helpers/app';
 import { FakeClock } from '../helpers/clock';
@@ -86,6 +87,10 @@ const opArb = fc.oneof(
 type Op = typeof opArb extends fc.Arbitrary<infer T> ? T : never;
 type Call = Extract<Op, { k: 'call' }>;
 const runArb = fc.record({ models: fc.shuffledSubarray(MODEL_NAMES, { minLength: 1, maxLength: 3 }), prefixes: fc.shuffledSubarray([0, 1, 2, 3, 4], { minLength: 1, maxLength: 3 }), ops: fc.array(opArb, { minLength: 4, maxLength: 24 }) });
+
+/** With ROLLUP_STATS: what the runs covered (counts by kind), and each write's premium left unread at the last check. */
+const coverage: Record<string, number> = {};
+const premiumLeft = new Map<string, number>();
 
 interface Sent {
   id: string;
@@ -322,7 +327,7 @@ async function run({ models, prefixes: usedPrefixes, ops }: { models: Model[]; p
         // Reports arriving together, before their group commit lands, with reports read in between (the dashboard).
         const waits = records.map((r) => {
           try {
-            const done = t.services.reconciler.ingest(tenant.id, r.record as any).then(
+            const done = t.services.reconciler.ingest(tenant.id, r.record as unknown as UsageReport).then(
               (res) => void (res.duplicate || reported.push(r)),
               (e: { code?: string }) => expect(e.code).toBe('conflict'),
             );
@@ -479,8 +484,7 @@ async function run({ models, prefixes: usedPrefixes, ops }: { models: Model[]; p
     const requests = ids.map((id) => t.services.requests.get(tenant.id, id) as StoredRequest);
     const rows = expectedRows(requests, now);
     if (process.env.ROLLUP_STATS) {
-      const st = ((globalThis as any).__stats ??= {});
-      const inc = (k: string, by = 1) => (st[k] = (st[k] ?? 0) + by);
+      const inc = (k: string, by = 1) => (coverage[k] = (coverage[k] ?? 0) + by);
       inc('checks');
       for (const q of requests) {
         inc(`status:${q.status}`);
@@ -498,14 +502,13 @@ async function run({ models, prefixes: usedPrefixes, ops }: { models: Model[]; p
       if (rows.filter((r) => r.handle === '*').some((r) => r.v.write_premium_read! > 1e-12 && r.v.write_premium_read! < r.v.write_premium_paid! - 1e-12)) inc('partlyread');
       if (new Set(rows.map((r) => r.day)).size > 1) inc('multiday');
       if (rows.some((r) => r.handle === doc && r.version > 1)) inc('docv2');
-      const prev = ((globalThis as any).__prev ??= new Map<string, number>());
       for (const q of requests) {
         const wp = q.writePremium;
         if (!wp || wp.v !== 2) continue;
-        const left = wp.parts.reduce((a: number, p: any) => a + p.premium, 0);
-        const was = prev.get(q.id);
+        const left = (wp.parts as Array<{ premium: number }>).reduce((a, p) => a + p.premium, 0);
+        const was = premiumLeft.get(q.id);
         if (was !== undefined && left < was - 1e-12) inc(wp.expires_at <= now ? 'read-after-expiry(late reader)' : 'read-later');
-        prev.set(q.id, left);
+        premiumLeft.set(q.id, left);
       }
     }
 
@@ -579,6 +582,6 @@ describe('rollup-based reports agree with a recomputation from the stored outcom
       }),
       { numRuns: RUNS },
     );
-    if (process.env.ROLLUP_STATS) console.log(JSON.stringify((globalThis as any).__stats, null, 1));
+    if (process.env.ROLLUP_STATS) console.log(JSON.stringify(coverage, null, 1));
   }, 6_000 * RUNS);
 });

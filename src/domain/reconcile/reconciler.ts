@@ -15,6 +15,7 @@ import { MESSAGE_CACHE_SETTINGS } from '../simulator/semantic';
 import { extractDiagnostics, normalizeUsage, usageObjectOf, usageProviderOf, UsageShapeError } from '../usage/normalize';
 import type { NormalizedUsage } from '../usage/types';
 import { anchorLengths, fitLengths, overlap, type Pin } from './attribution';
+import { calibrationRatio } from './reports';
 import { PendingPremiums, partsOf, readUpTo, type PremiumPart, type StoredPremium } from './write-premiums';
 import { advance, blocksFor, hasUnits, knownEnds, lastUnits, learnExactEnds, measuresPrefixes, ScopeStates, segmentLengths, unitLengths, type RecordedOutcome, type ScopeState, type SimTimes } from './scopes';
 import { CLASSES, classifySegment, requestsColumn, ROLLUP_CLASSES, ROLLUP_VALUE_COLUMNS, type ClassCounts } from './waterfall';
@@ -514,16 +515,17 @@ export class Reconciler {
     return { result, committed };
   }
 
+  /** The model's calibration ratio for the tenant (4 decimals, as reports show it), or null before its first total. */
+  private calibrationRatio(tenantId: string, model: string): number | null {
+    const row = this.deps.store.calibrations(tenantId).find((c) => c.model === model);
+    const ratio = row ? calibrationRatio(row) : null;
+    return ratio === null || ratio <= 0 ? null : Math.round(ratio * 1e4) / 1e4;
+  }
+
   /**
    * The earlier request whose write this one read, over its first `readEnd` tokens: the premium of the parts
    * inside them was worth paying (once); the parts past them may be read by a later request still.
    */
-  /** The model's running ratio of provider to estimated prompt tokens for the tenant (4 decimals), or null before its first total. */
-  private calibrationRatio(tenantId: string, model: string): number | null {
-    const row = this.deps.store.calibrations(tenantId).find((c) => c.model === model);
-    return row && row.estimatedTokens > 0 && row.providerTokens > 0 ? Math.round((row.providerTokens / row.estimatedTokens) * 1e4) / 1e4 : null;
-  }
-
   private markRead(writerId: string, readEnd: number, now: number): IngestWrite['markWriteRead'] {
     let writer = this.pendingPremiums.get(writerId);
     if (!writer) {
@@ -671,7 +673,6 @@ export class Reconciler {
   }
 }
 
-/** A segment's blocks; simulated reads past `readTo` (a granular read a step short of ours) are its step's tail. */
 /** Estimates scaled by a calibration ratio; counts made exactly keep theirs. */
 function calibrate(estimated: number[], exact: boolean[], ratio: number): number[] {
   const counted = estimated.reduce((a, len, i) => a + (exact[i] ? len : 0), 0);
@@ -679,6 +680,7 @@ function calibrate(estimated: number[], exact: boolean[], ratio: number): number
   return rest === 0 ? estimated : fitLengths(estimated, exact, counted + Math.round(rest * ratio));
 }
 
+/** A segment's blocks; simulated reads past `readTo` (a granular read a step short of ours) are its step's tail. */
 function blockSpans(o: SimOutcome, ends: number[], segmentOf: number[], seg: number, readTo: number, seen: boolean[], stepEnd: number) {
   const spans = [];
   for (let j = 0; j < ends.length; j++) {

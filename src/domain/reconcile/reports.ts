@@ -1,5 +1,5 @@
 import { requestsColumn, ROLLUP_CLASSES } from './waterfall';
-import type { RollupRow, Store } from '../../store/store';
+import type { CalibrationRow, RollupRow, Store } from '../../store/store';
 import { notFound } from '../errors';
 import type { PendingPremiums, PendingRow } from './write-premiums';
 
@@ -133,7 +133,7 @@ export class Reports {
   calibrated(tenantId: string, tokens: Record<string, number> | undefined) {
     if (!tokens) return [];
     return this.store.calibrations(tenantId).map((c) => {
-      const ratio = c.estimatedTokens ? c.providerTokens / c.estimatedTokens : 1;
+      const ratio = calibrationRatio(c) ?? 1;
       return { model: c.model, family: c.family, ratio: Math.round(ratio * 1e4) / 1e4, reports: c.reports, estimate: tokens[c.family] ?? null, calibrated: tokens[c.family] === undefined ? null : Math.round(tokens[c.family]! * ratio) };
     });
   }
@@ -159,4 +159,9 @@ export class Reports {
 function rangeView(range: ReportRange, now: number) {
   const { fromDay, toDay } = days(range, now);
   return { from: range.from !== undefined ? new Date(fromDay * DAY).toISOString() : null, to: new Date(Math.min((toDay + 1) * DAY - 1, MAX_TIME)).toISOString(), model: range.model ?? null };
+}
+
+/** A model's running ratio of provider-reported to estimated prompt tokens, or null with nothing estimated yet. */
+export function calibrationRatio(c: Pick<CalibrationRow, 'providerTokens' | 'estimatedTokens'>): number | null {
+  return c.estimatedTokens > 0 ? c.providerTokens / c.estimatedTokens : null;
 }

@@ -127,13 +127,14 @@ export function usageObjectOf(input: unknown, hint?: UsageProvider): Record<stri
   return locateUsage(geminiCamelCase(input), hint).usage;
 }
 
+/** Gemini's streamGenerateContent answers with a JSON array of chunks: what to send instead. */
+export const STREAMED_LIST = "a list (a streamed answer's chunks, as Gemini's streamGenerateContent returns them) is not one response: send the last chunk that carries the usage";
+
 function locateUsage(input: unknown, hint: UsageProvider | undefined): Located {
   if (!isRecord(input))
     throw new UsageShapeError(
       '',
-      Array.isArray(input)
-        ? "a list (a streamed answer's chunks, as Gemini's streamGenerateContent returns them) is not one response: send the last chunk that carries the usage"
-        : 'expected a usage object or a response body',
+      Array.isArray(input) ? STREAMED_LIST : 'expected a usage object or a response body',
     );
 
   const body = bodyKind(input);

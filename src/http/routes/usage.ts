@@ -15,6 +15,7 @@ import { commonErrors, conflictErrors, IdParam, Limit, readErrors } from '../sch
 import { HandleReportSchema, RequestListSchema, RequestViewSchema, TenantReportSchema, UsageBatchResultSchema, UsageResultSchema } from '../report-schemas';
 import { failureView, outcomeView, requestSummaryView, segmentsView } from '../views';
 import type { RenderedSegment } from '../../domain/render/request';
+import { STREAMED_LIST } from '../../domain/usage/normalize';
 
 const SECONDS_HINT = 'epoch milliseconds are expected; this looks like seconds (multiply by 1000)';
 const TIME_FORMS = 'epoch milliseconds (a whole number) or RFC 3339 with a zone (2026-11-20T09:00:00Z, 2026-11-20T10:00:00+01:00)';
@@ -44,7 +45,7 @@ const UsageRecord = z
         // Gemini's streamGenerateContent answers with a JSON array of chunks: said what to send instead of "expected record".
         error: (iss) =>
           Array.isArray(iss.input)
-            ? 'a list (a streamed answer\'s chunks, as Gemini\'s streamGenerateContent returns them) is not one response: send the last chunk that carries the usage (its usageMetadata, or OpenAI\'s final usage chunk) as "response", or that usage object as "usage"'
+            ? `${STREAMED_LIST} (its usageMetadata, or OpenAI's final usage chunk) as "response", or that usage object as "usage"`
             : undefined,
       })
       .optional()
