@@ -326,8 +326,9 @@ export class HandleService {
     return handle;
   }
 
-  versions(handleId: string): VersionRow[] {
-    return this.store.listVersions(handleId);
+  /** Oldest first; with `newest`, only the newest N (a long session has one version per turn). */
+  versions(handleId: string, newest?: number): VersionRow[] {
+    return this.store.listVersions(handleId, newest);
   }
 
   list(tenantId: string, q: { type?: HandleType; kind?: ArtifactKind; cursor?: string; limit: number }) {

@@ -277,13 +277,10 @@ export class SqliteStore implements Store {
     return this.versionByKey.get({ id: handleId, version }) as VersionRow | undefined;
   }
 
-  listVersions(handleId: string): VersionRow[] {
-    return this.db
-      .select()
-      .from(handleVersions)
-      .where(eq(handleVersions.handleId, handleId))
-      .orderBy(asc(handleVersions.version))
-      .all() as VersionRow[];
+  listVersions(handleId: string, newest?: number): VersionRow[] {
+    const query = this.db.select().from(handleVersions).where(eq(handleVersions.handleId, handleId));
+    if (newest === undefined) return query.orderBy(asc(handleVersions.version)).all() as VersionRow[];
+    return (query.orderBy(desc(handleVersions.version)).limit(newest).all() as VersionRow[]).reverse();
   }
 
   listHandles(q: HandleListQuery): HandleRow[] {

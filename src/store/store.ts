@@ -212,7 +212,8 @@ export interface Store {
   appendVersion(handleId: string, expectedLatest: number, next: NewVersion): AppendResult;
   getHandle(id: string): HandleRow | undefined;
   getVersion(handleId: string, version: number): VersionRow | undefined;
-  listVersions(handleId: string): VersionRow[];
+  /** Oldest first; with `newest`, only the newest N of them (read by the key, not every version then cut). */
+  listVersions(handleId: string, newest?: number): VersionRow[];
   listHandles(query: HandleListQuery): HandleRow[];
   getBlob(digest: string): Buffer | undefined;
   /** Live handles that pin any version of `handleId`. */

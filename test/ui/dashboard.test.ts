@@ -1,5 +1,6 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createTestApp, type TestApp } from '../helpers/app';
+import { SqliteStore } from '../../src/store/sqlite-store';
 import { mintBundle, mintSystem, startSession, userMessage } from '../helpers/factories';
 import { anotherTurn, DOC_TEXT, expectedMetrics, HOSTILE, metricsOf, MIN, seed, waterfallOf } from './seed';
 
@@ -247,6 +248,31 @@ describe('pages show the API report figures', () => {
     expect(page.text).toMatch(/<mark [^>]*>2026-03-04T05:06:07Z<\/mark>/);
     expect(page.text).toContain('a pure append: <b>nothing invalidated</b>');
     expect(page.text).toContain('No reconciled request used this handle in this period.');
+  });
+
+  it('handle page of a long session: the newest 50 versions, how many in all, and only those 50 read', async () => {
+    const { client, key } = t.tenant();
+    const ses = await startSession(client, { messages: [userMessage('turn 0')] });
+    for (let k = 1; k < 120; k++) expect((await client.post(`/v1/sessions/${ses.id}/messages`, { messages: [userMessage(`turn ${k}`)] })).status).toBe(201);
+    const listed = vi.spyOn(SqliteStore.prototype, 'listVersions');
+    try {
+      const page = await get(`/ui/handles/${ses.id}`, key);
+      expect(page.status).toBe(200);
+      const table = /<table data-table="versions">[\s\S]*?<\/table>/.exec(page.text)![0];
+      const shown = [...table.matchAll(/<tr data-version="(\d+)">/g)].map((m) => Number(m[1]));
+      expect(shown).toEqual(Array.from({ length: 50 }, (_, i) => 120 - i));
+      expect(page.text).toContain('session · 120 versions');
+      expect(page.text).toContain('data-versions-shown="50" data-versions="120">The latest 50 of 120 versions');
+      // Read as GET /v1/handles/{ref}?versions=50 reads them: the newest 50 by the key, not all 120 then cut.
+      expect(listed.mock.calls).toEqual([[ses.id, 50]]);
+      expect(listed.mock.results.map((r) => (r.value as unknown[]).length)).toEqual([50]);
+      listed.mockClear();
+      const api = await client.get(`/v1/handles/${ses.id}?versions=50`);
+      expect(api.json.versions.map((v: { version: number }) => v.version)).toEqual([...shown].reverse());
+      expect(listed.mock.calls).toEqual([[ses.id, 50]]);
+    } finally {
+      listed.mockRestore();
+    }
   });
 
   it('request page: segment outcomes, usage and diagnostics equal GET /v1/requests/:id', async () => {

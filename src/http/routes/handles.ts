@@ -157,9 +157,7 @@ export function handleRoutes(handles: HandleService, expander: Expander, reports
   app.openapi(routes.getHandle, (c) => {
     const tenantId = c.get('auth').tenantId;
     const { handle, version } = handles.resolve(tenantId, c.req.valid('param').ref, 'path:ref');
-    const newest = c.req.valid('query').versions;
-    const all = handles.versions(handle.id);
-    const view = handleView(handle, version, newest === undefined ? all : all.slice(Math.max(0, all.length - newest)));
+    const view = handleView(handle, version, handles.versions(handle.id, c.req.valid('query').versions));
     const tokens = (version.meta as { tokens?: Record<string, number> } | null)?.tokens;
     return c.json({ ...view, calibrated_tokens: reports.calibrated(tenantId, tokens) }, 200);
   });

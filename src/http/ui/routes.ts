@@ -8,7 +8,7 @@ import type { DayPoint } from './charts';
 import type { Finding } from './content';
 import { DAY_MS, day, parsePeriod, rangeOf, type Period } from './format';
 import { fragment, page } from './layout';
-import { handleLive, handlePage, type ContentSource, type HandleView } from './pages/handle';
+import { handleLive, handlePage, VERSIONS_SHOWN, type ContentSource, type HandleView } from './pages/handle';
 import { MAX_ROWS, overviewLive, overviewPage } from './pages/overview';
 import { requestPage } from './pages/request';
 import { requestSummaryView } from '../views';
@@ -111,13 +111,15 @@ export function uiRoutes(deps: AppDeps, services: Services) {
 
   function handleView(tenantId: string, id: string, period: Period, withContent = true): HandleView {
     const report = services.reports.handle(tenantId, id, rangeOf(period, now()), now());
-    const versions = services.handles.versions(id);
+    // The table shows the newest versions only: a long session has one per turn.
+    const versions = services.handles.versions(id, VERSIONS_SHOWN);
+    const versionCount = deps.store.getHandle(id)?.latestVersion ?? versions.length;
     const deleted = report.handle.deleted;
     const { days, label } = dailyCapture(tenantId, id, period);
     const { sources, composition } = withContent && !deleted ? contentOf(tenantId, id) : { sources: [], composition: [] };
     // Read for the page only: the live fragment (refreshed on every reconciliation) leaves it out.
     const recent = withContent ? services.requests.list(tenantId, { handleId: id, limit: RECENT_REQUESTS }).rows.map((row) => requestSummaryView(row, id)) : [];
-    return { report, period, days, daysLabel: label, versions, sources, composition, deleted, recent };
+    return { report, period, days, daysLabel: label, versions, versionCount, sources, composition, deleted, recent };
   }
 
   /** One handle report per UTC day: the same figures the API gives for that day's range. */

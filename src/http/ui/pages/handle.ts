@@ -27,7 +27,10 @@ export interface HandleView {
   period: Period;
   days: DayPoint[];
   daysLabel: string;
+  /** The newest `VERSIONS_SHOWN` versions, oldest first. */
   versions: VersionRow[];
+  /** How many versions the handle has in all. */
+  versionCount: number;
   /** Content to show with marks; for bundles and sessions, only sources with volatile values. */
   sources: ContentSource[];
   /** Every source of the latest version with its volatility count (bundles and sessions). */
@@ -36,6 +39,9 @@ export interface HandleView {
   /** The latest requests that referenced it, newest first (not re-read by the live view). */
   recent: ReturnType<typeof requestSummaryView>[];
 }
+
+/** Versions the table lists, newest first (a 2,000-turn session has 2,000). */
+export const VERSIONS_SHOWN = 50;
 
 type Family = 'anthropic' | 'o200k_base';
 interface Meta {
@@ -51,7 +57,7 @@ export function handlePage(v: HandleView): Html {
   const path = `/ui/handles/${h.id}`;
   // <bdi>: a name's direction controls (U+202E…) stay inside it, off the id beside it.
   return html`<h1><bdi>${title(v.report)}</bdi> ${h.name ? html`<code>${h.id}</code>` : ''}</h1>
-<p class="sub">${h.kind ? `${h.kind} artifact` : h.type} · ${v.versions.length} version${v.versions.length === 1 ? '' : 's'}${v.deleted ? ' · deleted: its reports remain' : ''}</p>
+<p class="sub">${h.kind ? `${h.kind} artifact` : h.type} · ${tokens(v.versionCount)} version${v.versionCount === 1 ? '' : 's'}${v.deleted ? ' · deleted: its reports remain' : ''}</p>
 <div class="toolbar">${periodChooser(path, v.period)} ${liveStatus()}</div>
 <section data-live data-fragment="/ui/fragments/handles/${h.id}?period=${v.period}" data-events="/ui/events?handle=${h.id}">${handleLive(v)}</section>
 ${recentSection(v)}
@@ -90,7 +96,7 @@ function invalidated(meta: Meta | null, version: number): Html {
 
 function versionsTable(v: HandleView): Html {
   const byVersion = new Map(v.report.versions.map((x) => [x.version, x]));
-  const rows = [...v.versions].reverse().slice(0, 50);
+  const rows = [...v.versions].reverse().slice(0, VERSIONS_SHOWN);
   return html`<h2>Versions</h2>
 <table data-table="versions"><thead><tr><th>Version</th><th>Created</th><th class="num">Size</th><th class="num">Tokens</th><th>What the change invalidated</th><th class="num">Volatile</th><th class="num">Requests</th><th class="num">Capture</th><th class="num">Leaked</th></tr></thead><tbody>
 ${rows.map((row) => {
@@ -101,7 +107,7 @@ ${rows.map((row) => {
 <td>${invalidated(meta, row.version)}</td>
 <td class="num">${meta?.volatility?.count ?? '—'}</td>
 <td class="num">${rep ? tokens(rep.requests) : 0}</td><td class="num">${rep ? pct(rep.capture_rate) : '—'}</td><td class="num">${rep ? usd(rep.money.leaked_savings) : '—'}</td></tr>`;
-  })}</tbody></table>${v.versions.length > rows.length ? html`<p class="muted">The latest ${rows.length} of ${v.versions.length} versions.</p>` : ''}`;
+  })}</tbody></table>${v.versionCount > rows.length ? html`<p class="muted" data-versions-shown="${rows.length}" data-versions="${v.versionCount}">The latest ${rows.length} of ${tokens(v.versionCount)} versions (all of them: <code>GET /v1/handles/${v.report.handle.id}</code>).</p>` : ''}`;
 }
 
 interface DriftView {
