@@ -22,6 +22,13 @@ export const NormalizedUsageSchema = z
     cache_write_by_ttl: z.record(z.string(), int).nullable(),
     uncached_tokens: int.nullable(),
     output_tokens: int.nullable(),
+    tool_use_prompt_tokens: int
+      .nullable()
+      .optional()
+      .openapi({
+        description:
+          "Gemini only (`toolUsePromptTokenCount`): input tokens of the prompts Gemini's tools ran (Search grounding, code execution), billed at the input price but not in `total_prompt_tokens` nor in any segment. Absent for other providers; null: not reported.",
+      }),
     cache_fields_reported: z.boolean(),
     complete: z.boolean().openapi({ description: 'false for a stream cut off before its final usage.' }),
   })
@@ -105,6 +112,13 @@ export const OutcomeSchema = z
       .openapi({
         description:
           "An OpenAI Responses call with `previous_response_id` or `conversation` (`field`): the provider put the conversation it keeps before the call's input. `tokens`: that history (the provider's total less the rendered estimate); `read`: the provider's cache read within it. The segments carry the provider's figures over the rendered part only; `provider` and `total_prompt_tokens` are the provider's own; the report is left out of calibration.",
+      }),
+    tool_use_prompt: z
+      .object({ tokens: int, cost: z.number() })
+      .optional()
+      .openapi({
+        description:
+          "Input billed outside the prompt and every segment (Gemini's `toolUsePromptTokenCount`), and its cost (USD) at the input price: no cache reads it. Counted in the tenant report's money (actual, without caching and at perfect capture alike), on no handle. Absent when none.",
       }),
   })
   .openapi('Outcome');

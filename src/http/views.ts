@@ -52,10 +52,13 @@ export function outcomeView(outcome: unknown): unknown {
   if (outcome === null || typeof outcome !== 'object') return outcome ?? null;
   const { lengths: _lengths, unit_lengths: _unitLengths, sim: _sim, ...shown } = outcome as Record<string, unknown>;
   // Money in billionths of a cent: float noise (7.500000000000001e-05) is not shown; the rollups keep full precision.
+  const money = (v: number) => Math.round(v * 1e11) / 1e11;
   if (Array.isArray(shown.segments))
     shown.segments = shown.segments.map((s: { cost?: Record<string, number> }) =>
-      s.cost ? { ...s, cost: Object.fromEntries(Object.entries(s.cost).map(([k, v]) => [k, Math.round(v * 1e11) / 1e11])) } : s,
+      s.cost ? { ...s, cost: Object.fromEntries(Object.entries(s.cost).map(([k, v]) => [k, money(v)])) } : s,
     );
+  const toolUse = shown.tool_use_prompt as { tokens: number; cost: number } | undefined;
+  if (toolUse) shown.tool_use_prompt = { ...toolUse, cost: money(toolUse.cost) };
   return shown;
 }
 

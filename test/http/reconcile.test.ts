@@ -8,6 +8,7 @@ import { anthropicUsage, classesOf, LONG_SYSTEM, promptTokens, renderAnthropic, 
 import type { Rendered } from '../helpers/scenario';
 import { png } from '../helpers/media';
 import { totalMismatch } from '../../src/domain/reconcile/reconciler';
+import { usd } from '../../src/http/ui/format';
 
 let t: TestApp;
 beforeEach(() => {
@@ -200,6 +201,48 @@ describe('reconciliation scenarios', () => {
     expect(reported.status, reported.text).toBe(201);
     expect(reported.json.outcome).toMatchObject({ capture: 'reported', total_prompt_tokens: promptTokens(r) });
     expect((await client.get(`/v1/requests/${r.request_id}`)).json.usage_raw).toEqual(usage_metadata);
+  });
+
+  it("Gemini's toolUsePromptTokenCount: input billed outside the prompt, in the request's and the tenant's input cost, on no handle, not a total mismatch", async () => {
+    const { client, key } = t.tenant();
+    const sys = await mintSystem(client, LONG_SYSTEM + LONG_SYSTEM);
+    const res = await client.post('/v1/render', { format: 'gemini', model: 'gemini-2.5-flash', request: { contents: [{ role: 'user', parts: [{ type: 'handle', ref: sys.id }, { text: 'q' }] }] } });
+    const r = res.json as Rendered;
+    const prompt = promptTokens(r);
+    // Search results the model read: three times the prompt, which would be a total mismatch if counted in it.
+    const toolUse = 3 * prompt + 2048;
+    const usageMetadata = { promptTokenCount: prompt, candidatesTokenCount: 3, toolUsePromptTokenCount: toolUse, totalTokenCount: prompt + 3 + toolUse };
+    const reported = await client.post('/v1/usage', { request_id: r.request_id, usage: usageMetadata });
+    expect(reported.status, reported.text).toBe(201);
+    const { usage, outcome } = reported.json;
+    expect(usage).toMatchObject({ total_prompt_tokens: prompt, uncached_tokens: prompt, cache_read_tokens: 0, tool_use_prompt_tokens: toolUse });
+    // The segments carry the prompt alone.
+    expect(outcome.total_prompt_tokens).toBe(prompt);
+    expect(outcome.total_mismatch).toBeUndefined();
+    expect(outcome.segments.at(-1).end).toBe(prompt);
+    const handleSeg = outcome.segments.find((s: { source: string }) => s.source === `${sys.id}@1`);
+    const perToken = handleSeg.cost.no_cache / (handleSeg.end - handleSeg.start);
+    expect(outcome.tool_use_prompt.tokens).toBe(toolUse);
+    expect(outcome.tool_use_prompt.cost).toBeCloseTo(toolUse * perToken, 12);
+    expect((await client.get(`/v1/requests/${r.request_id}`)).json.outcome.tool_use_prompt).toEqual(outcome.tool_use_prompt);
+
+    // The tenant's money counts it in full (no cache could read it: leaked savings unchanged); the handle's does not.
+    const micro = (x: number) => Math.round(x * 1e6) / 1e6;
+    const tenant = (await client.get('/v1/reports')).json.money;
+    const handle = (await client.get(`/v1/reports/handles/${sys.id}`)).json.money;
+    expect(handle.actual_input_cost).toBe(micro(handleSeg.cost.actual));
+    expect(handle.cost_without_caching).toBe(micro(handleSeg.cost.no_cache));
+    expect(tenant.actual_input_cost).toBe(micro(handleSeg.cost.actual + outcome.tool_use_prompt.cost));
+    expect(tenant.cost_without_caching).toBe(micro(handleSeg.cost.no_cache + outcome.tool_use_prompt.cost));
+    expect(tenant.cost_at_perfect_capture).toBe(micro(handleSeg.cost.perfect + outcome.tool_use_prompt.cost));
+    expect(tenant.leaked_savings).toBe(handle.leaked_savings);
+    expect(tenant.realised_savings).toBe(handle.realised_savings);
+
+    // The request page shows the count and counts it in the input cost.
+    const page = await (await t.app.request(`/ui/requests/${r.request_id}`, { headers: { cookie: `ph_ui_key=${key}` } })).text();
+    expect(page).toContain(`<dt>Tool-use prompt tokens</dt><dd data-value="${toolUse}">`);
+    const inline = outcome.segments.filter((s: { source: string }) => s.source === 'inline').reduce((n: number, s: { cost: { actual: number } }) => n + s.cost.actual, 0);
+    expect(page).toContain(`of ${usd(handleSeg.cost.actual + inline + outcome.tool_use_prompt.cost)} input cost`);
   });
 
   it('a 6-minute gap on a 5-minute TTL expires, with the gap; hits every 4 minutes keep it alive', async () => {

@@ -121,8 +121,9 @@ function usageFor(c: Call & { name: Model }, r: any): Record<string, unknown> {
     return { prompt_tokens: total, completion_tokens: 3, total_tokens: total + 3, ...(c.usage.reported ? { prompt_tokens_details: details } : {}) };
   }
   if (m.format === 'openai-responses') return { input_tokens: total, output_tokens: 3, total_tokens: total + 3, ...(c.usage.reported ? { input_tokens_details: { cached_tokens: read } } : {}) };
-  // Gemini leaves zero counts out: a miss has no cachedContentTokenCount.
-  return { promptTokenCount: total, candidatesTokenCount: 3, ...(read > 0 ? { cachedContentTokenCount: read } : {}) };
+  // Gemini leaves zero counts out: a miss has no cachedContentTokenCount. Its tools' prompts (billed as input, outside
+  // promptTokenCount) stand where other providers' writes do.
+  return { promptTokenCount: total, candidatesTokenCount: 3, ...(read > 0 ? { cachedContentTokenCount: read } : {}), ...(written > 0 ? { toolUsePromptTokenCount: written } : {}) };
 }
 
 // ---------- the recomputation, from each request's stored outcome ----------
@@ -197,6 +198,13 @@ function expectedRows(requests: StoredRequest[], now: number): Row[] {
       const v = row(handle, h.version, day, req.model);
       v.requests! += 1;
       for (const c of TOKEN_COLUMNS) v[`req_${c}`]! += h.v[c]! > 0 ? 1 : 0;
+    }
+    // Input billed outside every segment (Gemini's tool-use prompts): the totals' (of a request on them), at full price.
+    const unrendered = o.tool_use_prompt?.cost ?? 0;
+    if (perHandle.has('*') && unrendered > 0) {
+      const v = row('*', 0, day, req.model);
+      if (reported) for (const c of ['cost_actual', 'cost_no_cache', 'cost_perfect']) v[c]! += unrendered;
+      else v.cost_unknown! += unrendered;
     }
     // The premium still unread is what the stored parts hold: the rest of what was paid was read.
     const stored = req.writePremium ?? {};
@@ -492,6 +500,7 @@ async function run({ models, prefixes: usedPrefixes, ops }: { models: Model[]; p
         if (q.outcome.applied_late) inc('applied_late');
         if (q.outcome.sim?.history) inc('history');
         if (q.outcome.capture === 'unknown') inc('unknown');
+        if (q.outcome.tool_use_prompt) inc('tool_use_prompt');
         for (const s of q.outcome.segments) for (const [c, x] of Object.entries(s.classes as Record<string, number>)) if (x > 0) inc(`class:${c}`);
       }
       const tot = totals(rows.filter((r) => r.handle === '*'));

@@ -284,9 +284,31 @@ describe('normalizeUsage on whole responses', () => {
       cache_write_by_ttl: null,
       uncached_tokens: 615,
       output_tokens: 288,
+      tool_use_prompt_tokens: 0,
       cache_fields_reported: true,
       complete: true,
     });
+  });
+
+  it("Gemini toolUsePromptTokenCount: input of its tools' prompts, outside promptTokenCount (totalTokenCount adds it beside), kept apart", () => {
+    const usage = { promptTokenCount: 1200, cachedContentTokenCount: 1000, candidatesTokenCount: 40, toolUsePromptTokenCount: 5300, thoughtsTokenCount: 10, totalTokenCount: 1200 + 40 + 5300 + 10 };
+    expect(normalizeUsage({ usageMetadata: usage })).toMatchObject({
+      total_prompt_tokens: 1200,
+      cache_read_tokens: 1000,
+      uncached_tokens: 200,
+      output_tokens: 50,
+      tool_use_prompt_tokens: 5300,
+    });
+    expect(normalizeUsage({ prompt_token_count: 1200, cached_content_token_count: 1000, tool_use_prompt_token_count: 5300 }, 'gemini')).toMatchObject({ tool_use_prompt_tokens: 5300 });
+    // Proto3 leaves a zero out: none beside a promptTokenCount; unknown without one (unknown is not 0).
+    expect(normalizeUsage({ promptTokenCount: 8 }, 'gemini').tool_use_prompt_tokens).toBe(0);
+    expect(normalizeUsage({ candidatesTokenCount: 3 }, 'gemini').tool_use_prompt_tokens).toBeNull();
+    expect(normalizeUsage({ toolUsePromptTokenCount: 70 }, 'gemini')).toMatchObject({ total_prompt_tokens: null, tool_use_prompt_tokens: 70, cache_fields_reported: false });
+    // Only Gemini has it.
+    expect(normalizeUsage(anthropicMessage)).not.toHaveProperty('tool_use_prompt_tokens');
+    for (const bad of [-1, 1.5, '12', 1e9]) expect(shapeError(() => normalizeUsage({ promptTokenCount: 8, toolUsePromptTokenCount: bad }, 'gemini')).path).toBe('/toolUsePromptTokenCount');
+    // Bounded with the prompt, as a sum.
+    expect(shapeError(() => normalizeUsage({ promptTokenCount: 60_000_000, toolUsePromptTokenCount: 60_000_000 }, 'gemini')).path).toBe('/toolUsePromptTokenCount');
   });
 
   it('Gemini without cachedContentTokenCount beside promptTokenCount: a read of 0 (proto3 drops zeros)', () => {

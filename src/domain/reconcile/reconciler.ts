@@ -57,6 +57,11 @@ export interface RequestOutcome extends RecordedOutcome {
   provider: { read: number | null; write: number | null };
   segments: SegmentOutcome[];
   drift: DriftFinding | null;
+  /**
+   * Input billed outside the prompt and every segment: Gemini's tool-use prompts (`toolUsePromptTokenCount`), at the
+   * input price (no cache reads them: actual, without caching and at perfect capture alike). Absent when none.
+   */
+  tool_use_prompt?: { tokens: number; cost: number };
   /** With no prompt total from the provider: the model's calibration ratio the estimates were scaled by (absent: none, or a total). */
   calibrated_by?: number;
   /** Set when the provider's prompt total is far from the rendered estimate (absent otherwise, and on older outcomes). */
@@ -444,6 +449,8 @@ export class Reconciler {
     // A provider-held history explains a total over the estimate: it is reported as such, not as a mismatch. A total
     // under the estimate no history explains (another prompt was counted): flagged as any other.
     const mismatch = total === null || (kept && kept.history.tokens > 0) ? null : totalMismatch(estimatedTotal, total);
+    // Outside promptTokenCount, so outside the total the segments are scaled to and the mismatch check.
+    const toolUse = usage.tool_use_prompt_tokens ?? 0;
     const outcome: RequestOutcome = {
       lengths,
       sim: simAt,
@@ -451,6 +458,7 @@ export class Reconciler {
       total_prompt_tokens: usage.total_prompt_tokens,
       estimated_prompt_tokens: estimatedTotal,
       ...(kept ? { provider_history: kept.history } : {}),
+      ...(toolUse > 0 ? { tool_use_prompt: { tokens: toolUse, cost: toolUse * money.input } } : {}),
       // What the simulation would write past a read it placed short of the provider's is read.
       predicted: { read: predictedRead, write: Math.max(0, outcomeSim.writeTokens - Math.max(0, predictedRead - outcomeSim.readTokens)) },
       ...(unitLens ? { unit_lengths: unitLens } : {}),
@@ -470,7 +478,7 @@ export class Reconciler {
     learnExactEnds(state, model, request, outcome);
 
     const day = Math.floor(startedAt / DAY);
-    const rollups = rollupDeltas(tenantId, day, request.model, segOutcomes, read !== null);
+    const rollups = rollupDeltas(tenantId, day, request.model, segOutcomes, read !== null, outcome.tool_use_prompt?.cost ?? 0);
     // What this request's writes cost above the input price, by segment: a later read marks what it covers.
     // Written at several TTLs (Anthropic's 1h marks before 5m ones), a part is split by TTL and ends with its own.
     const parts: PremiumPart[] = segOutcomes.flatMap((seg) => {
@@ -829,9 +837,11 @@ export function totalMismatch(estimated: number, reported: number): TotalMismatc
 /**
  * Adds each handle segment to every handle on its path (by version), and to the
  * tenant's totals. A request counts once per handle, on the row of the latest
- * version it used, whatever number of that handle's segments it had.
+ * version it used, whatever number of that handle's segments it had. `unrendered`
+ * (input billed outside every segment: Gemini's tool-use prompts) is the request's,
+ * on the totals only, at full price (no cache could read it).
  */
-function rollupDeltas(tenantId: string, day: number, model: string, segs: SegmentOutcome[], reported: boolean): RollupDelta[] {
+function rollupDeltas(tenantId: string, day: number, model: string, segs: SegmentOutcome[], reported: boolean, unrendered = 0): RollupDelta[] {
   const rows = new Map<string, { handleId: string; version: number; v: Record<string, number> }>();
   const perHandle = new Map<string, { version: number; v: Record<string, number> }>();
   for (const s of segs) {
@@ -851,6 +861,15 @@ function rollupDeltas(tenantId: string, day: number, model: string, segs: Segmen
     const row = rows.get(`${handleId}@${h.version}`)!;
     row.v.requests = 1;
     ROLLUP_CLASSES.forEach((c, i) => (row.v[REQUEST_COLUMNS[i]!] = h.v[c]! > 0 ? 1 : 0));
+  }
+  // The totals count requests that referenced a handle (a request of inline content alone is on no row).
+  const totals = rows.get('*@0');
+  if (totals && unrendered > 0) {
+    if (reported) {
+      totals.v.cost_actual! += unrendered;
+      totals.v.cost_no_cache! += unrendered;
+      totals.v.cost_perfect! += unrendered;
+    } else totals.v.cost_unknown! += unrendered;
   }
   return [...rows.values()].map(({ handleId, version, v }) => ({ tenantId, handleId, version, day, model, values: v }));
 }

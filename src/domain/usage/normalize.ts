@@ -33,7 +33,7 @@ interface Located {
 const CHAT_OBJECTS = new Set(['chat.completion', 'chat.completion.chunk', 'text_completion']);
 
 // Keys that only one family's bare usage object carries.
-const GEMINI_KEYS = ['promptTokenCount', 'candidatesTokenCount', 'totalTokenCount', 'cachedContentTokenCount'];
+const GEMINI_KEYS = ['promptTokenCount', 'candidatesTokenCount', 'totalTokenCount', 'cachedContentTokenCount', 'toolUsePromptTokenCount'];
 const ANTHROPIC_KEYS = ['cache_creation_input_tokens', 'cache_read_input_tokens', 'cache_creation'];
 // Anthropic usage never carries a total; Responses usage always has the details objects.
 const RESPONSES_KEYS = ['input_tokens_details', 'output_tokens_details', 'total_tokens'];
@@ -328,6 +328,7 @@ const GEMINI_SNAKE: Record<string, string> = {
   cached_content_token_count: 'cachedContentTokenCount',
   candidates_token_count: 'candidatesTokenCount',
   thoughts_token_count: 'thoughtsTokenCount',
+  tool_use_prompt_token_count: 'toolUsePromptTokenCount',
   total_token_count: 'totalTokenCount',
 };
 
@@ -353,6 +354,12 @@ function geminiUsage(raw: Json, path: string, model: string | null): NormalizedU
   const candidates = readCount(usage, 'candidatesTokenCount', path);
   // Thinking tokens are billed as output.
   const thoughts = readCount(usage, 'thoughtsTokenCount', path);
+  // The prompts Gemini's own tools ran (Search grounding, code execution) are billed as input but are not in
+  // promptTokenCount (totalTokenCount adds them beside it): kept apart, never scaled onto the rendered segments.
+  // Proto3 drops the zero: beside a promptTokenCount, absent is none.
+  const toolUse = readCount(usage, 'toolUsePromptTokenCount', path) ?? (total === null ? null : 0);
+  if ((total ?? 0) + (toolUse ?? 0) > MAX_TOKEN_COUNT)
+    throw new UsageShapeError(pointer(path, 'toolUsePromptTokenCount'), `with promptTokenCount, ${(total ?? 0) + (toolUse ?? 0)} input tokens: more than any model's context holds (at most ${MAX_TOKEN_COUNT})`);
   return {
     provider: 'gemini',
     model,
@@ -363,6 +370,7 @@ function geminiUsage(raw: Json, path: string, model: string | null): NormalizedU
     cache_write_by_ttl: null,
     uncached_tokens: total !== null && read !== null ? total - read : null,
     output_tokens: candidates === null && thoughts === null ? null : (candidates ?? 0) + (thoughts ?? 0),
+    tool_use_prompt_tokens: toolUse,
     cache_fields_reported: read !== null,
     complete: true,
   };

@@ -18,6 +18,12 @@ export interface NormalizedUsage {
   /** Prompt tokens billed at the base input price. null when it cannot be derived. */
   uncached_tokens: number | null;
   output_tokens: number | null;
+  /**
+   * Gemini only (`toolUsePromptTokenCount`): input tokens of the prompts its tools ran (search results, code
+   * execution), billed at the input price but outside `total_prompt_tokens` and every rendered segment. Absent for
+   * other providers (their whole input is in the prompt total); null = not reported.
+   */
+  tool_use_prompt_tokens?: number | null;
   /** false => this request's capture is "unknown": counted apart, never as a 0% hit. */
   cache_fields_reported: boolean;
   /** false for an interrupted stream that never delivered its final usage. */

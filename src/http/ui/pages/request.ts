@@ -33,7 +33,9 @@ export function requestPage(row: RequestRow, refreshes = true): Html {
   }));
   // The legend names only what this request's bar shows.
   const present = new Set(bar.flatMap((s) => (s.classes ? Object.keys(s.classes).filter((c) => s.classes![c]! > 0) : [unclassified])));
-  const cost = outcome ? outcome.segments.reduce((a, s) => ({ actual: a.actual + s.cost.actual, perfect: a.perfect + s.cost.perfect }), { actual: 0, perfect: 0 }) : null;
+  // Input billed outside the segments (Gemini's tool-use prompts) is in the request's input cost, at full price either way.
+  const unrendered = outcome?.tool_use_prompt?.cost ?? 0;
+  const cost = outcome ? outcome.segments.reduce((a, s) => ({ actual: a.actual + s.cost.actual, perfect: a.perfect + s.cost.perfect }), { actual: unrendered, perfect: unrendered }) : null;
 
   return html`<h1>Request <code>${row.id}</code></h1>
 <p class="sub">${row.model}${row.catalogFallback ? html` <span class="notice">priced as ${row.catalogEntry} (no exact catalog entry)</span>` : ''} · ${row.format} · ${row.status ?? 'rendered'} · rendered ${when(row.renderedAt)}${row.startedAt ? ` · started ${when(row.startedAt)}` : ''}</p>
@@ -96,6 +98,7 @@ function usageTable(u: NormalizedUsage): Html {
 <dt>Cache read</dt><dd data-value="${u.cache_read_tokens ?? ''}">${n(u.cache_read_tokens)}</dd>
 <dt>Cache write</dt><dd data-value="${u.cache_write_tokens ?? ''}">${n(u.cache_write_tokens)}${u.cache_write_by_ttl ? ` (${Object.entries(u.cache_write_by_ttl).map(([k, v]) => `${k}: ${tokens(v)}`).join(', ')})` : ''}</dd>
 <dt>Uncached</dt><dd data-value="${u.uncached_tokens ?? ''}">${n(u.uncached_tokens)}</dd>
+${u.tool_use_prompt_tokens !== undefined ? html`<dt>Tool-use prompt tokens</dt><dd data-value="${u.tool_use_prompt_tokens ?? ''}">${n(u.tool_use_prompt_tokens)} <small class="muted">(input, outside the prompt total)</small></dd>` : ''}
 <dt>Output tokens</dt><dd>${n(u.output_tokens)}</dd>
 <dt>Cache fields reported</dt><dd>${u.cache_fields_reported ? 'yes' : 'no: capture unknown'}</dd>
 <dt>Complete</dt><dd>${u.complete ? 'yes' : 'no: the stream ended before its final usage'}</dd>
