@@ -50,6 +50,29 @@ describe('POST /v1/usage', () => {
     expect(rep.requests).toBe(1);
   });
 
+  it('times that cannot be (in the future, out of order) are a 422 naming them, before the 409 of a reconciled request, single and batch alike', async () => {
+    const { client } = t.tenant();
+    const r = await rendered(client);
+    const body = { request_id: r.request_id, usage: anthropicUsage(total(r), 0, 100) };
+    expect((await client.post('/v1/usage', body)).status).toBe(201);
+    const now = t.clock.now();
+    const cases: Array<[Record<string, unknown>, string, string]> = [
+      [{ finished_at: now + 3600_000 }, '/finished_at', 'is in the future'],
+      [{ started_at: '2099-01-01T00:00:00Z' }, '/started_at', 'is in the future'],
+      [{ started_at: now - 1000, first_byte_at: now - 2000 }, '/first_byte_at', 'times must satisfy'],
+    ];
+    for (const [times, pointer, detail] of cases) {
+      const single = await client.post('/v1/usage', { ...body, ...times });
+      expect(single.status, JSON.stringify(times)).toBe(422);
+      expect(single.json.errors).toEqual([{ pointer, detail: expect.stringContaining(detail) }]);
+      const batch = await client.post('/v1/usage/batch', { records: [{ ...body, ...times }] });
+      expect(batch.json.results[0], JSON.stringify(times)).toMatchObject({ index: 0, status: 422 });
+      expect(batch.json.results[0].problem.errors).toEqual([{ pointer: `/records/0${pointer}`, detail: expect.stringContaining(detail) }]);
+    }
+    // The stored report is untouched, and still answered as itself.
+    expect((await client.post('/v1/usage', body)).status).toBe(200);
+  });
+
   it('a different report for a reconciled request is refused without starting a sync nobody waits for', async () => {
     // A sync started for the 409 and left unawaited would, failing (a full disk, a shutdown closing the file under
     // it), be an unhandled rejection: the process would exit.

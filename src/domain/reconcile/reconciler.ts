@@ -287,6 +287,20 @@ export class Reconciler {
       if (e instanceof UsageShapeError) throw invalid(`${pointer}/${report.response !== undefined ? 'response' : 'usage'}${e.path}`, e.detail);
       throw e;
     }
+    // Its times too, before the idempotency check: an invalid report is a 422 whether the request was reconciled or not.
+    const now = clock.now();
+    const startedAt = report.started_at ?? request.renderedAt;
+    // Given a start (an import), the missing times are the given ones, never the receipt time: a first byte a
+    // day after the start would leave the call "still answering" for every later one (concurrent).
+    const finishedAt = report.finished_at ?? (report.started_at !== undefined ? Math.max(report.first_byte_at ?? startedAt, startedAt) : Math.max(now, startedAt));
+    const firstByteAt = report.first_byte_at ?? finishedAt;
+    if (!(startedAt <= firstByteAt && firstByteAt <= finishedAt))
+      throw invalid(`${pointer}/${report.first_byte_at === undefined && report.finished_at !== undefined ? 'finished_at' : 'first_byte_at'}`, 'times must satisfy started_at <= first_byte_at <= finished_at (started_at is the render time when not given)');
+    // A call cannot end after its report arrives (give or take a client's clock): a time years ahead would
+    // move its scope's simulated clock there, and every later report of the scope with it.
+    if (finishedAt > now + CLOCK_SKEW_MS)
+      throw invalid(`${pointer}/${report.finished_at !== undefined ? 'finished_at' : report.first_byte_at !== undefined ? 'first_byte_at' : 'started_at'}`, 'is in the future');
+
     const hash = sha256Hex(canonicalize({ ...report, request_id: undefined }) ?? '');
     // A stored report may be committed but not yet synced (by this process or another on the file):
     // the duplicate is answered once the WAL is on disk.
@@ -301,19 +315,6 @@ export class Reconciler {
       throw new DomainError('conflict', `request ${request.id} failed upstream; it has no usage to reconcile`, {}, [{ pointer: `${pointer}/request_id`, detail: 'recorded as failed (the provider answered with an error)' }]);
 
     const diagnostics = report.diagnostics ?? (report.response !== undefined ? extractDiagnostics(report.response) : null);
-
-    const now = clock.now();
-    const startedAt = report.started_at ?? request.renderedAt;
-    // Given a start (an import), the missing times are the given ones, never the receipt time: a first byte a
-    // day after the start would leave the call "still answering" for every later one (concurrent).
-    const finishedAt = report.finished_at ?? (report.started_at !== undefined ? Math.max(report.first_byte_at ?? startedAt, startedAt) : Math.max(now, startedAt));
-    const firstByteAt = report.first_byte_at ?? finishedAt;
-    if (!(startedAt <= firstByteAt && firstByteAt <= finishedAt))
-      throw invalid(`${pointer}/${report.first_byte_at === undefined && report.finished_at !== undefined ? 'finished_at' : 'first_byte_at'}`, 'times must satisfy started_at <= first_byte_at <= finished_at (started_at is the render time when not given)');
-    // A call cannot end after its report arrives (give or take a client's clock): a time years ahead would
-    // move its scope's simulated clock there, and every later report of the scope with it.
-    if (finishedAt > now + CLOCK_SKEW_MS)
-      throw invalid(`${pointer}/${report.finished_at !== undefined ? 'finished_at' : report.first_byte_at !== undefined ? 'first_byte_at' : 'started_at'}`, 'is in the future');
 
     const model = this.deps.catalog.byId(request.catalogEntry) ?? this.deps.catalog.lookup(request.model).entry;
     const segments = request.segments as RenderedSegment[];
