@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +6,7 @@ import { ADMIN_KEY, clientFor, createTestApp, type TestApp } from '../helpers/ap
 import { mintArtifact, mintBundle, mintSystem, startSession } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM } from '../helpers/scenario';
 import { FakeClock } from '../helpers/clock';
+import { SqliteStore } from '../../src/store/sqlite-store';
 
 // Edge cases found in review: each once answered 5xx, wrote invalid JSON, or miscounted.
 
@@ -368,6 +369,46 @@ describe('reconciliation edge cases', () => {
     } finally {
       console.error = error;
     }
+  });
+
+  it("a record whose write fails (the database's fault) is a logged 500 in a batch as on /v1/usage, not a 409 blamed on the record", async () => {
+    t = createTestApp();
+    const me = t.tenant();
+    const [r1, r2, r3] = [
+      (await render(me, { model: 'claude-sonnet-4-5', messages: [{ role: 'user', content: 'a' }] })).json,
+      (await render(me, { model: 'claude-sonnet-4-5', messages: [{ role: 'user', content: 'b' }] })).json,
+      (await render(me, { model: 'claude-sonnet-4-5', messages: [{ role: 'user', content: 'c' }] })).json,
+    ];
+    await t.services.writes.idle();
+    // Fault injection: the write of r2's and r3's reconciliations fails (a full disk, an I/O error).
+    const failing = new Set([r2.request_id, r3.request_id]);
+    const writeBatch = SqliteStore.prototype.writeBatch;
+    const spy = vi.spyOn(SqliteStore.prototype, 'writeBatch').mockImplementation(function (this: SqliteStore, ops) {
+      if (ops.some((op) => op.kind === 'ingest' && failing.has(op.write.request.id))) throw new Error('injected: disk I/O error');
+      return writeBatch.call(this, ops);
+    });
+    const logged: string[] = [];
+    const error = console.error;
+    console.error = (line: string) => void logged.push(line);
+    try {
+      const batch = await me.client.post('/v1/usage/batch', { records: [r1, r2].map((r) => ({ request_id: r.request_id, usage: anthropicUsage(5, 0, 0) })) });
+      expect(batch.status).toBe(200);
+      expect(batch.json.results.map((x: { status: number }) => x.status)).toEqual([201, 500]);
+      expect(batch.json.results[1].problem).toMatchObject({ code: 'internal', requestId: batch.headers.get('x-request-id') });
+      const single = await me.client.post('/v1/usage', { request_id: r3.request_id, usage: anthropicUsage(5, 0, 0) });
+      expect(single.status).toBe(500);
+      expect(single.json.code).toBe('internal');
+      expect(logged.map((l) => JSON.parse(l))).toEqual([
+        expect.objectContaining({ msg: 'unhandled error', requestId: batch.headers.get('x-request-id'), error: expect.stringContaining('injected: disk I/O error') }),
+        expect.objectContaining({ msg: 'unhandled error', requestId: single.headers.get('x-request-id'), error: expect.stringContaining('injected: disk I/O error') }),
+      ]);
+    } finally {
+      console.error = error;
+      spy.mockRestore();
+    }
+    // Nothing was stored for them: sent again once the database is back, they are reconciled.
+    const again = await me.client.post('/v1/usage/batch', { records: [r2, r3].map((r) => ({ request_id: r.request_id, usage: anthropicUsage(5, 0, 0) })) });
+    expect(again.json.results.map((x: { status: number }) => x.status)).toEqual([201, 201]);
   });
 
   it('a session counts one request, whatever number of its batches the request held', async () => {

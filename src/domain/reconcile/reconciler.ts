@@ -247,7 +247,8 @@ export class Reconciler {
         waits.push(
           committed.then(
             () => void (results[i] = { ok: true, result }),
-            () => void (results[i] = { ok: false, error: new DomainError('conflict', 'this record could not be stored; send it again') }),
+            // As /v1/usage answers it: another writer first is a conflict (a DomainError); a write that failed is ours.
+            (e: unknown) => void (results[i] = e instanceof DomainError ? { ok: false, error: e } : { ok: false, internal: e }),
           ),
         );
       } catch (e) {
