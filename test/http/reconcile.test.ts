@@ -201,6 +201,11 @@ describe('reconciliation scenarios', () => {
     expect(reported.status, reported.text).toBe(201);
     expect(reported.json.outcome).toMatchObject({ capture: 'reported', total_prompt_tokens: promptTokens(r) });
     expect((await client.get(`/v1/requests/${r.request_id}`)).json.usage_raw).toEqual(usage_metadata);
+    // Refused, it is named as sent.
+    const r2 = (await client.post('/v1/render', { format: 'gemini', model: 'gemini-2.5-flash', request: { contents: [{ role: 'user', parts: [{ type: 'handle', ref: sys.id }, { text: 'q2' }] }] } })).json as Rendered;
+    const bad = await client.post('/v1/usage', { request_id: r2.request_id, response: { candidates: [], usage_metadata: { ...usage_metadata, cached_content_token_count: -1 } } });
+    expect(bad.status).toBe(422);
+    expect(bad.json.errors).toEqual([{ pointer: '/response/usage_metadata/cached_content_token_count', detail: 'cached_content_token_count is not a non-negative integer' }]);
   });
 
   it("Gemini's toolUsePromptTokenCount: input billed outside the prompt, in the request's and the tenant's input cost, on no handle, not a total mismatch", async () => {

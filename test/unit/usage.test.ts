@@ -333,6 +333,19 @@ describe('normalizeUsage on whole responses', () => {
     expect(normalizeUsage({ candidates: [], usage_metadata: { prompt_token_count: 6400, cached_content_token_count: 6288, candidates_token_count: 12 }, model_version: 'gemini-2.5-pro' }, 'gemini')).toEqual({ ...camel, model: 'gemini-2.5-pro' });
   });
 
+  it('Gemini in snake_case, refused: the pointer and the fields named as the body spells them, not as the REST API does', () => {
+    const refused = (input: unknown) => {
+      const e = shapeError(() => normalizeUsage(input, 'gemini'));
+      return [e.path, e.detail];
+    };
+    expect(refused({ usage_metadata: { prompt_token_count: 'x' } })).toEqual(['/usage_metadata/prompt_token_count', 'prompt_token_count is not a non-negative integer']);
+    expect(refused({ prompt_token_count: 5, cached_content_token_count: 9 })).toEqual(['/cached_content_token_count', 'exceeds prompt_token_count (5)']);
+    expect(refused({ candidates: [], usage_metadata: { prompt_token_count: 5, tool_use_prompt_token_count: -1 } })).toEqual(['/usage_metadata/tool_use_prompt_token_count', 'tool_use_prompt_token_count is not a non-negative integer']);
+    expect(refused({ candidates: [], usage_metadata: null })[0]).toBe('/usage_metadata');
+    // camelCase as it was.
+    expect(refused({ usageMetadata: { promptTokenCount: 5, cachedContentTokenCount: 9 } })).toEqual(['/usageMetadata/cachedContentTokenCount', 'exceeds promptTokenCount (5)']);
+  });
+
   it("another provider's counts on a Gemini request are refused, naming what is missing, not kept as unknown for good", () => {
     for (const usage of [{ prompt_tokens: 6400, completion_tokens: 3 }, { input_tokens: 6400, output_tokens: 3 }]) {
       const e = (() => {

@@ -50,8 +50,14 @@ export function usageProviderOf(format: string): UsageProvider | undefined {
 }
 
 export function normalizeUsage(input: unknown, hint?: UsageProvider): NormalizedUsage {
-  const located = locateUsage(geminiCamelCase(input), hint);
-  return normalizeUsageAs(located.provider, located.usage, { path: located.path, model: located.model });
+  const camel = geminiCamelCase(input);
+  try {
+    const located = locateUsage(camel, hint);
+    return normalizeUsageAs(located.provider, located.usage, { path: located.path, model: located.model });
+  } catch (e) {
+    if (camel !== input && e instanceof UsageShapeError) throw inSnakeCase(e, input);
+    throw e;
+  }
 }
 
 /** Normalises a usage object already known to come from `provider` (used by the stream accumulators). */
@@ -338,6 +344,29 @@ function geminiCamelCase(input: unknown): unknown {
   const out: Json = {};
   for (const [k, v] of Object.entries(input)) out[k in GEMINI_SNAKE && !(GEMINI_SNAKE[k]! in input) ? GEMINI_SNAKE[k]! : k] = k === 'usage_metadata' ? geminiCamelCase(v) : v;
   return out;
+}
+
+/** An error about a snake_case Gemini body, with its pointer and the fields it names as the body spells them. */
+function inSnakeCase(e: UsageShapeError, input: unknown): UsageShapeError {
+  const camelToSnake = new Map(Object.entries(GEMINI_SNAKE).map(([snake, camel]) => [camel, snake]));
+  let at: unknown = input;
+  const used = new Set<string>();
+  const path = e.path
+    .split('/')
+    .slice(1)
+    .map((token) => {
+      const snake = camelToSnake.get(token);
+      const key = isRecord(at) && !(token in at) && snake !== undefined && snake in at ? snake : token;
+      if (key !== token) used.add(token);
+      at = isRecord(at) ? at[key] : undefined;
+      return `/${key}`;
+    })
+    .join('');
+  // The other fields it names were read from the same object: spelled as sent when they were sent so.
+  const usage = isRecord(input) && isRecord(input.usage_metadata) ? input.usage_metadata : input;
+  if (isRecord(usage)) for (const [snake, camel] of Object.entries(GEMINI_SNAKE)) if (snake in usage && !(camel in usage)) used.add(camel);
+  const detail = e.detail.replace(/\b[a-z]+(?:[A-Z][a-z]*)+\b/g, (word) => (used.has(word) ? camelToSnake.get(word)! : word));
+  return new UsageShapeError(path, detail);
 }
 
 function geminiUsage(raw: Json, path: string, model: string | null): NormalizedUsage {
