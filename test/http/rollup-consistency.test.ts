@@ -122,7 +122,7 @@ function usageFor(c: Call & { name: Model }, r: any): Record<string, unknown> {
   }
   if (m.format === 'openai-responses') return { input_tokens: total, output_tokens: 3, total_tokens: total + 3, ...(c.usage.reported ? { input_tokens_details: { cached_tokens: read } } : {}) };
   // Gemini leaves zero counts out: a miss has no cachedContentTokenCount. Its tools' prompts (billed as input, outside
-  // promptTokenCount) stand where other providers' writes do.
+  // promptTokenCount, on no handle: the rollups must not move) stand where other providers' writes do.
   return { promptTokenCount: total, candidatesTokenCount: 3, ...(read > 0 ? { cachedContentTokenCount: read } : {}), ...(written > 0 ? { toolUsePromptTokenCount: written } : {}) };
 }
 
@@ -198,13 +198,6 @@ function expectedRows(requests: StoredRequest[], now: number): Row[] {
       const v = row(handle, h.version, day, req.model);
       v.requests! += 1;
       for (const c of TOKEN_COLUMNS) v[`req_${c}`]! += h.v[c]! > 0 ? 1 : 0;
-    }
-    // Input billed outside every segment (Gemini's tool-use prompts): the totals' (of a request on them), at full price.
-    const unrendered = o.tool_use_prompt?.cost ?? 0;
-    if (perHandle.has('*') && unrendered > 0) {
-      const v = row('*', 0, day, req.model);
-      if (reported) for (const c of ['cost_actual', 'cost_no_cache', 'cost_perfect']) v[c]! += unrendered;
-      else v.cost_unknown! += unrendered;
     }
     // The premium still unread is what the stored parts hold: the rest of what was paid was read.
     const stored = req.writePremium ?? {};

@@ -480,7 +480,7 @@ export class Reconciler {
     learnExactEnds(state, model, request, outcome);
 
     const day = Math.floor(startedAt / DAY);
-    const rollups = rollupDeltas(tenantId, day, request.model, segOutcomes, read !== null, outcome.tool_use_prompt?.cost ?? 0);
+    const rollups = rollupDeltas(tenantId, day, request.model, segOutcomes, read !== null);
     // What this request's writes cost above the input price, by segment: a later read marks what it covers.
     // Written at several TTLs (Anthropic's 1h marks before 5m ones), a part is split by TTL and ends with its own.
     const parts: PremiumPart[] = segOutcomes.flatMap((seg) => {
@@ -839,11 +839,11 @@ export function totalMismatch(estimated: number, reported: number): TotalMismatc
 /**
  * Adds each handle segment to every handle on its path (by version), and to the
  * tenant's totals. A request counts once per handle, on the row of the latest
- * version it used, whatever number of that handle's segments it had. `unrendered`
- * (input billed outside every segment: Gemini's tool-use prompts) is the request's,
- * on the totals only, at full price (no cache could read it).
+ * version it used, whatever number of that handle's segments it had. Input billed
+ * outside every segment (Gemini's tool-use prompts) is the request's alone, as its
+ * inline content is: the totals count handle content.
  */
-function rollupDeltas(tenantId: string, day: number, model: string, segs: SegmentOutcome[], reported: boolean, unrendered = 0): RollupDelta[] {
+function rollupDeltas(tenantId: string, day: number, model: string, segs: SegmentOutcome[], reported: boolean): RollupDelta[] {
   const rows = new Map<string, { handleId: string; version: number; v: Record<string, number> }>();
   const perHandle = new Map<string, { version: number; v: Record<string, number> }>();
   for (const s of segs) {
@@ -863,15 +863,6 @@ function rollupDeltas(tenantId: string, day: number, model: string, segs: Segmen
     const row = rows.get(`${handleId}@${h.version}`)!;
     row.v.requests = 1;
     ROLLUP_CLASSES.forEach((c, i) => (row.v[REQUEST_COLUMNS[i]!] = h.v[c]! > 0 ? 1 : 0));
-  }
-  // The totals count requests that referenced a handle (a request of inline content alone is on no row).
-  const totals = rows.get('*@0');
-  if (totals && unrendered > 0) {
-    if (reported) {
-      totals.v.cost_actual! += unrendered;
-      totals.v.cost_no_cache! += unrendered;
-      totals.v.cost_perfect! += unrendered;
-    } else totals.v.cost_unknown! += unrendered;
   }
   return [...rows.values()].map(({ handleId, version, v }) => ({ tenantId, handleId, version, day, model, values: v }));
 }
