@@ -1,17 +1,32 @@
 import { z } from 'zod';
 import { resolve } from 'node:path';
 
-const int = (def: number) => z.coerce.number().int().positive().default(def);
+/**
+ * A whole number written in decimal digits. `Number()` (z.coerce) reads an empty variable (`PORT=` in an env
+ * file) as 0 and `0x10` as 16: each a silent wrong setting, not a refusal.
+ */
+const whole = (def: number, min: number, max: number = Number.MAX_SAFE_INTEGER) =>
+  z
+    .string()
+    .regex(/^[0-9]+$/, { error: (i) => (i.input === '' ? EMPTY : 'must be a whole number in decimal digits') })
+    .transform(Number)
+    .pipe(z.number().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`))
+    .default(def);
+const EMPTY = 'is empty: unset it to use the default';
+const int = (def: number) => whole(def, 1);
+/** A timer's delay: Node fires a longer one at once (TimeoutOverflowWarning), as if it were 1 ms. */
+const ms = (def: number, min = 1) => whole(def, min, 2_147_483_647);
+const text = () => z.string().min(1, EMPTY);
 
 const envSchema = z.object({
-  PORT: z.coerce.number().int().min(0).max(65535).default(8787),
-  HOST: z.string().min(1).default('127.0.0.1'),
-  PH_DATA_DIR: z.string().min(1).default('./data'),
-  PH_DATABASE: z.string().min(1).optional(),
+  PORT: whole(8787, 0, 65535),
+  HOST: text().default('127.0.0.1'),
+  PH_DATA_DIR: text().default('./data'),
+  PH_DATABASE: text().optional(),
   PH_ADMIN_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
   PH_MAX_BODY_BYTES: int(8 * 1024 * 1024),
   PH_EXPANSION_CACHE_BYTES: int(256 * 1024 * 1024),
-  PH_CATALOG_FILE: z.string().min(1).optional(),
+  PH_CATALOG_FILE: text().optional(),
   PH_LOG: z.enum(['json', 'off']).default('json'),
   PH_INLINE_KEEP_BYTES: int(64 * 1024),
   PH_INLINE_RETENTION_HOURS: int(7 * 24),
@@ -21,12 +36,12 @@ const envSchema = z.object({
   PH_OPENAI_BASE_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).default('https://api.openai.com'),
   PH_UPSTREAM: z.enum(['providers', 'simulator']).default('providers'),
   // The SDKs' own default timeout is 10 minutes: a long answer must not be cut shorter by the proxy.
-  PH_UPSTREAM_TIMEOUT_MS: int(600_000),
-  PH_PROXY_ORDER_WAIT_MS: int(120_000),
-  PH_SIMULATOR_FIRST_BYTE_MS: z.coerce.number().int().min(0).default(0),
-  PH_SIMULATOR_CHUNK_DELAY_MS: z.coerce.number().int().min(0).default(0),
+  PH_UPSTREAM_TIMEOUT_MS: ms(600_000),
+  PH_PROXY_ORDER_WAIT_MS: ms(120_000),
+  PH_SIMULATOR_FIRST_BYTE_MS: ms(0, 0),
+  PH_SIMULATOR_CHUNK_DELAY_MS: ms(0, 0),
   // 0: any free port (printed at start).
-  PH_SIMULATOR_PORT: z.coerce.number().int().min(0).max(65535).default(0),
+  PH_SIMULATOR_PORT: whole(0, 0, 65535),
 });
 
 export interface Config {

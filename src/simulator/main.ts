@@ -7,7 +7,8 @@ import { CatalogError, loadCatalog, ModelCatalog } from '../domain/catalog/catal
 import { startSimulator } from './server';
 
 async function main(): Promise<void> {
-  const port = Number(process.env.PORT ?? 8788);
+  // Digits only: Number() reads an empty PORT as 0 (any port) and `0x10` as 16.
+  const port = /^[0-9]{1,5}$/.test(process.env.PORT ?? '8788') ? Number(process.env.PORT ?? 8788) : NaN;
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     console.error(`PORT must be an integer between 0 and 65535, got "${process.env.PORT}"`);
     process.exit(2);

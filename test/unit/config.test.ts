@@ -42,6 +42,32 @@ describe('configuration', () => {
     expect(message).toMatch(/PH_CACHE_TTL/);
     expect(message).toMatch(/PH_OPENAI_BASE_URL: must be an http\(s\) URL/);
   });
+
+  it('refuses a number that is not written in decimal digits, an empty variable, and a delay no timer can wait', () => {
+    const message = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+      } catch (e) {
+        expect(e).toBeInstanceOf(ConfigError);
+        return (e as Error).message;
+      }
+      throw new Error(`accepted ${JSON.stringify(env)}`);
+    };
+    // Number('') is 0: an empty PORT (an env file's `PORT=`) listened on a random port, and 0x10 on port 16.
+    expect(message({ PORT: '' })).toMatch(/PORT: is empty: unset it to use the default \(got ""\)/);
+    expect(message({ PORT: '0x10' })).toMatch(/PORT: must be a whole number in decimal digits \(got "0x10"\)/);
+    expect(message({ PH_MAX_BODY_BYTES: '1e3' })).toMatch(/PH_MAX_BODY_BYTES: must be a whole number/);
+    expect(message({ PH_MAX_BODY_BYTES: '8MiB' })).toMatch(/PH_MAX_BODY_BYTES: must be a whole number/);
+    expect(message({ PH_EXPANSION_CACHE_BYTES: '0' })).toMatch(/PH_EXPANSION_CACHE_BYTES: must be at least 1/);
+    // Node fires a timer set past 2^31-1 ms at once: the proxy's order wait would be 1 ms.
+    expect(message({ PH_PROXY_ORDER_WAIT_MS: '99999999999' })).toMatch(/PH_PROXY_ORDER_WAIT_MS: must be at most 2147483647/);
+    expect(message({ PH_UPSTREAM_TIMEOUT_MS: '3000000000' })).toMatch(/PH_UPSTREAM_TIMEOUT_MS: must be at most 2147483647/);
+    expect(message({ PH_DATA_DIR: '' })).toMatch(/PH_DATA_DIR: is empty/);
+    expect(message({ PH_CATALOG_FILE: '' })).toMatch(/PH_CATALOG_FILE: is empty/);
+    // 0 stays "any free port" (serve --port 0).
+    expect(loadConfig({ PORT: '0', PH_SIMULATOR_CHUNK_DELAY_MS: '0' }).port).toBe(0);
+    expect(loadConfig({ PH_MAX_BODY_BYTES: '1024' }).maxBodyBytes).toBe(1024);
+  });
 });
 
 describe('first start', () => {
