@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { closeSync, fchmodSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { TenantService } from './domain/tenants';
 
@@ -8,9 +8,15 @@ import type { TenantService } from './domain/tenants';
  */
 export function bootstrapDefaultKey(tenants: TenantService, keyFile: string, adminKey: string | undefined): string | null {
   if (adminKey || tenants.hasAnyKey()) return null;
-  const issued = tenants.createTenant('default');
+  // The file is opened before the tenant is made: a key that cannot be written down must not exist (the next
+  // start would find a key, make none, and nobody would hold it).
   mkdirSync(dirname(keyFile), { recursive: true });
-  writeFileSync(keyFile, `${issued.api_key}\n`, { mode: 0o600 });
-  chmodSync(keyFile, 0o600);
+  const fd = openSync(keyFile, 'w', 0o600);
+  try {
+    fchmodSync(fd, 0o600);
+    writeSync(fd, `${tenants.createTenant('default').api_key}\n`);
+  } finally {
+    closeSync(fd);
+  }
   return keyFile;
 }

@@ -47,7 +47,17 @@ async function main() {
 
   const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
     // Once listening: a start that cannot listen leaves no tenant or key file behind.
-    const keyFile = bootstrapDefaultKey(services.tenants, join(config.dataDir, 'api-key'), config.adminKey);
+    const keyPath = join(config.dataDir, 'api-key');
+    let keyFile: string | null;
+    try {
+      keyFile = bootstrapDefaultKey(services.tenants, keyPath, config.adminKey);
+    } catch (err) {
+      // A data directory the database is not in (PH_DATABASE elsewhere) that cannot take the key file: one line, as a bad setting.
+      console.error(`cannot write the API key file ${keyPath}: ${(err as Error).message} (the data directory is set by PH_DATA_DIR, or serve's --data-dir)`);
+      server.close();
+      opened.close();
+      process.exit(2);
+    }
     if (keyFile) console.log(`created a default tenant; its API key is in ${keyFile}`);
     console.log(`prefix-handles listening on http://${config.host}:${info.port} (database ${config.databasePath}; docs at /docs)`);
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig } from '../../src/config';
@@ -82,6 +82,18 @@ describe('first start', () => {
     expect((await t.app.request('/v1/handles', { headers: { authorization: `Bearer ${key}` } })).status).toBe(200);
     // Second start: keys exist, nothing new is created.
     expect(bootstrapDefaultKey(t.services.tenants, join(dir, 'other'), undefined)).toBeNull();
+    t.close();
+  });
+
+  it('makes no tenant when its key file cannot be written: the next start still makes one, with a key someone holds', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ph-boot-'));
+    const notADir = join(dir, 'a-file');
+    writeFileSync(notADir, '');
+    const t = createTestApp({ config: { adminKey: undefined } });
+    expect(() => bootstrapDefaultKey(t.services.tenants, join(notADir, 'api-key'), undefined)).toThrow(/ENOTDIR|EEXIST/);
+    // Before, the tenant and its key were made first: every later start found a key and wrote none.
+    expect(t.services.tenants.hasAnyKey()).toBe(false);
+    expect(bootstrapDefaultKey(t.services.tenants, join(dir, 'api-key'), undefined)).toBe(join(dir, 'api-key'));
     t.close();
   });
 });
