@@ -7,7 +7,7 @@ import { ConfigError, loadConfig } from './config';
 import { systemClock } from './domain/clock';
 import { loadCatalog, ModelCatalog, CatalogError } from './domain/catalog/catalog';
 import { startSimulator, type RunningSimulator } from './simulator/server';
-import { NewerSchemaError, openDb } from './store/db';
+import { DatabaseInUseError, lockDatabase, NewerSchemaError, openDb } from './store/db';
 import { SqliteStore } from './store/sqlite-store';
 import { answerClientError } from './http/client-error';
 
@@ -19,8 +19,17 @@ class StorageError extends Error {}
 const STORAGE_CODES = /^SQLITE_(CANTOPEN|NOTADB|READONLY|PERM|CORRUPT|IOERR|FULL|AUTH)/;
 function openStorage(path: string) {
   try {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    return openDb(path);
+    if (path === ':memory:') return openDb(path);
+    mkdirSync(dirname(path), { recursive: true });
+    // Before migrating: a second process must not change the schema under the one serving the file.
+    const lock = lockDatabase(path);
+    try {
+      const opened = openDb(path);
+      return { ...opened, close: () => (opened.close(), lock.release()) };
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e && (typeof e.syscall === 'string' || (typeof e.code === 'string' && STORAGE_CODES.test(e.code)))) {
@@ -101,7 +110,7 @@ async function main() {
 }
 
 main().catch((err: unknown) => {
-  if (err instanceof ConfigError || err instanceof CatalogError || err instanceof StorageError || err instanceof NewerSchemaError) {
+  if (err instanceof ConfigError || err instanceof CatalogError || err instanceof StorageError || err instanceof NewerSchemaError || err instanceof DatabaseInUseError) {
     console.error(err.message);
     process.exit(2);
   }

@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import { readMigrationFiles } from 'drizzle-orm/migrator';
-import { close, closeSync, existsSync, fdatasync, open, openSync } from 'node:fs';
+import { close, closeSync, existsSync, fdatasync, open, openSync, realpathSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import * as schema from './schema';
@@ -49,6 +49,37 @@ export function openDb(path: string): OpenedDb {
       sqlite.close();
     },
   };
+}
+
+/** Another service process holds the database (see lockDatabase). */
+export class DatabaseInUseError extends Error {}
+
+/**
+ * Holds the database file for this process: a second service process on the same file is refused before it
+ * migrates anything. Each process keeps its scopes' simulated caches, pending write premiums and rendered
+ * requests in memory, so two would each miss the other's calls (a read of the other's write counted as `bonus`).
+ * The lock is SQLite's own (a POSIX lock on `<database>-lock`, held in an open exclusive transaction): the
+ * kernel releases it when the process ends, however it ends, so a crash leaves nothing to clean up.
+ * Readers of the database itself (a backup) are not held up.
+ */
+export function lockDatabase(path: string): { release(): void } {
+  if (!existsSync(path)) closeSync(openSync(path, 'a', 0o600));
+  // The file's own name, so two spellings of its path (a symlink) are one lock.
+  const lockPath = `${realpathSync(path)}-lock`;
+  if (!existsSync(lockPath)) closeSync(openSync(lockPath, 'a', 0o600));
+  const lock = new Database(lockPath, { timeout: 0 });
+  try {
+    lock.exec('BEGIN EXCLUSIVE');
+  } catch (e) {
+    lock.close();
+    if ((e as { code?: string }).code === 'SQLITE_BUSY')
+      throw new DatabaseInUseError(
+        `another prefix-handles process is serving the database ${path} (it holds ${lockPath}): one process per database, ` +
+          `since each keeps its cache simulation in memory and two would misreport each other's calls; stop that one, or give this one its own PH_DATA_DIR`,
+      );
+    throw e;
+  }
+  return { release: () => lock.close() };
 }
 
 /** A database a newer version of the service migrated: this version would misread what that one wrote. */
