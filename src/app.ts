@@ -16,6 +16,7 @@ import { USAGE_PATH, usageRoute, usageRoutes } from './http/routes/usage';
 import { checkStorableBytes, checkUtf8, notJsonBody } from './http/body';
 import { Reconciler } from './domain/reconcile/reconciler';
 import { WriteQueue } from './domain/write-queue';
+import { StartOrder } from './domain/reconcile/start-order';
 import { Reports } from './domain/reconcile/reports';
 import { requireAdminKey, requireApiKey } from './http/auth';
 import { docsRoutes } from './http/docs';
@@ -44,6 +45,8 @@ export interface Services {
   reports: Reports;
   metrics: Metrics;
   writes: WriteQueue;
+  /** The proxy's calls, reconciled per scope in the order they started (a shutdown releases them all). */
+  proxyOrder: StartOrder;
 }
 
 export function createServices(deps: AppDeps): Services {
@@ -68,6 +71,7 @@ export function createServices(deps: AppDeps): Services {
     reports: new Reports(deps.store, reconciler.pendingPremiums),
     metrics: countReconciled(reconciler, new Metrics(config.log !== 'off')),
     writes,
+    proxyOrder: new StartOrder(config.proxyOrderWaitMs),
   };
 }
 

@@ -38,6 +38,8 @@ const envSchema = z.object({
   // The SDKs' own default timeout is 10 minutes: a long answer must not be cut shorter by the proxy.
   PH_UPSTREAM_TIMEOUT_MS: ms(600_000),
   PH_PROXY_ORDER_WAIT_MS: ms(120_000),
+  // Under `docker stop`'s 10 s before its SIGKILL, with time left to commit what the cut calls leave.
+  PH_SHUTDOWN_GRACE_MS: ms(8_000, 0),
   PH_SIMULATOR_FIRST_BYTE_MS: ms(0, 0),
   PH_SIMULATOR_CHUNK_DELAY_MS: ms(0, 0),
   // 0: any free port (printed at start).
@@ -69,6 +71,8 @@ export interface Config {
   upstreamTimeoutMs: number;
   /** How long a finished proxied call's reconciliation waits for a call of its scope that started earlier. */
   proxyOrderWaitMs: number;
+  /** On SIGTERM, how long requests under way may take before their connections are cut. */
+  shutdownGraceMs: number;
   /** The built-in simulator's pace (PH_UPSTREAM=simulator): time to first byte, and between streamed events. */
   simulator: { firstByteDelayMs: number; chunkDelayMs: number; port: number };
 }
@@ -107,6 +111,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     upstream: e.PH_UPSTREAM,
     upstreamTimeoutMs: e.PH_UPSTREAM_TIMEOUT_MS,
     proxyOrderWaitMs: e.PH_PROXY_ORDER_WAIT_MS,
+    shutdownGraceMs: e.PH_SHUTDOWN_GRACE_MS,
     simulator: { firstByteDelayMs: e.PH_SIMULATOR_FIRST_BYTE_MS, chunkDelayMs: e.PH_SIMULATOR_CHUNK_DELAY_MS, port: e.PH_SIMULATOR_PORT },
   };
 }

@@ -1,5 +1,6 @@
 import { serve } from '@hono/node-server';
 import { mkdirSync } from 'node:fs';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { dirname, join } from 'node:path';
 import { createApp, createServices } from './app';
 import { bootstrapDefaultKey } from './bootstrap';
@@ -82,31 +83,50 @@ async function main() {
   server.once('listening', () => server.off('error', cannotListen));
 
   let closing = false;
-  const shutdown = () => {
+  const shutdown = (signal: string) => {
     // Ctrl-C reaches a `prefix-handles serve` child twice: from the terminal and from its parent.
     if (closing) return;
     closing = true;
-    server.close(() => {
-      // Whatever is still queued for the group commit is written before the database closes.
-      services.writes.flushNow();
-      // Answered or not, what was committed is synced before the connection closes.
-      void deps.store
-        .durable()
-        .catch(() => undefined)
-        .finally(() => {
-          opened.close();
-          process.exit(0);
-        });
-    });
-    void simulator?.close();
-    setTimeout(() => process.exit(0), 5000).unref();
+    const grace = config.shutdownGraceMs;
+    console.log(`stopping (${signal}): no new connections; requests under way have ${grace} ms to finish (PH_SHUTDOWN_GRACE_MS)`);
+    // Listening stops and idle connections close; a request under way (a streamed answer too) finishes first.
+    server.close(() => void stopped());
+    // A keep-alive client would go on sending on its connection until the cut: each answer now closes it.
+    server.on('request', (_req: IncomingMessage, res: ServerResponse) => res.setHeader('connection', 'close'));
+    // Past the grace, what is still answering is cut: the proxy records each cut call as interrupted
+    // (reconciled with unknown capture), as when its client leaves.
+    cut = setTimeout(() => {
+      console.log('stopping: cutting the requests still under way');
+      (server as Partial<Server>).closeAllConnections?.();
+    }, grace);
+    // However the rest goes, the process ends.
+    setTimeout(() => {
+      console.error(`stopping: not done ${grace + 10_000} ms after ${signal}; exiting with writes possibly unsynced`);
+      process.exit(1);
+    }, grace + 10_000).unref();
   };
-  process.on('SIGTERM', shutdown);
-  process.on('SIGINT', shutdown);
+  let cut: NodeJS.Timeout | undefined;
+  const stopped = async () => {
+    clearTimeout(cut);
+    // Every connection is closed: each proxied call has ended or been cut. Their reconciliations run a moment
+    // later (after the answer, in their scope's start order): nobody waits for an earlier call now.
+    services.proxyOrder.releaseAll();
+    while (services.proxyOrder.pending > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    // Whatever is queued for the group commit is committed, and synced before the database closes.
+    services.writes.flushNow();
+    await services.writes.idle();
+    await deps.store.durable().catch(() => undefined);
+    await simulator?.close();
+    opened.close();
+    console.log('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
   // A closed terminal: the queued writes are committed and synced as on any other stop.
-  process.on('SIGHUP', shutdown);
+  process.on('SIGHUP', () => shutdown('SIGHUP'));
   // Started by `prefix-handles serve` (bin/): its IPC channel closes when that process is gone, however it died.
-  process.once('disconnect', shutdown);
+  process.once('disconnect', () => shutdown('the parent process is gone'));
 }
 
 main().catch((err: unknown) => {

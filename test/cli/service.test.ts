@@ -6,7 +6,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Agent, request as httpRequest } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { clientFor, createTestApp } from '../helpers/app';
+import { LONG_SYSTEM } from '../helpers/scenario';
 
 const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -81,5 +84,72 @@ describe('one service process per database', () => {
     const third = await start({ PH_DATA_DIR: data });
     expect(third.url, third.output()).not.toBe('');
     expect((await fetch(`${third.url}/v1/handles`, { headers: { authorization: `Bearer ${key}` } })).status).toBe(200);
+  });
+});
+
+/** One HTTP call on `agent` (keep-alive), its body read whole; `error` when the connection broke. */
+function call(agent: Agent, url: string, body: unknown, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, unknown>; text: string; error?: string }> {
+  return new Promise((ok) => {
+    const req = httpRequest(url, { method: body === undefined ? 'GET' : 'POST', agent, headers: { 'content-type': 'application/json', ...headers } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => ok({ status: res.statusCode!, headers: res.headers, text }));
+      res.on('error', (e) => ok({ status: res.statusCode!, headers: res.headers, text, error: e.message }));
+    });
+    req.on('error', (e) => ok({ status: 0, headers: {}, text: '', error: e.message }));
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+describe('stopping', () => {
+  it("SIGTERM: answers under way finish within PH_SHUTDOWN_GRACE_MS (a keep-alive client's next answer says Connection: close), a streamed call still running at the end is cut and recorded as interrupted, and everything acknowledged is on disk", async () => {
+    const data = join(dir, 'stopping');
+    // The simulator answers after half a second, and streams an event a second: a stream outlasts the grace.
+    const service = await start({ PH_DATA_DIR: data, PH_UPSTREAM: 'simulator', PH_SIMULATOR_FIRST_BYTE_MS: '500', PH_SIMULATOR_CHUNK_DELAY_MS: '1000', PH_SHUTDOWN_GRACE_MS: '1500' });
+    expect(service.url, service.output()).not.toBe('');
+    const key = keyOf(data);
+    const agent = new Agent({ keepAlive: true });
+    const bearer = { authorization: `Bearer ${key}` };
+    const proxy = { 'x-ph-key': key, 'x-api-key': 'sk-ant-test' };
+    const sys = JSON.parse((await call(agent, `${service.url}/v1/artifacts`, { kind: 'system', content: LONG_SYSTEM }, bearer)).text);
+    const turn = (stream: boolean) => ({ model: 'claude-sonnet-4-6', max_tokens: 64, stream, messages: [{ role: 'user', content: `Hello ${stream}` }] });
+    // Acknowledged before the signal: a report.
+    const rendered = JSON.parse((await call(agent, `${service.url}/v1/render`, { format: 'anthropic', request: { ...turn(false), prefix: [sys.id] } }, bearer)).text);
+    const usage = await call(agent, `${service.url}/v1/usage`, { request_id: rendered.request_id, usage: { input_tokens: 10, cache_read_input_tokens: 0, cache_creation_input_tokens: 0, output_tokens: 5 } }, bearer);
+    expect(usage.status, usage.text).toBe(201);
+    // Under way at the signal: a stream that will not finish within the grace, and a call that will.
+    const streamed = call(agent, `${service.url}/proxy/anthropic/v1/messages`, turn(true), { ...proxy, 'x-ph-prefix': sys.id });
+    await new Promise((ok) => setTimeout(ok, 300));
+    const answered = call(agent, `${service.url}/proxy/anthropic/v1/messages`, turn(false), proxy);
+    await new Promise((ok) => setTimeout(ok, 100));
+    service.child.kill('SIGTERM');
+    const late = await answered;
+    expect(late.status, late.text).toBe(200);
+    // A keep-alive client sending again on its connection is answered, and told to close it.
+    const again = await call(agent, `${service.url}/v1/handles/${sys.id}`, undefined, bearer);
+    expect(again.status, again.text).toBe(200);
+    expect(again.headers.connection).toBe('close');
+    const cut = await streamed;
+    expect(cut.status).toBe(200);
+    expect(cut.error ?? 'not cut').toMatch(/aborted|socket hang up|ECONNRESET/);
+    expect(await service.exited).toBe(0);
+    expect(service.output()).toMatch(/stopping \(SIGTERM\): no new connections; requests under way have 1500 ms to finish \(PH_SHUTDOWN_GRACE_MS\)\n/);
+    expect(service.output()).toMatch(/stopping: cutting the requests still under way\nstopped\n/);
+    agent.destroy();
+
+    // The database, as the next start finds it.
+    const t = createTestApp({ databasePath: join(data, 'prefix-handles.db') });
+    try {
+      const client = clientFor(t.app, key);
+      const status = async (id: unknown) => (await client.get(`/v1/requests/${String(id)}`)).json;
+      expect((await status(rendered.request_id)).status).toBe('reconciled');
+      expect((await status(late.headers['x-ph-request-id'])).outcome.capture).toBe('reported');
+      // Cut by the stop: reconciled as unknown, as when a client leaves (it stayed "rendered" for good before).
+      const interrupted = await status(cut.headers['x-ph-request-id']);
+      expect([interrupted.status, interrupted.outcome.capture]).toEqual(['reconciled', 'unknown']);
+    } finally {
+      t.close();
+    }
   });
 });

@@ -158,4 +158,22 @@ describe('StartOrder', () => {
     d(() => ran.push('d'));
     expect(ran).toEqual(['b', 'c', 'a', 'd']);
   });
+
+  it('releaseAll (a shutdown): the waiting calls go in now, in start order; the rest, and calls begun later, as they settle; pending counts what has not gone in', () => {
+    const order = new StartOrder(60_000);
+    const ran: string[] = [];
+    const a = order.begin('s');
+    const b = order.begin('s');
+    const c = order.begin('s');
+    c(() => ran.push('c'));
+    b(() => ran.push('b'));
+    expect([ran, order.pending]).toEqual([[], 3]);
+    order.releaseAll();
+    expect([ran, order.pending, order.waiting]).toEqual([['b', 'c'], 1, 0]);
+    a(() => ran.push('a'));
+    const late = order.begin('s');
+    expect(order.pending).toBe(1);
+    late(() => ran.push('late'));
+    expect([ran, order.pending]).toEqual([['b', 'c', 'a', 'late'], 0]);
+  });
 });

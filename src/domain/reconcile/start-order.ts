@@ -17,6 +17,10 @@
 export class StartOrder {
   /** Per scope, its unsettled calls in the order they began. */
   private readonly scopes = new Map<string, Call[]>();
+  /** Calls begun whose reconciliation has not run yet (waiting in a scope, or released and not yet settled). */
+  private unreconciled = 0;
+  /** Set by releaseAll: from then on no call waits for another. */
+  private draining = false;
 
   constructor(private readonly maxWaitMs: number) {}
 
@@ -27,10 +31,14 @@ export class StartOrder {
    * failed upstream) settles with a no-op, so the calls after it can go in.
    */
   begin(scope: string): (reconcile: () => void) => void {
-    const call: Call = { reconcile: null, timer: null, released: false };
-    let calls = this.scopes.get(scope);
-    if (!calls) this.scopes.set(scope, (calls = []));
-    calls.push(call);
+    // Once draining (a shutdown), a call waits for nobody: it goes in as soon as it settles.
+    const call: Call = { reconcile: null, timer: null, released: this.draining, done: () => this.unreconciled-- };
+    this.unreconciled++;
+    if (!this.draining) {
+      let calls = this.scopes.get(scope);
+      if (!calls) this.scopes.set(scope, (calls = []));
+      calls.push(call);
+    }
     return (reconcile) => {
       if (call.reconcile) return;
       call.reconcile = reconcile;
@@ -50,6 +58,26 @@ export class StartOrder {
     let n = 0;
     for (const calls of this.scopes.values()) n += calls.filter((c) => c.reconcile).length;
     return n;
+  }
+
+  /** Calls begun whose reconciliation has not run yet: a shutdown waits for none to be left. */
+  get pending(): number {
+    return this.unreconciled;
+  }
+
+  /**
+   * Shutdown: every settled call goes in now, in start order within its scope, and every unsettled one (and any
+   * begun later) goes in as soon as it settles, waiting for nobody.
+   */
+  releaseAll(): void {
+    this.draining = true;
+    for (const [scope, calls] of [...this.scopes]) {
+      this.scopes.delete(scope);
+      for (const c of calls) {
+        if (c.reconcile) run(c);
+        else c.released = true;
+      }
+    }
   }
 
   /** Runs the settled calls at the head of the scope, in start order. */
@@ -81,10 +109,13 @@ interface Call {
   timer: NodeJS.Timeout | null;
   /** Left the queue unsettled (a later call waited too long for it). */
   released: boolean;
+  /** Counts the call out of `pending`. */
+  done: () => void;
 }
 
 function run(call: Call): void {
   if (call.timer) clearTimeout(call.timer);
+  call.done();
   try {
     call.reconcile!();
   } catch {

@@ -10,7 +10,6 @@ import type { ProxyFormat } from '../../domain/proxy/to-neutral';
 import { headerOf, headersOf } from '../auth';
 import { BodyError } from '../body';
 import { fastRoute } from '../fast-route';
-import { StartOrder } from '../../domain/reconcile/start-order';
 import { handleError, malformedJson, problem } from '../problem';
 import { newRouter, type AppEnv } from '../router';
 import { providerPath, proxyTurn, type TurnDeps } from './turn';
@@ -32,7 +31,7 @@ const TURNS: Array<[string, ProxyFormat]> = [
 export function proxyRoutes(deps: AppDeps, services: Services) {
   const { config } = deps;
   const upstream = new Upstream({ anthropicBaseUrl: config.anthropicBaseUrl, openaiBaseUrl: config.openaiBaseUrl, timeoutMs: config.upstreamTimeoutMs });
-  const order = new StartOrder(config.proxyOrderWaitMs);
+  const order = services.proxyOrder;
   services.metrics.proxyWaitingSource = () => order.waiting;
   const turnDeps: TurnDeps = {
     services,
