@@ -163,7 +163,11 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   });
   app.use('/v1/*', requireUtf8);
 
-  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/healthz', (c) => {
+    // Up but unable to store a report until restarted: a health check must say so, or nothing restarts it.
+    const failure = deps.store.writeFailure();
+    return failure ? c.json({ status: 'failing', detail: `${failure}; restart the service` }, 503) : c.json({ status: 'ok' });
+  });
   // Metrics carry tenant ids: scraping them takes the operator's key, like the admin routes.
   app.get('/metrics', admin, async (c) => c.body(await services.metrics.registry.metrics(), 200, { 'content-type': services.metrics.registry.contentType }));
   app.route('/', adminRoutes(services.tenants));

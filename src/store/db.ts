@@ -133,6 +133,11 @@ export class WalSync {
     this.path = main?.file ? `${main.file}-wal` : null;
   }
 
+  /** The failure that ended durable writes (see the class comment), or null. */
+  get failed(): Error | null {
+    return this.failure;
+  }
+
   /** Resolves once everything committed before the call is on disk. */
   sync(): Promise<void> {
     const path = this.path;

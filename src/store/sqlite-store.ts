@@ -395,6 +395,10 @@ export class SqliteStore implements Store {
     return this.walSync.sync();
   }
 
+  writeFailure(): string | null {
+    return this.walSync.failed?.message ?? null;
+  }
+
   /**
    * The statements of a group commit, in order. Rollups and calibration only
    * add up, so the batch's deltas are summed per row and written once at the end.

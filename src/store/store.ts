@@ -240,6 +240,8 @@ export interface Store {
   writeBatch(ops: WriteOp[]): void;
   /** Resolves once every batch written before the call is on disk. */
   durable(): Promise<void>;
+  /** Why group commits are refused until a restart (a sync of the WAL failed), or null while they work. */
+  writeFailure(): string | null;
   /**
    * Reconciled requests of a cache scope in reconciliation order (to rebuild the scope's simulation), streamed: a
    * scope's history can be far larger than memory. Their usage, raw usage, diagnostics, write premium and prediction

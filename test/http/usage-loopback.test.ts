@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { answerClientError } from '../../src/http/client-error';
+import { openDb, WalSync } from '../../src/store/db';
+import { SqliteStore } from '../../src/store/sqlite-store';
 import { ADMIN_KEY, clientFor, createTestApp, type TestApp } from '../helpers/app';
 import { mintSystem } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM } from '../helpers/scenario';
@@ -238,6 +240,40 @@ describe('POST /v1/usage over HTTP, on a database file', () => {
       expect(errors).toEqual([]);
     } finally {
       console.error = original;
+    }
+  });
+});
+
+describe('GET /healthz on a database file', () => {
+  it('answers 503 "failing" once a WAL sync has failed (every later report is refused until a restart), 200 until then', async () => {
+    // A real failure, as in the group-commit test: the WAL synced belongs to a database that has none.
+    const opened = openDb(file);
+    const noWal = openDb(join(dir, 'no-wal.sqlite'));
+    noWal.sqlite.pragma('journal_mode = DELETE');
+    const t = createTestApp({ databasePath: file, deps: { store: new SqliteStore(opened.db, new WalSync(noWal.sqlite)) } });
+    const server = await new Promise<ServerType>((resolve) => {
+      const s = serve({ fetch: t.app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
+    });
+    running = { t, server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+    try {
+      const health = async () => {
+        const res = await fetch(`${running!.url}/healthz`);
+        return { status: res.status, json: (await res.json()) as Record<string, string> };
+      };
+      expect(await health()).toEqual({ status: 200, json: { status: 'ok' } });
+      // The first group commit (a render's) fails its sync.
+      const { key } = running.t.tenant();
+      const render = { format: 'anthropic', request: { model: 'claude-sonnet-4-5', messages: [{ role: 'user', content: 'hi' }] } };
+      const res = await post(running.url, '/v1/render', JSON.stringify(render), { authorization: `Bearer ${key}`, 'content-type': 'application/json' });
+      expect(res.status).toBe(500);
+      // It was 200 {"status":"ok"} here: an orchestrator's health check kept a service that stores nothing.
+      const failing = await health();
+      expect(failing.status).toBe(503);
+      expect(failing.json.status).toBe('failing');
+      expect(failing.json.detail).toMatch(/^the database's WAL could not be synced to disk; writes are refused from now on \(.*\); restart the service$/);
+    } finally {
+      opened.close();
+      noWal.close();
     }
   });
 });
