@@ -80,10 +80,13 @@ function countReconciled(reconciler: Reconciler, metrics: Metrics): Metrics {
   reconciler.onReconciled((e) => {
     const o = e.outcome;
     const provider = e.format.startsWith('openai') ? 'openai' : e.format;
-    if (o.provider.read !== null) metrics.tokens.inc({ provider, model: e.model, kind: 'read' }, o.provider.read);
-    if (o.provider.write !== null) metrics.tokens.inc({ provider, model: e.model, kind: 'written' }, o.provider.write);
+    // The catalog's entry, not the name the caller sent: every distinct name would be a series of its own, kept
+    // in memory for good (a client sending made-up names grows /metrics without bound).
+    const model = e.catalogModel ?? 'unknown';
+    if (o.provider.read !== null) metrics.tokens.inc({ provider, model, kind: 'read' }, o.provider.read);
+    if (o.provider.write !== null) metrics.tokens.inc({ provider, model, kind: 'written' }, o.provider.write);
     if (o.total_prompt_tokens !== null)
-      metrics.tokens.inc({ provider, model: e.model, kind: 'uncached' }, Math.max(0, o.total_prompt_tokens - (o.provider.read ?? 0) - (o.provider.write ?? 0)));
+      metrics.tokens.inc({ provider, model, kind: 'uncached' }, Math.max(0, o.total_prompt_tokens - (o.provider.read ?? 0) - (o.provider.write ?? 0)));
     if (o.capture === 'unknown') return;
     let captured = 0;
     let opportunity = 0;

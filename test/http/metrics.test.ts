@@ -31,6 +31,22 @@ describe('metrics and logs', () => {
     expect(text).not.toMatch(/art_|bnd_|ses_|req_/);
   });
 
+  it('labels prompt tokens by the catalog entry, never by the model name a caller sent: made-up names are one "unknown" series', async () => {
+    t = createTestApp();
+    const { client } = t.tenant();
+    for (const model of ['claude-sonnet-4-5-20250929', 'claude-made-up-1', 'claude-made-up-2', 'claude-made-up-3']) {
+      const r = (await client.post('/v1/render', { format: 'anthropic', request: { model, messages: [{ role: 'user', content: 'x' }] } })).json;
+      expect((await client.post('/v1/usage', { request_id: r.request_id, usage: anthropicUsage(100, 0, 0) })).status).toBe(201);
+    }
+    const text = await (await t.app.request('/metrics', { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).text();
+    const uncached = text.split('\n').filter((l) => l.startsWith('ph_prompt_tokens_total') && l.includes('kind="uncached"'));
+    // Each distinct name was a series of its own, kept for good: /metrics grew with every name a client made up.
+    expect(uncached.sort()).toEqual([
+      'ph_prompt_tokens_total{provider="anthropic",model="claude-sonnet-4-5",kind="uncached"} 100',
+      'ph_prompt_tokens_total{provider="anthropic",model="unknown",kind="uncached"} 300',
+    ]);
+  });
+
   it('logs one JSON line per request with the request id, and never a body or a key', async () => {
     t = createTestApp({ config: { log: 'json' } });
     const lines: string[] = [];

@@ -171,6 +171,8 @@ export interface ReconciledEvent {
   requestId: string;
   format: string;
   model: string;
+  /** The catalog entry the request was priced as; null for a model the catalog does not know (priced as a fallback). */
+  catalogModel: string | null;
   /** Handles whose rollups changed. */
   handles: string[];
   outcome: RequestOutcome;
@@ -520,7 +522,7 @@ export class Reconciler {
     if (parts.length) this.pendingPremiums.set(request.id, { tenantId, model: request.model, day, expiresAt, parts }, now);
     const held = [...(parts.length ? [request.id] : []), ...(write.markWriteRead ? [write.markWriteRead.requestId] : [])];
     for (const id of held) this.pendingPremiums.hold(id);
-    const committed = this.enqueue({ tenantId, requestId: request.id, format: request.format, model: request.model, outcome }, write, held);
+    const committed = this.enqueue({ tenantId, requestId: request.id, format: request.format, model: request.model, catalogModel: request.catalogFallback ? null : request.catalogEntry, outcome }, write, held);
     this.inFlight.set(request.id, { hash, result, committed });
     return { result, committed };
   }
