@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { ApiError } from './api';
 import { API_HELP, API_OPTIONS, CliError, parseCommand, UsageError, type Command } from './command';
+import { backup } from './commands/backup';
 import { expand } from './commands/expand';
 import { importCalls } from './commands/import';
 import { mint } from './commands/mint';
@@ -8,7 +9,7 @@ import { report } from './commands/report';
 import { serve } from './commands/serve';
 import { verify } from './commands/verify';
 
-const COMMANDS: Command[] = [serve, mint, expand, report, importCalls, verify];
+const COMMANDS: Command[] = [serve, mint, expand, report, importCalls, verify, backup];
 
 const HELP = `Usage: prefix-handles <command> [options]
 
@@ -17,7 +18,7 @@ ${COMMANDS.map((c) => `  ${c.name.padEnd(8)}${c.summary}`).join('\n')}
 
 Run 'prefix-handles <command> --help' for a command's arguments and options.
 
-Every command but serve talks to the REST API:
+Every command but serve and backup talks to the REST API:
 ${API_HELP}
 
 Exit codes: 0 success, 1 failure (API error, failed check, rejected import line), 2 usage error.`;

@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import { readMigrationFiles } from 'drizzle-orm/migrator';
-import { close, closeSync, existsSync, fdatasync, open, openSync, realpathSync } from 'node:fs';
+import { close, closeSync, existsSync, fdatasync, open, openSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import * as schema from './schema';
@@ -80,6 +80,48 @@ export function lockDatabase(path: string): { release(): void } {
     throw e;
   }
   return { release: () => lock.close() };
+}
+
+/** A backup that could not be made (no such database, a destination that exists, a failed check). */
+export class BackupError extends Error {}
+
+/**
+ * A consistent copy of a database, safe while the service writes to it: SQLite's `VACUUM INTO` reads one snapshot
+ * (a read transaction: in WAL mode the service's commits go on meanwhile) and writes it to `dest` as one compact
+ * file, which is then checked. Copying the files instead is not safe: the database file alone lacks the commits
+ * still in its `-wal`, and the two copied one after the other need not be of one moment.
+ */
+export function backupDatabase(source: string, dest: string): { bytes: number; check: string } {
+  if (!existsSync(source)) throw new BackupError(`no database at ${source}`);
+  // Made here, empty, as the database is: readable by its owner only (SQLite would create it world-readable).
+  // VACUUM INTO writes into an empty file; 'wx' never takes one that exists.
+  try {
+    closeSync(openSync(dest, 'wx', 0o600));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new BackupError(`${dest} exists: a backup never overwrites a file`);
+    throw e;
+  }
+  // Read-only: a backup never writes the live database (nor migrates, nor checkpoints it).
+  try {
+    const sqlite = new Database(source, { readonly: true, fileMustExist: true });
+    try {
+      sqlite.pragma('busy_timeout = 5000');
+      sqlite.prepare('vacuum into ?').run(dest);
+    } finally {
+      sqlite.close();
+    }
+  } catch (e) {
+    rmSync(dest, { force: true });
+    throw e;
+  }
+  const copy = new Database(dest, { readonly: true, fileMustExist: true });
+  try {
+    const check = (copy.pragma('quick_check') as Array<{ quick_check: string }>).map((r) => r.quick_check).join('; ');
+    if (check !== 'ok') throw new BackupError(`the copy at ${dest} failed its check: ${check}`);
+    return { bytes: statSync(dest).size, check };
+  } finally {
+    copy.close();
+  }
 }
 
 /** A database a newer version of the service migrated: this version would misread what that one wrote. */

@@ -1,8 +1,8 @@
 // The service as operators run it: `src/main.ts` as a child process on a real data directory, its
 // configuration from the environment, stopped by signals. Each start costs about a second of tsx start-up.
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,7 @@ import { clientFor, createTestApp } from '../helpers/app';
 import { LONG_SYSTEM } from '../helpers/scenario';
 
 const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/prefix-handles.mjs', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /** The outer environment without the service's own variables. */
@@ -151,5 +152,77 @@ describe('stopping', () => {
     } finally {
       t.close();
     }
+  });
+});
+
+/** The CLI as a child process: its exit code and output. */
+function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((ok) => {
+    execFile(process.execPath, [BIN, ...args], { env: { ...cleanEnv(), ...env } }, (error, out, err) => ok({ code: error ? Number(error.code ?? 1) : 0, out, err }));
+  });
+}
+
+describe('backup', () => {
+  it('prefix-handles backup copies the live database while reports are being written: every report acknowledged before it is in the copy, which a service starts on', async () => {
+    const data = join(dir, 'live');
+    const service = await start({ PH_DATA_DIR: data });
+    expect(service.url, service.output()).not.toBe('');
+    const key = keyOf(data);
+    const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
+    const post = async (path: string, body: unknown) => (await fetch(`${service.url}${path}`, { method: 'POST', headers, body: JSON.stringify(body) })).json() as Promise<Record<string, any>>;
+    const sys = await post('/v1/artifacts', { kind: 'system', content: LONG_SYSTEM });
+    const acknowledged: string[] = [];
+    let writing = true;
+    const writers = Array.from({ length: 4 }, async (_, w) => {
+      for (let i = 0; writing; i++) {
+        const r = await post('/v1/render', { format: 'anthropic', request: { model: 'claude-sonnet-4-6', max_tokens: 8, prefix: [sys.id], messages: [{ role: 'user', content: `question ${w}.${i}` }] } });
+        const res = await fetch(`${service.url}/v1/usage`, { method: 'POST', headers, body: JSON.stringify({ request_id: r.request_id, usage: { input_tokens: 10, cache_read_input_tokens: 0, cache_creation_input_tokens: 0, output_tokens: 5 } }) });
+        if (res.status === 201) acknowledged.push(r.request_id as string);
+      }
+    });
+    while (acknowledged.length < 50) await new Promise((ok) => setTimeout(ok, 20));
+    const before = [...acknowledged];
+    // What the README warns against: the database file alone, copied while the service writes.
+    copyFileSync(join(data, 'prefix-handles.db'), join(dir, 'copied.db'));
+    const dest = join(dir, 'backups', 'live.db');
+    mkdirSync(join(dir, 'backups'));
+    const made = await cli(['backup', dest, '--data-dir', data]);
+    writing = false;
+    await Promise.all(writers);
+    expect(made.code, made.err).toBe(0);
+    // Prompts are in it: readable by its owner only, as the database is.
+    expect(statSync(dest).mode & 0o777).toBe(0o600);
+    expect(made.out).toMatch(new RegExp(`^backup: ${data}/prefix-handles\\.db → ${dest} \\(\\d+ bytes, checked\\)\n$`));
+    // Never over a file.
+    const again = await cli(['backup', dest, '--data-dir', data]);
+    expect([again.code, again.err]).toEqual([1, `backup: ${dest} exists: a backup never overwrites a file\n`]);
+    expect((await cli(['backup', join(dir, 'x.db'), '--data-dir', join(dir, 'none')])).err).toBe(`backup: no database at ${dir}/none/prefix-handles.db\n`);
+
+    const reconciled = (file: string) => {
+      const t = createTestApp({ databasePath: file });
+      try {
+        return new Set(t.sqlite.prepare(`select id from requests where status = 'reconciled'`).pluck().all() as string[]);
+      } finally {
+        t.close();
+      }
+    };
+    // The copied file misses what was still in the WAL (when a checkpoint had not just run).
+    const copied = reconciled(join(dir, 'copied.db'));
+    const inBackup = reconciled(dest);
+    expect(before.filter((id) => !inBackup.has(id))).toEqual([]);
+    expect(inBackup.size).toBeGreaterThanOrEqual(copied.size);
+
+    // Restored as the README says: the service stopped, the copy in place of its database, no -wal or -shm left.
+    service.child.kill('SIGTERM');
+    expect(await service.exited).toBe(0);
+    const restored = join(dir, 'restored');
+    mkdirSync(restored);
+    copyFileSync(dest, join(restored, 'prefix-handles.db'));
+    const back = await start({ PH_DATA_DIR: restored });
+    expect(back.url, back.output()).not.toBe('');
+    expect(existsSync(join(restored, 'api-key'))).toBe(false);
+    const report = await fetch(`${back.url}/v1/reports/handles/${String(sys.id)}`, { headers });
+    expect(report.status).toBe(200);
+    expect(((await report.json()) as { requests: number }).requests).toBeGreaterThanOrEqual(before.length);
   });
 });
