@@ -30,7 +30,7 @@ function newSecret(): string {
 export class TenantService {
   // Authentication runs on every request: remember resolved keys by their hash (revocation clears
   // this), and recently seen secrets so the hot path skips even the hash.
-  private readonly authCache = new Map<string, AuthContext | null>();
+  private readonly authCache = new Map<string, AuthContext | { revokedAt: number } | null>();
   private readonly recent = new Map<string, AuthContext>();
 
   constructor(
@@ -89,11 +89,14 @@ export class TenantService {
     let ctx = this.authCache.get(hash);
     if (ctx === undefined) {
       const row = this.store.findApiKeyByHash(hash);
-      ctx = row && row.revokedAt === null ? { tenantId: row.tenantId, keyId: row.id } : null;
+      ctx = !row ? null : row.revokedAt === null ? { tenantId: row.tenantId, keyId: row.id } : { revokedAt: row.revokedAt };
       if (this.authCache.size > 10_000) this.authCache.clear();
       this.authCache.set(hash, ctx);
     }
     if (!ctx) throw new DomainError('unauthorized', 'the API key is not valid');
+    // Its holder had it: saying it was revoked (after a rotation, say) tells them what to do, and nobody else anything.
+    if ('revokedAt' in ctx)
+      throw new DomainError('unauthorized', `the API key was revoked on ${new Date(ctx.revokedAt).toISOString()}: use the key that replaced it, or ask the operator for a new one`);
     if (this.recent.size > 1_000) this.recent.clear();
     this.recent.set(secret, ctx);
     return ctx;

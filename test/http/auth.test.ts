@@ -82,7 +82,11 @@ describe('admin routes', () => {
 
     const rotated = await admin.post(`/v1/keys/${created.json.id}/rotate`);
     expect(rotated.status).toBe(201);
-    expect((await acme.get('/v1/handles')).status).toBe(401);
+    const old = await acme.get('/v1/handles');
+    expect([old.status, old.json.code]).toEqual([401, 'unauthorized']);
+    // A revoked key is told so (it said "not valid", as a mistyped one does).
+    expect(old.json.detail).toBe(`the API key was revoked on ${new Date(t.clock.now()).toISOString()}: use the key that replaced it, or ask the operator for a new one`);
+    expect((await clientFor(t.app, `${created.json.api_key}x`).get('/v1/handles')).json.detail).toBe('the API key is not valid');
     const acme2 = clientFor(t.app, rotated.json.api_key);
     expect((await acme2.get('/v1/handles')).status).toBe(200);
     // The key it replaced is revoked: rotating it again says so (it exists), rather than that it does not.
