@@ -18,6 +18,18 @@ const int = (def: number) => whole(def, 1);
 const ms = (def: number, min = 1) => whole(def, min, 2_147_483_647);
 const text = () => z.string().min(1, EMPTY);
 
+/**
+ * A provider base URL: an origin and a path. The proxy sends each call to the origin and the path with the
+ * caller's own path and query after it, so a user:password, a query or a fragment here would be dropped without a
+ * word (an Azure `?api-version=` base URL then answered 404 on every call).
+ */
+const baseUrl = () =>
+  z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).superRefine((value, ctx) => {
+    const url = new URL(value);
+    const extra = url.username || url.password ? 'a user or password' : url.search ? 'a query string' : url.hash ? 'a fragment' : null;
+    if (extra) ctx.addIssue({ code: 'custom', message: `must be an origin and a path, without ${extra}: the proxy would drop it (the caller's own query goes on; provider credentials travel in the caller's headers)` });
+  });
+
 const envSchema = z.object({
   PORT: whole(8787, 0, 65535),
   HOST: text().default('127.0.0.1'),
@@ -32,8 +44,8 @@ const envSchema = z.object({
   PH_INLINE_RETENTION_HOURS: int(7 * 24),
   PH_CACHE_TTL: z.enum(['5m', '1h']).default('5m'),
   PH_USAGE_BATCH_MAX: int(1000),
-  PH_ANTHROPIC_BASE_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).default('https://api.anthropic.com'),
-  PH_OPENAI_BASE_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).default('https://api.openai.com'),
+  PH_ANTHROPIC_BASE_URL: baseUrl().default('https://api.anthropic.com'),
+  PH_OPENAI_BASE_URL: baseUrl().default('https://api.openai.com'),
   PH_UPSTREAM: z.enum(['providers', 'simulator']).default('providers'),
   // The SDKs' own default timeout is 10 minutes: a long answer must not be cut shorter by the proxy.
   PH_UPSTREAM_TIMEOUT_MS: ms(600_000),
@@ -82,11 +94,20 @@ export class ConfigError extends Error {}
 /** Reads the environment once; one readable error lists every bad variable. */
 const SECRETS = new Set(['PH_ADMIN_KEY']);
 
+/** A URL's password is a secret too: shown as ***. */
+function withoutPassword(value: string | undefined): string | undefined {
+  if (!value || !URL.canParse(value)) return value;
+  const url = new URL(value);
+  if (!url.password) return value;
+  url.password = '***';
+  return url.href;
+}
+
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
     // A secret is never echoed back, even a wrong one (it may be close to the real key).
-    const shown = (name: string) => (SECRETS.has(name) ? '(value not shown)' : `(got ${JSON.stringify(env[name])})`);
+    const shown = (name: string) => (SECRETS.has(name) ? '(value not shown)' : `(got ${JSON.stringify(withoutPassword(env[name]))})`);
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message} ${shown(String(i.path[0]))}`);
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }

@@ -64,6 +64,11 @@ describe('configuration', () => {
     expect(message({ PH_UPSTREAM_TIMEOUT_MS: '3000000000' })).toMatch(/PH_UPSTREAM_TIMEOUT_MS: must be at most 2147483647/);
     expect(message({ PH_DATA_DIR: '' })).toMatch(/PH_DATA_DIR: is empty/);
     expect(message({ PH_CATALOG_FILE: '' })).toMatch(/PH_CATALOG_FILE: is empty/);
+    // Parts of a base URL the proxy never sends were dropped without a word.
+    expect(message({ PH_OPENAI_BASE_URL: 'https://x.openai.azure.com/openai/deployments/gpt?api-version=2024-10-21' })).toMatch(/PH_OPENAI_BASE_URL: must be an origin and a path, without a query string: the proxy would drop it/);
+    expect(message({ PH_ANTHROPIC_BASE_URL: 'https://user:secret@gateway.example' })).toMatch(/PH_ANTHROPIC_BASE_URL: must be an origin and a path, without a user or password/);
+    expect(message({ PH_ANTHROPIC_BASE_URL: 'https://user:secret@gateway.example' })).not.toMatch(/secret/);
+    expect(loadConfig({ PH_OPENAI_BASE_URL: 'http://vllm:8000/v1/' }).openaiBaseUrl).toBe('http://vllm:8000/v1');
     // 0 stays "any free port" (serve --port 0).
     expect(loadConfig({ PORT: '0', PH_SIMULATOR_CHUNK_DELAY_MS: '0' }).port).toBe(0);
     expect(loadConfig({ PH_MAX_BODY_BYTES: '1024' }).maxBodyBytes).toBe(1024);
