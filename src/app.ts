@@ -47,6 +47,8 @@ export interface Services {
   writes: WriteQueue;
   /** The proxy's calls, reconciled per scope in the order they started (a shutdown releases them all). */
   proxyOrder: StartOrder;
+  /** Aborted as the service begins to stop: answers that never end by themselves (the dashboard's live events) end. */
+  stopping: AbortController;
 }
 
 export function createServices(deps: AppDeps): Services {
@@ -72,6 +74,7 @@ export function createServices(deps: AppDeps): Services {
     metrics: countReconciled(reconciler, new Metrics(config.log !== 'off')),
     writes,
     proxyOrder: new StartOrder(config.proxyOrderWaitMs),
+    stopping: new AbortController(),
   };
 }
 

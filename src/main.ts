@@ -91,6 +91,8 @@ async function main() {
     console.log(`stopping (${signal}): no new connections; requests under way have ${grace} ms to finish (PH_SHUTDOWN_GRACE_MS)`);
     // Listening stops and idle connections close; a request under way (a streamed answer too) finishes first.
     server.close(() => void stopped());
+    // The dashboard's live events never end by themselves: they end now.
+    services.stopping.abort();
     // A keep-alive client would go on sending on its connection until the cut: each answer now closes it.
     server.on('request', (_req: IncomingMessage, res: ServerResponse) => res.setHeader('connection', 'close'));
     // Past the grace, what is still answering is cut: the proxy records each cut call as interrupted

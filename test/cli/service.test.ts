@@ -104,6 +104,23 @@ function call(agent: Agent, url: string, body: unknown, headers: Record<string, 
 }
 
 describe('stopping', () => {
+  it("SIGTERM with a dashboard open: its live events end at once, and the service stops without waiting out the grace", async () => {
+    const data = join(dir, 'dashboard');
+    const service = await start({ PH_DATA_DIR: data, PH_SHUTDOWN_GRACE_MS: '20000' });
+    expect(service.url, service.output()).not.toBe('');
+    const events = await fetch(`${service.url}/ui/events`, { headers: { cookie: `ph_ui_key=${keyOf(data)}` } });
+    expect(events.status).toBe(200);
+    const reader = events.body!.getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toContain('event: ready');
+    const signalled = Date.now();
+    service.child.kill('SIGTERM');
+    // The stream ends (it was held open until the grace cut it: every stop with a dashboard open took 20 s here).
+    for (;;) if ((await reader.read()).done) break;
+    expect(await service.exited).toBe(0);
+    expect(Date.now() - signalled).toBeLessThan(10_000);
+    expect(service.output()).not.toContain('cutting');
+  });
+
   it("SIGTERM: answers under way finish within PH_SHUTDOWN_GRACE_MS (a keep-alive client's next answer says Connection: close), a streamed call still running at the end is cut and recorded as interrupted, and everything acknowledged is on disk", async () => {
     const data = join(dir, 'stopping');
     // The simulator answers after half a second, and streams an event a second: a stream outlasts the grace.

@@ -86,9 +86,15 @@ export function uiRoutes(deps: AppDeps, services: Services) {
         void stream.writeSSE({ event: 'reconciled', data: JSON.stringify({ request_id: e.requestId }) });
       });
       const keepalive = setInterval(() => void stream.write(': keepalive\n\n'), KEEPALIVE_MS);
+      // A stopping service ends the stream (the page reconnects elsewhere), rather than wait for its grace to cut it.
+      const stopping = services.stopping.signal;
+      let stop = () => {};
       const closed = new Promise<void>((resolve) => {
         stream.onAbort(resolve);
         c.req.raw.signal.addEventListener('abort', () => resolve(), { once: true });
+        stop = resolve;
+        if (stopping.aborted) resolve();
+        else stopping.addEventListener('abort', stop, { once: true });
       });
       try {
         await stream.writeSSE({ event: 'ready', data: '{}', retry: 1000 });
@@ -96,6 +102,8 @@ export function uiRoutes(deps: AppDeps, services: Services) {
       } finally {
         off();
         clearInterval(keepalive);
+        // The signal lives as long as the process: a listener left on it would keep each closed stream's closure.
+        stopping.removeEventListener('abort', stop);
       }
     });
   });
