@@ -58,9 +58,9 @@ async function main() {
   const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
     // Once listening: a start that cannot listen leaves no tenant or key file behind.
     const keyPath = join(config.dataDir, 'api-key');
-    let keyFile: string | null;
+    let made: ReturnType<typeof bootstrapDefaultKey>;
     try {
-      keyFile = bootstrapDefaultKey(services.tenants, keyPath, config.adminKey);
+      made = bootstrapDefaultKey(services.tenants, keyPath, config.adminKey);
     } catch (err) {
       // A data directory the database is not in (PH_DATABASE elsewhere) that cannot take the key file: one line, as a bad setting.
       console.error(`cannot write the API key file ${keyPath}: ${(err as Error).message} (the data directory is set by PH_DATA_DIR, or serve's --data-dir)`);
@@ -68,7 +68,8 @@ async function main() {
       opened.close();
       process.exit(2);
     }
-    if (keyFile) console.log(`created a default tenant; its API key is in ${keyFile}`);
+    // With their ids: rotating or revoking the key takes its id, which the file does not hold.
+    if (made) console.log(`created a default tenant (${made.tenant}); its API key (${made.key}) is in ${made.file}`);
     console.log(`prefix-handles listening on http://${config.host}:${info.port} (database ${config.databasePath}; docs at /docs)`);
   });
   // A port in use or an address this machine does not have: said in one line, like a bad setting.

@@ -13,6 +13,14 @@ export interface IssuedKey {
   created_at: string;
 }
 
+/** A tenant and its keys as the operator sees them: never a secret, only its first characters. */
+export interface TenantListing {
+  id: string;
+  name: string;
+  created_at: string;
+  keys: Array<{ id: string; hint: string; created_at: string; revoked_at: string | null }>;
+}
+
 export interface AuthContext {
   tenantId: string;
   keyId: string;
@@ -76,6 +84,17 @@ export class TenantService {
     const issued = this.issueKey(key.tenantId);
     this.revokeKey(keyId);
     return issued;
+  }
+
+  /** Every tenant and its keys: the ids that rotate and revoke take (a key's secret is never kept, only its hint). */
+  list(): TenantListing[] {
+    const iso = (ms: number) => new Date(ms).toISOString();
+    return this.store.listTenants().map(({ tenant, keys }) => ({
+      id: tenant.id,
+      name: tenant.name,
+      created_at: iso(tenant.createdAt),
+      keys: keys.map((k) => ({ id: k.id, hint: k.hint, created_at: iso(k.createdAt), revoked_at: k.revokedAt === null ? null : iso(k.revokedAt) })),
+    }));
   }
 
   hasAnyKey(): boolean {

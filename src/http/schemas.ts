@@ -166,6 +166,26 @@ export const IssuedKeySchema = z
   .object({ id: z.string(), tenant: z.string(), api_key: z.string().openapi({ description: 'Shown once; stored only as a hash.' }), created_at: z.string() })
   .openapi('IssuedKey');
 
+export const TenantListSchema = z
+  .object({
+    tenants: z.array(
+      z.object({
+        id: z.string(),
+        name: z.string(),
+        created_at: z.string(),
+        keys: z.array(
+          z.object({
+            id: z.string(),
+            hint: z.string().openapi({ description: "The secret's first 8 characters (the secret itself is stored only as a hash)." }),
+            created_at: z.string(),
+            revoked_at: z.string().nullable(),
+          }),
+        ),
+      }),
+    ),
+  })
+  .openapi('TenantList');
+
 export const problemResponse = (description: string) => ({ content: { 'application/problem+json': { schema: ProblemSchema } }, description });
 
 /** Error responses of an authenticated route without a body (GET, DELETE). */

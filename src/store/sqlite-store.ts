@@ -221,6 +221,14 @@ export class SqliteStore implements Store {
     return this.db.select().from(tenants).where(eq(tenants.id, id)).get();
   }
 
+  listTenants(): Array<{ tenant: TenantRow; keys: ApiKeyRow[] }> {
+    const out = new Map<string, { tenant: TenantRow; keys: ApiKeyRow[] }>();
+    // In the order they were made (ids are random; several can share a millisecond).
+    for (const tenant of this.db.select().from(tenants).orderBy(asc(tenants.createdAt), sql`rowid`).all()) out.set(tenant.id, { tenant, keys: [] });
+    for (const key of this.db.select().from(apiKeys).orderBy(asc(apiKeys.createdAt), sql`rowid`).all()) out.get(key.tenantId)?.keys.push(key);
+    return [...out.values()];
+  }
+
   countApiKeys(): number {
     return this.db.select({ n: sql<number>`count(*)` }).from(apiKeys).get()?.n ?? 0;
   }

@@ -197,6 +197,8 @@ export interface InlineRow {
 export interface Store {
   createTenant(tenant: TenantRow, key: ApiKeyRow): void;
   getTenant(id: string): TenantRow | undefined;
+  /** Every tenant, oldest first, with its keys (oldest first). */
+  listTenants(): Array<{ tenant: TenantRow; keys: ApiKeyRow[] }>;
   countApiKeys(): number;
   insertApiKey(key: ApiKeyRow): void;
   findApiKeyByHash(hash: string): ApiKeyRow | undefined;

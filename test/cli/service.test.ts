@@ -103,6 +103,32 @@ function call(agent: Agent, url: string, body: unknown, headers: Record<string, 
   });
 }
 
+describe('keys', () => {
+  it("the default tenant's key can be rotated: the first start names its ids, and GET /v1/tenants lists them", async () => {
+    const data = join(dir, 'keys');
+    const first = await start({ PH_DATA_DIR: data });
+    const made = /created a default tenant \((ten_\w+)\); its API key \((key_\w+)\) is in (\S+)\n/.exec(first.output());
+    expect(made, first.output()).not.toBeNull();
+    expect(made![3]).toBe(join(data, 'api-key'));
+    const key = keyOf(data);
+    first.child.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
+    // As the README says: then restart with PH_ADMIN_KEY set.
+    const adminKey = 'an-operator-admin-key-0123';
+    const admin = { authorization: `Bearer ${adminKey}` };
+    const service = await start({ PH_DATA_DIR: data, PH_ADMIN_KEY: adminKey });
+    const listed = (await (await fetch(`${service.url}/v1/tenants`, { headers: admin })).json()) as { tenants: Array<{ id: string; name: string; keys: Array<{ id: string; hint: string }> }> };
+    expect(listed.tenants.map((x) => [x.id, x.name, x.keys.map((k) => [k.id, k.hint])])).toEqual([[made![1], 'default', [[made![2], key.slice(0, 8)]]]]);
+    const rotated = await fetch(`${service.url}/v1/keys/${made![2]}/rotate`, { method: 'POST', headers: admin });
+    expect(rotated.status).toBe(201);
+    const old = await fetch(`${service.url}/v1/handles`, { headers: { authorization: `Bearer ${key}` } });
+    expect(old.status).toBe(401);
+    expect(((await old.json()) as { detail: string }).detail).toMatch(/^the API key was revoked on /);
+    const fresh = ((await rotated.json()) as { api_key: string }).api_key;
+    expect((await fetch(`${service.url}/v1/handles`, { headers: { authorization: `Bearer ${fresh}` } })).status).toBe(200);
+  });
+});
+
 describe('stopping', () => {
   it("SIGTERM with a dashboard open: its live events end at once, and the service stops without waiting out the grace", async () => {
     const data = join(dir, 'dashboard');

@@ -89,6 +89,22 @@ describe('admin routes', () => {
     expect((await clientFor(t.app, `${created.json.api_key}x`).get('/v1/handles')).json.detail).toBe('the API key is not valid');
     const acme2 = clientFor(t.app, rotated.json.api_key);
     expect((await acme2.get('/v1/handles')).status).toBe(200);
+    // The operator's list: every tenant's key ids (what rotate and revoke take), a hint, never a secret.
+    const listed = await admin.get('/v1/tenants');
+    expect(listed.status).toBe(200);
+    const acmeListed = listed.json.tenants.find((x: { id: string }) => x.id === created.json.tenant);
+    expect(acmeListed).toEqual({
+      id: created.json.tenant,
+      name: 'acme',
+      created_at: expect.any(String),
+      keys: [
+        { id: created.json.id, hint: created.json.api_key.slice(0, 8), created_at: expect.any(String), revoked_at: expect.any(String) },
+        { id: rotated.json.id, hint: rotated.json.api_key.slice(0, 8), created_at: expect.any(String), revoked_at: null },
+      ],
+    });
+    expect(listed.text).not.toContain(created.json.api_key);
+    expect(listed.text).not.toContain(rotated.json.api_key);
+    expect((await clientFor(t.app, rotated.json.api_key).get('/v1/tenants')).status).toBe(401);
     // The key it replaced is revoked: rotating it again says so (it exists), rather than that it does not.
     const again = await admin.post(`/v1/keys/${created.json.id}/rotate`);
     expect(again.status).toBe(409);
