@@ -43,7 +43,7 @@ export function inProcess(databasePath: string, opts: { clock?: Clock; config?: 
   const opened = openDb(databasePath);
   const catalog = new ModelCatalog(loadCatalog());
   const clock = opts.clock ?? systemClock;
-  const services = createServices({ config, store: new SqliteStore(opened.db, opened.walSync), clock, catalog });
+  const services = createServices({ config, store: new SqliteStore(opened.db, opened.walSync, clock), clock, catalog });
   const tenant = services.tenants.createTenant('bench');
   return { services, catalog, sqlite: opened.sqlite, tenantId: tenant.tenant, apiKey: tenant.api_key, close: () => opened.close() };
 }

@@ -51,7 +51,7 @@ async function main() {
     config = { ...config, anthropicBaseUrl: simulator.url, openaiBaseUrl: simulator.url };
     console.log(`PH_UPSTREAM=simulator: the proxy calls the provider simulator at ${simulator.url}`);
   }
-  const deps = { config, store: new SqliteStore(opened.db, opened.walSync), clock: systemClock, catalog };
+  const deps = { config, store: new SqliteStore(opened.db, opened.walSync, systemClock), clock: systemClock, catalog };
   const services = createServices(deps);
   const app = createApp(deps, services);
 

@@ -46,7 +46,7 @@ const config = loadConfig({
   PH_OPENAI_BASE_URL: simulator.url,
 });
 const opened = openDb(config.databasePath);
-const deps = { config, store: new SqliteStore(opened.db, opened.walSync), clock, catalog };
+const deps = { config, store: new SqliteStore(opened.db, opened.walSync, clock), clock, catalog };
 const services = createServices(deps);
 const app = createApp(deps, services);
 const port = Number(process.env.PORT ?? 8790);

@@ -216,6 +216,38 @@ export const rollups = sqliteTable(
   ],
 );
 
+/**
+ * Rollup rows summed over a span of days — a calendar month (named by its first day) or every day (ALL_DAYS, -1) —
+ * per tenant, handle and model (every version together: the tenant report shows handles). Long and all-time tenant
+ * reports read these, not every day of every handle. Made by the report that first needs one; a span is valid only
+ * through the day in rollups_span_through, and a write to a day it covers deletes that row (see SqliteStore).
+ */
+export const rollupsSpan = sqliteTable(
+  'rollups_span',
+  {
+    tenantId: text('tenant_id').notNull(),
+    handleId: text('handle_id').notNull(),
+    model: text('model').notNull(),
+    span: integer('span').notNull(),
+    requests: integer('requests').notNull().default(0),
+    ...(classColumns as {}),
+    ...(moneyColumns as {}),
+  },
+  // Handle first: a report's sum over several spans is grouped by handle in key order, without a sort.
+  (t) => [primaryKey({ columns: [t.tenantId, t.handleId, t.model, t.span] })],
+);
+
+/** The last day a tenant's span holds (no row: not made, or a later write reached a day in it). */
+export const rollupsSpanThrough = sqliteTable(
+  'rollups_span_through',
+  {
+    tenantId: text('tenant_id').notNull(),
+    span: integer('span').notNull(),
+    through: integer('through').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.span] })],
+);
+
 /** Where a handle's prefix drifted: the earliest changed segment against the last request that had it. */
 export const driftFindings = sqliteTable(
   'drift_findings',

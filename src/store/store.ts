@@ -177,14 +177,17 @@ export interface UnreadWrite {
 
 export interface RollupQuery {
   tenantId: string;
-  /** null = every handle (not the '*' totals). */
-  handleId: string | null;
+  /** One handle, or '*': the tenant's totals. */
+  handleId: string;
   fromDay: number;
   toDay: number;
   model?: string;
 }
 
 export type RollupRow = { handle_id: string; version: number; model: string } & Record<string, number>;
+
+/** Rollup values of one handle, every version and model of it together. */
+export type HandleSums = { handle_id: string } & Record<string, number>;
 
 export interface InlineRow {
   requestId: string;
@@ -253,6 +256,8 @@ export interface Store {
   reconciledInScope(scope: string): Iterable<RequestRow>;
   /** Rollup rows summed per handle, version and model over a day range. */
   sumRollups(query: RollupQuery): RollupRow[];
+  /** Every handle's rollup rows (not the '*' totals) summed per handle over a day range. */
+  sumHandles(query: Omit<RollupQuery, 'handleId'>): HandleSums[];
   /** The latest drift findings of a handle, among requests started within [fromMs, toMs) and of `model` when given. */
   driftFindings(tenantId: string, handleId: string, limit: number, within?: { fromMs: number; toMs: number; model?: string }): DriftRow[];
   calibrations(tenantId: string): CalibrationRow[];

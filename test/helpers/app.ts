@@ -35,7 +35,7 @@ export function createTestApp(opts: { config?: Partial<Config>; databasePath?: s
   const config = testConfig({ adminKey: ADMIN_KEY, ...opts.config });
   const opened = openDb(opts.databasePath ?? ':memory:');
   const clock = opts.clock ?? new FakeClock();
-  const deps: AppDeps = { config, store: new SqliteStore(opened.db, opened.walSync), clock, catalog, ...opts.deps };
+  const deps: AppDeps = { config, store: new SqliteStore(opened.db, opened.walSync, clock), clock, catalog, ...opts.deps };
   const services = createServices(deps);
   const app = createApp(deps, services);
   return {

@@ -21,7 +21,8 @@ import { LONG_SYSTEM } from '../helpers/scenario';
 // start order and late (past the TTL: the scope's history), calls without times, failed calls, repeated reports
 // (same: once; different: 409), calls through the proxy (streamed, refused, cut off), a new artifact version and
 // session appends, write premiums read later (also after they counted as unread), report filters (from, to, model),
-// and restarts on the same SQLite file. Set ROLLUP_STATS=1 to print what the runs covered.
+// and restarts on the same SQLite file; histories of several months, whose reports read spans (a month's rollups, or
+// every day's, summed once) that late reports then undo. Set ROLLUP_STATS=1 to print what the runs covered.
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -71,7 +72,7 @@ const callArb = fc.record({
 
 const opArb = fc.oneof(
   { weight: 10, arbitrary: callArb },
-  { weight: 4, arbitrary: fc.record({ k: fc.constant('advance' as const), ms: fc.constantFrom(2_000, 30_000, 4 * MIN, 6 * MIN, 40 * MIN, 70 * MIN, 5 * HOUR, 13 * HOUR, 2 * DAY) }) },
+  { weight: 4, arbitrary: fc.record({ k: fc.constant('advance' as const), ms: fc.constantFrom(2_000, 30_000, 4 * MIN, 6 * MIN, 40 * MIN, 70 * MIN, 5 * HOUR, 13 * HOUR, 2 * DAY, 25 * DAY) }) },
   { weight: 3, arbitrary: fc.record({ k: fc.constant('flush' as const), mode: fc.constantFrom('single', 'batch', 'parallel'), order: fc.constantFrom('fifo', 'lifo', 'mixed'), dupe: fc.boolean() }) },
   { weight: 2, arbitrary: fc.record({ k: fc.constant('again' as const), pick: fc.nat(), same: fc.boolean(), batch: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('version' as const) }) },
@@ -503,6 +504,9 @@ async function run({ models, prefixes: usedPrefixes, ops }: { models: Model[]; p
       if (rd > 1e-12) inc('read>0');
       if (rows.filter((r) => r.handle === '*').some((r) => r.v.write_premium_read! > 1e-12 && r.v.write_premium_read! < r.v.write_premium_paid! - 1e-12)) inc('partlyread');
       if (new Set(rows.map((r) => r.day)).size > 1) inc('multiday');
+      if (new Set(rows.map((r) => new Date(r.day * DAY).getUTCMonth())).size > 1) inc('multimonth');
+      // Spans made by the reports of earlier checks (and still held).
+      inc('spans held', t.sqlite.prepare('select count(*) from rollups_span_through').pluck().get() as number);
       if (rows.some((r) => r.handle === doc && r.version > 1)) inc('docv2');
       for (const q of requests) {
         const wp = q.writePremium;
@@ -543,6 +547,11 @@ async function run({ models, prefixes: usedPrefixes, ops }: { models: Model[]; p
       ranges.push({ q: `from=${iso}&to=${iso}`, fromDay: d, toDay: d });
       if (d <= today) ranges.push({ q: `from=${d * DAY + 1234}`, fromDay: d, toDay: today });
       ranges.push({ q: `to=${new Date(d * DAY + DAY - 1).toISOString()}&model=claude-sonnet-4-5`, fromDay: -Infinity, toDay: d, model: 'claude-sonnet-4-5' });
+    }
+    // From each month's first day: that month's span (and the later months') where it is over two days old.
+    for (const month of new Set(days.map((d) => new Date(d * DAY).toISOString().slice(0, 7)))) {
+      const first = Date.parse(`${month}-01T00:00:00Z`) / DAY;
+      if (first <= today) ranges.push({ q: `from=${month}-01`, fromDay: first, toDay: today });
     }
     for (const range of ranges) {
       const within = rows.filter((r) => r.day >= range.fromDay && r.day <= range.toDay && (range.model === undefined || r.model === range.model));

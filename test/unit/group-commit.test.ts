@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WriteQueue } from '../../src/domain/write-queue';
 import { openDb, WalSync, type OpenedDb } from '../../src/store/db';
+import { systemClock } from '../../src/domain/clock';
 import { SqliteStore } from '../../src/store/sqlite-store';
 import type { RequestRow, WriteOp } from '../../src/store/store';
 
@@ -35,7 +36,7 @@ let n = 0;
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'ph-group-commit-'));
   opened = openDb(join(dir, 'db.sqlite'));
-  store = new GatedStore(opened.db, opened.walSync);
+  store = new GatedStore(opened.db, opened.walSync, systemClock);
   queue = new WriteQueue(store);
   opened.sqlite.prepare(`insert into tenants (id, name, created_at) values ('ten_1', 't', 0)`).run();
 });
@@ -135,7 +136,7 @@ describe('group commit', () => {
     // A real failure: a database without a WAL has no -wal file to sync.
     const noWal = openDb(join(dir, 'no-wal.sqlite'));
     noWal.sqlite.pragma('journal_mode = DELETE');
-    const broken = new WriteQueue(new SqliteStore(opened.db, new WalSync(noWal.sqlite)));
+    const broken = new WriteQueue(new SqliteStore(opened.db, new WalSync(noWal.sqlite), systemClock));
     const a = requestOp();
     await expect(broken.enqueue(a.op)).rejects.toThrow(/could not be synced to disk/);
     const b = requestOp();

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openDb } from '../../src/store/db';
+import { systemClock } from '../../src/domain/clock';
 import { SqliteStore } from '../../src/store/sqlite-store';
 
 const MIGRATIONS = join(__dirname, '../../migrations');
@@ -56,7 +57,7 @@ describe('migrations 0001 (reconciliations) and 0002 (drift dated by start)', ()
     old.close();
 
     const opened = openDb(file);
-    const store = new SqliteStore(opened.db, opened.walSync);
+    const store = new SqliteStore(opened.db, opened.walSync, systemClock);
     try {
       const b = store.getRequest('req_b')!;
       expect(b).toMatchObject({ status: 'reconciled', startedAt: 1003, firstByteAt: 1503, finishedAt: 2003, reportHash: 'h3', usageRaw: { input_tokens: 3 }, writeRead: true });
@@ -95,7 +96,7 @@ describe('migration 0005 (request_handles)', () => {
     old.close();
 
     const opened = openDb(file);
-    const store = new SqliteStore(opened.db, opened.walSync);
+    const store = new SqliteStore(opened.db, opened.walSync, systemClock);
     try {
       const ids = (handleId: string, limit = 10) => store.listRequests({ tenantId: 'ten_1', handleId, limit }).rows.map((r) => r.id);
       expect(ids('art_x')).toEqual(['req_2', 'req_1']);

@@ -1,5 +1,5 @@
 import { requestsColumn, ROLLUP_CLASSES } from './waterfall';
-import type { CalibrationRow, RollupRow, Store } from '../../store/store';
+import type { CalibrationRow, HandleSums, RollupRow, Store } from '../../store/store';
 import { notFound } from '../errors';
 import type { PendingPremiums, PendingRow } from './write-premiums';
 
@@ -34,7 +34,7 @@ export interface Totals {
   };
 }
 
-function sum(rows: RollupRow[]): Totals {
+function sum(rows: HandleSums[]): Totals {
   const tokens: Record<string, number> = {};
   const requestsWith: Record<string, number> = {};
   let requests = 0;
@@ -80,8 +80,8 @@ function days(range: ReportRange, now: number) {
   return { fromDay: Math.floor((range.from ?? 0) / DAY), toDay: Math.floor((range.to ?? now) / DAY) };
 }
 
-function groupBy(rows: RollupRow[], key: (r: RollupRow) => string): Map<string, RollupRow[]> {
-  const out = new Map<string, RollupRow[]>();
+function groupBy<R extends HandleSums>(rows: R[], key: (r: R) => string): Map<string, R[]> {
+  const out = new Map<string, R[]>();
   for (const r of rows) {
     const k = key(r);
     const list = out.get(k);
@@ -143,7 +143,7 @@ export class Reports {
     const span = days(range, now);
     const pending = this.pending.rows(tenantId, now);
     const totals = [...this.store.sumRollups({ tenantId, handleId: '*', ...span, model: range.model }), ...this.pendingRows(pending, '*', span, range.model)];
-    const rows = [...this.store.sumRollups({ tenantId, handleId: null, ...span, model: range.model }), ...this.pendingRows(pending, null, span, range.model)];
+    const rows: HandleSums[] = [...this.store.sumHandles({ tenantId, ...span, model: range.model }), ...this.pendingRows(pending, null, span, range.model)];
     const ranked = [...groupBy(rows, (r) => r.handle_id)]
       .map(([id, rs]) => ({ id, ...sum(rs) }))
       .sort((a, b) => b.money.leaked_savings - a.money.leaked_savings || a.id.localeCompare(b.id));
