@@ -575,14 +575,14 @@ export class SqliteStore implements Store {
    * day's span and the last days; another range each month wholly in it and the days at its ends. The first report
    * to need a span makes it (a month of days, summed once); later ones read it.
    */
-  sumHandles(q: Omit<RollupQuery, 'handleId'>): HandleSums[] {
+  sumHandles(q: Omit<RollupQuery, 'handleId'> & { handles?: string[] }, columns: readonly string[] = ROLLUP_VALUE_COLUMNS): HandleSums[] {
     const first = this.span.firstDay.get(q.tenantId) as number | null;
     if (first === null) return [];
     const cover = this.spanCover(q.tenantId, Math.max(q.fromDay, first), q.toDay, first);
-    const byModel = q.model !== undefined;
-    const params = { tenantId: q.tenantId, model: q.model ?? '' };
-    // Rows as arrays (handle, then ROLLUP_VALUE_COLUMNS): better-sqlite3 builds a row object of 38 columns at about
-    // the cost of summing its rows (25 of 50 ms for 5,000 handles); these are built once, after the sums.
+    const shape = { byModel: q.model !== undefined, some: q.handles !== undefined, columns };
+    const params = { tenantId: q.tenantId, model: q.model ?? '', handles: JSON.stringify(q.handles ?? []) };
+    // Rows as arrays (handle, then the columns): better-sqlite3 builds a row object of 38 columns at about the cost of
+    // summing its rows (25 of 50 ms for 5,000 handles); these are built once, after the sums.
     const out = new Map<string, number[]>();
     const add = (rows: unknown[][]) => {
       for (const r of rows as Array<[string, ...number[]]>) {
@@ -591,11 +591,11 @@ export class SqliteStore implements Store {
         else for (let i = 1; i < r.length; i++) have[i - 1]! += r[i] as number;
       }
     };
-    if (cover.spans) add(this.sumHandlesStatement('spans', byModel).all({ ...params, fromSpan: cover.spans[0], toSpan: cover.spans[1] }) as unknown[][]);
-    for (const [fromDay, toDay] of cover.days) add(this.sumHandlesStatement('days', byModel).all({ ...params, fromDay, toDay }) as unknown[][]);
+    if (cover.spans) add(this.sumHandlesStatement('spans', shape).all({ ...params, fromSpan: cover.spans[0], toSpan: cover.spans[1] }) as unknown[][]);
+    for (const [fromDay, toDay] of cover.days) add(this.sumHandlesStatement('days', shape).all({ ...params, fromDay, toDay }) as unknown[][]);
     return [...out].map(([handle, values]) => {
       const row = { handle_id: handle } as HandleSums;
-      ROLLUP_VALUE_COLUMNS.forEach((c, i) => (row[c] = values[i]!));
+      columns.forEach((c, i) => (row[c] = values[i]!));
       return row;
     });
   }
@@ -681,15 +681,22 @@ export class SqliteStore implements Store {
     this.span.setThrough.run({ tenantId, span, through });
   }
 
-  /** The statements sumHandles runs: every handle's sums from spans (in key order: grouped without a sort) or from days' rows (by rollups_tenant_day). */
-  sumHandlesStatement(from: 'spans' | 'days', byModel: boolean): Statement {
-    const key = `${from}:${byModel}`;
+  /**
+   * The statements sumHandles runs: every handle's sums from spans (in key order: grouped without a sort) or from
+   * days' rows (by rollups_tenant_day); some handles' by the primary key, each handle's rows in turn.
+   */
+  sumHandlesStatement(from: 'spans' | 'days', shape: { byModel: boolean; some: boolean; columns: readonly string[] }): Statement {
+    const key = `${from}:${shape.byModel}:${shape.some}:${shape.columns.join(',')}`;
     let stmt = this.sumHandlesStmt.get(key);
     if (!stmt) {
-      const where = from === 'spans' ? ['span between @fromSpan and @toSpan'] : ['day between @fromDay and @toDay', "handle_id != '*'"];
-      if (byModel) where.push('model = @model');
+      // Column names go into the SQL: only the table's own.
+      if (shape.columns.some((c) => !ROLLUP_VALUE_COLUMNS.includes(c))) throw new Error(`not a rollup column: ${shape.columns.join(', ')}`);
+      const where = ['tenant_id = @tenantId'];
+      if (shape.some) where.push('handle_id in (select value from json_each(@handles))');
+      where.push(from === 'spans' ? 'span between @fromSpan and @toSpan' : `${shape.some ? '+day' : 'day'} between @fromDay and @toDay and handle_id != '*'`);
+      if (shape.byModel) where.push('model = @model');
       stmt = this.db.$client
-        .prepare(`select handle_id, ${valueSums} from ${from === 'spans' ? 'rollups_span' : 'rollups'} where tenant_id = @tenantId and ${where.join(' and ')} group by handle_id`)
+        .prepare(`select handle_id, ${shape.columns.map((c) => `sum(${c})`).join(', ')} from ${from === 'spans' ? 'rollups_span' : 'rollups'} where ${where.join(' and ')} group by handle_id`)
         .raw();
       this.sumHandlesStmt.set(key, stmt);
     }

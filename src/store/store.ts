@@ -256,8 +256,11 @@ export interface Store {
   reconciledInScope(scope: string): Iterable<RequestRow>;
   /** Rollup rows summed per handle, version and model over a day range. */
   sumRollups(query: RollupQuery): RollupRow[];
-  /** Every handle's rollup rows (not the '*' totals) summed per handle over a day range. */
-  sumHandles(query: Omit<RollupQuery, 'handleId'>): HandleSums[];
+  /**
+   * Every handle's rollup rows (not the '*' totals) summed per handle over a day range: only those of `handles` when
+   * given, and only `columns` (some of ROLLUP_VALUE_COLUMNS; all of them by default).
+   */
+  sumHandles(query: Omit<RollupQuery, 'handleId'> & { handles?: string[] }, columns?: readonly string[]): HandleSums[];
   /** The latest drift findings of a handle, among requests started within [fromMs, toMs) and of `model` when given. */
   driftFindings(tenantId: string, handleId: string, limit: number, within?: { fromMs: number; toMs: number; model?: string }): DriftRow[];
   calibrations(tenantId: string): CalibrationRow[];

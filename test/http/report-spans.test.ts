@@ -77,6 +77,10 @@ describe('tenant reports over months (real HTTP)', () => {
         const tenant = (await client.get(`/v1/reports?${q}`)).json;
         expect(tenant.handles.length, q).toBeGreaterThan(0);
         for (const row of tenant.handles) sameFigures(row, (await client.get(`/v1/reports/handles/${row.id}?${q}`)).json, `${row.id} ?${q}`);
+        // With a limit (ranked on leaked money alone, then the handles shown summed whole): the same first handles.
+        const first = (await client.get(`/v1/reports?${q}&limit=2`)).json;
+        expect(first.handles_total).toBe(tenant.handles.length);
+        expect(first.handles).toEqual(tenant.handles.slice(0, 2));
       }
       const all = (await client.get('/v1/reports')).json;
       expect(all.requests).toBe(requests);

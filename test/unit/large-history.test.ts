@@ -8,6 +8,7 @@ import { renderExpansion } from '../../src/domain/render/formats';
 import { openDb, type OpenedDb } from '../../src/store/db';
 import { systemClock } from '../../src/domain/clock';
 import { SqliteStore } from '../../src/store/sqlite-store';
+import { ROLLUP_VALUE_COLUMNS } from '../../src/domain/reconcile/waterfall';
 
 let opened: OpenedDb;
 let store: SqliteStore;
@@ -112,15 +113,27 @@ describe('rollup sums', () => {
     }
   });
 
+  const shape = (byModel: boolean, some: boolean) => ({ byModel, some, columns: ROLLUP_VALUE_COLUMNS });
+
   it("read every handle's rows over days by rollups_tenant_day: those days only, not every day of the tenant's history", () => {
-    for (const byModel of [false, true]) expect(plan(store.sumHandlesStatement('days', byModel).source).join('\n')).toMatch(/rollups_tenant_day \(tenant_id=\? AND day>\? AND day<\?\)/);
+    for (const byModel of [false, true]) expect(plan(store.sumHandlesStatement('days', shape(byModel, false)).source).join('\n')).toMatch(/rollups_tenant_day \(tenant_id=\? AND day>\? AND day<\?\)/);
   });
 
   it("read every handle's spans in key order, grouped by handle without a sort", () => {
     for (const byModel of [false, true]) {
-      const lines = plan(store.sumHandlesStatement('spans', byModel).source).join('\n');
+      const lines = plan(store.sumHandlesStatement('spans', shape(byModel, false)).source).join('\n');
       expect(lines).toMatch(/sqlite_autoindex_rollups_span_1 \(tenant_id=\?/);
       expect(lines).not.toMatch(/TEMP B-TREE/);
+    }
+  });
+
+  it("read some handles' rows and spans by the primary key, handle by handle, without a sort", () => {
+    for (const byModel of [false, true]) {
+      const days = plan(store.sumHandlesStatement('days', shape(byModel, true)).source).join('\n');
+      expect(days).toMatch(/sqlite_autoindex_rollups_1 \(tenant_id=\? AND handle_id=\?\)/);
+      const spans = plan(store.sumHandlesStatement('spans', shape(byModel, true)).source).join('\n');
+      expect(spans).toMatch(/sqlite_autoindex_rollups_span_1 \(tenant_id=\? AND handle_id=\?/);
+      for (const lines of [days, spans]) expect(lines).not.toMatch(/TEMP B-TREE/);
     }
   });
 });

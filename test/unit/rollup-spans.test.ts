@@ -93,6 +93,8 @@ const opArb = fc.oneof(
       to: fc.option(fc.nat(130)),
       month: fc.boolean(),
       model: fc.option(fc.constantFrom('m1', 'm2')),
+      // Also read for some handles only, and two columns only (as a report with a limit ranks and then sums).
+      some: fc.subarray(HANDLES),
     }),
   },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('restart' as const), by: fc.nat(1) }) },
@@ -116,7 +118,12 @@ describe('every handle\'s sums from spans', () => {
             if (op.month && op.from !== null) fromDay = Date.UTC(new Date(fromDay * DAY_MS).getUTCFullYear(), new Date(fromDay * DAY_MS).getUTCMonth(), 1) / DAY_MS;
             const toDay = op.to === null ? today() : today() - op.to;
             const q = { tenantId: 'ten_1', fromDay, toDay, ...(op.model ? { model: op.model } : {}) };
-            expect(byHandle(stores[op.by]!.sumHandles(q)), JSON.stringify(q)).toEqual(byHandle(daySums(sqlite, fromDay, toDay, op.model ?? undefined)));
+            const expected = byHandle(daySums(sqlite, fromDay, toDay, op.model ?? undefined));
+            expect(byHandle(stores[op.by]!.sumHandles(q)), JSON.stringify(q)).toEqual(expected);
+            const some = expected.filter((r) => op.some.includes(r.handle_id));
+            expect(byHandle(stores[op.by]!.sumHandles({ ...q, handles: op.some })), `${JSON.stringify(q)} ${op.some}`).toEqual(some);
+            const two = expected.map((r) => ({ handle_id: r.handle_id, cost_actual: r.cost_actual, cost_perfect: r.cost_perfect }));
+            expect(byHandle(stores[op.by]!.sumHandles(q, ['cost_actual', 'cost_perfect'])), `${JSON.stringify(q)} two columns`).toEqual(two);
           }
         }
         for (const f of files.splice(0)) f.close();

@@ -34,6 +34,24 @@ export interface Totals {
   };
 }
 
+// To the micro-dollar, half away from zero, decided in whole nano-dollars: a figure and its negation round alike (a
+// write's premium and the savings it cost show the same digits), and float noise does not decide a half.
+const round = (x: number) => (Math.sign(x) * Math.floor((Math.round(Math.abs(x) * 1e9) + 500) / 1000)) / 1e6;
+
+/** The sums leaked money needs: enough to rank handles. */
+const LEAKED_COLUMNS = ['cost_actual', 'cost_perfect'];
+
+/** Leaked savings as sum() gives them (the same additions in the same order). */
+function leaked(rows: HandleSums[]): number {
+  let actual = 0;
+  let perfect = 0;
+  for (const r of rows) {
+    actual += r.cost_actual ?? 0;
+    perfect += r.cost_perfect ?? 0;
+  }
+  return round(actual - perfect);
+}
+
 function sum(rows: HandleSums[]): Totals {
   const tokens: Record<string, number> = {};
   const requestsWith: Record<string, number> = {};
@@ -51,9 +69,6 @@ function sum(rows: HandleSums[]): Totals {
     tokens[c] ??= 0;
     requestsWith[c] ??= 0;
   }
-  // To the micro-dollar, half away from zero, decided in whole nano-dollars: a figure and its negation round alike (a
-  // write's premium and the savings it cost show the same digits), and float noise does not decide a half.
-  const round = (x: number) => (Math.sign(x) * Math.floor((Math.round(Math.abs(x) * 1e9) + 500) / 1000)) / 1e6;
   return {
     requests,
     tokens,
@@ -143,13 +158,19 @@ export class Reports {
     const span = days(range, now);
     const pending = this.pending.rows(tenantId, now);
     const totals = [...this.store.sumRollups({ tenantId, handleId: '*', ...span, model: range.model }), ...this.pendingRows(pending, '*', span, range.model)];
-    const rows: HandleSums[] = [...this.store.sumHandles({ tenantId, ...span, model: range.model }), ...this.pendingRows(pending, null, span, range.model)];
-    const ranked = [...groupBy(rows, (r) => r.handle_id)]
-      .map(([id, rs]) => ({ id, ...sum(rs) }))
-      .sort((a, b) => b.money.leaked_savings - a.money.leaked_savings || a.id.localeCompare(b.id));
-    const handles = ranked.slice(0, limit).map(({ id, ...figures }) => {
+    const q = { tenantId, ...span, model: range.model };
+    const pendingHandles = this.pendingRows(pending, null, span, range.model);
+    // With a limit, handles are ranked on the two sums leaked money needs (a fifth of the work of all of them on a
+    // year of 5,000 handles), and only those shown are summed whole.
+    const ranking = limit < Infinity ? LEAKED_COLUMNS : undefined;
+    const rows: HandleSums[] = [...this.store.sumHandles(q, ranking), ...pendingHandles];
+    const ranked = [...groupBy(rows, (r) => r.handle_id)].map(([id, rs]) => ({ id, leaked: leaked(rs) })).sort((a, b) => b.leaked - a.leaked || a.id.localeCompare(b.id));
+    const shown = ranked.slice(0, limit);
+    const whole = ranking ? [...this.store.sumHandles(shown.length < ranked.length ? { ...q, handles: shown.map((h) => h.id) } : q), ...pendingHandles] : rows;
+    const byId = groupBy(whole, (r) => r.handle_id);
+    const handles = shown.map(({ id }) => {
       const h = this.store.getHandle(id);
-      return { id, type: h?.type ?? null, kind: h?.kind ?? null, name: h?.name ?? null, deleted: h ? h.deletedAt !== null : true, ...figures };
+      return { id, type: h?.type ?? null, kind: h?.kind ?? null, name: h?.name ?? null, deleted: h ? h.deletedAt !== null : true, ...sum(byId.get(id) ?? []) };
     });
     return { range: rangeView(range, now), ...sum(totals), handles_total: ranked.length, handles };
   }
