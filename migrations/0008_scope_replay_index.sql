@@ -1,1 +1,1 @@
-CREATE INDEX `requests_scope_reconciled` ON `requests` (`scope`,`reconciled_seq`) WHERE "requests"."reconciled_seq" is not null;
+CREATE INDEX IF NOT EXISTS `requests_scope_reconciled` ON `requests` (`scope`,`reconciled_seq`) WHERE "requests"."reconciled_seq" is not null;

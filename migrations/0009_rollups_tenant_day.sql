@@ -1,1 +1,1 @@
-CREATE INDEX `rollups_tenant_day` ON `rollups` (`tenant_id`,`day`);
+CREATE INDEX IF NOT EXISTS `rollups_tenant_day` ON `rollups` (`tenant_id`,`day`);

@@ -10,6 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { answerClientError } from '../../src/http/client-error';
 import { openDb, WalSync } from '../../src/store/db';
 import { SqliteStore } from '../../src/store/sqlite-store';
+import { systemClock } from '../../src/domain/clock';
 import { ADMIN_KEY, clientFor, createTestApp, type TestApp } from '../helpers/app';
 import { mintSystem } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM } from '../helpers/scenario';
@@ -250,7 +251,7 @@ describe('GET /healthz on a database file', () => {
     const opened = openDb(file);
     const noWal = openDb(join(dir, 'no-wal.sqlite'));
     noWal.sqlite.pragma('journal_mode = DELETE');
-    const t = createTestApp({ databasePath: file, deps: { store: new SqliteStore(opened.db, new WalSync(noWal.sqlite)) } });
+    const t = createTestApp({ databasePath: file, deps: { store: new SqliteStore(opened.db, new WalSync(noWal.sqlite), systemClock) } });
     const server = await new Promise<ServerType>((resolve) => {
       const s = serve({ fetch: t.app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
     });

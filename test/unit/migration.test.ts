@@ -15,16 +15,23 @@ const MIGRATIONS = join(__dirname, '../../migrations');
 let dir: string;
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-/** A database at migration 0000 only. */
-function atFirstMigration(file: string): Database.Database {
-  const folder = join(dir, 'migrations-0000');
+const JOURNAL = JSON.parse(readFileSync(join(MIGRATIONS, 'meta/_journal.json'), 'utf8')) as { entries: Array<{ tag: string; when: number }> };
+
+/** A database migrated by the first `count` migrations, dated as `when` says (as an older journal dated them). */
+function atMigration(file: string, count: number, when: Record<string, number> = {}): Database.Database {
+  const folder = join(dir, `migrations-${count}`);
   mkdirSync(join(folder, 'meta'), { recursive: true });
-  copyFileSync(join(MIGRATIONS, '0000_init.sql'), join(folder, '0000_init.sql'));
-  const journal = JSON.parse(readFileSync(join(MIGRATIONS, 'meta/_journal.json'), 'utf8'));
-  writeFileSync(join(folder, 'meta/_journal.json'), JSON.stringify({ ...journal, entries: journal.entries.slice(0, 1) }));
+  const entries = JOURNAL.entries.slice(0, count).map((e) => ({ ...e, when: when[e.tag] ?? e.when }));
+  for (const e of entries) copyFileSync(join(MIGRATIONS, `${e.tag}.sql`), join(folder, `${e.tag}.sql`));
+  writeFileSync(join(folder, 'meta/_journal.json'), JSON.stringify({ ...JOURNAL, entries }));
   const sqlite = new Database(file);
   migrate(drizzle(sqlite), { migrationsFolder: folder });
   return sqlite;
+}
+
+/** A database at migration 0000 only. */
+function atFirstMigration(file: string): Database.Database {
+  return atMigration(file, 1);
 }
 
 describe('migrations 0001 (reconciliations) and 0002 (drift dated by start)', () => {
@@ -131,6 +138,47 @@ describe('a database a newer version migrated', () => {
     const again = new Database(file);
     again.prepare("delete from __drizzle_migrations where hash = 'later'").run();
     again.close();
+    expect(() => openDb(file).close()).not.toThrow();
+  });
+});
+
+describe('the journal', () => {
+  // Drizzle applies only migrations dated after a database's newest: one dated earlier than another already
+  // applied is skipped on that database, without a word.
+  it('dates every migration after the one before it', () => {
+    const when = JOURNAL.entries.map((e) => e.when);
+    for (let i = 1; i < when.length; i++) expect(when[i], JOURNAL.entries[i]!.tag).toBeGreaterThan(when[i - 1]!);
+  });
+
+  // Until 2026-12-03 the journal dated 0007 after 0008 and 0009: a database migrated through 0007 then never got them.
+  const OLD_DATES = { '0008_scope_replay_index': 1796291136093, '0009_rollups_tenant_day': 1796291199175 };
+  const indexes = (file: string) => {
+    const db = new Database(file);
+    const names = db.prepare("select name from sqlite_master where type = 'index'").pluck().all();
+    const tables = db.prepare("select name from sqlite_master where type = 'table'").pluck().all();
+    db.close();
+    return { names, tables };
+  };
+
+  it('brings a database migrated through 0007 under the old dates up to date (0008 and 0009 had been skipped)', () => {
+    dir = mkdtempSync(join(tmpdir(), 'ph-migrate-0007-'));
+    const file = join(dir, 'db.sqlite');
+    atMigration(file, JOURNAL.entries.findIndex((e) => e.tag === '0007_request_provider_history') + 1).close();
+    expect(indexes(file).names).not.toContain('requests_scope_reconciled');
+    openDb(file).close();
+    const { names, tables } = indexes(file);
+    expect(names).toEqual(expect.arrayContaining(['requests_scope_reconciled', 'rollups_tenant_day']));
+    expect(tables).toContain('rollups_span');
+  });
+
+  it('opens a database migrated through 0009 under the old dates (0008 and 0009 run again, as no-ops) and migrates it on', () => {
+    dir = mkdtempSync(join(tmpdir(), 'ph-migrate-0009-'));
+    const file = join(dir, 'db.sqlite');
+    atMigration(file, JOURNAL.entries.findIndex((e) => e.tag === '0009_rollups_tenant_day') + 1, OLD_DATES).close();
+    expect(indexes(file).names).toEqual(expect.arrayContaining(['requests_scope_reconciled', 'rollups_tenant_day']));
+    expect(() => openDb(file).close()).not.toThrow();
+    expect(indexes(file).tables).toContain('rollups_span');
+    // And again: nothing left to apply.
     expect(() => openDb(file).close()).not.toThrow();
   });
 });
