@@ -73,7 +73,8 @@ export function requestSummaryView(row: RequestRow, handleId?: string) {
   const outcome = row.outcome as RequestOutcome | null;
   const usage = row.usage as NormalizedUsage | null;
   const handles = new Set<string>();
-  for (const s of row.segments as RenderedSegment[]) for (const ref of s.path) handles.add(parseRef(ref)?.id ?? ref);
+  // A listed reconciled request comes without its segments (the store's listRequests): its outcome's have the same paths.
+  for (const s of (outcome?.segments ?? row.segments) as Array<Pick<RenderedSegment, 'path'>>) for (const ref of s.path) handles.add(parseRef(ref)?.id ?? ref);
   const classes: Record<string, number> = {};
   for (const s of outcome?.segments ?? []) {
     if (s.source === 'inline' || (handleId !== undefined && !s.path.some((ref) => parseRef(ref)?.id === handleId))) continue;

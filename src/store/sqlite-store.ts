@@ -181,6 +181,7 @@ export class SqliteStore implements Store {
   /** Today's day number, never going back (see today()). */
   private lastDay = -Infinity;
   private readonly requestById: Statement;
+  private readonly requestSummaryById: Statement;
   private readonly blobByDigest: Statement;
   private readonly requestsInScope: Statement;
   private readonly unreadWrites: Statement;
@@ -208,6 +209,17 @@ export class SqliteStore implements Store {
       .prepare();
     const client = db.$client;
     this.requestById = client.prepare(`${REQUEST_SELECT} where r.id = ?`).raw();
+    // A listed request is summarised: a reconciled one by its outcome (whose segments name the same paths), so its
+    // segments, and every list's breakpoints, prediction and raw bodies, are not read (a long session's request holds
+    // thousands of segments, twice).
+    this.requestSummaryById = client
+      .prepare(
+        `select r.id, r.tenant_id, r.scope, r.format, r.model, r.catalog_entry, r.catalog_fallback, r.rendered_at,
+         case when c.report_hash is null then r.segments end, null, r.prompt_cache_key, r.cache_ttl, r.message_settings, r.provider_history, null,
+         r.status, r.started_at, r.finished_at, null, c.started_at, c.first_byte_at, c.finished_at, c.report_hash, null, c.usage, null, c.outcome, null, c.write_read
+         from requests r left join reconciliations c on c.seq = r.reconciled_seq where r.id = ?`,
+      )
+      .raw();
     this.blobByDigest = client.prepare('select bytes from blobs where digest = ?').pluck();
     // Newest first after a cursor: the tenant's requests, or (by request_handles) those that referenced a handle.
     this.listScan = [
@@ -361,7 +373,7 @@ export class SqliteStore implements Store {
     const page = found.slice(0, q.limit);
     const last = page.at(-1);
     return {
-      rows: page.map((s) => requestFromRow(this.requestById.get(s.id) as unknown[])),
+      rows: page.map((s) => requestFromRow(this.requestSummaryById.get(s.id) as unknown[])),
       next: found.length > q.limit && last ? { renderedAt: last.rendered_at, id: last.id } : null,
     };
   }

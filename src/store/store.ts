@@ -229,7 +229,9 @@ export interface Store {
   getRequest(id: string): RequestRow | undefined;
   /**
    * A tenant's requests, newest rendered first, after `before`; with `handleId`, those whose segments name it.
-   * `next` is where the next page starts (null: there is no more).
+   * `next` is where the next page starts (null: there is no more). Rows to summarise: a reconciled request's
+   * segments are left out (its outcome's segments name the same paths), as are every row's breakpoints, prediction,
+   * raw usage, diagnostics and write premium (null).
    */
   listRequests(q: RequestListQuery): { rows: RequestRow[]; next: RequestCursor | null };
   /** Reconciliations started at or after `since` with a write premium not all read (to rebuild pending premiums). */
