@@ -326,9 +326,9 @@ export class HandleService {
     return handle;
   }
 
-  /** Oldest first; with `newest`, only the newest N (a long session has one version per turn). */
-  versions(handleId: string, newest?: number): VersionRow[] {
-    return this.store.listVersions(handleId, newest);
+  /** Oldest first; with `newest`, only the newest N (a long session has one version per turn), up to `through` if given. */
+  versions(handleId: string, newest?: number, through?: number): VersionRow[] {
+    return through === undefined ? this.store.listVersions(handleId, newest) : this.store.listVersions(handleId, newest, through);
   }
 
   list(tenantId: string, q: { type?: HandleType; kind?: ArtifactKind; cursor?: string; limit: number }) {
@@ -397,11 +397,7 @@ export class HandleService {
       const own = this.batchSegment(handle.id, row);
       return own ? [...carried, own] : carried;
     }
-    let base: PromptSegment[] = [];
-    if (row.base) {
-      const ref = parseRef(row.base)!;
-      base = this.flatten(this.store.getHandle(ref.id)!, ref.version!, depth + 1).map((s) => ({ ...s, path: [key, ...s.path] }));
-    }
+    const base = this.baseSegments(handle, row, depth);
     const batches: PromptSegment[] = [];
     for (const v of this.store.listVersions(handle.id)) {
       if (v.version > row.version) break;
@@ -409,6 +405,21 @@ export class HandleService {
       if (batch) batches.push(batch);
     }
     return [...base, ...batches];
+  }
+
+  /**
+   * The segments a session version's base bundle puts before its messages (none without a base), without reading
+   * its batches: a long session's page lists its base and only some of its thousands of batches.
+   */
+  sessionBase(handle: HandleRow, row: VersionRow): PromptSegment[] {
+    return this.baseSegments(handle, row, 0);
+  }
+
+  private baseSegments(handle: HandleRow, row: VersionRow, depth: number): PromptSegment[] {
+    if (!row.base) return [];
+    const key = formatRef(handle.id, row.version);
+    const ref = parseRef(row.base)!;
+    return this.flatten(this.store.getHandle(ref.id)!, ref.version!, depth + 1).map((s) => ({ ...s, path: [key, ...s.path] }));
   }
 
   /** The messages one session version appended, as a segment (none for a session started without messages). */

@@ -8,7 +8,9 @@ import type {
   ApiKeyRow,
   AppendResult,
   HandleListQuery,
+  HandleRollupQuery,
   CalibrationRow,
+  DayRollupRow,
   DriftRow,
   HandleRow,
   IngestWrite,
@@ -341,8 +343,9 @@ export class SqliteStore implements Store {
     return this.versionByKey.get({ id: handleId, version }) as VersionRow | undefined;
   }
 
-  listVersions(handleId: string, newest?: number): VersionRow[] {
-    const query = this.db.select().from(handleVersions).where(eq(handleVersions.handleId, handleId));
+  listVersions(handleId: string, newest?: number, through?: number): VersionRow[] {
+    const key = eq(handleVersions.handleId, handleId);
+    const query = this.db.select().from(handleVersions).where(through === undefined ? key : and(key, lte(handleVersions.version, through)));
     if (newest === undefined) return query.orderBy(asc(handleVersions.version)).all() as VersionRow[];
     return (query.orderBy(desc(handleVersions.version)).limit(newest).all() as VersionRow[]).reverse();
   }
@@ -718,6 +721,38 @@ export class SqliteStore implements Store {
   /** Today's day number by the clock, never earlier than one this store has used: a span made today stays undone by every later write to its days. */
   private today(): number {
     return (this.lastDay = Math.max(this.lastDay, Math.floor(this.clock.now() / DAY_MS)));
+  }
+
+  sumVersionRollups(q: HandleRollupQuery & { versions: { from: number; to: number } }): RollupRow[] {
+    const stmt = this.handleRollupsStatement('versions', q.model !== undefined);
+    return stmt.all({ tenantId: q.tenantId, handleId: q.handleId, fromDay: q.fromDay, toDay: q.toDay, model: q.model ?? '', vFrom: q.versions.from, vTo: q.versions.to }) as RollupRow[];
+  }
+
+  sumDayRollups(q: HandleRollupQuery): DayRollupRow[] {
+    const stmt = this.handleRollupsStatement('days', q.model !== undefined);
+    return stmt.all({ tenantId: q.tenantId, handleId: q.handleId, fromDay: q.fromDay, toDay: q.toDay, model: q.model ?? '' }) as DayRollupRow[];
+  }
+
+  /**
+   * One handle's rows by the primary key: some versions' (a version range of the key), or all of them summed per day
+   * in SQL (a long session has a row per version and day: thousands, where the page needs one per day).
+   */
+  private handleRollupsStatement(by: 'versions' | 'days', byModel: boolean): Statement {
+    const key = `handle-${by}:${byModel}`;
+    let stmt = this.sumRollupsStmt.get(key);
+    if (!stmt) {
+      const where = ['tenant_id = @tenantId', 'handle_id = @handleId', '+day between @fromDay and @toDay'];
+      if (by === 'versions') where.push('version between @vFrom and @vTo');
+      if (byModel) where.push('model = @model');
+      const sums = ROLLUP_VALUE_COLUMNS.map((c) => `sum(${c}) as ${c}`).join(', ');
+      stmt = this.db.$client.prepare(
+        by === 'versions'
+          ? `select handle_id, version, model, ${sums} from rollups where ${where.join(' and ')} group by handle_id, version, model`
+          : `select day, ${sums} from rollups where ${where.join(' and ')} group by day`,
+      );
+      this.sumRollupsStmt.set(key, stmt);
+    }
+    return stmt;
   }
 
   driftFindings(tenantId: string, handleId: string, limit: number, within?: { fromMs: number; toMs: number; model?: string }): DriftRow[] {

@@ -189,6 +189,18 @@ export type RollupRow = { handle_id: string; version: number; model: string } & 
 /** Rollup values of one handle, every version and model of it together. */
 export type HandleSums = { handle_id: string } & Record<string, number>;
 
+/** One handle's rows over a day range (`sumVersionRollups`, `sumDayRollups`). */
+export interface HandleRollupQuery {
+  tenantId: string;
+  handleId: string;
+  fromDay: number;
+  toDay: number;
+  model?: string;
+}
+
+/** Rollup values summed over every version and model of one UTC day. */
+export type DayRollupRow = { day: number } & Record<string, number>;
+
 export interface InlineRow {
   requestId: string;
   segment: number;
@@ -217,8 +229,11 @@ export interface Store {
   appendVersion(handleId: string, expectedLatest: number, next: NewVersion): AppendResult;
   getHandle(id: string): HandleRow | undefined;
   getVersion(handleId: string, version: number): VersionRow | undefined;
-  /** Oldest first; with `newest`, only the newest N of them (read by the key, not every version then cut). */
-  listVersions(handleId: string, newest?: number): VersionRow[];
+  /**
+   * Oldest first; with `newest`, only the newest N of them (read by the key, not every version then cut); with
+   * `through`, only versions up to it.
+   */
+  listVersions(handleId: string, newest?: number, through?: number): VersionRow[];
   listHandles(query: HandleListQuery): HandleRow[];
   getBlob(digest: string): Buffer | undefined;
   /** Live handles that pin any version of `handleId`. */
@@ -263,6 +278,10 @@ export interface Store {
    * given, and only `columns` (some of ROLLUP_VALUE_COLUMNS; all of them by default).
    */
   sumHandles(query: Omit<RollupQuery, 'handleId'> & { handles?: string[] }, columns?: readonly string[]): HandleSums[];
+  /** One handle's rollup rows summed per version and model, for versions `from`..`to` only (by the key). */
+  sumVersionRollups(query: HandleRollupQuery & { versions: { from: number; to: number } }): RollupRow[];
+  /** One handle's rollup rows summed per UTC day over all its versions (a session has one per turn): one row a day. */
+  sumDayRollups(query: HandleRollupQuery): DayRollupRow[];
   /** The latest drift findings of a handle, among requests started within [fromMs, toMs) and of `model` when given. */
   driftFindings(tenantId: string, handleId: string, limit: number, within?: { fromMs: number; toMs: number; model?: string }): DriftRow[];
   calibrations(tenantId: string): CalibrationRow[];

@@ -95,6 +95,11 @@ function days(range: ReportRange, now: number) {
   return { fromDay: Math.floor((range.from ?? 0) / DAY), toDay: Math.floor((range.to ?? now) / DAY) };
 }
 
+/** Figures per version, oldest first. */
+function byVersion(rows: RollupRow[]) {
+  return [...groupBy(rows, (r) => String(r.version))].map(([v, rs]) => ({ version: Number(v), ...sum(rs) })).sort((a, b) => a.version - b.version);
+}
+
 function groupBy<R extends HandleSums>(rows: R[], key: (r: R) => string): Map<string, R[]> {
   const out = new Map<string, R[]>();
   for (const r of rows) {
@@ -114,31 +119,71 @@ export class Reports {
   ) {}
 
   /** Pending premiums on the range's days and model, as rows to sum with the rollups (`handleId` null: every handle). */
-  private pendingRows(pending: PendingRow[], handleId: string | null, span: { fromDay: number; toDay: number }, model: string | undefined): RollupRow[] {
+  private pendingRows(pending: PendingRow[], handleId: string | null, span: { fromDay: number; toDay: number }, model: string | undefined): RollupRow[];
+  private pendingRows(pending: PendingRow[], handleId: string | null, span: { fromDay: number; toDay: number }, model: string | undefined, keepDay: true): Array<RollupRow & { day: number }>;
+  private pendingRows(pending: PendingRow[], handleId: string | null, span: { fromDay: number; toDay: number }, model: string | undefined, keepDay = false): RollupRow[] {
     return pending
       .filter((p) => p.day >= span.fromDay && p.day <= span.toDay && (model === undefined || p.model === model) && (handleId === null ? p.handle_id !== '*' : p.handle_id === handleId))
-      .map(({ day: _day, ...row }) => row as unknown as RollupRow);
+      .map(({ day, ...row }) => (keepDay ? { ...row, day } : row) as unknown as RollupRow);
   }
 
   handle(tenantId: string, handleId: string, range: ReportRange, now: number) {
-    const handle = this.store.getHandle(handleId);
-    if (!handle || handle.tenantId !== tenantId) throw notFound(`handle ${handleId}`);
+    const handle = this.reportedHandle(tenantId, handleId);
     const span = days(range, now);
     const rows = [...this.store.sumRollups({ tenantId, handleId, ...span, model: range.model }), ...this.pendingRows(this.pending.rows(tenantId, now), handleId, span, range.model)];
-    // The drift findings of the same requests as the figures: started on the range's days, of its model.
-    const within = { fromMs: span.fromDay * DAY, toMs: (span.toDay + 1) * DAY, model: range.model };
     return {
-      handle: { id: handle.id, type: handle.type, kind: handle.kind, name: handle.name, deleted: handle.deletedAt !== null },
+      handle,
       range: rangeView(range, now),
       ...sum(rows),
-      versions: [...groupBy(rows, (r) => String(r.version))].map(([v, rs]) => ({ version: Number(v), ...sum(rs) })).sort((a, b) => a.version - b.version),
+      versions: byVersion(rows),
       models: [...groupBy(rows, (r) => r.model)].map(([model, rs]) => ({ model, ...sum(rs) })),
-      drift: this.store.driftFindings(tenantId, handleId, 10, within).map((d) => {
-        // The finding names the earlier request too: said once, as previous_request_id.
-        const { previous_request: _previous, ...finding } = d.finding as { previous_request?: string };
-        return { request_id: d.requestId, previous_request_id: d.previousRequestId, at: new Date(d.at).toISOString(), ...finding };
-      }),
+      drift: this.drift(tenantId, handleId, span, range.model),
     };
+  }
+
+  /**
+   * A handle's report as its dashboard page shows it: the figures of `handle` (not by model), per-version figures
+   * only for `versions`, and the figures of each UTC day of `perDay`, as `handle` gives them for that day's range.
+   * The totals and days are read summed by day, not a row per version and day: a session has one version per turn.
+   */
+  handleOverview(tenantId: string, handleId: string, range: ReportRange, now: number, opts: { versions: { from: number; to: number }; perDay: { fromDay: number; toDay: number } }) {
+    const handle = this.reportedHandle(tenantId, handleId);
+    const span = days(range, now);
+    const model = range.model;
+    const read = { fromDay: Math.min(span.fromDay, opts.perDay.fromDay), toDay: Math.max(span.toDay, opts.perDay.toDay) };
+    const pending = this.pendingRows(this.pending.rows(tenantId, now), handleId, read, model, true);
+    const dayRows = [...this.store.sumDayRollups({ tenantId, handleId, ...read, model }), ...pending] as Array<RollupRow & { day: number }>;
+    const inDays = (from: number, to: number) => dayRows.filter((r) => r.day >= from && r.day <= to);
+    const perDay: Array<{ day: number } & Totals> = [];
+    for (let d = opts.perDay.fromDay; d <= opts.perDay.toDay; d++) perDay.push({ day: d, ...sum(inDays(d, d)) });
+    const versionRows = [
+      ...this.store.sumVersionRollups({ tenantId, handleId, ...span, model, versions: opts.versions }),
+      ...pending.filter((p) => p.day >= span.fromDay && p.day <= span.toDay && p.version >= opts.versions.from && p.version <= opts.versions.to),
+    ];
+    return {
+      handle,
+      range: rangeView(range, now),
+      ...sum(inDays(span.fromDay, span.toDay)),
+      versions: byVersion(versionRows),
+      days: perDay,
+      drift: this.drift(tenantId, handleId, span, model),
+    };
+  }
+
+  private reportedHandle(tenantId: string, handleId: string) {
+    const handle = this.store.getHandle(handleId);
+    if (!handle || handle.tenantId !== tenantId) throw notFound(`handle ${handleId}`);
+    return { id: handle.id, type: handle.type, kind: handle.kind, name: handle.name, deleted: handle.deletedAt !== null };
+  }
+
+  /** The drift findings of the same requests as the figures: started on the range's days, of its model. */
+  private drift(tenantId: string, handleId: string, span: { fromDay: number; toDay: number }, model: string | undefined) {
+    const within = { fromMs: span.fromDay * DAY, toMs: (span.toDay + 1) * DAY, model };
+    return this.store.driftFindings(tenantId, handleId, 10, within).map((d) => {
+      // The finding names the earlier request too: said once, as previous_request_id.
+      const { previous_request: _previous, ...finding } = d.finding as { previous_request?: string };
+      return { request_id: d.requestId, previous_request_id: d.previousRequestId, at: new Date(d.at).toISOString(), ...finding };
+    });
   }
 
   /**

@@ -8,7 +8,8 @@ import type { DayPoint } from './charts';
 import type { Finding } from './content';
 import { DAY_MS, day, parsePeriod, rangeOf, type Period } from './format';
 import { fragment, page } from './layout';
-import { handleLive, handlePage, VERSIONS_SHOWN, type ContentSource, type HandleView } from './pages/handle';
+import { BATCHES_SHOWN, handleLive, handlePage, VERSIONS_SHOWN, type ContentSource, type HandleView } from './pages/handle';
+import type { HandleRow, VersionRow } from '../../store/store';
 import { MAX_ROWS, overviewLive, overviewPage } from './pages/overview';
 import { requestPage } from './pages/request';
 import { requestSummaryView } from '../views';
@@ -60,7 +61,7 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     // A ref (art_…@2, as the API and the CLI print them): its handle's page, which breaks the figures down by version.
     const ref = /^((?:art|bnd|ses)_[0-9A-Za-z]+)@\d+$/.exec(c.req.param('id'));
     if (ref) return c.redirect(`/ui/handles/${ref[1]}${new URL(c.req.url).search}`, 303);
-    const view = handleView(c.get('tenantId'), c.req.param('id'), parsePeriod(c.req.query('period')));
+    const view = handleView(c.get('tenantId'), c.req.param('id'), parsePeriod(c.req.query('period')), true, parseThrough(c.req.query('batches')));
     return page(c, { title: view.report.handle.name ?? view.report.handle.id, tenantId: c.get('tenantId'), body: handlePage(view) });
   });
   ui.get('/ui/fragments/handles/:id', (c) => fragment(c, handleLive(handleView(c.get('tenantId'), c.req.param('id'), parsePeriod(c.req.query('period')), false))));
@@ -117,48 +118,91 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     return page(c, { title: 'Not found', tenantId: c.get('tenantId'), body: html`<h1>${status === 410 ? 'Deleted' : status === 404 ? 'Not found' : 'Cannot show this'}</h1><p>${err.message}.</p><p><a href="/ui">Back to the overview</a></p>`, status });
   });
 
-  function handleView(tenantId: string, id: string, period: Period, withContent = true): HandleView {
-    const report = services.reports.handle(tenantId, id, rangeOf(period, now()), now());
-    // The table shows the newest versions only: a long session has one per turn.
-    const versions = services.handles.versions(id, VERSIONS_SHOWN);
-    const versionCount = deps.store.getHandle(id)?.latestVersion ?? versions.length;
-    const deleted = report.handle.deleted;
-    const { days, label } = dailyCapture(tenantId, id, period);
-    const { sources, composition } = withContent && !deleted ? contentOf(tenantId, id) : { sources: [], composition: [] };
-    // Read for the page only: the live fragment (refreshed on every reconciliation) leaves it out.
-    const recent = withContent ? services.requests.list(tenantId, { handleId: id, limit: RECENT_REQUESTS }).rows.map((row) => requestSummaryView(row, id)) : [];
-    return { report, period, days, daysLabel: label, versions, versionCount, sources, composition, deleted, recent };
-  }
-
-  /** One handle report per UTC day: the same figures the API gives for that day's range. */
-  function dailyCapture(tenantId: string, id: string, period: Period): { days: DayPoint[]; label: string } {
+  /** `through`: for a session, the newest batch its content table lists (`?batches=`; the latest when absent). */
+  function handleView(tenantId: string, id: string, period: Period, withContent = true, through?: number): HandleView {
     const t = now();
     const range = rangeOf(period, t);
-    const last = Math.floor(t / DAY_MS);
-    const first = range.from === undefined ? last - ALL_DAYS + 1 : Math.floor(range.from / DAY_MS);
-    const days: DayPoint[] = [];
-    for (let d = first; d <= last; d++) {
-      const r = services.reports.handle(tenantId, id, { from: d * DAY_MS, to: d * DAY_MS }, t);
-      days.push({ day: day(d * DAY_MS), opportunity: r.tokens.opportunity ?? 0, captured: r.tokens.captured ?? 0, unknown: r.tokens.unknown ?? 0, rate: r.capture_rate, money: r.money.leaked_savings });
-    }
-    return { days, label: range.from === undefined ? `last ${ALL_DAYS} days` : `${days.length} days` };
+    const { perDay, label } = chartDays(range, t);
+    // The table shows the newest versions only (a long session has one per turn), and the report gives figures for
+    // those only, and the chart's days as sums by day: not a row per version and day. It 404s a handle not the tenant's.
+    const versionCount = deps.store.getHandle(id)?.latestVersion ?? 1;
+    const shown = { from: Math.max(1, versionCount - VERSIONS_SHOWN + 1), to: versionCount };
+    const report = services.reports.handleOverview(tenantId, id, range, t, { versions: shown, perDay });
+    const versions = services.handles.versions(id, VERSIONS_SHOWN);
+    const deleted = report.handle.deleted;
+    const days: DayPoint[] = report.days.map((r) => ({ day: day(r.day * DAY_MS), opportunity: r.tokens.opportunity ?? 0, captured: r.tokens.captured ?? 0, unknown: r.tokens.unknown ?? 0, rate: r.capture_rate, money: r.money.leaked_savings }));
+    const content = withContent && !deleted ? contentOf(tenantId, id, versions, through) : { sources: [], composition: [] };
+    // Read for the page only: the live fragment (refreshed on every reconciliation) leaves it out.
+    const recent = withContent ? services.requests.list(tenantId, { handleId: id, limit: RECENT_REQUESTS }).rows.map((row) => requestSummaryView(row, id)) : [];
+    return { report, period, days, daysLabel: label, versions, versionCount, ...content, deleted, recent };
   }
 
-  /** The latest version's content with its volatility findings (byte offsets into the stored bytes). */
-  function contentOf(tenantId: string, id: string): Pick<HandleView, 'sources' | 'composition'> {
+  /** The UTC days the capture-rate chart draws: the period's, or the last ALL_DAYS for "all". */
+  function chartDays(range: ReturnType<typeof rangeOf>, t: number): { perDay: { fromDay: number; toDay: number }; label: string } {
+    const last = Math.floor(t / DAY_MS);
+    const first = range.from === undefined ? last - ALL_DAYS + 1 : Math.floor(range.from / DAY_MS);
+    return { perDay: { fromDay: first, toDay: last }, label: range.from === undefined ? `last ${ALL_DAYS} days` : `${last - first + 1} days` };
+  }
+
+  /**
+   * The latest version's content with its volatility findings (byte offsets into the stored bytes). A session lists
+   * its base and a window of its batches (`newest`: its newest versions, already read for the versions table).
+   */
+  function contentOf(tenantId: string, id: string, newest: VersionRow[], through: number | undefined): Pick<HandleView, 'sources' | 'composition' | 'batches'> {
     const { handle, version } = services.handles.resolve(tenantId, id);
     if (handle.type === 'artifact') {
       const source = sourceContent(tenantId, `${id}@${version.version}`);
       return { sources: source ? [source] : [], composition: [] };
     }
+    if (handle.type === 'session') return sessionContent(tenantId, handle, version, newest, through);
     const refs = [...new Set(services.handles.segmentsOf(handle, version.version).map((s) => s.source))];
     const counts = ((version.meta as { volatility?: { by_source?: Record<string, number> } } | null)?.volatility?.by_source ?? {}) as Record<string, number>;
-    const composition = refs.map((ref) => ({ ref, count: counts[ref] ?? 0, label: sourceLabel(tenantId, ref) }));
+    const composition = refs.map((ref, i) => ({ ref, count: counts[ref] ?? 0, label: sourceLabel(tenantId, ref), index: i + 1 }));
     const sources = composition
       .filter((s) => s.count > 0)
       .slice(0, MAX_SOURCES)
       .flatMap((s) => sourceContent(tenantId, s.ref) ?? []);
     return { sources, composition };
+  }
+
+  /**
+   * A session's base sources and the newest BATCHES_SHOWN batches through version `through`: only those versions and
+   * the blobs of the volatile ones are read, never every batch (a session of thousands of turns).
+   */
+  function sessionContent(tenantId: string, handle: HandleRow, latest: VersionRow, newest: VersionRow[], through: number | undefined): Pick<HandleView, 'sources' | 'composition' | 'batches'> {
+    const last = Math.min(through ?? latest.version, latest.version);
+    const rows = (last === latest.version && newest.at(-1)?.version === last ? newest : services.handles.versions(handle.id, BATCHES_SHOWN, last)).slice(-BATCHES_SHOWN);
+    // Version 1 of a session started without messages appended no batch.
+    const first = rows[0]?.version === 1 ? rows[0] : deps.store.getVersion(handle.id, 1);
+    const skip = first?.messageCount === 0 ? 1 : 0;
+    const batchRows = rows.filter((r) => r.version > skip);
+    const base = [...new Map(services.handles.sessionBase(handle, latest).map((s) => [s.source, s])).values()];
+    const composition = [
+      ...base.map((s, i) => ({ ref: s.source, count: s.volatility ?? 0, label: sourceLabel(tenantId, s.source), index: i + 1 })),
+      ...batchRows.map((r) => ({ ref: `${handle.id}@${r.version}`, count: batchVolatility(r)?.count ?? 0, label: BATCH_LABEL, index: base.length + r.version - skip })),
+    ];
+    const firstShown = batchRows[0]?.version ?? last + 1;
+    const batches = {
+      baseCount: base.length,
+      total: latest.version - skip,
+      before: Math.max(0, firstShown - 1 - skip),
+      after: latest.version - last,
+      olderThrough: firstShown - 1 > skip ? firstShown - 1 : null,
+      newerThrough: last + BATCHES_SHOWN >= latest.version ? null : last + BATCHES_SHOWN,
+    };
+    // Content cards: the base's volatile sources, then the newest volatile batches on this page, up to MAX_SOURCES.
+    const volatileBase = composition.slice(0, base.length).filter((s) => s.count > 0).slice(0, MAX_SOURCES);
+    const volatileBatches = batchRows.filter((r) => (batchVolatility(r)?.count ?? 0) > 0);
+    const cardBatches = volatileBatches.slice(Math.max(0, volatileBatches.length - (MAX_SOURCES - volatileBase.length)));
+    const sources = [
+      ...volatileBase.flatMap((s) => sourceContent(tenantId, s.ref) ?? []),
+      ...cardBatches.flatMap((r) => {
+        const blob = r.contentDigest ? deps.store.getBlob(r.contentDigest) : undefined;
+        const vol = batchVolatility(r);
+        return blob && vol ? [{ ref: `${handle.id}@${r.version}`, label: BATCH_LABEL, text: blob.toString('utf8'), findings: vol.findings ?? [], count: vol.count }] : [];
+      }),
+    ];
+    return { sources, composition, batches: { ...batches, volatileNotShown: volatileBatches.length - cardBatches.length } };
   }
 
   function sourceContent(tenantId: string, ref: string): ContentSource | null {
@@ -176,7 +220,7 @@ export function uiRoutes(deps: AppDeps, services: Services) {
   /** "system “name”", or what a session batch is. */
   function sourceLabel(tenantId: string, ref: string): string {
     const { handle } = services.handles.resolve(tenantId, ref);
-    if (handle.type !== 'artifact') return 'messages appended to the session (canonical JSON)';
+    if (handle.type !== 'artifact') return BATCH_LABEL;
     return `${handle.kind} ${handle.name ? `“${handle.name}”` : ''}`.trim();
   }
 
@@ -186,4 +230,14 @@ export function uiRoutes(deps: AppDeps, services: Services) {
 interface Vol {
   count: number;
   findings: Finding[];
+}
+
+const BATCH_LABEL = 'messages appended to the session (canonical JSON)';
+
+/** The volatile values found in the batch a session version appended. */
+const batchVolatility = (row: VersionRow) => (row.meta as { batch?: { volatility?: Vol } } | null)?.batch?.volatility;
+
+/** `?batches=N`: a version number (the newest batch listed); anything else is the latest. */
+function parseThrough(value: string | undefined): number | undefined {
+  return value !== undefined && /^[1-9]\d{0,9}$/.test(value) ? Number(value) : undefined;
 }

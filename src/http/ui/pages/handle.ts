@@ -10,7 +10,7 @@ import { diffPair, markFindings, type Finding } from '../content';
 import { bytes, PERIODS, pct, tok, tokens, usd, when, type Period } from '../format';
 import { formatsNote, liveStatus, periodChooser, requestLink, settingsNote, sourceLink, summary, type Html } from './parts';
 
-export type HandleReport = ReturnType<Reports['handle']>;
+export type HandleReport = ReturnType<Reports['handleOverview']>;
 
 /** A piece of content (an artifact version or a session batch) with its volatile values. */
 export interface ContentSource {
@@ -33,8 +33,13 @@ export interface HandleView {
   versionCount: number;
   /** Content to show with marks; for bundles and sessions, only sources with volatile values. */
   sources: ContentSource[];
-  /** Every source of the latest version with its volatility count (bundles and sessions). */
-  composition: { ref: string; count: number; label: string }[];
+  /**
+   * Every source of the latest version with its volatility count and its place in render order (bundles), or a
+   * session's base sources and the batches of one page (`batches`).
+   */
+  composition: { ref: string; count: number; label: string; index: number }[];
+  /** A session's batches: how many in all, and how many come before and after the ones listed. */
+  batches?: BatchPage;
   deleted: boolean;
   /** The latest requests that referenced it, newest first (not re-read by the live view). */
   recent: ReturnType<typeof requestSummaryView>[];
@@ -42,6 +47,23 @@ export interface HandleView {
 
 /** Versions the table lists, newest first (a 2,000-turn session has 2,000). */
 export const VERSIONS_SHOWN = 50;
+/** A session's batches the content table lists on one page (`?batches=`), as many as versions: the newest page is those versions' batches. */
+export const BATCHES_SHOWN = VERSIONS_SHOWN;
+
+export interface BatchPage {
+  /** The base's sources, listed before the batches. */
+  baseCount: number;
+  total: number;
+  /** Batches before the first listed, and after the last. */
+  before: number;
+  after: number;
+  /** `?batches=` of the page before (older), when there is one. */
+  olderThrough: number | null;
+  /** `?batches=` of the page after (newer); null: the newest page. Used when `after` > 0. */
+  newerThrough: number | null;
+  /** Volatile batches on this page whose content is not shown (past the cards' limit). */
+  volatileNotShown: number;
+}
 
 type Family = 'anthropic' | 'o200k_base';
 interface Meta {
@@ -158,12 +180,12 @@ ${pair
 
 function contentSection(v: HandleView): Html {
   const composite = v.report.handle.type !== 'artifact';
-  return html`<h2>Content and volatile values</h2>
+  return html`<h2 id="content">Content and volatile values</h2>
 <p class="muted">Highlighted: values that tend to change on every render (timestamps, epochs, ids). One near the start of a prefix breaks the cache for everything after it.</p>
 ${composite && v.composition.length
-    ? html`<table data-table="composition"><thead><tr><th>#</th><th>Source in render order</th><th>What</th><th class="num">Volatile values</th></tr></thead><tbody>${v.composition.map(
-        (s, i) => html`<tr><td class="num">${i + 1}</td><td>${sourceLink(s.ref, v.period)}</td><td>${s.label}</td><td class="num">${s.count}</td></tr>`,
-      )}</tbody></table>`
+    ? html`${batchesNote(v)}<table data-table="composition"><thead><tr><th>#</th><th>Source in render order</th><th>What</th><th class="num">Volatile values</th></tr></thead><tbody>${v.composition.map(
+        (s, i) => html`${v.batches && i === v.batches.baseCount ? gapRow(v, 'before') : ''}<tr><td class="num">${s.index}</td><td>${sourceLink(s.ref, v.period)}</td><td>${s.label}</td><td class="num">${s.count}</td></tr>`,
+      )}${v.batches && v.composition.length === v.batches.baseCount ? gapRow(v, 'before') : ''}${v.batches ? gapRow(v, 'after') : ''}</tbody></table>`
     : ''}
 ${v.deleted ? html`<p class="notice">This handle was deleted; its content is no longer shown.</p>` : ''}
 ${v.sources.map((s) => {
@@ -173,5 +195,35 @@ ${v.sources.map((s) => {
     }${marked.cut ? ' · showing the first 64 KiB' : ''}</span>
 <pre class="content">${marked.body}</pre></div>`;
   })}
+${v.batches?.volatileNotShown ? html`<p class="muted" data-volatile-not-shown="${v.batches.volatileNotShown}">${tokens(v.batches.volatileNotShown)} more listed batch${v.batches.volatileNotShown === 1 ? ' holds' : 'es hold'} volatile values (counted in the table): the content of ${v.sources.length} sources is shown, the base's, then the newest batches'.</p>` : ''}
 ${composite && !v.deleted && v.sources.length === 0 ? html`<p class="muted">No source of the latest version holds volatile values.</p>` : ''}`;
+}
+
+/** Where a page of a session's batches is: its `?batches=` link (the period kept), or the newest page. */
+const batchesHref = (v: HandleView, through: number | null) => `/ui/handles/${v.report.handle.id}?period=${v.period}${through === null ? '' : `&batches=${through}`}#content`;
+
+/** Above a session's table when it lists only some of its batches: which ones, of how many. */
+function batchesNote(v: HandleView): Html | string {
+  const b = v.batches;
+  if (!b || (b.before === 0 && b.after === 0)) return '';
+  const shown = b.total - b.before - b.after;
+  const range = shown === 1 ? `batch ${tokens(b.before + 1)}` : `batches ${tokens(b.before + 1)}–${tokens(b.before + shown)}`;
+  const links = [
+    b.olderThrough !== null ? html`<a href="${batchesHref(v, b.olderThrough)}" data-batches-link="older">Older batches</a>` : null,
+    b.after ? html`<a href="${batchesHref(v, b.newerThrough)}" data-batches-link="newer">Newer batches</a>` : null,
+    b.after && b.newerThrough !== null ? html`<a href="${batchesHref(v, null)}" data-batches-link="newest">The newest</a>` : null,
+  ].filter((l) => l !== null);
+  return html`<p class="muted" data-batches-shown="${shown}" data-batches="${b.total}" data-batches-before="${b.before}">Listed: ${b.baseCount ? html`the session's base, then ` : ''}${range} of ${tokens(b.total)}${
+    b.after ? '' : ', the newest'
+  } (one batch per append, ${BATCHES_SHOWN} a page). ${links.map((l, i) => html`${i ? ' · ' : ''}${l}`)}</p>`;
+}
+
+/** The batches a session's table leaves out, before or after the ones it lists, as one row with its link. */
+function gapRow(v: HandleView, side: 'before' | 'after'): Html | string {
+  const b = v.batches!;
+  const n = side === 'before' ? b.before : b.after;
+  if (!n) return '';
+  return side === 'before'
+    ? html`<tr data-batches-gap="before"><td class="num">…</td><td colspan="3" class="muted">${tokens(n)} earlier batch${n === 1 ? '' : 'es'}${b.olderThrough !== null ? html` · <a href="${batchesHref(v, b.olderThrough)}">show the older ones</a>` : ''}</td></tr>`
+    : html`<tr data-batches-gap="after"><td class="num">…</td><td colspan="3" class="muted">${tokens(n)} later batch${n === 1 ? '' : 'es'} · <a href="${batchesHref(v, b.newerThrough)}">show the newer ones</a></td></tr>`;
 }
