@@ -64,7 +64,7 @@ async function longSession() {
   const clock = new FakeClock(t.clock.now());
   t.close();
   t = createTestApp({ databasePath: join(dir, 'db.sqlite'), clock });
-  return { client: clientFor(t.app, key), key, sys, ses, requests };
+  return { client: clientFor(t.app, key), key, sys, bundle, ses, requests };
 }
 
 /** The content table's rows: [#, source] for each listed source, and the gap rows by side. */
@@ -161,6 +161,46 @@ describe("a long session's handle page", () => {
     } finally {
       spies.restore();
     }
+  });
+
+  it("a request of it sums the session's earlier batches in one row and one piece of the bar, the newest 50 each their own", async () => {
+    const { client, key, sys, bundle, ses, requests } = await longSession();
+    const id = requests.at(-1)!;
+    const api = (await client.get(`/v1/requests/${id}`)).json;
+    // The base's system prompt, batches 1–300, the turn's own message.
+    expect(api.outcome.segments.length).toBe(TURNS + 2);
+    const page = await get(`/ui/requests/${id}`, key);
+    expect(page.status).toBe(200);
+    const table = /<table data-table="segments">[\s\S]*?<\/table>/.exec(page.text)![0];
+    const rows = [...table.matchAll(/<tr data-segments?="([\d-]+)">/g)].map((m) => m[1]);
+    expect(rows).toEqual(['0', '1-250', ...Array.from({ length: 51 }, (_, i) => String(251 + i))]);
+    const summed = /<tr data-segments="1-250">[\s\S]*?<\/tr>/.exec(table)![0];
+    expect(summed).toContain(`<td class="num">2–251</td>`);
+    expect(summed).toContain(`${ses.id}@1</a> … <a href="/ui/handles/${ses.id}" class="mono">${ses.id}@250</a> <small class="muted">(250 earlier batches of the session, summed)</small>`);
+    // Its classes are the sums of those segments' in the API's outcome; the segments after it are shown as they are.
+    const sum: Record<string, number> = {};
+    for (const s of api.outcome.segments.slice(1, 251)) for (const [c, n] of Object.entries(s.classes as Record<string, number>)) if (n > 0) sum[c] = (sum[c] ?? 0) + n;
+    const shown = (row: string) => Object.fromEntries([...row.matchAll(/data-class="([a-z_]+)" data-tokens="(\d+)"/g)].map((m) => [m[1], Number(m[2])]));
+    expect(shown(summed)).toEqual(sum);
+    const last = new RegExp(`<tr data-segment="${TURNS + 1}">[\\s\\S]*?</tr>`).exec(table)![0];
+    expect(shown(last)).toEqual(Object.fromEntries(Object.entries(api.outcome.segments[TURNS + 1].classes as Record<string, number>).filter(([, n]) => n > 0)));
+    expect(page.text).toContain(`data-segments-summed="250">A session's batches before its newest 50 are summed`);
+    // The bar draws the same pieces: one for the 250, one for each other segment, the tokens unchanged.
+    const bar = /<svg[^>]*data-chart="segments"[\s\S]*?<\/svg>/.exec(page.text)![0];
+    expect([...bar.matchAll(/<g data-segments?="([\d-]+)"/g)].map((m) => m[1])).toEqual(rows);
+    const piece = /<g data-segments="1-250"[\s\S]*?<\/g>/.exec(bar)![0];
+    expect(shown(piece)).toEqual(sum);
+    expect(bar).toContain(`${TURNS + 2} segments, `);
+
+    // Listed (the handle page's recent requests, GET /v1/requests?handle=), it is summarised from its outcome: the
+    // handles on its segments' paths, and the session's tokens by class.
+    const listed = (await client.get(`/v1/requests?handle=${ses.id}&limit=1`)).json.requests[0];
+    expect(listed.id).toBe(id);
+    expect([...listed.handles].sort()).toEqual([sys.id, bundle.id, ses.id].sort());
+    const all: Record<string, number> = {};
+    for (const s of api.outcome.segments.filter((x: { source: string }) => x.source !== 'inline'))
+      for (const [c, n] of Object.entries(s.classes as Record<string, number>)) if (n > 0) all[c] = (all[c] ?? 0) + n;
+    expect(listed.classes).toEqual(all);
   });
 
   it('a short session lists every batch, as before: no pages', async () => {

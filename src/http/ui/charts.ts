@@ -175,6 +175,8 @@ ${n <= 31 ? html`<text x="${px(cx)}" y="${px(Math.max(top + 10, barTop - 4))}" t
 
 export interface BarSegment {
   index: number;
+  /** Several segments drawn as one (a long session's earlier batches), from `index` on. */
+  count?: number;
   source: string;
   section: string;
   start: number;
@@ -218,7 +220,7 @@ export function segmentBar(segments: BarSegment[], breakpoints: { at: number; la
     return starts[i]! + (len ? ((t - s.start) / len) * widths[i]! : 0);
   };
   return html`<svg class="chart" viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-labelledby="sb-t sb-d" data-chart="segments">
-<title id="sb-t">${title}</title><desc id="sb-d">${segments.length} segments, ${tok(total)} in all. Numbers in and under the bar match the segment table.</desc>
+<title id="sb-t">${title}</title><desc id="sb-d">${segments.reduce((a, s) => a + (s.count ?? 1), 0)} segments, ${tok(total)} in all. Numbers in and under the bar match the segment table.</desc>
 ${segments.map((s, i) => {
     const len = s.end - s.start;
     const x0 = starts[i]!;
@@ -230,14 +232,14 @@ ${segments.map((s, i) => {
       at += pw;
       return part;
     });
-    const name = `#${s.index + 1} ${s.source}`;
+    const name = s.count ? `#${s.index + 1}–#${s.index + s.count} ${s.source}` : `#${s.index + 1} ${s.source}`;
     // A segment wide enough carries its name (with its number) inside; a narrower one its number underneath.
     const named = w >= name.length * 7 + 12;
-    return html`<g data-segment="${s.index}" data-source="${s.source}">
+    return html`<g ${s.count ? html`data-segments="${s.index}-${s.index + s.count - 1}"` : html`data-segment="${s.index}"`} data-source="${s.source}">
 ${parts.map((p) => html`<rect x="${px(p.x)}" y="${top}" width="${px(Math.max(0.5, p.w))}" height="${barH}" fill="${fill(p.cls)}" data-class="${p.cls}" data-tokens="${p.n}"><title>${name} (${s.section}): ${tokens(p.n)} of ${tokens(len)} tokens ${CLASS_INFO[p.cls]!.label} — ${CLASS_INFO[p.cls]!.help}</title></rect>`)}
 <line x1="${px(x0)}" y1="${top - 4}" x2="${px(x0)}" y2="${top + barH + 4}" class="sep"/>
 ${named ? html`<text x="${px(x0 + 6)}" y="${top + barH / 2 + 4}" class="seglbl">${name}</text>` : ''}
-${!named && w >= 14 ? html`<text x="${px(x0 + w / 2)}" y="${top + barH + 16}" text-anchor="middle" class="tick">${s.index + 1}</text>` : ''}
+${!named && w >= 14 ? html`<text x="${px(x0 + w / 2)}" y="${top + barH + 16}" text-anchor="middle" class="tick">${s.count ? `${s.index + 1}–${s.index + s.count}` : s.index + 1}</text>` : ''}
 </g>`;
   })}
 ${breakpoints.map((b) => html`<g class="bp"><title>${b.label}</title><path d="M ${px(x(b.at) - 5)} ${top - 12} L ${px(x(b.at) + 5)} ${top - 12} L ${px(x(b.at))} ${top - 2} Z" fill="#0f172a"/></g>`)}

@@ -11,8 +11,40 @@ import { diffPair } from '../content';
 import { span, tok, tokens, usd, when } from '../format';
 import { failureView } from '../../views';
 import { formatsNote, metric, requestLink, settingsNote, sourceLink, type Html } from './parts';
+import { parseRef } from '../../../domain/ids';
 
 const json = (v: unknown) => JSON.stringify(v, null, 2);
+
+/** A session's newest batches shown one by one; its earlier ones in the same prompt are summed into one entry. */
+export const SESSION_BATCHES_SHOWN = 50;
+
+/**
+ * The segments as shown, as index ranges: each its own, except a session's batches before its newest
+ * SESSION_BATCHES_SHOWN in a run of them, one range (a 2,000-turn session's request has 2,000 batches).
+ */
+export function shownRuns(sources: string[]): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (let i = 0; i < sources.length; ) {
+    const session = sessionOf(sources[i]!);
+    let end = i;
+    while (session && end + 1 < sources.length && sessionOf(sources[end + 1]!) === session) end++;
+    const summed = end - i + 1 - SESSION_BATCHES_SHOWN;
+    if (summed > 1) {
+      out.push([i, i + summed - 1]);
+      i += summed;
+    }
+    for (; i <= end; i++) out.push([i, i]);
+  }
+  return out;
+}
+
+const sessionOf = (source: string) => (source.startsWith('ses_') ? parseRef(source)?.id : undefined);
+
+function sumClasses(list: Array<Record<string, number>>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const classes of list) for (const [c, n] of Object.entries(classes)) out[c] = (out[c] ?? 0) + n;
+  return out;
+}
 
 /** `refreshes`: whether a hit renews the model's cache entries (Anthropic, most OpenAI models; not Gemini's). */
 export function requestPage(row: RequestRow, refreshes = true): Html {
@@ -20,9 +52,24 @@ export function requestPage(row: RequestRow, refreshes = true): Html {
   const outcome = (row.outcome ?? null) as RequestOutcome | null;
   const usage = (row.usage ?? null) as NormalizedUsage | null;
   const unclassified = row.status === 'failed' ? 'failed' : 'pending';
-  const bar: BarSegment[] = segments.map((s, i) => {
-    const o = outcome?.segments[i];
-    return { index: i, source: s.source, section: s.section, start: o ? o.start : s.token_start, end: o ? o.end : s.token_end, classes: o ? o.classes : null, unclassified };
+  // A long session's older batches are one entry, in the bar and the table: summed, not a row each.
+  const runs = shownRuns(segments.map((s) => s.source));
+  const bar: BarSegment[] = runs.map(([from, to]) => {
+    const first = segments[from]!;
+    const o = outcome?.segments[from];
+    if (from === to) return { index: from, source: first.source, section: first.section, start: o ? o.start : first.token_start, end: o ? o.end : first.token_end, classes: o ? o.classes : null, unclassified };
+    const last = segments[to]!;
+    const os = outcome?.segments.slice(from, to + 1);
+    return {
+      index: from,
+      count: to - from + 1,
+      source: `${first.source} … ${last.source}`,
+      section: first.section,
+      start: os ? os[0]!.start : first.token_start,
+      end: os ? os.at(-1)!.end : last.token_end,
+      classes: os ? sumClasses(os.map((x) => x.classes)) : null,
+      unclassified,
+    };
   });
   // Breakpoints are placed in estimated tokens; scale them like the segments were.
   const estimated = segments.at(-1)?.token_end ?? 0;
@@ -54,13 +101,18 @@ ${outcome ? '' : row.status === 'failed' ? html`<p class="notice" data-notice="f
 ${segmentBar(bar, breakpoints, `Segments of ${row.id} coloured by outcome`)}
 ${legend([...SEGMENT_ORDER, 'pending', 'failed'].filter((c) => present.has(c)), { breakpoint: breakpoints.length > 0 })}</div>
 <table data-table="segments"><thead><tr><th>#</th><th>Source</th><th>Section</th><th class="num">Tokens</th><th>Outcome</th><th class="num">Read</th><th class="num">Written</th><th class="num">Cost</th></tr></thead><tbody>
-${bar.map((s, i) => {
-    const o = outcome?.segments[i];
+${bar.map((s) => {
+    const os = outcome?.segments.slice(s.index, s.index + (s.count ?? 1));
+    const o = os?.length ? { read: os.reduce((a, x) => a + x.read, 0), write: os.reduce((a, x) => a + x.write, 0), cost: os.reduce((a, x) => a + x.cost.actual, 0) } : null;
     const classes = Object.entries(s.classes ?? {}).filter(([, n]) => n > 0);
-    return html`<tr data-segment="${i}"><td class="num">${i + 1}</td><td>${sourceLink(s.source)}</td><td>${s.section}</td><td class="num">${tok(s.end - s.start)}</td>
+    const last = s.index + (s.count ?? 1) - 1;
+    return html`<tr ${s.count ? html`data-segments="${s.index}-${last}"` : html`data-segment="${s.index}"`}><td class="num">${s.count ? `${s.index + 1}–${last + 1}` : s.index + 1}</td><td>${
+      s.count ? html`${sourceLink(segments[s.index]!.source)} … ${sourceLink(segments[last]!.source)} <small class="muted">(${tokens(s.count)} earlier batches of the session, summed)</small>` : sourceLink(s.source)
+    }</td><td>${s.section}</td><td class="num">${tok(s.end - s.start)}</td>
 <td>${classes.length ? classes.map(([c, n], k) => html`${k ? ' · ' : ''}<span data-class="${c}" data-tokens="${n}">${CLASS_INFO[c]?.label ?? c} ${tokens(n)}</span>`) : html`<span class="muted">${row.status === 'failed' ? 'the call failed' : 'not reconciled'}</span>`}</td>
-<td class="num">${o ? tokens(o.read) : '—'}</td><td class="num">${o ? tokens(o.write) : '—'}</td><td class="num">${o ? usd(o.cost.actual) : '—'}</td></tr>`;
+<td class="num">${o ? tokens(o.read) : '—'}</td><td class="num">${o ? tokens(o.write) : '—'}</td><td class="num">${o ? usd(o.cost) : '—'}</td></tr>`;
   })}</tbody></table>
+${bar.some((s) => s.count) ? html`<p class="muted" data-segments-summed="${segments.length - bar.length + bar.filter((s) => s.count).length}">A session's batches before its newest ${tokens(SESSION_BATCHES_SHOWN)} are summed in one row here and one piece of the bar (${tokens(segments.length)} segments in all; each one: <code>GET /v1/requests/${row.id}</code>).</p>` : ''}
 ${outcome?.drift ? driftBlock(outcome.drift) : ''}
 ${outcome?.expired ? expiredBlock(outcome.expired, outcome.applied_late !== undefined, refreshes) : ''}
 <div class="cols">
