@@ -32,6 +32,17 @@ export class RecentMap<K, V> {
     this.tidy();
   }
 
+  /** The live entries, oldest first: set again in this order into a new map, they evict as they would here. */
+  entries(): Array<[K, V]> {
+    const out: Array<[K, V]> = [];
+    for (let i = this.head; i < this.queue.length; i++) {
+      const { key, at } = this.queue[i]!;
+      const e = this.map.get(key);
+      if (e?.at === at) out.push([key, e.value]);
+    }
+    return out;
+  }
+
   /** Evicts the oldest keys until at most `max` are left. */
   trim(): void {
     while (this.map.size > this.max) {

@@ -25,3 +25,24 @@ describe('RecentMap', () => {
     );
   });
 });
+
+describe('RecentMap entries', () => {
+  it('set again in order into a new map, go on exactly as the original', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 12 }), fc.array(fc.tuple(fc.constantFrom('set', 'trim'), fc.nat(30), fc.nat()), { maxLength: 400 }), fc.nat(400), (max, ops, cut) => {
+        const apply = (m: RecentMap<number, number>, [op, key, value]: (typeof ops)[number]) => (op === 'set' ? m.set(key, value) : m.trim());
+        const original = new RecentMap<number, number>(max);
+        const at = Math.min(cut, ops.length);
+        ops.slice(0, at).forEach((o) => apply(original, o));
+        const copy = new RecentMap<number, number>(max);
+        for (const [k, v] of original.entries()) copy.set(k, v);
+        expect(copy.entries()).toEqual(original.entries());
+        for (const o of ops.slice(at)) {
+          apply(original, o);
+          apply(copy, o);
+          expect(copy.entries()).toEqual(original.entries());
+        }
+      }),
+    );
+  });
+});
