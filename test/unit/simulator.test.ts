@@ -4,6 +4,9 @@ import type { CacheRules } from '../../src/domain/catalog/types';
 import {
   CacheSimulator,
   SimulationError,
+  type SimChanges,
+  type SimEntry,
+  type SimSnapshot,
   type SimBlock,
   type SimOutcome,
   type SimRequest,
@@ -439,7 +442,8 @@ describe('CacheSimulator — contract', () => {
   });
 
   it('restore rejects a malformed snapshot', () => {
-    expect(() => CacheSimulator.restore(openaiRules(), { version: 2 })).toThrow(SimulationError);
+    expect(() => CacheSimulator.restore(openaiRules(), { version: 1 })).toThrow(SimulationError);
+    expect(() => CacheSimulator.restore(openaiRules(), { version: 2, lastStartedAt: null, uncertain: null, entries: [['k', { ttl: '5m' }]], seen: [] })).toThrow(SimulationError);
     expect(() => CacheSimulator.restore(openaiRules(), null)).toThrow(SimulationError);
   });
 
@@ -557,6 +561,35 @@ describe.each(ruleSets)('CacheSimulator properties — %s', (_name, rules) => {
         const c2 = CacheSimulator.restore(rules, JSON.parse(JSON.stringify(c1.snapshot())));
         const after = requests.slice(mid).map((r) => c2.apply(r));
         expect([...before, ...after]).toEqual(outcomes);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('a copy kept up to date by changes() alone, restored, goes on exactly as the simulator', () => {
+    const sorted = (snap: SimSnapshot) => ({ ...snap, entries: [...snap.entries].sort(), seen: [...snap.seen].sort() });
+    fc.assert(
+      fc.property(historyArb, fc.array(fc.boolean(), { maxLength: 25 }), fc.array(fc.boolean(), { maxLength: 25 }), (history, early, take) => {
+        // Some requests read as their receipt shows (`early`): that settles their writers' uncertain first bytes.
+        const requests = history.map((r, i): SimRequest => ({ ...r, unknownFirstBytes: early[i] ? 'early' : 'late' }));
+        const sim = new CacheSimulator(rules);
+        sim.trackChanges();
+        const copy = { entries: new Map<string, SimEntry>(), seen: new Map<string, SimEntry>() };
+        requests.forEach((r, i) => {
+          sim.apply(r);
+          if (!take[i] && i < requests.length - 1) return;
+          const c = JSON.parse(JSON.stringify(sim.changes())) as SimChanges;
+          for (const [k, e] of c.entries) e ? copy.entries.set(k, e) : copy.entries.delete(k);
+          for (const [k, e] of c.seen) copy.seen.set(k, e);
+          const snap: SimSnapshot = { version: 2, lastStartedAt: c.lastStartedAt, uncertain: c.uncertain, entries: [...copy.entries], seen: [...copy.seen] };
+          expect(sorted(snap)).toEqual(sorted(sim.snapshot()));
+          const restored = CacheSimulator.restore(rules, snap);
+          const twin = CacheSimulator.restore(rules, sim.snapshot());
+          for (const q of requests.slice(i + 1)) {
+            expect(restored.hasUncertainWritesAt(q.startedAt)).toBe(twin.hasUncertainWritesAt(q.startedAt));
+            expect(restored.apply(q)).toEqual(twin.apply(q));
+          }
+        });
       }),
       { numRuns: 150 },
     );

@@ -79,7 +79,7 @@ export class SimulationError extends Error {
   }
 }
 
-interface Entry {
+export interface SimEntry {
   endToken: number;
   /** TTL name the entry was written (or last refreshed) with. */
   ttl: string;
@@ -91,12 +91,20 @@ interface Entry {
   writtenBy: string;
 }
 
-interface SnapshotV1 {
-  version: 1;
+type Entry = SimEntry;
+
+/** Everything a simulator holds: restored, it goes on exactly as the original would. */
+export interface SimSnapshot {
+  version: 2;
   lastStartedAt: number | null;
+  /** The latest `lateReadableAt` ever set (null: none); entries no longer show it once settled or pruned. */
+  uncertain: number | null;
   entries: Array<[string, Entry]>;
   seen: Array<[string, Entry]>;
 }
+
+/** The entries changed since the last `changes()` (see trackChanges; null: deleted), and the rest of the state. */
+export type SimChanges = Omit<SimSnapshot, 'version' | 'entries'> & { entries: Array<[string, Entry | null]> };
 
 // Gate depth a candidate prefix reaches; a larger rank passed more gates.
 const RANK: Record<Exclude<MissReason, 'granularity'>, number> = {
@@ -122,6 +130,8 @@ export class CacheSimulator {
   private lastStartedAt: number | null = null;
   /** The latest `lateReadableAt` ever set: a request starting at or after it sees every write alike either way. */
   private uncertain = Number.NEGATIVE_INFINITY;
+  /** Keys whose entry changed since the last `changes()`, once trackChanges was called. */
+  private changed: { entries: Set<string>; seen: Set<string> } | null = null;
 
   /** Whether `unknownFirstBytes` can change anything for a request starting at `t`. */
   hasUncertainWritesAt(t: number): boolean {
@@ -161,26 +171,51 @@ export class CacheSimulator {
     return this.evaluate(req);
   }
 
-  snapshot(): unknown {
-    const byKey = (a: [string, Entry], b: [string, Entry]) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
-    const copy = (m: Map<string, Entry>) => [...m].map(([k, e]): [string, Entry] => [k, { ...e }]).sort(byKey);
-    const snap: SnapshotV1 = {
-      version: 1,
-      lastStartedAt: this.lastStartedAt,
-      entries: copy(this.entries),
-      seen: copy(this.seen),
-    };
-    return snap;
+  snapshot(): SimSnapshot {
+    const copy = (m: Map<string, Entry>) => [...m].map(([k, e]): [string, Entry] => [k, { ...e }]);
+    return { version: 2, ...this.head(), entries: copy(this.entries), seen: copy(this.seen) };
   }
 
   static restore(rules: CacheRules, snapshot: unknown): CacheSimulator {
     const snap = parseSnapshot(snapshot);
     const sim = new CacheSimulator(rules);
     sim.lastStartedAt = snap.lastStartedAt;
+    sim.uncertain = snap.uncertain ?? Number.NEGATIVE_INFINITY;
     sim.entries = new Map(snap.entries.map(([k, e]) => [k, { ...e }]));
     sim.seen = new Map(snap.seen.map(([k, e]) => [k, { ...e }]));
-    for (const [, e] of [...snap.entries, ...snap.seen]) if (e.lateReadableAt !== undefined) sim.uncertain = Math.max(sim.uncertain, e.lateReadableAt);
     return sim;
+  }
+
+  /**
+   * Records which entries change from now on: a copy kept elsewhere is brought up to date by `changes()` alone (the
+   * entries of a scope with a long history are far more than those one snapshot's requests touch).
+   */
+  trackChanges(): void {
+    this.changed ??= { entries: new Set(), seen: new Set() };
+  }
+
+  /** The entries changed since the last call (uncopied: read them before the next request), or with `all` every one. */
+  changes(all = false): SimChanges {
+    const changed = this.changed ?? { entries: new Set<string>(), seen: new Set<string>() };
+    const out: SimChanges = all
+      ? { ...this.head(), entries: [...this.entries], seen: [...this.seen] }
+      : {
+          ...this.head(),
+          entries: [...changed.entries].map((k) => [k, this.entries.get(k) ?? null]),
+          // `seen` only grows.
+          seen: [...changed.seen].map((k) => [k, this.seen.get(k)!]),
+        };
+    changed.entries.clear();
+    changed.seen.clear();
+    return out;
+  }
+
+  private head(): Pick<SimSnapshot, 'lastStartedAt' | 'uncertain'> {
+    return { lastStartedAt: this.lastStartedAt, uncertain: Number.isFinite(this.uncertain) ? this.uncertain : null };
+  }
+
+  private mark(store: Map<string, Entry>, key: string): void {
+    if (this.changed) (store === this.entries ? this.changed.entries : this.changed.seen).add(key);
   }
 
   private evaluate(req: SimRequest): SimPlan {
@@ -294,8 +329,10 @@ export class CacheSimulator {
       // Read as `early`, the prefix read was readable by now: its writers' unknown first bytes are settled.
       if (!late && match !== null)
         for (let j = 0; j <= match; j++)
-          for (const e of [this.entries.get(keyOf(blocks, j)), this.seen.get(keyOf(blocks, j))]) {
+          for (const store of [this.entries, this.seen]) {
+            const e = store.get(keyOf(blocks, j));
             if (e?.lateReadableAt === undefined || e.lateReadableAt <= t) continue;
+            this.mark(store, keyOf(blocks, j));
             if (t > e.readableAt) e.lateReadableAt = t;
             else delete e.lateReadableAt;
           }
@@ -417,6 +454,7 @@ export class CacheSimulator {
   ): void {
     const expiresAt = t + ttl.seconds * 1000;
     const e = store.get(key);
+    this.mark(store, key);
     if (e && liveAt(e, t, readable.mode)) {
       if (this.rules.refreshOnHit && expiresAt > e.expiresAt) {
         e.expiresAt = expiresAt;
@@ -445,7 +483,11 @@ export class CacheSimulator {
 
   /** Held entries past expiry can never be read again (time only moves forward). `seen` is kept forever. */
   private pruneExpired(t: number): void {
-    for (const [k, e] of this.entries) if (e.expiresAt <= t) this.entries.delete(k);
+    for (const [k, e] of this.entries)
+      if (e.expiresAt <= t) {
+        this.entries.delete(k);
+        this.mark(this.entries, k);
+      }
   }
 }
 
@@ -493,12 +535,13 @@ function validateRequest(req: SimRequest): void {
   });
 }
 
-function parseSnapshot(value: unknown): SnapshotV1 {
+function parseSnapshot(value: unknown): SimSnapshot {
   const bad = (why: string) => new SimulationError('invalid_snapshot', `invalid simulator snapshot: ${why}`);
   if (typeof value !== 'object' || value === null) throw bad('not an object');
   const v = value as Record<string, unknown>;
-  if (v.version !== 1) throw bad(`unknown version ${String(v.version)}`);
+  if (v.version !== 2) throw bad(`unknown version ${String(v.version)}`);
   if (v.lastStartedAt !== null && typeof v.lastStartedAt !== 'number') throw bad('lastStartedAt');
+  if (v.uncertain !== null && typeof v.uncertain !== 'number') throw bad('uncertain');
   const list = (name: 'entries' | 'seen'): Array<[string, Entry]> => {
     const raw = v[name];
     if (!Array.isArray(raw)) throw bad(name);
@@ -516,7 +559,7 @@ function parseSnapshot(value: unknown): SnapshotV1 {
       return [item[0], { endToken: e.endToken, ttl: e.ttl, expiresAt: e.expiresAt, readableAt: e.readableAt, ...late, writtenBy: e.writtenBy }];
     });
   };
-  return { version: 1, lastStartedAt: v.lastStartedAt as number | null, entries: list('entries'), seen: list('seen') };
+  return { version: 2, lastStartedAt: v.lastStartedAt as number | null, uncertain: v.uncertain as number | null, entries: list('entries'), seen: list('seen') };
 }
 
 /** The blocks that carry a breakpoint, in order. */
