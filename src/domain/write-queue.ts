@@ -1,6 +1,17 @@
 import type { InlineRow, RequestRow, Store, WriteOp } from '../store/store';
 import { Lru } from './lru';
 
+/**
+ * Told of each batch as it commits: adds writes that depend on what the batch holds (a cache scope's snapshot, see
+ * ScopeStates), and hears how each write ended.
+ */
+export interface CommitListener {
+  /** Writes to commit with a batch, after its own (not when its writes are retried one by one after it failed). */
+  alongside(ops: WriteOp[]): WriteOp[];
+  /** A write committed, or failed (`error`); those a failed batch brought along fail with it. */
+  settled(op: WriteOp, error?: unknown): void;
+}
+
 interface Queued {
   op: WriteOp;
   done: () => void;
@@ -27,6 +38,7 @@ export class WriteQueue {
   private scheduled = false;
   /** A committed batch is being made durable. */
   private syncing = false;
+  private listener: CommitListener | null = null;
 
   constructor(
     private readonly store: Store,
@@ -44,6 +56,10 @@ export class WriteQueue {
         setImmediate(() => this.flush());
       }
     });
+  }
+
+  listen(listener: CommitListener): void {
+    this.listener = listener;
   }
 
   /** A rendered request this process wrote that has no usage yet (committed or not): the database need not be read. */
@@ -84,10 +100,14 @@ export class WriteQueue {
     const batch = this.pending;
     this.pending = [];
     let committed: Queued[] = batch;
+    const ops = batch.map((p) => p.op);
+    const alongside = this.listener?.alongside(ops) ?? [];
     try {
-      this.store.writeBatch(batch.map((p) => p.op));
+      this.store.writeBatch(alongside.length ? [...ops, ...alongside] : ops);
       this.settle(batch);
-    } catch {
+      for (const op of alongside) this.listener?.settled(op);
+    } catch (e) {
+      for (const op of alongside) this.listener?.settled(op, e);
       // One bad write must not sink the others: retry each on its own.
       committed = [];
       for (const p of batch) {
@@ -118,10 +138,11 @@ export class WriteQueue {
   /** The in-memory rows follow the database as soon as a write committed (or failed). */
   private settle(items: Queued[], error?: unknown): void {
     for (const { op } of items) {
+      this.listener?.settled(op, error);
       if (op.kind === 'request') {
         this.pendingRequests.delete(op.row.id);
         if (error === undefined) this.awaitingUsage.set(op.row.id, op.row);
-      } else {
+      } else if (op.kind !== 'snapshot') {
         // Reconciled or failed: the row in memory is out of date now. A write that failed may have met a
         // row another process changed: the next report for it reads the database.
         this.awaitingUsage.delete(op.kind === 'ingest' ? op.write.request.id : op.requestId);

@@ -168,6 +168,45 @@ export const reconciliations = sqliteTable(
   (t) => [uniqueIndex('reconciliations_request').on(t.requestId), index('reconciliations_unread').on(t.startedAt).where(sql`${t.writeRead} = 0`)],
 );
 
+/**
+ * A cache scope's state as of one of its reconciliations (see ScopeStates): after a start the scope is replayed from
+ * here, not from its first request. One per scope, replaced in the group commit of the reconciliations it covers.
+ */
+export const scopeSnapshots = sqliteTable('scope_snapshots', {
+  scope: text('scope').primaryKey(),
+  /** The last reconciliation it covers: the scope's requests reconciled up to it are in it, none after. */
+  seq: integer('seq').notNull(),
+  /** How many reconciled requests of the scope it covers (a count of the rows up to `seq` checks it). */
+  rows: integer('rows').notNull(),
+  /** Its format: a snapshot of a format this code does not know is not read. */
+  version: integer('version').notNull(),
+  /** sha256 of the cache rules it was simulated by: if the catalog's changed since, it is not read. */
+  rules: text('rules').notNull(),
+  /** Its entries: the first `parts` rows of this chain in scope_snapshot_changes (begun by a snapshot of every entry). */
+  chain: text('chain').notNull(),
+  parts: integer('parts').notNull(),
+  /** Everything but the simulated caches' entries, as JSON. */
+  state: text('state').notNull(),
+});
+
+/**
+ * The simulated caches' entries of each scope snapshot: each snapshot appends those changed since the last (a long
+ * history's entries are far more than one snapshot's requests touch), read back in order; once they add up to more
+ * than twice the entries, a new chain begins with one row of every entry. Two processes snapshotting one scope
+ * would append to one chain: the snapshot's part count no longer matches, and it is not read.
+ */
+export const scopeSnapshotChanges = sqliteTable(
+  'scope_snapshot_changes',
+  {
+    scope: text('scope').notNull(),
+    chain: text('chain').notNull(),
+    part: integer('part').notNull(),
+    /** JSON (see scope-snapshot.ts). */
+    entries: text('entries').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.scope, t.chain, t.part] })],
+);
+
 /** Inline (caller) segment bytes, kept for a while so a drift can be located to the byte. */
 export const requestInline = sqliteTable(
   'request_inline',

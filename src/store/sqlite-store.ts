@@ -19,6 +19,7 @@ import type {
   WriteOp,
   RollupDelta,
   RollupQuery,
+  ScopeSnapshotRow,
   RollupRow,
   NewVersion,
   RequestCursor,
@@ -131,6 +132,12 @@ const SQL = {
   markRead: 'update reconciliations set write_premium = @left, write_read = @read where seq = (select reconciled_seq from requests where id = @id)',
   // A write to a day a span holds: that span (its month's, and every day's) is made again when next read.
   dropSpans: `delete from rollups_span_through where tenant_id = @tenantId and span in (@month, ${ALL_DAYS}) and through >= @day`,
+  // A scope's snapshot replaces its last; its entries changed since are appended to its chain (all of them begin a new one).
+  upsertSnapshot: `insert into scope_snapshots (scope, seq, rows, version, rules, chain, parts, state) values (@scope, @seq, @rows, @version, @rules, @chain, @parts, @state)
+    on conflict (scope) do update set seq = excluded.seq, rows = excluded.rows, version = excluded.version, rules = excluded.rules,
+    chain = excluded.chain, parts = excluded.parts, state = excluded.state`,
+  dropSnapshotChanges: 'delete from scope_snapshot_changes where scope = @scope',
+  appendSnapshotChanges: 'insert into scope_snapshot_changes (scope, chain, part, entries) values (@scope, @chain, @part, @entries)',
   // One upsert adds to every counter of a rollup row.
   upsertRollup: `insert into rollups (tenant_id, handle_id, version, day, model, ${ROLLUP_VALUE_COLUMNS.join(', ')})
     values (@tenantId, @handleId, @version, @day, @model, ${ROLLUP_VALUE_COLUMNS.map((c) => `@${c}`).join(', ')})
@@ -185,7 +192,10 @@ export class SqliteStore implements Store {
   private readonly requestById: Statement;
   private readonly requestSummaryById: Statement;
   private readonly blobByDigest: Statement;
-  private readonly requestsInScope: Statement;
+  private readonly requestsInScope: import('better-sqlite3').Statement<[string, number]>;
+  private readonly countInScope: import('better-sqlite3').Statement<[string, number]>;
+  private readonly snapshotOf: Statement;
+  private readonly snapshotChanges: import('better-sqlite3').Statement<[string, string]>;
   private readonly unreadWrites: Statement;
   /** The list scans, without and with a handle filter. */
   private readonly listScan: [Statement, Statement];
@@ -238,14 +248,18 @@ export class SqliteStore implements Store {
     // reads is fetched (the other columns of REQUEST_SELECT are null in their places): the rows are streamed one at a
     // time, never held all at once.
     this.requestsInScope = client
-      .prepare(
+      .prepare<[string, number]>(
         `select r.id, r.tenant_id, r.scope, r.format, r.model, r.catalog_entry, r.catalog_fallback, r.rendered_at, r.segments, r.breakpoints,
          r.prompt_cache_key, r.cache_ttl, r.message_settings, r.provider_history, null, r.status, null, null, null,
          c.started_at, c.first_byte_at, c.finished_at, c.report_hash, null, null, null, c.outcome, null, null
          from requests r join reconciliations c on c.seq = r.reconciled_seq
-         where r.scope = ? and r.reconciled_seq is not null and r.status = 'reconciled' order by r.reconciled_seq`,
+         where r.scope = ? and r.reconciled_seq > ? and r.status = 'reconciled' order by r.reconciled_seq`,
       )
       .raw();
+    // The same index, its entries only: a snapshot's row count is checked without reading the rows.
+    this.countInScope = client.prepare<[string, number]>('select count(*) from requests where scope = ? and reconciled_seq is not null and reconciled_seq <= ?').pluck();
+    this.snapshotOf = client.prepare('select scope, seq, rows, version, rules, chain, parts, state from scope_snapshots where scope = ?');
+    this.snapshotChanges = client.prepare<[string, string]>('select entries from scope_snapshot_changes where scope = ? and chain = ? order by part').pluck();
     // reconciliations_unread (started_at where write_read = 0) keeps this to the recent rows.
     this.unreadWrites = client.prepare(
       `select c.request_id, r.tenant_id, r.model, c.started_at, c.write_premium from reconciliations c join requests r on r.id = c.request_id
@@ -490,6 +504,13 @@ export class SqliteStore implements Store {
         for (const i of op.inline) out.push([this.write.insertInline, { ...i, truncated: i.truncated ? 1 : 0 }]);
       } else if (op.kind === 'failed') {
         out.push([this.write.markFailed, { id: op.requestId, startedAt: op.detail.startedAt, finishedAt: op.detail.finishedAt, usageRaw: JSON.stringify(op.detail.usageRaw) }]);
+      } else if (op.kind === 'snapshot') {
+        const { row, changes, whole } = op.snapshot;
+        // Written after the reconciliations it covers, in this batch and before: the last seq is theirs.
+        const seq = this.lastSeq;
+        out.push([this.write.upsertSnapshot, { ...row, seq, state: JSON.stringify(row.state) }]);
+        if (whole) out.push([this.write.dropSnapshotChanges, { scope: row.scope }]);
+        out.push([this.write.appendSnapshotChanges, { scope: row.scope, chain: row.chain, part: row.parts - 1, entries: JSON.stringify(changes) }]);
       } else {
         const w = op.write;
         const r = w.request;
@@ -554,8 +575,26 @@ export class SqliteStore implements Store {
     }));
   }
 
-  *reconciledInScope(scope: string): IterableIterator<RequestRow> {
-    for (const row of this.requestsInScope.iterate(scope) as IterableIterator<unknown[]>) yield requestFromRow(row);
+  *reconciledInScope(scope: string, afterSeq = 0): IterableIterator<RequestRow> {
+    for (const row of this.requestsInScope.iterate(scope, afterSeq) as IterableIterator<unknown[]>) yield requestFromRow(row);
+  }
+
+  countReconciledInScope(scope: string, seq: number): number {
+    return this.countInScope.get(scope, seq) as number;
+  }
+
+  scopeSnapshot(scope: string): ScopeSnapshotRow | undefined {
+    const row = this.snapshotOf.get(scope) as (Omit<ScopeSnapshotRow, 'state'> & { state: string }) | undefined;
+    return row && { ...row, state: JSON.parse(row.state) as unknown };
+  }
+
+  *scopeSnapshotChanges(scope: string, chain: string): IterableIterator<unknown> {
+    for (const text of this.snapshotChanges.iterate(scope, chain) as IterableIterator<string>) yield JSON.parse(text) as unknown;
+  }
+
+  /** The statements a scope's load runs (their plans are tested: index ranges, no sort). */
+  get scopeLoadSql(): string[] {
+    return [this.requestsInScope.source, this.countInScope.source, this.snapshotOf.source, this.snapshotChanges.source];
   }
 
   /** The statement reconciledInScope runs (its plan is tested: it must not sort the scope's history). */

@@ -151,7 +151,34 @@ export type WriteOp =
   /** `handles`: every handle the request named (the index of requests by handle), beyond those its segments show. */
   | { kind: 'request'; row: RequestRow; inline: InlineRow[]; handles?: string[] }
   | { kind: 'ingest'; write: IngestWrite }
-  | { kind: 'failed'; requestId: string; detail: { startedAt: number; finishedAt: number; usageRaw: unknown } };
+  | { kind: 'failed'; requestId: string; detail: { startedAt: number; finishedAt: number; usageRaw: unknown } }
+  /** Covers the reconciliations written before it (its batch's and earlier ones): its seq is the last of them. */
+  | { kind: 'snapshot'; snapshot: ScopeSnapshotWrite };
+
+/** A cache scope's snapshot as stored (see ScopeStates): its state as of reconciliation `seq`. */
+export interface ScopeSnapshotRow {
+  scope: string;
+  seq: number;
+  /** How many reconciled requests of the scope it covers. */
+  rows: number;
+  version: number;
+  rules: string;
+  /** Its simulated caches' entries: the first `parts` changes of this chain. */
+  chain: string;
+  parts: number;
+  /** Everything but its simulated caches' entries (JSON-able). */
+  state: unknown;
+}
+
+export interface ScopeSnapshotWrite {
+  row: Omit<ScopeSnapshotRow, 'seq'>;
+  /**
+   * Its chain's last part (JSON-able): its simulated caches' entries changed since the scope's last snapshot, or with
+   * `whole` every one (a new chain, replacing those stored).
+   */
+  changes: unknown;
+  whole: boolean;
+}
 
 /** Everything one reconciled usage report changes, written in one transaction with others. */
 export interface IngestWrite {
@@ -265,12 +292,17 @@ export interface Store {
   /** Why group commits are refused until a restart (a sync of the WAL failed), or null while they work. */
   writeFailure(): string | null;
   /**
-   * Reconciled requests of a cache scope in reconciliation order (to rebuild the scope's simulation), streamed: a
-   * scope's history can be far larger than memory. Their usage, raw usage, diagnostics, write premium and prediction
-   * are left out (null).
+   * Reconciled requests of a cache scope in reconciliation order, after `afterSeq` (to rebuild the scope's simulation
+   * from its snapshot, or from the start), streamed: a scope's history can be far larger than memory. Their usage, raw
+   * usage, diagnostics, write premium and prediction are left out (null).
    * No other statement may run on the connection until the iteration ends.
    */
-  reconciledInScope(scope: string): Iterable<RequestRow>;
+  reconciledInScope(scope: string, afterSeq?: number): Iterable<RequestRow>;
+  /** How many of a scope's requests were reconciled at or before `seq`. */
+  countReconciledInScope(scope: string, seq: number): number;
+  scopeSnapshot(scope: string): ScopeSnapshotRow | undefined;
+  /** The changes a scope's snapshots stored in a chain, oldest first, streamed (no other statement may run on the connection until the iteration ends). */
+  scopeSnapshotChanges(scope: string, chain: string): Iterable<unknown>;
   /** Rollup rows summed per handle, version and model over a day range. */
   sumRollups(query: RollupQuery): RollupRow[];
   /**

@@ -160,6 +160,38 @@ describe('group commit', () => {
     await queue.idle();
   });
 
+  it("commits a listener's writes with the batch; a failed batch's fail with it and are left out of its writes' retries", async () => {
+    const snapshot = (scope: string): WriteOp => ({ kind: 'snapshot', snapshot: { row: { scope, rows: 0, version: 1, rules: 'r', chain: 'snp_1', parts: 1, state: {} }, changes: {}, whole: true } });
+    const heard: string[] = [];
+    let failOnce = false;
+    queue.listen({
+      alongside: (ops) => [snapshot(`after ${ops.length}`)],
+      settled: (op, error) => void heard.push(`${op.kind === 'snapshot' ? op.snapshot.row.scope : op.kind} ${error ? 'failed' : 'committed'}`),
+    });
+    const write = store.writeBatch.bind(store);
+    store.writeBatch = (ops) => {
+      if (failOnce && ops.length > 1) {
+        failOnce = false;
+        throw new Error('injected');
+      }
+      write(ops);
+    };
+    const a = queue.enqueue(requestOp().op);
+    await turn();
+    expect(opened.sqlite.prepare('select scope from scope_snapshots').pluck().all()).toEqual(['after 1']);
+    store.syncs[0]!.release();
+    await a;
+
+    failOnce = true;
+    const b = queue.enqueue(requestOp().op);
+    await turn();
+    // Retried on its own, the request committed; the snapshot was not written.
+    expect(opened.sqlite.prepare('select scope from scope_snapshots').pluck().all()).toEqual(['after 1']);
+    expect(heard).toEqual(['request committed', 'after 1 committed', 'after 1 failed', 'request committed']);
+    store.syncs[1]!.release();
+    await b;
+  });
+
   it('lowers synchronous only for its own transaction: every other write stays FULL', async () => {
     const ack = queue.enqueue(requestOp().op);
     await turn();

@@ -46,8 +46,17 @@ function insertReconciled(id: string, scope: string, seq: number): void {
 describe("a cache scope's replay (the first use of a scope after a start)", () => {
   it('walks requests_scope_reconciled in replay order: no sort of the scope history, no scan of other scopes', () => {
     const lines = plan(store.reconciledInScopeSql);
-    expect(lines.join('\n')).toMatch(/requests_scope_reconciled \(scope=\?/);
+    // From a snapshot, only the rows after it: a range of the index.
+    expect(lines.join('\n')).toMatch(/requests_scope_reconciled \(scope=\? AND reconciled_seq>\?\)/);
     expect(lines.join('\n')).not.toMatch(/TEMP B-TREE|SCAN/);
+  });
+
+  it("reads its snapshot by key, counts the rows it covers from the index alone, and reads the snapshot's changes in order without a sort", () => {
+    const [, count, snapshot, changes] = store.scopeLoadSql.map((sql) => plan(sql).join('\n'));
+    expect(count).toMatch(/COVERING INDEX requests_scope_reconciled \(scope=\? AND reconciled_seq>\? AND reconciled_seq<\?\)/);
+    expect(snapshot).toMatch(/sqlite_autoindex_scope_snapshots_1 \(scope=\?\)/);
+    expect(changes).toMatch(/sqlite_autoindex_scope_snapshot_changes_1 \(scope=\? AND chain=\?\)/);
+    for (const p of [count, snapshot, changes]) expect(p).not.toMatch(/TEMP B-TREE|SCAN/);
   });
 
   it('streams the rows (an iterator, not an array of the whole history), in reconciliation order, without the usage', () => {
@@ -59,6 +68,8 @@ describe("a cache scope's replay (the first use of a scope after a start)", () =
     const all = [...rows];
     expect(all.map((r) => r.id)).toEqual(['req_a', 'req_b']);
     expect(all[0]).toMatchObject({ outcome: { lengths: [] }, startedAt: 1, usage: null, usageRaw: null });
+    expect([...store.reconciledInScope('scope-a', 1)].map((r) => r.id)).toEqual(['req_b']);
+    expect(store.countReconciledInScope('scope-a', 1)).toBe(1);
   });
 });
 
