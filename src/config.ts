@@ -44,6 +44,8 @@ const envSchema = z.object({
   PH_INLINE_RETENTION_HOURS: int(7 * 24),
   PH_CACHE_TTL: z.enum(['5m', '1h']).default('5m'),
   PH_USAGE_BATCH_MAX: int(1000),
+  // 0: off (none written, none read).
+  PH_SCOPE_SNAPSHOT_EVERY: whole(2000, 0),
   PH_ANTHROPIC_BASE_URL: baseUrl().default('https://api.anthropic.com'),
   PH_OPENAI_BASE_URL: baseUrl().default('https://api.openai.com'),
   PH_UPSTREAM: z.enum(['providers', 'simulator']).default('providers'),
@@ -74,6 +76,8 @@ export interface Config {
   /** TTL for cache breakpoints the service places (1h only where the model offers it). */
   cacheTtl: '5m' | '1h';
   usageBatchMax: number;
+  /** A cache scope's state is snapshot every this many reconciliations of it, so a start replays only those after (0: never). */
+  scopeSnapshotEvery: number;
   /** Where the proxy sends Anthropic and OpenAI calls (no trailing slash). */
   anthropicBaseUrl: string;
   openaiBaseUrl: string;
@@ -127,6 +131,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     inlineRetentionMs: e.PH_INLINE_RETENTION_HOURS * 3_600_000,
     cacheTtl: e.PH_CACHE_TTL,
     usageBatchMax: e.PH_USAGE_BATCH_MAX,
+    scopeSnapshotEvery: e.PH_SCOPE_SNAPSHOT_EVERY,
     anthropicBaseUrl: e.PH_ANTHROPIC_BASE_URL.replace(/\/+$/, ''),
     openaiBaseUrl: e.PH_OPENAI_BASE_URL.replace(/\/+$/, ''),
     upstream: e.PH_UPSTREAM,

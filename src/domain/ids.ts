@@ -8,6 +8,8 @@ export const ID_PREFIX = {
   request: 'req',
   key: 'key',
   tenant: 'ten',
+  /** A chain of a cache scope's snapshots (see scope-snapshot.ts). */
+  snapshot: 'snp',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIX;

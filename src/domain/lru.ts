@@ -19,6 +19,11 @@ export class Lru<K, V> {
     return hit.value;
   }
 
+  /** The value, without counting it as a use. */
+  peek(key: K): V | undefined {
+    return this.map.get(key)?.value;
+  }
+
   set(key: K, value: V): void {
     const weight = this.weigh(value);
     if (weight > this.budget) return;

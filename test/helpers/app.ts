@@ -16,6 +16,7 @@ export interface TestApp {
   clock: FakeClock;
   config: Config;
   sqlite: ReturnType<typeof openDb>['sqlite'];
+  store: AppDeps['store'];
   close(): void;
   /** A fresh tenant with its key. */
   tenant(name?: string): { id: string; key: string; client: Client };
@@ -44,6 +45,7 @@ export function createTestApp(opts: { config?: Partial<Config>; databasePath?: s
     clock,
     config,
     sqlite: opened.sqlite,
+    store: deps.store,
     close: () => opened.close(),
     tenant(name = 'test') {
       const issued = services.tenants.createTenant(name);

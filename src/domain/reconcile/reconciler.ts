@@ -203,8 +203,9 @@ export class Reconciler {
   private readonly readWhole = new Lru<string, true>(50_000);
   private readonly listeners = new Set<(event: ReconciledEvent) => void>();
 
-  constructor(private readonly deps: { store: Store; clock: Clock; catalog: ModelCatalog; writes: WriteQueue }) {
-    this.scopes = new ScopeStates(deps.store, deps.catalog);
+  constructor(private readonly deps: { store: Store; clock: Clock; catalog: ModelCatalog; writes: WriteQueue; scopeSnapshotEvery?: number }) {
+    this.scopes = new ScopeStates(deps.store, deps.catalog, deps.scopeSnapshotEvery);
+    deps.writes.listen(this.scopes);
     this.rebuildPending();
   }
 
@@ -390,6 +391,7 @@ export class Reconciler {
     const chosen = unknownFirstBytes(state, { id: request.id, ...simAt, blocks, ttl: request.cacheTtl }, seen.cache_fields_reported ? (seen.cache_read_tokens ?? 0) : null);
     simAt.unknownFirstBytes = chosen.mode;
     const outcomeSim = advance(state, request, blocks, simAt, chosen.plan, seenKeys);
+    this.scopes.applied(request);
     outcomeSim.blocks.forEach((b, j) => (seenBlock[j] ||= b.read > 0));
     const readFrom = outcomeSim.hitBlock !== null ? state.sim.writerOf(blocks[outcomeSim.hitBlock]!.key) : undefined;
     // The provider's read and the simulated one name the same prefix when they differ by no more than our token

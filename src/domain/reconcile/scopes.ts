@@ -1,4 +1,5 @@
-import type { RequestRow, Store } from '../../store/store';
+import type { RequestRow, Store, WriteOp } from '../../store/store';
+import type { CommitListener } from '../write-queue';
 import type { ModelCatalog } from '../catalog/catalog';
 import type { CacheRules, ModelEntry } from '../catalog/types';
 import { Lru } from '../lru';
@@ -8,6 +9,8 @@ import { scaleLengths, splitEvenly, type Pin } from './attribution';
 import { sha256Hex } from '../digest';
 import { pushAll } from '../arrays';
 import { RecentMap } from '../recent-map';
+import { newId } from '../ids';
+import { restoreInto, rulesHash, snapshotOf, SNAPSHOT_VERSION, type StoredScope } from './scope-snapshot';
 
 /** What one cache scope has seen: its simulated provider cache and which content recurred. */
 export interface ScopeState {
@@ -281,13 +284,24 @@ export interface RecordedOutcome {
  * read today's entries (`unconfirmed` where the provider wrote). The history
  * takes them in their own start order. A late call with live traffic before it
  * stays live (placed at the latest start): that traffic's entries were there.
+ *
+ * Every `snapshotEvery` requests applied to a scope, its states are written with the group commit of those requests
+ * (see scope-snapshot.ts): after a start the scope is restored from its latest snapshot and replays only the requests
+ * reconciled after it. A snapshot is written only while memory is exactly the replay of the committed rows: none of
+ * the scope's requests is still uncommitted or failed, and none applied to an earlier load of it landed since.
  */
-export class ScopeStates {
-  private readonly states = new Lru<string, { live: ScopeState; history: ScopeState }>(5_000);
+export class ScopeStates implements CommitListener {
+  private readonly states = new Lru<string, Loaded>(5_000);
+  /** The load each request in flight was applied to (until its write settles). */
+  private readonly owners = new Map<string, Loaded>();
+  /** The load each snapshot in flight was taken of, and what it leaves stored. */
+  private readonly snapshots = new WeakMap<WriteOp, { loaded: Loaded; stored: Stored }>();
 
   constructor(
     private readonly store: Store,
     private readonly catalog: ModelCatalog,
+    /** 0: no snapshots, written or read. */
+    private readonly snapshotEvery = 0,
   ) {}
 
   /** The live state of a scope. */
@@ -304,28 +318,174 @@ export class ScopeStates {
     return startedAt + longest < live.lastStart ? { state: history, history: true } : { state: live, history: false };
   }
 
-  private load(scope: string, model: ModelEntry): { live: ScopeState; history: ScopeState } {
+  /** A request was applied to its scope's state (after forStart): its write will say whether memory still matches the rows. */
+  applied(request: Pick<RequestRow, 'id' | 'scope' | 'catalogEntry' | 'model'>): void {
+    const loaded = this.states.peek(request.scope);
+    if (!loaded) return;
+    loaded.unsettled++;
+    loaded.since++;
+    loaded.catalog.add(catalogKey(request));
+    this.owners.set(request.id, loaded);
+  }
+
+  /** The snapshots to write with a batch: of each scope it brings to `snapshotEvery` requests, if it may. */
+  alongside(ops: WriteOp[]): WriteOp[] {
+    if (this.snapshotEvery === 0) return [];
+    const inBatch = new Map<Loaded, number>();
+    for (const op of ops) {
+      const loaded = op.kind === 'ingest' ? this.owners.get(op.write.request.id) : undefined;
+      if (!loaded) continue;
+      inBatch.set(loaded, (inBatch.get(loaded) ?? 0) + 1);
+      this.landing(loaded);
+    }
+    const out: WriteOp[] = [];
+    for (const [loaded, n] of inBatch) {
+      if (loaded.since < this.snapshotEvery || loaded.unsettled !== n || loaded.behind || this.states.peek(loaded.scope) !== loaded) continue;
+      try {
+        const { state, changes, count, whole } = snapshotOf(loaded, [...loaded.catalog], loaded.stored?.entries ?? null);
+        const last = loaded.stored;
+        const stored = whole || !last ? { chain: newId('snapshot'), parts: 1, entries: count } : { chain: last.chain, parts: last.parts + 1, entries: last.entries + count };
+        const row = { scope: loaded.scope, rows: loaded.rows + n, version: SNAPSHOT_VERSION, rules: this.rulesOf(loaded.rules, loaded.catalog), chain: stored.chain, parts: stored.parts, state };
+        const op: WriteOp = { kind: 'snapshot', snapshot: { row, changes, whole } };
+        this.snapshots.set(op, { loaded, stored });
+        out.push(op);
+      } catch {
+        // Its changes may have been taken: the next snapshot writes every entry. The batch commits as it would have.
+        loaded.stored = null;
+      }
+    }
+    return out;
+  }
+
+  settled(op: WriteOp, error?: unknown): void {
+    if (op.kind === 'snapshot') {
+      const taken = this.snapshots.get(op);
+      if (!taken) return;
+      // Not written, the changes it took are not in the database: the next writes every entry (as many requests later:
+      // a batch is not made to fail again and again by a snapshot that cannot be written).
+      taken.loaded.since = 0;
+      taken.loaded.stored = error === undefined ? taken.stored : null;
+    } else if (op.kind === 'ingest') {
+      const loaded = this.owners.get(op.write.request.id);
+      if (!loaded) return;
+      this.owners.delete(op.write.request.id);
+      // A failed one stays unsettled: that load is ahead of the database (and is dropped by reset()).
+      if (error !== undefined) return;
+      loaded.unsettled--;
+      loaded.rows++;
+      this.landing(loaded);
+    }
+  }
+
+  /** A request applied to `loaded` lands: a later load of its scope (after a reset or an eviction) does not have it. */
+  private landing(loaded: Loaded): void {
+    const current = this.states.peek(loaded.scope);
+    if (current && current !== loaded) current.behind = true;
+  }
+
+  private load(scope: string, model: ModelEntry): Loaded {
     const hit = this.states.get(scope);
     if (hit) return hit;
-    const fresh = (): ScopeState => ({ sim: new CacheSimulator(reconcilingRules(model)), seenSources: new Set(), lastRequestBySource: new Map(), firstStart: Infinity, lastStart: -Infinity, exactEnds: new RecentMap(EXACT_ENDS_MAX), seenKeys: new RecentMap(SEEN_KEYS_MAX) });
-    const states = { live: fresh(), history: fresh() };
-    for (const row of this.store.reconciledInScope(scope)) {
+    const rules = reconcilingRules(model);
+    const restored = this.restore(scope, rules);
+    const loaded = restored?.loaded ?? newLoad(scope, rules);
+    for (const row of this.store.reconciledInScope(scope, restored?.seq ?? 0)) {
       const outcome = row.outcome as RecordedOutcome;
       // The same entry ingestion used: a catalog entry gone since (an override removed) is looked up by model name.
       const entry = this.catalog.byId(row.catalogEntry) ?? this.catalog.lookup(row.model).entry;
       const { blocks, seenKeys } = blocksFor(row.segments as RenderedSegment[], outcome.lengths, row.breakpoints as Breakpoint[], entry, outcome.unit_lengths);
-      const state = outcome.sim.history ? states.history : states.live;
+      const state = outcome.sim.history ? loaded.history : loaded.live;
       advance(state, row, blocks, outcome.sim, undefined, seenKeys);
       learnExactEnds(state, entry, row, outcome);
+      loaded.catalog.add(catalogKey(row));
+      loaded.rows++;
+      loaded.since++;
     }
-    this.states.set(scope, states);
-    return states;
+    // Replayed from the start, its first snapshot writes every entry: the changes count from then on.
+    if (this.snapshotEvery > 0) for (const s of [loaded.live, loaded.history]) s.sim.trackChanges();
+    this.states.set(scope, loaded);
+    return loaded;
+  }
+
+  /**
+   * A scope as its latest snapshot has it, and the seq that covers; null when there is none, or it is of another
+   * format, was simulated by other rules, or does not cover the rows it says (another process reconciled in the
+   * scope): the whole history is replayed then, and the next snapshot writes every entry.
+   */
+  private restore(scope: string, rules: CacheRules): { loaded: Loaded; seq: number } | null {
+    if (this.snapshotEvery === 0) return null;
+    try {
+      const snap = this.store.scopeSnapshot(scope);
+      if (!snap || snap.version !== SNAPSHOT_VERSION) return null;
+      const stored = snap.state as StoredScope;
+      if (this.rulesOf(rules, stored.catalog) !== snap.rules) return null;
+      if (this.store.countReconciledInScope(scope, snap.seq) !== snap.rows) return null;
+      const loaded = newLoad(scope, rules);
+      const read = restoreInto(loaded, stored, this.store.scopeSnapshotChanges(scope, snap.chain), rules);
+      // Parts another process appended to the chain (or deleted) make it another snapshot than this one.
+      if (read.parts !== snap.parts) return null;
+      loaded.stored = { chain: snap.chain, parts: snap.parts, entries: read.entries };
+      loaded.catalog = new Set(stored.catalog);
+      loaded.rows = snap.rows;
+      return { loaded, seq: snap.seq };
+    } catch {
+      // One it cannot read is replayed past, as if there were none.
+      return null;
+    }
+  }
+
+  /** The rules hash of a load: its simulators' rules and, as the catalog has them now, those of the entries its requests used. */
+  private rulesOf(rules: CacheRules, catalog: Iterable<string>): string {
+    return rulesHash(rules, [...catalog].map((key) => [key, this.entryOf(key).cache]));
+  }
+
+  private entryOf(key: string): ModelEntry {
+    const [id, model] = JSON.parse(key) as [string, string];
+    return this.catalog.byId(id) ?? this.catalog.lookup(model).entry;
   }
 
   /** Forget every scope (after a failed commit, memory may be ahead of the database). */
   reset(): void {
     this.states.clear();
   }
+}
+
+/** A scope's states as loaded, and what says whether they may be snapshot. */
+interface Loaded {
+  scope: string;
+  live: ScopeState;
+  history: ScopeState;
+  /** The rules its simulators were made with. */
+  rules: CacheRules;
+  /** The catalog entries of the requests it holds (see catalogKey). */
+  catalog: Set<string>;
+  /** Reconciled requests it holds (replayed, or applied and committed). */
+  rows: number;
+  /** Requests applied since its last snapshot (or replayed at its load). */
+  since: number;
+  /** Requests applied whose write has not committed (a failed one stays). */
+  unsettled: number;
+  /** What its scope's snapshots have stored; null: unknown, its next snapshot writes every entry (it was replayed from the start, or a snapshot write failed). */
+  stored: Stored | null;
+  /** A request applied to an earlier load of the scope landed after this one loaded: the rows have one it lacks. */
+  behind: boolean;
+}
+
+/** A chain of snapshot parts: how many, and the entries in them (superseded ones too). */
+interface Stored {
+  chain: string;
+  parts: number;
+  entries: number;
+}
+
+function newLoad(scope: string, rules: CacheRules): Loaded {
+  const fresh = (): ScopeState => ({ sim: new CacheSimulator(rules), seenSources: new Set(), lastRequestBySource: new Map(), firstStart: Infinity, lastStart: -Infinity, exactEnds: new RecentMap(EXACT_ENDS_MAX), seenKeys: new RecentMap(SEEN_KEYS_MAX) });
+  return { scope, rules, live: fresh(), history: fresh(), catalog: new Set(), rows: 0, since: 0, unsettled: 0, stored: null, behind: false };
+}
+
+/** The catalog entry a request was reconciled by, as ingestion and a replay look it up (by id, else by model name). */
+function catalogKey(row: Pick<RequestRow, 'catalogEntry' | 'model'>): string {
+  return JSON.stringify([row.catalogEntry, row.model]);
 }
 
 /**

@@ -181,9 +181,15 @@ export class CacheSimulator {
     const sim = new CacheSimulator(rules);
     sim.lastStartedAt = snap.lastStartedAt;
     sim.uncertain = snap.uncertain ?? Number.NEGATIVE_INFINITY;
-    sim.entries = new Map(snap.entries.map(([k, e]) => [k, { ...e }]));
-    sim.seen = new Map(snap.seen.map(([k, e]) => [k, { ...e }]));
+    // parseSnapshot made the entries anew: the caller's are not shared.
+    sim.entries = new Map(snap.entries);
+    sim.seen = new Map(snap.seen);
     return sim;
+  }
+
+  /** How many entries it holds (held and seen). */
+  get size(): number {
+    return this.entries.size + this.seen.size;
   }
 
   /**

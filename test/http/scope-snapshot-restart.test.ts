@@ -1,0 +1,164 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadCatalog, mergeCatalog, ModelCatalog } from '../../src/domain/catalog/catalog';
+import type { Catalog } from '../../src/domain/catalog/types';
+import { clientFor, createTestApp, type TestApp } from '../helpers/app';
+import { FakeClock } from '../helpers/clock';
+import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report } from '../helpers/scenario';
+import { countReplays, numbered, scopeStates } from '../helpers/scope-states';
+
+// A cache scope's snapshot on a real database file, across restarts: what is read, and when it is not trusted.
+
+const MIN = 60_000;
+const EVERY = 5;
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'ph-scope-snapshot-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+interface History {
+  t: TestApp;
+  clock: FakeClock;
+  tenant: { id: string; key: string };
+  sys: string;
+  ses: string;
+  n: number;
+}
+
+/** An agent's calls on one model: a system prompt or a session, a drift now and then, a gap past the TTL. */
+async function calls(h: History, count: number): Promise<void> {
+  const client = clientFor(h.t.app, h.tenant.key);
+  for (let k = 0; k < count; k++, h.n++) {
+    const i = h.n;
+    const stamped = i % 7 === 3;
+    const r = await renderAnthropic(client, {
+      ...(stamped ? { system: [{ type: 'text', text: `now ${i}` }, { type: 'handle', ref: h.sys }] } : {}),
+      prefix: stamped ? [] : i % 3 === 0 ? [h.ses] : [h.sys],
+      messages: [{ role: 'user', content: `Question ${i}` }],
+    });
+    const total = promptTokens(r);
+    await report(client, h.t, r, anthropicUsage(total, r.prediction.read_tokens, total - r.prediction.read_tokens), { firstByteMs: i % 4 === 0 ? 2_000 : 300 });
+    h.clock.advance(i % 10 === 9 ? 6 * MIN : 20_000);
+  }
+  await h.t.services.writes.idle();
+}
+
+async function start(every = EVERY): Promise<History> {
+  const clock = new FakeClock();
+  const t = createTestApp({ databasePath: join(dir, 'db.sqlite'), clock, config: { scopeSnapshotEvery: every } });
+  const tenant = t.tenant();
+  const mint = async (path: string, body: object) => {
+    const res = await tenant.client.post(path, body);
+    expect(res.status, res.text).toBe(201);
+    return res.json.id as string;
+  };
+  const sys = await mint('/v1/artifacts', { kind: 'system', content: LONG_SYSTEM });
+  const ses = await mint('/v1/sessions', { base: await mint('/v1/bundles', { members: [sys] }), messages: [{ role: 'user', content: 'Where is order 1?' }, { role: 'assistant', content: 'It left.' }] });
+  return { t, clock, tenant: { id: tenant.id, key: tenant.key }, sys, ses, n: 0 };
+}
+
+/** A copy of the database file as it is now (all committed, checkpointed), opened by a new service. */
+function restart(h: History, name: string, opts: { every?: number; catalog?: ModelCatalog; change?: (t: TestApp) => void } = {}): TestApp {
+  h.t.sqlite.pragma('wal_checkpoint(TRUNCATE)');
+  const file = join(dir, `${name}.sqlite`);
+  copyFileSync(join(dir, 'db.sqlite'), file);
+  const open = () => createTestApp({ databasePath: file, clock: new FakeClock(h.clock.now()), config: { scopeSnapshotEvery: opts.every ?? EVERY }, ...(opts.catalog ? { deps: { catalog: opts.catalog } } : {}) });
+  if (opts.change) {
+    const t = open();
+    opts.change(t);
+    t.close();
+  }
+  return open();
+}
+
+const snapshotRow = (t: TestApp) => t.sqlite.prepare('select scope, seq, rows from scope_snapshots').get() as { scope: string; seq: number; rows: number } | undefined;
+
+describe("a cache scope's snapshot across a restart", () => {
+  it('is restored with only the requests reconciled after it, and the next render and report are those of the service that never stopped', async () => {
+    const h = await start();
+    await calls(h, 23);
+    // One report per commit: a snapshot every 5th, the last at the 20th.
+    const snap = snapshotRow(h.t)!;
+    expect(snap.rows).toBe(20);
+
+    const u = restart(h, 'restarted');
+    const replays = countReplays(u);
+    const probe = async (t: TestApp) => {
+      const client = clientFor(t.app, h.tenant.key);
+      const r = await renderAnthropic(client, { prefix: [h.sys], messages: [{ role: 'user', content: 'After the restart?' }] });
+      const total = promptTokens(r);
+      const out = await report(client, t, r, anthropicUsage(total, 1024, 100));
+      return numbered({ prediction: r.prediction, outcome: out.outcome, report: (await client.get('/v1/reports')).json }, [r.request_id]);
+    };
+    const after = await probe(u);
+    expect(replays.get(snap.scope)).toBe(3);
+    expect(after).toBe(await probe(h.t));
+    u.close();
+    h.t.close();
+  });
+
+  const fallbacks: Array<[string, { change?: (t: TestApp) => void; catalog?: ModelCatalog }]> = [
+    ['of a format this version does not know', { change: (t) => t.sqlite.prepare('update scope_snapshots set version = 999').run() }],
+    ['that does not cover the rows it says (another process reconciled in the scope)', { change: (t) => t.sqlite.prepare('update scope_snapshots set rows = rows - 1').run() }],
+    ['whose chain of entries another process appended to', { change: (t) => t.sqlite.prepare(`insert into scope_snapshot_changes select scope, chain, parts, '{}' from scope_snapshots`).run() }],
+    ['that cannot be read', { change: (t) => t.sqlite.prepare(`update scope_snapshot_changes set entries = '{"live.held":[]}'`).run() }],
+    [
+      "simulated by other rules (a catalog override changed the model's since)",
+      { catalog: new ModelCatalog(mergeCatalog(loadCatalog(), { models: [{ id: 'claude-sonnet-4-5', cache: { minTokens: 2048 } }] } as never, 'test') as Catalog) },
+    ],
+  ];
+  it.each(fallbacks)('not read when %s: the scope is replayed from its first request, then snapshot whole', async (_name, opts) => {
+    const h = await start();
+    await calls(h, 12);
+    const u = restart(h, 'restarted', opts);
+    const replays = countReplays(u);
+    const replayed = restart(h, 'replayed', { ...opts, change: undefined, every: 0 });
+    expect(scopeStates(u, [], opts.catalog)).toBe(scopeStates(replayed, [], opts.catalog));
+    expect(replays.get(snapshotRow(u)!.scope)).toBe(12);
+    replayed.close();
+
+    // Its next snapshot (with the next report: 12 replayed) writes every entry, in place of those stored; restored, it is the replay again.
+    const again: History = { ...h, t: u };
+    await calls(again, 3);
+    expect(snapshotRow(u)!.rows).toBe(13);
+    expect(u.sqlite.prepare('select count(*) from scope_snapshot_changes').pluck().get()).toBe(1);
+    again.t.sqlite.pragma('wal_checkpoint(TRUNCATE)');
+    const file = join(dir, 'restarted.sqlite');
+    const [v, w] = ['v', 'w'].map((name) => {
+      copyFileSync(file, join(dir, `${name}.sqlite`));
+      return createTestApp({ databasePath: join(dir, `${name}.sqlite`), clock: new FakeClock(h.clock.now()), config: { scopeSnapshotEvery: name === 'v' ? EVERY : 0 }, ...(opts.catalog ? { deps: { catalog: opts.catalog } } : {}) });
+    });
+    const vReplays = countReplays(v!);
+    expect(scopeStates(v!, [], opts.catalog)).toBe(scopeStates(w!, [], opts.catalog));
+    expect(vReplays.get(snapshotRow(v!)!.scope)).toBe(2);
+    for (const t of [u, v!, w!, h.t]) t.close();
+  });
+
+  it('is not written while a request the scope applied in memory was never written (a fault after its simulation)', async () => {
+    const h = await start(2);
+    await calls(h, 4);
+    expect(snapshotRow(h.t)!.rows).toBe(4);
+    // Request 7 drifts (a timestamp before the system prompt): locating the drift reads the last request that had it.
+    await calls(h, 3);
+    const getRequest = h.t.store.getRequest.bind(h.t.store);
+    h.t.store.getRequest = () => {
+      throw new Error('injected: the database could not be read');
+    };
+    const client = clientFor(h.t.app, h.tenant.key);
+    const r = await renderAnthropic(client, { system: [{ type: 'text', text: 'now' }, { type: 'handle', ref: h.sys }], prefix: [], messages: [{ role: 'user', content: 'Drifting' }] });
+    const res = await client.post('/v1/usage', { request_id: r.request_id, usage: anthropicUsage(promptTokens(r), 0, 0), started_at: h.clock.now() });
+    expect(res.status).toBe(500);
+    h.t.store.getRequest = getRequest;
+    const before = snapshotRow(h.t)!;
+    await calls(h, 4);
+    expect(snapshotRow(h.t)).toEqual(before);
+    const u = restart(h, 'restarted', { every: 2 });
+    const replayed = restart(h, 'replayed', { every: 0 });
+    expect(scopeStates(u)).toBe(scopeStates(replayed));
+    for (const t of [u, replayed, h.t]) t.close();
+  });
+});
