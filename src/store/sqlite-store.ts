@@ -270,6 +270,10 @@ export class SqliteStore implements Store {
     this.span.firstDay.pluck();
     this.span.through.pluck();
     this.spanOps = client.transaction((tenantId: string, span: number, through: number) => this.makeSpan(tenantId, span, through));
+    // Today is never before a day a span already holds could have been made on (by an earlier start, its clock ahead
+    // of this one's): a write to a day a span holds then always undoes it, whatever the clock says now.
+    const held = client.prepare('select max(through) from rollups_span_through').pluck().get() as number | null;
+    if (held !== null) this.lastDay = held + SPAN_LAG_DAYS;
     // The reconciliation counter lives here and numbers reports as their batch is built (see writeBatch).
     this.maxSeq = client.prepare('select max(seq) from reconciliations').pluck();
     this.lastSeq = (this.maxSeq.get() as number | null) ?? 0;
