@@ -102,11 +102,13 @@ async function main() {
       console.log('stopping: cutting the requests still under way');
       (server as Partial<Server>).closeAllConnections?.();
     }, grace);
-    // However the rest goes, the process ends.
+    // However the rest goes, the process ends. (Capped at the longest delay a timer holds: Node fires a longer one at
+    // once, and a grace near the configuration's maximum then exited 1 on every stop, its writes uncommitted.)
+    const giveUp = Math.min(grace + 10_000, 2_147_483_647);
     setTimeout(() => {
-      console.error(`stopping: not done ${grace + 10_000} ms after ${signal}; exiting with writes possibly unsynced`);
+      console.error(`stopping: not done ${giveUp} ms after ${signal}; exiting with writes possibly unsynced`);
       process.exit(1);
-    }, grace + 10_000).unref();
+    }, giveUp).unref();
   };
   let cut: NodeJS.Timeout | undefined;
   const stopped = async () => {

@@ -147,6 +147,18 @@ describe('stopping', () => {
     expect(service.output()).not.toContain('cutting');
   });
 
+  it('SIGTERM with the longest PH_SHUTDOWN_GRACE_MS the configuration takes: the stop commits and exits 0 (its last-resort timer is no longer past what a timer holds, which Node fires at once)', async () => {
+    const data = join(dir, 'long-grace');
+    const service = await start({ PH_DATA_DIR: data, PH_SHUTDOWN_GRACE_MS: '2147483647' });
+    expect(service.url, service.output()).not.toBe('');
+    const key = keyOf(data);
+    expect((await fetch(`${service.url}/v1/handles`, { headers: { authorization: `Bearer ${key}` } })).status).toBe(200);
+    service.child.kill('SIGTERM');
+    expect(await service.exited, service.output()).toBe(0);
+    expect(service.output()).toContain('stopped\n');
+    expect(service.output()).not.toContain('TimeoutOverflowWarning');
+  });
+
   it("SIGTERM: answers under way finish within PH_SHUTDOWN_GRACE_MS (a keep-alive client's next answer says Connection: close), a streamed call still running at the end is cut and recorded as interrupted, and everything acknowledged is on disk", async () => {
     const data = join(dir, 'stopping');
     // The simulator answers after half a second, and streams an event a second: a stream outlasts the grace.
