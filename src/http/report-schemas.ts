@@ -118,7 +118,7 @@ export const OutcomeSchema = z
       .optional()
       .openapi({
         description:
-          "Input billed outside the prompt and every segment (Gemini's `toolUsePromptTokenCount`), and its cost (USD) at the input price: no cache reads it. Counted in the tenant report's money (actual, without caching and at perfect capture alike), on no handle. Absent when none.",
+          "Input billed outside the prompt and every segment (Gemini's `toolUsePromptTokenCount`), and its cost (USD) at the input price: no cache reads it. In the request's input cost only: like inline content it is on no handle and not in the tenant report's totals (they count handle content). Absent when none.",
       }),
   })
   .openapi('Outcome');
