@@ -1,3 +1,5 @@
+import { serve, type ServerType } from '@hono/node-server';
+import type { AddressInfo } from 'node:net';
 import { createApp, createServices, type AppDeps } from '../../src/app';
 import { testConfig, type Config } from '../../src/config';
 import { openDb } from '../../src/store/db';
@@ -78,5 +80,16 @@ export function clientFor(app: { request: (path: string, init?: RequestInit) => 
     post: (path: string, body?: unknown, headers?: Record<string, string>) => call('POST', path, body, headers),
     delete: (path: string, headers?: Record<string, string>) => call('DELETE', path, undefined, headers),
     call,
+  };
+}
+
+/** Serves an app over real HTTP on a free loopback port: its base URL, and how to stop it. */
+export async function listen(app: { fetch: (request: Request) => Response | Promise<Response> }): Promise<{ base: string; close: () => Promise<void> }> {
+  const server = await new Promise<ServerType>((resolve) => {
+    const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
+  });
+  return {
+    base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }

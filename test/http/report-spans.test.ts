@@ -2,32 +2,29 @@
 // report that needs them. Over real HTTP: a history of three months, a late import into a month already summed
 // (POST /v1/usage/batch, dated by its start in January), and reports that must agree with each handle's own report
 // (which sums that handle's day rows) before and after it.
-import { serve, type ServerType } from '@hono/node-server';
 import { mkdtempSync, rmSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DAY_MS } from '../../src/domain/clock';
-import { clientFor, createTestApp, type Client, type TestApp } from '../helpers/app';
+import { clientFor, createTestApp, type Client, type TestApp, listen } from '../helpers/app';
 import { FakeClock } from '../helpers/clock';
 import { mintBundle, mintDocument, mintSystem } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, type Rendered } from '../helpers/scenario';
 
 let dir: string;
 let t: TestApp;
-let server: ServerType;
+let server: { close: () => Promise<void> };
 let base: string;
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ph-report-spans-'));
   t = createTestApp({ databasePath: join(dir, 'db.sqlite'), clock: new FakeClock(Date.parse('2026-01-05T12:00:00Z')) });
-  server = await new Promise<ServerType>((resolve) => {
-    const s = serve({ fetch: t.app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
-  });
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const served = await listen(t.app);
+  server = served;
+  base = served.base;
 });
 afterEach(async () => {
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await server.close();
   t.close();
   rmSync(dir, { recursive: true, force: true });
 });

@@ -1,24 +1,21 @@
 // What the API description says of Gemini's tool-use prompt cost (outcome.tool_use_prompt) is what the tenant report
 // does: the cost is the request's, not in the tenant's totals (df36985). The description said it was counted there.
-import { serve, type ServerType } from '@hono/node-server';
-import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { clientFor, createTestApp, type TestApp } from '../helpers/app';
+import { clientFor, createTestApp, type TestApp, listen } from '../helpers/app';
 import { mintSystem } from '../helpers/factories';
 import { LONG_SYSTEM } from '../helpers/scenario';
 
 let t: TestApp;
-let server: ServerType;
+let server: { close: () => Promise<void> };
 let base: string;
 beforeEach(async () => {
   t = createTestApp();
-  server = await new Promise<ServerType>((resolve) => {
-    const s = serve({ fetch: t.app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
-  });
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const served = await listen(t.app);
+  server = served;
+  base = served.base;
 });
 afterEach(async () => {
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await server.close();
   t.close();
 });
 
