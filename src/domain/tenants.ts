@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Store } from '../store/store';
+import type { ApiKeyRow, Store } from '../store/store';
 import type { Clock } from './clock';
 import { sha256Hex } from './digest';
 import { DomainError, notFound } from './errors';
@@ -47,43 +47,52 @@ export class TenantService {
   ) {}
 
   createTenant(name: string): IssuedKey {
-    const now = this.clock.now();
     const tenantId = newId('tenant');
-    const secret = newSecret();
-    const keyId = newId('key');
-    this.store.createTenant(
-      { id: tenantId, name, createdAt: now },
-      { id: keyId, tenantId, keyHash: hashApiKey(secret), hint: secret.slice(0, 8), createdAt: now, revokedAt: null },
-    );
-    return { id: keyId, tenant: tenantId, api_key: secret, created_at: new Date(now).toISOString() };
+    const { row, issued } = this.newKey(tenantId);
+    this.store.createTenant({ id: tenantId, name, createdAt: row.createdAt }, row);
+    return issued;
   }
 
   issueKey(tenantId: string): IssuedKey {
     if (!this.store.getTenant(tenantId)) throw notFound(`tenant ${tenantId}`);
-    const now = this.clock.now();
-    const secret = newSecret();
-    const keyId = newId('key');
-    this.store.insertApiKey({ id: keyId, tenantId, keyHash: hashApiKey(secret), hint: secret.slice(0, 8), createdAt: now, revokedAt: null });
-    return { id: keyId, tenant: tenantId, api_key: secret, created_at: new Date(now).toISOString() };
+    const { row, issued } = this.newKey(tenantId);
+    this.store.insertApiKey(row);
+    return issued;
   }
 
   revokeKey(keyId: string): void {
     const key = this.store.getApiKey(keyId);
     if (!key) throw notFound(`key ${keyId}`);
     this.store.revokeApiKey(keyId, this.clock.now());
-    this.authCache.clear();
-    this.recent.clear();
+    this.forgetKeys();
   }
 
-  /** Rotation: a new key for the same tenant, and the old one revoked. */
+  /** Rotation: a new key for the same tenant, and the old one revoked, in one transaction (both or neither). */
   rotateKey(keyId: string): IssuedKey {
     const key = this.store.getApiKey(keyId);
     if (!key) throw notFound(`key ${keyId}`);
+    const { row, issued } = this.newKey(key.tenantId);
     // A revoked key exists (DELETE on it still answers 204), but has nothing left to hand over.
-    if (key.revokedAt !== null) throw new DomainError('conflict', `key ${keyId} was revoked: it cannot be rotated; issue a new key for its tenant (POST /v1/tenants/${key.tenantId}/keys)`);
-    const issued = this.issueKey(key.tenantId);
-    this.revokeKey(keyId);
+    if (key.revokedAt !== null || !this.store.rotateApiKey(keyId, row, row.createdAt))
+      throw new DomainError('conflict', `key ${keyId} was revoked: it cannot be rotated; issue a new key for its tenant (POST /v1/tenants/${key.tenantId}/keys)`);
+    this.forgetKeys();
     return issued;
+  }
+
+  private newKey(tenantId: string): { row: ApiKeyRow; issued: IssuedKey } {
+    const now = this.clock.now();
+    const secret = newSecret();
+    const id = newId('key');
+    return {
+      row: { id, tenantId, keyHash: hashApiKey(secret), hint: secret.slice(0, 8), createdAt: now, revokedAt: null },
+      issued: { id, tenant: tenantId, api_key: secret, created_at: new Date(now).toISOString() },
+    };
+  }
+
+  /** After a revocation: authentication reads the key's row again. */
+  private forgetKeys(): void {
+    this.authCache.clear();
+    this.recent.clear();
   }
 
   /** Every tenant and its keys: the ids that rotate and revoke take (a key's secret is never kept, only its hint). */

@@ -325,6 +325,17 @@ export class SqliteStore implements Store {
     this.db.update(apiKeys).set({ revokedAt: at }).where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt))).run();
   }
 
+  rotateApiKey(oldId: string, next: ApiKeyRow, at: number): boolean {
+    // One transaction at synchronous=FULL, as every write outside the group commit: durable when it returns, and a
+    // failure in either statement leaves neither (before, a crash between the two left the old key valid and an unused new one).
+    return this.db.transaction((tx) => {
+      const revoked = tx.update(apiKeys).set({ revokedAt: at }).where(and(eq(apiKeys.id, oldId), isNull(apiKeys.revokedAt))).run();
+      if (revoked.changes === 0) return false;
+      tx.insert(apiKeys).values(next).run();
+      return true;
+    }, { behavior: 'immediate' });
+  }
+
   insertHandle(handle: HandleRow, first: NewVersion): void {
     this.db.transaction((tx) => {
       tx.insert(handles).values(handle).run();

@@ -246,6 +246,11 @@ export interface Store {
   findApiKeyByHash(hash: string): ApiKeyRow | undefined;
   getApiKey(id: string): ApiKeyRow | undefined;
   revokeApiKey(id: string, at: number): void;
+  /**
+   * Rotation, atomically: revokes the active key `oldId` and inserts `next`. False, with nothing written, when
+   * `oldId` is not an active key (absent, or revoked meanwhile).
+   */
+  rotateApiKey(oldId: string, next: ApiKeyRow, at: number): boolean;
 
   /** Inserts a new handle with its first version, blobs and pins, atomically. */
   insertHandle(handle: HandleRow, first: NewVersion): void;
