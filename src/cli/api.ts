@@ -33,7 +33,7 @@ export class ApiError extends Error {
 
 export interface Api {
   url: string;
-  /** Parsed JSON of a 2xx answer; throws ApiError otherwise. */
+  /** Parsed JSON of a 2xx answer (undefined for a 204); throws ApiError otherwise. */
   json<T = unknown>(method: string, path: string, body?: unknown): Promise<T>;
   /** The exact body bytes of a 2xx answer. */
   bytes(path: string): Promise<Buffer>;
@@ -64,7 +64,10 @@ export function createApi(url: string, key: string): Api {
 
   return {
     url,
-    json: async <T>(method: string, path: string, body?: unknown) => (await (await send(method, path, body)).json()) as T,
+    json: async <T>(method: string, path: string, body?: unknown) => {
+      const res = await send(method, path, body);
+      return (res.status === 204 ? undefined : await res.json()) as T;
+    },
     bytes: async (path) => Buffer.from(await (await send('GET', path)).arrayBuffer()),
   };
 }

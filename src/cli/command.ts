@@ -64,7 +64,7 @@ export function parseCommand(cmd: Command, args: string[]): Context {
   };
 }
 
-function baseUrl(flag: string | undefined): string {
+export function baseUrl(flag: string | undefined): string {
   const url = (flag ?? process.env.PH_URL ?? 'http://127.0.0.1:8787').replace(/\/+$/, '');
   // Not a URL is a mistake in how the command was called (exit 2), not a service that cannot be reached.
   let protocol = '';

@@ -4,22 +4,26 @@ import { API_HELP, API_OPTIONS, CliError, parseCommand, UsageError, type Command
 import { backup } from './commands/backup';
 import { expand } from './commands/expand';
 import { importCalls } from './commands/import';
+import { keys } from './commands/keys';
 import { mint } from './commands/mint';
 import { report } from './commands/report';
 import { serve } from './commands/serve';
+import { tenants } from './commands/tenants';
 import { verify } from './commands/verify';
 
-const COMMANDS: Command[] = [serve, mint, expand, report, importCalls, verify, backup];
+const COMMANDS: Command[] = [serve, mint, expand, report, importCalls, verify, backup, tenants, keys];
 
 const HELP = `Usage: prefix-handles <command> [options]
 
 Commands:
-${COMMANDS.map((c) => `  ${c.name.padEnd(8)}${c.summary}`).join('\n')}
+${COMMANDS.map((c) => `  ${c.name.padEnd(9)}${c.summary}`).join('\n')}
 
 Run 'prefix-handles <command> --help' for a command's arguments and options.
 
-Every command but serve and backup talks to the REST API:
+mint, expand, report, import and verify talk to the REST API with a tenant's key:
 ${API_HELP}
+tenants and keys take the service's admin key instead (--key, or env PH_ADMIN_KEY), or,
+with --offline and the service stopped, work on its database file.
 
 Exit codes: 0 success, 1 failure (API error, failed check, rejected import line), 2 usage error.`;
 

@@ -83,7 +83,7 @@ const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 describe('prefix-handles CLI', () => {
   it('answers --help at the top and on every command, and usage errors with exit 2', async () => {
-    const commands = ['serve', 'mint', 'expand', 'report', 'import', 'verify'];
+    const commands = ['serve', 'mint', 'expand', 'report', 'import', 'verify', 'backup', 'tenants', 'keys'];
     const [top, ...each] = await Promise.all([cli(['--help']), ...commands.map((c) => cli([c, '--help']))]);
     expect(top.code).toBe(0);
     for (const c of commands) expect(top.out).toContain(`  ${c} `);

@@ -1,0 +1,146 @@
+// What the tenants and keys commands act through: the service's admin API (PH_ADMIN_KEY), or, with --offline,
+// the database file itself while the service is stopped (the same domain code the service runs).
+import { existsSync } from 'node:fs';
+import { ConfigError, loadConfig } from '../config';
+import { systemClock } from '../domain/clock';
+import { DomainError } from '../domain/errors';
+import { TenantService, type IssuedKey, type TenantListing } from '../domain/tenants';
+import { DatabaseInUseError, lockDatabase, NewerSchemaError, openDb } from '../store/db';
+import { SqliteStore } from '../store/sqlite-store';
+import { ApiError, createApi, seg } from './api';
+import { baseUrl, CliError, UsageError, type Options, type Values } from './command';
+import { printable } from './table';
+
+export interface Admin {
+  list(): Promise<TenantListing[]>;
+  createTenant(name: string): Promise<IssuedKey>;
+  issueKey(tenantId: string): Promise<IssuedKey>;
+  rotateKey(keyId: string): Promise<IssuedKey>;
+  revokeKey(keyId: string): Promise<void>;
+  close(): void;
+}
+
+export const ADMIN_OPTIONS = {
+  url: { type: 'string' },
+  key: { type: 'string' },
+  offline: { type: 'boolean' },
+  'data-dir': { type: 'string' },
+  json: { type: 'boolean' },
+} satisfies Options;
+
+export const ADMIN_HELP = `Options:
+  --json            the API's JSON instead of text
+  --url URL         service base URL (env PH_URL; default http://127.0.0.1:8787)
+  --key KEY         the service's admin key (env PH_ADMIN_KEY, as the service reads it;
+                    a tenant's key, PH_API_KEY or the api-key file, is not one)
+  --offline         work on the database file instead, with the service stopped (refused
+                    while it runs): for when no admin key is at hand, or the service is down
+  --data-dir DIR    with --offline: the service's data directory (env PH_DATA_DIR; default
+                    ./data); PH_DATABASE names the file itself, as for the service`;
+
+/** The admin API, or with --offline the database; both answer the same and fail with the same `code: detail`. */
+export function openAdmin(values: Values): Admin {
+  if (values.offline) {
+    for (const flag of ['url', 'key'])
+      if (values[flag] !== undefined) throw new UsageError(`--${flag} is for the API; --offline works on the database file (see --data-dir)`);
+    return offline(values['data-dir'] as string | undefined);
+  }
+  if (values['data-dir'] !== undefined) throw new UsageError('--data-dir is for --offline; without it the command goes through the service (--url)');
+  return online(baseUrl(values.url as string | undefined), values.key as string | undefined);
+}
+
+function online(url: string, flag: string | undefined): Admin {
+  const key = flag ?? process.env.PH_ADMIN_KEY;
+  if (!key) throw new CliError(`no admin key: pass --key or set PH_ADMIN_KEY to the service's own (with the service stopped, --offline works on its database instead)`);
+  const api = createApi(url, key);
+  // A refused key says what these commands take, and the way round it.
+  const call = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+    try {
+      return await api.json<T>(method, path, body);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401)
+        throw new CliError(
+          `${err.message}\n(these commands take the service's PH_ADMIN_KEY, by --key or env PH_ADMIN_KEY; a service started without one has no admin routes: restart it with one, or stop it and use --offline)`,
+        );
+      throw err;
+    }
+  };
+  return {
+    list: async () => (await call<{ tenants: TenantListing[] }>('GET', '/v1/tenants')).tenants,
+    createTenant: (name) => call<IssuedKey>('POST', '/v1/tenants', { name }),
+    issueKey: (tenantId) => call('POST', `/v1/tenants/${seg(tenantId)}/keys`),
+    rotateKey: (keyId) => call('POST', `/v1/keys/${seg(keyId)}/rotate`),
+    revokeKey: async (keyId) => void (await call('DELETE', `/v1/keys/${seg(keyId)}`)),
+    close: () => undefined,
+  };
+}
+
+function offline(dataDir: string | undefined): Admin {
+  let databasePath: string;
+  try {
+    // The file the service would open with the same settings.
+    ({ databasePath } = loadConfig({ PH_DATA_DIR: dataDir ?? process.env.PH_DATA_DIR, PH_DATABASE: process.env.PH_DATABASE }));
+  } catch (err) {
+    if (err instanceof ConfigError) throw new UsageError(err.message.replace(/\n\s*/g, ' '));
+    throw err;
+  }
+  if (databasePath === ':memory:') throw new CliError('--offline: PH_DATABASE is :memory:, which has no file');
+  // Never a new, empty database (a mistyped directory): the service makes it, with its default tenant.
+  if (!existsSync(databasePath)) throw new CliError(`--offline: no database at ${databasePath} (the service makes it on its first start; see --data-dir)`);
+  let lock: { release(): void };
+  try {
+    // The service's own lock: it holds the authentication caches, so a key changed under it could stay valid there.
+    lock = lockDatabase(databasePath);
+  } catch (err) {
+    if (err instanceof DatabaseInUseError)
+      throw new CliError(`--offline: the service is running on ${databasePath}: go through it (without --offline, with its PH_ADMIN_KEY), or stop it first`);
+    throw new CliError(`--offline: cannot open ${databasePath}: ${(err as Error).message}`);
+  }
+  let opened: ReturnType<typeof openDb>;
+  try {
+    opened = openDb(databasePath);
+  } catch (err) {
+    lock.release();
+    throw new CliError(err instanceof NewerSchemaError ? err.message : `--offline: cannot open the database ${databasePath}: ${(err as Error).message}`);
+  }
+  const tenants = new TenantService(new SqliteStore(opened.db, opened.walSync, systemClock), systemClock);
+  // Said as the API says it (`not_found: key … does not exist`).
+  const act = <T>(f: () => T): Promise<T> => {
+    try {
+      return Promise.resolve(f());
+    } catch (err) {
+      if (err instanceof DomainError) return Promise.reject(new CliError(`${err.code}: ${err.message}`));
+      return Promise.reject(err);
+    }
+  };
+  return {
+    list: () => act(() => tenants.list()),
+    createTenant: (name) => act(() => tenants.createTenant(name)),
+    issueKey: (tenantId) => act(() => tenants.issueKey(tenantId)),
+    rotateKey: (keyId) => act(() => tenants.rotateKey(keyId)),
+    revokeKey: (keyId) => act(() => tenants.revokeKey(keyId)),
+    // Every write is committed at synchronous=FULL; closing checkpoints the WAL, then the service may start.
+    close: () => (opened.close(), lock.release()),
+  };
+}
+
+/** An RFC 3339 time to the second: the milliseconds are in --json. */
+export const when = (iso: string | null) => (iso === null ? '' : iso.replace(/\.\d{3}Z$/, 'Z'));
+
+/** A new key: the whole answer with --json, else a line per field; either way the secret is shown this once. */
+export function printIssued(values: Values, issued: IssuedKey, about: { name?: string; replaces?: string } = {}): void {
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify(issued, null, 2)}\n`);
+  } else {
+    const lines: Array<[string, string | undefined]> = [
+      ['tenant', issued.tenant],
+      ['name', about.name],
+      ['key', issued.id],
+      ['replaces', about.replaces && `${about.replaces} (revoked)`],
+      ['created', when(issued.created_at)],
+      ['api key', issued.api_key],
+    ];
+    process.stdout.write(lines.map(([k, v]) => (v === undefined ? '' : `${k.padEnd(9)}${printable(v)}\n`)).join(''));
+  }
+  process.stderr.write(`the API key ${issued.id} is shown this once: the service keeps only its hash; store it now\n`);
+}
