@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ApiError } from './api';
-import { API_HELP, API_OPTIONS, CliError, parseCommand, UsageError, type Command } from './command';
+import { API_HELP, CliError, parseCommand, UsageError, type Command, type Options } from './command';
 import { backup } from './commands/backup';
 import { expand } from './commands/expand';
 import { importCalls } from './commands/import';
@@ -12,6 +12,9 @@ import { tenants } from './commands/tenants';
 import { verify } from './commands/verify';
 
 const COMMANDS: Command[] = [serve, mint, expand, report, importCalls, verify, backup, tenants, keys];
+
+/** Every command's options, so a value given before the command word (`--data-dir X backup`) is not taken for it. */
+const ALL_OPTIONS = Object.assign({}, ...COMMANDS.map((c) => c.options), { help: { type: 'boolean', short: 'h' } }) as Options;
 
 const HELP = `Usage: prefix-handles <command> [options]
 
@@ -32,14 +35,14 @@ async function main(argv: string[]): Promise<number | undefined> {
   let cmd: Command | undefined;
   try {
     // Find the command word: global options may stand before it.
-    const { tokens } = parseArgs({ args: argv, options: { ...API_OPTIONS, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: false, tokens: true });
+    const { tokens } = parseArgs({ args: argv, options: ALL_OPTIONS, allowPositionals: true, strict: false, tokens: true });
     const word = tokens.find((t) => t.kind === 'positional');
     if (!word || word.kind !== 'positional') {
       if (tokens.some((t) => t.kind === 'option' && t.name === 'help')) {
         process.stdout.write(`${HELP}\n`);
         return 0;
       }
-      const unknown = tokens.find((t) => t.kind === 'option' && !(t.name in API_OPTIONS) && t.name !== 'help');
+      const unknown = tokens.find((t) => t.kind === 'option' && !(t.name in ALL_OPTIONS));
       throw new UsageError(unknown && unknown.kind === 'option' ? `unknown option '${unknown.rawName}'` : argv.length ? 'no command given' : 'a command is required');
     }
     cmd = COMMANDS.find((c) => c.name === word.value);

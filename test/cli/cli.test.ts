@@ -109,6 +109,10 @@ describe('prefix-handles CLI', () => {
     expect(bareFlag.err).toContain("unknown option '--bogus'");
     expect(badFormat.code).toBe(2);
     expect(badFormat.err).toContain("--format: one of neutral, anthropic, openai-chat, openai-responses, gemini (got 'bogus')");
+    // A command's option with its value before the command word: the value is not taken for the command.
+    const early = await cli(['--format', 'bogus', 'expand', 'art_x', '--key', 'k']);
+    expect(early.code).toBe(2);
+    expect(early.err).toContain("--format: one of neutral, anthropic, openai-chat, openai-responses, gemini (got 'bogus')");
     // A service address that is no URL is how the command was called, not an unreachable service.
     const [badUrl, badEnv] = await Promise.all([cli(['report', '--url', 'notaurl', '--key', 'k']), cli(['report', '--key', 'k'], { env: { PH_URL: 'ftp://files' } })]);
     expect([badUrl.code, badEnv.code]).toEqual([2, 2]);
