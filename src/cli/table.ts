@@ -35,10 +35,14 @@ export function usd(n: number | undefined): string {
   return `${x < 0 ? '-' : ''}$${Math.abs(x).toFixed(6)}`;
 }
 
-/** `version.meta.volatility` of a handle version: findings for artifacts, counts per source for bundles and sessions. */
+/**
+ * `version.meta.volatility` of a handle version: findings for artifacts; for bundles and sessions, counts per source
+ * (the first 50 volatile sources) and how many sources there are (absent in versions minted when every one was listed).
+ */
 export interface VolatilityMeta {
   count: number;
   findings?: Array<{ kind: string; offset: number; text: string }>;
+  sources?: number;
   by_source?: Record<string, number>;
 }
 
@@ -50,6 +54,6 @@ export function volatilityNote(v: VolatilityMeta | undefined): string | null {
     ? v.findings.slice(0, 3).map((f) => `${f.kind} ${JSON.stringify(f.text)} at byte ${f.offset}`)
     : Object.entries(v.by_source ?? {}).slice(0, 3).map(([source, n]) => `${n} in ${source}`);
   const listed = v.findings ? Math.min(v.findings.length, 3) : Math.min(Object.keys(v.by_source ?? {}).length, 3);
-  const more = (v.findings ? v.count : Object.keys(v.by_source ?? {}).length) > listed ? ', …' : '';
+  const more = (v.findings ? v.count : (v.sources ?? Object.keys(v.by_source ?? {}).length)) > listed ? ', …' : '';
   return shown.length ? `${head}: ${shown.join(', ')}${more}` : head;
 }

@@ -24,6 +24,13 @@ export function addTokens(a: Tokens, b: Tokens): Tokens {
   return out;
 }
 
+/**
+ * Volatile sources a bundle or session version lists by name (`volatility.by_source`), the first in prompt order:
+ * the earliest break the cached prefix. The rest are counted (`count`, `sources`): every version of a session stores
+ * its meta, and a list of every volatile batch would grow with the square of its turns.
+ */
+export const VOLATILE_SOURCES_LISTED = 50;
+
 export class HandleMeter {
   constructor(private readonly catalog: ModelCatalog) {}
 
@@ -49,21 +56,23 @@ export class HandleMeter {
 
   /**
    * A bundle or session version: totals over its segments, volatility by
-   * source, and — against the previous version — the first segment that
+   * source (the first VOLATILE_SOURCES_LISTED), and — against the previous version — the first segment that
    * changed and the cached tokens the change invalidates.
    */
   composite(segments: PromptSegment[], text: string, previous?: { segments: PromptSegment[]; text: string }) {
     let tokens = zero();
-    const volatility: Record<string, number> = {};
+    const volatile = new Map<string, number>();
     for (const s of segments) {
       tokens = addTokens(tokens, s.tokens ?? zero());
-      if (s.volatility) volatility[s.source] = s.volatility;
+      if (s.volatility) volatile.set(s.source, s.volatility);
     }
+    let count = 0;
+    for (const n of volatile.values()) count += n;
     const meta: Record<string, unknown> = {
       bytes: Buffer.byteLength(text),
       tokens,
       estimated: ['anthropic', 'gemini'],
-      volatility: { count: Object.values(volatility).reduce((a, b) => a + b, 0), by_source: volatility },
+      volatility: { count, sources: volatile.size, by_source: Object.fromEntries([...volatile].slice(0, VOLATILE_SOURCES_LISTED)) },
       ...this.cacheable(tokens),
     };
     if (previous) {

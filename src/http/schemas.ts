@@ -93,7 +93,10 @@ export const VersionSchema = z
     members: z.array(z.string()).optional(),
     base: z.string().nullable().optional(),
     message_count: z.number().int().optional(),
-    meta: z.unknown().optional().openapi({ description: 'Reuse metadata computed at mint.' }),
+    meta: z.unknown().optional().openapi({
+      description:
+        "Reuse metadata computed at mint: bytes, tokens, volatility, clears_minimum, change. A bundle's or session's `volatility` is `count` (every finding), `sources` (how many sources hold one) and `by_source` (the first 50 of those in prompt order; versions minted before `sources` existed list every one).",
+    }),
   })
   .openapi('HandleVersion');
 

@@ -155,9 +155,9 @@ export function uiRoutes(deps: AppDeps, services: Services) {
       return { sources: source ? [source] : [], composition: [] };
     }
     if (handle.type === 'session') return sessionContent(tenantId, handle, version, newest, through);
-    const refs = [...new Set(services.handles.segmentsOf(handle, version.version).map((s) => s.source))];
-    const counts = ((version.meta as { volatility?: { by_source?: Record<string, number> } } | null)?.volatility?.by_source ?? {}) as Record<string, number>;
-    const composition = refs.map((ref, i) => ({ ref, count: counts[ref] ?? 0, label: sourceLabel(tenantId, ref), index: i + 1 }));
+    // Each source's count from its own meta, as the bundle's was made: the bundle's `by_source` lists the first 50 only.
+    const counts = new Map(services.handles.segmentsOf(handle, version.version).map((s) => [s.source, s.volatility ?? 0]));
+    const composition = [...counts].map(([ref, count], i) => ({ ref, count, label: sourceLabel(tenantId, ref), index: i + 1 }));
     const sources = composition
       .filter((s) => s.count > 0)
       .slice(0, MAX_SOURCES)
