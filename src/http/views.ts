@@ -1,6 +1,7 @@
 import type { HandleRow, RequestRow, VersionRow } from '../store/store';
 import { formatRef, parseRef } from '../domain/ids';
 import type { RequestOutcome } from '../domain/reconcile/reconciler';
+import { summarizeOutcome, summaryClasses, type RequestSummary } from '../domain/reconcile/request-summary';
 import type { RenderedSegment } from '../domain/render/request';
 import type { NormalizedUsage } from '../domain/usage/types';
 
@@ -70,16 +71,12 @@ export function failureView(raw: unknown): { status: number | null; body: unknow
 
 /** A request as one line of a list (GET /v1/requests); `handleId`: its classes count that handle's segments only. */
 export function requestSummaryView(row: RequestRow, handleId?: string) {
-  const outcome = row.outcome as RequestOutcome | null;
+  // A reconciled request is listed by its summary (see the store's listRequests); one reconciled before summaries were
+  // kept, by its outcome, summarised the same way.
+  const summary = (row.summary as RequestSummary | null | undefined) ?? (row.outcome ? summarizeOutcome(row.outcome as RequestOutcome) : null);
   const usage = row.usage as NormalizedUsage | null;
-  const handles = new Set<string>();
-  // A listed reconciled request comes without its segments (the store's listRequests): its outcome's have the same paths.
-  for (const s of (outcome?.segments ?? row.segments) as Array<Pick<RenderedSegment, 'path'>>) for (const ref of s.path) handles.add(parseRef(ref)?.id ?? ref);
-  const classes: Record<string, number> = {};
-  for (const s of outcome?.segments ?? []) {
-    if (s.source === 'inline' || (handleId !== undefined && !s.path.some((ref) => parseRef(ref)?.id === handleId))) continue;
-    for (const [c, n] of Object.entries(s.classes)) if (n > 0) classes[c] = (classes[c] ?? 0) + n;
-  }
+  // Not reconciled: the handles on its segments' paths.
+  const handles = summary?.handles ?? [...new Set((row.segments as Array<Pick<RenderedSegment, 'path'>>).flatMap((s) => s.path.map((ref) => parseRef(ref)?.id ?? ref)))];
   return {
     id: row.id,
     status: row.status,
@@ -87,13 +84,13 @@ export function requestSummaryView(row: RequestRow, handleId?: string) {
     model: row.model,
     rendered_at: iso(row.renderedAt),
     started_at: row.startedAt ? iso(row.startedAt) : null,
-    capture: outcome?.capture ?? null,
-    prompt_tokens: outcome?.total_prompt_tokens ?? null,
+    capture: summary?.capture ?? null,
+    prompt_tokens: summary?.prompt_tokens ?? null,
     cache_read_tokens: usage?.cache_read_tokens ?? null,
     cache_write_tokens: usage?.cache_write_tokens ?? null,
-    handles: [...handles],
-    classes,
-    drift: !!outcome?.drift,
+    handles,
+    classes: summary ? summaryClasses(summary, handleId) : {},
+    drift: summary?.drift ?? false,
   };
 }
 

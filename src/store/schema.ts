@@ -169,6 +169,19 @@ export const reconciliations = sqliteTable(
 );
 
 /**
+ * What a list of requests shows of each reconciled one (a handle page's recent requests, GET /v1/requests): its
+ * capture, drift and tokens by class per handle, a few hundred bytes where its outcome lists every segment. Written
+ * with the reconciliation it summarises; a request reconciled before this table has none (its outcome is read).
+ */
+export const requestSummaries = sqliteTable('request_summaries', {
+  seq: integer('seq')
+    .primaryKey()
+    .references(() => reconciliations.seq),
+  /** JSON (see request-summary.ts). */
+  summary: text('summary', { mode: 'json' }).notNull(),
+});
+
+/**
  * A cache scope's state as of one of its reconciliations (see ScopeStates): after a start the scope is replayed from
  * here, not from its first request. One per scope, replaced in the group commit of the reconciliations it covers.
  */

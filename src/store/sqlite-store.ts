@@ -72,10 +72,10 @@ function handlesOf(segments: unknown): Set<string> {
   return ids;
 }
 
-/** A request as the domain sees it (JSON parsed), from a raw row of REQUEST_SELECT (its columns in that order). */
+/** A request as the domain sees it (JSON parsed), from a raw row of REQUEST_SELECT (its columns in that order; a list's adds the summary). */
 function requestFromRow(row: unknown[]): RequestRow {
   const [id, tenantId, scope, format, model, catalogEntry, catalogFallback, renderedAt, segments, breakpoints, promptCacheKey, cacheTtl, messageSettings, providerHistory, prediction, status, startedAt, finishedAt, usageRaw] = row;
-  const [cStartedAt, cFirstByteAt, cFinishedAt, cReportHash, cUsageRaw, cUsage, cDiagnostics, cOutcome, cWritePremium, cWriteRead] = row.slice(19);
+  const [cStartedAt, cFirstByteAt, cFinishedAt, cReportHash, cUsageRaw, cUsage, cDiagnostics, cOutcome, cWritePremium, cWriteRead, summary] = row.slice(19);
   const reconciled = cReportHash !== null && cReportHash !== undefined;
   return {
     id: id as string,
@@ -103,6 +103,7 @@ function requestFromRow(row: unknown[]): RequestRow {
     usage: parse(cUsage),
     diagnostics: parse(cDiagnostics),
     outcome: parse(cOutcome),
+    summary: parse(summary),
     writePremium: parse(cWritePremium),
     writeRead: cWriteRead === 1,
   };
@@ -123,6 +124,7 @@ const SQL = {
   reconcile: `insert into reconciliations (seq, request_id, started_at, first_byte_at, finished_at, report_hash, usage_raw, usage, diagnostics, outcome, write_premium)
     values (@seq, @id, @startedAt, @firstByteAt, @finishedAt, @reportHash, @usageRaw, @usage, @diagnostics, @outcome, @writePremium)`,
   markReconciled: `update requests set status = 'reconciled', reconciled_seq = @seq where id = @id`,
+  insertSummary: 'insert into request_summaries (seq, summary) values (@seq, @summary)',
   insertDrift: 'insert into drift_findings (tenant_id, handle_id, request_id, previous_request_id, at, finding) values (@tenantId, @handleId, @requestId, @previousRequestId, @at, @finding)',
   calibrate: `insert into calibration (tenant_id, model, family, provider_tokens, estimated_tokens, reports) values (@tenantId, @model, @family, @providerTokens, @estimatedTokens, @reports)
     on conflict (tenant_id, model) do update set provider_tokens = provider_tokens + excluded.provider_tokens,
@@ -221,15 +223,17 @@ export class SqliteStore implements Store {
       .prepare();
     const client = db.$client;
     this.requestById = client.prepare(`${REQUEST_SELECT} where r.id = ?`).raw();
-    // A listed request is summarised: a reconciled one by its outcome (whose segments name the same paths), so its
-    // segments, and every list's breakpoints, prediction and raw bodies, are not read (a long session's request holds
-    // thousands of segments, twice).
+    // A listed request is summarised: a reconciled one by its summary (its outcome only when it has none: reconciled
+    // before summaries were kept), so its segments and outcome, and every list's breakpoints, prediction and raw
+    // bodies, are not read (a long session's request holds thousands of segments, twice). Nor is write_read: stored
+    // after the outcome, it is reached through the outcome's pages.
     this.requestSummaryById = client
       .prepare(
         `select r.id, r.tenant_id, r.scope, r.format, r.model, r.catalog_entry, r.catalog_fallback, r.rendered_at,
          case when c.report_hash is null then r.segments end, null, r.prompt_cache_key, r.cache_ttl, r.message_settings, r.provider_history, null,
-         r.status, r.started_at, r.finished_at, null, c.started_at, c.first_byte_at, c.finished_at, c.report_hash, null, c.usage, null, c.outcome, null, c.write_read
-         from requests r left join reconciliations c on c.seq = r.reconciled_seq where r.id = ?`,
+         r.status, r.started_at, r.finished_at, null, c.started_at, c.first_byte_at, c.finished_at, c.report_hash, null, c.usage, null,
+         case when s.summary is null then c.outcome end, null, null, s.summary
+         from requests r left join reconciliations c on c.seq = r.reconciled_seq left join request_summaries s on s.seq = r.reconciled_seq where r.id = ?`,
       )
       .raw();
     this.blobByDigest = client.prepare('select bytes from blobs where digest = ?').pluck();
@@ -548,6 +552,7 @@ export class SqliteStore implements Store {
           },
         ]);
         out.push([this.write.markReconciled, { id: r.id, seq }]);
+        if (r.summary) out.push([this.write.insertSummary, { seq, summary: JSON.stringify(r.summary) }]);
         for (const roll of w.rollups) addRollup(roll);
         for (const d of w.drift) out.push([this.write.insertDrift, { ...d, finding: JSON.stringify(d.finding) }]);
         if (w.calibration) {

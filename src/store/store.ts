@@ -99,6 +99,8 @@ export interface RequestRow {
   usage?: unknown;
   diagnostics?: unknown;
   outcome?: unknown;
+  /** Listed rows only (listRequests): what a list shows of the outcome (see request-summary.ts); null for a request reconciled before it was kept. */
+  summary?: unknown;
   writePremium?: unknown;
   writeRead?: boolean | null;
 }
@@ -182,7 +184,7 @@ export interface ScopeSnapshotWrite {
 
 /** Everything one reconciled usage report changes, written in one transaction with others. */
 export interface IngestWrite {
-  request: Required<Pick<RequestRow, 'id' | 'status' | 'startedAt' | 'firstByteAt' | 'finishedAt' | 'reportHash' | 'usageRaw' | 'usage' | 'diagnostics' | 'outcome' | 'writePremium'>>;
+  request: Required<Pick<RequestRow, 'id' | 'status' | 'startedAt' | 'firstByteAt' | 'finishedAt' | 'reportHash' | 'usageRaw' | 'usage' | 'diagnostics' | 'outcome' | 'summary' | 'writePremium'>>;
   rollups: RollupDelta[];
   drift: DriftRow[];
   calibration: CalibrationDelta | null;
@@ -276,9 +278,9 @@ export interface Store {
   getRequest(id: string): RequestRow | undefined;
   /**
    * A tenant's requests, newest rendered first, after `before`; with `handleId`, those whose segments name it.
-   * `next` is where the next page starts (null: there is no more). Rows to summarise: a reconciled request's
-   * segments are left out (its outcome's segments name the same paths), as are every row's breakpoints, prediction,
-   * raw usage, diagnostics and write premium (null).
+   * `next` is where the next page starts (null: there is no more). Rows to summarise: a reconciled request comes with
+   * its summary, without its segments and outcome (the outcome only when it has no summary: reconciled before they
+   * were kept), and every row without its breakpoints, prediction, raw usage, diagnostics and write premium (null).
    */
   listRequests(q: RequestListQuery): { rows: RequestRow[]; next: RequestCursor | null };
   /** Reconciliations started at or after `since` with a write premium not all read (to rebuild pending premiums). */

@@ -16,6 +16,7 @@ import { extractDiagnostics, normalizeUsage, usageObjectOf, usageProviderOf, Usa
 import type { NormalizedUsage } from '../usage/types';
 import { anchorLengths, fitLengths, overlap, type Pin } from './attribution';
 import { calibrationRatio } from './reports';
+import { summarizeOutcome } from './request-summary';
 import { PendingPremiums, partsOf, readUpTo, type PremiumPart, type StoredPremium } from './write-premiums';
 import { advance, blocksFor, hasUnits, knownEnds, lastUnits, learnExactEnds, measuresPrefixes, ScopeStates, segmentLengths, unitLengths, type RecordedOutcome, type ScopeState, type SimTimes } from './scopes';
 import { CLASSES, classifySegment, requestsColumn, ROLLUP_CLASSES, ROLLUP_VALUE_COLUMNS, type ClassCounts } from './waterfall';
@@ -507,6 +508,7 @@ export class Reconciler {
         usage,
         diagnostics,
         outcome,
+        summary: summarizeOutcome(outcome),
         writePremium,
       },
       rollups,

@@ -1,0 +1,40 @@
+import { parseRef } from '../ids';
+import type { RequestOutcome } from './reconciler';
+
+/**
+ * What a list of requests shows of a reconciled one (GET /v1/requests, a handle page's recent requests), kept with
+ * its reconciliation: its outcome lists every segment — a long session's, thousands, read and parsed in full for one
+ * line each — where this holds a few handles' tokens by class.
+ */
+export interface RequestSummary {
+  capture: RequestOutcome['capture'];
+  prompt_tokens: number | null;
+  drift: boolean;
+  /** Every handle id on its segments' paths, in order of first appearance. */
+  handles: string[];
+  /** Tokens by class of every segment but inline ones (the classes above 0, in the order they first appear). */
+  classes: Record<string, number>;
+  /** The same per handle, over the segments on whose path it is (a handle with none above 0 is left out). */
+  by_handle: Record<string, Record<string, number>>;
+}
+
+export function summarizeOutcome(outcome: Pick<RequestOutcome, 'capture' | 'total_prompt_tokens' | 'drift' | 'segments'>): RequestSummary {
+  const handles = new Set<string>();
+  const classes: Record<string, number> = {};
+  const byHandle: Record<string, Record<string, number>> = {};
+  const add = (to: Record<string, number>, from: Array<[string, number]>) => {
+    for (const [c, n] of from) to[c] = (to[c] ?? 0) + n;
+  };
+  for (const s of outcome.segments) {
+    for (const ref of s.path) handles.add(parseRef(ref)?.id ?? ref);
+    const counted = Object.entries(s.classes).filter(([, n]) => n > 0);
+    if (s.source === 'inline' || counted.length === 0) continue;
+    add(classes, counted);
+    // Once per segment, whatever the number of times its path names a handle.
+    for (const id of new Set(s.path.flatMap((ref) => parseRef(ref)?.id ?? []))) add((byHandle[id] ??= {}), counted);
+  }
+  return { capture: outcome.capture, prompt_tokens: outcome.total_prompt_tokens, drift: !!outcome.drift, handles: [...handles], classes, by_handle: byHandle };
+}
+
+/** A request's list line's tokens by class: every handle's, or one handle's (`handleId`). */
+export const summaryClasses = (s: RequestSummary, handleId?: string): Record<string, number> => (handleId === undefined ? s.classes : (s.by_handle[handleId] ?? {}));
