@@ -13,6 +13,8 @@ export class RecentMap<K, V> {
   private queue: Array<{ key: K; at: number }> = [];
   private head = 0;
   private sets = 0;
+  /** `sets` at the last changes(). */
+  private taken = 0;
 
   constructor(private readonly max: number) {}
 
@@ -41,6 +43,23 @@ export class RecentMap<K, V> {
       if (e?.at === at) out.push([key, e.value]);
     }
     return out;
+  }
+
+  /**
+   * The live entries set since the last call (every one at the first), oldest first: a copy that sets each call's in
+   * this order holds, once trimmed, what this map does once trimmed (an entry set and evicted between two calls was
+   * evicted by newer ones, which the next call gives). A map of 8K keys is kept by the few thousand a snapshot's
+   * requests set, not written whole each time.
+   */
+  changes(): Array<[K, V]> {
+    const out: Array<[K, V]> = [];
+    for (let i = this.queue.length - 1; i >= this.head && this.queue[i]!.at > this.taken; i--) {
+      const { key, at } = this.queue[i]!;
+      const e = this.map.get(key);
+      if (e?.at === at) out.push([key, e.value]);
+    }
+    this.taken = this.sets;
+    return out.reverse();
   }
 
   /** Evicts the oldest keys until at most `max` are left. */

@@ -46,3 +46,30 @@ describe('RecentMap entries', () => {
     );
   });
 });
+
+describe('RecentMap changes', () => {
+  it('each set in order into a new map, then trimmed, hold what the trimmed original does', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 12 }), fc.array(fc.tuple(fc.constantFrom('set', 'set', 'set', 'trim', 'take'), fc.nat(30), fc.nat()), { maxLength: 400 }), (max, ops) => {
+        const original = new RecentMap<number, number>(max);
+        const taken: Array<Array<[number, number]>> = [];
+        for (const [op, key, value] of ops) {
+          if (op === 'set') original.set(key, value);
+          else if (op === 'trim') original.trim();
+          else {
+            // A snapshot is taken between requests, each of which trims after its sets.
+            original.trim();
+            taken.push(original.changes());
+            const copy = new RecentMap<number, number>(max);
+            for (const changes of taken) for (const [k, v] of changes) copy.set(k, v);
+            copy.trim();
+            expect(copy.entries()).toEqual(original.entries());
+          }
+        }
+        // Each call gives no more than the live entries set since the last.
+        original.trim();
+        expect(original.changes().length).toBeLessThanOrEqual(Math.min(max, ops.filter(([op], i) => op === 'set' && !ops.slice(i + 1).some(([o]) => o === 'take')).length));
+      }),
+    );
+  });
+});
