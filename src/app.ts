@@ -55,7 +55,7 @@ export function createServices(deps: AppDeps): Services {
   const handles = new HandleService({ store: deps.store, clock: deps.clock, meter: new HandleMeter(deps.catalog) });
   const { config } = deps;
   const writes = new WriteQueue(deps.store);
-  const reconciler = new Reconciler({ store: deps.store, clock: deps.clock, catalog: deps.catalog, writes, scopeSnapshotEvery: config.scopeSnapshotEvery });
+  const reconciler = new Reconciler({ store: deps.store, clock: deps.clock, catalog: deps.catalog, writes, scopeSnapshotEvery: config.scopeSnapshotEvery, scopeSnapshotPart: config.scopeSnapshotPart });
   return {
     tenants: new TenantService(deps.store, deps.clock),
     handles,

@@ -78,6 +78,11 @@ export interface Config {
   usageBatchMax: number;
   /** A cache scope's state is snapshot every this many reconciliations of it, so a start replays only those after (0: never). */
   scopeSnapshotEvery: number;
+  /**
+   * The most entries of a scope snapshot's new chain one group commit writes (over every scope): a long history's
+   * are written over several. Not read from the environment (tests write chains in small parts).
+   */
+  scopeSnapshotPart: number;
   /** Where the proxy sends Anthropic and OpenAI calls (no trailing slash). */
   anthropicBaseUrl: string;
   openaiBaseUrl: string;
@@ -132,6 +137,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     cacheTtl: e.PH_CACHE_TTL,
     usageBatchMax: e.PH_USAGE_BATCH_MAX,
     scopeSnapshotEvery: e.PH_SCOPE_SNAPSHOT_EVERY,
+    scopeSnapshotPart: 4_000,
     anthropicBaseUrl: e.PH_ANTHROPIC_BASE_URL.replace(/\/+$/, ''),
     openaiBaseUrl: e.PH_OPENAI_BASE_URL.replace(/\/+$/, ''),
     upstream: e.PH_UPSTREAM,

@@ -195,7 +195,7 @@ export const scopeSnapshots = sqliteTable('scope_snapshots', {
   version: integer('version').notNull(),
   /** sha256 of the cache rules it was simulated by: if the catalog's changed since, it is not read. */
   rules: text('rules').notNull(),
-  /** Its entries: the first `parts` rows of this chain in scope_snapshot_changes (begun by a snapshot of every entry). */
+  /** Its entries: the first `parts` rows of this chain in scope_snapshot_changes (begun by every entry, in parts). */
   chain: text('chain').notNull(),
   parts: integer('parts').notNull(),
   /** Everything but the simulated caches' entries, as JSON. */
@@ -205,8 +205,9 @@ export const scopeSnapshots = sqliteTable('scope_snapshots', {
 /**
  * The simulated caches' entries of each scope snapshot: each snapshot appends those changed since the last (a long
  * history's entries are far more than one snapshot's requests touch), read back in order; once they add up to more
- * than twice the entries, a new chain begins with one row of every entry. Two processes snapshotting one scope
- * would append to one chain: the snapshot's part count no longer matches, and it is not read.
+ * than twice the entries, a new chain is written, every entry a part at a time over several group commits (the
+ * snapshot reads the old chain until the new one is complete; then the old one is deleted). Two processes
+ * snapshotting one scope would append to one chain: the snapshot's part count no longer matches, and it is not read.
  */
 export const scopeSnapshotChanges = sqliteTable(
   'scope_snapshot_changes',

@@ -134,11 +134,11 @@ const SQL = {
   markRead: 'update reconciliations set write_premium = @left, write_read = @read where seq = (select reconciled_seq from requests where id = @id)',
   // A write to a day a span holds: that span (its month's, and every day's) is made again when next read.
   dropSpans: `delete from rollups_span_through where tenant_id = @tenantId and span in (@month, ${ALL_DAYS}) and through >= @day`,
-  // A scope's snapshot replaces its last; its entries changed since are appended to its chain (all of them begin a new one).
+  // A scope's snapshot replaces its last; its entries are a chain of parts (see ScopeStates).
   upsertSnapshot: `insert into scope_snapshots (scope, seq, rows, version, rules, chain, parts, state) values (@scope, @seq, @rows, @version, @rules, @chain, @parts, @state)
     on conflict (scope) do update set seq = excluded.seq, rows = excluded.rows, version = excluded.version, rules = excluded.rules,
     chain = excluded.chain, parts = excluded.parts, state = excluded.state`,
-  dropSnapshotChanges: 'delete from scope_snapshot_changes where scope = @scope',
+  dropOtherChains: 'delete from scope_snapshot_changes where scope = @scope and chain != @chain',
   appendSnapshotChanges: 'insert into scope_snapshot_changes (scope, chain, part, entries) values (@scope, @chain, @part, @entries)',
   // One upsert adds to every counter of a rollup row.
   upsertRollup: `insert into rollups (tenant_id, handle_id, version, day, model, ${ROLLUP_VALUE_COLUMNS.join(', ')})
@@ -524,12 +524,13 @@ export class SqliteStore implements Store {
       } else if (op.kind === 'failed') {
         out.push([this.write.markFailed, { id: op.requestId, startedAt: op.detail.startedAt, finishedAt: op.detail.finishedAt, usageRaw: JSON.stringify(op.detail.usageRaw) }]);
       } else if (op.kind === 'snapshot') {
-        const { row, changes, whole } = op.snapshot;
-        // Written after the reconciliations it covers, in this batch and before: the last seq is theirs.
-        const seq = this.lastSeq;
-        out.push([this.write.upsertSnapshot, { ...row, seq, state: JSON.stringify(row.state) }]);
-        if (whole) out.push([this.write.dropSnapshotChanges, { scope: row.scope }]);
-        out.push([this.write.appendSnapshotChanges, { scope: row.scope, chain: row.chain, part: row.parts - 1, entries: JSON.stringify(changes) }]);
+        const { scope, part, row, replaces } = op.snapshot;
+        if (part) out.push([this.write.appendSnapshotChanges, { scope, chain: part.chain, part: part.index, entries: JSON.stringify(part.changes) }]);
+        if (row) {
+          // Written after the reconciliations it covers, in this batch and before: the last seq is theirs.
+          out.push([this.write.upsertSnapshot, { ...row, scope, seq: this.lastSeq, state: JSON.stringify(row.state) }]);
+          if (replaces) out.push([this.write.dropOtherChains, { scope, chain: row.chain }]);
+        }
       } else {
         const w = op.write;
         const r = w.request;

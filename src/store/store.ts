@@ -173,13 +173,19 @@ export interface ScopeSnapshotRow {
 }
 
 export interface ScopeSnapshotWrite {
-  row: Omit<ScopeSnapshotRow, 'seq'>;
+  scope: string;
   /**
-   * Its chain's last part (JSON-able): its simulated caches' entries changed since the scope's last snapshot, or with
-   * `whole` every one (a new chain, replacing those stored).
+   * A part appended to a chain (JSON-able): its simulated caches' entries changed since the chain's last part, or (a
+   * new chain's first parts, written over several group commits) a share of every one.
    */
-  changes: unknown;
-  whole: boolean;
+  part?: { chain: string; index: number; changes: unknown };
+  /**
+   * The snapshot, replacing the scope's: its entries are the first `parts` parts of `chain`. None: a part of a new
+   * chain that no snapshot reads yet (the scope's snapshot stays the one before until one completes it).
+   */
+  row?: Omit<ScopeSnapshotRow, 'scope' | 'seq'>;
+  /** With `row`, a new chain: the scope's parts of every other chain are deleted (the one it replaces, any left unfinished). */
+  replaces?: boolean;
 }
 
 /** Everything one reconciled usage report changes, written in one transaction with others. */

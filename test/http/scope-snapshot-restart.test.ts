@@ -47,9 +47,21 @@ async function calls(h: History, count: number): Promise<void> {
   await h.t.services.writes.idle();
 }
 
-async function start(every = EVERY): Promise<History> {
+/** The same call again and again: its entries change, their number does not (the chain outgrows them). */
+async function same(h: History, count: number): Promise<void> {
+  const client = clientFor(h.t.app, h.tenant.key);
+  for (let k = 0; k < count; k++) {
+    const r = await renderAnthropic(client, { prefix: [h.sys], messages: [{ role: 'user', content: 'The same question' }] });
+    const total = promptTokens(r);
+    await report(client, h.t, r, anthropicUsage(total, r.prediction.read_tokens, total - r.prediction.read_tokens));
+    h.clock.advance(20_000);
+  }
+  await h.t.services.writes.idle();
+}
+
+async function start(every = EVERY, part?: number): Promise<History> {
   const clock = new FakeClock();
-  const t = createTestApp({ databasePath: join(dir, 'db.sqlite'), clock, config: { scopeSnapshotEvery: every } });
+  const t = createTestApp({ databasePath: join(dir, 'db.sqlite'), clock, config: { scopeSnapshotEvery: every, ...(part ? { scopeSnapshotPart: part } : {}) } });
   const tenant = t.tenant();
   const mint = async (path: string, body: object) => {
     const res = await tenant.client.post(path, body);
@@ -76,6 +88,11 @@ function restart(h: History, name: string, opts: { every?: number; catalog?: Mod
 }
 
 const snapshotRow = (t: TestApp) => t.sqlite.prepare('select scope, seq, rows from scope_snapshots').get() as { scope: string; seq: number; rows: number } | undefined;
+/** The chain the snapshot reads, and the parts of others (a new one being written, or one given up). */
+const chains = (t: TestApp) =>
+  t.sqlite.prepare('select s.chain, s.parts, (select count(*) from scope_snapshot_changes c where c.scope = s.scope and c.chain != s.chain) others from scope_snapshots s').get() as { chain: string; parts: number; others: number };
+/** How many requests a restore from the snapshot replays: those reconciled after it. */
+const tail = (t: TestApp) => t.sqlite.prepare('select count(*) from requests r join scope_snapshots s on s.scope = r.scope where r.reconciled_seq > s.seq').pluck().get() as number;
 
 describe("a cache scope's snapshot across a restart", () => {
   it('is restored with only the requests reconciled after it, and the next render and report are those of the service that never stopped', async () => {
@@ -136,6 +153,53 @@ describe("a cache scope's snapshot across a restart", () => {
     expect(scopeStates(v!, [], opts.catalog)).toBe(scopeStates(w!, [], opts.catalog));
     expect(vReplays.get(snapshotRow(v!)!.scope)).toBe(2);
     for (const t of [u, v!, w!, h.t]) t.close();
+  });
+
+  it('written anew a part at a time: stopped or failing mid-chain, the old snapshot is read, until the new one replaces it', async () => {
+    // Three entries a group commit: a new chain takes many.
+    const h = await start(EVERY, 3);
+    await calls(h, 10);
+    let k = 0;
+    while (chains(h.t).others === 0 && k++ < 100) await same(h, 1);
+    const old = chains(h.t);
+    expect(old.others).toBeGreaterThan(0);
+
+    // Stopped here (the file as it is now): the old snapshot is read, and the requests after it replayed.
+    const expectRestored = (name: string) => {
+      const u = restart(h, name);
+      const replays = countReplays(u);
+      const replayed = restart(h, `${name}-replayed`, { every: 0 });
+      expect(scopeStates(u)).toBe(scopeStates(replayed));
+      expect(replays.get(snapshotRow(u)!.scope)).toBe(tail(u));
+      u.close();
+      replayed.close();
+    };
+    expectRestored('stopped');
+
+    // The commit with the chain's next part fails: the chain is given up, the old snapshot stays and is read.
+    const write = h.t.store.writeBatch.bind(h.t.store);
+    let failed = 0;
+    h.t.store.writeBatch = (ops) => {
+      if (failed === 0 && ops.some((o) => o.kind === 'snapshot' && !o.snapshot.row)) {
+        failed++;
+        throw new Error('injected: a commit with a part of a new chain failed');
+      }
+      write(ops);
+    };
+    await same(h, 1);
+    expect(failed).toBe(1);
+    expect(chains(h.t)).toMatchObject({ chain: old.chain, parts: old.parts });
+    expectRestored('failed');
+
+    // A new chain is begun again (as many requests later) and, written whole, replaces the old: the parts of the old
+    // and of the one given up are deleted.
+    k = 0;
+    while ((chains(h.t).chain === old.chain || chains(h.t).others > 0) && k++ < 100) await same(h, 1);
+    expect(chains(h.t).chain).not.toBe(old.chain);
+    expect(chains(h.t).others).toBe(0);
+    expect(h.t.sqlite.prepare('select count(*) from scope_snapshot_changes').pluck().get()).toBe(chains(h.t).parts);
+    expectRestored('replaced');
+    h.t.close();
   });
 
   it('is not written while a request the scope applied in memory was never written (a fault after its simulation)', async () => {

@@ -11,7 +11,8 @@ import { countReplays, numbered, scopeStates } from '../helpers/scope-states';
 // A cache scope restored from its snapshot and the requests reconciled after it must be exactly the scope replayed
 // from its first request: the same states, and the same outcomes and predictions for every later request. Random
 // histories on a database file (snapshots every few reconciliations), cut at a random point; the rest of the history
-// then runs on two copies of the file in lockstep, one with snapshots, one replaying from the start.
+// then runs on two copies of the file in lockstep, one with snapshots, one replaying from the start. New chains are
+// written a few entries per group commit: many cuts fall while one is being written (the old one is read then).
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -31,6 +32,8 @@ const callArb = fc.record({
   prefix: fc.nat(3),
   // An agent loop: the same call this many times, 3 s apart.
   repeat: fc.constantFrom(1, 1, 2, 4),
+  // The same question again and again: its entries change, the scope's size does not (its chain outgrows it: a new one).
+  same: fc.constantFrom(false, false, true),
   // A timestamp before the system prompt: what follows it drifts.
   stamped: fc.constantFrom(false, false, false, true),
   read: fc.constantFrom(0, 1, 1, 0.5),
@@ -86,6 +89,8 @@ class Run {
       }
       if (ops.some((o) => o.kind === 'ingest' && o.write.request.id === this.failing)) throw new Error('injected: a report failed');
       write(ops);
+      for (const o of ops) if (o.kind === 'snapshot' && o.snapshot.replaces) coverage['new chains'] = (coverage['new chains'] ?? 0) + 1;
+      for (const o of ops) if (o.kind === 'snapshot' && !o.snapshot.row && this.t.sqlite.prepare('select 1 from scope_snapshots where scope = ?').get(o.snapshot.scope)) coverage['parts beside a stored one'] = (coverage['parts beside a stored one'] ?? 0) + 1;
     };
   }
 
@@ -147,7 +152,7 @@ class Run {
     const { sys, doc, ses } = this.handles;
     const prefix = [[sys], [sys, doc], [ses], [sys, ses]][op.prefix]!;
     const m = MODELS[op.model];
-    const question = { role: 'user', content: `Question ${this.n++}` };
+    const question = { role: 'user', content: op.same ? 'The same question' : `Question ${this.n++}` };
     const before = op.stamped && prefix[0] === sys;
     const stamp = [{ type: 'text', text: `now ${this.n}` }, { type: 'handle', ref: sys }];
     const rest = before ? prefix.slice(1) : prefix;
@@ -185,6 +190,12 @@ class Run {
     return numbered({ requests: rows.map((r) => ({ status: r.status, prediction: r.prediction, outcome: r.outcome })), report }, this.ids);
   }
 
+  /** Whether a scope has parts of a chain other than its snapshot's (a new one being written, or one given up). */
+  async midChain(): Promise<boolean> {
+    await this.t.services.writes.idle();
+    return (this.t.sqlite.prepare('select count(*) from scope_snapshot_changes c join scope_snapshots s on s.scope = c.scope and s.chain != c.chain').pluck().get() as number) > 0;
+  }
+
   states(): string {
     return scopeStates(this.t, this.ids);
   }
@@ -197,11 +208,15 @@ function stats(t: TestApp) {
   const inc = (k: string) => (coverage[k] = (coverage[k] ?? 0) + 1);
   inc('runs');
   const rows = t.sqlite.prepare(`select s.scope, s.seq, s.state, (select max(reconciled_seq) from requests r where r.scope = s.scope) last,
-    (select count(*) from scope_snapshot_changes c where c.scope = s.scope) changes from scope_snapshots s`).all() as Array<{ seq: number; state: string; last: number; changes: number }>;
+    (select count(*) from scope_snapshot_changes c where c.scope = s.scope and c.chain = s.chain) changes,
+    (select count(*) from scope_snapshot_changes c where c.scope = s.scope and c.chain != s.chain) other from scope_snapshots s`).all() as Array<{ seq: number; state: string; last: number; changes: number; other: number }>;
+  const unread = t.sqlite.prepare('select count(distinct scope) from scope_snapshot_changes c where not exists (select 1 from scope_snapshots s where s.scope = c.scope)').pluck().get() as number;
+  if (unread > 0) inc('cut mid-chain, none complete');
   for (const r of rows) {
     inc('scopes with a snapshot');
     if (r.last > r.seq) inc('a tail after it');
     if (r.changes > 1) inc('changes appended');
+    if (r.other > 0) inc('cut mid-chain, the old one read');
     const state = JSON.parse(r.state);
     if (state.history.lastStart !== null) inc('a history');
     if (state.live.sim.uncertain !== null) inc('uncertain writes');
@@ -211,7 +226,10 @@ function stats(t: TestApp) {
 const runArb = fc.record({
   ops: fc.array(opArb, { minLength: 6, maxLength: 50 }),
   cut: fc.nat(),
+  midChain: fc.boolean(),
   every: fc.constantFrom(1, 2, 3, 5, 8),
+  // Entries of a new chain per group commit: most chains here take several commits, some many.
+  part: fc.constantFrom(2, 5, 20, 4_000),
 });
 
 // SNAPSHOT_RUNS=200 for a longer hunt.
@@ -220,12 +238,12 @@ const RUNS = Number(process.env.SNAPSHOT_RUNS ?? 20);
 describe('a scope restored from its snapshot and the requests after it', () => {
   it('is the scope replayed from its first request: the same states, then the same predictions, outcomes and reports', async () => {
     await fc.assert(
-      fc.asyncProperty(runArb, async ({ ops, cut, every }) => {
+      fc.asyncProperty(runArb, async ({ ops, cut, midChain, every, part }) => {
         const dir = mkdtempSync(join(tmpdir(), 'ph-snapshots-'));
         try {
           const file = join(dir, 'db.sqlite');
           const clock = new FakeClock();
-          const open = (path: string, snapshots: number, c: FakeClock) => () => createTestApp({ databasePath: path, clock: c, config: { scopeSnapshotEvery: snapshots } });
+          const open = (path: string, snapshots: number, c: FakeClock) => () => createTestApp({ databasePath: path, clock: c, config: { scopeSnapshotEvery: snapshots, scopeSnapshotPart: part } });
           const t = open(file, every, clock)();
           const tenant = t.tenant();
           const mint = async (path: string, body: object) => {
@@ -238,8 +256,14 @@ describe('a scope restored from its snapshot and the requests after it', () => {
           const ses = await mint('/v1/sessions', { base: (await mint('/v1/bundles', { members: [sys, doc] })), messages: [{ role: 'user', content: 'Where is order 1?' }, { role: 'assistant', content: 'It left the warehouse.' }] });
           const run = new Run(t, open(file, every, clock), { id: tenant.id, key: tenant.key }, { sys, doc, ses });
           // Past the first third: most cuts have a few snapshots behind them.
-          const at = Math.floor(ops.length / 3) + (cut % (ops.length - Math.floor(ops.length / 3) + 1));
-          for (const op of ops.slice(0, at)) await run.apply(op);
+          const first = Math.floor(ops.length / 3);
+          // Or (midChain) at the first point past the third where a new chain is being written beside the snapshot
+          // stored (a stop mid-chain), if any.
+          let at = midChain ? ops.length : first + (cut % (ops.length - first + 1));
+          for (let i = 0; i < at; i++) {
+            await run.apply(ops[i]!);
+            if (midChain && i + 1 >= first && (await run.midChain())) at = i + 1;
+          }
           await run.close();
 
           // Two copies of the file: one restores its scopes from their snapshots, the other replays them from the start.

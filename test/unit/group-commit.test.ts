@@ -161,12 +161,12 @@ describe('group commit', () => {
   });
 
   it("commits a listener's writes with the batch; a failed batch's fail with it and are left out of its writes' retries", async () => {
-    const snapshot = (scope: string): WriteOp => ({ kind: 'snapshot', snapshot: { row: { scope, rows: 0, version: 1, rules: 'r', chain: 'snp_1', parts: 1, state: {} }, changes: {}, whole: true } });
+    const snapshot = (scope: string): WriteOp => ({ kind: 'snapshot', snapshot: { scope, row: { rows: 0, version: 1, rules: 'r', chain: 'snp_1', parts: 1, state: {} }, part: { chain: 'snp_1', index: 0, changes: {} }, replaces: true } });
     const heard: string[] = [];
     let failOnce = false;
     queue.listen({
       alongside: (ops) => [snapshot(`after ${ops.length}`)],
-      settled: (op, error) => void heard.push(`${op.kind === 'snapshot' ? op.snapshot.row.scope : op.kind} ${error ? 'failed' : 'committed'}`),
+      settled: (op, error) => void heard.push(`${op.kind === 'snapshot' ? op.snapshot.scope : op.kind} ${error ? 'failed' : 'committed'}`),
     });
     const write = store.writeBatch.bind(store);
     store.writeBatch = (ops) => {

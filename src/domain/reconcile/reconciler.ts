@@ -204,8 +204,8 @@ export class Reconciler {
   private readonly readWhole = new Lru<string, true>(50_000);
   private readonly listeners = new Set<(event: ReconciledEvent) => void>();
 
-  constructor(private readonly deps: { store: Store; clock: Clock; catalog: ModelCatalog; writes: WriteQueue; scopeSnapshotEvery?: number }) {
-    this.scopes = new ScopeStates(deps.store, deps.catalog, deps.scopeSnapshotEvery);
+  constructor(private readonly deps: { store: Store; clock: Clock; catalog: ModelCatalog; writes: WriteQueue; scopeSnapshotEvery?: number; scopeSnapshotPart?: number }) {
+    this.scopes = new ScopeStates(deps.store, deps.catalog, deps.scopeSnapshotEvery, deps.scopeSnapshotPart);
     deps.writes.listen(this.scopes);
     this.rebuildPending();
   }

@@ -1,10 +1,11 @@
 // A cache scope's two states as stored between starts (scope_snapshots; their simulators' entries in
-// scope_snapshot_changes, appended as they change): ScopeStates restores the latest and replays only the requests
-// reconciled after it.
+// scope_snapshot_changes: a chain of parts, every entry a part at a time, then those changed since appended):
+// ScopeStates restores the latest and replays only the requests reconciled after it.
 import type { CacheRules } from '../catalog/types';
 import { canonicalJson } from '../canonical-json';
 import { sha256Hex } from '../digest';
 import { CacheSimulator, type SimEntry, type SimSnapshot } from '../simulator/cache';
+import { newId } from '../ids';
 import type { ScopeState } from './scopes';
 
 /**
@@ -39,10 +40,10 @@ type States = { live: ScopeState; history: ScopeState };
 const NAMES = ['live', 'history'] as const;
 
 /**
- * One snapshot's entries: per part (a state's `entries` or `seen`), each as a tuple, in the order they changed (a key
- * alone: gone). Tuples, not objects: a long history's whole snapshot is read back at every start.
+ * One part of a chain: per state's store (its `entries` or `seen`), entries as tuples, in the order they changed (a
+ * key alone: gone). Tuples, not objects: a long history's whole snapshot is read back at every start.
  */
-type Changes = Record<string, Array<[string] | EntryTuple>>;
+export type Changes = Record<string, Array<[string] | EntryTuple>>;
 type EntryTuple = [key: string, endToken: number, ttl: string, expiresAt: number, readableAt: number, writtenBy: string, lateReadableAt?: number];
 
 function encode(key: string, e: SimEntry | null): [string] | EntryTuple {
@@ -58,34 +59,82 @@ function decode(t: [string] | EntryTuple): SimEntry | null {
   return { endToken, ttl, expiresAt, readableAt, writtenBy, ...(lateReadableAt === undefined ? {} : { lateReadableAt }) };
 }
 
-/**
- * The states as stored, and their simulators' entries to append (`count` of them): those changed since the last
- * snapshot, or every one (`whole`) when nothing is stored (`stored` null) or the entries stored would then be more than
- * twice those held (loading them back would take twice as long as loading one whole snapshot).
- */
-export function snapshotOf(states: States, catalog: string[], stored: number | null): { state: StoredScope; changes: Changes; count: number; whole: boolean } {
-  const changed = NAMES.map((name) => states[name].sim.changes());
-  const delta = changed.reduce((n, c) => n + c.entries.length + c.seen.length, 0);
-  const size = NAMES.reduce((n, name) => n + states[name].sim.size, 0);
-  const whole = stored === null || stored + delta > 2 * size;
-  const parts = whole ? NAMES.map((name) => states[name].sim.changes(true)) : changed;
+/** The states as stored, besides their simulators' entries. */
+export function stateOf(states: States, catalog: string[]): StoredScope {
+  const stored = (s: ScopeState): StoredState => ({
+    sim: s.sim.head(),
+    seenSources: [...s.seenSources],
+    lastRequestBySource: [...s.lastRequestBySource],
+    firstStart: Number.isFinite(s.firstStart) ? s.firstStart : null,
+    lastStart: Number.isFinite(s.lastStart) ? s.lastStart : null,
+    exactEnds: s.exactEnds.entries(),
+    seenKeys: s.seenKeys.entries(),
+  });
+  return { live: stored(states.live), history: stored(states.history), catalog };
+}
+
+/** The simulators' entries changed since the last call (or since a ChainWriter began), and how many. */
+export function changesOf(states: States): { changes: Changes; count: number } {
   const changes: Changes = {};
-  const stateOf = (name: (typeof NAMES)[number], i: number): StoredState => {
-    const s = states[name];
-    const { lastStartedAt, uncertain, entries: held, seen } = parts[i]!;
-    changes[`${name}.entries`] = held.map(([key, e]) => encode(key, e));
+  let count = 0;
+  for (const name of NAMES) {
+    const { entries, seen } = states[name].sim.changes();
+    changes[`${name}.entries`] = entries.map(([key, e]) => encode(key, e));
     changes[`${name}.seen`] = seen.map(([key, e]) => encode(key, e));
-    return {
-      sim: { lastStartedAt, uncertain },
-      seenSources: [...s.seenSources],
-      lastRequestBySource: [...s.lastRequestBySource],
-      firstStart: Number.isFinite(s.firstStart) ? s.firstStart : null,
-      lastStart: Number.isFinite(s.lastStart) ? s.lastStart : null,
-      exactEnds: s.exactEnds.entries(),
-      seenKeys: s.seenKeys.entries(),
-    };
-  };
-  return { state: { live: stateOf('live', 0), history: stateOf('history', 1), catalog }, changes, count: whole ? size : delta, whole };
+    count += entries.length + seen.length;
+  }
+  return { changes, count };
+}
+
+/** The entries the states hold: a chain whose parts hold more than twice as many is written anew (see ScopeStates). */
+export function sizeOf(states: States): number {
+  return NAMES.reduce((n, name) => n + states[name].sim.size, 0);
+}
+
+/**
+ * A new chain of every entry, taken a part at a time (a part per group commit: no commit writes a long history's
+ * every entry), each entry as it is when its part is taken. The entries changed since it began (changesOf, next
+ * called once every part is taken) complete it: an entry changed after its part was taken is among them.
+ */
+export class ChainWriter {
+  readonly chain = newId('snapshot');
+  /** Parts taken, and the entries in them. */
+  parts = 0;
+  entries = 0;
+  private readonly walks: Array<{ part: string; items: Iterator<[string, SimEntry]> }>;
+
+  constructor(states: States) {
+    this.walks = NAMES.flatMap((name) => {
+      const sim = states[name].sim;
+      // Changed before, an entry is in the parts as it is when taken: the changes that complete the chain count from now.
+      sim.changes();
+      return (['entries', 'seen'] as const).map((store) => ({ part: `${name}.${store}`, items: sim.walk(store) }));
+    });
+  }
+
+  /** Every entry is taken (next() has given null). */
+  get done(): boolean {
+    return this.walks.length === 0;
+  }
+
+  /** The next part: up to `max` entries not yet taken, as they are now; null once there are none. */
+  next(max: number): Changes | null {
+    const changes: Changes = {};
+    let count = 0;
+    while (count < max && this.walks.length > 0) {
+      const walk = this.walks[0]!;
+      const item = walk.items.next();
+      if (item.done) this.walks.shift();
+      else {
+        (changes[walk.part] ??= []).push(encode(...item.value));
+        count++;
+      }
+    }
+    if (count === 0) return null;
+    this.parts++;
+    this.entries += count;
+    return changes;
+  }
 }
 
 /**

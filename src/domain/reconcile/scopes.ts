@@ -9,8 +9,7 @@ import { scaleLengths, splitEvenly, type Pin } from './attribution';
 import { sha256Hex } from '../digest';
 import { pushAll } from '../arrays';
 import { RecentMap } from '../recent-map';
-import { newId } from '../ids';
-import { restoreInto, rulesHash, snapshotOf, SNAPSHOT_VERSION, type StoredScope } from './scope-snapshot';
+import { ChainWriter, changesOf, restoreInto, rulesHash, sizeOf, SNAPSHOT_VERSION, stateOf, type Changes, type StoredScope } from './scope-snapshot';
 
 /** What one cache scope has seen: its simulated provider cache and which content recurred. */
 export interface ScopeState {
@@ -289,19 +288,29 @@ export interface RecordedOutcome {
  * (see scope-snapshot.ts): after a start the scope is restored from its latest snapshot and replays only the requests
  * reconciled after it. A snapshot is written only while memory is exactly the replay of the committed rows: none of
  * the scope's requests is still uncommitted or failed, and none applied to an earlier load of it landed since.
+ *
+ * Its simulators' entries are a chain of parts: each snapshot appends those changed since the last. A new chain (none
+ * is stored, or the parts would read more than twice the entries held) is written `partSize` entries per group commit
+ * (a long history's 170,000 entries at once held the event loop for over half a second), while the snapshot stored
+ * goes on reading the old one; once every entry is written and memory is the rows, a snapshot appends the entries
+ * changed since the new chain began and replaces the old.
  */
 export class ScopeStates implements CommitListener {
   private readonly states = new Lru<string, Loaded>(5_000);
   /** The load each request in flight was applied to (until its write settles). */
   private readonly owners = new Map<string, Loaded>();
-  /** The load each snapshot in flight was taken of, and what it leaves stored. */
-  private readonly snapshots = new WeakMap<WriteOp, { loaded: Loaded; stored: Stored }>();
+  /** The load each snapshot write in flight was taken of, and what it leaves stored (or the new chain it is a part of). */
+  private readonly snapshots = new WeakMap<WriteOp, { loaded: Loaded; stored: Stored } | { loaded: Loaded; writer: ChainWriter }>();
+  /** Loads whose new chain is being written, oldest first. */
+  private readonly writing = new Set<Loaded>();
 
   constructor(
     private readonly store: Store,
     private readonly catalog: ModelCatalog,
     /** 0: no snapshots, written or read. */
     private readonly snapshotEvery = 0,
+    /** The most entries of new chains a group commit writes (over every scope). */
+    private readonly partSize = 4_000,
   ) {}
 
   /** The live state of a scope. */
@@ -328,7 +337,10 @@ export class ScopeStates implements CommitListener {
     this.owners.set(request.id, loaded);
   }
 
-  /** The snapshots to write with a batch: of each scope it brings to `snapshotEvery` requests, if it may. */
+  /**
+   * The snapshot writes to go with a batch: of each scope it brings to `snapshotEvery` requests, if it may, and the
+   * next parts of the new chains being written.
+   */
   alongside(ops: WriteOp[]): WriteOp[] {
     if (this.snapshotEvery === 0) return [];
     const inBatch = new Map<Loaded, number>();
@@ -340,17 +352,49 @@ export class ScopeStates implements CommitListener {
     }
     const out: WriteOp[] = [];
     for (const [loaded, n] of inBatch) {
-      if (loaded.since < this.snapshotEvery || loaded.unsettled !== n || loaded.behind || this.states.peek(loaded.scope) !== loaded) continue;
+      if (loaded.writing || loaded.since < this.snapshotEvery || !this.exact(loaded, n)) continue;
       try {
-        const { state, changes, count, whole } = snapshotOf(loaded, [...loaded.catalog], loaded.stored?.entries ?? null);
         const last = loaded.stored;
-        const stored = whole || !last ? { chain: newId('snapshot'), parts: 1, entries: count } : { chain: last.chain, parts: last.parts + 1, entries: last.entries + count };
-        const row = { scope: loaded.scope, rows: loaded.rows + n, version: SNAPSHOT_VERSION, rules: this.rulesOf(loaded.rules, loaded.catalog), chain: stored.chain, parts: stored.parts, state };
-        const op: WriteOp = { kind: 'snapshot', snapshot: { row, changes, whole } };
-        this.snapshots.set(op, { loaded, stored });
-        out.push(op);
+        if (last) {
+          const { changes, count } = changesOf(loaded);
+          const stored = { chain: last.chain, parts: last.parts + 1, entries: last.entries + count };
+          out.push(this.snapshot(loaded, n, stored, changes));
+          if (stored.entries <= 2 * sizeOf(loaded)) continue;
+        }
+        // None stored, or its chain reads more than twice the entries held: a new one, a part at a time (below).
+        loaded.writing = new ChainWriter(loaded);
+        this.writing.add(loaded);
       } catch {
-        // Its changes may have been taken: the next snapshot writes every entry. The batch commits as it would have.
+        // Its changes may have been taken: the next snapshot writes a new chain. The batch commits as it would have.
+        loaded.stored = null;
+      }
+    }
+    let budget = this.partSize;
+    for (const loaded of this.writing) {
+      const writer = loaded.writing!;
+      // Its load dropped (a reset, an eviction) or behind the rows, the chain is given up: the parts written are
+      // deleted by the scope's next new chain.
+      if (this.states.peek(loaded.scope) !== loaded || loaded.behind) {
+        this.stop(loaded);
+        continue;
+      }
+      try {
+        while (budget > 0) {
+          const taken = writer.entries;
+          const part = writer.next(budget);
+          if (!part) break;
+          budget -= writer.entries - taken;
+          const op: WriteOp = { kind: 'snapshot', snapshot: { scope: loaded.scope, part: { chain: writer.chain, index: writer.parts - 1, changes: part } } };
+          this.snapshots.set(op, { loaded, writer });
+          out.push(op);
+        }
+        const n = inBatch.get(loaded) ?? 0;
+        if (!writer.done || !this.exact(loaded, n)) continue;
+        this.stop(loaded);
+        const { changes, count } = changesOf(loaded);
+        out.push(this.snapshot(loaded, n, { chain: writer.chain, parts: writer.parts + (count > 0 ? 1 : 0), entries: writer.entries + count }, count > 0 ? changes : null, true));
+      } catch {
+        this.stop(loaded);
         loaded.stored = null;
       }
     }
@@ -361,8 +405,17 @@ export class ScopeStates implements CommitListener {
     if (op.kind === 'snapshot') {
       const taken = this.snapshots.get(op);
       if (!taken) return;
-      // Not written, the changes it took are not in the database: the next writes every entry (as many requests later:
-      // a batch is not made to fail again and again by a snapshot that cannot be written).
+      if ('writer' in taken) {
+        // A part not written: its chain is given up (the snapshot stored is as it was), begun again as many requests
+        // later (a batch is not made to fail again and again by a write that cannot be made).
+        if (error !== undefined && taken.loaded.writing === taken.writer) {
+          this.stop(taken.loaded);
+          taken.loaded.since = 0;
+        }
+        return;
+      }
+      // Not written, the changes it took are not in the database: the next snapshot writes a new chain (as many
+      // requests later).
       taken.loaded.since = 0;
       taken.loaded.stored = error === undefined ? taken.stored : null;
     } else if (op.kind === 'ingest') {
@@ -375,6 +428,25 @@ export class ScopeStates implements CommitListener {
       loaded.rows++;
       this.landing(loaded);
     }
+  }
+
+  /** Whether memory is exactly the replay of the rows once the batch (with `n` of the scope's requests) commits. */
+  private exact(loaded: Loaded, n: number): boolean {
+    return loaded.unsettled === n && !loaded.behind && this.states.peek(loaded.scope) === loaded;
+  }
+
+  /** A snapshot of a load as of the batch (`n` of its requests in it), its chain's last part `changes` (none: no part). */
+  private snapshot(loaded: Loaded, n: number, stored: Stored, changes: Changes | null, replaces = false): WriteOp {
+    const row = { rows: loaded.rows + n, version: SNAPSHOT_VERSION, rules: this.rulesOf(loaded.rules, loaded.catalog), chain: stored.chain, parts: stored.parts, state: stateOf(loaded, [...loaded.catalog]) };
+    const part = changes && { chain: stored.chain, index: stored.parts - 1, changes };
+    const op: WriteOp = { kind: 'snapshot', snapshot: { scope: loaded.scope, row, ...(part ? { part } : {}), replaces } };
+    this.snapshots.set(op, { loaded, stored });
+    return op;
+  }
+
+  private stop(loaded: Loaded): void {
+    loaded.writing = null;
+    this.writing.delete(loaded);
   }
 
   /** A request applied to `loaded` lands: a later load of its scope (after a reset or an eviction) does not have it. */
@@ -447,6 +519,7 @@ export class ScopeStates implements CommitListener {
   /** Forget every scope (after a failed commit, memory may be ahead of the database). */
   reset(): void {
     this.states.clear();
+    this.writing.clear();
   }
 }
 
@@ -465,8 +538,10 @@ interface Loaded {
   since: number;
   /** Requests applied whose write has not committed (a failed one stays). */
   unsettled: number;
-  /** What its scope's snapshots have stored; null: unknown, its next snapshot writes every entry (it was replayed from the start, or a snapshot write failed). */
+  /** What its scope's snapshots have stored; null: unknown, its next snapshot writes a new chain (it was replayed from the start, or a snapshot write failed). */
   stored: Stored | null;
+  /** Its new chain being written (see ScopeStates). */
+  writing: ChainWriter | null;
   /** A request applied to an earlier load of the scope landed after this one loaded: the rows have one it lacks. */
   behind: boolean;
 }
@@ -480,7 +555,7 @@ interface Stored {
 
 function newLoad(scope: string, rules: CacheRules): Loaded {
   const fresh = (): ScopeState => ({ sim: new CacheSimulator(rules), seenSources: new Set(), lastRequestBySource: new Map(), firstStart: Infinity, lastStart: -Infinity, exactEnds: new RecentMap(EXACT_ENDS_MAX), seenKeys: new RecentMap(SEEN_KEYS_MAX) });
-  return { scope, rules, live: fresh(), history: fresh(), catalog: new Set(), rows: 0, since: 0, unsettled: 0, stored: null, behind: false };
+  return { scope, rules, live: fresh(), history: fresh(), catalog: new Set(), rows: 0, since: 0, unsettled: 0, stored: null, writing: null, behind: false };
 }
 
 /** The catalog entry a request was reconciled by, as ingestion and a replay look it up (by id, else by model name). */

@@ -200,23 +200,30 @@ export class CacheSimulator {
     this.changed ??= { entries: new Set(), seen: new Set() };
   }
 
-  /** The entries changed since the last call (uncopied: read them before the next request), or with `all` every one. */
-  changes(all = false): SimChanges {
+  /** The entries changed since the last call (uncopied: read them before the next request). */
+  changes(): SimChanges {
     const changed = this.changed ?? { entries: new Set<string>(), seen: new Set<string>() };
-    const out: SimChanges = all
-      ? { ...this.head(), entries: [...this.entries], seen: [...this.seen] }
-      : {
-          ...this.head(),
-          entries: [...changed.entries].map((k) => [k, this.entries.get(k) ?? null]),
-          // `seen` only grows.
-          seen: [...changed.seen].map((k) => [k, this.seen.get(k)!]),
-        };
+    const out: SimChanges = {
+      ...this.head(),
+      entries: [...changed.entries].map((k) => [k, this.entries.get(k) ?? null]),
+      // `seen` only grows.
+      seen: [...changed.seen].map((k) => [k, this.seen.get(k)!]),
+    };
     changed.entries.clear();
     changed.seen.clear();
     return out;
   }
 
-  private head(): Pick<SimSnapshot, 'lastStartedAt' | 'uncertain'> {
+  /**
+   * Its held (`entries`) or seen entries, as each is when reached: a copy written a part at a time. The walk goes on
+   * across requests (a Map's iterator does); an entry set or deleted meanwhile may be reached or not: changes() has it.
+   */
+  walk(store: 'entries' | 'seen'): IterableIterator<[string, Entry]> {
+    return this[store].entries();
+  }
+
+  /** Everything but its entries. */
+  head(): Pick<SimSnapshot, 'lastStartedAt' | 'uncertain'> {
     return { lastStartedAt: this.lastStartedAt, uncertain: Number.isFinite(this.uncertain) ? this.uncertain : null };
   }
 
