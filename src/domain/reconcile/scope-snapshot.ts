@@ -1,4 +1,4 @@
-// A cache scope's two states as stored between starts (scope_snapshots; their simulators' entries in
+// A cache scope's two states as stored between starts (scope_snapshots; their simulators' entries and recent keys in
 // scope_snapshot_changes: a chain of parts, every entry a part at a time, then those changed since appended):
 // ScopeStates restores the latest and replays only the requests reconciled after it.
 import type { CacheRules } from '../catalog/types';
@@ -6,6 +6,7 @@ import { canonicalJson } from '../canonical-json';
 import { sha256Hex } from '../digest';
 import { CacheSimulator, type SimEntry, type SimSnapshot } from '../simulator/cache';
 import { newId } from '../ids';
+import type { RecentMap } from '../recent-map';
 import type { ScopeState } from './scopes';
 
 /**
@@ -13,9 +14,9 @@ import type { ScopeState } from './scopes';
  * the stored state changes shape, or when a migration rewrites what a replay reads: a snapshot holds what the rows
  * gave before.
  */
-export const SNAPSHOT_VERSION = 1;
+export const SNAPSHOT_VERSION = 2;
 
-/** One state as stored, besides its simulator's entries. */
+/** One state as stored, besides its simulator's entries and its recent keys (in the chain). */
 interface StoredState {
   sim: Pick<SimSnapshot, 'lastStartedAt' | 'uncertain'>;
   seenSources: string[];
@@ -23,9 +24,6 @@ interface StoredState {
   /** null: no request yet (±Infinity is not JSON). */
   firstStart: number | null;
   lastStart: number | null;
-  /** Oldest first: restored in this order, they are evicted in the same order. */
-  exactEnds: Array<[string, number]>;
-  seenKeys: Array<[string, string]>;
 }
 
 export interface StoredScope {
@@ -40,10 +38,16 @@ type States = { live: ScopeState; history: ScopeState };
 const NAMES = ['live', 'history'] as const;
 
 /**
- * One part of a chain: per state's store (its `entries` or `seen`), entries as tuples, in the order they changed (a
- * key alone: gone). Tuples, not objects: a long history's whole snapshot is read back at every start.
+ * One part of a chain, per state's map: its simulator's `entries` and `seen` as tuples, in the order they changed (a
+ * key alone: gone), and its recent maps' (`exactEnds`, `seenKeys`) entries set since, oldest first (restored in that
+ * order, then trimmed, they evict as the original: see RecentMap.changes). Tuples, not objects: a long history's whole
+ * snapshot is read back at every start.
  */
-export type Changes = Record<string, Array<[string] | EntryTuple>>;
+export type Changes = Record<string, Array<[string] | EntryTuple | RecentTuple>>;
+type RecentTuple = [key: string, value: number | string];
+
+/** A state's recent maps, as their parts are named. */
+const RECENT = ['exactEnds', 'seenKeys'] as const;
 type EntryTuple = [key: string, endToken: number, ttl: string, expiresAt: number, readableAt: number, writtenBy: string, lateReadableAt?: number];
 
 function encode(key: string, e: SimEntry | null): [string] | EntryTuple {
@@ -59,7 +63,7 @@ function decode(t: [string] | EntryTuple): SimEntry | null {
   return { endToken, ttl, expiresAt, readableAt, writtenBy, ...(lateReadableAt === undefined ? {} : { lateReadableAt }) };
 }
 
-/** The states as stored, besides their simulators' entries. */
+/** The states as stored, besides their simulators' entries and recent keys. */
 export function stateOf(states: States, catalog: string[]): StoredScope {
   const stored = (s: ScopeState): StoredState => ({
     sim: s.sim.head(),
@@ -67,28 +71,26 @@ export function stateOf(states: States, catalog: string[]): StoredScope {
     lastRequestBySource: [...s.lastRequestBySource],
     firstStart: Number.isFinite(s.firstStart) ? s.firstStart : null,
     lastStart: Number.isFinite(s.lastStart) ? s.lastStart : null,
-    exactEnds: s.exactEnds.entries(),
-    seenKeys: s.seenKeys.entries(),
   });
   return { live: stored(states.live), history: stored(states.history), catalog };
 }
 
-/** The simulators' entries changed since the last call (or since a ChainWriter began), and how many. */
+/** The entries changed since the last call (or since a ChainWriter began), and how many. */
 export function changesOf(states: States): { changes: Changes; count: number } {
   const changes: Changes = {};
-  let count = 0;
   for (const name of NAMES) {
-    const { entries, seen } = states[name].sim.changes();
+    const s = states[name];
+    const { entries, seen } = s.sim.changes();
     changes[`${name}.entries`] = entries.map(([key, e]) => encode(key, e));
     changes[`${name}.seen`] = seen.map(([key, e]) => encode(key, e));
-    count += entries.length + seen.length;
+    for (const map of RECENT) changes[`${name}.${map}`] = s[map].changes();
   }
-  return { changes, count };
+  return { changes, count: Object.values(changes).reduce((n, list) => n + list.length, 0) };
 }
 
 /** The entries the states hold: a chain whose parts hold more than twice as many is written anew (see ScopeStates). */
 export function sizeOf(states: States): number {
-  return NAMES.reduce((n, name) => n + states[name].sim.size, 0);
+  return NAMES.reduce((n, name) => n + states[name].sim.size + states[name].exactEnds.size + states[name].seenKeys.size, 0);
 }
 
 /**
@@ -101,14 +103,20 @@ export class ChainWriter {
   /** Parts taken, and the entries in them. */
   parts = 0;
   entries = 0;
-  private readonly walks: Array<{ part: string; items: Iterator<[string, SimEntry]> }>;
+  private readonly walks: Array<{ part: string; items: Iterator<[string, SimEntry | number | string]> }>;
 
   constructor(states: States) {
     this.walks = NAMES.flatMap((name) => {
-      const sim = states[name].sim;
-      // Changed before, an entry is in the parts as it is when taken: the changes that complete the chain count from now.
-      sim.changes();
-      return (['entries', 'seen'] as const).map((store) => ({ part: `${name}.${store}`, items: sim.walk(store) }));
+      const s = states[name];
+      // Changed before, an entry is in the parts as it is when taken: the changes that complete the chain count from
+      // now. A recent map's entries are taken as they are now (in order); those set later complete it.
+      s.sim.changes();
+      const recent = RECENT.map((map) => {
+        const entries = s[map].entries();
+        s[map].changes();
+        return { part: `${name}.${map}`, items: entries.values() };
+      });
+      return [...(['entries', 'seen'] as const).map((store) => ({ part: `${name}.${store}`, items: s.sim.walk(store) })), ...recent];
     });
   }
 
@@ -126,7 +134,8 @@ export class ChainWriter {
       const item = walk.items.next();
       if (item.done) this.walks.shift();
       else {
-        (changes[walk.part] ??= []).push(encode(...item.value));
+        const [key, value] = item.value;
+        (changes[walk.part] ??= []).push(typeof value === 'object' ? encode(key, value) : [key, value]);
         count++;
       }
     }
@@ -143,33 +152,40 @@ export class ChainWriter {
  */
 export function restoreInto(states: States, stored: StoredScope, changes: Iterable<unknown>, rules: CacheRules): { parts: number; entries: number } {
   const maps = new Map(NAMES.flatMap((name) => [[`${name}.entries`, new Map<string, SimEntry>()], [`${name}.seen`, new Map<string, SimEntry>()]]));
+  const recent = new Map<string, RecentMap<string, unknown>>(NAMES.flatMap((name) => RECENT.map((map) => [`${name}.${map}`, states[name][map] as RecentMap<string, unknown>])));
   let read = 0;
   let parts = 0;
   for (const snapshot of changes as Iterable<Changes>) {
     parts++;
     for (const [part, list] of Object.entries(snapshot)) {
+      read += list.length;
+      const keys = recent.get(part);
+      if (keys) {
+        for (const [key, value] of list as RecentTuple[]) keys.set(key, value);
+        keys.trim();
+        continue;
+      }
       const map = maps.get(part);
       if (!map) throw new Error(`scope snapshot: unknown part ${part}`);
-      for (const t of list) {
+      for (const t of list as Array<[string] | EntryTuple>) {
         const e = decode(t);
         if (e === null) map.delete(t[0]);
         else map.set(t[0], e);
       }
-      read += list.length;
     }
   }
   for (const name of NAMES) {
     const s = states[name];
     const from = stored[name];
     s.sim = CacheSimulator.restore(rules, { version: 2, ...from.sim, entries: [...maps.get(`${name}.entries`)!], seen: [...maps.get(`${name}.seen`)!] });
-    // What is stored is what it was restored from: its changes count from now (the requests replayed after it too).
+    // What is stored is what it was restored from: its changes count from now (the requests replayed after it too),
+    // its recent maps' as well.
     s.sim.trackChanges();
+    for (const map of RECENT) s[map].changes();
     for (const source of from.seenSources) s.seenSources.add(source);
     for (const [source, id] of from.lastRequestBySource) s.lastRequestBySource.set(source, id);
     s.firstStart = from.firstStart ?? Infinity;
     s.lastStart = from.lastStart ?? -Infinity;
-    for (const [key, end] of from.exactEnds) s.exactEnds.set(key, end);
-    for (const [key, id] of from.seenKeys) s.seenKeys.set(key, id);
   }
   return { parts, entries: read };
 }
