@@ -35,10 +35,11 @@ const simulator = await startSimulator({ catalog, clock });
 // One column for every question, the longest included.
 const QUESTION_WIDTH = Math.max(...DEMO_QUESTIONS.map((q) => q.length));
 const dataDir = mkdtempSync(join(tmpdir(), 'prefix-handles-demo-'));
-// However the demo ends (a failure, Ctrl-C or a kill while it runs too), its database goes with it: a signal's
-// default would end the process without its exit handlers.
+// However the demo ends (a failure, Ctrl-C, a kill, or its terminal closed while it runs too), its database goes
+// with it: a signal's default would end the process without its exit handlers. Exit codes as the shell's, 128 + n.
 process.once('exit', () => rmSync(dataDir, { recursive: true, force: true }));
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(signal === 'SIGINT' ? 130 : 143));
+const SIGNAL_CODES = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 } as const;
+for (const [signal, code] of Object.entries(SIGNAL_CODES)) process.once(signal, () => process.exit(code));
 const config = loadConfig({
   PH_DATA_DIR: dataDir,
   PH_LOG: 'off',

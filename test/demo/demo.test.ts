@@ -24,7 +24,11 @@ describe('npm run demo -- --exit', () => {
     for (let i = 1; i < reads.length; i++) expect(reads[i]).toBeGreaterThan(reads[i - 1]!);
   });
 
-  it('killed while it runs (SIGTERM), it still removes its database', async () => {
+  // SIGHUP: the terminal it was started in is closed (or its ssh connection drops) while the dashboard is served.
+  it.each([
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+  ] as const)('killed while it runs (%s), it still removes its database', async (signal, code) => {
     const tmp = mkdtempSync(join(tmpdir(), 'demo-kill-'));
     try {
       const child = spawn(process.execPath, ['--import', 'tsx', 'src/demo/main.ts', '--exit'], { env: { ...process.env, PORT: '0', TMPDIR: tmp } });
@@ -39,8 +43,8 @@ describe('npm run demo -- --exit', () => {
       });
       expect(readdirSync(tmp).some((f) => f.startsWith('prefix-handles-demo-'))).toBe(true);
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      child.kill('SIGTERM');
-      expect(await exited).toBe(143);
+      child.kill(signal);
+      expect(await exited).toBe(code);
       expect(readdirSync(tmp).filter((f) => f.startsWith('prefix-handles-demo-'))).toEqual([]);
     } finally {
       rmSync(tmp, { recursive: true, force: true });
