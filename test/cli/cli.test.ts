@@ -8,6 +8,17 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { percent, tokens, usd } from '../../src/cli/table';
+import { ADMIN_OPTIONS } from '../../src/cli/admin';
+import { API_OPTIONS } from '../../src/cli/command';
+import { backup as backupCommand } from '../../src/cli/commands/backup';
+import { expand as expandCommand } from '../../src/cli/commands/expand';
+import { importCalls as importCommand } from '../../src/cli/commands/import';
+import { keys as keysCommand } from '../../src/cli/commands/keys';
+import { mint as mintCommand } from '../../src/cli/commands/mint';
+import { report as reportCommand } from '../../src/cli/commands/report';
+import { serve as serveCommand } from '../../src/cli/commands/serve';
+import { tenants as tenantsCommand } from '../../src/cli/commands/tenants';
+import { verify as verifyCommand } from '../../src/cli/commands/verify';
 import { createTestApp, type TestApp } from '../helpers/app';
 import { mintArtifact, mintSystem } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report } from '../helpers/scenario';
@@ -91,6 +102,14 @@ describe('prefix-handles CLI', () => {
       expect(r.code, r.err).toBe(0);
       expect(r.out).toContain(`Usage: prefix-handles ${commands[i]}`);
     });
+
+    // The usage line (also what a missing argument prints) names every option of the command's own; the
+    // connection options shared by every API or admin command are under Options only.
+    const shared = new Set([...Object.keys(API_OPTIONS), ...Object.keys(ADMIN_OPTIONS)].filter((o) => o !== 'json'));
+    for (const c of [serveCommand, mintCommand, expandCommand, reportCommand, importCommand, verifyCommand, backupCommand, tenantsCommand, keysCommand]) {
+      const usage = c.help.slice(0, c.help.indexOf('\n\n'));
+      for (const o of Object.keys(c.options).filter((o) => !shared.has(o))) expect(usage, `${c.name} --${o}`).toContain(`--${o}`);
+    }
 
     const [unknownCommand, unknownFlag] = await Promise.all([cli(['frobnicate']), cli(['expand', 'art_x', '--bogus'])]);
     expect(unknownCommand.code).toBe(2);
