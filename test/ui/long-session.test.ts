@@ -220,5 +220,10 @@ describe("a long session's handle page", () => {
     const first = await get(link(long.text, 'older')!.replace(/#.*/, ''), key);
     expect(composition(first.text).rows).toEqual(Array.from({ length: 10 }, (_, i) => [i + 1, `${empty.id}@${i + 2}`]));
     expect(link(first.text, 'older')).toBeUndefined();
+    // `?batches=1` names its version 1, which appended no batch: the page through its first batch, not an empty
+    // table without links.
+    const one = await get(`/ui/handles/${empty.id}?batches=1`, key);
+    expect(composition(one.text).rows).toEqual([[1, `${empty.id}@2`]]);
+    expect(link(one.text, 'newer')).toBe(`/ui/handles/${empty.id}?period=7d&batches=52#content`);
   });
 });

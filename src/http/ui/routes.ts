@@ -170,7 +170,9 @@ export function uiRoutes(deps: AppDeps, services: Services) {
    * the blobs of the volatile ones are read, never every batch (a session of thousands of turns).
    */
   function sessionContent(tenantId: string, handle: HandleRow, latest: VersionRow, newest: VersionRow[], through: number | undefined): Pick<HandleView, 'sources' | 'composition' | 'batches'> {
-    const last = Math.min(through ?? latest.version, latest.version);
+    let last = Math.min(through ?? latest.version, latest.version);
+    // A page through version 1 of a session started without messages, which appended no batch, is its first batch's.
+    if (last === 1 && latest.version > 1 && deps.store.getVersion(handle.id, 1)?.messageCount === 0) last = 2;
     const rows = (last === latest.version && newest.at(-1)?.version === last ? newest : services.handles.versions(handle.id, BATCHES_SHOWN, last)).slice(-BATCHES_SHOWN);
     // Version 1 of a session started without messages appended no batch.
     const first = rows[0]?.version === 1 ? rows[0] : deps.store.getVersion(handle.id, 1);
