@@ -138,6 +138,8 @@ await reconciled();
 const drift = (await api<{ outcome: { drift: DriftFinding | null } }>('GET', `/v1/requests/${stamped}`)).outcome.drift;
 if (drift?.byte_offset !== undefined)
   console.log(`   drift located: segment #${drift.segment + 1} changed since ${drift.previous_request}, first at byte ${drift.byte_offset}:\n     before ${JSON.stringify(drift.before.excerpt)}\n     now    ${JSON.stringify(drift.now.excerpt)}`);
+// Not expected: say what the service found instead, so a run that cannot show the byte says why.
+else console.error(`the last timestamped call (${stamped}) has no drift located to a byte: ${JSON.stringify(drift)}`);
 
 step('4. A pause longer than the 5-minute TTL (on the simulated clock), then two more calls on the bundle');
 clock.advance(6 * 60_000);

@@ -84,7 +84,7 @@ export class TenantService {
     const secret = newSecret();
     const id = newId('key');
     return {
-      row: { id, tenantId, keyHash: hashApiKey(secret), hint: secret.slice(0, 8), createdAt: now, revokedAt: null },
+      row: { id, tenantId, keyHash: hashApiKey(secret), hint: secret.slice(0, 12), createdAt: now, revokedAt: null },
       issued: { id, tenant: tenantId, api_key: secret, created_at: new Date(now).toISOString() },
     };
   }

@@ -179,7 +179,7 @@ export const TenantListSchema = z
         keys: z.array(
           z.object({
             id: z.string(),
-            hint: z.string().openapi({ description: "The secret's first 8 characters (the secret itself is stored only as a hash)." }),
+            hint: z.string().openapi({ description: "The secret's first 12 characters: phk_ and 8 of its random ones (keys issued before 2026-12-03 show 8: phk_ and 4). The secret itself is stored only as a hash." }),
             created_at: z.string(),
             revoked_at: z.string().nullable(),
           }),

@@ -94,12 +94,12 @@ describe('tenants and keys through the admin API', () => {
 
     const revoked = await cli(['keys', 'revoke', second.id]);
     expect(revoked.code, revoked.err).toBe(0);
-    expect(revoked.out).toMatch(new RegExp(`^revoked ${second.id} \\(tenant ${tenant}, hint ${second.api_key.slice(0, 8)}\\) on \\S+Z\\n$`));
+    expect(revoked.out).toMatch(new RegExp(`^revoked ${second.id} \\(tenant ${tenant}, hint ${second.api_key.slice(0, 12)}\\) on \\S+Z\\n$`));
     expect(await status(service.url, second.api_key)).toBe(401);
     // Revoking it again changes nothing, and says when it was revoked.
     const again = await cli(['keys', 'revoke', second.id, '--json']);
     expect(again.code, again.err).toBe(0);
-    expect(JSON.parse(again.out)).toEqual({ tenant, id: second.id, hint: second.api_key.slice(0, 8), created_at: second.created_at, revoked_at: expect.any(String) });
+    expect(JSON.parse(again.out)).toEqual({ tenant, id: second.id, hint: second.api_key.slice(0, 12), created_at: second.created_at, revoked_at: expect.any(String) });
 
     const [text, json] = await Promise.all([cli(['tenants']), cli(['tenants', 'list', '--json'])]);
     expect(text.code, text.err).toBe(0);
@@ -109,9 +109,9 @@ describe('tenants and keys through the admin API', () => {
     // The text: a row per key, the tenant on each, in the order the API lists them.
     const rows = text.out.split('\n').filter((l) => l.startsWith(tenant!));
     expect(rows.map((r) => r.split(/\s{2,}/))).toEqual([
-      [tenant, 'acme corp', key1, secret1!.slice(0, 8), expect.stringMatching(/Z$/), expect.stringMatching(/^revoked \S+Z$/)],
-      [tenant, 'acme corp', second.id, second.api_key.slice(0, 8), expect.stringMatching(/Z$/), expect.stringMatching(/^revoked \S+Z$/)],
-      [tenant, 'acme corp', key3, secret3!.slice(0, 8), expect.stringMatching(/Z$/), 'active'],
+      [tenant, 'acme corp', key1, secret1!.slice(0, 12), expect.stringMatching(/Z$/), expect.stringMatching(/^revoked \S+Z$/)],
+      [tenant, 'acme corp', second.id, second.api_key.slice(0, 12), expect.stringMatching(/Z$/), expect.stringMatching(/^revoked \S+Z$/)],
+      [tenant, 'acme corp', key3, secret3!.slice(0, 12), expect.stringMatching(/Z$/), 'active'],
     ]);
     expect(text.out).toMatch(/^tenant +name +key +hint +created +status\n/);
     const keys = listed.flatMap((x) => x.keys);
@@ -188,7 +188,7 @@ describe('tenants and keys --offline, on the database file', () => {
     const listed = await cli(['tenants', '--offline', '--json']);
     expect(listed.code, listed.err).toBe(0);
     const [dflt] = (JSON.parse(listed.out) as { tenants: Array<{ id: string; name: string; keys: Array<{ id: string; hint: string }> }> }).tenants;
-    expect([dflt!.name, dflt!.keys.map((k) => k.hint)]).toEqual(['default', [defaultKey.slice(0, 8)]]);
+    expect([dflt!.name, dflt!.keys.map((k) => k.hint)]).toEqual(['default', [defaultKey.slice(0, 12)]]);
     // Also by --data-dir, from elsewhere: the lost-key recovery: rotate the default key, make a tenant.
     const [rotated, created] = [
       await run([BIN, 'keys', 'rotate', dflt!.keys[0]!.id, '--offline', '--data-dir', data, '--json'], {}),

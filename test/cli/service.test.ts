@@ -118,7 +118,7 @@ describe('keys', () => {
     const admin = { authorization: `Bearer ${adminKey}` };
     const service = await start({ PH_DATA_DIR: data, PH_ADMIN_KEY: adminKey });
     const listed = (await (await fetch(`${service.url}/v1/tenants`, { headers: admin })).json()) as { tenants: Array<{ id: string; name: string; keys: Array<{ id: string; hint: string }> }> };
-    expect(listed.tenants.map((x) => [x.id, x.name, x.keys.map((k) => [k.id, k.hint])])).toEqual([[made![1], 'default', [[made![2], key.slice(0, 8)]]]]);
+    expect(listed.tenants.map((x) => [x.id, x.name, x.keys.map((k) => [k.id, k.hint])])).toEqual([[made![1], 'default', [[made![2], key.slice(0, 12)]]]]);
     const rotated = await fetch(`${service.url}/v1/keys/${made![2]}/rotate`, { method: 'POST', headers: admin });
     expect(rotated.status).toBe(201);
     const old = await fetch(`${service.url}/v1/handles`, { headers: { authorization: `Bearer ${key}` } });

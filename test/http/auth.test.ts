@@ -98,8 +98,8 @@ describe('admin routes', () => {
       name: 'acme',
       created_at: expect.any(String),
       keys: [
-        { id: created.json.id, hint: created.json.api_key.slice(0, 8), created_at: expect.any(String), revoked_at: expect.any(String) },
-        { id: rotated.json.id, hint: rotated.json.api_key.slice(0, 8), created_at: expect.any(String), revoked_at: null },
+        { id: created.json.id, hint: created.json.api_key.slice(0, 12), created_at: expect.any(String), revoked_at: expect.any(String) },
+        { id: rotated.json.id, hint: rotated.json.api_key.slice(0, 12), created_at: expect.any(String), revoked_at: null },
       ],
     });
     expect(listed.text).not.toContain(created.json.api_key);

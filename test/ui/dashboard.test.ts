@@ -60,7 +60,10 @@ describe('sign-in', () => {
     expect(set).toContain('SameSite=Strict');
     expect(set).toContain('Path=/ui');
     expect(set).not.toContain('Secure');
-    expect((await get('/ui', key)).status).toBe(200);
+    const overview = await get('/ui', key);
+    expect(overview.status).toBe(200);
+    // A tenant with nothing reconciled yet is told the two ways to get there, the proxy first.
+    expect(overview.text).toContain('Call your model through the proxy with a handle (<code>x-ph-prefix</code>');
 
     const https = await signInForm({ key }, 'https://dash.example/ui/sign-in');
     expect(https.headers.get('set-cookie')).toContain('Secure');

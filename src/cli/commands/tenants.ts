@@ -10,7 +10,7 @@ export const tenants: Command = {
        prefix-handles tenants create <name> [--json]
 
 list (the default): every tenant, oldest first, with a row per key: its id (what
-'keys rotate' and 'keys revoke' take), its hint (the secret's first 8 characters),
+'keys rotate' and 'keys revoke' take), its hint (the secret's first 12 characters),
 when it was created and revoked. A key's secret is never stored, so never shown.
 
 create: a tenant and its first API key. The key is printed this once: the service

@@ -26,7 +26,7 @@ export function overviewLive(report: TenantReport, period: Period): Html {
   return html`<p class="muted">${PERIODS[period].label} (whole UTC days from ${report.range.from ? report.range.from.slice(0, 10) : 'the start'} to ${report.range.to.slice(0, 10)}).</p>
 ${summary(report)}
 <div class="card"><h2 style="margin-top:0">Reuse waterfall</h2>
-${report.tokens.referenced ? '' : html`<p class="empty">No reconciled requests in this period yet. Render a request with a handle and report its usage.</p>`}
+${report.tokens.referenced ? '' : html`<p class="empty">No reconciled requests in this period yet. Call your model through the proxy with a handle (<code>x-ph-prefix</code>, <code>x-ph-session</code>), or render a request with one and report its usage (<code>POST /v1/usage</code>): the README's “Your agent through the proxy, in five steps” shows how.</p>`}
 ${waterfallChart(report.tokens, `Reuse waterfall, ${PERIODS[period].label.toLowerCase()}`)}
 ${legend(['cold', ...LEAK_ROWS, 'captured', 'bonus'])}</div>
 <h2>Handles by leaked money</h2>
