@@ -8,7 +8,7 @@ import { ConfigError, loadConfig } from './config';
 import { systemClock } from './domain/clock';
 import { loadCatalog, ModelCatalog, CatalogError } from './domain/catalog/catalog';
 import { startSimulator, type RunningSimulator } from './simulator/server';
-import { DatabaseInUseError, lockDatabase, NewerSchemaError, openDb } from './store/db';
+import { DatabaseInUseError, NewerSchemaError, openDb, openLocked } from './store/db';
 import { SqliteStore } from './store/sqlite-store';
 import { answerClientError } from './http/client-error';
 
@@ -22,15 +22,8 @@ function openStorage(path: string) {
   try {
     if (path === ':memory:') return openDb(path);
     mkdirSync(dirname(path), { recursive: true });
-    // Before migrating: a second process must not change the schema under the one serving the file.
-    const lock = lockDatabase(path);
-    try {
-      const opened = openDb(path);
-      return { ...opened, close: () => (opened.close(), lock.release()) };
-    } catch (err) {
-      lock.release();
-      throw err;
-    }
+    // Locked before migrating: a second process must not change the schema under the one serving the file.
+    return openLocked(path);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e && (typeof e.syscall === 'string' || (typeof e.code === 'string' && STORAGE_CODES.test(e.code)))) {

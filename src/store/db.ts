@@ -82,6 +82,18 @@ export function lockDatabase(path: string): { release(): void } {
   return { release: () => lock.close() };
 }
 
+/** The database opened and migrated under this process's lock (taken first: nothing is migrated under another process); closing releases it. */
+export function openLocked(path: string): OpenedDb {
+  const lock = lockDatabase(path);
+  try {
+    const opened = openDb(path);
+    return { ...opened, close: () => (opened.close(), lock.release()) };
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
 /** A backup that could not be made (no such database, a destination that exists, a failed check). */
 export class BackupError extends Error {}
 
