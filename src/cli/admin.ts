@@ -1,11 +1,12 @@
 // What the tenants and keys commands act through: the service's admin API (PH_ADMIN_KEY), or, with --offline,
 // the database file itself while the service is stopped (the same domain code the service runs).
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { ConfigError, loadConfig } from '../config';
 import { systemClock } from '../domain/clock';
 import { DomainError } from '../domain/errors';
 import { TenantService, type IssuedKey, type TenantListing } from '../domain/tenants';
-import { DatabaseInUseError, lockDatabase, NewerSchemaError, openDb } from '../store/db';
+import { DatabaseInUseError, NewerSchemaError, openLocked } from '../store/db';
 import { SqliteStore } from '../store/sqlite-store';
 import { ApiError, createApi, seg } from './api';
 import { baseUrl, CliError, UsageError, type Options, type Values } from './command';
@@ -17,6 +18,8 @@ export interface Admin {
   issueKey(tenantId: string): Promise<IssuedKey>;
   rotateKey(keyId: string): Promise<IssuedKey>;
   revokeKey(keyId: string): Promise<void>;
+  /** The api-key file the service writes on its first start, where the other commands find a key. */
+  keyFile: string;
   close(): void;
 }
 
@@ -71,15 +74,18 @@ function online(url: string, flag: string | undefined): Admin {
     issueKey: (tenantId) => call('POST', `/v1/tenants/${seg(tenantId)}/keys`),
     rotateKey: (keyId) => call('POST', `/v1/keys/${seg(keyId)}/rotate`),
     revokeKey: async (keyId) => void (await call('DELETE', `/v1/keys/${seg(keyId)}`)),
+    // Where the other commands look for a key (PH_DATA_DIR, else ./data), as they do.
+    keyFile: join(resolve(process.env.PH_DATA_DIR ?? './data'), 'api-key'),
     close: () => undefined,
   };
 }
 
 function offline(dataDir: string | undefined): Admin {
   let databasePath: string;
+  let serviceDir: string;
   try {
     // The file the service would open with the same settings.
-    ({ databasePath } = loadConfig({ PH_DATA_DIR: dataDir ?? process.env.PH_DATA_DIR, PH_DATABASE: process.env.PH_DATABASE }));
+    ({ databasePath, dataDir: serviceDir } = loadConfig({ PH_DATA_DIR: dataDir ?? process.env.PH_DATA_DIR, PH_DATABASE: process.env.PH_DATABASE }));
   } catch (err) {
     if (err instanceof ConfigError) throw new UsageError(err.message.replace(/\n\s*/g, ' '));
     throw err;
@@ -87,20 +93,13 @@ function offline(dataDir: string | undefined): Admin {
   if (databasePath === ':memory:') throw new CliError('--offline: PH_DATABASE is :memory:, which has no file');
   // Never a new, empty database (a mistyped directory): the service makes it, with its default tenant.
   if (!existsSync(databasePath)) throw new CliError(`--offline: no database at ${databasePath} (the service makes it on its first start; see --data-dir)`);
-  let lock: { release(): void };
+  let opened: ReturnType<typeof openLocked>;
   try {
     // The service's own lock: it holds the authentication caches, so a key changed under it could stay valid there.
-    lock = lockDatabase(databasePath);
+    opened = openLocked(databasePath);
   } catch (err) {
     if (err instanceof DatabaseInUseError)
       throw new CliError(`--offline: the service is running on ${databasePath}: go through it (without --offline, with its PH_ADMIN_KEY), or stop it first`);
-    throw new CliError(`--offline: cannot open ${databasePath}: ${(err as Error).message}`);
-  }
-  let opened: ReturnType<typeof openDb>;
-  try {
-    opened = openDb(databasePath);
-  } catch (err) {
-    lock.release();
     throw new CliError(err instanceof NewerSchemaError ? err.message : `--offline: cannot open the database ${databasePath}: ${(err as Error).message}`);
   }
   const tenants = new TenantService(new SqliteStore(opened.db, opened.walSync, systemClock), systemClock);
@@ -119,9 +118,31 @@ function offline(dataDir: string | undefined): Admin {
     issueKey: (tenantId) => act(() => tenants.issueKey(tenantId)),
     rotateKey: (keyId) => act(() => tenants.rotateKey(keyId)),
     revokeKey: (keyId) => act(() => tenants.revokeKey(keyId)),
+    keyFile: join(serviceDir, 'api-key'),
     // Every write is committed at synchronous=FULL; closing checkpoints the WAL, then the service may start.
-    close: () => (opened.close(), lock.release()),
+    close: () => opened.close(),
   };
+}
+
+/**
+ * The api-key file after `old` was rotated (`next`) or revoked: a file still holding the old key would make every
+ * command that reads it a 401. A rotation puts the new key of the same tenant in its place; a revocation says so.
+ * The file is recognised by the old key's hint (its first characters; the secret itself is never kept).
+ */
+export function followKeyFile(file: string, oldHint: string, next?: IssuedKey): void {
+  let held: string;
+  try {
+    held = readFileSync(file, 'utf8').trim();
+  } catch {
+    return;
+  }
+  if (!held.startsWith(oldHint)) return;
+  if (next) {
+    writeFileSync(file, `${next.api_key}\n`);
+    process.stderr.write(`${file} held the rotated key: it holds the new one now\n`);
+  } else {
+    process.stderr.write(`${file} holds the key just revoked: commands that read it get 401 until it holds another key of the tenant, or is removed\n`);
+  }
 }
 
 /** An RFC 3339 time to the second: the milliseconds are in --json. */

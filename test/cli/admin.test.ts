@@ -196,8 +196,11 @@ describe('tenants and keys --offline, on the database file', () => {
     ];
     expect(rotated.code, rotated.err).toBe(0);
     expect(created.code, created.err).toBe(0);
-    const fresh = JSON.parse(rotated.out) as { api_key: string; tenant: string };
+    const fresh = JSON.parse(rotated.out) as { id: string; api_key: string; tenant: string };
     expect(fresh.tenant).toBe(dflt!.id);
+    // The api-key file held the rotated key: it holds the new one, so the commands that read it go on working.
+    expect(rotated.err).toContain(`${join(data, 'api-key')} held the rotated key: it holds the new one now`);
+    expect(readFileSync(join(data, 'api-key'), 'utf8')).toBe(`${fresh.api_key}\n`);
     const made = JSON.parse(created.out) as { id: string; api_key: string };
     // The domain's errors, as the API words them.
     const [missing, nowhere] = await Promise.all([cli(['keys', 'revoke', 'key_AAAAAAAAAAAAAAAAAAAAA', '--offline']), cli(['tenants', '--offline', '--data-dir', join(dir, 'none')])]);
@@ -207,10 +210,16 @@ describe('tenants and keys --offline, on the database file', () => {
     const second = await start(data);
     try {
       expect(await Promise.all([status(second.url, defaultKey), status(second.url, fresh.api_key), status(second.url, made.api_key)])).toEqual([401, 200, 200]);
-      // The first start's key file is not rewritten: keys existed.
-      expect(readFileSync(join(data, 'api-key'), 'utf8').trim()).toBe(defaultKey);
+      // The service does not write the key file again (keys existed): it holds what the rotation put there.
+      expect(readFileSync(join(data, 'api-key'), 'utf8').trim()).toBe(fresh.api_key);
     } finally {
       expect(await second.stop()).toBe(0);
     }
+    // Revoking the key the file holds says so, and leaves the file as it is; another key's revocation says nothing.
+    const [revokedHeld, revokedOther] = [await cli(['keys', 'revoke', fresh.id, '--offline']), await cli(['keys', 'revoke', made.id, '--offline'])];
+    expect(revokedHeld.code, revokedHeld.err).toBe(0);
+    expect(revokedHeld.err).toContain(`${join(data, 'api-key')} holds the key just revoked: commands that read it get 401`);
+    expect(readFileSync(join(data, 'api-key'), 'utf8').trim()).toBe(fresh.api_key);
+    expect([revokedOther.code, revokedOther.err]).toEqual([0, '']);
   });
 });

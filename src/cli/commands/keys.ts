@@ -1,4 +1,4 @@
-import { ADMIN_HELP, ADMIN_OPTIONS, openAdmin, printIssued, when } from '../admin';
+import { ADMIN_HELP, ADMIN_OPTIONS, followKeyFile, openAdmin, printIssued, when } from '../admin';
 import { CliError, UsageError, type Command } from '../command';
 
 const ACTIONS = ['issue', 'rotate', 'revoke'];
@@ -28,7 +28,12 @@ ${ADMIN_HELP}`,
     const admin = openAdmin(values);
     try {
       if (action === 'issue') printIssued(values, await admin.issueKey(id));
-      if (action === 'rotate') printIssued(values, await admin.rotateKey(id), { replaces: id });
+      if (action === 'rotate') {
+        const issued = await admin.rotateKey(id);
+        printIssued(values, issued, { replaces: id });
+        const old = (await admin.list()).flatMap((t) => t.keys).find((k) => k.id === id);
+        if (old) followKeyFile(admin.keyFile, old.hint, issued);
+      }
       if (action === 'revoke') {
         await admin.revokeKey(id);
         // Read back: the moment it was revoked, which is earlier than now when it already was.
@@ -36,6 +41,7 @@ ${ADMIN_HELP}`,
         const key = owner?.keys.find((k) => k.id === id);
         if (!owner || !key?.revoked_at) throw new CliError(`revoke: ${id} is not listed as revoked afterwards`);
         process.stdout.write(values.json ? `${JSON.stringify({ tenant: owner.id, ...key }, null, 2)}\n` : `revoked ${id} (tenant ${owner.id}, hint ${key.hint}) on ${when(key.revoked_at)}\n`);
+        followKeyFile(admin.keyFile, key.hint);
       }
     } finally {
       admin.close();
