@@ -795,9 +795,10 @@ export class SqliteStore implements Store {
 
   /**
    * One handle's rows by the primary key: some versions' (a version range of the key), or all of them summed per day
-   * in SQL (a long session has a row per version and day: thousands, where the page needs one per day).
+   * in SQL (a long session has a row per version and day: thousands, where the page needs one per day). Public for
+   * its plan's test.
    */
-  private handleRollupsStatement(by: 'versions' | 'days', byModel: boolean): Statement {
+  handleRollupsStatement(by: 'versions' | 'days', byModel: boolean): Statement {
     const key = `handle-${by}:${byModel}`;
     let stmt = this.sumRollupsStmt.get(key);
     if (!stmt) {
@@ -808,7 +809,9 @@ export class SqliteStore implements Store {
       stmt = this.db.$client.prepare(
         by === 'versions'
           ? `select handle_id, version, model, ${sums} from rollups where ${where.join(' and ')} group by handle_id, version, model`
-          : `select day, ${sums} from rollups where ${where.join(' and ')} group by day`,
+          : // `+day`: grouped by the day column, the planner walked the tenant's every row by rollups_tenant_day for its
+            // order (94 ms against 0.4 ms for a session's 2,000 rows among 400,000 of the tenant's).
+            `select day, ${sums} from rollups where ${where.join(' and ')} group by +day`,
       );
       this.sumRollupsStmt.set(key, stmt);
     }

@@ -124,6 +124,15 @@ describe('rollup sums', () => {
     }
   });
 
+  it("read one handle's rows per day or some versions' by the primary key (a page's days, the versions it lists), never by the day index", () => {
+    for (const by of ['days', 'versions'] as const)
+      for (const byModel of [false, true]) {
+        const lines = plan(store.handleRollupsStatement(by, byModel).source).join('\n');
+        expect(lines, by).toMatch(by === 'versions' ? /sqlite_autoindex_rollups_1 \(tenant_id=\? AND handle_id=\? AND version>\? AND version<\?\)/ : /sqlite_autoindex_rollups_1 \(tenant_id=\? AND handle_id=\?\)/);
+        expect(lines, by).not.toMatch(/rollups_tenant_day/);
+      }
+  });
+
   const shape = (byModel: boolean, some: boolean) => ({ byModel, some, columns: ROLLUP_VALUE_COLUMNS });
 
   it("read every handle's rows over days by rollups_tenant_day: those days only, not every day of the tenant's history", () => {
