@@ -172,7 +172,13 @@ export const HandleReportSchema = z
     handle: z.object({ id: z.string(), type: z.string(), kind: z.string().nullable(), name: z.string().nullable(), deleted: z.boolean() }),
     range,
     ...totals,
-    versions: z.array(z.object({ version: int, ...totals })),
+    versions_total: int.openapi({ description: 'How many versions the handle has (its latest version number).' }),
+    versions_listed: z
+      .object({ from: int, to: int })
+      .openapi({ description: 'The versions `versions` covers, both included: the newest `?versions=` (50 by default) through `?versions_through=` (the latest by default). `from` > 1: older ones were left out; ask with `versions_through=from-1` for them.' }),
+    versions: z
+      .array(z.object({ version: int, ...totals }))
+      .openapi({ description: 'Figures per version of `versions_listed`, oldest first: only versions with figures in the range. Tokens count on the version whose content they are.' }),
     models: z.array(z.object({ model: z.string(), ...totals })),
     drift: z.array(DriftFindingSchema.omit({ previous_request: true }).extend({ request_id: z.string(), previous_request_id: z.string(), at: time })).openapi({ description: 'The most recent drift findings in the range, newest first.' }),
   })

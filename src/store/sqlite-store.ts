@@ -11,6 +11,7 @@ import type {
   HandleRollupQuery,
   CalibrationRow,
   DayRollupRow,
+  ModelRollupRow,
   DriftRow,
   HandleRow,
   IngestWrite,
@@ -793,12 +794,17 @@ export class SqliteStore implements Store {
     return stmt.all({ tenantId: q.tenantId, handleId: q.handleId, fromDay: q.fromDay, toDay: q.toDay, model: q.model ?? '' }) as DayRollupRow[];
   }
 
+  sumModelRollups(q: HandleRollupQuery): ModelRollupRow[] {
+    const stmt = this.handleRollupsStatement('models', q.model !== undefined);
+    return stmt.all({ tenantId: q.tenantId, handleId: q.handleId, fromDay: q.fromDay, toDay: q.toDay, model: q.model ?? '' }) as ModelRollupRow[];
+  }
+
   /**
-   * One handle's rows by the primary key: some versions' (a version range of the key), or all of them summed per day
-   * in SQL (a long session has a row per version and day: thousands, where the page needs one per day). Public for
-   * its plan's test.
+   * One handle's rows by the primary key, summed in SQL: some versions' per version and model (a version range of the
+   * key), or all of them per day or per model (a long session has a row per version and day: thousands, where a page
+   * needs one per day and a report's totals one per model). Public for its plan's test.
    */
-  handleRollupsStatement(by: 'versions' | 'days', byModel: boolean): Statement {
+  handleRollupsStatement(by: 'versions' | 'days' | 'models', byModel: boolean): Statement {
     const key = `handle-${by}:${byModel}`;
     let stmt = this.sumRollupsStmt.get(key);
     if (!stmt) {
@@ -806,13 +812,10 @@ export class SqliteStore implements Store {
       if (by === 'versions') where.push('version between @vFrom and @vTo');
       if (byModel) where.push('model = @model');
       const sums = ROLLUP_VALUE_COLUMNS.map((c) => `sum(${c}) as ${c}`).join(', ');
-      stmt = this.db.$client.prepare(
-        by === 'versions'
-          ? `select handle_id, version, model, ${sums} from rollups where ${where.join(' and ')} group by handle_id, version, model`
-          : // `+day`: grouped by the day column, the planner walked the tenant's every row by rollups_tenant_day for its
-            // order (94 ms against 0.4 ms for a session's 2,000 rows among 400,000 of the tenant's).
-            `select day, ${sums} from rollups where ${where.join(' and ')} group by +day`,
-      );
+      // `+day`: grouped by the day column, the planner walked the tenant's every row by rollups_tenant_day for its order
+      // (94 ms against 0.4 ms for a session's 2,000 rows among 400,000 of the tenant's).
+      const [columns, group] = by === 'versions' ? ['handle_id, version, model', 'handle_id, version, model'] : by === 'days' ? ['day', '+day'] : ['handle_id, model', 'model'];
+      stmt = this.db.$client.prepare(`select ${columns}, ${sums} from rollups where ${where.join(' and ')} group by ${group}`);
       this.sumRollupsStmt.set(key, stmt);
     }
     return stmt;

@@ -221,6 +221,9 @@ export interface RollupQuery {
 
 export type RollupRow = { handle_id: string; version: number; model: string } & Record<string, number>;
 
+/** Rollup values of one handle summed per model, over all its versions or some of them. */
+export type ModelRollupRow = { handle_id: string; model: string } & Record<string, number>;
+
 /** Rollup values of one handle, every version and model of it together. */
 export type HandleSums = { handle_id: string } & Record<string, number>;
 
@@ -327,6 +330,8 @@ export interface Store {
   sumVersionRollups(query: HandleRollupQuery & { versions: { from: number; to: number } }): RollupRow[];
   /** One handle's rollup rows summed per UTC day over all its versions (a session has one per turn): one row a day. */
   sumDayRollups(query: HandleRollupQuery): DayRollupRow[];
+  /** One handle's rollup rows summed per model over all its versions: one row a model. */
+  sumModelRollups(query: HandleRollupQuery): ModelRollupRow[];
   /** The latest drift findings of a handle, among requests started within [fromMs, toMs) and of `model` when given. */
   driftFindings(tenantId: string, handleId: string, limit: number, within?: { fromMs: number; toMs: number; model?: string }): DriftRow[];
   calibrations(tenantId: string): CalibrationRow[];

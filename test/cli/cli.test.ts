@@ -274,6 +274,44 @@ describe('prefix-handles CLI', () => {
     expect(flipped.out).not.toContain('\u202e');
   });
 
+  it("lists a long session's newest versions and says how many older ones were left out", async () => {
+    const { key, client } = t.tenant();
+    const sys = await mintSystem(client, `${LONG_SYSTEM} session`);
+    const ses = (await client.post('/v1/sessions', { messages: [{ role: 'user', content: 'turn 1' }] })).json;
+    const send = async () => {
+      const r = await renderAnthropic(client, { system: [{ type: 'handle', ref: sys.id }], prefix: [ses.id], messages: [{ role: 'user', content: 'go on' }] });
+      await report(client, t, r, anthropicUsage(promptTokens(r), 0, r.breakpoints.at(-1)!.token_end));
+      t.clock.advance(MIN);
+    };
+    // Sent at version 54 and at 60.
+    for (let v = 2; v <= 60; v++) {
+      if (v === 55) await send();
+      expect((await client.post(`/v1/sessions/${ses.id}/messages`, { messages: [{ role: v % 2 ? 'user' : 'assistant', content: `turn ${v}` }] })).status).toBe(201);
+    }
+    await send();
+    const [byDefault, five, all, tenantWide, zero] = await Promise.all([
+      cli(['report', ses.id], { key }),
+      cli(['report', `${ses.id}@3`, '--versions', '5'], { key }),
+      cli(['report', ses.id, '--versions', '1000'], { key }),
+      cli(['report', '--versions', '5'], { key }),
+      cli(['report', ses.id, '--versions', '0'], { key }),
+    ]);
+    for (const run of [byDefault, five, all]) expect(run.code, run.err).toBe(0);
+    expect(byDefault.out).toContain('10 older versions of 60 left out (in the totals above; --versions N lists the newest N, up to 1,000)');
+    expect(five.out).toContain('55 older versions of 60 left out');
+    expect(all.out).not.toContain('left out');
+    const rows = (run: Run) => [...run.out.matchAll(/^@(\d+) /gm)].map((m) => Number(m[1]));
+    expect(rows(five)).toEqual([56, 57, 58, 59, 60]);
+    expect(rows(byDefault)).toEqual(Array.from({ length: 50 }, (_, i) => 11 + i));
+    expect(rows(all)).toEqual(Array.from({ length: 60 }, (_, i) => 1 + i));
+    // The totals are the same whatever the rows listed.
+    expect(five.out.split('by version')[0]).toBe(all.out.split('by version')[0]);
+    expect(tenantWide.code).toBe(2);
+    expect(tenantWide.err).toContain('--versions is for a handle report');
+    expect(zero.code).toBe(2);
+    expect(zero.err).toContain("--versions: a whole number of versions from 1 to 1000 is expected, not '0'");
+  });
+
   it('imports JSONL: renders and reconciles every good line, names every bad one, exits 1', async () => {
     const { key, client } = t.tenant();
     const sys = await mintSystem(client, `${LONG_SYSTEM} import`);

@@ -553,6 +553,8 @@ async function run({ models, prefixes: usedPrefixes, ops }: { models: Model[]; p
       const first = Date.parse(`${month}-01T00:00:00Z`) / DAY;
       if (first <= today) ranges.push({ q: `from=${month}-01`, fromDay: first, toDay: today });
     }
+    const latestOf = new Map<string, number>();
+    for (const handle of handles) latestOf.set(handle, (await client.get(`/v1/handles/${handle}?versions=1`)).json.latest_version as number);
     for (const range of ranges) {
       const within = rows.filter((r) => r.day >= range.fromDay && r.day <= range.toDay && (range.model === undefined || r.model === range.model));
       const tenantReport = await client.get(`/v1/reports?${range.q}`);
@@ -563,15 +565,26 @@ async function run({ models, prefixes: usedPrefixes, ops }: { models: Model[]; p
       expect(new Set(tenantReport.json.handles.map((h: { id: string }) => h.id)), `handles ?${range.q}`).toEqual(new Set(perHandle.keys()));
       for (const h of tenantReport.json.handles) same(h, totals(perHandle.get(h.id)!), `tenant report's ${h.id} ?${range.q}`);
       for (const handle of handles) {
-        const res = await client.get(`/v1/reports/handles/${handle}?${range.q}`);
-        expect(res.status, res.text).toBe(200);
+        const latest = latestOf.get(handle)!;
         const mine = within.filter((r) => r.handle === handle);
-        same(res.json, totals(mine), `${handle} ?${range.q}`);
-        const versions = [...new Set(mine.map((r) => r.version))].sort((a, b) => a - b);
-        expect(res.json.versions.map((v: { version: number }) => v.version), `${handle} versions ?${range.q}`).toEqual(versions);
-        for (const v of res.json.versions) same(v, totals(mine.filter((r) => r.version === v.version)), `${handle}@${v.version} ?${range.q}`);
-        expect(new Set(res.json.models.map((m: { model: string }) => m.model)), `${handle} models ?${range.q}`).toEqual(new Set(mine.map((r) => r.model)));
-        for (const m of res.json.models) same(m, totals(mine.filter((r) => r.model === m.model)), `${handle} on ${m.model} ?${range.q}`);
+        // Every version; over all time and the last range, also a window of two through one of them: the totals and
+        // models are over all versions either way.
+        const through = 1 + ((latest * 7919 + range.q.length) % latest);
+        const pages: Array<[string, [number, number]]> = [[`versions=1000`, [1, latest]]];
+        if (range === ranges[0] || range === ranges.at(-1)) pages.push([`versions=2&versions_through=${through}`, [Math.max(1, through - 1), through]]);
+        for (const [page, window] of pages) {
+          const res = await client.get(`/v1/reports/handles/${handle}?${range.q}&${page}`);
+          expect(res.status, res.text).toBe(200);
+          const what = `${handle} ?${range.q}&${page}`;
+          same(res.json, totals(mine), what);
+          expect({ total: res.json.versions_total, listed: res.json.versions_listed }, what).toEqual({ total: latest, listed: { from: window[0], to: window[1] } });
+          const listed = mine.filter((r) => r.version >= window[0] && r.version <= window[1]);
+          const versions = [...new Set(listed.map((r) => r.version))].sort((a, b) => a - b);
+          expect(res.json.versions.map((v: { version: number }) => v.version), `${what} versions`).toEqual(versions);
+          for (const v of res.json.versions) same(v, totals(listed.filter((r) => r.version === v.version)), `${handle}@${v.version} ?${range.q}`);
+          expect(new Set(res.json.models.map((m: { model: string }) => m.model)), `${handle} models ?${range.q}`).toEqual(new Set(mine.map((r) => r.model)));
+          for (const m of res.json.models) same(m, totals(mine.filter((r) => r.model === m.model)), `${handle} on ${m.model} ?${range.q}`);
+        }
       }
     }
   }

@@ -124,8 +124,8 @@ describe('rollup sums', () => {
     }
   });
 
-  it("read one handle's rows per day or some versions' by the primary key (a page's days, the versions it lists), never by the day index", () => {
-    for (const by of ['days', 'versions'] as const)
+  it("read one handle's rows per model, per day or some versions' by the primary key (a handle report's totals, a page's days, the versions listed), never by the day index", () => {
+    for (const by of ['models', 'days', 'versions'] as const)
       for (const byModel of [false, true]) {
         const lines = plan(store.handleRollupsStatement(by, byModel).source).join('\n');
         expect(lines, by).toMatch(by === 'versions' ? /sqlite_autoindex_rollups_1 \(tenant_id=\? AND handle_id=\? AND version>\? AND version<\?\)/ : /sqlite_autoindex_rollups_1 \(tenant_id=\? AND handle_id=\?\)/);

@@ -39,6 +39,9 @@ type Row = Totals & { label: string };
 interface HandleReport extends Totals {
   handle: HandleInfo & { deleted: boolean };
   range: Range;
+  /** Absent from an older service, which listed every version. */
+  versions_total?: number;
+  versions_listed?: { from: number; to: number };
   versions: Array<Totals & { version: number }>;
   drift: unknown[];
 }
@@ -77,11 +80,12 @@ const WATERFALL: Array<[string, number]> = [
 export const report: Command = {
   name: 'report',
   summary: 'reuse report: tokens per class, capture rate, money',
-  help: `Usage: prefix-handles report [<handle-id>] [--from T] [--to T] [--model M] [--limit N] [--json]
+  help: `Usage: prefix-handles report [<handle-id>] [--from T] [--to T] [--model M] [--limit N] [--versions N] [--json]
 
 Without a handle: the tenant's totals and its handles ranked by leaked money.
 With a handle (an id; a ref's @version is ignored): its waterfall (a bundle's covers
-its members, an artifact's its uses inside bundles) and a row per version.
+its members, an artifact's its uses inside bundles) and a row per version, the newest
+50 (--versions N: the newest N; a session has one per turn).
 
 Token classes, in the order the gates apply:
   referenced    expanded from a handle
@@ -100,9 +104,11 @@ Options:
   --from T, --to T  a range: RFC 3339, YYYY-MM-DD (UTC) or epoch milliseconds
   --model M         one model only
   --limit N         the tenant report: only the N handles that leaked most
+  --versions N      a handle report: a row for each of the newest N versions (1 to 1000; 50
+                    by default); the totals are over every version either way
   --json            the API's JSON instead of tables
 ${API_HELP}`,
-  options: { ...API_OPTIONS, from: { type: 'string' }, to: { type: 'string' }, model: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } },
+  options: { ...API_OPTIONS, from: { type: 'string' }, to: { type: 'string' }, model: { type: 'string' }, limit: { type: 'string' }, versions: { type: 'string' }, json: { type: 'boolean' } },
   positionals: [0, 1],
   async run({ values, positionals, api }) {
     const q = new URLSearchParams();
@@ -113,6 +119,12 @@ ${API_HELP}`,
       if (positionals[0] !== undefined) throw new UsageError('--limit is for the tenant report (a handle report has one handle)');
       if (!/^[1-9]\d{0,5}$/.test(String(values.limit))) throw new UsageError(`--limit: a whole number of handles from 1 is expected, not '${String(values.limit)}'`);
       q.set('limit', String(values.limit));
+    }
+    if (values.versions !== undefined) {
+      if (positionals[0] === undefined) throw new UsageError('--versions is for a handle report (the tenant report has a row per handle)');
+      const n = String(values.versions);
+      if (!/^[1-9]\d{0,3}$/.test(n) || Number(n) > VERSIONS_MAX) throw new UsageError(`--versions: a whole number of versions from 1 to ${VERSIONS_MAX} is expected, not '${n}'`);
+      q.set('versions', n);
     }
     // Reports count whole UTC days: a --from on a later day than --to is a usage error, as the API would refuse it.
     const [from, to] = [q.get('from'), q.get('to')].map((v) => (v === null ? null : Math.floor(Date.parse(v) / DAY_MS)));
@@ -147,6 +159,9 @@ function time(flag: string, v: string): string {
   return v;
 }
 
+/** The most versions the API lists at once. */
+const VERSIONS_MAX = 1000;
+
 const DAY = z.iso.date();
 const INSTANT = z.iso.datetime({ offset: true });
 
@@ -154,7 +169,8 @@ function handleText(r: HandleReport): string {
   const h = r.handle;
   const title = `handle ${h.id}  ${[h.type, h.kind].filter(Boolean).join('/')}${h.name ? `  "${printable(h.name)}"` : ''}${h.deleted ? '  (deleted)' : ''}`;
   const parts = [title, rangeLine(r.range), totalsText(r)];
-  if (r.versions.length > 1) parts.push(`by version\n${rowsTable('version', r.versions.map((v) => ({ ...v, label: `@${v.version}` })))}`);
+  const older = r.versions_listed ? r.versions_listed.from - 1 : 0;
+  if (r.versions.length > 1 || older > 0) parts.push(`by version\n${rowsTable('version', r.versions.map((v) => ({ ...v, label: `@${v.version}` })))}${older > 0 ? `\n${leftOut(older, r)}` : ''}`);
   if (r.drift.length) parts.push(`${r.drift.length} recent drift finding${r.drift.length === 1 ? '' : 's'}: see --json or the dashboard`);
   return parts.join('\n\n');
 }
@@ -204,6 +220,12 @@ function totalsText(t: Totals): string {
     `capture rate ${percent(t.capture_rate)} (captured ${tokens(t.tokens.captured)} / opportunity with a cache report ${tokens(t.tokens.reported_opportunity ?? t.tokens.opportunity)})${unknown}`,
     table(['money', m.currency], moneyRows, ['left', 'right']),
   ].join('\n\n');
+}
+
+/** The line under a handle report's versions when older versions were left out (the totals still count them). */
+function leftOut(older: number, r: HandleReport): string {
+  const total = r.versions_total ?? older + r.versions.length;
+  return `${tokens(older)} older version${older === 1 ? '' : 's'} of ${tokens(total)} left out (in the totals above; --versions N lists the newest N, up to ${tokens(VERSIONS_MAX)})`;
 }
 
 function rowsTable(first: string, rows: Row[]): string {

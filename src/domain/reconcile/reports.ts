@@ -1,5 +1,5 @@
 import { requestsColumn, ROLLUP_CLASSES } from './waterfall';
-import type { CalibrationRow, HandleSums, RollupRow, Store } from '../../store/store';
+import type { CalibrationRow, HandleRow, HandleSums, RollupRow, Store } from '../../store/store';
 import { notFound } from '../errors';
 import type { PendingPremiums, PendingRow } from './write-premiums';
 
@@ -9,6 +9,17 @@ export interface ReportRange {
   from?: number;
   to?: number;
   model?: string;
+}
+
+/** How many versions a handle report lists by default (`?versions=`), newest first: a session has one per turn. */
+export const VERSIONS_LISTED = 50;
+/** The most it lists at once. */
+export const VERSIONS_LISTED_MAX = 1000;
+
+/** Which versions a handle report lists: at most `versions` of them, through `through` (the latest when absent). */
+export interface VersionPage {
+  versions: number;
+  through?: number;
 }
 
 /** Sums of rollup rows: tokens and requests per class, and money. */
@@ -127,15 +138,28 @@ export class Reports {
       .map(({ day, ...row }) => (keepDay ? { ...row, day } : row) as unknown as RollupRow);
   }
 
-  handle(tenantId: string, handleId: string, range: ReportRange, now: number) {
-    const handle = this.reportedHandle(tenantId, handleId);
+  /**
+   * A handle's report: totals and per-model figures over all its versions (summed per model in SQL), and figures per
+   * version for a window of at most `page.versions` versions only, through `page.through` (the latest when absent):
+   * a session has one version per turn, and its report would grow with every turn.
+   */
+  handle(tenantId: string, handleId: string, range: ReportRange, now: number, page: VersionPage = { versions: VERSIONS_LISTED }) {
+    const row = this.handleRow(tenantId, handleId);
     const span = days(range, now);
-    const rows = [...this.store.sumRollups({ tenantId, handleId, ...span, model: range.model }), ...this.pendingRows(this.pending.rows(tenantId, now), handleId, span, range.model)];
+    const q = { tenantId, handleId, ...span, model: range.model };
+    const total = row.latestVersion;
+    const to = Math.min(page.through ?? total, total);
+    const listed = { from: Math.max(1, to - page.versions + 1), to };
+    const pending = this.pendingRows(this.pending.rows(tenantId, now), handleId, span, range.model);
+    const rows = [...this.store.sumModelRollups(q), ...pending];
+    const versionRows = [...this.store.sumVersionRollups({ ...q, versions: listed }), ...pending.filter((p) => p.version >= listed.from && p.version <= listed.to)];
     return {
-      handle,
+      handle: handleView(row),
       range: rangeView(range, now),
       ...sum(rows),
-      versions: byVersion(rows),
+      versions_total: total,
+      versions_listed: listed,
+      versions: byVersion(versionRows),
       models: [...groupBy(rows, (r) => r.model)].map(([model, rs]) => ({ model, ...sum(rs) })),
       drift: this.drift(tenantId, handleId, span, range.model),
     };
@@ -171,9 +195,13 @@ export class Reports {
   }
 
   private reportedHandle(tenantId: string, handleId: string) {
+    return handleView(this.handleRow(tenantId, handleId));
+  }
+
+  private handleRow(tenantId: string, handleId: string): HandleRow {
     const handle = this.store.getHandle(handleId);
     if (!handle || handle.tenantId !== tenantId) throw notFound(`handle ${handleId}`);
-    return { id: handle.id, type: handle.type, kind: handle.kind, name: handle.name, deleted: handle.deletedAt !== null };
+    return handle;
   }
 
   /** The drift findings of the same requests as the figures: started on the range's days, of its model. */
@@ -219,6 +247,10 @@ export class Reports {
     });
     return { range: rangeView(range, now), ...sum(totals), handles_total: ranked.length, handles };
   }
+}
+
+function handleView(handle: HandleRow) {
+  return { id: handle.id, type: handle.type, kind: handle.kind, name: handle.name, deleted: handle.deletedAt !== null };
 }
 
 /** The range as counted: whole UTC days, from the first day's start to the last day's last millisecond. */

@@ -1,6 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Reconciler } from '../../domain/reconcile/reconciler';
-import type { Reports } from '../../domain/reconcile/reports';
+import { VERSIONS_LISTED, VERSIONS_LISTED_MAX, type Reports } from '../../domain/reconcile/reports';
 import type { RequestService } from '../../domain/requests';
 import { DAY_MS, MAX_TIME, MIN_EPOCH_MS, type Clock } from '../../domain/clock';
 import { logUnhandled, problemBody } from '../problem';
@@ -103,6 +103,35 @@ const TenantReportQuery = rangeQuery.extend({
     .openapi({ description: 'Only the first `limit` handles by leaked money (`handles_total` says how many there are); all of them when absent.' }),
 });
 
+/** A whole number from 1 to `max` in a query string, refused with one message saying so. */
+const wholeNumber = (name: string, max: number) => {
+  const message = `${name} must be a whole number from 1 to ${max.toLocaleString('en-US')}`;
+  return z
+    .string()
+    .regex(/^[0-9]{1,7}$/, message)
+    .transform(Number)
+    .pipe(z.number().int().min(1, message).max(max, message));
+};
+
+const HandleReportQuery = rangeQuery.extend({
+  versions: wholeNumber('versions', VERSIONS_LISTED_MAX)
+    .default(VERSIONS_LISTED)
+    .openapi({
+      type: 'integer',
+      minimum: 1,
+      maximum: VERSIONS_LISTED_MAX,
+      default: VERSIONS_LISTED,
+      description: 'How many versions `versions` lists, the newest first (a session has one per turn). The totals and `models` are over every version whatever this is; `versions_total` and `versions_listed` say which are listed.',
+    }),
+  versions_through: wholeNumber('versions_through', 1_000_000)
+    .optional()
+    .openapi({
+      type: 'integer',
+      minimum: 1,
+      description: 'The newest version to list (the latest when absent, or when past it): `versions_listed.from - 1` of one answer lists the versions before it.',
+    }),
+});
+
 const ListRequestsQuery = z.object({
   handle: z
     .string()
@@ -174,7 +203,7 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
     }),
     handleReport: createRoute({
       method: 'get', path: '/v1/reports/handles/{id}', tags: ['reports'], summary: 'Reuse waterfall and money for one handle',
-      request: { params: z.object({ id: IdParam }), query: rangeQuery },
+      request: { params: z.object({ id: IdParam }), query: HandleReportQuery },
       responses: { 200: json(HandleReportSchema, 'The report'), ...readErrors },
     }),
     tenantReport: createRoute({
@@ -225,7 +254,8 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
 
   app.openapi(routes.handleReport, (c) => {
     const now = deps.clock.now();
-    const report = deps.reports.handle(c.get('auth').tenantId, c.req.valid('param').id, inRange(c.req.valid('query'), now), now);
+    const { versions, versions_through: through, ...range } = c.req.valid('query');
+    const report = deps.reports.handle(c.get('auth').tenantId, c.req.valid('param').id, inRange(range, now), now, { versions, through });
     return c.json(report as unknown as Record<string, unknown>, 200);
   });
 
