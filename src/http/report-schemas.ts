@@ -165,6 +165,8 @@ const totals = {
   money,
 };
 
+const { requests: _requests, ...totalsAfterRequests } = totals;
+
 const range = z.object({ from: time.nullable(), to: time, model: z.string().nullable() });
 
 export const HandleReportSchema = z
@@ -177,7 +179,20 @@ export const HandleReportSchema = z
       .object({ from: int, to: int })
       .openapi({ description: 'The versions `versions` covers, both included: the newest `?versions=` (50 by default) through `?versions_through=` (the latest by default). `from` > 1: older ones were left out; ask with `versions_through=from-1` for them.' }),
     versions: z
-      .array(z.object({ version: int, ...totals }))
+      .array(
+        z.object({
+          version: int,
+          requests: int.openapi({
+            description:
+              "Requests whose newest version of the handle was this one (for a session: that rendered it at this version); `requests_with` counts these too, by the classes of all the handle's tokens in them. Summed over the versions, each request once.",
+          }),
+          requests_including: int.openapi({
+            description:
+              "Requests whose prompt had this version's content: those its `tokens` and money are summed over. For a session, version k's batch is in every request at version k or later (a version 1 without messages: its own requests); for an artifact or bundle, the same as `requests`.",
+          }),
+          ...totalsAfterRequests,
+        }),
+      )
       .openapi({ description: 'Figures per version of `versions_listed`, oldest first: only versions with figures in the range. Tokens count on the version whose content they are.' }),
     models: z.array(z.object({ model: z.string(), ...totals })),
     drift: z.array(DriftFindingSchema.omit({ previous_request: true }).extend({ request_id: z.string(), previous_request_id: z.string(), at: time })).openapi({ description: 'The most recent drift findings in the range, newest first.' }),

@@ -261,6 +261,8 @@ export const rollups = sqliteTable(
     requests: integer('requests').notNull().default(0),
     ...(classColumns as {}),
     ...(moneyColumns as {}),
+    /** Requests that had content of this version (`requests` counts a request on its newest version's row only). */
+    requestsIncluding: integer('requests_including').notNull().default(0),
   },
   (t) => [
     primaryKey({ columns: [t.tenantId, t.handleId, t.version, t.day, t.model] }),
@@ -285,6 +287,7 @@ export const rollupsSpan = sqliteTable(
     requests: integer('requests').notNull().default(0),
     ...(classColumns as {}),
     ...(moneyColumns as {}),
+    requestsIncluding: integer('requests_including').notNull().default(0),
   },
   // Handle first: a report's sum over several spans is grouped by handle in key order, without a sort.
   (t) => [primaryKey({ columns: [t.tenantId, t.handleId, t.model, t.span] })],

@@ -274,7 +274,7 @@ describe('prefix-handles CLI', () => {
     expect(flipped.out).not.toContain('\u202e');
   });
 
-  it("lists a long session's newest versions and says how many older ones were left out", async () => {
+  it("lists a long session's newest versions, says how many older ones were left out, and both request counts of each", async () => {
     const { key, client } = t.tenant();
     const sys = await mintSystem(client, `${LONG_SYSTEM} session`);
     const ses = (await client.post('/v1/sessions', { messages: [{ role: 'user', content: 'turn 1' }] })).json;
@@ -304,6 +304,13 @@ describe('prefix-handles CLI', () => {
     expect(rows(five)).toEqual([56, 57, 58, 59, 60]);
     expect(rows(byDefault)).toEqual(Array.from({ length: 50 }, (_, i) => 11 + i));
     expect(rows(all)).toEqual(Array.from({ length: 60 }, (_, i) => 1 + i));
+    // Sent in: the requests that had the version's messages; as newest: those that rendered the session at it.
+    expect(five.out).toMatch(/^version +sent in +as newest +referenced /m);
+    expect(five.out).toMatch(/^@57 +1 +0 /m);
+    expect(five.out).toMatch(/^@60 +1 +1 /m);
+    expect(all.out).toMatch(/^@54 +2 +1 /m);
+    expect(all.out).toMatch(/^@55 +1 +0 /m);
+    expect(all.out).toMatch(/^@2 +2 +0 /m);
     // The totals are the same whatever the rows listed.
     expect(five.out.split('by version')[0]).toBe(all.out.split('by version')[0]);
     expect(tenantWide.code).toBe(2);

@@ -23,6 +23,7 @@ const CALLS_AT = [2, 10, 60, 61, 120];
 interface VersionRow {
   version: number;
   requests: number;
+  requests_including: number;
   tokens: Record<string, number>;
   requests_with: Record<string, number>;
   money: Record<string, number>;
@@ -100,6 +101,23 @@ describe('a handle report of a session with more versions than it lists', () => 
     expect(totals.models).toHaveLength(1);
   });
 
+  it("counts beside each version's newest-version requests the requests that sent its content, which its tokens are summed over", async () => {
+    const { client } = t.tenant();
+    const ses = await longSession(client);
+    const rows: VersionRow[] = (await client.get(`/v1/reports/handles/${ses.id}?versions=1000`)).json.versions;
+    const at = (v: number) => rows.find((r) => r.version === v)!;
+    // Version k's batch went out with every call at version k or later; a call counts in `requests` at its version only.
+    for (const v of [1, 2, 3, 10, 11, 60, 61, 62, 120]) {
+      const sentIn = CALLS_AT.filter((c) => c >= v).length;
+      expect({ v, requests: at(v).requests, requests_including: at(v).requests_including }).toEqual({ v, requests: CALLS_AT.includes(v) ? 1 : 0, requests_including: sentIn });
+    }
+    // Version 2: one request at it, its batch in five; every version's referenced tokens come from requests_including requests.
+    expect(at(2).requests).toBe(1);
+    expect(at(2).requests_including).toBe(5);
+    expect(at(50).requests_with.referenced).toBe(0);
+    expect(at(50).tokens.referenced).toBeGreaterThan(0);
+  });
+
   it('lists a window through versions_through (past the latest: the latest)', async () => {
     const { client } = t.tenant();
     const ses = await longSession(client);
@@ -115,16 +133,16 @@ describe('a handle report of a session with more versions than it lists', () => 
 });
 
 describe('a handle report of an artifact', () => {
-  it('lists every version of a short history', async () => {
+  it('lists every version of a short history, each request counted once on the version it sent', async () => {
     const { client } = t.tenant();
     const sys = await mintSystem(client, `${LONG_SYSTEM} artifact`);
     for (const text of ['v2', 'v3']) expect((await client.post(`/v1/artifacts/${sys.id}/versions`, { content: `${LONG_SYSTEM} ${text}` })).status).toBe(201);
     for (const ref of [`${sys.id}@1`, `${sys.id}@3`, `${sys.id}@3`]) await call(client, ref);
     const rep = (await client.get(`/v1/reports/handles/${sys.id}`)).json;
     expect({ total: rep.versions_total, listed: rep.versions_listed }).toEqual({ total: 3, listed: { from: 1, to: 3 } });
-    expect(rep.versions.map((v: VersionRow) => [v.version, v.requests])).toEqual([
-      [1, 1],
-      [3, 2],
+    expect(rep.versions.map((v: VersionRow) => [v.version, v.requests, v.requests_including])).toEqual([
+      [1, 1, 1],
+      [3, 2, 2],
     ]);
   });
 });

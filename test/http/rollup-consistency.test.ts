@@ -133,7 +133,7 @@ const TOKEN_COLUMNS = ['referenced', 'opportunity', 'reported_opportunity', 'pre
 const MONEY_COLUMNS = ['cost_actual', 'cost_no_cache', 'cost_perfect', 'cost_unknown', 'write_premium_paid', 'write_premium_read', 'write_premium_pending'] as const;
 type Row = { handle: string; version: number; day: number; model: string; v: Record<string, number> };
 
-const zero = () => Object.fromEntries([...TOKEN_COLUMNS.flatMap((c) => [c, `req_${c}`]), 'requests', ...MONEY_COLUMNS].map((c) => [c, 0])) as Record<string, number>;
+const zero = () => Object.fromEntries([...TOKEN_COLUMNS.flatMap((c) => [c, `req_${c}`]), 'requests', 'requests_including', ...MONEY_COLUMNS].map((c) => [c, 0])) as Record<string, number>;
 const refOf = (ref: string) => {
   const at = ref.indexOf('@');
   return at < 0 ? { id: ref, version: 0 } : { id: ref.slice(0, at), version: Number(ref.slice(at + 1)) };
@@ -165,6 +165,8 @@ function expectedRows(requests: StoredRequest[], now: number): Row[] {
     // Per handle: its tokens in this request, and the latest version it was used at.
     const perHandle = new Map<string, { version: number; v: Record<string, number> }>();
     const paid = new Map<string, number>();
+    // Every handle version it had content of: each of their rows counts it once.
+    const including = new Map<string, [string, number]>();
     for (const s of o.segments) {
       if (s.source === 'inline') continue;
       const keys = new Map<string, number>();
@@ -188,6 +190,7 @@ function expectedRows(requests: StoredRequest[], now: number): Row[] {
           v.write_premium_paid! += s.cost.write_premium;
         };
         add(row(handle, version, day, req.model));
+        including.set(`${handle}@${version}`, [handle, version]);
         let h = perHandle.get(handle);
         if (!h) perHandle.set(handle, (h = { version, v: zero() }));
         h.version = Math.max(h.version, version);
@@ -195,6 +198,7 @@ function expectedRows(requests: StoredRequest[], now: number): Row[] {
         paid.set(`${handle}@${version}`, (paid.get(`${handle}@${version}`) ?? 0) + s.cost.write_premium);
       }
     }
+    for (const [handle, version] of including.values()) row(handle, version, day, req.model).requests_including! += 1;
     for (const [handle, h] of perHandle) {
       const v = row(handle, h.version, day, req.model);
       v.requests! += 1;
@@ -227,6 +231,7 @@ function totals(rows: Row[]) {
   for (const r of rows) for (const k in v) v[k]! += r.v[k]!;
   return {
     requests: v.requests,
+    requests_including: v.requests_including,
     tokens: Object.fromEntries(TOKEN_COLUMNS.map((c) => [c, v[c]])),
     requests_with: Object.fromEntries(TOKEN_COLUMNS.map((c) => [c, v[`req_${c}`]])),
     capture_rate: v.reported_opportunity ? round(v.captured! / v.reported_opportunity) : null,
@@ -577,11 +582,16 @@ async function run({ models, prefixes: usedPrefixes, ops }: { models: Model[]; p
           expect(res.status, res.text).toBe(200);
           const what = `${handle} ?${range.q}&${page}`;
           same(res.json, totals(mine), what);
+          expect(res.json.requests_including, what).toBeUndefined();
           expect({ total: res.json.versions_total, listed: res.json.versions_listed }, what).toEqual({ total: latest, listed: { from: window[0], to: window[1] } });
           const listed = mine.filter((r) => r.version >= window[0] && r.version <= window[1]);
           const versions = [...new Set(listed.map((r) => r.version))].sort((a, b) => a - b);
           expect(res.json.versions.map((v: { version: number }) => v.version), `${what} versions`).toEqual(versions);
-          for (const v of res.json.versions) same(v, totals(listed.filter((r) => r.version === v.version)), `${handle}@${v.version} ?${range.q}`);
+          for (const v of res.json.versions) {
+            const expected = totals(listed.filter((r) => r.version === v.version));
+            same(v, expected, `${handle}@${v.version} ?${range.q}`);
+            expect(v.requests_including, `${handle}@${v.version} requests_including ?${range.q}`).toBe(expected.requests_including);
+          }
           expect(new Set(res.json.models.map((m: { model: string }) => m.model)), `${handle} models ?${range.q}`).toEqual(new Set(mine.map((r) => r.model)));
           for (const m of res.json.models) same(m, totals(mine.filter((r) => r.model === m.model)), `${handle} on ${m.model} ?${range.q}`);
         }

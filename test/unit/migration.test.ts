@@ -119,6 +119,53 @@ describe('migration 0005 (request_handles)', () => {
   });
 });
 
+describe('migration 0013 (rollups.requests_including)', () => {
+  it("counts on each stored row the requests that had its version's content, and drops the spans to be made again", () => {
+    dir = mkdtempSync(join(tmpdir(), 'ph-migrate-'));
+    const file = join(dir, 'db.sqlite');
+    const old = atMigration(file, JOURNAL.entries.findIndex((e) => e.tag === '0013_rollups_requests_including'));
+    old.prepare("insert into tenants (id, name, created_at) values ('ten_1', 't', 0)").run();
+    const handle = old.prepare("insert into handles (id, tenant_id, type, latest_version, created_at) values (?, 'ten_1', ?, ?, 0)");
+    const version = old.prepare("insert into handle_versions (handle_id, version, created_at, digest, size, message_count) values (?, ?, 0, 'd', 1, ?)");
+    // ses_a started with messages; ses_b without (its version 1 appended no batch: its row is the base's, of its own requests).
+    for (const [id, type, versions, firstCount] of [['ses_a', 'session', 4, 1], ['ses_b', 'session', 3, 0], ['art_c', 'artifact', 2, null]] as const) {
+      handle.run(id, type, versions);
+      for (let v = 1; v <= versions; v++) version.run(id, v, v === 1 ? firstCount : v);
+    }
+    const rollup = old.prepare("insert into rollups (tenant_id, handle_id, version, day, model, requests, referenced) values ('ten_1', ?, ?, ?, ?, ?, 100)");
+    // [handle, version, day, model, requests]: a request counts on its newest version's row.
+    const rows = [
+      ['ses_a', 1, 10, 'm', 2], ['ses_a', 2, 10, 'm', 0], ['ses_a', 3, 10, 'm', 1], ['ses_a', 4, 10, 'm', 3],
+      // Another day and another model are counted apart.
+      ['ses_a', 1, 11, 'm', 0], ['ses_a', 2, 11, 'm', 4], ['ses_a', 1, 10, 'n', 5],
+      ['ses_b', 1, 10, 'm', 2], ['ses_b', 2, 10, 'm', 1], ['ses_b', 3, 10, 'm', 6],
+      ['art_c', 1, 10, 'm', 7], ['art_c', 2, 10, 'm', 1], ['*', 0, 10, 'm', 9],
+    ] as const;
+    for (const r of rows) rollup.run(...r);
+    old.prepare("insert into rollups_span (tenant_id, handle_id, model, span, requests) values ('ten_1', 'ses_a', 'm', -1, 10)").run();
+    old.prepare("insert into rollups_span_through (tenant_id, span, through) values ('ten_1', -1, 11)").run();
+    old.close();
+
+    const opened = openDb(file);
+    try {
+      const got = opened.sqlite.prepare('select handle_id, version, day, model, requests, requests_including from rollups order by handle_id, model, day, version').all();
+      const expected = [
+        // Version k of ses_a: the requests of versions k and after, that day, on that model.
+        ['ses_a', 1, 10, 'm', 2, 6], ['ses_a', 2, 10, 'm', 0, 4], ['ses_a', 3, 10, 'm', 1, 4], ['ses_a', 4, 10, 'm', 3, 3],
+        ['ses_a', 1, 11, 'm', 0, 4], ['ses_a', 2, 11, 'm', 4, 4], ['ses_a', 1, 10, 'n', 5, 5],
+        ['ses_b', 1, 10, 'm', 2, 2], ['ses_b', 2, 10, 'm', 1, 7], ['ses_b', 3, 10, 'm', 6, 6],
+        ['art_c', 1, 10, 'm', 7, 7], ['art_c', 2, 10, 'm', 1, 1], ['*', 0, 10, 'm', 9, 9],
+      ].map(([handle_id, version, day, model, requests, requests_including]) => ({ handle_id, version, day, model, requests, requests_including }));
+      expect(got).toEqual(expect.arrayContaining(expected));
+      expect(got).toHaveLength(expected.length);
+      expect(opened.sqlite.prepare('select count(*) from rollups_span').pluck().get()).toBe(0);
+      expect(opened.sqlite.prepare('select count(*) from rollups_span_through').pluck().get()).toBe(0);
+    } finally {
+      opened.close();
+    }
+  });
+});
+
 describe('a database a newer version migrated', () => {
   it('is refused at open, naming it, and left as it was (drizzle alone would run on it and write rows that version misreads)', () => {
     dir = mkdtempSync(join(tmpdir(), 'ph-migrate-newer-'));

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { seg } from '../api';
 import { DAY_MS, MAX_TIME, MIN_EPOCH_MS } from '../../domain/clock';
 import { API_HELP, API_OPTIONS, UsageError, type Command } from '../command';
-import { percent, printable, table, tokens, usd } from '../table';
+import { percent, printable, table, tokens, usd, type Align } from '../table';
 
 interface Totals {
   requests: number;
@@ -42,7 +42,7 @@ interface HandleReport extends Totals {
   /** Absent from an older service, which listed every version. */
   versions_total?: number;
   versions_listed?: { from: number; to: number };
-  versions: Array<Totals & { version: number }>;
+  versions: Array<Totals & { version: number; requests_including?: number }>;
   drift: unknown[];
 }
 
@@ -85,7 +85,10 @@ export const report: Command = {
 Without a handle: the tenant's totals and its handles ranked by leaked money.
 With a handle (an id; a ref's @version is ignored): its waterfall (a bundle's covers
 its members, an artifact's its uses inside bundles) and a row per version, the newest
-50 (--versions N: the newest N; a session has one per turn).
+50 (--versions N: the newest N; a session has one per turn). In that table "sent in"
+counts the requests whose prompt had the version's content (its tokens are theirs),
+"as newest" those for which it was the handle's newest version: a session's version 2
+holds the messages appended then, sent again by every later turn.
 
 Token classes, in the order the gates apply:
   referenced    expanded from a handle
@@ -170,7 +173,7 @@ function handleText(r: HandleReport): string {
   const title = `handle ${h.id}  ${[h.type, h.kind].filter(Boolean).join('/')}${h.name ? `  "${printable(h.name)}"` : ''}${h.deleted ? '  (deleted)' : ''}`;
   const parts = [title, rangeLine(r.range), totalsText(r)];
   const older = r.versions_listed ? r.versions_listed.from - 1 : 0;
-  if (r.versions.length > 1 || older > 0) parts.push(`by version\n${rowsTable('version', r.versions.map((v) => ({ ...v, label: `@${v.version}` })))}${older > 0 ? `\n${leftOut(older, r)}` : ''}`);
+  if (r.versions.length > 1 || older > 0) parts.push(`by version\n${versionsTable(r.versions)}${older > 0 ? `\n${leftOut(older, r)}` : ''}`);
   if (r.drift.length) parts.push(`${r.drift.length} recent drift finding${r.drift.length === 1 ? '' : 's'}: see --json or the dashboard`);
   return parts.join('\n\n');
 }
@@ -179,7 +182,7 @@ function tenantText(r: TenantReport): string {
   const rows = r.handles.map((h) => ({ ...h, label: `${h.id}${h.kind ? ` ${h.kind}` : h.type ? ` ${h.type}` : ''}${h.name ? ` "${h.name}"` : ''}${h.deleted ? ' (deleted)' : ''}` }));
   const parts = ['tenant report', rangeLine(r.range), totalsText(r)];
   const shown = r.handles_total !== undefined && r.handles_total > rows.length ? ` (the ${rows.length} that leaked most of ${r.handles_total})` : '';
-  parts.push(rows.length ? `handles, by leaked money${shown}\n${rowsTable('handle', rows)}` : 'no handles were referenced in this range');
+  parts.push(rows.length ? `handles, by leaked money${shown}\n${rowsTable(['handle', 'requests'], rows)}` : 'no handles were referenced in this range');
   return parts.join('\n\n');
 }
 
@@ -228,12 +231,21 @@ function leftOut(older: number, r: HandleReport): string {
   return `${tokens(older)} older version${older === 1 ? '' : 's'} of ${tokens(total)} left out (in the totals above; --versions N lists the newest N, up to ${tokens(VERSIONS_MAX)})`;
 }
 
-function rowsTable(first: string, rows: Row[]): string {
+/** Versions' rows: "sent in" the requests whose prompt had the version's content, "as newest" those that had it as the handle's newest. */
+function versionsTable(versions: HandleReport['versions']): string {
+  return rowsTable(
+    ['version', 'sent in', 'as newest'],
+    versions.map((v) => ({ ...v, label: `@${v.version}` })),
+    (v) => [v.requests_including === undefined ? '—' : tokens(v.requests_including), tokens(v.requests)],
+  );
+}
+
+function rowsTable<R extends Row>(first: string[], rows: R[], counts: (r: R) => string[] = (r) => [tokens(r.requests)]): string {
   return table(
-    [first, 'requests', 'referenced', 'opportunity', 'captured', 'capture', 'leaked', 'realised', 'unread premiums', 'within TTL'],
+    [...first, 'referenced', 'opportunity', 'captured', 'capture', 'leaked', 'realised', 'unread premiums', 'within TTL'],
     rows.map((r) => [
       r.label,
-      tokens(r.requests),
+      ...counts(r),
       tokens(r.tokens.referenced),
       tokens(r.tokens.opportunity),
       tokens(r.tokens.captured),
@@ -243,6 +255,6 @@ function rowsTable(first: string, rows: Row[]): string {
       usd(r.money.write_premiums_unread),
       usd(r.money.write_premiums_pending),
     ]),
-    ['left', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right'],
+    first.map((_, i) => (i === 0 ? 'left' : 'right')).concat(Array<Align>(8).fill('right')),
   );
 }

@@ -845,7 +845,8 @@ export function totalMismatch(estimated: number, reported: number): TotalMismatc
 /**
  * Adds each handle segment to every handle on its path (by version), and to the
  * tenant's totals. A request counts once per handle, on the row of the latest
- * version it used, whatever number of that handle's segments it had. Input billed
+ * version it used, whatever number of that handle's segments it had (`requests`),
+ * and once on each version's row it had content of (`requests_including`). Input billed
  * outside every segment (Gemini's tool-use prompts) is the request's alone, as its
  * inline content is: the totals count handle content.
  */
@@ -858,6 +859,7 @@ function rollupDeltas(tenantId: string, day: number, model: string, segs: Segmen
       const key = `${handleId}@${version}`;
       let row = rows.get(key);
       if (!row) rows.set(key, (row = { handleId, version, v: zeroValues() }));
+      row.v.requests_including = 1;
       addSegment(row.v, s, reported);
       let h = perHandle.get(handleId);
       if (!h) perHandle.set(handleId, (h = { version, v: zeroValues() }));

@@ -106,9 +106,17 @@ function days(range: ReportRange, now: number) {
   return { fromDay: Math.floor((range.from ?? 0) / DAY), toDay: Math.floor((range.to ?? now) / DAY) };
 }
 
-/** Figures per version, oldest first. */
+/**
+ * Figures per version, oldest first. Beside `requests` (a request counts on its newest version's row), the requests
+ * the row's tokens come from: for a session, version k's batch is sent by every turn from version k on.
+ */
 function byVersion(rows: RollupRow[]) {
-  return [...groupBy(rows, (r) => String(r.version))].map(([v, rs]) => ({ version: Number(v), ...sum(rs) })).sort((a, b) => a.version - b.version);
+  return [...groupBy(rows, (r) => String(r.version))]
+    .map(([v, rs]) => {
+      const { requests, ...rest } = sum(rs);
+      return { version: Number(v), requests, requests_including: rs.reduce((n, r) => n + (r.requests_including ?? 0), 0), ...rest };
+    })
+    .sort((a, b) => a.version - b.version);
 }
 
 function groupBy<R extends HandleSums>(rows: R[], key: (r: R) => string): Map<string, R[]> {

@@ -17,8 +17,12 @@ export const ROLLUP_CLASSES = ['referenced', 'opportunity', 'reported_opportunit
 export const ROLLUP_MONEY = ['cost_actual', 'cost_no_cache', 'cost_perfect', 'cost_unknown', 'write_premium_paid', 'write_premium_read'] as const;
 /** A class's "requests that had any" column. */
 export const requestsColumn = (c: string) => `req_${c}`;
-/** Every value column of a rollup row, in the table's order. */
-export const ROLLUP_VALUE_COLUMNS = ['requests', ...ROLLUP_CLASSES.flatMap((c) => [c, requestsColumn(c)]), ...ROLLUP_MONEY];
+/**
+ * Every value column of a rollup row, in the table's order. `requests` counts a request once per handle, on the row of
+ * the newest version it used; `requests_including` on every version's row it had content of (a session's version k
+ * holds batch k, which every later turn sends again).
+ */
+export const ROLLUP_VALUE_COLUMNS = ['requests', ...ROLLUP_CLASSES.flatMap((c) => [c, requestsColumn(c)]), ...ROLLUP_MONEY, 'requests_including'];
 
 export const emptyCounts = (): ClassCounts => Object.fromEntries(CLASSES.map((c) => [c, 0])) as ClassCounts;
 

@@ -120,7 +120,7 @@ function versionsTable(v: HandleView): Html {
   const byVersion = new Map(v.report.versions.map((x) => [x.version, x]));
   const rows = [...v.versions].reverse().slice(0, VERSIONS_SHOWN);
   return html`<h2>Versions</h2>
-<table data-table="versions"><thead><tr><th>Version</th><th>Created</th><th class="num">Size</th><th class="num">Tokens</th><th>What the change invalidated</th><th class="num">Volatile</th><th class="num">Requests</th><th class="num">Capture</th><th class="num">Leaked</th></tr></thead><tbody>
+<table data-table="versions"><thead><tr><th>Version</th><th>Created</th><th class="num">Size</th><th class="num">Tokens</th><th>What the change invalidated</th><th class="num">Volatile</th><th class="num">Sent in</th><th class="num">As newest</th><th class="num">Capture</th><th class="num">Leaked</th></tr></thead><tbody>
 ${rows.map((row) => {
     const meta = row.meta as Meta | null;
     const rep = byVersion.get(row.version);
@@ -128,8 +128,11 @@ ${rows.map((row) => {
 <td class="num">${meta?.tokens ? html`≈${tokens(meta.tokens.anthropic)} <small class="muted">anth.</small><br>${tokens(meta.tokens.o200k_base)} <small class="muted">o200k</small>` : '—'}</td>
 <td>${invalidated(meta, row.version)}</td>
 <td class="num">${meta?.volatility?.count ?? '—'}</td>
-<td class="num">${rep ? tokens(rep.requests) : 0}</td><td class="num">${rep ? pct(rep.capture_rate) : '—'}</td><td class="num">${rep ? usd(rep.money.leaked_savings) : '—'}</td></tr>`;
-  })}</tbody></table>${v.versionCount > rows.length ? html`<p class="muted" data-versions-shown="${rows.length}" data-versions="${v.versionCount}">The latest ${rows.length} of ${tokens(v.versionCount)} versions (all of them: <code>GET /v1/handles/${v.report.handle.id}</code>).</p>` : ''}`;
+<td class="num" data-sent-in>${rep ? tokens(rep.requests_including) : 0}</td><td class="num" data-as-newest>${rep ? tokens(rep.requests) : 0}</td><td class="num">${rep ? pct(rep.capture_rate) : '—'}</td><td class="num">${rep ? usd(rep.money.leaked_savings) : '—'}</td></tr>`;
+  })}</tbody></table>
+<p class="muted">Requests: <b>sent in</b>, those whose prompt had the version's content (its capture and leak are over them); <b>as newest</b>, those that used it as the handle's newest version${
+    v.report.handle.type === 'session' ? ' (rendered the session at it): the messages a version appended are sent again by every later turn' : ''
+  }.</p>${v.versionCount > rows.length ? html`<p class="muted" data-versions-shown="${rows.length}" data-versions="${v.versionCount}">The latest ${rows.length} of ${tokens(v.versionCount)} versions (all of them: <code>GET /v1/handles/${v.report.handle.id}</code>).</p>` : ''}`;
 }
 
 interface DriftView {
