@@ -289,16 +289,24 @@ describe('prefix-handles CLI', () => {
       expect((await client.post(`/v1/sessions/${ses.id}/messages`, { messages: [{ role: v % 2 ? 'user' : 'assistant', content: `turn ${v}` }] })).status).toBe(201);
     }
     await send();
-    const [byDefault, five, all, tenantWide, zero] = await Promise.all([
+    const [byDefault, five, all, tenantWide, zero, older, badThrough] = await Promise.all([
       cli(['report', ses.id], { key }),
       cli(['report', `${ses.id}@3`, '--versions', '5'], { key }),
       cli(['report', ses.id, '--versions', '1000'], { key }),
       cli(['report', '--versions', '5'], { key }),
       cli(['report', ses.id, '--versions', '0'], { key }),
+      cli(['report', ses.id, '--versions-through', '10'], { key }),
+      cli(['report', ses.id, '--versions-through', 'latest'], { key }),
     ]);
-    for (const run of [byDefault, five, all]) expect(run.code, run.err).toBe(0);
-    expect(byDefault.out).toContain('10 older versions of 60 left out (in the totals above; --versions N lists the newest N, up to 1,000)');
+    for (const run of [byDefault, five, all, older]) expect(run.code, run.err).toBe(0);
+    expect(byDefault.out).toContain('10 older versions of 60 left out (in the totals above; --versions-through 10 lists them back from @10, --versions N up to 1,000 at once)');
     expect(five.out).toContain('55 older versions of 60 left out');
+    // Paged back as the left-out line says: the oldest ten, nothing older left out, the same totals.
+    expect([...older.out.matchAll(/^@(\d+) /gm)].map((m) => Number(m[1]))).toEqual(Array.from({ length: 10 }, (_, i) => 1 + i));
+    expect(older.out).not.toContain('left out');
+    expect(older.out.split('by version')[0]).toBe(byDefault.out.split('by version')[0]);
+    expect(badThrough.code).toBe(2);
+    expect(badThrough.err).toContain("--versions-through: a version number from 1 is expected, not 'latest'");
     expect(all.out).not.toContain('left out');
     const rows = (run: Run) => [...run.out.matchAll(/^@(\d+) /gm)].map((m) => Number(m[1]));
     expect(rows(five)).toEqual([56, 57, 58, 59, 60]);

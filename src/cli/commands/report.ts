@@ -80,7 +80,7 @@ const WATERFALL: Array<[string, number]> = [
 export const report: Command = {
   name: 'report',
   summary: 'reuse report: tokens per class, capture rate, money',
-  help: `Usage: prefix-handles report [<handle-id>] [--from T] [--to T] [--model M] [--limit N] [--versions N] [--json]
+  help: `Usage: prefix-handles report [<handle-id>] [--from T] [--to T] [--model M] [--limit N] [--versions N] [--versions-through V] [--json]
 
 Without a handle: the tenant's totals and its handles ranked by leaked money.
 With a handle (an id; a ref's @version is ignored): its waterfall (a bundle's covers
@@ -109,9 +109,11 @@ Options:
   --limit N         the tenant report: only the N handles that leaked most
   --versions N      a handle report: a row for each of the newest N versions (1 to 1000; 50
                     by default); the totals are over every version either way
+  --versions-through V   a handle report: list versions up to V instead of the newest
+                    (the left-out line names the V that pages back)
   --json            the API's JSON instead of tables
 ${API_HELP}`,
-  options: { ...API_OPTIONS, from: { type: 'string' }, to: { type: 'string' }, model: { type: 'string' }, limit: { type: 'string' }, versions: { type: 'string' }, json: { type: 'boolean' } },
+  options: { ...API_OPTIONS, from: { type: 'string' }, to: { type: 'string' }, model: { type: 'string' }, limit: { type: 'string' }, versions: { type: 'string' }, 'versions-through': { type: 'string' }, json: { type: 'boolean' } },
   positionals: [0, 1],
   async run({ values, positionals, api }) {
     const q = new URLSearchParams();
@@ -128,6 +130,12 @@ ${API_HELP}`,
       const n = String(values.versions);
       if (!/^[1-9]\d{0,3}$/.test(n) || Number(n) > VERSIONS_MAX) throw new UsageError(`--versions: a whole number of versions from 1 to ${VERSIONS_MAX} is expected, not '${n}'`);
       q.set('versions', n);
+    }
+    if (values['versions-through'] !== undefined) {
+      if (positionals[0] === undefined) throw new UsageError('--versions-through is for a handle report (the tenant report has a row per handle)');
+      const v = String(values['versions-through']);
+      if (!/^[1-9]\d{0,6}$/.test(v)) throw new UsageError(`--versions-through: a version number from 1 is expected, not '${v}'`);
+      q.set('versions_through', v);
     }
     // Reports count whole UTC days: a --from on a later day than --to is a usage error, as the API would refuse it.
     const [from, to] = [q.get('from'), q.get('to')].map((v) => (v === null ? null : Math.floor(Date.parse(v) / DAY_MS)));
@@ -228,7 +236,7 @@ function totalsText(t: Totals): string {
 /** The line under a handle report's versions when older versions were left out (the totals still count them). */
 function leftOut(older: number, r: HandleReport): string {
   const total = r.versions_total ?? older + r.versions.length;
-  return `${tokens(older)} older version${older === 1 ? '' : 's'} of ${tokens(total)} left out (in the totals above; --versions N lists the newest N, up to ${tokens(VERSIONS_MAX)})`;
+  return `${tokens(older)} older version${older === 1 ? '' : 's'} of ${tokens(total)} left out (in the totals above; --versions-through ${older} lists them back from @${older}, --versions N up to ${tokens(VERSIONS_MAX)} at once)`;
 }
 
 /** Versions' rows: "sent in" the requests whose prompt had the version's content, "as newest" those that had it as the handle's newest. */
