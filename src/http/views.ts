@@ -1,7 +1,7 @@
 import type { HandleRow, RequestRow, VersionRow } from '../store/store';
-import { formatRef, parseRef } from '../domain/ids';
+import { formatRef } from '../domain/ids';
 import type { RequestOutcome } from '../domain/reconcile/reconciler';
-import { summarizeOutcome, summaryClasses, type RequestSummary } from '../domain/reconcile/request-summary';
+import { pathHandles, summarizeOutcome, summaryClasses, type RequestSummary } from '../domain/reconcile/request-summary';
 import type { RenderedSegment } from '../domain/render/request';
 import type { NormalizedUsage } from '../domain/usage/types';
 
@@ -71,12 +71,12 @@ export function failureView(raw: unknown): { status: number | null; body: unknow
 
 /** A request as one line of a list (GET /v1/requests); `handleId`: its classes count that handle's segments only. */
 export function requestSummaryView(row: RequestRow, handleId?: string) {
-  // A reconciled request is listed by its summary (see the store's listRequests); one reconciled before summaries were
-  // kept, by its outcome, summarised the same way.
+  // A reconciled request is listed by its summary (see the store's listRequests); one without a summary of this
+  // version (reconciled before they were kept, or of another shape), by its outcome, summarised the same way.
   const summary = (row.summary as RequestSummary | null | undefined) ?? (row.outcome ? summarizeOutcome(row.outcome as RequestOutcome) : null);
   const usage = row.usage as NormalizedUsage | null;
-  // Not reconciled: the handles on its segments' paths.
-  const handles = summary?.handles ?? [...new Set((row.segments as Array<Pick<RenderedSegment, 'path'>>).flatMap((s) => s.path.map((ref) => parseRef(ref)?.id ?? ref)))];
+  // Not reconciled: the handles on its segments' paths, kept at render (or, recorded before, read from its segments).
+  const handles = summary?.handles ?? row.handles ?? pathHandles(row.segments as Array<Pick<RenderedSegment, 'path'>>);
   return {
     id: row.id,
     status: row.status,

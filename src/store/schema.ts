@@ -179,6 +179,23 @@ export const requestSummaries = sqliteTable('request_summaries', {
     .references(() => reconciliations.seq),
   /** JSON (see request-summary.ts). */
   summary: text('summary', { mode: 'json' }).notNull(),
+  /** The summary's shape (SUMMARY_VERSION when written): a row of another is not read, the outcome is (rows before 0014: 1). */
+  version: integer('version').notNull().default(1),
+});
+
+/**
+ * What a list shows of a request before its reconciliation, written with it: a table of its own, as the list must not
+ * read the request's row past its segments (a long session's, megabytes: SQLite walks their overflow pages to reach
+ * any later column). A request recorded before this table has none (its row is read).
+ */
+export const requestLines = sqliteTable('request_lines', {
+  requestId: text('request_id')
+    .primaryKey()
+    .references(() => requests.id),
+  /** JSON: every handle id on its segments' paths, in order of first appearance. */
+  handles: text('handles', { mode: 'json' }).notNull(),
+  /** When a failed request started (null: not failed); the request's row has the rest of its failure. */
+  failedStartedAt: integer('failed_started_at'),
 });
 
 /**

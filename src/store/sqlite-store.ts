@@ -2,7 +2,7 @@ import { and, asc, desc, eq, gt, gte, isNull, lt, lte, sql } from 'drizzle-orm';
 import type { Db, WalSync } from './db';
 import { apiKeys, blobs, calibration, driftFindings, handlePins, handles, handleVersions, requestInline, requests, tenants } from './schema';
 import { DAY_MS, type Clock } from '../domain/clock';
-import { parseRef } from '../domain/ids';
+import { pathHandles, SUMMARY_VERSION } from '../domain/reconcile/request-summary';
 import { ROLLUP_VALUE_COLUMNS } from '../domain/reconcile/waterfall';
 import type {
   ApiKeyRow,
@@ -66,17 +66,10 @@ const REQUEST_SELECT = `select r.id, r.tenant_id, r.scope, r.format, r.model, r.
   c.started_at, c.first_byte_at, c.finished_at, c.report_hash, c.usage_raw, c.usage, c.diagnostics, c.outcome, c.write_premium, c.write_read
   from requests r left join reconciliations c on c.seq = r.reconciled_seq`;
 
-/** Every handle id on a request's segment paths (a ref is `id@version`), once each. */
-function handlesOf(segments: unknown): Set<string> {
-  const ids = new Set<string>();
-  for (const s of segments as Array<{ path: string[] }>) for (const ref of s.path) ids.add(parseRef(ref)?.id ?? ref);
-  return ids;
-}
-
-/** A request as the domain sees it (JSON parsed), from a raw row of REQUEST_SELECT (its columns in that order; a list's adds the summary). */
+/** A request as the domain sees it (JSON parsed), from a raw row of REQUEST_SELECT (its columns in that order; a list's adds the summary and handles). */
 function requestFromRow(row: unknown[]): RequestRow {
   const [id, tenantId, scope, format, model, catalogEntry, catalogFallback, renderedAt, segments, breakpoints, promptCacheKey, cacheTtl, messageSettings, providerHistory, prediction, status, startedAt, finishedAt, usageRaw] = row;
-  const [cStartedAt, cFirstByteAt, cFinishedAt, cReportHash, cUsageRaw, cUsage, cDiagnostics, cOutcome, cWritePremium, cWriteRead, summary] = row.slice(19);
+  const [cStartedAt, cFirstByteAt, cFinishedAt, cReportHash, cUsageRaw, cUsage, cDiagnostics, cOutcome, cWritePremium, cWriteRead, summary, handleIds] = row.slice(19);
   const reconciled = cReportHash !== null && cReportHash !== undefined;
   return {
     id: id as string,
@@ -105,6 +98,7 @@ function requestFromRow(row: unknown[]): RequestRow {
     diagnostics: parse(cDiagnostics),
     outcome: parse(cOutcome),
     summary: parse(summary),
+    handles: parse(handleIds),
     writePremium: parse(cWritePremium),
     writeRead: cWriteRead === 1,
   };
@@ -119,13 +113,17 @@ const ALL_DAYS = -1e9;
 const SQL = {
   insertRequest: `insert into requests (id, tenant_id, scope, format, model, catalog_entry, catalog_fallback, rendered_at, segments, breakpoints, prompt_cache_key, cache_ttl, message_settings, provider_history, prediction, status)
     values (@id, @tenantId, @scope, @format, @model, @catalogEntry, @catalogFallback, @renderedAt, @segments, @breakpoints, @promptCacheKey, @cacheTtl, @messageSettings, @providerHistory, @prediction, 'rendered')`,
+  insertLine: 'insert into request_lines (request_id, handles) values (@id, @handles)',
   insertInline: 'insert into request_inline (request_id, segment, text, truncated, expires_at) values (@requestId, @segment, @text, @truncated, @expiresAt)',
   markFailed: `update requests set status = 'failed', started_at = @startedAt, finished_at = @finishedAt, usage_raw = @usageRaw where id = @id and status = 'rendered'`,
+  // As markFailed: only a request neither failed nor reconciled (which its row's status says, past its segments).
+  markLineFailed: `update request_lines set failed_started_at = @startedAt where request_id = @id and failed_started_at is null
+    and not exists (select 1 from reconciliations where request_id = @id)`,
   // A report appends its results and marks the request (a few bytes: the rendered row keeps its size).
   reconcile: `insert into reconciliations (seq, request_id, started_at, first_byte_at, finished_at, report_hash, usage_raw, usage, diagnostics, outcome, write_premium)
     values (@seq, @id, @startedAt, @firstByteAt, @finishedAt, @reportHash, @usageRaw, @usage, @diagnostics, @outcome, @writePremium)`,
   markReconciled: `update requests set status = 'reconciled', reconciled_seq = @seq where id = @id`,
-  insertSummary: 'insert into request_summaries (seq, summary) values (@seq, @summary)',
+  insertSummary: 'insert into request_summaries (seq, version, summary) values (@seq, @version, @summary)',
   insertDrift: 'insert into drift_findings (tenant_id, handle_id, request_id, previous_request_id, at, finding) values (@tenantId, @handleId, @requestId, @previousRequestId, @at, @finding)',
   calibrate: `insert into calibration (tenant_id, model, family, provider_tokens, estimated_tokens, reports) values (@tenantId, @model, @family, @providerTokens, @estimatedTokens, @reports)
     on conflict (tenant_id, model) do update set provider_tokens = provider_tokens + excluded.provider_tokens,
@@ -224,17 +222,24 @@ export class SqliteStore implements Store {
       .prepare();
     const client = db.$client;
     this.requestById = client.prepare(`${REQUEST_SELECT} where r.id = ?`).raw();
-    // A listed request is summarised: a reconciled one by its summary (its outcome only when it has none: reconciled
-    // before summaries were kept), so its segments and outcome, and every list's breakpoints, prediction and raw
-    // bodies, are not read (a long session's request holds thousands of segments, twice). Nor is write_read: stored
-    // after the outcome, it is reached through the outcome's pages.
+    // A listed request is summarised: a reconciled one by its summary (its outcome only when it has none of this
+    // version: reconciled before summaries were kept, or of another shape), one not reconciled by its line (written
+    // at render; its segments only when it has none: recorded before lines were kept). Of the request's own row only
+    // the columns before its segments are read: SQLite reaches a later column (status, started_at, reconciled_seq)
+    // by walking the segments' overflow pages, megabytes on a long session. So a reconciliation is found by its
+    // request_id, and its status is derived: reconciled with one, else failed when its line says so. Nor is
+    // write_read read: stored after the outcome, it is reached through the outcome's pages.
     this.requestSummaryById = client
       .prepare(
         `select r.id, r.tenant_id, r.scope, r.format, r.model, r.catalog_entry, r.catalog_fallback, r.rendered_at,
-         case when c.report_hash is null then r.segments end, null, r.prompt_cache_key, r.cache_ttl, r.message_settings, r.provider_history, null,
-         r.status, r.started_at, r.finished_at, null, c.started_at, c.first_byte_at, c.finished_at, c.report_hash, null, c.usage, null,
-         case when s.summary is null then c.outcome end, null, null, s.summary
-         from requests r left join reconciliations c on c.seq = r.reconciled_seq left join request_summaries s on s.seq = r.reconciled_seq where r.id = ?`,
+         case when c.report_hash is null and l.request_id is null then r.segments end, null, null, null, null, null, null,
+         case when c.report_hash is not null then 'reconciled' when l.request_id is null then r.status when l.failed_started_at is not null then 'failed' else 'rendered' end,
+         case when c.report_hash is not null then null when l.request_id is null then r.started_at else l.failed_started_at end, null, null,
+         c.started_at, c.first_byte_at, c.finished_at, c.report_hash, null, c.usage, null,
+         case when s.version is not ${SUMMARY_VERSION} then c.outcome end, null, null, case when s.version = ${SUMMARY_VERSION} then s.summary end,
+         case when c.report_hash is null then l.handles end
+         from requests r left join reconciliations c on c.request_id = r.id left join request_summaries s on s.seq = c.seq
+         left join request_lines l on l.request_id = r.id where r.id = ?`,
       )
       .raw();
     this.blobByDigest = client.prepare('select bytes from blobs where digest = ?').pluck();
@@ -520,10 +525,13 @@ export class SqliteStore implements Store {
     for (const op of ops) {
       if (op.kind === 'request') {
         out.push([this.write.insertRequest, requestParams(op.row)]);
-        for (const handleId of new Set([...handlesOf(op.row.segments), ...(op.handles ?? [])])) out.push([this.write.insertRequestHandle, { tenantId: op.row.tenantId, handleId, renderedAt: op.row.renderedAt, requestId: op.row.id }]);
+        const onPaths = pathHandles(op.row.segments as Array<{ path: string[] }>);
+        out.push([this.write.insertLine, { id: op.row.id, handles: JSON.stringify(onPaths) }]);
+        for (const handleId of new Set([...onPaths, ...(op.handles ?? [])])) out.push([this.write.insertRequestHandle, { tenantId: op.row.tenantId, handleId, renderedAt: op.row.renderedAt, requestId: op.row.id }]);
         for (const i of op.inline) out.push([this.write.insertInline, { ...i, truncated: i.truncated ? 1 : 0 }]);
       } else if (op.kind === 'failed') {
         out.push([this.write.markFailed, { id: op.requestId, startedAt: op.detail.startedAt, finishedAt: op.detail.finishedAt, usageRaw: JSON.stringify(op.detail.usageRaw) }]);
+        out.push([this.write.markLineFailed, { id: op.requestId, startedAt: op.detail.startedAt }]);
       } else if (op.kind === 'snapshot') {
         const { scope, part, row, replaces } = op.snapshot;
         if (part) out.push([this.write.appendSnapshotChanges, { scope, chain: part.chain, part: part.index, entries: JSON.stringify(part.changes) }]);
@@ -554,7 +562,7 @@ export class SqliteStore implements Store {
           },
         ]);
         out.push([this.write.markReconciled, { id: r.id, seq }]);
-        if (r.summary) out.push([this.write.insertSummary, { seq, summary: JSON.stringify(r.summary) }]);
+        if (r.summary) out.push([this.write.insertSummary, { seq, version: SUMMARY_VERSION, summary: JSON.stringify(r.summary) }]);
         for (const roll of w.rollups) addRollup(roll);
         for (const d of w.drift) out.push([this.write.insertDrift, { ...d, finding: JSON.stringify(d.finding) }]);
         if (w.calibration) {

@@ -101,6 +101,8 @@ export interface RequestRow {
   outcome?: unknown;
   /** Listed rows only (listRequests): what a list shows of the outcome (see request-summary.ts); null for a request reconciled before it was kept. */
   summary?: unknown;
+  /** Listed rows only, not reconciled: the handle ids on its segments' paths, kept at render; null for one recorded before they were. */
+  handles?: string[] | null;
   writePremium?: unknown;
   writeRead?: boolean | null;
 }
@@ -288,8 +290,11 @@ export interface Store {
   /**
    * A tenant's requests, newest rendered first, after `before`; with `handleId`, those whose segments name it.
    * `next` is where the next page starts (null: there is no more). Rows to summarise: a reconciled request comes with
-   * its summary, without its segments and outcome (the outcome only when it has no summary: reconciled before they
-   * were kept), and every row without its breakpoints, prediction, raw usage, diagnostics and write premium (null).
+   * its summary, without its segments and outcome (the outcome only when it has no summary of SUMMARY_VERSION:
+   * reconciled before they were kept, or of another shape); one not reconciled with its handles, without its segments
+   * (the segments only when it has no handles: recorded before they were kept); and every row with only what a list
+   * shows (the rest null: breakpoints, prediction, prompt cache key and settings, raw usage, diagnostics, write
+   * premium, a failure's finish).
    */
   listRequests(q: RequestListQuery): { rows: RequestRow[]; next: RequestCursor | null };
   /** Reconciliations started at or after `since` with a write premium not all read (to rebuild pending premiums). */

@@ -10,6 +10,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { openDb } from '../../src/store/db';
 import { systemClock } from '../../src/domain/clock';
 import { SqliteStore } from '../../src/store/sqlite-store';
+import { summarizeOutcome } from '../../src/domain/reconcile/request-summary';
+import { requestSummaryView } from '../../src/http/views';
 
 const MIGRATIONS = join(__dirname, '../../migrations');
 let dir: string;
@@ -160,6 +162,44 @@ describe('migration 0013 (rollups.requests_including)', () => {
       expect(got).toHaveLength(expected.length);
       expect(opened.sqlite.prepare('select count(*) from rollups_span').pluck().get()).toBe(0);
       expect(opened.sqlite.prepare('select count(*) from rollups_span_through').pluck().get()).toBe(0);
+    } finally {
+      opened.close();
+    }
+  });
+});
+
+describe('migration 0014 (request_lines, request_summaries.version)', () => {
+  it('lists the requests already recorded as before: their summaries read as of this shape, the others from their rows', () => {
+    dir = mkdtempSync(join(tmpdir(), 'ph-migrate-'));
+    const file = join(dir, 'db.sqlite');
+    const old = atMigration(file, JOURNAL.entries.findIndex((e) => e.tag === '0014_request_lines'));
+    old.prepare("insert into tenants (id, name, created_at) values ('ten_1', 't', 0)").run();
+    const [art, bnd] = ['art_', 'bnd_'].map((p) => p + 'x'.repeat(21));
+    const segments = JSON.stringify([{ source: `${art}@1`, path: [`${bnd}@2`, `${art}@1`] }, { source: 'inline', path: [] }]);
+    const insert = old.prepare(
+      `insert into requests (id, tenant_id, scope, format, model, catalog_entry, catalog_fallback, rendered_at, segments, breakpoints, status, started_at, finished_at, reconciled_seq)
+       values (?, 'ten_1', 's', 'anthropic', 'claude-sonnet-4-5', 'claude-sonnet-4-5', 0, ?, ?, '[]', ?, ?, ?, ?)`,
+    );
+    insert.run('req_r', 1000, segments, 'rendered', null, null, null);
+    insert.run('req_f', 2000, segments, 'failed', 2100, 2200, null);
+    insert.run('req_c', 3000, segments, 'reconciled', null, null, 1);
+    const outcome = { capture: 'reported', total_prompt_tokens: 9, drift: null, segments: JSON.parse(segments).map((s: object) => ({ ...s, classes: { cold: 4 } })) };
+    old.prepare(`insert into reconciliations (seq, request_id, started_at, first_byte_at, finished_at, report_hash, usage_raw, usage, outcome, write_premium)
+      values (1, 'req_c', 3100, 3200, 3300, 'h', '{}', '{"cache_read_tokens":0,"cache_write_tokens":4}', ?, '{}')`).run(JSON.stringify(outcome));
+    old.prepare('insert into request_summaries (seq, summary) values (1, ?)').run(JSON.stringify(summarizeOutcome(outcome as never)));
+    old.close();
+
+    const opened = openDb(file);
+    const store = new SqliteStore(opened.db, opened.walSync, systemClock);
+    try {
+      const rows = store.listRequests({ tenantId: 'ten_1', limit: 10 }).rows;
+      expect(rows.map((r) => [r.id, r.status, r.startedAt, r.segments !== null, r.outcome !== null, r.summary !== null])).toEqual([
+        ['req_c', 'reconciled', 3100, false, false, true],
+        ['req_f', 'failed', 2100, true, false, false],
+        ['req_r', 'rendered', null, true, false, false],
+      ]);
+      for (const r of rows) expect(requestSummaryView(r)).toEqual(requestSummaryView(store.getRequest(r.id)!));
+      expect(requestSummaryView(rows[1]!).handles).toEqual([bnd, art]);
     } finally {
       opened.close();
     }

@@ -18,22 +18,33 @@ export interface RequestSummary {
   by_handle: Record<string, Record<string, number>>;
 }
 
-export function summarizeOutcome(outcome: Pick<RequestOutcome, 'capture' | 'total_prompt_tokens' | 'drift' | 'segments'>): RequestSummary {
+/**
+ * The shape of RequestSummary, stored with each summary: a change to it bumps this, and the rows of the shape before
+ * are not read (their requests are listed from their outcomes, as those reconciled before summaries were kept).
+ */
+export const SUMMARY_VERSION = 1;
+
+/** Every handle id on the segments' paths (a ref `id@version` is named by its id), in order of first appearance. */
+export function pathHandles(segments: ReadonlyArray<{ path: readonly string[] }>): string[] {
   const handles = new Set<string>();
+  for (const s of segments) for (const ref of s.path) handles.add(parseRef(ref)?.id ?? ref);
+  return [...handles];
+}
+
+export function summarizeOutcome(outcome: Pick<RequestOutcome, 'capture' | 'total_prompt_tokens' | 'drift' | 'segments'>): RequestSummary {
   const classes: Record<string, number> = {};
   const byHandle: Record<string, Record<string, number>> = {};
   const add = (to: Record<string, number>, from: Array<[string, number]>) => {
     for (const [c, n] of from) to[c] = (to[c] ?? 0) + n;
   };
   for (const s of outcome.segments) {
-    for (const ref of s.path) handles.add(parseRef(ref)?.id ?? ref);
     const counted = Object.entries(s.classes).filter(([, n]) => n > 0);
     if (s.source === 'inline' || counted.length === 0) continue;
     add(classes, counted);
     // Once per segment, whatever the number of times its path names a handle.
     for (const id of new Set(s.path.flatMap((ref) => parseRef(ref)?.id ?? []))) add((byHandle[id] ??= {}), counted);
   }
-  return { capture: outcome.capture, prompt_tokens: outcome.total_prompt_tokens, drift: !!outcome.drift, handles: [...handles], classes, by_handle: byHandle };
+  return { capture: outcome.capture, prompt_tokens: outcome.total_prompt_tokens, drift: !!outcome.drift, handles: pathHandles(outcome.segments), classes, by_handle: byHandle };
 }
 
 /** A request's list line's tokens by class: every handle's, or one handle's (`handleId`). */
