@@ -132,7 +132,8 @@ const HandleReportQuery = rangeQuery.extend({
     }),
 });
 
-const ListRequestsQuery = z.object({
+// Strict: a parameter it does not take (a status or time filter) is refused, not ignored with every request listed.
+const ListRequestsQuery = z.strictObject({
   handle: z
     .string()
     .regex(handleIdPattern(), 'expected a handle id (art_…, bnd_… or ses_…)')
@@ -147,7 +148,7 @@ const ListRequestsQuery = z.object({
       return { renderedAt: Number(v.slice(0, at)), id: v.slice(at + 1) };
     })
     .optional()
-    .openapi({ type: 'string' }),
+    .openapi({ type: 'string', description: "The previous page's `next_cursor`: the page after it." }),
 });
 
 const json = (schema: z.ZodType, description: string) => ({ content: { 'application/json': { schema } }, description });
