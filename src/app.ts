@@ -165,6 +165,9 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   const admin = requireAdminKey(config.adminKey);
   const tenant = requireApiKey(services.tenants);
   app.use('/v1/*', async function authenticate(c, next) {
+    // An SDK pointed at the service instead of its proxy: the 404 below names the base URL, where a 401 would
+    // blame the key (its provider key, sent as the Bearer token).
+    if (MISDIRECTED_SDK_CALL.test(c.req.path)) return next();
     return ADMIN_PATH.test(c.req.path) ? admin(c, next) : tenant(c, next);
   });
   app.use('/v1/*', requireUtf8);
@@ -204,10 +207,10 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
       d.type === 'route' ? [{ path: new RegExp(`^${d.route.path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{[^}]+\}/g, '[^/]+')}$`), method: d.route.method.toUpperCase() }] : [],
     );
     const methods = [...new Set(allowed.filter((r) => r.path.test(c.req.path)).map((r) => r.method))];
-    // Under /proxy an SDK reads the problem: it carries the provider-shaped `error` member too.
-    const answer = (code: 'route_not_found' | 'method_not_allowed', detail: string) =>
-      problem(c, code, detail, [], c.req.path.startsWith('/proxy/') ? sdkError(code, detail) : {});
-    if (methods.length === 0) return answer('route_not_found', `no route for ${c.req.method} ${c.req.path}${c.req.path.startsWith('/proxy/') ? proxyBaseUrlHint(c.req.path, new URL(c.req.url).origin) : ''}`);
+    // An SDK reads the problem (under /proxy, or a model call sent elsewhere): it carries the provider-shaped `error` member too.
+    const sdk = c.req.path.startsWith('/proxy/') || SDK_CALL.test(c.req.path);
+    const answer = (code: 'route_not_found' | 'method_not_allowed', detail: string) => problem(c, code, detail, [], sdk ? sdkError(code, detail) : {});
+    if (methods.length === 0) return answer('route_not_found', `no route for ${c.req.method} ${c.req.path}${sdk ? proxyBaseUrlHint(c.req.path, new URL(c.req.url).origin) : ''}`);
     c.header('allow', methods.join(', '));
     return answer('method_not_allowed', `${c.req.path} takes ${methods.join(', ')}, not ${c.req.method}`);
   });
@@ -217,7 +220,15 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
 
 export type App = ReturnType<typeof createApp>;
 
-/** A call under /proxy that matches no route has most likely come through an SDK with a base URL off by a segment. */
+/**
+ * A model call as the SDKs send it, whatever their base URL: the service's own address (`/chat/completions`,
+ * `/v1/messages`), `/v1` of it, or a path without `/proxy` (`/openai/v1/responses`).
+ */
+const SDK_CALL = /\/(?:chat\/completions|responses|v1\/messages)$/;
+/** Of those, the ones under /v1, which would otherwise ask for the service's key first. */
+const MISDIRECTED_SDK_CALL = /^\/v1\/(?:chat\/completions|responses|messages)$/;
+
+/** A call under /proxy that matches no route (or a model call elsewhere) has most likely come through an SDK with a base URL off by a segment. */
 function proxyBaseUrlHint(path: string, origin: string): string {
   const openai = /\/(chat\/completions|responses)$/.test(path);
   const anthropic = /\/messages$/.test(path);

@@ -200,6 +200,33 @@ describe("the proxy's own refusals", () => {
     expect(h.tap).toHaveLength(0);
   });
 
+  it('an SDK pointed at the service rather than its proxy: a 404 whose message, as the SDK shows it, names the base URL to set', async () => {
+    h = await startHarness();
+    const headers = { 'x-ph-key': h.key };
+    // The service's address, `/v1` of it (which would otherwise ask for the service's key and get the provider's), no `/proxy`.
+    for (const base of [h.url, `${h.url}/v1`, `${h.url}/openai/v1`]) {
+      const openai = new OpenAI({ apiKey: 'sk-openai-test', baseURL: base, maxRetries: 0, defaultHeaders: headers });
+      for (const call of [
+        openai.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'hi' }] }),
+        openai.responses.create({ model: 'gpt-4.1', input: 'hi' }),
+      ]) {
+        const err = await rejection(call);
+        expect(err, base).toBeInstanceOf(OpenAI.NotFoundError);
+        expect(err.message, base).toContain(`the OpenAI SDK's base URL is ${h.url}/proxy/openai/v1 (with /v1)`);
+      }
+    }
+    for (const base of [h.url, `${h.url}/anthropic`]) {
+      const anthropic = new Anthropic({ apiKey: 'sk-ant-test', baseURL: base, maxRetries: 0, defaultHeaders: headers });
+      const err = await rejection(anthropic.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }));
+      expect(err, base).toBeInstanceOf(Anthropic.NotFoundError);
+      expect(err.error.error.message, base).toContain(`the Anthropic SDK's base URL is ${h.url}/proxy/anthropic (without /v1`);
+    }
+    // The service's own routes are as they were: a session's messages are not taken for a model call.
+    const { status } = await fetch(`${h.url}/v1/sessions/ses_AAAAAAAAAAAAAAAAAAAAA/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    expect(status).toBe(401);
+    expect(h.tap).toHaveLength(0);
+  });
+
   it('a body over PH_MAX_BODY_BYTES, declared or chunked: 413 problem, nothing recorded, the provider not called', async () => {
     h = await startHarness({ maxBodyBytes: 4096 });
     const big = JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'x'.repeat(5000) }] });
