@@ -182,8 +182,12 @@ describe('when a streamed answer starts', () => {
     });
     await res.text();
     await committed({ t });
-    const row = (await client.get(`/v1/requests/${res.headers.get('x-ph-request-id')}`)).json;
+    const id = res.headers.get('x-ph-request-id');
+    const row = (await client.get(`/v1/requests/${id}`)).json;
     expect(row).toMatchObject({ status: 'reconciled', first_byte_at: null });
+    // Its page says why its capture is unknown: not that the provider reported no cache fields, which it never got to.
+    const page = await (await t.app.request(`/ui/requests/${id}`, { headers: { cookie: `ph_ui_key=${key}` } })).text();
+    expect(page).toContain('The answer ended before the provider reported its usage (a stream cut off or abandoned): its capture is <b>unknown</b>, not 0%.');
   });
 });
 

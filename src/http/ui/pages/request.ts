@@ -93,7 +93,7 @@ ${metric('provider.write', 'Written to cache (provider)', outcome?.provider.writ
 ${metric('predicted.read', 'Predicted read', outcome?.predicted.read ?? null, outcome ? tok(outcome.predicted.read) : '—', { note: 'by the cache simulation' })}
 ${cost && outcome?.capture !== 'unknown' ? metric('cost.leaked', 'Leaked on this request', cost.actual - cost.perfect, usd(cost.actual - cost.perfect), { tone: 'bad', note: `of ${usd(cost.actual)} input cost` }) : ''}
 </dl>
-${outcome?.capture === 'unknown' ? html`<p class="notice">The provider reported no cache fields for this request: its capture is <b>unknown</b>, not 0%.</p>` : ''}
+${outcome?.capture === 'unknown' ? unknownNotice(usage) : ''}
 ${outcome?.total_mismatch ? mismatchNotice(outcome.total_mismatch) : ''}${outcome?.provider_history ? historyNotice(outcome.provider_history) : ''}
 ${outcome?.applied_late ? html`<p class="notice" data-notice="applied-late">Reported after calls of its cache scope that started later: simulated at ${when(outcome.applied_late.applied_at)}, not at its start (${when(outcome.applied_late.started_at)}), so a read the provider confirmed may show as <b>bonus</b> and a prefix as expired. Report calls as they finish, or import them in start order (<code>POST /v1/usage/batch</code> orders a batch by start).</p>` : ''}
 ${outcome ? '' : row.status === 'failed' ? html`<p class="notice" data-notice="failed">The provider call failed: there is no usage to reconcile (its error is below). The bar shows the rendered segments only.</p>` : html`<p class="notice">No usage report yet: the bar shows the rendered segments only.</p>`}
@@ -124,6 +124,14 @@ ${row.usageRaw !== undefined && row.usageRaw !== null ? html`<details><summary>A
     ? html`<p class="muted">The provider's own explanation, shown beside ours.</p><pre class="content" data-raw="diagnostics">${json(row.diagnostics)}</pre>`
     : html`<p class="muted">The provider sent no cache diagnostics.</p>`}</div>
 </div>`;
+}
+
+/** Why a request's capture is unknown: the provider said nothing of its cache, or the answer ended before its usage came. */
+function unknownNotice(usage: NormalizedUsage | null): Html {
+  const why = usage?.complete === false
+    ? 'The answer ended before the provider reported its usage (a stream cut off or abandoned)'
+    : 'The provider reported no cache fields for this request';
+  return html`<p class="notice" data-notice="unknown">${why}: its capture is <b>unknown</b>, not 0%.</p>`;
 }
 
 function expiredBlock(e: NonNullable<RequestOutcome['expired']>, late: boolean, refreshes: boolean): Html {
