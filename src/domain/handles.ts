@@ -302,7 +302,7 @@ export class HandleService {
     const hit = this.resolved.get(refText);
     if (hit && hit.handle.tenantId === tenantId) return hit;
     const ref = parseRef(refText);
-    if (!ref) throw invalid(pointer, `"${refText}" is not a handle ref (art_…, bnd_… or ses_…, optionally @version)`);
+    if (!ref) throw invalid(pointer, `"${refText}" is not a handle ref (art_, bnd_ or ses_ and 21 letters or digits, optionally @version)`);
     const handle = this.store.getHandle(ref.id);
     if (!handle || handle.tenantId !== tenantId) throw withPointer(notFound(`handle ${ref.id}`), pointer);
     if (handle.deletedAt !== null) throw withPointer(new DomainError('gone', `handle ${ref.id} was deleted`), pointer);

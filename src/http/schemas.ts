@@ -18,10 +18,10 @@ const idParam = (types: HandleType[], what: string) =>
     .string()
     .regex(handleIdPattern(types), `expected ${what}, without @version`)
     .openapi({ param: { name: 'id', in: 'path' }, example: `${ID_PREFIX[types[0]!]}_V1StGXR8Z5jdHi6B3myTq` });
-export const IdParam = idParam(['artifact', 'bundle', 'session'], 'a handle id (art_…, bnd_… or ses_…)');
-export const ArtifactIdParam = idParam(['artifact'], 'an artifact id (art_…)');
-export const BundleIdParam = idParam(['bundle'], 'a bundle id (bnd_…)');
-export const SessionIdParam = idParam(['session'], 'a session id (ses_…)');
+export const IdParam = idParam(['artifact', 'bundle', 'session'], 'a handle id (art_, bnd_ or ses_ and 21 letters or digits)');
+export const ArtifactIdParam = idParam(['artifact'], 'an artifact id (art_ and 21 letters or digits)');
+export const BundleIdParam = idParam(['bundle'], 'a bundle id (bnd_ and 21 letters or digits)');
+export const SessionIdParam = idParam(['session'], 'a session id (ses_ and 21 letters or digits)');
 
 /** A label: Unicode text (a lone surrogate is refused, never stored as replacement characters). */
 export const Label = z.string().min(1).max(200).refine((s) => !hasLoneSurrogate(s), 'contains a lone UTF-16 surrogate (not valid Unicode)');

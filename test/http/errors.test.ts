@@ -46,6 +46,12 @@ describe('problem+json errors', () => {
       expect(res.json.errors, `${method} ${path}`).toEqual([{ pointer: 'path:id', detail: expect.stringMatching(detail) }]);
       expect(res.json.detail).toBe('1 invalid field in the path');
     }
+    // An id with a character too many or too few (a typo, a copy cut short): the detail says what an id is made of.
+    for (const [path, pointer] of [[`/v1/reports/handles/${art}x`, 'path:id'], [`/v1/handles/${art.slice(0, -1)}`, 'path:ref'], [`/v1/requests?handle=${ses}x`, 'query:handle'], ['/v1/requests/req_typo', 'path:id']] as const) {
+      const res = await client.get(path);
+      expectProblem(res, 422, 'invalid_request');
+      expect(res.json.errors, path).toEqual([{ pointer, detail: expect.stringContaining('_ and 21 letters or digits') }]);
+    }
     // Nothing changed: the artifact still exists at version 1, the session too.
     expect((await client.get(`/v1/handles/${art}`)).json.latest_version).toBe(1);
     expect((await client.get(`/v1/handles/${ses}`)).json.latest_version).toBe(1);

@@ -136,7 +136,7 @@ const HandleReportQuery = rangeQuery.extend({
 const ListRequestsQuery = z.strictObject({
   handle: z
     .string()
-    .regex(handleIdPattern(), 'expected a handle id (art_…, bnd_… or ses_…)')
+    .regex(handleIdPattern(), 'expected a handle id (art_, bnd_ or ses_ and 21 letters or digits)')
     .optional()
     .openapi({ description: 'Only requests that referenced this handle (a bundle covers its members; a session, also turns sent while it was empty).' }),
   limit: Limit,
@@ -219,7 +219,7 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
     }),
     request: createRoute({
       method: 'get', path: '/v1/requests/{id}', tags: ['reports'], summary: 'A recorded request: segments with outcomes, usage, diagnostics',
-      request: { params: z.object({ id: z.string().regex(REQUEST_ID, 'expected a request id (req_…)').openapi({ param: { name: 'id', in: 'path' } }) }) },
+      request: { params: z.object({ id: z.string().regex(REQUEST_ID, 'expected a request id (req_ and 21 letters or digits)').openapi({ param: { name: 'id', in: 'path' } }) }) },
       responses: { 200: json(RequestViewSchema, 'The request'), ...readErrors },
     }),
   };
