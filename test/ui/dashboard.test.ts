@@ -249,6 +249,9 @@ describe('pages show the API report figures', () => {
     expect(page.status).toBe(200);
     expect(page.text).toContain(`data-content="${ses.id}@2"`);
     expect(page.text).toMatch(/<mark [^>]*>2026-03-04T05:06:07Z<\/mark>/);
+    // Marked, and said to be harmless there: a batch is sent again as it was appended.
+    expect(page.text).toContain('data-note="session-volatility"');
+    expect((await get(`/ui/handles/${b.id}`, key)).text).not.toContain('data-note="session-volatility"');
     expect(page.text).toContain('a pure append: <b>nothing invalidated</b>');
     expect(page.text).toContain('No reconciled request used this handle in this period.');
   });

@@ -185,6 +185,7 @@ function contentSection(v: HandleView): Html {
   const composite = v.report.handle.type !== 'artifact';
   return html`<h2 id="content">Content and volatile values</h2>
 <p class="muted">Highlighted: values that tend to change on every render (timestamps, epochs, ids). One near the start of a prefix breaks the cache for everything after it.</p>
+${v.report.handle.type === 'session' ? html`<p class="muted" data-note="session-volatility">A session's batches are kept as appended and sent again byte for byte on every later turn: a value in them (a tool call's id, a time in a message) does not break the cache of the turns after it. Those in its base, and in content sent before the session, do.</p>` : ''}
 ${composite && v.composition.length
     ? html`${batchesNote(v)}<table data-table="composition"><thead><tr><th>#</th><th>Source in render order</th><th>What</th><th class="num">Volatile values</th></tr></thead><tbody>${v.composition.map(
         (s, i) => html`${v.batches && i === v.batches.baseCount ? gapRow(v, 'before') : ''}<tr><td class="num">${s.index}</td><td>${sourceLink(s.ref, v.period)}</td><td>${s.label}</td><td class="num">${s.count}</td></tr>`,
