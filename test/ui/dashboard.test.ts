@@ -227,7 +227,10 @@ describe('pages show the API report figures', () => {
     // The overview's row for it says so, as the tenant report does.
     expect((await client.get('/v1/reports')).json.handles).toMatchObject([{ id: sys.id, deleted: true }]);
     const overview = (await get('/ui', key)).text;
-    expect(overview).toContain(`<span class="mono">${sys.id}</span> · system · <span class="notice" data-deleted>deleted</span>`);
+    // Unnamed: its id once, as the link, then its kind (a name, when there is one, is the link and the id goes below it).
+    expect(overview).toContain(`class="mono">${sys.id}</a><br><small class="muted">system · <span class="notice" data-deleted>deleted</span>`);
+    const row = new RegExp(`<tr data-handle="${sys.id}">[\\s\\S]*?</tr>`).exec(overview)![0];
+    expect(row.replace(/<[^>]*>/g, '').split(sys.id).length - 1).toBe(1);
   });
 
   it('a name with a right-to-left override is isolated: the id beside it reads as it is', async () => {

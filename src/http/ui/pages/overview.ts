@@ -34,7 +34,9 @@ ${rows.length
     ? html`<table data-table="handles"><thead><tr><th>#</th><th>Handle</th><th class="num">Requests</th><th class="num">Referenced</th><th class="num">Opportunity</th><th class="num">Captured</th><th>Capture rate</th><th class="num">Leaked</th><th class="num">Realised</th></tr></thead><tbody>
 ${rows.map(
         (h, i) => html`<tr data-handle="${h.id}"><td class="num">${i + 1}</td>
-<td><a href="/ui/handles/${h.id}?period=${period}">${h.name ? html`<bdi>${h.name}</bdi>` : h.id}</a><br><small class="muted"><span class="mono">${h.id}</span> · ${h.kind ?? h.type ?? 'unknown'}${h.deleted ? html` · <span class="notice" data-deleted>deleted</span>` : ''}</small></td>
+<td>${h.name
+    ? html`<a href="/ui/handles/${h.id}?period=${period}"><bdi>${h.name}</bdi></a><br><small class="muted"><span class="mono">${h.id}</span> · `
+    : html`<a href="/ui/handles/${h.id}?period=${period}" class="mono">${h.id}</a><br><small class="muted">`}${h.kind ?? h.type ?? 'unknown'}${h.deleted ? html` · <span class="notice" data-deleted>deleted</span>` : ''}</small></td>
 <td class="num">${tokens(h.requests)}</td><td class="num">${tok(h.tokens.referenced ?? 0)}</td><td class="num">${tok(h.tokens.opportunity ?? 0)}</td><td class="num">${tok(h.tokens.captured ?? 0)}</td>
 <td class="rate-cell">${rateBar(h.capture_rate)}</td>
 <td class="num" data-value="${h.money.leaked_savings}">${usd(h.money.leaked_savings)}</td><td class="num" data-value="${h.money.realised_savings}">${usd(h.money.realised_savings)}</td></tr>`,
