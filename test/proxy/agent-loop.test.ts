@@ -286,6 +286,41 @@ describe('warnings', () => {
     const warned = await ask({ 'x-ph-session': based.id, 'x-ph-prefix': sysOnly.id });
     expect(warned.response.headers.get('x-ph-warnings')).toBe('repeated_handle');
   });
+
+  it('a system message in the body beside x-ph-session: said in x-ph-warnings, since it stands after the history and is never read from the cache', async () => {
+    const client = h.tenant.client;
+    const session = await startSession(client, {});
+    const chat = h.openai({ headers: { 'x-ph-session': session.id } });
+    const reads: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const { data, response } = await chat.chat.completions
+        .create({ model: 'gpt-4.1', messages: [{ role: 'system', content: LONG_SYSTEM }, { role: 'user', content: `question ${i}` }] })
+        .withResponse();
+      expect(response.headers.get('x-ph-warnings')).toBe('system_after_session');
+      reads.push(data.usage!.prompt_tokens_details!.cached_tokens!);
+      h.clock.advance(MINUTE);
+    }
+    // What it warns of: the system prompt follows the growing history, so no turn reads it (the history is under a cache step).
+    expect(reads).toEqual([0, 0, 0]);
+    // The same prompt in x-ph-prefix comes before the history: read from the second turn on, and no warning.
+    const sys = await mintSystem(client, LONG_SYSTEM);
+    const prefixed = h.openai({ headers: { 'x-ph-session': (await startSession(client, {})).id, 'x-ph-prefix': sys.id } });
+    for (let i = 0; i < 2; i++) {
+      const { data, response } = await prefixed.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: `question ${i}` }] }).withResponse();
+      expect(response.headers.get('x-ph-warnings')).toBeNull();
+      if (i) expect(data.usage!.prompt_tokens_details!.cached_tokens).toBeGreaterThan(1024);
+      h.clock.advance(MINUTE);
+    }
+    // Responses: a developer item in the input is warned of; `instructions`, which OpenAI puts before the input, is not.
+    const responses = h.openai({ headers: { 'x-ph-session': (await startSession(client, {})).id } }).responses;
+    const dev = await responses.create({ model: 'gpt-4.1', input: [{ role: 'developer', content: 'Be brief.' }, { role: 'user', content: 'hi' }] }).withResponse();
+    expect(dev.response.headers.get('x-ph-warnings')).toBe('system_after_session');
+    const instructions = await responses.create({ model: 'gpt-4.1', instructions: 'Be brief.', input: 'hi again' }).withResponse();
+    expect(instructions.response.headers.get('x-ph-warnings')).toBeNull();
+    // Without a session the system message is the prompt's start: nothing to warn of.
+    const { response } = await h.openai().chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'hi' }] }).withResponse();
+    expect(response.headers.get('x-ph-warnings')).toBeNull();
+  });
 });
 
 describe('handles without a session', () => {
