@@ -148,6 +148,32 @@ describe('dashboard in headless Chromium', () => {
     await page.close();
   });
 
+  it('on a phone, no page scrolls sideways: wide tables scroll on their own, and Sign out stays on screen', async () => {
+    const { page, problems } = await newPage();
+    await page.setViewportSize({ width: 390, height: 844 });
+    const s = await seed(t);
+    await signIn(page, s.key, '/ui?period=7d');
+    for (const [name, path] of [
+      ['overview', '/ui?period=7d'],
+      ['handle', `/ui/handles/${s.sys.id}?period=7d`],
+      ['bundle', `/ui/handles/${s.bundle.id}?period=7d`],
+      ['request', `/ui/requests/${s.driftRequest.request_id}`],
+    ] as const) {
+      await page.goto(`${base}${path}`);
+      const { scroll, client } = await page.$eval('html', (e) => ({ scroll: e.scrollWidth, client: e.clientWidth }));
+      const signOut = await page.$eval('header.top button', (e) => e.getBoundingClientRect().right);
+      expect(scroll, name).toBeLessThanOrEqual(client);
+      expect(signOut, name).toBeLessThanOrEqual(client);
+      await page.screenshot({ path: `${SHOTS}/phone-${name}.png`, fullPage: true });
+    }
+    // The tables are all there, each scrolling inside its own box.
+    await page.goto(`${base}/ui?period=7d`);
+    const table = await page.$eval('table[data-table="handles"]', (e) => ({ scroll: e.scrollWidth, client: e.clientWidth }));
+    expect(table.scroll).toBeGreaterThan(table.client);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
   it('updates the overview and a handle page live as usage is reconciled', async () => {
     const { page, problems } = await newPage();
     const s = await seed(t);

@@ -81,7 +81,8 @@ form.inline { display:flex; gap:8px; align-items:center; } form.inline input { p
 dl.kv { display:grid; grid-template-columns: max-content 1fr; gap:4px 16px; margin:0; }
 dl.kv dt { color:var(--muted); } dl.kv dd { margin:0; font-variant-numeric: tabular-nums; }
 .cols { display:grid; grid-template-columns: 1fr 1fr; gap:16px; }
-@media (max-width: 800px) { .cols, .pair { grid-template-columns: 1fr; } }
+/* A phone: wide tables scroll on their own, not the whole page, and the header wraps to keep Sign out on screen. */
+@media (max-width: 800px) { .cols, .pair { grid-template-columns: 1fr; } table { display:block; overflow-x:auto; } header.top { flex-wrap:wrap; } h1 { overflow-wrap:anywhere; } form.inline input { width:auto; flex:1; min-width:0; } }
 `;
 
 const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest('base64');
