@@ -394,6 +394,12 @@ describe('prefix-handles CLI', () => {
     const piped = await cli(['import', '-'], { key, input: `${call(-2, anthropicUsage(total, 0, cached))}\n` });
     expect(piped.code, piped.err).toBe(0);
     expect(piped.out).toContain('stdin: 1 line, 1 accepted, 0 rejected');
+    expect(piped.out).not.toContain('referenced no handle');
+    // Logs as an agent wrote them, the system prompt inline: accepted, and said to be on no report.
+    const inline = await cli(['import', '-'], { key, input: `${call(-3, anthropicUsage(total, 0, 0), { request: { ...request, prefix: undefined, system: LONG_SYSTEM } })}\n` });
+    expect(inline.code, inline.err).toBe(0);
+    expect(inline.out).toContain('stdin: 1 line, 1 accepted, 0 rejected\n1 accepted but referenced no handle: recorded (GET /v1/requests), on no report');
+    expect((await client.get(`/v1/reports/handles/${sys.id}`)).json.requests).toBe(4);
   });
 
   it('verify --write: a lock file it cannot write is one line and exit 1, nothing said locked; a wrong --format is a usage error', async () => {

@@ -24,6 +24,8 @@ interface Call {
 interface Pending {
   line: number;
   record: Record<string, unknown>;
+  /** Whether the call referenced a handle: one that did not is on no report. */
+  handles: boolean;
 }
 
 interface BatchResult {
@@ -64,6 +66,7 @@ ${API_HELP}`,
     const captures: Record<string, number> = {};
     let accepted = 0;
     let late = 0;
+    let noHandle = 0;
     let done = 0;
     const progress = progressBar(lines.length);
 
@@ -86,6 +89,7 @@ ${API_HELP}`,
         if (r.status < 300) {
           accepted++;
           if (r.applied_late) late++;
+          if (!pending[i]!.handles) noHandle++;
           captures[r.capture ?? 'reported'] = (captures[r.capture ?? 'reported'] ?? 0) + 1;
         } else rejected.push({ line: pending[i]!.line, reason: r.problem ? formatProblem(relative(r.problem)) : `HTTP ${r.status}` });
       });
@@ -95,8 +99,10 @@ ${API_HELP}`,
 
     for (const { line, call } of calls) {
       try {
-        const rendered = await api().json<{ request_id: string }>('POST', '/v1/render', { format: call.format, request: call.request, ...(call.model ? { model: call.model } : {}) });
-        pending.push({ line, record: { request_id: rendered.request_id, ...pick(call, RECORD_FIELDS) } });
+        const rendered = await api().json<{ request_id: string; segments: Array<{ source: string }> }>('POST', '/v1/render', { format: call.format, request: call.request, ...(call.model ? { model: call.model } : {}) });
+        // A prefix names a handle even when it rendered nothing (a session's first turn, still empty).
+        const handles = rendered.segments.some((s) => s.source !== 'inline') || (Array.isArray(call.request.prefix) && call.request.prefix.length > 0);
+        pending.push({ line, record: { request_id: rendered.request_id, ...pick(call, RECORD_FIELDS) }, handles });
       } catch (err) {
         // A bad line is reported; an unreachable service or a bad key would fail every line, so stop.
         if (!(err instanceof ApiError) || err.status === 0 || err.status === 401) throw err;
@@ -112,6 +118,10 @@ ${API_HELP}`,
     rejected.sort((a, b) => a.line - b.line);
     const out = [`${file === '-' ? 'stdin' : file}: ${lines.length} line${lines.length === 1 ? '' : 's'}, ${accepted} accepted, ${rejected.length} rejected`];
     if (captures.unknown) out.push(`${captures.unknown} accepted without cache fields in the usage: capture unknown`);
+    if (noHandle)
+      out.push(
+        `${noHandle} accepted but referenced no handle: recorded (GET /v1/requests), on no report — reports count handle content: mint what every call repeats (the system prompt, the tools) and name it in the lines' "prefix"`,
+      );
     if (late) out.push(`${late} accepted but applied after later calls of their model (import older logs first): classed as of that later moment`);
     for (const r of rejected) out.push(`  line ${r.line}: ${r.reason}`);
     process.stdout.write(`${out.join('\n')}\n`);
