@@ -137,6 +137,11 @@ describe('prefix-handles CLI', () => {
     expect([badUrl.code, badEnv.code]).toEqual([2, 2]);
     expect(badUrl.err).toContain('--url must be an http(s) URL');
     expect(badEnv.err).toContain('PH_URL must be an http(s) URL');
+    // The API's /v1 or an SDK's proxy base URL given for the service's address: said so, with the address to use.
+    const [v1, proxyBase] = await Promise.all([cli(['report', '--url', `${url}/v1/`, '--key', 'k']), cli(['report', '--key', 'k'], { env: { PH_URL: `${url}/proxy/openai/v1` } })]);
+    expect([v1.code, proxyBase.code]).toEqual([2, 2]);
+    expect(v1.err).toContain(`--url is the service's address, without /v1 (got "${url}/v1": use "${url}")`);
+    expect(proxyBase.err).toContain(`PH_URL is the service's address, without the proxy path (got "${url}/proxy/openai/v1": use "${url}")`);
     // Epoch numbers as the API reads them: seconds are said to be seconds, a number past any date is refused.
     const [seconds, huge] = await Promise.all([cli(['report', '--to', '99999999999', '--key', 'k']), cli(['report', '--from', '99999999999999999', '--key', 'k'])]);
     expect([seconds.code, huge.code]).toEqual([2, 2]);
