@@ -50,7 +50,7 @@ export interface RenderResult {
 }
 
 export interface RenderWarning {
-  code: 'volatile_before_handle' | 'repeated_handle';
+  code: 'volatile_before_handle' | 'repeated_handle' | 'prefix_after_history';
   segment: number;
   kind: string;
   text: string;
@@ -174,7 +174,7 @@ export class RequestService {
       promptCacheKey: rendered.promptCacheKey,
       prediction,
       renderedAt: now,
-      warnings: [...volatileBeforeHandles(rendered.segments, rendered.inlineText), ...repeatedHandles(rendered.segments)],
+      warnings: [...volatileBeforeHandles(rendered.segments, rendered.inlineText), ...repeatedHandles(rendered.segments), ...handlesAfterHistory(rendered.segments, rendered.providerHistory)],
       committed,
     };
   }
@@ -225,6 +225,27 @@ function repeatedHandles(segments: RenderedSegment[]): RenderWarning[] {
       });
   });
   return out;
+}
+
+/**
+ * A Responses call continuing a conversation OpenAI keeps: the provider puts that history after the tools and
+ * before the input, so a handle in the input is sent again on every turn after it — never read from the cache,
+ * and kept in the history once more each turn. A session keeps the conversation as a cached prefix instead.
+ */
+function handlesAfterHistory(segments: RenderedSegment[], providerHistory: string | null): RenderWarning[] {
+  if (providerHistory === null) return [];
+  const i = segments.findIndex((s) => s.source !== 'inline' && s.section !== 'tools');
+  if (i < 0) return [];
+  const source = segments[i]!.source;
+  return [
+    {
+      code: 'prefix_after_history',
+      segment: i,
+      kind: 'handle',
+      text: source,
+      detail: `${source} stands after the conversation OpenAI keeps (${providerHistory}): sent again on every turn, where the cache cannot read it, and added to that history each time; keep the conversation in a session (x-ph-session) instead`,
+    },
+  ];
 }
 
 function volatileBeforeHandles(segments: RenderedSegment[], inline: Map<number, string>): RenderWarning[] {

@@ -86,6 +86,23 @@ describe('POST /v1/render', () => {
     expect(twice.json.segments.map((s: { source: string }) => s.source).slice(0, 2)).toEqual([`${tools.id}@1`, `${tools.id}@1`]);
   });
 
+  it('warns when a Responses call continuing a conversation OpenAI keeps places a handle in its input, after that history', async () => {
+    const { client } = t.tenant();
+    const tools = await mintTools(client);
+    const sys = await mintSystem(client, 'You answer from the handbook.');
+    const request = { model: 'gpt-4.1', prefix: [tools.id, sys.id], input: 'And then?' };
+    expect((await render(client, 'openai-responses', request)).json.warnings).toEqual([]);
+    for (const field of ['previous_response_id', 'conversation']) {
+      const res = await render(client, 'openai-responses', { ...request, [field]: 'resp_123' });
+      // The tools come before the history and are not named; the system prompt, in the input after it, is.
+      expect(res.json.warnings, field).toEqual([
+        { code: 'prefix_after_history', segment: 1, kind: 'handle', text: `${sys.id}@1`, detail: expect.stringContaining(`stands after the conversation OpenAI keeps (${field})`) },
+      ]);
+    }
+    // Only tools in the prefix: nothing after the history, nothing to warn of.
+    expect((await render(client, 'openai-responses', { model: 'gpt-4.1', prefix: [tools.id], input: 'x', previous_response_id: 'resp_1' })).json.warnings).toEqual([]);
+  });
+
   it('a handle named twice in a row is two segments, each with its own bytes and tokens, and a warning', async () => {
     const { client } = t.tenant();
     const tools = await mintSystem(client, 'You answer from the handbook.');

@@ -26,6 +26,9 @@ describe('Responses previous_response_id through the proxy', () => {
     await committed(h);
     const [o1, o2] = [await outcomeOf(r1.response), await outcomeOf(r2.response)];
     expect(o1.outcome.provider_history).toBeUndefined();
+    // The second turn is told at once that its prefix stands after the history (README: prefer a session); the first is not.
+    expect(r1.response.headers.get('x-ph-warnings')).toBeNull();
+    expect(r2.response.headers.get('x-ph-warnings')).toBe('prefix_after_history');
 
     // The provider counted the first turn again (the prefix, the question and the answer) and read it from its cache.
     const usage = r2.data.usage!;

@@ -52,7 +52,7 @@ const RenderResponse = z
     breakpoints: z.array(BreakpointSchema),
     prompt_cache_key: z.string().nullable(),
     prediction: z.unknown().nullable(),
-    warnings: z.array(z.object({ code: z.enum(['volatile_before_handle', 'repeated_handle']), segment: z.number().int(), kind: z.string(), text: z.string(), detail: z.string() })),
+    warnings: z.array(z.object({ code: z.enum(['volatile_before_handle', 'repeated_handle', 'prefix_after_history']), segment: z.number().int(), kind: z.string(), text: z.string(), detail: z.string() })),
   })
   .openapi('RenderResult');
 
