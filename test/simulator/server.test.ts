@@ -372,22 +372,25 @@ describe('OpenAI /v1/chat/completions', () => {
   it('reports cache_write_tokens on a model that bills writes (GPT-5.6, implicit breakpoint)', async () => {
     const key = newKey();
     const first = chatBody('gpt-5.6', 'Start a conversation');
-    const total1 = blocksOf('openai-chat', first).totalTokens;
+    // The cache holds the prompt through its last block: the 3 tokens priming the reply are counted, never cached.
+    const end = (b: { blocks: Array<{ endToken: number }> }) => b.blocks[b.blocks.length - 1]!.endToken;
+    const total1 = end(blocksOf('openai-chat', first));
     const c1 = await json(await post('/v1/chat/completions', first, openaiHeaders(key)));
+    expect(c1.usage.prompt_tokens).toBe(total1 + 3);
     expect(c1.usage.prompt_tokens_details).toEqual({ cached_tokens: 0, cache_write_tokens: total1, audio_tokens: 0 });
 
     const next = {
       ...first,
       messages: [...first.messages, { role: 'assistant', content: c1.choices[0].message.content }, { role: 'user', content: 'Go on' }],
     };
-    const total2 = blocksOf('openai-chat', next).totalTokens;
+    const total2 = end(blocksOf('openai-chat', next));
     const c2 = await json(await post('/v1/chat/completions', next, openaiHeaders(key)));
     expect(c2.usage.prompt_tokens_details).toEqual({ cached_tokens: total1, cache_write_tokens: total2 - total1, audio_tokens: 0 });
     expect(normalizeUsage(c2)).toMatchObject({
-      total_prompt_tokens: total2,
+      total_prompt_tokens: total2 + 3,
       cache_read_tokens: total1,
       cache_write_tokens: total2 - total1,
-      uncached_tokens: 0,
+      uncached_tokens: 3,
     });
   });
 
@@ -401,7 +404,9 @@ describe('OpenAI /v1/chat/completions', () => {
         { role: 'user', content: 'Start a conversation' },
       ],
     };
-    const { blocks, totalTokens } = blocksOf('openai-chat', body);
+    const { blocks } = blocksOf('openai-chat', body);
+    // Through the last block: the reply's priming is not cached.
+    const totalTokens = blocks[blocks.length - 1]!.endToken;
     const first = await json(await post('/v1/chat/completions', body, openaiHeaders(key)));
     // The first explicit mark is not written: the writes run from nothing to the end, the tokens up to mark 1 included.
     expect(first.usage.prompt_tokens_details.cache_write_tokens).toBe(totalTokens);

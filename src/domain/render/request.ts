@@ -6,9 +6,9 @@ import type { HandleService } from '../handles';
 import type { Message } from '../content';
 import { learnToolNames, newRenderContext, segmentItems, type RenderContext } from './formats';
 import { Lru } from '../lru';
-import { scaleLengths } from '../reconcile/attribution';
 import { MESSAGE_CACHE_SETTINGS, semanticKey, unitKey } from '../simulator/semantic';
 import { countTokens, type TokenizerFamily } from '../tokens';
+import { unitTokens } from '../prompt-tokens';
 import {
   applyEdits,
   childPointer,
@@ -134,8 +134,8 @@ interface Unit {
   key: string;
   /** The key without the request's message settings (Anthropic tool_choice, thinking), when they apply. */
   base?: string;
-  /** An inline unit's token count in a tokenizer family (handle items are counted with their segment). */
-  tokens?: (family: TokenizerFamily) => number;
+  /** The unit's estimated prompt tokens in a tokenizer family (see prompt-tokens.ts). */
+  tokens: (family: TokenizerFamily) => number;
 }
 
 const HANDLE_TYPE = 'handle';
@@ -183,7 +183,8 @@ export class RequestRenderer {
     }
     const semantic = (id.keys[`${format}|${section}`] ??= unitKey(format, section, JSON.parse(id.hashText)));
     const counts = id.tokens;
-    const tokens = (family: TokenizerFamily) => (counts[family] ??= countTokens(id.countText, family));
+    const tokens = (family: TokenizerFamily) =>
+      (counts[`${format}|${section}|${family}`] ??= unitTokens(format, section, JSON.parse(id.countText), (t) => countTokens(t, family)));
     return { section, hashText: id.hashText, item: null, segment: null, blocks, callerBreakpoints: id.callerBreakpoints, callerTtl: id.callerTtl, caller5m: id.caller5m, key: semantic, tokens };
   }
 
@@ -571,7 +572,29 @@ function handleRef(node: JsonNode, at: string): string | null {
 }
 
 function unitOf(format: RequestFormat, section: Section, item: Item): Unit {
-  return { section, hashText: item.text, item, segment: item.segment, blocks: item.blocks, callerBreakpoints: 0, key: itemKey(format, section, item) };
+  const tokens = (family: TokenizerFamily) => itemTokens(format, section, item, family);
+  return { section, hashText: item.text, item, segment: item.segment, blocks: item.blocks, callerBreakpoints: 0, key: itemKey(format, section, item), tokens };
+}
+
+/** Token counts of a segment's rendered items, per immutable texts array and family: a bundle is counted once. */
+const itemCounts = new WeakMap<readonly string[], Partial<Record<TokenizerFamily, number[]>>>();
+/** Counts of a handle's text placed inside a message's content, by format, handle version and family. */
+const inContentCounts = new Lru<string, number>(16_384);
+
+function itemTokens(format: RequestFormat, section: Section, item: Item, family: TokenizerFamily): number {
+  const count = (text: string) => unitTokens(format, section, JSON.parse(text), (t) => countTokens(t, family));
+  if (!item.all || item.index === undefined) {
+    const cacheKey = item.segment ? `${format}|${section}|${item.segment.source}|${family}` : null;
+    const known = cacheKey ? inContentCounts.get(cacheKey) : undefined;
+    if (known !== undefined) return known;
+    const n = count(item.text);
+    if (cacheKey) inContentCounts.set(cacheKey, n);
+    return n;
+  }
+  let counts = itemCounts.get(item.all);
+  if (!counts) itemCounts.set(item.all, (counts = {}));
+  const list = (counts[family] ??= []);
+  return (list[item.index] ??= count(item.all[item.index]!));
 }
 
 /** Semantic keys of a segment's rendered items, per immutable texts array: a bundle's are computed once. */
@@ -618,8 +641,8 @@ interface InlineIdentity {
   countText: string;
   /** Semantic keys by format and section, computed when first rendered there. */
   keys: Record<string, string>;
-  /** Token counts by tokenizer family, computed when first needed. */
-  tokens: Partial<Record<TokenizerFamily, number>>;
+  /** Token counts by format, section and tokenizer family, computed when first needed. */
+  tokens: Record<string, number>;
   callerBreakpoints: number;
   callerTtl: string | undefined;
   caller5m: boolean;
@@ -738,15 +761,13 @@ function buildSegments(units: Unit[], model: ModelEntry) {
     }
     const { digest, size } = known;
     const seg = first.segment;
-    // Handle segments carry token counts measured at mint; inline units are counted as they come (their JSON text,
-    // with the model's tokenizer: an estimate of what the provider counts, kept with the unit's identity).
-    const measured = seg?.tokens?.[family];
-    const inlineCounts = measured === undefined ? units.slice(i, j).map((u) => u.tokens?.(family) ?? Math.ceil(Buffer.byteLength(u.hashText) / 4)) : null;
-    const count = measured ?? inlineCounts!.reduce((a, b) => a + b, 0);
+    // Every unit is counted as the provider counts it: the text the model reads and its framing, not its JSON
+    // (prompt-tokens.ts), with the model's tokenizer; a handle's items once per rendered array, the caller's with the
+    // unit's identity.
+    const counts = units.slice(i, j).map((u) => u.tokens(family));
+    const count = counts.reduce((a, b) => a + b, 0);
     chain = sha256Hex(chain + digest);
     if (marked) callerMarked.set(list.length, marked);
-    // Each unit's share of the segment's tokens: its own count, or (a handle's items) its share by length.
-    const shares = inlineCounts ?? scaleLengths(units.slice(i, j).map((u) => u.hashText.length), count);
     list.push({
       source: seg ? seg.source : 'inline',
       path: seg ? seg.path : [],
@@ -755,11 +776,11 @@ function buildSegments(units: Unit[], model: ModelEntry) {
       byte_end: bytes + size,
       token_start: tokens,
       token_end: tokens + count,
-      tokens_estimated: measured === undefined || family === 'anthropic' || family === 'gemini',
+      tokens_estimated: !seg || family === 'anthropic' || family === 'gemini',
       blocks,
       digest,
       chain,
-      units: units.slice(i, j).map((u, k) => (u.base ? [u.key, shares[k]!, u.blocks, u.base] : [u.key, shares[k]!, u.blocks])),
+      units: units.slice(i, j).map((u, k) => (u.base ? [u.key, counts[k]!, u.blocks, u.base] : [u.key, counts[k]!, u.blocks])),
     });
     texts.push(text);
     lastUnit.push(units[j - 1]!);

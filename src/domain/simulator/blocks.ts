@@ -9,15 +9,18 @@
 // cached prompt), string content taken as the text block it stands for, reply-only
 // fields dropped.
 //
-// Token counts are estimates: countTokens of the block's text (its canonical JSON
-// when it has no plain text) plus fixed framing overheads; the reconciler scales
-// spans to the provider-reported total.
+// Token counts are estimates: the text the model reads in each block plus fixed
+// framing (prompt-tokens.ts, the same count the service's estimate uses); the
+// reconciler scales spans to the provider-reported total.
 
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import { SimulationError, type SimBlock } from './cache';
 import { MESSAGE_CACHE_SETTINGS, semanticForm } from './semantic';
 import { pushAll } from '../arrays';
+import { blockTokens, FRAMING } from '../prompt-tokens';
+
+export { BLOCK_OVERHEAD_TOKENS, MESSAGE_OVERHEAD_TOKENS } from '../prompt-tokens';
 
 export type RequestFormat = 'anthropic' | 'openai-chat' | 'openai-responses';
 export type TokenCounter = (text: string) => number;
@@ -29,10 +32,6 @@ export interface RequestBlocks {
   lastInput: number;
 }
 
-/** Framing tokens per block (type tag and separators). */
-export const BLOCK_OVERHEAD_TOKENS = 3;
-/** Extra framing on the first block of each message (role header and turn delimiters). */
-export const MESSAGE_OVERHEAD_TOKENS = 4;
 /** Anthropic's TTL when `cache_control` names none. */
 export const ANTHROPIC_DEFAULT_TTL = '5m';
 /** OpenAI's breakpoint TTL when `prompt_cache_options.ttl` is absent (documented default, GPT-5.6+). */
@@ -97,7 +96,7 @@ export function blocksFromAnthropic(body: unknown, countTokens: TokenCounter): R
   const auto = anthropicTtl(b);
   const last = raw[raw.length - 1];
   if (auto !== null && last && last.breakpoint === null) last.breakpoint = auto;
-  return chain(raw, countTokens);
+  return chain('anthropic', raw, countTokens);
 }
 
 /** OpenAI Chat Completions: `tools`, then `messages` in array order (system/developer messages are the system section). */
@@ -112,7 +111,7 @@ export function blocksFromOpenAIChat(body: unknown, countTokens: TokenCounter): 
     const msg = isObject(message) ? message : {};
     pushAll(raw, messageBlocks('openai-chat', msg, m, ttl, arrayOf(msg.tool_calls)));
   });
-  return chain(raw, countTokens);
+  return chain('openai-chat', raw, countTokens);
 }
 
 /** OpenAI Responses: `tools`, `instructions`, then `input` (a string or a list of items). */
@@ -138,7 +137,7 @@ export function blocksFromOpenAIResponses(body: unknown, countTokens: TokenCount
       raw.push({ at: { section: 'messages', message: m, part: 0 }, content: semanticForm('openai-responses', it), breakpoint: openaiTtl(it, ttl), opensMessage: true, output });
     }
   });
-  return chain(raw, countTokens);
+  return chain('openai-responses', raw, countTokens);
 }
 
 /** Blocks of one OpenAI message: one per content part, then one per tool call; at least one. */
@@ -162,7 +161,7 @@ function messageBlocks(format: 'openai-chat' | 'openai-responses', msg: Json, m:
   return out;
 }
 
-function chain(raw: RawBlock[], countTokens: TokenCounter): RequestBlocks {
+function chain(format: RequestFormat, raw: RawBlock[], countTokens: TokenCounter): RequestBlocks {
   const blocks: SimBlock[] = [];
   let key = '';
   let total = 0;
@@ -170,21 +169,11 @@ function chain(raw: RawBlock[], countTokens: TokenCounter): RequestBlocks {
   for (const r of raw) {
     if (!r.output) lastInput = blocks.length;
     key = sha256hex(`${key}\n${sha256hex(canonicalJson({ at: r.at, block: r.content }))}`);
-    total += countTokens(textOf(r.content)) + BLOCK_OVERHEAD_TOKENS + (r.opensMessage ? MESSAGE_OVERHEAD_TOKENS : 0);
+    total += blockTokens(format, r.content, r.opensMessage, countTokens);
     blocks.push(r.breakpoint === null ? { key, endToken: total } : { key, endToken: total, breakpoint: r.breakpoint });
   }
-  return { blocks, totalTokens: total, lastInput };
-}
-
-/** The text the model reads for a block: plain text when it has some, otherwise its JSON. */
-function textOf(content: unknown): string {
-  if (typeof content === 'string') return content;
-  if (content === null || content === undefined) return '';
-  if (isObject(content) && typeof content.text === 'string') {
-    const type = content.type;
-    if (type === undefined || type === 'text' || type === 'input_text' || type === 'output_text') return content.text;
-  }
-  return canonicalJson(content);
+  // The reply's header follows the last block: counted in the prompt, in no cached prefix.
+  return { blocks, totalTokens: total + FRAMING[format].reply, lastInput };
 }
 
 /** Anthropic `cache_control: {type: 'ephemeral', ttl?: '5m' | '1h'}` → TTL name. */

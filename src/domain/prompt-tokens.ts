@@ -1,0 +1,111 @@
+// What a provider counts as prompt tokens is the text the model reads, not the
+// request's JSON: Anthropic and OpenAI turn a request into a prompt of the
+// texts it carries, each in a little framing (FRAMING below). Counting the JSON instead
+// — keys, quotes, `\n` and `\"` escapes, ids — ran ~1.3-1.6x the provider's
+// count on chatty agent sessions, where short messages and tool calls are mostly
+// syntax. Both the estimate of a rendered request (render/request.ts) and the
+// simulated provider's count (simulator/blocks.ts) are built from this file, so
+// an OpenAI-family estimate equals the simulator's count exactly.
+//
+// Values are taken in their semantic form (simulator/semantic.ts): free-form
+// JSON a provider writes into the prompt as sent (a tool call's input, a tool's
+// schema) is `{ verbatim: <its JSON text> }` there, and is counted as that text.
+
+import canonicalize from 'canonicalize';
+import { semanticForm, type PromptFormat } from './simulator/semantic';
+
+export type TokenCounter = (text: string) => number;
+
+export interface Framing {
+  /** Tokens around each block (a content part, a tool call, a tool, a system block). */
+  block: number;
+  /** More on the first block of each message (role header and turn delimiters). */
+  message: number;
+  /** Once per request, after the last message (the provider's header of the reply). */
+  reply: number;
+}
+
+/**
+ * Framing tokens by API. OpenAI's cookbook ("How to count tokens with tiktoken") documents 3 per message plus its
+ * role (one token for every role), and 3 priming the reply; the content parts and tool calls of a message are
+ * counted as their text. Anthropic and Gemini document none: 3 per block and 4 more per message is our estimate.
+ */
+export const FRAMING: Readonly<Record<PromptFormat, Framing>> = {
+  anthropic: { block: 3, message: 4, reply: 0 },
+  gemini: { block: 3, message: 4, reply: 0 },
+  'openai-chat': { block: 0, message: 4, reply: 3 },
+  'openai-responses': { block: 0, message: 4, reply: 3 },
+};
+/** Anthropic's framing per block. */
+export const BLOCK_OVERHEAD_TOKENS = FRAMING.anthropic.block;
+/** Anthropic's framing per message. */
+export const MESSAGE_OVERHEAD_TOKENS = FRAMING.anthropic.message;
+
+type Json = Record<string, unknown>;
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+const TEXT_TYPES = new Set([undefined, 'text', 'input_text', 'output_text']);
+/** Responses content parts: inside a message, not items of their own. */
+const PART_TYPES = new Set(['input_text', 'output_text', 'input_image', 'input_file', 'refusal']);
+
+/** The JSON text a provider writes into the prompt for a free-form value (a verbatim one as sent). */
+function jsonText(v: unknown): string {
+  // OpenAI sends arguments as a string of JSON: the model reads that string, not its quoted form.
+  if (isObject(v) && typeof v.verbatim === 'string' && Object.keys(v).length === 1) return v.verbatim.startsWith('"') ? (JSON.parse(v.verbatim) as string) : v.verbatim;
+  if (typeof v === 'string') return v;
+  return canonicalize(v) ?? '';
+}
+
+/**
+ * The text the model reads for one block in its semantic form: a text block's text; a tool call's name and
+ * arguments; a tool result's output; a tool definition's name, description and schema. Anything else (an image,
+ * a reasoning item, a provider's own tool) is counted as its JSON, where a base64 image or PDF counts as media.
+ */
+export function visibleText(block: unknown): string {
+  if (typeof block === 'string') return block;
+  if (block === null || block === undefined) return '';
+  if (!isObject(block)) return canonicalize(block) ?? '';
+  if (typeof block.text === 'string' && TEXT_TYPES.has(block.type as string | undefined)) return block.text;
+  // Gemini's parts name what they hold; Chat's tool calls and definitions nest it under `function`.
+  const inner = isObject(block.functionCall) ? block.functionCall : isObject(block.functionResponse) ? block.functionResponse : isObject(block.function) ? block.function : block;
+  const kind = block.type;
+  if (kind === 'tool_result' || kind === 'function_call_output') {
+    const out = block.content ?? block.output;
+    return Array.isArray(out) ? out.map(visibleText).join('\n') : visibleText(out);
+  }
+  const payload = inner.input ?? inner.arguments ?? inner.args ?? inner.response ?? inner.input_schema ?? inner.parameters ?? inner.parametersJsonSchema;
+  if (typeof inner.name === 'string' && (payload !== undefined || typeof inner.description === 'string' || kind === undefined || kind === 'function' || kind === 'tool_use' || kind === 'function_call')) {
+    return [inner.name, typeof inner.description === 'string' ? inner.description : undefined, payload === undefined ? undefined : jsonText(payload)].filter((s) => s !== undefined).join('\n');
+  }
+  return canonicalize(block) ?? '';
+}
+
+/** Tokens of one block: its visible text and its framing (and the message's, when it opens one). */
+export function blockTokens(format: PromptFormat, block: unknown, opensMessage: boolean, count: TokenCounter): number {
+  const framing = FRAMING[format];
+  return count(visibleText(block)) + framing.block + (opensMessage ? framing.message : 0);
+}
+
+/** The blocks of a message in its semantic form: its content parts, then its tool calls; an item without content is one block. */
+function messageBlocks(message: Json): unknown[] {
+  const content = message.content ?? message.parts;
+  if (content === undefined && !Array.isArray(message.tool_calls)) return [message];
+  const parts = Array.isArray(content) ? content : content === undefined ? [] : [content];
+  const calls = Array.isArray(message.tool_calls) ? message.tool_calls : [];
+  const blocks = [...parts, ...calls];
+  return blocks.length ? blocks : [null];
+}
+
+/**
+ * Estimated prompt tokens of one rendered unit — a tool, a system block, a message or item — as the provider
+ * counts it, in the same blocks and framing as the simulated provider (simulator/blocks.ts).
+ */
+export function unitTokens(format: PromptFormat, section: 'tools' | 'system' | 'messages', value: unknown, count: TokenCounter): number {
+  // A Gemini tools entry declares several functions; each is a tool.
+  if (isObject(value) && Array.isArray(value.functionDeclarations)) return value.functionDeclarations.reduce((n: number, d) => n + unitTokens(format, section, d, count), 0);
+  // A plain string stands for what it is where it stands: Responses instructions and a string input are a message.
+  if (typeof value === 'string') return blockTokens(format, value, format === 'openai-responses', count);
+  const v = semanticForm(format, value);
+  const isMessage = isObject(v) && (typeof v.role === 'string' || (format === 'openai-responses' && section === 'messages' && !PART_TYPES.has(v.type as string)));
+  if (!isMessage) return blockTokens(format, v, false, count);
+  return messageBlocks(v as Json).reduce((n: number, b, i) => n + blockTokens(format, b, i === 0, count), 0);
+}

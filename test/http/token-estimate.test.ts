@@ -1,0 +1,107 @@
+// A rendered request's token estimate counts what the provider counts: the text
+// the model reads and the framing each API documents, not the JSON of the request
+// (keys, quotes, `\n` escapes, ids), which ran 1.3-1.6x the count on chatty agent
+// sessions. The oracle here is gpt-tokenizer on the texts, with OpenAI's documented
+// framing written out by hand.
+
+import fc from 'fast-check';
+import { encode } from 'gpt-tokenizer/encoding/o200k_base';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { blocksFromRequest } from '../../src/domain/simulator/blocks';
+import { countTokens } from '../../src/domain/tokens';
+import { createTestApp, type TestApp } from '../helpers/app';
+import { mintArtifact, mintBundle, startSession } from '../helpers/factories';
+
+let t: TestApp;
+beforeEach(() => {
+  t = createTestApp();
+});
+afterEach(() => t.close());
+
+const n = (text: string) => encode(text, { disallowedSpecial: new Set() }).length;
+/** OpenAI's cookbook: 3 tokens per message, plus the role (one token); a message's content is its text. */
+const message = (text: string) => 3 + 1 + n(text);
+
+const PARAMS = { type: 'object', properties: { path: { type: 'string', description: 'a "relative" path' } }, required: ['path'] };
+const CODE = 'export const a = "x";\n\nfunction f(s: string) {\n  return `${s}\\n`;\n}\n';
+
+async function render(client: ReturnType<TestApp['tenant']>['client'], format: string, request: object) {
+  const res = await client.post('/v1/render', { format, request });
+  expect(res.status, res.text).toBe(200);
+  const segments = res.json.segments as Array<{ section: string; token_start: number; token_end: number }>;
+  return { body: res.json.body, segments, total: segments.reduce((s, g) => s + g.token_end - g.token_start, 0) };
+}
+
+describe('the estimate counts the text the model reads', () => {
+  it('an OpenAI chat request: exact against gpt-tokenizer on its texts with the documented framing', async () => {
+    const { client } = t.tenant();
+    const tools = [{ type: 'function', function: { name: 'read_file', description: 'Read a file.', parameters: PARAMS } }];
+    const messages = [
+      { role: 'system', content: 'You are terse.' },
+      { role: 'user', content: 'Read "a.ts"\nplease' },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'read_file', arguments: '{"path":"a.ts"}' } }] },
+      { role: 'tool', tool_call_id: 'call_1', content: CODE },
+      { role: 'assistant', content: 'Done.' },
+      { role: 'user', content: [{ type: 'text', text: 'ok' }] },
+    ];
+    const r = await render(client, 'openai-chat', { model: 'gpt-4.1', tools, messages });
+    const tool = n(`read_file\nRead a file.\n${JSON.stringify(PARAMS)}`);
+    const call = 4 + n('read_file\n{"path":"a.ts"}');
+    expect(r.segments.map((s) => s.section)).toEqual(['tools', 'messages']);
+    expect(r.segments[0]!.token_end - r.segments[0]!.token_start).toBe(tool);
+    expect(r.total).toBe(tool + message('You are terse.') + message('Read "a.ts"\nplease') + call + message(CODE) + message('Done.') + message('ok'));
+    // The JSON of the same messages is a third more here: what the estimate used to count.
+    expect(n(JSON.stringify(messages))).toBeGreaterThan(1.3 * (r.total - tool));
+    // The simulated provider counts the same, and 3 more priming the reply.
+    expect(blocksFromRequest('openai-chat', r.body, (s) => countTokens(s, 'o200k_base')).totalTokens).toBe(r.total + 3);
+  });
+
+  it('a session of short turns and tool calls, rendered from handles: the same count as inline, and as the simulated provider', async () => {
+    const { client } = t.tenant();
+    const tools = await mintArtifact(client, 'tools', [{ name: 'read_file', description: 'Read a file.', input_schema: PARAMS }]);
+    const session = await startSession(client, { base: (await mintBundle(client, [tools.id])).id });
+    const turns: unknown[] = [];
+    for (let i = 0; i < 6; i++) {
+      turns.push(
+        { role: 'user', content: `look at ${i}.ts` },
+        { role: 'assistant', content: [{ type: 'text', text: 'Reading.' }, { type: 'tool_use', id: `toolu_${i}`, name: 'read_file', input: { path: `${i}.ts` } }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: `toolu_${i}`, content: CODE }] },
+        { role: 'assistant', content: 'ok' },
+      );
+    }
+    expect((await client.post(`/v1/sessions/${session.id}/messages`, { messages: turns })).status).toBe(201);
+    for (const [format, model, family] of [
+      ['anthropic', 'claude-sonnet-4-6', 'anthropic'],
+      ['openai-chat', 'gpt-4.1', 'o200k_base'],
+      ['openai-responses', 'gpt-4.1', 'o200k_base'],
+    ] as const) {
+      const question = format === 'openai-responses' ? { input: 'next?' } : { messages: [{ role: 'user', content: 'next?' }] };
+      const fromHandle = await render(client, format, { model, max_tokens: 64, prefix: [session.id], ...question });
+      // The same body sent inline (its handle markers are gone once rendered).
+      const inline = await render(client, format, fromHandle.body as object);
+      expect(inline.total, format).toBe(fromHandle.total);
+      const sim = blocksFromRequest(format, fromHandle.body, (s) => countTokens(s, family)).totalTokens;
+      expect(sim - fromHandle.total, format).toBe(format === 'anthropic' ? 0 : 3);
+    }
+  });
+
+  it('property: any chat of short texts and tool calls is estimated exactly as the simulated provider counts it', async () => {
+    const { client } = t.tenant();
+    const text = fc.string({ minLength: 1, maxLength: 40 }).filter((s) => /\S/.test(s));
+    const turn = fc.oneof(
+      text.map((s) => [{ role: 'user', content: s }]),
+      fc.tuple(text, fc.dictionary(fc.constantFrom('path', 'q', 'n'), fc.oneof(text, fc.integer()))).map(([id, args]) => [
+        { role: 'assistant', content: null, tool_calls: [{ id: 'call_x', type: 'function', function: { name: 'read_file', arguments: JSON.stringify(args) } }] },
+        { role: 'tool', tool_call_id: 'call_x', content: id },
+      ]),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(turn, { minLength: 1, maxLength: 8 }), async (turns) => {
+        const messages = turns.flat();
+        const r = await render(client, 'openai-chat', { model: 'gpt-4.1', messages });
+        expect(r.total).toBe(blocksFromRequest('openai-chat', r.body, (s) => countTokens(s, 'o200k_base')).totalTokens - 3);
+      }),
+      { numRuns: 40 },
+    );
+  });
+});
