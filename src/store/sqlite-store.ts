@@ -126,8 +126,10 @@ const SQL = {
   insertSummary: 'insert into request_summaries (seq, version, summary) values (@seq, @version, @summary)',
   insertDrift: 'insert into drift_findings (tenant_id, handle_id, request_id, previous_request_id, at, finding) values (@tenantId, @handleId, @requestId, @previousRequestId, @at, @finding)',
   calibrate: `insert into calibration (tenant_id, model, family, provider_tokens, estimated_tokens, reports) values (@tenantId, @model, @family, @providerTokens, @estimatedTokens, @reports)
-    on conflict (tenant_id, model) do update set provider_tokens = provider_tokens + excluded.provider_tokens,
-    estimated_tokens = estimated_tokens + excluded.estimated_tokens, reports = reports + excluded.reports, family = excluded.family`,
+    on conflict (tenant_id, model) do update set
+    provider_tokens = case when family = excluded.family then provider_tokens + excluded.provider_tokens else excluded.provider_tokens end,
+    estimated_tokens = case when family = excluded.family then estimated_tokens + excluded.estimated_tokens else excluded.estimated_tokens end,
+    reports = case when family = excluded.family then reports + excluded.reports else excluded.reports end, family = excluded.family`,
   insertRequestHandle: 'insert or ignore into request_handles (tenant_id, handle_id, rendered_at, request_id) values (@tenantId, @handleId, @renderedAt, @requestId)',
   // What a later read left of a write's premium: the parts still unread (none: read whole).
   markRead: 'update reconciliations set write_premium = @left, write_read = @read where seq = (select reconciled_seq from requests where id = @id)',

@@ -10,7 +10,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { blocksFromRequest } from '../../src/domain/simulator/blocks';
 import { countTokens } from '../../src/domain/tokens';
 import { createTestApp, type TestApp } from '../helpers/app';
-import { mintArtifact, mintBundle, startSession } from '../helpers/factories';
+import { mintArtifact, mintBundle, mintSystem, startSession } from '../helpers/factories';
+import { LONG_SYSTEM, promptTokens, renderAnthropic, report } from '../helpers/scenario';
 
 let t: TestApp;
 beforeEach(() => {
@@ -104,4 +105,24 @@ describe('the estimate counts the text the model reads', () => {
       { numRuns: 40 },
     );
   });
+});
+
+it('a calibration summed over estimates of the JSON is not applied, and starts again at the next report', async () => {
+  const { client, id: tenant } = t.tenant();
+  const sys = await mintSystem(client, LONG_SYSTEM);
+  // A row as the service kept it before estimates counted the text: the provider counted a third of the JSON.
+  t.sqlite
+    .prepare('insert into calibration (tenant_id, model, family, provider_tokens, estimated_tokens, reports) values (?, ?, ?, ?, ?, ?)')
+    .run(tenant, 'claude-sonnet-4-5', 'anthropic', 1000, 3000, 50);
+  expect((await client.get(`/v1/handles/${sys.id}`)).json.calibrated_tokens).toEqual([]);
+
+  const r = await renderAnthropic(client, { prefix: [sys.id], messages: [{ role: 'user', content: 'hello' }] });
+  const counted = Math.round(promptTokens(r) * 0.9);
+  await report(client, t, r, { input_tokens: counted, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 5 });
+  const row = t.sqlite.prepare('select family, provider_tokens, estimated_tokens, reports from calibration where tenant_id = ?').get(tenant);
+  expect(row).toEqual({ family: 'anthropic+text', provider_tokens: counted, estimated_tokens: promptTokens(r), reports: 1 });
+  const meta = (await client.get(`/v1/handles/${sys.id}`)).json;
+  expect(meta.calibrated_tokens).toEqual([
+    { model: 'claude-sonnet-4-5', family: 'anthropic', ratio: Math.round((counted / promptTokens(r)) * 1e4) / 1e4, reports: 1, estimate: meta.version.meta.tokens.anthropic, calibrated: Math.round(meta.version.meta.tokens.anthropic * (counted / promptTokens(r))) },
+  ]);
 });

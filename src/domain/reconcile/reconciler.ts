@@ -15,7 +15,7 @@ import { MESSAGE_CACHE_SETTINGS } from '../simulator/semantic';
 import { extractDiagnostics, normalizeUsage, usageObjectOf, usageProviderOf, UsageShapeError } from '../usage/normalize';
 import type { NormalizedUsage } from '../usage/types';
 import { anchorLengths, fitLengths, overlap, type Pin } from './attribution';
-import { calibrationRatio } from './reports';
+import { calibrationFamily, calibrationRatio, currentBasis } from './reports';
 import { summarizeOutcome } from './request-summary';
 import { PendingPremiums, partsOf, readUpTo, type PremiumPart, type StoredPremium } from './write-premiums';
 import { advance, blocksFor, hasUnits, knownEnds, lastUnits, learnExactEnds, measuresPrefixes, ScopeStates, segmentLengths, unitLengths, type RecordedOutcome, type ScopeState, type SimTimes } from './scopes';
@@ -516,7 +516,7 @@ export class Reconciler {
       drift: drift ? driftRows(tenantId, request, drift, segOutcomes, startedAt) : [],
       // A total far from the estimate says more about the request than about the tokenizer: not calibrated by.
       // Nor is a total that counts a history the service never rendered.
-      calibration: total === null || mismatch || kept ? null : { tenantId, model: request.model, family: model.tokenizer, providerTokens: total, estimatedTokens: outcome.estimated_prompt_tokens },
+      calibration: total === null || mismatch || kept ? null : { tenantId, model: request.model, family: calibrationFamily(model.tokenizer), providerTokens: total, estimatedTokens: outcome.estimated_prompt_tokens },
       // Only a read the provider confirmed proves the earlier write was worth its premium.
       markWriteRead: readFrom && readFrom !== request.id && read !== null && read > 0 ? this.markRead(readFrom, read, now) : null,
     };
@@ -533,7 +533,7 @@ export class Reconciler {
 
   /** The model's calibration ratio for the tenant (4 decimals, as reports show it), or null before its first total. */
   private calibrationRatio(tenantId: string, model: string): number | null {
-    const row = this.deps.store.calibrations(tenantId).find((c) => c.model === model);
+    const row = this.deps.store.calibrations(tenantId).find((c) => c.model === model && currentBasis(c));
     const ratio = row ? calibrationRatio(row) : null;
     return ratio === null || ratio <= 0 ? null : Math.round(ratio * 1e4) / 1e4;
   }

@@ -228,9 +228,10 @@ export class Reports {
    */
   calibrated(tenantId: string, tokens: Record<string, number> | undefined) {
     if (!tokens) return [];
-    return this.store.calibrations(tenantId).map((c) => {
+    return this.store.calibrations(tenantId).filter(currentBasis).map((c) => {
       const ratio = calibrationRatio(c) ?? 1;
-      return { model: c.model, family: c.family, ratio: Math.round(ratio * 1e4) / 1e4, reports: c.reports, estimate: tokens[c.family] ?? null, calibrated: tokens[c.family] === undefined ? null : Math.round(tokens[c.family]! * ratio) };
+      const family = c.family.slice(0, -CALIBRATION_BASIS.length);
+      return { model: c.model, family, ratio: Math.round(ratio * 1e4) / 1e4, reports: c.reports, estimate: tokens[family] ?? null, calibrated: tokens[family] === undefined ? null : Math.round(tokens[family]! * ratio) };
     });
   }
 
@@ -266,6 +267,15 @@ function rangeView(range: ReportRange, now: number) {
   const { fromDay, toDay } = days(range, now);
   return { from: range.from !== undefined ? new Date(fromDay * DAY).toISOString() : null, to: new Date(Math.min((toDay + 1) * DAY - 1, MAX_TIME)).toISOString(), model: range.model ?? null };
 }
+
+/**
+ * Calibration rows name the estimate's basis after its tokenizer family. Estimates counted the request's JSON before
+ * 2026-12-03 and count the text the model reads since (prompt-tokens.ts): a row summed over the old basis is not
+ * applied to the new one, and the store starts it again at the next report.
+ */
+export const CALIBRATION_BASIS = '+text';
+export const calibrationFamily = (family: string) => `${family}${CALIBRATION_BASIS}`;
+export const currentBasis = (c: Pick<CalibrationRow, 'family'>) => c.family.endsWith(CALIBRATION_BASIS);
 
 /** A model's running ratio of provider-reported to estimated prompt tokens, or null with nothing estimated yet. */
 export function calibrationRatio(c: Pick<CalibrationRow, 'providerTokens' | 'estimatedTokens'>): number | null {
