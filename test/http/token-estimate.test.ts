@@ -12,6 +12,7 @@ import { countTokens } from '../../src/domain/tokens';
 import { createTestApp, type TestApp } from '../helpers/app';
 import { mintArtifact, mintBundle, mintSystem, startSession } from '../helpers/factories';
 import { LONG_SYSTEM, promptTokens, renderAnthropic, report } from '../helpers/scenario';
+import { png } from '../helpers/media';
 
 let t: TestApp;
 beforeEach(() => {
@@ -84,6 +85,17 @@ describe('the estimate counts the text the model reads', () => {
       const sim = blocksFromRequest(format, fromHandle.body, (s) => countTokens(s, family)).totalTokens;
       expect(sim - fromHandle.total, format).toBe(format === 'anthropic' ? 0 : 3);
     }
+  });
+
+  it('a system prompt is text throughout: its count from mint, a data: URL in it counted as the text it is, plus the framing', async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, `Logo: data:image/png;base64,${png(64, 64, 3000).toString('base64')} — keep it.`);
+    const meta = (await client.get(`/v1/handles/${sys.id}`)).json.version.meta;
+    const r = await render(client, 'anthropic', { model: 'claude-sonnet-4-6', max_tokens: 64, prefix: [sys.id], messages: [{ role: 'user', content: 'hi' }] });
+    expect(r.segments[0]!.token_end).toBe(meta.tokens.anthropic + 3);
+    const chat = await render(client, 'openai-chat', { model: 'gpt-4.1', prefix: [sys.id], messages: [{ role: 'user', content: 'hi' }] });
+    expect(chat.segments[0]!.token_end).toBe(meta.tokens.o200k_base + 4);
+    expect(meta.tokens.o200k_base).toBeGreaterThan(1000);
   });
 
   it('property: any chat of short texts and tool calls is estimated exactly as the simulated provider counts it', async () => {

@@ -582,7 +582,12 @@ const itemCounts = new WeakMap<readonly string[], Partial<Record<TokenizerFamily
 const inContentCounts = new Lru<string, number>(16_384);
 
 function itemTokens(format: RequestFormat, section: Section, item: Item, family: TokenizerFamily): number {
-  const count = (text: string) => unitTokens(format, section, JSON.parse(text), (t) => countTokens(t, family));
+  // A system prompt or document is text throughout (no media), already counted at mint: only its framing is added.
+  const seg = item.segment;
+  const text = seg?.section === 'system' ? seg.text : undefined;
+  const measured = seg?.tokens?.[family];
+  const counter = (t: string) => (t === text && measured !== undefined ? measured : countTokens(t, family, text === undefined));
+  const count = (json: string) => unitTokens(format, section, JSON.parse(json), counter);
   if (!item.all || item.index === undefined) {
     const cacheKey = item.segment ? `${format}|${section}|${item.segment.source}|${family}` : null;
     const known = cacheKey ? inContentCounts.get(cacheKey) : undefined;
