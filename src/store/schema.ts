@@ -134,7 +134,8 @@ export const requestHandles = sqliteTable(
     renderedAt: integer('rendered_at').notNull(),
     requestId: text('request_id').notNull(),
   },
-  (t) => [primaryKey({ columns: [t.tenantId, t.handleId, t.renderedAt, t.requestId] })],
+  // By request too: a pruned request's rows are deleted by its id.
+  (t) => [primaryKey({ columns: [t.tenantId, t.handleId, t.renderedAt, t.requestId] }), index('request_handles_request').on(t.requestId)],
 );
 
 /**
@@ -238,6 +239,21 @@ export const scopeSnapshotChanges = sqliteTable(
   (t) => [primaryKey({ columns: [t.scope, t.chain, t.part] })],
 );
 
+/**
+ * How many reconciled requests of a scope were pruned (see RequestRetention): a scope snapshot covers its rows still
+ * stored plus these, so it is still read after its oldest requests are gone.
+ */
+export const scopePruned = sqliteTable('scope_pruned', {
+  scope: text('scope').primaryKey(),
+  rows: integer('rows').notNull(),
+});
+
+/** One row: requests rendered before `before` may have been pruned (a missing id older than it is said to be). */
+export const requestRetention = sqliteTable('request_retention', {
+  id: integer('id').primaryKey(),
+  prunedBefore: integer('pruned_before').notNull(),
+});
+
 /** Inline (caller) segment bytes, kept for a while so a drift can be located to the byte. */
 export const requestInline = sqliteTable(
   'request_inline',
@@ -331,6 +347,8 @@ export const driftFindings = sqliteTable(
     requestId: text('request_id').notNull(),
     previousRequestId: text('previous_request_id').notNull(),
     at: integer('at').notNull(),
+    /** The request's model, kept here: a report filtered by model reads it after the request is pruned (null: none). */
+    model: text('model'),
     finding: text('finding', { mode: 'json' }).notNull(),
   },
   (t) => [index('drift_findings_handle').on(t.tenantId, t.handleId, t.at)],

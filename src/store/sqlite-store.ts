@@ -23,6 +23,8 @@ import type {
   ScopeSnapshotRow,
   RollupRow,
   NewVersion,
+  PruneCandidate,
+  SnapshotCoverage,
   RequestCursor,
   RequestListQuery,
   RequestRow,
@@ -124,7 +126,7 @@ const SQL = {
     values (@seq, @id, @startedAt, @firstByteAt, @finishedAt, @reportHash, @usageRaw, @usage, @diagnostics, @outcome, @writePremium)`,
   markReconciled: `update requests set status = 'reconciled', reconciled_seq = @seq where id = @id`,
   insertSummary: 'insert into request_summaries (seq, version, summary) values (@seq, @version, @summary)',
-  insertDrift: 'insert into drift_findings (tenant_id, handle_id, request_id, previous_request_id, at, finding) values (@tenantId, @handleId, @requestId, @previousRequestId, @at, @finding)',
+  insertDrift: 'insert into drift_findings (tenant_id, handle_id, request_id, previous_request_id, at, model, finding) values (@tenantId, @handleId, @requestId, @previousRequestId, @at, @model, @finding)',
   calibrate: `insert into calibration (tenant_id, model, family, provider_tokens, estimated_tokens, reports) values (@tenantId, @model, @family, @providerTokens, @estimatedTokens, @reports)
     on conflict (tenant_id, model) do update set
     provider_tokens = case when family = excluded.family then provider_tokens + excluded.provider_tokens else excluded.provider_tokens end,
@@ -146,6 +148,26 @@ const SQL = {
     values (@tenantId, @handleId, @version, @day, @model, ${ROLLUP_VALUE_COLUMNS.map((c) => `@${c}`).join(', ')})
     on conflict (tenant_id, handle_id, version, day, model) do update set
     ${ROLLUP_VALUE_COLUMNS.map((c) => `${c} = ${c} + excluded.${c}`).join(', ')}`,
+};
+
+/** Pruning's statements: a batch's ids are a JSON array (`@ids`). */
+const IN_BATCH = 'in (select value from json_each(@ids))';
+const PRUNE_SQL = {
+  // By requests_tenant, oldest first after the cursor. The reconciliation is found by its request_id (the request's
+  // own reconciled_seq sits after its segments: reading it walks their overflow pages, as for a list).
+  candidates: `select r.id, r.rendered_at, r.scope, c.seq, c.started_at from requests r left join reconciliations c on c.request_id = r.id
+    where r.tenant_id = @tenantId and r.rendered_at < @before and r.rendered_at >= @at and (r.rendered_at > @at or r.id > @id)
+    order by r.rendered_at, r.id limit @limit`,
+  // Children first (foreign keys).
+  summaries: `delete from request_summaries where seq in (select seq from reconciliations where request_id ${IN_BATCH})`,
+  reconciliations: `delete from reconciliations where request_id ${IN_BATCH}`,
+  lines: `delete from request_lines where request_id ${IN_BATCH}`,
+  inline: `delete from request_inline where request_id ${IN_BATCH}`,
+  handles: `delete from request_handles where request_id ${IN_BATCH}`,
+  requests: `delete from requests where id ${IN_BATCH}`,
+  countScope: 'insert into scope_pruned (scope, rows) values (@scope, @rows) on conflict (scope) do update set rows = rows + excluded.rows',
+  setBefore: `insert into request_retention (id, pruned_before) values (1, @before)
+    on conflict (id) do update set pruned_before = max(pruned_before, excluded.pruned_before)`,
 };
 
 /**
@@ -566,7 +588,7 @@ export class SqliteStore implements Store {
         out.push([this.write.markReconciled, { id: r.id, seq }]);
         if (r.summary) out.push([this.write.insertSummary, { seq, version: SUMMARY_VERSION, summary: JSON.stringify(r.summary) }]);
         for (const roll of w.rollups) addRollup(roll);
-        for (const d of w.drift) out.push([this.write.insertDrift, { ...d, finding: JSON.stringify(d.finding) }]);
+        for (const d of w.drift) out.push([this.write.insertDrift, { ...d, model: d.model ?? null, finding: JSON.stringify(d.finding) }]);
         if (w.calibration) {
           const key = `${w.calibration.tenantId}\n${w.calibration.model}`;
           const c = calibrations.get(key);
@@ -834,9 +856,8 @@ export class SqliteStore implements Store {
   driftFindings(tenantId: string, handleId: string, limit: number, within?: { fromMs: number; toMs: number; model?: string }): DriftRow[] {
     const where = [eq(driftFindings.tenantId, tenantId), eq(driftFindings.handleId, handleId)];
     if (within) where.push(gte(driftFindings.at, within.fromMs), lt(driftFindings.at, within.toMs));
-    // The model is the request's: only a filter by model needs the join.
-    if (within?.model !== undefined)
-      where.push(sql`exists (select 1 from ${requests} where ${requests.id} = ${driftFindings.requestId} and ${requests.model} = ${within.model})`);
+    // The request's model, kept on the finding: its request may be pruned.
+    if (within?.model !== undefined) where.push(eq(driftFindings.model, within.model));
     return this.db
       .select()
       .from(driftFindings)
@@ -848,6 +869,61 @@ export class SqliteStore implements Store {
 
   calibrations(tenantId: string): CalibrationRow[] {
     return this.db.select().from(calibration).where(eq(calibration.tenantId, tenantId)).all();
+  }
+
+  tenantIds(): string[] {
+    return this.db.select({ id: tenants.id }).from(tenants).all().map((t) => t.id);
+  }
+
+  snapshotCoverage(): SnapshotCoverage[] {
+    const rows = this.db.$client
+      .prepare(
+        `select s.scope, s.seq, s.version, json_extract(s.state, '$.live.lastStart') as live, json_extract(s.state, '$.history.lastStart') as history,
+         (select c.started_at from requests r join reconciliations c on c.seq = r.reconciled_seq where r.scope = s.scope and r.reconciled_seq is not null
+          order by r.reconciled_seq desc limit 1) as latest
+         from scope_snapshots s`,
+      )
+      .all() as Array<{ scope: string; seq: number; version: number; live: number | null; history: number | null; latest: number | null }>;
+    return rows.map((r) => ({ scope: r.scope, seq: r.seq, version: r.version, liveLastStart: r.live, historyLastStart: r.history, latestStart: r.latest }));
+  }
+
+  private pruneStmts?: Record<keyof typeof PRUNE_SQL, Statement>;
+
+  pruneBatch(
+    q: { tenantId: string; before: number; after: RequestCursor | null; limit: number },
+    prunable: (c: PruneCandidate) => boolean,
+  ): { pruned: string[]; read: number; next: RequestCursor | null } {
+    const client = this.db.$client;
+    const s = (this.pruneStmts ??= Object.fromEntries(Object.entries(PRUNE_SQL).map(([name, text]) => [name, client.prepare(text)])) as Record<keyof typeof PRUNE_SQL, Statement>);
+    // Read and deleted in one transaction: nothing is reconciled in between.
+    return client.transaction(() => {
+      const found = (s.candidates.all({ tenantId: q.tenantId, before: q.before, at: q.after?.renderedAt ?? Number.MIN_SAFE_INTEGER, id: q.after?.id ?? '', limit: q.limit }) as Array<{ id: string; rendered_at: number; scope: string; seq: number | null; started_at: number | null }>).map(
+        (r): PruneCandidate => ({ id: r.id, renderedAt: r.rendered_at, scope: r.scope, seq: r.seq, startedAt: r.started_at }),
+      );
+      const chosen = found.filter(prunable);
+      const last = found.at(-1);
+      const next = found.length === q.limit && last ? { renderedAt: last.renderedAt, id: last.id } : null;
+      s.setBefore.run({ before: q.before });
+      if (chosen.length === 0) return { pruned: [], read: found.length, next };
+      const ids = JSON.stringify(chosen.map((c) => c.id));
+      for (const name of ['summaries', 'reconciliations', 'lines', 'inline', 'handles', 'requests'] as const) s[name].run({ ids });
+      const perScope = new Map<string, number>();
+      for (const c of chosen) if (c.seq !== null) perScope.set(c.scope, (perScope.get(c.scope) ?? 0) + 1);
+      for (const [scope, rows] of perScope) s.countScope.run({ scope, rows });
+      return { pruned: chosen.map((c) => c.id), read: found.length, next };
+    }).immediate();
+  }
+
+  requestExists(id: string): boolean {
+    return this.db.$client.prepare('select 1 from requests where id = ?').pluck().get(id) !== undefined;
+  }
+
+  prunedInScope(scope: string): number {
+    return (this.db.$client.prepare('select rows from scope_pruned where scope = ?').pluck().get(scope) as number | undefined) ?? 0;
+  }
+
+  prunedBefore(): number | null {
+    return (this.db.$client.prepare('select pruned_before from request_retention where id = 1').pluck().get() as number | undefined) ?? null;
   }
 
 

@@ -135,6 +135,8 @@ export interface DriftRow {
   requestId: string;
   previousRequestId: string;
   at: number;
+  /** The request's model (null: a finding whose request was gone before 0015 kept it). */
+  model?: string | null;
   finding: unknown;
 }
 
@@ -249,6 +251,27 @@ export interface InlineRow {
   expiresAt: number;
 }
 
+/** A request old enough to prune, as a batch reads it: when it was rendered, its scope, and its reconciliation if any. */
+export interface PruneCandidate {
+  id: string;
+  renderedAt: number;
+  scope: string;
+  /** Its reconciliation's seq and start (null: not reconciled). */
+  seq: number | null;
+  startedAt: number | null;
+}
+
+/** A scope's snapshot as pruning sees it: the last reconciliation it covers, its format, and its states' latest starts. */
+export interface SnapshotCoverage {
+  scope: string;
+  seq: number;
+  version: number;
+  liveLastStart: number | null;
+  historyLastStart: number | null;
+  /** The start of the scope's latest reconciliation (it may be after the snapshot). */
+  latestStart: number | null;
+}
+
 export interface Store {
   createTenant(tenant: TenantRow, key: ApiKeyRow): void;
   getTenant(id: string): TenantRow | undefined;
@@ -340,4 +363,22 @@ export interface Store {
   /** The latest drift findings of a handle, among requests started within [fromMs, toMs) and of `model` when given. */
   driftFindings(tenantId: string, handleId: string, limit: number, within?: { fromMs: number; toMs: number; model?: string }): DriftRow[];
   calibrations(tenantId: string): CalibrationRow[];
+
+  /** Every tenant's id. */
+  tenantIds(): string[];
+  /** Every scope snapshot's coverage (pruning keeps what a snapshot does not cover). */
+  snapshotCoverage(): SnapshotCoverage[];
+  /**
+   * One batch of pruning, in one transaction: reads up to `limit` of a tenant's requests rendered before `before`,
+   * after `after` (oldest first), and deletes those `prunable` accepts with every row of theirs (reconciliation,
+   * summary, line, inline texts, index by handle; drift findings and rollups stay), counting the reconciled ones in
+   * their scope's pruned rows, and records `before` as pruned. `next`: where the next batch starts (null: done).
+   */
+  pruneBatch(q: { tenantId: string; before: number; after: RequestCursor | null; limit: number }, prunable: (c: PruneCandidate) => boolean): { pruned: string[]; read: number; next: RequestCursor | null };
+  /** Whether a request is stored (by its key alone: none of its row is read). */
+  requestExists(id: string): boolean;
+  /** How many reconciled requests of a scope were pruned. */
+  prunedInScope(scope: string): number;
+  /** The latest time before which requests were pruned (null: never). */
+  prunedBefore(): number | null;
 }

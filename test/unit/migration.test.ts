@@ -206,6 +206,35 @@ describe('migration 0014 (request_lines, request_summaries.version)', () => {
   });
 });
 
+describe('migration 0015 (request retention)', () => {
+  it("gives each stored drift finding its request's model, so a report by model still finds it once the request is pruned", () => {
+    dir = mkdtempSync(join(tmpdir(), 'ph-migrate-'));
+    const file = join(dir, 'db.sqlite');
+    const old = atMigration(file, JOURNAL.entries.findIndex((e) => e.tag === '0015_request_retention'));
+    old.prepare("insert into tenants (id, name, created_at) values ('ten_1', 't', 0)").run();
+    old.prepare(`insert into requests (id, tenant_id, scope, format, model, catalog_entry, catalog_fallback, rendered_at, segments, breakpoints, status)
+      values ('req_a', 'ten_1', 's', 'anthropic', 'claude-haiku-4-5', 'claude-haiku-4-5', 0, 1000, '[]', '[]', 'rendered')`).run();
+    const drift = old.prepare(`insert into drift_findings (tenant_id, handle_id, request_id, previous_request_id, at, finding) values ('ten_1', 'art_x', ?, 'req_p', ?, '{}')`);
+    drift.run('req_a', 1000);
+    // Its request gone already (none should be): no model, and no error.
+    drift.run('req_gone', 2000);
+    old.close();
+
+    const opened = openDb(file);
+    const store = new SqliteStore(opened.db, opened.walSync, systemClock);
+    try {
+      expect(opened.sqlite.prepare('select request_id, model from drift_findings order by at').all()).toEqual([
+        { request_id: 'req_a', model: 'claude-haiku-4-5' },
+        { request_id: 'req_gone', model: null },
+      ]);
+      opened.sqlite.prepare("delete from requests where id = 'req_a'").run();
+      expect(store.driftFindings('ten_1', 'art_x', 10, { fromMs: 0, toMs: 5000, model: 'claude-haiku-4-5' }).map((d) => d.requestId)).toEqual(['req_a']);
+    } finally {
+      opened.close();
+    }
+  });
+});
+
 describe('a database a newer version migrated', () => {
   it('is refused at open, naming it, and left as it was (drizzle alone would run on it and write rows that version misreads)', () => {
     dir = mkdtempSync(join(tmpdir(), 'ph-migrate-newer-'));

@@ -968,7 +968,7 @@ function driftRows(tenantId: string, request: RequestRow, drift: DriftFinding, s
   const explained = segments.filter((s, i) => s.source !== 'inline' && (segs[i]?.classes.drift ?? 0) > 0 && (drift.settings !== undefined || i >= drift.segment || s.source === drift.handle));
   const paths = explained.length ? explained.map((s) => s.path) : [[drift.handle]];
   const ids = new Set(paths.flat().map((r) => parseRef(r)?.id).filter((x): x is string => !!x));
-  return [...ids].map((handleId) => ({ tenantId, handleId, requestId: request.id, previousRequestId: drift.previous_request, at, finding: drift }));
+  return [...ids].map((handleId) => ({ tenantId, handleId, requestId: request.id, previousRequestId: drift.previous_request, at, model: request.model, finding: drift }));
 }
 
 function excerpt(bytes: Buffer, at: number): string {

@@ -461,6 +461,8 @@ export class ScopeStates implements CommitListener {
     const rules = reconcilingRules(model);
     const restored = this.restore(scope, rules);
     const loaded = restored?.loaded ?? newLoad(scope, rules);
+    // Replayed from its first request kept, it counts the pruned ones too: a snapshot's rows are all it ever had.
+    if (!restored) loaded.rows = this.store.prunedInScope(scope);
     for (const row of this.store.reconciledInScope(scope, restored?.seq ?? 0)) {
       const outcome = row.outcome as RecordedOutcome;
       // The same entry ingestion used: a catalog entry gone since (an override removed) is looked up by model name.
@@ -491,7 +493,8 @@ export class ScopeStates implements CommitListener {
       if (!snap || snap.version !== SNAPSHOT_VERSION) return null;
       const stored = snap.state as StoredScope;
       if (this.rulesOf(rules, stored.catalog) !== snap.rules) return null;
-      if (this.store.countReconciledInScope(scope, snap.seq) !== snap.rows) return null;
+      // Its rows still stored and those pruned (only ever rows a snapshot covered: see RequestRetention).
+      if (this.store.countReconciledInScope(scope, snap.seq) + this.store.prunedInScope(scope) !== snap.rows) return null;
       const loaded = newLoad(scope, rules);
       const read = restoreInto(loaded, stored, this.store.scopeSnapshotChanges(scope, snap.chain), rules);
       // Parts another process appended to the chain (or deleted) make it another snapshot than this one.
