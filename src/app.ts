@@ -11,6 +11,7 @@ import type { ModelCatalog } from './domain/catalog/catalog';
 import { Expander } from './domain/render/expand';
 import { TenantService } from './domain/tenants';
 import { RequestService } from './domain/requests';
+import { RequestRetention } from './domain/retention';
 import { RENDER_PATH, renderRoute, renderRoutes } from './http/routes/render';
 import { USAGE_PATH, usageRoute, usageRoutes } from './http/routes/usage';
 import { checkStorableBytes, checkUtf8, notJsonBody } from './http/body';
@@ -47,6 +48,8 @@ export interface Services {
   writes: WriteQueue;
   /** The proxy's calls, reconciled per scope in the order they started (a shutdown releases them all). */
   proxyOrder: StartOrder;
+  /** Deletes request detail past PH_REQUEST_RETENTION_DAYS (its timer is started by main.ts), or when asked. */
+  retention: RequestRetention;
   /** Aborted as the service begins to stop: answers that never end by themselves (the dashboard's live events) end. */
   stopping: AbortController;
 }
@@ -56,6 +59,18 @@ export function createServices(deps: AppDeps): Services {
   const { config } = deps;
   const writes = new WriteQueue(deps.store);
   const reconciler = new Reconciler({ store: deps.store, clock: deps.clock, catalog: deps.catalog, writes, scopeSnapshotEvery: config.scopeSnapshotEvery, scopeSnapshotPart: config.scopeSnapshotPart });
+  const metrics = countReconciled(reconciler, new Metrics(config.log !== 'off'));
+  const retention = new RequestRetention({
+    store: deps.store,
+    clock: deps.clock,
+    catalog: deps.catalog,
+    retentionDays: config.requestRetentionDays,
+    forget: (ids) => writes.forget(ids),
+    onPruned: (r) => {
+      metrics.requestsPruned.inc(r.pruned);
+      if (config.log === 'json') process.stdout.write(`${JSON.stringify({ level: 'info', time: new Date().toISOString(), msg: 'pruned requests', before: new Date(r.before).toISOString(), pruned: r.pruned, kept: r.kept, batches: r.batches })}\n`);
+    },
+  });
   return {
     tenants: new TenantService(deps.store, deps.clock),
     handles,
@@ -67,12 +82,14 @@ export function createServices(deps: AppDeps): Services {
       catalog: deps.catalog,
       reconciler,
       writes,
+      retention,
       policy: { inlineKeepBytes: config.inlineKeepBytes, inlineRetentionMs: config.inlineRetentionMs, cacheTtl: config.cacheTtl },
     }),
     reconciler,
     reports: new Reports(deps.store, reconciler.pendingPremiums),
-    metrics: countReconciled(reconciler, new Metrics(config.log !== 'off')),
+    metrics,
     writes,
+    retention,
     proxyOrder: new StartOrder(config.proxyOrderWaitMs),
     stopping: new AbortController(),
   };
@@ -103,7 +120,7 @@ function countReconciled(reconciler: Reconciler, metrics: Metrics): Metrics {
   return metrics;
 }
 
-const ADMIN_PATH = /^\/v1\/(tenants|keys)(\/|$)/;
+const ADMIN_PATH = /^\/v1\/(tenants|keys|prune)(\/|$)/;
 
 /** A request body must say it is JSON: anything else is refused before parsing. */
 const requireJson: MiddlewareHandler<AppEnv> = async function requireJson(c, next) {
@@ -179,7 +196,7 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   });
   // Metrics carry tenant ids: scraping them takes the operator's key, like the admin routes.
   app.get('/metrics', admin, async (c) => c.body(await services.metrics.registry.metrics(), 200, { 'content-type': services.metrics.registry.contentType }));
-  app.route('/', adminRoutes(services.tenants));
+  app.route('/', adminRoutes(services.tenants, services.retention));
   app.route('/', handleRoutes(services.handles, services.expander, services.reports));
   app.route('/', renderRoutes(deps.catalog));
   app.route('/', usageRoutes({ ...services, clock: deps.clock, batchMax: config.usageBatchMax }));

@@ -44,6 +44,8 @@ const envSchema = z.object({
   PH_INLINE_RETENTION_HOURS: int(7 * 24),
   PH_CACHE_TTL: z.enum(['5m', '1h']).default('5m'),
   PH_USAGE_BATCH_MAX: int(1000),
+  // 0: keep every request. Pruning deletes what GET /v1/requests/{id} shows: an upgrade must not do it unasked.
+  PH_REQUEST_RETENTION_DAYS: whole(0, 0, 36_500),
   // 0: off (none written, none read).
   PH_SCOPE_SNAPSHOT_EVERY: whole(2000, 0),
   PH_ANTHROPIC_BASE_URL: baseUrl().default('https://api.anthropic.com'),
@@ -76,6 +78,8 @@ export interface Config {
   /** TTL for cache breakpoints the service places (1h only where the model offers it). */
   cacheTtl: '5m' | '1h';
   usageBatchMax: number;
+  /** Requests rendered longer ago are pruned, with their detail, every hour (0: never). */
+  requestRetentionDays: number;
   /** A cache scope's state is snapshot every this many reconciliations of it, so a start replays only those after (0: never). */
   scopeSnapshotEvery: number;
   /**
@@ -136,6 +140,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     inlineRetentionMs: e.PH_INLINE_RETENTION_HOURS * 3_600_000,
     cacheTtl: e.PH_CACHE_TTL,
     usageBatchMax: e.PH_USAGE_BATCH_MAX,
+    requestRetentionDays: e.PH_REQUEST_RETENTION_DAYS,
     scopeSnapshotEvery: e.PH_SCOPE_SNAPSHOT_EVERY,
     scopeSnapshotPart: 4_000,
     anthropicBaseUrl: e.PH_ANTHROPIC_BASE_URL.replace(/\/+$/, ''),

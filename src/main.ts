@@ -63,6 +63,7 @@ async function main() {
     }
     // With their ids: rotating or revoking the key takes its id, which the file does not hold.
     if (made) console.log(`created a default tenant (${made.tenant}); its API key (${made.key}) is in ${made.file}`);
+    services.retention.start();
     console.log(`prefix-handles listening on http://${config.host}:${info.port} (database ${config.databasePath}; docs at /docs)`);
   });
   // A port in use or an address this machine does not have: said in one line, like a bad setting.
@@ -87,6 +88,7 @@ async function main() {
     server.close(() => void stopped());
     // The dashboard's live events never end by themselves: they end now.
     services.stopping.abort();
+    services.retention.stop();
     // A keep-alive client would go on sending on its connection until the cut: each answer now closes it.
     server.on('request', (_req: IncomingMessage, res: ServerResponse) => res.setHeader('connection', 'close'));
     // Past the grace, what is still answering is cut: the proxy records each cut call as interrupted

@@ -6,6 +6,9 @@ import { ConfigError, loadConfig } from '../config';
 import { systemClock } from '../domain/clock';
 import { DomainError } from '../domain/errors';
 import { TenantService, type IssuedKey, type TenantListing } from '../domain/tenants';
+import { CatalogError, loadCatalog, ModelCatalog } from '../domain/catalog/catalog';
+import { DAY_MS } from '../domain/clock';
+import { RequestRetention } from '../domain/retention';
 import { DatabaseInUseError, NewerSchemaError, openLocked } from '../store/db';
 import { SqliteStore } from '../store/sqlite-store';
 import { ApiError, createApi, seg } from './api';
@@ -18,9 +21,19 @@ export interface Admin {
   issueKey(tenantId: string): Promise<IssuedKey>;
   rotateKey(keyId: string): Promise<IssuedKey>;
   revokeKey(keyId: string): Promise<void>;
+  /** Deletes requests rendered more than `days` days ago with their detail (POST /v1/prune). */
+  prune(days: number): Promise<PruneAnswer>;
   /** The api-key file the service writes on its first start, where the other commands find a key. */
   keyFile: string;
   close(): void;
+}
+
+/** What a prune removed, as the API says it. */
+export interface PruneAnswer {
+  before: string;
+  pruned: number;
+  kept: number;
+  batches: number;
 }
 
 export const ADMIN_OPTIONS = {
@@ -74,6 +87,7 @@ function online(url: string, flag: string | undefined): Admin {
     issueKey: (tenantId) => call('POST', `/v1/tenants/${seg(tenantId)}/keys`),
     rotateKey: (keyId) => call('POST', `/v1/keys/${seg(keyId)}/rotate`),
     revokeKey: async (keyId) => void (await call('DELETE', `/v1/keys/${seg(keyId)}`)),
+    prune: (days) => call<PruneAnswer>('POST', '/v1/prune', { older_than_days: days }),
     // Where the other commands look for a key (PH_DATA_DIR, else ./data), as they do.
     keyFile: join(resolve(process.env.PH_DATA_DIR ?? './data'), 'api-key'),
     close: () => undefined,
@@ -102,7 +116,17 @@ function offline(dataDir: string | undefined): Admin {
       throw new CliError(`--offline: the service is running on ${databasePath}: go through it (without --offline, with its PH_ADMIN_KEY), or stop it first`);
     throw new CliError(err instanceof NewerSchemaError ? err.message : `--offline: cannot open the database ${databasePath}: ${(err as Error).message}`);
   }
-  const tenants = new TenantService(new SqliteStore(opened.db, opened.walSync, systemClock), systemClock);
+  const store = new SqliteStore(opened.db, opened.walSync, systemClock);
+  const tenants = new TenantService(store, systemClock);
+  // Pruning keeps what a cache TTL still needs: the TTLs of the catalog the service reads.
+  const retention = () => {
+    try {
+      return new RequestRetention({ store, clock: systemClock, catalog: new ModelCatalog(loadCatalog(process.env.PH_CATALOG_FILE)), retentionDays: 0 });
+    } catch (err) {
+      if (err instanceof CatalogError) throw new CliError(err.message);
+      throw err;
+    }
+  };
   // Said as the API says it (`not_found: key … does not exist`).
   const act = <T>(f: () => T): Promise<T> => {
     try {
@@ -118,6 +142,10 @@ function offline(dataDir: string | undefined): Admin {
     issueKey: (tenantId) => act(() => tenants.issueKey(tenantId)),
     rotateKey: (keyId) => act(() => tenants.rotateKey(keyId)),
     revokeKey: (keyId) => act(() => tenants.revokeKey(keyId)),
+    prune: async (days) => {
+      const r = await retention().prune(days * DAY_MS);
+      return { before: new Date(r.before).toISOString(), pruned: r.pruned, kept: r.kept, batches: r.batches };
+    },
     keyFile: join(serviceDir, 'api-key'),
     // Every write is committed at synchronous=FULL; closing checkpoints the WAL, then the service may start.
     close: () => opened.close(),

@@ -6,12 +6,13 @@ import { expand } from './commands/expand';
 import { importCalls } from './commands/import';
 import { keys } from './commands/keys';
 import { mint } from './commands/mint';
+import { prune } from './commands/prune';
 import { report } from './commands/report';
 import { serve } from './commands/serve';
 import { tenants } from './commands/tenants';
 import { verify } from './commands/verify';
 
-const COMMANDS: Command[] = [serve, mint, expand, report, importCalls, verify, backup, tenants, keys];
+const COMMANDS: Command[] = [serve, mint, expand, report, importCalls, verify, backup, tenants, keys, prune];
 
 /** Every command's options, so a value given before the command word (`--data-dir X backup`) is not taken for it. */
 const ALL_OPTIONS = Object.assign({}, ...COMMANDS.map((c) => c.options), { help: { type: 'boolean', short: 'h' } }) as Options;
@@ -25,7 +26,7 @@ Run 'prefix-handles <command> --help' for a command's arguments and options.
 
 mint, expand, report, import and verify talk to the REST API with a tenant's key:
 ${API_HELP}
-tenants and keys take the service's admin key instead (--key, or env PH_ADMIN_KEY), or,
+tenants, keys and prune take the service's admin key instead (--key, or env PH_ADMIN_KEY), or,
 with --offline and the service stopped, work on its database file.
 
 Exit codes: 0 success, 1 failure (API error, failed check, rejected import line), 2 usage error.`;

@@ -2,6 +2,8 @@
 export type DomainErrorCode =
   | 'invalid_request'
   | 'not_found'
+  /** A request id older than the retention horizon, no longer stored. */
+  | 'request_pruned'
   | 'gone'
   | 'version_conflict'
   | 'handle_in_use'

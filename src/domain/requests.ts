@@ -1,4 +1,5 @@
 import type { InlineRow, RequestCursor, RequestRow, Store } from '../store/store';
+import type { RequestRetention } from './retention';
 import type { ModelCatalog } from './catalog/catalog';
 import type { ModelLookup, ProviderFamily } from './catalog/types';
 import type { Clock } from './clock';
@@ -100,7 +101,7 @@ export class RequestService {
   private lastPurge = -Infinity;
 
   constructor(
-    private readonly deps: { store: Store; clock: Clock; handles: HandleService; catalog: ModelCatalog; reconciler: Reconciler; writes: WriteQueue; policy: RequestPolicy },
+    private readonly deps: { store: Store; clock: Clock; handles: HandleService; catalog: ModelCatalog; reconciler: Reconciler; writes: WriteQueue; retention?: RequestRetention; policy: RequestPolicy },
   ) {
     this.renderer = new RequestRenderer(deps.handles);
   }
@@ -199,7 +200,9 @@ export class RequestService {
 
   get(tenantId: string, id: string): RequestRow {
     const row = this.deps.store.getRequest(id) ?? this.deps.writes.pendingRequest(id);
-    if (!row || row.tenantId !== tenantId) throw notFound(`request ${id}`);
+    // Gone: said to be pruned when it is older than what was pruned (its id carries its render time).
+    if (!row) throw this.deps.retention?.missing(id) ?? notFound(`request ${id}`);
+    if (row.tenantId !== tenantId) throw notFound(`request ${id}`);
     return row;
   }
 }

@@ -23,6 +23,7 @@ export class Metrics {
     registers: [this.registry],
     collect: (): void => this.proxyWaiting.set(this.proxyWaitingSource()),
   });
+  readonly requestsPruned = new Counter({ name: 'ph_requests_pruned_total', help: 'Requests deleted with their detail past retention (PH_REQUEST_RETENTION_DAYS, or a prune asked for)', registers: [this.registry] });
   private readonly captureTotals = new Map<string, { captured: number; opportunity: number }>();
 
   constructor(withDefaults = true) {

@@ -23,6 +23,7 @@ const STATUS: Record<ProblemCode, ContentfulStatusCode> = {
   unauthorized: 401,
   forbidden: 403,
   not_found: 404,
+  request_pruned: 404,
   route_not_found: 404,
   method_not_allowed: 405,
   gone: 410,
@@ -42,6 +43,7 @@ const TITLE: Record<ProblemCode, string> = {
   unauthorized: 'Missing or invalid credentials',
   forbidden: 'Not allowed',
   not_found: 'Not found',
+  request_pruned: 'Pruned past retention',
   route_not_found: 'No such route',
   method_not_allowed: 'Method not allowed',
   gone: 'Deleted',
@@ -139,7 +141,7 @@ export function logUnhandled(c: Context, err: unknown): void {
 
 /** A 404 or 410 on a route that names its subject in the path (`/v1/requests/{id}`): the pointer is that parameter. */
 function pathErrors(c: Context, err: DomainError): ErrorDetailItem[] {
-  if (err.code !== 'not_found' && err.code !== 'gone') return [];
+  if (err.code !== 'not_found' && err.code !== 'gone' && err.code !== 'request_pruned') return [];
   const params = c.req.param() as Record<string, string>;
   const name = 'id' in params ? 'id' : 'ref' in params ? 'ref' : undefined;
   return name ? [{ pointer: `path:${name}`, detail: err.message }] : [];

@@ -1,5 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { TenantService } from '../../domain/tenants';
+import { DAY_MS } from '../../domain/clock';
+import type { RequestRetention } from '../../domain/retention';
 import { newRouter } from '../router';
 import { IssuedKeySchema, Label, TenantListSchema, commonErrors, problemResponse, readErrors } from '../schemas';
 
@@ -7,6 +9,18 @@ const issued = (description: string) => ({ content: { 'application/json': { sche
 /** These routes take no fields: a body, when one is sent, must be `{}` (a field a caller expects kept, a key's name, is refused, not dropped). */
 const noFields = { content: { 'application/json': { schema: z.strictObject({}) } }, required: false };
 const security = [{ adminKey: [] }];
+
+const PruneBody = z.strictObject({
+  older_than_days: z.number().int().min(1).max(36_500).openapi({ description: 'Requests rendered more than this many days ago are deleted (at least 1).', example: 30 }),
+});
+const PruneResultSchema = z
+  .object({
+    before: z.string().openapi({ description: 'Requests rendered before this moment were considered (never within twice the catalog\'s longest cache TTL of now).' }),
+    pruned: z.number().int().openapi({ description: 'Requests deleted, with their reconciliation, summary, line, inline texts and index by handle.' }),
+    kept: z.number().int().openapi({ description: 'Old enough, but kept: reconciled after their scope\'s latest snapshot (a restart replays them), or within a cache TTL of their scope\'s latest call.' }),
+    batches: z.number().int().openapi({ description: 'Transactions of at most 1,000 requests each.' }),
+  })
+  .openapi('PruneResult');
 
 const routes = {
   createTenant: createRoute({
@@ -33,14 +47,23 @@ const routes = {
     request: { params: z.object({ id: z.string().min(1) }) },
     responses: { 204: { description: 'Revoked' }, 401: readErrors[401], 404: readErrors[404] },
   }),
+  prune: createRoute({
+    method: 'post', path: '/v1/prune', tags: ['admin'], summary: 'Delete requests rendered more than N days ago, with their detail (reports keep their figures)', security,
+    request: { body: { content: { 'application/json': { schema: PruneBody } }, required: true } },
+    responses: { 200: { content: { 'application/json': { schema: PruneResultSchema } }, description: 'What was removed, and what was kept' }, ...commonErrors },
+  }),
 };
 
-export function adminRoutes(tenants: TenantService) {
+export function adminRoutes(tenants: TenantService, retention: RequestRetention) {
   const app = newRouter();
   app.openapi(routes.createTenant, (c) => c.json(tenants.createTenant(c.req.valid('json').name), 201));
   app.openapi(routes.listTenants, (c) => c.json({ tenants: tenants.list() }, 200));
   app.openapi(routes.issueKey, (c) => c.json(tenants.issueKey(c.req.valid('param').id), 201));
   app.openapi(routes.rotateKey, (c) => c.json(tenants.rotateKey(c.req.valid('param').id), 201));
+  app.openapi(routes.prune, async (c) => {
+    const r = await retention.prune(c.req.valid('json').older_than_days * DAY_MS);
+    return c.json({ before: new Date(r.before).toISOString(), pruned: r.pruned, kept: r.kept, batches: r.batches }, 200);
+  });
   app.openapi(routes.revokeKey, (c) => {
     tenants.revokeKey(c.req.valid('param').id);
     return c.body(null, 204);

@@ -74,7 +74,7 @@ export function uiRoutes(deps: AppDeps, services: Services) {
   });
   ui.get('/ui/requests/:id', (c) => {
     const row = services.requests.get(c.get('tenantId'), c.req.param('id'));
-    return page(c, { title: `Request ${row.id}`, tenantId: c.get('tenantId'), body: requestPage(row, deps.catalog.byId(row.catalogEntry)?.cache.refreshOnHit ?? true) });
+    return page(c, { title: `Request ${row.id}`, tenantId: c.get('tenantId'), body: requestPage(row, deps.catalog.byId(row.catalogEntry)?.cache.refreshOnHit ?? true, (rid) => services.retention.isPruned(rid)) });
   });
 
   ui.get('/ui/events', (c) => {
@@ -114,8 +114,9 @@ export function uiRoutes(deps: AppDeps, services: Services) {
   // Domain errors become pages (a tenant never learns another tenant's handle exists: same 404).
   ui.onError((err, c) => {
     if (!(err instanceof DomainError)) throw err;
-    const status = err.code === 'not_found' ? 404 : err.code === 'gone' ? 410 : err.code === 'invalid_request' ? 400 : 409;
-    return page(c, { title: 'Not found', tenantId: c.get('tenantId'), body: html`<h1>${status === 410 ? 'Deleted' : status === 404 ? 'Not found' : 'Cannot show this'}</h1><p>${err.message}.</p><p><a href="/ui">Back to the overview</a></p>`, status });
+    const status = err.code === 'not_found' || err.code === 'request_pruned' ? 404 : err.code === 'gone' ? 410 : err.code === 'invalid_request' ? 400 : 409;
+    const pruned = err.code === 'request_pruned';
+    return page(c, { title: pruned ? 'Pruned' : 'Not found', tenantId: c.get('tenantId'), body: html`<h1>${pruned ? 'Pruned past retention' : status === 410 ? 'Deleted' : status === 404 ? 'Not found' : 'Cannot show this'}</h1><p>${err.message}.</p><p><a href="/ui">Back to the overview</a></p>`, status });
   });
 
   /** `through`: for a session, the newest batch its content table lists (`?batches=`; the latest when absent). */
@@ -134,7 +135,8 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     const content = withContent && !deleted ? contentOf(tenantId, id, versions, through) : { sources: [], composition: [] };
     // Read for the page only: the live fragment (refreshed on every reconciliation) leaves it out.
     const recent = withContent ? services.requests.list(tenantId, { handleId: id, limit: RECENT_REQUESTS }).rows.map((row) => requestSummaryView(row, id)) : [];
-    return { report, period, days, daysLabel: label, versions, versionCount, ...content, deleted, recent };
+    const pruned = (rid: string) => services.retention.isPruned(rid);
+    return { report, period, days, daysLabel: label, versions, versionCount, ...content, deleted, recent, pruned };
   }
 
   /** The UTC days the capture-rate chart draws: the period's, or the last ALL_DAYS for "all". */

@@ -41,6 +41,8 @@ export interface HandleView {
   /** A session's batches: how many in all, and how many come before and after the ones listed. */
   batches?: BatchPage;
   deleted: boolean;
+  /** Whether a request its drift findings name was pruned (no page to link to). */
+  pruned?: (id: string) => boolean;
   /** The latest requests that referenced it, newest first (not re-read by the live view). */
   recent: ReturnType<typeof requestSummaryView>[];
 }
@@ -169,9 +171,9 @@ ${findings.length === 0
         const pair = d.now?.excerpt !== undefined && d.before?.excerpt !== undefined ? diffPair(d.before.excerpt, d.now.excerpt) : null;
         if (d.settings?.length)
           return html`<div class="card" data-drift="${d.request_id}">
-<p style="margin-top:0">${when(d.at)}: ${requestLink(d.request_id)} missed the prefix ${requestLink(d.previous_request_id)} had written: ${settingsNote(d.settings, d.segment ?? 0)}.</p></div>`;
+<p style="margin-top:0">${when(d.at)}: ${requestLink(d.request_id, v.pruned)} missed the prefix ${requestLink(d.previous_request_id, v.pruned)} had written: ${settingsNote(d.settings, d.segment ?? 0)}.</p></div>`;
         return html`<div class="card" data-drift="${d.request_id}">
-<p style="margin-top:0">${when(d.at)}: ${requestLink(d.request_id)} missed the prefix ${requestLink(d.previous_request_id)} had written.
+<p style="margin-top:0">${when(d.at)}: ${requestLink(d.request_id, v.pruned)} missed the prefix ${requestLink(d.previous_request_id, v.pruned)} had written.
 Segment <b>#${(d.segment ?? 0) + 1}</b> changed${d.byte_offset !== undefined ? html`, first at byte <b>${tokens(d.byte_offset)}</b>` : ''}:
 ${d.before ? sourceLink(d.before.source) : ''} → ${d.now ? sourceLink(d.now.source) : ''}${formatsNote(d.formats)}.</p>
 ${pair

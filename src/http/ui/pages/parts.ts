@@ -61,7 +61,9 @@ export function sourceLink(source: string, period?: Period): Html {
   return html`<a href="/ui/handles/${ref.id}${period ? `?period=${period}` : ''}" class="mono">${source}</a>`;
 }
 
-export const requestLink = (id: string) => html`<a class="mono" href="/ui/requests/${id}">${id}</a>`;
+/** A link to a request's page; a pruned one (past retention: no page) says so instead. */
+export const requestLink = (id: string, pruned?: (id: string) => boolean) =>
+  pruned?.(id) ? html`<span class="mono" data-pruned="${id}">${id}</span> <small class="muted">(pruned past retention)</small>` : html`<a class="mono" href="/ui/requests/${id}">${id}</a>`;
 
 /**
  * A setting Anthropic caches the messages under changed (the drift finding's `settings`): the messages' bytes are

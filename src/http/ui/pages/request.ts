@@ -47,7 +47,7 @@ function sumClasses(list: Array<Record<string, number>>): Record<string, number>
 }
 
 /** `refreshes`: whether a hit renews the model's cache entries (Anthropic, most OpenAI models; not Gemini's). */
-export function requestPage(row: RequestRow, refreshes = true): Html {
+export function requestPage(row: RequestRow, refreshes = true, pruned?: (id: string) => boolean): Html {
   const segments = row.segments as RenderedSegment[];
   const outcome = (row.outcome ?? null) as RequestOutcome | null;
   const usage = (row.usage ?? null) as NormalizedUsage | null;
@@ -113,7 +113,7 @@ ${bar.map((s) => {
 <td class="num">${o ? tokens(o.read) : '—'}</td><td class="num">${o ? tokens(o.write) : '—'}</td><td class="num">${o ? usd(o.cost) : '—'}</td></tr>`;
   })}</tbody></table>
 ${bar.some((s) => s.count) ? html`<p class="muted" data-segments-summed="${segments.length - bar.length + bar.filter((s) => s.count).length}">A session's batches before its newest ${tokens(SESSION_BATCHES_SHOWN)} are summed in one row here and one piece of the bar (${tokens(segments.length)} segments in all; each one: <code>GET /v1/requests/${row.id}</code>).</p>` : ''}
-${outcome?.drift ? driftBlock(outcome.drift) : ''}
+${outcome?.drift ? driftBlock(outcome.drift, pruned) : ''}
 ${outcome?.expired ? expiredBlock(outcome.expired, outcome.applied_late !== undefined, refreshes) : ''}
 <div class="cols">
 ${row.status === 'failed'
@@ -165,13 +165,13 @@ ${u.tool_use_prompt_tokens !== undefined ? html`<dt>Tool-use prompt tokens</dt><
 </dl>`;
 }
 
-function driftBlock(d: NonNullable<RequestOutcome['drift']>): Html {
+function driftBlock(d: NonNullable<RequestOutcome['drift']>, pruned?: (id: string) => boolean): Html {
   const subject = d.handle === 'inline' ? html`Content this scope had sent before` : html`${sourceLink(d.handle)}`;
-  if (d.settings?.length) return html`<h2>Drift</h2><div class="card" data-drift-settings><p style="margin-top:0">${subject} repeated, but since ${requestLink(d.previous_request)} ${settingsNote(d.settings, d.segment)}.</p></div>`;
+  if (d.settings?.length) return html`<h2>Drift</h2><div class="card" data-drift-settings><p style="margin-top:0">${subject} repeated, but since ${requestLink(d.previous_request, pruned)} ${settingsNote(d.settings, d.segment)}.</p></div>`;
   const pair = d.now.excerpt !== undefined && d.before.excerpt !== undefined ? diffPair(d.before.excerpt, d.now.excerpt) : null;
   // The changed segment can be the handle's own (another API format serialises it to other bytes).
   const what = d.now.source === d.handle ? html`its own bytes (segment <b>#${d.segment + 1}</b>) changed` : html`segment <b>#${d.segment + 1}</b> before it changed`;
-  return html`<h2>Drift</h2><div class="card"><p style="margin-top:0">${sourceLink(d.handle)} repeated, but ${what} since ${requestLink(d.previous_request)}${
+  return html`<h2>Drift</h2><div class="card"><p style="margin-top:0">${sourceLink(d.handle)} repeated, but ${what} since ${requestLink(d.previous_request, pruned)}${
     d.byte_offset !== undefined ? html`, first at byte <b>${tokens(d.byte_offset)}</b>` : ''
   }${formatsNote(d.formats)}.</p>
 ${pair ? html`<div class="pair"><div><b>Before</b><pre data-side="before">${pair.before}</pre></div><div><b>Now</b><pre data-side="now">${pair.now}</pre></div></div>` : html`<p class="muted">${d.before.source} → ${d.now.source}</p>`}</div>`;
