@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -195,6 +195,42 @@ describe('request retention', () => {
     g.clock.advance(40 * DAY_MS);
     expect((await prune(g.t, 30)).json).toMatchObject({ pruned: 0, kept: 10 });
     g.t.close();
+  });
+
+  it('prunes by itself past PH_REQUEST_RETENTION_DAYS: a minute after the start, then every hour; never with 0', async () => {
+    const settle = async () => {
+      for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+    };
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      for (const days of [30, 0]) {
+        const h = await start(`timer-${days}.sqlite`);
+        const t = createTestApp({ databasePath: h.file, clock: h.clock, config: { requestRetentionDays: days } });
+        const client = clientFor(t.app, h.key);
+        const old = await renderAnthropic(client, { prefix: [h.sys], messages: [{ role: 'user', content: 'old' }] });
+        await t.services.writes.idle();
+        h.clock.advance(40 * DAY_MS);
+        t.services.retention.start();
+        vi.advanceTimersByTime(59_000);
+        await settle();
+        expect(t.store.requestExists(old.request_id)).toBe(true);
+        vi.advanceTimersByTime(1_000);
+        await settle();
+        expect(t.store.requestExists(old.request_id)).toBe(days === 0);
+        // An hour later, the next run takes what aged since.
+        const next = await renderAnthropic(client, { prefix: [h.sys], messages: [{ role: 'user', content: 'next' }] });
+        await t.services.writes.idle();
+        h.clock.advance(40 * DAY_MS);
+        vi.advanceTimersByTime(3_600_000);
+        await settle();
+        expect(t.store.requestExists(next.request_id)).toBe(days === 0);
+        t.services.retention.stop();
+        t.close();
+        h.t.close();
+      }
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('refuses an age under a day, a field it does not take, and a tenant key (4xx problem+json, nothing deleted)', async () => {
