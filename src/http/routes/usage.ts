@@ -11,7 +11,7 @@ import { zodIssues } from '../../domain/validation';
 import { invalid } from '../../domain/errors';
 import { handleIdPattern } from '../../domain/ids';
 import { invalidInput, newRouter, type AppEnv } from '../router';
-import { commonErrors, conflictErrors, IdParam, Limit, readErrors } from '../schemas';
+import { commonErrors, conflictErrors, IdParam, Limit, problemResponse, readErrors } from '../schemas';
 import { HandleReportSchema, RequestListSchema, RequestViewSchema, TenantReportSchema, UsageBatchResultSchema, UsageResultSchema } from '../report-schemas';
 import { failureView, outcomeView, requestSummaryView, segmentsView } from '../views';
 import type { RenderedSegment } from '../../domain/render/request';
@@ -220,7 +220,7 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
     request: createRoute({
       method: 'get', path: '/v1/requests/{id}', tags: ['reports'], summary: 'A recorded request: segments with outcomes, usage, diagnostics',
       request: { params: z.object({ id: z.string().regex(REQUEST_ID, 'expected a request id (req_ and 21 letters or digits)').openapi({ param: { name: 'id', in: 'path' } }) }) },
-      responses: { 200: json(RequestViewSchema, 'The request'), ...readErrors },
+      responses: { 200: json(RequestViewSchema, 'The request'), ...readErrors, 404: problemResponse('not_found: no such request for this tenant; request_pruned: rendered before the retention horizon (PH_REQUEST_RETENTION_DAYS, POST /v1/prune), its detail deleted') },
     }),
   };
 
