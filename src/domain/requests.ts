@@ -10,7 +10,7 @@ import { newRequestId } from './ids';
 import { findVolatility } from './volatility';
 import type { Reconciler } from './reconcile/reconciler';
 import type { WriteQueue } from './write-queue';
-import { RequestRenderer, type Breakpoint, type RenderedSegment, type RequestFormat } from './render/request';
+import { RequestRenderer, type Breakpoint, type RenderedRequest, type RenderedSegment, type RequestFormat } from './render/request';
 
 export interface RequestPolicy {
   /** Inline segment bytes kept per segment (longer ones are cut, and flagged). */
@@ -175,7 +175,7 @@ export class RequestService {
       promptCacheKey: rendered.promptCacheKey,
       prediction,
       renderedAt: now,
-      warnings: [...volatileBeforeHandles(rendered.segments, rendered.inlineText), ...repeatedHandles(rendered.segments), ...handlesAfterHistory(rendered.segments, rendered.providerHistory)],
+      warnings: [...volatileBeforeHandles(rendered.segments, rendered.inlineText), ...repeatedHandles(rendered.segments), ...handlesAfterHistory(rendered)],
       committed,
     };
   }
@@ -232,13 +232,12 @@ function repeatedHandles(segments: RenderedSegment[]): RenderWarning[] {
 
 /**
  * A Responses call continuing a conversation OpenAI keeps: the provider puts that history after the tools and
- * before the input, so a handle in the input is sent again on every turn after it — never read from the cache,
- * and kept in the history once more each turn. A session keeps the conversation as a cached prefix instead.
+ * before the input, so a prefix's handle (placed in the input) is sent again on every turn after it — never read
+ * from the cache, and kept in the history once more each turn. A session keeps the conversation as a cached prefix
+ * instead.
  */
-function handlesAfterHistory(segments: RenderedSegment[], providerHistory: string | null): RenderWarning[] {
-  if (providerHistory === null) return [];
-  const i = segments.findIndex((s) => s.source !== 'inline' && s.section !== 'tools');
-  if (i < 0) return [];
+function handlesAfterHistory({ segments, providerHistory, prefixAfterHistory: i }: Pick<RenderedRequest, 'segments' | 'providerHistory' | 'prefixAfterHistory'>): RenderWarning[] {
+  if (providerHistory === null || i === null) return [];
   const source = segments[i]!.source;
   return [
     {

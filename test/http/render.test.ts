@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { createHash } from 'node:crypto';
 import { createTestApp, type Client, type TestApp } from '../helpers/app';
-import { mintArtifact, mintBundle, mintSystem, mintTools, startSession } from '../helpers/factories';
+import { mintArtifact, mintBundle, mintDocument, mintSystem, mintTools, startSession } from '../helpers/factories';
 
 let t: TestApp;
 beforeEach(() => {
@@ -101,6 +101,15 @@ describe('POST /v1/render', () => {
     }
     // Only tools in the prefix: nothing after the history, nothing to warn of.
     expect((await render(client, 'openai-responses', { model: 'gpt-4.1', prefix: [tools.id], input: 'x', previous_response_id: 'resp_1' })).json.warnings).toEqual([]);
+    // A handle in this turn's own input (a document the question is about, an item) is new content of this turn, not
+    // sent again: it joins the history OpenAI keeps and is read from there. Only what the prefix places is warned of.
+    const doc = await mintDocument(client, 'The handbook, chapter 3.');
+    const few = await mintArtifact(client, 'messages', [{ role: 'user', content: 'An example.' }]);
+    const input = [{ type: 'handle', ref: few.id }, { role: 'user', content: [{ type: 'handle', ref: doc.id }, { type: 'input_text', text: 'Summarise it.' }] }];
+    const own = await render(client, 'openai-responses', { model: 'gpt-4.1', prefix: [tools.id], input, previous_response_id: 'resp_1' });
+    expect([own.status, own.json.warnings]).toEqual([200, []]);
+    const both = await render(client, 'openai-responses', { model: 'gpt-4.1', prefix: [sys.id], input, previous_response_id: 'resp_1' });
+    expect(both.json.warnings.map((w: { code: string; text: string }) => [w.code, w.text])).toEqual([['prefix_after_history', `${sys.id}@1`]]);
   });
 
   it('a handle named twice in a row is two segments, each with its own bytes and tokens, and a warning', async () => {

@@ -86,6 +86,8 @@ export interface RenderedRequest {
    * conversation it keeps before this request's input, tokens the service never rendered; else null.
    */
   providerHistory: string | null;
+  /** With providerHistory: the first segment a prefix placed in the input, after that history (null: none). */
+  prefixAfterHistory: number | null;
 }
 
 export interface RenderRequestInput {
@@ -340,6 +342,8 @@ export class RequestRenderer {
     let msgNode = property(root, msgKey);
     if (!msgNode) throw invalid(msgAt, `${msgKey} is required`);
     const leading = format === 'openai-chat' || format === 'openai-responses' ? [...pSystem, ...pMessages] : pMessages;
+    // The prefix's units at the head of the messages (OpenAI: its system items too), told apart from the caller's own.
+    const leadingUnits = new Set<Unit>();
     if (leading.length) {
       const node = msgNode;
       placements.push({
@@ -350,8 +354,11 @@ export class RequestRenderer {
           return prependToArray(node, texts);
         },
       });
-      if (format === 'openai-chat' || format === 'openai-responses') pushAll(systemUnits, pSystem.map((it) => unitOf(format, 'system', it)));
-      pushAll(messageUnits, pMessages.map((it) => unitOf(format, 'messages', it)));
+      const system = format === 'openai-chat' || format === 'openai-responses' ? pSystem.map((it) => unitOf(format, 'system', it)) : [];
+      const messages = pMessages.map((it) => unitOf(format, 'messages', it));
+      pushAll(systemUnits, system);
+      pushAll(messageUnits, messages);
+      for (const u of [...system, ...messages]) leadingUnits.add(u);
     }
     if (msgNode.type === 'string' && format === 'openai-responses') messageUnits.push(this.inline(format, 'messages', bodyText, msgNode));
     else {
@@ -474,6 +481,9 @@ export class RequestRenderer {
           throw invalid(childPointer(pointer, name), `OpenAI carries the conversation from ${name}, and the session carries it here: each earlier turn would be sent twice; use one of them`);
         providerHistory ??= name;
       }
+    // A handle the caller placed in its own input is this turn's content, kept in that history from then on; the
+    // prefix's are sent again on every turn.
+    const afterHistory = providerHistory === null ? -1 : segments.lastUnit.findIndex((u) => leadingUnits.has(u));
 
     // Anthropic keeps a conversation itself too, in a thread (`"thread": {"type": "continue", "previous_message_id": …}`,
     // which the SDK's toolRunner sends by default from its second turn on): with a session, the same.
@@ -513,7 +523,7 @@ export class RequestRenderer {
     segments.list.forEach((s, i) => {
       if (s.source === 'inline' && i < lastHandle) inlineText.set(i, segments.texts[i]!);
     });
-    return { bodyText: applyEdits(bodyText, edits), segments: segments.list, breakpoints, promptCacheKey, cacheTtl, inlineText, model, handles: [...named], messageSettings: format === 'anthropic' ? (context ?? '{}') : null, providerHistory };
+    return { bodyText: applyEdits(bodyText, edits), segments: segments.list, breakpoints, promptCacheKey, cacheTtl, inlineText, model, handles: [...named], messageSettings: format === 'anthropic' ? (context ?? '{}') : null, providerHistory, prefixAfterHistory: afterHistory < 0 ? null : afterHistory };
   }
 
   /** Items for a handle that stands in place of one element; only the allowed sections may appear there. */
