@@ -76,7 +76,8 @@ export function baseUrl(flag: string | undefined): string {
   const name = flag !== undefined ? '--url' : 'PH_URL';
   if (protocol !== 'http:' && protocol !== 'https:') throw new UsageError(`${name} must be an http(s) URL, e.g. http://127.0.0.1:8787 (got ${JSON.stringify(url)})`);
   // The API's /v1, or an SDK's proxy base URL: the commands add /v1/… themselves, and the proxy asks for x-ph-key.
-  const extra = /\/proxy(?:\/.*)?$|\/v1$/.exec(new URL(url).pathname);
+  // Only those: a service behind a reverse proxy may be at any path of its own (`/proxy/ph`).
+  const extra = /\/proxy(?:\/(?:openai|anthropic)(?:\/v1)?)?$|\/v1$/.exec(new URL(url).pathname);
   if (extra) throw new UsageError(`${name} is the service's address, without ${extra[0].startsWith('/proxy') ? 'the proxy path' : '/v1'} (got ${JSON.stringify(url)}: use ${JSON.stringify(url.slice(0, url.length - extra[0].length))})`);
   return url;
 }
