@@ -189,6 +189,24 @@ describe('when a streamed answer starts', () => {
     const page = await (await t.app.request(`/ui/requests/${id}`, { headers: { cookie: `ph_ui_key=${key}` } })).text();
     expect(page).toContain('The answer ended before the provider reported its usage (a stream cut off or abandoned): its capture is <b>unknown</b>, not 0%.');
   });
+
+  it('a stream that reaches its end without usage (a server that ignores include_usage) was not cut off, and its page does not say so', async () => {
+    const chunk = (delta: object, finish: string | null) => `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', model: 'gpt-4.1', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+    const { url, key, client, t } = await standIn('openai', (res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(`${chunk({ role: 'assistant', content: 'Hi.' }, null)}${chunk({}, 'stop')}data: [DONE]\n\n`);
+    });
+    const openai = new OpenAI({ apiKey: 'sk-test', baseURL: `${url}/proxy/openai/v1`, maxRetries: 0, defaultHeaders: { 'x-ph-key': key } });
+    const stream = await openai.chat.completions.create({ model: 'gpt-4.1', stream: true, messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+    for await (const _ of stream.data);
+    await committed({ t });
+    const id = stream.response.headers.get('x-ph-request-id');
+    const row = (await client.get(`/v1/requests/${id}`)).json;
+    expect([row.outcome.capture, row.usage.complete]).toEqual(['unknown', true]);
+    const page = await (await t.app.request(`/ui/requests/${id}`, { headers: { cookie: `ph_ui_key=${key}` } })).text();
+    expect(page).toContain('The provider reported no cache fields for this request: its capture is <b>unknown</b>, not 0%.');
+    expect(page).not.toContain('cut off');
+  });
 });
 
 describe("the proxy's own refusals", () => {

@@ -169,7 +169,12 @@ function relayTurn(body: UpstreamResponse['body'], format: ProxyFormat, record: 
   const reply = createStreamReply(format);
   let usageError: unknown = null;
   // The raw report is the provider's own usage as the stream carried it; the figures are normalised here.
-  const finish = () => record.completed({ usage: usage.raw() ?? null, normalized: usage.result(), diagnostics: usage.diagnostics() ?? undefined }, reply.succeeded ? reply.response() : null, usageError);
+  const finish = () => {
+    const normalized = usage.result();
+    // A stream that reached its terminal event without usage (a server that ignores include_usage) was not cut off.
+    const whole = reply.ended && !normalized.complete ? { ...normalized, complete: true } : normalized;
+    return record.completed({ usage: usage.raw() ?? null, normalized: whole, diagnostics: usage.diagnostics() ?? undefined }, reply.succeeded ? reply.response() : null, usageError);
+  };
   let answering = false;
   return relayEvents(body, {
     onEvent(data, event) {
