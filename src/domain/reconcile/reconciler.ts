@@ -277,7 +277,7 @@ export class Reconciler {
 
   private prepare(tenantId: string, report: UsageReport, pointer: string): { result: IngestResult; committed: Promise<void> } | { duplicate: IngestResult; after: Promise<void> } {
     const { store, clock } = this.deps;
-    const request = this.deps.writes.pendingRequest(report.request_id) ?? store.getRequest(report.request_id);
+    const request = this.requestRow(report.request_id);
     if (!request || request.tenantId !== tenantId) throw withPointer(notFound(`request ${report.request_id}`), `${pointer}/request_id`);
     const bad = findInvalidJson(report, pointer);
     if (bad) throw invalid(bad.pointer, bad.detail);
@@ -570,6 +570,14 @@ export class Reconciler {
   }
 
   /**
+   * A request's row: still in the write queue (a slow disk sync holds the next commit, and the calls after it can
+   * be reconciled meanwhile), kept in memory awaiting its usage, or in the database.
+   */
+  private requestRow(id: string): RequestRow | undefined {
+    return this.deps.writes.pendingRequest(id) ?? this.deps.store.getRequest(id);
+  }
+
+  /**
    * Why a prefix drifted. When the first message the provider could not read was referenced before with the same
    * content before it (`messages`: that block's segment and the request that last had it) and an Anthropic setting
    * the messages are cached under changed since, that setting. Otherwise, for a handle: compare with the last
@@ -581,7 +589,7 @@ export class Reconciler {
     const drifting = handleDrift ?? segs.find((s) => s.classes.drift > 0);
     if (!drifting) return null;
     const now = request.segments as RenderedSegment[];
-    const lastHad = messages ? this.deps.store.getRequest(messages.previous) : undefined;
+    const lastHad = messages ? this.requestRow(messages.previous) : undefined;
     const settings = lastHad ? changedSettings(request, lastHad) : [];
     if (messages && lastHad && settings.length) {
       const theirs = (lastHad.segments as RenderedSegment[]).find((s) => s.section === 'messages') ?? now[messages.segment]!;
@@ -595,7 +603,7 @@ export class Reconciler {
       };
     }
     const previousId = handleDrift ? lastBySource.get(handleDrift.source) : undefined;
-    const previous = previousId ? this.deps.store.getRequest(previousId) : undefined;
+    const previous = previousId ? this.requestRow(previousId) : undefined;
     if (!previous) return null;
     const before = previous.segments as RenderedSegment[];
     let k = 0;
