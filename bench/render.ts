@@ -203,7 +203,7 @@ async function run(): Promise<void> {
     const texts = Array.from({ length: 2 * total }, (_, i) => prose(100 + i, ARTIFACT_BYTES));
     const r = await timeAlternating(
       (i) => tokenCounts(texts[2 * i]!),
-      (i) => meter.artifact(texts[2 * i + 1]!, undefined),
+      (i) => meter.artifact('document', texts[2 * i + 1]!, undefined),
       { samples: META_SAMPLES, block: 1, warmup: 3 },
     );
     rows.push(row('metadata 400 KB, in-process', 'tokenCounts alone', r));

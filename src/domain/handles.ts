@@ -16,10 +16,10 @@ import { DomainError, invalid, notFound, withPointer } from './errors';
 import { formatRef, handleTypeOf, newId, parseRef, type HandleType } from './ids';
 import { Lru } from './lru';
 import { semanticKey } from './simulator/semantic';
-import type { HandleMeter } from './handle-meta';
+import { addTokens, segmentTextTokens, TOKENS_BASIS, type HandleMeter, type Tokens } from './handle-meta';
 import { validationError } from './validation';
 import { orderSegments, type PromptSegment } from './render/prompt';
-import { renderExpansion } from './render/formats';
+import { learnToolNames, newRenderContext, renderExpansion } from './render/formats';
 
 export interface ResolvedVersion {
   handle: HandleRow;
@@ -55,6 +55,9 @@ export class HandleService {
   // a second process writing the same database is not seen (one SQLite file, one instance).
   private readonly resolved = new Lru<string, ResolvedVersion>(50_000);
   private readonly depths = new Lru<string, number>(50_000);
+  // Text-basis token counts of segments stored on the JSON basis, by source, and of such versions, by ref.
+  private readonly textCounts = new Lru<string, Tokens>(20_000);
+  private readonly versionTextTokens = new Lru<string, Tokens>(10_000);
 
   constructor(opts: HandleServiceOptions) {
     this.store = opts.store;
@@ -68,7 +71,7 @@ export class HandleService {
     const bytes = encodeArtifact(input.kind, input.content, '/content');
     const id = newId('artifact');
     const now = this.clock.now();
-    const version = this.artifactVersion(id, 1, bytes, undefined, now, isJsonKind(input.kind));
+    const version = this.artifactVersion(id, 1, bytes, undefined, now, input.kind);
     this.store.insertHandle(
       {
         id,
@@ -93,13 +96,12 @@ export class HandleService {
     // Same bytes as the latest version: return it, don't mint a duplicate.
     if (latest.contentDigest === sha256Hex(bytes)) return { created: false, handle, version: latest };
     const previous = this.store.getBlob(latest.contentDigest!)!;
-    const next = this.artifactVersion(id, latest.version + 1, bytes, previous.toString('utf8'), this.clock.now(), isJsonKind(handle.kind as ArtifactKind));
+    const next = this.artifactVersion(id, latest.version + 1, bytes, previous.toString('utf8'), this.clock.now(), handle.kind as ArtifactKind);
     this.commitAppend(handle, latest.version, next);
     return { created: true, handle: this.mustGetHandle(tenantId, id), version: next.version };
   }
 
-  /** `json`: tools and messages, whose base64 images are counted as images; a system prompt or a document is text throughout. */
-  private artifactVersion(id: string, version: number, bytes: Buffer, previousText: string | undefined, now: number, json: boolean): NewVersion {
+  private artifactVersion(id: string, version: number, bytes: Buffer, previousText: string | undefined, now: number, kind: ArtifactKind): NewVersion {
     const digest = sha256Hex(bytes);
     return {
       version: {
@@ -112,7 +114,7 @@ export class HandleService {
         members: null,
         base: null,
         messageCount: null,
-        meta: this.meter?.artifact(bytes.toString('utf8'), previousText, json) ?? null,
+        meta: this.meter?.artifact(kind, bytes.toString('utf8'), previousText) ?? null,
       },
       blobs: [{ digest, bytes }],
       pins: [],
@@ -174,7 +176,7 @@ export class HandleService {
         members: pinned.map((r) => r.ref),
         base: null,
         messageCount: null,
-        meta: this.meter?.composite(segments, text, previous) ?? null,
+        meta: this.compositeMeta(segments, text, previous, undefined),
       },
       blobs: [],
       pins: pinned.map((r) => ({ toId: r.handle.id, toVersion: r.version.version })),
@@ -219,7 +221,7 @@ export class HandleService {
       const latest = this.mustGetVersion(id, handle.latestVersion);
       const previous = this.segmentsOf(handle, latest.version);
       assertToolPairing(lastMessage(previous), messages, '/messages');
-      const next = this.sessionVersion(id, latest.version + 1, previous, messages, latest.messageCount ?? 0, latest.base, this.previousOf(handle, latest.version), this.clock.now());
+      const next = this.sessionVersion(id, latest.version + 1, previous, messages, latest.messageCount ?? 0, latest.base, this.previousOf(handle, latest.version), this.clock.now(), textBasisTokens(latest));
       const result = this.store.appendVersion(id, latest.version, next);
       this.invalidate();
       if (result.ok) return { created: true, handle: this.mustGetHandle(tenantId, id), version: next.version };
@@ -258,11 +260,12 @@ export class HandleService {
     base: string | null,
     previous: Previous | undefined,
     now: number,
+    previousTokens?: Tokens,
   ): NewVersion {
     const batchText = canonicalJson(batch, '/messages');
     const batchBytes = Buffer.from(batchText, 'utf8');
     const batchDigest = sha256Hex(batchBytes);
-    const batchMeta = batch.length ? this.meter?.batch(batchText) : undefined;
+    const batchMeta = batch.length && this.meter ? this.meter.batch(batch, batchText, toolNamesOf(previousSegments)) : undefined;
     const segments: PromptSegment[] = batch.length
       ? [
           ...previousSegments,
@@ -271,7 +274,7 @@ export class HandleService {
             source: formatRef(id, version),
             path: [formatRef(id, version)],
             messages: batch,
-            ...(batchMeta ? { tokens: batchMeta.tokens, volatility: batchMeta.volatility.count } : {}),
+            ...(batchMeta ? { tokens: batchMeta.tokens, textTokens: true, volatility: batchMeta.volatility.count } : {}),
           },
         ]
       : previousSegments;
@@ -288,11 +291,55 @@ export class HandleService {
         members: null,
         base,
         messageCount: previousCount + batch.length,
-        meta: this.meter ? { ...this.meter.composite(segments, text, previous), ...(batchMeta ? { batch: batchMeta } : {}) } : null,
+        // On a previous version counted on the text basis, one batch is added; else the session is counted whole, once.
+        meta: this.meter
+          ? { ...this.compositeMeta(segments, text, previous, previousTokens && (batchMeta ? addTokens(previousTokens, batchMeta.tokens) : previousTokens)), ...(batchMeta ? { batch: batchMeta } : {}) }
+          : null,
       },
       blobs: [{ digest: batchDigest, bytes: batchBytes }],
       pins: [] as PinInput[],
     };
+  }
+
+  /** A bundle's or session's meta; `total`: its tokens when known without counting every segment. */
+  private compositeMeta(segments: PromptSegment[], text: string, previous: Previous | undefined, total: Tokens | undefined) {
+    if (!this.meter) return null;
+    let counts: Tokens[] | undefined;
+    const at = (i: number) => (counts ??= this.segmentTextTokens(segments))[i]!;
+    const tokens = total ?? this.segmentTextTokens(segments).reduce(addTokens, zeroTokens());
+    return this.meter.composite(segments, text, previous, tokens, at);
+  }
+
+  /**
+   * Each segment's tokens on the text basis: as stored when they are, else counted now (once per process). A session
+   * batch follows the tool calls before it; an artifact is counted on its own, as at its mint.
+   */
+  private segmentTextTokens(segments: PromptSegment[]): Tokens[] {
+    const ctx = newRenderContext();
+    return segments.map((s) => {
+      let tokens: Tokens | undefined = s.textTokens ? s.tokens : this.textCounts.get(s.source);
+      if (!tokens) {
+        tokens = segmentTextTokens(s, s.source.startsWith('ses_') ? ctx.toolNames : new Map());
+        this.textCounts.set(s.source, tokens);
+      }
+      learnToolNames(s, ctx);
+      return tokens;
+    });
+  }
+
+  /**
+   * A version's tokens on the text basis (see TOKENS_BASIS): its meta's when they are, else counted on demand and kept
+   * for the process (versions are immutable); undefined without meta.
+   */
+  textTokens(handle: HandleRow, version: VersionRow): Tokens | undefined {
+    const meta = version.meta as { tokens?: Tokens } | null;
+    if (!meta?.tokens || !this.meter) return meta?.tokens;
+    const stored = textBasisTokens(version) ?? (handle.kind === 'system' || handle.kind === 'document' ? meta.tokens : undefined);
+    if (stored) return stored;
+    const key = formatRef(handle.id, version.version);
+    let tokens = this.versionTextTokens.get(key);
+    if (!tokens) this.versionTextTokens.set(key, (tokens = this.segmentTextTokens(this.segmentsOf(handle, version.version)).reduce(addTokens, zeroTokens())));
+    return tokens;
   }
 
   // ---------- reading ----------
@@ -432,14 +479,16 @@ export class HandleService {
       source: formatRef(id, v.version),
       path: [formatRef(id, v.version)],
       messages,
-      ...(batch ? { tokens: batch.tokens, volatility: batch.volatility.count } : {}),
+      ...(batch ? { tokens: batch.tokens, ...(textBasisTokens(v) ? { textTokens: true } : {}), volatility: batch.volatility.count } : {}),
     };
   }
 
   private artifactSegment(kind: ArtifactKind, key: string, row: VersionRow): PromptSegment {
     const text = this.store.getBlob(row.contentDigest!)!.toString('utf8');
     const meta = row.meta as { tokens?: PromptSegment['tokens']; volatility?: { count: number } } | null;
-    const base = { source: key, path: [key], ...(meta?.tokens ? { tokens: meta.tokens, volatility: meta.volatility?.count ?? 0 } : {}) };
+    // A system prompt's or document's count is its text, on either basis.
+    const textBasis = kind === 'system' || kind === 'document' || textBasisTokens(row) !== undefined;
+    const base = { source: key, path: [key], ...(meta?.tokens ? { tokens: meta.tokens, ...(textBasis ? { textTokens: true } : {}), volatility: meta.volatility?.count ?? 0 } : {}) };
     if (kind === 'system') return { ...base, section: 'system', text };
     if (kind === 'document') return { ...base, section: 'messages', messages: [{ role: 'user', content: [{ type: 'text', text }] }] };
     if (kind === 'tools') return { ...base, section: 'tools', tools: JSON.parse(text) as ToolDefinition[] };
@@ -473,6 +522,21 @@ export class HandleService {
     this.invalidate();
     if (!result.ok) throw versionConflict(handle.id, result.latestVersion, expected);
   }
+}
+
+const zeroTokens = (): Tokens => ({ o200k_base: 0, cl100k_base: 0, anthropic: 0, gemini: 0 });
+
+/** A version's meta tokens when counted on the text basis (minted since 2026-12-03). */
+function textBasisTokens(v: VersionRow): Tokens | undefined {
+  const meta = v.meta as { tokens?: Tokens; tokens_basis?: string } | null;
+  return meta?.tokens_basis === TOKENS_BASIS ? meta.tokens : undefined;
+}
+
+/** The tool calls a session's segments make, by id (Gemini answers them by name). */
+function toolNamesOf(segments: PromptSegment[]): Map<string, string> {
+  const ctx = newRenderContext();
+  for (const s of segments) learnToolNames(s, ctx);
+  return ctx.toolNames;
 }
 
 /** Validates artifact content for its kind and returns the bytes to store. */

@@ -224,11 +224,14 @@ export class Reports {
 
   /**
    * Token estimates calibrated by what providers reported: per model, the running
-   * ratio of reported to estimated prompt tokens, applied to `tokens` of that family.
+   * ratio of reported to estimated prompt tokens, applied to `tokens` of that family (asked for only when a ratio
+   * applies: counting a version minted on the JSON basis again can take a while).
    */
-  calibrated(tenantId: string, tokens: Record<string, number> | undefined) {
+  calibrated(tenantId: string, tokensOf: () => Record<string, number> | undefined) {
+    const rows = this.store.calibrations(tenantId).filter(currentBasis);
+    const tokens = rows.length ? tokensOf() : undefined;
     if (!tokens) return [];
-    return this.store.calibrations(tenantId).filter(currentBasis).map((c) => {
+    return rows.map((c) => {
       const ratio = calibrationRatio(c) ?? 1;
       const family = c.family.slice(0, -CALIBRATION_BASIS.length);
       return { model: c.model, family, ratio: Math.round(ratio * 1e4) / 1e4, reports: c.reports, estimate: tokens[family] ?? null, calibrated: tokens[family] === undefined ? null : Math.round(tokens[family]! * ratio) };

@@ -23,6 +23,8 @@ interface SegmentBase {
   path: string[];
   /** Tokens per tokenizer family, measured at mint (absent when metadata is off). */
   tokens?: Record<'o200k_base' | 'cl100k_base' | 'anthropic' | 'gemini', number>;
+  /** Whether `tokens` are on the text basis (handle-meta.ts TOKENS_BASIS): else counted on the stored JSON. */
+  textTokens?: boolean;
   /** Volatile values found in this segment's content at mint. */
   volatility?: number;
 }

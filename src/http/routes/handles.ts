@@ -158,8 +158,8 @@ export function handleRoutes(handles: HandleService, expander: Expander, reports
     const tenantId = c.get('auth').tenantId;
     const { handle, version } = handles.resolve(tenantId, c.req.valid('param').ref, 'path:ref');
     const view = handleView(handle, version, handles.versions(handle.id, c.req.valid('query').versions));
-    const tokens = (version.meta as { tokens?: Record<string, number> } | null)?.tokens;
-    return c.json({ ...view, calibrated_tokens: reports.calibrated(tenantId, tokens) }, 200);
+    // On the estimate's basis (the text the model reads): counted now for a version minted on the JSON basis.
+    return c.json({ ...view, calibrated_tokens: reports.calibrated(tenantId, () => handles.textTokens(handle, version)) }, 200);
   });
 
   app.openapi(routes.listHandles, (c) => {
