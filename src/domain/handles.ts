@@ -305,9 +305,8 @@ export class HandleService {
   private compositeMeta(segments: PromptSegment[], text: string, previous: Previous | undefined, total: Tokens | undefined) {
     if (!this.meter) return null;
     let counts: Tokens[] | undefined;
-    const at = (i: number) => (counts ??= this.segmentTextTokens(segments))[i]!;
-    const tokens = total ?? this.segmentTextTokens(segments).reduce(addTokens, zeroTokens());
-    return this.meter.composite(segments, text, previous, tokens, at);
+    const countsOf = () => (counts ??= this.segmentTextTokens(segments));
+    return this.meter.composite(segments, text, previous, total ?? countsOf().reduce(addTokens, zeroTokens()), (i) => countsOf()[i]!);
   }
 
   /**
