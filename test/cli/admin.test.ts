@@ -1,59 +1,16 @@
 // `prefix-handles tenants` and `keys` as operators run them: the CLI entry as a child process, against the service
 // run as a child process (src/main.ts) on a real data directory, and with --offline on its database file.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, runNode, startService, type ServiceProcess } from '../helpers/processes';
 
-const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
-const BIN = fileURLToPath(new URL('../../bin/prefix-handles.mjs', import.meta.url));
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const ADMIN_KEY = 'an-operator-admin-key-4567';
 
-/** The outer environment without the service's and the CLI's own variables. */
-const cleanEnv = () => Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PH_') && k !== 'PORT' && k !== 'HOST'));
-
-interface Run {
-  code: number | null;
-  out: string;
-  err: string;
-}
-
-function run(args: string[], env: Record<string, string>): Promise<Run> {
-  return new Promise((ok, fail) => {
-    const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...cleanEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    child.on('error', fail);
-    child.on('close', (code) => ok({ code, out, err }));
-  });
-}
-
-interface Service {
-  child: ChildProcess;
-  url: string;
-  stop(): Promise<number | null>;
-}
-
-/** Starts the service on `data`; resolves once it listens. */
-function start(data: string, env: Record<string, string> = {}): Promise<Service> {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN], { cwd: ROOT, env: { ...cleanEnv(), PORT: '0', PH_LOG: 'off', PH_DATA_DIR: data, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = new Promise<number | null>((ok) => child.once('exit', (code) => ok(code)));
-  let out = '';
-  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-  return new Promise((ok, fail) => {
-    child.stdout!.on('data', (b: Buffer) => {
-      out += b.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) ok({ child, url: m[1]!, stop: () => (child.kill('SIGTERM'), exited) });
-    });
-    void exited.then(() => fail(new Error(`the service exited: ${out}`)));
-  });
-}
+/** Starts the service on `data`, its log off; resolves once it listens. */
+const start = (data: string, env: Record<string, string> = {}) => startService(data, { PH_LOG: 'off', ...env });
+const run = runNode;
 
 const status = async (url: string, key: string) => (await fetch(`${url}/v1/handles`, { headers: { authorization: `Bearer ${key}` } })).status;
 
@@ -64,7 +21,7 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('tenants and keys through the admin API', () => {
-  let service: Service;
+  let service: ServiceProcess;
   const cli = (args: string[], env: Record<string, string> = {}) => run([BIN, ...args], { PH_URL: service.url, PH_ADMIN_KEY: ADMIN_KEY, ...env });
   beforeAll(async () => {
     service = await start(join(dir, 'online'), { PH_ADMIN_KEY: ADMIN_KEY });

@@ -1,48 +1,18 @@
 // `prefix-handles prune` as operators run it: the CLI entry as a child process, with --offline on a database file
 // written by the service's own code (its clock a year back: its requests are old), and through the admin API.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp } from '../helpers/app';
+import { BIN, runNode, startService } from '../helpers/processes';
 import { FakeClock } from '../helpers/clock';
 import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report } from '../helpers/scenario';
 
-const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
-const BIN = fileURLToPath(new URL('../../bin/prefix-handles.mjs', import.meta.url));
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const ADMIN_KEY = 'an-operator-admin-key-4567';
 
-const cleanEnv = () => Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PH_') && k !== 'PORT' && k !== 'HOST'));
-
-function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((ok, fail) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...cleanEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    child.on('error', fail);
-    child.on('close', (code) => ok({ code, out, err }));
-  });
-}
-
-function start(data: string, env: Record<string, string>): Promise<{ child: ChildProcess; url: string; stop(): Promise<number | null>; output(): string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN], { cwd: ROOT, env: { ...cleanEnv(), PORT: '0', PH_DATA_DIR: data, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = new Promise<number | null>((ok) => child.once('exit', (code) => ok(code)));
-  let out = '';
-  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-  return new Promise((ok, fail) => {
-    child.stdout!.on('data', (b: Buffer) => {
-      out += b.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) ok({ child, url: m[1]!, stop: () => (child.kill('SIGTERM'), exited), output: () => out });
-    });
-    void exited.then(() => fail(new Error(`the service exited: ${out}`)));
-  });
-}
+const run = (args: string[], env: Record<string, string> = {}) => runNode([BIN, ...args], env);
+const start = startService;
 
 /** A data directory whose database holds `reported` reconciled calls and one call never reported, all a year old. */
 async function oldHistory(data: string, reported: number): Promise<{ ids: string[]; lost: string; key: string }> {
