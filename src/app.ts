@@ -58,8 +58,7 @@ export function createServices(deps: AppDeps): Services {
   const handles = new HandleService({ store: deps.store, clock: deps.clock, meter: new HandleMeter(deps.catalog) });
   const { config } = deps;
   const writes = new WriteQueue(deps.store);
-  const reconciler = new Reconciler({ store: deps.store, clock: deps.clock, catalog: deps.catalog, writes, scopeSnapshotEvery: config.scopeSnapshotEvery, scopeSnapshotPart: config.scopeSnapshotPart });
-  const metrics = countReconciled(reconciler, new Metrics(config.log !== 'off'));
+  // Before the reconciler: a report for a pruned request is a 404 request_pruned, as a lookup of it is.
   const retention = new RequestRetention({
     store: deps.store,
     clock: deps.clock,
@@ -71,6 +70,8 @@ export function createServices(deps: AppDeps): Services {
       if (config.log === 'json') process.stdout.write(`${JSON.stringify({ level: 'info', time: new Date().toISOString(), msg: 'pruned requests', before: new Date(r.before).toISOString(), pruned: r.pruned, kept: r.kept, batches: r.batches })}\n`);
     },
   });
+  const reconciler = new Reconciler({ store: deps.store, clock: deps.clock, catalog: deps.catalog, writes, scopeSnapshotEvery: config.scopeSnapshotEvery, scopeSnapshotPart: config.scopeSnapshotPart, missing: (id) => retention.missing(id) });
+  const metrics = countReconciled(reconciler, new Metrics(config.log !== 'off'));
   return {
     tenants: new TenantService(deps.store, deps.clock),
     handles,

@@ -136,6 +136,13 @@ describe('request retention', () => {
     expect(gone.headers.get('content-type')).toContain('application/problem+json');
     expect(gone.json).toMatchObject({ code: 'request_pruned', errors: [{ pointer: 'path:id' }] });
     expect((await h.client.get(`/v1/requests/${h.ids[21]}`)).status).toBe(200);
+    // A late report for a pruned request says so too (alone, and as its record's result in a batch); nothing changes.
+    const late = await h.client.post('/v1/usage', { request_id: lost.request_id, usage: anthropicUsage(promptTokens(lost), 0, 0) });
+    expect(late.status).toBe(404);
+    expect(late.json).toMatchObject({ code: 'request_pruned', errors: [{ pointer: '/request_id' }] });
+    const lateBatch = await h.client.post('/v1/usage/batch', { records: [{ request_id: lost.request_id, usage: anthropicUsage(promptTokens(lost), 0, 0) }] });
+    expect(JSON.stringify(lateBatch.json)).toContain('request_pruned');
+    expect(await reports(h)).toEqual(before);
     // An id rendered after the horizon that does not exist is only not found.
     expect((await h.client.get(`/v1/requests/${h.ids[23]!.slice(0, 12)}ZZZZZZZZZZZZZ`)).json.code).toBe('not_found');
     // Listed: only what is kept.

@@ -204,7 +204,8 @@ export class Reconciler {
   private readonly readWhole = new Lru<string, true>(50_000);
   private readonly listeners = new Set<(event: ReconciledEvent) => void>();
 
-  constructor(private readonly deps: { store: Store; clock: Clock; catalog: ModelCatalog; writes: WriteQueue; scopeSnapshotEvery?: number; scopeSnapshotPart?: number }) {
+  /** `missing`: the error for a request id not found (retention: `request_pruned` for one pruned), else not_found. */
+  constructor(private readonly deps: { store: Store; clock: Clock; catalog: ModelCatalog; writes: WriteQueue; scopeSnapshotEvery?: number; scopeSnapshotPart?: number; missing?: (id: string) => DomainError }) {
     this.scopes = new ScopeStates(deps.store, deps.catalog, deps.scopeSnapshotEvery, deps.scopeSnapshotPart);
     deps.writes.listen(this.scopes);
     this.rebuildPending();
@@ -278,7 +279,9 @@ export class Reconciler {
   private prepare(tenantId: string, report: UsageReport, pointer: string): { result: IngestResult; committed: Promise<void> } | { duplicate: IngestResult; after: Promise<void> } {
     const { store, clock } = this.deps;
     const request = this.requestRow(report.request_id);
-    if (!request || request.tenantId !== tenantId) throw withPointer(notFound(`request ${report.request_id}`), `${pointer}/request_id`);
+    // Another tenant's request is not found, never pruned: nothing is said of it.
+    if (!request) throw withPointer(this.deps.missing?.(report.request_id) ?? notFound(`request ${report.request_id}`), `${pointer}/request_id`);
+    if (request.tenantId !== tenantId) throw withPointer(notFound(`request ${report.request_id}`), `${pointer}/request_id`);
     const bad = findInvalidJson(report, pointer);
     if (bad) throw invalid(bad.pointer, bad.detail);
     // The report is read first: one that cannot be read is refused for what it is, reconciled request or not.
