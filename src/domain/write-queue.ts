@@ -62,12 +62,12 @@ export class WriteQueue {
     this.listener = listener;
   }
 
-  /** A rendered request this process wrote that has no usage yet (committed or not): the database need not be read. */
   /** Pruned requests: a report for one is a 404, not a reconciliation of a row that is gone. */
   forget(ids: string[]): void {
     for (const id of ids) this.awaitingUsage.delete(id);
   }
 
+  /** A rendered request this process wrote that has no usage yet (committed or not): the database need not be read. */
   pendingRequest(id: string): RequestRow | undefined {
     return this.pendingRequests.get(id)?.row ?? this.awaitingUsage.get(id);
   }

@@ -27,9 +27,17 @@ afterAll(async () => {
   t.close();
 });
 
+/** A page of requests, or a problem. */
+interface Answer {
+  requests: Array<{ id: string }>;
+  next_cursor: string | null;
+  code: string;
+  errors: Array<{ pointer: string; detail: string }>;
+}
+
 const get = async (query: string) => {
   const res = await fetch(`${server.base}/v1/requests?${query}`, { headers: { authorization: `Bearer ${me.key}` } });
-  return { status: res.status, type: res.headers.get('content-type'), json: (await res.json()) as any };
+  return { status: res.status, type: res.headers.get('content-type'), json: (await res.json()) as Answer };
 };
 
 describe('GET /v1/requests query parameters', () => {
@@ -43,12 +51,12 @@ describe('GET /v1/requests query parameters', () => {
   it('states its limit, and pages with a cursor that holds as requests arrive', async () => {
     expect((await get('limit=501')).json.errors).toEqual([{ pointer: 'query:limit', detail: 'limit must be a whole number from 1 to 500' }]);
     const first = await get('limit=2');
-    expect(first.json.requests.map((r: { id: string }) => r.id)).toEqual([ids[2], ids[1]]);
+    expect(first.json.requests.map((r) => r.id)).toEqual([ids[2], ids[1]]);
     // A request rendered since lists first, and does not move the next page.
     await me.client.post('/v1/render', { format: 'anthropic', request: { model: 'claude-sonnet-4-5', max_tokens: 5, messages: [{ role: 'user', content: 'later' }] } });
     await t.services.writes.idle();
     const next = await get(`limit=2&cursor=${first.json.next_cursor}`);
-    expect([next.json.requests.map((r: { id: string }) => r.id), next.json.next_cursor]).toEqual([[ids[0]], null]);
+    expect([next.json.requests.map((r) => r.id), next.json.next_cursor]).toEqual([[ids[0]], null]);
     expect((await get('limit=500')).json.requests).toHaveLength(4);
   });
 
