@@ -15,7 +15,8 @@ import { expand as expandCommand } from '../../src/cli/commands/expand';
 import { importCalls as importCommand } from '../../src/cli/commands/import';
 import { keys as keysCommand } from '../../src/cli/commands/keys';
 import { mint as mintCommand } from '../../src/cli/commands/mint';
-import { report as reportCommand } from '../../src/cli/commands/report';
+import { driftDetail, report as reportCommand } from '../../src/cli/commands/report';
+import { request as requestCommand } from '../../src/cli/commands/request';
 import { serve as serveCommand } from '../../src/cli/commands/serve';
 import { tenants as tenantsCommand } from '../../src/cli/commands/tenants';
 import { verify as verifyCommand } from '../../src/cli/commands/verify';
@@ -94,7 +95,7 @@ const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 describe('prefix-handles CLI', () => {
   it('answers --help at the top and on every command, and usage errors with exit 2', async () => {
-    const commands = ['serve', 'mint', 'expand', 'report', 'import', 'verify', 'backup', 'tenants', 'keys'];
+    const commands = ['serve', 'mint', 'expand', 'report', 'request', 'import', 'verify', 'backup', 'tenants', 'keys'];
     const [top, ...each] = await Promise.all([cli(['--help']), ...commands.map((c) => cli([c, '--help']))]);
     expect(top.code).toBe(0);
     for (const c of commands) expect(top.out).toContain(`  ${c} `);
@@ -106,7 +107,7 @@ describe('prefix-handles CLI', () => {
     // The usage line (also what a missing argument prints) names every option of the command's own; the
     // connection options shared by every API or admin command are under Options only.
     const shared = new Set([...Object.keys(API_OPTIONS), ...Object.keys(ADMIN_OPTIONS)].filter((o) => o !== 'json'));
-    for (const c of [serveCommand, mintCommand, expandCommand, reportCommand, importCommand, verifyCommand, backupCommand, tenantsCommand, keysCommand]) {
+    for (const c of [serveCommand, mintCommand, expandCommand, reportCommand, requestCommand, importCommand, verifyCommand, backupCommand, tenantsCommand, keysCommand]) {
       const usage = c.help.slice(0, c.help.indexOf('\n\n'));
       for (const o of Object.keys(c.options).filter((o) => !shared.has(o))) expect(usage, `${c.name} --${o}`).toContain(`--${o}`);
     }
@@ -161,7 +162,8 @@ describe('prefix-handles CLI', () => {
     const backwards = await cli(['report', '--from', '2026-12-03', '--to', '2026-12-02T23:00:00Z', '--key', 'k']);
     expect(backwards.code).toBe(2);
     expect(backwards.err).toContain('--from 2026-12-03 is on a later day than --to 2026-12-02T23:00:00Z');
-  });
+    // Some 30 child processes: on 2 busy cores they take over the default 30 s.
+  }, 90_000);
 
   it('mints from a file and stdin, and expands byte for byte what the API expands', async () => {
     const { key } = t.tenant();
@@ -279,6 +281,78 @@ describe('prefix-handles CLI', () => {
     expect(flipped.out).not.toContain('\u202e');
   });
 
+  it("prints a handle's drift findings, and one request's segments by class with what explains its misses", async () => {
+    const { key, client } = t.tenant();
+    const sys = await mintSystem(client, `${LONG_SYSTEM} drift`);
+    const at = (stamp: string) => ({ system: [{ type: 'text', text: `Current time: ${stamp}` }, { type: 'handle', ref: sys.id }], messages: [{ role: 'user', content: 'hello' }] });
+    const r1 = await renderAnthropic(client, at('2026-11-21T10:00:00Z'));
+    await report(client, t, r1, anthropicUsage(promptTokens(r1), 0, r1.breakpoints[0]!.token_end));
+    t.clock.advance(MIN);
+    const r2 = await renderAnthropic(client, at('2026-11-21T10:01:00Z'));
+    const o2 = (await report(client, t, r2, anthropicUsage(promptTokens(r2), 0, r2.breakpoints[0]!.token_end))).outcome;
+    // Past the 5-minute TTL, the same prompt again: expired.
+    t.clock.advance(10 * MIN);
+    const r3 = await renderAnthropic(client, at('2026-11-21T10:01:00Z'));
+    const o3 = (await report(client, t, r3, anthropicUsage(promptTokens(r3), 0, r3.breakpoints[0]!.token_end))).outcome;
+    expect(o3.expired).toBeDefined();
+    const pending = await renderAnthropic(client, { prefix: [sys.id], messages: [{ role: 'user', content: 'later' }] });
+
+    const [handleText, driftReq, expiredReq, pendingReq, asJson] = await Promise.all([
+      cli(['report', sys.id], { key }),
+      cli(['request', r2.request_id], { key }),
+      cli(['request', r3.request_id], { key }),
+      cli(['request', pending.request_id], { key }),
+      cli(['request', r2.request_id, '--json'], { key }),
+    ]);
+    for (const r of [handleText, driftReq, expiredReq, pendingReq, asJson]) expect(r.code, r.err).toBe(0);
+    // The report says which request missed which one's prefix, where the bytes first differ, and both sides.
+    const offset = tokens(o2.drift.byte_offset);
+    expect(handleText.out).toContain(`recent drift, newest first (the 1 latest in the range)\n`);
+    expect(handleText.out).toContain(`${sys.id}@1: ${r2.request_id} missed the prefix ${r1.request_id} had written\n  segment #1 changed, first at byte ${offset}: inline → inline\n`);
+    expect(handleText.out).toContain(`    before ${JSON.stringify(o2.drift.before.excerpt)}\n    now    ${JSON.stringify(o2.drift.now.excerpt)}`);
+    expect(handleText.out).not.toContain('see --json');
+
+    // A request: its segments in order with their classes (as the API's outcome has them), and the drift.
+    const api2 = (await client.get(`/v1/requests/${r2.request_id}`)).json;
+    expect(JSON.parse(asJson.out)).toEqual(api2);
+    expect(driftReq.out).toMatch(new RegExp(`^request ${r2.request_id}  reconciled  anthropic  claude-sonnet-4-5\n`));
+    const rows = driftReq.out.split('\n').filter((l) => /^#\d/.test(l));
+    expect(rows).toHaveLength(api2.segments.length);
+    api2.outcome.segments.forEach((s: { source: string; classes: Record<string, number> }, i: number) => {
+      const shown = Object.entries(s.classes).filter(([, n]) => n > 0).map(([c, n]) => `${c} ${tokens(n)}`).join(', ');
+      expect(rows[i]).toMatch(new RegExp(`^#${i + 1} +${s.source} .*  ${shown}$`));
+    });
+    expect(driftReq.out).toContain(`drift: the prefix ${r1.request_id} had written was not read from ${sys.id}@1 on\n  segment #1 changed, first at byte ${offset}`);
+    // Expired: how long unused, against the lifetime.
+    expect(expiredReq.out).toContain(`expired: the prefix was last used 10 min 0 s before this call (${new Date(o3.expired!.last_used_at).toISOString()}), longer than its cache lifetime of 5m`);
+    // Not reported yet: said so, with its segments and no classes.
+    expect(pendingReq.out).toContain('not reconciled yet: no usage has been reported for it');
+    expect(pendingReq.out).toContain('classes (once reconciled)');
+
+    // A handle given to `request`, a request to `report`: usage errors naming the other command; an unknown id: not_found.
+    const [handleAsRequest, requestAsHandle, missing] = await Promise.all([
+      cli(['request', sys.id], { key }),
+      cli(['report', r2.request_id], { key }),
+      cli(['request', 'req_AAAAAAAAAAAAAAAAAAAAA'], { key }),
+    ]);
+    expect([handleAsRequest.code, requestAsHandle.code, missing.code]).toEqual([2, 2, 1]);
+    expect(handleAsRequest.err).toContain(`'${sys.id}' is not a request id (req_…); a handle's figures are in 'prefix-handles report ${sys.id}'`);
+    expect(requestAsHandle.err).toContain(`${r2.request_id} is a request, not a handle: 'prefix-handles request ${r2.request_id}' shows it`);
+    expect(missing.err).toMatch(/^not_found: /);
+  });
+
+  it('says a drift by a changed setting, by another API format, and one whose bytes were not kept', () => {
+    const side = (source: string, digest: string, excerpt?: string) => ({ source, digest, ...(excerpt === undefined ? {} : { excerpt }) });
+    const base = { handle: 'ses_x@2', segment: 2, now: side('ses_x@2', 'b'.repeat(64)), before: side('ses_x@2', 'a'.repeat(64)) };
+    expect(driftDetail({ ...base, settings: [{ name: 'tool_choice', before: null, now: { type: 'any' } }] })).toEqual([
+      'tool_choice changed: not sent → {"type":"any"}: Anthropic caches the messages under tool_choice and thinking, so from segment #3 on they were sent again uncached',
+    ]);
+    expect(driftDetail({ ...base, formats: { before: 'openai-chat', now: 'openai-responses' } })).toEqual([
+      'segment #3 changed: ses_x@2 → ses_x@2 (the API format changed, openai-chat → openai-responses: the same handles serialise to other bytes)',
+      `  the changed bytes were not kept (only inline content is, for a while): ${'a'.repeat(12)}… → ${'b'.repeat(12)}…`,
+    ]);
+  });
+
   it("lists a long session's newest versions, says how many older ones were left out, and both request counts of each", async () => {
     const { key, client } = t.tenant();
     const sys = await mintSystem(client, `${LONG_SYSTEM} session`);
@@ -333,7 +407,7 @@ describe('prefix-handles CLI', () => {
   });
 
   it('imports JSONL: renders and reconciles every good line, names every bad one, exits 1', async () => {
-    const { key, client } = t.tenant();
+    const { id: tenant, key, client } = t.tenant();
     const sys = await mintSystem(client, `${LONG_SYSTEM} import`);
     const request = { model: 'claude-sonnet-4-5', max_tokens: 64, prefix: [sys.id], messages: [{ role: 'user', content: 'hello' }] };
     // A render to learn the prompt's size; it is never reconciled, so it counts in no report.
@@ -380,7 +454,7 @@ describe('prefix-handles CLI', () => {
     expect(r.out).toMatch(/^ {2}line 5: invalid_request: .*\(\/response/m);
     expect(r.out).toMatch(/^ {2}line 6: invalid_request: the usage cannot be read \(\/response\/usage\/input_tokens: input_tokens is missing\)$/m);
     // A line whose usage or times would be refused is refused before it is rendered: no request is left unreconciled.
-    expect(t.sqlite.prepare("select count(*) from requests where status = 'rendered'").pluck().get()).toBe(1);
+    expect(t.sqlite.prepare("select count(*) from requests where status = 'rendered' and tenant_id = ?").pluck().get(tenant)).toBe(1);
     expect(r.out).not.toMatch(/line [12]:/);
     // Not a terminal: plain progress lines, no carriage returns.
     expect(r.err).toContain('import: 11/11 lines read, 2 accepted, 9 rejected');

@@ -43,7 +43,22 @@ interface HandleReport extends Totals {
   versions_total?: number;
   versions_listed?: { from: number; to: number };
   versions: Array<Totals & { version: number; requests_including?: number }>;
-  drift: unknown[];
+  drift: DriftFinding[];
+}
+
+/** A drift finding as the handle report gives it (see DriftFindingSchema). */
+export interface DriftFinding {
+  /** The handle version whose cached prefix drifted. */
+  handle: string;
+  request_id: string;
+  previous_request_id: string;
+  at: string;
+  segment: number;
+  byte_offset?: number;
+  now: { source: string; digest: string; excerpt?: string };
+  before: { source: string; digest: string; excerpt?: string };
+  formats?: { now: string; before: string };
+  settings?: Array<{ name: string; now: unknown; before: unknown }>;
 }
 
 interface TenantReport extends Totals {
@@ -116,6 +131,8 @@ ${API_HELP}`,
   options: { ...API_OPTIONS, from: { type: 'string' }, to: { type: 'string' }, model: { type: 'string' }, limit: { type: 'string' }, versions: { type: 'string' }, 'versions-through': { type: 'string' }, json: { type: 'boolean' } },
   positionals: [0, 1],
   async run({ values, positionals, api }) {
+    // The id a render or the proxy's x-ph-request-id gives: its own command shows it.
+    if (positionals[0]?.startsWith('req_')) throw new UsageError(`${positionals[0]} is a request, not a handle: 'prefix-handles request ${positionals[0]}' shows it`);
     const q = new URLSearchParams();
     if (values.from !== undefined) q.set('from', time('--from', String(values.from)));
     if (values.to !== undefined) q.set('to', time('--to', String(values.to)));
@@ -182,8 +199,29 @@ function handleText(r: HandleReport): string {
   const parts = [title, rangeLine(r.range), totalsText(r)];
   const older = r.versions_listed ? r.versions_listed.from - 1 : 0;
   if (r.versions.length > 1 || older > 0) parts.push(`by version\n${versionsTable(r.versions)}${older > 0 ? `\n${leftOut(older, r)}` : ''}`);
-  if (r.drift.length) parts.push(`${r.drift.length} recent drift finding${r.drift.length === 1 ? '' : 's'}: see --json or the dashboard`);
+  if (r.drift.length) parts.push(`recent drift, newest first (the ${r.drift.length} latest in the range)\n${r.drift.map(driftText).join('\n')}`);
   return parts.join('\n\n');
+}
+
+/** One finding as the dashboard says it: which request missed which one's prefix, and what changed before the handle. */
+function driftText(d: DriftFinding): string {
+  return [`${d.at}  ${d.handle}: ${d.request_id} missed the prefix ${d.previous_request_id} had written`, ...driftDetail(d).map((l) => `  ${l}`)].map(printable).join('\n');
+}
+
+/**
+ * What changed before the handle: a setting the messages are cached under, or the first changed segment (numbered
+ * from #1, as on the dashboard) with both sides around the first differing byte, JSON-quoted so whitespace shows.
+ */
+export function driftDetail(d: Omit<DriftFinding, 'request_id' | 'previous_request_id' | 'at'>): string[] {
+  const shown = (v: unknown) => (v === null ? 'not sent' : JSON.stringify(v));
+  if (d.settings?.length)
+    return [`${d.settings.map((c) => `${c.name} changed: ${shown(c.before)} → ${shown(c.now)}`).join('; ')}: Anthropic caches the messages under tool_choice and thinking, so from segment #${d.segment + 1} on they were sent again uncached`];
+  const formats = d.formats ? ` (the API format changed, ${d.formats.before} → ${d.formats.now}: the same handles serialise to other bytes)` : '';
+  const at = d.byte_offset !== undefined ? `, first at byte ${tokens(d.byte_offset)}` : '';
+  const lines = [`segment #${d.segment + 1} changed${at}: ${d.before.source} → ${d.now.source}${formats}`];
+  if (d.before.excerpt !== undefined && d.now.excerpt !== undefined) lines.push(`  before ${JSON.stringify(d.before.excerpt)}`, `  now    ${JSON.stringify(d.now.excerpt)}`);
+  else lines.push(`  the changed bytes were not kept (only inline content is, for a while): ${d.before.digest.slice(0, 12)}… → ${d.now.digest.slice(0, 12)}…`);
+  return lines;
 }
 
 function tenantText(r: TenantReport): string {

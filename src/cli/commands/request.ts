@@ -1,0 +1,146 @@
+import { seg } from '../api';
+import { API_HELP, API_OPTIONS, UsageError, type Command } from '../command';
+import { printable, table, tokens } from '../table';
+import { driftDetail, type DriftFinding } from './report';
+
+interface Segment {
+  source: string;
+  path: string[];
+  section: string;
+  token_start: number;
+  token_end: number;
+}
+
+interface SegmentOutcome {
+  start: number;
+  end: number;
+  classes: Record<string, number>;
+}
+
+interface Usage {
+  total_prompt_tokens: number | null;
+  cache_read_tokens: number | null;
+  cache_write_tokens: number | null;
+  uncached_tokens: number | null;
+  output_tokens: number | null;
+  cache_fields_reported: boolean;
+  complete: boolean;
+}
+
+interface Outcome {
+  capture: 'reported' | 'unknown';
+  predicted: { read: number; write: number };
+  segments: SegmentOutcome[];
+  drift: (Omit<DriftFinding, 'request_id' | 'previous_request_id' | 'at'> & { previous_request: string }) | null;
+  expired?: { last_used_at: number; gap_ms: number; ttl: string };
+  applied_late?: { started_at: number; applied_at: number };
+  total_mismatch?: { estimated: number; reported: number };
+  provider_history?: { field: string; tokens: number; read: number | null };
+}
+
+/** GET /v1/requests/{id}: the fields this command shows. */
+interface RequestView {
+  id: string;
+  status: 'rendered' | 'reconciled' | 'failed';
+  format: string;
+  model: string;
+  catalog_entry: string;
+  catalog_fallback: boolean;
+  started_at: string | null;
+  first_byte_at: string | null;
+  finished_at: string | null;
+  segments: Segment[];
+  outcome: Outcome | null;
+  usage: Usage | null;
+  error: { status: number | null; body: unknown } | null;
+}
+
+export const request: Command = {
+  name: 'request',
+  summary: 'one recorded request: its segments by class, usage, and why tokens missed the cache',
+  help: `Usage: prefix-handles request <request-id> [--json]
+
+Shows one request the service recorded (the req_… id a render answers with, and the
+proxy's x-ph-request-id header): its status and times, the provider's usage, each
+segment of the prompt in order (numbered from #1, as on the dashboard) with its tokens
+by class, and what explains a miss: the drift that broke the cached prefix (where the
+bytes first changed), an expired prefix (how long unused, against its lifetime), a
+provider total far from the estimate, a failed call's error.
+
+Options:
+  --json            the API's JSON (GET /v1/requests/{id}) instead
+${API_HELP}`,
+  options: { ...API_OPTIONS, json: { type: 'boolean' } },
+  positionals: [1, 1],
+  async run({ values, positionals, api }) {
+    const id = positionals[0]!;
+    if (!id.startsWith('req_')) throw new UsageError(`'${id}' is not a request id (req_…); a handle's figures are in 'prefix-handles report ${id}'`);
+    const body = await api().json<RequestView>('GET', `/v1/requests/${seg(id)}`);
+    process.stdout.write(values.json ? `${JSON.stringify(body, null, 2)}\n` : `${requestText(body)}\n`);
+    return 0;
+  },
+};
+
+const count = (n: number | null) => (n === null ? 'unknown' : tokens(n));
+
+function requestText(r: RequestView): string {
+  const model = r.catalog_fallback ? `${r.model} (unknown to the catalog: priced as ${r.catalog_entry})` : r.model;
+  const times = [['started', r.started_at], ['first byte', r.first_byte_at], ['finished', r.finished_at]].filter(([, v]) => v).map(([k, v]) => `${k} ${v}`);
+  const parts = [printable(`request ${r.id}  ${r.status}  ${r.format}  ${model}`) + (times.length ? `\n${times.join('   ')}` : '')];
+  if (r.error) parts.push(`error: the call failed${r.error.status === null ? ' (the provider was not reached, or did not answer in time)' : ` with status ${r.error.status}`}: ${printable(JSON.stringify(r.error.body))}`);
+  const o = r.outcome;
+  const u = r.usage;
+  if (!o || !u) {
+    if (r.status === 'rendered') parts.push('not reconciled yet: no usage has been reported for it');
+  } else {
+    const capture =
+      o.capture === 'unknown'
+        ? `capture unknown: ${u.complete ? 'the provider reported no cache fields' : 'the answer ended before its usage'} (counted apart, never as a miss)`
+        : `provider read ${count(u.cache_read_tokens)}, wrote ${count(u.cache_write_tokens)} (predicted read ${tokens(o.predicted.read)}, write ${tokens(o.predicted.write)})`;
+    parts.push(`prompt tokens ${count(u.total_prompt_tokens)}, uncached ${count(u.uncached_tokens)}, output ${count(u.output_tokens)}\n${capture}`);
+  }
+  parts.push(segmentsTable(r));
+  if (o) parts.push(...notes(o));
+  return parts.join('\n\n');
+}
+
+/** The prompt in order: each segment's handle path and, once reconciled, its tokens by class. */
+function segmentsTable(r: RequestView): string {
+  const rows = r.segments.map((s, i) => {
+    const out = r.outcome?.segments[i];
+    const via = s.path.length > 1 ? ` (via ${s.path.slice(0, -1).join(' → ')})` : '';
+    const classes = out
+      ? Object.entries(out.classes)
+          .filter(([, n]) => n > 0)
+          .map(([c, n]) => `${c} ${tokens(n)}`)
+          .join(', ')
+      : '';
+    return [`#${i + 1}`, `${s.source}${via}`, s.section, tokens(out ? out.end - out.start : s.token_end - s.token_start), classes];
+  });
+  return table(['#', 'segment', 'section', 'tokens', r.outcome ? 'classes' : 'classes (once reconciled)'], rows, ['left', 'left', 'left', 'right', 'left']);
+}
+
+/** What explains this request's misses, as the outcome records it. */
+function notes(o: Outcome): string[] {
+  const out: string[] = [];
+  if (o.drift) {
+    const d = o.drift;
+    out.push([`drift: the prefix ${d.previous_request} had written was not read from ${d.handle} on`, ...driftDetail(d).map((l) => `  ${l}`)].map(printable).join('\n'));
+  }
+  if (o.expired) {
+    const e = o.expired;
+    out.push(`expired: the prefix was last used ${duration(e.gap_ms)} before this call (${new Date(e.last_used_at).toISOString()}), longer than its cache lifetime of ${e.ttl}`);
+  }
+  if (o.applied_late) out.push(`applied late: started ${new Date(o.applied_late.started_at).toISOString()}, after a later call of its model had been reconciled, so classed as of ${new Date(o.applied_late.applied_at).toISOString()}`);
+  if (o.total_mismatch) out.push(`total mismatch: the provider counted ${tokens(o.total_mismatch.reported)} prompt tokens where ${tokens(o.total_mismatch.estimated)} were rendered: likely not the request rendered (another request's id, a body changed after rendering); left out of calibration`);
+  if (o.provider_history) out.push(`provider history: ${tokens(o.provider_history.tokens)} tokens of the conversation OpenAI keeps (${o.provider_history.field}), read ${count(o.provider_history.read)}, on no segment`);
+  return out;
+}
+
+function duration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ${s % 60} s`;
+  return `${Math.floor(m / 60)} h ${m % 60} min`;
+}
