@@ -23,7 +23,7 @@ const HELP = `Usage: prefix-handles <command> [options]
 Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(9)}${c.summary}`).join('\n')}
 
-Run 'prefix-handles <command> --help' for a command's arguments and options.
+Run 'prefix-handles <command> --help' (or 'prefix-handles help <command>') for a command's arguments and options.
 
 mint, expand, report, request, import and verify talk to the REST API with a tenant's key:
 ${API_HELP}
@@ -46,6 +46,14 @@ async function main(argv: string[]): Promise<number | undefined> {
       }
       const unknown = tokens.find((t) => t.kind === 'option' && !(t.name in ALL_OPTIONS));
       throw new UsageError(unknown && unknown.kind === 'option' ? `unknown option '${unknown.rawName}'` : argv.length ? 'no command given' : 'a command is required');
+    }
+    // `prefix-handles help [command]`, as git and npm take it.
+    if (word.value === 'help') {
+      const named = tokens.find((t) => t.kind === 'positional' && t.index > word.index);
+      const of = named?.kind === 'positional' ? COMMANDS.find((c) => c.name === named.value) : undefined;
+      if (named?.kind === 'positional' && !of) throw new UsageError(`unknown command '${named.value}'`);
+      process.stdout.write(`${of ? of.help : HELP}\n`);
+      return 0;
     }
     cmd = COMMANDS.find((c) => c.name === word.value);
     if (!cmd) throw new UsageError(`unknown command '${word.value}'`);

@@ -165,6 +165,15 @@ describe('prefix-handles CLI', () => {
     // Some 30 child processes: on 2 busy cores they take over the default 30 s.
   }, 90_000);
 
+  it('answers `help` and `help <command>` as --help, as git and npm do', async () => {
+    const [top, help, requestHelp, helpOf, helpOfNothing] = await Promise.all([cli(['--help']), cli(['help']), cli(['request', '--help']), cli(['help', 'request']), cli(['help', 'frobnicate'])]);
+    expect([help.code, help.out]).toEqual([0, top.out]);
+    expect(top.out).toContain("'prefix-handles help <command>'");
+    expect([helpOf.code, helpOf.out]).toEqual([0, requestHelp.out]);
+    expect(helpOfNothing.code).toBe(2);
+    expect(helpOfNothing.err).toContain("unknown command 'frobnicate'");
+  });
+
   it('mints from a file and stdin, and expands byte for byte what the API expands', async () => {
     const { key } = t.tenant();
     // A BOM, CRLF, a tab, trailing spaces, an emoji, no final newline: all must survive.
