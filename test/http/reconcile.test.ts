@@ -758,6 +758,26 @@ describe('reconciliation scenarios', () => {
     expect(rep.money).toMatchObject({ actual_input_cost: 0, realised_savings: 0, leaked_savings: 0 });
   });
 
+  it("a self-hosted model counts with its own tokenizer, not OpenAI's: a handle's span scales to its total, so a read ending at the handle is captured, not bonus on the question after it", async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, LONG_SYSTEM);
+    const turn = (n: number) => client.post('/v1/render', { format: 'openai-chat', request: { model: 'Qwen/Qwen2.5-7B-Instruct', prefix: [sys.id], messages: [{ role: 'user', content: `Where is order ${n}?` }] } });
+    // The server's tokenizer counts 8% more than the cl100k estimate (a Qwen or Llama tokenizer is not OpenAI's).
+    const theirs = (n: number) => Math.round(n * 1.08);
+    const r1 = (await turn(1)).json as Rendered;
+    expect(r1.segments[0]!.tokens_estimated).toBe(true);
+    const usage = (total: number, read: number) => ({ prompt_tokens: total, completion_tokens: 5, total_tokens: total + 5, prompt_tokens_details: { cached_tokens: read } });
+    await report(client, t, r1, usage(theirs(promptTokens(r1)), 0));
+    t.clock.advance(MIN);
+    const r2 = (await turn(2)).json as Rendered;
+    // vLLM reads whole 16-token blocks of the system prompt, as its own tokenizer counts it.
+    const read = Math.floor(theirs(r2.segments[0]!.token_end) / 16) * 16;
+    const o = (await report(client, t, r2, usage(theirs(promptTokens(r2)), read))).outcome;
+    expect(o.segments[0]!.end).toBe(theirs(r2.segments[0]!.token_end));
+    expect(classesOf(o, `${sys.id}@1`).captured).toBe(read);
+    expect(o.segments.reduce((n, s) => n + s.classes.bonus!, 0)).toBe(0);
+  });
+
   it("a Gemini model on the OpenAI chat format (Gemini's OpenAI compatibility endpoint): Gemini's rules and prices, no prompt_cache_key", async () => {
     const { client } = t.tenant();
     const sys = await mintSystem(client, LONG_SYSTEM);

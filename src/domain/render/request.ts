@@ -41,7 +41,7 @@ export interface RenderedSegment {
   byte_end: number;
   token_start: number;
   token_end: number;
-  /** true when the span is an estimate (inline content, or a model family without an exact tokenizer). */
+  /** true when the span is an estimate (inline content, or a model without an exact tokenizer: Anthropic, Gemini, self-hosted). */
   tokens_estimated: boolean;
   /** Provider content blocks in the segment (Anthropic's lookback counts these). */
   blocks: number;
@@ -791,7 +791,9 @@ function buildSegments(units: Unit[], model: ModelEntry) {
       byte_end: bytes + size,
       token_start: tokens,
       token_end: tokens + count,
-      tokens_estimated: !seg || family === 'anthropic' || family === 'gemini',
+      // A handle's count is exact only with the provider's own tokenizer: a self-hosted model (the vLLM entry, an
+      // operator's) is counted with an OpenAI encoding, which is not its own (Qwen, Llama, …), so it scales with the rest.
+      tokens_estimated: !seg || family === 'anthropic' || family === 'gemini' || model.provider !== 'openai',
       blocks,
       digest,
       chain,
