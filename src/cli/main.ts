@@ -8,12 +8,12 @@ import { keys } from './commands/keys';
 import { mint } from './commands/mint';
 import { prune } from './commands/prune';
 import { report } from './commands/report';
-import { request } from './commands/request';
+import { request, requests } from './commands/request';
 import { serve } from './commands/serve';
 import { tenants } from './commands/tenants';
 import { verify } from './commands/verify';
 
-const COMMANDS: Command[] = [serve, mint, expand, report, request, importCalls, verify, backup, tenants, keys, prune];
+const COMMANDS: Command[] = [serve, mint, expand, report, request, requests, importCalls, verify, backup, tenants, keys, prune];
 
 /** Every command's options, so a value given before the command word (`--data-dir X backup`) is not taken for it. */
 const ALL_OPTIONS = Object.assign({}, ...COMMANDS.map((c) => c.options), { help: { type: 'boolean', short: 'h' } }) as Options;
@@ -21,11 +21,11 @@ const ALL_OPTIONS = Object.assign({}, ...COMMANDS.map((c) => c.options), { help:
 const HELP = `Usage: prefix-handles <command> [options]
 
 Commands:
-${COMMANDS.map((c) => `  ${c.name.padEnd(9)}${c.summary}`).join('\n')}
+${COMMANDS.map((c) => `  ${c.name.padEnd(10)}${c.summary}`).join('\n')}
 
 Run 'prefix-handles <command> --help' (or 'prefix-handles help <command>') for a command's arguments and options.
 
-mint, expand, report, request, import and verify talk to the REST API with a tenant's key:
+mint, expand, report, request, requests, import and verify talk to the REST API with a tenant's key:
 ${API_HELP}
 tenants, keys and prune take the service's admin key instead (--key, or env PH_ADMIN_KEY), or,
 with --offline and the service stopped, work on its database file.

@@ -16,7 +16,7 @@ import { importCalls as importCommand } from '../../src/cli/commands/import';
 import { keys as keysCommand } from '../../src/cli/commands/keys';
 import { mint as mintCommand } from '../../src/cli/commands/mint';
 import { driftDetail, report as reportCommand } from '../../src/cli/commands/report';
-import { request as requestCommand } from '../../src/cli/commands/request';
+import { request as requestCommand, requests as requestsCommand } from '../../src/cli/commands/request';
 import { serve as serveCommand } from '../../src/cli/commands/serve';
 import { tenants as tenantsCommand } from '../../src/cli/commands/tenants';
 import { verify as verifyCommand } from '../../src/cli/commands/verify';
@@ -95,7 +95,7 @@ const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 describe('prefix-handles CLI', () => {
   it('answers --help at the top and on every command, and usage errors with exit 2', async () => {
-    const commands = ['serve', 'mint', 'expand', 'report', 'request', 'import', 'verify', 'backup', 'tenants', 'keys'];
+    const commands = ['serve', 'mint', 'expand', 'report', 'request', 'requests', 'import', 'verify', 'backup', 'tenants', 'keys'];
     const [top, ...each] = await Promise.all([cli(['--help']), ...commands.map((c) => cli([c, '--help']))]);
     expect(top.code).toBe(0);
     for (const c of commands) expect(top.out).toContain(`  ${c} `);
@@ -107,7 +107,7 @@ describe('prefix-handles CLI', () => {
     // The usage line (also what a missing argument prints) names every option of the command's own; the
     // connection options shared by every API or admin command are under Options only.
     const shared = new Set([...Object.keys(API_OPTIONS), ...Object.keys(ADMIN_OPTIONS)].filter((o) => o !== 'json'));
-    for (const c of [serveCommand, mintCommand, expandCommand, reportCommand, requestCommand, importCommand, verifyCommand, backupCommand, tenantsCommand, keysCommand]) {
+    for (const c of [serveCommand, mintCommand, expandCommand, reportCommand, requestCommand, requestsCommand, importCommand, verifyCommand, backupCommand, tenantsCommand, keysCommand]) {
       const usage = c.help.slice(0, c.help.indexOf('\n\n'));
       for (const o of Object.keys(c.options).filter((o) => !shared.has(o))) expect(usage, `${c.name} --${o}`).toContain(`--${o}`);
     }
@@ -338,6 +338,21 @@ describe('prefix-handles CLI', () => {
     expect(pendingReq.out).toContain('not reconciled yet: no usage has been reported for it');
     expect(pendingReq.out).toContain('classes (once reconciled)');
 
+    // The handle's requests, newest first, a page at a time: the way from a report's drift to the request to open.
+    const [page1, all] = await Promise.all([cli(['requests', '--handle', sys.ref, '--limit', '2'], { key }), cli(['requests', '--handle', sys.id], { key })]);
+    expect(page1.code, page1.err).toBe(0);
+    const listed = (r: Run) => [...r.out.matchAll(/ (req_\w{21})( drift)? /g)].map((m) => `${m[1]}${m[2] ?? ''}`);
+    expect(listed(all)).toEqual([pending.request_id, r3.request_id, `${r2.request_id} drift`, r1.request_id]);
+    expect(all.out).toMatch(new RegExp(`${pending.request_id} +rendered +claude-sonnet-4-5 +— *\n`));
+    expect(all.out).not.toContain('more:');
+    expect(listed(page1)).toEqual(listed(all).slice(0, 2));
+    const cursor = /^more: --cursor (\S+)$/m.exec(page1.out)![1]!;
+    const page2 = await cli(['requests', '--handle', sys.id, '--limit', '2', '--cursor', cursor], { key });
+    expect(listed(page2)).toEqual(listed(all).slice(2));
+    const badLimit = await cli(['requests', '--limit', '501'], { key });
+    expect(badLimit.code).toBe(2);
+    expect(badLimit.err).toContain("--limit: a whole number of requests from 1 to 500 is expected, not '501'");
+
     // A handle given to `request`, a request to `report`: usage errors naming the other command; an unknown id: not_found.
     const [handleAsRequest, requestAsHandle, missing] = await Promise.all([
       cli(['request', sys.id], { key }),
@@ -348,7 +363,8 @@ describe('prefix-handles CLI', () => {
     expect(handleAsRequest.err).toContain(`'${sys.id}' is not a request id (req_…); a handle's figures are in 'prefix-handles report ${sys.id}'`);
     expect(requestAsHandle.err).toContain(`${r2.request_id} is a request, not a handle: 'prefix-handles request ${r2.request_id}' shows it`);
     expect(missing.err).toMatch(/^not_found: /);
-  });
+    // A dozen child processes: on 2 busy cores they can take over the default 30 s.
+  }, 90_000);
 
   it('says a drift by a changed setting, by another API format, and one whose bytes were not kept', () => {
     const side = (source: string, digest: string, excerpt?: string) => ({ source, digest, ...(excerpt === undefined ? {} : { excerpt }) });

@@ -144,3 +144,68 @@ function duration(ms: number): string {
   if (m < 60) return `${m} min ${s % 60} s`;
   return `${Math.floor(m / 60)} h ${m % 60} min`;
 }
+
+/** A line of GET /v1/requests. */
+interface RequestLine {
+  id: string;
+  status: string;
+  model: string;
+  rendered_at: string;
+  capture: 'reported' | 'unknown' | null;
+  cache_read_tokens: number | null;
+  cache_write_tokens: number | null;
+  classes: Record<string, number>;
+  drift: boolean;
+}
+
+export const requests: Command = {
+  name: 'requests',
+  summary: 'recorded requests, newest first (of a handle with --handle), to pick one to open',
+  help: `Usage: prefix-handles requests [--handle ID] [--limit N] [--cursor C] [--json]
+
+Lists the recorded requests, newest first, a page at a time: when each was rendered,
+its id (what 'prefix-handles request <id>' opens), status, model, the provider's cache
+read and write, the handle tokens by class (with --handle, that handle's), and whether
+a drift was found. The way from a leak in a report to the requests that had it.
+
+Options:
+  --handle ID       only the requests that referenced this handle (a bundle's include
+                    those of sessions based on it)
+  --limit N         requests per page, 1 to 500 (50 by default)
+  --cursor C        the next page: the cursor the line under the previous page names
+  --json            the API's JSON (GET /v1/requests) instead
+${API_HELP}`,
+  options: { ...API_OPTIONS, handle: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' }, json: { type: 'boolean' } },
+  positionals: [0, 0],
+  async run({ values, api }) {
+    const q = new URLSearchParams();
+    if (values.handle !== undefined) q.set('handle', String(values.handle).replace(/@\d+$/, ''));
+    if (values.limit !== undefined) {
+      const n = String(values.limit);
+      if (!/^[1-9]\d{0,2}$/.test(n) || Number(n) > 500) throw new UsageError(`--limit: a whole number of requests from 1 to 500 is expected, not '${n}'`);
+      q.set('limit', n);
+    }
+    if (values.cursor !== undefined) q.set('cursor', String(values.cursor));
+    const body = await api().json<{ requests: RequestLine[]; next_cursor: string | null }>('GET', `/v1/requests${q.size ? `?${q}` : ''}`);
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+      return 0;
+    }
+    const rows = body.requests.map((r) => [
+      r.rendered_at,
+      `${r.id}${r.drift ? ' drift' : ''}`,
+      r.status === 'reconciled' && r.capture === 'unknown' ? 'reconciled, capture unknown' : r.status,
+      r.model,
+      r.status === 'reconciled' ? `${count(r.cache_read_tokens)} / ${count(r.cache_write_tokens)}` : '—',
+      Object.entries(r.classes)
+        .sort(([, a], [, b]) => b - a)
+        .map(([c, n]) => `${c} ${tokens(n)}`)
+        .join(', '),
+    ]);
+    const list = rows.length
+      ? table(['rendered', 'request', 'status', 'model', 'read / written', values.handle !== undefined ? "the handle's tokens by class" : 'handle tokens by class'], rows, ['left', 'left', 'left', 'left', 'right', 'left'])
+      : 'no requests recorded' + (values.handle !== undefined ? ' that referenced this handle' : '');
+    process.stdout.write(`${list}${body.next_cursor ? `\n\nmore: --cursor ${body.next_cursor}` : ''}\n`);
+    return 0;
+  },
+};
