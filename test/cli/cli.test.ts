@@ -316,7 +316,7 @@ describe('prefix-handles CLI', () => {
     for (const r of [handleText, driftReq, expiredReq, pendingReq, asJson]) expect(r.code, r.err).toBe(0);
     // The report says which request missed which one's prefix, where the bytes first differ, and both sides.
     const offset = tokens(o2.drift.byte_offset);
-    expect(handleText.out).toContain(`recent drift, newest first (the 1 latest in the range)\n`);
+    expect(handleText.out).toContain(`recent drift, newest first (the 1 latest in the range; 'prefix-handles request <id>' opens one)\n`);
     expect(handleText.out).toContain(`${sys.id}@1: ${r2.request_id} missed the prefix ${r1.request_id} had written\n  segment #1 changed, first at byte ${offset}: inline → inline\n`);
     expect(handleText.out).toContain(`    before ${JSON.stringify(o2.drift.before.excerpt)}\n    now    ${JSON.stringify(o2.drift.now.excerpt)}`);
     expect(handleText.out).not.toContain('see --json');
@@ -542,6 +542,10 @@ describe('prefix-handles CLI', () => {
     expect(fail.out).toContain(`FAIL  ${stable.ref}  bytes changed: locked ${'0'.repeat(64)}, now ${entries[stable.ref].sha256}`);
     expect(fail.out).toContain(`FAIL  ${dated.ref}  1 volatile value: iso_timestamp`);
     expect(fail.err).toContain(`verify: 2 of 2 handles failed: ${stable.ref}, ${dated.ref}`);
+    // No lock file yet (the README's CI line run first): said how to make one.
+    const none = await cli(['verify', join(dir, 'no.lock.json')], { key });
+    expect(none.code).toBe(1);
+    expect(none.err).toBe(`no lock file ${join(dir, 'no.lock.json')}: make it once with 'prefix-handles verify --write ${join(dir, 'no.lock.json')} <ref>…' and commit it\n`);
   });
 
   it('serve on a port in use says so in one line and exits 2 (no stack trace)', async () => {

@@ -199,7 +199,7 @@ function handleText(r: HandleReport): string {
   const parts = [title, rangeLine(r.range), totalsText(r)];
   const older = r.versions_listed ? r.versions_listed.from - 1 : 0;
   if (r.versions.length > 1 || older > 0) parts.push(`by version\n${versionsTable(r.versions)}${older > 0 ? `\n${leftOut(older, r)}` : ''}`);
-  if (r.drift.length) parts.push(`recent drift, newest first (the ${r.drift.length} latest in the range)\n${r.drift.map(driftText).join('\n')}`);
+  if (r.drift.length) parts.push(`recent drift, newest first (the ${r.drift.length} latest in the range; 'prefix-handles request <id>' opens one)\n${r.drift.map(driftText).join('\n')}`);
   return parts.join('\n\n');
 }
 

@@ -117,7 +117,10 @@ function readLock(file: string, mustExist: boolean): LockFile {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    if (!mustExist && (err as NodeJS.ErrnoException).code === 'ENOENT') return { handles: {} };
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      if (!mustExist) return { handles: {} };
+      throw new CliError(`no lock file ${file}: make it once with 'prefix-handles verify --write ${file} <ref>…' and commit it`);
+    }
     throw new CliError(`cannot read ${file}: ${(err as Error).message}`);
   }
   let lock: LockFile;
