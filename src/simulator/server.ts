@@ -228,6 +228,18 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     return json(200, provider === 'anthropic' ? anthropicModelList(entries) : openaiModelList(entries));
   });
 
+  // One model by id (the SDKs' models.retrieve): the list's entry, or the provider's 404.
+  app.get('/v1/models/:id', (c) => {
+    const provider = providerOf(c);
+    requireKey(c, provider);
+    injectedFault(c);
+    const id = c.req.param('id');
+    const list = provider === 'anthropic' ? anthropicModelList(opts.catalog.entries()) : openaiModelList(opts.catalog.entries());
+    const model = (list.data as Array<{ id: string }>).find((m) => m.id === id);
+    if (!model) throw new Failure(404, provider === 'anthropic' ? `model: ${id}` : `The model '${id}' does not exist`, { type: 'invalid_request_error', code: 'model_not_found' });
+    return json(200, model);
+  });
+
   app.notFound((c) => errorResponse(providerOf(c), new Failure(404, `${c.req.method} ${c.req.path} is not simulated`)));
 
   app.onError((err, c) => {

@@ -267,7 +267,7 @@ describe('docs', () => {
     const doc = (await res.json()) as { openapi: string; paths: Record<string, unknown> };
     expect(doc.openapi).toBe('3.1.0');
     const routes = ['/v1/artifacts', '/v1/artifacts/{id}/versions', '/v1/bundles', '/v1/sessions', '/v1/sessions/{id}/messages', '/v1/handles', '/v1/handles/{ref}', '/v1/handles/{ref}/expand', '/v1/tenants'];
-    const served = ['/v1/render', '/v1/usage', '/v1/usage/batch', '/v1/reports', '/proxy/anthropic/v1/messages', '/proxy/openai/v1/chat/completions', '/proxy/openai/v1/responses', '/proxy/anthropic/v1/messages/count_tokens', '/proxy/openai/v1/models'];
+    const served = ['/v1/render', '/v1/usage', '/v1/usage/batch', '/v1/reports', '/proxy/anthropic/v1/messages', '/proxy/openai/v1/chat/completions', '/proxy/openai/v1/responses', '/proxy/anthropic/v1/messages/count_tokens', '/proxy/openai/v1/models', '/proxy/openai/v1/models/{id}', '/proxy/anthropic/v1/models/{id}'];
     for (const p of [...routes, ...served]) expect(Object.keys(doc.paths), p).toContain(p);
     // A batch's records are checked one by one, but documented as usage reports.
     const schemas = (doc as unknown as { components: { schemas: Record<string, any> } }).components.schemas;

@@ -3,6 +3,7 @@
 // the provider answers reaches the SDK byte for byte, headers included — and
 // the provider's credentials go through without being kept.
 
+import Anthropic from '@anthropic-ai/sdk';
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startHarness, committed, type Harness } from './harness';
@@ -77,7 +78,18 @@ describe('Anthropic SDK', () => {
     expect(counted.input_tokens).toBeGreaterThan(0);
     const models = await sdk.models.list();
     expect(models.data.length).toBeGreaterThan(0);
-    expect(h.tap.map((e) => `${e.method} ${e.path}`)).toEqual(['POST /v1/messages/count_tokens', expect.stringMatching(/^GET \/v1\/models/)]);
+    // One model by id too (models.retrieve), on both SDKs; an id the provider does not know is its own 404.
+    expect(await sdk.models.retrieve('claude-sonnet-4-6')).toMatchObject({ type: 'model', id: 'claude-sonnet-4-6' });
+    expect(await h.openai().models.retrieve('gpt-4o')).toMatchObject({ object: 'model', id: 'gpt-4o' });
+    const missing = await sdk.models.retrieve('claude-nope-1').then(() => null, (e: unknown) => e);
+    expect(missing).toBeInstanceOf(Anthropic.NotFoundError);
+    expect(h.tap.map((e) => `${e.method} ${e.path}`)).toEqual([
+      'POST /v1/messages/count_tokens',
+      expect.stringMatching(/^GET \/v1\/models/),
+      'GET /v1/models/claude-sonnet-4-6',
+      'GET /v1/models/gpt-4o',
+      'GET /v1/models/claude-nope-1',
+    ]);
     // Nothing was rendered or recorded for them.
     expect(h.t.sqlite.prepare('select count(*) as n from requests').get()).toEqual({ n: 0 });
   });

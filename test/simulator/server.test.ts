@@ -722,6 +722,24 @@ describe('GET /v1/models', () => {
   });
 });
 
+describe('GET /v1/models/{id}', () => {
+  it("answers one model as the list has it, and an id it does not know with the provider's 404", async () => {
+    const [anthropic, openai, list] = await Promise.all([
+      fetch(`${sim.url}/v1/models/claude-sonnet-4-5`, { headers: anthropicHeaders(newKey()) }).then(json),
+      fetch(`${sim.url}/v1/models/gpt-4o`, { headers: openaiHeaders(newKey()) }).then(json),
+      fetch(`${sim.url}/v1/models`, { headers: anthropicHeaders(newKey()) }).then(json),
+    ]);
+    expect(anthropic).toEqual(list.data.find((m: { id: string }) => m.id === 'claude-sonnet-4-5'));
+    expect(openai).toMatchObject({ id: 'gpt-4o', object: 'model' });
+    const [noClaude, noGpt] = await Promise.all([
+      fetch(`${sim.url}/v1/models/claude-nope`, { headers: anthropicHeaders(newKey()) }),
+      fetch(`${sim.url}/v1/models/gpt-4o`, { headers: anthropicHeaders(newKey()) }),
+    ]);
+    expect([noClaude.status, noGpt.status]).toEqual([404, 404]);
+    expect((await json(noClaude)).error).toMatchObject({ type: 'not_found_error', message: 'model: claude-nope' });
+  });
+});
+
 // ── real streaming ──────────────────────────────────────────────────────────
 
 describe('streaming timing', () => {

@@ -62,7 +62,9 @@ export function proxyRoutes(deps: AppDeps, services: Services) {
   const pass = (provider: UpstreamProvider) => (c: Context<AppEnv>) => passThrough(c, provider, upstream);
   others.post('/proxy/anthropic/v1/messages/count_tokens', pass('anthropic'));
   others.get('/proxy/anthropic/v1/models', pass('anthropic'));
+  others.get('/proxy/anthropic/v1/models/:id', pass('anthropic'));
   others.get('/proxy/openai/v1/models', pass('openai'));
+  others.get('/proxy/openai/v1/models/:id', pass('openai'));
   others.onError(proxyError);
   return { turns, others };
 }
@@ -135,6 +137,9 @@ export function proxyDocs() {
   docs.openAPIRegistry.registerPath(createRoute({ method: 'post', path: '/proxy/anthropic/v1/messages/count_tokens', tags: ['proxy'], summary: 'Passed through untouched', security: [{ proxyKey: [] }], request: { body: providerBody }, responses: untouched }));
   for (const path of ['/proxy/anthropic/v1/models', '/proxy/openai/v1/models'])
     docs.openAPIRegistry.registerPath(createRoute({ method: 'get', path, tags: ['proxy'], summary: 'Passed through untouched', security: [{ proxyKey: [] }], responses: untouched }));
+  const model = z.object({ id: z.string().openapi({ description: "The provider's model id." }) });
+  for (const path of ['/proxy/anthropic/v1/models/{id}', '/proxy/openai/v1/models/{id}'])
+    docs.openAPIRegistry.registerPath(createRoute({ method: 'get', path, tags: ['proxy'], summary: 'Passed through untouched', security: [{ proxyKey: [] }], request: { params: model }, responses: untouched }));
   docs.openAPIRegistry.registerComponent('securitySchemes', 'proxyKey', { type: 'apiKey', in: 'header', name: 'x-ph-key', description: 'A tenant API key; the provider key stays in its usual header.' });
   return docs;
 }
