@@ -304,16 +304,26 @@ describe('prefix-handles CLI', () => {
     const r3 = await renderAnthropic(client, at('2026-11-21T10:01:00Z'));
     const o3 = (await report(client, t, r3, anthropicUsage(promptTokens(r3), 0, r3.breakpoints[0]!.token_end))).outcome;
     expect(o3.expired).toBeDefined();
+    // The provider's own explanation, when its answer carries one, beside ours.
+    t.clock.advance(MIN);
+    const r4 = await renderAnthropic(client, at('2026-11-21T10:01:00Z'));
+    const diagnostics = { cache_miss_reason: { type: 'prompt_changed', cache_missed_input_tokens: 10 } };
+    const answered = await client.post('/v1/usage', { request_id: r4.request_id, response: { type: 'message', usage: anthropicUsage(promptTokens(r4), 0, 0), diagnostics } });
+    expect(answered.status, answered.text).toBe(201);
+    t.clock.advance(MIN);
     const pending = await renderAnthropic(client, { prefix: [sys.id], messages: [{ role: 'user', content: 'later' }] });
 
-    const [handleText, driftReq, expiredReq, pendingReq, asJson] = await Promise.all([
+    const [handleText, driftReq, expiredReq, pendingReq, asJson, explained] = await Promise.all([
       cli(['report', sys.id], { key }),
       cli(['request', r2.request_id], { key }),
       cli(['request', r3.request_id], { key }),
       cli(['request', pending.request_id], { key }),
       cli(['request', r2.request_id, '--json'], { key }),
+      cli(['request', r4.request_id], { key }),
     ]);
-    for (const r of [handleText, driftReq, expiredReq, pendingReq, asJson]) expect(r.code, r.err).toBe(0);
+    for (const r of [handleText, driftReq, expiredReq, pendingReq, asJson, explained]) expect(r.code, r.err).toBe(0);
+    expect(explained.out).toContain(`the provider's own explanation: prompt_changed (${JSON.stringify(diagnostics)})`);
+    expect(driftReq.out).not.toContain("provider's own explanation");
     // The report says which request missed which one's prefix, where the bytes first differ, and both sides.
     const offset = tokens(o2.drift.byte_offset);
     expect(handleText.out).toContain(`recent drift, newest first (the 1 latest in the range; 'prefix-handles request <id>' opens one)\n`);
@@ -342,12 +352,12 @@ describe('prefix-handles CLI', () => {
     const [page1, all] = await Promise.all([cli(['requests', '--handle', sys.ref, '--limit', '2'], { key }), cli(['requests', '--handle', sys.id], { key })]);
     expect(page1.code, page1.err).toBe(0);
     const listed = (r: Run) => [...r.out.matchAll(/ (req_\w{21})( drift)? /g)].map((m) => `${m[1]}${m[2] ?? ''}`);
-    expect(listed(all)).toEqual([pending.request_id, r3.request_id, `${r2.request_id} drift`, r1.request_id]);
+    expect(listed(all)).toEqual([pending.request_id, r4.request_id, r3.request_id, `${r2.request_id} drift`, r1.request_id]);
     expect(all.out).toMatch(new RegExp(`${pending.request_id} +rendered +claude-sonnet-4-5 +— *\n`));
     expect(all.out).not.toContain('more:');
     expect(listed(page1)).toEqual(listed(all).slice(0, 2));
     const cursor = /^more: --cursor (\S+)$/m.exec(page1.out)![1]!;
-    const page2 = await cli(['requests', '--handle', sys.id, '--limit', '2', '--cursor', cursor], { key });
+    const page2 = await cli(['requests', '--handle', sys.id, '--limit', '3', '--cursor', cursor], { key });
     expect(listed(page2)).toEqual(listed(all).slice(2));
     const badLimit = await cli(['requests', '--limit', '501'], { key });
     expect(badLimit.code).toBe(2);

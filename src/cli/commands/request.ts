@@ -53,6 +53,8 @@ interface RequestView {
   outcome: Outcome | null;
   usage: Usage | null;
   error: { status: number | null; body: unknown } | null;
+  /** The provider's own miss explanation (Anthropic `diagnostics`, OpenAI `prompt_cache_diagnostics`). */
+  diagnostics: { provider: string; raw: unknown; cache_miss_reason?: string } | null;
 }
 
 export const request: Command = {
@@ -65,7 +67,8 @@ proxy's x-ph-request-id header): its status and times, the provider's usage, eac
 segment of the prompt in order (numbered from #1, as on the dashboard) with its tokens
 by class, and what explains a miss: the drift that broke the cached prefix (where the
 bytes first changed), an expired prefix (how long unused, against its lifetime), a
-provider total far from the estimate, a failed call's error.
+provider total far from the estimate, a failed call's error, and the provider's own
+explanation when its answer carried one.
 
 Options:
   --json            the API's JSON (GET /v1/requests/{id}) instead
@@ -101,6 +104,8 @@ function requestText(r: RequestView): string {
   }
   parts.push(segmentsTable(r));
   if (o) parts.push(...notes(o));
+  // Evidence beside our own cause: what the provider said about its miss, as it said it.
+  if (r.diagnostics) parts.push(printable(`the provider's own explanation${r.diagnostics.cache_miss_reason ? `: ${r.diagnostics.cache_miss_reason}` : ''} (${JSON.stringify(r.diagnostics.raw)})`));
   return parts.join('\n\n');
 }
 
