@@ -122,7 +122,7 @@ function segmentsTable(r: RequestView): string {
       : '';
     return [`#${i + 1}`, `${s.source}${via}`, s.section, tokens(out ? out.end - out.start : s.token_end - s.token_start), classes];
   });
-  return table(['#', 'segment', 'section', 'tokens', r.outcome ? 'classes' : 'classes (once reconciled)'], rows, ['left', 'left', 'left', 'right', 'left']);
+  return table(['#', 'segment', 'section', 'tokens', r.status === 'rendered' ? 'classes (once reconciled)' : 'classes'], rows, ['left', 'left', 'left', 'right', 'left']);
 }
 
 /** What explains this request's misses, as the outcome records it. */
