@@ -50,8 +50,10 @@ export interface RenderResult {
   committed: Promise<void>;
 }
 
+export const RENDER_WARNINGS = ['volatile_before_handle', 'repeated_handle', 'prefix_after_history', 'system_after_session'] as const;
+
 export interface RenderWarning {
-  code: 'volatile_before_handle' | 'repeated_handle' | 'prefix_after_history';
+  code: (typeof RENDER_WARNINGS)[number];
   segment: number;
   kind: string;
   text: string;
@@ -175,7 +177,7 @@ export class RequestService {
       promptCacheKey: rendered.promptCacheKey,
       prediction,
       renderedAt: now,
-      warnings: [...volatileBeforeHandles(rendered.segments, rendered.inlineText), ...repeatedHandles(rendered.segments), ...handlesAfterHistory(rendered)],
+      warnings: [...volatileBeforeHandles(rendered.segments, rendered.inlineText), ...repeatedHandles(rendered.segments), ...handlesAfterHistory(rendered), ...instructionAfterSession(rendered)],
       committed,
     };
   }
@@ -246,6 +248,24 @@ function handlesAfterHistory({ segments, providerHistory, prefixAfterHistory: i 
       kind: 'handle',
       text: source,
       detail: `${source} stands after the conversation OpenAI keeps (${providerHistory}): sent again on every turn, where the cache cannot read it, and added to that history each time; keep the conversation in a session (x-ph-session) instead`,
+    },
+  ];
+}
+
+/**
+ * OpenAI: a system or developer message after a session's messages. A session does not keep it, so it is sent again
+ * on every turn after the growing history, where no turn's cache read reaches it; a fixed system prompt belongs in
+ * the prefix, before the session (x-ph-prefix on the proxy). The proxy's x-ph-warnings names it too.
+ */
+function instructionAfterSession({ instructionAfterSession: found }: Pick<RenderedRequest, 'instructionAfterSession'>): RenderWarning[] {
+  if (!found) return [];
+  return [
+    {
+      code: 'system_after_session',
+      segment: found.segment,
+      kind: 'message',
+      text: found.role,
+      detail: `a ${found.role} message after the session's messages: a session does not keep it, so it stands after the history on every turn, where no cache read reaches it; put a fixed ${found.role} prompt in the prefix before the session (a system artifact; x-ph-prefix on the proxy)`,
     },
   ];
 }

@@ -86,6 +86,34 @@ describe('POST /v1/render', () => {
     expect(twice.json.segments.map((s: { source: string }) => s.source).slice(0, 2)).toEqual([`${tools.id}@1`, `${tools.id}@1`]);
   });
 
+  it('warns of a system or developer message after a session’s messages (system_after_session), as the proxy does', async () => {
+    const { client } = t.tenant();
+    const ses = await startSession(client, { messages: [{ role: 'user', content: 'earlier' }, { role: 'assistant', content: 'answer' }] });
+    const system = { role: 'system', content: 'Be brief.' };
+    const question = { role: 'user', content: 'And then?' };
+    const chat = await render(client, 'openai-chat', { model: 'gpt-4.1', prefix: [ses.id], messages: [question, system] });
+    expect(chat.status, chat.text).toBe(200);
+    expect(chat.json.warnings).toEqual([{ code: 'system_after_session', segment: 1, kind: 'message', text: 'system', detail: expect.stringContaining('stands after the history on every turn') }]);
+    // The segment named is the caller's own, after the session's batch.
+    expect(chat.json.segments.map((s: { source: string }) => s.source)).toEqual([`${ses.id}@1`, 'inline']);
+    // Responses: a developer item in the input; one of another type (a function call's output) is no message.
+    const dev = await render(client, 'openai-responses', { model: 'gpt-4.1', prefix: [ses.id], input: [{ type: 'message', role: 'developer', content: 'Be brief.' }, question] });
+    expect(dev.json.warnings.map((w: { code: string; text: string }) => [w.code, w.text])).toEqual([['system_after_session', 'developer']]);
+    // A session placed in the messages after the system message: the system message comes first, nothing to warn of.
+    const first = await render(client, 'openai-chat', { model: 'gpt-4.1', messages: [system, { type: 'handle', ref: ses.id }, question] });
+    expect([first.status, first.json.warnings]).toEqual([200, []]);
+    // An empty session too: the history it starts sits before the system message from the next turn on.
+    const empty = await startSession(client, {});
+    const none = await render(client, 'openai-chat', { model: 'gpt-4.1', prefix: [empty.id], messages: [system, question] });
+    expect(none.json.warnings.map((w: { code: string; segment: number }) => [w.code, w.segment])).toEqual([['system_after_session', 0]]);
+    // No session, or Responses `instructions` (which OpenAI puts before the input): nothing to warn of.
+    const sys = await mintSystem(client, 'You answer from the handbook.');
+    expect((await render(client, 'openai-chat', { model: 'gpt-4.1', prefix: [sys.id], messages: [system, question] })).json.warnings).toEqual([]);
+    expect((await render(client, 'openai-responses', { model: 'gpt-4.1', prefix: [ses.id], instructions: 'Be brief.', input: 'hi' })).json.warnings).toEqual([]);
+    // Anthropic keeps its system prompt apart, before the messages.
+    expect((await render(client, 'anthropic', { model: 'claude-sonnet-4-5', prefix: [ses.id], system: 'Be brief.', messages: [question] })).json.warnings).toEqual([]);
+  });
+
   it('warns when a Responses call continuing a conversation OpenAI keeps places a handle in its input, after that history', async () => {
     const { client } = t.tenant();
     const tools = await mintTools(client);

@@ -34,17 +34,6 @@ export function turnMessages(format: ProxyFormat, body: Json): Message[] {
   return parsed.data;
 }
 
-/**
- * Whether the body holds a system or developer message (OpenAI chat `messages`, Responses `input`). Not kept in a
- * session, it is sent each turn where the caller put it — after the session's history — so the provider never
- * reads it from its cache. (Anthropic's `system` and Responses `instructions` come before the messages.)
- */
-export function hasInstructionMessage(format: ProxyFormat, body: Json): boolean {
-  if (format === 'anthropic') return false;
-  const items = format === 'openai-chat' ? body.messages : body.input;
-  return Array.isArray(items) && items.some((m) => isRecord(m) && (m.type ?? 'message') === 'message' && (m.role === 'system' || m.role === 'developer'));
-}
-
 /** A reply that holds something the session cannot keep as it is (a tool call whose arguments are not an object, nesting too deep, a streamed index no place in the answer). */
 export const UNKEEPABLE = 'unkeepable';
 

@@ -88,6 +88,8 @@ export interface RenderedRequest {
   providerHistory: string | null;
   /** With providerHistory: the first segment a prefix placed in the input, after that history (null: none). */
   prefixAfterHistory: number | null;
+  /** OpenAI: the first system or developer message placed after a session's messages, its segment and role (null: none). */
+  instructionAfterSession: { segment: number; role: string } | null;
 }
 
 export interface RenderRequestInput {
@@ -214,9 +216,11 @@ export class RequestRenderer {
     const ctx = newRenderContext();
     const edits: Edit[] = [];
     const named = new Set<string>();
+    let sessionNamed = false;
     const resolve = (ref: string, at: string) => {
       const r = this.handles.resolve(input.tenantId, ref, at);
       named.add(r.handle.id);
+      if (r.handle.type === 'session') sessionNamed = true;
       return r;
     };
     const placements: { items: Item[]; build: (texts: string[]) => Edit }[] = [];
@@ -360,6 +364,9 @@ export class RequestRenderer {
       pushAll(messageUnits, messages);
       for (const u of [...system, ...messages]) leadingUnits.add(u);
     }
+    // OpenAI: a system or developer message after a session's messages (a session is not kept with them, so it stands
+    // after the history on every turn, where no cache read reaches it): its first unit's place in messageUnits, its role.
+    let instruction = null as { at: number; role: string } | null;
     if (msgNode.type === 'string' && format === 'openai-responses') messageUnits.push(this.inline(format, 'messages', bodyText, msgNode));
     else {
       msgNode = expectType(msgNode, 'array', msgAt, msgKey)!;
@@ -373,6 +380,8 @@ export class RequestRenderer {
           pushAll(messageUnits, items.map((it) => unitOf(format, 'messages', it)));
           return;
         }
+        const instructs = instruction || !sessionNamed ? null : instructionRole(format, node);
+        if (instructs) instruction = { at: messageUnits.length, role: instructs };
         const contentKey = format === 'gemini' ? 'parts' : 'content';
         const content = property(node, contentKey);
         const blocks = elements(content);
@@ -414,6 +423,12 @@ export class RequestRenderer {
       }
     const units = [...toolUnits, ...systemUnits, ...messageUnits];
     const segments = buildSegments(units, model);
+    let instructionAfterSession: RenderedRequest['instructionAfterSession'] = null;
+    if (instruction) {
+      // The segment holding that unit: segments tile the units in order.
+      let n = toolUnits.length + systemUnits.length + instruction.at;
+      instructionAfterSession = { segment: segments.list.findIndex((s) => (n -= s.units!.length) < 0), role: instruction.role };
+    }
     // Top-level cache_control is Anthropic's automatic caching: a mark on the prompt's last block, the caller's.
     const autoNode = format === 'anthropic' ? property(root, 'cache_control') : undefined;
     const auto = autoNode ? valueOf(autoNode) : undefined;
@@ -523,7 +538,7 @@ export class RequestRenderer {
     segments.list.forEach((s, i) => {
       if (s.source === 'inline' && i < lastHandle) inlineText.set(i, segments.texts[i]!);
     });
-    return { bodyText: applyEdits(bodyText, edits), segments: segments.list, breakpoints, promptCacheKey, cacheTtl, inlineText, model, handles: [...named], messageSettings: format === 'anthropic' ? (context ?? '{}') : null, providerHistory, prefixAfterHistory: afterHistory < 0 ? null : afterHistory };
+    return { bodyText: applyEdits(bodyText, edits), segments: segments.list, breakpoints, promptCacheKey, cacheTtl, inlineText, model, handles: [...named], messageSettings: format === 'anthropic' ? (context ?? '{}') : null, providerHistory, prefixAfterHistory: afterHistory < 0 ? null : afterHistory, instructionAfterSession };
   }
 
   /** Items for a handle that stands in place of one element; only the allowed sections may appear there. */
@@ -644,6 +659,16 @@ function messagesContext(root: JsonNode): string | null {
 }
 
 /** A block of a message keyed with the message's role (a handle or a caller block inside a message's content). */
+/** An OpenAI system or developer message (a chat message, or a Responses input item of type message): its role, else null. */
+function instructionRole(format: RequestFormat, node: JsonNode): string | null {
+  if ((format !== 'openai-chat' && format !== 'openai-responses') || node.type !== 'object') return null;
+  const type = property(node, 'type');
+  if (type && valueOf(type) !== 'message') return null;
+  const role = property(node, 'role');
+  const value = role ? valueOf(role) : null;
+  return value === 'system' || value === 'developer' ? value : null;
+}
+
 function inRole(format: RequestFormat, role: string, unit: Unit): Unit {
   return { ...unit, hashText: `${role}:${unit.hashText}`, key: semanticKey(format, [role, unit.key]) };
 }

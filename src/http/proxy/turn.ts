@@ -11,7 +11,7 @@ import type { Message } from '../../domain/content';
 import { DomainError, invalid } from '../../domain/errors';
 import { callerAskedForUsage, inspectBody, withIncludeUsage } from '../../domain/proxy/body';
 import { createStreamReply } from '../../domain/proxy/stream-reply';
-import { hasInstructionMessage, replyMessage, turnMessages, UNKEEPABLE, type ProxyFormat } from '../../domain/proxy/to-neutral';
+import { replyMessage, turnMessages, UNKEEPABLE, type ProxyFormat } from '../../domain/proxy/to-neutral';
 import type { UsageReport } from '../../domain/reconcile/reconciler';
 import type { StartOrder } from '../../domain/reconcile/start-order';
 import { extractDiagnostics, normalizeUsage, unreportedUsage } from '../../domain/usage/normalize';
@@ -110,14 +110,10 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
     });
   const out = responseHeadersFor(res.headers);
   out['x-ph-request-id'] = requestId;
-  // What /v1/render would list under "warnings", by code (the request's own page shows the segments), a model
-  // the catalog does not know (priced as the provider's default entry, which the caller should know), and a system
-  // message sent with a session: it stands after the history, where no turn's cache read reaches it.
-  const warnings = [
-    ...new Set(rendered.warnings.map((w) => w.code as string)),
-    ...(rendered.model.fallback ? ['unknown_model'] : []),
-    ...(session && hasInstructionMessage(format, caller.value) ? ['system_after_session'] : []),
-  ];
+  // What /v1/render would list under "warnings", by code (the request's own page shows the segments; a system
+  // message sent with a session is one), and a model the catalog does not know (priced as the provider's default
+  // entry, which the caller should know).
+  const warnings = [...new Set(rendered.warnings.map((w) => w.code as string)), ...(rendered.model.fallback ? ['unknown_model'] : [])];
   if (warnings.length) out['x-ph-warnings'] = warnings.join(', ');
   // node:http takes header arrays (set-cookie) as they are.
   const init = { status: res.status, headers: out as Record<string, string> };

@@ -1,7 +1,7 @@
 import { segmentsView } from '../views';
 import { createRoute, z } from '@hono/zod-openapi';
 import type { ModelCatalog } from '../../domain/catalog/catalog';
-import type { RequestService } from '../../domain/requests';
+import { RENDER_WARNINGS, type RequestService } from '../../domain/requests';
 import { requestFormats } from '../../domain/render/request';
 import { parseJsonTree, property, textOf } from '../../domain/render/json-text';
 import type { Handler } from 'hono';
@@ -52,7 +52,7 @@ const RenderResponse = z
     breakpoints: z.array(BreakpointSchema),
     prompt_cache_key: z.string().nullable(),
     prediction: z.unknown().nullable(),
-    warnings: z.array(z.object({ code: z.enum(['volatile_before_handle', 'repeated_handle', 'prefix_after_history']), segment: z.number().int(), kind: z.string(), text: z.string(), detail: z.string() })),
+    warnings: z.array(z.object({ code: z.enum(RENDER_WARNINGS), segment: z.number().int(), kind: z.string(), text: z.string(), detail: z.string() })),
   })
   .openapi('RenderResult');
 
