@@ -255,7 +255,8 @@ function handlesAfterHistory({ segments, providerHistory, prefixAfterHistory: i 
 /**
  * OpenAI: a system or developer message after a session's messages. A session does not keep it, so it is sent again
  * on every turn after the growing history, where no turn's cache read reaches it; a fixed system prompt belongs in
- * the prefix, before the session (x-ph-prefix on the proxy). The proxy's x-ph-warnings names it too.
+ * the prefix, before the session (x-ph-prefix on the proxy). A session that does not grow (a branch named as a
+ * fixed prefix) is warned of too: the render cannot tell. The proxy's x-ph-warnings names it too.
  */
 function instructionAfterSession({ instructionAfterSession: found }: Pick<RenderedRequest, 'instructionAfterSession'>): RenderWarning[] {
   if (!found) return [];
@@ -265,7 +266,7 @@ function instructionAfterSession({ instructionAfterSession: found }: Pick<Render
       segment: found.segment,
       kind: 'message',
       text: found.role,
-      detail: `a ${found.role} message after the session's messages: a session does not keep it, so it stands after the history on every turn, where no cache read reaches it; put a fixed ${found.role} prompt in the prefix before the session (a system artifact; x-ph-prefix on the proxy)`,
+      detail: `a ${found.role} message after the session's messages: a session does not keep it, so as the session grows (a turn appended after each call, as x-ph-session does) it stands after the history, where no turn's cache read reaches it; put a fixed ${found.role} prompt in the prefix before the session (a system artifact; x-ph-prefix on the proxy)`,
     },
   ];
 }

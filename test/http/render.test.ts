@@ -93,7 +93,7 @@ describe('POST /v1/render', () => {
     const question = { role: 'user', content: 'And then?' };
     const chat = await render(client, 'openai-chat', { model: 'gpt-4.1', prefix: [ses.id], messages: [question, system] });
     expect(chat.status, chat.text).toBe(200);
-    expect(chat.json.warnings).toEqual([{ code: 'system_after_session', segment: 1, kind: 'message', text: 'system', detail: expect.stringContaining('stands after the history on every turn') }]);
+    expect(chat.json.warnings).toEqual([{ code: 'system_after_session', segment: 1, kind: 'message', text: 'system', detail: expect.stringContaining('it stands after the history, where no turn') }]);
     // The segment named is the caller's own, after the session's batch.
     expect(chat.json.segments.map((s: { source: string }) => s.source)).toEqual([`${ses.id}@1`, 'inline']);
     // Responses: a developer item in the input; one of another type (a function call's output) is no message.
