@@ -516,6 +516,34 @@ describe('prefix-handles CLI', () => {
     expect((await client.get(`/v1/reports/handles/${sys.id}`)).json.requests).toBe(4);
   });
 
+  it('import: a line whose only handle renders nothing (an empty session) referenced a handle, and the summary says it has 0 tokens', async () => {
+    const { key, client } = t.tenant();
+    const started = t.clock.now() - 3_600_000;
+    const line = (i: number, request: object) =>
+      JSON.stringify({
+        format: 'openai-chat',
+        request: { model: 'gpt-4.1', ...request },
+        usage: { prompt_tokens: 20, completion_tokens: 1, total_tokens: 21, prompt_tokens_details: { cached_tokens: 0 } },
+        started_at: started + i * MIN,
+      });
+    const question = { role: 'user', content: 'hello' };
+    const inPrefix = (await client.post('/v1/sessions', {})).json.id as string;
+    const inMessages = (await client.post('/v1/sessions', {})).json.id as string;
+    const lines = [
+      line(0, { prefix: [inPrefix], messages: [question] }),
+      // A session placed in the messages, not in "prefix": a handle all the same.
+      line(1, { messages: [{ type: 'handle', ref: inMessages }, question] }),
+      line(2, { messages: [question] }),
+    ];
+    const r = await cli(['import', '-'], { key, input: `${lines.join('\n')}\n` });
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toContain('stdin: 3 lines, 3 accepted, 0 rejected\n');
+    expect(r.out).toMatch(/^1 accepted but referenced no handle:/m);
+    expect(r.out).toMatch(/^2 accepted whose handles rendered nothing \(a session with no turns yet\): listed under them \(GET \/v1\/requests\?handle=\), with 0 tokens on their reports$/m);
+    // As the service has them: each listed under its session.
+    for (const id of [inPrefix, inMessages]) expect((await client.get(`/v1/requests?handle=${id}`)).json.requests, id).toHaveLength(1);
+  });
+
   it('verify --write: a lock file it cannot write is one line and exit 1, nothing said locked; a wrong --format is a usage error', async () => {
     const { key, client } = t.tenant();
     const stable = await mintSystem(client, 'You are a careful assistant, locked nowhere.');

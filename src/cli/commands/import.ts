@@ -24,8 +24,8 @@ interface Call {
 interface Pending {
   line: number;
   record: Record<string, unknown>;
-  /** Whether the call referenced a handle: one that did not is on no report. */
-  handles: boolean;
+  /** Whether the call referenced a handle (one that did not is on no report), and whether any rendered content. */
+  handles: 'none' | 'empty' | 'some';
 }
 
 interface BatchResult {
@@ -67,6 +67,7 @@ ${API_HELP}`,
     let accepted = 0;
     let late = 0;
     let noHandle = 0;
+    let emptyHandles = 0;
     let done = 0;
     const progress = progressBar(lines.length);
 
@@ -89,7 +90,8 @@ ${API_HELP}`,
         if (r.status < 300) {
           accepted++;
           if (r.applied_late) late++;
-          if (!pending[i]!.handles) noHandle++;
+          if (pending[i]!.handles === 'none') noHandle++;
+          if (pending[i]!.handles === 'empty') emptyHandles++;
           captures[r.capture ?? 'reported'] = (captures[r.capture ?? 'reported'] ?? 0) + 1;
         } else rejected.push({ line: pending[i]!.line, reason: r.problem ? formatProblem(relative(r.problem)) : `HTTP ${r.status}` });
       });
@@ -100,8 +102,8 @@ ${API_HELP}`,
     for (const { line, call } of calls) {
       try {
         const rendered = await api().json<{ request_id: string; segments: Array<{ source: string }> }>('POST', '/v1/render', { format: call.format, request: call.request, ...(call.model ? { model: call.model } : {}) });
-        // A prefix names a handle even when it rendered nothing (a session's first turn, still empty).
-        const handles = rendered.segments.some((s) => s.source !== 'inline') || (Array.isArray(call.request.prefix) && call.request.prefix.length > 0);
+        // A handle can be named and render nothing (a session's first turn, still empty): it was referenced all the same.
+        const handles = rendered.segments.some((s) => s.source !== 'inline') ? 'some' : namesHandle(call.request) ? 'empty' : 'none';
         pending.push({ line, record: { request_id: rendered.request_id, ...pick(call, RECORD_FIELDS) }, handles });
       } catch (err) {
         // A bad line is reported; an unreachable service or a bad key would fail every line, so stop.
@@ -121,6 +123,10 @@ ${API_HELP}`,
     if (noHandle)
       out.push(
         `${noHandle} accepted but referenced no handle: recorded (GET /v1/requests), on no report — reports count handle content: mint what every call repeats (the system prompt, the tools) and name it in the lines' "prefix"`,
+      );
+    if (emptyHandles)
+      out.push(
+        `${emptyHandles} accepted whose handles rendered nothing (a session with no turns yet): listed under them (GET /v1/requests?handle=), with 0 tokens on their reports`,
       );
     if (late) out.push(`${late} accepted but applied after later calls of their model (import older logs first): classed as of that later moment`);
     for (const r of rejected) out.push(`  line ${r.line}: ${r.reason}`);
@@ -184,6 +190,18 @@ function usageProblem(c: Call): string | null {
     if (!(err instanceof UsageShapeError)) throw err;
     return formatProblem({ code: 'invalid_request', detail: 'the usage cannot be read', errors: [{ pointer: `/${field}${err.path}`, detail: err.detail }] });
   }
+}
+
+/** Whether a request body names a handle: a non-empty top-level "prefix", or a {"type":"handle"} block anywhere. */
+function namesHandle(request: Record<string, unknown>): boolean {
+  if (Array.isArray(request.prefix) && request.prefix.length > 0) return true;
+  const walk = (v: unknown): boolean => {
+    if (Array.isArray(v)) return v.some(walk);
+    if (v === null || typeof v !== 'object') return false;
+    const o = v as Record<string, unknown>;
+    return (o.type === 'handle' && typeof o.ref === 'string') || Object.values(o).some(walk);
+  };
+  return walk(request);
 }
 
 /** The fields of a line that make its usage record; anything else on the line is ignored. */
