@@ -1,5 +1,5 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import type { Config } from './config';
@@ -19,7 +19,7 @@ import { Reconciler } from './domain/reconcile/reconciler';
 import { WriteQueue } from './domain/write-queue';
 import { StartOrder } from './domain/reconcile/start-order';
 import { Reports } from './domain/reconcile/reports';
-import { requireAdminKey, requireApiKey } from './http/auth';
+import { headerOf, requireAdminKey, requireApiKey } from './http/auth';
 import { docsRoutes } from './http/docs';
 import { proxyDocs, proxyRoutes, sdkError } from './http/proxy';
 import { uiRoutes } from './http/ui';
@@ -186,6 +186,8 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
     // An SDK pointed at the service instead of its proxy: the 404 below names the base URL, where a 401 would
     // blame the key (its provider key, sent as the Bearer token).
     if (MISDIRECTED_SDK_CALL.test(c.req.path)) return next();
+    // Its model list, GET /v1/models, is the service's own catalog: an SDK (its headers say so) is told the same, whatever its key.
+    if (c.req.path === '/v1/models' && c.req.method === 'GET' && sdkOf(c)) return sdkNotFound(c);
     return ADMIN_PATH.test(c.req.path) ? admin(c, next) : tenant(c, next);
   });
   app.use('/v1/*', requireUtf8);
@@ -225,12 +227,12 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
       d.type === 'route' ? [{ path: new RegExp(`^${d.route.path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{[^}]+\}/g, '[^/]+')}$`), method: d.route.method.toUpperCase() }] : [],
     );
     const methods = [...new Set(allowed.filter((r) => r.path.test(c.req.path)).map((r) => r.method))];
-    // An SDK reads the problem (under /proxy, or a model call sent elsewhere): it carries the provider-shaped `error` member too.
-    const sdk = c.req.path.startsWith('/proxy/') || SDK_CALL.test(c.req.path);
-    const answer = (code: 'route_not_found' | 'method_not_allowed', detail: string) => problem(c, code, detail, [], sdk ? sdkError(code, detail) : {});
-    if (methods.length === 0) return answer('route_not_found', `no route for ${c.req.method} ${c.req.path}${sdk ? proxyBaseUrlHint(c.req.path, new URL(c.req.url).origin) : ''}`);
+    // An SDK reads the problem (under /proxy, a model call sent elsewhere, or a call with an SDK's headers): it carries the provider-shaped `error` member too.
+    const sdk = c.req.path.startsWith('/proxy/') || SDK_CALL.test(c.req.path) || sdkOf(c) !== null;
+    if (methods.length === 0) return sdk ? sdkNotFound(c) : problem(c, 'route_not_found', `no route for ${c.req.method} ${c.req.path}`);
     c.header('allow', methods.join(', '));
-    return answer('method_not_allowed', `${c.req.path} takes ${methods.join(', ')}, not ${c.req.method}`);
+    const detail = `${c.req.path} takes ${methods.join(', ')}, not ${c.req.method}`;
+    return problem(c, 'method_not_allowed', detail, [], sdk ? sdkError('method_not_allowed', detail) : {});
   });
   app.onError(handleError);
   return app;
@@ -246,13 +248,38 @@ const SDK_CALL = /\/(?:chat\/completions|responses|v1\/messages)$/;
 /** Of those, the ones under /v1, which would otherwise ask for the service's key first. */
 const MISDIRECTED_SDK_CALL = /^\/v1\/(?:chat\/completions|responses|messages)$/;
 
+/**
+ * The provider whose SDK sent a request, by the headers every Stainless-built SDK sends (`x-stainless-lang`, in any
+ * language) and Anthropic's `anthropic-version`; null for any other client (curl, the CLI, a browser).
+ */
+function sdkOf(c: Context<AppEnv>): 'openai' | 'anthropic' | null {
+  if (headerOf(c, 'anthropic-version') !== undefined) return 'anthropic';
+  return headerOf(c, 'x-stainless-lang') !== undefined ? 'openai' : null;
+}
+
+/**
+ * A 404 for an SDK that called a path the service does not serve it (a base URL off by a segment, or the service's
+ * own address): the same text for any caller, key or none, naming the base URL to set, with the SDKs' `error` member.
+ */
+function sdkNotFound(c: Context<AppEnv>): Response {
+  const what = c.req.path === '/v1/models' ? "GET /v1/models here is this service's model catalog, not the provider's model list" : `no route for ${c.req.method} ${c.req.path}`;
+  const detail = `${what}${proxyBaseUrlHint(c.req.path, new URL(c.req.url).origin, sdkOf(c))}`;
+  return problem(c, 'route_not_found', detail, [], sdkError('route_not_found', detail));
+}
+
 /** A call under /proxy that matches no route (or a model call elsewhere) has most likely come through an SDK with a base URL off by a segment. */
-function proxyBaseUrlHint(path: string, origin: string): string {
+function proxyBaseUrlHint(path: string, origin: string, sdk: 'openai' | 'anthropic' | null): string {
   const openai = /\/(chat\/completions|responses)$/.test(path);
   const anthropic = /\/messages$/.test(path);
   const base = (p: string) => `${origin}${p}`;
   if (openai) return `; the OpenAI SDK's base URL is ${base('/proxy/openai/v1')} (with /v1), which calls ${base('/proxy/openai/v1/chat/completions')} and /responses`;
   if (anthropic) return `; the Anthropic SDK's base URL is ${base('/proxy/anthropic')} (without /v1: the SDK adds it), which calls ${base('/proxy/anthropic/v1/messages')}`;
+  // The model list outside /proxy (GET /v1/models here is the service's own catalog): the provider is the SDK's.
+  if (/\/models$/.test(path) && !path.startsWith('/proxy/') && sdk) {
+    return sdk === 'openai'
+      ? `; the OpenAI SDK's base URL is ${base('/proxy/openai/v1')} (with /v1), which lists the provider's models at ${base('/proxy/openai/v1/models')}`
+      : `; the Anthropic SDK's base URL is ${base('/proxy/anthropic')} (without /v1: the SDK adds it), which lists the provider's models at ${base('/proxy/anthropic/v1/models')}`;
+  }
   // The base URL is right, the endpoint is one the proxy does not serve (embeddings, files, batches, a stored response).
   const endpoint = /^\/proxy\/(openai|anthropic)\/v1\/(?!v1\/)(.+)$/.exec(path);
   if (endpoint) {

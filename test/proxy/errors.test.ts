@@ -249,6 +249,37 @@ describe("the proxy's own refusals", () => {
     expect(h.tap).toHaveLength(0);
   });
 
+  it('an SDK’s models.list() at the service rather than its proxy: a 404 naming the proxy’s base URL, the same whatever its key; the catalog stays the service’s', async () => {
+    h = await startHarness();
+    const openaiHint = `the OpenAI SDK's base URL is ${h.url}/proxy/openai/v1 (with /v1), which lists the provider's models at ${h.url}/proxy/openai/v1/models`;
+    const anthropicHint = `the Anthropic SDK's base URL is ${h.url}/proxy/anthropic (without /v1: the SDK adds it), which lists the provider's models at ${h.url}/proxy/anthropic/v1/models`;
+    const answers: string[] = [];
+    // The provider's key, ours as its key (a service key where the SDK sends its own), or ours beside it: one answer.
+    for (const apiKey of ['sk-openai-test', h.key]) {
+      for (const base of [`${h.url}/v1`, h.url]) {
+        const openai = new OpenAI({ apiKey, baseURL: base, maxRetries: 0, defaultHeaders: { 'x-ph-key': h.key } });
+        const err = await rejection(openai.models.list());
+        expect(err, base).toBeInstanceOf(OpenAI.NotFoundError);
+        expect(err.message, base).toContain(openaiHint);
+        expect(err.error, base).toMatchObject({ code: 'route_not_found', type: 'route_not_found' });
+        if (base.endsWith('/v1')) answers.push(JSON.stringify({ ...err.error, requestId: undefined }));
+      }
+      const anthropic = new Anthropic({ apiKey, baseURL: h.url, maxRetries: 0 });
+      const err = await rejection(anthropic.models.list());
+      expect(err).toBeInstanceOf(Anthropic.NotFoundError);
+      expect(err.error.error.message).toContain(anthropicHint);
+      expect(err.error.detail.startsWith("GET /v1/models here is this service's model catalog, not the provider's model list; ")).toBe(true);
+    }
+    // An unauthenticated caller learns no more than one with a key.
+    expect(answers[0]).toBe(answers[1]);
+    // At the proxy's base URL the same calls reach the provider.
+    expect((await h.openai().models.list()).data).toBeDefined();
+    // The service's own clients (no SDK headers) get the catalog with a key, and a 401 without one.
+    const catalog = await fetch(`${h.url}/v1/models`, { headers: { authorization: `Bearer ${h.key}` } });
+    expect([catalog.status, Array.isArray(((await catalog.json()) as { models: unknown }).models)]).toEqual([200, true]);
+    expect((await fetch(`${h.url}/v1/models`, { headers: { authorization: 'Bearer sk-openai-test' } })).status).toBe(401);
+  });
+
   it('a body over PH_MAX_BODY_BYTES, declared or chunked: 413 problem, nothing recorded, the provider not called', async () => {
     h = await startHarness({ maxBodyBytes: 4096 });
     const big = JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'x'.repeat(5000) }] });
