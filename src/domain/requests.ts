@@ -2,7 +2,7 @@ import type { InlineRow, RequestCursor, RequestRow, Store } from '../store/store
 import type { RequestRetention } from './retention';
 import type { ModelCatalog } from './catalog/catalog';
 import type { ModelLookup, ProviderFamily } from './catalog/types';
-import type { Clock } from './clock';
+import { DAY_MS, type Clock } from './clock';
 import { findInvalidJson } from './canonical-json';
 import { invalid, notFound, withPointer } from './errors';
 import type { HandleService } from './handles';
@@ -189,15 +189,24 @@ export class RequestService {
 
   /**
    * A tenant's recorded requests, newest first, a page at a time; with `handleId`, those that referenced it (its
-   * id on a segment's path: a bundle's requests include those of sessions based on it).
+   * id on a segment's path: a bundle's requests include those of sessions based on it). `range`: those rendered on
+   * its whole UTC days, both ends included, as reports resolve a range (by render time: the index's order).
    */
-  list(tenantId: string, q: { handleId?: string; cursor?: RequestCursor; limit: number }): { rows: RequestRow[]; next: RequestCursor | null } {
+  list(tenantId: string, q: { handleId?: string; cursor?: RequestCursor; limit: number; range?: { from?: number; to?: number } }): { rows: RequestRow[]; next: RequestCursor | null } {
     if (q.handleId !== undefined) {
       const handle = this.deps.store.getHandle(q.handleId);
       // A deleted handle's requests are still listed, as its reports still are.
       if (!handle || handle.tenantId !== tenantId) throw withPointer(notFound(`handle ${q.handleId}`), 'query:handle');
     }
-    return this.deps.store.listRequests({ tenantId, handleId: q.handleId, before: q.cursor, limit: q.limit });
+    const { from, to } = q.range ?? {};
+    return this.deps.store.listRequests({
+      tenantId,
+      handleId: q.handleId,
+      before: q.cursor,
+      limit: q.limit,
+      renderedFrom: from === undefined ? undefined : Math.floor(from / DAY_MS) * DAY_MS,
+      renderedTo: to === undefined ? undefined : (Math.floor(to / DAY_MS) + 1) * DAY_MS - 1,
+    });
   }
 
   get(tenantId: string, id: string): RequestRow {

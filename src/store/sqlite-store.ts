@@ -270,12 +270,12 @@ export class SqliteStore implements Store {
     // Newest first after a cursor: the tenant's requests, or (by request_handles) those that referenced a handle.
     this.listScan = [
       client.prepare(
-        `select id, rendered_at from requests where tenant_id = @tenantId and (rendered_at < @at or (rendered_at = @at and id < @id))
+        `select id, rendered_at from requests where tenant_id = @tenantId and rendered_at >= @from and (rendered_at < @at or (rendered_at = @at and id < @id))
          order by rendered_at desc, id desc limit @limit`,
       ),
       client.prepare(
         `select request_id as id, rendered_at from request_handles where tenant_id = @tenantId and handle_id = @handle
-         and (rendered_at < @at or (rendered_at = @at and request_id < @id)) order by rendered_at desc, request_id desc limit @limit`,
+         and rendered_at >= @from and (rendered_at < @at or (rendered_at = @at and request_id < @id)) order by rendered_at desc, request_id desc limit @limit`,
       ),
     ];
     // requests_scope_reconciled walks the scope in replay order (no sort of its whole history), and only what a replay
@@ -428,12 +428,16 @@ export class SqliteStore implements Store {
   }
 
   listRequests(q: RequestListQuery): { rows: RequestRow[]; next: RequestCursor | null } {
+    // The end of the range is a place in the list as a cursor is (before anything rendered after it): the nearer wins.
+    const end = q.renderedTo === undefined ? undefined : { renderedAt: q.renderedTo + 1, id: '' };
+    const before = !end || (q.before && q.before.renderedAt <= q.renderedTo!) ? q.before : end;
     // One row more than the page says whether there is a next one.
     const found = this.listScan[q.handleId ? 1 : 0].all({
       tenantId: q.tenantId,
       handle: q.handleId ?? '',
-      at: q.before?.renderedAt ?? Number.MAX_SAFE_INTEGER,
-      id: q.before?.id ?? '',
+      from: q.renderedFrom ?? 0,
+      at: before?.renderedAt ?? Number.MAX_SAFE_INTEGER,
+      id: before?.id ?? '',
       limit: q.limit + 1,
     }) as Array<{ id: string; rendered_at: number }>;
     const page = found.slice(0, q.limit);

@@ -116,6 +116,9 @@ export interface RequestListQuery {
   tenantId: string;
   handleId?: string;
   before?: RequestCursor;
+  /** Render times to list, both included (epoch ms): read as a range of the same index, never a scan. */
+  renderedFrom?: number;
+  renderedTo?: number;
   limit: number;
 }
 

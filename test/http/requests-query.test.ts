@@ -42,7 +42,7 @@ const get = async (query: string) => {
 
 describe('GET /v1/requests query parameters', () => {
   it('refuses a parameter it does not take, naming it, rather than listing every request', async () => {
-    for (const name of ['status', 'from', 'model', 'offset', 'page']) {
+    for (const name of ['status', 'since', 'model', 'offset', 'page']) {
       const res = await get(`${name}=x&limit=1`);
       expect([res.status, res.json.code, res.json.errors], name).toEqual([422, 'invalid_request', [{ pointer: `query:${name}`, detail: `unknown field "${name}"` }]]);
     }
@@ -61,8 +61,11 @@ describe('GET /v1/requests query parameters', () => {
   });
 
   it('answers any query with a page or a 4xx problem whose every error names a query parameter', async () => {
-    const name = fc.constantFrom('handle', 'limit', 'cursor', 'status', 'Limit', '');
-    const value = fc.oneof(fc.string(), fc.constantFrom('0', '1', '50', '500', '501', '1e2', '-1', ' 5', 'art_' + 'a'.repeat(21), `1767225600000_${'req_' + 'a'.repeat(21)}`, '%zz', '%'));
+    const name = fc.constantFrom('handle', 'limit', 'cursor', 'status', 'Limit', 'from', 'to', '');
+    const value = fc.oneof(
+      fc.string(),
+      fc.constantFrom('0', '1', '50', '500', '501', '1e2', '-1', ' 5', 'art_' + 'a'.repeat(21), `1767225600000_${'req_' + 'a'.repeat(21)}`, '%zz', '%', '2026-01-01', '2027-01-01', '2025-12-31T23:00:00-02:00', '1767225600000', '1767225600'),
+    );
     await fc.assert(
       fc.asyncProperty(fc.array(fc.tuple(name, value, fc.boolean()), { maxLength: 4 }), async (params) => {
         // Encoded, or as typed (a stray % or & included).
@@ -80,5 +83,59 @@ describe('GET /v1/requests query parameters', () => {
       }),
       { numRuns: 150 },
     );
+  });
+
+  it('from and to list the requests rendered on those whole UTC days, both included, paged as without them', async () => {
+    const other = t.tenant();
+    const sys = await mintSystem(other.client, 'Listed by day.');
+    // Four requests a day over five days, from 2026-03-01, the first of each day at midnight.
+    const day0 = Date.UTC(2026, 2, 1);
+    const rendered: Array<{ id: string; at: number }> = [];
+    for (let d = 0; d < 5; d++)
+      for (let i = 0; i < 4; i++) {
+        t.clock.set(day0 + d * 86_400_000 + i * 6 * 3_600_000);
+        const r = await other.client.post('/v1/render', { format: 'anthropic', request: { model: 'claude-sonnet-4-5', max_tokens: 5, prefix: [sys.id], messages: [{ role: 'user', content: `d${d} q${i}` }] } });
+        rendered.push({ id: r.json.request_id, at: t.clock.now() });
+      }
+    await t.services.writes.idle();
+    const newestFirst = [...rendered].reverse();
+    const list = async (query: string) => {
+      const res = await fetch(`${server.base}/v1/requests?${query}`, { headers: { authorization: `Bearer ${other.key}` } });
+      return { status: res.status, json: (await res.json()) as Answer };
+    };
+    const day = (d: number) => new Date(day0 + d * 86_400_000).toISOString().slice(0, 10);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.option(fc.integer({ min: -1, max: 5 }), { nil: undefined }),
+        fc.option(fc.integer({ min: -1, max: 5 }), { nil: undefined }),
+        fc.integer({ min: 1, max: 7 }),
+        fc.boolean(),
+        fc.constantFrom('day', 'instant', 'ms'),
+        async (from, to, limit, byHandle, form) => {
+          // Any moment of a day stands for the whole day.
+          const at = (d: number) => (form === 'day' ? day(d) : form === 'instant' ? `${day(d)}T13:45:00Z` : String(day0 + d * 86_400_000 + 86_399_999));
+          const query = [from !== undefined ? `from=${at(from)}` : '', to !== undefined ? `to=${at(to)}` : '', `limit=${limit}`, byHandle ? `handle=${sys.id}` : ''].filter(Boolean).join('&');
+          const first = await list(query);
+          if (from !== undefined && from > (to ?? 4)) {
+            expect([first.status, first.json.code, first.json.errors[0]?.pointer], query).toEqual([422, 'invalid_request', 'query:from']);
+            return;
+          }
+          const expected = newestFirst.filter((r) => (from === undefined || r.at >= day0 + from * 86_400_000) && (to === undefined || r.at < day0 + (to + 1) * 86_400_000)).map((r) => r.id);
+          const seen: string[] = [];
+          let page = first;
+          for (;;) {
+            expect(page.status, query).toBe(200);
+            seen.push(...page.json.requests.map((r) => r.id));
+            if (!page.json.next_cursor) break;
+            page = await list(`${query}&cursor=${page.json.next_cursor}`);
+          }
+          expect(seen, query).toEqual(expected);
+        },
+      ),
+      { numRuns: 60 },
+    );
+    // Today (the clock's) is the default end: a from after it is refused, as by the reports.
+    t.clock.set(day0 + 2 * 86_400_000);
+    expect((await list(`from=${day(3)}`)).json.errors).toEqual([{ pointer: 'query:from', detail: 'from is after to (today, when to is not given)' }]);
   });
 });

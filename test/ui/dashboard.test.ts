@@ -187,6 +187,29 @@ describe('pages show the API report figures', () => {
     expect(byRef.headers.get('location')).toBe(`/ui/handles/${s.sys.id}?period=7d`);
   });
 
+  it('handle page: its recent requests are those rendered in the chosen period, as GET /v1/requests lists them with its from', async () => {
+    const { client, key } = t.tenant();
+    const sys = await mintSystem(client, 'Listed by period.');
+    const ask = async (q: string) => (await client.post('/v1/render', { format: 'anthropic', request: { model: 'claude-sonnet-4-5', max_tokens: 5, prefix: [sys.id], messages: [userMessage(q)] } })).json.request_id as string;
+    const old = await ask('ten days ago');
+    t.clock.advance(10 * DAY);
+    const recent = await ask('today');
+    await t.services.writes.idle();
+    const rowsOf = (page: string) => [...page.matchAll(/<tr data-request="(req_[^"]+)">/g)].map((m) => m[1]);
+    const week = await get(`/ui/handles/${sys.id}?period=7d`, key);
+    const from = new Date(t.clock.now() - 6 * DAY).toISOString().slice(0, 10);
+    expect(rowsOf(week.text)).toEqual([recent]);
+    // The heading says which requests these are, and the API call that lists all of them.
+    expect(week.text).toContain(`(rendered since ${from}, as of this page load; all of them: <code>GET /v1/requests?handle=${sys.id}&amp;from=${from}</code>)`);
+    expect((await client.get(`/v1/requests?handle=${sys.id}&from=${from}`)).json.requests.map((r: { id: string }) => r.id)).toEqual([recent]);
+    const all = await get(`/ui/handles/${sys.id}?period=all`, key);
+    expect(rowsOf(all.text)).toEqual([recent, old]);
+    expect(all.text).toContain(`(rendered at any time, as of this page load; all of them: <code>GET /v1/requests?handle=${sys.id}</code>)`);
+    // A period with none: said so.
+    t.clock.advance(3 * DAY);
+    expect((await get(`/ui/handles/${sys.id}?period=24h`, key)).text).toContain('No recorded request referenced this handle in this period.');
+  });
+
   it("handle page, period all: when the chart's days hold none of the figures (history older than it), it says so", async () => {
     const s = await seed(t);
     const recent = await get(`/ui/handles/${s.sys.id}?period=all`, s.key);

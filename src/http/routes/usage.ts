@@ -132,8 +132,10 @@ const HandleReportQuery = rangeQuery.extend({
     }),
 });
 
-// Strict: a parameter it does not take (a status or time filter) is refused, not ignored with every request listed.
+// Strict: a parameter it does not take (a status filter) is refused, not ignored with every request listed.
 const ListRequestsQuery = z.strictObject({
+  from: queryTime.optional().openapi({ description: 'Only requests rendered on or after this UTC day (RFC 3339, a day or epoch ms; whole days, as reports count them).' }),
+  to: queryTime.optional().openapi({ description: 'Only requests rendered on or before this UTC day (its whole day).' }),
   handle: z
     .string()
     .regex(handleIdPattern(), 'expected a handle id (art_, bnd_ or ses_ and 21 letters or digits)')
@@ -268,7 +270,8 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
 
   app.openapi(routes.list, (c) => {
     const q = c.req.valid('query');
-    const page = deps.requests.list(c.get('auth').tenantId, { handleId: q.handle, cursor: q.cursor, limit: q.limit });
+    const range = inRange({ from: q.from, to: q.to }, deps.clock.now());
+    const page = deps.requests.list(c.get('auth').tenantId, { handleId: q.handle, cursor: q.cursor, limit: q.limit, range });
     const next = page.next ? `${page.next.renderedAt}_${page.next.id}` : null;
     return c.json({ requests: page.rows.map((row) => requestSummaryView(row, q.handle)), next_cursor: next } as Record<string, unknown>, 200);
   });

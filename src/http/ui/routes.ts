@@ -134,7 +134,8 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     const days: DayPoint[] = report.days.map((r) => ({ day: day(r.day * DAY_MS), opportunity: r.tokens.opportunity ?? 0, captured: r.tokens.captured ?? 0, unknown: r.tokens.unknown ?? 0, rate: r.capture_rate, money: r.money.leaked_savings }));
     const content = withContent && !deleted ? contentOf(tenantId, id, versions, through) : { sources: [], composition: [] };
     // Read for the page only: the live fragment (refreshed on every reconciliation) leaves it out.
-    const recent = withContent ? services.requests.list(tenantId, { handleId: id, limit: RECENT_REQUESTS }).rows.map((row) => requestSummaryView(row, id)) : [];
+    // Those rendered in the period (the list's own index order: a range of it, not a scan).
+    const recent = withContent ? services.requests.list(tenantId, { handleId: id, limit: RECENT_REQUESTS, range }).rows.map((row) => requestSummaryView(row, id)) : [];
     const pruned = (rid: string) => services.retention.isPruned(rid);
     return { report, period, days, daysLabel: label, versions, versionCount, ...content, deleted, recent, pruned };
   }

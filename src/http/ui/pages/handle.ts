@@ -43,7 +43,7 @@ export interface HandleView {
   deleted: boolean;
   /** Whether a request its drift findings name was pruned (no page to link to). */
   pruned?: (id: string) => boolean;
-  /** The latest requests that referenced it, newest first (not re-read by the live view). */
+  /** The latest requests that referenced it rendered in the period, newest first (not re-read by the live view). */
   recent: ReturnType<typeof requestSummaryView>[];
 }
 
@@ -151,9 +151,11 @@ interface DriftView {
 
 function recentSection(v: HandleView): Html {
   const h = v.report.handle.id;
-  return html`<h2 id="recent-requests">Recent requests <small class="muted">(as of this page load; all of them: <code>GET /v1/requests?handle=${h}</code>)</small></h2>
+  const from = v.report.range.from?.slice(0, 10);
+  // By render time, the list's order: an imported call is listed on the day it was imported.
+  return html`<h2 id="recent-requests">Recent requests <small class="muted">(rendered ${from ? `since ${from}` : 'at any time'}, as of this page load; all of them: <code>GET /v1/requests?handle=${h}${from ? `&from=${from}` : ''}</code>)</small></h2>
 ${v.recent.length === 0
-    ? html`<p class="muted">No recorded request referenced this handle yet.</p>`
+    ? html`<p class="muted">No recorded request referenced this handle ${from ? 'in this period' : 'yet'}.</p>`
     : html`<table data-table="recent"><thead><tr><th>Rendered</th><th>Started</th><th>Request</th><th>Model</th><th>Status</th><th class="num">Read / written</th><th>This handle's tokens by class</th></tr></thead><tbody>${v.recent.map(
         (r) => html`<tr data-request="${r.id}"><td>${when(r.rendered_at)}</td><td>${r.started_at ? when(r.started_at) : '—'}</td><td>${requestLink(r.id)}${r.drift ? html` <small class="muted" data-drift-flag>· drift</small>` : ''}</td><td>${r.model}</td><td>${r.status}${r.capture === 'unknown' ? ' (capture unknown)' : ''}</td><td class="num">${r.cache_read_tokens === null ? '—' : tokens(r.cache_read_tokens)} / ${r.cache_write_tokens === null ? '—' : tokens(r.cache_write_tokens)}</td><td>${Object.entries(r.classes)
           .sort(([, a], [, b]) => b - a)
