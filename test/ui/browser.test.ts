@@ -174,6 +174,45 @@ describe('dashboard in headless Chromium', () => {
     await page.close();
   });
 
+  it('on a phone, the waterfall is drawn with its text near its own size, each row’s name and figures apart; the wide one on a desktop', async () => {
+    const { page, problems } = await newPage();
+    const s = await seed(t);
+    await signIn(page, s.key, `/ui/handles/${s.sys.id}?period=7d`);
+    /** The waterfall on screen: which one, its smallest text's size as drawn (CSS px: its font size times the drawing's scale), rows whose texts overlap. */
+    const shown = () =>
+      page.$$eval('svg[data-chart^="waterfall"]', (svgs) => {
+        const visible = svgs.filter((svg) => svg.getBoundingClientRect().width > 0);
+        return visible.map((svg) => {
+          const texts = [...svg.querySelectorAll('text')];
+          // Without the DOM's types here: an SVG element's screen matrix, and the window's computed style.
+          const scale = (svg as unknown as { getScreenCTM(): { a: number } }).getScreenCTM().a;
+          const view = svg.ownerDocument.defaultView as unknown as { getComputedStyle(e: unknown): { fontSize: string } };
+          const px = [...texts, ...svg.querySelectorAll('tspan')].map((el) => parseFloat(view.getComputedStyle(el).fontSize) * scale);
+          const overlaps = [...svg.querySelectorAll('g')].filter((g) => {
+            const boxes = [...g.querySelectorAll(':scope > text')].map((el) => el.getBoundingClientRect());
+            return boxes.some((a, i) => boxes.some((b, j) => j > i && a.right > b.left && b.right > a.left && a.bottom > b.top && b.bottom > a.top));
+          }).length;
+          return { chart: svg.getAttribute('data-chart'), smallest: Math.min(...px), rows: svg.querySelectorAll('g').length, overlaps, right: svg.getBoundingClientRect().right };
+        });
+      });
+    const desktop = await shown();
+    expect(desktop.map((c) => c.chart)).toEqual(['waterfall']);
+    await page.setViewportSize({ width: 390, height: 844 });
+    for (const path of [`/ui/handles/${s.sys.id}?period=7d`, '/ui?period=7d']) {
+      await page.goto(`${base}${path}`);
+      const [phone, ...more] = await shown();
+      expect([phone!.chart, more.length], path).toEqual(['waterfall-narrow', 0]);
+      expect([phone!.rows, phone!.overlaps], path).toEqual([13, 0]);
+      // 11 and 12 px type drawn at 10.5 px or more: the wide drawing's, scaled to the phone, at about 4.
+      expect(phone!.smallest, path).toBeGreaterThanOrEqual(10.5);
+      expect(phone!.right, path).toBeLessThanOrEqual(390);
+      await page.locator('.card', { has: page.locator('svg[data-chart="waterfall-narrow"]') }).screenshot({ path: `${SHOTS}/phone-waterfall-${path.startsWith('/ui?') ? 'overview' : 'handle'}.png` });
+    }
+
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
   it('updates the overview and a handle page live as usage is reconciled', async () => {
     const { page, problems } = await newPage();
     const s = await seed(t);

@@ -73,8 +73,34 @@ export function waterfallRows(t: Record<string, number>): WaterfallRow[] {
   return rows;
 }
 
+/** What a waterfall row says, whichever layout draws it: its share, sign, name and basis. */
+function rowFacts(r: WaterfallRow, t: Record<string, number>) {
+  const ref = t.referenced ?? 0;
+  const opp = t.opportunity ?? 0;
+  // The captured row's share is the capture rate the summary shows: of the opportunity with a cache report (the
+  // `unknown` row above it could have been read or not). Said so when that differs from the whole opportunity.
+  const reported = t.reported_opportunity ?? opp;
+  const info = CLASS_INFO[r.cls]!;
+  const share = ratio(r.value, r.base === 'referenced' ? ref : r.cls === 'captured' ? reported : opp);
+  return {
+    share,
+    sign: r.kind === 'loss' && r.value > 0 ? '−' : r.kind === 'gain' && r.value > 0 ? '+' : '',
+    name: `${r.kind === 'loss' ? '− ' : r.kind === 'gain' ? '+ ' : ''}${info.label}`,
+    baseName: r.base === 'referenced' ? 'ref.' : r.cls === 'captured' ? (reported !== opp ? 'opp. reported' : 'opp.') : 'opp.',
+    title: `${info.label}: ${tokens(r.value)} tokens (${pct(share)} of ${r.cls === 'captured' && reported !== opp ? 'the opportunity with a cache report' : r.base}) — ${info.help}`,
+  };
+}
+
+/**
+ * The waterfall twice: one row a line for a wide screen, and for a phone (CSS shows one: layout.ts) the name and
+ * figures above each bar, so its text is drawn near its own size rather than shrunk with an 820-wide drawing.
+ */
 export function waterfallChart(t: Record<string, number>, title: string): Html {
   const rows = waterfallRows(t);
+  return html`${wideWaterfall(rows, t, title)}${narrowWaterfall(rows, t, title)}`;
+}
+
+function wideWaterfall(rows: WaterfallRow[], t: Record<string, number>, title: string): Html {
   const W = 820;
   const labelW = 120;
   const valueW = 230;
@@ -83,39 +109,65 @@ export function waterfallChart(t: Record<string, number>, title: string): Html {
   const H = rows.length * rowH + 30;
   const max = Math.max(1, ...rows.map((r) => r.end));
   const x = (n: number) => labelW + (Math.max(0, n) / max) * barW;
-  const ref = t.referenced ?? 0;
-  const opp = t.opportunity ?? 0;
-  // The captured row's share is the capture rate the summary shows: of the opportunity with a cache report (the
-  // `unknown` row above it could have been read or not). Said so when that differs from the whole opportunity.
-  const reported = t.reported_opportunity ?? opp;
-  const capturedBase = reported !== opp ? 'opp. reported' : 'opp.';
-  const desc = `${tok(ref)} referenced, ${tok(opp)} opportunity, ${tok(t.captured ?? 0)} captured (${pct(ratio(t.captured ?? 0, reported))} of ${reported !== opp ? 'the opportunity with a cache report' : 'opportunity'}).`;
   return html`<svg class="chart" viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-labelledby="wf-t wf-d" data-chart="waterfall">
-<title id="wf-t">${title}</title><desc id="wf-d">${desc}</desc>
+<title id="wf-t">${title}</title><desc id="wf-d">${waterfallDesc(t)}</desc>
 ${rows.map((r, i) => {
     const y = 6 + i * rowH;
-    const share = ratio(r.value, r.base === 'referenced' ? ref : r.cls === 'captured' ? reported : opp);
-    const sign = r.kind === 'loss' && r.value > 0 ? '−' : r.kind === 'gain' && r.value > 0 ? '+' : '';
+    const f = rowFacts(r, t);
     const x0 = x(r.start);
     const w = r.value > 0 ? Math.max(1.5, x(r.end) - x0) : 0;
-    const info = CLASS_INFO[r.cls]!;
-    const baseName = r.base === 'referenced' ? 'ref.' : r.cls === 'captured' ? capturedBase : 'opp.';
     const next = rows[i + 1];
     // Dashed connector from where this row ends to where the next one starts: the "waterfall".
     const joinX = r.kind === 'total' ? x(r.end) : x(r.start);
     const connector = next && next.kind !== 'total' && r.cls !== 'captured' ? html`<line x1="${px(joinX)}" y1="${y + 19}" x2="${px(joinX)}" y2="${y + rowH + 3}" class="connector"/>` : '';
     return html`<g data-class="${r.cls}" data-tokens="${r.value}" class="${r.value === 0 ? 'zero' : ''}">
-<title>${info.label}: ${tokens(r.value)} tokens (${pct(share)} of ${r.cls === 'captured' && reported !== opp ? 'the opportunity with a cache report' : r.base}) — ${info.help}</title>
-<text x="${labelW - 8}" y="${y + 15}" text-anchor="end" class="${r.kind === 'total' ? 'lbl total' : 'lbl'}">${r.kind === 'loss' ? '− ' : r.kind === 'gain' ? '+ ' : ''}${info.label}</text>
+<title>${f.title}</title>
+<text x="${labelW - 8}" y="${y + 15}" text-anchor="end" class="${r.kind === 'total' ? 'lbl total' : 'lbl'}">${f.name}</text>
 <rect x="${px(x0)}" y="${y + 3}" width="${px(w)}" height="16" rx="2" fill="${fill(r.cls)}"/>
 ${connector}
-<text x="${W - valueW}" y="${y + 15}" class="val">${sign}${tok(r.value)}</text>
-<text x="${W - 8}" y="${y + 15}" text-anchor="end" class="pct">${pct(share)} of ${baseName}</text>
+<text x="${W - valueW}" y="${y + 15}" class="val">${f.sign}${tok(r.value)}</text>
+<text x="${W - 8}" y="${y + 15}" text-anchor="end" class="pct">${pct(f.share)} of ${f.baseName}</text>
 </g>`;
   })}
 <line x1="${labelW}" y1="${H - 22}" x2="${labelW + barW}" y2="${H - 22}" class="axis"/>
 <text x="${labelW}" y="${H - 8}" class="tick">0</text><text x="${labelW + barW}" y="${H - 8}" text-anchor="end" class="tick">${rows.some((r) => r.end > 0) ? tok(max) : 'no tokens yet'}</text>
 </svg>`;
+}
+
+/** The phone's waterfall: 320 wide (a 390 px phone's card is about 310), each row's name and figures on a line above its bar. */
+function narrowWaterfall(rows: WaterfallRow[], t: Record<string, number>, title: string): Html {
+  const W = 320;
+  const rowH = 36;
+  const H = rows.length * rowH + 26;
+  const max = Math.max(1, ...rows.map((r) => r.end));
+  const x = (n: number) => (Math.max(0, n) / max) * (W - 2) + 1;
+  return html`<svg class="chart wf-narrow" viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-labelledby="wfn-t wfn-d" data-chart="waterfall-narrow">
+<title id="wfn-t">${title}</title><desc id="wfn-d">${waterfallDesc(t)}</desc>
+${rows.map((r, i) => {
+    const y = 4 + i * rowH;
+    const f = rowFacts(r, t);
+    const x0 = x(r.start);
+    const w = r.value > 0 ? Math.max(1.5, x(r.end) - x0) : 0;
+    const next = rows[i + 1];
+    const joinX = r.kind === 'total' ? x(r.end) : x(r.start);
+    const connector = next && next.kind !== 'total' && r.cls !== 'captured' ? html`<line x1="${px(joinX)}" y1="${y + 30}" x2="${px(joinX)}" y2="${y + rowH + 18}" class="connector"/>` : '';
+    return html`<g data-row="${r.cls}" class="${r.value === 0 ? 'zero' : ''}">
+<title>${f.title}</title>
+<text x="0" y="${y + 13}" class="${r.kind === 'total' ? 'lbl total' : 'lbl'}">${f.name}</text>
+<text x="${W}" y="${y + 13}" text-anchor="end"><tspan class="val">${f.sign}${tok(r.value)}</tspan><tspan class="pct"> · ${pct(f.share)} of ${f.baseName}</tspan></text>
+<rect x="${px(x0)}" y="${y + 18}" width="${px(w)}" height="12" rx="2" fill="${fill(r.cls)}"/>
+${connector}
+</g>`;
+  })}
+<line x1="1" y1="${H - 20}" x2="${W - 1}" y2="${H - 20}" class="axis"/>
+<text x="1" y="${H - 6}" class="tick">0</text><text x="${W - 1}" y="${H - 6}" text-anchor="end" class="tick">${rows.some((r) => r.end > 0) ? tok(max) : 'no tokens yet'}</text>
+</svg>`;
+}
+
+function waterfallDesc(t: Record<string, number>): string {
+  const opp = t.opportunity ?? 0;
+  const reported = t.reported_opportunity ?? opp;
+  return `${tok(t.referenced ?? 0)} referenced, ${tok(opp)} opportunity, ${tok(t.captured ?? 0)} captured (${pct(ratio(t.captured ?? 0, reported))} of ${reported !== opp ? 'the opportunity with a cache report' : 'opportunity'}).`;
 }
 
 export interface DayPoint {
