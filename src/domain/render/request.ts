@@ -658,7 +658,6 @@ function messagesContext(root: JsonNode): string | null {
   return Object.keys(settings).length ? (canonicalize(settings) ?? null) : null;
 }
 
-/** A block of a message keyed with the message's role (a handle or a caller block inside a message's content). */
 /** An OpenAI system or developer message (a chat message, or a Responses input item of type message): its role, else null. */
 function instructionRole(format: RequestFormat, node: JsonNode): string | null {
   if ((format !== 'openai-chat' && format !== 'openai-responses') || node.type !== 'object') return null;
@@ -669,6 +668,7 @@ function instructionRole(format: RequestFormat, node: JsonNode): string | null {
   return value === 'system' || value === 'developer' ? value : null;
 }
 
+/** A block of a message keyed with the message's role (a handle or a caller block inside a message's content). */
 function inRole(format: RequestFormat, role: string, unit: Unit): Unit {
   return { ...unit, hashText: `${role}:${unit.hashText}`, key: semanticKey(format, [role, unit.key]) };
 }
