@@ -114,6 +114,32 @@ describe('POST /v1/render', () => {
     expect((await render(client, 'anthropic', { model: 'claude-sonnet-4-5', prefix: [ses.id], system: 'Be brief.', messages: [question] })).json.warnings).toEqual([]);
   });
 
+  it('system_after_session: warned of exactly when a system or developer message comes after a session, at its segment', async () => {
+    const { client } = t.tenant();
+    const ses = await startSession(client, { messages: [{ role: 'user', content: 'earlier' }] });
+    const sys = await mintSystem(client, 'You answer from the handbook.');
+    const item = fc.constantFrom('user', 'assistant', 'system', 'developer', 'session', 'handle');
+    await fc.assert(
+      fc.asyncProperty(fc.boolean(), fc.array(item, { minLength: 1, maxLength: 6 }), fc.constantFrom('openai-chat', 'openai-responses'), async (inPrefix, items, format) => {
+        const messages = items.map((k, i) => (k === 'session' ? { type: 'handle', ref: ses.id } : k === 'handle' ? { role: 'system', content: [{ type: 'handle', ref: sys.id }] } : { role: k, content: `m${i}` }));
+        const request = { model: 'gpt-4.1', ...(inPrefix ? { prefix: [ses.id] } : {}), [format === 'openai-chat' ? 'messages' : 'input']: messages };
+        const res = await render(client, format, request);
+        expect(res.status, res.text).toBe(200);
+        const firstSession = inPrefix ? -1 : items.indexOf('session');
+        const instructs = (k: string) => k === 'system' || k === 'developer' || k === 'handle';
+        const after = firstSession === -1 && !inPrefix ? -1 : items.findIndex((k, i) => i > firstSession && instructs(k));
+        const warned = res.json.warnings.filter((w: { code: string }) => w.code === 'system_after_session');
+        expect(warned.length, JSON.stringify(request)).toBe(after === -1 ? 0 : 1);
+        if (after === -1) return;
+        // The segment named holds that message: its role, and it comes after the session's batch.
+        const segs = res.json.segments as Array<{ source: string }>;
+        expect(warned[0].text).toBe(items[after] === 'developer' ? 'developer' : 'system');
+        expect(segs.findIndex((s) => s.source === `${ses.id}@1`)).toBeLessThan(warned[0].segment);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
   it('warns when a Responses call continuing a conversation OpenAI keeps places a handle in its input, after that history', async () => {
     const { client } = t.tenant();
     const tools = await mintTools(client);
