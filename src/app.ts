@@ -14,7 +14,7 @@ import { RequestService } from './domain/requests';
 import { RequestRetention } from './domain/retention';
 import { RENDER_PATH, renderRoute, renderRoutes } from './http/routes/render';
 import { USAGE_PATH, usageRoute, usageRoutes } from './http/routes/usage';
-import { checkStorableBytes, checkUtf8, notJsonBody } from './http/body';
+import { checkStorableBytes, checkUtf8, closeUnreadBody, notJsonBody } from './http/body';
 import { Reconciler } from './domain/reconcile/reconciler';
 import { WriteQueue } from './domain/write-queue';
 import { StartOrder } from './domain/reconcile/start-order';
@@ -168,6 +168,7 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   const proxy = proxyRoutes(deps, services);
   for (const [path, handler] of proxy.turns) app.post(path, handler);
 
+  app.use('*', closeUnreadBody);
   app.use('*', requestId({ headerName: 'x-request-id' }));
   app.use('*', observe(services.metrics, config.log === 'json'));
   const limit = bodyLimit({

@@ -1,4 +1,4 @@
-import type { Context } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { isUtf8 } from 'node:buffer';
 import { DomainError, invalid } from '../domain/errors';
 import { parseJsonTree, pointerOf, type JsonNode } from '../domain/render/json-text';
@@ -208,3 +208,21 @@ export function firstInvalidUtf8(b: Uint8Array): number {
   }
   return -1;
 }
+
+/**
+ * An answer given before the request's body has arrived (a refusal: 401, 413, 415) ends the connection, and says so
+ * (RFC 9112 §9.6): the adapter would close it after a while all the same, and a client that reused it for its next
+ * request would see that request fail with nothing said ("socket hang up").
+ */
+export const closeUnreadBody: MiddlewareHandler<AppEnv> = async function closeUnreadBody(c, next) {
+  await next();
+  const incoming = incomingOf(c);
+  if (incoming === undefined || incoming.complete) return;
+  try {
+    c.res.headers.set('connection', 'close');
+  } catch {
+    // A response whose headers are immutable (one made by fetch): a copy that can say it.
+    c.res = new Response(c.res.body, c.res);
+    c.res.headers.set('connection', 'close');
+  }
+};

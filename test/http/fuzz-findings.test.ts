@@ -1,0 +1,57 @@
+import http from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createTestApp, listen, type TestApp } from '../helpers/app';
+
+// What the fuzz of every route (fuzz.test.ts) found, each pinned by the input that showed it.
+
+let t: TestApp;
+let stop: (() => Promise<void>) | undefined;
+afterEach(async () => {
+  await stop?.();
+  t?.close();
+});
+
+/** POSTs over one kept-alive connection (one socket for every call), as SDKs and browsers send them. */
+function keptAlive(base: string) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const post = (path: string, body: string, headers: Record<string, string>) =>
+    new Promise<{ status: number; connection: string | undefined } | { error: string }>((resolve) => {
+      const req = http.request(`${base}${path}`, { method: 'POST', agent, headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode!, connection: res.headers.connection }));
+      });
+      req.on('error', (e) => resolve({ error: e.message }));
+      req.end(body);
+    });
+  return { post, close: () => agent.destroy() };
+}
+
+describe('a refusal before the body was read', () => {
+  it('closes the connection and says so: the next call on a kept-alive connection does not fail', async () => {
+    // Found as `fetch failed: other side closed` on the call after a 413 of a 300 KB body to POST /v1/tenants.
+    t = createTestApp({ config: { maxBodyBytes: 100_000 } });
+    const server = await listen(t.app);
+    stop = server.close;
+    const me = t.tenant();
+    const json = { 'content-type': 'application/json', authorization: `Bearer ${me.key}` };
+    const big = JSON.stringify({ kind: 'system', content: 'x'.repeat(400_000) });
+    const fits = JSON.stringify({ kind: 'system', content: 'x'.repeat(60_000) });
+    const small = JSON.stringify({ kind: 'system', content: 'ok' });
+    const client = keptAlive(server.base);
+    const refusals: Array<[string, string, Record<string, string>, number]> = [
+      ['/v1/artifacts', big, json, 413],
+      ['/v1/artifacts', fits, { ...json, 'content-type': 'text/plain' }, 415],
+      ['/v1/artifacts', fits, { 'content-type': 'application/json' }, 401],
+      ['/v1/tenants', fits, { 'content-type': 'application/json' }, 401],
+      ['/proxy/anthropic/v1/messages/count_tokens', fits, { 'content-type': 'application/json' }, 401],
+      ['/ui/sign-in', big, { 'content-type': 'application/x-www-form-urlencoded' }, 413],
+    ];
+    for (const [path, body, headers, status] of refusals) {
+      expect(await client.post(path, body, headers), path).toEqual({ status, connection: 'close' });
+      expect(await client.post('/v1/artifacts', small, json), `the call after ${path}`).toEqual({ status: 201, connection: 'keep-alive' });
+    }
+    // A refusal of a body read whole keeps the connection.
+    expect(await client.post('/v1/artifacts', JSON.stringify({ kind: 'nope', content: 'x' }), json)).toEqual({ status: 422, connection: 'keep-alive' });
+    client.close();
+  });
+});
