@@ -5,10 +5,8 @@ import type { AuthContext, TenantService } from '../domain/tenants';
 import { authenticateRequest, headerOf } from './auth';
 import { BodyError, checkBody } from './body';
 import { logRequest, type Metrics } from './metrics';
-import { statusOf } from './problem';
+import { REQUEST_ID, statusOf } from './problem';
 import type { AppEnv } from './router';
-
-const REQUEST_ID = /^[\w\-=]{1,255}$/;
 
 /** The response header naming the request, for a fast route's own responses. */
 export const requestIdHeader = (c: Context<AppEnv>) => ({ 'x-request-id': c.get('requestId') });

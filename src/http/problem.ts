@@ -78,9 +78,13 @@ export function problemBody(c: Context, code: ProblemCode, detail: string, error
     code,
     ...(errors && errors.length ? { errors } : {}),
     // The hot path runs without the request-id middleware: name the problem all the same.
-    requestId: c.get('requestId') ?? c.req.header('x-request-id') ?? randomUUID(),
+    requestId: c.get('requestId') ?? saneRequestId(c.req.header('x-request-id')) ?? randomUUID(),
   };
 }
+
+/** A client's x-request-id as the request-id middleware takes it (anything else is replaced by one of ours). */
+export const REQUEST_ID = /^[\w\-=]{1,255}$/;
+const saneRequestId = (given: string | undefined) => (given !== undefined && REQUEST_ID.test(given) ? given : undefined);
 
 export function problem(c: Context, code: ProblemCode, detail: string, errors?: ErrorDetailItem[], extra: Record<string, unknown> = {}): Response {
   const body = problemBody(c, code, detail, errors, extra);

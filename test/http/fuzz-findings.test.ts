@@ -55,3 +55,21 @@ describe('a refusal before the body was read', () => {
     client.close();
   });
 });
+
+describe("a problem's requestId", () => {
+  it('on GET /v1/handles/{ref}/expand is the client x-request-id only when it is a sane one, as on every other route', async () => {
+    // Found as `"requestId":"z(M{{Xg"`: the expand route, ahead of the request-id middleware, echoed any id it was sent.
+    t = createTestApp();
+    const server = await listen(t.app);
+    stop = server.close;
+    for (const path of ['/v1/handles/art_x/expand', '/v1/handles']) {
+      const odd = await fetch(`${server.base}${path}`, { headers: { 'x-request-id': 'z(M{{Xg' } });
+      const body = (await odd.json()) as { code: string; requestId: string };
+      expect([odd.status, body.code], path).toEqual([401, 'unauthorized']);
+      expect(body.requestId, path).toMatch(/^[0-9a-f-]{36}$/);
+      expect(odd.headers.get('x-request-id'), path).toBe(body.requestId);
+      const sane = await fetch(`${server.base}${path}`, { headers: { 'x-request-id': 'trace-42' } });
+      expect(((await sane.json()) as { requestId: string }).requestId, path).toBe('trace-42');
+    }
+  });
+});
