@@ -37,6 +37,9 @@ const STATUS: Record<ProblemCode, ContentfulStatusCode> = {
   gateway_timeout: 504,
 };
 
+/** Every code a problem can carry (a client branches on them: they never change meaning). */
+export const PROBLEM_CODES = Object.keys(STATUS) as ProblemCode[];
+
 const TITLE: Record<ProblemCode, string> = {
   invalid_request: 'The request is not valid',
   malformed_json: 'The body is not valid JSON',
