@@ -18,6 +18,7 @@ import { blocksFromRequest, type RequestFormat } from '../domain/simulator/block
 import { CacheSimulator, SimulationError, type SimBlock } from '../domain/simulator/cache';
 import { Lru } from '../domain/lru';
 import { countTokens } from '../domain/tokens';
+import { MAX_JSON_DEPTH, nestedTooDeep } from '../domain/validation';
 import { anthropicError, anthropicMessage, anthropicModelList, anthropicStreamFrames } from './anthropic';
 import { openaiError, openaiModelList, type OpenAIErrorOptions } from './openai';
 import { chatCompletion, chatStreamFrames } from './openai-chat';
@@ -323,6 +324,8 @@ async function readBody(c: Context, api: Api): Promise<Json> {
     throw new Failure(400, 'The request body is not valid JSON.');
   }
   if (!isObject(body)) throw new Failure(400, 'The request body must be a JSON object.');
+  // A provider refuses a body nested past its limit; walking one recursively would overflow the stack (a 500).
+  if (nestedTooDeep(body)) throw new Failure(400, `The request body is nested more than ${MAX_JSON_DEPTH} levels deep.`);
   if (typeof body.model !== 'string' || body.model === '') {
     throw api.provider === 'anthropic'
       ? new Failure(400, 'model: Field required')

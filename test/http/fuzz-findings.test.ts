@@ -1,5 +1,7 @@
 import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
+import { loadCatalog, ModelCatalog } from '../../src/domain/catalog/catalog';
+import { createSimulatorApp } from '../../src/simulator/server';
 import { createTestApp, listen, type TestApp } from '../helpers/app';
 
 // What the fuzz of every route (fuzz.test.ts) found, each pinned by the input that showed it.
@@ -70,6 +72,32 @@ describe("a problem's requestId", () => {
       expect(odd.headers.get('x-request-id'), path).toBe(body.requestId);
       const sane = await fetch(`${server.base}${path}`, { headers: { 'x-request-id': 'trace-42' } });
       expect(((await sane.json()) as { requestId: string }).requestId, path).toBe('trace-42');
+    }
+  });
+});
+
+describe('the built-in provider simulator', () => {
+  it('refuses a body nested past 512 levels with a 400, as a provider does, also when the proxy passes count_tokens through', async () => {
+    // Found as a 500 "Internal simulator error" (a stack overflow) for POST /proxy/anthropic/v1/messages/count_tokens
+    // with `"content":[[[[…` some thousands of levels deep.
+    const sim = await listen(createSimulatorApp({ catalog: new ModelCatalog(loadCatalog()) }));
+    t = createTestApp({ config: { anthropicBaseUrl: sim.base, openaiBaseUrl: sim.base } });
+    const server = await listen(t.app);
+    stop = async () => (await server.close(), await sim.close());
+    const me = t.tenant();
+    const deep = `${'['.repeat(20_000)}${']'.repeat(20_000)}`;
+    const body = (model: string) => `{"model":"${model}","max_tokens":8,"messages":[{"role":"user","content":${deep}}]}`;
+    const key = { 'content-type': 'application/json', 'x-api-key': 'sk-ant-x', authorization: 'Bearer sk-x' };
+    const calls: Array<[string, string, Record<string, string>]> = [
+      [`${server.base}/proxy/anthropic/v1/messages/count_tokens`, body('claude-sonnet-4-5'), { ...key, 'x-ph-key': me.key }],
+      [`${sim.base}/v1/messages/count_tokens`, body('claude-sonnet-4-5'), key],
+      [`${sim.base}/v1/messages`, body('claude-sonnet-4-5'), key],
+      [`${sim.base}/v1/chat/completions`, body('gpt-4.1'), key],
+    ];
+    for (const [url, text, headers] of calls) {
+      const res = await fetch(url, { method: 'POST', headers, body: text });
+      expect(res.status, url).toBe(400);
+      expect(await res.text(), url).toContain('nested more than 512 levels');
     }
   });
 });
