@@ -311,6 +311,16 @@ function setAt(body: Json, path: string[], v: Json | undefined): Json {
   return clone;
 }
 
+/** Where setAt changes a body: the path, or the first member on it that it had to make. */
+function madeAt(body: Json, path: string[]): string[] {
+  let node: Json | undefined = body;
+  for (let i = 0; i < path.length; i++) {
+    if (typeof node !== 'object' || node === null || !(path[i]! in node)) return path.slice(0, i + 1);
+    node = (node as Record<string, Json>)[path[i]!];
+  }
+  return path;
+}
+
 /** The JSON text, with the raw pieces spliced in; bytes that are not UTF-8 where `\xff` is written. */
 function encode(body: Json): Uint8Array {
   const text = JSON.stringify(body).replace(/"\\u0001raw:((?:[^"\\]|\\.)*)"/g, (_, inner: string) => JSON.parse(`"${inner}"`) as string);
@@ -323,8 +333,6 @@ interface Body {
   bytes?: Uint8Array;
   /** Where a mutated body was changed. */
   at?: string[];
-  /** The change took the member away. */
-  removed?: boolean;
 }
 
 function bodyFor(route: Route): fc.Arbitrary<Body> {
@@ -344,7 +352,10 @@ function mutations(route: Route, example: Json): fc.Arbitrary<Body> {
       weight: 8,
       arbitrary: fc
         .tuple(fc.constantFrom(...paths), fc.option(value(), { nil: undefined, freq: 6 }), fc.boolean())
-        .map(([at, v, extra]): Body => ({ kind: 'mutated', at: extra ? [...at, 'fuzz_extra'] : at, removed: v === undefined, bytes: encode(setAt(example, extra ? [...at, 'fuzz_extra'] : at, v)) })),
+        .map(([path, v, extra]): Body => {
+          const at = extra ? [...path, 'fuzz_extra'] : path;
+          return { kind: 'mutated', at: madeAt(example, at), bytes: encode(setAt(example, at, v)) };
+        }),
     },
     {
       weight: 2,
@@ -466,17 +477,21 @@ interface Sent {
   url: string;
   headers: Record<string, string>;
   body: Body;
+  /** Sent chunked, with no length declared. */
+  chunked?: boolean;
 }
 
 let previous = '';
 const stats = new Map<string, number>();
 async function send(s: Sent) {
+  const bytes = s.method === 'GET' || s.method === 'HEAD' || s.body.kind === 'none' ? undefined : s.body.bytes;
   const res = await fetch(`${base}${s.url}`, {
     method: s.method,
     headers: s.headers,
-    body: s.method === 'GET' || s.method === 'DELETE' || s.body.kind === 'none' ? undefined : s.body.bytes,
+    body: bytes && s.chunked ? new Blob([bytes]).stream() : bytes,
+    duplex: 'half',
     redirect: 'manual',
-  }).catch((e: Error & { cause?: Error }) => {
+  } as RequestInit).catch((e: Error & { cause?: Error }) => {
     throw new Error(`${describeSent(s)}\n→ ${e.message}: ${e.cause?.message ?? ''}\nafter ${previous}`);
   });
   previous = `${describeSent(s)} → ${res.status} ${res.headers.get('connection')}`;
@@ -488,7 +503,7 @@ async function send(s: Sent) {
   return { status: res.status, headers: res.headers, text: await res.text() };
 }
 
-const describeSent = (s: Sent) => `${s.method} ${s.url.slice(0, 300)} ${JSON.stringify(s.headers)} ${s.body.bytes ? Buffer.from(s.body.bytes).toString('utf8').slice(0, 400) : '(no body)'}`;
+const describeSent = (s: Sent) => `${s.method} ${s.url.slice(0, 300)}${s.chunked ? ' (chunked)' : ''} ${JSON.stringify(s.headers)} ${s.body.bytes ? Buffer.from(s.body.bytes).toString('utf8').slice(0, 400) : '(no body)'}`;
 
 async function check(route: Route, s: Sent): Promise<void> {
   await settle();
@@ -510,6 +525,7 @@ async function check(route: Route, s: Sent): Promise<void> {
   if (res.status >= 400 && !upstreamAnswer) {
     // The dashboard answers with pages (and its script's fragments with text); the body limit is the app's.
     if (route.auth === 'cookie' && type !== 'application/problem+json') expect(type, label).toMatch(/^text\/(html|plain)/);
+    else if (s.method === 'HEAD') expect(type, label).toBe('application/problem+json');
     else {
       expect(type, label).toBe('application/problem+json');
       const p = JSON.parse(res.text) as { code: string; status: number; type: string; requestId: string; errors?: Array<{ pointer: string; detail: string }> };
@@ -522,9 +538,9 @@ async function check(route: Route, s: Sent): Promise<void> {
         expect(p.errors?.length, label).toBeGreaterThan(0);
         for (const e of p.errors!) expect(e.pointer, label).toMatch(/^(|\/.*|(query|path|header):.*)$/);
         // A body changed at one place is refused there: a pointer at that place, inside it, or around it.
-        // A member taken away may be refused at the member that would stand in for it ("usage" or "response").
+        // A rule over two members ("usage" or "response", not both) may name the other one: a sibling is near too.
         const at = s.body.kind === 'mutated' ? pointer(s.body.at!) : undefined;
-        const near = (p: string) => at !== undefined && (at.startsWith(p) || p.startsWith(at) || (s.body.removed === true && p.startsWith(at.slice(0, at.lastIndexOf('/') + 1))));
+        const near = (p: string) => at !== undefined && (at.startsWith(p) || p.startsWith(at) || p.startsWith(at.slice(0, at.lastIndexOf('/') + 1)));
         if (at !== undefined && p.errors!.every((e) => e.pointer === '' || e.pointer.startsWith('/')))
           expect(p.errors!.some((e) => near(e.pointer)), `${label}\n: no pointer at ${at}`).toBe(true);
       }
@@ -552,11 +568,19 @@ describe('fuzzing every route over HTTP', () => {
     const failures: string[] = [];
     let seed = SEED;
     for (const route of routes) {
-      const sent = fc.record({ path: pathFor(route), query: queryFor(route), headers: headersFor(route), body: route.method === 'GET' || route.method === 'DELETE' ? fc.constant<Body>({ kind: 'none' }) : bodyFor(route) });
+      const sent = fc.record({
+        path: pathFor(route),
+        query: queryFor(route),
+        headers: headersFor(route),
+        body: route.method === 'GET' || route.method === 'DELETE' ? fc.constant<Body>({ kind: 'none' }) : bodyFor(route),
+        chunked: fc.boolean(),
+        // Now and then a method the route does not take.
+        method: fc.oneof({ weight: 9, arbitrary: fc.constant(route.method) }, { weight: 1, arbitrary: fc.constantFrom('GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'HEAD') }),
+      });
       const runs = route.auth === 'none' || route.path.startsWith('/docs') ? 5 : RUNS;
       try {
         await fc.assert(
-          fc.asyncProperty(sent, (r) => check(route, { method: route.method, url: `${r.path}${r.query}`, headers: r.headers, body: r.body })),
+          fc.asyncProperty(sent, (r) => check(route, { method: r.method, url: `${r.path}${r.query}`, headers: r.headers, body: r.body, chunked: r.chunked })),
           { seed: seed++, numRuns: runs, endOnFailure: process.env.FUZZ_SHRINK === undefined },
         );
       } catch (e) {
