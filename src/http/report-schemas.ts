@@ -188,7 +188,7 @@ export const HandleReportSchema = z
           }),
           requests_including: int.openapi({
             description:
-              "Requests whose prompt had this version's content: those its `tokens` and money are summed over. For a session, version k's batch is in every request at version k or later (a version 1 without messages: its own requests); for an artifact or bundle, the same as `requests`.",
+              "Requests whose prompt had this version's content: those its `tokens` and money are summed over. For a session, version k's batch is in every request at version k or later, and so is version 1's base bundle (counted on version 1, with batch 1); for an artifact or bundle, the same as `requests`.",
           }),
           ...totalsAfterRequests,
         }),

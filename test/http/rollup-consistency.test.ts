@@ -172,7 +172,9 @@ function expectedRows(requests: StoredRequest[], now: number): Row[] {
       const keys = new Map<string, number>();
       for (const ref of s.path as string[]) {
         const r = refOf(ref);
-        if (!keys.has(r.id)) keys.set(r.id, r.version);
+        // A session's base (on its path under the request's version) is version 1's content.
+        const base = r.id.startsWith('ses_') && s.path.length > 1;
+        if (!keys.has(r.id)) keys.set(r.id, base ? 1 : r.version);
       }
       keys.set('*', 0);
       for (const [handle, version] of keys) {

@@ -7,7 +7,7 @@ import { sha256Hex } from '../digest';
 import type { WriteQueue } from '../write-queue';
 import { findInvalidJson } from '../canonical-json';
 import { DomainError, invalid, notFound, withPointer } from '../errors';
-import { parseRef } from '../ids';
+import { handleTypeOf, parseRef } from '../ids';
 import { Lru } from '../lru';
 import type { Breakpoint, RenderedSegment } from '../render/request';
 import { stepFloor, type SimBlock, type SimOutcome, type SimPlan, type SimRequest } from '../simulator/cache';
@@ -911,16 +911,21 @@ function exactUnits(segments: RenderedSegment[], exact: boolean[]): boolean[] {
   return segments.flatMap((s, i) => s.units!.map(() => exact[i]!));
 }
 
-/** The rollup rows a handle segment counts on: each handle on its path (once, at the version there), and the tenant's. */
+/**
+ * The rollup rows a handle segment counts on: each handle on its path (once, at the version there), and the tenant's.
+ * A session's base is on the path under the version the request used (`ses@5 → bnd@1 → art@1`), but it is version 1's
+ * content, set when the session started and sent again by every later version as batch 1 is: it counts on version 1.
+ */
 function rollupKeys(s: Pick<SegmentOutcome, 'source' | 'path'>): Array<{ handleId: string; version: number }> {
   if (s.source === 'inline') return [];
   const out: Array<{ handleId: string; version: number }> = [];
   const seen = new Set<string>();
-  for (const ref of s.path) {
+  for (const [i, ref] of s.path.entries()) {
     const r = parseRef(ref);
     if (!r || seen.has(r.id)) continue;
     seen.add(r.id);
-    out.push({ handleId: r.id, version: r.version ?? 0 });
+    const base = i === 0 && s.path.length > 1 && handleTypeOf(r.id) === 'session';
+    out.push({ handleId: r.id, version: base ? 1 : (r.version ?? 0) });
   }
   out.push({ handleId: '*', version: 0 });
   return out;

@@ -20,7 +20,7 @@ export const requestsColumn = (c: string) => `req_${c}`;
 /**
  * Every value column of a rollup row, in the table's order. `requests` counts a request once per handle, on the row of
  * the newest version it used; `requests_including` on every version's row it had content of (a session's version k
- * holds batch k, which every later turn sends again).
+ * holds batch k, and version 1 its base too, which every later turn sends again).
  */
 export const ROLLUP_VALUE_COLUMNS = ['requests', ...ROLLUP_CLASSES.flatMap((c) => [c, requestsColumn(c)]), ...ROLLUP_MONEY, 'requests_including'];
 
