@@ -108,7 +108,15 @@ export class RequestService {
     this.renderer = new RequestRenderer(deps.handles);
   }
 
-  render(call: RenderCall): RenderResult {
+  /**
+   * The body as render() sends it, its handles expanded, refused for the same reasons, but nothing recorded: for a
+   * call that is not a model call (the proxy's count_tokens).
+   */
+  expand(call: RenderCall): { bodyText: string } {
+    return { bodyText: this.renderBody(call).rendered.bodyText };
+  }
+
+  private renderBody(call: RenderCall): { rendered: RenderedRequest; model: ModelLookup; modelName: string } {
     refuseUnfaithfulJson(call.bodyText, call.pointer);
     const provider = PROVIDER_OF[call.format];
     let lookup: ModelLookup | undefined;
@@ -128,7 +136,12 @@ export class RequestService {
       extraPrefix: call.extraPrefix,
       cacheTtl: this.deps.policy.cacheTtl,
     });
-    const model = lookup!;
+    return { rendered, model: lookup!, modelName };
+  }
+
+  render(call: RenderCall): RenderResult {
+    const { rendered, model, modelName } = this.renderBody(call);
+    const provider = PROVIDER_OF[call.format];
     const now = this.deps.clock.now();
     const scope = [call.tenantId, provider, modelName, call.credentialFingerprint ?? '-'].join('|');
     const requestId = newRequestId(now);

@@ -71,7 +71,7 @@ describe('Anthropic SDK', () => {
     expect(response.headers.get('x-ph-request-id')).toMatch(/^req_[0-9A-Za-z]{21}$/);
   });
 
-  it('count_tokens and the model list pass through untouched', async () => {
+  it('count_tokens (a body without handles) and the model list pass through untouched', async () => {
     h = await startHarness();
     const sdk = h.anthropic();
     const counted = await sdk.messages.countTokens({ model: 'claude-sonnet-4-6', messages: [{ role: 'user', content: 'count me' }] });

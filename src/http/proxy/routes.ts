@@ -12,7 +12,7 @@ import { BodyError } from '../body';
 import { fastRoute } from '../fast-route';
 import { handleError, malformedJson, problem } from '../problem';
 import { newRouter, type AppEnv } from '../router';
-import { providerPath, proxyTurn, type TurnDeps } from './turn';
+import { providerPath, proxyCount, proxyTurn, type TurnDeps } from './turn';
 import { readAll, requestHeadersFor, responseHeadersFor, Upstream, UpstreamError, type UpstreamProvider } from './upstream';
 
 const TURNS: Array<[string, ProxyFormat]> = [
@@ -24,9 +24,9 @@ const TURNS: Array<[string, ProxyFormat]> = [
 /**
  * The proxy: `turns` are the model calls, mounted ahead of the global
  * middleware (app.ts): each authenticates, reads its body, counts and logs
- * itself (fastRoute), so a call's overhead is the proxy's own work. `others`
- * are the calls that carry no prompt (token counting, model lists), sent on
- * and answered as they are.
+ * itself (fastRoute), so a call's overhead is the proxy's own work; so does
+ * count_tokens, rendered as a turn but recorded nowhere. `others` are the calls
+ * that carry no prompt (model lists), sent on and answered as they are.
  */
 export function proxyRoutes(deps: AppDeps, services: Services) {
   const { config } = deps;
@@ -42,17 +42,22 @@ export function proxyRoutes(deps: AppDeps, services: Services) {
     maxBodyBytes: config.maxBodyBytes,
     order,
   };
-  const turns = TURNS.map(([path, format]): [string, Handler<AppEnv>] => [
+  // Each authenticates, then answers; its errors are problems in the SDK's shape too.
+  const route = (path: string, answer: (c: Context<AppEnv>) => Promise<Response>): [string, Handler<AppEnv>] => [
     path,
     fastRoute(services.metrics, turnDeps.log, 'POST', path, async (c) => {
       try {
         c.set('auth', authenticateProxyKey(services, headerOf(c, 'x-ph-key')));
-        return await proxyTurn(c, format, turnDeps);
+        return await answer(c);
       } catch (err) {
         return proxyError(err, c);
       }
     }),
-  ]);
+  ];
+  const turns = [
+    ...TURNS.map(([path, format]) => route(path, (c) => proxyTurn(c, format, turnDeps))),
+    route('/proxy/anthropic/v1/messages/count_tokens', (c) => proxyCount(c, turnDeps)),
+  ];
 
   const others = new Hono<AppEnv>();
   others.use('/proxy/*', async function proxyKey(c, next) {
@@ -60,7 +65,6 @@ export function proxyRoutes(deps: AppDeps, services: Services) {
     await next();
   });
   const pass = (provider: UpstreamProvider) => (c: Context<AppEnv>) => passThrough(c, provider, upstream);
-  others.post('/proxy/anthropic/v1/messages/count_tokens', pass('anthropic'));
   others.get('/proxy/anthropic/v1/models', pass('anthropic'));
   others.get('/proxy/anthropic/v1/models/:id', pass('anthropic'));
   others.get('/proxy/openai/v1/models', pass('openai'));
@@ -93,7 +97,7 @@ function authenticateProxyKey(services: Services, key: string | undefined) {
   return services.tenants.authenticate(key);
 }
 
-/** Calls that carry no prompt to render (token counting, model lists): sent on and answered as they are. */
+/** Calls that carry no prompt to render (model lists): sent on and answered as they are. */
 async function passThrough(c: Context<AppEnv>, provider: UpstreamProvider, upstream: Upstream): Promise<Response> {
   const method = c.req.method;
   const res = await upstream.send(provider, {
@@ -134,7 +138,13 @@ export function proxyDocs() {
       createRoute({ method: 'post', path, tags: ['proxy'], summary: `${format}: rendered, sent to the provider, recorded and reconciled`, security: [{ proxyKey: [] }], request: { headers, body: providerBody }, responses: answer }),
     );
   const untouched = { 200: { description: "The provider's answer, untouched; nothing is recorded.", content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } } } };
-  docs.openAPIRegistry.registerPath(createRoute({ method: 'post', path: '/proxy/anthropic/v1/messages/count_tokens', tags: ['proxy'], summary: 'Passed through untouched', security: [{ proxyKey: [] }], request: { body: providerBody }, responses: untouched }));
+  const counted = {
+    ...answer,
+    200: { description: "The provider's count of the rendered body, as it answered; nothing is recorded.", content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } } },
+  };
+  docs.openAPIRegistry.registerPath(
+    createRoute({ method: 'post', path: '/proxy/anthropic/v1/messages/count_tokens', tags: ['proxy'], summary: 'Rendered as POST messages would send it (headers, handle blocks, session), counted by the provider; nothing recorded, no session appended', security: [{ proxyKey: [] }], request: { headers, body: providerBody }, responses: counted }),
+  );
   for (const path of ['/proxy/anthropic/v1/models', '/proxy/openai/v1/models'])
     docs.openAPIRegistry.registerPath(createRoute({ method: 'get', path, tags: ['proxy'], summary: 'Passed through untouched', security: [{ proxyKey: [] }], responses: untouched }));
   const model = z.object({ id: z.string().openapi({ description: "The provider's model id." }) });

@@ -17,6 +17,7 @@ import type { StartOrder } from '../../domain/reconcile/start-order';
 import { extractDiagnostics, normalizeUsage, unreportedUsage } from '../../domain/usage/normalize';
 import { createStreamUsageAccumulator } from '../../domain/usage/stream';
 import type { NormalizedUsage } from '../../domain/usage/types';
+import type { RenderCall } from '../../domain/requests';
 import type { Store } from '../../store/store';
 import { headerOf, headersOf } from '../auth';
 import { checkBody, readText } from '../body';
@@ -62,14 +63,13 @@ function sessionOf(c: Context<AppEnv>, services: Services, tenantId: string) {
   return { id: r.handle.id, version: r.version.version, ref: r.ref };
 }
 
-export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: TurnDeps): Promise<Response> {
-  const { services, upstream } = deps;
-  const began = performance.now();
-  const provider = PROVIDER[format];
+/**
+ * A call's body and headers read and checked (everything that can refuse it does so before money is spent), and
+ * what to render: its body with the handles of `x-ph-prefix` and `x-ph-session` prepended.
+ */
+async function readCall(c: Context<AppEnv>, format: ProxyFormat, deps: TurnDeps) {
+  const { services } = deps;
   const { tenantId } = c.get('auth');
-  const headers = headersOf(c);
-
-  // ---- before the call: everything that can refuse the request does so before money is spent ----
   // As on every route: a declared size over the limit is a 413, a body that is not JSON a 415.
   checkBody(c, deps.maxBodyBytes);
   const text = await readText(c, deps.maxBodyBytes);
@@ -81,7 +81,7 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
   // OpenAI chat streams report usage only when asked; the extra chunk is hidden again from a caller who did not ask.
   const hideUsageChunk = format === 'openai-chat' && caller.stream && !callerAskedForUsage(caller.value);
   const prefix = (headerOf(c, 'x-ph-prefix') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-  const rendered = services.requests.render({
+  const call: RenderCall = {
     tenantId,
     format,
     bodyText: hideUsageChunk ? withIncludeUsage(text, caller.value) : text,
@@ -90,8 +90,35 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
     pointer: '',
     model: caller.model,
     extraPrefix: [...prefix.map((ref) => ({ ref, pointer: 'header:x-ph-prefix' })), ...(session ? [{ ref: session.ref, pointer: 'header:x-ph-session' }] : [])],
-    credentialFingerprint: credentialFingerprint(provider, headers),
-  });
+    credentialFingerprint: credentialFingerprint(PROVIDER[format], headersOf(c)),
+  };
+  return { caller, session, turn, hideUsageChunk, call };
+}
+
+/**
+ * Anthropic's count_tokens: the body rendered as the messages call would send it (the same headers, handle blocks
+ * and session), counted by the provider. Counting is not a call: nothing is recorded, no session appended. A body
+ * without handles goes as it came, byte for byte.
+ */
+export async function proxyCount(c: Context<AppEnv>, deps: TurnDeps): Promise<Response> {
+  const { call } = await readCall(c, 'anthropic', deps);
+  const { bodyText } = deps.services.requests.expand(call);
+  const signal = c.req.raw.signal;
+  const res = await deps.upstream.send('anthropic', { method: 'POST', path: providerPath(c.req.url, 'anthropic'), headers: requestHeadersFor(headersOf(c)), body: bodyText, signal });
+  const bytes = await readAll(res.body, 'anthropic', signal);
+  return new Response(bytes, { status: res.status, headers: responseHeadersFor(res.headers) as Record<string, string> });
+}
+
+export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: TurnDeps): Promise<Response> {
+  const { services, upstream } = deps;
+  const began = performance.now();
+  const provider = PROVIDER[format];
+  const { tenantId } = c.get('auth');
+  const headers = headersOf(c);
+
+  // ---- before the call: everything that can refuse the request does so before money is spent ----
+  const { session, turn, hideUsageChunk, call } = await readCall(c, format, deps);
+  const rendered = services.requests.render(call);
   const { requestId } = rendered;
   // On our own problem responses too (502, 504): the request was recorded, and this links to it.
   c.header('x-ph-request-id', requestId);
