@@ -48,7 +48,23 @@ describe('bundled catalog.json', () => {
   it('validates against catalogSchema and loads with its version', () => {
     const result = catalogSchema.safeParse(bundledJson());
     expect(result.success, result.success ? '' : JSON.stringify(result.error.issues, null, 2)).toBe(true);
-    expect(loadCatalog().version).toBe('2026-12-02.2');
+    expect(loadCatalog().version).toBe('2026-12-03.1');
+  });
+
+  it("carries Anthropic's tool-use system prompt per model as 'Tool use with Claude' tabulates it, and none elsewhere", () => {
+    const catalog = new ModelCatalog(loadCatalog());
+    const prompt = (model: string) => catalog.lookup(model).entry.toolUseSystemPrompt ?? null;
+    expect(prompt('claude-sonnet-4-6')).toEqual({ auto: 497, any: 589 });
+    expect(prompt('claude-opus-4-8')).toEqual({ auto: 290, any: 410 });
+    expect(prompt('claude-sonnet-4-20250514')).toEqual({ auto: 313, any: 315 });
+    expect(prompt('claude-3-5-haiku-latest')).toEqual({ auto: 264, any: 355 });
+    // Not in the table: not modelled rather than guessed.
+    expect(prompt('claude-opus-5')).toBeNull();
+    for (const m of catalog.entries()) if (m.provider !== 'anthropic') expect(m.toolUseSystemPrompt, m.id).toBeUndefined();
+    // A count is a whole number of tokens.
+    const broken = structuredClone(bundledJson()) as { models: Array<Record<string, unknown>> };
+    broken.models[0]!.toolUseSystemPrompt = { auto: 1.5, any: 2 };
+    expect(catalogSchema.safeParse(broken).success).toBe(false);
   });
 
   it('gives every entry a documentation source and an ISO check date', () => {
@@ -224,7 +240,7 @@ describe('loadCatalog with an operator override', () => {
     });
 
     const merged = loadCatalog(file);
-    expect(merged.version).toBe(`2026-12-02.2+${basename(file)}`);
+    expect(merged.version).toBe(`2026-12-03.1+${basename(file)}`);
 
     const catalog = new ModelCatalog(merged);
     const sonnet = catalog.lookup('claude-sonnet-4-5-20250929').entry;
@@ -236,7 +252,7 @@ describe('loadCatalog with an operator override', () => {
 
   it('uses the override version when the file declares one', () => {
     const file = writeOverride({ version: 'ops-7', models: [] });
-    expect(loadCatalog(file).version).toBe('2026-12-02.2+ops-7');
+    expect(loadCatalog(file).version).toBe('2026-12-03.1+ops-7');
   });
 
   it('throws naming the file and every failing path', () => {

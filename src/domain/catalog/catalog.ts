@@ -67,6 +67,7 @@ const entryShape = {
   tokenizer: tokenizerSchema,
   cache: cacheRulesSchema,
   price: z.strictObject(priceShape),
+  toolUseSystemPrompt: z.strictObject({ auto: z.int().nonnegative(), any: z.int().nonnegative() }).optional(),
   source: z.url({ protocol: /^https?$/ }),
   checked: z.iso.date(),
   notes: z.string().optional(),

@@ -57,6 +57,11 @@ export interface ModelPrice {
   cacheStoragePerMTokHour?: number;
 }
 
+export interface ToolUseSystemPrompt {
+  auto: number;
+  any: number;
+}
+
 export interface ModelEntry {
   /** Catalog key, e.g. "claude-sonnet-4". */
   id: string;
@@ -66,6 +71,11 @@ export interface ModelEntry {
   tokenizer: TokenizerFamily;
   cache: CacheRules;
   price: ModelPrice;
+  /**
+   * Anthropic's "tool use system prompt" ("Tool use with Claude", Pricing): tokens the API adds to a request that has
+   * tools, by tool_choice — `auto` for auto and none, `any` for any and tool. Absent: not documented, not modelled.
+   */
+  toolUseSystemPrompt?: ToolUseSystemPrompt;
   /** Where the figures come from (URL of the provider's documentation). */
   source: string;
   /** ISO date the figures were last checked against the source. */
