@@ -5,7 +5,7 @@ import { countTokens, TOKENIZER_FAMILIES, type PerFamily, type TokenizerFamily }
 import { findVolatility } from './volatility';
 import type { PromptSegment } from './render/prompt';
 import { segmentItems } from './render/formats';
-import { unitTokens } from './prompt-tokens';
+import { toolCosts, unitTokens } from './prompt-tokens';
 import type { PromptFormat } from './simulator/semantic';
 
 /**
@@ -36,12 +36,21 @@ export function addTokens(a: Tokens, b: Tokens): Tokens {
 export const VOLATILE_SOURCES_LISTED = 50;
 
 /**
- * `meta.tokens_basis` of tools, messages, bundle and session versions minted since 2026-12-03: their tokens are
- * counted as a request's estimate counts them (prompt-tokens.ts: the text the model reads and the framing of the
- * handle's own tools and messages). Absent, tokens were counted on the stored JSON (about 1.6x on chatty sessions).
- * A system prompt or document counts its text either way (without the 3-7 tokens of framing a request adds).
+ * `meta.tokens_basis` of tools, messages, bundle and session versions: their tokens are counted as a request's
+ * estimate counts them (prompt-tokens.ts: the text the model reads and the framing of the handle's own tools and
+ * messages; OpenAI's function definitions as OpenAI renders them). `text+tools` since 2026-12-03 evening; `text`
+ * earlier the same day, when o200k_base and cl100k_base counted a tool's schema as its JSON text: the same basis for
+ * content without tools. Absent, tokens were counted on the stored JSON (about 1.6x on chatty sessions). A system
+ * prompt or document counts its text either way (without the 3-7 tokens of framing a request adds). A request's
+ * tool-use system prompt (Anthropic) and end of functions (OpenAI) are the request's, in no handle's tokens.
  */
-export const TOKENS_BASIS = 'text';
+export const TOKENS_BASIS = 'text+tools';
+const TEXT_BASIS = 'text';
+
+/** Whether tokens counted on `basis` are on the current one: `text` is, for content without tools. */
+export function onTokensBasis(basis: unknown, hasTools: boolean): boolean {
+  return basis === TOKENS_BASIS || (basis === TEXT_BASIS && !hasTools);
+}
 
 /** The request format each family's count frames its items in: OpenAI's encodings as Chat Completions does. */
 const FAMILY_FORMAT: Record<TokenizerFamily, PromptFormat> = { o200k_base: 'openai-chat', cl100k_base: 'openai-chat', anthropic: 'anthropic', gemini: 'gemini' };
@@ -55,7 +64,7 @@ function countedItems(seg: PromptSegment, toolNames: ReadonlyMap<string, string>
   for (const family of TOKENIZER_FAMILIES) {
     const format = FAMILY_FORMAT[family];
     const items = segmentItems(format, seg, { toolNames: new Map(toolNames) });
-    out[family] = { items, counts: items.map((item) => unitTokens(format, seg.section, JSON.parse(item), (t) => countTokens(t, family))) };
+    out[family] = { items, counts: items.map((item) => unitTokens(format, seg.section, JSON.parse(item), (t) => countTokens(t, family), toolCosts(format, family))) };
   }
   return out;
 }

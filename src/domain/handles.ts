@@ -16,7 +16,7 @@ import { DomainError, invalid, notFound, withPointer } from './errors';
 import { formatRef, handleTypeOf, newId, parseRef, type HandleType } from './ids';
 import { Lru } from './lru';
 import { semanticKey } from './simulator/semantic';
-import { addTokens, segmentTextTokens, TOKENS_BASIS, type HandleMeter, type Tokens } from './handle-meta';
+import { addTokens, onTokensBasis, segmentTextTokens, type HandleMeter, type Tokens } from './handle-meta';
 import { validationError } from './validation';
 import { orderSegments, type PromptSegment } from './render/prompt';
 import { learnToolNames, newRenderContext, renderExpansion } from './render/formats';
@@ -221,7 +221,7 @@ export class HandleService {
       const latest = this.mustGetVersion(id, handle.latestVersion);
       const previous = this.segmentsOf(handle, latest.version);
       assertToolPairing(lastMessage(previous), messages, '/messages');
-      const next = this.sessionVersion(id, latest.version + 1, previous, messages, latest.messageCount ?? 0, latest.base, this.previousOf(handle, latest.version), this.clock.now(), textBasisTokens(latest));
+      const next = this.sessionVersion(id, latest.version + 1, previous, messages, latest.messageCount ?? 0, latest.base, this.previousOf(handle, latest.version), this.clock.now(), textBasisTokens(latest, hasTools(previous)));
       const result = this.store.appendVersion(id, latest.version, next);
       this.invalidate();
       if (result.ok) return { created: true, handle: this.mustGetHandle(tenantId, id), version: next.version };
@@ -333,11 +333,15 @@ export class HandleService {
   textTokens(handle: HandleRow, version: VersionRow): Tokens | undefined {
     const meta = version.meta as { tokens?: Tokens } | null;
     if (!meta?.tokens || !this.meter) return meta?.tokens;
-    const stored = textBasisTokens(version) ?? (handle.kind === 'system' || handle.kind === 'document' ? meta.tokens : undefined);
+    const stored = textBasisTokens(version, true) ?? (handle.kind === 'system' || handle.kind === 'document' ? meta.tokens : undefined);
     if (stored) return stored;
     const key = formatRef(handle.id, version.version);
     let tokens = this.versionTextTokens.get(key);
-    if (!tokens) this.versionTextTokens.set(key, (tokens = this.segmentTextTokens(this.segmentsOf(handle, version.version)).reduce(addTokens, zeroTokens())));
+    if (!tokens) {
+      const segments = this.segmentsOf(handle, version.version);
+      tokens = textBasisTokens(version, hasTools(segments)) ?? this.segmentTextTokens(segments).reduce(addTokens, zeroTokens());
+      this.versionTextTokens.set(key, tokens);
+    }
     return tokens;
   }
 
@@ -478,7 +482,7 @@ export class HandleService {
       source: formatRef(id, v.version),
       path: [formatRef(id, v.version)],
       messages,
-      ...(batch ? { tokens: batch.tokens, ...(textBasisTokens(v) ? { textTokens: true } : {}), volatility: batch.volatility.count } : {}),
+      ...(batch ? { tokens: batch.tokens, ...(textBasisTokens(v, false) ? { textTokens: true } : {}), volatility: batch.volatility.count } : {}),
     };
   }
 
@@ -486,7 +490,7 @@ export class HandleService {
     const text = this.store.getBlob(row.contentDigest!)!.toString('utf8');
     const meta = row.meta as { tokens?: PromptSegment['tokens']; volatility?: { count: number } } | null;
     // A system prompt's or document's count is its text, on either basis.
-    const textBasis = kind === 'system' || kind === 'document' || textBasisTokens(row) !== undefined;
+    const textBasis = kind === 'system' || kind === 'document' || textBasisTokens(row, kind === 'tools') !== undefined;
     const base = { source: key, path: [key], ...(meta?.tokens ? { tokens: meta.tokens, ...(textBasis ? { textTokens: true } : {}), volatility: meta.volatility?.count ?? 0 } : {}) };
     if (kind === 'system') return { ...base, section: 'system', text };
     if (kind === 'document') return { ...base, section: 'messages', messages: [{ role: 'user', content: [{ type: 'text', text }] }] };
@@ -525,11 +529,13 @@ export class HandleService {
 
 const zeroTokens = (): Tokens => ({ o200k_base: 0, cl100k_base: 0, anthropic: 0, gemini: 0 });
 
-/** A version's meta tokens when counted on the text basis (minted since 2026-12-03). */
-function textBasisTokens(v: VersionRow): Tokens | undefined {
+/** A version's meta tokens when counted on the current basis (handle-meta.ts TOKENS_BASIS); `hasTools`: its content has tools. */
+function textBasisTokens(v: VersionRow, hasTools: boolean): Tokens | undefined {
   const meta = v.meta as { tokens?: Tokens; tokens_basis?: string } | null;
-  return meta?.tokens_basis === TOKENS_BASIS ? meta.tokens : undefined;
+  return onTokensBasis(meta?.tokens_basis, hasTools) ? meta?.tokens : undefined;
 }
+
+const hasTools = (segments: PromptSegment[]) => segments.some((s) => s.section === 'tools');
 
 /** The tool calls a session's segments make, by id (Gemini answers them by name). */
 function toolNamesOf(segments: PromptSegment[]): Map<string, string> {

@@ -10,8 +10,13 @@
 // Values are taken in their semantic form (simulator/semantic.ts): free-form
 // JSON a provider writes into the prompt as sent (a tool call's input, a tool's
 // schema) is `{ verbatim: <its JSON text> }` there, and is counted as that text.
+//
+// Tools cost more than their text: OpenAI renders a function definition in a form
+// of its own (FUNCTION_TOKENS), and Anthropic adds a tool-use system prompt to every
+// request with tools (the catalog's `toolUseSystemPrompt`, per model and tool_choice).
 
 import canonicalize from 'canonicalize';
+import type { TokenizerFamily, ToolUseSystemPrompt } from './catalog/types';
 import { semanticForm, type PromptFormat } from './simulator/semantic';
 
 export type TokenCounter = (text: string) => number;
@@ -40,6 +45,44 @@ export const FRAMING: Readonly<Record<PromptFormat, Framing>> = {
 export const BLOCK_OVERHEAD_TOKENS = FRAMING.anthropic.block;
 /** Anthropic's framing per message. */
 export const MESSAGE_OVERHEAD_TOKENS = FRAMING.anthropic.message;
+
+/**
+ * What an OpenAI function definition costs in the prompt, from OpenAI's cookbook ("How to count tokens with tiktoken",
+ * `num_tokens_for_tools`): its figures for gpt-4o and gpt-4o-mini (o200k_base) and for gpt-4 and gpt-3.5-turbo
+ * (cl100k_base), taken for every model of each encoding.
+ */
+export interface FunctionTokens {
+  /** func_init: each function, before its `name:description` (one final "." dropped). */
+  func: number;
+  /** prop_init: once for a function with properties. */
+  properties: number;
+  /** prop_key: each property, before its `name:type:description`. */
+  property: number;
+  /** enum_init: a property with an enum; then enum_item and the item's text for each item. */
+  enum: number;
+  enumItem: number;
+  /** func_end: once for a request with at least one function. */
+  end: number;
+}
+
+export const FUNCTION_TOKENS: Readonly<Record<'o200k_base' | 'cl100k_base', FunctionTokens>> = {
+  o200k_base: { func: 7, properties: 3, property: 3, enum: -3, enumItem: 3, end: 12 },
+  cl100k_base: { func: 10, properties: 3, property: 3, enum: -3, enumItem: 3, end: 12 },
+};
+
+/** What tools cost beyond their text in one API for one model. */
+export interface ToolCosts {
+  /** OpenAI's function definitions (Chat Completions and Responses). */
+  functions?: FunctionTokens;
+  /** Anthropic's tool-use system prompt, once per request with tools (never in a handle's own count: it is the model's). */
+  systemPrompt?: ToolUseSystemPrompt;
+}
+
+/** The tool costs of a format for a tokenizer family, and with `systemPrompt` (a catalog entry's) for a request. */
+export function toolCosts(format: PromptFormat, family: TokenizerFamily, systemPrompt?: ToolUseSystemPrompt): ToolCosts {
+  if (format === 'openai-chat' || format === 'openai-responses') return { functions: FUNCTION_TOKENS[family === 'cl100k_base' ? 'cl100k_base' : 'o200k_base'] };
+  return format === 'anthropic' && systemPrompt ? { systemPrompt } : {};
+}
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -85,6 +128,60 @@ export function blockTokens(format: PromptFormat, block: unknown, opensMessage: 
   return count(visibleText(block)) + framing.block + (opensMessage ? framing.message : 0);
 }
 
+/** Whether a tool is a function definition: Chat's `{type: 'function', function: {name, …}}`, or Responses' flat one. */
+function isFunction(tool: unknown): tool is Json {
+  return isObject(tool) && tool.type === 'function' && typeof (isObject(tool.function) ? tool.function : tool).name === 'string';
+}
+
+const withoutDot = (s: unknown) => (typeof s !== 'string' ? '' : s.endsWith('.') ? s.slice(0, -1) : s);
+const typeName = (t: unknown) => (typeof t === 'string' ? t : Array.isArray(t) ? t.join(' | ') : '');
+
+/**
+ * The properties of a schema as the cookbook counts them. Its recipe stops at the top level; the members of a nested
+ * object (or of an array's items) are counted the same way, as OpenAI writes them into the prompt too.
+ */
+function propertiesTokens(schema: unknown, count: TokenCounter, c: FunctionTokens): number {
+  const props = isObject(schema) && isObject(schema.properties) ? Object.entries(schema.properties) : [];
+  if (props.length === 0) return 0;
+  let n = c.properties;
+  for (const [key, value] of props) {
+    const p = isObject(value) ? value : {};
+    n += c.property + count(`${key}:${typeName(p.type)}:${withoutDot(p.description)}`);
+    if (Array.isArray(p.enum)) n += c.enum + p.enum.reduce((m: number, item) => m + c.enumItem + count(typeof item === 'string' ? item : JSON.stringify(item)), 0);
+    n += propertiesTokens(p, count, c) + propertiesTokens(p.items, count, c);
+  }
+  return n;
+}
+
+/** Tokens of one tool definition in its semantic form: an OpenAI function as the cookbook counts it, any other as its text and framing. */
+export function toolTokens(format: PromptFormat, tool: unknown, count: TokenCounter, costs: ToolCosts): number {
+  if (!costs.functions || !isFunction(tool)) return blockTokens(format, tool, false, count);
+  const fn = isObject(tool.function) ? tool.function : tool;
+  // Parameters in their semantic form are the JSON text sent.
+  const p = fn.parameters;
+  const parameters = isObject(p) && typeof p.verbatim === 'string' && Object.keys(p).length === 1 ? (JSON.parse(p.verbatim) as unknown) : p;
+  return costs.functions.func + count(`${fn.name as string}:${withoutDot(fn.description)}`) + propertiesTokens(parameters, count, costs.functions);
+}
+
+/**
+ * Tokens a provider adds once to a request that has tools, counted with its first tool: Anthropic's tool-use system
+ * prompt (`any` for tool_choice any and tool, else `auto`); OpenAI's func_end, with at least one function.
+ */
+export function toolPromptTokens(tools: Iterable<unknown>, toolChoice: unknown, costs: ToolCosts): number {
+  let some = false;
+  let functions = false;
+  // Read up to the first function only (a request's tools are parsed lazily).
+  for (const tool of tools) {
+    some = true;
+    if (!costs.functions) break;
+    if ((functions = isFunction(tool))) break;
+  }
+  if (!some) return 0;
+  const forced = isObject(toolChoice) && (toolChoice.type === 'any' || toolChoice.type === 'tool');
+  const system = costs.systemPrompt ? (forced ? costs.systemPrompt.any : costs.systemPrompt.auto) : 0;
+  return system + (functions ? costs.functions!.end : 0);
+}
+
 /** The blocks of a message in its semantic form: its content parts, then its tool calls; an item without content is one block. */
 function messageBlocks(message: Json): unknown[] {
   const content = message.content ?? message.parts;
@@ -99,12 +196,13 @@ function messageBlocks(message: Json): unknown[] {
  * Estimated prompt tokens of one rendered unit — a tool, a system block, a message or item — as the provider
  * counts it, in the same blocks and framing as the simulated provider (simulator/blocks.ts).
  */
-export function unitTokens(format: PromptFormat, section: 'tools' | 'system' | 'messages', value: unknown, count: TokenCounter): number {
+export function unitTokens(format: PromptFormat, section: 'tools' | 'system' | 'messages', value: unknown, count: TokenCounter, costs: ToolCosts = {}): number {
   // A Gemini tools entry declares several functions; each is a tool.
-  if (isObject(value) && Array.isArray(value.functionDeclarations)) return value.functionDeclarations.reduce((n: number, d) => n + unitTokens(format, section, d, count), 0);
+  if (isObject(value) && Array.isArray(value.functionDeclarations)) return value.functionDeclarations.reduce((n: number, d) => n + unitTokens(format, section, d, count, costs), 0);
   // A plain string stands for what it is where it stands: Responses instructions and a string input are a message.
   if (typeof value === 'string') return blockTokens(format, value, format === 'openai-responses', count);
   const v = semanticForm(format, value);
+  if (section === 'tools') return toolTokens(format, v, count, costs);
   const isMessage = isObject(v) && (typeof v.role === 'string' || (format === 'openai-responses' && section === 'messages' && !PART_TYPES.has(v.type as string)));
   if (!isMessage) return blockTokens(format, v, false, count);
   return messageBlocks(v as Json).reduce((n: number, b, i) => n + blockTokens(format, b, i === 0, count), 0);

@@ -95,7 +95,7 @@ export const VersionSchema = z
     message_count: z.number().int().optional(),
     meta: z.unknown().optional().openapi({
       description:
-        "Reuse metadata computed at mint: bytes, tokens, volatility, clears_minimum, change. `tokens_basis: \"text\"`: tokens are counted as request estimates count the content (the text the model reads and its framing); absent on tools, messages, bundles and sessions minted before 2026-12-03, whose tokens counted the stored JSON. A bundle's or session's `volatility` is `count` (every finding), `sources` (how many sources hold one) and `by_source` (the first 50 of those in prompt order; versions minted before `sources` existed list every one).",
+        "Reuse metadata computed at mint: bytes, tokens, volatility, clears_minimum, change. `tokens_basis: \"text+tools\"`: tokens are counted as request estimates count the content (the text the model reads and its framing, OpenAI's function definitions as OpenAI renders them), without what a request adds once for its tools; `\"text\"` on versions minted earlier on 2026-12-03 (tools counted as their text); absent on tools, messages, bundles and sessions minted before, whose tokens counted the stored JSON. A bundle's or session's `volatility` is `count` (every finding), `sources` (how many sources hold one) and `by_source` (the first 50 of those in prompt order; versions minted before `sources` existed list every one).",
     }),
   })
   .openapi('HandleVersion');

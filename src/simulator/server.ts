@@ -15,6 +15,7 @@ import type { ModelCatalog } from '../domain/catalog/catalog';
 import type { CacheRules, ModelEntry } from '../domain/catalog/types';
 import { systemClock, type Clock } from '../domain/clock';
 import { blocksFromRequest, type RequestFormat } from '../domain/simulator/blocks';
+import { toolCosts } from '../domain/prompt-tokens';
 import { CacheSimulator, SimulationError, type SimBlock } from '../domain/simulator/cache';
 import { Lru } from '../domain/lru';
 import { countTokens } from '../domain/tokens';
@@ -91,7 +92,7 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     // Refused (a 400) before the cache is touched.
     const choices = api.format === 'openai-chat' ? choiceCount(body) : 1;
     const limit = outputLimit(api, body);
-    const { blocks, totalTokens, lastInput } = blocksFromRequest(api.format, body, count);
+    const { blocks, totalTokens, lastInput } = blocksFromRequest(api.format, body, count, toolCosts(api.format, entry.tokenizer, entry.toolUseSystemPrompt));
     if (api.format === 'anthropic') checkAnthropicBreakpoints(blocks, entry.cache.maxBreakpoints ?? 4);
     if (entry.cache.implicitBreakpoint) addImplicitBreakpoint(blocks[lastInput], entry.cache, body);
 
@@ -217,7 +218,7 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     injectedFault(c);
     const body = await readBody(c, ANTHROPIC);
     const { entry } = opts.catalog.lookup(body.model as string, 'anthropic');
-    const { totalTokens } = blocksFromRequest('anthropic', body, (text) => countTokens(text, entry.tokenizer));
+    const { totalTokens } = blocksFromRequest('anthropic', body, (text) => countTokens(text, entry.tokenizer), toolCosts('anthropic', entry.tokenizer, entry.toolUseSystemPrompt));
     return json(200, { input_tokens: totalTokens });
   });
 

@@ -75,20 +75,31 @@ const FAMILIES = [
   ['gemini', 'gemini', 'gemini-2.5-flash'],
 ] as const;
 
+/**
+ * What a request adds once for its tools, in its first tools segment but in no handle's meta (it is the model's, and
+ * the request's tool_choice's): Claude Sonnet 4.6's tool-use system prompt with tool_choice auto ("Tool use with
+ * Claude", Pricing), OpenAI's func_end (the cookbook's num_tokens_for_tools); Gemini documents none.
+ */
+const TOOL_PROMPT: Tokens = { anthropic: 497, o200k_base: 12, cl100k_base: 12, gemini: 0 };
+
+/** A handle's tokens in a request: its meta's, and the request's tool prompt when the handle brings the tools. */
+const inRequest = (m: { tokens: Tokens }, family: keyof Tokens, tools: boolean) => m.tokens[family] + (tools ? TOOL_PROMPT[family] : 0);
+
 describe("a handle version's meta.tokens is on the basis of request estimates", () => {
   it('a session (tools and few-shot base, tool calls across batches): meta.tokens is its segments in a request, in every family', async () => {
     const { client } = t.tenant();
     const id = await session(client);
     const m = await meta(client, id);
-    expect(m.tokens_basis).toBe('text');
-    for (const [family, format, model] of FAMILIES) expect([family, m.tokens[family]]).toEqual([family, await renderedHandleTokens(client, format, model, id)]);
+    expect(m.tokens_basis).toBe('text+tools');
+    for (const [family, format, model] of FAMILIES) expect([family, inRequest(m, family, true)]).toEqual([family, await renderedHandleTokens(client, format, model, id)]);
     // Each artifact on its own too, and the bundle adds them up.
     const base = (await client.get(`/v1/handles/${id}`)).json.version.base as string;
     const members = (await client.get(`/v1/handles/${base}`)).json.version.members as string[];
-    for (const ref of [base, ...members]) {
+    for (const [i, ref] of [base, ...members].entries()) {
       const mm = await meta(client, ref);
-      expect(mm.tokens_basis).toBe('text');
-      for (const [family, format, model] of FAMILIES) expect([ref, family, mm.tokens[family]]).toEqual([ref, family, await renderedHandleTokens(client, format, model, ref)]);
+      expect(mm.tokens_basis).toBe('text+tools');
+      // The base and its first member (the tools) bring the tools.
+      for (const [family, format, model] of FAMILIES) expect([ref, family, inRequest(mm, family, i < 2)]).toEqual([ref, family, await renderedHandleTokens(client, format, model, ref)]);
     }
   });
 
@@ -160,6 +171,40 @@ describe('versions minted on the JSON basis', () => {
     }
   }
 
+  it("a tools version minted on the text basis before tools cost more than their text keeps its meta, and is counted again where the current basis is needed; a messages version's stays current", async () => {
+    const path = join(dir, 'ph.db');
+    const first = createTestApp({ databasePath: path });
+    const tenant = first.tenant();
+    const tools = await mintArtifact(tenant.client, 'tools', TOOLS);
+    const shots = await mintArtifact(tenant.client, 'messages', FEW_SHOT);
+    const current = { tools: await meta(tenant.client, tools.id), shots: await meta(tenant.client, shots.id) };
+    // As the service stored them earlier that day: `text`, with OpenAI's tool counts of the schema's JSON text.
+    const asText = (id: string, tokens: Tokens) => {
+      const row = first.sqlite.prepare('select meta from handle_versions where handle_id = ?').get(id) as { meta: string };
+      first.sqlite.prepare('update handle_versions set meta = ? where handle_id = ?').run(JSON.stringify({ ...JSON.parse(row.meta), tokens, tokens_basis: 'text' }), id);
+    };
+    const older = { ...current.tools.tokens, o200k_base: current.tools.tokens.o200k_base + 40 };
+    asText(tools.id, older);
+    asText(shots.id, current.shots.tokens);
+    first.sqlite
+      .prepare('insert into calibration (tenant_id, model, family, provider_tokens, estimated_tokens, reports) values (?, ?, ?, ?, ?, ?)')
+      .run(tenant.id, 'gpt-4.1', 'o200k_base+text+tools', 1100, 1000, 2);
+    first.close();
+    const app = createTestApp({ databasePath: path });
+    try {
+      const client = clientFor(app.app, tenant.key);
+      const calibrated = async (id: string) => (await client.get(`/v1/handles/${id}`)).json.calibrated_tokens[0].estimate as number;
+      expect((await meta(client, tools.id)).tokens.o200k_base).toBe(older.o200k_base);
+      expect(await calibrated(tools.id)).toBe(current.tools.tokens.o200k_base);
+      expect(await calibrated(shots.id)).toBe(current.shots.tokens.o200k_base);
+      // A bundle of them adds up the tools as counted now.
+      const bundle = await meta(client, (await mintBundle(client, [tools.id, shots.id])).id);
+      expect(bundle.tokens.o200k_base).toBe(current.tools.tokens.o200k_base + current.shots.tokens.o200k_base);
+    } finally {
+      app.close();
+    }
+  });
+
   it('calibrated_tokens counts them on the text basis; the next append recounts the session once, then adds up again', async () => {
     const path = join(dir, 'ph.db');
     const first = createTestApp({ databasePath: path });
@@ -182,7 +227,7 @@ describe('versions minted on the JSON basis', () => {
       expect((await client.get(`/v1/handles/${id}`)).json.calibrated_tokens).toEqual([]);
       app.sqlite
         .prepare('insert into calibration (tenant_id, model, family, provider_tokens, estimated_tokens, reports) values (?, ?, ?, ?, ?, ?)')
-        .run(tenant.id, 'claude-sonnet-4-6', 'anthropic+text', 900, 1000, 3);
+        .run(tenant.id, 'claude-sonnet-4-6', 'anthropic+text+tools', 900, 1000, 3);
       expect((await client.get(`/v1/handles/${id}`)).json.calibrated_tokens).toEqual([
         { model: 'claude-sonnet-4-6', family: 'anthropic', ratio: 0.9, reports: 3, estimate: text.tokens.anthropic, calibrated: Math.round(text.tokens.anthropic * 0.9) },
       ]);
@@ -193,14 +238,14 @@ describe('versions minted on the JSON basis', () => {
       const appended = await client.post(`/v1/sessions/${id}/messages`, { messages: more });
       expect(appended.status, appended.text).toBe(201);
       const after = await meta(client, id);
-      expect(after.tokens_basis).toBe('text');
+      expect(after.tokens_basis).toBe('text+tools');
       for (const [family] of FAMILIES) expect(after.tokens[family]).toBe(text.tokens[family] + after.batch!.tokens[family]);
       const last = [{ role: 'user', content: 'Thanks.' }];
       expect((await client.post(`/v1/sessions/${id}/messages`, { messages: last })).status).toBe(201);
       const next = await meta(client, id);
       for (const [family] of FAMILIES) expect(next.tokens[family]).toBe(after.tokens[family] + next.batch!.tokens[family]);
       // The same as a session minted whole on the text basis.
-      for (const [family, format, model] of FAMILIES) expect([family, next.tokens[family]]).toEqual([family, await renderedHandleTokens(client, format, model, id)]);
+      for (const [family, format, model] of FAMILIES) expect([family, inRequest(next, family, true)]).toEqual([family, await renderedHandleTokens(client, format, model, id)]);
     } finally {
       app.close();
     }

@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { encode } from 'gpt-tokenizer/encoding/o200k_base';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { blocksFromRequest } from '../../src/domain/simulator/blocks';
+import { toolCosts } from '../../src/domain/prompt-tokens';
 import { countTokens } from '../../src/domain/tokens';
 import { createTestApp, type TestApp } from '../helpers/app';
 import { mintArtifact, mintBundle, mintSystem, startSession } from '../helpers/factories';
@@ -47,7 +48,9 @@ describe('the estimate counts the text the model reads', () => {
       { role: 'user', content: [{ type: 'text', text: 'ok' }] },
     ];
     const r = await render(client, 'openai-chat', { model: 'gpt-4.1', tools, messages });
-    const tool = n(`read_file\nRead a file.\n${JSON.stringify(PARAMS)}`);
+    // OpenAI's cookbook (num_tokens_for_tools): 7 per function and its `name:description` (without the final "."),
+    // 3 for its properties, 3 and `name:type:description` for each; 12 once closing the request's functions.
+    const tool = 7 + n('read_file:Read a file') + 3 + 3 + n('path:string:a "relative" path') + 12;
     const call = 4 + n('read_file\n{"path":"a.ts"}');
     expect(r.segments.map((s) => s.section)).toEqual(['tools', 'messages']);
     expect(r.segments[0]!.token_end - r.segments[0]!.token_start).toBe(tool);
@@ -55,7 +58,7 @@ describe('the estimate counts the text the model reads', () => {
     // The JSON of the same messages is a third more here: what the estimate used to count.
     expect(n(JSON.stringify(messages))).toBeGreaterThan(1.3 * (r.total - tool));
     // The simulated provider counts the same, and 3 more priming the reply.
-    expect(blocksFromRequest('openai-chat', r.body, (s) => countTokens(s, 'o200k_base')).totalTokens).toBe(r.total + 3);
+    expect(blocksFromRequest('openai-chat', r.body, (s) => countTokens(s, 'o200k_base'), toolCosts('openai-chat', 'o200k_base')).totalTokens).toBe(r.total + 3);
   });
 
   it('a session of short turns and tool calls, rendered from handles: the same count as inline, and as the simulated provider', async () => {
@@ -72,17 +75,17 @@ describe('the estimate counts the text the model reads', () => {
       );
     }
     expect((await client.post(`/v1/sessions/${session.id}/messages`, { messages: turns })).status).toBe(201);
-    for (const [format, model, family] of [
-      ['anthropic', 'claude-sonnet-4-6', 'anthropic'],
-      ['openai-chat', 'gpt-4.1', 'o200k_base'],
-      ['openai-responses', 'gpt-4.1', 'o200k_base'],
+    for (const [format, model, family, systemPrompt] of [
+      ['anthropic', 'claude-sonnet-4-6', 'anthropic', { auto: 497, any: 589 }],
+      ['openai-chat', 'gpt-4.1', 'o200k_base', undefined],
+      ['openai-responses', 'gpt-4.1', 'o200k_base', undefined],
     ] as const) {
       const question = format === 'openai-responses' ? { input: 'next?' } : { messages: [{ role: 'user', content: 'next?' }] };
       const fromHandle = await render(client, format, { model, max_tokens: 64, prefix: [session.id], ...question });
       // The same body sent inline (its handle markers are gone once rendered).
       const inline = await render(client, format, fromHandle.body as object);
       expect(inline.total, format).toBe(fromHandle.total);
-      const sim = blocksFromRequest(format, fromHandle.body, (s) => countTokens(s, family)).totalTokens;
+      const sim = blocksFromRequest(format, fromHandle.body, (s) => countTokens(s, family), toolCosts(format, family, systemPrompt)).totalTokens;
       expect(sim - fromHandle.total, format).toBe(format === 'anthropic' ? 0 : 3);
     }
   });
@@ -119,22 +122,107 @@ describe('the estimate counts the text the model reads', () => {
   });
 });
 
-it('a calibration summed over estimates of the JSON is not applied, and starts again at the next report', async () => {
-  const { client, id: tenant } = t.tenant();
-  const sys = await mintSystem(client, LONG_SYSTEM);
-  // A row as the service kept it before estimates counted the text: the provider counted a third of the JSON.
-  t.sqlite
-    .prepare('insert into calibration (tenant_id, model, family, provider_tokens, estimated_tokens, reports) values (?, ?, ?, ?, ?, ?)')
-    .run(tenant, 'claude-sonnet-4-5', 'anthropic', 1000, 3000, 50);
-  expect((await client.get(`/v1/handles/${sys.id}`)).json.calibrated_tokens).toEqual([]);
+describe('what tools cost beyond their text, in the estimate and in the simulated provider alike', () => {
+  const WEATHER = {
+    name: 'get_current_weather',
+    description: 'Get the current weather in a given location',
+    parameters: {
+      type: 'object',
+      properties: {
+        location: { type: 'string', description: 'The city and state, e.g. San Francisco, CA' },
+        unit: { type: 'string', description: 'The unit of temperature to return', enum: ['celsius', 'fahrenheit'] },
+      },
+      required: ['location'],
+    },
+  };
+  const WEATHER_MESSAGES = [
+    { role: 'system', content: 'You are a helpful assistant that can answer to questions about the weather.' },
+    { role: 'user', content: "What's the weather like in San Francisco?" },
+  ];
 
-  const r = await renderAnthropic(client, { prefix: [sys.id], messages: [{ role: 'user', content: 'hello' }] });
-  const counted = Math.round(promptTokens(r) * 0.9);
-  await report(client, t, r, { input_tokens: counted, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 5 });
-  const row = t.sqlite.prepare('select family, provider_tokens, estimated_tokens, reports from calibration where tenant_id = ?').get(tenant);
-  expect(row).toEqual({ family: 'anthropic+text', provider_tokens: counted, estimated_tokens: promptTokens(r), reports: 1 });
-  const meta = (await client.get(`/v1/handles/${sys.id}`)).json;
-  expect(meta.calibrated_tokens).toEqual([
-    { model: 'claude-sonnet-4-5', family: 'anthropic', ratio: Math.round((counted / promptTokens(r)) * 1e4) / 1e4, reports: 1, estimate: meta.version.meta.tokens.anthropic, calibrated: Math.round(meta.version.meta.tokens.anthropic * (counted / promptTokens(r))) },
-  ]);
+  it("OpenAI's cookbook example: 101 prompt tokens on gpt-4o and 105 on gpt-4, as the cookbook and the API count them", async () => {
+    const { client } = t.tenant();
+    for (const [model, family, expected] of [
+      ['gpt-4o', 'o200k_base', 101],
+      ['gpt-4', 'cl100k_base', 105],
+    ] as const) {
+      const r = await render(client, 'openai-chat', { model, tools: [{ type: 'function', function: WEATHER }], messages: WEATHER_MESSAGES });
+      // The estimate's segments leave out the 3 tokens priming the reply (in no segment).
+      expect(r.total + 3, model).toBe(expected);
+      expect(blocksFromRequest('openai-chat', r.body, (s) => countTokens(s, family), toolCosts('openai-chat', family)).totalTokens, model).toBe(expected);
+    }
+  });
+
+  it("Anthropic's tool-use system prompt is the request's: in its first tools segment, by model and tool_choice, not in the handle's meta", async () => {
+    const { client } = t.tenant();
+    const tools = await mintArtifact(client, 'tools', [{ name: WEATHER.name, description: WEATHER.description, input_schema: WEATHER.parameters }]);
+    const own = (await client.get(`/v1/handles/${tools.id}`)).json.version.meta.tokens.anthropic as number;
+    const first = async (model: string, extra: object = {}) => {
+      const r = await render(client, 'anthropic', { model, max_tokens: 64, prefix: [tools.id], messages: [{ role: 'user', content: 'Oslo?' }], ...extra });
+      expect(r.segments[0]!.section).toBe('tools');
+      return r.segments[0]!.token_end - r.segments[0]!.token_start;
+    };
+    expect(await first('claude-sonnet-4-6')).toBe(own + 497);
+    expect(await first('claude-sonnet-4-6', { tool_choice: { type: 'any' } })).toBe(own + 589);
+    expect(await first('claude-opus-4-8', { tool_choice: { type: 'auto' } })).toBe(own + 290);
+    // A model the table does not list: not modelled.
+    expect(await first('claude-opus-5')).toBe(own);
+  });
+
+  it('property: any tool set, inline or from a handle, is estimated as the simulated provider counts it, in every API', async () => {
+    const { client } = t.tenant();
+    const name = fc.stringMatching(/^[a-z_]{1,10}$/);
+    const prop = fc.record(
+      { type: fc.constantFrom('string', 'integer', 'array', 'object'), description: fc.string({ maxLength: 24 }), enum: fc.array(fc.stringMatching(/^[a-z]{1,8}$/), { minLength: 1, maxLength: 3 }) },
+      { requiredKeys: ['type'] },
+    );
+    const tool = fc.record({ name, description: fc.option(fc.string({ maxLength: 40 }), { nil: undefined }), properties: fc.dictionary(name, prop, { maxKeys: 4 }) });
+    const choice = fc.constantFrom(undefined, 'auto', 'any');
+    await fc.assert(
+      fc.asyncProperty(fc.uniqueArray(tool, { selector: (x) => x.name, minLength: 1, maxLength: 4 }), fc.boolean(), choice, async (defs, fromHandle, chosen) => {
+        const schema = (d: (typeof defs)[number]) => ({ type: 'object', properties: d.properties });
+        const byFormat = {
+          anthropic: defs.map((d) => ({ name: d.name, ...(d.description !== undefined ? { description: d.description } : {}), input_schema: schema(d) })),
+          'openai-chat': defs.map((d) => ({ type: 'function', function: { name: d.name, ...(d.description !== undefined ? { description: d.description } : {}), parameters: schema(d) } })),
+          'openai-responses': defs.map((d) => ({ type: 'function', name: d.name, ...(d.description !== undefined ? { description: d.description } : {}), parameters: schema(d) })),
+        };
+        const handle = fromHandle ? (await mintArtifact(client, 'tools', byFormat.anthropic)).id : null;
+        for (const [format, model, family, systemPrompt] of [
+          ['anthropic', 'claude-sonnet-4-6', 'anthropic', { auto: 497, any: 589 }],
+          ['openai-chat', 'gpt-4.1', 'o200k_base', undefined],
+          ['openai-responses', 'gpt-4', 'cl100k_base', undefined],
+        ] as const) {
+          const question = format === 'openai-responses' ? { input: 'next?' } : { messages: [{ role: 'user', content: 'next?' }] };
+          const tools = handle ? { prefix: [handle] } : { tools: byFormat[format] };
+          const toolChoice = chosen === undefined || format !== 'anthropic' ? {} : { tool_choice: { type: chosen } };
+          const r = await render(client, format, { model, max_tokens: 64, ...tools, ...question, ...toolChoice });
+          const sim = blocksFromRequest(format, r.body, (s) => countTokens(s, family), toolCosts(format, family, systemPrompt)).totalTokens;
+          expect(sim - r.total, format).toBe(format === 'anthropic' ? 0 : 3);
+        }
+      }),
+      { numRuns: 25 },
+    );
+  });
+});
+
+it('a calibration summed over an older estimate basis (the JSON, or the text without what tools cost) is not applied, and starts again at the next report', async () => {
+  for (const oldFamily of ['anthropic', 'anthropic+text']) {
+    const { client, id: tenant } = t.tenant();
+    const sys = await mintSystem(client, LONG_SYSTEM);
+    // A row as the service kept it on the older basis: the provider counted a third of that estimate.
+    t.sqlite
+      .prepare('insert into calibration (tenant_id, model, family, provider_tokens, estimated_tokens, reports) values (?, ?, ?, ?, ?, ?)')
+      .run(tenant, 'claude-sonnet-4-5', oldFamily, 1000, 3000, 50);
+    expect((await client.get(`/v1/handles/${sys.id}`)).json.calibrated_tokens, oldFamily).toEqual([]);
+
+    const r = await renderAnthropic(client, { prefix: [sys.id], messages: [{ role: 'user', content: 'hello' }] });
+    const counted = Math.round(promptTokens(r) * 0.9);
+    await report(client, t, r, { input_tokens: counted, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 5 });
+    const row = t.sqlite.prepare('select family, provider_tokens, estimated_tokens, reports from calibration where tenant_id = ?').get(tenant);
+    expect(row).toEqual({ family: 'anthropic+text+tools', provider_tokens: counted, estimated_tokens: promptTokens(r), reports: 1 });
+    const meta = (await client.get(`/v1/handles/${sys.id}`)).json;
+    expect(meta.calibrated_tokens).toEqual([
+      { model: 'claude-sonnet-4-5', family: 'anthropic', ratio: Math.round((counted / promptTokens(r)) * 1e4) / 1e4, reports: 1, estimate: meta.version.meta.tokens.anthropic, calibrated: Math.round(meta.version.meta.tokens.anthropic * (counted / promptTokens(r))) },
+    ]);
+  }
 });

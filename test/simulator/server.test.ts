@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCatalog, ModelCatalog } from '../../src/domain/catalog/catalog';
 import { blocksFromRequest, type RequestFormat } from '../../src/domain/simulator/blocks';
+import { toolCosts } from '../../src/domain/prompt-tokens';
 import { countTokens } from '../../src/domain/tokens';
 import { normalizeUsage } from '../../src/domain/usage/normalize';
 import { createStreamUsageAccumulator, SseParser, type SseMessage, type StreamUsageProvider } from '../../src/domain/usage/stream';
@@ -77,8 +78,8 @@ function responsesBody(question: string) {
 
 /** Prompt blocks exactly as the simulator sees them. */
 function blocksOf(format: RequestFormat, body: { model: string }) {
-  const family = catalog.lookup(body.model).entry.tokenizer;
-  return blocksFromRequest(format, body, (text) => countTokens(text, family));
+  const { entry } = catalog.lookup(body.model);
+  return blocksFromRequest(format, body, (text) => countTokens(text, entry.tokenizer), toolCosts(format, entry.tokenizer, entry.toolUseSystemPrompt));
 }
 
 /** OpenAI hits come in 1024 + n*128 token steps. */
@@ -289,6 +290,28 @@ describe('Anthropic /v1/messages', () => {
     expect(await json(res)).toEqual({ input_tokens: blocksOf('anthropic', body).totalTokens });
     const m = normalizeUsage(await json(await post('/v1/messages', body, anthropicHeaders(key))));
     expect(m.total_prompt_tokens).toBe(blocksOf('anthropic', body).totalTokens);
+  });
+
+  it("adds the model's tool-use system prompt to a request with tools, by tool_choice ('Tool use with Claude', Pricing)", async () => {
+    const key = newKey();
+    const count = async (body: object) => (await json(await post('/v1/messages/count_tokens', body, anthropicHeaders(key)))).input_tokens as number;
+    const tool = { name: 'get_weather', description: 'Get the weather.', input_schema: { type: 'object', properties: { city: { type: 'string' } } } };
+    // The tool's own tokens: its name, description and schema, and 3 of framing (as any block).
+    const own = countTokens(`get_weather\nGet the weather.\n${JSON.stringify(tool.input_schema)}`, 'anthropic') + 3;
+    for (const [model, auto, any] of [
+      ['claude-sonnet-4-6', 497, 589],
+      ['claude-opus-4-8', 290, 410],
+      ['claude-opus-5', 0, 0],
+    ] as const) {
+      const plain = { model, max_tokens: 64, messages: [{ role: 'user', content: 'Weather in Oslo?' }] };
+      const none = await count(plain);
+      expect(await count({ ...plain, tools: [tool] }), model).toBe(none + own + auto);
+      expect(await count({ ...plain, tools: [tool], tool_choice: { type: 'none' } }), model).toBe(none + own + auto);
+      expect(await count({ ...plain, tools: [tool], tool_choice: { type: 'any' } }), model).toBe(none + own + any);
+      expect(await count({ ...plain, tools: [tool], tool_choice: { type: 'tool', name: 'get_weather' } }), model).toBe(none + own + any);
+      // No tools, no tool-use prompt, whatever tool_choice says.
+      expect(await count({ ...plain, tool_choice: { type: 'none' } }), model).toBe(none);
+    }
   });
 });
 

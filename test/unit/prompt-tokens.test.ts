@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { unitTokens, visibleText } from '../../src/domain/prompt-tokens';
+import { FUNCTION_TOKENS, toolCosts, toolPromptTokens, toolTokens, unitTokens, visibleText } from '../../src/domain/prompt-tokens';
+import { blocksFromRequest } from '../../src/domain/simulator/blocks';
 import { semanticForm } from '../../src/domain/simulator/semantic';
 import { countTokens } from '../../src/domain/tokens';
 
@@ -32,6 +33,103 @@ describe('unitTokens', () => {
         expect(unitTokens('anthropic', 'messages', { role: 'user', content: [{ type: 'text', text }] }, o200k)).toBe(expected);
         // OpenAI's documented framing: 3 per message and its role.
         expect(unitTokens('openai-chat', 'messages', { role: 'user', content: text }, o200k)).toBe(o200k(text) + 4);
+      }),
+    );
+  });
+});
+
+// OpenAI's cookbook, "How to count tokens with tiktoken", section 7: its example tools and messages, and the prompt
+// tokens it reports from its num_tokens_for_tools() and from the API alike.
+const COOKBOOK_TOOLS = [
+  {
+    type: 'function',
+    function: {
+      name: 'get_current_weather',
+      description: 'Get the current weather in a given location',
+      parameters: {
+        type: 'object',
+        properties: {
+          location: { type: 'string', description: 'The city and state, e.g. San Francisco, CA' },
+          unit: { type: 'string', description: 'The unit of temperature to return', enum: ['celsius', 'fahrenheit'] },
+        },
+        required: ['location'],
+      },
+    },
+  },
+];
+const COOKBOOK_MESSAGES = [
+  { role: 'system', content: 'You are a helpful assistant that can answer to questions about the weather.' },
+  { role: 'user', content: "What's the weather like in San Francisco?" },
+];
+
+describe("what tools cost beyond their text (OpenAI's cookbook)", () => {
+  it("the cookbook's example: 101 prompt tokens on gpt-4o (o200k_base), 105 on gpt-4 (cl100k_base)", () => {
+    for (const [family, expected] of [
+      ['o200k_base', 101],
+      ['cl100k_base', 105],
+    ] as const) {
+      const count = (s: string) => countTokens(s, family);
+      const body = { model: 'm', tools: COOKBOOK_TOOLS, messages: COOKBOOK_MESSAGES };
+      expect(blocksFromRequest('openai-chat', body, count, toolCosts('openai-chat', family)).totalTokens, family).toBe(expected);
+    }
+  });
+
+  it('a function counts as the recipe says: per function, its properties, each property and enum item, once the end', () => {
+    const c = FUNCTION_TOKENS.o200k_base;
+    const expected =
+      c.func +
+      o200k('get_current_weather:Get the current weather in a given location') +
+      c.properties +
+      (c.property + o200k('location:string:The city and state, e.g. San Francisco, CA')) +
+      (c.property + c.enum + c.enumItem + o200k('celsius') + c.enumItem + o200k('fahrenheit') + o200k('unit:string:The unit of temperature to return'));
+    const costs = toolCosts('openai-chat', 'o200k_base');
+    expect(unitTokens('openai-chat', 'tools', COOKBOOK_TOOLS[0], o200k, costs)).toBe(expected);
+    // The Responses API's flat function definition: the same function, the same count.
+    const { name, description, parameters } = COOKBOOK_TOOLS[0]!.function;
+    expect(unitTokens('openai-responses', 'tools', { type: 'function', name, description, parameters, strict: false }, o200k, toolCosts('openai-responses', 'o200k_base'))).toBe(expected);
+    expect(toolPromptTokens(COOKBOOK_TOOLS, undefined, costs)).toBe(c.end);
+  });
+
+  it("a tool that is not a function (a provider's own) is its text, and closes no functions; Anthropic's tools are their text", () => {
+    const costs = toolCosts('openai-responses', 'o200k_base');
+    const search = { type: 'web_search', search_context_size: 'low' };
+    expect(toolTokens('openai-responses', search, o200k, costs)).toBe(o200k(JSON.stringify(search)));
+    expect(toolPromptTokens([search], undefined, costs)).toBe(0);
+    expect(toolPromptTokens([search, COOKBOOK_TOOLS[0]], undefined, costs)).toBe(12);
+    const tool = { name: 'f', description: 'Do f.', input_schema: { type: 'object' } };
+    expect(unitTokens('anthropic', 'tools', tool, o200k, toolCosts('anthropic', 'anthropic'))).toBe(o200k(`f\nDo f.\n${JSON.stringify(tool.input_schema)}`) + 3);
+  });
+
+  it("Anthropic's tool-use system prompt: auto for auto and none, any for any and tool; nothing without tools or figures", () => {
+    const costs = toolCosts('anthropic', 'anthropic', { auto: 497, any: 589 });
+    const tools = [{ name: 'f', input_schema: { type: 'object' } }];
+    expect(toolPromptTokens(tools, undefined, costs)).toBe(497);
+    expect(toolPromptTokens(tools, { type: 'auto' }, costs)).toBe(497);
+    expect(toolPromptTokens(tools, { type: 'none' }, costs)).toBe(497);
+    expect(toolPromptTokens(tools, { type: 'any' }, costs)).toBe(589);
+    expect(toolPromptTokens(tools, { type: 'tool', name: 'f' }, costs)).toBe(589);
+    expect(toolPromptTokens([], { type: 'any' }, costs)).toBe(0);
+    expect(toolPromptTokens(tools, undefined, toolCosts('anthropic', 'anthropic'))).toBe(0);
+    // Gemini documents none (its tool-use prompts are reported apart, as toolUsePromptTokenCount).
+    expect(toolPromptTokens(tools, undefined, toolCosts('gemini', 'gemini', { auto: 497, any: 589 }))).toBe(0);
+  });
+
+  it('property: a function with any properties counts no less than the recipe without nesting, and its nested members on top', () => {
+    const name = fc.stringMatching(/^[a-z_]{1,12}$/);
+    const prop = fc.record({ type: fc.constantFrom('string', 'integer', 'boolean'), description: fc.string({ maxLength: 30 }) });
+    fc.assert(
+      fc.property(name, fc.dictionary(name, prop, { maxKeys: 6 }), fc.dictionary(name, prop, { minKeys: 1, maxKeys: 4 }), (fn, props, nested) => {
+        const c = FUNCTION_TOKENS.o200k_base;
+        const costs = toolCosts('openai-chat', 'o200k_base');
+        const flat = { type: 'function', function: { name: fn, description: 'Does it.', parameters: { type: 'object', properties: props } } };
+        const line = (k: string, p: { type: string; description: string }) => c.property + o200k(`${k}:${p.type}:${p.description.endsWith('.') ? p.description.slice(0, -1) : p.description}`);
+        const entries = Object.entries(props);
+        const expected = c.func + o200k(`${fn}:Does it`) + (entries.length ? c.properties + entries.reduce((n, [k, p]) => n + line(k, p), 0) : 0);
+        expect(unitTokens('openai-chat', 'tools', flat, o200k, costs)).toBe(expected);
+        const withNested = { type: 'function', function: { ...flat.function, parameters: { type: 'object', properties: { ...props, nested_1: { type: 'object', description: '', properties: nested } } } } };
+        const inner = c.properties + Object.entries(nested).reduce((n, [k, p]) => n + line(k, p), 0);
+        const outer = (entries.length ? 0 : c.properties) + c.property + o200k('nested_1:object:');
+        expect(unitTokens('openai-chat', 'tools', withNested, o200k, costs)).toBe(expected + outer + inner);
       }),
     );
   });

@@ -840,9 +840,9 @@ function unknownFirstBytes(state: ScopeState, req: SimRequest, read: number | nu
 const CLOCK_SKEW_MS = 5 * 60_000;
 
 /**
- * Estimates are within tens of percent of a provider's count, plus its framing (a tool-use system prompt is a
- * few hundred tokens): a total under half or over twice the estimate, and over 1,024 tokens away, is another
- * prompt than the one rendered.
+ * Estimates are within tens of percent of a provider's count, plus framing they may miss (a tool-use system prompt
+ * the catalog has no figure for is a few hundred tokens): a total under half or over twice the estimate, and over
+ * 1,024 tokens away, is another prompt than the one rendered.
  */
 const MISMATCH_RATIO = 2;
 const MISMATCH_MIN_TOKENS = 1024;

@@ -273,10 +273,11 @@ function rangeView(range: ReportRange, now: number) {
 
 /**
  * Calibration rows name the estimate's basis after its tokenizer family. Estimates counted the request's JSON before
- * 2026-12-03 and count the text the model reads since (prompt-tokens.ts): a row summed over the old basis is not
- * applied to the new one, and the store starts it again at the next report.
+ * 2026-12-03, then the text the model reads (`+text`), and since that evening also what tools cost beyond their text
+ * (`+text+tools`: Anthropic's tool-use system prompt, OpenAI's function definitions; prompt-tokens.ts): a row summed
+ * over an older basis is not applied to the new one, and the store starts it again at the next report.
  */
-export const CALIBRATION_BASIS = '+text';
+export const CALIBRATION_BASIS = '+text+tools';
 export const calibrationFamily = (family: string) => `${family}${CALIBRATION_BASIS}`;
 export const currentBasis = (c: Pick<CalibrationRow, 'family'>) => c.family.endsWith(CALIBRATION_BASIS);
 

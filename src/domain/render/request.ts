@@ -8,7 +8,7 @@ import { learnToolNames, newRenderContext, segmentItems, type RenderContext } fr
 import { Lru } from '../lru';
 import { MESSAGE_CACHE_SETTINGS, semanticKey, unitKey } from '../simulator/semantic';
 import { countTokens, type TokenizerFamily } from '../tokens';
-import { unitTokens } from '../prompt-tokens';
+import { toolCosts, toolPromptTokens, unitTokens } from '../prompt-tokens';
 import {
   applyEdits,
   childPointer,
@@ -188,7 +188,7 @@ export class RequestRenderer {
     const semantic = (id.keys[`${format}|${section}`] ??= unitKey(format, section, JSON.parse(id.hashText)));
     const counts = id.tokens;
     const tokens = (family: TokenizerFamily) =>
-      (counts[`${format}|${section}|${family}`] ??= unitTokens(format, section, JSON.parse(id.countText), (t) => countTokens(t, family)));
+      (counts[`${format}|${section}|${family}`] ??= unitTokens(format, section, JSON.parse(id.countText), (t) => countTokens(t, family), toolCosts(format, family)));
     return { section, hashText: id.hashText, item: null, segment: null, blocks, callerBreakpoints: id.callerBreakpoints, callerTtl: id.callerTtl, caller5m: id.caller5m, key: semantic, tokens };
   }
 
@@ -422,7 +422,17 @@ export class RequestRenderer {
         u.key = semanticKey(format, [context, u.key]);
       }
     const units = [...toolUnits, ...systemUnits, ...messageUnits];
-    const segments = buildSegments(units, model);
+    // What the provider adds once for the tools (Anthropic's tool-use system prompt, OpenAI's end of its functions):
+    // the request's, counted with its first tool, in no handle's own count.
+    const toolChoice = property(root, 'tool_choice');
+    const toolPrompt = toolPromptTokens(
+      (function* () {
+        for (const u of toolUnits) yield JSON.parse(u.hashText) as unknown;
+      })(),
+      toolChoice ? valueOf(toolChoice) : undefined,
+      toolCosts(format, model.tokenizer, model.toolUseSystemPrompt),
+    );
+    const segments = buildSegments(units, model, toolPrompt);
     let instructionAfterSession: RenderedRequest['instructionAfterSession'] = null;
     if (instruction) {
       // The segment holding that unit: segments tile the units in order.
@@ -612,7 +622,7 @@ function itemTokens(format: RequestFormat, section: Section, item: Item, family:
   const text = seg?.section === 'system' ? seg.text : undefined;
   const measured = seg?.tokens?.[family];
   const counter = (t: string) => (t === text && measured !== undefined ? measured : countTokens(t, family, text === undefined));
-  const count = (json: string) => unitTokens(format, section, JSON.parse(json), counter);
+  const count = (json: string) => unitTokens(format, section, JSON.parse(json), counter, toolCosts(format, family));
   if (!item.all || item.index === undefined) {
     const cacheKey = item.segment ? `${format}|${section}|${item.segment.source}|${family}` : null;
     const known = cacheKey ? inContentCounts.get(cacheKey) : undefined;
@@ -767,7 +777,7 @@ function wholeSegment(units: Unit[], from: number, to: number): readonly string[
   return all;
 }
 
-function buildSegments(units: Unit[], model: ModelEntry) {
+function buildSegments(units: Unit[], model: ModelEntry, toolPrompt: number) {
   const list: RenderedSegment[] = [];
   /** Each segment's text, kept for inline segments only (handle segments are already stored). */
   const texts: string[] = [];
@@ -804,7 +814,7 @@ function buildSegments(units: Unit[], model: ModelEntry) {
     // Every unit is counted as the provider counts it: the text the model reads and its framing, not its JSON
     // (prompt-tokens.ts), with the model's tokenizer; a handle's items once per rendered array, the caller's with the
     // unit's identity.
-    const counts = units.slice(i, j).map((u) => u.tokens(family));
+    const counts = units.slice(i, j).map((u, k) => u.tokens(family) + (i + k === 0 && u.section === 'tools' ? toolPrompt : 0));
     const count = counts.reduce((a, b) => a + b, 0);
     chain = sha256Hex(chain + digest);
     if (marked) callerMarked.set(list.length, marked);

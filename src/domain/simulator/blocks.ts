@@ -10,15 +10,16 @@
 // fields dropped.
 //
 // Token counts are estimates: the text the model reads in each block plus fixed
-// framing (prompt-tokens.ts, the same count the service's estimate uses); the
-// reconciler scales spans to the provider-reported total.
+// framing, and what tools cost beyond their text for the model (prompt-tokens.ts,
+// the same count the service's estimate uses); the reconciler scales spans to the
+// provider-reported total.
 
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import { SimulationError, type SimBlock } from './cache';
 import { MESSAGE_CACHE_SETTINGS, semanticForm } from './semantic';
 import { pushAll } from '../arrays';
-import { blockTokens, FRAMING } from '../prompt-tokens';
+import { blockTokens, FRAMING, toolPromptTokens, toolTokens, type ToolCosts } from '../prompt-tokens';
 
 export { BLOCK_OVERHEAD_TOKENS, MESSAGE_OVERHEAD_TOKENS } from '../prompt-tokens';
 
@@ -50,19 +51,20 @@ interface RawBlock {
   output?: boolean;
 }
 
-export function blocksFromRequest(format: RequestFormat, body: unknown, countTokens: TokenCounter): RequestBlocks {
+/** `costs`: what tools cost beyond their text for the model (prompt-tokens.ts `toolCosts`); none by default. */
+export function blocksFromRequest(format: RequestFormat, body: unknown, countTokens: TokenCounter, costs: ToolCosts = {}): RequestBlocks {
   switch (format) {
     case 'anthropic':
-      return blocksFromAnthropic(body, countTokens);
+      return blocksFromAnthropic(body, countTokens, costs);
     case 'openai-chat':
-      return blocksFromOpenAIChat(body, countTokens);
+      return blocksFromOpenAIChat(body, countTokens, costs);
     case 'openai-responses':
-      return blocksFromOpenAIResponses(body, countTokens);
+      return blocksFromOpenAIResponses(body, countTokens, costs);
   }
 }
 
 /** Anthropic Messages API: `tools`, `system` (string or text blocks), `messages`. */
-export function blocksFromAnthropic(body: unknown, countTokens: TokenCounter): RequestBlocks {
+export function blocksFromAnthropic(body: unknown, countTokens: TokenCounter, costs: ToolCosts = {}): RequestBlocks {
   const b = requireObject(body);
   const raw: RawBlock[] = [];
   arrayOf(b.tools).forEach((tool, index) => {
@@ -96,11 +98,11 @@ export function blocksFromAnthropic(body: unknown, countTokens: TokenCounter): R
   const auto = anthropicTtl(b);
   const last = raw[raw.length - 1];
   if (auto !== null && last && last.breakpoint === null) last.breakpoint = auto;
-  return chain('anthropic', raw, countTokens);
+  return chain('anthropic', raw, countTokens, costs, toolPromptTokens(arrayOf(b.tools), b.tool_choice, costs));
 }
 
 /** OpenAI Chat Completions: `tools`, then `messages` in array order (system/developer messages are the system section). */
-export function blocksFromOpenAIChat(body: unknown, countTokens: TokenCounter): RequestBlocks {
+export function blocksFromOpenAIChat(body: unknown, countTokens: TokenCounter, costs: ToolCosts = {}): RequestBlocks {
   const b = requireObject(body);
   const ttl = openaiRequestTtl(b);
   const raw: RawBlock[] = [];
@@ -111,11 +113,11 @@ export function blocksFromOpenAIChat(body: unknown, countTokens: TokenCounter): 
     const msg = isObject(message) ? message : {};
     pushAll(raw, messageBlocks('openai-chat', msg, m, ttl, arrayOf(msg.tool_calls)));
   });
-  return chain('openai-chat', raw, countTokens);
+  return chain('openai-chat', raw, countTokens, costs, toolPromptTokens(arrayOf(b.tools), b.tool_choice, costs));
 }
 
 /** OpenAI Responses: `tools`, `instructions`, then `input` (a string or a list of items). */
-export function blocksFromOpenAIResponses(body: unknown, countTokens: TokenCounter): RequestBlocks {
+export function blocksFromOpenAIResponses(body: unknown, countTokens: TokenCounter, costs: ToolCosts = {}): RequestBlocks {
   const b = requireObject(body);
   const ttl = openaiRequestTtl(b);
   const raw: RawBlock[] = [];
@@ -137,7 +139,7 @@ export function blocksFromOpenAIResponses(body: unknown, countTokens: TokenCount
       raw.push({ at: { section: 'messages', message: m, part: 0 }, content: semanticForm('openai-responses', it), breakpoint: openaiTtl(it, ttl), opensMessage: true, output });
     }
   });
-  return chain('openai-responses', raw, countTokens);
+  return chain('openai-responses', raw, countTokens, costs, toolPromptTokens(arrayOf(b.tools), b.tool_choice, costs));
 }
 
 /** Blocks of one OpenAI message: one per content part, then one per tool call; at least one. */
@@ -161,15 +163,16 @@ function messageBlocks(format: 'openai-chat' | 'openai-responses', msg: Json, m:
   return out;
 }
 
-function chain(format: RequestFormat, raw: RawBlock[], countTokens: TokenCounter): RequestBlocks {
+/** `toolPrompt`: what the provider adds once for the request's tools, counted with the first (tools come first). */
+function chain(format: RequestFormat, raw: RawBlock[], countTokens: TokenCounter, costs: ToolCosts, toolPrompt: number): RequestBlocks {
   const blocks: SimBlock[] = [];
   let key = '';
   let total = 0;
   let lastInput = -1;
-  for (const r of raw) {
+  for (const [i, r] of raw.entries()) {
     if (!r.output) lastInput = blocks.length;
     key = sha256hex(`${key}\n${sha256hex(canonicalJson({ at: r.at, block: r.content }))}`);
-    total += blockTokens(format, r.content, r.opensMessage, countTokens);
+    total += r.at.section === 'tools' ? toolTokens(format, r.content, countTokens, costs) + (i === 0 ? toolPrompt : 0) : blockTokens(format, r.content, r.opensMessage, countTokens);
     blocks.push(r.breakpoint === null ? { key, endToken: total } : { key, endToken: total, breakpoint: r.breakpoint });
   }
   // The reply's header follows the last block: counted in the prompt, in no cached prefix.
