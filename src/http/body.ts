@@ -216,13 +216,21 @@ export function firstInvalidUtf8(b: Uint8Array): number {
  */
 export const closeUnreadBody: MiddlewareHandler<AppEnv> = async function closeUnreadBody(c, next) {
   await next();
+  const res = closingIfUnread(c, c.res);
+  if (res !== c.res) c.res = res;
+};
+
+/** The answer, saying `connection: close` when the request's body has not all arrived (see closeUnreadBody). */
+export function closingIfUnread(c: Context, res: Response): Response {
   const incoming = incomingOf(c);
-  if (incoming === undefined || incoming.complete) return;
+  if (incoming === undefined || incoming.complete) return res;
   try {
-    c.res.headers.set('connection', 'close');
+    res.headers.set('connection', 'close');
+    return res;
   } catch {
     // A response whose headers are immutable (one made by fetch): a copy that can say it.
-    c.res = new Response(c.res.body, c.res);
-    c.res.headers.set('connection', 'close');
+    const copy = new Response(res.body, res);
+    copy.headers.set('connection', 'close');
+    return copy;
   }
-};
+}

@@ -3,9 +3,9 @@ import { randomUUID } from 'node:crypto';
 import { DomainError } from '../domain/errors';
 import type { AuthContext, TenantService } from '../domain/tenants';
 import { authenticateRequest, headerOf } from './auth';
-import { BodyError, checkBody } from './body';
+import { BodyError, checkBody, closingIfUnread } from './body';
 import { logRequest, type Metrics } from './metrics';
-import { REQUEST_ID, statusOf } from './problem';
+import { handleError, saneRequestId, statusOf } from './problem';
 import type { AppEnv } from './router';
 
 /** The response header naming the request, for a fast route's own responses. */
@@ -17,7 +17,7 @@ export const requestIdHeader = (c: Context<AppEnv>) => ({ 'x-request-id': c.get(
  * counts, times and logs itself in one layer, as the middleware would, so its
  * per-request overhead is its own work; the handler authenticates (and sets
  * `auth`) itself and answers with `x-request-id` (requestIdHeader). Errors are
- * counted here and answered by the app's error handler, as on every other route.
+ * counted here and answered by the app's error handler (handleError), as on every other route.
  */
 export function fastRoute(
   metrics: Metrics,
@@ -37,18 +37,19 @@ export function fastRoute(
     duration.observe(seconds);
     if (log) logRequest({ requestId: c.get('requestId'), method, route, status, seconds, tenant: c.get('auth')?.tenantId, recorded: recorded ?? undefined });
   };
-  const failed = (c: Context<AppEnv>, err: unknown, started: number): never => {
+  // Answered here by the app's error handler, so that a refusal given before the body arrived can close the connection
+  // (closingIfUnread), as closeUnreadBody does behind the middleware.
+  const failed = async (c: Context<AppEnv>, err: unknown, started: number): Promise<Response> => {
     count(c, err instanceof DomainError || err instanceof BodyError ? statusOf(err.code) : 500, started);
-    throw err;
+    return closingIfUnread(c, await handleError(err instanceof Error ? err : new Error(String(err)), c));
   };
   return (c) => {
     const started = performance.now();
     // The client's id when it is a sane one (as the request-id middleware does), ours otherwise.
-    const given = headerOf(c, 'x-request-id');
-    c.set('requestId', given !== undefined && REQUEST_ID.test(given) ? given : randomUUID());
+    c.set('requestId', saneRequestId(headerOf(c, 'x-request-id')) ?? randomUUID());
     return handle(c).then(
       // The recorded request (render, proxy) is logged with the line, so a client's x-ph-request-id finds it.
-      (r) => (count(c, r.status, started, log ? r.headers.get('x-ph-request-id') : null), r),
+      (r) => (count(c, r.status, started, log ? r.headers.get('x-ph-request-id') : null), closingIfUnread(c, r)),
       (err: unknown) => failed(c, err, started),
     );
   };

@@ -46,6 +46,10 @@ describe('a refusal before the body was read', () => {
       ['/v1/artifacts', fits, { 'content-type': 'application/json' }, 401],
       ['/v1/tenants', fits, { 'content-type': 'application/json' }, 401],
       ['/proxy/anthropic/v1/messages/count_tokens', fits, { 'content-type': 'application/json' }, 401],
+      // Routes ahead of the middleware (fastRoute) too: a model call, a render, a usage report.
+      ['/proxy/anthropic/v1/messages', fits, { 'content-type': 'application/json' }, 401],
+      ['/v1/render', big, json, 413],
+      ['/v1/usage', fits, { 'content-type': 'application/json' }, 401],
       ['/ui/sign-in', big, { 'content-type': 'application/x-www-form-urlencoded' }, 413],
     ];
     for (const [path, body, headers, status] of refusals) {
@@ -77,7 +81,7 @@ describe("a problem's requestId", () => {
 });
 
 describe('the built-in provider simulator', () => {
-  it('refuses a body nested past 512 levels with a 400, as a provider does, also when the proxy passes count_tokens through', async () => {
+  it('refuses a body nested past 512 levels with a 400, as a provider does (the proxy count_tokens, which renders it, with a 422)', async () => {
     // Found as a 500 "Internal simulator error" (a stack overflow) for POST /proxy/anthropic/v1/messages/count_tokens
     // with `"content":[[[[…` some thousands of levels deep.
     const sim = await listen(createSimulatorApp({ catalog: new ModelCatalog(loadCatalog()) }));
@@ -88,8 +92,15 @@ describe('the built-in provider simulator', () => {
     const deep = `${'['.repeat(20_000)}${']'.repeat(20_000)}`;
     const body = (model: string) => `{"model":"${model}","max_tokens":8,"messages":[{"role":"user","content":${deep}}]}`;
     const key = { 'content-type': 'application/json', 'x-api-key': 'sk-ant-x', authorization: 'Bearer sk-x' };
+    // The proxy renders count_tokens' body as it would the call's (its handles), so it is the service that refuses it.
+    const viaProxy = await fetch(`${server.base}/proxy/anthropic/v1/messages/count_tokens`, {
+      method: 'POST',
+      headers: { ...key, 'x-ph-key': me.key },
+      body: body('claude-sonnet-4-5'),
+    });
+    expect(viaProxy.status).toBe(422);
+    expect(((await viaProxy.json()) as { code: string }).code).toBe('invalid_request');
     const calls: Array<[string, string, Record<string, string>]> = [
-      [`${server.base}/proxy/anthropic/v1/messages/count_tokens`, body('claude-sonnet-4-5'), { ...key, 'x-ph-key': me.key }],
       [`${sim.base}/v1/messages/count_tokens`, body('claude-sonnet-4-5'), key],
       [`${sim.base}/v1/messages`, body('claude-sonnet-4-5'), key],
       [`${sim.base}/v1/chat/completions`, body('gpt-4.1'), key],
