@@ -87,7 +87,8 @@ export function problemBody(c: Context, code: ProblemCode, detail: string, error
 
 /** A client's x-request-id as the request-id middleware takes it (anything else is replaced by one of ours). */
 export const REQUEST_ID = /^[\w\-=]{1,255}$/;
-const saneRequestId = (given: string | undefined) => (given !== undefined && REQUEST_ID.test(given) ? given : undefined);
+/** The client's x-request-id when it is a sane one (what the request-id middleware keeps), else undefined. */
+export const saneRequestId = (given: string | undefined) => (given !== undefined && REQUEST_ID.test(given) ? given : undefined);
 
 export function problem(c: Context, code: ProblemCode, detail: string, errors?: ErrorDetailItem[], extra: Record<string, unknown> = {}): Response {
   const body = problemBody(c, code, detail, errors, extra);

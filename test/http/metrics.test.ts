@@ -69,4 +69,20 @@ describe('metrics and logs', () => {
     expect(all).not.toContain('SECRET PROMPT TEXT');
     expect(all).not.toContain(key);
   });
+
+  it("logs a refused expand under the id its problem quotes, not an odd x-request-id the client sent", async () => {
+    t = createTestApp({ config: { log: 'json' } });
+    const lines: string[] = [];
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    const { client } = t.tenant();
+    const refused = await client.get('/v1/handles/art_0000000000000000000000/expand', { 'x-request-id': 'z(M{{Xg' });
+    vi.restoreAllMocks();
+    expect(refused.status).toBeGreaterThanOrEqual(400);
+    const quoted = (refused.json as { requestId: string }).requestId;
+    expect(quoted).toMatch(/^[0-9a-f-]{36}$/);
+    expect(lines.map((l) => JSON.parse(l)).filter((l) => l.route === '/v1/handles/:ref/expand')).toEqual([expect.objectContaining({ requestId: quoted, status: refused.status })]);
+  });
 });

@@ -1,11 +1,12 @@
 import { createRoute, z } from '@hono/zod-openapi';
+import { randomUUID } from 'node:crypto';
 import type { HandleService } from '../../domain/handles';
 import type { Expander } from '../../domain/render/expand';
 import type { Reports } from '../../domain/reconcile/reports';
 import type { Context, Handler } from 'hono';
 import type { TenantService } from '../../domain/tenants';
 import { logRequest, type Metrics } from '../metrics';
-import { statusOf } from '../problem';
+import { saneRequestId, statusOf } from '../problem';
 import { DomainError, invalid } from '../../domain/errors';
 import { authenticateRequest, headerOf } from '../auth';
 import { expansionFormats, type ExpansionFormat } from '../../domain/render/prompt';
@@ -203,7 +204,7 @@ export function expandRoute(expander: Expander, tenants: TenantService, metrics:
     let counter = counters.get(status);
     if (!counter) counters.set(status, (counter = metrics.requests.labels('GET', EXPAND_PATH, String(status))));
     counter.inc();
-    if (log) logRequest({ requestId: headerOf(c, 'x-request-id'), method: 'GET', route: EXPAND_PATH, status, seconds: (performance.now() - started) / 1000, tenant });
+    if (log) logRequest({ requestId: c.get('requestId') ?? saneRequestId(headerOf(c, 'x-request-id')), method: 'GET', route: EXPAND_PATH, status, seconds: (performance.now() - started) / 1000, tenant });
   };
   const expand = (c: Context<AppEnv>): Response => {
     const auth = authenticateRequest(tenants, c);
@@ -237,6 +238,8 @@ export function expandRoute(expander: Expander, tenants: TenantService, metrics:
       count(c, res.status);
       return res;
     } catch (err) {
+      // The id its problem will quote, and its log line with it.
+      c.set('requestId', saneRequestId(headerOf(c, 'x-request-id')) ?? randomUUID());
       count(c, err instanceof DomainError ? statusOf(err.code) : 500);
       throw err;
     }
