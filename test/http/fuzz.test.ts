@@ -538,9 +538,14 @@ async function check(route: Route, s: Sent): Promise<void> {
         expect(p.errors?.length, label).toBeGreaterThan(0);
         for (const e of p.errors!) expect(e.pointer, label).toMatch(/^(|\/.*|(query|path|header):.*)$/);
         // A body changed at one place is refused there: a pointer at that place, inside it, or around it.
-        // A rule over two members ("usage" or "response", not both) may name the other one: a sibling is near too.
+        // The body's root is around everything, so it does not count as near a place inside it. A rule over two
+        // members ("usage" or "response", not both) may name the other one: that sibling is near too.
         const at = s.body.kind === 'mutated' ? pointer(s.body.at!) : undefined;
-        const near = (p: string) => at !== undefined && (at.startsWith(p) || p.startsWith(at) || p.startsWith(at.slice(0, at.lastIndexOf('/') + 1)));
+        const parentOf = (q: string) => q.slice(0, q.lastIndexOf('/') + 1);
+        const pair = /\/(usage|response)$/;
+        const near = (p: string) =>
+          at !== undefined &&
+          ((p !== '' && at.startsWith(p)) || p.startsWith(at) || (pair.test(at) && pair.test(p) && parentOf(p) === parentOf(at)));
         if (at !== undefined && p.errors!.every((e) => e.pointer === '' || e.pointer.startsWith('/')))
           expect(p.errors!.some((e) => near(e.pointer)), `${label}\n: no pointer at ${at}`).toBe(true);
       }
