@@ -423,7 +423,7 @@ export class RequestRenderer {
       }
     const units = [...toolUnits, ...systemUnits, ...messageUnits];
     // What the provider adds once for the tools (Anthropic's tool-use system prompt, OpenAI's end of its functions):
-    // the request's, counted with its first tool, in no handle's own count.
+    // the request's, counted with its first tool (on a tools handle's report when that tool is a handle's), never in a handle's meta.tokens.
     const toolChoice = property(root, 'tool_choice');
     const toolPrompt = toolPromptTokens(
       (function* () {

@@ -134,7 +134,7 @@ const HandleReportQuery = rangeQuery.extend({
 
 // Strict: a parameter it does not take (a status filter) is refused, not ignored with every request listed.
 const ListRequestsQuery = z.strictObject({
-  from: queryTime.optional().openapi({ description: 'Only requests rendered on or after this UTC day (RFC 3339, a day or epoch ms; whole days, as reports count them).' }),
+  from: queryTime.optional().openapi({ description: 'Only requests rendered on or after this UTC day (RFC 3339, a day or epoch ms; whole days, as reports read their range; by render day, where reports count a request on the day it started: requests imported from a log are listed on the day they were imported).' }),
   to: queryTime.optional().openapi({ description: 'Only requests rendered on or before this UTC day (its whole day).' }),
   handle: z
     .string()
