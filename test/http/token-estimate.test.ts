@@ -14,6 +14,7 @@ import { createTestApp, type TestApp } from '../helpers/app';
 import { mintArtifact, mintBundle, mintSystem, startSession } from '../helpers/factories';
 import { LONG_SYSTEM, promptTokens, renderAnthropic, report } from '../helpers/scenario';
 import { png } from '../helpers/media';
+import { COOKBOOK_FUNCTION, COOKBOOK_MESSAGES } from '../helpers/cookbook';
 
 let t: TestApp;
 beforeEach(() => {
@@ -123,22 +124,6 @@ describe('the estimate counts the text the model reads', () => {
 });
 
 describe('what tools cost beyond their text, in the estimate and in the simulated provider alike', () => {
-  const WEATHER = {
-    name: 'get_current_weather',
-    description: 'Get the current weather in a given location',
-    parameters: {
-      type: 'object',
-      properties: {
-        location: { type: 'string', description: 'The city and state, e.g. San Francisco, CA' },
-        unit: { type: 'string', description: 'The unit of temperature to return', enum: ['celsius', 'fahrenheit'] },
-      },
-      required: ['location'],
-    },
-  };
-  const WEATHER_MESSAGES = [
-    { role: 'system', content: 'You are a helpful assistant that can answer to questions about the weather.' },
-    { role: 'user', content: "What's the weather like in San Francisco?" },
-  ];
 
   it("OpenAI's cookbook example: 101 prompt tokens on gpt-4o and 105 on gpt-4, as the cookbook and the API count them", async () => {
     const { client } = t.tenant();
@@ -146,7 +131,7 @@ describe('what tools cost beyond their text, in the estimate and in the simulate
       ['gpt-4o', 'o200k_base', 101],
       ['gpt-4', 'cl100k_base', 105],
     ] as const) {
-      const r = await render(client, 'openai-chat', { model, tools: [{ type: 'function', function: WEATHER }], messages: WEATHER_MESSAGES });
+      const r = await render(client, 'openai-chat', { model, tools: [{ type: 'function', function: COOKBOOK_FUNCTION }], messages: COOKBOOK_MESSAGES });
       // The estimate's segments leave out the 3 tokens priming the reply (in no segment).
       expect(r.total + 3, model).toBe(expected);
       expect(blocksFromRequest('openai-chat', r.body, (s) => countTokens(s, family), toolCosts('openai-chat', family)).totalTokens, model).toBe(expected);
@@ -155,7 +140,7 @@ describe('what tools cost beyond their text, in the estimate and in the simulate
 
   it("Anthropic's tool-use system prompt is the request's: in its first tools segment, by model and tool_choice, not in the handle's meta", async () => {
     const { client } = t.tenant();
-    const tools = await mintArtifact(client, 'tools', [{ name: WEATHER.name, description: WEATHER.description, input_schema: WEATHER.parameters }]);
+    const tools = await mintArtifact(client, 'tools', [{ name: COOKBOOK_FUNCTION.name, description: COOKBOOK_FUNCTION.description, input_schema: COOKBOOK_FUNCTION.parameters }]);
     const own = (await client.get(`/v1/handles/${tools.id}`)).json.version.meta.tokens.anthropic as number;
     const first = async (model: string, extra: object = {}) => {
       const r = await render(client, 'anthropic', { model, max_tokens: 64, prefix: [tools.id], messages: [{ role: 'user', content: 'Oslo?' }], ...extra });

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { assistantMessage, mintArtifact, mintBundle, mintSystem, mintTools, startSession, userMessage } from '../helpers/factories';
 import { LONG_SYSTEM } from '../helpers/scenario';
-import { committed, startHarness, type Harness } from './harness';
+import { committed, type Harness, rejection, startHarness } from './harness';
 
 let h: Harness | undefined;
 afterEach(async () => {
@@ -21,15 +21,6 @@ const MODEL = 'claude-sonnet-4-6';
 const sha256 = (bytes: string | Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 const requestCount = (h: Harness) => (h.t.sqlite.prepare('select count(*) as n from requests').get() as { n: number }).n;
 const versionCount = (h: Harness, id: string) => (h.t.sqlite.prepare('select count(*) as n from handle_versions where handle_id = ?').get(id) as { n: number }).n;
-
-async function rejection(call: Promise<unknown>): Promise<any> {
-  try {
-    await call;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected the call to fail');
-}
 
 /** A session based on a bundle (tools and a long system prompt) with a turn of history, a document and a system prompt. */
 async function handles(h: Harness) {

@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { RequestViewSchema } from '../../src/http/report-schemas';
 import { createTestApp } from '../helpers/app';
 import { mintBundle, mintSystem, startSession } from '../helpers/factories';
-import { committed, startHarness, type Harness } from './harness';
+import { committed, type Harness, rejection, startHarness } from './harness';
 
 let h: Harness | undefined;
 const cleanups: (() => unknown)[] = [];
@@ -20,16 +20,6 @@ afterEach(async () => {
   h = undefined;
   for (const c of cleanups.splice(0)) await c();
 });
-
-/** The error an SDK call rejects with. */
-async function rejection(call: Promise<unknown>): Promise<any> {
-  try {
-    await call;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected the call to fail');
-}
 
 /** The service with a node:http stand-in for one provider, answering every call with `answer`; a tenant of it. */
 async function standIn(provider: 'anthropic' | 'openai', answer: (res: ServerResponse) => void, config: Parameters<typeof createTestApp>[0] extends infer O ? (O extends { config?: infer C } ? C : never) : never = {}) {

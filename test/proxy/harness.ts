@@ -169,3 +169,13 @@ export async function eventually<T>(check: () => T | undefined | null | false, w
   }
   throw new Error(`never happened: ${what}`);
 }
+
+/** The error an SDK call rejects with. */
+export async function rejection(call: Promise<unknown>): Promise<any> {
+  try {
+    await call;
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected the call to fail');
+}

@@ -4,6 +4,7 @@ import { FUNCTION_TOKENS, toolCosts, toolPromptTokens, toolTokens, unitTokens, v
 import { blocksFromRequest } from '../../src/domain/simulator/blocks';
 import { semanticForm } from '../../src/domain/simulator/semantic';
 import { countTokens } from '../../src/domain/tokens';
+import { COOKBOOK_MESSAGES, COOKBOOK_TOOLS } from '../helpers/cookbook';
 
 const o200k = (s: string) => countTokens(s, 'o200k_base');
 
@@ -38,29 +39,6 @@ describe('unitTokens', () => {
   });
 });
 
-// OpenAI's cookbook, "How to count tokens with tiktoken", section 7: its example tools and messages, and the prompt
-// tokens it reports from its num_tokens_for_tools() and from the API alike.
-const COOKBOOK_TOOLS = [
-  {
-    type: 'function',
-    function: {
-      name: 'get_current_weather',
-      description: 'Get the current weather in a given location',
-      parameters: {
-        type: 'object',
-        properties: {
-          location: { type: 'string', description: 'The city and state, e.g. San Francisco, CA' },
-          unit: { type: 'string', description: 'The unit of temperature to return', enum: ['celsius', 'fahrenheit'] },
-        },
-        required: ['location'],
-      },
-    },
-  },
-];
-const COOKBOOK_MESSAGES = [
-  { role: 'system', content: 'You are a helpful assistant that can answer to questions about the weather.' },
-  { role: 'user', content: "What's the weather like in San Francisco?" },
-];
 
 describe("what tools cost beyond their text (OpenAI's cookbook)", () => {
   it("the cookbook's example: 101 prompt tokens on gpt-4o (o200k_base), 105 on gpt-4 (cl100k_base)", () => {
