@@ -50,3 +50,13 @@ export function classesOf(outcome: Awaited<ReturnType<typeof report>>['outcome']
   if (!seg) throw new Error(`no segment ${source}`);
   return Object.fromEntries(Object.entries(seg.classes).filter(([, n]) => n > 0));
 }
+
+/** A row of a handle report's `versions`, as the tests read it. */
+export interface VersionRow {
+  version: number;
+  requests: number;
+  requests_including: number;
+  tokens: Record<string, number>;
+  requests_with: Record<string, number>;
+  money: Record<string, number>;
+}

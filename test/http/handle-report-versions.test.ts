@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createTestApp, type Client, type TestApp } from '../helpers/app';
 import { mintBundle, mintSystem, startSession, userMessage } from '../helpers/factories';
-import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report } from '../helpers/scenario';
+import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report, type VersionRow } from '../helpers/scenario';
 import { SqliteStore } from '../../src/store/sqlite-store';
 
 // A handle report lists the newest versions only (a session has one per turn: its report grew with every turn), says
@@ -20,14 +20,6 @@ const VERSIONS = 120;
 /** The versions the session is sent at: each call's session has batches 1..v. */
 const CALLS_AT = [2, 10, 60, 61, 120];
 
-interface VersionRow {
-  version: number;
-  requests: number;
-  requests_including: number;
-  tokens: Record<string, number>;
-  requests_with: Record<string, number>;
-  money: Record<string, number>;
-}
 
 /** A session on a bundle with VERSIONS versions (version k appends batch k), sent and reported at CALLS_AT. */
 async function longSession(client: Client) {

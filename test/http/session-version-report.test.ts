@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clientFor, createTestApp, listen, type Client, type TestApp } from '../helpers/app';
 import { mintBundle, mintSystem, startSession, userMessage } from '../helpers/factories';
-import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report } from '../helpers/scenario';
+import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report, type VersionRow } from '../helpers/scenario';
 
 // A session report's version row holds that version's content: version k its batch, version 1 also the base bundle
 // (set when the session started, sent again by every later turn as batch 1 is), from every request that sent it.
@@ -26,13 +26,6 @@ function tenantClient(): Client {
 }
 
 type Outcome = Awaited<ReturnType<typeof report>>['outcome'];
-interface VersionRow {
-  version: number;
-  requests: number;
-  requests_including: number;
-  tokens: Record<string, number>;
-  requests_with: Record<string, number>;
-}
 
 /** Renders the session at `ref` with a new question, and reports a read of what was predicted and a write past it. */
 async function call(client: Client, ref: string): Promise<Outcome> {
