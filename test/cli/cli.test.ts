@@ -1,11 +1,8 @@
-import { serve, type ServerType } from '@hono/node-server';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { percent, tokens, usd } from '../../src/cli/table';
 import { ADMIN_OPTIONS } from '../../src/cli/admin';
@@ -20,70 +17,32 @@ import { request as requestCommand, requests as requestsCommand } from '../../sr
 import { serve as serveCommand } from '../../src/cli/commands/serve';
 import { tenants as tenantsCommand } from '../../src/cli/commands/tenants';
 import { verify as verifyCommand } from '../../src/cli/commands/verify';
-import { createTestApp, type TestApp } from '../helpers/app';
+import type { TestApp } from '../helpers/app';
+import { startCliHarness, type CliHarness, type CliOptions, type CliRun } from '../helpers/cli';
+import { BIN, cleanEnv } from '../helpers/processes';
 import { mintArtifact, mintSystem } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report } from '../helpers/scenario';
 
 // The CLI runs as a child process (as users run it) against the service served in this
-// process on a loopback port. Each spawn costs ~0.5-1 s of tsx start-up: keep them few, and parallel.
+// process on a loopback port (test/helpers/cli.ts).
 
-const BIN = fileURLToPath(new URL('../../bin/prefix-handles.mjs', import.meta.url));
-
-/** The outer environment without the service's and the CLI's own variables. */
-const cleanEnv = () => Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PH_') && k !== 'PORT' && k !== 'HOST'));
-const MIN = 60_000;
-
+let h: CliHarness;
 let t: TestApp;
-let server: ServerType;
 let url: string;
 let dir: string;
 
 beforeAll(async () => {
-  t = createTestApp();
-  dir = mkdtempSync(join(tmpdir(), 'ph-cli-'));
-  server = await new Promise<ServerType>((ok) => {
-    const s = serve({ fetch: t.app.fetch, port: 0, hostname: '127.0.0.1' }, () => ok(s));
-  });
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  h = await startCliHarness('ph-cli-');
+  ({ t, url, dir } = h);
 });
 
-afterAll(async () => {
-  await new Promise((ok) => server.close(ok));
-  t.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => h.close());
 
-interface Run {
-  code: number | null;
-  stdout: Buffer;
-  out: string;
-  err: string;
-}
+const MIN = 60_000;
 
-/** Runs the CLI. PH_* from the outer environment never leak in; `key` becomes PH_API_KEY. */
-function cli(args: string[], opts: { key?: string; env?: Record<string, string>; input?: string | Buffer } = {}): Promise<Run> {
-  const env: Record<string, string | undefined> = { ...cleanEnv(), PH_DATA_DIR: join(dir, 'no-such-dir'), PH_URL: url, ...opts.env };
-  if (opts.key) env.PH_API_KEY = opts.key;
-  return new Promise((ok, fail) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined)) });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', fail);
-    child.on('close', (code) => {
-      const stdout = Buffer.concat(out);
-      ok({ code, stdout, out: stdout.toString(), err: Buffer.concat(err).toString() });
-    });
-    child.stdin.end(opts.input ?? '');
-  });
-}
-
-const file = (name: string, content: string | Buffer) => {
-  const path = join(dir, name);
-  writeFileSync(path, content);
-  return path;
-};
+type Run = CliRun;
+const cli = (args: string[], opts?: CliOptions) => h.cli(args, opts);
+const file = (name: string, content: string | Buffer) => h.file(name, content);
 
 async function apiBytes(key: string, path: string): Promise<Buffer> {
   const res = await t.app.request(path, { headers: { authorization: `Bearer ${key}` } });
