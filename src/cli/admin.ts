@@ -13,7 +13,7 @@ import { DatabaseInUseError, NewerSchemaError, openLocked } from '../store/db';
 import { SqliteStore } from '../store/sqlite-store';
 import { ApiError, createApi, seg } from './api';
 import { baseUrl, CliError, UsageError, type Options, type Values } from './command';
-import { printable } from './table';
+import { printable, when } from './table';
 
 export interface Admin {
   list(): Promise<TenantListing[]>;
@@ -173,8 +173,6 @@ export function followKeyFile(file: string, oldHint: string, next?: IssuedKey): 
   }
 }
 
-/** An RFC 3339 time to the second: the milliseconds are in --json. */
-export const when = (iso: string | null) => (iso === null ? '' : iso.replace(/\.\d{3}Z$/, 'Z'));
 
 /** A new key: the whole answer with --json, else a line per field; either way the secret is shown this once. */
 export function printIssued(values: Values, issued: IssuedKey, about: { name?: string; replaces?: string } = {}): void {

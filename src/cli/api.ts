@@ -33,15 +33,15 @@ export class ApiError extends Error {
 
 export interface Api {
   url: string;
-  /** Parsed JSON of a 2xx answer (undefined for a 204); throws ApiError otherwise. */
-  json<T = unknown>(method: string, path: string, body?: unknown): Promise<T>;
+  /** Parsed JSON of a 2xx answer (undefined for a 204); throws ApiError otherwise. `headers`: more to send (If-Match). */
+  json<T = unknown>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<T>;
   /** The exact body bytes of a 2xx answer. */
   bytes(path: string): Promise<Buffer>;
 }
 
 export function createApi(url: string, key: string): Api {
-  async function send(method: string, path: string, body?: unknown): Promise<Response> {
-    const headers: Record<string, string> = { authorization: `Bearer ${key}` };
+  async function send(method: string, path: string, body?: unknown, extra: Record<string, string> = {}): Promise<Response> {
+    const headers: Record<string, string> = { ...extra, authorization: `Bearer ${key}` };
     if (body !== undefined) headers['content-type'] = 'application/json';
     let res: Response;
     try {
@@ -64,8 +64,8 @@ export function createApi(url: string, key: string): Api {
 
   return {
     url,
-    json: async <T>(method: string, path: string, body?: unknown) => {
-      const res = await send(method, path, body);
+    json: async <T>(method: string, path: string, body?: unknown, headers?: Record<string, string>) => {
+      const res = await send(method, path, body, headers);
       return (res.status === 204 ? undefined : await res.json()) as T;
     },
     bytes: async (path) => Buffer.from(await (await send('GET', path)).arrayBuffer()),

@@ -2,7 +2,9 @@ import { parseArgs } from 'node:util';
 import { ApiError } from './api';
 import { API_HELP, CliError, parseCommand, UsageError, type Command, type Options } from './command';
 import { backup } from './commands/backup';
+import { bundle } from './commands/bundle';
 import { expand } from './commands/expand';
+import { handles, remove, show } from './commands/handles';
 import { importCalls } from './commands/import';
 import { keys } from './commands/keys';
 import { mint } from './commands/mint';
@@ -10,10 +12,11 @@ import { prune } from './commands/prune';
 import { report } from './commands/report';
 import { request, requests } from './commands/request';
 import { serve } from './commands/serve';
+import { session } from './commands/session';
 import { tenants } from './commands/tenants';
 import { verify } from './commands/verify';
 
-const COMMANDS: Command[] = [serve, mint, expand, report, request, requests, importCalls, verify, backup, tenants, keys, prune];
+const COMMANDS: Command[] = [serve, mint, bundle, session, expand, handles, show, remove, report, request, requests, importCalls, verify, backup, tenants, keys, prune];
 
 /** Every command's options, so a value given before the command word (`--data-dir X backup`) is not taken for it. */
 const ALL_OPTIONS = Object.assign({}, ...COMMANDS.map((c) => c.options), { help: { type: 'boolean', short: 'h' } }) as Options;
@@ -25,7 +28,8 @@ ${COMMANDS.map((c) => `  ${c.name.padEnd(10)}${c.summary}`).join('\n')}
 
 Run 'prefix-handles <command> --help' (or 'prefix-handles help <command>') for a command's arguments and options.
 
-mint, expand, report, request, requests, import and verify talk to the REST API with a tenant's key:
+mint, bundle, session, expand, handles, show, delete, report, request, requests, import and
+verify talk to the REST API with a tenant's key:
 ${API_HELP}
 tenants, keys and prune take the service's admin key instead (--key, or env PH_ADMIN_KEY), or,
 with --offline and the service stopped, work on its database file.

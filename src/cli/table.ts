@@ -25,6 +25,9 @@ export function table(header: string[], rows: string[][], align: Align[] = []): 
   return [line(head!), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
 }
 
+/** An RFC 3339 time to the second: the milliseconds are in --json. */
+export const when = (iso: string | null) => (iso === null ? '' : iso.replace(/\.\d{3}Z$/, 'Z'));
+
 export const tokens = (n: number | undefined) => (n ?? 0).toLocaleString('en-US');
 
 export const percent = (ratio: number | null | undefined) => (ratio === null || ratio === undefined ? 'n/a' : `${(ratio * 100).toFixed(1)}%`);

@@ -1,4 +1,5 @@
-import { ADMIN_HELP, ADMIN_OPTIONS, followKeyFile, openAdmin, printIssued, when } from '../admin';
+import { ADMIN_HELP, ADMIN_OPTIONS, followKeyFile, openAdmin, printIssued } from '../admin';
+import { when } from '../table';
 import { CliError, UsageError, type Command } from '../command';
 
 const ACTIONS = ['issue', 'rotate', 'revoke'];

@@ -5,7 +5,8 @@ import { volatilityNote, type VolatilityMeta } from '../table';
 const TEXT_KINDS = ['system', 'document'];
 const JSON_KINDS = ['tools', 'messages'];
 
-interface MintResult {
+/** What POST /v1/artifacts, /v1/bundles, /v1/sessions and their next versions answer: the fields printed. */
+export interface MintResult {
   ref: string;
   digest: string;
   created: boolean;
@@ -34,7 +35,7 @@ ${API_HELP}`,
     // The id of the artifact; a ref's "@version" is dropped, since the next version follows the latest.
     const of = (values['version-of'] as string | undefined)?.replace(/@\d+$/, '');
     if (of && values.name !== undefined) throw new UsageError('--name applies to new artifacts, not to --version-of');
-    const content = TEXT_KINDS.includes(kind) ? text(readInput(file), file) : json(readInput(file), file);
+    const content = TEXT_KINDS.includes(kind) ? text(readInput(file), file) : readJson(file);
 
     if (of) {
       // The API takes the next version's content by the artifact's own kind: a kind named here must be that one.
@@ -45,13 +46,21 @@ ${API_HELP}`,
     const r = of
       ? await api().json<MintResult>('POST', `/v1/artifacts/${seg(of)}/versions`, { content })
       : await api().json<MintResult>('POST', '/v1/artifacts', { kind, content, ...(values.name !== undefined ? { name: values.name } : {}) });
-    process.stdout.write(`${r.ref}\t${r.digest}\n`);
-    if (!r.created) process.stderr.write(`unchanged: the content equals the latest version, ${r.ref}\n`);
-    const note = volatilityNote(r.meta?.volatility);
-    if (note) process.stderr.write(`warning: ${note}: values like these usually differ each time content is produced: minted again with new ones, it is a new prefix and the cache breaks there\n`);
+    printMinted(r, 'the content equals the latest version');
     return 0;
   },
 };
+
+/**
+ * A new handle or version as mint, bundle and session print it: `<ref>\t<sha256>` on stdout; on stderr, that the
+ * latest version was returned unchanged (`same` says why), and the volatile values the content holds.
+ */
+export function printMinted(r: MintResult, same: string, volatility = true): void {
+  process.stdout.write(`${r.ref}\t${r.digest}\n`);
+  if (!r.created) process.stderr.write(`unchanged: ${same}, ${r.ref}\n`);
+  const note = volatility ? volatilityNote(r.meta?.volatility) : null;
+  if (note) process.stderr.write(`warning: ${note}: values like these usually differ each time content is produced: minted again with new ones, it is a new prefix and the cache breaks there\n`);
+}
 
 function text(bytes: Buffer, file: string): string {
   // fatal: refuse invalid UTF-8 rather than repair it; ignoreBOM: keep a BOM, since it is part of the bytes.
@@ -62,9 +71,10 @@ function text(bytes: Buffer, file: string): string {
   }
 }
 
-function json(bytes: Buffer, file: string): unknown {
+/** A JSON file ('-': stdin), UTF-8. */
+export function readJson(file: string): unknown {
   try {
-    return JSON.parse(text(bytes, file));
+    return JSON.parse(text(readInput(file), file));
   } catch (err) {
     if (err instanceof CliError) throw err;
     throw new CliError(`${file}: not valid JSON: ${(err as Error).message}`);

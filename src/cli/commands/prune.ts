@@ -1,4 +1,5 @@
-import { ADMIN_HELP, ADMIN_OPTIONS, openAdmin, when } from '../admin';
+import { ADMIN_HELP, ADMIN_OPTIONS, openAdmin } from '../admin';
+import { when } from '../table';
 import { UsageError, type Command } from '../command';
 
 export const prune: Command = {

@@ -1,7 +1,7 @@
 import type { TenantListing } from '../../domain/tenants';
-import { ADMIN_HELP, ADMIN_OPTIONS, openAdmin, printIssued, when } from '../admin';
+import { ADMIN_HELP, ADMIN_OPTIONS, openAdmin, printIssued } from '../admin';
 import { UsageError, type Command } from '../command';
-import { table } from '../table';
+import { table, when } from '../table';
 
 export const tenants: Command = {
   name: 'tenants',
