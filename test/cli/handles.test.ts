@@ -1,9 +1,13 @@
 // Building prompt state from a shell: bundle, session start/append, handles, show, delete — each a thin client over
-// the REST API, run as a child process against the service on a loopback port, its output checked against the API's.
+// the REST API, run as a child process against the service on a loopback port, its output checked against the API's;
+// and `request` on a long session's request, which sums its older batches in one row as the dashboard does.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { shownRuns } from '../../src/cli/commands/request';
+import { shownRuns as dashboardRuns } from '../../src/http/ui/pages/request';
 import { tokens } from '../../src/cli/table';
 import { startCliHarness, type CliHarness, type CliOptions } from '../helpers/cli';
 import { assistantMessage, mintBundle, mintSystem, mintTools, startSession, userMessage } from '../helpers/factories';
+import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report } from '../helpers/scenario';
 
 let h: CliHarness;
 beforeAll(async () => {
@@ -254,5 +258,41 @@ describe('building prompt state with the CLI', () => {
     const again = await cli(['delete', sys.id], { key });
     expect(again.code).toBe(1);
     expect(again.err).toBe(`gone: handle ${sys.id} was deleted (path:id)\n`);
+  }, 60_000);
+});
+
+describe('request <id> on a long session', () => {
+  it("request: a long session's batches before its newest 50 are one summed row, as on the dashboard", async () => {
+    const { key, client } = h.t.tenant();
+    const sys = await mintSystem(client, `${LONG_SYSTEM} long session`);
+    const bnd = await mintBundle(client, [sys.id]);
+    const ses = await startSession(client, { base: bnd.ref, messages: [userMessage('turn 0')] });
+    for (let k = 1; k < 62; k++) {
+      const res = await client.post(`/v1/sessions/${ses.id}/messages`, { messages: [k % 2 ? assistantMessage(`turn ${k}`) : userMessage(`turn ${k}`)] });
+      expect(res.status, res.text).toBe(201);
+    }
+    const r = await renderAnthropic(client, { prefix: [ses.id], messages: [userMessage('go on')] });
+    await report(client, h.t, r, anthropicUsage(promptTokens(r), 0, r.breakpoints.at(-1)?.token_end ?? 0));
+    const shown = await cli(['request', r.request_id], { key });
+    expect(shown.code, shown.err).toBe(0);
+
+    const api = (await client.get(`/v1/requests/${r.request_id}`)).json;
+    const sources: string[] = api.segments.map((s: { source: string }) => s.source);
+    // The system prompt, 62 batches, the request's own message: batches 1–12 summed, 13–62 each on a line.
+    expect(sources).toHaveLength(64);
+    const runs = shownRuns(sources);
+    expect(runs).toEqual(dashboardRuns(sources));
+    expect(runs.slice(0, 3)).toEqual([[0, 0], [1, 12], [13, 13]]);
+    const rows = shown.out.split('\n').filter((l) => /^#\d/.test(l));
+    expect(rows).toHaveLength(runs.length);
+    const folded = api.outcome.segments.slice(1, 13) as Array<{ start: number; end: number; classes: Record<string, number> }>;
+    const summed: Record<string, number> = {};
+    for (const s of folded) for (const [c, n] of Object.entries(s.classes)) summed[c] = (summed[c] ?? 0) + n;
+    const classes = Object.entries(summed).filter(([, n]) => n > 0).map(([c, n]) => `${c} ${tokens(n)}`).join(', ');
+    expect(classes).not.toBe('');
+    expect(rows[1]).toMatch(new RegExp(`^#2–#13 +${ses.id}@1 … ${ses.id}@12 \\(12 earlier batches of the session, summed\\) +messages +${tokens(folded.at(-1)!.end - folded[0]!.start)} +${classes}$`));
+    expect(rows[2]).toMatch(new RegExp(`^#14 +${ses.id}@13 +messages `));
+    expect(rows.at(-2)).toMatch(new RegExp(`^#63 +${ses.id}@62 `));
+    expect(shown.out).toContain("\n12 of the 64 segments are a session's batches before its newest 50, summed in one row (--json lists each)\n");
   }, 60_000);
 });

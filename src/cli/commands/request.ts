@@ -1,4 +1,5 @@
 import { seg } from '../api';
+import { parseRef } from '../../domain/ids';
 import { API_HELP, API_OPTIONS, UsageError, type Command } from '../command';
 import { printable, table, tokens } from '../table';
 import { driftDetail, type DriftFinding } from './report';
@@ -65,7 +66,8 @@ export const request: Command = {
 Shows one request the service recorded (the req_… id a render answers with, and the
 proxy's x-ph-request-id header): its status and times, the provider's usage, each
 segment of the prompt in order (numbered from #1, as on the dashboard) with its tokens
-by class, and what explains a miss: the drift that broke the cached prefix (where the
+by class (a session's batches before its newest 50 summed in one row, as there too),
+and what explains a miss: the drift that broke the cached prefix (where the
 bytes first changed), an expired prefix (how long unused, against its lifetime), a
 provider total far from the estimate, a failed call's error, and the provider's own
 explanation when its answer carried one.
@@ -111,18 +113,58 @@ function requestText(r: RequestView): string {
 
 /** The prompt in order: each segment's handle path and, once reconciled, its tokens by class. */
 function segmentsTable(r: RequestView): string {
-  const rows = r.segments.map((s, i) => {
-    const out = r.outcome?.segments[i];
+  const classesText = (classes: Record<string, number>) =>
+    Object.entries(classes)
+      .filter(([, n]) => n > 0)
+      .map(([c, n]) => `${c} ${tokens(n)}`)
+      .join(', ');
+  const runs = shownRuns(r.segments.map((s) => s.source));
+  const rows = runs.map(([from, to]) => {
+    const s = r.segments[from]!;
+    const outs = r.outcome?.segments.slice(from, to + 1);
+    const length = outs?.length ? outs.at(-1)!.end - outs[0]!.start : r.segments[to]!.token_end - s.token_start;
+    const classes = outs?.length ? classesText(sumClasses(outs.map((o) => o.classes))) : '';
+    if (from < to) return [`#${from + 1}–#${to + 1}`, `${s.source} … ${r.segments[to]!.source} (${tokens(to - from + 1)} earlier batches of the session, summed)`, s.section, tokens(length), classes];
     const via = s.path.length > 1 ? ` (via ${s.path.slice(0, -1).join(' → ')})` : '';
-    const classes = out
-      ? Object.entries(out.classes)
-          .filter(([, n]) => n > 0)
-          .map(([c, n]) => `${c} ${tokens(n)}`)
-          .join(', ')
-      : '';
-    return [`#${i + 1}`, `${s.source}${via}`, s.section, tokens(out ? out.end - out.start : s.token_end - s.token_start), classes];
+    return [`#${from + 1}`, `${s.source}${via}`, s.section, tokens(length), classes];
   });
-  return table(['#', 'segment', 'section', 'tokens', r.status === 'rendered' ? 'classes (once reconciled)' : 'classes'], rows, ['left', 'left', 'left', 'right', 'left']);
+  const list = table(['#', 'segment', 'section', 'tokens', r.status === 'rendered' ? 'classes (once reconciled)' : 'classes'], rows, ['left', 'left', 'left', 'right', 'left']);
+  const folded = runs.filter(([from, to]) => from < to).reduce((n, [from, to]) => n + to - from + 1, 0);
+  return folded
+    ? `${list}\n${tokens(folded)} of the ${tokens(r.segments.length)} segments are a session's batches before its newest ${SESSION_BATCHES_SHOWN}, summed in one row (--json lists each)`
+    : list;
+}
+
+/** A session's newest batches in a request are listed one by one; its earlier ones are summed in one row. */
+const SESSION_BATCHES_SHOWN = 50;
+
+/**
+ * The segments as listed, as index ranges, as the dashboard's request page lists them (src/http/ui/pages/request.ts,
+ * shownRuns): each its own, except a session's batches before its newest SESSION_BATCHES_SHOWN in a run of them,
+ * one range (a 2,000-turn session's request has 2,000 batches).
+ */
+export function shownRuns(sources: string[]): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (let i = 0; i < sources.length; ) {
+    const session = sessionOf(sources[i]!);
+    let end = i;
+    while (session && end + 1 < sources.length && sessionOf(sources[end + 1]!) === session) end++;
+    const summed = end - i + 1 - SESSION_BATCHES_SHOWN;
+    if (summed > 1) {
+      out.push([i, i + summed - 1]);
+      i += summed;
+    }
+    for (; i <= end; i++) out.push([i, i]);
+  }
+  return out;
+}
+
+const sessionOf = (source: string) => (source.startsWith('ses_') ? parseRef(source)?.id : undefined);
+
+function sumClasses(list: Array<Record<string, number>>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const classes of list) for (const [c, n] of Object.entries(classes)) out[c] = (out[c] ?? 0) + n;
+  return out;
 }
 
 /** What explains this request's misses, as the outcome records it. */
