@@ -48,7 +48,7 @@ describe('bundled catalog.json', () => {
   it('validates against catalogSchema and loads with its version', () => {
     const result = catalogSchema.safeParse(bundledJson());
     expect(result.success, result.success ? '' : JSON.stringify(result.error.issues, null, 2)).toBe(true);
-    expect(loadCatalog().version).toBe('2026-12-03.1');
+    expect(loadCatalog().version).toBe('2026-12-04.1');
   });
 
   it("carries Anthropic's tool-use system prompt per model as 'Tool use with Claude' tabulates it, and none elsewhere", () => {
@@ -134,6 +134,23 @@ describe('ModelCatalog.lookup', () => {
     expect(catalog.lookup('google/gemini-2.5-pro', 'openai')).toMatchObject({ fallback: false, entry: { id: 'gemini-2.5-pro' } });
     expect(catalog.lookup('gemini-9-ultra', 'openai')).toMatchObject({ fallback: true, entry: { provider: 'gemini' } });
     expect(catalog.lookup('vllm/x', 'anthropic').entry.provider).toBe('anthropic');
+  });
+
+  it("resolves the Gemini 3 models by the caching page's minimums and the pricing page's rates, not as the 2.5 Flash default", () => {
+    const gemini = (name: string, provider?: 'openai') => {
+      const { entry, fallback } = catalog.lookup(name, provider);
+      return { id: entry.id, fallback, minTokens: entry.cache.minTokens, input: entry.price.inputPerMTok, read: entry.cache.readMultiplier };
+    };
+    expect(gemini('gemini-3.1-pro-preview')).toEqual({ id: 'gemini-3.1-pro', fallback: false, minTokens: 4096, input: 2, read: 0.1 });
+    // Shut down, and pointing to 3.1 Pro: an old log's name is priced as what answered it.
+    expect(gemini('gemini-3-pro-preview').id).toBe('gemini-3.1-pro');
+    expect(gemini('models/gemini-3.1-pro-preview-customtools').id).toBe('gemini-3.1-pro');
+    expect(gemini('google/gemini-3.1-pro-preview', 'openai').id).toBe('gemini-3.1-pro');
+    expect(gemini('gemini-3-flash-preview')).toEqual({ id: 'gemini-3-flash', fallback: false, minTokens: 1024, input: 0.5, read: 0.1 });
+    expect(gemini('gemini-3.5-flash')).toEqual({ id: 'gemini-3.5-flash', fallback: false, minTokens: 4096, input: 1.5, read: 0.1 });
+    expect(gemini('gemini-3.8-flash')).toEqual({ id: 'gemini-3.8-flash', fallback: false, minTokens: 4096, input: 0.75, read: 0.1 });
+    // Not priced from a source yet: the provider's default, flagged.
+    expect(gemini('gemini-3.6-flash').fallback).toBe(true);
   });
 
   it('prefers the longest matching prefix pattern', () => {
@@ -240,7 +257,7 @@ describe('loadCatalog with an operator override', () => {
     });
 
     const merged = loadCatalog(file);
-    expect(merged.version).toBe(`2026-12-03.1+${basename(file)}`);
+    expect(merged.version).toBe(`2026-12-04.1+${basename(file)}`);
 
     const catalog = new ModelCatalog(merged);
     const sonnet = catalog.lookup('claude-sonnet-4-5-20250929').entry;
@@ -252,7 +269,7 @@ describe('loadCatalog with an operator override', () => {
 
   it('uses the override version when the file declares one', () => {
     const file = writeOverride({ version: 'ops-7', models: [] });
-    expect(loadCatalog(file).version).toBe('2026-12-03.1+ops-7');
+    expect(loadCatalog(file).version).toBe('2026-12-04.1+ops-7');
   });
 
   it('throws naming the file and every failing path', () => {

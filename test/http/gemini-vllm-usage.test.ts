@@ -1,0 +1,85 @@
+// A user whose agents run on Gemini and on a self-hosted vLLM: no drop-in proxy, so they render with /v1/render and
+// report what the provider answered to /v1/usage themselves — over real HTTP on loopback, on a real database file.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createTestApp, listen, type TestApp } from '../helpers/app';
+
+let dir: string;
+let t: TestApp;
+let server: { base: string; close: () => Promise<void> };
+let key: string;
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'ph-gemini-vllm-'));
+  t = createTestApp({ databasePath: join(dir, 'db.sqlite') });
+  server = await listen(t.app);
+  key = t.tenant().key;
+});
+afterEach(async () => {
+  await server.close();
+  t.services.writes.flushNow();
+  t.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+  const res = await fetch(`${server.base}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, text, json: text.startsWith('{') ? JSON.parse(text) : undefined };
+}
+
+async function mint(kind: string, content: unknown): Promise<string> {
+  const res = await call('POST', '/v1/artifacts', { kind, content });
+  expect(res.status, res.text).toBe(201);
+  return res.json.id;
+}
+
+async function render(body: object) {
+  const res = await call('POST', '/v1/render', body);
+  expect(res.status, res.text).toBe(200);
+  return res.json as { request_id: string; model: { catalog_entry: string; fallback: boolean }; body: Record<string, unknown>; prompt_cache_key: string | null };
+}
+
+/** Reports a call that started now and took two seconds, then moves the clock on by `gapMs`. */
+async function report(requestId: string, payload: object, gapMs: number) {
+  const started = t.clock.now();
+  const res = await call('POST', '/v1/usage', { request_id: requestId, ...payload, started_at: started, first_byte_at: started + 800, finished_at: started + 2000 });
+  expect(res.status, res.text).toBe(201);
+  t.clock.advance(gapMs);
+  return res.json.outcome as { capture: string; segments: Array<{ source: string; classes: Record<string, number>; read: number | null; write: number | null }> };
+}
+
+const nonZero = (classes: Record<string, number>) => Object.fromEntries(Object.entries(classes).filter(([, n]) => n > 0));
+
+// About 3,000 Gemini tokens: over Gemini 2.5's 2,048-token minimum, under Gemini 3.1 Pro's 4,096.
+const POLICY = 'Policy clause: a refund needs the receipt, the order number and a reason in writing. '.repeat(190);
+
+describe('a Gemini user reporting generateContent usage', () => {
+  it('prices and gates a Gemini 3.1 Pro call as Gemini 3.1 Pro (4,096-token minimum, $2/M), not as the 2.5 Flash default', async () => {
+    const sys = await mint('system', POLICY);
+    const gemini = (text: string) => ({ format: 'gemini', model: 'gemini-3.1-pro-preview', request: { prefix: [sys], contents: [{ role: 'user', parts: [{ text }] }] } });
+    const first = await render(gemini('Where is order 1234?'));
+    expect(first.model).toEqual({ name: 'gemini-3.1-pro-preview', catalog_entry: 'gemini-3.1-pro', fallback: false });
+    await report(first.request_id, { response: { candidates: [], usageMetadata: { promptTokenCount: 3100, candidatesTokenCount: 9, totalTokenCount: 3109 } } }, 60_000);
+
+    // The same prefix a minute later, and Gemini read nothing from its cache (proto3 leaves the 0 out): the prefix is
+    // under the model's minimum, so no cache could have served it — below_minimum, not a miss of Gemini's.
+    const second = await render(gemini('Refund it please.'));
+    const o = await report(second.request_id, { usage: { promptTokenCount: 3110, candidatesTokenCount: 7, totalTokenCount: 3117 } }, 0);
+    const system = o.segments.find((s) => s.source === `${sys}@1`)!;
+    expect(Object.keys(nonZero(system.classes))).toEqual(['below_minimum']);
+
+    const rep = (await call('GET', `/v1/reports/handles/${sys}`)).json;
+    expect(rep.tokens.unconfirmed).toBe(0);
+    expect(rep.models.map((m: { model: string }) => m.model)).toEqual(['gemini-3.1-pro-preview']);
+    // Nothing was read: every referenced token at Gemini 3.1 Pro's $2 per million input tokens.
+    expect(rep.money.cost_without_caching).toBeCloseTo((rep.tokens.referenced * 2) / 1e6, 9);
+    expect(rep.money.actual_input_cost).toBeCloseTo(rep.money.cost_without_caching, 9);
+  });
+});
