@@ -54,10 +54,16 @@ export function outcomeView(outcome: unknown): unknown {
   const { lengths: _lengths, unit_lengths: _unitLengths, sim: _sim, ...shown } = outcome as Record<string, unknown>;
   // Money in billionths of a cent: float noise (7.500000000000001e-05) is not shown; the rollups keep full precision.
   const money = (v: number) => Math.round(v * 1e11) / 1e11;
+  // Unknown is not zero: a segment's share of a count the provider did not report (no cache fields: the read; OpenAI,
+  // Gemini, vLLM: the write) is unknown too, not the 0 the outcome keeps for its arithmetic.
+  const provider = shown.provider as { read: number | null; write: number | null } | undefined;
   if (Array.isArray(shown.segments))
-    shown.segments = shown.segments.map((s: { cost?: Record<string, number> }) =>
-      s.cost ? { ...s, cost: Object.fromEntries(Object.entries(s.cost).map(([k, v]) => [k, money(v)])) } : s,
-    );
+    shown.segments = shown.segments.map((s: { cost?: Record<string, number>; read?: number; write?: number }) => ({
+      ...s,
+      ...(s.cost ? { cost: Object.fromEntries(Object.entries(s.cost).map(([k, v]) => [k, money(v)])) } : {}),
+      ...(provider?.read === null ? { read: null } : {}),
+      ...(provider?.write === null ? { write: null } : {}),
+    }));
   const toolUse = shown.tool_use_prompt as { tokens: number; cost: number } | undefined;
   if (toolUse) shown.tool_use_prompt = { ...toolUse, cost: money(toolUse.cost) };
   return shown;

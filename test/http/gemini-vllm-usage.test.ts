@@ -83,3 +83,32 @@ describe('a Gemini user reporting generateContent usage', () => {
     expect(rep.money.actual_input_cost).toBeCloseTo(rep.money.cost_without_caching, 9);
   });
 });
+
+describe('a vLLM user reporting OpenAI-compatible usage', () => {
+  it("shows a segment's read as unknown, not 0, when vLLM reports no prompt_tokens_details, and a write vLLM never reports as not reported", async () => {
+    const sys = await mint('system', POLICY);
+    const chat = (content: string) => ({ format: 'openai-chat', request: { model: 'Qwen/Qwen2.5-7B-Instruct', prefix: [sys], messages: [{ role: 'user', content }] } });
+    const first = await render(chat('Where is order 1234?'));
+    expect(first.model.catalog_entry).toBe('vllm');
+    // vLLM without --enable-prompt-tokens-details: "prompt_tokens_details": null.
+    await report(first.request_id, { usage: { prompt_tokens: 2890, completion_tokens: 20, total_tokens: 2910, prompt_tokens_details: null } }, 30_000);
+    const second = await render(chat('Refund it please.'));
+    const unknown = await report(second.request_id, { usage: { prompt_tokens: 2893, completion_tokens: 9, total_tokens: 2902, prompt_tokens_details: null } }, 30_000);
+    expect(unknown.capture).toBe('unknown');
+    const third = await render(chat('And order 99?'));
+    const hit = await report(third.request_id, { usage: { prompt_tokens: 2895, completion_tokens: 9, total_tokens: 2904, prompt_tokens_details: { cached_tokens: 2880 } } }, 0);
+
+    for (const answer of [unknown, (await call('GET', `/v1/requests/${second.request_id}`)).json.outcome]) {
+      for (const s of answer.segments) expect([s.read, s.write], s.source).toEqual([null, null]);
+    }
+    const read = (await call('GET', `/v1/requests/${third.request_id}`)).json.outcome.segments;
+    expect(read[0].read).toBeGreaterThan(2000);
+    expect(read.map((s: { write: number | null }) => s.write)).toEqual(read.map(() => null));
+    expect(hit.segments[0]!.read).toBe(read[0].read);
+
+    const page = (await call('GET', `/ui/requests/${second.request_id}`, undefined, { cookie: `ph_ui_key=${key}` })).text;
+    const row = page.slice(page.indexOf('<tr data-segment="0"'), page.indexOf('</tr>', page.indexOf('<tr data-segment="0"')));
+    expect(row).toContain('<span class="muted">unknown</span>');
+    expect(row).toContain('<span class="muted">not reported</span>');
+  });
+});

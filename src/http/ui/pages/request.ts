@@ -110,7 +110,7 @@ ${bar.map((s) => {
       s.count ? html`${sourceLink(segments[s.index]!.source)} … ${sourceLink(segments[last]!.source)} <small class="muted">(${tokens(s.count)} earlier batches of the session, summed)</small>` : sourceLink(s.source)
     }</td><td>${s.section}</td><td class="num">${tok(s.end - s.start)}</td>
 <td>${classes.length ? classes.map(([c, n], k) => html`${k ? ' · ' : ''}<span data-class="${c}" data-tokens="${n}">${CLASS_INFO[c]?.label ?? c} ${tokens(n)}</span>`) : html`<span class="muted">${row.status === 'failed' ? 'the call failed' : 'not reconciled'}</span>`}</td>
-<td class="num">${o ? tokens(o.read) : '—'}</td><td class="num">${o ? tokens(o.write) : '—'}</td><td class="num">${o ? usd(o.cost) : '—'}</td></tr>`;
+<td class="num">${o ? (outcome!.provider.read === null ? html`<span class="muted">unknown</span>` : tokens(o.read)) : '—'}</td><td class="num">${o ? (outcome!.provider.write === null ? html`<span class="muted">not reported</span>` : tokens(o.write)) : '—'}</td><td class="num">${o ? usd(o.cost) : '—'}</td></tr>`;
   })}</tbody></table>
 ${bar.some((s) => s.count) ? html`<p class="muted" data-segments-summed="${segments.length - bar.length + bar.filter((s) => s.count).length}">A session's batches before its newest ${tokens(SESSION_BATCHES_SHOWN)} are summed in one row here and one piece of the bar (${tokens(segments.length)} segments in all; each one: <code>GET /v1/requests/${row.id}</code>).</p>` : ''}
 ${outcome?.drift ? driftBlock(outcome.drift, pruned) : ''}
