@@ -82,6 +82,22 @@ describe('a Gemini user reporting generateContent usage', () => {
     expect(rep.money.cost_without_caching).toBeCloseTo((rep.tokens.referenced * 2) / 1e6, 9);
     expect(rep.money.actual_input_cost).toBeCloseTo(rep.money.cost_without_caching, 9);
   });
+
+  it("tells a Gemini call that expired how Gemini keeps a prefix longer (an explicit cache), not Anthropic's or OpenAI's settings", async () => {
+    const sys = await mint('system', POLICY.repeat(2));
+    const gemini = (text: string) => ({ format: 'gemini', model: 'gemini-2.5-flash', request: { prefix: [sys], contents: [{ role: 'user', parts: [{ text }] }] } });
+    const first = await render(gemini('Where is order 1234?'));
+    await report(first.request_id, { usage: { promptTokenCount: 6200, candidatesTokenCount: 9, totalTokenCount: 6209 } }, 90 * 60_000);
+    const second = await render(gemini('Back again: order 55?'));
+    const o = await report(second.request_id, { usage: { promptTokenCount: 6210, candidatesTokenCount: 9, totalTokenCount: 6219 } }, 0);
+    expect(nonZero(o.segments[0]!.classes)).toEqual({ expired: o.segments[0]!.classes.expired });
+
+    const page = await call('GET', `/ui/requests/${second.request_id}`, undefined, { cookie: `ph_ui_key=${key}` });
+    expect(page.status).toBe(200);
+    const expired = page.text.slice(page.text.indexOf('data-expired'));
+    expect(expired).toContain('<code>cachedContents</code>');
+    expect(expired.slice(0, expired.indexOf('</div>'))).not.toContain('Anthropic');
+  });
 });
 
 describe('a vLLM user reporting OpenAI-compatible usage', () => {

@@ -74,7 +74,8 @@ export function uiRoutes(deps: AppDeps, services: Services) {
   });
   ui.get('/ui/requests/:id', (c) => {
     const row = services.requests.get(c.get('tenantId'), c.req.param('id'));
-    return page(c, { title: `Request ${row.id}`, tenantId: c.get('tenantId'), body: requestPage(row, deps.catalog.byId(row.catalogEntry)?.cache.refreshOnHit ?? true, (rid) => services.retention.isPruned(rid)) });
+    const entry = deps.catalog.byId(row.catalogEntry);
+    return page(c, { title: `Request ${row.id}`, tenantId: c.get('tenantId'), body: requestPage(row, entry?.cache.refreshOnHit ?? true, (rid) => services.retention.isPruned(rid), entry?.provider) });
   });
 
   ui.get('/ui/events', (c) => {

@@ -2,6 +2,7 @@
 // the provider's usage as received, and the provider's own diagnostics.
 
 import { html } from 'hono/html';
+import type { ProviderFamily } from '../../../domain/catalog/types';
 import type { RequestOutcome } from '../../../domain/reconcile/reconciler';
 import type { Breakpoint, RenderedSegment } from '../../../domain/render/request';
 import type { NormalizedUsage } from '../../../domain/usage/types';
@@ -47,7 +48,7 @@ function sumClasses(list: Array<Record<string, number>>): Record<string, number>
 }
 
 /** `refreshes`: whether a hit renews the model's cache entries (Anthropic, most OpenAI models; not Gemini's). */
-export function requestPage(row: RequestRow, refreshes = true, pruned?: (id: string) => boolean): Html {
+export function requestPage(row: RequestRow, refreshes = true, pruned?: (id: string) => boolean, provider?: ProviderFamily): Html {
   const segments = row.segments as RenderedSegment[];
   const outcome = (row.outcome ?? null) as RequestOutcome | null;
   const usage = (row.usage ?? null) as NormalizedUsage | null;
@@ -114,7 +115,7 @@ ${bar.map((s) => {
   })}</tbody></table>
 ${bar.some((s) => s.count) ? html`<p class="muted" data-segments-summed="${segments.length - bar.length + bar.filter((s) => s.count).length}">A session's batches before its newest ${tokens(SESSION_BATCHES_SHOWN)} are summed in one row here and one piece of the bar (${tokens(segments.length)} segments in all; each one: <code>GET /v1/requests/${row.id}</code>).</p>` : ''}
 ${outcome?.drift ? driftBlock(outcome.drift, pruned) : ''}
-${outcome?.expired ? expiredBlock(outcome.expired, outcome.applied_late !== undefined, refreshes) : ''}
+${outcome?.expired ? expiredBlock(outcome.expired, outcome.applied_late !== undefined, refreshes, provider) : ''}
 <div class="cols">
 ${row.status === 'failed'
     ? html`<div><h2>Provider error</h2><p class="muted">The call failed: its status and the provider's error body, as sent (status null: the provider could not be reached or did not answer in time).</p><pre class="content" data-raw="error">${json(failureView(row.usageRaw))}</pre></div>`
@@ -134,9 +135,25 @@ function unknownNotice(usage: NormalizedUsage | null): Html {
   return html`<p class="notice" data-notice="unknown">${why}: its capture is <b>unknown</b>, not 0%.</p>`;
 }
 
-function expiredBlock(e: NonNullable<RequestOutcome['expired']>, late: boolean, refreshes: boolean): Html {
+function expiredBlock(e: NonNullable<RequestOutcome['expired']>, late: boolean, refreshes: boolean, provider: ProviderFamily | undefined): Html {
   return html`<h2>Expired</h2><div class="card" data-expired><p style="margin:0">The prefix this call missed was last used (written or read) by a call that started at ${when(e.last_used_at)}:
-<b data-gap="${e.gap_ms}">${span(e.gap_ms)}</b> ${late ? 'before this call was applied to its scope (it was reported after later calls)' : 'before this one'}, longer than its cache lifetime of <b>${e.ttl}</b>. ${refreshes ? 'A call within the lifetime keeps it alive' : 'On this model a hit does not renew it: it lives its lifetime from when it was written'}; where the provider offers a longer one (Anthropic's <code>"ttl": "1h"</code>, OpenAI's <code>prompt_cache_retention</code>), it can be asked for.</p></div>`;
+<b data-gap="${e.gap_ms}">${span(e.gap_ms)}</b> ${late ? 'before this call was applied to its scope (it was reported after later calls)' : 'before this one'}, longer than its cache lifetime of <b>${e.ttl}</b>. ${refreshes ? 'A call within the lifetime keeps it alive' : 'On this model a hit does not renew it: it lives its lifetime from when it was written'}; ${longerLifetime(provider, e.ttl)}</p></div>`;
+}
+
+/** How to keep a prefix longer, on the provider the request went to (advice for another provider's API does not help). */
+function longerLifetime(provider: ProviderFamily | undefined, ttl: string): Html {
+  switch (provider) {
+    case 'anthropic':
+      return html`Anthropic keeps a prefix an hour when its mark asks for <code>"ttl": "1h"</code> (<code>PH_CACHE_TTL=1h</code> for the service's marks).`;
+    case 'openai':
+      return html`OpenAI keeps it a day with <code>prompt_cache_retention: "24h"</code> on the models that offer it.`;
+    case 'gemini':
+      return html`Gemini does not document how long its implicit cache keeps a prefix (a few minutes, by Google's word; the catalog assumes ${ttl}): an explicit cache (<code>cachedContents</code>, with a <code>ttl</code> of your choosing, billed per token-hour) keeps it as long as asked.`;
+    case 'vllm':
+      return html`A self-hosted server evicts by memory pressure, not time (the catalog's lifetime is nominal): more KV-cache memory, or fewer distinct prefixes, keeps it longer.`;
+    default:
+      return html`where the provider offers a longer lifetime, it can be asked for.`;
+  }
 }
 
 function mismatchNotice(m: NonNullable<RequestOutcome['total_mismatch']>): Html {
