@@ -127,4 +127,17 @@ describe('a vLLM user reporting OpenAI-compatible usage', () => {
     expect(row).toContain('<span class="muted">unknown</span>');
     expect(row).toContain('<span class="muted">not reported</span>');
   });
+
+  it('takes "model" beside the request as the catalog name for a --served-model-name, and sends the body\'s own name', async () => {
+    const sys = await mint('system', POLICY);
+    const request = { model: 'support-bot', prefix: [sys], messages: [{ role: 'user', content: 'hi' }] };
+    // Under its served name alone, the service cannot tell it from an unknown OpenAI model.
+    const guessed = await render({ format: 'openai-chat', request });
+    expect(guessed.model).toMatchObject({ catalog_entry: 'gpt-5', fallback: true });
+    const named = await render({ format: 'openai-chat', model: 'vllm/support-bot', request });
+    expect(named.model).toEqual({ name: 'vllm/support-bot', catalog_entry: 'vllm', fallback: false });
+    expect(named.body.model).toBe('support-bot');
+    expect(named.prompt_cache_key).toBeNull();
+    expect(named.body).not.toHaveProperty('prompt_cache_key');
+  });
 });

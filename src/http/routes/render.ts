@@ -19,7 +19,7 @@ const RenderBody = z
       description:
         'The provider request body. Handles appear as a top-level "prefix": [refs] (tools into tools, system into system, messages first), or as {"type":"handle","ref":…} wherever a tool, system block, message or content block may stand. Every other field comes through byte for byte.',
     }),
-    model: Label.optional().openapi({ description: 'Model name when the body has none (Gemini).' }),
+    model: Label.optional().openapi({ description: "Model name when the body has none (Gemini); beside a body's own, the name the catalog and the cache scope use, the body keeping its own (a vLLM server's --served-model-name as vllm/<name>)." }),
   })
   .openapi('RenderRequest');
 
