@@ -111,7 +111,7 @@ export const OutcomeSchema = z
       .optional()
       .openapi({
         description:
-          "An OpenAI Responses call with `previous_response_id` or `conversation` (`field`): the provider put the conversation it keeps before the call's input. `tokens`: that history (the provider's total less the rendered estimate); `read`: the provider's cache read within it. The segments carry the provider's figures over the rendered part only; `provider` and `total_prompt_tokens` are the provider's own; the report is left out of calibration.",
+          "An OpenAI Responses call with `previous_response_id` or `conversation` (`field`): the provider put the conversation it keeps before the call's input; a Gemini call with `cachedContent`: its explicit cache, before everything. `tokens`: that history (the provider's total less the rendered estimate); `read`: the provider's cache read within it. The segments carry the provider's figures over the rendered part only; `provider` and `total_prompt_tokens` are the provider's own; the report is left out of calibration.",
       }),
     tool_use_prompt: z
       .object({ tokens: int, cost: z.number() })

@@ -98,6 +98,29 @@ describe('a Gemini user reporting generateContent usage', () => {
     expect(expired).toContain('<code>cachedContents</code>');
     expect(expired.slice(0, expired.indexOf('</div>'))).not.toContain('Anthropic');
   });
+
+  it("tells a Gemini explicit cache (cachedContent) apart: its tokens, never rendered, are not spread over the handles after it", async () => {
+    const doc = await mint('document', POLICY);
+    const res = await call('POST', '/v1/render', { format: 'gemini', model: 'gemini-2.5-pro', request: { cachedContent: 'cachedContents/manual-v3', prefix: [doc], contents: [{ role: 'user', parts: [{ text: 'What does clause 4 say?' }] }] } });
+    expect(res.status, res.text).toBe(200);
+    expect(res.json.warnings).toEqual([]);
+    const estimated = res.json.segments.at(-1).token_end as number;
+    // Gemini counts the cached content in promptTokenCount and reads all of it: 8,000 tokens the service never rendered.
+    const o = (await report(res.json.request_id, { usage: { promptTokenCount: 8000 + estimated, cachedContentTokenCount: 8000, candidatesTokenCount: 30, totalTokenCount: 8030 + estimated } }, 0)) as unknown as {
+      provider_history: { field: string; tokens: number; read: number };
+      total_mismatch?: unknown;
+      segments: Array<{ source: string; start: number; end: number; read: number; classes: Record<string, number> }>;
+    };
+    expect(o.provider_history).toEqual({ field: 'cachedContent', tokens: 8000, read: 8000 });
+    expect(o.total_mismatch).toBeUndefined();
+    const document = o.segments.find((s) => s.source === `${doc}@1`)!;
+    expect(document.end - document.start).toBe(res.json.segments[0].token_end - res.json.segments[0].token_start);
+    expect(document.read).toBe(0);
+    expect(nonZero(document.classes)).toEqual({ cold: document.end - document.start });
+    expect((await call('GET', `/v1/reports/handles/${doc}`)).json.tokens).toMatchObject({ captured: 0, bonus: 0 });
+    const page = (await call('GET', `/ui/requests/${res.json.request_id}`, undefined, { cookie: `ph_ui_key=${key}` })).text;
+    expect(page).toContain('This call reads a Gemini explicit cache (<code>cachedContent</code>)');
+  });
 });
 
 describe('a vLLM user reporting OpenAI-compatible usage', () => {

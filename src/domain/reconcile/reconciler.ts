@@ -117,13 +117,15 @@ export function providerHeld(field: string, segments: RenderedSegment[], usage: 
   if (total === null) return { usage, history: { field, tokens: 0, read: null } };
   const tokens = Math.max(0, total - estimated);
   // Before the history: the tools, and the instructions (the first system segment, when inline: a system handle on
-  // the Responses API is a message of the input).
+  // the Responses API is a message of the input). Gemini's cachedContent comes before everything: Gemini refuses
+  // tools and a systemInstruction beside it (they belong in the cache).
   let before = 0;
-  for (const [i, s] of segments.entries()) {
-    const instructions = s.section === 'system' && s.source === 'inline' && !segments.slice(0, i).some((p) => p.section === 'system');
-    if (s.section !== 'tools' && !instructions) break;
-    before += s.token_end - s.token_start;
-  }
+  if (field !== 'cachedContent')
+    for (const [i, s] of segments.entries()) {
+      const instructions = s.section === 'system' && s.source === 'inline' && !segments.slice(0, i).some((p) => p.section === 'system');
+      if (s.section !== 'tools' && !instructions) break;
+      before += s.token_end - s.token_start;
+    }
   const at = (x: number) => (x <= before ? x : x <= before + tokens ? before : x - tokens);
   const read = usage.cache_fields_reported ? (usage.cache_read_tokens ?? 0) : null;
   const write = usage.cache_write_tokens;
@@ -331,8 +333,9 @@ export class Reconciler {
     const { state, history } = this.scopes.forStart(request.scope, model, startedAt);
 
     const estimated = segments.map((s) => s.token_end - s.token_start);
-    // A Responses call continuing a conversation OpenAI keeps: the provider's figures count that history too, which
-    // was never rendered here. Attribution takes them over the rendered part only; the history is told apart.
+    // A Responses call continuing a conversation OpenAI keeps, or a Gemini call on an explicit cache: the provider's
+    // figures count that content too, which was never rendered here. Attribution takes them over the rendered part
+    // only; the provider-held part is told apart.
     const kept = request.providerHistory ? providerHeld(request.providerHistory, segments, usage) : null;
     const seen = kept ? kept.usage : usage;
     const total = seen.total_prompt_tokens;

@@ -506,9 +506,16 @@ export class RequestRenderer {
           throw invalid(childPointer(pointer, name), `OpenAI carries the conversation from ${name}, and the session carries it here: each earlier turn would be sent twice; use one of them`);
         providerHistory ??= name;
       }
+    // Gemini's explicit cache (cachedContent: a prefix created ahead, never in this body) is counted in its
+    // promptTokenCount and read as cachedContentTokenCount: prompt tokens the service never rendered, placed first.
+    if (format === 'gemini') {
+      const node = property(root, 'cachedContent');
+      const value = node === undefined ? null : valueOf(node);
+      if (typeof value === 'string' && value !== '') providerHistory = 'cachedContent';
+    }
     // A handle the caller placed in its own input is this turn's content, kept in that history from then on; the
     // prefix's are sent again on every turn.
-    const afterHistory = providerHistory === null ? -1 : segments.lastUnit.findIndex((u) => leadingUnits.has(u));
+    const afterHistory = format !== 'openai-responses' || providerHistory === null ? -1 : segments.lastUnit.findIndex((u) => leadingUnits.has(u));
 
     // Anthropic keeps a conversation itself too, in a thread (`"thread": {"type": "continue", "previous_message_id": …}`,
     // which the SDK's toolRunner sends by default from its second turn on): with a session, the same.

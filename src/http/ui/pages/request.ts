@@ -163,6 +163,9 @@ The segments are scaled to the provider's total; this report is left out of cali
 }
 
 function historyNotice(p: NonNullable<RequestOutcome['provider_history']>): Html {
+  if (p.field === 'cachedContent')
+    return html`<p class="notice" data-warning="provider_history">This call reads a Gemini explicit cache (<code>cachedContent</code>): about <b>${tok(p.tokens)}</b> of the provider's prompt tokens
+are that cache's content, never rendered here${p.read === null ? '' : html` (${tok(p.read)} of them read from it)`}. It stands before everything in the request: the segments show the provider's figures over the rendered part only, and this report is left out of calibration.</p>`;
   return html`<p class="notice" data-warning="provider_history">This call continues a conversation the provider keeps (<code>${p.field}</code>): about <b>${tok(p.tokens)}</b> of the provider's prompt tokens
 are that history, never rendered here${p.read === null ? '' : html` (${tok(p.read)} of them read from its cache)`}. It stands after the tools and instructions and before this call's input: the segments show the provider's figures over the rendered part only, and this report is left out of calibration.</p>`;
 }
