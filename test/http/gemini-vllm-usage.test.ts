@@ -83,6 +83,17 @@ describe('a Gemini user reporting generateContent usage', () => {
     expect(rep.money.actual_input_cost).toBeCloseTo(rep.money.cost_without_caching, 9);
   });
 
+  it("counts a handle's versions on its dashboard page in Gemini's tokens when Gemini models used it, not Anthropic's and o200k's", async () => {
+    const sys = await mint('system', POLICY);
+    const r = await render({ format: 'gemini', model: 'gemini-2.5-flash', request: { prefix: [sys], contents: [{ role: 'user', parts: [{ text: 'hi' }] }] } });
+    await report(r.request_id, { usage: { promptTokenCount: 3100, candidatesTokenCount: 9, totalTokenCount: 3109 } }, 0);
+    const meta = (await call('GET', `/v1/handles/${sys}`)).json.version.meta;
+    const page = (await call('GET', `/ui/handles/${sys}?period=7d`, undefined, { cookie: `ph_ui_key=${key}` })).text;
+    const row = page.slice(page.indexOf('<tr data-version="1"'), page.indexOf('</tr>', page.indexOf('<tr data-version="1"')));
+    expect(row).toContain(`≈${meta.tokens.gemini.toLocaleString('en-US')} <small class="muted">gemini</small>`);
+    expect(row).not.toContain('anth.');
+  });
+
   it("tells a Gemini call that expired how Gemini keeps a prefix longer (an explicit cache), not Anthropic's or OpenAI's settings", async () => {
     const sys = await mint('system', POLICY.repeat(2));
     const gemini = (text: string) => ({ format: 'gemini', model: 'gemini-2.5-flash', request: { prefix: [sys], contents: [{ role: 'user', parts: [{ text }] }] } });

@@ -8,7 +8,7 @@ import type { DayPoint } from './charts';
 import type { Finding } from './content';
 import { DAY_MS, day, parsePeriod, rangeOf, type Period } from './format';
 import { fragment, page } from './layout';
-import { BATCHES_SHOWN, handleLive, handlePage, VERSIONS_SHOWN, type ContentSource, type HandleView } from './pages/handle';
+import { BATCHES_SHOWN, handleLive, handlePage, VERSIONS_SHOWN, type ContentSource, type Family, type HandleView } from './pages/handle';
 import type { HandleRow, VersionRow } from '../../store/store';
 import { MAX_ROWS, overviewLive, overviewPage } from './pages/overview';
 import { requestPage } from './pages/request';
@@ -136,9 +136,14 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     const content = withContent && !deleted ? contentOf(tenantId, id, versions, through) : { sources: [], composition: [] };
     // Read for the page only: the live fragment (refreshed on every reconciliation) leaves it out.
     // Those rendered in the period (the list's own index order: a range of it, not a scan).
-    const recent = withContent ? services.requests.list(tenantId, { handleId: id, limit: RECENT_REQUESTS, range }).rows.map((row) => requestSummaryView(row, id)) : [];
+    const listed = services.requests.list(tenantId, { handleId: id, limit: RECENT_REQUESTS, range }).rows;
+    const recent = withContent ? listed.map((row) => requestSummaryView(row, id)) : [];
     const pruned = (rid: string) => services.retention.isPruned(rid);
-    return { report, period, days, daysLabel: label, versions, versionCount, ...content, deleted, recent, pruned };
+    // Token counts in the tokenizers of the models its latest requests used (a Gemini user is not helped by Anthropic's
+    // and o200k's); those two when it has none in the period.
+    const used = [...new Set(listed.map((row) => deps.catalog.lookup(row.model).entry.tokenizer))];
+    const families: Family[] = used.length ? used : ['anthropic', 'o200k_base'];
+    return { report, period, days, daysLabel: label, versions, versionCount, ...content, deleted, recent, pruned, families };
   }
 
   /** The UTC days the capture-rate chart draws: the period's, or the last ALL_DAYS for "all". */

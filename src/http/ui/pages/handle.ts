@@ -45,6 +45,8 @@ export interface HandleView {
   pruned?: (id: string) => boolean;
   /** The latest requests that referenced it rendered in the period, newest first (not re-read by the live view). */
   recent: ReturnType<typeof requestSummaryView>[];
+  /** The tokenizer families whose counts the versions table shows: those of the models its requests used. */
+  families: Family[];
 }
 
 /** Versions the table lists, newest first (a 2,000-turn session has 2,000). */
@@ -67,11 +69,18 @@ export interface BatchPage {
   volatileNotShown: number;
 }
 
-type Family = 'anthropic' | 'o200k_base';
+export type Family = 'anthropic' | 'o200k_base' | 'cl100k_base' | 'gemini';
+/** How a version's token counts are labelled: estimated families with ≈ (Anthropic's and Gemini's tokenizers are not public). */
+const FAMILY: Record<Family, { short: string; name: string; estimated: boolean }> = {
+  anthropic: { short: 'anth.', name: 'Anthropic', estimated: true },
+  o200k_base: { short: 'o200k', name: 'OpenAI o200k', estimated: false },
+  cl100k_base: { short: 'cl100k', name: 'cl100k', estimated: false },
+  gemini: { short: 'gemini', name: 'Gemini', estimated: true },
+};
 interface Meta {
-  tokens?: Record<Family, number>;
+  tokens?: Partial<Record<Family, number>>;
   volatility?: { count: number };
-  change?: { first_diff_byte: number | null; first_diff_segment?: string | null; invalidated_tokens: Record<Family, number> };
+  change?: { first_diff_byte: number | null; first_diff_segment?: string | null; invalidated_tokens: Partial<Record<Family, number>> };
 }
 
 const title = (r: HandleReport) => r.handle.name ?? r.handle.id;
@@ -107,15 +116,21 @@ ${versionsTable(v)}
 ${driftSection(v)}`;
 }
 
-function invalidated(meta: Meta | null, version: number): Html {
+function invalidated(meta: Meta | null, version: number, families: Family[]): Html {
   if (version === 1) return html`<span class="muted">first version</span>`;
   const ch = meta?.change;
   if (!ch) return html`<span class="muted">—</span>`;
   if (ch.first_diff_byte === null) return html`identical bytes: nothing invalidated`;
   const inv = ch.invalidated_tokens;
   const at = html`first differing byte <b>${tokens(ch.first_diff_byte)}</b>${ch.first_diff_segment ? html` (in ${sourceLink(ch.first_diff_segment)})` : ''}`;
-  if (!inv.anthropic && !inv.o200k_base) return html`${at}; a pure append: <b>nothing invalidated</b>`;
-  return html`${at}; invalidates <b data-invalidated="${inv.anthropic}">≈${tok(inv.anthropic)}</b> (Anthropic) · ${tok(inv.o200k_base)} (OpenAI o200k) of cached prefix`;
+  const shown = families.flatMap((f) => (inv[f] === undefined ? [] : [[f, inv[f]] as const]));
+  if (shown.every(([, n]) => !n)) return html`${at}; a pure append: <b>nothing invalidated</b>`;
+  return html`${at}; invalidates ${shown.map(([f, n], i) => html`${i ? ' · ' : ''}<b data-family="${f}" data-invalidated="${n}">${FAMILY[f].estimated ? '≈' : ''}${tok(n)}</b> (${FAMILY[f].name})`)} of cached prefix`;
+}
+
+function familyCounts(counts: Partial<Record<Family, number>>, families: Family[]): Html {
+  const shown = families.filter((f) => counts[f] !== undefined);
+  return html`${shown.map((f, i) => html`${i ? html`<br>` : ''}${FAMILY[f].estimated ? '≈' : ''}${tokens(counts[f]!)} <small class="muted">${FAMILY[f].short}</small>`)}`;
 }
 
 function versionsTable(v: HandleView): Html {
@@ -127,8 +142,8 @@ ${rows.map((row) => {
     const meta = row.meta as Meta | null;
     const rep = byVersion.get(row.version);
     return html`<tr data-version="${row.version}"><td class="mono">@${row.version}</td><td>${when(row.createdAt)}</td><td class="num">${bytes(row.size)}</td>
-<td class="num">${meta?.tokens ? html`≈${tokens(meta.tokens.anthropic)} <small class="muted">anth.</small><br>${tokens(meta.tokens.o200k_base)} <small class="muted">o200k</small>` : '—'}</td>
-<td>${invalidated(meta, row.version)}</td>
+<td class="num">${meta?.tokens ? familyCounts(meta.tokens, v.families) : '—'}</td>
+<td>${invalidated(meta, row.version, v.families)}</td>
 <td class="num">${meta?.volatility?.count ?? '—'}</td>
 <td class="num" data-sent-in>${rep ? tokens(rep.requests_including) : 0}</td><td class="num" data-as-newest>${rep ? tokens(rep.requests) : 0}</td><td class="num">${rep ? pct(rep.capture_rate) : '—'}</td><td class="num">${rep ? usd(rep.money.leaked_savings) : '—'}</td></tr>`;
   })}</tbody></table>
