@@ -3,8 +3,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTestApp, listen, type TestApp } from '../helpers/app';
+import { BIN, cleanEnv } from '../helpers/processes';
 
 let dir: string;
 let t: TestApp;
@@ -131,6 +134,8 @@ describe('a Gemini user reporting generateContent usage', () => {
     expect((await call('GET', `/v1/reports/handles/${doc}`)).json.tokens).toMatchObject({ captured: 0, bonus: 0 });
     const page = (await call('GET', `/ui/requests/${res.json.request_id}`, undefined, { cookie: `ph_ui_key=${key}` })).text;
     expect(page).toContain('This call reads a Gemini explicit cache (<code>cachedContent</code>)');
+    const { stdout } = await promisify(execFile)(process.execPath, [BIN, 'request', res.json.request_id], { env: { ...cleanEnv(), PH_URL: server.base, PH_API_KEY: key } });
+    expect(stdout).toContain("provider history: 8,000 tokens of Gemini's explicit cache (cachedContent), read 8,000, on no segment");
   });
 });
 

@@ -261,7 +261,7 @@ function totalsText(t: Totals): string {
     ...(m.unknown_capture_input_cost ? [['input cost, capture unknown', usd(m.unknown_capture_input_cost)]] : []),
   ];
   const unknown = t.tokens.unknown
-    ? `\n${tokens(t.tokens.unknown)} tokens in ${tokens(t.requests_with.unknown)} requests had no cache report: unknown, not counted as misses`
+    ? `\n${tokens(t.tokens.unknown)} tokens in ${tokens(t.requests_with.unknown)} ${t.requests_with.unknown === 1 ? 'request' : 'requests'} had no cache report: unknown, not counted as misses`
     : '';
   return [
     `requests ${tokens(t.requests)}`,

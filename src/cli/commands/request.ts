@@ -180,7 +180,7 @@ function notes(o: Outcome): string[] {
   }
   if (o.applied_late) out.push(`applied late: started ${new Date(o.applied_late.started_at).toISOString()}, after a later call of its model had been reconciled, so classed as of ${new Date(o.applied_late.applied_at).toISOString()}`);
   if (o.total_mismatch) out.push(`total mismatch: the provider counted ${tokens(o.total_mismatch.reported)} prompt tokens where ${tokens(o.total_mismatch.estimated)} were rendered: likely not the request rendered (another request's id, a body changed after rendering); left out of calibration`);
-  if (o.provider_history) out.push(`provider history: ${tokens(o.provider_history.tokens)} tokens of the conversation OpenAI keeps (${o.provider_history.field}), read ${count(o.provider_history.read)}, on no segment`);
+  if (o.provider_history) out.push(`provider history: ${tokens(o.provider_history.tokens)} tokens ${o.provider_history.field === 'cachedContent' ? "of Gemini's explicit cache" : 'of the conversation OpenAI keeps'} (${o.provider_history.field}), read ${count(o.provider_history.read)}, on no segment`);
   return out;
 }
 
