@@ -95,11 +95,49 @@ export function anthropicError(status: number, message: string, requestId: strin
   return { type: 'error', error: { type, message }, request_id: requestId };
 }
 
-export function anthropicModelList(entries: ModelEntry[]) {
-  const data = entries
+/** The catalog's Claude models, as the Models API describes each. */
+export function anthropicModels(entries: ModelEntry[]) {
+  return entries
     .filter((e) => e.provider === 'anthropic')
     .map((e) => ({ type: 'model', id: e.id, display_name: displayName(e.id), created_at: `${e.checked}T00:00:00Z` }));
-  return { data, has_more: false, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null };
+}
+
+/** The list's query: `limit`, `after_id`, `before_id` as sent (absent: undefined). */
+export interface ModelListQuery {
+  limit?: string;
+  after_id?: string;
+  before_id?: string;
+}
+
+/**
+ * One page of the Models API's list (GET /v1/models): `limit` models (1 to 1000, 20 by default) from the start, just
+ * after `after_id` or just before `before_id`; `has_more` says whether there are more in that direction, and
+ * `first_id`/`last_id` are the cursors to the pages before and after. A query it cannot answer is a string, the 400's
+ * message.
+ */
+export function anthropicModelList(entries: ModelEntry[], query: ModelListQuery = {}) {
+  const all = anthropicModels(entries);
+  const limit = query.limit === undefined ? 20 : /^\d{1,4}$/.test(query.limit) ? Number(query.limit) : NaN;
+  if (!(limit >= 1 && limit <= 1000)) return `limit: Input should be a whole number from 1 to 1000`;
+  if (query.after_id !== undefined && query.before_id !== undefined) return 'after_id, before_id: give one of them, not both';
+  const at = (param: 'after_id' | 'before_id') => {
+    const i = all.findIndex((m) => m.id === query[param]);
+    return i < 0 ? `${param}: no model ${query[param]}` : i;
+  };
+  let from = 0;
+  let to = Math.min(all.length, limit);
+  if (query.after_id !== undefined) {
+    const i = at('after_id');
+    if (typeof i === 'string') return i;
+    [from, to] = [i + 1, Math.min(all.length, i + 1 + limit)];
+  } else if (query.before_id !== undefined) {
+    const i = at('before_id');
+    if (typeof i === 'string') return i;
+    [from, to] = [Math.max(0, i - limit), i];
+  }
+  const data = all.slice(from, to);
+  const hasMore = query.before_id !== undefined ? from > 0 : to < all.length;
+  return { data, has_more: hasMore, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null };
 }
 
 /** "claude-sonnet-4-5" -> "Claude Sonnet 4.5", "claude-3-5-haiku" -> "Claude 3.5 Haiku". */

@@ -20,7 +20,7 @@ import { CacheSimulator, SimulationError, type SimBlock } from '../domain/simula
 import { Lru } from '../domain/lru';
 import { countTokens } from '../domain/tokens';
 import { MAX_JSON_DEPTH, nestedTooDeep } from '../domain/validation';
-import { anthropicError, anthropicMessage, anthropicModelList, anthropicStreamFrames } from './anthropic';
+import { anthropicError, anthropicMessage, anthropicModelList, anthropicModels, anthropicStreamFrames } from './anthropic';
 import { openaiError, openaiModelList, type OpenAIErrorOptions } from './openai';
 import { chatCompletion, chatStreamFrames } from './openai-chat';
 import { newResponseParts, responseBody, responsesStreamFrames } from './openai-responses';
@@ -227,7 +227,11 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     requireKey(c, provider);
     injectedFault(c);
     const entries = opts.catalog.entries();
-    return json(200, provider === 'anthropic' ? anthropicModelList(entries) : openaiModelList(entries));
+    // OpenAI's list is every model in one answer, whatever the query; Anthropic's is paged.
+    if (provider === 'openai') return json(200, openaiModelList(entries));
+    const page = anthropicModelList(entries, { limit: c.req.query('limit'), after_id: c.req.query('after_id'), before_id: c.req.query('before_id') });
+    if (typeof page === 'string') throw new Failure(400, page);
+    return json(200, page);
   });
 
   // One model by id (the SDKs' models.retrieve): the list's entry, or the provider's 404.
@@ -236,8 +240,8 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     requireKey(c, provider);
     injectedFault(c);
     const id = c.req.param('id');
-    const list = provider === 'anthropic' ? anthropicModelList(opts.catalog.entries()) : openaiModelList(opts.catalog.entries());
-    const model = (list.data as Array<{ id: string }>).find((m) => m.id === id);
+    const list: Array<{ id: string }> = provider === 'anthropic' ? anthropicModels(opts.catalog.entries()) : openaiModelList(opts.catalog.entries()).data;
+    const model = list.find((m) => m.id === id);
     if (!model) throw new Failure(404, provider === 'anthropic' ? `model: ${id}` : `The model '${id}' does not exist`, { type: 'invalid_request_error', code: 'model_not_found' });
     return json(200, model);
   });

@@ -3,6 +3,8 @@
 // uses, so every cache figure below is exact; every response is also checked through
 // the usage normaliser the proxy relies on.
 
+import Anthropic from '@anthropic-ai/sdk';
+import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCatalog, ModelCatalog } from '../../src/domain/catalog/catalog';
 import { blocksFromRequest, type RequestFormat } from '../../src/domain/simulator/blocks';
@@ -741,6 +743,77 @@ describe('GET /v1/models', () => {
     expect(body).toEqual({
       object: 'list',
       data: ids.map((id) => ({ id, object: 'model', created: expect.any(Number), owned_by: expect.any(String) })),
+    });
+  });
+
+  describe("paged as Anthropic's Models API pages (limit 1-1000, 20 by default; after_id, before_id), walked by the SDK", () => {
+    // 27 Anthropic models: more than the default page of 20.
+    const more = loadCatalog();
+    const template = more.models.find((m) => m.id === 'claude-haiku-4-5')!;
+    const listed = more.models.filter((m) => m.provider === 'anthropic').length;
+    for (let i = 1; i <= 27 - listed; i++)
+      more.models.push({ ...template, id: `claude-paged-${i}`, match: [`claude-paged-${i}`] });
+    const ids = more.models.filter((m) => m.provider === 'anthropic').map((m) => m.id);
+    let big: RunningSimulator;
+    let paths: string[] = [];
+    const sdk = () =>
+      new Anthropic({
+        apiKey: newKey(),
+        baseURL: big.url,
+        fetch: (url, init) => (paths.push(new URL(String(url)).search), fetch(url, init)),
+      });
+    beforeAll(async () => {
+      big = await startSimulator({ catalog: new ModelCatalog(more), clock });
+    });
+    afterAll(async () => {
+      await big.close();
+    });
+
+    it('a page of 20 by default, and auto-pagination walks every page in order, once each', async () => {
+      expect(ids.length).toBe(27);
+      paths = [];
+      const first = await sdk().models.list();
+      expect(first.data.map((m) => m.id)).toEqual(ids.slice(0, 20));
+      expect([first.has_more, first.first_id, first.last_id]).toEqual([true, ids[0], ids[19]]);
+      paths = [];
+      const walked: string[] = [];
+      for await (const m of sdk().models.list({ limit: 4 })) walked.push(m.id);
+      expect(walked).toEqual(ids);
+      expect(paths).toEqual(['?limit=4', ...[3, 7, 11, 15, 19, 23].map((i) => `?limit=4&after_id=${ids[i]}`)]);
+    });
+
+    it('after_id is the page just after that model, before_id the page just before it, has_more in that direction', async () => {
+      const after = await sdk().models.list({ after_id: ids[20], limit: 10 });
+      expect([after.data.map((m) => m.id), after.has_more, after.first_id, after.last_id]).toEqual([ids.slice(21), false, ids[21], ids[26]]);
+      const before = await sdk().models.list({ before_id: ids[10], limit: 4 });
+      expect([before.data.map((m) => m.id), before.has_more, before.first_id, before.last_id]).toEqual([ids.slice(6, 10), true, ids[6], ids[9]]);
+      // The SDK walks back with before_id = first_id, to the first model.
+      const back: string[] = [];
+      for await (const m of sdk().models.list({ before_id: ids[10], limit: 4 })) back.push(m.id);
+      expect(back).toEqual([...ids.slice(6, 10), ...ids.slice(2, 6), ...ids.slice(0, 2)]);
+      const all = await sdk().models.list({ limit: 1000 });
+      expect([all.data.length, all.has_more]).toEqual([27, false]);
+      const past = await sdk().models.list({ after_id: ids[26] });
+      expect([past.data, past.has_more, past.first_id, past.last_id]).toEqual([[], false, null, null]);
+    });
+
+    it('a limit out of 1-1000, both cursors, or a cursor naming no model: a 400 invalid_request_error', async () => {
+      for (const query of ['limit=0', 'limit=1001', 'limit=2.5', 'limit=x', `after_id=${ids[1]}&before_id=${ids[5]}`, 'after_id=claude-nope', 'before_id=claude-nope']) {
+        const res = await fetch(`${big.url}/v1/models?${query}`, { headers: anthropicHeaders(newKey()) });
+        expect(res.status, query).toBe(400);
+        expect((await json(res)).error.type, query).toBe('invalid_request_error');
+      }
+    });
+
+    it("OpenAI's list is one page of every model, whatever the query, as OpenAI's is", async () => {
+      const openaiIds = more.models.filter((m) => m.provider === 'openai').map((m) => m.id);
+      const client = new OpenAI({ apiKey: newKey(), baseURL: `${big.url}/v1` });
+      const walked: string[] = [];
+      for await (const m of client.models.list()) walked.push(m.id);
+      expect(walked).toEqual(openaiIds);
+      const body = await json(await fetch(`${big.url}/v1/models?limit=2&after=gpt-4o`, { headers: openaiHeaders(newKey()) }));
+      expect(body.data.map((m: { id: string }) => m.id)).toEqual(openaiIds);
+      expect(Object.keys(body).sort()).toEqual(['data', 'object']);
     });
   });
 });
