@@ -38,18 +38,20 @@ export const VOLATILE_SOURCES_LISTED = 50;
 /**
  * `meta.tokens_basis` of tools, messages, bundle and session versions: their tokens are counted as a request's
  * estimate counts them (prompt-tokens.ts: the text the model reads and the framing of the handle's own tools and
- * messages; OpenAI's function definitions as OpenAI renders them). `text+tools` since 2026-12-03 evening; `text`
- * earlier the same day, when o200k_base and cl100k_base counted a tool's schema as its JSON text: the same basis for
- * content without tools. Absent, tokens were counted on the stored JSON (about 1.6x on chatty sessions). A system
- * prompt or document counts its text either way (without the 3-7 tokens of framing a request adds). A request's
- * tool-use system prompt (Anthropic) and end of functions (OpenAI) are the request's, in no handle's tokens.
+ * messages; OpenAI's function definitions as OpenAI renders them, the types their schemas' `$ref`s name and their
+ * `anyOf` alternatives included). `text+tools+refs` since 2026-12-04; `text+tools` from the evening of 2026-12-03, when
+ * a member given by `$ref` or `anyOf` counted as its name alone; `text` earlier that day, when o200k_base and
+ * cl100k_base counted a tool's schema as its JSON text: either is the same basis for content without tools. Absent,
+ * tokens were counted on the stored JSON (about 1.6x on chatty sessions). A system prompt or document counts its text
+ * either way (without the 3-7 tokens of framing a request adds). A request's tool-use system prompt (Anthropic) and
+ * end of functions (OpenAI) are the request's, in no handle's tokens.
  */
-export const TOKENS_BASIS = 'text+tools';
-const TEXT_BASIS = 'text';
+export const TOKENS_BASIS = 'text+tools+refs';
+const OLDER_BASES = new Set(['text', 'text+tools']);
 
-/** Whether tokens counted on `basis` are on the current one: `text` is, for content without tools. */
+/** Whether tokens counted on `basis` are on the current one: an older text basis is, for content without tools. */
 export function onTokensBasis(basis: unknown, hasTools: boolean): boolean {
-  return basis === TOKENS_BASIS || (basis === TEXT_BASIS && !hasTools);
+  return basis === TOKENS_BASIS || (!hasTools && OLDER_BASES.has(basis as string));
 }
 
 /** The request format each family's count frames its items in: OpenAI's encodings as Chat Completions does. */

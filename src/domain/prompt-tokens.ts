@@ -18,6 +18,7 @@
 import canonicalize from 'canonicalize';
 import type { TokenizerFamily, ToolUseSystemPrompt } from './catalog/types';
 import { semanticForm, type PromptFormat } from './simulator/semantic';
+import { MAX_JSON_DEPTH } from './validation';
 
 export type TokenCounter = (text: string) => number;
 
@@ -134,23 +135,84 @@ function isFunction(tool: unknown): tool is Json {
 }
 
 const withoutDot = (s: unknown) => (typeof s !== 'string' ? '' : s.endsWith('.') ? s.slice(0, -1) : s);
-const typeName = (t: unknown) => (typeof t === 'string' ? t : Array.isArray(t) ? t.join(' | ') : '');
+
+/** What a schema's `$ref`s may name: its root (`#/$defs/X`, `#/definitions/X`), and the definitions already written out. */
+interface SchemaContext {
+  root: unknown;
+  written: Set<string>;
+  /** How deep the walk is: definitions written in place inside one another can chain past any body's nesting. */
+  depth: number;
+}
+
+/** `walk` one level deeper, or `none` past the nesting a body may have (validation.ts MAX_JSON_DEPTH). */
+function deeper<T>(ctx: SchemaContext, none: T, walk: () => T): T {
+  if (ctx.depth >= MAX_JSON_DEPTH) return none;
+  ctx.depth++;
+  try {
+    return walk();
+  } finally {
+    ctx.depth--;
+  }
+}
+
+/**
+ * A member's schema as the model reads it. Generators write shared types once and name them (`$ref`, pydantic's
+ * `$defs`, `definitions`), and an optional member as `anyOf: [T, {type: 'null'}]`: a reference counts as the schema it
+ * names, the first time only (after that, as its name: a recursive or much-shared type is counted once, not without end),
+ * with the member's own keys beside it kept; `anyOf`/`oneOf`/`allOf` as their alternatives.
+ */
+function resolved(schema: unknown, ctx: SchemaContext): { schema: Json; name?: string; parts: Json[] } {
+  let s: Json = isObject(schema) ? schema : {};
+  let name: string | undefined;
+  if (typeof s.$ref === 'string') {
+    const { $ref: ref, ...own } = s;
+    const target = ref.startsWith('#/') ? ref.slice(2).split('/').reduce<unknown>((v, k) => (isObject(v) ? v[k.replace(/~1/g, '/').replace(/~0/g, '~')] : undefined), ctx.root) : undefined;
+    if (isObject(target) && !ctx.written.has(ref)) {
+      ctx.written.add(ref);
+      s = { ...target, ...own };
+    } else {
+      s = own;
+      if (isObject(target)) name = ref.slice(ref.lastIndexOf('/') + 1);
+    }
+  }
+  const alternatives = ['anyOf', 'oneOf', 'allOf'].flatMap((k) => (Array.isArray(s[k]) ? (s[k] as unknown[]) : []));
+  const parts = deeper(ctx, [], () => alternatives.map((p) => resolved(p, ctx)));
+  const types = [name, typeNameOf(s.type), ...parts.map((p) => p.name ?? typeNameOf(p.schema.type))].filter((t): t is string => !!t);
+  return { schema: s, name: types.length ? [...new Set(types)].join(' | ') : undefined, parts: parts.flatMap((p) => [p.schema, ...p.parts]) };
+}
+
+const typeNameOf = (t: unknown) => (typeof t === 'string' ? t : Array.isArray(t) ? t.join(' | ') : '');
 
 /**
  * The properties of a schema as the cookbook counts them. Its recipe stops at the top level; the members of a nested
- * object (or of an array's items) are counted the same way, as OpenAI writes them into the prompt too.
+ * object (or of an array's items, or of an alternative) are counted the same way, as OpenAI writes them into the
+ * prompt too.
  */
-function propertiesTokens(schema: unknown, count: TokenCounter, c: FunctionTokens): number {
-  const props = isObject(schema) && isObject(schema.properties) ? Object.entries(schema.properties) : [];
-  if (props.length === 0) return 0;
-  let n = c.properties;
+function propertiesTokens(schema: Json, count: TokenCounter, c: FunctionTokens, ctx: SchemaContext): number {
+  const props = isObject(schema.properties) ? Object.entries(schema.properties) : [];
+  let n = props.length ? c.properties : 0;
   for (const [key, value] of props) {
-    const p = isObject(value) ? value : {};
-    n += c.property + count(`${key}:${typeName(p.type)}:${withoutDot(p.description)}`);
+    const { schema: p, name, parts } = resolved(value, ctx);
+    n += c.property + count(`${key}:${name ?? ''}:${withoutDot(p.description)}`);
     if (Array.isArray(p.enum)) n += c.enum + p.enum.reduce((m: number, item) => m + c.enumItem + count(typeof item === 'string' ? item : JSON.stringify(item)), 0);
-    n += propertiesTokens(p, count, c) + propertiesTokens(p.items, count, c);
+    n += memberTokens([p, ...parts], count, c, ctx);
   }
   return n;
+}
+
+/** The nested members of a member's schemas: their properties, and their array items'. */
+function memberTokens(schemas: Json[], count: TokenCounter, c: FunctionTokens, ctx: SchemaContext): number {
+  return deeper(ctx, 0, () => {
+    let n = 0;
+    for (const s of schemas) {
+      n += propertiesTokens(s, count, c, ctx);
+      if (s.items !== undefined) {
+        const items = resolved(s.items, ctx);
+        n += memberTokens([items.schema, ...items.parts], count, c, ctx);
+      }
+    }
+    return n;
+  });
 }
 
 /** Tokens of one tool definition in its semantic form: an OpenAI function as the cookbook counts it, any other as its text and framing. */
@@ -160,7 +222,9 @@ export function toolTokens(format: PromptFormat, tool: unknown, count: TokenCoun
   // Parameters in their semantic form are the JSON text sent.
   const p = fn.parameters;
   const parameters = isObject(p) && typeof p.verbatim === 'string' && Object.keys(p).length === 1 ? (JSON.parse(p.verbatim) as unknown) : p;
-  return costs.functions.func + count(`${fn.name as string}:${withoutDot(fn.description)}`) + propertiesTokens(parameters, count, costs.functions);
+  const ctx: SchemaContext = { root: parameters, written: new Set(), depth: 0 };
+  const root = resolved(parameters, ctx);
+  return costs.functions.func + count(`${fn.name as string}:${withoutDot(fn.description)}`) + memberTokens([root.schema, ...root.parts], count, costs.functions, ctx);
 }
 
 /**

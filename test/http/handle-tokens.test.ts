@@ -90,14 +90,14 @@ describe("a handle version's meta.tokens is on the basis of request estimates", 
     const { client } = t.tenant();
     const id = await session(client);
     const m = await meta(client, id);
-    expect(m.tokens_basis).toBe('text+tools');
+    expect(m.tokens_basis).toBe('text+tools+refs');
     for (const [family, format, model] of FAMILIES) expect([family, inRequest(m, family, true)]).toEqual([family, await renderedHandleTokens(client, format, model, id)]);
     // Each artifact on its own too, and the bundle adds them up.
     const base = (await client.get(`/v1/handles/${id}`)).json.version.base as string;
     const members = (await client.get(`/v1/handles/${base}`)).json.version.members as string[];
     for (const [i, ref] of [base, ...members].entries()) {
       const mm = await meta(client, ref);
-      expect(mm.tokens_basis).toBe('text+tools');
+      expect(mm.tokens_basis).toBe('text+tools+refs');
       // The base and its first member (the tools) bring the tools.
       for (const [family, format, model] of FAMILIES) expect([ref, family, inRequest(mm, family, i < 2)]).toEqual([ref, family, await renderedHandleTokens(client, format, model, ref)]);
     }
@@ -171,17 +171,18 @@ describe('versions minted on the JSON basis', () => {
     }
   }
 
-  it("a tools version minted on the text basis before tools cost more than their text keeps its meta, and is counted again where the current basis is needed; a messages version's stays current", async () => {
-    const path = join(dir, 'ph.db');
+  it.each(['text', 'text+tools'])("a tools version minted on an older basis (%s: before tools cost more than their text, or before their schemas' $ref and anyOf counted) keeps its meta, and is counted again where the current basis is needed; a messages version's stays current", async (basis) => {
+    const path = join(dir, `${basis}.db`);
     const first = createTestApp({ databasePath: path });
     const tenant = first.tenant();
     const tools = await mintArtifact(tenant.client, 'tools', TOOLS);
     const shots = await mintArtifact(tenant.client, 'messages', FEW_SHOT);
     const current = { tools: await meta(tenant.client, tools.id), shots: await meta(tenant.client, shots.id) };
-    // As the service stored them earlier that day: `text`, with OpenAI's tool counts of the schema's JSON text.
+    // As an older service stored them: OpenAI's tool counts of the schema's JSON text (`text`), or of its members
+    // without the types its $refs name (`text+tools`).
     const asText = (id: string, tokens: Tokens) => {
       const row = first.sqlite.prepare('select meta from handle_versions where handle_id = ?').get(id) as { meta: string };
-      first.sqlite.prepare('update handle_versions set meta = ? where handle_id = ?').run(JSON.stringify({ ...JSON.parse(row.meta), tokens, tokens_basis: 'text' }), id);
+      first.sqlite.prepare('update handle_versions set meta = ? where handle_id = ?').run(JSON.stringify({ ...JSON.parse(row.meta), tokens, tokens_basis: basis }), id);
     };
     const older = { ...current.tools.tokens, o200k_base: current.tools.tokens.o200k_base + 40 };
     asText(tools.id, older);
@@ -238,7 +239,7 @@ describe('versions minted on the JSON basis', () => {
       const appended = await client.post(`/v1/sessions/${id}/messages`, { messages: more });
       expect(appended.status, appended.text).toBe(201);
       const after = await meta(client, id);
-      expect(after.tokens_basis).toBe('text+tools');
+      expect(after.tokens_basis).toBe('text+tools+refs');
       for (const [family] of FAMILIES) expect(after.tokens[family]).toBe(text.tokens[family] + after.batch!.tokens[family]);
       const last = [{ role: 'user', content: 'Thanks.' }];
       expect((await client.post(`/v1/sessions/${id}/messages`, { messages: last })).status).toBe(201);

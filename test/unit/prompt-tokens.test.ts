@@ -92,6 +92,61 @@ describe("what tools cost beyond their text (OpenAI's cookbook)", () => {
     expect(toolPromptTokens(tools, undefined, toolCosts('gemini', 'gemini', { auto: 497, any: 589 }))).toBe(0);
   });
 
+  describe('a schema as generators write it (pydantic, zod): $ref to $defs, anyOf for an optional member', () => {
+    const costs = toolCosts('openai-chat', 'o200k_base');
+    const fn = (parameters: object) => unitTokens('openai-chat', 'tools', { type: 'function', function: { name: 'save_person', description: 'Save a person.', parameters } }, o200k, costs);
+    const address = { type: 'object', properties: { street: { type: 'string', description: 'Street and number' }, city: { type: 'string' }, country: { type: 'string', enum: ['FR', 'DE'] } } };
+    const person = (member: object) => ({ type: 'object', properties: { name: { type: 'string', description: 'Full name' }, address: member } });
+
+    it('a member given by $ref counts as the schema it names, written in place (the model reads the same members)', () => {
+      const inline = fn(person({ ...address, description: 'Where they live' }));
+      expect(inline).toBeGreaterThan(fn(person({ type: 'object', description: 'Where they live' })));
+      expect(fn({ ...person({ $ref: '#/$defs/Address', description: 'Where they live' }), $defs: { Address: address } })).toBe(inline);
+      expect(fn({ ...person({ $ref: '#/definitions/Address', description: 'Where they live' }), definitions: { Address: address } })).toBe(inline);
+    });
+
+    it("anyOf, oneOf: the alternatives' types joined, an object alternative's members counted", () => {
+      const c = FUNCTION_TOKENS.o200k_base;
+      const inline = fn(person({ ...address, description: 'Where they live' }));
+      const optional = fn(person({ anyOf: [address, { type: 'null' }], description: 'Where they live' }));
+      expect(optional).toBe(inline - o200k('address:object:Where they live') + o200k('address:object | null:Where they live'));
+      expect(fn({ ...person({ oneOf: [{ $ref: '#/$defs/Address' }, { type: 'null' }], description: 'Where they live' }), $defs: { Address: address } })).toBe(optional);
+      // allOf (a description beside a $ref, as pydantic writes it): the members of each part.
+      expect(fn({ ...person({ allOf: [{ $ref: '#/$defs/Address' }], description: 'Where they live' }), $defs: { Address: address } })).toBe(inline);
+      expect(c.properties).toBe(3);
+    });
+
+    it('a definition is counted once however often it is named, and a recursive one ends', () => {
+      // A chain of n definitions, each naming the next twice: counted once each, the count grows by one definition a link.
+      const chain = (n: number) => {
+        const defs: Record<string, object> = {};
+        for (let i = 0; i < n; i++) defs[`D${i}`] = { type: 'object', properties: i + 1 < n ? { left: { $ref: `#/$defs/D${i + 1}` }, right: { $ref: `#/$defs/D${i + 1}` } } : { leaf: { type: 'string' } } };
+        return fn({ type: 'object', properties: { root: { $ref: '#/$defs/D0' } }, $defs: defs });
+      };
+      const step = chain(41) - chain(40);
+      expect(chain(42) - chain(41)).toBe(step);
+      expect(step).toBeLessThan(40);
+      const tree = { type: 'object', properties: { root: { $ref: '#/$defs/Node' } }, $defs: { Node: { type: 'object', properties: { label: { type: 'string' }, children: { type: 'array', items: { $ref: '#/$defs/Node' } } } } } };
+      expect(fn(tree)).toBeGreaterThan(fn({ type: 'object', properties: { root: { type: 'object' } } }));
+      // A reference to nothing is its own text (no member to count).
+      expect(fn(person({ $ref: '#/$defs/Nope' }))).toBe(fn(person({})));
+    });
+
+    it('references chained past the nesting a body may have are counted as far as that depth, not to a stack overflow', () => {
+      // Each definition is shallow, but written in place one inside the next they are 20,000 levels deep.
+      for (const via of ['properties', 'anyOf'] as const) {
+        const defs: Record<string, object> = {};
+        for (let i = 0; i < 20_000; i++) {
+          const next = { $ref: `#/$defs/D${i + 1}` };
+          defs[`D${i}`] = via === 'properties' ? { type: 'object', properties: { next } } : { anyOf: [{ type: 'object', properties: { k: { type: 'string' } } }, next] };
+        }
+        const n = fn({ type: 'object', properties: { root: { $ref: '#/$defs/D0' } }, $defs: defs });
+        expect(n, via).toBeGreaterThan(100);
+        expect(n, via).toBeLessThan(20_000);
+      }
+    });
+  });
+
   it('property: a function with any properties counts no less than the recipe without nesting, and its nested members on top', () => {
     const name = fc.stringMatching(/^[a-z_]{1,12}$/);
     const prop = fc.record({ type: fc.constantFrom('string', 'integer', 'boolean'), description: fc.string({ maxLength: 30 }) });
