@@ -71,6 +71,22 @@ describe('Anthropic SDK', () => {
     expect(response.headers.get('x-ph-request-id')).toMatch(/^req_[0-9A-Za-z]{21}$/);
   });
 
+  it("the SDKs' models.list() walks every page through the proxy: Anthropic's paging query reaches the provider as sent", async () => {
+    h = await startHarness();
+    const walked: string[] = [];
+    for await (const m of h.anthropic().models.list({ limit: 4 })) walked.push(m.id);
+    const all = (await h.anthropic().models.list({ limit: 1000 })).data.map((m) => m.id);
+    expect(all.length).toBeGreaterThan(8);
+    expect(walked).toEqual(all);
+    const pages = h.tap.filter((e) => e.path.startsWith('/v1/models?limit=4'));
+    expect(pages.length).toBe(Math.ceil(all.length / 4));
+    expect(pages.slice(1).map((e) => e.path)).toEqual(all.filter((_, i) => i % 4 === 3 && i < all.length - 1).map((id) => `/v1/models?limit=4&after_id=${id}`));
+    const openai: string[] = [];
+    for await (const m of h.openai().models.list()) openai.push(m.id);
+    expect(openai).toEqual(expect.arrayContaining(['gpt-4o', 'gpt-4.1']));
+    expect(h.t.sqlite.prepare('select count(*) as n from requests').get()).toEqual({ n: 0 });
+  });
+
   it('count_tokens (a body without handles) and the model list pass through untouched', async () => {
     h = await startHarness();
     const sdk = h.anthropic();
