@@ -228,10 +228,21 @@ export function toolTokens(format: PromptFormat, tool: unknown, count: TokenCoun
 }
 
 /**
- * Tokens a provider adds once to a request that has tools, counted with its first tool: Anthropic's tool-use system
- * prompt (`any` for tool_choice any and tool, else `auto`); OpenAI's func_end, with at least one function.
+ * Tokens a provider adds once to a request that has tools: Anthropic's tool-use system prompt (`any` for tool_choice
+ * any and tool, else `auto`); OpenAI's func_end, with at least one function.
  */
 export function toolPromptTokens(tools: Iterable<unknown>, toolChoice: unknown, costs: ToolCosts): number {
+  const { withTools, withMessages } = toolPromptParts(tools, toolChoice, costs);
+  return withTools + withMessages;
+}
+
+/**
+ * Where those tokens stand in the prompt: `withTools` counted with its first tool (cached with the tools), `withMessages`
+ * with its first message. A change of tool_choice keeps the tools' and the system's cache and rebuilds the messages'
+ * (Anthropic's prompt caching), so the part of the tool-use system prompt one tool_choice has beyond another is not in
+ * the tools' prefix: the tools carry what auto and any share (the smaller), the messages the rest.
+ */
+export function toolPromptParts(tools: Iterable<unknown>, toolChoice: unknown, costs: ToolCosts): { withTools: number; withMessages: number } {
   let some = false;
   let functions = false;
   // Read up to the first function only (a request's tools are parsed lazily).
@@ -240,10 +251,12 @@ export function toolPromptTokens(tools: Iterable<unknown>, toolChoice: unknown, 
     if (!costs.functions) break;
     if ((functions = isFunction(tool))) break;
   }
-  if (!some) return 0;
+  if (!some) return { withTools: 0, withMessages: 0 };
   const forced = isObject(toolChoice) && (toolChoice.type === 'any' || toolChoice.type === 'tool');
-  const system = costs.systemPrompt ? (forced ? costs.systemPrompt.any : costs.systemPrompt.auto) : 0;
-  return system + (functions ? costs.functions!.end : 0);
+  const sp = costs.systemPrompt;
+  const shared = sp ? Math.min(sp.auto, sp.any) : 0;
+  const system = sp ? (forced ? sp.any : sp.auto) : 0;
+  return { withTools: shared + (functions ? costs.functions!.end : 0), withMessages: system - shared };
 }
 
 /** The blocks of a message in its semantic form: its content parts, then its tool calls; an item without content is one block. */

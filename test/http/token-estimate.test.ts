@@ -138,20 +138,25 @@ describe('what tools cost beyond their text, in the estimate and in the simulate
     }
   });
 
-  it("Anthropic's tool-use system prompt is the request's: in its first tools segment, by model and tool_choice, not in the handle's meta", async () => {
+  it("Anthropic's tool-use system prompt is the request's: in its first tools segment as far as tool_choice leaves it (the rest with the messages), by model, not in the handle's meta", async () => {
     const { client } = t.tenant();
     const tools = await mintArtifact(client, 'tools', [{ name: COOKBOOK_FUNCTION.name, description: COOKBOOK_FUNCTION.description, input_schema: COOKBOOK_FUNCTION.parameters }]);
     const own = (await client.get(`/v1/handles/${tools.id}`)).json.version.meta.tokens.anthropic as number;
+    const span = (s: { token_start: number; token_end: number }) => s.token_end - s.token_start;
     const first = async (model: string, extra: object = {}) => {
       const r = await render(client, 'anthropic', { model, max_tokens: 64, prefix: [tools.id], messages: [{ role: 'user', content: 'Oslo?' }], ...extra });
-      expect(r.segments[0]!.section).toBe('tools');
-      return r.segments[0]!.token_end - r.segments[0]!.token_start;
+      expect(r.segments.map((s) => s.section)).toEqual(['tools', 'messages']);
+      return [span(r.segments[0]!), span(r.segments[1]!)];
     };
-    expect(await first('claude-sonnet-4-6')).toBe(own + 497);
-    expect(await first('claude-sonnet-4-6', { tool_choice: { type: 'any' } })).toBe(own + 589);
-    expect(await first('claude-opus-4-8', { tool_choice: { type: 'auto' } })).toBe(own + 290);
+    const question = (await first('claude-opus-5'))[1]!;
+    expect(await first('claude-sonnet-4-6')).toEqual([own + 497, question]);
+    expect(await first('claude-sonnet-4-6', { tool_choice: { type: 'none' } })).toEqual([own + 497, question]);
+    // tool_choice any or tool: 589 in all. A change of tool_choice keeps the tools' cache and rebuilds the messages'
+    // (Anthropic's prompt caching): what it adds to the tools' 497 is not in their prefix, but in the messages'.
+    expect(await first('claude-sonnet-4-6', { tool_choice: { type: 'any' } })).toEqual([own + 497, question + 92]);
+    expect(await first('claude-opus-4-8', { tool_choice: { type: 'tool', name: COOKBOOK_FUNCTION.name } })).toEqual([own + 290, question + 120]);
     // A model the table does not list: not modelled.
-    expect(await first('claude-opus-5')).toBe(own);
+    expect(await first('claude-opus-5', { tool_choice: { type: 'any' } })).toEqual([own, question]);
   });
 
   it('property: any tool set, inline or from a handle, is estimated as the simulated provider counts it, in every API', async () => {

@@ -722,6 +722,25 @@ describe('validation and auth', () => {
   });
 });
 
+describe("Anthropic's tool-use system prompt and tool_choice", () => {
+  it('a change of tool_choice rebuilds the messages and keeps the tools cached: never a read of more than was written', async () => {
+    const key = newKey();
+    const tools = Array.from({ length: 12 }, (_, i) => ({ name: `tool_${i}`, description: `Does thing ${i} carefully and reports in detail. `.repeat(4), input_schema: { type: 'object', properties: { x: { type: 'string' } } } }));
+    const marked = [...tools.slice(0, -1), { ...tools.at(-1)!, cache_control: { type: 'ephemeral' } }];
+    const call = async (choice: string) => {
+      const body = { model: 'claude-sonnet-4-5', max_tokens: 16, tools: marked, tool_choice: { type: choice }, messages: [{ role: 'user', content: 'hi' }] };
+      return normalizeUsage(await json(await post('/v1/messages', body, anthropicHeaders(key))));
+    };
+    const auto = await call('auto');
+    const any = await call('any');
+    const again = await call('auto');
+    // The tools' prefix with the 496 tokens tool_choice auto and any share (any: 588, the 92 more with the messages).
+    expect(auto.cache_write_tokens).toBeGreaterThan(1024);
+    expect([any.cache_read_tokens, again.cache_read_tokens]).toEqual([auto.cache_write_tokens, auto.cache_write_tokens]);
+    expect(any.total_prompt_tokens! - auto.total_prompt_tokens!).toBe(92);
+  });
+});
+
 describe('GET /v1/models', () => {
   it('lists Anthropic models when called with Anthropic headers', async () => {
     const res = await fetch(`${sim.url}/v1/models`, { headers: anthropicHeaders(newKey()) });

@@ -8,7 +8,7 @@ import { learnToolNames, newRenderContext, segmentItems, type RenderContext } fr
 import { Lru } from '../lru';
 import { MESSAGE_CACHE_SETTINGS, semanticKey, unitKey } from '../simulator/semantic';
 import { countTokens, type TokenizerFamily } from '../tokens';
-import { toolCosts, toolPromptTokens, unitTokens } from '../prompt-tokens';
+import { toolCosts, toolPromptParts, unitTokens } from '../prompt-tokens';
 import {
   applyEdits,
   childPointer,
@@ -423,16 +423,20 @@ export class RequestRenderer {
       }
     const units = [...toolUnits, ...systemUnits, ...messageUnits];
     // What the provider adds once for the tools (Anthropic's tool-use system prompt, OpenAI's end of its functions):
-    // the request's, counted with its first tool (on a tools handle's report when that tool is a handle's), never in a handle's meta.tokens.
+    // the request's, never in a handle's meta.tokens; counted with its first tool (on a tools handle's report when that
+    // tool is a handle's), but for what tool_choice any or tool adds, with the first message (as the simulator does).
     const toolChoice = property(root, 'tool_choice');
-    const toolPrompt = toolPromptTokens(
+    const toolPrompt = toolPromptParts(
       (function* () {
         for (const u of toolUnits) yield JSON.parse(u.hashText) as unknown;
       })(),
       toolChoice ? valueOf(toolChoice) : undefined,
       toolCosts(format, model.tokenizer, model.toolUseSystemPrompt),
     );
-    const segments = buildSegments(units, model, toolPrompt);
+    const firstMessage = messageUnits.length ? toolUnits.length + systemUnits.length : 0;
+    const added = new Map<number, number>([[0, toolPrompt.withTools]]);
+    added.set(firstMessage, (added.get(firstMessage) ?? 0) + toolPrompt.withMessages);
+    const segments = buildSegments(units, model, added);
     let instructionAfterSession: RenderedRequest['instructionAfterSession'] = null;
     if (instruction) {
       // The segment holding that unit: segments tile the units in order.
@@ -784,7 +788,8 @@ function wholeSegment(units: Unit[], from: number, to: number): readonly string[
   return all;
 }
 
-function buildSegments(units: Unit[], model: ModelEntry, toolPrompt: number) {
+/** `added`: tokens a unit carries beyond its own (by its place in `units`): what the provider adds for the tools. */
+function buildSegments(units: Unit[], model: ModelEntry, added: ReadonlyMap<number, number>) {
   const list: RenderedSegment[] = [];
   /** Each segment's text, kept for inline segments only (handle segments are already stored). */
   const texts: string[] = [];
@@ -821,7 +826,7 @@ function buildSegments(units: Unit[], model: ModelEntry, toolPrompt: number) {
     // Every unit is counted as the provider counts it: the text the model reads and its framing, not its JSON
     // (prompt-tokens.ts), with the model's tokenizer; a handle's items once per rendered array, the caller's with the
     // unit's identity.
-    const counts = units.slice(i, j).map((u, k) => u.tokens(family) + (i + k === 0 && u.section === 'tools' ? toolPrompt : 0));
+    const counts = units.slice(i, j).map((u, k) => u.tokens(family) + (added.get(i + k) ?? 0));
     const count = counts.reduce((a, b) => a + b, 0);
     chain = sha256Hex(chain + digest);
     if (marked) callerMarked.set(list.length, marked);

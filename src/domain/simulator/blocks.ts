@@ -19,7 +19,7 @@ import canonicalize from 'canonicalize';
 import { SimulationError, type SimBlock } from './cache';
 import { MESSAGE_CACHE_SETTINGS, semanticForm } from './semantic';
 import { pushAll } from '../arrays';
-import { blockTokens, FRAMING, toolPromptTokens, toolTokens, type ToolCosts } from '../prompt-tokens';
+import { blockTokens, FRAMING, toolPromptParts, toolTokens, type ToolCosts } from '../prompt-tokens';
 
 export { BLOCK_OVERHEAD_TOKENS, MESSAGE_OVERHEAD_TOKENS } from '../prompt-tokens';
 
@@ -98,7 +98,7 @@ export function blocksFromAnthropic(body: unknown, countTokens: TokenCounter, co
   const auto = anthropicTtl(b);
   const last = raw[raw.length - 1];
   if (auto !== null && last && last.breakpoint === null) last.breakpoint = auto;
-  return chain('anthropic', raw, countTokens, costs, toolPromptTokens(arrayOf(b.tools), b.tool_choice, costs));
+  return chain('anthropic', raw, countTokens, costs, toolPromptParts(arrayOf(b.tools), b.tool_choice, costs));
 }
 
 /** OpenAI Chat Completions: `tools`, then `messages` in array order (system/developer messages are the system section). */
@@ -113,7 +113,7 @@ export function blocksFromOpenAIChat(body: unknown, countTokens: TokenCounter, c
     const msg = isObject(message) ? message : {};
     pushAll(raw, messageBlocks('openai-chat', msg, m, ttl, arrayOf(msg.tool_calls)));
   });
-  return chain('openai-chat', raw, countTokens, costs, toolPromptTokens(arrayOf(b.tools), b.tool_choice, costs));
+  return chain('openai-chat', raw, countTokens, costs, toolPromptParts(arrayOf(b.tools), b.tool_choice, costs));
 }
 
 /** OpenAI Responses: `tools`, `instructions`, then `input` (a string or a list of items). */
@@ -139,7 +139,7 @@ export function blocksFromOpenAIResponses(body: unknown, countTokens: TokenCount
       raw.push({ at: { section: 'messages', message: m, part: 0 }, content: semanticForm('openai-responses', it), breakpoint: openaiTtl(it, ttl), opensMessage: true, output });
     }
   });
-  return chain('openai-responses', raw, countTokens, costs, toolPromptTokens(arrayOf(b.tools), b.tool_choice, costs));
+  return chain('openai-responses', raw, countTokens, costs, toolPromptParts(arrayOf(b.tools), b.tool_choice, costs));
 }
 
 /** Blocks of one OpenAI message: one per content part, then one per tool call; at least one. */
@@ -163,16 +163,21 @@ function messageBlocks(format: 'openai-chat' | 'openai-responses', msg: Json, m:
   return out;
 }
 
-/** `toolPrompt`: what the provider adds once for the request's tools, counted with the first (tools come first). */
-function chain(format: RequestFormat, raw: RawBlock[], countTokens: TokenCounter, costs: ToolCosts, toolPrompt: number): RequestBlocks {
+/**
+ * `toolPrompt`: what the provider adds once for the request's tools (prompt-tokens.ts toolPromptParts), counted with
+ * the first tool (tools come first) and the first message (with the first tool when there is none).
+ */
+function chain(format: RequestFormat, raw: RawBlock[], countTokens: TokenCounter, costs: ToolCosts, toolPrompt: { withTools: number; withMessages: number }): RequestBlocks {
   const blocks: SimBlock[] = [];
   let key = '';
   let total = 0;
   let lastInput = -1;
+  const firstMessage = raw.findIndex((r) => r.at.section === 'messages');
+  const added = (i: number) => (i === 0 ? toolPrompt.withTools + (firstMessage < 0 ? toolPrompt.withMessages : 0) : 0) + (i === firstMessage ? toolPrompt.withMessages : 0);
   for (const [i, r] of raw.entries()) {
     if (!r.output) lastInput = blocks.length;
     key = sha256hex(`${key}\n${sha256hex(canonicalJson({ at: r.at, block: r.content }))}`);
-    total += r.at.section === 'tools' ? toolTokens(format, r.content, countTokens, costs) + (i === 0 ? toolPrompt : 0) : blockTokens(format, r.content, r.opensMessage, countTokens);
+    total += (r.at.section === 'tools' ? toolTokens(format, r.content, countTokens, costs) : blockTokens(format, r.content, r.opensMessage, countTokens)) + added(i);
     blocks.push(r.breakpoint === null ? { key, endToken: total } : { key, endToken: total, breakpoint: r.breakpoint });
   }
   // The reply's header follows the last block: counted in the prompt, in no cached prefix.
