@@ -1,8 +1,8 @@
 import { seg } from '../api';
-import { parseRef } from '../../domain/ids';
 import { API_HELP, API_OPTIONS, UsageError, type Command } from '../command';
 import { printable, table, tokens } from '../table';
 import { driftDetail, type DriftFinding } from './report';
+import { shownRuns, sumClasses, SESSION_BATCHES_SHOWN } from '../../domain/session-runs';
 
 interface Segment {
   source: string;
@@ -133,38 +133,6 @@ function segmentsTable(r: RequestView): string {
   return folded
     ? `${list}\n${tokens(folded)} of the ${tokens(r.segments.length)} segments are a session's batches before its newest ${SESSION_BATCHES_SHOWN}, summed in one row (--json lists each)`
     : list;
-}
-
-/** A session's newest batches in a request are listed one by one; its earlier ones are summed in one row. */
-const SESSION_BATCHES_SHOWN = 50;
-
-/**
- * The segments as listed, as index ranges, as the dashboard's request page lists them (src/http/ui/pages/request.ts,
- * shownRuns): each its own, except a session's batches before its newest SESSION_BATCHES_SHOWN in a run of them,
- * one range (a 2,000-turn session's request has 2,000 batches).
- */
-export function shownRuns(sources: string[]): Array<[number, number]> {
-  const out: Array<[number, number]> = [];
-  for (let i = 0; i < sources.length; ) {
-    const session = sessionOf(sources[i]!);
-    let end = i;
-    while (session && end + 1 < sources.length && sessionOf(sources[end + 1]!) === session) end++;
-    const summed = end - i + 1 - SESSION_BATCHES_SHOWN;
-    if (summed > 1) {
-      out.push([i, i + summed - 1]);
-      i += summed;
-    }
-    for (; i <= end; i++) out.push([i, i]);
-  }
-  return out;
-}
-
-const sessionOf = (source: string) => (source.startsWith('ses_') ? parseRef(source)?.id : undefined);
-
-function sumClasses(list: Array<Record<string, number>>): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const classes of list) for (const [c, n] of Object.entries(classes)) out[c] = (out[c] ?? 0) + n;
-  return out;
 }
 
 /** What explains this request's misses, as the outcome records it. */

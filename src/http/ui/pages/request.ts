@@ -12,40 +12,9 @@ import { diffPair } from '../content';
 import { span, tok, tokens, usd, when } from '../format';
 import { failureView } from '../../views';
 import { formatsNote, metric, requestLink, settingsNote, sourceLink, type Html } from './parts';
-import { parseRef } from '../../../domain/ids';
+import { shownRuns, sumClasses, SESSION_BATCHES_SHOWN } from '../../../domain/session-runs';
 
 const json = (v: unknown) => JSON.stringify(v, null, 2);
-
-/** A session's newest batches shown one by one; its earlier ones in the same prompt are summed into one entry. */
-export const SESSION_BATCHES_SHOWN = 50;
-
-/**
- * The segments as shown, as index ranges: each its own, except a session's batches before its newest
- * SESSION_BATCHES_SHOWN in a run of them, one range (a 2,000-turn session's request has 2,000 batches).
- */
-export function shownRuns(sources: string[]): Array<[number, number]> {
-  const out: Array<[number, number]> = [];
-  for (let i = 0; i < sources.length; ) {
-    const session = sessionOf(sources[i]!);
-    let end = i;
-    while (session && end + 1 < sources.length && sessionOf(sources[end + 1]!) === session) end++;
-    const summed = end - i + 1 - SESSION_BATCHES_SHOWN;
-    if (summed > 1) {
-      out.push([i, i + summed - 1]);
-      i += summed;
-    }
-    for (; i <= end; i++) out.push([i, i]);
-  }
-  return out;
-}
-
-const sessionOf = (source: string) => (source.startsWith('ses_') ? parseRef(source)?.id : undefined);
-
-function sumClasses(list: Array<Record<string, number>>): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const classes of list) for (const [c, n] of Object.entries(classes)) out[c] = (out[c] ?? 0) + n;
-  return out;
-}
 
 /** `refreshes`: whether a hit renews the model's cache entries (Anthropic, most OpenAI models; not Gemini's). */
 export function requestPage(row: RequestRow, refreshes = true, pruned?: (id: string) => boolean, provider?: ProviderFamily): Html {
