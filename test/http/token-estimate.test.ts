@@ -155,6 +155,9 @@ describe('what tools cost beyond their text, in the estimate and in the simulate
     // (Anthropic's prompt caching): what it adds to the tools' 497 is not in their prefix, but in the messages'.
     expect(await first('claude-sonnet-4-6', { tool_choice: { type: 'any' } })).toEqual([own + 497, question + 92]);
     expect(await first('claude-opus-4-8', { tool_choice: { type: 'tool', name: COOKBOOK_FUNCTION.name } })).toEqual([own + 290, question + 120]);
+    // Sonnet 5 (catalog 2026-12-04.2): 354 with auto, 474 with any; before, it was Sonnet 4.5's 496 and 588.
+    expect(await first('claude-sonnet-5')).toEqual([own + 354, question]);
+    expect(await first('claude-sonnet-5', { tool_choice: { type: 'any' } })).toEqual([own + 354, question + 120]);
     // A model the table does not list: not modelled.
     expect(await first('claude-opus-5', { tool_choice: { type: 'any' } })).toEqual([own, question]);
   });

@@ -48,7 +48,7 @@ describe('bundled catalog.json', () => {
   it('validates against catalogSchema and loads with its version', () => {
     const result = catalogSchema.safeParse(bundledJson());
     expect(result.success, result.success ? '' : JSON.stringify(result.error.issues, null, 2)).toBe(true);
-    expect(loadCatalog().version).toBe('2026-12-04.1');
+    expect(loadCatalog().version).toBe('2026-12-04.2');
   });
 
   it("carries Anthropic's tool-use system prompt per model as 'Tool use with Claude' tabulates it, and none elsewhere", () => {
@@ -58,8 +58,10 @@ describe('bundled catalog.json', () => {
     expect(prompt('claude-opus-4-8')).toEqual({ auto: 290, any: 410 });
     expect(prompt('claude-sonnet-4-20250514')).toEqual({ auto: 313, any: 315 });
     expect(prompt('claude-3-5-haiku-latest')).toEqual({ auto: 264, any: 355 });
+    expect(prompt('claude-sonnet-5')).toEqual({ auto: 354, any: 474 });
     // Not in the table: not modelled rather than guessed.
     expect(prompt('claude-opus-5')).toBeNull();
+    expect(prompt('claude-sonnet-5-5')).toBeNull();
     for (const m of catalog.entries()) if (m.provider !== 'anthropic') expect(m.toolUseSystemPrompt, m.id).toBeUndefined();
     // A count is a whole number of tokens.
     const broken = structuredClone(bundledJson()) as { models: Array<Record<string, unknown>> };
@@ -149,8 +151,36 @@ describe('ModelCatalog.lookup', () => {
     expect(gemini('gemini-3-flash-preview')).toEqual({ id: 'gemini-3-flash', fallback: false, minTokens: 1024, input: 0.5, read: 0.1 });
     expect(gemini('gemini-3.5-flash')).toEqual({ id: 'gemini-3.5-flash', fallback: false, minTokens: 4096, input: 1.5, read: 0.1 });
     expect(gemini('gemini-3.8-flash')).toEqual({ id: 'gemini-3.8-flash', fallback: false, minTokens: 4096, input: 0.75, read: 0.1 });
+    expect(gemini('gemini-3.6-flash')).toEqual({ id: 'gemini-3.6-flash', fallback: false, minTokens: 4096, input: 1.5, read: 0.1 });
+    // Deprecated and routed to 3.8 Flash by Google: priced as what answers it.
+    expect(gemini('gemini-3.7-flash')).toEqual({ id: 'gemini-3.8-flash', fallback: false, minTokens: 4096, input: 0.75, read: 0.1 });
+    // Flash-Lite is its own entry, not 3.5 Flash at five times the price.
+    expect(gemini('gemini-3.5-flash-lite')).toEqual({ id: 'gemini-3.5-flash-lite', fallback: false, minTokens: 4096, input: 0.3, read: 0.1 });
+    expect(catalog.lookup('gemini-3.5-flash-lite').entry.price.outputPerMTok).toBe(2.5);
     // Not priced from a source yet: the provider's default, flagged.
-    expect(gemini('gemini-3.6-flash').fallback).toBe(true);
+    expect(gemini('gemini-3.1-flash-lite').fallback).toBe(true);
+  });
+
+  it("resolves Claude Sonnet 5 and 5.5 and Fable 5.2 by their model pages, not as the Sonnet 4.5 default or as Fable 5", () => {
+    const claude = (name: string) => {
+      const { entry, fallback } = catalog.lookup(name);
+      return { id: entry.id, fallback, minTokens: entry.cache.minTokens, input: entry.price.inputPerMTok, output: entry.price.outputPerMTok, read: entry.cache.readMultiplier };
+    };
+    const sonnet5 = { id: 'claude-sonnet-5', fallback: false, minTokens: 1024, input: 2, output: 10, read: 0.1 };
+    // The alias is the model id (no dated snapshot); Bedrock's, Vertex's and a gateway's spellings reach it too.
+    for (const name of ['claude-sonnet-5', 'anthropic.claude-sonnet-5', 'claude-sonnet-5@default', 'anthropic/claude-sonnet-5']) expect(claude(name), name).toEqual(sonnet5);
+    // Exact patterns: Sonnet 5.5 is its own entry, and an unknown Sonnet 5.x stays flagged.
+    expect(claude('claude-sonnet-5-5')).toEqual({ ...sonnet5, id: 'claude-sonnet-5-5' });
+    expect(catalog.lookup('claude-sonnet-5-9')).toMatchObject({ fallback: true, entry: { id: 'claude-sonnet-4-5' } });
+    // Fable 5.2 reads at 0.025x like 5.1, at $8 rather than Fable 5's $10 and 0.1x.
+    expect(claude('claude-fable-5-2')).toEqual({ id: 'claude-fable-5-2', fallback: false, minTokens: 512, input: 8, output: 40, read: 0.025 });
+    // The pricing page's cache columns: 1M written for an hour on Sonnet 5 costs $4, on Fable 5.2 $16; 1M read, $0.20 on both.
+    const sonnet = catalog.lookup('claude-sonnet-5').entry;
+    const fable = catalog.lookup('claude-fable-5-2').entry;
+    expect(costOf(sonnet, { uncached: 0, cacheRead: 0, cacheWrite: { '1h': 1_000_000 } })).toBeCloseTo(4, 9);
+    expect(costOf(fable, { uncached: 0, cacheRead: 0, cacheWrite: { '1h': 1_000_000 } })).toBeCloseTo(16, 9);
+    expect(costOf(sonnet, { uncached: 0, cacheRead: 1_000_000, cacheWrite: {} })).toBeCloseTo(0.2, 9);
+    expect(costOf(fable, { uncached: 0, cacheRead: 1_000_000, cacheWrite: {} })).toBeCloseTo(0.2, 9);
   });
 
   it('prefers the longest matching prefix pattern', () => {
@@ -165,7 +195,7 @@ describe('ModelCatalog.lookup', () => {
     expect(catalog.lookup('claude-opus-5').entry).toMatchObject({ id: 'claude-opus-5', price: { inputPerMTok: 5 }, cache: { readMultiplier: 0.1, minTokens: 512 } });
     expect(catalog.lookup('claude-fable-5-1').entry).toMatchObject({ id: 'claude-fable-5-1', price: { inputPerMTok: 10 }, cache: { readMultiplier: 0.025 } });
     expect(catalog.lookup('claude-fable-5').entry).toMatchObject({ id: 'claude-fable-5', cache: { readMultiplier: 0.1 } });
-    expect(catalog.lookup('claude-sonnet-5-5')).toMatchObject({ fallback: true });
+    expect(catalog.lookup('claude-fable-5-2').entry.id).toBe('claude-fable-5-2');
 
     const overlapping: Catalog = {
       version: 'test',
@@ -257,7 +287,7 @@ describe('loadCatalog with an operator override', () => {
     });
 
     const merged = loadCatalog(file);
-    expect(merged.version).toBe(`2026-12-04.1+${basename(file)}`);
+    expect(merged.version).toBe(`2026-12-04.2+${basename(file)}`);
 
     const catalog = new ModelCatalog(merged);
     const sonnet = catalog.lookup('claude-sonnet-4-5-20250929').entry;
@@ -269,7 +299,7 @@ describe('loadCatalog with an operator override', () => {
 
   it('uses the override version when the file declares one', () => {
     const file = writeOverride({ version: 'ops-7', models: [] });
-    expect(loadCatalog(file).version).toBe('2026-12-04.1+ops-7');
+    expect(loadCatalog(file).version).toBe('2026-12-04.2+ops-7');
   });
 
   it('throws naming the file and every failing path', () => {
