@@ -275,6 +275,11 @@ function proxyBaseUrlHint(path: string, origin: string, sdk: 'openai' | 'anthrop
   const base = (p: string) => `${origin}${p}`;
   if (openai) return `; the OpenAI SDK's base URL is ${base('/proxy/openai/v1')} (with /v1), which calls ${base('/proxy/openai/v1/chat/completions')} and /responses`;
   if (anthropic) return `; the Anthropic SDK's base URL is ${base('/proxy/anthropic')} (without /v1: the SDK adds it), which calls ${base('/proxy/anthropic/v1/messages')}`;
+  // Gemini's SDK calls /v1/models/{model}:{method} (or /v1beta/…) under its base URL.
+  const gemini = /\/models\/[^/]*:[A-Za-z]+$/.test(path) || /^\/proxy\/gemini\/v1(?:beta)?\/models/.test(path);
+  if (gemini && /^\/proxy\/gemini\/v1(?:beta)?\/models\//.test(path))
+    return `; the base URL is right, but the proxy serves only POST models/{model}:generateContent, :streamGenerateContent and :countTokens, and GET models, there: call this method at the provider itself, with a client of its own (https://generativelanguage.googleapis.com)`;
+  if (gemini) return `; the Gemini SDK's base URL (httpOptions.baseUrl) is ${base('/proxy/gemini')}, which calls ${base('/proxy/gemini/v1/models/{model}:generateContent')}`;
   // The model list outside /proxy (GET /v1/models here is the service's own catalog): the provider is the SDK's.
   if (/\/models$/.test(path) && !path.startsWith('/proxy/') && sdk) {
     return sdk === 'openai'
@@ -287,5 +292,5 @@ function proxyBaseUrlHint(path: string, origin: string, sdk: 'openai' | 'anthrop
     const served = endpoint[1] === 'openai' ? 'POST chat/completions, POST responses and GET models' : 'POST messages, POST messages/count_tokens and GET models';
     return `; the base URL is right, but the proxy serves only ${served} there: call ${endpoint[2]} at the provider itself, with a client of its own (${endpoint[1] === 'openai' ? 'https://api.openai.com/v1' : 'https://api.anthropic.com'})`;
   }
-  return `; the proxy's base URLs are ${base('/proxy/anthropic')} (Anthropic SDK) and ${base('/proxy/openai/v1')} (OpenAI SDK)`;
+  return `; the proxy's base URLs are ${base('/proxy/anthropic')} (Anthropic SDK), ${base('/proxy/openai/v1')} (OpenAI SDK) and ${base('/proxy/gemini')} (Gemini SDK)`;
 }

@@ -50,6 +50,7 @@ const envSchema = z.object({
   PH_SCOPE_SNAPSHOT_EVERY: whole(2000, 0),
   PH_ANTHROPIC_BASE_URL: baseUrl().default('https://api.anthropic.com'),
   PH_OPENAI_BASE_URL: baseUrl().default('https://api.openai.com'),
+  PH_GEMINI_BASE_URL: baseUrl().default('https://generativelanguage.googleapis.com'),
   PH_UPSTREAM: z.enum(['providers', 'simulator']).default('providers'),
   // The SDKs' own default timeout is 10 minutes: a long answer must not be cut shorter by the proxy.
   PH_UPSTREAM_TIMEOUT_MS: ms(600_000),
@@ -87,10 +88,11 @@ export interface Config {
    * are written over several. Not read from the environment (tests write chains in small parts).
    */
   scopeSnapshotPart: number;
-  /** Where the proxy sends Anthropic and OpenAI calls (no trailing slash). */
+  /** Where the proxy sends Anthropic, OpenAI and Gemini calls (no trailing slash). */
   anthropicBaseUrl: string;
   openaiBaseUrl: string;
-  /** `simulator`: main.ts starts the built-in provider simulator and points both base URLs at it. */
+  geminiBaseUrl: string;
+  /** `simulator`: main.ts starts the built-in provider simulator and points the base URLs at it. */
   upstream: 'providers' | 'simulator';
   /** Longest wait for the upstream's headers, and for each next chunk of its body. */
   upstreamTimeoutMs: number;
@@ -145,6 +147,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     scopeSnapshotPart: 4_000,
     anthropicBaseUrl: e.PH_ANTHROPIC_BASE_URL.replace(/\/+$/, ''),
     openaiBaseUrl: e.PH_OPENAI_BASE_URL.replace(/\/+$/, ''),
+    geminiBaseUrl: e.PH_GEMINI_BASE_URL.replace(/\/+$/, ''),
     upstream: e.PH_UPSTREAM,
     upstreamTimeoutMs: e.PH_UPSTREAM_TIMEOUT_MS,
     proxyOrderWaitMs: e.PH_PROXY_ORDER_WAIT_MS,

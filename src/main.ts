@@ -41,7 +41,7 @@ async function main() {
   if (config.upstream === 'simulator') {
     // Try everything without a provider account: the proxy's upstream is the built-in simulator.
     simulator = await startSimulator({ catalog, ...config.simulator });
-    config = { ...config, anthropicBaseUrl: simulator.url, openaiBaseUrl: simulator.url };
+    config = { ...config, anthropicBaseUrl: simulator.url, openaiBaseUrl: simulator.url, geminiBaseUrl: simulator.url };
     console.log(`PH_UPSTREAM=simulator: the proxy calls the provider simulator at ${simulator.url}`);
   }
   const deps = { config, store: new SqliteStore(opened.db, opened.walSync, systemClock), clock: systemClock, catalog };

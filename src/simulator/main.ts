@@ -31,6 +31,7 @@ async function main(): Promise<void> {
   console.log(`provider simulator listening on ${sim.url} (catalog ${catalog.version})
   Anthropic SDK: baseURL ${sim.url}      (or ANTHROPIC_BASE_URL=${sim.url})
   OpenAI SDK:    baseURL ${sim.url}/v1   (or OPENAI_BASE_URL=${sim.url}/v1)
+  Gemini SDK:    httpOptions.baseUrl ${sim.url}
   Any API key works; each key gets its own cache.`);
 
   const shutdown = () => {

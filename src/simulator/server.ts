@@ -1,5 +1,6 @@
 // The built-in provider simulator: an HTTP server that answers like Anthropic
-// (Messages) and OpenAI (Chat Completions, Responses) with respect to prompt
+// (Messages), OpenAI (Chat Completions, Responses) and Gemini (generateContent,
+// streamGenerateContent) with respect to prompt
 // caching, with the project's CacheSimulator behind it. One cache per
 // (provider, API key, model), as a provider scopes its cache to an account.
 //
@@ -22,6 +23,7 @@ import { countTokens } from '../domain/tokens';
 import { MAX_JSON_DEPTH, nestedTooDeep } from '../domain/validation';
 import { anthropicError, anthropicMessage, anthropicModelList, anthropicModels, anthropicStreamFrames } from './anthropic';
 import { openaiError, openaiModelList, type OpenAIErrorOptions } from './openai';
+import { geminiError, geminiModel, geminiModelList, geminiResponse, geminiStreamFrames, lastGeminiUserText } from './gemini';
 import { chatCompletion, chatStreamFrames } from './openai-chat';
 import { newResponseParts, responseBody, responsesStreamFrames } from './openai-responses';
 import { sleep, sseResponse } from './sse';
@@ -44,12 +46,19 @@ interface Api {
   provider: ProviderApi;
   format: RequestFormat;
   /** The prompt field a request must carry. */
-  promptField: 'messages' | 'input';
+  promptField: 'messages' | 'input' | 'contents';
 }
 
 const ANTHROPIC: Api = { provider: 'anthropic', format: 'anthropic', promptField: 'messages' };
 const OPENAI_CHAT: Api = { provider: 'openai', format: 'openai-chat', promptField: 'messages' };
 const OPENAI_RESPONSES: Api = { provider: 'openai', format: 'openai-responses', promptField: 'input' };
+const GEMINI: Api = { provider: 'gemini', format: 'gemini', promptField: 'contents' };
+
+/** Gemini's `models/{model}:{method}` path segment. */
+function geminiCall(segment: string): { model: string; method: string } {
+  const colon = segment.lastIndexOf(':');
+  return colon === -1 ? { model: segment, method: '' } : { model: decodeURIComponent(segment.slice(0, colon)), method: segment.slice(colon + 1) };
+}
 
 /** What the kept responses may weigh together (JSON characters; a chain's history counted in each response of it). */
 const STORED_RESPONSES_BUDGET = 64 * 2 ** 20;
@@ -117,7 +126,8 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     for (let i = 0; i < choices; i++) {
       const call = chooseToolCall(api.format, body);
       const structured = call ? null : structuredReply(api.format, body);
-      let text = call ? '' : (structured ?? replyText(i === 0 ? n : `${n}.${i}`, lastUserText(body[api.promptField])));
+      const question = api.format === 'gemini' ? lastGeminiUserText(body.contents) : lastUserText(body[api.promptField]);
+      let text = call ? '' : (structured ?? replyText(i === 0 ? n : `${n}.${i}`, question));
       // A text reply longer than the output limit stops there, as the model would: the limit's tokens are billed, and
       // the reply says why it stopped. (A tool call or a structured reply is kept whole: cut, it would not parse.)
       const truncated = !call && structured === null && limit !== null && count(text) > limit;
@@ -147,13 +157,14 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     };
   }
 
-  async function generate(c: Context, api: Api): Promise<Response> {
+  /** `gemini`: the model and whether to stream, from the URL (Gemini's bodies carry neither). */
+  async function generate(c: Context, api: Api, gemini?: { model: string; stream: boolean }): Promise<Response> {
     const apiKey = requireKey(c, api.provider);
     injectedFault(c);
     const body = await readBody(c, api);
     // Required for a message (not for count_tokens, which reads the body the same way).
     if (api.provider === 'anthropic' && body.max_tokens === undefined) throw new Failure(400, 'max_tokens: Field required');
-    const model = body.model as string;
+    const model = gemini ? gemini.model : (body.model as string);
     const { entry } = opts.catalog.lookup(model, api.provider);
     // Responses: `previous_response_id` puts the conversation through that response (its input and output, not its
     // instructions) before this call's input; the model reads, the cache serves and the usage counts all of it.
@@ -170,7 +181,7 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     const requestId = providerId('req_');
     const headers: Record<string, string> =
       api.provider === 'anthropic' ? { 'request-id': requestId } : { 'x-request-id': requestId };
-    const stream = body.stream === true;
+    const stream = gemini ? gemini.stream : body.stream === true;
     let payload: unknown;
     let frames: string[];
     switch (api.format) {
@@ -199,6 +210,12 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
         }
         break;
       }
+      case 'gemini': {
+        const id = providerId('');
+        payload = geminiResponse(turn, id);
+        frames = geminiStreamFrames(turn, id);
+        break;
+      }
     }
     if (stream) {
       return sseResponse(frames, { firstByteDelayMs, chunkDelayMs, abortAfter: abortAfter(c), drop: dropper(c) }, headers);
@@ -222,8 +239,47 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     return json(200, { input_tokens: totalTokens });
   });
 
+  // Gemini: POST /v1beta/models/{model}:generateContent, :streamGenerateContent (SSE with ?alt=sse, else the chunks
+  // as one JSON array, as Gemini answers), :countTokens; the model is in the path, not the body.
+  const geminiCallRoute = async (c: Context) => {
+    const { model, method } = geminiCall(c.req.param('call') ?? '');
+    if (method === 'generateContent') return generate(c, GEMINI, { model, stream: false });
+    if (method === 'streamGenerateContent') {
+      if (c.req.query('alt') === 'sse') return generate(c, GEMINI, { model, stream: true });
+      const res = await generate(c, GEMINI, { model, stream: false });
+      return json(200, [await res.json()], Object.fromEntries([...res.headers].filter(([k]) => k !== 'content-type' && k !== 'content-length')));
+    }
+    if (method !== 'countTokens') throw new Failure(404, `Method ${method || '(none)'} is not simulated`);
+    requireKey(c, 'gemini');
+    injectedFault(c);
+    const raw = await readBody(c, { ...GEMINI, promptField: 'contents' }, true);
+    // A whole request to count is sent as generateContentRequest; a bare one as contents.
+    const body = isObject(raw.generateContentRequest) ? raw.generateContentRequest : raw;
+    const { entry } = opts.catalog.lookup(model, 'gemini');
+    const { totalTokens } = blocksFromRequest('gemini', body, (text) => countTokens(text, entry.tokenizer));
+    return json(200, { totalTokens, promptTokensDetails: [{ modality: 'TEXT', tokenCount: totalTokens }] });
+  };
+  const geminiModels = (c: Context) => {
+    requireKey(c, 'gemini');
+    injectedFault(c);
+    return json(200, geminiModelList(opts.catalog.entries()));
+  };
+  const geminiModelById = (c: Context) => {
+    requireKey(c, 'gemini');
+    injectedFault(c);
+    const entry = opts.catalog.entries().find((e) => e.provider === 'gemini' && e.id === c.req.param('id'));
+    if (!entry) throw new Failure(404, `models/${c.req.param('id')} is not found`);
+    return json(200, geminiModel(entry));
+  };
+  // Under v1beta (the REST docs) and v1 (@google/genai's default since 3.0); GET /v1/models is Gemini's by its key header.
+  app.post('/v1beta/models/:call', geminiCallRoute);
+  app.post('/v1/models/:call', geminiCallRoute);
+  app.get('/v1beta/models', geminiModels);
+  app.get('/v1beta/models/:id', geminiModelById);
+
   app.get('/v1/models', (c) => {
     const provider = providerOf(c);
+    if (provider === 'gemini') return geminiModels(c);
     requireKey(c, provider);
     injectedFault(c);
     const entries = opts.catalog.entries();
@@ -237,6 +293,7 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
   // One model by id (the SDKs' models.retrieve): the list's entry, or the provider's 404.
   app.get('/v1/models/:id', (c) => {
     const provider = providerOf(c);
+    if (provider === 'gemini') return geminiModelById(c);
     requireKey(c, provider);
     injectedFault(c);
     const id = c.req.param('id');
@@ -291,6 +348,11 @@ export async function startSimulator(
 // ── request handling helpers ─────────────────────────────────────────────────
 
 function requireKey(c: Context, provider: ProviderApi): string {
+  if (provider === 'gemini') {
+    const key = c.req.header('x-goog-api-key') ?? c.req.query('key');
+    if (key) return key;
+    throw new Failure(403, "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.");
+  }
   const bearer = /^Bearer\s+(\S.*)$/i.exec(c.req.header('authorization') ?? '')?.[1]?.trim();
   const key = provider === 'anthropic' ? (c.req.header('x-api-key') ?? bearer) : bearer;
   if (key) return key;
@@ -320,7 +382,8 @@ function dropper(c: Context): (() => void) | undefined {
   return outgoing ? () => outgoing.destroy() : undefined;
 }
 
-async function readBody(c: Context, api: Api): Promise<Json> {
+/** `anyPrompt`: Gemini's countTokens, whose prompt may sit in generateContentRequest. */
+async function readBody(c: Context, api: Api, anyPrompt = false): Promise<Json> {
   const text = await c.req.text();
   let body: unknown;
   try {
@@ -331,6 +394,11 @@ async function readBody(c: Context, api: Api): Promise<Json> {
   if (!isObject(body)) throw new Failure(400, 'The request body must be a JSON object.');
   // A provider refuses a body nested past its limit; walking one recursively would overflow the stack (a 500).
   if (nestedTooDeep(body)) throw new Failure(400, `The request body is nested more than ${MAX_JSON_DEPTH} levels deep.`);
+  // Gemini names the model in the path; a request without contents is its 400.
+  if (api.provider === 'gemini') {
+    if (!anyPrompt && !Array.isArray(body.contents)) throw new Failure(400, '* GenerateContentRequest.contents: contents is not specified');
+    return body;
+  }
   if (typeof body.model !== 'string' || body.model === '') {
     throw api.provider === 'anthropic'
       ? new Failure(400, 'model: Field required')
@@ -359,6 +427,13 @@ function inputItems(input: unknown): unknown[] {
  * `max_tokens`), Responses `max_output_tokens` (at least 16, as the API requires); null when not set.
  */
 function outputLimit(api: Api, body: Json): number | null {
+  if (api.format === 'gemini') {
+    const config = isObject(body.generationConfig) ? body.generationConfig : {};
+    const max = config.maxOutputTokens;
+    if (max === undefined || max === null) return null;
+    if (typeof max !== 'number' || !Number.isInteger(max) || max < 1) throw new Failure(400, '* GenerateContentRequest.generation_config.max_output_tokens: must be a positive integer');
+    return max;
+  }
   const field = api.format === 'anthropic' ? 'max_tokens' : api.format === 'openai-responses' ? 'max_output_tokens' : body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
   const value = body[field];
   if (value === undefined || value === null) return null;
@@ -409,6 +484,8 @@ function addImplicitBreakpoint(newest: SimBlock | undefined, rules: CacheRules, 
 /** Whose error shape and key header apply: by path where it says, else by the Anthropic-only headers. */
 function providerOf(c: Context): ProviderApi {
   const path = c.req.path;
+  // Gemini's calls are /{version}/models/{model}:{method}; its key header says so elsewhere (/v1/models).
+  if (path.startsWith('/v1beta/') || /^\/v1\/models\/[^/]*:/.test(path) || c.req.header('x-goog-api-key') !== undefined) return 'gemini';
   if (path.startsWith('/v1/messages')) return 'anthropic';
   if (path.startsWith('/v1/chat/') || path.startsWith('/v1/responses')) return 'openai';
   const anthropic = c.req.header('x-api-key') !== undefined || c.req.header('anthropic-version') !== undefined;
@@ -417,6 +494,7 @@ function providerOf(c: Context): ProviderApi {
 
 function errorResponse(provider: ProviderApi, failure: Failure): Response {
   const requestId = providerId('req_');
+  if (provider === 'gemini') return json(failure.status, geminiError(failure.status, failure.message));
   return provider === 'anthropic'
     ? json(failure.status, anthropicError(failure.status, failure.message, requestId), { 'request-id': requestId })
     : json(failure.status, openaiError(failure.status, failure.message, failure.openai), { 'x-request-id': requestId });

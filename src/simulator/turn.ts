@@ -48,7 +48,7 @@ export interface Turn extends Reply {
   usage: SimUsage;
 }
 
-export type ProviderApi = 'anthropic' | 'openai';
+export type ProviderApi = 'anthropic' | 'openai' | 'gemini';
 
 const alnum = customAlphabet('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz', 24);
 

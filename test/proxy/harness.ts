@@ -8,6 +8,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import OpenAI from 'openai';
+import { GoogleGenAI } from '@google/genai';
 import { loadCatalog, ModelCatalog } from '../../src/domain/catalog/catalog';
 import { createSimulatorApp, type SimulatorOptions } from '../../src/simulator/server';
 import { createTestApp, type TestApp } from '../helpers/app';
@@ -39,6 +40,8 @@ export interface Harness {
   timeline: string[];
   anthropic(extra?: { headers?: Record<string, string>; apiKey?: string; fetch?: typeof fetch }): Anthropic;
   openai(extra?: { headers?: Record<string, string>; apiKey?: string; fetch?: typeof fetch }): OpenAI;
+  /** The official @google/genai client (no retries: its default), its base URL the proxy's /proxy/gemini. */
+  gemini(extra?: { headers?: Record<string, string>; apiKey?: string; apiVersion?: string }): GoogleGenAI;
   close(): Promise<void>;
 }
 
@@ -117,7 +120,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     return new Response(recorded(res.body, entry, timeline, { ...opts, call }, contentType), { status: res.status, headers });
   });
 
-  const t = createTestApp({ clock, config: { anthropicBaseUrl: upstream.url, openaiBaseUrl: upstream.url, ...(opts.maxBodyBytes ? { maxBodyBytes: opts.maxBodyBytes } : {}), ...(opts.proxyOrderWaitMs ? { proxyOrderWaitMs: opts.proxyOrderWaitMs } : {}) } });
+  const t = createTestApp({ clock, config: { anthropicBaseUrl: upstream.url, openaiBaseUrl: upstream.url, geminiBaseUrl: upstream.url, ...(opts.maxBodyBytes ? { maxBodyBytes: opts.maxBodyBytes } : {}), ...(opts.proxyOrderWaitMs ? { proxyOrderWaitMs: opts.proxyOrderWaitMs } : {}) } });
   const proxy = await listen(t.app.fetch);
   const tenant = t.tenant();
 
@@ -145,6 +148,11 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         maxRetries: 0,
         defaultHeaders: { 'x-ph-key': tenant.key, ...extra.headers },
         ...(extra.fetch ? { fetch: extra.fetch } : {}),
+      }),
+    gemini: (extra = {}) =>
+      new GoogleGenAI({
+        apiKey: extra.apiKey ?? 'gemini-test-key',
+        httpOptions: { baseUrl: `${proxy.url}/proxy/gemini`, headers: { 'x-ph-key': tenant.key, ...extra.headers }, ...(extra.apiVersion ? { apiVersion: extra.apiVersion } : {}) },
       }),
     async close() {
       await close(proxy.server);

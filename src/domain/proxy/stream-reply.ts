@@ -27,6 +27,7 @@ export interface StreamReply {
 export function createStreamReply(format: ProxyFormat): StreamReply {
   if (format === 'anthropic') return anthropicReply();
   if (format === 'openai-chat') return chatReply();
+  if (format === 'gemini') return geminiReply();
   return responsesReply();
 }
 
@@ -125,6 +126,37 @@ function chatReply(): StreamReply {
             object: 'chat.completion',
             choices: [{ index: 0, message: { role: 'assistant', content, refusal, ...(calls.length ? { tool_calls: calls.filter(Boolean) } : {}) } }],
           },
+  };
+}
+
+// Every chunk is a GenerateContentResponse whose candidate 0 holds the next parts (text in pieces, a function call
+// whole); one carries its finishReason. No event ends the stream: it ends when the provider closes it, so `ended`
+// stays false and the relay finishes on the close.
+function geminiReply(): StreamReply {
+  const parts: Json[] = [];
+  let finished = false;
+  return {
+    push(data) {
+      if (!isRecord(data) || !Array.isArray(data.candidates)) return;
+      const candidate = data.candidates[0];
+      if (!isRecord(candidate)) return;
+      if (typeof candidate.finishReason === 'string') finished = true;
+      const content = isRecord(candidate.content) ? candidate.content : {};
+      for (const p of Array.isArray(content.parts) ? content.parts : []) {
+        if (!isRecord(p)) continue;
+        const last = parts[parts.length - 1];
+        // Text pieces join the text before them (a thought's with a thought's).
+        if (typeof p.text === 'string' && last && typeof last.text === 'string' && last.thought === p.thought) last.text += p.text;
+        else parts.push({ ...p });
+      }
+    },
+    get ended() {
+      return false;
+    },
+    get succeeded() {
+      return finished;
+    },
+    response: () => ({ candidates: [{ content: { role: 'model', parts } }] }),
   };
 }
 

@@ -13,7 +13,10 @@ import { DomainError, invalid } from '../errors';
 import { nestedTooDeep, protoMember, refuseProtoMembers, tooDeep, validationError } from '../validation';
 import { pushAll } from '../arrays';
 
-export type ProxyFormat = 'anthropic' | 'openai-chat' | 'openai-responses';
+export type ProxyFormat = 'anthropic' | 'openai-chat' | 'openai-responses' | 'gemini';
+
+/** The body member that holds a format's messages. */
+export const MESSAGES_KEY: Record<ProxyFormat, string> = { anthropic: 'messages', 'openai-chat': 'messages', 'openai-responses': 'input', gemini: 'contents' };
 
 type Json = Record<string, unknown>;
 
@@ -23,13 +26,19 @@ const IMAGE_TYPES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp
 /** This turn's new messages from a provider request body, as neutral messages. */
 export function turnMessages(format: ProxyFormat, body: Json): Message[] {
   // Kept in the session, a __proto__ member would be dropped on the way (the body itself goes on as sent).
-  const key = format === 'openai-responses' ? 'input' : 'messages';
+  const key = MESSAGES_KEY[format];
   refuseProtoMembers(body[key], `/${key}`);
   const messages =
-    format === 'anthropic' ? anthropicMessages(body.messages, '/messages') : format === 'openai-chat' ? chatMessages(body.messages, '/messages') : responsesInput(body.input, '/input');
+    format === 'anthropic'
+      ? anthropicMessages(body.messages, '/messages')
+      : format === 'openai-chat'
+        ? chatMessages(body.messages, '/messages')
+        : format === 'gemini'
+          ? geminiContents(body.contents, '/contents')
+          : responsesInput(body.input, '/input');
   const parsed = messageListSchema.safeParse(messages);
   // The pointers are into the converted list; the messages keep their order, so they point close enough.
-  if (!parsed.success) throw validationError(parsed.error, `/${format === 'openai-responses' ? 'input' : 'messages'}`, 'these messages cannot be kept in the session');
+  if (!parsed.success) throw validationError(parsed.error, `/${key}`, 'these messages cannot be kept in the session');
   canonicalJson(parsed.data, '/messages');
   return parsed.data;
 }
@@ -53,6 +62,11 @@ export function replyMessage(format: ProxyFormat, response: unknown): Message | 
     else if (format === 'openai-chat') {
       const choice = Array.isArray(response.choices) ? response.choices.find((c) => isRecord(c) && (c.index ?? 0) === 0) : undefined;
       blocks = isRecord(choice) && isRecord(choice.message) ? chatAssistantBlocks(choice.message, '/choices/0/message', false) : [];
+    } else if (format === 'gemini') {
+      // Candidate 0 (the one a session continues); the model's thoughts are not kept, as Anthropic's thinking is not.
+      const candidate = Array.isArray(response.candidates) ? response.candidates[0] : undefined;
+      const parts = isRecord(candidate) && isRecord(candidate.content) && Array.isArray(candidate.content.parts) ? candidate.content.parts : [];
+      blocks = parts.flatMap((p) => (isRecord(p) && p.thought !== true ? [geminiPart(p, '', false)] : []));
     } else blocks = Array.isArray(response.output) ? response.output.flatMap(responsesReplyItem) : [];
   } catch (e) {
     // A tool call whose arguments (Anthropic: input) are not a JSON object: the reply cannot be kept as it is.
@@ -105,6 +119,11 @@ const KNOWN = {
   chatImageUrl: new Set(['url', 'detail']),
   chatToolCall: new Set(['id', 'type', 'function', 'index']),
   chatFunction: new Set(['name', 'arguments']),
+  geminiContent: new Set(['role', 'parts']),
+  geminiPart: new Set(['text', 'inlineData', 'functionCall', 'functionResponse']),
+  geminiInlineData: new Set(['mimeType', 'data']),
+  geminiFunctionCall: new Set(['id', 'name', 'args']),
+  geminiFunctionResponse: new Set(['id', 'name', 'response']),
   responsesItem: new Set(['type', 'role', 'content', 'id', 'status', 'call_id', 'name', 'arguments', 'output']),
   responsesPart: new Set(['type', 'text', 'refusal', 'image_url', 'detail', 'annotations']),
 };
@@ -362,4 +381,51 @@ function responsesReplyItem(item: unknown): ContentBlock[] {
   if (item.type === 'function_call' && typeof item.call_id === 'string' && typeof item.name === 'string')
     return [{ type: 'tool_use', id: item.call_id, name: item.name, input: parseArguments(item.arguments, '') }];
   return [];
+}
+
+// ---- Gemini generateContent ----
+
+// Gemini names a call's answer by the function's name (and, when the call had one, its id): the name stands in for
+// the id a session pairs them by, and the renderer writes it back as the functionResponse's name.
+function geminiContents(raw: unknown, at: string): Message[] {
+  return list(raw, at).map((c, i) => {
+    const cAt = `${at}/${i}`;
+    if (!isRecord(c) || c.type === 'handle') unsupported(cAt, 'a handle block');
+    keepsOnly(c, KNOWN.geminiContent, cAt);
+    // A content without a role is the user's (as the API reads it).
+    const role = c.role === undefined || c.role === 'user' ? 'user' : c.role === 'model' ? 'assistant' : null;
+    if (role === null) throw invalid(`${cAt}/role`, 'role must be user or model');
+    const content = list(c.parts, `${cAt}/parts`).map((p, j) => geminiPart(p, `${cAt}/parts/${j}`, true));
+    return { role, content };
+  });
+}
+
+function geminiPart(p: unknown, at: string, strict: boolean): ContentBlock {
+  if (!isRecord(p)) throw invalid(at, 'must be a part');
+  if (strict) keepsOnly(p, KNOWN.geminiPart, at);
+  if (typeof p.text === 'string') return { type: 'text', text: p.text };
+  if (isRecord(p.inlineData)) {
+    if (strict) keepsOnly(p.inlineData, KNOWN.geminiInlineData, `${at}/inlineData`);
+    const type = str(p.inlineData.mimeType, `${at}/inlineData/mimeType`);
+    if (!IMAGE_TYPES.has(type)) unsupported(`${at}/inlineData/mimeType`, `inline data of type ${type}`);
+    return { type: 'image', source: { type: 'base64', media_type: type as 'image/png', data: str(p.inlineData.data, `${at}/inlineData/data`) } };
+  }
+  if (isRecord(p.functionCall)) {
+    const call = p.functionCall;
+    if (strict) keepsOnly(call, KNOWN.geminiFunctionCall, `${at}/functionCall`);
+    if (call.args !== undefined && !isRecord(call.args)) throw invalid(`${at}/functionCall/args`, 'functionCall args must be a JSON object');
+    const name = str(call.name, `${at}/functionCall/name`);
+    return { type: 'tool_use', id: typeof call.id === 'string' ? call.id : name, name, input: isRecord(call.args) ? call.args : {} };
+  }
+  if (isRecord(p.functionResponse)) {
+    const r = p.functionResponse;
+    if (strict) keepsOnly(r, KNOWN.geminiFunctionResponse, `${at}/functionResponse`);
+    const name = str(r.name, `${at}/functionResponse/name`);
+    // The renderer writes a result back as `response: {content: <text>}`: that form is kept as it is, any other
+    // response object as its JSON text.
+    const response = isRecord(r.response) ? r.response : {};
+    const content = Object.keys(response).length === 1 && typeof response.content === 'string' ? response.content : JSON.stringify(response);
+    return { type: 'tool_result', tool_use_id: typeof r.id === 'string' ? r.id : name, content };
+  }
+  return unsupported(at, `a part of kind ${JSON.stringify(Object.keys(p)[0] ?? 'none')}`);
 }

@@ -23,7 +23,7 @@ import { blockTokens, FRAMING, toolPromptParts, toolTokens, type ToolCosts } fro
 
 export { BLOCK_OVERHEAD_TOKENS, MESSAGE_OVERHEAD_TOKENS } from '../prompt-tokens';
 
-export type RequestFormat = 'anthropic' | 'openai-chat' | 'openai-responses';
+export type RequestFormat = 'anthropic' | 'openai-chat' | 'openai-responses' | 'gemini';
 export type TokenCounter = (text: string) => number;
 
 export interface RequestBlocks {
@@ -60,6 +60,8 @@ export function blocksFromRequest(format: RequestFormat, body: unknown, countTok
       return blocksFromOpenAIChat(body, countTokens, costs);
     case 'openai-responses':
       return blocksFromOpenAIResponses(body, countTokens, costs);
+    case 'gemini':
+      return blocksFromGemini(body, countTokens, costs);
   }
 }
 
@@ -140,6 +142,33 @@ export function blocksFromOpenAIResponses(body: unknown, countTokens: TokenCount
     }
   });
   return chain('openai-responses', raw, countTokens, costs, toolPromptParts(arrayOf(b.tools), b.tool_choice, costs));
+}
+
+/**
+ * Gemini generateContent: `tools` (each function declaration a tool, as the renderer counts them), the
+ * `systemInstruction` parts, then each content's parts (`model` parts are the model's own output). Gemini takes no
+ * breakpoints: its implicit cache finds the prefix itself.
+ */
+export function blocksFromGemini(body: unknown, countTokens: TokenCounter, costs: ToolCosts = {}): RequestBlocks {
+  const b = requireObject(body);
+  const raw: RawBlock[] = [];
+  arrayOf(b.tools).forEach((tool, index) => {
+    const declarations = isObject(tool) && Array.isArray(tool.functionDeclarations) ? tool.functionDeclarations : [tool];
+    declarations.forEach((d, f) => raw.push({ at: { section: 'tools', index, f }, content: semanticForm('gemini', d), breakpoint: null, opensMessage: false }));
+  });
+  // The REST docs spell it system_instruction too; a string is the text part it stands for.
+  const system = b.systemInstruction ?? b.system_instruction;
+  const systemParts = typeof system === 'string' ? [{ text: system }] : isObject(system) ? arrayOf(system.parts) : [];
+  systemParts.forEach((part, index) => raw.push({ at: { section: 'system', index }, content: semanticForm('gemini', part), breakpoint: null, opensMessage: false }));
+  arrayOf(b.contents).forEach((content, m) => {
+    const c = isObject(content) ? content : {};
+    const role = c.role ?? 'user';
+    const parts = arrayOf(c.parts);
+    const at = (part: number) => ({ section: 'messages', message: m, role, part });
+    if (parts.length === 0) raw.push({ at: at(0), content: null, breakpoint: null, opensMessage: true, output: role === 'model' });
+    parts.forEach((part, p) => raw.push({ at: at(p), content: semanticForm('gemini', part), breakpoint: null, opensMessage: p === 0, output: role === 'model' }));
+  });
+  return chain('gemini', raw, countTokens, costs, 0);
 }
 
 /** Blocks of one OpenAI message: one per content part, then one per tool call; at least one. */

@@ -5,7 +5,7 @@
 import { extractDiagnostics, isRecord, normalizeUsageAs, pointer, readCount, unreportedUsage } from './normalize';
 import type { NormalizedUsage, ProviderDiagnostics, UsageProvider } from './types';
 
-export type StreamUsageProvider = 'anthropic' | 'openai-chat' | 'openai-responses' | 'vllm';
+export type StreamUsageProvider = 'anthropic' | 'openai-chat' | 'openai-responses' | 'gemini' | 'vllm';
 
 /** One server-sent event; `data` either already parsed or the raw data string. */
 export interface StreamEvent {
@@ -52,6 +52,8 @@ function accumulatorFor(provider: StreamUsageProvider): StreamUsageAccumulator {
       return chatAccumulator(provider);
     case 'openai-responses':
       return responsesAccumulator();
+    case 'gemini':
+      return geminiAccumulator();
   }
 }
 
@@ -177,6 +179,33 @@ function responsesAccumulator(): StreamUsageAccumulator {
       }
     },
     result: () => (final === null ? incomplete('openai-responses', model, null) : { ...final, model }),
+    diagnostics: () => diagnostics,
+    raw: () => raw,
+  };
+}
+
+// Gemini (streamGenerateContent?alt=sse): each chunk is a GenerateContentResponse; usageMetadata, when a chunk
+// carries it, is the request's so far (candidatesTokenCount grows), the one with the finishReason (or after it) final.
+function geminiAccumulator(): StreamUsageAccumulator {
+  let model: string | null = null;
+  let latest: NormalizedUsage | null = null;
+  let finished = false;
+  let diagnostics: ProviderDiagnostics | null = null;
+  let raw: Record<string, unknown> | null = null;
+
+  return {
+    push(event) {
+      const data = parseData(event.data);
+      if (data === null) return;
+      if (typeof data.modelVersion === 'string') model = data.modelVersion;
+      diagnostics = extractDiagnostics(data) ?? diagnostics;
+      const candidate = Array.isArray(data.candidates) ? data.candidates[0] : undefined;
+      if (isRecord(candidate) && typeof candidate.finishReason === 'string') finished = true;
+      if (!isRecord(data.usageMetadata)) return;
+      raw = data.usageMetadata;
+      latest = normalizeUsageAs('gemini', data.usageMetadata, { path: pointer('', 'usageMetadata'), model });
+    },
+    result: () => (!finished || latest === null ? incomplete('gemini', model, null) : { ...latest, model }),
     diagnostics: () => diagnostics,
     raw: () => raw,
   };

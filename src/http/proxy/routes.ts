@@ -1,11 +1,11 @@
 // The drop-in proxy for the official SDKs: point the SDK's baseURL at
-// /proxy/anthropic or /proxy/openai/v1 and add `x-ph-key`. Our key travels in
+// /proxy/anthropic, /proxy/openai/v1 or /proxy/gemini and add `x-ph-key`. Our key travels in
 // its own header so the provider's credentials reach the provider untouched.
 
 import { createRoute, z } from '@hono/zod-openapi';
 import { Hono, type Context, type Handler } from 'hono';
 import type { AppDeps, Services } from '../../app';
-import { DomainError } from '../../domain/errors';
+import { DomainError, invalid } from '../../domain/errors';
 import type { ProxyFormat } from '../../domain/proxy/to-neutral';
 import { headerOf, headersOf } from '../auth';
 import { BodyError } from '../body';
@@ -30,7 +30,7 @@ const TURNS: Array<[string, ProxyFormat]> = [
  */
 export function proxyRoutes(deps: AppDeps, services: Services) {
   const { config } = deps;
-  const upstream = new Upstream({ anthropicBaseUrl: config.anthropicBaseUrl, openaiBaseUrl: config.openaiBaseUrl, timeoutMs: config.upstreamTimeoutMs });
+  const upstream = new Upstream({ anthropicBaseUrl: config.anthropicBaseUrl, openaiBaseUrl: config.openaiBaseUrl, geminiBaseUrl: config.geminiBaseUrl, timeoutMs: config.upstreamTimeoutMs });
   const order = services.proxyOrder;
   services.metrics.proxyWaitingSource = () => order.waiting;
   const turnDeps: TurnDeps = {
@@ -57,6 +57,15 @@ export function proxyRoutes(deps: AppDeps, services: Services) {
   const turns = [
     ...TURNS.map(([path, format]) => route(path, (c) => proxyTurn(c, format, turnDeps))),
     route('/proxy/anthropic/v1/messages/count_tokens', (c) => proxyCount(c, turnDeps)),
+    ...GEMINI_VERSIONS.map((version) =>
+      route(`/proxy/gemini/${version}/models/:call`, async (c) => {
+        const target = geminiCall(c.req.param('call') ?? '');
+        // Another method (embedContent, batchGenerateContent…): the app's 404, as for any route the proxy does not serve.
+        if (!target) return c.notFound();
+        const { model, method } = target;
+        return method === 'countTokens' ? proxyCount(c, turnDeps, 'gemini', model) : proxyTurn(c, 'gemini', turnDeps, model);
+      }),
+    ),
   ];
 
   const others = new Hono<AppEnv>();
@@ -69,8 +78,36 @@ export function proxyRoutes(deps: AppDeps, services: Services) {
   others.get('/proxy/anthropic/v1/models/:id', pass('anthropic'));
   others.get('/proxy/openai/v1/models', pass('openai'));
   others.get('/proxy/openai/v1/models/:id', pass('openai'));
+  for (const version of GEMINI_VERSIONS) {
+    others.get(`/proxy/gemini/${version}/models`, pass('gemini'));
+    others.get(`/proxy/gemini/${version}/models/:id`, pass('gemini'));
+  }
   others.onError(proxyError);
   return { turns, others };
+}
+
+/**
+ * Gemini's model calls: `POST /{version}/models/{model}:{method}` (Hono reads the last segment whole). @google/genai
+ * calls v1 by default since its 3.0 (`httpOptions.apiVersion` chooses), the REST docs v1beta: both are served.
+ */
+const GEMINI_VERSIONS = ['v1beta', 'v1'];
+const GEMINI_METHODS = new Set(['generateContent', 'streamGenerateContent', 'countTokens']);
+// Gemini's model ids: letters, digits, dots, dashes and underscores (gemini-2.5-flash, gemini-2.0-flash-001).
+const GEMINI_MODEL = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** The model and method of a Gemini call's last path segment; null for a method the proxy does not serve, a 422 for a model that is not one. */
+function geminiCall(segment: string): { model: string; method: string } | null {
+  const colon = segment.lastIndexOf(':');
+  const method = colon === -1 ? '' : segment.slice(colon + 1);
+  if (!GEMINI_METHODS.has(method)) return null;
+  let model = '';
+  try {
+    model = decodeURIComponent(segment.slice(0, colon));
+  } catch {
+    // not percent-encoded correctly: refused below
+  }
+  if (!GEMINI_MODEL.test(model)) throw invalid('path:model', 'must be a Gemini model id, such as gemini-2.5-flash');
+  return { model, method };
 }
 
 function proxyError(err: unknown, c: Context<AppEnv>): Response | Promise<Response> {

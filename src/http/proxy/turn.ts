@@ -11,7 +11,7 @@ import type { Message } from '../../domain/content';
 import { DomainError, invalid } from '../../domain/errors';
 import { callerAskedForUsage, inspectBody, withIncludeUsage } from '../../domain/proxy/body';
 import { createStreamReply } from '../../domain/proxy/stream-reply';
-import { replyMessage, turnMessages, UNKEEPABLE, type ProxyFormat } from '../../domain/proxy/to-neutral';
+import { MESSAGES_KEY, replyMessage, turnMessages, UNKEEPABLE, type ProxyFormat } from '../../domain/proxy/to-neutral';
 import type { UsageReport } from '../../domain/reconcile/reconciler';
 import type { StartOrder } from '../../domain/reconcile/start-order';
 import { extractDiagnostics, normalizeUsage, unreportedUsage } from '../../domain/usage/normalize';
@@ -37,7 +37,7 @@ export interface TurnDeps {
   order: StartOrder;
 }
 
-const PROVIDER: Record<ProxyFormat, UpstreamProvider> = { anthropic: 'anthropic', 'openai-chat': 'openai', 'openai-responses': 'openai' };
+const PROVIDER: Record<ProxyFormat, UpstreamProvider> = { anthropic: 'anthropic', 'openai-chat': 'openai', 'openai-responses': 'openai', gemini: 'gemini' };
 
 type Json = Record<string, unknown>;
 const isRecord = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -67,7 +67,7 @@ function sessionOf(c: Context<AppEnv>, services: Services, tenantId: string) {
  * A call's body and headers read and checked (everything that can refuse it does so before money is spent), and
  * what to render: its body with the handles of `x-ph-prefix` and `x-ph-session` prepended.
  */
-async function readCall(c: Context<AppEnv>, format: ProxyFormat, deps: TurnDeps) {
+async function readCall(c: Context<AppEnv>, format: ProxyFormat, deps: TurnDeps, model?: string) {
   const { services } = deps;
   const { tenantId } = c.get('auth');
   // As on every route: a declared size over the limit is a 413, a body that is not JSON a 415.
@@ -77,7 +77,7 @@ async function readCall(c: Context<AppEnv>, format: ProxyFormat, deps: TurnDeps)
   const session = sessionOf(c, services, tenantId);
   const turn = session ? turnMessages(format, caller.value) : [];
   // A turn whose tool calls do not pair with the session's history: refused before money is spent.
-  if (session) services.handles.checkTurn(tenantId, session.id, session.version, turn, format === 'openai-responses' ? '/input' : '/messages', format === 'anthropic');
+  if (session) services.handles.checkTurn(tenantId, session.id, session.version, turn, `/${MESSAGES_KEY[format]}`, format === 'anthropic');
   // OpenAI chat streams report usage only when asked; the extra chunk is hidden again from a caller who did not ask.
   const hideUsageChunk = format === 'openai-chat' && caller.stream && !callerAskedForUsage(caller.value);
   const prefix = (headerOf(c, 'x-ph-prefix') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
@@ -88,28 +88,33 @@ async function readCall(c: Context<AppEnv>, format: ProxyFormat, deps: TurnDeps)
     // inspectBody has just parsed it.
     bodyIsJson: !hideUsageChunk,
     pointer: '',
-    model: caller.model,
+    // Gemini names the model in the URL path, not in the body.
+    model: model ?? caller.model,
     extraPrefix: [...prefix.map((ref) => ({ ref, pointer: 'header:x-ph-prefix' })), ...(session ? [{ ref: session.ref, pointer: 'header:x-ph-session' }] : [])],
-    credentialFingerprint: credentialFingerprint(PROVIDER[format], headersOf(c)),
+    credentialFingerprint: credentialFingerprint(PROVIDER[format], headersOf(c), c.req.url),
   };
   return { caller, session, turn, hideUsageChunk, call };
 }
 
 /**
- * Anthropic's count_tokens: the body rendered as the messages call would send it (the same headers, handle blocks
- * and session), counted by the provider. Counting is not a call: nothing is recorded, no session appended. A body
- * without handles goes as it came, byte for byte.
+ * Anthropic's count_tokens and Gemini's countTokens: the body rendered as the model call would send it (the same
+ * headers, handle blocks and session), counted by the provider. Counting is not a call: nothing is recorded, no
+ * session appended. A body without handles goes as it came, byte for byte. Gemini counts a whole request (system
+ * instruction, tools) only as `generateContentRequest`: a body the handles changed is sent so, with its model.
  */
-export async function proxyCount(c: Context<AppEnv>, deps: TurnDeps): Promise<Response> {
-  const { call } = await readCall(c, 'anthropic', deps);
-  const { bodyText } = deps.services.requests.expand(call);
+export async function proxyCount(c: Context<AppEnv>, deps: TurnDeps, format: 'anthropic' | 'gemini' = 'anthropic', model?: string): Promise<Response> {
+  const { call } = await readCall(c, format, deps, model);
+  let { bodyText } = deps.services.requests.expand(call);
+  if (format === 'gemini' && bodyText !== call.bodyText) bodyText = `{"generateContentRequest":{"model":${JSON.stringify(`models/${model}`)}${/^\s*\{\s*\}\s*$/.test(bodyText) ? '' : ','}${bodyText.slice(bodyText.indexOf('{') + 1)}}`;
+  const provider = PROVIDER[format];
   const signal = c.req.raw.signal;
-  const res = await deps.upstream.send('anthropic', { method: 'POST', path: providerPath(c.req.url, 'anthropic'), headers: requestHeadersFor(headersOf(c)), body: bodyText, signal });
-  const bytes = await readAll(res.body, 'anthropic', signal);
+  const res = await deps.upstream.send(provider, { method: 'POST', path: providerPath(c.req.url, provider), headers: requestHeadersFor(headersOf(c)), body: bodyText, signal });
+  const bytes = await readAll(res.body, provider, signal);
   return new Response(bytes, { status: res.status, headers: responseHeadersFor(res.headers) as Record<string, string> });
 }
 
-export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: TurnDeps): Promise<Response> {
+/** `model`: Gemini's, from the URL path. */
+export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: TurnDeps, model?: string): Promise<Response> {
   const { services, upstream } = deps;
   const began = performance.now();
   const provider = PROVIDER[format];
@@ -117,7 +122,7 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
   const headers = headersOf(c);
 
   // ---- before the call: everything that can refuse the request does so before money is spent ----
-  const { session, turn, hideUsageChunk, call } = await readCall(c, format, deps);
+  const { session, turn, hideUsageChunk, call } = await readCall(c, format, deps, model);
   const rendered = services.requests.render(call);
   const { requestId } = rendered;
   // On our own problem responses too (502, 504): the request was recorded, and this links to it.
@@ -177,11 +182,12 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
  * without its final usage is, with `usageError` saying why.
  */
 function usageOfAnswer(format: ProxyFormat, answer: unknown): Pick<UsageReport, 'usage' | 'normalized' | 'diagnostics'> & { usageError?: unknown } {
-  const usage = isRecord(answer) ? answer.usage : undefined;
+  const usage = isRecord(answer) ? (format === 'gemini' ? answer.usageMetadata : answer.usage) : undefined;
   try {
     return { usage, normalized: normalizeUsage(answer, format), diagnostics: extractDiagnostics(answer) ?? undefined };
   } catch (err) {
-    const model = isRecord(answer) && typeof answer.model === 'string' ? answer.model : null;
+    const name = isRecord(answer) ? (format === 'gemini' ? answer.modelVersion : answer.model) : undefined;
+    const model = typeof name === 'string' ? name : null;
     return { usage: usage ?? null, normalized: unreportedUsage(format, model, null, true), usageError: err };
   }
 }

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Agent, type Dispatcher } from 'undici';
 
-export type UpstreamProvider = 'anthropic' | 'openai';
+export type UpstreamProvider = 'anthropic' | 'openai' | 'gemini';
 
 /** The provider could not be reached (502) or did not answer in time (504). */
 export class UpstreamError extends Error {
@@ -62,10 +62,17 @@ export function responseHeadersFor(headers: IncomingHttpHeaders): Record<string,
  * different accounts never share a provider cache, so it is part of the cache
  * scope. The credential itself is never stored or logged.
  */
-export function credentialFingerprint(provider: UpstreamProvider, headers: RequestHeaders): string | undefined {
+export function credentialFingerprint(provider: UpstreamProvider, headers: RequestHeaders, url?: string): string | undefined {
   const bearer = /^Bearer\s+(\S+)/i.exec(one(headers.authorization) ?? '')?.[1];
-  const secret = provider === 'anthropic' ? (one(headers['x-api-key']) ?? bearer) : bearer;
+  const secret =
+    provider === 'anthropic' ? (one(headers['x-api-key']) ?? bearer) : provider === 'gemini' ? (one(headers['x-goog-api-key']) ?? geminiQueryKey(url) ?? bearer) : bearer;
   return secret ? createHash('sha256').update(secret).digest('hex').slice(0, 12) : undefined;
+}
+
+/** Gemini's key may travel as `?key=` instead of x-goog-api-key. */
+function geminiQueryKey(url: string | undefined): string | undefined {
+  const query = url?.indexOf('?') ?? -1;
+  return query === -1 ? undefined : (new URLSearchParams(url!.slice(query + 1)).get('key') ?? undefined);
 }
 
 const TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
@@ -93,7 +100,8 @@ export async function readAll(body: AsyncIterable<Buffer>, provider: UpstreamPro
  * or a gateway's path to it) and add `/v1/messages`, as we do. OpenAI's take a base URL that ends where the API's
  * version does (`https://api.openai.com/v1`, vLLM's `http://host:8000/v1`, Gemini's
  * `…/v1beta/openai`) and add `/chat/completions`: a base with a path is read that way, its provider path without
- * `/v1`; a bare origin keeps it (`https://api.openai.com` → `/v1/chat/completions`).
+ * `/v1`; a bare origin keeps it (`https://api.openai.com` → `/v1/chat/completions`). Gemini's SDK takes the origin
+ * and adds `/v1beta/models/…`, as Anthropic's does.
  */
 export function upstreamPath(provider: UpstreamProvider, base: URL, path: string): string {
   const prefix = base.pathname.replace(/\/+$/, '');
@@ -105,10 +113,10 @@ export class Upstream {
   private readonly agent: Agent;
   private readonly bases: Record<UpstreamProvider, URL>;
 
-  constructor(opts: { anthropicBaseUrl: string; openaiBaseUrl: string; timeoutMs: number }) {
+  constructor(opts: { anthropicBaseUrl: string; openaiBaseUrl: string; geminiBaseUrl: string; timeoutMs: number }) {
     // headersTimeout: until the answer starts; bodyTimeout: the longest silence inside it.
     this.agent = new Agent({ keepAliveTimeout: 30_000, headersTimeout: opts.timeoutMs, bodyTimeout: opts.timeoutMs, connect: { timeout: Math.min(opts.timeoutMs, 30_000) } });
-    this.bases = { anthropic: new URL(opts.anthropicBaseUrl), openai: new URL(opts.openaiBaseUrl) };
+    this.bases = { anthropic: new URL(opts.anthropicBaseUrl), openai: new URL(opts.openaiBaseUrl), gemini: new URL(opts.geminiBaseUrl) };
   }
 
   /** `path` is the provider path with its query (`/v1/messages?beta=true`). Rejects with UpstreamError, or the signal's reason. */
