@@ -3,7 +3,7 @@
 // streamGenerateContent (?alt=sse) rendered with handles, recorded and reconciled
 // from Gemini's usageMetadata; countTokens and the model list passed on.
 
-import { ApiError } from '@google/genai';
+import { ApiError, GoogleGenAI } from '@google/genai';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mintBundle, mintSystem, mintTools, startSession } from '../helpers/factories';
 import { committed, eventually, rejection, startHarness, type Harness } from './harness';
@@ -106,5 +106,215 @@ describe('an agent loop over a bundle and a session', () => {
       if (i === 0) expect(r.usage.cache_read_tokens).toBe(0);
       else expect(r.usage.cache_read_tokens).toBeGreaterThan(0);
     }
+  });
+});
+
+describe('fields the proxy does not know', () => {
+  it('reach the provider in the body as sent, and the SDK in the answer as Gemini sent them', async () => {
+    await h.close();
+    // A field of a newer API in Gemini's answer (the SDK keeps usageMetadata whole).
+    h = await startHarness({ rewrite: (body) => body.replaceAll('"promptTokenCount":', '"futureTokenCount":7,"promptTokenCount":') });
+    const { session } = await agentSetup();
+    // extraBody: the SDK's way to send a field it does not know, at the top level and inside generationConfig.
+    const ai = h.gemini({ headers: { 'x-ph-session': session.id } });
+    for (const stream of [false, true]) {
+      const params = {
+        model: MODEL,
+        contents: [{ role: 'user', parts: [{ text: `unknown fields, stream=${stream}` }] }],
+        config: { temperature: 0.5, httpOptions: { extraBody: { futureField: { keep: ['as', 'sent'] }, generationConfig: { futureKnob: 3 } } } },
+      };
+      let usage: Record<string, unknown> | undefined;
+      if (stream) for await (const chunk of await ai.models.generateContentStream(params)) usage = chunk.usageMetadata as Record<string, unknown>;
+      else usage = (await ai.models.generateContent(params)).usageMetadata as Record<string, unknown>;
+      expect(usage?.futureTokenCount).toBe(7);
+    }
+    await committed(h);
+    const calls = h.tap.filter((e) => e.method === 'POST');
+    for (const call of calls) {
+      const sent = JSON.parse(call.body);
+      expect(sent.futureField).toEqual({ keep: ['as', 'sent'] });
+      expect(sent.generationConfig).toEqual({ temperature: 0.5, futureKnob: 3 });
+      // The caller's members keep their order, after what the handles added (tools, systemInstruction).
+      const keys = Object.keys(sent);
+      expect(keys.indexOf('contents')).toBeLessThan(keys.indexOf('futureField'));
+    }
+    // Both answers were read (the unknown count is no reason to lose the known ones) and both turns kept.
+    const rows = h.t.sqlite.prepare('select status from requests').all() as { status: string }[];
+    expect(rows.map((r) => r.status)).toEqual(['reconciled', 'reconciled']);
+    expect((await h.tenant.client.get(`/v1/handles/${session.id}`)).json.version.version).toBe(3);
+  });
+});
+
+describe('provider errors pass through', () => {
+  it.each([429, 500])('%i: the same ApiError, status and message as from Gemini itself; recorded as failed, nothing appended', async (status) => {
+    const session = await startSession(h.tenant.client);
+    const fault = { 'x-simulator-status': String(status) };
+    const direct = new GoogleGenAI({ apiKey: 'gemini-test-key', httpOptions: { baseUrl: h.upstreamUrl, headers: fault } });
+    const proxied = h.gemini({ headers: { ...fault, 'x-ph-session': session.id } });
+    const params = { model: MODEL, contents: 'hi' };
+    for (const call of [(ai: GoogleGenAI) => ai.models.generateContent(params), async (ai: GoogleGenAI) => (await ai.models.generateContentStream(params)).next()]) {
+      const mine = await rejection(call(direct));
+      const theirs = await rejection(call(proxied));
+      expect(theirs).toBeInstanceOf(ApiError);
+      expect(theirs.status).toBe(status);
+      expect(theirs.message).toBe(mine.message);
+      expect(JSON.parse(theirs.message).error.status).toBe(status === 429 ? 'RESOURCE_EXHAUSTED' : 'INTERNAL');
+    }
+    await committed(h);
+    const rows = h.t.sqlite.prepare('select id, status from requests').all() as { id: string; status: string }[];
+    expect(rows.map((r) => r.status)).toEqual(['failed', 'failed']);
+    const row = (await h.tenant.client.get(`/v1/requests/${rows[0]!.id}`)).json;
+    expect(row).toMatchObject({ status: 'failed', usage_raw: null, error: { status, body: { error: { code: status } } } });
+    expect((await h.tenant.client.get(`/v1/handles/${session.id}`)).json.version.version).toBe(1);
+  });
+});
+
+describe('a stream that does not finish', () => {
+  it('the client aborts: the upstream call is cancelled, nothing is appended, usage is unknown', async () => {
+    await h.close();
+    h = await startHarness({ chunkDelayMs: 25 });
+    const session = await startSession(h.tenant.client, { messages: [{ role: 'user', content: 'earlier' }, { role: 'assistant', content: 'noted' }] });
+    const controller = new AbortController();
+    const stream = await h.gemini({ headers: { 'x-ph-session': session.id } }).models.generateContentStream({
+      model: MODEL,
+      contents: 'a long answer please, many many words',
+      config: { abortSignal: controller.signal },
+    });
+    await expect(
+      (async () => {
+        for await (const chunk of stream) if (chunk.text) controller.abort();
+      })(),
+    ).rejects.toThrow();
+
+    await eventually(() => h.tap[0]!.events.includes('cancelled'), 'the upstream call is cancelled');
+    const rows = () => h.t.sqlite.prepare('select id, status from requests').all() as { id: string; status: string }[];
+    const [row] = await eventually(() => (rows()[0]?.status === 'reconciled' ? rows() : null), 'the request is reconciled');
+    const view = (await h.tenant.client.get(`/v1/requests/${row!.id}`)).json;
+    expect(view.usage).toMatchObject({ complete: false, cache_read_tokens: null });
+    expect(view.outcome.capture).toBe('unknown');
+    const described = (await h.tenant.client.get(`/v1/handles/${session.id}`)).json;
+    expect(described.version.version).toBe(1);
+    expect(described.version.message_count).toBe(2);
+  });
+});
+
+describe('countTokens and the model list', () => {
+  it('countTokens counts the body as generateContent would send it (x-ph-prefix included), records nothing; models.list passes through', async () => {
+    const sys = await mintSystem(h.tenant.client, SYSTEM);
+    const ai = h.gemini({ headers: { 'x-ph-prefix': sys.id } });
+    const bare = await h.gemini().models.countTokens({ model: MODEL, contents: 'how many?' });
+    const prefixed = await ai.models.countTokens({ model: MODEL, contents: 'how many?' });
+    expect(prefixed.totalTokens! - bare.totalTokens!).toBeGreaterThan(2048);
+    // Gemini counts a system instruction only inside generateContentRequest, with its model.
+    const [plain, wrapped] = h.tap.map((e) => JSON.parse(e.body));
+    expect(plain).toEqual({ contents: [{ parts: [{ text: 'how many?' }], role: 'user' }] });
+    expect(wrapped.generateContentRequest.model).toBe(`models/${MODEL}`);
+    expect(wrapped.generateContentRequest.systemInstruction.parts[0].text).toBe(SYSTEM);
+    expect(h.t.sqlite.prepare('select count(*) as n from requests').get()).toEqual({ n: 0 });
+
+    const names: string[] = [];
+    for await (const model of await ai.models.list()) names.push(model.name!);
+    expect(names).toContain(`models/${MODEL}`);
+    expect(h.tap.at(-1)!.headers.get('x-goog-api-key')).toBe('gemini-test-key');
+  });
+});
+
+describe('bad input', () => {
+  const post = (path: string, body: string, headers: Record<string, string> = {}) =>
+    fetch(`${h.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-ph-key': h.key, 'x-goog-api-key': 'k', ...headers }, body });
+
+  it('a model path that is not one, a body that is not JSON, a method the proxy does not serve, no x-ph-key: problem+json 4xx, the provider never called', async () => {
+    const cases: Array<[Response, number, string, string?]> = [
+      [await post('/proxy/gemini/v1/models/no%20such%2Fmodel:generateContent', '{"contents":[]}'), 422, 'invalid_request', 'path:model'],
+      [await post('/proxy/gemini/v1beta/models/:generateContent', '{"contents":[]}'), 422, 'invalid_request', 'path:model'],
+      [await post(`/proxy/gemini/v1/models/${MODEL}:generateContent`, '{"contents": [oops'), 400, 'malformed_json'],
+      [await post(`/proxy/gemini/v1/models/${MODEL}:streamGenerateContent?alt=sse`, '[1, 2]'), 422, 'invalid_request'],
+      [await post(`/proxy/gemini/v1/models/${MODEL}:embedContent`, '{}'), 404, 'route_not_found'],
+      [await post(`/proxy/gemini/v1/models/${MODEL}:generateContent`, '{"contents":[]}', { 'x-ph-key': '' }), 401, 'unauthorized'],
+    ];
+    for (const [res, status, code, pointer] of cases) {
+      expect(res.status).toBe(status);
+      expect(res.headers.get('content-type')).toContain('application/problem+json');
+      const body = (await res.json()) as { code: string; errors: Array<{ pointer: string }> };
+      expect(body.code).toBe(code);
+      if (pointer) expect(body.errors.map((e) => e.pointer)).toContain(pointer);
+    }
+    expect(h.tap).toHaveLength(0);
+  });
+
+  it('a deleted handle is a 410 the SDK shows, naming it, before Gemini is called', async () => {
+    const gone = await mintSystem(h.tenant.client, 'deleted before the call');
+    expect((await h.tenant.client.delete(`/v1/handles/${gone.id}`)).status).toBe(204);
+    const err = await rejection(h.gemini({ headers: { 'x-ph-prefix': gone.id } }).models.generateContent({ model: MODEL, contents: 'hi' }));
+    expect(err).toBeInstanceOf(ApiError);
+    expect(err.status).toBe(410);
+    expect(err.message).toContain(gone.id);
+    expect(h.tap).toHaveLength(0);
+  });
+});
+
+describe('the provider key', () => {
+  it('as ?key= or x-goog-api-key reaches Gemini untouched, is never stored, and each key has its own cache scope', async () => {
+    const sys = await mintSystem(h.tenant.client, SYSTEM);
+    const call = (auth: { query?: string; header?: string }) =>
+      fetch(`${h.url}/proxy/gemini/v1beta/models/${MODEL}:generateContent${auth.query ? `?key=${auth.query}` : ''}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-ph-key': h.key, 'x-ph-prefix': sys.id, ...(auth.header ? { 'x-goog-api-key': auth.header } : {}) },
+        body: '{"contents":[{"parts":[{"text":"hi"}]}]}',
+      }).then(async (r) => ({ status: r.status, usage: ((await r.json()) as { usageMetadata: Record<string, number> }).usageMetadata }));
+    const first = await call({ query: 'secret-query-key' });
+    h.clock.advance(MINUTE);
+    const again = await call({ query: 'secret-query-key' });
+    h.clock.advance(MINUTE);
+    const other = await call({ header: 'secret-header-key' });
+    expect([first.status, again.status, other.status]).toEqual([200, 200, 200]);
+    expect(first.usage.cachedContentTokenCount).toBeUndefined();
+    expect(again.usage.cachedContentTokenCount).toBeGreaterThan(2048);
+    // Another account: another cache, at Gemini and in our scope.
+    expect(other.usage.cachedContentTokenCount).toBeUndefined();
+    expect(h.tap.map((e) => e.path)).toEqual([
+      `/v1beta/models/${MODEL}:generateContent?key=secret-query-key`,
+      `/v1beta/models/${MODEL}:generateContent?key=secret-query-key`,
+      `/v1beta/models/${MODEL}:generateContent`,
+    ]);
+    expect(h.tap[2]!.headers.get('x-goog-api-key')).toBe('secret-header-key');
+    await committed(h);
+    const rows = h.t.sqlite.prepare('select * from requests').all() as Array<{ scope: string }>;
+    expect(new Set(rows.map((r) => r.scope)).size).toBe(2);
+    expect(JSON.stringify(rows)).not.toMatch(/secret-(query|header)-key/);
+  });
+});
+
+describe('a tool-using loop', () => {
+  it("the model's functionCall and the caller's functionResponse become session turns, sent back as Gemini takes them", async () => {
+    await h.close();
+    // The simulator answers in text; its first answer becomes a function call, as the model would make.
+    h = await startHarness({
+      rewrite: (body, type) => {
+        if (!type.startsWith('application/json') || !body.includes('Simulated reply #1')) return body;
+        const answer = JSON.parse(body);
+        answer.candidates[0].content.parts = [{ text: 'Checking.' }, { functionCall: { name: 'get_weather', args: { city: 'Oslo' } } }];
+        return JSON.stringify(answer);
+      },
+    });
+    const { client, session } = await agentSetup();
+    const ai = h.gemini({ headers: { 'x-ph-session': session.id } });
+    const first = await ai.models.generateContent({ model: MODEL, contents: 'Weather in Oslo?' });
+    expect(first.functionCalls).toEqual([{ name: 'get_weather', args: { city: 'Oslo' } }]);
+    await ai.models.generateContent({ model: MODEL, contents: [{ role: 'user', parts: [{ functionResponse: { name: 'get_weather', response: { content: 'sunny, 12°C' } } }] }] });
+
+    const expanded = (await client.get(`/v1/handles/${session.id}/expand?format=neutral`)).json;
+    expect(expanded.messages.slice(0, 3)).toEqual([
+      { role: 'user', content: [{ type: 'text', text: 'Weather in Oslo?' }] },
+      { role: 'assistant', content: [{ type: 'text', text: 'Checking.' }, { type: 'tool_use', id: 'get_weather', name: 'get_weather', input: { city: 'Oslo' } }] },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'get_weather', content: 'sunny, 12°C' }] },
+    ]);
+    // The second call sent the history back as Gemini takes it: the call, then its answer by the function's name.
+    const sent = JSON.parse(h.tap[1]!.body);
+    expect(sent.contents.slice(0, 3)).toEqual([
+      { role: 'user', parts: [{ text: 'Weather in Oslo?' }] },
+      { role: 'model', parts: [{ text: 'Checking.' }, { functionCall: { name: 'get_weather', args: { city: 'Oslo' } } }] },
+      { role: 'user', parts: [{ functionResponse: { name: 'get_weather', response: { content: 'sunny, 12°C' } } }] },
+    ]);
   });
 });
