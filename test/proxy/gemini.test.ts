@@ -243,6 +243,12 @@ describe('bad input', () => {
       if (pointer) expect(body.errors.map((e) => e.pointer)).toContain(pointer);
     }
     expect(h.tap).toHaveLength(0);
+    // The 404 for another method names what is served, in the SDK's error member too.
+    const other = (await (await post(`/proxy/gemini/v1/models/${MODEL}:embedContent`, '{}')).json()) as { error: { message: string } };
+    expect(other.error.message).toContain(':generateContent, :streamGenerateContent and :countTokens');
+    // The routes are documented.
+    const doc = (await (await fetch(`${h.url}/openapi.json`)).json()) as { paths: Record<string, unknown> };
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/proxy/gemini/v1/models/{model}:generateContent', '/proxy/gemini/v1beta/models/{model}:streamGenerateContent', '/proxy/gemini/v1/models']));
   });
 
   it('a deleted handle is a 410 the SDK shows, naming it, before Gemini is called', async () => {

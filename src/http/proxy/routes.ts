@@ -60,8 +60,11 @@ export function proxyRoutes(deps: AppDeps, services: Services) {
     ...GEMINI_VERSIONS.map((version) =>
       route(`/proxy/gemini/${version}/models/:call`, async (c) => {
         const target = geminiCall(c.req.param('call') ?? '');
-        // Another method (embedContent, batchGenerateContent…): the app's 404, as for any route the proxy does not serve.
-        if (!target) return c.notFound();
+        // Another method (embedContent, batchGenerateContent…): a 404 naming what is served (not the 405 its GET models/{id} would suggest).
+        if (!target) {
+          const detail = `no route for POST ${c.req.path}; the proxy serves Gemini's models/{model}:generateContent, :streamGenerateContent and :countTokens (and GET models): call this method at Gemini itself, with a client of its own (https://generativelanguage.googleapis.com)`;
+          return problem(c, 'route_not_found', detail, [], sdkError('route_not_found', detail));
+        }
         const { model, method } = target;
         return method === 'countTokens' ? proxyCount(c, turnDeps, 'gemini', model) : proxyTurn(c, 'gemini', turnDeps, model);
       }),
@@ -182,11 +185,23 @@ export function proxyDocs() {
   docs.openAPIRegistry.registerPath(
     createRoute({ method: 'post', path: '/proxy/anthropic/v1/messages/count_tokens', tags: ['proxy'], summary: 'Rendered as POST messages would send it (headers, handle blocks, session), counted by the provider; nothing recorded, no session appended', security: [{ proxyKey: [] }], request: { headers, body: providerBody }, responses: counted }),
   );
-  for (const path of ['/proxy/anthropic/v1/models', '/proxy/openai/v1/models'])
+  // Gemini: the model and the method in the path (`gemini-2.5-flash:generateContent`), under v1beta and v1.
+  const geminiModel = z.object({ model: z.string().openapi({ description: 'A Gemini model id, e.g. gemini-2.5-flash.' }) });
+  for (const version of GEMINI_VERSIONS) {
+    const base = `/proxy/gemini/${version}/models/{model}`;
+    for (const method of ['generateContent', 'streamGenerateContent'])
+      docs.openAPIRegistry.registerPath(
+        createRoute({ method: 'post', path: `${base}:${method}`, tags: ['proxy'], summary: `gemini ${method}${method === 'streamGenerateContent' ? ' (?alt=sse)' : ''}: rendered, sent to Gemini, recorded and reconciled`, security: [{ proxyKey: [] }], request: { params: geminiModel, headers, body: providerBody }, responses: answer }),
+      );
+    docs.openAPIRegistry.registerPath(
+      createRoute({ method: 'post', path: `${base}:countTokens`, tags: ['proxy'], summary: 'Rendered as generateContent would send it, counted by Gemini (a body the handles changed goes as generateContentRequest); nothing recorded', security: [{ proxyKey: [] }], request: { params: geminiModel, headers, body: providerBody }, responses: counted }),
+    );
+  }
+  for (const path of ['/proxy/anthropic/v1/models', '/proxy/openai/v1/models', ...GEMINI_VERSIONS.map((v) => `/proxy/gemini/${v}/models`)])
     docs.openAPIRegistry.registerPath(createRoute({ method: 'get', path, tags: ['proxy'], summary: 'Passed through untouched', security: [{ proxyKey: [] }], responses: untouched }));
   const model = z.object({ id: z.string().openapi({ description: "The provider's model id." }) });
-  for (const path of ['/proxy/anthropic/v1/models/{id}', '/proxy/openai/v1/models/{id}'])
+  for (const path of ['/proxy/anthropic/v1/models/{id}', '/proxy/openai/v1/models/{id}', ...GEMINI_VERSIONS.map((v) => `/proxy/gemini/${v}/models/{id}`)])
     docs.openAPIRegistry.registerPath(createRoute({ method: 'get', path, tags: ['proxy'], summary: 'Passed through untouched', security: [{ proxyKey: [] }], request: { params: model }, responses: untouched }));
-  docs.openAPIRegistry.registerComponent('securitySchemes', 'proxyKey', { type: 'apiKey', in: 'header', name: 'x-ph-key', description: 'A tenant API key; the provider key stays in its usual header.' });
+  docs.openAPIRegistry.registerComponent('securitySchemes', 'proxyKey', { type: 'apiKey', in: 'header', name: 'x-ph-key', description: 'A tenant API key; the provider key stays in its usual header (Gemini: x-goog-api-key, or ?key=).' });
   return docs;
 }
