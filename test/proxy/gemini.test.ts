@@ -327,3 +327,26 @@ describe('a tool-using loop', () => {
     ]);
   });
 });
+
+describe('streamGenerateContent without ?alt=sse', () => {
+  it("Gemini's one JSON array of chunks is passed through and read as the stream would be: usage reported, the turn appended", async () => {
+    const session = await startSession(h.tenant.client);
+    const res = await fetch(`${h.url}/proxy/gemini/v1beta/models/${MODEL}:streamGenerateContent`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-ph-key': h.key, 'x-ph-session': session.id, 'x-goog-api-key': 'k' },
+      body: '{"contents":[{"parts":[{"text":"as an array"}]}]}',
+    });
+    expect(res.status).toBe(200);
+    const chunks = (await res.json()) as Array<{ candidates: Array<{ content: { parts: Array<{ text: string }> } }>; usageMetadata: { promptTokenCount: number } }>;
+    expect(Array.isArray(chunks)).toBe(true);
+    const id = res.headers.get('x-ph-request-id')!;
+    await committed(h);
+    const view = (await h.tenant.client.get(`/v1/requests/${id}`)).json;
+    expect(view.status).toBe('reconciled');
+    expect(view.outcome.capture).toBe('reported');
+    expect(view.usage.total_prompt_tokens).toBe(chunks.at(-1)!.usageMetadata.promptTokenCount);
+    const expanded = (await h.tenant.client.get(`/v1/handles/${session.id}/expand?format=neutral`)).json;
+    expect(expanded.messages.map((m: { role: string }) => m.role)).toEqual(['user', 'assistant']);
+    expect(expanded.messages[1].content[0].text).toBe(chunks.map((c) => c.candidates[0]!.content.parts[0]!.text).join(''));
+  });
+});

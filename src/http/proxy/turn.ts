@@ -168,9 +168,11 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
   // Anything but a 2xx (a redirect too) is an answer without usage: recorded as failed.
   if (res.status >= 300) await record.failed(res.status, parsed);
   else {
-    const { usageError, ...usage } = usageOfAnswer(format, parsed);
+    // Gemini's streamGenerateContent without ?alt=sse answers its chunks as one JSON array: read as the stream is.
+    const chunks = format === 'gemini' && Array.isArray(parsed) ? readChunks(parsed) : null;
+    const { usageError, ...usage } = chunks ? chunks.usage : usageOfAnswer(format, parsed);
     // The session is appended before the answer goes out: a turn it could not take is said in the header.
-    if (record.completed(usage, parsed, usageError) === 'not_appended') out['x-ph-warnings'] = [out['x-ph-warnings'], 'session_not_appended'].filter(Boolean).join(', ');
+    if (record.completed(usage, chunks ? chunks.reply : parsed, usageError) === 'not_appended') out['x-ph-warnings'] = [out['x-ph-warnings'], 'session_not_appended'].filter(Boolean).join(', ');
   }
   return new Response(bytes, init);
 }
@@ -190,6 +192,22 @@ function usageOfAnswer(format: ProxyFormat, answer: unknown): Pick<UsageReport, 
     const model = typeof name === 'string' ? name : null;
     return { usage: usage ?? null, normalized: unreportedUsage(format, model, null, true), usageError: err };
   }
+}
+
+/** Gemini's chunks of a whole answer, read as the stream's events are: the usage of the last, the reply of all (null when none finished). */
+function readChunks(chunks: unknown[]): { usage: ReturnType<typeof usageOfAnswer>; reply: unknown } {
+  const usage = createStreamUsageAccumulator('gemini');
+  const reply = createStreamReply('gemini');
+  let usageError: unknown;
+  for (const data of chunks) {
+    try {
+      usage.push({ data });
+    } catch (err) {
+      usageError = err;
+    }
+    reply.push(data);
+  }
+  return { usage: { usage: usage.raw() ?? null, normalized: usage.result(), diagnostics: usage.diagnostics() ?? undefined, usageError }, reply: reply.succeeded ? reply.response() : null };
 }
 
 /** The answer's events go on as they come; usage and the reply are read on the way. */
