@@ -243,11 +243,12 @@ export type App = ReturnType<typeof createApp>;
 
 /**
  * A model call as the SDKs send it, whatever their base URL: the service's own address (`/chat/completions`,
- * `/v1/messages`), `/v1` of it, or a path without `/proxy` (`/openai/v1/responses`).
+ * `/v1/messages`, Gemini's `/v1/models/{model}:generateContent`), `/v1` of it, or a path without `/proxy`
+ * (`/openai/v1/responses`).
  */
-const SDK_CALL = /\/(?:chat\/completions|responses|v1\/messages)$/;
+const SDK_CALL = /\/(?:chat\/completions|responses|v1\/messages|models\/[^/]+:(?:generateContent|streamGenerateContent|countTokens))$/;
 /** Of those, the ones under /v1, which would otherwise ask for the service's key first. */
-const MISDIRECTED_SDK_CALL = /^\/v1\/(?:chat\/completions|responses|messages)$/;
+const MISDIRECTED_SDK_CALL = /^\/v1\/(?:chat\/completions|responses|messages|models\/[^/]+:(?:generateContent|streamGenerateContent|countTokens))$/;
 
 /**
  * The provider whose SDK sent a request, by the headers every Stainless-built SDK sends (`x-stainless-lang`, in any

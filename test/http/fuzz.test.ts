@@ -78,7 +78,7 @@ let tables: string[] = [];
 beforeAll(async () => {
   const clock = new FakeClock();
   const sim = await listen(createSimulatorApp({ catalog: new ModelCatalog(loadCatalog()), clock }));
-  t = createTestApp({ clock, config: { anthropicBaseUrl: sim.base, openaiBaseUrl: sim.base, maxBodyBytes: MAX_BODY, usageBatchMax: 50 } });
+  t = createTestApp({ clock, config: { anthropicBaseUrl: sim.base, openaiBaseUrl: sim.base, geminiBaseUrl: sim.base, maxBodyBytes: MAX_BODY, usageBatchMax: 50 } });
   const app = await listen(t.app);
   base = app.base;
   closers = [app.close, sim.close];
@@ -138,6 +138,15 @@ beforeAll(async () => {
     'POST /proxy/openai/v1/chat/completions': { model: 'gpt-4.1', prefix: [sys.id], messages: [{ role: 'user', content: 'hi' }], stream: false },
     'POST /proxy/openai/v1/responses': { model: 'gpt-4.1', prefix: [sys.id], input: [{ role: 'user', content: 'hi' }] },
     'POST /proxy/anthropic/v1/messages/count_tokens': { model: 'claude-sonnet-4-5', messages: [{ role: 'user', content: 'hi' }] },
+    // Gemini: the model in the path, the body a GenerateContentRequest (handle blocks where /v1/render takes them).
+    ...Object.fromEntries(
+      ['v1', 'v1beta'].flatMap((v) =>
+        ['generateContent', 'streamGenerateContent', 'countTokens'].map((m) => [
+          `POST /proxy/gemini/${v}/models/{model}:${m}`,
+          { prefix: [sys.id], systemInstruction: { parts: [{ text: 's' }] }, contents: [{ role: 'user', parts: [{ text: 'hi' }, { type: 'handle', ref: doc.id }] }], generationConfig: { maxOutputTokens: 16 } },
+        ]),
+      ),
+    ),
   };
 
   const tools: Json = [{ name: 'get_weather', description: 'Weather', input_schema: { type: 'object', properties: { city: { type: 'string' } } } }];
@@ -400,7 +409,8 @@ function pathFor(route: Route): fc.Arbitrary<string> {
   const pool = (name: string) => {
     const kind = route.method === 'DELETE' && route.path.startsWith('/v1/handles') ? 'deletable' : (/\/(requests|tenants|keys|artifacts|bundles|sessions)\//.exec(route.path)?.[1] ?? 'handles');
     const p = ids[{ requests: 'request', tenants: 'tenant', keys: 'key', artifacts: 'artifact', bundles: 'bundle', sessions: 'session' }[kind] ?? kind] ?? ids.handle!;
-    void name;
+    // A Gemini model: a real one, or any segment (a handle id is a well-formed model name the catalog does not know).
+    if (name === 'model') return fc.oneof({ weight: 3, arbitrary: fc.constantFrom('gemini-2.5-flash', 'gemini-2.0-flash') }, { weight: 1, arbitrary: fc.constantFrom(...Object.values(ids).flat()) }, { weight: 2, arbitrary: segment });
     return fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...p) }, { weight: 1, arbitrary: fc.constantFrom(...Object.values(ids).flat()) }, { weight: 2, arbitrary: segment });
   };
   return fc.tuple(...names.map(pool)).map((values) => names.reduce((p, n, i) => p.replace(`{${n}}`, values[i]!), route.path));
@@ -428,7 +438,7 @@ function headersFor(route: Route): fc.Arbitrary<Record<string, string>> {
   ), { nil: {}, freq: 2 });
   return fc.tuple(key, type, extra).map(([k, contentType, more]) => {
     // The provider's own key, which the proxy passes on (the simulator wants one).
-    const h: Record<string, string> = route.auth === 'proxy' ? { 'x-api-key': 'sk-ant-fuzz', authorization: 'Bearer sk-fuzz' } : {};
+    const h: Record<string, string> = route.auth === 'proxy' ? { 'x-api-key': 'sk-ant-fuzz', authorization: 'Bearer sk-fuzz', 'x-goog-api-key': 'gemini-fuzz' } : {};
     for (const [name, v] of Object.entries(more)) if (/^[\x20-\x7e]*$/.test(v)) h[name] = v;
     if (contentType) h['content-type'] = contentType;
     const secret = keyFor(k);
@@ -560,10 +570,12 @@ async function check(route: Route, s: Sent): Promise<void> {
 
 describe('fuzzing every route over HTTP', () => {
   it('covers every route the app serves (the document, the dashboard and the plain ones)', () => {
-    const listed = new Set([...routes.map((r) => `${r.method} ${r.path}`), ...SKIPPED]);
+    // Gemini's model calls are documented one per method (`{model}:generateContent`) and served as one route whose last segment is read whole (`{call}`).
+    const listed = new Set([...routes.map((r) => `${r.method} ${r.path.replace(/\{model\}:\w+$/, '{call}')}`), ...SKIPPED]);
     const served = new Set(t.app.routes.filter((r) => r.method !== 'ALL').map((r) => `${r.method} ${r.path.replace(/:(\w+)/g, '{$1}')}`));
     expect([...served].filter((r) => !listed.has(r)), 'a route the fuzz does not know: add it to the document, DASHBOARD or PLAIN').toEqual([]);
     expect([...listed].filter((r) => !served.has(r)), 'listed but not served').toEqual([]);
+    expect(routes.filter((r) => r.path.includes('{model}:')).map((r) => `${r.method} ${r.path}`)).toHaveLength(6);
     const withBody = routes.filter((r) => r.schema !== undefined).map((r) => `${r.method} ${r.path}`);
     expect(withBody.filter((r) => !(r in examples)), 'a route with a body and no valid example to mutate').toEqual([]);
   });

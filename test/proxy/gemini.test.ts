@@ -350,3 +350,16 @@ describe('streamGenerateContent without ?alt=sse', () => {
     expect(expanded.messages[1].content[0].text).toBe(chunks.map((c) => c.candidates[0]!.content.parts[0]!.text).join(''));
   });
 });
+
+describe('a base URL without /proxy/gemini', () => {
+  it("is a 404 naming the base URL to set, as the SDK shows it, not a 401 for the provider's key", async () => {
+    for (const apiVersion of [undefined, 'v1beta']) {
+      const ai = new GoogleGenAI({ apiKey: 'gemini-test-key', httpOptions: { baseUrl: h.url, headers: { 'x-ph-key': h.key }, ...(apiVersion ? { apiVersion } : {}) } });
+      const err = await rejection(ai.models.generateContent({ model: MODEL, contents: 'hi' }));
+      expect(err).toBeInstanceOf(ApiError);
+      expect(err.status).toBe(404);
+      expect(err.message).toContain(`base URL (httpOptions.baseUrl) is ${h.url}/proxy/gemini`);
+    }
+    expect(h.tap).toHaveLength(0);
+  });
+});
