@@ -4,9 +4,12 @@
 // from Gemini's usageMetadata; countTokens and the model list passed on.
 
 import { ApiError, GoogleGenAI } from '@google/genai';
+import { serve, type ServerType } from '@hono/node-server';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadCatalog, ModelCatalog } from '../../src/domain/catalog/catalog';
 import { mintBundle, mintSystem, mintTools, startSession } from '../helpers/factories';
+import { createTestApp } from '../helpers/app';
 import { committed, eventually, rejection, startHarness, type Harness } from './harness';
 
 let h: Harness;
@@ -361,5 +364,47 @@ describe('a base URL without /proxy/gemini', () => {
       expect(err.message).toContain(`base URL (httpOptions.baseUrl) is ${h.url}/proxy/gemini`);
     }
     expect(h.tap).toHaveLength(0);
+  });
+});
+
+describe('a Gemini that cannot be reached or does not answer', () => {
+  it('unreachable is a 502, silent past PH_UPSTREAM_TIMEOUT_MS a 504: problem+json the SDK shows, recorded as failed with what the caller got', async () => {
+    // A port nobody listens on, and a server that accepts and never answers.
+    const closed = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const port = (s.address() as AddressInfo).port;
+        s.close(() => resolve(port));
+      });
+    });
+    const sockets = new Set<Socket>();
+    const silent: Server = await new Promise((resolve) => {
+      const s = createServer((socket) => void sockets.add(socket)).listen(0, '127.0.0.1', () => resolve(s));
+    });
+    const silentUrl = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    try {
+      for (const [base, status, code] of [[`http://127.0.0.1:${closed}`, 502, 'bad_gateway'], [silentUrl, 504, 'gateway_timeout']] as const) {
+        const t = createTestApp({ config: { geminiBaseUrl: base, upstreamTimeoutMs: 200 } });
+        const server = await new Promise<ServerType>((resolve) => {
+          const s = serve({ fetch: t.app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
+        });
+        try {
+          const { client, key } = t.tenant();
+          const ai = new GoogleGenAI({ apiKey: 'gemini-test-key', httpOptions: { baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/proxy/gemini`, headers: { 'x-ph-key': key } } });
+          const err = await rejection(ai.models.generateContent({ model: MODEL, contents: 'hi' }));
+          expect(err).toBeInstanceOf(ApiError);
+          expect(err.status).toBe(status);
+          expect(err.message).toContain(code);
+          const [row] = t.sqlite.prepare('select id from requests').all() as { id: string }[];
+          const r = await client.get(`/v1/requests/${row!.id}`);
+          expect(r.json).toMatchObject({ status: 'failed', error: { status, body: { code, detail: expect.stringContaining('gemini') } } });
+        } finally {
+          await new Promise((r) => server.close(r));
+          t.close();
+        }
+      }
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((r) => silent.close(r));
+    }
   });
 });

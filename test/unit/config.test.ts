@@ -69,6 +69,8 @@ describe('configuration', () => {
     expect(message({ PH_ANTHROPIC_BASE_URL: 'https://user:secret@gateway.example' })).toMatch(/PH_ANTHROPIC_BASE_URL: must be an origin and a path, without a user or password/);
     expect(message({ PH_ANTHROPIC_BASE_URL: 'https://user:secret@gateway.example' })).not.toMatch(/secret/);
     expect(loadConfig({ PH_OPENAI_BASE_URL: 'http://vllm:8000/v1/' }).openaiBaseUrl).toBe('http://vllm:8000/v1');
+    expect(loadConfig({}).geminiBaseUrl).toBe('https://generativelanguage.googleapis.com');
+    expect(loadConfig({ PH_GEMINI_BASE_URL: 'http://gateway:9000/gemini/' }).geminiBaseUrl).toBe('http://gateway:9000/gemini');
     // 0 stays "any free port" (serve --port 0).
     expect(loadConfig({ PORT: '0', PH_SIMULATOR_CHUNK_DELAY_MS: '0' }).port).toBe(0);
     expect(loadConfig({ PH_MAX_BODY_BYTES: '1024' }).maxBodyBytes).toBe(1024);
