@@ -168,7 +168,7 @@ export function blocksFromGemini(body: unknown, countTokens: TokenCounter, costs
     if (parts.length === 0) raw.push({ at: at(0), content: null, breakpoint: null, opensMessage: true, output: role === 'model' });
     parts.forEach((part, p) => raw.push({ at: at(p), content: semanticForm('gemini', part), breakpoint: null, opensMessage: p === 0, output: role === 'model' }));
   });
-  return chain('gemini', raw, countTokens, costs, 0);
+  return chain('gemini', raw, countTokens, costs, { withTools: 0, withMessages: 0 });
 }
 
 /** Blocks of one OpenAI message: one per content part, then one per tool call; at least one. */
