@@ -50,11 +50,12 @@ export interface RenderResult {
   committed: Promise<void>;
 }
 
-export const RENDER_WARNINGS = ['volatile_before_handle', 'repeated_handle', 'prefix_after_history', 'system_after_session'] as const;
+export const RENDER_WARNINGS = ['volatile_before_handle', 'repeated_handle', 'prefix_after_history', 'system_after_session', 'unknown_model'] as const;
 
 export interface RenderWarning {
   code: (typeof RENDER_WARNINGS)[number];
-  segment: number;
+  /** The segment it concerns; null for the request as a whole (its model). */
+  segment: number | null;
   kind: string;
   text: string;
   detail: string;
@@ -190,7 +191,13 @@ export class RequestService {
       promptCacheKey: rendered.promptCacheKey,
       prediction,
       renderedAt: now,
-      warnings: [...volatileBeforeHandles(rendered.segments, rendered.inlineText), ...repeatedHandles(rendered.segments), ...handlesAfterHistory(rendered), ...instructionAfterSession(rendered)],
+      warnings: [
+        ...volatileBeforeHandles(rendered.segments, rendered.inlineText),
+        ...repeatedHandles(rendered.segments),
+        ...handlesAfterHistory(rendered),
+        ...instructionAfterSession(rendered),
+        ...(model.fallback ? [unknownModel(modelName, model.entry.id)] : []),
+      ],
       committed,
     };
   }
@@ -291,6 +298,21 @@ function instructionAfterSession({ instructionAfterSession: found }: Pick<Render
       detail: `a ${found.role} message after the session's messages: a session does not keep it, so as the session grows (a turn appended after each call, as x-ph-session does) it stands after the history, where no turn's cache read reaches it; put a fixed ${found.role} prompt in the prefix before the session (a system artifact; x-ph-prefix on the proxy)`,
     },
   ];
+}
+
+/**
+ * A model the catalog does not know: priced and ruled (minimum, lifetime, breakpoints) as its provider's default
+ * entry, which is likely not its own. The one wording of it: /v1/render's warnings, the proxy's x-ph-warnings (by
+ * code), the dashboard's request page and the CLI's import summary.
+ */
+export function unknownModel(model: string, entry: string): RenderWarning {
+  return {
+    code: 'unknown_model',
+    segment: null,
+    kind: 'model',
+    text: model,
+    detail: `the catalog does not know ${model}: it is priced and its cache ruled as ${entry} (the prices, minimum cacheable tokens and lifetime of that entry); name it as the catalog does (GET /v1/models), or give it an entry with PH_CATALOG_FILE`,
+  };
 }
 
 function volatileBeforeHandles(segments: RenderedSegment[], inline: Map<number, string>): RenderWarning[] {

@@ -1,6 +1,6 @@
 // A user whose agents run on Gemini and on a self-hosted vLLM: no drop-in proxy, so they render with /v1/render and
 // report what the provider answered to /v1/usage themselves — over real HTTP on loopback, on a real database file.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
@@ -178,5 +178,35 @@ describe('a vLLM user reporting OpenAI-compatible usage', () => {
     expect(named.body.model).toBe('support-bot');
     expect(named.prompt_cache_key).toBeNull();
     expect(named.body).not.toHaveProperty('prompt_cache_key');
+  });
+});
+
+describe('a model the catalog does not know, on /v1/render (no proxy to say x-ph-warnings)', () => {
+  it('is warned of as unknown_model in the render, on the request page and in the import summary, in one wording', async () => {
+    const sys = await mint('system', POLICY);
+    const request = { prefix: [sys], contents: [{ role: 'user', parts: [{ text: 'hi' }] }] };
+    const res = await call('POST', '/v1/render', { format: 'gemini', model: 'gemini-7-orbit', request });
+    expect(res.status, res.text).toBe(200);
+    expect(res.json.model).toEqual({ name: 'gemini-7-orbit', catalog_entry: 'gemini-2.5-flash', fallback: true });
+    const warning = { code: 'unknown_model', segment: null, kind: 'model', text: 'gemini-7-orbit', detail: expect.stringContaining('its cache ruled as gemini-2.5-flash') };
+    expect(res.json.warnings).toEqual([warning]);
+    const detail: string = res.json.warnings[0].detail;
+    // A known model is not warned of; a vLLM server's name under a Hugging Face id is a fallback to the vLLM entry.
+    expect((await call('POST', '/v1/render', { format: 'gemini', model: 'gemini-2.5-flash', request })).json.warnings).toEqual([]);
+    const hf = await call('POST', '/v1/render', { format: 'openai-chat', request: { model: 'Qwen/Qwen2.5-7B-Instruct', messages: [{ role: 'user', content: 'hi' }] } });
+    expect(hf.json.warnings).toEqual([{ ...warning, text: 'Qwen/Qwen2.5-7B-Instruct', detail: expect.stringContaining('its cache ruled as vllm') }]);
+
+    const page = (await call('GET', `/ui/requests/${res.json.request_id}`, undefined, { cookie: `ph_ui_key=${key}` })).text;
+    expect(page).toContain(`<p class="notice" data-warning="unknown_model">${detail}.</p>`);
+    const known = (await call('GET', `/ui/requests/${hf.json.request_id}`, undefined, { cookie: `ph_ui_key=${key}` })).text;
+    expect(known).toContain('data-warning="unknown_model"');
+
+    const started = t.clock.now() - 60_000;
+    const line = (model: string) => JSON.stringify({ format: 'gemini', model, request, usage: { promptTokenCount: 3100, candidatesTokenCount: 9, totalTokenCount: 3109 }, started_at: started });
+    const file = join(dir, 'calls.jsonl');
+    writeFileSync(file, [line('gemini-2.5-flash'), line('gemini-7-orbit'), line('gemini-7-orbit')].join('\n'));
+    const { stdout } = await promisify(execFile)(process.execPath, [BIN, 'import', file], { env: { ...cleanEnv(), PH_URL: server.base, PH_API_KEY: key } });
+    expect(stdout).toContain('3 accepted, 0 rejected');
+    expect(stdout).toContain(`warning unknown_model on 2 lines (first line 2): ${detail}`);
   });
 });

@@ -1,6 +1,6 @@
 import { ApiError, formatProblem, type Problem } from '../api';
 import { API_HELP, API_OPTIONS, readInput, type Command } from '../command';
-import { tokens } from '../table';
+import { printable, tokens } from '../table';
 import { normalizeUsage, UsageShapeError } from '../../domain/usage/normalize';
 import { z } from 'zod';
 import { MAX_TIME, MIN_EPOCH_MS } from '../../domain/clock';
@@ -26,6 +26,13 @@ interface Pending {
   record: Record<string, unknown>;
   /** Whether the call referenced a handle (one that did not is on no report), and whether any rendered content. */
   handles: 'none' | 'empty' | 'some';
+}
+
+/** A warning of POST /v1/render's. */
+interface Warning {
+  code: string;
+  text: string;
+  detail: string;
 }
 
 interface BatchResult {
@@ -82,6 +89,16 @@ ${API_HELP}`,
     // Stable sort: calls that started together keep their file order.
     calls.sort((a, b) => a.at - b.at);
 
+    // The render's warnings, one entry per code (per model for unknown_model): how many lines, the first one's detail.
+    const warnings = new Map<string, { code: string; lines: Set<number>; first: number; detail: string }>();
+    const warn = (w: Warning, line: number) => {
+      const key = w.code === 'unknown_model' ? `${w.code} ${w.text}` : w.code;
+      const seen = warnings.get(key) ?? warnings.set(key, { code: w.code, lines: new Set(), first: line, detail: w.detail }).get(key)!;
+      seen.lines.add(line);
+      // Calls are rendered in start order: the first in the file is the smallest line.
+      if (line < seen.first) Object.assign(seen, { first: line, detail: w.detail });
+    };
+
     let pending: Pending[] = [];
     const flush = async () => {
       if (!pending.length) return;
@@ -101,7 +118,8 @@ ${API_HELP}`,
 
     for (const { line, call } of calls) {
       try {
-        const rendered = await api().json<{ request_id: string; segments: Array<{ source: string }> }>('POST', '/v1/render', { format: call.format, request: call.request, ...(call.model ? { model: call.model } : {}) });
+        const rendered = await api().json<{ request_id: string; segments: Array<{ source: string }>; warnings: Warning[] }>('POST', '/v1/render', { format: call.format, request: call.request, ...(call.model ? { model: call.model } : {}) });
+        for (const w of rendered.warnings) warn(w, line);
         // A handle can be named and render nothing (a session's first turn, still empty): it was referenced all the same.
         const handles = rendered.segments.some((s) => s.source !== 'inline') ? 'some' : namesHandle(call.request) ? 'empty' : 'none';
         pending.push({ line, record: { request_id: rendered.request_id, ...pick(call, RECORD_FIELDS) }, handles });
@@ -129,6 +147,7 @@ ${API_HELP}`,
         `${emptyHandles} accepted whose handles rendered nothing (a session with no turns yet): listed under them (GET /v1/requests?handle=), with 0 tokens on their reports`,
       );
     if (late) out.push(`${late} accepted but applied after later calls of their model (import older logs first): classed as of that later moment`);
+    for (const w of warnings.values()) out.push(`warning ${w.code} on ${w.lines.size} line${w.lines.size === 1 ? '' : 's'} (first line ${w.first}): ${printable(w.detail)}`);
     for (const r of rejected) out.push(`  line ${r.line}: ${r.reason}`);
     process.stdout.write(`${out.join('\n')}\n`);
     return rejected.length ? 1 : 0;

@@ -142,10 +142,9 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
     });
   const out = responseHeadersFor(res.headers);
   out['x-ph-request-id'] = requestId;
-  // What /v1/render would list under "warnings", by code (the request's own page shows the segments; a system
-  // message sent with a session is one), and a model the catalog does not know (priced as the provider's default
-  // entry, which the caller should know).
-  const warnings = [...new Set(rendered.warnings.map((w) => w.code as string)), ...(rendered.model.fallback ? ['unknown_model'] : [])];
+  // What /v1/render lists under "warnings", by code (the request's own page shows the segments; a system message
+  // sent with a session is one, a model the catalog does not know another).
+  const warnings = [...new Set(rendered.warnings.map((w) => w.code as string))];
   if (warnings.length) out['x-ph-warnings'] = warnings.join(', ');
   // node:http takes header arrays (set-cookie) as they are.
   const init = { status: res.status, headers: out as Record<string, string> };

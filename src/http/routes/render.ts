@@ -52,7 +52,7 @@ const RenderResponse = z
     breakpoints: z.array(BreakpointSchema),
     prompt_cache_key: z.string().nullable(),
     prediction: z.unknown().nullable(),
-    warnings: z.array(z.object({ code: z.enum(RENDER_WARNINGS), segment: z.number().int(), kind: z.string(), text: z.string(), detail: z.string() })),
+    warnings: z.array(z.object({ code: z.enum(RENDER_WARNINGS), segment: z.number().int().nullable().openapi({ description: 'The segment it concerns; null for the request as a whole (unknown_model).' }), kind: z.string(), text: z.string(), detail: z.string() })),
   })
   .openapi('RenderResult');
 

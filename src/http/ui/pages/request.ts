@@ -13,6 +13,7 @@ import { span, tok, tokens, usd, when } from '../format';
 import { failureView } from '../../views';
 import { formatsNote, metric, requestLink, settingsNote, sourceLink, type Html } from './parts';
 import { shownRuns, sumClasses, SESSION_BATCHES_SHOWN } from '../../../domain/session-runs';
+import { unknownModel } from '../../../domain/requests';
 
 const json = (v: unknown) => JSON.stringify(v, null, 2);
 
@@ -55,7 +56,7 @@ export function requestPage(row: RequestRow, refreshes = true, pruned?: (id: str
   const cost = outcome ? outcome.segments.reduce((a, s) => ({ actual: a.actual + s.cost.actual, perfect: a.perfect + s.cost.perfect }), { actual: unrendered, perfect: unrendered }) : null;
 
   return html`<h1>Request <code>${row.id}</code></h1>
-<p class="sub">${row.model}${row.catalogFallback ? html` <span class="notice">priced as ${row.catalogEntry} (no exact catalog entry)</span>` : ''} · ${row.format} · ${row.status ?? 'rendered'} · rendered ${when(row.renderedAt)}${row.startedAt ? ` · started ${when(row.startedAt)}` : ''}</p>
+<p class="sub">${row.model}${row.catalogFallback ? html` <span class="muted">(priced as ${row.catalogEntry})</span>` : ''} · ${row.format} · ${row.status ?? 'rendered'} · rendered ${when(row.renderedAt)}${row.startedAt ? ` · started ${when(row.startedAt)}` : ''}</p>
 <dl class="metrics">
 ${metric('total_prompt_tokens', 'Prompt tokens (provider)', outcome?.total_prompt_tokens ?? null, outcome?.total_prompt_tokens == null ? 'not reported' : tok(outcome.total_prompt_tokens), { note: `≈${tokens(segments.at(-1)?.token_end ?? 0)} estimated` })}
 ${metric('provider.read', 'Read from cache (provider)', outcome?.provider.read ?? null, outcome ? (outcome.provider.read === null ? 'unknown' : tok(outcome.provider.read)) : '—')}
@@ -63,6 +64,7 @@ ${metric('provider.write', 'Written to cache (provider)', outcome?.provider.writ
 ${metric('predicted.read', 'Predicted read', outcome?.predicted.read ?? null, outcome ? tok(outcome.predicted.read) : '—', { note: 'by the cache simulation' })}
 ${cost && outcome?.capture !== 'unknown' ? metric('cost.leaked', 'Leaked on this request', cost.actual - cost.perfect, usd(cost.actual - cost.perfect), { tone: 'bad', note: `of ${usd(cost.actual)} input cost` }) : ''}
 </dl>
+${row.catalogFallback ? html`<p class="notice" data-warning="unknown_model">${unknownModel(row.model, row.catalogEntry).detail}.</p>` : ''}
 ${outcome?.capture === 'unknown' ? unknownNotice(usage) : ''}
 ${outcome?.total_mismatch ? mismatchNotice(outcome.total_mismatch) : ''}${outcome?.provider_history ? historyNotice(outcome.provider_history) : ''}
 ${outcome?.applied_late ? html`<p class="notice" data-notice="applied-late">Reported after calls of its cache scope that started later: simulated at ${when(outcome.applied_late.applied_at)}, not at its start (${when(outcome.applied_late.started_at)}), so a read the provider confirmed may show as <b>bonus</b> and a prefix as expired. Report calls as they finish, or import them in start order (<code>POST /v1/usage/batch</code> orders a batch by start).</p>` : ''}
