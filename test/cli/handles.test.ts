@@ -293,4 +293,47 @@ describe('request <id> on a long session', () => {
     expect(rows.at(-2)).toMatch(new RegExp(`^#63 +${ses.id}@62 `));
     expect(shown.out).toContain("\n12 of the 64 segments are a session's batches before its newest 50, summed in one row (--json lists each)\n");
   }, 60_000);
+
+  it('requests --from/--to lists the requests rendered on those UTC days, as report reads a range; a bad time is exit 2', async () => {
+    const { client, key } = h.t.tenant();
+    const sys = await mintSystem(client, 'Range test system prompt.');
+    const ask = () => renderAnthropic(client, { prefix: [sys.id], messages: [userMessage('hi')] }).then((r) => r.request_id);
+    h.t.clock.set(Date.UTC(2026, 10, 30, 23, 0));
+    const nov30 = await ask();
+    h.t.clock.set(Date.UTC(2026, 11, 1, 9, 0));
+    const dec1 = [await ask()];
+    h.t.clock.advance(60_000);
+    dec1.push(await ask());
+    h.t.clock.set(Date.UTC(2026, 11, 3, 9, 0));
+    const dec3 = await ask();
+    const listed = (out: string) => [...out.matchAll(/ (req_\w{21}) /g)].map((m) => m[1]);
+    const [day, epoch, instant, page] = await Promise.all([
+      cli(['requests', '--from', '2026-12-01', '--to', '2026-12-01'], { key }),
+      cli(['requests', '--to', String(Date.UTC(2026, 11, 1, 12, 0))], { key }),
+      cli(['requests', '--from', '2026-12-02T00:00:00+01:00'], { key }),
+      cli(['requests', '--from', '2026-12-01', '--to', '2026-12-01', '--limit', '1'], { key }),
+    ]);
+    for (const r of [day, epoch, instant, page]) expect(r.code, r.err).toBe(0);
+    expect(listed(day.out)).toEqual([...dec1].reverse());
+    // Whole days: an instant names its UTC day (01:00 on the 2nd in +01:00 is the 1st, 23:00 UTC).
+    expect(listed(epoch.out)).toEqual([...dec1].reverse().concat(nov30));
+    expect(listed(instant.out)).toEqual([dec3, ...[...dec1].reverse()]);
+    // The next page's hint keeps the range: the cursor alone would page on through every day.
+    const more = /^more: (.*)$/m.exec(page.out)![1]!;
+    expect(more).toMatch(/^--cursor \S+ --from 2026-12-01 --to 2026-12-01$/);
+    expect(listed((await cli(['requests', ...more.split(' ')], { key })).out)).toEqual([dec1[0]]);
+    expect((await cli(['requests', '--from', '2026-12-02', '--to', '2026-12-02'], { key })).out).toBe('no requests recorded in this range\n');
+
+    const bad = await Promise.all([
+      cli(['requests', '--from', '2026-02-30'], { key }),
+      cli(['requests', '--to', '1764547200'], { key }),
+      cli(['requests', '--from', 'Dec 3 2026'], { key }),
+      cli(['requests', '--from', '2026-12-03', '--to', '2026-12-02T23:00:00Z'], { key }),
+    ]);
+    expect(bad.map((r) => r.code)).toEqual([2, 2, 2, 2]);
+    expect(bad[0]!.err).toContain("--from: no such day: '2026-02-30'");
+    expect(bad[1]!.err).toContain("--to: epoch milliseconds are expected; '1764547200' looks like seconds");
+    expect(bad[2]!.err).toContain("--from: not a time: 'Dec 3 2026'");
+    expect(bad[3]!.err).toContain('--from 2026-12-03 is on a later day than --to 2026-12-02T23:00:00Z');
+  });
 });

@@ -134,8 +134,7 @@ ${API_HELP}`,
     // The id a render or the proxy's x-ph-request-id gives: its own command shows it.
     if (positionals[0]?.startsWith('req_')) throw new UsageError(`${positionals[0]} is a request, not a handle: 'prefix-handles request ${positionals[0]}' shows it`);
     const q = new URLSearchParams();
-    if (values.from !== undefined) q.set('from', time('--from', String(values.from)));
-    if (values.to !== undefined) q.set('to', time('--to', String(values.to)));
+    setRange(q, values);
     if (values.model !== undefined) q.set('model', String(values.model));
     if (values.limit !== undefined) {
       if (positionals[0] !== undefined) throw new UsageError('--limit is for the tenant report (a handle report has one handle)');
@@ -154,9 +153,6 @@ ${API_HELP}`,
       if (!/^[1-9]\d{0,6}$/.test(v)) throw new UsageError(`--versions-through: a version number from 1 is expected, not '${v}'`);
       q.set('versions_through', v);
     }
-    // Reports count whole UTC days: a --from on a later day than --to is a usage error, as the API would refuse it.
-    const [from, to] = [q.get('from'), q.get('to')].map((v) => (v === null ? null : Math.floor(Date.parse(v) / DAY_MS)));
-    if (from !== null && to !== null && from! > to!) throw new UsageError(`--from ${String(values.from)} is on a later day than --to ${String(values.to)}`);
     const query = q.toString() ? `?${q}` : '';
     // Reports are per handle, with a row per version: a ref's "@version" is dropped.
     const id = positionals[0]?.replace(/@\d+$/, '');
@@ -167,6 +163,17 @@ ${API_HELP}`,
     return 0;
   },
 };
+
+/**
+ * --from and --to into the query (reports, and the request list), checked as the API would check them so a range it
+ * would refuse is a usage error (exit 2). Both read whole UTC days: a --from on a later day than --to is refused.
+ */
+export function setRange(q: URLSearchParams, values: { from?: unknown; to?: unknown }): void {
+  if (values.from !== undefined) q.set('from', time('--from', String(values.from)));
+  if (values.to !== undefined) q.set('to', time('--to', String(values.to)));
+  const [from, to] = [q.get('from'), q.get('to')].map((v) => (v === null ? null : Math.floor(Date.parse(v) / DAY_MS)));
+  if (from !== null && to !== null && from! > to!) throw new UsageError(`--from ${String(values.from)} is on a later day than --to ${String(values.to)}`);
+}
 
 /** The API takes RFC 3339 in the query; days and epoch milliseconds are converted here. */
 function time(flag: string, v: string): string {

@@ -1,7 +1,7 @@
 import { seg } from '../api';
 import { API_HELP, API_OPTIONS, UsageError, type Command } from '../command';
 import { printable, table, tokens } from '../table';
-import { driftDetail, type DriftFinding } from './report';
+import { driftDetail, setRange, type DriftFinding } from './report';
 import { shownRuns, sumClasses, SESSION_BATCHES_SHOWN } from '../../domain/session-runs';
 
 interface Segment {
@@ -176,7 +176,7 @@ interface RequestLine {
 export const requests: Command = {
   name: 'requests',
   summary: 'recorded requests, newest first (of a handle with --handle), to pick one to open',
-  help: `Usage: prefix-handles requests [--handle ID] [--limit N] [--cursor C] [--json]
+  help: `Usage: prefix-handles requests [--handle ID] [--from T] [--to T] [--limit N] [--cursor C] [--json]
 
 Lists the recorded requests, newest first, a page at a time: when each was rendered,
 its id (what 'prefix-handles request <id>' opens), status, model, the provider's cache
@@ -186,15 +186,19 @@ a drift was found. The way from a leak in a report to the requests that had it.
 Options:
   --handle ID       only the requests that referenced this handle (a bundle's include
                     those of sessions based on it)
+  --from T, --to T  only those rendered on these UTC days, both included: RFC 3339,
+                    YYYY-MM-DD (UTC) or epoch milliseconds, as report takes them (an
+                    imported call is listed on the day it was imported)
   --limit N         requests per page, 1 to 500 (50 by default)
   --cursor C        the next page: the cursor the line under the previous page names
   --json            the API's JSON (GET /v1/requests) instead
 ${API_HELP}`,
-  options: { ...API_OPTIONS, handle: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' }, json: { type: 'boolean' } },
+  options: { ...API_OPTIONS, handle: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' }, json: { type: 'boolean' } },
   positionals: [0, 0],
   async run({ values, api }) {
     const q = new URLSearchParams();
     if (values.handle !== undefined) q.set('handle', String(values.handle).replace(/@\d+$/, ''));
+    setRange(q, values);
     if (values.limit !== undefined) {
       const n = String(values.limit);
       if (!/^[1-9]\d{0,2}$/.test(n) || Number(n) > 500) throw new UsageError(`--limit: a whole number of requests from 1 to 500 is expected, not '${n}'`);
@@ -219,8 +223,10 @@ ${API_HELP}`,
     ]);
     const list = rows.length
       ? table(['rendered', 'request', 'status', 'model', 'read / written', values.handle !== undefined ? "the handle's tokens by class" : 'handle tokens by class'], rows, ['left', 'left', 'left', 'left', 'right', 'left'])
-      : 'no requests recorded' + (values.handle !== undefined ? ' that referenced this handle' : '');
-    process.stdout.write(`${list}${body.next_cursor ? `\n\nmore: --cursor ${body.next_cursor}` : ''}\n`);
+      : 'no requests recorded' + (values.handle !== undefined ? ' that referenced this handle' : '') + (q.has('from') || q.has('to') ? ' in this range' : '');
+    // The next page is the same list's: the range goes with its cursor.
+    const range = ['from', 'to'].filter((k) => values[k] !== undefined).map((k) => ` --${k} ${String(values[k])}`).join('');
+    process.stdout.write(`${list}${body.next_cursor ? `\n\nmore: --cursor ${body.next_cursor}${range}` : ''}\n`);
     return 0;
   },
 };
