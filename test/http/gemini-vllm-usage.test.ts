@@ -210,3 +210,39 @@ describe('a model the catalog does not know, on /v1/render (no proxy to say x-ph
     expect(stdout).toContain(`warning unknown_model on 2 lines (first line 2): ${detail}`);
   });
 });
+
+describe("the dashboard's below_minimum legend", () => {
+  const legendOf = (page: string) => {
+    const at = page.indexOf('<span data-help="below_minimum">');
+    return at < 0 ? null : page.slice(at, page.indexOf('</span>', at)).replaceAll('&#39;', "'");
+  };
+  const ui = async (path: string) => (await call('GET', path, undefined, { cookie: `ph_ui_key=${key}` })).text;
+
+  it("names the cache steps of the providers on the page: none on a Gemini page, vLLM's blocks, OpenAI's 128 tokens", async () => {
+    const sys = await mint('system', POLICY);
+    const gemini = (text: string) => ({ format: 'gemini', model: 'gemini-3.1-pro-preview', request: { prefix: [sys], contents: [{ role: 'user', parts: [{ text }] }] } });
+    const first = await render(gemini('Where is order 1234?'));
+    await report(first.request_id, { usage: { promptTokenCount: 3100, candidatesTokenCount: 9, totalTokenCount: 3109 } }, 60_000);
+    const second = await render(gemini('Refund it please.'));
+    const o = await report(second.request_id, { usage: { promptTokenCount: 3110, candidatesTokenCount: 7, totalTokenCount: 3117 } }, 0);
+    expect(o.segments[0]!.classes.below_minimum).toBeGreaterThan(0);
+    const minimum = "the prefix is shorter than the model's minimum cacheable length";
+    // The request page, the handle's page and the overview: Gemini reads a prefix of any length.
+    for (const page of [await ui(`/ui/requests/${second.request_id}`), await ui(`/ui/handles/${sys}?period=7d`), await ui('/ui?period=7d')]) expect(legendOf(page)).toBe(`<span data-help="below_minimum">${minimum}`);
+
+    const vllm = await mint('system', `${POLICY} vLLM.`);
+    const v = await render({ format: 'openai-chat', request: { model: 'vllm/qwen', prefix: [vllm], messages: [{ role: 'user', content: 'hi' }] } });
+    await report(v.request_id, { usage: { prompt_tokens: 2890, completion_tokens: 20, total_tokens: 2910 } }, 0);
+    expect(legendOf(await ui(`/ui/handles/${vllm}?period=7d`))).toContain("(vLLM caches in 16-token blocks: up to 15 tokens at a prompt's end are never read)");
+    const openai = await mint('system', `${POLICY} OpenAI.`);
+    const g = await render({ format: 'openai-chat', request: { model: 'gpt-4.1', prefix: [openai], messages: [{ role: 'user', content: 'hi' }] } });
+    await report(g.request_id, { usage: { prompt_tokens: 2890, completion_tokens: 20, total_tokens: 2910 } }, 0);
+    const handle = legendOf(await ui(`/ui/handles/${openai}?period=7d`))!;
+    expect(handle).toContain("(OpenAI caches in 128-token steps: up to 127 tokens at a prompt's end are never read)");
+    expect(handle).not.toContain('vLLM');
+    // The overview covers the tenant's latest requests: the three providers' rules, each once.
+    const overview = legendOf(await ui('/ui?period=7d'))!;
+    expect(overview).toContain('OpenAI caches in 128-token steps');
+    expect(overview).toContain('vLLM caches in 16-token blocks');
+  });
+});

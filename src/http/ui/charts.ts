@@ -4,6 +4,7 @@
 import { html } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
 import { pct, ratio, tok, tokens, usd } from './format';
+import type { ModelEntry } from '../../domain/catalog/types';
 
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
@@ -15,7 +16,7 @@ export const CLASS_INFO: Record<string, { label: string; color: string; help: st
   drift: { label: 'drift', color: '#dc2626', help: 'the handle repeated but bytes before it changed' },
   expired: { label: 'expired', color: '#ea580c', help: 'last read or written longer ago than the cache TTL' },
   concurrent: { label: 'concurrent', color: '#ca8a04', help: 'a parallel request paid the same write again' },
-  below_minimum: { label: 'below minimum', color: '#a16207', help: "the prefix is shorter than the model's minimum cacheable length, or past its last whole cache step (OpenAI caches in 128-token steps: up to 127 tokens at a prompt's end are never read), or the model has no prompt cache" },
+  below_minimum: { label: 'below minimum', color: '#a16207', help: belowMinimumHelp(null) },
   no_breakpoint: { label: 'no breakpoint', color: '#9333ea', help: 'no cache breakpoint covered it' },
   lookback: { label: 'lookback', color: '#6d28d9', help: "the nearest breakpoint was beyond the provider's lookback" },
   unconfirmed: { label: 'unconfirmed', color: '#db2777', help: 'predicted, but the provider did not report it as read' },
@@ -300,8 +301,34 @@ ${breakpoints.map((b) => html`<g class="bp"><title>${b.label}</title><path d="M 
 }
 
 /** Colour key with names and meanings (the charts also label every bar in text). */
-export function legend(classes: readonly string[], opts: { breakpoint?: boolean } = {}): Html {
-  return html`<ul class="legend">${classes.map((c) => html`<li><svg width="14" height="14" aria-hidden="true"><rect width="14" height="14" rx="2" fill="${fill(c)}"/></svg> <b>${CLASS_INFO[c]!.label}</b> <span>${CLASS_INFO[c]!.help}</span></li>`)}${
+/**
+ * `entries`: the catalog entries of the requests on the page, whose rules the legend explains (below_minimum: the
+ * cache steps of those providers only); the rules of no provider in particular when not known.
+ */
+export function legend(classes: readonly string[], opts: { breakpoint?: boolean; entries?: ReadonlyArray<Pick<ModelEntry, 'provider' | 'cache'>> } = {}): Html {
+  const help = (c: string) => (c === 'below_minimum' && opts.entries ? belowMinimumHelp(opts.entries) : CLASS_INFO[c]!.help);
+  return html`<ul class="legend">${classes.map((c) => html`<li><svg width="14" height="14" aria-hidden="true"><rect width="14" height="14" rx="2" fill="${fill(c)}"/></svg> <b>${CLASS_INFO[c]!.label}</b> <span data-help="${c}">${help(c)}</span></li>`)}${
     opts.breakpoint ? html`<li><svg width="14" height="14" aria-hidden="true"><path d="M 2 3 L 12 3 L 7 12 Z" fill="#0f172a"/></svg> <b>cache breakpoint</b> <span>where the request marks the end of a cacheable prefix</span></li>` : ''
   }</ul>`;
+}
+
+const PROVIDER_NAMES: Record<ModelEntry['provider'], string> = { anthropic: 'Anthropic', openai: 'OpenAI', gemini: 'Gemini', vllm: 'vLLM' };
+
+/**
+ * Why tokens are below_minimum, for the rules of these entries: the minimum, each provider's cache steps (OpenAI's
+ * 128 tokens, a vLLM server's blocks; Anthropic and Gemini read any length), a model without a cache. null: for no
+ * provider in particular.
+ */
+export function belowMinimumHelp(entries: ReadonlyArray<Pick<ModelEntry, 'provider' | 'cache'>> | null): string {
+  const minimum = "the prefix is shorter than the model's minimum cacheable length";
+  if (entries === null) return `${minimum}, or past its last whole cache step (where a provider caches in steps of tokens), or the model has no prompt cache`;
+  const steps = new Map<string, string>();
+  for (const e of entries) {
+    const step = e.cache.granularity?.step;
+    if (step === undefined || step <= 1) continue;
+    const unit = e.provider === 'vllm' ? 'blocks' : 'steps';
+    steps.set(`${e.provider} ${step}`, `${PROVIDER_NAMES[e.provider]} caches in ${tokens(step)}-token ${unit}: up to ${tokens(step - 1)} tokens at a prompt's end are never read`);
+  }
+  const noCache = entries.some((e) => e.cache.supported === false);
+  return `${minimum}${steps.size ? `, or past its last whole cache step (${[...steps.values()].join('; ')})` : ''}${noCache ? ', or the model has no prompt cache' : ''}`;
 }

@@ -9,7 +9,8 @@ import type { Finding } from './content';
 import { DAY_MS, day, parsePeriod, rangeOf, type Period } from './format';
 import { fragment, page } from './layout';
 import { BATCHES_SHOWN, handleLive, handlePage, VERSIONS_SHOWN, type ContentSource, type Family, type HandleView } from './pages/handle';
-import type { HandleRow, VersionRow } from '../../store/store';
+import type { HandleRow, RequestRow, VersionRow } from '../../store/store';
+import type { ModelEntry } from '../../domain/catalog/types';
 import { MAX_ROWS, overviewLive, overviewPage } from './pages/overview';
 import { requestPage } from './pages/request';
 import { requestSummaryView } from '../views';
@@ -46,15 +47,22 @@ export function uiRoutes(deps: AppDeps, services: Services) {
   ui.use('/ui/requests/*', requireSignIn(services.tenants, 'page'));
 
   const tenantReport = (c: Context<UiEnv>, period: Period) => services.reports.tenant(c.get('tenantId'), rangeOf(period, now()), now(), MAX_ROWS);
+  /** The catalog entries of the tenant's latest requests in the period: whose rules the overview's legend explains. */
+  const tenantEntries = (c: Context<UiEnv>, period: Period) => entriesOf(services.requests.list(c.get('tenantId'), { limit: RECENT_REQUESTS, range: rangeOf(period, now()) }).rows);
+  /** The catalog entries these requests were priced as, each once; undefined when there are none (no rules to name). */
+  const entriesOf = (rows: RequestRow[]): ModelEntry[] | undefined => {
+    const entries = [...new Set(rows.map((r) => r.catalogEntry))].flatMap((id) => deps.catalog.byId(id) ?? []);
+    return entries.length ? entries : undefined;
+  };
 
   ui.get('/ui', (c) => {
     const period = parsePeriod(c.req.query('period'));
-    return page(c, { title: 'Overview', tenantId: c.get('tenantId'), body: overviewPage(tenantReport(c, period), period) });
+    return page(c, { title: 'Overview', tenantId: c.get('tenantId'), body: overviewPage(tenantReport(c, period), period, tenantEntries(c, period)) });
   });
   ui.get('/ui/', (c) => c.redirect('/ui', 301));
   ui.get('/ui/fragments/overview', (c) => {
     const period = parsePeriod(c.req.query('period'));
-    return fragment(c, overviewLive(tenantReport(c, period), period));
+    return fragment(c, overviewLive(tenantReport(c, period), period, tenantEntries(c, period)));
   });
 
   ui.get('/ui/handles/:id', (c) => {
@@ -75,7 +83,7 @@ export function uiRoutes(deps: AppDeps, services: Services) {
   ui.get('/ui/requests/:id', (c) => {
     const row = services.requests.get(c.get('tenantId'), c.req.param('id'));
     const entry = deps.catalog.byId(row.catalogEntry);
-    return page(c, { title: `Request ${row.id}`, tenantId: c.get('tenantId'), body: requestPage(row, entry?.cache.refreshOnHit ?? true, (rid) => services.retention.isPruned(rid), entry?.provider) });
+    return page(c, { title: `Request ${row.id}`, tenantId: c.get('tenantId'), body: requestPage(row, (rid) => services.retention.isPruned(rid), entry) });
   });
 
   ui.get('/ui/events', (c) => {
@@ -143,7 +151,7 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     // and o200k's); those two when it has none in the period.
     const used = [...new Set(listed.map((row) => deps.catalog.lookup(row.model).entry.tokenizer))];
     const families: Family[] = used.length ? used : ['anthropic', 'o200k_base'];
-    return { report, period, days, daysLabel: label, versions, versionCount, ...content, deleted, recent, pruned, families };
+    return { report, period, days, daysLabel: label, versions, versionCount, ...content, deleted, recent, pruned, families, entries: entriesOf(listed) };
   }
 
   /** The UTC days the capture-rate chart draws: the period's, or the last ALL_DAYS for "all". */

@@ -4,6 +4,7 @@
 import { html } from 'hono/html';
 import type { Reports } from '../../../domain/reconcile/reports';
 import type { VersionRow } from '../../../store/store';
+import type { ModelEntry } from '../../../domain/catalog/types';
 import type { requestSummaryView } from '../../views';
 import { captureTrendChart, LEAK_ROWS, legend, waterfallChart, type DayPoint } from '../charts';
 import { diffPair, markFindings, type Finding } from '../content';
@@ -47,6 +48,8 @@ export interface HandleView {
   recent: ReturnType<typeof requestSummaryView>[];
   /** The tokenizer families whose counts the versions table shows: those of the models its requests used. */
   families: Family[];
+  /** The catalog entries of its latest requests, whose rules the legend explains; undefined when it has none. */
+  entries?: ModelEntry[];
 }
 
 /** Versions the table lists, newest first (a 2,000-turn session has 2,000). */
@@ -105,7 +108,7 @@ ${summary(r)}
 <div class="card"><h2 style="margin-top:0">Reuse waterfall</h2>
 ${r.tokens.referenced ? '' : html`<p class="empty">No reconciled request used this handle in this period.</p>`}
 ${waterfallChart(r.tokens, `Reuse waterfall of ${title(r)}`)}
-${legend(['cold', ...LEAK_ROWS, 'captured', 'bonus'])}</div>
+${legend(['cold', ...LEAK_ROWS, 'captured', 'bonus'], { entries: v.entries })}</div>
 <div class="card"><h2 style="margin-top:0">Capture rate per day <small class="muted">(the capture rate above, per UTC day, ${v.daysLabel}; hatched: a day with unknown capture)</small></h2>
 ${captureTrendChart(v.days, `Capture rate per day of ${title(r)}`)}${
   (r.tokens.opportunity ?? 0) + (r.tokens.unknown ?? 0) > 0 && v.days.every((d) => d.opportunity === 0 && d.unknown === 0)

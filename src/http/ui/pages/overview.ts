@@ -2,6 +2,7 @@
 
 import { html } from 'hono/html';
 import type { Reports } from '../../../domain/reconcile/reports';
+import type { ModelEntry } from '../../../domain/catalog/types';
 import { LEAK_ROWS, legend, waterfallChart } from '../charts';
 import { PERIODS, tok, tokens, usd, type Period } from '../format';
 import { liveStatus, periodChooser, rateBar, summary, type Html } from './parts';
@@ -11,24 +12,25 @@ export type TenantReport = ReturnType<Reports['tenant']>;
 /** Rows shown in the handle ranking; the API has them all. */
 export const MAX_ROWS = 200;
 
-export function overviewPage(report: TenantReport, period: Period): Html {
+/** `entries`: the catalog entries of the tenant's latest requests, whose rules the legend explains. */
+export function overviewPage(report: TenantReport, period: Period, entries?: ModelEntry[]): Html {
   return html`<h1>Reuse overview</h1>
 <p class="sub">How much prompt-cache reuse your handles made possible (opportunity), how much the provider confirmed (captured), and where the rest leaked.</p>
 <div class="toolbar">${periodChooser('/ui', period)} ${liveStatus()}</div>
-<section data-live data-fragment="/ui/fragments/overview?period=${period}" data-events="/ui/events">${overviewLive(report, period)}</section>
+<section data-live data-fragment="/ui/fragments/overview?period=${period}" data-events="/ui/events">${overviewLive(report, period, entries)}</section>
 <h2>Open a request</h2>
 <form class="inline" method="get" action="/ui/requests"><label for="rid" class="muted">Request id</label><input id="rid" name="id" placeholder="req_…" required><button type="submit">Open</button></form>`;
 }
 
 /** The part the live view re-fetches when a report is reconciled. */
-export function overviewLive(report: TenantReport, period: Period): Html {
+export function overviewLive(report: TenantReport, period: Period, entries?: ModelEntry[]): Html {
   const rows = report.handles.slice(0, MAX_ROWS);
   return html`<p class="muted">${PERIODS[period].label} (whole UTC days from ${report.range.from ? report.range.from.slice(0, 10) : 'the start'} to ${report.range.to.slice(0, 10)}).</p>
 ${summary(report)}
 <div class="card"><h2 style="margin-top:0">Reuse waterfall</h2>
 ${report.tokens.referenced ? '' : html`<p class="empty">No reconciled requests in this period yet. Call your model through the proxy with a handle (<code>x-ph-prefix</code>, <code>x-ph-session</code>), or render a request with one and report its usage (<code>POST /v1/usage</code>): the README's “Your agent through the proxy, in five steps” shows how.</p>`}
 ${waterfallChart(report.tokens, `Reuse waterfall, ${PERIODS[period].label.toLowerCase()}`)}
-${legend(['cold', ...LEAK_ROWS, 'captured', 'bonus'])}</div>
+${legend(['cold', ...LEAK_ROWS, 'captured', 'bonus'], { entries })}</div>
 <h2>Handles by leaked money</h2>
 ${rows.length
     ? html`<table data-table="handles"><thead><tr><th>#</th><th>Handle</th><th class="num">Requests</th><th class="num">Referenced</th><th class="num">Opportunity</th><th class="num">Captured</th><th>Capture rate</th><th class="num">Leaked</th><th class="num">Realised</th></tr></thead><tbody>

@@ -2,7 +2,7 @@
 // the provider's usage as received, and the provider's own diagnostics.
 
 import { html } from 'hono/html';
-import type { ProviderFamily } from '../../../domain/catalog/types';
+import type { ModelEntry, ProviderFamily } from '../../../domain/catalog/types';
 import type { RequestOutcome } from '../../../domain/reconcile/reconciler';
 import type { Breakpoint, RenderedSegment } from '../../../domain/render/request';
 import type { NormalizedUsage } from '../../../domain/usage/types';
@@ -17,8 +17,11 @@ import { unknownModel } from '../../../domain/requests';
 
 const json = (v: unknown) => JSON.stringify(v, null, 2);
 
-/** `refreshes`: whether a hit renews the model's cache entries (Anthropic, most OpenAI models; not Gemini's). */
-export function requestPage(row: RequestRow, refreshes = true, pruned?: (id: string) => boolean, provider?: ProviderFamily): Html {
+/** `entry`: the catalog entry the request was priced as, whose rules its notices explain. */
+export function requestPage(row: RequestRow, pruned?: (id: string) => boolean, entry?: ModelEntry): Html {
+  // Whether a hit renews the model's cache entries (Anthropic, most OpenAI models; not Gemini's).
+  const refreshes = entry?.cache.refreshOnHit ?? true;
+  const provider = entry?.provider;
   const segments = row.segments as RenderedSegment[];
   const outcome = (row.outcome ?? null) as RequestOutcome | null;
   const usage = (row.usage ?? null) as NormalizedUsage | null;
@@ -71,7 +74,7 @@ ${outcome?.applied_late ? html`<p class="notice" data-notice="applied-late">Repo
 ${outcome ? '' : row.status === 'failed' ? html`<p class="notice" data-notice="failed">The provider call failed: there is no usage to reconcile (its error is below). The bar shows the rendered segments only.</p>` : html`<p class="notice">No usage report yet: the bar shows the rendered segments only.</p>`}
 <div class="card"><h2 style="margin-top:0">The prompt, segment by segment</h2>
 ${segmentBar(bar, breakpoints, `Segments of ${row.id} coloured by outcome`)}
-${legend([...SEGMENT_ORDER, 'pending', 'failed'].filter((c) => present.has(c)), { breakpoint: breakpoints.length > 0 })}</div>
+${legend([...SEGMENT_ORDER, 'pending', 'failed'].filter((c) => present.has(c)), { breakpoint: breakpoints.length > 0, entries: entry ? [entry] : undefined })}</div>
 <table data-table="segments"><thead><tr><th>#</th><th>Source</th><th>Section</th><th class="num">Tokens</th><th>Outcome</th><th class="num">Read</th><th class="num">Written</th><th class="num">Cost</th></tr></thead><tbody>
 ${bar.map((s) => {
     const os = outcome?.segments.slice(s.index, s.index + (s.count ?? 1));
