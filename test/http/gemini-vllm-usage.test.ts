@@ -246,3 +246,47 @@ describe("the dashboard's below_minimum legend", () => {
     expect(overview).toContain('vLLM caches in 16-token blocks');
   });
 });
+
+describe("a streamed answer's chunks or events as /v1/usage's response, as the client kept them", () => {
+  const chunk = (text: string, usageMetadata?: object) => ({ candidates: [{ content: { role: 'model', parts: [{ text }] }, index: 0 }], ...(usageMetadata ? { usageMetadata } : {}), modelVersion: 'gemini-2.5-flash' });
+
+  it("Gemini's streamGenerateContent array: the last chunk carrying usageMetadata is the usage; a list with none is a 422 saying so", async () => {
+    const sys = await mint('system', POLICY);
+    const gemini = (text: string) => ({ format: 'gemini', model: 'gemini-2.5-flash', request: { prefix: [sys], contents: [{ role: 'user', parts: [{ text }] }] } });
+    const first = await render(gemini('Where is order 1234?'));
+    const none = await call('POST', '/v1/usage', { request_id: first.request_id, response: [chunk('Your'), chunk(' order')] });
+    expect(none.status).toBe(422);
+    expect(none.json.errors).toEqual([{ pointer: '/response', detail: expect.stringMatching(/^no chunk carries usageMetadata/) }]);
+    // Gemini counts on every chunk; the last one's are the call's (its candidates grow as the answer does).
+    const streamed = [chunk('Your', { promptTokenCount: 3100, totalTokenCount: 3101 }), chunk(' order ships', { promptTokenCount: 3100, candidatesTokenCount: 3, totalTokenCount: 3103 }), chunk(' today.', { promptTokenCount: 3100, cachedContentTokenCount: 2048, candidatesTokenCount: 9, totalTokenCount: 3109 })];
+    const o = (await report(first.request_id, { response: streamed }, 0)) as unknown as { provider: { read: number }; total_prompt_tokens: number };
+    expect(o).toMatchObject({ total_prompt_tokens: 3100, provider: { read: 2048 } });
+    const row = (await call('GET', `/v1/requests/${first.request_id}`)).json;
+    expect(row.usage).toMatchObject({ provider: 'gemini', total_prompt_tokens: 3100, cache_read_tokens: 2048, output_tokens: 9, complete: true });
+    // Only the usage object is kept, as of a whole response: never the answer's text.
+    expect(row.usage_raw).toEqual(streamed[2]!.usageMetadata);
+  });
+
+  it("OpenAI chat chunks and Anthropic's SSE events, read as the proxy reads those streams", async () => {
+    const sys = await mint('system', POLICY);
+    const chat = await render({ format: 'openai-chat', request: { model: 'gpt-4.1', prefix: [sys], messages: [{ role: 'user', content: 'hi' }] } });
+    const c = (delta: object, extra: object = {}) => ({ id: 'chatcmpl-1', object: 'chat.completion.chunk', model: 'gpt-4.1', choices: [{ index: 0, delta, finish_reason: null }], usage: null, ...extra });
+    const withoutUsage = [c({ role: 'assistant', content: '' }), c({ content: 'Hi' }), { ...c({}), choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }];
+    const refused = await call('POST', '/v1/usage', { request_id: chat.request_id, response: withoutUsage });
+    expect(refused.json.errors).toEqual([{ pointer: '/response', detail: expect.stringContaining('stream_options.include_usage') }]);
+    const usage = { prompt_tokens: 2890, completion_tokens: 2, total_tokens: 2892, prompt_tokens_details: { cached_tokens: 1024 } };
+    await report(chat.request_id, { response: [...withoutUsage, { ...c({}), choices: [], usage }, '[DONE]'] }, 0);
+    expect((await call('GET', `/v1/requests/${chat.request_id}`)).json.usage).toMatchObject({ total_prompt_tokens: 2890, cache_read_tokens: 1024, complete: true });
+
+    const anthropic = await render({ format: 'anthropic', request: { model: 'claude-sonnet-4-6', max_tokens: 64, prefix: [sys], messages: [{ role: 'user', content: 'hi' }] } });
+    const start = { type: 'message_start', message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-sonnet-4-6', content: [], usage: { input_tokens: 40, cache_creation_input_tokens: 0, cache_read_input_tokens: 2800, output_tokens: 1 } } };
+    const events = [start, { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }, { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Hi' } }, { type: 'content_block_stop', index: 0 }];
+    // Cumulative counts in message_delta replace message_start's, never add to them.
+    const whole = [...events, { type: 'message_delta', delta: { stop_reason: 'end_turn' }, usage: { output_tokens: 12 } }, { type: 'message_stop' }];
+    await report(anthropic.request_id, { response: whole }, 0);
+    expect((await call('GET', `/v1/requests/${anthropic.request_id}`)).json.usage).toMatchObject({ total_prompt_tokens: 2840, cache_read_tokens: 2800, output_tokens: 12, complete: true });
+    // Cut off before message_delta: as the proxy takes a stream cut there, its capture is unknown, not a 422.
+    const cut = await render({ format: 'anthropic', request: { model: 'claude-sonnet-4-6', max_tokens: 64, prefix: [sys], messages: [{ role: 'user', content: 'again' }] } });
+    expect((await report(cut.request_id, { response: events }, 0)).capture).toBe('unknown');
+  });
+});

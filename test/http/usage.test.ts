@@ -240,11 +240,14 @@ describe('reports', () => {
       const res = await client.post('/v1/usage', { request_id: r.request_id, usage: anthropicUsage(total(r), 0, 0), started_at: old });
       expect(res.json.errors, String(old)).toEqual([{ pointer: '/started_at', detail: 'before 1973: no model call is that old' }]);
     }
-    // A streamed answer's chunks (Gemini's streamGenerateContent is a JSON array) say what to send instead.
+    // A list is a streamed answer's events, read as the request's provider streams them: none that carries usage
+    // (here Gemini's chunks for an Anthropic request, or nothing at all) is refused, naming what is missing.
     const chunks = await client.post('/v1/usage', { request_id: r.request_id, response: [{ usageMetadata: { promptTokenCount: 5 } }] });
-    expect(chunks.json.errors).toEqual([{ pointer: '/response', detail: expect.stringMatching(/^a list \(a streamed answer's chunks.*send the last chunk that carries the usage/) }]);
+    expect(chunks.json.errors).toEqual([{ pointer: '/response', detail: expect.stringMatching(/^no message_start or message_delta event carries usage/) }]);
     const batchChunks = await client.post('/v1/usage/batch', { records: [{ request_id: r.request_id, response: [] }] });
-    expect(batchChunks.json.results[0].problem.errors).toEqual([{ pointer: '/records/0/response', detail: expect.stringMatching(/^a list \(a streamed answer's chunks/) }]);
+    expect(batchChunks.json.results[0].problem.errors).toEqual([{ pointer: '/records/0/response', detail: expect.stringMatching(/^no message_start or message_delta event carries usage/) }]);
+    const listedUsage = await client.post('/v1/usage', { request_id: r.request_id, usage: [] });
+    expect(listedUsage.json.errors).toEqual([{ pointer: '/usage', detail: expect.any(String) }]);
     // A report's time that is not one says which forms are: a log's zone-less time is told it lacks a zone
     // (it was "Invalid ISO datetime", and a fraction of a millisecond "Invalid input").
     const zoneless = await client.post('/v1/usage', { request_id: r.request_id, usage: anthropicUsage(total(r), 0, 0), started_at: '2026-01-01T11:55:00.123456' });

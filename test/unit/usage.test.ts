@@ -396,8 +396,8 @@ describe('normalizeUsage on whole responses', () => {
     expect(normalizeUsage(trimmed)).toMatchObject({ provider: 'anthropic', total_prompt_tokens: 12 + 2048, cache_read_tokens: 2048, output_tokens: 40 });
   });
 
-  it("a streamed answer's chunks (a list) say to send the last chunk with the usage", () => {
-    expect(() => normalizeUsage([{ usageMetadata: { promptTokenCount: 5 } }])).toThrow(/^a list \(a streamed answer's chunks.*send the last chunk that carries the usage/);
+  it("a streamed answer's chunks (a list) are not a usage object: read as a response (listedStreamUsage)", () => {
+    expect(() => normalizeUsage([{ usageMetadata: { promptTokenCount: 5 } }])).toThrow(/^a list \(a streamed answer's chunks or events.*is read as "response"/);
   });
 
   it('a response body without usage is an error at /usage', () => {

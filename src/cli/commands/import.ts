@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { MAX_TIME, MIN_EPOCH_MS } from '../../domain/clock';
 import { findInvalidJson } from '../../domain/canonical-json';
 import { usageProviderOf } from '../../domain/usage/normalize';
+import { listedStreamUsage } from '../../domain/usage/stream';
 
 /** The service's batch limit is larger (PH_USAGE_BATCH_MAX); 500 keeps each request small. */
 const BATCH = 500;
@@ -13,7 +14,7 @@ const BATCH = 500;
 interface Call {
   format: string;
   request: Record<string, unknown>;
-  response?: Record<string, unknown>;
+  response?: Record<string, unknown> | unknown[];
   usage?: Record<string, unknown>;
   started_at: number | string;
   first_byte_at?: number | string;
@@ -203,7 +204,10 @@ function usageProblem(c: Call): string | null {
   const bad = findInvalidJson(pick(c, RECORD_FIELDS));
   if (bad) return formatProblem({ code: 'invalid_request', detail: bad.detail, errors: [{ pointer: bad.pointer, detail: bad.detail }] });
   try {
-    normalizeUsage(c[field], usageProviderOf(c.format));
+    const v = c[field];
+    // A streamed answer's chunks, as the service reads them (a list is read as a response only).
+    if (Array.isArray(v) && field === 'response') listedStreamUsage(v, usageProviderOf(c.format));
+    else normalizeUsage(v, usageProviderOf(c.format));
     return null;
   } catch (err) {
     if (!(err instanceof UsageShapeError)) throw err;

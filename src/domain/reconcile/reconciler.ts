@@ -13,6 +13,7 @@ import type { Breakpoint, RenderedSegment } from '../render/request';
 import { stepFloor, type SimBlock, type SimOutcome, type SimPlan, type SimRequest } from '../simulator/cache';
 import { MESSAGE_CACHE_SETTINGS } from '../simulator/semantic';
 import { extractDiagnostics, normalizeUsage, usageObjectOf, usageProviderOf, UsageShapeError } from '../usage/normalize';
+import { listedStreamUsage, type ListedStream } from '../usage/stream';
 import type { NormalizedUsage } from '../usage/types';
 import { anchorLengths, fitLengths, overlap, type Pin } from './attribution';
 import { calibrationFamily, calibrationRatio, currentBasis } from './reports';
@@ -291,8 +292,11 @@ export class Reconciler {
     const source = report.response !== undefined ? report.response : report.usage !== undefined ? report.usage : report.normalized;
     if (source === undefined) throw invalid(pointer, 'send "usage" (the provider\'s usage object) or "response" (the whole response body)');
     let usage: NormalizedUsage;
+    // A streamed answer's chunks or events, as a client kept them: read as the proxy reads the stream.
+    let listed: ListedStream | null = null;
     try {
-      usage = report.normalized ?? normalizeUsage(source, usageProviderOf(request.format));
+      if (report.normalized === undefined && Array.isArray(source)) listed = listedStreamUsage(source, usageProviderOf(request.format));
+      usage = report.normalized ?? listed?.usage ?? normalizeUsage(source, usageProviderOf(request.format));
     } catch (e) {
       if (e instanceof UsageShapeError) throw invalid(`${pointer}/${report.response !== undefined ? 'response' : 'usage'}${e.path}`, e.detail);
       throw e;
@@ -324,7 +328,7 @@ export class Reconciler {
     if (request.status === 'failed')
       throw new DomainError('conflict', `request ${request.id} failed upstream; it has no usage to reconcile`, {}, [{ pointer: `${pointer}/request_id`, detail: 'recorded as failed (the provider answered with an error)' }]);
 
-    const diagnostics = report.diagnostics ?? (report.response !== undefined ? extractDiagnostics(report.response) : null);
+    const diagnostics = report.diagnostics ?? listed?.diagnostics ?? (report.response !== undefined ? extractDiagnostics(report.response) : null);
 
     const model = this.deps.catalog.byId(request.catalogEntry) ?? this.deps.catalog.lookup(request.model).entry;
     const segments = request.segments as RenderedSegment[];
@@ -510,7 +514,7 @@ export class Reconciler {
         finishedAt,
         reportHash: hash,
         // Of a whole response, only its usage object is kept (Gemini: usageMetadata), never the model's answer.
-        usageRaw: report.response !== undefined ? usageObjectOf(report.response, usageProviderOf(request.format)) : source,
+        usageRaw: listed ? listed.raw : report.response !== undefined ? usageObjectOf(report.response, usageProviderOf(request.format)) : source,
         usage,
         diagnostics,
         outcome,

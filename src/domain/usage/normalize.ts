@@ -133,8 +133,8 @@ export function usageObjectOf(input: unknown, hint?: UsageProvider): Record<stri
   return locateUsage(geminiCamelCase(input), hint).usage;
 }
 
-/** Gemini's streamGenerateContent answers with a JSON array of chunks: what to send instead. */
-export const STREAMED_LIST = "a list (a streamed answer's chunks, as Gemini's streamGenerateContent returns them) is not one response: send the last chunk that carries the usage";
+/** A list is a streamed answer's chunks or events (Gemini's streamGenerateContent array): read where a response is. */
+export const STREAMED_LIST = 'a list (a streamed answer\'s chunks or events, as Gemini\'s streamGenerateContent returns them) is read as "response", not as a usage object';
 
 function locateUsage(input: unknown, hint: UsageProvider | undefined): Located {
   if (!isRecord(input))

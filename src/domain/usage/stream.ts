@@ -2,7 +2,7 @@
 // different event (DESIGN.md, "Streaming"); a stream that ends before that
 // event leaves capture unknown, never zero.
 
-import { extractDiagnostics, isRecord, normalizeUsageAs, pointer, readCount, unreportedUsage } from './normalize';
+import { extractDiagnostics, isRecord, normalizeUsage, normalizeUsageAs, pointer, readCount, unreportedUsage, UsageShapeError } from './normalize';
 import type { NormalizedUsage, ProviderDiagnostics, UsageProvider } from './types';
 
 export type StreamUsageProvider = 'anthropic' | 'openai-chat' | 'openai-responses' | 'gemini' | 'vllm';
@@ -209,6 +209,71 @@ function geminiAccumulator(): StreamUsageAccumulator {
     diagnostics: () => diagnostics,
     raw: () => raw,
   };
+}
+
+/** What a streamed answer's list carries, read as the proxy reads the stream itself. */
+export interface ListedStream {
+  usage: NormalizedUsage;
+  /** The usage object as the provider sent it (kept with the request, as a response's usage object is). */
+  raw: Record<string, unknown>;
+  diagnostics: ProviderDiagnostics | null;
+}
+
+/** Where each provider's stream carries its usage: said when a list carries none. */
+const WHERE_USAGE: Record<UsageProvider, string> = {
+  gemini: 'no chunk carries usageMetadata (Gemini puts it on its chunks, the whole count on the last one): send the chunks as received, the last one included',
+  anthropic: 'no message_start or message_delta event carries usage: send the events as received, from message_start on',
+  'openai-chat': "no chunk carries usage: OpenAI sends it in a last chunk only when the request sets stream_options.include_usage (the proxy sets it)",
+  vllm: "no chunk carries usage: vLLM sends it in a last chunk only when the request sets stream_options.include_usage",
+  'openai-responses': 'no response.completed, response.incomplete or response.failed event carries the usage: send the events as received, the last one included',
+};
+
+/**
+ * A streamed answer sent as a list, as a client kept it (Gemini's streamGenerateContent answers with a JSON array of
+ * chunks; an SDK's stream yields OpenAI's chunks and Anthropic's or Responses' events): its usage read as the proxy
+ * reads the stream itself (the accumulators above; Gemini: the last chunk with usageMetadata, whose counts are the
+ * whole call's). Each item is an event's data, parsed or as its JSON text. A list from which no usage can be read
+ * is refused, naming what is missing; one cut off after some usage (a message_start without its message_delta) is
+ * read as the proxy reads a stream cut there: complete: false, capture unknown.
+ */
+export function listedStreamUsage(list: unknown[], hint?: UsageProvider): ListedStream {
+  const items = list.map((item) => parseData(item));
+  const provider = hint ?? streamShapeOf(items);
+  if (provider === null) throw new UsageShapeError('', "a list, but of no provider's stream chunks or events: send the response body, or its usage object as \"usage\"");
+  if (provider === 'gemini') {
+    const at = items.findLastIndex((c) => c !== null && isRecord(c.usageMetadata ?? c.usage_metadata));
+    if (at < 0) throw new UsageShapeError('', WHERE_USAGE.gemini);
+    const chunk = items[at]!;
+    try {
+      return { usage: normalizeUsage(chunk, 'gemini'), raw: (chunk.usageMetadata ?? chunk.usage_metadata) as Record<string, unknown>, diagnostics: null };
+    } catch (e) {
+      throw e instanceof UsageShapeError ? new UsageShapeError(`/${at}${e.path}`, e.detail) : e;
+    }
+  }
+  const acc = createStreamUsageAccumulator(provider);
+  items.forEach((data, i) => {
+    if (data === null) return;
+    try {
+      acc.push({ data });
+    } catch (e) {
+      throw e instanceof UsageShapeError ? new UsageShapeError(`/${i}${e.path}`, e.detail) : e;
+    }
+  });
+  const raw = acc.raw();
+  if (raw === null) throw new UsageShapeError('', WHERE_USAGE[provider]);
+  return { usage: acc.result(), raw, diagnostics: acc.diagnostics() };
+}
+
+/** Whose stream a list is, from its items' shapes; null when none says. */
+function streamShapeOf(items: Array<Record<string, unknown> | null>): StreamUsageProvider | 'gemini' | null {
+  for (const c of items) {
+    if (c === null) continue;
+    if ('usageMetadata' in c || 'usage_metadata' in c || Array.isArray(c.candidates)) return 'gemini';
+    if (c.object === 'chat.completion.chunk') return 'openai-chat';
+    if (typeof c.type === 'string' && c.type.startsWith('message_')) return 'anthropic';
+    if (typeof c.type === 'string' && c.type.startsWith('response.')) return 'openai-responses';
+  }
+  return null;
 }
 
 function incomplete(provider: UsageProvider, model: string | null, totalPromptTokens: number | null): NormalizedUsage {

@@ -15,7 +15,6 @@ import { commonErrors, conflictErrors, IdParam, Limit, problemResponse, readErro
 import { HandleReportSchema, RequestListSchema, RequestViewSchema, TenantReportSchema, UsageBatchResultSchema, UsageResultSchema } from '../report-schemas';
 import { failureView, outcomeView, requestSummaryView, segmentsView } from '../views';
 import type { RenderedSegment } from '../../domain/render/request';
-import { STREAMED_LIST } from '../../domain/usage/normalize';
 
 const SECONDS_HINT = 'epoch milliseconds are expected; this looks like seconds (multiply by 1000)';
 const TIME_FORMS = 'epoch milliseconds (a whole number) or RFC 3339 with a zone (2026-11-20T09:00:00Z, 2026-11-20T10:00:00+01:00)';
@@ -41,15 +40,12 @@ const UsageRecord = z
     request_id: z.string().regex(REQUEST_ID, 'a request_id from /v1/render or the proxy'),
     usage: z.record(z.string(), z.unknown()).optional().openapi({ description: "The provider's usage object as received." }),
     response: z
-      .record(z.string(), z.unknown(), {
-        // Gemini's streamGenerateContent answers with a JSON array of chunks: said what to send instead of "expected record".
-        error: (iss) =>
-          Array.isArray(iss.input)
-            ? `${STREAMED_LIST} (its usageMetadata, or OpenAI's final usage chunk) as "response", or that usage object as "usage"`
-            : undefined,
-      })
+      .union([z.record(z.string(), z.unknown()), z.array(z.unknown())], { error: 'expected the response body (an object), or a streamed answer\'s chunks or events (a list)' })
       .optional()
-      .openapi({ description: 'Or the whole response body as received.' }),
+      .openapi({
+        description:
+          "Or the whole response body as received; or a streamed answer as a list of its chunks or events, as received (Gemini's streamGenerateContent array, OpenAI chat chunks, Anthropic or Responses events), its usage read as the proxy reads the stream.",
+      }),
     model: z.string().optional(),
     started_at: time.optional().openapi({ description: 'Epoch ms or RFC 3339; defaults to the render time.' }),
     first_byte_at: time.optional().openapi({ description: "When the answer started. Not given, it is unknown (null in GET /v1/requests/{id}): a later call's provider receipt decides whether this call's cache write was readable when that call started." }),
