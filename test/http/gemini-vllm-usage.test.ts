@@ -162,6 +162,9 @@ describe('a vLLM user reporting OpenAI-compatible usage', () => {
     expect(hit.segments[0]!.read).toBe(read[0].read);
 
     const page = (await call('GET', `/ui/requests/${second.request_id}`, undefined, { cookie: `ph_ui_key=${key}` })).text;
+    // Read as OpenAI's chat shape, named as the server the model resolved to (the catalog's vllm entry).
+    expect((await call('GET', `/v1/requests/${third.request_id}`)).json.usage).toMatchObject({ provider: 'vllm', cache_read_tokens: 2880 });
+    expect(page).toContain('<dt>Provider shape</dt><dd>vllm</dd>');
     const row = page.slice(page.indexOf('<tr data-segment="0"'), page.indexOf('</tr>', page.indexOf('<tr data-segment="0"')));
     expect(row).toContain('<span class="muted">unknown</span>');
     expect(row).toContain('<span class="muted">not reported</span>');
@@ -276,7 +279,7 @@ describe("a streamed answer's chunks or events as /v1/usage's response, as the c
     expect(refused.json.errors).toEqual([{ pointer: '/response', detail: expect.stringContaining('stream_options.include_usage') }]);
     const usage = { prompt_tokens: 2890, completion_tokens: 2, total_tokens: 2892, prompt_tokens_details: { cached_tokens: 1024 } };
     await report(chat.request_id, { response: [...withoutUsage, { ...c({}), choices: [], usage }, '[DONE]'] }, 0);
-    expect((await call('GET', `/v1/requests/${chat.request_id}`)).json.usage).toMatchObject({ total_prompt_tokens: 2890, cache_read_tokens: 1024, complete: true });
+    expect((await call('GET', `/v1/requests/${chat.request_id}`)).json.usage).toMatchObject({ provider: 'openai-chat', total_prompt_tokens: 2890, cache_read_tokens: 1024, complete: true });
 
     const anthropic = await render({ format: 'anthropic', request: { model: 'claude-sonnet-4-6', max_tokens: 64, prefix: [sys], messages: [{ role: 'user', content: 'hi' }] } });
     const start = { type: 'message_start', message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-sonnet-4-6', content: [], usage: { input_tokens: 40, cache_creation_input_tokens: 0, cache_read_input_tokens: 2800, output_tokens: 1 } } };

@@ -331,6 +331,8 @@ export class Reconciler {
     const diagnostics = report.diagnostics ?? listed?.diagnostics ?? (report.response !== undefined ? extractDiagnostics(report.response) : null);
 
     const model = this.deps.catalog.byId(request.catalogEntry) ?? this.deps.catalog.lookup(request.model).entry;
+    // vLLM answers in OpenAI's chat shape, read as that: named by the server its model resolved to (DESIGN.md's usage table).
+    if (model.provider === 'vllm' && usage.provider === 'openai-chat') usage = { ...usage, provider: 'vllm' };
     const segments = request.segments as RenderedSegment[];
     // The scope's simulated cache, in start order (a late report is placed at the scope's latest start; one
     // older than the longest TTL goes to the scope's history, in its own start order).
