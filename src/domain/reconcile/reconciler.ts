@@ -812,11 +812,13 @@ function readEnd(state: ScopeState, req: Omit<SimRequest, 'blocks'>, segments: R
   if (unit < 0 || unit >= units.length - 1 || read >= total) return null;
   const end = blocks[hit!]!.endToken;
   if (!(read >= end / 2 && read <= end * 2)) return null;
-  // Automatic caches: a read past our end, within the error sameRead allows, moves it there; so does one short of it
-  // where reads have no steps (Gemini: our estimate was long). With steps (OpenAI), a read short of it is a step's
-  // rounding; any nearer end another prefix has is checked below.
-  const within = Math.abs(read - end) <= readTolerance(model, end);
-  if (pastOnly && !(within && (read > end || (read < end && model.cache.granularity === null)))) return null;
+  // Automatic caches: a read past our end, within the error sameRead allows, moves it there (the unit after it was
+  // never sent before: no cache could hold it). One short of it is a read that ended inside the unit — a step's
+  // rounding (OpenAI), or a partial read (Gemini reads part of a prefix it holds): the unit keeps its length, partly
+  // read, rather than shrink onto the read and hand the difference to the content after it (a 5,391-token system
+  // prompt read to 5,300 left its 91 tokens to a 9-token question, shown as 100 cold). DESIGN.md: spans scaled to the
+  // provider's total, then read in prompt order.
+  if (pastOnly && !(read > end && read - end <= readTolerance(model, end))) return null;
   // Another end the read could have: a prefix written before (an eviction ends the read there), or one of this
   // request's breakpoints (warmed by traffic we did not see) — the latter only when the simulated hit is farther from
   // the read than our estimate can err: a breakpoint on content never cached under these settings is not read.
