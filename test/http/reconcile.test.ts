@@ -931,7 +931,7 @@ describe('reconciliation scenarios', () => {
     expect(classesOf(o2, `${sys.id}@1`)).toEqual({ captured: short2, unconfirmed: sysTokens - short2 });
     const question = o2.segments.find((s) => s.source === 'inline')!;
     expect(question.end - question.start).toBe(r2.segments[1]!.token_end - r2.segments[1]!.token_start);
-    expect(question.read).toBe(0);
+    expect(Object.keys(classesOf(o2, 'inline'))).toEqual(['cold']);
     // Short by more, the same: the rest is unconfirmed.
     t.clock.advance(MIN);
     const r3 = await turn(3);
