@@ -35,7 +35,6 @@ describe('building prompt state with the CLI', () => {
       [['bundle', 'art_x', '--version-of', 'bnd_y', '--name', 'n'], '--name applies to new bundles, not to --version-of'],
       [['session'], 'missing argument: prefix-handles session start|append'],
       [['session', 'resume', 'ses_x'], "unknown action 'resume' (start, append)"],
-      [['session', 'start'], 'missing argument: prefix-handles session start <bundle-ref>'],
       [['session', 'start', 'bnd_x', '--if-match', '1'], '--if-match is for append'],
       [['session', 'append', 'ses_x'], 'missing argument: prefix-handles session append <session-ref> <messages.json|-> [--if-match V]'],
       [['session', 'append', 'ses_x', '-', '--if-match', 'W/"3"'], `not 'W/"3"'`],
@@ -108,6 +107,14 @@ describe('building prompt state with the CLI', () => {
       );
     }
     expect((await client.get(`/v1/handles/${ses}`)).json.latest_version).toBe(3);
+
+    // Without a bundle: a session of the conversation alone, for a proxy call that sends its prefix in x-ph-prefix.
+    const bare = await cli(['session', 'start', '--name', 'bare'], { key });
+    expect(bare.code, bare.err).toBe(0);
+    const [bareRef] = minted(bare.out);
+    const bareHandle = (await client.get(`/v1/handles/${bareRef}`)).json;
+    expect(bareHandle).toMatchObject({ type: 'session', name: 'bare', version: { ref: bareRef, message_count: 0 } });
+    expect(bareHandle.version.base ?? null).toBeNull();
   }, 60_000);
 
   it('bundle and session errors: unknown, foreign and invalid refs, a session as a member, bad JSON, messages the API refuses', async () => {

@@ -6,12 +6,14 @@ const ACTIONS = ['start', 'append'];
 
 export const session: Command = {
   name: 'session',
-  summary: 'start a session on a bundle, or append messages to one',
-  help: `Usage: prefix-handles session start <bundle-ref> [--name NAME]
+  summary: 'start a session (on a bundle, or without one), or append messages to one',
+  help: `Usage: prefix-handles session start [<bundle-ref>] [--name NAME]
        prefix-handles session append <session-ref> <messages.json|-> [--if-match V]
 
-start    a session whose prompt begins with the bundle (pinned to its version now);
-         prints "<ref>\\t<sha256>": the session's version 1, no messages yet
+start    a session whose prompt begins with the bundle (pinned to its version now), or,
+         without one, a session of the conversation alone, for a proxy call that names
+         its fixed prefix in x-ph-prefix; prints "<ref>\\t<sha256>": the session's
+         version 1, no messages yet
 append   the file ('-': stdin) is a JSON array of messages, as the API takes them
          ({ "role": "user"|"assistant", "content": string | blocks }); they become the
          session's next version, printed as "<ref>\\t<sha256>" (ses_…@N: N is the
@@ -30,10 +32,9 @@ ${API_HELP}`,
     if (action === undefined) throw new UsageError(`missing argument: prefix-handles session ${ACTIONS.join('|')} …`);
     if (!ACTIONS.includes(action)) throw new UsageError(`unknown action '${action}' (${ACTIONS.join(', ')})`);
     if (action === 'start') {
-      if (ref === undefined) throw new UsageError('missing argument: prefix-handles session start <bundle-ref> [--name NAME]');
       if (file !== undefined) throw new UsageError(`unexpected argument '${file}'`);
       if (values['if-match'] !== undefined) throw new UsageError('--if-match is for append: a new session has no version yet');
-      const r = await api().json<MintResult>('POST', '/v1/sessions', { base: ref, ...(values.name !== undefined ? { name: values.name } : {}) });
+      const r = await api().json<MintResult>('POST', '/v1/sessions', { ...(ref !== undefined ? { base: ref } : {}), ...(values.name !== undefined ? { name: values.name } : {}) });
       // No volatility warning: the base's was given when the bundle was made.
       printMinted(r, 'a new session', false);
       return 0;
