@@ -280,6 +280,13 @@ describe('pages show the API report figures', () => {
     expect((await get(`/ui/handles/${b.id}`, key)).text).not.toContain('data-note="session-volatility"');
     expect(page.text).toContain('a pure append: <b>nothing invalidated</b>');
     expect(page.text).toContain('No reconciled request used this handle in this period.');
+    expect(page.text).toContain('and the base bundle is @1');
+    // A session without a base (its prefix sent in x-ph-prefix) has no base bundle to speak of.
+    const bare = await startSession(client, { messages: [userMessage('hello')] });
+    const barePage = await get(`/ui/handles/${bare.id}`, key);
+    expect(barePage.status).toBe(200);
+    expect(barePage.text).toContain('the messages a version appended are sent again by every later turn.');
+    expect(barePage.text).not.toContain('base bundle');
   });
 
   it('handle page of a long session: the newest 50 versions, how many in all, and only those 50 read', async () => {

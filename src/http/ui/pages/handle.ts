@@ -151,7 +151,9 @@ ${rows.map((row) => {
 <td class="num" data-sent-in>${rep ? tokens(rep.requests_including) : 0}</td><td class="num" data-as-newest>${rep ? tokens(rep.requests) : 0}</td><td class="num">${rep ? pct(rep.capture_rate) : '—'}</td><td class="num">${rep ? usd(rep.money.leaked_savings) : '—'}</td></tr>`;
   })}</tbody></table>
 <p class="muted">Requests: <b>sent in</b>, those whose prompt had the version's content (its capture and leak are over them); <b>as newest</b>, those that used it as the handle's newest version${
-    v.report.handle.type === 'session' ? " (rendered the session at it): the messages a version appended are sent again by every later turn, and the base bundle is @1's content" : ''
+    v.report.handle.type === 'session'
+      ? ` (rendered the session at it): the messages a version appended are sent again by every later turn${v.batches?.baseCount ? ", and the base bundle is @1's content" : ''}`
+      : ''
   }.</p>${v.versionCount > rows.length ? html`<p class="muted" data-versions-shown="${rows.length}" data-versions="${v.versionCount}">The latest ${rows.length} of ${tokens(v.versionCount)} versions (all of them: <code>GET /v1/handles/${v.report.handle.id}</code>).</p>` : ''}`;
 }
 
