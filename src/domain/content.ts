@@ -15,7 +15,24 @@ export const BLANK_TEXT = 'must contain non-whitespace text (providers refuse em
 export const isBlank = (s: string) => !NON_BLANK.test(s);
 const text = z.string().regex(NON_BLANK, BLANK_TEXT);
 
-export const textBlockSchema = z.strictObject({ type: z.literal('text'), text });
+// Opaque reasoning state a provider requires back while a tool loop is under way, kept with the assistant's reply
+// and rendered only for the provider that produced it (render/formats.ts); every other format leaves it out.
+// Gemini signs the part it came on (https://ai.google.dev/gemini-api/docs/thought-signatures): the signature
+// rides on that text or tool_use block.
+export const geminiSignatureSchema = z.strictObject({ provider: z.literal('gemini'), signature: z.string().min(1) });
+
+export const textBlockSchema = z.strictObject({ type: z.literal('text'), text, thought_signature: geminiSignatureSchema.optional() });
+
+// Anthropic's thinking blocks, kept whole: the API checks the signature and refuses a block changed in any way
+// (https://platform.claude.com/docs/en/build-with-claude/extended-thinking#preserving-thinking-blocks). The
+// thinking text may be empty (display "omitted" returns the signature alone).
+export const thinkingBlockSchema = z.strictObject({
+  type: z.literal('thinking'),
+  provider: z.literal('anthropic'),
+  thinking: z.string(),
+  signature: z.string().min(1),
+});
+export const redactedThinkingBlockSchema = z.strictObject({ type: z.literal('redacted_thinking'), provider: z.literal('anthropic'), data: z.string().min(1) });
 
 export const imageBlockSchema = z.strictObject({
   type: z.literal('image'),
@@ -36,6 +53,7 @@ export const toolUseBlockSchema = z.strictObject({
   id: z.string().min(1),
   name: z.string().min(1),
   input: jsonObject,
+  thought_signature: geminiSignatureSchema.optional(),
 });
 
 export const toolResultBlockSchema = z.strictObject({
@@ -50,6 +68,8 @@ export const contentBlockSchema = z.discriminatedUnion('type', [
   imageBlockSchema,
   toolUseBlockSchema,
   toolResultBlockSchema,
+  thinkingBlockSchema,
+  redactedThinkingBlockSchema,
 ]);
 
 export const messageSchema = z.strictObject({
@@ -81,6 +101,8 @@ export const messagesContentSchema = messageListSchema.min(1);
 export type TextBlock = z.infer<typeof textBlockSchema>;
 export type ImageBlock = z.infer<typeof imageBlockSchema>;
 export type ContentBlock = z.infer<typeof contentBlockSchema>;
+export type ThinkingBlock = z.infer<typeof thinkingBlockSchema> | z.infer<typeof redactedThinkingBlockSchema>;
+export const isThinking = (b: ContentBlock): b is ThinkingBlock => b.type === 'thinking' || b.type === 'redacted_thinking';
 export type Message = z.infer<typeof messageSchema>;
 export type ToolDefinition = z.infer<typeof toolDefinitionSchema>;
 
@@ -116,6 +138,9 @@ function toolPlacementProblem(m: Message, at: string): ToolPairingProblem | null
   const seen = new Set<string>();
   let other = false;
   for (const [j, b] of m.content.entries()) {
+    // The model's own reasoning state: the providers take it back on assistant turns only.
+    if ((isThinking(b) || (b.type !== 'tool_result' && b.type !== 'image' && b.thought_signature)) && m.role !== 'assistant')
+      return { pointer: `${at}/content/${j}`, detail: 'thinking blocks and thought signatures come from the assistant' };
     if (b.type === 'tool_use' || b.type === 'tool_result') {
       const where = `${at}/content/${j}`;
       if (b.type === 'tool_use' && m.role !== 'assistant') return { pointer: where, detail: 'a tool_use comes from the assistant' };
@@ -126,6 +151,8 @@ function toolPlacementProblem(m: Message, at: string): ToolPairingProblem | null
       seen.add(id);
     } else other = true;
   }
+  // Rendered for another provider, such a message would be left with nothing in it.
+  if (m.content.every(isThinking)) return { pointer: `${at}/content`, detail: 'a message of thinking blocks alone has nothing to send to other providers' };
   return null;
 }
 

@@ -109,6 +109,10 @@ export function visibleText(block: unknown): string {
   if (block === null || block === undefined) return '';
   if (!isObject(block)) return canonicalize(block) ?? '';
   if (typeof block.text === 'string' && TEXT_TYPES.has(block.type as string | undefined)) return block.text;
+  // Anthropic's thinking as the model reads it: its text, not the signature that authenticates it. Redacted thinking
+  // is encrypted, its length unknown to us: framing only. (Gemini's thoughtSignature is left out the same way, above.)
+  if (block.type === 'thinking') return typeof block.thinking === 'string' ? block.thinking : '';
+  if (block.type === 'redacted_thinking') return '';
   // Gemini's parts name what they hold; Chat's tool calls and definitions nest it under `function`.
   const inner = isObject(block.functionCall) ? block.functionCall : isObject(block.functionResponse) ? block.functionResponse : isObject(block.function) ? block.function : block;
   const kind = block.type;

@@ -205,20 +205,28 @@ describe('replyMessage', () => {
     expect(replyMessage('anthropic', reply(511))).toBe(UNKEEPABLE);
   });
 
-  it('Anthropic: text and tool use; thinking has no neutral form and is left out', () => {
+  it('Anthropic: text, tool use and thinking (kept whole, marked as Anthropic\'s); thinking without its signature is left out', () => {
     const reply = {
       type: 'message',
       content: [
         { type: 'thinking', thinking: '…', signature: 'sig' },
+        { type: 'redacted_thinking', data: 'enc' },
+        { type: 'thinking', thinking: 'cut', signature: '' },
         { type: 'text', text: 'Checking.', citations: null },
         { type: 'tool_use', id: 'toolu_9', name: 'get_weather', input: { city: 'Bergen' } },
       ],
     };
     expect(replyMessage('anthropic', reply)).toEqual({
       role: 'assistant',
-      content: [{ type: 'text', text: 'Checking.' }, { type: 'tool_use', id: 'toolu_9', name: 'get_weather', input: { city: 'Bergen' } }],
+      content: [
+        { type: 'thinking', provider: 'anthropic', thinking: '…', signature: 'sig' },
+        { type: 'redacted_thinking', provider: 'anthropic', data: 'enc' },
+        { type: 'text', text: 'Checking.' },
+        { type: 'tool_use', id: 'toolu_9', name: 'get_weather', input: { city: 'Bergen' } },
+      ],
     });
-    expect(replyMessage('anthropic', { content: [{ type: 'thinking', thinking: 'x' }] })).toBeNull();
+    // Thinking alone is no reply: nothing of it would be left for another provider.
+    expect(replyMessage('anthropic', { content: [{ type: 'thinking', thinking: 'x', signature: 's' }] })).toBeNull();
     // Blank text in a reply is left out: sent back in the session, providers would refuse it.
     expect(replyMessage('anthropic', { content: [{ type: 'text', text: '' }, { type: 'tool_use', id: 't', name: 'f', input: {} }] })).toEqual({
       role: 'assistant',

@@ -57,6 +57,9 @@ function anthropicReply(): StreamReply {
         }
         const d = data.delta;
         if (d.type === 'text_delta' && typeof d.text === 'string') block.text = String(block.text ?? '') + d.text;
+        // A thinking block's text, then its signature, each in pieces: kept whole, as the API requires it back.
+        else if (d.type === 'thinking_delta' && typeof d.thinking === 'string') block.thinking = String(block.thinking ?? '') + d.thinking;
+        else if (d.type === 'signature_delta' && typeof d.signature === 'string') block.signature = String(block.signature ?? '') + d.signature;
         else if (d.type === 'input_json_delta' && typeof d.partial_json === 'string') json.set(block, (json.get(block) ?? '') + d.partial_json);
       } else if (data.type === 'message_stop') ended = true;
     },
@@ -145,9 +148,12 @@ function geminiReply(): StreamReply {
       for (const p of Array.isArray(content.parts) ? content.parts : []) {
         if (!isRecord(p)) continue;
         const last = parts[parts.length - 1];
-        // Text pieces join the text before them (a thought's with a thought's).
-        if (typeof p.text === 'string' && last && typeof last.text === 'string' && last.thought === p.thought) last.text += p.text;
-        else parts.push({ ...p });
+        // Text pieces join the text before them (a thought's with a thought's), and a signature that comes on a
+        // later piece (Gemini may send it on an empty one) belongs to the part they make.
+        if (typeof p.text === 'string' && last && typeof last.text === 'string' && last.thought === p.thought && last.thoughtSignature === undefined) {
+          last.text += p.text;
+          if (p.thoughtSignature !== undefined) last.thoughtSignature = p.thoughtSignature;
+        } else parts.push({ ...p });
       }
     },
     get ended() {

@@ -4,11 +4,13 @@
 //
 // The body is checked strictly (a block a session cannot hold is a 422 before
 // the provider is called, so nothing is spent on a turn we could not keep). The
-// reply is taken as far as it goes: blocks without a neutral form (thinking,
-// server tool results) are dropped — the provider ignores earlier turns' thinking.
+// reply is taken as far as it goes: blocks without a neutral form (server tool
+// results) are dropped. The model's reasoning state is kept (Anthropic thinking
+// blocks, Gemini thought signatures): the providers require it back during a tool
+// loop, and it renders only for the provider that produced it.
 
 import { canonicalJson, escapePointer } from '../canonical-json';
-import { BLANK_TEXT, isBlank, messageListSchema, type ContentBlock, type ImageBlock, type Message, type TextBlock } from '../content';
+import { BLANK_TEXT, isBlank, isThinking, messageListSchema, type ContentBlock, type ImageBlock, type Message, type TextBlock } from '../content';
 import { DomainError, invalid } from '../errors';
 import { nestedTooDeep, protoMember, refuseProtoMembers, tooDeep, validationError } from '../validation';
 import { pushAll } from '../arrays';
@@ -63,7 +65,8 @@ export function replyMessage(format: ProxyFormat, response: unknown): Message | 
       const choice = Array.isArray(response.choices) ? response.choices.find((c) => isRecord(c) && (c.index ?? 0) === 0) : undefined;
       blocks = isRecord(choice) && isRecord(choice.message) ? chatAssistantBlocks(choice.message, '/choices/0/message', false) : [];
     } else if (format === 'gemini') {
-      // Candidate 0 (the one a session continues); the model's thoughts are not kept, as Anthropic's thinking is not.
+      // Candidate 0 (the one a session continues); the model's thought summaries are not kept (Gemini does not read
+      // them back), the signatures on its other parts are.
       const candidate = Array.isArray(response.candidates) ? response.candidates[0] : undefined;
       const parts = isRecord(candidate) && isRecord(candidate.content) && Array.isArray(candidate.content.parts) ? candidate.content.parts : [];
       blocks = parts.flatMap((p) => (isRecord(p) && p.thought !== true ? [geminiPart(p, '', false)] : []));
@@ -73,9 +76,11 @@ export function replyMessage(format: ProxyFormat, response: unknown): Message | 
     if (e instanceof DomainError) return UNKEEPABLE;
     throw e;
   }
-  // Blank text says nothing, and providers refuse it when it is sent back: not kept.
+  // Blank text says nothing, and providers refuse it when it is sent back: not kept (nor a Gemini signature on it:
+  // Gemini requires back only those of function calls).
   blocks = blocks.filter((b) => b.type !== 'text' || !isBlank(b.text));
-  if (blocks.length === 0) return null;
+  // Thinking alone is not a reply: nothing would be left of it for another provider.
+  if (blocks.every(isThinking)) return null;
   // A reply nested too deep for canonical JSON cannot be kept either.
   if (nestedTooDeep(blocks)) return UNKEEPABLE;
   const parsed = messageListSchema.safeParse([{ role: 'assistant', content: blocks }]);
@@ -113,6 +118,8 @@ const KNOWN = {
     image: new Set(['type', 'source', 'cache_control']),
     tool_use: new Set(['type', 'id', 'name', 'input', 'cache_control']),
     tool_result: new Set(['type', 'tool_use_id', 'content', 'is_error', 'cache_control']),
+    thinking: new Set(['type', 'thinking', 'signature']),
+    redacted_thinking: new Set(['type', 'data']),
   } as Record<string, ReadonlySet<string>>,
   chatMessage: new Set(['role', 'content', 'name', 'tool_calls', 'tool_call_id', 'refusal']),
   chatPart: new Set(['type', 'text', 'image_url']),
@@ -120,7 +127,7 @@ const KNOWN = {
   chatToolCall: new Set(['id', 'type', 'function', 'index']),
   chatFunction: new Set(['name', 'arguments']),
   geminiContent: new Set(['role', 'parts']),
-  geminiPart: new Set(['text', 'inlineData', 'functionCall', 'functionResponse']),
+  geminiPart: new Set(['text', 'inlineData', 'functionCall', 'functionResponse', 'thoughtSignature']),
   geminiInlineData: new Set(['mimeType', 'data']),
   geminiFunctionCall: new Set(['id', 'name', 'args']),
   geminiFunctionResponse: new Set(['id', 'name', 'response']),
@@ -212,14 +219,32 @@ function anthropicBlock(b: unknown, at: string): ContentBlock {
         ...(typeof b.is_error === 'boolean' ? { is_error: b.is_error } : {}),
       };
     }
+    case 'thinking':
+    case 'redacted_thinking': {
+      const block = thinkingBlock(b);
+      if (!block) throw invalid(at, b.type === 'thinking' ? 'a thinking block needs its thinking text and signature' : 'a redacted_thinking block needs its data');
+      return block;
+    }
     default:
       if (b.type === undefined) throw invalid(`${at}/type`, 'a content block needs a type');
       return unsupported(at, `a "${String(b.type)}" block`);
   }
 }
 
+/** A thinking or redacted_thinking block as Anthropic sent it; null without its signature (or data), which the API would refuse back. */
+function thinkingBlock(b: Json): ContentBlock | null {
+  if (b.type === 'thinking' && typeof b.thinking === 'string' && typeof b.signature === 'string' && b.signature !== '')
+    return { type: 'thinking', provider: 'anthropic', thinking: b.thinking, signature: b.signature };
+  if (b.type === 'redacted_thinking' && typeof b.data === 'string' && b.data !== '') return { type: 'redacted_thinking', provider: 'anthropic', data: b.data };
+  return null;
+}
+
 function anthropicReplyBlock(b: unknown): ContentBlock[] {
   if (!isRecord(b)) return [];
+  if (b.type === 'thinking' || b.type === 'redacted_thinking') {
+    const block = thinkingBlock(b);
+    return block ? [block] : [];
+  }
   if (b.type === 'text' && typeof b.text === 'string') return [{ type: 'text', text: b.text }];
   if (b.type === 'tool_use' && typeof b.id === 'string' && typeof b.name === 'string') {
     // As in a body: an input that is not an object (a call cut off mid-JSON arrives as its text) is refused, not kept as {}.
@@ -403,7 +428,11 @@ function geminiContents(raw: unknown, at: string): Message[] {
 function geminiPart(p: unknown, at: string, strict: boolean): ContentBlock {
   if (!isRecord(p)) throw invalid(at, 'must be a part');
   if (strict) keepsOnly(p, KNOWN.geminiPart, at);
-  if (typeof p.text === 'string') return { type: 'text', text: p.text };
+  // Gemini's signature of the part it came on, sent back on that part (Gemini 3 refuses a function call of the
+  // current turn without it). Kept on text and function call parts; on others, it is the 422 of a field not kept.
+  const sig = typeof p.thoughtSignature === 'string' && p.thoughtSignature !== '' ? { thought_signature: { provider: 'gemini' as const, signature: p.thoughtSignature } } : {};
+  if (strict && 'thought_signature' in sig && typeof p.text !== 'string' && !isRecord(p.functionCall)) unsupported(`${at}/thoughtSignature`, 'the field "thoughtSignature"');
+  if (typeof p.text === 'string') return { type: 'text', text: p.text, ...sig };
   if (isRecord(p.inlineData)) {
     if (strict) keepsOnly(p.inlineData, KNOWN.geminiInlineData, `${at}/inlineData`);
     const type = str(p.inlineData.mimeType, `${at}/inlineData/mimeType`);
@@ -415,7 +444,7 @@ function geminiPart(p: unknown, at: string, strict: boolean): ContentBlock {
     if (strict) keepsOnly(call, KNOWN.geminiFunctionCall, `${at}/functionCall`);
     if (call.args !== undefined && !isRecord(call.args)) throw invalid(`${at}/functionCall/args`, 'functionCall args must be a JSON object');
     const name = str(call.name, `${at}/functionCall/name`);
-    return { type: 'tool_use', id: typeof call.id === 'string' ? call.id : name, name, input: isRecord(call.args) ? call.args : {} };
+    return { type: 'tool_use', id: typeof call.id === 'string' ? call.id : name, name, input: isRecord(call.args) ? call.args : {}, ...sig };
   }
   if (isRecord(p.functionResponse)) {
     const r = p.functionResponse;

@@ -1,6 +1,6 @@
 import { Canonical, emitJson } from '../canonical-json';
 import canonicalize from 'canonicalize';
-import type { ContentBlock, ImageBlock, Message, ToolDefinition } from '../content';
+import { isThinking, type ContentBlock, type ImageBlock, type Message, type ThinkingBlock, type ToolDefinition } from '../content';
 import type { ExpansionFormat, PromptSegment } from './prompt';
 import { pushAll } from '../arrays';
 
@@ -58,8 +58,13 @@ const anthropic: Items = (seg) => {
   return seg.messages.map((m) => emitJson({ role: m.role, content: blocksOf(m).map(anthropicBlock) }));
 };
 
+// Thinking blocks render as Anthropic returned them (type, thinking, signature; type, data), the fields in its order.
 function anthropicBlock(b: ContentBlock): unknown {
   switch (b.type) {
+    case 'thinking':
+      return { type: 'thinking', thinking: b.thinking, signature: b.signature };
+    case 'redacted_thinking':
+      return { type: 'redacted_thinking', data: b.data };
     case 'text':
       return { type: 'text', text: b.text };
     case 'image':
@@ -137,6 +142,7 @@ function responsesItems(m: Message): unknown[] {
   for (const b of blocksOf(m)) {
     if (b.type === 'text') parts.push({ type: m.role === 'assistant' ? 'output_text' : 'input_text', text: b.text });
     else if (b.type === 'image') parts.push({ type: 'input_image', image_url: dataUrl(b) });
+    else if (isThinking(b)) continue;
     else if (b.type === 'tool_use') {
       flush();
       out.push({ type: 'function_call', call_id: b.id, name: b.name, arguments: canonicalize(b.input) });
@@ -157,20 +163,23 @@ const gemini: Items = (seg, ctx) => {
     );
   if (seg.section === 'system') return [emitJson({ text: seg.text })];
   return seg.messages.map((m) =>
-    emitJson({ role: m.role === 'assistant' ? 'model' : 'user', parts: blocksOf(m).map((b) => geminiPart(b, ctx)) }),
+    emitJson({ role: m.role === 'assistant' ? 'model' : 'user', parts: blocksOf(m).flatMap((b) => (isThinking(b) ? [] : [geminiPart(b, ctx)])) }),
   );
 };
 
-function geminiPart(b: ContentBlock, ctx: RenderContext): unknown {
+// A part Gemini signed carries its thoughtSignature back after the part's own field, as Gemini returns it.
+const signed = (part: object, b: { thought_signature?: { signature: string } }) => (b.thought_signature ? { ...part, thoughtSignature: b.thought_signature.signature } : part);
+
+function geminiPart(b: Exclude<ContentBlock, ThinkingBlock>, ctx: RenderContext): unknown {
   switch (b.type) {
     case 'text':
-      return { text: b.text };
+      return signed({ text: b.text }, b);
     case 'image':
       return b.source.type === 'base64'
         ? { inlineData: { mimeType: b.source.media_type, data: b.source.data } }
         : { fileData: { fileUri: b.source.url } };
     case 'tool_use':
-      return { functionCall: { name: b.name, args: canon(b.input) } };
+      return signed({ functionCall: { name: b.name, args: canon(b.input) } }, b);
     case 'tool_result':
       // Gemini answers a call by function name; an unknown id keeps the id so the bytes stay stable.
       return {
