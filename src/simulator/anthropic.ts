@@ -3,7 +3,8 @@
 // Usage, RawMessageStreamEvent) and the streaming guide's event order.
 
 import type { ModelEntry } from '../domain/catalog/types';
-import { sseFrame, type Turn } from './turn';
+import { simSignature } from './reasoning';
+import { splitDeltas, sseFrame, type Turn } from './turn';
 
 export function anthropicUsage(turn: Turn, outputTokens: number) {
   const u = turn.usage;
@@ -24,6 +25,9 @@ export function anthropicUsage(turn: Turn, outputTokens: number) {
 /** A text answer, a tool call (`stop_reason: "tool_use"`), or text stopped at `max_tokens`. */
 const stopReason = (turn: Turn) => (turn.toolCall ? 'tool_use' : turn.truncated ? 'max_tokens' : 'end_turn');
 
+/** With thinking on, the answer opens with a thinking block: its text, then its signature. */
+const thinkingBlocks = (turn: Turn) => (turn.thinking === null ? [] : [{ type: 'thinking', thinking: turn.thinking, signature: simSignature('anthropic', turn.thinking) }]);
+
 export function anthropicMessage(turn: Turn, id: string) {
   const call = turn.toolCall;
   return {
@@ -31,7 +35,7 @@ export function anthropicMessage(turn: Turn, id: string) {
     type: 'message',
     role: 'assistant',
     model: turn.model,
-    content: call ? [{ type: 'tool_use', id: call.id, name: call.name, input: JSON.parse(call.arguments) as unknown }] : [{ type: 'text', text: turn.text }],
+    content: [...thinkingBlocks(turn), ...(call ? [{ type: 'tool_use', id: call.id, name: call.name, input: JSON.parse(call.arguments) as unknown }] : [{ type: 'text', text: turn.text }])],
     stop_reason: stopReason(turn),
     stop_sequence: null,
     usage: anthropicUsage(turn, turn.usage.outputTokens),
@@ -39,29 +43,41 @@ export function anthropicMessage(turn: Turn, id: string) {
 }
 
 /**
- * message_start (usage with the prompt counts, output_tokens 1), content_block_start, ping,
- * one content_block_delta per chunk (a tool call's input as `input_json_delta` pieces), content_block_stop,
- * message_delta (cumulative usage), message_stop.
+ * message_start (usage with the prompt counts, output_tokens 1), then per block content_block_start (a ping after
+ * the first), its content_block_deltas (thinking as `thinking_delta` pieces then one `signature_delta`; a tool call's
+ * input as `input_json_delta` pieces; text as `text_delta`), content_block_stop; message_delta (cumulative usage),
+ * message_stop.
  */
 export function anthropicStreamFrames(turn: Turn, id: string): string[] {
   const start = { ...anthropicMessage(turn, id), content: [], stop_reason: null, usage: anthropicUsage(turn, 1) };
   const u = turn.usage;
   const call = turn.toolCall;
-  const block = call
+  const thinking = turn.thinking;
+  const index = thinking === null ? 0 : 1;
+  const answer = call
     ? [
-        { type: 'content_block_start', index: 0, content_block: { type: 'tool_use', id: call.id, name: call.name, input: {} } },
-        { type: 'ping' },
-        ...call.argumentChunks.map((partial_json) => ({ type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json } })),
+        { type: 'content_block_start', index, content_block: { type: 'tool_use', id: call.id, name: call.name, input: {} } },
+        ...call.argumentChunks.map((partial_json) => ({ type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json } })),
       ]
     : [
-        { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
-        { type: 'ping' },
-        ...turn.chunks.map((text) => ({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text } })),
+        { type: 'content_block_start', index, content_block: { type: 'text', text: '' } },
+        ...turn.chunks.map((text) => ({ type: 'content_block_delta', index, delta: { type: 'text_delta', text } })),
       ];
+  const blocks: Array<Array<{ type: string } & Record<string, unknown>>> = [
+    ...(thinking === null
+      ? []
+      : [
+          [
+            { type: 'content_block_start', index: 0, content_block: { type: 'thinking', thinking: '', signature: '' } },
+            ...splitDeltas(thinking).map((t) => ({ type: 'content_block_delta', index: 0, delta: { type: 'thinking_delta', thinking: t } })),
+            { type: 'content_block_delta', index: 0, delta: { type: 'signature_delta', signature: simSignature('anthropic', thinking) } },
+          ],
+        ]),
+    answer,
+  ];
   const events: Array<{ type: string } & Record<string, unknown>> = [
     { type: 'message_start', message: start },
-    ...block,
-    { type: 'content_block_stop', index: 0 },
+    ...blocks.flatMap((b, i) => [b[0]!, ...(i === 0 ? [{ type: 'ping' }] : []), ...b.slice(1), { type: 'content_block_stop', index: i }]),
     {
       type: 'message_delta',
       delta: { stop_reason: stopReason(turn), stop_sequence: null },

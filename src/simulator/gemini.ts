@@ -3,6 +3,7 @@
 // official @google/genai SDK's types: candidates, usageMetadata, modelVersion, responseId.
 
 import type { ModelEntry } from '../domain/catalog/types';
+import { simSignature } from './reasoning';
 import type { Turn } from './turn';
 
 /**
@@ -23,9 +24,23 @@ export function geminiUsage(turn: Turn, candidatesTokens: number) {
 
 const finishReason = (turn: Turn) => (turn.truncated ? 'MAX_TOKENS' : 'STOP');
 
+/**
+ * A function call's part (Gemini 3: with its thoughtSignature), or null for a text answer. Gemini's function calls
+ * arrive whole, in one chunk when streamed.
+ */
+function callPart(turn: Turn) {
+  const call = turn.toolCall;
+  if (!call) return null;
+  const functionCall = { name: call.name, args: JSON.parse(call.arguments) as unknown };
+  return { functionCall, ...(turn.signed ? { thoughtSignature: simSignature('gemini', functionCall) } : {}) };
+}
+
+/** A text answer's last part carries the signature on Gemini 3 (reasoning.ts). */
+const textPart = (turn: Turn, text: string, last: boolean) => ({ text, ...(turn.signed && last ? { thoughtSignature: simSignature('gemini', turn.text) } : {}) });
+
 export function geminiResponse(turn: Turn, responseId: string) {
   return {
-    candidates: [{ content: { parts: [{ text: turn.text }], role: 'model' }, finishReason: finishReason(turn), index: 0 }],
+    candidates: [{ content: { parts: [callPart(turn) ?? textPart(turn, turn.text, true)], role: 'model' }, finishReason: finishReason(turn), index: 0 }],
     usageMetadata: geminiUsage(turn, turn.usage.outputTokens),
     modelVersion: turn.model,
     responseId,
@@ -38,11 +53,12 @@ export function geminiResponse(turn: Turn, responseId: string) {
  * CRLF CRLF, as Google's servers write them.
  */
 export function geminiStreamFrames(turn: Turn, responseId: string): string[] {
-  const chunks = turn.chunks.length ? turn.chunks : [''];
+  const call = callPart(turn);
+  const chunks = call ? [''] : turn.chunks.length ? turn.chunks : [''];
   return chunks.map((text, i) => {
     const last = i === chunks.length - 1;
     const chunk = {
-      candidates: [{ content: { parts: [{ text }], role: 'model' }, ...(last ? { finishReason: finishReason(turn) } : {}), index: 0 }],
+      candidates: [{ content: { parts: [call ?? textPart(turn, text, last)], role: 'model' }, ...(last ? { finishReason: finishReason(turn) } : {}), index: 0 }],
       usageMetadata: geminiUsage(turn, last ? turn.usage.outputTokens : Math.max(1, Math.round((turn.usage.outputTokens * (i + 1)) / chunks.length))),
       modelVersion: turn.model,
       responseId,

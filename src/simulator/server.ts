@@ -27,6 +27,7 @@ import { geminiError, geminiModel, geminiModelList, geminiResponse, geminiStream
 import { chatCompletion, chatStreamFrames } from './openai-chat';
 import { newResponseParts, responseBody, responsesStreamFrames } from './openai-responses';
 import { sleep, sseResponse } from './sse';
+import { anthropicThinkingOn, anthropicThinkingProblem, geminiSignatureProblem, geminiSignsCalls } from './reasoning';
 import { chooseToolCall, structuredReply } from './tools';
 import { cutToTokens, lastUserText, providerId, replyText, splitDeltas, splitJson, type ProviderApi, type Reply, type Turn } from './turn';
 
@@ -103,6 +104,10 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     const limit = outputLimit(api, body);
     const { blocks, totalTokens, lastInput } = blocksFromRequest(api.format, body, count, toolCosts(api.format, entry.tokenizer, entry.toolUseSystemPrompt));
     if (api.format === 'anthropic') checkAnthropicBreakpoints(blocks, entry.cache.maxBreakpoints ?? 4);
+    // The reasoning state a tool loop must send back (reasoning.ts): refused before the cache is touched.
+    const reasoningProblem = api.format === 'anthropic' ? anthropicThinkingProblem(body) : api.format === 'gemini' ? geminiSignatureProblem(model, body) : null;
+    if (reasoningProblem !== null) throw new Failure(400, reasoningProblem);
+    const thinkingOn = api.format === 'anthropic' && anthropicThinkingOn(body);
     if (entry.cache.implicitBreakpoint) addImplicitBreakpoint(blocks[lastInput], entry.cache, body);
 
     const scopeKey = JSON.stringify([api.provider, apiKey, model]);
@@ -128,6 +133,7 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
       const structured = call ? null : structuredReply(api.format, body);
       const question = api.format === 'gemini' ? lastGeminiUserText(body.contents) : lastUserText(body[api.promptField]);
       let text = call ? '' : (structured ?? replyText(i === 0 ? n : `${n}.${i}`, question));
+      const thinking = thinkingOn ? `Simulated thinking #${n}: ${call ? `call ${call.name}` : 'answer in text'}.` : null;
       // A text reply longer than the output limit stops there, as the model would: the limit's tokens are billed, and
       // the reply says why it stopped. (A tool call or a structured reply is kept whole: cut, it would not parse.)
       const truncated = !call && structured === null && limit !== null && count(text) > limit;
@@ -137,8 +143,11 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
         chunks: call ? [] : text === '' ? [] : splitDeltas(text),
         toolCall: call && { id: providerId(api.format === 'anthropic' ? 'toolu_' : 'call_'), ...call, argumentChunks: splitJson(call.arguments) },
         truncated,
+        thinking,
+        signed: api.format === 'gemini' && geminiSignsCalls(model),
       });
-      outputTokens += truncated ? limit : Math.max(1, count(call ? call.name + call.arguments : text));
+      // Thinking is billed as output (its full text here: the simulator does not summarise).
+      outputTokens += (truncated ? limit : Math.max(1, count(call ? call.name + call.arguments : text))) + (thinking === null ? 0 : count(thinking));
     }
     const [first, ...more] = answers as [Reply, ...Reply[]];
     return {

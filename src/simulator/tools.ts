@@ -16,6 +16,7 @@
 // structured output (a JSON schema) is answered in text the same way.
 
 import type { RequestFormat } from '../domain/simulator/blocks';
+import { lastGeminiUserText } from './gemini';
 import { lastUserText } from './turn';
 
 type Json = Record<string, unknown>;
@@ -37,13 +38,13 @@ const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null 
 export function chooseToolCall(format: RequestFormat, body: Json): ToolCall | null {
   const tools = declaredTools(format, body.tools);
   if (tools.length === 0) return null;
-  const choice = forcedChoice(body.tool_choice);
+  const choice = format === 'gemini' ? geminiChoice(body.toolConfig) : forcedChoice(body.tool_choice);
   if (choice === 'none') return null;
   let tool: DeclaredTool | undefined;
   if (choice === 'any') tool = tools[0];
   else if (choice !== 'auto') tool = tools.find((t) => t.name === choice.name);
   else if (newestIsUserText(format, body)) {
-    const text = lastUserText(format === 'openai-responses' ? body.input : body.messages);
+    const text = format === 'gemini' ? lastGeminiUserText(body.contents) : lastUserText(format === 'openai-responses' ? body.input : body.messages);
     tool = tools.find((t) => namesWord(text, t.name));
   }
   return tool ? { name: tool.name, arguments: JSON.stringify(placeholderArguments(tool.schema)) } : null;
@@ -75,6 +76,10 @@ function declaredTools(format: RequestFormat, tools: unknown): DeclaredTool[] {
       if (typeof t.name === 'string' && (t.type === undefined || t.type === 'custom') && isObject(t.input_schema)) out.push({ name: t.name, schema: t.input_schema });
     } else if (format === 'openai-chat') {
       if (t.type === 'function' && isObject(t.function) && typeof t.function.name === 'string') out.push({ name: t.function.name, schema: t.function.parameters });
+    } else if (format === 'gemini') {
+      // Gemini: each tools entry declares its functions, their schema as parametersJsonSchema or parameters.
+      for (const d of Array.isArray(t.functionDeclarations) ? t.functionDeclarations : [])
+        if (isObject(d) && typeof d.name === 'string') out.push({ name: d.name, schema: d.parametersJsonSchema ?? d.parameters });
     } else if (t.type === 'function' && typeof t.name === 'string') out.push({ name: t.name, schema: t.parameters });
   }
   return out;
@@ -92,8 +97,21 @@ function forcedChoice(choice: unknown): 'auto' | 'none' | 'any' | { name: string
   return 'auto';
 }
 
+/** Gemini's `toolConfig.functionCallingConfig`: mode AUTO (the default), ANY (its first allowed function, if named) or NONE. */
+function geminiChoice(config: unknown): 'auto' | 'none' | 'any' | { name: string } {
+  const fc = isObject(config) && isObject(config.functionCallingConfig) ? config.functionCallingConfig : {};
+  if (fc.mode === 'NONE') return 'none';
+  if (fc.mode !== 'ANY') return 'auto';
+  const allowed = Array.isArray(fc.allowedFunctionNames) ? fc.allowedFunctionNames[0] : undefined;
+  return typeof allowed === 'string' ? { name: allowed } : 'any';
+}
+
 /** The newest item is a user message with text, not a tool result (Anthropic puts those in user messages). */
 function newestIsUserText(format: RequestFormat, body: Json): boolean {
+  if (format === 'gemini') {
+    const newest: unknown = Array.isArray(body.contents) ? body.contents.at(-1) : undefined;
+    return isObject(newest) && (newest.role === undefined || newest.role === 'user') && Array.isArray(newest.parts) && !newest.parts.some((p) => isObject(p) && p.functionResponse !== undefined);
+  }
   if (format === 'openai-responses' && typeof body.input === 'string') return true;
   const items = format === 'openai-responses' ? body.input : body.messages;
   if (!Array.isArray(items)) return false;

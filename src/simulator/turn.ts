@@ -35,6 +35,10 @@ export interface Reply {
   toolCall: SimToolCall | null;
   /** The text stopped at the request's output limit (max_tokens, max_completion_tokens, max_output_tokens). */
   truncated: boolean;
+  /** Anthropic with `thinking` on: the thinking block's text, which comes first (reasoning.ts signs it); else null. */
+  thinking: string | null;
+  /** Gemini 3: the answer's parts carry thought signatures (on a function call, else on the last part). */
+  signed: boolean;
 }
 
 export interface Turn extends Reply {

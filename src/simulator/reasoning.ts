@@ -1,0 +1,89 @@
+// The model's reasoning state as the simulator hands it out and takes it back:
+// Anthropic thinking blocks when `thinking` is on, Gemini thought signatures on
+// Gemini 3 models, and the 400s the providers answer when a tool loop sends the
+// conversation back without them.
+//
+// Anthropic (https://platform.claude.com/docs/en/build-with-claude/extended-thinking,
+// "Preserving thinking blocks"): during tool use, the last assistant message's
+// thinking blocks must come back complete and unmodified, signature included.
+// Gemini (https://ai.google.dev/gemini-api/docs/thought-signatures): Gemini 3
+// validates every step of the current turn (the model contents after the newest
+// user content with text); the first functionCall part of each must carry the
+// thoughtSignature it came with.
+//
+// Signatures are a digest of what they sign, so the simulator also refuses one
+// that no longer matches its content (the real APIs verify theirs cryptographically).
+
+import { createHash } from 'node:crypto';
+import canonicalize from 'canonicalize';
+
+type Json = Record<string, unknown>;
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** A deterministic stand-in for a provider's signature over `what`. */
+export function simSignature(kind: 'anthropic' | 'gemini', what: unknown): string {
+  return createHash('sha256').update(`${kind}\n${typeof what === 'string' ? what : (canonicalize(what) ?? '')}`, 'utf8').digest('base64');
+}
+
+/** Anthropic `thinking: {type: "enabled" | "adaptive"}`. */
+export function anthropicThinkingOn(body: Json): boolean {
+  return isObject(body.thinking) && (body.thinking.type === 'enabled' || body.thinking.type === 'adaptive');
+}
+
+/** Gemini 3 and later return (and require) thought signatures, at every thinking level. */
+export function geminiSignsCalls(model: string): boolean {
+  const major = /^gemini-(\d+)/.exec(model)?.[1];
+  return major !== undefined && Number(major) >= 3;
+}
+
+const DOCS = 'https://docs.claude.com/en/docs/build-with-claude/extended-thinking';
+
+/** The 400 message Anthropic answers for the request's thinking blocks, or null when they are in order. */
+export function anthropicThinkingProblem(body: Json): string | null {
+  const messages = Array.isArray(body.messages) ? body.messages : [];
+  for (const [i, m] of messages.entries()) {
+    if (!isObject(m) || m.role !== 'assistant' || !Array.isArray(m.content)) continue;
+    for (const [j, b] of m.content.entries())
+      if (isObject(b) && b.type === 'thinking' && b.signature !== simSignature('anthropic', b.thinking)) return `messages.${i}.content.${j}: Invalid \`signature\` in \`thinking\` block`;
+  }
+  if (!anthropicThinkingOn(body)) return null;
+  // A tool loop under way: the newest message answers tool calls of the assistant message before it.
+  const last = messages.at(-1);
+  const answering = isObject(last) && last.role === 'user' && Array.isArray(last.content) && last.content.some((b) => isObject(b) && b.type === 'tool_result');
+  const a = messages.length - 2;
+  const assistant = messages[a];
+  if (!answering || !isObject(assistant) || assistant.role !== 'assistant') return null;
+  const first = Array.isArray(assistant.content) ? assistant.content[0] : { type: 'text' };
+  const type = isObject(first) ? String(first.type) : 'text';
+  if (type === 'thinking' || type === 'redacted_thinking') return null;
+  return (
+    `messages.${a}.content.0.type: Expected \`thinking\` or \`redacted_thinking\`, but found \`${type}\`. When \`thinking\` is enabled, a final \`assistant\` message ` +
+    'must start with a thinking block (preceeding the lastmost set of `tool_use` and `tool_result` blocks). We recommend you include thinking blocks from previous turns. ' +
+    `To avoid this requirement, disable \`thinking\`. Please consult our documentation at ${DOCS}`
+  );
+}
+
+const isUserText = (c: Json) => (c.role === undefined || c.role === 'user') && Array.isArray(c.parts) && c.parts.some((p) => isObject(p) && p.functionResponse === undefined);
+
+/** The 400 message Gemini 3 answers for the current turn's function calls, or null when each step's first is signed. */
+export function geminiSignatureProblem(model: string, body: Json): string | null {
+  if (!geminiSignsCalls(model)) return null;
+  const contents = Array.isArray(body.contents) ? body.contents : [];
+  let start = contents.length - 1;
+  while (start >= 0 && !(isObject(contents[start]) && isUserText(contents[start] as Json))) start--;
+  for (let i = Math.max(start, 0); i < contents.length; i++) {
+    const c = contents[i];
+    if (!isObject(c) || c.role !== 'model' || !Array.isArray(c.parts)) continue;
+    const call = c.parts.find((p) => isObject(p) && isObject(p.functionCall));
+    if (!isObject(call) || !isObject(call.functionCall)) continue;
+    const { name, args } = call.functionCall;
+    if (typeof call.thoughtSignature !== 'string')
+      return (
+        'Function call is missing a thought_signature in functionCall parts. This is required for tools to work correctly, and missing thought_signature ' +
+        `may lead to degraded model performance. Additional data, function call \`default_api:${String(name)}\`, position ${i}. ` +
+        'Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.'
+      );
+    if (call.thoughtSignature !== simSignature('gemini', { name, args: args ?? {} })) return 'Corrupted thought signature.';
+  }
+  return null;
+}
