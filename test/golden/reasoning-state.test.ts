@@ -30,10 +30,10 @@ const plain = (messages: Msg[]): Msg[] =>
     content: typeof m.content === 'string' ? m.content : m.content.filter((b) => b.type !== 'thinking' && b.type !== 'redacted_thinking').map(({ thought_signature: _, ...b }) => b),
   }));
 
-async function expansions(messages: Msg[]): Promise<Record<string, string>> {
+async function expansions(messages: Msg[]): Promise<Record<(typeof expansionFormats)[number], string>> {
   const res = await client.post('/v1/artifacts', { kind: 'messages', content: messages });
   expect(res.status, res.text).toBe(201);
-  const out: Record<string, string> = {};
+  const out = {} as Record<(typeof expansionFormats)[number], string>;
   for (const format of expansionFormats) out[format] = (await client.get(`/v1/handles/${res.json.id as string}/expand?format=${format}`)).text;
   return out;
 }
