@@ -263,6 +263,34 @@ describe('replyMessage', () => {
   });
 });
 
+describe('turnMessages: reasoning state sent back in the turn', () => {
+  const THINKING = { type: 'thinking', thinking: 'Hmm.', signature: 'sig' };
+  it('Anthropic: thinking and redacted_thinking in an assistant message are kept whole; without a signature, or with another field, refused', () => {
+    const messages = [{ role: 'assistant', content: [THINKING, { type: 'redacted_thinking', data: 'enc' }, { type: 'text', text: 'Sure.' }] }];
+    expect(turnMessages('anthropic', { messages })).toEqual([
+      { role: 'assistant', content: [{ type: 'thinking', provider: 'anthropic', thinking: 'Hmm.', signature: 'sig' }, { type: 'redacted_thinking', provider: 'anthropic', data: 'enc' }, { type: 'text', text: 'Sure.' }] },
+    ]);
+    const pointerOf = (content: unknown[]) => refusal(() => turnMessages('anthropic', { messages: [{ role: 'assistant', content }] })).errors?.[0]?.pointer;
+    expect(pointerOf([{ type: 'thinking', thinking: 'Hmm.' }, { type: 'text', text: 'x' }])).toBe('/messages/0/content/0');
+    expect(pointerOf([{ ...THINKING, cache_control: { type: 'ephemeral' } }, { type: 'text', text: 'x' }])).toBe('/messages/0/content/0/cache_control');
+  });
+
+  it('Gemini: a thoughtSignature is kept on its text or functionCall part; on a functionResponse it is refused', () => {
+    const contents = [{ role: 'model', parts: [{ text: 'Checking.', thoughtSignature: 'a' }, { functionCall: { name: 'f', args: {} }, thoughtSignature: 'b' }] }];
+    expect(turnMessages('gemini', { contents })).toEqual([
+      {
+        role: 'assistant',
+        content: [
+          { type: 'text', text: 'Checking.', thought_signature: { provider: 'gemini', signature: 'a' } },
+          { type: 'tool_use', id: 'f', name: 'f', input: {}, thought_signature: { provider: 'gemini', signature: 'b' } },
+        ],
+      },
+    ]);
+    const e = refusal(() => turnMessages('gemini', { contents: [{ role: 'user', parts: [{ functionResponse: { name: 'f', response: {} }, thoughtSignature: 'c' }] }] }));
+    expect(e.errors?.[0]?.pointer).toBe('/contents/0/parts/0/thoughtSignature');
+  });
+});
+
 describe('createStreamReply', () => {
   const feed = (format: ProxyFormat, events: unknown[]) => {
     const r = createStreamReply(format);
@@ -288,6 +316,43 @@ describe('createStreamReply', () => {
     expect(replyMessage('anthropic', r.response())).toEqual({
       role: 'assistant',
       content: [{ type: 'text', text: 'Let me check.' }, { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Oslo' } }],
+    });
+  });
+
+  it('Anthropic: a thinking block in pieces, then its signature, is kept whole before the tool call', () => {
+    const r = feed('anthropic', [
+      { type: 'message_start', message: { id: 'msg', content: [] } },
+      { type: 'content_block_start', index: 0, content_block: { type: 'thinking', thinking: '', signature: '' } },
+      { type: 'content_block_delta', index: 0, delta: { type: 'thinking_delta', thinking: 'Weather: ' } },
+      { type: 'content_block_delta', index: 0, delta: { type: 'thinking_delta', thinking: 'call the tool.' } },
+      { type: 'content_block_delta', index: 0, delta: { type: 'signature_delta', signature: 'EqQB' } },
+      { type: 'content_block_stop', index: 0 },
+      { type: 'content_block_start', index: 1, content_block: { type: 'redacted_thinking', data: 'enc' } },
+      { type: 'content_block_stop', index: 1 },
+      { type: 'content_block_start', index: 2, content_block: { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: {} } },
+      { type: 'content_block_delta', index: 2, delta: { type: 'input_json_delta', partial_json: '{}' } },
+      { type: 'content_block_stop', index: 2 },
+      { type: 'message_stop' },
+    ]);
+    expect(replyMessage('anthropic', r.response())).toEqual({
+      role: 'assistant',
+      content: [
+        { type: 'thinking', provider: 'anthropic', thinking: 'Weather: call the tool.', signature: 'EqQB' },
+        { type: 'redacted_thinking', provider: 'anthropic', data: 'enc' },
+        { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: {} },
+      ],
+    });
+  });
+
+  it('Gemini: a signature sent on a later text piece belongs to the text it ends; a signed part is not joined by the next', () => {
+    const chunk = (part: object) => ({ candidates: [{ content: { role: 'model', parts: [part] } }] });
+    const r = feed('gemini', [chunk({ text: 'Sunny ' }), chunk({ text: 'in Oslo.' }), chunk({ text: '', thoughtSignature: 'sig' }), chunk({ text: 'More.' })]);
+    expect(replyMessage('gemini', r.response())).toEqual({
+      role: 'assistant',
+      content: [
+        { type: 'text', text: 'Sunny in Oslo.', thought_signature: { provider: 'gemini', signature: 'sig' } },
+        { type: 'text', text: 'More.' },
+      ],
     });
   });
 

@@ -25,6 +25,30 @@ describe('visibleText: what the model reads of a block', () => {
   });
 });
 
+describe('reasoning state: counted as the model reads it', () => {
+  const count = (s: string) => countTokens(s, 'anthropic');
+  it('a thinking block is its thinking text, not its signature; a redacted one and a Gemini signature add framing only', () => {
+    expect(visibleText(semanticForm('anthropic', { type: 'thinking', thinking: 'Weigh the units.', signature: 'EqQBCkgIARABGAIiQL' }))).toBe('Weigh the units.');
+    expect(visibleText(semanticForm('anthropic', { type: 'redacted_thinking', data: 'EmwKAhgBEgy3va3pzix' }))).toBe('');
+    const plain = { role: 'model', parts: [{ functionCall: { name: 'f', args: { a: 1 } } }] };
+    const signed = { role: 'model', parts: [{ functionCall: { name: 'f', args: { a: 1 } }, thoughtSignature: 'CiQBcsjafD3+ZZ' }] };
+    expect(unitTokens('gemini', 'messages', signed, count)).toBe(unitTokens('gemini', 'messages', plain, count));
+  });
+
+  it('the estimate of a request with thinking equals the simulated provider\'s count of it', () => {
+    const body = {
+      model: 'claude-sonnet-4-6',
+      messages: [
+        { role: 'user', content: 'Use get_weather for Oslo.' },
+        { role: 'assistant', content: [{ type: 'thinking', thinking: 'I should call the tool.', signature: 'sig' }, { type: 'tool_use', id: 't', name: 'get_weather', input: {} }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 't', content: 'cold' }] },
+      ],
+    };
+    const estimate = body.messages.reduce((n, m) => n + unitTokens('anthropic', 'messages', m, count), 0);
+    expect(blocksFromRequest('anthropic', body, count).totalTokens).toBe(estimate);
+  });
+});
+
 describe('unitTokens', () => {
   it('property: a message counts its text and the framing, however its content is spelled', () => {
     fc.assert(
