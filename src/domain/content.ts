@@ -153,6 +153,8 @@ function toolPlacementProblem(m: Message, at: string): ToolPairingProblem | null
   }
   // Rendered for another provider, such a message would be left with nothing in it.
   if (m.content.every(isThinking)) return { pointer: `${at}/content`, detail: 'a message of thinking blocks alone has nothing to send to other providers' };
+  // The service's cache breakpoint goes on a message's last block, and Anthropic refuses one on a thinking block.
+  if (isThinking(m.content.at(-1)!)) return { pointer: `${at}/content/${m.content.length - 1}`, detail: 'a message ends with its answer, not with a thinking block' };
   return null;
 }
 

@@ -87,7 +87,7 @@ describe('reasoning state in rendered messages', () => {
     );
   });
 
-  it('is refused where no provider takes it: in a user message, alone in a message, without its signature', async () => {
+  it('is refused where no provider takes it: in a user message, alone in a message or last in it (where the breakpoint goes), without its signature', async () => {
     const refused = async (messages: unknown, pointer: string) => {
       const res = await client.post('/v1/artifacts', { kind: 'messages', content: messages });
       expect(res.status, res.text).toBe(422);
@@ -97,5 +97,6 @@ describe('reasoning state in rendered messages', () => {
     await refused([{ role: 'user', content: [{ type: 'text', text: 'hi', thought_signature: GEMINI_SIG }] }], '/content/0/content/0');
     await refused([{ role: 'user', content: 'hi' }, { role: 'assistant', content: [THINKING] }], '/content/1/content');
     await refused([{ role: 'assistant', content: [{ ...THINKING, signature: '' }, { type: 'text', text: 'x' }] }], '/content/0/content/0/signature');
+    await refused([{ role: 'user', content: 'hi' }, { role: 'assistant', content: [{ type: 'text', text: 'x' }, THINKING] }], '/content/1/content/1');
   });
 });

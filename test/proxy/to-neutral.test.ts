@@ -227,6 +227,8 @@ describe('replyMessage', () => {
     });
     // Thinking alone is no reply: nothing of it would be left for another provider.
     expect(replyMessage('anthropic', { content: [{ type: 'thinking', thinking: 'x', signature: 's' }] })).toBeNull();
+    // Ending in thinking (cut inside it), it cannot be kept whole: a breakpoint would go on the thinking block.
+    expect(replyMessage('anthropic', { content: [{ type: 'text', text: 'a' }, { type: 'thinking', thinking: 'x', signature: 's' }] })).toBe(UNKEEPABLE);
     // Blank text in a reply is left out: sent back in the session, providers would refuse it.
     expect(replyMessage('anthropic', { content: [{ type: 'text', text: '' }, { type: 'tool_use', id: 't', name: 'f', input: {} }] })).toEqual({
       role: 'assistant',

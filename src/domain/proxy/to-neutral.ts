@@ -81,6 +81,8 @@ export function replyMessage(format: ProxyFormat, response: unknown): Message | 
   blocks = blocks.filter((b) => b.type !== 'text' || !isBlank(b.text));
   // Thinking alone is not a reply: nothing would be left of it for another provider.
   if (blocks.every(isThinking)) return null;
+  // Nor can a reply that ends in thinking (an answer cut inside it) be kept whole: a breakpoint on its last block would be refused.
+  if (isThinking(blocks.at(-1)!)) return UNKEEPABLE;
   // A reply nested too deep for canonical JSON cannot be kept either.
   if (nestedTooDeep(blocks)) return UNKEEPABLE;
   const parsed = messageListSchema.safeParse([{ role: 'assistant', content: blocks }]);
