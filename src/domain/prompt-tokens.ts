@@ -14,9 +14,12 @@
 // Tools cost more than their text: OpenAI renders a function definition in a form
 // of its own (FUNCTION_TOKENS), and Anthropic adds a tool-use system prompt to every
 // request with tools (the catalog's `toolUseSystemPrompt`, per model and tool_choice).
+// An Anthropic-defined tool (`{"type": "bash_20250124", "name": "bash"}`) carries no
+// schema: the API writes its own definition, a fixed count per tool version and model
+// (the catalog's `definedToolTokens`), counted instead of the tool's JSON.
 
 import canonicalize from 'canonicalize';
-import type { TokenizerFamily, ToolUseSystemPrompt } from './catalog/types';
+import type { ModelEntry, TokenizerFamily, ToolUseSystemPrompt } from './catalog/types';
 import { semanticForm, type PromptFormat } from './simulator/semantic';
 import { MAX_JSON_DEPTH } from './validation';
 
@@ -77,12 +80,25 @@ export interface ToolCosts {
   functions?: FunctionTokens;
   /** Anthropic's tool-use system prompt, once per request with tools (never in a handle's own count: it is the model's). */
   systemPrompt?: ToolUseSystemPrompt;
+  /** Anthropic-defined tools the model's figures are known for: tokens of each definition by tool `type`. */
+  definedTools?: Readonly<Record<string, number>>;
 }
 
-/** The tool costs of a format for a tokenizer family, and with `systemPrompt` (a catalog entry's) for a request. */
-export function toolCosts(format: PromptFormat, family: TokenizerFamily, systemPrompt?: ToolUseSystemPrompt): ToolCosts {
+/** The tool costs of a format for a tokenizer family, and with `model` (a catalog entry) for a request to that model. */
+export function toolCosts(format: PromptFormat, family: TokenizerFamily, model?: Pick<ModelEntry, 'toolUseSystemPrompt' | 'definedToolTokens'>): ToolCosts {
   if (format === 'openai-chat' || format === 'openai-responses') return { functions: FUNCTION_TOKENS[family === 'cl100k_base' ? 'cl100k_base' : 'o200k_base'] };
-  return format === 'anthropic' && systemPrompt ? { systemPrompt } : {};
+  if (format !== 'anthropic' || !model) return {};
+  return { ...(model.toolUseSystemPrompt ? { systemPrompt: model.toolUseSystemPrompt } : {}), ...(model.definedToolTokens ? { definedTools: model.definedToolTokens } : {}) };
+}
+
+/**
+ * What the API adds for an Anthropic-defined tool of a `type` the costs know (its definition; for computer use also its
+ * system prompt), or undefined: a custom tool, or a version without a documented figure, counted as its text.
+ */
+export function definedToolTokens(type: unknown, costs: ToolCosts): number | undefined {
+  const table = costs.definedTools;
+  // Own keys only: a tool typed "constructor" is not Object.prototype's.
+  return table && typeof type === 'string' && Object.hasOwn(table, type) ? table[type] : undefined;
 }
 
 type Json = Record<string, unknown>;
@@ -219,8 +235,13 @@ function memberTokens(schemas: Json[], count: TokenCounter, c: FunctionTokens, c
   });
 }
 
-/** Tokens of one tool definition in its semantic form: an OpenAI function as the cookbook counts it, any other as its text and framing. */
+/**
+ * Tokens of one tool definition in its semantic form: an Anthropic-defined tool as its documented figure, an OpenAI
+ * function as the cookbook counts it, any other as its text and framing.
+ */
 export function toolTokens(format: PromptFormat, tool: unknown, count: TokenCounter, costs: ToolCosts): number {
+  const defined = isObject(tool) ? definedToolTokens(tool.type, costs) : undefined;
+  if (defined !== undefined) return defined;
   if (!costs.functions || !isFunction(tool)) return blockTokens(format, tool, false, count);
   const fn = isObject(tool.function) ? tool.function : tool;
   // Parameters in their semantic form are the JSON text sent.

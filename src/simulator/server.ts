@@ -102,7 +102,7 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     // Refused (a 400) before the cache is touched.
     const choices = api.format === 'openai-chat' ? choiceCount(body) : 1;
     const limit = outputLimit(api, body);
-    const { blocks, totalTokens, lastInput } = blocksFromRequest(api.format, body, count, toolCosts(api.format, entry.tokenizer, entry.toolUseSystemPrompt));
+    const { blocks, totalTokens, lastInput } = blocksFromRequest(api.format, body, count, toolCosts(api.format, entry.tokenizer, entry));
     if (api.format === 'anthropic') checkAnthropicBreakpoints(blocks, entry.cache.maxBreakpoints ?? 4);
     // The reasoning state a tool loop must send back (reasoning.ts): refused before the cache is touched.
     const reasoningProblem = api.format === 'anthropic' ? anthropicThinkingProblem(body) : api.format === 'gemini' ? geminiSignatureProblem(model, body) : null;
@@ -244,7 +244,7 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     injectedFault(c);
     const body = await readBody(c, ANTHROPIC);
     const { entry } = opts.catalog.lookup(body.model as string, 'anthropic');
-    const { totalTokens } = blocksFromRequest('anthropic', body, (text) => countTokens(text, entry.tokenizer), toolCosts('anthropic', entry.tokenizer, entry.toolUseSystemPrompt));
+    const { totalTokens } = blocksFromRequest('anthropic', body, (text) => countTokens(text, entry.tokenizer), toolCosts('anthropic', entry.tokenizer, entry));
     return json(200, { input_tokens: totalTokens });
   });
 

@@ -86,7 +86,7 @@ describe('the estimate counts the text the model reads', () => {
       // The same body sent inline (its handle markers are gone once rendered).
       const inline = await render(client, format, fromHandle.body as object);
       expect(inline.total, format).toBe(fromHandle.total);
-      const sim = blocksFromRequest(format, fromHandle.body, (s) => countTokens(s, family), toolCosts(format, family, systemPrompt)).totalTokens;
+      const sim = blocksFromRequest(format, fromHandle.body, (s) => countTokens(s, family), toolCosts(format, family, { toolUseSystemPrompt: systemPrompt })).totalTokens;
       expect(sim - fromHandle.total, format).toBe(format === 'anthropic' ? 0 : 3);
     }
   });
@@ -148,7 +148,7 @@ describe('what tools cost beyond their text, in the estimate and in the simulate
       expect(r.segments.map((s) => s.section)).toEqual(['tools', 'messages']);
       return [span(r.segments[0]!), span(r.segments[1]!)];
     };
-    const question = (await first('claude-opus-5'))[1]!;
+    const question = (await first('claude-fable-5'))[1]!;
     expect(await first('claude-sonnet-4-6')).toEqual([own + 497, question]);
     expect(await first('claude-sonnet-4-6', { tool_choice: { type: 'none' } })).toEqual([own + 497, question]);
     // tool_choice any or tool: 589 in all. A change of tool_choice keeps the tools' cache and rebuilds the messages'
@@ -158,8 +158,10 @@ describe('what tools cost beyond their text, in the estimate and in the simulate
     // Sonnet 5 (catalog 2026-12-04.2): 354 with auto, 474 with any; before, it was Sonnet 4.5's 496 and 588.
     expect(await first('claude-sonnet-5')).toEqual([own + 354, question]);
     expect(await first('claude-sonnet-5', { tool_choice: { type: 'any' } })).toEqual([own + 354, question + 120]);
+    // Opus 5 (catalog 2026-12-04.3, the pricing page's table): 286 with auto, 406 with any; not modelled before.
+    expect(await first('claude-opus-5', { tool_choice: { type: 'any' } })).toEqual([own + 286, question + 120]);
     // A model the table does not list: not modelled.
-    expect(await first('claude-opus-5', { tool_choice: { type: 'any' } })).toEqual([own, question]);
+    expect(await first('claude-fable-5', { tool_choice: { type: 'any' } })).toEqual([own, question]);
   });
 
   it('property: any tool set, inline or from a handle, is estimated as the simulated provider counts it, in every API', async () => {
@@ -189,7 +191,7 @@ describe('what tools cost beyond their text, in the estimate and in the simulate
           const tools = handle ? { prefix: [handle] } : { tools: byFormat[format] };
           const toolChoice = chosen === undefined || format !== 'anthropic' ? {} : { tool_choice: { type: chosen } };
           const r = await render(client, format, { model, max_tokens: 64, ...tools, ...question, ...toolChoice });
-          const sim = blocksFromRequest(format, r.body, (s) => countTokens(s, family), toolCosts(format, family, systemPrompt)).totalTokens;
+          const sim = blocksFromRequest(format, r.body, (s) => countTokens(s, family), toolCosts(format, family, { toolUseSystemPrompt: systemPrompt })).totalTokens;
           expect(sim - r.total, format).toBe(format === 'anthropic' ? 0 : 3);
         }
       }),

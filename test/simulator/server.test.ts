@@ -81,7 +81,7 @@ function responsesBody(question: string) {
 /** Prompt blocks exactly as the simulator sees them. */
 function blocksOf(format: RequestFormat, body: { model: string }) {
   const { entry } = catalog.lookup(body.model);
-  return blocksFromRequest(format, body, (text) => countTokens(text, entry.tokenizer), toolCosts(format, entry.tokenizer, entry.toolUseSystemPrompt));
+  return blocksFromRequest(format, body, (text) => countTokens(text, entry.tokenizer), toolCosts(format, entry.tokenizer, entry));
 }
 
 /** OpenAI hits come in 1024 + n*128 token steps. */
@@ -303,7 +303,8 @@ describe('Anthropic /v1/messages', () => {
     for (const [model, auto, any] of [
       ['claude-sonnet-4-6', 497, 589],
       ['claude-opus-4-8', 290, 410],
-      ['claude-opus-5', 0, 0],
+      ['claude-opus-5', 286, 406],
+      ['claude-fable-5', 0, 0],
     ] as const) {
       const plain = { model, max_tokens: 64, messages: [{ role: 'user', content: 'Weather in Oslo?' }] };
       const none = await count(plain);
@@ -313,6 +314,26 @@ describe('Anthropic /v1/messages', () => {
       expect(await count({ ...plain, tools: [tool], tool_choice: { type: 'tool', name: 'get_weather' } }), model).toBe(none + own + any);
       // No tools, no tool-use prompt, whatever tool_choice says.
       expect(await count({ ...plain, tool_choice: { type: 'none' } }), model).toBe(none);
+    }
+  });
+
+  it("counts an Anthropic-defined tool as the model's documented figure, a version without one as its JSON", async () => {
+    const key = newKey();
+    const count = async (body: object) => (await json(await post('/v1/messages/count_tokens', body, anthropicHeaders(key)))).input_tokens as number;
+    const bash = { type: 'bash_20250124', name: 'bash' };
+    const editor = { type: 'text_editor_20250429', name: 'str_replace_based_edit_tool' };
+    const later = { type: 'text_editor_20250728', name: 'str_replace_based_edit_tool' };
+    const computer = { type: 'computer_20251124', name: 'computer', display_width_px: 1280, display_height_px: 800 };
+    const asJson = (tool: object) => countTokens(JSON.stringify(tool), 'anthropic') + 3;
+    for (const [model, tools, added] of [
+      ['claude-sonnet-4-6', [bash], 244 + 497],
+      ['claude-opus-4-7', [bash], 325 + 675],
+      ['claude-sonnet-4-6', [bash, editor, computer], 244 + 700 + 735 + 466 + 497],
+      ['claude-sonnet-4-6', [later], asJson(later) + 497],
+      ['claude-fable-5', [bash], asJson(bash)],
+    ] as const) {
+      const plain = { model, max_tokens: 64, messages: [{ role: 'user', content: 'List the files.' }] };
+      expect(await count({ ...plain, tools }), `${model} ${tools.map((t) => t.type).join(',')}`).toBe((await count(plain)) + added);
     }
   });
 });

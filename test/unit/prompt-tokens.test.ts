@@ -103,7 +103,7 @@ describe("what tools cost beyond their text (OpenAI's cookbook)", () => {
   });
 
   it("Anthropic's tool-use system prompt: auto for auto and none, any for any and tool; nothing without tools or figures", () => {
-    const costs = toolCosts('anthropic', 'anthropic', { auto: 497, any: 589 });
+    const costs = toolCosts('anthropic', 'anthropic', { toolUseSystemPrompt: { auto: 497, any: 589 } });
     const tools = [{ name: 'f', input_schema: { type: 'object' } }];
     expect(toolPromptTokens(tools, undefined, costs)).toBe(497);
     expect(toolPromptTokens(tools, { type: 'auto' }, costs)).toBe(497);
@@ -113,7 +113,7 @@ describe("what tools cost beyond their text (OpenAI's cookbook)", () => {
     expect(toolPromptTokens([], { type: 'any' }, costs)).toBe(0);
     expect(toolPromptTokens(tools, undefined, toolCosts('anthropic', 'anthropic'))).toBe(0);
     // Gemini documents none (its tool-use prompts are reported apart, as toolUsePromptTokenCount).
-    expect(toolPromptTokens(tools, undefined, toolCosts('gemini', 'gemini', { auto: 497, any: 589 }))).toBe(0);
+    expect(toolPromptTokens(tools, undefined, toolCosts('gemini', 'gemini', { toolUseSystemPrompt: { auto: 497, any: 589 } }))).toBe(0);
   });
 
   describe('a schema as generators write it (pydantic, zod): $ref to $defs, anyOf for an optional member', () => {

@@ -68,6 +68,8 @@ const entryShape = {
   cache: cacheRulesSchema,
   price: z.strictObject(priceShape),
   toolUseSystemPrompt: z.strictObject({ auto: z.int().nonnegative(), any: z.int().nonnegative() }).optional(),
+  // Keyed by a tool version as the API names it: a name and its date.
+  definedToolTokens: z.record(z.string().regex(/^[a-z][a-z0-9_]*_\d{8}$/, 'must be a tool type such as "bash_20250124"'), z.int().nonnegative()).optional(),
   source: z.url({ protocol: /^https?$/ }),
   checked: z.iso.date(),
   notes: z.string().optional(),

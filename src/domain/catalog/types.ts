@@ -76,6 +76,12 @@ export interface ModelEntry {
    * tools, by tool_choice — `auto` for auto and none, `any` for any and tool. Absent: not documented, not modelled.
    */
   toolUseSystemPrompt?: ToolUseSystemPrompt;
+  /**
+   * Anthropic-defined tools (`bash_20250124`, `text_editor_20250429`, `computer_20250124`, …): the input tokens the API
+   * adds for one such tool in a request, by its `type`, as Anthropic's tool pages give them for this model (for computer
+   * use with its system prompt). A type absent here is counted as its JSON: no documented figure.
+   */
+  definedToolTokens?: Record<string, number>;
   /** Where the figures come from (URL of the provider's documentation). */
   source: string;
   /** ISO date the figures were last checked against the source. */

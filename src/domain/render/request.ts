@@ -8,7 +8,7 @@ import { learnToolNames, newRenderContext, segmentItems, type RenderContext } fr
 import { Lru } from '../lru';
 import { MESSAGE_CACHE_SETTINGS, semanticKey, unitKey } from '../simulator/semantic';
 import { countTokens, type TokenizerFamily } from '../tokens';
-import { toolCosts, toolPromptParts, unitTokens } from '../prompt-tokens';
+import { definedToolTokens, toolCosts, toolPromptParts, unitTokens } from '../prompt-tokens';
 import {
   applyEdits,
   childPointer,
@@ -266,6 +266,7 @@ export class RequestRenderer {
     // ---- tools ----
     const toolsNode = expectType(property(root, 'tools'), 'array', childPointer(pointer, 'tools'), 'tools');
     const toolUnits: Unit[] = [];
+    const costs = toolCosts(format, model.tokenizer, model);
     if (pTools.length) {
       placements.push({
         items: pTools,
@@ -289,7 +290,11 @@ export class RequestRenderer {
         pushAll(toolUnits, items.map((it) => unitOf(format, 'tools', it)));
         pushAll(toolFrom, items.map((it) => ({ pointer: at, source: it.segment?.source ?? ref })));
       } else {
-        toolUnits.push(this.inline(format, 'tools', bodyText, node));
+        // An Anthropic-defined tool costs the model's figure for its version, not its JSON (a handle's tools are custom).
+        const unit = this.inline(format, 'tools', bodyText, node);
+        const type = node.type === 'object' ? property(node, 'type') : undefined;
+        const defined = type ? definedToolTokens(valueOf(type), costs) : undefined;
+        toolUnits.push(defined === undefined ? unit : { ...unit, tokens: () => defined });
         toolFrom.push({ pointer: at, source: 'inline' });
       }
     });
@@ -431,7 +436,7 @@ export class RequestRenderer {
         for (const u of toolUnits) yield JSON.parse(u.hashText) as unknown;
       })(),
       toolChoice ? valueOf(toolChoice) : undefined,
-      toolCosts(format, model.tokenizer, model.toolUseSystemPrompt),
+      costs,
     );
     const firstMessage = messageUnits.length ? toolUnits.length + systemUnits.length : 0;
     const added = new Map<number, number>([[0, toolPrompt.withTools]]);
