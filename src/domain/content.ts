@@ -77,15 +77,30 @@ export const messageSchema = z.strictObject({
   content: z.union([text, z.array(contentBlockSchema).min(1)]),
 });
 
+// 64: the strictest provider limit (OpenAI); Anthropic allows 128.
+const toolName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'tool names are 1-64 letters, digits, _ or -');
+
 export const toolDefinitionSchema = z.strictObject({
-  // 64: the strictest provider limit (OpenAI); Anthropic allows 128.
-  name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'tool names are 1-64 letters, digits, _ or -'),
+  name: toolName,
   description: z.string().optional(),
   input_schema: jsonObject,
 });
 
+/** An Anthropic tool version: its name and date (`bash_20250124`, `text_editor_20250429`, `computer_20250124`). */
+export const DEFINED_TOOL_TYPE = /^[a-z][a-z0-9_]*_\d{8}$/;
+
+// An Anthropic-defined tool carries no schema: the API writes its own definition for the version in `type`. Its
+// settings (a display size, max_characters, max_uses) are the tool's own and are sent as stored; only Anthropic's API
+// takes it. A cache mark is the service's to place, as on any handle content.
+export const definedToolSchema = z
+  .looseObject({
+    type: z.string().regex(DEFINED_TOOL_TYPE, 'must be an Anthropic tool version such as "bash_20250124"'),
+    name: toolName,
+  })
+  .refine((t) => !Object.hasOwn(t, 'cache_control'), { path: ['cache_control'], message: 'cache marks are placed when a request is rendered, not stored' });
+
 export const toolsContentSchema = z
-  .array(toolDefinitionSchema)
+  .array(z.union([toolDefinitionSchema, definedToolSchema]))
   .min(1)
   .superRefine((tools, ctx) => {
     const seen = new Set<string>();
@@ -104,7 +119,11 @@ export type ContentBlock = z.infer<typeof contentBlockSchema>;
 export type ThinkingBlock = z.infer<typeof thinkingBlockSchema> | z.infer<typeof redactedThinkingBlockSchema>;
 export const isThinking = (b: ContentBlock): b is ThinkingBlock => b.type === 'thinking' || b.type === 'redacted_thinking';
 export type Message = z.infer<typeof messageSchema>;
-export type ToolDefinition = z.infer<typeof toolDefinitionSchema>;
+export type CustomTool = z.infer<typeof toolDefinitionSchema>;
+export type DefinedTool = z.infer<typeof definedToolSchema>;
+export type ToolDefinition = CustomTool | DefinedTool;
+/** Whether a stored tool is Anthropic-defined (a `type`, no schema). */
+export const isDefinedTool = (t: ToolDefinition): t is DefinedTool => 'type' in t;
 
 // Providers reject empty text blocks, so empty (or blank) system or document text is refused at mint.
 export const contentSchemaByKind = {

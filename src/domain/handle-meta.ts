@@ -4,7 +4,7 @@ import { computeReuseMetadata, firstDifferingByte, MAX_STORED_FINDINGS } from '.
 import { countTokens, TOKENIZER_FAMILIES, type PerFamily, type TokenizerFamily } from './tokens';
 import { findVolatility } from './volatility';
 import type { PromptSegment } from './render/prompt';
-import { segmentItems } from './render/formats';
+import { countedSegmentItems } from './render/formats';
 import { toolCosts, unitTokens } from './prompt-tokens';
 import type { PromptFormat } from './simulator/semantic';
 
@@ -65,7 +65,7 @@ function countedItems(seg: PromptSegment, toolNames: ReadonlyMap<string, string>
   const out = {} as PerFamily<{ items: string[]; counts: number[] }>;
   for (const family of TOKENIZER_FAMILIES) {
     const format = FAMILY_FORMAT[family];
-    const items = segmentItems(format, seg, { toolNames: new Map(toolNames) });
+    const items = countedSegmentItems(format, seg, { toolNames: new Map(toolNames) });
     out[family] = { items, counts: items.map((item) => unitTokens(format, seg.section, JSON.parse(item), (t) => countTokens(t, family), toolCosts(format, family))) };
   }
   return out;
@@ -122,7 +122,7 @@ export class HandleMeter {
       const before = jsonSegment(kind, previousText);
       const firstDiffToken = zero();
       for (const f of TOKENIZER_FAMILIES) {
-        const old = segmentItems(FAMILY_FORMAT[f], before, { toolNames: new Map() });
+        const old = countedSegmentItems(FAMILY_FORMAT[f], before, { toolNames: new Map() });
         const { items, counts } = counted[f];
         let i = 0;
         while (i < items.length && items[i] === old[i]) i++;

@@ -27,7 +27,9 @@ function expand(issue: Issue, prefix: PropertyKey[]): { path: PropertyKey[]; mes
   if (issue.code === 'invalid_union' && issue.errors.length) {
     // A loop, not Math.max(...): a branch can hold more issues than a call takes arguments (150,000 blocks).
     const depth = (branch: Issue[]) => branch.reduce((d, i) => Math.max(d, i.path.length + (i.code === 'invalid_type' ? 0 : 0.5)), -Infinity);
-    const best = issue.errors.reduce((a, b) => (depth(b) > depth(a) ? b : a));
+    // The deepest; of equally deep ones, one that knows every field sent (a field another branch has says it is meant).
+    const unknownKeys = (branch: Issue[]) => branch.some((i) => i.code === 'unrecognized_keys');
+    const best = issue.errors.reduce((a, b) => (depth(b) > depth(a) || (depth(b) === depth(a) && unknownKeys(a) && !unknownKeys(b)) ? b : a));
     if (depth(best) > 0) return best.flatMap((i) => expand(i, path));
   }
   if (issue.code === 'unrecognized_keys') return issue.keys.map((k) => ({ path: [...path, k], message: `unknown field "${k}"` }));

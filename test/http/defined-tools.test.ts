@@ -9,7 +9,7 @@ import { toolCosts, unitTokens } from '../../src/domain/prompt-tokens';
 import { blocksFromRequest } from '../../src/domain/simulator/blocks';
 import { countTokens } from '../../src/domain/tokens';
 import { createTestApp, type TestApp } from '../helpers/app';
-import { mintSystem } from '../helpers/factories';
+import { mintArtifact, mintBundle, mintSystem } from '../helpers/factories';
 import { LONG_SYSTEM, report } from '../helpers/scenario';
 
 let t: TestApp;
@@ -128,5 +128,63 @@ describe("Anthropic-defined tools count the model's documented figure", () => {
     expect(244 - asJson(BASH)).toBeGreaterThan(200);
     const spans = outcome.segments.map((s) => s.end - s.start);
     expect(spans.reduce((a, b) => a + b, 0)).toBe(billed);
+  });
+});
+
+describe('a tools handle holding Anthropic-defined tools', () => {
+  const CUSTOM = { name: 'get_weather', description: 'Weather of a city.', input_schema: { type: 'object', properties: { city: { type: 'string' } } } };
+
+  it("is minted and expanded as stored for Anthropic, and its report counts the model's figure on its segment", async () => {
+    const { client } = t.tenant();
+    const tools = await mintArtifact(client, 'tools', [BASH, CUSTOM]);
+    // Stored canonical (RFC 8785): the defined tool's keys sorted, as any JSON content.
+    const expanded = await client.get(`/v1/handles/${tools.id}/expand?format=anthropic`);
+    expect(expanded.status).toBe(200);
+    expect(expanded.text.startsWith('{"tools":[{"name":"bash","type":"bash_20250124"},{"name":"get_weather",')).toBe(true);
+    // meta.tokens are per tokenizer family, not per model: the defined tool as its JSON there (the figure is the model's).
+    const meta = (await client.get(`/v1/handles/${tools.id}`)).json.version.meta;
+    expect(meta.tokens.anthropic).toBe(asJson(BASH) + asJson(CUSTOM));
+
+    const r = await render(client, { model: 'claude-sonnet-4-6', prefix: [tools.id] });
+    expect(r.segments[0]!.source).toBe(`${tools.id}@1`);
+    expect(span(r.segments[0]!)).toBe(244 + asJson(CUSTOM) + 497);
+    expect(simulated('claude-sonnet-4-6', r.body)).toBe(r.total);
+    // The same tools inline: the same estimate.
+    const inline = await render(client, { model: 'claude-sonnet-4-6', tools: [BASH, CUSTOM] });
+    expect(inline.total).toBe(r.total);
+
+    await report(client, t, { request_id: r.json.request_id } as never, { input_tokens: r.total, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 5 });
+    const rep = (await client.get(`/v1/reports/handles/${tools.id}`)).json;
+    expect(rep.tokens.referenced).toBe(244 + asJson(CUSTOM) + 497);
+    expect(rep.tokens.cold).toBe(244 + asJson(CUSTOM) + 497);
+    // On Opus 4.8 the bash tool is 325 (and its tool-use prompt 290); in a bundle too.
+    const bundle = await mintBundle(client, [tools.id]);
+    const opus = await render(client, { model: 'claude-opus-4-8', prefix: [bundle.id] });
+    expect(span(opus.segments[0]!)).toBe(325 + asJson(CUSTOM) + 290);
+  });
+
+  it('is refused (422) where another API would be sent it, and is validated as a tool version with a name', async () => {
+    const { client } = t.tenant();
+    const tools = await mintArtifact(client, 'tools', [CUSTOM, EDITOR]);
+    for (const format of ['openai-chat', 'openai-responses', 'gemini']) {
+      const expanded = await client.get(`/v1/handles/${tools.id}/expand?format=${format}`);
+      expect(expanded.status, format).toBe(422);
+      expect(expanded.headers.get('content-type')).toContain('application/problem+json');
+      expect(expanded.json.code).toBe('invalid_request');
+      expect(expanded.json.detail).toContain('text_editor_20250429');
+    }
+    const res = await client.post('/v1/render', { format: 'openai-chat', request: { model: 'gpt-4.1', prefix: [tools.id], messages: [{ role: 'user', content: 'hi' }] } });
+    expect(res.status).toBe(422);
+    expect(res.json.errors[0].pointer).toBe('/request/prefix/0');
+    const before = (await client.get('/v1/requests')).json;
+
+    const bad = await client.post('/v1/artifacts', {
+      kind: 'tools',
+      content: [{ ...BASH, cache_control: { type: 'ephemeral' } }, { type: 'function', name: 'f', input_schema: {} }, { type: 'bash_20250124' }, { name: 'bad name', input_schema: {} }],
+    });
+    expect(bad.status).toBe(422);
+    expect(bad.json.errors.map((e: { pointer: string }) => e.pointer)).toEqual(['/content/0/cache_control', '/content/1/type', '/content/2/name', '/content/3/name']);
+    // Nothing was recorded by the refused render.
+    expect((await client.get('/v1/requests')).json).toEqual(before);
   });
 });

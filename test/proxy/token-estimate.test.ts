@@ -56,28 +56,32 @@ it.each(['session', 'inline'] as const)('a chatty Anthropic agent (%s): each req
 
 // A coding agent's Anthropic-defined tools carry no schema: the provider adds the model's documented figure for each
 // (catalog definedToolTokens). The estimate counts it, and so does the simulator behind the proxy.
-it.each(['session', 'inline'] as const)('an agent with the bash tool and the text editor through the official SDK (%s): estimated and billed at their figures', async (mode) => {
+it.each(['tools handle', 'inline'] as const)('an agent with the bash tool and the text editor through the official SDK (%s): estimated and billed at their figures', async (mode) => {
   const client = h.tenant.client;
   const sys = await mintArtifact(client, 'system', 'You are a coding agent. Keep answers short. '.repeat(60));
-  const session = await startSession(client, { base: (await mintBundle(client, [sys.id])).id });
-  const sdk = h.anthropic({ headers: mode === 'session' ? { 'x-ph-session': session.id } : { 'x-ph-prefix': sys.id } });
   const tools: Anthropic.ToolUnion[] = [
     { type: 'bash_20250124', name: 'bash' },
     { type: 'text_editor_20250429', name: 'str_replace_based_edit_tool' },
   ];
-  const messages: Anthropic.MessageParam[] = [{ role: 'user', content: 'Run the tests.' }];
+  const handle = await mintArtifact(client, 'tools', tools);
+  const bare = h.anthropic({ headers: { 'x-ph-prefix': sys.id } });
+  const sdk = mode === 'inline' ? bare : h.anthropic({ headers: { 'x-ph-prefix': (await mintBundle(client, [handle.id, sys.id])).id } });
+  const params = { model: 'claude-sonnet-4-6', messages: [{ role: 'user' as const, content: 'Run the tests.' }], ...(mode === 'inline' ? { tools } : {}) };
   // Counted through the proxy by the simulator: the tools add 244 and 700 on Sonnet 4.6, and its tool-use prompt 497.
-  const bare = (await sdk.messages.countTokens({ model: 'claude-sonnet-4-6', messages })).input_tokens;
-  const counted = (await sdk.messages.countTokens({ model: 'claude-sonnet-4-6', tools, messages })).input_tokens;
-  expect(counted - bare).toBe(244 + 700 + 497);
-  const { data, response } = await sdk.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 128, tools, messages }).withResponse();
+  const counted = (await sdk.messages.countTokens(params)).input_tokens;
+  expect(counted - (await bare.messages.countTokens({ ...params, tools: undefined })).input_tokens).toBe(244 + 700 + 497);
+  const { data, response } = await sdk.messages.create({ ...params, max_tokens: 128 }).withResponse();
   expect(data.usage.input_tokens + (data.usage.cache_creation_input_tokens ?? 0) + (data.usage.cache_read_input_tokens ?? 0)).toBe(counted);
   await committed(h);
   const { outcome, usage } = (await client.get(`/v1/requests/${response.headers.get('x-ph-request-id')}`)).json;
   expect(usage.total_prompt_tokens).toBe(counted);
   expect(outcome.estimated_prompt_tokens).toBe(counted);
-  // The tools are the caller's, inline and first: their segment holds the figures and the tool-use prompt.
+  // The tools come first: their segment (the handle's, or the caller's inline) holds the figures and the tool-use prompt.
   const first = outcome.segments[0] as { source: string; start: number; end: number };
-  expect(first.source).toBe('inline');
+  expect(first.source).toBe(mode === 'inline' ? 'inline' : `${handle.id}@1`);
   expect(first.end - first.start).toBe(244 + 700 + 497);
+  if (mode === 'tools handle') {
+    const report = (await client.get(`/v1/reports/handles/${handle.id}`)).json;
+    expect(report.tokens.referenced).toBe(244 + 700 + 497);
+  }
 });

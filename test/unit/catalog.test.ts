@@ -5,10 +5,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   CatalogError,
   ModelCatalog,
+  catalogOverrideSchema,
   catalogSchema,
   costOf,
   guessProvider,
   loadCatalog,
+  mergeCatalog,
 } from '../../src/domain/catalog/catalog';
 import type { Catalog, ModelEntry } from '../../src/domain/catalog/types';
 
@@ -59,14 +61,36 @@ describe('bundled catalog.json', () => {
     expect(prompt('claude-sonnet-4-20250514')).toEqual({ auto: 313, any: 315 });
     expect(prompt('claude-3-5-haiku-latest')).toEqual({ auto: 264, any: 355 });
     expect(prompt('claude-sonnet-5')).toEqual({ auto: 354, any: 474 });
+    // From catalog 2026-12-04.3 (the pricing page's table).
+    expect(prompt('claude-opus-5')).toEqual({ auto: 286, any: 406 });
     // Not in the table: not modelled rather than guessed.
-    expect(prompt('claude-opus-5')).toBeNull();
+    expect(prompt('claude-fable-5')).toBeNull();
     expect(prompt('claude-sonnet-5-5')).toBeNull();
     for (const m of catalog.entries()) if (m.provider !== 'anthropic') expect(m.toolUseSystemPrompt, m.id).toBeUndefined();
     // A count is a whole number of tokens.
     const broken = structuredClone(bundledJson()) as { models: Array<Record<string, unknown>> };
     broken.models[0]!.toolUseSystemPrompt = { auto: 1.5, any: 2 };
     expect(catalogSchema.safeParse(broken).success).toBe(false);
+  });
+
+  it("carries Anthropic-defined tools' figures per model and tool version as Anthropic's tool pages give them, and none elsewhere", () => {
+    const catalog = new ModelCatalog(loadCatalog());
+    const defined = (model: string) => catalog.lookup(model).entry.definedToolTokens ?? null;
+    const claude4 = { bash_20250124: 244, text_editor_20250429: 700, computer_20250124: 1201, computer_20251124: 1201 };
+    for (const model of ['claude-sonnet-4-6', 'claude-opus-4-6', 'claude-sonnet-4-5', 'claude-haiku-4-5', 'claude-opus-4-1', 'claude-sonnet-4-20250514']) expect(defined(model), model).toEqual(claude4);
+    for (const model of ['claude-opus-4-7', 'claude-opus-4-8']) expect(defined(model), model).toEqual({ ...claude4, bash_20250124: 325 });
+    expect(defined('claude-opus-5')).toEqual({ bash_20250124: 325 });
+    for (const model of ['claude-fable-5', 'claude-sonnet-5', 'claude-opus-5-5', 'claude-3-5-haiku-latest']) expect(defined(model), model).toBeNull();
+    for (const m of catalog.entries()) if (m.provider !== 'anthropic') expect(m.definedToolTokens, m.id).toBeUndefined();
+    // Keyed by a tool version, a whole number of tokens; an operator's override adds one (text_editor_20250728, say).
+    const broken = structuredClone(bundledJson()) as { models: Array<Record<string, unknown>> };
+    broken.models[0]!.definedToolTokens = { bash: 244 };
+    expect(catalogSchema.safeParse(broken).success).toBe(false);
+    broken.models[0]!.definedToolTokens = { bash_20250124: 244.5 };
+    expect(catalogSchema.safeParse(broken).success).toBe(false);
+    const merged = mergeCatalog(loadCatalog(), catalogOverrideSchema.parse({ models: [{ id: 'claude-sonnet-4-6', definedToolTokens: { text_editor_20250728: 700 } }] }), 'ops');
+    const entry = new ModelCatalog(catalogSchema.parse(merged)).lookup('claude-sonnet-4-6').entry;
+    expect(entry.definedToolTokens).toEqual({ ...claude4, text_editor_20250728: 700 });
   });
 
   it('gives every entry a documentation source and an ISO check date', () => {

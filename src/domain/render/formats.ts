@@ -1,6 +1,7 @@
 import { Canonical, emitJson } from '../canonical-json';
 import canonicalize from 'canonicalize';
-import { isThinking, type ContentBlock, type ImageBlock, type Message, type ThinkingBlock, type ToolDefinition } from '../content';
+import { isDefinedTool, isThinking, type ContentBlock, type CustomTool, type ImageBlock, type Message, type ThinkingBlock, type ToolDefinition } from '../content';
+import { invalid } from '../errors';
 import type { ExpansionFormat, PromptSegment } from './prompt';
 import { pushAll } from '../arrays';
 
@@ -48,8 +49,13 @@ const neutral: Items = (seg) => {
 };
 
 function toolNeutral(t: ToolDefinition) {
+  // An Anthropic-defined tool as stored (canonical): it has no schema to write in another shape.
+  if (isDefinedTool(t)) return canon(t);
   return { name: t.name, description: t.description, input_schema: canon(t.input_schema) };
 }
+
+/** The custom tools of a segment, for APIs other than Anthropic's (segmentItems refuses the others first). */
+const customTools = (seg: { tools: ToolDefinition[] }) => seg.tools.filter((t): t is CustomTool => !isDefinedTool(t));
 
 // ---- anthropic: Messages API ----
 const anthropic: Items = (seg) => {
@@ -84,7 +90,7 @@ function anthropicBlock(b: ContentBlock): unknown {
 // ---- openai-chat: Chat Completions ----
 const openaiChat: Items = (seg) => {
   if (seg.section === 'tools')
-    return seg.tools.map((t) =>
+    return customTools(seg).map((t) =>
       emitJson({ type: 'function', function: { name: t.name, description: t.description, parameters: canon(t.input_schema) } }),
     );
   if (seg.section === 'system') return [emitJson({ role: 'system', content: seg.text })];
@@ -158,7 +164,7 @@ function responsesItems(m: Message): unknown[] {
 // ---- gemini: generateContent ----
 const gemini: Items = (seg, ctx) => {
   if (seg.section === 'tools')
-    return seg.tools.map((t) =>
+    return customTools(seg).map((t) =>
       emitJson({ name: t.name, description: t.description, parametersJsonSchema: canon(t.input_schema) }),
     );
   if (seg.section === 'system') return [emitJson({ text: seg.text })];
@@ -200,8 +206,27 @@ export function newRenderContext(): RenderContext {
   return { toolNames: new Map() };
 }
 
-/** Items of one segment; records in ctx what this and later segments may refer to. */
+/**
+ * Items of one segment; records in ctx what this and later segments may refer to. An Anthropic-defined tool exists in
+ * Anthropic's API alone: another format is refused (422) rather than sent a tool its provider would refuse.
+ */
 export function segmentItems(format: ExpansionFormat, seg: PromptSegment, ctx: RenderContext): string[] {
+  if (seg.section === 'tools' && format !== 'neutral' && format !== 'anthropic') {
+    const defined = seg.tools.find(isDefinedTool);
+    if (defined)
+      throw invalid(
+        'format',
+        `${seg.source} holds the Anthropic-defined tool "${defined.name}" (${defined.type}), which only Anthropic's API takes: it cannot be rendered as ${format}`,
+      );
+  }
+  return countedSegmentItems(format, seg, ctx);
+}
+
+/**
+ * The same without the refusal, for token counts in every family (handle-meta.ts): a format with no place for an
+ * Anthropic-defined tool leaves it out, so its OpenAI and Gemini counts are those of the custom tools.
+ */
+export function countedSegmentItems(format: ExpansionFormat, seg: PromptSegment, ctx: RenderContext): string[] {
   // A tool result answers an earlier call, possibly in this same segment: learn the names first.
   learnToolNames(seg, ctx);
   return ITEMS[format](seg, ctx);

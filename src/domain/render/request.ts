@@ -1,9 +1,9 @@
 import canonicalize from 'canonicalize';
 import type { ModelEntry } from '../catalog/types';
 import { sha256Hex } from '../digest';
-import { DomainError, invalid } from '../errors';
+import { DomainError, invalid, withPointer } from '../errors';
 import type { HandleService } from '../handles';
-import type { Message } from '../content';
+import { isDefinedTool, type Message } from '../content';
 import { learnToolNames, newRenderContext, segmentItems, type RenderContext } from './formats';
 import { Lru } from '../lru';
 import { MESSAGE_CACHE_SETTINGS, semanticKey, unitKey } from '../simulator/semantic';
@@ -192,14 +192,19 @@ export class RequestRenderer {
     return { section, hashText: id.hashText, item: null, segment: null, blocks, callerBreakpoints: id.callerBreakpoints, callerTtl: id.callerTtl, caller5m: id.caller5m, key: semantic, tokens };
   }
 
-  private itemsOf(format: RequestFormat, seg: PromptSegment, ctx: RenderContext): Item[] {
+  /** `at`: what named the segment, for a refusal (an Anthropic-defined tool in another format). */
+  private itemsOf(format: RequestFormat, seg: PromptSegment, ctx: RenderContext, at: string): Item[] {
     const key = `${format}|${seg.source}`;
     // Gemini names tool results by earlier calls, which may sit in other segments: those are rendered fresh.
     const cacheable = format !== 'gemini' || !hasToolResult(seg);
     let texts = cacheable ? this.items.get(key) : undefined;
     if (texts) learnToolNames(seg, ctx);
     else {
-      texts = segmentItems(format, seg, ctx);
+      try {
+        texts = segmentItems(format, seg, ctx);
+      } catch (err) {
+        throw err instanceof DomainError ? withPointer(err, at) : err;
+      }
       if (cacheable) this.items.set(key, texts);
     }
     return itemsFrom(format, seg, texts);
@@ -246,7 +251,7 @@ export class RequestRenderer {
     });
     const prefixSegments = orderSegments(placed.map((p) => p.segment));
     const prefixItems = (section: Section) =>
-      prefixSegments.filter((s) => s.section === section).flatMap((s) => this.itemsOf(format, s, ctx));
+      prefixSegments.filter((s) => s.section === section).flatMap((s) => this.itemsOf(format, s, ctx, childPointer(pointer, 'prefix')));
     // Where each prefix tool came from: each appearance of a tools segment is a placement of its own (one handle
     // placed twice, or an artifact in a bundle and again in a session's base, names its tools twice).
     const toolFrom: Array<{ pointer: string; source: string; appearance?: number }> = [];
@@ -256,7 +261,7 @@ export class RequestRenderer {
       .flatMap(({ segment, at }) => {
         const n = (appearances.get(segment.source) ?? 0) + 1;
         appearances.set(segment.source, n);
-        const items = this.itemsOf(format, segment, ctx);
+        const items = this.itemsOf(format, segment, ctx, at);
         for (const it of items) toolFrom.push({ pointer: at, source: it.segment?.source ?? 'prefix', ...(n > 1 ? { appearance: n } : {}) });
         return items;
       });
@@ -290,7 +295,7 @@ export class RequestRenderer {
         pushAll(toolUnits, items.map((it) => unitOf(format, 'tools', it)));
         pushAll(toolFrom, items.map((it) => ({ pointer: at, source: it.segment?.source ?? ref })));
       } else {
-        // An Anthropic-defined tool costs the model's figure for its version, not its JSON (a handle's tools are custom).
+        // An Anthropic-defined tool costs the model's figure for its version, not its JSON (a handle's: below).
         const unit = this.inline(format, 'tools', bodyText, node);
         const type = node.type === 'object' ? property(node, 'type') : undefined;
         const defined = type ? definedToolTokens(valueOf(type), costs) : undefined;
@@ -299,6 +304,13 @@ export class RequestRenderer {
       }
     });
     refuseDuplicateTools(format, toolUnits, toolFrom);
+    // A tools handle's Anthropic-defined tool (anthropic format only: another refuses it) costs the model's figure too.
+    toolUnits.forEach((u, i) => {
+      const seg = u.item?.segment;
+      const tool = seg?.section === 'tools' && u.item!.index !== undefined ? seg.tools[u.item!.index] : undefined;
+      const defined = tool && isDefinedTool(tool) ? definedToolTokens(tool.type, costs) : undefined;
+      if (defined !== undefined) toolUnits[i] = { ...u, tokens: () => defined };
+    });
 
     // ---- system ----
     const systemUnits: Unit[] = [];
@@ -577,7 +589,7 @@ export class RequestRenderer {
       const wrap = wrong.section === 'system' && (format === 'openai-chat' || format === 'openai-responses') && allowed.includes('messages');
       throw invalid(at, `${ref} contains ${wrong.section} content (${wrong.source}), which cannot stand here; put it in "prefix" instead${wrap ? `, or keep its place in a system message: {"role":"system","content":[{"type":"handle","ref":"${ref}"}]}` : ''}`);
     }
-    return segs.flatMap((s) => this.itemsOf(format, s, ctx));
+    return segs.flatMap((s) => this.itemsOf(format, s, ctx, at));
   }
 }
 
