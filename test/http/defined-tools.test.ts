@@ -1,7 +1,7 @@
 // Anthropic-defined tools (`{"type": "bash_20250124", "name": "bash"}`) carry no schema: the API writes its own
 // definition, a fixed count per tool version and model (catalog `definedToolTokens`, from Anthropic's tool pages).
-// Counted as their few bytes of JSON, an agent's bash tool was ~230 tokens short on every request, and a text editor
-// ~690: reconciliation then scaled every handle beside them up to the provider's total.
+// Counted as their few bytes of JSON, an agent's bash tool was 225 tokens short on every request, and a text editor
+// 675: reconciliation then scaled every handle beside them up to the provider's total.
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadCatalog, ModelCatalog } from '../../src/domain/catalog/catalog';
@@ -123,7 +123,7 @@ describe("Anthropic-defined tools count the model's documented figure", () => {
     });
     const seg = outcome.segments.find((s) => s.source === `${sys.id}@1`)!;
     expect(seg.end - seg.start).toBe(own);
-    // Counted as its JSON, the bash tool was 230-odd tokens short: the provider's total, scaled over the spans, made the
+    // Counted as its JSON, the bash tool was 225 tokens short: the provider's total, scaled over the spans, made the
     // handle longer than it is.
     expect(244 - asJson(BASH)).toBeGreaterThan(200);
     const spans = outcome.segments.map((s) => s.end - s.start);
