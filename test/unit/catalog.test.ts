@@ -207,6 +207,24 @@ describe('ModelCatalog.lookup', () => {
     expect(costOf(fable, { uncached: 0, cacheRead: 1_000_000, cacheWrite: {} })).toBeCloseTo(0.2, 9);
   });
 
+  it("prices by the pricing pages' columns: Sonnet 4/4.5 and Gemini Pro past 200K prompt tokens, Haiku 3's own cache rates", () => {
+    const cost = (name: string, tokens: Parameters<typeof costOf>[1]) => costOf(catalog.lookup(name).entry, tokens);
+    // Anthropic, "Long context pricing": over 200K input tokens (cache reads and writes included) the whole request is
+    // $6 / $22.50 on Sonnet 4 and 4.5, the cache multipliers on $6; at 200K exactly, the base $3.
+    expect(cost('claude-sonnet-4-5', { uncached: 200_000, cacheRead: 0, cacheWrite: {} })).toBeCloseTo(0.6, 9);
+    expect(cost('claude-sonnet-4-5', { uncached: 1, cacheRead: 200_000, cacheWrite: {} })).toBeCloseTo((1 * 6 + 200_000 * 0.6) / 1e6, 12);
+    expect(cost('claude-sonnet-4-20250514', { uncached: 0, cacheRead: 100_000, cacheWrite: { '5m': 100_000, '1h': 100_000 }, output: 1_000 })).toBeCloseTo((100_000 * (0.6 + 7.5 + 12) + 1_000 * 22.5) / 1e6, 12);
+    // Sonnet 4.6 and 5 have no long-context price: $3 and $2 at any length.
+    expect(cost('claude-sonnet-4-6', { uncached: 300_000, cacheRead: 0, cacheWrite: {} })).toBeCloseTo(0.9, 9);
+    expect(cost('claude-sonnet-5', { uncached: 300_000, cacheRead: 0, cacheWrite: {} })).toBeCloseTo(0.6, 9);
+    // Google: 2.5 Pro $1.25 up to 200K prompt tokens, $2.50 (cached $0.25) past them; 3.1 Pro $2 and $4 (cached $0.40).
+    expect(cost('gemini-2.5-pro', { uncached: 150_000, cacheRead: 50_000, cacheWrite: {} })).toBeCloseTo((150_000 * 1.25 + 50_000 * 0.125) / 1e6, 12);
+    expect(cost('gemini-2.5-pro', { uncached: 150_000, cacheRead: 50_001, cacheWrite: {} })).toBeCloseTo((150_000 * 2.5 + 50_001 * 0.25) / 1e6, 12);
+    expect(cost('gemini-3.1-pro-preview', { uncached: 250_000, cacheRead: 50_000, cacheWrite: {}, output: 1_000 })).toBeCloseTo((250_000 * 4 + 50_000 * 0.4 + 1_000 * 18) / 1e6, 12);
+    // Claude Haiku 3: 5m writes $0.30, 1h writes $0.50, hits $0.03 on $0.25 (1.2x, 2x, 0.12x — not 1.25x and 0.1x).
+    expect(cost('claude-3-haiku-20240307', { uncached: 0, cacheRead: 1_000_000, cacheWrite: { '5m': 1_000_000, '1h': 1_000_000 } })).toBeCloseTo(0.03 + 0.3 + 0.5, 9);
+  });
+
   it('prefers the longest matching prefix pattern', () => {
     expect(catalog.lookup('gpt-4.1-mini-2025-04-14').entry.id).toBe('gpt-4.1-mini');
     expect(catalog.lookup('gpt-4.1-2025-04-14').entry.id).toBe('gpt-4.1');
@@ -315,7 +333,8 @@ describe('loadCatalog with an operator override', () => {
 
     const catalog = new ModelCatalog(merged);
     const sonnet = catalog.lookup('claude-sonnet-4-5-20250929').entry;
-    expect(sonnet.price).toEqual({ currency: 'USD', inputPerMTok: 2.5, outputPerMTok: 15 });
+    // Siblings are kept, the long-context price too (an override that changes the base price names it as well).
+    expect(sonnet.price).toEqual({ currency: 'USD', inputPerMTok: 2.5, outputPerMTok: 15, longContext: { aboveTokens: 200_000, inputPerMTok: 6, outputPerMTok: 22.5 } });
     expect(sonnet.cache.minTokens).toBe(1024); // untouched siblings survive the merge
     expect(catalog.lookup('acme-large-v2')).toMatchObject({ fallback: false, entry: { id: 'acme-large' } });
     expect(catalog.entries()).toHaveLength(loadCatalog().models.length + 1);

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import type { Catalog, ModelEntry, ModelLookup, ProviderFamily } from './types';
 
-export { costOf, type TokenCounts } from './pricing';
+export { costOf, pricesFor, type TokenCounts } from './pricing';
 
 const BUNDLED_CATALOG_URL = new URL('./catalog.json', import.meta.url);
 
@@ -58,6 +58,7 @@ const priceShape = {
   inputPerMTok: z.number().nonnegative(),
   outputPerMTok: z.number().nonnegative(),
   cacheStoragePerMTokHour: z.number().nonnegative().optional(),
+  longContext: z.strictObject({ aboveTokens: z.int().positive(), inputPerMTok: z.number().nonnegative(), outputPerMTok: z.number().nonnegative() }).optional(),
 };
 
 const entryShape = {

@@ -11,9 +11,19 @@ export interface TokenCounts {
   output?: number;
 }
 
+/**
+ * The input and output prices ($/MTok) of a request whose prompt has `promptTokens` tokens, cached ones included:
+ * past the entry's long-context threshold the whole request is billed at the higher price; `null` (not known) at the base.
+ */
+export function pricesFor(entry: ModelEntry, promptTokens: number | null): { inputPerMTok: number; outputPerMTok: number } {
+  const { price } = entry;
+  const long = price.longContext;
+  return long && promptTokens !== null && promptTokens > long.aboveTokens ? long : price;
+}
+
 /** USD cost of one request's tokens under `entry`'s price table. */
 export function costOf(entry: ModelEntry, tokens: TokenCounts): number {
-  const { cache, price } = entry;
+  const { cache } = entry;
   let inputEquivalent = count(entry, 'uncached', tokens.uncached) + count(entry, 'cacheRead', tokens.cacheRead) * cache.readMultiplier;
 
   for (const [ttlName, raw] of Object.entries(tokens.cacheWrite)) {
@@ -30,6 +40,8 @@ export function costOf(entry: ModelEntry, tokens: TokenCounts): number {
   }
 
   const output = tokens.output === undefined ? 0 : count(entry, 'output', tokens.output);
+  const prompt = tokens.uncached + tokens.cacheRead + Object.values(tokens.cacheWrite).reduce((a, b) => a + b, 0);
+  const price = pricesFor(entry, prompt);
   return (inputEquivalent * price.inputPerMTok + output * price.outputPerMTok) / 1_000_000;
 }
 

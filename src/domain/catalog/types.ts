@@ -55,6 +55,17 @@ export interface ModelPrice {
   outputPerMTok: number;
   /** Storage of an explicit cache per million tokens per hour (Gemini cachedContents); absent when not billed. */
   cacheStoragePerMTokHour?: number;
+  /**
+   * The price of a whole request whose prompt (cached tokens included) is over `aboveTokens`, as Anthropic's Sonnet 4
+   * and 4.5 and Gemini's Pro models bill past 200K; the cache multipliers apply to it. Absent: one price at any length.
+   */
+  longContext?: LongContextPrice;
+}
+
+export interface LongContextPrice {
+  aboveTokens: number;
+  inputPerMTok: number;
+  outputPerMTok: number;
 }
 
 export interface ToolUseSystemPrompt {

@@ -1,6 +1,7 @@
 import canonicalize from 'canonicalize';
 import type { DriftRow, IngestWrite, RequestRow, RollupDelta, Store } from '../../store/store';
 import type { ModelCatalog } from '../catalog/catalog';
+import { pricesFor } from '../catalog/pricing';
 import type { ModelEntry } from '../catalog/types';
 import { DAY_MS as DAY, type Clock } from '../clock';
 import { sha256Hex } from '../digest';
@@ -415,7 +416,8 @@ export class Reconciler {
     const written = seen.cache_write_tokens ?? (read === null ? null : 0);
     // How the write divides by TTL: the provider's split, or the one TTL all of this request's marks asked for.
     const priced = { ...seen, cache_write_by_ttl: writeSplit(model, seen, breakpoints) };
-    const money = prices(model, priced, read ?? 0);
+    // The prompt's length sets the price tier (long context): the provider's count, else the attributed estimate.
+    const money = prices(model, priced, read ?? 0, usage.total_prompt_tokens ?? lengths.reduce((a, b) => a + b, 0));
     let offset = 0;
     const ends = blocks.map((b) => b.endToken);
     const stepEnd = lastStepEnd(model, ends.at(-1) ?? 0);
@@ -756,8 +758,8 @@ function readTolerance(model: ModelEntry, end: number): number {
  * (Anthropic 5m / 1h), the longer TTL's tokens come first, as Anthropic requires longer-TTL breakpoints
  * before shorter ones, so each segment pays its own TTL's multiplier.
  */
-function prices(model: ModelEntry, usage: NormalizedUsage, readEnd: number) {
-  const input = model.price.inputPerMTok / 1_000_000;
+function prices(model: ModelEntry, usage: NormalizedUsage, readEnd: number, promptTokens: number) {
+  const input = pricesFor(model, promptTokens).inputPerMTok / 1_000_000;
   const ttls = new Map(model.cache.ttls.map((t) => [t.name, t]));
   const fallback = model.cache.writesBilled ? (ttls.get(model.cache.defaultTtl)?.writeMultiplier ?? 1) : 1;
   const byTtl = Object.entries(usage.cache_write_by_ttl ?? {}).filter(([, n]) => n > 0);
