@@ -48,6 +48,9 @@ export interface Totals {
 // To the micro-dollar, half away from zero, decided in whole nano-dollars: a figure and its negation round alike (a
 // write's premium and the savings it cost show the same digits), and float noise does not decide a half.
 const round = (x: number) => (Math.sign(x) * Math.floor((Math.round(Math.abs(x) * 1e9) + 500) / 1000)) / 1e6;
+// A difference of two printed figures, as a reader subtracts them: rounding each side first, the savings are exactly
+// the printed costs' difference (rounding the difference itself could print one micro-dollar more or less).
+const difference = (a: number, b: number) => Math.round((round(a) - round(b)) * 1e6) / 1e6;
 
 /** The sums leaked money needs: enough to rank handles. */
 const LEAKED_COLUMNS = ['cost_actual', 'cost_perfect'];
@@ -60,7 +63,7 @@ function leaked(rows: HandleSums[]): number {
     actual += r.cost_actual ?? 0;
     perfect += r.cost_perfect ?? 0;
   }
-  return round(actual - perfect);
+  return difference(actual, perfect);
 }
 
 function sum(rows: HandleSums[]): Totals {
@@ -92,8 +95,8 @@ function sum(rows: HandleSums[]): Totals {
       actual_input_cost: round(m.cost_actual),
       cost_without_caching: round(m.cost_no_cache),
       cost_at_perfect_capture: round(m.cost_perfect),
-      realised_savings: round(m.cost_no_cache - m.cost_actual),
-      leaked_savings: round(m.cost_actual - m.cost_perfect),
+      realised_savings: difference(m.cost_no_cache, m.cost_actual),
+      leaked_savings: difference(m.cost_actual, m.cost_perfect),
       write_premiums_paid: round(m.write_premium_paid),
       write_premiums_unread: Math.max(0, round(m.write_premium_paid - m.write_premium_read - m.write_premium_pending)),
       write_premiums_pending: round(m.write_premium_pending),

@@ -1,0 +1,485 @@
+// An audit of the money in the reports, worked out by hand from the providers' published prices — never from the
+// catalog's figures or the reconciler's formulas. Each scenario reports provider usage whose prompt total is the
+// rendered estimate (so no scaling moves a token), then compares the handle and tenant reports with the dollars
+// computed here, to the micro-dollar the API prints.
+//
+// Prices ($ per million input tokens) as the providers publish them (checked 2026-12-04):
+//   Anthropic (platform.claude.com/docs/en/about-claude/pricing): Sonnet 4.5 $3, Sonnet 5 $2, Opus 4.1 $15;
+//     5-minute writes 1.25×, 1-hour writes 2×, reads ("cache hits") 0.1×; Sonnet 4 and 4.5 past 200K prompt
+//     tokens ("long context pricing"): $6 for the whole request, the cache multipliers on top.
+//   OpenAI (developers.openai.com/api/docs/pricing): gpt-4o $2.50 (cached $1.25: 0.5×), gpt-4.1 $2 (cached $0.50:
+//     0.25×), gpt-5 $1.25 (cached $0.125: 0.1×); writes not billed.
+//   Google (ai.google.dev/gemini-api/docs/pricing): gemini-2.5-flash $0.30 (cached $0.03: 0.1×); gemini-2.5-pro
+//     $1.25 up to 200K prompt tokens, $2.50 past them (cached 0.1× of either).
+// Money is input cost only (DESIGN.md: "actual input cost"): output tokens never count.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTestApp, type Client, type TestApp } from '../helpers/app';
+import { mintArtifact, mintBundle, mintSystem, mintTools } from '../helpers/factories';
+import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report, type Rendered } from '../helpers/scenario';
+
+let dir: string;
+let t: TestApp;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'ph-money-'));
+  t = createTestApp({ databasePath: join(dir, 'db.sqlite') });
+});
+afterEach(() => {
+  t.services.writes.flushNow();
+  t.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const MIN = 60_000;
+
+/** Nano-dollars per token of a price in $/MTok times a multiplier: $1/MTok is 1,000 n$ a token. Whole numbers for every price here. */
+const perToken = (dollarsPerMTok: number, multiplier = 1) => Math.round(dollarsPerMTok * multiplier * 1000);
+/** Nano-dollars to dollars, to the micro-dollar, half away from zero (as the API prints). */
+const usd = (nano: number) => (Math.sign(nano) * Math.floor((Math.abs(nano) + 500) / 1000)) / 1e6;
+
+interface Expected {
+  actual: number;
+  noCache: number;
+  perfect: number;
+  premiumsPaid: number;
+  premiumsUnread: number;
+  premiumsPending: number;
+  unknown?: number;
+}
+
+/** The report's money as this audit expects it, from nano-dollar sums. */
+function moneyOf(e: Expected) {
+  return {
+    currency: 'USD',
+    actual_input_cost: usd(e.actual),
+    cost_without_caching: usd(e.noCache),
+    cost_at_perfect_capture: usd(e.perfect),
+    // As a reader subtracts the printed costs.
+    realised_savings: Math.round((usd(e.noCache) - usd(e.actual)) * 1e6) / 1e6,
+    leaked_savings: Math.round((usd(e.actual) - usd(e.perfect)) * 1e6) / 1e6,
+    write_premiums_paid: usd(e.premiumsPaid),
+    write_premiums_unread: usd(e.premiumsUnread),
+    write_premiums_pending: usd(e.premiumsPending),
+    unknown_capture_input_cost: usd(e.unknown ?? 0),
+  };
+}
+
+/**
+ * The printed figures add up as a reader adds them: savings are the printed costs' differences to the micro-dollar,
+ * every figure is a whole number of micro-dollars, and a report's versions and models sum to its totals (each row
+ * rounded on its own: within half a micro-dollar a row).
+ */
+function expectConsistent(rep: { money: Record<string, number>; versions?: Array<{ money: Record<string, number> }>; models?: Array<{ money: Record<string, number> }>; handles?: Array<{ money: Record<string, number> }> }, where: string) {
+  const micros = (x: number) => Math.round(x * 1e6);
+  const rows = (list: Array<{ money: Record<string, number> }> | undefined) => list ?? [];
+  for (const [label, m] of [[where, rep.money], ...rows(rep.versions).map((v, i) => [`${where} versions[${i}]`, v.money] as const), ...rows(rep.models).map((v, i) => [`${where} models[${i}]`, v.money] as const), ...rows(rep.handles).map((v, i) => [`${where} handles[${i}]`, v.money] as const)] as const) {
+    for (const [k, v] of Object.entries(m)) if (typeof v === 'number') expect(Math.abs(v * 1e6 - micros(v)), `${label}.${k} = ${v}`).toBeLessThan(1e-6);
+    expect(micros(m.realised_savings!), `${label}: realised = without caching − actual`).toBe(micros(m.cost_without_caching!) - micros(m.actual_input_cost!));
+    expect(micros(m.leaked_savings!), `${label}: leaked = actual − perfect`).toBe(micros(m.actual_input_cost!) - micros(m.cost_at_perfect_capture!));
+  }
+  for (const list of [rep.models, rep.versions?.length === (rep as { versions_total?: number }).versions_total ? rep.versions : undefined]) {
+    if (!list?.length) continue;
+    for (const k of Object.keys(rep.money).filter((k) => k !== 'currency' && k !== 'write_premiums_unread')) {
+      const added = list.reduce((n, r) => n + micros(r.money[k]!), 0);
+      expect(Math.abs(added - micros(rep.money[k]!)), `${where}: ${k} summed over ${list === rep.models ? 'models' : 'versions'}`).toBeLessThanOrEqual(Math.ceil(list.length / 2));
+    }
+  }
+}
+
+const handleMoney = async (client: Client, id: string, query = '') => {
+  const res = await client.get(`/v1/reports/handles/${id}${query}`);
+  expect(res.status, res.text).toBe(200);
+  expectConsistent(res.json, `handle ${id}${query}`);
+  return res.json;
+};
+const tenantReport = async (client: Client, query = '') => {
+  const res = await client.get(`/v1/reports${query}`);
+  expect(res.status, res.text).toBe(200);
+  expectConsistent(res.json, `tenant${query}`);
+  return res.json;
+};
+
+const span = (r: Rendered, i: number) => r.segments[i]!.token_end - r.segments[i]!.token_start;
+
+/** Every money figure of a report (and of its versions and models) is a whole number of micro-dollars. */
+function expectWholeMicros(money: Record<string, unknown>, where: string) {
+  for (const [k, v] of Object.entries(money)) {
+    if (typeof v !== 'number') continue;
+    expect(Math.abs(v * 1e6 - Math.round(v * 1e6)), `${where}.${k} = ${v}`).toBeLessThan(1e-6);
+  }
+}
+
+async function anthropicAgent(client: Client, model = 'claude-sonnet-4-5') {
+  const tools = await mintTools(client);
+  const sys = await mintSystem(client, LONG_SYSTEM);
+  const bundle = await mintBundle(client, [tools.id, sys.id]);
+  const turn = (text: string, extra: object = {}) => renderAnthropic(client, { model, prefix: [bundle.id], messages: [{ role: 'user', content: text }], ...extra });
+  return { tools, sys, bundle, turn };
+}
+
+describe('money audit: Anthropic', () => {
+  it('an agent loop writing at 5m then reading: every figure as priced by hand ($3/M, writes 1.25×, reads 0.1×)', async () => {
+    const { client } = t.tenant();
+    const { tools, sys, bundle, turn } = await anthropicAgent(client);
+    const r1 = await turn('turn one');
+    const [T, S] = [span(r1, 0), span(r1, 1)];
+    const C = r1.segments[1]!.token_end;
+    expect(C).toBe(T + S);
+    await report(client, t, r1, anthropicUsage(promptTokens(r1), 0, C));
+    for (const text of ['turn two', 'turn three']) {
+      t.clock.advance(MIN);
+      const r = await turn(text);
+      await report(client, t, r, anthropicUsage(promptTokens(r), C, 0));
+    }
+    // Per handle of n tokens: one write at $3.75/M, two reads at $0.30/M, against three sends at $3/M; the write's
+    // $0.75/M premium was read a minute later; nothing leaked (the first send was cold, the rest were read).
+    const expected = (n: number): Expected => ({
+      actual: n * perToken(3, 1.25) + 2 * n * perToken(3, 0.1),
+      noCache: 3 * n * perToken(3),
+      perfect: n * perToken(3, 1.25) + 2 * n * perToken(3, 0.1),
+      premiumsPaid: n * perToken(3, 0.25),
+      premiumsUnread: 0,
+      premiumsPending: 0,
+    });
+    for (const [id, n] of [[bundle.id, C], [tools.id, T], [sys.id, S]] as const) {
+      const rep = await handleMoney(client, id);
+      expect(rep.money, id).toEqual(moneyOf(expected(n)));
+      expectWholeMicros(rep.money, id);
+    }
+    // The tenant's totals count handle content once (the bundle's members are its tokens).
+    expect((await tenantReport(client)).money).toEqual(moneyOf(expected(C)));
+    // A worked figure, for the README: the system prompt alone.
+    expect(S).toBeGreaterThan(1000);
+  });
+
+  it('output tokens never count: the same prompt usage with 20 or 100,000 output tokens costs the same', async () => {
+    const a = t.tenant('a');
+    const b = t.tenant('b');
+    const money: unknown[] = [];
+    for (const [{ client }, output] of [[a, 20], [b, 100_000]] as const) {
+      const { bundle, turn } = await anthropicAgent(client);
+      const r = await turn('q');
+      await report(client, t, r, { ...anthropicUsage(promptTokens(r), 0, r.segments[1]!.token_end), output_tokens: output });
+      const rep = await handleMoney(client, bundle.id);
+      expect(rep.money.cost_without_caching).toBe(usd(rep.tokens.referenced * perToken(3)));
+      money.push(rep.money);
+    }
+    expect(money[1]).toEqual(money[0]);
+  });
+
+  it('1h writes are priced at 2×, split from 5m ones by cache_creation, each part unread or pending by its own TTL', async () => {
+    const { client } = t.tenant();
+    const { tools, sys, bundle, turn } = await anthropicAgent(client);
+    const r1 = await turn('q');
+    const [T, S] = [span(r1, 0), span(r1, 1)];
+    // The tools written for an hour, the system prompt for five minutes (1h entries come first in the prompt).
+    await report(client, t, r1, {
+      input_tokens: promptTokens(r1) - T - S,
+      cache_creation_input_tokens: T + S,
+      cache_read_input_tokens: 0,
+      cache_creation: { ephemeral_1h_input_tokens: T, ephemeral_5m_input_tokens: S },
+      output_tokens: 10,
+    });
+    const toolsWrite: Expected = { actual: T * perToken(3, 2), noCache: T * perToken(3), perfect: T * perToken(3, 2), premiumsPaid: T * perToken(3, 1), premiumsUnread: 0, premiumsPending: T * perToken(3, 1) };
+    const sysWrite: Expected = { actual: S * perToken(3, 1.25), noCache: S * perToken(3), perfect: S * perToken(3, 1.25), premiumsPaid: S * perToken(3, 0.25), premiumsUnread: 0, premiumsPending: S * perToken(3, 0.25) };
+    expect((await handleMoney(client, tools.id)).money).toEqual(moneyOf(toolsWrite));
+    expect((await handleMoney(client, sys.id)).money).toEqual(moneyOf(sysWrite));
+
+    // Ten minutes on, nothing read yet: the 5m part is wasted, the 1h part may still be read.
+    t.clock.advance(10 * MIN);
+    expect((await handleMoney(client, tools.id)).money).toEqual(moneyOf(toolsWrite));
+    expect((await handleMoney(client, sys.id)).money).toEqual(moneyOf({ ...sysWrite, premiumsUnread: sysWrite.premiumsPaid, premiumsPending: 0 }));
+    const both = (a: Expected, b: Expected): Expected => ({
+      actual: a.actual + b.actual,
+      noCache: a.noCache + b.noCache,
+      perfect: a.perfect + b.perfect,
+      premiumsPaid: a.premiumsPaid + b.premiumsPaid,
+      premiumsUnread: a.premiumsUnread + b.premiumsUnread,
+      premiumsPending: a.premiumsPending + b.premiumsPending,
+    });
+    expect((await handleMoney(client, bundle.id)).money).toEqual(moneyOf(both(toolsWrite, { ...sysWrite, premiumsUnread: sysWrite.premiumsPaid, premiumsPending: 0 })));
+
+  });
+
+  it('a write at 1h (2×) read half an hour later: its premium was worth paying, never shown as unread', async () => {
+    const { client } = t.tenant();
+    const { bundle, turn } = await anthropicAgent(client);
+    const hour = { cache_control: { type: 'ephemeral', ttl: '1h' } };
+    const r1 = await turn('q', hour);
+    const C = r1.segments[1]!.token_end;
+    await report(client, t, r1, {
+      input_tokens: promptTokens(r1) - C,
+      cache_creation_input_tokens: C,
+      cache_read_input_tokens: 0,
+      cache_creation: { ephemeral_1h_input_tokens: C, ephemeral_5m_input_tokens: 0 },
+      output_tokens: 10,
+    });
+    const written: Expected = { actual: C * perToken(3, 2), noCache: C * perToken(3), perfect: C * perToken(3, 2), premiumsPaid: C * perToken(3, 1), premiumsUnread: 0, premiumsPending: C * perToken(3, 1) };
+    t.clock.advance(30 * MIN);
+    expect((await handleMoney(client, bundle.id)).money).toEqual(moneyOf(written));
+    const r2 = await turn('q2', hour);
+    await report(client, t, r2, anthropicUsage(promptTokens(r2), C, 0));
+    const read: Expected = { ...written, actual: written.actual + C * perToken(3, 0.1), noCache: 2 * C * perToken(3), perfect: written.perfect + C * perToken(3, 0.1), premiumsPending: 0 };
+    expect((await handleMoney(client, bundle.id)).money).toEqual(moneyOf(read));
+    t.clock.advance(2 * 60 * MIN);
+    expect((await handleMoney(client, bundle.id)).money).toEqual(moneyOf(read));
+  });
+
+  it('a write never read within its 5 minutes: its premium unread, and the write made again leaked as a miss', async () => {
+    const { client } = t.tenant();
+    const { bundle, turn } = await anthropicAgent(client);
+    const r1 = await turn('q1');
+    const C = r1.segments[1]!.token_end;
+    await report(client, t, r1, anthropicUsage(promptTokens(r1), 0, C));
+    t.clock.advance(10 * MIN);
+    const r2 = await turn('q2');
+    const o2 = await report(client, t, r2, anthropicUsage(promptTokens(r2), 0, C));
+    expect(o2.outcome.segments.slice(0, 2).reduce((n, s) => n + (s.classes.expired ?? 0), 0)).toBe(C);
+    // Perfect capture would have read the second time (0.1×): it paid 1.25×, so 1.15× the input price leaked.
+    const e: Expected = {
+      actual: 2 * C * perToken(3, 1.25),
+      noCache: 2 * C * perToken(3),
+      perfect: C * perToken(3, 1.25) + C * perToken(3, 0.1),
+      premiumsPaid: 2 * C * perToken(3, 0.25),
+      premiumsUnread: C * perToken(3, 0.25),
+      premiumsPending: C * perToken(3, 0.25),
+    };
+    expect((await handleMoney(client, bundle.id)).money).toEqual(moneyOf(e));
+    // Five minutes after the second write, unread too.
+    t.clock.advance(6 * MIN);
+    expect((await handleMoney(client, bundle.id)).money).toEqual(moneyOf({ ...e, premiumsUnread: e.premiumsPaid, premiumsPending: 0 }));
+    // Caching cost more than it saved: realised savings are negative, by the two unread premiums.
+    expect((await handleMoney(client, bundle.id)).money.realised_savings).toBe(-usd(e.premiumsPaid));
+  });
+
+  it('one handle on two models: each request at its own model\'s price; models and ?model= add up to the total', async () => {
+    const { client } = t.tenant();
+    const { bundle, turn } = await anthropicAgent(client);
+    const ends: Record<string, number> = {};
+    for (const model of ['claude-sonnet-4-5', 'claude-sonnet-5']) {
+      const r = await turn('q', { model });
+      ends[model] = r.segments[1]!.token_end;
+      await report(client, t, r, anthropicUsage(promptTokens(r), 0, ends[model]!));
+      t.clock.advance(MIN);
+    }
+    for (const model of ['claude-sonnet-4-5', 'claude-sonnet-5']) {
+      const r = await turn('q again', { model });
+      await report(client, t, r, anthropicUsage(promptTokens(r), ends[model]!, 0));
+      t.clock.advance(MIN);
+    }
+    // Sonnet 4.5 at $3/M, Sonnet 5 at $2/M: a write and a read of the bundle on each.
+    const on = (n: number, price: number): Expected => ({
+      actual: n * perToken(price, 1.25) + n * perToken(price, 0.1),
+      noCache: 2 * n * perToken(price),
+      perfect: n * perToken(price, 1.25) + n * perToken(price, 0.1),
+      premiumsPaid: n * perToken(price, 0.25),
+      premiumsUnread: 0,
+      premiumsPending: 0,
+    });
+    const sonnet45 = on(ends['claude-sonnet-4-5']!, 3);
+    const sonnet5 = on(ends['claude-sonnet-5']!, 2);
+    const total: Expected = { actual: sonnet45.actual + sonnet5.actual, noCache: sonnet45.noCache + sonnet5.noCache, perfect: sonnet45.perfect + sonnet5.perfect, premiumsPaid: sonnet45.premiumsPaid + sonnet5.premiumsPaid, premiumsUnread: 0, premiumsPending: 0 };
+    const rep = await handleMoney(client, bundle.id);
+    expect(rep.money).toEqual(moneyOf(total));
+    const byModel = Object.fromEntries(rep.models.map((m: { model: string; money: unknown }) => [m.model, m.money]));
+    expect(byModel).toEqual({ 'claude-sonnet-4-5': moneyOf(sonnet45), 'claude-sonnet-5': moneyOf(sonnet5) });
+    expect((await handleMoney(client, bundle.id, '?model=claude-sonnet-5')).money).toEqual(moneyOf(sonnet5));
+    expect((await tenantReport(client, '?model=claude-sonnet-4-5')).money).toEqual(moneyOf(sonnet45));
+    expect((await tenantReport(client)).money).toEqual(moneyOf(total));
+  });
+
+  it('a prompt of several handles: the provider\'s read covers them in prompt order; each handle pays its own part', async () => {
+    const { client } = t.tenant();
+    const tools = await mintTools(client);
+    const sys = await mintSystem(client, LONG_SYSTEM);
+    const bundle = await mintBundle(client, [tools.id, sys.id]);
+    const doc = await mintArtifact(client, 'document', LONG_SYSTEM.replaceAll('handbook', 'manual'));
+    const turn = (text: string) => renderAnthropic(client, { prefix: [bundle.id, doc.id], messages: [{ role: 'user', content: text }] });
+    const r1 = await turn('q1');
+    const at = (r: Rendered, id: string) => r.segments.findIndex((s) => s.source === `${id}@1`);
+    const [T, S, D] = [span(r1, at(r1, tools.id)), span(r1, at(r1, sys.id)), span(r1, at(r1, doc.id))];
+    const C = T + S;
+    const docEnd = r1.segments[at(r1, doc.id)]!.token_end;
+    expect(r1.breakpoints.map((b) => b.token_end)).toContain(docEnd);
+    await report(client, t, r1, anthropicUsage(promptTokens(r1), 0, docEnd));
+    // A minute later the provider reads the bundle only (the document's entry was evicted) and writes it again.
+    t.clock.advance(MIN);
+    const r2 = await turn('q2');
+    expect(r2.segments[at(r2, doc.id)]!.token_end).toBe(docEnd);
+    await report(client, t, r2, anthropicUsage(promptTokens(r2), C, docEnd - C));
+    const readOnce = (n: number): Expected => ({
+      actual: n * perToken(3, 1.25) + n * perToken(3, 0.1),
+      noCache: 2 * n * perToken(3),
+      perfect: n * perToken(3, 1.25) + n * perToken(3, 0.1),
+      premiumsPaid: n * perToken(3, 0.25),
+      premiumsUnread: 0,
+      premiumsPending: 0,
+    });
+    const docMoney: Expected = {
+      actual: 2 * D * perToken(3, 1.25),
+      noCache: 2 * D * perToken(3),
+      perfect: D * perToken(3, 1.25) + D * perToken(3, 0.1),
+      premiumsPaid: 2 * D * perToken(3, 0.25),
+      premiumsUnread: 0,
+      premiumsPending: 2 * D * perToken(3, 0.25),
+    };
+    expect((await handleMoney(client, tools.id)).money).toEqual(moneyOf(readOnce(T)));
+    expect((await handleMoney(client, sys.id)).money).toEqual(moneyOf(readOnce(S)));
+    expect((await handleMoney(client, bundle.id)).money).toEqual(moneyOf(readOnce(C)));
+    expect((await handleMoney(client, doc.id)).money).toEqual(moneyOf(docMoney));
+    // Six minutes on, both of the document's writes are past their TTL unread.
+    t.clock.advance(6 * MIN);
+    const docLater = { ...docMoney, premiumsUnread: docMoney.premiumsPaid, premiumsPending: 0 };
+    expect((await handleMoney(client, doc.id)).money).toEqual(moneyOf(docLater));
+    // The tenant's totals: each token once (the bundle and the document), to the micro-dollar of the sum.
+    const all = readOnce(C);
+    const sum = (k: keyof Expected) => all[k]! + docLater[k]!;
+    const tenant = await tenantReport(client);
+    expect(tenant.money).toEqual(moneyOf({ actual: sum('actual'), noCache: sum('noCache'), perfect: sum('perfect'), premiumsPaid: sum('premiumsPaid'), premiumsUnread: sum('premiumsUnread'), premiumsPending: 0 }));
+    // The three artifacts' printed figures add up to the tenant's within their rounding (half a micro-dollar each).
+    const artifacts = await Promise.all([tools.id, sys.id, doc.id].map((id) => handleMoney(client, id)));
+    for (const k of Object.keys(tenant.money).filter((k) => k !== 'currency')) {
+      const added = artifacts.reduce((n, a) => n + Math.round(a.money[k] * 1e6), 0);
+      expect(Math.abs(added - Math.round(tenant.money[k] * 1e6)), k).toBeLessThanOrEqual(1);
+    }
+  });
+
+  it('a request whose usage has no cache fields: its input counted apart at full price, never as a 0 or a saving', async () => {
+    const { client } = t.tenant();
+    const { bundle, turn } = await anthropicAgent(client);
+    const r1 = await turn('q1');
+    const C = r1.segments[1]!.token_end;
+    // A gateway's log that kept only input and output counts.
+    await report(client, t, r1, { input_tokens: promptTokens(r1), output_tokens: 9 });
+    const rep = await handleMoney(client, bundle.id);
+    expect(rep.capture_rate).toBeNull();
+    expect(rep.tokens.referenced).toBe(C);
+    expect(rep.money).toEqual(moneyOf({ actual: 0, noCache: 0, perfect: 0, premiumsPaid: 0, premiumsUnread: 0, premiumsPending: 0, unknown: C * perToken(3) }));
+    // Beside a reported request, the known figures are that request's alone; the unknown one stays apart. The bundle
+    // was sent a minute before, so this write is no cold one: at perfect capture it was read (0.1×), 1.15× leaked.
+    t.clock.advance(MIN);
+    const r2 = await turn('q2');
+    await report(client, t, r2, anthropicUsage(promptTokens(r2), 0, C));
+    expect((await handleMoney(client, bundle.id)).money).toEqual(
+      moneyOf({ actual: C * perToken(3, 1.25), noCache: C * perToken(3), perfect: C * perToken(3, 0.1), premiumsPaid: C * perToken(3, 0.25), premiumsUnread: 0, premiumsPending: C * perToken(3, 0.25), unknown: C * perToken(3) }),
+    );
+  });
+});
+
+describe('money audit: OpenAI and Gemini', () => {
+  async function openaiTurns(client: Client, model: string) {
+    const sys = await mintSystem(client, LONG_SYSTEM);
+    const turn = async (text: string) => {
+      const res = await client.post('/v1/render', { format: 'openai-chat', request: { model, prefix: [sys.id], messages: [{ role: 'user', content: text }] } });
+      expect(res.status, res.text).toBe(200);
+      return res.json as Rendered;
+    };
+    return { sys, turn };
+  }
+  const chatUsage = (total: number, cached: number) => ({ prompt_tokens: total, completion_tokens: 12, total_tokens: total + 12, prompt_tokens_details: { cached_tokens: cached } });
+
+  it.each([
+    ['gpt-4o', 2.5, 0.5],
+    ['gpt-4.1', 2, 0.25],
+    ['gpt-5', 1.25, 0.1],
+  ])('%s: cached tokens at its own cached price ($%s/M, %s×), writes not billed, the tail past the last 128-token step leaked', async (model, price, cached) => {
+    const { client } = t.tenant();
+    const { sys, turn } = await openaiTurns(client, model);
+    const r1 = await turn('q1');
+    const i = r1.segments.findIndex((s) => s.source === `${sys.id}@1`);
+    const [start, end] = [r1.segments[i]!.token_start, r1.segments[i]!.token_end];
+    const L = end - start;
+    await report(client, t, r1, chatUsage(promptTokens(r1), 0));
+    t.clock.advance(MIN);
+    const r2 = await turn('q2');
+    // OpenAI reads 1,024 tokens and then whole 128-token steps of the shared prefix (the system prompt).
+    const R = 1024 + 128 * Math.floor((end - 1024) / 128);
+    await report(client, t, r2, chatUsage(promptTokens(r2), R));
+    const read = Math.max(0, R - start);
+    // Perfect capture reads every token that was not cold, the tail under a step too (README: opportunity counts it).
+    const e: Expected = {
+      actual: L * perToken(price) + read * perToken(price, cached) + (L - read) * perToken(price),
+      noCache: 2 * L * perToken(price),
+      perfect: L * perToken(price) + L * perToken(price, cached),
+      premiumsPaid: 0,
+      premiumsUnread: 0,
+      premiumsPending: 0,
+    };
+    expect((await handleMoney(client, sys.id)).money).toEqual(moneyOf(e));
+    expect((await tenantReport(client)).money).toEqual(moneyOf(e));
+  });
+
+  it('Gemini 2.5 Flash implicit caching: cachedContentTokenCount at $0.03/M (0.1× of $0.30), no write premium', async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, LONG_SYSTEM + LONG_SYSTEM);
+    const turn = async (text: string) => {
+      const res = await client.post('/v1/render', { format: 'gemini', model: 'gemini-2.5-flash', request: { prefix: [sys.id], contents: [{ role: 'user', parts: [{ text }] }] } });
+      expect(res.status, res.text).toBe(200);
+      return res.json as Rendered;
+    };
+    const r1 = await turn('q1');
+    const i = r1.segments.findIndex((s) => s.source === `${sys.id}@1`);
+    const [start, end] = [r1.segments[i]!.token_start, r1.segments[i]!.token_end];
+    const L = end - start;
+    await report(client, t, r1, { promptTokenCount: promptTokens(r1), candidatesTokenCount: 5, totalTokenCount: promptTokens(r1) + 5 });
+    t.clock.advance(MIN);
+    const r2 = await turn('q2');
+    await report(client, t, r2, { promptTokenCount: promptTokens(r2), cachedContentTokenCount: end, candidatesTokenCount: 5, totalTokenCount: promptTokens(r2) + 5 });
+    const e: Expected = {
+      actual: L * perToken(0.3) + L * perToken(0.3, 0.1),
+      noCache: 2 * L * perToken(0.3),
+      perfect: L * perToken(0.3) + L * perToken(0.3, 0.1),
+      premiumsPaid: 0,
+      premiumsUnread: 0,
+      premiumsPending: 0,
+    };
+    expect((await handleMoney(client, sys.id)).money).toEqual(moneyOf(e));
+  });
+});
+
+describe('money audit: long context', () => {
+  // About 210K tokens of a document no two lines of which are alike.
+  const bigText = () => Array.from({ length: 21_000 }, (_, i) => `Clause ${i}: the tenant keeps record ${i * 7919} on file.`).join('\n');
+
+  it('Sonnet 4.5 past 200K prompt tokens: the whole request at $6/M, writes 1.25× and reads 0.1× of it', async () => {
+    const { client } = t.tenant();
+    const doc = await mintArtifact(client, 'document', bigText());
+    const turn = (text: string) => renderAnthropic(client, { prefix: [doc.id], messages: [{ role: 'user', content: text }] });
+    const r1 = await turn('q1');
+    const i = r1.segments.findIndex((s) => s.source === `${doc.id}@1`);
+    const end = r1.segments[i]!.token_end;
+    const D = span(r1, i);
+    expect(promptTokens(r1)).toBeGreaterThan(200_000);
+    await report(client, t, r1, anthropicUsage(promptTokens(r1), 0, end));
+    t.clock.advance(MIN);
+    const r2 = await turn('q2');
+    await report(client, t, r2, anthropicUsage(promptTokens(r2), end, 0));
+    const e: Expected = {
+      actual: D * perToken(6, 1.25) + D * perToken(6, 0.1),
+      noCache: 2 * D * perToken(6),
+      perfect: D * perToken(6, 1.25) + D * perToken(6, 0.1),
+      premiumsPaid: D * perToken(6, 0.25),
+      premiumsUnread: 0,
+      premiumsPending: 0,
+    };
+    expect((await handleMoney(client, doc.id)).money).toEqual(moneyOf(e));
+  });
+
+  it('Gemini 2.5 Pro past 200K prompt tokens: $2.50/M and cached $0.25/M; at 200K or under, $1.25/M', async () => {
+    const { client } = t.tenant();
+    const doc = await mintArtifact(client, 'document', bigText());
+    const render = async () => {
+      const res = await client.post('/v1/render', { format: 'gemini', model: 'gemini-2.5-pro', request: { prefix: [doc.id], contents: [{ role: 'user', parts: [{ text: 'q' }] }] } });
+      expect(res.status, res.text).toBe(200);
+      return res.json as Rendered;
+    };
+    const r1 = await render();
+    const total = promptTokens(r1);
+    expect(total).toBeGreaterThan(200_000);
+    const D = span(r1, r1.segments.findIndex((s) => s.source === `${doc.id}@1`));
+    await report(client, t, r1, { promptTokenCount: total, candidatesTokenCount: 5, totalTokenCount: total + 5 });
+    expect((await handleMoney(client, doc.id)).money.cost_without_caching).toBe(usd(D * perToken(2.5)));
+  });
+});
