@@ -19,6 +19,8 @@ import { join } from 'node:path';
 import { createTestApp, type Client, type TestApp } from '../helpers/app';
 import { mintArtifact, mintBundle, mintSystem, mintTools } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report, type Rendered } from '../helpers/scenario';
+import { startCliHarness } from '../helpers/cli';
+import { usd as shown } from '../../src/http/ui/format';
 
 let dir: string;
 let t: TestApp;
@@ -481,5 +483,79 @@ describe('money audit: long context', () => {
     const D = span(r1, r1.segments.findIndex((s) => s.source === `${doc.id}@1`));
     await report(client, t, r1, { promptTokenCount: total, candidatesTokenCount: 5, totalTokenCount: total + 5 });
     expect((await handleMoney(client, doc.id)).money.cost_without_caching).toBe(usd(D * perToken(2.5)));
+  });
+});
+
+describe('money audit: the CLI and the dashboard print the API\'s figures', () => {
+  it('report (handle and tenant) and the handle and overview pages show every money figure as the API gives it', async () => {
+    const h = await startCliHarness('ph-money-cli-');
+    try {
+      const { client, key } = h.t.tenant();
+      const { bundle, turn } = await anthropicAgent(client);
+      // A write read once, then one never read: savings, a leak and an unread premium.
+      const r1 = await turn('q1');
+      const C = r1.segments[1]!.token_end;
+      await report(client, h.t, r1, anthropicUsage(promptTokens(r1), 0, C));
+      h.t.clock.advance(MIN);
+      const r2 = await turn('q2');
+      await report(client, h.t, r2, anthropicUsage(promptTokens(r2), C, 0));
+      h.t.clock.advance(10 * MIN);
+      const r3 = await turn('q3');
+      await report(client, h.t, r3, anthropicUsage(promptTokens(r3), 0, C));
+      h.t.clock.advance(10 * MIN);
+      const api = (await handleMoney(client, bundle.id)).money;
+      const tenant = (await tenantReport(client)).money;
+      expect(api).toEqual(
+        moneyOf({
+          actual: 2 * C * perToken(3, 1.25) + C * perToken(3, 0.1),
+          noCache: 3 * C * perToken(3),
+          perfect: C * perToken(3, 1.25) + 2 * C * perToken(3, 0.1),
+          premiumsPaid: 2 * C * perToken(3, 0.25),
+          premiumsUnread: C * perToken(3, 0.25),
+          premiumsPending: 0,
+        }),
+      );
+      expect(tenant).toEqual(api);
+
+      // The CLI prints micro-dollars: the API's figures to the last digit, a negative one with its sign.
+      const cliUsd = (x: number) => `${x < 0 ? '-' : ''}$${Math.abs(x).toFixed(6)}`;
+      const labels: Record<string, string> = {
+        realised_savings: 'realised savings',
+        leaked_savings: 'leaked savings',
+        write_premiums_unread: 'unread write premiums',
+        actual_input_cost: 'actual input cost',
+        cost_without_caching: 'cost without caching',
+        cost_at_perfect_capture: 'cost at perfect capture',
+        write_premiums_paid: 'write premiums paid',
+      };
+      const [handleRun, tenantRun] = await Promise.all([h.cli(['report', bundle.id], { key }), h.cli(['report'], { key })]);
+      for (const [run, money] of [[handleRun, api], [tenantRun, tenant]] as const) {
+        expect(run.code, run.err).toBe(0);
+        for (const [k, label] of Object.entries(labels)) expect(run.out, k).toMatch(new RegExp(`^${label} +${cliUsd(money[k]).replace('$', '\\$')}$`, 'm'));
+      }
+      expect(api.realised_savings).toBeGreaterThan(0);
+
+      // The dashboard: each figure's exact value in data-value, and the text shown beside it.
+      const page = async (path: string) => {
+        const res = await h.t.app.request(path, { headers: { cookie: `ph_ui_key=${key}` } });
+        expect(res.status, path).toBe(200);
+        return res.text();
+      };
+      for (const [path, money] of [[`/ui/handles/${bundle.id}?period=7d`, api], ['/ui?period=7d', tenant]] as const) {
+        const html = await page(path);
+        for (const k of ['realised_savings', 'leaked_savings', 'actual_input_cost', 'cost_at_perfect_capture', 'write_premiums_unread', 'unknown_capture_input_cost']) {
+          const m = html.match(new RegExp(`data-metric="money\\.${k}" data-value="([^"]*)"><dt>[^<]*</dt><dd>([^<]*)`));
+          expect(m, `${path} ${k}`).not.toBeNull();
+          expect(Number(m![1]), `${path} ${k}`).toBe(money[k]);
+          expect(m![2]!.trim(), `${path} ${k}`).toBe(shown(money[k]));
+        }
+        expect(html).toContain(`of ${shown(money.cost_without_caching)} uncached`);
+        expect(html).toContain(`of ${shown(money.write_premiums_paid)} paid`);
+      }
+      // Shown with three significant digits under 10¢, cents above: the leaked figure here, worked by hand.
+      expect(shown(api.leaked_savings)).toBe(`$${api.leaked_savings.toPrecision(3)}`);
+    } finally {
+      await h.close();
+    }
   });
 });
