@@ -17,7 +17,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestApp, type Client, type TestApp } from '../helpers/app';
-import { mintArtifact, mintBundle, mintSystem, mintTools } from '../helpers/factories';
+import { mintArtifact, mintBundle, mintSystem, mintTools, startSession, userMessage } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report, type Rendered } from '../helpers/scenario';
 import { startCliHarness } from '../helpers/cli';
 import { usd as shown } from '../../src/http/ui/format';
@@ -367,6 +367,52 @@ describe('money audit: Anthropic', () => {
     expect((await handleMoney(client, bundle.id)).money).toEqual(
       moneyOf({ actual: C * perToken(3, 1.25), noCache: C * perToken(3), perfect: C * perToken(3, 0.1), premiumsPaid: C * perToken(3, 0.25), premiumsUnread: 0, premiumsPending: C * perToken(3, 0.25), unknown: C * perToken(3) }),
     );
+  });
+});
+
+describe('money audit: a session\'s versions', () => {
+  it('each version row costs its own content\'s reads and writes, and the rows add up to the handle\'s total', async () => {
+    const { client } = t.tenant();
+    const sys = await mintSystem(client, LONG_SYSTEM);
+    const bundle = await mintBundle(client, [sys.id]);
+    const ses = await startSession(client, { base: bundle.id, messages: [userMessage('turn 1')] });
+    for (let v = 2; v <= 3; v++) {
+      const res = await client.post(`/v1/sessions/${ses.id}/messages`, { messages: [{ role: v % 2 ? 'user' : 'assistant', content: `turn ${v}: ${'words '.repeat(40 * v)}` }] });
+      expect(res.status, res.text).toBe(201);
+    }
+    // An agent loop: each turn reads what the last one wrote and writes up to its last breakpoint; one turn 10
+    // minutes late, past the 5 minutes (read nothing, wrote it all again).
+    const byVersion = new Map<number, { actual: number; noCache: number; paid: number }>();
+    for (const [ref, gap] of [[`${ses.id}@1`, MIN], [`${ses.id}@2`, MIN], [`${ses.id}@3`, 10 * MIN], [`${ses.id}@3`, MIN]] as const) {
+      const r = await renderAnthropic(client, { prefix: [ref], messages: [userMessage('go on')] });
+      const read = r.prediction.read_tokens;
+      const write = Math.max(0, r.breakpoints.at(-1)!.token_end - read);
+      const { outcome } = await report(client, t, r, anthropicUsage(promptTokens(r), read, write));
+      for (const seg of outcome.segments as Array<{ source: string; start: number; end: number; read: number; write: number }>) {
+        if (seg.source === 'inline') continue;
+        // The base bundle's content is version 1's, as batch 1 is.
+        const version = seg.source.startsWith(ses.id) ? Number(seg.source.split('@')[1]) : 1;
+        const row = byVersion.get(version) ?? { actual: 0, noCache: 0, paid: 0 };
+        const len = seg.end - seg.start;
+        row.actual += seg.read * perToken(3, 0.1) + seg.write * perToken(3, 1.25) + (len - seg.read - seg.write) * perToken(3);
+        row.noCache += len * perToken(3);
+        row.paid += seg.write * perToken(3, 0.25);
+        byVersion.set(version, row);
+      }
+      t.clock.advance(gap);
+    }
+    const rep = await handleMoney(client, ses.id);
+    expect(rep.versions.map((v: { version: number }) => v.version)).toEqual([1, 2, 3]);
+    for (const v of rep.versions as Array<{ version: number; money: Record<string, number> }>) {
+      const e = byVersion.get(v.version)!;
+      expect([v.money.actual_input_cost, v.money.cost_without_caching, v.money.write_premiums_paid], `@${v.version}`).toEqual([usd(e.actual), usd(e.noCache), usd(e.paid)]);
+    }
+    const all = [...byVersion.values()].reduce((a, b) => ({ actual: a.actual + b.actual, noCache: a.noCache + b.noCache, paid: a.paid + b.paid }));
+    expect([rep.money.actual_input_cost, rep.money.cost_without_caching, rep.money.write_premiums_paid]).toEqual([usd(all.actual), usd(all.noCache), usd(all.paid)]);
+    // The late turn re-wrote what it could have read: a leak, on the rows of the content it re-wrote.
+    expect(rep.money.leaked_savings).toBeGreaterThan(0);
+    // The base bundle's figures are version 1's content: the bundle's report has the base's share of that row.
+    expect((await handleMoney(client, bundle.id)).money.cost_without_caching).toBeLessThan(rep.versions[0].money.cost_without_caching);
   });
 });
 
