@@ -388,7 +388,7 @@ describe('money audit: a session\'s versions', () => {
       const read = r.prediction.read_tokens;
       const write = Math.max(0, r.breakpoints.at(-1)!.token_end - read);
       const { outcome } = await report(client, t, r, anthropicUsage(promptTokens(r), read, write));
-      for (const seg of outcome.segments as Array<{ source: string; start: number; end: number; read: number; write: number }>) {
+      for (const seg of outcome.segments as unknown as Array<{ source: string; start: number; end: number; read: number; write: number }>) {
         if (seg.source === 'inline') continue;
         // The base bundle's content is version 1's, as batch 1 is.
         const version = seg.source.startsWith(ses.id) ? Number(seg.source.split('@')[1]) : 1;
