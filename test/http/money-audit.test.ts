@@ -256,6 +256,21 @@ describe('money audit: Anthropic', () => {
     expect((await handleMoney(client, bundle.id)).money.realised_savings).toBe(-usd(e.premiumsPaid));
   });
 
+  it('a write the provider read after our 5 minutes (its entry lived on: bonus) was read: its premium not wasted', async () => {
+    const { client } = t.tenant();
+    const { bundle, turn } = await anthropicAgent(client);
+    const r1 = await turn('q1');
+    const C = r1.segments[1]!.token_end;
+    await report(client, t, r1, anthropicUsage(promptTokens(r1), 0, C));
+    t.clock.advance(7 * MIN);
+    const r2 = await turn('q2');
+    const o2 = await report(client, t, r2, anthropicUsage(promptTokens(r2), C, 0));
+    expect(o2.outcome.segments.slice(0, 2).reduce((n, s) => n + (s.classes.bonus ?? 0), 0)).toBe(C);
+    const e: Expected = { actual: C * perToken(3, 1.25) + C * perToken(3, 0.1), noCache: 2 * C * perToken(3), perfect: C * perToken(3, 1.25) + C * perToken(3, 0.1), premiumsPaid: C * perToken(3, 0.25), premiumsUnread: 0, premiumsPending: 0 };
+    expect((await handleMoney(client, bundle.id)).money).toEqual(moneyOf(e));
+    expect((await tenantReport(client)).money).toEqual(moneyOf(e));
+  });
+
   it('one handle on two models: each request at its own model\'s price; models and ?model= add up to the total', async () => {
     const { client } = t.tenant();
     const { bundle, turn } = await anthropicAgent(client);

@@ -407,7 +407,11 @@ export class Reconciler {
     const outcomeSim = advance(state, request, blocks, simAt, chosen.plan, seenKeys);
     this.scopes.applied(request);
     outcomeSim.blocks.forEach((b, j) => (seenBlock[j] ||= b.read > 0));
-    const readFrom = outcomeSim.hitBlock !== null ? state.sim.writerOf(blocks[outcomeSim.hitBlock]!.key) : undefined;
+    // Whose write this request read: the simulated cache's writer of what it read; else, when the provider read what
+    // the simulation had let expire (a `bonus`: its entry lived on), the request that last sent the longest prefix the
+    // read covers — its write, if it made one, was read, and its premium not wasted (it was shown as unread).
+    const bonusEnd = outcomeSim.hitBlock === null && read && model.cache.writesBilled ? blocks.findLastIndex((b, j) => b.endToken <= read && referencedBy[j] !== undefined) : -1;
+    const readFrom = outcomeSim.hitBlock !== null ? state.sim.writerOf(blocks[outcomeSim.hitBlock]!.key) : bonusEnd >= 0 ? referencedBy[bonusEnd] : undefined;
     // The provider's read and the simulated one name the same prefix when they differ by no more than our token
     // estimate can err (readTolerance; without steps, only past the simulated end and short of the next unit's end):
     // the difference is ours, not a bonus or an unconfirmed read.
