@@ -100,7 +100,8 @@ export function createServices(deps: AppDeps): Services {
 function countReconciled(reconciler: Reconciler, metrics: Metrics): Metrics {
   reconciler.onReconciled((e) => {
     const o = e.outcome;
-    const provider = e.format.startsWith('openai') ? 'openai' : e.format;
+    // The catalog entry's provider: a vLLM server answers in OpenAI's chat shape but is not OpenAI (DESIGN.md's usage table).
+    const provider = e.provider;
     // The catalog's entry, not the name the caller sent: every distinct name would be a series of its own, kept
     // in memory for good (a client sending made-up names grows /metrics without bound).
     const model = e.catalogModel ?? 'unknown';

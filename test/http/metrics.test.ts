@@ -47,6 +47,20 @@ describe('metrics and logs', () => {
     ]);
   });
 
+  it('labels a vLLM server\'s tokens provider="vllm", though it answers in OpenAI\'s chat shape', async () => {
+    t = createTestApp();
+    const { client } = t.tenant();
+    const usage = { prompt_tokens: 40, completion_tokens: 2, total_tokens: 42, prompt_tokens_details: { cached_tokens: 16 } };
+    for (const [model, body] of [['vllm/support-bot', 'support-bot'], [undefined, 'gpt-4.1']] as const) {
+      const r = (await client.post('/v1/render', { format: 'openai-chat', ...(model ? { model } : {}), request: { model: body, messages: [{ role: 'user', content: 'x' }] } })).json;
+      expect((await client.post('/v1/usage', { request_id: r.request_id, usage })).status).toBe(201);
+    }
+    const text = await (await t.app.request('/metrics', { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).text();
+    const read = text.split('\n').filter((l) => l.startsWith('ph_prompt_tokens_total') && l.includes('kind="read"'));
+    // Labelled openai before: a self-hosted model's tokens were summed into OpenAI's in a dashboard by provider.
+    expect(read.sort()).toEqual(['ph_prompt_tokens_total{provider="openai",model="gpt-4.1",kind="read"} 16', 'ph_prompt_tokens_total{provider="vllm",model="vllm",kind="read"} 16']);
+  });
+
   it('logs one JSON line per request with the request id, and never a body or a key', async () => {
     t = createTestApp({ config: { log: 'json' } });
     const lines: string[] = [];

@@ -178,6 +178,8 @@ export interface ReconciledEvent {
   model: string;
   /** The catalog entry the request was priced as; null for a model the catalog does not know (priced as a fallback). */
   catalogModel: string | null;
+  /** The provider of the catalog entry it was priced as: `vllm` for a self-hosted server, though it answers in OpenAI's shape. */
+  provider: string;
   /** Handles whose rollups changed. */
   handles: string[];
   outcome: RequestOutcome;
@@ -544,7 +546,7 @@ export class Reconciler {
     if (parts.length) this.pendingPremiums.set(request.id, { tenantId, model: request.model, day, expiresAt, parts }, now);
     const held = [...(parts.length ? [request.id] : []), ...(write.markWriteRead ? [write.markWriteRead.requestId] : [])];
     for (const id of held) this.pendingPremiums.hold(id);
-    const committed = this.enqueue({ tenantId, requestId: request.id, format: request.format, model: request.model, catalogModel: request.catalogFallback ? null : request.catalogEntry, outcome }, write, held);
+    const committed = this.enqueue({ tenantId, requestId: request.id, format: request.format, model: request.model, catalogModel: request.catalogFallback ? null : request.catalogEntry, provider: model.provider, outcome }, write, held);
     this.inFlight.set(request.id, { hash, result, committed });
     return { result, committed };
   }
