@@ -478,6 +478,34 @@ describe('prefix-handles CLI', () => {
     expect((await client.get(`/v1/reports/handles/${sys.id}`)).json.requests).toBe(4);
   });
 
+  it('import: a line given twice (the same text, or the same response id) is imported once, the repeat skipped and named, exit 0', async () => {
+    const { key, client } = t.tenant();
+    const sys = await mintSystem(client, `${LONG_SYSTEM} duplicates`);
+    const started = t.clock.now() - 3_600_000;
+    const line = (i: number, id: string, extra: object = {}) =>
+      JSON.stringify({
+        format: 'openai-chat',
+        request: { model: 'gpt-4.1', prefix: [sys.id], messages: [{ role: 'user', content: `question ${i}` }] },
+        response: { id, object: 'chat.completion', usage: { prompt_tokens: 2000, completion_tokens: 1, total_tokens: 2001, prompt_tokens_details: { cached_tokens: 0 } } },
+        started_at: started + i * MIN,
+        ...extra,
+      });
+    const lines = [
+      line(0, 'chatcmpl-a'),
+      line(1, 'chatcmpl-b'),
+      line(0, 'chatcmpl-a'), // a shipper's retry: the very same line
+      line(1, 'chatcmpl-b', { logged_at: started + MIN + 5 }), // logged again with a field of the logger's own
+      line(2, 'chatcmpl-c'),
+    ];
+    const r = await cli(['import', '-'], { key, input: `${lines.join('\n')}\n` });
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toContain('stdin: 5 lines, 3 accepted, 0 rejected, 2 duplicates skipped\n');
+    expect(r.out).toMatch(/^ {2}line 3: the same line as line 1: skipped$/m);
+    expect(r.out).toMatch(/^ {2}line 4: the same response id \(chatcmpl-b\) as line 2: skipped$/m);
+    // Each call counted once: before, the report counted 5 requests.
+    expect((await client.get(`/v1/reports/handles/${sys.id}`)).json.requests).toBe(3);
+  });
+
   it('import: a line whose only handle renders nothing (an empty session) referenced a handle, and the summary says it has 0 tokens', async () => {
     const { key, client } = t.tenant();
     const started = t.clock.now() - 3_600_000;

@@ -57,7 +57,8 @@ Each line is one historical call:
 
 Every line is rendered (POST /v1/render), then reconciled with its timestamps in
 batches of ${BATCH} (POST /v1/usage/batch), oldest call first, so the cache simulation
-sees them in the order they happened. Importing a file twice counts its calls twice.
+sees them in the order they happened. A line repeated in the file (the same text, or
+the same response id) is skipped and named; importing a file twice counts its calls twice.
 
 Shows a progress bar on a terminal, plain lines otherwise, then a summary with the
 reason for every rejected line. Exits 1 if any line was rejected.
@@ -80,8 +81,22 @@ ${API_HELP}`,
     const progress = progressBar(lines.length);
 
     const calls: Array<{ line: number; call: Call; at: number }> = [];
+    // A line given twice (a log shipper's retry): the call is imported once, the repeat skipped and named.
+    const firstLine = new Map<string, number>();
+    const firstId = new Map<string, number>();
+    const duplicates: Array<{ line: number; reason: string }> = [];
     for (const l of lines) {
       const parsed = parseCall(l.s);
+      const id = typeof parsed === 'string' ? undefined : responseId(parsed);
+      const sameLine = firstLine.get(l.s);
+      const sameId = id ? firstId.get(`${(parsed as Call).format} ${id}`) : undefined;
+      if (sameLine !== undefined || sameId !== undefined) {
+        duplicates.push({ line: l.n, reason: sameLine !== undefined ? `the same line as line ${sameLine}: skipped` : `the same response id (${printable(id!)}) as line ${sameId}: skipped` });
+        done++;
+        continue;
+      }
+      firstLine.set(l.s, l.n);
+      if (id) firstId.set(`${(parsed as Call).format} ${id}`, l.n);
       if (typeof parsed === 'string') {
         rejected.push({ line: l.n, reason: parsed });
         done++;
@@ -137,7 +152,9 @@ ${API_HELP}`,
     progress.end(done, rejected.length);
 
     rejected.sort((a, b) => a.line - b.line);
-    const out = [`${file === '-' ? 'stdin' : file}: ${lines.length} line${lines.length === 1 ? '' : 's'}, ${accepted} accepted, ${rejected.length} rejected`];
+    const out = [`${file === '-' ? 'stdin' : file}: ${lines.length} line${lines.length === 1 ? '' : 's'}, ${accepted} accepted, ${rejected.length} rejected${duplicates.length ? `, ${duplicates.length} duplicate${duplicates.length === 1 ? '' : 's'} skipped` : ''}`];
+    if (duplicates.length) out.push(`${duplicates.length} duplicate line${duplicates.length === 1 ? '' : 's'} skipped (a line or a response id seen before in the file: its call imported once)`);
+    for (const d of duplicates) out.push(`  line ${d.line}: ${d.reason}`);
     if (captures.unknown) out.push(`${captures.unknown} accepted without cache fields in the usage: capture unknown`);
     if (noHandle)
       out.push(
@@ -213,6 +230,14 @@ function usageProblem(c: Call): string | null {
     if (!(err instanceof UsageShapeError)) throw err;
     return formatProblem({ code: 'invalid_request', detail: 'the usage cannot be read', errors: [{ pointer: `/${field}${err.path}`, detail: err.detail }] });
   }
+}
+
+/** The provider's id of the answer: Anthropic's msg_…, OpenAI's chatcmpl-… or resp_…, Gemini's responseId. */
+function responseId(c: Call): string | undefined {
+  const r = c.response;
+  if (!r || Array.isArray(r)) return undefined;
+  const id = r.id ?? r.responseId ?? r.response_id;
+  return typeof id === 'string' && id !== '' ? id : undefined;
 }
 
 /** Whether a request body names a handle: a non-empty top-level "prefix", or a {"type":"handle"} block anywhere. */
