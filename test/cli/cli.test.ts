@@ -504,6 +504,11 @@ describe('prefix-handles CLI', () => {
     expect(r.out).toMatch(/^ {2}line 4: the same response id \(chatcmpl-b\) as line 2: skipped$/m);
     // Each call counted once: before, the report counted 5 requests.
     expect((await client.get(`/v1/reports/handles/${sys.id}`)).json.requests).toBe(3);
+    // Listed with when each call started, not only when the import rendered it (all three at the same moment).
+    const listed = await cli(['requests', '--handle', sys.id], { key });
+    expect(listed.out).toMatch(/^rendered +started +request /);
+    const rendered = new Date(t.clock.now()).toISOString();
+    for (const i of [0, 1, 2]) expect(listed.out).toMatch(new RegExp(`^${rendered} +${new Date(started + i * MIN).toISOString()} +req_\\w{21} +reconciled +gpt-4\\.1 `, 'm'));
   });
 
   it('import: a line whose only handle renders nothing (an empty session) referenced a handle, and the summary says it has 0 tokens', async () => {

@@ -166,6 +166,7 @@ interface RequestLine {
   status: string;
   model: string;
   rendered_at: string;
+  started_at: string | null;
   capture: 'reported' | 'unknown' | null;
   cache_read_tokens: number | null;
   cache_write_tokens: number | null;
@@ -178,8 +179,8 @@ export const requests: Command = {
   summary: 'recorded requests, newest first (of a handle with --handle), to pick one to open',
   help: `Usage: prefix-handles requests [--handle ID] [--from T] [--to T] [--limit N] [--cursor C] [--json]
 
-Lists the recorded requests, newest first, a page at a time: when each was rendered,
-its id (what 'prefix-handles request <id>' opens), status, model, the provider's cache
+Lists the recorded requests, newest first, a page at a time: when each was rendered and
+when the call started (an imported call's start is in its log line), its id (what 'prefix-handles request <id>' opens), status, model, the provider's cache
 read and write, the handle tokens by class (with --handle, that handle's), and whether
 a drift was found. The way from a leak in a report to the requests that had it.
 
@@ -212,6 +213,8 @@ ${API_HELP}`,
     }
     const rows = body.requests.map((r) => [
       r.rendered_at,
+      // An imported call is rendered at the import; its start is when it happened (what the reports count by).
+      r.started_at ?? '—',
       `${r.id}${r.drift ? ' drift' : ''}`,
       r.status === 'reconciled' && r.capture === 'unknown' ? 'reconciled, capture unknown' : r.status,
       r.model,
@@ -222,8 +225,10 @@ ${API_HELP}`,
         .join(', '),
     ]);
     const list = rows.length
-      ? table(['rendered', 'request', 'status', 'model', 'read / written', values.handle !== undefined ? "the handle's tokens by class" : 'handle tokens by class'], rows, ['left', 'left', 'left', 'left', 'right', 'left'])
-      : 'no requests recorded' + (values.handle !== undefined ? ' that referenced this handle' : '') + (q.has('from') || q.has('to') ? ' in this range' : '');
+      ? table(['rendered', 'started', 'request', 'status', 'model', 'read / written', values.handle !== undefined ? "the handle's tokens by class" : 'handle tokens by class'], rows, ['left', 'left', 'left', 'left', 'left', 'right', 'left'])
+      : 'no requests recorded' +
+        (values.handle !== undefined ? ' that referenced this handle' : '') +
+        (q.has('from') || q.has('to') ? ' in this range (of render time: an imported call is listed on the day it was imported)' : '');
     // The next page is the same list's: the range goes with its cursor.
     const range = ['from', 'to'].filter((k) => values[k] !== undefined).map((k) => ` --${k} ${String(values[k])}`).join('');
     process.stdout.write(`${list}${body.next_cursor ? `\n\nmore: --cursor ${body.next_cursor}${range}` : ''}\n`);
