@@ -205,9 +205,10 @@ describe('a model the catalog does not know, on /v1/render (no proxy to say x-ph
     expect(known).toContain('data-warning="unknown_model"');
 
     const started = t.clock.now() - 60_000;
-    const line = (model: string) => JSON.stringify({ format: 'gemini', model, request, usage: { promptTokenCount: 3100, candidatesTokenCount: 9, totalTokenCount: 3109 }, started_at: started });
+    // Two calls a second apart: the same line twice would be one call given twice, skipped.
+    const line = (model: string, at = started) => JSON.stringify({ format: 'gemini', model, request, usage: { promptTokenCount: 3100, candidatesTokenCount: 9, totalTokenCount: 3109 }, started_at: at });
     const file = join(dir, 'calls.jsonl');
-    writeFileSync(file, [line('gemini-2.5-flash'), line('gemini-7-orbit'), line('gemini-7-orbit')].join('\n'));
+    writeFileSync(file, [line('gemini-2.5-flash'), line('gemini-7-orbit'), line('gemini-7-orbit', started + 1000)].join('\n'));
     const { stdout } = await promisify(execFile)(process.execPath, [BIN, 'import', file], { env: { ...cleanEnv(), PH_URL: server.base, PH_API_KEY: key } });
     expect(stdout).toContain('3 accepted, 0 rejected');
     expect(stdout).toContain(`warning unknown_model on 2 lines (first line 2): ${detail}`);
