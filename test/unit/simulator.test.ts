@@ -129,6 +129,18 @@ describe('CacheSimulator — explicit mode (Anthropic-like)', () => {
     expect(o.expired).toEqual({ lastUsedAt: 0, ttl: '5m' });
   });
 
+  it("an expired gap is the nearest miss's: a shared prefix over the minimum used since by another conversation, not an old one's longer prefix", () => {
+    const sim = new CacheSimulator(anthropicRules());
+    // A conversation opens with a common question ("Hi") at 0; another runs on the same prompt at 10 min.
+    sim.apply(req(0, [['tools', 250], ['sys', 2000, '5m'], ['hi', 20, '5m']]));
+    sim.apply(req(10 * MIN, [['tools', 250], ['sys', 2000, '5m'], ['other', 30, '5m']]));
+    const o = sim.apply(req(17 * MIN, [['tools', 250], ['sys', 2000, '5m'], ['hi', 20, '5m']]));
+    expect(reasons(o)).toEqual(['expired', 'expired', 'expired']);
+    // The system prompt was last used 7 min before (what a 1h lifetime would have read), not 17 min: that was the
+    // last time the whole prompt, question included, was sent. The tools alone, under the minimum, say nothing.
+    expect(o.expired).toEqual({ lastUsedAt: 10 * MIN, ttl: '5m' });
+  });
+
   it('a write is readable from its first byte, or from its start for a request that asks early (a reported first byte is a bound)', () => {
     const sim = new CacheSimulator(anthropicRules());
     sim.apply(req(0, [['sys', 2000, '5m']], 500));

@@ -309,9 +309,12 @@ export class CacheSimulator {
 
     const outcome: SimOutcome = { readTokens, writeTokens, writeByTtl, hitBlock, blocks: outcomeBlocks };
     if (outcomeBlocks.some((b) => b.reason === 'expired')) {
-      // The longest expired prefix is the one that would have been read: its last use, not a shorter prefix's
-      // (one below the minimum, say, referenced since by other calls but never cached).
-      const expired = this.lastUse(keyOf(blocks, outcomeBlocks.findLastIndex((b) => b.reason === 'expired')));
+      // The nearest miss: the shortest prefix that expired itself and is at or over the minimum, last used most
+      // recently — a shared system prompt another conversation used 7 minutes ago, not the 3 hours since the
+      // whole prompt, a common first question included, was sent. One under the minimum, referenced since by
+      // other calls but never cached, says nothing; without such a prefix, the longest expired one's.
+      const nearest = outcomeBlocks.findIndex((b, i) => b.reason === 'expired' && endOf(blocks, i) >= this.rules.minTokens && this.isStale(keyOf(blocks, i), t));
+      const expired = this.lastUse(keyOf(blocks, nearest >= 0 ? nearest : outcomeBlocks.findLastIndex((b) => b.reason === 'expired')));
       if (expired) outcome.expired = expired;
     }
 
@@ -418,6 +421,13 @@ export class CacheSimulator {
     // Reaching here needs the same key recorded with different token ends: the
     // earlier occurrence was too short to be written.
     return 'below_minimum';
+  }
+
+  /** Whether the prefix through `key` was sent before and neither its shadow nor a held entry is fresh at t. */
+  private isStale(k: string, t: number): boolean {
+    const shadow = this.seen.get(k);
+    const held = this.entries.get(k);
+    return shadow !== undefined && t >= shadow.expiresAt && (held === undefined || t >= held.expiresAt);
   }
 
   /** When the prefix through `key` was last referenced (its shadow's refresh), and the lifetime it had. */
