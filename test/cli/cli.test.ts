@@ -581,6 +581,50 @@ describe('prefix-handles CLI', () => {
     expect(none.err).toBe(`no lock file ${join(dir, 'no.lock.json')}: make it once with 'prefix-handles verify --write ${join(dir, 'no.lock.json')} <ref>…' and commit it\n`);
   });
 
+  it('verify: an artifact locked with its file (<ref>=<file>) fails once the file is edited and not minted; minting and locking the new version passes', async () => {
+    const { key } = t.tenant();
+    mkdirSync(join(dir, 'repo', 'prompts'), { recursive: true });
+    const sysFile = file('repo/prompts/support.txt', 'You are Nova, the support agent. Be brief.\n');
+    const toolsFile = file('repo/prompts/tools.json', JSON.stringify([{ name: 'lookup_order', description: 'An order by id', input_schema: { type: 'object', properties: { id: { type: 'string' } } } }], null, 2));
+    const lock = join(dir, 'repo', 'prefix.lock.json');
+    const refOf = (r: Run) => r.out.split('\t')[0]!;
+    const sys = refOf(await cli(['mint', 'system', sysFile], { key }));
+    const tools = refOf(await cli(['mint', 'tools', toolsFile], { key }));
+    const written = await cli(['verify', '--write', lock, `${sys}=${sysFile}`, `${tools}=${toolsFile}`], { key });
+    expect(written.code, written.err).toBe(0);
+    expect(JSON.parse(readFileSync(lock, 'utf8')).handles[sys]).toMatchObject({ file: 'prompts/support.txt' });
+    expect((await cli(['verify', lock], { key })).code).toBe(0);
+
+    // The same tools with their keys in another order are the same content (RFC 8785): nothing to take.
+    file('repo/prompts/tools.json', JSON.stringify([{ input_schema: { properties: { id: { type: 'string' } }, type: 'object' }, description: 'An order by id', name: 'lookup_order' }]));
+    // An edit of the prompt, committed without minting it: the lock still names the old version. Before, verify passed.
+    file('repo/prompts/support.txt', 'You are Nova, the support agent. Be brief. Greet by name.\n');
+    const edited = await cli(['verify', lock], { key });
+    expect(edited.code).toBe(1);
+    expect(edited.out).toContain(`ok    ${tools}  anthropic  `);
+    expect(edited.out).toMatch(new RegExp(`^FAIL  ${sys}  prompts/support.txt changed: it is no longer ${sys}'s content .*'prefix-handles mint system prompts/support.txt --version-of ${sys.split('@')[0]}'`, 'm'));
+    // Locking a version that is not the file's content is refused, nothing written.
+    const wrong = await cli(['verify', '--write', lock, `${sys}=${sysFile}`], { key });
+    expect(wrong.code).toBe(1);
+    expect(wrong.err).toContain(`is not ${sys}'s content`);
+
+    // The fix: mint the edit as the next version and lock it with the file; the old version leaves the lock.
+    const next = refOf(await cli(['mint', 'system', sysFile, '--version-of', sys.split('@')[0]!], { key }));
+    expect(next).toBe(`${sys.split('@')[0]}@2`);
+    const relocked = await cli(['verify', '--write', lock, `${next}=${sysFile}`], { key });
+    expect(relocked.out).toContain(`unlocked  ${sys}  (prompts/support.txt is ${next} now)`);
+    expect(Object.keys(JSON.parse(readFileSync(lock, 'utf8')).handles).sort()).toEqual([next, tools].sort());
+    const fixed = await cli(['verify', lock], { key });
+    expect(fixed.code, fixed.out).toBe(0);
+    expect(fixed.out).toContain(`ok    ${next}  anthropic  `);
+    // A file the lock names that is gone fails its handle alone.
+    file('repo/prompts/tools.json', '');
+    const broken = await cli(['verify', lock], { key });
+    expect(broken.code).toBe(1);
+    expect(broken.out).toMatch(new RegExp(`^FAIL  ${tools}  .*prompts/tools.json: not valid JSON`, 'm'));
+    expect(broken.out).toContain(`ok    ${next}`);
+  });
+
   it('serve on a port in use says so in one line and exits 2 (no stack trace)', async () => {
     const taken = createNetServer();
     await new Promise<void>((ok) => taken.listen(0, '127.0.0.1', ok));

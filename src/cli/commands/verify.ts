@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, relative, resolve, sep } from 'node:path';
+import { canonicalJson } from '../../domain/canonical-json';
 import { ApiError, seg, type Api } from '../api';
 import { expansionFormats } from '../../domain/render/prompt';
 import { API_HELP, API_OPTIONS, CliError, UsageError, type Command } from '../command';
@@ -8,6 +10,16 @@ import { volatilityNote, type VolatilityMeta } from '../table';
 interface LockEntry {
   format: string;
   sha256: string;
+  /** The repository's file the artifact version was minted from, relative to the lock file: it must still be that content. */
+  file?: string;
+}
+
+/** What verify reads of a handle version. */
+interface VersionInfo {
+  type: string;
+  kind: string | null;
+  id: string;
+  version: { digest: string; meta?: { volatility?: VolatilityMeta } };
 }
 
 interface LockFile {
@@ -19,7 +31,7 @@ export const verify: Command = {
   name: 'verify',
   summary: 'check a lock file of refs and digests (for CI)',
   help: `Usage: prefix-handles verify <lockfile>
-       prefix-handles verify --write <lockfile> <ref>... [--format F]
+       prefix-handles verify --write <lockfile> <ref>[=<file>]... [--format F]
 
 Checks every ref in the lock file: its expansion must still have the locked sha256,
 and its version must carry no volatility findings (timestamps, epochs, UUIDs, request
@@ -30,6 +42,13 @@ The lock file:
   { "handles": { "<ref>": { "format": "anthropic", "sha256": "<hex>" } } }
 A bare id follows the latest version, so minting a new version fails the check;
 id@version pins one.
+
+An artifact minted from a file in the repository is locked with it, <ref>=<file>
+(say art_…@3=prompts/support.txt): the entry keeps the file's path, and verify fails
+once the file is no longer that version's content (an edit not minted and locked).
+To take the edit: mint it as the next version, lock the ref that prints, commit both:
+  prefix-handles mint system prompts/support.txt --version-of art_…
+  prefix-handles verify --write prefix.lock.json art_…@4=prompts/support.txt
 
 Options:
   --write           create or update <lockfile> with the current digests of the refs
@@ -62,8 +81,17 @@ async function check(api: Api, file: string): Promise<number> {
     try {
       const sha = sha256(await expand(api, ref, entry.format));
       if (sha !== entry.sha256) problems.push(`bytes changed: locked ${entry.sha256}, now ${sha} (${entry.format})`);
-      const note = volatilityNote(await volatility(api, ref));
+      const info = await describe(api, ref);
+      const note = volatilityNote(info.version.meta?.volatility);
       if (note) problems.push(note);
+      // A file gone or unreadable fails its handle, not the run.
+      const digest = entry.file === undefined ? undefined : fileProblem(() => fileDigest(resolve(dirname(file), entry.file!), info.kind), problems);
+      if (entry.file !== undefined && digest !== undefined) {
+        if (digest !== info.version.digest)
+          problems.push(
+            `${entry.file} changed: it is no longer ${ref}'s content (the file's sha256 ${digest.slice(0, 12)}…, the version's ${info.version.digest.slice(0, 12)}…); mint it ('prefix-handles mint ${info.kind} ${entry.file} --version-of ${info.id}'), lock the ref that prints as <ref>=${entry.file}, and commit both`,
+          );
+      }
     } catch (err) {
       // A handle that is gone or unknown fails on its own; an unreachable service or a bad key fails them all.
       if (!(err instanceof ApiError) || err.status === 0 || err.status === 401) throw err;
@@ -71,7 +99,7 @@ async function check(api: Api, file: string): Promise<number> {
     }
     if (problems.length) failed.push(ref);
     for (const p of problems) process.stdout.write(`FAIL  ${ref}  ${p}\n`);
-    if (!problems.length) process.stdout.write(`ok    ${ref}  ${entry.format}  ${entry.sha256}\n`);
+    if (!problems.length) process.stdout.write(`ok    ${ref}  ${entry.format}  ${entry.sha256}${entry.file !== undefined ? `  ${entry.file}` : ''}\n`);
   }
   if (failed.length) {
     process.stderr.write(`verify: ${failed.length} of ${entries.length} handles failed: ${failed.join(', ')}\n`);
@@ -85,12 +113,32 @@ async function write(api: Api, file: string, refs: string[], format: string | un
   const lock = readLock(file, false);
   // "locked" is said once the file holds it.
   const locked: string[] = [];
-  for (const ref of refs) {
+  for (const arg of refs) {
+    // ref=file: a ref never holds "=" (ids are letters, digits, _ and -).
+    const at = arg.indexOf('=');
+    const ref = at < 0 ? arg : arg.slice(0, at);
     const f = format ?? lock.handles[ref]?.format ?? 'anthropic';
-    lock.handles[ref] = { format: f, sha256: sha256(await expand(api, ref, f)) };
-    const note = volatilityNote(await volatility(api, ref));
+    const info = await describe(api, ref);
+    let bound = lock.handles[ref]?.file;
+    if (at >= 0) {
+      const path = arg.slice(at + 1);
+      if (info.type !== 'artifact') throw new CliError(`${ref} is a ${info.type}: only an artifact is minted from a file (lock its members with theirs)`);
+      const digest = fileDigest(path, info.kind);
+      if (digest !== info.version.digest)
+        throw new CliError(`${path} is not ${ref}'s content (the file's sha256 ${digest.slice(0, 12)}…, the version's ${info.version.digest.slice(0, 12)}…): mint it first ('prefix-handles mint ${info.kind} ${path} --version-of ${info.id}') and lock the ref that prints (nothing was locked)`);
+      // Relative to the lock file, with / on every system: the lock is committed and read from anywhere.
+      bound = relative(dirname(resolve(file)), resolve(path)).split(sep).join('/');
+      // One file, one version: the file's earlier version leaves the lock, or it would fail on the edit just taken.
+      for (const [other, e] of Object.entries(lock.handles))
+        if (other !== ref && e.file === bound) {
+          delete lock.handles[other];
+          locked.push(`unlocked  ${other}  (${bound} is ${ref} now)\n`);
+        }
+    }
+    lock.handles[ref] = { format: f, sha256: sha256(await expand(api, ref, f)), ...(bound !== undefined ? { file: bound } : {}) };
+    const note = volatilityNote(info.version.meta?.volatility);
     if (note) process.stderr.write(`warning: ${ref}: ${note} (verify will fail on it)\n`);
-    locked.push(`locked  ${ref}  ${f}  ${lock.handles[ref]!.sha256}\n`);
+    locked.push(`locked  ${ref}  ${f}  ${lock.handles[ref]!.sha256}${bound !== undefined ? `  ${bound}` : ''}\n`);
   }
   // Sorted refs keep the file's diffs small and stable.
   lock.handles = Object.fromEntries(Object.entries(lock.handles).sort(([a], [b]) => a.localeCompare(b)));
@@ -107,9 +155,35 @@ const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex
 
 const expand = (api: Api, ref: string, format: string) => api.bytes(`/v1/handles/${seg(ref)}/expand?format=${encodeURIComponent(format)}`);
 
-async function volatility(api: Api, ref: string): Promise<VolatilityMeta | undefined> {
-  const h = await api.json<{ version: { meta?: { volatility?: VolatilityMeta } } }>('GET', `/v1/handles/${seg(ref)}`);
-  return h.version.meta?.volatility;
+function fileProblem(digest: () => string, problems: string[]): string | undefined {
+  try {
+    return digest();
+  } catch (err) {
+    if (!(err instanceof CliError)) throw err;
+    problems.push(err.message);
+    return undefined;
+  }
+}
+
+const describe = (api: Api, ref: string) => api.json<VersionInfo>('GET', `/v1/handles/${seg(ref)}`);
+
+/**
+ * The digest the service gives a file's content as `mint` sends it: a system prompt's or document's bytes as they
+ * are, a tools or messages file's JSON canonicalised (RFC 8785), as the service stores it.
+ */
+function fileDigest(path: string, kind: string | null): string {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (err) {
+    throw new CliError(`cannot read ${path}: ${(err as Error).message}`);
+  }
+  if (kind !== 'tools' && kind !== 'messages') return sha256(bytes);
+  try {
+    return createHash('sha256').update(canonicalJson(JSON.parse(bytes.toString('utf8')))).digest('hex');
+  } catch (err) {
+    throw new CliError(`${path}: not valid JSON: ${(err as Error).message}`);
+  }
 }
 
 function readLock(file: string, mustExist: boolean): LockFile {
@@ -131,7 +205,7 @@ function readLock(file: string, mustExist: boolean): LockFile {
   }
   const ok =
     lock && typeof lock === 'object' && lock.handles && typeof lock.handles === 'object' && !Array.isArray(lock.handles) &&
-    Object.values(lock.handles).every((e) => e && typeof e.format === 'string' && typeof e.sha256 === 'string');
+    Object.values(lock.handles).every((e) => e && typeof e.format === 'string' && typeof e.sha256 === 'string' && (e.file === undefined || typeof e.file === 'string'));
   if (!ok) throw new CliError(`${file}: not a lock file: expected { "handles": { "<ref>": { "format": "…", "sha256": "…" } } }`);
   return lock;
 }
