@@ -326,7 +326,7 @@ function volatileBeforeHandles(segments: RenderedSegment[], inline: Map<number, 
         segment: i,
         kind: f.kind,
         text: f.text,
-        detail: `inline content before ${segments[lastHandle]!.source} holds a ${f.kind} ("${f.text}"): the cached prefix will not match on the next call`,
+        detail: `inline content before ${segments[lastHandle]!.source} holds a value that differs from call to call (${f.kind} "${f.text}"): the cached prefix will not match on the next call`,
       });
   }
   return out;

@@ -71,6 +71,10 @@ describe('POST /v1/render', () => {
       messages: [{ role: 'user', content: [{ type: 'handle', ref: doc.id }, { type: 'text', text: 'now is 2026-11-21' }] }],
     });
     expect(res.json.warnings.map((w: { kind: string; segment: number }) => [w.kind, w.segment])).toEqual([['uuid', 0], ['iso_timestamp', 0]]);
+    // In words (import's summary prints it): it read "holds a iso_timestamp", naming a kind where a reader wants the value's nature.
+    expect(res.json.warnings[1].detail).toBe(
+      `inline content before ${doc.id}@1 holds a value that differs from call to call (iso_timestamp "2026-11-21T10:00:00Z"): the cached prefix will not match on the next call`,
+    );
   });
 
   it('warns when a handle is sent twice: a bundle named beside a session based on it (tools twice are refused, below)', async () => {
