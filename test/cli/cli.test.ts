@@ -496,19 +496,21 @@ describe('prefix-handles CLI', () => {
       line(0, 'chatcmpl-a'), // a shipper's retry: the very same line
       line(1, 'chatcmpl-b', { logged_at: started + MIN + 5 }), // logged again with a field of the logger's own
       line(2, 'chatcmpl-c'),
+      // A server that repeats ids (Ollama's are chatcmpl- and 3 digits): another call, started later, is imported.
+      line(3, 'chatcmpl-c'),
     ];
     const r = await cli(['import', '-'], { key, input: `${lines.join('\n')}\n` });
     expect(r.code, r.err).toBe(0);
-    expect(r.out).toContain('stdin: 5 lines, 3 accepted, 0 rejected, 2 duplicates skipped\n');
+    expect(r.out).toContain('stdin: 6 lines, 4 accepted, 0 rejected, 2 duplicates skipped\n');
     expect(r.out).toMatch(/^ {2}line 3: the same line as line 1: skipped$/m);
-    expect(r.out).toMatch(/^ {2}line 4: the same response id \(chatcmpl-b\) as line 2: skipped$/m);
-    // Each call counted once: before, the report counted 5 requests.
-    expect((await client.get(`/v1/reports/handles/${sys.id}`)).json.requests).toBe(3);
+    expect(r.out).toMatch(/^ {2}line 4: the same response id \(chatcmpl-b\) and start as line 2: skipped$/m);
+    // Each call counted once: before, the report counted 6 requests.
+    expect((await client.get(`/v1/reports/handles/${sys.id}`)).json.requests).toBe(4);
     // Listed with when each call started, not only when the import rendered it (all three at the same moment).
     const listed = await cli(['requests', '--handle', sys.id], { key });
     expect(listed.out).toMatch(/^rendered +started +request /);
     const rendered = new Date(t.clock.now()).toISOString();
-    for (const i of [0, 1, 2]) expect(listed.out).toMatch(new RegExp(`^${rendered} +${new Date(started + i * MIN).toISOString()} +req_\\w{21} +reconciled +gpt-4\\.1 `, 'm'));
+    for (const i of [0, 1, 2, 3]) expect(listed.out).toMatch(new RegExp(`^${rendered} +${new Date(started + i * MIN).toISOString()} +req_\\w{21} +reconciled +gpt-4\\.1 `, 'm'));
   });
 
   it('import: a line whose only handle renders nothing (an empty session) referenced a handle, and the summary says it has 0 tokens', async () => {

@@ -58,7 +58,8 @@ Each line is one historical call:
 Every line is rendered (POST /v1/render), then reconciled with its timestamps in
 batches of ${BATCH} (POST /v1/usage/batch), oldest call first, so the cache simulation
 sees them in the order they happened. A line repeated in the file (the same text, or
-the same response id) is skipped and named; importing a file twice counts its calls twice.
+the same response id and start) is skipped and named; importing a file twice counts
+its calls twice.
 
 Shows a progress bar on a terminal, plain lines otherwise, then a summary with the
 reason for every rejected line. Exits 1 if any line was rejected.
@@ -81,7 +82,8 @@ ${API_HELP}`,
     const progress = progressBar(lines.length);
 
     const calls: Array<{ line: number; call: Call; at: number }> = [];
-    // A line given twice (a log shipper's retry): the call is imported once, the repeat skipped and named.
+    // A line given twice (a log shipper's retry, or a logger writing it again): the call is imported once, the repeat
+    // skipped and named. The same response id alone is not enough: some OpenAI-compatible servers repeat ids.
     const firstLine = new Map<string, number>();
     const firstId = new Map<string, number>();
     const duplicates: Array<{ line: number; reason: string }> = [];
@@ -89,14 +91,14 @@ ${API_HELP}`,
       const parsed = parseCall(l.s);
       const id = typeof parsed === 'string' ? undefined : responseId(parsed);
       const sameLine = firstLine.get(l.s);
-      const sameId = id ? firstId.get(`${(parsed as Call).format} ${id}`) : undefined;
+      const sameId = id ? firstId.get(id) : undefined;
       if (sameLine !== undefined || sameId !== undefined) {
-        duplicates.push({ line: l.n, reason: sameLine !== undefined ? `the same line as line ${sameLine}: skipped` : `the same response id (${printable(id!)}) as line ${sameId}: skipped` });
+        duplicates.push({ line: l.n, reason: sameLine !== undefined ? `the same line as line ${sameLine}: skipped` : `the same response id (${printable(id!.slice(id!.lastIndexOf(' ') + 1))}) and start as line ${sameId}: skipped` });
         done++;
         continue;
       }
       firstLine.set(l.s, l.n);
-      if (id) firstId.set(`${(parsed as Call).format} ${id}`, l.n);
+      if (id) firstId.set(id, l.n);
       if (typeof parsed === 'string') {
         rejected.push({ line: l.n, reason: parsed });
         done++;
@@ -153,7 +155,7 @@ ${API_HELP}`,
 
     rejected.sort((a, b) => a.line - b.line);
     const out = [`${file === '-' ? 'stdin' : file}: ${lines.length} line${lines.length === 1 ? '' : 's'}, ${accepted} accepted, ${rejected.length} rejected${duplicates.length ? `, ${duplicates.length} duplicate${duplicates.length === 1 ? '' : 's'} skipped` : ''}`];
-    if (duplicates.length) out.push(`${duplicates.length} duplicate line${duplicates.length === 1 ? '' : 's'} skipped (a line or a response id seen before in the file: its call imported once)`);
+    if (duplicates.length) out.push(`${duplicates.length} duplicate line${duplicates.length === 1 ? '' : 's'} skipped (a line, or a response id with the same start, seen before in the file: its call imported once)`);
     for (const d of duplicates) out.push(`  line ${d.line}: ${d.reason}`);
     if (captures.unknown) out.push(`${captures.unknown} accepted without cache fields in the usage: capture unknown`);
     if (noHandle)
@@ -232,12 +234,15 @@ function usageProblem(c: Call): string | null {
   }
 }
 
-/** The provider's id of the answer: Anthropic's msg_…, OpenAI's chatcmpl-… or resp_…, Gemini's responseId. */
+/**
+ * The provider's id of the answer (Anthropic's msg_…, OpenAI's chatcmpl-… or resp_…, Gemini's responseId) with the
+ * call's format and start: one call logged twice has all three.
+ */
 function responseId(c: Call): string | undefined {
   const r = c.response;
   if (!r || Array.isArray(r)) return undefined;
   const id = r.id ?? r.responseId ?? r.response_id;
-  return typeof id === 'string' && id !== '' ? id : undefined;
+  return typeof id === 'string' && id !== '' ? `${c.format} ${String(c.started_at)} ${id}` : undefined;
 }
 
 /** Whether a request body names a handle: a non-empty top-level "prefix", or a {"type":"handle"} block anywhere. */
