@@ -107,7 +107,9 @@ function countReconciled(reconciler: Reconciler, metrics: Metrics): Metrics {
     const model = e.catalogModel ?? 'unknown';
     if (o.provider.read !== null) metrics.tokens.inc({ provider, model, kind: 'read' }, o.provider.read);
     if (o.provider.write !== null) metrics.tokens.inc({ provider, model, kind: 'written' }, o.provider.write);
-    if (o.total_prompt_tokens !== null)
+    // Without cache fields the prompt's tokens are unknown, never uncached (a 0% hit): counted apart, as reports do.
+    if (o.total_prompt_tokens !== null && o.provider.read === null) metrics.tokens.inc({ provider, model, kind: 'unknown' }, o.total_prompt_tokens);
+    else if (o.total_prompt_tokens !== null)
       metrics.tokens.inc({ provider, model, kind: 'uncached' }, Math.max(0, o.total_prompt_tokens - (o.provider.read ?? 0) - (o.provider.write ?? 0)));
     if (o.capture === 'unknown') return;
     let captured = 0;

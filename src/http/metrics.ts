@@ -13,7 +13,7 @@ export class Metrics {
   readonly proxyLatency = new Histogram({ name: 'ph_proxy_upstream_seconds', help: 'Proxy: time to upstream first byte and to the end of the answer', labelNames: ['provider', 'phase'], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registers: [this.registry] });
   readonly proxyOverhead = new Histogram({ name: 'ph_proxy_overhead_seconds', help: 'Proxy: time spent before the upstream call (auth, render, record)', labelNames: ['provider'], buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05], registers: [this.registry] });
   readonly sessionAppends = new Counter({ name: 'ph_proxy_session_appends_total', help: 'Proxy: x-ph-session turns appended, or not (a concurrent turn was appended first, the session was deleted, a reply that cannot be kept whole)', labelNames: ['result'], registers: [this.registry] });
-  readonly tokens = new Counter({ name: 'ph_prompt_tokens_total', help: 'Reconciled prompt tokens by provider, model and kind (read, written, uncached)', labelNames: ['provider', 'model', 'kind'], registers: [this.registry] });
+  readonly tokens = new Counter({ name: 'ph_prompt_tokens_total', help: 'Reconciled prompt tokens by provider, model and kind (read, written, uncached; unknown: a report without cache fields)', labelNames: ['provider', 'model', 'kind'], registers: [this.registry] });
   readonly captureRate = new Gauge({ name: 'ph_capture_rate', help: 'Captured / opportunity tokens per tenant since start', labelNames: ['tenant'], registers: [this.registry] });
   /** Read at each scrape: the proxy's finished calls waiting for an earlier call of their scope (see StartOrder). */
   proxyWaitingSource: () => number = () => 0;

@@ -61,6 +61,25 @@ describe('metrics and logs', () => {
     expect(read.sort()).toEqual(['ph_prompt_tokens_total{provider="openai",model="gpt-4.1",kind="read"} 16', 'ph_prompt_tokens_total{provider="vllm",model="vllm",kind="read"} 16']);
   });
 
+  it('counts the prompt tokens of a report without cache fields as kind="unknown", never as uncached', async () => {
+    t = createTestApp();
+    const { client } = t.tenant();
+    // A vLLM server started without --enable-prompt-tokens-details: capture unknown, not a 0% hit.
+    for (const details of [null, { cached_tokens: 32 }]) {
+      const r = (await client.post('/v1/render', { format: 'openai-chat', model: 'vllm/support-bot', request: { model: 'support-bot', messages: [{ role: 'user', content: 'x' }] } })).json;
+      const usage = { prompt_tokens: 40, completion_tokens: 2, total_tokens: 42, prompt_tokens_details: details };
+      expect((await client.post('/v1/usage', { request_id: r.request_id, usage })).status).toBe(201);
+    }
+    const text = await (await t.app.request('/metrics', { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).text();
+    const series = text.split('\n').filter((l) => l.startsWith('ph_prompt_tokens_total'));
+    // Before, the unknown report's 40 tokens were uncached: a hit rate of read / (read + uncached) counted them as misses.
+    expect(series.sort()).toEqual([
+      'ph_prompt_tokens_total{provider="vllm",model="vllm",kind="read"} 32',
+      'ph_prompt_tokens_total{provider="vllm",model="vllm",kind="uncached"} 8',
+      'ph_prompt_tokens_total{provider="vllm",model="vllm",kind="unknown"} 40',
+    ]);
+  });
+
   it('logs one JSON line per request with the request id, and never a body or a key', async () => {
     t = createTestApp({ config: { log: 'json' } });
     const lines: string[] = [];
