@@ -8,6 +8,8 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pct, tokens, usd } from '../../src/http/ui/format';
 import { createTestApp, type TestApp } from '../helpers/app';
+import { mintSystem } from '../helpers/factories';
+import { anthropicUsage, LONG_SYSTEM, renderAnthropic, report } from '../helpers/scenario';
 import { anotherTurn, seed, type Seeded } from './seed';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -209,6 +211,32 @@ describe('dashboard in headless Chromium', () => {
       await page.locator('.card', { has: page.locator('svg[data-chart="waterfall-narrow"]') }).screenshot({ path: `${SHOTS}/phone-waterfall-${path.startsWith('/ui?') ? 'overview' : 'handle'}.png` });
     }
 
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it('on a desktop, a waterfall of hundreds of millions of tokens keeps each row’s figure clear of its share', async () => {
+    const { page, problems } = await newPage();
+    const { client, key } = t.tenant('big figures');
+    const sys = await mintSystem(client, `${LONG_SYSTEM} big`);
+    const total = 95_000_000;
+    for (const n of [1, 2, 3, 4]) {
+      const r = await renderAnthropic(client, { prefix: [sys.id], messages: [{ role: 'user', content: `turn ${n}` }] });
+      // The 4th without cache fields: its capture unknown, so the captured row's share is "of opp. reported", the longest.
+      await report(client, t, r, n === 4 ? { input_tokens: total, output_tokens: 1 } : anthropicUsage(total, n === 1 ? 0 : total - 10, n === 1 ? total - 10 : 0));
+      t.clock.advance(60_000);
+    }
+    await signIn(page, key, '/ui?period=7d');
+    const rows = await page.$$eval('svg[data-chart="waterfall"] g', (gs) =>
+      gs.map((g) => {
+        const [value, share] = [...g.querySelectorAll(':scope > text.val, :scope > text.pct')].map((el) => el.getBoundingClientRect());
+        return { row: g.getAttribute('data-class'), text: g.querySelector('text.val')!.textContent, gap: Math.round(share!.left - value!.right) };
+      }),
+    );
+    expect(rows.find((r) => r.row === 'captured')!.text).toMatch(/^\d{3},\d{3},\d{3} tok$/);
+    // Before, the captured row's "190,000,000 tok" ran 10 px into "… of opp. reported".
+    for (const r of rows) expect(r.gap, `${r.row} ${r.text}`).toBeGreaterThanOrEqual(4);
+    await page.locator('.card', { has: page.locator('svg[data-chart="waterfall"]') }).screenshot({ path: `${SHOTS}/waterfall-big-figures.png` });
     expect(problems).toEqual([]);
     await page.close();
   });
