@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createTestApp, type TestApp } from '../helpers/app';
 import { SqliteStore } from '../../src/store/sqlite-store';
 import { mintBundle, mintSystem, startSession, userMessage } from '../helpers/factories';
+import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report } from '../helpers/scenario';
 import { anotherTurn, DOC_TEXT, expectedMetrics, HOSTILE, metricsOf, MIN, seed, waterfallOf } from './seed';
 
 let t: TestApp;
@@ -109,6 +110,23 @@ describe('pages show the API report figures', () => {
     const waterfall = /<svg[^>]*data-chart="waterfall"[\s\S]*?<\/svg>/.exec(page.text)![0];
     expect(waterfall).toContain('no tokens yet');
     expect(waterfall).not.toMatch(/>1 tok</);
+  });
+
+  it('overview: realised savings below zero (write premiums never read back) are not drawn as a gain', async () => {
+    const { key, client } = t.tenant();
+    const sys = await mintSystem(client, LONG_SYSTEM);
+    // A timestamp before the system prompt: every call writes it again, none reads it.
+    for (const stamp of ['09:00:00', '09:01:00', '09:02:00']) {
+      const r = await renderAnthropic(client, { system: [{ type: 'text', text: `Current time: 2026-12-01T${stamp}Z` }, { type: 'handle', ref: sys.id }], messages: [userMessage('hi')] });
+      await report(client, t, r, anthropicUsage(promptTokens(r), 0, r.breakpoints[0]!.token_end));
+      t.clock.advance(MIN);
+    }
+    const realised = (await client.get('/v1/reports')).json.money.realised_savings as number;
+    expect(realised).toBeLessThan(0);
+    const page = await get('/ui', key);
+    // It was class "metric good": a loss in the colour of a saving.
+    expect(page.text).toContain(`<div class="metric bad" data-metric="money.realised_savings" data-value="${realised}">`);
+    expect(page.text).toContain('vs. no caching: the write premiums cost more than the reads saved');
   });
 
   it('overview: totals, money, waterfall and the handle ranking equal GET /v1/reports for each period', async () => {

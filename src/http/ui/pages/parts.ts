@@ -41,7 +41,11 @@ ${metric('capture_rate', 'Capture rate', t.capture_rate, pct(t.capture_rate), {
 })}
 </dl>
 <dl class="metrics">
-${metric('money.realised_savings', 'Realised savings (USD)', m.realised_savings, usd(m.realised_savings), { tone: 'good', note: 'vs. no caching' })}
+${metric('money.realised_savings', 'Realised savings (USD)', m.realised_savings, usd(m.realised_savings), {
+  // Below zero, caching cost more than it saved: write premiums that no read paid back.
+  tone: m.realised_savings < 0 ? 'bad' : 'good',
+  note: m.realised_savings < 0 ? 'vs. no caching: the write premiums cost more than the reads saved' : 'vs. no caching',
+})}
 ${metric('money.leaked_savings', 'Leaked savings (USD)', m.leaked_savings, usd(m.leaked_savings), { tone: 'bad', note: 'vs. perfect capture' })}
 ${metric('money.actual_input_cost', 'Input cost paid', m.actual_input_cost, usd(m.actual_input_cost), { note: `of ${usd(m.cost_without_caching)} uncached` })}
 ${metric('money.cost_at_perfect_capture', 'At perfect capture', m.cost_at_perfect_capture, usd(m.cost_at_perfect_capture))}
