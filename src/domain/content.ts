@@ -34,6 +34,20 @@ export const thinkingBlockSchema = z.strictObject({
 });
 export const redactedThinkingBlockSchema = z.strictObject({ type: z.literal('redacted_thinking'), provider: z.literal('anthropic'), data: z.string().min(1) });
 
+// An OpenAI Responses reasoning item, kept with its encrypted_content (a reply to `include:
+// ["reasoning.encrypted_content"]`): the API reads it back from that, statelessly, and wants the item as it returned
+// it (https://platform.openai.com/docs/guides/reasoning, "Encrypted reasoning items"). Its id, summary and
+// encrypted_content round-trip byte for byte; its status is not kept (metadata, as on other items). An item without
+// encrypted_content (store: true, read back by id) is not kept: the id names state a session does not hold.
+export const summaryTextSchema = z.strictObject({ type: z.literal('summary_text'), text: z.string() });
+export const reasoningItemBlockSchema = z.strictObject({
+  type: z.literal('reasoning'),
+  provider: z.literal('openai'),
+  id: z.string().min(1),
+  summary: z.array(summaryTextSchema),
+  encrypted_content: z.string().min(1),
+});
+
 export const imageBlockSchema = z.strictObject({
   type: z.literal('image'),
   source: z.discriminatedUnion('type', [
@@ -70,6 +84,7 @@ export const contentBlockSchema = z.discriminatedUnion('type', [
   toolResultBlockSchema,
   thinkingBlockSchema,
   redactedThinkingBlockSchema,
+  reasoningItemBlockSchema,
 ]);
 
 export const messageSchema = z.strictObject({
@@ -116,8 +131,10 @@ export const messagesContentSchema = messageListSchema.min(1);
 export type TextBlock = z.infer<typeof textBlockSchema>;
 export type ImageBlock = z.infer<typeof imageBlockSchema>;
 export type ContentBlock = z.infer<typeof contentBlockSchema>;
-export type ThinkingBlock = z.infer<typeof thinkingBlockSchema> | z.infer<typeof redactedThinkingBlockSchema>;
-export const isThinking = (b: ContentBlock): b is ThinkingBlock => b.type === 'thinking' || b.type === 'redacted_thinking';
+export type ReasoningItemBlock = z.infer<typeof reasoningItemBlockSchema>;
+/** The model's reasoning state that is a block of its own (Anthropic thinking, an OpenAI Responses reasoning item). */
+export type ThinkingBlock = z.infer<typeof thinkingBlockSchema> | z.infer<typeof redactedThinkingBlockSchema> | ReasoningItemBlock;
+export const isThinking = (b: ContentBlock): b is ThinkingBlock => b.type === 'thinking' || b.type === 'redacted_thinking' || b.type === 'reasoning';
 export type Message = z.infer<typeof messageSchema>;
 export type CustomTool = z.infer<typeof toolDefinitionSchema>;
 export type DefinedTool = z.infer<typeof definedToolSchema>;
@@ -159,7 +176,7 @@ function toolPlacementProblem(m: Message, at: string): ToolPairingProblem | null
   for (const [j, b] of m.content.entries()) {
     // The model's own reasoning state: the providers take it back on assistant turns only.
     if ((isThinking(b) || (b.type !== 'tool_result' && b.type !== 'image' && b.thought_signature)) && m.role !== 'assistant')
-      return { pointer: `${at}/content/${j}`, detail: 'thinking blocks and thought signatures come from the assistant' };
+      return { pointer: `${at}/content/${j}`, detail: 'thinking blocks, reasoning items and thought signatures come from the assistant' };
     if (b.type === 'tool_use' || b.type === 'tool_result') {
       const where = `${at}/content/${j}`;
       if (b.type === 'tool_use' && m.role !== 'assistant') return { pointer: where, detail: 'a tool_use comes from the assistant' };
@@ -171,7 +188,7 @@ function toolPlacementProblem(m: Message, at: string): ToolPairingProblem | null
     } else other = true;
   }
   // Rendered for another provider, such a message would be left with nothing in it.
-  if (m.content.every(isThinking)) return { pointer: `${at}/content`, detail: 'a message of thinking blocks alone has nothing to send to other providers' };
+  if (m.content.every(isThinking)) return { pointer: `${at}/content`, detail: 'a message of thinking blocks (or reasoning items) alone has nothing to send to other providers' };
   // The service's cache breakpoint goes on a message's last block, and Anthropic refuses one on a thinking block.
   if (isThinking(m.content.at(-1)!)) return { pointer: `${at}/content/${m.content.length - 1}`, detail: 'a message ends with its answer, not with a thinking block' };
   return null;

@@ -117,8 +117,9 @@ function jsonText(v: unknown): string {
 
 /**
  * The text the model reads for one block in its semantic form: a text block's text; a tool call's name and
- * arguments; a tool result's output; a tool definition's name, description and schema. Anything else (an image,
- * a reasoning item, a provider's own tool) is counted as its JSON, where a base64 image or PDF counts as media.
+ * arguments; a tool result's output; a tool definition's name, description and schema; a reasoning item nothing
+ * (encrypted). Anything else (an image, a provider's own tool) is counted as its JSON, where a base64 image or PDF
+ * counts as media.
  */
 export function visibleText(block: unknown): string {
   if (typeof block === 'string') return block;
@@ -129,6 +130,9 @@ export function visibleText(block: unknown): string {
   // is encrypted, its length unknown to us: framing only. (Gemini's thoughtSignature is left out the same way, above.)
   if (block.type === 'thinking') return typeof block.thinking === 'string' ? block.thinking : '';
   if (block.type === 'redacted_thinking') return '';
+  // An OpenAI reasoning item: the model reads the reasoning its encrypted_content holds (during the tool loop it
+  // belongs to; OpenAI drops earlier turns' items), a length nobody but OpenAI can read off it: framing only.
+  if (block.type === 'reasoning') return '';
   // Gemini's parts name what they hold; Chat's tool calls and definitions nest it under `function`.
   const inner = isObject(block.functionCall) ? block.functionCall : isObject(block.functionResponse) ? block.functionResponse : isObject(block.function) ? block.function : block;
   const kind = block.type;

@@ -1,4 +1,4 @@
-// Reasoning state (Anthropic thinking blocks, Gemini thought signatures) renders
+// Reasoning state (Anthropic thinking blocks, Gemini thought signatures, OpenAI Responses reasoning items) renders
 // back exactly for the provider that produced it and is left out for every other
 // one: those expansions are byte for byte the ones of the same messages without
 // it, so no existing handle's or session's bytes move (expansions.test.ts pins those).
@@ -19,6 +19,7 @@ afterAll(() => t.close());
 const THINKING = { type: 'thinking', provider: 'anthropic', thinking: 'Weigh "units" first — °C.\n', signature: 'EqQBCkgIARABGAIiQL+/sig==' };
 const REDACTED = { type: 'redacted_thinking', provider: 'anthropic', data: 'EmwKAhgBEgy3va3pzix/LafPsn4a' };
 const GEMINI_SIG = { provider: 'gemini', signature: 'CiQBcsjafD3+ZZ/sig==' };
+const OPENAI_REASONING = { type: 'reasoning', provider: 'openai', id: 'rs_68a1', summary: [{ type: 'summary_text', text: '**Units**\n\nWeigh "°C" first.' }], encrypted_content: 'gAAAAABo+enc/ry==' };
 
 type Block = Record<string, unknown>;
 type Msg = { role: 'user' | 'assistant'; content: string | Block[] };
@@ -27,7 +28,7 @@ type Msg = { role: 'user' | 'assistant'; content: string | Block[] };
 const plain = (messages: Msg[]): Msg[] =>
   messages.map((m) => ({
     role: m.role,
-    content: typeof m.content === 'string' ? m.content : m.content.filter((b) => b.type !== 'thinking' && b.type !== 'redacted_thinking').map(({ thought_signature: _, ...b }) => b),
+    content: typeof m.content === 'string' ? m.content : m.content.filter((b) => b.type !== 'thinking' && b.type !== 'redacted_thinking' && b.type !== 'reasoning').map(({ thought_signature: _, ...b }) => b),
   }));
 
 async function expansions(messages: Msg[]): Promise<Record<(typeof expansionFormats)[number], string>> {
@@ -87,6 +88,26 @@ describe('reasoning state in rendered messages', () => {
     );
   });
 
+  it('an OpenAI reasoning item renders for Responses alone, before the item it preceded, as the API returned it; every other format is byte for byte the same without it', async () => {
+    const messages: Msg[] = [
+      { role: 'user', content: 'Weather in Oslo?' },
+      { role: 'assistant', content: [OPENAI_REASONING, { type: 'tool_use', id: 'call_1', name: 'get_weather', input: { city: 'Oslo' } }] },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'call_1', content: 'cold' }] },
+      { role: 'assistant', content: [{ type: 'text', text: 'Checking more.' }, { ...OPENAI_REASONING, id: 'rs_68a2', summary: [] }, { type: 'text', text: 'Cold.' }] },
+    ];
+    const withState = await expansions(messages);
+    const without = await expansions(plain(messages));
+    for (const format of ['anthropic', 'openai-chat', 'gemini'] as const) expect(withState[format], format).toBe(without[format]);
+    expect(withState['openai-responses']).toContain(
+      '{"id":"rs_68a1","type":"reasoning","summary":[{"type":"summary_text","text":"**Units**\\n\\nWeigh \\"°C\\" first."}],"encrypted_content":"gAAAAABo+enc/ry=="},{"type":"function_call","call_id":"call_1"',
+    );
+    // Between an assistant's two texts (as a turn's input of message, reasoning, message is kept), it goes back between the two messages.
+    expect(withState['openai-responses']).toContain(
+      '{"type":"message","role":"assistant","content":[{"type":"output_text","text":"Checking more."}]},{"id":"rs_68a2","type":"reasoning","summary":[],"encrypted_content":"gAAAAABo+enc/ry=="},{"type":"message","role":"assistant","content":[{"type":"output_text","text":"Cold."}]}',
+    );
+    expect(JSON.parse(withState.neutral).messages[1].content[0]).toEqual(OPENAI_REASONING);
+  });
+
   it('is refused where no provider takes it: in a user message, alone in a message or last in it (where the breakpoint goes), without its signature', async () => {
     const refused = async (messages: unknown, pointer: string) => {
       const res = await client.post('/v1/artifacts', { kind: 'messages', content: messages });
@@ -98,5 +119,9 @@ describe('reasoning state in rendered messages', () => {
     await refused([{ role: 'user', content: 'hi' }, { role: 'assistant', content: [THINKING] }], '/content/1/content');
     await refused([{ role: 'assistant', content: [{ ...THINKING, signature: '' }, { type: 'text', text: 'x' }] }], '/content/0/content/0/signature');
     await refused([{ role: 'user', content: 'hi' }, { role: 'assistant', content: [{ type: 'text', text: 'x' }, THINKING] }], '/content/1/content/1');
+    await refused([{ role: 'user', content: [OPENAI_REASONING, { type: 'text', text: 'hi' }] }], '/content/0/content/0');
+    await refused([{ role: 'user', content: 'hi' }, { role: 'assistant', content: [OPENAI_REASONING] }], '/content/1/content');
+    await refused([{ role: 'assistant', content: [{ ...OPENAI_REASONING, encrypted_content: '' }, { type: 'text', text: 'x' }] }], '/content/0/content/0/encrypted_content');
+    await refused([{ role: 'assistant', content: [{ ...OPENAI_REASONING, status: 'completed' }, { type: 'text', text: 'x' }] }], '/content/0/content/0/status');
   });
 });

@@ -442,3 +442,37 @@ describe('withIncludeUsage', () => {
     expect(check('{"stream":true,"stream_options":null}')).toBe('{"stream":true,"stream_options":{"include_usage":true}}');
   });
 });
+
+describe('OpenAI Responses reasoning items', () => {
+  const RS = { id: 'rs_1', type: 'reasoning', summary: [{ type: 'summary_text', text: '**Plan**' }], encrypted_content: 'gAAAAAB-enc' };
+  const KEPT = { type: 'reasoning', provider: 'openai', id: 'rs_1', summary: [{ type: 'summary_text', text: '**Plan**' }], encrypted_content: 'gAAAAAB-enc' };
+  const CALL = { type: 'function_call', id: 'fc_1', call_id: 'call_1', name: 'lookup', arguments: '{"q":"a"}', status: 'completed' };
+
+  it("a turn's item with encrypted_content joins the assistant output it preceded; one with an id alone is dropped; a field it has no place for is refused", () => {
+    const input = [{ role: 'user', content: 'q' }, { ...RS, status: 'completed' }, CALL, { type: 'function_call_output', call_id: 'call_1', output: 'found' }, { type: 'reasoning', id: 'rs_2', summary: [] }, { role: 'assistant', content: 'done' }];
+    expect(turnMessages('openai-responses', { input })).toEqual([
+      { role: 'user', content: 'q' },
+      { role: 'assistant', content: [KEPT, { type: 'tool_use', id: 'call_1', name: 'lookup', input: { q: 'a' } }] },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'call_1', content: 'found' }] },
+      { role: 'assistant', content: 'done' },
+    ]);
+    expect(refusal(() => turnMessages('openai-responses', { input: [{ role: 'user', content: 'q' }, { ...RS, content: [{ type: 'reasoning_text', text: 'x' }] }, CALL] })).errors[0]!.pointer).toBe('/input/1/content');
+    expect(refusal(() => turnMessages('openai-responses', { input: [{ role: 'user', content: 'q' }, { ...RS, summary: [{ type: 'x', text: 'y' }] }, CALL] })).errors[0]!.pointer).toBe('/input/1/summary/0');
+  });
+
+  it('kept from a reply, unstreamed and streamed (the terminal event carries it); an item without encrypted_content is not', () => {
+    const response = { object: 'response', output: [RS, CALL] };
+    expect(replyMessage('openai-responses', response)).toEqual({ role: 'assistant', content: [KEPT, { type: 'tool_use', id: 'call_1', name: 'lookup', input: { q: 'a' } }] });
+    const stream = createStreamReply('openai-responses');
+    stream.push({ type: 'response.output_item.done', output_index: 0, item: RS });
+    stream.push({ type: 'response.completed', response });
+    expect(replyMessage('openai-responses', stream.response())).toEqual(replyMessage('openai-responses', response));
+    const byId = { object: 'response', output: [{ type: 'reasoning', id: 'rs_1', summary: [] }, CALL] };
+    expect(replyMessage('openai-responses', byId)).toEqual({ role: 'assistant', content: [{ type: 'tool_use', id: 'call_1', name: 'lookup', input: { q: 'a' } }] });
+    // A summary not in the documented shape leaves the item out, not the reply unkept.
+    const odd = { object: 'response', output: [{ ...RS, summary: [{ type: 'summary_image' }] }, CALL] };
+    expect(replyMessage('openai-responses', odd)).toEqual(replyMessage('openai-responses', byId));
+    // A reply of reasoning alone (cut before its answer) is no reply.
+    expect(replyMessage('openai-responses', { object: 'response', output: [RS] })).toBeNull();
+  });
+});

@@ -6,11 +6,12 @@
 // the provider is called, so nothing is spent on a turn we could not keep). The
 // reply is taken as far as it goes: blocks without a neutral form (server tool
 // results) are dropped. The model's reasoning state is kept (Anthropic thinking
-// blocks, Gemini thought signatures): the providers require it back during a tool
-// loop, and it renders only for the provider that produced it.
+// blocks, Gemini thought signatures, OpenAI Responses reasoning items with their
+// encrypted_content): the providers require it back during a tool loop, and it
+// renders only for the provider that produced it.
 
 import { canonicalJson, escapePointer } from '../canonical-json';
-import { BLANK_TEXT, isBlank, isThinking, messageListSchema, type ContentBlock, type ImageBlock, type Message, type TextBlock } from '../content';
+import { BLANK_TEXT, isBlank, isThinking, messageListSchema, type ContentBlock, type ImageBlock, type Message, type ReasoningItemBlock, type TextBlock } from '../content';
 import { DomainError, invalid } from '../errors';
 import { nestedTooDeep, protoMember, refuseProtoMembers, tooDeep, validationError } from '../validation';
 import { pushAll } from '../arrays';
@@ -134,6 +135,8 @@ const KNOWN = {
   geminiFunctionCall: new Set(['id', 'name', 'args']),
   geminiFunctionResponse: new Set(['id', 'name', 'response']),
   responsesItem: new Set(['type', 'role', 'content', 'id', 'status', 'call_id', 'name', 'arguments', 'output']),
+  responsesReasoning: new Set(['type', 'id', 'summary', 'encrypted_content', 'status']),
+  responsesSummary: new Set(['type', 'text']),
   responsesPart: new Set(['type', 'text', 'refusal', 'image_url', 'detail', 'annotations']),
 };
 
@@ -370,10 +373,36 @@ function responsesInput(raw: unknown, at: string): Message[] {
       const output = typeof item.output === 'string' ? item.output : list(item.output, `${iAt}/output`).map((p, j) => responsesPart(p, `${iAt}/output/${j}`));
       push('user', [{ type: 'tool_result', tool_use_id: str(item.call_id, `${iAt}/call_id`), content: output }], (b) => b.type === 'tool_result');
     } else if (type === 'reasoning') {
-      // The model's own reasoning: the reply's is not kept either.
+      // The model's reasoning, read back from its encrypted_content: it joins the assistant's output it preceded.
+      // An item with an id alone (store: true) is not kept, as from a reply (content.ts).
+      const block = responsesReasoning(item, iAt, true);
+      if (block) push('assistant', [block], () => true);
     } else unsupported(iAt, `a "${String(type)}" item`);
   });
   return out;
+}
+
+/**
+ * Whether a Responses body's input holds a reasoning item a session does not keep: one without encrypted_content
+ * (store: true, read back by id). The proxy says so in x-ph-warnings (`reasoning_not_kept`).
+ */
+export function reasoningNotKept(format: ProxyFormat, body: Json): boolean {
+  return format === 'openai-responses' && Array.isArray(body.input) && body.input.some((it) => isRecord(it) && it.type === 'reasoning' && (typeof it.encrypted_content !== 'string' || it.encrypted_content === ''));
+}
+
+/** A reasoning item with its encrypted_content, as the API returned it; null without encrypted_content. */
+function responsesReasoning(item: Json, at: string, strict: boolean): ReasoningItemBlock | null {
+  if (typeof item.encrypted_content !== 'string' || item.encrypted_content === '') return null;
+  if (strict) keepsOnly(item, KNOWN.responsesReasoning, at);
+  // From a reply, a summary not in the documented shape leaves the item out rather than the reply unkept.
+  if (!strict && !(Array.isArray(item.summary) && item.summary.every((x) => isRecord(x) && x.type === 'summary_text' && typeof x.text === 'string') && typeof item.id === 'string')) return null;
+  const summary = list(item.summary ?? [], `${at}/summary`).map((s, j) => {
+    const sAt = `${at}/summary/${j}`;
+    if (!isRecord(s) || s.type !== 'summary_text') throw invalid(sAt, 'a reasoning summary part is {type: "summary_text", text}');
+    if (strict) keepsOnly(s, KNOWN.responsesSummary, sAt);
+    return { type: 'summary_text' as const, text: str(s.text, `${sAt}/text`) };
+  });
+  return { type: 'reasoning', provider: 'openai', id: str(item.id, `${at}/id`), summary, encrypted_content: item.encrypted_content };
 }
 
 function responsesPart(p: unknown, at: string): TextBlock | ImageBlock {
@@ -405,6 +434,10 @@ function responsesReplyItem(item: unknown): ContentBlock[] {
     });
   // Arguments that are not a JSON object (or nest too deep) throw: the reply is not kept, as for chat, rather
   // than kept without a call its next tool output refers to.
+  if (item.type === 'reasoning') {
+    const block = responsesReasoning(item, '', false);
+    return block ? [block] : [];
+  }
   if (item.type === 'function_call' && typeof item.call_id === 'string' && typeof item.name === 'string')
     return [{ type: 'tool_use', id: item.call_id, name: item.name, input: parseArguments(item.arguments, '') }];
   return [];

@@ -1,6 +1,6 @@
 import { Canonical, emitJson } from '../canonical-json';
 import canonicalize from 'canonicalize';
-import { isDefinedTool, isThinking, type ContentBlock, type CustomTool, type ImageBlock, type Message, type ThinkingBlock, type ToolDefinition } from '../content';
+import { isDefinedTool, isThinking, type ContentBlock, type CustomTool, type ImageBlock, type Message, type ReasoningItemBlock, type ThinkingBlock, type ToolDefinition } from '../content';
 import { invalid } from '../errors';
 import type { ExpansionFormat, PromptSegment } from './prompt';
 import { pushAll } from '../arrays';
@@ -61,11 +61,12 @@ const customTools = (seg: { tools: ToolDefinition[] }) => seg.tools.filter((t): 
 const anthropic: Items = (seg) => {
   if (seg.section === 'tools') return seg.tools.map((t) => emitJson(toolNeutral(t)));
   if (seg.section === 'system') return [emitJson({ type: 'text', text: seg.text })];
-  return seg.messages.map((m) => emitJson({ role: m.role, content: blocksOf(m).map(anthropicBlock) }));
+  // An OpenAI reasoning item is OpenAI's alone: left out, the message's bytes are those of the message without it.
+  return seg.messages.map((m) => emitJson({ role: m.role, content: blocksOf(m).flatMap((b) => (b.type === 'reasoning' ? [] : [anthropicBlock(b)])) }));
 };
 
 // Thinking blocks render as Anthropic returned them (type, thinking, signature; type, data), the fields in its order.
-function anthropicBlock(b: ContentBlock): unknown {
+function anthropicBlock(b: Exclude<ContentBlock, ReasoningItemBlock>): unknown {
   switch (b.type) {
     case 'thinking':
       return { type: 'thinking', thinking: b.thinking, signature: b.signature };
@@ -148,7 +149,11 @@ function responsesItems(m: Message): unknown[] {
   for (const b of blocksOf(m)) {
     if (b.type === 'text') parts.push({ type: m.role === 'assistant' ? 'output_text' : 'input_text', text: b.text });
     else if (b.type === 'image') parts.push({ type: 'input_image', image_url: dataUrl(b) });
-    else if (isThinking(b)) continue;
+    else if (b.type === 'reasoning') {
+      // An OpenAI reasoning item goes back before the items it preceded, its fields as the API returns them.
+      flush();
+      out.push({ id: b.id, type: 'reasoning', summary: b.summary.map((x) => ({ type: x.type, text: x.text })), encrypted_content: b.encrypted_content });
+    } else if (isThinking(b)) continue;
     else if (b.type === 'tool_use') {
       flush();
       out.push({ type: 'function_call', call_id: b.id, name: b.name, arguments: canonicalize(b.input) });

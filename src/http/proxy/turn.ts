@@ -11,7 +11,7 @@ import type { Message } from '../../domain/content';
 import { DomainError, invalid } from '../../domain/errors';
 import { callerAskedForUsage, inspectBody, withIncludeUsage } from '../../domain/proxy/body';
 import { createStreamReply } from '../../domain/proxy/stream-reply';
-import { MESSAGES_KEY, replyMessage, turnMessages, UNKEEPABLE, type ProxyFormat } from '../../domain/proxy/to-neutral';
+import { MESSAGES_KEY, reasoningNotKept, replyMessage, turnMessages, UNKEEPABLE, type ProxyFormat } from '../../domain/proxy/to-neutral';
 import type { UsageReport } from '../../domain/reconcile/reconciler';
 import type { StartOrder } from '../../domain/reconcile/start-order';
 import { extractDiagnostics, normalizeUsage, unreportedUsage } from '../../domain/usage/normalize';
@@ -122,7 +122,7 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
   const headers = headersOf(c);
 
   // ---- before the call: everything that can refuse the request does so before money is spent ----
-  const { session, turn, hideUsageChunk, call } = await readCall(c, format, deps, model);
+  const { caller, session, turn, hideUsageChunk, call } = await readCall(c, format, deps, model);
   const rendered = services.requests.render(call);
   const { requestId } = rendered;
   // On our own problem responses too (502, 504): the request was recorded, and this links to it.
@@ -145,6 +145,8 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
   // What /v1/render lists under "warnings", by code (the request's own page shows the segments; a system message
   // sent with a session is one, a model the catalog does not know another).
   const warnings = [...new Set(rendered.warnings.map((w) => w.code as string))];
+  // A reasoning item sent back by id alone (store: true) is left out of the session (to-neutral.ts).
+  if (session && reasoningNotKept(format, caller.value)) warnings.push('reasoning_not_kept');
   if (warnings.length) out['x-ph-warnings'] = warnings.join(', ');
   // node:http takes header arrays (set-cookie) as they are.
   const init = { status: res.status, headers: out as Record<string, string> };
