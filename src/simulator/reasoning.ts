@@ -1,7 +1,8 @@
 // The model's reasoning state as the simulator hands it out and takes it back:
 // Anthropic thinking blocks when `thinking` is on, Gemini thought signatures on
-// Gemini 3 models, and the 400s the providers answer when a tool loop sends the
-// conversation back without them.
+// Gemini 3 models, OpenAI Responses reasoning items with encrypted_content, and
+// the 400s the providers answer when a tool loop sends the conversation back
+// without them.
 //
 // Anthropic (https://platform.claude.com/docs/en/build-with-claude/extended-thinking,
 // "Preserving thinking blocks"): during tool use, the last assistant message's
@@ -10,6 +11,11 @@
 // validates every step of the current turn (the model contents after the newest
 // user content with text); the first functionCall part of each must carry the
 // thoughtSignature it came with.
+// OpenAI (https://platform.openai.com/docs/guides/reasoning, "Encrypted reasoning items"; the cookbook
+// https://cookbook.openai.com/examples/responses_api/reasoning_items): a reasoning model asked for
+// `include: ["reasoning.encrypted_content"]` returns its reasoning item with it, to be passed back with the
+// function call outputs. A function_call sent back by its id (a stored response's) needs the reasoning item that came
+// before it, and a reasoning item needs the item it preceded: OpenAI's 400s for either, in its words.
 //
 // Signatures are a digest of what they sign, so the simulator also refuses one
 // that no longer matches its content (the real APIs verify theirs cryptographically).
@@ -21,7 +27,7 @@ type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** A deterministic stand-in for a provider's signature over `what`. */
-export function simSignature(kind: 'anthropic' | 'gemini', what: unknown): string {
+export function simSignature(kind: 'anthropic' | 'gemini' | 'openai', what: unknown): string {
   return createHash('sha256').update(`${kind}\n${typeof what === 'string' ? what : (canonicalize(what) ?? '')}`, 'utf8').digest('base64');
 }
 
@@ -84,6 +90,33 @@ export function geminiSignatureProblem(model: string, body: Json): string | null
         'Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.'
       );
     if (call.thoughtSignature !== simSignature('gemini', { name, args: args ?? {} })) return 'Corrupted thought signature.';
+  }
+  return null;
+}
+
+/** OpenAI's reasoning models (the o-series, the gpt-5 family but its chat models) asked for their encrypted reasoning. */
+export function openaiReturnsReasoning(model: string, body: Json): boolean {
+  const reasons = /^(o\d|gpt-5)/.test(model) && !model.includes('-chat');
+  return reasons && Array.isArray(body.include) && body.include.includes('reasoning.encrypted_content');
+}
+
+/** What a Responses input item is to the model: its own output (reasoning, a call, an assistant message) or not. */
+const isOutputItem = (it: unknown) => isObject(it) && (it.type === 'reasoning' || it.type === 'function_call' || (it.role === 'assistant' && (it.type ?? 'message') === 'message'));
+
+/**
+ * The 400 message OpenAI answers for the input's reasoning items, or null: a function_call sent by the id of a stored
+ * one whose reasoning item (`required(id)`) is not before it, or a reasoning item that no output item follows.
+ */
+export function openaiReasoningProblem(input: unknown[], required: (functionCallId: string) => string | undefined): string | null {
+  const seen = new Set<string>();
+  for (const [i, it] of input.entries()) {
+    if (!isObject(it)) continue;
+    if (it.type === 'reasoning' && typeof it.id === 'string') {
+      seen.add(it.id);
+      if (!isOutputItem(input[i + 1])) return `Item '${it.id}' of type 'reasoning' was provided without its required following item.`;
+    }
+    const rs = it.type === 'function_call' && typeof it.id === 'string' ? required(it.id) : undefined;
+    if (rs !== undefined && !seen.has(rs)) return `Item '${String(it.id)}' of type 'function_call' was provided without its required 'reasoning' item: '${rs}'.`;
   }
   return null;
 }

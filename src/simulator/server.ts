@@ -27,7 +27,7 @@ import { geminiError, geminiModel, geminiModelList, geminiResponse, geminiStream
 import { chatCompletion, chatStreamFrames } from './openai-chat';
 import { newResponseParts, responseBody, responsesStreamFrames } from './openai-responses';
 import { sleep, sseResponse } from './sse';
-import { anthropicThinkingOn, anthropicThinkingProblem, geminiSignatureProblem, geminiSignsCalls } from './reasoning';
+import { anthropicThinkingOn, anthropicThinkingProblem, geminiSignatureProblem, geminiSignsCalls, openaiReasoningProblem, openaiReturnsReasoning } from './reasoning';
 import { chooseToolCall, structuredReply } from './tools';
 import { cutToTokens, lastUserText, providerId, replyText, splitDeltas, splitJson, type ProviderApi, type Reply, type Turn } from './turn';
 
@@ -94,6 +94,9 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
   // conversation through it (its effective input, then its output), weighed by its JSON size; the least used go first.
   const stored = new Lru<string, StoredResponse>(STORED_RESPONSES_BUDGET, (r) => r.weight);
   const storedKey = (apiKey: string, id: string) => JSON.stringify([apiKey, id]);
+  // A stored response's function call (`fc_…`, per API key) → the reasoning item before it, which OpenAI requires
+  // back with it (reasoning.ts).
+  const reasoningOfCall = new Lru<string, string>(100_000);
   let replies = 0;
 
   /** Runs one prompt through the cache of its scope and builds the reply. */
@@ -105,9 +108,16 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     const { blocks, totalTokens, lastInput } = blocksFromRequest(api.format, body, count, toolCosts(api.format, entry.tokenizer, entry));
     if (api.format === 'anthropic') checkAnthropicBreakpoints(blocks, entry.cache.maxBreakpoints ?? 4);
     // The reasoning state a tool loop must send back (reasoning.ts): refused before the cache is touched.
-    const reasoningProblem = api.format === 'anthropic' ? anthropicThinkingProblem(body) : api.format === 'gemini' ? geminiSignatureProblem(model, body) : null;
-    if (reasoningProblem !== null) throw new Failure(400, reasoningProblem);
-    const thinkingOn = api.format === 'anthropic' && anthropicThinkingOn(body);
+    const reasoningProblem =
+      api.format === 'anthropic'
+        ? anthropicThinkingProblem(body)
+        : api.format === 'gemini'
+          ? geminiSignatureProblem(model, body)
+          : api.format === 'openai-responses'
+            ? openaiReasoningProblem(inputItems(body.input), (id) => reasoningOfCall.get(storedKey(apiKey, id)))
+            : null;
+    if (reasoningProblem !== null) throw new Failure(400, reasoningProblem, api.format === 'openai-responses' ? { param: 'input' } : {});
+    const thinkingOn = api.format === 'anthropic' ? anthropicThinkingOn(body) : api.format === 'openai-responses' && openaiReturnsReasoning(model, body);
     if (entry.cache.implicitBreakpoint) addImplicitBreakpoint(blocks[lastInput], entry.cache, body);
 
     const scopeKey = JSON.stringify([api.provider, apiKey, model]);
@@ -128,6 +138,7 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     // Chat `n`: several choices of one prompt, each its own answer (a tool call gets its own id); counted together.
     const answers: Reply[] = [];
     let outputTokens = 0;
+    let reasoningTokens = 0;
     for (let i = 0; i < choices; i++) {
       const call = chooseToolCall(api.format, body);
       const structured = call ? null : structuredReply(api.format, body);
@@ -148,6 +159,7 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
       });
       // Thinking is billed as output (its full text here: the simulator does not summarise).
       outputTokens += (truncated ? limit : Math.max(1, count(call ? call.name + call.arguments : text))) + (thinking === null ? 0 : count(thinking));
+      if (i === 0 && thinking !== null) reasoningTokens = count(thinking);
     }
     const [first, ...more] = answers as [Reply, ...Reply[]];
     return {
@@ -161,6 +173,7 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
         writeTokens: outcome?.writeTokens ?? 0,
         writeByTtl: outcome?.writeByTtl ?? {},
         outputTokens,
+        reasoningTokens,
         writesBilled: entry.cache.writesBilled,
       },
     };
@@ -216,6 +229,7 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
         if (body.store !== false) {
           const items = [...inputItems(prompt.input), ...response.output];
           stored.set(storedKey(apiKey, parts.id), { items, weight: JSON.stringify(items).length });
+          if (turn.thinking !== null && turn.toolCall) reasoningOfCall.set(storedKey(apiKey, parts.functionCallId), parts.reasoningId);
         }
         break;
       }

@@ -12,6 +12,8 @@ export interface SimUsage {
   /** Written tokens per TTL name ("5m", "1h", …). */
   writeByTtl: Record<string, number>;
   outputTokens: number;
+  /** Of outputTokens, the reasoning's (OpenAI Responses reports them); 0 when absent. */
+  reasoningTokens?: number;
   /** Whether the model bills (and so reports) cache writes. */
   writesBilled: boolean;
 }
@@ -35,7 +37,10 @@ export interface Reply {
   toolCall: SimToolCall | null;
   /** The text stopped at the request's output limit (max_tokens, max_completion_tokens, max_output_tokens). */
   truncated: boolean;
-  /** Anthropic with `thinking` on: the thinking block's text, which comes first (reasoning.ts signs it); else null. */
+  /**
+   * Anthropic with `thinking` on: the thinking block's text, which comes first (reasoning.ts signs it); OpenAI
+   * Responses with a reasoning model asked for its encrypted reasoning: the reasoning item's; else null.
+   */
   thinking: string | null;
   /** Gemini 3: the answer's parts carry thought signatures (on a function call, else on the last part). */
   signed: boolean;

@@ -47,6 +47,28 @@ describe('reasoning state: counted as the model reads it', () => {
     const estimate = body.messages.reduce((n, m) => n + unitTokens('anthropic', 'messages', m, count), 0);
     expect(blocksFromRequest('anthropic', body, count).totalTokens).toBe(estimate);
   });
+
+  it('an OpenAI reasoning item adds framing only, as the simulator counts it, in the tool loop it belongs to; earlier turns\' the simulator drops, as OpenAI does', () => {
+    const reasoning = { id: 'rs_1', type: 'reasoning', summary: [{ type: 'summary_text', text: 'Call the tool.' }], encrypted_content: 'gAAAAAB'.repeat(40) };
+    expect(visibleText(semanticForm('openai-responses', reasoning))).toBe('');
+    const loop = [
+      { role: 'user', content: 'Use get_weather for Oslo.' },
+      reasoning,
+      { type: 'function_call', call_id: 'c', name: 'get_weather', arguments: '{}' },
+      { type: 'function_call_output', call_id: 'c', output: 'cold' },
+    ];
+    const estimate = loop.reduce((n, item) => n + unitTokens('openai-responses', 'messages', item, o200k), 0);
+    const simulated = blocksFromRequest('openai-responses', { input: loop }, o200k);
+    // The estimate's items, and the reply's header (3 tokens) the simulator adds to every prompt.
+    expect(simulated.totalTokens).toBe(estimate + 3);
+    // A new question: the loop's reasoning item is an earlier turn's, not read, and in no cached prefix.
+    const next = blocksFromRequest('openai-responses', { input: [...loop, { role: 'user', content: 'And Bergen?' }] }, o200k);
+    const without = blocksFromRequest('openai-responses', { input: [...loop.filter((i) => i !== reasoning), { role: 'user', content: 'And Bergen?' }] }, o200k);
+    expect(next.totalTokens).toBe(without.totalTokens);
+    expect(next.blocks.map((b) => b.endToken)).toEqual(without.blocks.map((b) => b.endToken));
+    expect(next.blocks[1]!.key).not.toBe(simulated.blocks[1]!.key);
+    expect(next.blocks[0]!.key).toBe(simulated.blocks[0]!.key);
+  });
 });
 
 describe('unitTokens', () => {

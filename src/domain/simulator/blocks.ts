@@ -131,8 +131,13 @@ export function blocksFromOpenAIResponses(body: unknown, countTokens: TokenCount
   }
   // A string input is the one user message it stands for.
   const input = typeof b.input === 'string' ? [{ role: 'user', content: b.input }] : arrayOf(b.input);
+  // Reasoning items of earlier turns (before the newest user message) are dropped from the model's context, as
+  // OpenAI does (https://cookbook.openai.com/examples/responses_api/reasoning_items, "Caching"): not read, not billed,
+  // in no cached prefix. Those of the turn under way (its tool loop) are kept.
+  const turnStart = input.findLastIndex((item) => isObject(item) && item.role === 'user' && (item.type ?? 'message') === 'message');
   input.forEach((item, m) => {
     const it = isObject(item) ? item : {};
+    if (it.type === 'reasoning' && m < turnStart) return;
     if ('content' in it) {
       pushAll(raw, messageBlocks('openai-responses', it, m, ttl, []));
     } else {
