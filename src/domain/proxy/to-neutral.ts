@@ -432,12 +432,12 @@ function responsesReplyItem(item: unknown): ContentBlock[] {
       if (p.type === 'refusal' && typeof p.refusal === 'string') return [{ type: 'text', text: p.refusal }];
       return [];
     });
-  // Arguments that are not a JSON object (or nest too deep) throw: the reply is not kept, as for chat, rather
-  // than kept without a call its next tool output refers to.
   if (item.type === 'reasoning') {
     const block = responsesReasoning(item, '', false);
     return block ? [block] : [];
   }
+  // Arguments that are not a JSON object (or nest too deep) throw: the reply is not kept, as for chat, rather
+  // than kept without a call its next tool output refers to.
   if (item.type === 'function_call' && typeof item.call_id === 'string' && typeof item.name === 'string')
     return [{ type: 'tool_use', id: item.call_id, name: item.name, input: parseArguments(item.arguments, '') }];
   return [];
