@@ -142,7 +142,7 @@ const KNOWN = {
 
 function unsupported(at: string, what: string): never {
   const hint = what.includes('handle') ? ' (reference handles with x-ph-prefix or "prefix" instead)' : '';
-  throw invalid(at, `x-ph-session keeps turns as text, image, tool_use and tool_result content; ${what} cannot be kept${hint}`);
+  throw invalid(at, `x-ph-session keeps turns as text, image, tool_use and tool_result content and the model's reasoning state (thinking blocks, thought signatures, reasoning items with encrypted_content); ${what} cannot be kept${hint}`);
 }
 
 function list(v: unknown, at: string): unknown[] {
