@@ -21,7 +21,9 @@ const text = z.string().regex(NON_BLANK, BLANK_TEXT);
 // rides on that text or tool_use block.
 export const geminiSignatureSchema = z.strictObject({ provider: z.literal('gemini'), signature: z.string().min(1) });
 
-export const textBlockSchema = z.strictObject({ type: z.literal('text'), text, thought_signature: geminiSignatureSchema.optional() });
+// A tool result's text is the caller's, never signed: a signature there would be stored and rendered nowhere.
+const resultTextSchema = z.strictObject({ type: z.literal('text'), text });
+export const textBlockSchema = resultTextSchema.extend({ thought_signature: geminiSignatureSchema.optional() });
 
 // Anthropic's thinking blocks, kept whole: the API checks the signature and refuses a block changed in any way
 // (https://platform.claude.com/docs/en/build-with-claude/extended-thinking#preserving-thinking-blocks). The
@@ -73,7 +75,7 @@ export const toolUseBlockSchema = z.strictObject({
 export const toolResultBlockSchema = z.strictObject({
   type: z.literal('tool_result'),
   tool_use_id: z.string().min(1),
-  content: z.union([z.string(), z.array(z.discriminatedUnion('type', [textBlockSchema, imageBlockSchema]))]).optional(),
+  content: z.union([z.string(), z.array(z.discriminatedUnion('type', [resultTextSchema, imageBlockSchema]))]).optional(),
   is_error: z.boolean().optional(),
 });
 

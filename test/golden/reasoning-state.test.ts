@@ -123,5 +123,11 @@ describe('reasoning state in rendered messages', () => {
     await refused([{ role: 'user', content: 'hi' }, { role: 'assistant', content: [OPENAI_REASONING] }], '/content/1/content');
     await refused([{ role: 'assistant', content: [{ ...OPENAI_REASONING, encrypted_content: '' }, { type: 'text', text: 'x' }] }], '/content/0/content/0/encrypted_content');
     await refused([{ role: 'assistant', content: [{ ...OPENAI_REASONING, status: 'completed' }, { type: 'text', text: 'x' }] }], '/content/0/content/0/status');
+    // A tool's output is not the model's: a signature in a tool result's text would be stored and sent nowhere.
+    const call = { type: 'tool_use', id: 'call_1', name: 'f', input: {} };
+    await refused(
+      [{ role: 'assistant', content: [call] }, { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'call_1', content: [{ type: 'text', text: 'ok', thought_signature: GEMINI_SIG }] }] }],
+      '/content/1/content/0/content/0/thought_signature',
+    );
   });
 });
