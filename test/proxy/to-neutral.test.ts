@@ -274,7 +274,11 @@ describe('turnMessages: reasoning state sent back in the turn', () => {
     ]);
     const pointerOf = (content: unknown[]) => refusal(() => turnMessages('anthropic', { messages: [{ role: 'assistant', content }] })).errors?.[0]?.pointer;
     expect(pointerOf([{ type: 'thinking', thinking: 'Hmm.' }, { type: 'text', text: 'x' }])).toBe('/messages/0/content/0');
-    expect(pointerOf([{ ...THINKING, cache_control: { type: 'ephemeral' } }, { type: 'text', text: 'x' }])).toBe('/messages/0/content/0/cache_control');
+    // Refused as Anthropic refuses it, not as a field a session has no place for (it said sessions keep no thinking).
+    for (const block of [{ ...THINKING, cache_control: { type: 'ephemeral' } }, { type: 'redacted_thinking', data: 'enc', cache_control: { type: 'ephemeral', ttl: '1h' } }]) {
+      const e = refusal(() => turnMessages('anthropic', { messages: [{ role: 'assistant', content: [block, { type: 'text', text: 'x' }] }] }));
+      expect(e.errors).toEqual([{ pointer: '/messages/0/content/0/cache_control', detail: `Anthropic refuses cache_control on a ${block.type} block; mark the text or tool_use after it (the service marks a message's last block itself)` }]);
+    }
   });
 
   it('Gemini: a thoughtSignature is kept on its text or functionCall part; on a functionResponse it is refused', () => {

@@ -194,6 +194,9 @@ function anthropicMessages(raw: unknown, at: string): Message[] {
 function anthropicBlock(b: unknown, at: string): ContentBlock {
   if (!isRecord(b)) throw invalid(at, 'must be a content block');
   const known = typeof b.type === 'string' && Object.hasOwn(KNOWN.anthropicBlock, b.type) ? KNOWN.anthropicBlock[b.type] : undefined;
+  // Anthropic's own rule, not a field the session lacks (Prompt caching, 'Caching with thinking blocks').
+  if ((b.type === 'thinking' || b.type === 'redacted_thinking') && b.cache_control !== undefined && b.cache_control !== null)
+    throw invalid(`${at}/cache_control`, `Anthropic refuses cache_control on a ${b.type} block; mark the text or tool_use after it (the service marks a message's last block itself)`);
   if (known) keepsOnly(b, known, at);
   switch (b.type) {
     case 'text':
