@@ -362,6 +362,23 @@ describe('createStreamReply', () => {
     });
   });
 
+  it('Gemini: a part holding a signature alone (how Gemini 3 may end a text answer) signs the text before it; after a call, or not streamed, it is left out: the reply is kept', () => {
+    const chunk = (...parts: object[]) => ({ candidates: [{ content: { role: 'model', parts } }] });
+    const streamed = feed('gemini', [chunk({ text: 'Sunny ' }), chunk({ text: 'in Oslo.' }), chunk({ thoughtSignature: 'sig' })]);
+    expect(replyMessage('gemini', streamed.response())).toEqual({
+      role: 'assistant',
+      content: [{ type: 'text', text: 'Sunny in Oslo.', thought_signature: { provider: 'gemini', signature: 'sig' } }],
+    });
+    const call = { functionCall: { name: 'f', args: {} }, thoughtSignature: 'c' };
+    const afterCall = feed('gemini', [chunk(call), chunk({ thoughtSignature: 'extra' })]);
+    expect(replyMessage('gemini', afterCall.response())).toEqual({ role: 'assistant', content: [{ type: 'tool_use', id: 'f', name: 'f', input: {}, thought_signature: { provider: 'gemini', signature: 'c' } }] });
+    // Before: a part of no known kind, the whole reply unkeepable, and the session not appended.
+    expect(replyMessage('gemini', { candidates: [{ content: { role: 'model', parts: [{ text: 'Sunny.' }, { thoughtSignature: 'sig' }] }, finishReason: 'STOP' }] })).toEqual({
+      role: 'assistant',
+      content: [{ type: 'text', text: 'Sunny.' }],
+    });
+  });
+
   it('Anthropic: tool input pieces that do not make JSON (max_tokens cut the call) leave the reply unkeepable, with or without the block stop', () => {
     const cut = [
       { type: 'message_start', message: { id: 'msg', content: [] } },

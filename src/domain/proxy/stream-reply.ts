@@ -2,7 +2,7 @@
 // so `replyMessage` converts both the same way, and says when the stream has
 // delivered its last meaningful event.
 
-import { UNKEEPABLE, type ProxyFormat } from './to-neutral';
+import { asGeminiText, UNKEEPABLE, type ProxyFormat } from './to-neutral';
 
 type Json = Record<string, unknown>;
 
@@ -145,11 +145,12 @@ function geminiReply(): StreamReply {
       if (!isRecord(candidate)) return;
       if (typeof candidate.finishReason === 'string') finished = true;
       const content = isRecord(candidate.content) ? candidate.content : {};
-      for (const p of Array.isArray(content.parts) ? content.parts : []) {
-        if (!isRecord(p)) continue;
+      for (const raw of Array.isArray(content.parts) ? content.parts : []) {
+        if (!isRecord(raw)) continue;
+        const p = asGeminiText(raw);
         const last = parts[parts.length - 1];
         // Text pieces join the text before them (a thought's with a thought's), and a signature that comes on a
-        // later piece (Gemini may send it on an empty one) belongs to the part they make.
+        // later piece (Gemini may send it on an empty one, or on a part of its own) belongs to the part they make.
         if (typeof p.text === 'string' && last && typeof last.text === 'string' && last.thought === p.thought && last.thoughtSignature === undefined) {
           last.text += p.text;
           if (p.thoughtSignature !== undefined) last.thoughtSignature = p.thoughtSignature;

@@ -70,7 +70,7 @@ export function replyMessage(format: ProxyFormat, response: unknown): Message | 
       // them back), the signatures on its other parts are.
       const candidate = Array.isArray(response.candidates) ? response.candidates[0] : undefined;
       const parts = isRecord(candidate) && isRecord(candidate.content) && Array.isArray(candidate.content.parts) ? candidate.content.parts : [];
-      blocks = parts.flatMap((p) => (isRecord(p) && p.thought !== true ? [geminiPart(p, '', false)] : []));
+      blocks = parts.flatMap((p) => (isRecord(p) && p.thought !== true ? [geminiPart(asGeminiText(p), '', false)] : []));
     } else blocks = Array.isArray(response.output) ? response.output.flatMap(responsesReplyItem) : [];
   } catch (e) {
     // A tool call whose arguments (Anthropic: input) are not a JSON object: the reply cannot be kept as it is.
@@ -461,6 +461,16 @@ function geminiContents(raw: unknown, at: string): Message[] {
     const content = list(c.parts, `${cAt}/parts`).map((p, j) => geminiPart(p, `${cAt}/parts/${j}`, true));
     return { role, content };
   });
+}
+
+/**
+ * A reply part holding a thoughtSignature and nothing else (Gemini 3 may end a text answer, streamed or not, with
+ * one) as the empty text piece it stands for: a stream joins it to the text before it, and alone it is blank text,
+ * not kept. As a part of no known kind it made the whole reply unkeepable.
+ */
+export function asGeminiText(p: Json): Json {
+  const signatureOnly = typeof p.thoughtSignature === 'string' && Object.keys(p).every((k) => k === 'thoughtSignature' || k === 'thought');
+  return signatureOnly ? { ...p, text: '' } : p;
 }
 
 function geminiPart(p: unknown, at: string, strict: boolean): ContentBlock {
