@@ -530,6 +530,18 @@ describe('money audit: long context', () => {
     expect((await handleMoney(client, doc.id)).money).toEqual(moneyOf(e));
   });
 
+  it("Sonnet 4.5 with the provider's total unknown (no cache_read_input_tokens): past 200K by its own input_tokens, priced at $6/M though our estimate is under", async () => {
+    const { client } = t.tenant();
+    const doc = await mintArtifact(client, 'document', bigText().split('\n').slice(0, 10_300).join('\n'));
+    const r = await renderAnthropic(client, { prefix: [doc.id], messages: [{ role: 'user', content: 'q' }] });
+    // Our estimate stays under the threshold; the provider's count of the uncached tokens alone is over it.
+    expect(promptTokens(r)).toBeLessThan(200_000);
+    await report(client, t, r, { input_tokens: 205_000, output_tokens: 5 });
+    const D = span(r, r.segments.findIndex((s) => s.source === `${doc.id}@1`));
+    // Capture unknown (no cache fields): the spans stay our estimate, priced at the tier the provider's count proves.
+    expect((await handleMoney(client, doc.id)).money.unknown_capture_input_cost).toBe(usd(D * perToken(6)));
+  });
+
   it('Gemini 2.5 Pro past 200K prompt tokens: $2.50/M and cached $0.25/M; at 200K or under, $1.25/M', async () => {
     const { client } = t.tenant();
     const doc = await mintArtifact(client, 'document', bigText());

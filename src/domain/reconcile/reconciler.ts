@@ -422,8 +422,11 @@ export class Reconciler {
     const written = seen.cache_write_tokens ?? (read === null ? null : 0);
     // How the write divides by TTL: the provider's split, or the one TTL all of this request's marks asked for.
     const priced = { ...seen, cache_write_by_ttl: writeSplit(model, seen, breakpoints) };
-    // The prompt's length sets the price tier (long context): the provider's count, else the attributed estimate.
-    const money = prices(model, priced, read ?? 0, usage.total_prompt_tokens ?? lengths.reduce((a, b) => a + b, 0));
+    // The prompt's length sets the price tier (long context): the provider's count, else the attributed estimate, but
+    // never under what the provider did count (an Anthropic report without cache_read_input_tokens still has
+    // input_tokens): 205K uncached tokens are past 200K whatever our estimate says.
+    const counted = (usage.uncached_tokens ?? 0) + (read ?? 0) + (usage.cache_write_tokens ?? 0);
+    const money = prices(model, priced, read ?? 0, usage.total_prompt_tokens ?? Math.max(counted, lengths.reduce((a, b) => a + b, 0)));
     let offset = 0;
     const ends = blocks.map((b) => b.endToken);
     const stepEnd = lastStepEnd(model, ends.at(-1) ?? 0);
