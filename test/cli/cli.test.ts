@@ -513,6 +513,16 @@ describe('prefix-handles CLI', () => {
     for (const i of [0, 1, 2, 3]) expect(listed.out).toMatch(new RegExp(`^${rendered} +${new Date(started + i * MIN).toISOString()} +req_\\w{21} +reconciled +gpt-4\\.1 `, 'm'));
   });
 
+  it('import: a rejected line given twice is rejected twice, not skipped as a duplicate of a call imported once', async () => {
+    const { key } = t.tenant();
+    const bad = JSON.stringify({ format: 'openai-chat', request: { model: 'gpt-4.1', messages: [{ role: 'user', content: 'q' }] }, started_at: 'yesterday' });
+    const r = await cli(['import', '-'], { key, input: `${bad}\n${bad}\n` });
+    expect(r.code).toBe(1);
+    // Before: '0 accepted, 1 rejected, 1 duplicate skipped' and 'its call imported once', of a call never imported.
+    expect(r.out).toContain('stdin: 2 lines, 0 accepted, 2 rejected\n');
+    expect(r.out).not.toContain('duplicate');
+  });
+
   it('import: a line whose only handle renders nothing (an empty session) referenced a handle, and the summary says it has 0 tokens', async () => {
     const { key, client } = t.tenant();
     const started = t.clock.now() - 3_600_000;

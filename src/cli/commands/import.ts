@@ -58,8 +58,8 @@ Each line is one historical call:
 Every line is rendered (POST /v1/render), then reconciled with its timestamps in
 batches of ${BATCH} (POST /v1/usage/batch), oldest call first, so the cache simulation
 sees them in the order they happened. A line repeated in the file (the same text, or
-the same response id and start) is skipped and named; importing a file twice counts
-its calls twice.
+the same response id and start) is skipped and named, a refused line rejected again;
+importing a file twice counts its calls twice.
 
 Shows a progress bar on a terminal, plain lines otherwise, then a summary with the
 reason for every rejected line. Exits 1 if any line was rejected.
@@ -97,12 +97,15 @@ ${API_HELP}`,
         done++;
         continue;
       }
-      firstLine.set(l.s, l.n);
-      if (id) firstId.set(id, l.n);
       if (typeof parsed === 'string') {
+        // Not a call: its repeat is rejected for the same reason, not counted as a call imported once.
         rejected.push({ line: l.n, reason: parsed });
         done++;
-      } else calls.push({ line: l.n, call: parsed, at: typeof parsed.started_at === 'number' ? parsed.started_at : Date.parse(parsed.started_at) });
+        continue;
+      }
+      firstLine.set(l.s, l.n);
+      if (id) firstId.set(id, l.n);
+      calls.push({ line: l.n, call: parsed, at: typeof parsed.started_at === 'number' ? parsed.started_at : Date.parse(parsed.started_at) });
     }
     // Stable sort: calls that started together keep their file order.
     calls.sort((a, b) => a.at - b.at);
