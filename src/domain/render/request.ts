@@ -8,7 +8,7 @@ import { learnToolNames, newRenderContext, segmentItems, type RenderContext } fr
 import { Lru } from '../lru';
 import { MESSAGE_CACHE_SETTINGS, semanticKey, unitKey } from '../simulator/semantic';
 import { countTokens, type TokenizerFamily } from '../tokens';
-import { definedToolTokens, toolCosts, toolPromptParts, unitTokens } from '../prompt-tokens';
+import { definedToolTokens, toolCosts, toolPromptParts, unitTokens, type ToolCosts } from '../prompt-tokens';
 import {
   applyEdits,
   childPointer,
@@ -140,6 +140,12 @@ interface Unit {
   base?: string;
   /** The unit's estimated prompt tokens in a tokenizer family (see prompt-tokens.ts). */
   tokens: (family: TokenizerFamily) => number;
+}
+
+/** A tool's unit costing the model's figure for an Anthropic-defined tool version (`type`), else as it was (its JSON). */
+function costedTool(unit: Unit, type: unknown, costs: ToolCosts): Unit {
+  const defined = definedToolTokens(type, costs);
+  return defined === undefined ? unit : { ...unit, tokens: () => defined };
 }
 
 const HANDLE_TYPE = 'handle';
@@ -296,10 +302,8 @@ export class RequestRenderer {
         pushAll(toolFrom, items.map((it) => ({ pointer: at, source: it.segment?.source ?? ref })));
       } else {
         // An Anthropic-defined tool costs the model's figure for its version, not its JSON (a handle's: below).
-        const unit = this.inline(format, 'tools', bodyText, node);
         const type = node.type === 'object' ? property(node, 'type') : undefined;
-        const defined = type ? definedToolTokens(valueOf(type), costs) : undefined;
-        toolUnits.push(defined === undefined ? unit : { ...unit, tokens: () => defined });
+        toolUnits.push(costedTool(this.inline(format, 'tools', bodyText, node), type && valueOf(type), costs));
         toolFrom.push({ pointer: at, source: 'inline' });
       }
     });
@@ -308,8 +312,7 @@ export class RequestRenderer {
     toolUnits.forEach((u, i) => {
       const seg = u.item?.segment;
       const tool = seg?.section === 'tools' && u.item!.index !== undefined ? seg.tools[u.item!.index] : undefined;
-      const defined = tool && isDefinedTool(tool) ? definedToolTokens(tool.type, costs) : undefined;
-      if (defined !== undefined) toolUnits[i] = { ...u, tokens: () => defined };
+      if (tool && isDefinedTool(tool)) toolUnits[i] = costedTool(u, tool.type, costs);
     });
 
     // ---- system ----
