@@ -338,6 +338,45 @@ describe('prefix-handles CLI', () => {
     // A dozen child processes: on 2 busy cores they can take over the default 30 s.
   }, 90_000);
 
+  it("request: says why each class missed, in the dashboard legend's words, with the request's own figures", async () => {
+    const { key, client } = t.tenant();
+    const short = await mintSystem(client);
+    const long = await mintSystem(client, `${LONG_SYSTEM} whys`);
+    const warm = await mintSystem(client, `${LONG_SYSTEM} warmed elsewhere`);
+    const ask = (ref: string) => ({ system: [{ type: 'handle', ref }], messages: [{ role: 'user', content: 'hello' }] });
+    // A short system prompt sent twice: under Sonnet's 1,024-token minimum, never cached.
+    await report(client, t, await renderAnthropic(client, ask(short.id)), anthropicUsage(40, 0, 0));
+    t.clock.advance(MIN);
+    const under = await renderAnthropic(client, ask(short.id));
+    await report(client, t, under, anthropicUsage(promptTokens(under), 0, 0));
+    // A long one written, then not read a minute later (evicted): unconfirmed.
+    const first = await renderAnthropic(client, ask(long.id));
+    await report(client, t, first, anthropicUsage(promptTokens(first), 0, first.breakpoints[0]!.token_end));
+    t.clock.advance(MIN);
+    const missed = await renderAnthropic(client, ask(long.id));
+    const o = (await report(client, t, missed, anthropicUsage(promptTokens(missed), 0, missed.breakpoints[0]!.token_end))).outcome;
+    // Read at its first use here: a cache warmed by traffic the service did not see.
+    const warmed = await renderAnthropic(client, ask(warm.id));
+    await report(client, t, warmed, anthropicUsage(promptTokens(warmed), warmed.breakpoints[0]!.token_end, 0));
+
+    const [underText, missedText, warmedText] = await Promise.all([cli(['request', under.request_id], { key }), cli(['request', missed.request_id], { key }), cli(['request', warmed.request_id], { key })]);
+    for (const r of [underText, missedText, warmedText]) expect(r.code, r.err).toBe(0);
+    const view = (await client.get(`/v1/requests/${under.request_id}`)).json;
+    const held = view.outcome.segments.flatMap((s: { classes: { below_minimum: number } }, i: number) => (s.classes.below_minimum > 0 ? [i] : []));
+    const n = held.reduce((a: number, i: number) => a + view.outcome.segments[i].classes.below_minimum, 0);
+    const end = view.outcome.segments[held.at(-1)].end;
+    expect(held.length).toBeGreaterThan(0);
+    expect(end).toBeLessThan(1024);
+    expect(underText.out).toContain(
+      `below_minimum ${tokens(n)} tokens in #1${held.length > 1 ? `–#${held.length}` : ''}: the prefix is shorter than the model's minimum cacheable length: through #${held.at(-1) + 1} it is ${tokens(end)} tokens, under claude-sonnet-4-5's minimum of 1,024\n`,
+    );
+    expect(o.predicted.read).toBeGreaterThan(1024);
+    expect(missedText.out).toMatch(new RegExp(`^unconfirmed [\\d,]+ tokens in #1[^:]*: predicted, but the provider did not report it as read: predicted read ${tokens(o.predicted.read)}, the provider read 0 \\(eviction, another account, or a concurrent first write\\)$`, 'm'));
+    const read = warmed.breakpoints[0]!.token_end;
+    expect(warmedText.out).toMatch(new RegExp(`^bonus [\\d,]+ tokens in #1: read beyond our prediction \\(a cache warmed by traffic we did not see\\): the provider read ${tokens(read)}, ${tokens(read)} more than the 0 predicted$`, 'm'));
+    expect(warmedText.out).toMatch(/^cold [\d,]+ tokens in #2: first use in this cache scope: an unavoidable write$/m);
+  }, 60_000);
+
   it('says a drift by a changed setting, by another API format, and one whose bytes were not kept', () => {
     const side = (source: string, digest: string, excerpt?: string) => ({ source, digest, ...(excerpt === undefined ? {} : { excerpt }) });
     const base = { handle: 'ses_x@2', segment: 2, now: side('ses_x@2', 'b'.repeat(64)), before: side('ses_x@2', 'a'.repeat(64)) };

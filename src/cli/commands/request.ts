@@ -3,6 +3,7 @@ import { API_HELP, API_OPTIONS, UsageError, type Command } from '../command';
 import { printable, table, tokens } from '../table';
 import { driftDetail, setRange, type DriftFinding } from './report';
 import { shownRuns, sumClasses, SESSION_BATCHES_SHOWN } from '../../domain/session-runs';
+import { requestWhys, type WhyInput } from '../../domain/reconcile/explain';
 
 interface Segment {
   source: string;
@@ -31,6 +32,7 @@ interface Usage {
 interface Outcome {
   capture: 'reported' | 'unknown';
   predicted: { read: number; write: number };
+  provider: { read: number | null; write: number | null };
   segments: SegmentOutcome[];
   drift: (Omit<DriftFinding, 'request_id' | 'previous_request_id' | 'at'> & { previous_request: string }) | null;
   expired?: { last_used_at: number; gap_ms: number; ttl: string };
@@ -51,6 +53,7 @@ interface RequestView {
   first_byte_at: string | null;
   finished_at: string | null;
   segments: Segment[];
+  breakpoints: Array<{ segment: number }>;
   outcome: Outcome | null;
   usage: Usage | null;
   error: { status: number | null; body: unknown } | null;
@@ -70,7 +73,11 @@ by class (a session's batches before its newest 50 summed in one row, as there t
 and what explains a miss: the drift that broke the cached prefix (where the
 bytes first changed), an expired prefix (how long unused, against its lifetime), a
 provider total far from the estimate, a failed call's error, and the provider's own
-explanation when its answer carried one.
+explanation when its answer carried one. Every other class its tokens are in (cold,
+concurrent, below_minimum, no_breakpoint, lookback, unconfirmed, unknown, bonus) gets
+a line: its tokens and segments, what it means (the dashboard legend's words) and the
+request's own figures (the model's minimum or cache step and the prefix's tokens, the
+predicted read against the provider's, the breakpoints it marks).
 
 Options:
   --json            the API's JSON (GET /v1/requests/{id}) instead
@@ -80,15 +87,23 @@ ${API_HELP}`,
   async run({ values, positionals, api }) {
     const id = positionals[0]!;
     if (!id.startsWith('req_')) throw new UsageError(`'${id}' is not a request id (req_…); a handle's figures are in 'prefix-handles report ${id}'`);
-    const body = await api().json<RequestView>('GET', `/v1/requests/${seg(id)}`);
-    process.stdout.write(values.json ? `${JSON.stringify(body, null, 2)}\n` : `${requestText(body)}\n`);
+    const client = api();
+    const body = await client.json<RequestView>('GET', `/v1/requests/${seg(id)}`);
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+      return 0;
+    }
+    // The model's cache rules (its minimum, steps, lookback) explain below_minimum and lookback: read only for those.
+    const ruled = body.outcome?.segments.some((s) => (s.classes.below_minimum ?? 0) > 0 || (s.classes.lookback ?? 0) > 0);
+    const entry = ruled ? (await client.json<{ models: Array<NonNullable<WhyInput['entry']>> }>('GET', '/v1/models')).models.find((m) => m.id === body.catalog_entry) : undefined;
+    process.stdout.write(`${requestText(body, entry)}\n`);
     return 0;
   },
 };
 
 const count = (n: number | null) => (n === null ? 'unknown' : tokens(n));
 
-function requestText(r: RequestView): string {
+function requestText(r: RequestView, entry: WhyInput['entry']): string {
   const model = r.catalog_fallback ? `${r.model} (unknown to the catalog: priced as ${r.catalog_entry})` : r.model;
   const times = [['started', r.started_at], ['first byte', r.first_byte_at], ['finished', r.finished_at]].filter(([, v]) => v).map(([k, v]) => `${k} ${v}`);
   const parts = [printable(`request ${r.id}  ${r.status}  ${r.format}  ${model}`) + (times.length ? `\n${times.join('   ')}` : '')];
@@ -106,6 +121,11 @@ function requestText(r: RequestView): string {
   }
   parts.push(segmentsTable(r));
   if (o) parts.push(...notes(o));
+  // Every other class's why, in the legend's words, with this request's figures.
+  if (o && u)
+    parts.push(
+      ...requestWhys({ entry, segments: o.segments, breakpoints: r.breakpoints, predicted_read: o.predicted.read, provider_read: o.capture === 'unknown' ? null : o.provider.read, complete: u.complete }).map(printable),
+    );
   // Evidence beside our own cause: what the provider said about its miss, as it said it.
   if (r.diagnostics) parts.push(printable(`the provider's own explanation${r.diagnostics.cache_miss_reason ? `: ${r.diagnostics.cache_miss_reason}` : ''} (${JSON.stringify(r.diagnostics.raw)})`));
   return parts.join('\n\n');

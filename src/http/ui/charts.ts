@@ -5,26 +5,27 @@ import { html } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
 import { pct, ratio, tok, tokens, usd } from './format';
 import type { ModelEntry } from '../../domain/catalog/types';
+import { belowMinimumHelp, CLASS_HELP } from '../../domain/reconcile/explain';
 
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
-/** Waterfall classes: how each is named, coloured and explained. */
+/** Waterfall classes: how each is named, coloured and explained (the words: domain/reconcile/explain.ts, which the CLI says too). */
 export const CLASS_INFO: Record<string, { label: string; color: string; help: string }> = {
-  referenced: { label: 'referenced', color: '#475569', help: 'tokens expanded from handles' },
-  cold: { label: 'cold', color: '#94a3b8', help: 'first use in this cache scope: an unavoidable write' },
-  opportunity: { label: 'opportunity', color: '#334155', help: 'the same content was referenced before in the same cache scope' },
-  drift: { label: 'drift', color: '#dc2626', help: 'the handle repeated but bytes before it changed' },
-  expired: { label: 'expired', color: '#ea580c', help: 'last read or written longer ago than the cache TTL' },
-  concurrent: { label: 'concurrent', color: '#ca8a04', help: 'a parallel request paid the same write again' },
-  below_minimum: { label: 'below minimum', color: '#a16207', help: belowMinimumHelp(null) },
-  no_breakpoint: { label: 'no breakpoint', color: '#9333ea', help: 'no cache breakpoint covered it' },
-  lookback: { label: 'lookback', color: '#6d28d9', help: "the nearest breakpoint was beyond the provider's lookback" },
-  unconfirmed: { label: 'unconfirmed', color: '#db2777', help: 'predicted, but the provider did not report it as read' },
-  unknown: { label: 'unknown', color: '#9ca3af', help: 'the provider reported no cache fields: not counted as a miss' },
-  captured: { label: 'captured', color: '#16a34a', help: 'the provider confirmed it as a cache read' },
-  bonus: { label: 'bonus', color: '#65a30d', help: 'read beyond our prediction (a cache warmed by traffic we did not see)' },
-  pending: { label: 'not reconciled', color: '#cbd5e1', help: 'no usage report yet' },
-  failed: { label: 'call failed', color: '#cbd5e1', help: 'the provider call failed: it has no usage to reconcile' },
+  referenced: { label: 'referenced', color: '#475569', help: CLASS_HELP.referenced },
+  cold: { label: 'cold', color: '#94a3b8', help: CLASS_HELP.cold },
+  opportunity: { label: 'opportunity', color: '#334155', help: CLASS_HELP.opportunity },
+  drift: { label: 'drift', color: '#dc2626', help: CLASS_HELP.drift },
+  expired: { label: 'expired', color: '#ea580c', help: CLASS_HELP.expired },
+  concurrent: { label: 'concurrent', color: '#ca8a04', help: CLASS_HELP.concurrent },
+  below_minimum: { label: 'below minimum', color: '#a16207', help: CLASS_HELP.below_minimum },
+  no_breakpoint: { label: 'no breakpoint', color: '#9333ea', help: CLASS_HELP.no_breakpoint },
+  lookback: { label: 'lookback', color: '#6d28d9', help: CLASS_HELP.lookback },
+  unconfirmed: { label: 'unconfirmed', color: '#db2777', help: CLASS_HELP.unconfirmed },
+  unknown: { label: 'unknown', color: '#9ca3af', help: CLASS_HELP.unknown },
+  captured: { label: 'captured', color: '#16a34a', help: CLASS_HELP.captured },
+  bonus: { label: 'bonus', color: '#65a30d', help: CLASS_HELP.bonus },
+  pending: { label: 'not reconciled', color: '#cbd5e1', help: CLASS_HELP.pending },
+  failed: { label: 'call failed', color: '#cbd5e1', help: CLASS_HELP.failed },
 };
 
 /** Leaks between opportunity and captured, in gate order. */
@@ -311,25 +312,4 @@ export function legend(classes: readonly string[], opts: { breakpoint?: boolean;
   return html`<ul class="legend">${classes.map((c) => html`<li><svg width="14" height="14" aria-hidden="true"><rect width="14" height="14" rx="2" fill="${fill(c)}"/></svg> <b>${CLASS_INFO[c]!.label}</b> <span data-help="${c}">${help(c)}</span></li>`)}${
     opts.breakpoint ? html`<li><svg width="14" height="14" aria-hidden="true"><path d="M 2 3 L 12 3 L 7 12 Z" fill="#0f172a"/></svg> <b>cache breakpoint</b> <span>where the request marks the end of a cacheable prefix</span></li>` : ''
   }</ul>`;
-}
-
-const PROVIDER_NAMES: Record<ModelEntry['provider'], string> = { anthropic: 'Anthropic', openai: 'OpenAI', gemini: 'Gemini', vllm: 'vLLM' };
-
-/**
- * Why tokens are below_minimum, for the rules of these entries: the minimum, each provider's cache steps (OpenAI's
- * 128 tokens, a vLLM server's blocks; Anthropic and Gemini read any length), a model without a cache. null: for no
- * provider in particular.
- */
-export function belowMinimumHelp(entries: ReadonlyArray<Pick<ModelEntry, 'provider' | 'cache'>> | null): string {
-  const minimum = "the prefix is shorter than the model's minimum cacheable length";
-  if (entries === null) return `${minimum}, or past its last whole cache step (where a provider caches in steps of tokens), or the model has no prompt cache`;
-  const steps = new Map<string, string>();
-  for (const e of entries) {
-    const step = e.cache.granularity?.step;
-    if (step === undefined || step <= 1) continue;
-    const unit = e.provider === 'vllm' ? 'blocks' : 'steps';
-    steps.set(`${e.provider} ${step}`, `${PROVIDER_NAMES[e.provider]} caches in ${tokens(step)}-token ${unit}: up to ${tokens(step - 1)} tokens at a prompt's end are never read`);
-  }
-  const noCache = entries.some((e) => e.cache.supported === false);
-  return `${minimum}${steps.size ? `, or past its last whole cache step (${[...steps.values()].join('; ')})` : ''}${noCache ? ', or the model has no prompt cache' : ''}`;
 }

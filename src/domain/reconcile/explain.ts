@@ -1,0 +1,136 @@
+// What each waterfall class means, in the words the dashboard's legends and the CLI both use, and for one request
+// why its tokens are in each class, with that request's own figures.
+
+import type { CacheRules, ProviderFamily } from '../catalog/types';
+import { stepFloor } from '../simulator/cache';
+
+const n = (x: number) => Math.round(x).toLocaleString('en-US');
+
+const PROVIDER_NAMES: Record<ProviderFamily, string> = { anthropic: 'Anthropic', openai: 'OpenAI', gemini: 'Gemini', vllm: 'vLLM' };
+const UNDER_MINIMUM = "the prefix is shorter than the model's minimum cacheable length";
+const PAST_STEP = 'past its last whole cache step';
+const NO_CACHE = 'the model has no prompt cache';
+
+/**
+ * Why tokens are below_minimum, for the rules of these entries: the minimum, each provider's cache steps (OpenAI's
+ * 128 tokens, a vLLM server's blocks; Anthropic and Gemini read any length), a model without a cache. null: for no
+ * provider in particular.
+ */
+export function belowMinimumHelp(entries: ReadonlyArray<{ provider: ProviderFamily; cache: Pick<CacheRules, 'granularity' | 'supported'> }> | null): string {
+  if (entries === null) return `${UNDER_MINIMUM}, or ${PAST_STEP} (where a provider caches in steps of tokens), or ${NO_CACHE}`;
+  const steps = new Map<string, string>();
+  for (const e of entries) {
+    const step = e.cache.granularity?.step;
+    if (step === undefined || step <= 1) continue;
+    steps.set(`${e.provider} ${step}`, stepsNote(e.provider, step));
+  }
+  const noCache = entries.some((e) => e.cache.supported === false);
+  return `${UNDER_MINIMUM}${steps.size ? `, or ${PAST_STEP} (${[...steps.values()].join('; ')})` : ''}${noCache ? `, or ${NO_CACHE}` : ''}`;
+}
+
+function stepsNote(provider: ProviderFamily, step: number): string {
+  return `${PROVIDER_NAMES[provider]} caches in ${n(step)}-token ${provider === 'vllm' ? 'blocks' : 'steps'}: up to ${n(step - 1)} tokens at a prompt's end are never read`;
+}
+
+/** Each class in a line: the dashboard's legends and the CLI's `request` say it so. */
+export const CLASS_HELP = {
+  referenced: 'tokens expanded from handles',
+  cold: 'first use in this cache scope: an unavoidable write',
+  opportunity: 'the same content was referenced before in the same cache scope',
+  drift: 'the handle repeated but bytes before it changed',
+  expired: 'last read or written longer ago than the cache TTL',
+  concurrent: 'a parallel request paid the same write again',
+  below_minimum: belowMinimumHelp(null),
+  no_breakpoint: 'no cache breakpoint covered it',
+  lookback: "the nearest breakpoint was beyond the provider's lookback",
+  unconfirmed: 'predicted, but the provider did not report it as read',
+  unknown: 'the provider reported no cache fields: not counted as a miss',
+  captured: 'the provider confirmed it as a cache read',
+  bonus: 'read beyond our prediction (a cache warmed by traffic we did not see)',
+  pending: 'no usage report yet',
+  failed: 'the provider call failed: it has no usage to reconcile',
+} satisfies Record<string, string>;
+
+/** The classes `requestWhys` explains, in gate order (drift and expired have findings of their own; captured needs none). */
+export const WHY_CLASSES = ['cold', 'concurrent', 'below_minimum', 'no_breakpoint', 'lookback', 'unconfirmed', 'unknown', 'bonus'] as const;
+
+/** One reconciled request, as GET /v1/requests/{id} shows it, and the catalog entry it was priced as (when at hand). */
+export interface WhyInput {
+  /** The catalog entry's id, `provider` and cache rules; absent: the figures that need them are left out. */
+  entry?: { id: string; provider: ProviderFamily; cache: Pick<CacheRules, 'minTokens' | 'granularity' | 'lookbackBlocks' | 'supported'> };
+  /** The outcome's segments: provider-scaled token spans (those the simulation compared) and their classes. */
+  segments: ReadonlyArray<{ start: number; end: number; classes: Partial<Record<string, number>> }>;
+  breakpoints: ReadonlyArray<{ segment: number }>;
+  predicted_read: number;
+  /** The provider's read; null when it reported no cache fields. */
+  provider_read: number | null;
+  /** false: the answer ended before its usage (a stream cut off). */
+  complete: boolean;
+}
+
+/** "#1", "#2–#4, #7": segments numbered from 1, runs joined. */
+function segmentList(indexes: number[]): string {
+  const runs: Array<[number, number]> = [];
+  for (const i of indexes) {
+    const last = runs.at(-1);
+    if (last && last[1] === i - 1) last[1] = i;
+    else runs.push([i, i]);
+  }
+  return runs.map(([a, b]) => (a === b ? `#${a + 1}` : `#${a + 1}–#${b + 1}`)).join(', ');
+}
+
+const marksText = (marks: number[]) => (marks.length ? `this request marks after ${segmentList(marks)}` : 'this request marks none');
+
+/**
+ * One line per class the request's tokens are in (of WHY_CLASSES): its tokens, the segments holding them, the class's
+ * meaning as the legend says it, and the request's own figures where its record has them.
+ */
+export function requestWhys(r: WhyInput): string[] {
+  const out: string[] = [];
+  const rules = r.entry?.cache;
+  const model = r.entry?.id;
+  const marks = [...new Set(r.breakpoints.map((b) => b.segment))].sort((a, b) => a - b);
+  for (const cls of WHY_CLASSES) {
+    const held = r.segments.flatMap((s, i) => ((s.classes[cls] ?? 0) > 0 ? [i] : []));
+    if (!held.length) continue;
+    const count = held.reduce((a, i) => a + (r.segments[i]!.classes[cls] ?? 0), 0);
+    const last = held.at(-1)!;
+    const end = r.segments[last]!.end;
+    let why: string = CLASS_HELP[cls];
+    switch (cls) {
+      case 'concurrent':
+        why += ': the request that wrote this prefix had not started answering when this one started, and the provider did not read it';
+        break;
+      case 'below_minimum': {
+        const step = rules?.granularity;
+        if (!rules) why = belowMinimumHelp(null);
+        else if (rules.supported === false) why = `${NO_CACHE}: ${model} caches nothing`;
+        else if (step && step.step > 1 && end > rules.minTokens) {
+          const floor = stepFloor(step, end);
+          why = `${PAST_STEP} (${stepsNote(r.entry!.provider, step.step)}): the prompt through ${segmentList([last])} is ${n(end)} tokens, its last whole step ends at ${n(floor)}`;
+        } else why = `${UNDER_MINIMUM}: through ${segmentList([last])} it is ${n(end)} tokens, under ${model}'s minimum of ${n(rules.minTokens)}`;
+        break;
+      }
+      case 'no_breakpoint':
+        why += `: the scope sent this prefix before, but no breakpoint ended there, so the provider kept none of it (${marksText(marks)})`;
+        break;
+      case 'lookback': {
+        const next = marks.find((m) => m >= last);
+        const blocks = rules?.lookbackBlocks;
+        why += `: ${next === undefined ? 'no breakpoint comes after it' : `it marks after ${segmentList([next])}`}${blocks ? `, and the provider looks back ${n(blocks)} blocks from a breakpoint for an earlier entry` : ''}`;
+        break;
+      }
+      case 'unconfirmed':
+        why += `: predicted read ${n(r.predicted_read)}, the provider read ${n(r.provider_read ?? 0)} (eviction, another account, or a concurrent first write)`;
+        break;
+      case 'unknown':
+        why = `${r.complete ? 'the provider reported no cache fields' : 'the answer ended before its usage'}: not counted as a miss (predicted read ${n(r.predicted_read)})`;
+        break;
+      case 'bonus':
+        why += `: the provider read ${n(r.provider_read ?? 0)}, ${n((r.provider_read ?? 0) - r.predicted_read)} more than the ${n(r.predicted_read)} predicted`;
+        break;
+    }
+    out.push(`${cls} ${n(count)} tokens in ${segmentList(held)}: ${why}`);
+  }
+  return out;
+}

@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { belowMinimumHelp, CLASS_HELP, requestWhys, type WhyInput } from '../../src/domain/reconcile/explain';
+import { CLASS_INFO } from '../../src/http/ui/charts';
+
+const sonnet: WhyInput['entry'] = { id: 'claude-sonnet-4-5', provider: 'anthropic', cache: { minTokens: 1024, granularity: null, lookbackBlocks: 20 } };
+const gpt: WhyInput['entry'] = { id: 'gpt-4.1', provider: 'openai', cache: { minTokens: 1024, granularity: { first: 1024, step: 128 }, lookbackBlocks: null } };
+const seg = (start: number, end: number, classes: Record<string, number>) => ({ start, end, classes });
+const base = { breakpoints: [], predicted_read: 0, provider_read: 0, complete: true };
+
+describe('why a request is in each class', () => {
+  it('the dashboard legend says each class in the same words', () => {
+    for (const [c, help] of Object.entries(CLASS_HELP)) expect(CLASS_INFO[c]!.help).toBe(help);
+  });
+
+  it('below_minimum: under the minimum, with the prefix and the minimum; past a step, with the step; a model with no cache', () => {
+    const under = requestWhys({ ...base, entry: sonnet, segments: [seg(0, 400, { below_minimum: 400 }), seg(400, 812, { below_minimum: 300, cold: 112 })] });
+    expect(under).toEqual([
+      'cold 112 tokens in #2: first use in this cache scope: an unavoidable write',
+      "below_minimum 700 tokens in #1–#2: the prefix is shorter than the model's minimum cacheable length: through #2 it is 812 tokens, under claude-sonnet-4-5's minimum of 1,024",
+    ]);
+    const tail = requestWhys({ ...base, entry: gpt, predicted_read: 2048, provider_read: 2048, segments: [seg(0, 2048, { captured: 2048 }), seg(2048, 2124, { below_minimum: 76 })] });
+    expect(tail).toEqual([
+      "below_minimum 76 tokens in #2: past its last whole cache step (OpenAI caches in 128-token steps: up to 127 tokens at a prompt's end are never read): the prompt through #2 is 2,124 tokens, its last whole step ends at 2,048",
+    ]);
+    const none = requestWhys({ ...base, entry: { ...gpt!, id: 'gpt-4', cache: { ...gpt!.cache, minTokens: 0, supported: false } }, segments: [seg(0, 90, { below_minimum: 90 })] });
+    expect(none).toEqual(['below_minimum 90 tokens in #1: the model has no prompt cache: gpt-4 caches nothing']);
+    // Without the catalog entry at hand: the legend's line, no figures it cannot back.
+    expect(requestWhys({ ...base, segments: [seg(0, 90, { below_minimum: 90 })] })).toEqual([`below_minimum 90 tokens in #1: ${belowMinimumHelp(null)}`]);
+  });
+
+  it('unconfirmed and bonus: predicted against read; unknown: why it is unknown', () => {
+    const segments = [seg(0, 1500, { captured: 1000, unconfirmed: 500 }), seg(1500, 1600, { cold: 100 }), seg(1600, 1700, { cold: 100 }), seg(1700, 1800, { unconfirmed: 100 })];
+    expect(requestWhys({ ...base, entry: sonnet, segments, predicted_read: 1600, provider_read: 1000 })).toEqual([
+      'cold 200 tokens in #2–#3: first use in this cache scope: an unavoidable write',
+      'unconfirmed 600 tokens in #1, #4: predicted, but the provider did not report it as read: predicted read 1,600, the provider read 1,000 (eviction, another account, or a concurrent first write)',
+    ]);
+    expect(requestWhys({ ...base, segments: [seg(0, 3000, { captured: 2048, bonus: 952 })], predicted_read: 2048, provider_read: 3000 })).toEqual([
+      'bonus 952 tokens in #1: read beyond our prediction (a cache warmed by traffic we did not see): the provider read 3,000, 952 more than the 2,048 predicted',
+    ]);
+    const unknown = { ...base, segments: [seg(0, 2048, { unknown: 2048 })], predicted_read: 2048, provider_read: null };
+    expect(requestWhys(unknown)).toEqual(['unknown 2,048 tokens in #1: the provider reported no cache fields: not counted as a miss (predicted read 2,048)']);
+    expect(requestWhys({ ...unknown, complete: false })).toEqual(['unknown 2,048 tokens in #1: the answer ended before its usage: not counted as a miss (predicted read 2,048)']);
+  });
+
+  it('no_breakpoint, lookback and concurrent: with the request marks and the provider lookback', () => {
+    const segments = [seg(0, 2000, { lookback: 2000 }), seg(2000, 3000, { no_breakpoint: 1000 }), seg(3000, 3500, { concurrent: 500 })];
+    expect(requestWhys({ ...base, entry: sonnet, segments, breakpoints: [{ segment: 2 }, { segment: 1 }, { segment: 2 }] })).toEqual([
+      'concurrent 500 tokens in #3: a parallel request paid the same write again: the request that wrote this prefix had not started answering when this one started, and the provider did not read it',
+      'no_breakpoint 1,000 tokens in #2: no cache breakpoint covered it: the scope sent this prefix before, but no breakpoint ended there, so the provider kept none of it (this request marks after #2–#3)',
+      "lookback 2,000 tokens in #1: the nearest breakpoint was beyond the provider's lookback: it marks after #2, and the provider looks back 20 blocks from a breakpoint for an earlier entry",
+    ]);
+    expect(requestWhys({ ...base, segments: [seg(0, 10, { no_breakpoint: 10 })] })).toEqual([
+      'no_breakpoint 10 tokens in #1: no cache breakpoint covered it: the scope sent this prefix before, but no breakpoint ended there, so the provider kept none of it (this request marks none)',
+    ]);
+  });
+
+  it('says nothing of drift, expired and captured (they have findings of their own, or need none)', () => {
+    expect(requestWhys({ ...base, entry: sonnet, segments: [seg(0, 10, { drift: 4, expired: 3, captured: 3 })] })).toEqual([]);
+  });
+});
