@@ -1,4 +1,4 @@
-import type { InlineRow, RequestCursor, RequestRow, Store } from '../store/store';
+import type { InlineRow, RequestListCursor, RequestRow, Store } from '../store/store';
 import type { RequestRetention } from './retention';
 import type { ModelCatalog } from './catalog/catalog';
 import type { ModelLookup, ProviderFamily } from './catalog/types';
@@ -208,11 +208,12 @@ export class RequestService {
   }
 
   /**
-   * A tenant's recorded requests, newest first, a page at a time; with `handleId`, those that referenced it (its
-   * id on a segment's path: a bundle's requests include those of sessions based on it). `range`: those rendered on
-   * its whole UTC days, both ends included, as reports resolve a range (by render time: the index's order).
+   * A tenant's recorded requests, newest first by when the call started (its report's or failure's start; the render
+   * time until one comes), a page at a time; with `handleId`, those that referenced it (its id on a segment's path: a
+   * bundle's requests include those of sessions based on it). `range`: those started on its whole UTC days, both ends
+   * included, as reports count a request on the day it started (a range of the list's own index).
    */
-  list(tenantId: string, q: { handleId?: string; cursor?: RequestCursor; limit: number; range?: { from?: number; to?: number } }): { rows: RequestRow[]; next: RequestCursor | null } {
+  list(tenantId: string, q: { handleId?: string; cursor?: RequestListCursor; limit: number; range?: { from?: number; to?: number } }): { rows: RequestRow[]; next: RequestListCursor | null } {
     if (q.handleId !== undefined) {
       const handle = this.deps.store.getHandle(q.handleId);
       // A deleted handle's requests are still listed, as its reports still are.
@@ -224,8 +225,8 @@ export class RequestService {
       handleId: q.handleId,
       before: q.cursor,
       limit: q.limit,
-      renderedFrom: from === undefined ? undefined : Math.floor(from / DAY_MS) * DAY_MS,
-      renderedTo: to === undefined ? undefined : (Math.floor(to / DAY_MS) + 1) * DAY_MS - 1,
+      startedFrom: from === undefined ? undefined : Math.floor(from / DAY_MS) * DAY_MS,
+      startedTo: to === undefined ? undefined : (Math.floor(to / DAY_MS) + 1) * DAY_MS - 1,
     });
   }
 

@@ -133,9 +133,33 @@ export const requestHandles = sqliteTable(
     handleId: text('handle_id').notNull(),
     renderedAt: integer('rendered_at').notNull(),
     requestId: text('request_id').notNull(),
+    /** The request's place in a list, as request_starts.started_at (null only in a row no migration filled). */
+    startedAt: integer('started_at'),
   },
-  // By request too: a pruned request's rows are deleted by its id.
-  (t) => [primaryKey({ columns: [t.tenantId, t.handleId, t.renderedAt, t.requestId] }), index('request_handles_request').on(t.requestId)],
+  // By request too: a pruned request's rows are deleted by its id, a reported one's start set by it.
+  (t) => [
+    primaryKey({ columns: [t.tenantId, t.handleId, t.renderedAt, t.requestId] }),
+    index('request_handles_request').on(t.requestId),
+    index('request_handles_started').on(t.tenantId, t.handleId, t.startedAt, t.requestId),
+  ],
+);
+
+/**
+ * When each recorded request's call started, by tenant: GET /v1/requests lists by it (newest first, `from`/`to` a
+ * range of it), as reports count a request on the day it started. The render time until a report or a failure gives
+ * the call's own start (an imported call's is its log line's, days before its render). A table of its own: the
+ * request's row holds its start past its segments, which SQLite reaches by walking their overflow pages.
+ */
+export const requestStarts = sqliteTable(
+  'request_starts',
+  {
+    requestId: text('request_id')
+      .primaryKey()
+      .references(() => requests.id),
+    tenantId: text('tenant_id').notNull(),
+    startedAt: integer('started_at').notNull(),
+  },
+  (t) => [index('request_starts_tenant').on(t.tenantId, t.startedAt, t.requestId)],
 );
 
 /**

@@ -26,6 +26,7 @@ import type {
   PruneCandidate,
   SnapshotCoverage,
   RequestCursor,
+  RequestListCursor,
   RequestListQuery,
   RequestRow,
   Store,
@@ -132,7 +133,11 @@ const SQL = {
     provider_tokens = case when family = excluded.family then provider_tokens + excluded.provider_tokens else excluded.provider_tokens end,
     estimated_tokens = case when family = excluded.family then estimated_tokens + excluded.estimated_tokens else excluded.estimated_tokens end,
     reports = case when family = excluded.family then reports + excluded.reports else excluded.reports end, family = excluded.family`,
-  insertRequestHandle: 'insert or ignore into request_handles (tenant_id, handle_id, rendered_at, request_id) values (@tenantId, @handleId, @renderedAt, @requestId)',
+  insertRequestHandle: 'insert or ignore into request_handles (tenant_id, handle_id, rendered_at, request_id, started_at) values (@tenantId, @handleId, @renderedAt, @requestId, @renderedAt)',
+  // A request is listed by its start: the render time until its report or its failure gives the call's own.
+  insertStart: 'insert into request_starts (request_id, tenant_id, started_at) values (@id, @tenantId, @startedAt)',
+  setStart: 'update request_starts set started_at = @startedAt where request_id = @id',
+  setHandlesStart: 'update request_handles set started_at = @startedAt where request_id = @id',
   // What a later read left of a write's premium: the parts still unread (none: read whole).
   markRead: 'update reconciliations set write_premium = @left, write_read = @read where seq = (select reconciled_seq from requests where id = @id)',
   // A write to a day a span holds: that span (its month's, and every day's) is made again when next read.
@@ -150,6 +155,17 @@ const SQL = {
     ${ROLLUP_VALUE_COLUMNS.map((c) => `${c} = ${c} + excluded.${c}`).join(', ')}`,
 };
 
+/**
+ * GET /v1/requests: newest first by start after a cursor, the tenant's requests (request_starts_tenant) or those that
+ * referenced a handle (request_handles_started), each a range of its index read in its order (a test explains them).
+ */
+export const LIST_SQL = {
+  tenant: `select request_id as id, started_at from request_starts where tenant_id = @tenantId and started_at >= @from
+    and (started_at < @at or (started_at = @at and request_id < @id)) order by started_at desc, request_id desc limit @limit`,
+  handle: `select request_id as id, started_at from request_handles where tenant_id = @tenantId and handle_id = @handle
+    and started_at >= @from and (started_at < @at or (started_at = @at and request_id < @id)) order by started_at desc, request_id desc limit @limit`,
+};
+
 /** Pruning's statements: a batch's ids are a JSON array (`@ids`). */
 const IN_BATCH = 'in (select value from json_each(@ids))';
 const PRUNE_SQL = {
@@ -162,6 +178,7 @@ const PRUNE_SQL = {
   summaries: `delete from request_summaries where seq in (select seq from reconciliations where request_id ${IN_BATCH})`,
   reconciliations: `delete from reconciliations where request_id ${IN_BATCH}`,
   lines: `delete from request_lines where request_id ${IN_BATCH}`,
+  starts: `delete from request_starts where request_id ${IN_BATCH}`,
   inline: `delete from request_inline where request_id ${IN_BATCH}`,
   handles: `delete from request_handles where request_id ${IN_BATCH}`,
   requests: `delete from requests where id ${IN_BATCH}`,
@@ -267,17 +284,7 @@ export class SqliteStore implements Store {
       )
       .raw();
     this.blobByDigest = client.prepare('select bytes from blobs where digest = ?').pluck();
-    // Newest first after a cursor: the tenant's requests, or (by request_handles) those that referenced a handle.
-    this.listScan = [
-      client.prepare(
-        `select id, rendered_at from requests where tenant_id = @tenantId and rendered_at >= @from and (rendered_at < @at or (rendered_at = @at and id < @id))
-         order by rendered_at desc, id desc limit @limit`,
-      ),
-      client.prepare(
-        `select request_id as id, rendered_at from request_handles where tenant_id = @tenantId and handle_id = @handle
-         and rendered_at >= @from and (rendered_at < @at or (rendered_at = @at and request_id < @id)) order by rendered_at desc, request_id desc limit @limit`,
-      ),
-    ];
+    this.listScan = [client.prepare(LIST_SQL.tenant), client.prepare(LIST_SQL.handle)];
     // requests_scope_reconciled walks the scope in replay order (no sort of its whole history), and only what a replay
     // reads is fetched (the other columns of REQUEST_SELECT are null in their places): the rows are streamed one at a
     // time, never held all at once.
@@ -427,24 +434,24 @@ export class SqliteStore implements Store {
       .all() as HandleRow[];
   }
 
-  listRequests(q: RequestListQuery): { rows: RequestRow[]; next: RequestCursor | null } {
-    // The end of the range is a place in the list as a cursor is (before anything rendered after it): the nearer wins.
-    const end = q.renderedTo === undefined ? undefined : { renderedAt: q.renderedTo + 1, id: '' };
-    const before = !end || (q.before && q.before.renderedAt <= q.renderedTo!) ? q.before : end;
+  listRequests(q: RequestListQuery): { rows: RequestRow[]; next: RequestListCursor | null } {
+    // The end of the range is a place in the list as a cursor is (before anything started after it): the nearer wins.
+    const end = q.startedTo === undefined ? undefined : { startedAt: q.startedTo + 1, id: '' };
+    const before = !end || (q.before && q.before.startedAt <= q.startedTo!) ? q.before : end;
     // One row more than the page says whether there is a next one.
     const found = this.listScan[q.handleId ? 1 : 0].all({
       tenantId: q.tenantId,
       handle: q.handleId ?? '',
-      from: q.renderedFrom ?? 0,
-      at: before?.renderedAt ?? Number.MAX_SAFE_INTEGER,
+      from: q.startedFrom ?? Number.MIN_SAFE_INTEGER,
+      at: before?.startedAt ?? Number.MAX_SAFE_INTEGER,
       id: before?.id ?? '',
       limit: q.limit + 1,
-    }) as Array<{ id: string; rendered_at: number }>;
+    }) as Array<{ id: string; started_at: number }>;
     const page = found.slice(0, q.limit);
     const last = page.at(-1);
     return {
       rows: page.map((s) => requestFromRow(this.requestSummaryById.get(s.id) as unknown[])),
-      next: found.length > q.limit && last ? { renderedAt: last.rendered_at, id: last.id } : null,
+      next: found.length > q.limit && last ? { startedAt: last.started_at, id: last.id } : null,
     };
   }
 
@@ -555,11 +562,14 @@ export class SqliteStore implements Store {
         out.push([this.write.insertRequest, requestParams(op.row)]);
         const onPaths = pathHandles(op.row.segments as Array<{ path: string[] }>);
         out.push([this.write.insertLine, { id: op.row.id, handles: JSON.stringify(onPaths) }]);
+        out.push([this.write.insertStart, { id: op.row.id, tenantId: op.row.tenantId, startedAt: op.row.renderedAt }]);
         for (const handleId of new Set([...onPaths, ...(op.handles ?? [])])) out.push([this.write.insertRequestHandle, { tenantId: op.row.tenantId, handleId, renderedAt: op.row.renderedAt, requestId: op.row.id }]);
         for (const i of op.inline) out.push([this.write.insertInline, { ...i, truncated: i.truncated ? 1 : 0 }]);
       } else if (op.kind === 'failed') {
         out.push([this.write.markFailed, { id: op.requestId, startedAt: op.detail.startedAt, finishedAt: op.detail.finishedAt, usageRaw: JSON.stringify(op.detail.usageRaw) }]);
         out.push([this.write.markLineFailed, { id: op.requestId, startedAt: op.detail.startedAt }]);
+        out.push([this.write.setStart, { id: op.requestId, startedAt: op.detail.startedAt }]);
+        out.push([this.write.setHandlesStart, { id: op.requestId, startedAt: op.detail.startedAt }]);
       } else if (op.kind === 'snapshot') {
         const { scope, part, row, replaces } = op.snapshot;
         if (part) out.push([this.write.appendSnapshotChanges, { scope, chain: part.chain, part: part.index, entries: JSON.stringify(part.changes) }]);
@@ -590,6 +600,8 @@ export class SqliteStore implements Store {
           },
         ]);
         out.push([this.write.markReconciled, { id: r.id, seq }]);
+        out.push([this.write.setStart, { id: r.id, startedAt: r.startedAt }]);
+        out.push([this.write.setHandlesStart, { id: r.id, startedAt: r.startedAt }]);
         if (r.summary) out.push([this.write.insertSummary, { seq, version: SUMMARY_VERSION, summary: JSON.stringify(r.summary) }]);
         for (const roll of w.rollups) addRollup(roll);
         for (const d of w.drift) out.push([this.write.insertDrift, { ...d, model: d.model ?? null, finding: JSON.stringify(d.finding) }]);
@@ -910,7 +922,7 @@ export class SqliteStore implements Store {
       s.setBefore.run({ before: q.before });
       if (chosen.length === 0) return { pruned: [], read: found.length, next };
       const ids = JSON.stringify(chosen.map((c) => c.id));
-      for (const name of ['summaries', 'reconciliations', 'lines', 'inline', 'handles', 'requests'] as const) s[name].run({ ids });
+      for (const name of ['summaries', 'reconciliations', 'lines', 'starts', 'inline', 'handles', 'requests'] as const) s[name].run({ ids });
       const perScope = new Map<string, number>();
       for (const c of chosen) if (c.seq !== null) perScope.set(c.scope, (perScope.get(c.scope) ?? 0) + 1);
       for (const [scope, rows] of perScope) s.countScope.run({ scope, rows });

@@ -112,13 +112,22 @@ export interface RequestCursor {
   id: string;
 }
 
+/** A place in the list of requests (GET /v1/requests): by when the call started, then id. */
+export interface RequestListCursor {
+  startedAt: number;
+  id: string;
+}
+
 export interface RequestListQuery {
   tenantId: string;
   handleId?: string;
-  before?: RequestCursor;
-  /** Render times to list, both included (epoch ms): read as a range of the same index, never a scan. */
-  renderedFrom?: number;
-  renderedTo?: number;
+  before?: RequestListCursor;
+  /**
+   * Start times to list, both included (epoch ms): read as a range of the same index, never a scan. A call's start is
+   * its report's or failure's, the render time until one comes.
+   */
+  startedFrom?: number;
+  startedTo?: number;
   limit: number;
 }
 
@@ -322,7 +331,7 @@ export interface Store {
    * shows (the rest null: breakpoints, prediction, prompt cache key and settings, raw usage, diagnostics, write
    * premium, a failure's finish).
    */
-  listRequests(q: RequestListQuery): { rows: RequestRow[]; next: RequestCursor | null };
+  listRequests(q: RequestListQuery): { rows: RequestRow[]; next: RequestListCursor | null };
   /** Reconciliations started at or after `since` with a write premium not all read (to rebuild pending premiums). */
   unreadWritesSince(since: number): UnreadWrite[];
   getInline(requestId: string, segment: number, now: number): InlineRow | undefined;

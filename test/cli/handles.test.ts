@@ -301,7 +301,7 @@ describe('request <id> on a long session', () => {
     expect(shown.out).toContain("\n12 of the 64 segments are a session's batches before its newest 50, summed in one row (--json lists each)\n");
   }, 60_000);
 
-  it('requests --from/--to lists the requests rendered on those UTC days, as report reads a range; a bad time is exit 2', async () => {
+  it('requests --from/--to lists the requests started on those UTC days, as report reads a range; a bad time is exit 2', async () => {
     const { client, key } = h.t.tenant();
     const sys = await mintSystem(client, 'Range test system prompt.');
     const ask = () => renderAnthropic(client, { prefix: [sys.id], messages: [userMessage('hi')] }).then((r) => r.request_id);
@@ -313,6 +313,12 @@ describe('request <id> on a long session', () => {
     dec1.push(await ask());
     h.t.clock.set(Date.UTC(2026, 11, 3, 9, 0));
     const dec3 = await ask();
+    // Imported on the 3rd, a call of the 1st: listed on the day it started, as reports count it.
+    h.t.clock.advance(60_000);
+    const imported = await ask();
+    const reported = await client.post('/v1/usage', { request_id: imported, usage: { input_tokens: 12, cache_read_input_tokens: 0, cache_creation_input_tokens: 0, output_tokens: 1 }, started_at: '2026-12-01T10:00:00Z' });
+    expect(reported.status, reported.text).toBe(201);
+    await h.t.services.writes.idle();
     const listed = (out: string) => [...out.matchAll(/ (req_\w{21}) /g)].map((m) => m[1]);
     const [day, epoch, instant, page] = await Promise.all([
       cli(['requests', '--from', '2026-12-01', '--to', '2026-12-01'], { key }),
@@ -321,15 +327,16 @@ describe('request <id> on a long session', () => {
       cli(['requests', '--from', '2026-12-01', '--to', '2026-12-01', '--limit', '1'], { key }),
     ]);
     for (const r of [day, epoch, instant, page]) expect(r.code, r.err).toBe(0);
-    expect(listed(day.out)).toEqual([...dec1].reverse());
+    expect(listed(day.out)).toEqual([imported, ...[...dec1].reverse()]);
+    expect(day.out).toMatch(new RegExp(`^2026-12-03T09:01:00.000Z +2026-12-01T10:00:00.000Z +${imported} `, 'm'));
     // Whole days: an instant names its UTC day (01:00 on the 2nd in +01:00 is the 1st, 23:00 UTC).
-    expect(listed(epoch.out)).toEqual([...dec1].reverse().concat(nov30));
-    expect(listed(instant.out)).toEqual([dec3, ...[...dec1].reverse()]);
+    expect(listed(epoch.out)).toEqual([imported, ...[...dec1].reverse(), nov30]);
+    expect(listed(instant.out)).toEqual([dec3, imported, ...[...dec1].reverse()]);
     // The next page's hint keeps the range: the cursor alone would page on through every day.
     const more = /^more: (.*)$/m.exec(page.out)![1]!;
     expect(more).toMatch(/^--cursor \S+ --from 2026-12-01 --to 2026-12-01$/);
-    expect(listed((await cli(['requests', ...more.split(' ')], { key })).out)).toEqual([dec1[0]]);
-    expect((await cli(['requests', '--from', '2026-12-02', '--to', '2026-12-02'], { key })).out).toBe('no requests recorded in this range (of render time: an imported call is listed on the day it was imported)\n');
+    expect(listed((await cli(['requests', ...more.split(' ')], { key })).out)).toEqual([...dec1].reverse());
+    expect((await cli(['requests', '--from', '2026-12-02', '--to', '2026-12-02'], { key })).out).toBe('no requests recorded that started in this range\n');
 
     const bad = await Promise.all([
       cli(['requests', '--from', '2026-02-30'], { key }),

@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, listen, type TestApp } from '../helpers/app';
 import { mintSystem } from '../helpers/factories';
+import { LIST_SQL } from '../../src/store/sqlite-store';
 
 let t: TestApp;
 let server: Awaited<ReturnType<typeof listen>>;
@@ -85,20 +86,34 @@ describe('GET /v1/requests query parameters', () => {
     );
   });
 
-  it('from and to list the requests rendered on those whole UTC days, both included, paged as without them', async () => {
+  it('reads a range of an index per tenant (and handle), in its order: no scan, no sort', () => {
+    const plan = (sql: string) => (t.sqlite.prepare(`explain query plan ${sql}`).all({ tenantId: 'ten_x', handle: 'art_x', from: 0, at: 1, id: 'req_x', limit: 5 }) as Array<{ detail: string }>).map((r) => r.detail);
+    expect(plan(LIST_SQL.tenant)).toEqual(['SEARCH request_starts USING COVERING INDEX request_starts_tenant (tenant_id=? AND started_at>? AND started_at<?)']);
+    expect(plan(LIST_SQL.handle)).toEqual(['SEARCH request_handles USING COVERING INDEX request_handles_started (tenant_id=? AND handle_id=? AND started_at>? AND started_at<?)']);
+  });
+
+  it('from and to list the requests whose call started on those whole UTC days, both included, newest start first, paged exhaustively', async () => {
     const other = t.tenant();
     const sys = await mintSystem(other.client, 'Listed by day.');
-    // Four requests a day over five days, from 2026-03-01, the first of each day at midnight.
+    // A week's log imported on its last day: twenty calls rendered then, minutes apart; sixteen reported with their
+    // own starts over five days from 2026-03-01 (several at the same moment), four not reported (started when rendered).
     const day0 = Date.UTC(2026, 2, 1);
     const rendered: Array<{ id: string; at: number }> = [];
-    for (let d = 0; d < 5; d++)
-      for (let i = 0; i < 4; i++) {
-        t.clock.set(day0 + d * 86_400_000 + i * 6 * 3_600_000);
-        const r = await other.client.post('/v1/render', { format: 'anthropic', request: { model: 'claude-sonnet-4-5', max_tokens: 5, prefix: [sys.id], messages: [{ role: 'user', content: `d${d} q${i}` }] } });
-        rendered.push({ id: r.json.request_id, at: t.clock.now() });
-      }
+    t.clock.set(day0 + 4 * 86_400_000 + 20 * 3_600_000);
+    for (let k = 0; k < 20; k++) {
+      const r = await other.client.post('/v1/render', { format: 'anthropic', request: { model: 'claude-sonnet-4-5', max_tokens: 5, prefix: [sys.id], messages: [{ role: 'user', content: `q${k}` }] } });
+      rendered.push({ id: r.json.request_id, at: t.clock.now() });
+      t.clock.advance(60_000);
+    }
+    const records = rendered.slice(0, 16).map((r, k) => {
+      r.at = day0 + (k % 5) * 86_400_000 + ((k >> 1) % 3) * 6 * 3_600_000;
+      return { request_id: r.id, usage: { input_tokens: 20, cache_read_input_tokens: 0, cache_creation_input_tokens: 0, output_tokens: 1 }, started_at: r.at, finished_at: r.at + 1000 };
+    });
+    const batch = await other.client.post('/v1/usage/batch', { records });
+    expect([batch.status, batch.json.accepted], batch.text).toEqual([200, 16]);
     await t.services.writes.idle();
-    const newestFirst = [...rendered].reverse();
+    const newestFirst = [...rendered].sort((a, b) => b.at - a.at || (a.id < b.id ? 1 : -1));
+    expect(new Set(newestFirst.map((r) => r.at)).size).toBeLessThan(16);
     const list = async (query: string) => {
       const res = await fetch(`${server.base}/v1/requests?${query}`, { headers: { authorization: `Bearer ${other.key}` } });
       return { status: res.status, json: (await res.json()) as Answer };
@@ -134,6 +149,11 @@ describe('GET /v1/requests query parameters', () => {
       ),
       { numRuns: 60 },
     );
+    // Each line says when its call started (the list's order) and when it was rendered (the import).
+    const lines = (await list('limit=500')).json.requests as unknown as Array<{ id: string; started_at: string | null; rendered_at: string }>;
+    expect(lines.map((l) => l.id)).toEqual(newestFirst.map((r) => r.id));
+    for (const l of lines.slice(0, 4)) expect(l.started_at).toBeNull();
+    for (const l of lines.slice(4)) expect(Date.parse(l.started_at!)).toBe(rendered.find((r) => r.id === l.id)!.at);
     // Today (the clock's) is the default end: a from after it is refused, as by the reports.
     t.clock.set(day0 + 2 * 86_400_000);
     expect((await list(`from=${day(3)}`)).json.errors).toEqual([{ pointer: 'query:from', detail: 'from is after to (today, when to is not given)' }]);

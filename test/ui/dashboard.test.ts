@@ -218,11 +218,11 @@ describe('pages show the API report figures', () => {
     const from = new Date(t.clock.now() - 6 * DAY).toISOString().slice(0, 10);
     expect(rowsOf(week.text)).toEqual([recent]);
     // The heading says which requests these are, and the API call that lists all of them.
-    expect(week.text).toContain(`(rendered since ${from}, as of this page load; all of them: <code>GET /v1/requests?handle=${sys.id}&amp;from=${from}</code>)`);
+    expect(week.text).toContain(`(started since ${from}, as of this page load; all of them: <code>GET /v1/requests?handle=${sys.id}&amp;from=${from}</code>)`);
     expect((await client.get(`/v1/requests?handle=${sys.id}&from=${from}`)).json.requests.map((r: { id: string }) => r.id)).toEqual([recent]);
     const all = await get(`/ui/handles/${sys.id}?period=all`, key);
     expect(rowsOf(all.text)).toEqual([recent, old]);
-    expect(all.text).toContain(`(rendered at any time, as of this page load; all of them: <code>GET /v1/requests?handle=${sys.id}</code>)`);
+    expect(all.text).toContain(`(started at any time, as of this page load; all of them: <code>GET /v1/requests?handle=${sys.id}</code>)`);
     // A period with none: said so.
     t.clock.advance(3 * DAY);
     expect((await get(`/ui/handles/${sys.id}?period=24h`, key)).text).toContain('No recorded request referenced this handle in this period.');

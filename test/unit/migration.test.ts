@@ -227,8 +227,48 @@ describe('migration 0015 (request retention)', () => {
         { request_id: 'req_a', model: 'claude-haiku-4-5' },
         { request_id: 'req_gone', model: null },
       ]);
+      // As pruning deletes it: its list entry (0016) first.
+      opened.sqlite.prepare("delete from request_starts where request_id = 'req_a'").run();
       opened.sqlite.prepare("delete from requests where id = 'req_a'").run();
       expect(store.driftFindings('ten_1', 'art_x', 10, { fromMs: 0, toMs: 5000, model: 'claude-haiku-4-5' }).map((d) => d.requestId)).toEqual(['req_a']);
+    } finally {
+      opened.close();
+    }
+  });
+});
+
+describe('migration 0016 (request_starts, request_handles.started_at)', () => {
+  it('lists the requests already recorded by when their call started: a report\'s or failure\'s start, else the render time', () => {
+    dir = mkdtempSync(join(tmpdir(), 'ph-migrate-'));
+    const file = join(dir, 'db.sqlite');
+    const old = atMigration(file, JOURNAL.entries.findIndex((e) => e.tag === '0016_request_starts'));
+    old.prepare("insert into tenants (id, name, created_at) values ('ten_1', 't', 0)").run();
+    const insert = old.prepare(
+      `insert into requests (id, tenant_id, scope, format, model, catalog_entry, catalog_fallback, rendered_at, segments, breakpoints, status, started_at, reconciled_seq)
+       values (?, 'ten_1', 's', 'anthropic', 'claude-sonnet-4-5', 'claude-sonnet-4-5', 0, ?, '[]', '[]', ?, ?, ?)`,
+    );
+    const handle = old.prepare("insert into request_handles (tenant_id, handle_id, rendered_at, request_id) values ('ten_1', 'art_x', ?, ?)");
+    const line = old.prepare("insert into request_lines (request_id, handles, failed_started_at) values (?, '[\"art_x\"]', ?)");
+    // Imported on day 10: a call of day 1 reported with its start, one of day 3 that failed, one of day 4 not reported.
+    const day = 86_400_000;
+    for (const [id, rendered, status, started, seq] of [['req_c', 10 * day, 'reconciled', null, 1], ['req_f', 10 * day + 1, 'failed', 3 * day, null], ['req_r', 4 * day, 'rendered', null, null]] as const) {
+      insert.run(id, rendered, status, started, seq);
+      handle.run(rendered, id);
+      line.run(id, started);
+    }
+    old.prepare(`insert into reconciliations (seq, request_id, started_at, first_byte_at, finished_at, report_hash, usage_raw, usage, outcome, write_premium)
+      values (1, 'req_c', ?, ?, ?, 'h', '{}', '{}', '{}', '{}')`).run(day, day + 1, day + 2);
+    old.close();
+
+    const opened = openDb(file);
+    const store = new SqliteStore(opened.db, opened.walSync, systemClock);
+    try {
+      const ids = (q: { handleId?: string; startedFrom?: number; startedTo?: number }) => store.listRequests({ tenantId: 'ten_1', limit: 10, ...q }).rows.map((r) => r.id);
+      for (const handleId of [undefined, 'art_x']) {
+        expect(ids({ handleId })).toEqual(['req_r', 'req_f', 'req_c']);
+        expect(ids({ handleId, startedFrom: 2 * day, startedTo: 4 * day - 1 })).toEqual(['req_f']);
+        expect(ids({ handleId, startedTo: 2 * day })).toEqual(['req_c']);
+      }
     } finally {
       opened.close();
     }

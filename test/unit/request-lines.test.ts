@@ -58,7 +58,7 @@ describe("a listed request's line", () => {
   it('is the one its whole row gives, read without its segments (a line kept) or its outcome (a summary of this shape)', () => {
     fc.assert(
       fc.property(fc.array(request, { minLength: 1, maxLength: 6 }), fc.array(fc.nat(), { maxLength: 20 }), (requests, cuts) => {
-        db.sqlite.exec('delete from request_summaries; delete from request_lines; delete from request_handles; delete from reconciliations; delete from requests');
+        db.sqlite.exec('delete from request_summaries; delete from request_lines; delete from request_handles; delete from request_starts; delete from reconciliations; delete from requests');
         const ids = requests.map((_, i) => `req_${String(i).padStart(21, '0')}`);
         // Every op in order, cut into group commits anywhere (a render and its failure can land in one).
         const all = requests.flatMap((r, i) => ops(r, ids[i]!));

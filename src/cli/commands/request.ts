@@ -196,20 +196,21 @@ interface RequestLine {
 
 export const requests: Command = {
   name: 'requests',
-  summary: 'recorded requests, newest first (of a handle with --handle), to pick one to open',
+  summary: 'recorded requests, newest start first (of a handle with --handle), to pick one to open',
   help: `Usage: prefix-handles requests [--handle ID] [--from T] [--to T] [--limit N] [--cursor C] [--json]
 
-Lists the recorded requests, newest first, a page at a time: when each was rendered and
-when the call started (an imported call's start is in its log line), its id (what 'prefix-handles request <id>' opens), status, model, the provider's cache
+Lists the recorded requests, newest first by when the call started (an imported call's
+start is its log line's; a call not reported yet, its render time), a page at a time:
+when each was rendered and started, its id (what 'prefix-handles request <id>' opens), status, model, the provider's cache
 read and write, the handle tokens by class (with --handle, that handle's), and whether
 a drift was found. The way from a leak in a report to the requests that had it.
 
 Options:
   --handle ID       only the requests that referenced this handle (a bundle's include
                     those of sessions based on it)
-  --from T, --to T  only those rendered on these UTC days, both included: RFC 3339,
-                    YYYY-MM-DD (UTC) or epoch milliseconds, as report takes them (an
-                    imported call is listed on the day it was imported)
+  --from T, --to T  only those whose call started on these UTC days, both included:
+                    RFC 3339, YYYY-MM-DD (UTC) or epoch milliseconds, as report takes
+                    them and counts a request (an imported call on its log line's day)
   --limit N         requests per page, 1 to 500 (50 by default)
   --cursor C        the next page: the cursor the line under the previous page names
   --json            the API's JSON (GET /v1/requests) instead
@@ -248,7 +249,7 @@ ${API_HELP}`,
       ? table(['rendered', 'started', 'request', 'status', 'model', 'read / written', values.handle !== undefined ? "the handle's tokens by class" : 'handle tokens by class'], rows, ['left', 'left', 'left', 'left', 'left', 'right', 'left'])
       : 'no requests recorded' +
         (values.handle !== undefined ? ' that referenced this handle' : '') +
-        (q.has('from') || q.has('to') ? ' in this range (of render time: an imported call is listed on the day it was imported)' : '');
+        (q.has('from') || q.has('to') ? ' that started in this range' : '');
     // The next page is the same list's: the range goes with its cursor.
     const range = ['from', 'to'].filter((k) => values[k] !== undefined).map((k) => ` --${k} ${String(values[k])}`).join('');
     process.stdout.write(`${list}${body.next_cursor ? `\n\nmore: --cursor ${body.next_cursor}${range}` : ''}\n`);

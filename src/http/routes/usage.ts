@@ -130,8 +130,8 @@ const HandleReportQuery = rangeQuery.extend({
 
 // Strict: a parameter it does not take (a status filter) is refused, not ignored with every request listed.
 const ListRequestsQuery = z.strictObject({
-  from: queryTime.optional().openapi({ description: 'Only requests rendered on or after this UTC day (RFC 3339, a day or epoch ms; whole days, as reports read their range; by render day, where reports count a request on the day it started: requests imported from a log are listed on the day they were imported).' }),
-  to: queryTime.optional().openapi({ description: 'Only requests rendered on or before this UTC day (its whole day).' }),
+  from: queryTime.optional().openapi({ description: 'Only requests whose call started on or after this UTC day (RFC 3339, a day or epoch ms; whole days, as reports read their range and count a request on the day it started: a call imported from a log is listed on its own day). A call not reported yet starts at its render time.' }),
+  to: queryTime.optional().openapi({ description: 'Only requests whose call started on or before this UTC day (its whole day).' }),
   handle: z
     .string()
     .regex(handleIdPattern(), 'expected a handle id (art_, bnd_ or ses_ and 21 letters or digits)')
@@ -143,7 +143,7 @@ const ListRequestsQuery = z.strictObject({
     .regex(/^\d{1,16}_req_[0-9A-Za-z]{21}$/, 'cursor must be a next_cursor value')
     .transform((v) => {
       const at = v.indexOf('_');
-      return { renderedAt: Number(v.slice(0, at)), id: v.slice(at + 1) };
+      return { startedAt: Number(v.slice(0, at)), id: v.slice(at + 1) };
     })
     .optional()
     .openapi({ type: 'string', description: "The previous page's `next_cursor`: the page after it." }),
@@ -211,7 +211,7 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
       responses: { 200: json(TenantReportSchema, 'The report'), 401: readErrors[401], 422: readErrors[422] },
     }),
     list: createRoute({
-      method: 'get', path: '/v1/requests', tags: ['reports'], summary: 'Recorded requests, newest first; with `handle`, those that referenced it',
+      method: 'get', path: '/v1/requests', tags: ['reports'], summary: 'Recorded requests, newest first by when the call started; with `handle`, those that referenced it',
       request: { query: ListRequestsQuery },
       responses: { 200: json(RequestListSchema, 'A page of requests'), 401: readErrors[401], 404: readErrors[404], 422: readErrors[422] },
     }),
@@ -268,7 +268,7 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
     const q = c.req.valid('query');
     const range = inRange({ from: q.from, to: q.to }, deps.clock.now());
     const page = deps.requests.list(c.get('auth').tenantId, { handleId: q.handle, cursor: q.cursor, limit: q.limit, range });
-    const next = page.next ? `${page.next.renderedAt}_${page.next.id}` : null;
+    const next = page.next ? `${page.next.startedAt}_${page.next.id}` : null;
     return c.json({ requests: page.rows.map((row) => requestSummaryView(row, q.handle)), next_cursor: next } as Record<string, unknown>, 200);
   });
 

@@ -44,7 +44,7 @@ export interface HandleView {
   deleted: boolean;
   /** Whether a request its drift findings name was pruned (no page to link to). */
   pruned?: (id: string) => boolean;
-  /** The latest requests that referenced it rendered in the period, newest first (not re-read by the live view). */
+  /** The latest requests that referenced it started in the period, newest start first (not re-read by the live view). */
   recent: ReturnType<typeof requestSummaryView>[];
   /** The tokenizer families whose counts the versions table shows: those of the models its requests used. */
   families: Family[];
@@ -172,8 +172,8 @@ interface DriftView {
 function recentSection(v: HandleView): Html {
   const h = v.report.handle.id;
   const from = v.report.range.from?.slice(0, 10);
-  // By render time, the list's order: an imported call is listed on the day it was imported.
-  return html`<h2 id="recent-requests">Recent requests <small class="muted">(rendered ${from ? `since ${from}` : 'at any time'}, as of this page load; all of them: <code>GET /v1/requests?handle=${h}${from ? `&from=${from}` : ''}</code>)</small></h2>
+  // By start, the list's order: an imported call is listed on its log line's day, as reports count it.
+  return html`<h2 id="recent-requests">Recent requests <small class="muted">(started ${from ? `since ${from}` : 'at any time'}, as of this page load; all of them: <code>GET /v1/requests?handle=${h}${from ? `&from=${from}` : ''}</code>)</small></h2>
 ${v.recent.length === 0
     ? html`<p class="muted">No recorded request referenced this handle ${from ? 'in this period' : 'yet'}.</p>`
     : html`<table data-table="recent"><thead><tr><th>Rendered</th><th>Started</th><th>Request</th><th>Model</th><th>Status</th><th class="num">Read / written</th><th>This handle's tokens by class</th></tr></thead><tbody>${v.recent.map(
