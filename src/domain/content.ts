@@ -98,6 +98,9 @@ export const messageSchema = z.strictObject({
 const toolName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'tool names are 1-64 letters, digits, _ or -');
 
 export const toolDefinitionSchema = z.strictObject({
+  // Anthropic's explicit mark of a user-defined tool (the Messages API takes `"type": "custom"` or none): the same tool,
+  // kept as given.
+  type: z.literal('custom', { error: 'a custom tool\'s type is "custom" (or none); an Anthropic-defined tool\'s is a version such as "bash_20250124"' }).optional(),
   name: toolName,
   description: z.string().optional(),
   input_schema: jsonObject,
@@ -111,7 +114,8 @@ export const DEFINED_TOOL_TYPE = /^[a-z][a-z0-9_]*_\d{8}$/;
 // takes it. A cache mark is the service's to place, as on any handle content.
 export const definedToolSchema = z
   .looseObject({
-    type: z.string().regex(DEFINED_TOOL_TYPE, 'must be an Anthropic tool version such as "bash_20250124"'),
+    // Aborting: a tool typed "custom" fails here as a custom one's does on a version, and the union tells it its own faults.
+    type: z.string().regex(DEFINED_TOOL_TYPE, { message: 'must be an Anthropic tool version such as "bash_20250124"', abort: true }),
     name: toolName,
   })
   .refine((t) => !Object.hasOwn(t, 'cache_control'), { path: ['cache_control'], message: 'cache marks are placed when a request is rendered, not stored' });
@@ -141,8 +145,8 @@ export type Message = z.infer<typeof messageSchema>;
 export type CustomTool = z.infer<typeof toolDefinitionSchema>;
 export type DefinedTool = z.infer<typeof definedToolSchema>;
 export type ToolDefinition = CustomTool | DefinedTool;
-/** Whether a stored tool is Anthropic-defined (a `type`, no schema). */
-export const isDefinedTool = (t: ToolDefinition): t is DefinedTool => 'type' in t;
+/** Whether a stored tool is Anthropic-defined (a tool version in `type`, no schema); `"type": "custom"` is a custom tool. */
+export const isDefinedTool = (t: ToolDefinition): t is DefinedTool => t.type !== undefined && t.type !== 'custom';
 
 // Providers reject empty text blocks, so empty (or blank) system or document text is refused at mint.
 export const contentSchemaByKind = {

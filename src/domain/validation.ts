@@ -29,7 +29,11 @@ function expand(issue: Issue, prefix: PropertyKey[]): { path: PropertyKey[]; mes
     const depth = (branch: Issue[]) => branch.reduce((d, i) => Math.max(d, i.path.length + (i.code === 'invalid_type' ? 0 : 0.5)), -Infinity);
     // The deepest; of equally deep ones, one that knows every field sent (a field another branch has says it is meant).
     const unknownKeys = (branch: Issue[]) => branch.some((i) => i.code === 'unrecognized_keys');
-    const best = issue.errors.reduce((a, b) => (depth(b) > depth(a) || (depth(b) === depth(a) && unknownKeys(a) && !unknownKeys(b)) ? b : a));
+    // A branch that refuses the value's `type`, beside one that takes it, is not the one meant (a tool typed "custom"
+    // is a custom tool, one typed with a version an Anthropic-defined tool: each is told its own faults).
+    const refusesType = (branch: Issue[]) => branch.some((i) => i.path.length === 1 && i.path[0] === 'type');
+    const meant = issue.errors.some((b) => !refusesType(b)) ? issue.errors.filter((b) => !refusesType(b)) : issue.errors;
+    const best = meant.reduce((a, b) => (depth(b) > depth(a) || (depth(b) === depth(a) && unknownKeys(a) && !unknownKeys(b)) ? b : a));
     if (depth(best) > 0) return best.flatMap((i) => expand(i, path));
   }
   if (issue.code === 'unrecognized_keys') return issue.keys.map((k) => ({ path: [...path, k], message: `unknown field "${k}"` }));

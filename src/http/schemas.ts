@@ -34,7 +34,7 @@ export const CreateArtifactBody = z
   .discriminatedUnion('kind', [
     z.strictObject({ kind: z.literal('system'), content: z.string().openapi({ description: 'System prompt text, stored byte-exact.' }), name, metadata }),
     z.strictObject({ kind: z.literal('document'), content: z.string().openapi({ description: 'Document text, placed in a context user message.' }), name, metadata }),
-    z.strictObject({ kind: z.literal('tools'), content: toolsContentSchema.openapi({ description: 'Tool definitions `{ name, description?, input_schema }`, and Anthropic-defined tools `{ type, name, …their settings }` (`bash_20250124`, `text_editor_20250429`, `computer_20250124`, …: stored and sent as given, to Anthropic only; another format is a 422).' }), name, metadata }),
+    z.strictObject({ kind: z.literal('tools'), content: toolsContentSchema.openapi({ description: 'Tool definitions `{ name, description?, input_schema }` (with Anthropic\'s explicit `"type": "custom"` if given: kept, and sent to Anthropic as given), and Anthropic-defined tools `{ type, name, …their settings }` (`bash_20250124`, `text_editor_20250429`, `computer_20250124`, …: stored and sent as given, to Anthropic only; another format is a 422).' }), name, metadata }),
     z.strictObject({ kind: z.literal('messages'), content: z.array(MessageSchema).min(1), name, metadata }),
   ])
   .openapi('CreateArtifact');

@@ -51,7 +51,8 @@ const neutral: Items = (seg) => {
 function toolNeutral(t: ToolDefinition) {
   // An Anthropic-defined tool as stored (canonical): it has no schema to write in another shape.
   if (isDefinedTool(t)) return canon(t);
-  return { name: t.name, description: t.description, input_schema: canon(t.input_schema) };
+  // A custom tool given its explicit `"type": "custom"` keeps it, first as Anthropic writes it (absent: no key, no byte).
+  return { type: t.type, name: t.name, description: t.description, input_schema: canon(t.input_schema) };
 }
 
 /** The custom tools of a segment, for APIs other than Anthropic's (segmentItems refuses the others first). */
