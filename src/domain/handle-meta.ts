@@ -90,6 +90,11 @@ function jsonSegment(kind: 'tools' | 'messages', text: string): PromptSegment {
 export class HandleMeter {
   constructor(private readonly catalog: ModelCatalog) {}
 
+  /** Whether some catalog model has a token figure for an Anthropic-defined tool version (`definedToolTokens`). */
+  hasToolFigure(type: string): boolean {
+    return this.catalog.entries().some((m) => m.definedToolTokens !== undefined && Object.hasOwn(m.definedToolTokens, type));
+  }
+
   /** Whether `tokens` clears each catalog model's minimum (in that model's tokenizer family). */
   cacheable(tokens: Tokens): CacheableMeta {
     const clears: Record<string, boolean> = {};

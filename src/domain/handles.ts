@@ -18,6 +18,8 @@ import { Lru } from './lru';
 import { semanticKey } from './simulator/semantic';
 import { addTokens, onTokensBasis, segmentTextTokens, type HandleMeter, type Tokens } from './handle-meta';
 import { validationError } from './validation';
+import { estimatedTool, estimatedToolWarning } from './estimated-tools';
+import type { RenderWarning } from './requests';
 import { orderSegments, type PromptSegment } from './render/prompt';
 import { learnToolNames, newRenderContext, renderExpansion } from './render/formats';
 
@@ -86,7 +88,14 @@ export class HandleService {
       },
       version,
     );
-    return { created: true, handle: this.mustGetHandle(tenantId, id), version: version.version };
+    return { created: true, handle: this.mustGetHandle(tenantId, id), version: version.version, warnings: this.toolWarnings(input.kind, input.content) };
+  }
+
+  /** A tools artifact's Anthropic-defined tools no catalog model has a token figure for: minted, and warned of. */
+  private toolWarnings(kind: ArtifactKind, content: unknown): RenderWarning[] {
+    if (kind !== 'tools' || !this.meter || !Array.isArray(content)) return [];
+    const meter = this.meter;
+    return content.flatMap((t) => estimatedTool(t, (type) => meter.hasToolFigure(type), null) ?? []).map((t) => estimatedToolWarning(t, null));
   }
 
   newArtifactVersion(tenantId: string, id: string, content: unknown) {
@@ -94,11 +103,12 @@ export class HandleService {
     const bytes = encodeArtifact(handle.kind as ArtifactKind, content, '/content');
     const latest = this.mustGetVersion(handle.id, handle.latestVersion);
     // Same bytes as the latest version: return it, don't mint a duplicate.
-    if (latest.contentDigest === sha256Hex(bytes)) return { created: false, handle, version: latest };
+    const warnings = this.toolWarnings(handle.kind as ArtifactKind, content);
+    if (latest.contentDigest === sha256Hex(bytes)) return { created: false, handle, version: latest, warnings };
     const previous = this.store.getBlob(latest.contentDigest!)!;
     const next = this.artifactVersion(id, latest.version + 1, bytes, previous.toString('utf8'), this.clock.now(), handle.kind as ArtifactKind);
     this.commitAppend(handle, latest.version, next);
-    return { created: true, handle: this.mustGetHandle(tenantId, id), version: next.version };
+    return { created: true, handle: this.mustGetHandle(tenantId, id), version: next.version, warnings };
   }
 
   private artifactVersion(id: string, version: number, bytes: Buffer, previousText: string | undefined, now: number, kind: ArtifactKind): NewVersion {

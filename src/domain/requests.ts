@@ -8,6 +8,7 @@ import { invalid, notFound, withPointer } from './errors';
 import type { HandleService } from './handles';
 import { newRequestId } from './ids';
 import { findVolatility } from './volatility';
+import { estimatedToolWarning } from './estimated-tools';
 import type { Reconciler } from './reconcile/reconciler';
 import type { WriteQueue } from './write-queue';
 import { RequestRenderer, type Breakpoint, type RenderedRequest, type RenderedSegment, type RequestFormat } from './render/request';
@@ -50,7 +51,7 @@ export interface RenderResult {
   committed: Promise<void>;
 }
 
-export const RENDER_WARNINGS = ['volatile_before_handle', 'repeated_handle', 'prefix_after_history', 'system_after_session', 'unknown_model'] as const;
+export const RENDER_WARNINGS = ['volatile_before_handle', 'repeated_handle', 'prefix_after_history', 'system_after_session', 'unknown_model', 'tool_tokens_estimated'] as const;
 
 export interface RenderWarning {
   code: (typeof RENDER_WARNINGS)[number];
@@ -197,6 +198,7 @@ export class RequestService {
         ...handlesAfterHistory(rendered),
         ...instructionAfterSession(rendered),
         ...(model.fallback ? [unknownModel(modelName, model.entry.id)] : []),
+        ...rendered.estimatedTools.map((t) => estimatedToolWarning(t, model.entry.id)),
       ],
       committed,
     };

@@ -7,6 +7,7 @@ import {
 } from '../domain/content';
 import { hasLoneSurrogate } from '../domain/canonical-json';
 import { expansionFormats } from '../domain/render/prompt';
+import { RENDER_WARNINGS } from '../domain/requests';
 import { handleIdPattern, ID_PREFIX, type HandleType } from '../domain/ids';
 
 // API shapes, written by hand (never derived from tables) and mapped from rows in views.ts.
@@ -100,6 +101,17 @@ export const VersionSchema = z
   })
   .openapi('HandleVersion');
 
+/** A warning: the render (and the proxy's x-ph-warnings, by code) and a mint still succeed. */
+export const RenderWarningSchema = z
+  .object({
+    code: z.enum(RENDER_WARNINGS),
+    segment: z.number().int().nullable().openapi({ description: 'The segment it concerns; null for the request as a whole (unknown_model), and at mint.' }),
+    kind: z.string(),
+    text: z.string(),
+    detail: z.string(),
+  })
+  .openapi('Warning');
+
 export const MintResultSchema = z
   .object({
     id: z.string(),
@@ -108,6 +120,10 @@ export const MintResultSchema = z
     name: z.string().nullable(),
     created: z.boolean().openapi({ description: 'false when the content equalled the latest version, which is returned.' }),
     latest_version: z.number().int(),
+    warnings: z
+      .array(RenderWarningSchema)
+      .optional()
+      .openapi({ description: 'A tools artifact: its Anthropic-defined tools whose version no catalog model has a token figure for (`tool_tokens_estimated`: counted as their JSON). Absent when none.' }),
   })
   .extend(VersionSchema.shape)
   .openapi('MintResult');

@@ -4,6 +4,7 @@ import type { RequestOutcome } from '../domain/reconcile/reconciler';
 import { pathHandles, summarizeOutcome, summaryClasses, type RequestSummary } from '../domain/reconcile/request-summary';
 import type { RenderedSegment } from '../domain/render/request';
 import type { NormalizedUsage } from '../domain/usage/types';
+import type { RenderWarning } from '../domain/requests';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -36,7 +37,7 @@ export function handleView(h: HandleRow, focus: VersionRow, versions: VersionRow
   return { ...handleSummaryView(h), version: versionView(focus), versions: versions.map(versionView) };
 }
 
-export function mintView(r: { created: boolean; handle: HandleRow; version: VersionRow }) {
+export function mintView(r: { created: boolean; handle: HandleRow; version: VersionRow; warnings?: RenderWarning[] }) {
   return {
     id: r.handle.id,
     type: r.handle.type,
@@ -45,6 +46,8 @@ export function mintView(r: { created: boolean; handle: HandleRow; version: Vers
     created: r.created,
     latest_version: r.handle.latestVersion,
     ...versionView(r.version),
+    // A tools artifact's Anthropic-defined tools no catalog model has a figure for (see estimated-tools.ts).
+    ...(r.warnings?.length ? { warnings: r.warnings } : {}),
   };
 }
 

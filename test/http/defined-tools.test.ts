@@ -188,3 +188,47 @@ describe('a tools handle holding Anthropic-defined tools', () => {
     expect((await client.get('/v1/requests')).json).toEqual(before);
   });
 });
+
+describe('an Anthropic-defined tool version the catalog has no figure for', () => {
+  const FUTURE = { type: 'bash_20990101', name: 'bash' };
+  const LATER_EDITOR = { type: 'text_editor_20250728', name: 'str_replace_based_edit_tool' };
+  const CUSTOM = { name: 'get_weather', input_schema: { type: 'object' } };
+  const warned = (model: string, t: { type: string; name: string }, segment: number | null) => ({
+    code: 'tool_tokens_estimated',
+    segment,
+    kind: 'tool',
+    text: t.type,
+    detail: `the catalog has no token figure for the Anthropic-defined tool "${t.name}" (${t.type}) ${model === '' ? 'on any model' : `on ${model}`}: it is sent as given, and its tokens are estimated from its JSON (the API adds its own definition, often hundreds of tokens); a measured figure goes in PH_CATALOG_FILE as the model's definedToolTokens`,
+  });
+
+  it('renders, counted as its JSON, with a warning naming the tool and its segment; a known version or a custom tool has none', async () => {
+    const { client } = t.tenant();
+    const r = await render(client, { model: 'claude-sonnet-4-6', tools: [CUSTOM, FUTURE, COMPUTER, LATER_EDITOR] });
+    expect(r.json.body.tools).toEqual([CUSTOM, FUTURE, COMPUTER, LATER_EDITOR]);
+    expect(span(r.segments[0]!)).toBe(asJson(CUSTOM) + asJson(FUTURE) + 1201 + asJson(LATER_EDITOR) + 497);
+    expect(r.json.warnings).toEqual([warned('claude-sonnet-4-6', FUTURE, 0), warned('claude-sonnet-4-6', LATER_EDITOR, 0)]);
+    // Known on one model, not on another: the text editor's 20250429 is Claude 4.x's, not Opus 5's.
+    expect((await render(client, { model: 'claude-sonnet-4-6', tools: [EDITOR] })).json.warnings).toEqual([]);
+    expect((await render(client, { model: 'claude-opus-5', tools: [EDITOR] })).json.warnings).toEqual([warned('claude-opus-5', EDITOR, 0)]);
+    // From a tools handle, after a system handle: its own segment is named.
+    const sys = await mintSystem(client, 'You run commands.');
+    const tools = await mintArtifact(client, 'tools', [FUTURE]);
+    const viaHandle = await render(client, { model: 'claude-sonnet-4-6', system: [{ type: 'handle', ref: sys.id }], tools: [COMPUTER, { type: 'handle', ref: tools.id }] });
+    expect(viaHandle.segments.map((s) => s.source)).toEqual(['inline', `${tools.id}@1`, `${sys.id}@1`, 'inline']);
+    expect(viaHandle.json.warnings).toEqual([warned('claude-sonnet-4-6', FUTURE, 1)]);
+  });
+
+  it('mints with the warning (no model has a figure for it); a version some model has a figure for mints without one', async () => {
+    const { client } = t.tenant();
+    const minted = await client.post('/v1/artifacts', { kind: 'tools', content: [CUSTOM, FUTURE, COMPUTER] });
+    expect(minted.status, minted.text).toBe(201);
+    expect(minted.json.warnings).toEqual([warned('', FUTURE, null)]);
+    const known = await client.post('/v1/artifacts', { kind: 'tools', content: [BASH, EDITOR] });
+    expect([known.status, 'warnings' in known.json]).toEqual([201, false]);
+    // Its next version, and the same content again (the latest returned): said again, as the content still holds it.
+    const next = await client.post(`/v1/artifacts/${known.json.id}/versions`, { content: [BASH, LATER_EDITOR] });
+    expect([next.status, next.json.warnings]).toEqual([201, [warned('', LATER_EDITOR, null)]]);
+    const same = await client.post(`/v1/artifacts/${known.json.id}/versions`, { content: [BASH, LATER_EDITOR] });
+    expect([same.status, same.json.warnings]).toEqual([200, [warned('', LATER_EDITOR, null)]]);
+  });
+});

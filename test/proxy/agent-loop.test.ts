@@ -287,6 +287,13 @@ describe('warnings', () => {
     expect(warned.response.headers.get('x-ph-warnings')).toBe('repeated_handle');
   });
 
+  it('x-ph-warnings names an Anthropic-defined tool version the catalog has no figure for (sent as given, counted as its JSON)', async () => {
+    const tools = [{ type: 'text_editor_20250728', name: 'str_replace_based_edit_tool' }] as unknown as Anthropic.ToolUnion[];
+    const answer = await h.anthropic({}).messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, tools, messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+    expect(answer.response.headers.get('x-ph-warnings')).toBe('tool_tokens_estimated');
+    expect((JSON.parse(h.tap.at(-1)!.body) as { tools: unknown }).tools).toEqual(tools);
+  });
+
   it('a system message in the body beside x-ph-session: said in x-ph-warnings, since it stands after the history and is never read from the cache', async () => {
     const client = h.tenant.client;
     const session = await startSession(client, {});

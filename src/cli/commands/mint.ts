@@ -1,6 +1,6 @@
 import { seg } from '../api';
 import { API_HELP, API_OPTIONS, CliError, readInput, UsageError, type Command } from '../command';
-import { volatilityNote, type VolatilityMeta } from '../table';
+import { printable, volatilityNote, type VolatilityMeta } from '../table';
 
 const TEXT_KINDS = ['system', 'document'];
 const JSON_KINDS = ['tools', 'messages'];
@@ -11,6 +11,8 @@ export interface MintResult {
   digest: string;
   created: boolean;
   meta?: { volatility?: VolatilityMeta };
+  /** A tools artifact's Anthropic-defined tools no catalog model has a token figure for. */
+  warnings?: Array<{ code: string; detail: string }>;
 }
 
 export const mint: Command = {
@@ -60,6 +62,7 @@ export function printMinted(r: MintResult, same: string, volatility = true): voi
   if (!r.created) process.stderr.write(`unchanged: ${same}, ${r.ref}\n`);
   const note = volatility ? volatilityNote(r.meta?.volatility) : null;
   if (note) process.stderr.write(`warning: ${note}: values like these usually differ each time content is produced: minted again with new ones, it is a new prefix and the cache breaks there\n`);
+  for (const w of r.warnings ?? []) process.stderr.write(`warning ${w.code}: ${printable(w.detail)}\n`);
 }
 
 function text(bytes: Buffer, file: string): string {

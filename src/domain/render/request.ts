@@ -27,6 +27,7 @@ import {
 } from './json-text';
 import { orderSegments, type PromptSegment, type Section } from './prompt';
 import { pushAll } from '../arrays';
+import { estimatedTool, type EstimatedTool } from '../estimated-tools';
 
 export const requestFormats = ['anthropic', 'openai-chat', 'openai-responses', 'gemini'] as const;
 export type RequestFormat = (typeof requestFormats)[number];
@@ -90,6 +91,8 @@ export interface RenderedRequest {
   prefixAfterHistory: number | null;
   /** OpenAI: the first system or developer message placed after a session's messages, its segment and role (null: none). */
   instructionAfterSession: { segment: number; role: string } | null;
+  /** Anthropic: the Anthropic-defined tools the model's catalog entry has no token figure for (counted as their JSON). */
+  estimatedTools: EstimatedTool[];
 }
 
 export interface RenderRequestInput {
@@ -314,6 +317,8 @@ export class RequestRenderer {
       const tool = seg?.section === 'tools' && u.item!.index !== undefined ? seg.tools[u.item!.index] : undefined;
       if (tool && isDefinedTool(tool)) toolUnits[i] = costedTool(u, tool.type, costs);
     });
+    // Those the model has no figure for: sent as given and counted as their JSON, which the render warns of.
+    const unfigured = format === 'anthropic' ? toolUnits.flatMap((u, i) => estimatedTool(JSON.parse(u.hashText), (type) => definedToolTokens(type, costs) !== undefined, i) ?? []) : [];
 
     // ---- system ----
     const systemUnits: Unit[] = [];
@@ -463,6 +468,11 @@ export class RequestRenderer {
       let n = toolUnits.length + systemUnits.length + instruction.at;
       instructionAfterSession = { segment: segments.list.findIndex((s) => (n -= s.units!.length) < 0), role: instruction.role };
     }
+    // Tool units come first: the n-th is in the segment where the first n + 1 units end.
+    const estimatedTools = unfigured.map((t) => {
+      let n = t.segment!;
+      return { ...t, segment: segments.list.findIndex((s) => (n -= s.units!.length) < 0) };
+    });
     // Top-level cache_control is Anthropic's automatic caching: a mark on the prompt's last block, the caller's.
     const autoNode = format === 'anthropic' ? property(root, 'cache_control') : undefined;
     const auto = autoNode ? valueOf(autoNode) : undefined;
@@ -579,7 +589,7 @@ export class RequestRenderer {
     segments.list.forEach((s, i) => {
       if (s.source === 'inline' && i < lastHandle) inlineText.set(i, segments.texts[i]!);
     });
-    return { bodyText: applyEdits(bodyText, edits), segments: segments.list, breakpoints, promptCacheKey, cacheTtl, inlineText, model, handles: [...named], messageSettings: format === 'anthropic' ? (context ?? '{}') : null, providerHistory, prefixAfterHistory: afterHistory < 0 ? null : afterHistory, instructionAfterSession };
+    return { bodyText: applyEdits(bodyText, edits), segments: segments.list, breakpoints, promptCacheKey, cacheTtl, inlineText, model, handles: [...named], messageSettings: format === 'anthropic' ? (context ?? '{}') : null, providerHistory, prefixAfterHistory: afterHistory < 0 ? null : afterHistory, instructionAfterSession, estimatedTools };
   }
 
   /** Items for a handle that stands in place of one element; only the allowed sections may appear there. */

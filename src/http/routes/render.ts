@@ -1,7 +1,7 @@
 import { segmentsView } from '../views';
 import { createRoute, z } from '@hono/zod-openapi';
 import type { ModelCatalog } from '../../domain/catalog/catalog';
-import { RENDER_WARNINGS, type RequestService } from '../../domain/requests';
+import type { RequestService } from '../../domain/requests';
 import { requestFormats } from '../../domain/render/request';
 import { parseJsonTree, property, textOf } from '../../domain/render/json-text';
 import type { Handler } from 'hono';
@@ -10,7 +10,7 @@ import { parseBody, readText } from '../body';
 import { fastPost, requestIdHeader, type FastPostDeps } from '../fast-route';
 import { newRouter, type AppEnv } from '../router';
 import { validationError } from '../../domain/validation';
-import { commonErrors, conflictErrors, Label, readErrors } from '../schemas';
+import { commonErrors, conflictErrors, Label, readErrors, RenderWarningSchema } from '../schemas';
 
 const RenderBody = z
   .strictObject({
@@ -52,7 +52,7 @@ const RenderResponse = z
     breakpoints: z.array(BreakpointSchema),
     prompt_cache_key: z.string().nullable(),
     prediction: z.unknown().nullable(),
-    warnings: z.array(z.object({ code: z.enum(RENDER_WARNINGS), segment: z.number().int().nullable().openapi({ description: 'The segment it concerns; null for the request as a whole (unknown_model).' }), kind: z.string(), text: z.string(), detail: z.string() })),
+    warnings: z.array(RenderWarningSchema),
   })
   .openapi('RenderResult');
 
