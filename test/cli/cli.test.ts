@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync, symlinkSync } from 'node:fs';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -630,6 +630,57 @@ describe('prefix-handles CLI', () => {
     const none = await cli(['verify', join(dir, 'no.lock.json')], { key });
     expect(none.code).toBe(1);
     expect(none.err).toBe(`no lock file ${join(dir, 'no.lock.json')}: make it once with 'prefix-handles verify --write ${join(dir, 'no.lock.json')} <ref>…' and commit it\n`);
+  });
+
+  it('verify --write: a file outside the repository (../, an absolute path elsewhere, a link out) is a usage error saying why; inside it, from a lock in a subdirectory, it locks', async () => {
+    const { key, client } = t.tenant();
+    const text = 'You are Nova, kept in the repository.\n';
+    const sys = await mintArtifact(client, 'system', text);
+    const repo = join(dir, 'outside-check', 'repo');
+    mkdirSync(join(repo, '.git'), { recursive: true });
+    mkdirSync(join(repo, 'ci'), { recursive: true });
+    mkdirSync(join(repo, 'prompts'), { recursive: true });
+    const inside = file('outside-check/repo/prompts/nova.txt', text);
+    const above = file('outside-check/nova.txt', text);
+    symlinkSync(above, join(repo, 'prompts', 'linked.txt'));
+    const lock = join(repo, 'ci', 'prefix.lock.json');
+    const refused = await Promise.all([
+      cli(['verify', '--write', lock, `${sys.ref}=${join(repo, '..', 'nova.txt')}`], { key }),
+      cli(['verify', '--write', lock, `${sys.ref}=${above}`], { key }),
+      cli(['verify', '--write', lock, `${sys.ref}=${join(repo, 'prompts', 'linked.txt')}`], { key }),
+    ]);
+    for (const r of refused) {
+      expect(r.code, r.err).toBe(2);
+      expect(r.err).toContain(
+        ` is outside the repository (${realpathSync(repo)}): a lock file that names a file outside the repository cannot be checked in CI elsewhere, where only the repository is checked out; keep the file in it (nothing was locked)`,
+      );
+      expect(r.out).toBe('');
+    }
+    expect(existsSync(lock)).toBe(false);
+    // The repository is the directory holding .git: a lock in ci/ names ../prompts/nova.txt.
+    const locked = await cli(['verify', '--write', lock, `${sys.ref}=${inside}`], { key });
+    expect(locked.code, locked.err).toBe(0);
+    expect(JSON.parse(readFileSync(lock, 'utf8')).handles[sys.ref].file).toBe('../prompts/nova.txt');
+    // Without a .git above it, the lock file's own directory is the bound.
+    const plain = join(dir, 'outside-check', 'plain');
+    mkdirSync(plain, { recursive: true });
+    const loose = await cli(['verify', '--write', join(plain, 'prefix.lock.json'), `${sys.ref}=${above}`], { key });
+    expect(loose.code).toBe(2);
+    expect(loose.err).toContain(`${above} is outside the lock file's directory (${realpathSync(plain)}; no .git above it): a lock file that names a file outside the repository`);
+    // A lock edited by hand to name one: that entry fails, saying so.
+    const edited = file('outside-check/repo/ci/edited.lock.json', JSON.stringify({ handles: { [sys.ref]: { ...JSON.parse(readFileSync(lock, 'utf8')).handles[sys.ref], file: '../../nova.txt' } } }));
+    const checked = await cli(['verify', edited], { key });
+    expect(checked.code).toBe(1);
+    expect(checked.out).toContain(`FAIL  ${sys.ref}  ${join(repo, '..', 'nova.txt')} is outside the repository`);
+  });
+
+  it('mint tools: a tool version no catalog model has a token figure for is minted, and said on stderr', async () => {
+    const { key } = t.tenant();
+    const tools = file('future-tools.json', JSON.stringify([{ type: 'bash_20990101', name: 'bash' }]));
+    const r = await cli(['mint', 'tools', tools], { key });
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/^art_\w{21}@1\t[0-9a-f]{64}\n$/);
+    expect(r.err).toContain('warning tool_tokens_estimated: the catalog has no token figure for the Anthropic-defined tool "bash" (bash_20990101) on any model: it is sent as given, and its tokens are estimated from its JSON');
   });
 
   it('verify: an artifact locked with its file (<ref>=<file>) fails once the file is edited and not minted; minting and locking the new version passes', async () => {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { dirname, relative, resolve, sep } from 'node:path';
+import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { canonicalJson } from '../../domain/canonical-json';
 import { ApiError, seg, type Api } from '../api';
 import { expansionFormats } from '../../domain/render/prompt';
@@ -46,6 +46,9 @@ id@version pins one.
 An artifact minted from a file in the repository is locked with it, <ref>=<file>
 (say art_…@3=prompts/support.txt): the entry keeps the file's path, and verify fails
 once the file is no longer that version's content (an edit not minted and locked).
+The file must be inside the repository (the nearest directory above the lock file
+holding .git, else the lock file's directory): CI checks the repository out alone,
+elsewhere, so a path out of it (../x, /etc/x, a link out) is a usage error.
 To take the edit: mint it as the next version, lock the ref that prints, commit both:
   prefix-handles mint system prompts/support.txt --version-of art_…
   prefix-handles verify --write prefix.lock.json art_…@4=prompts/support.txt
@@ -84,8 +87,10 @@ async function check(api: Api, file: string): Promise<number> {
       const info = await describe(api, ref);
       const note = volatilityNote(info.version.meta?.volatility);
       if (note) problems.push(note);
-      // A file gone or unreadable fails its handle, not the run.
-      const digest = entry.file === undefined ? undefined : fileProblem(() => fileDigest(resolve(dirname(file), entry.file!), info.kind), problems);
+      // A file gone or unreadable fails its handle, not the run; so does one outside the repository (a lock edited by hand).
+      const away = entry.file === undefined ? null : outside(repositoryOf(file), resolve(dirname(file), entry.file));
+      if (away) problems.push(away);
+      const digest = entry.file === undefined || away ? undefined : fileProblem(() => fileDigest(resolve(dirname(file), entry.file!), info.kind), problems);
       if (entry.file !== undefined && digest !== undefined) {
         if (digest !== info.version.digest)
           problems.push(
@@ -110,6 +115,12 @@ async function check(api: Api, file: string): Promise<number> {
 }
 
 async function write(api: Api, file: string, refs: string[], format: string | undefined): Promise<number> {
+  // Every file is checked before anything is read or locked.
+  const repo = repositoryOf(file);
+  for (const arg of refs) {
+    const problem = arg.includes('=') ? outside(repo, arg.slice(arg.indexOf('=') + 1)) : null;
+    if (problem) throw new UsageError(`${problem} (nothing was locked)`);
+  }
   const lock = readLock(file, false);
   // "locked" is said once the file holds it.
   const locked: string[] = [];
@@ -149,6 +160,38 @@ async function write(api: Api, file: string, refs: string[], format: string | un
   }
   for (const line of locked) process.stdout.write(line);
   return 0;
+}
+
+/**
+ * The repository a lock file is committed in: the nearest directory at or above it that holds `.git` (a directory, or
+ * a worktree's or submodule's file), else the lock file's own directory.
+ */
+function repositoryOf(lockFile: string): { root: string; git: boolean } {
+  const start = real(dirname(resolve(lockFile)));
+  for (let d = start; ; d = dirname(d)) {
+    if (existsSync(join(d, '.git'))) return { root: d, git: true };
+    if (dirname(d) === d) return { root: start, git: false };
+  }
+}
+
+/**
+ * Why a file cannot be locked: it is outside the repository (by its real path: a link out of it too). CI checks the
+ * repository out alone, elsewhere: a path that leaves it names nothing there, or someone else's file.
+ */
+function outside(repo: { root: string; git: boolean }, path: string): string | null {
+  const rel = relative(repo.root, real(resolve(path)));
+  if (rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel)) return null;
+  const where = repo.git ? `the repository (${repo.root})` : `the lock file's directory (${repo.root}; no .git above it)`;
+  return `${path} is outside ${where}: a lock file that names a file outside the repository cannot be checked in CI elsewhere, where only the repository is checked out; keep the file in it`;
+}
+
+/** The path with its links resolved, as far as it exists (a file not there yet is judged by its directory's). */
+function real(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return dirname(path) === path ? path : join(real(dirname(path)), relative(dirname(path), path));
+  }
 }
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
