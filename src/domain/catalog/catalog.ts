@@ -71,6 +71,9 @@ const entryShape = {
   toolUseSystemPrompt: z.strictObject({ auto: z.int().nonnegative(), any: z.int().nonnegative() }).optional(),
   // Keyed by a tool version as the API names it: a name and its date.
   definedToolTokens: z.record(z.string().regex(/^[a-z][a-z0-9_]*_\d{8}$/, 'must be a tool type such as "bash_20250124"'), z.int().nonnegative()).optional(),
+  thinking: z
+    .strictObject({ earlierTurns: z.enum(['kept', 'stripped']), readsFrom: z.array(z.string().min(1)).optional(), source: z.url({ protocol: /^https?$/ }) })
+    .optional(),
   source: z.url({ protocol: /^https?$/ }),
   checked: z.iso.date(),
   notes: z.string().optional(),
@@ -99,6 +102,11 @@ export const catalogSchema = z
           ctx.addIssue({ code: 'custom', path: ['models', i, 'match', j], message: `pattern "${pattern}" is also claimed by "${owner}"` });
         }
         patterns.set(pattern, entry.id);
+      });
+    });
+    catalog.models.forEach((entry, i) => {
+      entry.thinking?.readsFrom?.forEach((id, j) => {
+        if (!ids.has(id)) ctx.addIssue({ code: 'custom', path: ['models', i, 'thinking', 'readsFrom', j], message: `no model entry with id "${id}"` });
       });
     });
     for (const [provider, id] of Object.entries(catalog.defaults ?? {})) {

@@ -73,6 +73,23 @@ export interface ToolUseSystemPrompt {
   any: number;
 }
 
+export interface ThinkingContext {
+  /**
+   * What becomes of earlier assistant turns' thinking blocks. `kept`: every block sent back stays in context, read and
+   * billed as input. `stripped`: only the current turn's (the assistant messages after the newest user message that is
+   * not only tool results: the tool loop under way) are; the API removes the earlier ones before the model reads them,
+   * so they are neither billed nor in the cached prefix.
+   */
+  earlierTurns: 'kept' | 'stripped';
+  /**
+   * Preserved thinking's model check: the catalog ids of the other models whose blocks this one reads. A block another
+   * model produced is dropped from the request without an error. Absent: no model check (every Claude block is read).
+   */
+  readsFrom?: string[];
+  /** Where the rule is documented. */
+  source: string;
+}
+
 export interface ModelEntry {
   /** Catalog key, e.g. "claude-sonnet-4". */
   id: string;
@@ -93,6 +110,8 @@ export interface ModelEntry {
    * use with its system prompt). A type absent here is counted as its JSON: no documented figure.
    */
   definedToolTokens?: Record<string, number>;
+  /** Anthropic: which thinking blocks sent back the model reads (and bills as input). Absent: not a thinking model. */
+  thinking?: ThinkingContext;
   /** Where the figures come from (URL of the provider's documentation). */
   source: string;
   /** ISO date the figures were last checked against the source. */
