@@ -27,14 +27,19 @@ export const textBlockSchema = resultTextSchema.extend({ thought_signature: gemi
 
 // Anthropic's thinking blocks, kept whole: the API checks the signature and refuses a block changed in any way
 // (https://platform.claude.com/docs/en/build-with-claude/extended-thinking#preserving-thinking-blocks). The
-// thinking text may be empty (display "omitted" returns the signature alone).
+// thinking text may be empty (display "omitted" returns the signature alone). `model`: the model that produced it, as
+// the reply named it (absent when unknown: a block from the caller's own messages): with preserved thinking a block is
+// tied to its model, and another model may not read it (https://platform.claude.com/docs/en/build-with-claude/preserved-thinking).
+// It is ours, not Anthropic's: never rendered.
+const producedBy = z.string().min(1).max(256).optional();
 export const thinkingBlockSchema = z.strictObject({
   type: z.literal('thinking'),
   provider: z.literal('anthropic'),
   thinking: z.string(),
   signature: z.string().min(1),
+  model: producedBy,
 });
-export const redactedThinkingBlockSchema = z.strictObject({ type: z.literal('redacted_thinking'), provider: z.literal('anthropic'), data: z.string().min(1) });
+export const redactedThinkingBlockSchema = z.strictObject({ type: z.literal('redacted_thinking'), provider: z.literal('anthropic'), data: z.string().min(1), model: producedBy });
 
 // An OpenAI Responses reasoning item, kept with its encrypted_content (a reply to `include:
 // ["reasoning.encrypted_content"]`): the API reads it back from that, statelessly, and wants the item as it returned

@@ -51,7 +51,7 @@ export interface RenderResult {
   committed: Promise<void>;
 }
 
-export const RENDER_WARNINGS = ['volatile_before_handle', 'repeated_handle', 'prefix_after_history', 'system_after_session', 'unknown_model', 'tool_tokens_estimated'] as const;
+export const RENDER_WARNINGS = ['volatile_before_handle', 'repeated_handle', 'prefix_after_history', 'system_after_session', 'thinking_not_read', 'unknown_model', 'tool_tokens_estimated'] as const;
 
 export interface RenderWarning {
   code: (typeof RENDER_WARNINGS)[number];
@@ -137,6 +137,11 @@ export class RequestService {
       },
       extraPrefix: call.extraPrefix,
       cacheTtl: this.deps.policy.cacheTtl,
+      // The model that produced a kept thinking block, as the catalog knows it (an unknown one: not known).
+      producerOf: (name) => {
+        const found = this.deps.catalog.lookup(name, provider);
+        return found.fallback ? null : found.entry.id;
+      },
     });
     return { rendered, model: lookup!, modelName };
   }
@@ -197,6 +202,7 @@ export class RequestService {
         ...repeatedHandles(rendered.segments),
         ...handlesAfterHistory(rendered),
         ...instructionAfterSession(rendered),
+        ...thinkingNotRead(rendered, model.entry.id),
         ...(model.fallback ? [unknownModel(modelName, model.entry.id)] : []),
         ...rendered.estimatedTools.map((t) => estimatedToolWarning(t, model.entry.id)),
       ],
@@ -299,6 +305,26 @@ function instructionAfterSession({ instructionAfterSession: found }: Pick<Render
       kind: 'message',
       text: found.role,
       detail: `a ${found.role} message after the session's messages: a session does not keep it, so as the session grows (a turn appended after each call, as x-ph-session does) it stands after the history, where no turn's cache read reaches it; put a fixed ${found.role} prompt in the prefix before the session (a system artifact; x-ph-prefix on the proxy)`,
+    },
+  ];
+}
+
+/**
+ * Anthropic: thinking blocks of the conversation (a session continued on another model) that another model produced and
+ * this one does not read. The API drops them without an error (preserved thinking's model check): the request is
+ * answered, without that reasoning, and the estimate does not count them. Sent all the same: the session's bytes do not
+ * depend on the model, and the model that wrote them reads them again if the conversation goes back to it.
+ */
+function thinkingNotRead({ thinkingNotRead: found }: Pick<RenderedRequest, 'thinkingNotRead'>, model: string): RenderWarning[] {
+  if (!found) return [];
+  const by = found.models.join(', ');
+  return [
+    {
+      code: 'thinking_not_read',
+      segment: found.segment,
+      kind: 'thinking',
+      text: by,
+      detail: `thinking blocks produced by ${by}, which ${model} does not read: Anthropic drops them from the request without an error (preserved thinking ties a thinking block to the model that produced it), so the model answers without that reasoning; they are not counted in the estimate, and stay in the conversation for the model that wrote them`,
     },
   ];
 }

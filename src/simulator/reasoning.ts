@@ -31,6 +31,29 @@ export function simSignature(kind: 'anthropic' | 'gemini' | 'openai', what: unkn
   return createHash('sha256').update(`${kind}\n${typeof what === 'string' ? what : (canonicalize(what) ?? '')}`, 'utf8').digest('base64');
 }
 
+/**
+ * An Anthropic thinking block's signature. Tied to the model that produced it (`model`, with preserved thinking's model
+ * check) it says which model that was, as Anthropic's signatures do for the API; untied, it signs the text alone.
+ */
+export function anthropicSignature(thinking: string, model: string | null): string {
+  if (model === null) return simSignature('anthropic', thinking);
+  return Buffer.from(JSON.stringify([model, simSignature('anthropic', { model, thinking })]), 'utf8').toString('base64');
+}
+
+/** Whether a thinking block's signature is one the simulator gave its text, and the model it is tied to (null: none). */
+export function anthropicSigner(block: Json): { valid: boolean; model: string | null } {
+  if (block.type === 'redacted_thinking') return { valid: true, model: null };
+  const thinking = typeof block.thinking === 'string' ? block.thinking : '';
+  if (block.signature === simSignature('anthropic', thinking)) return { valid: true, model: null };
+  try {
+    const [model] = JSON.parse(Buffer.from(String(block.signature), 'base64').toString('utf8')) as unknown[];
+    if (typeof model === 'string' && block.signature === anthropicSignature(thinking, model)) return { valid: true, model };
+  } catch {
+    // Not one of ours.
+  }
+  return { valid: false, model: null };
+}
+
 /** Anthropic `thinking: {type: "enabled" | "adaptive"}`. */
 export function anthropicThinkingOn(body: Json): boolean {
   return isObject(body.thinking) && (body.thinking.type === 'enabled' || body.thinking.type === 'adaptive');
@@ -50,7 +73,7 @@ export function anthropicThinkingProblem(body: Json): string | null {
   for (const [i, m] of messages.entries()) {
     if (!isObject(m) || m.role !== 'assistant' || !Array.isArray(m.content)) continue;
     for (const [j, b] of m.content.entries())
-      if (isObject(b) && b.type === 'thinking' && b.signature !== simSignature('anthropic', b.thinking)) return `messages.${i}.content.${j}: Invalid \`signature\` in \`thinking\` block`;
+      if (isObject(b) && b.type === 'thinking' && !anthropicSigner(b).valid) return `messages.${i}.content.${j}: Invalid \`signature\` in \`thinking\` block`;
   }
   if (!anthropicThinkingOn(body)) return null;
   // A tool loop under way: the newest message answers tool calls of the assistant message before it.

@@ -15,7 +15,8 @@ import { Hono, type Context } from 'hono';
 import type { ModelCatalog } from '../domain/catalog/catalog';
 import type { CacheRules, ModelEntry } from '../domain/catalog/types';
 import { systemClock, type Clock } from '../domain/clock';
-import { blocksFromRequest, type RequestFormat } from '../domain/simulator/blocks';
+import { blocksFromRequest, type RequestFormat, type ThinkingFilter } from '../domain/simulator/blocks';
+import { currentTurnStart, readsThinking } from '../domain/thinking';
 import { toolCosts } from '../domain/prompt-tokens';
 import { CacheSimulator, SimulationError, type SimBlock } from '../domain/simulator/cache';
 import { Lru } from '../domain/lru';
@@ -27,7 +28,7 @@ import { geminiError, geminiModel, geminiModelList, geminiResponse, geminiStream
 import { chatCompletion, chatStreamFrames } from './openai-chat';
 import { newResponseParts, responseBody, responsesStreamFrames } from './openai-responses';
 import { sleep, sseResponse } from './sse';
-import { anthropicThinkingOn, anthropicThinkingProblem, geminiSignatureProblem, geminiSignsCalls, openaiReasoningProblem, openaiReturnsReasoning } from './reasoning';
+import { anthropicSigner, anthropicThinkingOn, anthropicThinkingProblem, geminiSignatureProblem, geminiSignsCalls, openaiReasoningProblem, openaiReturnsReasoning } from './reasoning';
 import { chooseToolCall, structuredReply } from './tools';
 import { cutToTokens, lastUserText, providerId, replyText, splitDeltas, splitJson, type ProviderApi, type Reply, type Turn } from './turn';
 
@@ -99,13 +100,27 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
   const reasoningOfCall = new Lru<string, string>(100_000);
   let replies = 0;
 
+  /**
+   * Anthropic: the thinking blocks the model reads (thinking.ts) — the current turn's, or every turn's, by the model; of
+   * those another model produced (its signature says which), only those the model check lets it read.
+   */
+  function thinkingRead(format: RequestFormat, body: Json, entry: ModelEntry): ThinkingFilter | undefined {
+    if (format !== 'anthropic' || !entry.thinking) return undefined;
+    const turnStart = currentTurnStart(Array.isArray(body.messages) ? body.messages : []);
+    return (message, block) => {
+      const signer = anthropicSigner(block).model;
+      const producer = signer === null ? null : opts.catalog.lookup(signer, 'anthropic').entry.id;
+      return readsThinking(entry, message, turnStart, producer);
+    };
+  }
+
   /** Runs one prompt through the cache of its scope and builds the reply. */
   function simulate(api: Api, apiKey: string, body: Json, model: string, entry: ModelEntry): Turn {
     const count = (text: string) => countTokens(text, entry.tokenizer);
     // Refused (a 400) before the cache is touched.
     const choices = api.format === 'openai-chat' ? choiceCount(body) : 1;
     const limit = outputLimit(api, body);
-    const { blocks, totalTokens, lastInput } = blocksFromRequest(api.format, body, count, toolCosts(api.format, entry.tokenizer, entry));
+    const { blocks, totalTokens, lastInput } = blocksFromRequest(api.format, body, count, toolCosts(api.format, entry.tokenizer, entry), thinkingRead(api.format, body, entry));
     if (api.format === 'anthropic') checkAnthropicBreakpoints(blocks, entry.cache.maxBreakpoints ?? 4);
     // The reasoning state a tool loop must send back (reasoning.ts): refused before the cache is touched.
     const reasoningProblem =
@@ -166,6 +181,8 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
       model,
       ...first,
       more,
+      // A model with preserved thinking's model check ties its thinking to itself.
+      thinkingModel: entry.thinking?.readsFrom ? model : null,
       createdAt: startedAt,
       usage: {
         promptTokens: totalTokens,
@@ -258,7 +275,7 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     injectedFault(c);
     const body = await readBody(c, ANTHROPIC);
     const { entry } = opts.catalog.lookup(body.model as string, 'anthropic');
-    const { totalTokens } = blocksFromRequest('anthropic', body, (text) => countTokens(text, entry.tokenizer), toolCosts('anthropic', entry.tokenizer, entry));
+    const { totalTokens } = blocksFromRequest('anthropic', body, (text) => countTokens(text, entry.tokenizer), toolCosts('anthropic', entry.tokenizer, entry), thinkingRead('anthropic', body, entry));
     return json(200, { input_tokens: totalTokens });
   });
 

@@ -49,6 +49,8 @@ export interface Reply {
 export interface Turn extends Reply {
   /** The model name exactly as requested. */
   model: string;
+  /** Anthropic: the model its thinking is tied to (one with preserved thinking's model check), else null. */
+  thinkingModel: string | null;
   /** The further choices of a Chat request with `n` > 1 (choice 0 is the turn itself); empty otherwise. */
   more: Reply[];
   /** ms, from the simulator's clock. */

@@ -65,6 +65,17 @@ describe('reasoning state in rendered messages', () => {
     expect(JSON.parse(withState.neutral).messages[1].content[0]).toEqual(THINKING);
   });
 
+  it('the model that produced a block is kept in the neutral form only: every provider format renders the bytes of the block without it', async () => {
+    const by = (b: Block) => ({ ...b, model: 'claude-fable-5-1' });
+    const bound = conversation.map((m) => (m.role === 'assistant' && Array.isArray(m.content) ? { ...m, content: m.content.map((b) => (b.type === 'thinking' || b.type === 'redacted_thinking' ? by(b) : b)) } : m));
+    const [withModel, without] = [await expansions(bound), await expansions(conversation)];
+    for (const format of expansionFormats.filter((f) => f !== 'neutral')) expect(withModel[format], format).toBe(without[format]);
+    expect(JSON.parse(withModel.neutral).messages[1].content.slice(0, 2)).toEqual([by(THINKING), by(REDACTED)]);
+    // Ours, and a model name: not empty, not a number.
+    for (const model of ['', 5])
+      expect((await client.post('/v1/artifacts', { kind: 'messages', content: [conversation[0], { role: 'assistant', content: [{ ...THINKING, model }, { type: 'text', text: 'x' }] }] })).status).toBe(422);
+  });
+
   it('property: any conversation renders for OpenAI the same bytes with or without reasoning state on its assistant turns', async () => {
     const text = fc.string({ minLength: 1, maxLength: 20 }).filter((s) => /\S/.test(s));
     const turn = fc.record({ question: text, answer: text, thinking: fc.option(fc.string({ maxLength: 20 })), sig: fc.option(fc.base64String({ minLength: 4, maxLength: 12 })) });

@@ -91,9 +91,9 @@ describe('Anthropic: extended thinking in a tool loop through a session', () => 
       const bytes = JSON.stringify({ type: 'thinking', thinking: block.thinking, signature: block.signature });
       for (const later of calls.slice(i + 1)) expect(later.body).toContain(bytes);
     }
-    // Stored as Anthropic's, with the reply it came with.
+    // Stored as Anthropic's, with the reply it came with and the model that produced it (streamed: message_start's).
     const neutral = (await client.get(`/v1/handles/${session.id}/expand?format=neutral`)).json.messages;
-    expect(neutral[1].content[0]).toEqual({ type: 'thinking', provider: 'anthropic', thinking: (replies[0]!.content[0] as Anthropic.ThinkingBlock).thinking, signature: (replies[0]!.content[0] as Anthropic.ThinkingBlock).signature });
+    expect(neutral[1].content[0]).toEqual({ type: 'thinking', provider: 'anthropic', thinking: (replies[0]!.content[0] as Anthropic.ThinkingBlock).thinking, signature: (replies[0]!.content[0] as Anthropic.ThinkingBlock).signature, model: 'claude-sonnet-4-6' });
     // Rendered for another provider, it is left out.
     const chat = (await client.get(`/v1/handles/${session.id}/expand?format=openai-chat`)).text;
     expect(chat).not.toContain('Simulated thinking');

@@ -38,10 +38,13 @@ function anthropicReply(): StreamReply {
   const json = new Map<Json, string>();
   let ended = false;
   let lost = false;
+  // The model that answered (message_start's message): its thinking blocks are tied to it.
+  let model: unknown;
   return {
     push(data) {
       if (!isRecord(data)) return;
-      if (data.type === 'content_block_start' && isRecord(data.content_block)) {
+      if (data.type === 'message_start' && isRecord(data.message)) model = data.message.model;
+      else if (data.type === 'content_block_start' && isRecord(data.content_block)) {
         if (!follows(data.index, blocks.length)) {
           lost = true;
           return;
@@ -70,7 +73,7 @@ function anthropicReply(): StreamReply {
       return ended;
     },
     response: () =>
-      lost ? UNKEEPABLE : { type: 'message', role: 'assistant', content: blocks.filter(Boolean).map((b) => (json.has(b) ? { ...b, input: inputOf(json.get(b)!) } : b)) },
+      lost ? UNKEEPABLE : { type: 'message', role: 'assistant', model, content: blocks.filter(Boolean).map((b) => (json.has(b) ? { ...b, input: inputOf(json.get(b)!) } : b)) },
   };
 }
 

@@ -61,7 +61,11 @@ export function replyMessage(format: ProxyFormat, response: unknown): Message | 
   if (protoMember(response, '') !== null) return UNKEEPABLE;
   let blocks: ContentBlock[];
   try {
-    if (format === 'anthropic') blocks = Array.isArray(response.content) ? response.content.flatMap(anthropicReplyBlock) : [];
+    if (format === 'anthropic') {
+      // Its thinking is tied to the model that answered (preserved thinking): kept with its name.
+      const model = typeof response.model === 'string' && response.model !== '' && response.model.length <= 256 ? response.model : undefined;
+      blocks = Array.isArray(response.content) ? response.content.flatMap((b) => anthropicReplyBlock(b, model)) : [];
+    }
     else if (format === 'openai-chat') {
       const choice = Array.isArray(response.choices) ? response.choices.find((c) => isRecord(c) && (c.index ?? 0) === 0) : undefined;
       blocks = isRecord(choice) && isRecord(choice.message) ? chatAssistantBlocks(choice.message, '/choices/0/message', false) : [];
@@ -239,18 +243,19 @@ function anthropicBlock(b: unknown, at: string): ContentBlock {
   }
 }
 
-/** A thinking or redacted_thinking block as Anthropic sent it; null without its signature (or data), which the API would refuse back. */
-function thinkingBlock(b: Json): ContentBlock | null {
+/** A thinking or redacted_thinking block as Anthropic sent it (with the model that produced it, when known); null without its signature (or data), which the API would refuse back. */
+function thinkingBlock(b: Json, model?: string): ContentBlock | null {
+  const by = model === undefined ? {} : { model };
   if (b.type === 'thinking' && typeof b.thinking === 'string' && typeof b.signature === 'string' && b.signature !== '')
-    return { type: 'thinking', provider: 'anthropic', thinking: b.thinking, signature: b.signature };
-  if (b.type === 'redacted_thinking' && typeof b.data === 'string' && b.data !== '') return { type: 'redacted_thinking', provider: 'anthropic', data: b.data };
+    return { type: 'thinking', provider: 'anthropic', thinking: b.thinking, signature: b.signature, ...by };
+  if (b.type === 'redacted_thinking' && typeof b.data === 'string' && b.data !== '') return { type: 'redacted_thinking', provider: 'anthropic', data: b.data, ...by };
   return null;
 }
 
-function anthropicReplyBlock(b: unknown): ContentBlock[] {
+function anthropicReplyBlock(b: unknown, model: string | undefined): ContentBlock[] {
   if (!isRecord(b)) return [];
   if (b.type === 'thinking' || b.type === 'redacted_thinking') {
-    const block = thinkingBlock(b);
+    const block = thinkingBlock(b, model);
     return block ? [block] : [];
   }
   if (b.type === 'text' && typeof b.text === 'string') return [{ type: 'text', text: b.text }];

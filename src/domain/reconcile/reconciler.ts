@@ -163,6 +163,12 @@ export interface DriftFinding {
    * sent is null.
    */
   settings?: SettingChange[];
+  /**
+   * Set when the bytes through the drifting segment are those the previous request sent, but the model reads them
+   * otherwise: it strips earlier turns' thinking (`earlier_turn`: a new question followed the tool loop), so the prefix
+   * through the first assistant message that held some was never cached in the form it reads now.
+   */
+  thinking?: 'earlier_turn';
 }
 
 export interface SettingChange {
@@ -631,6 +637,13 @@ export class Reconciler {
     const before = previous.segments as RenderedSegment[];
     let k = 0;
     while (k < now.length && k < before.length && now[k]!.digest === before[k]!.digest) k++;
+    // The same bytes through the drifting handle, read otherwise: a Claude model that strips earlier turns' thinking.
+    const at = segs.indexOf(handleDrift ?? drifting);
+    const model = this.deps.catalog.byId(request.catalogEntry);
+    if (k > at && request.format === 'anthropic' && model?.thinking?.earlierTurns === 'stripped') {
+      const seg = { source: now[at]!.source, digest: now[at]!.digest };
+      return { handle: drifting.source, previous_request: previous.id, segment: at, now: seg, before: seg, thinking: 'earlier_turn' };
+    }
     const a = now[k];
     const b = before[k];
     if (!a || !b) return null;

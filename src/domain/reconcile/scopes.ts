@@ -136,13 +136,14 @@ export function blocksFor(segments: RenderedSegment[], lengths: number[], breakp
  * The chains after each unit of a segment, from the chains before it: one keyed as the provider caches (with the
  * request's message settings), one without them (what the scope has referenced, whatever the settings). Every
  * report and prediction walks a request's whole prefix, and an agent's requests share most of it: a segment's
- * links are hashed once and remembered (bounded). The segment's byte chain and first key name its units.
+ * links are hashed once and remembered (bounded). The segment's byte chain and its keys name its units: the same bytes
+ * can be other units to the model (a Claude model that strips an earlier turn's thinking reads that turn without it).
  */
 const segmentChains = new Lru<string, { cached: string[]; seen: string[] }>(100_000);
 
 function unitChains(previous: { cached: string; seen: string }, seg: RenderedSegment): { cached: string[]; seen: string[] } {
   const units = seg.units!;
-  const memo = `${previous.cached}|${previous.seen}|${seg.chain}|${units[0]![0]}`;
+  const memo = `${previous.cached}|${previous.seen}|${seg.chain}|${units.length === 1 ? units[0]![0] : units.map((u) => u[0]).join('|')}`;
   let out = segmentChains.get(memo);
   if (!out) {
     out = { cached: [], seen: [] };

@@ -26,6 +26,7 @@ import {
   type JsonNode,
 } from './json-text';
 import { orderSegments, type PromptSegment, type Section } from './prompt';
+import { readThinkingOnly } from './thinking-units';
 import { pushAll } from '../arrays';
 import { estimatedTool, type EstimatedTool } from '../estimated-tools';
 
@@ -93,6 +94,11 @@ export interface RenderedRequest {
   instructionAfterSession: { segment: number; role: string } | null;
   /** Anthropic: the Anthropic-defined tools the model's catalog entry has no token figure for (counted as their JSON). */
   estimatedTools: EstimatedTool[];
+  /**
+   * Anthropic: thinking blocks another model produced, which this one does not read (preserved thinking's model check:
+   * the API drops them without an error): the first one's segment and every such producer (null: none).
+   */
+  thinkingNotRead: { segment: number; models: string[] } | null;
 }
 
 export interface RenderRequestInput {
@@ -110,6 +116,8 @@ export interface RenderRequestInput {
   extraPrefix?: Array<{ ref: string; pointer: string }>;
   /** Requested TTL for the breakpoints the service places. */
   cacheTtl?: string;
+  /** The catalog id of a model that produced a stored thinking block (null: not known); without it none is known. */
+  producerOf?: (modelName: string) => string | null;
 }
 
 interface Item {
@@ -141,6 +149,8 @@ interface Unit {
   key: string;
   /** The key without the request's message settings (Anthropic tool_choice, thinking), when they apply. */
   base?: string;
+  /** A block of a message keyed with the message's role (inRole), not a whole message. */
+  part?: boolean;
   /** The unit's estimated prompt tokens in a tokenizer family (see prompt-tokens.ts). */
   tokens: (family: TokenizerFamily) => number;
 }
@@ -438,6 +448,8 @@ export class RequestRenderer {
     }
 
     // ---- segments, breakpoints, body ----
+    // A Claude model reads only some of the thinking sent back (thinking.ts): the rest is keyed and counted as not there.
+    const notRead = format === 'anthropic' ? readThinkingOnly(messageUnits, model, input.producerOf ?? (() => null)) : [];
     // Anthropic caches the messages under the request's tool_choice and thinking settings: another value is another
     // cached prefix from the first message on (tools and system stay).
     const context = format === 'anthropic' ? messagesContext(root) : null;
@@ -465,14 +477,13 @@ export class RequestRenderer {
     let instructionAfterSession: RenderedRequest['instructionAfterSession'] = null;
     if (instruction) {
       // The segment holding that unit: segments tile the units in order.
-      let n = toolUnits.length + systemUnits.length + instruction.at;
-      instructionAfterSession = { segment: segments.list.findIndex((s) => (n -= s.units!.length) < 0), role: instruction.role };
+      instructionAfterSession = { segment: segmentOfUnit(segments.list, toolUnits.length + systemUnits.length + instruction.at), role: instruction.role };
     }
-    // Tool units come first: the n-th is in the segment where the first n + 1 units end.
-    const estimatedTools = unfigured.map((t) => {
-      let n = t.segment!;
-      return { ...t, segment: segments.list.findIndex((s) => (n -= s.units!.length) < 0) };
-    });
+    // Tool units come first: the n-th tool's unit index is its segment's.
+    const estimatedTools = unfigured.map((t) => ({ ...t, segment: segmentOfUnit(segments.list, t.segment!) }));
+    const thinkingNotRead = notRead.length
+      ? { segment: segmentOfUnit(segments.list, toolUnits.length + systemUnits.length + notRead[0]!.unit), models: [...new Set(notRead.map((u) => u.producer))] }
+      : null;
     // Top-level cache_control is Anthropic's automatic caching: a mark on the prompt's last block, the caller's.
     const autoNode = format === 'anthropic' ? property(root, 'cache_control') : undefined;
     const auto = autoNode ? valueOf(autoNode) : undefined;
@@ -589,7 +600,7 @@ export class RequestRenderer {
     segments.list.forEach((s, i) => {
       if (s.source === 'inline' && i < lastHandle) inlineText.set(i, segments.texts[i]!);
     });
-    return { bodyText: applyEdits(bodyText, edits), segments: segments.list, breakpoints, promptCacheKey, cacheTtl, inlineText, model, handles: [...named], messageSettings: format === 'anthropic' ? (context ?? '{}') : null, providerHistory, prefixAfterHistory: afterHistory < 0 ? null : afterHistory, instructionAfterSession, estimatedTools };
+    return { bodyText: applyEdits(bodyText, edits), segments: segments.list, breakpoints, promptCacheKey, cacheTtl, inlineText, model, handles: [...named], messageSettings: format === 'anthropic' ? (context ?? '{}') : null, providerHistory, prefixAfterHistory: afterHistory < 0 ? null : afterHistory, instructionAfterSession, estimatedTools, thinkingNotRead };
   }
 
   /** Items for a handle that stands in place of one element; only the allowed sections may appear there. */
@@ -604,6 +615,11 @@ export class RequestRenderer {
     }
     return segs.flatMap((s) => this.itemsOf(format, s, ctx, at));
   }
+}
+
+/** The segment holding the request's unit `n` (in prompt order): segments tile the units in order. */
+function segmentOfUnit(list: RenderedSegment[], n: number): number {
+  return list.findIndex((s) => (n -= s.units!.length) < 0);
 }
 
 function hasToolResult(seg: PromptSegment): boolean {
@@ -721,7 +737,7 @@ function instructionRole(format: RequestFormat, node: JsonNode): string | null {
 
 /** A block of a message keyed with the message's role (a handle or a caller block inside a message's content). */
 function inRole(format: RequestFormat, role: string, unit: Unit): Unit {
-  return { ...unit, hashText: `${role}:${unit.hashText}`, key: semanticKey(format, [role, unit.key]) };
+  return { ...unit, hashText: `${role}:${unit.hashText}`, key: semanticKey(format, [role, unit.key]), part: true };
 }
 
 /** What a caller's inline unit contributes to the digests and breakpoints. */

@@ -51,11 +51,20 @@ interface RawBlock {
   output?: boolean;
 }
 
-/** `costs`: what tools cost beyond their text for the model (prompt-tokens.ts `toolCosts`); none by default. */
-export function blocksFromRequest(format: RequestFormat, body: unknown, countTokens: TokenCounter, costs: ToolCosts = {}): RequestBlocks {
+/**
+ * Whether the model reads an Anthropic thinking block of message `message` (thinking.ts): one it does not is removed
+ * before the model reads the prompt — not billed, in no cached prefix, as if it had not been sent.
+ */
+export type ThinkingFilter = (message: number, block: Json) => boolean;
+
+/**
+ * `costs`: what tools cost beyond their text for the model (prompt-tokens.ts `toolCosts`); none by default. `thinking`:
+ * which Anthropic thinking blocks the model reads (all by default).
+ */
+export function blocksFromRequest(format: RequestFormat, body: unknown, countTokens: TokenCounter, costs: ToolCosts = {}, thinking?: ThinkingFilter): RequestBlocks {
   switch (format) {
     case 'anthropic':
-      return blocksFromAnthropic(body, countTokens, costs);
+      return blocksFromAnthropic(body, countTokens, costs, thinking);
     case 'openai-chat':
       return blocksFromOpenAIChat(body, countTokens, costs);
     case 'openai-responses':
@@ -66,7 +75,7 @@ export function blocksFromRequest(format: RequestFormat, body: unknown, countTok
 }
 
 /** Anthropic Messages API: `tools`, `system` (string or text blocks), `messages`. */
-export function blocksFromAnthropic(body: unknown, countTokens: TokenCounter, costs: ToolCosts = {}): RequestBlocks {
+export function blocksFromAnthropic(body: unknown, countTokens: TokenCounter, costs: ToolCosts = {}, thinking?: ThinkingFilter): RequestBlocks {
   const b = requireObject(body);
   const raw: RawBlock[] = [];
   arrayOf(b.tools).forEach((tool, index) => {
@@ -83,7 +92,8 @@ export function blocksFromAnthropic(body: unknown, countTokens: TokenCounter, co
   arrayOf(b.messages).forEach((message, m) => {
     const msg = isObject(message) ? message : {};
     const role = msg.role ?? null;
-    const parts = asBlocks(msg.content);
+    // The thinking the model does not read is not there for it: the message is the rest (its places counted without it).
+    const parts = thinking ? asBlocks(msg.content).filter((part) => !isObject(part) || (part.type !== 'thinking' && part.type !== 'redacted_thinking') || thinking(m, part)) : asBlocks(msg.content);
     if (parts.length === 0) {
       raw.push({ at: { section: 'messages', message: m, role, part: 0, ...context }, content: null, breakpoint: null, opensMessage: true });
     }

@@ -1,0 +1,122 @@
+// An Anthropic request's message units as the model reads them (thinking.ts): a unit holding thinking blocks the model
+// does not read — an earlier turn's on a model that strips them, another model's under the model check — is keyed and
+// counted without them, as the simulated provider caches and bills it. The bytes sent are unchanged.
+
+import type { ModelEntry } from '../catalog/types';
+import type { ContentBlock, Message } from '../content';
+import { toolCosts, unitTokens } from '../prompt-tokens';
+import { unitKey } from '../simulator/semantic';
+import { isThinkingBlock, opensTurn, readsThinking } from '../thinking';
+import { countTokens, type TokenizerFamily } from '../tokens';
+import type { PromptSegment } from './prompt';
+
+/** What this module reads and changes of a rendered unit (request.ts Unit). */
+export interface MessageUnit {
+  hashText: string;
+  item: { segment: PromptSegment | null; index?: number; all?: readonly string[] } | null;
+  /** A block of a message that holds handle blocks (keyed with its role), not a whole message. */
+  part?: boolean;
+  key: string;
+  tokens: (family: TokenizerFamily) => number;
+}
+
+/** A block another model produced that this one does not read: where, and whose. */
+export interface UnreadThinking {
+  unit: number;
+  producer: string;
+}
+
+type Json = Record<string, unknown>;
+interface Variant {
+  key: string;
+  counts: Partial<Record<TokenizerFamily, number>>;
+}
+
+const isAnthropicThinking = (b: ContentBlock) => b.type === 'thinking' || b.type === 'redacted_thinking';
+/** Per rendered segment, by item: the producers of its message's thinking blocks (undefined: none, or not a message). */
+const producersOf = new WeakMap<readonly string[], Array<Array<string | null> | undefined>>();
+/** Per rendered segment, by item and the blocks kept: the key and counts without the others. */
+const variantsOf = new WeakMap<readonly string[], Array<Map<string, Variant> | undefined>>();
+
+/** The stored message a handle unit renders (a session batch's, a messages artifact's), when it is one whole message. */
+function storedMessage(u: MessageUnit): Message | undefined {
+  const seg = u.item?.segment;
+  return !u.part && seg?.section === 'messages' && u.item!.index !== undefined ? seg.messages[u.item!.index] : undefined;
+}
+
+/** The producers of a unit's thinking blocks, in order (null: not known); undefined when it holds none. */
+function producers(u: MessageUnit): Array<string | null> | undefined {
+  if (u.part) return undefined;
+  const all = u.item?.all;
+  const index = u.item?.index;
+  if (u.item?.segment && all && index !== undefined) {
+    let list = producersOf.get(all);
+    if (!list) producersOf.set(all, (list = []));
+    if (!(index in list)) {
+      const m = storedMessage(u);
+      const blocks = m && typeof m.content !== 'string' ? m.content.filter(isAnthropicThinking) : [];
+      list[index] = blocks.length ? blocks.map((b) => ('model' in b && typeof b.model === 'string' ? b.model : null)) : undefined;
+    }
+    return list[index];
+  }
+  // The caller's own message (JSON.stringify writes no spaces): whose its blocks are, nothing says.
+  if (!u.hashText.includes('"type":"thinking"') && !u.hashText.includes('"type":"redacted_thinking"')) return undefined;
+  const content = (JSON.parse(u.hashText) as Json).content;
+  const n = Array.isArray(content) ? content.filter(isThinkingBlock).length : 0;
+  return n ? new Array<null>(n).fill(null) : undefined;
+}
+
+/** Whether a unit opens the current turn: a user message with more than tool results (a block of one with a handle in it does). */
+function unitOpensTurn(u: MessageUnit): boolean {
+  if (u.part) return u.hashText.startsWith('"user":');
+  return opensTurn(storedMessage(u) ?? (JSON.parse(u.hashText) as unknown));
+}
+
+/**
+ * Re-keys and re-counts, in place, the message units whose thinking `model` does not all read (see the file comment).
+ * `producerOf`: a model name's catalog id (null: not known). Returns the blocks left unread because another model
+ * produced them.
+ */
+export function readThinkingOnly(units: MessageUnit[], model: ModelEntry, producerOf: (name: string) => string | null): UnreadThinking[] {
+  const unread: UnreadThinking[] = [];
+  if (!model.thinking) return unread;
+  let turnStart: number | undefined;
+  units.forEach((u, i) => {
+    const by = producers(u);
+    if (!by) return;
+    turnStart ??= units.findLastIndex(unitOpensTurn);
+    const start = turnStart;
+    const keep = by.map((name) => {
+      const read = readsThinking(model, i, start, name === null ? null : producerOf(name));
+      if (!read && name !== null && readsThinking(model, i, start, null)) unread.push({ unit: i, producer: name });
+      return read;
+    });
+    if (keep.every(Boolean)) return;
+    const variant = strippedVariant(u, keep);
+    u.key = variant.key;
+    u.tokens = (family) => (variant.counts[family] ??= unitTokens('anthropic', 'messages', strippedMessage(u.hashText, keep), (t) => countTokens(t, family), toolCosts('anthropic', family)));
+  });
+  return unread;
+}
+
+/** The message without the thinking blocks not kept (`keep`, by thinking block in order). */
+function strippedMessage(hashText: string, keep: boolean[]): Json {
+  const message = JSON.parse(hashText) as Json;
+  let k = 0;
+  const content = Array.isArray(message.content) ? message.content.filter((b) => !isThinkingBlock(b) || keep[k++]) : message.content;
+  return { ...message, content };
+}
+
+function strippedVariant(u: MessageUnit, keep: boolean[]): Variant {
+  const make = (): Variant => ({ key: unitKey('anthropic', 'messages', strippedMessage(u.hashText, keep)), counts: {} });
+  const all = u.item?.segment ? u.item.all : undefined;
+  const index = u.item?.index;
+  if (!all || index === undefined) return make();
+  let list = variantsOf.get(all);
+  if (!list) variantsOf.set(all, (list = []));
+  const byMask = (list[index] ??= new Map());
+  const mask = keep.map((k) => (k ? '1' : '0')).join('');
+  let v = byMask.get(mask);
+  if (!v) byMask.set(mask, (v = make()));
+  return v;
+}

@@ -1,0 +1,48 @@
+// Which of the thinking blocks a request sends back a Claude model reads: what it bills as input and what its cache
+// holds. The blocks are always sent (a session's bytes do not depend on the model); the API removes the others before
+// the model reads them. Two rules, per model in the catalog (`thinking`):
+//
+// - Earlier turns (https://platform.claude.com/docs/en/build-with-claude/extended-thinking): Claude Opus 4.5 and later,
+//   Sonnet 4.6 and later keep every earlier assistant turn's thinking in context; older models (and every Haiku through
+//   4.5) keep only the current turn's — the assistant messages after the newest user message that is more than tool
+//   results (the tool loop under way). A new question so removes the previous turn's thinking, and the cached prefix
+//   through it no longer matches from the first assistant message that held some.
+// - Preserved thinking's model check (https://platform.claude.com/docs/en/build-with-claude/preserved-thinking): a
+//   model reads its own blocks and those of a fixed set of other models; a block of any other is dropped without an
+//   error (`input_transformations`: `thinking_dropped`, `model_binding_mismatch`).
+
+import type { ModelEntry } from './catalog/types';
+
+type Json = Record<string, unknown>;
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+export const isThinkingBlock = (b: unknown): boolean => isObject(b) && (b.type === 'thinking' || b.type === 'redacted_thinking');
+
+/** Whether a message (Anthropic's, or ours) is a user message with more than tool results: a new turn begins with it. */
+export function opensTurn(message: unknown): boolean {
+  if (!isObject(message) || message.role !== 'user') return false;
+  const content = message.content;
+  return !Array.isArray(content) || content.some((b) => !isObject(b) || b.type !== 'tool_result');
+}
+
+/** The index of the message the current turn opens with (the newest user message with more than tool results); -1 when none. */
+export function currentTurnStart(messages: readonly unknown[]): number {
+  for (let i = messages.length - 1; i >= 0; i--) if (opensTurn(messages[i])) return i;
+  return -1;
+}
+
+/** Whether `model` reads blocks produced by `producer` (a catalog id; null: unknown, read as nothing says otherwise). */
+export function readsProducer(model: Pick<ModelEntry, 'id' | 'thinking'>, producer: string | null): boolean {
+  const from = model.thinking?.readsFrom;
+  return !from || producer === null || producer === model.id || from.includes(producer);
+}
+
+/**
+ * Whether `model` reads a thinking block of the assistant message at `message`, given where the current turn starts
+ * and the catalog id of the model that produced the block (null: unknown — a caller's own block, or one kept before
+ * the producer was).
+ */
+export function readsThinking(model: Pick<ModelEntry, 'id' | 'thinking'>, message: number, turnStart: number, producer: string | null): boolean {
+  if (!model.thinking) return true;
+  return readsProducer(model, producer) && (model.thinking.earlierTurns === 'kept' || message > turnStart);
+}

@@ -1,0 +1,142 @@
+// Which thinking blocks sent back a Claude model reads (src/domain/thinking.ts): older models strip earlier turns'
+// thinking from context, newer ones keep it; under preserved thinking's model check a model drops another model's
+// blocks without an error. Through the proxy with the official SDK and the simulator: the estimate, the simulator's
+// count, count_tokens and the report agree, and a session's bytes are the same whatever the model.
+
+import Anthropic from '@anthropic-ai/sdk';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { mintBundle, mintSystem, mintTools, startSession } from '../helpers/factories';
+import { LONG_SYSTEM } from '../helpers/scenario';
+import { committed, startHarness, type Harness } from './harness';
+
+let h: Harness;
+beforeEach(async () => {
+  h = await startHarness();
+});
+afterEach(async () => {
+  await h.close();
+});
+
+const MINUTE = 60_000;
+const ENABLED: Anthropic.ThinkingConfigParam = { type: 'enabled', budget_tokens: 1024 };
+const ADAPTIVE: Anthropic.ThinkingConfigParam = { type: 'adaptive' };
+interface Sent {
+  content: Anthropic.ContentBlock[];
+  requestId: string;
+  warnings: string | null;
+}
+
+/** A session on a tools and system bundle, and a turn through the proxy (streamed or not) on a model. */
+async function setup(stream = false) {
+  const client = h.tenant.client;
+  const bundle = await mintBundle(client, [(await mintTools(client)).id, (await mintSystem(client, LONG_SYSTEM)).id]);
+  const session = await startSession(client, { base: bundle.id });
+  const sdk = h.anthropic({ headers: { 'x-ph-session': session.id } });
+  const send = async (model: string, thinking: Anthropic.ThinkingConfigParam, content: Anthropic.MessageParam['content']): Promise<Sent> => {
+    const params = { model, max_tokens: 4096, thinking, messages: [{ role: 'user' as const, content }] };
+    const { data, response } = stream ? await sdk.messages.stream(params).withResponse() : await sdk.messages.create(params).withResponse();
+    const message = stream ? await (data as ReturnType<typeof sdk.messages.stream>).finalMessage() : (data as Anthropic.Message);
+    h.clock.advance(MINUTE);
+    return { content: message.content, requestId: response.headers.get('x-ph-request-id')!, warnings: response.headers.get('x-ph-warnings') };
+  };
+  /** A question and its tool round: two requests. */
+  const round = async (model: string, thinking: Anthropic.ThinkingConfigParam, city: string) => {
+    const call = await send(model, thinking, `Use get_weather for ${city}.`);
+    const id = (call.content.find((b) => b.type === 'tool_use') as Anthropic.ToolUseBlock).id;
+    return [call, await send(model, thinking, [{ type: 'tool_result', tool_use_id: id, content: `${city}: cold.` }])];
+  };
+  return { client, bundle, session, sdk, send, round };
+}
+
+const requestOf = async (id: string) => (await h.tenant.client.get(`/v1/requests/${id}`)).json;
+const upstreamCalls = () => h.tap.filter((e) => e.method === 'POST' && e.path.endsWith('/v1/messages'));
+/** A request body as the provider got it, without some of its thinking blocks (`drop`: by message index). */
+function withoutThinking(body: string, drop: (message: number, block: { signature?: string }) => boolean) {
+  const b = JSON.parse(body) as { messages: Array<{ content: unknown }> } & Record<string, unknown>;
+  const messages = b.messages.map((m, i) => (Array.isArray(m.content) ? { ...m, content: m.content.filter((x: { type: string }) => x.type !== 'thinking' || !drop(i, x)) } : m));
+  const { max_tokens: _max, ...rest } = b;
+  return { ...rest, messages } as unknown as Anthropic.MessageCountTokensParams;
+}
+
+describe("earlier turns' thinking: stripped by older models, kept by newer ones", () => {
+  it.each([
+    ['claude-sonnet-4-5', 'stripped'],
+    ['claude-sonnet-4-6', 'kept'],
+  ])('%s (%s): a thinking tool loop over three questions is estimated as the simulator counts it, and reported without unconfirmed or bonus tokens', async (model, rule) => {
+    const { client, bundle, session, sdk, send, round } = await setup();
+    const sent = [...(await round(model, ENABLED, 'Oslo')), ...(await round(model, ENABLED, 'Bergen'))];
+    // count_tokens through the proxy counts the session and the new question as the next request is billed.
+    const counted = (await sdk.messages.countTokens({ model, thinking: ENABLED, messages: [{ role: 'user', content: 'Use get_weather for Tromsø.' }] })).input_tokens;
+    sent.push(await send(model, ENABLED, 'Use get_weather for Tromsø.'));
+    await committed(h);
+    const requests = await Promise.all(sent.map((s) => requestOf(s.requestId)));
+    for (const { outcome, usage } of requests) expect(outcome.estimated_prompt_tokens).toBe(usage.total_prompt_tokens);
+    expect(requests[4].usage.total_prompt_tokens).toBe(counted);
+
+    // The bytes carry every thinking block on either model; the count of a new question is the body's without the
+    // earlier turns' on the model that strips them, with them on the one that keeps them.
+    const calls = upstreamCalls();
+    for (const s of sent.slice(0, 3)) for (const later of calls.slice(sent.indexOf(s) + 1)) expect(later.body).toContain(JSON.stringify((s.content[0] as Anthropic.ThinkingBlock).signature));
+    const bare = h.anthropic();
+    const stripped = (await bare.messages.countTokens(withoutThinking(calls[2]!.body, () => true))).input_tokens;
+    if (rule === 'stripped') expect(requests[2].usage.total_prompt_tokens).toBe(stripped);
+    else expect(requests[2].usage.total_prompt_tokens - stripped).toBeGreaterThan(20);
+    // During the tool loop the loop's own thinking is read by both.
+    const loop = (await bare.messages.countTokens(withoutThinking(calls[3]!.body, (m) => m < 4))).input_tokens;
+    if (rule === 'stripped') expect(requests[3].usage.total_prompt_tokens).toBe(loop);
+    else expect(requests[3].usage.total_prompt_tokens).toBeGreaterThan(loop);
+
+    const bnd = (await client.get(`/v1/reports/handles/${bundle.id}`)).json;
+    expect(bnd.tokens).toMatchObject({ unconfirmed: 0, bonus: 0, unknown: 0, drift: 0 });
+    expect(bnd.tokens.captured).toBe(bnd.tokens.predicted);
+    const ses = (await client.get(`/v1/reports/handles/${session.id}`)).json;
+    expect(ses.tokens).toMatchObject({ unconfirmed: 0, bonus: 0, unknown: 0 });
+    expect(ses.tokens.captured).toBeGreaterThan(0);
+    if (rule === 'kept') expect(ses.tokens.drift).toBe(0);
+    else {
+      // A new question after a tool loop: the cached prefix held the loop's thinking, which the model no longer reads;
+      // the finding says so, at the first session batch that held some (the first turn's), not at a changed byte.
+      expect(ses.tokens.drift).toBeGreaterThan(0);
+      expect(requests[2].outcome.drift).toMatchObject({ thinking: 'earlier_turn', handle: `${session.id}@2`, segment: 2 });
+      expect(requests[2].outcome.drift.now).toEqual(requests[2].outcome.drift.before);
+      expect(requests[4].outcome.drift).toMatchObject({ thinking: 'earlier_turn' });
+      expect(requests[3].outcome.drift).toBeNull();
+    }
+  });
+});
+
+describe('a session continued on another model: thinking blocks bound to the model that produced them', () => {
+  it.each([false, true])('stream=%s: Claude Opus 5.5 drops Claude Fable 5.1\'s blocks without an error; the proxy says so, the estimate leaves them out; back on Fable 5.1 they are read again', async (stream) => {
+    const { client, session, send, round } = await setup(stream);
+    const fable = await round('claude-fable-5-1', ADAPTIVE, 'Oslo');
+    // Kept with the model that produced them (ours: never sent).
+    const kept = (await client.get(`/v1/handles/${session.id}/expand?format=neutral`)).json.messages;
+    expect(kept[1].content[0]).toMatchObject({ type: 'thinking', provider: 'anthropic', model: 'claude-fable-5-1' });
+    expect((await client.get(`/v1/handles/${session.id}/expand?format=anthropic`)).text).not.toContain('claude-fable-5-1');
+
+    const opus = await send('claude-opus-5-5', ADAPTIVE, 'Use get_weather for Bergen.');
+    expect(opus.warnings).toBe('thinking_not_read');
+    expect(fable.every((s) => s.warnings === null)).toBe(true);
+    // Sent all the same, byte for byte: the session's bytes do not depend on the model.
+    const calls = upstreamCalls();
+    for (const s of fable) expect(calls[2]!.body).toContain(JSON.stringify((s.content[0] as Anthropic.ThinkingBlock).signature));
+    const opusDone = await send('claude-opus-5-5', ADAPTIVE, [{ type: 'tool_result', tool_use_id: (opus.content.find((b) => b.type === 'tool_use') as Anthropic.ToolUseBlock).id, content: 'Bergen: cold.' }]);
+    expect(opusDone.warnings).toBe('thinking_not_read');
+    // Claude Fable 5.1 reads Claude Opus 5.5's blocks (on the Claude API) and its own: nothing left unread.
+    const back = await send('claude-fable-5-1', ADAPTIVE, 'Use get_weather for Tromsø.');
+    expect(back.warnings).toBeNull();
+    await committed(h);
+
+    const [o, od, b] = await Promise.all([opus, opusDone, back].map((s) => requestOf(s.requestId)));
+    for (const r of [o, od, b]) expect(r.outcome.estimated_prompt_tokens).toBe(r.usage.total_prompt_tokens);
+    // What Opus 5.5 was billed for is the conversation without Fable 5.1's thinking; Fable 5.1 reads all of it.
+    const bare = h.anthropic();
+    const fableSigned = new Set(fable.map((s) => (s.content[0] as Anthropic.ThinkingBlock).signature));
+    expect(o.usage.total_prompt_tokens).toBe((await bare.messages.countTokens(withoutThinking(calls[2]!.body, (_, x) => fableSigned.has(x.signature!)))).input_tokens);
+    const all = upstreamCalls()[4]!.body;
+    expect(b.usage.total_prompt_tokens).toBe((await bare.messages.countTokens(withoutThinking(all, () => false))).input_tokens);
+    // The render names the producer and the segment of its first block.
+    const rendered = await client.post('/v1/render', { format: 'anthropic', request: { model: 'claude-opus-5-5', max_tokens: 64, prefix: [session.id], messages: [{ role: 'user', content: 'And Alta?' }] } });
+    expect(rendered.json.warnings).toEqual([{ code: 'thinking_not_read', segment: 2, kind: 'thinking', text: 'claude-fable-5-1', detail: expect.stringContaining('claude-opus-5-5 does not read') }]);
+  });
+});

@@ -1,0 +1,116 @@
+// Which thinking blocks sent back a Claude model reads (src/domain/thinking.ts), per model as the catalog has it, and
+// what the estimate and the simulator count of a conversation by it.
+
+import { describe, expect, it } from 'vitest';
+import { catalogSchema, loadCatalog, ModelCatalog } from '../../src/domain/catalog/catalog';
+import { blocksFromRequest } from '../../src/domain/simulator/blocks';
+import { currentTurnStart, readsProducer, readsThinking } from '../../src/domain/thinking';
+import { anthropicSignature, anthropicSigner } from '../../src/simulator/reasoning';
+import { countTokens } from '../../src/domain/tokens';
+
+const catalog = new ModelCatalog(loadCatalog());
+const entry = (name: string) => catalog.lookup(name, 'anthropic').entry;
+
+describe('earlier turns: which Claude models keep them', () => {
+  // Extended thinking: Opus 4.5 and later, Sonnet 4.6 and later keep every earlier turn's thinking; Opus 4.1 and
+  // earlier, Sonnet 4.5 and earlier, every Haiku through 4.5 keep only the current turn's.
+  const STRIPPED = ['claude-opus-4-20250514', 'claude-opus-4-1', 'claude-sonnet-4-20250514', 'claude-sonnet-4-5', 'claude-haiku-4-5', 'claude-3-5-haiku-latest', 'claude-3-haiku-20240307'];
+  const KEPT = ['claude-opus-4-5', 'claude-opus-4-6', 'claude-opus-4-7', 'claude-opus-4-8', 'claude-opus-5', 'claude-opus-5-5', 'claude-sonnet-4-6', 'claude-sonnet-5', 'claude-sonnet-5-5', 'claude-fable-5', 'claude-fable-5-1', 'claude-fable-5-2'];
+
+  it.each(STRIPPED)('%s reads the current turn\'s thinking only', (name) => {
+    const model = entry(name);
+    expect(model.thinking?.earlierTurns).toBe('stripped');
+    // The turn opens with message 4 (a question): the assistant messages before it are an earlier turn's.
+    expect(readsThinking(model, 1, 4, null)).toBe(false);
+    expect(readsThinking(model, 3, 4, null)).toBe(false);
+    expect(readsThinking(model, 5, 4, null)).toBe(true);
+  });
+
+  it.each(KEPT)('%s reads every turn\'s thinking', (name) => {
+    const model = entry(name);
+    expect(model.thinking?.earlierTurns).toBe('kept');
+    expect(readsThinking(model, 1, 4, null)).toBe(true);
+    expect(readsThinking(model, 5, 4, null)).toBe(true);
+  });
+
+  it('every Claude entry has the rule, with its source; no other provider has one', () => {
+    for (const e of catalog.entries()) {
+      if (e.provider === 'anthropic') expect(e.thinking?.source, e.id).toMatch(/^https:\/\/platform\.claude\.com\/docs\/en\//);
+      else expect(e.thinking, e.id).toBeUndefined();
+    }
+  });
+
+  it('the current turn opens with the newest user message that is more than tool results', () => {
+    const q = { role: 'user', content: 'Weather in Oslo?' };
+    const call = { role: 'assistant', content: [{ type: 'thinking', thinking: 't', signature: 's' }, { type: 'tool_use', id: 'a', name: 'w', input: {} }] };
+    const result = { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'a', content: 'cold' }] };
+    expect(currentTurnStart([q, call, result])).toBe(0);
+    expect(currentTurnStart([q, call, result, { role: 'assistant', content: 'Cold.' }, { role: 'user', content: [{ type: 'text', text: 'And Bergen?' }] }])).toBe(4);
+    // A tool result with text beside it is a new question.
+    expect(currentTurnStart([q, call, { role: 'user', content: [...result.content, { type: 'text', text: 'Now Bergen.' }] }])).toBe(2);
+    expect(currentTurnStart([])).toBe(-1);
+  });
+});
+
+describe("preserved thinking's model check: whose blocks a model reads", () => {
+  it('Claude Fable 5.1 reads Claude Opus 5 and 5.5; neither reads Claude Fable 5.1; a model without the check reads any', () => {
+    const [fable, opus55, opus5] = [entry('claude-fable-5-1'), entry('claude-opus-5-5'), entry('claude-opus-5')];
+    expect(readsProducer(fable, 'claude-opus-5')).toBe(true);
+    expect(readsProducer(fable, 'claude-opus-5-5')).toBe(true);
+    expect(readsProducer(fable, 'claude-fable-5-1')).toBe(true);
+    expect(readsProducer(opus55, 'claude-fable-5-1')).toBe(false);
+    expect(readsProducer(opus5, 'claude-fable-5-1')).toBe(true);
+    // Claude Fable 5.2's blocks: Claude Fable 5.2 (and Mythos 5.2) only.
+    expect(readsProducer(entry('claude-fable-5-1'), 'claude-fable-5-2')).toBe(false);
+    // Unknown producer (a caller's own block): read, nothing says otherwise; on every turn on a model that keeps them.
+    expect(readsThinking(opus55, 1, 4, null)).toBe(true);
+    expect(readsThinking(opus55, 5, 4, 'claude-fable-5-1')).toBe(false);
+  });
+
+  it('a catalog whose readsFrom names no entry is refused, naming the path', () => {
+    const bad = { ...loadCatalog(), models: loadCatalog().models.map((m) => (m.id === 'claude-opus-5-5' ? { ...m, thinking: { ...m.thinking!, readsFrom: ['claude-nope'] } } : m)) };
+    const parsed = catalogSchema.safeParse(bad);
+    expect(parsed.success).toBe(false);
+    expect(parsed.error!.issues.map((i) => [i.path.slice(2).join('.'), i.message])).toEqual([['thinking.readsFrom.0', 'no model entry with id "claude-nope"']]);
+  });
+});
+
+describe("the simulator's signatures", () => {
+  it('a model with the model check signs its thinking as its own, so the simulator knows whose a block is; a changed block is no longer signed', () => {
+    const signature = anthropicSignature('Weigh the units.', 'claude-opus-5-5');
+    expect(anthropicSigner({ type: 'thinking', thinking: 'Weigh the units.', signature })).toEqual({ valid: true, model: 'claude-opus-5-5' });
+    expect(anthropicSigner({ type: 'thinking', thinking: 'Weigh the units!', signature }).valid).toBe(false);
+    // Another model's name put in its place does not sign the text either.
+    const forged = Buffer.from(JSON.stringify(['claude-fable-5-1', JSON.parse(Buffer.from(signature, 'base64').toString())[1]])).toString('base64');
+    expect(anthropicSigner({ type: 'thinking', thinking: 'Weigh the units.', signature: forged }).valid).toBe(false);
+    // Untied (a model without the check): the text's signature, read by any model.
+    expect(anthropicSigner({ type: 'thinking', thinking: 'Weigh the units.', signature: anthropicSignature('Weigh the units.', null) })).toEqual({ valid: true, model: null });
+  });
+});
+
+describe('the simulated provider counts what the model reads', () => {
+  const body = {
+    model: 'x',
+    max_tokens: 10,
+    messages: [
+      { role: 'user', content: 'Weather in Oslo?' },
+      { role: 'assistant', content: [{ type: 'thinking', thinking: 'I should call the weather tool for Oslo now. '.repeat(5), signature: 's' }, { type: 'tool_use', id: 'a', name: 'get_weather', input: { city: 'Oslo' } }] },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'a', content: 'cold' }] },
+      { role: 'assistant', content: [{ type: 'thinking', thinking: 'Answer briefly.', signature: 's' }, { type: 'text', text: 'Cold.' }] },
+      { role: 'user', content: 'And Bergen?' },
+    ],
+  };
+  const count = (s: string) => countTokens(s, 'anthropic');
+  const turnStart = currentTurnStart(body.messages);
+  const withRule = (name: string) => blocksFromRequest('anthropic', body, count, {}, (m) => readsThinking(entry(name), m, turnStart, null));
+  const withoutThinking = { ...body, messages: body.messages.map((m) => (Array.isArray(m.content) ? { ...m, content: m.content.filter((b) => b.type !== 'thinking') } : m)) };
+
+  it('a model that strips them counts and caches the conversation as if they had not been sent; one that keeps them, all', () => {
+    const all = blocksFromRequest('anthropic', body, count);
+    const none = blocksFromRequest('anthropic', withoutThinking, count);
+    expect(withRule('claude-sonnet-4-5').totalTokens).toBe(none.totalTokens);
+    expect(withRule('claude-sonnet-4-5').blocks.map((b) => b.key)).toEqual(none.blocks.map((b) => b.key));
+    expect(withRule('claude-sonnet-4-6').totalTokens).toBe(all.totalTokens);
+    expect(all.totalTokens - none.totalTokens).toBeGreaterThan(50);
+  });
+});
