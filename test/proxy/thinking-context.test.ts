@@ -53,7 +53,7 @@ const upstreamCalls = () => h.tap.filter((e) => e.method === 'POST' && e.path.en
 /** A request body as the provider got it, without some of its thinking blocks (`drop`: by message index). */
 function withoutThinking(body: string, drop: (message: number, block: { signature?: string }) => boolean) {
   const b = JSON.parse(body) as { messages: Array<{ content: unknown }> } & Record<string, unknown>;
-  const messages = b.messages.map((m, i) => (Array.isArray(m.content) ? { ...m, content: m.content.filter((x: { type: string }) => x.type !== 'thinking' || !drop(i, x)) } : m));
+  const messages = b.messages.map((m, i) => (Array.isArray(m.content) ? { ...m, content: m.content.filter((x: { type: string; signature?: string }) => x.type !== 'thinking' || !drop(i, x)) } : m));
   const { max_tokens: _max, ...rest } = b;
   return { ...rest, messages } as unknown as Anthropic.MessageCountTokensParams;
 }
