@@ -26,7 +26,7 @@ export function anthropicUsage(turn: Turn, outputTokens: number) {
 const stopReason = (turn: Turn) => (turn.toolCall ? 'tool_use' : turn.truncated ? 'max_tokens' : 'end_turn');
 
 /** With thinking on, the answer opens with a thinking block: its text, then its signature. */
-const thinkingBlocks = (turn: Turn) => (turn.thinking === null ? [] : [{ type: 'thinking', thinking: turn.thinking, signature: anthropicSignature(turn.thinking, turn.thinkingModel) }]);
+const thinkingBlocks = (turn: Turn) => (turn.thinking === null ? [] : [{ type: 'thinking', thinking: turn.thinking, signature: anthropicSignature(turn.thinking, turn.thinkingBinding) }]);
 
 export function anthropicMessage(turn: Turn, id: string) {
   const call = turn.toolCall;
@@ -70,7 +70,7 @@ export function anthropicStreamFrames(turn: Turn, id: string): string[] {
           [
             { type: 'content_block_start', index: 0, content_block: { type: 'thinking', thinking: '', signature: '' } },
             ...splitDeltas(thinking).map((t) => ({ type: 'content_block_delta', index: 0, delta: { type: 'thinking_delta', thinking: t } })),
-            { type: 'content_block_delta', index: 0, delta: { type: 'signature_delta', signature: anthropicSignature(thinking, turn.thinkingModel) } },
+            { type: 'content_block_delta', index: 0, delta: { type: 'signature_delta', signature: anthropicSignature(thinking, turn.thinkingBinding) } },
           ],
         ]),
     answer,

@@ -22,6 +22,7 @@
 
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
+import { semanticForm } from '../domain/simulator/semantic';
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -31,28 +32,59 @@ export function simSignature(kind: 'anthropic' | 'gemini' | 'openai', what: unkn
   return createHash('sha256').update(`${kind}\n${typeof what === 'string' ? what : (canonicalize(what) ?? '')}`, 'utf8').digest('base64');
 }
 
-/**
- * An Anthropic thinking block's signature. Tied to the model that produced it (`model`, with preserved thinking's model
- * check) it says which model that was, as Anthropic's signatures do for the API; untied, it signs the text alone.
- */
-export function anthropicSignature(thinking: string, model: string | null): string {
-  if (model === null) return simSignature('anthropic', thinking);
-  return Buffer.from(JSON.stringify([model, simSignature('anthropic', { model, thinking })]), 'utf8').toString('base64');
+/** What a thinking block is tied to with preserved thinking: the model that produced it and what came before it. */
+export interface ThinkingBinding {
+  model: string;
+  /** anthropicPrefixes' digest at the block. */
+  prefix: string;
 }
 
-/** Whether a thinking block's signature is one the simulator gave its text, and the model it is tied to (null: none). */
-export function anthropicSigner(block: Json): { valid: boolean; model: string | null } {
-  if (block.type === 'redacted_thinking') return { valid: true, model: null };
+/**
+ * An Anthropic thinking block's signature. Tied (a model with preserved thinking) it names the model that produced it and
+ * the digest of what came before, as Anthropic's signatures tell the API; untied, it signs the text alone.
+ */
+export function anthropicSignature(thinking: string, bound: ThinkingBinding | null): string {
+  if (bound === null) return simSignature('anthropic', thinking);
+  const { model, prefix } = bound;
+  return Buffer.from(JSON.stringify([model, prefix, simSignature('anthropic', { model, prefix, thinking })]), 'utf8').toString('base64');
+}
+
+/** Whether a thinking block's signature is one the simulator gave its text, and what it is tied to (null: nothing). */
+export function anthropicSigner(block: Json): { valid: boolean; bound: ThinkingBinding | null } {
+  if (block.type === 'redacted_thinking') return { valid: true, bound: null };
   const thinking = typeof block.thinking === 'string' ? block.thinking : '';
-  if (block.signature === simSignature('anthropic', thinking)) return { valid: true, model: null };
+  if (block.signature === simSignature('anthropic', thinking)) return { valid: true, bound: null };
   try {
-    const [model] = JSON.parse(Buffer.from(String(block.signature), 'base64').toString('utf8')) as unknown[];
-    if (typeof model === 'string' && block.signature === anthropicSignature(thinking, model)) return { valid: true, model };
+    const [model, prefix] = JSON.parse(Buffer.from(String(block.signature), 'base64').toString('utf8')) as unknown[];
+    if (typeof model === 'string' && typeof prefix === 'string' && block.signature === anthropicSignature(thinking, { model, prefix })) return { valid: true, bound: { model, prefix } };
   } catch {
     // Not one of ours.
   }
-  return { valid: false, model: null };
+  return { valid: false, bound: null };
 }
+
+/**
+ * Preserved thinking's prefix check (https://platform.claude.com/docs/en/build-with-claude/preserved-thinking): what
+ * came before a thinking block — the top-level system and tools, the messages before it, the blocks before it in its
+ * message — as a digest, cache marks aside (they choose where the provider caches; they are not the conversation).
+ * `at(message, part)`; a reply's first block stands at (messages.length, 0).
+ */
+export function anthropicPrefixes(body: Json): (message: number, part: number) => string {
+  const blocks = (v: unknown) => (typeof v === 'string' ? [{ type: 'text', text: v }] : Array.isArray(v) ? v : []);
+  const messages = Array.isArray(body.messages) ? body.messages : [];
+  const message = (i: number): Json => (isObject(messages[i]) ? messages[i] : {});
+  const norm = (v: unknown) => semanticForm('anthropic', v);
+  const chain = [simSignature('anthropic', { tools: norm(Array.isArray(body.tools) ? body.tools : []), system: norm(blocks(body.system)) })];
+  const link = (i: number, m: Json) => simSignature('anthropic', [chain[i], norm(m)]);
+  return (i, part) => {
+    while (chain.length <= i) chain.push(link(chain.length - 1, { role: message(chain.length - 1).role, content: blocks(message(chain.length - 1).content) }));
+    return link(i, { role: i < messages.length ? message(i).role : 'assistant', content: blocks(message(i).content).slice(0, part) });
+  };
+}
+
+/** The 400 message Anthropic answers for a thinking block whose prefix changed since it was produced (Preserved thinking). */
+export const boundToAnotherConversation = (message: number, part: number) =>
+  `messages.${message}.content.${part}: Invalid \`signature\` in \`thinking\` block. The block is bound to a different conversation. Remove the block, or set \`thinking.block_binding.prefix_mismatch_behavior\` to "drop_block".`;
 
 /** Anthropic `thinking: {type: "enabled" | "adaptive"}`. */
 export function anthropicThinkingOn(body: Json): boolean {

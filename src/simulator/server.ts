@@ -16,7 +16,7 @@ import type { ModelCatalog } from '../domain/catalog/catalog';
 import type { CacheRules, ModelEntry } from '../domain/catalog/types';
 import { systemClock, type Clock } from '../domain/clock';
 import { blocksFromRequest, type RequestFormat, type ThinkingFilter } from '../domain/simulator/blocks';
-import { currentTurnStart, readsThinking } from '../domain/thinking';
+import { currentTurnStart, readsProducer, readsThinking } from '../domain/thinking';
 import { toolCosts } from '../domain/prompt-tokens';
 import { CacheSimulator, SimulationError, type SimBlock } from '../domain/simulator/cache';
 import { Lru } from '../domain/lru';
@@ -28,7 +28,7 @@ import { geminiError, geminiModel, geminiModelList, geminiResponse, geminiStream
 import { chatCompletion, chatStreamFrames } from './openai-chat';
 import { newResponseParts, responseBody, responsesStreamFrames } from './openai-responses';
 import { sleep, sseResponse } from './sse';
-import { anthropicSigner, anthropicThinkingOn, anthropicThinkingProblem, geminiSignatureProblem, geminiSignsCalls, openaiReasoningProblem, openaiReturnsReasoning } from './reasoning';
+import { anthropicPrefixes, anthropicSigner, anthropicThinkingOn, boundToAnotherConversation, anthropicThinkingProblem, geminiSignatureProblem, geminiSignsCalls, openaiReasoningProblem, openaiReturnsReasoning } from './reasoning';
 import { chooseToolCall, structuredReply } from './tools';
 import { cutToTokens, lastUserText, providerId, replyText, splitDeltas, splitJson, type ProviderApi, type Reply, type Turn } from './turn';
 
@@ -102,16 +102,35 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
 
   /**
    * Anthropic: the thinking blocks the model reads (thinking.ts) — the current turn's, or every turn's, by the model; of
-   * those another model produced (its signature says which), only those the model check lets it read.
+   * those another model produced (its signature says which), only those the model check lets it read. On a model with
+   * preserved thinking, the prefix check too: a block whose system, tools or earlier messages changed since it was
+   * produced is refused with Anthropic's 400, or, with `thinking.block_binding.prefix_mismatch_behavior: "drop_block"`,
+   * dropped with every later thinking block.
    */
-  function thinkingRead(format: RequestFormat, body: Json, entry: ModelEntry): ThinkingFilter | undefined {
-    if (format !== 'anthropic' || !entry.thinking) return undefined;
-    const turnStart = currentTurnStart(Array.isArray(body.messages) ? body.messages : []);
-    return (message, block) => {
-      const signer = anthropicSigner(block).model;
-      const producer = signer === null ? null : opts.catalog.lookup(signer, 'anthropic').entry.id;
-      return readsThinking(entry, message, turnStart, producer);
+  function anthropicThinking(format: RequestFormat, body: Json, entry: ModelEntry): { filter?: ThinkingFilter; problem: string | null } {
+    if (format !== 'anthropic' || !entry.thinking) return { problem: null };
+    const messages = Array.isArray(body.messages) ? body.messages : [];
+    const turnStart = currentTurnStart(messages);
+    const producer = (b: Json) => {
+      const by = anthropicSigner(b).bound?.model;
+      return by === undefined ? null : opts.catalog.lookup(by, 'anthropic').entry.id;
     };
+    const binding = isObject(body.thinking) && isObject(body.thinking.block_binding) ? body.thinking.block_binding : {};
+    const prefixes = anthropicPrefixes(body);
+    const dropped = new Set<unknown>();
+    let failed = false;
+    for (const [i, m] of messages.entries()) {
+      if (entry.thinking.readsFrom === undefined || !isObject(m) || m.role !== 'assistant' || !Array.isArray(m.content)) continue;
+      for (const [j, b] of m.content.entries()) {
+        if (!isObject(b) || (b.type !== 'thinking' && b.type !== 'redacted_thinking')) continue;
+        const bound = anthropicSigner(b).bound;
+        if (!failed && (bound === null || !readsProducer(entry, producer(b)) || bound.prefix === prefixes(i, j))) continue;
+        if (binding.prefix_mismatch_behavior !== 'drop_block') return { problem: boundToAnotherConversation(i, j) };
+        failed = true;
+        dropped.add(b);
+      }
+    }
+    return { problem: null, filter: (message, block) => !dropped.has(block) && readsThinking(entry, message, turnStart, producer(block)) };
   }
 
   /** Runs one prompt through the cache of its scope and builds the reply. */
@@ -120,12 +139,13 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     // Refused (a 400) before the cache is touched.
     const choices = api.format === 'openai-chat' ? choiceCount(body) : 1;
     const limit = outputLimit(api, body);
-    const { blocks, totalTokens, lastInput } = blocksFromRequest(api.format, body, count, toolCosts(api.format, entry.tokenizer, entry), thinkingRead(api.format, body, entry));
+    const thinkingRead = anthropicThinking(api.format, body, entry);
+    const { blocks, totalTokens, lastInput } = blocksFromRequest(api.format, body, count, toolCosts(api.format, entry.tokenizer, entry), thinkingRead.filter);
     if (api.format === 'anthropic') checkAnthropicBreakpoints(blocks, entry.cache.maxBreakpoints ?? 4);
     // The reasoning state a tool loop must send back (reasoning.ts): refused before the cache is touched.
     const reasoningProblem =
       api.format === 'anthropic'
-        ? anthropicThinkingProblem(body)
+        ? (anthropicThinkingProblem(body) ?? thinkingRead.problem)
         : api.format === 'gemini'
           ? geminiSignatureProblem(model, body)
           : api.format === 'openai-responses'
@@ -181,8 +201,8 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
       model,
       ...first,
       more,
-      // A model with preserved thinking's model check ties its thinking to itself.
-      thinkingModel: entry.thinking?.readsFrom ? model : null,
+      // A model with preserved thinking ties its thinking to itself and to the conversation before it.
+      thinkingBinding: api.format === 'anthropic' && entry.thinking?.readsFrom ? { model, prefix: anthropicPrefixes(body)(Array.isArray(body.messages) ? body.messages.length : 0, 0) } : null,
       createdAt: startedAt,
       usage: {
         promptTokens: totalTokens,
@@ -275,7 +295,7 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     injectedFault(c);
     const body = await readBody(c, ANTHROPIC);
     const { entry } = opts.catalog.lookup(body.model as string, 'anthropic');
-    const { totalTokens } = blocksFromRequest('anthropic', body, (text) => countTokens(text, entry.tokenizer), toolCosts('anthropic', entry.tokenizer, entry), thinkingRead('anthropic', body, entry));
+    const { totalTokens } = blocksFromRequest('anthropic', body, (text) => countTokens(text, entry.tokenizer), toolCosts('anthropic', entry.tokenizer, entry), anthropicThinking('anthropic', body, entry).filter);
     return json(200, { input_tokens: totalTokens });
   });
 

@@ -3,6 +3,7 @@
 // modules (anthropic.ts, openai-chat.ts, openai-responses.ts) render it.
 
 import { customAlphabet } from 'nanoid';
+import type { ThinkingBinding } from './reasoning';
 
 export interface SimUsage {
   /** Every prompt token, cached or not. */
@@ -49,8 +50,8 @@ export interface Reply {
 export interface Turn extends Reply {
   /** The model name exactly as requested. */
   model: string;
-  /** Anthropic: the model its thinking is tied to (one with preserved thinking's model check), else null. */
-  thinkingModel: string | null;
+  /** Anthropic: what its thinking is tied to (a model with preserved thinking), else null. */
+  thinkingBinding: ThinkingBinding | null;
   /** The further choices of a Chat request with `n` > 1 (choice 0 is the turn itself); empty otherwise. */
   more: Reply[];
   /** ms, from the simulator's clock. */

@@ -7,7 +7,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mintBundle, mintSystem, mintTools, startSession } from '../helpers/factories';
 import { LONG_SYSTEM } from '../helpers/scenario';
-import { committed, startHarness, type Harness } from './harness';
+import { committed, rejection, startHarness, type Harness } from './harness';
 
 let h: Harness;
 beforeEach(async () => {
@@ -138,5 +138,31 @@ describe('a session continued on another model: thinking blocks bound to the mod
     // The render names the producer and the segment of its first block.
     const rendered = await client.post('/v1/render', { format: 'anthropic', request: { model: 'claude-opus-5-5', max_tokens: 64, prefix: [session.id], messages: [{ role: 'user', content: 'And Alta?' }] } });
     expect(rendered.json.warnings).toEqual([{ code: 'thinking_not_read', segment: 2, kind: 'thinking', text: 'claude-fable-5-1', detail: expect.stringContaining('claude-opus-5-5 does not read') }]);
+  });
+
+  it("a changed prefix before the session's thinking (another system prompt) is Anthropic's 400, bound to a different conversation; with drop_block, answered", async () => {
+    const { client, session, sdk, round } = await setup();
+    await round('claude-fable-5-1', ADAPTIVE, 'Oslo');
+    const version = (await client.get(`/v1/handles/${session.id}`)).json.version;
+    const ask = (thinking: object) =>
+      sdk.messages.create({ model: 'claude-fable-5-1', max_tokens: 4096, system: 'Answer in Norwegian.', thinking: thinking as Anthropic.ThinkingConfigParam, messages: [{ role: 'user', content: 'And Bergen?' }] });
+    const refused = await rejection(ask(ADAPTIVE));
+    expect(refused).toBeInstanceOf(Anthropic.BadRequestError);
+    expect(refused.error).toMatchObject({
+      type: 'error',
+      error: { type: 'invalid_request_error', message: 'messages.1.content.0: Invalid `signature` in `thinking` block. The block is bound to a different conversation. Remove the block, or set `thinking.block_binding.prefix_mismatch_behavior` to "drop_block".' },
+    });
+    // Nothing appended of the refused turn.
+    expect((await client.get(`/v1/handles/${session.id}`)).json.version).toEqual(version);
+    // Told to drop what no longer matches, the API answers without those blocks (every thinking block from the first).
+    const answered = await ask({ ...ADAPTIVE, block_binding: { prefix_mismatch_behavior: 'drop_block' } });
+    expect(answered.content.map((b) => b.type)).toEqual(['thinking', 'text']);
+    // That answer's thinking, appended, is bound to the Norwegian prompt: back on the first, it is the one refused
+    // (Anthropic: the setting is not stored between requests; send it on every later one).
+    const back = { model: 'claude-fable-5-1', max_tokens: 4096, messages: [{ role: 'user' as const, content: 'And Tromsø?' }] };
+    const again = await rejection(sdk.messages.create({ ...back, thinking: ADAPTIVE }));
+    expect(again.error.error.message).toMatch(/^messages\.5\.content\.0: Invalid `signature` in `thinking` block\. The block is bound to a different conversation/);
+    const kept = await sdk.messages.create({ ...back, thinking: { ...ADAPTIVE, block_binding: { prefix_mismatch_behavior: 'drop_block' } } as Anthropic.ThinkingConfigParam });
+    expect(kept.content.map((b) => b.type)).toEqual(['thinking', 'text']);
   });
 });

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { catalogSchema, loadCatalog, ModelCatalog } from '../../src/domain/catalog/catalog';
 import { blocksFromRequest } from '../../src/domain/simulator/blocks';
 import { currentTurnStart, readsProducer, readsThinking } from '../../src/domain/thinking';
-import { anthropicSignature, anthropicSigner } from '../../src/simulator/reasoning';
+import { anthropicPrefixes, anthropicSignature, anthropicSigner } from '../../src/simulator/reasoning';
 import { countTokens } from '../../src/domain/tokens';
 
 const catalog = new ModelCatalog(loadCatalog());
@@ -76,15 +76,29 @@ describe("preserved thinking's model check: whose blocks a model reads", () => {
 });
 
 describe("the simulator's signatures", () => {
-  it('a model with the model check signs its thinking as its own, so the simulator knows whose a block is; a changed block is no longer signed', () => {
-    const signature = anthropicSignature('Weigh the units.', 'claude-opus-5-5');
-    expect(anthropicSigner({ type: 'thinking', thinking: 'Weigh the units.', signature })).toEqual({ valid: true, model: 'claude-opus-5-5' });
+  it('a model with preserved thinking signs its thinking as its own and with what came before it; a changed block is no longer signed', () => {
+    const body = { system: 'Be brief.', tools: [], messages: [{ role: 'user', content: 'Weather in Oslo?' }] };
+    const bound = { model: 'claude-opus-5-5', prefix: anthropicPrefixes(body)(1, 0) };
+    const signature = anthropicSignature('Weigh the units.', bound);
+    expect(anthropicSigner({ type: 'thinking', thinking: 'Weigh the units.', signature })).toEqual({ valid: true, bound });
     expect(anthropicSigner({ type: 'thinking', thinking: 'Weigh the units!', signature }).valid).toBe(false);
     // Another model's name put in its place does not sign the text either.
-    const forged = Buffer.from(JSON.stringify(['claude-fable-5-1', JSON.parse(Buffer.from(signature, 'base64').toString())[1]])).toString('base64');
-    expect(anthropicSigner({ type: 'thinking', thinking: 'Weigh the units.', signature: forged }).valid).toBe(false);
-    // Untied (a model without the check): the text's signature, read by any model.
-    expect(anthropicSigner({ type: 'thinking', thinking: 'Weigh the units.', signature: anthropicSignature('Weigh the units.', null) })).toEqual({ valid: true, model: null });
+    const [, prefix, sig] = JSON.parse(Buffer.from(signature, 'base64').toString()) as string[];
+    expect(anthropicSigner({ type: 'thinking', thinking: 'Weigh the units.', signature: Buffer.from(JSON.stringify(['claude-fable-5-1', prefix, sig])).toString('base64') }).valid).toBe(false);
+    // Untied (a model without preserved thinking): the text's signature, read by any model.
+    expect(anthropicSigner({ type: 'thinking', thinking: 'Weigh the units.', signature: anthropicSignature('Weigh the units.', null) })).toEqual({ valid: true, bound: null });
+  });
+
+  it('the prefix is the system, tools and messages before the block, as sent but for cache marks', () => {
+    const reply = { role: 'assistant', content: [{ type: 'thinking', thinking: 't', signature: 's' }, { type: 'text', text: 'Cold.' }] };
+    const body = { system: 'Be brief.', messages: [{ role: 'user', content: 'Weather in Oslo?' }, reply, { role: 'user', content: 'And Bergen?' }] };
+    const at = anthropicPrefixes(body)(1, 0);
+    expect(anthropicPrefixes({ ...body, messages: body.messages.slice(0, 1) })(1, 0)).toBe(at);
+    const marked = { ...body, system: [{ type: 'text', text: 'Be brief.', cache_control: { type: 'ephemeral' } }], messages: [{ role: 'user', content: [{ type: 'text', text: 'Weather in Oslo?', cache_control: { type: 'ephemeral' } }] }, ...body.messages.slice(1)] };
+    expect(anthropicPrefixes(marked)(1, 0)).toBe(at);
+    expect(anthropicPrefixes({ ...body, system: 'Be terse.' })(1, 0)).not.toBe(at);
+    expect(anthropicPrefixes({ ...body, tools: [{ name: 'get_weather', input_schema: { type: 'object' } }] })(1, 0)).not.toBe(at);
+    expect(anthropicPrefixes(body)(1, 1)).not.toBe(at);
   });
 });
 
