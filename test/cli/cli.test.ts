@@ -383,6 +383,9 @@ describe('prefix-handles CLI', () => {
     expect(driftDetail({ ...base, settings: [{ name: 'tool_choice', before: null, now: { type: 'any' } }] })).toEqual([
       'tool_choice changed: not sent → {"type":"any"}: Anthropic caches the messages under tool_choice and thinking, so from segment #3 on they were sent again uncached',
     ]);
+    expect(driftDetail({ ...base, now: base.before, thinking: 'earlier_turn' })).toEqual([
+      "the same bytes, read otherwise: the model strips earlier turns' thinking once a new question follows a tool loop, so from segment #3 on the prefix the loop wrote was sent again uncached",
+    ]);
     expect(driftDetail({ ...base, formats: { before: 'openai-chat', now: 'openai-responses' } })).toEqual([
       'segment #3 changed: ses_x@2 → ses_x@2 (the API format changed, openai-chat → openai-responses: the same handles serialise to other bytes)',
       `  the changed bytes were not kept (only inline content is, for a while): ${'a'.repeat(12)}… → ${'b'.repeat(12)}…`,

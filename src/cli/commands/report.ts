@@ -59,6 +59,7 @@ export interface DriftFinding {
   before: { source: string; digest: string; excerpt?: string };
   formats?: { now: string; before: string };
   settings?: Array<{ name: string; now: unknown; before: unknown }>;
+  thinking?: 'earlier_turn';
 }
 
 interface TenantReport extends Totals {
@@ -223,6 +224,8 @@ export function driftDetail(d: Omit<DriftFinding, 'request_id' | 'previous_reque
   const shown = (v: unknown) => (v === null ? 'not sent' : JSON.stringify(v));
   if (d.settings?.length)
     return [`${d.settings.map((c) => `${c.name} changed: ${shown(c.before)} → ${shown(c.now)}`).join('; ')}: Anthropic caches the messages under tool_choice and thinking, so from segment #${d.segment + 1} on they were sent again uncached`];
+  if (d.thinking)
+    return [`the same bytes, read otherwise: the model strips earlier turns' thinking once a new question follows a tool loop, so from segment #${d.segment + 1} on the prefix the loop wrote was sent again uncached`];
   const formats = d.formats ? ` (the API format changed, ${d.formats.before} → ${d.formats.now}: the same handles serialise to other bytes)` : '';
   const at = d.byte_offset !== undefined ? `, first at byte ${tokens(d.byte_offset)}` : '';
   const lines = [`segment #${d.segment + 1} changed${at}: ${d.before.source} → ${d.now.source}${formats}`];

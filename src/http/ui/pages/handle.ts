@@ -9,7 +9,7 @@ import type { requestSummaryView } from '../../views';
 import { captureTrendChart, LEAK_ROWS, legend, waterfallChart, type DayPoint } from '../charts';
 import { diffPair, markFindings, type Finding } from '../content';
 import { bytes, PERIODS, pct, tok, tokens, usd, when, type Period } from '../format';
-import { formatsNote, liveStatus, periodChooser, requestLink, settingsNote, sourceLink, summary, type Html } from './parts';
+import { formatsNote, liveStatus, periodChooser, requestLink, settingsNote, sourceLink, summary, thinkingNote, type Html } from './parts';
 
 export type HandleReport = ReturnType<Reports['handleOverview']>;
 
@@ -167,6 +167,7 @@ interface DriftView {
   before?: { source: string; digest: string; excerpt?: string };
   formats?: { now: string; before: string };
   settings?: Array<{ name: string; now: unknown; before: unknown }>;
+  thinking?: 'earlier_turn';
 }
 
 function recentSection(v: HandleView): Html {
@@ -194,6 +195,9 @@ ${findings.length === 0
         if (d.settings?.length)
           return html`<div class="card" data-drift="${d.request_id}">
 <p style="margin-top:0">${when(d.at)}: ${requestLink(d.request_id, v.pruned)} missed the prefix ${requestLink(d.previous_request_id, v.pruned)} had written: ${settingsNote(d.settings, d.segment ?? 0)}.</p></div>`;
+        if (d.thinking)
+          return html`<div class="card" data-drift="${d.request_id}">
+<p style="margin-top:0">${when(d.at)}: ${requestLink(d.request_id, v.pruned)} missed the prefix ${requestLink(d.previous_request_id, v.pruned)} had written: ${thinkingNote(d.segment ?? 0)}.</p></div>`;
         return html`<div class="card" data-drift="${d.request_id}">
 <p style="margin-top:0">${when(d.at)}: ${requestLink(d.request_id, v.pruned)} missed the prefix ${requestLink(d.previous_request_id, v.pruned)} had written.
 Segment <b>#${(d.segment ?? 0) + 1}</b> changed${d.byte_offset !== undefined ? html`, first at byte <b>${tokens(d.byte_offset)}</b>` : ''}:

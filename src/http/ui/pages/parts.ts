@@ -79,6 +79,13 @@ export const settingsNote = (changes: Array<{ name: string; now: unknown; before
 Anthropic caches the messages under <code>tool_choice</code> and <code>thinking</code>: from segment <b>#${segment + 1}</b> on, the same messages could not be read from it, and were sent again uncached`;
 };
 
+/**
+ * A Claude model that strips earlier turns' thinking (the drift finding's `thinking: "earlier_turn"`): the bytes are the
+ * same, what the model reads of them is not.
+ */
+export const thinkingNote = (segment: number): Html =>
+  html`the bytes are the same, but the model strips earlier turns' thinking once a new question follows a tool loop: from segment <b>#${segment + 1}</b> on, the prefix the loop wrote with its thinking was not what the model read now, and was sent again uncached`;
+
 /** Same handles, other API format: the bytes differ because the format does (chat and Responses share a cache). */
 export const formatsNote = (f: { now: string; before: string } | undefined): Html | string =>
   f ? html` — the API format changed (${f.before} → ${f.now}), so the same handles were serialised to other bytes` : '';

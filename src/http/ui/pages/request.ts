@@ -11,7 +11,7 @@ import { CLASS_INFO, legend, SEGMENT_ORDER, segmentBar, type BarSegment } from '
 import { diffPair } from '../content';
 import { span, tok, tokens, usd, when } from '../format';
 import { failureView } from '../../views';
-import { formatsNote, metric, requestLink, settingsNote, sourceLink, type Html } from './parts';
+import { formatsNote, metric, requestLink, settingsNote, sourceLink, thinkingNote, type Html } from './parts';
 import { shownRuns, sumClasses, SESSION_BATCHES_SHOWN } from '../../../domain/session-runs';
 import { unknownModel } from '../../../domain/requests';
 
@@ -161,6 +161,7 @@ ${u.tool_use_prompt_tokens !== undefined ? html`<dt>Tool-use prompt tokens</dt><
 
 function driftBlock(d: NonNullable<RequestOutcome['drift']>, pruned?: (id: string) => boolean): Html {
   const subject = d.handle === 'inline' ? html`Content this scope had sent before` : html`${sourceLink(d.handle)}`;
+  if (d.thinking) return html`<h2>Drift</h2><div class="card" data-drift-thinking><p style="margin-top:0">${subject} repeated since ${requestLink(d.previous_request, pruned)}: ${thinkingNote(d.segment)}.</p></div>`;
   if (d.settings?.length) return html`<h2>Drift</h2><div class="card" data-drift-settings><p style="margin-top:0">${subject} repeated, but since ${requestLink(d.previous_request, pruned)} ${settingsNote(d.settings, d.segment)}.</p></div>`;
   const pair = d.now.excerpt !== undefined && d.before.excerpt !== undefined ? diffPair(d.before.excerpt, d.now.excerpt) : null;
   // The changed segment can be the handle's own (another API format serialises it to other bytes).
