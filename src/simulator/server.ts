@@ -98,6 +98,9 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
   // A stored response's function call (`fc_…`, per API key) → the reasoning item before it, which OpenAI requires
   // back with it (reasoning.ts).
   const reasoningOfCall = new Lru<string, string>(100_000);
+  // A stored response's output items by their id (per API key), for an `item_reference` input to stand for: what the
+  // Vercel AI SDK sends for an earlier reply while `store` is not false.
+  const storedItems = new Lru<string, unknown>(STORED_RESPONSES_BUDGET, (item) => JSON.stringify(item).length);
   let replies = 0;
 
   /**
@@ -216,6 +219,14 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     };
   }
 
+  /** The stored item an `item_reference` names; one not kept for this key (unknown, or sent with `store: false`) is OpenAI's 404. */
+  function referencedItem(apiKey: string, id: unknown): unknown {
+    const item = typeof id === 'string' ? storedItems.get(storedKey(apiKey, id)) : undefined;
+    if (item === undefined)
+      throw new Failure(404, `Item with id '${String(id)}' not found. Items are not persisted when \`store\` is set to false. Try again with \`store\` set to true, or remove this item from your input.`, { param: 'input' });
+    return item;
+  }
+
   /** `gemini`: the model and whether to stream, from the URL (Gemini's bodies carry neither). */
   async function generate(c: Context, api: Api, gemini?: { model: string; stream: boolean }): Promise<Response> {
     const apiKey = requireKey(c, api.provider);
@@ -235,6 +246,9 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
         throw new Failure(400, `Previous response with id '${String(previous)}' not found.`, { param: 'previous_response_id', code: 'previous_response_not_found' });
       prompt = { ...body, input: [...history.items, ...inputItems(body.input)] };
     }
+    // An `item_reference` is the stored item it names: the model reads, the cache serves and the usage counts that item.
+    if (api.format === 'openai-responses' && inputItems(prompt.input).some(isItemReference))
+      prompt = { ...prompt, input: inputItems(prompt.input).map((item) => (isItemReference(item) ? referencedItem(apiKey, item.id) : item)) };
     const turn = simulate(api, apiKey, prompt, model, entry);
 
     const requestId = providerId('req_');
@@ -267,6 +281,7 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
           const items = [...inputItems(prompt.input), ...response.output];
           stored.set(storedKey(apiKey, parts.id), { items, weight: JSON.stringify(items).length });
           if (turn.thinking !== null && turn.toolCall) reasoningOfCall.set(storedKey(apiKey, parts.functionCallId), parts.reasoningId);
+          for (const item of response.output) if (isObject(item) && typeof item.id === 'string') storedItems.set(storedKey(apiKey, item.id), item);
         }
         break;
       }
@@ -475,6 +490,10 @@ async function readBody(c: Context, api: Api, anyPrompt = false): Promise<Json> 
         });
   }
   return body;
+}
+
+function isItemReference(item: unknown): item is { type: 'item_reference'; id: unknown } {
+  return isObject(item) && item.type === 'item_reference';
 }
 
 /** A Responses `input` as a list of items: a string is the one user message it stands for. */

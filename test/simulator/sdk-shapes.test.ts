@@ -123,6 +123,53 @@ describe('Responses previous_response_id: the API prepends the conversation it k
   });
 });
 
+describe('Responses item_reference: an input item that names a stored output item by its id', () => {
+  // The Vercel AI SDK's OpenAI provider (the Responses API by default, `store` not false) sends an earlier reply back
+  // this way, each turn of a conversation it re-sends: {"type":"item_reference","id":"msg_…"}.
+  const LONG = Array.from({ length: 150 }, (_, i) => `Clause ${i + 1}: the tenant keeps the premises clean and reports damage promptly.`).join(' ');
+  const model = 'gpt-4.1';
+  const count = (input: unknown) => blocksFromRequest('openai-responses', { model, input }, (t) => countTokens(t, 'o200k_base')).totalTokens;
+  const user = (text: string) => ({ role: 'user', content: [{ type: 'input_text', text }] });
+
+  it('is read as the item it names: counted, cached and answered as if the item had been sent inline', async () => {
+    const client = openai();
+    const r1 = await client.responses.create({ model, input: [user(LONG)] as OpenAI.Responses.ResponseInput });
+    const reply = r1.output[0] as OpenAI.Responses.ResponseOutputMessage;
+    expect(reply.id).toMatch(/^msg_/);
+    const referenced = [user(LONG), { type: 'item_reference', id: reply.id }, user('And clause 7?')];
+    const r2 = await client.responses.create({ model, input: referenced as OpenAI.Responses.ResponseInput });
+    // The reply's tokens are in the prompt, not the reference's: the same count as the item sent inline.
+    expect(r2.usage!.input_tokens).toBe(count([user(LONG), reply, user('And clause 7?')]));
+    // The first call's prompt is a cached prefix of the second's.
+    expect(r2.usage!.input_tokens_details.cached_tokens).toBe(openaiCached(r1.usage!.input_tokens));
+    // Streamed, and referring to a streamed reply, alike; the conversation goes on.
+    const stream = await client.responses.create({ model, input: [...referenced, { type: 'item_reference', id: (r2.output[0] as OpenAI.Responses.ResponseOutputMessage).id }, user('And 8?')] as OpenAI.Responses.ResponseInput, stream: true });
+    let completed: OpenAI.Responses.Response | undefined;
+    for await (const event of stream) if (event.type === 'response.completed') completed = event.response;
+    expect(completed!.usage!.input_tokens).toBe(count([user(LONG), reply, user('And clause 7?'), r2.output[0], user('And 8?')]));
+    expect(completed!.usage!.input_tokens_details.cached_tokens).toBe(openaiCached(r2.usage!.input_tokens));
+  });
+
+  it("an item not kept for this key (sent with store: false, another key's, or unknown) is OpenAI's 404", async () => {
+    const client = openai();
+    const kept = await client.responses.create({ model, input: 'Hello' });
+    const unkept = await client.responses.create({ model, input: 'Hello', store: false });
+    const idOf = (r: OpenAI.Responses.Response) => (r.output[0] as OpenAI.Responses.ResponseOutputMessage).id;
+    for (const [sdk, id] of [
+      [client, idOf(unkept)],
+      [openai(), idOf(kept)],
+      [client, 'msg_unknown'],
+    ] as const) {
+      const err = await sdk.responses.create({ model, input: [user('Hello'), { type: 'item_reference', id }, user('Again')] as OpenAI.Responses.ResponseInput }).catch((e: unknown) => e);
+      expect(err, id).toBeInstanceOf(OpenAI.NotFoundError);
+      expect(err).toMatchObject({ status: 404, param: 'input', code: null, type: 'invalid_request_error' });
+      expect((err as Error).message).toContain(`Item with id '${id}' not found. Items are not persisted when \`store\` is set to false.`);
+    }
+    const ok = await client.responses.create({ model, input: [user('Hello'), { type: 'item_reference', id: idOf(kept) }, user('Again')] as OpenAI.Responses.ResponseInput });
+    expect(ok.status).toBe('completed');
+  });
+});
+
 describe('output limits: a reply longer than the limit stops there, billed at the limit, and says why', () => {
   // Many short tokens: the reply quotes them, well past 16 tokens.
   const question = '1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20';
