@@ -135,7 +135,8 @@ function namesWord(text: string, name: string): boolean {
  * A value for a JSON Schema: required properties filled, depth-limited (a recursive schema stays finite). Schemas as
  * the SDKs' helpers and Pydantic write them are followed: `$ref` to the schema's own `$defs`/`definitions` (or `#`),
  * `anyOf`/`oneOf` by their first alternative that is not null (a nullable field, a union of constants), `allOf`
- * merged, `minItems` items, a string `format` (date-time, date, time, email, uuid, uri) and an exclusive minimum.
+ * merged, `minItems` items, a string `format` (date-time, date, time, email, uuid, uri), an exclusive minimum, string
+ * lengths, and the bounds an SDK wrote into a property's description for Anthropic (below).
  */
 export function placeholderArguments(schema: unknown): Json {
   const value = placeholder(schema, 0, schema);
@@ -165,6 +166,29 @@ const STRING_FORMATS: Record<string, string> = {
   uuid: '00000000-0000-4000-8000-000000000000',
   uri: 'https://example.com/simulated',
 };
+
+// Anthropic's structured outputs take no numeric bounds, no minItems above 1 and no string lengths: the SDKs move them
+// into the description for the model to read, @anthropic-ai/sdk's zodOutputFormat as `{minimum: 1, maxItems: 5}`, the
+// Vercel AI SDK as `minimum: 1; min items: 2.`. A model follows them, and the SDKs check the answer against them.
+const DESCRIBED_BOUND = /\b(minimum|maximum|exclusive ?minimum|exclusive ?maximum|min ?items|max ?items|min ?length|max ?length)\s*:\s*(-?\d+(?:\.\d+)?(?:e[+-]?\d+)?)/gi;
+const BOUND_KEYS: Record<string, string> = {
+  minimum: 'minimum',
+  maximum: 'maximum',
+  exclusiveminimum: 'exclusiveMinimum',
+  exclusivemaximum: 'exclusiveMaximum',
+  minitems: 'minItems',
+  maxitems: 'maxItems',
+  minlength: 'minLength',
+  maxlength: 'maxLength',
+};
+
+/** The schema with the bounds its description states, where it does not state them itself. */
+function withDescribedBounds(schema: Json): Json {
+  if (typeof schema.description !== 'string') return schema;
+  const described: Json = {};
+  for (const [, name, value] of schema.description.matchAll(DESCRIBED_BOUND)) described[BOUND_KEYS[name!.replace(' ', '').toLowerCase()]!] = Number(value);
+  return { ...described, ...schema };
+}
 
 function placeholder(schema: unknown, depth: number, root: unknown, steps = 0): unknown {
   if (!isObject(schema)) return 'simulated';
@@ -201,37 +225,43 @@ function placeholder(schema: unknown, depth: number, root: unknown, steps = 0): 
     }
     return placeholder(merged, depth, root, steps + 1);
   }
-  const type = Array.isArray(schema.type) ? schema.type.find((t) => t !== 'null') : schema.type;
+  const own = withDescribedBounds(schema);
+  const type = Array.isArray(own.type) ? own.type.find((t) => t !== 'null') : own.type;
   switch (type) {
     case 'object': {
       const out: Json = {};
       if (depth >= 8) return out;
-      const properties = isObject(schema.properties) ? schema.properties : {};
-      const required = Array.isArray(schema.required) ? schema.required.filter((r): r is string => typeof r === 'string') : [];
+      const properties = isObject(own.properties) ? own.properties : {};
+      const required = Array.isArray(own.required) ? own.required.filter((r): r is string => typeof r === 'string') : [];
       for (const key of required) out[key] = placeholder(properties[key], depth + 1, root, steps);
       return out;
     }
     case 'array': {
-      const min = typeof schema.minItems === 'number' && Number.isInteger(schema.minItems) ? Math.min(schema.minItems, 16) : 0;
+      const min = typeof own.minItems === 'number' && Number.isInteger(own.minItems) ? Math.min(own.minItems, 16) : 0;
       if (min === 0 || depth >= 8) return [];
-      return Array.from({ length: min }, () => placeholder(schema.items, depth + 1, root, steps));
+      return Array.from({ length: min }, () => placeholder(own.items, depth + 1, root, steps));
     }
     case 'integer':
     case 'number':
     {
       // 0 when the bounds allow it (zod writes ±2^53 as an integer's), else the nearest bound.
       const step = (n: number, up: boolean) => (type === 'integer' ? (up ? Math.floor(n) + 1 : Math.ceil(n) - 1) : up ? n + 1 : n - 1);
-      const low = typeof schema.minimum === 'number' ? schema.minimum : typeof schema.exclusiveMinimum === 'number' ? step(schema.exclusiveMinimum, true) : -Infinity;
-      const high = typeof schema.maximum === 'number' ? schema.maximum : typeof schema.exclusiveMaximum === 'number' ? step(schema.exclusiveMaximum, false) : Infinity;
+      const low = typeof own.minimum === 'number' ? own.minimum : typeof own.exclusiveMinimum === 'number' ? step(own.exclusiveMinimum, true) : -Infinity;
+      const high = typeof own.maximum === 'number' ? own.maximum : typeof own.exclusiveMaximum === 'number' ? step(own.exclusiveMaximum, false) : Infinity;
       return low > 0 ? low : high < 0 ? high : 0;
     }
     case 'boolean':
       return false;
     case 'null':
       return null;
-    case 'string':
-      return (typeof schema.format === 'string' && STRING_FORMATS[schema.format]) || 'simulated';
+    case 'string': {
+      const formatted = typeof own.format === 'string' ? STRING_FORMATS[own.format] : undefined;
+      if (formatted) return formatted;
+      const min = typeof own.minLength === 'number' ? Math.min(own.minLength, 4096) : 0;
+      const max = typeof own.maxLength === 'number' ? Math.max(own.maxLength, 0) : Infinity;
+      return 'simulated'.padEnd(min, ' simulated').slice(0, max);
+    }
     default:
-      return isObject(schema.properties) ? placeholder({ ...schema, type: 'object' }, depth, root, steps) : 'simulated';
+      return isObject(own.properties) ? placeholder({ ...own, type: 'object' }, depth, root, steps) : 'simulated';
   }
 }

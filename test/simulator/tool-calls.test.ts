@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCatalog, ModelCatalog } from '../../src/domain/catalog/catalog';
 import { startSimulator, type RunningSimulator } from '../../src/simulator/server';
 import { placeholderArguments } from '../../src/simulator/tools';
+import { zodOutputFormat } from '@anthropic-ai/sdk/helpers/zod';
 import { zodResponseFormat, zodTextFormat } from 'openai/helpers/zod';
 import { z } from 'zod';
 
@@ -176,6 +177,42 @@ describe('structured outputs', () => {
     });
     expect(parsed.parsed_output).toEqual(PARSED);
   });
+  it('Anthropic: bounds the SDKs move into a description (its structured outputs take no minimum, minItems above 1 or string lengths) are followed', async () => {
+    // @anthropic-ai/sdk's zodOutputFormat writes them as `{minimum: 1, maximum: 30}`; parse() checks the answer with zod.
+    const Trip = z.object({ days: z.number().int().min(1).max(30), tags: z.array(z.string()).min(2).max(5), code: z.string().min(12), ratio: z.number().gt(0.5) });
+    const format = zodOutputFormat(Trip);
+    expect(JSON.stringify(format.schema)).toContain('{minimum: 1, maximum: 30}');
+    const parsed = await anthropic.messages.parse({ model: 'claude-sonnet-4-6', max_tokens: 256, messages: [{ role: 'user', content: 'Plan a trip' }], output_config: { format } });
+    expect(parsed.parsed_output).toEqual(Trip.parse(parsed.parsed_output));
+    expect(parsed.parsed_output).toMatchObject({ days: 1, ratio: 1.5 });
+    // The Vercel AI SDK's spelling (ai 6.0.333, @ai-sdk/anthropic 3.0.140, `Output.object` with zod), as it sent it:
+    // `minimum: 1; maximum: 9007199254740991.` with `min items`, `min length` spelt out.
+    const aiSdkSchema = {
+      $schema: 'http://json-schema.org/draft-07/schema#',
+      type: 'object',
+      properties: {
+        city: { type: 'string' },
+        days: { type: 'integer', description: 'minimum: 1; maximum: 9007199254740991.' },
+        tags: { type: 'array', items: { type: 'string' }, description: 'min items: 2; max items: 5.' },
+        code: { type: 'string', description: 'An order code\nmin length: 12.' },
+      },
+      additionalProperties: false,
+      required: ['city', 'days', 'tags', 'code'],
+    };
+    // Its request as it sent it, by fetch (the Anthropic SDK refuses a max_tokens this large unstreamed).
+    const res = await fetch(`${sim.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'anthropic-beta': 'structured-outputs-2025-11-13', 'anthropic-version': '2023-06-01', 'content-type': 'application/json', 'x-api-key': 'sk-ant-tools' },
+      body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 128000, output_config: { format: { type: 'json_schema', schema: aiSdkSchema } }, messages: [{ role: 'user', content: [{ type: 'text', text: 'Plan a trip to Oslo.' }] }] }),
+    });
+    expect(res.status).toBe(200);
+    const message = (await res.json()) as Anthropic.Message;
+    const answer = JSON.parse((message.content[0] as Anthropic.TextBlock).text);
+    expect(answer).toEqual({ city: 'simulated', days: 1, tags: ['simulated', 'simulated'], code: 'simulated si' });
+    // A bound the schema states itself wins over its description's.
+    expect(placeholderArguments({ type: 'object', properties: { n: { type: 'integer', minimum: 3, description: 'minimum: 7' } }, required: ['n'] })).toEqual({ n: 3 });
+  });
+
   it("schemas as the SDKs' helpers and Pydantic write them: nullable fields (anyOf with null), unions of constants, $ref to $defs, formats: parse() validates the answer", async () => {
     // zod's .nullable() and literal unions are anyOf in strict mode; the SDK checks the answer with the zod schema.
     const Address = z.object({ city: z.string(), zip: z.string() });
