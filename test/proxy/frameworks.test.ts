@@ -130,4 +130,29 @@ describe('a framework tool loop through a session', () => {
     expect(expanded.messages.map((m: Json) => m.role)).toEqual(['user', 'assistant', 'tool', 'assistant']);
     expect(expanded.messages[2]).toMatchObject({ tool_call_id: callId, content: 'shipped on Tuesday' });
   });
+
+  it("the Vercel AI SDK on the Responses API: a tool's image output (toModelOutput) in a function_call_output is a 422 before the provider is called, not kept as its text alone", async () => {
+    const { client, bundle, session } = await setup();
+    const headers = { authorization: 'Bearer sk-framework', 'user-agent': 'ai-sdk/openai/3.0.141 ai-sdk/provider-utils/4.0.66 runtime/node.js/v20.20.2', 'x-ph-prefix': bundle.id, 'x-ph-session': session.id };
+    const tools = [{ type: 'function', name: 'get_photo', description: 'A photo of the parcel', parameters: { $schema: 'http://json-schema.org/draft-07/schema#', type: 'object', properties: { order_id: { type: 'string' } }, required: ['order_id'], additionalProperties: false } }];
+    const call = (input: Json[]) => ({ model: 'gpt-4.1', input, max_output_tokens: 256, tools, tool_choice: 'auto' });
+    const path = '/proxy/openai/v1/responses';
+    const step1 = await post(path, headers, call([{ role: 'user', content: [{ type: 'input_text', text: 'Use get_photo for order 42.' }] }]));
+    expect(step1.res.status).toBe(200);
+    const fc = step1.json.output.find((o: Json) => o.type === 'function_call');
+    const before = upstreamCalls();
+    // A 1×1 PNG, as the AI SDK writes a tool's { type: 'image-data' } output part.
+    const png = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC';
+    const output = [{ type: 'input_text', text: 'The parcel:' }, { type: 'input_image', image_url: `data:image/png;base64,${png}` }];
+    const refused = await post(path, headers, call([{ type: 'function_call_output', call_id: fc.call_id, output }]));
+    expect(refused.res.status).toBe(422);
+    expect(refused.json).toMatchObject({ code: 'invalid_request', errors: [{ pointer: '/input/0/output/1', detail: expect.stringContaining('an image in a function call output') }] });
+    expect(upstreamCalls()).toBe(before);
+    expect((await client.get(`/v1/handles/${session.id}`)).json.version.message_count).toBe(2);
+    // Its text alone is kept as sent.
+    const ok = await post(path, headers, call([{ type: 'function_call_output', call_id: fc.call_id, output: [output[0]] }]));
+    expect(ok.res.status).toBe(200);
+    const expanded = (await client.get(`/v1/handles/${session.id}/expand?format=openai-responses`)).json;
+    expect(expanded.input.find((i: Json) => i.type === 'function_call_output')).toEqual({ type: 'function_call_output', call_id: fc.call_id, output: 'The parcel:' });
+  });
 });
