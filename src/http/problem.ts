@@ -71,12 +71,12 @@ export interface ProblemBody {
   [extra: string]: unknown;
 }
 
-export function problemBody(c: Context, code: ProblemCode, detail: string, errors?: ErrorDetailItem[], extra: Record<string, unknown> = {}): ProblemBody {
+export function problemBody(c: Context, code: ProblemCode, detail: string, errors?: ErrorDetailItem[], extra: Record<string, unknown> = {}, status: ContentfulStatusCode = STATUS[code]): ProblemBody {
   return {
     ...extra,
     type: `urn:prefix-handles:problem:${code}`,
     title: TITLE[code],
-    status: STATUS[code],
+    status,
     detail,
     code,
     ...(errors && errors.length ? { errors } : {}),
@@ -90,9 +90,10 @@ export const REQUEST_ID = /^[\w\-=]{1,255}$/;
 /** The client's x-request-id when it is a sane one (what the request-id middleware keeps), else undefined. */
 export const saneRequestId = (given: string | undefined) => (given !== undefined && REQUEST_ID.test(given) ? given : undefined);
 
-export function problem(c: Context, code: ProblemCode, detail: string, errors?: ErrorDetailItem[], extra: Record<string, unknown> = {}): Response {
-  const body = problemBody(c, code, detail, errors, extra);
-  return c.body(JSON.stringify(body), STATUS[code], { 'content-type': 'application/problem+json', 'x-request-id': body.requestId! });
+/** `status`: the table's, unless a route answers a code with another (the proxy's invalid_request is a 400). */
+export function problem(c: Context, code: ProblemCode, detail: string, errors?: ErrorDetailItem[], extra: Record<string, unknown> = {}, status: ContentfulStatusCode = STATUS[code]): Response {
+  const body = problemBody(c, code, detail, errors, extra, status);
+  return c.body(JSON.stringify(body), status, { 'content-type': 'application/problem+json', 'x-request-id': body.requestId! });
 }
 
 /** The malformed-JSON detail: the parser's own words say where (`… in JSON at position 31`). */

@@ -81,7 +81,7 @@ describe("a problem's requestId", () => {
 });
 
 describe('the built-in provider simulator', () => {
-  it('refuses a body nested past 512 levels with a 400, as a provider does (the proxy count_tokens, which renders it, with a 422)', async () => {
+  it('refuses a body nested past 512 levels with a 400, as a provider does (the proxy count_tokens, which renders it, with its own 400 invalid_request)', async () => {
     // Found as a 500 "Internal simulator error" (a stack overflow) for POST /proxy/anthropic/v1/messages/count_tokens
     // with `"content":[[[[…` some thousands of levels deep.
     const sim = await listen(createSimulatorApp({ catalog: new ModelCatalog(loadCatalog()) }));
@@ -98,7 +98,7 @@ describe('the built-in provider simulator', () => {
       headers: { ...key, 'x-ph-key': me.key },
       body: body('claude-sonnet-4-5'),
     });
-    expect(viaProxy.status).toBe(422);
+    expect(viaProxy.status).toBe(400);
     expect(((await viaProxy.json()) as { code: string }).code).toBe('invalid_request');
     const calls: Array<[string, string, Record<string, string>]> = [
       [`${sim.base}/v1/messages/count_tokens`, body('claude-sonnet-4-5'), key],

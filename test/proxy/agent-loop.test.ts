@@ -156,7 +156,7 @@ describe('a tool-using loop', () => {
       [[{ type: 'tool_result', tool_use_id: 'toolu_bogus', content: 'x' }], '/messages/0/content/0/tool_use_id'],
     ] as const) {
       const refused = await sdk.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 256, messages: [{ role: 'user', content: content as never }] }).catch((e: unknown) => e);
-      expect(refused).toBeInstanceOf(Anthropic.UnprocessableEntityError);
+      expect(refused).toBeInstanceOf(Anthropic.BadRequestError);
       expect((refused as { error: { errors: Array<{ pointer: string }> } }).error.errors[0]!.pointer).toBe(pointer);
     }
     expect(h.tap.length).toBe(calls);
@@ -218,14 +218,14 @@ describe("the Anthropic SDK's toolRunner, which keeps the conversation in a serv
   const weather = betaTool({ name: 'get_weather', description: 'Weather for a city', inputSchema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } as const, run: () => 'Sunny' });
   const params = { model: 'claude-sonnet-4-6', max_tokens: 256, max_iterations: 4, tools: [weather], messages: [{ role: 'user' as const, content: 'Use get_weather for Oslo.' }] };
 
-  it('with x-ph-session: the continuing turn is a 422 naming /thread, before the provider is called', async () => {
+  it('with x-ph-session: the continuing turn is a 400 naming /thread, before the provider is called', async () => {
     const client = h.tenant.client;
     const session = await startSession(client);
     const runner = h.anthropic({ headers: { 'x-ph-session': session.id } }).beta.messages.toolRunner(params);
     const refused = await (async () => {
       for await (const _ of runner);
     })().catch((e: unknown) => e);
-    expect(refused).toBeInstanceOf(Anthropic.UnprocessableEntityError);
+    expect(refused).toBeInstanceOf(Anthropic.BadRequestError);
     expect((refused as { error: { errors: Array<{ pointer: string }> } }).error.errors[0]!.pointer).toBe('/thread');
     expect(h.tap.map((t) => JSON.parse(t.body).thread)).toEqual([{ type: 'create' }]);
     // The first turn (which started the thread) was answered and kept; nothing after it.
@@ -276,7 +276,7 @@ describe('warnings', () => {
     expect(once.response.headers.get('x-ph-warnings')).toBeNull();
     // The bundle holds tools: sent twice, their names would be too, which providers refuse. Refused before the call.
     const twice = await ask({ 'x-ph-session': session.id, 'x-ph-prefix': bundle.id }).catch((e: unknown) => e);
-    expect(twice).toBeInstanceOf(Anthropic.UnprocessableEntityError);
+    expect(twice).toBeInstanceOf(Anthropic.BadRequestError);
     // The later placement is named: the session's base, after the header's bundle.
     expect((twice as { error: { errors: unknown } }).error.errors).toEqual([{ pointer: 'header:x-ph-session', detail: expect.stringContaining('(the same tools placed twice: a bundle or a session based on one sends them already; name it alone)') }]);
     expect(h.tap).toHaveLength(1);
@@ -463,7 +463,7 @@ const TOOL_CASES = [
 ];
 
 describe('a turn that sends the session\'s history again', () => {
-  it('chat: the whole conversation re-sent is a 422 saying to send only the new messages, before the provider is called; the session keeps its history once', async () => {
+  it('chat: the whole conversation re-sent is a 400 saying to send only the new messages, before the provider is called; the session keeps its history once', async () => {
     const { client, session } = await agentSetup();
     const openai = h.openai({ headers: { 'x-ph-session': session.id } });
     const first = await openai.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'Hello there.' }] });
@@ -472,9 +472,9 @@ describe('a turn that sends the session\'s history again', () => {
     const err = await openai.chat.completions
       .create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'Hello there.' }, { role: 'assistant', content: reply }, { role: 'user', content: 'And then?' }] })
       .then(() => null, (e: unknown) => e as InstanceType<typeof OpenAI.APIError>);
-    expect(err?.status).toBe(422);
+    expect(err?.status).toBe(400);
     // (The OpenAI SDK shows the problem's `error` member: its message says what to do.)
-    expect(err!.message).toContain("422 this turn starts with the session's last 2 messages again: the session sends its history itself, so send only the new messages (to continue its last reply, send none: the session already ends with it)");
+    expect(err!.message).toContain("400 this turn starts with the session's last 2 messages again: the session sends its history itself, so send only the new messages (to continue its last reply, send none: the session already ends with it)");
     expect(h.tap.length).toBe(calls);
     // The same question twice in a row (no reply repeated) is a user's own turn: served.
     const again = await openai.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'Hello there.' }] }).withResponse();
@@ -484,7 +484,7 @@ describe('a turn that sends the session\'s history again', () => {
     expect(kept.map((m) => m.role)).toEqual(['user', 'assistant', 'user', 'assistant']);
   });
 
-  it("responses: the previous response's output sent back before the tool output is a 422 that says so, not a tool pairing puzzle", async () => {
+  it("responses: the previous response's output sent back before the tool output is a 400 that says so, not a tool pairing puzzle", async () => {
     const { session } = await agentSetup();
     const openai = h.openai({ headers: { 'x-ph-session': session.id } });
     const asked = await openai.responses.create({ model: 'gpt-4.1', input: [{ role: 'user', content: 'Use get_weather for Oslo.' }] });
@@ -493,8 +493,8 @@ describe('a turn that sends the session\'s history again', () => {
     const err = await openai.responses
       .create({ model: 'gpt-4.1', input: [...(asked.output as OpenAI.Responses.ResponseInput), { type: 'function_call_output', call_id: call.call_id, output: 'Oslo: 2°C' }] })
       .then(() => null, (e: unknown) => e as InstanceType<typeof OpenAI.APIError>);
-    expect(err?.status).toBe(422);
-    expect(err!.message).toContain("422 this turn starts with the session's last message again: the session sends its history itself, so send only the new messages");
+    expect(err?.status).toBe(400);
+    expect(err!.message).toContain("400 this turn starts with the session's last message again: the session sends its history itself, so send only the new messages");
     // Sent as the README says (only the tool output), the loop goes on.
     const answered = await openai.responses.create({ model: 'gpt-4.1', input: [{ type: 'function_call_output', call_id: call.call_id, output: 'Oslo: 2°C' }] });
     expect(answered.status).toBe('completed');

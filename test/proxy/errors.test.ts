@@ -312,7 +312,7 @@ describe("the proxy's own refusals", () => {
     expect(h.tap).toHaveLength(0);
   });
 
-  it('a member name twice (prefix, then prefix again): 422 naming it before the provider is called, nothing recorded', async () => {
+  it('a member name twice (prefix, then prefix again): 400 naming it before the provider is called, nothing recorded', async () => {
     h = await startHarness();
     const sys = await mintSystem(h.tenant.client, 'You are terse.');
     const res = await fetch(`${h.url}/proxy/anthropic/v1/messages`, {
@@ -320,7 +320,7 @@ describe("the proxy's own refusals", () => {
       headers: { 'x-ph-key': h.key, 'content-type': 'application/json', 'x-api-key': 'sk-ant-test' },
       body: `{"model":"claude-sonnet-4-5","max_tokens":5,"prefix":["${sys.id}"],"prefix":[],"messages":[{"role":"user","content":"hi"}]}`,
     });
-    expect(res.status).toBe(422);
+    expect(res.status).toBe(400);
     expect(((await res.json()) as { errors: unknown }).errors).toEqual([{ pointer: '/prefix', detail: expect.stringContaining('"prefix" appears twice') }]);
     // A member JavaScript would drop on the way into a session (which keeps what it was sent, or nothing): refused there.
     const session = await startSession(h.tenant.client);
@@ -334,12 +334,12 @@ describe("the proxy's own refusals", () => {
     expect(h.t.sqlite.prepare('select count(*) as n from requests').get()).toEqual({ n: 0 });
   });
 
-  it('a Responses turn with both previous_response_id and x-ph-session: 422 before the provider is called (the history would go twice)', async () => {
+  it('a Responses turn with both previous_response_id and x-ph-session: 400 before the provider is called (the history would go twice)', async () => {
     h = await startHarness();
     const session = await startSession(h.tenant.client);
     const sdk = h.openai({ headers: { 'x-ph-session': session.id } });
     const err = await sdk.responses.create({ model: 'gpt-4.1', input: 'And order 1004?', previous_response_id: 'resp_123' }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(OpenAI.UnprocessableEntityError);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect((err as { message: string }).message).toContain('use one of them');
     const raw = await fetch(`${h.url}/proxy/openai/v1/responses`, {
       method: 'POST',
@@ -354,7 +354,7 @@ describe("the proxy's own refusals", () => {
       [{ 'x-ph-session': session.id }, { conversation: 'conv_123' }],
     ] as const) {
       const other = await h.openai({ headers }).responses.create({ model: 'gpt-4.1', input: 'x', ...extra }).catch((e: unknown) => e);
-      expect(other, JSON.stringify(extra)).toBeInstanceOf(OpenAI.UnprocessableEntityError);
+      expect(other, JSON.stringify(extra)).toBeInstanceOf(OpenAI.BadRequestError);
     }
     expect(h.tap).toHaveLength(0);
     // Either alone is served: the session without it, and previous_response_id (of a response the provider keeps) without a session.
@@ -363,27 +363,27 @@ describe("the proxy's own refusals", () => {
     expect(h.tap).toHaveLength(2);
   });
 
-  it('a lone surrogate anywhere in the body: 422 naming it before the provider is called, nothing recorded', async () => {
+  it('a lone surrogate anywhere in the body: 400 naming it before the provider is called, nothing recorded', async () => {
     h = await startHarness();
     const res = await fetch(`${h.url}/proxy/anthropic/v1/messages`, {
       method: 'POST',
       headers: { 'x-ph-key': h.key, 'content-type': 'application/json', 'x-api-key': 'sk-ant-test' },
       body: '{"model":"claude-sonnet-4-6","max_tokens":5,"messages":[{"role":"user","content":"hi \\ud800"}]}',
     });
-    expect(res.status).toBe(422);
+    expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ errors: [{ pointer: '/messages/0/content' }], error: { message: expect.any(String) } });
     expect(h.tap).toHaveLength(0);
     expect(h.t.sqlite.prepare('select count(*) as n from requests').get()).toEqual({ n: 0 });
   });
 
-  it('a number past a double\'s range in the caller\'s content: 422 naming it, with the error member, the provider not called', async () => {
+  it('a number past a double\'s range in the caller\'s content: 400 naming it, with the error member, the provider not called', async () => {
     h = await startHarness();
     for (const [path, body, pointer] of [
       ['/proxy/anthropic/v1/messages', '{"model":"claude-sonnet-4-6","max_tokens":5,"messages":[{"role":"user","content":[{"type":"text","text":"hi","citations":1e309}]}]}', '/messages/0/content/0/citations'],
       ['/proxy/openai/v1/chat/completions', '{"model":"gpt-4.1","messages":[{"role":"system","content":"s","x":-1e309},{"role":"user","content":"hi"}]}', '/messages/0/x'],
     ] as const) {
       const res = await fetch(`${h.url}${path}`, { method: 'POST', headers: { 'x-ph-key': h.key, 'content-type': 'application/json', 'x-api-key': 'sk-ant-test', authorization: 'Bearer sk-test' }, body });
-      expect(res.status, path).toBe(422);
+      expect(res.status, path).toBe(400);
       expect(await res.json()).toMatchObject({ code: 'invalid_request', errors: [{ pointer }], error: { message: expect.stringContaining('out of range') } });
     }
     expect(h.tap).toHaveLength(0);
@@ -426,7 +426,7 @@ describe("the proxy's own refusals", () => {
     expect(h.tap).toHaveLength(1);
   });
 
-  it('a body nested deeper than 512 levels, or tool arguments that are: 422 problem (not a stack overflow), the provider not called', async () => {
+  it('a body nested deeper than 512 levels, or tool arguments that are: 400 problem (not a stack overflow), the provider not called', async () => {
     h = await startHarness();
     const session = await startSession(h.tenant.client);
     const deep = '['.repeat(100_000) + ']'.repeat(100_000);
@@ -437,7 +437,7 @@ describe("the proxy's own refusals", () => {
       `{"model":"claude-sonnet-4-6","max_tokens":16,"messages":[{"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"f","input":{"a":${deep}}}]},{"role":"user","content":"hi"}]}`,
       { 'x-api-key': 'sk-ant-test', 'anthropic-version': '2023-06-01' },
     );
-    expect(anthropic.status).toBe(422);
+    expect(anthropic.status).toBe(400);
     expect(anthropic.headers.get('content-type')).toBe('application/problem+json');
     expect(((await anthropic.json()) as { errors: unknown }).errors).toEqual([{ pointer: '/messages', detail: 'nested deeper than 512 levels' }]);
     // JSON inside a string (a chat tool call's arguments) is parsed only to be kept in the session.
@@ -447,14 +447,14 @@ describe("the proxy's own refusals", () => {
       `{"model":"gpt-4.1","messages":[{"role":"assistant","tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":${args}}}]},{"role":"tool","tool_call_id":"c1","content":"ok"},{"role":"user","content":"hi"}]}`,
       { authorization: 'Bearer sk-openai-test' },
     );
-    expect(chat.status).toBe(422);
+    expect(chat.status).toBe(400);
     expect(((await chat.json()) as { errors: { pointer: string; detail: string }[] }).errors).toEqual([
       { pointer: '/messages/0/tool_calls/0/function/arguments', detail: 'nested deeper than 512 levels' },
     ]);
     expect(h.tap).toHaveLength(0);
   });
 
-  it('a handle that does not exist or a session header naming a bundle: 404 / 422 before the provider is called', async () => {
+  it('a handle that does not exist or a session header naming a bundle: 404 / 400 before the provider is called', async () => {
     h = await startHarness();
     const sys = await mintSystem(h.tenant.client);
     const bundle = await mintBundle(h.tenant.client, [sys.id]);
@@ -463,7 +463,7 @@ describe("the proxy's own refusals", () => {
     expect(missing.status).toBe(404);
     expect(missing.error).toMatchObject({ code: 'not_found', errors: [{ pointer: 'header:x-ph-prefix' }] });
     const notSession = await call({ 'x-ph-session': bundle.id });
-    expect(notSession.status).toBe(422);
+    expect(notSession.status).toBe(400);
     expect(notSession.error).toMatchObject({ code: 'invalid_request', errors: [{ pointer: 'header:x-ph-session' }] });
     // A pinned older version of the session could not take this turn: 409 naming the latest, before the call.
     const session = await startSession(h.tenant.client, { messages: [{ role: 'user', content: 'one' }] });
@@ -478,7 +478,7 @@ describe("the proxy's own refusals", () => {
     expect(h.tap).toHaveLength(1);
   });
 
-  it('with a session, a block the session cannot hold is a 422 naming it, before any money is spent', async () => {
+  it('with a session, a block the session cannot hold is a 400 naming it, before any money is spent', async () => {
     h = await startHarness();
     const session = await startSession(h.tenant.client);
     const sdk = h.anthropic({ headers: { 'x-ph-session': session.id } });
@@ -489,12 +489,12 @@ describe("the proxy's own refusals", () => {
         messages: [{ role: 'user', content: [{ type: 'text', text: 'summarise' }, { type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'x' } }] }],
       }),
     );
-    expect(err.status).toBe(422);
+    expect(err.status).toBe(400);
     expect(err.error.errors).toEqual([{ pointer: '/messages/0/content/1', detail: expect.stringContaining('"document"') }]);
     expect(h.tap).toHaveLength(0);
   });
 
-  it('with a session, a turn that ends with a tool call is a 422 before any money is spent: the reply could not answer it', async () => {
+  it('with a session, a turn that ends with a tool call is a 400 before any money is spent: the reply could not answer it', async () => {
     h = await startHarness();
     const session = await startSession(h.tenant.client, { messages: [{ role: 'user', content: 'weather?' }] });
     const sdk = h.anthropic({ headers: { 'x-ph-session': session.id } });
@@ -505,7 +505,7 @@ describe("the proxy's own refusals", () => {
         messages: [{ role: 'assistant', content: [{ type: 'tool_use', id: 't1', name: 'get_weather', input: {} }] }],
       }),
     );
-    expect(err.status).toBe(422);
+    expect(err.status).toBe(400);
     expect(err.error.errors).toEqual([{ pointer: '/messages/0', detail: expect.stringContaining('ends the turn with the tool_use "t1"') }]);
     expect(h.tap).toHaveLength(0);
   });

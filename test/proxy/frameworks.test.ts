@@ -1,8 +1,8 @@
 // Agent frameworks through a session: their requests as the Vercel AI SDK (ai 6.0.333, @ai-sdk/anthropic 3.0.140) and
 // LangChain (@langchain/openai 1.5.8) sent them in a trial, replayed by fetch: the headers, the field order, the
 // tools as they write them. A framework re-sends the whole conversation on every call, each step of its tool loop
-// too; a session holds it already, so that call is refused before the provider is paid and the session is never
-// doubled. Sent only what the session does not hold (the messages after the last assistant message: README, "With
+// too; a session holds it already, so that call is refused (a 400) before the provider is paid and the session is
+// never doubled. Sent only what the session does not hold (the messages after the last assistant message: README, "With
 // the Vercel AI SDK and LangChain"), the loop runs, the session is the conversation once, and the cache is read.
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -36,7 +36,7 @@ async function post(path: string, headers: Record<string, string>, body: Json) {
 const upstreamCalls = () => h.tap.filter((e) => e.method === 'POST').length;
 
 describe('a framework tool loop through a session', () => {
-  it("the Vercel AI SDK on Anthropic: its history re-sent is a 422 and the session stays as it was; the messages after the last assistant message run the loop, kept once, cold then captured", async () => {
+  it("the Vercel AI SDK on Anthropic: its history re-sent is a 400 and the session stays as it was; the messages after the last assistant message run the loop, kept once, cold then captured", async () => {
     const { client, bundle, session } = await setup();
     const headers = { 'anthropic-beta': 'structured-outputs-2025-11-13', 'anthropic-version': '2023-06-01', 'user-agent': 'ai/6.0.333 ai-sdk/provider-utils/4.0.65 runtime/node.js/v20.20.2', 'x-api-key': 'sk-ant-framework', 'x-ph-prefix': bundle.id, 'x-ph-session': session.id };
     // As @ai-sdk/anthropic writes a call: messages before tools, a zod schema with its $schema, tool_choice auto.
@@ -60,7 +60,8 @@ describe('a framework tool loop through a session', () => {
 
     // generateText's second step, as the framework sends it: the whole conversation again.
     const resent = await post(path, headers, call([question('Use get_order_status for order 42.'), assistant, results]));
-    expect(resent.res.status).toBe(422);
+    // A 400, as a provider's own refusal is: clients stop there. (A 422, LangChain JS retried six more times, ~80 s.)
+    expect(resent.res.status).toBe(400);
     expect(resent.json).toMatchObject({ code: 'invalid_request', errors: [{ pointer: '/messages', detail: expect.stringContaining("starts with the session's last 2 messages again") }] });
     expect(upstreamCalls()).toBe(before);
     expect((await client.get(`/v1/handles/${session.id}`)).json.version.message_count).toBe(2);
@@ -89,7 +90,7 @@ describe('a framework tool loop through a session', () => {
     expect(sessionRep.tokens.captured).toBeGreaterThan(0);
   });
 
-  it("LangChain on OpenAI chat, streamed: its history re-sent is a 422; its tool message (with the tool's name) sent alone is kept", async () => {
+  it("LangChain on OpenAI chat, streamed: its history re-sent is a 400; its tool message (with the tool's name) sent alone is kept", async () => {
     const { client, bundle, session } = await setup();
     const headers = { authorization: 'Bearer sk-framework', 'user-agent': 'langchainjs-openai/1.0.0 ((node/v20.20.2; linux; x64))', 'x-stainless-lang': 'js', 'x-ph-prefix': bundle.id, 'x-ph-session': session.id };
     // As ChatOpenAI writes a streamed call with bound tools: stream first, stream_options asked, messages last.
@@ -119,7 +120,7 @@ describe('a framework tool loop through a session', () => {
     const tool = { role: 'tool', content: 'shipped on Tuesday', name: 'get_order_status', tool_call_id: callId };
 
     const resent = await post(path, headers, call([user, assistant, tool]));
-    expect(resent.res.status).toBe(422);
+    expect(resent.res.status).toBe(400);
     expect(resent.json.detail).toContain("starts with the session's last 2 messages again");
     expect((await client.get(`/v1/handles/${session.id}`)).json.version.message_count).toBe(2);
 
@@ -131,7 +132,7 @@ describe('a framework tool loop through a session', () => {
     expect(expanded.messages[2]).toMatchObject({ tool_call_id: callId, content: 'shipped on Tuesday' });
   });
 
-  it("the Vercel AI SDK on the Responses API: a tool's image output (toModelOutput) in a function_call_output is a 422 before the provider is called, not kept as its text alone", async () => {
+  it("the Vercel AI SDK on the Responses API: a tool's image output (toModelOutput) in a function_call_output is a 400 before the provider is called, not kept as its text alone", async () => {
     const { client, bundle, session } = await setup();
     const headers = { authorization: 'Bearer sk-framework', 'user-agent': 'ai-sdk/openai/3.0.141 ai-sdk/provider-utils/4.0.66 runtime/node.js/v20.20.2', 'x-ph-prefix': bundle.id, 'x-ph-session': session.id };
     const tools = [{ type: 'function', name: 'get_photo', description: 'A photo of the parcel', parameters: { $schema: 'http://json-schema.org/draft-07/schema#', type: 'object', properties: { order_id: { type: 'string' } }, required: ['order_id'], additionalProperties: false } }];
@@ -145,7 +146,7 @@ describe('a framework tool loop through a session', () => {
     const png = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC';
     const output = [{ type: 'input_text', text: 'The parcel:' }, { type: 'input_image', image_url: `data:image/png;base64,${png}` }];
     const refused = await post(path, headers, call([{ type: 'function_call_output', call_id: fc.call_id, output }]));
-    expect(refused.res.status).toBe(422);
+    expect(refused.res.status).toBe(400);
     expect(refused.json).toMatchObject({ code: 'invalid_request', errors: [{ pointer: '/input/0/output/1', detail: expect.stringContaining('an image in a function call output') }] });
     expect(upstreamCalls()).toBe(before);
     expect((await client.get(`/v1/handles/${session.id}`)).json.version.message_count).toBe(2);

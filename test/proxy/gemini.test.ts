@@ -231,10 +231,10 @@ describe('bad input', () => {
 
   it('a model path that is not one, a body that is not JSON, a method the proxy does not serve, no x-ph-key: problem+json 4xx, the provider never called', async () => {
     const cases: Array<[Response, number, string, string?]> = [
-      [await post('/proxy/gemini/v1/models/no%20such%2Fmodel:generateContent', '{"contents":[]}'), 422, 'invalid_request', 'path:model'],
-      [await post('/proxy/gemini/v1beta/models/:generateContent', '{"contents":[]}'), 422, 'invalid_request', 'path:model'],
+      [await post('/proxy/gemini/v1/models/no%20such%2Fmodel:generateContent', '{"contents":[]}'), 400, 'invalid_request', 'path:model'],
+      [await post('/proxy/gemini/v1beta/models/:generateContent', '{"contents":[]}'), 400, 'invalid_request', 'path:model'],
       [await post(`/proxy/gemini/v1/models/${MODEL}:generateContent`, '{"contents": [oops'), 400, 'malformed_json'],
-      [await post(`/proxy/gemini/v1/models/${MODEL}:streamGenerateContent?alt=sse`, '[1, 2]'), 422, 'invalid_request'],
+      [await post(`/proxy/gemini/v1/models/${MODEL}:streamGenerateContent?alt=sse`, '[1, 2]'), 400, 'invalid_request'],
       [await post(`/proxy/gemini/v1/models/${MODEL}:embedContent`, '{}'), 404, 'route_not_found'],
       [await post(`/proxy/gemini/v1/models/${MODEL}:generateContent`, '{"contents":[]}', { 'x-ph-key': '' }), 401, 'unauthorized'],
     ];

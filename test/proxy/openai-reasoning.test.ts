@@ -123,12 +123,12 @@ describe('OpenAI Responses: reasoning items in a tool loop through a session', (
 });
 
 describe('reasoning items a session cannot hold', () => {
-  it('a reasoning item that ends the turn (an assistant message of reasoning alone) is a 422 before the provider is called; one without encrypted_content is dropped, with reasoning_not_kept', async () => {
+  it('a reasoning item that ends the turn (an assistant message of reasoning alone) is a 400 before the provider is called; one without encrypted_content is dropped, with reasoning_not_kept', async () => {
     const session = await startSession(h.tenant.client, {});
     const sdk = h.openai({ headers: { 'x-ph-session': session.id } });
     const reasoning = { type: 'reasoning' as const, id: 'rs_1', summary: [], encrypted_content: 'gAAAAAB-enc' };
     const refused = await rejection(sdk.responses.create({ model: MODEL, ...STATELESS, input: [{ role: 'user', content: 'Hi' }, reasoning] }));
-    expect(refused).toBeInstanceOf(OpenAI.UnprocessableEntityError);
+    expect(refused).toBeInstanceOf(OpenAI.BadRequestError);
     expect(refused.error).toMatchObject({ code: 'invalid_request', message: expect.stringContaining('a message of thinking blocks (or reasoning items) alone has nothing to send to other providers (message 1 of this turn)') });
     expect(h.tap).toHaveLength(0);
     // By id alone (store: true), it names state the session does not hold: left out of the session, the rest kept.

@@ -107,12 +107,12 @@ describe('Anthropic: extended thinking in a tool loop through a session', () => 
 });
 
 describe('reasoning state a session cannot hold', () => {
-  it('a thinking block in the turn\'s user message is a 422 naming it, before the provider is called', async () => {
+  it('a thinking block in the turn\'s user message is a 400 naming it, before the provider is called', async () => {
     const { session } = await agentSetup();
     const sdk = h.anthropic({ headers: { 'x-ph-session': session.id } });
     const content = [{ type: 'thinking', thinking: 'x', signature: 's' }, { type: 'text', text: 'Hi' }];
     const refused = await rejection(sdk.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 64, messages: [{ role: 'user', content: content as never }] }));
-    expect(refused).toBeInstanceOf(Anthropic.UnprocessableEntityError);
+    expect(refused).toBeInstanceOf(Anthropic.BadRequestError);
     expect(refused.error.errors[0]).toMatchObject({ pointer: '/messages/0/content/0', detail: expect.stringContaining('come from the assistant') });
     expect(h.tap).toHaveLength(0);
   });

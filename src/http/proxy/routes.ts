@@ -117,7 +117,9 @@ function proxyError(err: unknown, c: Context<AppEnv>): Response | Promise<Respon
   // The client left before the answer: nobody reads this response, and it is not our error.
   if (c.req.raw.signal.aborted) return new Response(null, { status: 499 });
   if (err instanceof UpstreamError) return problem(c, err.code, err.message, [], sdkError(err.code, err.message));
-  if (err instanceof DomainError) return problem(c, err.code, err.message, err.errors, { ...err.extra, ...sdkError(err.code, err.message) });
+  // A provider answers a request it cannot take with a 400, and clients stop there; a 422 they may retry, as LangChain
+  // JS does (six more times over about 80 s, backing off): the proxy's own invalid_request is a 400 too.
+  if (err instanceof DomainError) return problem(c, err.code, err.message, err.errors, { ...err.extra, ...sdkError(err.code, err.message) }, err.code === 'invalid_request' ? 400 : undefined);
   if (err instanceof BodyError) return problem(c, err.code, err.message, [], sdkError(err.code, err.message));
   if (err instanceof SyntaxError) return problem(c, 'malformed_json', malformedJson(err), [], sdkError('malformed_json', malformedJson(err)));
   return handleError(err as Error, c);
@@ -165,11 +167,10 @@ export function proxyDocs() {
       description: "The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings.",
       content: { 'application/json': { schema: z.record(z.string(), z.unknown()) }, 'text/event-stream': { schema: z.string() } },
     },
-    400: { description: 'malformed_json (problem+json with an SDK-shaped `error` member)' },
+    400: { description: 'malformed_json, or invalid_request: a bad ref, or content a session cannot keep (problem+json with an SDK-shaped `error` member)' },
     401: { description: 'no or wrong x-ph-key' },
     404: { description: 'a referenced handle does not exist for this tenant' },
     413: { description: 'payload_too_large' },
-    422: { description: 'a bad ref, or content a session cannot keep' },
     502: { description: 'the provider could not be reached' },
     504: { description: 'the provider did not answer in PH_UPSTREAM_TIMEOUT_MS' },
   };
