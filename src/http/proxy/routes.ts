@@ -98,7 +98,7 @@ const GEMINI_METHODS = new Set(['generateContent', 'streamGenerateContent', 'cou
 // Gemini's model ids: letters, digits, dots, dashes and underscores (gemini-2.5-flash, gemini-2.0-flash-001).
 const GEMINI_MODEL = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
-/** The model and method of a Gemini call's last path segment; null for a method the proxy does not serve, a 422 for a model that is not one. */
+/** The model and method of a Gemini call's last path segment; null for a method the proxy does not serve, refused (invalid_request) for a model that is not one. */
 function geminiCall(segment: string): { model: string; method: string } | null {
   const colon = segment.lastIndexOf(':');
   const method = colon === -1 ? '' : segment.slice(colon + 1);
