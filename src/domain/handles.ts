@@ -374,6 +374,21 @@ export class HandleService {
     return resolved;
   }
 
+  /**
+   * The tenant's live artifact versions whose content is exactly `content` as a mint of the kind would store it (its
+   * digest, which the store keeps), oldest first; none when it is not content of that kind.
+   */
+  withContent(tenantId: string, kind: 'system' | 'tools', content: unknown): ResolvedVersion[] {
+    let bytes: Buffer;
+    try {
+      bytes = encodeArtifact(kind, content, '/content');
+    } catch (err) {
+      if (err instanceof DomainError) return [];
+      throw err;
+    }
+    return this.store.artifactVersionsWithContent(tenantId, kind, sha256Hex(bytes)).map((v) => this.resolve(tenantId, formatRef(v.handleId, v.version)));
+  }
+
   /** After any write to a handle, every cached ref of it is stale (its row's latest version changed). */
   private invalidate(): void {
     this.resolved.clear();

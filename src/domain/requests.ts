@@ -11,7 +11,7 @@ import { findVolatility } from './volatility';
 import { estimatedToolWarning } from './estimated-tools';
 import type { Reconciler } from './reconcile/reconciler';
 import type { WriteQueue } from './write-queue';
-import { RequestRenderer, type Breakpoint, type RenderedRequest, type RenderedSegment, type RequestFormat } from './render/request';
+import { RequestRenderer, type Breakpoint, type MatchedContent, type RenderedRequest, type RenderedSegment, type RequestFormat } from './render/request';
 
 export interface RequestPolicy {
   /** Inline segment bytes kept per segment (longer ones are cut, and flagged). */
@@ -33,6 +33,8 @@ export interface RenderCall {
   extraPrefix?: Array<{ ref: string; pointer: string }>;
   /** Short fingerprint of the provider credential (proxy), part of the cache scope. */
   credentialFingerprint?: string;
+  /** Record the caller's own tools and system prompt as the artifact versions they are (render.ts matchInline). */
+  matchHandles?: boolean;
 }
 
 export interface RenderResult {
@@ -49,6 +51,8 @@ export interface RenderResult {
   warnings: RenderWarning[];
   /** Resolves once the recorded request is durably committed (group commit). */
   committed: Promise<void>;
+  /** With matchHandles: the caller's content recorded as a handle's. */
+  matched: MatchedContent[];
 }
 
 export const RENDER_WARNINGS = ['volatile_before_handle', 'repeated_handle', 'prefix_after_history', 'system_after_session', 'thinking_not_read', 'unknown_model', 'tool_tokens_estimated'] as const;
@@ -142,6 +146,7 @@ export class RequestService {
         const found = this.deps.catalog.lookup(name, provider);
         return found.fallback ? null : found.entry.id;
       },
+      matchHandles: call.matchHandles,
     });
     return { rendered, model: lookup!, modelName };
   }
@@ -207,6 +212,7 @@ export class RequestService {
         ...rendered.estimatedTools.map((t) => estimatedToolWarning(t, model.entry.id)),
       ],
       committed,
+      matched: rendered.matched,
     };
   }
 

@@ -13,6 +13,7 @@ import type {
   DayRollupRow,
   ModelRollupRow,
   DriftRow,
+  ArtifactKindRow,
   HandleRow,
   IngestWrite,
   HandleSums,
@@ -458,6 +459,27 @@ export class SqliteStore implements Store {
   getBlob(digest: string): Buffer | undefined {
     // Prepared once: a long session's first expansion reads one blob per batch.
     return this.blobByDigest.get(digest) as Buffer | undefined;
+  }
+
+  artifactVersionsWithContent(tenantId: string, kind: ArtifactKindRow, contentDigest: string): Array<{ handleId: string; version: number }> {
+    // No index on content_digest: the blob's key says first whether any handle holds these bytes at all (the usual
+    // answer for content that matches nothing); only then are the tenant's artifacts of the kind read.
+    if (this.blobByDigest.get(contentDigest) === undefined) return [];
+    return this.db
+      .select({ handleId: handleVersions.handleId, version: handleVersions.version })
+      .from(handleVersions)
+      .innerJoin(handles, eq(handles.id, handleVersions.handleId))
+      .where(
+        and(
+          eq(handles.tenantId, tenantId),
+          eq(handles.type, 'artifact'),
+          eq(handles.kind, kind),
+          isNull(handles.deletedAt),
+          eq(handleVersions.contentDigest, contentDigest),
+        ),
+      )
+      .orderBy(asc(handleVersions.createdAt), asc(handleVersions.handleId), asc(handleVersions.version))
+      .all();
   }
 
   referrersOf(handleId: string): string[] {

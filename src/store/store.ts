@@ -316,6 +316,11 @@ export interface Store {
   listVersions(handleId: string, newest?: number, through?: number): VersionRow[];
   listHandles(query: HandleListQuery): HandleRow[];
   getBlob(digest: string): Buffer | undefined;
+  /**
+   * A tenant's live artifact versions of a kind whose stored content has this sha256, oldest first (by creation,
+   * then handle id and version): the handles inline content is found to be (render's match_handles).
+   */
+  artifactVersionsWithContent(tenantId: string, kind: ArtifactKindRow, contentDigest: string): Array<{ handleId: string; version: number }>;
   /** Live handles that pin any version of `handleId`. */
   referrersOf(handleId: string): string[];
   /** Marks deleted if nothing live pins it; returns the referrers otherwise. */

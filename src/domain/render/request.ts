@@ -99,6 +99,8 @@ export interface RenderedRequest {
    * the API drops them without an error): the first one's segment and every such producer (null: none).
    */
   thinkingNotRead: { segment: number; models: string[] } | null;
+  /** With matchHandles: the caller's content recorded as a handle's, in prompt order. */
+  matched: MatchedContent[];
 }
 
 export interface RenderRequestInput {
@@ -118,6 +120,18 @@ export interface RenderRequestInput {
   cacheTtl?: string;
   /** The catalog id of a model that produced a stored thinking block (null: not known); without it none is known. */
   producerOf?: (modelName: string) => string | null;
+  /**
+   * The caller's own tools and system prompt that are an artifact version of the tenant, as the provider reads them,
+   * are recorded as that version's segments (see matchInline); the body is not changed.
+   */
+  matchHandles?: boolean;
+}
+
+/** Inline content recorded as a handle's (matchHandles): its segment, the version, where the content stood. */
+export interface MatchedContent {
+  segment: number;
+  source: string;
+  pointer: string;
 }
 
 interface Item {
@@ -248,6 +262,8 @@ export class RequestRenderer {
       return r;
     };
     const placements: { items: Item[]; build: (texts: string[]) => Edit }[] = [];
+    // Where each of the caller's own whole tools, system blocks and messages stood (for matchHandles).
+    const inlineAt = new Map<Unit, string>();
 
     // ---- top-level prefix (and the proxy's header refs) ----
     // Each ref with where it was given (a proxy header, or an entry of the body's prefix).
@@ -317,6 +333,7 @@ export class RequestRenderer {
         // An Anthropic-defined tool costs the model's figure for its version, not its JSON (a handle's: below).
         const type = node.type === 'object' ? property(node, 'type') : undefined;
         toolUnits.push(costedTool(this.inline(format, 'tools', bodyText, node), type && valueOf(type), costs));
+        inlineAt.set(toolUnits.at(-1)!, at);
         toolFrom.push({ pointer: at, source: 'inline' });
       }
     });
@@ -359,7 +376,10 @@ export class RequestRenderer {
         });
         pushAll(systemUnits, pSystem.map((it) => unitOf(format, 'system', it)));
       }
-      if (partsNode?.type === 'string') systemUnits.push(this.inline(format, 'system', bodyText, partsNode));
+      if (partsNode?.type === 'string') {
+        systemUnits.push(this.inline(format, 'system', bodyText, partsNode));
+        inlineAt.set(systemUnits.at(-1)!, at);
+      }
       else if (partsNode && partsNode.type !== 'array') throw invalid(at, `${key} must be a string or an array of blocks`);
       elements(partsNode).forEach((node, i) => {
         const nodeAt = childPointer(format === 'gemini' ? childPointer(at, 'parts') : at, i);
@@ -368,7 +388,10 @@ export class RequestRenderer {
           const items = this.inPlace(resolve, format, ref, nodeAt, ['system'], ctx);
           placements.push({ items, build: (texts) => replaceElement(partsNode!, i, texts) });
           pushAll(systemUnits, items.map((it) => unitOf(format, 'system', it)));
-        } else systemUnits.push(this.inline(format, 'system', bodyText, node));
+        } else {
+          systemUnits.push(this.inline(format, 'system', bodyText, node));
+          inlineAt.set(systemUnits.at(-1)!, nodeAt);
+        }
       });
     } else if (format === 'openai-responses') {
       const instructions = property(root, 'instructions');
@@ -423,6 +446,7 @@ export class RequestRenderer {
         const handleBlocks = blocks.map((b, j) => handleRef(b, childPointer(childPointer(at, contentKey), j)));
         if (!handleBlocks.some(Boolean)) {
           messageUnits.push(this.inline(format, 'messages', bodyText, node, Math.max(1, blocks.length)));
+          inlineAt.set(messageUnits.at(-1)!, at);
           return;
         }
         // A message mixing the caller's blocks and handle blocks: one unit per block.
@@ -446,6 +470,8 @@ export class RequestRenderer {
         });
       });
     }
+
+    const matchedAt = input.matchHandles ? this.matchInline(input.tenantId, format, toolUnits, systemUnits, messageUnits, inlineAt, resolve) : new Map<PromptSegment, string>();
 
     // ---- segments, breakpoints, body ----
     // A Claude model reads only some of the thinking sent back (thinking.ts): the rest is keyed and counted as not there.
@@ -499,7 +525,8 @@ export class RequestRenderer {
       const wanted = consistentTtl(chooseTtl(model, input.cacheTtl), units, model, autoTtl);
       // A mark after a caller's 5m mark is 5m too, even when the caller also marks 1h (Anthropic refuses 1h after 5m).
       const firstCaller5m = units.findIndex((u) => u.caller5m);
-      for (const b of chooseBreakpoints(segments.list, maxBreakpoints - callerBreakpoints, model)) {
+      // A matched segment is the caller's content (no item of ours to mark): the body stays as sent.
+      for (const b of chooseBreakpoints(segments.list, maxBreakpoints - callerBreakpoints, model, (i) => segments.lastUnit[i]!.item !== null)) {
         const unit = segments.lastUnit[b]!;
         const ttl = firstCaller5m >= 0 && firstCaller5m <= units.indexOf(unit) ? '5m' : wanted;
         unit.item!.text = withCacheControl(unit.section, unit.item!.text, ttl);
@@ -577,7 +604,7 @@ export class RequestRenderer {
     let promptCacheKey: string | null = null;
     // Only OpenAI's own models: a self-hosted server (the vLLM entry) has no use for the key, and logs or refuses it.
     if ((format === 'openai-chat' || format === 'openai-responses') && !property(root, 'prompt_cache_key') && model.provider === 'openai') {
-      const lead = segments.list.find((s) => s.source !== 'inline');
+      const lead = segments.list.find((s, i) => s.source !== 'inline' && segments.lastUnit[i]!.item !== null);
       if (lead) {
         // Route requests that start with the same handle to the same cache; the id, not the version, so a new version
         // stays on it. For a session, the session: OpenAI spreads one key over more machines past about 15 requests a
@@ -600,7 +627,73 @@ export class RequestRenderer {
     segments.list.forEach((s, i) => {
       if (s.source === 'inline' && i < lastHandle) inlineText.set(i, segments.texts[i]!);
     });
-    return { bodyText: applyEdits(bodyText, edits), segments: segments.list, breakpoints, promptCacheKey, cacheTtl, inlineText, model, handles: [...named], messageSettings: format === 'anthropic' ? (context ?? '{}') : null, providerHistory, prefixAfterHistory: afterHistory < 0 ? null : afterHistory, instructionAfterSession, estimatedTools, thinkingNotRead };
+    const matched: MatchedContent[] = [];
+    segments.list.forEach((s, i) => {
+      const seg = segments.lastUnit[i]!.segment;
+      const at = seg ? matchedAt.get(seg) : undefined;
+      if (at !== undefined) matched.push({ segment: i, source: s.source, pointer: at });
+    });
+    return { bodyText: applyEdits(bodyText, edits), segments: segments.list, breakpoints, promptCacheKey, cacheTtl, inlineText, model, handles: [...named], messageSettings: format === 'anthropic' ? (context ?? '{}') : null, providerHistory, prefixAfterHistory: afterHistory < 0 ? null : afterHistory, instructionAfterSession, estimatedTools, thinkingNotRead, matched };
+  }
+
+  /**
+   * matchHandles: the caller's own content that is an artifact version of the tenant, found by the digest of the
+   * content a mint would store, taken only when that version rendered in this format is the same prompt, unit for
+   * unit (equal semantic keys: what the provider reads, cache marks and a string-or-block spelling aside). The units
+   * keep their bytes, tokens and keys (the request recorded is the one sent); their segment becomes the version's.
+   * The whole tools list (not Gemini's: its declarations are one unit inline, one each from a handle); each Anthropic
+   * system block (or its string) and Gemini system part; OpenAI's leading system messages (a developer message is
+   * another role than a system artifact renders; Responses instructions another place).
+   */
+  private matchInline(
+    tenantId: string,
+    format: RequestFormat,
+    tools: Unit[],
+    system: Unit[],
+    messages: Unit[],
+    inlineAt: Map<Unit, string>,
+    resolve: (ref: string, at: string) => ResolvedRef,
+  ): Map<PromptSegment, string> {
+    const matched = new Map<PromptSegment, string>();
+    const take = (units: Unit[], section: Section, kind: 'system' | 'tools', content: unknown, at: string) => {
+      for (const candidate of this.handles.withContent(tenantId, kind, content)) {
+        const seg = this.handles.segmentsOf(candidate.handle, candidate.version.version)[0]!;
+        let items: Item[];
+        try {
+          items = this.itemsOf(format, seg, newRenderContext(), at);
+        } catch (err) {
+          if (err instanceof DomainError) return; // a tools version this format cannot send (an Anthropic-defined tool)
+          throw err;
+        }
+        if (items.length !== units.length || items.some((it, i) => itemKey(format, section, it) !== units[i]!.key)) continue;
+        resolve(candidate.ref, at);
+        // A copy per place: the same version matched twice is two segments, as a handle named twice is.
+        const placed = { ...seg };
+        for (const u of units) u.segment = placed;
+        matched.set(placed, at);
+        return;
+      }
+    };
+    const value = (u: Unit): unknown => (inlineAt.has(u) && !u.item && !u.segment ? JSON.parse(u.hashText) : undefined);
+
+    if (format !== 'gemini' && tools.length && tools.every((u) => value(u) !== undefined)) {
+      const stored = tools.map((u) => storedTool(format, value(u)));
+      if (stored.every((t) => t !== null)) take(tools, 'tools', 'tools', stored, inlineAt.get(tools[0]!)!.replace(/\/\d+$/, ''));
+    }
+    if (format === 'anthropic' || format === 'gemini')
+      for (const u of system) {
+        const v = value(u) as { type?: unknown; text?: unknown } | string | undefined;
+        const text = typeof v === 'string' ? v : typeof v?.text === 'string' && (format === 'gemini' || v.type === 'text') ? v.text : null;
+        if (text !== null) take([u], 'system', 'system', text, inlineAt.get(u)!);
+      }
+    else
+      for (const u of messages) {
+        if (u.item) continue; // the prefix's own, placed first
+        const text = systemMessageText(format, value(u));
+        if (text === null) break;
+        take([u], 'messages', 'system', text, inlineAt.get(u)!);
+      }
+    return matched;
   }
 
   /** Items for a handle that stands in place of one element; only the allowed sections may appear there. */
@@ -615,6 +708,27 @@ export class RequestRenderer {
     }
     return segs.flatMap((s) => this.itemsOf(format, s, ctx, at));
   }
+}
+
+/** A caller's tool as a tools artifact stores it (its definition; the cache mark apart), or null when it is not one. */
+function storedTool(format: RequestFormat, v: unknown): unknown {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return null;
+  const t = v as Record<string, unknown>;
+  if (format === 'anthropic') return Object.fromEntries(Object.entries(t).filter(([k]) => k !== 'cache_control'));
+  const f = (format === 'openai-chat' ? t.function : t) as Record<string, unknown> | undefined;
+  if (t.type !== 'function' || typeof f !== 'object' || f === null) return null;
+  return { name: f.name, ...(f.description === undefined ? {} : { description: f.description }), input_schema: f.parameters };
+}
+
+/** The text of an OpenAI system message (a string, or one text part), else null. */
+function systemMessageText(format: RequestFormat, v: unknown): string | null {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return null;
+  const m = v as { role?: unknown; type?: unknown; content?: unknown };
+  if (m.role !== 'system' || (m.type !== undefined && m.type !== 'message')) return null;
+  if (typeof m.content === 'string') return m.content;
+  const parts = Array.isArray(m.content) ? (m.content as Array<{ type?: unknown; text?: unknown }>) : [];
+  const part = parts.length === 1 ? parts[0] : undefined;
+  return part && part.type === (format === 'openai-chat' ? 'text' : 'input_text') && typeof part.text === 'string' ? part.text : null;
 }
 
 /** The segment holding the request's unit `n` (in prompt order): segments tile the units in order. */

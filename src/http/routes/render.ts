@@ -20,6 +20,10 @@ const RenderBody = z
         'The provider request body. Handles appear as a top-level "prefix": [refs] (tools into tools, system into system, messages first), or as {"type":"handle","ref":…} wherever a tool, system block, message or content block may stand. Every other field comes through byte for byte.',
     }),
     model: Label.optional().openapi({ description: "Model name when the body has none (Gemini); beside a body's own, the name the catalog and the cache scope use, the body keeping its own (a vLLM server's --served-model-name as vllm/<name>)." }),
+    match_handles: z.boolean().optional().openapi({
+      description:
+        "Record the body's own tools and system prompt that are, as the provider reads them, an artifact version of the tenant as that version's segments (on its report). The body is not changed: no breakpoint or prompt_cache_key is added for them. For logs that carry the prompt inline (prefix-handles import --match-handles).",
+    }),
   })
   .openapi('RenderRequest');
 
@@ -52,6 +56,10 @@ const RenderResponse = z
     breakpoints: z.array(BreakpointSchema),
     prompt_cache_key: z.string().nullable(),
     prediction: z.unknown().nullable(),
+    matched: z
+      .array(z.object({ segment: z.number().int(), source: z.string(), pointer: z.string().openapi({ description: 'Where the content stood in the API request (/request/tools, /request/system/0, /request/messages/0).' }) }))
+      .optional()
+      .openapi({ description: 'With match_handles: the content recorded as an artifact version, in prompt order.' }),
     warnings: z.array(RenderWarningSchema),
   })
   .openapi('RenderResult');
@@ -101,6 +109,7 @@ export function renderRoute(deps: FastPostDeps & { requests: RequestService }): 
       pointer: '/request',
       bodyIsJson: true,
       model: input.model,
+      matchHandles: input.match_handles,
     });
     // Acknowledge only a durably recorded request (its usage will be reconciled against it).
     await result.committed;
@@ -114,6 +123,7 @@ export function renderRoute(deps: FastPostDeps & { requests: RequestService }): 
       prompt_cache_key: result.promptCacheKey,
       prediction: result.prediction,
       warnings: result.warnings,
+      ...(input.match_handles ? { matched: result.matched } : {}),
     });
     // The body is spliced in as text, so its bytes are exactly what the provider will get.
     const text = `${head.slice(0, -1)},"body":${result.bodyText},${tail.slice(1)}`;
