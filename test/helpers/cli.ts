@@ -35,10 +35,10 @@ export interface CliHarness {
   close(): Promise<void>;
 }
 
-/** A fresh test app served on 127.0.0.1 (port 0), and a scratch directory. */
-export async function startCliHarness(prefix = 'ph-cli-'): Promise<CliHarness> {
-  const t = createTestApp();
+/** A fresh test app served on 127.0.0.1 (port 0), and a scratch directory; `onDisk`: its database a file there. */
+export async function startCliHarness(prefix = 'ph-cli-', opts: { onDisk?: boolean } = {}): Promise<CliHarness> {
   const dir = mkdtempSync(join(tmpdir(), prefix));
+  const t = createTestApp(opts.onDisk ? { databasePath: join(dir, 'prefix-handles.db') } : {});
   const server = await new Promise<ServerType>((ok) => {
     const s = serve({ fetch: t.app.fetch, port: 0, hostname: '127.0.0.1' }, () => ok(s));
   });

@@ -29,6 +29,13 @@ interface Pending {
   handles: 'none' | 'empty' | 'some';
 }
 
+/** Inline content POST /v1/render recorded as an artifact version's (match_handles). */
+interface Matched {
+  segment: number;
+  source: string;
+  pointer: string;
+}
+
 /** A warning of POST /v1/render's. */
 interface Warning {
   code: string;
@@ -46,7 +53,7 @@ interface BatchResult {
 export const importCalls: Command = {
   name: 'import',
   summary: 'render and reconcile historical provider calls from JSONL',
-  help: `Usage: prefix-handles import <file.jsonl | ->
+  help: `Usage: prefix-handles import <file.jsonl | -> [--match-handles]
 
 Each line is one historical call:
   { "format": "anthropic" | "openai-chat" | "openai-responses" | "gemini",
@@ -65,10 +72,14 @@ Shows a progress bar on a terminal, plain lines otherwise, then a summary with t
 reason for every rejected line. Exits 1 if any line was rejected.
 
 Options:
+  --match-handles   a line's own tools and system prompt that are, as the provider reads
+                    them, an artifact version you minted are recorded as that version's
+                    (on its report); the summary counts the lines per version matched
 ${API_HELP}`,
-  options: { ...API_OPTIONS },
+  options: { ...API_OPTIONS, 'match-handles': { type: 'boolean' } },
   positionals: [1, 1],
-  async run({ positionals, api }) {
+  async run({ positionals, values, api }) {
+    const matchHandles = values['match-handles'] === true;
     const file = positionals[0]!;
     const text = readInput(file).toString('utf8');
     const lines = text.split('\n').map((s, i) => ({ n: i + 1, s: s.trim() })).filter((l) => l.s !== '');
@@ -77,6 +88,8 @@ ${API_HELP}`,
     let accepted = 0;
     let late = 0;
     let noHandle = 0;
+    // With --match-handles: lines per artifact version their inline content was recorded as, and where it stood.
+    const matches = new Map<string, { lines: number; where: Set<string> }>();
     let emptyHandles = 0;
     let done = 0;
     const progress = progressBar(lines.length);
@@ -139,8 +152,18 @@ ${API_HELP}`,
 
     for (const { line, call } of calls) {
       try {
-        const rendered = await api().json<{ request_id: string; segments: Array<{ source: string }>; warnings: Warning[] }>('POST', '/v1/render', { format: call.format, request: call.request, ...(call.model ? { model: call.model } : {}) });
+        const rendered = await api().json<{ request_id: string; segments: Array<{ source: string }>; warnings: Warning[]; matched?: Matched[] }>('POST', '/v1/render', {
+          format: call.format,
+          request: call.request,
+          ...(call.model ? { model: call.model } : {}),
+          ...(matchHandles ? { match_handles: true } : {}),
+        });
         for (const w of rendered.warnings) warn(w, line);
+        for (const m of rendered.matched ?? []) {
+          const seen = matches.get(m.source) ?? matches.set(m.source, { lines: 0, where: new Set() }).get(m.source)!;
+          seen.lines++;
+          seen.where.add(m.pointer.replace(/^\/request/, '').replace(/\/\d+$/, ''));
+        }
         // A handle can be named and render nothing (a session's first turn, still empty): it was referenced all the same.
         const handles = rendered.segments.some((s) => s.source !== 'inline') ? 'some' : namesHandle(call.request) ? 'empty' : 'none';
         pending.push({ line, record: { request_id: rendered.request_id, ...pick(call, RECORD_FIELDS) }, handles });
@@ -169,6 +192,15 @@ ${API_HELP}`,
       out.push(
         `${emptyHandles} accepted whose handles rendered nothing (a session with no turns yet): listed under them (GET /v1/requests?handle=), with 0 tokens on their reports`,
       );
+    if (matchHandles)
+      out.push(
+        matches.size
+          ? `inline content matched to handles (recorded as theirs, on their reports):`
+          : `inline content matched to no handle: no line's tools or system prompt is, as the provider reads it, an artifact version of this tenant's`,
+      );
+    // Most lines first; a tie in prompt order (as first met: the sort is stable).
+    for (const [source, m] of [...matches].sort((a, b) => b[1].lines - a[1].lines))
+      out.push(`  ${source}  ${[...m.where].sort().join(', ')}  on ${m.lines} line${m.lines === 1 ? '' : 's'}`);
     if (late) out.push(`${late} accepted but applied after later calls of their model (import older logs first): classed as of that later moment`);
     for (const w of warnings.values()) out.push(`warning ${w.code} on ${w.lines.size} line${w.lines.size === 1 ? '' : 's'} (first line ${w.first}): ${printable(w.detail)}`);
     for (const r of rejected) out.push(`  line ${r.line}: ${r.reason}`);
