@@ -52,6 +52,7 @@ describe('POST /v1/render match_handles', () => {
   it('Anthropic: each system block on its own; a block with a field the artifact renders without is another prompt; the oldest live version of equal content wins', async () => {
     const { client } = t.tenant();
     const first = await mintSystem(client, LONG);
+    t.clock.advance(1000);
     const second = await mintSystem(client, LONG);
     const other = await mintSystem(client, `${LONG} Other.`);
     const request = (blocks: object[]) => ({ model: 'claude-sonnet-4-6', max_tokens: 64, system: blocks, messages: [{ role: 'user', content: 'hi' }] });

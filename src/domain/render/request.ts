@@ -29,6 +29,7 @@ import { orderSegments, type PromptSegment, type Section } from './prompt';
 import { readThinkingOnly } from './thinking-units';
 import { pushAll } from '../arrays';
 import { estimatedTool, type EstimatedTool } from '../estimated-tools';
+import { storedTool, systemBlockText, systemMessageText } from './inline-content';
 
 export const requestFormats = ['anthropic', 'openai-chat', 'openai-responses', 'gemini'] as const;
 export type RequestFormat = (typeof requestFormats)[number];
@@ -682,8 +683,7 @@ export class RequestRenderer {
     }
     if (format === 'anthropic' || format === 'gemini')
       for (const u of system) {
-        const v = value(u) as { type?: unknown; text?: unknown } | string | undefined;
-        const text = typeof v === 'string' ? v : typeof v?.text === 'string' && (format === 'gemini' || v.type === 'text') ? v.text : null;
+        const text = systemBlockText(format, value(u));
         if (text !== null) take([u], 'system', 'system', text, inlineAt.get(u)!);
       }
     else
@@ -708,27 +708,6 @@ export class RequestRenderer {
     }
     return segs.flatMap((s) => this.itemsOf(format, s, ctx, at));
   }
-}
-
-/** A caller's tool as a tools artifact stores it (its definition; the cache mark apart), or null when it is not one. */
-function storedTool(format: RequestFormat, v: unknown): unknown {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return null;
-  const t = v as Record<string, unknown>;
-  if (format === 'anthropic') return Object.fromEntries(Object.entries(t).filter(([k]) => k !== 'cache_control'));
-  const f = (format === 'openai-chat' ? t.function : t) as Record<string, unknown> | undefined;
-  if (t.type !== 'function' || typeof f !== 'object' || f === null) return null;
-  return { name: f.name, ...(f.description === undefined ? {} : { description: f.description }), input_schema: f.parameters };
-}
-
-/** The text of an OpenAI system message (a string, or one text part), else null. */
-function systemMessageText(format: RequestFormat, v: unknown): string | null {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return null;
-  const m = v as { role?: unknown; type?: unknown; content?: unknown };
-  if (m.role !== 'system' || (m.type !== undefined && m.type !== 'message')) return null;
-  if (typeof m.content === 'string') return m.content;
-  const parts = Array.isArray(m.content) ? (m.content as Array<{ type?: unknown; text?: unknown }>) : [];
-  const part = parts.length === 1 ? parts[0] : undefined;
-  return part && part.type === (format === 'openai-chat' ? 'text' : 'input_text') && typeof part.text === 'string' ? part.text : null;
 }
 
 /** The segment holding the request's unit `n` (in prompt order): segments tile the units in order. */
