@@ -14,9 +14,10 @@ import { request, requests } from './commands/request';
 import { serve } from './commands/serve';
 import { session } from './commands/session';
 import { tenants } from './commands/tenants';
+import { suggest } from './commands/suggest';
 import { verify } from './commands/verify';
 
-const COMMANDS: Command[] = [serve, mint, bundle, session, expand, handles, show, remove, report, request, requests, importCalls, verify, backup, tenants, keys, prune];
+const COMMANDS: Command[] = [serve, mint, bundle, session, expand, handles, show, remove, report, request, requests, importCalls, suggest, verify, backup, tenants, keys, prune];
 
 /** Every command's options, so a value given before the command word (`--data-dir X backup`) is not taken for it. */
 const ALL_OPTIONS = Object.assign({}, ...COMMANDS.map((c) => c.options), { help: { type: 'boolean', short: 'h' } }) as Options;

@@ -19,6 +19,7 @@ import { request as requestCommand, requests as requestsCommand } from '../../sr
 import { serve as serveCommand } from '../../src/cli/commands/serve';
 import { session as sessionCommand } from '../../src/cli/commands/session';
 import { tenants as tenantsCommand } from '../../src/cli/commands/tenants';
+import { suggest as suggestCommand } from '../../src/cli/commands/suggest';
 import { verify as verifyCommand } from '../../src/cli/commands/verify';
 import type { TestApp } from '../helpers/app';
 import { startCliHarness, type CliHarness, type CliOptions, type CliRun } from '../helpers/cli';
@@ -57,7 +58,7 @@ const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 describe('prefix-handles CLI', () => {
   it('answers --help at the top and on every command, and usage errors with exit 2', async () => {
-    const commands = ['serve', 'mint', 'bundle', 'session', 'expand', 'handles', 'show', 'delete', 'report', 'request', 'requests', 'import', 'verify', 'backup', 'tenants', 'keys'];
+    const commands = ['serve', 'mint', 'bundle', 'session', 'expand', 'handles', 'show', 'delete', 'report', 'request', 'requests', 'import', 'suggest', 'verify', 'backup', 'tenants', 'keys'];
     const [top, ...each] = await Promise.all([cli(['--help']), ...commands.map((c) => cli([c, '--help']))]);
     expect(top.code).toBe(0);
     for (const c of commands) expect(top.out).toContain(`  ${c} `);
@@ -69,7 +70,7 @@ describe('prefix-handles CLI', () => {
     // The usage line (also what a missing argument prints) names every option of the command's own; the
     // connection options shared by every API or admin command are under Options only.
     const shared = new Set([...Object.keys(API_OPTIONS), ...Object.keys(ADMIN_OPTIONS)].filter((o) => o !== 'json'));
-    for (const c of [serveCommand, mintCommand, bundleCommand, sessionCommand, handlesCommand, showCommand, deleteCommand, expandCommand, reportCommand, requestCommand, requestsCommand, importCommand, verifyCommand, backupCommand, tenantsCommand, keysCommand]) {
+    for (const c of [serveCommand, mintCommand, bundleCommand, sessionCommand, handlesCommand, showCommand, deleteCommand, expandCommand, reportCommand, requestCommand, requestsCommand, importCommand, suggestCommand, verifyCommand, backupCommand, tenantsCommand, keysCommand]) {
       const usage = c.help.slice(0, c.help.indexOf('\n\n'));
       for (const o of Object.keys(c.options).filter((o) => !shared.has(o))) expect(usage, `${c.name} --${o}`).toContain(`--${o}`);
     }

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client, TestApp } from '../helpers/app';
 import { startCliHarness, type CliHarness } from '../helpers/cli';
@@ -192,5 +194,51 @@ describe('prefix-handles import --match-handles', () => {
     expect(none.code, none.err).toBe(0);
     expect(none.out).toContain("inline content matched to no handle: no line's tools or system prompt is, as the provider reads it, an artifact version of this tenant's");
     expect(none.out).toContain('1 accepted but referenced no handle');
+  });
+
+  it('suggest → mint → import --match-handles: the repeated system prompt listed, written and then matched; tools whose schemas the provider read in another key order said not to match', async () => {
+    const a = t.tenant();
+    const system = `${LONG_SYSTEM} Suggested.`;
+    // The keys as an SDK writes them (type first): an artifact stores them sorted, another prompt.
+    const tools = asChatTools(TOOLS).map((x) => ({ ...x, function: { ...x.function, parameters: { type: 'object', properties: x.function.parameters.properties, required: x.function.parameters.required } } }));
+    const start = t.clock.now() - 3_600_000;
+    const line = (i: number, text: string) =>
+      JSON.stringify({
+        format: 'openai-chat',
+        request: { model: 'gpt-4.1', tools, messages: [{ role: 'system', content: text }, { role: 'user', content: `question ${i}` }] },
+        usage: { prompt_tokens: 3000, completion_tokens: 3, total_tokens: 3003, prompt_tokens_details: { cached_tokens: 0 } },
+        started_at: start + i * MIN,
+      });
+    const log = h.file('suggest.jsonl', `${[line(0, system), line(1, system), line(2, `Now: 2026-12-01T09:02:00Z\n${system}`), line(3, system), 'not json'].join('\n')}\n`);
+    const dir = join(h.dir, 'suggested');
+    const s = await h.cli(['suggest', log, '--dir', dir]);
+    expect(s.code, s.err).toBe(0);
+    expect(s.out).toContain('suggest.jsonl: 4 lines read, 1 not a call');
+    const rows = s.out.split('\n').filter((l) => /^[12] /.test(l));
+    expect(rows).toHaveLength(2);
+    expect(rows[0]).toMatch(new RegExp(`^1 +tools +4 +[\\d,]+ +/tools +${join(dir, 'tools-1.json')} +lookup_order, refund$`));
+    expect(rows[1]).toMatch(new RegExp(`^2 +system +3 +[\\d,]+ +/messages +${join(dir, 'system-2.txt')} +You are the support agent`));
+    // The timestamped prompt is on one line: not listed; the tools are, said not to match.
+    expect(s.out).toContain("#1: on 4 of its 4 lines the provider read it otherwise than an artifact of it renders");
+    expect(s.out).toContain("'import --match-handles' will match 0");
+    expect(readFileSync(join(dir, 'system-2.txt'), 'utf8')).toBe(system);
+    expect(s.out).toContain(`  prefix-handles mint system ${join(dir, 'system-2.txt')} --name system-2\n  prefix-handles import --match-handles ${log}\n`);
+
+    const minted = await h.cli(['mint', 'system', join(dir, 'system-2.txt'), '--name', 'system-2'], { key: a.key });
+    expect(minted.code, minted.err).toBe(0);
+    const ref = minted.out.split('\t')[0]!;
+    const mintedTools = await h.cli(['mint', 'tools', join(dir, 'tools-1.json')], { key: a.key });
+    expect(mintedTools.code, mintedTools.err).toBe(0);
+    const r = await h.cli(['import', '--match-handles', log], { key: a.key });
+    expect(r.code).toBe(1); // the line that is not JSON
+    expect(r.out).toContain(`inline content matched to handles (recorded as theirs, on their reports):\n  ${ref}  /messages  on 3 lines\n`);
+    expect(r.out).not.toContain(mintedTools.out.split('\t')[0]!);
+    expect((await handleReport(a.client, ref.split('@')[0]!)).requests).toBe(3);
+
+    // Nothing repeated: said so, nothing written.
+    const once = await h.cli(['suggest', '-', '--dir', join(h.dir, 'none')], { input: `${line(0, system)}\n` });
+    expect(once.out).toContain('no system prompt or tools list is on 2 lines or more');
+    const bad = await h.cli(['suggest', log, '--min-lines', '0']);
+    expect(bad.code).toBe(2);
   });
 });
