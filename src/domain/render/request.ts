@@ -204,6 +204,9 @@ export class RequestRenderer {
   private readonly inlineUnits = new Lru<string, InlineIdentity>(32 * 1024 * 1024, (v) => v.weight);
   // Sightings by a 32-bit hash of the key: no strings kept; a collision only admits a unit one sighting early.
   private readonly inlineSeen = new Lru<number, true>(64 * 1024);
+  // matchHandles: the version found for the caller's units (by tenant, format, section and their keys). Only found
+  // ones: a version minted later is never older than one found, and one deleted fails to resolve and is looked up again.
+  private readonly matches = new Lru<string, string>(16_384);
 
   constructor(private readonly handles: HandleService) {}
 
@@ -656,42 +659,57 @@ export class RequestRenderer {
     resolve: (ref: string, at: string) => ResolvedRef,
   ): Map<PromptSegment, string> {
     const matched = new Map<PromptSegment, string>();
-    const take = (units: Unit[], section: Section, kind: 'system' | 'tools', content: unknown, at: string) => {
-      for (const candidate of this.handles.withContent(tenantId, kind, content)) {
+    /** The version that, rendered here, is these units, if the tenant has one (`content`: as a mint would store it). */
+    const find = (units: Unit[], section: Section, kind: 'system' | 'tools', content: () => unknown, at: string): { ref: string; seg: PromptSegment } | null => {
+      const key = `${tenantId}|${format}|${section}|${units.map((u) => u.key).join(',')}`;
+      const known = this.matches.get(key);
+      let candidates: ResolvedRef[] | undefined;
+      try {
+        if (known) candidates = [this.handles.resolve(tenantId, known)];
+      } catch (err) {
+        if (!(err instanceof DomainError)) throw err; // deleted since: look again
+      }
+      for (const candidate of candidates ?? this.handles.withContent(tenantId, kind, content())) {
         const seg = this.handles.segmentsOf(candidate.handle, candidate.version.version)[0]!;
         let items: Item[];
         try {
           items = this.itemsOf(format, seg, newRenderContext(), at);
         } catch (err) {
-          if (err instanceof DomainError) return; // a tools version this format cannot send (an Anthropic-defined tool)
+          if (err instanceof DomainError) return null; // a tools version this format cannot send (an Anthropic-defined tool)
           throw err;
         }
         if (items.length !== units.length || items.some((it, i) => itemKey(format, section, it) !== units[i]!.key)) continue;
-        resolve(candidate.ref, at);
-        // A copy per place: the same version matched twice is two segments, as a handle named twice is.
-        const placed = { ...seg };
-        for (const u of units) u.segment = placed;
-        matched.set(placed, at);
-        return;
+        this.matches.set(key, candidate.ref);
+        return { ref: candidate.ref, seg };
       }
+      return null;
+    };
+    const take = (units: Unit[], section: Section, kind: 'system' | 'tools', content: () => unknown, at: string) => {
+      const found = find(units, section, kind, content, at);
+      if (!found) return;
+      resolve(found.ref, at);
+      // A copy per place: the same version matched twice is two segments, as a handle named twice is.
+      const placed = { ...found.seg };
+      for (const u of units) u.segment = placed;
+      matched.set(placed, at);
     };
     const value = (u: Unit): unknown => (inlineAt.has(u) && !u.item && !u.segment ? JSON.parse(u.hashText) : undefined);
 
     if (format !== 'gemini' && tools.length && tools.every((u) => value(u) !== undefined)) {
       const stored = tools.map((u) => storedTool(format, value(u)));
-      if (stored.every((t) => t !== null)) take(tools, 'tools', 'tools', stored, inlineAt.get(tools[0]!)!.replace(/\/\d+$/, ''));
+      if (stored.every((t) => t !== null)) take(tools, 'tools', 'tools', () => stored, inlineAt.get(tools[0]!)!.replace(/\/\d+$/, ''));
     }
     if (format === 'anthropic' || format === 'gemini')
       for (const u of system) {
         const text = systemBlockText(format, value(u));
-        if (text !== null) take([u], 'system', 'system', text, inlineAt.get(u)!);
+        if (text !== null) take([u], 'system', 'system', () => text, inlineAt.get(u)!);
       }
     else
       for (const u of messages) {
         if (u.item) continue; // the prefix's own, placed first
         const text = systemMessageText(format, value(u));
         if (text === null) break;
-        take([u], 'messages', 'system', text, inlineAt.get(u)!);
+        take([u], 'messages', 'system', () => text, inlineAt.get(u)!);
       }
     return matched;
   }
