@@ -75,7 +75,8 @@ describe('prefix-handles import --match-handles', () => {
       tools: TOOLS,
       messages: [{ role: 'user', content: question }],
     });
-    const drifted = `Current time: 2026-12-01T09:00:02Z\n${system}`;
+    // A timestamp written after the prompt's first sentence.
+    const drifted = system.replace('. ', '. Current time: 2026-12-01T09:00:02Z. ');
     const p = await probe(a.client, 'anthropic', request(system, 'q'));
     expect(p.matched).toEqual([
       { segment: 0, source: tools.ref, pointer: '/request/tools' },
@@ -107,6 +108,8 @@ describe('prefix-handles import --match-handles', () => {
     expect(r.out).toContain('anthropic.jsonl: 4 lines, 4 accepted, 0 rejected\n');
     expect(r.out).not.toContain('referenced no handle');
     expect(r.out).toContain(`inline content matched to handles (recorded as theirs, on their reports):\n  ${tools.ref}  /tools  on 4 lines\n  ${sys.ref}  /system  on 3 lines\n`);
+    // The near miss named, where it differs.
+    expect(r.out).toContain(`1 line carries a system prompt close to ${sys.ref} but not equal to it (first difference at byte ${system.indexOf('. ') + 2} of /system/0 on line 3): not matched, the provider read other bytes\n`);
 
     const sysReport = await handleReport(a.client, sys.id);
     expect(sysReport.requests).toBe(3);

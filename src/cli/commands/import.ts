@@ -1,4 +1,5 @@
-import { ApiError, formatProblem, type Problem } from '../api';
+import { ApiError, formatProblem, seg, type Api, type Problem } from '../api';
+import type { RequestFormat } from '../../domain/render/request';
 import { API_HELP, API_OPTIONS, readInput, type Command } from '../command';
 import { printable, tokens } from '../table';
 import { normalizeUsage, UsageShapeError } from '../../domain/usage/normalize';
@@ -74,7 +75,8 @@ reason for every rejected line. Exits 1 if any line was rejected.
 Options:
   --match-handles   a line's own tools and system prompt that are, as the provider reads
                     them, an artifact version you minted are recorded as that version's
-                    (on its report); the summary counts the lines per version matched
+                    (on its report); the summary counts the lines per version matched,
+                    and names system prompts close to one matched but not equal
 ${API_HELP}`,
   options: { ...API_OPTIONS, 'match-handles': { type: 'boolean' } },
   positionals: [1, 1],
@@ -90,6 +92,8 @@ ${API_HELP}`,
     let noHandle = 0;
     // With --match-handles: lines per artifact version their inline content was recorded as, and where it stood.
     const matches = new Map<string, { lines: number; where: Set<string> }>();
+    // The places each line's content was matched at (pointers in the line's request), for the near misses below.
+    const matchedAt = new Map<number, Set<string>>();
     let emptyHandles = 0;
     let done = 0;
     const progress = progressBar(lines.length);
@@ -163,6 +167,7 @@ ${API_HELP}`,
           const seen = matches.get(m.source) ?? matches.set(m.source, { lines: 0, where: new Set() }).get(m.source)!;
           seen.lines++;
           seen.where.add(m.pointer.replace(/^\/request/, '').replace(/\/\d+$/, ''));
+          (matchedAt.get(line) ?? matchedAt.set(line, new Set()).get(line)!).add(m.pointer.replace(/^\/request/, ''));
         }
         // A handle can be named and render nothing (a session's first turn, still empty): it was referenced all the same.
         const handles = rendered.segments.some((s) => s.source !== 'inline') ? 'some' : namesHandle(call.request) ? 'empty' : 'none';
@@ -201,6 +206,13 @@ ${API_HELP}`,
     // Most lines first; a tie in prompt order (as first met: the sort is stable).
     for (const [source, m] of [...matches].sort((a, b) => b[1].lines - a[1].lines))
       out.push(`  ${source}  ${[...m.where].sort().join(', ')}  on ${m.lines} line${m.lines === 1 ? '' : 's'}`);
+    if (matchHandles) {
+      const system = [...matches.keys()].filter((ref) => [...matches.get(ref)!.where].some((w) => w !== '/tools'));
+      for (const [ref, near] of await nearMisses(api(), calls, matchedAt, system))
+        out.push(
+          `${near.lines} line${near.lines === 1 ? '' : 's'} carr${near.lines === 1 ? 'ies' : 'y'} a system prompt close to ${ref} but not equal to it (first difference at byte ${near.byte} of ${near.pointer} on line ${near.line}): not matched, the provider read other bytes`,
+        );
+    }
     if (late) out.push(`${late} accepted but applied after later calls of their model (import older logs first): classed as of that later moment`);
     for (const w of warnings.values()) out.push(`warning ${w.code} on ${w.lines.size} line${w.lines.size === 1 ? '' : 's'} (first line ${w.first}): ${printable(w.detail)}`);
     for (const r of rejected) out.push(`  line ${r.line}: ${r.reason}`);
@@ -208,6 +220,57 @@ ${API_HELP}`,
     return rejected.length ? 1 : 0;
   },
 };
+
+/**
+ * The system prompts of lines that matched nothing there and are close to a system artifact matched elsewhere in the
+ * file (a timestamp line added, a date changed): per artifact, how many lines, and the first one's first difference.
+ * Only the artifacts this import matched are compared (a timestamped variant of a prompt beside the prompt itself),
+ * not every artifact of the tenant. Close: the common start and end cover 90% of the longer text.
+ */
+async function nearMisses(api: Api, calls: Array<{ line: number; call: Call }>, matchedAt: Map<number, Set<string>>, refs: string[]) {
+  const near = new Map<string, { lines: number; line: number; byte: number; pointer: string }>();
+  if (!refs.length) return near;
+  const { inlineContent } = await import('../../domain/render/inline-content');
+  // A system artifact's neutral expansion is {"system":[its text],"messages":[]}.
+  const texts = await Promise.all(refs.map(async (ref) => (JSON.parse((await api.bytes(`/v1/handles/${seg(ref)}/expand?format=neutral`)).toString('utf8')) as { system: string[] }).system[0]!));
+  for (const { line, call } of calls) {
+    let placed: ReturnType<typeof inlineContent>;
+    try {
+      placed = inlineContent(call.format as RequestFormat, call.request);
+    } catch {
+      continue;
+    }
+    for (const c of placed) {
+      if (c.kind !== 'system' || matchedAt.get(line)?.has(c.pointer)) continue;
+      const text = c.content as string;
+      let best: { ref: string; prefix: number; covered: number } | null = null;
+      texts.forEach((a, i) => {
+        const prefix = commonPrefix(a, text);
+        const covered = prefix + commonSuffix(a, text, Math.min(a.length, text.length) - prefix);
+        if (covered >= 0.9 * Math.max(a.length, text.length) && (!best || covered > best.covered)) best = { ref: refs[i]!, prefix, covered };
+      });
+      if (!best) continue;
+      const { ref, prefix } = best;
+      const seen = near.get(ref);
+      if (seen) seen.lines++;
+      else near.set(ref, { lines: 1, line, byte: Buffer.byteLength(text.slice(0, prefix)), pointer: c.pointer });
+    }
+  }
+  return near;
+}
+
+function commonPrefix(a: string, b: string): number {
+  let i = 0;
+  while (i < a.length && i < b.length && a.charCodeAt(i) === b.charCodeAt(i)) i++;
+  return i;
+}
+
+/** At most `max` characters, so the start and end counted never overlap. */
+function commonSuffix(a: string, b: string, max: number): number {
+  let i = 0;
+  while (i < max && a.charCodeAt(a.length - 1 - i) === b.charCodeAt(b.length - 1 - i)) i++;
+  return i;
+}
 
 /** A line as a call, or the reason it is not one. */
 function parseCall(s: string): Call | string {
