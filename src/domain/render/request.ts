@@ -383,8 +383,7 @@ export class RequestRenderer {
       if (partsNode?.type === 'string') {
         systemUnits.push(this.inline(format, 'system', bodyText, partsNode));
         inlineAt.set(systemUnits.at(-1)!, at);
-      }
-      else if (partsNode && partsNode.type !== 'array') throw invalid(at, `${key} must be a string or an array of blocks`);
+      } else if (partsNode && partsNode.type !== 'array') throw invalid(at, `${key} must be a string or an array of blocks`);
       elements(partsNode).forEach((node, i) => {
         const nodeAt = childPointer(format === 'gemini' ? childPointer(at, 'parts') : at, i);
         const ref = handleRef(node, nodeAt);
