@@ -238,9 +238,10 @@ describe('prefix-handles import --match-handles', () => {
     expect(r.out).not.toContain(mintedTools.out.split('\t')[0]!);
     expect((await handleReport(a.client, ref.split('@')[0]!)).requests).toBe(3);
 
-    // Nothing repeated: said so, nothing written.
-    const once = await h.cli(['suggest', '-', '--dir', join(h.dir, 'none')], { input: `${line(0, system)}\n` });
-    expect(once.out).toContain('no system prompt or tools list is on 2 lines or more');
+    // Nothing repeated: said so, nothing written; a developer message (another role than an artifact renders) said apart.
+    const developer = JSON.stringify({ format: 'openai-chat', request: { model: 'gpt-4.1', messages: [{ role: 'developer', content: system }, { role: 'user', content: 'q' }] }, started_at: start });
+    const once = await h.cli(['suggest', '-', '--dir', join(h.dir, 'none')], { input: `${line(0, system)}\n${developer}\n` });
+    expect(once.out).toContain('no system prompt or tools list is on 2 lines or more\n1 line carries a system prompt as a developer message, where no artifact renders');
     const bad = await h.cli(['suggest', log, '--min-lines', '0']);
     expect(bad.code).toBe(2);
   });

@@ -63,11 +63,15 @@ Options:
     const groups = new Map<string, Group>();
     let read = 0;
     let unread = 0;
+    // Lines whose system prompt stands where no artifact renders: counted, so an empty list is explained.
+    const elsewhere = new Map<string, number>();
     lines.forEach((text, i) => {
       if (text.trim() === '') return;
       const call = parse(d, text);
       if (!call) return void unread++;
       read++;
+      const place = unrenderedPlace(call.format, call.request);
+      if (place) elsewhere.set(place, (elsewhere.get(place) ?? 0) + 1);
       for (const c of d.inlineContent(call.format, call.request)) {
         const bytes = stored(d, c);
         if (!bytes) continue;
@@ -79,10 +83,13 @@ Options:
       }
     });
 
+    const notes = [...elsewhere].map(
+      ([place, n]) => `${n} line${n === 1 ? '' : 's'} carr${n === 1 ? 'ies' : 'y'} a system prompt as ${place}, where no artifact renders (a system artifact is a system message): not listed, and an import will not match it`,
+    );
     const listed = [...groups.values()].filter((g) => g.lines.size >= minLines).sort((a, b) => b.lines.size - a.lines.size || b.tokens - a.tokens);
     const out = [`${file === '-' ? 'stdin' : file}: ${read} line${read === 1 ? '' : 's'} read${unread ? `, ${unread} not a call (not JSON, or no known "format" and "request")` : ''}`];
     if (!listed.length) {
-      out.push(`no system prompt or tools list is on ${minLines} line${minLines === 1 ? '' : 's'} or more`);
+      out.push(`no system prompt or tools list is on ${minLines} line${minLines === 1 ? '' : 's'} or more`, ...notes);
       process.stdout.write(`${out.join('\n')}\n`);
       return 0;
     }
@@ -109,7 +116,7 @@ Options:
       ),
     );
     const apart = listed.filter((g) => g.matching.size < g.lines.size);
-    if (apart.length) out.push('');
+    if (apart.length || notes.length) out.push('', ...notes);
     for (const g of apart)
       out.push(
         `#${listed.indexOf(g) + 1}: on ${g.lines.size - g.matching.size} of its ${g.lines.size} lines the provider read it otherwise than an artifact of it renders (a schema's keys in another order than the sorted ones an artifact stores, a field it does not keep): 'import --match-handles' will match ${g.matching.size}; name the handle in the calls from now on`,
@@ -119,6 +126,14 @@ Options:
     return 0;
   },
 };
+
+/** Where an OpenAI call keeps its system prompt when no artifact can be it: a developer message, Responses instructions. */
+function unrenderedPlace(format: RequestFormat, request: Record<string, unknown>): string | null {
+  if (format === 'openai-responses' && typeof request.instructions === 'string' && request.instructions !== '') return 'Responses instructions';
+  const list = request[format === 'openai-chat' ? 'messages' : 'input'];
+  const first: unknown = (format === 'openai-chat' || format === 'openai-responses') && Array.isArray(list) ? list[0] : undefined;
+  return typeof first === 'object' && first !== null && (first as { role?: unknown }).role === 'developer' ? 'a developer message' : null;
+}
 
 /** A line's format and request body, or null when it is not a call 'import' would read. */
 function parse(d: Domain, text: string): { format: RequestFormat; request: Record<string, unknown> } | null {
