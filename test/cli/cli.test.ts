@@ -678,6 +678,30 @@ describe('prefix-handles CLI', () => {
     expect(checked.out).toContain(`FAIL  ${sys.ref}  ${join(repo, '..', 'nova.txt')} is outside the repository`);
   });
 
+  it('verify --write: a file in the repository named through a link from outside it is locked by its path in the repository, not by the link (which CI does not have)', async () => {
+    const { key, client } = t.tenant();
+    const text = 'You are Vega, kept in the repository.\n';
+    const sys = await mintArtifact(client, 'system', text);
+    const repo = join(dir, 'linked-in', 'repo');
+    mkdirSync(join(repo, '.git'), { recursive: true });
+    mkdirSync(join(repo, 'ci'), { recursive: true });
+    mkdirSync(join(repo, 'prompts'), { recursive: true });
+    file('linked-in/repo/prompts/vega.txt', text);
+    // A directory outside the repository that is a link to its prompts/ (a workspace alias, say).
+    symlinkSync(join(repo, 'prompts'), join(dir, 'linked-in', 'alias'));
+    const lock = join(repo, 'ci', 'prefix.lock.json');
+    const locked = await cli(['verify', '--write', lock, `${sys.ref}=${join(dir, 'linked-in', 'alias', 'vega.txt')}`], { key });
+    expect(locked.code, locked.err).toBe(0);
+    expect(JSON.parse(readFileSync(lock, 'utf8')).handles[sys.ref].file).toBe('../prompts/vega.txt');
+    // A lock edited by hand to name it through the link fails that entry: the path leaves the repository.
+    const edited = file('linked-in/repo/ci/edited.lock.json', JSON.stringify({ handles: { [sys.ref]: { ...JSON.parse(readFileSync(lock, 'utf8')).handles[sys.ref], file: '../../alias/vega.txt' } } }));
+    const checked = await cli(['verify', edited], { key });
+    expect(checked.code).toBe(1);
+    expect(checked.out).toContain(`FAIL  ${sys.ref}  ${join(repo, '..', 'alias', 'vega.txt')} is outside the repository`);
+    const good = await cli(['verify', lock], { key });
+    expect(good.code, good.out + good.err).toBe(0);
+  });
+
   it('mint tools: a tool version no catalog model has a token figure for is minted, and said on stderr', async () => {
     const { key } = t.tenant();
     const tools = file('future-tools.json', JSON.stringify([{ type: 'bash_20990101', name: 'bash' }]));

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
-import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, normalize, relative, resolve, sep } from 'node:path';
 import { canonicalJson } from '../../domain/canonical-json';
 import { ApiError, seg, type Api } from '../api';
 import { expansionFormats } from '../../domain/render/prompt';
@@ -88,7 +88,7 @@ async function check(api: Api, file: string): Promise<number> {
       const note = volatilityNote(info.version.meta?.volatility);
       if (note) problems.push(note);
       // A file gone or unreadable fails its handle, not the run; so does one outside the repository (a lock edited by hand).
-      const away = entry.file === undefined ? null : outside(repositoryOf(file), resolve(dirname(file), entry.file));
+      const away = entry.file === undefined ? null : outside(repositoryOf(file), resolve(dirname(file), entry.file), entry.file);
       if (away) problems.push(away);
       const digest = entry.file === undefined || away ? undefined : fileProblem(() => fileDigest(resolve(dirname(file), entry.file!), info.kind), problems);
       if (entry.file !== undefined && digest !== undefined) {
@@ -118,7 +118,8 @@ async function write(api: Api, file: string, refs: string[], format: string | un
   // Every file is checked before anything is read or locked.
   const repo = repositoryOf(file);
   for (const arg of refs) {
-    const problem = arg.includes('=') ? outside(repo, arg.slice(arg.indexOf('=') + 1)) : null;
+    const path = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : null;
+    const problem = path === null ? null : outside(repo, path, lockPath(file, path));
     if (problem) throw new UsageError(`${problem} (nothing was locked)`);
   }
   const lock = readLock(file, false);
@@ -137,8 +138,7 @@ async function write(api: Api, file: string, refs: string[], format: string | un
       const digest = fileDigest(path, info.kind);
       if (digest !== info.version.digest)
         throw new CliError(`${path} is not ${ref}'s content (the file's sha256 ${digest.slice(0, 12)}…, the version's ${info.version.digest.slice(0, 12)}…): mint it first ('prefix-handles mint ${info.kind} ${path} --version-of ${info.id}') and lock the ref that prints (nothing was locked)`);
-      // Relative to the lock file, with / on every system: the lock is committed and read from anywhere.
-      bound = relative(dirname(resolve(file)), resolve(path)).split(sep).join('/');
+      bound = lockPath(file, path);
       // One file, one version: the file's earlier version leaves the lock, or it would fail on the edit just taken.
       for (const [other, e] of Object.entries(lock.handles))
         if (other !== ref && e.file === bound) {
@@ -166,21 +166,35 @@ async function write(api: Api, file: string, refs: string[], format: string | un
  * The repository a lock file is committed in: the nearest directory at or above it that holds `.git` (a directory, or
  * a worktree's or submodule's file), else the lock file's own directory.
  */
-function repositoryOf(lockFile: string): { root: string; git: boolean } {
+function repositoryOf(lockFile: string): { root: string; git: boolean; lockDir: string } {
   const start = real(dirname(resolve(lockFile)));
   for (let d = start; ; d = dirname(d)) {
-    if (existsSync(join(d, '.git'))) return { root: d, git: true };
-    if (dirname(d) === d) return { root: start, git: false };
+    if (existsSync(join(d, '.git'))) return { root: d, git: true, lockDir: start };
+    if (dirname(d) === d) return { root: start, git: false, lockDir: start };
   }
 }
 
 /**
- * Why a file cannot be locked: it is outside the repository (by its real path: a link out of it too). CI checks the
+ * The path a lock keeps for a file: relative to the lock file, with / on every system (the lock is committed and read
+ * from anywhere), from their directories' real paths: a file reached through a link from outside the repository is
+ * kept by its place in it, which CI has. The file's own name stays (a link in the repository to a file in it is kept).
+ */
+function lockPath(lockFile: string, path: string): string {
+  return relative(real(dirname(resolve(lockFile))), join(real(dirname(resolve(path))), basename(path))).split(sep).join('/');
+}
+
+/**
+ * Why a file cannot be locked: it is outside the repository, by its real path (a link out of it too) or by the path
+ * the lock keeps (`stored`, relative to the lock file: one that climbs out and back in through a link). CI checks the
  * repository out alone, elsewhere: a path that leaves it names nothing there, or someone else's file.
  */
-function outside(repo: { root: string; git: boolean }, path: string): string | null {
+function outside(repo: { root: string; git: boolean; lockDir: string }, path: string, stored: string): string | null {
   const rel = relative(repo.root, real(resolve(path)));
-  if (rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel)) return null;
+  // Each .. of the kept path (normalized: all leading) climbs one directory from the lock file's, this deep in the repository.
+  const depth = relative(repo.root, repo.lockDir).split(sep).filter(Boolean).length;
+  const climbs = normalize(stored).split(/[\\/]/).filter((p) => p === '..').length;
+  const inside = !isAbsolute(stored) && climbs <= depth && rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
+  if (inside) return null;
   const where = repo.git ? `the repository (${repo.root})` : `the lock file's directory (${repo.root}; no .git above it)`;
   return `${path} is outside ${where}: a lock file that names a file outside the repository cannot be checked in CI elsewhere, where only the repository is checked out; keep the file in it`;
 }
