@@ -32,16 +32,17 @@ export function simSignature(kind: 'anthropic' | 'gemini' | 'openai', what: unkn
   return createHash('sha256').update(`${kind}\n${typeof what === 'string' ? what : (canonicalize(what) ?? '')}`, 'utf8').digest('base64');
 }
 
-/** What a thinking block is tied to with preserved thinking: the model that produced it and what came before it. */
+/** What a thinking block is tied to: the model that produced it and, with preserved thinking, what came before it. */
 export interface ThinkingBinding {
   model: string;
-  /** anthropicPrefixes' digest at the block. */
+  /** anthropicPrefixes' digest at the block; '' for a model without the prefix check. */
   prefix: string;
 }
 
 /**
- * An Anthropic thinking block's signature. Tied (a model with preserved thinking) it names the model that produced it and
- * the digest of what came before, as Anthropic's signatures tell the API; untied, it signs the text alone.
+ * An Anthropic thinking block's signature. Tied, it names the model that produced it (the model check applies to every
+ * thinking model) and, with preserved thinking, the digest of what came before, as Anthropic's signatures tell the API;
+ * untied (a block signed before models were named), it signs the text alone.
  */
 export function anthropicSignature(thinking: string, bound: ThinkingBinding | null): string {
   if (bound === null) return simSignature('anthropic', thinking);

@@ -116,7 +116,10 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     const turnStart = currentTurnStart(messages);
     const producer = (b: Json) => {
       const by = anthropicSigner(b).bound?.model;
-      return by === undefined ? null : opts.catalog.lookup(by, 'anthropic').entry.id;
+      if (by === undefined) return null;
+      // A name the catalog does not know: not known, as the render takes it (requests.ts producerOf).
+      const found = opts.catalog.lookup(by, 'anthropic');
+      return found.fallback ? null : found.entry.id;
     };
     const binding = isObject(body.thinking) && isObject(body.thinking.block_binding) ? body.thinking.block_binding : {};
     const prefixes = anthropicPrefixes(body);
@@ -127,7 +130,8 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
       for (const [j, b] of m.content.entries()) {
         if (!isObject(b) || (b.type !== 'thinking' && b.type !== 'redacted_thinking')) continue;
         const bound = anthropicSigner(b).bound;
-        if (!failed && (bound === null || !readsProducer(entry, producer(b)) || bound.prefix === prefixes(i, j))) continue;
+        // A block of a model without the prefix check names its model alone (prefix '').
+        if (!failed && (bound === null || bound.prefix === '' || !readsProducer(entry, producer(b)) || bound.prefix === prefixes(i, j))) continue;
         if (binding.prefix_mismatch_behavior !== 'drop_block') return { problem: boundToAnotherConversation(i, j) };
         failed = true;
         dropped.add(b);
@@ -204,8 +208,12 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
       model,
       ...first,
       more,
-      // A model with preserved thinking ties its thinking to itself and to the conversation before it.
-      thinkingBinding: api.format === 'anthropic' && entry.thinking?.readsFrom ? { model, prefix: anthropicPrefixes(body)(Array.isArray(body.messages) ? body.messages.length : 0, 0) } : null,
+      // A Claude thinking model's signature names it (the model check reads it on every model); one with preserved
+      // thinking also ties its thinking to the conversation before it.
+      thinkingBinding:
+        api.format !== 'anthropic' || !entry.thinking
+          ? null
+          : { model, prefix: entry.thinking.readsFrom ? anthropicPrefixes(body)(Array.isArray(body.messages) ? body.messages.length : 0, 0) : '' },
       createdAt: startedAt,
       usage: {
         promptTokens: totalTokens,

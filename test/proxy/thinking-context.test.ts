@@ -144,6 +144,20 @@ describe('a session continued on another model: thinking blocks bound to the mod
     expect(rendered.json.warnings).toEqual([{ code: 'thinking_not_read', segment: 2, kind: 'thinking', text: 'claude-fable-5-1', detail: expect.stringContaining('claude-opus-5-5 does not read') }]);
   });
 
+  it("a model without preserved thinking's own blocks (Claude Sonnet 4.6's) are not read by Claude Fable 5.1 either: the simulator drops them as the estimate does", async () => {
+    const { send, round } = await setup();
+    const sonnet = await round('claude-sonnet-4-6', ENABLED, 'Oslo');
+    const fable = await send('claude-fable-5-1', ADAPTIVE, 'Use get_weather for Bergen.');
+    expect(fable.warnings).toBe('thinking_not_read');
+    await committed(h);
+    const r = await requestOf(fable.requestId);
+    expect(r.outcome.estimated_prompt_tokens).toBe(r.usage.total_prompt_tokens);
+    const signed = new Set(sonnet.map((s) => (s.content[0] as Anthropic.ThinkingBlock).signature));
+    const body = upstreamCalls()[2]!.body;
+    expect(r.usage.total_prompt_tokens).toBe((await h.anthropic().messages.countTokens(withoutThinking(body, (_, x) => signed.has(x.signature!)))).input_tokens);
+    expect(r.usage.total_prompt_tokens).toBeLessThan((await h.anthropic().messages.countTokens({ ...withoutThinking(body, () => false), model: 'claude-sonnet-4-6' })).input_tokens);
+  });
+
   it("a changed prefix before the session's thinking (another system prompt) is Anthropic's 400, bound to a different conversation; with drop_block, answered", async () => {
     const { client, session, sdk, round } = await setup();
     await round('claude-fable-5-1', ADAPTIVE, 'Oslo');
