@@ -145,6 +145,22 @@ describe('prefix-handles import --match-handles', () => {
     expect(inline.every((m) => m.segments.every((s) => s.source === 'inline'))).toBe(true);
   });
 
+  it('a rejected line is no near miss: its system prompt, equal to the artifact matched on another line, is not said to differ from it', async () => {
+    const a = t.tenant();
+    const system = `${LONG_SYSTEM} Rejected lines.`;
+    const sys = await mintArtifact(a.client, 'system', system);
+    const request = (extra: object) => ({ model: 'claude-sonnet-4-5', max_tokens: 64, system, messages: [{ role: 'user', content: 'q' }], ...extra });
+    const start = t.clock.now() - 3_600_000;
+    const line = (i: number, extra: object) => JSON.stringify({ format: 'anthropic', request: request(extra), response: { id: `msg_r${i}`, type: 'message', usage: anthropicUsage(4000, 0, 0) }, started_at: start + i * MIN });
+    // Line 2 names a handle the tenant does not have: refused by the render.
+    const lines = [line(0, {}), line(1, { prefix: ['art_000000000000000000000'] })].join('\n');
+    const r = await h.cli(['import', '--match-handles', h.file('rejected.jsonl', `${lines}\n`)], { key: a.key });
+    expect(r.code).toBe(1);
+    expect(r.out).toContain('rejected.jsonl: 2 lines, 1 accepted, 1 rejected\n');
+    expect(r.out).toContain(`  ${sys.ref}  /system  on 1 line\n`);
+    expect(r.out).not.toContain('close to');
+  });
+
   it('OpenAI chat: the leading system message and the tools matched; a developer message and reordered schema keys are not', async () => {
     const a = t.tenant();
     const system = `${LONG_SYSTEM} OpenAI logs.`;

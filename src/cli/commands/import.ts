@@ -208,7 +208,9 @@ ${API_HELP}`,
       out.push(`  ${source}  ${[...m.where].sort().join(', ')}  on ${m.lines} line${m.lines === 1 ? '' : 's'}`);
     if (matchHandles) {
       const system = [...matches.keys()].filter((ref) => [...matches.get(ref)!.where].some((w) => w !== '/tools'));
-      for (const [ref, near] of await nearMisses(api(), calls, matchedAt, system))
+      // A line the render refused is no near miss: it was not compared at all.
+      const refused = new Set(rejected.map((r) => r.line));
+      for (const [ref, near] of await nearMisses(api(), calls.filter((c) => !refused.has(c.line)), matchedAt, system))
         out.push(
           `${near.lines} line${near.lines === 1 ? '' : 's'} carr${near.lines === 1 ? 'ies' : 'y'} a system prompt close to ${ref} but not equal to it (first difference at byte ${near.byte} of ${near.pointer} on line ${near.line}): not matched, the provider read other bytes`,
         );
@@ -247,7 +249,8 @@ async function nearMisses(api: Api, calls: Array<{ line: number; call: Call }>, 
       texts.forEach((a, i) => {
         const prefix = commonPrefix(a, text);
         const covered = prefix + commonSuffix(a, text, Math.min(a.length, text.length) - prefix);
-        if (covered >= 0.9 * Math.max(a.length, text.length) && (!best || covered > best.covered)) best = { ref: refs[i]!, prefix, covered };
+        // Equal text unmatched (another block shape the provider reads otherwise) differs in no byte: not said to.
+        if (a !== text && covered >= 0.9 * Math.max(a.length, text.length) && (!best || covered > best.covered)) best = { ref: refs[i]!, prefix, covered };
       });
       if (!best) continue;
       const { ref, prefix } = best;
