@@ -349,7 +349,11 @@ export class RequestRenderer {
       if (tool && isDefinedTool(tool)) toolUnits[i] = costedTool(u, tool.type, costs);
     });
     // Those the model has no figure for: sent as given and counted as their JSON, which the render warns of.
-    const unfigured = format === 'anthropic' ? toolUnits.flatMap((u, i) => estimatedTool(JSON.parse(u.hashText), (type) => definedToolTokens(type, costs) !== undefined, i) ?? []) : [];
+    // Only a tool whose text holds a version-like type is parsed: most are custom tools, and this runs on every render.
+    const unfigured =
+      format === 'anthropic'
+        ? toolUnits.flatMap((u, i) => (MAYBE_DEFINED_TOOL.test(u.hashText) ? (estimatedTool(JSON.parse(u.hashText), (type) => definedToolTokens(type, costs) !== undefined, i) ?? []) : []))
+        : [];
 
     // ---- system ----
     const systemUnits: Unit[] = [];
@@ -726,6 +730,9 @@ export class RequestRenderer {
     return segs.flatMap((s) => this.itemsOf(format, s, ctx, at));
   }
 }
+
+/** Text that may hold an Anthropic-defined tool's type (DEFINED_TOOL_TYPE, quoted); estimatedTool decides. */
+const MAYBE_DEFINED_TOOL = /"type":"[a-z][a-z0-9_]*_\d{8}"/;
 
 /** The segment holding the request's unit `n` (in prompt order): segments tile the units in order. */
 function segmentOfUnit(list: RenderedSegment[], n: number): number {
