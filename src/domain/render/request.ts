@@ -664,7 +664,8 @@ export class RequestRenderer {
     const matched = new Map<PromptSegment, string>();
     /** The version that, rendered here, is these units, if the tenant has one (`content`: as a mint would store it). */
     const find = (units: Unit[], section: Section, kind: 'system' | 'tools', content: () => unknown, at: string): { ref: string; seg: PromptSegment } | null => {
-      const key = `${tenantId}|${format}|${section}|${units.map((u) => u.key).join(',')}`;
+      // The units' keys hashed: a long tools list's joined keys would make each of the cache's entries kilobytes.
+      const key = `${tenantId}|${format}|${section}|${sha256Hex(units.map((u) => u.key).join(','))}`;
       const known = this.matches.get(key);
       let candidates: ResolvedRef[] | undefined;
       try {
