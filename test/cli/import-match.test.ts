@@ -261,4 +261,29 @@ describe('prefix-handles import --match-handles', () => {
     const bad = await h.cli(['suggest', log, '--min-lines', '0']);
     expect(bad.code).toBe(2);
   });
+
+  it('suggest names a system prompt that repeats but for a timestamp: no line listed, the biggest leak of the log said', async () => {
+    const system = `${LONG_SYSTEM} Research.`;
+    const line = (i: number, text: string) =>
+      JSON.stringify({
+        format: 'openai-chat',
+        request: { model: 'gpt-4.1', messages: [{ role: 'system', content: text }, { role: 'user', content: `question ${i}` }] },
+        usage: { prompt_tokens: 3000, completion_tokens: 3, total_tokens: 3003, prompt_tokens_details: { cached_tokens: 0 } },
+        started_at: t.clock.now() - 3_600_000 + i * MIN,
+      });
+    const stamped = (i: number) => `You are a research assistant.\nCurrent time: 2026-12-01T09:0${i}:00Z\n${system}`;
+    const input = `${[0, 1, 2].map((i) => line(i, stamped(i))).join('\n')}\n${line(3, `Other prompt 2026-12-01T09:00:00Z ${system}`)}\n`;
+    const s = await h.cli(['suggest', '-', '--dir', join(h.dir, 'stamped')], { input });
+    expect(s.code, s.err).toBe(0);
+    expect(s.out).toContain('no system prompt or tools list is on 2 lines or more\n');
+    // Three lines, one prompt but for the timestamp (byte 44: after the first line and 'Current time: '); the fourth
+    // prompt differs in more than its value and is not counted with them.
+    expect(s.out).toMatch(
+      /\n3 lines carry a system prompt \(≈[\d,]+ tokens, "You are a research assistant\. Current t…"\) that is the same but for volatile values, first iso_timestamp "2026-12-01T09:00:00Z" at byte 44 on line 1: each call is another prompt from that byte on/,
+    );
+    expect(s.out).not.toContain('4 lines carry');
+    // Under --min-lines, not said.
+    const fewer = await h.cli(['suggest', '-', '--dir', join(h.dir, 'stamped'), '--min-lines', '4'], { input });
+    expect(fewer.out).not.toContain('the same but for volatile values');
+  });
 });

@@ -15,6 +15,7 @@ const domain = async () => ({
   ...(await import('../../domain/render/request')),
   ...(await import('../../domain/prompt-tokens')),
   ...(await import('../../domain/tokens')),
+  ...(await import('../../domain/volatility')),
 });
 type Domain = Awaited<ReturnType<typeof domain>>;
 
@@ -86,6 +87,7 @@ Options:
     const notes = [...elsewhere].map(
       ([place, n]) => `${n} line${n === 1 ? '' : 's'} carr${n === 1 ? 'ies' : 'y'} a system prompt as ${place}, where no artifact renders (a system artifact is a system message): not listed, and an import will not match it`,
     );
+    notes.push(...volatileVariants(d, [...groups.values()].filter((g) => g.kind === 'system' && g.lines.size < minLines), minLines));
     const listed = [...groups.values()].filter((g) => g.lines.size >= minLines).sort((a, b) => b.lines.size - a.lines.size || b.tokens - a.tokens);
     const out = [`${file === '-' ? 'stdin' : file}: ${read} line${read === 1 ? '' : 's'} read${unread ? `, ${unread} not a call (not JSON, or no known "format" and "request")` : ''}`];
     if (!listed.length) {
@@ -126,6 +128,44 @@ Options:
     return 0;
   },
 };
+
+/**
+ * System prompts each on too few lines to list that are one prompt but for volatile values (a timestamp line, a
+ * request id): on minLines lines or more together, they are said so, with the first value that differs. The biggest
+ * leak a log can hold — every call another prompt from that byte on — would otherwise show as nothing repeated.
+ */
+function volatileVariants(d: Domain, rare: Group[], minLines: number): string[] {
+  const variants = new Map<string, { groups: Group[]; lines: number }>();
+  for (const g of rare) {
+    const text = g.bytes.toString('utf8');
+    const found = d.findVolatility(text);
+    if (!found.length) continue;
+    // The text with each value's bytes replaced by its kind: equal for prompts that differ in those values alone.
+    const bytes = g.bytes;
+    let masked = '';
+    let at = 0;
+    for (const f of found) {
+      masked += `${bytes.subarray(at, f.offset).toString('utf8')}\u0000${f.kind}\u0000`;
+      at = f.offset + Buffer.byteLength(f.text);
+    }
+    masked += bytes.subarray(at).toString('utf8');
+    const v = variants.get(masked) ?? variants.set(masked, { groups: [], lines: 0 }).get(masked)!;
+    v.groups.push(g);
+    v.lines += g.lines.size;
+  }
+  const notes: string[] = [];
+  for (const v of [...variants.values()].filter((x) => x.groups.length > 1 && x.lines >= minLines).sort((a, b) => b.lines - a.lines)) {
+    const [a, b] = v.groups.map((g) => g.bytes);
+    let byte = 0;
+    while (a![byte] === b![byte]) byte++;
+    const f = d.findVolatility(a!.toString('utf8')).find((x) => byte < x.offset + Buffer.byteLength(x.text))!;
+    const line = Math.min(...v.groups.flatMap((g) => [...g.lines]));
+    notes.push(
+      `${v.lines} lines carry a system prompt (≈${tokens(v.groups[0]!.tokens)} tokens, "${preview(v.groups[0]!)}") that is the same but for volatile values, first ${f.kind} "${f.text}" at byte ${f.offset} on line ${line}: each call is another prompt from that byte on, never read from the cache, and no artifact can match it; move the value out of the system prompt (into the newest message), mint the rest and name it in the calls`,
+    );
+  }
+  return notes;
+}
 
 /** Where an OpenAI call keeps its system prompt when no artifact can be it: a developer message, Responses instructions. */
 function unrenderedPlace(format: RequestFormat, request: Record<string, unknown>): string | null {
