@@ -191,7 +191,12 @@ ${API_HELP}`,
     if (captures.unknown) out.push(`${captures.unknown} accepted without cache fields in the usage: capture unknown`);
     if (noHandle)
       out.push(
-        `${noHandle} accepted but referenced no handle: recorded (GET /v1/requests), on no report — reports count handle content: mint what every call repeats (the system prompt, the tools) and name it in the lines' "prefix"`,
+        `${noHandle} accepted but referenced no handle: recorded (GET /v1/requests), on no report — reports count handle content: ${
+          // With the flag the lines were matched already: what they repeat, and why it is no artifact, is suggest's to say.
+          matchHandles
+            ? `their tools and system prompt are no artifact version of this tenant's as the provider read them; 'prefix-handles suggest ${file === '-' ? '<file>' : file}' lists what they repeat, and says why what it lists would not match (a timestamp in the prompt, a schema's key order)`
+            : `mint what every call repeats (the system prompt, the tools) and name it in the lines' "prefix"`
+        }`,
       );
     if (emptyHandles)
       out.push(
