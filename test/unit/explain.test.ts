@@ -28,6 +28,13 @@ describe('why a request is in each class', () => {
     expect(requestWhys({ ...base, segments: [seg(0, 90, { below_minimum: 90 })] })).toEqual([`below_minimum 90 tokens in #1: ${belowMinimumHelp(null)}`]);
   });
 
+  it("cold: on the caller's inline content, that its bytes were new, and what makes them new on every call", () => {
+    const segments = [{ ...seg(0, 63, { below_minimum: 63 }), source: 'inline' }, { ...seg(63, 1296, { cold: 1233 }), source: 'inline' }, { ...seg(1296, 1400, { cold: 104 }), source: 'art_x@1' }];
+    expect(requestWhys({ ...base, entry: gpt, segments })[0]).toBe(
+      "cold 1,337 tokens in #2–#3: first use in this cache scope: an unavoidable write the first time; #2 is the caller's inline content, whose bytes were not sent before: if the agent sends the same content on every call, a value in it changes each time (a timestamp, an id; 'prefix-handles suggest' on a log of the calls names it)",
+    );
+  });
+
   it('unconfirmed and bonus: predicted against read; unknown: why it is unknown', () => {
     const segments = [seg(0, 1500, { captured: 1000, unconfirmed: 500 }), seg(1500, 1600, { cold: 100 }), seg(1600, 1700, { cold: 100 }), seg(1700, 1800, { unconfirmed: 100 })];
     expect(requestWhys({ ...base, entry: sonnet, segments, predicted_read: 1600, provider_read: 1000 })).toEqual([

@@ -59,7 +59,7 @@ export interface WhyInput {
   /** The catalog entry's id, `provider` and cache rules; absent: the figures that need them are left out. */
   entry?: { id: string; provider: ProviderFamily; cache: Pick<CacheRules, 'minTokens' | 'granularity' | 'lookbackBlocks' | 'supported'> };
   /** The outcome's segments: provider-scaled token spans (those the simulation compared) and their classes. */
-  segments: ReadonlyArray<{ start: number; end: number; classes: Partial<Record<string, number>> }>;
+  segments: ReadonlyArray<{ start: number; end: number; classes: Partial<Record<string, number>>; source?: string }>;
   breakpoints: ReadonlyArray<{ segment: number }>;
   predicted_read: number;
   /** The provider's read; null when it reported no cache fields. */
@@ -98,6 +98,14 @@ export function requestWhys(r: WhyInput): string[] {
     const end = r.segments[last]!.end;
     let why: string = CLASS_HELP[cls];
     switch (cls) {
+      case 'cold': {
+        // Inline content is cold whenever its bytes are new, which a value written into it on every call makes them:
+        // "unavoidable" is only true of its first send.
+        const inline = held.filter((i) => r.segments[i]!.source === 'inline');
+        if (inline.length)
+          why += ` the first time; ${segmentList(inline)} ${inline.length === 1 ? 'is' : 'are'} the caller's inline content, whose bytes were not sent before: if the agent sends the same content on every call, a value in it changes each time (a timestamp, an id; 'prefix-handles suggest' on a log of the calls names it)`;
+        break;
+      }
       case 'concurrent':
         why += ': the request that wrote this prefix had not started answering when this one started, and the provider did not read it';
         break;
