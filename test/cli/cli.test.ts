@@ -385,7 +385,7 @@ describe('prefix-handles CLI', () => {
       'tool_choice changed: not sent → {"type":"any"}: Anthropic caches the messages under tool_choice and thinking, so from segment #3 on they were sent again uncached',
     ]);
     expect(driftDetail({ ...base, now: base.before, thinking: 'earlier_turn' })).toEqual([
-      "the same bytes, read otherwise: the model strips earlier turns' thinking once a new question follows a tool loop, so from segment #3 on the prefix the loop wrote was sent again uncached",
+      "the same bytes, read otherwise: the model strips earlier turns' thinking once a new question follows a tool loop, so from segment #3 on the prefix the loop wrote was sent again uncached (the model's rule, nothing in the agent to change: a model that keeps earlier turns' thinking, Sonnet 4.6 or Opus 4.5 and later, reads it)",
     ]);
     expect(driftDetail({ ...base, formats: { before: 'openai-chat', now: 'openai-responses' } })).toEqual([
       'segment #3 changed: ses_x@2 → ses_x@2 (the API format changed, openai-chat → openai-responses: the same handles serialise to other bytes)',

@@ -103,7 +103,7 @@ describe("earlier turns' thinking: stripped by older models, kept by newer ones"
       expect(requests[3].outcome.drift).toBeNull();
       // The dashboard says the same, on the request's page and the session's.
       const ui = async (path: string) => (await h.t.app.request(path, { headers: { cookie: `ph_ui_key=${h.key}` } })).text();
-      expect(await ui(`/ui/requests/${sent[2]!.requestId}`)).toMatch(/data-drift-thinking[\s\S]*the model strips earlier turns' thinking once a new question follows a tool loop: from segment <b>#3<\/b> on/);
+      expect(await ui(`/ui/requests/${sent[2]!.requestId}`)).toMatch(/data-drift-thinking[\s\S]*the model strips earlier turns' thinking once a new question follows a tool loop: from segment <b>#3<\/b> on[^<]*nothing in the agent to change: a model that keeps earlier turns' thinking, Sonnet 4.6 or Opus 4.5 and later, reads it\)/);
       expect(await ui(`/ui/handles/${session.id}`)).toContain("the bytes are the same, but the model strips earlier turns' thinking");
     }
   });

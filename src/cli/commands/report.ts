@@ -225,7 +225,7 @@ export function driftDetail(d: Omit<DriftFinding, 'request_id' | 'previous_reque
   if (d.settings?.length)
     return [`${d.settings.map((c) => `${c.name} changed: ${shown(c.before)} → ${shown(c.now)}`).join('; ')}: Anthropic caches the messages under tool_choice and thinking, so from segment #${d.segment + 1} on they were sent again uncached`];
   if (d.thinking)
-    return [`the same bytes, read otherwise: the model strips earlier turns' thinking once a new question follows a tool loop, so from segment #${d.segment + 1} on the prefix the loop wrote was sent again uncached`];
+    return [`the same bytes, read otherwise: the model strips earlier turns' thinking once a new question follows a tool loop, so from segment #${d.segment + 1} on the prefix the loop wrote was sent again uncached (the model's rule, nothing in the agent to change: a model that keeps earlier turns' thinking, Sonnet 4.6 or Opus 4.5 and later, reads it)`];
   const formats = d.formats ? ` (the API format changed, ${d.formats.before} → ${d.formats.now}: the same handles serialise to other bytes)` : '';
   const at = d.byte_offset !== undefined ? `, first at byte ${tokens(d.byte_offset)}` : '';
   const lines = [`segment #${d.segment + 1} changed${at}: ${d.before.source} → ${d.now.source}${formats}`];

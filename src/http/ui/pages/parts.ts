@@ -84,7 +84,7 @@ Anthropic caches the messages under <code>tool_choice</code> and <code>thinking<
  * same, what the model reads of them is not.
  */
 export const thinkingNote = (segment: number): Html =>
-  html`the bytes are the same, but the model strips earlier turns' thinking once a new question follows a tool loop: from segment <b>#${segment + 1}</b> on, the prefix the loop wrote with its thinking was not what the model read now, and was sent again uncached`;
+  html`the bytes are the same, but the model strips earlier turns' thinking once a new question follows a tool loop: from segment <b>#${segment + 1}</b> on, the prefix the loop wrote with its thinking was not what the model read now, and was sent again uncached (the model's rule, nothing in the agent to change: a model that keeps earlier turns' thinking, Sonnet 4.6 or Opus 4.5 and later, reads it)`;
 
 /** Same handles, other API format: the bytes differ because the format does (chat and Responses share a cache). */
 export const formatsNote = (f: { now: string; before: string } | undefined): Html | string =>
