@@ -116,6 +116,16 @@ describe('dashboard in headless Chromium', () => {
     await expectReportShown(page, (await s.client.get(`/v1/reports/handles/${s.bundle.id}?${week}`)).json);
     await expect(page.locator('svg[data-chart="capture-trend"] g[data-day]').count()).resolves.toBe(7);
     await page.screenshot({ path: `${SHOTS}/handle-bundle.png`, fullPage: true });
+    // At 1280 px each recent request's model is one line: a model id broke at its hyphens ("claude-sonnet-4-" / "5").
+    const modelLines = await page.$$eval('table[data-table="recent"] td[data-model]', (tds) =>
+      tds.map((td) => {
+        const range = document.createRange();
+        range.selectNodeContents(td);
+        return range.getClientRects().length;
+      }),
+    );
+    expect(modelLines.length).toBeGreaterThan(0);
+    expect(new Set(modelLines)).toEqual(new Set([1]));
 
     await page.goto(`${base}/ui/handles/${s.sys.id}?period=7d`);
     await expectReportShown(page, (await s.client.get(`/v1/reports/handles/${s.sys.id}?${week}`)).json);
