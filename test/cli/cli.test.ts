@@ -212,7 +212,9 @@ describe('prefix-handles CLI', () => {
     // A model name nobody used (a typo, most likely) gives zeros and a note saying so.
     const typo = await cli(['report', a.ref, '--model', 'claude-sonet-4-5'], { key });
     expect(typo.code).toBe(0);
-    expect(typo.err).toContain("note: no request used the model 'claude-sonet-4-5' in this range");
+    expect(typo.err).toContain("note: no request of this handle used the model 'claude-sonet-4-5' in this range (model names match exactly, as requested; calls with their prompt inline are on no report: 'prefix-handles requests' lists every call)");
+    const tenantTypo = await cli(['report', '--model', 'claude-sonet-4-5'], { key });
+    expect(tenantTypo.err).toContain("note: no request that referenced a handle used the model 'claude-sonet-4-5' in this range");
     expect(handleText.out).toMatch(new RegExp(`realised savings +\\${usd(ha.money.realised_savings)}`));
     expect(handleText.out).toMatch(new RegExp(`unread write premiums +\\${usd(ha.money.write_premiums_unread)}`));
 

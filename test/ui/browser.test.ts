@@ -119,7 +119,7 @@ describe('dashboard in headless Chromium', () => {
     // At 1280 px each recent request's model is one line: a model id broke at its hyphens ("claude-sonnet-4-" / "5").
     const modelLines = await page.$$eval('table[data-table="recent"] td[data-model]', (tds) =>
       tds.map((td) => {
-        const range = document.createRange();
+        const range = td.ownerDocument.createRange();
         range.selectNodeContents(td);
         return range.getClientRects().length;
       }),
