@@ -22,6 +22,7 @@ import canonicalize from 'canonicalize';
 import type { ModelEntry, TokenizerFamily, ToolUseSystemPrompt } from './catalog/types';
 import { semanticForm, type PromptFormat } from './simulator/semantic';
 import { MAX_JSON_DEPTH } from './validation';
+import { isRecord } from './records';
 
 export type TokenCounter = (text: string) => number;
 
@@ -102,7 +103,6 @@ export function definedToolTokens(type: unknown, costs: ToolCosts): number | und
 }
 
 type Json = Record<string, unknown>;
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 const TEXT_TYPES = new Set([undefined, 'text', 'input_text', 'output_text']);
 /** Responses content parts: inside a message, not items of their own. */
 const PART_TYPES = new Set(['input_text', 'output_text', 'input_image', 'input_file', 'refusal']);
@@ -110,7 +110,7 @@ const PART_TYPES = new Set(['input_text', 'output_text', 'input_image', 'input_f
 /** The JSON text a provider writes into the prompt for a free-form value (a verbatim one as sent). */
 function jsonText(v: unknown): string {
   // OpenAI sends arguments as a string of JSON: the model reads that string, not its quoted form.
-  if (isObject(v) && typeof v.verbatim === 'string' && Object.keys(v).length === 1) return v.verbatim.startsWith('"') ? (JSON.parse(v.verbatim) as string) : v.verbatim;
+  if (isRecord(v) && typeof v.verbatim === 'string' && Object.keys(v).length === 1) return v.verbatim.startsWith('"') ? (JSON.parse(v.verbatim) as string) : v.verbatim;
   if (typeof v === 'string') return v;
   return canonicalize(v) ?? '';
 }
@@ -124,7 +124,7 @@ function jsonText(v: unknown): string {
 export function visibleText(block: unknown): string {
   if (typeof block === 'string') return block;
   if (block === null || block === undefined) return '';
-  if (!isObject(block)) return canonicalize(block) ?? '';
+  if (!isRecord(block)) return canonicalize(block) ?? '';
   if (typeof block.text === 'string' && TEXT_TYPES.has(block.type as string | undefined)) return block.text;
   // Anthropic's thinking as the model reads it: its text, not the signature that authenticates it. Redacted thinking
   // is encrypted, its length unknown to us: framing only. (Gemini's thoughtSignature is left out the same way, above.)
@@ -134,7 +134,7 @@ export function visibleText(block: unknown): string {
   // belongs to; OpenAI drops earlier turns' items), a length nobody but OpenAI can read off it: framing only.
   if (block.type === 'reasoning') return '';
   // Gemini's parts name what they hold; Chat's tool calls and definitions nest it under `function`.
-  const inner = isObject(block.functionCall) ? block.functionCall : isObject(block.functionResponse) ? block.functionResponse : isObject(block.function) ? block.function : block;
+  const inner = isRecord(block.functionCall) ? block.functionCall : isRecord(block.functionResponse) ? block.functionResponse : isRecord(block.function) ? block.function : block;
   const kind = block.type;
   if (kind === 'tool_result' || kind === 'function_call_output') {
     const out = block.content ?? block.output;
@@ -155,7 +155,7 @@ export function blockTokens(format: PromptFormat, block: unknown, opensMessage: 
 
 /** Whether a tool is a function definition: Chat's `{type: 'function', function: {name, …}}`, or Responses' flat one. */
 function isFunction(tool: unknown): tool is Json {
-  return isObject(tool) && tool.type === 'function' && typeof (isObject(tool.function) ? tool.function : tool).name === 'string';
+  return isRecord(tool) && tool.type === 'function' && typeof (isRecord(tool.function) ? tool.function : tool).name === 'string';
 }
 
 const withoutDot = (s: unknown) => (typeof s !== 'string' ? '' : s.endsWith('.') ? s.slice(0, -1) : s);
@@ -186,17 +186,17 @@ function deeper<T>(ctx: SchemaContext, none: T, walk: () => T): T {
  * with the member's own keys beside it kept; `anyOf`/`oneOf`/`allOf` as their alternatives.
  */
 function resolved(schema: unknown, ctx: SchemaContext): { schema: Json; name?: string; parts: Json[] } {
-  let s: Json = isObject(schema) ? schema : {};
+  let s: Json = isRecord(schema) ? schema : {};
   let name: string | undefined;
   if (typeof s.$ref === 'string') {
     const { $ref: ref, ...own } = s;
-    const target = ref.startsWith('#/') ? ref.slice(2).split('/').reduce<unknown>((v, k) => (isObject(v) ? v[k.replace(/~1/g, '/').replace(/~0/g, '~')] : undefined), ctx.root) : undefined;
-    if (isObject(target) && !ctx.written.has(ref)) {
+    const target = ref.startsWith('#/') ? ref.slice(2).split('/').reduce<unknown>((v, k) => (isRecord(v) ? v[k.replace(/~1/g, '/').replace(/~0/g, '~')] : undefined), ctx.root) : undefined;
+    if (isRecord(target) && !ctx.written.has(ref)) {
       ctx.written.add(ref);
       s = { ...target, ...own };
     } else {
       s = own;
-      if (isObject(target)) name = ref.slice(ref.lastIndexOf('/') + 1);
+      if (isRecord(target)) name = ref.slice(ref.lastIndexOf('/') + 1);
     }
   }
   const alternatives = ['anyOf', 'oneOf', 'allOf'].flatMap((k) => (Array.isArray(s[k]) ? (s[k] as unknown[]) : []));
@@ -213,7 +213,7 @@ const typeNameOf = (t: unknown) => (typeof t === 'string' ? t : Array.isArray(t)
  * prompt too.
  */
 function propertiesTokens(schema: Json, count: TokenCounter, c: FunctionTokens, ctx: SchemaContext): number {
-  const props = isObject(schema.properties) ? Object.entries(schema.properties) : [];
+  const props = isRecord(schema.properties) ? Object.entries(schema.properties) : [];
   let n = props.length ? c.properties : 0;
   for (const [key, value] of props) {
     const { schema: p, name, parts } = resolved(value, ctx);
@@ -244,13 +244,13 @@ function memberTokens(schemas: Json[], count: TokenCounter, c: FunctionTokens, c
  * function as the cookbook counts it, any other as its text and framing.
  */
 export function toolTokens(format: PromptFormat, tool: unknown, count: TokenCounter, costs: ToolCosts): number {
-  const defined = isObject(tool) ? definedToolTokens(tool.type, costs) : undefined;
+  const defined = isRecord(tool) ? definedToolTokens(tool.type, costs) : undefined;
   if (defined !== undefined) return defined;
   if (!costs.functions || !isFunction(tool)) return blockTokens(format, tool, false, count);
-  const fn = isObject(tool.function) ? tool.function : tool;
+  const fn = isRecord(tool.function) ? tool.function : tool;
   // Parameters in their semantic form are the JSON text sent.
   const p = fn.parameters;
-  const parameters = isObject(p) && typeof p.verbatim === 'string' && Object.keys(p).length === 1 ? (JSON.parse(p.verbatim) as unknown) : p;
+  const parameters = isRecord(p) && typeof p.verbatim === 'string' && Object.keys(p).length === 1 ? (JSON.parse(p.verbatim) as unknown) : p;
   const ctx: SchemaContext = { root: parameters, written: new Set(), depth: 0 };
   const root = resolved(parameters, ctx);
   return costs.functions.func + count(`${fn.name as string}:${withoutDot(fn.description)}`) + memberTokens([root.schema, ...root.parts], count, costs.functions, ctx);
@@ -281,7 +281,7 @@ export function toolPromptParts(tools: Iterable<unknown>, toolChoice: unknown, c
     if ((functions = isFunction(tool))) break;
   }
   if (!some) return { withTools: 0, withMessages: 0 };
-  const forced = isObject(toolChoice) && (toolChoice.type === 'any' || toolChoice.type === 'tool');
+  const forced = isRecord(toolChoice) && (toolChoice.type === 'any' || toolChoice.type === 'tool');
   const sp = costs.systemPrompt;
   const shared = sp ? Math.min(sp.auto, sp.any) : 0;
   const system = sp ? (forced ? sp.any : sp.auto) : 0;
@@ -304,12 +304,12 @@ function messageBlocks(message: Json): unknown[] {
  */
 export function unitTokens(format: PromptFormat, section: 'tools' | 'system' | 'messages', value: unknown, count: TokenCounter, costs: ToolCosts = {}): number {
   // A Gemini tools entry declares several functions; each is a tool.
-  if (isObject(value) && Array.isArray(value.functionDeclarations)) return value.functionDeclarations.reduce((n: number, d) => n + unitTokens(format, section, d, count, costs), 0);
+  if (isRecord(value) && Array.isArray(value.functionDeclarations)) return value.functionDeclarations.reduce((n: number, d) => n + unitTokens(format, section, d, count, costs), 0);
   // A plain string stands for what it is where it stands: Responses instructions and a string input are a message.
   if (typeof value === 'string') return blockTokens(format, value, format === 'openai-responses', count);
   const v = semanticForm(format, value);
   if (section === 'tools') return toolTokens(format, v, count, costs);
-  const isMessage = isObject(v) && (typeof v.role === 'string' || (format === 'openai-responses' && section === 'messages' && !PART_TYPES.has(v.type as string)));
+  const isMessage = isRecord(v) && (typeof v.role === 'string' || (format === 'openai-responses' && section === 'messages' && !PART_TYPES.has(v.type as string)));
   if (!isMessage) return blockTokens(format, v, false, count);
   return messageBlocks(v as Json).reduce((n: number, b, i) => n + blockTokens(format, b, i === 0, count), 0);
 }

@@ -12,17 +12,17 @@
 //   error (`input_transformations`: `thinking_dropped`, `model_binding_mismatch`).
 
 import type { ModelEntry } from './catalog/types';
+import { isRecord } from './records';
 
 type Json = Record<string, unknown>;
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-export const isThinkingBlock = (b: unknown): boolean => isObject(b) && (b.type === 'thinking' || b.type === 'redacted_thinking');
+export const isThinkingBlock = (b: unknown): boolean => isRecord(b) && (b.type === 'thinking' || b.type === 'redacted_thinking');
 
 /** Whether a message (Anthropic's, or ours) is a user message with more than tool results: a new turn begins with it. */
 export function opensTurn(message: unknown): boolean {
-  if (!isObject(message) || message.role !== 'user') return false;
+  if (!isRecord(message) || message.role !== 'user') return false;
   const content = message.content;
-  return !Array.isArray(content) || content.some((b) => !isObject(b) || b.type !== 'tool_result');
+  return !Array.isArray(content) || content.some((b) => !isRecord(b) || b.type !== 'tool_result');
 }
 
 /** The index of the message the current turn opens with (the newest user message with more than tool results); -1 when none. */

@@ -23,9 +23,9 @@
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import { semanticForm } from '../domain/simulator/semantic';
+import { isRecord } from '../domain/records';
 
 type Json = Record<string, unknown>;
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** A deterministic stand-in for a provider's signature over `what`. */
 export function simSignature(kind: 'anthropic' | 'gemini' | 'openai', what: unknown): string {
@@ -73,7 +73,7 @@ export function anthropicSigner(block: Json): { valid: boolean; bound: ThinkingB
 export function anthropicPrefixes(body: Json): (message: number, part: number) => string {
   const blocks = (v: unknown) => (typeof v === 'string' ? [{ type: 'text', text: v }] : Array.isArray(v) ? v : []);
   const messages = Array.isArray(body.messages) ? body.messages : [];
-  const message = (i: number): Json => (isObject(messages[i]) ? messages[i] : {});
+  const message = (i: number): Json => (isRecord(messages[i]) ? messages[i] : {});
   const norm = (v: unknown) => semanticForm('anthropic', v);
   const chain = [simSignature('anthropic', { tools: norm(Array.isArray(body.tools) ? body.tools : []), system: norm(blocks(body.system)) })];
   const link = (i: number, m: Json) => simSignature('anthropic', [chain[i], norm(m)]);
@@ -89,7 +89,7 @@ export const boundToAnotherConversation = (message: number, part: number) =>
 
 /** Anthropic `thinking: {type: "enabled" | "adaptive"}`. */
 export function anthropicThinkingOn(body: Json): boolean {
-  return isObject(body.thinking) && (body.thinking.type === 'enabled' || body.thinking.type === 'adaptive');
+  return isRecord(body.thinking) && (body.thinking.type === 'enabled' || body.thinking.type === 'adaptive');
 }
 
 /** Gemini 3 and later return (and require) thought signatures, at every thinking level. */
@@ -104,19 +104,19 @@ const DOCS = 'https://docs.claude.com/en/docs/build-with-claude/extended-thinkin
 export function anthropicThinkingProblem(body: Json): string | null {
   const messages = Array.isArray(body.messages) ? body.messages : [];
   for (const [i, m] of messages.entries()) {
-    if (!isObject(m) || m.role !== 'assistant' || !Array.isArray(m.content)) continue;
+    if (!isRecord(m) || m.role !== 'assistant' || !Array.isArray(m.content)) continue;
     for (const [j, b] of m.content.entries())
-      if (isObject(b) && b.type === 'thinking' && !anthropicSigner(b).valid) return `messages.${i}.content.${j}: Invalid \`signature\` in \`thinking\` block`;
+      if (isRecord(b) && b.type === 'thinking' && !anthropicSigner(b).valid) return `messages.${i}.content.${j}: Invalid \`signature\` in \`thinking\` block`;
   }
   if (!anthropicThinkingOn(body)) return null;
   // A tool loop under way: the newest message answers tool calls of the assistant message before it.
   const last = messages.at(-1);
-  const answering = isObject(last) && last.role === 'user' && Array.isArray(last.content) && last.content.some((b) => isObject(b) && b.type === 'tool_result');
+  const answering = isRecord(last) && last.role === 'user' && Array.isArray(last.content) && last.content.some((b) => isRecord(b) && b.type === 'tool_result');
   const a = messages.length - 2;
   const assistant = messages[a];
-  if (!answering || !isObject(assistant) || assistant.role !== 'assistant') return null;
+  if (!answering || !isRecord(assistant) || assistant.role !== 'assistant') return null;
   const first = Array.isArray(assistant.content) ? assistant.content[0] : { type: 'text' };
-  const type = isObject(first) ? String(first.type) : 'text';
+  const type = isRecord(first) ? String(first.type) : 'text';
   if (type === 'thinking' || type === 'redacted_thinking') return null;
   return (
     `messages.${a}.content.0.type: Expected \`thinking\` or \`redacted_thinking\`, but found \`${type}\`. When \`thinking\` is enabled, a final \`assistant\` message ` +
@@ -125,19 +125,19 @@ export function anthropicThinkingProblem(body: Json): string | null {
   );
 }
 
-const isUserText = (c: Json) => (c.role === undefined || c.role === 'user') && Array.isArray(c.parts) && c.parts.some((p) => isObject(p) && p.functionResponse === undefined);
+const isUserText = (c: Json) => (c.role === undefined || c.role === 'user') && Array.isArray(c.parts) && c.parts.some((p) => isRecord(p) && p.functionResponse === undefined);
 
 /** The 400 message Gemini 3 answers for the current turn's function calls, or null when each step's first is signed. */
 export function geminiSignatureProblem(model: string, body: Json): string | null {
   if (!geminiSignsCalls(model)) return null;
   const contents = Array.isArray(body.contents) ? body.contents : [];
   let start = contents.length - 1;
-  while (start >= 0 && !(isObject(contents[start]) && isUserText(contents[start] as Json))) start--;
+  while (start >= 0 && !(isRecord(contents[start]) && isUserText(contents[start] as Json))) start--;
   for (let i = Math.max(start, 0); i < contents.length; i++) {
     const c = contents[i];
-    if (!isObject(c) || c.role !== 'model' || !Array.isArray(c.parts)) continue;
-    const call = c.parts.find((p) => isObject(p) && isObject(p.functionCall));
-    if (!isObject(call) || !isObject(call.functionCall)) continue;
+    if (!isRecord(c) || c.role !== 'model' || !Array.isArray(c.parts)) continue;
+    const call = c.parts.find((p) => isRecord(p) && isRecord(p.functionCall));
+    if (!isRecord(call) || !isRecord(call.functionCall)) continue;
     const { name, args } = call.functionCall;
     if (typeof call.thoughtSignature !== 'string')
       return (
@@ -157,7 +157,7 @@ export function openaiReturnsReasoning(model: string, body: Json): boolean {
 }
 
 /** What a Responses input item is to the model: its own output (reasoning, a call, an assistant message) or not. */
-const isOutputItem = (it: unknown) => isObject(it) && (it.type === 'reasoning' || it.type === 'function_call' || (it.role === 'assistant' && (it.type ?? 'message') === 'message'));
+const isOutputItem = (it: unknown) => isRecord(it) && (it.type === 'reasoning' || it.type === 'function_call' || (it.role === 'assistant' && (it.type ?? 'message') === 'message'));
 
 /**
  * The 400 message OpenAI answers for the input's reasoning items, or null: a function_call sent by the id of a stored
@@ -166,7 +166,7 @@ const isOutputItem = (it: unknown) => isObject(it) && (it.type === 'reasoning' |
 export function openaiReasoningProblem(input: unknown[], required: (functionCallId: string) => string | undefined): string | null {
   const seen = new Set<string>();
   for (const [i, it] of input.entries()) {
-    if (!isObject(it)) continue;
+    if (!isRecord(it)) continue;
     if (it.type === 'reasoning' && typeof it.id === 'string') {
       seen.add(it.id);
       if (!isOutputItem(input[i + 1])) return `Item '${it.id}' of type 'reasoning' was provided without its required following item.`;

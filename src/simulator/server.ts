@@ -31,6 +31,7 @@ import { sleep, sseResponse } from './sse';
 import { anthropicPrefixes, anthropicSigner, anthropicThinkingOn, boundToAnotherConversation, anthropicThinkingProblem, geminiSignatureProblem, geminiSignsCalls, openaiReasoningProblem, openaiReturnsReasoning } from './reasoning';
 import { chooseToolCall, structuredReply } from './tools';
 import { cutToTokens, lastUserText, providerId, replyText, splitDeltas, splitJson, type ProviderApi, type Reply, type Turn } from './turn';
+import { isRecord } from '../domain/records';
 
 export interface SimulatorOptions {
   catalog: ModelCatalog;
@@ -121,14 +122,14 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
       const found = opts.catalog.lookup(by, 'anthropic');
       return found.fallback ? null : found.entry.id;
     };
-    const binding = isObject(body.thinking) && isObject(body.thinking.block_binding) ? body.thinking.block_binding : {};
+    const binding = isRecord(body.thinking) && isRecord(body.thinking.block_binding) ? body.thinking.block_binding : {};
     const prefixes = anthropicPrefixes(body);
     const dropped = new Set<unknown>();
     let failed = false;
     for (const [i, m] of messages.entries()) {
-      if (entry.thinking.readsFrom === undefined || !isObject(m) || m.role !== 'assistant' || !Array.isArray(m.content)) continue;
+      if (entry.thinking.readsFrom === undefined || !isRecord(m) || m.role !== 'assistant' || !Array.isArray(m.content)) continue;
       for (const [j, b] of m.content.entries()) {
-        if (!isObject(b) || (b.type !== 'thinking' && b.type !== 'redacted_thinking')) continue;
+        if (!isRecord(b) || (b.type !== 'thinking' && b.type !== 'redacted_thinking')) continue;
         const bound = anthropicSigner(b).bound;
         // A block of a model without the prefix check names its model alone (prefix '').
         if (!failed && (bound === null || bound.prefix === '' || !readsProducer(entry, producer(b)) || bound.prefix === prefixes(i, j))) continue;
@@ -275,7 +276,7 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
       case 'openai-chat': {
         const id = providerId('chatcmpl-');
         const options = body.stream_options;
-        const includeUsage = isObject(options) && options.include_usage === true;
+        const includeUsage = isRecord(options) && options.include_usage === true;
         payload = chatCompletion(turn, id);
         frames = chatStreamFrames(turn, id, includeUsage);
         break;
@@ -289,7 +290,7 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
           const items = [...inputItems(prompt.input), ...response.output];
           stored.set(storedKey(apiKey, parts.id), { items, weight: JSON.stringify(items).length });
           if (turn.thinking !== null && turn.toolCall) reasoningOfCall.set(storedKey(apiKey, parts.functionCallId), parts.reasoningId);
-          for (const item of response.output) if (isObject(item) && typeof item.id === 'string') storedItems.set(storedKey(apiKey, item.id), item);
+          for (const item of response.output) if (isRecord(item) && typeof item.id === 'string') storedItems.set(storedKey(apiKey, item.id), item);
         }
         break;
       }
@@ -337,7 +338,7 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     injectedFault(c);
     const raw = await readBody(c, { ...GEMINI, promptField: 'contents' }, true);
     // A whole request to count is sent as generateContentRequest; a bare one as contents.
-    const body = isObject(raw.generateContentRequest) ? raw.generateContentRequest : raw;
+    const body = isRecord(raw.generateContentRequest) ? raw.generateContentRequest : raw;
     const { entry } = opts.catalog.lookup(model, 'gemini');
     const { totalTokens } = blocksFromRequest('gemini', body, (text) => countTokens(text, entry.tokenizer));
     return json(200, { totalTokens, promptTokensDetails: [{ modality: 'TEXT', tokenCount: totalTokens }] });
@@ -474,7 +475,7 @@ async function readBody(c: Context, api: Api, anyPrompt = false): Promise<Json> 
   } catch {
     throw new Failure(400, 'The request body is not valid JSON.');
   }
-  if (!isObject(body)) throw new Failure(400, 'The request body must be a JSON object.');
+  if (!isRecord(body)) throw new Failure(400, 'The request body must be a JSON object.');
   // A provider refuses a body nested past its limit; walking one recursively would overflow the stack (a 500).
   if (nestedTooDeep(body)) throw new Failure(400, `The request body is nested more than ${MAX_JSON_DEPTH} levels deep.`);
   // Gemini names the model in the path; a request without contents is its 400.
@@ -501,7 +502,7 @@ async function readBody(c: Context, api: Api, anyPrompt = false): Promise<Json> 
 }
 
 function isItemReference(item: unknown): item is { type: 'item_reference'; id: unknown } {
-  return isObject(item) && item.type === 'item_reference';
+  return isRecord(item) && item.type === 'item_reference';
 }
 
 /** A Responses `input` as a list of items: a string is the one user message it stands for. */
@@ -515,7 +516,7 @@ function inputItems(input: unknown): unknown[] {
  */
 function outputLimit(api: Api, body: Json): number | null {
   if (api.format === 'gemini') {
-    const config = isObject(body.generationConfig) ? body.generationConfig : {};
+    const config = isRecord(body.generationConfig) ? body.generationConfig : {};
     const max = config.maxOutputTokens;
     if (max === undefined || max === null) return null;
     if (typeof max !== 'number' || !Number.isInteger(max) || max < 1) throw new Failure(400, '* GenerateContentRequest.generation_config.max_output_tokens: must be a positive integer');
@@ -563,7 +564,7 @@ function checkAnthropicBreakpoints(blocks: SimBlock[], max: number): void {
  * output) unless `prompt_cache_options.mode` is 'explicit' (catalog `implicitBreakpoint`).
  */
 function addImplicitBreakpoint(newest: SimBlock | undefined, rules: CacheRules, body: Json): void {
-  const options = isObject(body.prompt_cache_options) ? body.prompt_cache_options : {};
+  const options = isRecord(body.prompt_cache_options) ? body.prompt_cache_options : {};
   if (options.mode === 'explicit' || !newest || typeof newest.breakpoint === 'string') return;
   newest.breakpoint = typeof options.ttl === 'string' ? options.ttl : rules.defaultTtl;
 }
@@ -591,6 +592,3 @@ function json(status: number, body: unknown, headers: Record<string, string> = {
   return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...headers } });
 }
 
-function isObject(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}

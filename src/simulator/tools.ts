@@ -18,6 +18,7 @@
 import type { RequestFormat } from '../domain/simulator/blocks';
 import { lastGeminiUserText } from './gemini';
 import { lastUserText } from './turn';
+import { isRecord } from '../domain/records';
 
 type Json = Record<string, unknown>;
 
@@ -32,7 +33,6 @@ interface DeclaredTool {
   schema: unknown;
 }
 
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** The tool call the simulated model makes for this request, or null for a text answer. */
 export function chooseToolCall(format: RequestFormat, body: Json): ToolCall | null {
@@ -57,12 +57,12 @@ export function chooseToolCall(format: RequestFormat, body: Json): ToolCall | nu
  */
 export function structuredReply(format: RequestFormat, body: Json): string | null {
   const spec =
-    format === 'openai-chat' ? body.response_format : format === 'openai-responses' ? (isObject(body.text) ? body.text.format : undefined) : isObject(body.output_config) ? body.output_config.format : undefined;
-  if (!isObject(spec)) return null;
+    format === 'openai-chat' ? body.response_format : format === 'openai-responses' ? (isRecord(body.text) ? body.text.format : undefined) : isRecord(body.output_config) ? body.output_config.format : undefined;
+  if (!isRecord(spec)) return null;
   if (spec.type === 'json_object') return '{}';
   if (spec.type !== 'json_schema') return null;
   // Chat nests the schema under json_schema; Responses and Anthropic put it on the format itself.
-  const schema = format === 'openai-chat' ? (isObject(spec.json_schema) ? spec.json_schema.schema : undefined) : spec.schema;
+  const schema = format === 'openai-chat' ? (isRecord(spec.json_schema) ? spec.json_schema.schema : undefined) : spec.schema;
   return JSON.stringify(placeholderArguments(schema));
 }
 
@@ -71,15 +71,15 @@ function declaredTools(format: RequestFormat, tools: unknown): DeclaredTool[] {
   if (!Array.isArray(tools)) return [];
   const out: DeclaredTool[] = [];
   for (const t of tools) {
-    if (!isObject(t)) continue;
+    if (!isRecord(t)) continue;
     if (format === 'anthropic') {
-      if (typeof t.name === 'string' && (t.type === undefined || t.type === 'custom') && isObject(t.input_schema)) out.push({ name: t.name, schema: t.input_schema });
+      if (typeof t.name === 'string' && (t.type === undefined || t.type === 'custom') && isRecord(t.input_schema)) out.push({ name: t.name, schema: t.input_schema });
     } else if (format === 'openai-chat') {
-      if (t.type === 'function' && isObject(t.function) && typeof t.function.name === 'string') out.push({ name: t.function.name, schema: t.function.parameters });
+      if (t.type === 'function' && isRecord(t.function) && typeof t.function.name === 'string') out.push({ name: t.function.name, schema: t.function.parameters });
     } else if (format === 'gemini') {
       // Gemini: each tools entry declares its functions, their schema as parametersJsonSchema or parameters.
       for (const d of Array.isArray(t.functionDeclarations) ? t.functionDeclarations : [])
-        if (isObject(d) && typeof d.name === 'string') out.push({ name: d.name, schema: d.parametersJsonSchema ?? d.parameters });
+        if (isRecord(d) && typeof d.name === 'string') out.push({ name: d.name, schema: d.parametersJsonSchema ?? d.parameters });
     } else if (t.type === 'function' && typeof t.name === 'string') out.push({ name: t.name, schema: t.parameters });
   }
   return out;
@@ -88,18 +88,18 @@ function declaredTools(format: RequestFormat, tools: unknown): DeclaredTool[] {
 /** `auto` (also when absent), `none`, `any` (some tool must be called) or one named tool. */
 function forcedChoice(choice: unknown): 'auto' | 'none' | 'any' | { name: string } {
   if (choice === 'none' || choice === 'required') return choice === 'none' ? 'none' : 'any';
-  if (!isObject(choice)) return 'auto';
+  if (!isRecord(choice)) return 'auto';
   if (choice.type === 'none') return 'none';
   if (choice.type === 'any') return 'any';
   // Anthropic {type:"tool", name}; Chat {type:"function", function:{name}}; Responses {type:"function", name}.
-  const name = isObject(choice.function) ? choice.function.name : choice.name;
+  const name = isRecord(choice.function) ? choice.function.name : choice.name;
   if ((choice.type === 'tool' || choice.type === 'function') && typeof name === 'string') return { name };
   return 'auto';
 }
 
 /** Gemini's `toolConfig.functionCallingConfig`: mode AUTO (the default), ANY (its first allowed function, if named) or NONE. */
 function geminiChoice(config: unknown): 'auto' | 'none' | 'any' | { name: string } {
-  const fc = isObject(config) && isObject(config.functionCallingConfig) ? config.functionCallingConfig : {};
+  const fc = isRecord(config) && isRecord(config.functionCallingConfig) ? config.functionCallingConfig : {};
   if (fc.mode === 'NONE') return 'none';
   if (fc.mode !== 'ANY') return 'auto';
   const allowed = Array.isArray(fc.allowedFunctionNames) ? fc.allowedFunctionNames[0] : undefined;
@@ -110,15 +110,15 @@ function geminiChoice(config: unknown): 'auto' | 'none' | 'any' | { name: string
 function newestIsUserText(format: RequestFormat, body: Json): boolean {
   if (format === 'gemini') {
     const newest: unknown = Array.isArray(body.contents) ? body.contents.at(-1) : undefined;
-    return isObject(newest) && (newest.role === undefined || newest.role === 'user') && Array.isArray(newest.parts) && !newest.parts.some((p) => isObject(p) && p.functionResponse !== undefined);
+    return isRecord(newest) && (newest.role === undefined || newest.role === 'user') && Array.isArray(newest.parts) && !newest.parts.some((p) => isRecord(p) && p.functionResponse !== undefined);
   }
   if (format === 'openai-responses' && typeof body.input === 'string') return true;
   const items = format === 'openai-responses' ? body.input : body.messages;
   if (!Array.isArray(items)) return false;
   const newest: unknown = items.at(-1);
-  if (!isObject(newest) || newest.role !== 'user') return false;
+  if (!isRecord(newest) || newest.role !== 'user') return false;
   if (format !== 'anthropic' || !Array.isArray(newest.content)) return true;
-  return !newest.content.some((part) => isObject(part) && part.type === 'tool_result');
+  return !newest.content.some((part) => isRecord(part) && part.type === 'tool_result');
 }
 
 function namesWord(text: string, name: string): boolean {
@@ -140,7 +140,7 @@ function namesWord(text: string, name: string): boolean {
  */
 export function placeholderArguments(schema: unknown): Json {
   const value = placeholder(schema, 0, schema);
-  return isObject(value) ? value : {};
+  return isRecord(value) ? value : {};
 }
 
 /** How many `$ref`/`anyOf`/`allOf` steps one value may take (references in a circle stay finite). */
@@ -152,7 +152,7 @@ function resolveRef(root: unknown, ref: unknown): unknown {
   let node: unknown = root;
   for (const raw of ref.slice(1).split('/').slice(1)) {
     const key = decodeURIComponent(raw).replace(/~1/g, '/').replace(/~0/g, '~');
-    if (!isObject(node) && !Array.isArray(node)) return undefined;
+    if (!isRecord(node) && !Array.isArray(node)) return undefined;
     node = (node as Record<string, unknown>)[key];
   }
   return node;
@@ -191,35 +191,35 @@ function withDescribedBounds(schema: Json): Json {
 }
 
 function placeholder(schema: unknown, depth: number, root: unknown, steps = 0): unknown {
-  if (!isObject(schema)) return 'simulated';
+  if (!isRecord(schema)) return 'simulated';
   if (Array.isArray(schema.enum) && schema.enum.length > 0) return schema.enum[0];
   if ('const' in schema) return schema.const;
   if (steps >= MAX_STEPS) return null;
   if (schema.$ref !== undefined) {
     const { $ref, ...rest } = schema;
     const target = resolveRef(root, $ref);
-    return placeholder(isObject(target) ? { ...target, ...rest } : rest, depth, root, steps + 1);
+    return placeholder(isRecord(target) ? { ...target, ...rest } : rest, depth, root, steps + 1);
   }
   for (const key of ['anyOf', 'oneOf'] as const) {
     const options = schema[key];
     if (!Array.isArray(options) || options.length === 0) continue;
     const { [key]: _, ...rest } = schema;
-    const isNull = (o: unknown) => isObject(o) && (o.type === 'null' || o.const === null);
+    const isNull = (o: unknown) => isRecord(o) && (o.type === 'null' || o.const === null);
     const chosen = options.find((o) => !isNull(o)) ?? options[0];
-    return placeholder(isObject(chosen) ? { ...rest, ...chosen } : rest, depth, root, steps + 1);
+    return placeholder(isRecord(chosen) ? { ...rest, ...chosen } : rest, depth, root, steps + 1);
   }
   if (Array.isArray(schema.allOf) && schema.allOf.length > 0) {
     const { allOf, ...rest } = schema;
     const merged: Json = { ...rest };
     for (const part of allOf) {
       let p: unknown = part;
-      for (let i = 0; i < MAX_STEPS && isObject(p) && p.$ref !== undefined; i++) {
+      for (let i = 0; i < MAX_STEPS && isRecord(p) && p.$ref !== undefined; i++) {
         const { $ref, ...own } = p;
         const target = resolveRef(root, $ref);
-        p = isObject(target) ? { ...target, ...own } : own;
+        p = isRecord(target) ? { ...target, ...own } : own;
       }
-      if (!isObject(p)) continue;
-      const properties = { ...(isObject(merged.properties) ? merged.properties : {}), ...(isObject(p.properties) ? p.properties : {}) };
+      if (!isRecord(p)) continue;
+      const properties = { ...(isRecord(merged.properties) ? merged.properties : {}), ...(isRecord(p.properties) ? p.properties : {}) };
       const required = [...(Array.isArray(merged.required) ? merged.required : []), ...(Array.isArray(p.required) ? p.required : [])];
       Object.assign(merged, p, { properties, required });
     }
@@ -231,7 +231,7 @@ function placeholder(schema: unknown, depth: number, root: unknown, steps = 0): 
     case 'object': {
       const out: Json = {};
       if (depth >= 8) return out;
-      const properties = isObject(own.properties) ? own.properties : {};
+      const properties = isRecord(own.properties) ? own.properties : {};
       const required = Array.isArray(own.required) ? own.required.filter((r): r is string => typeof r === 'string') : [];
       for (const key of required) out[key] = placeholder(properties[key], depth + 1, root, steps);
       return out;
@@ -262,6 +262,6 @@ function placeholder(schema: unknown, depth: number, root: unknown, steps = 0): 
       return 'simulated'.padEnd(min, ' simulated').slice(0, max);
     }
     default:
-      return isObject(own.properties) ? placeholder({ ...own, type: 'object' }, depth, root, steps) : 'simulated';
+      return isRecord(own.properties) ? placeholder({ ...own, type: 'object' }, depth, root, steps) : 'simulated';
   }
 }

@@ -7,32 +7,32 @@ import type { ToolDefinition } from '../content';
 import { newRenderContext, segmentItems } from './formats';
 import type { Section } from './prompt';
 import type { RequestFormat } from './request';
+import { isRecord } from '../records';
 
 type Json = Record<string, unknown>;
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** A caller's tool as a tools artifact stores it (its definition; the cache mark apart), or null when it is not one. */
 export function storedTool(format: RequestFormat, v: unknown): unknown {
-  if (!isObject(v) || v.type === 'handle') return null;
+  if (!isRecord(v) || v.type === 'handle') return null;
   if (format === 'anthropic') return Object.fromEntries(Object.entries(v).filter(([k]) => k !== 'cache_control'));
   const f = format === 'openai-chat' ? v.function : v;
-  if (v.type !== 'function' || !isObject(f)) return null;
+  if (v.type !== 'function' || !isRecord(f)) return null;
   return { name: f.name, ...(f.description === undefined ? {} : { description: f.description }), input_schema: f.parameters };
 }
 
 /** The text of an Anthropic system block (or its string) or a Gemini system part, else null. */
 export function systemBlockText(format: RequestFormat, v: unknown): string | null {
   if (typeof v === 'string') return format === 'anthropic' ? v : null;
-  return isObject(v) && typeof v.text === 'string' && (format === 'gemini' || v.type === 'text') ? v.text : null;
+  return isRecord(v) && typeof v.text === 'string' && (format === 'gemini' || v.type === 'text') ? v.text : null;
 }
 
 /** The text of an OpenAI system message (a string, or one text part), else null. */
 export function systemMessageText(format: RequestFormat, v: unknown): string | null {
-  if (!isObject(v) || v.role !== 'system' || (v.type !== undefined && v.type !== 'message')) return null;
+  if (!isRecord(v) || v.role !== 'system' || (v.type !== undefined && v.type !== 'message')) return null;
   if (typeof v.content === 'string') return v.content;
   const parts = Array.isArray(v.content) ? v.content : [];
   const part: unknown = parts.length === 1 ? parts[0] : undefined;
-  return isObject(part) && part.type === (format === 'openai-chat' ? 'text' : 'input_text') && typeof part.text === 'string' ? part.text : null;
+  return isRecord(part) && part.type === (format === 'openai-chat' ? 'text' : 'input_text') && typeof part.text === 'string' ? part.text : null;
 }
 
 /** Content of a request body an artifact could stand for, where render's match_handles looks. */
@@ -67,7 +67,7 @@ export function inlineContent(format: RequestFormat, body: Json): InlineContent[
     else if (Array.isArray(body.system)) body.system.forEach((b, i) => system(`/system/${i}`, b, 'system', systemBlockText(format, b)));
   } else if (format === 'gemini') {
     const key = body.systemInstruction === undefined && body.system_instruction !== undefined ? 'system_instruction' : 'systemInstruction';
-    const parts = isObject(body[key]) ? (body[key] as Json).parts : undefined;
+    const parts = isRecord(body[key]) ? (body[key] as Json).parts : undefined;
     if (Array.isArray(parts)) parts.forEach((p, i) => system(`/${key}/parts/${i}`, p, 'system', systemBlockText(format, p)));
   } else {
     const key = format === 'openai-chat' ? 'messages' : 'input';

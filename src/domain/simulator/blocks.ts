@@ -20,6 +20,7 @@ import { SimulationError, type SimBlock } from './cache';
 import { MESSAGE_CACHE_SETTINGS, semanticForm } from './semantic';
 import { pushAll } from '../arrays';
 import { blockTokens, FRAMING, toolPromptParts, toolTokens, type ToolCosts } from '../prompt-tokens';
+import { isRecord } from '../records';
 
 export { BLOCK_OVERHEAD_TOKENS, MESSAGE_OVERHEAD_TOKENS } from '../prompt-tokens';
 
@@ -90,10 +91,10 @@ export function blocksFromAnthropic(body: unknown, countTokens: TokenCounter, co
   const settings = Object.fromEntries(MESSAGE_CACHE_SETTINGS.filter((k) => b[k] !== undefined && b[k] !== null).map((k) => [k, b[k]]));
   const context = Object.keys(settings).length ? { settings } : {};
   arrayOf(b.messages).forEach((message, m) => {
-    const msg = isObject(message) ? message : {};
+    const msg = isRecord(message) ? message : {};
     const role = msg.role ?? null;
     // The thinking the model does not read is not there for it: the message is the rest (its places counted without it).
-    const parts = thinking ? asBlocks(msg.content).filter((part) => !isObject(part) || (part.type !== 'thinking' && part.type !== 'redacted_thinking') || thinking(m, part)) : asBlocks(msg.content);
+    const parts = thinking ? asBlocks(msg.content).filter((part) => !isRecord(part) || (part.type !== 'thinking' && part.type !== 'redacted_thinking') || thinking(m, part)) : asBlocks(msg.content);
     if (parts.length === 0) {
       raw.push({ at: { section: 'messages', message: m, role, part: 0, ...context }, content: null, breakpoint: null, opensMessage: true });
     }
@@ -122,7 +123,7 @@ export function blocksFromOpenAIChat(body: unknown, countTokens: TokenCounter, c
     raw.push({ at: { section: 'tools', index }, content: semanticForm('openai-chat', tool), breakpoint: openaiTtl(tool, ttl), opensMessage: false });
   });
   arrayOf(b.messages).forEach((message, m) => {
-    const msg = isObject(message) ? message : {};
+    const msg = isRecord(message) ? message : {};
     pushAll(raw, messageBlocks('openai-chat', msg, m, ttl, arrayOf(msg.tool_calls)));
   });
   return chain('openai-chat', raw, countTokens, costs, toolPromptParts(arrayOf(b.tools), b.tool_choice, costs));
@@ -144,9 +145,9 @@ export function blocksFromOpenAIResponses(body: unknown, countTokens: TokenCount
   // Reasoning items of earlier turns (before the newest user message) are dropped from the model's context, as
   // OpenAI does (https://cookbook.openai.com/examples/responses_api/reasoning_items, "Caching"): not read, not billed,
   // in no cached prefix. Those of the turn under way (its tool loop) are kept.
-  const turnStart = input.findLastIndex((item) => isObject(item) && item.role === 'user' && (item.type ?? 'message') === 'message');
+  const turnStart = input.findLastIndex((item) => isRecord(item) && item.role === 'user' && (item.type ?? 'message') === 'message');
   input.forEach((item, m) => {
-    const it = isObject(item) ? item : {};
+    const it = isRecord(item) ? item : {};
     if (it.type === 'reasoning' && m < turnStart) return;
     if ('content' in it) {
       pushAll(raw, messageBlocks('openai-responses', it, m, ttl, []));
@@ -168,15 +169,15 @@ export function blocksFromGemini(body: unknown, countTokens: TokenCounter, costs
   const b = requireObject(body);
   const raw: RawBlock[] = [];
   arrayOf(b.tools).forEach((tool, index) => {
-    const declarations = isObject(tool) && Array.isArray(tool.functionDeclarations) ? tool.functionDeclarations : [tool];
+    const declarations = isRecord(tool) && Array.isArray(tool.functionDeclarations) ? tool.functionDeclarations : [tool];
     declarations.forEach((d, f) => raw.push({ at: { section: 'tools', index, f }, content: semanticForm('gemini', d), breakpoint: null, opensMessage: false }));
   });
   // The REST docs spell it system_instruction too; a string is the text part it stands for.
   const system = b.systemInstruction ?? b.system_instruction;
-  const systemParts = typeof system === 'string' ? [{ text: system }] : isObject(system) ? arrayOf(system.parts) : [];
+  const systemParts = typeof system === 'string' ? [{ text: system }] : isRecord(system) ? arrayOf(system.parts) : [];
   systemParts.forEach((part, index) => raw.push({ at: { section: 'system', index }, content: semanticForm('gemini', part), breakpoint: null, opensMessage: false }));
   arrayOf(b.contents).forEach((content, m) => {
-    const c = isObject(content) ? content : {};
+    const c = isRecord(content) ? content : {};
     const role = c.role ?? 'user';
     const parts = arrayOf(c.parts);
     const at = (part: number) => ({ section: 'messages', message: m, role, part });
@@ -230,7 +231,7 @@ function chain(format: RequestFormat, raw: RawBlock[], countTokens: TokenCounter
 
 /** Anthropic `cache_control: {type: 'ephemeral', ttl?: '5m' | '1h'}` → TTL name. */
 function anthropicTtl(block: unknown): string | null {
-  if (!isObject(block) || !isObject(block.cache_control)) return null;
+  if (!isRecord(block) || !isRecord(block.cache_control)) return null;
   const ttl = block.cache_control.ttl;
   return typeof ttl === 'string' ? ttl : ANTHROPIC_DEFAULT_TTL;
 }
@@ -241,9 +242,9 @@ function anthropicTtl(block: unknown): string | null {
  * marker (the form gateways such as OpenRouter accept) is recognised too.
  */
 function openaiTtl(block: unknown, requestTtl: string): string | null {
-  if (!isObject(block)) return null;
-  if (isObject(block.prompt_cache_breakpoint)) return requestTtl;
-  if (isObject(block.cache_control)) {
+  if (!isRecord(block)) return null;
+  if (isRecord(block.prompt_cache_breakpoint)) return requestTtl;
+  if (isRecord(block.cache_control)) {
     const ttl = block.cache_control.ttl;
     return typeof ttl === 'string' ? ttl : requestTtl;
   }
@@ -252,7 +253,7 @@ function openaiTtl(block: unknown, requestTtl: string): string | null {
 
 function openaiRequestTtl(body: Json): string {
   const options = body.prompt_cache_options;
-  return isObject(options) && typeof options.ttl === 'string' ? options.ttl : OPENAI_DEFAULT_TTL;
+  return isRecord(options) && typeof options.ttl === 'string' ? options.ttl : OPENAI_DEFAULT_TTL;
 }
 
 function canonicalJson(value: unknown): string {
@@ -269,13 +270,10 @@ function sha256hex(text: string): string {
 }
 
 function requireObject(body: unknown): Json {
-  if (!isObject(body)) throw new SimulationError('invalid_request', 'request body must be a JSON object');
+  if (!isRecord(body)) throw new SimulationError('invalid_request', 'request body must be a JSON object');
   return body;
 }
 
-function isObject(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function arrayOf(value: unknown): unknown[] {
   return Array.isArray(value) ? value : [];

@@ -15,6 +15,7 @@
 
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
+import { isRecord } from '../records';
 
 export type PromptFormat = 'anthropic' | 'openai-chat' | 'openai-responses' | 'gemini';
 
@@ -31,12 +32,11 @@ const VERBATIM = new Set(['input', 'parameters', 'input_schema', 'arguments', 'a
 /** Anthropic caches the messages under these request settings: a change of either invalidates them (tools and system stay). */
 export const MESSAGE_CACHE_SETTINGS = ['tool_choice', 'thinking'] as const;
 
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** The prompt a value stands for, in one spelling (see the file comment). */
 export function semanticForm(format: PromptFormat, value: unknown): unknown {
   if (Array.isArray(value)) return value.map((v) => semanticForm(format, v));
-  if (!isObject(value)) return value;
+  if (!isRecord(value)) return value;
   // A Responses message or function call's own id and status (not a reasoning item's: the provider reads its content by id).
   const responsesItem = format === 'openai-responses' && (value.type === 'message' || value.type === 'function_call' || (value.type === undefined && typeof value.role === 'string'));
   const out: Json = {};

@@ -6,6 +6,7 @@
 // Paths in errors are JSON Pointers (RFC 6901) into the value that was passed in.
 
 import type { NormalizedUsage, ProviderDiagnostics, UsageProvider } from './types';
+import { isRecord } from '../records';
 
 export class UsageShapeError extends Error {
   readonly code = 'usage_shape';
@@ -406,10 +407,6 @@ function geminiUsage(raw: Json, path: string, model: string | null): NormalizedU
 }
 
 // ── small helpers ───────────────────────────────────────────────────────────
-
-export function isRecord(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 /** More tokens than any model's context holds: a count past it is a broken report, not a prompt. */
 export const MAX_TOKEN_COUNT = 100_000_000;

@@ -2,7 +2,8 @@
 // different event (DESIGN.md, "Streaming"); a stream that ends before that
 // event leaves capture unknown, never zero.
 
-import { extractDiagnostics, isRecord, normalizeUsage, normalizeUsageAs, pointer, readCount, unreportedUsage, UsageShapeError } from './normalize';
+import { extractDiagnostics, normalizeUsage, normalizeUsageAs, pointer, readCount, unreportedUsage, UsageShapeError } from './normalize';
+import { isRecord } from '../records';
 import type { NormalizedUsage, ProviderDiagnostics, UsageProvider } from './types';
 
 export type StreamUsageProvider = 'anthropic' | 'openai-chat' | 'openai-responses' | 'gemini' | 'vllm';

@@ -25,6 +25,7 @@ import type { AppEnv } from '../router';
 import { relayEvents } from './stream';
 import { credentialFingerprint, readAll, requestHeadersFor, responseHeadersFor, UpstreamError, type Upstream, type UpstreamProvider, type UpstreamResponse } from './upstream';
 import { statusOf } from '../problem';
+import { isRecord } from '../../domain/records';
 
 export interface TurnDeps {
   services: Services;
@@ -40,7 +41,6 @@ export interface TurnDeps {
 const PROVIDER: Record<ProxyFormat, UpstreamProvider> = { anthropic: 'anthropic', 'openai-chat': 'openai', 'openai-responses': 'openai', gemini: 'gemini' };
 
 type Json = Record<string, unknown>;
-const isRecord = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** The provider path and query after `/proxy/<provider>`, e.g. `/v1/messages?beta=true`. */
 export function providerPath(url: string, provider: UpstreamProvider): string {
