@@ -55,7 +55,7 @@ async function report(requestId: string, payload: object, gapMs: number) {
   const res = await call('POST', '/v1/usage', { request_id: requestId, ...payload, started_at: started, first_byte_at: started + 800, finished_at: started + 2000 });
   expect(res.status, res.text).toBe(201);
   t.clock.advance(gapMs);
-  return res.json.outcome as { capture: string; segments: Array<{ source: string; classes: Record<string, number>; read: number | null; write: number | null }> };
+  return res.json.outcome as { capture: string; segments: Array<{ source: string; start: number; end: number; classes: Record<string, number>; read: number | null; write: number | null }> };
 }
 
 const nonZero = (classes: Record<string, number>) => Object.fromEntries(Object.entries(classes).filter(([, n]) => n > 0));
@@ -231,8 +231,15 @@ describe("the dashboard's below_minimum legend", () => {
     const o = await report(second.request_id, { usage: { promptTokenCount: 3110, candidatesTokenCount: 7, totalTokenCount: 3117 } }, 0);
     expect(o.segments[0]!.classes.below_minimum).toBeGreaterThan(0);
     const minimum = "the prefix is shorter than the model's minimum cacheable length";
-    // The request page, the handle's page and the overview: Gemini reads a prefix of any length.
-    for (const page of [await ui(`/ui/requests/${second.request_id}`), await ui(`/ui/handles/${sys}?period=7d`), await ui('/ui?period=7d')]) expect(legendOf(page)).toBe(`<span data-help="below_minimum">${minimum}`);
+    // The handle's page and the overview: Gemini reads a prefix of any length.
+    for (const page of [await ui(`/ui/handles/${sys}?period=7d`), await ui('/ui?period=7d')]) expect(legendOf(page)).toBe(`<span data-help="below_minimum">${minimum}`);
+    // The request page says it with the request's own figures instead, as 'prefix-handles request' does: its legend keys the colour only.
+    const requestPage = await ui(`/ui/requests/${second.request_id}`);
+    expect(legendOf(requestPage)).toBeNull();
+    const why = /<li data-why="below_minimum" data-tokens="(\d+)">[\s\S]*?<span data-why-text>([^<]*)<\/span>/.exec(requestPage)!;
+    expect(Number(why[1])).toBe(o.segments[0]!.classes.below_minimum);
+    const last = o.segments.findLastIndex((s) => (s.classes.below_minimum ?? 0) > 0);
+    expect(why[2]!.replaceAll('&#39;', "'")).toBe(`${minimum}: through #${last + 1} it is ${o.segments[last]!.end.toLocaleString('en-US')} tokens, under gemini-3.1-pro's minimum of 4,096`);
 
     const vllm = await mint('system', `${POLICY} vLLM.`);
     const v = await render({ format: 'openai-chat', request: { model: 'vllm/qwen', prefix: [vllm], messages: [{ role: 'user', content: 'hi' }] } });

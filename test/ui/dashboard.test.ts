@@ -3,6 +3,7 @@ import { createTestApp, type TestApp } from '../helpers/app';
 import { SqliteStore } from '../../src/store/sqlite-store';
 import { mintBundle, mintSystem, startSession, userMessage } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report } from '../helpers/scenario';
+import { requestWhys, type WhyInput } from '../../src/domain/reconcile/explain';
 import { anotherTurn, DOC_TEXT, expectedMetrics, HOSTILE, metricsOf, MIN, seed, waterfallOf } from './seed';
 
 let t: TestApp;
@@ -354,6 +355,52 @@ describe('pages show the API report figures', () => {
     expect(metricsOf(unknown.text)['provider.read']).toBeNull();
     // Without the provider's cache fields nothing is known to have leaked: no leak figure.
     expect(metricsOf(unknown.text)).not.toHaveProperty('cost.leaked');
+  });
+
+  it("request page: each class's explanation with the request's own figures, the lines 'prefix-handles request' prints", async () => {
+    const { client, key } = t.tenant();
+    const sys = await mintSystem(client, LONG_SYSTEM);
+    const call = (text: string) => renderAnthropic(client, { system: [{ type: 'handle', ref: sys.id }], messages: [userMessage(text)] });
+    const first = await call('first');
+    const cached = first.breakpoints[0]!.token_end;
+    await report(client, t, first, anthropicUsage(promptTokens(first), 0, cached));
+    // Six minutes later the 5m prefix has expired; a minute after that, the provider reads nothing of a prefix just written.
+    t.clock.advance(6 * MIN);
+    const expired = await call('second');
+    const o2 = (await report(client, t, expired, anthropicUsage(promptTokens(expired), 0, cached))).outcome;
+    expect(o2.expired!.gap_ms).toBe(6 * MIN);
+    t.clock.advance(MIN);
+    const unconfirmed = await call('third');
+    const o3 = (await report(client, t, unconfirmed, anthropicUsage(promptTokens(unconfirmed), 0, cached))).outcome;
+    expect(o3.predicted.read).toBe(cached);
+    const models = (await client.get('/v1/models')).json.models as Array<NonNullable<WhyInput['entry']>>;
+    const whysOf = (page: string) =>
+      [...page.matchAll(/<li data-why="([a-z_]+)" data-tokens="(\d+)">[\s\S]*?<b>[^<]*<\/b> ([^<]*?): <span data-why-text>([^<]*)<\/span><\/li>/g)].map((m) => `${m[1]} ${m[3]}: ${m[4]}`.replaceAll('&#39;', "'"));
+    for (const r of [first, expired, unconfirmed]) {
+      const api = (await client.get(`/v1/requests/${r.request_id}`)).json;
+      const o = api.outcome;
+      // The CLI's lines, built from the API's JSON as the CLI builds them.
+      const lines = requestWhys({ entry: models.find((m) => m.id === api.catalog_entry), segments: o.segments, breakpoints: api.breakpoints, predicted_read: o.predicted.read, provider_read: o.capture === 'unknown' ? null : o.provider.read, complete: api.usage.complete });
+      const page = (await get(`/ui/requests/${r.request_id}`, key)).text;
+      expect(whysOf(page), r.request_id).toEqual(lines);
+      expect(lines.length).toBeGreaterThan(0);
+    }
+    const page = (await get(`/ui/requests/${unconfirmed.request_id}`, key)).text;
+    // Its own figures: the predicted read against the provider's.
+    expect(page).toContain(`predicted, but the provider did not report it as read: predicted read ${cached.toLocaleString('en-US')}, the provider read 0 (eviction, another account, or a concurrent first write)`);
+    // The caller's message is cold each time: its bytes were new.
+    expect(page).toMatch(/<li data-why="cold" data-tokens="\d+">[\s\S]*?the caller&#39;s inline content/);
+    // The legend keys the colours; the words for an explained class are below, with the figures.
+    const legendOf = (p: string) => /<ul class="legend">[\s\S]*?<\/ul>/.exec(p)![0];
+    expect(legendOf(page)).not.toContain('data-help="unconfirmed"');
+    expect(legendOf(page)).not.toContain('data-help="cold"');
+    expect(legendOf(page)).toContain('<b>unconfirmed</b>');
+    // Expired is said by its own block, with this request's gap and lifetime; captured (nothing to explain) keeps its legend words.
+    const expiredPage = (await get(`/ui/requests/${expired.request_id}`, key)).text;
+    expect(expiredPage).toMatch(/<b data-gap="360000">6 min<\/b> before this one, longer than its cache lifetime of <b>5m<\/b>/);
+    expect(legendOf(expiredPage)).not.toContain('data-help="expired"');
+    const firstPage = (await get(`/ui/requests/${first.request_id}`, key)).text;
+    expect(whysOf(firstPage)[0]).toMatch(/^cold [\d,]+ tokens in #1–#2: first use in this cache scope: an unavoidable write the first time; #2 is the caller's inline content/);
   });
 
   it('request page shows the provider diagnostics as sent, escaped', async () => {

@@ -81,12 +81,25 @@ function segmentList(indexes: number[]): string {
 
 const marksText = (marks: number[]) => (marks.length ? `this request marks after ${segmentList(marks)}` : 'this request marks none');
 
+/** One class's explanation for one request: its tokens, the segments holding them ("#1–#2"), and why. */
+export interface RequestWhy {
+  cls: (typeof WHY_CLASSES)[number];
+  tokens: number;
+  segments: string;
+  why: string;
+}
+
 /**
  * One line per class the request's tokens are in (of WHY_CLASSES): its tokens, the segments holding them, the class's
- * meaning as the legend says it, and the request's own figures where its record has them.
+ * meaning as the legend says it, and the request's own figures where its record has them. The CLI prints these lines.
  */
 export function requestWhys(r: WhyInput): string[] {
-  const out: string[] = [];
+  return requestWhyItems(r).map((w) => `${w.cls} ${n(w.tokens)} tokens in ${w.segments}: ${w.why}`);
+}
+
+/** requestWhys' lines in parts (the dashboard's request page sets the class and figures apart). */
+export function requestWhyItems(r: WhyInput): RequestWhy[] {
+  const out: RequestWhy[] = [];
   const rules = r.entry?.cache;
   const model = r.entry?.id;
   const marks = [...new Set(r.breakpoints.map((b) => b.segment))].sort((a, b) => a - b);
@@ -138,7 +151,7 @@ export function requestWhys(r: WhyInput): string[] {
         why += `: the provider read ${n(r.provider_read ?? 0)}, ${n((r.provider_read ?? 0) - r.predicted_read)} more than the ${n(r.predicted_read)} predicted`;
         break;
     }
-    out.push(`${cls} ${n(count)} tokens in ${segmentList(held)}: ${why}`);
+    out.push({ cls, tokens: count, segments: segmentList(held), why });
   }
   return out;
 }

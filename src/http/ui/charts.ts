@@ -307,9 +307,13 @@ ${breakpoints.map((b) => html`<g class="bp"><title>${b.label}</title><path d="M 
  * `entries`: the catalog entries of the requests on the page, whose rules the legend explains (below_minimum: the
  * cache steps of those providers only); the rules of no provider in particular when not known.
  */
-export function legend(classes: readonly string[], opts: { breakpoint?: boolean; entries?: ReadonlyArray<Pick<ModelEntry, 'provider' | 'cache'>> } = {}): Html {
+/** A class's colour, as the charts and the legend draw it. */
+export const swatch = (c: string): Html => html`<svg width="14" height="14" aria-hidden="true"><rect width="14" height="14" rx="2" fill="${fill(c)}"/></svg>`;
+
+/** `explained`: classes the page explains elsewhere with its own figures (a request's): their colour and name only. */
+export function legend(classes: readonly string[], opts: { breakpoint?: boolean; entries?: ReadonlyArray<Pick<ModelEntry, 'provider' | 'cache'>>; explained?: ReadonlySet<string> } = {}): Html {
   const help = (c: string) => (c === 'below_minimum' && opts.entries ? belowMinimumHelp(opts.entries) : CLASS_INFO[c]!.help);
-  return html`<ul class="legend">${classes.map((c) => html`<li><svg width="14" height="14" aria-hidden="true"><rect width="14" height="14" rx="2" fill="${fill(c)}"/></svg> <b>${CLASS_INFO[c]!.label}</b> <span data-help="${c}">${help(c)}</span></li>`)}${
+  return html`<ul class="legend">${classes.map((c) => html`<li>${swatch(c)} <b>${CLASS_INFO[c]!.label}</b>${opts.explained?.has(c) ? '' : html` <span data-help="${c}">${help(c)}</span>`}</li>`)}${
     opts.breakpoint ? html`<li><svg width="14" height="14" aria-hidden="true"><path d="M 2 3 L 12 3 L 7 12 Z" fill="#0f172a"/></svg> <b>cache breakpoint</b> <span>where the request marks the end of a cacheable prefix</span></li>` : ''
   }</ul>`;
 }

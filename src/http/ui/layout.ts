@@ -66,6 +66,9 @@ svg.chart .axis { stroke:#94a3b8; } svg.chart .grid { stroke:#e2e8f0; } svg.char
 .legend { list-style:none; padding:0; margin:8px 0 0; display:grid; grid-template-columns: repeat(auto-fit, minmax(320px, 1fr)); gap:2px 16px; font-size:12px; }
 .legend li span { color:var(--muted); }
 .legend svg { vertical-align:-2px; }
+.whys { list-style:none; padding:0; margin:0; display:grid; gap:6px; }
+.whys svg { vertical-align:-2px; }
+.whys li span { color:var(--muted); overflow-wrap:anywhere; }
 pre.content { white-space:pre-wrap; word-break:break-word; max-height:420px; overflow:auto; background:#fff; border:1px solid var(--line); border-radius:6px; padding:10px; margin:6px 0; }
 mark { background:#fde68a; color:inherit; border-radius:2px; padding:0 1px; outline:1px solid #f59e0b; }
 mark.diff { background:#fecaca; outline-color:#ef4444; }

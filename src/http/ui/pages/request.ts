@@ -7,13 +7,14 @@ import type { RequestOutcome } from '../../../domain/reconcile/reconciler';
 import type { Breakpoint, RenderedSegment } from '../../../domain/render/request';
 import type { NormalizedUsage } from '../../../domain/usage/types';
 import type { RequestRow } from '../../../store/store';
-import { CLASS_INFO, legend, SEGMENT_ORDER, segmentBar, type BarSegment } from '../charts';
+import { CLASS_INFO, legend, SEGMENT_ORDER, segmentBar, swatch, type BarSegment } from '../charts';
 import { diffPair } from '../content';
 import { span, tok, tokens, usd, when } from '../format';
 import { failureView } from '../../views';
 import { formatsNote, metric, requestLink, settingsNote, sourceLink, thinkingNote, type Html } from './parts';
 import { shownRuns, sumClasses, SESSION_BATCHES_SHOWN } from '../../../domain/session-runs';
 import { unknownModel } from '../../../domain/requests';
+import { requestWhyItems, type RequestWhy } from '../../../domain/reconcile/explain';
 
 const json = (v: unknown) => JSON.stringify(v, null, 2);
 
@@ -57,6 +58,19 @@ export function requestPage(row: RequestRow, pruned?: (id: string) => boolean, e
   // Input billed outside the segments (Gemini's tool-use prompts) is in the request's input cost, at full price either way.
   const unrendered = outcome?.tool_use_prompt?.cost ?? 0;
   const cost = outcome ? outcome.segments.reduce((a, s) => ({ actual: a.actual + s.cost.actual, perfect: a.perfect + s.cost.perfect }), { actual: unrendered, perfect: unrendered }) : null;
+  // Each class's why with this request's figures, as `prefix-handles request` says it (domain/reconcile/explain.ts).
+  const whys = outcome
+    ? requestWhyItems({
+        entry: entry && { id: entry.id, provider: entry.provider, cache: entry.cache },
+        segments: outcome.segments,
+        breakpoints: row.breakpoints as Breakpoint[],
+        predicted_read: outcome.predicted.read,
+        provider_read: outcome.capture === 'unknown' ? null : outcome.provider.read,
+        complete: usage?.complete ?? true,
+      })
+    : [];
+  // The legend keys the bar's colours; a class explained below with this request's figures needs no general words there.
+  const explained = new Set<string>([...whys.map((w) => w.cls), ...(outcome?.drift ? ['drift'] : []), ...(outcome?.expired ? ['expired'] : [])]);
 
   return html`<h1>Request <code>${row.id}</code></h1>
 <p class="sub">${row.model}${row.catalogFallback ? html` <span class="muted">(priced as ${row.catalogEntry})</span>` : ''} · ${row.format} · ${row.status ?? 'rendered'} · rendered ${when(row.renderedAt)}${row.startedAt ? ` · started ${when(row.startedAt)}` : ''}</p>
@@ -74,7 +88,7 @@ ${outcome?.applied_late ? html`<p class="notice" data-notice="applied-late">Repo
 ${outcome ? '' : row.status === 'failed' ? html`<p class="notice" data-notice="failed">The provider call failed: there is no usage to reconcile (its error is below). The bar shows the rendered segments only.</p>` : html`<p class="notice">No usage report yet: the bar shows the rendered segments only.</p>`}
 <div class="card"><h2 style="margin-top:0">The prompt, segment by segment</h2>
 ${segmentBar(bar, breakpoints, `Segments of ${row.id} coloured by outcome`)}
-${legend([...SEGMENT_ORDER, 'pending', 'failed'].filter((c) => present.has(c)), { breakpoint: breakpoints.length > 0, entries: entry ? [entry] : undefined })}</div>
+${legend([...SEGMENT_ORDER, 'pending', 'failed'].filter((c) => present.has(c)), { breakpoint: breakpoints.length > 0, entries: entry ? [entry] : undefined, explained })}</div>
 <table data-table="segments"><thead><tr><th>#</th><th>Source</th><th>Section</th><th class="num">Tokens</th><th>Outcome</th><th class="num">Read</th><th class="num">Written</th><th class="num">Cost</th></tr></thead><tbody>
 ${bar.map((s) => {
     const os = outcome?.segments.slice(s.index, s.index + (s.count ?? 1));
@@ -90,6 +104,7 @@ ${bar.map((s) => {
 ${bar.some((s) => s.count) ? html`<p class="muted" data-segments-summed="${segments.length - bar.length + bar.filter((s) => s.count).length}">A session's batches before its newest ${tokens(SESSION_BATCHES_SHOWN)} are summed in one row here and one piece of the bar (${tokens(segments.length)} segments in all; each one: <code>GET /v1/requests/${row.id}</code>).</p>` : ''}
 ${outcome?.drift ? driftBlock(outcome.drift, pruned) : ''}
 ${outcome?.expired ? expiredBlock(outcome.expired, outcome.applied_late !== undefined, refreshes, provider) : ''}
+${whys.length ? whysBlock(whys) : ''}
 <div class="cols">
 ${row.status === 'failed'
     ? html`<div><h2>Provider error</h2><p class="muted">The call failed: its status and the provider's error body, as sent (status null: the provider could not be reached or did not answer in time).</p><pre class="content" data-raw="error">${json(failureView(row.usageRaw))}</pre></div>`
@@ -99,6 +114,13 @@ ${row.usageRaw !== undefined && row.usageRaw !== null ? html`<details><summary>A
     ? html`<p class="muted">The provider's own explanation, shown beside ours.</p><pre class="content" data-raw="diagnostics">${json(row.diagnostics)}</pre>`
     : html`<p class="muted">The provider sent no cache diagnostics.</p>`}</div>
 </div>`;
+}
+
+/** Every other class's tokens on this request, and why they are there with its own figures. */
+function whysBlock(whys: RequestWhy[]): Html {
+  return html`<h2>Why the tokens are in each class</h2><div class="card"><ul class="whys" data-whys>${whys.map(
+    (w) => html`<li data-why="${w.cls}" data-tokens="${w.tokens}">${swatch(w.cls)} <b>${CLASS_INFO[w.cls]?.label ?? w.cls}</b> ${tokens(w.tokens)} tokens in ${w.segments}: <span data-why-text>${w.why}</span></li>`,
+  )}</ul></div>`;
 }
 
 /** Why a request's capture is unknown: the provider said nothing of its cache, or the answer ended before its usage came. */
