@@ -185,6 +185,7 @@ export class RequestService {
       messageSettings: rendered.messageSettings,
       providerHistory: rendered.providerHistory,
       prediction,
+      namesHandle: rendered.handles.length > 0,
     };
     const committed = this.deps.writes.enqueue({ kind: 'request', row, inline, handles: rendered.handles });
     // Inline bytes past their retention are dropped as we go, at most once a minute.

@@ -211,6 +211,25 @@ export const TenantReportSchema = z
     handles: z
       .array(z.object({ id: z.string(), type: z.string().nullable(), kind: z.string().nullable(), name: z.string().nullable(), deleted: z.boolean(), ...totals }))
       .openapi({ description: 'One row per handle, by leaked money, largest first (all of them, or the first `limit`).' }),
+    no_handle: z
+      .object({
+        requests: int.openapi({ description: 'Reconciled calls that named no handle: their whole prompt was the caller\'s inline content.' }),
+        tokens: z.object({
+          prompt: int.openapi({ description: "Their prompt tokens (the provider's total, over the rendered prompt)." }),
+          repeated: int.openapi({ description: 'Of those, tokens whose prefix, from the first token through them, the cache scope had been sent before: what a handle would let be read from cache alike.' }),
+          cache_read: int.openapi({ description: "Of those, tokens the provider reported reading from its cache." }),
+        }),
+        money: z.object({
+          currency: z.literal('USD'),
+          actual_input_cost: z.number().openapi({ description: 'Their input cost, of the calls whose provider reported cache fields.' }),
+          cost_without_caching: z.number(),
+          unknown_capture_input_cost: z.number().openapi({ description: 'Input cost of those whose provider reported no cache fields, at full price.' }),
+        }),
+      })
+      .openapi({
+        description:
+          "The calls in the range (by start day, of `model`) that referenced no handle, beside the totals, which count handle content only: what went through no handle. Counted since the service kept them (0.1.0 after 2026-12-04; earlier calls are not). Write premiums are not followed for them.",
+      }),
   })
   .openapi('TenantReport', { description: "Totals over handle content (each token once, whatever number of handles it is under); the caller's inline content is not counted." });
 

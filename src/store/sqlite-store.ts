@@ -3,7 +3,7 @@ import type { Db, WalSync } from './db';
 import { apiKeys, blobs, calibration, driftFindings, handlePins, handles, handleVersions, requestInline, requests, tenants } from './schema';
 import { DAY_MS, type Clock } from '../domain/clock';
 import { pathHandles, SUMMARY_VERSION } from '../domain/reconcile/request-summary';
-import { ROLLUP_VALUE_COLUMNS } from '../domain/reconcile/waterfall';
+import { NO_HANDLE, ROLLUP_VALUE_COLUMNS } from '../domain/reconcile/waterfall';
 import type {
   ApiKeyRow,
   AppendResult,
@@ -213,7 +213,7 @@ const SPAN_SQL = {
   // Days' rows added to a span: a new span's days, or those since it was last made.
   addDays: `insert into rollups_span (tenant_id, handle_id, model, span, ${ROLLUP_VALUE_COLUMNS.join(', ')})
     select @tenantId, handle_id, model, @span, ${valueSums} from rollups
-    where tenant_id = @tenantId and day between @fromDay and @toDay and handle_id != '*' group by handle_id, model
+    where tenant_id = @tenantId and day between @fromDay and @toDay and handle_id not in ('*', '${NO_HANDLE}') group by handle_id, model
     on conflict (tenant_id, handle_id, model, span) do update set ${ROLLUP_VALUE_COLUMNS.map((c) => `${c} = ${c} + excluded.${c}`).join(', ')}`,
   // Every day's span from the months' spans.
   addMonths: `insert into rollups_span (tenant_id, handle_id, model, span, ${ROLLUP_VALUE_COLUMNS.join(', ')})
@@ -839,7 +839,7 @@ export class SqliteStore implements Store {
       if (shape.columns.some((c) => !ROLLUP_VALUE_COLUMNS.includes(c))) throw new Error(`not a rollup column: ${shape.columns.join(', ')}`);
       const where = ['tenant_id = @tenantId'];
       if (shape.some) where.push('handle_id in (select value from json_each(@handles))');
-      where.push(from === 'spans' ? 'span between @fromSpan and @toSpan' : `${shape.some ? '+day' : 'day'} between @fromDay and @toDay and handle_id != '*'`);
+      where.push(from === 'spans' ? 'span between @fromSpan and @toSpan' : `${shape.some ? '+day' : 'day'} between @fromDay and @toDay and handle_id not in ('*', '${NO_HANDLE}')`);
       if (shape.byModel) where.push('model = @model');
       stmt = this.db.$client
         .prepare(`select handle_id, ${shape.columns.map((c) => `sum(${c})`).join(', ')} from ${from === 'spans' ? 'rollups_span' : 'rollups'} where ${where.join(' and ')} group by handle_id`)
@@ -951,6 +951,12 @@ export class SqliteStore implements Store {
       return { pruned: chosen.map((c) => c.id), read: found.length, next };
     }).immediate();
   }
+
+  requestNamesHandle(requestId: string): boolean {
+    return (this.namesHandleStmt ??= this.db.$client.prepare('select 1 from request_handles where request_id = ? limit 1').pluck()).get(requestId) !== undefined;
+  }
+
+  private namesHandleStmt?: Statement;
 
   requestExists(id: string): boolean {
     return this.db.$client.prepare('select 1 from requests where id = ?').pluck().get(id) !== undefined;

@@ -103,6 +103,8 @@ export interface RequestRow {
   summary?: unknown;
   /** Listed rows only, not reconciled: the handle ids on its segments' paths, kept at render; null for one recorded before they were. */
   handles?: string[] | null;
+  /** In memory from its render (not stored): whether it named a handle, also one that rendered nothing; else `requestNamesHandle` says. */
+  namesHandle?: boolean;
   writePremium?: unknown;
   writeRead?: boolean | null;
 }
@@ -366,9 +368,11 @@ export interface Store {
   scopeSnapshotChanges(scope: string, chain: string): Iterable<unknown>;
   /** Rollup rows summed per handle, version and model over a day range. */
   sumRollups(query: RollupQuery): RollupRow[];
+  /** Whether a recorded request named a handle (its rows in request_handles, by request id). */
+  requestNamesHandle(requestId: string): boolean;
   /**
-   * Every handle's rollup rows (not the '*' totals) summed per handle over a day range: only those of `handles` when
-   * given, and only `columns` (some of ROLLUP_VALUE_COLUMNS; all of them by default).
+   * Every handle's rollup rows (not the '*' totals, nor the NO_HANDLE rows) summed per handle over a day range: only
+   * those of `handles` when given, and only `columns` (some of ROLLUP_VALUE_COLUMNS; all of them by default).
    */
   sumHandles(query: Omit<RollupQuery, 'handleId'> & { handles?: string[] }, columns?: readonly string[]): HandleSums[];
   /** One handle's rollup rows summed per version and model, for versions `from`..`to` only (by the key). */

@@ -87,7 +87,7 @@ const opArb = fc.oneof(
 );
 type Op = typeof opArb extends fc.Arbitrary<infer T> ? T : never;
 type Call = Extract<Op, { k: 'call' }>;
-const runArb = fc.record({ models: fc.shuffledSubarray(MODEL_NAMES, { minLength: 1, maxLength: 3 }), prefixes: fc.shuffledSubarray([0, 1, 2, 3, 4], { minLength: 1, maxLength: 3 }), ops: fc.array(opArb, { minLength: 4, maxLength: 24 }) });
+const runArb = fc.record({ models: fc.shuffledSubarray(MODEL_NAMES, { minLength: 1, maxLength: 3 }), prefixes: fc.shuffledSubarray([0, 1, 2, 3, 4, 5, 6], { minLength: 1, maxLength: 3 }), ops: fc.array(opArb, { minLength: 4, maxLength: 24 }) });
 
 /** With ROLLUP_STATS: what the runs covered (counts by kind), and each write's premium left unread at the last check. */
 const coverage: Record<string, number> = {};
@@ -149,7 +149,7 @@ interface StoredRequest {
 }
 
 /** Rollup rows as they must be: from the stored outcomes alone, and the stored unread parts of each write. */
-function expectedRows(requests: StoredRequest[], now: number): Row[] {
+function expectedRows(requests: StoredRequest[], now: number, named: ReadonlySet<string>): Row[] {
   const rows = new Map<string, Row>();
   const row = (handle: string, version: number, day: number, model: string) => {
     const key = `${handle}\n${version}\n${day}\n${model}`;
@@ -162,6 +162,18 @@ function expectedRows(requests: StoredRequest[], now: number): Row[] {
     const o = req.outcome;
     const day = Math.floor(req.startedAt! / DAY);
     const reported = o.capture === 'reported';
+    // A call that named no handle: its segments on a row of their own ('-'), write premiums not followed.
+    if (!named.has(req.id) && o.segments.every((s: { source: string }) => s.source === 'inline')) {
+      const mine = zero();
+      for (const s of o.segments) addSegment(mine, s, reported);
+      mine.write_premium_paid = 0;
+      const v = row('-', 0, day, req.model);
+      for (const k in mine) v[k]! += mine[k]!;
+      v.requests! += 1;
+      v.requests_including! += 1;
+      for (const c of TOKEN_COLUMNS) v[`req_${c}`]! += mine[c]! > 0 ? 1 : 0;
+      continue;
+    }
     // Per handle: its tokens in this request, and the latest version it was used at.
     const perHandle = new Map<string, { version: number; v: Record<string, number> }>();
     const paid = new Map<string, number>();
@@ -178,19 +190,7 @@ function expectedRows(requests: StoredRequest[], now: number): Row[] {
       }
       keys.set('*', 0);
       for (const [handle, version] of keys) {
-        const add = (v: Record<string, number>) => {
-          v.referenced! += s.end - s.start;
-          v.opportunity! += s.opportunity;
-          if (reported) v.reported_opportunity! += s.opportunity;
-          v.predicted! += s.predicted;
-          for (const c of TOKEN_COLUMNS.slice(4)) v[c]! += s.classes[c];
-          if (reported) {
-            v.cost_actual! += s.cost.actual;
-            v.cost_no_cache! += s.cost.no_cache;
-            v.cost_perfect! += s.cost.perfect;
-          } else v.cost_unknown! += s.cost.no_cache;
-          v.write_premium_paid! += s.cost.write_premium;
-        };
+        const add = (v: Record<string, number>) => addSegment(v, s, reported);
         add(row(handle, version, day, req.model));
         including.set(`${handle}@${version}`, [handle, version]);
         let h = perHandle.get(handle);
@@ -224,6 +224,21 @@ function expectedRows(requests: StoredRequest[], now: number): Row[] {
     }
   }
   return [...rows.values()];
+}
+
+/** A segment's tokens and money added to a row's values. */
+function addSegment(v: Record<string, number>, s: any, reported: boolean): void {
+  v.referenced! += s.end - s.start;
+  v.opportunity! += s.opportunity;
+  if (reported) v.reported_opportunity! += s.opportunity;
+  v.predicted! += s.predicted;
+  for (const c of TOKEN_COLUMNS.slice(4)) v[c]! += s.classes[c];
+  if (reported) {
+    v.cost_actual! += s.cost.actual;
+    v.cost_no_cache! += s.cost.no_cache;
+    v.cost_perfect! += s.cost.perfect;
+  } else v.cost_unknown! += s.cost.no_cache;
+  v.write_premium_paid! += s.cost.write_premium;
 }
 
 const round = (x: number) => (Math.sign(x) * Math.floor((Math.round(Math.abs(x) * 1e9) + 500) / 1000)) / 1e6;
@@ -305,9 +320,14 @@ async function run({ models, prefixes: usedPrefixes, ops }: { models: Model[]; p
   const doc = await mint('/v1/artifacts', { kind: 'document', content: 'Returns policy, section 4. Items may be returned within 30 days. '.repeat(60) });
   const bnd = await mint('/v1/bundles', { members: [sys, doc] });
   const ses = await mint('/v1/sessions', { base: bnd, messages: [{ role: 'user', content: 'Where is order 1?' }, { role: 'assistant', content: 'It left the warehouse.' }] });
+  // A session no turn is ever appended to: a call naming it referenced a handle that rendered nothing.
+  const empty = await mint('/v1/sessions', {});
   const handles = [sys, doc, bnd, ses];
   // A doc after the pinned bundle names the doc at its latest version too (two versions of it, once a new one is made).
-  const prefixes = [[sys], [bnd], [sys, doc], [ses], [bnd, doc]];
+  // No handle: the system prompt inline (the calls the tenant report counts apart, as no_handle).
+  const prefixes = [[sys], [bnd], [sys, doc], [ses], [bnd, doc], [], [empty]];
+  /** The calls that named a handle (all but those of the prefix []). */
+  const named = new Set<string>();
 
   const ids: string[] = [];
   const deferred: Sent[] = [];
@@ -359,18 +379,21 @@ async function run({ models, prefixes: usedPrefixes, ops }: { models: Model[]; p
     const before = op.stamped && prefix[0] === sys && (m.format === 'anthropic' || m.format === 'openai-chat');
     const rest = before ? prefix.slice(1) : prefix;
     const stampedSystem = [{ type: 'text', text: `now ${n}` }, { type: 'handle', ref: sys }];
+    // Without a handle, the system prompt is sent inline: the same bytes call after call, a prefix the provider can cache.
+    const inline = prefix.length === 0 ? LONG_SYSTEM : null;
     const request: Record<string, unknown> =
       m.format === 'gemini'
-        ? { prefix, contents: [{ role: 'user', parts: [...(op.stamped ? [{ text: `at ${n}` }] : []), { text: question.content }] }] }
+        ? { prefix, contents: [{ role: 'user', parts: [...(inline ? [{ text: inline }] : []), ...(op.stamped ? [{ text: `at ${n}` }] : []), { text: question.content }] }] }
         : m.format === 'openai-responses'
-          ? { model: m.model, prefix, input: [...(op.stamped ? [{ role: 'user', content: `at ${n}` }] : []), question] }
+          ? { model: m.model, prefix, input: [...(inline ? [{ role: 'system', content: inline }] : []), ...(op.stamped ? [{ role: 'user', content: `at ${n}` }] : []), question] }
           : m.format === 'anthropic'
-            ? { model: m.model, ...m.extra, ...(before ? { system: stampedSystem } : {}), prefix: rest, messages: [question] }
-            : { model: m.model, prefix: rest, messages: [...(before ? [{ role: 'system', content: stampedSystem }] : op.stamped ? [{ role: 'user', content: `at ${n}` }] : []), question] };
+            ? { model: m.model, ...m.extra, ...(before ? { system: stampedSystem } : inline ? { system: inline } : {}), prefix: rest, messages: [question] }
+            : { model: m.model, prefix: rest, messages: [...(inline ? [{ role: 'system', content: inline }] : []), ...(before ? [{ role: 'system', content: stampedSystem }] : op.stamped ? [{ role: 'user', content: `at ${n}` }] : []), question] };
     const res = await client.post('/v1/render', { format: m.format, ...(m.format === 'gemini' ? { model: m.model } : {}), request });
     expect(res.status, res.text).toBe(200);
     const r = res.json;
     ids.push(r.request_id);
+    if (prefix.length) named.add(r.request_id);
     const started = clock.now();
     if (op.delivery === 'fail') {
       await t.services.requests.markFailed(r.request_id, { startedAt: started, finishedAt: started + 500, usageRaw: { status: 529, error: { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } } } });
@@ -420,18 +443,20 @@ async function run({ models, prefixes: usedPrefixes, ops }: { models: Model[]; p
           if (i > 0) clock.advance(20_000);
           const question = { role: 'user', content: `Proxied question ${n++}` };
           const stream = op.stream || op.fault === 'cut';
+          const inline = prefix.length === 0 ? [{ role: 'system', content: LONG_SYSTEM }] : [];
           const [path, body, auth]: [string, object, Record<string, string>] =
             format === 'anthropic'
-              ? ['/proxy/anthropic/v1/messages', { model, max_tokens: 32, prefix, messages: [question], ...(stream ? { stream: true } : {}) }, { 'x-api-key': apiKey, 'anthropic-version': '2023-06-01' }]
+              ? ['/proxy/anthropic/v1/messages', { model, max_tokens: 32, ...(inline.length ? { system: LONG_SYSTEM } : {}), prefix, messages: [question], ...(stream ? { stream: true } : {}) }, { 'x-api-key': apiKey, 'anthropic-version': '2023-06-01' }]
               : format === 'openai-chat'
-                ? ['/proxy/openai/v1/chat/completions', { model, prefix, messages: [question], ...(stream ? { stream: true } : {}) }, { authorization: `Bearer ${apiKey}` }]
-                : ['/proxy/openai/v1/responses', { model, prefix, input: [question], ...(stream ? { stream: true } : {}) }, { authorization: `Bearer ${apiKey}` }];
+                ? ['/proxy/openai/v1/chat/completions', { model, prefix, messages: [...inline, question], ...(stream ? { stream: true } : {}) }, { authorization: `Bearer ${apiKey}` }]
+                : ['/proxy/openai/v1/responses', { model, prefix, input: [...inline, question], ...(stream ? { stream: true } : {}) }, { authorization: `Bearer ${apiKey}` }];
           const fault: Record<string, string> = op.fault === 'refused' ? { 'x-simulator-status': '529' } : op.fault === 'cut' ? { 'x-simulator-abort-after': '1' } : {};
           const res = await t.app.request(path, { method: 'POST', headers: { 'content-type': 'application/json', 'x-ph-key': tenant.key, ...auth, ...fault }, body: JSON.stringify(body) });
           await res.text().catch(() => undefined);
           const id = res.headers.get('x-ph-request-id');
           expect(id, `${res.status} from the proxy`).toBeTruthy();
           ids.push(id!);
+          if (prefix.length) named.add(id!);
           // The proxy reconciles after the answer has gone out.
           for (let turn = 0; turn < 1000 && (t.services.requests.get(tenant.id, id!) as StoredRequest).status === 'rendered'; turn++) await new Promise((r) => setTimeout(r, 1));
           await t.services.writes.idle();
@@ -491,10 +516,15 @@ async function run({ models, prefixes: usedPrefixes, ops }: { models: Model[]; p
     await t.services.writes.idle();
     const now = clock.now();
     const requests = ids.map((id) => t.services.requests.get(tenant.id, id) as StoredRequest);
-    const rows = expectedRows(requests, now);
+    const rows = expectedRows(requests, now, named);
     if (process.env.ROLLUP_STATS) {
       const inc = (k: string, by = 1) => (coverage[k] = (coverage[k] ?? 0) + by);
       inc('checks');
+      const none = rows.filter((r) => r.handle === '-');
+      if (none.length) inc('no-handle rows', none.length);
+      if (none.some((r) => r.v.captured! > 0)) inc('no-handle captured');
+      if (none.some((r) => r.v.opportunity! > 0)) inc('no-handle repeated');
+      if (requests.some((q) => q.status === 'reconciled' && named.has(q.id) && q.outcome.segments.every((x: { source: string }) => x.source === 'inline'))) inc('named, rendered nothing');
       for (const q of requests) {
         inc(`status:${q.status}`);
         if (q.status !== 'reconciled') continue;
@@ -567,8 +597,19 @@ async function run({ models, prefixes: usedPrefixes, ops }: { models: Model[]; p
       const tenantReport = await client.get(`/v1/reports?${range.q}`);
       expect(tenantReport.status, tenantReport.text).toBe(200);
       same(tenantReport.json, totals(within.filter((r) => r.handle === '*')), `tenant totals ?${range.q}`);
+      const none = totals(within.filter((r) => r.handle === '-'));
+      expect(tenantReport.json.no_handle, `no_handle ?${range.q}`).toEqual({
+        requests: none.requests,
+        tokens: { prompt: none.tokens.referenced, repeated: none.tokens.opportunity, cache_read: none.tokens.captured! + none.tokens.bonus! },
+        money: {
+          currency: 'USD',
+          actual_input_cost: expect.closeTo(none.money.actual_input_cost, 5),
+          cost_without_caching: expect.closeTo(none.money.cost_without_caching, 5),
+          unknown_capture_input_cost: expect.closeTo(none.money.unknown_capture_input_cost, 5),
+        },
+      });
       const perHandle = new Map<string, Row[]>();
-      for (const r of within) if (r.handle !== '*') perHandle.set(r.handle, [...(perHandle.get(r.handle) ?? []), r]);
+      for (const r of within) if (r.handle !== '*' && r.handle !== '-') perHandle.set(r.handle, [...(perHandle.get(r.handle) ?? []), r]);
       expect(new Set(tenantReport.json.handles.map((h: { id: string }) => h.id)), `handles ?${range.q}`).toEqual(new Set(perHandle.keys()));
       for (const h of tenantReport.json.handles) same(h, totals(perHandle.get(h.id)!), `tenant report's ${h.id} ?${range.q}`);
       for (const handle of handles) {

@@ -67,6 +67,12 @@ interface TenantReport extends Totals {
   handles: Array<Totals & HandleInfo>;
   /** Absent from an older service. */
   handles_total?: number;
+  /** The calls that referenced no handle (absent from an older service). */
+  no_handle?: {
+    requests: number;
+    tokens: { prompt: number; repeated: number; cache_read: number };
+    money: { actual_input_cost: number; cost_without_caching: number; unknown_capture_input_cost: number };
+  };
 }
 
 interface Range {
@@ -243,7 +249,20 @@ function tenantText(r: TenantReport): string {
   const parts = ['tenant report', rangeLine(r.range), totalsText(r)];
   const shown = r.handles_total !== undefined && r.handles_total > rows.length ? ` (the ${rows.length} that leaked most of ${r.handles_total})` : '';
   parts.push(rows.length ? `handles, by leaked money${shown}\n${rowsTable(['handle', 'requests'], rows)}` : 'no handles were referenced in this range');
+  if (r.no_handle) parts.push(noHandleText(r.no_handle));
   return parts.join('\n\n');
+}
+
+/** The calls that referenced no handle: on no report above, counted here. */
+function noHandleText(n: NonNullable<TenantReport['no_handle']>): string {
+  if (!n.requests) return 'every call in this range referenced a handle';
+  const unknown = n.money.unknown_capture_input_cost ? `, and ${usd(n.money.unknown_capture_input_cost)} for calls without cache fields` : '';
+  return [
+    `calls that referenced no handle (their whole prompt inline: in none of the figures above) ${tokens(n.requests)}`,
+    `  prompt tokens ${tokens(n.tokens.prompt)}, of which ${tokens(n.tokens.repeated)} repeated a prefix their cache scope was sent before and ${tokens(n.tokens.cache_read)} were read from cache`,
+    `  input cost ${usd(n.money.actual_input_cost)} (${usd(n.money.cost_without_caching)} without caching)${unknown}`,
+    `  'prefix-handles suggest' on a log of them names what they repeat, to mint and name in "prefix"`,
+  ].join('\n');
 }
 
 function rangeLine(range: Range): string {

@@ -21,7 +21,7 @@ import { calibrationFamily, calibrationRatio, currentBasis } from './reports';
 import { summarizeOutcome } from './request-summary';
 import { PendingPremiums, partsOf, readUpTo, type PremiumPart, type StoredPremium } from './write-premiums';
 import { advance, blocksFor, hasUnits, knownEnds, lastUnits, learnExactEnds, measuresPrefixes, ScopeStates, segmentLengths, unitLengths, type RecordedOutcome, type ScopeState, type SimTimes } from './scopes';
-import { CLASSES, classifySegment, requestsColumn, ROLLUP_CLASSES, ROLLUP_VALUE_COLUMNS, type ClassCounts } from './waterfall';
+import { CLASSES, classifySegment, NO_HANDLE, requestsColumn, ROLLUP_CLASSES, ROLLUP_VALUE_COLUMNS, type ClassCounts } from './waterfall';
 
 export interface UsageReport {
   request_id: string;
@@ -514,7 +514,10 @@ export class Reconciler {
     learnExactEnds(state, model, request, outcome);
 
     const day = Math.floor(startedAt / DAY);
-    const rollups = rollupDeltas(tenantId, day, request.model, segOutcomes, read !== null);
+    // A call whose whole prompt was the caller's own (no handle named: a session with no turns yet was named) is counted
+    // apart: the tenant sees what went through no handle. Looked up only for such a call.
+    const noHandle = segOutcomes.every((s) => s.source === 'inline') && !(request.namesHandle ?? this.deps.store.requestNamesHandle(request.id));
+    const rollups = noHandle ? noHandleDeltas(tenantId, day, request.model, segOutcomes, read !== null) : rollupDeltas(tenantId, day, request.model, segOutcomes, read !== null);
     // What this request's writes cost above the input price, by segment: a later read marks what it covers.
     // Written at several TTLs (Anthropic's 1h marks before 5m ones), a part is split by TTL and ends with its own.
     const parts: PremiumPart[] = segOutcomes.flatMap((seg) => {
@@ -705,7 +708,7 @@ export class Reconciler {
       () => {
         release();
         this.inFlight.delete(write.request.id);
-        const handles = write.rollups.map((r) => r.handleId).filter((h) => h !== '*');
+        const handles = write.rollups.map((r) => r.handleId).filter((h) => h !== '*' && h !== NO_HANDLE);
         for (const listener of this.listeners) {
           try {
             listener({ ...event, handles });
@@ -919,6 +922,20 @@ function rollupDeltas(tenantId: string, day: number, model: string, segs: Segmen
     ROLLUP_CLASSES.forEach((c, i) => (row.v[REQUEST_COLUMNS[i]!] = h.v[c]! > 0 ? 1 : 0));
   }
   return [...rows.values()].map(({ handleId, version, v }) => ({ tenantId, handleId, version, day, model, values: v }));
+}
+
+/**
+ * A request that referenced no handle: one row of its own (NO_HANDLE), its segments summed as a handle's are. Its write
+ * premiums are not followed (no later read marks them), so none are counted.
+ */
+function noHandleDeltas(tenantId: string, day: number, model: string, segs: SegmentOutcome[], reported: boolean): RollupDelta[] {
+  const v = zeroValues();
+  for (const s of segs) addSegment(v, s, reported);
+  v.write_premium_paid = 0;
+  v.requests = 1;
+  v.requests_including = 1;
+  ROLLUP_CLASSES.forEach((c, i) => (v[REQUEST_COLUMNS[i]!] = v[c]! > 0 ? 1 : 0));
+  return [{ tenantId, handleId: NO_HANDLE, version: 0, day, model, values: v }];
 }
 
 /** Adds a segment's tokens and money to rollup values. */

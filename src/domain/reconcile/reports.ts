@@ -1,4 +1,4 @@
-import { requestsColumn, ROLLUP_CLASSES } from './waterfall';
+import { NO_HANDLE, requestsColumn, ROLLUP_CLASSES } from './waterfall';
 import type { CalibrationRow, HandleRow, HandleSums, RollupRow, Store } from '../../store/store';
 import { notFound } from '../errors';
 import type { PendingPremiums, PendingRow } from './write-premiums';
@@ -260,9 +260,25 @@ export class Reports {
       const h = this.store.getHandle(id);
       return { id, type: h?.type ?? null, kind: h?.kind ?? null, name: h?.name ?? null, deleted: h ? h.deletedAt !== null : true, ...sum(byId.get(id) ?? []) };
     });
-    return { range: rangeView(range, now), ...sum(totals), handles_total: ranked.length, handles };
+    // Read as the totals are: the NO_HANDLE rows of the range's days by the primary key.
+    const noHandle = sum(this.store.sumRollups({ tenantId, handleId: NO_HANDLE, ...span, model: range.model }));
+    return { range: rangeView(range, now), ...sum(totals), handles_total: ranked.length, handles, no_handle: noHandleView(noHandle) };
   }
 }
+
+/**
+ * The calls that referenced no handle: how many, their prompt tokens, how many of those the cache scope had been sent
+ * before (what a handle would make a prefix to reuse), how many the provider read from its cache, and their input cost.
+ */
+function noHandleView(t: Totals) {
+  return {
+    requests: t.requests,
+    tokens: { prompt: t.tokens.referenced!, repeated: t.tokens.opportunity!, cache_read: t.tokens.captured! + t.tokens.bonus! },
+    money: { currency: t.money.currency, actual_input_cost: t.money.actual_input_cost, cost_without_caching: t.money.cost_without_caching, unknown_capture_input_cost: t.money.unknown_capture_input_cost },
+  };
+}
+
+export type NoHandleFigures = ReturnType<typeof noHandleView>;
 
 function handleView(handle: HandleRow) {
   return { id: handle.id, type: handle.type, kind: handle.kind, name: handle.name, deleted: handle.deletedAt !== null };

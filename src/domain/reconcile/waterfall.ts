@@ -15,6 +15,12 @@ export const ROLLUP_CLASSES = ['referenced', 'opportunity', 'reported_opportunit
 // Money of requests with unknown capture is kept apart (`cost_unknown`, at full price) rather than
 // counted as leaked.
 export const ROLLUP_MONEY = ['cost_actual', 'cost_no_cache', 'cost_perfect', 'cost_unknown', 'write_premium_paid', 'write_premium_read'] as const;
+/**
+ * The rollup rows of requests that referenced no handle (their whole prompt the caller's inline content), beside the
+ * tenant's handle totals ('*'): on no handle's report and not in those totals, but counted, so the tenant sees what
+ * went through no handle. No handle id takes this form.
+ */
+export const NO_HANDLE = '-';
 /** A class's "requests that had any" column. */
 export const requestsColumn = (c: string) => `req_${c}`;
 /**

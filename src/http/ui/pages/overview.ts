@@ -1,7 +1,7 @@
 // The tenant's overview: the waterfall for a period, money, and handles by leaked money.
 
 import { html } from 'hono/html';
-import type { Reports } from '../../../domain/reconcile/reports';
+import type { NoHandleFigures, Reports } from '../../../domain/reconcile/reports';
 import type { ModelEntry } from '../../../domain/catalog/types';
 import { LEAK_ROWS, legend, waterfallChart } from '../charts';
 import { PERIODS, tok, tokens, usd, type Period } from '../format';
@@ -31,6 +31,7 @@ ${summary(report)}
 ${report.tokens.referenced ? '' : html`<p class="empty">No reconciled requests in this period yet. Call your model through the proxy with a handle (<code>x-ph-prefix</code>, <code>x-ph-session</code>), or render a request with one and report its usage (<code>POST /v1/usage</code>): the README's “Your agent through the proxy, in five steps” shows how.</p>`}
 ${waterfallChart(report.tokens, `Reuse waterfall, ${PERIODS[period].label.toLowerCase()}`)}
 ${legend(['cold', ...LEAK_ROWS, 'captured', 'bonus'], { entries })}</div>
+${noHandleSection(report.no_handle)}
 <h2>Handles by leaked money</h2>
 ${rows.length
     ? html`<table data-table="handles"><thead><tr><th>#</th><th>Handle</th><th class="num">Requests</th><th class="num">Referenced</th><th class="num">Opportunity</th><th class="num">Captured</th><th>Capture rate</th><th class="num">Leaked</th><th class="num">Realised</th></tr></thead><tbody>
@@ -44,4 +45,26 @@ ${rows.map(
 <td class="num" data-value="${h.money.leaked_savings}">${usd(h.money.leaked_savings)}</td><td class="num" data-value="${h.money.realised_savings}">${usd(h.money.realised_savings)}</td></tr>`,
       )}</tbody></table>${report.handles_total > rows.length ? html`<p class="muted">Showing the ${rows.length} handles that leaked most of ${report.handles_total}.</p>` : ''}`
     : html`<p class="empty">No handle was used in a reconciled request in this period.</p>`}`;
+}
+
+/** One figure of the calls through no handle, its exact value in data attributes (the tests compare them with the API). */
+const figure = (key: string, label: string, value: number, shown: string, note?: string): Html =>
+  html`<div class="metric" data-no-handle="${key}" data-value="${value}"><dt>${label}</dt><dd>${shown}${note ? html` <small>${note}</small>` : ''}</dd></div>`;
+
+/**
+ * The calls that named no handle: on no handle's report and not in the figures above, but what they repeat is the reuse
+ * a handle would let the provider read.
+ */
+function noHandleSection(n: NoHandleFigures): Html {
+  if (!n.requests) return html`<h2>Calls through no handle</h2><p class="muted" data-no-handle="none">Every call reconciled in this period referenced a handle.</p>`;
+  const m = n.money;
+  return html`<h2>Calls through no handle</h2>
+<p class="muted">Calls whose whole prompt was inline: on no handle's report and not in the figures above. What they repeat could be a handle's prefix (<code>prefix-handles suggest</code> on a log of them names it).</p>
+<dl class="metrics" data-no-handle-figures>
+${figure('requests', 'Calls', n.requests, tokens(n.requests))}
+${figure('tokens.prompt', 'Prompt tokens', n.tokens.prompt, tok(n.tokens.prompt))}
+${figure('tokens.repeated', 'Repeated', n.tokens.repeated, tok(n.tokens.repeated), 'a prefix the same cache scope was sent before')}
+${figure('tokens.cache_read', 'Read from cache', n.tokens.cache_read, tok(n.tokens.cache_read), 'by the provider')}
+${figure('money.actual_input_cost', 'Input cost', m.actual_input_cost, usd(m.actual_input_cost), m.unknown_capture_input_cost ? `and ${usd(m.unknown_capture_input_cost)} without cache fields` : `of ${usd(m.cost_without_caching)} uncached`)}
+</dl>`;
 }

@@ -1,0 +1,134 @@
+// Calls that referenced no handle: on no handle's report and not in the tenant's totals, but counted apart (the
+// NO_HANDLE rollup rows, kept on ingestion) and shown as `no_handle` in GET /v1/reports, on the dashboard's overview
+// and in `prefix-handles report`.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createTestApp, type Client, type TestApp } from '../helpers/app';
+import { startCliHarness } from '../helpers/cli';
+import { mintSystem, startSession, userMessage } from '../helpers/factories';
+import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report, type Rendered } from '../helpers/scenario';
+
+const DAY = 86_400_000;
+const MIN = 60_000;
+
+let t: TestApp;
+beforeEach(() => {
+  t = createTestApp();
+});
+afterEach(() => t.close());
+
+const round6 = (x: number) => Math.round(x * 1e6) / 1e6;
+
+interface Sent {
+  total: number;
+  read: number;
+  cost: number;
+}
+
+/** A call with the system prompt inline (no handle): the provider reads what the simulation predicts, and writes the rest up to the mark. */
+async function inlineCall(client: Client, text: string): Promise<Sent> {
+  const r = await renderAnthropic(client, { system: [{ type: 'text', text: LONG_SYSTEM, cache_control: { type: 'ephemeral' } }], messages: [userMessage(text)] });
+  return reportPredicted(client, r);
+}
+
+async function reportPredicted(client: Client, r: Rendered): Promise<Sent> {
+  const total = promptTokens(r);
+  const read = r.prediction.read_tokens;
+  const o = (await report(client, t, r, anthropicUsage(total, read, r.prediction.write_tokens))).outcome as unknown as { segments: Array<{ cost: { actual: number } }> };
+  t.clock.advance(MIN);
+  return { total, read, cost: o.segments.reduce((a, s) => a + s.cost.actual, 0) };
+}
+
+/** Two calls through a system handle and three with the same system prompt inline; another tenant's inline call. */
+async function history() {
+  const { client, key } = t.tenant();
+  const sys = await mintSystem(client, `${LONG_SYSTEM} (handle)`);
+  const handle = (text: string) => renderAnthropic(client, { system: [{ type: 'handle', ref: sys.id }], messages: [userMessage(text)] });
+  await reportPredicted(client, await handle('one'));
+  await reportPredicted(client, await handle('two'));
+  const inline = [await inlineCall(client, 'a'), await inlineCall(client, 'b'), await inlineCall(client, 'c')];
+  // A session with no turns yet renders nothing: the call named a handle, and is not one through no handle.
+  const empty = await startSession(client);
+  await reportPredicted(client, await renderAnthropic(client, { prefix: [empty.id], messages: [userMessage('first turn')] }));
+  await inlineCall(t.tenant().client, 'another tenant');
+  return { client, key, sys, inline };
+}
+
+describe('calls that referenced no handle', () => {
+  it('GET /v1/reports counts them apart: 3 calls, their exact prompt tokens, cache reads and input cost; the totals stay handle content', async () => {
+    const { client, inline } = await history();
+    // The second and third inline calls read the prefix the first wrote.
+    expect(inline.map((c) => c.read > 0)).toEqual([false, true, true]);
+    const rep = (await client.get('/v1/reports')).json;
+    expect(rep.no_handle).toEqual({
+      requests: 3,
+      tokens: { prompt: inline.reduce((a, c) => a + c.total, 0), repeated: expect.any(Number), cache_read: inline.reduce((a, c) => a + c.read, 0) },
+      money: { currency: 'USD', actual_input_cost: round6(inline.reduce((a, c) => a + c.cost, 0)), cost_without_caching: expect.any(Number), unknown_capture_input_cost: 0 },
+    });
+    // What was repeated is what the later two calls could read: at least what the provider did read.
+    expect(rep.no_handle.tokens.repeated).toBeGreaterThanOrEqual(rep.no_handle.tokens.cache_read);
+    expect(rep.no_handle.tokens.repeated).toBeLessThan(rep.no_handle.tokens.prompt);
+    expect(rep.no_handle.money.cost_without_caching).toBeGreaterThan(rep.no_handle.money.actual_input_cost);
+    // The totals count handle content: the two handle calls (the empty session's call had no handle content).
+    expect(rep.requests).toBe(2);
+    expect(rep.handles.map((h: { id: string }) => h.id)).not.toContain('-');
+
+    // By model and by day, as the totals: another model's calls are none; a range before today holds none of them.
+    expect((await client.get('/v1/reports?model=gpt-4.1')).json.no_handle).toMatchObject({ requests: 0, tokens: { prompt: 0, repeated: 0, cache_read: 0 } });
+    expect((await client.get('/v1/reports?model=claude-sonnet-4-5')).json.no_handle.requests).toBe(3);
+    const yesterday = new Date(t.clock.now() - DAY).toISOString().slice(0, 10);
+    expect((await client.get(`/v1/reports?to=${yesterday}`)).json.no_handle.requests).toBe(0);
+  });
+
+  it('a call whose provider reported no cache fields is priced apart, as the totals price theirs', async () => {
+    const { client } = t.tenant();
+    const r = await renderAnthropic(client, { system: LONG_SYSTEM, messages: [userMessage('q')] });
+    const total = promptTokens(r);
+    await report(client, t, r, { input_tokens: total, output_tokens: 5 });
+    const n = (await client.get('/v1/reports')).json.no_handle;
+    expect(n.requests).toBe(1);
+    expect(n.tokens.prompt).toBe(total);
+    expect(n.money.actual_input_cost).toBe(0);
+    // claude-sonnet-4-5: $3 per million input tokens.
+    expect(n.money.unknown_capture_input_cost).toBe(round6((total * 3) / 1e6));
+  });
+
+  it("the overview shows them with the API's figures, and says so when every call referenced a handle", async () => {
+    const { client, key } = await history();
+    const api = (await client.get('/v1/reports')).json.no_handle;
+    const page = await (await t.app.request('/ui?period=24h', { headers: { cookie: `ph_ui_key=${key}` } })).text();
+    const shown = Object.fromEntries([...page.matchAll(/data-no-handle="([^"]+)" data-value="([^"]*)"/g)].map((m) => [m[1], Number(m[2])]));
+    expect(shown).toEqual({ requests: 3, 'tokens.prompt': api.tokens.prompt, 'tokens.repeated': api.tokens.repeated, 'tokens.cache_read': api.tokens.cache_read, 'money.actual_input_cost': api.money.actual_input_cost });
+    expect(page).toContain('<h2>Calls through no handle</h2>');
+    // The live fragment carries them too.
+    const fragment = await (await t.app.request('/ui/fragments/overview?period=24h', { headers: { cookie: `ph_ui_key=${key}` } })).text();
+    expect(fragment).toContain(`data-no-handle="requests" data-value="3"`);
+
+    const other = t.tenant();
+    const sys = await mintSystem(other.client, LONG_SYSTEM);
+    await reportPredicted(other.client, await renderAnthropic(other.client, { system: [{ type: 'handle', ref: sys.id }], messages: [userMessage('x')] }));
+    const all = await (await t.app.request('/ui', { headers: { cookie: `ph_ui_key=${other.key}` } })).text();
+    expect(all).toContain('data-no-handle="none"');
+    expect(all).not.toContain('data-no-handle="requests"');
+  });
+
+  it("'prefix-handles report' without a handle prints them under the handles, over real HTTP", async () => {
+    const h = await startCliHarness('ph-no-handle-');
+    try {
+      const { client, key } = h.t.tenant();
+      // inlineCall reports on the served app's clock.
+      t.close();
+      t = h.t;
+      const calls = [await inlineCall(client, 'a'), await inlineCall(client, 'b'), await inlineCall(client, 'c')];
+      const api = (await client.get('/v1/reports')).json.no_handle;
+      const run = await h.cli(['report'], { key });
+      expect(run.code, run.err).toBe(0);
+      const fmt = (n: number) => n.toLocaleString('en-US');
+      expect(run.out).toContain('calls that referenced no handle (their whole prompt inline: in none of the figures above) 3');
+      expect(run.out).toContain(`prompt tokens ${fmt(calls.reduce((a, c) => a + c.total, 0))}, of which ${fmt(api.tokens.repeated)} repeated a prefix their cache scope was sent before and ${fmt(calls.reduce((a, c) => a + c.read, 0))} were read from cache`);
+      expect(run.out).toContain(`input cost $${api.money.actual_input_cost.toFixed(6)}`);
+    } finally {
+      await h.close();
+      t = createTestApp();
+    }
+  });
+});
