@@ -95,6 +95,13 @@ describe('dashboard in headless Chromium', () => {
   it('signs in, shows each page with the API figures, and saves screenshots', async () => {
     const { page, problems } = await newPage();
     const s: Seeded = await seed(t);
+    // Three calls with their system prompt inline: through no handle, counted apart on the overview.
+    for (const q of ['a', 'b', 'c']) {
+      const r = await renderAnthropic(s.client, { system: [{ type: 'text', text: LONG_SYSTEM, cache_control: { type: 'ephemeral' } }], messages: [{ role: 'user', content: q }] });
+      const total = r.segments.at(-1)!.token_end;
+      await report(s.client, t, r, anthropicUsage(total, r.prediction.read_tokens, r.prediction.write_tokens));
+      t.clock.advance(60_000);
+    }
 
     await page.goto(`${base}/ui`);
     await page.fill('#key', 'phk_wrong');
@@ -109,6 +116,19 @@ describe('dashboard in headless Chromium', () => {
     const api = (await s.client.get(`/v1/reports?${week}`)).json;
     const ranked = await page.$$eval('table[data-table="handles"] tr[data-handle]', (rows) => rows.map((r) => r.getAttribute('data-handle')));
     expect(ranked).toEqual(api.handles.map((h: { id: string }) => h.id));
+    // The calls through no handle, as the API counts them, in value and in the text a person reads.
+    const none = await page.$$eval('[data-no-handle][data-value]', (els) => Object.fromEntries(els.map((e) => [e.getAttribute('data-no-handle')!, { value: e.getAttribute('data-value')!, text: e.querySelector('dd')!.textContent! }])));
+    const n = api.no_handle;
+    expect(n.requests).toBe(3);
+    expect(none.requests).toEqual({ value: '3', text: '3' });
+    for (const k of ['prompt', 'repeated', 'cache_read']) {
+      expect(none[`tokens.${k}`]!.value, k).toBe(String(n.tokens[k]));
+      expect(none[`tokens.${k}`]!.text, k).toContain(`${tokens(n.tokens[k])} tok`);
+    }
+    expect(none['money.actual_input_cost']!.text).toContain(usd(n.money.actual_input_cost));
+    // At 1280 px the five figures sit on one row.
+    const tops = await page.$$eval('[data-no-handle-figures] .metric', (els) => els.map((e) => Math.round(e.getBoundingClientRect().top)));
+    expect(new Set(tops).size).toBe(1);
     await page.screenshot({ path: `${SHOTS}/overview.png`, fullPage: true });
 
     // The handle link leads to its page, with the handle report's figures.
@@ -154,6 +174,11 @@ describe('dashboard in headless Chromium', () => {
     expect(drawn.sort()).toEqual(expected.sort());
     const usage = await page.$$eval('[data-usage] dd[data-value]', (dds) => dds.map((d) => d.getAttribute('data-value')));
     expect(usage).toEqual([req.usage.total_prompt_tokens, req.usage.cache_read_tokens, req.usage.cache_write_tokens, req.usage.uncached_tokens].map(String));
+    // Each class's why, with this request's figures, inside its card and the page at 1280 px: nothing scrolls sideways.
+    const whys = await page.$$eval('[data-whys] li', (lis) => lis.map((li) => ({ cls: li.getAttribute('data-why'), right: li.getBoundingClientRect().right, card: li.closest('.card')!.getBoundingClientRect().right })));
+    expect(whys.length).toBeGreaterThan(0);
+    for (const w of whys) expect(w.right, w.cls!).toBeLessThanOrEqual(w.card);
+    await expect(page.$eval('html', (e) => e.scrollWidth)).resolves.toBeLessThanOrEqual(1280);
     await page.screenshot({ path: `${SHOTS}/request.png`, fullPage: true });
 
     expect(problems).toEqual([]);
