@@ -1,12 +1,13 @@
 // `npm run bench [-- <filter>...]`: runs every benchmark in order, or those whose name contains a filter.
 // To add one: export a Benchmark[] from bench/<name>.ts and spread it into BENCHMARKS.
 import { expandBenchmarks } from './expand';
+import { noHandleBenchmarks } from './no-handle';
 import { proxyBenchmarks } from './proxy';
 import { renderBenchmarks } from './render';
 import { usageBenchmarks } from './usage';
 import { type Benchmark, BenchSetupError, cleanup, warnIfBusy } from './lib';
 
-const BENCHMARKS: Benchmark[] = [...expandBenchmarks, ...renderBenchmarks, ...usageBenchmarks, ...proxyBenchmarks];
+const BENCHMARKS: Benchmark[] = [...expandBenchmarks, ...renderBenchmarks, ...usageBenchmarks, ...noHandleBenchmarks, ...proxyBenchmarks];
 
 const filters = process.argv.slice(2);
 const selected = BENCHMARKS.filter((b) => filters.length === 0 || filters.some((f) => b.name.includes(f)));

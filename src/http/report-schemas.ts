@@ -228,7 +228,7 @@ export const TenantReportSchema = z
       })
       .openapi({
         description:
-          "The calls in the range (by start day, of `model`) that referenced no handle, beside the totals, which count handle content only: what went through no handle. Counted since the service kept them (0.1.0 after 2026-12-04; earlier calls are not). Write premiums are not followed for them.",
+          "The calls in the range (by start day, of `model`) that referenced no handle, beside the totals, which count handle content only: what went through no handle. A call naming a session with no turns yet named a handle and is not one. Kept on ingestion (migration 0017 counted the reconciled calls a database held; those pruned before it are not). Their write premiums are not followed.",
       }),
   })
   .openapi('TenantReport', { description: "Totals over handle content (each token once, whatever number of handles it is under); the caller's inline content is not counted." });

@@ -1,7 +1,12 @@
 // Calls that referenced no handle: on no handle's report and not in the tenant's totals, but counted apart (the
 // NO_HANDLE rollup rows, kept on ingestion) and shown as `no_handle` in GET /v1/reports, on the dashboard's overview
 // and in `prefix-handles report`.
+import Database from 'better-sqlite3';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openDb } from '../../src/store/db';
 import { createTestApp, type Client, type TestApp } from '../helpers/app';
 import { startCliHarness } from '../helpers/cli';
 import { mintSystem, startSession, userMessage } from '../helpers/factories';
@@ -129,6 +134,53 @@ describe('calls that referenced no handle', () => {
     } finally {
       await h.close();
       t = createTestApp();
+    }
+  });
+});
+
+describe('migration 0017 (no_handle_rollups)', () => {
+  it('counts the calls a database already holds as reconciliation counts them: the same rows', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ph-no-handle-'));
+    const file = join(dir, 'db.sqlite');
+    try {
+      t.close();
+      t = createTestApp({ databasePath: file });
+      const { client } = await history();
+      const r = await renderAnthropic(client, { system: LONG_SYSTEM, messages: [userMessage('no cache fields')] });
+      await report(client, t, r, { input_tokens: promptTokens(r), output_tokens: 5 });
+      // Two days later, another model.
+      t.clock.advance(2 * DAY);
+      const chat = (await client.post('/v1/render', { format: 'openai-chat', request: { model: 'gpt-4.1', messages: [{ role: 'system', content: LONG_SYSTEM }, userMessage('q')] } })).json;
+      expect((await client.post('/v1/usage', { request_id: chat.request_id, usage: { prompt_tokens: 2900, completion_tokens: 3, prompt_tokens_details: { cached_tokens: 0 } } })).status).toBe(201);
+      t.close();
+
+      const rowsOf = (db: Database.Database) => db.prepare("select * from rollups where handle_id = '-' order by tenant_id, day, model").all() as Array<Record<string, number | string>>;
+      const raw = new Database(file);
+      const written = rowsOf(raw);
+      // Two tenants; one of them on two days and models.
+      expect(written).toHaveLength(3);
+      expect(written.map((w) => w.requests)).toEqual(expect.arrayContaining([4, 1, 1]));
+      // As a database before 0017: no such rows, the migration not applied.
+      raw.prepare("delete from rollups where handle_id = '-'").run();
+      raw.prepare('delete from __drizzle_migrations where created_at = (select max(created_at) from __drizzle_migrations)').run();
+      raw.close();
+
+      const opened = openDb(file);
+      try {
+        const migrated = rowsOf(opened.sqlite);
+        expect(migrated).toHaveLength(written.length);
+        migrated.forEach((m, i) => {
+          for (const [k, v] of Object.entries(written[i]!)) {
+            if (typeof v === 'number' && !Number.isInteger(v)) expect(Math.abs((m[k] as number) - v), k).toBeLessThan(1e-12);
+            else expect(m[k], k).toBe(v);
+          }
+        });
+      } finally {
+        opened.close();
+      }
+      t = createTestApp();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
