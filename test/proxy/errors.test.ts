@@ -390,16 +390,42 @@ describe("the proxy's own refusals", () => {
     expect(h.t.sqlite.prepare('select count(*) as n from requests').get()).toEqual({ n: 0 });
   });
 
-  it('a body sent as something other than JSON: 415, with the error member, the provider not called', async () => {
+  it('a body sent as something other than JSON: 400 as a provider answers a bad body (not a 415 LangChain retries), code unsupported_media_type, the provider not called', async () => {
     h = await startHarness();
-    const res = await fetch(`${h.url}/proxy/anthropic/v1/messages`, {
-      method: 'POST',
-      headers: { 'x-ph-key': h.key, 'content-type': 'text/plain', 'x-api-key': 'sk-ant-test', 'anthropic-version': '2023-06-01' },
-      body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }),
-    });
-    expect(res.status).toBe(415);
-    expect(await res.json()).toMatchObject({ code: 'unsupported_media_type', error: { type: 'unsupported_media_type' } });
+    for (const path of ['/proxy/anthropic/v1/messages', '/proxy/openai/v1/chat/completions']) {
+      const res = await fetch(`${h.url}${path}`, {
+        method: 'POST',
+        headers: { 'x-ph-key': h.key, 'content-type': 'text/plain', 'x-api-key': 'sk-ant-test', 'anthropic-version': '2023-06-01' },
+        body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }),
+      });
+      expect(res.status, path).toBe(400);
+      expect(await res.json()).toMatchObject({ status: 400, code: 'unsupported_media_type', error: { type: 'unsupported_media_type' } });
+    }
+    // The service's own routes keep their 415.
+    expect((await fetch(`${h.url}/v1/render`, { method: 'POST', headers: { authorization: `Bearer ${h.key}`, 'content-type': 'text/plain' }, body: '{}' })).status).toBe(415);
     expect(h.tap).toHaveLength(0);
+  });
+
+  it('a deleted handle: a 404 the SDKs raise as NotFoundError (not a 410 LangChain retries), code gone, naming it; the REST API keeps its 410', async () => {
+    h = await startHarness();
+    const sys = await mintSystem(h.tenant.client, 'deleted before the call');
+    expect((await h.tenant.client.delete(`/v1/handles/${sys.id}`)).status).toBe(204);
+    const headers = { 'x-ph-prefix': sys.id };
+    const errors = [
+      await rejection(h.anthropic({ headers }).messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] })),
+      await rejection(h.openai({ headers }).chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'hi' }] })),
+      await rejection(h.openai({ headers }).responses.create({ model: 'gpt-4.1', input: 'hi' })),
+    ];
+    expect(errors[0]).toBeInstanceOf(Anthropic.NotFoundError);
+    expect(errors[1]).toBeInstanceOf(OpenAI.NotFoundError);
+    expect(errors[2]).toBeInstanceOf(OpenAI.NotFoundError);
+    for (const err of errors) {
+      expect(err.status).toBe(404);
+      expect(err.message).toContain(sys.id);
+    }
+    expect(errors[0].error).toMatchObject({ status: 404, code: 'gone', errors: [{ pointer: 'header:x-ph-prefix' }] });
+    expect(h.tap).toHaveLength(0);
+    expect((await h.tenant.client.get(`/v1/handles/${sys.id}/expand`)).status).toBe(410);
   });
 
   it('a body that starts with a byte-order mark is served (RFC 8259 §8.1), and the provider gets JSON without it', async () => {

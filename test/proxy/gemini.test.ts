@@ -254,12 +254,12 @@ describe('bad input', () => {
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/proxy/gemini/v1/models/{model}:generateContent', '/proxy/gemini/v1beta/models/{model}:streamGenerateContent', '/proxy/gemini/v1/models']));
   });
 
-  it('a deleted handle is a 410 the SDK shows, naming it, before Gemini is called', async () => {
+  it('a deleted handle is a 404 the SDK shows (code gone), naming it, before Gemini is called', async () => {
     const gone = await mintSystem(h.tenant.client, 'deleted before the call');
     expect((await h.tenant.client.delete(`/v1/handles/${gone.id}`)).status).toBe(204);
     const err = await rejection(h.gemini({ headers: { 'x-ph-prefix': gone.id } }).models.generateContent({ model: MODEL, contents: 'hi' }));
     expect(err).toBeInstanceOf(ApiError);
-    expect(err.status).toBe(410);
+    expect(err.status).toBe(404);
     expect(err.message).toContain(gone.id);
     expect(h.tap).toHaveLength(0);
   });

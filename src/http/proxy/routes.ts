@@ -4,13 +4,14 @@
 
 import { createRoute, z } from '@hono/zod-openapi';
 import { Hono, type Context, type Handler } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { AppDeps, Services } from '../../app';
 import { DomainError, invalid } from '../../domain/errors';
 import type { ProxyFormat } from '../../domain/proxy/to-neutral';
 import { headerOf, headersOf } from '../auth';
 import { BodyError } from '../body';
 import { fastRoute } from '../fast-route';
-import { handleError, malformedJson, problem } from '../problem';
+import { handleError, malformedJson, problem, type ProblemCode } from '../problem';
 import { newRouter, type AppEnv } from '../router';
 import { providerPath, proxyCount, proxyTurn, type TurnDeps } from './turn';
 import { readAll, requestHeadersFor, responseHeadersFor, Upstream, UpstreamError, type UpstreamProvider } from './upstream';
@@ -113,14 +114,20 @@ function geminiCall(segment: string): { model: string; method: string } | null {
   return { model, method };
 }
 
+/**
+ * The proxy's own refusals with the status a provider gives the same fault, where ours differs; the `code` is ours
+ * either way. Clients stop at a provider's statuses and may retry others: LangChain JS's AsyncCaller retries every
+ * 4xx but 400–409 (six more times, backing off: about 80 s for a 422). A request it cannot take, a body not sent as
+ * JSON: 400, as Anthropic and OpenAI answer a bad body; a deleted handle: 404, as they answer a missing resource.
+ */
+const PROVIDER_STATUS: Partial<Record<ProblemCode, ContentfulStatusCode>> = { invalid_request: 400, unsupported_media_type: 400, gone: 404 };
+
 function proxyError(err: unknown, c: Context<AppEnv>): Response | Promise<Response> {
   // The client left before the answer: nobody reads this response, and it is not our error.
   if (c.req.raw.signal.aborted) return new Response(null, { status: 499 });
   if (err instanceof UpstreamError) return problem(c, err.code, err.message, [], sdkError(err.code, err.message));
-  // A provider answers a request it cannot take with a 400, and clients stop there; a 422 they may retry, as LangChain
-  // JS does (six more times over about 80 s, backing off): the proxy's own invalid_request is a 400 too.
-  if (err instanceof DomainError) return problem(c, err.code, err.message, err.errors, { ...err.extra, ...sdkError(err.code, err.message) }, err.code === 'invalid_request' ? 400 : undefined);
-  if (err instanceof BodyError) return problem(c, err.code, err.message, [], sdkError(err.code, err.message));
+  if (err instanceof DomainError) return problem(c, err.code, err.message, err.errors, { ...err.extra, ...sdkError(err.code, err.message) }, PROVIDER_STATUS[err.code]);
+  if (err instanceof BodyError) return problem(c, err.code, err.message, [], sdkError(err.code, err.message), PROVIDER_STATUS[err.code]);
   if (err instanceof SyntaxError) return problem(c, 'malformed_json', malformedJson(err), [], sdkError('malformed_json', malformedJson(err)));
   return handleError(err as Error, c);
 }
@@ -167,9 +174,9 @@ export function proxyDocs() {
       description: "The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings.",
       content: { 'application/json': { schema: z.record(z.string(), z.unknown()) }, 'text/event-stream': { schema: z.string() } },
     },
-    400: { description: 'malformed_json, or invalid_request: a bad ref, or content a session cannot keep (problem+json with an SDK-shaped `error` member)' },
+    400: { description: 'malformed_json; invalid_request: a bad ref, or content a session cannot keep; unsupported_media_type: a body not sent as JSON (problem+json with an SDK-shaped `error` member)' },
     401: { description: 'no or wrong x-ph-key' },
-    404: { description: 'a referenced handle does not exist for this tenant' },
+    404: { description: 'not_found: a referenced handle does not exist for this tenant; gone: it was deleted' },
     413: { description: 'payload_too_large' },
     502: { description: 'the provider could not be reached' },
     504: { description: 'the provider did not answer in PH_UPSTREAM_TIMEOUT_MS' },
