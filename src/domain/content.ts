@@ -30,16 +30,20 @@ export const textBlockSchema = resultTextSchema.extend({ thought_signature: gemi
 // thinking text may be empty (display "omitted" returns the signature alone). `model`: the model that produced it, as
 // the reply named it (absent when unknown: a block from the caller's own messages): with preserved thinking a block is
 // tied to its model, and another model may not read it (https://platform.claude.com/docs/en/build-with-claude/preserved-thinking).
-// It is ours, not Anthropic's: never rendered.
+// `prefix`: the digests of what came before it when it was produced (thinking-prefix.ts), kept from a reply on a model
+// with preserved thinking's prefix check; absent when unknown. Both are ours, not Anthropic's: never rendered.
 const producedBy = z.string().min(1).max(256).optional();
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/);
+const producedUnder = z.strictObject({ tools: sha256, system: sha256, messages: sha256 }).optional();
 export const thinkingBlockSchema = z.strictObject({
   type: z.literal('thinking'),
   provider: z.literal('anthropic'),
   thinking: z.string(),
   signature: z.string().min(1),
   model: producedBy,
+  prefix: producedUnder,
 });
-export const redactedThinkingBlockSchema = z.strictObject({ type: z.literal('redacted_thinking'), provider: z.literal('anthropic'), data: z.string().min(1), model: producedBy });
+export const redactedThinkingBlockSchema = z.strictObject({ type: z.literal('redacted_thinking'), provider: z.literal('anthropic'), data: z.string().min(1), model: producedBy, prefix: producedUnder });
 
 // An OpenAI Responses reasoning item, kept with its encrypted_content (a reply to `include:
 // ["reasoning.encrypted_content"]`): the API reads it back from that, statelessly, and wants the item as it returned

@@ -8,6 +8,8 @@ export type DomainErrorCode =
   | 'version_conflict'
   | 'handle_in_use'
   | 'conflict'
+  /** Preserved thinking: a session's thinking block would be sent under another prefix than it was produced under. */
+  | 'thinking_prefix_changed'
   | 'unauthorized'
   | 'forbidden'
   | 'malformed_json';

@@ -158,29 +158,96 @@ describe('a session continued on another model: thinking blocks bound to the mod
     expect(r.usage.total_prompt_tokens).toBeLessThan((await h.anthropic().messages.countTokens({ ...withoutThinking(body, () => false), model: 'claude-sonnet-4-6' })).input_tokens);
   });
 
-  it("a changed prefix before the session's thinking (another system prompt) is Anthropic's 400, bound to a different conversation; with drop_block, answered", async () => {
+  it("a changed prefix before the session's thinking (another system prompt): refused before the provider is called, naming the block and what changed, where the provider would answer its 400; with drop_block, sent and answered", async () => {
     const { client, session, sdk, round } = await setup();
-    await round('claude-fable-5-1', ADAPTIVE, 'Oslo');
+    const loop = await round('claude-fable-5-1', ADAPTIVE, 'Oslo');
+    // Each block is kept with the digests of the prefix it was produced under (ours: never sent).
+    const kept = (await client.get(`/v1/handles/${session.id}/expand?format=neutral`)).json.messages;
+    expect(kept[1].content[0].prefix).toEqual({ tools: expect.stringMatching(/^[0-9a-f]{64}$/), system: expect.stringMatching(/^[0-9a-f]{64}$/), messages: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(kept[3].content[0].prefix.system).toBe(kept[1].content[0].prefix.system);
+    expect((await client.get(`/v1/handles/${session.id}/expand?format=anthropic`)).text).not.toContain('"prefix"');
+    expect(loop.every((s) => s.warnings === null)).toBe(true);
     const version = (await client.get(`/v1/handles/${session.id}`)).json.version;
-    const ask = (thinking: object) =>
-      sdk.messages.create({ model: 'claude-fable-5-1', max_tokens: 4096, system: 'Answer in Norwegian.', thinking: thinking as Anthropic.ThinkingConfigParam, messages: [{ role: 'user', content: 'And Bergen?' }] });
+    const norwegian = { model: 'claude-fable-5-1', max_tokens: 4096, system: 'Answer in Norwegian.', messages: [{ role: 'user' as const, content: 'And Bergen?' }] };
+    const ask = (thinking: object) => sdk.messages.create({ ...norwegian, thinking: thinking as Anthropic.ThinkingConfigParam });
+
+    // What the provider answers the body as rendered: its 400 (the simulator, called directly, as before this check).
+    const rendered = await client.post('/v1/render', { format: 'anthropic', request: { ...norwegian, thinking: ADAPTIVE, prefix: [session.id] } });
+    expect(rendered.status).toBe(409);
+    const direct = new Anthropic({ apiKey: 'sk-ant-test', baseURL: h.upstreamUrl, maxRetries: 0 });
+    const body = (await client.post('/v1/render', { format: 'anthropic', request: { ...norwegian, thinking: { ...ADAPTIVE, block_binding: { prefix_mismatch_behavior: 'drop_block' } }, prefix: [session.id] } })).json.body;
+    const upstream400 = await rejection(direct.messages.create({ ...body, thinking: ADAPTIVE }));
+    expect(upstream400).toBeInstanceOf(Anthropic.BadRequestError);
+    expect(upstream400.error.error.message).toBe('messages.1.content.0: Invalid `signature` in `thinking` block. The block is bound to a different conversation. Remove the block, or set `thinking.block_binding.prefix_mismatch_behavior` to "drop_block".');
+
+    // Through the proxy: our 400 (the provider's status, its SDK class), the provider not called, nothing appended.
+    const calls = upstreamCalls().length;
     const refused = await rejection(ask(ADAPTIVE));
     expect(refused).toBeInstanceOf(Anthropic.BadRequestError);
-    expect(refused.error).toMatchObject({
-      type: 'error',
-      error: { type: 'invalid_request_error', message: 'messages.1.content.0: Invalid `signature` in `thinking` block. The block is bound to a different conversation. Remove the block, or set `thinking.block_binding.prefix_mismatch_behavior` to "drop_block".' },
-    });
-    // Nothing appended of the refused turn.
+    expect(refused.status).toBe(400);
+    const blocks = [
+      { path: 'messages.1.content.0', source: `${session.id}@2`, changed: ['system'] },
+      { path: 'messages.3.content.0', source: `${session.id}@3`, changed: ['system'] },
+    ];
+    expect(refused.error).toMatchObject({ status: 400, code: 'thinking_prefix_changed', blocks, errors: [{ pointer: '/system', detail: 'changed since the thinking block at messages.1.content.0 was produced' }] });
+    expect(refused.message).toContain(`the thinking block at messages.1.content.0 (kept in ${session.id}@2) was produced under other \`system\`: claude-fable-5-1 checks`);
+    expect(refused.message).toContain('the thinking block after it is invalid with it');
+    expect(refused.message).toContain('prefix_mismatch_behavior to \\"drop_block\\"');
+    expect(rendered.json).toMatchObject({ status: 409, code: 'thinking_prefix_changed', blocks, errors: [{ pointer: '/request/system' }] });
+    expect(upstreamCalls()).toHaveLength(calls);
     expect((await client.get(`/v1/handles/${session.id}`)).json.version).toEqual(version);
-    // Told to drop what no longer matches, the API answers without those blocks (every thinking block from the first).
+    // Another tools list is named so too.
+    const otherTools = await rejection(sdk.messages.create({ model: 'claude-fable-5-1', max_tokens: 4096, thinking: ADAPTIVE, tools: [{ name: 'get_time', description: 'The time.', input_schema: { type: 'object', properties: {} } }], messages: [{ role: 'user', content: 'And Bergen?' }] }));
+    expect(otherTools.error).toMatchObject({ code: 'thinking_prefix_changed', blocks: [{ changed: ['tools'] }, { changed: ['tools'] }], errors: [{ pointer: '/tools' }] });
+
+    // Told to drop what no longer matches, the request goes, and the API answers without those blocks.
     const answered = await ask({ ...ADAPTIVE, block_binding: { prefix_mismatch_behavior: 'drop_block' } });
     expect(answered.content.map((b) => b.type)).toEqual(['thinking', 'text']);
+    expect(upstreamCalls()).toHaveLength(calls + 1);
     // That answer's thinking, appended, is bound to the Norwegian prompt: back on the first, it is the one refused
     // (Anthropic: the setting is not stored between requests; send it on every later one).
     const back = { model: 'claude-fable-5-1', max_tokens: 4096, messages: [{ role: 'user' as const, content: 'And Tromsø?' }] };
     const again = await rejection(sdk.messages.create({ ...back, thinking: ADAPTIVE }));
-    expect(again.error.error.message).toMatch(/^messages\.5\.content\.0: Invalid `signature` in `thinking` block\. The block is bound to a different conversation/);
-    const kept = await sdk.messages.create({ ...back, thinking: { ...ADAPTIVE, block_binding: { prefix_mismatch_behavior: 'drop_block' } } as Anthropic.ThinkingConfigParam });
-    expect(kept.content.map((b) => b.type)).toEqual(['thinking', 'text']);
+    expect(again.error).toMatchObject({ code: 'thinking_prefix_changed', blocks: [{ path: 'messages.5.content.0', source: `${session.id}@4`, changed: ['system'] }] });
+    const keptBack = await sdk.messages.create({ ...back, thinking: { ...ADAPTIVE, block_binding: { prefix_mismatch_behavior: 'drop_block' } } as Anthropic.ThinkingConfigParam });
+    expect(keptBack.content.map((b) => b.type)).toEqual(['thinking', 'text']);
+  });
+
+  it.each([false, true])('stream=%s: the unchanged prefix: a tool loop on Claude Fable 5.1 goes on through the session, read from the cache, the bytes sent those of the session', async (stream) => {
+    const { client, session, round } = await setup(stream);
+    await round('claude-fable-5-1', ADAPTIVE, 'Oslo');
+    const kept = (await client.get(`/v1/handles/${session.id}/expand?format=neutral`)).json.messages;
+    expect(kept[3].content[0]).toMatchObject({ type: 'thinking', model: 'claude-fable-5-1', prefix: { system: expect.any(String) } });
+    const second = await round('claude-fable-5-1', ADAPTIVE, 'Bergen');
+    expect(second.every((s) => s.warnings === null)).toBe(true);
+    await committed(h);
+    const last = await requestOf(second[1]!.requestId);
+    expect(last.outcome.estimated_prompt_tokens).toBe(last.usage.total_prompt_tokens);
+    expect(last.usage.cache_read_tokens).toBeGreaterThan(0);
+    expect(last.outcome.predicted.read).toBe(last.usage.cache_read_tokens);
+    // The session as sent (the fourth call, on its version 4): its anthropic expansion's messages, no digest among them.
+    const sent = JSON.parse(upstreamCalls()[3]!.body) as { messages: unknown[] };
+    const expansion = JSON.parse((await client.get(`/v1/handles/${session.id}@4/expand?format=anthropic`)).text) as { messages: unknown[] };
+    expect(expansion.messages).toHaveLength(6);
+    // (The service's cache breakpoint on the session's last block aside.)
+    const unmarked = (v: unknown) => JSON.parse(JSON.stringify(v, (k, x: unknown) => (k === 'cache_control' ? undefined : x))) as unknown;
+    expect(unmarked(sent.messages.slice(0, expansion.messages.length))).toEqual(expansion.messages);
+    expect(upstreamCalls()[3]!.body).not.toContain('"prefix"');
+  });
+
+  it('a session kept before prefixes were (its blocks without one): sent as before, and the provider answers its own 400', async () => {
+    const { client, bundle, session, round } = await setup();
+    await round('claude-fable-5-1', ADAPTIVE, 'Oslo');
+    const messages = (await client.get(`/v1/handles/${session.id}/expand?format=neutral`)).json.messages.map((m: { content: string | Array<Record<string, unknown>> }) => ({
+      ...m,
+      content: typeof m.content === 'string' ? m.content : m.content.map(({ prefix: _prefix, ...b }) => b),
+    }));
+    const old = await startSession(client, { base: bundle.id, messages });
+    const sdk = h.anthropic({ headers: { 'x-ph-session': old.id } });
+    const calls = upstreamCalls().length;
+    const refused = await rejection(sdk.messages.create({ model: 'claude-fable-5-1', max_tokens: 4096, system: 'Answer in Norwegian.', thinking: ADAPTIVE, messages: [{ role: 'user', content: 'And Bergen?' }] }));
+    expect(refused).toBeInstanceOf(Anthropic.BadRequestError);
+    expect(refused.error).toMatchObject({ type: 'error', error: { type: 'invalid_request_error', message: expect.stringMatching(/^messages\.1\.content\.0: Invalid `signature` in `thinking` block\. The block is bound to a different conversation/) } });
+    expect(upstreamCalls()).toHaveLength(calls + 1);
   });
 });

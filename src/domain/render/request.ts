@@ -27,6 +27,7 @@ import {
 } from './json-text';
 import { orderSegments, type PromptSegment, type Section } from './prompt';
 import { readThinkingOnly } from './thinking-units';
+import { checksPrefix, recordedThinking, refuseChangedPrefixes } from '../thinking-prefix';
 import { pushAll } from '../arrays';
 import { estimatedTool, type EstimatedTool } from '../estimated-tools';
 import { storedTool, systemBlockText, systemMessageText } from './inline-content';
@@ -640,7 +641,14 @@ export class RequestRenderer {
       const at = seg ? matchedAt.get(seg) : undefined;
       if (at !== undefined) matched.push({ segment: i, source: s.source, pointer: at });
     });
-    return { bodyText: applyEdits(bodyText, edits), segments: segments.list, breakpoints, promptCacheKey, cacheTtl, inlineText, model, handles: [...named], messageSettings: format === 'anthropic' ? (context ?? '{}') : null, providerHistory, prefixAfterHistory: afterHistory < 0 ? null : afterHistory, instructionAfterSession, estimatedTools, thinkingNotRead, matched };
+    const rendered = applyEdits(bodyText, edits);
+    // Preserved thinking: a session's thinking blocks sent under another prefix than they were produced under are
+    // refused here, before the provider is called (thinking-prefix.ts). Only a render holding such blocks parses its body.
+    if (format === 'anthropic' && checksPrefix(model)) {
+      const recorded = recordedThinking(new Set(messageUnits.flatMap((u) => (u.segment ? [u.segment] : []))), input.producerOf ?? (() => null));
+      if (recorded.size) refuseChangedPrefixes(model, JSON.parse(rendered) as Record<string, unknown>, recorded, pointer);
+    }
+    return { bodyText: rendered, segments: segments.list, breakpoints, promptCacheKey, cacheTtl, inlineText, model, handles: [...named], messageSettings: format === 'anthropic' ? (context ?? '{}') : null, providerHistory, prefixAfterHistory: afterHistory < 0 ? null : afterHistory, instructionAfterSession, estimatedTools, thinkingNotRead, matched };
   }
 
   /**

@@ -118,9 +118,10 @@ function geminiCall(segment: string): { model: string; method: string } | null {
  * The proxy's own refusals with the status a provider gives the same fault, where ours differs; the `code` is ours
  * either way. Clients stop at a provider's statuses and may retry others: LangChain JS's AsyncCaller retries every
  * 4xx but 400–409 (six more times, backing off: about 80 s for a 422). A request it cannot take, a body not sent as
- * JSON: 400, as Anthropic and OpenAI answer a bad body; a deleted handle: 404, as they answer a missing resource.
+ * JSON: 400, as Anthropic and OpenAI answer a bad body; a deleted handle: 404, as they answer a missing resource;
+ * thinking produced under another prefix: 400, as Anthropic answers it (thinking-prefix.ts).
  */
-const PROVIDER_STATUS: Partial<Record<ProblemCode, ContentfulStatusCode>> = { invalid_request: 400, unsupported_media_type: 400, gone: 404 };
+const PROVIDER_STATUS: Partial<Record<ProblemCode, ContentfulStatusCode>> = { invalid_request: 400, unsupported_media_type: 400, gone: 404, thinking_prefix_changed: 400 };
 
 function proxyError(err: unknown, c: Context<AppEnv>): Response | Promise<Response> {
   // The client left before the answer: nobody reads this response, and it is not our error.
@@ -174,7 +175,7 @@ export function proxyDocs() {
       description: "The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings.",
       content: { 'application/json': { schema: z.record(z.string(), z.unknown()) }, 'text/event-stream': { schema: z.string() } },
     },
-    400: { description: 'malformed_json; invalid_request: a bad ref, or content a session cannot keep; unsupported_media_type: a body not sent as JSON (problem+json with an SDK-shaped `error` member)' },
+    400: { description: 'malformed_json; invalid_request: a bad ref, or content a session cannot keep; unsupported_media_type: a body not sent as JSON; thinking_prefix_changed: a session\'s thinking would go under another prefix than it was produced under (problem+json with an SDK-shaped `error` member)' },
     401: { description: 'no or wrong x-ph-key' },
     404: { description: 'not_found: a referenced handle does not exist for this tenant; gone: it was deleted' },
     413: { description: 'payload_too_large' },

@@ -18,6 +18,7 @@ import { extractDiagnostics, normalizeUsage, unreportedUsage } from '../../domai
 import { createStreamUsageAccumulator } from '../../domain/usage/stream';
 import type { NormalizedUsage } from '../../domain/usage/types';
 import type { RenderCall } from '../../domain/requests';
+import { checksPrefix, withPrefixes } from '../../domain/thinking-prefix';
 import type { Store } from '../../store/store';
 import { headerOf, headersOf } from '../auth';
 import { checkBody, readText } from '../body';
@@ -127,7 +128,9 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
   const { requestId } = rendered;
   // On our own problem responses too (502, 504): the request was recorded, and this links to it.
   c.header('x-ph-request-id', requestId);
-  const record = new Recorder(deps, tenantId, requestId, rendered.scope, format, session, turn);
+  // A reply's thinking on a model with preserved thinking's prefix check is kept with the prefix it answered: the body sent.
+  const producedUnder = session && format === 'anthropic' && checksPrefix(rendered.model.entry) ? rendered.bodyText : null;
+  const record = new Recorder(deps, tenantId, requestId, rendered.scope, format, session, turn, producedUnder);
 
   // ---- the call ----
   const signal = c.req.raw.signal;
@@ -298,6 +301,8 @@ class Recorder {
     private readonly format: ProxyFormat,
     private readonly session: { id: string; version: number } | null,
     private readonly turn: Message[],
+    /** The body sent, when the reply's thinking blocks are kept with their prefix (thinking-prefix.ts). */
+    private readonly producedUnder: string | null = null,
   ) {}
 
   started(): void {
@@ -376,7 +381,7 @@ class Recorder {
       const answer = replyMessage(this.format, reply);
       // Kept without the reply's tool call, the turn would leave the next tool output answering nothing.
       if (answer === UNKEEPABLE) throw new DomainError('invalid_request', 'the reply cannot be kept (a tool call whose arguments are not a JSON object, nested too deep, or a streamed index that is no place in the answer)');
-      const batch = answer ? [...this.turn, answer] : this.turn;
+      const batch = answer ? [...this.turn, this.producedUnder === null ? answer : withPrefixes(answer, this.producedUnder)] : this.turn;
       if (batch.length === 0) return null;
       // If-Match on the rendered version: a concurrent turn on the same session must not interleave with this one.
       this.deps.services.handles.appendMessages(this.tenantId, this.session.id, batch, this.session.version);

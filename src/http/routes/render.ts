@@ -10,7 +10,7 @@ import { parseBody, readText } from '../body';
 import { fastPost, requestIdHeader, type FastPostDeps } from '../fast-route';
 import { newRouter, type AppEnv } from '../router';
 import { validationError } from '../../domain/validation';
-import { commonErrors, conflictErrors, Label, readErrors, RenderWarningSchema } from '../schemas';
+import { commonErrors, conflictErrors, Label, problemResponse, readErrors, RenderWarningSchema } from '../schemas';
 
 const RenderBody = z
   .strictObject({
@@ -71,7 +71,7 @@ const routes = {
     tags: ['render'],
     summary: 'Render a provider request that references handles, and record it for reconciliation',
     request: { body: { content: { 'application/json': { schema: RenderBody } }, required: true } },
-    responses: { 200: { content: { 'application/json': { schema: RenderResponse } }, description: 'The rendered request' }, ...commonErrors, ...conflictErrors },
+    responses: { 200: { content: { 'application/json': { schema: RenderResponse } }, description: 'The rendered request' }, ...commonErrors, ...conflictErrors, 409: problemResponse("version_conflict; or thinking_prefix_changed: a session's thinking blocks would go under another system, tools or earlier messages than they were produced under, on a model with preserved thinking's prefix check (without drop_block)") },
   }),
   models: createRoute({
     method: 'get',

@@ -1,0 +1,167 @@
+// Preserved thinking's prefix check (https://platform.claude.com/docs/en/build-with-claude/preserved-thinking): on a
+// model that runs it, a thinking block sent back is valid only while what came before it when it was produced — the
+// top-level `tools` and `system`, the messages before it, the blocks before it in its message — is unchanged; from
+// the first block that fails, it and every later thinking block are invalid, and the API answers a 400 (by default) or
+// drops them (`thinking.block_binding.prefix_mismatch_behavior: "drop_block"`). A session keeps, with each block
+// it takes from a reply, the digests of that prefix (`prefix` on the block: ours, never rendered), so a render that
+// would send it under another one is refused before the provider is called (requests.ts).
+//
+// What counts is the prompt, not the JSON: the digests are of the semantic form (simulator/semantic.ts), cache marks
+// aside — they choose where the provider caches, not what the conversation is.
+
+import canonicalize from 'canonicalize';
+import type { ModelEntry } from './catalog/types';
+import type { Message } from './content';
+import { sha256Hex } from './digest';
+import { DomainError } from './errors';
+import { isRecord } from './records';
+import { newRenderContext, segmentItems } from './render/formats';
+import type { PromptSegment } from './render/prompt';
+import { semanticForm } from './simulator/semantic';
+import { readsProducer } from './thinking';
+
+type Json = Record<string, unknown>;
+
+/** A thinking block's prefix, in three parts, so a change can be named. */
+export interface ThinkingPrefix {
+  tools: string;
+  system: string;
+  messages: string;
+}
+
+export const PREFIX_PARTS = ['tools', 'system', 'messages'] as const;
+
+/** Whether a model runs the prefix check: the models with preserved thinking (the catalog's `thinking.readsFrom`). */
+export const checksPrefix = (model: Pick<ModelEntry, 'thinking'>): boolean => model.thinking?.readsFrom !== undefined;
+
+const digest = (v: unknown) => sha256Hex(canonicalize(semanticForm('anthropic', v)) ?? 'null');
+const blocksOf = (v: unknown): unknown[] => (typeof v === 'string' ? [{ type: 'text', text: v }] : Array.isArray(v) ? v : []);
+
+/**
+ * The prefix of a place in an Anthropic request body: `at(message, before)`, the thinking block's message index (a
+ * reply's: the body's message count) and the blocks before it in its message, as sent.
+ */
+export function thinkingPrefixes(body: Json): (message: number, before: readonly unknown[]) => ThinkingPrefix {
+  const messages = Array.isArray(body.messages) ? body.messages : [];
+  const tools = digest(Array.isArray(body.tools) ? body.tools : []);
+  const system = digest(blocksOf(body.system));
+  const chain = [''];
+  const link = (i: number, m: Json) => sha256Hex(`${chain[i]}\n${digest(m)}`);
+  return (i, before) => {
+    while (chain.length <= i) {
+      const m: unknown = messages[chain.length - 1];
+      chain.push(link(chain.length - 1, { role: isRecord(m) ? m.role : undefined, content: isRecord(m) ? blocksOf(m.content) : [] }));
+    }
+    const m: unknown = messages[i];
+    return { tools, system, messages: link(i, { role: isRecord(m) ? m.role : 'assistant', content: before }) };
+  };
+}
+
+/** A stored block's key in a body: its signature (a redacted block's data), which only that block carries. */
+export const thinkingKey = (b: Json): string | undefined =>
+  b.type === 'thinking' && typeof b.signature === 'string' ? `s:${b.signature}` : b.type === 'redacted_thinking' && typeof b.data === 'string' ? `d:${b.data}` : undefined;
+
+/** What a stored block was produced under, the model that produced it (its catalog id; null: not known), and where it is kept. */
+export interface RecordedThinking {
+  prefix: ThinkingPrefix;
+  producer: string | null;
+  source: string;
+}
+
+/** A thinking block whose prefix changed: where in the body (Anthropic's `messages.i.content.j`), and what changed. */
+export interface ChangedPrefix {
+  path: string;
+  source: string;
+  changed: Array<(typeof PREFIX_PARTS)[number]>;
+}
+
+/**
+ * The body's thinking blocks that fail the prefix check: the first recorded block whose prefix changed, with what
+ * changed, then every later thinking block (invalid with it, as Anthropic holds; `changed` empty when its own prefix
+ * is unchanged or unknown). `reads(producer)`: whether the model reads a producer's blocks (one it does not is dropped
+ * without a check). Empty when none fails.
+ */
+export function changedPrefixes(body: Json, recorded: ReadonlyMap<string, RecordedThinking>, reads: (producer: string | null) => boolean): ChangedPrefix[] {
+  const out: ChangedPrefix[] = [];
+  const messages = Array.isArray(body.messages) ? body.messages : [];
+  const at = thinkingPrefixes(body);
+  messages.forEach((m, i) => {
+    if (!isRecord(m) || m.role !== 'assistant' || !Array.isArray(m.content)) return;
+    const content: unknown[] = m.content;
+    content.forEach((b, j) => {
+      const key = isRecord(b) ? thinkingKey(b) : undefined;
+      if (key === undefined) return;
+      const kept = recorded.get(key);
+      if (kept && !reads(kept.producer)) return;
+      const now = kept ? at(i, content.slice(0, j)) : null;
+      const changed = kept && now ? PREFIX_PARTS.filter((p) => kept.prefix[p] !== now[p]) : [];
+      if (out.length || changed.length) out.push({ path: `messages.${i}.content.${j}`, source: kept?.source ?? 'inline', changed });
+    });
+  });
+  return out;
+}
+
+const isAnthropicThinking = (b: { type: string }) => b.type === 'thinking' || b.type === 'redacted_thinking';
+
+/**
+ * A reply kept in a session, each of its thinking blocks with the prefix it was produced under: its place after the
+ * messages of `body`, the request that was answered (its JSON text, as sent), behind the reply's blocks before it as a
+ * later turn renders them.
+ */
+export function withPrefixes(reply: Message, bodyText: string): Message {
+  if (typeof reply.content === 'string' || !reply.content.some(isAnthropicThinking)) return reply;
+  const body = JSON.parse(bodyText) as Json;
+  const at = thinkingPrefixes(body);
+  const messageCount = Array.isArray(body.messages) ? body.messages.length : 0;
+  const [item] = segmentItems('anthropic', { section: 'messages', messages: [reply], source: 'reply', path: [] }, newRenderContext());
+  const rendered = (JSON.parse(item!) as { content: unknown[] }).content;
+  return { ...reply, content: reply.content.map((b, j) => (isAnthropicThinking(b) ? { ...b, prefix: at(messageCount, rendered.slice(0, j)) } : b)) } as Message;
+}
+
+/** The thinking blocks of a render's session (and messages artifact) segments kept with their prefix, by key. */
+export function recordedThinking(segments: Iterable<PromptSegment>, producerOf: (name: string) => string | null): Map<string, RecordedThinking> {
+  const out = new Map<string, RecordedThinking>();
+  for (const seg of segments) {
+    if (seg.section !== 'messages') continue;
+    for (const m of seg.messages) {
+      if (typeof m.content === 'string') continue;
+      for (const b of m.content) {
+        if ((b.type !== 'thinking' && b.type !== 'redacted_thinking') || !b.prefix) continue;
+        const key = thinkingKey(b as Json);
+        if (key !== undefined) out.set(key, { prefix: b.prefix, producer: b.model === undefined ? null : producerOf(b.model), source: seg.source });
+      }
+    }
+  }
+  return out;
+}
+
+const PART_NAMES = { tools: '`tools`', system: '`system`', messages: 'the messages before it' } as const;
+
+/**
+ * Refuses a render that would send thinking blocks under another prefix than they were produced under, on a model
+ * that checks it, unless the request lets the API drop them (`drop_block`): Anthropic would answer a 400 for it
+ * (`messages.i.content.j: Invalid \`signature\` in \`thinking\` block. The block is bound to a different
+ * conversation…`) — refused here before the provider is called, naming the blocks and what changed. `pointer`: the
+ * body's, for the errors' pointers.
+ */
+export function refuseChangedPrefixes(model: ModelEntry, body: Json, recorded: ReadonlyMap<string, RecordedThinking>, pointer: string): void {
+  if (!checksPrefix(model) || recorded.size === 0) return;
+  const binding = isRecord(body.thinking) && isRecord(body.thinking.block_binding) ? body.thinking.block_binding : {};
+  if (binding.prefix_mismatch_behavior === 'drop_block') return;
+  const changed = changedPrefixes(body, recorded, (producer) => readsProducer(model, producer));
+  const first = changed[0];
+  if (!first) return;
+  const what = first.changed.map((p) => PART_NAMES[p]).join(' and ');
+  const later = changed.length - 1;
+  const detail =
+    `the thinking block at ${first.path} (kept in ${first.source}) was produced under other ${what}: ${model.id} checks a thinking block's prefix (preserved thinking), and Anthropic ` +
+    `would refuse this request with a 400 (the block is bound to a different conversation)${later ? `; ${later === 1 ? 'the thinking block' : `the ${later} thinking blocks`} after it ${later === 1 ? 'is' : 'are'} invalid with it` : ''}. ` +
+    'Send the conversation under the prefix it was produced under (keep system and tools fixed, in x-ph-prefix), or set thinking.block_binding.prefix_mismatch_behavior to "drop_block" ' +
+    '(with anthropic-beta: thinking-binding-controls-2026-08-01) on this and every later request of the conversation, for the API to drop them';
+  throw new DomainError(
+    'thinking_prefix_changed',
+    detail,
+    { blocks: changed.map((c) => ({ path: c.path, source: c.source, changed: c.changed })) },
+    first.changed.map((p) => ({ pointer: `${pointer}/${p}`, detail: `changed since the thinking block at ${first.path} was produced` })),
+  );
+}
