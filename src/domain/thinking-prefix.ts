@@ -135,7 +135,7 @@ export function recordedThinking(segments: Iterable<PromptSegment>, producerOf: 
   return out;
 }
 
-const PART_NAMES = { tools: '`tools`', system: '`system`', messages: 'the messages before it' } as const;
+const PART_NAMES = { tools: '`tools`', system: '`system`', messages: 'the earlier messages' } as const;
 
 /**
  * Refuses a render that would send thinking blocks under another prefix than they were produced under, on a model
@@ -154,7 +154,7 @@ export function refuseChangedPrefixes(model: ModelEntry, body: Json, recorded: R
   const what = first.changed.map((p) => PART_NAMES[p]).join(' and ');
   const later = changed.length - 1;
   const detail =
-    `the thinking block at ${first.path} (kept in ${first.source}) was produced under other ${what}: ${model.id} checks a thinking block's prefix (preserved thinking), and Anthropic ` +
+    `${what} changed since the thinking block at ${first.path} (kept in ${first.source}) was produced: ${model.id} checks a thinking block's prefix (preserved thinking), and Anthropic ` +
     `would refuse this request with a 400 (the block is bound to a different conversation)${later ? `; ${later === 1 ? 'the thinking block' : `the ${later} thinking blocks`} after it ${later === 1 ? 'is' : 'are'} invalid with it` : ''}. ` +
     'Send the conversation under the prefix it was produced under (keep system and tools fixed, in x-ph-prefix), or set thinking.block_binding.prefix_mismatch_behavior to "drop_block" ' +
     '(with anthropic-beta: thinking-binding-controls-2026-08-01) on this and every later request of the conversation, for the API to drop them';

@@ -190,12 +190,16 @@ describe('a session continued on another model: thinking blocks bound to the mod
       { path: 'messages.3.content.0', source: `${session.id}@3`, changed: ['system'] },
     ];
     expect(refused.error).toMatchObject({ status: 400, code: 'thinking_prefix_changed', blocks, errors: [{ pointer: '/system', detail: 'changed since the thinking block at messages.1.content.0 was produced' }] });
-    expect(refused.message).toContain(`the thinking block at messages.1.content.0 (kept in ${session.id}@2) was produced under other \`system\`: claude-fable-5-1 checks`);
+    expect(refused.message).toContain(`\`system\` changed since the thinking block at messages.1.content.0 (kept in ${session.id}@2) was produced: claude-fable-5-1 checks`);
     expect(refused.message).toContain('the thinking block after it is invalid with it');
     expect(refused.message).toContain('prefix_mismatch_behavior to \\"drop_block\\"');
     expect(rendered.json).toMatchObject({ status: 409, code: 'thinking_prefix_changed', blocks, errors: [{ pointer: '/request/system' }] });
     expect(upstreamCalls()).toHaveLength(calls);
     expect((await client.get(`/v1/handles/${session.id}`)).json.version).toEqual(version);
+    // count_tokens renders the same way: refused alike.
+    const counted = await rejection(sdk.messages.countTokens({ model: norwegian.model, system: norwegian.system, thinking: ADAPTIVE, messages: norwegian.messages }));
+    expect(counted.error).toMatchObject({ status: 400, code: 'thinking_prefix_changed', blocks });
+    expect(h.tap.filter((e) => e.path.includes('count_tokens'))).toHaveLength(0);
     // Another tools list is named so too.
     const otherTools = await rejection(sdk.messages.create({ model: 'claude-fable-5-1', max_tokens: 4096, thinking: ADAPTIVE, tools: [{ name: 'get_time', description: 'The time.', input_schema: { type: 'object', properties: {} } }], messages: [{ role: 'user', content: 'And Bergen?' }] }));
     expect(otherTools.error).toMatchObject({ code: 'thinking_prefix_changed', blocks: [{ changed: ['tools'] }, { changed: ['tools'] }], errors: [{ pointer: '/tools' }] });
