@@ -25,6 +25,8 @@ const text = () => z.string().min(1, EMPTY);
  */
 const baseUrl = () =>
   z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).superRefine((value, ctx) => {
+    // zod runs this check after a failed z.url too: `api.anthropic.com` would throw here, a stack trace at start.
+    if (!URL.canParse(value)) return;
     const url = new URL(value);
     const extra = url.username || url.password ? 'a user or password' : url.search ? 'a query string' : url.hash ? 'a fragment' : null;
     if (extra) ctx.addIssue({ code: 'custom', message: `must be an origin and a path, without ${extra}: the proxy would drop it (the caller's own query goes on; provider credentials travel in the caller's headers)` });
@@ -106,6 +108,36 @@ export interface Config {
 
 export class ConfigError extends Error {}
 
+/** PH_ variables read by the CLI (src/cli/), which an operator's shell or env file holds beside the service's. */
+const CLI_VARIABLES = new Set(['PH_URL', 'PH_API_KEY']);
+
+/**
+ * A PH_ variable that is neither the service's nor the CLI's: a misspelt one (`PH_REQUEST_RETENTION_DAY`) would
+ * otherwise leave its setting at the default without a word. Named with the nearest real one.
+ */
+function unknownVariables(env: Record<string, string | undefined>): string[] {
+  const known = Object.keys(envSchema.shape).filter((k) => k.startsWith('PH_'));
+  return Object.keys(env)
+    .filter((name) => name.startsWith('PH_') && env[name] !== undefined && !(name in envSchema.shape) && !CLI_VARIABLES.has(name))
+    .map((name) => {
+      const [nearest] = known.map((k) => [k, editDistance(name, k)] as const).sort((a, b) => a[1] - b[1]);
+      const meant = nearest && nearest[1] <= 3 ? `; did you mean ${nearest[0]}?` : '';
+      // Its value is never shown: it may be a secret under a wrong name (PH_ADMINKEY).
+      return `  ${name}: not a variable of the service${meant} (value not shown)`;
+    });
+}
+
+/** Levenshtein distance: insertions, deletions and substitutions. */
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length]!;
+}
+
 /** Reads the environment once; one readable error lists every bad variable. */
 const SECRETS = new Set(['PH_ADMIN_KEY']);
 
@@ -120,11 +152,12 @@ function withoutPassword(value: string | undefined): string | undefined {
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const parsed = envSchema.safeParse(env);
-  if (!parsed.success) {
+  const unknown = unknownVariables(env);
+  if (!parsed.success || unknown.length > 0) {
     // A secret is never echoed back, even a wrong one (it may be close to the real key).
     const shown = (name: string) => (SECRETS.has(name) ? '(value not shown)' : `(got ${JSON.stringify(withoutPassword(env[name]))})`);
-    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message} ${shown(String(i.path[0]))}`);
-    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+    const lines = (parsed.error?.issues ?? []).map((i) => `  ${i.path.join('.')}: ${i.message} ${shown(String(i.path[0]))}`);
+    throw new ConfigError(`invalid configuration:\n${[...lines, ...unknown].join('\n')}`);
   }
   const e = parsed.data;
   const dataDir = resolve(e.PH_DATA_DIR);

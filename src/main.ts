@@ -14,6 +14,8 @@ import { answerClientError } from './http/client-error';
 
 /** Thrown when the data directory or the database file cannot be used: said in one line, like a bad setting. */
 class StorageError extends Error {}
+/** Thrown when the built-in simulator cannot listen on PH_SIMULATOR_PORT: one line too. */
+class SimulatorListenError extends Error {}
 
 // Errors that name a file the operator chose (a data dir under a file, a file that is not a database, no
 // permission), not bugs: fs errors carry a syscall, SQLite's own open errors these codes.
@@ -40,7 +42,10 @@ async function main() {
   let simulator: RunningSimulator | undefined;
   if (config.upstream === 'simulator') {
     // Try everything without a provider account: the proxy's upstream is the built-in simulator.
-    simulator = await startSimulator({ catalog, ...config.simulator });
+    simulator = await startSimulator({ catalog, ...config.simulator }).catch((err: NodeJS.ErrnoException) => {
+      const why = err.code === 'EADDRINUSE' ? 'the port is in use' : err.message;
+      throw new SimulatorListenError(`cannot listen on 127.0.0.1:${config.simulator.port} for the provider simulator: ${why} (set by PH_SIMULATOR_PORT; 0: any free port)`);
+    });
     config = { ...config, anthropicBaseUrl: simulator.url, openaiBaseUrl: simulator.url, geminiBaseUrl: simulator.url };
     console.log(`PH_UPSTREAM=simulator: the proxy calls the provider simulator at ${simulator.url}`);
   }
@@ -130,7 +135,7 @@ async function main() {
 }
 
 main().catch((err: unknown) => {
-  if (err instanceof ConfigError || err instanceof CatalogError || err instanceof StorageError || err instanceof NewerSchemaError || err instanceof DatabaseInUseError) {
+  if (err instanceof ConfigError || err instanceof CatalogError || err instanceof StorageError || err instanceof SimulatorListenError || err instanceof NewerSchemaError || err instanceof DatabaseInUseError) {
     console.error(err.message);
     process.exit(2);
   }

@@ -774,6 +774,23 @@ describe('prefix-handles CLI', () => {
     }
   });
 
+  it('serve with PH_UPSTREAM=simulator on a PH_SIMULATOR_PORT in use says so in one line and exits 2 (no stack trace)', async () => {
+    const taken = createNetServer();
+    await new Promise<void>((ok) => taken.listen(0, '127.0.0.1', ok));
+    try {
+      const port = (taken.address() as AddressInfo).port;
+      const data = join(dir, 'simulator-taken');
+      mkdirSync(data);
+      // It was an EADDRINUSE stack trace and exit 1, as a bug would be.
+      const r = await cli(['serve', '--port', '0', '--data-dir', data], { env: { PH_UPSTREAM: 'simulator', PH_SIMULATOR_PORT: String(port) } });
+      expect(r.code, r.err).toBe(2);
+      expect(r.err.trim()).toBe(`cannot listen on 127.0.0.1:${port} for the provider simulator: the port is in use (set by PH_SIMULATOR_PORT; 0: any free port)`);
+      expect(existsSync(join(data, 'api-key'))).toBe(false);
+    } finally {
+      taken.close();
+    }
+  });
+
   it('serve with a data dir or database it cannot use says so in one line and exits 2 (no stack trace)', async () => {
     const notADir = file('plain-file', 'not a directory');
     const notADb = file('not-a-db.db', 'this file is not a SQLite database');

@@ -75,6 +75,41 @@ describe('configuration', () => {
     expect(loadConfig({ PORT: '0', PH_SIMULATOR_CHUNK_DELAY_MS: '0' }).port).toBe(0);
     expect(loadConfig({ PH_MAX_BODY_BYTES: '1024' }).maxBodyBytes).toBe(1024);
   });
+
+  it('refuses a base URL that is not a URL in one line, not a stack trace', () => {
+    // A missing scheme (`api.anthropic.com`) threw a TypeError out of the URL check: exit 1 and a stack trace.
+    const cases: [string, string][] = [['PH_ANTHROPIC_BASE_URL', 'api.anthropic.com'], ['PH_OPENAI_BASE_URL', 'http://'], ['PH_GEMINI_BASE_URL', 'not a url']];
+    for (const [name, value] of cases) {
+      let err: unknown;
+      try {
+        loadConfig({ [name]: value, PORT: 'x' });
+      } catch (e) {
+        err = e;
+      }
+      expect(err, `${name}=${value}`).toBeInstanceOf(ConfigError);
+      expect((err as Error).message).toMatch(new RegExp(`${name}: must be an http\\(s\\) URL \\(got ${JSON.stringify(value)}\\)`));
+      // Every other bad variable is still listed.
+      expect((err as Error).message).toMatch(/PORT: must be a whole number/);
+    }
+  });
+
+  it('refuses a PH_ variable it does not know, naming the one meant, without echoing its value', () => {
+    let err: unknown;
+    try {
+      // A misspelt retention kept every request, forever, without a word.
+      loadConfig({ PH_REQUEST_RETENTION_DAY: '30', PH_ADMINKEY: 'the-real-admin-secret', PH_TURBO: '1' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const message = (err as Error).message;
+    expect(message).toContain('PH_REQUEST_RETENTION_DAY: not a variable of the service; did you mean PH_REQUEST_RETENTION_DAYS? (value not shown)');
+    expect(message).toContain('PH_ADMINKEY: not a variable of the service; did you mean PH_ADMIN_KEY? (value not shown)');
+    expect(message).toContain('PH_TURBO: not a variable of the service (value not shown)');
+    expect(message).not.toContain('the-real-admin-secret');
+    // The CLI's own variables live in the same environment; other programs' variables are not ours to judge.
+    expect(loadConfig({ PH_URL: 'http://127.0.0.1:8787', PH_API_KEY: 'phk_x', PHP_INI_SCAN_DIR: '/etc/php', NODE_ENV: 'production' }).port).toBe(8787);
+  });
 });
 
 describe('first start', () => {
