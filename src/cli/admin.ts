@@ -46,7 +46,7 @@ export const ADMIN_OPTIONS = {
 
 export const ADMIN_HELP = `Options:
   --json            the API's JSON instead of text
-  --url URL         service base URL (env PH_URL; default http://127.0.0.1:8787)
+  --url URL         service base URL (env PH_URL; default http://HOST:PORT when those are set, as for the service, else http://127.0.0.1:8787)
   --key KEY         the service's admin key (env PH_ADMIN_KEY, as the service reads it;
                     a tenant's key, PH_API_KEY or the api-key file, is not one)
   --offline         work on the database file instead, with the service stopped (refused

@@ -36,7 +36,7 @@ export const API_OPTIONS = {
   key: { type: 'string' },
 } satisfies Options;
 
-export const API_HELP = `  --url URL         service base URL (env PH_URL; default http://127.0.0.1:8787)
+export const API_HELP = `  --url URL         service base URL (env PH_URL; default http://HOST:PORT when those are set, as for the service, else http://127.0.0.1:8787)
   --key KEY         API key (env PH_API_KEY; else the file <PH_DATA_DIR or ./data>/api-key)`;
 
 export function parseCommand(cmd: Command, args: string[]): Context {
@@ -64,8 +64,20 @@ export function parseCommand(cmd: Command, args: string[]): Context {
   };
 }
 
+/**
+ * Where the service listens when the CLI runs in its environment (PORT and HOST, as src/config.ts reads them: a
+ * `docker exec` into its container, its env file sourced), else the default. A wildcard address is called on the
+ * loopback; a PORT of 0 (any free port) names none to call.
+ */
+function serviceAddress(): string {
+  const { PORT: port, HOST: host } = process.env;
+  const p = port && /^[0-9]+$/.test(port) && Number(port) > 0 && Number(port) <= 65535 ? Number(port) : 8787;
+  const h = !host || host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  return `http://${h.includes(':') ? `[${h}]` : h}:${p}`;
+}
+
 export function baseUrl(flag: string | undefined): string {
-  const url = (flag ?? process.env.PH_URL ?? 'http://127.0.0.1:8787').replace(/\/+$/, '');
+  const url = (flag ?? process.env.PH_URL ?? serviceAddress()).replace(/\/+$/, '');
   // Not a URL is a mistake in how the command was called (exit 2), not a service that cannot be reached.
   let protocol = '';
   try {
@@ -73,7 +85,7 @@ export function baseUrl(flag: string | undefined): string {
   } catch {
     // not a URL at all
   }
-  const name = flag !== undefined ? '--url' : 'PH_URL';
+  const name = flag !== undefined ? '--url' : process.env.PH_URL !== undefined ? 'PH_URL' : 'HOST';
   if (protocol !== 'http:' && protocol !== 'https:') throw new UsageError(`${name} must be an http(s) URL, e.g. http://127.0.0.1:8787 (got ${JSON.stringify(url)})`);
   // The API's /v1, or an SDK's proxy base URL: the commands add /v1/… themselves, and the proxy asks for x-ph-key.
   // Only those: a service behind a reverse proxy may be at any path of its own (`/proxy/ph`).
