@@ -117,7 +117,7 @@ export class RequestRetention {
     if (this.deps.retentionDays === 0 || this.timer) return;
     const tick = () => {
       this.prune(this.deps.retentionDays * DAY_MS).catch((err: unknown) =>
-        console.error(JSON.stringify({ level: 'error', msg: 'request pruning failed', error: (err instanceof Error ? err.stack : undefined) ?? String(err) })),
+        console.error(JSON.stringify({ level: 'error', time: new Date().toISOString(), msg: 'request pruning failed', error: (err instanceof Error ? err.stack : undefined) ?? String(err) })),
       );
     };
     const again = () => {

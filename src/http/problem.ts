@@ -147,7 +147,7 @@ export function handleError(err: Error, c: Context): Response | Promise<Response
 
 /** A fault of ours, logged with the request's id (the one its problem quotes). */
 export function logUnhandled(c: Context, err: unknown): void {
-  console.error(JSON.stringify({ level: 'error', requestId: c.get('requestId'), msg: 'unhandled error', error: (err instanceof Error ? err.stack : undefined) ?? String(err) }));
+  console.error(JSON.stringify({ level: 'error', time: new Date().toISOString(), requestId: c.get('requestId'), msg: 'unhandled error', error: (err instanceof Error ? err.stack : undefined) ?? String(err) }));
 }
 
 /** A 404 or 410 on a route that names its subject in the path (`/v1/requests/{id}`): the pointer is that parameter. */

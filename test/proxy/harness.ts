@@ -52,6 +52,8 @@ export interface HarnessOptions extends Partial<Pick<SimulatorOptions, 'chunkDel
   maxBodyBytes?: number;
   /** PH_PROXY_ORDER_WAIT_MS for the proxy. */
   proxyOrderWaitMs?: number;
+  /** PH_LOG=json for the proxy (its lines go to process.stdout). */
+  log?: boolean;
   /** Holds back a chunk of the `call`-th upstream answer (0-based) until the promise it returns resolves. */
   hold?: (call: number, chunk: string) => Promise<void> | undefined;
 }
@@ -120,7 +122,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     return new Response(recorded(res.body, entry, timeline, { ...opts, call }, contentType), { status: res.status, headers });
   });
 
-  const t = createTestApp({ clock, config: { anthropicBaseUrl: upstream.url, openaiBaseUrl: upstream.url, geminiBaseUrl: upstream.url, ...(opts.maxBodyBytes ? { maxBodyBytes: opts.maxBodyBytes } : {}), ...(opts.proxyOrderWaitMs ? { proxyOrderWaitMs: opts.proxyOrderWaitMs } : {}) } });
+  const t = createTestApp({ clock, config: { anthropicBaseUrl: upstream.url, openaiBaseUrl: upstream.url, geminiBaseUrl: upstream.url, ...(opts.maxBodyBytes ? { maxBodyBytes: opts.maxBodyBytes } : {}), ...(opts.proxyOrderWaitMs ? { proxyOrderWaitMs: opts.proxyOrderWaitMs } : {}), ...(opts.log ? { log: 'json' as const } : {}) } });
   const proxy = await listen(t.app.fetch);
   const tenant = t.tenant();
 

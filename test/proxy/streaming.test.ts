@@ -4,7 +4,7 @@
 
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { mintBundle, mintSystem, startSession } from '../helpers/factories';
 import { LONG_SYSTEM } from '../helpers/scenario';
 import { eventually, startHarness, type Harness } from './harness';
@@ -108,6 +108,36 @@ describe('a stream that does not finish', () => {
       else expect(row.usageRaw).toBeNull();
     }
     expect((await h.tenant.client.get(`/v1/handles/${session.id}`)).json.version.version).toBe(1);
+  });
+
+  it('a stream cut off is logged: a warn line under the id of the request line that answered 200, naming the recorded request', async () => {
+    // The request line is written as the headers go out (status 200): before, nothing in the log said that the
+    // answer never reached its end, and the proxy's warn lines put the recorded req_… under "requestId", where the
+    // request line has the HTTP request id, so the two could not be joined.
+    h = await startHarness({ log: true });
+    const lines: string[] = [];
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    try {
+      const sdk = h.anthropic({ headers: { 'x-simulator-abort-after': '3', 'x-request-id': 'cut-stream-1' } });
+      const { data: stream, response } = await sdk.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 64, stream: true, messages: [{ role: 'user', content: 'hello there' }] }).withResponse();
+      await expect((async () => {
+        for await (const _ of stream) void _;
+      })()).rejects.toThrow();
+      const recorded = response.headers.get('x-ph-request-id')!;
+      await eventually(() => requestRow(recorded).status === 'reconciled', 'the request is reconciled');
+      const logged = lines.flatMap((l) => l.split('\n')).filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      const mine = logged.filter((l) => l.requestId === 'cut-stream-1');
+      expect(mine).toEqual([
+        expect.objectContaining({ level: 'info', route: '/proxy/anthropic/v1/messages', status: 200, recorded }),
+        expect.objectContaining({ level: 'warn', recorded, msg: expect.stringContaining('cut off before its end') }),
+      ]);
+      expect(logged.filter((l) => l.level === 'warn')).toHaveLength(1);
+    } finally {
+      vi.restoreAllMocks();
+    }
   });
 
   it('a streamed Responses answer cut at max_output_tokens is kept in the session, as the same answer unstreamed is', async () => {

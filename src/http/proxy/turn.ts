@@ -130,7 +130,7 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
   c.header('x-ph-request-id', requestId);
   // A reply's thinking on a model with preserved thinking's prefix check is kept with the prefix it answered: the body sent.
   const producedUnder = session && format === 'anthropic' && checksPrefix(rendered.model.entry) ? rendered.bodyText : null;
-  const record = new Recorder(deps, tenantId, requestId, rendered.scope, format, session, turn, producedUnder);
+  const record = new Recorder(deps, tenantId, { http: c.get('requestId'), recorded: requestId }, rendered.scope, format, session, turn, producedUnder);
 
   // ---- the call ----
   const signal = c.req.raw.signal;
@@ -296,7 +296,8 @@ class Recorder {
   constructor(
     private readonly deps: TurnDeps,
     private readonly tenantId: string,
-    private readonly requestId: string,
+    /** The HTTP request's id (the request line's `requestId`) and the recorded request's (its `recorded`). */
+    private readonly ids: { http: string | undefined; recorded: string },
     private readonly scope: string,
     private readonly format: ProxyFormat,
     private readonly session: { id: string; version: number } | null,
@@ -330,6 +331,8 @@ class Recorder {
   /** The answer was cut off (client gone, provider dropped): capture unknown, nothing appended. */
   interrupted(partial?: UsageReport['normalized'], raw?: Record<string, unknown> | null): void {
     if (this.settle()) return;
+    // The request line went out with the headers (a 200 for a stream): only this line says the answer never ended.
+    this.warn('the answer was cut off before its end (the client left, the provider stopped, or a shutdown cut it): recorded as interrupted, with the usage that had arrived');
     // With no stream read at all, a fresh accumulator's result is exactly "nothing known".
     // The raw report is the usage the stream carried before it was cut, as for a complete stream.
     this.reconcile({ usage: raw ?? null, normalized: partial ?? createStreamUsageAccumulator(this.format).result() });
@@ -341,7 +344,7 @@ class Recorder {
     // A failed call is not applied to the simulated cache: the calls of its scope after it need not wait.
     this.inOrder(() => undefined);
     return this.deps.services.requests
-      .markFailed(this.requestId, { startedAt: this.startedAt, finishedAt: this.deps.clock.now(), usageRaw: { status, error: body } })
+      .markFailed(this.ids.recorded, { startedAt: this.startedAt, finishedAt: this.deps.clock.now(), usageRaw: { status, error: body } })
       .catch((err: unknown) => this.warn('failure not recorded', err));
   }
 
@@ -355,7 +358,7 @@ class Recorder {
   private reconcile(usage: Pick<UsageReport, 'usage' | 'response' | 'normalized' | 'diagnostics'>): void {
     const finishedAt = this.deps.clock.now();
     // No first byte seen (a stream cut before its first event): unknown, for the reconciler to decide.
-    const report: UsageReport = { request_id: this.requestId, ...usage, started_at: this.startedAt, ...(this.firstByteAt ? { first_byte_at: this.firstByteAt } : {}), finished_at: finishedAt };
+    const report: UsageReport = { request_id: this.ids.recorded, ...usage, started_at: this.startedAt, ...(this.firstByteAt ? { first_byte_at: this.firstByteAt } : {}), finished_at: finishedAt };
     // An answer whose usage the reconciler refuses (a lone surrogate in its model name, say) is still reconciled:
     // as unknown, without the provider's objects, so the call never stays unreconciled.
     const ingest = (r: UsageReport, firstTry: boolean) => {
@@ -391,7 +394,7 @@ class Recorder {
       // The answer has been (or is being) delivered, and paid for: a session that cannot take the turn is logged and
       // counted, never a failed call. A fault of ours (storage, a bug) is logged as an error, with its stack.
       if (err instanceof DomainError) this.warn(`session ${this.session.id} not appended`, err);
-      else console.error(JSON.stringify({ level: 'error', time: new Date().toISOString(), requestId: this.requestId, msg: `session ${this.session.id} not appended: a fault of ours`, error: (err instanceof Error ? err.stack : undefined) ?? String(err) }));
+      else console.error(JSON.stringify({ level: 'error', time: new Date().toISOString(), requestId: this.ids.http, recorded: this.ids.recorded, msg: `session ${this.session.id} not appended: a fault of ours`, error: (err instanceof Error ? err.stack : undefined) ?? String(err) }));
       appends.inc({ result: 'not_appended' });
       return 'not_appended';
     }
@@ -401,9 +404,10 @@ class Recorder {
     this.deps.services.metrics.proxyLatency.observe({ provider: PROVIDER[this.format], phase }, (performance.now() - this.startedMs) / 1000);
   }
 
-  private warn(msg: string, err: unknown): void {
+  /** A line with the request line's ids, so the two join: `requestId` the HTTP request's, `recorded` the req_…. */
+  private warn(msg: string, err?: unknown): void {
     if (!this.deps.log) return;
-    const error = err instanceof Error ? err.message : String(err);
-    process.stdout.write(`${JSON.stringify({ level: 'warn', time: new Date().toISOString(), requestId: this.requestId, msg, error })}\n`);
+    const error = err === undefined ? undefined : err instanceof Error ? err.message : String(err);
+    process.stdout.write(`${JSON.stringify({ level: 'warn', time: new Date().toISOString(), requestId: this.ids.http, recorded: this.ids.recorded, msg, error })}\n`);
   }
 }
