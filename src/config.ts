@@ -37,7 +37,8 @@ const envSchema = z.object({
   HOST: text().default('127.0.0.1'),
   PH_DATA_DIR: text().default('./data'),
   PH_DATABASE: text().optional(),
-  PH_ADMIN_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
+  // A key read from a secret file often ends in a newline; the Bearer header cannot carry it, so every admin call was a 401.
+  PH_ADMIN_KEY: z.string().min(16, 'must be at least 16 characters').regex(/^\S*$/, 'must not contain whitespace (a trailing newline from a secret file?): no Authorization header can carry it').optional(),
   PH_MAX_BODY_BYTES: int(8 * 1024 * 1024),
   PH_EXPANSION_CACHE_BYTES: int(256 * 1024 * 1024),
   PH_CATALOG_FILE: text().optional(),

@@ -93,6 +93,23 @@ describe('configuration', () => {
     }
   });
 
+  it('refuses an admin key with whitespace in it, which no Authorization header can carry, without echoing it', () => {
+    // A key from a secret file (`kubectl create secret --from-file`, `$(< file)` kept by an env file) ends in a
+    // newline: it was taken, and every admin route and /metrics answered 401 to the key as the operator sent it.
+    for (const key of ['admin-0123456789abcdef\n', 'admin 0123456789abcdef', ' admin-0123456789abcdef']) {
+      let err: unknown;
+      try {
+        loadConfig({ PH_ADMIN_KEY: key });
+      } catch (e) {
+        err = e;
+      }
+      expect(err, JSON.stringify(key)).toBeInstanceOf(ConfigError);
+      expect((err as Error).message).toMatch(/PH_ADMIN_KEY: must not contain whitespace .*\(value not shown\)/);
+      expect((err as Error).message).not.toContain('0123456789abcdef');
+    }
+    expect(loadConfig({ PH_ADMIN_KEY: 'admin-0123456789abcdef' }).adminKey).toBe('admin-0123456789abcdef');
+  });
+
   it('refuses a PH_ variable it does not know, naming the one meant, without echoing its value', () => {
     let err: unknown;
     try {
