@@ -15,6 +15,8 @@ export class Metrics {
   readonly sessionAppends = new Counter({ name: 'ph_proxy_session_appends_total', help: 'Proxy: x-ph-session turns appended, or not (a concurrent turn was appended first, the session was deleted, a reply that cannot be kept whole)', labelNames: ['result'], registers: [this.registry] });
   readonly tokens = new Counter({ name: 'ph_prompt_tokens_total', help: 'Reconciled prompt tokens by provider, model and kind (read, written, uncached; unknown: a report without cache fields)', labelNames: ['provider', 'model', 'kind'], registers: [this.registry] });
   readonly captureRate = new Gauge({ name: 'ph_capture_rate', help: 'Captured / opportunity tokens per tenant since start', labelNames: ['tenant'], registers: [this.registry] });
+  // The gauge's two sums as counters: a capture rate over a window (rate / rate) that a restart does not reset.
+  readonly captureTokens = new Counter({ name: 'ph_capture_tokens_total', help: 'Handle tokens of reports with cache fields, per tenant: opportunity, and captured (confirmed as cache reads) of it', labelNames: ['tenant', 'kind'], registers: [this.registry] });
   /** Read at each scrape: the proxy's finished calls waiting for an earlier call of their scope (see StartOrder). */
   proxyWaitingSource: () => number = () => 0;
   readonly proxyWaiting: Gauge = new Gauge({
@@ -35,6 +37,8 @@ export class Metrics {
     t.captured += captured;
     t.opportunity += opportunity;
     this.captureTotals.set(tenant, t);
+    this.captureTokens.inc({ tenant, kind: 'opportunity' }, opportunity);
+    this.captureTokens.inc({ tenant, kind: 'captured' }, captured);
     if (t.opportunity > 0) this.captureRate.set({ tenant }, t.captured / t.opportunity);
   }
 }

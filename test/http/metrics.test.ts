@@ -31,6 +31,36 @@ describe('metrics and logs', () => {
     expect(text).not.toMatch(/art_|bnd_|ses_|req_/);
   });
 
+  it('counts each tenant\'s handle opportunity and capture in counters, so a capture rate is a rate() over any window and survives a restart', async () => {
+    t = createTestApp();
+    const series = async () =>
+      (await (await t.app.request('/metrics', { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).text()).split('\n').filter((l) => l.startsWith('ph_capture_tokens_total'));
+    const run = async (read: boolean) => {
+      const me = t.tenant();
+      const sys = await mintSystem(me.client, LONG_SYSTEM);
+      const request = (q: string) => me.client.post('/v1/render', { format: 'anthropic', request: { model: 'claude-sonnet-4-5', prefix: [sys.id], messages: [{ role: 'user', content: q }] } });
+      const r1 = (await request('x')).json;
+      const total = r1.segments[r1.segments.length - 1].token_end;
+      await me.client.post('/v1/usage', { request_id: r1.request_id, usage: anthropicUsage(total, 0, 1000) });
+      t.clock.advance(60_000);
+      const r2 = (await request('y')).json;
+      await me.client.post('/v1/usage', { request_id: r2.request_id, usage: anthropicUsage(total, read ? r2.prediction.read_tokens : 0, 0) });
+      return { id: me.id, opportunity: r2.prediction.read_tokens as number };
+    };
+    const a = await run(true);
+    const b = await run(false);
+    expect(a.opportunity).toBeGreaterThan(1000);
+    // Only a gauge "since start" before: a rate over the last hour could not be had, and a restart reset it to nothing.
+    expect((await series()).sort()).toEqual(
+      [
+        `ph_capture_tokens_total{tenant="${a.id}",kind="opportunity"} ${a.opportunity}`,
+        `ph_capture_tokens_total{tenant="${a.id}",kind="captured"} ${a.opportunity}`,
+        `ph_capture_tokens_total{tenant="${b.id}",kind="opportunity"} ${b.opportunity}`,
+        `ph_capture_tokens_total{tenant="${b.id}",kind="captured"} 0`,
+      ].sort(),
+    );
+  });
+
   it('labels prompt tokens by the catalog entry, never by the model name a caller sent: made-up names are one "unknown" series', async () => {
     t = createTestApp();
     const { client } = t.tenant();
