@@ -136,7 +136,8 @@ async function main() {
 
 main().catch((err: unknown) => {
   if (err instanceof ConfigError || err instanceof CatalogError || err instanceof StorageError || err instanceof SimulatorListenError || err instanceof NewerSchemaError || err instanceof DatabaseInUseError) {
-    console.error(err.message);
+    // A catalog error names the file and what is wrong with it; the setting that named the file is said here.
+    console.error(err instanceof CatalogError && process.env.PH_CATALOG_FILE ? `${err.message}\n  (set by PH_CATALOG_FILE)` : err.message);
     process.exit(2);
   }
   throw err;

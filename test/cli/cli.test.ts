@@ -791,6 +791,16 @@ describe('prefix-handles CLI', () => {
     }
   });
 
+  it('serve with a PH_CATALOG_FILE it cannot read names the variable, and exits 2', async () => {
+    const data = join(dir, 'bad-catalog');
+    mkdirSync(data);
+    const missing = join(dir, 'no-such-catalog.json');
+    const r = await cli(['serve', '--port', '0', '--data-dir', data], { env: { PH_CATALOG_FILE: missing } });
+    expect(r.code, r.err).toBe(2);
+    // It said which file and why, but not which setting named it.
+    expect(r.err.trim().split('\n')).toEqual([`Invalid model catalog ${missing}:`, expect.stringMatching(/^ {2}- \(root\): cannot read file: ENOENT/), '  (set by PH_CATALOG_FILE)']);
+  });
+
   it('serve with a data dir or database it cannot use says so in one line and exits 2 (no stack trace)', async () => {
     const notADir = file('plain-file', 'not a directory');
     const notADb = file('not-a-db.db', 'this file is not a SQLite database');
