@@ -71,7 +71,9 @@ export function parseCommand(cmd: Command, args: string[]): Context {
  */
 function serviceAddress(): string {
   const { PORT: port, HOST: host } = process.env;
-  const p = port && /^[0-9]+$/.test(port) && Number(port) > 0 && Number(port) <= 65535 ? Number(port) : 8787;
+  // HOST alone is not the service's: tcsh exports the machine's name under it.
+  if (!(port && /^[0-9]+$/.test(port) && Number(port) > 0 && Number(port) <= 65535)) return 'http://127.0.0.1:8787';
+  const p = Number(port);
   const h = !host || host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
   return `http://${h.includes(':') ? `[${h}]` : h}:${p}`;
 }

@@ -55,5 +55,12 @@ describe('baseUrl', () => {
       env({ PORT: '0' });
       expect(baseUrl(undefined)).toBe('http://127.0.0.1:8787');
     });
+
+    it('reads HOST only beside a PORT: a HOST alone (tcsh exports the machine name as HOST) is not the service', () => {
+      env({ PH_URL: undefined, PORT: undefined, HOST: 'laptop.local' });
+      expect(baseUrl(undefined)).toBe('http://127.0.0.1:8787');
+      env({ PORT: '0' });
+      expect(baseUrl(undefined)).toBe('http://127.0.0.1:8787');
+    });
   });
 });
