@@ -212,9 +212,12 @@ describe('prefix-handles CLI', () => {
     // A model name nobody used (a typo, most likely) gives zeros and a note saying so.
     const typo = await cli(['report', a.ref, '--model', 'claude-sonet-4-5'], { key });
     expect(typo.code).toBe(0);
-    expect(typo.err).toContain("note: no request of this handle used the model 'claude-sonet-4-5' in this range (model names match exactly, as requested; calls with their prompt inline are on no report: 'prefix-handles requests' lists every call)");
+    expect(typo.err).toContain("note: no request of this handle used the model 'claude-sonet-4-5' in this range (model names match exactly, as requested; calls with their prompt inline are on no handle's report, the tenant report counts them apart: 'prefix-handles requests' lists every call)");
     const tenantTypo = await cli(['report', '--model', 'claude-sonet-4-5'], { key });
     expect(tenantTypo.err).toContain("note: no request that referenced a handle used the model 'claude-sonet-4-5' in this range");
+    // The tenant report counts calls with their prompt inline (no_handle): the note does not say they are on none.
+    expect(tenantTypo.err).toContain("calls with their prompt inline are counted apart, under 'calls that referenced no handle'");
+    expect(tenantTypo.err).not.toContain('on no report');
     expect(handleText.out).toMatch(new RegExp(`realised savings +\\${usd(ha.money.realised_savings)}`));
     expect(handleText.out).toMatch(new RegExp(`unread write premiums +\\${usd(ha.money.write_premiums_unread)}`));
 
@@ -516,10 +519,14 @@ describe('prefix-handles CLI', () => {
     expect(piped.code, piped.err).toBe(0);
     expect(piped.out).toContain('stdin: 1 line, 1 accepted, 0 rejected');
     expect(piped.out).not.toContain('referenced no handle');
-    // Logs as an agent wrote them, the system prompt inline: accepted, and said to be on no report.
+    // Logs as an agent wrote them, the system prompt inline: accepted, and said to be on no handle's report, counted
+    // apart on the tenant's (it said "on no report", and the tenant report's no_handle counted the call).
+    const before = (await client.get('/v1/reports')).json.no_handle.requests;
     const inline = await cli(['import', '-'], { key, input: `${call(-3, anthropicUsage(total, 0, 0), { request: { ...request, prefix: undefined, system: LONG_SYSTEM } })}\n` });
     expect(inline.code, inline.err).toBe(0);
-    expect(inline.out).toContain('stdin: 1 line, 1 accepted, 0 rejected\n1 accepted but referenced no handle: recorded (GET /v1/requests), on no report');
+    expect(inline.out).toContain("stdin: 1 line, 1 accepted, 0 rejected\n1 accepted but referenced no handle: recorded (GET /v1/requests), on no handle's report (the tenant report counts them apart, as calls that referenced no handle)");
+    expect(inline.out).not.toContain('on no report');
+    expect((await client.get('/v1/reports')).json.no_handle.requests).toBe(before + 1);
     expect((await client.get(`/v1/reports/handles/${sys.id}`)).json.requests).toBe(4);
   });
 

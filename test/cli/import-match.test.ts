@@ -212,7 +212,7 @@ describe('prefix-handles import --match-handles', () => {
     const none = await h.cli(['import', '--match-handles', '-'], { key: t.tenant().key, input: `${line(2, 0)}\n` });
     expect(none.code, none.err).toBe(0);
     expect(none.out).toContain("inline content matched to no handle: no line's tools or system prompt is, as the provider reads it, an artifact version of this tenant's");
-    expect(none.out).toContain("1 accepted but referenced no handle: recorded (GET /v1/requests), on no report — reports count handle content: their tools and system prompt are no artifact version of this tenant's as the provider read them; 'prefix-handles suggest <file>' lists what they repeat");
+    expect(none.out).toContain("1 accepted but referenced no handle: recorded (GET /v1/requests), on no handle's report (the tenant report counts them apart, as calls that referenced no handle) — reports count handle content: their tools and system prompt are no artifact version of this tenant's as the provider read them; 'prefix-handles suggest <file>' lists what they repeat");
   });
 
   it('suggest → mint → import --match-handles: the repeated system prompt listed, written and then matched; tools whose schemas the provider read in another key order said not to match', async () => {

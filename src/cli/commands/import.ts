@@ -26,7 +26,7 @@ interface Call {
 interface Pending {
   line: number;
   record: Record<string, unknown>;
-  /** Whether the call referenced a handle (one that did not is on no report), and whether any rendered content. */
+  /** Whether the call referenced a handle (one that did not is on no handle's report, counted apart on the tenant's), and whether any rendered content. */
   handles: 'none' | 'empty' | 'some';
 }
 
@@ -191,7 +191,7 @@ ${API_HELP}`,
     if (captures.unknown) out.push(`${captures.unknown} accepted without cache fields in the usage: capture unknown`);
     if (noHandle)
       out.push(
-        `${noHandle} accepted but referenced no handle: recorded (GET /v1/requests), on no report — reports count handle content: ${
+        `${noHandle} accepted but referenced no handle: recorded (GET /v1/requests), on no handle's report (the tenant report counts them apart, as calls that referenced no handle) — reports count handle content: ${
           // With the flag the lines were matched already: what they repeat, and why it is no artifact, is suggest's to say.
           matchHandles
             ? `their tools and system prompt are no artifact version of this tenant's as the provider read them; 'prefix-handles suggest ${file === '-' ? '<file>' : file}' lists what they repeat, and says why what it lists would not match (a timestamp in the prompt, a schema's key order)`

@@ -166,10 +166,12 @@ ${API_HELP}`,
     const body = id ? await api().json<HandleReport>('GET', `/v1/reports/handles/${seg(id)}${query}`) : await api().json<TenantReport>('GET', `/v1/reports${query}`);
     process.stdout.write(values.json ? `${JSON.stringify(body, null, 2)}\n` : `${id ? handleText(body as HandleReport) : tenantText(body as TenantReport)}\n`);
     // Zeros for a model name nobody used are more often a typo than a fact: said beside them (stdout stays the report).
-    // A report counts handle content: calls of the model with their prompt inline are not in it, and may exist.
+    // A report counts handle content: calls of the model with their prompt inline are not in it, and may exist (the
+    // tenant report counts them apart, under its no_handle).
+    const inline = id ? "calls with their prompt inline are on no handle's report, the tenant report counts them apart" : "calls with their prompt inline are counted apart, under 'calls that referenced no handle'";
     if (values.model !== undefined && body.requests === 0)
       process.stderr.write(
-        `note: no request ${id ? 'of this handle' : 'that referenced a handle'} used the model '${String(values.model)}' in this range (model names match exactly, as requested; calls with their prompt inline are on no report: 'prefix-handles requests' lists every call)\n`,
+        `note: no request ${id ? 'of this handle' : 'that referenced a handle'} used the model '${String(values.model)}' in this range (model names match exactly, as requested; ${inline}: 'prefix-handles requests' lists every call)\n`,
       );
     return 0;
   },
