@@ -116,6 +116,20 @@ describe('calls that referenced no handle', () => {
     expect(all).not.toContain('data-no-handle="requests"');
   });
 
+  it('a tenant whose every call went through no handle is not told there are no reconciled requests', async () => {
+    const { client, key } = t.tenant();
+    await inlineCall(client, 'a');
+    await inlineCall(client, 'b');
+    const page = await (await t.app.request('/ui?period=24h', { headers: { cookie: `ph_ui_key=${key}` } })).text();
+    expect(page).toContain('data-no-handle="requests" data-value="2"');
+    // It said "No reconciled requests in this period yet" above the two calls it counted below.
+    expect(page).not.toContain('No reconciled requests');
+    expect(page).toContain('No reconciled request in this period referenced a handle: the 2 calls under “Calls through no handle” sent their whole prompt inline.');
+    // A tenant with no call at all is still told so.
+    const empty = await (await t.app.request('/ui?period=24h', { headers: { cookie: `ph_ui_key=${t.tenant().key}` } })).text();
+    expect(empty).toContain('No reconciled requests in this period yet.');
+  });
+
   it("'prefix-handles report' without a handle prints them under the handles, over real HTTP", async () => {
     const h = await startCliHarness('ph-no-handle-');
     try {

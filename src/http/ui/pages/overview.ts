@@ -28,7 +28,7 @@ export function overviewLive(report: TenantReport, period: Period, entries?: Mod
   return html`<p class="muted">${PERIODS[period].label} (whole UTC days from ${report.range.from ? report.range.from.slice(0, 10) : 'the start'} to ${report.range.to.slice(0, 10)}).</p>
 ${summary(report)}
 <div class="card"><h2 style="margin-top:0">Reuse waterfall</h2>
-${report.tokens.referenced ? '' : html`<p class="empty">No reconciled requests in this period yet. Call your model through the proxy with a handle (<code>x-ph-prefix</code>, <code>x-ph-session</code>), or render a request with one and report its usage (<code>POST /v1/usage</code>): the README's “Your agent through the proxy, in five steps” shows how.</p>`}
+${report.tokens.referenced ? '' : html`<p class="empty">${noHandleYet(report.no_handle.requests)} Call your model through the proxy with a handle (<code>x-ph-prefix</code>, <code>x-ph-session</code>), or render a request with one and report its usage (<code>POST /v1/usage</code>): the README's “Your agent through the proxy, in five steps” shows how.</p>`}
 ${waterfallChart(report.tokens, `Reuse waterfall, ${PERIODS[period].label.toLowerCase()}`)}
 ${legend(['cold', ...LEAK_ROWS, 'captured', 'bonus'], { entries })}</div>
 ${noHandleSection(report.no_handle)}
@@ -46,6 +46,10 @@ ${rows.map(
       )}</tbody></table>${report.handles_total > rows.length ? html`<p class="muted">Showing the ${rows.length} handles that leaked most of ${report.handles_total}.</p>` : ''}`
     : html`<p class="empty">No handle was used in a reconciled request in this period.</p>`}`;
 }
+
+/** Why the waterfall is empty: no call at all, or calls that all went through no handle (counted below it). */
+const noHandleYet = (calls: number): string =>
+  calls ? `No reconciled request in this period referenced a handle: the ${tokens(calls)} call${calls === 1 ? '' : 's'} under “Calls through no handle” sent their whole prompt inline.` : 'No reconciled requests in this period yet.';
 
 /** One figure of the calls through no handle, its exact value in data attributes (the tests compare them with the API). */
 const figure = (key: string, label: string, value: number, shown: string, note?: string): Html =>
