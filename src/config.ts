@@ -111,6 +111,13 @@ export class ConfigError extends Error {}
 
 /** PH_ variables read by the CLI (src/cli/), which an operator's shell or env file holds beside the service's. */
 const CLI_VARIABLES = new Set(['PH_URL', 'PH_API_KEY']);
+/**
+ * What Kubernetes sets in every pod for each Service of its namespace (service links, on by default): a Service named
+ * `ph` or `ph-…` gives PH_SERVICE_HOST, PH_PORT, PH_PORT_8787_TCP_ADDR and the like, which are not settings.
+ */
+const SERVICE_LINK = /^PH_(?:[A-Z0-9_]+_)?(?:SERVICE_HOST|SERVICE_PORT(?:_[A-Z0-9_]+)?|PORT_[0-9]+_(?:TCP|UDP|SCTP)(?:_(?:PROTO|PORT|ADDR))?)$/;
+/** A bare `…_PORT` link holds the Service's address (`tcp://10.96.0.7:8787`): a misspelt `PH_SIMULATR_PORT=0` is still refused. */
+const isServiceLink = (name: string, value: string | undefined) => SERVICE_LINK.test(name) || (/^PH_(?:[A-Z0-9_]+_)?PORT$/.test(name) && /^(?:tcp|udp|sctp):\/\//.test(value ?? ''));
 
 /**
  * A PH_ variable that is neither the service's nor the CLI's: a misspelt one (`PH_REQUEST_RETENTION_DAY`) would
@@ -119,7 +126,7 @@ const CLI_VARIABLES = new Set(['PH_URL', 'PH_API_KEY']);
 function unknownVariables(env: Record<string, string | undefined>): string[] {
   const known = Object.keys(envSchema.shape).filter((k) => k.startsWith('PH_'));
   return Object.keys(env)
-    .filter((name) => name.startsWith('PH_') && env[name] !== undefined && !(name in envSchema.shape) && !CLI_VARIABLES.has(name))
+    .filter((name) => name.startsWith('PH_') && env[name] !== undefined && !(name in envSchema.shape) && !CLI_VARIABLES.has(name) && !isServiceLink(name, env[name]))
     .map((name) => {
       const [nearest] = known.map((k) => [k, editDistance(name, k)] as const).sort((a, b) => a[1] - b[1]);
       const meant = nearest && nearest[1] <= 3 ? `; did you mean ${nearest[0]}?` : '';

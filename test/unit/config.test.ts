@@ -127,6 +127,27 @@ describe('configuration', () => {
     // The CLI's own variables live in the same environment; other programs' variables are not ours to judge.
     expect(loadConfig({ PH_URL: 'http://127.0.0.1:8787', PH_API_KEY: 'phk_x', PHP_INI_SCAN_DIR: '/etc/php', NODE_ENV: 'production' }).port).toBe(8787);
   });
+
+  it("lets be the variables Kubernetes sets for a Service named ph or ph-… in the pod's namespace (service links, on by default)", () => {
+    // A Service `ph` (or `ph-api`) gives every pod of its namespace PH_SERVICE_HOST, PH_PORT and the like: the service
+    // refused to start in its own deployment.
+    const links = {
+      PH_SERVICE_HOST: '10.96.12.7',
+      PH_SERVICE_PORT: '8787',
+      PH_SERVICE_PORT_HTTP: '8787',
+      PH_PORT: 'tcp://10.96.12.7:8787',
+      PH_PORT_8787_TCP: 'tcp://10.96.12.7:8787',
+      PH_PORT_8787_TCP_PROTO: 'tcp',
+      PH_PORT_8787_TCP_PORT: '8787',
+      PH_PORT_8787_TCP_ADDR: '10.96.12.7',
+      PH_API_SERVICE_HOST: '10.96.12.8',
+      PH_API_PORT_443_TCP_ADDR: '10.96.12.8',
+    };
+    expect(loadConfig(links).port).toBe(8787);
+    // A misspelt setting is still refused beside them.
+    expect(() => loadConfig({ ...links, PH_REQUEST_RETENTION_DAY: '30' })).toThrow('PH_REQUEST_RETENTION_DAY: not a variable of the service; did you mean PH_REQUEST_RETENTION_DAYS?');
+    expect(() => loadConfig({ ...links, PH_SIMULATR_PORT: '0' })).toThrow('PH_SIMULATR_PORT: not a variable of the service; did you mean PH_SIMULATOR_PORT?');
+  });
 });
 
 describe('first start', () => {
