@@ -101,6 +101,113 @@ export function changedPrefixes(body: Json, recorded: ReadonlyMap<string, Record
   return out;
 }
 
+/**
+ * One message of a body as the check reads it, digested once: the message (a link of the chain), and each thinking
+ * block's key with the blocks before it in the message (an assistant message's, as changedPrefixes finds them).
+ */
+export class CheckedMessage {
+  readonly digest: string;
+  readonly thinking: Array<{ block: number; key: string; before: string }> = [];
+  /** The last links computed through it (linked): kept, a session's message is linked once, not on every render. */
+  private last: { from: string; to: string; at: string[] } | undefined;
+
+  constructor(m: unknown) {
+    this.digest = digest({ role: isRecord(m) ? m.role : undefined, content: isRecord(m) ? blocksOf(m.content) : [] });
+    if (!isRecord(m) || m.role !== 'assistant' || !Array.isArray(m.content)) return;
+    const content: unknown[] = m.content;
+    content.forEach((b, j) => {
+      const key = isRecord(b) ? thinkingKey(b) : undefined;
+      if (key !== undefined) this.thinking.push({ block: j, key, before: digest({ role: m.role, content: content.slice(0, j) }) });
+    });
+  }
+
+  /** From the chain of the messages before it: the chain through it, and its thinking blocks' `messages` prefixes. */
+  linked(from: string): { to: string; at: string[] } {
+    if (this.last?.from !== from) this.last = { from, to: sha256Hex(`${from}\n${this.digest}`), at: this.thinking.map((t) => sha256Hex(`${from}\n${t.before}`)) };
+    return this.last;
+  }
+}
+
+/** A body as the check reads it, each part computed when first asked for: its tools' and system's digests, its messages. */
+export interface PrefixParts {
+  tools: () => string;
+  system: () => string;
+  messages: () => readonly CheckedMessage[];
+}
+
+/** What the check reads of a rendered unit (request.ts Unit): its JSON text, and the segment's rendered texts it is one of. */
+export interface PrefixUnit {
+  hashText: string;
+  item: { all?: readonly string[]; index?: number } | null;
+}
+
+/** Per segment's rendered texts (immutable: handle versions never change), its messages checked: once, not per render. */
+const checkedOf = new WeakMap<readonly string[], CheckedMessage[]>();
+/** Per segment's rendered texts, the digest of the tools or system it is the whole of. */
+const sectionDigests = new WeakMap<readonly string[], string>();
+
+/** The segment's rendered texts that `units` are, all of them in order, if so. */
+function wholeSegment(units: readonly PrefixUnit[]): readonly string[] | undefined {
+  const all = units[0]?.item?.all;
+  return all && all.length === units.length && units.every((u, k) => u.item?.all === all && u.item.index === k && u.hashText === all[k]) ? all : undefined;
+}
+
+function sectionDigest(units: readonly PrefixUnit[], value: (u: PrefixUnit) => unknown): string {
+  const all = wholeSegment(units);
+  let d = all && sectionDigests.get(all);
+  if (d === undefined) {
+    d = digest(units.map(value));
+    if (all) sectionDigests.set(all, d);
+  }
+  return d;
+}
+
+/**
+ * The parts of the Anthropic body a render's units make up, each unit a whole tool, system block or message, in the
+ * body's order (`systemString`: the unit of a system given as a string, a text block in the body or read as one). Their
+ * texts are the body's but for the service's cache marks, which the digests leave aside, and a caller's number too
+ * large for a double (RequestService refuses those before rendering).
+ */
+export function unitParts(tools: readonly PrefixUnit[], system: readonly PrefixUnit[], systemString: PrefixUnit | undefined, messages: readonly PrefixUnit[]): PrefixParts {
+  return {
+    tools: () => sectionDigest(tools, (u) => JSON.parse(u.hashText)),
+    system: () => sectionDigest(system, (u) => (u === systemString ? { type: 'text', text: JSON.parse(u.hashText) } : JSON.parse(u.hashText))),
+    messages: () => messages.map(checkedMessage),
+  };
+}
+
+function checkedMessage(u: PrefixUnit): CheckedMessage {
+  const all = u.item?.all;
+  const index = u.item?.index;
+  if (!all || index === undefined || all[index] !== u.hashText) return new CheckedMessage(JSON.parse(u.hashText));
+  let list = checkedOf.get(all);
+  if (!list) checkedOf.set(all, (list = []));
+  return (list[index] ??= new CheckedMessage(JSON.parse(u.hashText)));
+}
+
+/** changedPrefixes over a body's parts, each message linked from the chain before it (see CheckedMessage). */
+function changedInParts(parts: PrefixParts, recorded: ReadonlyMap<string, RecordedThinking>, reads: (producer: string | null) => boolean): ChangedPrefix[] {
+  const out: ChangedPrefix[] = [];
+  let tools: string | undefined;
+  let system: string | undefined;
+  let chain = '';
+  parts.messages().forEach((m, i) => {
+    const links = m.linked(chain);
+    chain = links.to;
+    m.thinking.forEach((t, k) => {
+      const kept = recorded.get(t.key);
+      if (kept && !reads(kept.producer)) return;
+      let changed: ChangedPrefix['changed'] = [];
+      if (kept) {
+        const now: ThinkingPrefix = { tools: (tools ??= parts.tools()), system: (system ??= parts.system()), messages: links.at[k]! };
+        changed = PREFIX_PARTS.filter((p) => kept.prefix[p] !== now[p]);
+      }
+      if (out.length || changed.length) out.push({ path: `messages.${i}.content.${t.block}`, source: kept?.source ?? 'inline', changed });
+    });
+  });
+  return out;
+}
+
 const isAnthropicThinking = (b: { type: string }) => b.type === 'thinking' || b.type === 'redacted_thinking';
 
 /**
@@ -118,19 +225,43 @@ export function withPrefixes(reply: Message, bodyText: string): Message {
   return { ...reply, content: reply.content.map((b, j) => (isAnthropicThinking(b) ? { ...b, prefix: at(messageCount, rendered.slice(0, j)) } : b)) } as Message;
 }
 
-/** The thinking blocks of a render's session (and messages artifact) segments kept with their prefix, by key. */
-export function recordedThinking(segments: Iterable<PromptSegment>, producerOf: (name: string) => string | null): Map<string, RecordedThinking> {
-  const out = new Map<string, RecordedThinking>();
-  for (const seg of segments) {
-    if (seg.section !== 'messages') continue;
-    for (const m of seg.messages) {
-      if (typeof m.content === 'string') continue;
-      for (const b of m.content) {
-        if ((b.type !== 'thinking' && b.type !== 'redacted_thinking') || !b.prefix) continue;
-        const key = thinkingKey(b as Json);
-        if (key !== undefined) out.set(key, { prefix: b.prefix, producer: b.model === undefined ? null : producerOf(b.model), source: seg.source });
-      }
+/** Per segment (immutable: handle versions never change), its thinking blocks kept with a prefix: key, prefix, model. */
+const keptOf = new WeakMap<PromptSegment, Array<{ key: string; prefix: ThinkingPrefix; model: string | undefined }>>();
+
+function keptIn(seg: PromptSegment & { section: 'messages' }) {
+  let kept = keptOf.get(seg);
+  if (kept) return kept;
+  kept = [];
+  for (const m of seg.messages) {
+    if (typeof m.content === 'string') continue;
+    for (const b of m.content) {
+      if ((b.type !== 'thinking' && b.type !== 'redacted_thinking') || !b.prefix) continue;
+      const key = thinkingKey(b as Json);
+      if (key !== undefined) kept.push({ key, prefix: b.prefix, model: b.model });
     }
+  }
+  keptOf.set(seg, kept);
+  return kept;
+}
+
+/**
+ * The thinking blocks of a render's session (and messages artifact) segments kept with their prefix, by key. `segments`:
+ * its message units' (null: the caller's own), a segment's units one after the other.
+ */
+export function recordedThinking(segments: Iterable<PromptSegment | null>, producerOf: (name: string) => string | null): Map<string, RecordedThinking> {
+  const out = new Map<string, RecordedThinking>();
+  const producers = new Map<string, string | null>();
+  const producer = (name: string) => {
+    let p = producers.get(name);
+    if (p === undefined) producers.set(name, (p = producerOf(name)));
+    return p;
+  };
+  let last: PromptSegment | null = null;
+  for (const seg of segments) {
+    // A segment's units follow one another: read once (one read again elsewhere sets the same entries again).
+    if (seg === last || seg?.section !== 'messages') continue;
+    last = seg;
+    for (const k of keptIn(seg)) out.set(k.key, { prefix: k.prefix, producer: k.model === undefined ? null : producer(k.model), source: seg.source });
   }
   return out;
 }
@@ -145,10 +276,25 @@ const PART_NAMES = { tools: '`tools`', system: '`system`', messages: 'the earlie
  * body's, for the errors' pointers.
  */
 export function refuseChangedPrefixes(model: ModelEntry, body: Json, recorded: ReadonlyMap<string, RecordedThinking>, pointer: string): void {
+  refuseChanged(model, body.thinking, recorded, pointer, (reads) => changedPrefixes(body, recorded, reads));
+}
+
+/** The same for a body given as its parts (a render's: request.ts) and its `thinking` setting. */
+export function refuseChangedParts(model: ModelEntry, thinking: unknown, parts: PrefixParts, recorded: ReadonlyMap<string, RecordedThinking>, pointer: string): void {
+  refuseChanged(model, thinking, recorded, pointer, (reads) => changedInParts(parts, recorded, reads));
+}
+
+function refuseChanged(
+  model: ModelEntry,
+  thinking: unknown,
+  recorded: ReadonlyMap<string, RecordedThinking>,
+  pointer: string,
+  find: (reads: (producer: string | null) => boolean) => ChangedPrefix[],
+): void {
   if (!checksPrefix(model) || recorded.size === 0) return;
-  const binding = isRecord(body.thinking) && isRecord(body.thinking.block_binding) ? body.thinking.block_binding : {};
+  const binding = isRecord(thinking) && isRecord(thinking.block_binding) ? thinking.block_binding : {};
   if (binding.prefix_mismatch_behavior === 'drop_block') return;
-  const changed = changedPrefixes(body, recorded, (producer) => readsProducer(model, producer));
+  const changed = find((producer) => readsProducer(model, producer));
   const first = changed[0];
   if (!first) return;
   const what = first.changed.map((p) => PART_NAMES[p]).join(' and ');

@@ -1,10 +1,14 @@
 // Preserved thinking's prefix check as the service sees it coming (src/domain/thinking-prefix.ts): what counts as a
 // change agrees with the simulator's check, and which blocks a render that fails it names.
 
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+// First: the app's zod, with its OpenAPI extension, before the domain's schemas are built.
+import { createTestApp } from '../helpers/app';
 import { loadCatalog, ModelCatalog } from '../../src/domain/catalog/catalog';
+import type { Message } from '../../src/domain/content';
 import { DomainError } from '../../src/domain/errors';
-import { changedPrefixes, refuseChangedPrefixes, thinkingPrefixes, type RecordedThinking } from '../../src/domain/thinking-prefix';
+import { changedPrefixes, recordedThinking, refuseChangedPrefixes, thinkingPrefixes, withPrefixes, type RecordedThinking } from '../../src/domain/thinking-prefix';
 import { anthropicPrefixes } from '../../src/simulator/reasoning';
 
 const catalog = new ModelCatalog(loadCatalog());
@@ -89,5 +93,106 @@ describe('the blocks a render that fails the check names', () => {
     expect(() => refuseChangedPrefixes(entry('claude-opus-5'), after, recorded(base()), '')).not.toThrow();
     // Nothing changed: nothing refused.
     expect(() => refuseChangedPrefixes(entry('claude-fable-5-1'), base(), recorded(base()), '')).not.toThrow();
+  });
+});
+
+describe('a render checks the prefixes on its parts, as the straightforward check on its whole body does', () => {
+  const SYSTEMS: unknown[] = [undefined, 'Be brief.', 'Be thorough.', [{ type: 'text', text: 'Be brief.' }], [{ type: 'text', text: 'Be brief.', cache_control: { type: 'ephemeral' } }], ['Be brief.'], 'handle', ['handle', { type: 'text', text: 'Be brief.' }]];
+  const TOOLSETS: unknown[] = [undefined, [TOOL], [{ ...TOOL, description: 'The weather.' }], [{ ...TOOL, cache_control: { type: 'ephemeral' } }], 'handle'];
+  const PLACES = ['header', 'prefix', 'messages', 'after a message'] as const;
+  const PRODUCERS = ['claude-fable-5-1', 'claude-sonnet-4-6', undefined];
+  /** A request's variant: its system, tools, where the session goes, what the caller adds (a thinking block: inline, or one of the session's again). */
+  const variant = fc.record({
+    system: fc.nat(SYSTEMS.length - 1),
+    tools: fc.nat(TOOLSETS.length - 1),
+    place: fc.constantFrom(...PLACES),
+    inlineThinking: fc.option(fc.nat(5), { nil: undefined }),
+    // A question with a handle block in it: the body is parsed whole (its message is no unit).
+    mixed: fc.constantFrom(false, false, true),
+  });
+  const reply = fc.record({ textFirst: fc.boolean(), redacted: fc.boolean(), producer: fc.nat(PRODUCERS.length - 1) });
+
+  it('the same refusal (detail, blocks, pointers) or none, on random sessions and requests, renders after renders (the digests kept per batch)', async () => {
+    const t = createTestApp();
+    try {
+      const tenant = t.tenant().id;
+      const h = t.services.handles;
+      const tools = h.mintArtifact(tenant, { kind: 'tools', content: [{ name: 'lookup', description: 'Looks up.', input_schema: { type: 'object' } }] }).handle.id;
+      const system = h.mintArtifact(tenant, { kind: 'system', content: 'You answer questions about the weather.' }).handle.id;
+      const base = h.createBundle(tenant, { members: [tools, system] }).handle.id;
+      // The request's own handles: tools and a system prompt of their own (a tool named twice is refused).
+      const moreTools = h.mintArtifact(tenant, { kind: 'tools', content: [{ name: 'get_time', description: 'The time.', input_schema: { type: 'object' } }] }).handle.id;
+      const moreSystem = h.mintArtifact(tenant, { kind: 'system', content: 'Answer in Norwegian.' }).handle.id;
+      const greeting = h.mintArtifact(tenant, { kind: 'messages', content: [{ role: 'user', content: 'Hello.' }, { role: 'assistant', content: 'Hi.' }] }).handle.id;
+      const fable = entry('claude-fable-5-1');
+      let n = 0;
+      await fc.assert(
+        fc.asyncProperty(fc.boolean(), fc.array(fc.tuple(variant, reply), { minLength: 1, maxLength: 4 }), fc.array(variant, { minLength: 1, maxLength: 3 }), fc.boolean(), async (withBase, turns, finals, drop) => {
+          const session = h.createSession(tenant, withBase ? { base } : {}).handle.id;
+          const signatures: string[] = [];
+          const body = (v: { system: number; tools: number; place: (typeof PLACES)[number]; inlineThinking?: number; mixed: boolean }, question: string, thinking?: unknown): string => {
+            const sys = SYSTEMS[v.system] === 'handle' ? [{ type: 'handle', ref: moreSystem }] : Array.isArray(SYSTEMS[v.system]) ? (SYSTEMS[v.system] as unknown[]).map((b) => (b === 'handle' ? { type: 'handle', ref: moreSystem } : b)) : SYSTEMS[v.system];
+            const tls = TOOLSETS[v.tools] === 'handle' ? [{ type: 'handle', ref: moreTools }] : TOOLSETS[v.tools];
+            // A session on a bundle stands only in the prefix: the messages before it are a messages handle's there.
+            const inMessages = !withBase && (v.place === 'messages' || v.place === 'after a message');
+            const prefix = v.place === 'prefix' || (withBase && v.place !== 'header') ? [...(v.place === 'after a message' ? [greeting] : []), session] : [];
+            const before = inMessages && v.place === 'after a message' ? [{ role: 'user', content: 'Hello.' }, { role: 'assistant', content: 'Hi.' }] : [];
+            const ses = inMessages ? [{ type: 'handle', ref: session }] : [];
+            // The caller's own assistant message with a thinking block: a fresh one, or one of the session's (its key) again.
+            const own = v.inlineThinking === undefined ? [] : [{ role: 'user', content: 'And?' }, { role: 'assistant', content: [{ type: 'thinking', thinking: 'mine', signature: signatures[v.inlineThinking] ?? `own-${n}` }, { type: 'text', text: 'So.' }] }];
+            const last = v.mixed ? { role: 'user', content: [{ type: 'text', text: question }, { type: 'handle', ref: moreSystem }] } : { role: 'user', content: question };
+            return JSON.stringify({
+              model: 'claude-fable-5-1',
+              max_tokens: 1024,
+              ...(prefix.length ? { prefix } : {}),
+              thinking: thinking ?? { type: 'adaptive' },
+              ...(sys === undefined ? {} : { system: sys }),
+              ...(tls === undefined ? {} : { tools: tls }),
+              messages: [...before, ...ses, ...own, last],
+            });
+          };
+          const render = (text: string, place: string) =>
+            t.services.requests.expand({ tenantId: tenant, format: 'anthropic', bodyText: text, pointer: '/request', ...(place === 'header' ? { extraPrefix: [{ ref: session, pointer: 'header:x-ph-session' }] } : {}) });
+          const outcome = (f: () => unknown) => {
+            try {
+              f();
+              return null;
+            } catch (e) {
+              if (!(e instanceof DomainError)) throw e;
+              return { code: e.code, detail: e.message, extra: e.extra, errors: e.errors };
+            }
+          };
+          // Each turn sent under its variant, as the proxy keeps it: the reply's blocks with the prefix of the body sent (none refused: drop_block).
+          for (const [v, r] of turns) {
+            const question = `Question ${++n}?`;
+            const sent = render(body(v, question, { type: 'adaptive', block_binding: { prefix_mismatch_behavior: 'drop_block' } }), v.place).bodyText;
+            const model = PRODUCERS[r.producer];
+            const mark = (b: Json) => ({ ...b, provider: 'anthropic', ...(model ? { model } : {}) });
+            const sig = `sig-${n}`;
+            signatures.push(sig);
+            const blocks: Json[] = [mark({ type: 'thinking', thinking: `About ${question}`, signature: sig })];
+            if (r.redacted) {
+              blocks.push(mark({ type: 'redacted_thinking', data: `data-${n}` }));
+              signatures.push(`data-${n}`);
+            }
+            const content = r.textFirst ? [{ type: 'text', text: 'First,' }, ...blocks, { type: 'text', text: 'Cold.' }] : [...blocks, { type: 'text', text: 'Cold.' }];
+            h.appendMessages(tenant, session, [{ role: 'user', content: question }, withPrefixes({ role: 'assistant', content } as Message, sent)]);
+          }
+          const resolved = h.resolve(tenant, session);
+          const recorded = recordedThinking(h.segmentsOf(resolved.handle, resolved.version.version), (name) => entry(name).id);
+          for (const v of finals) {
+            const question = `Question ${++n}?`;
+            const thinking = drop ? { type: 'adaptive', block_binding: { prefix_mismatch_behavior: 'drop_block' } } : { type: 'adaptive' };
+            // The body the render sends, from the same request with drop_block (its check skips): the straightforward check on it.
+            const sent = JSON.parse(render(body(v, question, { type: 'adaptive', block_binding: { prefix_mismatch_behavior: 'drop_block' } }), v.place).bodyText) as Json;
+            const expected = outcome(() => refuseChangedPrefixes(fable, { ...sent, thinking }, recorded, '/request'));
+            expect(outcome(() => render(body(v, question, thinking), v.place))).toEqual(expected);
+          }
+        }),
+        { numRuns: 60 },
+      );
+    } finally {
+      t.close();
+    }
   });
 });

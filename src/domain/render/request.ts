@@ -27,7 +27,7 @@ import {
 } from './json-text';
 import { orderSegments, type PromptSegment, type Section } from './prompt';
 import { readThinkingOnly } from './thinking-units';
-import { checksPrefix, recordedThinking, refuseChangedPrefixes } from '../thinking-prefix';
+import { checksPrefix, recordedThinking, refuseChangedParts, refuseChangedPrefixes, unitParts } from '../thinking-prefix';
 import { pushAll } from '../arrays';
 import { estimatedTool, type EstimatedTool } from '../estimated-tools';
 import { storedTool, systemBlockText, systemMessageText } from './inline-content';
@@ -358,6 +358,8 @@ export class RequestRenderer {
 
     // ---- system ----
     const systemUnits: Unit[] = [];
+    // Anthropic's system given as a string: a text block in the body (after a prefix's blocks), or read as one.
+    let systemString: Unit | undefined;
     const messageUnits: Unit[] = [];
     if (format === 'anthropic' || format === 'gemini') {
       // Gemini's REST docs spell it system_instruction; either spelling is the system node.
@@ -386,7 +388,7 @@ export class RequestRenderer {
         pushAll(systemUnits, pSystem.map((it) => unitOf(format, 'system', it)));
       }
       if (partsNode?.type === 'string') {
-        systemUnits.push(this.inline(format, 'system', bodyText, partsNode));
+        systemUnits.push((systemString = this.inline(format, 'system', bodyText, partsNode)));
         inlineAt.set(systemUnits.at(-1)!, at);
       } else if (partsNode && partsNode.type !== 'array') throw invalid(at, `${key} must be a string or an array of blocks`);
       elements(partsNode).forEach((node, i) => {
@@ -643,10 +645,13 @@ export class RequestRenderer {
     });
     const rendered = applyEdits(bodyText, edits);
     // Preserved thinking: a session's thinking blocks sent under another prefix than they were produced under are
-    // refused here, before the provider is called (thinking-prefix.ts). Only a render holding such blocks parses its body.
+    // refused here, before the provider is called (thinking-prefix.ts). Checked on the units, whose session messages
+    // are digested once per batch; a message mixing handle blocks into the caller's is no unit: its body is parsed whole.
     if (format === 'anthropic' && checksPrefix(model)) {
-      const recorded = recordedThinking(new Set(messageUnits.flatMap((u) => (u.segment ? [u.segment] : []))), input.producerOf ?? (() => null));
-      if (recorded.size) refuseChangedPrefixes(model, JSON.parse(rendered) as Record<string, unknown>, recorded, pointer);
+      const recorded = recordedThinking(messageUnits.map((u) => u.segment), input.producerOf ?? (() => null));
+      const thinking = recorded.size ? property(root, 'thinking') : undefined;
+      if (recorded.size && messageUnits.some((u) => u.part)) refuseChangedPrefixes(model, JSON.parse(rendered) as Record<string, unknown>, recorded, pointer);
+      else if (recorded.size) refuseChangedParts(model, thinking && valueOf(thinking), unitParts(toolUnits, systemUnits, systemString, messageUnits), recorded, pointer);
     }
     return { bodyText: rendered, segments: segments.list, breakpoints, promptCacheKey, cacheTtl, inlineText, model, handles: [...named], messageSettings: format === 'anthropic' ? (context ?? '{}') : null, providerHistory, prefixAfterHistory: afterHistory < 0 ? null : afterHistory, instructionAfterSession, estimatedTools, thinkingNotRead, matched };
   }
