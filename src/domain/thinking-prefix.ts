@@ -246,7 +246,7 @@ function keptIn(seg: PromptSegment & { section: 'messages' }) {
 
 /**
  * The thinking blocks of a render's session (and messages artifact) segments kept with their prefix, by key. `segments`:
- * its message units' (null: the caller's own), a segment's units one after the other.
+ * its message units' (null: the caller's own), each read at its first.
  */
 export function recordedThinking(segments: Iterable<PromptSegment | null>, producerOf: (name: string) => string | null): Map<string, RecordedThinking> {
   const out = new Map<string, RecordedThinking>();
@@ -256,11 +256,10 @@ export function recordedThinking(segments: Iterable<PromptSegment | null>, produ
     if (p === undefined) producers.set(name, (p = producerOf(name)));
     return p;
   };
-  let last: PromptSegment | null = null;
+  const seen = new Set<PromptSegment>();
   for (const seg of segments) {
-    // A segment's units follow one another: read once (one read again elsewhere sets the same entries again).
-    if (seg === last || seg?.section !== 'messages') continue;
-    last = seg;
+    if (seg?.section !== 'messages' || seen.has(seg)) continue;
+    seen.add(seg);
     for (const k of keptIn(seg)) out.set(k.key, { prefix: k.prefix, producer: k.model === undefined ? null : producer(k.model), source: seg.source });
   }
   return out;
