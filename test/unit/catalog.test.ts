@@ -50,7 +50,7 @@ describe('bundled catalog.json', () => {
   it('validates against catalogSchema and loads with its version', () => {
     const result = catalogSchema.safeParse(bundledJson());
     expect(result.success, result.success ? '' : JSON.stringify(result.error.issues, null, 2)).toBe(true);
-    expect(loadCatalog().version).toBe('2026-12-04.4');
+    expect(loadCatalog().version).toBe('2026-12-05.1');
   });
 
   it("carries Anthropic's tool-use system prompt per model as 'Tool use with Claude' tabulates it, and none elsewhere", () => {
@@ -185,6 +185,48 @@ describe('ModelCatalog.lookup', () => {
     expect(gemini('gemini-3.1-flash-lite').fallback).toBe(true);
   });
 
+  it("resolves OpenAI's o-series by the pricing page's rates and the prompt caching guide's rules, not as the gpt-5 default", () => {
+    const o = (name: string, provider?: 'openai') => {
+      const { entry, fallback } = catalog.lookup(name, provider);
+      return { id: entry.id, fallback, input: entry.price.inputPerMTok, output: entry.price.outputPerMTok, read: entry.cache.readMultiplier };
+    };
+    // $ per million: input, cached input, output (developers.openai.com/api/docs/pricing, checked 2026-12-05).
+    const table: Array<[string[], string, number, number, number]> = [
+      [['o3', 'o3-2025-04-16', 'openai/o3'], 'o3', 2, 0.5, 8],
+      [['o3-pro', 'o3-pro-2025-06-10'], 'o3-pro', 20, 20, 80],
+      [['o3-mini', 'o3-mini-2025-01-31', 'o3-mini-high'], 'o3-mini', 1.1, 0.55, 4.4],
+      [['o4-mini', 'o4-mini-2025-04-16'], 'o4-mini', 1.1, 0.275, 4.4],
+      [['o3-deep-research', 'o3-deep-research-2025-06-26'], 'o3-deep-research', 10, 2.5, 40],
+      [['o4-mini-deep-research', 'o4-mini-deep-research-2025-06-26'], 'o4-mini-deep-research', 2, 0.5, 8],
+      [['o1', 'o1-2024-12-17', 'o1-preview', 'o1-preview-2024-09-12'], 'o1', 15, 7.5, 60],
+      [['o1-mini', 'o1-mini-2024-09-12'], 'o1-mini', 1.1, 0.55, 4.4],
+      [['o1-pro', 'o1-pro-2025-03-19'], 'o1-pro', 150, 150, 600],
+    ];
+    for (const [names, id, input, cached, output] of table) {
+      for (const name of names) {
+        for (const provider of [undefined, 'openai'] as const) expect(o(name, provider), name).toEqual({ id, fallback: false, input, output, read: cached / input });
+        // A million of each: the cached rate, the input rate, the output rate (reasoning tokens are inside output).
+        const entry = catalog.lookup(name).entry;
+        expect(costOf(entry, { uncached: 1_000_000, cacheRead: 1_000_000, cacheWrite: { '5m': 0 }, output: 1_000_000 }), name).toBeCloseTo(input + cached + output, 9);
+        expect(entry, name).toMatchObject({
+          provider: 'openai',
+          tokenizer: 'o200k_base',
+          // Automatic caching from 1,024 tokens in 128-token steps, in-memory retention only (no 24h), writes not billed.
+          cache: { mode: 'automatic', minTokens: 1024, granularity: { first: 1024, step: 128 }, ttls: [{ name: '5m', seconds: 300, writeMultiplier: 1 }], defaultTtl: '5m', refreshOnHit: true, writesBilled: false, acceptsBreakpoints: false },
+          checked: '2026-12-05',
+          source: `https://developers.openai.com/api/docs/models/${id}`,
+        });
+        expect(entry.cache.supported, name).toBeUndefined();
+        expect(entry.notes, name).toMatch(/reasoning tokens are billed as output/);
+      }
+    }
+    // The pro models have no cached-input price: a read is billed as plain input, and the notes say so.
+    for (const id of ['o3-pro', 'o1-pro']) expect(catalog.byId(id)!.notes).toMatch(/No cached-input price/);
+    // Another o-name is still flagged, priced as the default.
+    expect(o('o5')).toMatchObject({ id: 'gpt-5', fallback: true });
+    expect(o('o3-turbo')).toMatchObject({ id: 'gpt-5', fallback: true });
+  });
+
   it("resolves Claude Sonnet 5 and 5.5 and Fable 5.2 by their model pages, not as the Sonnet 4.5 default or as Fable 5", () => {
     const claude = (name: string) => {
       const { entry, fallback } = catalog.lookup(name);
@@ -269,7 +311,7 @@ describe('ModelCatalog.lookup', () => {
   it('flags an unknown model as a fallback from the provider guessed from its name', () => {
     const cases = [
       ['claude-opus-9', 'anthropic'],
-      ['o3-mini', 'openai'],
+      ['o9-mini', 'openai'],
       ['gpt-7-hypothetical', 'openai'],
       ['gemini-9-ultra', 'gemini'],
       ['meta-llama/Llama-3.1-8B-Instruct', 'vllm'],
@@ -329,7 +371,7 @@ describe('loadCatalog with an operator override', () => {
     });
 
     const merged = loadCatalog(file);
-    expect(merged.version).toBe(`2026-12-04.4+${basename(file)}`);
+    expect(merged.version).toBe(`2026-12-05.1+${basename(file)}`);
 
     const catalog = new ModelCatalog(merged);
     const sonnet = catalog.lookup('claude-sonnet-4-5-20250929').entry;
@@ -342,7 +384,7 @@ describe('loadCatalog with an operator override', () => {
 
   it('uses the override version when the file declares one', () => {
     const file = writeOverride({ version: 'ops-7', models: [] });
-    expect(loadCatalog(file).version).toBe('2026-12-04.4+ops-7');
+    expect(loadCatalog(file).version).toBe('2026-12-05.1+ops-7');
   });
 
   it('throws naming the file and every failing path', () => {
