@@ -15,7 +15,7 @@ function chatUsage(turn: Turn) {
     total_tokens: u.promptTokens + u.outputTokens,
     prompt_tokens_details: { ...promptDetails(u), audio_tokens: 0 },
     completion_tokens_details: {
-      reasoning_tokens: 0,
+      reasoning_tokens: u.reasoningTokens ?? 0,
       audio_tokens: 0,
       accepted_prediction_tokens: 0,
       rejected_prediction_tokens: 0,

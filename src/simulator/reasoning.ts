@@ -150,10 +150,14 @@ export function geminiSignatureProblem(model: string, body: Json): string | null
   return null;
 }
 
-/** OpenAI's reasoning models (the o-series, the gpt-5 family but its chat models) asked for their encrypted reasoning. */
+/** OpenAI's reasoning models: the o-series (o1, o3, o4-mini, their -pro, -mini and deep research models), the gpt-5 family but its chat models. */
+export function openaiReasons(model: string): boolean {
+  return /^(o\d|gpt-5)/.test(model) && !model.includes('-chat');
+}
+
+/** An OpenAI reasoning model asked for its encrypted reasoning (a Responses request). */
 export function openaiReturnsReasoning(model: string, body: Json): boolean {
-  const reasons = /^(o\d|gpt-5)/.test(model) && !model.includes('-chat');
-  return reasons && Array.isArray(body.include) && body.include.includes('reasoning.encrypted_content');
+  return openaiReasons(model) && Array.isArray(body.include) && body.include.includes('reasoning.encrypted_content');
 }
 
 /** What a Responses input item is to the model: its own output (reasoning, a call, an assistant message) or not. */

@@ -28,7 +28,7 @@ import { geminiError, geminiModel, geminiModelList, geminiResponse, geminiStream
 import { chatCompletion, chatStreamFrames } from './openai-chat';
 import { newResponseParts, responseBody, responsesStreamFrames } from './openai-responses';
 import { sleep, sseResponse } from './sse';
-import { anthropicPrefixes, anthropicSigner, anthropicThinkingOn, boundToAnotherConversation, anthropicThinkingProblem, geminiSignatureProblem, geminiSignsCalls, openaiReasoningProblem, openaiReturnsReasoning } from './reasoning';
+import { anthropicPrefixes, anthropicSigner, anthropicThinkingOn, boundToAnotherConversation, anthropicThinkingProblem, geminiSignatureProblem, geminiSignsCalls, openaiReasoningProblem, openaiReasons, openaiReturnsReasoning } from './reasoning';
 import { chooseToolCall, structuredReply } from './tools';
 import { cutToTokens, lastUserText, providerId, replyText, splitDeltas, splitJson, type ProviderApi, type Reply, type Turn } from './turn';
 import { isRecord } from '../domain/records';
@@ -160,7 +160,14 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
             ? openaiReasoningProblem(inputItems(body.input), (id) => reasoningOfCall.get(storedKey(apiKey, id)))
             : null;
     if (reasoningProblem !== null) throw new Failure(400, reasoningProblem, api.format === 'openai-responses' ? { param: 'input' } : {});
-    const thinkingOn = api.format === 'anthropic' ? anthropicThinkingOn(body) : api.format === 'openai-responses' && openaiReturnsReasoning(model, body);
+    // Chat Completions: a reasoning model reasons on every call, its reasoning never shown, only counted in
+    // completion_tokens_details.reasoning_tokens (and billed inside completion_tokens).
+    const thinkingOn =
+      api.format === 'anthropic'
+        ? anthropicThinkingOn(body)
+        : api.format === 'openai-responses'
+          ? openaiReturnsReasoning(model, body)
+          : api.format === 'openai-chat' && openaiReasons(model);
     if (entry.cache.implicitBreakpoint) addImplicitBreakpoint(blocks[lastInput], entry.cache, body);
 
     const scopeKey = JSON.stringify([api.provider, apiKey, model]);
@@ -202,7 +209,7 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
       });
       // Thinking is billed as output (its full text here: the simulator does not summarise).
       outputTokens += (truncated ? limit : Math.max(1, count(call ? call.name + call.arguments : text))) + (thinking === null ? 0 : count(thinking));
-      if (i === 0 && thinking !== null) reasoningTokens = count(thinking);
+      if (thinking !== null) reasoningTokens += count(thinking);
     }
     const [first, ...more] = answers as [Reply, ...Reply[]];
     return {

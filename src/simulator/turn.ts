@@ -13,7 +13,7 @@ export interface SimUsage {
   /** Written tokens per TTL name ("5m", "1h", …). */
   writeByTtl: Record<string, number>;
   outputTokens: number;
-  /** Of outputTokens, the reasoning's (OpenAI Responses reports them); 0 when absent. */
+  /** Of outputTokens, the reasoning's (OpenAI Chat Completions and Responses report them); 0 when absent. */
   reasoningTokens?: number;
   /** Whether the model bills (and so reports) cache writes. */
   writesBilled: boolean;
@@ -40,7 +40,8 @@ export interface Reply {
   truncated: boolean;
   /**
    * Anthropic with `thinking` on: the thinking block's text, which comes first (reasoning.ts signs it); OpenAI
-   * Responses with a reasoning model asked for its encrypted reasoning: the reasoning item's; else null.
+   * Responses with a reasoning model asked for its encrypted reasoning: the reasoning item's; an OpenAI reasoning model
+   * on Chat Completions: its reasoning, counted and never shown; else null.
    */
   thinking: string | null;
   /** Gemini 3: the answer's parts carry thought signatures (on a function call, else on the last part). */

@@ -69,14 +69,15 @@ describe('simulator: OpenAI Responses reasoning items', () => {
   });
 });
 
-describe('OpenAI Responses: reasoning items in a tool loop through a session', () => {
+// The o-series as gpt-5: their catalog entries (o3, o4-mini) price and cache them, the simulator reasons on them.
+describe.each([MODEL, 'o3', 'o4-mini'])('OpenAI Responses on %s: reasoning items in a tool loop through a session', (model) => {
   it.each([false, true])("stream=%s: the session keeps each reply's reasoning item and sends it back byte for byte; cold then captured", async (stream) => {
     const client = h.tenant.client;
     const bundle = await mintBundle(client, [(await mintTools(client)).id, (await mintSystem(client, LONG_SYSTEM)).id]);
     const session = await startSession(client, { base: bundle.id });
     const sdk = h.openai({ headers: { 'x-ph-session': session.id } });
     const send = async (input: OpenAI.Responses.ResponseInput) => {
-      const params = { model: MODEL, ...STATELESS, reasoning: { summary: 'auto' as const }, input };
+      const params = { model, ...STATELESS, reasoning: { summary: 'auto' as const }, input };
       const response = stream ? await sdk.responses.stream(params).finalResponse() : await sdk.responses.create(params);
       h.clock.advance(MINUTE);
       return response;
@@ -109,6 +110,10 @@ describe('OpenAI Responses: reasoning items in a tool loop through a session', (
       expect((await client.get(`/v1/handles/${session.id}/expand?format=${format}`)).text, format).not.toContain(reasoning[0]!.encrypted_content as string);
 
     await committed(h);
+    // Each call priced and simulated as its own model, not a flagged fallback.
+    const listed = (await client.get('/v1/requests')).json.requests as Array<{ id: string }>;
+    expect(listed).toHaveLength(4);
+    for (const { id } of listed) expect((await client.get(`/v1/requests/${id}`)).json).toMatchObject({ model, catalog_entry: model, catalog_fallback: false });
     const rep = (await client.get(`/v1/reports/handles/${bundle.id}`)).json;
     expect(rep.requests).toBe(4);
     expect(rep.requests_with.cold).toBe(1);

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { costOf, loadCatalog, ModelCatalog } from '../../src/domain/catalog/catalog';
 import { extractDiagnostics, normalizeUsage, UsageShapeError } from '../../src/domain/usage/normalize';
 import {
   createStreamUsageAccumulator,
@@ -260,6 +261,20 @@ describe('normalizeUsage on whole responses', () => {
       cache_fields_reported: true,
       complete: true,
     });
+  });
+
+  it('OpenAI reasoning models: reasoning tokens are inside completion_tokens / output_tokens, counted once, and billed at the output price', () => {
+    // o3 as OpenAI answers: completion_tokens 1,500 of which 1,200 reasoning (chat); the same on the Responses API.
+    const chat = { ...openaiChatCompletion, model: 'o3-2025-04-16', usage: { ...openaiChatCompletion.usage, completion_tokens: 1500, total_tokens: 3506, completion_tokens_details: { ...openaiChatCompletion.usage.completion_tokens_details, reasoning_tokens: 1200 } } };
+    const responses = { ...openaiResponse, model: 'o3-2025-04-16', usage: { ...openaiResponse.usage, output_tokens: 1500, output_tokens_details: { reasoning_tokens: 1200 }, total_tokens: 13533 } };
+    const o3 = new ModelCatalog(loadCatalog()).lookup('o3-2025-04-16').entry;
+    for (const body of [chat, responses]) {
+      const u = normalizeUsage(body);
+      expect(u.output_tokens).toBe(1500);
+      // $2 input, $0.50 cached, $8 output (developers.openai.com/api/docs/pricing): 1,500 output tokens are $0.012.
+      const cost = costOf(o3, { uncached: u.uncached_tokens!, cacheRead: u.cache_read_tokens!, cacheWrite: {}, output: u.output_tokens! });
+      expect(cost).toBeCloseTo((u.uncached_tokens! * 2 + u.cache_read_tokens! * 0.5 + 1500 * 8) / 1e6, 12);
+    }
   });
 
   it('OpenAI Responses: cache_write_tokens, where the model reports it, is a write and not uncached', () => {
