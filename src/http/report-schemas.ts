@@ -224,11 +224,14 @@ export const TenantReportSchema = z
           actual_input_cost: z.number().openapi({ description: 'Their input cost, of the calls whose provider reported cache fields.' }),
           cost_without_caching: z.number(),
           unknown_capture_input_cost: z.number().openapi({ description: 'Input cost of those whose provider reported no cache fields, at full price.' }),
+          write_premiums_paid: z.number().openapi({ description: "What their cache writes cost above the input price (calls reconciled before 2026-12-05's release count none)." }),
+          write_premiums_unread: z.number().openapi({ description: 'Of those, the premiums of writes no later call read within their TTL, followed as a handle\'s are.' }),
+          write_premiums_pending: z.number().openapi({ description: 'Of those, the premiums of writes not read yet whose TTL has not passed: they may still be read.' }),
         }),
       })
       .openapi({
         description:
-          "The calls in the range (by start day, of `model`) that referenced no handle, beside the totals, which count handle content only: what went through no handle. A call naming a session with no turns yet named a handle and is not one. Kept on ingestion (migration 0017 counted the reconciled calls a database held; those pruned before it are not). Their write premiums are not followed.",
+          "The calls in the range (by start day, of `model`) that referenced no handle, beside the totals, which count handle content only: what went through no handle. A call naming a session with no turns yet named a handle and is not one. Kept on ingestion (migration 0017 counted the reconciled calls a database held; those pruned before it are not). Their write premiums are followed as a handle's.",
       }),
   })
   .openapi('TenantReport', { description: "Totals over handle content (each token once, whatever number of handles it is under); the caller's inline content is not counted." });

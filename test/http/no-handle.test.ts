@@ -26,21 +26,23 @@ const round6 = (x: number) => Math.round(x * 1e6) / 1e6;
 interface Sent {
   total: number;
   read: number;
+  written: number;
   cost: number;
 }
 
 /** A call with the system prompt inline (no handle): the provider reads what the simulation predicts, and writes the rest up to the mark. */
-async function inlineCall(client: Client, text: string): Promise<Sent> {
-  const r = await renderAnthropic(client, { system: [{ type: 'text', text: LONG_SYSTEM, cache_control: { type: 'ephemeral' } }], messages: [userMessage(text)] });
+async function inlineCall(client: Client, text: string, system = LONG_SYSTEM): Promise<Sent> {
+  const r = await renderAnthropic(client, { system: [{ type: 'text', text: system, cache_control: { type: 'ephemeral' } }], messages: [userMessage(text)] });
   return reportPredicted(client, r);
 }
 
 async function reportPredicted(client: Client, r: Rendered): Promise<Sent> {
   const total = promptTokens(r);
   const read = r.prediction.read_tokens;
-  const o = (await report(client, t, r, anthropicUsage(total, read, r.prediction.write_tokens))).outcome as unknown as { segments: Array<{ cost: { actual: number } }> };
+  const written = r.prediction.write_tokens;
+  const o = (await report(client, t, r, anthropicUsage(total, read, written))).outcome as unknown as { segments: Array<{ cost: { actual: number } }> };
   t.clock.advance(MIN);
-  return { total, read, cost: o.segments.reduce((a, s) => a + s.cost.actual, 0) };
+  return { total, read, written, cost: o.segments.reduce((a, s) => a + s.cost.actual, 0) };
 }
 
 /** Two calls through a system handle and three with the same system prompt inline; another tenant's inline call. */
@@ -67,7 +69,16 @@ describe('calls that referenced no handle', () => {
     expect(rep.no_handle).toEqual({
       requests: 3,
       tokens: { prompt: inline.reduce((a, c) => a + c.total, 0), repeated: expect.any(Number), cache_read: inline.reduce((a, c) => a + c.read, 0) },
-      money: { currency: 'USD', actual_input_cost: round6(inline.reduce((a, c) => a + c.cost, 0)), cost_without_caching: expect.any(Number), unknown_capture_input_cost: 0 },
+      money: {
+        currency: 'USD',
+        actual_input_cost: round6(inline.reduce((a, c) => a + c.cost, 0)),
+        cost_without_caching: expect.any(Number),
+        unknown_capture_input_cost: 0,
+        // The first call's write (5m, 1.25×), read by the second a minute later: paid, and not wasted.
+        write_premiums_paid: round6(inline[0]!.written * 0.75e-6),
+        write_premiums_unread: 0,
+        write_premiums_pending: 0,
+      },
     });
     // What was repeated is what the later two calls could read: at least what the provider did read.
     expect(rep.no_handle.tokens.repeated).toBeGreaterThanOrEqual(rep.no_handle.tokens.cache_read);
@@ -97,12 +108,59 @@ describe('calls that referenced no handle', () => {
     expect(n.money.unknown_capture_input_cost).toBe(round6((total * 3) / 1e6));
   });
 
+  it('their write premiums are followed as a handle\'s: a 1h write never read is pending for its hour, then unread; a 5m one after its five minutes; one read is neither', async () => {
+    const { client } = t.tenant();
+    const premiums = async () => {
+      const n = (await client.get('/v1/reports')).json.no_handle.money;
+      return { paid: n.write_premiums_paid, unread: n.write_premiums_unread, pending: n.write_premiums_pending };
+    };
+    // claude-sonnet-4-5: $3 per million input tokens; a 1h write costs 2× (premium $3/M), a 5m write 1.25× ($0.75/M).
+    const hour = await renderAnthropic(client, { system: [{ type: 'text', text: LONG_SYSTEM, cache_control: { type: 'ephemeral', ttl: '1h' } }], messages: [userMessage('a')] });
+    const H = hour.prediction.write_tokens;
+    expect(H).toBeGreaterThan(1024);
+    await report(client, t, hour, { input_tokens: promptTokens(hour) - H, cache_creation_input_tokens: H, cache_read_input_tokens: 0, cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: H }, output_tokens: 5 });
+    const P1 = round6(H * 3e-6);
+    expect(await premiums()).toEqual({ paid: P1, unread: 0, pending: P1 });
+    // Pending, not a handle: the ranking has none.
+    expect((await client.get('/v1/reports')).json.handles).toEqual([]);
+
+    // Half an hour on, still within its TTL; a 5m write of another prompt beside it.
+    t.clock.advance(30 * MIN);
+    expect(await premiums()).toEqual({ paid: P1, unread: 0, pending: P1 });
+    const five = await inlineCall(client, 'b', `${LONG_SYSTEM} (five minutes)`);
+    const P5 = round6(five.written * 0.75e-6);
+    expect(five.read).toBe(0);
+    expect(await premiums()).toEqual({ paid: round6(P1 + P5), unread: 0, pending: round6(P1 + P5) });
+    // Ten minutes on, the 5m write was never read: unread; the 1h one still pending.
+    t.clock.advance(10 * MIN);
+    expect(await premiums()).toEqual({ paid: round6(P1 + P5), unread: P5, pending: P1 });
+    // Past its hour, the 1h write is unread too: the whole premium wasted.
+    t.clock.advance(25 * MIN);
+    expect(await premiums()).toEqual({ paid: round6(P1 + P5), unread: round6(P1 + P5), pending: 0 });
+
+    // A write read within its TTL by the next call: paid, never unread.
+    const other = t.tenant().client;
+    const first = await inlineCall(other, 'c');
+    const second = await inlineCall(other, 'd');
+    expect(second.read).toBe(first.written);
+    t.clock.advance(60 * MIN);
+    const n = (await other.get('/v1/reports')).json.no_handle.money;
+    expect(n).toMatchObject({ write_premiums_paid: round6((first.written + second.written) * 0.75e-6), write_premiums_unread: round6(second.written * 0.75e-6), write_premiums_pending: 0 });
+  });
+
   it("the overview shows them with the API's figures, and says so when every call referenced a handle", async () => {
     const { client, key } = await history();
     const api = (await client.get('/v1/reports')).json.no_handle;
     const page = await (await t.app.request('/ui?period=24h', { headers: { cookie: `ph_ui_key=${key}` } })).text();
     const shown = Object.fromEntries([...page.matchAll(/data-no-handle="([^"]+)" data-value="([^"]*)"/g)].map((m) => [m[1], Number(m[2])]));
-    expect(shown).toEqual({ requests: 3, 'tokens.prompt': api.tokens.prompt, 'tokens.repeated': api.tokens.repeated, 'tokens.cache_read': api.tokens.cache_read, 'money.actual_input_cost': api.money.actual_input_cost });
+    expect(shown).toEqual({
+      requests: 3,
+      'tokens.prompt': api.tokens.prompt,
+      'tokens.repeated': api.tokens.repeated,
+      'tokens.cache_read': api.tokens.cache_read,
+      'money.actual_input_cost': api.money.actual_input_cost,
+      'money.write_premiums_unread': api.money.write_premiums_unread,
+    });
     expect(page).toContain('<h2>Calls through no handle</h2>');
     // The live fragment carries them too.
     const fragment = await (await t.app.request('/ui/fragments/overview?period=24h', { headers: { cookie: `ph_ui_key=${key}` } })).text();
@@ -138,13 +196,20 @@ describe('calls that referenced no handle', () => {
       t.close();
       t = h.t;
       const calls = [await inlineCall(client, 'a'), await inlineCall(client, 'b'), await inlineCall(client, 'c')];
+      // Another prompt's write, within its five minutes when the report is read.
+      await inlineCall(client, 'd', `${LONG_SYSTEM} (another)`);
       const api = (await client.get('/v1/reports')).json.no_handle;
       const run = await h.cli(['report'], { key });
       expect(run.code, run.err).toBe(0);
       const fmt = (n: number) => n.toLocaleString('en-US');
-      expect(run.out).toContain('calls that referenced no handle (their whole prompt inline: in none of the figures above) 3');
-      expect(run.out).toContain(`prompt tokens ${fmt(calls.reduce((a, c) => a + c.total, 0))}, of which ${fmt(api.tokens.repeated)} repeated a prefix their cache scope was sent before and ${fmt(calls.reduce((a, c) => a + c.read, 0))} were read from cache`);
+      expect(run.out).toContain('calls that referenced no handle (their whole prompt inline: in none of the figures above) 4');
+      expect(run.out).toContain(`prompt tokens ${fmt(api.tokens.prompt)}, of which ${fmt(api.tokens.repeated)} repeated a prefix their cache scope was sent before and ${fmt(calls.reduce((a, c) => a + c.read, 0))} were read from cache`);
       expect(run.out).toContain(`input cost $${api.money.actual_input_cost.toFixed(6)}`);
+      // The first call's write was read; the fourth's is still within its five minutes.
+      expect(api.money.write_premiums_unread).toBe(0);
+      expect(api.money.write_premiums_pending).toBeGreaterThan(0);
+      expect(api.money.write_premiums_paid).toBe(round6(api.money.write_premiums_pending + calls[0]!.written * 0.75e-6));
+      expect(run.out).toContain(`unread write premiums $${api.money.write_premiums_unread.toFixed(6)} (and $${api.money.write_premiums_pending.toFixed(6)} still within their TTL)`);
     } finally {
       await h.close();
       t = createTestApp();
@@ -185,7 +250,9 @@ describe('migration 0017 (no_handle_rollups)', () => {
         expect(migrated).toHaveLength(written.length);
         migrated.forEach((m, i) => {
           for (const [k, v] of Object.entries(written[i]!)) {
-            if (typeof v === 'number' && !Number.isInteger(v)) expect(Math.abs((m[k] as number) - v), k).toBeLessThan(1e-12);
+            // Calls reconciled before their write premiums were followed kept none: the migration counts none, paid or read.
+            if (k === 'write_premium_paid' || k === 'write_premium_read') expect(m[k], k).toBe(0);
+            else if (typeof v === 'number' && !Number.isInteger(v)) expect(Math.abs((m[k] as number) - v), k).toBeLessThan(1e-12);
             else expect(m[k], k).toBe(v);
           }
         });

@@ -162,25 +162,25 @@ function expectedRows(requests: StoredRequest[], now: number, named: ReadonlySet
     const o = req.outcome;
     const day = Math.floor(req.startedAt! / DAY);
     const reported = o.capture === 'reported';
-    // A call that named no handle: its segments on a row of their own ('-'), write premiums not followed.
-    if (!named.has(req.id) && o.segments.every((s: { source: string }) => s.source === 'inline')) {
+    const paid = new Map<string, number>();
+    // A call that named no handle: its segments on a row of their own ('-'), its write premiums followed there.
+    const noHandle = !named.has(req.id) && o.segments.every((s: { source: string }) => s.source === 'inline');
+    if (noHandle) {
       const mine = zero();
       for (const s of o.segments) addSegment(mine, s, reported);
-      mine.write_premium_paid = 0;
       const v = row('-', 0, day, req.model);
       for (const k in mine) v[k]! += mine[k]!;
       v.requests! += 1;
       v.requests_including! += 1;
       for (const c of TOKEN_COLUMNS) v[`req_${c}`]! += mine[c]! > 0 ? 1 : 0;
-      continue;
+      paid.set('-@0', mine.write_premium_paid!);
     }
     // Per handle: its tokens in this request, and the latest version it was used at.
     const perHandle = new Map<string, { version: number; v: Record<string, number> }>();
-    const paid = new Map<string, number>();
     // Every handle version it had content of: each of their rows counts it once.
     const including = new Map<string, [string, number]>();
     for (const s of o.segments) {
-      if (s.source === 'inline') continue;
+      if (s.source === 'inline' || noHandle) continue;
       const keys = new Map<string, number>();
       for (const ref of s.path as string[]) {
         const r = refOf(ref);
@@ -606,6 +606,9 @@ async function run({ models, prefixes: usedPrefixes, ops }: { models: Model[]; p
           actual_input_cost: expect.closeTo(none.money.actual_input_cost, 5),
           cost_without_caching: expect.closeTo(none.money.cost_without_caching, 5),
           unknown_capture_input_cost: expect.closeTo(none.money.unknown_capture_input_cost, 5),
+          write_premiums_paid: expect.closeTo(none.money.write_premiums_paid, 5),
+          write_premiums_unread: expect.closeTo(none.money.write_premiums_unread, 5),
+          write_premiums_pending: expect.closeTo(none.money.write_premiums_pending, 5),
         },
       });
       const perHandle = new Map<string, Row[]>();

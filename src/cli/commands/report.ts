@@ -71,7 +71,8 @@ interface TenantReport extends Totals {
   no_handle?: {
     requests: number;
     tokens: { prompt: number; repeated: number; cache_read: number };
-    money: { actual_input_cost: number; cost_without_caching: number; unknown_capture_input_cost: number };
+    /** The write premiums: absent from an older service. */
+    money: { actual_input_cost: number; cost_without_caching: number; unknown_capture_input_cost: number; write_premiums_unread?: number; write_premiums_pending?: number };
   };
 }
 
@@ -263,6 +264,7 @@ function noHandleText(n: NonNullable<TenantReport['no_handle']>): string {
     `calls that referenced no handle (their whole prompt inline: in none of the figures above) ${tokens(n.requests)}`,
     `  prompt tokens ${tokens(n.tokens.prompt)}, of which ${tokens(n.tokens.repeated)} repeated a prefix their cache scope was sent before and ${tokens(n.tokens.cache_read)} were read from cache`,
     `  input cost ${usd(n.money.actual_input_cost)} (${usd(n.money.cost_without_caching)} without caching)${unknown}`,
+    ...(n.money.write_premiums_unread === undefined ? [] : [`  unread write premiums ${usd(n.money.write_premiums_unread)} (and ${usd(n.money.write_premiums_pending ?? 0)} still within their TTL)`]),
     `  'prefix-handles suggest' on a log of them names what they repeat, to mint and name in "prefix"`,
   ].join('\n');
 }

@@ -522,7 +522,8 @@ export class Reconciler {
     // Written at several TTLs (Anthropic's 1h marks before 5m ones), a part is split by TTL and ends with its own.
     const parts: PremiumPart[] = segOutcomes.flatMap((seg) => {
       if (!(seg.cost.write_premium > 0 && read !== null && written !== null)) return [];
-      const keys = rollupKeys(seg).map((k) => `${k.handleId}@${k.version}`);
+      // A call through no handle has its own row to count on: its premium is followed too.
+      const keys = noHandle ? [`${NO_HANDLE}@0`] : rollupKeys(seg).map((k) => `${k.handleId}@${k.version}`);
       return money.premiumParts(Math.max(seg.start, read), Math.min(seg.end, read + written), startedAt).map((p) => ({ keys, ...p }));
     });
     const expiresAt = startedAt + writeTtlSeconds(model, priced) * 1000;
@@ -926,12 +927,11 @@ function rollupDeltas(tenantId: string, day: number, model: string, segs: Segmen
 
 /**
  * A request that referenced no handle: one row of its own (NO_HANDLE), its segments summed as a handle's are. Its write
- * premiums are not followed (no later read marks them), so none are counted.
+ * premiums are followed as a handle's: its parts count on this row (`-@0`), and a later read marks them read there.
  */
 function noHandleDeltas(tenantId: string, day: number, model: string, segs: SegmentOutcome[], reported: boolean): RollupDelta[] {
   const v = zeroValues();
   for (const s of segs) addSegment(v, s, reported);
-  v.write_premium_paid = 0;
   v.requests = 1;
   v.requests_including = 1;
   ROLLUP_CLASSES.forEach((c, i) => (v[REQUEST_COLUMNS[i]!] = v[c]! > 0 ? 1 : 0));

@@ -145,7 +145,7 @@ export class Reports {
   private pendingRows(pending: PendingRow[], handleId: string | null, span: { fromDay: number; toDay: number }, model: string | undefined, keepDay: true): Array<RollupRow & { day: number }>;
   private pendingRows(pending: PendingRow[], handleId: string | null, span: { fromDay: number; toDay: number }, model: string | undefined, keepDay = false): RollupRow[] {
     return pending
-      .filter((p) => p.day >= span.fromDay && p.day <= span.toDay && (model === undefined || p.model === model) && (handleId === null ? p.handle_id !== '*' : p.handle_id === handleId))
+      .filter((p) => p.day >= span.fromDay && p.day <= span.toDay && (model === undefined || p.model === model) && (handleId === null ? p.handle_id !== '*' && p.handle_id !== NO_HANDLE : p.handle_id === handleId))
       .map(({ day, ...row }) => (keepDay ? { ...row, day } : row) as unknown as RollupRow);
   }
 
@@ -261,20 +261,30 @@ export class Reports {
       return { id, type: h?.type ?? null, kind: h?.kind ?? null, name: h?.name ?? null, deleted: h ? h.deletedAt !== null : true, ...sum(byId.get(id) ?? []) };
     });
     // Read as the totals are: the NO_HANDLE rows of the range's days by the primary key.
-    const noHandle = sum(this.store.sumRollups({ tenantId, handleId: NO_HANDLE, ...span, model: range.model }));
+    const noHandle = sum([...this.store.sumRollups({ tenantId, handleId: NO_HANDLE, ...span, model: range.model }), ...this.pendingRows(pending, NO_HANDLE, span, range.model)]);
     return { range: rangeView(range, now), ...sum(totals), handles_total: ranked.length, handles, no_handle: noHandleView(noHandle) };
   }
 }
 
 /**
  * The calls that referenced no handle: how many, their prompt tokens, how many of those the cache scope had been sent
- * before (what a handle would make a prefix to reuse), how many the provider read from its cache, and their input cost.
+ * before (what a handle would make a prefix to reuse), how many the provider read from its cache, their input cost, and
+ * their write premiums as a handle's are followed (paid, unread within their TTL, still within it).
  */
 function noHandleView(t: Totals) {
+  const m = t.money;
   return {
     requests: t.requests,
     tokens: { prompt: t.tokens.referenced!, repeated: t.tokens.opportunity!, cache_read: t.tokens.captured! + t.tokens.bonus! },
-    money: { currency: t.money.currency, actual_input_cost: t.money.actual_input_cost, cost_without_caching: t.money.cost_without_caching, unknown_capture_input_cost: t.money.unknown_capture_input_cost },
+    money: {
+      currency: m.currency,
+      actual_input_cost: m.actual_input_cost,
+      cost_without_caching: m.cost_without_caching,
+      unknown_capture_input_cost: m.unknown_capture_input_cost,
+      write_premiums_paid: m.write_premiums_paid,
+      write_premiums_unread: m.write_premiums_unread,
+      write_premiums_pending: m.write_premiums_pending,
+    },
   };
 }
 

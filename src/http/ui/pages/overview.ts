@@ -70,5 +70,6 @@ ${figure('tokens.prompt', 'Prompt tokens', n.tokens.prompt, tok(n.tokens.prompt)
 ${figure('tokens.repeated', 'Repeated', n.tokens.repeated, tok(n.tokens.repeated), 'a prefix the same cache scope was sent before')}
 ${figure('tokens.cache_read', 'Read from cache', n.tokens.cache_read, tok(n.tokens.cache_read), 'by the provider')}
 ${figure('money.actual_input_cost', 'Input cost', m.actual_input_cost, usd(m.actual_input_cost), m.unknown_capture_input_cost ? `and ${usd(m.unknown_capture_input_cost)} without cache fields` : `of ${usd(m.cost_without_caching)} uncached`)}
+${figure('money.write_premiums_unread', 'Unread write premiums', m.write_premiums_unread, usd(m.write_premiums_unread), `and ${usd(m.write_premiums_pending)} still within their TTL`)}
 </dl>`;
 }
