@@ -12,6 +12,7 @@ import { estimatedToolWarning } from './estimated-tools';
 import type { Reconciler } from './reconcile/reconciler';
 import type { WriteQueue } from './write-queue';
 import { RequestRenderer, type Breakpoint, type MatchedContent, type RenderedRequest, type RenderedSegment, type RequestFormat } from './render/request';
+import { droppedDetail } from './thinking-prefix';
 
 export interface RequestPolicy {
   /** Inline segment bytes kept per segment (longer ones are cut, and flagged). */
@@ -55,7 +56,7 @@ export interface RenderResult {
   matched: MatchedContent[];
 }
 
-export const RENDER_WARNINGS = ['volatile_before_handle', 'repeated_handle', 'prefix_after_history', 'system_after_session', 'thinking_not_read', 'unknown_model', 'tool_tokens_estimated'] as const;
+export const RENDER_WARNINGS = ['volatile_before_handle', 'repeated_handle', 'prefix_after_history', 'system_after_session', 'thinking_not_read', 'thinking_dropped', 'unknown_model', 'tool_tokens_estimated'] as const;
 
 export interface RenderWarning {
   code: (typeof RENDER_WARNINGS)[number];
@@ -209,6 +210,7 @@ export class RequestService {
         ...handlesAfterHistory(rendered),
         ...instructionAfterSession(rendered),
         ...thinkingNotRead(rendered, model.entry.id),
+        ...thinkingDropped(rendered),
         ...(model.fallback ? [unknownModel(modelName, model.entry.id)] : []),
         ...rendered.estimatedTools.map((t) => estimatedToolWarning(t, model.entry.id)),
       ],
@@ -334,6 +336,16 @@ function thinkingNotRead({ thinkingNotRead: found }: Pick<RenderedRequest, 'thin
       detail: `thinking blocks produced by ${by}, which ${model} does not read: Anthropic drops them from the request without an error (preserved thinking ties a thinking block to the model that produced it), so the model answers without that reasoning; they are not counted in the estimate, and stay in the conversation for the model that wrote them`,
     },
   ];
+}
+
+/**
+ * Anthropic: thinking blocks that fail preserved thinking's prefix check, sent with `drop_block`: the API drops them
+ * without an error and bills the request without them, so the estimate leaves them out as it does blocks not read.
+ * `text` names them (`messages.i.content.j`), `segment` the first one's.
+ */
+function thinkingDropped({ thinkingDropped: found, model }: Pick<RenderedRequest, 'thinkingDropped' | 'model'>): RenderWarning[] {
+  if (!found) return [];
+  return [{ code: 'thinking_dropped', segment: found.segment, kind: 'thinking', text: found.blocks.map((b) => b.path).join(', '), detail: droppedDetail(model, found.blocks) }];
 }
 
 /**

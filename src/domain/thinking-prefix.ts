@@ -4,7 +4,8 @@
 // the first block that fails, it and every later thinking block are invalid, and the API answers a 400 (by default) or
 // drops them (`thinking.block_binding.prefix_mismatch_behavior: "drop_block"`). A session keeps, with each block
 // it takes from a reply, the digests of that prefix (`prefix` on the block: ours, never rendered), so a render that
-// would send it under another one is refused before the provider is called (requests.ts).
+// would send it under another one is refused before the provider is called (request.ts), or, with drop_block, sent
+// and left out of the estimate as the API leaves it out of what it bills (render/thinking-units.ts).
 //
 // What counts is the prompt, not the JSON: the digests are of the semantic form (simulator/semantic.ts), cache marks
 // aside — they choose where the provider caches, not what the conversation is.
@@ -71,6 +72,9 @@ export interface RecordedThinking {
 /** A thinking block whose prefix changed: where in the body (Anthropic's `messages.i.content.j`), and what changed. */
 export interface ChangedPrefix {
   path: string;
+  /** The path's message and content block indexes. */
+  message: number;
+  block: number;
   source: string;
   changed: Array<(typeof PREFIX_PARTS)[number]>;
 }
@@ -95,7 +99,7 @@ export function changedPrefixes(body: Json, recorded: ReadonlyMap<string, Record
       if (kept && !reads(kept.producer)) return;
       const now = kept ? at(i, content.slice(0, j)) : null;
       const changed = kept && now ? PREFIX_PARTS.filter((p) => kept.prefix[p] !== now[p]) : [];
-      if (out.length || changed.length) out.push({ path: `messages.${i}.content.${j}`, source: kept?.source ?? 'inline', changed });
+      if (out.length || changed.length) out.push({ path: `messages.${i}.content.${j}`, message: i, block: j, source: kept?.source ?? 'inline', changed });
     });
   });
   return out;
@@ -202,7 +206,7 @@ function changedInParts(parts: PrefixParts, recorded: ReadonlyMap<string, Record
         const now: ThinkingPrefix = { tools: (tools ??= parts.tools()), system: (system ??= parts.system()), messages: links.at[k]! };
         changed = PREFIX_PARTS.filter((p) => kept.prefix[p] !== now[p]);
       }
-      if (out.length || changed.length) out.push({ path: `messages.${i}.content.${t.block}`, source: kept?.source ?? 'inline', changed });
+      if (out.length || changed.length) out.push({ path: `messages.${i}.content.${t.block}`, message: i, block: t.block, source: kept?.source ?? 'inline', changed });
     });
   });
   return out;
@@ -267,6 +271,19 @@ export function recordedThinking(segments: Iterable<PromptSegment | null>, produ
 
 const PART_NAMES = { tools: '`tools`', system: '`system`', messages: 'the earlier messages' } as const;
 
+/** Whether a request lets the API drop the thinking blocks that fail the check (`drop_block`) rather than answer a 400. */
+export function dropsFailedBlocks(thinking: unknown): boolean {
+  return isRecord(thinking) && isRecord(thinking.block_binding) && thinking.block_binding.prefix_mismatch_behavior === 'drop_block';
+}
+
+/** The blocks of a body that fail the check on `model` (one that reads a producer's blocks checks them; see changedPrefixes). */
+export const changedInBody = (model: ModelEntry, body: Json, recorded: ReadonlyMap<string, RecordedThinking>): ChangedPrefix[] =>
+  changedPrefixes(body, recorded, (producer) => readsProducer(model, producer));
+
+/** The same for a body given as its parts (a render's: request.ts). */
+export const changedInUnits = (model: ModelEntry, parts: PrefixParts, recorded: ReadonlyMap<string, RecordedThinking>): ChangedPrefix[] =>
+  changedInParts(parts, recorded, (producer) => readsProducer(model, producer));
+
 /**
  * Refuses a render that would send thinking blocks under another prefix than they were produced under, on a model
  * that checks it, unless the request lets the API drop them (`drop_block`): Anthropic would answer a 400 for it
@@ -275,31 +292,20 @@ const PART_NAMES = { tools: '`tools`', system: '`system`', messages: 'the earlie
  * body's, for the errors' pointers.
  */
 export function refuseChangedPrefixes(model: ModelEntry, body: Json, recorded: ReadonlyMap<string, RecordedThinking>, pointer: string): void {
-  refuseChanged(model, body.thinking, recorded, pointer, (reads) => changedPrefixes(body, recorded, reads));
+  if (!checksPrefix(model) || recorded.size === 0 || dropsFailedBlocks(body.thinking)) return;
+  refuseChanged(model, changedInBody(model, body, recorded), pointer);
 }
 
-/** The same for a body given as its parts (a render's: request.ts) and its `thinking` setting. */
-export function refuseChangedParts(model: ModelEntry, thinking: unknown, parts: PrefixParts, recorded: ReadonlyMap<string, RecordedThinking>, pointer: string): void {
-  refuseChanged(model, thinking, recorded, pointer, (reads) => changedInParts(parts, recorded, reads));
-}
+/** What changed before the first failing block, in words. */
+const whatChanged = (first: ChangedPrefix) => first.changed.map((p) => PART_NAMES[p]).join(' and ');
 
-function refuseChanged(
-  model: ModelEntry,
-  thinking: unknown,
-  recorded: ReadonlyMap<string, RecordedThinking>,
-  pointer: string,
-  find: (reads: (producer: string | null) => boolean) => ChangedPrefix[],
-): void {
-  if (!checksPrefix(model) || recorded.size === 0) return;
-  const binding = isRecord(thinking) && isRecord(thinking.block_binding) ? thinking.block_binding : {};
-  if (binding.prefix_mismatch_behavior === 'drop_block') return;
-  const changed = find((producer) => readsProducer(model, producer));
+/** The refusal of a render whose thinking blocks fail the check (`changed`, as changedInBody or changedInUnits give them); none when none does. */
+export function refuseChanged(model: ModelEntry, changed: readonly ChangedPrefix[], pointer: string): void {
   const first = changed[0];
   if (!first) return;
-  const what = first.changed.map((p) => PART_NAMES[p]).join(' and ');
   const later = changed.length - 1;
   const detail =
-    `${what} changed since the thinking block at ${first.path} (kept in ${first.source}) was produced: ${model.id} checks a thinking block's prefix (preserved thinking), and Anthropic ` +
+    `${whatChanged(first)} changed since the thinking block at ${first.path} (kept in ${first.source}) was produced: ${model.id} checks a thinking block's prefix (preserved thinking), and Anthropic ` +
     `would refuse this request with a 400 (the block is bound to a different conversation)${later ? `; ${later === 1 ? 'the thinking block' : `the ${later} thinking blocks`} after it ${later === 1 ? 'is' : 'are'} invalid with it` : ''}. ` +
     'Send the conversation under the prefix it was produced under (keep system and tools fixed, in x-ph-prefix), or set thinking.block_binding.prefix_mismatch_behavior to "drop_block" ' +
     '(with anthropic-beta: thinking-binding-controls-2026-08-01) on this and every later request of the conversation, for the API to drop them';
@@ -308,5 +314,16 @@ function refuseChanged(
     detail,
     { blocks: changed.map((c) => ({ path: c.path, source: c.source, changed: c.changed })) },
     first.changed.map((p) => ({ pointer: `${pointer}/${p}`, detail: `changed since the thinking block at ${first.path} was produced` })),
+  );
+}
+
+/** The render warning's detail for blocks the API drops under drop_block (`dropped`: the failing ones, in order). */
+export function droppedDetail(model: ModelEntry, dropped: readonly ChangedPrefix[]): string {
+  const first = dropped[0]!;
+  const later = dropped.length - 1;
+  return (
+    `${whatChanged(first)} changed since the thinking block at ${first.path} (kept in ${first.source}) was produced, and the request sets thinking.block_binding.prefix_mismatch_behavior to "drop_block": ` +
+    `${model.id} drops that block${later ? ` and the ${later === 1 ? 'thinking block' : `${later} thinking blocks`} after it` : ''} from the request without an error (its input_transformations: thinking_dropped, prefix_binding_mismatch), ` +
+    'so the model answers without that reasoning and does not bill it; they are sent, and not counted in the estimate. Keep system and tools fixed (in x-ph-prefix) for the conversation to keep its thinking'
   );
 }

@@ -217,6 +217,54 @@ describe('a session continued on another model: thinking blocks bound to the mod
     expect(keptBack.content.map((b) => b.type)).toEqual(['thinking', 'text']);
   });
 
+  it("with drop_block, the blocks the API drops are sent but not counted: the estimate is what the simulator billed, segment by segment, and the proxy and the render name them (thinking_dropped)", async () => {
+    const { client, session, sdk, round } = await setup();
+    const loop = await round('claude-fable-5-1', ADAPTIVE, 'Oslo');
+    const DROP = { ...ADAPTIVE, block_binding: { prefix_mismatch_behavior: 'drop_block' } } as Anthropic.ThinkingConfigParam;
+    const norwegian = { model: 'claude-fable-5-1', max_tokens: 4096, system: 'Answer in Norwegian.', thinking: DROP, messages: [{ role: 'user' as const, content: 'And Bergen?' }] };
+    const calls = upstreamCalls().length;
+    const { data, response } = await sdk.messages.create(norwegian).withResponse();
+    expect(data.content.map((b) => b.type)).toEqual(['thinking', 'text']);
+    expect(response.headers.get('x-ph-warnings')).toBe('thinking_dropped');
+    h.clock.advance(MINUTE);
+    await committed(h);
+    const r = await requestOf(response.headers.get('x-ph-request-id')!);
+
+    // What the simulator billed is the body sent without the loop's two thinking blocks (both are sent)…
+    const sent = upstreamCalls()[calls]!.body;
+    const signed = loop.map((s) => (s.content[0] as Anthropic.ThinkingBlock).signature);
+    for (const sig of signed) expect(sent).toContain(JSON.stringify(sig));
+    const bare = h.anthropic();
+    const billed = r.usage.total_prompt_tokens;
+    expect(billed).toBe((await bare.messages.countTokens(withoutThinking(sent, (_, x) => signed.includes(x.signature!)))).input_tokens);
+    // …and the estimate is that: no segment scaled to fit the provider's total (counting the dropped blocks put the
+    // difference onto the others).
+    expect(r.outcome.estimated_prompt_tokens).toBe(billed);
+    expect(r.outcome.segments.map((s: { start: number; end: number }) => [s.start, s.end])).toEqual(r.segments.map((s: { token_start: number; token_end: number }) => [s.token_start, s.token_end]));
+    expect(r.outcome.total_mismatch).toBeUndefined();
+    // The prediction and the provider agree on what is read: the tools, then nothing of the session past the new system prompt.
+    expect(r.outcome.predicted.read).toBe(r.usage.cache_read_tokens);
+
+    // The render names the blocks and the segment of the first (the session's batch 2: messages.1).
+    const rendered = await client.post('/v1/render', { format: 'anthropic', request: { ...norwegian, prefix: [session.id], messages: [{ role: 'user', content: 'And Alta?' }] } });
+    expect(rendered.status).toBe(200);
+    const first = rendered.json.segments.findIndex((s: { source: string }) => s.source === `${session.id}@2`);
+    expect(first).toBeGreaterThan(0);
+    const warning = rendered.json.warnings.find((w: { code: string }) => w.code === 'thinking_dropped');
+    expect(warning).toEqual({
+      code: 'thinking_dropped',
+      segment: first,
+      kind: 'thinking',
+      // The loop's two, and the Norwegian answer's, kept in the session since: produced under this very prompt, but
+      // after the first failing block, invalid with it (Anthropic drops every later thinking block).
+      text: 'messages.1.content.0, messages.3.content.0, messages.5.content.0',
+      detail: expect.stringContaining('`system` changed since the thinking block at messages.1.content.0'),
+    });
+    // Without drop_block, the same render is refused, naming the same blocks.
+    const refused = await client.post('/v1/render', { format: 'anthropic', request: { ...norwegian, thinking: ADAPTIVE, prefix: [session.id], messages: [{ role: 'user', content: 'And Alta?' }] } });
+    expect(refused.json.blocks.map((b: { path: string }) => b.path)).toEqual(['messages.1.content.0', 'messages.3.content.0', 'messages.5.content.0']);
+  });
+
   it.each([false, true])('stream=%s: the unchanged prefix: a tool loop on Claude Fable 5.1 goes on through the session, read from the cache, the bytes sent those of the session', async (stream) => {
     const { client, session, round } = await setup(stream);
     await round('claude-fable-5-1', ADAPTIVE, 'Oslo');

@@ -8,7 +8,8 @@ import { createTestApp } from '../helpers/app';
 import { loadCatalog, ModelCatalog } from '../../src/domain/catalog/catalog';
 import type { Message } from '../../src/domain/content';
 import { DomainError } from '../../src/domain/errors';
-import { changedPrefixes, recordedThinking, refuseChangedPrefixes, thinkingPrefixes, withPrefixes, type RecordedThinking } from '../../src/domain/thinking-prefix';
+import { changedPrefixes, recordedThinking, refuseChangedPrefixes, thinkingKey, thinkingPrefixes, withPrefixes, type RecordedThinking } from '../../src/domain/thinking-prefix';
+import { readsProducer } from '../../src/domain/thinking';
 import { anthropicPrefixes } from '../../src/simulator/reasoning';
 
 const catalog = new ModelCatalog(loadCatalog());
@@ -62,13 +63,13 @@ describe('the blocks a render that fails the check names', () => {
     const after = base();
     after.system = 'Be thorough.';
     expect(changedPrefixes(after, recorded(base()), readsAll)).toEqual([
-      { path: 'messages.1.content.0', source: 'ses_a@2', changed: ['system'] },
-      { path: 'messages.3.content.0', source: 'ses_a@3', changed: ['system'] },
+      { path: 'messages.1.content.0', message: 1, block: 0, source: 'ses_a@2', changed: ['system'] },
+      { path: 'messages.3.content.0', message: 3, block: 0, source: 'ses_a@3', changed: ['system'] },
     ]);
     // A change between the two blocks: only the later one, and it names the messages.
     const between = base();
     (between.messages as Json[])[2] = { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'warm' }] };
-    expect(changedPrefixes(between, recorded(base()), readsAll)).toEqual([{ path: 'messages.3.content.0', source: 'ses_a@3', changed: ['messages'] }]);
+    expect(changedPrefixes(between, recorded(base()), readsAll)).toEqual([{ path: 'messages.3.content.0', message: 3, block: 0, source: 'ses_a@3', changed: ['messages'] }]);
   });
 
   it('refused on a model with the prefix check (Claude Fable 5.1), with pointers to what changed; not with drop_block, nor for blocks it does not read, nor on a model without the check', () => {
@@ -112,7 +113,7 @@ describe('a render checks the prefixes on its parts, as the straightforward chec
   });
   const reply = fc.record({ textFirst: fc.boolean(), redacted: fc.boolean(), producer: fc.nat(PRODUCERS.length - 1) });
 
-  it('the same refusal (detail, blocks, pointers) or none, on random sessions and requests, renders after renders (the digests kept per batch)', async () => {
+  it('the same refusal (detail, blocks, pointers) or none, on random sessions and requests, renders after renders (the digests kept per batch); with drop_block, the same blocks named and left out of the estimate', async () => {
     const t = createTestApp();
     try {
       const tenant = t.tenant().id;
@@ -187,11 +188,38 @@ describe('a render checks the prefixes on its parts, as the straightforward chec
             const sent = JSON.parse(render(body(v, question, { type: 'adaptive', block_binding: { prefix_mismatch_behavior: 'drop_block' } }), v.place).bodyText) as Json;
             const expected = outcome(() => refuseChangedPrefixes(fable, { ...sent, thinking }, recorded, '/request'));
             expect(outcome(() => render(body(v, question, thinking), v.place))).toEqual(expected);
+            if (!drop) continue;
+            // With drop_block: the blocks the check fails are named, and counted as not there — the estimate is the
+            // same body's with them (and those of a model Fable 5.1 does not read) left out, sent inline.
+            const failed = changedPrefixes(sent, recorded, (p) => readsProducer(fable, p));
+            const result = t.services.requests.render({ tenantId: tenant, format: 'anthropic', bodyText: body(v, question, thinking), pointer: '/request', ...(v.place === 'header' ? { extraPrefix: [{ ref: session, pointer: 'header:x-ph-session' }] } : {}) });
+            expect(result.warnings.find((w) => w.code === 'thinking_dropped')?.text ?? null).toBe(failed.length ? failed.map((f) => f.path).join(', ') : null);
+            const first = failed[0];
+            const kept = (sent.messages as Json[]).map((m, i) =>
+              Array.isArray(m.content)
+                ? {
+                    ...m,
+                    content: (m.content as Json[]).filter((b, j) => {
+                      if (b.type !== 'thinking' && b.type !== 'redacted_thinking') return true;
+                      const producer = recorded.get(thinkingKey(b) ?? '')?.producer;
+                      return !(first && (i > first.message || (i === first.message && j >= first.block))) && (producer === undefined || readsProducer(fable, producer));
+                    }),
+                  }
+                : m,
+            );
+            const { prefix: _prefix, ...bare } = sent;
+            const inline = t.services.requests.render({ tenantId: tenant, format: 'anthropic', bodyText: JSON.stringify({ ...bare, thinking, messages: kept }), pointer: '/request' });
+            // (A message mixing a handle block into the caller's is counted a block at a time: not the same estimate
+            // inline. The caller's own copy of a session block of a model Fable 5.1 does not read is counted, its
+            // producer unknown there, as thinking_not_read takes the caller's blocks.)
+            const own = v.inlineThinking === undefined ? undefined : recorded.get(`s:${signatures[v.inlineThinking] ?? ''}`);
+            if (!v.mixed && !(own && !readsProducer(fable, own.producer))) expect(result.segments.at(-1)!.token_end).toBe(inline.segments.at(-1)!.token_end);
           }
         }),
         { numRuns: 60 },
       );
     } finally {
+      await t.services.writes.idle();
       t.close();
     }
   });

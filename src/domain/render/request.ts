@@ -26,8 +26,9 @@ import {
   type JsonNode,
 } from './json-text';
 import { orderSegments, type PromptSegment, type Section } from './prompt';
-import { readThinkingOnly } from './thinking-units';
-import { checksPrefix, recordedThinking, refuseChangedParts, refuseChangedPrefixes, unitParts } from '../thinking-prefix';
+import { readThinkingOnly, type DroppedFrom } from './thinking-units';
+import { changedInBody, changedInUnits, checksPrefix, dropsFailedBlocks, recordedThinking, refuseChanged, unitParts, type ChangedPrefix } from '../thinking-prefix';
+import { isThinkingBlock } from '../thinking';
 import { pushAll } from '../arrays';
 import { estimatedTool, type EstimatedTool } from '../estimated-tools';
 import { storedTool, systemBlockText, systemMessageText } from './inline-content';
@@ -101,6 +102,11 @@ export interface RenderedRequest {
    * the API drops them without an error): the first one's segment and every such producer (null: none).
    */
   thinkingNotRead: { segment: number; models: string[] } | null;
+  /**
+   * Anthropic: thinking blocks that fail preserved thinking's prefix check, which the request lets the API drop
+   * (`drop_block`): the first one's segment and every such block, in order (null: none).
+   */
+  thinkingDropped: { segment: number; blocks: ChangedPrefix[] } | null;
   /** With matchHandles: the caller's content recorded as a handle's, in prompt order. */
   matched: MatchedContent[];
 }
@@ -483,9 +489,25 @@ export class RequestRenderer {
 
     const matchedAt = input.matchHandles ? this.matchInline(input.tenantId, format, toolUnits, systemUnits, messageUnits, inlineAt, resolve) : new Map<PromptSegment, string>();
 
+    // Preserved thinking: a session's thinking blocks sent under another prefix than they were produced under
+    // (thinking-prefix.ts) are refused below, before the provider is called, or, with drop_block, dropped by the API.
+    // Checked on the units, whose session messages are digested once per batch; a message mixing handle blocks into
+    // the caller's is no unit: then the body (cache marks aside, which the digests leave out) is parsed whole.
+    let failed: ChangedPrefix[] = [];
+    let dropped: DroppedFrom | undefined;
+    const recorded = format === 'anthropic' && checksPrefix(model) ? recordedThinking(messageUnits.map((u) => u.segment), input.producerOf ?? (() => null)) : undefined;
+    if (recorded?.size) {
+      const thinkingNode = property(root, 'thinking');
+      const drop = dropsFailedBlocks(thinkingNode && valueOf(thinkingNode));
+      const mixed = messageUnits.some((u) => u.part);
+      const body = mixed ? (JSON.parse(applyEdits(bodyText, [...edits, ...placements.map((p) => p.build(p.items.map((it) => it.text)))])) as Record<string, unknown>) : undefined;
+      failed = body ? changedInBody(model, body, recorded) : changedInUnits(model, unitParts(toolUnits, systemUnits, systemString, messageUnits), recorded);
+      if (drop && failed.length) dropped = droppedFrom(failed[0]!, messageUnits, body);
+    }
+
     // ---- segments, breakpoints, body ----
     // A Claude model reads only some of the thinking sent back (thinking.ts): the rest is keyed and counted as not there.
-    const notRead = format === 'anthropic' ? readThinkingOnly(messageUnits, model, input.producerOf ?? (() => null)) : [];
+    const notRead = format === 'anthropic' ? readThinkingOnly(messageUnits, model, input.producerOf ?? (() => null), dropped) : [];
     // Anthropic caches the messages under the request's tool_choice and thinking settings: another value is another
     // cached prefix from the first message on (tools and system stay).
     const context = format === 'anthropic' ? messagesContext(root) : null;
@@ -520,6 +542,7 @@ export class RequestRenderer {
     const thinkingNotRead = notRead.length
       ? { segment: segmentOfUnit(segments.list, toolUnits.length + systemUnits.length + notRead[0]!.unit), models: [...new Set(notRead.map((u) => u.producer))] }
       : null;
+    const thinkingDropped = dropped ? { segment: segmentOfUnit(segments.list, toolUnits.length + systemUnits.length + dropped.unit), blocks: failed } : null;
     // Top-level cache_control is Anthropic's automatic caching: a mark on the prompt's last block, the caller's.
     const autoNode = format === 'anthropic' ? property(root, 'cache_control') : undefined;
     const auto = autoNode ? valueOf(autoNode) : undefined;
@@ -644,16 +667,9 @@ export class RequestRenderer {
       if (at !== undefined) matched.push({ segment: i, source: s.source, pointer: at });
     });
     const rendered = applyEdits(bodyText, edits);
-    // Preserved thinking: a session's thinking blocks sent under another prefix than they were produced under are
-    // refused here, before the provider is called (thinking-prefix.ts). Checked on the units, whose session messages
-    // are digested once per batch; a message mixing handle blocks into the caller's is no unit: its body is parsed whole.
-    if (format === 'anthropic' && checksPrefix(model)) {
-      const recorded = recordedThinking(messageUnits.map((u) => u.segment), input.producerOf ?? (() => null));
-      const thinking = recorded.size ? property(root, 'thinking') : undefined;
-      if (recorded.size && messageUnits.some((u) => u.part)) refuseChangedPrefixes(model, JSON.parse(rendered) as Record<string, unknown>, recorded, pointer);
-      else if (recorded.size) refuseChangedParts(model, thinking && valueOf(thinking), unitParts(toolUnits, systemUnits, systemString, messageUnits), recorded, pointer);
-    }
-    return { bodyText: rendered, segments: segments.list, breakpoints, promptCacheKey, cacheTtl, inlineText, model, handles: [...named], messageSettings: format === 'anthropic' ? (context ?? '{}') : null, providerHistory, prefixAfterHistory: afterHistory < 0 ? null : afterHistory, instructionAfterSession, estimatedTools, thinkingNotRead, matched };
+    // Refused as the last of the render's faults, as it was when the check read the finished body.
+    if (!dropped) refuseChanged(model, failed, pointer);
+    return { bodyText: rendered, segments: segments.list, breakpoints, promptCacheKey, cacheTtl, inlineText, model, handles: [...named], messageSettings: format === 'anthropic' ? (context ?? '{}') : null, providerHistory, prefixAfterHistory: afterHistory < 0 ? null : afterHistory, instructionAfterSession, estimatedTools, thinkingNotRead, thinkingDropped, matched };
   }
 
   /**
@@ -749,6 +765,23 @@ export class RequestRenderer {
 const MAYBE_DEFINED_TOOL = /"type":"[a-z][a-z0-9_]*_\d{8}"/;
 
 /** The segment holding the request's unit `n` (in prompt order): segments tile the units in order. */
+/**
+ * The message unit and thinking block (by order) of the first block the API drops (`first`: its place in the body).
+ * A body message is one unit, but one mixing handle blocks into the caller's, whose blocks are a unit each (`body`:
+ * the parsed body, given then): its thinking blocks are not left out of the count.
+ */
+function droppedFrom(first: ChangedPrefix, units: readonly Unit[], body?: Record<string, unknown>): DroppedFrom {
+  let unit = first.message;
+  if (body) {
+    const messages = body.messages as Array<{ content: unknown }>;
+    unit = 0;
+    for (let m = 0; m < first.message; m++) unit += units[unit]!.part && Array.isArray(messages[m]!.content) ? (messages[m]!.content as unknown[]).length : 1;
+    if (units[unit]!.part) return { unit: unit + first.block, thinking: 0 };
+  }
+  const content = (JSON.parse(units[unit]!.hashText) as { content: unknown }).content;
+  return { unit, thinking: Array.isArray(content) ? content.slice(0, first.block).filter(isThinkingBlock).length : 0 };
+}
+
 function segmentOfUnit(list: RenderedSegment[], n: number): number {
   return list.findIndex((s) => (n -= s.units!.length) < 0);
 }

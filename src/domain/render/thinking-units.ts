@@ -1,6 +1,7 @@
 // An Anthropic request's message units as the model reads them (thinking.ts): a unit holding thinking blocks the model
-// does not read — an earlier turn's on a model that strips them, another model's under the model check — is keyed and
-// counted without them, as the simulated provider caches and bills it. The bytes sent are unchanged.
+// does not read — an earlier turn's on a model that strips them, another model's under the model check, those the API
+// drops under preserved thinking's prefix check with `drop_block` (thinking-prefix.ts) — is keyed and counted without
+// them, as the simulated provider caches and bills it. The bytes sent are unchanged.
 
 import type { ModelEntry } from '../catalog/types';
 import type { ContentBlock, Message } from '../content';
@@ -24,6 +25,12 @@ export interface MessageUnit {
 export interface UnreadThinking {
   unit: number;
   producer: string;
+}
+
+/** Where the API starts dropping thinking blocks (drop_block): a message unit and its thinking block (by order), then every later one. */
+export interface DroppedFrom {
+  unit: number;
+  thinking: number;
 }
 
 type Json = Record<string, unknown>;
@@ -74,10 +81,10 @@ function unitOpensTurn(u: MessageUnit): boolean {
 
 /**
  * Re-keys and re-counts, in place, the message units whose thinking `model` does not all read (see the file comment).
- * `producerOf`: a model name's catalog id (null: not known). Returns the blocks left unread because another model
- * produced them.
+ * `producerOf`: a model name's catalog id (null: not known); `dropped`: where the API drops every thinking block from
+ * on (none: undefined). Returns the blocks left unread because another model produced them.
  */
-export function readThinkingOnly(units: MessageUnit[], model: ModelEntry, producerOf: (name: string) => string | null): UnreadThinking[] {
+export function readThinkingOnly(units: MessageUnit[], model: ModelEntry, producerOf: (name: string) => string | null, dropped?: DroppedFrom): UnreadThinking[] {
   const unread: UnreadThinking[] = [];
   if (!model.thinking) return unread;
   let turnStart: number | undefined;
@@ -86,10 +93,10 @@ export function readThinkingOnly(units: MessageUnit[], model: ModelEntry, produc
     if (!by) return;
     turnStart ??= units.findLastIndex(unitOpensTurn);
     const start = turnStart;
-    const keep = by.map((name) => {
+    const keep = by.map((name, k) => {
       const read = readsThinking(model, i, start, name === null ? null : producerOf(name));
       if (!read && name !== null && readsThinking(model, i, start, null)) unread.push({ unit: i, producer: name });
-      return read;
+      return read && !(dropped && (i > dropped.unit || (i === dropped.unit && k >= dropped.thinking)));
     });
     if (keep.every(Boolean)) return;
     const variant = strippedVariant(u, keep);
