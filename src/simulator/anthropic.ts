@@ -39,6 +39,8 @@ export function anthropicMessage(turn: Turn, id: string) {
     stop_reason: stopReason(turn),
     stop_sequence: null,
     usage: anthropicUsage(turn, turn.usage.outputTokens),
+    // Final in message_start when streamed (the start is this message's head).
+    ...(turn.inputTransformations ? { input_transformations: turn.inputTransformations } : {}),
   };
 }
 

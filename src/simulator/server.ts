@@ -44,6 +44,15 @@ export interface SimulatorOptions {
 
 type Json = Record<string, unknown>;
 
+/** The beta under which Anthropic reports the thinking blocks it removed (`input_transformations`). */
+const BINDING_BETA = 'thinking-binding-controls-2026-08-01';
+/** One entry of Anthropic's `input_transformations` (the SDK's BetaThinkingDroppedInputTransformation). */
+interface InputTransformation {
+  type: 'thinking_dropped';
+  path: string;
+  reason: 'model_binding_mismatch' | 'prefix_binding_mismatch';
+}
+
 /** One endpoint family: which provider's errors and keys, which request format. */
 interface Api {
   provider: ProviderApi;
@@ -109,10 +118,12 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
    * those another model produced (its signature says which), only those the model check lets it read. On a model with
    * preserved thinking, the prefix check too: a block whose system, tools or earlier messages changed since it was
    * produced is refused with Anthropic's 400, or, with `thinking.block_binding.prefix_mismatch_behavior: "drop_block"`,
-   * dropped with every later thinking block.
+   * dropped with every later thinking block. Dropped blocks are not billed ("Removed blocks contribute nothing to
+   * `usage.input_tokens`"); `removed` lists them as the response's `input_transformations` does.
    */
-  function anthropicThinking(format: RequestFormat, body: Json, entry: ModelEntry): { filter?: ThinkingFilter; problem: string | null } {
-    if (format !== 'anthropic' || !entry.thinking) return { problem: null };
+  function anthropicThinking(format: RequestFormat, body: Json, entry: ModelEntry): { filter?: ThinkingFilter; problem: string | null; removed: InputTransformation[] } {
+    const removed: InputTransformation[] = [];
+    if (format !== 'anthropic' || !entry.thinking) return { problem: null, removed };
     const messages = Array.isArray(body.messages) ? body.messages : [];
     const turnStart = currentTurnStart(messages);
     const producer = (b: Json) => {
@@ -127,22 +138,31 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     const dropped = new Set<unknown>();
     let failed = false;
     for (const [i, m] of messages.entries()) {
-      if (entry.thinking.readsFrom === undefined || !isRecord(m) || m.role !== 'assistant' || !Array.isArray(m.content)) continue;
+      if (!isRecord(m) || m.role !== 'assistant' || !Array.isArray(m.content)) continue;
       for (const [j, b] of m.content.entries()) {
         if (!isRecord(b) || (b.type !== 'thinking' && b.type !== 'redacted_thinking')) continue;
+        const path = `messages.${i}.content.${j}`;
+        // The model check first (its reason takes precedence): a block of a model this one does not read.
+        if (!readsProducer(entry, producer(b))) {
+          removed.push({ type: 'thinking_dropped', path, reason: 'model_binding_mismatch' });
+          continue;
+        }
+        if (entry.thinking.readsFrom === undefined) continue;
         const bound = anthropicSigner(b).bound;
         // A block of a model without the prefix check names its model alone (prefix '').
-        if (!failed && (bound === null || bound.prefix === '' || !readsProducer(entry, producer(b)) || bound.prefix === prefixes(i, j))) continue;
-        if (binding.prefix_mismatch_behavior !== 'drop_block') return { problem: boundToAnotherConversation(i, j) };
+        if (!failed && (bound === null || bound.prefix === '' || bound.prefix === prefixes(i, j))) continue;
+        if (binding.prefix_mismatch_behavior !== 'drop_block') return { problem: boundToAnotherConversation(i, j), removed: [] };
         failed = true;
         dropped.add(b);
+        removed.push({ type: 'thinking_dropped', path, reason: 'prefix_binding_mismatch' });
       }
     }
-    return { problem: null, filter: (message, block) => !dropped.has(block) && readsThinking(entry, message, turnStart, producer(block)) };
+    return { problem: null, removed, filter: (message, block) => !dropped.has(block) && readsThinking(entry, message, turnStart, producer(block)) };
   }
 
   /** Runs one prompt through the cache of its scope and builds the reply. */
-  function simulate(api: Api, apiKey: string, body: Json, model: string, entry: ModelEntry): Turn {
+  /** `betas`: the request's anthropic-beta header (with thinking-binding-controls, the response lists what was removed). */
+  function simulate(api: Api, apiKey: string, body: Json, model: string, entry: ModelEntry, betas = ''): Turn {
     const count = (text: string) => countTokens(text, entry.tokenizer);
     // Refused (a 400) before the cache is touched.
     const choices = api.format === 'openai-chat' ? choiceCount(body) : 1;
@@ -222,6 +242,8 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
         api.format !== 'anthropic' || !entry.thinking
           ? null
           : { model, prefix: entry.thinking.readsFrom ? anthropicPrefixes(body)(Array.isArray(body.messages) ? body.messages.length : 0, 0) : '' },
+      // Anthropic reports it with the beta, on every response of a thinking model ([] when nothing was removed).
+      inputTransformations: api.format === 'anthropic' && entry.thinking && betas.split(',').some((b) => b.trim() === BINDING_BETA) ? thinkingRead.removed : null,
       createdAt: startedAt,
       usage: {
         promptTokens: totalTokens,
@@ -265,7 +287,7 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     // An `item_reference` is the stored item it names: the model reads, the cache serves and the usage counts that item.
     if (api.format === 'openai-responses' && inputItems(prompt.input).some(isItemReference))
       prompt = { ...prompt, input: inputItems(prompt.input).map((item) => (isItemReference(item) ? referencedItem(apiKey, item.id) : item)) };
-    const turn = simulate(api, apiKey, prompt, model, entry);
+    const turn = simulate(api, apiKey, prompt, model, entry, c.req.header('anthropic-beta'));
 
     const requestId = providerId('req_');
     const headers: Record<string, string> =

@@ -53,6 +53,8 @@ export interface Turn extends Reply {
   model: string;
   /** Anthropic: what its thinking is tied to (a model with preserved thinking), else null. */
   thinkingBinding: ThinkingBinding | null;
+  /** Anthropic, with the thinking-binding beta on a thinking model: the thinking blocks the API removed; else null (not reported). */
+  inputTransformations: unknown[] | null;
   /** The further choices of a Chat request with `n` > 1 (choice 0 is the turn itself); empty otherwise. */
   more: Reply[];
   /** ms, from the simulator's clock. */

@@ -222,9 +222,17 @@ describe('a session continued on another model: thinking blocks bound to the mod
     const loop = await round('claude-fable-5-1', ADAPTIVE, 'Oslo');
     const DROP = { ...ADAPTIVE, block_binding: { prefix_mismatch_behavior: 'drop_block' } } as Anthropic.ThinkingConfigParam;
     const norwegian = { model: 'claude-fable-5-1', max_tokens: 4096, system: 'Answer in Norwegian.', thinking: DROP, messages: [{ role: 'user' as const, content: 'And Bergen?' }] };
+    // The render of that request names the blocks the check fails: the loop's two.
+    const named = (await client.post('/v1/render', { format: 'anthropic', request: { ...norwegian, prefix: [session.id] } })).json.warnings;
+    expect(named).toMatchObject([{ code: 'thinking_dropped', text: 'messages.1.content.0, messages.3.content.0' }]);
     const calls = upstreamCalls().length;
-    const { data, response } = await sdk.messages.create(norwegian).withResponse();
+    // Through the proxy, with the beta under which Anthropic lists what it removed: the same blocks.
+    const { data, response } = await sdk.beta.messages.create({ ...norwegian, betas: ['thinking-binding-controls-2026-08-01'] } as Anthropic.Beta.MessageCreateParamsNonStreaming).withResponse();
     expect(data.content.map((b) => b.type)).toEqual(['thinking', 'text']);
+    expect(data.input_transformations).toEqual([
+      { type: 'thinking_dropped', path: 'messages.1.content.0', reason: 'prefix_binding_mismatch' },
+      { type: 'thinking_dropped', path: 'messages.3.content.0', reason: 'prefix_binding_mismatch' },
+    ]);
     expect(response.headers.get('x-ph-warnings')).toBe('thinking_dropped');
     h.clock.advance(MINUTE);
     await committed(h);

@@ -918,3 +918,27 @@ describe('streaming timing', () => {
     expect(next.status).toBe(200);
   });
 });
+
+describe("Anthropic's input_transformations (thinking-binding-controls beta): the thinking blocks the API removed", () => {
+  it('lists a block another model produced (model_binding_mismatch), in the message and in a stream\'s message_start; absent without the beta; what it removed not billed', async () => {
+    const client = new Anthropic({ apiKey: newKey(), baseURL: sim.url, maxRetries: 0 });
+    const BETA = ['thinking-binding-controls-2026-08-01'];
+    const fable = await client.messages.create({ model: 'claude-fable-5-1', max_tokens: 1024, thinking: { type: 'adaptive' }, messages: [{ role: 'user', content: 'Hello?' }] });
+    expect(fable.content[0]!.type).toBe('thinking');
+    // Claude Opus 5.5 does not read Claude Fable 5.1's thinking: dropped without an error.
+    const messages: Anthropic.Beta.BetaMessageParam[] = [{ role: 'user', content: 'Hello?' }, { role: 'assistant', content: fable.content as Anthropic.Beta.BetaContentBlockParam[] }, { role: 'user', content: 'And now?' }];
+    const params = { model: 'claude-opus-5-5', max_tokens: 1024, thinking: { type: 'adaptive' as const }, messages };
+    const removed = [{ type: 'thinking_dropped', path: 'messages.1.content.0', reason: 'model_binding_mismatch' }];
+    const answered = await client.beta.messages.create({ ...params, betas: BETA });
+    expect(answered.input_transformations).toEqual(removed);
+    const streamed = await client.beta.messages.stream({ ...params, betas: BETA }).finalMessage();
+    expect(streamed.input_transformations).toEqual(removed);
+    expect('input_transformations' in (await client.messages.create(params as Anthropic.MessageCreateParamsNonStreaming))).toBe(false);
+    // Nothing removed: an empty list.
+    expect((await client.beta.messages.create({ ...params, messages: [messages[0]!], betas: BETA })).input_transformations).toEqual([]);
+    // Its tokens are not billed: the count is the conversation's without the block.
+    const without: Anthropic.Beta.BetaMessageParam[] = [messages[0]!, { role: 'assistant', content: (messages[1]!.content as Anthropic.Beta.BetaContentBlockParam[]).filter((b) => b.type !== 'thinking') }, messages[2]!];
+    const counted = await client.beta.messages.countTokens({ model: 'claude-opus-5-5', thinking: { type: 'adaptive' }, messages: without });
+    expect(answered.usage.input_tokens + (answered.usage.cache_read_input_tokens ?? 0) + (answered.usage.cache_creation_input_tokens ?? 0)).toBe(counted.input_tokens);
+  });
+});
