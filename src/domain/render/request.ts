@@ -764,7 +764,6 @@ export class RequestRenderer {
 /** Text that may hold an Anthropic-defined tool's type (DEFINED_TOOL_TYPE, quoted); estimatedTool decides. */
 const MAYBE_DEFINED_TOOL = /"type":"[a-z][a-z0-9_]*_\d{8}"/;
 
-/** The segment holding the request's unit `n` (in prompt order): segments tile the units in order. */
 /**
  * The message unit and thinking block (by order) of the first block the API drops (`first`: its place in the body).
  * A body message is one unit, but one mixing handle blocks into the caller's, whose blocks are a unit each (`body`:
@@ -782,6 +781,7 @@ function droppedFrom(first: ChangedPrefix, units: readonly Unit[], body?: Record
   return { unit, thinking: Array.isArray(content) ? content.slice(0, first.block).filter(isThinkingBlock).length : 0 };
 }
 
+/** The segment holding the request's unit `n` (in prompt order): segments tile the units in order. */
 function segmentOfUnit(list: RenderedSegment[], n: number): number {
   return list.findIndex((s) => (n -= s.units!.length) < 0);
 }
