@@ -24,6 +24,7 @@ import { docsRoutes } from './http/docs';
 import { proxyDocs, proxyRoutes, sdkError } from './http/proxy';
 import { uiRoutes } from './http/ui';
 import { handleError, problem } from './http/problem';
+import { healthRoutes } from './http/health';
 import { Metrics, observe } from './http/metrics';
 import type { AppEnv } from './http/router';
 import { adminRoutes } from './http/routes/admin';
@@ -50,7 +51,9 @@ export interface Services {
   proxyOrder: StartOrder;
   /** Deletes request detail past PH_REQUEST_RETENTION_DAYS (its timer is started by main.ts), or when asked. */
   retention: RequestRetention;
-  /** Aborted as the service begins to stop: answers that never end by themselves (the dashboard's live events) end. */
+  /** Aborted on the stop signal, before PH_SHUTDOWN_DELAY_MS: /readyz answers 503 draining while requests are still served. */
+  draining: AbortController;
+  /** Aborted as the listener closes: answers that never end by themselves (the dashboard's live events) end. */
   stopping: AbortController;
 }
 
@@ -92,6 +95,7 @@ export function createServices(deps: AppDeps): Services {
     writes,
     retention,
     proxyOrder: new StartOrder(config.proxyOrderWaitMs),
+    draining: new AbortController(),
     stopping: new AbortController(),
   };
 }
@@ -196,11 +200,7 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   });
   app.use('/v1/*', requireUtf8);
 
-  app.get('/healthz', (c) => {
-    // Up but unable to store a report until restarted: a health check must say so, or nothing restarts it.
-    const failure = deps.store.writeFailure();
-    return failure ? c.json({ status: 'failing', detail: `${failure}; restart the service` }, 503) : c.json({ status: 'ok' });
-  });
+  app.route('/', healthRoutes(deps.store, services.draining.signal));
   // Metrics carry tenant ids: scraping them takes the operator's key, like the admin routes.
   app.get('/metrics', admin, async (c) => c.body(await services.metrics.registry.metrics(), 200, { 'content-type': services.metrics.registry.contentType }));
   app.route('/', adminRoutes(services.tenants, services.retention));

@@ -1,4 +1,5 @@
 import { and, asc, desc, eq, gt, gte, isNull, lt, lte, sql } from 'drizzle-orm';
+import { statSync } from 'node:fs';
 import type { Db, WalSync } from './db';
 import { apiKeys, blobs, calibration, driftFindings, handlePins, handles, handleVersions, requestInline, requests, tenants } from './schema';
 import { DAY_MS, type Clock } from '../domain/clock';
@@ -248,6 +249,10 @@ export class SqliteStore implements Store {
   private readonly maxSeq: { get(): unknown };
   /** A group commit's transaction, made once: better-sqlite3 builds four wrapped functions per transaction(), ~10 µs. */
   private readonly commitOps: import('better-sqlite3').Transaction<(ops: WriteOp[]) => void>;
+  /** The health check's read: one row of a small table, by its first page (never a scan). */
+  private readonly healthRead: { get(): unknown };
+  /** The database file and its WAL as opened (device and inode): the health check finds them at their paths still. */
+  private readonly files: Array<{ path: string; dev: number; ino: number }> = [];
 
   constructor(
     private readonly db: Db,
@@ -318,6 +323,13 @@ export class SqliteStore implements Store {
     if (held !== null) this.lastDay = held + SPAN_LAG_DAYS;
     // The reconciliation counter lives here and numbers reports as their batch is built (see writeBatch).
     this.maxSeq = client.prepare('select max(seq) from reconciliations').pluck();
+    this.healthRead = client.prepare('select 1 from tenants limit 1').pluck();
+    // '' for an in-memory database, which has no file to lose.
+    const main = (client.pragma('database_list') as Array<{ name: string; file: string }>).find((d) => d.name === 'main')?.file;
+    for (const path of main ? [main, `${main}-wal`] : []) {
+      const st = statSync(path, { throwIfNoEntry: false });
+      if (st) this.files.push({ path, dev: st.dev, ino: st.ino });
+    }
     this.lastSeq = (this.maxSeq.get() as number | null) ?? 0;
     this.commitOps = client.transaction((ops: WriteOp[]) => {
       // Numbered under the write lock, after the file's last: another service process on the same file
@@ -558,8 +570,23 @@ export class SqliteStore implements Store {
     return this.walSync.sync();
   }
 
-  writeFailure(): string | null {
-    return this.walSync.failed?.message ?? null;
+  health(): string | null {
+    const failed = this.walSync.failed;
+    if (failed) return `${failed.message}; restart the service`;
+    if (!this.db.$client.open) return 'the database connection is closed';
+    try {
+      this.healthRead.get();
+    } catch (e) {
+      return `the database does not answer a read (${e instanceof Error ? e.message : String(e)})`;
+    }
+    // The open connection goes on reading and writing a file removed or replaced at its path (SQLite keeps its
+    // descriptor): every write from then on is lost at the next start, which opens whatever the path holds.
+    for (const f of this.files) {
+      const st = statSync(f.path, { throwIfNoEntry: false });
+      if (!st) return `${f.path} was removed while the service runs: what it writes now goes to a file no path leads to, lost when it stops; restart the service`;
+      if (st.dev !== f.dev || st.ino !== f.ino) return `${f.path} was replaced while the service runs: it still writes the file it opened, which the next start will not read; restart the service`;
+    }
+    return null;
   }
 
   /**

@@ -352,8 +352,12 @@ export interface Store {
   writeBatch(ops: WriteOp[]): void;
   /** Resolves once every batch written before the call is on disk. */
   durable(): Promise<void>;
-  /** Why group commits are refused until a restart (a sync of the WAL failed), or null while they work. */
-  writeFailure(): string | null;
+  /**
+   * Why the database cannot serve, or null while it can: a failed sync of the WAL (group commits are refused until a
+   * restart), a closed connection, a read that fails, or the database file or its WAL removed or replaced at its path.
+   * Cheap (one prepared read of one row, two stats): health checks call it every few seconds.
+   */
+  health(): string | null;
   /**
    * Reconciled requests of a cache scope in reconciliation order, after `afterSeq` (to rebuild the scope's simulation
    * from its snapshot, or from the start), streamed: a scope's history can be far larger than memory. Their usage, raw

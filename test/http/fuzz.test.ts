@@ -40,6 +40,7 @@ interface Route {
 /** Served, but neither documented nor taking input beyond the query: asked with odd queries and keys only. */
 const PLAIN: Array<[string, string, Auth]> = [
   ['GET', '/healthz', 'none'],
+  ['GET', '/readyz', 'none'],
   ['GET', '/metrics', 'admin'],
   ['GET', '/openapi.json', 'none'],
   ['GET', '/docs', 'none'],
