@@ -60,6 +60,8 @@ const envSchema = z.object({
   PH_PROXY_ORDER_WAIT_MS: ms(120_000),
   // Under `docker stop`'s 10 s before its SIGKILL, with time left to commit what the cut calls leave.
   PH_SHUTDOWN_GRACE_MS: ms(8_000, 0),
+  // 0: the listener closes at the signal. Behind a load balancer, the time it takes to see /readyz fail.
+  PH_SHUTDOWN_DELAY_MS: ms(0, 0),
   PH_SIMULATOR_FIRST_BYTE_MS: ms(0, 0),
   PH_SIMULATOR_CHUNK_DELAY_MS: ms(0, 0),
   // 0: any free port (printed at start).
@@ -103,6 +105,8 @@ export interface Config {
   proxyOrderWaitMs: number;
   /** On SIGTERM, how long requests under way may take before their connections are cut. */
   shutdownGraceMs: number;
+  /** On SIGTERM, how long requests are still served (and /readyz says draining) before the listener closes. */
+  shutdownDelayMs: number;
   /** The built-in simulator's pace (PH_UPSTREAM=simulator): time to first byte, and between streamed events. */
   simulator: { firstByteDelayMs: number; chunkDelayMs: number; port: number };
 }
@@ -193,6 +197,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     upstreamTimeoutMs: e.PH_UPSTREAM_TIMEOUT_MS,
     proxyOrderWaitMs: e.PH_PROXY_ORDER_WAIT_MS,
     shutdownGraceMs: e.PH_SHUTDOWN_GRACE_MS,
+    shutdownDelayMs: e.PH_SHUTDOWN_DELAY_MS,
     simulator: { firstByteDelayMs: e.PH_SIMULATOR_FIRST_BYTE_MS, chunkDelayMs: e.PH_SIMULATOR_CHUNK_DELAY_MS, port: e.PH_SIMULATOR_PORT },
   };
 }

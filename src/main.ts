@@ -11,6 +11,7 @@ import { startSimulator, type RunningSimulator } from './simulator/server';
 import { DatabaseInUseError, NewerSchemaError, openDb, openLocked } from './store/db';
 import { SqliteStore } from './store/sqlite-store';
 import { answerClientError } from './http/client-error';
+import { serviceLog } from './log';
 
 /** Thrown when the data directory or the database file cannot be used: said in one line, like a bad setting. */
 class StorageError extends Error {}
@@ -37,6 +38,7 @@ function openStorage(path: string) {
 
 async function main() {
   let config = loadConfig();
+  const log = serviceLog(config.log);
   const opened = openStorage(config.databasePath);
   const catalog = new ModelCatalog(loadCatalog(config.catalogFile));
   let simulator: RunningSimulator | undefined;
@@ -47,7 +49,7 @@ async function main() {
       throw new SimulatorListenError(`cannot listen on 127.0.0.1:${config.simulator.port} for the provider simulator: ${why} (set by PH_SIMULATOR_PORT; 0: any free port)`);
     });
     config = { ...config, anthropicBaseUrl: simulator.url, openaiBaseUrl: simulator.url, geminiBaseUrl: simulator.url };
-    console.log(`PH_UPSTREAM=simulator: the proxy calls the provider simulator at ${simulator.url}`);
+    log.info(`the proxy calls the provider simulator at ${simulator.url} (PH_UPSTREAM=simulator)`, { simulator: simulator.url });
   }
   const deps = { config, store: new SqliteStore(opened.db, opened.walSync, systemClock), clock: systemClock, catalog };
   const services = createServices(deps);
@@ -67,9 +69,10 @@ async function main() {
       process.exit(2);
     }
     // With their ids: rotating or revoking the key takes its id, which the file does not hold.
-    if (made) console.log(`created a default tenant (${made.tenant}); its API key (${made.key}) is in ${made.file}`);
+    if (made) log.info(`created a default tenant (${made.tenant}); its API key (${made.key}) is in ${made.file}`, { tenant: made.tenant, key: made.key, file: made.file });
     services.retention.start();
-    console.log(`prefix-handles listening on http://${config.host}:${info.port} (database ${config.databasePath}; docs at /docs)`);
+    const url = `http://${config.host}:${info.port}`;
+    log.info(`prefix-handles listening on ${url} (database ${config.databasePath}; docs at /docs)`, { url, database: config.databasePath });
   });
   // A port in use or an address this machine does not have: said in one line, like a bad setting.
   const cannotListen = (err: NodeJS.ErrnoException) => {
@@ -87,28 +90,38 @@ async function main() {
     // Ctrl-C reaches a `prefix-handles serve` child twice: from the terminal and from its parent.
     if (closing) return;
     closing = true;
+    const { shutdownDelayMs: delay, shutdownGraceMs: grace } = config;
+    // Readiness fails first, so a load balancer stops sending here while requests are still served.
+    services.draining.abort();
+    // A keep-alive client would go on sending on its connection (through a Kubernetes Service, connections stay on
+    // their pod): each answer now closes it, and the client's next connection goes to a pod still ready.
+    server.on('request', (_req: IncomingMessage, res: ServerResponse) => res.setHeader('connection', 'close'));
+    if (delay > 0) {
+      log.info(`stopping (${signal}): /readyz answers 503 draining; requests are served ${delay} ms more before the listener closes (PH_SHUTDOWN_DELAY_MS)`, { signal, delayMs: delay });
+      setTimeout(() => closeListener(signal), delay);
+    } else closeListener(signal);
+    // However the rest goes, the process ends. (Capped at the longest delay a timer holds: Node fires a longer one at
+    // once, and a grace near the configuration's maximum then exited 1 on every stop, its writes uncommitted.)
+    const giveUp = Math.min(delay + grace + 10_000, 2_147_483_647);
+    setTimeout(() => {
+      log.error(`stopping: not done ${giveUp} ms after ${signal}; exiting with writes possibly unsynced`, { signal, afterMs: giveUp });
+      process.exit(1);
+    }, giveUp).unref();
+  };
+  const closeListener = (signal: string) => {
     const grace = config.shutdownGraceMs;
-    console.log(`stopping (${signal}): no new connections; requests under way have ${grace} ms to finish (PH_SHUTDOWN_GRACE_MS)`);
+    log.info(`stopping (${signal}): no new connections; requests under way have ${grace} ms to finish (PH_SHUTDOWN_GRACE_MS)`, { signal, graceMs: grace });
     // Listening stops and idle connections close; a request under way (a streamed answer too) finishes first.
     server.close(() => void stopped());
     // The dashboard's live events never end by themselves: they end now.
     services.stopping.abort();
     services.retention.stop();
-    // A keep-alive client would go on sending on its connection until the cut: each answer now closes it.
-    server.on('request', (_req: IncomingMessage, res: ServerResponse) => res.setHeader('connection', 'close'));
     // Past the grace, what is still answering is cut: the proxy records each cut call as interrupted
     // (reconciled with unknown capture), as when its client leaves.
     cut = setTimeout(() => {
-      console.log('stopping: cutting the requests still under way');
+      log.info('stopping: cutting the requests still under way');
       (server as Partial<Server>).closeAllConnections?.();
     }, grace);
-    // However the rest goes, the process ends. (Capped at the longest delay a timer holds: Node fires a longer one at
-    // once, and a grace near the configuration's maximum then exited 1 on every stop, its writes uncommitted.)
-    const giveUp = Math.min(grace + 10_000, 2_147_483_647);
-    setTimeout(() => {
-      console.error(`stopping: not done ${giveUp} ms after ${signal}; exiting with writes possibly unsynced`);
-      process.exit(1);
-    }, giveUp).unref();
   };
   let cut: NodeJS.Timeout | undefined;
   const stopped = async () => {
@@ -123,7 +136,7 @@ async function main() {
     await deps.store.durable().catch(() => undefined);
     await simulator?.close();
     opened.close();
-    console.log('stopped');
+    log.info('stopped');
     process.exit(0);
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));

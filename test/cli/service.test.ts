@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { clientFor, createTestApp } from '../helpers/app';
 import { LONG_SYSTEM } from '../helpers/scenario';
@@ -23,6 +24,9 @@ interface Service {
   /** Set once it listens. */
   url: string;
   output(): string;
+  /** Each stream alone. */
+  stdout(): string;
+  stderr(): string;
   /** Resolves with the exit code (or the signal's name). */
   exited: Promise<number | string>;
 }
@@ -45,10 +49,14 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function start(env: Record<string, string>): Promise<Service> {
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN], { cwd: ROOT, env: { ...cleanEnv(), PORT: '0', PH_LOG: 'off', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+  const streams = { stdout: '', stderr: '' };
+  for (const name of ['stdout', 'stderr'] as const)
+    child[name]!.on('data', (b: Buffer) => {
+      out += b.toString();
+      streams[name] += b.toString();
+    });
   const exited = new Promise<number | string>((ok) => child.once('exit', (code, signal) => ok(code ?? signal ?? -1)));
-  const service: Service = { child, url: '', output: () => out, exited };
+  const service: Service = { child, url: '', output: () => out, stdout: () => streams.stdout, stderr: () => streams.stderr, exited };
   started.push(service);
   return new Promise((ok) => {
     const seen = () => {
@@ -204,6 +212,66 @@ describe('stopping', () => {
       // Cut by the stop: reconciled as unknown, as when a client leaves (it stayed "rendered" for good before).
       const interrupted = await status(cut.headers['x-ph-request-id']);
       expect([interrupted.status, interrupted.outcome.capture]).toEqual(['reconciled', 'unknown']);
+    } finally {
+      t.close();
+    }
+  });
+
+  it('PH_SHUTDOWN_DELAY_MS: on SIGTERM /readyz answers 503 draining while requests are still served (on new connections too; each answer closes its own), then the listener closes and the stop drains as without it: exit 0, the report acknowledged during the delay kept. Under PH_LOG=json every line it writes from start to stop is JSON', async () => {
+    const data = join(dir, 'delay');
+    const service = await start({ PH_DATA_DIR: data, PH_LOG: 'json', PH_UPSTREAM: 'simulator', PH_SHUTDOWN_DELAY_MS: '5000', PH_SHUTDOWN_GRACE_MS: '1000' });
+    expect(service.url, service.output()).not.toBe('');
+    const key = keyOf(data);
+    const bearer = { authorization: `Bearer ${key}` };
+    // Each probe on a connection of its own: answered during the delay means the listener still accepts.
+    const fresh = (path: string) => call(new Agent({ keepAlive: false }), `${service.url}${path}`, undefined, {});
+    expect((await fresh('/readyz')).text).toBe('{"status":"ok"}');
+    const agent = new Agent({ keepAlive: true });
+    const sys = JSON.parse((await call(agent, `${service.url}/v1/artifacts`, { kind: 'system', content: LONG_SYSTEM }, bearer)).text);
+    const rendered = JSON.parse((await call(agent, `${service.url}/v1/render`, { format: 'anthropic', request: { model: 'claude-sonnet-4-6', max_tokens: 64, prefix: [sys.id], messages: [{ role: 'user', content: 'Hello' }] } }, bearer)).text);
+    // A request under way through the whole stop: its body never ends, so the grace cuts it.
+    const stuck = connect(Number(new URL(service.url).port), '127.0.0.1');
+    await new Promise((ok) => stuck.once('connect', ok));
+    stuck.on('error', () => undefined);
+    stuck.write(`POST /v1/artifacts HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${key}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"kind":`);
+    const stuckClosed = new Promise((ok) => stuck.once('close', ok));
+
+    service.child.kill('SIGTERM');
+    while (!service.stdout().includes('draining') && service.child.exitCode === null) await new Promise((ok) => setTimeout(ok, 20));
+    expect(await fresh('/readyz')).toMatchObject({ status: 503, text: '{"status":"draining"}' });
+    // Alive: a liveness probe failing here would have the pod killed before it drained.
+    expect(await fresh('/healthz')).toMatchObject({ status: 200, text: '{"status":"ok"}' });
+    const usage = await call(agent, `${service.url}/v1/usage`, { request_id: rendered.request_id, usage: { input_tokens: 10, cache_read_input_tokens: 0, cache_creation_input_tokens: 0, output_tokens: 5 } }, bearer);
+    expect(usage.status, usage.text).toBe(201);
+    expect(usage.headers.connection).toBe('close');
+    expect(await service.exited, service.output()).toBe(0);
+    await stuckClosed;
+    agent.destroy();
+
+    // Every line parses, in the request lines' shape: level and time, then msg and fields.
+    const lines = (text: string) => text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const out = lines(service.stdout());
+    const err = lines(service.stderr());
+    for (const l of [...out, ...err]) expect(Object.keys(l).slice(0, 2), JSON.stringify(l)).toEqual(['level', 'time']);
+    const said = out.filter((l) => typeof l.msg === 'string');
+    expect(said.map((l) => String(l.msg).replace(/ (at|on|have|in|\().*/, ''))).toEqual([
+      'the proxy calls the provider simulator',
+      'created a default tenant',
+      'prefix-handles listening',
+      'stopping',
+      'stopping',
+      'stopping: cutting the requests still under way',
+      'stopped',
+    ]);
+    expect(said[2]).toMatchObject({ level: 'info', url: service.url, database: join(data, 'prefix-handles.db') });
+    expect(said[3]).toMatchObject({ level: 'info', signal: 'SIGTERM', delayMs: 5000, msg: 'stopping (SIGTERM): /readyz answers 503 draining; requests are served 5000 ms more before the listener closes (PH_SHUTDOWN_DELAY_MS)' });
+    expect(said[4]).toMatchObject({ level: 'info', signal: 'SIGTERM', graceMs: 1000 });
+    // The request lines are among them: the report answered during the delay.
+    expect(out.filter((l) => l.route === '/v1/usage').map((l) => l.status)).toEqual([201]);
+
+    const t = createTestApp({ databasePath: join(data, 'prefix-handles.db') });
+    try {
+      expect((await clientFor(t.app, key).get(`/v1/requests/${String(rendered.request_id)}`)).json.status).toBe('reconciled');
     } finally {
       t.close();
     }

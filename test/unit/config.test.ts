@@ -26,6 +26,15 @@ describe('configuration', () => {
     expect(() => loadConfig({ PH_SIMULATOR_CHUNK_DELAY_MS: 'slow' })).toThrow(/PH_SIMULATOR_CHUNK_DELAY_MS/);
   });
 
+  it('reads PH_SHUTDOWN_DELAY_MS (0 by default: the listener closes at the signal), a whole delay a timer can wait', () => {
+    expect(loadConfig({}).shutdownDelayMs).toBe(0);
+    expect(loadConfig({ PH_SHUTDOWN_DELAY_MS: '5000' }).shutdownDelayMs).toBe(5000);
+    expect(() => loadConfig({ PH_SHUTDOWN_DELAY_MS: '5s' })).toThrow(/PH_SHUTDOWN_DELAY_MS: must be a whole number in decimal digits \(got "5s"\)/);
+    expect(() => loadConfig({ PH_SHUTDOWN_DELAY_MS: '3000000000' })).toThrow(/PH_SHUTDOWN_DELAY_MS: must be at most 2147483647/);
+    // A near miss is named: it would otherwise leave the delay at 0 without a word.
+    expect(() => loadConfig({ PH_SHUTDOWN_DELAY: '5000' })).toThrow(/PH_SHUTDOWN_DELAY: not a variable of the service; did you mean PH_SHUTDOWN_DELAY_MS\?/);
+  });
+
   it('lists every bad variable in one readable error', () => {
     let err: unknown;
     try {
