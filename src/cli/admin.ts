@@ -8,7 +8,7 @@ import { DomainError } from '../domain/errors';
 import { TenantService, type IssuedKey, type TenantListing } from '../domain/tenants';
 import { CatalogError, loadCatalog, ModelCatalog } from '../domain/catalog/catalog';
 import { DAY_MS } from '../domain/clock';
-import { RequestRetention } from '../domain/retention';
+import { pruneAnswer, RequestRetention, type PruneAnswer } from '../domain/retention';
 import { DatabaseInUseError, NewerSchemaError, openLocked } from '../store/db';
 import { SqliteStore } from '../store/sqlite-store';
 import { ApiError, createApi, seg } from './api';
@@ -28,13 +28,6 @@ export interface Admin {
   close(): void;
 }
 
-/** What a prune removed, as the API says it. */
-export interface PruneAnswer {
-  before: string;
-  pruned: number;
-  kept: number;
-  batches: number;
-}
 
 export const ADMIN_OPTIONS = {
   url: { type: 'string' },
@@ -143,8 +136,7 @@ function offline(dataDir: string | undefined): Admin {
     rotateKey: (keyId) => act(() => tenants.rotateKey(keyId)),
     revokeKey: (keyId) => act(() => tenants.revokeKey(keyId)),
     prune: async (days) => {
-      const r = await retention().prune(days * DAY_MS);
-      return { before: new Date(r.before).toISOString(), pruned: r.pruned, kept: r.kept, batches: r.batches };
+      return pruneAnswer(await retention().prune(days * DAY_MS));
     },
     keyFile: join(serviceDir, 'api-key'),
     // Every write is committed at synchronous=FULL; closing checkpoints the WAL, then the service may start.

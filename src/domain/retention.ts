@@ -15,12 +15,48 @@ export const MIN_PRUNE_AGE_MS = DAY_MS;
 export const PRUNE_EVERY_MS = 3_600_000;
 
 export interface PruneResult {
-  /** Requests rendered before this (ms) were considered. */
+  /** Requests rendered before this (ms) were considered: the age asked for, or the floor when that is later. */
   before: number;
+  /**
+   * Nothing rendered within this long of now is pruned, whatever the age asked for: twice the catalog's longest cache
+   * TTL (24 h of OpenAI's extended retention: 48 h), so a write whose premium may still be read, or a late report, finds its request.
+   */
+  floorMs: number;
   pruned: number;
-  /** Old enough, but kept: a scope snapshot does not cover them yet, or they are within a cache TTL of their scope's latest call. */
+  /** Old enough, but kept: the sum of the three below. */
   kept: number;
+  /** Reconciled after their scope's latest snapshot (or with no snapshot): a start replays them. */
+  keptForReplay: number;
+  /** Started within the longest TTL of their scope's latest call: a drift is located against them. */
+  keptForDrift: number;
+  /** Rendered before the horizon but started after it (or never started). */
+  keptStartedLate: number;
   batches: number;
+}
+
+/** A prune as the admin API answers it (and `prefix-handles prune --offline` prints it). */
+export interface PruneAnswer {
+  before: string;
+  pruned: number;
+  kept: number;
+  kept_for_replay: number;
+  kept_for_drift: number;
+  kept_started_late: number;
+  floor_hours: number;
+  batches: number;
+}
+
+export function pruneAnswer(r: PruneResult): PruneAnswer {
+  return {
+    before: new Date(r.before).toISOString(),
+    pruned: r.pruned,
+    kept: r.kept,
+    kept_for_replay: r.keptForReplay,
+    kept_for_drift: r.keptForDrift,
+    kept_started_late: r.keptStartedLate,
+    floor_hours: r.floorMs / 3_600_000,
+    batches: r.batches,
+  };
 }
 
 export interface RetentionDeps {
@@ -84,21 +120,34 @@ export class RequestRetention {
     const before = Math.min(now - olderThanMs, now - 2 * ttl);
     const covered = new Map<string, SnapshotCoverage>();
     for (const s of this.deps.store.snapshotCoverage()) if (s.version === SNAPSHOT_VERSION) covered.set(s.scope, s);
-    const prunable = (c: PruneCandidate): boolean => {
-      if (c.seq === null) return true;
+    /** Why a request old enough is kept, or null: it goes. */
+    const keptFor = (c: PruneCandidate): 'replay' | 'startedLate' | 'drift' | null => {
+      if (c.seq === null) return null;
       const snap = covered.get(c.scope);
-      if (!snap || c.seq > snap.seq || c.startedAt === null || c.startedAt >= before) return false;
+      if (!snap || c.seq > snap.seq) return 'replay';
+      if (c.startedAt === null || c.startedAt >= before) return 'startedLate';
       // The live state's latest call (after the snapshot too), and the history's.
       const live = Math.max(snap.liveLastStart ?? -Infinity, snap.latestStart ?? -Infinity);
-      for (const last of [live, snap.historyLastStart ?? -Infinity]) if (Number.isFinite(last) && c.startedAt >= last - ttl) return false;
-      return true;
+      for (const last of [live, snap.historyLastStart ?? -Infinity]) if (Number.isFinite(last) && c.startedAt >= last - ttl) return 'drift';
+      return null;
     };
-    const result: PruneResult = { before, pruned: 0, kept: 0, batches: 0 };
+    const result: PruneResult = { before, floorMs: 2 * ttl, pruned: 0, kept: 0, keptForReplay: 0, keptForDrift: 0, keptStartedLate: 0, batches: 0 };
+    // Counted per batch, and added once it is committed (a batch that fails is rolled back whole).
+    let why = { replay: 0, drift: 0, startedLate: 0 };
+    const prunable = (c: PruneCandidate): boolean => {
+      const reason = keptFor(c);
+      if (reason) why[reason]++;
+      return reason === null;
+    };
     for (const tenantId of this.deps.store.tenantIds()) {
       let after: RequestCursor | null = null;
       do {
+        why = { replay: 0, drift: 0, startedLate: 0 };
         const batch = this.deps.store.pruneBatch({ tenantId, before, after, limit: PRUNE_BATCH }, prunable);
         result.batches++;
+        result.keptForReplay += why.replay;
+        result.keptForDrift += why.drift;
+        result.keptStartedLate += why.startedLate;
         result.pruned += batch.pruned.length;
         result.kept += batch.read - batch.pruned.length;
         if (batch.pruned.length) this.deps.forget?.(batch.pruned);

@@ -15,9 +15,9 @@ const run = (args: string[], env: Record<string, string> = {}) => runNode([BIN, 
 const start = startService;
 
 /** A data directory whose database holds `reported` reconciled calls and one call never reported, all a year old. */
-async function oldHistory(data: string, reported: number): Promise<{ ids: string[]; lost: string; key: string }> {
+async function oldHistory(data: string, reported: number, ageMs = 365 * 86_400_000): Promise<{ ids: string[]; lost: string; key: string }> {
   mkdirSync(data, { recursive: true });
-  const t = createTestApp({ databasePath: join(data, 'prefix-handles.db'), clock: new FakeClock(Date.now() - 365 * 86_400_000), config: { scopeSnapshotEvery: 2 } });
+  const t = createTestApp({ databasePath: join(data, 'prefix-handles.db'), clock: new FakeClock(Date.now() - ageMs), config: { scopeSnapshotEvery: 2 } });
   const { client, key } = t.tenant();
   const sys = (await client.post('/v1/artifacts', { kind: 'system', content: LONG_SYSTEM })).json.id as string;
   const ids: string[] = [];
@@ -51,7 +51,9 @@ describe('prefix-handles prune', () => {
     const offline = await run(['prune', '--older-than', '30d', '--offline', '--data-dir', data]);
     expect(offline.code, offline.err).toBe(0);
     // The never-reported call goes; of the four reconciled, all are within a day of their scope's latest call: kept.
-    expect(offline.out).toMatch(/^pruned 1 request rendered before \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ, in 1 batch\nkept 4 old enough but still needed/);
+    expect(offline.out).toMatch(
+      /^pruned 1 request rendered before \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ, in 1 batch\nkept 4 requests older than 30 days, still needed: 4 started within 24 h of their scope's latest call \(a drift is located against them\); nothing younger than 48 h is ever pruned \(twice the catalog's longest cache TTL, 24 h: a late report, or a write whose premium may still be read, must find its request\)\n$/,
+    );
 
     const service = await start(data, { PH_ADMIN_KEY: ADMIN_KEY, PH_LOG: 'json' });
     try {
@@ -60,7 +62,7 @@ describe('prefix-handles prune', () => {
       expect((await fetch(`${service.url}/v1/requests/${ids[0]}`, { headers: { authorization: `Bearer ${key}` } })).status).toBe(200);
       const online = await run(['prune', '--older-than', '30d', '--json'], { PH_URL: service.url, PH_ADMIN_KEY: ADMIN_KEY });
       expect(online.code, online.err).toBe(0);
-      expect(JSON.parse(online.out)).toMatchObject({ pruned: 0, kept: 4, batches: 1 });
+      expect(JSON.parse(online.out)).toMatchObject({ pruned: 0, kept: 4, kept_for_replay: 0, kept_for_drift: 4, kept_started_late: 0, floor_hours: 48, batches: 1 });
       // A tenant's key is not the admin key.
       expect((await run(['prune', '--older-than', '30d', '--key', key], { PH_URL: service.url })).code).toBe(1);
       // One log line per run.
@@ -68,6 +70,29 @@ describe('prefix-handles prune', () => {
       expect(service.output()).toMatch(/"msg":"pruned requests","before":"[^"]+","pruned":0,"kept":4,"batches":1/);
     } finally {
       expect(await service.stop()).toBe(0);
+    }
+  }, 60_000);
+
+  it('an age under the 48 h floor says so: what it kept, from when, and why', async () => {
+    const data = join(dir, 'young');
+    // A day and a half old: past the day asked for, within the floor.
+    const { lost } = await oldHistory(data, 2, 36 * 3_600_000);
+    const r = await run(['prune', '--older-than', '1d', '--offline', '--data-dir', data]);
+    expect(r.code, r.err).toBe(0);
+    const [pruned, kept, rest] = r.out.split('\n');
+    expect(pruned).toMatch(/^pruned 0 requests rendered before (\S+), in 1 batch$/);
+    const before = /before (\S+),/.exec(pruned!)![1]!;
+    // The horizon is the floor's, 48 h back, not the day asked for.
+    expect(Math.abs(Date.parse(before) - (Date.now() - 48 * 3_600_000))).toBeLessThan(3_600_000);
+    expect(kept).toBe(
+      `kept every request rendered after ${before}: nothing younger than 48 h is pruned, whatever --older-than says (twice the catalog's longest cache TTL, 24 h: a late report, or a write whose premium may still be read, must find its request); and no older one`,
+    );
+    expect(rest).toBe('');
+    const t = createTestApp({ databasePath: join(data, 'prefix-handles.db') });
+    try {
+      expect(t.store.requestExists(lost)).toBe(true);
+    } finally {
+      t.close();
     }
   }, 60_000);
 });

@@ -125,7 +125,8 @@ describe('request retention', () => {
     const res = await prune(h.t, 30);
     expect(res.status, res.text).toBe(200);
     // The snapshot covers the first 20 reconciliations: the 21st to 23rd are replayed at a start, so kept.
-    expect(res.json).toMatchObject({ pruned: 21, kept: 3 });
+    expect(res.json).toMatchObject({ pruned: 21, kept: 3, kept_for_replay: 3, kept_for_drift: 0, kept_started_late: 0, floor_hours: 48 });
+    expect(res.json.before).toBe(new Date(h.clock.now() - 30 * DAY_MS).toISOString());
     expect(detailRows(h.t, [...h.ids.slice(0, 20), lost.request_id])).toEqual({ requests: 0, reconciliations: 0, summaries: 0, lines: 0, inline: 0, handles: 0 });
     expect(detailRows(h.t, h.ids.slice(20)).requests).toBe(4);
     // Rollups and drift findings stay: every report is the same.
@@ -191,7 +192,7 @@ describe('request retention', () => {
     const lost = await renderAnthropic(h.client, { prefix: [h.sys], messages: [{ role: 'user', content: 'never reported' }] });
     h.clock.advance(40 * DAY_MS);
     // No snapshot: every reconciled request is replayed at a start. The rendered one goes.
-    expect((await prune(h.t, 30)).json).toMatchObject({ pruned: 1, kept: 6 });
+    expect((await prune(h.t, 30)).json).toMatchObject({ pruned: 1, kept: 6, kept_for_replay: 6, kept_for_drift: 0 });
     expect(h.t.store.requestExists(lost.request_id)).toBe(false);
     h.t.close();
 
@@ -200,8 +201,22 @@ describe('request retention', () => {
     const g = await start('old.sqlite', 5);
     await calls(g, 10);
     g.clock.advance(40 * DAY_MS);
-    expect((await prune(g.t, 30)).json).toMatchObject({ pruned: 0, kept: 10 });
+    expect((await prune(g.t, 30)).json).toMatchObject({ pruned: 0, kept: 10, kept_for_replay: 0, kept_for_drift: 10 });
     g.t.close();
+  });
+
+  it('never prunes within its floor, twice the catalog\'s longest cache TTL (48 h): an age of one day considers only requests rendered 48 h ago and before, and says so', async () => {
+    const h = await start('floor.sqlite', 0);
+    const rendered = async () => (await renderAnthropic(h.client, { prefix: [h.sys], messages: [{ role: 'user', content: `never reported ${h.clock.now()}` }] })).request_id;
+    const old = await rendered();
+    h.clock.advance(47 * 3_600_000);
+    // 47 hours old: past the day asked for, within the floor.
+    const young = await rendered();
+    h.clock.advance(2 * 3_600_000);
+    const res = await prune(h.t, 1);
+    expect(res.json).toMatchObject({ pruned: 1, kept: 0, floor_hours: 48, before: new Date(h.clock.now() - 48 * 3_600_000).toISOString() });
+    expect([h.t.store.requestExists(old), h.t.store.requestExists(young)]).toEqual([false, true]);
+    h.t.close();
   });
 
   it('prunes by itself past PH_REQUEST_RETENTION_DAYS: a minute after the start, then every hour; never with 0', async () => {

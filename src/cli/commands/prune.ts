@@ -1,3 +1,4 @@
+import type { PruneAnswer } from '../../domain/retention';
 import { ADMIN_HELP, ADMIN_OPTIONS, openAdmin } from '../admin';
 import { when } from '../table';
 import { UsageError, type Command } from '../command';
@@ -9,11 +10,11 @@ export const prune: Command = {
 
 Deletes the requests rendered more than N days ago (N at least 1), with their
 reconciliation, summary, inline texts and index by handle, in transactions of at
-most 1,000 requests, and prints how many went and how many were kept. Reports read
-rollups, which stay: their figures do not change. Kept though old enough: requests
-reconciled after their cache scope's latest snapshot (a start replays them), and
-those started within the catalog's longest cache TTL of their scope's latest call;
-nothing started within twice that TTL of now. GET /v1/requests/{id} of a pruned
+most 1,000 requests, and prints how many went, then what was kept and why. Reports
+read rollups, which stay: their figures do not change. Kept though old enough:
+requests reconciled after their cache scope's latest snapshot (a start replays
+them), and those started within the catalog's longest cache TTL of their scope's
+latest call; nothing rendered within twice that TTL of now (48 h), whatever N is. GET /v1/requests/{id} of a pruned
 request answers 404 request_pruned. The service prunes by itself with
 PH_REQUEST_RETENTION_DAYS. The file does not shrink: SQLite reuses the freed pages
 (VACUUM, with the service stopped, returns them to the file system).
@@ -34,8 +35,7 @@ ${ADMIN_HELP}
       process.stdout.write(
         values.json
           ? `${JSON.stringify(r, null, 2)}\n`
-          : `pruned ${r.pruned} request${r.pruned === 1 ? '' : 's'} rendered before ${when(r.before)}, in ${r.batches} batch${r.batches === 1 ? '' : 'es'}\n` +
-              (r.kept ? `kept ${r.kept} old enough but still needed (reconciled after their scope's snapshot, or within a cache TTL of its latest call)\n` : ''),
+          : `pruned ${r.pruned} request${r.pruned === 1 ? '' : 's'} rendered before ${when(r.before)}, in ${r.batches} batch${r.batches === 1 ? '' : 'es'}\n${keptLine(r, days)}\n`,
       );
     } finally {
       admin.close();
@@ -43,3 +43,28 @@ ${ADMIN_HELP}
     return 0;
   },
 };
+
+/**
+ * What was kept and why, in one line with its figures: the requests younger than the floor (which an age under it
+ * reaches into: `--older-than 1d` kept a day more than asked, without a word), and each reason an older one stays.
+ */
+export function keptLine(r: PruneAnswer, days: number): string {
+  const ttl = duration(r.floor_hours / 2);
+  const floor = duration(r.floor_hours);
+  const why = [
+    r.kept_for_replay ? `${r.kept_for_replay} reconciled after their scope's latest snapshot (a start replays them)` : '',
+    r.kept_for_drift ? `${r.kept_for_drift} started within ${ttl} of their scope's latest call (a drift is located against them)` : '',
+    r.kept_started_late ? `${r.kept_started_late} whose call started after ${when(r.before)}` : '',
+  ].filter((s) => s !== '');
+  const still = `still needed: ${why.join(', ')}`;
+  const reason = `twice the catalog's longest cache TTL, ${ttl}: a late report, or a write whose premium may still be read, must find its request`;
+  if (days * 24 < r.floor_hours)
+    return `kept every request rendered after ${when(r.before)}: nothing younger than ${floor} is pruned, whatever --older-than says (${reason}); ${r.kept ? `and ${r.kept} older, ${still}` : 'and no older one'}`;
+  const older = `older than ${days} day${days === 1 ? '' : 's'}`;
+  return `${r.kept ? `kept ${r.kept} request${r.kept === 1 ? '' : 's'} ${older}, ${still}` : `kept no request ${older}`}; nothing younger than ${floor} is ever pruned (${reason})`;
+}
+
+/** Hours as the catalog's TTLs come: whole hours, else minutes. */
+function duration(hours: number): string {
+  return Number.isInteger(hours) ? `${hours} h` : `${Math.round(hours * 60)} min`;
+}

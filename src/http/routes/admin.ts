@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { TenantService } from '../../domain/tenants';
 import { DAY_MS } from '../../domain/clock';
-import type { RequestRetention } from '../../domain/retention';
+import { pruneAnswer, type RequestRetention } from '../../domain/retention';
 import { newRouter } from '../router';
 import { IssuedKeySchema, Label, TenantListSchema, commonErrors, problemResponse, readErrors } from '../schemas';
 
@@ -17,7 +17,11 @@ const PruneResultSchema = z
   .object({
     before: z.string().openapi({ description: 'Requests rendered before this moment were considered (never within twice the catalog\'s longest cache TTL of now).' }),
     pruned: z.number().int().openapi({ description: 'Requests deleted, with their reconciliation, summary, line, inline texts and index by handle.' }),
-    kept: z.number().int().openapi({ description: 'Old enough, but kept: reconciled after their scope\'s latest snapshot (a restart replays them), or within a cache TTL of their scope\'s latest call.' }),
+    kept: z.number().int().openapi({ description: 'Old enough, but kept: the sum of kept_for_replay, kept_for_drift and kept_started_late.' }),
+    kept_for_replay: z.number().int().openapi({ description: 'Reconciled after their cache scope\'s latest snapshot: a restart replays them.' }),
+    kept_for_drift: z.number().int().openapi({ description: 'Started within the catalog\'s longest cache TTL of their scope\'s latest call: a drift is located against them.' }),
+    kept_started_late: z.number().int().openapi({ description: 'Rendered before `before`, but their call started after it.' }),
+    floor_hours: z.number().openapi({ description: 'Nothing rendered within this many hours of now is pruned, whatever the age asked: twice the catalog\'s longest cache TTL (48), so a write premium still to be read, or a late report, finds its request.' }),
     batches: z.number().int().openapi({ description: 'Transactions of at most 1,000 requests each.' }),
   })
   .openapi('PruneResult');
@@ -62,7 +66,7 @@ export function adminRoutes(tenants: TenantService, retention: RequestRetention)
   app.openapi(routes.rotateKey, (c) => c.json(tenants.rotateKey(c.req.valid('param').id), 201));
   app.openapi(routes.prune, async (c) => {
     const r = await retention.prune(c.req.valid('json').older_than_days * DAY_MS);
-    return c.json({ before: new Date(r.before).toISOString(), pruned: r.pruned, kept: r.kept, batches: r.batches }, 200);
+    return c.json(pruneAnswer(r), 200);
   });
   app.openapi(routes.revokeKey, (c) => {
     tenants.revokeKey(c.req.valid('param').id);
