@@ -8,6 +8,8 @@ export type DomainErrorCode =
   | 'version_conflict'
   | 'handle_in_use'
   | 'conflict'
+  /** A tenant's name another tenant already has (compared ignoring case and extra whitespace). */
+  | 'tenant_name_taken'
   /** Preserved thinking: a session's thinking block would be sent under another prefix than it was produced under. */
   | 'thinking_prefix_changed'
   | 'unauthorized'

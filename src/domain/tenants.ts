@@ -17,6 +17,8 @@ export interface IssuedKey {
 export interface TenantListing {
   id: string;
   name: string;
+  /** Other tenants with the same name (made before names were unique), oldest first; empty when it is unique. */
+  same_name_as: string[];
   created_at: string;
   keys: Array<{ id: string; hint: string; created_at: string; revoked_at: string | null }>;
 }
@@ -24,6 +26,15 @@ export interface TenantListing {
 export interface AuthContext {
   tenantId: string;
   keyId: string;
+}
+
+/**
+ * A tenant's name as an operator reads it, for comparison: `Acme`, `acme` and ` acme ` are one name. Unicode NFC,
+ * lower case, surrounding whitespace dropped and each run of whitespace inside read as one space. The name is stored
+ * as given.
+ */
+export function tenantNameKey(name: string): string {
+  return name.normalize('NFC').trim().replace(/\s+/g, ' ').toLowerCase();
 }
 
 export function hashApiKey(secret: string): string {
@@ -46,10 +57,18 @@ export class TenantService {
     private readonly clock: Clock,
   ) {}
 
+  /** Refused when another tenant has the same name (see tenantNameKey): a retried creation must not make a second tenant. */
   createTenant(name: string): IssuedKey {
     const tenantId = newId('tenant');
     const { row, issued } = this.newKey(tenantId);
-    this.store.createTenant({ id: tenantId, name, createdAt: row.createdAt }, row);
+    const wanted = tenantNameKey(name);
+    const taken = this.store.createTenant({ id: tenantId, name, createdAt: row.createdAt }, row, (other) => tenantNameKey(other) === wanted);
+    if (taken)
+      throw new DomainError(
+        'tenant_name_taken',
+        `tenant ${taken.id} is already named ${JSON.stringify(taken.name)} (names are compared ignoring case and extra whitespace): to give it another key, POST /v1/tenants/${taken.id}/keys; else choose another name`,
+        { tenant: taken.id },
+      );
     return issued;
   }
 
@@ -98,9 +117,14 @@ export class TenantService {
   /** Every tenant and its keys: the ids that rotate and revoke take (a key's secret is never kept, only its hint). */
   list(): TenantListing[] {
     const iso = (ms: number) => new Date(ms).toISOString();
-    return this.store.listTenants().map(({ tenant, keys }) => ({
+    const listed = this.store.listTenants();
+    // Tenants duplicated by versions before names were unique: each names the others, so the operator finds them.
+    const byName = new Map<string, string[]>();
+    for (const { tenant } of listed) byName.set(tenantNameKey(tenant.name), [...(byName.get(tenantNameKey(tenant.name)) ?? []), tenant.id]);
+    return listed.map(({ tenant, keys }) => ({
       id: tenant.id,
       name: tenant.name,
+      same_name_as: byName.get(tenantNameKey(tenant.name))!.filter((id) => id !== tenant.id),
       created_at: iso(tenant.createdAt),
       keys: keys.map((k) => ({ id: k.id, hint: k.hint, created_at: iso(k.createdAt), revoked_at: k.revokedAt === null ? null : iso(k.revokedAt) })),
     }));

@@ -191,6 +191,7 @@ export const TenantListSchema = z
       z.object({
         id: z.string(),
         name: z.string(),
+        same_name_as: z.array(z.string()).openapi({ description: 'Other tenants with the same name (compared ignoring case and extra whitespace), oldest first: made before names were unique. Empty when the name is unique.' }),
         created_at: z.string(),
         keys: z.array(
           z.object({

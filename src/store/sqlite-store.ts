@@ -339,12 +339,20 @@ export class SqliteStore implements Store {
     });
   }
 
-  createTenant(tenant: TenantRow, key: ApiKeyRow): void {
-    // better-sqlite3 transactions must be synchronous: no awaits inside.
-    this.db.transaction((tx) => {
-      tx.insert(tenants).values(tenant).run();
-      tx.insert(apiKeys).values(key).run();
-    });
+  createTenant(tenant: TenantRow, key: ApiKeyRow, sameName: (name: string) => boolean): TenantRow | undefined {
+    // better-sqlite3 transactions must be synchronous: no awaits inside. Immediate: the write lock is taken before the
+    // names are read, so no other connection inserts one between the check and the insert. (No unique index: names
+    // are compared as people read them, and tenants duplicated by earlier versions must go on working.)
+    return this.db.transaction(
+      (tx) => {
+        const taken = tx.select().from(tenants).orderBy(asc(tenants.createdAt), sql`rowid`).all().find((t) => sameName(t.name));
+        if (taken) return taken;
+        tx.insert(tenants).values(tenant).run();
+        tx.insert(apiKeys).values(key).run();
+        return undefined;
+      },
+      { behavior: 'immediate' },
+    );
   }
 
   getTenant(id: string): TenantRow | undefined {

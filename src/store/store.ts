@@ -287,7 +287,11 @@ export interface SnapshotCoverage {
 }
 
 export interface Store {
-  createTenant(tenant: TenantRow, key: ApiKeyRow): void;
+  /**
+   * Inserts the tenant and its first key, unless a tenant `sameName` accepts the name of exists: that tenant (the
+   * oldest such) is returned and nothing is written. Checked and inserted in one immediate transaction.
+   */
+  createTenant(tenant: TenantRow, key: ApiKeyRow, sameName: (name: string) => boolean): TenantRow | undefined;
   getTenant(id: string): TenantRow | undefined;
   /** Every tenant, oldest first, with its keys (oldest first). */
   listTenants(): Array<{ tenant: TenantRow; keys: ApiKeyRow[] }>;

@@ -1,10 +1,11 @@
 // `prefix-handles tenants` and `keys` as operators run them: the CLI entry as a child process, against the service
 // run as a child process (src/main.ts) on a real data directory, and with --offline on its database file.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, runNode, startService, type ServiceProcess } from '../helpers/processes';
+import { createTestApp } from '../helpers/app';
 
 const ADMIN_KEY = 'an-operator-admin-key-4567';
 
@@ -178,5 +179,26 @@ describe('tenants and keys --offline, on the database file', () => {
     expect(revokedHeld.err).toContain(`${join(data, 'api-key')} holds the key just revoked: commands that read it get 401`);
     expect(readFileSync(join(data, 'api-key'), 'utf8').trim()).toBe(fresh.api_key);
     expect([revokedOther.code, revokedOther.err]).toEqual([0, '']);
+  });
+});
+
+describe('tenants that share a name', () => {
+  it('the list names them after the table (made before names were unique); creating that name again is refused naming the oldest', async () => {
+    const data = join(dir, 'shared-names');
+    mkdirSync(data);
+    const t = createTestApp({ databasePath: join(data, 'prefix-handles.db') });
+    // As an earlier version let them be made.
+    const old = t.tenant('Initech');
+    t.sqlite.prepare("update tenants set name = 'initech ' where id = ?").run(t.tenant('Initrode').id);
+    const other = t.tenant('Umbrella');
+    const later = t.sqlite.prepare('select id from tenants where name = ?').pluck().get('initech ') as string;
+    t.close();
+    const cli = (args: string[]) => run([BIN, ...args, '--offline', '--data-dir', data]);
+    const listed = await cli(['tenants']);
+    expect(listed.code, listed.err).toBe(0);
+    expect(listed.out.trimEnd().split('\n').at(-1)).toBe(`1 name shared by several tenants (made before tenant names were unique; each works on its own keys): Initech: ${old.id}, ${later}`);
+    expect(listed.out).not.toContain(`Umbrella: ${other.id}`);
+    const again = await cli(['tenants', 'create', 'INITECH']);
+    expect([again.code, again.err]).toEqual([1, `tenant_name_taken: tenant ${old.id} is already named "Initech" (names are compared ignoring case and extra whitespace): to give it another key, POST /v1/tenants/${old.id}/keys; else choose another name\n`]);
   });
 });

@@ -12,6 +12,9 @@ const catalog = new ModelCatalog(loadCatalog());
 
 export const ADMIN_KEY = 'test-admin-key-0123456789';
 
+/** Tenant names are unique: each unnamed tenant gets a name of its own (across apps on one database file too). */
+let unnamed = 0;
+
 export interface TestApp {
   app: ReturnType<typeof createApp>;
   services: ReturnType<typeof createServices>;
@@ -49,8 +52,8 @@ export function createTestApp(opts: { config?: Partial<Config>; databasePath?: s
     sqlite: opened.sqlite,
     store: deps.store,
     close: () => opened.close(),
-    tenant(name = 'test') {
-      const issued = services.tenants.createTenant(name);
+    tenant(name) {
+      const issued = services.tenants.createTenant(name ?? `test ${++unnamed}`);
       return { id: issued.tenant, key: issued.api_key, client: clientFor(app, issued.api_key) };
     },
   };

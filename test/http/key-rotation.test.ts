@@ -93,7 +93,7 @@ describe('key rotation', () => {
     try {
       await fc.assert(
         fc.asyncProperty(fc.array(op, { maxLength: 12 }), async (ops) => {
-          const first = t.tenant('model');
+          const first = t.tenant();
           const model: Array<{ id: string; secret: string; valid: boolean }> = [{ id: keysOf(t, first.id)[0]!.id, secret: first.key, valid: true }];
           for (const o of ops) {
             t.clock.advance(1);

@@ -24,7 +24,7 @@ export interface Seeded {
 }
 
 export async function seed(t: TestApp): Promise<Seeded> {
-  const { client, key, id: tenantId } = t.tenant('dashboard');
+  const { client, key, id: tenantId } = t.tenant();
   const tools = await mintTools(client);
   const sys = await mintSystem(client, LONG_SYSTEM);
   const doc = await mintArtifact(client, 'document', DOC_TEXT, { name: HOSTILE });

@@ -1,7 +1,7 @@
 import type { TenantListing } from '../../domain/tenants';
 import { ADMIN_HELP, ADMIN_OPTIONS, openAdmin, printIssued } from '../admin';
 import { UsageError, type Command } from '../command';
-import { table, when } from '../table';
+import { printable, table, when } from '../table';
 
 export const tenants: Command = {
   name: 'tenants',
@@ -14,7 +14,10 @@ list (the default): every tenant, oldest first, with a row per key: its id (what
 when it was created and revoked. A key's secret is never stored, so never shown.
 
 create: a tenant and its first API key. The key is printed this once: the service
-keeps only its hash. Store it now.
+keeps only its hash. Store it now. A name another tenant has is refused
+(tenant_name_taken, naming it), compared ignoring case and extra whitespace: a
+create retried after a timeout makes no second tenant. Tenants that share a name
+(made by versions before names were unique) are named after the list.
 
 ${ADMIN_HELP}`,
   options: ADMIN_OPTIONS,
@@ -57,5 +60,9 @@ function listText(listed: TenantListing[]): string {
   const keys = listed.reduce((n, t) => n + t.keys.length, 0);
   const revoked = listed.reduce((n, t) => n + t.keys.filter((k) => k.revoked_at !== null).length, 0);
   const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
-  return `${table(['tenant', 'name', 'key', 'hint', 'created', 'status'], rows)}\n\n${plural(listed.length, 'tenant')}, ${plural(keys, 'key')} (${revoked} revoked)`;
+  // Made before names were unique: each group once, under the name its oldest tenant has.
+  const shared = listed.filter((t) => t.same_name_as.length > 0 && t.same_name_as.every((id) => listed.findIndex((o) => o.id === id) > listed.indexOf(t)));
+  const groups = shared.map((t) => `${printable(t.name)}: ${[t.id, ...t.same_name_as].join(', ')}`);
+  const note = groups.length ? `\n${plural(groups.length, 'name')} shared by several tenants (made before tenant names were unique; each works on its own keys): ${groups.join('; ')}` : '';
+  return `${table(['tenant', 'name', 'key', 'hint', 'created', 'status'], rows)}\n\n${plural(listed.length, 'tenant')}, ${plural(keys, 'key')} (${revoked} revoked)${note}`;
 }

@@ -30,7 +30,7 @@ const routes = {
   createTenant: createRoute({
     method: 'post', path: '/v1/tenants', tags: ['admin'], summary: 'Create a tenant and its first API key', security,
     request: { body: { content: { 'application/json': { schema: z.strictObject({ name: Label }) } }, required: true } },
-    responses: { 201: issued('The tenant and its key (shown once)'), ...commonErrors },
+    responses: { 201: issued('The tenant and its key (shown once)'), ...commonErrors, 409: problemResponse('tenant_name_taken: another tenant has this name (compared ignoring case and extra whitespace); `tenant` names it') },
   }),
   listTenants: createRoute({
     method: 'get', path: '/v1/tenants', tags: ['admin'], summary: 'List the tenants and their keys (ids and hints, never a secret)', security,
