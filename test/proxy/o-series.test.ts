@@ -137,7 +137,7 @@ describe.each(['o3', 'o4-mini'] as const)('%s through the proxy', (model) => {
 describe('the o-series in the model lists', () => {
   it("GET /v1/models serves their entries; the simulator's OpenAI model list (through the proxy) names them", async () => {
     const { json } = await h.tenant.client.get('/v1/models');
-    expect(json.version).toBe('2026-12-05.1');
+    expect(json.version).toBe('2026-12-05.2');
     const byId = new Map((json.models as Array<{ id: string }>).map((m) => [m.id, m]));
     expect(byId.get('o3')).toMatchObject({ provider: 'openai', match: ['o3', 'o3-2025-04-16'], tokenizer: 'o200k_base', price: { inputPerMTok: 2, outputPerMTok: 8 }, cache: { readMultiplier: 0.25, minTokens: 1024 } });
     expect(byId.get('o4-mini')).toMatchObject({ provider: 'openai', match: ['o4-mini*'], price: { inputPerMTok: 1.1, outputPerMTok: 4.4 }, cache: { readMultiplier: 0.25 } });

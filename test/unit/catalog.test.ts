@@ -50,7 +50,7 @@ describe('bundled catalog.json', () => {
   it('validates against catalogSchema and loads with its version', () => {
     const result = catalogSchema.safeParse(bundledJson());
     expect(result.success, result.success ? '' : JSON.stringify(result.error.issues, null, 2)).toBe(true);
-    expect(loadCatalog().version).toBe('2026-12-05.1');
+    expect(loadCatalog().version).toBe('2026-12-05.2');
   });
 
   it("carries Anthropic's tool-use system prompt per model as 'Tool use with Claude' tabulates it, and none elsewhere", () => {
@@ -181,8 +181,70 @@ describe('ModelCatalog.lookup', () => {
     // Flash-Lite is its own entry, not 3.5 Flash at five times the price.
     expect(gemini('gemini-3.5-flash-lite')).toEqual({ id: 'gemini-3.5-flash-lite', fallback: false, minTokens: 4096, input: 0.3, read: 0.1 });
     expect(catalog.lookup('gemini-3.5-flash-lite').entry.price.outputPerMTok).toBe(2.5);
-    // Not priced from a source yet: the provider's default, flagged.
-    expect(gemini('gemini-3.1-flash-lite').fallback).toBe(true);
+    // 3.1 Flash-Lite (and its shut-down preview's name) is its own entry from 2026-12-05.2, not 2.5 Flash flagged.
+    for (const name of ['gemini-3.1-flash-lite', 'gemini-3.1-flash-lite-preview', 'models/gemini-3.1-flash-lite'])
+      expect(gemini(name), name).toEqual({ id: 'gemini-3.1-flash-lite', fallback: false, minTokens: 4096, input: 0.25, read: 0.1 });
+    expect(gemini('google/gemini-3.1-flash-lite', 'openai').id).toBe('gemini-3.1-flash-lite');
+    expect(catalog.lookup('gemini-3.1-flash-lite').entry.price).toEqual({ currency: 'USD', inputPerMTok: 0.25, outputPerMTok: 1.5 });
+    // Its neighbours keep theirs: 3.1 Pro is not captured, nor 3.5 Flash-Lite.
+    expect(gemini('gemini-3.1-pro').id).toBe('gemini-3.1-pro');
+    expect(gemini('gemini-3.5-flash-lite').id).toBe('gemini-3.5-flash-lite');
+    // 2.0 Flash-Lite has no entry (no price read): it still matches 2.0 Flash's prefix pattern.
+    expect(gemini('gemini-2.0-flash-lite').id).toBe('gemini-2.0-flash');
+  });
+
+  it("resolves the GPT-5.x models by their own entries, each id to its model and not a broader pattern's, the rest still flagged as gpt-5", () => {
+    const g = (name: string, provider?: 'openai') => {
+      const { entry, fallback } = catalog.lookup(name, provider);
+      return { id: entry.id, fallback, input: entry.price.inputPerMTok, output: entry.price.outputPerMTok, read: entry.cache.readMultiplier, ttls: entry.cache.ttls.map((t) => t.name), defaultTtl: entry.cache.defaultTtl };
+    };
+    const both = ['5m', '24h'];
+    // $ per million: input, cached input, output; the retentions the prompt caching guide gives each (checked 2026-12-05).
+    const table: Array<[string[], string, number, number, number, string[]]> = [
+      [['gpt-5-pro', 'gpt-5-pro-2025-10-06'], 'gpt-5-pro', 15, 15, 120, ['5m']],
+      [['gpt-5.1', 'gpt-5.1-2025-11-13', 'openai/gpt-5.1'], 'gpt-5.1', 1.25, 0.125, 10, both],
+      [['gpt-5.2', 'gpt-5.2-2025-12-11', 'gpt-5.2-codex'], 'gpt-5.2', 1.75, 0.175, 14, both],
+      [['gpt-5.3-codex'], 'gpt-5.3-codex', 1.75, 0.175, 14, both],
+      [['gpt-5.4', 'gpt-5.4-2026-03-05'], 'gpt-5.4', 2.5, 0.25, 15, both],
+      [['gpt-5.4-mini', 'gpt-5.4-mini-2026-03-17', 'openai/gpt-5.4-mini'], 'gpt-5.4-mini', 0.75, 0.075, 4.5, ['5m']],
+      [['gpt-5.4-nano', 'gpt-5.4-nano-2026-03-17'], 'gpt-5.4-nano', 0.2, 0.02, 1.25, ['5m']],
+      [['gpt-5.4-pro', 'gpt-5.4-pro-2026-03-05'], 'gpt-5.4-pro', 30, 30, 180, ['5m']],
+      [['gpt-5.5', 'gpt-5.5-2026-04-23'], 'gpt-5.5', 5, 0.5, 30, ['24h']],
+      [['gpt-5.5-pro', 'gpt-5.5-pro-2026-04-23'], 'gpt-5.5-pro', 30, 30, 180, ['24h']],
+    ];
+    for (const [names, id, input, cached, output, ttls] of table) {
+      for (const name of names) {
+        for (const provider of [undefined, 'openai'] as const) {
+          const got = g(name, provider);
+          expect(got, name).toMatchObject({ id, fallback: false, input, output, ttls, defaultTtl: ttls[0] });
+          expect(got.read * input, name).toBeCloseTo(cached, 12);
+        }
+        const entry = catalog.lookup(name).entry;
+        expect(entry, name).toMatchObject({
+          provider: 'openai',
+          tokenizer: 'o200k_base',
+          cache: { mode: 'automatic', minTokens: 1024, granularity: { first: 1024, step: 128 }, refreshOnHit: true, writesBilled: false, acceptsBreakpoints: false },
+          checked: '2026-12-05',
+          source: `https://developers.openai.com/api/docs/models/${id}`,
+        });
+        // A million of each below the long-context threshold: the cached rate, the input rate, the output rate.
+        expect(costOf(entry, { uncached: 100_000, cacheRead: 100_000, cacheWrite: {}, output: 1_000_000 }), name).toBeCloseTo((input + cached) / 10 + output, 9);
+      }
+    }
+    // gpt-5.4 and gpt-5.5 bill a prompt over 272K tokens whole at the long-context rates; one token less at the base.
+    const long = (id: string, prompt: number) => costOf(catalog.byId(id)!, { uncached: prompt, cacheRead: 0, cacheWrite: {}, output: 1_000_000 });
+    expect(long('gpt-5.4', 272_000)).toBeCloseTo(0.272 * 2.5 + 15, 9);
+    expect(long('gpt-5.4', 272_001)).toBeCloseTo(0.272001 * 5 + 22.5, 9);
+    expect(long('gpt-5.5', 272_001)).toBeCloseTo(0.272001 * 10 + 45, 9);
+    // The pro models have no cached-input price: a read is billed as plain input, and the notes say so.
+    for (const id of ['gpt-5-pro', 'gpt-5.4-pro', 'gpt-5.5-pro']) expect(catalog.byId(id)!.notes, id).toMatch(/No cached-input price/);
+    // The old entries next to them keep their names: gpt-5 and its snapshot, chat and codex names; mini, nano; 5.6.
+    for (const [name, id] of [['gpt-5', 'gpt-5'], ['gpt-5-2025-08-07', 'gpt-5'], ['gpt-5-chat-latest', 'gpt-5'], ['gpt-5-codex', 'gpt-5'], ['gpt-5-mini', 'gpt-5-mini'], ['gpt-5-nano-2025-08-07', 'gpt-5-nano'], ['gpt-5.6', 'gpt-5.6-sol'], ['gpt-5.6-luna', 'gpt-5.6-luna']])
+      expect(g(name), name).toMatchObject({ id, fallback: false });
+    expect(catalog.byId('gpt-5')!.notes).toMatch(/shuts down 2026-12-11/);
+    // Names with no price read stay the flagged default, not captured by a neighbour's pattern.
+    for (const name of ['gpt-5.1-codex', 'gpt-5.1-codex-mini', 'gpt-5.1-chat-latest', 'gpt-5.2-pro', 'gpt-5.2-chat-latest', 'gpt-5.3-codex-spark', 'gpt-5.5-cyber-preview', 'gpt-5.7'])
+      expect(g(name, 'openai'), name).toMatchObject({ id: 'gpt-5', fallback: true });
   });
 
   it("resolves OpenAI's o-series by the pricing page's rates and the prompt caching guide's rules, not as the gpt-5 default", () => {
@@ -371,7 +433,7 @@ describe('loadCatalog with an operator override', () => {
     });
 
     const merged = loadCatalog(file);
-    expect(merged.version).toBe(`2026-12-05.1+${basename(file)}`);
+    expect(merged.version).toBe(`2026-12-05.2+${basename(file)}`);
 
     const catalog = new ModelCatalog(merged);
     const sonnet = catalog.lookup('claude-sonnet-4-5-20250929').entry;
@@ -384,7 +446,7 @@ describe('loadCatalog with an operator override', () => {
 
   it('uses the override version when the file declares one', () => {
     const file = writeOverride({ version: 'ops-7', models: [] });
-    expect(loadCatalog(file).version).toBe('2026-12-05.1+ops-7');
+    expect(loadCatalog(file).version).toBe('2026-12-05.2+ops-7');
   });
 
   it('throws naming the file and every failing path', () => {
