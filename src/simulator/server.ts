@@ -170,6 +170,7 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     const thinkingRead = anthropicThinking(api.format, body, entry);
     const { blocks, totalTokens, lastInput } = blocksFromRequest(api.format, body, count, toolCosts(api.format, entry.tokenizer, entry), thinkingRead.filter);
     if (api.format === 'anthropic') checkAnthropicBreakpoints(blocks, entry.cache.maxBreakpoints ?? 4);
+    if (api.provider === 'openai') checkRetention(body, entry.cache);
     // The reasoning state a tool loop must send back (reasoning.ts): refused before the cache is touched.
     const reasoningProblem =
       api.format === 'anthropic'
@@ -577,6 +578,15 @@ function choiceCount(body: Json): number {
 function retentionOf(api: Api, body: Json, entry: ModelEntry): string | null {
   const retention = api.provider === 'openai' ? body.prompt_cache_retention : undefined;
   return typeof retention === 'string' && entry.cache.ttls.some((t) => t.name === retention) ? retention : null;
+}
+
+/**
+ * A model whose only retention is the extended one (GPT-5.5 and newer but GPT-5.6: catalog ttls `24h` alone) refuses
+ * `prompt_cache_retention: "in_memory"` with OpenAI's 400 (community.openai.com/t/1387096); "24h" or none is its default.
+ */
+function checkRetention(body: Json, rules: CacheRules): void {
+  if (body.prompt_cache_retention !== 'in_memory' || !rules.ttls.every((t) => t.name === '24h')) return;
+  throw new Failure(400, 'This model is compatible only with 24h extended prompt caching', { type: 'invalid_request_error', param: 'prompt_cache_retention', code: 'invalid_parameter' });
 }
 
 /** What Anthropic refuses with a 400: more breakpoints than it allows, or a 1h breakpoint after a 5m one. */

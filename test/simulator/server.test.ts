@@ -479,6 +479,30 @@ describe('OpenAI /v1/chat/completions', () => {
     }
   });
 
+  it("gpt-5.5 keeps a prefix a day by default and refuses prompt_cache_retention 'in_memory'; gpt-5.4 takes both", async () => {
+    // gpt-5.5's only retention is the extended one: with '24h' or none, a call half an hour on still reads.
+    for (const retention of ['24h', undefined]) {
+      const key = newKey();
+      const body = { ...chatBody('gpt-5.5', 'Retained a day?'), ...(retention ? { prompt_cache_retention: retention } : {}) };
+      const prefix = blocksOf('openai-chat', body).totalTokens;
+      await json(await post('/v1/chat/completions', body, openaiHeaders(key)));
+      clock.t += 30 * MINUTE;
+      const later = await json(await post('/v1/chat/completions', body, openaiHeaders(key)));
+      expect(later.usage.prompt_tokens_details.cached_tokens, String(retention)).toBe(openaiCached(prefix));
+    }
+    const refused = await post('/v1/chat/completions', { ...chatBody('gpt-5.5', 'In memory?'), prompt_cache_retention: 'in_memory' }, openaiHeaders(newKey()));
+    expect(refused.status).toBe(400);
+    expect(await refused.json()).toEqual({
+      error: { message: 'This model is compatible only with 24h extended prompt caching', type: 'invalid_request_error', param: 'prompt_cache_retention', code: 'invalid_parameter' },
+    });
+    // gpt-5.4 (and older) takes 'in_memory', its default: the prefix is gone half an hour on.
+    const key = newKey();
+    const body = { ...chatBody('gpt-5.4', 'In memory.'), prompt_cache_retention: 'in_memory' };
+    await json(await post('/v1/chat/completions', body, openaiHeaders(key)));
+    clock.t += 30 * MINUTE;
+    expect((await json(await post('/v1/chat/completions', body, openaiHeaders(key)))).usage.prompt_tokens_details.cached_tokens).toBe(0);
+  });
+
   it('streams chunks with usage null, a final usage chunk and [DONE] when include_usage is set', async () => {
     const [plain, streamed] = [newKey(), newKey()];
     const body = chatBody('gpt-4o', 'Stream me an answer please, with several words');
