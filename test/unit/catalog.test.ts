@@ -239,7 +239,7 @@ describe('ModelCatalog.lookup', () => {
     // The pro models have no cached-input price: a read is billed as plain input, and the notes say so.
     for (const id of ['gpt-5-pro', 'gpt-5.4-pro', 'gpt-5.5-pro']) expect(catalog.byId(id)!.notes, id).toMatch(/No cached-input price/);
     // The old entries next to them keep their names: gpt-5 and its snapshot, chat and codex names; mini, nano; 5.6.
-    for (const [name, id] of [['gpt-5', 'gpt-5'], ['gpt-5-2025-08-07', 'gpt-5'], ['gpt-5-chat-latest', 'gpt-5'], ['gpt-5-codex', 'gpt-5'], ['gpt-5-mini', 'gpt-5-mini'], ['gpt-5-nano-2025-08-07', 'gpt-5-nano'], ['gpt-5.6', 'gpt-5.6-sol'], ['gpt-5.6-luna', 'gpt-5.6-luna']])
+    for (const [name, id] of [['gpt-5', 'gpt-5'], ['gpt-5-2025-08-07', 'gpt-5'], ['gpt-5-chat-latest', 'gpt-5'], ['gpt-5-codex', 'gpt-5'], ['gpt-5-mini', 'gpt-5-mini'], ['gpt-5-nano-2025-08-07', 'gpt-5-nano'], ['gpt-5.6', 'gpt-5.6-sol'], ['gpt-5.6-luna', 'gpt-5.6-luna']] as const)
       expect(g(name), name).toMatchObject({ id, fallback: false });
     expect(catalog.byId('gpt-5')!.notes).toMatch(/shuts down 2026-12-11/);
     // Names with no price read stay the flagged default, not captured by a neighbour's pattern.
