@@ -44,6 +44,8 @@ export class Metrics {
 }
 
 /** Counts and times every request by its route pattern, and logs one JSON line per request. */
+const PROBES = new Set(['/healthz', '/readyz']);
+
 export function observe(metrics: Metrics, log: boolean): MiddlewareHandler<AppEnv> {
   return async function observeRequest(c, next) {
     const start = performance.now();
@@ -52,8 +54,9 @@ export function observe(metrics: Metrics, log: boolean): MiddlewareHandler<AppEn
     const seconds = (performance.now() - start) / 1000;
     metrics.requests.inc({ method: c.req.method, route, status: String(c.res.status) });
     metrics.duration.observe({ method: c.req.method, route }, seconds);
-    // Never the body, the query or a key: method, route pattern, status, time and ids only.
-    if (log) logRequest({ requestId: c.get('requestId'), method: c.req.method, route, status: c.res.status, seconds, tenant: c.get('auth')?.tenantId });
+    // Never the body, the query or a key: method, route pattern, status, time and ids only. A probe that passes is
+    // counted but not logged: an orchestrator's every few seconds would bury the log; a failing one is logged.
+    if (log && !(c.res.status === 200 && PROBES.has(route))) logRequest({ requestId: c.get('requestId'), method: c.req.method, route, status: c.res.status, seconds, tenant: c.get('auth')?.tenantId });
   };
 }
 

@@ -133,6 +133,25 @@ describe('metrics and logs', () => {
     expect(all).not.toContain(key);
   });
 
+  it('counts passing health probes without logging them, and logs a failing one', async () => {
+    t = createTestApp({ config: { log: 'json' } });
+    const lines: string[] = [];
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    expect((await t.app.request('/healthz')).status).toBe(200);
+    expect((await t.app.request('/readyz')).status).toBe(200);
+    const metrics = await (await t.app.request('/metrics', { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).text();
+    t.sqlite.close();
+    expect((await t.app.request('/healthz')).status).toBe(503);
+    vi.restoreAllMocks();
+    const logged = lines.map((l) => JSON.parse(l) as { route: string; status: number });
+    expect(logged.filter((l) => l.route === '/healthz' || l.route === '/readyz')).toEqual([expect.objectContaining({ route: '/healthz', status: 503 })]);
+    expect(metrics).toContain('ph_http_requests_total{method="GET",route="/healthz",status="200"} 1');
+    expect(metrics).toContain('ph_http_requests_total{method="GET",route="/readyz",status="200"} 1');
+  });
+
   it("logs a refused expand under the id its problem quotes, not an odd x-request-id the client sent", async () => {
     t = createTestApp({ config: { log: 'json' } });
     const lines: string[] = [];
