@@ -1,9 +1,13 @@
-// OpenAI's o-series reasoning models through the proxy, with the official `openai` SDK and the simulator as the
-// provider: priced and cached by their own catalog entries (not the gpt-5 default, flagged unknown_model), their
-// reasoning tokens billed once, inside the output tokens the provider reports.
+// OpenAI models of their own catalog entries through the proxy — the o-series reasoning models (2026-12-05.1), GPT-5.4
+// and GPT-5.5 (2026-12-05.2) — with the official `openai` SDK and the simulator as the provider: priced and cached by
+// their own entries (before, the gpt-5 default at $1.25, flagged unknown_model), their reasoning tokens billed once,
+// inside the output tokens the provider reports. GPT-5.5 keeps a prefix only with extended (24h) retention, so its
+// turns half an hour apart still read the cache, and the reconciler predicts those reads; it refuses
+// `prompt_cache_retention: "in_memory"`.
 //
-// Prices ($ per million tokens) as OpenAI's pricing page gives them (checked 2026-12-05), written here rather than
-// read from the catalog: o3 $2 input, $0.50 cached; o4-mini $1.10 input, $0.275 cached. Money is input cost only.
+// Prices ($ per million tokens) as OpenAI's pages give them (checked 2026-12-05), written here rather than read from
+// the catalog: o3 $2 input, $0.50 cached; o4-mini $1.10, $0.275; gpt-5.4 $2.50, $0.25; gpt-5.5 $5, $0.50. Money is
+// input cost only.
 
 import OpenAI from 'openai';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -22,8 +26,15 @@ afterEach(async () => {
 const MINUTE = 60_000;
 const TURNS = 3;
 /** Nano-dollars per token: $1/MTok is 1,000 n$ a token. */
-const PRICES = { o3: { input: 2000, cached: 500 }, 'o4-mini': { input: 1100, cached: 275 } } as const;
+const PRICES = {
+  o3: { input: 2000, cached: 500 },
+  'o4-mini': { input: 1100, cached: 275 },
+  'gpt-5.4': { input: 2500, cached: 250 },
+  'gpt-5.5': { input: 5000, cached: 500 },
+} as const;
 type Model = keyof typeof PRICES;
+/** Between turns: an in-memory prefix is kept minutes; gpt-5.5 keeps it a day, so half an hour is nothing. */
+const GAP: Record<Model, number> = { o3: MINUTE, 'o4-mini': MINUTE, 'gpt-5.4': MINUTE, 'gpt-5.5': 30 * MINUTE };
 /** Nano-dollars to dollars, to the micro-dollar, half away from zero (as the API prints). */
 const usd = (nano: number) => Math.floor((nano + 500) / 1000) / 1e6;
 
@@ -77,7 +88,7 @@ const APIS = [
   { api: 'responses', send: responses },
 ];
 
-describe.each(['o3', 'o4-mini'] as const)('%s through the proxy', (model) => {
+describe.each(['o3', 'o4-mini', 'gpt-5.4', 'gpt-5.5'] as const)('%s through the proxy', (model) => {
   describe.each(APIS)('$api', ({ send }) => {
     it.each([false, true])('stream=%s: its own entry, cold then captured, reasoning billed once inside output, money at its prices', async (stream) => {
       const client = h.tenant.client;
@@ -88,7 +99,7 @@ describe.each(['o3', 'o4-mini'] as const)('%s through the proxy', (model) => {
         const reply = await send(sdk, model, stream, `Question ${i}: what does section ${i} say?`);
         expect(reply.text).toContain(`Question ${i}`);
         sent.push(reply);
-        h.clock.advance(MINUTE);
+        h.clock.advance(GAP[model]);
       }
       await committed(h);
 
@@ -98,7 +109,7 @@ describe.each(['o3', 'o4-mini'] as const)('%s through the proxy', (model) => {
         expect(s.usage.reasoning).toBeGreaterThan(0);
         expect(s.usage.reasoning).toBeLessThan(s.usage.output);
       }
-      // A cold first turn, then reads of the bundle the provider confirmed.
+      // A cold first turn, then reads of the bundle the provider confirmed (for gpt-5.5, half an hour apart).
       expect(sent[0]!.usage.cached).toBe(0);
       for (const s of sent.slice(1)) expect(s.usage.cached).toBeGreaterThan(1024);
 
@@ -117,6 +128,7 @@ describe.each(['o3', 'o4-mini'] as const)('%s through the proxy', (model) => {
       expect(rep.requests).toBe(TURNS);
       expect(rep.requests_with.cold).toBe(1);
       expect(rep.tokens.captured).toBeGreaterThan(rep.tokens.cold);
+      // The reconciler predicted every read: for gpt-5.5 it keeps the prefix 24h too, so nothing is counted expired.
       expect(rep.tokens.captured).toBe(rep.tokens.predicted);
       expect(rep.tokens).toMatchObject({ unconfirmed: 0, unknown: 0, drift: 0, expired: 0, concurrent: 0 });
       // Every bundle token is uncached (the cold write, the tail past the last 128-token step) or a read.
@@ -161,5 +173,54 @@ describe('the o-series in the model lists', () => {
     const unknown = await sdk.chat.completions.create({ model: 'o9-preview', messages: [{ role: 'user', content: 'hi' }] }).withResponse();
     expect(unknown.response.headers.get('x-ph-warnings')).toBe('unknown_model');
     expect((await h.tenant.client.get(`/v1/requests/${unknown.response.headers.get('x-ph-request-id')}`)).json).toMatchObject({ catalog_entry: 'gpt-5', catalog_fallback: true });
+  });
+});
+
+describe('retention: gpt-5.4 in memory, gpt-5.5 a day', () => {
+  it('half an hour apart, gpt-5.4 has lost the prefix (counted expired, as predicted) where gpt-5.5 reads it', async () => {
+    const client = h.tenant.client;
+    const seen: Record<string, unknown> = {};
+    for (const model of ['gpt-5.4', 'gpt-5.5'] as const) {
+      const bundle = await mintBundle(client, [(await mintTools(client)).id, (await mintSystem(client, LONG_SYSTEM)).id]);
+      const sdk = h.openai({ headers: { 'x-ph-prefix': bundle.id } });
+      const cached: number[] = [];
+      for (let i = 1; i <= 2; i++) {
+        cached.push((await chat(sdk, model, false, `Question ${i} for ${model}`)).usage.cached);
+        h.clock.advance(30 * MINUTE);
+      }
+      await committed(h);
+      const rep = (await client.get(`/v1/reports/handles/${bundle.id}`)).json;
+      // Whatever the model, the reconciler predicted what the provider did.
+      expect(rep.tokens.captured, model).toBe(rep.tokens.predicted);
+      seen[model] = { second: cached[1]! > 1024 ? 'read' : cached[1], cold: rep.requests_with.cold, expired: rep.requests_with.expired, captured: rep.tokens.captured > 0 };
+    }
+    expect(seen).toEqual({
+      // In memory (its default): the first turn's prefix is gone, and the second turn's tokens are counted expired.
+      'gpt-5.4': { second: 0, cold: 1, expired: 1, captured: false },
+      // A day: read half an hour on, nothing expired.
+      'gpt-5.5': { second: 'read', cold: 1, expired: 0, captured: true },
+    });
+  });
+
+  it("gpt-5.5 answers prompt_cache_retention 'in_memory' with OpenAI's 400, passed through to the SDK; '24h' is accepted", async () => {
+    const sdk = h.openai();
+    const messages = [{ role: 'user' as const, content: 'hi' }];
+    const err = await sdk.chat.completions.create({ model: 'gpt-5.5', messages, prompt_cache_retention: 'in_memory' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(err).toMatchObject({ status: 400, code: 'invalid_parameter', param: 'prompt_cache_retention', message: expect.stringContaining('compatible only with 24h extended prompt caching') });
+    const ok = await sdk.chat.completions.create({ model: 'gpt-5.5', messages, prompt_cache_retention: '24h' }).withResponse();
+    expect(ok.response.headers.get('x-ph-warnings')).toBeNull();
+    // gpt-5.4 takes 'in_memory'.
+    expect((await sdk.chat.completions.create({ model: 'gpt-5.4', messages, prompt_cache_retention: 'in_memory' })).choices).toHaveLength(1);
+  });
+
+  it('GET /v1/models serves the new entries; the simulator lists them', async () => {
+    const { json } = await h.tenant.client.get('/v1/models');
+    expect(json.version).toBe('2026-12-05.2');
+    const byId = new Map((json.models as Array<{ id: string }>).map((m) => [m.id, m]));
+    expect(byId.get('gpt-5.5')).toMatchObject({ provider: 'openai', match: ['gpt-5.5', 'gpt-5.5-2026*'], price: { inputPerMTok: 5, outputPerMTok: 30 }, cache: { ttls: [{ name: '24h' }], defaultTtl: '24h', readMultiplier: 0.1 } });
+    expect(byId.get('gpt-5.4-mini')).toMatchObject({ match: ['gpt-5.4-mini*'], price: { inputPerMTok: 0.75, outputPerMTok: 4.5 } });
+    const listed = (await h.openai().models.list()).data.map((m) => m.id);
+    expect(listed).toEqual(expect.arrayContaining(['gpt-5-pro', 'gpt-5.1', 'gpt-5.2', 'gpt-5.3-codex', 'gpt-5.4', 'gpt-5.4-mini', 'gpt-5.4-nano', 'gpt-5.4-pro', 'gpt-5.5', 'gpt-5.5-pro']));
   });
 });
