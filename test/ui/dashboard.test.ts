@@ -380,7 +380,7 @@ describe('pages show the API report figures', () => {
       const api = (await client.get(`/v1/requests/${r.request_id}`)).json;
       const o = api.outcome;
       // The CLI's lines, built from the API's JSON as the CLI builds them.
-      const lines = requestWhys({ entry: models.find((m) => m.id === api.catalog_entry), segments: o.segments, breakpoints: api.breakpoints, predicted_read: o.predicted.read, provider_read: o.capture === 'unknown' ? null : o.provider.read, complete: api.usage.complete });
+      const lines = requestWhys({ entry: models.find((m) => m.id === api.catalog_entry), segments: o.segments.map((x: object, i: number) => ({ ...x, section: api.segments[i].section })), breakpoints: api.breakpoints, predicted_read: o.predicted.read, provider_read: o.capture === 'unknown' ? null : o.provider.read, complete: api.usage.complete });
       const page = (await get(`/ui/requests/${r.request_id}`, key)).text;
       expect(whysOf(page), r.request_id).toEqual(lines);
       expect(lines.length).toBeGreaterThan(0);
@@ -388,8 +388,9 @@ describe('pages show the API report figures', () => {
     const page = (await get(`/ui/requests/${unconfirmed.request_id}`, key)).text;
     // Its own figures: the predicted read against the provider's.
     expect(page).toContain(`predicted, but the provider did not report it as read: predicted read ${cached.toLocaleString('en-US')}, the provider read 0 (eviction, another account, or a concurrent first write)`);
-    // The caller's message is cold each time: its bytes were new.
-    expect(page).toMatch(/<li data-why="cold" data-tokens="\d+">[\s\S]*?the caller&#39;s inline content/);
+    // The caller's message is cold each time: new as a call's question is, with no volatile value to hunt for.
+    expect(page).toMatch(/<li data-why="cold" data-tokens="\d+">[\s\S]*?the caller&#39;s messages of this call, new as a call&#39;s question or tool result is</);
+    expect(page).not.toContain('whose bytes were not sent before');
     // The legend keys the colours; the words for an explained class are below, with the figures.
     const legendOf = (p: string) => /<ul class="legend">[\s\S]*?<\/ul>/.exec(p)![0];
     expect(legendOf(page)).not.toContain('data-help="unconfirmed"');
@@ -400,7 +401,7 @@ describe('pages show the API report figures', () => {
     expect(expiredPage).toMatch(/<b data-gap="360000">6 min<\/b> before this one, longer than its cache lifetime of <b>5m<\/b>/);
     expect(legendOf(expiredPage)).not.toContain('data-help="expired"');
     const firstPage = (await get(`/ui/requests/${first.request_id}`, key)).text;
-    expect(whysOf(firstPage)[0]).toMatch(/^cold [\d,]+ tokens in #1–#2: first use in this cache scope: an unavoidable write the first time; #2 is the caller's inline content/);
+    expect(whysOf(firstPage)[0]).toMatch(/^cold [\d,]+ tokens in #1–#2: first use in this cache scope: an unavoidable write; #2 is the caller's messages of this call/);
   });
 
   it('request page shows the provider diagnostics as sent, escaped', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { belowMinimumHelp, CLASS_HELP, requestWhys, type WhyInput } from '../../src/domain/reconcile/explain';
+import { belowMinimumHelp, CLASS_HELP, expiredUnderMinimum, requestWhys, type WhyInput } from '../../src/domain/reconcile/explain';
 import { CLASS_INFO } from '../../src/http/ui/charts';
 
 const sonnet: WhyInput['entry'] = { id: 'claude-sonnet-4-5', provider: 'anthropic', cache: { minTokens: 1024, granularity: null, lookbackBlocks: 20 } };
@@ -35,6 +35,16 @@ describe('why a request is in each class', () => {
     );
   });
 
+  it("cold: the caller's new messages are new on every call by nature, and say so, not that a value in them changes", () => {
+    const segments = [{ ...seg(0, 1200, { captured: 1200 }), source: 'art_x@1', section: 'system' }, { ...seg(1200, 1240, { cold: 40 }), source: 'inline', section: 'messages' }];
+    expect(requestWhys({ ...base, entry: sonnet, segments })).toEqual([
+      "cold 40 tokens in #2: first use in this cache scope: an unavoidable write; #2 is the caller's messages of this call, new as a call's question or tool result is",
+    ]);
+    // Inline system content beside them still gets the hint: a value written into it makes it new on every call.
+    const both = [{ ...seg(0, 900, { cold: 900 }), source: 'inline', section: 'system' }, ...segments.slice(1)];
+    expect(requestWhys({ ...base, entry: sonnet, segments: both })[0]).toContain("#1 is the caller's inline content, whose bytes were not sent before");
+  });
+
   it('unconfirmed and bonus: predicted against read; unknown: why it is unknown', () => {
     const segments = [seg(0, 1500, { captured: 1000, unconfirmed: 500 }), seg(1500, 1600, { cold: 100 }), seg(1600, 1700, { cold: 100 }), seg(1700, 1800, { unconfirmed: 100 })];
     expect(requestWhys({ ...base, entry: sonnet, segments, predicted_read: 1600, provider_read: 1000 })).toEqual([
@@ -53,12 +63,30 @@ describe('why a request is in each class', () => {
     const segments = [seg(0, 2000, { lookback: 2000 }), seg(2000, 3000, { no_breakpoint: 1000 }), seg(3000, 3500, { concurrent: 500 })];
     expect(requestWhys({ ...base, entry: sonnet, segments, breakpoints: [{ segment: 2 }, { segment: 1 }, { segment: 2 }] })).toEqual([
       'concurrent 500 tokens in #3: a parallel request paid the same write again: the request that wrote this prefix had not started answering when this one started, and the provider did not read it',
-      'no_breakpoint 1,000 tokens in #2: no cache breakpoint covered it: the scope sent this prefix before, but no breakpoint ended there, so the provider kept none of it (this request marks after #2–#3)',
+      'no_breakpoint 1,000 tokens in #2: no cache breakpoint covered it: the scope sent this prefix before, but no breakpoint ended there, so the provider kept none of it (this request marks after #2–#3); a cache_control mark on the last block of every call\'s newest message (a tool result too) has the next call read all of it',
       "lookback 2,000 tokens in #1: the nearest breakpoint was beyond the provider's lookback: it marks after #2, and the provider looks back 20 blocks from a breakpoint for an earlier entry",
     ]);
     expect(requestWhys({ ...base, segments: [seg(0, 10, { no_breakpoint: 10 })] })).toEqual([
       'no_breakpoint 10 tokens in #1: no cache breakpoint covered it: the scope sent this prefix before, but no breakpoint ended there, so the provider kept none of it (this request marks none)',
     ]);
+  });
+
+  it('no_breakpoint: what to change is said only where the caller places the marks (Anthropic)', () => {
+    const segments = [seg(0, 1500, { no_breakpoint: 1500 })];
+    expect(requestWhys({ ...base, entry: sonnet, segments })[0]).toContain("a cache_control mark on the last block of every call's newest message (a tool result too)");
+    expect(requestWhys({ ...base, entry: gpt, segments })[0]).not.toContain('cache_control');
+  });
+
+  it('expired under the minimum: had it been fresh it would not have been read, so keeping it alive is no remedy', () => {
+    const haiku: WhyInput['entry'] = { id: 'claude-haiku-4-5', provider: 'anthropic', cache: { minTokens: 4096, granularity: null, lookbackBlocks: 20 } };
+    const segments = [seg(0, 790, { expired: 790 }), seg(790, 1927, { expired: 1137 }), seg(1927, 1965, { cold: 38 })];
+    expect(expiredUnderMinimum({ entry: haiku, segments })).toBe(
+      "had it been fresh, the provider would not have read it either: through #2 the prefix is 1,927 tokens, under claude-haiku-4-5's minimum of 4,096 (keeping it alive or a longer lifetime would not help; a prefix over the minimum, or a model with a lower one, would)",
+    );
+    // Over the minimum, keeping it alive is the remedy: nothing to add; nor without the rules, or with nothing expired.
+    expect(expiredUnderMinimum({ entry: sonnet, segments })).toBeNull();
+    expect(expiredUnderMinimum({ segments })).toBeNull();
+    expect(expiredUnderMinimum({ entry: haiku, segments: [seg(0, 100, { cold: 100 })] })).toBeNull();
   });
 
   it('says nothing of drift, expired and captured (they have findings of their own, or need none)', () => {

@@ -3,7 +3,7 @@ import { API_HELP, API_OPTIONS, UsageError, type Command } from '../command';
 import { printable, table, tokens } from '../table';
 import { driftDetail, setRange, type DriftFinding } from './report';
 import { shownRuns, sumClasses, SESSION_BATCHES_SHOWN } from '../../domain/session-runs';
-import { requestWhys, type WhyInput } from '../../domain/reconcile/explain';
+import { expiredUnderMinimum, requestWhys, type WhyInput } from '../../domain/reconcile/explain';
 
 interface Segment {
   source: string;
@@ -121,10 +121,13 @@ function requestText(r: RequestView, entry: WhyInput['entry']): string {
   }
   parts.push(segmentsTable(r));
   if (o) parts.push(...notes(o));
+  // An expired prefix under the model's minimum: keeping it alive would not have had it read.
+  const under = o?.expired ? expiredUnderMinimum({ entry, segments: o.segments }) : null;
+  if (under) parts.push(printable(`expired, but ${under}`));
   // Every other class's why, in the legend's words, with this request's figures.
   if (o && u)
     parts.push(
-      ...requestWhys({ entry, segments: o.segments, breakpoints: r.breakpoints, predicted_read: o.predicted.read, provider_read: o.capture === 'unknown' ? null : o.provider.read, complete: u.complete }).map(printable),
+      ...requestWhys({ entry, segments: o.segments.map((x, i) => ({ ...x, section: r.segments[i]?.section })), breakpoints: r.breakpoints, predicted_read: o.predicted.read, provider_read: o.capture === 'unknown' ? null : o.provider.read, complete: u.complete }).map(printable),
     );
   // Evidence beside our own cause: what the provider said about its miss, as it said it.
   if (r.diagnostics) parts.push(printable(`the provider's own explanation${r.diagnostics.cache_miss_reason ? `: ${r.diagnostics.cache_miss_reason}` : ''} (${JSON.stringify(r.diagnostics.raw)})`));

@@ -59,7 +59,7 @@ export interface WhyInput {
   /** The catalog entry's id, `provider` and cache rules; absent: the figures that need them are left out. */
   entry?: { id: string; provider: ProviderFamily; cache: Pick<CacheRules, 'minTokens' | 'granularity' | 'lookbackBlocks' | 'supported'> };
   /** The outcome's segments: provider-scaled token spans (those the simulation compared) and their classes. */
-  segments: ReadonlyArray<{ start: number; end: number; classes: Partial<Record<string, number>>; source?: string }>;
+  segments: ReadonlyArray<{ start: number; end: number; classes: Partial<Record<string, number>>; source?: string; section?: string }>;
   breakpoints: ReadonlyArray<{ segment: number }>;
   predicted_read: number;
   /** The provider's read; null when it reported no cache fields. */
@@ -114,9 +114,13 @@ export function requestWhyItems(r: WhyInput): RequestWhy[] {
       case 'cold': {
         // Inline content is cold whenever its bytes are new, which a value written into it on every call makes them:
         // "unavoidable" is only true of its first send.
+        // The caller's new messages (a question, a tool result) are new on every call by nature: no value to hunt for.
         const inline = held.filter((i) => r.segments[i]!.source === 'inline');
-        if (inline.length)
-          why += ` the first time; ${segmentList(inline)} ${inline.length === 1 ? 'is' : 'are'} the caller's inline content, whose bytes were not sent before: if the agent sends the same content on every call, a value in it changes each time (a timestamp, an id; 'prefix-handles suggest' on a log of the calls names it)`;
+        const fixed = inline.filter((i) => r.segments[i]!.section !== 'messages');
+        const turn = inline.filter((i) => r.segments[i]!.section === 'messages');
+        if (fixed.length)
+          why += ` the first time; ${segmentList(fixed)} ${fixed.length === 1 ? 'is' : 'are'} the caller's inline content, whose bytes were not sent before: if the agent sends the same content on every call, a value in it changes each time (a timestamp, an id; 'prefix-handles suggest' on a log of the calls names it)`;
+        else if (turn.length) why += `; ${segmentList(turn)} ${turn.length === 1 ? 'is' : 'are'} the caller's messages of this call, new as a call's question or tool result is`;
         break;
       }
       case 'concurrent':
@@ -134,6 +138,8 @@ export function requestWhyItems(r: WhyInput): RequestWhy[] {
       }
       case 'no_breakpoint':
         why += `: the scope sent this prefix before, but no breakpoint ended there, so the provider kept none of it (${marksText(marks)})`;
+        // What to change, where the caller places the marks: the unmarked end is most often a tool result sent bare.
+        if (r.entry?.provider === 'anthropic') why += `; a cache_control mark on the last block of every call's newest message (a tool result too) has the next call read all of it`;
         break;
       case 'lookback': {
         const next = marks.find((m) => m >= last);
@@ -154,4 +160,18 @@ export function requestWhyItems(r: WhyInput): RequestWhy[] {
     out.push({ cls, tokens: count, segments: segmentList(held), why });
   }
   return out;
+}
+
+/**
+ * An expired prefix that would not have been read had it been fresh: it ends under the model's minimum cacheable length
+ * (gates are applied in order, so its tokens count as expired, not below_minimum). Keeping it alive or a longer lifetime
+ * would not help; a longer prefix, or another model, would. null when the prefix clears the minimum, or without rules.
+ */
+export function expiredUnderMinimum(r: Pick<WhyInput, 'entry' | 'segments'>): string | null {
+  const rules = r.entry?.cache;
+  const last = r.segments.findLastIndex((s) => (s.classes.expired ?? 0) > 0);
+  if (!rules || rules.supported === false || last === -1) return null;
+  const end = r.segments[last]!.end;
+  if (end >= rules.minTokens) return null;
+  return `had it been fresh, the provider would not have read it either: through ${segmentList([last])} the prefix is ${n(end)} tokens, under ${r.entry!.id}'s minimum of ${n(rules.minTokens)} (keeping it alive or a longer lifetime would not help; a prefix over the minimum, or a model with a lower one, would)`;
 }

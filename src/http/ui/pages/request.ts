@@ -14,7 +14,7 @@ import { failureView } from '../../views';
 import { formatsNote, metric, requestLink, settingsNote, sourceLink, thinkingNote, type Html } from './parts';
 import { shownRuns, sumClasses, SESSION_BATCHES_SHOWN } from '../../../domain/session-runs';
 import { unknownModel } from '../../../domain/requests';
-import { requestWhyItems, type RequestWhy } from '../../../domain/reconcile/explain';
+import { expiredUnderMinimum, requestWhyItems, type RequestWhy } from '../../../domain/reconcile/explain';
 
 const json = (v: unknown) => JSON.stringify(v, null, 2);
 
@@ -62,7 +62,7 @@ export function requestPage(row: RequestRow, pruned?: (id: string) => boolean, e
   const whys = outcome
     ? requestWhyItems({
         entry: entry && { id: entry.id, provider: entry.provider, cache: entry.cache },
-        segments: outcome.segments,
+        segments: outcome.segments.map((o, i) => ({ ...o, section: segments[i]?.section })),
         breakpoints: row.breakpoints as Breakpoint[],
         predicted_read: outcome.predicted.read,
         provider_read: outcome.capture === 'unknown' ? null : outcome.provider.read,
@@ -103,7 +103,7 @@ ${bar.map((s) => {
   })}</tbody></table>
 ${bar.some((s) => s.count) ? html`<p class="muted" data-segments-summed="${segments.length - bar.length + bar.filter((s) => s.count).length}">A session's batches before its newest ${tokens(SESSION_BATCHES_SHOWN)} are summed in one row here and one piece of the bar (${tokens(segments.length)} segments in all; each one: <code>GET /v1/requests/${row.id}</code>).</p>` : ''}
 ${outcome?.drift ? driftBlock(outcome.drift, pruned) : ''}
-${outcome?.expired ? expiredBlock(outcome.expired, outcome.applied_late !== undefined, refreshes, provider) : ''}
+${outcome?.expired ? expiredBlock(outcome.expired, outcome.applied_late !== undefined, refreshes, provider, expiredUnderMinimum({ entry: entry && { id: entry.id, provider: entry.provider, cache: entry.cache }, segments: outcome.segments })) : ''}
 ${whys.length ? whysBlock(whys) : ''}
 <div class="cols">
 ${row.status === 'failed'
@@ -131,9 +131,14 @@ function unknownNotice(usage: NormalizedUsage | null): Html {
   return html`<p class="notice" data-notice="unknown">${why}: its capture is <b>unknown</b>, not 0%.</p>`;
 }
 
-function expiredBlock(e: NonNullable<RequestOutcome['expired']>, late: boolean, refreshes: boolean, provider: ProviderFamily | undefined): Html {
+/** `underMinimum`: why a fresh prefix would not have been read either (explain.ts), in place of the advice to keep it alive. */
+function expiredBlock(e: NonNullable<RequestOutcome['expired']>, late: boolean, refreshes: boolean, provider: ProviderFamily | undefined, underMinimum: string | null): Html {
   return html`<h2>Expired</h2><div class="card" data-expired><p style="margin:0">The prefix this call missed was last used (written or read) by a call that started at ${when(e.last_used_at)}:
-<b data-gap="${e.gap_ms}">${span(e.gap_ms)}</b> ${late ? 'before this call was applied to its scope (it was reported after later calls)' : 'before this one'}, longer than its cache lifetime of <b>${e.ttl}</b>. ${refreshes ? 'A call within the lifetime keeps it alive' : 'On this model a hit does not renew it: it lives its lifetime from when it was written'}; ${longerLifetime(provider, e.ttl)}</p></div>`;
+<b data-gap="${e.gap_ms}">${span(e.gap_ms)}</b> ${late ? 'before this call was applied to its scope (it was reported after later calls)' : 'before this one'}, longer than its cache lifetime of <b>${e.ttl}</b>. ${
+    underMinimum
+      ? html`<span data-expired-under-minimum>But ${underMinimum}.</span>`
+      : html`${refreshes ? 'A call within the lifetime keeps it alive' : 'On this model a hit does not renew it: it lives its lifetime from when it was written'}; ${longerLifetime(provider, e.ttl)}`
+  }</p></div>`;
 }
 
 /** How to keep a prefix longer, on the provider the request went to (advice for another provider's API does not help). */
