@@ -250,6 +250,35 @@ describe('dashboard in headless Chromium', () => {
     await page.close();
   });
 
+  it('on a phone, the capture rate per day is drawn with readable text', async () => {
+    const { page, problems } = await newPage();
+    const s = await seed(t);
+    await signIn(page, s.key, `/ui/handles/${s.sys.id}?period=7d`);
+    /** The capture-rate charts on screen: which, and their smallest text as drawn (font size times the drawing's scale). */
+    const shown = () =>
+      page.$$eval('svg[data-chart^="capture-trend"]', (svgs) =>
+        svgs
+          .filter((svg) => svg.getBoundingClientRect().width > 0)
+          .map((svg) => {
+            const scale = (svg as unknown as { getScreenCTM(): { a: number } }).getScreenCTM().a;
+            const view = svg.ownerDocument.defaultView as unknown as { getComputedStyle(e: unknown): { fontSize: string } };
+            const px = [...svg.querySelectorAll('text')].map((el) => parseFloat(view.getComputedStyle(el).fontSize) * scale);
+            return { chart: svg.getAttribute('data-chart'), smallest: Math.min(...px), right: svg.getBoundingClientRect().right };
+          }),
+      );
+    expect((await shown()).map((c) => c.chart)).toEqual(['capture-trend']);
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${base}/ui/handles/${s.sys.id}?period=7d`);
+    const [phone, ...more] = await shown();
+    expect([phone!.chart, more.length]).toEqual(['capture-trend-narrow', 0]);
+    // The wide drawing's 11 px ticks were 4.4 px here.
+    expect(phone!.smallest).toBeGreaterThanOrEqual(9);
+    expect(phone!.right).toBeLessThanOrEqual(390);
+    await page.locator('.card', { has: page.locator('svg[data-chart="capture-trend-narrow"]') }).screenshot({ path: `${SHOTS}/phone-capture-trend.png` });
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
   it('on a desktop, a waterfall of hundreds of millions of tokens keeps each row’s figure clear of its share', async () => {
     const { page, problems } = await newPage();
     const { client, key } = t.tenant('big figures');

@@ -188,10 +188,18 @@ export interface DayPoint {
  * nothing on that day was reported).
  */
 export function captureTrendChart(days: DayPoint[], title: string): Html {
-  const W = 820;
+  return html`${trendChart(days, title, false)}${trendChart(days, title, true)}`;
+}
+
+/**
+ * `narrow`: the phone's drawing (layout.ts shows one of the two), 360 units wide so its text stays 9–11 px at 390 px;
+ * the wide one shrunk there was 4 px. Its marks carry no data-day (the wide one's are the figures tests read).
+ */
+function trendChart(days: DayPoint[], title: string, narrow: boolean): Html {
+  const W = narrow ? 360 : 820;
   const H = 220;
-  const left = 48;
-  const right = 12;
+  const left = narrow ? 36 : 48;
+  const right = narrow ? 6 : 12;
   const top = 18;
   const bottom = 36;
   const plotW = W - left - right;
@@ -200,13 +208,14 @@ export function captureTrendChart(days: DayPoint[], title: string): Html {
   const slot = plotW / n;
   const barW = Math.max(2, Math.min(36, slot * 0.7));
   const y = (f: number) => top + plotH * (1 - Math.min(1, Math.max(0, f)));
-  const every = Math.ceil(n / 12);
+  const every = Math.ceil(n / (narrow ? 5 : 12));
+  const id = narrow ? 'ctn' : 'ct';
   const measured = days.filter((d) => d.rate !== null);
   const desc = measured.length
     ? `Capture rate on ${measured.length} of ${days.length} days; latest ${measured.at(-1)!.day}: ${pct(measured.at(-1)!.rate)}.`
     : `No measured capture in these ${days.length} days.`;
-  return html`<svg class="chart" viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-labelledby="ct-t ct-d" data-chart="capture-trend">
-<title id="ct-t">${title}</title><desc id="ct-d">${desc}</desc>
+  return html`<svg class="chart${narrow ? ' ct-narrow' : ''}" viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-labelledby="${id}-t ${id}-d" data-chart="${narrow ? 'capture-trend-narrow' : 'capture-trend'}">
+<title id="${id}-t">${title}</title><desc id="${id}-d">${desc}</desc>
 ${[0, 0.5, 1].map((f) => html`<line x1="${left}" y1="${px(y(f))}" x2="${W - right}" y2="${px(y(f))}" class="grid"/><text x="${left - 6}" y="${px(y(f)) + 4}" text-anchor="end" class="tick">${f * 100}%</text>`)}
 ${days.map((d, i) => {
     const cx = left + slot * i + slot / 2;
@@ -215,14 +224,14 @@ ${days.map((d, i) => {
     const last = days.length - 1;
     const label = i === last || (i % every === 0 && last - i >= Math.ceil(every / 2)) ? html`<text x="${px(cx)}" y="${H - bottom + 16}" text-anchor="middle" class="tick">${d.day.slice(5)}</text>` : '';
     if (d.opportunity === 0)
-      return html`<g data-day="${d.day}" data-rate=""><title>${d.day}: no opportunity (no repeated handle content)</title><rect x="${x0}" y="${y(0) - 2}" width="${px(barW)}" height="2" fill="#cbd5e1"/>${label}</g>`;
+      return html`<g ${narrow ? '' : html`data-day="${d.day}" data-rate=""`}><title>${d.day}: no opportunity (no repeated handle content)</title><rect x="${x0}" y="${y(0) - 2}" width="${px(barW)}" height="2" fill="#cbd5e1"/>${label}</g>`;
     const unknown = d.unknown ? `; ${tok(d.unknown)} with unknown capture (no cache fields), left out of the rate` : '';
     const tip = `${d.day}: ${d.rate === null ? 'capture unknown' : `${pct(d.rate)} captured`} — ${tok(d.captured)} captured of ${tok(d.opportunity)} opportunity${unknown}; ${usd(d.money)} leaked`;
     const barTop = d.rate === null ? y(1) : y(d.rate);
-    return html`<g data-day="${d.day}" data-rate="${d.rate ?? ''}"><title>${tip}</title>
+    return html`<g ${narrow ? '' : html`data-day="${d.day}" data-rate="${d.rate ?? ''}"`}><title>${tip}</title>
 ${d.unknown ? html`<rect x="${x0}" y="${y(1)}" width="${px(barW)}" height="${plotH}" fill="url(#hatch)" opacity="0.6"/>` : ''}
 ${d.rate !== null ? html`<rect x="${x0}" y="${px(barTop)}" width="${px(barW)}" height="${px(y(0) - barTop)}" fill="${CLASS_INFO.captured!.color}"/>` : ''}
-${n <= 31 ? html`<text x="${px(cx)}" y="${px(Math.max(top + 10, barTop - 4))}" text-anchor="middle" class="barlbl">${d.rate === null ? '?' : pct(d.rate, 0)}</text>` : ''}${label}</g>`;
+${n <= (narrow ? 10 : 31) ? html`<text x="${px(cx)}" y="${px(Math.max(top + 10, barTop - 4))}" text-anchor="middle" class="barlbl">${d.rate === null ? '?' : pct(d.rate, 0)}</text>` : ''}${label}</g>`;
   })}
 <line x1="${left}" y1="${y(0)}" x2="${W - right}" y2="${y(0)}" class="axis"/>
 </svg>`;
