@@ -195,11 +195,15 @@ export class Reports {
       ...this.store.sumVersionRollups({ tenantId, handleId, ...span, model, versions: opts.versions }),
       ...pending.filter((p) => p.day >= span.fromDay && p.day <= span.toDay && p.version >= opts.versions.from && p.version <= opts.versions.to),
     ];
+    // Per model, as `handle` gives them, the most leaked first: a prefix can be cached on one model and under another's minimum.
+    const modelRows = [...this.store.sumModelRollups({ tenantId, handleId, ...span, model }), ...pending.filter((p) => p.day >= span.fromDay && p.day <= span.toDay)];
+    const models = [...groupBy(modelRows, (r) => r.model)].map(([m, rs]) => ({ model: m, ...sum(rs) })).sort((a, b) => b.money.leaked_savings - a.money.leaked_savings || a.model.localeCompare(b.model));
     return {
       handle,
       range: rangeView(range, now),
       ...sum(inDays(span.fromDay, span.toDay)),
       versions: byVersion(versionRows),
+      models,
       days: perDay,
       drift: this.drift(tenantId, handleId, span, model),
     };

@@ -6,10 +6,10 @@ import type { Reports } from '../../../domain/reconcile/reports';
 import type { VersionRow } from '../../../store/store';
 import type { ModelEntry } from '../../../domain/catalog/types';
 import type { requestSummaryView } from '../../views';
-import { captureTrendChart, LEAK_ROWS, legend, waterfallChart, type DayPoint } from '../charts';
+import { captureTrendChart, CLASS_INFO, LEAK_ROWS, legend, waterfallChart, type DayPoint } from '../charts';
 import { diffPair, markFindings, type Finding } from '../content';
 import { bytes, PERIODS, pct, tok, tokens, usd, when, type Period } from '../format';
-import { formatsNote, liveStatus, periodChooser, requestLink, settingsNote, sourceLink, summary, thinkingNote, type Html } from './parts';
+import { biggestLeak, formatsNote, liveStatus, periodChooser, rateBar, requestLink, settingsNote, sourceLink, summary, thinkingNote, type Html } from './parts';
 
 export type HandleReport = ReturnType<Reports['handleOverview']>;
 
@@ -109,6 +109,7 @@ ${summary(r)}
 ${r.tokens.referenced ? '' : html`<p class="empty">No reconciled request used this handle in this period.</p>`}
 ${waterfallChart(r.tokens, `Reuse waterfall of ${title(r)}`)}
 ${legend(['cold', ...LEAK_ROWS, 'captured', 'bonus'], { entries: v.entries })}</div>
+${modelsTable(r.models)}
 <div class="card"><h2 style="margin-top:0">Capture rate per day <small class="muted">(the capture rate above, per UTC day, ${v.daysLabel}; hatched: a day with unknown capture)</small></h2>
 ${captureTrendChart(v.days, `Capture rate per day of ${title(r)}`)}${
   (r.tokens.opportunity ?? 0) + (r.tokens.unknown ?? 0) > 0 && v.days.every((d) => d.opportunity === 0 && d.unknown === 0)
@@ -117,6 +118,20 @@ ${captureTrendChart(v.days, `Capture rate per day of ${title(r)}`)}${
 }</div>
 ${versionsTable(v)}
 ${driftSection(v)}`;
+}
+
+/**
+ * The waterfall per model, the most leaked first: the same prefix is cached on one model and under another's minimum,
+ * and each model has its own cache (the API's `models`).
+ */
+function modelsTable(models: HandleReport['models']): Html | '' {
+  if (!models.length) return '';
+  return html`<h2>By model</h2>
+<table data-table="models"><thead><tr><th>Model</th><th class="num">Leaked</th><th>Biggest leak</th><th>Capture rate</th><th class="num">Requests</th><th class="num">Opportunity</th><th class="num">Captured</th></tr></thead><tbody>
+${models.map(
+    (m) => html`<tr data-model="${m.model}"><td data-model><bdi>${m.model}</bdi></td><td class="num" data-value="${m.money.leaked_savings}">${usd(m.money.leaked_savings)}</td><td>${biggestLeak(m.tokens)}</td>
+<td class="rate-cell">${rateBar(m.capture_rate)}</td><td class="num">${tokens(m.requests)}</td><td class="num">${tok(m.tokens.opportunity ?? 0)}</td><td class="num">${tok(m.tokens.captured ?? 0)}</td></tr>`,
+  )}</tbody></table>`;
 }
 
 function invalidated(meta: Meta | null, version: number, families: Family[]): Html {
@@ -180,7 +195,7 @@ ${v.recent.length === 0
     : html`<table data-table="recent"><thead><tr><th>Rendered</th><th>Started</th><th>Request</th><th>Model</th><th>Status</th><th class="num">Read / written</th><th>This handle's tokens by class</th></tr></thead><tbody>${v.recent.map(
         (r) => html`<tr data-request="${r.id}"><td>${when(r.rendered_at)}</td><td>${r.started_at ? when(r.started_at) : '—'}</td><td>${requestLink(r.id)}${r.drift ? html` <small class="muted" data-drift-flag>· drift</small>` : ''}</td><td data-model>${r.model}</td><td>${r.status}${r.capture === 'unknown' ? ' (capture unknown)' : ''}</td><td class="num">${r.cache_read_tokens === null ? '—' : tokens(r.cache_read_tokens)} / ${r.cache_write_tokens === null ? '—' : tokens(r.cache_write_tokens)}</td><td>${Object.entries(r.classes)
           .sort(([, a], [, b]) => b - a)
-          .map(([c, n]) => `${c} ${tok(n)}`)
+          .map(([c, n]) => `${CLASS_INFO[c]?.label ?? c} ${tok(n)}`)
           .join(' · ') || '—'}</td></tr>`,
       )}</tbody></table>`}`;
 }

@@ -5,7 +5,7 @@ import type { NoHandleFigures, Reports } from '../../../domain/reconcile/reports
 import type { ModelEntry } from '../../../domain/catalog/types';
 import { LEAK_ROWS, legend, waterfallChart } from '../charts';
 import { PERIODS, tok, tokens, usd, type Period } from '../format';
-import { liveStatus, periodChooser, rateBar, summary, type Html } from './parts';
+import { biggestLeak, liveStatus, periodChooser, rateBar, summary, type Html } from './parts';
 
 export type TenantReport = ReturnType<Reports['tenant']>;
 
@@ -34,15 +34,16 @@ ${legend(['cold', ...LEAK_ROWS, 'captured', 'bonus'], { entries })}</div>
 ${noHandleSection(report.no_handle)}
 <h2>Handles by leaked money</h2>
 ${rows.length
-    ? html`<table data-table="handles"><thead><tr><th>#</th><th>Handle</th><th class="num">Requests</th><th class="num">Referenced</th><th class="num">Opportunity</th><th class="num">Captured</th><th>Capture rate</th><th class="num">Leaked</th><th class="num">Realised</th></tr></thead><tbody>
+    ? html`<table data-table="handles"><thead><tr><th>#</th><th>Handle</th><th class="num">Leaked</th><th>Biggest leak</th><th>Capture rate</th><th class="num">Requests</th><th class="num">Referenced</th><th class="num">Opportunity</th><th class="num">Captured</th><th class="num">Realised</th></tr></thead><tbody>
 ${rows.map(
         (h, i) => html`<tr data-handle="${h.id}"><td class="num">${i + 1}</td>
 <td>${h.name
     ? html`<a href="/ui/handles/${h.id}?period=${period}"><bdi>${h.name}</bdi></a><br><small class="muted"><span class="mono">${h.id}</span> · `
     : html`<a href="/ui/handles/${h.id}?period=${period}" class="mono">${h.id}</a><br><small class="muted">`}${h.kind ?? h.type ?? 'unknown'}${h.deleted ? html` · <span class="notice" data-deleted>deleted</span>` : ''}</small></td>
-<td class="num">${tokens(h.requests)}</td><td class="num">${tok(h.tokens.referenced ?? 0)}</td><td class="num">${tok(h.tokens.opportunity ?? 0)}</td><td class="num">${tok(h.tokens.captured ?? 0)}</td>
+<td class="num" data-value="${h.money.leaked_savings}">${usd(h.money.leaked_savings)}</td><td>${biggestLeak(h.tokens)}</td>
 <td class="rate-cell">${rateBar(h.capture_rate)}</td>
-<td class="num" data-value="${h.money.leaked_savings}">${usd(h.money.leaked_savings)}</td><td class="num" data-value="${h.money.realised_savings}">${usd(h.money.realised_savings)}</td></tr>`,
+<td class="num">${tokens(h.requests)}</td><td class="num">${tok(h.tokens.referenced ?? 0)}</td><td class="num">${tok(h.tokens.opportunity ?? 0)}</td><td class="num">${tok(h.tokens.captured ?? 0)}</td>
+<td class="num" data-value="${h.money.realised_savings}">${usd(h.money.realised_savings)}</td></tr>`,
       )}</tbody></table>${report.handles_total > rows.length ? html`<p class="muted">Showing the ${rows.length} handles that leaked most of ${report.handles_total}.</p>` : ''}`
     : html`<p class="empty">No handle was used in a reconciled request in this period.</p>`}`;
 }

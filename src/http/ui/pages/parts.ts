@@ -5,7 +5,8 @@ import { html } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
 import type { Totals } from '../../../domain/reconcile/reports';
 import { parseRef } from '../../../domain/ids';
-import { PERIODS, pct, tok, tokens, usd, type Period } from '../format';
+import { PERIODS, pct, ratio, tok, tokens, usd, type Period } from '../format';
+import { CLASS_INFO, LEAK_ROWS, swatch } from '../charts';
 
 export type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
@@ -52,6 +53,19 @@ ${metric('money.cost_at_perfect_capture', 'At perfect capture', m.cost_at_perfec
 ${metric('money.unknown_capture_input_cost', 'Unknown capture', m.unknown_capture_input_cost, usd(m.unknown_capture_input_cost), { note: 'paid without cache fields; not in leaked' })}
 ${metric('money.write_premiums_unread', 'Unread write premiums', m.write_premiums_unread, usd(m.write_premiums_unread), { note: `of ${usd(m.write_premiums_paid)} paid${m.write_premiums_pending ? `; ${usd(m.write_premiums_pending)} more still within TTL` : ''}` })}
 </dl>`;
+}
+
+/** The leaks that are misses (unknown is not one: the provider said nothing), in gate order. */
+const MISSES = LEAK_ROWS.filter((c) => c !== 'unknown');
+
+/**
+ * Where most of a report's opportunity leaked: its largest miss class (the first in gate order on a tie), its tokens and
+ * their share of the opportunity, so a ranking says what to change and not only how much leaked; "none" when nothing did.
+ */
+export function biggestLeak(t: Record<string, number>): Html {
+  const top = MISSES.reduce<{ cls: string; n: number } | null>((best, cls) => ((t[cls] ?? 0) > (best?.n ?? 0) ? { cls, n: t[cls]! } : best), null);
+  if (!top) return html`<span class="muted" data-biggest-leak="">none</span>`;
+  return html`<span data-biggest-leak="${top.cls}" data-tokens="${top.n}">${swatch(top.cls)} ${CLASS_INFO[top.cls]!.label} ${tok(top.n)}<br><small class="muted">${pct(ratio(top.n, t.opportunity ?? 0), 0)} of opp.</small></span>`;
 }
 
 export function rateBar(rate: number | null): Html {

@@ -1,0 +1,109 @@
+// The dashboard answers "where do we lose money to cache misses, on which piece of state, and what should we change":
+// found in a team lead's trial of a week of agent traffic (one system prompt cached on Sonnet and sent to Haiku
+// 4.5 under its 4,096-token minimum).
+
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createTestApp, type TestApp } from '../helpers/app';
+import { mintSystem, userMessage } from '../helpers/factories';
+import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report, type Rendered } from '../helpers/scenario';
+import { MIN } from './seed';
+
+let t: TestApp;
+beforeEach(() => {
+  t = createTestApp();
+});
+afterEach(() => t.close());
+
+const MISSES = ['drift', 'expired', 'concurrent', 'below_minimum', 'no_breakpoint', 'lookback', 'unconfirmed'];
+/** The miss class with the most tokens, the first in gate order on a tie. */
+const biggest = (tokens: Record<string, number>) => MISSES.reduce<string | null>((best, c) => ((tokens[c] ?? 0) > (best ? tokens[best]! : 0) ? c : best), null);
+
+async function page(path: string, key: string) {
+  const res = await t.app.request(path, { headers: { cookie: `ph_ui_key=${key}` } });
+  expect(res.status, path).toBe(200);
+  return res.text();
+}
+
+/** One system prompt on two models: cached on Sonnet 4.5 (then expired), under Haiku 4.5's minimum there. */
+async function twoModels() {
+  const { client, key } = t.tenant('two models');
+  const sys = await mintSystem(client, LONG_SYSTEM);
+  const call = async (model: string, text: string, usage: (r: Rendered) => object) => {
+    const r = await renderAnthropic(client, { model, system: [{ type: 'handle', ref: sys.id }], messages: [userMessage(text)] });
+    await report(client, t, r, usage(r));
+    return r;
+  };
+  const written = (r: Rendered) => anthropicUsage(promptTokens(r), 0, r.breakpoints[0]!.token_end);
+  const read = (r: Rendered) => anthropicUsage(promptTokens(r), r.breakpoints[0]!.token_end, 0);
+  // Haiku 4.5 caches nothing under 4,096 tokens: it neither writes nor reads this prompt.
+  const none = (r: Rendered) => anthropicUsage(promptTokens(r), 0, 0);
+  await call('claude-sonnet-4-5', 'a', written);
+  await call('claude-haiku-4-5', 'a', none);
+  t.clock.advance(MIN);
+  await call('claude-sonnet-4-5', 'b', read);
+  // A classifier's burst on Haiku: every call pays the whole prompt.
+  for (const q of ['b', 'b2', 'b3', 'b4']) await call('claude-haiku-4-5', q, none);
+  t.clock.advance(10 * MIN);
+  const sonnetExpired = await call('claude-sonnet-4-5', 'c', written);
+  const haikuExpired = await call('claude-haiku-4-5', 'c', none);
+  return { client, key, sys, sonnetExpired, haikuExpired };
+}
+
+describe('where the money leaks', () => {
+  it('overview: each handle says its biggest leak, and the Leaked figure it is ranked by comes first', async () => {
+    const { client, key, sys } = await twoModels();
+    const api = (await client.get('/v1/reports')).json;
+    const row = api.handles.find((h: { id: string }) => h.id === sys.id);
+    const html = /<tr data-handle="[^"]+">[\s\S]*?<\/tr>/.exec(await page('/ui?period=7d', key))![0];
+    const cls = biggest(row.tokens)!;
+    expect(cls).toBe('below_minimum');
+    expect(html).toContain(`data-biggest-leak="${cls}" data-tokens="${row.tokens[cls]}"`);
+    expect(html).toContain(`below minimum ${row.tokens[cls].toLocaleString('en-US')} tok`);
+    // The first figure of the row is the leaked money (a phone shows the first columns; the ranking's key was the 8th).
+    expect(/data-value="([^"]*)"/.exec(html)![1]).toBe(String(row.money.leaked_savings));
+    expect(await page('/ui?period=7d', key)).toMatch(/<th>Handle<\/th><th class="num">Leaked<\/th><th>Biggest leak<\/th>/);
+  });
+
+  it('handle page: the waterfall by model, the most leaked first, each with its biggest leak, as the API gives them', async () => {
+    const { client, key, sys } = await twoModels();
+    const api = (await client.get(`/v1/reports/handles/${sys.id}`)).json;
+    const html = await page(`/ui/handles/${sys.id}?period=7d`, key);
+    const rows = [...html.matchAll(/<tr data-model="([^"]+)">([\s\S]*?)<\/tr>/g)].map((m) => ({ model: m[1], html: m[2]! }));
+    const expected = [...api.models].sort((a, b) => b.money.leaked_savings - a.money.leaked_savings);
+    expect(rows.map((r) => r.model)).toEqual(expected.map((m: { model: string }) => m.model));
+    expect(new Set(rows.map((r) => r.model))).toEqual(new Set(['claude-haiku-4-5', 'claude-sonnet-4-5']));
+    for (const [i, m] of expected.entries()) {
+      expect(rows[i]!.html).toContain(`data-value="${m.money.leaked_savings}"`);
+      const cls = biggest(m.tokens)!;
+      expect(rows[i]!.html, m.model).toContain(`data-biggest-leak="${cls}" data-tokens="${m.tokens[cls]}"`);
+    }
+    // Haiku's loss is the minimum, Sonnet's the expired prefix: two different changes to make.
+    expect(rows.find((r) => r.model === 'claude-haiku-4-5')!.html).toContain('data-biggest-leak="below_minimum"');
+    expect(rows.find((r) => r.model === 'claude-sonnet-4-5')!.html).toContain('data-biggest-leak="expired"');
+    // Its recent requests name the classes as the legend does.
+    const recent = /<table data-table="recent">[\s\S]*?<\/table>/.exec(html)![0];
+    expect(recent).toMatch(/below minimum [\d,]+ tok/);
+    expect(recent).not.toContain('below_minimum');
+  });
+
+  it('request page: an expired prefix under the model minimum is not advised to be kept alive', async () => {
+    const { key, sonnetExpired, haikuExpired } = await twoModels();
+    const haiku = await page(`/ui/requests/${haikuExpired.request_id}`, key);
+    expect(haiku).toContain('data-expired');
+    expect(haiku).toMatch(/<span data-expired-under-minimum>But had it been fresh, the provider would not have read it either: through #\d+ the prefix is [\d,]+ tokens, under claude-haiku-4-5&#39;s minimum of 4,096/);
+    expect(haiku).not.toContain('A call within the lifetime keeps it alive');
+    // Over the minimum, keeping it alive is the remedy, and the page says so.
+    const sonnet = await page(`/ui/requests/${sonnetExpired.request_id}`, key);
+    expect(sonnet).toContain('A call within the lifetime keeps it alive');
+    expect(sonnet).not.toContain('data-expired-under-minimum');
+  });
+
+  it('capture rate per day: a phone drawing beside the wide one, which alone carries the figures by day', async () => {
+    const { key, sys } = await twoModels();
+    const html = await page(`/ui/handles/${sys.id}?period=7d`, key);
+    const narrow = /<svg class="chart ct-narrow"[^>]*data-chart="capture-trend-narrow">[\s\S]*?<\/svg>/.exec(html)![0];
+    expect(narrow).toContain('viewBox="0 0 360 220"');
+    expect(narrow).not.toContain('data-day');
+    expect((html.match(/data-day="/g) ?? []).length).toBe(7);
+  });
+});
