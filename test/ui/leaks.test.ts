@@ -98,6 +98,29 @@ describe('where the money leaks', () => {
     expect(sonnet).not.toContain('data-expired-under-minimum');
   });
 
+  it('an input cost above the uncached cost is said to be more than it, not "of" it', async () => {
+    const { client, key } = t.tenant('writes never read');
+    const sys = await mintSystem(client, LONG_SYSTEM);
+    // A timestamp first: every call writes its prefix again and none reads it, through a handle and inline alike.
+    for (const stamp of ['09:00:00', '09:01:00', '09:02:00']) {
+      const system = [{ type: 'text', text: `Current time: 2026-12-01T${stamp}Z`, cache_control: { type: 'ephemeral' } }];
+      const withHandle = await renderAnthropic(client, { system: [...system, { type: 'handle', ref: sys.id }], messages: [userMessage('hi')] });
+      await report(client, t, withHandle, anthropicUsage(promptTokens(withHandle), 0, withHandle.breakpoints.at(-1)!.token_end));
+      const inline = await renderAnthropic(client, { system: [{ ...system[0]!, text: `${system[0]!.text}\n${LONG_SYSTEM}` }], messages: [userMessage('hi')] });
+      await report(client, t, inline, anthropicUsage(promptTokens(inline), 0, inline.breakpoints.at(-1)!.token_end));
+      t.clock.advance(MIN);
+    }
+    const api = (await client.get('/v1/reports')).json;
+    const usd = (x: number) => `$${x.toPrecision(3)}`;
+    const html = await page('/ui?period=7d', key);
+    for (const m of [api.money, api.no_handle.money]) {
+      expect(m.actual_input_cost).toBeGreaterThan(m.cost_without_caching);
+      // It read "$0.0250 … of $0.0200 uncached".
+      expect(html).toContain(`${usd(m.actual_input_cost - m.cost_without_caching)} more than the ${usd(m.cost_without_caching)} it would cost uncached`);
+      expect(html).not.toContain(`of ${usd(m.cost_without_caching)} uncached`);
+    }
+  });
+
   it('capture rate per day: a phone drawing beside the wide one, which alone carries the figures by day', async () => {
     const { key, sys } = await twoModels();
     const html = await page(`/ui/handles/${sys.id}?period=7d`, key);

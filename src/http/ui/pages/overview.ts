@@ -5,7 +5,7 @@ import type { NoHandleFigures, Reports } from '../../../domain/reconcile/reports
 import type { ModelEntry } from '../../../domain/catalog/types';
 import { LEAK_ROWS, legend, waterfallChart } from '../charts';
 import { PERIODS, tok, tokens, usd, type Period } from '../format';
-import { biggestLeak, liveStatus, periodChooser, rateBar, summary, type Html } from './parts';
+import { biggestLeak, costNote, liveStatus, periodChooser, rateBar, summary, type Html } from './parts';
 
 export type TenantReport = ReturnType<Reports['tenant']>;
 
@@ -70,7 +70,7 @@ ${figure('requests', 'Calls', n.requests, tokens(n.requests))}
 ${figure('tokens.prompt', 'Prompt tokens', n.tokens.prompt, tok(n.tokens.prompt))}
 ${figure('tokens.repeated', 'Repeated', n.tokens.repeated, tok(n.tokens.repeated), 'a prefix the same cache scope was sent before')}
 ${figure('tokens.cache_read', 'Read from cache', n.tokens.cache_read, tok(n.tokens.cache_read), 'by the provider')}
-${figure('money.actual_input_cost', 'Input cost', m.actual_input_cost, usd(m.actual_input_cost), m.unknown_capture_input_cost ? `and ${usd(m.unknown_capture_input_cost)} without cache fields` : `of ${usd(m.cost_without_caching)} uncached`)}
+${figure('money.actual_input_cost', 'Input cost', m.actual_input_cost, usd(m.actual_input_cost), m.unknown_capture_input_cost ? `and ${usd(m.unknown_capture_input_cost)} without cache fields` : costNote(m.actual_input_cost, m.cost_without_caching))}
 ${figure('money.write_premiums_unread', 'Unread write premiums', m.write_premiums_unread, usd(m.write_premiums_unread), `and ${usd(m.write_premiums_pending)} still within their TTL`)}
 </dl>`;
 }

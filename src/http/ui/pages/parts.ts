@@ -48,7 +48,7 @@ ${metric('money.realised_savings', 'Realised savings (USD)', m.realised_savings,
   note: m.realised_savings < 0 ? 'vs. no caching: the write premiums cost more than the reads saved' : 'vs. no caching',
 })}
 ${metric('money.leaked_savings', 'Leaked savings (USD)', m.leaked_savings, usd(m.leaked_savings), { tone: 'bad', note: 'vs. perfect capture' })}
-${metric('money.actual_input_cost', 'Input cost paid', m.actual_input_cost, usd(m.actual_input_cost), { note: `of ${usd(m.cost_without_caching)} uncached` })}
+${metric('money.actual_input_cost', 'Input cost paid', m.actual_input_cost, usd(m.actual_input_cost), { note: costNote(m.actual_input_cost, m.cost_without_caching) })}
 ${metric('money.cost_at_perfect_capture', 'At perfect capture', m.cost_at_perfect_capture, usd(m.cost_at_perfect_capture))}
 ${metric('money.unknown_capture_input_cost', 'Unknown capture', m.unknown_capture_input_cost, usd(m.unknown_capture_input_cost), { note: 'paid without cache fields; not in leaked' })}
 ${metric('money.write_premiums_unread', 'Unread write premiums', m.write_premiums_unread, usd(m.write_premiums_unread), { note: `of ${usd(m.write_premiums_paid)} paid${m.write_premiums_pending ? `; ${usd(m.write_premiums_pending)} more still within TTL` : ''}` })}
@@ -67,6 +67,13 @@ export function biggestLeak(t: Record<string, number>): Html {
   if (!top) return html`<span class="muted" data-biggest-leak="">none</span>`;
   return html`<span data-biggest-leak="${top.cls}" data-tokens="${top.n}">${swatch(top.cls)} ${CLASS_INFO[top.cls]!.label} ${tok(top.n)}<br><small class="muted">${pct(ratio(top.n, t.opportunity ?? 0), 0)} of opp.</small></span>`;
 }
+
+/**
+ * An input cost against what it would have cost uncached: "of $0.36 uncached" read as a part of that when it was more
+ * (writes cost more than plain input, and calls that write and never read pay it on every call).
+ */
+export const costNote = (actual: number, uncached: number): string =>
+  actual > uncached ? `${usd(actual - uncached)} more than the ${usd(uncached)} it would cost uncached: the write premiums cost more than the reads saved` : `of ${usd(uncached)} uncached`;
 
 export function rateBar(rate: number | null): Html {
   return html`<span class="rate" aria-hidden="true"><i style="width:${rate === null ? 0 : Math.round(Math.min(1, rate) * 100)}%"></i></span>${pct(rate)}`;
