@@ -121,6 +121,32 @@ describe('where the money leaks', () => {
     }
   });
 
+  it('calls through no handle, per model, the most costly first: which agent sends its whole prompt inline', async () => {
+    const { client, key } = t.tenant('inline agents');
+    const inline = async (model: string, text: string) => {
+      const r = await renderAnthropic(client, { model, system: [{ type: 'text', text, cache_control: { type: 'ephemeral' } }], messages: [userMessage('hi')] });
+      await report(client, t, r, anthropicUsage(promptTokens(r), 0, model === 'claude-haiku-4-5' ? 0 : r.breakpoints.at(-1)!.token_end));
+      t.clock.advance(MIN);
+    };
+    for (const stamp of ['09:00', '09:01', '09:02']) await inline('claude-sonnet-4-5', `Current time: ${stamp}\n${LONG_SYSTEM}`);
+    for (const q of ['a', 'b']) await inline('claude-haiku-4-5', `${LONG_SYSTEM}${q}`);
+    const html = await page('/ui?period=7d', key);
+    const rows = [...html.matchAll(/<tr data-no-handle-model="([^"]+)">([\s\S]*?)<\/tr>/g)].map((m) => ({ model: m[1]!, cells: [...m[2]!.matchAll(/<td class="num"[^>]*>([^<]*)<\/td>/g)].map((c) => c[1]) }));
+    expect(rows.map((r) => r.model)).toEqual(['claude-sonnet-4-5', 'claude-haiku-4-5']);
+    // Each row is the API's no_handle for that model alone.
+    for (const r of rows) {
+      const n = (await client.get(`/v1/reports?model=${r.model}`)).json.no_handle;
+      expect(r.cells, r.model).toEqual([
+        String(n.requests),
+        `${n.tokens.prompt.toLocaleString('en-US')} tok`,
+        `${n.tokens.repeated.toLocaleString('en-US')} tok`,
+        `${n.tokens.cache_read.toLocaleString('en-US')} tok`,
+        `$${n.money.actual_input_cost.toPrecision(3)}`,
+      ]);
+    }
+    expect(rows.map((r) => Number(r.cells[0]))).toEqual([3, 2]);
+  });
+
   it('capture rate per day: a phone drawing beside the wide one, which alone carries the figures by day', async () => {
     const { key, sys } = await twoModels();
     const html = await page(`/ui/handles/${sys.id}?period=7d`, key);

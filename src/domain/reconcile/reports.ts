@@ -268,6 +268,17 @@ export class Reports {
     const noHandle = sum([...this.store.sumRollups({ tenantId, handleId: NO_HANDLE, ...span, model: range.model }), ...this.pendingRows(pending, NO_HANDLE, span, range.model)]);
     return { range: rangeView(range, now), ...sum(totals), handles_total: ranked.length, handles, no_handle: noHandleView(noHandle) };
   }
+
+  /**
+   * The calls that referenced no handle, per model, the most costly first: which agent sends its whole prompt inline
+   * (the dashboard's overview; the API's `no_handle` sums them).
+   */
+  noHandleByModel(tenantId: string, range: ReportRange, now: number) {
+    const rows = this.store.sumRollups({ tenantId, handleId: NO_HANDLE, ...days(range, now), model: range.model });
+    return [...groupBy(rows, (r) => r.model)]
+      .map(([model, rs]) => ({ model, ...noHandleView(sum(rs)) }))
+      .sort((a, b) => b.money.actual_input_cost - a.money.actual_input_cost || a.model.localeCompare(b.model));
+  }
 }
 
 /**

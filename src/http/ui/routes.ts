@@ -46,7 +46,10 @@ export function uiRoutes(deps: AppDeps, services: Services) {
   ui.use('/ui/requests', requireSignIn(services.tenants, 'page'));
   ui.use('/ui/requests/*', requireSignIn(services.tenants, 'page'));
 
-  const tenantReport = (c: Context<UiEnv>, period: Period) => services.reports.tenant(c.get('tenantId'), rangeOf(period, now()), now(), MAX_ROWS);
+  const tenantReport = (c: Context<UiEnv>, period: Period) => ({
+    ...services.reports.tenant(c.get('tenantId'), rangeOf(period, now()), now(), MAX_ROWS),
+    no_handle_models: services.reports.noHandleByModel(c.get('tenantId'), rangeOf(period, now()), now()),
+  });
   /** The catalog entries of the tenant's latest requests in the period: whose rules the overview's legend explains. */
   const tenantEntries = (c: Context<UiEnv>, period: Period) => entriesOf(services.requests.list(c.get('tenantId'), { limit: RECENT_REQUESTS, range: rangeOf(period, now()) }).rows);
   /** The catalog entries these requests were priced as, each once; undefined when there are none (no rules to name). */

@@ -7,7 +7,8 @@ import { LEAK_ROWS, legend, waterfallChart } from '../charts';
 import { PERIODS, tok, tokens, usd, type Period } from '../format';
 import { biggestLeak, costNote, liveStatus, periodChooser, rateBar, summary, type Html } from './parts';
 
-export type TenantReport = ReturnType<Reports['tenant']>;
+/** The tenant report, and its calls through no handle per model (which agent sends its prompt inline). */
+export type TenantReport = ReturnType<Reports['tenant']> & { no_handle_models: ReturnType<Reports['noHandleByModel']> };
 
 /** Rows shown in the handle ranking; the API has them all. */
 export const MAX_ROWS = 200;
@@ -31,7 +32,7 @@ ${summary(report)}
 ${report.tokens.referenced ? '' : html`<p class="empty">${noHandleYet(report.no_handle.requests)} Call your model through the proxy with a handle (<code>x-ph-prefix</code>, <code>x-ph-session</code>), or render a request with one and report its usage (<code>POST /v1/usage</code>): the README's “Your agent through the proxy, in five steps” shows how.</p>`}
 ${waterfallChart(report.tokens, `Reuse waterfall, ${PERIODS[period].label.toLowerCase()}`)}
 ${legend(['cold', ...LEAK_ROWS, 'captured', 'bonus'], { entries })}</div>
-${noHandleSection(report.no_handle)}
+${noHandleSection(report.no_handle, report.no_handle_models)}
 <h2>Handles by leaked money</h2>
 ${rows.length
     ? html`<table data-table="handles"><thead><tr><th>#</th><th>Handle</th><th class="num">Leaked</th><th>Biggest leak</th><th>Capture rate</th><th class="num">Requests</th><th class="num">Referenced</th><th class="num">Opportunity</th><th class="num">Captured</th><th class="num">Realised</th></tr></thead><tbody>
@@ -60,7 +61,7 @@ const figure = (key: string, label: string, value: number, shown: string, note?:
  * The calls that named no handle: on no handle's report and not in the figures above, but what they repeat is the reuse
  * a handle would let the provider read.
  */
-function noHandleSection(n: NoHandleFigures): Html {
+function noHandleSection(n: NoHandleFigures, models: TenantReport['no_handle_models']): Html {
   if (!n.requests) return html`<h2>Calls through no handle</h2><p class="muted" data-no-handle="none">Every call reconciled in this period referenced a handle.</p>`;
   const m = n.money;
   return html`<h2>Calls through no handle</h2>
@@ -72,5 +73,9 @@ ${figure('tokens.repeated', 'Repeated', n.tokens.repeated, tok(n.tokens.repeated
 ${figure('tokens.cache_read', 'Read from cache', n.tokens.cache_read, tok(n.tokens.cache_read), 'by the provider')}
 ${figure('money.actual_input_cost', 'Input cost', m.actual_input_cost, usd(m.actual_input_cost), m.unknown_capture_input_cost ? `and ${usd(m.unknown_capture_input_cost)} without cache fields` : costNote(m.actual_input_cost, m.cost_without_caching))}
 ${figure('money.write_premiums_unread', 'Unread write premiums', m.write_premiums_unread, usd(m.write_premiums_unread), `and ${usd(m.write_premiums_pending)} still within their TTL`)}
-</dl>`;
+</dl>
+<table data-table="no-handle-models"><thead><tr><th>Model</th><th class="num">Calls</th><th class="num">Prompt tokens</th><th class="num">Repeated</th><th class="num">Read from cache</th><th class="num">Input cost</th></tr></thead><tbody>
+${models.map(
+    (x) => html`<tr data-no-handle-model="${x.model}"><td data-model><bdi>${x.model}</bdi></td><td class="num">${tokens(x.requests)}</td><td class="num">${tok(x.tokens.prompt)}</td><td class="num">${tok(x.tokens.repeated)}</td><td class="num">${tok(x.tokens.cache_read)}</td><td class="num" data-value="${x.money.actual_input_cost}">${usd(x.money.actual_input_cost)}</td></tr>`,
+  )}</tbody></table>`;
 }
