@@ -58,7 +58,7 @@ describe('where the money leaks', () => {
     const cls = biggest(row.tokens)!;
     expect(cls).toBe('below_minimum');
     expect(html).toContain(`data-biggest-leak="${cls}" data-tokens="${row.tokens[cls]}"`);
-    expect(html).toContain(`below minimum ${row.tokens[cls].toLocaleString('en-US')} tok`);
+    expect(html).toContain(`below minimum<br><small class="muted">${row.tokens[cls].toLocaleString('en-US')} tok · `);
     // The first figure of the row is the leaked money (a phone shows the first columns; the ranking's key was the 8th).
     expect(/data-value="([^"]*)"/.exec(html)![1]).toBe(String(row.money.leaked_savings));
     expect(await page('/ui?period=7d', key)).toMatch(/<th>Handle<\/th><th class="num">Leaked<\/th><th>Biggest leak<\/th>/);

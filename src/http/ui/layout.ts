@@ -47,7 +47,7 @@ table { border-collapse:collapse; width:100%; background:var(--card); }
 th, td { text-align:left; padding:6px 8px; border-bottom:1px solid var(--line); vertical-align:top; }
 th { font-size:12px; color:var(--muted); font-weight:600; background:#f1f5f9; }
 td.num, th.num { text-align:right; font-variant-numeric: tabular-nums; white-space:nowrap; }
-td.rate-cell, td[data-model], [data-biggest-leak] { white-space:nowrap; }
+td.rate-cell, td[data-model], [data-biggest-leak] small { white-space:nowrap; }
 .rate { display:inline-block; width:60px; height:8px; background:#e2e8f0; border-radius:4px; margin-right:6px; vertical-align:middle; overflow:hidden; }
 .rate i { display:block; height:100%; background:#16a34a; }
 svg.chart { display:block; max-width:100%; height:auto; }

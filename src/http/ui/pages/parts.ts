@@ -65,7 +65,8 @@ const MISSES = LEAK_ROWS.filter((c) => c !== 'unknown');
 export function biggestLeak(t: Record<string, number>): Html {
   const top = MISSES.reduce<{ cls: string; n: number } | null>((best, cls) => ((t[cls] ?? 0) > (best?.n ?? 0) ? { cls, n: t[cls]! } : best), null);
   if (!top) return html`<span class="muted" data-biggest-leak="">none</span>`;
-  return html`<span data-biggest-leak="${top.cls}" data-tokens="${top.n}">${swatch(top.cls)} ${CLASS_INFO[top.cls]!.label} ${tok(top.n)}<br><small class="muted">${pct(ratio(top.n, t.opportunity ?? 0), 0)} of opp.</small></span>`;
+  // Its name, then its figures: one line of both made the ranking wider than a 1280 px page.
+  return html`<span data-biggest-leak="${top.cls}" data-tokens="${top.n}">${swatch(top.cls)} ${CLASS_INFO[top.cls]!.label}<br><small class="muted">${tok(top.n)} · ${pct(ratio(top.n, t.opportunity ?? 0), 0)} of opp.</small></span>`;
 }
 
 /**
