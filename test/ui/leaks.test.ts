@@ -4,7 +4,7 @@
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../helpers/app';
-import { mintSystem, userMessage } from '../helpers/factories';
+import { mintArtifact, mintSystem, userMessage } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report, type Rendered } from '../helpers/scenario';
 import { MIN } from './seed';
 
@@ -145,6 +145,17 @@ describe('where the money leaks', () => {
       ]);
     }
     expect(rows.map((r) => Number(r.cells[0]))).toEqual([3, 2]);
+  });
+
+  it("request page: each segment's handle by its name under its id, inline content as before", async () => {
+    const { client, key } = t.tenant('names');
+    const sys = await mintArtifact(client, 'system', LONG_SYSTEM, { name: 'review <prompt>' });
+    const r = await renderAnthropic(client, { system: [{ type: 'handle', ref: sys.id }], messages: [userMessage('hi')] });
+    await report(client, t, r, anthropicUsage(promptTokens(r), 0, r.breakpoints[0]!.token_end));
+    const html = await page(`/ui/requests/${r.request_id}`, key);
+    const rows = [...html.matchAll(/<tr data-segment="(\d+)">([\s\S]*?)<\/tr>/g)].map((m) => m[2]!);
+    expect(rows[0]).toContain(`>${sys.id}@1</a><br><small class="muted" data-source-name><bdi>review &lt;prompt&gt;</bdi></small>`);
+    expect(rows[1]).not.toContain('data-source-name');
   });
 
   it('capture rate per day: a phone drawing beside the wide one, which alone carries the figures by day', async () => {

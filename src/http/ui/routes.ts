@@ -86,7 +86,13 @@ export function uiRoutes(deps: AppDeps, services: Services) {
   ui.get('/ui/requests/:id', (c) => {
     const row = services.requests.get(c.get('tenantId'), c.req.param('id'));
     const entry = deps.catalog.byId(row.catalogEntry);
-    return page(c, { title: `Request ${row.id}`, tenantId: c.get('tenantId'), body: requestPage(row, (rid) => services.retention.isPruned(rid), entry) });
+    // The names of the handles its segments came from, each read once (a long session's batches share one id).
+    const names = new Map<string, string>();
+    for (const id of new Set((row.segments as Array<{ source: string }>).flatMap((s) => parseRef(s.source)?.id ?? []))) {
+      const h = deps.store.getHandle(id);
+      if (h && h.tenantId === c.get('tenantId') && h.name) names.set(id, h.name);
+    }
+    return page(c, { title: `Request ${row.id}`, tenantId: c.get('tenantId'), body: requestPage(row, (rid) => services.retention.isPruned(rid), entry, names) });
   });
 
   ui.get('/ui/events', (c) => {

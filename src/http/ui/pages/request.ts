@@ -14,12 +14,13 @@ import { failureView } from '../../views';
 import { formatsNote, metric, requestLink, settingsNote, sourceLink, thinkingNote, type Html } from './parts';
 import { shownRuns, sumClasses, SESSION_BATCHES_SHOWN } from '../../../domain/session-runs';
 import { unknownModel } from '../../../domain/requests';
+import { parseRef } from '../../../domain/ids';
 import { expiredUnderMinimum, requestWhyItems, type RequestWhy } from '../../../domain/reconcile/explain';
 
 const json = (v: unknown) => JSON.stringify(v, null, 2);
 
-/** `entry`: the catalog entry the request was priced as, whose rules its notices explain. */
-export function requestPage(row: RequestRow, pruned?: (id: string) => boolean, entry?: ModelEntry): Html {
+/** `entry`: the catalog entry the request was priced as, whose rules its notices explain; `names`: its handles' names by id. */
+export function requestPage(row: RequestRow, pruned?: (id: string) => boolean, entry?: ModelEntry, names?: ReadonlyMap<string, string>): Html {
   // Whether a hit renews the model's cache entries (Anthropic, most OpenAI models; not Gemini's).
   const refreshes = entry?.cache.refreshOnHit ?? true;
   const provider = entry?.provider;
@@ -96,7 +97,7 @@ ${bar.map((s) => {
     const classes = Object.entries(s.classes ?? {}).filter(([, n]) => n > 0);
     const last = s.index + (s.count ?? 1) - 1;
     return html`<tr ${s.count ? html`data-segments="${s.index}-${last}"` : html`data-segment="${s.index}"`}><td class="num">${s.count ? `${s.index + 1}–${last + 1}` : s.index + 1}</td><td>${
-      s.count ? html`${sourceLink(segments[s.index]!.source)} … ${sourceLink(segments[last]!.source)} <small class="muted">(${tokens(s.count)} earlier batches of the session, summed)</small>` : sourceLink(s.source)
+      s.count ? html`${sourceLink(segments[s.index]!.source)} … ${sourceLink(segments[last]!.source)} <small class="muted">(${tokens(s.count)} earlier batches of the session, summed)</small>` : html`${sourceLink(s.source)}${nameOf(s.source, names)}`
     }</td><td>${s.section}</td><td class="num">${tok(s.end - s.start)}</td>
 <td>${classes.length ? classes.map(([c, n], k) => html`${k ? ' · ' : ''}<span data-class="${c}" data-tokens="${n}">${CLASS_INFO[c]?.label ?? c} ${tokens(n)}</span>`) : html`<span class="muted">${row.status === 'failed' ? 'the call failed' : 'not reconciled'}</span>`}</td>
 <td class="num">${o ? (outcome!.provider.read === null ? html`<span class="muted">unknown</span>` : tokens(o.read)) : '—'}</td><td class="num">${o ? (outcome!.provider.write === null ? html`<span class="muted">not reported</span>` : tokens(o.write)) : '—'}</td><td class="num">${o ? usd(o.cost) : '—'}</td></tr>`;
@@ -114,6 +115,12 @@ ${row.usageRaw !== undefined && row.usageRaw !== null ? html`<details><summary>A
     ? html`<p class="muted">The provider's own explanation, shown beside ours.</p><pre class="content" data-raw="diagnostics">${json(row.diagnostics)}</pre>`
     : html`<p class="muted">The provider sent no cache diagnostics.</p>`}</div>
 </div>`;
+}
+
+/** A segment's handle by the name the team gave it, under its id (ids alone did not say which prompt it was). */
+function nameOf(source: string, names?: ReadonlyMap<string, string>): Html | '' {
+  const name = names?.get(parseRef(source)?.id ?? '');
+  return name ? html`<br><small class="muted" data-source-name><bdi>${name}</bdi></small>` : '';
 }
 
 /** Every other class's tokens on this request, and why they are there with its own figures. */
