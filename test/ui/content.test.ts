@@ -67,11 +67,15 @@ describe('captureTrendChart', () => {
   it('labels days far enough apart not to overlap, always the last one', async () => {
     for (const n of [7, 13, 25, 40, 62]) {
       const days = Array.from({ length: n }, (_, i) => ({ day: new Date(Date.UTC(2026, 9, 1) + i * 86_400_000).toISOString().slice(0, 10), opportunity: 1, captured: 1, unknown: 0, rate: 1, money: 0 }));
-      const svg = await str(captureTrendChart(days, 't'));
-      const xs = [...svg.matchAll(/<text x="([\d.]+)" y="[\d.]+" text-anchor="middle" class="tick">(\d\d-\d\d)</g)].map((m) => ({ x: Number(m[1]), day: m[2] }));
-      expect(xs.at(-1)!.day, String(n)).toBe(days.at(-1)!.day.slice(5));
-      // A label is 5 characters, about 34 px at this size.
-      for (let i = 1; i < xs.length; i++) expect(xs[i]!.x - xs[i - 1]!.x, `${n} days`).toBeGreaterThan(34);
+      // The desktop's drawing and the phone's, each labelled on its own.
+      const svgs = (await str(captureTrendChart(days, 't'))).split('</svg>').filter((x) => x.includes('<svg'));
+      expect(svgs.length).toBe(2);
+      for (const svg of svgs) {
+        const xs = [...svg.matchAll(/<text x="([\d.]+)" y="[\d.]+" text-anchor="middle" class="tick">(\d\d-\d\d)</g)].map((m) => ({ x: Number(m[1]), day: m[2] }));
+        expect(xs.at(-1)!.day, String(n)).toBe(days.at(-1)!.day.slice(5));
+        // A label is 5 characters, about 34 units at this size, in either drawing.
+        for (let i = 1; i < xs.length; i++) expect(xs[i]!.x - xs[i - 1]!.x, `${n} days`).toBeGreaterThan(34);
+      }
     }
   });
 });
