@@ -133,7 +133,10 @@ function unknownVariables(env: Record<string, string | undefined>): string[] {
     .filter((name) => name.startsWith('PH_') && env[name] !== undefined && !(name in envSchema.shape) && !CLI_VARIABLES.has(name) && !isServiceLink(name, env[name]))
     .map((name) => {
       const [nearest] = known.map((k) => [k, editDistance(name, k)] as const).sort((a, b) => a[1] - b[1]);
-      const meant = nearest && nearest[1] <= 3 ? `; did you mean ${nearest[0]}?` : '';
+      // Else a real name the misspelt one extends, as other tools spell it: PH_DATABASE_PATH, PH_DATABASE_URL.
+      const extended = known.filter((k) => name.startsWith(`${k}_`)).sort((a, b) => b.length - a.length)[0];
+      const guess = nearest && nearest[1] <= 3 ? nearest[0] : extended;
+      const meant = guess ? `; did you mean ${guess}?` : '';
       // Its value is never shown: it may be a secret under a wrong name (PH_ADMINKEY).
       return `  ${name}: not a variable of the service${meant} (value not shown)`;
     });

@@ -156,6 +156,9 @@ describe('configuration', () => {
     // A misspelt setting is still refused beside them.
     expect(() => loadConfig({ ...links, PH_REQUEST_RETENTION_DAY: '30' })).toThrow('PH_REQUEST_RETENTION_DAY: not a variable of the service; did you mean PH_REQUEST_RETENTION_DAYS?');
     expect(() => loadConfig({ ...links, PH_SIMULATR_PORT: '0' })).toThrow('PH_SIMULATR_PORT: not a variable of the service; did you mean PH_SIMULATOR_PORT?');
+    // Too far from any name by edits, but a real name with another tool's suffix.
+    expect(() => loadConfig({ PH_DATABASE_PATH: '/srv/ph.db' })).toThrow('PH_DATABASE_PATH: not a variable of the service; did you mean PH_DATABASE? (value not shown)');
+    expect(() => loadConfig({ PH_UNHEARD_OF_SETTING: '1' })).toThrow(/PH_UNHEARD_OF_SETTING: not a variable of the service \(value not shown\)/);
   });
 });
 
