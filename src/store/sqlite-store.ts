@@ -1,5 +1,5 @@
 import { and, asc, desc, eq, gt, gte, isNull, lt, lte, sql } from 'drizzle-orm';
-import { statSync } from 'node:fs';
+import { statSync, type Stats } from 'node:fs';
 import type { Db, WalSync } from './db';
 import { apiKeys, blobs, calibration, driftFindings, handlePins, handles, handleVersions, requestInline, requests, tenants } from './schema';
 import { DAY_MS, type Clock } from '../domain/clock';
@@ -590,7 +590,8 @@ export class SqliteStore implements Store {
     // The open connection goes on reading and writing a file removed or replaced at its path (SQLite keeps its
     // descriptor): every write from then on is lost at the next start, which opens whatever the path holds.
     for (const f of this.files) {
-      const st = statSync(f.path, { throwIfNoEntry: false });
+      const st = statAt(f.path);
+      if (st === 'unknown') continue;
       if (!st) return `${f.path} was removed while the service runs: what it writes now goes to a file no path leads to, lost when it stops; restart the service`;
       if (st.dev !== f.dev || st.ino !== f.ino) return `${f.path} was replaced while the service runs: it still writes the file it opened, which the next start will not read; restart the service`;
     }
@@ -1006,4 +1007,17 @@ export class SqliteStore implements Store {
   }
 
 
+}
+
+/**
+ * The file at a path for the health check: undefined when no path leads to one (ENOENT, or ENOTDIR: a file now stands
+ * where a directory on the path was), 'unknown' when the stat fails otherwise (a directory's permission changed: the
+ * open connection is not affected). statSync's throwIfNoEntry spares ENOENT only: ENOTDIR made /healthz a 500.
+ */
+function statAt(path: string): Stats | undefined | 'unknown' {
+  try {
+    return statSync(path, { throwIfNoEntry: false });
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOTDIR' ? undefined : 'unknown';
+  }
 }

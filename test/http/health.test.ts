@@ -1,7 +1,7 @@
 // GET /healthz and GET /readyz over real HTTP on a real database file, broken the ways an operator's disk or
 // hands break it: the file removed or replaced under the running service, its WAL removed, the connection closed.
 import { serve, type ServerType } from '@hono/node-server';
-import { copyFileSync, mkdtempSync, renameSync, rmSync, unlinkSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -95,5 +95,24 @@ describe('GET /readyz', () => {
     expect(await probe('/readyz')).toEqual({ status: 503, body: { status: 'draining' } });
     expect(await probe('/healthz')).toEqual({ status: 200, body: { status: 'ok' } });
     expect((await client.post('/v1/artifacts', { kind: 'system', content: 'served while draining' })).status).toBe(201);
+  });
+});
+
+describe('GET /healthz when the database directory is gone from its path', () => {
+  it('answers 503 failing, not a 500, once a file stands where the data directory was (the stat fails ENOTDIR, not ENOENT)', async () => {
+    t.tenant();
+    const moved = `${dir}.moved`;
+    renameSync(dir, moved);
+    writeFileSync(dir, 'not a directory');
+    try {
+      for (const path of ['/healthz', '/readyz'] as const) {
+        const health = await probe(path);
+        expect(health.status, path).toBe(503);
+        expect(health.body).toEqual({ status: 'failing', detail: `${file} was removed while the service runs: what it writes now goes to a file no path leads to, lost when it stops; restart the service` });
+      }
+    } finally {
+      rmSync(dir, { force: true });
+      renameSync(moved, dir);
+    }
   });
 });
