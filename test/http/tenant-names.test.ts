@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../src/domain/tenants';
 import { ADMIN_KEY, createTestApp, type TestApp } from '../helpers/app';
@@ -74,6 +75,42 @@ describe('POST /v1/tenants with a name another tenant has', () => {
     expect(refused).toHaveLength(answers.length - 1);
     for (const r of refused) expect([r.json.code, r.json.tenant]).toEqual(['tenant_name_taken', made[0]!.json.tenant]);
     expect(rows()).toEqual({ tenants: 1, keys: 1 });
+  });
+});
+
+describe('the name check under another process', () => {
+  // The creations above run in one process, whose synchronous check and insert no other request can come between:
+  // they would pass with the check and the insert in a deferred transaction too. Another process on the file (the
+  // offline CLI, a second service) can: the check must hold the write lock from its read on.
+  it('holds the write lock from the check on: another connection cannot insert a tenant between the check and the insert', () => {
+    t.tenant('Initech');
+    const other = new Database(join(dir, 'prefix-handles.db'), { timeout: 0 });
+    let tried = false;
+    let refused: string | undefined;
+    try {
+      const made = t.store.createTenant(
+        { id: 'ten_initechNewAAAAAAAAAA', name: 'Initrode', createdAt: 3_000 },
+        { id: 'key_initechNewAAAAAAAAAA', tenantId: 'ten_initechNewAAAAAAAAAA', keyHash: hashApiKey('phk_initrode-secret-0000000000000'), hint: 'phk_initrode', createdAt: 3_000, revokedAt: null },
+        (name) => {
+          // Between the read of the names and the insert: another process makes a tenant of the name being checked.
+          if (!tried) {
+            tried = true;
+            try {
+              other.prepare('insert into tenants (id, name, created_at) values (?, ?, ?)').run('ten_initrodeOtherAAAAAAA', 'initrode', 2_500);
+            } catch (e) {
+              refused = (e as { code?: string }).code;
+            }
+          }
+          return name.toLowerCase() === 'initrode';
+        },
+      );
+      expect(made).toBeUndefined();
+    } finally {
+      other.close();
+    }
+    expect(tried).toBe(true);
+    expect(refused).toBe('SQLITE_BUSY');
+    expect(t.sqlite.prepare("select count(*) from tenants where lower(name) = 'initrode'").pluck().get()).toBe(1);
   });
 });
 
