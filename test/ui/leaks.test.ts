@@ -147,6 +147,32 @@ describe('where the money leaks', () => {
     expect(rows.map((r) => Number(r.cells[0]))).toEqual([3, 2]);
   });
 
+  it("request page: an OpenAI prefix expired at its day-long lifetime is not advised to ask for '24h' (gpt-5.5 has no other)", async () => {
+    const { client, key } = t.tenant('a day apart');
+    const sys = await mintSystem(client, LONG_SYSTEM);
+    const call = async (model: string, read: boolean) => {
+      const res = await client.post('/v1/render', { format: 'openai-chat', request: { model, messages: [{ role: 'system', content: [{ type: 'handle', ref: sys.id }] }, { role: 'user', content: 'hi' }] } });
+      expect(res.status, res.text).toBe(200);
+      const r = res.json as Rendered;
+      const total = promptTokens(r);
+      await report(client, t, r, { prompt_tokens: total, completion_tokens: 5, total_tokens: total + 5, prompt_tokens_details: { cached_tokens: read ? 1024 : 0 } });
+      return r;
+    };
+    await call('gpt-5.5', false);
+    t.clock.advance(25 * 60 * MIN);
+    const expired = await call('gpt-5.5', false);
+    const html = await page(`/ui/requests/${expired.request_id}`, key);
+    expect(html).toMatch(/longer than its cache lifetime of <b>24h<\/b>/);
+    // It read: "OpenAI keeps it a day with prompt_cache_retention: "24h" on the models that offer it." — as it does here.
+    expect(html).not.toContain('keeps it a day with');
+    expect(html).toContain('a day is the longest OpenAI keeps a prefix');
+    // A model whose prefix expired in minutes is still pointed at the day-long retention.
+    await call('gpt-5.4', false);
+    t.clock.advance(30 * MIN);
+    const minutes = await call('gpt-5.4', false);
+    expect(await page(`/ui/requests/${minutes.request_id}`, key)).toContain('OpenAI keeps it a day with <code>prompt_cache_retention: "24h"</code>');
+  });
+
   it("request page: each segment's handle by its name under its id, inline content as before", async () => {
     const { client, key } = t.tenant('names');
     const sys = await mintArtifact(client, 'system', LONG_SYSTEM, { name: 'review <prompt>' });

@@ -154,6 +154,8 @@ function longerLifetime(provider: ProviderFamily | undefined, ttl: string): Html
     case 'anthropic':
       return html`Anthropic keeps a prefix an hour when its mark asks for <code>"ttl": "1h"</code> (<code>PH_CACHE_TTL=1h</code> for the service's marks).`;
     case 'openai':
+      // Already a day (gpt-5.5's only lifetime, or asked for): asking for "24h" again changes nothing.
+      if (ttl === '24h') return html`a day is the longest OpenAI keeps a prefix (<code>prompt_cache_retention: "24h"</code>): only a call within the day keeps it.`;
       return html`OpenAI keeps it a day with <code>prompt_cache_retention: "24h"</code> on the models that offer it.`;
     case 'gemini':
       return html`Gemini does not document how long its implicit cache keeps a prefix (a few minutes, by Google's word; the catalog assumes ${ttl}): an explicit cache (<code>cachedContents</code>, with a <code>ttl</code> of your choosing, billed per token-hour) keeps it as long as asked.`;
