@@ -7,6 +7,7 @@ import { createTestApp, type TestApp } from '../helpers/app';
 import { mintArtifact, mintSystem, userMessage } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report, type Rendered } from '../helpers/scenario';
 import { MIN } from './seed';
+import { rangeOf } from '../../src/http/ui/format';
 
 let t: TestApp;
 beforeEach(() => {
@@ -171,6 +172,20 @@ describe('where the money leaks', () => {
     t.clock.advance(30 * MIN);
     const minutes = await call('gpt-5.4', false);
     expect(await page(`/ui/requests/${minutes.request_id}`, key)).toContain('OpenAI keeps it a day with <code>prompt_cache_retention: "24h"</code>');
+  });
+
+  it("calls through no handle per model: each model's figures are the API's no_handle for it, write premiums still within their TTL too", async () => {
+    const { id, client } = t.tenant('inline writes');
+    const r = await renderAnthropic(client, { system: [{ type: 'text', text: `Current time: 09:00\n${LONG_SYSTEM}`, cache_control: { type: 'ephemeral' } }], messages: [userMessage('hi')] });
+    await report(client, t, r, anthropicUsage(promptTokens(r), 0, r.breakpoints.at(-1)!.token_end));
+    t.clock.advance(MIN);
+    const api = (await client.get('/v1/reports?period=7d&model=claude-sonnet-4-5')).json.no_handle;
+    // Written a minute ago, within its 5 minutes: pending, not unread.
+    expect(api.money.write_premiums_pending).toBeGreaterThan(0);
+    expect(api.money.write_premiums_unread).toBe(0);
+    const [row, ...more] = t.services.reports.noHandleByModel(id, rangeOf('7d', t.clock.now()), t.clock.now());
+    expect(more).toEqual([]);
+    expect(row).toEqual({ model: 'claude-sonnet-4-5', ...api });
   });
 
   it("request page: each segment's handle by its name under its id, inline content as before", async () => {

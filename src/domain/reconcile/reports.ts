@@ -274,7 +274,9 @@ export class Reports {
    * (the dashboard's overview; the API's `no_handle` sums them).
    */
   noHandleByModel(tenantId: string, range: ReportRange, now: number) {
-    const rows = this.store.sumRollups({ tenantId, handleId: NO_HANDLE, ...days(range, now), model: range.model });
+    const span = days(range, now);
+    // With the premiums still within their TTL, as `tenant` reads no_handle: else they counted as unread here.
+    const rows = [...this.store.sumRollups({ tenantId, handleId: NO_HANDLE, ...span, model: range.model }), ...this.pendingRows(this.pending.rows(tenantId, now), NO_HANDLE, span, range.model)];
     return [...groupBy(rows, (r) => r.model)]
       .map(([model, rs]) => ({ model, ...noHandleView(sum(rs)) }))
       .sort((a, b) => b.money.actual_input_cost - a.money.actual_input_cost || a.model.localeCompare(b.model));
