@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp } from '../helpers/app';
 import { BIN, runNode, startService } from '../helpers/processes';
 import { FakeClock } from '../helpers/clock';
+import { keptLine } from '../../src/cli/commands/prune';
 import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report } from '../helpers/scenario';
 
 const ADMIN_KEY = 'an-operator-admin-key-4567';
@@ -95,4 +96,12 @@ describe('prefix-handles prune', () => {
       t.close();
     }
   }, 60_000);
+
+  it("against an older service, whose answer has no reasons nor floor, prints that service's kept line, not 'NaN min'", () => {
+    const older = { before: '2026-11-01T00:00:00.000Z', pruned: 3, batches: 1 };
+    expect(keptLine({ ...older, kept: 2 }, 30)).toBe("kept 2 old enough but still needed (reconciled after their scope's snapshot, or within a cache TTL of its latest call)");
+    expect(keptLine({ ...older, kept: 0 }, 1)).toBe('');
+    // The current answer keeps its line.
+    expect(keptLine({ ...older, kept: 2, kept_for_replay: 2, kept_for_drift: 0, kept_started_late: 0, floor_hours: 48 }, 30)).toMatch(/^kept 2 requests older than 30 days, still needed: 2 reconciled after .*nothing younger than 48 h is ever pruned/);
+  });
 });

@@ -35,7 +35,7 @@ ${ADMIN_HELP}
       process.stdout.write(
         values.json
           ? `${JSON.stringify(r, null, 2)}\n`
-          : `pruned ${r.pruned} request${r.pruned === 1 ? '' : 's'} rendered before ${when(r.before)}, in ${r.batches} batch${r.batches === 1 ? '' : 'es'}\n${keptLine(r, days)}\n`,
+          : `pruned ${r.pruned} request${r.pruned === 1 ? '' : 's'} rendered before ${when(r.before)}, in ${r.batches} batch${r.batches === 1 ? '' : 'es'}\n${[keptLine(r, days)].filter((l) => l !== '').map((l) => `${l}\n`).join('')}`,
       );
     } finally {
       admin.close();
@@ -48,7 +48,9 @@ ${ADMIN_HELP}
  * What was kept and why, in one line with its figures: the requests younger than the floor (which an age under it
  * reaches into: `--older-than 1d` kept a day more than asked, without a word), and each reason an older one stays.
  */
-export function keptLine(r: PruneAnswer, days: number): string {
+export function keptLine(r: OlderPruneAnswer, days: number): string {
+  // An older service answers without the reasons and the floor: its one line, as it was ("NaN min" else).
+  if (!isCurrent(r)) return r.kept ? `kept ${r.kept} old enough but still needed (reconciled after their scope's snapshot, or within a cache TTL of its latest call)` : '';
   const ttl = duration(r.floor_hours / 2);
   const floor = duration(r.floor_hours);
   const why = [
@@ -63,6 +65,10 @@ export function keptLine(r: PruneAnswer, days: number): string {
   const older = `older than ${days} day${days === 1 ? '' : 's'}`;
   return `${r.kept ? `kept ${r.kept} request${r.kept === 1 ? '' : 's'} ${older}, ${still}` : `kept no request ${older}`}; nothing younger than ${floor} is ever pruned (${reason})`;
 }
+
+/** A prune's answer as a service before the reasons (kept_for_*, floor_hours) gives it too. */
+type OlderPruneAnswer = Pick<PruneAnswer, 'before' | 'pruned' | 'kept' | 'batches'> & Partial<PruneAnswer>;
+const isCurrent = (r: OlderPruneAnswer): r is PruneAnswer => typeof r.floor_hours === 'number';
 
 /** Hours as the catalog's TTLs come: whole hours, else minutes. */
 function duration(hours: number): string {
