@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { ApiKeyRow, Store } from '../store/store';
 import type { Clock } from './clock';
 import { sha256Hex } from './digest';
-import { DomainError, notFound } from './errors';
+import { DomainError, invalid, notFound } from './errors';
 import { newId } from './ids';
 
 export interface IssuedKey {
@@ -62,6 +62,8 @@ export class TenantService {
     const tenantId = newId('tenant');
     const { row, issued } = this.newKey(tenantId);
     const wanted = tenantNameKey(name);
+    // Blank, it could not be told from another blank name, and every later blank one would be "taken".
+    if (wanted === '') throw invalid('/name', "a tenant's name is blank: give it one that people can tell apart");
     const taken = this.store.createTenant({ id: tenantId, name, createdAt: row.createdAt }, row, (other) => tenantNameKey(other) === wanted);
     if (taken)
       throw new DomainError(

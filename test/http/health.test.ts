@@ -1,30 +1,26 @@
 // GET /healthz and GET /readyz over real HTTP on a real database file, broken the ways an operator's disk or
 // hands break it: the file removed or replaced under the running service, its WAL removed, the connection closed.
-import { serve, type ServerType } from '@hono/node-server';
 import { copyFileSync, mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from '../helpers/app';
+import { createTestApp, listen, type TestApp } from '../helpers/app';
 
 let dir: string;
 let file: string;
 let t: TestApp;
-let server: ServerType;
+let server: { base: string; close: () => Promise<void> };
 let url: string;
 
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ph-health-'));
   file = join(dir, 'prefix-handles.db');
   t = createTestApp({ databasePath: file });
-  server = await new Promise<ServerType>((resolve) => {
-    const s = serve({ fetch: t.app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
-  });
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  server = await listen(t.app);
+  url = server.base;
 });
 afterEach(async () => {
-  await new Promise((resolve) => server.close(resolve));
+  await server.close();
   t.close();
   rmSync(dir, { recursive: true, force: true });
 });

@@ -1,30 +1,26 @@
 // Tenant names are unique, compared as an operator reads them (case and extra whitespace aside), over real HTTP with
 // the admin key on a real database file; tenants that earlier versions let share a name keep working and are marked.
-import { serve, type ServerType } from '@hono/node-server';
 import { mkdtempSync, rmSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../src/domain/tenants';
-import { ADMIN_KEY, createTestApp, type TestApp } from '../helpers/app';
+import { ADMIN_KEY, createTestApp, listen, type TestApp } from '../helpers/app';
 
 let dir: string;
 let t: TestApp;
-let server: ServerType;
+let server: { base: string; close: () => Promise<void> };
 let url: string;
 
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ph-tenant-names-'));
   t = createTestApp({ databasePath: join(dir, 'prefix-handles.db') });
-  server = await new Promise<ServerType>((resolve) => {
-    const s = serve({ fetch: t.app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
-  });
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  server = await listen(t.app);
+  url = server.base;
 });
 afterEach(async () => {
-  await new Promise((resolve) => server.close(resolve));
+  await server.close();
   t.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -56,6 +52,17 @@ describe('POST /v1/tenants with a name another tenant has', () => {
     // Another name is another tenant: a suffix, a letter inside.
     expect((await create('Acme Corp 2')).status).toBe(201);
     expect((await create('AcmeCorp')).status).toBe(201);
+  });
+
+  it('refuses a blank name 422 invalid_request at /name, writing nothing: it could not be told from another blank one', async () => {
+    const before = rows();
+    for (const blank of [' ', '   ', '\t\n']) {
+      const res = await create(blank);
+      expect(res.status, JSON.stringify(blank)).toBe(422);
+      expect(res.type).toBe('application/problem+json');
+      expect(res.json).toMatchObject({ code: 'invalid_request', errors: [{ pointer: '/name' }] });
+    }
+    expect(rows()).toEqual(before);
   });
 
   it('compares composed and decomposed accents as one name (Unicode NFC), and keeps the name as it was given', async () => {
