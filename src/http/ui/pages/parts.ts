@@ -30,9 +30,9 @@ export function summary(t: Totals): Html {
   const m = t.money;
   return html`<dl class="metrics">
 ${metric('requests', 'Requests', t.requests, tokens(t.requests), { note: t.requests_with.unknown ? `${tokens(t.requests_with.unknown!)} without cache fields` : '' })}
-${metric('tokens.referenced', 'Referenced', t.tokens.referenced ?? 0, tok(t.tokens.referenced ?? 0))}
-${metric('tokens.opportunity', 'Opportunity', t.tokens.opportunity ?? 0, tok(t.tokens.opportunity ?? 0))}
-${metric('tokens.captured', 'Captured', t.tokens.captured ?? 0, tok(t.tokens.captured ?? 0))}
+${metric('tokens.referenced', 'Referenced', t.tokens.referenced ?? 0, tok(t.tokens.referenced ?? 0), { note: 'sent from handles' })}
+${metric('tokens.opportunity', 'Opportunity', t.tokens.opportunity ?? 0, tok(t.tokens.opportunity ?? 0), { note: 'sent before in the same cache scope: could be read from cache (the rest is cold, a first use)' })}
+${metric('tokens.captured', 'Captured', t.tokens.captured ?? 0, tok(t.tokens.captured ?? 0), { note: 'read from cache, as the provider confirmed' })}
 ${metric('capture_rate', 'Capture rate', t.capture_rate, pct(t.capture_rate), {
   // The denominator is named when it is not the opportunity shown beside it (some requests had no cache report).
   note:
