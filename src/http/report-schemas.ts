@@ -3,7 +3,7 @@
 // real answers to them (a field added to a view and not here fails there).
 
 import { z } from '@hono/zod-openapi';
-import { CLASSES, ROLLUP_CLASSES } from '../domain/reconcile/waterfall';
+import { CLASSES, MONEY_LEAKS, ROLLUP_CLASSES } from '../domain/reconcile/waterfall';
 import { BreakpointSchema, SegmentSchema } from './routes/render';
 
 const int = z.number().int();
@@ -155,6 +155,12 @@ const money = z.object({
   cost_at_perfect_capture: z.number(),
   realised_savings: z.number(),
   leaked_savings: z.number(),
+  leaked_by_class: z
+    .object(Object.fromEntries(MONEY_LEAKS.map((c) => [c, z.number()])) as Record<(typeof MONEY_LEAKS)[number], z.ZodNumber>)
+    .openapi({
+      description:
+        "leaked_savings by the class that missed it, summing to it to the micro-dollar: each call's leaked money divided among its missed tokens (every token a segment did not read costs that segment's average unread price). Cold tokens leak nothing (a first write is paid at perfect capture too). Rows written before migration 0018 are divided by their tokens' share of the day's and model's misses.",
+    }),
   write_premiums_paid: z.number(),
   write_premiums_unread: z.number().openapi({ description: 'Premiums for writes no later request read within their TTL (the parts of a write past what a later request read count here).' }),
   write_premiums_pending: z.number().openapi({ description: 'Premiums for writes not read yet whose TTL has not passed: they may still be read.' }),

@@ -1,6 +1,6 @@
 import { sqliteTable, text, integer, real, blob, primaryKey, index, uniqueIndex } from 'drizzle-orm/sqlite-core';
 import { sql } from 'drizzle-orm';
-import { requestsColumn, ROLLUP_CLASSES, ROLLUP_MONEY } from '../domain/reconcile/waterfall';
+import { requestsColumn, ROLLUP_CLASSES, ROLLUP_LEAKED, ROLLUP_MONEY } from '../domain/reconcile/waterfall';
 
 // Times are epoch milliseconds from the injected clock, never SQL defaults.
 
@@ -301,6 +301,7 @@ const classColumns = Object.fromEntries(
   ]),
 );
 const moneyColumns = Object.fromEntries(ROLLUP_MONEY.map((m) => [m, real(m).notNull().default(0)]));
+const leakedColumns = Object.fromEntries(ROLLUP_LEAKED.map((m) => [m, real(m).notNull().default(0)]));
 
 /**
  * Per handle (and version), UTC day and model: the waterfall's tokens and
@@ -320,6 +321,8 @@ export const rollups = sqliteTable(
     ...(moneyColumns as {}),
     /** Requests that had content of this version (`requests` counts a request on its newest version's row only). */
     requestsIncluding: integer('requests_including').notNull().default(0),
+    /** Leaked money by class (`leaked_drift`…): cost_actual - cost_perfect divided among the classes that missed. */
+    ...(leakedColumns as {}),
   },
   (t) => [
     primaryKey({ columns: [t.tenantId, t.handleId, t.version, t.day, t.model] }),
@@ -345,6 +348,7 @@ export const rollupsSpan = sqliteTable(
     ...(classColumns as {}),
     ...(moneyColumns as {}),
     requestsIncluding: integer('requests_including').notNull().default(0),
+    ...(leakedColumns as {}),
   },
   // Handle first: a report's sum over several spans is grouped by handle in key order, without a sort.
   (t) => [primaryKey({ columns: [t.tenantId, t.handleId, t.model, t.span] })],

@@ -49,7 +49,11 @@ interface Expected {
   premiumsUnread: number;
   premiumsPending: number;
   unknown?: number;
+  /** Nano-dollars leaked by class, worked out here: every class that leaked must be named (the rest leaked nothing). */
+  leaked?: Partial<Record<(typeof MONEY_LEAKS)[number], number>>;
 }
+
+const MONEY_LEAKS = ['drift', 'expired', 'concurrent', 'below_minimum', 'no_breakpoint', 'lookback', 'unconfirmed'] as const;
 
 /** The report's money as this audit expects it, from nano-dollar sums. */
 function moneyOf(e: Expected) {
@@ -61,11 +65,24 @@ function moneyOf(e: Expected) {
     // As a reader subtracts the printed costs.
     realised_savings: Math.round((usd(e.noCache) - usd(e.actual)) * 1e6) / 1e6,
     leaked_savings: Math.round((usd(e.actual) - usd(e.perfect)) * 1e6) / 1e6,
+    leaked_by_class: leakedByClass(e),
     write_premiums_paid: usd(e.premiumsPaid),
     write_premiums_unread: usd(e.premiumsUnread),
     write_premiums_pending: usd(e.premiumsPending),
     unknown_capture_input_cost: usd(e.unknown ?? 0),
   };
+}
+
+/**
+ * Leaked money by class as this audit expects it: a scenario that leaked must say where, all of it in one class (its
+ * figure is then the printed leaked savings, which the classes add up to: the hand-worked one within its rounding).
+ */
+function leakedByClass(e: Expected) {
+  const leaked = Math.round((usd(e.actual) - usd(e.perfect)) * 1e6) / 1e6;
+  const named = Object.entries(e.leaked ?? {});
+  if (leaked !== 0 && named.length !== 1) throw new Error(`leaked ${e.actual - e.perfect} n$: name its one class`);
+  if (named.length) expect(Math.abs(usd(named[0]![1]) - leaked), `${named[0]![0]} worked by hand`).toBeLessThanOrEqual(1.0001e-6);
+  return Object.fromEntries(MONEY_LEAKS.map((c) => [c, c === named[0]?.[0] ? leaked : 0]));
 }
 
 /**
@@ -80,12 +97,22 @@ function expectConsistent(rep: { money: Record<string, number>; versions?: Array
     for (const [k, v] of Object.entries(m)) if (typeof v === 'number') expect(Math.abs(v * 1e6 - micros(v)), `${label}.${k} = ${v}`).toBeLessThan(1e-6);
     expect(micros(m.realised_savings!), `${label}: realised = without caching − actual`).toBe(micros(m.cost_without_caching!) - micros(m.actual_input_cost!));
     expect(micros(m.leaked_savings!), `${label}: leaked = actual − perfect`).toBe(micros(m.actual_input_cost!) - micros(m.cost_at_perfect_capture!));
+    // Leaked money by class: whole micro-dollars, none below zero, adding up to the leaked savings exactly.
+    const byClass = Object.values((m as unknown as { leaked_by_class: Record<string, number> }).leaked_by_class);
+    expect(byClass, `${label}.leaked_by_class`).toHaveLength(MONEY_LEAKS.length);
+    for (const v of byClass) expect(v * 1e6 - micros(v) === 0 && v >= 0, `${label}.leaked_by_class: ${v}`).toBe(true);
+    expect(byClass.reduce((n, v) => n + micros(v), 0), `${label}: leaked_by_class adds up to leaked_savings`).toBe(micros(m.leaked_savings!));
   }
   for (const list of [rep.models, rep.versions?.length === (rep as { versions_total?: number }).versions_total ? rep.versions : undefined]) {
     if (!list?.length) continue;
-    for (const k of Object.keys(rep.money).filter((k) => k !== 'currency' && k !== 'write_premiums_unread')) {
-      const added = list.reduce((n, r) => n + micros(r.money[k]!), 0);
-      expect(Math.abs(added - micros(rep.money[k]!)), `${where}: ${k} summed over ${list === rep.models ? 'models' : 'versions'}`).toBeLessThanOrEqual(Math.ceil(list.length / 2));
+    const flat = (m: Record<string, unknown>): Record<string, number> =>
+      Object.fromEntries(Object.entries(m).flatMap(([k, v]) => (typeof v === 'number' ? [[k, v]] : v && typeof v === 'object' ? Object.entries(v).map(([c, x]) => [`${k}.${c}`, x as number]) : [])));
+    const total = flat(rep.money);
+    for (const k of Object.keys(total).filter((k) => k !== 'write_premiums_unread')) {
+      const added = list.reduce((n, r) => n + micros(flat(r.money)[k]!), 0);
+      // A class's figure is also moved by up to a micro-dollar a row to make its row's classes add up.
+      const slack = Math.ceil(list.length / 2) + (k.startsWith('leaked_by_class.') ? list.length : 0);
+      expect(Math.abs(added - micros(total[k]!)), `${where}: ${k} summed over ${list === rep.models ? 'models' : 'versions'}`).toBeLessThanOrEqual(slack);
     }
   }
 }
@@ -247,6 +274,8 @@ describe('money audit: Anthropic', () => {
       premiumsPaid: 2 * C * perToken(3, 0.25),
       premiumsUnread: C * perToken(3, 0.25),
       premiumsPending: C * perToken(3, 0.25),
+      // All of it to the TTL: the second write's C tokens at 1.25× where a read was 0.1×.
+      leaked: { expired: C * (perToken(3, 1.25) - perToken(3, 0.1)) },
     };
     expect((await handleMoney(client, bundle.id)).money).toEqual(moneyOf(e));
     // Five minutes after the second write, unread too.
@@ -341,6 +370,8 @@ describe('money audit: Anthropic', () => {
       premiumsPaid: 2 * D * perToken(3, 0.25),
       premiumsUnread: 0,
       premiumsPending: 2 * D * perToken(3, 0.25),
+      // The provider did not read what a cache would have held: written again at 1.25× where a read was 0.1×.
+      leaked: { unconfirmed: D * (perToken(3, 1.25) - perToken(3, 0.1)) },
     };
     expect((await handleMoney(client, tools.id)).money).toEqual(moneyOf(readOnce(T)));
     expect((await handleMoney(client, sys.id)).money).toEqual(moneyOf(readOnce(S)));
@@ -352,14 +383,18 @@ describe('money audit: Anthropic', () => {
     expect((await handleMoney(client, doc.id)).money).toEqual(moneyOf(docLater));
     // The tenant's totals: each token once (the bundle and the document), to the micro-dollar of the sum.
     const all = readOnce(C);
-    const sum = (k: keyof Expected) => all[k]! + docLater[k]!;
+    const sum = (k: 'actual' | 'noCache' | 'perfect' | 'premiumsPaid' | 'premiumsUnread') => all[k] + docLater[k];
     const tenant = await tenantReport(client);
-    expect(tenant.money).toEqual(moneyOf({ actual: sum('actual'), noCache: sum('noCache'), perfect: sum('perfect'), premiumsPaid: sum('premiumsPaid'), premiumsUnread: sum('premiumsUnread'), premiumsPending: 0 }));
+    expect(tenant.money).toEqual(moneyOf({ actual: sum('actual'), noCache: sum('noCache'), perfect: sum('perfect'), premiumsPaid: sum('premiumsPaid'), premiumsUnread: sum('premiumsUnread'), premiumsPending: 0, leaked: docLater.leaked }));
     // The three artifacts' printed figures add up to the tenant's within their rounding (half a micro-dollar each).
     const artifacts = await Promise.all([tools.id, sys.id, doc.id].map((id) => handleMoney(client, id)));
-    for (const k of Object.keys(tenant.money).filter((k) => k !== 'currency')) {
+    for (const k of Object.keys(tenant.money).filter((k) => k !== 'currency' && k !== 'leaked_by_class')) {
       const added = artifacts.reduce((n, a) => n + Math.round(a.money[k] * 1e6), 0);
       expect(Math.abs(added - Math.round(tenant.money[k] * 1e6)), k).toBeLessThanOrEqual(1);
+    }
+    for (const c of MONEY_LEAKS) {
+      const added = artifacts.reduce((n, a) => n + Math.round(a.money.leaked_by_class[c] * 1e6), 0);
+      expect(Math.abs(added - Math.round(tenant.money.leaked_by_class[c] * 1e6)), c).toBeLessThanOrEqual(1);
     }
   });
 
@@ -380,7 +415,7 @@ describe('money audit: Anthropic', () => {
     const r2 = await turn('q2');
     await report(client, t, r2, anthropicUsage(promptTokens(r2), 0, C));
     expect((await handleMoney(client, bundle.id)).money).toEqual(
-      moneyOf({ actual: C * perToken(3, 1.25), noCache: C * perToken(3), perfect: C * perToken(3, 0.1), premiumsPaid: C * perToken(3, 0.25), premiumsUnread: 0, premiumsPending: C * perToken(3, 0.25), unknown: C * perToken(3) }),
+      moneyOf({ actual: C * perToken(3, 1.25), noCache: C * perToken(3), perfect: C * perToken(3, 0.1), premiumsPaid: C * perToken(3, 0.25), premiumsUnread: 0, premiumsPending: C * perToken(3, 0.25), unknown: C * perToken(3), leaked: { unconfirmed: C * (perToken(3, 1.25) - perToken(3, 0.1)) } }),
     );
   });
 });
@@ -469,6 +504,8 @@ describe('money audit: OpenAI and Gemini', () => {
       premiumsPaid: 0,
       premiumsUnread: 0,
       premiumsPending: 0,
+      // The tail short of the next step: under the next cacheable length, at full price where a read was cached.
+      leaked: { below_minimum: (L - read) * (perToken(price) - perToken(price, cached)) },
     };
     expect((await handleMoney(client, sys.id)).money).toEqual(moneyOf(e));
     expect((await tenantReport(client)).money).toEqual(moneyOf(e));
@@ -586,6 +623,7 @@ describe('money audit: the CLI and the dashboard print the API\'s figures', () =
           premiumsPaid: 2 * C * perToken(3, 0.25),
           premiumsUnread: C * perToken(3, 0.25),
           premiumsPending: 0,
+          leaked: { expired: C * (perToken(3, 1.25) - perToken(3, 0.1)) },
         }),
       );
       expect(tenant).toEqual(api);

@@ -130,7 +130,9 @@ function usageFor(c: Call & { name: Model }, r: any): Record<string, unknown> {
 // ---------- the recomputation, from each request's stored outcome ----------
 
 const TOKEN_COLUMNS = ['referenced', 'opportunity', 'reported_opportunity', 'predicted', 'captured', 'bonus', 'unconfirmed', 'unknown', 'cold', 'drift', 'expired', 'concurrent', 'below_minimum', 'no_breakpoint', 'lookback'] as const;
-const MONEY_COLUMNS = ['cost_actual', 'cost_no_cache', 'cost_perfect', 'cost_unknown', 'write_premium_paid', 'write_premium_read', 'write_premium_pending'] as const;
+/** The classes leaked money divides into: the unread tokens that were not cold (README: Money by leak class). */
+const LEAKS = ['drift', 'expired', 'concurrent', 'below_minimum', 'no_breakpoint', 'lookback', 'unconfirmed'] as const;
+const MONEY_COLUMNS = ['cost_actual', 'cost_no_cache', 'cost_perfect', 'cost_unknown', 'write_premium_paid', 'write_premium_read', 'write_premium_pending', ...LEAKS.map((c) => `leaked_${c}`)] as const;
 type Row = { handle: string; version: number; day: number; model: string; v: Record<string, number> };
 
 const zero = () => Object.fromEntries([...TOKEN_COLUMNS.flatMap((c) => [c, `req_${c}`]), 'requests', 'requests_including', ...MONEY_COLUMNS].map((c) => [c, 0])) as Record<string, number>;
@@ -239,6 +241,9 @@ function addSegment(v: Record<string, number>, s: any, reported: boolean): void 
     v.cost_perfect! += s.cost.perfect;
   } else v.cost_unknown! += s.cost.no_cache;
   v.write_premium_paid! += s.cost.write_premium;
+  // Its leaked money (actual − perfect) shared by its missed tokens: every unread one costs the segment's same price.
+  const missed = LEAKS.reduce((n, c) => n + s.classes[c], 0);
+  if (reported && missed > 0 && s.cost.actual > s.cost.perfect) for (const c of LEAKS) v[`leaked_${c}`]! += ((s.cost.actual - s.cost.perfect) * s.classes[c]) / missed;
 }
 
 const round = (x: number) => (Math.sign(x) * Math.floor((Math.round(Math.abs(x) * 1e9) + 500) / 1000)) / 1e6;
@@ -263,6 +268,7 @@ function totals(rows: Row[]) {
       write_premiums_pending: round(v.write_premium_pending!),
       unknown_capture_input_cost: round(v.cost_unknown!),
     },
+    leaked_by_class: Object.fromEntries(LEAKS.map((c) => [c, round(v[`leaked_${c}`]!)])),
   };
 }
 
@@ -276,6 +282,11 @@ function same(actual: any, expected: ReturnType<typeof totals>, what: string) {
   };
   near(actual.capture_rate, expected.capture_rate, 'capture_rate');
   for (const k of Object.keys(expected.money) as (keyof typeof expected.money)[]) near(actual.money[k], expected.money[k], k);
+  // Each class to the micro-dollar (its share of the rounding moved to make them add up: two at most), and together
+  // the leaked savings exactly.
+  for (const c of LEAKS) expect(Math.abs(actual.money.leaked_by_class[c] - expected.leaked_by_class[c]!), `${what} leaked_by_class.${c}`).toBeLessThanOrEqual(2.0001e-6);
+  const micros = LEAKS.reduce((n, c) => n + Math.round(actual.money.leaked_by_class[c] * 1e6), 0);
+  expect(micros, `${what}: leaked_by_class adds up`).toBe(Math.round(actual.money.leaked_savings * 1e6));
 }
 const pick = (o: Record<string, number>) => Object.fromEntries(TOKEN_COLUMNS.map((c) => [c, o[c]]));
 

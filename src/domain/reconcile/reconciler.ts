@@ -21,7 +21,7 @@ import { calibrationFamily, calibrationRatio, currentBasis } from './reports';
 import { summarizeOutcome } from './request-summary';
 import { PendingPremiums, partsOf, readUpTo, type PremiumPart, type StoredPremium } from './write-premiums';
 import { advance, blocksFor, hasUnits, knownEnds, lastUnits, learnExactEnds, measuresPrefixes, ScopeStates, segmentLengths, unitLengths, type RecordedOutcome, type ScopeState, type SimTimes } from './scopes';
-import { CLASSES, classifySegment, NO_HANDLE, requestsColumn, ROLLUP_CLASSES, ROLLUP_VALUE_COLUMNS, type ClassCounts } from './waterfall';
+import { CLASSES, classifySegment, leakedByClass, leakedColumn, MONEY_LEAKS, NO_HANDLE, requestsColumn, ROLLUP_CLASSES, ROLLUP_VALUE_COLUMNS, type ClassCounts } from './waterfall';
 
 export interface UsageReport {
   request_id: string;
@@ -951,6 +951,8 @@ function addSegment(v: Record<string, number>, s: SegmentOutcome, reported: bool
     v.cost_perfect! += s.cost.perfect;
   } else v.cost_unknown! += s.cost.no_cache;
   v.write_premium_paid! += s.cost.write_premium;
+  const leaked = leakedByClass(s.classes, s.cost, reported);
+  if (leaked) for (const c of MONEY_LEAKS) v[leakedColumn(c)]! += leaked[c];
 }
 
 /** Written tokens of [start, end) in input-price units, by `prices`' ranges: only the written part (up to `writtenTo`) counts. */

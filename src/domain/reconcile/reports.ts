@@ -1,4 +1,4 @@
-import { NO_HANDLE, requestsColumn, ROLLUP_CLASSES } from './waterfall';
+import { leakedColumn, MONEY_LEAKS, NO_HANDLE, requestsColumn, ROLLUP_CLASSES, type MoneyLeak } from './waterfall';
 import type { CalibrationRow, HandleRow, HandleSums, RollupRow, Store } from '../../store/store';
 import { notFound } from '../errors';
 import type { PendingPremiums, PendingRow } from './write-premiums';
@@ -35,6 +35,8 @@ export interface Totals {
     cost_at_perfect_capture: number;
     realised_savings: number;
     leaked_savings: number;
+    /** Leaked savings by the class that missed them; they sum to `leaked_savings` to the micro-dollar. */
+    leaked_by_class: Record<MoneyLeak, number>;
     write_premiums_paid: number;
     /** Premiums for writes no later request read within their TTL. */
     write_premiums_unread: number;
@@ -66,11 +68,32 @@ function leaked(rows: HandleSums[]): number {
   return difference(actual, perfect);
 }
 
+/**
+ * Each class's leaked money to the micro-dollar, summing to `total` as printed: rounded each, the difference (a few
+ * micro-dollars of rounding) goes to the classes with the largest remainders, as a reader adding them up expects.
+ */
+function apportion(byClass: Record<MoneyLeak, number>, total: number): Record<MoneyLeak, number> {
+  const micros = MONEY_LEAKS.map((c) => Math.max(0, byClass[c]) * 1e6);
+  const out = micros.map(Math.floor);
+  let left = Math.round(total * 1e6) - out.reduce((a, b) => a + b, 0);
+  const order = MONEY_LEAKS.map((_, i) => i).sort((a, b) => micros[b]! - out[b]! - (micros[a]! - out[a]!) || micros[b]! - micros[a]!);
+  // Never below zero, never on a class that leaked nothing: a total with nothing to divide stays as the classes say.
+  for (let k = 0; left !== 0 && k < order.length * 2; k++) {
+    const i = order[k % order.length]!;
+    if (micros[i] === 0 || (left < 0 && out[i] === 0)) continue;
+    const step = Math.sign(left);
+    out[i]! += step;
+    left -= step;
+  }
+  return Object.fromEntries(MONEY_LEAKS.map((c, i) => [c, out[i]! / 1e6])) as Record<MoneyLeak, number>;
+}
+
 function sum(rows: HandleSums[]): Totals {
   const tokens: Record<string, number> = {};
   const requestsWith: Record<string, number> = {};
   let requests = 0;
   const m = { cost_actual: 0, cost_no_cache: 0, cost_perfect: 0, cost_unknown: 0, write_premium_paid: 0, write_premium_read: 0, write_premium_pending: 0 };
+  const byClass = Object.fromEntries(MONEY_LEAKS.map((c) => [c, 0])) as Record<MoneyLeak, number>;
   for (const r of rows) {
     requests += r.requests ?? 0;
     for (const c of ROLLUP_CLASSES) {
@@ -78,6 +101,7 @@ function sum(rows: HandleSums[]): Totals {
       requestsWith[c] = (requestsWith[c] ?? 0) + (r[requestsColumn(c)] ?? 0);
     }
     for (const k of Object.keys(m) as (keyof typeof m)[]) m[k] += r[k] ?? 0;
+    for (const c of MONEY_LEAKS) byClass[c] += r[leakedColumn(c)] ?? 0;
   }
   for (const c of ROLLUP_CLASSES) {
     tokens[c] ??= 0;
@@ -97,6 +121,7 @@ function sum(rows: HandleSums[]): Totals {
       cost_at_perfect_capture: round(m.cost_perfect),
       realised_savings: difference(m.cost_no_cache, m.cost_actual),
       leaked_savings: difference(m.cost_actual, m.cost_perfect),
+      leaked_by_class: apportion(byClass, difference(m.cost_actual, m.cost_perfect)),
       write_premiums_paid: round(m.write_premium_paid),
       write_premiums_unread: Math.max(0, round(m.write_premium_paid - m.write_premium_read - m.write_premium_pending)),
       write_premiums_pending: round(m.write_premium_pending),

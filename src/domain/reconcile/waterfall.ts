@@ -12,9 +12,19 @@ export type ClassCounts = Record<TokenClass, number>;
 // `reported_opportunity`: opportunity in requests whose provider reported cache fields — the
 // denominator of the capture rate, so a request with unknown capture is never a 0% hit.
 export const ROLLUP_CLASSES = ['referenced', 'opportunity', 'reported_opportunity', 'predicted', ...CLASSES] as const;
+/**
+ * The classes leaked money divides into: the tokens a perfect cache would have read and the provider did not. Cold
+ * tokens are not among them (a first use is written at perfect capture too), nor unknown ones (priced apart).
+ */
+export const MONEY_LEAKS = ['drift', 'expired', 'concurrent', 'below_minimum', 'no_breakpoint', 'lookback', 'unconfirmed'] as const;
+export type MoneyLeak = (typeof MONEY_LEAKS)[number];
+/** A leak class's money column on a rollup row. */
+export const leakedColumn = (c: MoneyLeak) => `leaked_${c}` as const;
 // Money of requests with unknown capture is kept apart (`cost_unknown`, at full price) rather than
 // counted as leaked.
 export const ROLLUP_MONEY = ['cost_actual', 'cost_no_cache', 'cost_perfect', 'cost_unknown', 'write_premium_paid', 'write_premium_read'] as const;
+/** Leaked money by class (migration 0018 added them after the columns before: they close the row). */
+export const ROLLUP_LEAKED = MONEY_LEAKS.map(leakedColumn);
 /**
  * The rollup rows of requests that referenced no handle (their whole prompt the caller's inline content), beside the
  * tenant's handle totals ('*'): on no handle's report and not in those totals, but counted, so the tenant sees what
@@ -28,7 +38,7 @@ export const requestsColumn = (c: string) => `req_${c}`;
  * the newest version it used; `requests_including` on every version's row it had content of (a session's version k
  * holds batch k, and version 1 its base too, which every later turn sends again).
  */
-export const ROLLUP_VALUE_COLUMNS = ['requests', ...ROLLUP_CLASSES.flatMap((c) => [c, requestsColumn(c)]), ...ROLLUP_MONEY, 'requests_including'];
+export const ROLLUP_VALUE_COLUMNS = ['requests', ...ROLLUP_CLASSES.flatMap((c) => [c, requestsColumn(c)]), ...ROLLUP_MONEY, 'requests_including', ...ROLLUP_LEAKED];
 
 export const emptyCounts = (): ClassCounts => Object.fromEntries(CLASSES.map((c) => [c, 0])) as ClassCounts;
 
@@ -88,4 +98,22 @@ function leakOf(reason: MissReason | null, seenBefore: boolean): Leak {
     default:
       return reason;
   }
+}
+
+/**
+ * A segment's leaked money (what it cost past perfect capture) by class. Every token the provider did not read costs
+ * the same in a segment (its unread tokens' average price: writes at their TTL's rate, the rest at the input price),
+ * and perfect capture would have read each one that was not cold: so each leak class's share is its tokens' share of
+ * the segment's unread tokens that were not cold. The shares sum to `actual - perfect`; a call without cache fields
+ * leaks nothing here (its cost is counted apart).
+ */
+export function leakedByClass(classes: ClassCounts, cost: { actual: number; perfect: number }, reported: boolean): Record<MoneyLeak, number> | null {
+  if (!reported) return null;
+  let missed = 0;
+  for (const c of MONEY_LEAKS) missed += classes[c];
+  const leaked = cost.actual - cost.perfect;
+  if (missed === 0 || !(leaked > 0)) return null;
+  const out = {} as Record<MoneyLeak, number>;
+  for (const c of MONEY_LEAKS) out[c] = (leaked * classes[c]) / missed;
+  return out;
 }
