@@ -643,6 +643,10 @@ describe('money audit: the CLI and the dashboard print the API\'s figures', () =
       for (const [run, money] of [[handleRun, api], [tenantRun, tenant]] as const) {
         expect(run.code, run.err).toBe(0);
         for (const [k, label] of Object.entries(labels)) expect(run.out, k).toMatch(new RegExp(`^${label} +${cliUsd(money[k]).replace('$', '\\$')}$`, 'm'));
+        // Each miss class's leaked money closes its line of the token table; cold leaks none (its cell is empty).
+        expect(run.out).toMatch(new RegExp(`^ +expired +[\\d,]+ +[\\d.]+% +1 +${cliUsd(money.leaked_by_class.expired).replace('$', '\\$')}$`, 'm'));
+        expect(run.out).toMatch(new RegExp(`^ +drift +0 +0\\.0% +0 +\\$0\\.000000$`, 'm'));
+        expect(run.out).toMatch(/^ +cold +[\d,]+ +[\d.]+% +\d+$/m);
       }
       expect(api.realised_savings).toBeGreaterThan(0);
 

@@ -7,7 +7,7 @@ import { createTestApp, type TestApp } from '../helpers/app';
 import { mintArtifact, mintSystem, userMessage } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report, type Rendered } from '../helpers/scenario';
 import { MIN } from './seed';
-import { rangeOf } from '../../src/http/ui/format';
+import { rangeOf, usd } from '../../src/http/ui/format';
 
 let t: TestApp;
 beforeEach(() => {
@@ -16,8 +16,11 @@ beforeEach(() => {
 afterEach(() => t.close());
 
 const MISSES = ['drift', 'expired', 'concurrent', 'below_minimum', 'no_breakpoint', 'lookback', 'unconfirmed'];
-/** The miss class with the most tokens, the first in gate order on a tie. */
-const biggest = (tokens: Record<string, number>) => MISSES.reduce<string | null>((best, c) => ((tokens[c] ?? 0) > (best ? tokens[best]! : 0) ? c : best), null);
+/** The miss class that leaked the most money, the first in gate order on a tie. */
+const biggest = (r: { money: { leaked_by_class: Record<string, number> } }) => {
+  const usd = r.money.leaked_by_class;
+  return MISSES.reduce<string | null>((best, c) => (usd[c]! > (best ? usd[best]! : 0) ? c : best), null);
+};
 
 async function page(path: string, key: string) {
   const res = await t.app.request(path, { headers: { cookie: `ph_ui_key=${key}` } });
@@ -56,10 +59,13 @@ describe('where the money leaks', () => {
     const api = (await client.get('/v1/reports')).json;
     const row = api.handles.find((h: { id: string }) => h.id === sys.id);
     const html = /<tr data-handle="[^"]+">[\s\S]*?<\/tr>/.exec(await page('/ui?period=7d', key))![0];
-    const cls = biggest(row.tokens)!;
-    expect(cls).toBe('below_minimum');
-    expect(html).toContain(`data-biggest-leak="${cls}" data-tokens="${row.tokens[cls]}"`);
-    expect(html).toContain(`below minimum<br><small class="muted">${row.tokens[cls].toLocaleString('en-US')} tok · `);
+    const cls = biggest(row)!;
+    // By money: the prefix written again after its TTL on both models (Sonnet's at 1.25× of $3/M) cost more than
+    // Haiku's four calls under its minimum, though those were more tokens.
+    expect(cls).toBe('expired');
+    expect(row.tokens.below_minimum).toBeGreaterThan(row.tokens.expired);
+    expect(html).toContain(`data-biggest-leak="${cls}" data-tokens="${row.tokens[cls]}" data-usd="${row.money.leaked_by_class[cls]}"`);
+    expect(html).toContain(`expired<br><small class="muted">${usd(row.money.leaked_by_class[cls])} · ${row.tokens[cls].toLocaleString('en-US')} tok · `);
     // The first figure of the row is the leaked money (a phone shows the first columns; the ranking's key was the 8th).
     expect(/data-value="([^"]*)"/.exec(html)![1]).toBe(String(row.money.leaked_savings));
     expect(await page('/ui?period=7d', key)).toMatch(/<th>Handle<\/th><th class="num">Leaked<\/th><th>Biggest leak<\/th>/);
@@ -75,8 +81,8 @@ describe('where the money leaks', () => {
     expect(new Set(rows.map((r) => r.model))).toEqual(new Set(['claude-haiku-4-5', 'claude-sonnet-4-5']));
     for (const [i, m] of expected.entries()) {
       expect(rows[i]!.html).toContain(`data-value="${m.money.leaked_savings}"`);
-      const cls = biggest(m.tokens)!;
-      expect(rows[i]!.html, m.model).toContain(`data-biggest-leak="${cls}" data-tokens="${m.tokens[cls]}"`);
+      const cls = biggest(m)!;
+      expect(rows[i]!.html, m.model).toContain(`data-biggest-leak="${cls}" data-tokens="${m.tokens[cls]}" data-usd="${m.money.leaked_by_class[cls]}"`);
     }
     // Haiku's loss is the minimum, Sonnet's the expired prefix: two different changes to make.
     expect(rows.find((r) => r.model === 'claude-haiku-4-5')!.html).toContain('data-biggest-leak="below_minimum"');
@@ -85,6 +91,32 @@ describe('where the money leaks', () => {
     const recent = /<table data-table="recent">[\s\S]*?<\/table>/.exec(html)![0];
     expect(recent).toMatch(/below minimum [\d,]+ tok/);
     expect(recent).not.toContain('below_minimum');
+  });
+
+  it('the waterfall card divides the leaked savings by cause, the costliest first, as the API and prices by hand give them', async () => {
+    const { client, key, sys } = await twoModels();
+    const tenant = (await client.get('/v1/reports')).json;
+    const handle = (await client.get(`/v1/reports/handles/${sys.id}`)).json;
+    // By hand: Haiku 4.5's calls paid $1/M where a read is $0.10/M (four under its minimum, then one after the prefix
+    // expired: the TTL is the first gate it fails); Sonnet 4.5's expired prefix was written again at $3.75/M where a
+    // read is $0.30/M.
+    const haiku = handle.models.find((m: { model: string }) => m.model === 'claude-haiku-4-5');
+    const sonnet = handle.models.find((m: { model: string }) => m.model === 'claude-sonnet-4-5');
+    expect(haiku.tokens.below_minimum).toBeGreaterThan(0);
+    expect(Math.abs(handle.money.leaked_by_class.below_minimum - haiku.tokens.below_minimum * 0.9e-6)).toBeLessThanOrEqual(1.0001e-6);
+    expect(Math.abs(handle.money.leaked_by_class.expired - sonnet.tokens.expired * 3.45e-6 - haiku.tokens.expired * 0.9e-6)).toBeLessThanOrEqual(2.0001e-6);
+    for (const [path, rep] of [['/ui?period=7d', tenant], [`/ui/handles/${sys.id}?period=7d`, handle]] as const) {
+      const table = /<table data-table="leaked-by-class">[\s\S]*?<\/table>/.exec(await page(path, key))![0];
+      expect(table).toContain(`(${usd(rep.money.leaked_savings)} against perfect capture`);
+      const rows = [...table.matchAll(/<tr data-class="([^"]+)">[\s\S]*?data-value="([^"]+)">([^<]+)</g)].map((m) => ({ cls: m[1]!, value: Number(m[2]), shown: m[3] }));
+      // Every class with tokens or money, the costliest first, each at the API's figure.
+      expect(rows.map((r) => r.cls)).toEqual(['expired', 'below_minimum']);
+      for (const r of rows) {
+        expect(r.value, r.cls).toBe(rep.money.leaked_by_class[r.cls]);
+        expect(r.shown, r.cls).toBe(usd(rep.money.leaked_by_class[r.cls]));
+      }
+      expect(rows.reduce((n, r) => n + Math.round(r.value * 1e6), 0)).toBe(Math.round(rep.money.leaked_savings * 1e6));
+    }
   });
 
   it('request page: an expired prefix under the model minimum is not advised to be kept alive', async () => {

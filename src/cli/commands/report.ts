@@ -19,6 +19,8 @@ interface Money {
   cost_at_perfect_capture: number;
   realised_savings: number;
   leaked_savings: number;
+  /** Absent from an older service. */
+  leaked_by_class?: Record<string, number>;
   write_premiums_paid: number;
   write_premiums_unread: number;
   write_premiums_pending: number;
@@ -279,13 +281,16 @@ function totalsText(t: Totals): string {
   const known = new Set([...WATERFALL.map(([c]) => c), 'reported_opportunity']);
   // Classes a newer service reports that this list does not know yet are still shown.
   const classes = [...WATERFALL, ...Object.keys(t.tokens).filter((c) => !known.has(c)).map((c): [string, number] => [c, 1])];
+  const m = t.money;
+  // Each miss class's share of the leaked savings beside its tokens (cold and unknown leak none: priced apart).
+  const leaked = m.leaked_by_class;
   const tokenRows = classes.map(([c, indent]) => [
     `${'  '.repeat(indent)}${c}`,
     tokens(t.tokens[c]),
     referenced ? percent((t.tokens[c] ?? 0) / referenced) : '',
     tokens(t.requests_with[c]),
+    ...(leaked ? [leaked[c] === undefined ? '' : usd(leaked[c])] : []),
   ]);
-  const m = t.money;
   const moneyRows = [
     ['realised savings', usd(m.realised_savings)],
     ['leaked savings', usd(m.leaked_savings)],
@@ -302,7 +307,9 @@ function totalsText(t: Totals): string {
     : '';
   return [
     `requests ${tokens(t.requests)}`,
-    table(['tokens', 'count', 'of referenced', 'requests'], tokenRows, ['left', 'right', 'right', 'right']),
+    leaked
+      ? table(['tokens', 'count', 'of referenced', 'requests', 'leaked'], tokenRows, ['left', 'right', 'right', 'right', 'right'])
+      : table(['tokens', 'count', 'of referenced', 'requests'], tokenRows, ['left', 'right', 'right', 'right']),
     `capture rate ${percent(t.capture_rate)} (captured ${tokens(t.tokens.captured)} / opportunity with a cache report ${tokens(t.tokens.reported_opportunity ?? t.tokens.opportunity)})${unknown}`,
     table(['money', m.currency], moneyRows, ['left', 'right']),
   ].join('\n\n');

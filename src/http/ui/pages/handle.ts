@@ -9,7 +9,7 @@ import type { requestSummaryView } from '../../views';
 import { captureTrendChart, CLASS_INFO, LEAK_ROWS, legend, waterfallChart, type DayPoint } from '../charts';
 import { diffPair, markFindings, type Finding } from '../content';
 import { bytes, PERIODS, pct, tok, tokens, usd, when, type Period } from '../format';
-import { biggestLeak, formatsNote, liveStatus, periodChooser, rateBar, requestLink, settingsNote, sourceLink, summary, thinkingNote, type Html } from './parts';
+import { biggestLeak, formatsNote, leakedByClass, liveStatus, periodChooser, rateBar, requestLink, settingsNote, sourceLink, summary, thinkingNote, type Html } from './parts';
 
 export type HandleReport = ReturnType<Reports['handleOverview']>;
 
@@ -108,7 +108,8 @@ ${summary(r)}
 <div class="card"><h2 style="margin-top:0">Reuse waterfall</h2>
 ${r.tokens.referenced ? '' : html`<p class="empty">No reconciled request used this handle in this period.</p>`}
 ${waterfallChart(r.tokens, `Reuse waterfall of ${title(r)}`)}
-${legend(['cold', ...LEAK_ROWS, 'captured', 'bonus'], { entries: v.entries })}</div>
+${legend(['cold', ...LEAK_ROWS, 'captured', 'bonus'], { entries: v.entries })}
+${leakedByClass(r)}</div>
 ${modelsTable(r.models)}
 <div class="card"><h2 style="margin-top:0">Capture rate per day <small class="muted">(the capture rate above, per UTC day, ${v.daysLabel}; hatched: a day with unknown capture)</small></h2>
 ${captureTrendChart(v.days, `Capture rate per day of ${title(r)}`)}${
@@ -129,7 +130,7 @@ function modelsTable(models: HandleReport['models']): Html | '' {
   return html`<h2>By model</h2>
 <table data-table="models"><thead><tr><th>Model</th><th class="num">Leaked</th><th>Biggest leak</th><th>Capture rate</th><th class="num">Requests</th><th class="num">Opportunity</th><th class="num">Captured</th></tr></thead><tbody>
 ${models.map(
-    (m) => html`<tr data-model="${m.model}"><td data-model><bdi>${m.model}</bdi></td><td class="num" data-value="${m.money.leaked_savings}">${usd(m.money.leaked_savings)}</td><td>${biggestLeak(m.tokens)}</td>
+    (m) => html`<tr data-model="${m.model}"><td data-model><bdi>${m.model}</bdi></td><td class="num" data-value="${m.money.leaked_savings}">${usd(m.money.leaked_savings)}</td><td>${biggestLeak(m)}</td>
 <td class="rate-cell">${rateBar(m.capture_rate)}</td><td class="num">${tokens(m.requests)}</td><td class="num">${tok(m.tokens.opportunity ?? 0)}</td><td class="num">${tok(m.tokens.captured ?? 0)}</td></tr>`,
   )}</tbody></table>`;
 }

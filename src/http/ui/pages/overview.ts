@@ -5,7 +5,7 @@ import type { NoHandleFigures, Reports } from '../../../domain/reconcile/reports
 import type { ModelEntry } from '../../../domain/catalog/types';
 import { LEAK_ROWS, legend, waterfallChart } from '../charts';
 import { PERIODS, tok, tokens, usd, type Period } from '../format';
-import { biggestLeak, costNote, liveStatus, periodChooser, rateBar, summary, type Html } from './parts';
+import { biggestLeak, costNote, leakedByClass, liveStatus, periodChooser, rateBar, summary, type Html } from './parts';
 
 /** The tenant report, and its calls through no handle per model (which agent sends its prompt inline). */
 export type TenantReport = ReturnType<Reports['tenant']> & { no_handle_models: ReturnType<Reports['noHandleByModel']> };
@@ -31,7 +31,8 @@ ${summary(report)}
 <div class="card"><h2 style="margin-top:0">Reuse waterfall</h2>
 ${report.tokens.referenced ? '' : html`<p class="empty">${noHandleYet(report.no_handle.requests)} Call your model through the proxy with a handle (<code>x-ph-prefix</code>, <code>x-ph-session</code>), or render a request with one and report its usage (<code>POST /v1/usage</code>): the README's “Your agent through the proxy, in five steps” shows how.</p>`}
 ${waterfallChart(report.tokens, `Reuse waterfall, ${PERIODS[period].label.toLowerCase()}`)}
-${legend(['cold', ...LEAK_ROWS, 'captured', 'bonus'], { entries })}</div>
+${legend(['cold', ...LEAK_ROWS, 'captured', 'bonus'], { entries })}
+${leakedByClass(report)}</div>
 ${noHandleSection(report.no_handle, report.no_handle_models)}
 <h2>Handles by leaked money</h2>
 ${rows.length
@@ -41,7 +42,7 @@ ${rows.map(
 <td>${h.name
     ? html`<a href="/ui/handles/${h.id}?period=${period}"><bdi>${h.name}</bdi></a><br><small class="muted"><span class="mono">${h.id}</span> · `
     : html`<a href="/ui/handles/${h.id}?period=${period}" class="mono">${h.id}</a><br><small class="muted">`}${h.kind ?? h.type ?? 'unknown'}${h.deleted ? html` · <span class="notice" data-deleted>deleted</span>` : ''}</small></td>
-<td class="num" data-value="${h.money.leaked_savings}">${usd(h.money.leaked_savings)}</td><td>${biggestLeak(h.tokens)}</td>
+<td class="num" data-value="${h.money.leaked_savings}">${usd(h.money.leaked_savings)}</td><td>${biggestLeak(h)}</td>
 <td class="rate-cell">${rateBar(h.capture_rate)}</td>
 <td class="num">${tokens(h.requests)}</td><td class="num">${tok(h.tokens.referenced ?? 0)}</td><td class="num">${tok(h.tokens.opportunity ?? 0)}</td><td class="num">${tok(h.tokens.captured ?? 0)}</td>
 <td class="num" data-value="${h.money.realised_savings}">${usd(h.money.realised_savings)}</td></tr>`,

@@ -4,6 +4,7 @@
 import { html } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
 import type { Totals } from '../../../domain/reconcile/reports';
+import type { MoneyLeak } from '../../../domain/reconcile/waterfall';
 import { parseRef } from '../../../domain/ids';
 import { PERIODS, pct, ratio, tok, tokens, usd, type Period } from '../format';
 import { CLASS_INFO, LEAK_ROWS, swatch } from '../charts';
@@ -56,17 +57,36 @@ ${metric('money.write_premiums_unread', 'Unread write premiums', m.write_premium
 }
 
 /** The leaks that are misses (unknown is not one: the provider said nothing), in gate order. */
-const MISSES = LEAK_ROWS.filter((c) => c !== 'unknown');
+const MISSES = LEAK_ROWS.filter((c): c is MoneyLeak => c !== 'unknown');
 
 /**
- * Where most of a report's opportunity leaked: its largest miss class (the first in gate order on a tie), its tokens and
- * their share of the opportunity, so a ranking says what to change and not only how much leaked; "none" when nothing did.
+ * Where most of a report's money leaked: the miss class that cost most (by tokens when nothing was priced: calls
+ * without cache fields), its tokens and their share of the opportunity, so a ranking says what to change and not
+ * only how much leaked; "none" when nothing did. The first in gate order on a tie.
  */
-export function biggestLeak(t: Record<string, number>): Html {
-  const top = MISSES.reduce<{ cls: string; n: number } | null>((best, cls) => ((t[cls] ?? 0) > (best?.n ?? 0) ? { cls, n: t[cls]! } : best), null);
-  if (!top) return html`<span class="muted" data-biggest-leak="">none</span>`;
+export function biggestLeak(t: Pick<Totals, 'tokens' | 'money'>): Html {
+  const by = (value: (cls: string) => number) => MISSES.reduce<string | null>((best, cls) => (value(cls) > (best ? value(best) : 0) ? cls : best), null);
+  const cls = by((c) => t.money.leaked_by_class[c as MoneyLeak] ?? 0) ?? by((c) => t.tokens[c] ?? 0);
+  if (!cls) return html`<span class="muted" data-biggest-leak="">none</span>`;
+  const n = t.tokens[cls] ?? 0;
+  const money = t.money.leaked_by_class[cls as MoneyLeak] ?? 0;
   // Its name, then its figures: one line of both made the ranking wider than a 1280 px page.
-  return html`<span data-biggest-leak="${top.cls}" data-tokens="${top.n}">${swatch(top.cls)} ${CLASS_INFO[top.cls]!.label}<br><small class="muted">${tok(top.n)} · ${pct(ratio(top.n, t.opportunity ?? 0), 0)} of opp.</small></span>`;
+  return html`<span data-biggest-leak="${cls}" data-tokens="${n}" data-usd="${money}">${swatch(cls)} ${CLASS_INFO[cls]!.label}<br><small class="muted">${money ? `${usd(money)} · ` : ''}${tok(n)} · ${pct(ratio(n, t.tokens.opportunity ?? 0), 0)} of opp.</small></span>`;
+}
+
+/**
+ * The leaked savings by the class that missed them, the costliest first: what each cause cost against perfect
+ * capture (cold tokens are no miss: a first use is written at perfect capture too; unknown ones are priced apart).
+ */
+export function leakedByClass(t: Pick<Totals, 'tokens' | 'requests_with' | 'money'>): Html {
+  const m = t.money;
+  const rows = MISSES.filter((c) => (t.tokens[c] ?? 0) > 0 || m.leaked_by_class[c] > 0).sort((a, b) => m.leaked_by_class[b] - m.leaked_by_class[a]);
+  if (!rows.length) return html``;
+  return html`<table data-table="leaked-by-class"><caption>Leaked savings by cause <small class="muted">(${usd(m.leaked_savings)} against perfect capture, divided among the tokens each cause missed)</small></caption>
+<thead><tr><th>Cause</th><th class="num">Leaked</th><th class="num">Share</th><th class="num">Tokens</th><th class="num">Requests</th></tr></thead><tbody>
+${rows.map(
+    (c) => html`<tr data-class="${c}"><td>${swatch(c)} ${CLASS_INFO[c]!.label}</td><td class="num" data-value="${m.leaked_by_class[c]}">${usd(m.leaked_by_class[c])}</td><td class="num">${pct(ratio(m.leaked_by_class[c], m.leaked_savings), 0)}</td><td class="num">${tok(t.tokens[c] ?? 0)}</td><td class="num">${tokens(t.requests_with[c] ?? 0)}</td></tr>`,
+  )}</tbody></table>`;
 }
 
 /**
