@@ -70,7 +70,16 @@ const SegmentOutcomeSchema = z.object({
   predicted: int,
   opportunity: int,
   classes: counts(CLASSES).openapi({ description: 'Every token of the segment in exactly one class.' }),
-  cost: z.object({ actual: z.number(), no_cache: z.number(), perfect: z.number(), write_premium: z.number() }),
+  cost: z.object({
+    actual: z.number(),
+    no_cache: z.number(),
+    perfect: z.number(),
+    write_premium: z.number(),
+    leaked: z
+      .partialRecord(z.enum(MONEY_LEAKS), z.number())
+      .optional()
+      .openapi({ description: 'actual − perfect by the classes that missed it (those above 0; absent when nothing leaked or capture is unknown): every token of the segment the provider did not read cost the same, and each miss class has its tokens\' share.' }),
+  }),
 });
 
 export const OutcomeSchema = z

@@ -1,6 +1,7 @@
 import type { HandleRow, RequestRow, VersionRow } from '../store/store';
 import { formatRef } from '../domain/ids';
 import type { RequestOutcome } from '../domain/reconcile/reconciler';
+import { leakedByClass, type ClassCounts } from '../domain/reconcile/waterfall';
 import { pathHandles, summarizeOutcome, summaryClasses, type RequestSummary } from '../domain/reconcile/request-summary';
 import type { RenderedSegment } from '../domain/render/request';
 import type { NormalizedUsage } from '../domain/usage/types';
@@ -60,15 +61,24 @@ export function outcomeView(outcome: unknown): unknown {
   // Unknown is not zero: a segment's share of a count the provider did not report (no cache fields: the read; OpenAI,
   // Gemini, vLLM: the write) is unknown too, not the 0 the outcome keeps for its arithmetic.
   const provider = shown.provider as { read: number | null; write: number | null } | undefined;
+  const reported = shown.capture === 'reported';
   if (Array.isArray(shown.segments))
-    shown.segments = shown.segments.map((s: { cost?: Record<string, number>; read?: number; write?: number }) => ({
+    shown.segments = shown.segments.map((s: { cost?: Record<string, number>; classes?: ClassCounts; read?: number; write?: number }) => ({
       ...s,
-      ...(s.cost ? { cost: Object.fromEntries(Object.entries(s.cost).map(([k, v]) => [k, money(v)])) } : {}),
+      ...(s.cost ? { cost: segmentCost(s.cost, s.classes, reported, money) } : {}),
       ...(provider?.read === null ? { read: null } : {}),
       ...(provider?.write === null ? { write: null } : {}),
     }));
   const toolUse = shown.tool_use_prompt as { tokens: number; cost: number } | undefined;
   if (toolUse) shown.tool_use_prompt = { ...toolUse, cost: money(toolUse.cost) };
+  return shown;
+}
+
+/** A segment's costs, with its leaked money (actual − perfect) by the classes that missed it, those above 0 only. */
+function segmentCost(cost: Record<string, number>, classes: ClassCounts | undefined, reported: boolean, money: (v: number) => number) {
+  const shown: Record<string, unknown> = Object.fromEntries(Object.entries(cost).map(([k, v]) => [k, money(v)]));
+  const leaked = classes && leakedByClass(classes, cost as { actual: number; perfect: number }, reported);
+  if (leaked) shown.leaked = Object.fromEntries(Object.entries(leaked).flatMap(([c, v]) => (v > 0 ? [[c, money(v)]] : [])));
   return shown;
 }
 

@@ -257,7 +257,7 @@ describe('money audit: Anthropic', () => {
   });
 
   it('a write never read within its 5 minutes: its premium unread, and the write made again leaked as a miss', async () => {
-    const { client } = t.tenant();
+    const { client, key } = t.tenant();
     const { bundle, turn } = await anthropicAgent(client);
     const r1 = await turn('q1');
     const C = r1.segments[1]!.token_end;
@@ -266,6 +266,16 @@ describe('money audit: Anthropic', () => {
     const r2 = await turn('q2');
     const o2 = await report(client, t, r2, anthropicUsage(promptTokens(r2), 0, C));
     expect(o2.outcome.segments.slice(0, 2).reduce((n, s) => n + (s.classes.expired ?? 0), 0)).toBe(C);
+    // The request's own leak by class, in its outcome (as reported and as GET /v1/requests/{id} shows it) and on its
+    // page: all expired, the C tokens at 1.25× where a read was 0.1×.
+    const expiredUsd = (C * (perToken(3, 1.25) - perToken(3, 0.1))) / 1e9;
+    for (const o of [o2.outcome, (await client.get(`/v1/requests/${r2.request_id}`)).json.outcome]) {
+      const leaked = o.segments.map((s: { cost: { leaked?: Record<string, number> } }) => s.cost.leaked ?? {});
+      expect(new Set(leaked.flatMap((l: object) => Object.keys(l)))).toEqual(new Set(['expired']));
+      expect(Math.abs(leaked.reduce((n: number, l: Record<string, number>) => n + (l.expired ?? 0), 0) - expiredUsd)).toBeLessThan(1e-10);
+    }
+    const pageHtml = await (await t.app.request(`/ui/requests/${r2.request_id}`, { headers: { cookie: `ph_ui_key=${key}` } })).text();
+    expect(pageHtml).toMatch(new RegExp(`data-metric="cost.leaked"[^>]*>.*?input cost; expired ${shown(expiredUsd).replace('$', '\\$')}<`, 's'));
     // Perfect capture would have read the second time (0.1×): it paid 1.25×, so 1.15× the input price leaked.
     const e: Expected = {
       actual: 2 * C * perToken(3, 1.25),

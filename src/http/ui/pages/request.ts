@@ -16,6 +16,7 @@ import { shownRuns, sumClasses, SESSION_BATCHES_SHOWN } from '../../../domain/se
 import { unknownModel } from '../../../domain/requests';
 import { parseRef } from '../../../domain/ids';
 import { expiredUnderMinimum, requestWhyItems, type RequestWhy } from '../../../domain/reconcile/explain';
+import { leakedByClass } from '../../../domain/reconcile/waterfall';
 
 const json = (v: unknown) => JSON.stringify(v, null, 2);
 
@@ -80,7 +81,7 @@ ${metric('total_prompt_tokens', 'Prompt tokens (provider)', outcome?.total_promp
 ${metric('provider.read', 'Read from cache (provider)', outcome?.provider.read ?? null, outcome ? (outcome.provider.read === null ? 'unknown' : tok(outcome.provider.read)) : '—')}
 ${metric('provider.write', 'Written to cache (provider)', outcome?.provider.write ?? null, outcome ? (outcome.provider.write === null ? 'not reported' : tok(outcome.provider.write)) : '—')}
 ${metric('predicted.read', 'Predicted read', outcome?.predicted.read ?? null, outcome ? tok(outcome.predicted.read) : '—', { note: 'by the cache simulation' })}
-${cost && outcome?.capture !== 'unknown' ? metric('cost.leaked', 'Leaked on this request', cost.actual - cost.perfect, usd(cost.actual - cost.perfect), { tone: 'bad', note: `of ${usd(cost.actual)} input cost` }) : ''}
+${cost && outcome?.capture !== 'unknown' ? metric('cost.leaked', 'Leaked on this request', cost.actual - cost.perfect, usd(cost.actual - cost.perfect), { tone: 'bad', note: `of ${usd(cost.actual)} input cost${leakedNote(outcome!.segments)}` }) : ''}
 </dl>
 ${row.catalogFallback ? html`<p class="notice" data-warning="unknown_model">${unknownModel(row.model, row.catalogEntry).detail}.</p>` : ''}
 ${outcome?.capture === 'unknown' ? unknownNotice(usage) : ''}
@@ -206,4 +207,12 @@ function driftBlock(d: NonNullable<RequestOutcome['drift']>, pruned?: (id: strin
     d.byte_offset !== undefined ? html`, first at byte <b>${tokens(d.byte_offset)}</b>` : ''
   }${formatsNote(d.formats)}.</p>
 ${pair ? html`<div class="pair"><div><b>Before</b><pre data-side="before">${pair.before}</pre></div><div><b>Now</b><pre data-side="now">${pair.now}</pre></div></div>` : html`<p class="muted">${d.before.source} → ${d.now.source}</p>`}</div>`;
+}
+
+/** The request's leaked money by cause, the costliest first ("": nothing leaked), as the reports divide it. */
+function leakedNote(segments: RequestOutcome['segments']): string {
+  const byClass = new Map<string, number>();
+  for (const s of segments) for (const [c, v] of Object.entries(leakedByClass(s.classes, s.cost, true) ?? {}) as Array<[string, number]>) byClass.set(c, (byClass.get(c) ?? 0) + v);
+  const shown = [...byClass].filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1]);
+  return shown.length ? `; ${shown.map(([c, v]) => `${CLASS_INFO[c]!.label} ${usd(v)}`).join(' · ')}` : '';
 }
