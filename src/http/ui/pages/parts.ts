@@ -70,8 +70,10 @@ export function biggestLeak(t: Pick<Totals, 'tokens' | 'money'>): Html {
   if (!cls) return html`<span class="muted" data-biggest-leak="">none</span>`;
   const n = t.tokens[cls] ?? 0;
   const money = t.money.leaked_by_class[cls as MoneyLeak] ?? 0;
-  // Its name, then its figures: one line of both made the ranking wider than a 1280 px page.
-  return html`<span data-biggest-leak="${cls}" data-tokens="${n}" data-usd="${money}">${swatch(cls)} ${CLASS_INFO[cls]!.label}<br><small class="muted">${money ? `${usd(money)} · ` : ''}${tok(n)} · ${pct(ratio(n, t.tokens.opportunity ?? 0), 0)} of opp.</small></span>`;
+  // Its name, then its figures: one line of both made the ranking wider than a 1280 px page (so did the money beside
+  // the tokens: those are in its title when it has money).
+  const share = `${pct(ratio(n, t.tokens.opportunity ?? 0), 0)} of opp.`;
+  return html`<span data-biggest-leak="${cls}" data-tokens="${n}" data-usd="${money}" title="${tokens(n)} tokens">${swatch(cls)} ${CLASS_INFO[cls]!.label}<br><small class="muted">${money ? usd(money) : `${tok(n)} tok`} · ${share}</small></span>`;
 }
 
 /**
