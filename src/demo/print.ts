@@ -5,7 +5,7 @@ interface HandleReport {
   requests: number;
   tokens: Record<string, number>;
   capture_rate: number | null;
-  money: { realised_savings: number; leaked_savings: number; write_premiums_unread: number };
+  money: { realised_savings: number; leaked_savings: number; leaked_by_class: Record<string, number>; write_premiums_unread: number };
 }
 
 const LEAKS = ['cold', 'drift', 'expired', 'concurrent', 'below_minimum', 'no_breakpoint', 'lookback', 'unconfirmed'];
@@ -27,4 +27,10 @@ export async function printReport(api: <T>(method: string, path: string) => Prom
     usd(r.money.leaked_savings),
   ]);
   console.log(table(header, rows, ['left', ...header.slice(1).map(() => 'right' as const)]));
+  // The leaked money by the class that missed it, the costliest first: what each cause cost.
+  const causes = reports.flatMap((r) => {
+    const by = Object.entries(r.money.leaked_by_class).filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1]);
+    return by.length ? [[`${r.handle.name ?? r.handle.id}`, by.map(([c, v]) => `${c} ${usd(v)}`).join(' · ')]] : [];
+  });
+  if (causes.length) console.log(`\nleaked, by cause\n${table(['handle', 'leaked by cause'], causes, ['left', 'left'])}`);
 }

@@ -23,6 +23,17 @@ describe('npm run demo -- --exit', () => {
     expect(reads).toHaveLength(4);
     expect(reads[0]).toBe(0);
     for (let i = 1; i < reads.length; i++) expect(reads[i]).toBeGreaterThan(reads[i - 1]!);
+    // Where each handle's leaked money went: the bundle's to the pause (expired), the system prompt's mostly to the
+    // timestamp (drift); each handle's causes add up to its leaked figure in the table above.
+    const micros = (usd: string) => Math.round(Number(usd.slice(1)) * 1e6);
+    const causes = new Map([...out.slice(out.indexOf('leaked, by cause')).matchAll(/^(support agent|support system prompt|support tools|handbook) +(\w+ \$[\d.]+(?: · \w+ \$[\d.]+)*)$/gm)].map((m) => [m[1]!, m[2]!.split(' · ').map((p) => p.split(' ') as [string, string])]));
+    expect([...causes.keys()].sort()).toEqual(['handbook', 'support agent', 'support system prompt', 'support tools']);
+    expect(causes.get('support agent')!.map(([c]) => c)).toEqual(['expired']);
+    expect(causes.get('support system prompt')![0]![0]).toBe('drift');
+    for (const [name, parts] of causes) {
+      const leaked = new RegExp(`^${name} \\(\\w+\\) .* (\\$[\\d.]+)$`, 'm').exec(out)![1]!;
+      expect(parts.reduce((n, [, v]) => n + micros(v), 0), name).toBe(micros(leaked));
+    }
   });
 
   // SIGHUP: the terminal it was started in is closed (or its ssh connection drops) while the dashboard is served.
