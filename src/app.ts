@@ -16,6 +16,7 @@ import { RENDER_PATH, renderRoute, renderRoutes } from './http/routes/render';
 import { USAGE_PATH, usageRoute, usageRoutes } from './http/routes/usage';
 import { checkStorableBytes, checkUtf8, closeUnreadBody, notJsonBody } from './http/body';
 import { Reconciler } from './domain/reconcile/reconciler';
+import { leakedByClass, MONEY_LEAKS } from './domain/reconcile/waterfall';
 import { WriteQueue } from './domain/write-queue';
 import { StartOrder } from './domain/reconcile/start-order';
 import { Reports } from './domain/reconcile/reports';
@@ -122,6 +123,8 @@ function countReconciled(reconciler: Reconciler, metrics: Metrics): Metrics {
       if (s.source === 'inline') continue;
       captured += s.classes.captured;
       opportunity += s.opportunity;
+      const leaked = leakedByClass(s.classes, s.cost, true);
+      if (leaked) for (const c of MONEY_LEAKS) if (leaked[c] > 0) metrics.leakedUsd.inc({ tenant: e.tenantId, class: c }, leaked[c]);
     }
     metrics.recordCapture(e.tenantId, captured, opportunity);
   });

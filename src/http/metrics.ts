@@ -17,6 +17,9 @@ export class Metrics {
   readonly captureRate = new Gauge({ name: 'ph_capture_rate', help: 'Captured / opportunity tokens per tenant since start', labelNames: ['tenant'], registers: [this.registry] });
   // The gauge's two sums as counters: a capture rate over a window (rate / rate) that a restart does not reset.
   readonly captureTokens = new Counter({ name: 'ph_capture_tokens_total', help: 'Handle tokens of reports with cache fields, per tenant: opportunity, and captured (confirmed as cache reads) of it', labelNames: ['tenant', 'kind'], registers: [this.registry] });
+  // Leaked money of handle content by the class that missed it, as the reports' leaked_by_class: an alert on what
+  // drift cost in the last hour is a rate() of one series.
+  readonly leakedUsd = new Counter({ name: 'ph_leaked_usd_total', help: "Leaked savings (USD, against perfect capture) of handle content per tenant, by the class that missed them (the reports' leaked_by_class)", labelNames: ['tenant', 'class'], registers: [this.registry] });
   /** Read at each scrape: the proxy's finished calls waiting for an earlier call of their scope (see StartOrder). */
   proxyWaitingSource: () => number = () => 0;
   readonly proxyWaiting: Gauge = new Gauge({

@@ -61,6 +61,35 @@ describe('metrics and logs', () => {
     );
   });
 
+  it("counts each tenant's leaked money by class, as the tenant report divides it: what drift cost in an hour is a rate() of one series", async () => {
+    t = createTestApp();
+    const me = t.tenant();
+    const sys = await mintSystem(me.client, LONG_SYSTEM);
+    const call = async (system: unknown, read: (r: { prediction: { read_tokens: number }; segments: Array<{ token_end: number }> }) => [number, number]) => {
+      const r = (await me.client.post('/v1/render', { format: 'anthropic', request: { model: 'claude-sonnet-4-5', system, messages: [{ role: 'user', content: 'q' }] } })).json;
+      const total = r.segments[r.segments.length - 1].token_end;
+      const [cacheRead, written] = read(r);
+      expect((await me.client.post('/v1/usage', { request_id: r.request_id, usage: anthropicUsage(total, cacheRead, written) })).status).toBe(201);
+    };
+    const handle = [{ type: 'handle', ref: sys.id }];
+    const end = (r: { segments: Array<{ token_end: number }> }) => r.segments[r.segments.length - 2]!.token_end;
+    await call(handle, (r) => [0, end(r)]);
+    // Ten minutes on: expired, written again. Then a timestamp before it: drift, written again.
+    t.clock.advance(10 * 60_000);
+    await call(handle, (r) => [0, end(r)]);
+    t.clock.advance(60_000);
+    await call([{ type: 'text', text: `Now: ${new Date(t.clock.now()).toISOString()}` }, ...handle], (r) => [0, end(r)]);
+    const series = (await (await t.app.request('/metrics', { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).text()).split('\n').filter((l) => l.startsWith('ph_leaked_usd_total'));
+    const byClass = Object.fromEntries(series.map((l) => [/class="(\w+)"/.exec(l)![1]!, Number(l.split(' ').at(-1))]));
+    const report = (await me.client.get('/v1/reports')).json.money;
+    expect(Object.keys(byClass).sort()).toEqual(['drift', 'expired']);
+    for (const c of ['drift', 'expired']) {
+      expect(byClass[c], c).toBeGreaterThan(0);
+      expect(Math.abs(byClass[c]! - report.leaked_by_class[c]), c).toBeLessThanOrEqual(1.0001e-6);
+    }
+    expect(series.every((l) => l.includes(`tenant="${me.id}"`))).toBe(true);
+  });
+
   it('labels prompt tokens by the catalog entry, never by the model name a caller sent: made-up names are one "unknown" series', async () => {
     t = createTestApp();
     const { client } = t.tenant();
