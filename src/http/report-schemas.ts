@@ -105,6 +105,13 @@ export const OutcomeSchema = z
         description:
           'Set when tokens were `expired`: the start (epoch ms) of the last call that wrote or read the expired prefix, the gap from then to this call (to `applied_late.applied_at` when that is set), and the cache lifetime it had (`5m`, `1h`, …): a gap over the lifetime is the miss.',
       }),
+    concurrent: z
+      .object({ writer: z.string(), writer_started_at: int, readable_at: int })
+      .optional()
+      .openapi({
+        description:
+          "Set when tokens were `concurrent`: the earlier call that wrote the prefix (`writer`, a request id), its start, and when its write became readable (epoch ms: its first byte, or its end when that was not reported) — after this call started, so this call paid the same write again.",
+      }),
     calibrated_by: z
       .number()
       .optional()

@@ -556,6 +556,9 @@ describe('reconciliation scenarios', () => {
     const sysTokens = b.segments[1]!.token_end - b.segments[1]!.token_start;
     expect(ob.segments[1].source).toBe(`${sys2.id}@1`);
     expect(Object.fromEntries(Object.entries(ob.segments[1].classes).filter(([, n]) => (n as number) > 0))).toEqual({ concurrent: sysTokens });
+    // It names the call whose write it paid again: started 100 ms before it, readable from its first byte, 1.9 s after.
+    expect(ob.concurrent).toEqual({ writer: a.request_id, writer_started_at: start, readable_at: start + 2000 });
+    expect((await client.get(`/v1/requests/${b.request_id}`)).json.outcome.concurrent).toEqual(ob.concurrent);
     void sys;
   });
 

@@ -213,6 +213,8 @@ describe('CacheSimulator — explicit mode (Anthropic-like)', () => {
       writeByTtl: { '5m': 3000 },
       hitBlock: null,
       blocks: [{ read: 0, reason: 'concurrent' }],
+      // The write it paid again: the first request's, readable from its first byte, 6 s after this one started.
+      concurrent: { writtenBy: `req_${seq - 1}`, writerStartedAt: 0, readableAt: 8 * SEC },
     });
     // Once the first writer has answered, the entry is readable.
     expect(sim.apply(req(10 * SEC, [['sys', 3000, '5m']])).readTokens).toBe(3000);

@@ -36,6 +36,7 @@ interface Outcome {
   segments: SegmentOutcome[];
   drift: (Omit<DriftFinding, 'request_id' | 'previous_request_id' | 'at'> & { previous_request: string }) | null;
   expired?: { last_used_at: number; gap_ms: number; ttl: string };
+  concurrent?: { writer: string; writer_started_at: number; readable_at: number };
   applied_late?: { started_at: number; applied_at: number };
   total_mismatch?: { estimated: number; reported: number };
   provider_history?: { field: string; tokens: number; read: number | null };
@@ -120,7 +121,7 @@ function requestText(r: RequestView, entry: WhyInput['entry']): string {
     parts.push(`prompt tokens ${count(u.total_prompt_tokens)}, uncached ${count(u.uncached_tokens)}, output ${count(u.output_tokens)}\n${capture}`);
   }
   parts.push(segmentsTable(r));
-  if (o) parts.push(...notes(o));
+  if (o) parts.push(...notes(o, o.applied_late?.applied_at ?? (r.started_at ? Date.parse(r.started_at) : null)));
   // An expired prefix under the model's minimum: keeping it alive would not have had it read.
   const under = o?.expired ? expiredUnderMinimum({ entry, segments: o.segments }) : null;
   if (under) parts.push(printable(`expired, but ${under}`));
@@ -159,7 +160,7 @@ function segmentsTable(r: RequestView): string {
 }
 
 /** What explains this request's misses, as the outcome records it. */
-function notes(o: Outcome): string[] {
+function notes(o: Outcome, startedAt: number | null): string[] {
   const out: string[] = [];
   if (o.drift) {
     const d = o.drift;
@@ -169,11 +170,20 @@ function notes(o: Outcome): string[] {
     const e = o.expired;
     out.push(`expired: the prefix was last used ${duration(e.gap_ms)} before this call (${new Date(e.last_used_at).toISOString()}), longer than its cache lifetime of ${e.ttl}`);
   }
+  if (o.concurrent && startedAt !== null) {
+    const c = o.concurrent;
+    out.push(
+      `concurrent: ${c.writer} wrote the prefix, started ${ms(startedAt - c.writer_started_at)} before this call; its write was readable only ${ms(c.readable_at - startedAt)} after this call started, so this call paid the write again (send one call first, the rest once it answers)`,
+    );
+  }
   if (o.applied_late) out.push(`applied late: started ${new Date(o.applied_late.started_at).toISOString()}, after a later call of its model had been reconciled, so classed as of ${new Date(o.applied_late.applied_at).toISOString()}`);
   if (o.total_mismatch) out.push(`total mismatch: the provider counted ${tokens(o.total_mismatch.reported)} prompt tokens where ${tokens(o.total_mismatch.estimated)} were rendered: likely not the request rendered (another request's id, a body changed after rendering); left out of calibration`);
   if (o.provider_history) out.push(`provider history: ${tokens(o.provider_history.tokens)} tokens ${o.provider_history.field === 'cachedContent' ? "of Gemini's explicit cache" : 'of the conversation OpenAI keeps'} (${o.provider_history.field}), read ${count(o.provider_history.read)}, on no segment`);
   return out;
 }
+
+/** A parallel call's lead, to the millisecond under a second. */
+const ms = (x: number): string => (x < 1000 ? `${Math.round(x)} ms` : x < 60_000 ? `${(x / 1000).toFixed(1)} s` : duration(x));
 
 function duration(ms: number): string {
   const s = Math.round(ms / 1000);

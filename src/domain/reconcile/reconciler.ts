@@ -86,6 +86,11 @@ export interface RequestOutcome extends RecordedOutcome {
    * gap from then to this call's start as simulated (applied_late.applied_at when set), and the lifetime it had.
    */
   expired?: { last_used_at: number; gap_ms: number; ttl: string };
+  /**
+   * Set when tokens were `concurrent`: the earlier call that wrote the prefix (`writer`), its start, and when its write
+   * became readable (its first byte; its end when that is unknown) — after this call started, so this call wrote it again.
+   */
+  concurrent?: { writer: string; writer_started_at: number; readable_at: number };
 }
 
 /**
@@ -510,6 +515,9 @@ export class Reconciler {
     // An `expired` leak says how long the prefix had been unused, against its lifetime.
     if (outcomeSim.expired && segOutcomes.some((s) => s.classes.expired > 0))
       outcome.expired = { last_used_at: outcomeSim.expired.lastUsedAt, gap_ms: simStart - outcomeSim.expired.lastUsedAt, ttl: outcomeSim.expired.ttl };
+    // A `concurrent` leak names the call whose write it paid again, and when that write became readable.
+    if (outcomeSim.concurrent && segOutcomes.some((s) => s.classes.concurrent > 0))
+      outcome.concurrent = { writer: outcomeSim.concurrent.writtenBy, writer_started_at: outcomeSim.concurrent.writerStartedAt, readable_at: outcomeSim.concurrent.readableAt };
     // The same step a replay takes from the stored outcome.
     learnExactEnds(state, model, request, outcome);
 

@@ -65,6 +65,8 @@ export interface SimOutcome {
   blocks: Array<{ read: number; reason: MissReason | null }>;
   /** When blocks expired: the latest use (start of the last request that wrote or read them) and its TTL. */
   expired?: { lastUsedAt: number; ttl: string };
+  /** When blocks were `concurrent`: the request whose write of them was not readable yet, its start, and when it became readable. */
+  concurrent?: { writtenBy: string; writerStartedAt: number; readableAt: number };
 }
 
 export type SimulationErrorCode = 'out_of_order' | 'invalid_request' | 'invalid_rules' | 'invalid_snapshot';
@@ -317,6 +319,12 @@ export class CacheSimulator {
       const expired = this.lastUse(keyOf(blocks, nearest >= 0 ? nearest : outcomeBlocks.findLastIndex((b) => b.reason === 'expired')));
       if (expired) outcome.expired = expired;
     }
+    if (outcomeBlocks.some((b) => b.reason === 'concurrent')) {
+      // The longest prefix written by a call still to answer: the write this one paid again.
+      const j = outcomeBlocks.findLastIndex((b) => b.reason === 'concurrent');
+      const pending = this.unreadableWrite(keyOf(blocks, j), t, late);
+      if (pending) outcome.concurrent = pending;
+    }
 
     const commit = () => {
       // A first byte is known only as a client saw it, after the provider sent it (and the next call's start before
@@ -428,6 +436,14 @@ export class CacheSimulator {
     const shadow = this.seen.get(k);
     const held = this.entries.get(k);
     return shadow !== undefined && t >= shadow.expiresAt && (held === undefined || t >= held.expiresAt);
+  }
+
+  /** The fresh write of the prefix through `k` not readable at t (the one readable soonest), by whom and from when. */
+  private unreadableWrite(k: string, t: number, late: boolean): SimOutcome['concurrent'] {
+    let soonest: Entry | undefined;
+    for (const e of [this.entries.get(k), this.seen.get(k)])
+      if (e && t < e.expiresAt && readableFrom(e, late) > t && (!soonest || readableFrom(e, late) < readableFrom(soonest, late))) soonest = e;
+    return soonest && { writtenBy: soonest.writtenBy, writerStartedAt: soonest.readableAt, readableAt: readableFrom(soonest, late) };
   }
 
   /** When the prefix through `key` was last referenced (its shadow's refresh), and the lifetime it had. */

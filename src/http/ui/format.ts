@@ -56,6 +56,12 @@ export function when(value: number | string): string {
 }
 
 /** A span of time as people say it: 45 s, 6 min 12 s, 1 h 5 min, 2 d 3 h. */
+/** A short interval to the millisecond (a parallel call's lead), a longer one as `span` says it. */
+export function shortSpan(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  return ms < 60_000 ? `${(ms / 1000).toFixed(1)} s` : span(ms);
+}
+
 export function span(ms: number): string {
   const s = Math.round(ms / 1000);
   if (s < 60) return `${s} s`;

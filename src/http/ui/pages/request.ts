@@ -9,7 +9,7 @@ import type { NormalizedUsage } from '../../../domain/usage/types';
 import type { RequestRow } from '../../../store/store';
 import { CLASS_INFO, legend, SEGMENT_ORDER, segmentBar, swatch, type BarSegment } from '../charts';
 import { diffPair } from '../content';
-import { span, tok, tokens, usd, when } from '../format';
+import { shortSpan, span, tok, tokens, usd, when } from '../format';
 import { failureView } from '../../views';
 import { formatsNote, metric, requestLink, settingsNote, sourceLink, thinkingNote, type Html } from './parts';
 import { shownRuns, sumClasses, SESSION_BATCHES_SHOWN } from '../../../domain/session-runs';
@@ -106,6 +106,7 @@ ${bar.map((s) => {
 ${bar.some((s) => s.count) ? html`<p class="muted" data-segments-summed="${segments.length - bar.length + bar.filter((s) => s.count).length}">A session's batches before its newest ${tokens(SESSION_BATCHES_SHOWN)} are summed in one row here and one piece of the bar (${tokens(segments.length)} segments in all; each one: <code>GET /v1/requests/${row.id}</code>).</p>` : ''}
 ${outcome?.drift ? driftBlock(outcome.drift, pruned) : ''}
 ${outcome?.expired ? expiredBlock(outcome.expired, outcome.applied_late !== undefined, refreshes, provider, expiredUnderMinimum({ entry: entry && { id: entry.id, provider: entry.provider, cache: entry.cache }, segments: outcome.segments })) : ''}
+${outcome?.concurrent ? concurrentBlock(outcome.concurrent, outcome.applied_late?.applied_at ?? row.startedAt ?? row.renderedAt, pruned) : ''}
 ${whys.length ? whysBlock(whys) : ''}
 <div class="cols">
 ${row.status === 'failed'
@@ -147,6 +148,12 @@ function expiredBlock(e: NonNullable<RequestOutcome['expired']>, late: boolean, 
       ? html`<span data-expired-under-minimum>But ${underMinimum}.</span>`
       : html`${refreshes ? 'A call within the lifetime keeps it alive' : 'On this model a hit does not renew it: it lives its lifetime from when it was written'}; ${longerLifetime(provider, e.ttl)}`
   }</p></div>`;
+}
+
+/** A prefix written again while the call that first wrote it had not started answering: that call, and by how much. */
+function concurrentBlock(c: NonNullable<RequestOutcome['concurrent']>, startedAt: number, pruned?: (id: string) => boolean): Html {
+  return html`<h2>Concurrent</h2><div class="card" data-concurrent><p style="margin:0">${requestLink(c.writer, pruned)} wrote this prefix: it started <b data-after="${startedAt - c.writer_started_at}">${shortSpan(startedAt - c.writer_started_at)}</b> before this call, and its write was readable only <b data-wait="${c.readable_at - startedAt}">${shortSpan(c.readable_at - startedAt)}</b> after this call started (from its first byte, or its end when that was not reported): the provider wrote the prefix again, and this call paid its write again.
+Calls sent in parallel over one prefix all pay for it: send one first and the rest once it has started answering (a call with <code>max_tokens: 1</code> warms the cache), and they read it.</p></div>`;
 }
 
 /** How to keep a prefix longer, on the provider the request went to (advice for another provider's API does not help). */
