@@ -88,7 +88,7 @@ export function createServices(deps: AppDeps): Services {
       reconciler,
       writes,
       retention,
-      policy: { inlineKeepBytes: config.inlineKeepBytes, inlineRetentionMs: config.inlineRetentionMs, cacheTtl: config.cacheTtl },
+      policy: { inlineKeepBytes: config.inlineKeepBytes, inlineRetentionMs: config.inlineRetentionMs, cacheTtl: config.cacheTtl, listScanBudget: config.listScanBudget },
     }),
     reconciler,
     reports: new Reports(deps.store, reconciler.pendingPremiums),

@@ -93,6 +93,8 @@ export interface Config {
    * are written over several. Not read from the environment (tests write chains in small parts).
    */
   scopeSnapshotPart: number;
+  /** The most rows of the request list a page filtered by class or model reads (LIST_SCAN_BUDGET when absent). Not read from the environment (tests page past it with a few). */
+  listScanBudget?: number;
   /** Where the proxy sends Anthropic, OpenAI and Gemini calls (no trailing slash). */
   anthropicBaseUrl: string;
   openaiBaseUrl: string;

@@ -1,4 +1,6 @@
-import type { InlineRow, RequestListCursor, RequestRow, Store } from '../store/store';
+import type { InlineRow, RequestListCursor, RequestListQuery, RequestRow, Store } from '../store/store';
+import { listedClassTokens } from './reconcile/request-summary';
+import type { TokenClass } from './reconcile/waterfall';
 import type { RequestRetention } from './retention';
 import type { ModelCatalog } from './catalog/catalog';
 import type { ModelLookup, ProviderFamily } from './catalog/types';
@@ -14,12 +16,25 @@ import type { WriteQueue } from './write-queue';
 import { RequestRenderer, type Breakpoint, type MatchedContent, type RenderedRequest, type RenderedSegment, type RequestFormat } from './render/request';
 import { droppedDetail } from './thinking-prefix';
 
+/** The most rows of the list one filtered page reads (GET /v1/requests with `class` or `model`). */
+export const LIST_SCAN_BUDGET = 2_000;
+
+/** A page of the list; `scanned` and `budgetSpent` with a filter (see RequestService.filtered). */
+export interface RequestPage {
+  rows: RequestRow[];
+  next: RequestListCursor | null;
+  scanned?: number;
+  budgetSpent?: boolean;
+}
+
 export interface RequestPolicy {
   /** Inline segment bytes kept per segment (longer ones are cut, and flagged). */
   inlineKeepBytes: number;
   inlineRetentionMs: number;
   /** TTL for breakpoints the service places, when the model offers it. */
   cacheTtl: string;
+  /** The most rows of the list a filtered page reads (LIST_SCAN_BUDGET when absent). */
+  listScanBudget?: number;
 }
 
 export interface RenderCall {
@@ -229,22 +244,64 @@ export class RequestService {
    * time until one comes), a page at a time; with `handleId`, those that referenced it (its id on a segment's path: a
    * bundle's requests include those of sessions based on it). `range`: those started on its whole UTC days, both ends
    * included, as reports count a request on the day it started (a range of the list's own index).
+   *
+   * `tokenClass` and `model` filter it (see filtered()): no index holds either, so such a page reads the list in its
+   * order and keeps the matches, reading at most the scan budget of it; `scanned` says how many it read.
    */
-  list(tenantId: string, q: { handleId?: string; cursor?: RequestListCursor; limit: number; range?: { from?: number; to?: number } }): { rows: RequestRow[]; next: RequestListCursor | null } {
+  list(
+    tenantId: string,
+    q: { handleId?: string; cursor?: RequestListCursor; limit: number; range?: { from?: number; to?: number }; tokenClass?: TokenClass; model?: string },
+  ): RequestPage {
     if (q.handleId !== undefined) {
       const handle = this.deps.store.getHandle(q.handleId);
       // A deleted handle's requests are still listed, as its reports still are.
       if (!handle || handle.tenantId !== tenantId) throw withPointer(notFound(`handle ${q.handleId}`), 'query:handle');
     }
     const { from, to } = q.range ?? {};
-    return this.deps.store.listRequests({
+    const query: RequestListQuery = {
       tenantId,
       handleId: q.handleId,
       before: q.cursor,
       limit: q.limit,
       startedFrom: from === undefined ? undefined : Math.floor(from / DAY_MS) * DAY_MS,
       startedTo: to === undefined ? undefined : (Math.floor(to / DAY_MS) + 1) * DAY_MS - 1,
-    });
+    };
+    if (q.tokenClass === undefined && q.model === undefined) return this.deps.store.listRequests(query);
+    const { tokenClass: cls, model } = q;
+    return this.filtered(query, (row) => (model === undefined || row.model === model) && (cls === undefined || listedClassTokens(row, cls, q.handleId) > 0));
+  }
+
+  /**
+   * A page of the list's rows that match, read in the list's order in batches (the first of `limit + 1` rows, each
+   * next twice the last, up to 500), at most the scan budget of rows per call. The page ends at a match past its
+   * `limit` (`next` just before that match); at the list's end (`next` null); or when the budget is spent first, full,
+   * short or empty (`budgetSpent`, `next` after the last row read). So only a page that spent the budget, or the
+   * last, is short, and following `next` until it is null lists every match once, in order, whatever the budget.
+   */
+  private filtered(query: RequestListQuery, matches: (row: RequestRow) => boolean): RequestPage {
+    const budget = Math.max(1, this.deps.policy.listScanBudget ?? LIST_SCAN_BUDGET);
+    const at = (row: RequestRow): RequestListCursor => ({ startedAt: row.listedAt!, id: row.id });
+    const rows: RequestRow[] = [];
+    let before = query.before;
+    let last: RequestRow | undefined;
+    let scanned = 0;
+    let batch = query.limit + 1;
+    for (;;) {
+      const page = this.deps.store.listRequests({ ...query, before, limit: Math.min(batch, budget - scanned) });
+      for (const row of page.rows) {
+        scanned++;
+        if (matches(row)) {
+          // A match past the page: the next page starts with it (only rows that do not match lie between).
+          if (rows.length === query.limit) return { rows, next: at(last!), scanned, budgetSpent: false };
+          rows.push(row);
+        }
+        last = row;
+      }
+      if (!page.next) return { rows, next: null, scanned, budgetSpent: false };
+      if (scanned >= budget) return { rows, next: page.next, scanned, budgetSpent: true };
+      before = page.next;
+      batch = Math.min(batch * 2, 500);
+    }
   }
 
   get(tenantId: string, id: string): RequestRow {

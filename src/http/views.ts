@@ -1,8 +1,7 @@
 import type { HandleRow, RequestRow, VersionRow } from '../store/store';
 import { formatRef } from '../domain/ids';
-import type { RequestOutcome } from '../domain/reconcile/reconciler';
 import { leakedByClass, type ClassCounts } from '../domain/reconcile/waterfall';
-import { pathHandles, summarizeOutcome, summaryClasses, type RequestSummary } from '../domain/reconcile/request-summary';
+import { listedSummary, pathHandles, summaryClasses } from '../domain/reconcile/request-summary';
 import type { RenderedSegment } from '../domain/render/request';
 import type { NormalizedUsage } from '../domain/usage/types';
 import type { RenderWarning } from '../domain/requests';
@@ -92,7 +91,7 @@ export function failureView(raw: unknown): { status: number | null; body: unknow
 export function requestSummaryView(row: RequestRow, handleId?: string) {
   // A reconciled request is listed by its summary (see the store's listRequests); one without a summary of this
   // version (reconciled before they were kept, or of another shape), by its outcome, summarised the same way.
-  const summary = (row.summary as RequestSummary | null | undefined) ?? (row.outcome ? summarizeOutcome(row.outcome as RequestOutcome) : null);
+  const summary = listedSummary(row);
   const usage = row.usage as NormalizedUsage | null;
   // Not reconciled: the handles on its segments' paths, kept at render (or, recorded before, read from its segments).
   const handles = summary?.handles ?? row.handles ?? pathHandles(row.segments as Array<Pick<RenderedSegment, 'path'>>);

@@ -471,7 +471,7 @@ export class SqliteStore implements Store {
     const page = found.slice(0, q.limit);
     const last = page.at(-1);
     return {
-      rows: page.map((s) => requestFromRow(this.requestSummaryById.get(s.id) as unknown[])),
+      rows: page.map((s) => Object.assign(requestFromRow(this.requestSummaryById.get(s.id) as unknown[]), { listedAt: s.started_at })),
       next: found.length > q.limit && last ? { startedAt: last.started_at, id: last.id } : null,
     };
   }

@@ -101,6 +101,8 @@ export interface RequestRow {
   outcome?: unknown;
   /** Listed rows only (listRequests): what a list shows of the outcome (see request-summary.ts); null for a request reconciled before it was kept. */
   summary?: unknown;
+  /** Listed rows only: its place in the list, the start it is listed by (a cursor's `startedAt`). */
+  listedAt?: number;
   /** Listed rows only, not reconciled: the handle ids on its segments' paths, kept at render; null for one recorded before they were. */
   handles?: string[] | null;
   /** In memory from its render (not stored): whether it named a handle, also one that rendered nothing; else `requestNamesHandle` says. */

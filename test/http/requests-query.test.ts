@@ -43,7 +43,7 @@ const get = async (query: string) => {
 
 describe('GET /v1/requests query parameters', () => {
   it('refuses a parameter it does not take, naming it, rather than listing every request', async () => {
-    for (const name of ['status', 'since', 'model', 'offset', 'page']) {
+    for (const name of ['status', 'since', 'models', 'offset', 'page']) {
       const res = await get(`${name}=x&limit=1`);
       expect([res.status, res.json.code, res.json.errors], name).toEqual([422, 'invalid_request', [{ pointer: `query:${name}`, detail: `unknown field "${name}"` }]]);
     }
@@ -62,10 +62,10 @@ describe('GET /v1/requests query parameters', () => {
   });
 
   it('answers any query with a page or a 4xx problem whose every error names a query parameter', async () => {
-    const name = fc.constantFrom('handle', 'limit', 'cursor', 'status', 'Limit', 'from', 'to', '');
+    const name = fc.constantFrom('handle', 'limit', 'cursor', 'status', 'Limit', 'from', 'to', 'class', 'model', '');
     const value = fc.oneof(
       fc.string(),
-      fc.constantFrom('0', '1', '50', '500', '501', '1e2', '-1', ' 5', 'art_' + 'a'.repeat(21), `1767225600000_${'req_' + 'a'.repeat(21)}`, '%zz', '%', '2026-01-01', '2027-01-01', '2025-12-31T23:00:00-02:00', '1767225600000', '1767225600'),
+      fc.constantFrom('0', '1', '50', '500', '501', '1e2', '-1', ' 5', 'art_' + 'a'.repeat(21), `1767225600000_${'req_' + 'a'.repeat(21)}`, '%zz', '%', '2026-01-01', '2027-01-01', '2025-12-31T23:00:00-02:00', '1767225600000', '1767225600', 'drift', 'lookback', 'claude-sonnet-4-5'),
     );
     await fc.assert(
       fc.asyncProperty(fc.array(fc.tuple(name, value, fc.boolean()), { maxLength: 4 }), async (params) => {

@@ -49,3 +49,16 @@ export function summarizeOutcome(outcome: Pick<RequestOutcome, 'capture' | 'tota
 
 /** A request's list line's tokens by class: every handle's, or one handle's (`handleId`). */
 export const summaryClasses = (s: RequestSummary, handleId?: string): Record<string, number> => (handleId === undefined ? s.classes : (s.by_handle[handleId] ?? {}));
+
+/**
+ * A listed row's summary (see the store's listRequests): its stored one, or one made from its outcome (reconciled
+ * before summaries were kept, or of another shape); null when it is not reconciled.
+ */
+export const listedSummary = (row: { summary?: unknown; outcome?: unknown }): RequestSummary | null =>
+  (row.summary as RequestSummary | null | undefined) ?? (row.outcome ? summarizeOutcome(row.outcome as RequestOutcome) : null);
+
+/** A listed row's tokens of one class (on `handleId`'s segments, or any handle's): 0 when it is not reconciled. */
+export function listedClassTokens(row: { summary?: unknown; outcome?: unknown }, cls: string, handleId?: string): number {
+  const summary = listedSummary(row);
+  return summary ? (summaryClasses(summary, handleId)[cls] ?? 0) : 0;
+}

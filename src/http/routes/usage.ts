@@ -1,7 +1,9 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Reconciler } from '../../domain/reconcile/reconciler';
 import { VERSIONS_LISTED, VERSIONS_LISTED_MAX, type Reports } from '../../domain/reconcile/reports';
-import type { RequestService } from '../../domain/requests';
+import { LIST_SCAN_BUDGET, type RequestService } from '../../domain/requests';
+import { CLASSES } from '../../domain/reconcile/waterfall';
+import { listedClassTokens } from '../../domain/reconcile/request-summary';
 import { DAY_MS, MAX_TIME, MIN_EPOCH_MS, type Clock } from '../../domain/clock';
 import { logUnhandled, problemBody } from '../problem';
 import type { Handler } from 'hono';
@@ -137,6 +139,13 @@ const ListRequestsQuery = z.strictObject({
     .regex(handleIdPattern(), 'expected a handle id (art_, bnd_ or ses_ and 21 letters or digits)')
     .optional()
     .openapi({ description: 'Only requests that referenced this handle (a bundle covers its members; a session, also turns sent while it was empty).' }),
+  class: z
+    .enum(CLASSES, { error: `class must be one of ${CLASSES.join(', ')}` })
+    .optional()
+    .openapi({
+      description: `Only reconciled requests with tokens of this waterfall class: on the segments of \`handle\` when it is given, else on any handle's segment (inline content is no handle's). Each line then has \`class_tokens\`. No index holds a class: a page reads the list in its order, at most ${LIST_SCAN_BUDGET.toLocaleString('en-US')} requests of it; one that reads them all first says \`scan_budget_spent\` and may be short, even empty, its \`next_cursor\` going on from there. Follow \`next_cursor\` until it is null to see every match.`,
+    }),
+  model: z.string().min(1).optional().openapi({ description: 'Only requests sent to this model (its name as sent, as reports count it). Read as `class` is, within the same budget.' }),
   limit: Limit,
   cursor: z
     .string()
@@ -267,9 +276,12 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
   app.openapi(routes.list, (c) => {
     const q = c.req.valid('query');
     const range = inRange({ from: q.from, to: q.to }, deps.clock.now());
-    const page = deps.requests.list(c.get('auth').tenantId, { handleId: q.handle, cursor: q.cursor, limit: q.limit, range });
+    const page = deps.requests.list(c.get('auth').tenantId, { handleId: q.handle, cursor: q.cursor, limit: q.limit, range, tokenClass: q.class, model: q.model });
     const next = page.next ? `${page.next.startedAt}_${page.next.id}` : null;
-    return c.json({ requests: page.rows.map((row) => requestSummaryView(row, q.handle)), next_cursor: next } as Record<string, unknown>, 200);
+    const cls = q.class;
+    const requests = page.rows.map((row) => ({ ...requestSummaryView(row, q.handle), ...(cls ? { class_tokens: listedClassTokens(row, cls, q.handle) } : {}) }));
+    const scan = page.scanned === undefined ? {} : { scanned: page.scanned, scan_budget_spent: page.budgetSpent };
+    return c.json({ requests, next_cursor: next, ...scan } as Record<string, unknown>, 200);
   });
 
   app.openapi(routes.request, (c) => {
