@@ -2,7 +2,8 @@ import { Hono, type Context } from 'hono';
 import { html } from 'hono/html';
 import { streamSSE } from 'hono/streaming';
 import type { AppDeps, Services } from '../../app';
-import { DomainError } from '../../domain/errors';
+import { DomainError, invalid } from '../../domain/errors';
+import { CLASSES, type TokenClass } from '../../domain/reconcile/waterfall';
 import { parseRef } from '../../domain/ids';
 import type { DayPoint } from './charts';
 import type { Finding } from './content';
@@ -18,6 +19,8 @@ import { requireSignIn, safeNext, signIn, signInPage, signOut, type UiEnv } from
 
 /** Requests shown on a handle's page, newest first (the API lists the rest). */
 const RECENT_REQUESTS = 10;
+/** Requests shown on a handle's page filtered by class (`?class=`): those behind a leak figure, the API's page. */
+const CLASS_REQUESTS = 50;
 
 /** Days on the capture-rate chart for "all": older days are in the waterfall, not drawn per day. */
 const ALL_DAYS = 90;
@@ -72,7 +75,7 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     // A ref (art_…@2, as the API and the CLI print them): its handle's page, which breaks the figures down by version.
     const ref = /^((?:art|bnd|ses)_[0-9A-Za-z]+)@\d+$/.exec(c.req.param('id'));
     if (ref) return c.redirect(`/ui/handles/${ref[1]}${new URL(c.req.url).search}`, 303);
-    const view = handleView(c.get('tenantId'), c.req.param('id'), parsePeriod(c.req.query('period')), true, parseThrough(c.req.query('batches')));
+    const view = handleView(c.get('tenantId'), c.req.param('id'), parsePeriod(c.req.query('period')), true, parseThrough(c.req.query('batches')), parseClass(c.req.query('class')));
     return page(c, { title: view.report.handle.name ?? view.report.handle.id, tenantId: c.get('tenantId'), body: handlePage(view) });
   });
   ui.get('/ui/fragments/handles/:id', (c) => fragment(c, handleLive(handleView(c.get('tenantId'), c.req.param('id'), parsePeriod(c.req.query('period')), false))));
@@ -81,7 +84,9 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     const id = c.req.query('id')?.trim();
     // A handle's requests are listed on its page (the API's ?handle= filter, as a page).
     const handle = c.req.query('handle')?.trim();
-    return c.redirect(id ? `/ui/requests/${encodeURIComponent(id)}` : handle ? `/ui/handles/${encodeURIComponent(handle)}#recent-requests` : '/ui', 303);
+    const cls = c.req.query('class');
+    const filter = cls ? `?class=${encodeURIComponent(cls)}` : '';
+    return c.redirect(id ? `/ui/requests/${encodeURIComponent(id)}` : handle ? `/ui/handles/${encodeURIComponent(handle)}${filter}#recent-requests` : '/ui', 303);
   });
   ui.get('/ui/requests/:id', (c) => {
     const row = services.requests.get(c.get('tenantId'), c.req.param('id'));
@@ -137,8 +142,11 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     return page(c, { title: pruned ? 'Pruned' : 'Not found', tenantId: c.get('tenantId'), body: html`<h1>${pruned ? 'Pruned past retention' : status === 410 ? 'Deleted' : status === 404 ? 'Not found' : 'Cannot show this'}</h1><p>${err.message}.</p><p><a href="/ui">Back to the overview</a></p>`, status });
   });
 
-  /** `through`: for a session, the newest batch its content table lists (`?batches=`; the latest when absent). */
-  function handleView(tenantId: string, id: string, period: Period, withContent = true, through?: number): HandleView {
+  /**
+   * `through`: for a session, the newest batch its content table lists (`?batches=`; the latest when absent). `cls`: its
+   * requests listed are those with its tokens of that class (`?class=`).
+   */
+  function handleView(tenantId: string, id: string, period: Period, withContent = true, through?: number, cls?: TokenClass): HandleView {
     const t = now();
     const range = rangeOf(period, t);
     const { perDay, label } = chartDays(range, t);
@@ -154,13 +162,16 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     // Read for the page only: the live fragment (refreshed on every reconciliation) leaves it out.
     // Those rendered in the period (the list's own index order: a range of it, not a scan).
     const listed = services.requests.list(tenantId, { handleId: id, limit: RECENT_REQUESTS, range }).rows;
-    const recent = withContent ? listed.map((row) => requestSummaryView(row, id)) : [];
+    // A class: the API's filtered page (its scan bounded as there), each line with the handle's tokens of the class.
+    const filtered = withContent && cls ? services.requests.list(tenantId, { handleId: id, limit: CLASS_REQUESTS, range, tokenClass: cls }) : undefined;
+    const recent = withContent ? (filtered?.rows ?? listed).map((row) => requestSummaryView(row, id)) : [];
     const pruned = (rid: string) => services.retention.isPruned(rid);
     // Token counts in the tokenizers of the models its latest requests used (a Gemini user is not helped by Anthropic's
     // and o200k's); those two when it has none in the period.
     const used = [...new Set(listed.map((row) => deps.catalog.lookup(row.model).entry.tokenizer))];
     const families: Family[] = used.length ? used : ['anthropic', 'o200k_base'];
-    return { report, period, days, daysLabel: label, versions, versionCount, ...content, deleted, recent, pruned, families, entries: entriesOf(listed) };
+    const recentClass = cls && filtered ? { cls, more: filtered.next !== null, budgetSpent: !!filtered.budgetSpent, scanned: filtered.scanned ?? 0 } : undefined;
+    return { report, period, days, daysLabel: label, versions, versionCount, ...content, deleted, recent, recentClass, pruned, families, entries: entriesOf(listed) };
   }
 
   /** The UTC days the capture-rate chart draws: the period's, or the last ALL_DAYS for "all". */
@@ -264,6 +275,13 @@ const BATCH_LABEL = 'messages appended to the session (canonical JSON)';
 
 /** The volatile values found in the batch a session version appended. */
 const batchVolatility = (row: VersionRow) => (row.meta as { batch?: { volatility?: Vol } } | null)?.batch?.volatility;
+
+/** `?class=`: a waterfall class (the API's `class`); another is refused (400), never read as no filter. */
+function parseClass(value: string | undefined): TokenClass | undefined {
+  if (value === undefined) return undefined;
+  if (!(CLASSES as readonly string[]).includes(value)) throw invalid('query:class', `class must be one of ${CLASSES.join(', ')}`);
+  return value as TokenClass;
+}
 
 /** `?batches=N`: a version number (the newest batch listed); anything else is the latest. */
 function parseThrough(value: string | undefined): number | undefined {

@@ -46,6 +46,8 @@ export interface HandleView {
   pruned?: (id: string) => boolean;
   /** The latest requests that referenced it started in the period, newest start first (not re-read by the live view). */
   recent: ReturnType<typeof requestSummaryView>[];
+  /** `?class=`: `recent` are those with its tokens of the class; `more`, the API's next page has more to read (see filtered()). */
+  recentClass?: { cls: string; more: boolean; budgetSpent: boolean; scanned: number };
   /** The tokenizer families whose counts the versions table shows: those of the models its requests used. */
   families: Family[];
   /** The catalog entries of its latest requests, whose rules the legend explains; undefined when it has none. */
@@ -189,16 +191,35 @@ interface DriftView {
 function recentSection(v: HandleView): Html {
   const h = v.report.handle.id;
   const from = v.report.range.from?.slice(0, 10);
+  const f = v.recentClass;
+  const label = f ? (CLASS_INFO[f.cls]?.label ?? f.cls) : '';
+  const api = `GET /v1/requests?handle=${h}${f ? `&class=${f.cls}` : ''}${from ? `&from=${from}` : ''}`;
   // By start, the list's order: an imported call is listed on its log line's day, as reports count it.
-  return html`<h2 id="recent-requests">Recent requests <small class="muted">(started ${from ? `since ${from}` : 'at any time'}, as of this page load; all of them: <code>GET /v1/requests?handle=${h}${from ? `&from=${from}` : ''}</code>)</small></h2>
+  return html`<h2 id="recent-requests">${f ? html`Requests with ${label} on this handle` : 'Recent requests'} <small class="muted">(started ${from ? `since ${from}` : 'at any time'}, as of this page load; all of them: <code>${api}</code>)</small></h2>
+${classFilter(v)}
+${f?.more ? html`<p class="muted" data-class-more>${f.budgetSpent ? `The page read the latest ${tokens(f.scanned)} requests of this handle (the most one page reads) and lists ${tokens(v.recent.length)} with ${label}; older ones` : `The latest ${tokens(v.recent.length)}; more`}: the API's <code>next_cursor</code>.</p>` : ''}
 ${v.recent.length === 0
-    ? html`<p class="muted">No recorded request referenced this handle ${from ? 'in this period' : 'yet'}.</p>`
+    ? f?.more
+      ? ''
+      : html`<p class="muted">No recorded request ${f ? `with ${label} on this handle` : 'referenced this handle'} ${from ? 'in this period' : 'yet'}.</p>`
     : html`<table data-table="recent"><thead><tr><th>Rendered</th><th>Started</th><th>Request</th><th>Model</th><th>Status</th><th class="num">Read / written</th><th>This handle's tokens by class</th></tr></thead><tbody>${v.recent.map(
         (r) => html`<tr data-request="${r.id}"><td>${when(r.rendered_at)}</td><td>${r.started_at ? when(r.started_at) : '—'}</td><td>${requestLink(r.id)}${r.drift ? html` <small class="muted" data-drift-flag>· drift</small>` : ''}</td><td data-model>${r.model}</td><td>${r.status}${r.capture === 'unknown' ? ' (capture unknown)' : ''}</td><td class="num">${r.cache_read_tokens === null ? '—' : tokens(r.cache_read_tokens)} / ${r.cache_write_tokens === null ? '—' : tokens(r.cache_write_tokens)}</td><td>${Object.entries(r.classes)
           .sort(([, a], [, b]) => b - a)
           .map(([c, n]) => `${CLASS_INFO[c]?.label ?? c} ${tok(n)}`)
           .join(' · ') || '—'}</td></tr>`,
       )}</tbody></table>`}`;
+}
+
+/** Above the list: each leak of the period (the waterfall's figures) as a link to the requests that had it. */
+function classFilter(v: HandleView): Html | '' {
+  const r = v.report;
+  const leaks = ['cold', ...LEAK_ROWS].filter((c) => (r.requests_with[c] ?? 0) > 0);
+  if (!leaks.length) return '';
+  const href = (cls?: string) => `/ui/handles/${r.handle.id}?period=${v.period}${cls ? `&class=${cls}` : ''}#recent-requests`;
+  const current = (cls?: string) => (v.recentClass?.cls === cls ? html` aria-current="true"` : '');
+  return html`<p class="muted" data-class-filter>List the requests with: ${leaks.map(
+    (c) => html`<a href="${href(c)}" data-class-link="${c}" data-requests="${r.requests_with[c]}"${current(c)}>${CLASS_INFO[c]!.label}: ${tok(r.tokens[c] ?? 0)} in ${tokens(r.requests_with[c]!)} request${r.requests_with[c] === 1 ? '' : 's'}</a> · `,
+  )}<a href="${href()}"${current()}>all recent requests</a></p>`;
 }
 
 function driftSection(v: HandleView): Html {
