@@ -327,6 +327,27 @@ describe('prefix-handles CLI', () => {
     const cursor = /^more: --cursor (\S+)$/m.exec(page1.out)![1]!;
     const page2 = await cli(['requests', '--handle', sys.id, '--limit', '3', '--cursor', cursor], { key });
     expect(listed(page2)).toEqual(listed(all).slice(2));
+    // --class: the requests behind a leak figure, as GET /v1/requests?class= lists them; its cursor keeps the filter.
+    const [drifted, expired, driftPage, byModel, noLookback, badClass] = await Promise.all([
+      cli(['requests', '--handle', sys.id, '--class', 'drift'], { key }),
+      cli(['requests', '--class', 'expired'], { key }),
+      cli(['requests', '--handle', sys.id, '--class', 'drift', '--limit', '1', '--cursor', cursor], { key }),
+      cli(['requests', '--handle', sys.id, '--model', 'claude-sonnet-4-5', '--limit', '2'], { key }),
+      cli(['requests', '--handle', sys.id, '--class', 'lookback'], { key }),
+      cli(['requests', '--class', 'leak'], { key }),
+    ]);
+    expect(listed(drifted)).toEqual([`${r2.request_id} drift`]);
+    expect(drifted.out).toMatch(new RegExp(`${r2.request_id} drift +reconciled +claude-sonnet-4-5 +.* drift ${tokens(o2.segments.find((x) => x.source === `${sys.id}@1`)!.classes.drift!)}`));
+    expect(listed(expired)).toEqual([r3.request_id]);
+    expect(listed(expired)).toEqual((await client.get('/v1/requests?class=expired')).json.requests.map((r: { id: string }) => r.id));
+    // Past the first two requests (pending, r4): r2 is the only drift, the page the last.
+    expect([listed(driftPage), driftPage.out.includes('more:')]).toEqual([[`${r2.request_id} drift`], false]);
+    // The next page's line keeps the filter.
+    expect(listed(byModel)).toEqual(listed(all).slice(0, 2));
+    expect(byModel.out).toMatch(/^more: --cursor \S+ --model claude-sonnet-4-5$/m);
+    expect(noLookback.out).toBe('no requests recorded that referenced this handle with lookback on it\n');
+    expect(badClass.code).toBe(2);
+    expect(badClass.err).toContain("--class: one of captured, bonus, unconfirmed, unknown, cold, drift, expired, concurrent, below_minimum, no_breakpoint, lookback is expected, not 'leak'");
     const badLimit = await cli(['requests', '--limit', '501'], { key });
     expect(badLimit.code).toBe(2);
     expect(badLimit.err).toContain("--limit: a whole number of requests from 1 to 500 is expected, not '501'");

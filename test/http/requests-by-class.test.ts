@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { clientFor, createTestApp, listen, type Client, type TestApp } from '../helpers/app';
 import { mintSystem, userMessage } from '../helpers/factories';
+import { BIN, runNode } from '../helpers/processes';
 import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report, type Rendered } from '../helpers/scenario';
 
 const MIN = 60_000;
@@ -177,6 +178,9 @@ describe('GET /v1/requests?class=', () => {
           expect([second.json.requests, second.json.scan_budget_spent]).toEqual([[], true]);
           const third = await get(`class=expired&cursor=${second.json.next_cursor}`, served.base);
           expect([third.json.requests.map((r) => r.id), third.json.scanned, third.json.scan_budget_spent]).toEqual([[ids.late], 2, true]);
+          // The CLI says where a page stopped, and its next page keeps the filter.
+          const run = await runNode([BIN, 'requests', '--class', 'expired'], { PH_URL: served.base, PH_API_KEY: key, PH_DATA_DIR: join(dir, 'none') });
+          expect([run.code, run.out], run.err).toEqual([0, `no requests on this page with expired\n\nthis page read 2 requests of the list (the most one page reads) and stopped there\n\nmore: --cursor ${first.json.next_cursor} --class expired\n`]);
         }
       } finally {
         await served.close();

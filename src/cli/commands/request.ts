@@ -4,6 +4,7 @@ import { printable, table, tokens } from '../table';
 import { driftDetail, setRange, type DriftFinding } from './report';
 import { shownRuns, sumClasses, SESSION_BATCHES_SHOWN } from '../../domain/session-runs';
 import { expiredUnderMinimum, requestWhys, type WhyInput } from '../../domain/reconcile/explain';
+import { CLASSES } from '../../domain/reconcile/waterfall';
 
 interface Segment {
   source: string;
@@ -205,12 +206,14 @@ interface RequestLine {
   cache_write_tokens: number | null;
   classes: Record<string, number>;
   drift: boolean;
+  /** With --class: its tokens of that class. */
+  class_tokens?: number;
 }
 
 export const requests: Command = {
   name: 'requests',
   summary: 'recorded requests, newest start first (of a handle with --handle), to pick one to open',
-  help: `Usage: prefix-handles requests [--handle ID] [--from T] [--to T] [--limit N] [--cursor C] [--json]
+  help: `Usage: prefix-handles requests [--handle ID] [--class C] [--model M] [--from T] [--to T] [--limit N] [--cursor C] [--json]
 
 Lists the recorded requests, newest first by when the call started (an imported call's
 start is its log line's; a call not reported yet, its render time), a page at a time:
@@ -221,6 +224,12 @@ a drift was found. The way from a leak in a report to the requests that had it.
 Options:
   --handle ID       only the requests that referenced this handle (a bundle's include
                     those of sessions based on it)
+  --class C         only reconciled requests with tokens of this class (${CLASSES.join(', ')}):
+                    on the handle's segments with --handle, else on any handle's; the
+                    requests behind a report's 'drift 40,000 in 12 requests'. A page reads
+                    at most 2,000 requests of the list: one that stops there says so
+                    and may be short, its cursor going on from where it stopped
+  --model M         only requests sent to this model (its name as sent), read as --class is
   --from T, --to T  only those whose call started on these UTC days, both included:
                     RFC 3339, YYYY-MM-DD (UTC) or epoch milliseconds, as report takes
                     them and counts a request (an imported call on its log line's day)
@@ -228,7 +237,7 @@ Options:
   --cursor C        the next page: the cursor the line under the previous page names
   --json            the API's JSON (GET /v1/requests) instead
 ${API_HELP}`,
-  options: { ...API_OPTIONS, handle: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' }, json: { type: 'boolean' } },
+  options: { ...API_OPTIONS, handle: { type: 'string' }, class: { type: 'string' }, model: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' }, json: { type: 'boolean' } },
   positionals: [0, 0],
   async run({ values, api }) {
     const q = new URLSearchParams();
@@ -239,8 +248,14 @@ ${API_HELP}`,
       if (!/^[1-9]\d{0,2}$/.test(n) || Number(n) > 500) throw new UsageError(`--limit: a whole number of requests from 1 to 500 is expected, not '${n}'`);
       q.set('limit', n);
     }
+    if (values.class !== undefined) {
+      const cls = String(values.class);
+      if (!(CLASSES as readonly string[]).includes(cls)) throw new UsageError(`--class: one of ${CLASSES.join(', ')} is expected, not '${cls}'`);
+      q.set('class', cls);
+    }
+    if (values.model !== undefined) q.set('model', String(values.model));
     if (values.cursor !== undefined) q.set('cursor', String(values.cursor));
-    const body = await api().json<{ requests: RequestLine[]; next_cursor: string | null }>('GET', `/v1/requests${q.size ? `?${q}` : ''}`);
+    const body = await api().json<{ requests: RequestLine[]; next_cursor: string | null; scanned?: number; scan_budget_spent?: boolean }>('GET', `/v1/requests${q.size ? `?${q}` : ''}`);
     if (values.json) {
       process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
       return 0;
@@ -260,12 +275,16 @@ ${API_HELP}`,
     ]);
     const list = rows.length
       ? table(['rendered', 'started', 'request', 'status', 'model', 'read / written', values.handle !== undefined ? "the handle's tokens by class" : 'handle tokens by class'], rows, ['left', 'left', 'left', 'left', 'left', 'right', 'left'])
-      : 'no requests recorded' +
+      : (body.scan_budget_spent ? 'no requests on this page' : 'no requests recorded') +
         (values.handle !== undefined ? ' that referenced this handle' : '') +
+        (q.has('class') ? ` with ${q.get('class')}${values.handle !== undefined ? ' on it' : ''}` : '') +
+        (q.has('model') ? ` sent to ${printable(q.get('model')!)}` : '') +
         (q.has('from') || q.has('to') ? ' that started in this range' : '');
-    // The next page is the same list's: the range goes with its cursor.
-    const range = ['from', 'to'].filter((k) => values[k] !== undefined).map((k) => ` --${k} ${String(values[k])}`).join('');
-    process.stdout.write(`${list}${body.next_cursor ? `\n\nmore: --cursor ${body.next_cursor}${range}` : ''}\n`);
+    // A filtered page that stopped at the API's scan budget: the rest is after its cursor, however short it is.
+    const cut = body.scan_budget_spent && body.next_cursor ? `\n\nthis page read ${tokens(body.scanned ?? 0)} requests of the list (the most one page reads) and stopped there` : '';
+    // The next page is the same list's: the range and filters go with its cursor.
+    const same = ['class', 'model', 'from', 'to'].filter((k) => values[k] !== undefined).map((k) => ` --${k} ${String(values[k])}`).join('');
+    process.stdout.write(`${list}${cut}${body.next_cursor ? `\n\nmore: --cursor ${body.next_cursor}${same}` : ''}\n`);
     return 0;
   },
 };
