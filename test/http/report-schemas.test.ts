@@ -56,6 +56,10 @@ describe('the documented shapes of reconciliation answers', () => {
     const tenantReport = (await client.get('/v1/reports')).json;
     expect(tenantReport.handles.length).toBeGreaterThan(1);
     expectDocumented(TenantReportSchema, tenantReport);
+    // With its days, and of one kind.
+    const withDays = (await client.get('/v1/reports?days=true&kind=artifact')).json;
+    expect(withDays.days).toHaveLength(1);
+    expectDocumented(TenantReportSchema, withDays);
     await t.services.writes.idle();
     const list = (await client.get('/v1/requests')).json;
     expect(list.requests).toHaveLength(4);

@@ -92,3 +92,57 @@ export function waterfallOf(page: string): Record<string, number> {
   const svg = /<svg[^>]*data-chart="waterfall"[\s\S]*?<\/svg>/.exec(page)?.[0] ?? '';
   return Object.fromEntries([...svg.matchAll(/<g data-class="([a-z_]+)" data-tokens="(\d+)"/g)].map((m) => [m[1]!, Number(m[2])]));
 }
+
+export interface AgentWeek {
+  client: Client;
+  key: string;
+  bundle: { id: string };
+  classifier: { id: string };
+  sessions: string[];
+}
+
+/**
+ * An agent product's days, as a team lead's trial had them: a bundle (system prompt and handbook) every conversation
+ * starts on, one session per conversation, and a classifier prompt used alone. Each day `perDay` conversations of two
+ * turns: the first writes the cache, the second reads what the simulation predicts, except every third conversation's,
+ * which the provider reads nothing of (unconfirmed: money leaked), and every fifth's, reported without cache fields
+ * (unknown). The classifier writes, then reads, then expires on alternate days. `days` days, the last one today.
+ */
+export async function agentWeek(t: TestApp, opts: { perDay: number; days: number }): Promise<AgentWeek> {
+  const { client, key } = t.tenant();
+  const sys = await mintSystem(client, `${LONG_SYSTEM} Agent.`);
+  const doc = await mintArtifact(client, 'document', `${'Handbook section. '.repeat(300)}`, { name: 'handbook' });
+  const bundle = await mintBundle(client, [sys.id, doc.id], 'support agent');
+  const classifier = await mintSystem(client, `${LONG_SYSTEM} Classify each ticket.`);
+  const sessions: string[] = [];
+  const call = async (body: object, usage: (r: Rendered) => object) => {
+    const r = await renderAnthropic(client, body);
+    await report(client, t, r, usage(r));
+    t.clock.advance(MIN);
+  };
+  const predicted = (r: Rendered) => anthropicUsage(promptTokens(r), r.prediction.read_tokens, Math.max(0, r.breakpoints.at(-1)!.token_end - r.prediction.read_tokens));
+  const nothingRead = (r: Rendered) => anthropicUsage(promptTokens(r), 0, r.breakpoints.at(-1)!.token_end);
+  const noCacheFields = (r: Rendered) => ({ input_tokens: promptTokens(r), output_tokens: 20 });
+  // Each question marked, so the next turn can read the conversation from the cache.
+  const marked = (text: string) => ({ role: 'user', content: [{ type: 'text', text, cache_control: { type: 'ephemeral' } }] });
+  let n = 0;
+  for (let day = 0; day < opts.days; day++) {
+    for (let i = 0; i < opts.perDay; i++, n++) {
+      const res = await client.post('/v1/sessions', { base: bundle.id, messages: [{ role: 'user', content: `Conversation ${n}: where is order ${1000 + n}?` }] });
+      const ses = res.json.id as string;
+      sessions.push(ses);
+      await call({ prefix: [ses], messages: [marked('Please check.')] }, predicted);
+      await client.post(`/v1/sessions/${ses}/messages`, { messages: [{ role: 'assistant', content: `Order ${1000 + n} is at the depot.` }] });
+      await call({ prefix: [ses], messages: [marked('When will it arrive?')] }, n % 5 === 4 ? noCacheFields : n % 3 === 0 ? nothingRead : predicted);
+    }
+    const classify = { system: [{ type: 'handle', ref: classifier.id }], messages: [{ role: 'user', content: `ticket of day ${day}` }] };
+    await call(classify, predicted);
+    await call(classify, predicted);
+    if (day % 2 === 1) {
+      t.clock.advance(10 * MIN);
+      await call(classify, predicted);
+    }
+    if (day < opts.days - 1) t.clock.advance(86_400_000);
+  }
+  return { client, key, bundle, classifier, sessions };
+}

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DAY_MS } from '../../src/domain/clock';
+import { ID_PREFIX } from '../../src/domain/ids';
 import { ROLLUP_MONEY, ROLLUP_VALUE_COLUMNS } from '../../src/domain/reconcile/waterfall';
 import { openDb, type OpenedDb } from '../../src/store/db';
 import { SqliteStore } from '../../src/store/sqlite-store';
@@ -95,6 +96,8 @@ const opArb = fc.oneof(
       model: fc.option(fc.constantFrom('m1', 'm2')),
       // Also read for some handles only, and two columns only (as a report with a limit ranks and then sums).
       some: fc.subarray(HANDLES),
+      // And for handles of some types only (a ranking of sessions, or of artifacts and bundles).
+      types: fc.subarray(['artifact', 'bundle', 'session'] as const),
     }),
   },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('restart' as const), by: fc.nat(1) }) },
@@ -124,6 +127,8 @@ describe('every handle\'s sums from spans', () => {
             expect(byHandle(stores[op.by]!.sumHandles({ ...q, handles: op.some })), `${JSON.stringify(q)} ${op.some}`).toEqual(some);
             const two = expected.map((r) => ({ handle_id: r.handle_id, cost_actual: r.cost_actual, cost_perfect: r.cost_perfect }));
             expect(byHandle(stores[op.by]!.sumHandles(q, ['cost_actual', 'cost_perfect'])), `${JSON.stringify(q)} two columns`).toEqual(two);
+            const typed = expected.filter((r) => op.types.some((type) => r.handle_id.startsWith(`${ID_PREFIX[type]}_`)));
+            expect(byHandle(stores[op.by]!.sumHandles({ ...q, types: op.types })), `${JSON.stringify(q)} ${op.types}`).toEqual(typed);
           }
         }
         for (const f of files.splice(0)) f.close();

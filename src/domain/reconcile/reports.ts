@@ -2,6 +2,7 @@ import { leakedColumn, MONEY_LEAKS, NO_HANDLE, requestsColumn, ROLLUP_CLASSES, t
 import type { CalibrationRow, HandleRow, HandleSums, RollupRow, Store } from '../../store/store';
 import { notFound } from '../errors';
 import type { PendingPremiums, PendingRow } from './write-premiums';
+import { handleTypeOf, type HandleType } from '../ids';
 
 import { DAY_MS as DAY, MAX_TIME } from '../clock';
 
@@ -128,6 +129,27 @@ function sum(rows: HandleSums[]): Totals {
       unknown_capture_input_cost: round(m.cost_unknown),
     },
   };
+}
+
+/**
+ * Several reports' figures added up as they are given (each rounded to the micro-dollar): the sum of the handles'
+ * own reports, to the micro-dollar. The capture rate is the summed tokens'.
+ */
+function addUp(list: Totals[]): Totals {
+  const out = sum([]);
+  const micro: Record<string, number> = {};
+  for (const t of list) {
+    out.requests += t.requests;
+    for (const c of ROLLUP_CLASSES) {
+      out.tokens[c]! += t.tokens[c] ?? 0;
+      out.requests_with[c]! += t.requests_with[c] ?? 0;
+    }
+    // In whole micro-dollars: adding the decimals would leave float noise past the sixth digit.
+    for (const [k, v] of Object.entries(t.money)) if (typeof v === 'number') micro[k] = (micro[k] ?? 0) + Math.round(v * 1e6);
+  }
+  for (const [k, v] of Object.entries(micro)) (out.money as unknown as Record<string, number>)[k] = v / 1e6;
+  out.capture_rate = out.tokens.reported_opportunity ? round(out.tokens.captured! / out.tokens.reported_opportunity) : null;
+  return out;
 }
 
 function days(range: ReportRange, now: number) {
@@ -270,20 +292,23 @@ export class Reports {
     });
   }
 
-  /** `limit`: only the first handles by leaked money (their names looked up; the rest only counted in `handles_total`). */
-  tenant(tenantId: string, range: ReportRange, now: number, limit = Infinity) {
+  /**
+   * `limit`: only the first handles by leaked money (their names looked up; the rest only counted in `handles_total`).
+   * `types`: only handles of those types in `handles` and `handles_total` (the totals are the tenant's whatever it is).
+   */
+  tenant(tenantId: string, range: ReportRange, now: number, limit = Infinity, types?: readonly HandleType[]) {
     const span = days(range, now);
     const pending = this.pending.rows(tenantId, now);
     const totals = [...this.store.sumRollups({ tenantId, handleId: '*', ...span, model: range.model }), ...this.pendingRows(pending, '*', span, range.model)];
-    const q = { tenantId, ...span, model: range.model };
-    const pendingHandles = this.pendingRows(pending, null, span, range.model);
+    const q = { tenantId, ...span, model: range.model, types };
+    const pendingHandles = this.pendingRows(pending, null, span, range.model).filter((p) => !types || types.includes(handleTypeOf(p.handle_id)));
     // With a limit, handles are ranked on the two sums leaked money needs (a fifth of the work of all of them on a
     // year of 5,000 handles), and only those shown are summed whole.
     const ranking = limit < Infinity ? LEAKED_COLUMNS : undefined;
     const rows: HandleSums[] = [...this.store.sumHandles(q, ranking), ...pendingHandles];
     const ranked = [...groupBy(rows, (r) => r.handle_id)].map(([id, rs]) => ({ id, leaked: leaked(rs) })).sort((a, b) => b.leaked - a.leaked || a.id.localeCompare(b.id));
     const shown = ranked.slice(0, limit);
-    const whole = ranking ? [...this.store.sumHandles(shown.length < ranked.length ? { ...q, handles: shown.map((h) => h.id) } : q), ...pendingHandles] : rows;
+    const whole = ranking ? [...this.store.sumHandles(shown.length < ranked.length ? { ...q, types: undefined, handles: shown.map((h) => h.id) } : q), ...pendingHandles] : rows;
     const byId = groupBy(whole, (r) => r.handle_id);
     const handles = shown.map(({ id }) => {
       const h = this.store.getHandle(id);
@@ -292,6 +317,33 @@ export class Reports {
     // Read as the totals are: the NO_HANDLE rows of the range's days by the primary key.
     const noHandle = sum([...this.store.sumRollups({ tenantId, handleId: NO_HANDLE, ...span, model: range.model }), ...this.pendingRows(pending, NO_HANDLE, span, range.model)]);
     return { range: rangeView(range, now), ...sum(totals), handles_total: ranked.length, handles, no_handle: noHandleView(noHandle) };
+  }
+
+  /**
+   * The handles of one type as one row: how many have figures in the range, and their figures summed as each one's own
+   * report gives them (the overview's sessions: an agent's hundreds, one per conversation). Every such handle is read
+   * whole: the figures of all of them are what is asked.
+   */
+  typeTotals(tenantId: string, range: ReportRange, now: number, type: HandleType): { handles: number } & Totals {
+    const span = days(range, now);
+    const pending = this.pendingRows(this.pending.rows(tenantId, now), null, span, range.model).filter((p) => handleTypeOf(p.handle_id) === type);
+    const rows = [...this.store.sumHandles({ tenantId, ...span, model: range.model, types: [type] }), ...pending];
+    const each = [...groupBy(rows, (r) => r.handle_id).values()].map((rs) => sum(rs));
+    return { handles: each.length, ...addUp(each) };
+  }
+
+  /**
+   * The tenant's totals on each UTC day of `span` that has figures, oldest first: the '*' rows summed by day (by the
+   * primary key, not every handle's rows), as `tenant` gives them for that day alone.
+   */
+  tenantDays(tenantId: string, span: { fromDay: number; toDay: number }, model: string | undefined, now: number): Array<{ day: number } & Totals> {
+    const rows = [...this.store.sumDayRollups({ tenantId, handleId: '*', ...span, model }), ...this.pendingRows(this.pending.rows(tenantId, now), '*', span, model, true)] as Array<RollupRow & { day: number }>;
+    return [...groupBy(rows, (r) => String(r.day))].map(([d, rs]) => ({ day: Number(d), ...sum(rs) })).sort((a, b) => a.day - b.day);
+  }
+
+  /** The days of `tenantDays` for a report's range, each named by its date (the API's `days`). */
+  tenantDaysOf(tenantId: string, range: ReportRange, now: number) {
+    return this.tenantDays(tenantId, days(range, now), range.model, now).map(({ day, ...t }) => ({ day: new Date(day * DAY).toISOString().slice(0, 10), ...t }));
   }
 
   /**

@@ -99,6 +99,15 @@ const TenantReportQuery = rangeQuery.extend({
     .max(100_000)
     .optional()
     .openapi({ description: 'Only the first `limit` handles by leaked money (`handles_total` says how many there are); all of them when absent.' }),
+  kind: z
+    .enum(['artifact', 'bundle', 'session'], { error: 'kind must be artifact, bundle or session' })
+    .optional()
+    .openapi({ description: 'Only handles of this type in `handles` and `handles_total` (an agent with a session per conversation has hundreds: `kind=session` ranks them apart). The totals and `no_handle` are the whole tenant\'s whatever it is.' }),
+  days: z
+    .enum(['true', 'false'], { error: 'days must be true or false' })
+    .transform((v) => v === 'true')
+    .optional()
+    .openapi({ type: 'boolean', description: 'With `true`, `days` gives the totals of each UTC day of the range that has figures (read from the same daily totals, one row a day and model).' }),
 });
 
 /** A whole number from 1 to `max` in a query string, refused with one message saying so. */
@@ -269,8 +278,10 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
 
   app.openapi(routes.tenantReport, (c) => {
     const now = deps.clock.now();
-    const { limit, ...range } = c.req.valid('query');
-    return c.json(deps.reports.tenant(c.get('auth').tenantId, inRange(range, now), now, limit) as unknown as Record<string, unknown>, 200);
+    const { limit, kind, days, ...range } = c.req.valid('query');
+    const tenantId = c.get('auth').tenantId;
+    const report = deps.reports.tenant(tenantId, inRange(range, now), now, limit, kind && [kind]);
+    return c.json((days ? { ...report, days: deps.reports.tenantDaysOf(tenantId, range, now) } : report) as unknown as Record<string, unknown>, 200);
   });
 
   app.openapi(routes.list, (c) => {
