@@ -758,17 +758,19 @@ export class SqliteStore implements Store {
    * day's span and the last days; another range each month wholly in it and the days at its ends. The first report
    * to need a span makes it (a month of days, summed once); later ones read it.
    */
-  sumHandles(q: Omit<RollupQuery, 'handleId'> & { handles?: string[]; types?: readonly HandleType[] }, columns: readonly string[] = ROLLUP_VALUE_COLUMNS): HandleSums[] {
+  sumHandles(q: Omit<RollupQuery, 'handleId'> & { handles?: string[]; types?: readonly HandleType[]; together?: boolean }, columns: readonly string[] = ROLLUP_VALUE_COLUMNS): HandleSums[] {
     const first = this.span.firstDay.get(q.tenantId) as number | null;
     if (first === null) return [];
     const cover = this.spanCover(q.tenantId, Math.max(q.fromDay, first), q.toDay, first);
-    const shape = { byModel: q.model !== undefined, some: q.handles !== undefined, typed: q.types !== undefined, columns };
+    const shape = { byModel: q.model !== undefined, some: q.handles !== undefined, typed: q.types !== undefined, together: q.together === true, columns };
     const params = { tenantId: q.tenantId, model: q.model ?? '', handles: JSON.stringify(q.handles ?? []), ...typeRange(q.types) };
     // Rows as arrays (handle, then the columns): better-sqlite3 builds a row object of 38 columns at about the cost of
     // summing its rows (25 of 50 ms for 5,000 handles); these are built once, after the sums.
     const out = new Map<string, number[]>();
     const add = (rows: unknown[][]) => {
       for (const r of rows as Array<[string, ...number[]]>) {
+        // Together, a statement that matched no row answers one of nulls.
+        if (shape.together && r[1] === null) continue;
         const have = out.get(r[0]);
         if (!have) out.set(r[0], r.slice(1) as number[]);
         else for (let i = 1; i < r.length; i++) have[i - 1]! += r[i] as number;
@@ -868,8 +870,8 @@ export class SqliteStore implements Store {
    * The statements sumHandles runs: every handle's sums from spans (in key order: grouped without a sort) or from
    * days' rows (by rollups_tenant_day); some handles' by the primary key, each handle's rows in turn.
    */
-  sumHandlesStatement(from: 'spans' | 'days', shape: { byModel: boolean; some: boolean; typed?: boolean; columns: readonly string[] }): Statement {
-    const key = `${from}:${shape.byModel}:${shape.some}:${shape.typed === true}:${shape.columns.join(',')}`;
+  sumHandlesStatement(from: 'spans' | 'days', shape: { byModel: boolean; some: boolean; typed?: boolean; together?: boolean; columns: readonly string[] }): Statement {
+    const key = `${from}:${shape.byModel}:${shape.some}:${shape.typed === true}:${shape.together === true}:${shape.columns.join(',')}`;
     let stmt = this.sumHandlesStmt.get(key);
     if (!stmt) {
       // Column names go into the SQL: only the table's own.
@@ -882,7 +884,9 @@ export class SqliteStore implements Store {
       // from days' rows, which the day index finds (the key's range would be every day of those handles).
       if (shape.typed) where.push(`${from === 'spans' ? 'handle_id >= @idFrom and handle_id < @idTo and ' : ''}substr(handle_id, 1, 3) in (select value from json_each(@prefixes))`);
       stmt = this.db.$client
-        .prepare(`select handle_id, ${shape.columns.map((c) => `sum(${c})`).join(', ')} from ${from === 'spans' ? 'rollups_span' : 'rollups'} where ${where.join(' and ')} group by handle_id`)
+        .prepare(
+          `select ${shape.together ? `'*'` : 'handle_id'}, ${shape.columns.map((c) => `sum(${c})`).join(', ')} from ${from === 'spans' ? 'rollups_span' : 'rollups'} where ${where.join(' and ')}${shape.together ? '' : ' group by handle_id'}`,
+        )
         .raw();
       this.sumHandlesStmt.set(key, stmt);
     }

@@ -383,9 +383,10 @@ export interface Store {
   /**
    * Every handle's rollup rows (not the '*' totals, nor the NO_HANDLE rows) summed per handle over a day range: only
    * those of `handles` when given, only handles of `types` when given, and only `columns` (some of
-   * ROLLUP_VALUE_COLUMNS; all of them by default).
+   * ROLLUP_VALUE_COLUMNS; all of them by default). `together`: summed over all those handles as one row (handle_id
+   * '*'; none when no row matched).
    */
-  sumHandles(query: Omit<RollupQuery, 'handleId'> & { handles?: string[]; types?: readonly HandleType[] }, columns?: readonly string[]): HandleSums[];
+  sumHandles(query: Omit<RollupQuery, 'handleId'> & { handles?: string[]; types?: readonly HandleType[]; together?: boolean }, columns?: readonly string[]): HandleSums[];
   /** One handle's rollup rows summed per version and model, for versions `from`..`to` only (by the key). */
   sumVersionRollups(query: HandleRollupQuery & { versions: { from: number; to: number } }): RollupRow[];
   /** One handle's rollup rows summed per UTC day over all its versions (a session has one per turn): one row a day. */

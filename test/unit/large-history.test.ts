@@ -148,13 +148,17 @@ describe('rollup sums', () => {
   });
 
   it("read the handles of some types (a ranking of sessions alone) as every handle's: days by the day index, spans by a range of the key without a sort", () => {
-    const typed = (byModel: boolean) => ({ ...shape(byModel, false), typed: true });
-    for (const byModel of [false, true]) {
-      expect(plan(store.sumHandlesStatement('days', typed(byModel)).source).join('\n')).toMatch(/rollups_tenant_day \(tenant_id=\? AND day>\? AND day<\?\)/);
-      const spans = plan(store.sumHandlesStatement('spans', typed(byModel)).source).join('\n');
-      expect(spans).toMatch(/sqlite_autoindex_rollups_span_1 \(tenant_id=\? AND handle_id>\? AND handle_id<\?\)/);
-      expect(spans).not.toMatch(/TEMP B-TREE/);
-    }
+    // Also summed together (the sessions as one row).
+    const typed = (byModel: boolean, together: boolean) => ({ ...shape(byModel, false), typed: true, together });
+    for (const byModel of [false, true])
+      for (const together of [false, true]) {
+        const days = plan(store.sumHandlesStatement('days', typed(byModel, together)).source).join('\n');
+        expect(days).toMatch(/rollups_tenant_day \(tenant_id=\? AND day>\? AND day<\?\)/);
+        if (together) expect(days).not.toMatch(/TEMP B-TREE/);
+        const spans = plan(store.sumHandlesStatement('spans', typed(byModel, together)).source).join('\n');
+        expect(spans).toMatch(/sqlite_autoindex_rollups_span_1 \(tenant_id=\? AND handle_id>\? AND handle_id<\?\)/);
+        expect(spans).not.toMatch(/TEMP B-TREE/);
+      }
   });
 
   it("read some handles' rows and spans by the primary key, handle by handle, without a sort", () => {

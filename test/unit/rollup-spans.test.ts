@@ -129,6 +129,9 @@ describe('every handle\'s sums from spans', () => {
             expect(byHandle(stores[op.by]!.sumHandles(q, ['cost_actual', 'cost_perfect'])), `${JSON.stringify(q)} two columns`).toEqual(two);
             const typed = expected.filter((r) => op.types.some((type) => r.handle_id.startsWith(`${ID_PREFIX[type]}_`)));
             expect(byHandle(stores[op.by]!.sumHandles({ ...q, types: op.types })), `${JSON.stringify(q)} ${op.types}`).toEqual(typed);
+            // Together: those handles' rows as one (none when there are none).
+            const together = typed.length ? [Object.fromEntries([['handle_id', '*'], ...ROLLUP_VALUE_COLUMNS.map((c) => [c, typed.reduce((a, r) => a + r[c]!, 0)])])] : [];
+            expect(stores[op.by]!.sumHandles({ ...q, types: op.types, together: true }), `${JSON.stringify(q)} ${op.types} together`).toEqual(together);
           }
         }
         for (const f of files.splice(0)) f.close();

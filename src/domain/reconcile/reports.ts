@@ -1,4 +1,4 @@
-import { leakedColumn, MONEY_LEAKS, NO_HANDLE, requestsColumn, ROLLUP_CLASSES, type MoneyLeak } from './waterfall';
+import { leakedColumn, MONEY_LEAKS, NO_HANDLE, requestsColumn, ROLLUP_CLASSES, ROLLUP_LEAKED, ROLLUP_MONEY, type MoneyLeak } from './waterfall';
 import type { CalibrationRow, HandleRow, HandleSums, RollupRow, Store } from '../../store/store';
 import { notFound } from '../errors';
 import type { PendingPremiums, PendingRow } from './write-premiums';
@@ -89,12 +89,33 @@ function apportion(byClass: Record<MoneyLeak, number>, total: number): Record<Mo
   return Object.fromEntries(MONEY_LEAKS.map((c, i) => [c, out[i]! / 1e6])) as Record<MoneyLeak, number>;
 }
 
+/** The money columns of rollup rows (and of pending premiums), as sum() adds them. */
+const MONEY_SUMS = ['cost_actual', 'cost_no_cache', 'cost_perfect', 'cost_unknown', 'write_premium_paid', 'write_premium_read', 'write_premium_pending', ...ROLLUP_LEAKED] as const;
+type MoneySums = Record<(typeof MONEY_SUMS)[number], number>;
+const zeroMoney = (): MoneySums => Object.fromEntries(MONEY_SUMS.map((k) => [k, 0])) as MoneySums;
+
+/** A report's money from its summed money columns. */
+function moneyOf(m: MoneySums): Totals['money'] {
+  return {
+    currency: 'USD',
+    actual_input_cost: round(m.cost_actual),
+    cost_without_caching: round(m.cost_no_cache),
+    cost_at_perfect_capture: round(m.cost_perfect),
+    realised_savings: difference(m.cost_no_cache, m.cost_actual),
+    leaked_savings: difference(m.cost_actual, m.cost_perfect),
+    leaked_by_class: apportion(Object.fromEntries(MONEY_LEAKS.map((c) => [c, m[leakedColumn(c)]])) as Record<MoneyLeak, number>, difference(m.cost_actual, m.cost_perfect)),
+    write_premiums_paid: round(m.write_premium_paid),
+    write_premiums_unread: Math.max(0, round(m.write_premium_paid - m.write_premium_read - m.write_premium_pending)),
+    write_premiums_pending: round(m.write_premium_pending),
+    unknown_capture_input_cost: round(m.cost_unknown),
+  };
+}
+
 function sum(rows: HandleSums[]): Totals {
   const tokens: Record<string, number> = {};
   const requestsWith: Record<string, number> = {};
   let requests = 0;
-  const m = { cost_actual: 0, cost_no_cache: 0, cost_perfect: 0, cost_unknown: 0, write_premium_paid: 0, write_premium_read: 0, write_premium_pending: 0 };
-  const byClass = Object.fromEntries(MONEY_LEAKS.map((c) => [c, 0])) as Record<MoneyLeak, number>;
+  const m: MoneySums = zeroMoney();
   for (const r of rows) {
     requests += r.requests ?? 0;
     for (const c of ROLLUP_CLASSES) {
@@ -102,7 +123,6 @@ function sum(rows: HandleSums[]): Totals {
       requestsWith[c] = (requestsWith[c] ?? 0) + (r[requestsColumn(c)] ?? 0);
     }
     for (const k of Object.keys(m) as (keyof typeof m)[]) m[k] += r[k] ?? 0;
-    for (const c of MONEY_LEAKS) byClass[c] += r[leakedColumn(c)] ?? 0;
   }
   for (const c of ROLLUP_CLASSES) {
     tokens[c] ??= 0;
@@ -115,40 +135,27 @@ function sum(rows: HandleSums[]): Totals {
     // Capture is measured against opportunity, never against everything referenced, and only
     // over requests whose provider reported cache fields (unknown is not zero).
     capture_rate: tokens.reported_opportunity ? round(tokens.captured! / tokens.reported_opportunity) : null,
-    money: {
-      currency: 'USD',
-      actual_input_cost: round(m.cost_actual),
-      cost_without_caching: round(m.cost_no_cache),
-      cost_at_perfect_capture: round(m.cost_perfect),
-      realised_savings: difference(m.cost_no_cache, m.cost_actual),
-      leaked_savings: difference(m.cost_actual, m.cost_perfect),
-      leaked_by_class: apportion(byClass, difference(m.cost_actual, m.cost_perfect)),
-      write_premiums_paid: round(m.write_premium_paid),
-      write_premiums_unread: Math.max(0, round(m.write_premium_paid - m.write_premium_read - m.write_premium_pending)),
-      write_premiums_pending: round(m.write_premium_pending),
-      unknown_capture_input_cost: round(m.cost_unknown),
-    },
+    money: moneyOf(m),
   };
 }
 
 /**
- * Several reports' figures added up as they are given (each rounded to the micro-dollar): the sum of the handles'
- * own reports, to the micro-dollar. The capture rate is the summed tokens'.
+ * Several reports' money added up as each gives it (rounded to the micro-dollar): the sum of the handles' own reports,
+ * to the micro-dollar. In whole micro-dollars: adding the decimals would leave float noise past the sixth digit.
  */
-function addUp(list: Totals[]): Totals {
-  const out = sum([]);
-  const micro: Record<string, number> = {};
-  for (const t of list) {
-    out.requests += t.requests;
-    for (const c of ROLLUP_CLASSES) {
-      out.tokens[c]! += t.tokens[c] ?? 0;
-      out.requests_with[c]! += t.requests_with[c] ?? 0;
-    }
-    // In whole micro-dollars: adding the decimals would leave float noise past the sixth digit.
-    for (const [k, v] of Object.entries(t.money)) if (typeof v === 'number') micro[k] = (micro[k] ?? 0) + Math.round(v * 1e6);
+function addUpMoney(sums: Iterable<MoneySums>): Totals['money'] {
+  const out = moneyOf(zeroMoney());
+  const keys = Object.keys(out).filter((k) => k !== 'currency' && k !== 'leaked_by_class') as Array<Exclude<keyof Totals['money'], 'currency' | 'leaked_by_class'>>;
+  const micro = keys.map(() => 0);
+  const byClass = MONEY_LEAKS.map(() => 0);
+  for (const m of sums) {
+    const money = moneyOf(m);
+    keys.forEach((k, i) => (micro[i]! += Math.round(money[k] * 1e6)));
+    // Each handle's classes add up to its leaked savings: so do their sums to the sum of those.
+    MONEY_LEAKS.forEach((c, i) => (byClass[i]! += Math.round(money.leaked_by_class[c] * 1e6)));
   }
-  for (const [k, v] of Object.entries(micro)) (out.money as unknown as Record<string, number>)[k] = v / 1e6;
-  out.capture_rate = out.tokens.reported_opportunity ? round(out.tokens.captured! / out.tokens.reported_opportunity) : null;
+  keys.forEach((k, i) => (out[k] = micro[i]! / 1e6));
+  out.leaked_by_class = Object.fromEntries(MONEY_LEAKS.map((c, i) => [c, byClass[i]! / 1e6])) as Record<MoneyLeak, number>;
   return out;
 }
 
@@ -326,10 +333,18 @@ export class Reports {
    */
   typeTotals(tenantId: string, range: ReportRange, now: number, type: HandleType): { handles: number } & Totals {
     const span = days(range, now);
+    const q = { tenantId, ...span, model: range.model, types: [type] };
     const pending = this.pendingRows(this.pending.rows(tenantId, now), null, span, range.model).filter((p) => handleTypeOf(p.handle_id) === type);
-    const rows = [...this.store.sumHandles({ tenantId, ...span, model: range.model, types: [type] }), ...pending];
-    const each = [...groupBy(rows, (r) => r.handle_id).values()].map((rs) => sum(rs));
-    return { handles: each.length, ...addUp(each) };
+    // Counts add up exactly whichever way: summed over all of them at once. Money is each handle's report's, then added
+    // up: per handle, its money columns only (a fifth of the work of every column; 5,000 sessions: see the README).
+    const { money: _once, ...counts } = sum([...this.store.sumHandles({ ...q, together: true }), ...pending]);
+    const byHandle = new Map<string, MoneySums>();
+    for (const r of [...this.store.sumHandles(q, [...ROLLUP_MONEY, ...ROLLUP_LEAKED]), ...pending]) {
+      let m = byHandle.get(r.handle_id);
+      if (!m) byHandle.set(r.handle_id, (m = zeroMoney()));
+      for (const k of MONEY_SUMS) m[k] += r[k] ?? 0;
+    }
+    return { handles: byHandle.size, ...counts, money: addUpMoney(byHandle.values()) };
   }
 
   /**
