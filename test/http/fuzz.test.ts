@@ -56,6 +56,8 @@ const DASHBOARD: Array<[string, string]> = [
   ['GET', '/ui'],
   ['GET', '/ui/'],
   ['GET', '/ui/fragments/overview'],
+  ['GET', '/ui/sessions'],
+  ['GET', '/ui/fragments/sessions'],
   ['GET', '/ui/handles/{id}'],
   ['GET', '/ui/fragments/handles/{id}'],
   ['GET', '/ui/requests'],

@@ -10,7 +10,7 @@ import { pct, tokens, usd } from '../../src/http/ui/format';
 import { createTestApp, type TestApp } from '../helpers/app';
 import { mintSystem } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM, renderAnthropic, report } from '../helpers/scenario';
-import { anotherTurn, seed, type Seeded } from './seed';
+import { agentWeek, anotherTurn, seed, type Seeded } from './seed';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = 'test-output/screenshots';
@@ -311,6 +311,65 @@ describe('dashboard in headless Chromium', () => {
     // Before, the captured row's "190,000,000 tok" ran 10 px into "… of opp. reported".
     for (const r of rows) expect(r.gap, `${r.row} ${r.text}`).toBeGreaterThanOrEqual(4);
     await page.locator('.card', { has: page.locator('svg[data-chart="waterfall"]') }).screenshot({ path: `${SHOTS}/waterfall-big-figures.png` });
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it('overview of an agent with a session per conversation: per-day charts that fit, and one sessions row leading to their ranking', async () => {
+    const { page, problems } = await newPage();
+    const s = await agentWeek(t, { perDay: 3, days: 3 });
+    await signIn(page, s.key, '/ui?period=7d');
+    const week = since(t.clock.now() - 6 * DAY);
+    const api = (await s.client.get(`/v1/reports?${week}&days=true`)).json;
+    // Each day's leaked money as the API's days give it (a day without figures: none leaked).
+    const byDay = new Map<string, number>(api.days.map((d: { day: string; money: { leaked_savings: number } }) => [d.day, d.money.leaked_savings]));
+    const drawn = await page.$$eval('svg[data-chart="leaked-trend"] g[data-leaked-day]', (gs) => gs.map((g) => [g.getAttribute('data-leaked-day')!, Number(g.getAttribute('data-value'))] as const));
+    expect(drawn.length).toBe(7);
+    for (const [day, value] of drawn) expect(value, day).toBe(byDay.get(day) ?? 0);
+    expect(drawn.filter(([, v]) => v > 0).length).toBe(3);
+    const charts = () =>
+      page.$$eval('[data-per-day] svg', (svgs) =>
+        svgs
+          .filter((svg) => svg.getBoundingClientRect().width > 0)
+          .map((svg) => {
+            const scale = (svg as unknown as { getScreenCTM(): { a: number } }).getScreenCTM().a;
+            const view = svg.ownerDocument.defaultView as unknown as { getComputedStyle(e: unknown): { fontSize: string } };
+            const px = [...svg.querySelectorAll('text')].map((el) => parseFloat(view.getComputedStyle(el).fontSize) * scale);
+            return { chart: svg.getAttribute('data-chart'), smallest: Math.min(...px), right: svg.getBoundingClientRect().right, main: svg.closest('main')!.getBoundingClientRect().right };
+          }),
+      );
+    const desktop = await charts();
+    expect(desktop.map((c) => c.chart)).toEqual(['capture-trend', 'leaked-trend']);
+    for (const c of desktop) expect(c.right, c.chart!).toBeLessThanOrEqual(c.main);
+    await page.locator('[data-per-day]').screenshot({ path: `${SHOTS}/overview-per-day.png` });
+
+    // The sessions are one row, ranked by their summed leak; its link ranks them, as GET /v1/reports?kind=session does.
+    const ranked = await page.$$eval('table[data-table="handles"] tbody tr', (rows) => rows.map((r) => r.getAttribute('data-handle') ?? r.getAttribute('data-group')));
+    expect(ranked.filter((id) => id === 'session').length).toBe(1);
+    expect(ranked.filter((id) => id!.startsWith('ses_'))).toEqual([]);
+    const groupLeaked = await page.getAttribute('tr[data-group="session"] td[data-value]', 'data-value');
+    await Promise.all([page.waitForURL((u) => u.pathname === '/ui/sessions'), page.click('tr[data-group="session"] a')]);
+    expect(new URL(page.url()).search).toBe('?period=7d');
+    const sessions = (await s.client.get(`/v1/reports?${week}&kind=session`)).json;
+    await expect(page.$$eval('table[data-table="handles"] tr[data-handle]', (rows) => rows.map((r) => r.getAttribute('data-handle')))).resolves.toEqual(sessions.handles.map((h: { id: string }) => h.id));
+    await expect(page.getAttribute('[data-metric="money.leaked_savings"]', 'data-value')).resolves.toBe(groupLeaked);
+    await page.screenshot({ path: `${SHOTS}/sessions.png`, fullPage: true });
+
+    // On a phone: the narrow drawings, readable, and no page scrolls sideways.
+    await page.setViewportSize({ width: 390, height: 844 });
+    for (const path of ['/ui?period=7d', '/ui/sessions?period=7d']) {
+      await page.goto(`${base}${path}`);
+      const { scroll, client } = await page.$eval('html', (e) => ({ scroll: e.scrollWidth, client: e.clientWidth }));
+      expect(scroll, path).toBeLessThanOrEqual(client);
+    }
+    await page.goto(`${base}/ui?period=7d`);
+    const phone = await charts();
+    expect(phone.map((c) => c.chart)).toEqual(['capture-trend-narrow', 'leaked-trend-narrow']);
+    for (const c of phone) {
+      expect(c.smallest, c.chart!).toBeGreaterThanOrEqual(9);
+      expect(c.right, c.chart!).toBeLessThanOrEqual(390);
+    }
+    await page.locator('[data-per-day]').screenshot({ path: `${SHOTS}/phone-overview-per-day.png` });
     expect(problems).toEqual([]);
     await page.close();
   });

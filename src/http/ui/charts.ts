@@ -237,6 +237,62 @@ ${n <= (narrow ? 10 : 31) ? html`<text x="${px(cx)}" y="${px(Math.max(top + 10, 
 </svg>`;
 }
 
+/**
+ * Leaked money per UTC day as bars (the overview's, beside its capture rate per day): what the misses cost that day
+ * against perfect capture. Unknown capture is not in it (it is not a miss), as in the summary's leaked figure.
+ */
+export function leakedTrendChart(days: DayPoint[], title: string): Html {
+  return html`${leakedChart(days, title, false)}${leakedChart(days, title, true)}`;
+}
+
+/** The axis' top: 1, 2, 2.5 or 5 times a power of ten at or above `x`, so its ticks are round and the tallest bar's label fits under it. */
+function niceCeil(x: number): number {
+  if (x <= 0) return 0;
+  const p = 10 ** Math.floor(Math.log10(x));
+  return ([1, 2, 2.5, 5, 10, 20].find((m) => m * p >= x * 1.08) ?? 20) * p;
+}
+
+/** `narrow`: the phone's drawing, as trendChart's; only the wide one carries the figures (data-leaked-day, data-value). */
+function leakedChart(days: DayPoint[], title: string, narrow: boolean): Html {
+  const W = narrow ? 360 : 820;
+  const H = 200;
+  const left = narrow ? 52 : 64;
+  const right = narrow ? 6 : 12;
+  const top = 18;
+  const bottom = 36;
+  const plotW = W - left - right;
+  const plotH = H - top - bottom;
+  const n = Math.max(1, days.length);
+  const slot = plotW / n;
+  const barW = Math.max(2, Math.min(36, slot * 0.7));
+  // A day whose capture beat prediction (bonus) can leak less than nothing: drawn as none, its figure in its title.
+  const max = niceCeil(Math.max(0, ...days.map((d) => d.money)));
+  const y = (v: number) => top + plotH * (1 - (max > 0 ? Math.min(1, Math.max(0, v / max)) : 0));
+  const every = Math.ceil(n / (narrow ? 5 : 12));
+  const id = narrow ? 'ltn' : 'lt';
+  const leaky = days.filter((d) => d.money > 0);
+  const total = days.reduce((a, d) => a + Math.round(d.money * 1e6), 0) / 1e6;
+  const desc = leaky.length ? `${usd(total)} leaked over ${days.length} days; the most on ${leaky.reduce((a, b) => (b.money > a.money ? b : a)).day}.` : `Nothing leaked in these ${days.length} days.`;
+  // Figures on the bars only while they fit their slot ("$0.0123" is about 45 px).
+  const barLabels = slot >= 48;
+  return html`<svg class="chart${narrow ? ' lt-narrow' : ''}" viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-labelledby="${id}-t ${id}-d" data-chart="${narrow ? 'leaked-trend-narrow' : 'leaked-trend'}">
+<title id="${id}-t">${title}</title><desc id="${id}-d">${desc}</desc>
+${(max > 0 ? [0, 0.5, 1] : [0]).map((f) => html`<line x1="${left}" y1="${px(y(f * max))}" x2="${W - right}" y2="${px(y(f * max))}" class="grid"/><text x="${left - 6}" y="${px(y(f * max)) + 4}" text-anchor="end" class="tick">${usd(f * max)}</text>`)}
+${days.map((d, i) => {
+    const cx = left + slot * i + slot / 2;
+    const x0 = px(cx - barW / 2);
+    const last = days.length - 1;
+    const label = i === last || (i % every === 0 && last - i >= Math.ceil(every / 2)) ? html`<text x="${px(cx)}" y="${H - bottom + 16}" text-anchor="middle" class="tick">${d.day.slice(5)}</text>` : '';
+    const barTop = y(d.money);
+    const tip = `${d.day}: ${usd(d.money)} leaked against perfect capture${d.unknown ? `; ${tok(d.unknown)} with unknown capture (no cache fields), not counted` : ''}`;
+    return html`<g ${narrow ? '' : html`data-leaked-day="${d.day}" data-value="${d.money}"`}><title>${tip}</title>
+${d.money > 0 ? html`<rect x="${x0}" y="${px(barTop)}" width="${px(barW)}" height="${px(y(0) - barTop)}" fill="${CLASS_INFO.drift!.color}"/>` : ''}
+${barLabels && d.money !== 0 ? html`<text x="${px(cx)}" y="${px(Math.max(top + 10, barTop - 4))}" text-anchor="middle" class="barlbl">${usd(d.money)}</text>` : ''}${label}</g>`;
+  })}
+<line x1="${left}" y1="${y(0)}" x2="${W - right}" y2="${y(0)}" class="axis"/>
+</svg>`;
+}
+
 export interface BarSegment {
   index: number;
   /** Several segments drawn as one (a long session's earlier batches), from `index` on. */

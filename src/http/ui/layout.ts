@@ -65,6 +65,8 @@ svg.chart.wf-narrow { display:none; max-width:420px; }
 /* The same for the capture rate per day: the phone's chart is drawn 360 wide, its text 9–11 px instead of 4. */
 svg.chart.ct-narrow { display:none; }
 @media (max-width: 700px) { svg.chart[data-chart="capture-trend"] { display:none; } svg.chart.ct-narrow { display:block; } }
+svg.chart.lt-narrow { display:none; }
+@media (max-width: 700px) { svg.chart[data-chart="leaked-trend"] { display:none; } svg.chart.lt-narrow { display:block; } }
 svg.chart .axis { stroke:#94a3b8; } svg.chart .grid { stroke:#e2e8f0; } svg.chart .sep { stroke:#fff; stroke-width:2; }
 .legend { list-style:none; padding:0; margin:8px 0 0; display:grid; grid-template-columns: repeat(auto-fit, minmax(320px, 1fr)); gap:2px 16px; font-size:12px; }
 .legend li span { color:var(--muted); }

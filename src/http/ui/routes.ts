@@ -12,7 +12,8 @@ import { fragment, page } from './layout';
 import { BATCHES_SHOWN, handleLive, handlePage, VERSIONS_SHOWN, type ContentSource, type Family, type HandleView } from './pages/handle';
 import type { HandleRow, RequestRow, VersionRow } from '../../store/store';
 import type { ModelEntry } from '../../domain/catalog/types';
-import { MAX_ROWS, overviewLive, overviewPage } from './pages/overview';
+import { MAX_ROWS, overviewLive, overviewPage, sessionsLive, sessionsPage, type SessionsReport, type TenantReport } from './pages/overview';
+import type { Totals } from '../../domain/reconcile/reports';
 import { requestPage } from './pages/request';
 import { requestSummaryView } from '../views';
 import { requireSignIn, safeNext, signIn, signInPage, signOut, type UiEnv } from './session';
@@ -45,14 +46,34 @@ export function uiRoutes(deps: AppDeps, services: Services) {
   ui.use('/ui/fragments/*', requireSignIn(services.tenants, 'api'));
   ui.use('/ui/events', requireSignIn(services.tenants, 'api'));
   ui.use('/ui', requireSignIn(services.tenants, 'page'));
+  ui.use('/ui/sessions', requireSignIn(services.tenants, 'page'));
   ui.use('/ui/handles/*', requireSignIn(services.tenants, 'page'));
   ui.use('/ui/requests', requireSignIn(services.tenants, 'page'));
   ui.use('/ui/requests/*', requireSignIn(services.tenants, 'page'));
 
-  const tenantReport = (c: Context<UiEnv>, period: Period) => ({
-    ...services.reports.tenant(c.get('tenantId'), rangeOf(period, now()), now(), MAX_ROWS),
-    no_handle_models: services.reports.noHandleByModel(c.get('tenantId'), rangeOf(period, now()), now()),
-  });
+  /**
+   * The overview's figures: artifacts and bundles ranked (the state a team curates), the sessions as one row (an agent
+   * has one per conversation: hundreds would push the rest off the ranking), and the tenant's totals per day.
+   */
+  const tenantReport = (c: Context<UiEnv>, period: Period): TenantReport => {
+    const t = now();
+    const range = rangeOf(period, t);
+    const tenantId = c.get('tenantId');
+    const { perDay, label } = chartDays(range, t);
+    return {
+      ...services.reports.tenant(tenantId, range, t, MAX_ROWS, ['artifact', 'bundle']),
+      no_handle_models: services.reports.noHandleByModel(tenantId, range, t),
+      sessions: services.reports.typeTotals(tenantId, range, t, 'session'),
+      days: dayPoints(services.reports.tenantDays(tenantId, perDay, undefined, t), perDay),
+      daysLabel: label,
+    };
+  };
+  /** The sessions' page: their figures summed, then each by leaked money. */
+  const sessionsReport = (c: Context<UiEnv>, period: Period): SessionsReport => {
+    const t = now();
+    const range = rangeOf(period, t);
+    return { ...services.reports.tenant(c.get('tenantId'), range, t, MAX_ROWS, ['session']), sessions: services.reports.typeTotals(c.get('tenantId'), range, t, 'session') };
+  };
   /** The catalog entries of the tenant's latest requests in the period: whose rules the overview's legend explains. */
   const tenantEntries = (c: Context<UiEnv>, period: Period) => entriesOf(services.requests.list(c.get('tenantId'), { limit: RECENT_REQUESTS, range: rangeOf(period, now()) }).rows);
   /** The catalog entries these requests were priced as, each once; undefined when there are none (no rules to name). */
@@ -69,6 +90,15 @@ export function uiRoutes(deps: AppDeps, services: Services) {
   ui.get('/ui/fragments/overview', (c) => {
     const period = parsePeriod(c.req.query('period'));
     return fragment(c, overviewLive(tenantReport(c, period), period, tenantEntries(c, period)));
+  });
+
+  ui.get('/ui/sessions', (c) => {
+    const period = parsePeriod(c.req.query('period'));
+    return page(c, { title: 'Sessions', tenantId: c.get('tenantId'), body: sessionsPage(sessionsReport(c, period), period) });
+  });
+  ui.get('/ui/fragments/sessions', (c) => {
+    const period = parsePeriod(c.req.query('period'));
+    return fragment(c, sessionsLive(sessionsReport(c, period), period));
   });
 
   ui.get('/ui/handles/:id', (c) => {
@@ -157,7 +187,7 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     const report = services.reports.handleOverview(tenantId, id, range, t, { versions: shown, perDay });
     const versions = services.handles.versions(id, VERSIONS_SHOWN);
     const deleted = report.handle.deleted;
-    const days: DayPoint[] = report.days.map((r) => ({ day: day(r.day * DAY_MS), opportunity: r.tokens.opportunity ?? 0, captured: r.tokens.captured ?? 0, unknown: r.tokens.unknown ?? 0, rate: r.capture_rate, money: r.money.leaked_savings }));
+    const days = report.days.map((r) => dayPoint(r.day, r));
     const content = withContent && !deleted ? contentOf(tenantId, id, versions, through) : { sources: [], composition: [] };
     // Read for the page only: the live fragment (refreshed on every reconciliation) leaves it out.
     // Those rendered in the period (the list's own index order: a range of it, not a scan).
@@ -264,6 +294,24 @@ export function uiRoutes(deps: AppDeps, services: Services) {
   }
 
   return ui;
+}
+
+/** A day's figures as the charts draw them (no figures: nothing that day). */
+const dayPoint = (d: number, r: Totals | undefined): DayPoint => ({
+  day: day(d * DAY_MS),
+  opportunity: r?.tokens.opportunity ?? 0,
+  captured: r?.tokens.captured ?? 0,
+  unknown: r?.tokens.unknown ?? 0,
+  rate: r?.capture_rate ?? null,
+  money: r?.money.leaked_savings ?? 0,
+});
+
+/** Every day of `span`, from the days that have figures. */
+function dayPoints(rows: Array<{ day: number } & Totals>, span: { fromDay: number; toDay: number }): DayPoint[] {
+  const byDay = new Map(rows.map((r) => [r.day, r]));
+  const out: DayPoint[] = [];
+  for (let d = span.fromDay; d <= span.toDay; d++) out.push(dayPoint(d, byDay.get(d)));
+  return out;
 }
 
 interface Vol {

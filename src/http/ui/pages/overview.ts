@@ -1,14 +1,23 @@
 // The tenant's overview: the waterfall for a period, money, and handles by leaked money.
 
 import { html } from 'hono/html';
-import type { NoHandleFigures, Reports } from '../../../domain/reconcile/reports';
+import type { NoHandleFigures, Reports, Totals } from '../../../domain/reconcile/reports';
 import type { ModelEntry } from '../../../domain/catalog/types';
-import { LEAK_ROWS, legend, waterfallChart } from '../charts';
+import { captureTrendChart, leakedTrendChart, LEAK_ROWS, legend, waterfallChart, type DayPoint } from '../charts';
 import { PERIODS, tok, tokens, usd, type Period } from '../format';
 import { biggestLeak, costNote, leakedByClass, liveStatus, periodChooser, rateBar, summary, type Html } from './parts';
 
-/** The tenant report, and its calls through no handle per model (which agent sends its prompt inline). */
-export type TenantReport = ReturnType<Reports['tenant']> & { no_handle_models: ReturnType<Reports['noHandleByModel']> };
+/** The sessions of a period as one: how many, and their own reports added up. */
+type SessionTotals = ReturnType<Reports['typeTotals']>;
+
+/**
+ * The tenant report ranking artifacts and bundles, its calls through no handle per model (which agent sends its prompt
+ * inline), its sessions as one, and its totals per day of `daysLabel`.
+ */
+export type TenantReport = ReturnType<Reports['tenant']> & { no_handle_models: ReturnType<Reports['noHandleByModel']>; sessions: SessionTotals; days: DayPoint[]; daysLabel: string };
+
+/** The tenant report ranking sessions only, and their figures summed. */
+export type SessionsReport = ReturnType<Reports['tenant']> & { sessions: SessionTotals };
 
 /** Rows shown in the handle ranking; the API has them all. */
 export const MAX_ROWS = 200;
@@ -33,21 +42,75 @@ ${report.tokens.referenced ? '' : html`<p class="empty">${noHandleYet(report.no_
 ${waterfallChart(report.tokens, `Reuse waterfall, ${PERIODS[period].label.toLowerCase()}`)}
 ${legend(['cold', ...LEAK_ROWS, 'captured', 'bonus'], { entries })}
 ${leakedByClass(report)}</div>
+${perDayCard(report)}
 ${noHandleSection(report.no_handle, report.no_handle_models)}
 <h2>Handles by leaked money</h2>
+${report.sessions.handles ? html`<p class="muted">Artifacts and bundles, each on its own row; sessions (one per conversation) summed into one, whose link ranks them.</p>` : ''}
+${rows.length || report.sessions.handles
+    ? html`${ranking(rows, period, report.sessions)}${report.handles_total > rows.length ? html`<p class="muted">Showing the ${rows.length} artifacts and bundles that leaked most of ${report.handles_total}.</p>` : ''}`
+    : html`<p class="empty">No handle was used in a reconciled request in this period.</p>`}`;
+}
+
+/** The sessions' page: their figures summed, then each by leaked money. */
+export function sessionsPage(report: SessionsReport, period: Period): Html {
+  return html`<h1>Sessions</h1>
+<p class="sub">One handle per conversation: their figures summed (each session's own report, added up), then each session by leaked money. <a href="/ui?period=${period}">Back to the overview</a></p>
+<div class="toolbar">${periodChooser('/ui/sessions', period)} ${liveStatus()}</div>
+<section data-live data-fragment="/ui/fragments/sessions?period=${period}" data-events="/ui/events">${sessionsLive(report, period)}</section>`;
+}
+
+/** The part of the sessions' page the live view re-fetches. */
+export function sessionsLive(report: SessionsReport, period: Period): Html {
+  const rows = report.handles.slice(0, MAX_ROWS);
+  const n = report.sessions.handles;
+  return html`<p class="muted">${PERIODS[period].label} (whole UTC days from ${report.range.from ? report.range.from.slice(0, 10) : 'the start'} to ${report.range.to.slice(0, 10)}): <b data-sessions-count="${n}">${tokens(n)} session${n === 1 ? '' : 's'}</b> with figures.</p>
+${summary(report.sessions)}
+<h2>Sessions by leaked money</h2>
 ${rows.length
-    ? html`<table data-table="handles"><thead><tr><th>#</th><th>Handle</th><th class="num">Leaked</th><th>Biggest leak</th><th>Capture rate</th><th class="num">Requests</th><th class="num">Referenced</th><th class="num">Opportunity</th><th class="num">Captured</th><th class="num">Realised</th></tr></thead><tbody>
-${rows.map(
-        (h, i) => html`<tr data-handle="${h.id}"><td class="num">${i + 1}</td>
+    ? html`${ranking(rows, period)}${report.handles_total > rows.length ? html`<p class="muted">Showing the ${rows.length} sessions that leaked most of ${report.handles_total}; <code>GET /v1/reports?kind=session</code> lists them all.</p>` : ''}`
+    : html`<p class="empty">No session was used in a reconciled request in this period.</p>`}`;
+}
+
+/** The tenant's capture rate and leaked money per UTC day: whether a change helped, and which day lost the most. */
+function perDayCard(report: TenantReport): Html {
+  return html`<div class="card" data-per-day><h2 style="margin-top:0">Per day <small class="muted">(the figures above, per UTC day, ${report.daysLabel}; hatched: a day with unknown capture)</small></h2>
+<h3>Capture rate</h3>
+${captureTrendChart(report.days, 'Capture rate per day, all handles')}
+<h3>Leaked savings (USD)</h3>
+${leakedTrendChart(report.days, 'Leaked savings per day, all handles')}${
+    (report.tokens.opportunity ?? 0) + (report.tokens.unknown ?? 0) > 0 && report.days.every((d) => d.opportunity === 0 && d.unknown === 0)
+      ? html`<p class="muted" data-notice="no-days">No reuse on these days: the figures above come from older days (imported history), which the charts do not draw.</p>`
+      : ''
+  }</div>`;
+}
+
+type RankedHandle = ReturnType<Reports['tenant']>['handles'][number];
+
+const HEAD = html`<thead><tr><th>#</th><th>Handle</th><th class="num">Leaked</th><th>Biggest leak</th><th>Capture rate</th><th class="num">Requests</th><th class="num">Referenced</th><th class="num">Opportunity</th><th class="num">Captured</th><th class="num">Realised</th></tr></thead>`;
+
+/**
+ * Handles by leaked money, the API's order; with `sessions`, the sessions as one row at the rank their summed leak
+ * takes (after handles that leaked as much), or last when every handle shown leaked more.
+ */
+function ranking(rows: RankedHandle[], period: Period, sessions?: SessionTotals): Html {
+  const at = sessions?.handles ? rows.findIndex((h) => h.money.leaked_savings < sessions.money.leaked_savings) : -1;
+  const groupAt = !sessions?.handles ? null : at === -1 ? rows.length : at;
+  const cells = (t: Totals) => html`<td class="num" data-value="${t.money.leaked_savings}">${usd(t.money.leaked_savings)}</td><td>${biggestLeak(t)}</td>
+<td class="rate-cell">${rateBar(t.capture_rate)}</td>
+<td class="num">${tokens(t.requests)}</td><td class="num">${tok(t.tokens.referenced ?? 0)}</td><td class="num">${tok(t.tokens.opportunity ?? 0)}</td><td class="num">${tok(t.tokens.captured ?? 0)}</td>
+<td class="num" data-value="${t.money.realised_savings}">${usd(t.money.realised_savings)}</td>`;
+  const group = (rank: number) =>
+    html`<tr data-group="session" data-count="${sessions!.handles}"><td class="num">${rank}</td>
+<td><a href="/ui/sessions?period=${period}">${tokens(sessions!.handles)} session${sessions!.handles === 1 ? '' : 's'}</a><br><small class="muted">summed: each session's own report, added up</small></td>
+${cells(sessions!)}</tr>`;
+  const row = (h: RankedHandle, rank: number) => html`<tr data-handle="${h.id}"><td class="num">${rank}</td>
 <td>${h.name
     ? html`<a href="/ui/handles/${h.id}?period=${period}"><bdi>${h.name}</bdi></a><br><small class="muted"><span class="mono">${h.id}</span> · `
     : html`<a href="/ui/handles/${h.id}?period=${period}" class="mono">${h.id}</a><br><small class="muted">`}${h.kind ?? h.type ?? 'unknown'}${h.deleted ? html` · <span class="notice" data-deleted>deleted</span>` : ''}</small></td>
-<td class="num" data-value="${h.money.leaked_savings}">${usd(h.money.leaked_savings)}</td><td>${biggestLeak(h)}</td>
-<td class="rate-cell">${rateBar(h.capture_rate)}</td>
-<td class="num">${tokens(h.requests)}</td><td class="num">${tok(h.tokens.referenced ?? 0)}</td><td class="num">${tok(h.tokens.opportunity ?? 0)}</td><td class="num">${tok(h.tokens.captured ?? 0)}</td>
-<td class="num" data-value="${h.money.realised_savings}">${usd(h.money.realised_savings)}</td></tr>`,
-      )}</tbody></table>${report.handles_total > rows.length ? html`<p class="muted">Showing the ${rows.length} handles that leaked most of ${report.handles_total}.</p>` : ''}`
-    : html`<p class="empty">No handle was used in a reconciled request in this period.</p>`}`;
+${cells(h)}</tr>`;
+  const rank = (i: number) => i + 1 + (groupAt !== null && i >= groupAt ? 1 : 0);
+  return html`<table data-table="handles">${HEAD}<tbody>
+${rows.map((h, i) => html`${groupAt === i ? group(i + 1) : ''}${row(h, rank(i))}`)}${groupAt === rows.length ? group(rows.length + 1) : ''}</tbody></table>`;
 }
 
 /** Why the waterfall is empty: no call at all, or calls that all went through no handle (counted below it). */
