@@ -4,11 +4,12 @@ import { expandBenchmarks } from './expand';
 import { noHandleBenchmarks } from './no-handle';
 import { proxyBenchmarks } from './proxy';
 import { renderBenchmarks } from './render';
+import { sessionsBenchmarks } from './sessions';
 import { thinkingPrefixBenchmarks } from './thinking-prefix';
 import { usageBenchmarks } from './usage';
 import { type Benchmark, BenchSetupError, cleanup, warnIfBusy } from './lib';
 
-const BENCHMARKS: Benchmark[] = [...expandBenchmarks, ...renderBenchmarks, ...usageBenchmarks, ...noHandleBenchmarks, ...proxyBenchmarks, ...thinkingPrefixBenchmarks];
+const BENCHMARKS: Benchmark[] = [...expandBenchmarks, ...renderBenchmarks, ...usageBenchmarks, ...noHandleBenchmarks, ...sessionsBenchmarks, ...proxyBenchmarks, ...thinkingPrefixBenchmarks];
 
 const filters = process.argv.slice(2);
 const selected = BENCHMARKS.filter((b) => filters.length === 0 || filters.some((f) => b.name.includes(f)));
