@@ -183,6 +183,24 @@ describe('prefix-handles CLI', () => {
     expect(dated.err).toMatch(/^warning: .*1 volatile value: iso_timestamp "2026-01-01T12:00:00Z" at byte 26: values like these usually differ each time content is produced/);
   });
 
+  it('report: the leaked money of misses by calls without cache fields only is unknown, not $0.000000', async () => {
+    const { key, client } = t.tenant();
+    const sys = await mintSystem(client, `${LONG_SYSTEM} unknown capture`);
+    // A gateway's log kept input and output counts only: the prefix sent again after 10 minutes is expired tokens
+    // whose money is not known (the input is counted apart, at full price).
+    for (const q of ['one', 'two']) {
+      const r = await renderAnthropic(client, { prefix: [sys.id], messages: [{ role: 'user', content: q }] });
+      await report(client, t, r, { input_tokens: promptTokens(r), output_tokens: 9 });
+      t.clock.advance(10 * MIN);
+    }
+    expect((await client.get(`/v1/reports/handles/${sys.id}`)).json.tokens.expired).toBeGreaterThan(0);
+    const run = await cli(['report', sys.ref], { key });
+    expect(run.code, run.err).toBe(0);
+    expect(run.out).toMatch(/^ +expired +[\d,]+ +[\d.]+% +1 +unknown$/m);
+    // A class with no tokens leaked nothing: $0 still.
+    expect(run.out).toMatch(/^ +drift +0 +0\.0% +0 +\$0\.000000$/m);
+  });
+
   it('reports a handle and the tenant as tables with the API figures, handles ranked by leaked money', async () => {
     const { key, client } = t.tenant();
     // Handle A: written, then read. Handle B: written, then the provider reports no read: leaked.

@@ -120,6 +120,42 @@ describe('where the money leaks', () => {
     }
   });
 
+  it('the leaked savings by cause of calls without cache fields are unknown, not $0.00; beside reported calls, said to be counted apart', async () => {
+    const { client, key } = t.tenant('capture unknown');
+    const sys = await mintSystem(client, LONG_SYSTEM);
+    const turn = (text: string) => renderAnthropic(client, { prefix: [sys.id], messages: [userMessage(text)] });
+    // A gateway's log kept input and output counts only: the prefix sent again after 10 minutes is expired tokens
+    // whose money nobody knows (the input is counted apart, at full price).
+    for (const q of ['a', 'b']) {
+      const r = await turn(q);
+      await report(client, t, r, { input_tokens: promptTokens(r), output_tokens: 9 });
+      t.clock.advance(10 * MIN);
+    }
+    const unknownOnly = (await client.get('/v1/reports')).json;
+    expect(unknownOnly.tokens.expired).toBeGreaterThan(0);
+    expect(unknownOnly.capture_rate).toBeNull();
+    for (const path of ['/ui?period=7d', `/ui/handles/${sys.id}?period=7d`]) {
+      const table = /<table data-table="leaked-by-class">[\s\S]*?<\/table>/.exec(await page(path, key))![0];
+      // It said "expired $0.00": nothing leaked, where the money of those tokens is not known.
+      expect(table, path).toMatch(/<tr data-class="expired">.*?<td class="num" data-value=""><span class="muted">unknown<\/span><\/td><td class="num">—<\/td>/);
+      expect(table, path).not.toContain('$0.00</td>');
+      expect(table, path).toContain(`the tokens count calls without cache fields too, whose ${usd(unknownOnly.money.unknown_capture_input_cost)} of input is counted apart`);
+    }
+    // A call with cache fields: its miss has money, the classes theirs (the expired tokens of the calls without cache
+    // fields leak none of it), and the caption says the tokens count the others too.
+    const r = await turn('c');
+    await report(client, t, r, anthropicUsage(promptTokens(r), 0, r.breakpoints[0]!.token_end));
+    const mixed = (await client.get('/v1/reports')).json;
+    expect(mixed.capture_rate).not.toBeNull();
+    expect(mixed.money.leaked_savings).toBeGreaterThan(0);
+    const table = /<table data-table="leaked-by-class">[\s\S]*?<\/table>/.exec(await page('/ui?period=7d', key))![0];
+    expect(table).not.toContain('unknown</span>');
+    const rows = [...table.matchAll(/<tr data-class="([^"]+)">[\s\S]*?data-value="([^"]+)">([^<]+)</g)].map((m) => ({ cls: m[1]!, value: Number(m[2]) }));
+    expect(rows.reduce((n, x) => n + Math.round(x.value * 1e6), 0)).toBe(Math.round(mixed.money.leaked_savings * 1e6));
+    for (const x of rows) expect(x.value, x.cls).toBe(mixed.money.leaked_by_class[x.cls]);
+    expect(table).toContain(`whose ${usd(mixed.money.unknown_capture_input_cost)} of input is counted apart`);
+  });
+
   it('request page: an expired prefix under the model minimum is not advised to be kept alive', async () => {
     const { key, sonnetExpired, haikuExpired } = await twoModels();
     const haiku = await page(`/ui/requests/${haikuExpired.request_id}`, key);

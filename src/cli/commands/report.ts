@@ -284,12 +284,15 @@ function totalsText(t: Totals): string {
   const m = t.money;
   // Each miss class's share of the leaked savings beside its tokens (cold and unknown leak none: priced apart).
   const leaked = m.leaked_by_class;
+  // Misses of calls without cache fields only (no capture rate: a reported miss is opportunity): their money is not
+  // known, not $0.
+  const leakedCell = (c: string) => (leaked![c] === undefined ? '' : t.capture_rate === null && (t.tokens[c] ?? 0) > 0 ? 'unknown' : usd(leaked![c]));
   const tokenRows = classes.map(([c, indent]) => [
     `${'  '.repeat(indent)}${c}`,
     tokens(t.tokens[c]),
     referenced ? percent((t.tokens[c] ?? 0) / referenced) : '',
     tokens(t.requests_with[c]),
-    ...(leaked ? [leaked[c] === undefined ? '' : usd(leaked[c])] : []),
+    ...(leaked ? [leakedCell(c)] : []),
   ]);
   const moneyRows = [
     ['realised savings', usd(m.realised_savings)],

@@ -80,14 +80,22 @@ export function biggestLeak(t: Pick<Totals, 'tokens' | 'money'>): Html {
  * The leaked savings by the class that missed them, the costliest first: what each cause cost against perfect
  * capture (cold tokens are no miss: a first use is written at perfect capture too; unknown ones are priced apart).
  */
-export function leakedByClass(t: Pick<Totals, 'tokens' | 'requests_with' | 'money'>): Html {
+export function leakedByClass(t: Pick<Totals, 'tokens' | 'requests_with' | 'money' | 'capture_rate'>): Html {
   const m = t.money;
   const rows = MISSES.filter((c) => (t.tokens[c] ?? 0) > 0 || m.leaked_by_class[c] > 0).sort((a, b) => m.leaked_by_class[b] - m.leaked_by_class[a]);
   if (!rows.length) return html``;
-  return html`<table data-table="leaked-by-class"><caption>Leaked savings by cause <small class="muted">(${usd(m.leaked_savings)} against perfect capture, divided among the tokens each cause missed)</small></caption>
+  // Calls without cache fields miss tokens too, but their money is not known (their input is counted apart): with no
+  // call that reported cache fields (no capture rate: a reported miss is opportunity), no cause's money is known, not $0.
+  const known = t.capture_rate !== null;
+  const apart = m.unknown_capture_input_cost ? `; the tokens count calls without cache fields too, whose ${usd(m.unknown_capture_input_cost)} of input is counted apart` : '';
+  return html`<table data-table="leaked-by-class"><caption>Leaked savings by cause <small class="muted">(${usd(m.leaked_savings)} against perfect capture, divided among the tokens each cause missed${apart})</small></caption>
 <thead><tr><th>Cause</th><th class="num">Leaked</th><th class="num">Share</th><th class="num">Tokens</th><th class="num">Requests</th></tr></thead><tbody>
 ${rows.map(
-    (c) => html`<tr data-class="${c}"><td>${swatch(c)} ${CLASS_INFO[c]!.label}</td><td class="num" data-value="${m.leaked_by_class[c]}">${usd(m.leaked_by_class[c])}</td><td class="num">${pct(ratio(m.leaked_by_class[c], m.leaked_savings), 0)}</td><td class="num">${tok(t.tokens[c] ?? 0)}</td><td class="num">${tokens(t.requests_with[c] ?? 0)}</td></tr>`,
+    (c) => html`<tr data-class="${c}"><td>${swatch(c)} ${CLASS_INFO[c]!.label}</td>${
+      known
+        ? html`<td class="num" data-value="${m.leaked_by_class[c]}">${usd(m.leaked_by_class[c])}</td><td class="num">${pct(ratio(m.leaked_by_class[c], m.leaked_savings), 0)}</td>`
+        : html`<td class="num" data-value=""><span class="muted">unknown</span></td><td class="num">—</td>`
+    }<td class="num">${tok(t.tokens[c] ?? 0)}</td><td class="num">${tokens(t.requests_with[c] ?? 0)}</td></tr>`,
   )}</tbody></table>`;
 }
 
