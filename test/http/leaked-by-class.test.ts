@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { clientFor, createTestApp, type TestApp } from '../helpers/app';
 import { FakeClock } from '../helpers/clock';
-import { mintBundle, mintSystem, mintTools } from '../helpers/factories';
-import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report } from '../helpers/scenario';
+import { mintBundle, mintSystem, mintTools, startSession, userMessage } from '../helpers/factories';
+import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report, type Rendered } from '../helpers/scenario';
 
 const MIN = 60_000;
 const DAY = 86_400_000;
@@ -94,7 +94,9 @@ describe('migration 0018 (leaked_by_class)', () => {
     await history(clock);
     t.close();
     // A row of two prices, as rows of 5-minute and 1-hour writes on one day are: its classes made unequal per token.
+    // Its calls pruned since (the stored ones are divided as reconciliation divides them: the next test).
     const raw = new Database(file);
+    for (const table of ['request_summaries', 'reconciliations']) raw.prepare(`delete from ${table}`).run();
     raw.prepare("update rollups set leaked_expired = leaked_expired * 1.5, leaked_unconfirmed = leaked_unconfirmed * 0.5, cost_actual = cost_perfect + leaked_expired * 1.5 + leaked_unconfirmed * 0.5 where handle_id = '*'").run();
     const written = raw.prepare("select * from rollups where handle_id = '*' order by day").all() as Array<Record<string, number>>;
     for (const c of LEAKED) raw.prepare(`alter table rollups drop column ${c}`).run();
@@ -114,5 +116,89 @@ describe('migration 0018 (leaked_by_class)', () => {
       // Not the written division (the row's prices differed): the tokens decide.
       expect(Math.abs(m.leaked_expired! - w.leaked_expired!)).toBeGreaterThan(1e-9);
     });
+  });
+
+  it('the calls still stored are divided as reconciliation divided them: misses of calls without cache fields take none of the money, 5-minute and 1-hour writes each their own', async () => {
+    const clock = new FakeClock();
+    t = createTestApp({ databasePath: file, clock });
+    const { client, key } = t.tenant();
+    const sys = await mintSystem(client, LONG_SYSTEM);
+    const bundle = await mintBundle(client, [(await mintTools(client)).id, sys.id]);
+    const ses = await startSession(client, { base: bundle.id, messages: [userMessage('turn 1')] });
+    expect((await client.post(`/v1/sessions/${ses.id}/messages`, { messages: [{ role: 'assistant', content: `turn 2: ${'words '.repeat(80)}` }] })).status).toBe(201);
+    const unknown = (r: Rendered) => ({ input_tokens: promptTokens(r), output_tokens: 9 });
+    for (const prefix of [[bundle.id], [`${ses.id}@1`], [`${ses.id}@2`]]) {
+      const turn = (text: string, extra: object = {}) => renderAnthropic(client, { prefix, messages: [userMessage(text)], ...extra });
+      const r1 = await turn('a');
+      const C = r1.breakpoints.at(-1)!.token_end;
+      await report(client, t, r1, anthropicUsage(promptTokens(r1), 0, C));
+      clock.advance(10 * MIN);
+      // Expired, on a call without cache fields: its misses have no money.
+      const r2 = await turn('b');
+      await report(client, t, r2, unknown(r2));
+      clock.advance(MIN);
+      // Not read where the cache would have held it (unconfirmed), written again for an hour at 2x.
+      const r3 = await turn('c');
+      await report(client, t, r3, { ...anthropicUsage(promptTokens(r3), 0, C), cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: C } });
+      clock.advance(10 * MIN);
+      // Expired, written again at 1.25x.
+      const r4 = await turn('d');
+      await report(client, t, r4, anthropicUsage(promptTokens(r4), 0, C));
+      clock.advance(MIN);
+    }
+    // Calls with their prompt inline: the '-' rows, one without cache fields.
+    const inline = (text: string) => renderAnthropic(client, { system: [{ type: 'text', text: LONG_SYSTEM, cache_control: { type: 'ephemeral' } }], messages: [userMessage(text)] });
+    const n1 = await inline('x');
+    await report(client, t, n1, anthropicUsage(promptTokens(n1), 0, n1.breakpoints.at(-1)!.token_end));
+    clock.advance(10 * MIN);
+    const n2 = await inline('y');
+    await report(client, t, n2, unknown(n2));
+    clock.advance(MIN);
+    const n3 = await inline('z');
+    await report(client, t, n3, anthropicUsage(promptTokens(n3), 0, n3.breakpoints.at(-1)!.token_end));
+    t.services.writes.flushNow();
+    const rows = (db: Database.Database) => db.prepare('select * from rollups order by tenant_id, handle_id, version, day, model').all() as Array<Record<string, number | string>>;
+    const written = rows(t.sqlite);
+    // Rows whose misses are partly those of calls without cache fields, on every kind of row.
+    const mixed = written.filter((r) => (r.req_unknown as number) > 0 || (r.cost_unknown as number) > 0);
+    expect(new Set(mixed.map((r) => (r.handle_id as string).slice(0, 4)))).toEqual(new Set(['*', '-', 'art_', 'bnd_', 'ses_']));
+    expect(new Set(written.filter((r) => (r.handle_id as string).startsWith('ses_')).map((r) => r.version))).toEqual(new Set([1, 2]));
+    const before = (await clientFor(t.app, key).get(`/v1/reports/handles/${ses.id}`)).json;
+    t.close();
+
+    const raw = new Database(file);
+    for (const table of ['rollups', 'rollups_span']) for (const c of LEAKED) raw.prepare(`alter table ${table} drop column ${c}`).run();
+    raw.prepare('delete from __drizzle_migrations where created_at = (select max(created_at) from __drizzle_migrations)').run();
+    raw.close();
+    t = createTestApp({ databasePath: file, clock });
+    // Each row as reconciliation wrote it. Divided by tokens, the expired tokens of the calls without cache fields took
+    // a share of the money the others leaked, and the 1-hour write's miss cost as much a token as a 5-minute one's.
+    const migrated = rows(t.sqlite);
+    expect(migrated).toHaveLength(written.length);
+    migrated.forEach((m, i) => {
+      for (const c of LEAKED) expect(Math.abs((m[c] as number) - (written[i]![c] as number)), `${c} of ${m.handle_id}@${m.version}`).toBeLessThan(1e-12);
+    });
+    expect((await clientFor(t.app, key).get(`/v1/reports/handles/${ses.id}`)).json.money).toEqual(before.money);
+    t.close();
+
+    // Some calls pruned since: theirs divided by the tokens they missed, the stored ones' as written; each row's
+    // classes still add up to its leaked money.
+    const again = new Database(file);
+    for (const table of ['rollups', 'rollups_span']) for (const c of LEAKED) again.prepare(`alter table ${table} drop column ${c}`).run();
+    again.prepare('delete from __drizzle_migrations where created_at = (select max(created_at) from __drizzle_migrations)').run();
+    const pruned = again.prepare("select c.request_id from reconciliations c where json_extract(c.outcome, '$.capture') = 'reported' order by c.seq limit 3").pluck().all() as string[];
+    expect(pruned).toHaveLength(3);
+    for (const id of pruned) {
+      again.prepare('delete from request_summaries where seq in (select seq from reconciliations where request_id = ?)').run(id);
+      again.prepare('delete from reconciliations where request_id = ?').run(id);
+    }
+    again.close();
+    t = createTestApp({ databasePath: file, clock });
+    for (const m of rows(t.sqlite)) {
+      const leaked = (m.cost_actual as number) - (m.cost_perfect as number);
+      const byClass = LEAKED.reduce((n, c) => n + (m[c] as number), 0);
+      expect(Math.abs(byClass - Math.max(0, leaked)), `${m.handle_id}@${m.version}`).toBeLessThan(1e-12);
+      for (const c of LEAKED) expect(m[c] as number, c).toBeGreaterThanOrEqual(0);
+    }
   });
 });
