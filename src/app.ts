@@ -12,6 +12,7 @@ import { Expander } from './domain/render/expand';
 import { TenantService } from './domain/tenants';
 import { RequestService } from './domain/requests';
 import { RequestRetention } from './domain/retention';
+import { TenantDeletion } from './domain/tenant-deletion';
 import { RENDER_PATH, renderRoute, renderRoutes } from './http/routes/render';
 import { USAGE_PATH, usageRoute, usageRoutes } from './http/routes/usage';
 import { checkStorableBytes, checkUtf8, closeUnreadBody, notJsonBody } from './http/body';
@@ -52,6 +53,8 @@ export interface Services {
   proxyOrder: StartOrder;
   /** Deletes request detail past PH_REQUEST_RETENTION_DAYS (its timer is started by main.ts), or when asked. */
   retention: RequestRetention;
+  /** Deletes a tenant and all its data (a deletion a stop cut short is resumed by main.ts). */
+  deletion: TenantDeletion;
   /** Aborted on the stop signal, before PH_SHUTDOWN_DELAY_MS: /readyz answers 503 draining while requests are still served. */
   draining: AbortController;
   /** Aborted as the listener closes: answers that never end by themselves (the dashboard's live events) end. */
@@ -59,8 +62,19 @@ export interface Services {
 }
 
 export function createServices(deps: AppDeps): Services {
-  const handles = new HandleService({ store: deps.store, clock: deps.clock, meter: new HandleMeter(deps.catalog) });
   const { config } = deps;
+  // First: every service that writes asks it whether a tenant is deleted. What memory holds of a deleted tenant is
+  // dropped (`forget`, below) once the services holding it are made.
+  const deletion = new TenantDeletion({
+    store: deps.store,
+    forget: (tenantId) => forget(tenantId),
+    settle: () => writes.idle(),
+    onDeleted: (r) => {
+      if (config.log === 'json') process.stdout.write(`${JSON.stringify({ level: 'info', time: new Date().toISOString(), msg: 'deleted a tenant', tenant: r.id, rows: r.rows, batches: r.batches })}\n`);
+    },
+  });
+  const deleted = (tenantId: string) => deletion.isDeleted(tenantId);
+  const handles = new HandleService({ store: deps.store, clock: deps.clock, meter: new HandleMeter(deps.catalog), deleted });
   const writes = new WriteQueue(deps.store);
   // Before the reconciler: a report for a pruned request is a 404 request_pruned, as a lookup of it is.
   const retention = new RequestRetention({
@@ -74,27 +88,43 @@ export function createServices(deps: AppDeps): Services {
       if (config.log === 'json') process.stdout.write(`${JSON.stringify({ level: 'info', time: new Date().toISOString(), msg: 'pruned requests', before: new Date(r.before).toISOString(), pruned: r.pruned, kept: r.kept, batches: r.batches })}\n`);
     },
   });
-  const reconciler = new Reconciler({ store: deps.store, clock: deps.clock, catalog: deps.catalog, writes, scopeSnapshotEvery: config.scopeSnapshotEvery, scopeSnapshotPart: config.scopeSnapshotPart, missing: (id) => retention.missing(id) });
+  const reconciler = new Reconciler({ store: deps.store, clock: deps.clock, catalog: deps.catalog, writes, scopeSnapshotEvery: config.scopeSnapshotEvery, scopeSnapshotPart: config.scopeSnapshotPart, missing: (id) => retention.missing(id), deleted });
   const metrics = countReconciled(reconciler, new Metrics(config.log !== 'off'));
-  return {
-    tenants: new TenantService(deps.store, deps.clock),
+  const tenants = new TenantService(deps.store, deps.clock);
+  const expander = new Expander(handles, config.expansionCacheBytes);
+  const requests = new RequestService({
+    store: deps.store,
+    clock: deps.clock,
     handles,
-    expander: new Expander(handles, config.expansionCacheBytes),
-    requests: new RequestService({
-      store: deps.store,
-      clock: deps.clock,
-      handles,
-      catalog: deps.catalog,
-      reconciler,
-      writes,
-      retention,
-      policy: { inlineKeepBytes: config.inlineKeepBytes, inlineRetentionMs: config.inlineRetentionMs, cacheTtl: config.cacheTtl, listScanBudget: config.listScanBudget },
-    }),
+    catalog: deps.catalog,
+    reconciler,
+    writes,
+    retention,
+    policy: { inlineKeepBytes: config.inlineKeepBytes, inlineRetentionMs: config.inlineRetentionMs, cacheTtl: config.cacheTtl, listScanBudget: config.listScanBudget },
+    deleted,
+  });
+  // Its keys are deleted with the mark; its cache scopes, pending premiums, rendered requests and metric series are
+  // dropped, and the content caches (handles, expansions, the renderer's) whole: none of it is served again.
+  const forget = (tenantId: string) => {
+    tenants.forgetKeys();
+    writes.forgetTenant(tenantId);
+    reconciler.forgetTenant(tenantId);
+    handles.forgetCaches();
+    expander.clear();
+    requests.forgetCaches();
+    metrics.forgetTenant(tenantId);
+  };
+  return {
+    tenants,
+    handles,
+    expander,
+    requests,
     reconciler,
     reports: new Reports(deps.store, reconciler.pendingPremiums),
     metrics,
     writes,
     retention,
+    deletion,
     proxyOrder: new StartOrder(config.proxyOrderWaitMs),
     draining: new AbortController(),
     stopping: new AbortController(),
@@ -206,7 +236,7 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   app.route('/', healthRoutes(deps.store, services.draining.signal));
   // Metrics carry tenant ids: scraping them takes the operator's key, like the admin routes.
   app.get('/metrics', admin, async (c) => c.body(await services.metrics.registry.metrics(), 200, { 'content-type': services.metrics.registry.contentType }));
-  app.route('/', adminRoutes(services.tenants, services.retention));
+  app.route('/', adminRoutes(services.tenants, services.retention, services.deletion));
   app.route('/', handleRoutes(services.handles, services.expander, services.reports));
   app.route('/', renderRoutes(deps.catalog));
   app.route('/', usageRoutes({ ...services, clock: deps.clock, batchMax: config.usageBatchMax }));

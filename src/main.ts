@@ -71,6 +71,13 @@ async function main() {
     // With their ids: rotating or revoking the key takes its id, which the file does not hold.
     if (made) log.info(`created a default tenant (${made.tenant}); its API key (${made.key}) is in ${made.file}`, { tenant: made.tenant, key: made.key, file: made.file });
     services.retention.start();
+    // A tenant's deletion a stop cut short goes on: its keys went first, so nothing of it is served meanwhile.
+    services.deletion.resume().then(
+      (done) => {
+        for (const r of done) log.info(`deleted tenant ${r.id}, resumed: ${r.rows} more rows`, { tenant: r.id, rows: r.rows, batches: r.batches });
+      },
+      (err: unknown) => log.error(`resuming a tenant's deletion failed: ${(err as Error).message}`, { error: (err instanceof Error ? err.stack : undefined) ?? String(err) }),
+    );
     const url = `http://${config.host}:${info.port}`;
     log.info(`prefix-handles listening on ${url} (database ${config.databasePath}; docs at /docs)`, { url, database: config.databasePath });
   });
@@ -116,6 +123,7 @@ async function main() {
     // The dashboard's live events never end by themselves: they end now.
     services.stopping.abort();
     services.retention.stop();
+    services.deletion.stop();
     // Past the grace, what is still answering is cut: the proxy records each cut call as interrupted
     // (reconciled with unknown capture), as when its client leaves.
     cut = setTimeout(() => {

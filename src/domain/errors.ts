@@ -41,6 +41,9 @@ export function withPointer(err: DomainError, pointer: string): DomainError {
   return new DomainError(err.code, err.message, err.extra, [{ pointer, detail: err.message }]);
 }
 
+/** A call of a tenant deleted while it was under way (authenticated before): its key is gone, as for its next call. */
+export const tenantDeleted = () => new DomainError('unauthorized', 'the API key is not valid: its tenant was deleted');
+
 export function invalid(pointer: string, detail: string): DomainError {
   return new DomainError('invalid_request', detail, {}, [{ pointer, detail }]);
 }

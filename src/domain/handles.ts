@@ -12,7 +12,7 @@ import {
   type ToolDefinition,
 } from './content';
 import { sha256Hex } from './digest';
-import { DomainError, invalid, notFound, withPointer } from './errors';
+import { DomainError, invalid, notFound, tenantDeleted, withPointer } from './errors';
 import { formatRef, handleTypeOf, newId, parseRef, type HandleType } from './ids';
 import { Lru } from './lru';
 import { semanticKey } from './simulator/semantic';
@@ -34,6 +34,8 @@ export interface HandleServiceOptions {
   clock: Clock;
   /** Computes reuse metadata at mint; without it versions carry none. */
   meter?: HandleMeter;
+  /** Tenants being deleted (TenantDeletion): a write of theirs still under way is refused. */
+  deleted?: (tenantId: string) => boolean;
 }
 
 const MAX_BUNDLE_DEPTH = 32;
@@ -51,6 +53,7 @@ export class HandleService {
   private readonly store: Store;
   private readonly clock: Clock;
   private readonly meter: HandleMeter | undefined;
+  private readonly deleted: (tenantId: string) => boolean;
   // Versions are immutable, so their flattened segments never go stale.
   private readonly segmentCache = new Lru<string, PromptSegment[]>(20_000);
   // Resolved refs, so a hot expand touches no SQL. Writes through this service invalidate them;
@@ -65,6 +68,22 @@ export class HandleService {
     this.store = opts.store;
     this.clock = opts.clock;
     this.meter = opts.meter;
+    this.deleted = opts.deleted ?? (() => false);
+  }
+
+  /** A tenant deleted while its call was under way writes nothing more (its rows are being deleted). */
+  private writable(tenantId: string): void {
+    if (this.deleted(tenantId)) throw tenantDeleted();
+  }
+
+  private insertHandle(handle: HandleRow, first: NewVersion): void {
+    this.writable(handle.tenantId);
+    this.store.insertHandle(handle, first);
+  }
+
+  /** After a tenant's deletion: nothing of it stays in memory (versions are immutable, so nothing else is ever stale). */
+  forgetCaches(): void {
+    for (const cache of [this.segmentCache, this.resolved, this.depths, this.textCounts, this.versionTextTokens]) cache.clear();
   }
 
   // ---------- artifacts ----------
@@ -74,7 +93,7 @@ export class HandleService {
     const id = newId('artifact');
     const now = this.clock.now();
     const version = this.artifactVersion(id, 1, bytes, undefined, now, input.kind);
-    this.store.insertHandle(
+    this.insertHandle(
       {
         id,
         tenantId,
@@ -137,7 +156,7 @@ export class HandleService {
     const id = newId('bundle');
     const now = this.clock.now();
     const next = this.bundleVersion(tenantId, id, 1, input.members, undefined, now);
-    this.store.insertHandle(
+    this.insertHandle(
       { id, tenantId, type: 'bundle', kind: null, name: input.name ?? null, metadata: keptMetadata(input.metadata), latestVersion: 1, createdAt: now, deletedAt: null },
       next,
     );
@@ -210,7 +229,7 @@ export class HandleService {
     assertToolPairing(lastMessage(baseSegments), messages, '/messages');
     const next = this.sessionVersion(id, 1, baseSegments, messages, 0, base?.ref ?? null, undefined, now);
     if (base) next.pins.push({ toId: base.handle.id, toVersion: base.version.version });
-    this.store.insertHandle(
+    this.insertHandle(
       { id, tenantId, type: 'session', kind: null, name: input.name ?? null, metadata: keptMetadata(input.metadata), latestVersion: 1, createdAt: now, deletedAt: null },
       next,
     );
@@ -232,6 +251,7 @@ export class HandleService {
       const previous = this.segmentsOf(handle, latest.version);
       assertToolPairing(lastMessage(previous), messages, '/messages');
       const next = this.sessionVersion(id, latest.version + 1, previous, messages, latest.messageCount ?? 0, latest.base, this.previousOf(handle, latest.version), this.clock.now(), textBasisTokens(latest, hasTools(previous)));
+      this.writable(tenantId);
       const result = this.store.appendVersion(id, latest.version, next);
       this.invalidate();
       if (result.ok) return { created: true, handle: this.mustGetHandle(tenantId, id), version: next.version };
@@ -414,6 +434,7 @@ export class HandleService {
 
   delete(tenantId: string, id: string): void {
     const handle = this.getHandle(tenantId, id);
+    this.writable(tenantId);
     const result = this.store.deleteHandle(handle.id, this.clock.now());
     this.invalidate();
     if (!result.ok)
@@ -546,6 +567,7 @@ export class HandleService {
   }
 
   private commitAppend(handle: HandleRow, expected: number, next: NewVersion): void {
+    this.writable(handle.tenantId);
     const result = this.store.appendVersion(handle.id, expected, next);
     this.invalidate();
     if (!result.ok) throw versionConflict(handle.id, result.latestVersion, expected);

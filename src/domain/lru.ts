@@ -48,6 +48,11 @@ export class Lru<K, V> {
     this.map.delete(key);
   }
 
+  /** Drops every entry `drop` accepts (a walk of the whole cache: for rare events, a tenant deleted). */
+  deleteWhere(drop: (key: K, value: V) => boolean): void {
+    for (const [key, hit] of this.map) if (drop(key, hit.value)) this.delete(key);
+  }
+
   clear(): void {
     this.map.clear();
     this.total = 0;

@@ -6,7 +6,7 @@ import type { ModelCatalog } from './catalog/catalog';
 import type { ModelLookup, ProviderFamily } from './catalog/types';
 import { DAY_MS, type Clock } from './clock';
 import { findInvalidJson } from './canonical-json';
-import { invalid, notFound, withPointer } from './errors';
+import { invalid, notFound, tenantDeleted, withPointer } from './errors';
 import type { HandleService } from './handles';
 import { newRequestId } from './ids';
 import { findVolatility } from './volatility';
@@ -125,7 +125,18 @@ export class RequestService {
   private lastPurge = -Infinity;
 
   constructor(
-    private readonly deps: { store: Store; clock: Clock; handles: HandleService; catalog: ModelCatalog; reconciler: Reconciler; writes: WriteQueue; retention?: RequestRetention; policy: RequestPolicy },
+    private readonly deps: {
+      store: Store;
+      clock: Clock;
+      handles: HandleService;
+      catalog: ModelCatalog;
+      reconciler: Reconciler;
+      writes: WriteQueue;
+      retention?: RequestRetention;
+      policy: RequestPolicy;
+      /** Tenants being deleted (TenantDeletion): a render of theirs still under way records nothing. */
+      deleted?: (tenantId: string) => boolean;
+    },
   ) {
     this.renderer = new RequestRenderer(deps.handles);
   }
@@ -168,6 +179,7 @@ export class RequestService {
   }
 
   render(call: RenderCall): RenderResult {
+    if (this.deps.deleted?.(call.tenantId)) throw tenantDeleted();
     const { rendered, model, modelName } = this.renderBody(call);
     const provider = PROVIDER_OF[call.format];
     const now = this.deps.clock.now();
@@ -232,6 +244,11 @@ export class RequestService {
       committed,
       matched: rendered.matched,
     };
+  }
+
+  /** After a tenant's deletion: the renderer's caches of callers' content are dropped whole. */
+  forgetCaches(): void {
+    this.renderer.forgetCaches();
   }
 
   /** Records that the provider refused the request (no usage; nothing to reconcile). */

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { ApiKeyRow, Store } from '../store/store';
+import { DELETING_NAME, type ApiKeyRow, type Store, type TenantRow } from '../store/store';
 import type { Clock } from './clock';
 import { sha256Hex } from './digest';
 import { DomainError, invalid, notFound } from './errors';
@@ -37,6 +37,26 @@ export function tenantNameKey(name: string): string {
   return name.normalize('NFC').trim().replace(/\s+/g, ' ').toLowerCase();
 }
 
+/** A name's comparison key, refused when blank: it could not be told from another blank name, and every later blank one would be "taken". */
+function nameKeyOf(name: string): string {
+  const key = tenantNameKey(name);
+  if (key === '') throw invalid('/name', "a tenant's name is blank: give it one that people can tell apart");
+  return key;
+}
+
+function nameTaken(taken: TenantRow, then: string): DomainError {
+  return new DomainError(
+    'tenant_name_taken',
+    `tenant ${taken.id} is already named ${JSON.stringify(taken.name)} (names are compared ignoring case and extra whitespace): ${then}`,
+    { tenant: taken.id },
+  );
+}
+
+/** The tenant, unless there is none or it is being deleted (see DELETING_NAME). */
+export function live(tenant: TenantRow | undefined): TenantRow | undefined {
+  return tenant && tenant.name !== DELETING_NAME ? tenant : undefined;
+}
+
 export function hashApiKey(secret: string): string {
   return sha256Hex(secret);
 }
@@ -61,21 +81,31 @@ export class TenantService {
   createTenant(name: string): IssuedKey {
     const tenantId = newId('tenant');
     const { row, issued } = this.newKey(tenantId);
-    const wanted = tenantNameKey(name);
-    // Blank, it could not be told from another blank name, and every later blank one would be "taken".
-    if (wanted === '') throw invalid('/name', "a tenant's name is blank: give it one that people can tell apart");
+    const wanted = nameKeyOf(name);
     const taken = this.store.createTenant({ id: tenantId, name, createdAt: row.createdAt }, row, (other) => tenantNameKey(other) === wanted);
-    if (taken)
-      throw new DomainError(
-        'tenant_name_taken',
-        `tenant ${taken.id} is already named ${JSON.stringify(taken.name)} (names are compared ignoring case and extra whitespace): to give it another key, POST /v1/tenants/${taken.id}/keys; else choose another name`,
-        { tenant: taken.id },
-      );
+    if (taken) throw nameTaken(taken, `to give it another key, POST /v1/tenants/${taken.id}/keys; else choose another name`);
     return issued;
   }
 
+  /**
+   * A new name, under creation's rules: refused when another tenant has it (its own name in another case or spacing
+   * is not another's). Checked and written in one transaction.
+   */
+  renameTenant(tenantId: string, name: string): TenantListing {
+    const wanted = nameKeyOf(name);
+    const result = this.store.renameTenant(tenantId, name, (tenant, others) =>
+      // Tenants that earlier versions let share a name: keeping that name (in another case) makes no new pair.
+      wanted === tenantNameKey(tenant.name) ? undefined : others.find((o) => tenantNameKey(o.name) === wanted),
+    );
+    if ('missing' in result) throw notFound(`tenant ${tenantId}`);
+    if ('taken' in result) throw nameTaken(result.taken, 'choose another name');
+    const listed = this.list().find((t) => t.id === tenantId);
+    if (!listed) throw notFound(`tenant ${tenantId}`);
+    return listed;
+  }
+
   issueKey(tenantId: string): IssuedKey {
-    if (!this.store.getTenant(tenantId)) throw notFound(`tenant ${tenantId}`);
+    if (!live(this.store.getTenant(tenantId))) throw notFound(`tenant ${tenantId}`);
     const { row, issued } = this.newKey(tenantId);
     this.store.insertApiKey(row);
     return issued;
@@ -110,8 +140,8 @@ export class TenantService {
     };
   }
 
-  /** After a revocation: authentication reads the key's row again. */
-  private forgetKeys(): void {
+  /** After a revocation (or a tenant's keys deleted with it): authentication reads the key's row again. */
+  forgetKeys(): void {
     this.authCache.clear();
     this.recent.clear();
   }
@@ -119,7 +149,8 @@ export class TenantService {
   /** Every tenant and its keys: the ids that rotate and revoke take (a key's secret is never kept, only its hint). */
   list(): TenantListing[] {
     const iso = (ms: number) => new Date(ms).toISOString();
-    const listed = this.store.listTenants();
+    // A tenant being deleted is gone for every route already.
+    const listed = this.store.listTenants().filter(({ tenant }) => live(tenant));
     // Tenants duplicated by versions before names were unique: each names the others, so the operator finds them.
     const byName = new Map<string, string[]>();
     for (const { tenant } of listed) byName.set(tenantNameKey(tenant.name), [...(byName.get(tenantNameKey(tenant.name)) ?? []), tenant.id]);

@@ -67,6 +67,11 @@ export class WriteQueue {
     for (const id of ids) this.awaitingUsage.delete(id);
   }
 
+  /** A tenant deleted: its rendered requests are not kept here (their rows are being deleted). */
+  forgetTenant(tenantId: string): void {
+    this.awaitingUsage.deleteWhere((_, row) => row.tenantId === tenantId);
+  }
+
   /** A rendered request this process wrote that has no usage yet (committed or not): the database need not be read. */
   pendingRequest(id: string): RequestRow | undefined {
     return this.pendingRequests.get(id)?.row ?? this.awaitingUsage.get(id);

@@ -35,6 +35,13 @@ export class Metrics {
     if (withDefaults) collectDefaultMetrics({ register: this.registry, prefix: 'ph_' });
   }
 
+  /** A deleted tenant's series are dropped: its id is not scraped again. */
+  forgetTenant(tenant: string): void {
+    this.captureTotals.delete(tenant);
+    this.captureRate.remove({ tenant });
+    for (const kind of ['opportunity', 'captured']) this.captureTokens.remove({ tenant, kind });
+  }
+
   recordCapture(tenant: string, captured: number, opportunity: number): void {
     const t = this.captureTotals.get(tenant) ?? { captured: 0, opportunity: 0 };
     t.captured += captured;

@@ -185,26 +185,24 @@ export const IssuedKeySchema = z
   .object({ id: z.string(), tenant: z.string(), api_key: z.string().openapi({ description: 'Shown once; stored only as a hash.' }), created_at: z.string() })
   .openapi('IssuedKey');
 
-export const TenantListSchema = z
+export const TenantSchema = z
   .object({
-    tenants: z.array(
+    id: z.string(),
+    name: z.string(),
+    same_name_as: z.array(z.string()).openapi({ description: 'Other tenants with the same name (compared ignoring case and extra whitespace), oldest first: made before names were unique. Empty when the name is unique.' }),
+    created_at: z.string(),
+    keys: z.array(
       z.object({
         id: z.string(),
-        name: z.string(),
-        same_name_as: z.array(z.string()).openapi({ description: 'Other tenants with the same name (compared ignoring case and extra whitespace), oldest first: made before names were unique. Empty when the name is unique.' }),
+        hint: z.string().openapi({ description: "The secret's first 12 characters: phk_ and 8 of its random ones (keys issued before 2026-12-03 show 8: phk_ and 4). The secret itself is stored only as a hash." }),
         created_at: z.string(),
-        keys: z.array(
-          z.object({
-            id: z.string(),
-            hint: z.string().openapi({ description: "The secret's first 12 characters: phk_ and 8 of its random ones (keys issued before 2026-12-03 show 8: phk_ and 4). The secret itself is stored only as a hash." }),
-            created_at: z.string(),
-            revoked_at: z.string().nullable(),
-          }),
-        ),
+        revoked_at: z.string().nullable(),
       }),
     ),
   })
-  .openapi('TenantList');
+  .openapi('Tenant');
+
+export const TenantListSchema = z.object({ tenants: z.array(TenantSchema) }).openapi('TenantList');
 
 export const problemResponse = (description: string) => ({ content: { 'application/problem+json': { schema: ProblemSchema } }, description });
 

@@ -1,6 +1,7 @@
 import { and, asc, desc, eq, gt, gte, isNull, lt, lte, sql } from 'drizzle-orm';
 import { statSync, type Stats } from 'node:fs';
 import type { Db, WalSync } from './db';
+import { DELETING_NAME } from './store';
 import { apiKeys, blobs, calibration, driftFindings, handlePins, handles, handleVersions, requestInline, requests, tenants } from './schema';
 import { DAY_MS, type Clock } from '../domain/clock';
 import { pathHandles, SUMMARY_VERSION } from '../domain/reconcile/request-summary';
@@ -32,6 +33,7 @@ import type {
   RequestListCursor,
   RequestListQuery,
   RequestRow,
+  RenameResult,
   Store,
   TenantRow,
   UnreadWrite,
@@ -188,6 +190,32 @@ const PRUNE_SQL = {
   countScope: 'insert into scope_pruned (scope, rows) values (@scope, @rows) on conflict (scope) do update set rows = rows + excluded.rows',
   setBefore: `insert into request_retention (id, pruned_before) values (1, @before)
     on conflict (id) do update set pruned_before = max(pruned_before, excluded.pruned_before)`,
+};
+
+/** A request's rows, children first (foreign keys): pruning's statements, by the same `@ids`. */
+const REQUEST_ROWS = ['summaries', 'reconciliations', 'lines', 'starts', 'inline', 'handles', 'requests'] as const;
+
+/**
+ * A tenant's deletion (deleteTenantBatch). Its tables keyed by tenant, then by its cache scopes (`<tenant>|provider|…`:
+ * the range from `<tenant>|` up to `<tenant>}`, '}' following '|'), each `@n` rows at a time by rowid; its requests and
+ * handles with their children (`@ids`).
+ */
+const TENANT_TABLES = ['request_handles', 'request_starts', 'drift_findings', 'rollups', 'rollups_span', 'rollups_span_through', 'calibration'];
+const SCOPE_TABLES = ['scope_snapshot_changes', 'scope_snapshots', 'scope_pruned'];
+const TENANT_SQL = {
+  requestIds: 'select id from requests where tenant_id = @t limit @n',
+  // A handle's versions counted by the key: a long session's thousands are a batch of their own.
+  handleIds: 'select h.id, (select count(*) from handle_versions v where v.handle_id = h.id) as versions from handles h where h.tenant_id = @t limit @n',
+  digests: `select distinct content_digest from handle_versions where handle_id ${IN_BATCH} and content_digest is not null`,
+  pinsFrom: `delete from handle_pins where from_id ${IN_BATCH}`,
+  pinsTo: `delete from handle_pins where to_id ${IN_BATCH}`,
+  versions: `delete from handle_versions where handle_id ${IN_BATCH}`,
+  handles: `delete from handles where id ${IN_BATCH}`,
+  // Content-addressed: another tenant's version may hold the same bytes, and keeps them.
+  blobs: `delete from blobs where digest in (select value from json_each(@digests))
+    and digest not in (select content_digest from handle_versions where content_digest is not null)`,
+  keys: 'delete from api_keys where tenant_id = @t',
+  tenant: 'delete from tenants where id = @t',
 };
 
 /**
@@ -354,6 +382,101 @@ export class SqliteStore implements Store {
       },
       { behavior: 'immediate' },
     );
+  }
+
+  renameTenant(id: string, name: string, conflict: (tenant: TenantRow, others: TenantRow[]) => TenantRow | undefined): RenameResult {
+    // Immediate, as createTenant: no other connection inserts or renames a tenant between the check and the update.
+    return this.db.transaction(
+      (tx): RenameResult => {
+        const all = tx.select().from(tenants).orderBy(asc(tenants.createdAt), sql`rowid`).all();
+        const tenant = all.find((t) => t.id === id);
+        if (!tenant || tenant.name === DELETING_NAME) return { missing: true };
+        const taken = conflict(tenant, all.filter((t) => t !== tenant));
+        if (taken) return { taken };
+        tx.update(tenants).set({ name }).where(eq(tenants.id, id)).run();
+        return { renamed: tenant };
+      },
+      { behavior: 'immediate' },
+    );
+  }
+
+  markTenantDeleting(id: string, confirm: (tenant: TenantRow) => boolean): { tenant: TenantRow; marked: boolean; keys: number } | undefined {
+    return this.db.transaction(
+      (tx) => {
+        const tenant = tx.select().from(tenants).where(eq(tenants.id, id)).get();
+        if (!tenant) return undefined;
+        if (tenant.name === DELETING_NAME) return { tenant, marked: true, keys: 0 };
+        if (!confirm(tenant)) return { tenant, marked: false, keys: 0 };
+        const keys = tx.delete(apiKeys).where(eq(apiKeys.tenantId, id)).run().changes;
+        tx.update(tenants).set({ name: DELETING_NAME }).where(eq(tenants.id, id)).run();
+        return { tenant, marked: true, keys };
+      },
+      { behavior: 'immediate' },
+    );
+  }
+
+  deletingTenants(): string[] {
+    return this.db.select({ id: tenants.id }).from(tenants).where(eq(tenants.name, DELETING_NAME)).all().map((t) => t.id);
+  }
+
+  private tenantStmts?: { sql: Record<keyof typeof TENANT_SQL, Statement>; byTenant: Statement[]; byScope: Statement[] };
+
+  deleteTenantBatch(id: string, limit: number): { rows: number; done: boolean } {
+    const client = this.db.$client;
+    const prune = (this.pruneStmts ??= Object.fromEntries(Object.entries(PRUNE_SQL).map(([name, text]) => [name, client.prepare(text)])) as Record<keyof typeof PRUNE_SQL, Statement>);
+    const s = (this.tenantStmts ??= {
+      sql: Object.fromEntries(Object.entries(TENANT_SQL).map(([name, text]) => [name, client.prepare(text)])) as Record<keyof typeof TENANT_SQL, Statement>,
+      byTenant: TENANT_TABLES.map((t) => client.prepare(`delete from ${t} where rowid in (select rowid from ${t} where tenant_id = @t limit @n)`)),
+      byScope: SCOPE_TABLES.map((t) => client.prepare(`delete from ${t} where rowid in (select rowid from ${t} where scope >= @lo and scope < @hi limit @n)`)),
+    });
+    // Its requests with their rows, then the tables keyed by it and by its scopes, in table order: `more` while a
+    // step may have rows left. (Every statement is chosen again from the start each batch: a row written meanwhile is found.)
+    const data = client.transaction((): { rows: number; more: boolean } => {
+      const perRequest = REQUEST_ROWS.length + 1;
+      const n = Math.max(1, Math.floor(limit / perRequest));
+      const requestIds = s.sql.requestIds.pluck().all({ t: id, n }) as string[];
+      let rows = 0;
+      if (requestIds.length) {
+        const ids = JSON.stringify(requestIds);
+        for (const name of REQUEST_ROWS) rows += prune[name].run({ ids }).changes;
+        if (requestIds.length === n) return { rows, more: true };
+      }
+      for (const stmt of [...s.byTenant, ...s.byScope]) {
+        const left = limit - rows;
+        if (left <= 0) return { rows, more: true };
+        const deleted = stmt.run({ t: id, lo: `${id}|`, hi: `${id}}`, n: left }).changes;
+        rows += deleted;
+        if (deleted === left) return { rows, more: true };
+      }
+      return { rows, more: false };
+    }).immediate();
+    if (data.more) return { rows: data.rows, done: false };
+    // Its handles, a transaction apart: deleting a blob row makes SQLite look for versions that reference it, and
+    // handle_versions has no index on content_digest (a scan of every version per blob). With foreign keys off for it
+    // (never inside a transaction, and nothing else runs on the connection meanwhile), the statement checks the
+    // references itself, with one pass over the versions.
+    client.pragma('foreign_keys = OFF');
+    let handles: { rows: number; more: boolean };
+    try {
+      handles = client.transaction((): { rows: number; more: boolean } => {
+        const found = s.sql.handleIds.all({ t: id, n: limit }) as Array<{ id: string; versions: number }>;
+        let versions = 0;
+        const chosen = found.filter((h) => (versions += h.versions) - h.versions < limit);
+        if (chosen.length === 0) return { rows: 0, more: false };
+        const ids = JSON.stringify(chosen.map((h) => h.id));
+        const digests = JSON.stringify(s.sql.digests.pluck().all({ ids }));
+        let rows = 0;
+        for (const name of ['pinsFrom', 'pinsTo', 'versions', 'handles'] as const) rows += s.sql[name].run({ ids }).changes;
+        rows += s.sql.blobs.run({ digests }).changes;
+        return { rows, more: true };
+      }).immediate();
+    } finally {
+      client.pragma('foreign_keys = ON');
+    }
+    if (handles.more) return { rows: data.rows + handles.rows, done: false };
+    // Nothing of it is left: its row goes, foreign keys on (a table that still references it fails this, not silently).
+    const last = client.transaction(() => s.sql.keys.run({ t: id }).changes + s.sql.tenant.run({ t: id }).changes).immediate();
+    return { rows: data.rows + last, done: true };
   }
 
   getTenant(id: string): TenantRow | undefined {
@@ -988,7 +1111,7 @@ export class SqliteStore implements Store {
       s.setBefore.run({ before: q.before });
       if (chosen.length === 0) return { pruned: [], read: found.length, next };
       const ids = JSON.stringify(chosen.map((c) => c.id));
-      for (const name of ['summaries', 'reconciliations', 'lines', 'starts', 'inline', 'handles', 'requests'] as const) s[name].run({ ids });
+      for (const name of REQUEST_ROWS) s[name].run({ ids });
       const perScope = new Map<string, number>();
       for (const c of chosen) if (c.seq !== null) perScope.set(c.scope, (perScope.get(c.scope) ?? 0) + 1);
       for (const [scope, rows] of perScope) s.countScope.run({ scope, rows });

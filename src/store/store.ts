@@ -6,9 +6,19 @@ export type ArtifactKindRow = 'system' | 'tools' | 'document' | 'messages';
 
 export interface TenantRow {
   id: string;
+  /** DELETING_NAME while the tenant is being deleted (see Store.markTenantDeleting). */
   name: string;
   createdAt: number;
 }
+
+/**
+ * The name of a tenant being deleted: its keys are gone and its rows are deleted a batch at a time, resumed at start.
+ * Never a tenant's name (names are 1 to 200 characters), so it marks the state without a column of its own.
+ */
+export const DELETING_NAME = '';
+
+/** What renameTenant did: renamed (with the row before), refused for a name `taken` by another tenant, or no such tenant. */
+export type RenameResult = { renamed: TenantRow } | { taken: TenantRow } | { missing: true };
 
 export interface ApiKeyRow {
   id: string;
@@ -396,6 +406,25 @@ export interface Store {
   /** The latest drift findings of a handle, among requests started within [fromMs, toMs) and of `model` when given. */
   driftFindings(tenantId: string, handleId: string, limit: number, within?: { fromMs: number; toMs: number; model?: string }): DriftRow[];
   calibrations(tenantId: string): CalibrationRow[];
+
+  /**
+   * Renames a tenant unless `conflict` (given the tenant and every other one) names one holding the name: checked and
+   * written in one immediate transaction, as createTenant. A tenant being deleted is missing.
+   */
+  renameTenant(id: string, name: string, conflict: (tenant: TenantRow, others: TenantRow[]) => TenantRow | undefined): RenameResult;
+  /**
+   * The first step of a tenant's deletion, in one immediate transaction: when `confirm` accepts the tenant (read in
+   * it), its keys are deleted and its name set to DELETING_NAME. Returns the tenant as it was (marked already: as it
+   * is; not accepted: nothing written) and how many keys were deleted, or undefined when there is none.
+   */
+  markTenantDeleting(id: string, confirm: (tenant: TenantRow) => boolean): { tenant: TenantRow; marked: boolean; keys: number } | undefined;
+  /** Tenants being deleted (see markTenantDeleting). */
+  deletingTenants(): string[];
+  /**
+   * One step of a marked tenant's deletion: deletes about `limit` rows of its data, children before parents, in one
+   * short transaction (its handles' in one of their own), then, once none is left, its row. `done`: it is gone.
+   */
+  deleteTenantBatch(id: string, limit: number): { rows: number; done: boolean };
 
   /** Every tenant's id. */
   tenantIds(): string[];

@@ -221,8 +221,22 @@ export class Reconciler {
   private readonly readWhole = new Lru<string, true>(50_000);
   private readonly listeners = new Set<(event: ReconciledEvent) => void>();
 
-  /** `missing`: the error for a request id not found (retention: `request_pruned` for one pruned), else not_found. */
-  constructor(private readonly deps: { store: Store; clock: Clock; catalog: ModelCatalog; writes: WriteQueue; scopeSnapshotEvery?: number; scopeSnapshotPart?: number; missing?: (id: string) => DomainError }) {
+  /**
+   * `missing`: the error for a request id not found (retention: `request_pruned` for one pruned), else not_found.
+   * `deleted`: tenants being deleted (TenantDeletion), whose reports are not found.
+   */
+  constructor(
+    private readonly deps: {
+      store: Store;
+      clock: Clock;
+      catalog: ModelCatalog;
+      writes: WriteQueue;
+      scopeSnapshotEvery?: number;
+      scopeSnapshotPart?: number;
+      missing?: (id: string) => DomainError;
+      deleted?: (tenantId: string) => boolean;
+    },
+  ) {
     this.scopes = new ScopeStates(deps.store, deps.catalog, deps.scopeSnapshotEvery, deps.scopeSnapshotPart);
     deps.writes.listen(this.scopes);
     this.rebuildPending();
@@ -238,6 +252,13 @@ export class Reconciler {
       if (stored.v !== 2 || !stored.parts || !(stored.expires_at! > now)) continue;
       this.pendingPremiums.set(w.requestId, { tenantId: w.tenantId, model: w.model, day: Math.floor(w.startedAt / DAY), expiresAt: stored.expires_at!, parts: stored.parts }, now);
     }
+  }
+
+  /** A tenant deleted: its cache scopes and pending premiums are dropped from memory (its reports are refused from now on). */
+  forgetTenant(tenantId: string): void {
+    this.scopes.forgetTenant(tenantId);
+    this.pendingPremiums.forgetTenant(tenantId);
+    this.readWhole.clear();
   }
 
   /** Called after each committed reconciliation (the dashboard's live view listens). Returns an unsubscribe. */
@@ -295,6 +316,9 @@ export class Reconciler {
 
   private prepare(tenantId: string, report: UsageReport, pointer: string): { result: IngestResult; committed: Promise<void> } | { duplicate: IngestResult; after: Promise<void> } {
     const { store, clock } = this.deps;
+    // A report of a tenant deleted while its call was under way (the proxy's, or one authenticated before): its request
+    // is gone, or about to be, and nothing of it may be written again.
+    if (this.deps.deleted?.(tenantId)) throw withPointer(notFound(`request ${report.request_id}`), `${pointer}/request_id`);
     const request = this.requestRow(report.request_id);
     // Another tenant's request is not found, never pruned: nothing is said of it.
     if (!request) throw withPointer(this.deps.missing?.(report.request_id) ?? notFound(`request ${report.request_id}`), `${pointer}/request_id`);

@@ -520,6 +520,14 @@ export class ScopeStates implements CommitListener {
     return this.catalog.byId(id) ?? this.catalog.lookup(model).entry;
   }
 
+  /**
+   * Forget a deleted tenant's scopes (`<tenant>|…`). A load dropped is never snapshot (a snapshot is written only of the
+   * load its scope has), and a new chain of one is given up at the next batch.
+   */
+  forgetTenant(tenantId: string): void {
+    this.states.deleteWhere((scope) => scope.startsWith(`${tenantId}|`));
+  }
+
   /** Forget every scope (after a failed commit, memory may be ahead of the database). */
   reset(): void {
     this.states.clear();

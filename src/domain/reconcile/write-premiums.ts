@@ -151,6 +151,11 @@ export class PendingPremiums {
     return out;
   }
 
+  /** A tenant deleted: its writes are forgotten (held ones too: their reconciliation is refused or being deleted). */
+  forgetTenant(tenantId: string): void {
+    for (const id of [...(this.byTenant.get(tenantId) ?? [])]) this.forget(id);
+  }
+
   clear(): void {
     this.writes.clear();
     this.byTenant.clear();

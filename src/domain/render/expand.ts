@@ -31,6 +31,11 @@ export class Expander {
     this.cache = new Lru(cacheBytes, (e) => e.bytes.length + 256);
   }
 
+  /** After a tenant's deletion: no expansion of its handles stays in memory. */
+  clear(): void {
+    this.cache.clear();
+  }
+
   expand(tenantId: string, refText: string, format: ExpansionFormat): Expansion {
     // Resolving checks tenant, existence and deletion on every call, cached bytes or not.
     const { handle, version, ref } = this.handles.resolve(tenantId, refText);

@@ -217,6 +217,10 @@ export class RequestRenderer {
 
   constructor(private readonly handles: HandleService) {}
 
+  forgetCaches(): void {
+    for (const cache of [this.items, this.inlineUnits, this.inlineSeen, this.matches]) cache.clear();
+  }
+
   private inline(format: RequestFormat, section: Section, source: string, node: JsonNode, blocks = 1): Unit {
     const text = textOf(source, node);
     // Keyed by length, head and tail (hashing a whole long key costs more than comparing it), then compared whole.

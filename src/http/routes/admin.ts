@@ -1,9 +1,10 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { TenantService } from '../../domain/tenants';
+import type { TenantDeletion } from '../../domain/tenant-deletion';
 import { DAY_MS } from '../../domain/clock';
 import { pruneAnswer, type RequestRetention } from '../../domain/retention';
 import { newRouter } from '../router';
-import { IssuedKeySchema, Label, TenantListSchema, commonErrors, problemResponse, readErrors } from '../schemas';
+import { IssuedKeySchema, Label, TenantListSchema, TenantSchema, commonErrors, problemResponse, readErrors } from '../schemas';
 
 const issued = (description: string) => ({ content: { 'application/json': { schema: IssuedKeySchema } }, description });
 /** These routes take no fields: a body, when one is sent, must be `{}` (a field a caller expects kept, a key's name, is refused, not dropped). */
@@ -26,6 +27,17 @@ const PruneResultSchema = z
   })
   .openapi('PruneResult');
 
+const TenantDeletedSchema = z
+  .object({
+    id: z.string(),
+    name: z.string().nullable().openapi({ description: 'Its name (null: a deletion resumed, its name already gone).' }),
+    rows: z.number().int().openapi({ description: 'Rows deleted, in every table: its keys, handles and versions, requests and all their rows, reports, cache scopes.' }),
+    batches: z.number().int().openapi({ description: 'Short transactions they took (the service answered between them).' }),
+  })
+  .openapi('TenantDeleted');
+
+const TenantIdParam = z.object({ id: z.string().min(1) });
+
 const routes = {
   createTenant: createRoute({
     method: 'post', path: '/v1/tenants', tags: ['admin'], summary: 'Create a tenant and its first API key', security,
@@ -35,6 +47,25 @@ const routes = {
   listTenants: createRoute({
     method: 'get', path: '/v1/tenants', tags: ['admin'], summary: 'List the tenants and their keys (ids and hints, never a secret)', security,
     responses: { 200: { content: { 'application/json': { schema: TenantListSchema } }, description: 'Every tenant, oldest first, with its keys' }, 401: readErrors[401] },
+  }),
+  renameTenant: createRoute({
+    method: 'patch', path: '/v1/tenants/{id}', tags: ['admin'], summary: 'Rename a tenant (names unique, as on creation)', security,
+    request: { params: TenantIdParam, body: { content: { 'application/json': { schema: z.strictObject({ name: Label }) } }, required: true } },
+    responses: {
+      200: { content: { 'application/json': { schema: TenantSchema } }, description: 'The tenant with its new name, as GET /v1/tenants lists it' },
+      ...commonErrors,
+      409: problemResponse('tenant_name_taken: another tenant has this name (compared ignoring case and extra whitespace); `tenant` names it'),
+    },
+  }),
+  deleteTenant: createRoute({
+    method: 'delete', path: '/v1/tenants/{id}', tags: ['admin'], summary: 'Delete a tenant and every row of its data (its keys first)', security,
+    request: {
+      params: TenantIdParam,
+      query: z.object({
+        confirm: z.string().min(1).openapi({ description: "The tenant's name (compared ignoring case and extra whitespace): a wrong id is refused, not a team's history deleted." }),
+      }),
+    },
+    responses: { 200: { content: { 'application/json': { schema: TenantDeletedSchema } }, description: 'Deleted: no row of it is left' }, ...readErrors },
   }),
   issueKey: createRoute({
     method: 'post', path: '/v1/tenants/{id}/keys', tags: ['admin'], summary: 'Issue another API key for a tenant', security,
@@ -58,8 +89,10 @@ const routes = {
   }),
 };
 
-export function adminRoutes(tenants: TenantService, retention: RequestRetention) {
+export function adminRoutes(tenants: TenantService, retention: RequestRetention, deletion: TenantDeletion) {
   const app = newRouter();
+  app.openapi(routes.renameTenant, (c) => c.json(tenants.renameTenant(c.req.valid('param').id, c.req.valid('json').name), 200));
+  app.openapi(routes.deleteTenant, async (c) => c.json(await deletion.delete(c.req.valid('param').id, c.req.valid('query').confirm), 200));
   app.openapi(routes.createTenant, (c) => c.json(tenants.createTenant(c.req.valid('json').name), 201));
   app.openapi(routes.listTenants, (c) => c.json({ tenants: tenants.list() }, 200));
   app.openapi(routes.issueKey, (c) => c.json(tenants.issueKey(c.req.valid('param').id), 201));
