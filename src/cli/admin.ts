@@ -6,6 +6,7 @@ import { ConfigError, loadConfig } from '../config';
 import { systemClock } from '../domain/clock';
 import { DomainError } from '../domain/errors';
 import { TenantService, type IssuedKey, type TenantListing } from '../domain/tenants';
+import { TenantDeletion, type TenantDeletionResult } from '../domain/tenant-deletion';
 import { CatalogError, loadCatalog, ModelCatalog } from '../domain/catalog/catalog';
 import { DAY_MS } from '../domain/clock';
 import { pruneAnswer, RequestRetention, type PruneAnswer } from '../domain/retention';
@@ -18,6 +19,9 @@ import { printable, when } from './table';
 export interface Admin {
   list(): Promise<TenantListing[]>;
   createTenant(name: string): Promise<IssuedKey>;
+  renameTenant(tenantId: string, name: string): Promise<TenantListing>;
+  /** Deletes the tenant and all its data; `confirm`: its name. */
+  deleteTenant(tenantId: string, confirm: string): Promise<TenantDeletionResult>;
   issueKey(tenantId: string): Promise<IssuedKey>;
   rotateKey(keyId: string): Promise<IssuedKey>;
   revokeKey(keyId: string): Promise<void>;
@@ -77,6 +81,8 @@ function online(url: string, flag: string | undefined): Admin {
   return {
     list: async () => (await call<{ tenants: TenantListing[] }>('GET', '/v1/tenants')).tenants,
     createTenant: (name) => call<IssuedKey>('POST', '/v1/tenants', { name }),
+    renameTenant: (tenantId, name) => call<TenantListing>('PATCH', `/v1/tenants/${seg(tenantId)}`, { name }),
+    deleteTenant: (tenantId, confirm) => call<TenantDeletionResult>('DELETE', `/v1/tenants/${seg(tenantId)}?confirm=${encodeURIComponent(confirm)}`),
     issueKey: (tenantId) => call('POST', `/v1/tenants/${seg(tenantId)}/keys`),
     rotateKey: (keyId) => call('POST', `/v1/keys/${seg(keyId)}/rotate`),
     revokeKey: async (keyId) => void (await call('DELETE', `/v1/keys/${seg(keyId)}`)),
@@ -121,17 +127,20 @@ function offline(dataDir: string | undefined): Admin {
     }
   };
   // Said as the API says it (`not_found: key … does not exist`).
-  const act = <T>(f: () => T): Promise<T> => {
+  const said = (err: unknown) => Promise.reject(err instanceof DomainError ? new CliError(`${err.code}: ${err.message}`) : err);
+  const act = <T>(f: () => T | Promise<T>): Promise<T> => {
     try {
-      return Promise.resolve(f());
+      return Promise.resolve(f()).catch(said);
     } catch (err) {
-      if (err instanceof DomainError) return Promise.reject(new CliError(`${err.code}: ${err.message}`));
-      return Promise.reject(err);
+      return said(err);
     }
   };
   return {
     list: () => act(() => tenants.list()),
     createTenant: (name) => act(() => tenants.createTenant(name)),
+    renameTenant: (tenantId, name) => act(() => tenants.renameTenant(tenantId, name)),
+    // Nothing else runs on the file: only the authentication cache of this process to drop.
+    deleteTenant: (tenantId, confirm) => act(() => new TenantDeletion({ store, forget: () => tenants.forgetKeys() }).delete(tenantId, confirm)),
     issueKey: (tenantId) => act(() => tenants.issueKey(tenantId)),
     rotateKey: (keyId) => act(() => tenants.rotateKey(keyId)),
     revokeKey: (keyId) => act(() => tenants.revokeKey(keyId)),

@@ -200,6 +200,10 @@ describe('DELETE /v1/tenants/{id}', () => {
     expect((await admin().get('/v1/tenants')).json.tenants.map((x: { id: string }) => x.id)).toEqual([b.id]);
     expect(t.services.deletion.isDeleted(a.id)).toBe(true);
     expect(() => t.services.handles.mintArtifact(a.id, { kind: 'document', content: 'late' })).toThrow(/its tenant was deleted/);
+    // A report of a request of it still stored, from a call authenticated before: not found, nothing written.
+    const left = t.sqlite.prepare('select id from requests where tenant_id = ? limit 1').pluck().get(a.id) as string;
+    expect(left).toMatch(/^req_/);
+    expect(() => t.services.reconciler.ingest(a.id, { request_id: left, usage: anthropicUsage(1000, 0, 0) })).toThrow(`request ${left} does not exist`);
     expect((await admin().call('PATCH', `/v1/tenants/${a.id}`, { name: 'Globex 2' })).status).toBe(404);
 
     const [resumed] = await t.services.deletion.resume();

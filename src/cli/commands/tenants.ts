@@ -1,13 +1,15 @@
 import type { TenantListing } from '../../domain/tenants';
 import { ADMIN_HELP, ADMIN_OPTIONS, openAdmin, printIssued } from '../admin';
-import { UsageError, type Command } from '../command';
+import { UsageError, type Command, type Values } from '../command';
 import { printable, table, when } from '../table';
 
 export const tenants: Command = {
   name: 'tenants',
-  summary: 'list tenants and their keys, or create a tenant (admin)',
+  summary: 'list, create, rename or delete tenants (admin)',
   help: `Usage: prefix-handles tenants [list] [--json]
        prefix-handles tenants create <name> [--json]
+       prefix-handles tenants rename <tenant-id> <name> [--json]
+       prefix-handles tenants delete <tenant-id> --confirm <name> [--json]
 
 list (the default): every tenant, oldest first, with a row per key: its id (what
 'keys rotate' and 'keys revoke' take), its hint (the secret's first 12 characters),
@@ -19,11 +21,23 @@ keeps only its hash. Store it now. A name another tenant has is refused
 create retried after a timeout makes no second tenant. Tenants that share a name
 (made by versions before names were unique) are named after the list.
 
+rename: a new name, under create's rules (its own name in another case is not
+another tenant's). Its keys and data stay as they are.
+
+delete: the tenant and every row of its data (handles, requests, reports, keys),
+for good. --confirm takes its name as listed (case and extra whitespace aside): a
+wrong id is refused, not another team's history deleted. Its keys stop working at
+once; the rest is deleted in short transactions, and a service stopped meanwhile
+goes on at its next start.
+
 ${ADMIN_HELP}`,
-  options: ADMIN_OPTIONS,
-  positionals: [0, 2],
+  options: { ...ADMIN_OPTIONS, confirm: { type: 'string' } },
+  positionals: [0, 3],
   async run({ values, positionals }) {
     const [verb = 'list', name] = positionals;
+    if (verb === 'rename' || verb === 'delete') return change(verb, values, positionals.slice(1));
+    if (values.confirm !== undefined) throw new UsageError('--confirm is for tenants delete');
+    if (positionals.length > 2) throw new UsageError(`unexpected argument '${positionals[2]}'`);
     if (verb === 'list') {
       if (name !== undefined) throw new UsageError(`unexpected argument '${name}'`);
       const admin = openAdmin(values);
@@ -35,7 +49,7 @@ ${ADMIN_HELP}`,
       }
       return 0;
     }
-    if (verb !== 'create') throw new UsageError(`unknown action '${verb}' (list, create)`);
+    if (verb !== 'create') throw new UsageError(`unknown action '${verb}' (list, create, rename, delete)`);
     if (name === undefined) throw new UsageError('missing argument: prefix-handles tenants create <name>');
     // As the API's labels: a name for people, 1 to 200 characters.
     if (name.length < 1 || name.length > 200) throw new UsageError(`a tenant's name is 1 to 200 characters (got ${name.length})`);
@@ -48,6 +62,35 @@ ${ADMIN_HELP}`,
     return 0;
   },
 };
+
+/** rename <id> <name>, delete <id> --confirm <name>. */
+async function change(verb: 'rename' | 'delete', values: Values, args: string[]): Promise<number> {
+  const [id, name] = args;
+  if (verb === 'rename') {
+    if (values.confirm !== undefined) throw new UsageError('--confirm is for tenants delete');
+    if (id === undefined || name === undefined) throw new UsageError('missing argument: prefix-handles tenants rename <tenant-id> <name>');
+    if (name.length < 1 || name.length > 200) throw new UsageError(`a tenant's name is 1 to 200 characters (got ${name.length})`);
+  } else {
+    if (name !== undefined) throw new UsageError(`unexpected argument '${name}' (the name goes after --confirm)`);
+    if (id === undefined) throw new UsageError('missing argument: prefix-handles tenants delete <tenant-id> --confirm <name>');
+    if (typeof values.confirm !== 'string' || values.confirm === '')
+      throw new UsageError(`tenants delete deletes ${id} and all its data for good: give its name, --confirm <name> (as 'prefix-handles tenants' lists it)`);
+  }
+  const admin = openAdmin(values);
+  try {
+    if (verb === 'rename') {
+      const renamed = await admin.renameTenant(id, name!);
+      process.stdout.write(values.json ? `${JSON.stringify(renamed, null, 2)}\n` : `renamed ${renamed.id}: ${printable(renamed.name)}\n`);
+    } else {
+      const deleted = await admin.deleteTenant(id, values.confirm as string);
+      const named = deleted.name === null ? '' : ` (${printable(deleted.name)})`;
+      process.stdout.write(values.json ? `${JSON.stringify(deleted, null, 2)}\n` : `deleted ${deleted.id}${named}: ${deleted.rows} rows, in ${deleted.batches} transactions\n`);
+    }
+  } finally {
+    admin.close();
+  }
+  return 0;
+}
 
 function listText(listed: TenantListing[]): string {
   if (!listed.length) return 'no tenants';

@@ -1,0 +1,93 @@
+// `prefix-handles tenants rename` and `tenants delete` as operators run them: the CLI as a child process, against the
+// service run as a child process on a real data directory, and with --offline on its database file.
+import Database from 'better-sqlite3';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, runNode, startService } from '../helpers/processes';
+
+const ADMIN_KEY = 'an-operator-admin-key-8901';
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'ph-tenant-delete-cli-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Rows naming the tenant, in every table of the file. */
+function rowsOf(file: string, tenant: string): string[] {
+  const db = new Database(file, { readonly: true });
+  try {
+    const tables = db.prepare("select name from sqlite_master where type = 'table' and name not like 'sqlite_%'").pluck().all() as string[];
+    return tables.flatMap((t) => (db.prepare(`select * from ${t}`).all() as unknown[]).map((r) => `${t}: ${JSON.stringify(r)}`).filter((r) => r.includes(tenant)));
+  } finally {
+    db.close();
+  }
+}
+
+async function mint(url: string, key: string, content: string): Promise<number> {
+  const res = await fetch(`${url}/v1/artifacts`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify({ kind: 'document', content }) });
+  return res.status;
+}
+
+describe('tenants rename and delete', () => {
+  it('through the admin API: rename prints the new name; delete asks for the name, then deletes every row and the key stops working', async () => {
+    const data = join(dir, 'online');
+    const service = await startService(data, { PH_LOG: 'off', PH_ADMIN_KEY: ADMIN_KEY });
+    const cli = (...args: string[]) => runNode([BIN, 'tenants', ...args], { PH_URL: service.url, PH_ADMIN_KEY: ADMIN_KEY });
+    let created = { tenant: '', api_key: '' };
+    try {
+      created = JSON.parse((await cli('create', 'Acme Corp', '--json')).out) as { tenant: string; api_key: string };
+      const other = JSON.parse((await cli('create', 'Globex', '--json')).out) as { tenant: string; api_key: string };
+      expect(await mint(service.url, created.api_key, 'Acme\'s confidential handbook.')).toBe(201);
+
+      const renamed = await cli('rename', created.tenant, 'Acme Industries');
+      expect([renamed.code, renamed.out, renamed.err]).toEqual([0, `renamed ${created.tenant}: Acme Industries\n`, '']);
+      const taken = await cli('rename', created.tenant, 'globex');
+      expect([taken.code, taken.err]).toEqual([1, `tenant_name_taken: tenant ${other.tenant} is already named "Globex" (names are compared ignoring case and extra whitespace): choose another name\n`]);
+
+      // No --confirm: a usage error before any call; another name: the service's 422, exit 1; nothing deleted.
+      const unconfirmed = await cli('delete', created.tenant);
+      expect([unconfirmed.code, unconfirmed.err.split('\n')[0]]).toEqual([2, `prefix-handles: tenants delete deletes ${created.tenant} and all its data for good: give its name, --confirm <name> (as 'prefix-handles tenants' lists it)`]);
+      const wrong = await cli('delete', created.tenant, '--confirm', 'Globex');
+      expect([wrong.code, wrong.err.split(' (')[0]]).toEqual([1, `invalid_request: is not the name of tenant ${created.tenant}: to delete it and all its data, give its name as it is listed`]);
+      expect(await mint(service.url, created.api_key, 'still here')).toBe(201);
+
+      const deleted = await cli('delete', created.tenant, '--confirm', 'acme industries');
+      expect(deleted.code, deleted.err).toBe(0);
+      expect(deleted.out).toMatch(new RegExp(`^deleted ${created.tenant} \\(Acme Industries\\): \\d+ rows, in \\d+ transactions\\n$`));
+      expect(await mint(service.url, created.api_key, 'gone')).toBe(401);
+      expect(await mint(service.url, other.api_key, 'Globex works on')).toBe(201);
+      const listed = JSON.parse((await cli('list', '--json')).out) as { tenants: Array<{ id: string }> };
+      expect(listed.tenants.map((t) => t.id)).toEqual([other.tenant]);
+    } finally {
+      expect(await service.stop()).toBe(0);
+    }
+    expect(created.tenant).toMatch(/^ten_/);
+    expect(rowsOf(join(data, 'prefix-handles.db'), created.tenant)).toEqual([]);
+  });
+
+  it('--offline on the database file, the service stopped: the same rename and delete, no row of the tenant left', async () => {
+    const data = join(dir, 'offline');
+    const service = await startService(data, { PH_LOG: 'off' });
+    // Refused while the service runs.
+    expect((await runNode([BIN, 'tenants', 'delete', 'ten_x', '--confirm', 'x', '--offline'], { PH_DATA_DIR: data })).code).toBe(1);
+    const defaultKey = readFileSync(join(data, 'api-key'), 'utf8').trim();
+    expect(await mint(service.url, defaultKey, 'The default tenant\'s prompt.')).toBe(201);
+    expect(await service.stop()).toBe(0);
+
+    const cli = (...args: string[]) => runNode([BIN, 'tenants', ...args, '--offline'], { PH_DATA_DIR: data });
+    const [dflt] = (JSON.parse((await cli('--json')).out) as { tenants: Array<{ id: string; name: string }> }).tenants;
+    expect((await cli('rename', dflt!.id, 'Team Blue')).out).toBe(`renamed ${dflt!.id}: Team Blue\n`);
+    const wrong = await cli('delete', dflt!.id, '--confirm', 'default');
+    expect(wrong.code).toBe(1);
+    expect(rowsOf(join(data, 'prefix-handles.db'), dflt!.id).length).toBeGreaterThan(2);
+    const deleted = await cli('delete', dflt!.id, '--confirm', 'team blue', '--json');
+    expect(deleted.code, deleted.err).toBe(0);
+    expect(JSON.parse(deleted.out)).toEqual({ id: dflt!.id, name: 'Team Blue', rows: expect.any(Number), batches: expect.any(Number) });
+    expect(rowsOf(join(data, 'prefix-handles.db'), dflt!.id)).toEqual([]);
+    expect((await cli()).out).toBe('no tenants\n');
+  });
+});
+
