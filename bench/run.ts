@@ -6,10 +6,11 @@ import { proxyBenchmarks } from './proxy';
 import { renderBenchmarks } from './render';
 import { sessionsBenchmarks } from './sessions';
 import { thinkingPrefixBenchmarks } from './thinking-prefix';
+import { tenantDeleteBenchmarks } from './tenant-delete';
 import { usageBenchmarks } from './usage';
 import { type Benchmark, BenchSetupError, cleanup, warnIfBusy } from './lib';
 
-const BENCHMARKS: Benchmark[] = [...expandBenchmarks, ...renderBenchmarks, ...usageBenchmarks, ...noHandleBenchmarks, ...sessionsBenchmarks, ...proxyBenchmarks, ...thinkingPrefixBenchmarks];
+const BENCHMARKS: Benchmark[] = [...expandBenchmarks, ...renderBenchmarks, ...usageBenchmarks, ...noHandleBenchmarks, ...sessionsBenchmarks, ...proxyBenchmarks, ...thinkingPrefixBenchmarks, ...tenantDeleteBenchmarks];
 
 const filters = process.argv.slice(2);
 const selected = BENCHMARKS.filter((b) => filters.length === 0 || filters.some((f) => b.name.includes(f)));

@@ -53,7 +53,7 @@ function nameTaken(taken: TenantRow, then: string): DomainError {
 }
 
 /** The tenant, unless there is none or it is being deleted (see DELETING_NAME). */
-export function live(tenant: TenantRow | undefined): TenantRow | undefined {
+function live(tenant: TenantRow | undefined): TenantRow | undefined {
   return tenant && tenant.name !== DELETING_NAME ? tenant : undefined;
 }
 

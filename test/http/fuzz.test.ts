@@ -108,6 +108,8 @@ beforeAll(async () => {
   const admin = clientFor(t.app, ADMIN_KEY);
   const victim = (await admin.post('/v1/tenants', { name: 'victim' })).json as { id: string; tenant: string; api_key: string };
   const rotated = await admin.post(`/v1/keys/${victim.id}/rotate`);
+  // Renamed and deleted in the owner's place: its data must stay for the other routes.
+  const spareTenant = (await admin.post('/v1/tenants', { name: 'spare' })).json as { tenant: string };
   keys = { own: owner.key, stranger: stranger.key, revoked: victim.api_key };
 
   const unknown = (p: string) => `${p}_${'Z'.repeat(21)}`;
@@ -121,11 +123,13 @@ beforeAll(async () => {
     session: [ses.id, foreign.id, unknown('ses'), sys.id],
     request: [reqId, ...fresh, foreignReq.json.request_id as string, unknown('req')],
     tenant: [owner.id, victim.tenant, 'ten_nope'],
+    spareTenant: [spareTenant.tenant, 'ten_nope'],
     key: [victim.id, rotated.json.id as string, 'key_nope'],
   };
   examples = {
     'POST /v1/tenants': { name: 'fuzz' },
     'POST /v1/tenants/{id}/keys': {},
+    'PATCH /v1/tenants/{id}': { name: 'fuzz renamed' },
     'POST /v1/keys/{id}/rotate': {},
     'POST /v1/prune': { older_than_days: 30 },
     'POST /v1/artifacts': { kind: 'system', content: 'You are terse.', name: 'sys' },
@@ -410,7 +414,7 @@ function pathFor(route: Route): fc.Arbitrary<string> {
   const names = [...route.path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!);
   if (!names.length) return fc.constant(route.path);
   const pool = (name: string) => {
-    const kind = route.method === 'DELETE' && route.path.startsWith('/v1/handles') ? 'deletable' : (/\/(requests|tenants|keys|artifacts|bundles|sessions)\//.exec(route.path)?.[1] ?? 'handles');
+    const kind = route.method === 'DELETE' && route.path.startsWith('/v1/handles') ? 'deletable' : route.path === '/v1/tenants/{id}' ? 'spareTenant' : (/\/(requests|tenants|keys|artifacts|bundles|sessions)\//.exec(route.path)?.[1] ?? 'handles');
     const p = ids[{ requests: 'request', tenants: 'tenant', keys: 'key', artifacts: 'artifact', bundles: 'bundle', sessions: 'session' }[kind] ?? kind] ?? ids.handle!;
     // A Gemini model: a real one, or any segment (a handle id is a well-formed model name the catalog does not know).
     if (name === 'model') return fc.oneof({ weight: 3, arbitrary: fc.constantFrom('gemini-2.5-flash', 'gemini-2.0-flash') }, { weight: 1, arbitrary: fc.constantFrom(...Object.values(ids).flat()) }, { weight: 2, arbitrary: segment });
