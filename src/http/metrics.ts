@@ -1,6 +1,7 @@
 import type { MiddlewareHandler } from 'hono';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AppEnv } from './router';
+import { MONEY_LEAKS } from '../domain/reconcile/waterfall';
 
 /**
  * Prometheus metrics. Labels are bounded: route patterns (never raw paths),
@@ -40,6 +41,7 @@ export class Metrics {
     this.captureTotals.delete(tenant);
     this.captureRate.remove({ tenant });
     for (const kind of ['opportunity', 'captured']) this.captureTokens.remove({ tenant, kind });
+    for (const cls of MONEY_LEAKS) this.leakedUsd.remove({ tenant, class: cls });
   }
 
   recordCapture(tenant: string, captured: number, opportunity: number): void {

@@ -88,6 +88,13 @@ describe('metrics and logs', () => {
       expect(Math.abs(byClass[c]! - report.leaked_by_class[c]), c).toBeLessThanOrEqual(1.0001e-6);
     }
     expect(series.every((l) => l.includes(`tenant="${me.id}"`))).toBe(true);
+    // A deleted tenant's series go with it: its id is not scraped again.
+    const listed = (await (await t.app.request('/v1/tenants', { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).json()) as { tenants: Array<{ id: string; name: string }> };
+    const name = listed.tenants.find((x) => x.id === me.id)!.name;
+    const del = await t.app.request(`/v1/tenants/${me.id}?confirm=${encodeURIComponent(name)}`, { method: 'DELETE', headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+    expect(del.status, await del.clone().text()).toBe(200);
+    const after = await (await t.app.request('/metrics', { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).text();
+    expect(after).not.toContain(me.id);
   });
 
   it('labels prompt tokens by the catalog entry, never by the model name a caller sent: made-up names are one "unknown" series', async () => {
