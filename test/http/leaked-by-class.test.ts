@@ -27,6 +27,12 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** A database as 0018 found it: without its columns (nor the spans'), the migration not applied. */
+function asBefore0018(raw: Database.Database): void {
+  for (const table of ['rollups', 'rollups_span']) for (const c of LEAKED) raw.prepare(`alter table ${table} drop column ${c}`).run();
+  raw.prepare('delete from __drizzle_migrations where created_at = (select max(created_at) from __drizzle_migrations)').run();
+}
+
 /** An agent on one model: written, read, expired and written again, then a write the provider did not read. */
 async function history(clock: FakeClock) {
   t = createTestApp({ databasePath: file, clock });
@@ -69,13 +75,11 @@ describe('migration 0018 (leaked_by_class)', () => {
     const rows = (db: Database.Database) => db.prepare('select * from rollups order by tenant_id, handle_id, version, day, model').all() as Array<Record<string, number | string>>;
     const written = rows(raw);
     expect(written.filter((r) => (r.leaked_expired as number) > 0 && (r.leaked_unconfirmed as number) > 0).length).toBeGreaterThan(0);
-    for (const table of ['rollups', 'rollups_span']) for (const c of LEAKED) raw.prepare(`alter table ${table} drop column ${c}`).run();
-    raw.prepare('delete from __drizzle_migrations where created_at = (select max(created_at) from __drizzle_migrations)').run();
+    asBefore0018(raw);
     raw.close();
 
     t = createTestApp({ databasePath: file, clock });
-    // Each row's leaked money divided by its classes' tokens: here every missed token of a row cost the same (one
-    // model, 5-minute writes), so the division is reconciliation's own.
+    // Each row's leaked money divided as reconciliation divided it.
     const migrated = rows(t.sqlite);
     expect(migrated).toHaveLength(written.length);
     migrated.forEach((m, i) => {
@@ -99,9 +103,7 @@ describe('migration 0018 (leaked_by_class)', () => {
     for (const table of ['request_summaries', 'reconciliations']) raw.prepare(`delete from ${table}`).run();
     raw.prepare("update rollups set leaked_expired = leaked_expired * 1.5, leaked_unconfirmed = leaked_unconfirmed * 0.5, cost_actual = cost_perfect + leaked_expired * 1.5 + leaked_unconfirmed * 0.5 where handle_id = '*'").run();
     const written = raw.prepare("select * from rollups where handle_id = '*' order by day").all() as Array<Record<string, number>>;
-    for (const c of LEAKED) raw.prepare(`alter table rollups drop column ${c}`).run();
-    for (const c of LEAKED) raw.prepare(`alter table rollups_span drop column ${c}`).run();
-    raw.prepare('delete from __drizzle_migrations where created_at = (select max(created_at) from __drizzle_migrations)').run();
+    asBefore0018(raw);
     raw.close();
 
     t = createTestApp({ databasePath: file, clock });
@@ -167,8 +169,7 @@ describe('migration 0018 (leaked_by_class)', () => {
     t.close();
 
     const raw = new Database(file);
-    for (const table of ['rollups', 'rollups_span']) for (const c of LEAKED) raw.prepare(`alter table ${table} drop column ${c}`).run();
-    raw.prepare('delete from __drizzle_migrations where created_at = (select max(created_at) from __drizzle_migrations)').run();
+    asBefore0018(raw);
     raw.close();
     t = createTestApp({ databasePath: file, clock });
     // Each row as reconciliation wrote it. Divided by tokens, the expired tokens of the calls without cache fields took
@@ -184,8 +185,7 @@ describe('migration 0018 (leaked_by_class)', () => {
     // Some calls pruned since: theirs divided by the tokens they missed, the stored ones' as written; each row's
     // classes still add up to its leaked money.
     const again = new Database(file);
-    for (const table of ['rollups', 'rollups_span']) for (const c of LEAKED) again.prepare(`alter table ${table} drop column ${c}`).run();
-    again.prepare('delete from __drizzle_migrations where created_at = (select max(created_at) from __drizzle_migrations)').run();
+    asBefore0018(again);
     const pruned = again.prepare("select c.request_id from reconciliations c where json_extract(c.outcome, '$.capture') = 'reported' order by c.seq limit 3").pluck().all() as string[];
     expect(pruned).toHaveLength(3);
     for (const id of pruned) {

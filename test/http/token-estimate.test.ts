@@ -171,7 +171,10 @@ describe('what tools cost beyond their text, in the estimate and in the simulate
       { type: fc.constantFrom('string', 'integer', 'array', 'object'), description: fc.string({ maxLength: 24 }), enum: fc.array(fc.stringMatching(/^[a-z]{1,8}$/), { minLength: 1, maxLength: 3 }) },
       { requiredKeys: ['type'] },
     );
-    const tool = fc.record({ name, description: fc.option(fc.string({ maxLength: 40 }), { nil: undefined }), properties: fc.dictionary(name, prop, { maxKeys: 4 }) });
+    // A member named __proto__ (which this pattern can spell) is refused at mint, by design (its own tests): not a tool
+    // set to estimate.
+    const member = name.filter((n) => n !== '__proto__');
+    const tool = fc.record({ name, description: fc.option(fc.string({ maxLength: 40 }), { nil: undefined }), properties: fc.dictionary(member, prop, { maxKeys: 4 }) });
     const choice = fc.constantFrom(undefined, 'auto', 'any');
     await fc.assert(
       fc.asyncProperty(fc.uniqueArray(tool, { selector: (x) => x.name, minLength: 1, maxLength: 4 }), fc.boolean(), choice, async (defs, fromHandle, chosen) => {
