@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { captureTrendChart, waterfallRows } from '../../src/http/ui/charts';
+import { captureTrendChart, leakedTrendChart, waterfallRows } from '../../src/http/ui/charts';
 import { diffPair, markFindings } from '../../src/http/ui/content';
-import { usd } from '../../src/http/ui/format';
+import { usd, usdTick } from '../../src/http/ui/format';
 
 const str = async (h: unknown) => String(await h);
 
@@ -77,5 +77,31 @@ describe('captureTrendChart', () => {
         for (let i = 1; i < xs.length; i++) expect(xs[i]!.x - xs[i - 1]!.x, `${n} days`).toBeGreaterThan(34);
       }
     }
+  });
+});
+
+describe('leakedTrendChart', () => {
+  // The axis' top is 1, 2, 2.5 or 5 times a power of ten, so its middle gridline can be $0.125: labelled as usd() rounds
+  // it, it read "$0.13" (and $0.05 read "$0.0500"), a figure no gridline was at.
+  it('labels each gridline with its own amount, to the digit', async () => {
+    const axis = async (top: number) => {
+      const days = [top / 10, top].map((money, i) => ({ day: `2026-12-0${i + 1}`, opportunity: 1, captured: 0, unknown: 0, rate: 0, money }));
+      const svgs = (await str(leakedTrendChart(days, 't'))).split('</svg>').filter((x) => x.includes('<svg'));
+      expect(svgs.length).toBe(2);
+      return svgs.map((svg) => [...svg.matchAll(/text-anchor="end" class="tick">([^<]*)</g)].map((m) => m[1]));
+    };
+    expect(await axis(0.191255)).toEqual([['$0.00', '$0.125', '$0.25'], ['$0.00', '$0.125', '$0.25']]);
+    expect(await axis(0.0731)).toEqual([['$0.00', '$0.05', '$0.10'], ['$0.00', '$0.05', '$0.10']]);
+    expect(await axis(0.0023)).toEqual([['$0.00', '$0.00125', '$0.0025'], ['$0.00', '$0.00125', '$0.0025']]);
+  });
+
+  it('usdTick keeps cents, and every digit a round amount has', () => {
+    expect(usdTick(0)).toBe('$0.00');
+    expect(usdTick(0.125)).toBe('$0.125');
+    expect(usdTick(0.05)).toBe('$0.05');
+    expect(usdTick(0.1)).toBe('$0.10');
+    expect(usdTick(12.5)).toBe('$12.50');
+    expect(usdTick(1250)).toBe('$1,250.00');
+    expect(usdTick(0.0125)).toBe('$0.0125');
   });
 });

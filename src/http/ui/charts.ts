@@ -3,7 +3,7 @@
 
 import { html } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
-import { pct, ratio, tok, tokens, usd } from './format';
+import { pct, ratio, tok, tokens, usd, usdTick } from './format';
 import type { ModelEntry } from '../../domain/catalog/types';
 import { belowMinimumHelp, CLASS_HELP } from '../../domain/reconcile/explain';
 
@@ -277,7 +277,7 @@ function leakedChart(days: DayPoint[], title: string, narrow: boolean): Html {
   const barLabels = slot >= 48;
   return html`<svg class="chart${narrow ? ' lt-narrow' : ''}" viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-labelledby="${id}-t ${id}-d" data-chart="${narrow ? 'leaked-trend-narrow' : 'leaked-trend'}">
 <title id="${id}-t">${title}</title><desc id="${id}-d">${desc}</desc>
-${(max > 0 ? [0, 0.5, 1] : [0]).map((f) => html`<line x1="${left}" y1="${px(y(f * max))}" x2="${W - right}" y2="${px(y(f * max))}" class="grid"/><text x="${left - 6}" y="${px(y(f * max)) + 4}" text-anchor="end" class="tick">${usd(f * max)}</text>`)}
+${(max > 0 ? [0, 0.5, 1] : [0]).map((f) => html`<line x1="${left}" y1="${px(y(f * max))}" x2="${W - right}" y2="${px(y(f * max))}" class="grid"/><text x="${left - 6}" y="${px(y(f * max)) + 4}" text-anchor="end" class="tick">${usdTick(f * max)}</text>`)}
 ${days.map((d, i) => {
     const cx = left + slot * i + slot / 2;
     const x0 = px(cx - barW / 2);

@@ -42,6 +42,19 @@ export function usd(x: number): string {
   return `${x < 0 ? '−' : ''}$${s}`;
 }
 
+/**
+ * A round amount on a chart's axis, to the digit: `usd` keeps three significant digits (cents from $0.10 on), so a
+ * gridline at $0.125 read "$0.13" and one at $0.05 "$0.0500". Cents at least, more only where the value has them.
+ */
+export function usdTick(x: number): string {
+  if (x === 0) return '$0.00';
+  const abs = Math.abs(x);
+  let digits = 2;
+  while (digits < 8 && Math.abs(Math.round(abs * 10 ** digits) - abs * 10 ** digits) > 1e-6) digits++;
+  const s = abs.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  return `${x < 0 ? '−' : ''}$${s}`;
+}
+
 /** A fraction as a percentage; null (no opportunity) is "—", never 0%. */
 export function pct(x: number | null, digits = 1): string {
   return x === null || !Number.isFinite(x) ? '—' : `${(x * 100).toFixed(digits)}%`;
