@@ -54,7 +54,7 @@ export class TenantDeletion {
     const marked = this.deps.store.markTenantDeleting(id, (t) => tenantNameKey(t.name) === tenantNameKey(confirm));
     if (!marked) throw notFound(`tenant ${id}`);
     if (!marked.marked)
-      throw invalid('query:confirm', `is not the name of tenant ${id}: to delete it and all its data, give its name as it is listed (GET /v1/tenants), compared ignoring case and extra whitespace`);
+      throw invalid('query:confirm', `confirm ${JSON.stringify(confirm)} is not the name of tenant ${id}: to delete it and all its data, give its name as it is listed (GET /v1/tenants), compared ignoring case and extra whitespace`);
     return this.run(id, marked.tenant.name === DELETING_NAME ? null : marked.tenant.name, marked.keys);
   }
 

@@ -51,7 +51,7 @@ describe('tenants rename and delete', () => {
       const unconfirmed = await cli('delete', created.tenant);
       expect([unconfirmed.code, unconfirmed.err.split('\n')[0]]).toEqual([2, `prefix-handles: tenants delete deletes ${created.tenant} and all its data for good: give its name, --confirm <name> (as 'prefix-handles tenants' lists it)`]);
       const wrong = await cli('delete', created.tenant, '--confirm', 'Globex');
-      expect([wrong.code, wrong.err.split(' (')[0]]).toEqual([1, `invalid_request: is not the name of tenant ${created.tenant}: to delete it and all its data, give its name as it is listed`]);
+      expect([wrong.code, wrong.err.split(' (')[0]]).toEqual([1, `invalid_request: confirm "Globex" is not the name of tenant ${created.tenant}: to delete it and all its data, give its name as it is listed`]);
       expect(await mint(service.url, created.api_key, 'still here')).toBe(201);
 
       const deleted = await cli('delete', created.tenant, '--confirm', 'acme industries');
@@ -59,6 +59,9 @@ describe('tenants rename and delete', () => {
       expect(deleted.out).toMatch(new RegExp(`^deleted ${created.tenant} \\(Acme Industries\\): \\d+ rows, in \\d+ transactions\\n$`));
       expect(await mint(service.url, created.api_key, 'gone')).toBe(401);
       expect(await mint(service.url, other.api_key, 'Globex works on')).toBe(201);
+      // A tenant with nothing but its key went in one transaction, printed as "2 rows, in 1 transactions".
+      const spare = JSON.parse((await cli('create', 'Spare', '--json')).out) as { tenant: string };
+      expect((await cli('delete', spare.tenant, '--confirm', 'spare')).out).toBe(`deleted ${spare.tenant} (Spare): 2 rows, in 1 transaction\n`);
       const listed = JSON.parse((await cli('list', '--json')).out) as { tenants: Array<{ id: string }> };
       expect(listed.tenants.map((t) => t.id)).toEqual([other.tenant]);
     } finally {

@@ -163,6 +163,11 @@ describe('DELETE /v1/tenants/{id}', () => {
       expect(res.status, query).toBe(422);
       expect(res.headers.get('content-type')).toBe('application/problem+json');
       expect(res.json, query).toMatchObject({ code: 'invalid_request', errors: [{ pointer: 'query:confirm' }] });
+      // Each says what was wrong: zod's "Invalid input: expected string, received undefined" for none, and a detail that
+      // began "is not the name of tenant …" for another name, the name it had been given left out.
+      const detail = (res.json as { errors: Array<{ detail: string }> }).errors[0]!.detail;
+      if (query === '' || query === '?confirm=') expect(detail, query).toMatch(/^confirm is required: the tenant's name, as GET \/v1\/tenants lists it/);
+      else expect(detail, query).toBe(`confirm ${JSON.stringify(decodeURIComponent(query.slice('?confirm='.length)))} is not the name of tenant ${a.id}: to delete it and all its data, give its name as it is listed (GET /v1/tenants), compared ignoring case and extra whitespace`);
     }
     expect(dump()).toEqual(before);
     expect((await a.client.get('/v1/handles')).status).toBe(200);

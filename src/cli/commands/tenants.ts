@@ -84,13 +84,15 @@ async function change(verb: 'rename' | 'delete', values: Values, args: string[])
     } else {
       const deleted = await admin.deleteTenant(id, values.confirm as string);
       const named = deleted.name === null ? '' : ` (${printable(deleted.name)})`;
-      process.stdout.write(values.json ? `${JSON.stringify(deleted, null, 2)}\n` : `deleted ${deleted.id}${named}: ${deleted.rows} rows, in ${deleted.batches} transactions\n`);
+      process.stdout.write(values.json ? `${JSON.stringify(deleted, null, 2)}\n` : `deleted ${deleted.id}${named}: ${plural(deleted.rows, 'row')}, in ${plural(deleted.batches, 'transaction')}\n`);
     }
   } finally {
     admin.close();
   }
   return 0;
 }
+
+const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
 
 function listText(listed: TenantListing[]): string {
   if (!listed.length) return 'no tenants';
@@ -102,7 +104,6 @@ function listText(listed: TenantListing[]): string {
   );
   const keys = listed.reduce((n, t) => n + t.keys.length, 0);
   const revoked = listed.reduce((n, t) => n + t.keys.filter((k) => k.revoked_at !== null).length, 0);
-  const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
   // Made before names were unique: each group once, under the name its oldest tenant has.
   const shared = listed.filter((t) => t.same_name_as.length > 0 && t.same_name_as.every((id) => listed.findIndex((o) => o.id === id) > listed.indexOf(t)));
   const groups = shared.map((t) => `${printable(t.name)}: ${[t.id, ...t.same_name_as].join(', ')}`);

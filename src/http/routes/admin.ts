@@ -37,6 +37,8 @@ const TenantDeletedSchema = z
   .openapi('TenantDeleted');
 
 const TenantIdParam = z.object({ id: z.string().min(1) });
+// zod's own words for a missing parameter ("Invalid input: expected string, received undefined") said nothing of what to give.
+const CONFIRM_REQUIRED = "confirm is required: the tenant's name, as GET /v1/tenants lists it (compared ignoring case and extra whitespace), to delete it and all its data";
 
 const routes = {
   createTenant: createRoute({
@@ -62,7 +64,7 @@ const routes = {
     request: {
       params: TenantIdParam,
       query: z.object({
-        confirm: z.string().min(1).openapi({ description: "The tenant's name (compared ignoring case and extra whitespace): a wrong id is refused, not a team's history deleted." }),
+        confirm: z.string({ error: CONFIRM_REQUIRED }).min(1, { error: CONFIRM_REQUIRED }).openapi({ description: "The tenant's name (compared ignoring case and extra whitespace): a wrong id is refused, not a team's history deleted." }),
       }),
     },
     responses: { 200: { content: { 'application/json': { schema: TenantDeletedSchema } }, description: 'Deleted: no row of it is left' }, ...readErrors },
