@@ -81,6 +81,8 @@ describe("a handle page's leak figures", () => {
     expect(none.text).toContain('No recorded request with lookback on this handle in this period.');
     const bad = await get(`/ui/handles/${sys.id}?class=leak`, key);
     expect(bad.status).toBe(400);
+    // Its tab is titled as its heading says (it was "Not found", for a handle that exists).
+    expect(bad.text).toMatch(/<title>Cannot show this · prefix-handles<\/title>[\s\S]*<h1>Cannot show this<\/h1>/);
     expect(bad.text).toContain('class must be one of captured, bonus, unconfirmed, unknown, cold, drift, expired, concurrent, below_minimum, no_breakpoint, lookback');
     const redirect = await get(`/ui/requests?handle=${sys.id}&class=drift`, key);
     expect([redirect.status, redirect.headers.get('location')]).toEqual([303, `/ui/handles/${sys.id}?class=drift#recent-requests`]);

@@ -169,7 +169,9 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     if (!(err instanceof DomainError)) throw err;
     const status = err.code === 'not_found' || err.code === 'request_pruned' ? 404 : err.code === 'gone' ? 410 : err.code === 'invalid_request' ? 400 : 409;
     const pruned = err.code === 'request_pruned';
-    return page(c, { title: pruned ? 'Pruned' : 'Not found', tenantId: c.get('tenantId'), body: html`<h1>${pruned ? 'Pruned past retention' : status === 410 ? 'Deleted' : status === 404 ? 'Not found' : 'Cannot show this'}</h1><p>${err.message}.</p><p><a href="/ui">Back to the overview</a></p>`, status });
+    // The tab's title says what the heading says: a refused ?class= (400) or a deleted handle (410) was titled "Not found".
+    const heading = pruned ? 'Pruned past retention' : status === 410 ? 'Deleted' : status === 404 ? 'Not found' : 'Cannot show this';
+    return page(c, { title: heading, tenantId: c.get('tenantId'), body: html`<h1>${heading}</h1><p>${err.message}.</p><p><a href="/ui">Back to the overview</a></p>`, status });
   });
 
   /**
