@@ -27,6 +27,17 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+type Row = Record<string, number | string>;
+const rows = (db: Database.Database) => db.prepare('select * from rollups order by tenant_id, handle_id, version, day, model').all() as Row[];
+
+/** Each migrated row's leaked money by class as reconciliation wrote it, row for row. */
+function expectAsWritten(migrated: Row[], written: Row[]): void {
+  expect(migrated).toHaveLength(written.length);
+  migrated.forEach((m, i) => {
+    for (const c of LEAKED) expect(Math.abs((m[c] as number) - (written[i]![c] as number)), `${c} of ${m.handle_id}@${m.version} day ${m.day}`).toBeLessThan(1e-12);
+  });
+}
+
 /** A database as 0018 found it: without its columns (nor the spans'), the migration not applied. */
 function asBefore0018(raw: Database.Database): void {
   for (const table of ['rollups', 'rollups_span']) for (const c of LEAKED) raw.prepare(`alter table ${table} drop column ${c}`).run();
@@ -72,7 +83,6 @@ describe('migration 0018 (leaked_by_class)', () => {
 
     // As a database before 0018: no such columns, the migration not applied, spans made without them.
     const raw = new Database(file);
-    const rows = (db: Database.Database) => db.prepare('select * from rollups order by tenant_id, handle_id, version, day, model').all() as Array<Record<string, number | string>>;
     const written = rows(raw);
     expect(written.filter((r) => (r.leaked_expired as number) > 0 && (r.leaked_unconfirmed as number) > 0).length).toBeGreaterThan(0);
     asBefore0018(raw);
@@ -80,11 +90,7 @@ describe('migration 0018 (leaked_by_class)', () => {
 
     t = createTestApp({ databasePath: file, clock });
     // Each row's leaked money divided as reconciliation divided it.
-    const migrated = rows(t.sqlite);
-    expect(migrated).toHaveLength(written.length);
-    migrated.forEach((m, i) => {
-      for (const c of LEAKED) expect(Math.abs((m[c] as number) - (written[i]![c] as number)), `${c} of ${m.handle_id} ${m.day}`).toBeLessThan(1e-12);
-    });
+    expectAsWritten(rows(t.sqlite), written);
     expect(t.sqlite.prepare('select count(*) from rollups_span').pluck().get()).toBe(0);
     expect(t.sqlite.prepare('select count(*) from rollups_span_through').pluck().get()).toBe(0);
     // The reports read spans made again: the same figures as before the upgrade.
@@ -159,7 +165,6 @@ describe('migration 0018 (leaked_by_class)', () => {
     const n3 = await inline('z');
     await report(client, t, n3, anthropicUsage(promptTokens(n3), 0, n3.breakpoints.at(-1)!.token_end));
     t.services.writes.flushNow();
-    const rows = (db: Database.Database) => db.prepare('select * from rollups order by tenant_id, handle_id, version, day, model').all() as Array<Record<string, number | string>>;
     const written = rows(t.sqlite);
     // Rows whose misses are partly those of calls without cache fields, on every kind of row.
     const mixed = written.filter((r) => (r.req_unknown as number) > 0 || (r.cost_unknown as number) > 0);
@@ -174,11 +179,7 @@ describe('migration 0018 (leaked_by_class)', () => {
     t = createTestApp({ databasePath: file, clock });
     // Each row as reconciliation wrote it. Divided by tokens, the expired tokens of the calls without cache fields took
     // a share of the money the others leaked, and the 1-hour write's miss cost as much a token as a 5-minute one's.
-    const migrated = rows(t.sqlite);
-    expect(migrated).toHaveLength(written.length);
-    migrated.forEach((m, i) => {
-      for (const c of LEAKED) expect(Math.abs((m[c] as number) - (written[i]![c] as number)), `${c} of ${m.handle_id}@${m.version}`).toBeLessThan(1e-12);
-    });
+    expectAsWritten(rows(t.sqlite), written);
     expect((await clientFor(t.app, key).get(`/v1/reports/handles/${ses.id}`)).json.money).toEqual(before.money);
     t.close();
 

@@ -191,14 +191,9 @@ export function captureTrendChart(days: DayPoint[], title: string): Html {
   return html`${trendChart(days, title, false)}${trendChart(days, title, true)}`;
 }
 
-/**
- * `narrow`: the phone's drawing (layout.ts shows one of the two), 360 units wide so its text stays 9–11 px at 390 px;
- * the wide one shrunk there was 4 px. Its marks carry no data-day (the wide one's are the figures tests read).
- */
-function trendChart(days: DayPoint[], title: string, narrow: boolean): Html {
+/** A per-day bar chart's frame, wide (820) or a phone's (360): its plot area, a slot and bar per day, a label every few days. */
+function dayFrame(days: DayPoint[], narrow: boolean, H: number, left: number) {
   const W = narrow ? 360 : 820;
-  const H = 220;
-  const left = narrow ? 36 : 48;
   const right = narrow ? 6 : 12;
   const top = 18;
   const bottom = 36;
@@ -206,9 +201,16 @@ function trendChart(days: DayPoint[], title: string, narrow: boolean): Html {
   const plotH = H - top - bottom;
   const n = Math.max(1, days.length);
   const slot = plotW / n;
-  const barW = Math.max(2, Math.min(36, slot * 0.7));
+  return { W, H, left, right, top, bottom, plotW, plotH, n, slot, barW: Math.max(2, Math.min(36, slot * 0.7)), every: Math.ceil(n / (narrow ? 5 : 12)) };
+}
+
+/**
+ * `narrow`: the phone's drawing (layout.ts shows one of the two), 360 units wide so its text stays 9–11 px at 390 px;
+ * the wide one shrunk there was 4 px. Its marks carry no data-day (the wide one's are the figures tests read).
+ */
+function trendChart(days: DayPoint[], title: string, narrow: boolean): Html {
+  const { W, H, left, right, top, bottom, plotW, plotH, n, slot, barW, every } = dayFrame(days, narrow, 220, narrow ? 36 : 48);
   const y = (f: number) => top + plotH * (1 - Math.min(1, Math.max(0, f)));
-  const every = Math.ceil(n / (narrow ? 5 : 12));
   const id = narrow ? 'ctn' : 'ct';
   const measured = days.filter((d) => d.rate !== null);
   const desc = measured.length
@@ -254,21 +256,11 @@ function niceCeil(x: number): number {
 
 /** `narrow`: the phone's drawing, as trendChart's; only the wide one carries the figures (data-leaked-day, data-value). */
 function leakedChart(days: DayPoint[], title: string, narrow: boolean): Html {
-  const W = narrow ? 360 : 820;
-  const H = 200;
-  const left = narrow ? 52 : 64;
-  const right = narrow ? 6 : 12;
-  const top = 18;
-  const bottom = 36;
-  const plotW = W - left - right;
-  const plotH = H - top - bottom;
-  const n = Math.max(1, days.length);
-  const slot = plotW / n;
-  const barW = Math.max(2, Math.min(36, slot * 0.7));
+  // Room for dollar labels on the left: 64 (52 on a phone) where the rate chart's percentages take 48 (36).
+  const { W, H, left, right, top, bottom, plotW, plotH, n, slot, barW, every } = dayFrame(days, narrow, 200, narrow ? 52 : 64);
   // A day whose capture beat prediction (bonus) can leak less than nothing: drawn as none, its figure in its title.
   const max = niceCeil(Math.max(0, ...days.map((d) => d.money)));
   const y = (v: number) => top + plotH * (1 - (max > 0 ? Math.min(1, Math.max(0, v / max)) : 0));
-  const every = Math.ceil(n / (narrow ? 5 : 12));
   const id = narrow ? 'ltn' : 'lt';
   const leaky = days.filter((d) => d.money > 0);
   const total = days.reduce((a, d) => a + Math.round(d.money * 1e6), 0) / 1e6;
