@@ -401,4 +401,56 @@ describe('dashboard in headless Chromium', () => {
     expect(problems).toEqual([]);
     await page.close();
   });
+
+  it("on a phone, a request's segment bar is drawn for the phone: every segment on screen, its labels readable and apart, nothing scrolling sideways", async () => {
+    const { page, problems } = await newPage();
+    const s = await seed(t);
+    await signIn(page, s.key, `/ui/requests/${s.driftRequest.request_id}`);
+    /** The segment bars on screen: which, each segment's box, the smallest text as drawn, texts that overlap. */
+    const shown = () =>
+      page.$$eval('svg[data-chart^="segments"]', (svgs) =>
+        svgs
+          .filter((svg) => svg.getBoundingClientRect().width > 0)
+          .map((svg) => {
+            const scale = (svg as unknown as { getScreenCTM(): { a: number } }).getScreenCTM().a;
+            const view = svg.ownerDocument.defaultView as unknown as { getComputedStyle(e: unknown): { fontSize: string } };
+            const texts = [...svg.querySelectorAll('text')];
+            const boxes = texts.map((el) => el.getBoundingClientRect());
+            const overlaps = boxes.filter((a, i) => boxes.some((b, j) => j > i && a.right > b.left && b.right > a.left && a.bottom > b.top && b.bottom > a.top)).length;
+            const segments = [...svg.querySelectorAll('g[data-segment]')].map((g) => {
+              const r = g.getBoundingClientRect();
+              return { segment: g.getAttribute('data-segment'), left: r.left, right: r.right, width: [...g.querySelectorAll('rect')].reduce((a, rect) => a + rect.getBoundingClientRect().width, 0) };
+            });
+            return { chart: svg.getAttribute('data-chart'), segments, smallest: Math.min(...texts.map((el) => parseFloat(view.getComputedStyle(el).fontSize) * scale)), overlaps };
+          }),
+      );
+    for (const r of [s.driftRequest, s.requests[1]!]) {
+      const api = (await s.client.get(`/v1/requests/${r.request_id}`)).json;
+      const expected = api.outcome.segments.map((_: unknown, i: number) => String(i));
+      await page.setViewportSize({ width: 1280, height: 900 });
+      await page.goto(`${base}/ui/requests/${r.request_id}`);
+      const desktop = await shown();
+      expect(desktop.map((c) => c.chart)).toEqual(['segments']);
+      expect(desktop[0]!.segments.map((g) => g.segment)).toEqual(expected);
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.goto(`${base}/ui/requests/${r.request_id}`);
+      const { scroll, client } = await page.$eval('html', (e) => ({ scroll: e.scrollWidth, client: e.clientWidth }));
+      expect(scroll).toBeLessThanOrEqual(client);
+      const [phone, ...more] = await shown();
+      expect([phone!.chart, more.length]).toEqual(['segments-narrow', 0]);
+      // Every segment drawn, at least a few px wide and inside the screen (the 8 px the narrowest are widened to, scaled).
+      expect(phone!.segments.map((g) => g.segment)).toEqual(expected);
+      for (const g of phone!.segments) {
+        expect(g.width, g.segment!).toBeGreaterThanOrEqual(7);
+        expect(g.left, g.segment!).toBeGreaterThanOrEqual(0);
+        expect(g.right, g.segment!).toBeLessThanOrEqual(390);
+      }
+      // The wide drawing's labels were 4.5 px here, a segment's name over its neighbours'.
+      expect(phone!.smallest).toBeGreaterThanOrEqual(10);
+      expect(phone!.overlaps).toBe(0);
+      await page.locator('.card', { has: page.locator('svg[data-chart="segments-narrow"]') }).screenshot({ path: `${SHOTS}/phone-segments-${api.outcome.segments.length}.png` });
+    }
+    expect(problems).toEqual([]);
+    await page.close();
+  });
 });

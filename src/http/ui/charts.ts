@@ -312,16 +312,29 @@ function segmentWidths(lengths: number[], width: number): number[] {
   return raw.map((w, i) => (narrow[i] ? MIN_SEGMENT_PX : w * ((wide - extra) / wide)));
 }
 
-/** The prompt as one bar, tokens left to right; each segment stacked by outcome class. */
+/**
+ * The prompt as one bar, tokens left to right; each segment stacked by outcome class. Drawn twice, as the waterfall is
+ * (CSS shows one: layout.ts): 820 wide, and 320 for a phone, whose text an 820-wide drawing shrank to 4–5 px.
+ */
 export function segmentBar(segments: BarSegment[], breakpoints: { at: number; label: string }[], title: string): Html {
-  const W = 820;
-  const left = 8;
+  return html`${segmentDrawing(segments, breakpoints, title, false)}${segmentDrawing(segments, breakpoints, title, true)}`;
+}
+
+/**
+ * `narrow`: the phone's drawing. A segment's name is inside it where it fits, else its number (#3) inside, else under
+ * it, and only where it fits its own width (neighbours' labels never overlap); the widened note gets a line of its own.
+ * Only the wide drawing carries the figures (data-tokens) tests read against the API.
+ */
+function segmentDrawing(segments: BarSegment[], breakpoints: { at: number; label: string }[], title: string, narrow: boolean): Html {
+  const W = narrow ? 320 : 820;
+  const left = narrow ? 1 : 8;
   const barW = W - 2 * left;
   const top = 16;
-  const barH = 40;
-  const H = top + barH + 42;
+  const barH = narrow ? 32 : 40;
   const total = segments.at(-1)?.end ?? 0;
   const widths = segmentWidths(segments.map((s) => s.end - s.start), barW);
+  const widened = widths.some((w) => w === MIN_SEGMENT_PX);
+  const H = top + barH + (narrow && widened ? 58 : 42);
   const starts = widths.map((_, i) => left + widths.slice(0, i).reduce((a, b) => a + b, 0));
   // Token position → x, linear inside each segment.
   const x = (t: number) => {
@@ -331,8 +344,9 @@ export function segmentBar(segments: BarSegment[], breakpoints: { at: number; la
     const len = s.end - s.start;
     return starts[i]! + (len ? ((t - s.start) / len) * widths[i]! : 0);
   };
-  return html`<svg class="chart" viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-labelledby="sb-t sb-d" data-chart="segments">
-<title id="sb-t">${title}</title><desc id="sb-d">${segments.reduce((a, s) => a + (s.count ?? 1), 0)} segments, ${tok(total)} in all. Numbers in and under the bar match the segment table.</desc>
+  const id = narrow ? 'sbn' : 'sb';
+  return html`<svg class="chart${narrow ? ' sb-narrow' : ''}" viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-labelledby="${id}-t ${id}-d" data-chart="${narrow ? 'segments-narrow' : 'segments'}">
+<title id="${id}-t">${title}</title><desc id="${id}-d">${segments.reduce((a, s) => a + (s.count ?? 1), 0)} segments, ${tok(total)} in all. Numbers in and under the bar match the segment table.</desc>
 ${segments.map((s, i) => {
     const len = s.end - s.start;
     const x0 = starts[i]!;
@@ -345,17 +359,23 @@ ${segments.map((s, i) => {
       return part;
     });
     const name = s.count ? `#${s.index + 1}–#${s.index + s.count} ${s.source}` : `#${s.index + 1} ${s.source}`;
+    const number = s.count ? `${s.index + 1}–${s.index + s.count}` : `${s.index + 1}`;
     // A segment wide enough carries its name (with its number) inside; a narrower one its number underneath.
     const named = w >= name.length * 7 + 12;
+    const label = named ? name : narrow && w >= number.length * 7 + 16 ? `#${number}` : null;
+    const under = !label && (narrow ? w >= number.length * 6.2 + 1 : w >= 14);
+    const rects = parts.map((p) => html`<rect x="${px(p.x)}" y="${top}" width="${px(Math.max(0.5, p.w))}" height="${barH}" fill="${fill(p.cls)}" data-class="${p.cls}"${narrow ? '' : html` data-tokens="${p.n}"`}><title>${name} (${s.section}): ${tokens(p.n)} of ${tokens(len)} tokens ${CLASS_INFO[p.cls]!.label} — ${CLASS_INFO[p.cls]!.help}</title></rect>`);
     return html`<g ${s.count ? html`data-segments="${s.index}-${s.index + s.count - 1}"` : html`data-segment="${s.index}"`} data-source="${s.source}">
-${parts.map((p) => html`<rect x="${px(p.x)}" y="${top}" width="${px(Math.max(0.5, p.w))}" height="${barH}" fill="${fill(p.cls)}" data-class="${p.cls}" data-tokens="${p.n}"><title>${name} (${s.section}): ${tokens(p.n)} of ${tokens(len)} tokens ${CLASS_INFO[p.cls]!.label} — ${CLASS_INFO[p.cls]!.help}</title></rect>`)}
+${rects}
 <line x1="${px(x0)}" y1="${top - 4}" x2="${px(x0)}" y2="${top + barH + 4}" class="sep"/>
-${named ? html`<text x="${px(x0 + 6)}" y="${top + barH / 2 + 4}" class="seglbl">${name}</text>` : ''}
-${!named && w >= 14 ? html`<text x="${px(x0 + w / 2)}" y="${top + barH + 16}" text-anchor="middle" class="tick">${s.count ? `${s.index + 1}–${s.index + s.count}` : s.index + 1}</text>` : ''}
+${label ? html`<text x="${px(x0 + 6)}" y="${top + barH / 2 + 4}" class="seglbl">${label}</text>` : ''}
+${under ? html`<text x="${px(x0 + w / 2)}" y="${top + barH + 16}" text-anchor="middle" class="tick">${number}</text>` : ''}
 </g>`;
   })}
 ${breakpoints.map((b) => html`<g class="bp"><title>${b.label}</title><path d="M ${px(x(b.at) - 5)} ${top - 12} L ${px(x(b.at) + 5)} ${top - 12} L ${px(x(b.at))} ${top - 2} Z" fill="#0f172a"/></g>`)}
-<text x="${left}" y="${H - 6}" class="tick">token 0</text><text x="${W - left}" y="${H - 6}" text-anchor="end" class="tick">${tok(total)}${widths.some((w) => w === MIN_SEGMENT_PX) ? ' (the narrowest segments are widened to stay visible)' : ''}</text>
+${narrow
+    ? html`<text x="${left}" y="${top + barH + 36}" class="tick">token 0</text><text x="${W - left}" y="${top + barH + 36}" text-anchor="end" class="tick">${tok(total)}</text>${widened ? html`<text x="${W - left}" y="${H - 6}" text-anchor="end" class="tick">the narrowest widened to stay visible</text>` : ''}`
+    : html`<text x="${left}" y="${H - 6}" class="tick">token 0</text><text x="${W - left}" y="${H - 6}" text-anchor="end" class="tick">${tok(total)}${widened ? ' (the narrowest segments are widened to stay visible)' : ''}</text>`}
 </svg>`;
 }
 

@@ -67,6 +67,9 @@ svg.chart.ct-narrow { display:none; }
 @media (max-width: 700px) { svg.chart[data-chart="capture-trend"] { display:none; } svg.chart.ct-narrow { display:block; } }
 svg.chart.lt-narrow { display:none; }
 @media (max-width: 700px) { svg.chart[data-chart="leaked-trend"] { display:none; } svg.chart.lt-narrow { display:block; } }
+/* And a request's segment bar: the phone's is drawn 320 wide, its names and numbers only where they fit (charts.ts). */
+svg.chart.sb-narrow { display:none; max-width:420px; }
+@media (max-width: 700px) { svg.chart[data-chart="segments"] { display:none; } svg.chart.sb-narrow { display:block; } }
 svg.chart .axis { stroke:#94a3b8; } svg.chart .grid { stroke:#e2e8f0; } svg.chart .sep { stroke:#fff; stroke-width:2; }
 .legend { list-style:none; padding:0; margin:8px 0 0; display:grid; grid-template-columns: repeat(auto-fit, minmax(320px, 1fr)); gap:2px 16px; font-size:12px; }
 .legend li span { color:var(--muted); }
