@@ -453,4 +453,27 @@ describe('dashboard in headless Chromium', () => {
     expect(problems).toEqual([]);
     await page.close();
   });
+
+  it("a waterfall bar leads to the requests with its class, on a desktop and on a phone", async () => {
+    const { page, problems } = await newPage();
+    const s = await seed(t);
+    await signIn(page, s.key, `/ui/handles/${s.sys.id}?period=7d`);
+    await Promise.all([page.waitForURL((u) => u.searchParams.get('class') === 'drift'), page.click('svg[data-chart="waterfall"] a[data-requests-link="drift"] rect')]);
+    expect(`${new URL(page.url()).pathname}${new URL(page.url()).search}`).toBe(`/ui/handles/${s.sys.id}?period=7d&class=drift`);
+    const listed = await page.$$eval('table[data-table="recent"] tr[data-request]', (rows) => rows.map((r) => r.getAttribute('data-request')));
+    const week = since(t.clock.now() - 6 * DAY).replace(/T.*/, '');
+    expect(listed).toEqual((await s.client.get(`/v1/requests?handle=${s.sys.id}&class=drift&${week}`)).json.requests.map((r: { id: string }) => r.id));
+    expect(listed).toContain(s.driftRequest.request_id);
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${base}/ui?period=7d`);
+    await Promise.all([page.waitForURL((u) => u.pathname === '/ui/requests'), page.click('svg[data-chart="waterfall-narrow"] a[data-requests-link="drift"] text.lbl')]);
+    const tenantListed = await page.$$eval('table[data-table="recent"] tr[data-request]', (rows) => rows.map((r) => r.getAttribute('data-request')));
+    expect(tenantListed).toEqual((await s.client.get(`/v1/requests?class=drift&${week}`)).json.requests.map((r: { id: string }) => r.id));
+    expect(tenantListed).toContain(s.driftRequest.request_id);
+    const { scroll, client } = await page.$eval('html', (e) => ({ scroll: e.scrollWidth, client: e.clientWidth }));
+    expect(scroll).toBeLessThanOrEqual(client);
+    await page.screenshot({ path: `${SHOTS}/phone-requests-by-class.png`, fullPage: true });
+    expect(problems).toEqual([]);
+    await page.close();
+  });
 });

@@ -66,7 +66,8 @@ describe('where the money leaks', () => {
     expect(row.tokens.below_minimum).toBeGreaterThan(row.tokens.expired);
     expect(html).toContain(`data-biggest-leak="${cls}" data-tokens="${row.tokens[cls]}" data-usd="${row.money.leaked_by_class[cls]}"`);
     expect(html).toContain(`title="${row.tokens[cls].toLocaleString('en-US')} tokens">`);
-    expect(html).toMatch(new RegExp(`expired<br><small class="muted">${usd(row.money.leaked_by_class[cls]).replace('$', '\\$')} · \\d+% of opp\\.</small>`));
+    // Its name leads to the handle's requests with it, in the period shown.
+    expect(html).toMatch(new RegExp(`<a href="/ui/requests\\?handle=${sys.id}&amp;class=expired&amp;period=7d" data-requests-link="expired">expired</a><br><small class="muted">${usd(row.money.leaked_by_class[cls]).replace('$', '\\$')} · \\d+% of opp\\.</small>`));
     // The first figure of the row is the leaked money (a phone shows the first columns; the ranking's key was the 8th).
     expect(/data-value="([^"]*)"/.exec(html)![1]).toBe(String(row.money.leaked_savings));
     expect(await page('/ui?period=7d', key)).toMatch(/<th>Handle<\/th><th class="num">Leaked<\/th><th>Biggest leak<\/th>/);

@@ -97,12 +97,25 @@ function rowFacts(r: WaterfallRow, t: Record<string, number>) {
  * The waterfall twice: one row a line for a wide screen, and for a phone (CSS shows one: layout.ts) the name and
  * figures above each bar, so its text is drawn near its own size rather than shrunk with an 820-wide drawing.
  */
-export function waterfallChart(t: Record<string, number>, title: string): Html {
+export function waterfallChart(t: Record<string, number>, title: string, link?: ClassLink): Html {
   const rows = waterfallRows(t);
-  return html`${wideWaterfall(rows, t, title)}${narrowWaterfall(rows, t, title)}`;
+  return html`${wideWaterfall(rows, t, title, link)}${narrowWaterfall(rows, t, title, link)}`;
 }
 
-function wideWaterfall(rows: WaterfallRow[], t: Record<string, number>, title: string): Html {
+/** Where a class's figure leads (the requests holding it), or undefined: no link for that class or that many tokens. */
+export type ClassLink = (cls: string, tokens: number) => string | undefined;
+
+/**
+ * A waterfall row, a link to its requests where `link` gives one (the whole row: its name, bar and figures). A chart
+ * with links is a group, not an image: an image's content is hidden from assistive technology, links with it.
+ */
+function linkedRow(r: WaterfallRow, row: Html, link?: ClassLink): Html {
+  const href = link?.(r.cls, r.value);
+  return href ? html`<a href="${href}" data-requests-link="${r.cls}" aria-label="${CLASS_INFO[r.cls]!.label}: ${tokens(r.value)} tokens, list the requests">${row}</a>` : row;
+}
+const chartRole = (rows: WaterfallRow[], link?: ClassLink) => (rows.some((r) => link?.(r.cls, r.value)) ? 'group' : 'img');
+
+function wideWaterfall(rows: WaterfallRow[], t: Record<string, number>, title: string, link?: ClassLink): Html {
   const W = 820;
   const labelW = 120;
   // Room for a 10-digit figure and "100.0% of opp. reported" apart: at 230 a 9-digit captured row ran into its share.
@@ -112,7 +125,7 @@ function wideWaterfall(rows: WaterfallRow[], t: Record<string, number>, title: s
   const H = rows.length * rowH + 30;
   const max = Math.max(1, ...rows.map((r) => r.end));
   const x = (n: number) => labelW + (Math.max(0, n) / max) * barW;
-  return html`<svg class="chart" viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-labelledby="wf-t wf-d" data-chart="waterfall">
+  return html`<svg class="chart" viewBox="0 0 ${W} ${H}" width="100%" role="${chartRole(rows, link)}" aria-labelledby="wf-t wf-d" data-chart="waterfall">
 <title id="wf-t">${title}</title><desc id="wf-d">${waterfallDesc(t)}</desc>
 ${rows.map((r, i) => {
     const y = 6 + i * rowH;
@@ -123,14 +136,14 @@ ${rows.map((r, i) => {
     // Dashed connector from where this row ends to where the next one starts: the "waterfall".
     const joinX = r.kind === 'total' ? x(r.end) : x(r.start);
     const connector = next && next.kind !== 'total' && r.cls !== 'captured' ? html`<line x1="${px(joinX)}" y1="${y + 19}" x2="${px(joinX)}" y2="${y + rowH + 3}" class="connector"/>` : '';
-    return html`<g data-class="${r.cls}" data-tokens="${r.value}" class="${r.value === 0 ? 'zero' : ''}">
+    return linkedRow(r, html`<g data-class="${r.cls}" data-tokens="${r.value}" class="${r.value === 0 ? 'zero' : ''}">
 <title>${f.title}</title>
 <text x="${labelW - 8}" y="${y + 15}" text-anchor="end" class="${r.kind === 'total' ? 'lbl total' : 'lbl'}">${f.name}</text>
 <rect x="${px(x0)}" y="${y + 3}" width="${px(w)}" height="16" rx="2" fill="${fill(r.cls)}"/>
 ${connector}
 <text x="${W - valueW}" y="${y + 15}" class="val">${f.sign}${tok(r.value)}</text>
 <text x="${W - 8}" y="${y + 15}" text-anchor="end" class="pct">${pct(f.share)} of ${f.baseName}</text>
-</g>`;
+</g>`, link);
   })}
 <line x1="${labelW}" y1="${H - 22}" x2="${labelW + barW}" y2="${H - 22}" class="axis"/>
 <text x="${labelW}" y="${H - 8}" class="tick">0</text><text x="${labelW + barW}" y="${H - 8}" text-anchor="end" class="tick">${rows.some((r) => r.end > 0) ? tok(max) : 'no tokens yet'}</text>
@@ -138,13 +151,13 @@ ${connector}
 }
 
 /** The phone's waterfall: 320 wide (a 390 px phone's card is about 310), each row's name and figures on a line above its bar. */
-function narrowWaterfall(rows: WaterfallRow[], t: Record<string, number>, title: string): Html {
+function narrowWaterfall(rows: WaterfallRow[], t: Record<string, number>, title: string, link?: ClassLink): Html {
   const W = 320;
   const rowH = 36;
   const H = rows.length * rowH + 26;
   const max = Math.max(1, ...rows.map((r) => r.end));
   const x = (n: number) => (Math.max(0, n) / max) * (W - 2) + 1;
-  return html`<svg class="chart wf-narrow" viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-labelledby="wfn-t wfn-d" data-chart="waterfall-narrow">
+  return html`<svg class="chart wf-narrow" viewBox="0 0 ${W} ${H}" width="100%" role="${chartRole(rows, link)}" aria-labelledby="wfn-t wfn-d" data-chart="waterfall-narrow">
 <title id="wfn-t">${title}</title><desc id="wfn-d">${waterfallDesc(t)}</desc>
 ${rows.map((r, i) => {
     const y = 4 + i * rowH;
@@ -154,13 +167,13 @@ ${rows.map((r, i) => {
     const next = rows[i + 1];
     const joinX = r.kind === 'total' ? x(r.end) : x(r.start);
     const connector = next && next.kind !== 'total' && r.cls !== 'captured' ? html`<line x1="${px(joinX)}" y1="${y + 30}" x2="${px(joinX)}" y2="${y + rowH + 18}" class="connector"/>` : '';
-    return html`<g data-row="${r.cls}" class="${r.value === 0 ? 'zero' : ''}">
+    return linkedRow(r, html`<g data-row="${r.cls}" class="${r.value === 0 ? 'zero' : ''}">
 <title>${f.title}</title>
 <text x="0" y="${y + 13}" class="${r.kind === 'total' ? 'lbl total' : 'lbl'}">${f.name}</text>
 <text x="${W}" y="${y + 13}" text-anchor="end"><tspan class="val">${f.sign}${tok(r.value)}</tspan><tspan class="pct"> · ${pct(f.share)} of ${f.baseName}</tspan></text>
 <rect x="${px(x0)}" y="${y + 18}" width="${px(w)}" height="12" rx="2" fill="${fill(r.cls)}"/>
 ${connector}
-</g>`;
+</g>`, link);
   })}
 <line x1="1" y1="${H - 20}" x2="${W - 1}" y2="${H - 20}" class="axis"/>
 <text x="1" y="${H - 6}" class="tick">0</text><text x="${W - 1}" y="${H - 6}" text-anchor="end" class="tick">${rows.some((r) => r.end > 0) ? tok(max) : 'no tokens yet'}</text>

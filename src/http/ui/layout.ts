@@ -58,6 +58,8 @@ svg.chart .val { font-variant-numeric: tabular-nums; font-weight:600; }
 svg.chart .barlbl { font-size:11px; font-weight:600; fill:#0f172a; paint-order:stroke; stroke:#fff; stroke-width:3px; }
 svg.chart .seglbl { font-size:12px; font-weight:600; fill:#0f172a; paint-order:stroke; stroke:#fff; stroke-width:3px; }
 svg.chart .zero text { fill:#94a3b8; }
+/* A waterfall row that leads to its requests: its name reads as a link. */
+svg.chart a text.lbl { fill:var(--accent); text-decoration:underline; } svg.chart a:hover rect { opacity:.8; }
 svg.chart .connector { stroke:#94a3b8; stroke-dasharray:2 2; }
 svg.chart.wf-narrow { display:none; max-width:420px; }
 /* A phone draws the waterfall with its text above the bars (charts.ts): the wide one's would shrink to 5 px. */

@@ -5,7 +5,7 @@ import type { AppDeps, Services } from '../../app';
 import { DomainError, invalid } from '../../domain/errors';
 import { CLASSES, type TokenClass } from '../../domain/reconcile/waterfall';
 import { parseRef } from '../../domain/ids';
-import type { DayPoint } from './charts';
+import { CLASS_INFO, type DayPoint } from './charts';
 import type { Finding } from './content';
 import { DAY_MS, day, parsePeriod, rangeOf, type Period } from './format';
 import { fragment, page } from './layout';
@@ -15,6 +15,7 @@ import type { ModelEntry } from '../../domain/catalog/types';
 import { MAX_ROWS, overviewLive, overviewPage, sessionsLive, sessionsPage, type SessionsReport, type TenantReport } from './pages/overview';
 import type { Totals } from '../../domain/reconcile/reports';
 import { requestPage } from './pages/request';
+import { requestsPage } from './pages/requests';
 import { requestSummaryView } from '../views';
 import { requireSignIn, safeNext, signIn, signInPage, signOut, type UiEnv } from './session';
 
@@ -112,11 +113,23 @@ export function uiRoutes(deps: AppDeps, services: Services) {
 
   ui.get('/ui/requests', (c) => {
     const id = c.req.query('id')?.trim();
-    // A handle's requests are listed on its page (the API's ?handle= filter, as a page).
+    if (id) return c.redirect(`/ui/requests/${encodeURIComponent(id)}`, 303);
+    // A handle's requests are listed on its page (the API's ?handle= filter, as a page), for the period asked.
     const handle = c.req.query('handle')?.trim();
+    const period = c.req.query('period');
     const cls = c.req.query('class');
-    const filter = cls ? `?class=${encodeURIComponent(cls)}` : '';
-    return c.redirect(id ? `/ui/requests/${encodeURIComponent(id)}` : handle ? `/ui/handles/${encodeURIComponent(handle)}${filter}#recent-requests` : '/ui', 303);
+    if (handle) {
+      const query = [period === undefined ? '' : `period=${parsePeriod(period)}`, cls ? `class=${encodeURIComponent(cls)}` : ''].filter(Boolean).join('&');
+      return c.redirect(`/ui/handles/${encodeURIComponent(handle)}${query ? `?${query}` : ''}#recent-requests`, 303);
+    }
+    if (cls === undefined) return c.redirect('/ui', 303);
+    // The tenant's requests with a class (the overview's leak figures): the API's filtered page, its scan bounded as there.
+    const tokenClass = parseClass(cls)!;
+    const p = parsePeriod(period);
+    const range = rangeOf(p, now());
+    const listed = services.requests.list(c.get('tenantId'), { limit: CLASS_REQUESTS, range, tokenClass });
+    const view = { cls: tokenClass, period: p, range, rows: listed.rows.map((row) => requestSummaryView(row)), more: listed.next !== null, budgetSpent: !!listed.budgetSpent, scanned: listed.scanned ?? 0 };
+    return page(c, { title: `Requests with ${CLASS_INFO[tokenClass]?.label ?? tokenClass}`, tenantId: c.get('tenantId'), body: requestsPage(view) });
   });
   ui.get('/ui/requests/:id', (c) => {
     const row = services.requests.get(c.get('tenantId'), c.req.param('id'));

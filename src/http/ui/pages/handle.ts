@@ -9,7 +9,7 @@ import type { requestSummaryView } from '../../views';
 import { captureTrendChart, CLASS_INFO, LEAK_ROWS, legend, waterfallChart, type DayPoint } from '../charts';
 import { diffPair, markFindings, type Finding } from '../content';
 import { bytes, PERIODS, pct, tok, tokens, usd, when, type Period } from '../format';
-import { biggestLeak, formatsNote, leakedByClass, liveStatus, periodChooser, rateBar, requestLink, settingsNote, sourceLink, summary, thinkingNote, type Html } from './parts';
+import { biggestLeak, formatsNote, leakedByClass, liveStatus, periodChooser, rateBar, requestLink, requestsLink, requestsTable, settingsNote, sourceLink, summary, thinkingNote, type Html } from './parts';
 
 export type HandleReport = ReturnType<Reports['handleOverview']>;
 
@@ -105,13 +105,15 @@ ${contentSection(v)}`;
 /** The part the live view re-fetches: every figure that a new usage report can change. */
 export function handleLive(v: HandleView): Html {
   const r = v.report;
+  // Each leak's bar and row lead to this handle's requests with it, in this period.
+  const link = requestsLink(v.period, r.handle.id);
   return html`<p class="muted">${PERIODS[v.period].label} (whole UTC days from ${r.range.from ? r.range.from.slice(0, 10) : 'the start'} to ${r.range.to.slice(0, 10)}).</p>
 ${summary(r)}
 <div class="card"><h2 style="margin-top:0">Reuse waterfall</h2>
 ${r.tokens.referenced ? '' : html`<p class="empty">No reconciled request used this handle in this period.</p>`}
-${waterfallChart(r.tokens, `Reuse waterfall of ${title(r)}`)}
+${waterfallChart(r.tokens, `Reuse waterfall of ${title(r)}`, link)}
 ${legend(['cold', ...LEAK_ROWS, 'captured', 'bonus'], { entries: v.entries })}
-${leakedByClass(r)}</div>
+${leakedByClass(r, link)}</div>
 ${modelsTable(r.models)}
 <div class="card"><h2 style="margin-top:0">Capture rate per day <small class="muted">(the capture rate above, per UTC day, ${v.daysLabel}; hatched: a day with unknown capture)</small></h2>
 ${captureTrendChart(v.days, `Capture rate per day of ${title(r)}`)}${
@@ -202,12 +204,7 @@ ${v.recent.length === 0
     ? f?.more
       ? ''
       : html`<p class="muted">No recorded request ${f ? `with ${label} on this handle` : 'referenced this handle'} ${from ? 'in this period' : 'yet'}.</p>`
-    : html`<table data-table="recent"><thead><tr><th>Rendered</th><th>Started</th><th>Request</th><th>Model</th><th>Status</th><th class="num">Read / written</th><th>This handle's tokens by class</th></tr></thead><tbody>${v.recent.map(
-        (r) => html`<tr data-request="${r.id}"><td>${when(r.rendered_at)}</td><td>${r.started_at ? when(r.started_at) : '—'}</td><td>${requestLink(r.id)}${r.drift ? html` <small class="muted" data-drift-flag>· drift</small>` : ''}</td><td data-model>${r.model}</td><td>${r.status}${r.capture === 'unknown' ? ' (capture unknown)' : ''}</td><td class="num">${r.cache_read_tokens === null ? '—' : tokens(r.cache_read_tokens)} / ${r.cache_write_tokens === null ? '—' : tokens(r.cache_write_tokens)}</td><td>${Object.entries(r.classes)
-          .sort(([, a], [, b]) => b - a)
-          .map(([c, n]) => `${CLASS_INFO[c]?.label ?? c} ${tok(n)}`)
-          .join(' · ') || '—'}</td></tr>`,
-      )}</tbody></table>`}`;
+    : requestsTable(v.recent, html`This handle's tokens by class`)}`;
 }
 
 /** Above the list: each leak of the period (the waterfall's figures) as a link to the requests that had it. */

@@ -5,7 +5,7 @@ import type { NoHandleFigures, Reports, Totals } from '../../../domain/reconcile
 import type { ModelEntry } from '../../../domain/catalog/types';
 import { captureTrendChart, leakedTrendChart, LEAK_ROWS, legend, waterfallChart, type DayPoint } from '../charts';
 import { PERIODS, tok, tokens, usd, type Period } from '../format';
-import { biggestLeak, costNote, leakedByClass, liveStatus, periodChooser, rateBar, summary, type Html } from './parts';
+import { biggestLeak, costNote, leakedByClass, liveStatus, periodChooser, rateBar, requestsLink, summary, type Html } from './parts';
 
 /** The sessions of a period as one: how many, and their own reports added up. */
 type SessionTotals = ReturnType<Reports['typeTotals']>;
@@ -39,9 +39,9 @@ export function overviewLive(report: TenantReport, period: Period, entries?: Mod
 ${summary(report)}
 <div class="card"><h2 style="margin-top:0">Reuse waterfall</h2>
 ${report.tokens.referenced ? '' : html`<p class="empty">${noHandleYet(report.no_handle.requests)} Call your model through the proxy with a handle (<code>x-ph-prefix</code>, <code>x-ph-session</code>), or render a request with one and report its usage (<code>POST /v1/usage</code>): the README's “Your agent through the proxy, in five steps” shows how.</p>`}
-${waterfallChart(report.tokens, `Reuse waterfall, ${PERIODS[period].label.toLowerCase()}`)}
+${waterfallChart(report.tokens, `Reuse waterfall, ${PERIODS[period].label.toLowerCase()}`, requestsLink(period))}
 ${legend(['cold', ...LEAK_ROWS, 'captured', 'bonus'], { entries })}
-${leakedByClass(report)}</div>
+${leakedByClass(report, requestsLink(period))}</div>
 ${perDayCard(report)}
 ${noHandleSection(report.no_handle, report.no_handle_models)}
 <h2>Handles by leaked money</h2>
@@ -95,7 +95,8 @@ const HEAD = html`<thead><tr><th>#</th><th>Handle</th><th class="num">Leaked</th
 function ranking(rows: RankedHandle[], period: Period, sessions?: SessionTotals): Html {
   const at = sessions?.handles ? rows.findIndex((h) => h.money.leaked_savings < sessions.money.leaked_savings) : -1;
   const groupAt = !sessions?.handles ? null : at === -1 ? rows.length : at;
-  const cells = (t: Totals) => html`<td class="num" data-value="${t.money.leaked_savings}">${usd(t.money.leaked_savings)}</td><td>${biggestLeak(t)}</td>
+  // A handle's biggest leak leads to its requests with it; the sessions' row has no list of its own (the tenant's is every handle's).
+  const cells = (t: Totals, handle?: string) => html`<td class="num" data-value="${t.money.leaked_savings}">${usd(t.money.leaked_savings)}</td><td>${biggestLeak(t, handle ? requestsLink(period, handle) : undefined)}</td>
 <td class="rate-cell">${rateBar(t.capture_rate)}</td>
 <td class="num">${tokens(t.requests)}</td><td class="num">${tok(t.tokens.referenced ?? 0)}</td><td class="num">${tok(t.tokens.opportunity ?? 0)}</td><td class="num">${tok(t.tokens.captured ?? 0)}</td>
 <td class="num" data-value="${t.money.realised_savings}">${usd(t.money.realised_savings)}</td>`;
@@ -107,7 +108,7 @@ ${cells(sessions!)}</tr>`;
 <td>${h.name
     ? html`<a href="/ui/handles/${h.id}?period=${period}"><bdi>${h.name}</bdi></a><br><small class="muted"><span class="mono">${h.id}</span> · `
     : html`<a href="/ui/handles/${h.id}?period=${period}" class="mono">${h.id}</a><br><small class="muted">`}${h.kind ?? h.type ?? 'unknown'}${h.deleted ? html` · <span class="notice" data-deleted>deleted</span>` : ''}</small></td>
-${cells(h)}</tr>`;
+${cells(h, h.id)}</tr>`;
   const rank = (i: number) => i + 1 + (groupAt !== null && i >= groupAt ? 1 : 0);
   return html`<table data-table="handles">${HEAD}<tbody>
 ${rows.map((h, i) => html`${groupAt === i ? group(i + 1) : ''}${row(h, rank(i))}`)}${groupAt === rows.length ? group(rows.length + 1) : ''}</tbody></table>`;

@@ -4,16 +4,18 @@
 import { html } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
 import type { Totals } from '../../../domain/reconcile/reports';
-import type { MoneyLeak } from '../../../domain/reconcile/waterfall';
+import { CLASSES, type MoneyLeak } from '../../../domain/reconcile/waterfall';
 import { parseRef } from '../../../domain/ids';
-import { PERIODS, pct, ratio, tok, tokens, usd, type Period } from '../format';
-import { CLASS_INFO, LEAK_ROWS, swatch } from '../charts';
+import { PERIODS, pct, ratio, tok, tokens, usd, when, type Period } from '../format';
+import type { requestSummaryView } from '../../views';
+import { CLASS_INFO, LEAK_ROWS, swatch, type ClassLink } from '../charts';
 
 export type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
-export function periodChooser(path: string, current: Period): Html {
+/** `query`: the page's other parameters (`&class=drift`), kept as the period changes. */
+export function periodChooser(path: string, current: Period, query = ''): Html {
   return html`<nav class="periods" aria-label="Period">${(Object.keys(PERIODS) as Period[]).map(
-    (p) => html`<a href="${path}?period=${p}" ${current === p ? html`aria-current="page"` : ''} title="${PERIODS[p].label}">${p}</a>`,
+    (p) => html`<a href="${path}?period=${p}${query}" ${current === p ? html`aria-current="page"` : ''} title="${PERIODS[p].label}">${p}</a>`,
   )}</nav>`;
 }
 
@@ -56,6 +58,22 @@ ${metric('money.write_premiums_unread', 'Unread write premiums', m.write_premium
 </dl>`;
 }
 
+/**
+ * Where a leak figure leads: the requests holding that class in the period shown, the tenant's (`/ui/requests?class=`)
+ * or one handle's (`handle`). Only the classes the list filters by (not the totals, referenced and opportunity), and
+ * none for 0 tokens.
+ */
+export const requestsLink =
+  (period: Period, handle?: string): ClassLink =>
+  (cls, n) =>
+    n > 0 && (CLASSES as readonly string[]).includes(cls) ? `/ui/requests?${handle ? `handle=${handle}&` : ''}class=${cls}&period=${period}` : undefined;
+
+/** A class's name, a link to its requests where `link` gives one. */
+const className = (cls: string, n: number, link?: ClassLink): Html => {
+  const href = link?.(cls, n);
+  return href ? html`<a href="${href}" data-requests-link="${cls}">${CLASS_INFO[cls]!.label}</a>` : html`${CLASS_INFO[cls]!.label}`;
+};
+
 /** The leaks that are misses (unknown is not one: the provider said nothing), in gate order. */
 const MISSES = LEAK_ROWS.filter((c): c is MoneyLeak => c !== 'unknown');
 
@@ -64,7 +82,7 @@ const MISSES = LEAK_ROWS.filter((c): c is MoneyLeak => c !== 'unknown');
  * without cache fields), its tokens and their share of the opportunity, so a ranking says what to change and not
  * only how much leaked; "none" when nothing did. The first in gate order on a tie.
  */
-export function biggestLeak(t: Pick<Totals, 'tokens' | 'money'>): Html {
+export function biggestLeak(t: Pick<Totals, 'tokens' | 'money'>, link?: ClassLink): Html {
   const by = (value: (cls: string) => number) => MISSES.reduce<string | null>((best, cls) => (value(cls) > (best ? value(best) : 0) ? cls : best), null);
   const cls = by((c) => t.money.leaked_by_class[c as MoneyLeak] ?? 0) ?? by((c) => t.tokens[c] ?? 0);
   if (!cls) return html`<span class="muted" data-biggest-leak="">none</span>`;
@@ -73,14 +91,14 @@ export function biggestLeak(t: Pick<Totals, 'tokens' | 'money'>): Html {
   // Its name, then its figures: one line of both made the ranking wider than a 1280 px page (so did the money beside
   // the tokens: those are in its title when it has money).
   const share = `${pct(ratio(n, t.tokens.opportunity ?? 0), 0)} of opp.`;
-  return html`<span data-biggest-leak="${cls}" data-tokens="${n}" data-usd="${money}" title="${tokens(n)} tokens">${swatch(cls)} ${CLASS_INFO[cls]!.label}<br><small class="muted">${money ? usd(money) : `${tok(n)} tok`} · ${share}</small></span>`;
+  return html`<span data-biggest-leak="${cls}" data-tokens="${n}" data-usd="${money}" title="${tokens(n)} tokens">${swatch(cls)} ${className(cls, n, link)}<br><small class="muted">${money ? usd(money) : `${tok(n)} tok`} · ${share}</small></span>`;
 }
 
 /**
  * The leaked savings by the class that missed them, the costliest first: what each cause cost against perfect
  * capture (cold tokens are no miss: a first use is written at perfect capture too; unknown ones are priced apart).
  */
-export function leakedByClass(t: Pick<Totals, 'tokens' | 'requests_with' | 'money' | 'capture_rate'>): Html {
+export function leakedByClass(t: Pick<Totals, 'tokens' | 'requests_with' | 'money' | 'capture_rate'>, link?: ClassLink): Html {
   const m = t.money;
   const rows = MISSES.filter((c) => (t.tokens[c] ?? 0) > 0 || m.leaked_by_class[c] > 0).sort((a, b) => m.leaked_by_class[b] - m.leaked_by_class[a]);
   if (!rows.length) return html``;
@@ -91,7 +109,7 @@ export function leakedByClass(t: Pick<Totals, 'tokens' | 'requests_with' | 'mone
   return html`<table data-table="leaked-by-class"><caption>Leaked savings by cause <small class="muted">(${usd(m.leaked_savings)} against perfect capture, divided among the tokens each cause missed${apart})</small></caption>
 <thead><tr><th>Cause</th><th class="num">Leaked</th><th class="num">Share</th><th class="num">Tokens</th><th class="num">Requests</th></tr></thead><tbody>
 ${rows.map(
-    (c) => html`<tr data-class="${c}"><td>${swatch(c)} ${CLASS_INFO[c]!.label}</td>${
+    (c) => html`<tr data-class="${c}"><td>${swatch(c)} ${className(c, t.tokens[c] ?? 0, link)}</td>${
       known
         ? html`<td class="num" data-value="${m.leaked_by_class[c]}">${usd(m.leaked_by_class[c])}</td><td class="num">${pct(ratio(m.leaked_by_class[c], m.leaked_savings), 0)}</td>`
         : html`<td class="num" data-value=""><span class="muted">unknown</span></td><td class="num">—</td>`
@@ -120,6 +138,19 @@ export function sourceLink(source: string, period?: Period): Html {
 /** A link to a request's page; a pruned one (past retention: no page) says so instead. */
 export const requestLink = (id: string, pruned?: (id: string) => boolean) =>
   pruned?.(id) ? html`<span class="mono" data-pruned="${id}">${id}</span> <small class="muted">(pruned past retention)</small>` : html`<a class="mono" href="/ui/requests/${id}">${id}</a>`;
+
+/** A request as a list's line (GET /v1/requests). */
+export type RequestLine = ReturnType<typeof requestSummaryView>;
+
+/** Requests as lines, the list's order; `classes`: the heading of their tokens by class (one handle's, or every handle's). */
+export function requestsTable(rows: RequestLine[], classes: Html): Html {
+  return html`<table data-table="recent"><thead><tr><th>Rendered</th><th>Started</th><th>Request</th><th>Model</th><th>Status</th><th class="num">Read / written</th><th>${classes}</th></tr></thead><tbody>${rows.map(
+    (r) => html`<tr data-request="${r.id}"><td>${when(r.rendered_at)}</td><td>${r.started_at ? when(r.started_at) : '—'}</td><td>${requestLink(r.id)}${r.drift ? html` <small class="muted" data-drift-flag>· drift</small>` : ''}</td><td data-model>${r.model}</td><td>${r.status}${r.capture === 'unknown' ? ' (capture unknown)' : ''}</td><td class="num">${r.cache_read_tokens === null ? '—' : tokens(r.cache_read_tokens)} / ${r.cache_write_tokens === null ? '—' : tokens(r.cache_write_tokens)}</td><td>${Object.entries(r.classes)
+      .sort(([, a], [, b]) => b - a)
+      .map(([c, n]) => `${CLASS_INFO[c]?.label ?? c} ${tok(n)}`)
+      .join(' · ') || '—'}</td></tr>`,
+  )}</tbody></table>`;
+}
 
 /**
  * A setting Anthropic caches the messages under changed (the drift finding's `settings`): the messages' bytes are
