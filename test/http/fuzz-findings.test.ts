@@ -112,3 +112,31 @@ describe('the built-in provider simulator', () => {
     }
   });
 });
+
+// What the fuzz of the routes added last (fuzz-recent.test.ts) found.
+
+describe('a blank x-ph-session or x-ph-prefix', () => {
+  it('is a 400 at the header before the provider is called, not a call without the session or prefix the caller expects', async () => {
+    // Found as a 200 for `x-ph-session: " "`: the header trimmed to nothing was read as no session, so a client whose
+    // session variable was unset (`'x-ph-session': process.env.SES ?? ''`) paid for every turn without one, told nothing.
+    const sim = await listen(createSimulatorApp({ catalog: new ModelCatalog(loadCatalog()) }));
+    t = createTestApp({ config: { anthropicBaseUrl: sim.base } });
+    const server = await listen(t.app);
+    stop = async () => {
+      await server.close();
+      await sim.close();
+    };
+    const me = t.tenant();
+    const body = JSON.stringify({ model: 'claude-sonnet-4-5', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] });
+    const send = (headers: Record<string, string>) =>
+      fetch(`${server.base}/proxy/anthropic/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-ph-key': me.key, 'x-api-key': 'sk-ant-x', ...headers }, body });
+    for (const [header, value] of [['x-ph-session', ''], ['x-ph-session', '  '], ['x-ph-prefix', ''], ['x-ph-prefix', ' , ']] as const) {
+      const res = await send({ [header]: value });
+      const problem = (await res.json()) as { code: string; errors: Array<{ pointer: string }> };
+      expect([res.status, res.headers.get('content-type'), problem.code, problem.errors.map((e) => e.pointer)], `${header}: ${JSON.stringify(value)}`).toEqual([400, 'application/problem+json', 'invalid_request', [`header:${header}`]]);
+    }
+    expect(t.sqlite.prepare('select count(*) from requests').pluck().get()).toBe(0);
+    // Left out, each is no session and no prefix, as before.
+    expect((await send({})).status).toBe(200);
+  });
+});

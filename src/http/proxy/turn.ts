@@ -51,8 +51,11 @@ export function providerPath(url: string, provider: UpstreamProvider): string {
 
 /** `x-ph-session`: the session this turn continues, pinned to the version it was rendered with. */
 function sessionOf(c: Context<AppEnv>, services: Services, tenantId: string) {
-  const ref = headerOf(c, 'x-ph-session')?.trim();
-  if (!ref) return null;
+  const sent = headerOf(c, 'x-ph-session');
+  if (sent === undefined) return null;
+  const ref = sent.trim();
+  // Sent blank (an unset variable in a client's headers): the caller expects a session kept, and none would be.
+  if (!ref) throw invalid('header:x-ph-session', 'is empty: name the session (ses_…), or leave the header out');
   const r = services.handles.resolve(tenantId, ref, 'header:x-ph-session');
   if (r.handle.type !== 'session') throw invalid('header:x-ph-session', `${ref} is not a session (ses_…)`);
   // This turn is appended to the session after the answer: an older version pinned here could not take it
@@ -81,7 +84,10 @@ async function readCall(c: Context<AppEnv>, format: ProxyFormat, deps: TurnDeps,
   if (session) services.handles.checkTurn(tenantId, session.id, session.version, turn, `/${MESSAGES_KEY[format]}`, format === 'anthropic');
   // OpenAI chat streams report usage only when asked; the extra chunk is hidden again from a caller who did not ask.
   const hideUsageChunk = format === 'openai-chat' && caller.stream && !callerAskedForUsage(caller.value);
-  const prefix = (headerOf(c, 'x-ph-prefix') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const prefixHeader = headerOf(c, 'x-ph-prefix');
+  const prefix = (prefixHeader ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  // As a blank x-ph-session: a prefix the caller expects sent would silently not be.
+  if (prefixHeader !== undefined && prefix.length === 0) throw invalid('header:x-ph-prefix', 'names no handle: give one or more refs, comma-separated, or leave the header out');
   const call: RenderCall = {
     tenantId,
     format,
