@@ -1,7 +1,7 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import type { AuthContext } from '../domain/tenants';
 import type { ZodError } from 'zod';
-import { DomainError } from '../domain/errors';
+import { DomainError, type ErrorDetailItem } from '../domain/errors';
 import { checkDepth, zodIssues } from '../domain/validation';
 import { problem } from './problem';
 
@@ -28,8 +28,20 @@ export function newRouter() {
         return;
       }
       const e = invalidInput(result.error, result.target);
-      return problem(c, e.code, e.message, e.errors);
+      return problem(c, e.code, e.message, result.target === 'query' ? givenOnce(e.errors, c.req.queries()) : e.errors);
     },
+  });
+}
+
+/**
+ * A parameter given more than once reaches its schema as a list, and its schema's message says nothing of that
+ * ("expected string, received array", or `DELETE /v1/tenants/{id}?confirm=a&confirm=b`'s "confirm is required").
+ */
+function givenOnce(errors: ErrorDetailItem[], queries: Record<string, string[]>): ErrorDetailItem[] {
+  return errors.map((e) => {
+    const name = e.pointer.slice(TARGET_PREFIX.query!.length);
+    const times = Object.hasOwn(queries, name) ? queries[name]!.length : 0;
+    return times > 1 ? { pointer: e.pointer, detail: `${name} is given ${times} times: give it once` } : e;
   });
 }
 

@@ -140,3 +140,27 @@ describe('a blank x-ph-session or x-ph-prefix', () => {
     expect((await send({})).status).toBe(200);
   });
 });
+
+describe('a query parameter given twice', () => {
+  it('is refused saying so, not with its schema\'s message for a missing or mistyped value', async () => {
+    // Found as `DELETE /v1/tenants/{id}?confirm=Acme&confirm=Acme` answering "confirm is required: the tenant's name…",
+    // and `GET /v1/requests?limit=1&limit=2` "Invalid input: expected string, received array".
+    t = createTestApp();
+    const server = await listen(t.app);
+    stop = server.close;
+    const me = t.tenant('Acme');
+    const cases: Array<[string, string, string]> = [
+      [`/v1/tenants/${me.id}?confirm=Acme&confirm=Acme`, 'test-admin-key-0123456789', 'confirm is given 2 times: give it once'],
+      ['/v1/requests?limit=1&limit=2&limit=3', me.key, 'limit is given 3 times: give it once'],
+      ['/v1/reports?kind=artifact&kind=bundle', me.key, 'kind is given 2 times: give it once'],
+    ];
+    for (const [path, key, detail] of cases) {
+      const res = await fetch(`${server.base}${path}`, { method: path.startsWith('/v1/tenants') ? 'DELETE' : 'GET', headers: { authorization: `Bearer ${key}` } });
+      const problem = (await res.json()) as { code: string; errors: Array<{ pointer: string; detail: string }> };
+      const name = detail.split(' ')[0]!;
+      expect([res.status, problem.code, problem.errors], path).toEqual([422, 'invalid_request', [{ pointer: `query:${name}`, detail }]]);
+    }
+    // Nothing deleted.
+    expect(t.sqlite.prepare('select name from tenants where id = ?').pluck().get(me.id)).toBe('Acme');
+  });
+});
