@@ -18,6 +18,14 @@ export interface TenantDeletionResult {
   batches: number;
 }
 
+/** A deletion not finished, as the operator sees it (GET /v1/tenants). */
+export interface TenantDeletionProgress extends TenantDeletionResult {
+  /** Under way in this process; false: cut short by a stop, taken up again at the next start (or by DELETE). */
+  running: boolean;
+  /** Its requests and handles still stored (each with its rows). */
+  left: { requests: number; handles: number };
+}
+
 export interface TenantDeletionDeps {
   store: Store;
   /** Drops what memory holds of the tenant (authentication, cache scopes, pending premiums, caches): called once it is marked. */
@@ -32,6 +40,8 @@ export class TenantDeletion {
   /** Tenants marked for deletion: their writes are refused (a call authenticated before the mark, still under way). */
   private readonly deleting = new Set<string>();
   private readonly running = new Map<string, Promise<TenantDeletionResult>>();
+  /** What each deletion under way has deleted so far (the result it will resolve with, counted on). */
+  private readonly done = new Map<string, TenantDeletionResult>();
   private stopped = false;
 
   constructor(private readonly deps: TenantDeletionDeps) {
@@ -58,6 +68,15 @@ export class TenantDeletion {
     return this.run(id, marked.tenant.name === DELETING_NAME ? null : marked.tenant.name, marked.keys);
   }
 
+  /** Every tenant marked for deletion and not gone yet: what this process has deleted of it, and what is left. */
+  progress(): TenantDeletionProgress[] {
+    return this.deps.store.deletingTenants().map((id) => ({
+      ...(this.done.get(id) ?? { id, name: null, rows: 0, batches: 0 }),
+      running: this.running.has(id),
+      left: this.deps.store.tenantLeft(id),
+    }));
+  }
+
   /** Deletions a stop cut short, taken up again (at start). */
   resume(): Promise<TenantDeletionResult[]> {
     return Promise.all(this.deps.store.deletingTenants().map((id) => this.running.get(id) ?? this.run(id, null, 0)));
@@ -72,14 +91,18 @@ export class TenantDeletion {
   private run(id: string, name: string | null, keys: number): Promise<TenantDeletionResult> {
     this.deleting.add(id);
     this.deps.forget(id);
-    const running = this.batches(id, name, keys).finally(() => this.running.delete(id));
+    const running = this.batches(id, name, keys).finally(() => {
+      this.running.delete(id);
+      this.done.delete(id);
+    });
     this.running.set(id, running);
     return running;
   }
 
   private async batches(id: string, name: string | null, keys: number): Promise<TenantDeletionResult> {
-    await this.deps.settle?.();
     const result: TenantDeletionResult = { id, name, rows: keys, batches: 0 };
+    this.done.set(id, result);
+    await this.deps.settle?.();
     for (;;) {
       if (this.stopped) throw new DomainError('conflict', `the service is stopping: tenant ${id} is deleted on at its next start`);
       const batch = this.deps.store.deleteTenantBatch(id, this.deps.batchRows ?? DELETE_BATCH_ROWS);

@@ -202,7 +202,24 @@ export const TenantSchema = z
   })
   .openapi('Tenant');
 
-export const TenantListSchema = z.object({ tenants: z.array(TenantSchema) }).openapi('TenantList');
+const TenantDeletingSchema = z
+  .object({
+    id: z.string(),
+    name: z.string().nullable().openapi({ description: 'Its name when this process began deleting it (null: taken up again after a restart, the name already gone).' }),
+    running: z.boolean().openapi({ description: 'Being deleted now; false: a stop cut it short, and the next start (or a DELETE of it, whatever `confirm` says) takes it up again.' }),
+    rows: z.number().int().openapi({ description: 'Rows this process has deleted of it so far (its keys with the mark).' }),
+    batches: z.number().int().openapi({ description: 'Transactions they took.' }),
+    requests_left: z.number().int().openapi({ description: 'Its requests still stored, each with its rows (deleted first).' }),
+    handles_left: z.number().int().openapi({ description: 'Its handles still stored, each with its versions (deleted after its requests and reports).' }),
+  })
+  .openapi('TenantDeleting');
+
+export const TenantListSchema = z
+  .object({
+    tenants: z.array(TenantSchema),
+    deleting: z.array(TenantDeletingSchema).openapi({ description: 'Tenants whose deletion is under way or was cut short: gone for every other route, their rows going a batch at a time. Empty when none is.' }),
+  })
+  .openapi('TenantList');
 
 export const problemResponse = (description: string) => ({ content: { 'application/problem+json': { schema: ProblemSchema } }, description });
 

@@ -479,6 +479,14 @@ export class SqliteStore implements Store {
     return { rows: data.rows + last, done: true };
   }
 
+  tenantLeft(id: string): { requests: number; handles: number } {
+    const client = this.db.$client;
+    return client.prepare('select (select count(*) from requests where tenant_id = @t) as requests, (select count(*) from handles where tenant_id = @t) as handles').get({ t: id }) as {
+      requests: number;
+      handles: number;
+    };
+  }
+
   getTenant(id: string): TenantRow | undefined {
     return this.db.select().from(tenants).where(eq(tenants.id, id)).get();
   }

@@ -425,6 +425,8 @@ export interface Store {
    * short transaction (its handles' in one of their own), then, once none is left, its row. `done`: it is gone.
    */
   deleteTenantBatch(id: string, limit: number): { rows: number; done: boolean };
+  /** What is left of a tenant being deleted: its requests and handles (each with its own rows), by their tenant indexes. */
+  tenantLeft(id: string): { requests: number; handles: number };
 
   /** Every tenant's id. */
   tenantIds(): string[];

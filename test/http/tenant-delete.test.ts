@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { TenantDeletion } from '../../src/domain/tenant-deletion';
 import * as schema from '../../src/store/schema';
 import { ADMIN_KEY, clientFor, createTestApp, listen, type Client, type TestApp } from '../helpers/app';
 import { mintArtifact, mintBundle, mintDocument, mintTools, startSession } from '../helpers/factories';
@@ -211,6 +212,11 @@ describe('DELETE /v1/tenants/{id}', () => {
     expect(() => t.services.reconciler.ingest(a.id, { request_id: left, usage: anthropicUsage(1000, 0, 0) })).toThrow(`request ${left} does not exist`);
     expect((await admin().call('PATCH', `/v1/tenants/${a.id}`, { name: 'Globex 2' })).status).toBe(404);
 
+    // The operator sees it cut short, and what is left of it.
+    const leftOf = (table: string) => t.sqlite.prepare(`select count(*) from ${table} where tenant_id = ?`).pluck().get(a.id) as number;
+    expect((await admin().get('/v1/tenants')).json.deleting).toEqual([{ id: a.id, name: null, running: false, rows: 0, batches: 0, requests_left: leftOf('requests'), handles_left: leftOf('handles') }]);
+    expect(leftOf('handles')).toBeGreaterThan(0);
+
     const [resumed] = await t.services.deletion.resume();
     expect(resumed).toMatchObject({ id: a.id, name: null });
     expect(ofA()).toBe(0);
@@ -221,6 +227,39 @@ describe('DELETE /v1/tenants/{id}', () => {
     expect((await b.client.get('/v1/handles')).json.handles).toHaveLength(1);
     // A DELETE of a tenant whose deletion is done: 404.
     expect((await admin().delete(`/v1/tenants/${a.id}?confirm=Globex`)).status).toBe(404);
+    expect((await admin().get('/v1/tenants')).json.deleting).toEqual([]);
+  });
+
+  it('GET /v1/tenants lists a deletion under way with what it has deleted and what is left, each batch', async () => {
+    const a = await tenant('Soylent');
+    const sys = await mintArtifact(a.client, 'system', LONG_SYSTEM);
+    const bundle = await mintBundle(a.client, [(await mintDocument(a.client)).id]);
+    for (let i = 0; i < 12; i++) await call(a.client, `2026-01-01T12:${String(i).padStart(2, '0')}:00Z`, { sys: sys.id, bundle: bundle.id });
+    await t.services.writes.idle();
+    expect((await admin().get('/v1/tenants')).json.deleting).toEqual([]);
+    // A deletion of batches of 30 rows, stepped a batch at a time (each ends on setImmediate), as the service's own runs.
+    const deletion = new TenantDeletion({ store: t.store, forget: () => {}, batchRows: 30 });
+    const done = deletion.delete(a.id, 'soylent');
+    const seen: Array<{ rows: number; batches: number; requests_left: number }> = [];
+    for (let i = 0; i < 3; i++) {
+      await new Promise((resolve) => setImmediate(resolve));
+      const [p] = deletion.progress();
+      expect(p).toMatchObject({ id: a.id, name: 'Soylent', running: true, left: { handles: 3 } });
+      seen.push({ rows: p!.rows, batches: p!.batches, requests_left: p!.left.requests });
+    }
+    // Each batch deleted rows, a request's eight at a time: fewer requests left after each.
+    expect(seen.map((s) => s.batches)).toEqual([1, 2, 3]);
+    for (let i = 1; i < 3; i++) {
+      expect(seen[i]!.rows).toBeGreaterThan(seen[i - 1]!.rows);
+      expect(seen[i]!.requests_left).toBeLessThan(seen[i - 1]!.requests_left);
+    }
+    // The service's own listing reads the same marked tenant (its process did not start it: not running there; the
+    // deletion goes on while the call is answered).
+    expect((await admin().get('/v1/tenants')).json.deleting).toEqual([{ id: a.id, name: null, running: false, rows: 0, batches: 0, requests_left: expect.any(Number), handles_left: expect.any(Number) }]);
+    const result = await done;
+    expect(result.rows).toBeGreaterThan(seen[2]!.rows);
+    expect(deletion.progress()).toEqual([]);
+    expect((await admin().get('/v1/tenants')).json.deleting).toEqual([]);
   });
 });
 

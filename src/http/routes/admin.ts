@@ -48,7 +48,7 @@ const routes = {
   }),
   listTenants: createRoute({
     method: 'get', path: '/v1/tenants', tags: ['admin'], summary: 'List the tenants and their keys (ids and hints, never a secret)', security,
-    responses: { 200: { content: { 'application/json': { schema: TenantListSchema } }, description: 'Every tenant, oldest first, with its keys' }, 401: readErrors[401] },
+    responses: { 200: { content: { 'application/json': { schema: TenantListSchema } }, description: 'Every tenant, oldest first, with its keys; and the deletions not finished, with what is left of each' }, 401: readErrors[401] },
   }),
   renameTenant: createRoute({
     method: 'patch', path: '/v1/tenants/{id}', tags: ['admin'], summary: 'Rename a tenant (names unique, as on creation)', security,
@@ -96,7 +96,10 @@ export function adminRoutes(tenants: TenantService, retention: RequestRetention,
   app.openapi(routes.renameTenant, (c) => c.json(tenants.renameTenant(c.req.valid('param').id, c.req.valid('json').name), 200));
   app.openapi(routes.deleteTenant, async (c) => c.json(await deletion.delete(c.req.valid('param').id, c.req.valid('query').confirm), 200));
   app.openapi(routes.createTenant, (c) => c.json(tenants.createTenant(c.req.valid('json').name), 201));
-  app.openapi(routes.listTenants, (c) => c.json({ tenants: tenants.list() }, 200));
+  app.openapi(routes.listTenants, (c) => {
+    const deleting = deletion.progress().map(({ left, ...d }) => ({ ...d, requests_left: left.requests, handles_left: left.handles }));
+    return c.json({ tenants: tenants.list(), deleting }, 200);
+  });
   app.openapi(routes.issueKey, (c) => c.json(tenants.issueKey(c.req.valid('param').id), 201));
   app.openapi(routes.rotateKey, (c) => c.json(tenants.rotateKey(c.req.valid('param').id), 201));
   app.openapi(routes.prune, async (c) => {
