@@ -164,3 +164,26 @@ describe('a query parameter given twice', () => {
     expect(t.sqlite.prepare('select name from tenants where id = ?').pluck().get(me.id)).toBe('Acme');
   });
 });
+
+describe('signing in to the dashboard with a control character in next', () => {
+  it('goes to the overview, not a 500: a Location header cannot hold one', async () => {
+    // Found as a 500 problem+json (undici: 'Headers.set: "/ui/\r\nX-Evil: 1" is an invalid header value') for a valid
+    // key and a next of /ui/ with CR LF, or NUL, after it.
+    t = createTestApp();
+    const server = await listen(t.app);
+    stop = server.close;
+    const me = t.tenant();
+    for (const next of ['/ui/\r\nX-Evil: 1', '/ui/\u0000', '/ui?period=7d\n', '/ui/\u007f']) {
+      const res = await fetch(`${server.base}/ui/sign-in`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', origin: server.base },
+        body: new URLSearchParams({ key: me.key, next }).toString(),
+      });
+      expect([res.status, res.headers.get('location'), res.headers.get('x-evil')], JSON.stringify(next)).toEqual([303, '/ui', null]);
+    }
+    // A plain one is followed as before.
+    const res = await fetch(`${server.base}/ui/sign-in`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded', origin: server.base }, body: new URLSearchParams({ key: me.key, next: '/ui/sessions?period=30d' }).toString() });
+    expect([res.status, res.headers.get('location')]).toEqual([303, '/ui/sessions?period=30d']);
+  });
+});

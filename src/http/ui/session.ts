@@ -18,9 +18,12 @@ export interface UiEnv {
 // Secure only over https (a plain-http cookie marked Secure would never come back).
 const isHttps = (c: Context) => new URL(c.req.url).protocol === 'https:' || c.req.header('x-forwarded-proto') === 'https';
 
-/** Where to go after signing in: only a path inside the dashboard, never another origin. */
+/**
+ * Where to go after signing in: only a path inside the dashboard, never another origin. A control character cannot be
+ * in a Location header (a CR LF would start another header): the redirect threw, and the sign-in answered a 500.
+ */
 export function safeNext(value: unknown): string {
-  return typeof value === 'string' && /^\/ui(?:[/?#]|$)/.test(value) && !value.includes('\\') ? value : '/ui';
+  return typeof value === 'string' && /^\/ui(?:[/?#]|$)/.test(value) && !value.includes('\\') && !/[\x00-\x1f\x7f]/.test(value) ? value : '/ui';
 }
 
 function authenticate(tenants: TenantService, secret: string): string | null {
