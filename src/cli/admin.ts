@@ -6,7 +6,7 @@ import { ConfigError, loadConfig } from '../config';
 import { systemClock } from '../domain/clock';
 import { DomainError } from '../domain/errors';
 import { TenantService, type IssuedKey, type TenantListing } from '../domain/tenants';
-import { TenantDeletion, type TenantDeletionResult } from '../domain/tenant-deletion';
+import { TenantDeletion, type TenantDeletionProgress, type TenantDeletionResult } from '../domain/tenant-deletion';
 import { CatalogError, loadCatalog, ModelCatalog } from '../domain/catalog/catalog';
 import { DAY_MS } from '../domain/clock';
 import { pruneAnswer, RequestRetention, type PruneAnswer } from '../domain/retention';
@@ -18,6 +18,8 @@ import { printable, when } from './table';
 
 export interface Admin {
   list(): Promise<TenantListing[]>;
+  /** Deletions not finished: what is left of each (GET /v1/tenants' `deleting`). */
+  deleting(): Promise<TenantDeletionProgress[]>;
   createTenant(name: string): Promise<IssuedKey>;
   renameTenant(tenantId: string, name: string): Promise<TenantListing>;
   /** Deletes the tenant and all its data; `confirm`: its name. */
@@ -80,6 +82,8 @@ function online(url: string, flag: string | undefined): Admin {
   };
   return {
     list: async () => (await call<{ tenants: TenantListing[] }>('GET', '/v1/tenants')).tenants,
+    // A service from before deletions were listed has none to list.
+    deleting: async () => (await call<{ deleting?: TenantDeletionProgress[] }>('GET', '/v1/tenants')).deleting ?? [],
     createTenant: (name) => call<IssuedKey>('POST', '/v1/tenants', { name }),
     renameTenant: (tenantId, name) => call<TenantListing>('PATCH', `/v1/tenants/${seg(tenantId)}`, { name }),
     deleteTenant: (tenantId, confirm) => call<TenantDeletionResult>('DELETE', `/v1/tenants/${seg(tenantId)}?confirm=${encodeURIComponent(confirm)}`),
@@ -137,6 +141,7 @@ function offline(dataDir: string | undefined): Admin {
   };
   return {
     list: () => act(() => tenants.list()),
+    deleting: () => act(() => new TenantDeletion({ store, forget: () => {} }).progress()),
     createTenant: (name) => act(() => tenants.createTenant(name)),
     renameTenant: (tenantId, name) => act(() => tenants.renameTenant(tenantId, name)),
     // Nothing else runs on the file: only the authentication cache of this process to drop.

@@ -18,12 +18,13 @@ export interface TenantDeletionResult {
   batches: number;
 }
 
-/** A deletion not finished, as the operator sees it (GET /v1/tenants). */
+/** A deletion not finished, as the operator sees it (GET /v1/tenants, prefix-handles tenants). */
 export interface TenantDeletionProgress extends TenantDeletionResult {
   /** Under way in this process; false: cut short by a stop, taken up again at the next start (or by DELETE). */
   running: boolean;
   /** Its requests and handles still stored (each with its rows). */
-  left: { requests: number; handles: number };
+  requests_left: number;
+  handles_left: number;
 }
 
 export interface TenantDeletionDeps {
@@ -70,11 +71,10 @@ export class TenantDeletion {
 
   /** Every tenant marked for deletion and not gone yet: what this process has deleted of it, and what is left. */
   progress(): TenantDeletionProgress[] {
-    return this.deps.store.deletingTenants().map((id) => ({
-      ...(this.done.get(id) ?? { id, name: null, rows: 0, batches: 0 }),
-      running: this.running.has(id),
-      left: this.deps.store.tenantLeft(id),
-    }));
+    return this.deps.store.deletingTenants().map((id) => {
+      const left = this.deps.store.tenantLeft(id);
+      return { ...(this.done.get(id) ?? { id, name: null, rows: 0, batches: 0 }), running: this.running.has(id), requests_left: left.requests, handles_left: left.handles };
+    });
   }
 
   /** Deletions a stop cut short, taken up again (at start). */

@@ -92,5 +92,29 @@ describe('tenants rename and delete', () => {
     expect(rowsOf(join(data, 'prefix-handles.db'), dflt!.id)).toEqual([]);
     expect((await cli()).out).toBe('no tenants\n');
   });
+
+  it('lists a deletion a stop cut short with what is left of it, and delete takes it up whatever --confirm says', async () => {
+    const data = join(dir, 'cut-short');
+    const service = await startService(data, { PH_LOG: 'off' });
+    const defaultKey = readFileSync(join(data, 'api-key'), 'utf8').trim();
+    expect(await mint(service.url, defaultKey, 'A prompt of a team that leaves.')).toBe(201);
+    expect(await service.stop()).toBe(0);
+    // As a service stopped after the mark leaves the file: the name the empty string, the keys gone, the data there.
+    const file = join(data, 'prefix-handles.db');
+    const db = new Database(file);
+    const id = db.prepare('select id from tenants').pluck().get() as string;
+    db.prepare("update tenants set name = '' where id = ?").run(id);
+    db.prepare('delete from api_keys where tenant_id = ?').run(id);
+    db.close();
+
+    const cli = (...args: string[]) => runNode([BIN, 'tenants', ...args, '--offline'], { PH_DATA_DIR: data });
+    const listed = await cli();
+    expect([listed.code, listed.out], listed.err).toEqual([0, `no tenants\ndeletion cut short: ${id}, 0 requests and 1 handle left; the service takes it up at its next start (or: prefix-handles tenants delete ${id} --confirm -)\n`]);
+    expect(JSON.parse((await cli('--json')).out)).toEqual({ tenants: [], deleting: [{ id, name: null, running: false, rows: 0, batches: 0, requests_left: 0, handles_left: 1 }] });
+    const resumed = await cli('delete', id, '--confirm', '-');
+    expect(resumed.code, resumed.err).toBe(0);
+    expect(rowsOf(file, id)).toEqual([]);
+    expect((await cli()).out).toBe('no tenants\n');
+  });
 });
 

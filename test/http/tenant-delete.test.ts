@@ -244,8 +244,8 @@ describe('DELETE /v1/tenants/{id}', () => {
     for (let i = 0; i < 3; i++) {
       await new Promise((resolve) => setImmediate(resolve));
       const [p] = deletion.progress();
-      expect(p).toMatchObject({ id: a.id, name: 'Soylent', running: true, left: { handles: 3 } });
-      seen.push({ rows: p!.rows, batches: p!.batches, requests_left: p!.left.requests });
+      expect(p).toMatchObject({ id: a.id, name: 'Soylent', running: true, handles_left: 3 });
+      seen.push({ rows: p!.rows, batches: p!.batches, requests_left: p!.requests_left });
     }
     // Each batch deleted rows, a request's eight at a time: fewer requests left after each.
     expect(seen.map((s) => s.batches)).toEqual([1, 2, 3]);

@@ -1,3 +1,4 @@
+import type { TenantDeletionProgress } from '../../domain/tenant-deletion';
 import type { TenantListing } from '../../domain/tenants';
 import { ADMIN_HELP, ADMIN_OPTIONS, openAdmin, printIssued } from '../admin';
 import { UsageError, type Command, type Values } from '../command';
@@ -43,7 +44,8 @@ ${ADMIN_HELP}`,
       const admin = openAdmin(values);
       try {
         const listed = await admin.list();
-        process.stdout.write(values.json ? `${JSON.stringify({ tenants: listed }, null, 2)}\n` : `${listText(listed)}\n`);
+        const deleting = await admin.deleting();
+        process.stdout.write(values.json ? `${JSON.stringify({ tenants: listed, deleting }, null, 2)}\n` : `${listText(listed)}${deletingText(deleting)}\n`);
       } finally {
         admin.close();
       }
@@ -93,6 +95,18 @@ async function change(verb: 'rename' | 'delete', values: Values, args: string[])
 }
 
 const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
+
+/** Deletions not finished, after the table: one line each, with what is left. */
+function deletingText(deleting: TenantDeletionProgress[]): string {
+  return deleting
+    .map((d) => {
+      const left = `${plural(d.requests_left, 'request')} and ${plural(d.handles_left, 'handle')} left`;
+      return d.running
+        ? `\nbeing deleted: ${d.id}${d.name === null ? '' : ` (${printable(d.name)})`}, ${left}`
+        : `\ndeletion cut short: ${d.id}, ${left}; the service takes it up at its next start (or: prefix-handles tenants delete ${d.id} --confirm -)`;
+    })
+    .join('');
+}
 
 function listText(listed: TenantListing[]): string {
   if (!listed.length) return 'no tenants';
