@@ -5,7 +5,7 @@ import { CLASS_INFO } from '../../src/http/ui/charts';
 const sonnet: WhyInput['entry'] = { id: 'claude-sonnet-4-5', provider: 'anthropic', cache: { minTokens: 1024, granularity: null, lookbackBlocks: 20 } };
 const gpt: WhyInput['entry'] = { id: 'gpt-4.1', provider: 'openai', cache: { minTokens: 1024, granularity: { first: 1024, step: 128 }, lookbackBlocks: null } };
 const seg = (start: number, end: number, classes: Record<string, number>) => ({ start, end, classes });
-const base = { breakpoints: [], predicted_read: 0, provider_read: 0, complete: true };
+const base = { breakpoints: [], predicted_read: 0, predicted_write: 0, provider_read: 0, provider_write: 0, complete: true };
 
 describe('why a request is in each class', () => {
   it('the dashboard legend says each class in the same words', () => {
@@ -15,7 +15,7 @@ describe('why a request is in each class', () => {
   it('below_minimum: under the minimum, with the prefix and the minimum; past a step, with the step; a model with no cache', () => {
     const under = requestWhys({ ...base, entry: sonnet, segments: [seg(0, 400, { below_minimum: 400 }), seg(400, 812, { below_minimum: 300, cold: 112 })] });
     expect(under).toEqual([
-      'cold 112 tokens in #2: first use in this cache scope: an unavoidable write',
+      'cold 112 tokens in #2: first sent in this cache scope: nothing earlier to read; none of them was written to the cache',
       "below_minimum 700 tokens in #1–#2: the prefix is shorter than the model's minimum cacheable length: through #2 it is 812 tokens, under claude-sonnet-4-5's minimum of 1,024",
     ]);
     const tail = requestWhys({ ...base, entry: gpt, predicted_read: 2048, provider_read: 2048, segments: [seg(0, 2048, { captured: 2048 }), seg(2048, 2124, { below_minimum: 76 })] });
@@ -31,24 +31,48 @@ describe('why a request is in each class', () => {
   it("cold: on the caller's inline content, that its bytes were new, and what makes them new on every call", () => {
     const segments = [{ ...seg(0, 63, { below_minimum: 63 }), source: 'inline' }, { ...seg(63, 1296, { cold: 1233 }), source: 'inline' }, { ...seg(1296, 1400, { cold: 104 }), source: 'art_x@1' }];
     expect(requestWhys({ ...base, entry: gpt, segments })[0]).toBe(
-      "cold 1,337 tokens in #2–#3: first use in this cache scope: an unavoidable write the first time; #2 is the caller's inline content, whose bytes were not sent before: if the agent sends the same content on every call, a value in it changes each time (a timestamp, an id; 'prefix-handles suggest' on a log of the calls names it)",
+      "cold 1,337 tokens in #2–#3: first sent in this cache scope: nothing earlier to read; none of them was written to the cache; #2 is the caller's inline content, whose bytes were not sent before: if the agent sends the same content on every call, a value in it changes each time (a timestamp, an id; 'prefix-handles suggest' on a log of the calls names it)",
     );
   });
 
   it("cold: the caller's new messages are new on every call by nature, and say so, not that a value in them changes", () => {
     const segments = [{ ...seg(0, 1200, { captured: 1200 }), source: 'art_x@1', section: 'system' }, { ...seg(1200, 1240, { cold: 40 }), source: 'inline', section: 'messages' }];
     expect(requestWhys({ ...base, entry: sonnet, segments })).toEqual([
-      "cold 40 tokens in #2: first use in this cache scope: an unavoidable write; #2 is the caller's messages of this call, new as a call's question or tool result is",
+      "cold 40 tokens in #2: first sent in this cache scope: nothing earlier to read; none of them was written to the cache; #2 is the caller's messages of this call, new as a call's question or tool result is",
     ]);
     // Inline system content beside them still gets the hint: a value written into it makes it new on every call.
     const both = [{ ...seg(0, 900, { cold: 900 }), source: 'inline', section: 'system' }, ...segments.slice(1)];
     expect(requestWhys({ ...base, entry: sonnet, segments: both })[0]).toContain("#1 is the caller's inline content, whose bytes were not sent before");
   });
 
+  it('cold: a write only where the request wrote it, by the provider\'s write or, where it reports none, the simulation\'s', () => {
+    // A bundle written up to its breakpoint (after #2), then the caller's question: sent, never written.
+    const segments = [
+      { ...seg(0, 1500, { cold: 1500 }), read: 0, write: 1500, source: 'art_a@1', section: 'system' },
+      { ...seg(1500, 1700, { cold: 200 }), read: 0, write: 100, source: 'art_b@1', section: 'system' },
+      { ...seg(1700, 1740, { cold: 40 }), read: 0, write: 0, source: 'inline', section: 'messages' },
+    ];
+    expect(requestWhys({ ...base, entry: sonnet, segments, provider_write: 1600, predicted_write: 1600 })).toEqual([
+      "cold 1,740 tokens in #1–#3: first sent in this cache scope: nothing earlier to read; the provider wrote 1,600 of them to the cache (#1–#2); 140 in #2–#3 were sent, not written; #3 is the caller's messages of this call, new as a call's question or tool result is",
+    ]);
+    // All of them written: no segment named twice.
+    expect(requestWhys({ ...base, entry: sonnet, segments: segments.slice(0, 1), provider_write: 1500 })[0]).toBe('cold 1,500 tokens in #1: first sent in this cache scope: nothing earlier to read; the provider wrote all of them to the cache');
+    // A segment read in part: its cold tokens are its last, written as far as the write after the read reaches.
+    const partly = [{ ...seg(0, 1000, { captured: 600, cold: 400 }), read: 600, write: 300 }];
+    expect(requestWhys({ ...base, entry: sonnet, segments: partly, predicted_read: 600, provider_read: 600, provider_write: 300 })[0]).toBe(
+      'cold 400 tokens in #1: first sent in this cache scope: nothing earlier to read; the provider wrote 300 of them to the cache (#1); 100 in #1 were sent, not written',
+    );
+    // OpenAI reports no write: the simulation's, from the predicted read on (its last whole 128-token step).
+    const open = [{ ...seg(0, 1100, { cold: 1100 }), read: 0, write: null }, { ...seg(1100, 1180, { cold: 80 }), read: 0, write: null }];
+    expect(requestWhys({ ...base, entry: gpt, segments: open, provider_write: null, predicted_write: 1152 })[0]).toBe(
+      'cold 1,180 tokens in #1–#2: first sent in this cache scope: nothing earlier to read; the simulation wrote 1,152 of them to the cache (the provider reports no writes) (#1–#2); 28 in #2 were sent, not written',
+    );
+  });
+
   it('unconfirmed and bonus: predicted against read; unknown: why it is unknown', () => {
     const segments = [seg(0, 1500, { captured: 1000, unconfirmed: 500 }), seg(1500, 1600, { cold: 100 }), seg(1600, 1700, { cold: 100 }), seg(1700, 1800, { unconfirmed: 100 })];
     expect(requestWhys({ ...base, entry: sonnet, segments, predicted_read: 1600, provider_read: 1000 })).toEqual([
-      'cold 200 tokens in #2–#3: first use in this cache scope: an unavoidable write',
+      'cold 200 tokens in #2–#3: first sent in this cache scope: nothing earlier to read; none of them was written to the cache',
       'unconfirmed 600 tokens in #1, #4: predicted, but the provider did not report it as read: predicted read 1,600, the provider read 1,000 (eviction, another account, or a concurrent first write)',
     ]);
     expect(requestWhys({ ...base, segments: [seg(0, 3000, { captured: 2048, bonus: 952 })], predicted_read: 2048, provider_read: 3000 })).toEqual([

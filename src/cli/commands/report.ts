@@ -117,7 +117,8 @@ holds the messages appended then, sent again by every later turn.
 
 Token classes, in the order the gates apply:
   referenced    expanded from a handle
-  cold          first use in the cache scope: an unavoidable write
+  cold          first sent in the cache scope: nothing earlier to read (a write
+                only where the request wrote it)
   opportunity   referenced earlier in the same scope: reuse was possible
   drift, expired, concurrent, below_minimum, no_breakpoint, lookback   where reuse leaked
   predicted     what a perfect provider cache would have served

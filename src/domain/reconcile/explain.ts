@@ -3,6 +3,7 @@
 
 import type { CacheRules, ProviderFamily } from '../catalog/types';
 import { stepFloor } from '../simulator/cache';
+import { overlap } from './attribution';
 
 const n = (x: number) => Math.round(x).toLocaleString('en-US');
 
@@ -35,7 +36,7 @@ function stepsNote(provider: ProviderFamily, step: number): string {
 /** Each class in a line: the dashboard's legends and the CLI's `request` say it so. */
 export const CLASS_HELP = {
   referenced: 'tokens expanded from handles',
-  cold: 'first use in this cache scope: an unavoidable write',
+  cold: 'first sent in this cache scope: nothing earlier to read; written to the cache only where the request wrote it',
   opportunity: 'the same content was referenced before in the same cache scope',
   drift: 'the handle repeated but bytes before it changed',
   expired: 'last read or written longer ago than the cache TTL',
@@ -58,12 +59,19 @@ export const WHY_CLASSES = ['cold', 'concurrent', 'below_minimum', 'no_breakpoin
 export interface WhyInput {
   /** The catalog entry's id, `provider` and cache rules; absent: the figures that need them are left out. */
   entry?: { id: string; provider: ProviderFamily; cache: Pick<CacheRules, 'minTokens' | 'granularity' | 'lookbackBlocks' | 'supported'> };
-  /** The outcome's segments: provider-scaled token spans (those the simulation compared) and their classes. */
-  segments: ReadonlyArray<{ start: number; end: number; classes: Partial<Record<string, number>>; source?: string; section?: string }>;
+  /**
+   * The outcome's segments: provider-scaled token spans (those the simulation compared), their classes, and the
+   * provider's read and write within each (null or absent: not reported).
+   */
+  segments: ReadonlyArray<{ start: number; end: number; classes: Partial<Record<string, number>>; source?: string; section?: string; read?: number | null; write?: number | null }>;
   breakpoints: ReadonlyArray<{ segment: number }>;
   predicted_read: number;
+  /** The simulation's write, from predicted_read on: what tells written cold tokens where the provider reports no write. */
+  predicted_write: number;
   /** The provider's read; null when it reported no cache fields. */
   provider_read: number | null;
+  /** The provider's write (Anthropic's cache-creation tokens); null when it reports none (OpenAI, Gemini, vLLM). */
+  provider_write: number | null;
   /** false: the answer ended before its usage (a stream cut off). */
   complete: boolean;
 }
@@ -112,14 +120,14 @@ export function requestWhyItems(r: WhyInput): RequestWhy[] {
     let why: string = CLASS_HELP[cls];
     switch (cls) {
       case 'cold': {
-        // Inline content is cold whenever its bytes are new, which a value written into it on every call makes them:
-        // "unavoidable" is only true of its first send.
+        why = `${COLD_SENT}; ${coldWrites(r, held, count)}`;
+        // Inline content is cold whenever its bytes are new, which a value written into it on every call makes them.
         // The caller's new messages (a question, a tool result) are new on every call by nature: no value to hunt for.
         const inline = held.filter((i) => r.segments[i]!.source === 'inline');
         const fixed = inline.filter((i) => r.segments[i]!.section !== 'messages');
         const turn = inline.filter((i) => r.segments[i]!.section === 'messages');
         if (fixed.length)
-          why += ` the first time; ${segmentList(fixed)} ${fixed.length === 1 ? 'is' : 'are'} the caller's inline content, whose bytes were not sent before: if the agent sends the same content on every call, a value in it changes each time (a timestamp, an id; 'prefix-handles suggest' on a log of the calls names it)`;
+          why += `; ${segmentList(fixed)} ${fixed.length === 1 ? 'is' : 'are'} the caller's inline content, whose bytes were not sent before: if the agent sends the same content on every call, a value in it changes each time (a timestamp, an id; 'prefix-handles suggest' on a log of the calls names it)`;
         else if (turn.length) why += `; ${segmentList(turn)} ${turn.length === 1 ? 'is' : 'are'} the caller's messages of this call, new as a call's question or tool result is`;
         break;
       }
@@ -160,6 +168,33 @@ export function requestWhyItems(r: WhyInput): RequestWhy[] {
     out.push({ cls, tokens: count, segments: segmentList(held), why });
   }
   return out;
+}
+
+const COLD_SENT = 'first sent in this cache scope: nothing earlier to read';
+
+/**
+ * Which of the cold tokens this request wrote to the cache, and which it sent without writing (a question after the
+ * last breakpoint, a tail past the last cache step): a cold token is a write only where the write covered it. A
+ * segment's cold tokens are its last (the gates count the unseen tokens after any seen prefix), so they are written as
+ * far as the write within the segment reaches them: the provider's write (its cache-creation tokens, which follow its
+ * read) where it reports one, else the simulation's (from the predicted read on).
+ */
+function coldWrites(r: WhyInput, held: number[], count: number): string {
+  // A write without a read (a stream cut off) is not placed: the provider's write follows its read.
+  const byProvider = r.provider_write !== null && r.provider_read !== null;
+  const written = held.map((i) => {
+    const s = r.segments[i]!;
+    const cold = s.classes.cold ?? 0;
+    const [from, to] = byProvider ? [s.start + (s.read ?? 0), s.start + (s.read ?? 0) + (s.write ?? 0)] : [r.predicted_read, r.predicted_read + r.predicted_write];
+    return overlap(s.end - cold, s.end, from, to);
+  });
+  const total = written.reduce((a, b) => a + b, 0);
+  const unwritten = held.filter((_, k) => written[k]! < (r.segments[held[k]!]!.classes.cold ?? 0));
+  const [by, note] = byProvider ? ['the provider wrote', ''] : ['the simulation wrote', r.provider_read === null ? ' (capture unknown)' : ' (the provider reports no writes)'];
+  if (total === 0) return 'none of them was written to the cache';
+  if (total === count) return `${by} all of them to the cache${note}`;
+  const wrote = held.filter((_, k) => written[k]! > 0);
+  return `${by} ${n(total)} of them to the cache${note} (${segmentList(wrote)}); ${n(count - total)} in ${segmentList(unwritten)} ${count - total === 1 ? 'was' : 'were'} sent, not written`;
 }
 
 /**

@@ -67,7 +67,9 @@ export function requestPage(row: RequestRow, pruned?: (id: string) => boolean, e
         segments: outcome.segments.map((o, i) => ({ ...o, section: segments[i]?.section })),
         breakpoints: row.breakpoints as Breakpoint[],
         predicted_read: outcome.predicted.read,
+        predicted_write: outcome.predicted.write,
         provider_read: outcome.capture === 'unknown' ? null : outcome.provider.read,
+        provider_write: outcome.provider.write,
         complete: usage?.complete ?? true,
       })
     : [];
