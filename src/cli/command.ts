@@ -116,3 +116,16 @@ export function readInput(path: string): Buffer {
     throw new CliError(`cannot read ${path === '-' ? 'stdin' : path}: ${(err as Error).message}`);
   }
 }
+
+/** A word the shell passes as it is, else in single quotes (a model name with a space, a quote in it). */
+const shellWord = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`);
+
+/**
+ * The line under a page that has a next one: its cursor and each of `names` this page was asked with, so the next
+ * page is asked the same way (the same list, filters, page size and service). --key is never printed: a secret on a
+ * terminal or in a log, it is read again from where it came (PH_API_KEY, the key file) or given again.
+ */
+export function moreLine(cursor: string, values: Values, names: readonly string[]): string {
+  const same = names.filter((k) => values[k] !== undefined).map((k) => ` --${k} ${shellWord(String(values[k]))}`);
+  return `more: --cursor ${shellWord(cursor)}${same.join('')}`;
+}

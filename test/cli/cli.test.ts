@@ -342,9 +342,13 @@ describe('prefix-handles CLI', () => {
     expect(all.out).toMatch(new RegExp(`${pending.request_id} +rendered +claude-sonnet-4-5 +— *\n`));
     expect(all.out).not.toContain('more:');
     expect(listed(page1)).toEqual(listed(all).slice(0, 2));
-    const cursor = /^more: --cursor (\S+)$/m.exec(page1.out)![1]!;
-    const page2 = await cli(['requests', '--handle', sys.id, '--limit', '3', '--cursor', cursor], { key });
-    expect(listed(page2)).toEqual(listed(all).slice(2));
+    // The next page is asked as this one was: the handle and the page size go with the cursor.
+    const more = /^more: (--cursor (\S+) .*)$/m.exec(page1.out)!;
+    const cursor = more[2]!;
+    expect(more[1]).toBe(`--cursor ${cursor} --handle ${sys.ref} --limit 2`);
+    const page2 = await cli(['requests', ...more[1]!.split(' ')], { key });
+    expect(listed(page2)).toEqual(listed(all).slice(2, 4));
+    expect(page2.out).toMatch(/^more: --cursor \S+ --handle \S+ --limit 2$/m);
     // --class: the requests behind a leak figure, as GET /v1/requests?class= lists them; its cursor keeps the filter.
     const [drifted, expired, driftPage, byModel, noLookback, badClass] = await Promise.all([
       cli(['requests', '--handle', sys.id, '--class', 'drift'], { key }),
@@ -362,7 +366,7 @@ describe('prefix-handles CLI', () => {
     expect([listed(driftPage), driftPage.out.includes('more:')]).toEqual([[`${r2.request_id} drift`], false]);
     // The next page's line keeps the filter.
     expect(listed(byModel)).toEqual(listed(all).slice(0, 2));
-    expect(byModel.out).toMatch(/^more: --cursor \S+ --model claude-sonnet-4-5$/m);
+    expect(byModel.out).toMatch(new RegExp(`^more: --cursor \\S+ --handle ${sys.id} --model claude-sonnet-4-5 --limit 2$`, 'm'));
     expect(noLookback.out).toBe('no requests recorded that referenced this handle with lookback on it\n');
     expect(badClass.code).toBe(2);
     expect(badClass.err).toContain("--class: one of captured, bonus, unconfirmed, unknown, cold, drift, expired, concurrent, below_minimum, no_breakpoint, lookback is expected, not 'leak'");

@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { shownRuns } from '../../src/domain/session-runs';
 import { tokens } from '../../src/cli/table';
+import { moreLine } from '../../src/cli/command';
 import { startCliHarness, type CliHarness, type CliOptions } from '../helpers/cli';
 import { assistantMessage, mintBundle, mintSystem, mintTools, startSession, userMessage } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report } from '../helpers/scenario';
@@ -160,6 +161,31 @@ describe('building prompt state with the CLI', () => {
     expect((await client.get(`/v1/handles/${ses.id}`)).json.latest_version).toBe(1);
   }, 60_000);
 
+  it("handles: the 'more:' line asks the next page as this one was asked (its kind and page size), to the list's end", async () => {
+    const { key, client } = h.t.tenant();
+    const arts = await Promise.all([mintSystem(client, 'one'), mintSystem(client, 'two'), mintTools(client), mintSystem(client, 'three')]);
+    await mintBundle(client, [arts[0]!.id]);
+    const pages: string[][] = [];
+    let args = ['handles', '--kind', 'artifact', '--limit', '1'];
+    for (let more: RegExpExecArray | null = null; pages.length < 6; args = ['handles', ...more[1]!.split(' ')]) {
+      const run = await cli(args, { key });
+      expect(run.code, run.err).toBe(0);
+      pages.push(run.out.split('\n').filter((l) => /^(art|bnd|ses)_/.test(l)).map((l) => l.split(/\s+/)[0]!));
+      more = /^more: (.*)$/m.exec(run.out);
+      if (!more) break;
+      expect(more[1]).toMatch(/^--cursor \S+ --kind artifact --limit 1$/);
+    }
+    // A page of one each, artifacts only, every artifact once in id order: the line kept --kind and --limit.
+    expect(pages.filter((p) => p.length).map((p) => p.length)).toEqual([1, 1, 1, 1]);
+    expect(pages.flat()).toEqual(arts.map((a) => a.id).sort());
+  });
+
+  it('the next page line quotes what the shell would split, and never prints the key', () => {
+    const values = { handle: 'art_x@2', model: "gpt 4's", limit: '2', key: 'ph_secret', url: 'http://127.0.0.1:41100', json: undefined };
+    expect(moreLine('req_1', values, ['handle', 'class', 'model', 'limit', 'url'])).toBe(`more: --cursor req_1 --handle art_x@2 --model 'gpt 4'\\''s' --limit 2 --url http://127.0.0.1:41100`);
+    expect(moreLine('req_1', values, ['handle', 'class', 'model', 'limit', 'url'])).not.toContain('ph_secret');
+  });
+
   it('handles lists a page at a time with the cursor to the next; show describes versions, members and base; --json is the API', async () => {
     const { key, client } = h.t.tenant();
     const sys = await mintSystem(client, 'You are a careful assistant. Today is 2026-01-01T12:00:00Z.');
@@ -186,7 +212,7 @@ describe('building prompt state with the CLI', () => {
     expect(rows(all.out).find((l) => l.startsWith(ses.id))).toMatch(/ session +2 /);
     expect(all.out).not.toContain('more:');
     expect(rows(page1.out).map((l) => l.split(/\s+/)[0])).toEqual(ids.slice(0, 3));
-    expect(page1.out.endsWith(`\n\nmore: --cursor ${ids[2]}\n`)).toBe(true);
+    expect(page1.out.endsWith(`\n\nmore: --cursor ${ids[2]} --limit 3\n`)).toBe(true);
     const page2 = await cli(['handles', '--limit', '3', '--cursor', ids[2]!], { key });
     expect(rows(page2.out).map((l) => l.split(/\s+/)[0])).toEqual(ids.slice(3));
     expect(rows(artifacts.out).map((l) => l.split(/\s+/)[0])).toEqual([sys.id, tools.id].sort());

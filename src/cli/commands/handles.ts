@@ -1,5 +1,5 @@
 import { ApiError, seg } from '../api';
-import { API_HELP, API_OPTIONS, CliError, UsageError, type Command } from '../command';
+import { API_HELP, API_OPTIONS, CliError, moreLine, UsageError, type Command } from '../command';
 import { printable, table, tokens, volatilityNote, when, type VolatilityMeta } from '../table';
 
 /** A handle as GET /v1/handles lists it. */
@@ -73,7 +73,8 @@ ${API_HELP}`,
     }
     const rows = body.handles.map((h) => [h.id, kindOf(h), h.name ?? '', String(h.latest_version), when(h.created_at)]);
     const list = rows.length ? table(['handle', 'kind', 'name', 'newest', 'created'], rows, ['left', 'left', 'left', 'right', 'left']) : `no handles${values.kind !== undefined ? ` of kind ${String(values.kind)}` : ''}`;
-    process.stdout.write(`${list}${body.next_cursor ? `\n\nmore: --cursor ${body.next_cursor}` : ''}\n`);
+    // The next page is the same list's: its kind and page size go with its cursor.
+    process.stdout.write(`${list}${body.next_cursor ? `\n\n${moreLine(body.next_cursor, values, ['kind', 'limit', 'url'])}` : ''}\n`);
     return 0;
   },
 };

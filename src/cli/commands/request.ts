@@ -1,5 +1,5 @@
 import { seg } from '../api';
-import { API_HELP, API_OPTIONS, UsageError, type Command } from '../command';
+import { API_HELP, API_OPTIONS, moreLine, UsageError, type Command } from '../command';
 import { printable, table, tokens } from '../table';
 import { driftDetail, setRange, type DriftFinding } from './report';
 import { shownRuns, sumClasses, SESSION_BATCHES_SHOWN } from '../../domain/session-runs';
@@ -284,9 +284,9 @@ ${API_HELP}`,
         (q.has('from') || q.has('to') ? ' that started in this range' : '');
     // A filtered page that stopped at the API's scan budget: the rest is after its cursor, however short it is.
     const cut = body.scan_budget_spent && body.next_cursor ? `\n\nthis page read ${tokens(body.scanned ?? 0)} requests of the list (the most one page reads) and stopped there` : '';
-    // The next page is the same list's: the range and filters go with its cursor.
-    const same = ['class', 'model', 'from', 'to'].filter((k) => values[k] !== undefined).map((k) => ` --${k} ${String(values[k])}`).join('');
-    process.stdout.write(`${list}${cut}${body.next_cursor ? `\n\nmore: --cursor ${body.next_cursor}${same}` : ''}\n`);
+    // The next page is the same list's: the handle, range, filters and page size go with its cursor.
+    const more = body.next_cursor ? `\n\n${moreLine(body.next_cursor, values, ['handle', 'class', 'model', 'from', 'to', 'limit', 'url'])}` : '';
+    process.stdout.write(`${list}${cut}${more}\n`);
     return 0;
   },
 };
