@@ -232,7 +232,7 @@ export const TenantReportSchema = z
     handles_total: int.openapi({ description: 'How many handles have figures in the range (`handles` lists the first `limit` of them).' }),
     handles: z
       .array(z.object({ id: z.string(), type: z.string().nullable(), kind: z.string().nullable(), name: z.string().nullable(), deleted: z.boolean(), ...totals }))
-      .openapi({ description: 'One row per handle, by leaked money, largest first (all of them, or the first `limit`; of `kind` only when given).' }),
+      .openapi({ description: 'One row per handle, by leaked money, largest first (all of them, or the first `limit`; of `type` only when given).' }),
     days: z
       .array(z.object({ day: z.string().openapi({ description: 'A UTC day, YYYY-MM-DD.' }), ...totals }))
       .optional()

@@ -1,4 +1,4 @@
-// GET /v1/reports?kind= (the ranking of one handle type: an agent's hundreds of sessions apart from the artifacts and
+// GET /v1/reports?type= (kind= its older name; the ranking of one handle type: an agent's hundreds of sessions apart from the artifacts and
 // bundles a team curates) and ?days=true (the tenant's totals per UTC day, the overview's trend), over real HTTP on a
 // database file.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -25,8 +25,8 @@ afterEach(async () => {
 const DAY = 86_400_000;
 const overHttp = (key: string): Client => clientFor({ request: (path, init) => fetch(`${server.base}${path}`, init) }, key);
 
-describe('GET /v1/reports?kind= and ?days=true', () => {
-  it('kind ranks the handles of one type only, as the unfiltered report ranks them; the totals stay the tenant\'s', async () => {
+describe('GET /v1/reports?type= (kind=) and ?days=true', () => {
+  it('type ranks the handles of one type only, as the unfiltered report ranks them; the totals stay the tenant\'s; kind= is the same', async () => {
     const s = await agentWeek(t, { perDay: 3, days: 2 });
     const client = overHttp(s.key);
     for (const range of ['', 'from=2020-01-01', `model=claude-sonnet-4-5`]) {
@@ -34,8 +34,11 @@ describe('GET /v1/reports?kind= and ?days=true', () => {
       const { handles: _h, handles_total: _n, ...totals } = all;
       let listed = 0;
       for (const kind of ['artifact', 'bundle', 'session']) {
-        const res = await client.get(`/v1/reports?${range}&kind=${kind}`);
+        const res = await client.get(`/v1/reports?${range}&type=${kind}`);
         expect(res.status, res.text).toBe(200);
+        // kind= is type='s older name, kept: the same answer, alone or beside an agreeing type=.
+        expect((await client.get(`/v1/reports?${range}&kind=${kind}`)).json, kind).toEqual(res.json);
+        expect((await client.get(`/v1/reports?${range}&kind=${kind}&type=${kind}`)).json, kind).toEqual(res.json);
         const { handles, handles_total, ...rest } = res.json;
         expect(rest, kind).toEqual(totals);
         // The same rows, in the same order, as the unfiltered report's of that type.
@@ -43,15 +46,20 @@ describe('GET /v1/reports?kind= and ?days=true', () => {
         expect(handles_total, kind).toBe(handles.length);
         listed += handles.length;
         // With a limit: the first of them, and how many there are.
-        const first = (await client.get(`/v1/reports?${range}&kind=${kind}&limit=2`)).json;
+        const first = (await client.get(`/v1/reports?${range}&type=${kind}&limit=2`)).json;
         expect(first.handles, kind).toEqual(handles.slice(0, 2));
         expect(first.handles_total, kind).toBe(handles.length);
       }
       expect(listed, range).toBe(all.handles_total);
     }
-    const sessions = (await client.get('/v1/reports?kind=session')).json.handles.map((h: { id: string }) => h.id);
+    const sessions = (await client.get('/v1/reports?type=session')).json.handles.map((h: { id: string }) => h.id);
     expect(sessions.sort()).toEqual([...s.sessions].sort());
-    expect((await client.get('/v1/reports?kind=artifact')).json.handles_total).toBe(3);
+    expect((await client.get('/v1/reports?type=artifact')).json.handles_total).toBe(3);
+    // The document names type, and kind as its deprecated alias.
+    const params = (await client.get('/openapi.json')).json.paths['/v1/reports'].get.parameters as Array<{ name: string; deprecated?: boolean; schema: { enum: string[] } }>;
+    expect(params.find((p) => p.name === 'type')).toMatchObject({ schema: { enum: ['artifact', 'bundle', 'session'] } });
+    expect(params.find((p) => p.name === 'type')!.deprecated).toBeUndefined();
+    expect(params.find((p) => p.name === 'kind')).toMatchObject({ deprecated: true, schema: { enum: ['artifact', 'bundle', 'session'] } });
   });
 
   it('days lists the totals of each day with figures, each the report of that day alone; without days=true there are none', async () => {
@@ -81,10 +89,14 @@ describe('GET /v1/reports?kind= and ?days=true', () => {
     expect((await client.get('/v1/reports')).json).not.toHaveProperty('days');
   });
 
-  it('refuses a kind or days it does not know with a 422 naming the parameter', async () => {
+  it('refuses a type, kind or days it does not know, or a kind and type that disagree, with a 422 naming the parameter', async () => {
     const { key } = t.tenant();
     const client = overHttp(key);
     for (const [query, pointer, said] of [
+      ['type=sessions', 'query:type', 'type must be artifact, bundle or session'],
+      ['type=system', 'query:type', 'type must be artifact, bundle or session'],
+      ['type=', 'query:type', 'type must be artifact, bundle or session'],
+      ['type=session&kind=bundle', 'query:kind', 'kind is the older name of type: type=session and kind=bundle disagree (give type alone)'],
       ['kind=sessions', 'query:kind', 'kind must be artifact, bundle or session'],
       ['kind=system', 'query:kind', 'kind must be artifact, bundle or session'],
       ['kind=', 'query:kind', 'kind must be artifact, bundle or session'],

@@ -343,14 +343,14 @@ describe('dashboard in headless Chromium', () => {
     for (const c of desktop) expect(c.right, c.chart!).toBeLessThanOrEqual(c.main);
     await page.locator('[data-per-day]').screenshot({ path: `${SHOTS}/overview-per-day.png` });
 
-    // The sessions are one row, ranked by their summed leak; its link ranks them, as GET /v1/reports?kind=session does.
+    // The sessions are one row, ranked by their summed leak; its link ranks them, as GET /v1/reports?type=session does.
     const ranked = await page.$$eval('table[data-table="handles"] tbody tr', (rows) => rows.map((r) => r.getAttribute('data-handle') ?? r.getAttribute('data-group')));
     expect(ranked.filter((id) => id === 'session').length).toBe(1);
     expect(ranked.filter((id) => id!.startsWith('ses_'))).toEqual([]);
     const groupLeaked = await page.getAttribute('tr[data-group="session"] td[data-value]', 'data-value');
     await Promise.all([page.waitForURL((u) => u.pathname === '/ui/sessions'), page.click('tr[data-group="session"] a')]);
     expect(new URL(page.url()).search).toBe('?period=7d');
-    const sessions = (await s.client.get(`/v1/reports?${week}&kind=session`)).json;
+    const sessions = (await s.client.get(`/v1/reports?${week}&type=session`)).json;
     await expect(page.$$eval('table[data-table="handles"] tr[data-handle]', (rows) => rows.map((r) => r.getAttribute('data-handle')))).resolves.toEqual(sessions.handles.map((h: { id: string }) => h.id));
     await expect(page.getAttribute('[data-metric="money.leaked_savings"]', 'data-value')).resolves.toBe(groupLeaked);
     await page.screenshot({ path: `${SHOTS}/sessions.png`, fullPage: true });

@@ -47,7 +47,7 @@ describe('overview of an agent with a session per conversation', () => {
       const page = await get(`/ui?period=${period}`, s.key);
       expect(page.status).toBe(200);
       const api = (await s.client.get(`/v1/reports?${query}`)).json;
-      const apiSessions = (await s.client.get(`/v1/reports?${query}&kind=session`)).json;
+      const apiSessions = (await s.client.get(`/v1/reports?${query}&type=session`)).json;
       expect(apiSessions.handles_total, period).toBe(16);
       const own: Report[] = [];
       for (const id of s.sessions) own.push((await s.client.get(`/v1/reports/handles/${id}?${query}`)).json);
@@ -77,12 +77,12 @@ describe('overview of an agent with a session per conversation', () => {
     }
   });
 
-  it("a sessions' page: their figures summed, and each session by leaked money as GET /v1/reports?kind=session ranks them", async () => {
+  it("a sessions' page: their figures summed, and each session by leaked money as GET /v1/reports?type=session ranks them", async () => {
     const s = await agentWeek(t, { perDay: 3, days: 3 });
     const query = `from=${new Date(t.clock.now() - 6 * DAY).toISOString()}`;
     const page = await get('/ui/sessions?period=7d', s.key);
     expect(page.status).toBe(200);
-    const api = (await s.client.get(`/v1/reports?${query}&kind=session`)).json;
+    const api = (await s.client.get(`/v1/reports?${query}&type=session`)).json;
     const own: Report[] = [];
     for (const id of s.sessions) own.push((await s.client.get(`/v1/reports/handles/${id}?${query}`)).json);
     const sum = addedUp(own);

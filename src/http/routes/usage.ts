@@ -91,6 +91,9 @@ const rangeQuery = z
     model: z.string().min(1).optional(),
   });
 
+/** A handle type in a query string, refused with one message naming the parameter. */
+const handleType = (name: string) => z.enum(['artifact', 'bundle', 'session'], { error: `${name} must be artifact, bundle or session` }).optional();
+
 const TenantReportQuery = rangeQuery.extend({
   limit: z.coerce
     .number()
@@ -99,10 +102,11 @@ const TenantReportQuery = rangeQuery.extend({
     .max(100_000)
     .optional()
     .openapi({ description: 'Only the first `limit` handles by leaked money (`handles_total` says how many there are); all of them when absent.' }),
-  kind: z
-    .enum(['artifact', 'bundle', 'session'], { error: 'kind must be artifact, bundle or session' })
-    .optional()
-    .openapi({ description: 'Only handles of this type in `handles` and `handles_total` (an agent with a session per conversation has hundreds: `kind=session` ranks them apart). The totals and `no_handle` are the whole tenant\'s whatever it is.' }),
+  type: handleType('type').openapi({
+    description:
+      'Only handles of this type in `handles` and `handles_total` (an agent with a session per conversation has hundreds: `type=session` ranks them apart). The totals and `no_handle` are the whole tenant\'s whatever it is. Named as the rows name it (`type`; `kind` is an artifact\'s kind).',
+  }),
+  kind: handleType('kind').openapi({ param: { deprecated: true }, description: 'The older name of `type`, kept as an alias (it means the handle type here, not an artifact\'s kind): the same values; with `type` too, both must agree.' }),
   days: z
     .enum(['true', 'false'], { error: 'days must be true or false' })
     .transform((v) => v === 'true')
@@ -278,9 +282,12 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
 
   app.openapi(routes.tenantReport, (c) => {
     const now = deps.clock.now();
-    const { limit, kind, days, ...range } = c.req.valid('query');
+    const { limit, type: given, kind, days, ...range } = c.req.valid('query');
+    // kind= is type='s older name: either, or both when they agree.
+    if (given && kind && given !== kind) throw invalid('query:kind', `kind is the older name of type: type=${given} and kind=${kind} disagree (give type alone)`);
+    const type = given ?? kind;
     const tenantId = c.get('auth').tenantId;
-    const report = deps.reports.tenant(tenantId, inRange(range, now), now, limit, kind && [kind]);
+    const report = deps.reports.tenant(tenantId, inRange(range, now), now, limit, type && [type]);
     return c.json((days ? { ...report, days: deps.reports.tenantDaysOf(tenantId, range, now) } : report) as unknown as Record<string, unknown>, 200);
   });
 

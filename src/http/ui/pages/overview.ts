@@ -67,7 +67,7 @@ export function sessionsLive(report: SessionsReport, period: Period): Html {
 ${summary(report.sessions)}
 <h2>Sessions by leaked money</h2>
 ${rows.length
-    ? html`${ranking(rows, period)}${report.handles_total > rows.length ? html`<p class="muted">Showing the ${rows.length} sessions that leaked most of ${report.handles_total}; <code>GET /v1/reports?kind=session</code> lists them all.</p>` : ''}`
+    ? html`${ranking(rows, period)}${report.handles_total > rows.length ? html`<p class="muted">Showing the ${rows.length} sessions that leaked most of ${report.handles_total}; <code>GET /v1/reports?type=session</code> lists them all.</p>` : ''}`
     : html`<p class="empty">No session was used in a reconciled request in this period.</p>`}`;
 }
 
