@@ -193,6 +193,9 @@ const totals = {
 
 const { requests: _requests, ...totalsAfterRequests } = totals;
 
+/** One handle type's rows added up, and how many handles they are. */
+const typeTotals = z.object({ handles: int.openapi({ description: 'How many handles of the type have figures in the range.' }), ...totals });
+
 const range = z.object({ from: time.nullable(), to: time, model: z.string().nullable() });
 
 export const HandleReportSchema = z
@@ -237,6 +240,13 @@ export const TenantReportSchema = z
       .array(z.object({ day: z.string().openapi({ description: 'A UTC day, YYYY-MM-DD.' }), ...totals }))
       .optional()
       .openapi({ description: 'With `?days=true` only: the totals of each UTC day of the range that has figures, oldest first (a day without any is left out); each as the report of that day alone gives them.' }),
+    by_type: z
+      .object({ artifact: typeTotals, bundle: typeTotals, session: typeTotals })
+      .optional()
+      .openapi({
+        description:
+          "With `?by_type=true` only: each handle type's rows added up (every handle of the type with figures in the range, whatever `type` and `limit` list): counts exactly, money each row's figure as its report rounds it, added in whole micro-dollars; the capture rate that of the summed tokens. The sessions' is the overview's sessions row. Tokens under handles of two types (an artifact inside a bundle) count in both.",
+      }),
     no_handle: z
       .object({
         requests: int.openapi({ description: 'Reconciled calls that named no handle: their whole prompt was the caller\'s inline content.' }),

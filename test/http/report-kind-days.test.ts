@@ -62,6 +62,46 @@ describe('GET /v1/reports?type= (kind=) and ?days=true', () => {
     expect(params.find((p) => p.name === 'kind')).toMatchObject({ deprecated: true, schema: { enum: ['artifact', 'bundle', 'session'] } });
   });
 
+  it("by_type sums each type's rows: the sessions' figure is the type=session rows added up, counts exactly, money to the micro-dollar", async () => {
+    const s = await agentWeek(t, { perDay: 3, days: 2 });
+    const client = overHttp(s.key);
+    const micro = (x: number) => Math.round(x * 1e6);
+    for (const range of ['', `model=claude-sonnet-4-5`, 'from=2020-01-01&to=2020-01-02']) {
+      const res = await client.get(`/v1/reports?${range}&by_type=true&limit=1`);
+      expect(res.status, res.text).toBe(200);
+      const { by_type: byType, ...rest } = res.json;
+      // The rest of the answer is the report without it.
+      expect(rest).toEqual((await client.get(`/v1/reports?${range}&limit=1`)).json);
+      expect(Object.keys(byType)).toEqual(['artifact', 'bundle', 'session']);
+      for (const type of ['artifact', 'bundle', 'session']) {
+        const rows = (await client.get(`/v1/reports?${range}&type=${type}`)).json.handles as Array<{ requests: number; tokens: Record<string, number>; requests_with: Record<string, number>; money: Record<string, number | string | Record<string, number>> }>;
+        const got = byType[type];
+        expect(got.handles, `${range} ${type}`).toBe(rows.length);
+        expect(got.requests, `${range} ${type}`).toBe(rows.reduce((a, r) => a + r.requests, 0));
+        for (const c of Object.keys(got.tokens)) {
+          expect(got.tokens[c], `${range} ${type} ${c}`).toBe(rows.reduce((a, r) => a + r.tokens[c]!, 0));
+          expect(got.requests_with[c], `${range} ${type} ${c}`).toBe(rows.reduce((a, r) => a + r.requests_with[c]!, 0));
+        }
+        // The rate of the summed tokens (as a report rounds a rate), not an average of the rows' rates.
+        if (!got.tokens.reported_opportunity) expect(got.capture_rate).toBeNull();
+        else expect(Math.abs(got.capture_rate - got.tokens.captured / got.tokens.reported_opportunity), `${range} ${type}`).toBeLessThanOrEqual(5e-7);
+        for (const [k, v] of Object.entries(got.money)) {
+          if (k === 'currency') continue;
+          if (typeof v === 'number') expect(micro(v), `${range} ${type} ${k}`).toBe(rows.reduce((a, r) => a + micro(r.money[k] as number), 0));
+          else for (const [c, x] of Object.entries(v as Record<string, number>)) expect(micro(x), `${range} ${type} ${k}.${c}`).toBe(rows.reduce((a, r) => a + micro((r.money[k] as Record<string, number>)[c]!), 0));
+        }
+      }
+      if (!range.startsWith('from')) expect(byType.session.handles, range).toBe(s.sessions.length);
+      else expect(byType.session, range).toMatchObject({ handles: 0, requests: 0, capture_rate: null });
+    }
+    // Some sessions leaked and some did not: the sum is of unequal figures.
+    const sessions = (await client.get('/v1/reports?type=session')).json.handles as Array<{ money: { leaked_savings: number } }>;
+    expect(new Set(sessions.map((h) => h.money.leaked_savings)).size).toBeGreaterThan(1);
+    // Without it, or with false, there is none.
+    expect((await client.get('/v1/reports')).json).not.toHaveProperty('by_type');
+    expect((await client.get('/v1/reports?by_type=false')).json).not.toHaveProperty('by_type');
+  });
+
   it('days lists the totals of each day with figures, each the report of that day alone; without days=true there are none', async () => {
     const s = await agentWeek(t, { perDay: 2, days: 3 });
     const client = overHttp(s.key);
@@ -101,6 +141,8 @@ describe('GET /v1/reports?type= (kind=) and ?days=true', () => {
       ['kind=system', 'query:kind', 'kind must be artifact, bundle or session'],
       ['kind=', 'query:kind', 'kind must be artifact, bundle or session'],
       ['kind=Session', 'query:kind', 'kind must be artifact, bundle or session'],
+      ['by_type=1', 'query:by_type', 'by_type must be true or false'],
+      ['by_type=', 'query:by_type', 'by_type must be true or false'],
       ['days=1', 'query:days', 'days must be true or false'],
       ['days=yes', 'query:days', 'days must be true or false'],
       ['days=', 'query:days', 'days must be true or false'],

@@ -56,9 +56,10 @@ describe('the documented shapes of reconciliation answers', () => {
     const tenantReport = (await client.get('/v1/reports')).json;
     expect(tenantReport.handles.length).toBeGreaterThan(1);
     expectDocumented(TenantReportSchema, tenantReport);
-    // With its days, and of one kind.
-    const withDays = (await client.get('/v1/reports?days=true&kind=artifact')).json;
+    // With its days and each type's figures, and of one type.
+    const withDays = (await client.get('/v1/reports?days=true&type=artifact&by_type=true')).json;
     expect(withDays.days).toHaveLength(1);
+    expect(withDays.by_type.artifact.handles).toBe(2);
     expectDocumented(TenantReportSchema, withDays);
     await t.services.writes.idle();
     const list = (await client.get('/v1/requests')).json;

@@ -72,6 +72,10 @@ describe('overview of an agent with a session per conversation', () => {
       expect(cells.slice(1)).toEqual([usd(sessions.money.leaked_savings!), tokens(sessions.requests), tok(sessions.tokens.referenced!), tok(sessions.tokens.opportunity!), tok(sessions.tokens.captured!), usd(sessions.money.realised_savings!)]);
       // The capture rate of the summed tokens, not an average of rates.
       expect(row).toContain(`${(sessions.capture_rate! * 100).toFixed(1)}%`);
+      // The API's sessions figure is the row's: the same sessions added up the same way.
+      const byType = (await s.client.get(`/v1/reports?${query}&by_type=true`)).json.by_type.session;
+      expect({ handles: byType.handles, requests: byType.requests, tokens: byType.tokens, money: Object.fromEntries(MONEY.map((k) => [k, byType.money[k]])) }, period).toEqual({ handles: 16, requests: sessions.requests, tokens: sessions.tokens, money: sessions.money });
+      expect(row).toContain(`${(byType.capture_rate * 100).toFixed(1)}%`);
       // The totals above are the tenant's, as before.
       expect(metricsOf(page.text), period).toEqual(expectedMetrics(api));
     }

@@ -347,6 +347,11 @@ export class Reports {
     return { handles: byHandle.size, ...counts, money: addUpMoney(byHandle.values()) };
   }
 
+  /** typeTotals of each handle type (the API's `by_type`: the sessions' figure the overview's row shows, and the others'). */
+  byType(tenantId: string, range: ReportRange, now: number): Record<HandleType, { handles: number } & Totals> {
+    return { artifact: this.typeTotals(tenantId, range, now, 'artifact'), bundle: this.typeTotals(tenantId, range, now, 'bundle'), session: this.typeTotals(tenantId, range, now, 'session') };
+  }
+
   /**
    * The tenant's totals on each UTC day of `span` that has figures, oldest first: the '*' rows summed by day (by the
    * primary key, not every handle's rows), as `tenant` gives them for that day alone.

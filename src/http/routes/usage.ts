@@ -112,6 +112,11 @@ const TenantReportQuery = rangeQuery.extend({
     .transform((v) => v === 'true')
     .optional()
     .openapi({ type: 'boolean', description: 'With `true`, `days` gives the totals of each UTC day of the range that has figures (read from the same daily totals, one row a day and model).' }),
+  by_type: z
+    .enum(['true', 'false'], { error: 'by_type must be true or false' })
+    .transform((v) => v === 'true')
+    .optional()
+    .openapi({ type: 'boolean', description: "With `true`, `by_type` gives each handle type's figures summed: how many of its handles have figures, and their rows added up (every handle of the type, whatever `type` and `limit` list)." }),
 });
 
 /** A whole number from 1 to `max` in a query string, refused with one message saying so. */
@@ -282,13 +287,14 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
 
   app.openapi(routes.tenantReport, (c) => {
     const now = deps.clock.now();
-    const { limit, type: given, kind, days, ...range } = c.req.valid('query');
+    const { limit, type: given, kind, days, by_type: byType, ...range } = c.req.valid('query');
     // kind= is type='s older name: either, or both when they agree.
     if (given && kind && given !== kind) throw invalid('query:kind', `kind is the older name of type: type=${given} and kind=${kind} disagree (give type alone)`);
     const type = given ?? kind;
     const tenantId = c.get('auth').tenantId;
     const report = deps.reports.tenant(tenantId, inRange(range, now), now, limit, type && [type]);
-    return c.json((days ? { ...report, days: deps.reports.tenantDaysOf(tenantId, range, now) } : report) as unknown as Record<string, unknown>, 200);
+    const extra = { ...(days ? { days: deps.reports.tenantDaysOf(tenantId, range, now) } : {}), ...(byType ? { by_type: deps.reports.byType(tenantId, inRange(range, now), now) } : {}) };
+    return c.json({ ...report, ...extra } as unknown as Record<string, unknown>, 200);
   });
 
   app.openapi(routes.list, (c) => {
