@@ -175,7 +175,7 @@ const money = z.object({
     .object(Object.fromEntries(MONEY_LEAKS.map((c) => [c, z.number()])) as Record<(typeof MONEY_LEAKS)[number], z.ZodNumber>)
     .openapi({
       description:
-        "leaked_savings by the class that missed it, summing to it to the micro-dollar: each call's leaked money divided among its missed tokens (every token a segment did not read costs that segment's average unread price). Cold tokens leak nothing (a first write is paid at perfect capture too). Rows written before migration 0018 are divided so from the calls still stored, and the rest (calls pruned since) by their missed tokens' share of the day's and model's misses.",
+        "leaked_savings by the class that missed it, summing to it to the micro-dollar: each call's leaked money divided among its missed tokens (every token a segment did not read costs that segment's average unread price). Cold tokens leak nothing (perfect capture pays a first send as the call did, written or not). Rows written before migration 0018 are divided so from the calls still stored, and the rest (calls pruned since) by their missed tokens' share of the day's and model's misses.",
     }),
   write_premiums_paid: z.number(),
   write_premiums_unread: z.number().openapi({ description: 'Premiums for writes no later request read within their TTL (the parts of a write past what a later request read count here).' }),

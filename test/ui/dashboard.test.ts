@@ -146,7 +146,7 @@ describe('pages show the API report figures', () => {
       const differs = api.tokens.reported_opportunity !== api.tokens.opportunity;
       expect(page.text, period).toContain(differs ? 'of opportunity with a cache report' : 'captured ÷ opportunity');
       // The words a team lead needed the README for are said beside their figures.
-      for (const [key, note] of [['tokens.referenced', 'sent from handles'], ['tokens.opportunity', 'sent before in the same cache scope: could be read from cache (the rest is cold, a first use)'], ['tokens.captured', 'read from cache, as the provider confirmed']] as const)
+      for (const [key, note] of [['tokens.referenced', 'sent from handles'], ['tokens.opportunity', 'sent before in the same cache scope: could be read from cache (the rest is cold, a first send)'], ['tokens.captured', 'read from cache, as the provider confirmed']] as const)
         expect(new RegExp(`data-metric="${key.replace('.', '\\.')}"[^>]*><dt>[^<]*</dt><dd>[^<]*<small>([^<]*)</small>`).exec(page.text)?.[1], `${period} ${key}`).toBe(note);
       const drawn = waterfallOf(page.text);
       for (const cls of ['referenced', 'cold', 'opportunity', 'drift', 'unknown', 'captured', 'bonus', 'expired']) expect(drawn[cls], `${period} ${cls}`).toBe(api.tokens[cls]);

@@ -14,7 +14,7 @@ export type ClassCounts = Record<TokenClass, number>;
 export const ROLLUP_CLASSES = ['referenced', 'opportunity', 'reported_opportunity', 'predicted', ...CLASSES] as const;
 /**
  * The classes leaked money divides into: the tokens a perfect cache would have read and the provider did not. Cold
- * tokens are not among them (a first use is written at perfect capture too), nor unknown ones (priced apart).
+ * tokens are not among them (perfect capture pays a first send as the call did, written or not), nor unknown ones (priced apart).
  */
 export const MONEY_LEAKS = ['drift', 'expired', 'concurrent', 'below_minimum', 'no_breakpoint', 'lookback', 'unconfirmed'] as const;
 export type MoneyLeak = (typeof MONEY_LEAKS)[number];

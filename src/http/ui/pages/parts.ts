@@ -34,7 +34,7 @@ export function summary(t: Totals): Html {
   return html`<dl class="metrics">
 ${metric('requests', 'Requests', t.requests, tokens(t.requests), { note: t.requests_with.unknown ? `${tokens(t.requests_with.unknown!)} without cache fields` : '' })}
 ${metric('tokens.referenced', 'Referenced', t.tokens.referenced ?? 0, tok(t.tokens.referenced ?? 0), { note: 'sent from handles' })}
-${metric('tokens.opportunity', 'Opportunity', t.tokens.opportunity ?? 0, tok(t.tokens.opportunity ?? 0), { note: 'sent before in the same cache scope: could be read from cache (the rest is cold, a first use)' })}
+${metric('tokens.opportunity', 'Opportunity', t.tokens.opportunity ?? 0, tok(t.tokens.opportunity ?? 0), { note: 'sent before in the same cache scope: could be read from cache (the rest is cold, a first send)' })}
 ${metric('tokens.captured', 'Captured', t.tokens.captured ?? 0, tok(t.tokens.captured ?? 0), { note: 'read from cache, as the provider confirmed' })}
 ${metric('capture_rate', 'Capture rate', t.capture_rate, pct(t.capture_rate), {
   // The denominator is named when it is not the opportunity shown beside it (some requests had no cache report).
@@ -96,7 +96,7 @@ export function biggestLeak(t: Pick<Totals, 'tokens' | 'money'>, link?: ClassLin
 
 /**
  * The leaked savings by the class that missed them, the costliest first: what each cause cost against perfect
- * capture (cold tokens are no miss: a first use is written at perfect capture too; unknown ones are priced apart).
+ * capture (cold tokens are no miss: perfect capture pays a first send as the call did, written or not; unknown ones are priced apart).
  */
 export function leakedByClass(t: Pick<Totals, 'tokens' | 'requests_with' | 'money' | 'capture_rate'>, link?: ClassLink): Html {
   const m = t.money;
