@@ -358,10 +358,10 @@ describe('request <id> on a long session', () => {
     // Whole days: an instant names its UTC day (01:00 on the 2nd in +01:00 is the 1st, 23:00 UTC).
     expect(listed(epoch.out)).toEqual([imported, ...[...dec1].reverse(), nov30]);
     expect(listed(instant.out)).toEqual([dec3, imported, ...[...dec1].reverse()]);
-    // The next page's hint keeps the range: the cursor alone would page on through every day.
+    // The next page's hint keeps the range (the cursor alone would page on through every day) and the page size.
     const more = /^more: (.*)$/m.exec(page.out)![1]!;
-    expect(more).toMatch(/^--cursor \S+ --from 2026-12-01 --to 2026-12-01$/);
-    expect(listed((await cli(['requests', ...more.split(' ')], { key })).out)).toEqual([...dec1].reverse());
+    expect(more).toMatch(/^--cursor \S+ --from 2026-12-01 --to 2026-12-01 --limit 1$/);
+    expect(listed((await cli(['requests', ...more.split(' ')], { key })).out)).toEqual([...dec1].reverse().slice(0, 1));
     expect((await cli(['requests', '--from', '2026-12-02', '--to', '2026-12-02'], { key })).out).toBe('no requests recorded that started in this range\n');
 
     const bad = await Promise.all([
