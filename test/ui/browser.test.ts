@@ -207,6 +207,45 @@ describe('dashboard in headless Chromium', () => {
     await page.goto(`${base}/ui?period=7d`);
     const table = await page.$eval('table[data-table="handles"]', (e) => ({ scroll: e.scrollWidth, client: e.clientWidth }));
     expect(table.scroll).toBeGreaterThan(table.client);
+    // "Leaked savings by cause": its caption wraps on screen (it ran past the right edge of the table's scroll box, cut
+    // off), and each cause's swatch and name are one line (they wrapped onto two).
+    for (const path of ['/ui?period=7d', `/ui/handles/${s.sys.id}?period=7d`]) {
+      await page.goto(`${base}${path}`);
+      const causes = await page.$eval('table[data-table="leaked-by-class"]', (t) => {
+        const caption = t.querySelector('caption')!;
+        const range = t.ownerDocument.createRange();
+        range.selectNodeContents(caption);
+        const lines = [...range.getClientRects()];
+        const box = t.getBoundingClientRect();
+        return {
+          caption: { text: caption.textContent!, left: Math.min(...lines.map((r) => r.left)), right: Math.max(...lines.map((r) => r.right)), box: { left: box.left, right: box.right } },
+          rows: [...t.querySelectorAll('tbody tr')].map((tr) => {
+            const swatch = tr.querySelector('td svg')!.getBoundingClientRect();
+            // The name: its link, or (a class without tokens) the text after the swatch; one box per line it takes.
+            const cell = tr.querySelector('td')!;
+            const name = t.ownerDocument.createRange();
+            name.selectNodeContents(cell.querySelector('a') ?? cell);
+            if (!cell.querySelector('a')) name.setStartAfter(cell.querySelector('svg')!);
+            const lines = [...name.getClientRects()].filter((r) => r.width > 0);
+            const first = lines[0]!;
+            return { cls: tr.getAttribute('data-class')!, nameLines: new Set(lines.map((r) => Math.round(r.top))).size, sameLine: swatch.top < first.bottom && first.top < swatch.bottom, gap: first.left - swatch.right };
+          }),
+        };
+      });
+      expect(causes.caption.text, path).toContain('Leaked savings by cause');
+      // Every line of the caption inside the viewport and inside the table's own box (not scrolled out of it).
+      expect(causes.caption.left, path).toBeGreaterThanOrEqual(Math.max(0, causes.caption.box.left));
+      expect(causes.caption.right, path).toBeLessThanOrEqual(Math.min(390, causes.caption.box.right));
+      expect(causes.rows.length, path).toBeGreaterThan(0);
+      for (const r of causes.rows) {
+        expect(r.nameLines, `${path} ${r.cls}`).toBe(1);
+        expect(r.sameLine, `${path} ${r.cls}`).toBe(true);
+        expect(r.gap, `${path} ${r.cls}`).toBeGreaterThanOrEqual(0);
+      }
+      const { scroll, client } = await page.$eval('html', (e) => ({ scroll: e.scrollWidth, client: e.clientWidth }));
+      expect(scroll, path).toBeLessThanOrEqual(client);
+      await page.locator('table[data-table="leaked-by-class"]').screenshot({ path: `${SHOTS}/phone-leaked-by-class-${path.startsWith('/ui?') ? 'overview' : 'handle'}.png` });
+    }
     expect(problems).toEqual([]);
     await page.close();
   });

@@ -48,6 +48,8 @@ th, td { text-align:left; padding:6px 8px; border-bottom:1px solid var(--line); 
 th { font-size:12px; color:var(--muted); font-weight:600; background:#f1f5f9; }
 td.num, th.num { text-align:right; font-variant-numeric: tabular-nums; white-space:nowrap; }
 td.rate-cell, td[data-model], [data-biggest-leak] small { white-space:nowrap; }
+/* A cause's swatch and name are one line (on a phone they wrapped apart). */
+td.cause { white-space:nowrap; }
 .rate { display:inline-block; width:60px; height:8px; background:#e2e8f0; border-radius:4px; margin-right:6px; vertical-align:middle; overflow:hidden; }
 .rate i { display:block; height:100%; background:#16a34a; }
 svg.chart { display:block; max-width:100%; height:auto; }
@@ -97,8 +99,10 @@ form.inline { display:flex; gap:8px; align-items:center; } form.inline input { p
 dl.kv { display:grid; grid-template-columns: max-content 1fr; gap:4px 16px; margin:0; }
 dl.kv dt { color:var(--muted); } dl.kv dd { margin:0; font-variant-numeric: tabular-nums; }
 .cols { display:grid; grid-template-columns: 1fr 1fr; gap:16px; }
-/* A phone: wide tables scroll on their own, not the whole page, and the header wraps to keep Sign out on screen. */
-@media (max-width: 800px) { .cols, .pair { grid-template-columns: 1fr; } table { display:block; overflow-x:auto; } header.top { flex-wrap:wrap; } h1 { overflow-wrap:anywhere; } form.inline input { width:auto; flex:1; min-width:0; } }
+/* A phone: wide tables scroll on their own, not the whole page, and the header wraps to keep Sign out on screen; a
+   caption is a block of the table's visible width, wrapped there (as the table's caption it ran as wide as its columns,
+   cut off by the scroll box). */
+@media (max-width: 800px) { .cols, .pair { grid-template-columns: 1fr; } table { display:block; overflow-x:auto; } caption { display:block; text-align:left; } header.top { flex-wrap:wrap; } h1 { overflow-wrap:anywhere; } form.inline input { width:auto; flex:1; min-width:0; } }
 `;
 
 const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest('base64');

@@ -109,7 +109,7 @@ export function leakedByClass(t: Pick<Totals, 'tokens' | 'requests_with' | 'mone
   return html`<table data-table="leaked-by-class"><caption>Leaked savings by cause <small class="muted">(${usd(m.leaked_savings)} against perfect capture, divided among the tokens each cause missed${apart})</small></caption>
 <thead><tr><th>Cause</th><th class="num">Leaked</th><th class="num">Share</th><th class="num">Tokens</th><th class="num">Requests</th></tr></thead><tbody>
 ${rows.map(
-    (c) => html`<tr data-class="${c}"><td>${swatch(c)} ${className(c, t.tokens[c] ?? 0, link)}</td>${
+    (c) => html`<tr data-class="${c}"><td class="cause">${swatch(c)} ${className(c, t.tokens[c] ?? 0, link)}</td>${
       known
         ? html`<td class="num" data-value="${m.leaked_by_class[c]}">${usd(m.leaked_by_class[c])}</td><td class="num">${pct(ratio(m.leaked_by_class[c], m.leaked_savings), 0)}</td>`
         : html`<td class="num" data-value=""><span class="muted">unknown</span></td><td class="num">—</td>`
