@@ -503,6 +503,16 @@ describe('dashboard in headless Chromium', () => {
     const week = since(t.clock.now() - 6 * DAY).replace(/T.*/, '');
     expect(listed).toEqual((await s.client.get(`/v1/requests?handle=${s.sys.id}&class=drift&${week}`)).json.requests.map((r: { id: string }) => r.id));
     expect(listed).toContain(s.driftRequest.request_id);
+    // A model's biggest leak (the "By model" table) leads to the handle's requests of that model with that class.
+    await page.goto(`${base}/ui/handles/${s.sys.id}?period=7d`);
+    const [model, cls] = await page.$eval('table[data-table="models"] tbody tr', (tr) => [tr.getAttribute('data-model')!, tr.querySelector('[data-biggest-leak]')!.getAttribute('data-biggest-leak')!]);
+    await Promise.all([page.waitForURL((u) => u.searchParams.get('model') === model), page.click('table[data-table="models"] tbody tr a[data-requests-link]')]);
+    expect(`${new URL(page.url()).pathname}${new URL(page.url()).search}`).toBe(`/ui/handles/${s.sys.id}?period=7d&class=${cls}&model=${encodeURIComponent(model!)}`);
+    const ofModel = await page.$$eval('table[data-table="recent"] tr[data-request]', (rows) => rows.map((r) => r.getAttribute('data-request')));
+    expect(ofModel).toEqual((await s.client.get(`/v1/requests?handle=${s.sys.id}&class=${cls}&model=${encodeURIComponent(model!)}&${week}`)).json.requests.map((r: { id: string }) => r.id));
+    expect(ofModel.length).toBeGreaterThan(0);
+    await expect(page.textContent('#recent-requests')).resolves.toContain(`sent to ${model}`);
+    await page.locator('#recent-requests').screenshot({ path: `${SHOTS}/handle-requests-by-model.png` });
     await page.setViewportSize({ width: 390, height: 844 });
     await page.goto(`${base}/ui?period=7d`);
     await Promise.all([page.waitForURL((u) => u.pathname === '/ui/requests'), page.click('svg[data-chart="waterfall-narrow"] a[data-requests-link="drift"] text.lbl')]);

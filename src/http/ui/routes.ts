@@ -1,6 +1,7 @@
 import { Hono, type Context } from 'hono';
 import { html } from 'hono/html';
 import { streamSSE } from 'hono/streaming';
+import { z } from 'zod';
 import type { AppDeps, Services } from '../../app';
 import { DomainError, invalid } from '../../domain/errors';
 import { CLASSES, type TokenClass } from '../../domain/reconcile/waterfall';
@@ -16,6 +17,7 @@ import { MAX_ROWS, overviewLive, overviewPage, sessionsLive, sessionsPage, type 
 import type { Totals } from '../../domain/reconcile/reports';
 import { requestPage } from './pages/request';
 import { requestsPage } from './pages/requests';
+import { filterWords } from './pages/parts';
 import { requestSummaryView } from '../views';
 import { requireSignIn, safeNext, signIn, signInPage, signOut, type UiEnv } from './session';
 
@@ -106,7 +108,8 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     // A ref (art_…@2, as the API and the CLI print them): its handle's page, which breaks the figures down by version.
     const ref = /^((?:art|bnd|ses)_[0-9A-Za-z]+)@\d+$/.exec(c.req.param('id'));
     if (ref) return c.redirect(`/ui/handles/${ref[1]}${new URL(c.req.url).search}`, 303);
-    const view = handleView(c.get('tenantId'), c.req.param('id'), parsePeriod(c.req.query('period')), true, parseThrough(c.req.query('batches')), parseClass(c.req.query('class')));
+    const filter = { cls: parseClass(c.req.query('class')), model: parseModel(c, c.req.query('model')) };
+    const view = handleView(c.get('tenantId'), c.req.param('id'), parsePeriod(c.req.query('period')), true, parseThrough(c.req.query('batches')), filter);
     return page(c, { title: view.report.handle.name ?? view.report.handle.id, tenantId: c.get('tenantId'), body: handlePage(view) });
   });
   ui.get('/ui/fragments/handles/:id', (c) => fragment(c, handleLive(handleView(c.get('tenantId'), c.req.param('id'), parsePeriod(c.req.query('period')), false))));
@@ -118,18 +121,21 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     const handle = c.req.query('handle')?.trim();
     const period = c.req.query('period');
     const cls = c.req.query('class');
+    const model = c.req.query('model');
     if (handle) {
-      const query = [period === undefined ? '' : `period=${parsePeriod(period)}`, cls ? `class=${encodeURIComponent(cls)}` : ''].filter(Boolean).join('&');
+      const query = [period === undefined ? '' : `period=${parsePeriod(period)}`, cls !== undefined ? `class=${encodeURIComponent(cls)}` : '', model !== undefined ? `model=${encodeURIComponent(model)}` : '']
+        .filter(Boolean)
+        .join('&');
       return c.redirect(`/ui/handles/${encodeURIComponent(handle)}${query ? `?${query}` : ''}#recent-requests`, 303);
     }
-    if (cls === undefined) return c.redirect('/ui', 303);
-    // The tenant's requests with a class (the overview's leak figures): the API's filtered page, its scan bounded as there.
-    const tokenClass = parseClass(cls)!;
+    if (cls === undefined && model === undefined) return c.redirect('/ui', 303);
+    // The tenant's requests with a class, of a model (the leak figures): the API's filtered page, its scan bounded as there.
+    const filter = { cls: parseClass(cls), model: parseModel(c, model) };
     const p = parsePeriod(period);
     const range = rangeOf(p, now());
-    const listed = services.requests.list(c.get('tenantId'), { limit: CLASS_REQUESTS, range, tokenClass });
-    const view = { cls: tokenClass, period: p, range, rows: listed.rows.map((row) => requestSummaryView(row)), more: listed.next !== null, budgetSpent: !!listed.budgetSpent, scanned: listed.scanned ?? 0 };
-    return page(c, { title: `Requests with ${CLASS_INFO[tokenClass]?.label ?? tokenClass}`, tenantId: c.get('tenantId'), body: requestsPage(view) });
+    const listed = services.requests.list(c.get('tenantId'), { limit: CLASS_REQUESTS, range, tokenClass: filter.cls, model: filter.model });
+    const view = { ...filter, period: p, range, rows: listed.rows.map((row) => requestSummaryView(row)), more: listed.next !== null, budgetSpent: !!listed.budgetSpent, scanned: listed.scanned ?? 0 };
+    return page(c, { title: `Requests ${filterWords(filter)}`, tenantId: c.get('tenantId'), body: requestsPage(view) });
   });
   ui.get('/ui/requests/:id', (c) => {
     const row = services.requests.get(c.get('tenantId'), c.req.param('id'));
@@ -188,10 +194,10 @@ export function uiRoutes(deps: AppDeps, services: Services) {
   });
 
   /**
-   * `through`: for a session, the newest batch its content table lists (`?batches=`; the latest when absent). `cls`: its
-   * requests listed are those with its tokens of that class (`?class=`).
+   * `through`: for a session, the newest batch its content table lists (`?batches=`; the latest when absent). `filter`:
+   * its requests listed are those with its tokens of that class (`?class=`), sent to that model (`?model=`).
    */
-  function handleView(tenantId: string, id: string, period: Period, withContent = true, through?: number, cls?: TokenClass): HandleView {
+  function handleView(tenantId: string, id: string, period: Period, withContent = true, through?: number, filter: RequestsFilter = {}): HandleView {
     const t = now();
     const range = rangeOf(period, t);
     const { perDay, label } = chartDays(range, t);
@@ -207,19 +213,32 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     // Read for the page only: the live fragment (refreshed on every reconciliation) leaves it out.
     // Those rendered in the period (the list's own index order: a range of it, not a scan).
     const listed = services.requests.list(tenantId, { handleId: id, limit: RECENT_REQUESTS, range }).rows;
-    // A class: the API's filtered page (its scan bounded as there), each line with the handle's tokens of the class.
-    const filtered = withContent && cls ? services.requests.list(tenantId, { handleId: id, limit: CLASS_REQUESTS, range, tokenClass: cls }) : undefined;
+    // A class or model: the API's filtered page (its scan bounded as there), each line with the handle's tokens by class.
+    const { cls, model } = filter;
+    const filtered = withContent && (cls || model) ? services.requests.list(tenantId, { handleId: id, limit: CLASS_REQUESTS, range, tokenClass: cls, model }) : undefined;
     const recent = withContent ? (filtered?.rows ?? listed).map((row) => requestSummaryView(row, id)) : [];
     const pruned = (rid: string) => services.retention.isPruned(rid);
     // Token counts in the tokenizers of the models its latest requests used (a Gemini user is not helped by Anthropic's
     // and o200k's); those two when it has none in the period.
     const used = [...new Set(listed.map((row) => deps.catalog.lookup(row.model).entry.tokenizer))];
     const families: Family[] = used.length ? used : ['anthropic', 'o200k_base'];
-    const recentClass = cls && filtered ? { cls, more: filtered.next !== null, budgetSpent: !!filtered.budgetSpent, scanned: filtered.scanned ?? 0 } : undefined;
-    return { report, period, days, daysLabel: label, versions, versionCount, ...content, deleted, recent, recentClass, pruned, families, entries: entriesOf(listed) };
+    const recentFilter = filtered ? { cls, model, more: filtered.next !== null, budgetSpent: !!filtered.budgetSpent, scanned: filtered.scanned ?? 0 } : undefined;
+    return { report, period, days, daysLabel: label, versions, versionCount, ...content, deleted, recent, recentFilter, pruned, families, entries: entriesOf(listed) };
   }
 
   /** The UTC days the capture-rate chart draws: the period's, or the last ALL_DAYS for "all". */
+  /**
+   * `?model=`: a model the tenant's requests were sent to, its name as sent (the API's `model`); an empty one or one it
+   * never used is refused (400), never read as no filter or as an empty list of a mistyped name.
+   */
+  function parseModel(c: Context<UiEnv>, value: string | undefined): string | undefined {
+    if (value === undefined) return undefined;
+    const parsed = ModelQuery.safeParse(value);
+    if (!parsed.success) throw invalid('query:model', parsed.error.issues[0]!.message);
+    if (!services.reports.knowsModel(c.get('tenantId'), parsed.data, now())) throw invalid('query:model', `no request of this tenant was sent to the model ${JSON.stringify(parsed.data)}`);
+    return parsed.data;
+  }
+
   function chartDays(range: ReturnType<typeof rangeOf>, t: number): { perDay: { fromDay: number; toDay: number }; label: string } {
     const last = Math.floor(t / DAY_MS);
     const first = range.from === undefined ? last - ALL_DAYS + 1 : Math.floor(range.from / DAY_MS);
@@ -338,6 +357,15 @@ const BATCH_LABEL = 'messages appended to the session (canonical JSON)';
 
 /** The volatile values found in the batch a session version appended. */
 const batchVolatility = (row: VersionRow) => (row.meta as { batch?: { volatility?: Vol } } | null)?.batch?.volatility;
+
+/** The requests a list shows: those with tokens of a class, sent to a model, or both. */
+export interface RequestsFilter {
+  cls?: TokenClass;
+  model?: string;
+}
+
+/** A model as the API's `model` takes it: its name as sent. */
+const ModelQuery = z.string().min(1, 'model must name a model');
 
 /** `?class=`: a waterfall class (the API's `class`); another is refused (400), never read as no filter. */
 function parseClass(value: string | undefined): TokenClass | undefined {

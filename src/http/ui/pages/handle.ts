@@ -9,7 +9,7 @@ import type { requestSummaryView } from '../../views';
 import { captureTrendChart, CLASS_INFO, LEAK_ROWS, legend, waterfallChart, type DayPoint } from '../charts';
 import { diffPair, markFindings, type Finding } from '../content';
 import { bytes, PERIODS, pct, tok, tokens, usd, when, type Period } from '../format';
-import { biggestLeak, formatsNote, leakedByClass, liveStatus, periodChooser, rateBar, requestLink, requestsLink, requestsTable, settingsNote, sourceLink, summary, thinkingNote, type Html } from './parts';
+import { biggestLeak, filterHeading, filterQuery, filterWords, formatsNote, leakedByClass, liveStatus, periodChooser, rateBar, requestLink, requestsLink, requestsTable, settingsNote, sourceLink, summary, thinkingNote, type Html } from './parts';
 
 export type HandleReport = ReturnType<Reports['handleOverview']>;
 
@@ -46,8 +46,11 @@ export interface HandleView {
   pruned?: (id: string) => boolean;
   /** The latest requests that referenced it started in the period, newest start first (not re-read by the live view). */
   recent: ReturnType<typeof requestSummaryView>[];
-  /** `?class=`: `recent` are those with its tokens of the class; `more`, the API's next page has more to read (see filtered()). */
-  recentClass?: { cls: string; more: boolean; budgetSpent: boolean; scanned: number };
+  /**
+   * `?class=` and `?model=`: `recent` are those with its tokens of the class, sent to the model; `more`, the API's next
+   * page has more to read; `budgetSpent`, this one stopped at the scan budget, after `scanned` requests.
+   */
+  recentFilter?: { cls?: string; model?: string; more: boolean; budgetSpent: boolean; scanned: number };
   /** The tokenizer families whose counts the versions table shows: those of the models its requests used. */
   families: Family[];
   /** The catalog entries of its latest requests, whose rules the legend explains; undefined when it has none. */
@@ -96,7 +99,7 @@ export function handlePage(v: HandleView): Html {
   // <bdi>: a name's direction controls (U+202E…) stay inside it, off the id beside it.
   return html`<h1><bdi>${title(v.report)}</bdi> ${h.name ? html`<code>${h.id}</code>` : ''}</h1>
 <p class="sub">${h.kind ? `${h.kind} artifact` : h.type} · ${tokens(v.versionCount)} version${v.versionCount === 1 ? '' : 's'}${v.deleted ? ' · deleted: its reports remain' : ''}</p>
-<div class="toolbar">${periodChooser(path, v.period)} ${liveStatus()}</div>
+<div class="toolbar">${periodChooser(path, v.period, v.recentFilter ? `${filterQuery(v.recentFilter)}#recent-requests` : '')} ${liveStatus()}</div>
 <section data-live data-fragment="/ui/fragments/handles/${h.id}?period=${v.period}" data-events="/ui/events?handle=${h.id}">${handleLive(v)}</section>
 ${recentSection(v)}
 ${contentSection(v)}`;
@@ -114,7 +117,7 @@ ${r.tokens.referenced ? '' : html`<p class="empty">No reconciled request used th
 ${waterfallChart(r.tokens, `Reuse waterfall of ${title(r)}`, link)}
 ${legend(['cold', ...LEAK_ROWS, 'captured', 'bonus'], { entries: v.entries })}
 ${leakedByClass(r, link)}</div>
-${modelsTable(r.models)}
+${modelsTable(r.models, v.period, r.handle.id)}
 <div class="card"><h2 style="margin-top:0">Capture rate per day <small class="muted">(the capture rate above, per UTC day, ${v.daysLabel}; hatched: a day with unknown capture)</small></h2>
 ${captureTrendChart(v.days, `Capture rate per day of ${title(r)}`)}${
   (r.tokens.opportunity ?? 0) + (r.tokens.unknown ?? 0) > 0 && v.days.every((d) => d.opportunity === 0 && d.unknown === 0)
@@ -129,12 +132,12 @@ ${driftSection(v)}`;
  * The waterfall per model, the most leaked first: the same prefix is cached on one model and under another's minimum,
  * and each model has its own cache (the API's `models`).
  */
-function modelsTable(models: HandleReport['models']): Html | '' {
+function modelsTable(models: HandleReport['models'], period: Period, handle: string): Html | '' {
   if (!models.length) return '';
   return html`<h2>By model</h2>
 <table data-table="models"><thead><tr><th>Model</th><th class="num">Leaked</th><th>Biggest leak</th><th>Capture rate</th><th class="num">Requests</th><th class="num">Opportunity</th><th class="num">Captured</th></tr></thead><tbody>
 ${models.map(
-    (m) => html`<tr data-model="${m.model}"><td data-model><bdi>${m.model}</bdi></td><td class="num" data-value="${m.money.leaked_savings}">${usd(m.money.leaked_savings)}</td><td>${biggestLeak(m)}</td>
+    (m) => html`<tr data-model="${m.model}"><td data-model><bdi>${m.model}</bdi></td><td class="num" data-value="${m.money.leaked_savings}">${usd(m.money.leaked_savings)}</td><td>${biggestLeak(m, requestsLink(period, handle, m.model))}</td>
 <td class="rate-cell">${rateBar(m.capture_rate)}</td><td class="num">${tokens(m.requests)}</td><td class="num">${tok(m.tokens.opportunity ?? 0)}</td><td class="num">${tok(m.tokens.captured ?? 0)}</td></tr>`,
   )}</tbody></table>`;
 }
@@ -193,17 +196,17 @@ interface DriftView {
 function recentSection(v: HandleView): Html {
   const h = v.report.handle.id;
   const from = v.report.range.from?.slice(0, 10);
-  const f = v.recentClass;
-  const label = f ? (CLASS_INFO[f.cls]?.label ?? f.cls) : '';
-  const api = `GET /v1/requests?handle=${h}${f ? `&class=${f.cls}` : ''}${from ? `&from=${from}` : ''}`;
+  const f = v.recentFilter;
+  const words = f ? filterWords(f) : '';
+  const api = `GET /v1/requests?handle=${h}${f ? filterQuery(f) : ''}${from ? `&from=${from}` : ''}`;
   // By start, the list's order: an imported call is listed on its log line's day, as reports count it.
-  return html`<h2 id="recent-requests">${f ? html`Requests with ${label} on this handle` : 'Recent requests'} <small class="muted">(started ${from ? `since ${from}` : 'at any time'}, as of this page load; all of them: <code>${api}</code>)</small></h2>
+  return html`<h2 id="recent-requests">${f ? html`Requests ${filterHeading(f)} on this handle` : 'Recent requests'} <small class="muted">(started ${from ? `since ${from}` : 'at any time'}, as of this page load; all of them: <code>${api}</code>)</small></h2>
 ${classFilter(v)}
-${f?.more ? html`<p class="muted" data-class-more>${f.budgetSpent ? `The page read the latest ${tokens(f.scanned)} requests of this handle (the most one page reads) and lists ${tokens(v.recent.length)} with ${label}; older ones` : `The latest ${tokens(v.recent.length)}; more`}: the API's <code>next_cursor</code>.</p>` : ''}
+${f?.more ? html`<p class="muted" data-class-more>${f.budgetSpent ? `The page read the latest ${tokens(f.scanned)} requests of this handle (the most one page reads) and lists ${tokens(v.recent.length)} ${words}; older ones` : `The latest ${tokens(v.recent.length)}; more`}: the API's <code>next_cursor</code>.</p>` : ''}
 ${v.recent.length === 0
     ? f?.more
       ? ''
-      : html`<p class="muted">No recorded request ${f ? `with ${label} on this handle` : 'referenced this handle'} ${from ? 'in this period' : 'yet'}.</p>`
+      : html`<p class="muted">No recorded request ${f ? `${words} on this handle` : 'referenced this handle'} ${from ? 'in this period' : 'yet'}.</p>`
     : requestsTable(v.recent, html`This handle's tokens by class`)}`;
 }
 
@@ -213,7 +216,8 @@ function classFilter(v: HandleView): Html | '' {
   const leaks = ['cold', ...LEAK_ROWS].filter((c) => (r.requests_with[c] ?? 0) > 0);
   if (!leaks.length) return '';
   const href = (cls?: string) => `/ui/handles/${r.handle.id}?period=${v.period}${cls ? `&class=${cls}` : ''}#recent-requests`;
-  const current = (cls?: string) => (v.recentClass?.cls === cls ? html` aria-current="true"` : '');
+  // The leak figures are the handle's over every model: a link here lists them all (a model's are its by-model row's).
+  const current = (cls?: string) => (v.recentFilter?.model === undefined && v.recentFilter?.cls === cls ? html` aria-current="true"` : '');
   return html`<p class="muted" data-class-filter>List the requests with: ${leaks.map(
     (c) => html`<a href="${href(c)}" data-class-link="${c}" data-requests="${r.requests_with[c]}"${current(c)}>${CLASS_INFO[c]!.label}: ${tok(r.tokens[c] ?? 0)} in ${tokens(r.requests_with[c]!)} request${r.requests_with[c] === 1 ? '' : 's'}</a> · `,
   )}<a href="${href()}"${current()}>all recent requests</a></p>`;

@@ -64,9 +64,19 @@ ${metric('money.write_premiums_unread', 'Unread write premiums', m.write_premium
  * none for 0 tokens.
  */
 export const requestsLink =
-  (period: Period, handle?: string): ClassLink =>
+  (period: Period, handle?: string, model?: string): ClassLink =>
   (cls, n) =>
-    n > 0 && (CLASSES as readonly string[]).includes(cls) ? `/ui/requests?${handle ? `handle=${handle}&` : ''}class=${cls}&period=${period}` : undefined;
+    n > 0 && (CLASSES as readonly string[]).includes(cls) ? `/ui/requests?${handle ? `handle=${handle}&` : ''}class=${cls}&period=${period}${filterQuery({ model })}` : undefined;
+
+/** A list's filter as query parameters (`&class=drift&model=…`), kept as its period changes. */
+export const filterQuery = (f: { cls?: string; model?: string }) => `${f.cls ? `&class=${f.cls}` : ''}${f.model === undefined ? '' : `&model=${encodeURIComponent(f.model)}`}`;
+
+/** What a filtered list holds, "with drift sent to claude-sonnet-4-6", as text (a title). */
+export const filterWords = (f: { cls?: string; model?: string }) => [f.cls ? `with ${CLASS_INFO[f.cls]?.label ?? f.cls}` : '', f.model === undefined ? '' : `sent to ${f.model}`].filter(Boolean).join(' ');
+
+/** The same in a heading: the model's name isolated (<bdi>), as the by-model table shows it. */
+export const filterHeading = (f: { cls?: string; model?: string }): Html =>
+  html`${f.cls ? `with ${CLASS_INFO[f.cls]?.label ?? f.cls}` : ''}${f.cls && f.model !== undefined ? ' ' : ''}${f.model === undefined ? '' : html`sent to <bdi data-filter-model>${f.model}</bdi>`}`;
 
 /** A class's name, a link to its requests where `link` gives one. */
 const className = (cls: string, n: number, link?: ClassLink): Html => {
