@@ -100,8 +100,8 @@ dl.kv { display:grid; grid-template-columns: max-content 1fr; gap:4px 16px; marg
 dl.kv dt { color:var(--muted); } dl.kv dd { margin:0; font-variant-numeric: tabular-nums; }
 .cols { display:grid; grid-template-columns: 1fr 1fr; gap:16px; }
 /* A phone: wide tables scroll on their own, not the whole page, and the header wraps to keep Sign out on screen; a
-   caption is a block of the table's visible width, wrapped there (as the table's caption it ran as wide as its columns,
-   cut off by the scroll box). */
+   caption is a block of the table's visible width, wrapped there (as a table caption it was as wide as the columns,
+   past the scroll box's right edge). */
 @media (max-width: 800px) { .cols, .pair { grid-template-columns: 1fr; } table { display:block; overflow-x:auto; } caption { display:block; text-align:left; } header.top { flex-wrap:wrap; } h1 { overflow-wrap:anywhere; } form.inline input { width:auto; flex:1; min-width:0; } }
 `;
 

@@ -6,7 +6,7 @@ import type { AppDeps, Services } from '../../app';
 import { DomainError, invalid } from '../../domain/errors';
 import { CLASSES, type TokenClass } from '../../domain/reconcile/waterfall';
 import { parseRef } from '../../domain/ids';
-import { CLASS_INFO, type DayPoint } from './charts';
+import type { DayPoint } from './charts';
 import type { Finding } from './content';
 import { DAY_MS, day, parsePeriod, rangeOf, type Period } from './format';
 import { fragment, page } from './layout';
@@ -226,7 +226,6 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     return { report, period, days, daysLabel: label, versions, versionCount, ...content, deleted, recent, recentFilter, pruned, families, entries: entriesOf(listed) };
   }
 
-  /** The UTC days the capture-rate chart draws: the period's, or the last ALL_DAYS for "all". */
   /**
    * `?model=`: a model the tenant's requests were sent to, its name as sent (the API's `model`); an empty one or one it
    * never used is refused (400), never read as no filter or as an empty list of a mistyped name.
@@ -239,6 +238,7 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     return parsed.data;
   }
 
+  /** The UTC days the capture-rate chart draws: the period's, or the last ALL_DAYS for "all". */
   function chartDays(range: ReturnType<typeof rangeOf>, t: number): { perDay: { fromDay: number; toDay: number }; label: string } {
     const last = Math.floor(t / DAY_MS);
     const first = range.from === undefined ? last - ALL_DAYS + 1 : Math.floor(range.from / DAY_MS);
