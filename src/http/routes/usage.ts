@@ -17,6 +17,7 @@ import { commonErrors, conflictErrors, IdParam, Limit, problemResponse, readErro
 import { HandleReportSchema, RequestListSchema, RequestViewSchema, TenantReportSchema, UsageBatchResultSchema, UsageResultSchema } from '../report-schemas';
 import { failureView, outcomeView, requestSummaryView, segmentsView } from '../views';
 import type { RenderedSegment } from '../../domain/render/request';
+import { csvAnswer, csvFilename, FormatQuery, handleReportCsv, jsonOrCsv, requestListCsv, tenantReportCsv, wantsCsv } from '../csv';
 
 const SECONDS_HINT = 'epoch milliseconds are expected; this looks like seconds (multiply by 1000)';
 const TIME_FORMS = 'epoch milliseconds (a whole number) or RFC 3339 with a zone (2026-11-20T09:00:00Z, 2026-11-20T10:00:00+01:00)';
@@ -89,6 +90,7 @@ const rangeQuery = z
     from: queryTime.optional(),
     to: queryTime.optional(),
     model: z.string().min(1).optional(),
+    format: FormatQuery,
   });
 
 /** A handle type in a query string, refused with one message naming the parameter. */
@@ -174,6 +176,7 @@ const ListRequestsQuery = z.strictObject({
     })
     .optional()
     .openapi({ type: 'string', description: "The previous page's `next_cursor`: the page after it." }),
+  format: FormatQuery,
 });
 
 const json = (schema: z.ZodType, description: string) => ({ content: { 'application/json': { schema } }, description });
@@ -183,6 +186,19 @@ function inRange<R extends { from?: number; to?: number }>(range: R, now: number
   if (range.from !== undefined && Math.floor(range.from / DAY_MS) > Math.floor((range.to ?? now) / DAY_MS))
     throw invalid('query:from', range.to === undefined ? 'from is after to (today, when to is not given)' : 'from is after to');
   return range;
+}
+
+/** A CSV page's next page: this query with the cursor after it (RFC 8288; a reference relative to this URL's origin). */
+function nextLink(url: string, next: string | null): Record<string, string> {
+  if (!next) return {};
+  const u = new URL(url);
+  u.searchParams.set('cursor', next);
+  return { link: `<${u.pathname}${u.search}>; rel="next"` };
+}
+
+/** With `class` or `model`, what the JSON's `scanned` and `scan_budget_spent` say. */
+function scanHeaders(page: { scanned?: number; budgetSpent?: boolean }): Record<string, string> {
+  return page.scanned === undefined ? {} : { 'x-ph-scanned': String(page.scanned), 'x-ph-scan-budget-spent': String(page.budgetSpent) };
 }
 
 export const USAGE_PATH = '/v1/usage';
@@ -230,17 +246,17 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
     handleReport: createRoute({
       method: 'get', path: '/v1/reports/handles/{id}', tags: ['reports'], summary: 'Reuse waterfall and money for one handle',
       request: { params: z.object({ id: IdParam }), query: HandleReportQuery },
-      responses: { 200: json(HandleReportSchema, 'The report'), ...readErrors },
+      responses: { 200: jsonOrCsv(HandleReportSchema, 'The report'), ...readErrors },
     }),
     tenantReport: createRoute({
       method: 'get', path: '/v1/reports', tags: ['reports'], summary: "The tenant's totals and one row per handle, by leaked money",
       request: { query: TenantReportQuery },
-      responses: { 200: json(TenantReportSchema, 'The report'), 401: readErrors[401], 422: readErrors[422] },
+      responses: { 200: jsonOrCsv(TenantReportSchema, 'The report'), 401: readErrors[401], 422: readErrors[422] },
     }),
     list: createRoute({
       method: 'get', path: '/v1/requests', tags: ['reports'], summary: 'Recorded requests, newest first by when the call started; with `handle`, those that referenced it',
       request: { query: ListRequestsQuery },
-      responses: { 200: json(RequestListSchema, 'A page of requests'), 401: readErrors[401], 404: readErrors[404], 422: readErrors[422] },
+      responses: { 200: jsonOrCsv(RequestListSchema, 'A page of requests (as CSV, the next page in a `Link: <…>; rel="next"` header)'), 401: readErrors[401], 404: readErrors[404], 422: readErrors[422] },
     }),
     request: createRoute({
       method: 'get', path: '/v1/requests/{id}', tags: ['reports'], summary: 'A recorded request: segments with outcomes, usage, diagnostics',
@@ -280,21 +296,26 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
 
   app.openapi(routes.handleReport, (c) => {
     const now = deps.clock.now();
-    const { versions, versions_through: through, ...range } = c.req.valid('query');
+    const { versions, versions_through: through, format, ...range } = c.req.valid('query');
     const report = deps.reports.handle(c.get('auth').tenantId, c.req.valid('param').id, inRange(range, now), now, { versions, through });
+    c.header('vary', 'Accept');
+    if (wantsCsv(c, format)) return csvAnswer(c, handleReportCsv(report), csvFilename(`report_${report.handle.id}`, report.range));
     return c.json(report as unknown as Record<string, unknown>, 200);
   });
 
   app.openapi(routes.tenantReport, (c) => {
     const now = deps.clock.now();
-    const { limit, type: given, kind, days, by_type: byType, ...range } = c.req.valid('query');
+    const { limit, type: given, kind, days, by_type: byType, format, ...range } = c.req.valid('query');
     // kind= is type='s older name: either, or both when they agree.
     if (given && kind && given !== kind) throw invalid('query:kind', `kind is the older name of type: type=${given} and kind=${kind} disagree (give type alone)`);
     const type = given ?? kind;
     const tenantId = c.get('auth').tenantId;
     const report = deps.reports.tenant(tenantId, inRange(range, now), now, limit, type && [type]);
     const extra = { ...(days ? { days: deps.reports.tenantDaysOf(tenantId, range, now) } : {}), ...(byType ? { by_type: deps.reports.byType(tenantId, inRange(range, now), now) } : {}) };
-    return c.json({ ...report, ...extra } as unknown as Record<string, unknown>, 200);
+    const body = { ...report, ...extra } as unknown as Record<string, unknown>;
+    c.header('vary', 'Accept');
+    if (wantsCsv(c, format)) return csvAnswer(c, tenantReportCsv(body), csvFilename('report', report.range));
+    return c.json(body, 200);
   });
 
   app.openapi(routes.list, (c) => {
@@ -305,6 +326,8 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
     const cls = q.class;
     const requests = page.rows.map((row) => ({ ...requestSummaryView(row, q.handle), ...(cls ? { class_tokens: listedClassTokens(row, cls, q.handle) } : {}) }));
     const scan = page.scanned === undefined ? {} : { scanned: page.scanned, scan_budget_spent: page.budgetSpent };
+    c.header('vary', 'Accept');
+    if (wantsCsv(c, q.format)) return csvAnswer(c, requestListCsv(requests), 'requests.csv', { ...nextLink(c.req.url, next), ...scanHeaders(page) });
     return c.json({ requests, next_cursor: next, ...scan } as Record<string, unknown>, 200);
   });
 
