@@ -37,6 +37,8 @@ export interface Api {
   json<T = unknown>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<T>;
   /** The exact body bytes of a 2xx answer. */
   bytes(path: string): Promise<Buffer>;
+  /** A CSV export's bytes (`?format=csv` in `path`) and its next page's cursor, from the `Link: <…>; rel="next"` header. */
+  csv(path: string): Promise<{ bytes: Buffer; nextCursor: string | null }>;
 }
 
 export function createApi(url: string, key: string): Api {
@@ -69,6 +71,11 @@ export function createApi(url: string, key: string): Api {
       return (res.status === 204 ? undefined : await res.json()) as T;
     },
     bytes: async (path) => Buffer.from(await (await send('GET', path)).arrayBuffer()),
+    csv: async (path) => {
+      const res = await send('GET', path);
+      const next = /<([^>]*)>;\s*rel="next"/.exec(res.headers.get('link') ?? '')?.[1];
+      return { bytes: Buffer.from(await res.arrayBuffer()), nextCursor: next ? new URL(next, url).searchParams.get('cursor') : null };
+    },
   };
 }
 

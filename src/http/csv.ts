@@ -141,5 +141,5 @@ export function csvFilename(what: string, range: { from?: unknown; to?: unknown 
 
 /** A CSV answer: a download named `filename`; `headers`: more (a page's Link). */
 export function csvAnswer(c: Context, body: string, filename: string, headers: Record<string, string> = {}): Response {
-  return c.body(body, 200, { 'content-type': CSV_TYPE, 'content-disposition': `attachment; filename="${filename}"`, vary: 'Accept', ...headers });
+  return c.body(body, 200, { 'content-type': CSV_TYPE, 'content-disposition': `attachment; filename="${filename}"`, ...headers });
 }

@@ -117,7 +117,7 @@ describe('CSV exports', () => {
       // Followed by the Link header alone, the CSV pages are the JSON's pages.
       const jsonPages: Array<Record<string, unknown>> = [];
       for (let path: string | null = first; path; ) {
-        const page = (await overHttp(s.key).get(path)).json;
+        const page: { next_cursor: string | null } = (await overHttp(s.key).get(path)).json;
         jsonPages.push(page);
         path = page.next_cursor ? `${first}&cursor=${page.next_cursor}` : null;
       }
@@ -213,9 +213,9 @@ describe('CSV exports', () => {
       const res = await get(s.key, path, headers);
       expect(res.status, path).toBe(status);
       expect(res.headers.get('content-type'), path).toBe('application/problem+json');
-      const body = await res.json();
+      const body = (await res.json()) as { code: string; errors: Array<{ pointer: string }> };
       expect(body.code, path).toBe(status === 404 ? 'not_found' : 'invalid_request');
-      expect(body.errors.map((e: { pointer: string }) => e.pointer).join(' '), path).toContain(pointer);
+      expect(body.errors.map((e) => e.pointer).join(' '), path).toContain(pointer);
     }
     const noKey = await fetch(`${server.base}/v1/reports?format=csv`, { headers: { accept: 'text/csv' } });
     expect([noKey.status, noKey.headers.get('content-type')]).toEqual([401, 'application/problem+json']);

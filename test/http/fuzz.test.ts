@@ -60,6 +60,8 @@ const DASHBOARD: Array<[string, string]> = [
   ['GET', '/ui/fragments/sessions'],
   ['GET', '/ui/handles/{id}'],
   ['GET', '/ui/fragments/handles/{id}'],
+  ['GET', '/ui/reports.csv'],
+  ['GET', '/ui/handles/{id}/report.csv'],
   ['GET', '/ui/requests'],
   ['GET', '/ui/requests/{id}'],
   ['GET', '/ui/events'],

@@ -105,7 +105,7 @@ const WATERFALL: Array<[string, number]> = [
 export const report: Command = {
   name: 'report',
   summary: 'reuse report: tokens per class, capture rate, money',
-  help: `Usage: prefix-handles report [<handle-id>] [--from T] [--to T] [--model M] [--limit N] [--versions N] [--versions-through V] [--json]
+  help: `Usage: prefix-handles report [<handle-id>] [--from T] [--to T] [--model M] [--limit N] [--versions N] [--versions-through V] [--json | --csv]
 
 Without a handle: the tenant's totals and its handles ranked by leaked money.
 With a handle (an id; a ref's @version is ignored): its waterfall (a bundle's covers
@@ -138,8 +138,10 @@ Options:
   --versions-through V   a handle report: list versions up to V instead of the newest
                     (the left-out line names the V that pages back)
   --json            the API's JSON instead of tables
+  --csv             the API's CSV export instead (?format=csv: a row per handle, or per
+                    version and model of a handle), for a spreadsheet or a warehouse
 ${API_HELP}`,
-  options: { ...API_OPTIONS, from: { type: 'string' }, to: { type: 'string' }, model: { type: 'string' }, limit: { type: 'string' }, versions: { type: 'string' }, 'versions-through': { type: 'string' }, json: { type: 'boolean' } },
+  options: { ...API_OPTIONS, from: { type: 'string' }, to: { type: 'string' }, model: { type: 'string' }, limit: { type: 'string' }, versions: { type: 'string' }, 'versions-through': { type: 'string' }, json: { type: 'boolean' }, csv: { type: 'boolean' } },
   positionals: [0, 1],
   async run({ values, positionals, api }) {
     // The id a render or the proxy's x-ph-request-id gives: its own command shows it.
@@ -164,9 +166,15 @@ ${API_HELP}`,
       if (!/^[1-9]\d{0,6}$/.test(v)) throw new UsageError(`--versions-through: a version number from 1 is expected, not '${v}'`);
       q.set('versions_through', v);
     }
-    const query = q.toString() ? `?${q}` : '';
+    if (values.csv && values.json) throw new UsageError('--csv or --json: one output at a time');
     // Reports are per handle, with a row per version: a ref's "@version" is dropped.
     const id = positionals[0]?.replace(/@\d+$/, '');
+    if (values.csv) {
+      q.set('format', 'csv');
+      process.stdout.write((await api().csv(id ? `/v1/reports/handles/${seg(id)}?${q}` : `/v1/reports?${q}`)).bytes);
+      return 0;
+    }
+    const query = q.toString() ? `?${q}` : '';
     const body = id ? await api().json<HandleReport>('GET', `/v1/reports/handles/${seg(id)}${query}`) : await api().json<TenantReport>('GET', `/v1/reports${query}`);
     process.stdout.write(values.json ? `${JSON.stringify(body, null, 2)}\n` : `${id ? handleText(body as HandleReport) : tenantText(body as TenantReport)}\n`);
     // Zeros for a model name nobody used are more often a typo than a fact: said beside them (stdout stays the report).

@@ -215,7 +215,7 @@ interface RequestLine {
 export const requests: Command = {
   name: 'requests',
   summary: 'recorded requests, newest start first (of a handle with --handle), to pick one to open',
-  help: `Usage: prefix-handles requests [--handle ID] [--class C] [--model M] [--from T] [--to T] [--limit N] [--cursor C] [--json]
+  help: `Usage: prefix-handles requests [--handle ID] [--class C] [--model M] [--from T] [--to T] [--limit N] [--cursor C] [--json | --csv]
 
 Lists the recorded requests, newest first by when the call started (an imported call's
 start is its log line's; a call not reported yet, its render time), a page at a time:
@@ -238,8 +238,10 @@ Options:
   --limit N         requests per page, 1 to 500 (50 by default)
   --cursor C        the next page: the cursor the line under the previous page names
   --json            the API's JSON (GET /v1/requests) instead
+  --csv             the page as the API's CSV export (?format=csv); the next page's
+                    cursor on stderr ('more: --cursor …')
 ${API_HELP}`,
-  options: { ...API_OPTIONS, handle: { type: 'string' }, class: { type: 'string' }, model: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' }, json: { type: 'boolean' } },
+  options: { ...API_OPTIONS, handle: { type: 'string' }, class: { type: 'string' }, model: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' }, json: { type: 'boolean' }, csv: { type: 'boolean' } },
   positionals: [0, 0],
   async run({ values, api }) {
     const q = new URLSearchParams();
@@ -257,6 +259,17 @@ ${API_HELP}`,
     }
     if (values.model !== undefined) q.set('model', String(values.model));
     if (values.cursor !== undefined) q.set('cursor', String(values.cursor));
+    // The next page is the same list's: the handle, range, filters and page size go with its cursor.
+    const next = (cursor: string) => moreLine(cursor, values, ['handle', 'class', 'model', 'from', 'to', 'limit', 'url']);
+    if (values.csv && values.json) throw new UsageError('--csv or --json: one output at a time');
+    if (values.csv) {
+      q.set('format', 'csv');
+      const page = await api().csv(`/v1/requests?${q}`);
+      process.stdout.write(page.bytes);
+      // stdout stays the CSV: the way on is said beside it.
+      if (page.nextCursor) process.stderr.write(`${next(page.nextCursor)} --csv\n`);
+      return 0;
+    }
     const body = await api().json<{ requests: RequestLine[]; next_cursor: string | null; scanned?: number; scan_budget_spent?: boolean }>('GET', `/v1/requests${q.size ? `?${q}` : ''}`);
     if (values.json) {
       process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
@@ -284,9 +297,11 @@ ${API_HELP}`,
         (q.has('from') || q.has('to') ? ' that started in this range' : '');
     // A filtered page that stopped at the API's scan budget: the rest is after its cursor, however short it is.
     const cut = body.scan_budget_spent && body.next_cursor ? `\n\nthis page read ${tokens(body.scanned ?? 0)} requests of the list (the most one page reads) and stopped there` : '';
-    // The next page is the same list's: the handle, range, filters and page size go with its cursor.
-    const more = body.next_cursor ? `\n\n${moreLine(body.next_cursor, values, ['handle', 'class', 'model', 'from', 'to', 'limit', 'url'])}` : '';
-    process.stdout.write(`${list}${cut}${more}\n`);
+    const more = body.next_cursor ? `
+
+${next(body.next_cursor)}` : '';
+    process.stdout.write(`${list}${cut}${more}
+`);
     return 0;
   },
 };

@@ -19,6 +19,7 @@ import { requestPage } from './pages/request';
 import { requestsPage } from './pages/requests';
 import { filterWords } from './pages/parts';
 import { requestSummaryView } from '../views';
+import { csvAnswer, csvFilename, handleReportCsv, tenantReportCsv } from '../csv';
 import { requireSignIn, safeNext, signIn, signInPage, signOut, type UiEnv } from './session';
 
 /** Requests shown on a handle's page, newest first (the API lists the rest). */
@@ -50,6 +51,7 @@ export function uiRoutes(deps: AppDeps, services: Services) {
   ui.use('/ui/events', requireSignIn(services.tenants, 'api'));
   ui.use('/ui', requireSignIn(services.tenants, 'page'));
   ui.use('/ui/sessions', requireSignIn(services.tenants, 'page'));
+  ui.use('/ui/reports.csv', requireSignIn(services.tenants, 'page'));
   ui.use('/ui/handles/*', requireSignIn(services.tenants, 'page'));
   ui.use('/ui/requests', requireSignIn(services.tenants, 'page'));
   ui.use('/ui/requests/*', requireSignIn(services.tenants, 'page'));
@@ -111,6 +113,15 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     const filter = { cls: parseClass(c.req.query('class')), model: parseModel(c, c.req.query('model')) };
     const view = handleView(c.get('tenantId'), c.req.param('id'), parsePeriod(c.req.query('period')), true, parseThrough(c.req.query('batches')), filter);
     return page(c, { title: view.report.handle.name ?? view.report.handle.id, tenantId: c.get('tenantId'), body: handlePage(view) });
+  });
+  // The period's reports as the API exports them (GET /v1/reports?format=csv with the period's range: every handle).
+  ui.get('/ui/reports.csv', (c) => {
+    const report = services.reports.tenant(c.get('tenantId'), rangeOf(parsePeriod(c.req.query('period')), now()), now());
+    return csvAnswer(c, tenantReportCsv(report as unknown as Record<string, unknown>), csvFilename('report', report.range));
+  });
+  ui.get('/ui/handles/:id/report.csv', (c) => {
+    const report = services.reports.handle(c.get('tenantId'), c.req.param('id'), rangeOf(parsePeriod(c.req.query('period')), now()), now());
+    return csvAnswer(c, handleReportCsv(report as unknown as Record<string, unknown>), csvFilename(`report_${report.handle.id}`, report.range));
   });
   ui.get('/ui/fragments/handles/:id', (c) => fragment(c, handleLive(handleView(c.get('tenantId'), c.req.param('id'), parsePeriod(c.req.query('period')), false))));
 

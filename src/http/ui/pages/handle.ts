@@ -162,7 +162,7 @@ function familyCounts(counts: Partial<Record<Family, number>>, families: Family[
 function versionsTable(v: HandleView): Html {
   const byVersion = new Map(v.report.versions.map((x) => [x.version, x]));
   const rows = [...v.versions].reverse().slice(0, VERSIONS_SHOWN);
-  return html`<h2>Versions</h2>
+  return html`<h2>Versions <small><a href="/ui/handles/${v.report.handle.id}/report.csv?period=${v.period}" data-csv download>Download CSV</a></small></h2>
 <table data-table="versions"><thead><tr><th>Version</th><th>Created</th><th class="num">Size</th><th class="num">Tokens</th><th>What the change invalidated</th><th class="num">Volatile</th><th class="num">Sent in</th><th class="num">As newest</th><th class="num">Capture</th><th class="num">Leaked</th></tr></thead><tbody>
 ${rows.map((row) => {
     const meta = row.meta as Meta | null;

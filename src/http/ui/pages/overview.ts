@@ -44,7 +44,7 @@ ${legend(['cold', ...LEAK_ROWS, 'captured', 'bonus'], { entries })}
 ${leakedByClass(report, requestsLink(period))}</div>
 ${perDayCard(report)}
 ${noHandleSection(report.no_handle, report.no_handle_models)}
-<h2>Handles by leaked money</h2>
+<h2>Handles by leaked money <small><a href="/ui/reports.csv?period=${period}" data-csv download>Download CSV</a></small></h2>
 ${report.sessions.handles ? html`<p class="muted">Artifacts and bundles, each on its own row; sessions (one per conversation) summed into one, whose link ranks them.</p>` : ''}
 ${rows.length || report.sessions.handles
     ? html`${ranking(rows, period, report.sessions)}${report.handles_total > rows.length ? html`<p class="muted">Showing the ${rows.length} artifacts and bundles that leaked most of ${report.handles_total}.</p>` : ''}`

@@ -1,0 +1,58 @@
+// `report --csv` and `requests --csv` as child processes: stdout is the API's CSV export byte for byte.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCliHarness, type CliHarness } from '../helpers/cli';
+import { seed, type Seeded } from '../ui/seed';
+
+let h: CliHarness;
+let s: Seeded;
+beforeAll(async () => {
+  h = await startCliHarness('ph-cli-csv-');
+  s = await seed(h.t);
+});
+afterAll(() => h.close());
+
+/** The API's answer over the same loopback the CLI uses. */
+async function api(path: string): Promise<{ text: string; link: string | null }> {
+  const res = await fetch(`${h.url}${path}`, { headers: { authorization: `Bearer ${s.key}`, accept: 'text/csv' } });
+  expect(res.status, path).toBe(200);
+  expect(res.headers.get('content-type'), path).toBe('text/csv; charset=utf-8');
+  return { text: await res.text(), link: res.headers.get('link') };
+}
+
+describe('the CLI writes the CSV exports', () => {
+  it('report --csv and report <id> --csv print the API CSV; requests --csv a page, the next cursor on stderr', async () => {
+    const [tenant, handle, versions, page, cursorPage, both] = await Promise.all([
+      h.cli(['report', '--csv', '--from', '2025-12-01', '--model', 'claude-sonnet-4-5'], { key: s.key }),
+      h.cli(['report', s.bundle.id, '--csv'], { key: s.key }),
+      h.cli(['report', `${s.sys.id}@2`, '--csv', '--versions', '1'], { key: s.key }),
+      h.cli(['requests', '--csv', '--limit', '2', '--handle', s.bundle.id], { key: s.key }),
+      h.cli(['requests', '--csv', '--limit', '1', '--class', 'cold'], { key: s.key }),
+      h.cli(['report', '--csv', '--json'], { key: s.key }),
+    ]);
+    for (const run of [tenant, handle, versions, page, cursorPage]) expect(run.code, run.err).toBe(0);
+    expect(tenant.out).toBe((await api('/v1/reports?from=2025-12-01&model=claude-sonnet-4-5')).text);
+    expect(tenant.err).toBe('');
+    expect(handle.out).toBe((await api(`/v1/reports/handles/${s.bundle.id}`)).text);
+    expect(versions.out).toBe((await api(`/v1/reports/handles/${s.sys.id}?versions=1`)).text);
+    const first = await api(`/v1/requests?limit=2&handle=${s.bundle.id}`);
+    expect(page.out).toBe(first.text);
+    // The API's next page is the one the cursor on stderr names (the command's options with it, stdout only CSV).
+    const cursor = new URL(/^<([^>]+)>/.exec(first.link!)![1]!, h.url).searchParams.get('cursor');
+    expect(page.err).toBe(`more: --cursor ${cursor} --handle ${s.bundle.id} --limit 2 --csv\n`);
+    const cold = await api('/v1/requests?limit=1&class=cold');
+    expect(cursorPage.out).toBe(cold.text);
+    const next = new URL(/^<([^>]+)>/.exec(cold.link!)![1]!, h.url).searchParams.get('cursor')!;
+    expect(cursorPage.err).toBe(`more: --cursor ${next} --class cold --limit 1 --csv\n`);
+    const second = await h.cli(['requests', '--csv', '--limit', '1', '--class', 'cold', '--cursor', next], { key: s.key });
+    expect(second.out).toBe((await api(`/v1/requests?limit=1&class=cold&cursor=${next}`)).text);
+    expect(second.out.split('\r\n')[0]).toBe(cold.text.split('\r\n')[0]);
+    expect([both.code, both.err]).toEqual([2, expect.stringContaining('--csv or --json')]);
+  });
+
+  it("an API error is the CLI's error message, nothing on stdout", async () => {
+    const run = await h.cli(['report', 'art_000000000000000000000', '--csv'], { key: s.key });
+    expect(run.code).toBe(1);
+    expect(run.out).toBe('');
+    expect(run.err).toContain('not_found');
+  });
+});
