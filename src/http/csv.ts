@@ -86,8 +86,19 @@ function totals(t: TotalsJson): Json {
   return cells;
 }
 
-/** null and absent: empty (unknown, or not this row's); a list of ids: space-separated; else as JSON writes it. */
-const cell = (v: unknown): string => (v === null || v === undefined ? '' : Array.isArray(v) ? v.join(' ') : String(v));
+/** Text a spreadsheet would run as a formula (OWASP's CSV injection list): a name or model a caller chose can be one. */
+const FORMULA_START = /^[=+\-@\t\r]/;
+
+/**
+ * null and absent: empty (unknown, or not this row's); a list of ids: space-separated; text that would start a formula
+ * after an added `'` (a spreadsheet shows it as text; numbers, negative savings too, are never text here); else as
+ * JSON writes it.
+ */
+function cell(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  if (typeof v === 'string') return FORMULA_START.test(v) ? `'${v}` : v;
+  return Array.isArray(v) ? v.join(' ') : String(v);
+}
 
 /** RFC 4180: CRLF between records, a field with a comma, a quote, CR or LF quoted (csv-stringify's own rules). */
 function table(columns: string[], rows: Json[]): string {

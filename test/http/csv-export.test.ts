@@ -174,9 +174,11 @@ describe('CSV exports', () => {
     }
   });
 
-  it('names with commas, quotes, line breaks and any Unicode read back as the JSON has them (property)', async () => {
+  it('names with commas, quotes, line breaks and any Unicode read back as the JSON has them, a formula as text (property)', async () => {
+    // A spreadsheet runs a cell starting with = + - @ TAB or CR: such a name reads back after an added ' (OWASP).
+    const asText = (name: string) => (/^[=+\-@\t\r]/.test(name) ? `'${name}` : name);
     const { client, key } = t.tenant();
-    const tricky = fc.string({ unit: fc.constantFrom(',', '"', '\n', '\r', '\r\n', ' ', ';', '\t', '=', '-', 'a', 'é', '😀', '\u2028'), minLength: 1, maxLength: 24 });
+    const tricky = fc.string({ unit: fc.constantFrom(',', '"', '\n', '\r', '\r\n', ' ', ';', '\t', '=', '-', '+', '@', 'a', 'é', '😀', '\u2028'), minLength: 1, maxLength: 24 });
     const name = fc.oneof(tricky, fc.string({ unit: 'grapheme', minLength: 1, maxLength: 24 }));
     let n = 0;
     await fc.assert(
@@ -190,12 +192,26 @@ describe('CSV exports', () => {
         expect(rows.length).toBe(json.handles.length + 2);
         json.handles.forEach((h: { id: string; name: string | null }, i: number) => {
           expect(rows[1 + i]!.id).toBe(h.id);
-          expect(rows[1 + i]!.name).toBe(h.name ?? '');
+          expect(rows[1 + i]!.name).toBe(asText(h.name ?? ''));
         });
-        names.forEach((nm, i) => expect(rows.find((row) => row.id === ids[i])!.name).toBe(nm));
+        names.forEach((nm, i) => expect(rows.find((row) => row.id === ids[i])!.name).toBe(asText(nm)));
       }),
       { numRuns: 25 },
     );
+  });
+
+  it("a name a spreadsheet would run as a formula is written as text, after an added '", async () => {
+    const { client, key } = t.tenant();
+    const names = ['=HYPERLINK("http://evil.example","x")', '+1', '-2+3', '@SUM(A1)', '\tlead', 'a=b', 'x-1'];
+    const ids: string[] = [];
+    for (const [i, nm] of names.entries()) ids.push((await mintArtifact(client, 'document', `formula ${i} ${LONG_SYSTEM}`, { name: nm })).id);
+    const r = await renderAnthropic(client, { prefix: ids, messages: [userMessage('q')] });
+    await report(client, t, r, anthropicUsage(promptTokens(r), 0, 0));
+    const rows = rowsOf(await (await get(key, '/v1/reports?format=csv')).text());
+    const written = ids.map((id) => rows.find((row) => row.id === id)!.name);
+    expect(written).toEqual(["'=HYPERLINK(\"http://evil.example\",\"x\")", "'+1", "'-2+3", "'@SUM(A1)", "'\tlead", 'a=b', 'x-1']);
+    // The JSON keeps the name as minted.
+    expect((await overHttp(key).get('/v1/reports')).json.handles.map((h: { name: string }) => h.name).sort()).toEqual([...names].sort());
   });
 
   it('problems stay application/problem+json when CSV was asked for; JSON stays the default, byte for byte', async () => {
