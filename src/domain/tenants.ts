@@ -30,11 +30,12 @@ export interface AuthContext {
 
 /**
  * A tenant's name as an operator reads it, for comparison: `Acme`, `acme` and ` acme ` are one name. Unicode NFC,
+ * characters that draw nothing dropped (a zero-width space, a soft hyphen, a BOM: `Acme` and `Acme\u200b` look alike),
  * lower case, surrounding whitespace dropped and each run of whitespace inside read as one space. The name is stored
  * as given.
  */
 export function tenantNameKey(name: string): string {
-  return name.normalize('NFC').trim().replace(/\s+/g, ' ').toLowerCase();
+  return name.normalize('NFC').replace(/\p{Default_Ignorable_Code_Point}/gu, '').trim().replace(/\s+/g, ' ').toLowerCase();
 }
 
 /** A name's comparison key, refused when blank: it could not be told from another blank name, and every later blank one would be "taken". */

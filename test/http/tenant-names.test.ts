@@ -65,6 +65,21 @@ describe('POST /v1/tenants with a name another tenant has', () => {
     expect(rows()).toEqual(before);
   });
 
+  it('compares names without the characters that draw nothing (zero-width space, soft hyphen, BOM): a look-alike is taken, an invisible name blank', async () => {
+    const acme = await create('Acme');
+    expect(acme.status).toBe(201);
+    const before = rows();
+    for (const lookalike of ['Acme\u200b', '\ufeffAcme', 'Ac\u00adme', 'A\u200dcme']) {
+      const res = await create(lookalike);
+      expect([res.status, res.json.code, res.json.tenant], JSON.stringify(lookalike)).toEqual([409, 'tenant_name_taken', acme.json.tenant]);
+    }
+    for (const invisible of ['\u200b', ' \u200b\u200c ', '\u00ad']) {
+      const res = await create(invisible);
+      expect([res.status, res.json.errors?.[0]?.pointer], JSON.stringify(invisible)).toEqual([422, '/name']);
+    }
+    expect(rows()).toEqual(before);
+  });
+
   it('compares composed and decomposed accents as one name (Unicode NFC), and keeps the name as it was given', async () => {
     const composed = await create('Caf\u00e9');
     expect(composed.status).toBe(201);
