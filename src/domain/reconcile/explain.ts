@@ -182,16 +182,21 @@ const COLD_SENT = 'first sent in this cache scope: nothing earlier to read';
 function coldWrites(r: WhyInput, held: number[], count: number): string {
   // A write without a read (a stream cut off) is not placed: the provider's write follows its read.
   const byProvider = r.provider_write !== null && r.provider_read !== null;
+  // The simulation's write runs to the prompt's end where the provider caches in steps (OpenAI: its write is all the
+  // prompt after the read, as its figures count it), but what a later call can read of it ends at the last whole step:
+  // the tail past it was sent, not written (only the explanation caps it; the predicted write the reports use stays).
+  const granularity = r.entry?.cache.granularity;
+  const simEnd = granularity ? stepFloor(granularity, r.predicted_read + r.predicted_write) : r.predicted_read + r.predicted_write;
   const written = held.map((i) => {
     const s = r.segments[i]!;
     const cold = s.classes.cold ?? 0;
-    const [from, to] = byProvider ? [s.start + (s.read ?? 0), s.start + (s.read ?? 0) + (s.write ?? 0)] : [r.predicted_read, r.predicted_read + r.predicted_write];
+    const [from, to] = byProvider ? [s.start + (s.read ?? 0), s.start + (s.read ?? 0) + (s.write ?? 0)] : [r.predicted_read, simEnd];
     return overlap(s.end - cold, s.end, from, to);
   });
   const total = written.reduce((a, b) => a + b, 0);
   const unwritten = held.filter((_, k) => written[k]! < (r.segments[held[k]!]!.classes.cold ?? 0));
   const [by, note] = byProvider ? ['the provider wrote', ''] : ['the simulation wrote', r.provider_read === null ? ' (capture unknown)' : ' (the provider reports no writes)'];
-  if (total === 0) return 'none of them was written to the cache';
+  if (total === 0) return byProvider ? 'none of them was written to the cache' : `the simulation wrote none of them to the cache${note}`;
   if (total === count) return `${by} all of them to the cache${note}`;
   const wrote = held.filter((_, k) => written[k]! > 0);
   return `${by} ${n(total)} of them to the cache${note} (${segmentList(wrote)}); ${n(count - total)} in ${segmentList(unwritten)} ${count - total === 1 ? 'was' : 'were'} sent, not written`;
