@@ -118,6 +118,8 @@ const PROVIDER_OF: Record<RequestFormat, ProviderFamily> = {
   'openai-responses': 'openai',
   gemini: 'gemini',
 };
+/** The providers a request's scope can name (its key's second part). */
+const PROVIDERS = [...new Set(Object.values(PROVIDER_OF))];
 
 /** Renders agent requests that reference handles, and records them for reconciliation. */
 export class RequestService {
@@ -265,6 +267,11 @@ export class RequestService {
    * `tokenClass` and `model` filter it (see filtered()): no index holds either, so such a page reads the list in its
    * order and keeps the matches, reading at most the scan budget of it; `scanned` says how many it read.
    */
+  /** Whether the tenant recorded any request sent to `model` (its name as sent, as `list` filters by it): reconciled or not. */
+  usedModel(tenantId: string, model: string): boolean {
+    return this.deps.store.hasRequestOfModel(tenantId, model, PROVIDERS);
+  }
+
   list(
     tenantId: string,
     q: { handleId?: string; cursor?: RequestListCursor; limit: number; range?: { from?: number; to?: number }; tokenClass?: TokenClass; model?: string },

@@ -272,6 +272,10 @@ export class SqliteStore implements Store {
   private readonly unreadWrites: Statement;
   /** The list scans, without and with a handle filter. */
   private readonly listScan: [Statement, Statement];
+  /** hasRequestOfModel's lookups, by how many providers they range over. */
+  private readonly modelLookups = new Map<number, Statement>();
+  /** tenantLeft's counts, by the tenant indexes. */
+  private readonly tenantLeftCounts: Statement;
   /** The group commit's statements, prepared once. */
   private readonly write: Record<keyof typeof SQL, Statement>;
   private lastSeq: number;
@@ -320,6 +324,7 @@ export class SqliteStore implements Store {
       .raw();
     this.blobByDigest = client.prepare('select bytes from blobs where digest = ?').pluck();
     this.listScan = [client.prepare(LIST_SQL.tenant), client.prepare(LIST_SQL.handle)];
+    this.tenantLeftCounts = client.prepare('select (select count(*) from requests where tenant_id = @t) as requests, (select count(*) from handles where tenant_id = @t) as handles');
     // requests_scope_reconciled walks the scope in replay order (no sort of its whole history), and only what a replay
     // reads is fetched (the other columns of REQUEST_SELECT are null in their places): the rows are streamed one at a
     // time, never held all at once.
@@ -480,11 +485,7 @@ export class SqliteStore implements Store {
   }
 
   tenantLeft(id: string): { requests: number; handles: number } {
-    const client = this.db.$client;
-    return client.prepare('select (select count(*) from requests where tenant_id = @t) as requests, (select count(*) from handles where tenant_id = @t) as handles').get({ t: id }) as {
-      requests: number;
-      handles: number;
-    };
+    return this.tenantLeftCounts.get({ t: id }) as { requests: number; handles: number };
   }
 
   getTenant(id: string): TenantRow | undefined {
@@ -585,6 +586,23 @@ export class SqliteStore implements Store {
       .orderBy(asc(handles.id))
       .limit(q.limit)
       .all() as HandleRow[];
+  }
+
+  hasRequestOfModel(tenantId: string, model: string, providers: readonly string[]): boolean {
+    // Each provider's range of scope keys '<tenant>|<provider>|<model>|…' ('}' is the character after '|'): the
+    // requests_scope index answers each, and model = the name exactly (a name with a '|' in it cannot match another's).
+    let found = this.modelLookups.get(providers.length);
+    if (!found) {
+      const ranges = providers.map((_, i) => `(scope >= @lo${i} and scope < @hi${i})`).join(' or ');
+      found = this.db.$client.prepare(`select 1 from requests where (${ranges}) and model = @model limit 1`).pluck();
+      this.modelLookups.set(providers.length, found);
+    }
+    const params: Record<string, string> = { model };
+    providers.forEach((p, i) => {
+      params[`lo${i}`] = `${tenantId}|${p}|${model}|`;
+      params[`hi${i}`] = `${tenantId}|${p}|${model}}`;
+    });
+    return found.get(params) !== undefined;
   }
 
   listRequests(q: RequestListQuery): { rows: RequestRow[]; next: RequestListCursor | null } {

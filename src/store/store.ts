@@ -355,6 +355,11 @@ export interface Store {
    * premium, a failure's finish).
    */
   listRequests(q: RequestListQuery): { rows: RequestRow[]; next: RequestListCursor | null };
+  /**
+   * Whether the tenant recorded any request sent to `model` (its name as sent; reconciled, unreported or failed): one
+   * lookup of the scope index, whose keys begin with `${tenant}|${provider}|${model}|` for each of `providers`.
+   */
+  hasRequestOfModel(tenantId: string, model: string, providers: readonly string[]): boolean;
   /** Reconciliations started at or after `since` with a write premium not all read (to rebuild pending premiums). */
   unreadWritesSince(since: number): UnreadWrite[];
   getInline(requestId: string, segment: number, now: number): InlineRow | undefined;

@@ -128,6 +128,44 @@ describe("a model's biggest leak leads to its requests", () => {
     expect(alone.text).toContain(`<h1>Requests sent to <bdi data-filter-model>${MODELS[1]}</bdi></h1>`);
   });
 
+  it("a model whose calls are all unreported or failed is known: a model alone lists them, as recorded, not 'reconciled'; with a class, the reconciled ones", async () => {
+    const { client, key, a } = await history();
+    const model = 'gpt-4.1';
+    const render = async (q: string) => (await client.post('/v1/render', { format: 'openai-chat', request: { model, prefix: [a.id], messages: [userMessage(q)] } })).json.request_id as string;
+    const unreported = await render('never reported');
+    t.clock.advance(MIN);
+    const failed = await render('refused');
+    const started = t.clock.now();
+    await t.services.requests.markFailed(failed, { startedAt: started, finishedAt: started + 500, usageRaw: { status: 529, error: { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } } } });
+    await t.services.writes.idle();
+    const api = idsOf((await client.get(`/v1/requests?model=${model}`)).json);
+    expect(api).toEqual([failed, unreported]);
+    const alone = await get(`/ui/requests?model=${model}`, key);
+    expect(alone.status, alone.text).toBe(200);
+    expect(rowsOf(alone.text)).toEqual(api);
+    expect(alone.text).toContain(`The recorded requests (reconciled, not yet reported, or failed) sent to ${model}`);
+    expect(alone.text).not.toContain('reconciled requests');
+    // The handle's page takes it too; with a class, the list is of reconciled requests and says so (here none).
+    expect((await get(`/ui/handles/${a.id}?model=${model}`, key)).status).toBe(200);
+    const withClass = await get(`/ui/requests?class=drift&model=${model}`, key);
+    expect(withClass.status).toBe(200);
+    expect(rowsOf(withClass.text)).toEqual([]);
+    expect(withClass.text).toContain('The reconciled requests with tokens of');
+    expect(withClass.text).toContain('No reconciled request');
+    // Another tenant's recorded request is not this one's.
+    expect((await get(`/ui/requests?model=${model}`, t.tenant().key)).status).toBe(400);
+  });
+
+  it('a blank handle on the list by class is the 400 page, never the tenant-wide list', async () => {
+    const { key } = await history();
+    for (const path of ['/ui/requests?handle=%20&class=cold', '/ui/requests?handle=&class=drift', `/ui/requests?handle=%09&model=${MODELS[0]}`]) {
+      const res = await get(path, key);
+      expect(res.status, path).toBe(400);
+      expect(res.text, path).toContain('<h1>Cannot show this</h1><p>handle must name a handle');
+      expect(res.text, path).not.toContain('data-request=');
+    }
+  });
+
   it('a model the tenant never used, or an empty one, is the 400 page, on either list; never an empty list or no filter', async () => {
     const { key, a } = await history();
     const other = t.tenant();

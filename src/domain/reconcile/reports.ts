@@ -367,15 +367,6 @@ export class Reports {
   }
 
   /**
-   * Whether any reconciled request of the tenant, through a handle or none, was sent to `model` (its name as sent): a
-   * filter by a model it never used is a mistake to say, not an empty list. Its all-time totals' rows of that model.
-   */
-  knowsModel(tenantId: string, model: string, now: number): boolean {
-    const span = days({}, now);
-    return ['*', NO_HANDLE].some((handleId) => this.store.sumRollups({ tenantId, handleId, ...span, model }).some((r) => (r.requests ?? 0) > 0));
-  }
-
-  /**
    * The calls that referenced no handle, per model, the most costly first: which agent sends its whole prompt inline
    * (the dashboard's overview; the API's `no_handle` sums them).
    */

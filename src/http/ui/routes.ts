@@ -133,6 +133,8 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     const period = c.req.query('period');
     const cls = c.req.query('class');
     const model = c.req.query('model');
+    // A blank handle is a mistake to say (as a blank x-ph-session is), never the tenant-wide list.
+    if (handle === '') throw invalid('query:handle', 'handle must name a handle (art_…, bnd_…, ses_…)');
     if (handle) {
       const query = [period === undefined ? '' : `period=${parsePeriod(period)}`, cls !== undefined ? `class=${encodeURIComponent(cls)}` : '', model !== undefined ? `model=${encodeURIComponent(model)}` : '']
         .filter(Boolean)
@@ -245,7 +247,7 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     if (value === undefined) return undefined;
     const parsed = ModelQuery.safeParse(value);
     if (!parsed.success) throw invalid('query:model', parsed.error.issues[0]!.message);
-    if (!services.reports.knowsModel(c.get('tenantId'), parsed.data, now())) throw invalid('query:model', `no request of this tenant was sent to the model ${JSON.stringify(parsed.data)}`);
+    if (!services.requests.usedModel(c.get('tenantId'), parsed.data)) throw invalid('query:model', `no request of this tenant was sent to the model ${JSON.stringify(parsed.data)}`);
     return parsed.data;
   }
 

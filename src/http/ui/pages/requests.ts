@@ -25,13 +25,13 @@ export function requestsPage(v: RequestsView): Html {
   const api = `GET /v1/requests?${filterQuery(v).slice(1)}${from ? `&from=${from}` : ''}`;
   const holding = [v.cls ? `with tokens of ${CLASS_INFO[v.cls]?.label ?? v.cls} on a handle's segments (inline content is no handle's)` : '', v.model === undefined ? '' : `sent to ${v.model}`].filter(Boolean).join(', ');
   return html`<h1>Requests ${filterHeading(v)}</h1>
-<p class="sub">The reconciled requests ${holding}, newest start first${v.cls ? ": those the overview's figures count" : ''}. <a href="/ui?period=${v.period}">Back to the overview</a></p>
+<p class="sub">The ${v.cls ? 'reconciled requests' : 'recorded requests (reconciled, not yet reported, or failed)'} ${holding}, newest start first${v.cls ? ": those the overview's figures count" : ''}. <a href="/ui?period=${v.period}">Back to the overview</a></p>
 <div class="toolbar">${periodChooser('/ui/requests', v.period, filterQuery(v))}</div>
 <p class="muted">${PERIODS[v.period].label}: started ${from ? `since ${from}` : 'at any time'}, as of this page load (all of them: <code>${api}</code>).</p>
 ${v.more ? html`<p class="muted" data-class-more>${v.budgetSpent ? `The page read the latest ${tokens(v.scanned)} requests (the most one page reads) and lists ${tokens(v.rows.length)} ${words}; older ones` : `The latest ${tokens(v.rows.length)}; more`}: the API's <code>next_cursor</code>.</p>` : ''}
 ${v.rows.length === 0
     ? v.more
       ? ''
-      : html`<p class="muted" data-requests-none>No reconciled request ${words}${v.cls ? ' on a handle' : ''} ${from ? 'in this period' : 'yet'}.</p>`
+      : html`<p class="muted" data-requests-none>No ${v.cls ? 'reconciled ' : ''}request ${words}${v.cls ? ' on a handle' : ''} ${from ? 'in this period' : 'yet'}.</p>`
     : requestsTable(v.rows, html`Tokens by class (every handle's)`)}`;
 }
