@@ -194,7 +194,7 @@ const totals = {
 const { requests: _requests, ...totalsAfterRequests } = totals;
 
 /** One handle type's rows added up, and how many handles they are. */
-const typeTotals = z.object({ handles: int.openapi({ description: 'How many handles of the type have figures in the range.' }), ...totals });
+const typeTotals = z.object({ handles_total: int.openapi({ description: "How many handles of the type have figures in the range (a count, as the report's own `handles_total` is)." }), ...totals });
 
 const range = z.object({ from: time.nullable(), to: time, model: z.string().nullable() });
 

@@ -76,7 +76,7 @@ describe('GET /v1/reports?type= (kind=) and ?days=true', () => {
       for (const type of ['artifact', 'bundle', 'session']) {
         const rows = (await client.get(`/v1/reports?${range}&type=${type}`)).json.handles as Array<{ requests: number; tokens: Record<string, number>; requests_with: Record<string, number>; money: Record<string, number | string | Record<string, number>> }>;
         const got = byType[type];
-        expect(got.handles, `${range} ${type}`).toBe(rows.length);
+        expect(got.handles_total, `${range} ${type}`).toBe(rows.length);
         expect(got.requests, `${range} ${type}`).toBe(rows.reduce((a, r) => a + r.requests, 0));
         for (const c of Object.keys(got.tokens)) {
           expect(got.tokens[c], `${range} ${type} ${c}`).toBe(rows.reduce((a, r) => a + r.tokens[c]!, 0));
@@ -91,8 +91,8 @@ describe('GET /v1/reports?type= (kind=) and ?days=true', () => {
           else for (const [c, x] of Object.entries(v as Record<string, number>)) expect(micro(x), `${range} ${type} ${k}.${c}`).toBe(rows.reduce((a, r) => a + micro((r.money[k] as Record<string, number>)[c]!), 0));
         }
       }
-      if (!range.startsWith('from')) expect(byType.session.handles, range).toBe(s.sessions.length);
-      else expect(byType.session, range).toMatchObject({ handles: 0, requests: 0, capture_rate: null });
+      if (!range.startsWith('from')) expect(byType.session.handles_total, range).toBe(s.sessions.length);
+      else expect(byType.session, range).toMatchObject({ handles_total: 0, requests: 0, capture_rate: null });
     }
     // Some sessions leaked and some did not: the sum is of unequal figures.
     const sessions = (await client.get('/v1/reports?type=session')).json.handles as Array<{ money: { leaked_savings: number } }>;

@@ -74,7 +74,7 @@ describe('overview of an agent with a session per conversation', () => {
       expect(row).toContain(`${(sessions.capture_rate! * 100).toFixed(1)}%`);
       // The API's sessions figure is the row's: the same sessions added up the same way.
       const byType = (await s.client.get(`/v1/reports?${query}&by_type=true`)).json.by_type.session;
-      expect({ handles: byType.handles, requests: byType.requests, tokens: byType.tokens, money: Object.fromEntries(MONEY.map((k) => [k, byType.money[k]])) }, period).toEqual({ handles: 16, requests: sessions.requests, tokens: sessions.tokens, money: sessions.money });
+      expect({ handles: byType.handles_total, requests: byType.requests, tokens: byType.tokens, money: Object.fromEntries(MONEY.map((k) => [k, byType.money[k]])) }, period).toEqual({ handles: 16, requests: sessions.requests, tokens: sessions.tokens, money: sessions.money });
       expect(row).toContain(`${(byType.capture_rate * 100).toFixed(1)}%`);
       // The totals above are the tenant's, as before.
       expect(metricsOf(page.text), period).toEqual(expectedMetrics(api));

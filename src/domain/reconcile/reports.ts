@@ -331,7 +331,7 @@ export class Reports {
    * report gives them (the overview's sessions: an agent's hundreds, one per conversation). Every such handle is read
    * whole: the figures of all of them are what is asked.
    */
-  typeTotals(tenantId: string, range: ReportRange, now: number, type: HandleType): { handles: number } & Totals {
+  typeTotals(tenantId: string, range: ReportRange, now: number, type: HandleType): { handles_total: number } & Totals {
     const span = days(range, now);
     const q = { tenantId, ...span, model: range.model, types: [type] };
     const pending = this.pendingRows(this.pending.rows(tenantId, now), null, span, range.model).filter((p) => handleTypeOf(p.handle_id) === type);
@@ -344,11 +344,11 @@ export class Reports {
       if (!m) byHandle.set(r.handle_id, (m = zeroMoney()));
       for (const k of MONEY_SUMS) m[k] += r[k] ?? 0;
     }
-    return { handles: byHandle.size, ...counts, money: addUpMoney(byHandle.values()) };
+    return { handles_total: byHandle.size, ...counts, money: addUpMoney(byHandle.values()) };
   }
 
   /** typeTotals of each handle type (the API's `by_type`: the sessions' figure the overview's row shows, and the others'). */
-  byType(tenantId: string, range: ReportRange, now: number): Record<HandleType, { handles: number } & Totals> {
+  byType(tenantId: string, range: ReportRange, now: number): Record<HandleType, { handles_total: number } & Totals> {
     return { artifact: this.typeTotals(tenantId, range, now, 'artifact'), bundle: this.typeTotals(tenantId, range, now, 'bundle'), session: this.typeTotals(tenantId, range, now, 'session') };
   }
 

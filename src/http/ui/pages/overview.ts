@@ -45,8 +45,8 @@ ${leakedByClass(report, requestsLink(period))}</div>
 ${perDayCard(report)}
 ${noHandleSection(report.no_handle, report.no_handle_models)}
 <h2>Handles by leaked money <small><a href="/ui/reports.csv?period=${period}" data-csv download>Download CSV</a></small></h2>
-${report.sessions.handles ? html`<p class="muted">Artifacts and bundles, each on its own row; sessions (one per conversation) summed into one, whose link ranks them.</p>` : ''}
-${rows.length || report.sessions.handles
+${report.sessions.handles_total ? html`<p class="muted">Artifacts and bundles, each on its own row; sessions (one per conversation) summed into one, whose link ranks them.</p>` : ''}
+${rows.length || report.sessions.handles_total
     ? html`${ranking(rows, period, report.sessions)}${report.handles_total > rows.length ? html`<p class="muted">Showing the ${rows.length} artifacts and bundles that leaked most of ${report.handles_total}.</p>` : ''}`
     : html`<p class="empty">No handle was used in a reconciled request in this period.</p>`}`;
 }
@@ -62,7 +62,7 @@ export function sessionsPage(report: SessionsReport, period: Period): Html {
 /** The part of the sessions' page the live view re-fetches. */
 export function sessionsLive(report: SessionsReport, period: Period): Html {
   const rows = report.handles.slice(0, MAX_ROWS);
-  const n = report.sessions.handles;
+  const n = report.sessions.handles_total;
   return html`<p class="muted">${PERIODS[period].label} (whole UTC days from ${report.range.from ? report.range.from.slice(0, 10) : 'the start'} to ${report.range.to.slice(0, 10)}): <b data-sessions-count="${n}">${tokens(n)} session${n === 1 ? '' : 's'}</b> with figures.</p>
 ${summary(report.sessions)}
 <h2>Sessions by leaked money</h2>
@@ -93,16 +93,16 @@ const HEAD = html`<thead><tr><th>#</th><th>Handle</th><th class="num">Leaked</th
  * takes (after handles that leaked as much), or last when every handle shown leaked more.
  */
 function ranking(rows: RankedHandle[], period: Period, sessions?: SessionTotals): Html {
-  const at = sessions?.handles ? rows.findIndex((h) => h.money.leaked_savings < sessions.money.leaked_savings) : -1;
-  const groupAt = !sessions?.handles ? null : at === -1 ? rows.length : at;
+  const at = sessions?.handles_total ? rows.findIndex((h) => h.money.leaked_savings < sessions.money.leaked_savings) : -1;
+  const groupAt = !sessions?.handles_total ? null : at === -1 ? rows.length : at;
   // A handle's biggest leak leads to its requests with it; the sessions' row has no list of its own (the tenant's is every handle's).
   const cells = (t: Totals, handle?: string) => html`<td class="num" data-value="${t.money.leaked_savings}">${usd(t.money.leaked_savings)}</td><td>${biggestLeak(t, handle ? requestsLink(period, handle) : undefined)}</td>
 <td class="rate-cell">${rateBar(t.capture_rate)}</td>
 <td class="num">${tokens(t.requests)}</td><td class="num">${tok(t.tokens.referenced ?? 0)}</td><td class="num">${tok(t.tokens.opportunity ?? 0)}</td><td class="num">${tok(t.tokens.captured ?? 0)}</td>
 <td class="num" data-value="${t.money.realised_savings}">${usd(t.money.realised_savings)}</td>`;
   const group = (rank: number) =>
-    html`<tr data-group="session" data-count="${sessions!.handles}"><td class="num">${rank}</td>
-<td><a href="/ui/sessions?period=${period}">${tokens(sessions!.handles)} session${sessions!.handles === 1 ? '' : 's'}</a><br><small class="muted">summed: each session's own report, added up</small></td>
+    html`<tr data-group="session" data-count="${sessions!.handles_total}"><td class="num">${rank}</td>
+<td><a href="/ui/sessions?period=${period}">${tokens(sessions!.handles_total)} session${sessions!.handles_total === 1 ? '' : 's'}</a><br><small class="muted">summed: each session's own report, added up</small></td>
 ${cells(sessions!)}</tr>`;
   const row = (h: RankedHandle, rank: number) => html`<tr data-handle="${h.id}"><td class="num">${rank}</td>
 <td>${h.name
