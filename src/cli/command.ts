@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { createApi, type Api } from './api';
+import { printable } from './table';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 export type Values = Record<string, string | boolean | string[] | undefined>;
@@ -122,10 +123,12 @@ const shellWord = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace
 
 /**
  * The line under a page that has a next one: its cursor and each of `names` this page was asked with, so the next
- * page is asked the same way (the same list, filters, page size and service). --key is never printed: a secret on a
- * terminal or in a log, it is read again from where it came (PH_API_KEY, the key file) or given again.
+ * page is asked the same way (the same list, filters, page size and service). The key is never printed, a secret on a
+ * terminal or in a log: a page asked with --key says `--key <key>`, a placeholder to fill, so the next page is not
+ * asked unawares with another tenant's key from PH_API_KEY or the key file (run as printed, the shell refuses it).
+ * Values are printed as the table prints text (control characters as escapes), then quoted for the shell.
  */
 export function moreLine(cursor: string, values: Values, names: readonly string[]): string {
-  const same = names.filter((k) => values[k] !== undefined).map((k) => ` --${k} ${shellWord(String(values[k]))}`);
-  return `more: --cursor ${shellWord(cursor)}${same.join('')}`;
+  const same = names.filter((k) => values[k] !== undefined).map((k) => ` --${k} ${shellWord(printable(String(values[k])))}`);
+  return `more: --cursor ${shellWord(printable(cursor))}${same.join('')}${values.key !== undefined ? ' --key <key>' : ''}`;
 }

@@ -4,7 +4,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { shownRuns } from '../../src/domain/session-runs';
 import { tokens } from '../../src/cli/table';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { moreLine } from '../../src/cli/command';
+import { BIN, cleanEnv } from '../helpers/processes';
 import { startCliHarness, type CliHarness, type CliOptions } from '../helpers/cli';
 import { assistantMessage, mintBundle, mintSystem, mintTools, startSession, userMessage } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report } from '../helpers/scenario';
@@ -180,10 +183,56 @@ describe('building prompt state with the CLI', () => {
     expect(pages.flat()).toEqual(arts.map((a) => a.id).sort());
   });
 
-  it('the next page line quotes what the shell would split, and never prints the key', () => {
+  it('the next page line quotes what the shell would split, escapes control characters, and says --key <key> for a key given, never the key', () => {
     const values = { handle: 'art_x@2', model: "gpt 4's", limit: '2', key: 'ph_secret', url: 'http://127.0.0.1:41100', json: undefined };
-    expect(moreLine('req_1', values, ['handle', 'class', 'model', 'limit', 'url'])).toBe(`more: --cursor req_1 --handle art_x@2 --model 'gpt 4'\\''s' --limit 2 --url http://127.0.0.1:41100`);
+    expect(moreLine('req_1', values, ['handle', 'class', 'model', 'limit', 'url'])).toBe(`more: --cursor req_1 --handle art_x@2 --model 'gpt 4'\\''s' --limit 2 --url http://127.0.0.1:41100 --key <key>`);
     expect(moreLine('req_1', values, ['handle', 'class', 'model', 'limit', 'url'])).not.toContain('ph_secret');
+    // Without --key: nothing of it (the key is read again from where it came).
+    expect(moreLine('req_1', { ...values, key: undefined }, ['model'])).toBe(`more: --cursor req_1 --model 'gpt 4'\\''s'`);
+    // A model named with an escape sequence is printed as the table prints it, never as the control character.
+    expect(moreLine('req_1', { model: 'm\u001b[2Jx\r' }, ['model'])).toBe(`more: --cursor req_1 --model 'm\\u001b[2Jx\\u000d'`);
+  });
+
+  it("the next page line runs in a shell as printed (a model with a space and a quote), the key's placeholder filled in", async () => {
+    const { key, client } = h.t.tenant();
+    const model = `team/o'brien "4" mini`;
+    for (const q of ['one', 'two', 'three']) {
+      const r = await client.post('/v1/render', { format: 'anthropic', request: { model, max_tokens: 8, messages: [userMessage(q)] } });
+      expect(r.status, r.text).toBe(200);
+    }
+    // In the list's order, as the API gives it.
+    const ids = (await client.get(`/v1/requests?model=${encodeURIComponent(model)}`)).json.requests.map((r: { id: string }) => r.id) as string[];
+    expect(ids).toHaveLength(3);
+    // Another tenant's key where the CLI would look for one: the line must not let the next page go out with it.
+    const other = h.t.tenant().key;
+    const first = await h.cli(['requests', '--model', model, '--limit', '1', '--key', key], { key: other });
+    expect(first.code, first.err).toBe(0);
+    const line = /^more: (.*)$/m.exec(first.out)![1]!;
+    expect(line).toMatch(/ --key <key>$/);
+    expect(line).not.toContain(key);
+    const sh = (command: string) =>
+      new Promise<{ code: number | null; out: string; err: string }>((ok, fail) => {
+        const child = spawn('sh', ['-c', command], { env: { ...cleanEnv(), PH_DATA_DIR: join(h.dir, 'no-such-dir'), PH_URL: h.url, PH_API_KEY: other } });
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (b: Buffer) => (out += b));
+        child.stderr.on('data', (b: Buffer) => (err += b));
+        child.on('error', fail);
+        child.on('close', (code) => ok({ code, out, err }));
+      });
+    // As printed, the shell refuses the placeholder (no file named key): nothing is asked with the other key.
+    const asPrinted = await sh(`'${process.execPath}' '${BIN}' requests ${line}`);
+    expect(asPrinted.code).not.toBe(0);
+    expect(asPrinted.out).toBe('');
+    // Filled in, the next page is the same list's: the second request of that model, with a line to the third.
+    const next = await sh(`'${process.execPath}' '${BIN}' requests ${line.replace('<key>', key)}`);
+    expect(next.code, next.err).toBe(0);
+    const listed = (out: string) => [...out.replace(/^more: .*$/m, '').matchAll(/(req_\w{21})/g)].map((m) => m[1]);
+    expect(listed(first.out)).toEqual([ids[0]]);
+    expect(listed(next.out)).toEqual([ids[1]]);
+    const third = await sh(`'${process.execPath}' '${BIN}' requests ${/^more: (.*)$/m.exec(next.out)![1]!.replace('<key>', key)}`);
+    expect(listed(third.out)).toEqual([ids[2]]);
+    expect(third.out).not.toContain('more:');
   });
 
   it('handles lists a page at a time with the cursor to the next; show describes versions, members and base; --json is the API', async () => {
