@@ -18,8 +18,10 @@ import { printable, when } from './table';
 
 export interface Admin {
   list(): Promise<TenantListing[]>;
-  /** Deletions not finished: what is left of each (GET /v1/tenants' `deleting`). */
-  deleting(): Promise<TenantDeletionProgress[]>;
+  /** The tenants and the deletions not finished, what is left of each: GET /v1/tenants' `tenants` and `deleting`, one call. */
+  listWithDeletions(): Promise<{ tenants: TenantListing[]; deleting: TenantDeletionProgress[] }>;
+  /** Works on the database file (--offline), not through the service. */
+  offline: boolean;
   createTenant(name: string): Promise<IssuedKey>;
   renameTenant(tenantId: string, name: string): Promise<TenantListing>;
   /** Deletes the tenant and all its data; `confirm`: its name. */
@@ -82,8 +84,12 @@ function online(url: string, flag: string | undefined): Admin {
   };
   return {
     list: async () => (await call<{ tenants: TenantListing[] }>('GET', '/v1/tenants')).tenants,
-    // A service from before deletions were listed has none to list.
-    deleting: async () => (await call<{ deleting?: TenantDeletionProgress[] }>('GET', '/v1/tenants')).deleting ?? [],
+    listWithDeletions: async () => {
+      const body = await call<{ tenants: TenantListing[]; deleting?: TenantDeletionProgress[] }>('GET', '/v1/tenants');
+      // A service from before deletions were listed has none to list.
+      return { tenants: body.tenants, deleting: body.deleting ?? [] };
+    },
+    offline: false,
     createTenant: (name) => call<IssuedKey>('POST', '/v1/tenants', { name }),
     renameTenant: (tenantId, name) => call<TenantListing>('PATCH', `/v1/tenants/${seg(tenantId)}`, { name }),
     deleteTenant: (tenantId, confirm) => call<TenantDeletionResult>('DELETE', `/v1/tenants/${seg(tenantId)}?confirm=${encodeURIComponent(confirm)}`),
@@ -141,7 +147,8 @@ function offline(dataDir: string | undefined): Admin {
   };
   return {
     list: () => act(() => tenants.list()),
-    deleting: () => act(() => new TenantDeletion({ store, forget: () => {} }).progress()),
+    listWithDeletions: () => act(() => ({ tenants: tenants.list(), deleting: new TenantDeletion({ store, forget: () => {} }).progress() })),
+    offline: true,
     createTenant: (name) => act(() => tenants.createTenant(name)),
     renameTenant: (tenantId, name) => act(() => tenants.renameTenant(tenantId, name)),
     // Nothing else runs on the file: only the authentication cache of this process to drop.

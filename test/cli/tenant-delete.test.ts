@@ -6,6 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, runNode, startService } from '../helpers/processes';
+import { serve, type ServerType } from '@hono/node-server';
+import type { AddressInfo } from 'node:net';
+import { ADMIN_KEY as APP_ADMIN_KEY, createTestApp } from '../helpers/app';
 
 const ADMIN_KEY = 'an-operator-admin-key-8901';
 
@@ -109,7 +112,7 @@ describe('tenants rename and delete', () => {
 
     const cli = (...args: string[]) => runNode([BIN, 'tenants', ...args, '--offline'], { PH_DATA_DIR: data });
     const listed = await cli();
-    expect([listed.code, listed.out], listed.err).toEqual([0, `no tenants\ndeletion cut short: ${id}, 0 requests and 1 handle left; the service takes it up at its next start (or: prefix-handles tenants delete ${id} --confirm -)\n`]);
+    expect([listed.code, listed.out], listed.err).toEqual([0, `no tenants\ndeletion cut short: ${id}, 0 requests and 1 handle left; the service takes it up at its next start (or: prefix-handles tenants delete ${id} --confirm - --offline)\n`]);
     expect(JSON.parse((await cli('--json')).out)).toEqual({ tenants: [], deleting: [{ id, name: null, running: false, rows: 0, batches: 0, requests_left: 0, handles_left: 1 }] });
     const resumed = await cli('delete', id, '--confirm', '-');
     expect(resumed.code, resumed.err).toBe(0);
@@ -118,3 +121,35 @@ describe('tenants rename and delete', () => {
   });
 });
 
+
+describe('tenants lists through the admin API in one call', () => {
+  it('GET /v1/tenants is asked once for the table and the deletions under it', async () => {
+    const t = createTestApp();
+    const calls: string[] = [];
+    const server = await new Promise<ServerType>((ok) => {
+      const s = serve(
+        {
+          fetch: (req: Request) => {
+            calls.push(`${req.method} ${new URL(req.url).pathname}`);
+            return t.app.fetch(req);
+          },
+          port: 0,
+          hostname: '127.0.0.1',
+        },
+        () => ok(s),
+      );
+    });
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const run = await runNode([BIN, 'tenants', '--json'], { PH_URL: url, PH_ADMIN_KEY: APP_ADMIN_KEY });
+      expect(run.code, run.err).toBe(0);
+      calls.push('(the test)');
+      const api = await (await t.app.request('/v1/tenants', { headers: { authorization: `Bearer ${APP_ADMIN_KEY}` } })).json();
+      expect(JSON.parse(run.out)).toEqual(api);
+      expect(calls).toEqual(['GET /v1/tenants', '(the test)']);
+    } finally {
+      await new Promise((ok) => server.close(ok));
+      t.close();
+    }
+  });
+});

@@ -43,9 +43,8 @@ ${ADMIN_HELP}`,
       if (name !== undefined) throw new UsageError(`unexpected argument '${name}'`);
       const admin = openAdmin(values);
       try {
-        const listed = await admin.list();
-        const deleting = await admin.deleting();
-        process.stdout.write(values.json ? `${JSON.stringify({ tenants: listed, deleting }, null, 2)}\n` : `${listText(listed)}${deletingText(deleting)}\n`);
+        const { tenants: listed, deleting } = await admin.listWithDeletions();
+        process.stdout.write(values.json ? `${JSON.stringify({ tenants: listed, deleting }, null, 2)}\n` : `${listText(listed)}${deletingText(deleting, admin.offline)}\n`);
       } finally {
         admin.close();
       }
@@ -96,14 +95,14 @@ async function change(verb: 'rename' | 'delete', values: Values, args: string[])
 
 const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
 
-/** Deletions not finished, after the table: one line each, with what is left. */
-function deletingText(deleting: TenantDeletionProgress[]): string {
+/** Deletions not finished, after the table: one line each, with what is left; `offline`: listed from the file, taken up so too. */
+function deletingText(deleting: TenantDeletionProgress[], offline: boolean): string {
   return deleting
     .map((d) => {
       const left = `${plural(d.requests_left, 'request')} and ${plural(d.handles_left, 'handle')} left`;
       return d.running
         ? `\nbeing deleted: ${d.id}${d.name === null ? '' : ` (${printable(d.name)})`}, ${left}`
-        : `\ndeletion cut short: ${d.id}, ${left}; the service takes it up at its next start (or: prefix-handles tenants delete ${d.id} --confirm -)`;
+        : `\ndeletion cut short: ${d.id}, ${left}; the service takes it up at its next start (or: prefix-handles tenants delete ${d.id} --confirm -${offline ? ' --offline' : ''})`;
     })
     .join('');
 }
