@@ -206,7 +206,7 @@ const TenantDeletingSchema = z
   .object({
     id: z.string(),
     name: z.string().nullable().openapi({ description: 'Its name when this process began deleting it (null: taken up again after a restart, the name already gone).' }),
-    running: z.boolean().openapi({ description: 'Being deleted now; false: a stop cut it short, and the next start (or a DELETE of it, whatever `confirm` says) takes it up again.' }),
+    running: z.boolean().openapi({ description: 'Being deleted now; false: a stop cut it short or a batch failed with an error, and the next start (or a DELETE of it, whatever `confirm` says) takes it up again.' }),
     rows: z.number().int().openapi({ description: 'Rows this process has deleted of it so far (its keys with the mark).' }),
     batches: z.number().int().openapi({ description: 'Transactions they took.' }),
     requests_left: z.number().int().openapi({ description: 'Its requests still stored, each with its rows (deleted first).' }),
