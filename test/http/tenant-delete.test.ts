@@ -263,6 +263,51 @@ describe('DELETE /v1/tenants/{id}', () => {
   });
 });
 
+describe('GET /v1/tenants while a DELETE over HTTP is under way', () => {
+  it("lists it running, with its name and more rows deleted batch by batch, then nothing once the DELETE answers", async () => {
+    const a = await tenant('Initech');
+    const sys = await mintArtifact(a.client, 'system', LONG_SYSTEM);
+    const bundle = await mintBundle(a.client, [(await mintDocument(a.client)).id]);
+    for (let i = 0; i < 8; i++) await call(a.client, `2026-01-01T12:${String(i).padStart(2, '0')}:00Z`, { sys: sys.id, bundle: bundle.id });
+    await t.services.writes.idle();
+    const requests = (await a.client.get('/v1/requests?limit=200')).json.requests.length;
+    expect(requests).toBe(8);
+    // The service's own deletion, in batches of 30 rows, one batch each time the test allows one: between them it
+    // deletes nothing and yields (as between its batches), so what the listing shows is decided here, not by timing.
+    const store = t.store as { deleteTenantBatch(id: string, limit: number): { rows: number; done: boolean } };
+    const batch = store.deleteTenantBatch.bind(store);
+    let allowed = 0;
+    store.deleteTenantBatch = (id, _limit) => (allowed > 0 ? (allowed--, batch(id, 30)) : { rows: 0, done: false });
+    const listing = async () => {
+      const res = await admin().get('/v1/tenants');
+      expect(res.status, res.text).toBe(200);
+      expect(res.json.tenants.map((x: { id: string }) => x.id)).not.toContain(a.id);
+      return res.json.deleting as Array<{ id: string; name: string | null; running: boolean; rows: number; requests_left: number; handles_left: number }>;
+    };
+    /** Asks the list until `done` says the allowed batch was deleted. */
+    const until = async (done: (d: Awaited<ReturnType<typeof listing>>[number]) => boolean) => {
+      for (;;) {
+        const [d] = await listing();
+        expect(d).toMatchObject({ id: a.id, name: 'Initech', running: true });
+        if (done(d!)) return d!;
+      }
+    };
+    allowed = 1;
+    const deleted = admin().delete(`/v1/tenants/${a.id}?confirm=initech`);
+    const first = await until((d) => allowed === 0 && d.requests_left < requests);
+    allowed = 1;
+    const second = await until((d) => allowed === 0 && d.rows > first.rows);
+    expect(second.requests_left).toBeLessThanOrEqual(first.requests_left);
+    expect(second.handles_left).toBeGreaterThan(0);
+    // Let it run to its end: the DELETE answers with every row, and nothing is listed.
+    allowed = Number.POSITIVE_INFINITY;
+    const res = await deleted;
+    expect(res.status, res.text).toBe(200);
+    expect(res.json.rows).toBeGreaterThan(second.rows);
+    expect(await listing()).toEqual([]);
+  });
+});
+
 describe('a deleted tenant\'s calls under way', () => {
   let h: Harness;
   afterEach(async () => h?.close());
