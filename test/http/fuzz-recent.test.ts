@@ -1,7 +1,7 @@
 // The routes added last, fuzzed over real HTTP on a database file: tenant rename and deletion (names at the rules'
 // edges, foreign, unknown and deleted tenants, deletion beside a tenant's own calls), the request list's cursors
-// (forged, stale, another tenant's, another filter's) and dates, the reports' kind/days/ranges, the dashboard's query
-// strings, and the proxy's x-ph-session (unknown, foreign, deleted, pinned, not a session). No answer is a 5xx; a
+// (forged, stale, another tenant's, another filter's) and dates, the reports' type/kind/days/by_type/ranges, the
+// dashboard's query strings (a model's lists too), and the proxy's x-ph-session (unknown, foreign, deleted, pinned, not a session). No answer is a 5xx; a
 // refusal is problem+json with a stable code (the dashboard's an HTML page) and changes no row; a page lists the
 // tenant's own requests only. FUZZ_SEED and FUZZ_RUNS (per property) for a longer hunt.
 import { createHash } from 'node:crypto';
@@ -241,10 +241,12 @@ describe('GET /v1/requests: cursors and dates', () => {
 });
 
 describe('GET /v1/reports and /v1/reports/handles/{id}', () => {
-  it('answers any kind, days, range, limit and model with a report or a 4xx problem naming the parameter', async () => {
+  it('answers any type, kind, days, by_type, range, limit and model with a report or a 4xx problem naming the parameter', async () => {
     const tenantQuery = queryOf({
+      type: fc.oneof(fc.constantFrom('artifact', 'bundle', 'session', 'Session', 'sessions', 'system'), oddText),
       kind: fc.oneof(fc.constantFrom('artifact', 'bundle', 'session', 'Artifact', 'artifacts', 'system'), oddText),
       days: fc.oneof(fc.constantFrom('true', 'false', 'TRUE', '1', 'yes'), oddText),
+      by_type: fc.oneof(fc.constantFrom('true', 'false', 'True', '1', 'yes'), oddText),
       from: oddDate,
       to: oddDate,
       limit: oddLimit,
@@ -276,6 +278,20 @@ describe('GET /v1/reports and /v1/reports/handles/{id}', () => {
         const report = res.json();
         if (p.startsWith('/v1/reports?') && /(^|&|\?)days=true(&|$)/.test(p))
           for (const d of report.days as Array<{ day: string }>) expect(d.day, label).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+        if (p.startsWith('/v1/reports?')) {
+          // by_type only when asked, each type's count of handles a count (handles_total), as the report's own is.
+          expect('by_type' in report, label).toBe(/(^|&|\?)by_type=true(&|$)/.test(p));
+          if (report.by_type) {
+            expect(Object.keys(report.by_type), label).toEqual(['artifact', 'bundle', 'session']);
+            for (const v of Object.values(report.by_type) as Array<Record<string, unknown>>) {
+              expect(Number.isInteger(v.handles_total) && (v.handles_total as number) >= 0, label).toBe(true);
+              expect(v, label).not.toHaveProperty('handles');
+            }
+          }
+          // type= (or its alias kind=) lists that type's handles only.
+          const type = /(?:^|&|\?)(?:type|kind)=(artifact|bundle|session)(?:&|$)/.exec(p)?.[1];
+          if (type) for (const row of report.handles as Array<{ type: string }>) expect(row.type, label).toBe(type);
+        }
         // A foreign handle's report is the same 404 as an unknown one's: a 200 is the caller's own handle.
         if (p.startsWith('/v1/reports/handles/')) expect(asStranger ? [h.foreign, h.foreignSession] : Object.values(h), label).toContain(report.handle.id);
       }),
@@ -293,6 +309,7 @@ describe('the dashboard with odd query strings', () => {
       handle: handleRef(),
       id: fc.oneof(fc.constantFrom(...ownRequests, unknown('req')), handleRef()),
       next: fc.constantFrom('/ui', '//evil.example', 'https://evil.example', '/ui/handles/x', '\\\\evil', ''),
+      model: fc.oneof(fc.constantFrom('claude-sonnet-4-5', 'claude-haiku-4-5', 'gpt-4.1', 'Claude-Sonnet-4-5', 'nope'), oddText),
     });
     const page = fc.oneof(
       fc.constantFrom('/ui', '/ui/', '/ui/sessions', '/ui/fragments/overview', '/ui/fragments/sessions', '/ui/requests', '/ui/sign-in'),
@@ -310,6 +327,14 @@ describe('the dashboard with odd query strings', () => {
         if (res.status >= 400) expect(res.type, label).toMatch(p.includes('/fragments/') ? /^text\/(html|plain)/ : /^text\/html/);
         // An error page of ours says what is wrong in its heading and title.
         if (res.status >= 400 && res.type.startsWith('text/html')) expect(res.text, label).toMatch(/<title>[^<]+<\/title>/);
+        // A list of a model (the tenant-wide one or a handle's) shows that model's requests only; one the tenant never
+        // sent a request to is refused, never an empty list.
+        const models = [...query.matchAll(/[?&]model=([^&]*)/g)].map((m) => m[1]!);
+        if ((p === '/ui/requests' || p.startsWith('/ui/handles/')) && models.length === 1 && ['claude-sonnet-4-5', 'claude-haiku-4-5', 'gpt-4.1', 'Claude-Sonnet-4-5', 'nope'].includes(models[0]!) && res.status === 200 && who !== 'none') {
+          const cells = [...res.text.matchAll(/<td data-model>([^<]*)<\/td>/g)].map((m) => m[1]);
+          for (const cell of cells) expect(cell, label).toBe(models[0]);
+          expect(['gpt-4.1', 'Claude-Sonnet-4-5', 'nope'], label).not.toContain(models[0]);
+        }
       }),
       settings(3),
     );
