@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../helpers/app';
 import { mintSystem, userMessage } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report, type Rendered } from '../helpers/scenario';
-import { MIN } from './seed';
+import { MIN, signedInPage } from './seed';
 
 let t: TestApp;
 beforeEach(() => {
@@ -14,10 +14,7 @@ beforeEach(() => {
 });
 afterEach(() => t.close());
 
-async function get(path: string, key: string) {
-  const res = await t.app.request(path, { headers: { cookie: `ph_ui_key=${key}` } });
-  return { status: res.status, headers: res.headers, text: await res.text() };
-}
+const get = (path: string, key: string) => signedInPage(t, path, key);
 
 /** One system prompt: cold, read, drift twice (a time inline before it), then expired after ten minutes unused. */
 async function history(app: TestApp = t) {

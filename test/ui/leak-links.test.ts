@@ -8,7 +8,7 @@ import { createTestApp } from '../helpers/app';
 import type { TestApp } from '../helpers/app';
 import { mintSystem, userMessage } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report, type Rendered } from '../helpers/scenario';
-import { MIN } from './seed';
+import { MIN, signedInPage } from './seed';
 
 const DAY = 86_400_000;
 let t: TestApp;
@@ -17,10 +17,7 @@ beforeEach(() => {
 });
 afterEach(() => t.close());
 
-async function get(path: string, key: string) {
-  const res = await t.app.request(path, { headers: { cookie: `ph_ui_key=${key}` } });
-  return { status: res.status, location: res.headers.get('location'), text: await res.text() };
-}
+const get = (path: string, key: string) => signedInPage(t, path, key);
 
 /**
  * Two system prompts. A: cold, read, then twice after a time inline before it (drift). B: cold, drift once, then

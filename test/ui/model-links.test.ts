@@ -8,7 +8,7 @@ import { createTestApp } from '../helpers/app';
 import type { TestApp } from '../helpers/app';
 import { mintSystem, userMessage } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM, promptTokens, report, type Rendered } from '../helpers/scenario';
-import { MIN } from './seed';
+import { MIN, signedInPage } from './seed';
 
 const DAY = 86_400_000;
 /** Two catalog models and one a gateway names its own way: its name needs encoding in a URL and escaping in HTML. */
@@ -19,10 +19,7 @@ beforeEach(() => {
 });
 afterEach(() => t.close());
 
-async function get(path: string, key: string) {
-  const res = await t.app.request(path, { headers: { cookie: `ph_ui_key=${key}` } });
-  return { status: res.status, location: res.headers.get('location'), text: await res.text() };
-}
+const get = (path: string, key: string) => signedInPage(t, path, key);
 
 /**
  * System prompt A on each model: cold, read, then a time inline before it twice (drift); on the last model once

@@ -23,6 +23,12 @@ export interface Seeded {
   driftRequest: Rendered;
 }
 
+/** A dashboard page as a signed-in user gets it (the key in the session cookie), not following a redirect. */
+export async function signedInPage(t: TestApp, path: string, key: string) {
+  const res = await t.app.request(path, { headers: { cookie: `ph_ui_key=${key}` } });
+  return { status: res.status, headers: res.headers, location: res.headers.get('location'), text: await res.text() };
+}
+
 export async function seed(t: TestApp): Promise<Seeded> {
   const { client, key, id: tenantId } = t.tenant();
   const tools = await mintTools(client);
