@@ -108,12 +108,22 @@ function table(columns: string[], rows: Json[]): string {
   );
 }
 
-/** GET /v1/reports: the totals (`row` total), each handle, the calls through no handle, then each day of `days=true`. */
+/**
+ * GET /v1/reports: the totals (`row` total), each handle type of `by_type=true` (`row` type, its count of handles in
+ * `handles_total`), each handle, the calls through no handle, then each day of `days=true`.
+ */
 export function tenantReportCsv(r: Json): string {
-  const { range, handles, no_handle: noHandle, days, ...rest } = r as Json & { range: Json; handles: TotalsJson[]; no_handle?: Json; days?: TotalsJson[] };
+  const { range, handles, no_handle: noHandle, days, by_type: byType, ...rest } = r as Json & {
+    range: Json;
+    handles: TotalsJson[];
+    no_handle?: Json;
+    days?: TotalsJson[];
+    by_type?: Record<string, TotalsJson & { handles: number }>;
+  };
   const ctx = flat({ range });
   return table(TENANT_COLUMNS, [
     { row: 'total', ...ctx, ...totals(rest) },
+    ...Object.entries(byType ?? {}).map(([type, { handles: count, ...figures }]) => ({ row: 'type', type, ...ctx, handles_total: count, ...totals(figures) })),
     ...handles.map((h) => ({ row: 'handle', ...ctx, ...totals(h) })),
     ...(noHandle ? [{ row: 'no_handle', ...ctx, ...flat(noHandle) }] : []),
     ...(days ?? []).map((d) => ({ row: 'day', ...ctx, ...totals(d) })),

@@ -89,6 +89,31 @@ describe('CSV exports', () => {
     expect(rows.find((r) => r.id === s.doc.id)!.name).toBe('<script>alert("pwned")</script><img src=x onerror=alert(1)>');
   });
 
+  it('GET /v1/reports?by_type=true as CSV: a row per handle type after the totals, its figures as by_type has them', async () => {
+    // by_type was left out of the CSV: the rows named total, handle, no_handle and day only, so a by_type=true export
+    // carried none of the figures it was asked for.
+    const s = await seed(t);
+    for (const query of ['by_type=true', 'by_type=true&type=session&limit=1', 'by_type=true&days=true&from=2025-12-01']) {
+      const json = (await overHttp(s.key).get(`/v1/reports?${query}`)).json;
+      const rows = rowsOf(await (await get(s.key, `/v1/reports?${query}&format=csv`)).text());
+      const types = Object.keys(json.by_type);
+      expect(types, query).toEqual(['artifact', 'bundle', 'session']);
+      expect(rows.map((r) => r.row), query).toEqual(['total', ...types.map(() => 'type'), ...json.handles.map(() => 'handle'), 'no_handle', ...(json.days ?? []).map(() => 'day')]);
+      const ctx = cells({ range: json.range });
+      types.forEach((type, i) => {
+        const { handles: count, ...figures } = json.by_type[type];
+        expectRow(rows[1 + i]!, { ...ctx, ...cells(figures), type, handles_total: String(count) }, `${query} ${type}`);
+      });
+      // The totals row is the report's, as without by_type.
+      const { range: _r, handles: _h, no_handle: _n, days: _d, by_type: _b, ...top } = json;
+      expectRow(rows[0]!, { ...ctx, ...cells(top) }, `${query} total`);
+    }
+    // The artifacts' row counts the seed's artifacts, with figures.
+    const artifact = rowsOf(await (await get(s.key, '/v1/reports?by_type=true&format=csv')).text()).find((r) => r.row === 'type' && r.type === 'artifact')!;
+    expect(Number(artifact.handles_total)).toBeGreaterThan(0);
+    expect(Number(artifact.tokens_referenced)).toBeGreaterThan(0);
+  });
+
   it('GET /v1/reports/handles/{id} as CSV: the totals, each listed version and each model', async () => {
     const s = await seed(t);
     for (const [id, query] of [[s.bundle.id, ''], [s.sys.id, '?versions=1'], [s.sys.id, '?versions_through=1&model=claude-sonnet-4-5']] as const) {
