@@ -1,4 +1,6 @@
 import http from 'node:http';
+import Anthropic from '@anthropic-ai/sdk';
+import OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadCatalog, ModelCatalog } from '../../src/domain/catalog/catalog';
 import { createSimulatorApp } from '../../src/simulator/server';
@@ -134,6 +136,18 @@ describe('a blank x-ph-session or x-ph-prefix', () => {
       const res = await send({ [header]: value });
       const problem = (await res.json()) as { code: string; errors: Array<{ pointer: string }> };
       expect([res.status, res.headers.get('content-type'), problem.code, problem.errors.map((e) => e.pointer)], `${header}: ${JSON.stringify(value)}`).toEqual([400, 'application/problem+json', 'invalid_request', [`header:${header}`]]);
+    }
+    // The official SDKs show the error's message alone (OpenAI's error.message): it names the header, not only what is
+    // wrong with it ('400 is empty: name the session …' said neither which header nor that one was sent).
+    for (const [header, value] of [['x-ph-session', ''], ['x-ph-prefix', ' , ']] as const) {
+      const openai = new OpenAI({ baseURL: `${server.base}/proxy/openai/v1`, apiKey: 'sk-x', maxRetries: 0, defaultHeaders: { 'x-ph-key': me.key, [header]: value } });
+      const anthropic = new Anthropic({ baseURL: `${server.base}/proxy/anthropic`, apiKey: 'sk-ant-x', maxRetries: 0, defaultHeaders: { 'x-ph-key': me.key, [header]: value } });
+      const fromOpenAI = await openai.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'hi' }] }).catch((e: Error) => e);
+      const fromAnthropic = await anthropic.messages.create({ model: 'claude-sonnet-4-5', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }).catch((e: Error) => e);
+      expect(fromOpenAI, header).toBeInstanceOf(OpenAI.BadRequestError);
+      expect((fromOpenAI as Error).message, header).toMatch(new RegExp(`^400 ${header} (is empty|names no handle): `));
+      expect(fromAnthropic, header).toBeInstanceOf(Anthropic.BadRequestError);
+      expect((fromAnthropic as Error).message, header).toContain(`"message":"${header} `);
     }
     expect(t.sqlite.prepare('select count(*) from requests').pluck().get()).toBe(0);
     // Left out, each is no session and no prefix, as before.

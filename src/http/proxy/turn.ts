@@ -55,7 +55,7 @@ function sessionOf(c: Context<AppEnv>, services: Services, tenantId: string) {
   if (sent === undefined) return null;
   const ref = sent.trim();
   // Sent blank (an unset variable in a client's headers): the caller expects a session kept, and none would be.
-  if (!ref) throw invalid('header:x-ph-session', 'is empty: name the session (ses_…), or leave the header out');
+  if (!ref) throw invalid('header:x-ph-session', 'x-ph-session is empty: name the session (ses_…), or leave the header out');
   const r = services.handles.resolve(tenantId, ref, 'header:x-ph-session');
   if (r.handle.type !== 'session') throw invalid('header:x-ph-session', `${ref} is not a session (ses_…)`);
   // This turn is appended to the session after the answer: an older version pinned here could not take it
@@ -87,7 +87,7 @@ async function readCall(c: Context<AppEnv>, format: ProxyFormat, deps: TurnDeps,
   const prefixHeader = headerOf(c, 'x-ph-prefix');
   const prefix = (prefixHeader ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   // As a blank x-ph-session: a prefix the caller expects sent would silently not be.
-  if (prefixHeader !== undefined && prefix.length === 0) throw invalid('header:x-ph-prefix', 'names no handle: give one or more refs, comma-separated, or leave the header out');
+  if (prefixHeader !== undefined && prefix.length === 0) throw invalid('header:x-ph-prefix', 'x-ph-prefix names no handle: give one or more refs, comma-separated, or leave the header out');
   const call: RenderCall = {
     tenantId,
     format,
