@@ -203,6 +203,13 @@ describe('dashboard in headless Chromium', () => {
       expect(signOut, name).toBeLessThanOrEqual(client);
       await page.screenshot({ path: `${SHOTS}/phone-${name}.png`, fullPage: true });
     }
+    // Download CSV is one line beside its heading (on the overview it broke into 'Download' and 'CSV'), on screen.
+    for (const path of ['/ui?period=7d', `/ui/handles/${s.sys.id}?period=7d`]) {
+      await page.goto(`${base}${path}`);
+      const link = await page.$eval('a[data-csv]', (a) => ({ text: a.textContent, lines: a.getClientRects().length, right: a.getBoundingClientRect().right }));
+      expect(link, path).toEqual({ text: 'Download CSV', lines: 1, right: expect.any(Number) });
+      expect(link.right, path).toBeLessThanOrEqual(390);
+    }
     // The tables are all there, each scrolling inside its own box.
     await page.goto(`${base}/ui?period=7d`);
     const table = await page.$eval('table[data-table="handles"]', (e) => ({ scroll: e.scrollWidth, client: e.clientWidth }));

@@ -50,6 +50,8 @@ td.num, th.num { text-align:right; font-variant-numeric: tabular-nums; white-spa
 td.rate-cell, td[data-model], [data-biggest-leak] small { white-space:nowrap; }
 /* A cause's swatch and name are one line (on a phone they wrapped apart). */
 td.cause { white-space:nowrap; }
+/* Download CSV is one link on one line (on a phone it broke between its two words, after a heading). */
+a[data-csv] { white-space:nowrap; }
 .rate { display:inline-block; width:60px; height:8px; background:#e2e8f0; border-radius:4px; margin-right:6px; vertical-align:middle; overflow:hidden; }
 .rate i { display:block; height:100%; background:#16a34a; }
 svg.chart { display:block; max-width:100%; height:auto; }
