@@ -118,12 +118,12 @@ export function tenantReportCsv(r: Json): string {
     handles: TotalsJson[];
     no_handle?: Json;
     days?: TotalsJson[];
-    by_type?: Record<string, TotalsJson & { handles: number }>;
+    by_type?: Record<string, TotalsJson & { handles_total: number }>;
   };
   const ctx = flat({ range });
   return table(TENANT_COLUMNS, [
     { row: 'total', ...ctx, ...totals(rest) },
-    ...Object.entries(byType ?? {}).map(([type, { handles: count, ...figures }]) => ({ row: 'type', type, ...ctx, handles_total: count, ...totals(figures) })),
+    ...Object.entries(byType ?? {}).map(([type, figures]) => ({ row: 'type', type, ...ctx, ...totals(figures) })),
     ...handles.map((h) => ({ row: 'handle', ...ctx, ...totals(h) })),
     ...(noHandle ? [{ row: 'no_handle', ...ctx, ...flat(noHandle) }] : []),
     ...(days ?? []).map((d) => ({ row: 'day', ...ctx, ...totals(d) })),
