@@ -64,9 +64,15 @@ export interface DriftFinding {
   thinking?: 'earlier_turn';
 }
 
+const HANDLE_TYPES = ['artifact', 'bundle', 'session'] as const;
+
 interface TenantReport extends Totals {
   range: Range;
   handles: Array<Totals & HandleInfo>;
+  /** With --by-type: each handle type's rows added up. */
+  by_type?: Record<string, Totals & { handles_total: number }>;
+  /** With --days: a row per UTC day. */
+  days?: Array<Totals & { day: string }>;
   /** Absent from an older service. */
   handles_total?: number;
   /** The calls that referenced no handle (absent from an older service). */
@@ -105,7 +111,7 @@ const WATERFALL: Array<[string, number]> = [
 export const report: Command = {
   name: 'report',
   summary: 'reuse report: tokens per class, capture rate, money',
-  help: `Usage: prefix-handles report [<handle-id>] [--from T] [--to T] [--model M] [--limit N] [--versions N] [--versions-through V] [--json | --csv]
+  help: `Usage: prefix-handles report [<handle-id>] [--from T] [--to T] [--model M] [--limit N] [--type T] [--by-type] [--days] [--versions N] [--versions-through V] [--json | --csv]
 
 Without a handle: the tenant's totals and its handles ranked by leaked money.
 With a handle (an id; a ref's @version is ignored): its waterfall (a bundle's covers
@@ -133,6 +139,10 @@ Options:
   --from T, --to T  a range: RFC 3339, YYYY-MM-DD (UTC) or epoch milliseconds
   --model M         one model only
   --limit N         the tenant report: only the N handles that leaked most
+  --type T          the tenant report: only handles of type T (artifact, bundle, session)
+  --by-type         the tenant report: a row per handle type (artifacts, bundles, sessions
+                    each added up), as GET /v1/reports?by_type=true
+  --days            the tenant report: a row per UTC day of the range, as ?days=true
   --versions N      a handle report: a row for each of the newest N versions (1 to 1000; 50
                     by default); the totals are over every version either way
   --versions-through V   a handle report: list versions up to V instead of the newest
@@ -141,7 +151,7 @@ Options:
   --csv             the API's CSV export instead (?format=csv: a row per handle, or per
                     version and model of a handle), for a spreadsheet or a warehouse
 ${API_HELP}`,
-  options: { ...API_OPTIONS, from: { type: 'string' }, to: { type: 'string' }, model: { type: 'string' }, limit: { type: 'string' }, versions: { type: 'string' }, 'versions-through': { type: 'string' }, json: { type: 'boolean' }, csv: { type: 'boolean' } },
+  options: { ...API_OPTIONS, from: { type: 'string' }, to: { type: 'string' }, model: { type: 'string' }, limit: { type: 'string' }, versions: { type: 'string' }, 'versions-through': { type: 'string' }, type: { type: 'string' }, 'by-type': { type: 'boolean' }, days: { type: 'boolean' }, json: { type: 'boolean' }, csv: { type: 'boolean' } },
   positionals: [0, 1],
   async run({ values, positionals, api }) {
     // The id a render or the proxy's x-ph-request-id gives: its own command shows it.
@@ -165,6 +175,13 @@ ${API_HELP}`,
       const v = String(values['versions-through']);
       if (!/^[1-9]\d{0,6}$/.test(v)) throw new UsageError(`--versions-through: a version number from 1 is expected, not '${v}'`);
       q.set('versions_through', v);
+    }
+    for (const [flag, param] of [['type', 'type'], ['by-type', 'by_type'], ['days', 'days']] as const) {
+      if (values[flag] === undefined) continue;
+      if (positionals[0] !== undefined) throw new UsageError(`--${flag} is for the tenant report (a handle report has one handle)`);
+      if (flag !== 'type') q.set(param, 'true');
+      else if (!(HANDLE_TYPES as readonly string[]).includes(String(values.type))) throw new UsageError(`--type: one of ${HANDLE_TYPES.join(', ')} is expected, not '${String(values.type)}'`);
+      else q.set(param, String(values.type));
     }
     if (values.csv && values.json) throw new UsageError('--csv or --json: one output at a time');
     // Reports are per handle, with a row per version: a ref's "@version" is dropped.
@@ -261,6 +278,11 @@ export function driftDetail(d: Omit<DriftFinding, 'request_id' | 'previous_reque
 function tenantText(r: TenantReport): string {
   const rows = r.handles.map((h) => ({ ...h, label: `${h.id}${h.kind ? ` ${h.kind}` : h.type ? ` ${h.type}` : ''}${h.name ? ` "${h.name}"` : ''}${h.deleted ? ' (deleted)' : ''}` }));
   const parts = ['tenant report', rangeLine(r.range), totalsText(r)];
+  if (r.by_type) {
+    const types = Object.entries(r.by_type).map(([type, t]) => ({ ...t, label: type }));
+    parts.push(`by handle type (each type's handles added up)\n${rowsTable(['type', 'handles', 'requests'], types, (t) => [tokens(t.handles_total), tokens(t.requests)])}`);
+  }
+  if (r.days) parts.push(r.days.length ? `by day (UTC)\n${rowsTable(['day', 'requests'], r.days.map((d) => ({ ...d, label: d.day })))}` : 'no day of this range has figures');
   const shown = r.handles_total !== undefined && r.handles_total > rows.length ? ` (the ${rows.length} that leaked most of ${r.handles_total})` : '';
   parts.push(rows.length ? `handles, by leaked money${shown}\n${rowsTable(['handle', 'requests'], rows)}` : 'no handles were referenced in this range');
   if (r.no_handle) parts.push(noHandleText(r.no_handle));
