@@ -258,6 +258,11 @@ export class RequestService {
     return this.deps.writes.enqueue({ kind: 'failed', requestId, detail });
   }
 
+  /** Whether the tenant recorded any request sent to `model` (its name as sent, as `list` filters by it): reconciled or not. */
+  usedModel(tenantId: string, model: string): boolean {
+    return this.deps.store.hasRequestOfModel(tenantId, model, PROVIDERS);
+  }
+
   /**
    * A tenant's recorded requests, newest first by when the call started (its report's or failure's start; the render
    * time until one comes), a page at a time; with `handleId`, those that referenced it (its id on a segment's path: a
@@ -267,11 +272,6 @@ export class RequestService {
    * `tokenClass` and `model` filter it (see filtered()): no index holds either, so such a page reads the list in its
    * order and keeps the matches, reading at most the scan budget of it; `scanned` says how many it read.
    */
-  /** Whether the tenant recorded any request sent to `model` (its name as sent, as `list` filters by it): reconciled or not. */
-  usedModel(tenantId: string, model: string): boolean {
-    return this.deps.store.hasRequestOfModel(tenantId, model, PROVIDERS);
-  }
-
   list(
     tenantId: string,
     q: { handleId?: string; cursor?: RequestListCursor; limit: number; range?: { from?: number; to?: number }; tokenClass?: TokenClass; model?: string },

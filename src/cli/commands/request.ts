@@ -297,11 +297,8 @@ ${API_HELP}`,
         (q.has('from') || q.has('to') ? ' that started in this range' : '');
     // A filtered page that stopped at the API's scan budget: the rest is after its cursor, however short it is.
     const cut = body.scan_budget_spent && body.next_cursor ? `\n\nthis page read ${tokens(body.scanned ?? 0)} requests of the list (the most one page reads) and stopped there` : '';
-    const more = body.next_cursor ? `
-
-${next(body.next_cursor)}` : '';
-    process.stdout.write(`${list}${cut}${more}
-`);
+    const more = body.next_cursor ? `\n\n${next(body.next_cursor)}` : '';
+    process.stdout.write(`${list}${cut}${more}\n`);
     return 0;
   },
 };
