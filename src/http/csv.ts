@@ -16,6 +16,17 @@ export const FormatQuery = z
   .optional()
   .openapi({ description: '`csv`: the answer as text/csv (as `Accept: text/csv` asks for it); `json`: JSON whatever `Accept` says. JSON when absent.' });
 
+/**
+ * `?bom=true`: the CSV starts with a UTF-8 byte-order mark. Excel reads a CSV without one in the system's legacy code
+ * page (Überblick as Ãœberblick); with it, as UTF-8. Off by default: a script or a warehouse load reads the bytes as
+ * they were. JSON never has one (RFC 8259 §8.1), so a JSON answer is the same whatever this says.
+ */
+export const BomQuery = z
+  .enum(['true', 'false'], { error: 'bom must be true or false' })
+  .transform((v) => v === 'true')
+  .optional()
+  .openapi({ type: 'boolean', description: 'With `true`, a CSV answer starts with a UTF-8 byte-order mark (EF BB BF), so Excel opens non-ASCII names as written; a JSON answer is unchanged.' });
+
 /** CSV when `?format=csv`, or without `format` when `Accept` prefers text/csv to application/json; else JSON. */
 export function wantsCsv(c: Context, format: 'json' | 'csv' | undefined): boolean {
   if (format) return format === 'csv';
@@ -160,7 +171,10 @@ export function csvFilename(what: string, range: { from?: unknown; to?: unknown 
   return `${what}${span}.csv`;
 }
 
-/** A CSV answer: a download named `filename`; `headers`: more (a page's Link). */
-export function csvAnswer(c: Context, body: string, filename: string, headers: Record<string, string> = {}): Response {
-  return c.body(body, 200, { 'content-type': CSV_TYPE, 'content-disposition': `attachment; filename="${filename}"`, ...headers });
+/** The UTF-8 byte-order mark, as csv-stringify's `bom` option writes it. */
+const BOM = '\ufeff';
+
+/** A CSV answer: a download named `filename`; `bom`: after a byte-order mark (see BomQuery); `headers`: more (a page's Link). */
+export function csvAnswer(c: Context, body: string, filename: string, opts: { bom?: boolean; headers?: Record<string, string> } = {}): Response {
+  return c.body(opts.bom ? BOM + body : body, 200, { 'content-type': CSV_TYPE, 'content-disposition': `attachment; filename="${filename}"`, ...opts.headers });
 }

@@ -238,6 +238,53 @@ describe('CSV exports', () => {
     expect((await overHttp(key).get('/v1/reports')).json.handles.map((h: { name: string }) => h.name).sort()).toEqual([...names].sort());
   });
 
+  it('bom=true starts each CSV export with a UTF-8 byte-order mark, the rest byte for byte the export without it', async () => {
+    // Excel opens a UTF-8 CSV without a BOM in the legacy code page: "Überblick" as "Ãœberblick", "客服" as mojibake.
+    const { client, key } = t.tenant();
+    const names = ['Überblick', '客服'];
+    const ids: string[] = [];
+    for (const [i, nm] of names.entries()) ids.push((await mintArtifact(client, 'document', `bom ${i} ${LONG_SYSTEM}`, { name: nm })).id);
+    for (const q of ['a', 'b']) {
+      const r = await renderAnthropic(client, { prefix: ids, messages: [userMessage(q)] });
+      await report(client, t, r, anthropicUsage(promptTokens(r), 0, 0));
+    }
+    const bytes = async (path: string) => {
+      const res = await get(key, path);
+      expect([res.status, res.headers.get('content-type')], path).toEqual([200, 'text/csv; charset=utf-8']);
+      return { body: Buffer.from(await res.arrayBuffer()), link: res.headers.get('link') };
+    };
+    const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+    for (const path of ['/v1/reports?format=csv&days=true', `/v1/reports/handles/${ids[0]}?format=csv`, '/v1/requests?format=csv&limit=1']) {
+      const plain = await bytes(path);
+      const marked = await bytes(`${path}&bom=true`);
+      // Without it (or with bom=false) the export starts with its header row, as it always has.
+      expect(plain.body.subarray(0, 3).equals(BOM), path).toBe(false);
+      expect((await bytes(`${path}&bom=false`)).body.equals(plain.body), path).toBe(true);
+      expect(marked.body.subarray(0, 3).equals(BOM), path).toBe(true);
+      expect(marked.body.subarray(3).equals(plain.body), path).toBe(true);
+      // A page's next page keeps it: each page of a paged export opens the same way.
+      if (path.startsWith('/v1/requests')) {
+        expect(marked.link, path).toContain('bom=true');
+        const next = await bytes(/^<([^>]+)>/.exec(marked.link!)![1]!);
+        expect(next.body.subarray(0, 3).equals(BOM)).toBe(true);
+      }
+    }
+    // Read as UTF-8 with its BOM, the names are the JSON's.
+    const rows = parse((await bytes('/v1/reports?format=csv&bom=true')).body, { columns: true, bom: true }) as Row[];
+    expect(Object.keys(rows[0]!)[0]).toBe('row');
+    expect(ids.map((id) => rows.find((r) => r.id === id)!.name)).toEqual(names);
+    // JSON never has one (RFC 8259): bom=true leaves a JSON answer as it was.
+    for (const path of ['/v1/reports', `/v1/reports/handles/${ids[1]}`, '/v1/requests?limit=2']) {
+      const json = Buffer.from(await (await get(key, path)).arrayBuffer());
+      const asked = await get(key, `${path}${path.includes('?') ? '&' : '?'}bom=true`);
+      expect(asked.headers.get('content-type'), path).toBe('application/json');
+      expect(Buffer.from(await asked.arrayBuffer()).equals(json), path).toBe(true);
+    }
+    // A parameter of each route's query schema, so it is in the OpenAPI document.
+    const doc = (await (await fetch(`${server.base}/openapi.json`)).json()) as { paths: Record<string, { get: { parameters: Array<{ name: string }> } }> };
+    for (const route of ['/v1/reports', '/v1/reports/handles/{id}', '/v1/requests']) expect(doc.paths[route]!.get.parameters.map((p) => p.name), route).toContain('bom');
+  });
+
   it('problems stay application/problem+json when CSV was asked for; JSON stays the default, byte for byte', async () => {
     const s = await seed(t);
     const problems: Array<[string, Record<string, string>, number, string]> = [
@@ -247,6 +294,9 @@ describe('CSV exports', () => {
       ['/v1/reports/handles/art_000000000000000000000?format=csv', {}, 404, 'path:id'],
       ['/v1/reports/handles/not-a-handle', { accept: 'text/csv' }, 422, 'path:id'],
       ['/v1/requests?format=csv&cursor=nope', {}, 422, 'query:cursor'],
+      ['/v1/reports?format=csv&bom=yes', {}, 422, 'query:bom'],
+      [`/v1/reports/handles/${s.sys.id}?format=csv&bom=1`, {}, 422, 'query:bom'],
+      ['/v1/requests?format=csv&bom=TRUE', {}, 422, 'query:bom'],
       ['/v1/requests?format=csv&status=failed', {}, 422, 'query'],
     ];
     for (const [path, headers, status, pointer] of problems) {

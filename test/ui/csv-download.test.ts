@@ -12,11 +12,15 @@ beforeEach(() => {
 afterEach(() => t.close());
 
 const ui = (path: string, key: string) => t.app.request(path, { headers: { cookie: `ph_ui_key=${key}` } });
-const api = async (path: string, key: string) => (await t.app.request(path, { headers: { authorization: `Bearer ${key}`, accept: 'text/csv' } })).text();
+/** The API's CSV export's bytes (Response.text() would drop a byte-order mark). */
+const api = async (path: string, key: string) => Buffer.from(await (await t.app.request(path, { headers: { authorization: `Bearer ${key}`, accept: 'text/csv' } })).arrayBuffer());
+const bytesOf = async (res: Response) => Buffer.from(await res.arrayBuffer());
+/** The UTF-8 byte-order mark: a download is opened by a double click, and Excel reads UTF-8 names only after one. */
+const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
 describe('Download CSV', () => {
-  it("links the period's export from the overview and a handle's page; each is the API's CSV of that range", async () => {
+  it("links the period's export from the overview and a handle's page; each is the API's CSV of that range, after a BOM", async () => {
     const s = await seed(t);
     for (const period of ['7d', 'all'] as const) {
       const from = rangeOf(period, t.clock.now()).from;
@@ -26,13 +30,19 @@ describe('Download CSV', () => {
       const res = await ui(`/ui/reports.csv?period=${period}`, s.key);
       expect([res.status, res.headers.get('content-type')]).toEqual([200, 'text/csv; charset=utf-8']);
       expect(res.headers.get('content-disposition')).toBe(`attachment; filename="report_${from === undefined ? 'start' : day(from)}_${day(t.clock.now())}.csv"`);
-      expect(await res.text(), period).toBe(await api(`/v1/reports${query}`, s.key));
+      const body = await bytesOf(res);
+      expect(body.subarray(0, 3).equals(BOM), period).toBe(true);
+      expect(body.subarray(3).equals(await api(`/v1/reports${query}`, s.key)), period).toBe(true);
+      expect(body.equals(await api(`/v1/reports${query}${query ? '&' : '?'}bom=true`, s.key)), period).toBe(true);
 
       const page = await (await ui(`/ui/handles/${s.sys.id}?period=${period}`, s.key)).text();
       expect(page).toContain(`<h2>Versions <small><a href="/ui/handles/${s.sys.id}/report.csv?period=${period}" data-csv download>Download CSV</a>`);
       const handle = await ui(`/ui/handles/${s.sys.id}/report.csv?period=${period}`, s.key);
       expect(handle.headers.get('content-type')).toBe('text/csv; charset=utf-8');
-      expect(await handle.text(), period).toBe(await api(`/v1/reports/handles/${s.sys.id}${query}`, s.key));
+      const handleBody = await bytesOf(handle);
+      expect(handleBody.subarray(0, 3).equals(BOM), period).toBe(true);
+      expect(handleBody.subarray(3).equals(await api(`/v1/reports/handles/${s.sys.id}${query}`, s.key)), period).toBe(true);
+      expect(handleBody.equals(await api(`/v1/reports/handles/${s.sys.id}${query}${query ? '&' : '?'}bom=true`, s.key)), period).toBe(true);
     }
     // Signed out: the sign-in page, not the figures; another tenant's handle: not found.
     const out = await t.app.request('/ui/reports.csv?period=7d');

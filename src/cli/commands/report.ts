@@ -111,7 +111,7 @@ const WATERFALL: Array<[string, number]> = [
 export const report: Command = {
   name: 'report',
   summary: 'reuse report: tokens per class, capture rate, money',
-  help: `Usage: prefix-handles report [<handle-id>] [--from T] [--to T] [--model M] [--limit N] [--type T] [--by-type] [--days] [--versions N] [--versions-through V] [--json | --csv]
+  help: `Usage: prefix-handles report [<handle-id>] [--from T] [--to T] [--model M] [--limit N] [--type T] [--by-type] [--days] [--versions N] [--versions-through V] [--json | --csv [--bom]]
 
 Without a handle: the tenant's totals and its handles ranked by leaked money.
 With a handle (an id; a ref's @version is ignored): its waterfall (a bundle's covers
@@ -150,8 +150,10 @@ Options:
   --json            the API's JSON instead of tables
   --csv             the API's CSV export instead (?format=csv: a row per handle, or per
                     version and model of a handle), for a spreadsheet or a warehouse
+  --bom             with --csv: start it with a UTF-8 byte-order mark (?bom=true), so
+                    Excel opens non-ASCII names as written
 ${API_HELP}`,
-  options: { ...API_OPTIONS, from: { type: 'string' }, to: { type: 'string' }, model: { type: 'string' }, limit: { type: 'string' }, versions: { type: 'string' }, 'versions-through': { type: 'string' }, type: { type: 'string' }, 'by-type': { type: 'boolean' }, days: { type: 'boolean' }, json: { type: 'boolean' }, csv: { type: 'boolean' } },
+  options: { ...API_OPTIONS, from: { type: 'string' }, to: { type: 'string' }, model: { type: 'string' }, limit: { type: 'string' }, versions: { type: 'string' }, 'versions-through': { type: 'string' }, type: { type: 'string' }, 'by-type': { type: 'boolean' }, days: { type: 'boolean' }, json: { type: 'boolean' }, csv: { type: 'boolean' }, bom: { type: 'boolean' } },
   positionals: [0, 1],
   async run({ values, positionals, api }) {
     // The id a render or the proxy's x-ph-request-id gives: its own command shows it.
@@ -184,10 +186,12 @@ ${API_HELP}`,
       else q.set(param, String(values.type));
     }
     if (values.csv && values.json) throw new UsageError('--csv or --json: one output at a time');
+    if (values.bom && !values.csv) throw new UsageError('--bom is for --csv (a byte-order mark at the start of the CSV)');
     // Reports are per handle, with a row per version: a ref's "@version" is dropped.
     const id = positionals[0]?.replace(/@\d+$/, '');
     if (values.csv) {
       q.set('format', 'csv');
+      if (values.bom) q.set('bom', 'true');
       process.stdout.write((await api().csv(id ? `/v1/reports/handles/${seg(id)}?${q}` : `/v1/reports?${q}`)).bytes);
       return 0;
     }

@@ -215,7 +215,7 @@ interface RequestLine {
 export const requests: Command = {
   name: 'requests',
   summary: 'recorded requests, newest start first (of a handle with --handle), to pick one to open',
-  help: `Usage: prefix-handles requests [--handle ID] [--class C] [--model M] [--from T] [--to T] [--limit N] [--cursor C] [--json | --csv]
+  help: `Usage: prefix-handles requests [--handle ID] [--class C] [--model M] [--from T] [--to T] [--limit N] [--cursor C] [--json | --csv [--bom]]
 
 Lists the recorded requests, newest first by when the call started (an imported call's
 start is its log line's; a call not reported yet, its render time), a page at a time:
@@ -240,8 +240,10 @@ Options:
   --json            the API's JSON (GET /v1/requests) instead
   --csv             the page as the API's CSV export (?format=csv); the next page's
                     cursor on stderr ('more: --cursor …')
+  --bom             with --csv: start it with a UTF-8 byte-order mark (?bom=true), so
+                    Excel opens non-ASCII names as written
 ${API_HELP}`,
-  options: { ...API_OPTIONS, handle: { type: 'string' }, class: { type: 'string' }, model: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' }, json: { type: 'boolean' }, csv: { type: 'boolean' } },
+  options: { ...API_OPTIONS, handle: { type: 'string' }, class: { type: 'string' }, model: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' }, json: { type: 'boolean' }, csv: { type: 'boolean' }, bom: { type: 'boolean' } },
   positionals: [0, 0],
   async run({ values, api }) {
     const q = new URLSearchParams();
@@ -262,12 +264,14 @@ ${API_HELP}`,
     // The next page is the same list's: the handle, range, filters and page size go with its cursor.
     const next = (cursor: string) => moreLine(cursor, values, ['handle', 'class', 'model', 'from', 'to', 'limit', 'url']);
     if (values.csv && values.json) throw new UsageError('--csv or --json: one output at a time');
+    if (values.bom && !values.csv) throw new UsageError('--bom is for --csv (a byte-order mark at the start of the CSV)');
     if (values.csv) {
       q.set('format', 'csv');
+      if (values.bom) q.set('bom', 'true');
       const page = await api().csv(`/v1/requests?${q}`);
       process.stdout.write(page.bytes);
       // stdout stays the CSV: the way on is said beside it.
-      if (page.nextCursor) process.stderr.write(`${next(page.nextCursor)} --csv\n`);
+      if (page.nextCursor) process.stderr.write(`${next(page.nextCursor)} --csv${values.bom ? ' --bom' : ''}\n`);
       return 0;
     }
     const body = await api().json<{ requests: RequestLine[]; next_cursor: string | null; scanned?: number; scan_budget_spent?: boolean }>('GET', `/v1/requests${q.size ? `?${q}` : ''}`);

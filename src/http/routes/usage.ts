@@ -17,7 +17,7 @@ import { commonErrors, conflictErrors, IdParam, Limit, problemResponse, readErro
 import { HandleReportSchema, RequestListSchema, RequestViewSchema, TenantReportSchema, UsageBatchResultSchema, UsageResultSchema } from '../report-schemas';
 import { failureView, outcomeView, requestSummaryView, segmentsView } from '../views';
 import type { RenderedSegment } from '../../domain/render/request';
-import { csvAnswer, csvFilename, FormatQuery, handleReportCsv, jsonOrCsv, requestListCsv, tenantReportCsv, wantsCsv } from '../csv';
+import { BomQuery, csvAnswer, csvFilename, FormatQuery, handleReportCsv, jsonOrCsv, requestListCsv, tenantReportCsv, wantsCsv } from '../csv';
 
 const SECONDS_HINT = 'epoch milliseconds are expected; this looks like seconds (multiply by 1000)';
 const TIME_FORMS = 'epoch milliseconds (a whole number) or RFC 3339 with a zone (2026-11-20T09:00:00Z, 2026-11-20T10:00:00+01:00)';
@@ -91,6 +91,7 @@ const rangeQuery = z
     to: queryTime.optional(),
     model: z.string().min(1).optional(),
     format: FormatQuery,
+    bom: BomQuery,
   });
 
 /** A handle type in a query string, refused with one message naming the parameter. */
@@ -177,6 +178,7 @@ const ListRequestsQuery = z.strictObject({
     .optional()
     .openapi({ type: 'string', description: "The previous page's `next_cursor`: the page after it." }),
   format: FormatQuery,
+  bom: BomQuery,
 });
 
 const json = (schema: z.ZodType, description: string) => ({ content: { 'application/json': { schema } }, description });
@@ -296,16 +298,16 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
 
   app.openapi(routes.handleReport, (c) => {
     const now = deps.clock.now();
-    const { versions, versions_through: through, format, ...range } = c.req.valid('query');
+    const { versions, versions_through: through, format, bom, ...range } = c.req.valid('query');
     const report = deps.reports.handle(c.get('auth').tenantId, c.req.valid('param').id, inRange(range, now), now, { versions, through });
     c.header('vary', 'Accept');
-    if (wantsCsv(c, format)) return csvAnswer(c, handleReportCsv(report), csvFilename(`report_${report.handle.id}`, report.range));
+    if (wantsCsv(c, format)) return csvAnswer(c, handleReportCsv(report), csvFilename(`report_${report.handle.id}`, report.range), { bom });
     return c.json(report as unknown as Record<string, unknown>, 200);
   });
 
   app.openapi(routes.tenantReport, (c) => {
     const now = deps.clock.now();
-    const { limit, type: given, kind, days, by_type: byType, format, ...range } = c.req.valid('query');
+    const { limit, type: given, kind, days, by_type: byType, format, bom, ...range } = c.req.valid('query');
     // kind= is type='s older name: either, or both when they agree.
     if (given && kind && given !== kind) throw invalid('query:kind', `kind is the older name of type: type=${given} and kind=${kind} disagree (give type alone)`);
     const type = given ?? kind;
@@ -314,7 +316,7 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
     const extra = { ...(days ? { days: deps.reports.tenantDaysOf(tenantId, range, now) } : {}), ...(byType ? { by_type: deps.reports.byType(tenantId, inRange(range, now), now) } : {}) };
     const body = { ...report, ...extra } as unknown as Record<string, unknown>;
     c.header('vary', 'Accept');
-    if (wantsCsv(c, format)) return csvAnswer(c, tenantReportCsv(body), csvFilename('report', report.range));
+    if (wantsCsv(c, format)) return csvAnswer(c, tenantReportCsv(body), csvFilename('report', report.range), { bom });
     return c.json(body, 200);
   });
 
@@ -327,7 +329,7 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
     const requests = page.rows.map((row) => ({ ...requestSummaryView(row, q.handle), ...(cls ? { class_tokens: listedClassTokens(row, cls, q.handle) } : {}) }));
     const scan = page.scanned === undefined ? {} : { scanned: page.scanned, scan_budget_spent: page.budgetSpent };
     c.header('vary', 'Accept');
-    if (wantsCsv(c, q.format)) return csvAnswer(c, requestListCsv(requests), 'requests.csv', { ...nextLink(c.req.url, next), ...scanHeaders(page) });
+    if (wantsCsv(c, q.format)) return csvAnswer(c, requestListCsv(requests), 'requests.csv', { bom: q.bom, headers: { ...nextLink(c.req.url, next), ...scanHeaders(page) } });
     return c.json({ requests, next_cursor: next, ...scan } as Record<string, unknown>, 200);
   });
 
