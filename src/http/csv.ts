@@ -68,9 +68,15 @@ const RANGE = ['range_from', 'range_to', 'range_model'];
 
 export const TENANT_COLUMNS = ['row', 'day', 'id', 'type', 'kind', 'name', 'deleted', ...RANGE, ...TOTALS, 'handles_total', 'tokens_prompt', 'tokens_repeated', 'tokens_cache_read'];
 
+/** A drift finding's fields (`drift[]` of a handle report), in the JSON's order; `settings` is its list as JSON text. */
+const DRIFT = [
+  'request_id', 'previous_request_id', 'at', 'handle', 'segment', 'now_source', 'now_digest', 'now_excerpt', 'before_source', 'before_digest',
+  'before_excerpt', 'byte_offset', 'formats_now', 'formats_before', 'settings', 'thinking',
+];
+
 export const HANDLE_COLUMNS = [
   'row', 'version', 'model', 'handle_id', 'handle_type', 'handle_kind', 'handle_name', 'handle_deleted', ...RANGE,
-  TOTALS[0]!, 'requests_including', ...TOTALS.slice(1), 'versions_total', 'versions_listed_from', 'versions_listed_to',
+  TOTALS[0]!, 'requests_including', ...TOTALS.slice(1), 'versions_total', 'versions_listed_from', 'versions_listed_to', ...DRIFT,
 ];
 
 export const REQUEST_COLUMNS = [
@@ -141,14 +147,18 @@ export function tenantReportCsv(r: Json): string {
   ]);
 }
 
-/** GET /v1/reports/handles/{id}: its totals, each listed version, each model (the drift findings are JSON only). */
+/**
+ * GET /v1/reports/handles/{id}: its totals, each listed version, each model, then each drift finding (`row` drift,
+ * newest first). A finding's `settings` is a list of values of any shape (a tool_choice object, null): one cell, its JSON.
+ */
 export function handleReportCsv(r: Json): string {
-  const { handle, range, versions, models, drift: _drift, ...rest } = r as Json & { handle: Json; range: Json; versions: TotalsJson[]; models: TotalsJson[] };
+  const { handle, range, versions, models, drift, ...rest } = r as Json & { handle: Json; range: Json; versions: TotalsJson[]; models: TotalsJson[]; drift: Json[] };
   const ctx = flat({ handle, range });
   return table(HANDLE_COLUMNS, [
     { row: 'total', ...ctx, ...totals(rest) },
     ...versions.map((v) => ({ row: 'version', ...ctx, ...totals(v) })),
     ...models.map((m) => ({ row: 'model', ...ctx, ...totals(m) })),
+    ...drift.map(({ settings, ...d }) => ({ row: 'drift', ...ctx, ...flat(d), settings: settings === undefined ? null : JSON.stringify(settings) })),
   ]);
 }
 

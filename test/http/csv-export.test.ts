@@ -8,9 +8,10 @@ import { parse } from 'csv-parse/sync';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { clientFor, createTestApp, listen, type Client, type TestApp } from '../helpers/app';
-import { mintArtifact, mintSystem, userMessage } from '../helpers/factories';
+import { mintArtifact, mintBundle, mintSystem, mintTools, startSession, userMessage } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report } from '../helpers/scenario';
 import { MIN, seed } from '../ui/seed';
+import { handleReportCsv } from '../../src/http/csv';
 
 let dir: string;
 let t: TestApp;
@@ -32,13 +33,21 @@ const get = (key: string, path: string, headers: Record<string, string> = {}) =>
 // Any line break outside quotes ends a record, as a spreadsheet reads it: a name's bare LF or CR must be quoted.
 const rowsOf = (text: string): Row[] => parse(text, { columns: true, record_delimiter: ['\r\n', '\n', '\r'] }) as Row[];
 
+/** Text a spreadsheet would run as a formula is written after an added ' (OWASP). */
+const asText = (text: string) => (/^[=+\-@\t\r]/.test(text) ? `'${text}` : text);
+
 /** What each JSON field's cell must be, by the documented rule: its path joined with `_`, null empty, as JSON writes it. */
-function cells(o: object, prefix = '', out: Row = {}): Row {
+function cells(o: object, prefix = '', out: Row = {}, text = (v: string) => v): Row {
   for (const [k, v] of Object.entries(o)) {
-    if (v !== null && typeof v === 'object' && !Array.isArray(v)) cells(v, `${prefix}${k}_`, out);
-    else out[prefix + k] = v === null ? '' : Array.isArray(v) ? v.join(' ') : typeof v === 'string' ? v : JSON.stringify(v);
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) cells(v, `${prefix}${k}_`, out, text);
+    else out[prefix + k] = v === null ? '' : Array.isArray(v) ? v.join(' ') : typeof v === 'string' ? text(v) : JSON.stringify(v);
   }
   return out;
+}
+
+/** A drift finding's cells: its fields as any other row's, text as text, `settings` (a list of any values) its JSON. */
+function driftCells({ settings, ...finding }: Record<string, unknown>): Row {
+  return { ...cells(finding, '', {}, asText), ...(settings === undefined ? {} : { settings: JSON.stringify(settings) }) };
 }
 
 /** The row holds every expected cell, and nothing in the columns of other rows' fields. */
@@ -53,7 +62,7 @@ function expectRow(row: Row, expected: Row, what: string, own: string[] = ['row'
 const TENANT_HEADER =
   'row,day,id,type,kind,name,deleted,range_from,range_to,range_model,requests,tokens_referenced,tokens_opportunity,tokens_reported_opportunity,tokens_predicted,tokens_captured,tokens_bonus,tokens_unconfirmed,tokens_unknown,tokens_cold,tokens_drift,tokens_expired,tokens_concurrent,tokens_below_minimum,tokens_no_breakpoint,tokens_lookback,requests_with_referenced,requests_with_opportunity,requests_with_reported_opportunity,requests_with_predicted,requests_with_captured,requests_with_bonus,requests_with_unconfirmed,requests_with_unknown,requests_with_cold,requests_with_drift,requests_with_expired,requests_with_concurrent,requests_with_below_minimum,requests_with_no_breakpoint,requests_with_lookback,capture_rate,money_currency,money_actual_input_cost,money_cost_without_caching,money_cost_at_perfect_capture,money_realised_savings,money_leaked_savings,money_leaked_by_class_drift,money_leaked_by_class_expired,money_leaked_by_class_concurrent,money_leaked_by_class_below_minimum,money_leaked_by_class_no_breakpoint,money_leaked_by_class_lookback,money_leaked_by_class_unconfirmed,money_write_premiums_paid,money_write_premiums_unread,money_write_premiums_pending,money_unknown_capture_input_cost,handles_total,tokens_prompt,tokens_repeated,tokens_cache_read';
 const HANDLE_HEADER =
-  'row,version,model,handle_id,handle_type,handle_kind,handle_name,handle_deleted,range_from,range_to,range_model,requests,requests_including,tokens_referenced,tokens_opportunity,tokens_reported_opportunity,tokens_predicted,tokens_captured,tokens_bonus,tokens_unconfirmed,tokens_unknown,tokens_cold,tokens_drift,tokens_expired,tokens_concurrent,tokens_below_minimum,tokens_no_breakpoint,tokens_lookback,requests_with_referenced,requests_with_opportunity,requests_with_reported_opportunity,requests_with_predicted,requests_with_captured,requests_with_bonus,requests_with_unconfirmed,requests_with_unknown,requests_with_cold,requests_with_drift,requests_with_expired,requests_with_concurrent,requests_with_below_minimum,requests_with_no_breakpoint,requests_with_lookback,capture_rate,money_currency,money_actual_input_cost,money_cost_without_caching,money_cost_at_perfect_capture,money_realised_savings,money_leaked_savings,money_leaked_by_class_drift,money_leaked_by_class_expired,money_leaked_by_class_concurrent,money_leaked_by_class_below_minimum,money_leaked_by_class_no_breakpoint,money_leaked_by_class_lookback,money_leaked_by_class_unconfirmed,money_write_premiums_paid,money_write_premiums_unread,money_write_premiums_pending,money_unknown_capture_input_cost,versions_total,versions_listed_from,versions_listed_to';
+  'row,version,model,handle_id,handle_type,handle_kind,handle_name,handle_deleted,range_from,range_to,range_model,requests,requests_including,tokens_referenced,tokens_opportunity,tokens_reported_opportunity,tokens_predicted,tokens_captured,tokens_bonus,tokens_unconfirmed,tokens_unknown,tokens_cold,tokens_drift,tokens_expired,tokens_concurrent,tokens_below_minimum,tokens_no_breakpoint,tokens_lookback,requests_with_referenced,requests_with_opportunity,requests_with_reported_opportunity,requests_with_predicted,requests_with_captured,requests_with_bonus,requests_with_unconfirmed,requests_with_unknown,requests_with_cold,requests_with_drift,requests_with_expired,requests_with_concurrent,requests_with_below_minimum,requests_with_no_breakpoint,requests_with_lookback,capture_rate,money_currency,money_actual_input_cost,money_cost_without_caching,money_cost_at_perfect_capture,money_realised_savings,money_leaked_savings,money_leaked_by_class_drift,money_leaked_by_class_expired,money_leaked_by_class_concurrent,money_leaked_by_class_below_minimum,money_leaked_by_class_no_breakpoint,money_leaked_by_class_lookback,money_leaked_by_class_unconfirmed,money_write_premiums_paid,money_write_premiums_unread,money_write_premiums_pending,money_unknown_capture_input_cost,versions_total,versions_listed_from,versions_listed_to,request_id,previous_request_id,at,handle,segment,now_source,now_digest,now_excerpt,before_source,before_digest,before_excerpt,byte_offset,formats_now,formats_before,settings,thinking';
 const REQUESTS_HEADER =
   'id,status,format,model,rendered_at,started_at,capture,prompt_tokens,cache_read_tokens,cache_write_tokens,handles,classes_captured,classes_bonus,classes_unconfirmed,classes_unknown,classes_cold,classes_drift,classes_expired,classes_concurrent,classes_below_minimum,classes_no_breakpoint,classes_lookback,drift,class_tokens';
 
@@ -113,7 +122,7 @@ describe('CSV exports', () => {
     expect(Number(artifact.tokens_referenced)).toBeGreaterThan(0);
   });
 
-  it('GET /v1/reports/handles/{id} as CSV: the totals, each listed version and each model', async () => {
+  it('GET /v1/reports/handles/{id} as CSV: the totals, each listed version, each model and each drift finding', async () => {
     const s = await seed(t);
     for (const [id, query] of [[s.bundle.id, ''], [s.sys.id, '?versions=1'], [s.sys.id, '?versions_through=1&model=claude-sonnet-4-5']] as const) {
       const json = (await overHttp(s.key).get(`/v1/reports/handles/${id}${query}`)).json;
@@ -123,14 +132,19 @@ describe('CSV exports', () => {
       const text = await res.text();
       expect(text.split('\r\n')[0]).toBe(HANDLE_HEADER);
       const rows = rowsOf(text);
-      const { handle, range, versions, models, drift: _drift, ...top } = json;
+      const { handle, range, versions, models, drift, ...top } = json;
       const ctx = cells({ handle, range });
-      expect(rows.map((r) => r.row), id + query).toEqual(['total', ...versions.map(() => 'version'), ...models.map(() => 'model')]);
+      expect(rows.map((r) => r.row), id + query).toEqual(['total', ...versions.map(() => 'version'), ...models.map(() => 'model'), ...drift.map(() => 'drift')]);
       expect(versions.length + models.length, id + query).toBeGreaterThan(1);
       expectRow(rows[0]!, { ...ctx, ...cells(top) }, `${id}${query} total`);
       versions.forEach((v: object, i: number) => expectRow(rows[1 + i]!, { ...ctx, ...cells(v) }, `${id}${query} version ${i}`));
       models.forEach((m: object, i: number) => expectRow(rows[1 + versions.length + i]!, { ...ctx, ...cells(m) }, `${id}${query} model ${i}`));
+      drift.forEach((d: Record<string, unknown>, i: number) => expectRow(rows[1 + versions.length + models.length + i]!, { ...ctx, ...driftCells(d) }, `${id}${query} drift ${i}`));
     }
+    // The seed's timestamp before the system prompt: its finding, located to the byte, is a row of the system's export.
+    const sysDrift = rowsOf(await (await get(s.key, `/v1/reports/handles/${s.sys.id}?format=csv`)).text()).filter((r) => r.row === 'drift');
+    expect(sysDrift.map((r) => [r.request_id, r.now_source, r.before_source])).toEqual([[s.driftRequest.request_id, 'inline', 'inline']]);
+    expect(Number(sysDrift[0]!.byte_offset)).toBeGreaterThan(0);
   });
 
   it('GET /v1/requests as CSV: a row per request of the page, the next page in a Link header; unknown and not yet reconciled are empty', async () => {
@@ -236,6 +250,68 @@ describe('CSV exports', () => {
     expect(written).toEqual(["'=HYPERLINK(\"http://evil.example\",\"x\")", "'+1", "'-2+3", "'@SUM(A1)", "'\tlead", 'a=b', 'x-1']);
     // The JSON keeps the name as minted.
     expect((await overHttp(key).get('/v1/reports')).json.handles.map((h: { name: string }) => h.name).sort()).toEqual([...names].sort());
+  });
+
+  it('drift findings as rows: excerpts of prompt text with quotes, commas and line breaks read back as the JSON has them, a formula as text', async () => {
+    // Excerpts are prompt text: a system prompt starting with = runs as a formula in a spreadsheet, and its quotes,
+    // commas, CRLF and LF must be quoted for the row to stay one record.
+    const { client, key } = t.tenant();
+    const starts = ['=', '+', '-', '@', '\t', '\r', 'P'];
+    const docs: string[] = [];
+    for (const [i, c] of starts.entries()) {
+      const stamped = (day: string) => `${c}Policy "as of" ${day}, ${i}\r\nline two\nline, three ${LONG_SYSTEM}`;
+      const sys = await mintSystem(client, stamped('2026-11-21'));
+      const doc = await mintArtifact(client, 'document', `${LONG_SYSTEM} handbook ${i}`);
+      docs.push(doc.id);
+      const turn = () => renderAnthropic(client, { prefix: [sys.id, doc.id], messages: [userMessage('hello')] });
+      const r1 = await turn();
+      await report(client, t, r1, anthropicUsage(promptTokens(r1), 0, r1.breakpoints.at(-1)!.token_end));
+      t.clock.advance(MIN);
+      expect((await client.post(`/v1/artifacts/${sys.id}/versions`, { content: stamped('2026-11-22') })).status).toBe(201);
+      const r2 = await turn();
+      await report(client, t, r2, anthropicUsage(promptTokens(r2), 0, r2.breakpoints.at(-1)!.token_end));
+    }
+    for (const [i, id] of docs.entries()) {
+      const json = (await overHttp(key).get(`/v1/reports/handles/${id}`)).json;
+      expect(json.drift, id).toHaveLength(1);
+      const finding = json.drift[0];
+      // The case: both excerpts begin at the prompt's first byte, and hold every character a CSV must quote.
+      expect(finding.now.excerpt.startsWith(starts[i]), id).toBe(true);
+      expect(finding.before.excerpt, id).toMatch(/"as of" 2026-11-21, \d\r\nline two\nline, three/);
+      const text = await (await get(key, `/v1/reports/handles/${id}?format=csv`)).text();
+      const rows = rowsOf(text);
+      expect(rows.map((r) => r.row)).toEqual(['total', 'version', 'model', 'drift']);
+      expectRow(rows[3]!, { ...cells({ handle: json.handle, range: json.range }), ...driftCells(finding) }, `${id} drift`);
+      // A formula start gets the added '; a plain one (P) is written as it is.
+      const plain = starts[i] === 'P';
+      expect([rows[3]!.now_excerpt, rows[3]!.before_excerpt], id).toEqual(plain ? [finding.now.excerpt, finding.before.excerpt] : [`'${finding.now.excerpt}`, `'${finding.before.excerpt}`]);
+    }
+
+    // A setting changed since the messages were sent (tool_choice): the finding's settings, one cell of JSON.
+    const b = await mintBundle(client, [(await mintTools(client)).id, (await mintSystem(client, `${LONG_SYSTEM} settings`)).id]);
+    const session = await startSession(client, { messages: [{ role: 'user', content: 'Where is order 1003? '.repeat(200) }, { role: 'assistant', content: 'At the depot. '.repeat(100) }] });
+    const body = (toolChoice: object) => ({ prefix: [b.id, session.id], tool_choice: toolChoice, messages: [userMessage('Which depot?')] });
+    const r1 = await renderAnthropic(client, body({ type: 'any' }));
+    await report(client, t, r1, anthropicUsage(promptTokens(r1), 0, r1.breakpoints.at(-1)!.token_end));
+    t.clock.advance(MIN);
+    const r2 = await renderAnthropic(client, body({ type: 'auto' }));
+    const bundleEnd = r2.breakpoints[0]!.token_end;
+    await report(client, t, r2, anthropicUsage(promptTokens(r2), bundleEnd, r2.breakpoints.at(-1)!.token_end - bundleEnd));
+    const json = (await overHttp(key).get(`/v1/reports/handles/${session.id}`)).json;
+    const finding = json.drift.find((d: { settings?: unknown }) => d.settings);
+    expect(finding, JSON.stringify(json.drift)).toBeDefined();
+    const row = rowsOf(await (await get(key, `/v1/reports/handles/${session.id}?format=csv`)).text()).find((r) => r.row === 'drift' && r.request_id === finding.request_id)!;
+    expectRow(row, { ...cells({ handle: json.handle, range: json.range }), ...driftCells(finding) }, 'settings drift');
+    expect(JSON.parse(row.settings!)).toEqual(finding.settings);
+    expect(JSON.parse(row.settings!)).toContainEqual({ name: 'tool_choice', now: { type: 'auto' }, before: { type: 'any' } });
+
+    // formats and thinking, as a finding may have them, from the writer itself.
+    const side = { source: 'inline', digest: 'd'.repeat(64), excerpt: '@x' };
+    const one = { request_id: 'req_a', previous_request_id: 'req_b', at: '2026-12-01T00:00:00.000Z', handle: 'art_x@1', segment: 2, now: side, before: { source: 'art_x@1', digest: 'e'.repeat(64) }, formats: { now: 'openai-responses', before: 'openai-chat' }, thinking: 'earlier_turn' };
+    const synthetic = { ...json, versions: [], models: [], drift: [one] };
+    const [, only] = rowsOf(handleReportCsv(synthetic));
+    expectRow(only!, { ...cells({ handle: json.handle, range: json.range }), ...driftCells(one) }, 'formats and thinking');
+    expect([only!.now_excerpt, only!.before_excerpt, only!.formats_now, only!.formats_before, only!.thinking, only!.settings]).toEqual(["'@x", '', 'openai-responses', 'openai-chat', 'earlier_turn', '']);
   });
 
   it('bom=true starts each CSV export with a UTF-8 byte-order mark, the rest byte for byte the export without it', async () => {

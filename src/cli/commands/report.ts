@@ -149,7 +149,8 @@ Options:
                     (the left-out line names the V that pages back)
   --json            the API's JSON instead of tables
   --csv             the API's CSV export instead (?format=csv: a row per handle, or per
-                    version and model of a handle), for a spreadsheet or a warehouse
+                    version, model and drift finding of a handle), for a spreadsheet or
+                    a warehouse
   --bom             with --csv: start it with a UTF-8 byte-order mark (?bom=true), so
                     Excel opens non-ASCII names as written
 ${API_HELP}`,
