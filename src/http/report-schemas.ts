@@ -98,6 +98,13 @@ export const OutcomeSchema = z
         description:
           "The call was applied to its scope's simulated cache at a later start (epoch ms) than its own: a call of the scope that started after it was reconciled first. Its classes are those of that later moment (import oldest logs first).",
       }),
+    first_in_scope: z
+      .literal(true)
+      .optional()
+      .openapi({
+        description:
+          "The first call applied to its cache scope (tenant, provider, model; of calls imported from before the live traffic, the first of them): nothing earlier could be read, so all it sent was `cold`. Absent otherwise, and on calls reconciled before it was recorded.",
+      }),
     expired: z
       .object({ last_used_at: int, gap_ms: int, ttl: z.string() })
       .optional()

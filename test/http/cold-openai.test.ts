@@ -46,7 +46,7 @@ describe('cold tokens on a model that caches in steps', () => {
     // The figures keep the simulation's write as it was: the whole prompt after the read.
     expect(o.predicted.read + o.predicted.write).toBe(total);
     const models = (await client.get('/v1/models')).json.models as Array<NonNullable<WhyInput['entry']>>;
-    const lines = requestWhys({ entry: models.find((m) => m.id === api.catalog_entry), segments: o.segments.map((x: object, i: number) => ({ ...x, section: api.segments[i].section })), breakpoints: api.breakpoints, predicted_read: o.predicted.read, predicted_write: o.predicted.write, provider_read: o.capture === 'unknown' ? null : o.provider.read, provider_write: o.provider.write, complete: api.usage.complete });
+    const lines = requestWhys({ entry: models.find((m) => m.id === api.catalog_entry), segments: o.segments.map((x: object, i: number) => ({ ...x, section: api.segments[i].section })), breakpoints: api.breakpoints, predicted_read: o.predicted.read, predicted_write: o.predicted.write, provider_read: o.capture === 'unknown' ? null : o.provider.read, provider_write: o.provider.write, complete: api.usage.complete, first_in_scope: o.first_in_scope });
     const cold = lines.find((l) => l.startsWith('cold '))!;
     expect(cold).toBe(
       `cold ${question.classes.cold} tokens in #${o.segments.length}: first sent in this cache scope: nothing earlier to read; the simulation wrote none of them to the cache (the provider reports no writes); #${o.segments.length} is the caller's messages of this call, new as a call's question or tool result is`,

@@ -383,7 +383,7 @@ describe('pages show the API report figures', () => {
       const api = (await client.get(`/v1/requests/${r.request_id}`)).json;
       const o = api.outcome;
       // The CLI's lines, built from the API's JSON as the CLI builds them.
-      const lines = requestWhys({ entry: models.find((m) => m.id === api.catalog_entry), segments: o.segments.map((x: object, i: number) => ({ ...x, section: api.segments[i].section })), breakpoints: api.breakpoints, predicted_read: o.predicted.read, predicted_write: o.predicted.write, provider_read: o.capture === 'unknown' ? null : o.provider.read, provider_write: o.provider.write, complete: api.usage.complete });
+      const lines = requestWhys({ entry: models.find((m) => m.id === api.catalog_entry), segments: o.segments.map((x: object, i: number) => ({ ...x, section: api.segments[i].section })), breakpoints: api.breakpoints, predicted_read: o.predicted.read, predicted_write: o.predicted.write, provider_read: o.capture === 'unknown' ? null : o.provider.read, provider_write: o.provider.write, complete: api.usage.complete, first_in_scope: o.first_in_scope });
       const page = (await get(`/ui/requests/${r.request_id}`, key)).text;
       expect(whysOf(page), r.request_id).toEqual(lines);
       expect(lines.length).toBeGreaterThan(0);
@@ -404,8 +404,9 @@ describe('pages show the API report figures', () => {
     expect(expiredPage).toMatch(/<b data-gap="360000">6 min<\/b> before this one, longer than its cache lifetime of <b>5m<\/b>/);
     expect(legendOf(expiredPage)).not.toContain('data-help="expired"');
     const firstPage = (await get(`/ui/requests/${first.request_id}`, key)).text;
-    // The handle is written up to its breakpoint; the question after it is sent, never written.
-    expect(whysOf(firstPage)[0]).toMatch(/^cold [\d,]+ tokens in #1–#2: first sent in this cache scope: nothing earlier to read; the provider wrote [\d,]+ of them to the cache \(#1\); [\d,]+ in #2 were sent, not written; #2 is the caller's messages of this call/);
+    // The handle is written up to its breakpoint; the question after it is sent, never written. The scope's first call:
+    // all of it new, so no word on which part is the caller's.
+    expect(whysOf(firstPage)[0]).toMatch(/^cold [\d,]+ tokens in #1–#2: first sent in this cache scope, on the scope's first call: nothing earlier to read; the provider wrote [\d,]+ of them to the cache \(#1\); [\d,]+ in #2 were sent, not written$/);
   });
 
   it('request page shows the provider diagnostics as sent, escaped', async () => {

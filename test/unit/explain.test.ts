@@ -35,6 +35,21 @@ describe('why a request is in each class', () => {
     );
   });
 
+  it("cold on the scope's first call: the first send and what was written, no word on inline content (all of it is new)", () => {
+    // The segments above without the flag are a later call's: inline content cold there was new when it was expected again.
+    const segments = [{ ...seg(0, 63, { below_minimum: 63 }), source: 'inline' }, { ...seg(63, 1296, { cold: 1233 }), source: 'inline', section: 'system' }, { ...seg(1296, 1400, { cold: 104 }), source: 'art_x@1', section: 'system' }];
+    expect(requestWhys({ ...base, entry: gpt, segments, first_in_scope: true })[0]).toBe(
+      "cold 1,337 tokens in #2–#3: first sent in this cache scope, on the scope's first call: nothing earlier to read; none of them was written to the cache",
+    );
+    // The caller's messages too: nothing to tell apart on a call whose every byte is new.
+    const turn = [{ ...seg(0, 1200, { cold: 1200 }), source: 'art_x@1', section: 'system', read: 0, write: 1200 }, { ...seg(1200, 1240, { cold: 40 }), source: 'inline', section: 'messages', read: 0, write: 0 }];
+    expect(requestWhys({ ...base, entry: sonnet, segments: turn, provider_write: 1200, first_in_scope: true })).toEqual([
+      "cold 1,240 tokens in #1–#2: first sent in this cache scope, on the scope's first call: nothing earlier to read; the provider wrote 1,200 of them to the cache (#1); 40 in #2 were sent, not written",
+    ]);
+    // first_in_scope false (or absent, as on outcomes recorded before it was kept): as before.
+    expect(requestWhys({ ...base, entry: gpt, segments, first_in_scope: false })[0]).toContain("#2 is the caller's inline content, whose bytes were not sent before: if the agent sends the same content on every call");
+  });
+
   it("cold: the caller's new messages are new on every call by nature, and say so, not that a value in them changes", () => {
     const segments = [{ ...seg(0, 1200, { captured: 1200 }), source: 'art_x@1', section: 'system' }, { ...seg(1200, 1240, { cold: 40 }), source: 'inline', section: 'messages' }];
     expect(requestWhys({ ...base, entry: sonnet, segments })).toEqual([

@@ -74,6 +74,8 @@ export interface WhyInput {
   provider_write: number | null;
   /** false: the answer ended before its usage (a stream cut off). */
   complete: boolean;
+  /** The first call of its cache scope (the outcome's `first_in_scope`): all of it was new, inline content too. */
+  first_in_scope?: boolean;
 }
 
 /** "#1", "#2–#4, #7": segments numbered from 1, runs joined. */
@@ -120,6 +122,12 @@ export function requestWhyItems(r: WhyInput): RequestWhy[] {
     let why: string = CLASS_HELP[cls];
     switch (cls) {
       case 'cold': {
+        // The scope's first call: everything in it is new, so it says only that, and what it wrote. A value that changes
+        // on every call can only show on a later call, where the same content was expected.
+        if (r.first_in_scope) {
+          why = `${COLD_FIRST}; ${coldWrites(r, held, count)}`;
+          break;
+        }
         why = `${COLD_SENT}; ${coldWrites(r, held, count)}`;
         // Inline content is cold whenever its bytes are new, which a value written into it on every call makes them.
         // The caller's new messages (a question, a tool result) are new on every call by nature: no value to hunt for.
@@ -171,6 +179,7 @@ export function requestWhyItems(r: WhyInput): RequestWhy[] {
 }
 
 const COLD_SENT = 'first sent in this cache scope: nothing earlier to read';
+const COLD_FIRST = "first sent in this cache scope, on the scope's first call: nothing earlier to read";
 
 /**
  * Which of the cold tokens this request wrote to the cache, and which it sent without writing (a question after the

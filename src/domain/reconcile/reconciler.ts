@@ -91,6 +91,12 @@ export interface RequestOutcome extends RecordedOutcome {
    * became readable (its first byte; its end when that is unknown) — after this call started, so this call wrote it again.
    */
   concurrent?: { writer: string; writer_started_at: number; readable_at: number };
+  /**
+   * Set on the first call applied to its cache scope's simulation (of calls imported from before the live traffic, the
+   * first of them): nothing earlier could be read, so every token it sent was cold, inline or not. Absent otherwise,
+   * and on outcomes recorded before it was kept.
+   */
+  first_in_scope?: true;
 }
 
 /**
@@ -441,6 +447,8 @@ export class Reconciler {
     const lastBySource = new Map(state.lastRequestBySource);
     const chosen = unknownFirstBytes(state, { id: request.id, ...simAt, blocks, ttl: request.cacheTtl }, seen.cache_fields_reported ? (seen.cache_read_tokens ?? 0) : null);
     simAt.unknownFirstBytes = chosen.mode;
+    // Nothing applied to the scope before this call (advance sets its first and last start).
+    const firstInScope = state.lastStart === -Infinity;
     const outcomeSim = advance(state, request, blocks, simAt, chosen.plan, seenKeys);
     this.scopes.applied(request);
     outcomeSim.blocks.forEach((b, j) => (seenBlock[j] ||= b.read > 0));
@@ -535,6 +543,7 @@ export class Reconciler {
       drift,
       ...(mismatch ? { total_mismatch: mismatch } : {}),
       ...(simStart > startedAt ? { applied_late: { started_at: startedAt, applied_at: simStart } } : {}),
+      ...(firstInScope ? { first_in_scope: true as const } : {}),
     };
     // An `expired` leak says how long the prefix had been unused, against its lifetime.
     if (outcomeSim.expired && segOutcomes.some((s) => s.classes.expired > 0))

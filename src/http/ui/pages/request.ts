@@ -71,6 +71,7 @@ export function requestPage(row: RequestRow, pruned?: (id: string) => boolean, e
         provider_read: outcome.capture === 'unknown' ? null : outcome.provider.read,
         provider_write: outcome.provider.write,
         complete: usage?.complete ?? true,
+        first_in_scope: outcome.first_in_scope,
       })
     : [];
   // The legend keys the bar's colours; a class explained below with this request's figures needs no general words there.
