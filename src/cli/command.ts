@@ -129,6 +129,7 @@ const shellWord = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace
  * Values are printed as the table prints text (control characters as escapes), then quoted for the shell.
  */
 export function moreLine(cursor: string, values: Values, names: readonly string[]): string {
-  const same = names.filter((k) => values[k] !== undefined).map((k) => ` --${k} ${shellWord(printable(String(values[k])))}`);
+  // A flag (--no-handle) is said alone: its value is no argument.
+  const same = names.filter((k) => values[k] !== undefined && values[k] !== false).map((k) => (values[k] === true ? ` --${k}` : ` --${k} ${shellWord(printable(String(values[k])))}`));
   return `more: --cursor ${shellWord(printable(cursor))}${same.join('')}${values.key !== undefined ? ' --key <key>' : ''}`;
 }

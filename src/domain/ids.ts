@@ -13,7 +13,9 @@ export const ID_PREFIX = {
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIX;
-export type HandleType = 'artifact' | 'bundle' | 'session';
+/** The handle types, as reports and lists name them (`type=`). */
+export const HANDLE_TYPES = ['artifact', 'bundle', 'session'] as const;
+export type HandleType = (typeof HANDLE_TYPES)[number];
 
 // URL- and shell-safe (no '-' or '_', which would blur the prefix separator), 21 chars.
 // The alphabet is in ASCII order, so ids sort as their digits do.

@@ -1,5 +1,5 @@
 import type { InlineRow, RequestListCursor, RequestListQuery, RequestRow, Store } from '../store/store';
-import { listedClassTokens } from './reconcile/request-summary';
+import { listedClassTokens, listedSummary } from './reconcile/request-summary';
 import type { TokenClass } from './reconcile/waterfall';
 import type { RequestRetention } from './retention';
 import type { ModelCatalog } from './catalog/catalog';
@@ -8,7 +8,7 @@ import { DAY_MS, type Clock } from './clock';
 import { findInvalidJson } from './canonical-json';
 import { invalid, notFound, tenantDeleted, withPointer } from './errors';
 import type { HandleService } from './handles';
-import { newRequestId } from './ids';
+import { newRequestId, type HandleType } from './ids';
 import { findVolatility } from './volatility';
 import { estimatedToolWarning } from './estimated-tools';
 import type { Reconciler } from './reconcile/reconciler';
@@ -16,7 +16,7 @@ import type { WriteQueue } from './write-queue';
 import { RequestRenderer, type Breakpoint, type MatchedContent, type RenderedRequest, type RenderedSegment, type RequestFormat } from './render/request';
 import { droppedDetail } from './thinking-prefix';
 
-/** The most rows of the list one filtered page reads (GET /v1/requests with `class` or `model`). */
+/** The most rows of the list one filtered page reads (GET /v1/requests with `class`, `model` or `no_handle`). */
 export const LIST_SCAN_BUDGET = 2_000;
 
 /** A page of the list; `scanned` and `budgetSpent` with a filter (see RequestService.filtered). */
@@ -120,6 +120,33 @@ const PROVIDER_OF: Record<RequestFormat, ProviderFamily> = {
 };
 /** The providers a request's scope can name (its key's second part). */
 const PROVIDERS = [...new Set(Object.values(PROVIDER_OF))];
+
+/** What a list of requests keeps (GET /v1/requests' `handle`, `class`, `type`, `model`, `no_handle`). */
+export interface RequestListFilter {
+  handleId?: string;
+  tokenClass?: TokenClass;
+  /** With `tokenClass`: its tokens on the segments of handles of this type (the sessions' row of the overview). */
+  handleType?: HandleType;
+  model?: string;
+  /** The calls counted in the reports' `no_handle`: reconciled, their whole prompt inline, no handle named. */
+  noHandle?: boolean;
+}
+
+/**
+ * The filters that cannot go together, refused naming the one that narrows what the other says: a type is of the
+ * tenant's handles (a handle is of one type already), and says where a class's tokens are counted; the calls through
+ * no handle have no handle's tokens of any class (their report, `no_handle`, has none).
+ */
+export function refuseFilterCombination(q: RequestListFilter): void {
+  if (q.handleType !== undefined) {
+    if (q.handleId !== undefined) throw invalid('query:type', 'type is for the tenant\'s requests, not with handle (a handle is of one type already)');
+    if (q.tokenClass === undefined) throw invalid('query:type', 'type needs class: it lists the requests with tokens of that class on handles of this type');
+  }
+  if (q.noHandle) {
+    const other = q.handleId !== undefined ? 'handle' : q.handleType !== undefined ? 'type' : q.tokenClass !== undefined ? 'class' : null;
+    if (other) throw invalid('query:no_handle', `no_handle lists the calls that named no handle, so not with ${other}${other === 'class' ? ' (their whole prompt is inline: no handle\'s tokens of any class)' : ''}`);
+  }
+}
 
 /** Renders agent requests that reference handles, and records them for reconciliation. */
 export class RequestService {
@@ -269,13 +296,11 @@ export class RequestService {
    * bundle's requests include those of sessions based on it). `range`: those started on its whole UTC days, both ends
    * included, as reports count a request on the day it started (a range of the list's own index).
    *
-   * `tokenClass` and `model` filter it (see filtered()): no index holds either, so such a page reads the list in its
-   * order and keeps the matches, reading at most the scan budget of it; `scanned` says how many it read.
+   * `tokenClass`, `model` and `noHandle` filter it (see filtered()): no index holds any, so such a page reads the list
+   * in its order and keeps the matches, reading at most the scan budget of it; `scanned` says how many it read.
    */
-  list(
-    tenantId: string,
-    q: { handleId?: string; cursor?: RequestListCursor; limit: number; range?: { from?: number; to?: number }; tokenClass?: TokenClass; model?: string },
-  ): RequestPage {
+  list(tenantId: string, q: RequestListFilter & { cursor?: RequestListCursor; limit: number; range?: { from?: number; to?: number } }): RequestPage {
+    refuseFilterCombination(q);
     if (q.handleId !== undefined) {
       const handle = this.deps.store.getHandle(q.handleId);
       // A deleted handle's requests are still listed, as its reports still are.
@@ -290,9 +315,21 @@ export class RequestService {
       startedFrom: from === undefined ? undefined : Math.floor(from / DAY_MS) * DAY_MS,
       startedTo: to === undefined ? undefined : (Math.floor(to / DAY_MS) + 1) * DAY_MS - 1,
     };
-    if (q.tokenClass === undefined && q.model === undefined) return this.deps.store.listRequests(query);
-    const { tokenClass: cls, model } = q;
-    return this.filtered(query, (row) => (model === undefined || row.model === model) && (cls === undefined || listedClassTokens(row, cls, q.handleId) > 0));
+    if (q.tokenClass === undefined && q.model === undefined && !q.noHandle) return this.deps.store.listRequests(query);
+    const { tokenClass: cls, model, handleType: type } = q;
+    return this.filtered(
+      query,
+      (row) => (model === undefined || row.model === model) && (cls === undefined || listedClassTokens(row, cls, q.handleId, type) > 0) && (!q.noHandle || this.throughNoHandle(row)),
+    );
+  }
+
+  /**
+   * Counted in the reports' `no_handle`: reconciled with every segment inline (no handle on any path) and no handle
+   * named (a session with no turns yet renders nothing, yet was named). The index by request says the latter, looked
+   * up for such a row only.
+   */
+  private throughNoHandle(row: RequestRow): boolean {
+    return row.status === 'reconciled' && listedSummary(row)?.handles.length === 0 && !this.deps.store.requestNamesHandle(row.id);
   }
 
   /**

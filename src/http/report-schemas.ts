@@ -324,9 +324,9 @@ export const RequestSummarySchema = z
     cache_read_tokens: int.nullable(),
     cache_write_tokens: int.nullable(),
     handles: z.array(z.string()).openapi({ description: 'The handles on its segment paths, in prompt order.' }),
-    classes: z.record(z.string(), int).openapi({ description: "Handle tokens per class, the classes with any (empty until reconciled); with `handle`, that handle's tokens only." }),
+    classes: z.record(z.string(), int).openapi({ description: "Handle tokens per class, the classes with any (empty until reconciled); with `handle`, that handle's tokens only; with `type`, those of the handles of that type." }),
     drift: z.boolean().openapi({ description: 'A drift finding was recorded for it (open the request for it).' }),
-    class_tokens: int.optional().openapi({ description: "With `class`: its tokens of that class (with `handle`, on that handle's segments)." }),
+    class_tokens: int.optional().openapi({ description: "With `class`: its tokens of that class (with `handle`, on that handle's segments; with `type`, on those of handles of that type)." }),
   })
   .openapi('RequestSummary');
 
@@ -334,7 +334,7 @@ export const RequestListSchema = z
   .object({
     requests: z.array(RequestSummarySchema),
     next_cursor: z.string().nullable().openapi({ description: 'Pass as `cursor` for the next page; null: no more.' }),
-    scanned: int.optional().openapi({ description: 'With `class` or `model`: how many requests of the list this page read to find its matches.' }),
-    scan_budget_spent: z.boolean().optional().openapi({ description: 'With `class` or `model`: the page read as many requests as one page may (the scan budget) before it found a match past its `limit`; it may be short, even empty, and `next_cursor` goes on after the last request it read. Only such a page, or the last, is short.' }),
+    scanned: int.optional().openapi({ description: 'With `class`, `model` or `no_handle`: how many requests of the list this page read to find its matches.' }),
+    scan_budget_spent: z.boolean().optional().openapi({ description: 'With `class`, `model` or `no_handle`: the page read as many requests as one page may (the scan budget) before it found a match past its `limit`; it may be short, even empty, and `next_cursor` goes on after the last request it read. Only such a page, or the last, is short.' }),
   })
   .openapi('RequestList');

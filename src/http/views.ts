@@ -1,5 +1,5 @@
 import type { HandleRow, RequestRow, VersionRow } from '../store/store';
-import { formatRef } from '../domain/ids';
+import { formatRef, type HandleType } from '../domain/ids';
 import { leakedByClass, type ClassCounts } from '../domain/reconcile/waterfall';
 import { listedSummary, pathHandles, summaryClasses } from '../domain/reconcile/request-summary';
 import type { RenderedSegment } from '../domain/render/request';
@@ -87,8 +87,11 @@ export function failureView(raw: unknown): { status: number | null; body: unknow
   return { status: r.status ?? null, body: r.error ?? null };
 }
 
-/** A request as one line of a list (GET /v1/requests); `handleId`: its classes count that handle's segments only. */
-export function requestSummaryView(row: RequestRow, handleId?: string) {
+/**
+ * A request as one line of a list (GET /v1/requests); `handleId`: its classes count that handle's segments only; `type`:
+ * those of the handles of that type.
+ */
+export function requestSummaryView(row: RequestRow, handleId?: string, type?: HandleType) {
   // A reconciled request is listed by its summary (see the store's listRequests); one without a summary of this
   // version (reconciled before they were kept, or of another shape), by its outcome, summarised the same way.
   const summary = listedSummary(row);
@@ -107,7 +110,7 @@ export function requestSummaryView(row: RequestRow, handleId?: string) {
     cache_read_tokens: usage?.cache_read_tokens ?? null,
     cache_write_tokens: usage?.cache_write_tokens ?? null,
     handles,
-    classes: summary ? summaryClasses(summary, handleId) : {},
+    classes: summary ? summaryClasses(summary, handleId, type) : {},
     drift: summary?.drift ?? false,
   };
 }

@@ -211,7 +211,7 @@ const settings = (offset: number) => ({ seed: SEED + offset, numRuns: RUNS, endO
 // ---- the properties ----
 
 describe('GET /v1/requests: cursors and dates', () => {
-  it('answers any cursor, date, limit, handle, class and model with a page of the tenant\'s own requests or a 4xx problem', async () => {
+  it('answers any cursor, date, limit, handle, class, type, no_handle and model with a page of the tenant\'s own requests or a 4xx problem', async () => {
     const query = queryOf({
       cursor: cursor(),
       from: oddDate,
@@ -219,6 +219,8 @@ describe('GET /v1/requests: cursors and dates', () => {
       limit: oddLimit,
       handle: handleRef(),
       class: fc.oneof(fc.constantFrom(...CLASSES), oddText),
+      type: fc.oneof(fc.constantFrom('artifact', 'bundle', 'session', 'Session', 'sessions'), oddText),
+      no_handle: fc.oneof(fc.constantFrom('true', 'false', 'TRUE', '1'), oddText),
       model: fc.oneof(fc.constantFrom('claude-sonnet-4-5', 'claude-haiku-4-5', 'gpt-4.1'), oddText),
     });
     const before = fingerprint();

@@ -4,7 +4,7 @@
 // (unknown), and an artifact whose content holds volatile values and markup.
 
 import type { Client, TestApp } from '../helpers/app';
-import { mintArtifact, mintBundle, mintSystem, mintTools } from '../helpers/factories';
+import { mintArtifact, mintBundle, mintSystem, mintTools, startSession, userMessage } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report, type Rendered } from '../helpers/scenario';
 
 export const MIN = 60_000;
@@ -151,4 +151,79 @@ export async function agentWeek(t: TestApp, opts: { perDay: number; days: number
     if (day < opts.days - 1) t.clock.advance(86_400_000);
   }
   return { client, key, bundle, classifier, sessions };
+}
+
+export interface SessionsAndInline {
+  bundle: { id: string };
+  classifier: { id: string };
+  sessions: string[];
+  /** Every call by name: `old-…` ten days ago, the rest today. */
+  ids: Record<string, string>;
+  /** The calls that named no handle and were reported (what the reports' `no_handle` counts), by model. */
+  inline: Record<string, string[]>;
+}
+
+/**
+ * An agent with a session per conversation on a bundle, a classifier prompt used alone, and calls through no handle,
+ * made through `client` (over HTTP when it is). Ten days ago: one conversation and one inline call. Today: six
+ * conversations of two turns, the first writing the cache; the second read as predicted, read nothing (unconfirmed),
+ * or reported without cache fields (unknown), by turn; one conversation goes on after 10 minutes unused (expired),
+ * one with a time inline before it (drift). The classifier drifts too (a time before it: no session's). Inline calls
+ * on two models, one not reported (not counted), and a call naming a session with no turns (it named a handle).
+ */
+export async function sessionsAndInline(t: TestApp, client: Client): Promise<SessionsAndInline> {
+  const sys = await mintSystem(client, `${LONG_SYSTEM} Conversations.`);
+  const bundle = await mintBundle(client, [sys.id], 'support agent');
+  const classifier = await mintSystem(client, `${LONG_SYSTEM} Classify each ticket.`);
+  const sessions: string[] = [];
+  const ids: Record<string, string> = {};
+  const inline: Record<string, string[]> = {};
+  const predicted = (r: Rendered) => anthropicUsage(promptTokens(r), r.prediction.read_tokens, Math.max(0, (r.breakpoints.at(-1)?.token_end ?? 0) - r.prediction.read_tokens));
+  const nothingRead = (r: Rendered) => anthropicUsage(promptTokens(r), 0, r.breakpoints.at(-1)?.token_end ?? 0);
+  const noCacheFields = (r: Rendered) => ({ input_tokens: promptTokens(r), output_tokens: 20 });
+  const call = async (name: string, body: object, usage: ((r: Rendered) => object) | null) => {
+    const r = await renderAnthropic(client, body);
+    ids[name] = r.request_id;
+    if (usage) await report(client, t, r, usage(r));
+    t.clock.advance(MIN);
+    return r;
+  };
+  const marked = (text: string) => ({ role: 'user', content: [{ type: 'text', text, cache_control: { type: 'ephemeral' } }] });
+  const conversation = async (name: string, second: (r: Rendered) => object, before?: string) => {
+    const res = await client.post('/v1/sessions', { base: bundle.id, messages: [{ role: 'user', content: `Conversation ${name}: where is my order?` }] });
+    const ses = res.json.id as string;
+    sessions.push(ses);
+    await call(`${name}.1`, { prefix: [ses], messages: [marked('Please check.')] }, predicted);
+    await client.post(`/v1/sessions/${ses}/messages`, { messages: [{ role: 'assistant', content: `Order ${name} is at the depot.` }] });
+    await call(`${name}.2`, { ...(before ? { system: [{ type: 'text', text: before }] } : {}), prefix: [ses], messages: [marked('When will it arrive?')] }, second);
+    return ses;
+  };
+  const inlineCall = async (name: string, model: string, usage: ((r: Rendered) => object) | null = predicted) => {
+    await call(name, { model, system: [{ type: 'text', text: `${LONG_SYSTEM} Inline.`, cache_control: { type: 'ephemeral' } }], messages: [userMessage(name)] }, usage);
+    if (usage) (inline[model] ??= []).push(ids[name]!);
+  };
+
+  await conversation('old-c', predicted);
+  await inlineCall('old-inline', 'claude-sonnet-4-5');
+  t.clock.advance(10 * 86_400_000);
+  for (const [i, second] of [predicted, nothingRead, noCacheFields, predicted, nothingRead, predicted].entries()) {
+    const ses = await conversation(`c${i}`, second, i === 3 ? 'Now: 10:00' : undefined);
+    if (i === 1) {
+      t.clock.advance(10 * MIN);
+      await call('c1.3', { prefix: [ses], messages: [marked('Any news?')] }, predicted);
+    }
+  }
+  const classify = (stamp: string) => ({ system: [{ type: 'text', text: `Now: ${stamp}` }, { type: 'handle', ref: classifier.id }], messages: [userMessage('ticket')] });
+  await call('k1', classify('11:00'), predicted);
+  await call('k2', classify('11:01'), predicted);
+  await inlineCall('s1', 'claude-sonnet-4-5');
+  await inlineCall('h1', 'claude-haiku-4-5');
+  await inlineCall('s2', 'claude-sonnet-4-5', nothingRead);
+  await inlineCall('h2', 'claude-haiku-4-5', noCacheFields);
+  await inlineCall('s3', 'claude-sonnet-4-5');
+  await inlineCall('unreported', 'claude-sonnet-4-5', null);
+  const empty = await startSession(client);
+  await call('empty-session', { system: [{ type: 'text', text: `${LONG_SYSTEM} Inline.` }], prefix: [empty.id], messages: [userMessage('first turn')] }, predicted);
+  await t.services.writes.idle();
+  return { bundle, classifier, sessions, ids, inline };
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { seg } from '../api';
 import { DAY_MS, MAX_TIME, MIN_EPOCH_MS } from '../../domain/clock';
+import { HANDLE_TYPES } from '../../domain/ids';
 import { API_HELP, API_OPTIONS, UsageError, type Command } from '../command';
 import { percent, printable, table, tokens, usd, type Align } from '../table';
 
@@ -63,8 +64,6 @@ export interface DriftFinding {
   settings?: Array<{ name: string; now: unknown; before: unknown }>;
   thinking?: 'earlier_turn';
 }
-
-const HANDLE_TYPES = ['artifact', 'bundle', 'session'] as const;
 
 interface TenantReport extends Totals {
   range: Range;

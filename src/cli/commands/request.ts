@@ -5,6 +5,7 @@ import { driftDetail, setRange, type DriftFinding } from './report';
 import { shownRuns, sumClasses, SESSION_BATCHES_SHOWN } from '../../domain/session-runs';
 import { expiredUnderMinimum, requestWhys, type WhyInput } from '../../domain/reconcile/explain';
 import { CLASSES } from '../../domain/reconcile/waterfall';
+import { HANDLE_TYPES } from '../../domain/ids';
 
 interface Segment {
   source: string;
@@ -209,6 +210,7 @@ interface RequestLine {
   cache_write_tokens: number | null;
   classes: Record<string, number>;
   drift: boolean;
+  prompt_tokens: number | null;
   /** With --class: its tokens of that class. */
   class_tokens?: number;
 }
@@ -216,7 +218,7 @@ interface RequestLine {
 export const requests: Command = {
   name: 'requests',
   summary: 'recorded requests, newest start first (of a handle with --handle), to pick one to open',
-  help: `Usage: prefix-handles requests [--handle ID] [--class C] [--model M] [--from T] [--to T] [--limit N] [--cursor C] [--json | --csv [--bom]]
+  help: `Usage: prefix-handles requests [--handle ID | --type T | --no-handle] [--class C] [--model M] [--from T] [--to T] [--limit N] [--cursor C] [--json | --csv [--bom]]
 
 Lists the recorded requests, newest first by when the call started (an imported call's
 start is its log line's; a call not reported yet, its render time), a page at a time:
@@ -232,6 +234,12 @@ Options:
                     requests behind a report's 'drift 40,000 in 12 requests'. A page reads
                     at most 2,000 requests of the list: one that stops there says so
                     and may be short, its cursor going on from where it stopped
+  --type T          with --class: the class's tokens on the segments of handles of type T
+                    (artifact, bundle, session) instead, added up: '--type session' lists
+                    the requests behind the sessions row's figures (report --by-type)
+  --no-handle       only the calls a report counts under 'no handle': reconciled, their
+                    whole prompt inline, no handle named (what to mint a handle for); its
+                    prompt tokens shown; not with --handle, --type or --class
   --model M         only requests sent to this model (its name as sent), read as --class is
   --from T, --to T  only those whose call started on these UTC days, both included:
                     RFC 3339, YYYY-MM-DD (UTC) or epoch milliseconds, as report takes
@@ -244,7 +252,7 @@ Options:
   --bom             with --csv: start it with a UTF-8 byte-order mark (?bom=true), so
                     Excel opens non-ASCII names as written
 ${API_HELP}`,
-  options: { ...API_OPTIONS, handle: { type: 'string' }, class: { type: 'string' }, model: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' }, json: { type: 'boolean' }, csv: { type: 'boolean' }, bom: { type: 'boolean' } },
+  options: { ...API_OPTIONS, handle: { type: 'string' }, class: { type: 'string' }, type: { type: 'string' }, 'no-handle': { type: 'boolean' }, model: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' }, json: { type: 'boolean' }, csv: { type: 'boolean' }, bom: { type: 'boolean' } },
   positionals: [0, 0],
   async run({ values, api }) {
     const q = new URLSearchParams();
@@ -260,10 +268,22 @@ ${API_HELP}`,
       if (!(CLASSES as readonly string[]).includes(cls)) throw new UsageError(`--class: one of ${CLASSES.join(', ')} is expected, not '${cls}'`);
       q.set('class', cls);
     }
+    if (values.type !== undefined) {
+      const type = String(values.type);
+      if (!(HANDLE_TYPES as readonly string[]).includes(type)) throw new UsageError(`--type: one of ${HANDLE_TYPES.join(', ')} is expected, not '${type}'`);
+      if (values.handle !== undefined) throw new UsageError('--type or --handle: a handle is of one type already');
+      if (values.class === undefined) throw new UsageError('--type needs --class: it lists the requests with tokens of that class on handles of the type');
+      q.set('type', type);
+    }
+    if (values['no-handle']) {
+      const other = ['handle', 'type', 'class'].find((k) => values[k] !== undefined);
+      if (other) throw new UsageError(`--no-handle lists the calls that named no handle, so not with --${other}`);
+      q.set('no_handle', 'true');
+    }
     if (values.model !== undefined) q.set('model', String(values.model));
     if (values.cursor !== undefined) q.set('cursor', String(values.cursor));
     // The next page is the same list's: the handle, range, filters and page size go with its cursor.
-    const next = (cursor: string) => moreLine(cursor, values, ['handle', 'class', 'model', 'from', 'to', 'limit', 'url']);
+    const next = (cursor: string) => moreLine(cursor, values, ['handle', 'type', 'no-handle', 'class', 'model', 'from', 'to', 'limit', 'url']);
     if (values.csv && values.json) throw new UsageError('--csv or --json: one output at a time');
     if (values.bom && !values.csv) throw new UsageError('--bom is for --csv (a byte-order mark at the start of the CSV)');
     if (values.csv) {
@@ -280,6 +300,7 @@ ${API_HELP}`,
       process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
       return 0;
     }
+    const noHandle = q.has('no_handle');
     const rows = body.requests.map((r) => [
       r.rendered_at,
       // An imported call is rendered at the import; its start is when it happened (what the reports count by).
@@ -288,16 +309,22 @@ ${API_HELP}`,
       r.status === 'reconciled' && r.capture === 'unknown' ? 'reconciled, capture unknown' : r.status,
       r.model,
       r.status === 'reconciled' ? `${count(r.cache_read_tokens)} / ${count(r.cache_write_tokens)}` : '—',
-      Object.entries(r.classes)
-        .sort(([, a], [, b]) => b - a)
-        .map(([c, n]) => `${c} ${tokens(n)}`)
-        .join(', '),
+      // A call through no handle has no handle's tokens: its prompt's are shown.
+      noHandle
+        ? count(r.prompt_tokens)
+        : Object.entries(r.classes)
+            .sort(([, a], [, b]) => b - a)
+            .map(([c, n]) => `${c} ${tokens(n)}`)
+            .join(', '),
     ]);
+    const type = q.get('type');
+    const last = noHandle ? 'prompt tokens' : values.handle !== undefined ? "the handle's tokens by class" : type ? `the ${type}s' tokens by class` : 'handle tokens by class';
     const list = rows.length
-      ? table(['rendered', 'started', 'request', 'status', 'model', 'read / written', values.handle !== undefined ? "the handle's tokens by class" : 'handle tokens by class'], rows, ['left', 'left', 'left', 'left', 'left', 'right', 'left'])
+      ? table(['rendered', 'started', 'request', 'status', 'model', 'read / written', last], rows, ['left', 'left', 'left', 'left', 'left', 'right', noHandle ? 'right' : 'left'])
       : (body.scan_budget_spent ? 'no requests on this page' : 'no requests recorded') +
         (values.handle !== undefined ? ' that referenced this handle' : '') +
-        (q.has('class') ? ` with ${q.get('class')}${values.handle !== undefined ? ' on it' : ''}` : '') +
+        (noHandle ? ' through no handle' : '') +
+        (q.has('class') ? ` with ${q.get('class')}${values.handle !== undefined ? ' on it' : type ? ` on ${type}s` : ''}` : '') +
         (q.has('model') ? ` sent to ${printable(q.get('model')!)}` : '') +
         (q.has('from') || q.has('to') ? ' that started in this range' : '');
     // A filtered page that stopped at the API's scan budget: the rest is after its cursor, however short it is.

@@ -1,4 +1,4 @@
-import { parseRef } from '../ids';
+import { handleTypeOf, parseRef, type HandleType } from '../ids';
 import type { RequestOutcome } from './reconciler';
 
 /**
@@ -47,8 +47,21 @@ export function summarizeOutcome(outcome: Pick<RequestOutcome, 'capture' | 'tota
   return { capture: outcome.capture, prompt_tokens: outcome.total_prompt_tokens, drift: !!outcome.drift, handles: pathHandles(outcome.segments), classes, by_handle: byHandle };
 }
 
-/** A request's list line's tokens by class: every handle's, or one handle's (`handleId`). */
-export const summaryClasses = (s: RequestSummary, handleId?: string): Record<string, number> => (handleId === undefined ? s.classes : (s.by_handle[handleId] ?? {}));
+/**
+ * A request's list line's tokens by class: every handle's, one handle's (`handleId`), or those of the handles of one
+ * type (`type`) added up, as GET /v1/reports?by_type= adds up their rows (a segment inside two nested bundles counts
+ * for each; a session is on no other's path, so a session segment counts once).
+ */
+export function summaryClasses(s: RequestSummary, handleId?: string, type?: HandleType): Record<string, number> {
+  if (handleId !== undefined) return s.by_handle[handleId] ?? {};
+  if (type === undefined) return s.classes;
+  const out: Record<string, number> = {};
+  for (const [id, classes] of Object.entries(s.by_handle)) {
+    if (handleTypeOf(id) !== type) continue;
+    for (const [c, n] of Object.entries(classes)) out[c] = (out[c] ?? 0) + n;
+  }
+  return out;
+}
 
 /**
  * A listed row's summary (see the store's listRequests): its stored one, or one made from its outcome (reconciled
@@ -57,8 +70,8 @@ export const summaryClasses = (s: RequestSummary, handleId?: string): Record<str
 export const listedSummary = (row: { summary?: unknown; outcome?: unknown }): RequestSummary | null =>
   (row.summary as RequestSummary | null | undefined) ?? (row.outcome ? summarizeOutcome(row.outcome as RequestOutcome) : null);
 
-/** A listed row's tokens of one class (on `handleId`'s segments, or any handle's): 0 when it is not reconciled. */
-export function listedClassTokens(row: { summary?: unknown; outcome?: unknown }, cls: string, handleId?: string): number {
+/** A listed row's tokens of one class (on `handleId`'s segments, those of handles of `type`, or any handle's): 0 when it is not reconciled. */
+export function listedClassTokens(row: { summary?: unknown; outcome?: unknown }, cls: string, handleId?: string, type?: HandleType): number {
   const summary = listedSummary(row);
-  return summary ? (summaryClasses(summary, handleId)[cls] ?? 0) : 0;
+  return summary ? (summaryClasses(summary, handleId, type)[cls] ?? 0) : 0;
 }

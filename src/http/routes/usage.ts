@@ -11,7 +11,7 @@ import { readJson } from '../body';
 import { fastPost, requestIdHeader, type FastPostDeps } from '../fast-route';
 import { zodIssues } from '../../domain/validation';
 import { invalid } from '../../domain/errors';
-import { handleIdPattern } from '../../domain/ids';
+import { HANDLE_TYPES, handleIdPattern } from '../../domain/ids';
 import { invalidInput, newRouter, type AppEnv } from '../router';
 import { commonErrors, conflictErrors, IdParam, Limit, problemResponse, readErrors } from '../schemas';
 import { HandleReportSchema, RequestListSchema, RequestViewSchema, TenantReportSchema, UsageBatchResultSchema, UsageResultSchema } from '../report-schemas';
@@ -95,7 +95,7 @@ const rangeQuery = z
   });
 
 /** A handle type in a query string, refused with one message naming the parameter. */
-const handleType = (name: string) => z.enum(['artifact', 'bundle', 'session'], { error: `${name} must be artifact, bundle or session` }).optional();
+const handleType = (name: string) => z.enum(HANDLE_TYPES, { error: `${name} must be artifact, bundle or session` }).optional();
 
 const TenantReportQuery = rangeQuery.extend({
   limit: z.coerce
@@ -166,7 +166,20 @@ const ListRequestsQuery = z.strictObject({
     .openapi({
       description: `Only reconciled requests with tokens of this waterfall class: on the segments of \`handle\` when it is given, else on any handle's segment (inline content is no handle's). Each line then has \`class_tokens\`. No index holds a class: a page reads the list in its order, at most ${LIST_SCAN_BUDGET.toLocaleString('en-US')} requests of it; one that reads them all first says \`scan_budget_spent\` and may be short, even empty, its \`next_cursor\` going on from there. Follow \`next_cursor\` until it is null to see every match.`,
     }),
+  type: handleType('type').openapi({
+    description:
+      "With `class`, and without `handle`: only reconciled requests with tokens of that class on the segments of handles of this type (`session`: the overview's sessions row), `class_tokens` and `classes` being those handles' tokens, added up as `GET /v1/reports?by_type=true` adds up their rows. Read as `class` is, within the same budget.",
+  }),
   model: z.string().min(1).optional().openapi({ description: 'Only requests sent to this model (its name as sent, as reports count it). Read as `class` is, within the same budget.' }),
+  no_handle: z
+    .enum(['true'], { error: 'no_handle must be true (leave it out to list every request)' })
+    .transform(() => true)
+    .optional()
+    .openapi({
+      type: 'boolean',
+      description:
+        "With `true`: only the calls the reports count in `no_handle`, reconciled with their whole prompt inline and no handle named (what to mint a handle for); with `model`, that model's (a row of the overview's calls through no handle). Not with `handle`, `type` or `class`. Read as `class` is, within the same budget.",
+    }),
   limit: Limit,
   cursor: z
     .string()
@@ -198,7 +211,7 @@ function nextLink(url: string, next: string | null): Record<string, string> {
   return { link: `<${u.pathname}${u.search}>; rel="next"` };
 }
 
-/** With `class` or `model`, what the JSON's `scanned` and `scan_budget_spent` say. */
+/** With `class`, `model` or `no_handle`, what the JSON's `scanned` and `scan_budget_spent` say. */
 function scanHeaders(page: { scanned?: number; budgetSpent?: boolean }): Record<string, string> {
   return page.scanned === undefined ? {} : { 'x-ph-scanned': String(page.scanned), 'x-ph-scan-budget-spent': String(page.budgetSpent) };
 }
@@ -323,10 +336,10 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
   app.openapi(routes.list, (c) => {
     const q = c.req.valid('query');
     const range = inRange({ from: q.from, to: q.to }, deps.clock.now());
-    const page = deps.requests.list(c.get('auth').tenantId, { handleId: q.handle, cursor: q.cursor, limit: q.limit, range, tokenClass: q.class, model: q.model });
+    const page = deps.requests.list(c.get('auth').tenantId, { handleId: q.handle, cursor: q.cursor, limit: q.limit, range, tokenClass: q.class, handleType: q.type, model: q.model, noHandle: q.no_handle });
     const next = page.next ? `${page.next.startedAt}_${page.next.id}` : null;
     const cls = q.class;
-    const requests = page.rows.map((row) => ({ ...requestSummaryView(row, q.handle), ...(cls ? { class_tokens: listedClassTokens(row, cls, q.handle) } : {}) }));
+    const requests = page.rows.map((row) => ({ ...requestSummaryView(row, q.handle, q.type), ...(cls ? { class_tokens: listedClassTokens(row, cls, q.handle, q.type) } : {}) }));
     const scan = page.scanned === undefined ? {} : { scanned: page.scanned, scan_budget_spent: page.budgetSpent };
     c.header('vary', 'Accept');
     if (wantsCsv(c, q.format)) return csvAnswer(c, requestListCsv(requests), 'requests.csv', { bom: q.bom, headers: { ...nextLink(c.req.url, next), ...scanHeaders(page) } });
