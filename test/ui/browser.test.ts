@@ -10,7 +10,7 @@ import { pct, tokens, usd } from '../../src/http/ui/format';
 import { createTestApp, type TestApp } from '../helpers/app';
 import { mintSystem } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM, renderAnthropic, report } from '../helpers/scenario';
-import { agentWeek, anotherTurn, seed, type Seeded } from './seed';
+import { agentWeek, anotherTurn, seed, sessionsAndInline, type Seeded } from './seed';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = 'test-output/screenshots';
@@ -529,6 +529,52 @@ describe('dashboard in headless Chromium', () => {
     const { scroll, client } = await page.$eval('html', (e) => ({ scroll: e.scrollWidth, client: e.clientWidth }));
     expect(scroll).toBeLessThanOrEqual(client);
     await page.screenshot({ path: `${SHOTS}/phone-requests-by-class.png`, fullPage: true });
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it("the sessions row's biggest leak and the counts of calls through no handle lead to their requests, on a desktop and on a phone", async () => {
+    const { page, problems } = await newPage();
+    const { key, client } = t.tenant();
+    await sessionsAndInline(t, client);
+    await signIn(page, key, '/ui?period=7d');
+    const week = since(t.clock.now() - 6 * DAY).replace(/T.*/, '');
+    const idsOf = async (query: string) => (await client.get(`/v1/requests?${query}&${week}`)).json.requests.map((r: { id: string }) => r.id);
+    const listed = () => page.$$eval('table[data-table="recent"] tr[data-request]', (rows) => rows.map((r) => r.getAttribute('data-request')));
+    const noSideways = async (what: string, width: number) => {
+      const { scroll, client: shown } = await page.$eval('html', (e) => ({ scroll: e.scrollWidth, client: e.clientWidth }));
+      expect(scroll, what).toBeLessThanOrEqual(shown);
+      expect(shown, what).toBeLessThanOrEqual(width);
+    };
+    const cls = await page.getAttribute('tr[data-group="session"] [data-biggest-leak]', 'data-biggest-leak');
+    await Promise.all([page.waitForURL((u) => u.pathname === '/ui/requests'), page.click('tr[data-group="session"] a[data-requests-link]')]);
+    expect(new URL(page.url()).search).toBe(`?type=session&class=${cls}&period=7d`);
+    const sessions = await listed();
+    expect(sessions).toEqual(await idsOf(`type=session&class=${cls}`));
+    expect(sessions.length).toBeGreaterThan(0);
+    await noSideways('sessions list', 1280);
+    await page.screenshot({ path: `${SHOTS}/requests-on-sessions.png`, fullPage: true });
+
+    await page.goto(`${base}/ui?period=7d`);
+    const model = await page.getAttribute('table[data-table="no-handle-models"] tbody tr', 'data-no-handle-model');
+    await Promise.all([page.waitForURL((u) => u.searchParams.get('no_handle') === 'true'), page.click('table[data-table="no-handle-models"] tbody tr a[data-no-handle-link]')]);
+    expect(new URL(page.url()).search).toBe(`?no_handle=true&period=7d&model=${model}`);
+    expect(await listed()).toEqual(await idsOf(`no_handle=true&model=${model}`));
+    await noSideways('no-handle list of a model', 1280);
+
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${base}/ui?period=7d`);
+    await Promise.all([page.waitForURL((u) => u.pathname === '/ui/requests'), page.click('[data-no-handle="requests"] a[data-no-handle-link]')]);
+    expect(new URL(page.url()).search).toBe('?no_handle=true&period=7d');
+    expect(await listed()).toEqual(await idsOf('no_handle=true'));
+    await noSideways('no-handle list', 390);
+    await page.screenshot({ path: `${SHOTS}/phone-requests-through-no-handle.png`, fullPage: true });
+    await page.goto(`${base}/ui/requests?type=session&class=${cls}&period=7d`);
+    await noSideways('sessions list', 390);
+    // Its table scrolls within its own box, not the page.
+    const table = await page.$eval('table[data-table="recent"]', (e) => e.getBoundingClientRect().right);
+    expect(table).toBeLessThanOrEqual(390);
+    await page.screenshot({ path: `${SHOTS}/phone-requests-on-sessions.png`, fullPage: true });
     expect(problems).toEqual([]);
     await page.close();
   });

@@ -202,7 +202,7 @@ describe('where the money leaks', () => {
     for (const stamp of ['09:00', '09:01', '09:02']) await inline('claude-sonnet-4-5', `Current time: ${stamp}\n${LONG_SYSTEM}`);
     for (const q of ['a', 'b']) await inline('claude-haiku-4-5', `${LONG_SYSTEM}${q}`);
     const html = await page('/ui?period=7d', key);
-    const rows = [...html.matchAll(/<tr data-no-handle-model="([^"]+)">([\s\S]*?)<\/tr>/g)].map((m) => ({ model: m[1]!, cells: [...m[2]!.matchAll(/<td class="num"[^>]*>([^<]*)<\/td>/g)].map((c) => c[1]) }));
+    const rows = [...html.matchAll(/<tr data-no-handle-model="([^"]+)">([\s\S]*?)<\/tr>/g)].map((m) => ({ model: m[1]!, cells: [...m[2]!.matchAll(/<td class="num"[^>]*>(?:<a [^>]*>)?([^<]*)(?:<\/a>)?<\/td>/g)].map((c) => c[1]) }));
     expect(rows.map((r) => r.model)).toEqual(['claude-sonnet-4-5', 'claude-haiku-4-5']);
     // Each row is the API's no_handle for that model alone.
     for (const r of rows) {

@@ -5,7 +5,8 @@ import { z } from 'zod';
 import type { AppDeps, Services } from '../../app';
 import { DomainError, invalid } from '../../domain/errors';
 import { CLASSES, type TokenClass } from '../../domain/reconcile/waterfall';
-import { parseRef } from '../../domain/ids';
+import { HANDLE_TYPES, parseRef, type HandleType } from '../../domain/ids';
+import { refuseFilterCombination } from '../../domain/requests';
 import type { DayPoint } from './charts';
 import type { Finding } from './content';
 import { DAY_MS, day, parsePeriod, rangeOf, type Period } from './format';
@@ -135,21 +136,26 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     const period = c.req.query('period');
     const cls = c.req.query('class');
     const model = c.req.query('model');
+    const type = parseType(c.req.query('type'));
+    const noHandle = parseNoHandle(c.req.query('no_handle'));
     // A blank handle is a mistake to say (as a blank x-ph-session is), never the tenant-wide list.
     if (handle === '') throw invalid('query:handle', 'handle must name a handle (art_…, bnd_…, ses_…)');
+    // A type or no_handle with a handle is refused as the API refuses it, not dropped on the way to the handle's page.
+    refuseFilterCombination({ handleId: handle, handleType: type, noHandle, tokenClass: parseClass(cls) });
     if (handle) {
       const query = [period === undefined ? '' : `period=${parsePeriod(period)}`, cls !== undefined ? `class=${encodeURIComponent(cls)}` : '', model !== undefined ? `model=${encodeURIComponent(model)}` : '']
         .filter(Boolean)
         .join('&');
       return c.redirect(`/ui/handles/${encodeURIComponent(handle)}${query ? `?${query}` : ''}#recent-requests`, 303);
     }
-    if (cls === undefined && model === undefined) return c.redirect('/ui', 303);
-    // The tenant's requests with a class, of a model (the leak figures): the API's filtered page, its scan bounded as there.
-    const filter = { cls: parseClass(cls), model: parseModel(c, model) };
+    if (cls === undefined && model === undefined && type === undefined && !noHandle) return c.redirect('/ui', 303);
+    // The tenant's requests with a class (on one type's handles), of a model, through no handle (the overview's
+    // figures): the API's filtered page, its scan bounded as there.
+    const filter = { cls: parseClass(cls), type, model: parseModel(c, model), noHandle };
     const p = parsePeriod(period);
     const range = rangeOf(p, now());
-    const listed = services.requests.list(c.get('tenantId'), { limit: CLASS_REQUESTS, range, tokenClass: filter.cls, model: filter.model });
-    const view = { ...filter, period: p, range, rows: listed.rows.map((row) => requestSummaryView(row)), more: listed.next !== null, budgetSpent: !!listed.budgetSpent, scanned: listed.scanned ?? 0 };
+    const listed = services.requests.list(c.get('tenantId'), { limit: CLASS_REQUESTS, range, tokenClass: filter.cls, handleType: type, model: filter.model, noHandle });
+    const view = { ...filter, period: p, range, rows: listed.rows.map((row) => requestSummaryView(row, undefined, type)), more: listed.next !== null, budgetSpent: !!listed.budgetSpent, scanned: listed.scanned ?? 0 };
     return page(c, { title: `Requests ${filterWords(filter)}`, tenantId: c.get('tenantId'), body: requestsPage(view) });
   });
   ui.get('/ui/requests/:id', (c) => {
@@ -387,6 +393,20 @@ function parseClass(value: string | undefined): TokenClass | undefined {
   if (value === undefined) return undefined;
   if (!(CLASSES as readonly string[]).includes(value)) throw invalid('query:class', `class must be one of ${CLASSES.join(', ')}`);
   return value as TokenClass;
+}
+
+/** `?type=`: a handle type (the API's `type`); another is refused (400), never read as no filter. */
+function parseType(value: string | undefined): HandleType | undefined {
+  if (value === undefined) return undefined;
+  if (!(HANDLE_TYPES as readonly string[]).includes(value)) throw invalid('query:type', 'type must be artifact, bundle or session');
+  return value as HandleType;
+}
+
+/** `?no_handle=true` (the API's `no_handle`): any other value is refused (400), never read as no filter. */
+function parseNoHandle(value: string | undefined): true | undefined {
+  if (value === undefined) return undefined;
+  if (value !== 'true') throw invalid('query:no_handle', 'no_handle must be true (leave it out to list every request)');
+  return true;
 }
 
 /** `?batches=N`: a version number (the newest batch listed); anything else is the latest. */

@@ -109,7 +109,7 @@ ${contentSection(v)}`;
 export function handleLive(v: HandleView): Html {
   const r = v.report;
   // Each leak's bar and row lead to this handle's requests with it, in this period.
-  const link = requestsLink(v.period, r.handle.id);
+  const link = requestsLink(v.period, { handle: r.handle.id });
   return html`<p class="muted">${PERIODS[v.period].label} (whole UTC days from ${r.range.from ? r.range.from.slice(0, 10) : 'the start'} to ${r.range.to.slice(0, 10)}).</p>
 ${summary(r)}
 <div class="card"><h2 style="margin-top:0">Reuse waterfall</h2>
@@ -137,7 +137,7 @@ function modelsTable(models: HandleReport['models'], period: Period, handle: str
   return html`<h2>By model</h2>
 <table data-table="models"><thead><tr><th>Model</th><th class="num">Leaked</th><th>Biggest leak</th><th>Capture rate</th><th class="num">Requests</th><th class="num">Opportunity</th><th class="num">Captured</th></tr></thead><tbody>
 ${models.map(
-    (m) => html`<tr data-model="${m.model}"><td data-model><bdi>${m.model}</bdi></td><td class="num" data-value="${m.money.leaked_savings}">${usd(m.money.leaked_savings)}</td><td>${biggestLeak(m, requestsLink(period, handle, m.model))}</td>
+    (m) => html`<tr data-model="${m.model}"><td data-model><bdi>${m.model}</bdi></td><td class="num" data-value="${m.money.leaked_savings}">${usd(m.money.leaked_savings)}</td><td>${biggestLeak(m, requestsLink(period, { handle, model: m.model }))}</td>
 <td class="rate-cell">${rateBar(m.capture_rate)}</td><td class="num">${tokens(m.requests)}</td><td class="num">${tok(m.tokens.opportunity ?? 0)}</td><td class="num">${tok(m.tokens.captured ?? 0)}</td></tr>`,
   )}</tbody></table>`;
 }

@@ -5,7 +5,7 @@ import type { NoHandleFigures, Reports, Totals } from '../../../domain/reconcile
 import type { ModelEntry } from '../../../domain/catalog/types';
 import { captureTrendChart, leakedTrendChart, LEAK_ROWS, legend, waterfallChart, type DayPoint } from '../charts';
 import { PERIODS, tok, tokens, usd, type Period } from '../format';
-import { biggestLeak, costNote, leakedByClass, liveStatus, periodChooser, rateBar, requestsLink, summary, type Html } from './parts';
+import { biggestLeak, costNote, leakedByClass, liveStatus, noHandleLink, periodChooser, rateBar, requestsLink, summary, type Html } from './parts';
 
 /** The sessions of a period as one: how many, and their own reports added up. */
 type SessionTotals = ReturnType<Reports['typeTotals']>;
@@ -43,7 +43,7 @@ ${waterfallChart(report.tokens, `Reuse waterfall, ${PERIODS[period].label.toLowe
 ${legend(['cold', ...LEAK_ROWS, 'captured', 'bonus'], { entries })}
 ${leakedByClass(report, requestsLink(period))}</div>
 ${perDayCard(report)}
-${noHandleSection(report.no_handle, report.no_handle_models)}
+${noHandleSection(report.no_handle, report.no_handle_models, period)}
 <h2>Handles by leaked money <small><a href="/ui/reports.csv?period=${period}" data-csv download>Download CSV</a></small></h2>
 ${report.sessions.handles_total ? html`<p class="muted">Artifacts and bundles, each on its own row; sessions (one per conversation) summed into one, whose link ranks them.</p>` : ''}
 ${rows.length || report.sessions.handles_total
@@ -95,8 +95,8 @@ const HEAD = html`<thead><tr><th>#</th><th>Handle</th><th class="num">Leaked</th
 function ranking(rows: RankedHandle[], period: Period, sessions?: SessionTotals): Html {
   const at = sessions?.handles_total ? rows.findIndex((h) => h.money.leaked_savings < sessions.money.leaked_savings) : -1;
   const groupAt = !sessions?.handles_total ? null : at === -1 ? rows.length : at;
-  // A handle's biggest leak leads to its requests with it; the sessions' row has no list of its own (the tenant's is every handle's).
-  const cells = (t: Totals, handle?: string) => html`<td class="num" data-value="${t.money.leaked_savings}">${usd(t.money.leaked_savings)}</td><td>${biggestLeak(t, handle ? requestsLink(period, handle) : undefined)}</td>
+  // A handle's biggest leak leads to its requests with it; the sessions' row's, to the requests with it on any session's segments.
+  const cells = (t: Totals, handle?: string) => html`<td class="num" data-value="${t.money.leaked_savings}">${usd(t.money.leaked_savings)}</td><td>${biggestLeak(t, requestsLink(period, handle ? { handle } : { type: 'session' }))}</td>
 <td class="rate-cell">${rateBar(t.capture_rate)}</td>
 <td class="num">${tokens(t.requests)}</td><td class="num">${tok(t.tokens.referenced ?? 0)}</td><td class="num">${tok(t.tokens.opportunity ?? 0)}</td><td class="num">${tok(t.tokens.captured ?? 0)}</td>
 <td class="num" data-value="${t.money.realised_savings}">${usd(t.money.realised_savings)}</td>`;
@@ -119,20 +119,23 @@ const noHandleYet = (calls: number): string =>
   calls ? `No reconciled request in this period referenced a handle: the ${tokens(calls)} call${calls === 1 ? '' : 's'} under “Calls through no handle” sent their whole prompt inline.` : 'No reconciled requests in this period yet.';
 
 /** One figure of the calls through no handle, its exact value in data attributes (the tests compare them with the API). */
-const figure = (key: string, label: string, value: number, shown: string, note?: string): Html =>
+const figure = (key: string, label: string, value: number, shown: Html | string, note?: string): Html =>
   html`<div class="metric" data-no-handle="${key}" data-value="${value}"><dt>${label}</dt><dd>${shown}${note ? html` <small>${note}</small>` : ''}</dd></div>`;
+
+/** A count of calls through no handle, leading to those calls (of `model` when given) in the period shown. */
+const callsLink = (n: number, period: Period, model?: string): Html => (n > 0 ? html`<a href="${noHandleLink(period, model)}" data-no-handle-link>${tokens(n)}</a>` : html`${tokens(n)}`);
 
 /**
  * The calls that named no handle: on no handle's report and not in the figures above, but what they repeat is the reuse
- * a handle would let the provider read.
+ * a handle would let the provider read. Each count of calls links to those calls, to see what to mint.
  */
-function noHandleSection(n: NoHandleFigures, models: TenantReport['no_handle_models']): Html {
+function noHandleSection(n: NoHandleFigures, models: TenantReport['no_handle_models'], period: Period): Html {
   if (!n.requests) return html`<h2>Calls through no handle</h2><p class="muted" data-no-handle="none">Every call reconciled in this period referenced a handle.</p>`;
   const m = n.money;
   return html`<h2>Calls through no handle</h2>
-<p class="muted">Calls whose whole prompt was inline: on no handle's report and not in the figures above. What they repeat could be a handle's prefix (<code>prefix-handles suggest</code> on a log of them names it).</p>
+<p class="muted">Calls whose whole prompt was inline: on no handle's report and not in the figures above. What they repeat could be a handle's prefix (<code>prefix-handles suggest</code> on a log of them names it); each count of calls lists them.</p>
 <dl class="metrics" data-no-handle-figures>
-${figure('requests', 'Calls', n.requests, tokens(n.requests))}
+${figure('requests', 'Calls', n.requests, callsLink(n.requests, period))}
 ${figure('tokens.prompt', 'Prompt tokens', n.tokens.prompt, tok(n.tokens.prompt))}
 ${figure('tokens.repeated', 'Repeated', n.tokens.repeated, tok(n.tokens.repeated), 'a prefix the same cache scope was sent before')}
 ${figure('tokens.cache_read', 'Read from cache', n.tokens.cache_read, tok(n.tokens.cache_read), 'by the provider')}
@@ -141,6 +144,6 @@ ${figure('money.write_premiums_unread', 'Unread write premiums', m.write_premium
 </dl>
 <table data-table="no-handle-models"><thead><tr><th>Model</th><th class="num">Calls</th><th class="num">Prompt tokens</th><th class="num">Repeated</th><th class="num">Read from cache</th><th class="num">Input cost</th></tr></thead><tbody>
 ${models.map(
-    (x) => html`<tr data-no-handle-model="${x.model}"><td data-model><bdi>${x.model}</bdi></td><td class="num">${tokens(x.requests)}</td><td class="num">${tok(x.tokens.prompt)}</td><td class="num">${tok(x.tokens.repeated)}</td><td class="num">${tok(x.tokens.cache_read)}</td><td class="num" data-value="${x.money.actual_input_cost}">${usd(x.money.actual_input_cost)}</td></tr>`,
+    (x) => html`<tr data-no-handle-model="${x.model}"><td data-model><bdi>${x.model}</bdi></td><td class="num">${callsLink(x.requests, period, x.model)}</td><td class="num">${tok(x.tokens.prompt)}</td><td class="num">${tok(x.tokens.repeated)}</td><td class="num">${tok(x.tokens.cache_read)}</td><td class="num" data-value="${x.money.actual_input_cost}">${usd(x.money.actual_input_cost)}</td></tr>`,
   )}</tbody></table>`;
 }

@@ -5,7 +5,7 @@ import { html } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
 import type { Totals } from '../../../domain/reconcile/reports';
 import { CLASSES, type MoneyLeak } from '../../../domain/reconcile/waterfall';
-import { parseRef } from '../../../domain/ids';
+import { parseRef, type HandleType } from '../../../domain/ids';
 import { PERIODS, pct, ratio, tok, tokens, usd, when, type Period } from '../format';
 import type { requestSummaryView } from '../../views';
 import { CLASS_INFO, LEAK_ROWS, swatch, type ClassLink } from '../charts';
@@ -59,24 +59,46 @@ ${metric('money.write_premiums_unread', 'Unread write premiums', m.write_premium
 }
 
 /**
- * Where a leak figure leads: the requests holding that class in the period shown, the tenant's (`/ui/requests?class=`)
- * or one handle's (`handle`). Only the classes the list filters by (not the totals, referenced and opportunity), and
+ * Where a leak figure leads: the requests holding that class in the period shown, the tenant's (`/ui/requests?class=`),
+ * one handle's (`handle`, of `model` when given) or those on the segments of the handles of one type (`type`: the
+ * overview's sessions row). Only the classes the list filters by (not the totals, referenced and opportunity), and
  * none for 0 tokens.
  */
 export const requestsLink =
-  (period: Period, handle?: string, model?: string): ClassLink =>
+  (period: Period, on: { handle?: string; model?: string; type?: HandleType } = {}): ClassLink =>
   (cls, n) =>
-    n > 0 && (CLASSES as readonly string[]).includes(cls) ? `/ui/requests?${handle ? `handle=${handle}&` : ''}class=${cls}&period=${period}${filterQuery({ model })}` : undefined;
+    n > 0 && (CLASSES as readonly string[]).includes(cls)
+      ? `/ui/requests?${on.handle ? `handle=${on.handle}&` : ''}${on.type ? `type=${on.type}&` : ''}class=${cls}&period=${period}${filterQuery({ model: on.model })}`
+      : undefined;
 
-/** A list's filter as query parameters (`&class=drift&model=…`), kept as its period changes. */
-export const filterQuery = (f: { cls?: string; model?: string }) => `${f.cls ? `&class=${f.cls}` : ''}${f.model === undefined ? '' : `&model=${encodeURIComponent(f.model)}`}`;
+/** The calls through no handle in the period shown (of `model` when given): the overview's "Calls through no handle". */
+export const noHandleLink = (period: Period, model?: string) => `/ui/requests?no_handle=true&period=${period}${filterQuery({ model })}`;
 
-/** What a filtered list holds, "with drift sent to claude-sonnet-4-6", as text (a title). */
-export const filterWords = (f: { cls?: string; model?: string }) => [f.cls ? `with ${CLASS_INFO[f.cls]?.label ?? f.cls}` : '', f.model === undefined ? '' : `sent to ${f.model}`].filter(Boolean).join(' ');
+/** A list's filter: a class (on one type's handles with `type`), a model, the calls through no handle. */
+export interface ListFilter {
+  cls?: string;
+  type?: HandleType;
+  model?: string;
+  noHandle?: boolean;
+}
+
+/** A list's filter as query parameters (`&type=session&class=drift&model=…`), kept as its period changes. */
+export const filterQuery = (f: ListFilter) =>
+  `${f.noHandle ? '&no_handle=true' : ''}${f.type ? `&type=${f.type}` : ''}${f.cls ? `&class=${f.cls}` : ''}${f.model === undefined ? '' : `&model=${encodeURIComponent(f.model)}`}`;
+
+/** Handles of a type, as a list names them ("on sessions"). */
+export const TYPE_PLURAL: Record<HandleType, string> = { artifact: 'artifacts', bundle: 'bundles', session: 'sessions' };
+
+const classWords = (f: ListFilter) => [f.cls ? `with ${CLASS_INFO[f.cls]?.label ?? f.cls}` : '', f.type ? `on ${TYPE_PLURAL[f.type]}` : '', f.noHandle ? 'through no handle' : ''].filter(Boolean).join(' ');
+
+/** What a filtered list holds, "with drift on sessions sent to claude-sonnet-4-6", as text (a title). */
+export const filterWords = (f: ListFilter) => [classWords(f), f.model === undefined ? '' : `sent to ${f.model}`].filter(Boolean).join(' ');
 
 /** The same in a heading: the model's name isolated (<bdi>), as the by-model table shows it. */
-export const filterHeading = (f: { cls?: string; model?: string }): Html =>
-  html`${f.cls ? `with ${CLASS_INFO[f.cls]?.label ?? f.cls}` : ''}${f.cls && f.model !== undefined ? ' ' : ''}${f.model === undefined ? '' : html`sent to <bdi data-filter-model>${f.model}</bdi>`}`;
+export const filterHeading = (f: ListFilter): Html => {
+  const words = classWords(f);
+  return html`${words}${words && f.model !== undefined ? ' ' : ''}${f.model === undefined ? '' : html`sent to <bdi data-filter-model>${f.model}</bdi>`}`;
+};
 
 /** A class's name, a link to its requests where `link` gives one. */
 const className = (cls: string, n: number, link?: ClassLink): Html => {
@@ -152,13 +174,20 @@ export const requestLink = (id: string, pruned?: (id: string) => boolean) =>
 /** A request as a list's line (GET /v1/requests). */
 export type RequestLine = ReturnType<typeof requestSummaryView>;
 
-/** Requests as lines, the list's order; `classes`: the heading of their tokens by class (one handle's, or every handle's). */
-export function requestsTable(rows: RequestLine[], classes: Html): Html {
-  return html`<table data-table="recent"><thead><tr><th>Rendered</th><th>Started</th><th>Request</th><th>Model</th><th>Status</th><th class="num">Read / written</th><th>${classes}</th></tr></thead><tbody>${rows.map(
-    (r) => html`<tr data-request="${r.id}"><td>${when(r.rendered_at)}</td><td>${r.started_at ? when(r.started_at) : '—'}</td><td>${requestLink(r.id)}${r.drift ? html` <small class="muted" data-drift-flag>· drift</small>` : ''}</td><td data-model>${r.model}</td><td>${r.status}${r.capture === 'unknown' ? ' (capture unknown)' : ''}</td><td class="num">${r.cache_read_tokens === null ? '—' : tokens(r.cache_read_tokens)} / ${r.cache_write_tokens === null ? '—' : tokens(r.cache_write_tokens)}</td><td>${Object.entries(r.classes)
-      .sort(([, a], [, b]) => b - a)
-      .map(([c, n]) => `${CLASS_INFO[c]?.label ?? c} ${tok(n)}`)
-      .join(' · ') || '—'}</td></tr>`,
+/**
+ * Requests as lines, the list's order; `classes`: the heading of their tokens by class (one handle's, or every
+ * handle's), or `'prompt'` for their prompt tokens instead (calls through no handle have no handle's tokens).
+ */
+export function requestsTable(rows: RequestLine[], classes: Html | 'prompt'): Html {
+  const last = (r: RequestLine) =>
+    classes === 'prompt'
+      ? html`<td class="num" data-prompt-tokens="${r.prompt_tokens ?? ''}">${r.prompt_tokens === null ? '—' : tok(r.prompt_tokens)}</td>`
+      : html`<td>${Object.entries(r.classes)
+          .sort(([, a], [, b]) => b - a)
+          .map(([c, n]) => `${CLASS_INFO[c]?.label ?? c} ${tok(n)}`)
+          .join(' · ') || '—'}</td>`;
+  return html`<table data-table="recent"><thead><tr><th>Rendered</th><th>Started</th><th>Request</th><th>Model</th><th>Status</th><th class="num">Read / written</th>${classes === 'prompt' ? html`<th class="num">Prompt tokens</th>` : html`<th>${classes}</th>`}</tr></thead><tbody>${rows.map(
+    (r) => html`<tr data-request="${r.id}"><td>${when(r.rendered_at)}</td><td>${r.started_at ? when(r.started_at) : '—'}</td><td>${requestLink(r.id)}${r.drift ? html` <small class="muted" data-drift-flag>· drift</small>` : ''}</td><td data-model>${r.model}</td><td>${r.status}${r.capture === 'unknown' ? ' (capture unknown)' : ''}</td><td class="num">${r.cache_read_tokens === null ? '—' : tokens(r.cache_read_tokens)} / ${r.cache_write_tokens === null ? '—' : tokens(r.cache_write_tokens)}</td>${last(r)}</tr>`,
   )}</tbody></table>`;
 }
 
