@@ -28,6 +28,7 @@ import { uiRoutes } from './http/ui';
 import { handleError, problem } from './http/problem';
 import { healthRoutes } from './http/health';
 import { Metrics, observe } from './http/metrics';
+import { QueryParams } from './http/query-params';
 import type { AppEnv } from './http/router';
 import { adminRoutes } from './http/routes/admin';
 import { EXPAND_PATH, expandRoute, handleRoutes } from './http/routes/handles';
@@ -201,10 +202,13 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   const app = new OpenAPIHono<AppEnv>();
   const { config } = deps;
 
+  // Each /v1 route's query parameters, read from the document once every route is in it.
+  const queryParams = new QueryParams(() => app.openAPIRegistry.definitions);
+
   // The hottest routes go first: they authenticate and count themselves, without the global middleware.
-  app.get(EXPAND_PATH, expandRoute(services.expander, services.tenants, services.metrics, config.log === 'json'));
-  app.post(USAGE_PATH, usageRoute({ ...services, log: config.log === 'json', maxBodyBytes: config.maxBodyBytes }));
-  app.post(RENDER_PATH, renderRoute({ ...services, log: config.log === 'json', maxBodyBytes: config.maxBodyBytes }));
+  app.get(EXPAND_PATH, expandRoute(services.expander, services.tenants, services.metrics, config.log === 'json', queryParams));
+  app.post(USAGE_PATH, usageRoute({ ...services, log: config.log === 'json', maxBodyBytes: config.maxBodyBytes, queryParams }));
+  app.post(RENDER_PATH, renderRoute({ ...services, log: config.log === 'json', maxBodyBytes: config.maxBodyBytes, queryParams }));
   const proxy = proxyRoutes(deps, services);
   for (const [path, handler] of proxy.turns) app.post(path, handler);
 
@@ -231,6 +235,8 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
     if (c.req.path === '/v1/models' && c.req.method === 'GET' && sdkOf(c)) return sdkNotFound(c);
     return ADMIN_PATH.test(c.req.path) ? admin(c, next) : tenant(c, next);
   });
+  // After the key (a caller without one learns nothing of the routes), before the body is read.
+  app.use('/v1/*', queryParams.middleware());
   app.use('/v1/*', requireUtf8);
 
   app.route('/', healthRoutes(deps.store, services.draining.signal));
@@ -252,7 +258,7 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
     info: {
       title: 'prefix-handles',
       version: '0.1.0',
-      description: 'Durable prompt state behind opaque handles, byte-stable prefixes, and per-handle prompt-cache reuse reports. Errors are application/problem+json with a stable `code`.',
+      description: 'Durable prompt state behind opaque handles, byte-stable prefixes, and per-handle prompt-cache reuse reports. Errors are application/problem+json with a stable `code`. A query parameter a route does not list is refused (422 `invalid_request` at `query:<name>`), never ignored; `_` (a cache buster) is taken everywhere.',
     },
     security: [{ apiKey: [] }],
   });

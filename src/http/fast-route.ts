@@ -5,6 +5,7 @@ import type { AuthContext, TenantService } from '../domain/tenants';
 import { authenticateRequest, headerOf } from './auth';
 import { BodyError, checkBody, closingIfUnread } from './body';
 import { logRequest, type Metrics } from './metrics';
+import type { QueryParams } from './query-params';
 import { handleError, saneRequestId, statusOf } from './problem';
 import type { AppEnv } from './router';
 
@@ -61,20 +62,24 @@ export interface FastPostDeps {
   metrics: Metrics;
   log: boolean;
   maxBodyBytes: number;
+  queryParams: QueryParams;
 }
 
 /**
  * A tenant's JSON POST (POST /v1/usage, /v1/render) ahead of the middleware:
  * the middleware's checks in its order — a declared size over the limit (413),
- * a body that is not JSON (415), the key (401) — then the handler, which reads
- * the body (readJson or readText keep the limit for chunked bodies).
+ * a body that is not JSON (415), the key (401), a query parameter the route does
+ * not take (422) — then the handler, which reads the body (readJson or readText
+ * keep the limit for chunked bodies).
  */
 export function fastPost(deps: FastPostDeps, route: string, handle: (c: Context<AppEnv>, auth: AuthContext) => Promise<Response>): Handler<AppEnv> {
+  const checkQuery = deps.queryParams.check('POST', route);
   // async: a refusal here is a rejection, which fastRoute counts, not a throw past it.
   return fastRoute(deps.metrics, deps.log, 'POST', route, async (c) => {
     checkBody(c, deps.maxBodyBytes);
     const auth = authenticateRequest(deps.tenants, c);
     c.set('auth', auth);
+    checkQuery(c);
     return handle(c, auth);
   });
 }

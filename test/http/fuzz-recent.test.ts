@@ -534,7 +534,7 @@ describe('a tenant deleted while its own calls are under way', () => {
             case 'usage': return post('/v1/usage', { request_id: rendered[i % 3], usage: anthropicUsage(50, 0, 0) });
             case 'mint': return post('/v1/artifacts', { kind: 'system', content: `sys ${i}` });
             case 'append': return post(`/v1/sessions/${ses}/messages`, { messages: [{ role: 'user', content: `m${i}` }] });
-            case 'report': return call('GET', `/v1/reports/handles/${doc}?days=true`, { key });
+            case 'report': return call('GET', `/v1/reports/handles/${doc}?versions=2`, { key });
             case 'list': return call('GET', `/v1/requests?handle=${doc}&class=cold`, { key });
             // Its own name in another case: the deletion's confirm holds whichever lands first.
             case 'rename': return call('PATCH', `/v1/tenants/${id}`, { key: ADMIN_KEY, body: JSON.stringify({ name: i % 2 ? name.toUpperCase() : ` ${name.toLowerCase()}` }) });

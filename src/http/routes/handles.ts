@@ -11,6 +11,7 @@ import { DomainError, invalid } from '../../domain/errors';
 import { authenticateRequest, headerOf } from '../auth';
 import { expansionFormats, type ExpansionFormat } from '../../domain/render/prompt';
 import { newRouter, type AppEnv } from '../router';
+import { listed, type QueryParams } from '../query-params';
 import { validationError } from '../../domain/validation';
 import {
   AppendMessagesBody,
@@ -194,8 +195,9 @@ export const EXPAND_PATH = '/v1/handles/:ref/expand';
  * authenticates, expands and counts: the bytes are already in memory, so
  * per-request overhead is what decides its throughput.
  */
-export function expandRoute(expander: Expander, tenants: TenantService, metrics: Metrics, log: boolean): Handler<AppEnv> {
+export function expandRoute(expander: Expander, tenants: TenantService, metrics: Metrics, log: boolean, queryParams: QueryParams): Handler<AppEnv> {
   const known = new Set<string>(expansionFormats);
+  const checkQuery = queryParams.check('GET', EXPAND_PATH);
   let started = 0;
   let tenant: string | undefined;
   // Counter children per status, bound once: inc() on a child skips hashing the label set.
@@ -209,6 +211,7 @@ export function expandRoute(expander: Expander, tenants: TenantService, metrics:
   const expand = (c: Context<AppEnv>): Response => {
     const auth = authenticateRequest(tenants, c);
     tenant = auth.tenantId;
+    checkQuery(c);
     const given = c.req.query('format');
     // Two formats would be a guess between them (a string search: parsing every query would cost the hot path).
     if (given !== undefined) {
@@ -219,6 +222,8 @@ export function expandRoute(expander: Expander, tenants: TenantService, metrics:
     let format: ExpansionFormat = 'neutral';
     if (given !== undefined && known.has(given)) format = given as ExpansionFormat;
     else if (given !== undefined) {
+      // A prefix has no CSV: the routes that do are named.
+      if (given.toLowerCase() === 'csv') throw invalid('query:format', `format is one of ${expansionFormats.join(', ')} here (a provider's request shape); CSV is exported by ${listed(queryParams.csvRoutes())}`);
       const query = ExpandQuery.safeParse({ format: given });
       if (!query.success) throw validationError(query.error, 'query:', 'invalid query');
     }

@@ -151,8 +151,8 @@ const HandleReportQuery = rangeQuery.extend({
     }),
 });
 
-// Strict: a parameter it does not take (a status filter) is refused, not ignored with every request listed.
-const ListRequestsQuery = z.strictObject({
+// A parameter it does not take (a status filter) is refused, as on every route (query-params.ts).
+const ListRequestsQuery = z.object({
   from: queryTime.optional().openapi({ description: 'Only requests whose call started on or after this UTC day (RFC 3339, a day or epoch ms; whole days, as reports read their range and count a request on the day it started: a call imported from a log is listed on its own day). A call not reported yet starts at its render time.' }),
   to: queryTime.optional().openapi({ description: 'Only requests whose call started on or before this UTC day (its whole day).' }),
   handle: z

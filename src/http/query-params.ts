@@ -1,0 +1,165 @@
+// A query parameter a route does not take is refused, not ignored: `?form=2026-12-01` (for `from`) would otherwise
+// answer all-time totals, and `?format=csv` on a route without CSV its JSON, without a word. Each route takes the keys
+// of its query schema in the OpenAPI document (none without one), so a parameter added to a schema is taken at once.
+
+import type { OpenAPIHono, RouteConfig } from '@hono/zod-openapi';
+import type { Context, MiddlewareHandler } from 'hono';
+import { matchedRoutes } from 'hono/route';
+import { DomainError, type ErrorDetailItem } from '../domain/errors';
+
+/**
+ * Taken on every route and ignored: jQuery's `cache: false` (and tools copying it) add `_=<time>` to defeat a cache.
+ * It names no figure, and no parameter is near it to be misspelt as it.
+ */
+export const CACHE_BUSTER = '_';
+
+type Definitions = OpenAPIHono['openAPIRegistry']['definitions'];
+
+interface RouteQuery {
+  /** `GET /v1/reports`, as the OpenAPI document names it. */
+  label: string;
+  names: readonly string[];
+  taken: ReadonlySet<string>;
+}
+
+/** The keys of a route's query schema (none without one). */
+export function queryNames(route: Pick<RouteConfig, 'request'>): string[] {
+  const query = route.request?.query as { shape?: Record<string, unknown> } | undefined;
+  return Object.keys(query?.shape ?? {});
+}
+
+/** The routes under /v1 of the OpenAPI document, by method and Hono path (`GET /v1/handles/:ref`). */
+export class QueryParams {
+  #table?: { routes: Map<string, RouteQuery>; csv: string[] };
+
+  constructor(private readonly definitions: () => Definitions) {}
+
+  /** The check of one route, for a route served ahead of the middleware (expand, usage, render). */
+  check(method: string, path: string): (c: Context) => void {
+    let route: RouteQuery | undefined;
+    return (c) => {
+      // No URL object: the URL is a string already, and most calls have no query at all.
+      const url = c.req.url;
+      if (url.indexOf('?') === -1) return;
+      route ??= this.route(`${method} ${path}`);
+      if (route) this.refuseUnknown(route, url);
+    };
+  }
+
+  /** The check behind the middleware: the route is the handler the router matched (none: a 404 or 405 follows). */
+  middleware(): MiddlewareHandler {
+    const refuseUnknownQuery: MiddlewareHandler = async (c, next) => {
+      const url = c.req.url;
+      if (url.indexOf('?') !== -1) {
+        const handler = matchedRoutes(c).find((r) => r.method !== 'ALL');
+        const route = handler && this.route(`${handler.method} ${handler.path}`);
+        if (route) this.refuseUnknown(route, url);
+      }
+      await next();
+    };
+    return refuseUnknownQuery;
+  }
+
+  /** The CSV exports: routes that take `format` and answer text/csv. */
+  csvRoutes(): string[] {
+    return this.#load().csv;
+  }
+
+  private route(key: string): RouteQuery | undefined {
+    return this.#load().routes.get(key);
+  }
+
+  // Read once, at the first query string: the document is complete only once every router is mounted.
+  #load(): { routes: Map<string, RouteQuery>; csv: string[] } {
+    if (this.#table) return this.#table;
+    const routes = new Map<string, RouteQuery>();
+    const csv: string[] = [];
+    for (const d of this.definitions()) {
+      if (d.type !== 'route' || !d.route.path.startsWith('/v1/')) continue;
+      const method = d.route.method.toUpperCase();
+      const label = `${method} ${d.route.path}`;
+      const names = queryNames(d.route);
+      routes.set(`${method} ${d.route.path.replace(/\{([^}]+)\}/g, ':$1')}`, { label, names, taken: new Set([...names, CACHE_BUSTER]) });
+      const answersCsv = Object.values(d.route.responses ?? {}).some((r) => 'content' in r && r.content !== undefined && 'text/csv' in r.content);
+      if (answersCsv && names.includes('format')) csv.push(label);
+    }
+    return (this.#table = { routes, csv: csv.sort() });
+  }
+
+  private refuseUnknown(route: RouteQuery, url: string): void {
+    const unknown = unknownNames(url, route.taken);
+    if (unknown.length === 0) return;
+    const takes = route.names.length ? `it takes ${listed(route.names)}` : 'it takes no query parameters';
+    // A query of thousands of names is answered with the first ones, as zod's issues are (validation.ts).
+    const shown = unknown.slice(0, MAX_LISTED);
+    const errors: ErrorDetailItem[] = shown.map((name) => ({ pointer: `query:${name}`, detail: `not a parameter of ${route.label}${this.hint(name, route.names)}` }));
+    if (unknown.length > MAX_LISTED) errors.push({ pointer: 'query', detail: `and ${unknown.length - MAX_LISTED} more names it does not take, not listed` });
+    const named = unknown.length > MAX_LISTED ? `${unknown.length} names, ${shown.slice(0, 3).join(', ')} …` : listed(unknown);
+    throw new DomainError('invalid_request', `${route.label} does not take ${named}: ${takes}`, {}, errors);
+  }
+
+  private hint(name: string, names: readonly string[]): string {
+    const near = nearest(name, names);
+    if (near !== undefined) return `; did you mean ${near}?`;
+    if (name.toLowerCase() === 'format') return `: CSV is exported by ${listed(this.csvRoutes())} (format=csv)`;
+    return '';
+  }
+}
+
+const MAX_LISTED = 100;
+
+/** The distinct parameter names of a URL's query string that are not in `taken`, decoded as Hono decodes them. */
+export function unknownNames(url: string, taken: ReadonlySet<string>): string[] {
+  const unknown = new Set<string>();
+  let at = url.indexOf('?');
+  while (at !== -1) {
+    const next = url.indexOf('&', at + 1);
+    const end = next === -1 ? url.length : next;
+    const eq = url.indexOf('=', at + 1);
+    let name = url.slice(at + 1, eq !== -1 && eq < end ? eq : end);
+    if (name.includes('+')) name = name.replace(/\+/g, ' ');
+    if (name.includes('%')) name = decoded(name);
+    // An empty name (`?&limit=5`, a trailing `&`) is no parameter: Hono skips it too.
+    if (name !== '' && !taken.has(name)) unknown.add(name);
+    at = next;
+  }
+  return [...unknown];
+}
+
+function decoded(name: string): string {
+  try {
+    return decodeURIComponent(name);
+  } catch {
+    return name;
+  }
+}
+
+/** The taken name a misspelt one is nearest to, if any is near: case aside, one edit for short names, two past 5 letters. */
+export function nearest(name: string, names: readonly string[]): string | undefined {
+  const given = name.toLowerCase();
+  let best: string | undefined;
+  let bestDistance = given.length > 5 ? 3 : 2;
+  for (const n of names) {
+    if (Math.abs(given.length - n.length) >= bestDistance) continue;
+    const d = editDistance(given, n.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [n, d];
+  }
+  return best;
+}
+
+/** Optimal string alignment: insertions, deletions, substitutions and swaps of two neighbours (`form` → `from` is one). */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  return d[a.length]![b.length]!;
+}
+
+/** `a, b and c`. */
+export const listed = (names: readonly string[]) => (names.length < 2 ? names.join('') : `${names.slice(0, -1).join(', ')} and ${names.at(-1)}`);
