@@ -1,7 +1,8 @@
 // The routes added last, fuzzed over real HTTP on a database file: tenant rename and deletion (names at the rules'
 // edges, foreign, unknown and deleted tenants, deletion beside a tenant's own calls), the request list's cursors
 // (forged, stale, another tenant's, another filter's) and dates, the reports' type/kind/days/by_type/ranges, the
-// dashboard's query strings (a model's lists too), and the proxy's x-ph-session (unknown, foreign, deleted, pinned, not a session). No answer is a 5xx; a
+// dashboard's query strings (a model's lists too), the proxy's x-ph-session (unknown, foreign, deleted, pinned, not a session), and every /v1
+// route of the OpenAPI document with a query name it does not take. No answer is a 5xx; a
 // refusal is problem+json with a stable code (the dashboard's an HTML page) and changes no row; a page lists the
 // tenant's own requests only. FUZZ_SEED and FUZZ_RUNS (per property) for a longer hunt.
 import { createHash } from 'node:crypto';
@@ -402,6 +403,47 @@ describe("the proxy's x-ph-session", () => {
       }),
       settings(4),
     );
+  });
+});
+
+describe('any /v1 route with a query name it does not take', () => {
+  it('answers a 422 at query:<name> saying so, whatever the name, and writes nothing', async () => {
+    // The routes of the document, its path parameters unknown ids: a refusal missed would be another 4xx, not this one.
+    const doc = (await (await fetch(`${base}/openapi.json`)).json()) as { paths: Record<string, Record<string, { parameters?: Array<{ in: string; name: string }>; security?: Array<Record<string, unknown>> }>> };
+    const routes = Object.entries(doc.paths)
+      .filter(([path]) => path.startsWith('/v1/'))
+      .flatMap(([path, ops]) =>
+        Object.entries(ops).map(([method, op]) => ({
+          method: method.toUpperCase(),
+          label: `${method.toUpperCase()} ${path}`,
+          path: path.replace(/\{[^}]+\}/g, unknown('art')),
+          taken: new Set(['_', ...(op.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name)]),
+          admin: (op.security ?? []).some((s) => 'adminKey' in s),
+        })),
+      );
+    const name = fc.oneof(
+      fc.constantFrom('form', 'formt', 'Format', 'format', 'FROM', 'limit ', 'utm_source', 'fbclid', '__proto__', 'constructor', 'toString', '%', '+', 'a=b', 'é', '\u202e', 'x'.repeat(2000)),
+      fc.string({ unit: 'grapheme', minLength: 1, maxLength: 12 }),
+    );
+    await settle();
+    const before = fingerprint();
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...routes), name, oddText, fc.boolean(), async (route, n, value, withBuster) => {
+        // Names it takes are the other properties' business (and `_` on POST /v1/sessions would mint one).
+        fc.pre(!route.taken.has(n));
+        const query = `${withBuster ? '_=1&' : ''}${encodeURIComponent(n)}=${encodeURIComponent(value)}`;
+        const res = await call(route.method, `${route.path}?${query}`, { key: route.admin ? ADMIN_KEY : owner.key, body: route.method === 'POST' || route.method === 'PATCH' ? '{}' : undefined });
+        const label = `${route.label}?${query}`;
+        checkApi(res, label, /^query:/);
+        expect(res.status, label).toBe(422);
+        const p = res.json();
+        expect(p.errors, label).toEqual([{ pointer: `query:${n}`, detail: expect.stringMatching(new RegExp(`^not a parameter of ${route.label.replace(/[{}$.*+?^()|[\]\\]/g, '\\$&')}`)) }]);
+        expect(p.detail, label).toMatch(/ it takes /);
+      }),
+      settings(8),
+    );
+    await settle();
+    expect(fingerprint(), 'a refused query wrote rows').toBe(before);
   });
 });
 
