@@ -107,10 +107,12 @@ export class QueryParams {
 }
 
 const MAX_LISTED = 100;
+const NONE: readonly string[] = [];
 
 /** The distinct parameter names of a URL's query string that are not in `taken`, decoded as Hono decodes them. */
-export function unknownNames(url: string, taken: ReadonlySet<string>): string[] {
-  const unknown = new Set<string>();
+export function unknownNames(url: string, taken: ReadonlySet<string>): readonly string[] {
+  // Made at the first unknown name only: a query of known ones (the hot path's `?format=`) allocates nothing but names.
+  let unknown: Set<string> | undefined;
   let at = url.indexOf('?');
   while (at !== -1) {
     const next = url.indexOf('&', at + 1);
@@ -120,10 +122,10 @@ export function unknownNames(url: string, taken: ReadonlySet<string>): string[] 
     if (name.includes('+')) name = name.replace(/\+/g, ' ');
     if (name.includes('%')) name = decoded(name);
     // An empty name (`?&limit=5`, a trailing `&`) is no parameter: Hono skips it too.
-    if (name !== '' && !taken.has(name)) unknown.add(name);
+    if (name !== '' && !taken.has(name)) (unknown ??= new Set()).add(name);
     at = next;
   }
-  return [...unknown];
+  return unknown ? [...unknown] : NONE;
 }
 
 function decoded(name: string): string {
