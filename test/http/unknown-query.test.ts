@@ -179,7 +179,7 @@ describe('the names and the message', () => {
       { pointer: 'query:formt', detail: 'not a parameter of GET /v1/reports; did you mean format?' },
       { pointer: 'query:by type', detail: 'not a parameter of GET /v1/reports; did you mean by_type?' },
     ]);
-    expect(res.json().detail).toBe('GET /v1/reports does not take form, formt and by type: it takes from, to, model, format, limit, type, kind, days and by_type');
+    expect(res.json().detail).toBe('GET /v1/reports does not take form, formt and by type: it takes from, to, model, format, bom, limit, type, kind, days and by_type');
   });
 
   it('suggests a name that differs in case or by a few edits, and none when nothing is near', async () => {
