@@ -24,6 +24,8 @@ interface Route {
   params: string[];
   admin: boolean;
   csv: boolean;
+  /** The statuses its responses in the document list, with their content types. */
+  responses: Record<string, string[]>;
 }
 let routes: Route[];
 
@@ -118,6 +120,7 @@ beforeAll(async () => {
         params: (op.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name),
         admin: (op.security ?? []).some((s) => 'adminKey' in s),
         csv: Object.values(op.responses).some((r) => r.content !== undefined && 'text/csv' in r.content),
+        responses: Object.fromEntries(Object.entries(op.responses).map(([status, r]) => [status, Object.keys(r.content ?? {})])),
       })),
     );
 });
@@ -134,6 +137,12 @@ describe('every /v1 route of the OpenAPI document', () => {
     for (const fast of ['GET /v1/handles/{ref}/expand', 'POST /v1/usage', 'POST /v1/render']) expect(listed).toContain(fast);
     expect(listed.length).toBeGreaterThanOrEqual(26);
     expect(listed.filter((r) => !(r in samples)), 'routes without a sample: only their refusals are checked').toEqual([]);
+  });
+
+  it('documents the 422 an unknown name gets, as problem+json: a client generated from the document knows the answer', () => {
+    // GET /v1/tenants, GET /v1/models and DELETE /v1/keys/{id} listed none: they had no query or body to refuse.
+    const without = routes.filter((r) => r.responses['422']?.join() !== 'application/problem+json').map((r) => `${r.method} ${r.path}`);
+    expect(without).toEqual([]);
   });
 
   it('refuses a name it does not take with a 422 at query:<name>, its parameters and a did-you-mean in the detail, and writes nothing', async () => {

@@ -48,7 +48,7 @@ const routes = {
   }),
   listTenants: createRoute({
     method: 'get', path: '/v1/tenants', tags: ['admin'], summary: 'List the tenants and their keys (ids and hints, never a secret)', security,
-    responses: { 200: { content: { 'application/json': { schema: TenantListSchema } }, description: 'Every tenant, oldest first, with its keys; and the deletions not finished, with what is left of each' }, 401: readErrors[401] },
+    responses: { 200: { content: { 'application/json': { schema: TenantListSchema } }, description: 'Every tenant, oldest first, with its keys; and the deletions not finished, with what is left of each' }, 401: readErrors[401], 422: readErrors[422] },
   }),
   renameTenant: createRoute({
     method: 'patch', path: '/v1/tenants/{id}', tags: ['admin'], summary: 'Rename a tenant (names unique, as on creation)', security,
@@ -82,7 +82,7 @@ const routes = {
   revokeKey: createRoute({
     method: 'delete', path: '/v1/keys/{id}', tags: ['admin'], summary: 'Revoke a key', security,
     request: { params: z.object({ id: z.string().min(1) }) },
-    responses: { 204: { description: 'Revoked' }, 401: readErrors[401], 404: readErrors[404] },
+    responses: { 204: { description: 'Revoked' }, 401: readErrors[401], 404: readErrors[404], 422: readErrors[422] },
   }),
   prune: createRoute({
     method: 'post', path: '/v1/prune', tags: ['admin'], summary: 'Delete requests rendered more than N days ago, with their detail (reports keep their figures)', security,

@@ -78,7 +78,7 @@ const routes = {
     path: '/v1/models',
     tags: ['render'],
     summary: 'The model catalog: cache rules and prices per model family, with sources',
-    responses: { 200: { content: { 'application/json': { schema: z.object({ version: z.string(), models: z.array(z.record(z.string(), z.unknown())) }) } }, description: 'The catalog' }, 401: readErrors[401] },
+    responses: { 200: { content: { 'application/json': { schema: z.object({ version: z.string(), models: z.array(z.record(z.string(), z.unknown())) }) } }, description: 'The catalog' }, 401: readErrors[401], 422: readErrors[422] },
   }),
 };
 
