@@ -12,14 +12,30 @@ export function printable(text: string): string {
   return text.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
-/** Columns padded to their widest cell; numbers (align 'right') line up on the right. */
+// East Asian wide and fullwidth characters (CJK, kana, Hangul, fullwidth forms) and emoji take two terminal columns.
+const WIDE = /[\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\ua000-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6\u{1f300}-\u{1f64f}\u{1f900}-\u{1f9ff}\u{20000}-\u{3fffd}]|\p{Emoji_Presentation}|\ufe0f/u;
+const graphemes = new Intl.Segmenter('en', { granularity: 'grapheme' });
+
+/**
+ * The columns a cell takes on a terminal: a grapheme is one column, two when wide (`客服` is four), none when it is
+ * a mark alone. Padding by `length` pushed every column after a CJK name two places right per character.
+ */
+export function displayWidth(text: string): number {
+  if (/^[\x20-\x7e]*$/.test(text)) return text.length;
+  let width = 0;
+  for (const { segment } of graphemes.segment(text)) width += WIDE.test(segment) ? 2 : /^[\p{M}\p{Cf}]+$/u.test(segment) ? 0 : 1;
+  return width;
+}
+
+/** Columns padded to their widest cell, in terminal columns; numbers (align 'right') line up on the right. */
 export function table(header: string[], rows: string[][], align: Align[] = []): string {
   const [head, ...body] = [header, ...rows].map((r) => r.map(printable));
   const all = [head!, ...body];
-  const widths = head!.map((_, c) => Math.max(...all.map((r) => (r[c] ?? '').length)));
+  const widths = head!.map((_, c) => Math.max(...all.map((r) => displayWidth(r[c] ?? ''))));
+  const pad = (cell: string, c: number) => ' '.repeat(widths[c]! - displayWidth(cell));
   const line = (r: string[]) =>
     r
-      .map((cell, c) => (align[c] === 'right' ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!)))
+      .map((cell, c) => (align[c] === 'right' ? pad(cell, c) + cell : cell + pad(cell, c)))
       .join('  ')
       .trimEnd();
   return [line(head!), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
