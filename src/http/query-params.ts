@@ -92,16 +92,19 @@ export class QueryParams {
     const takes = route.names.length ? `it takes ${listed(route.names)}` : 'it takes no query parameters';
     // A query of thousands of names is answered with the first ones, as zod's issues are (validation.ts).
     const shown = unknown.slice(0, MAX_LISTED);
-    const errors: ErrorDetailItem[] = shown.map((name) => ({ pointer: `query:${name}`, detail: `not a parameter of ${route.label}${this.hint(name, route.names)}` }));
+    const errors: ErrorDetailItem[] = shown.map((name) => ({ pointer: `query:${name}`, detail: `not a parameter of ${route.label}${this.hint(name, route.names, url)}` }));
     if (unknown.length > MAX_LISTED) errors.push({ pointer: 'query', detail: `and ${unknown.length - MAX_LISTED} more names it does not take, not listed` });
     const named = unknown.length > MAX_LISTED ? `${unknown.length} names, ${shown.slice(0, 3).join(', ')} …` : listed(unknown);
     throw new DomainError('invalid_request', `${route.label} does not take ${named}: ${takes}`, {}, errors);
   }
 
-  private hint(name: string, names: readonly string[]): string {
+  private hint(name: string, names: readonly string[], url: string): string {
     const near = nearest(name, names);
     if (near !== undefined) return `; did you mean ${near}?`;
-    if (name.toLowerCase() === 'format') return `: CSV is exported by ${listed(this.csvRoutes())} (format=csv)`;
+    // `format` (any value: `format=json` asks for what the route answers anyway), or CSV asked under a misspelt name
+    // (`formt=csv` on /v1/handles): the route has no format to choose, and which routes export CSV is the answer.
+    if (name.toLowerCase() === 'format' || valuesOf(url, name).some((v) => v.trim().toLowerCase() === 'csv'))
+      return `: it has no format to choose; CSV is exported by ${listed(this.csvRoutes())} (format=csv)`;
     return '';
   }
 }
@@ -126,6 +129,18 @@ export function unknownNames(url: string, taken: ReadonlySet<string>): readonly 
     at = next;
   }
   return unknown ? [...unknown] : NONE;
+}
+
+/** The values given to `name` in a URL's query, decoded as its names are (read for a refusal's hint only). */
+function valuesOf(url: string, name: string): string[] {
+  const values: string[] = [];
+  for (const pair of url.slice(url.indexOf('?') + 1).split('&')) {
+    const eq = pair.indexOf('=');
+    if (eq === -1) continue;
+    const plain = (s: string) => decoded(s.replace(/\+/g, ' '));
+    if (plain(pair.slice(0, eq)) === name) values.push(plain(pair.slice(eq + 1)));
+  }
+  return values;
 }
 
 function decoded(name: string): string {

@@ -154,7 +154,7 @@ describe('every /v1 route of the OpenAPI document', () => {
       const own = sample.query ? `${sample.query}&` : '';
       // Each of its parameters misspelt (one swap), format where there is none, a tracker's parameter.
       const wrong: Array<[string, string]> = route.params.map((p) => [swapped(p), `; did you mean ${p}?`]);
-      if (!route.params.includes('format')) wrong.push(['format', `: CSV is exported by ${csvRoutes.join(', ').replace(/, (?=[^,]*$)/, ' and ')} (format=csv)`]);
+      if (!route.params.includes('format')) wrong.push(['format', `: it has no format to choose; CSV is exported by ${csvRoutes.join(', ').replace(/, (?=[^,]*$)/, ' and ')} (format=csv)`]);
       wrong.push(['utm_source', '']);
       const before = await settled();
       for (const [name, hint] of wrong) {
@@ -199,6 +199,23 @@ describe('the names and the message', () => {
     expect(await hint('/v1/requests?models=gpt-4.1')).toBe('; did you mean model?');
     expect(await hint('/v1/requests?status=failed')).toBe('');
     expect(await hint('/v1/requests?page=2')).toBe('');
+  });
+
+  it('on a route without CSV, format=json and CSV asked under a misspelt name say the route has no format and which routes export CSV', async () => {
+    const csv = ': it has no format to choose; CSV is exported by GET /v1/reports, GET /v1/reports/handles/{id} and GET /v1/requests (format=csv)';
+    const items = async (query: string) => (await call('GET', `/v1/handles?${query}`)).json().errors as Array<{ pointer: string; detail: string }>;
+    // format=json asked for what the route answers: not told about CSV as if it had asked for it, but that there is no choice.
+    expect(await items('format=json')).toEqual([{ pointer: 'query:format', detail: `not a parameter of GET /v1/handles${csv}` }]);
+    expect(await items('formt=csv')).toEqual([{ pointer: 'query:formt', detail: `not a parameter of GET /v1/handles${csv}` }]);
+    expect(await items('fmt=CSV&output=json')).toEqual([
+      { pointer: 'query:fmt', detail: `not a parameter of GET /v1/handles${csv}` },
+      { pointer: 'query:output', detail: 'not a parameter of GET /v1/handles' },
+    ]);
+    expect(await items('f%6Frmt=c%73v')).toEqual([{ pointer: 'query:formt', detail: `not a parameter of GET /v1/handles${csv}` }]);
+    // A name near one the route takes is named as that one, whatever its value.
+    expect(await items('kidn=csv')).toEqual([{ pointer: 'query:kidn', detail: 'not a parameter of GET /v1/handles; did you mean kind?' }]);
+    const reports = await call('GET', '/v1/reports?formt=csv');
+    expect(reports.json().errors).toEqual([{ pointer: 'query:formt', detail: 'not a parameter of GET /v1/reports; did you mean format?' }]);
   });
 
   it('a parameter given twice keeps its own 422; a refused name is reported before the values are read', async () => {
