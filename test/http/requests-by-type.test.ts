@@ -187,8 +187,8 @@ describe('refused combinations', () => {
       ['type=sessions&class=drift', 'query:type', 'type must be artifact, bundle or session'],
       ['type=session', 'query:type', 'type needs class: it lists the requests with tokens of that class on handles of this type'],
       [`type=session&class=drift&handle=${h.sessions[0]}`, 'query:type', "type is for the tenant's requests, not with handle (a handle is of one type already)"],
-      ['no_handle=false', 'query:no_handle', 'no_handle must be true (leave it out to list every request)'],
-      ['no_handle=1', 'query:no_handle', 'no_handle must be true (leave it out to list every request)'],
+      ['no_handle=1', 'query:no_handle', 'no_handle must be true or false'],
+      ['no_handle=TRUE', 'query:no_handle', 'no_handle must be true or false'],
       [`no_handle=true&handle=${h.sessions[0]}`, 'query:no_handle', 'no_handle lists the calls that named no handle, so not with handle'],
       ['no_handle=true&type=session&class=cold', 'query:no_handle', 'no_handle lists the calls that named no handle, so not with type'],
       ['no_handle=true&class=cold', 'query:no_handle', "no_handle lists the calls that named no handle, so not with class (their whole prompt is inline: no handle's tokens of any class)"],
@@ -202,6 +202,23 @@ describe('refused combinations', () => {
     // The same as CSV: a problem, not a CSV.
     const csv = await fetch(`${server.base}/v1/requests?type=session&format=csv`, { headers: { authorization: `Bearer ${key}` } });
     expect([csv.status, csv.headers.get('content-type')]).toEqual([422, 'application/problem+json']);
+  });
+});
+
+describe('no_handle=false', () => {
+  it('is a boolean as the document says, as days, by_type and bom are: false lists what the query lists without it', async () => {
+    const doc = (await (await fetch(`${server.base}/openapi.json`)).json()) as { paths: Record<string, { get: { parameters: Array<{ name: string; schema: { type: string } }> } }> };
+    expect(doc.paths['/v1/requests']!.get.parameters.find((p) => p.name === 'no_handle')!.schema.type).toBe('boolean');
+    for (const q of ['limit=500', 'class=cold&limit=500', `type=session&class=cold&limit=500&from=${week}`, `handle=${h.sessions[0]}&limit=500`]) {
+      const without = await get(q);
+      const off = await get(`${q}&no_handle=false`);
+      expect([off.status, off.json.requests.map((r) => r.id)], q).toEqual([200, without.json.requests.map((r) => r.id)]);
+      expect(off.json.requests.length, q).toBeGreaterThan(0);
+    }
+    // The dashboard reads it as the API does: no filter (here none at all, so the overview).
+    const res = await fetch(`${server.base}/ui/requests?no_handle=false&class=cold&period=all`, { headers: { cookie: `ph_ui_key=${key}` } });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain('<h1>Requests with cold</h1>');
   });
 });
 

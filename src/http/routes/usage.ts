@@ -171,14 +171,15 @@ const ListRequestsQuery = z.object({
       "With `class`, and without `handle`: only reconciled requests with tokens of that class on the segments of handles of this type (`session`: the overview's sessions row), `class_tokens` and `classes` being those handles' tokens, added up as `GET /v1/reports?by_type=true` adds up their rows. Read as `class` is, within the same budget.",
   }),
   model: z.string().min(1).optional().openapi({ description: 'Only requests sent to this model (its name as sent, as reports count it). Read as `class` is, within the same budget.' }),
+  // A boolean as days, by_type and bom are (the document says so): a client that sends false gets every request.
   no_handle: z
-    .enum(['true'], { error: 'no_handle must be true (leave it out to list every request)' })
-    .transform(() => true)
+    .enum(['true', 'false'], { error: 'no_handle must be true or false' })
+    .transform((v) => v === 'true')
     .optional()
     .openapi({
       type: 'boolean',
       description:
-        "With `true`: only the calls the reports count in `no_handle`, reconciled with their whole prompt inline and no handle named (what to mint a handle for); with `model`, that model's (a row of the overview's calls through no handle). Not with `handle`, `type` or `class`. Read as `class` is, within the same budget.",
+        "With `true`: only the calls the reports count in `no_handle`, reconciled with their whole prompt inline and no handle named (what to mint a handle for); with `model`, that model's (a row of the overview's calls through no handle). Not with `handle`, `type` or `class`; `false` is no filter. Read as `class` is, within the same budget.",
     }),
   limit: Limit,
   cursor: z

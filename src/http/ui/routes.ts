@@ -402,10 +402,10 @@ function parseType(value: string | undefined): HandleType | undefined {
   return value as HandleType;
 }
 
-/** `?no_handle=true` (the API's `no_handle`): any other value is refused (400), never read as no filter. */
+/** `?no_handle=true` (the API's `no_handle`: `false` is no filter); any other value is refused (400), never read as no filter. */
 function parseNoHandle(value: string | undefined): true | undefined {
-  if (value === undefined) return undefined;
-  if (value !== 'true') throw invalid('query:no_handle', 'no_handle must be true (leave it out to list every request)');
+  if (value === undefined || value === 'false') return undefined;
+  if (value !== 'true') throw invalid('query:no_handle', 'no_handle must be true or false');
   return true;
 }
 
