@@ -114,9 +114,13 @@ const NONE: readonly string[] = [];
 
 /** The distinct parameter names of a URL's query string that are not in `taken`, decoded as Hono decodes them. */
 export function unknownNames(url: string, taken: ReadonlySet<string>): readonly string[] {
+  let at = url.indexOf('?');
+  if (at === -1) return NONE;
+  // A fragment is no part of the query: Hono reads up to it (a client sends none, a raw request line can).
+  const hash = url.indexOf('#', at);
+  if (hash !== -1) url = url.slice(0, hash);
   // Made at the first unknown name only: a query of known ones (the hot path's `?format=`) allocates nothing but names.
   let unknown: Set<string> | undefined;
-  let at = url.indexOf('?');
   while (at !== -1) {
     const next = url.indexOf('&', at + 1);
     const end = next === -1 ? url.length : next;

@@ -3,6 +3,7 @@
 // work. Over real HTTP on a database file. The proxy, the dashboard and the probes keep taking any query.
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -189,6 +190,26 @@ describe('the names and the message', () => {
       { pointer: 'query:by type', detail: 'not a parameter of GET /v1/reports; did you mean by_type?' },
     ]);
     expect(res.json().detail).toBe('GET /v1/reports does not take form, formt and by type: it takes from, to, model, format, bom, limit, type, kind, days and by_type');
+  });
+
+  it('a fragment in a raw request line is no part of the query: the route reads none of it, so nothing in it is refused', async () => {
+    // No client sends a fragment, but an HTTP request line can carry one, and Hono reads the query up to it.
+    const raw = (target: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const { hostname, port } = new URL(base);
+        const socket = connect(Number(port), hostname, () => socket.end(`GET ${target} HTTP/1.1\r\nHost: ${hostname}\r\nAuthorization: Bearer ${me.key}\r\nConnection: close\r\n\r\n`));
+        let text = '';
+        socket.setEncoding('utf8').on('data', (d: string) => (text += d)).on('error', reject).on('end', () => resolve({ status: Number(text.slice(9, 12)), body: text.slice(text.indexOf('\r\n\r\n') + 4) }));
+      });
+    const plain = await call('GET', '/v1/requests?limit=1');
+    for (const target of ['/v1/requests?limit=1#&status=failed', '/v1/requests?limit=1#status', '/v1/requests?limit=1&#form=1']) {
+      const res = await raw(target);
+      expect(res.status, `${target}: ${res.body}`).toBe(200);
+      expect(res.body, target).toContain(JSON.parse(plain.text).requests[0].id);
+    }
+    // Before it, a name is refused as ever.
+    const refused = await raw('/v1/requests?lmit=1#x');
+    expect([refused.status, refused.body], refused.body).toEqual([422, expect.stringContaining('"pointer":"query:lmit"')]);
   });
 
   it('suggests a name that differs in case or by a few edits, and none when nothing is near', async () => {
