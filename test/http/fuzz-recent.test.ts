@@ -5,7 +5,6 @@
 // route of the OpenAPI document with a query name it does not take. No answer is a 5xx; a
 // refusal is problem+json with a stable code (the dashboard's an HTML page) and changes no row; a page lists the
 // tenant's own requests only. FUZZ_SEED and FUZZ_RUNS (per property) for a longer hunt.
-import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +17,7 @@ import { PROBLEM_CODES } from '../../src/http/problem';
 import { createSimulatorApp } from '../../src/simulator/server';
 import { ADMIN_KEY, createTestApp, listen, type TestApp } from '../helpers/app';
 import { FakeClock } from '../helpers/clock';
+import { fingerprint as dbFingerprint, tableNames } from '../helpers/fingerprint';
 import { mintBundle, mintDocument, startSession } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic } from '../helpers/scenario';
 
@@ -116,7 +116,7 @@ beforeAll(async () => {
   };
   expect(cursors.own.length).toBeGreaterThan(3);
   expect(cursors.stranger.length).toBeGreaterThan(0);
-  tables = t.sqlite.prepare("select name from sqlite_master where type = 'table' and name not like 'sqlite_%' order by name").pluck().all() as string[];
+  tables = tableNames(t.sqlite);
 });
 
 afterAll(async () => {
@@ -126,15 +126,7 @@ afterAll(async () => {
 });
 
 /** A digest of every row of every table. */
-function fingerprint(): string {
-  const hash = createHash('sha256');
-  for (const table of tables) {
-    hash.update(`\u0000${table}`);
-    for (const row of t.sqlite.prepare(`select * from "${table}"`).raw().iterate() as Iterable<unknown[]>)
-      for (const cell of row) hash.update(Buffer.isBuffer(cell) ? `b${cell.toString('hex')}` : `${typeof cell}${String(cell)}\u0001`);
-  }
-  return hash.digest('hex');
-}
+const fingerprint = () => dbFingerprint(t.sqlite, tables);
 
 async function settle(): Promise<void> {
   for (let i = 0; i < 3; i++) {

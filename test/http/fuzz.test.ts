@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCatalog, ModelCatalog } from '../../src/domain/catalog/catalog';
@@ -6,6 +5,7 @@ import { PROBLEM_CODES } from '../../src/http/problem';
 import { createSimulatorApp } from '../../src/simulator/server';
 import { ADMIN_KEY, clientFor, createTestApp, listen, type TestApp } from '../helpers/app';
 import { FakeClock } from '../helpers/clock';
+import { fingerprint as dbFingerprint, tableNames } from '../helpers/fingerprint';
 import { mintBundle, mintDocument, mintSystem, startSession } from '../helpers/factories';
 
 // Every route, over real HTTP, with arbitrary input: malformed JSON, a valid body changed at one place (a path from
@@ -202,7 +202,7 @@ beforeAll(async () => {
   routes = fromDocument(doc31);
   for (const [method, path, auth] of PLAIN) routes.push({ method, path, auth, query: [], valid: [], headers: [] });
   for (const [method, path] of DASHBOARD) routes.push({ method, path, auth: 'cookie', query: ['period', 'next', 'batches', 'id', 'handle'], valid: ['24h', '7d', '30d', 'all', '1', '2'], headers: [], form: path === '/ui/sign-in' && method === 'POST' });
-  tables = t.sqlite.prepare("select name from sqlite_master where type = 'table' and name not like 'sqlite_%' order by name").pluck().all() as string[];
+  tables = tableNames(t.sqlite);
 });
 
 afterAll(async () => {
@@ -470,14 +470,8 @@ let hashed = '';
 function fingerprint(): string {
   const changes = t.sqlite.prepare('select total_changes()').pluck().get() as number;
   if (changes === hashedAt) return hashed;
-  const h = createHash('sha256');
-  for (const table of tables) {
-    h.update(`\u0000${table}`);
-    for (const row of t.sqlite.prepare(`select * from "${table}"`).raw().iterate() as Iterable<unknown[]>)
-      for (const cell of row) h.update(Buffer.isBuffer(cell) ? `b${cell.toString('hex')}` : `${typeof cell}${String(cell)}\u0001`);
-  }
   hashedAt = changes;
-  hashed = h.digest('hex');
+  hashed = dbFingerprint(t.sqlite, tables);
   return hashed;
 }
 

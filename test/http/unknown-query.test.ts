@@ -1,7 +1,6 @@
 // A query parameter a route does not take is a 422 naming it, on every /v1 route of the OpenAPI document (the fast
 // routes ahead of the middleware included), and nothing is written; the route's own parameters, and `_`, still
 // work. Over real HTTP on a database file. The proxy, the dashboard and the probes keep taking any query.
-import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_KEY, createTestApp, listen, type TestApp } from '../helpers/app';
 import { mintBundle, mintDocument, startSession } from '../helpers/factories';
+import { fingerprint, tableNames } from '../helpers/fingerprint';
 import { anthropicUsage, promptTokens, renderAnthropic } from '../helpers/scenario';
 import { startHarness, type Harness } from '../proxy/harness';
 
@@ -42,21 +42,10 @@ async function call(method: string, path: string, opts: { admin?: boolean; body?
   return { status: res.status, type: res.headers.get('content-type') ?? '', text, json: () => JSON.parse(text) as Record<string, any> };
 }
 
-/** A digest of every row of every table. */
-function fingerprint(): string {
-  const hash = createHash('sha256');
-  for (const table of tables) {
-    hash.update(`\u0000${table}`);
-    for (const row of t.sqlite.prepare(`select * from "${table}"`).raw().iterate() as Iterable<unknown[]>)
-      for (const cell of row) hash.update(Buffer.isBuffer(cell) ? `b${cell.toString('hex')}` : `${typeof cell}${String(cell)}\u0001`);
-  }
-  return hash.digest('hex');
-}
-
 async function settled(): Promise<string> {
   await new Promise((resolve) => setImmediate(resolve));
   await t.services.writes.idle();
-  return fingerprint();
+  return fingerprint(t.sqlite, tables);
 }
 
 /** `from` → `rfom`: its first two letters swapped, one edit from it. */
@@ -68,7 +57,7 @@ beforeAll(async () => {
   const served = await listen(t.app);
   [base, close] = [served.base, served.close];
   me = t.tenant('owner');
-  tables = t.sqlite.prepare("select name from sqlite_master where type = 'table' and name not like 'sqlite_%' order by name").pluck().all() as string[];
+  tables = tableNames(t.sqlite);
 
   const doc = await mintDocument(me.client);
   const other = await mintDocument(me.client);
