@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { clientFor, createTestApp, listen, type Client, type TestApp } from '../helpers/app';
 import { mintSystem, userMessage } from '../helpers/factories';
 import { BIN, runNode } from '../helpers/processes';
+import { allRequestPages, getRequests } from '../helpers/request-pages';
 import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report, type Rendered } from '../helpers/scenario';
 
 const MIN = 60_000;
@@ -76,23 +77,10 @@ interface Page {
   errors?: Array<{ pointer: string; detail: string }>;
 }
 
-const get = async (query: string, base = server.base, as = key) => {
-  const res = await fetch(`${base}/v1/requests?${query}`, { headers: { authorization: `Bearer ${as}` } });
-  return { status: res.status, type: res.headers.get('content-type'), json: (await res.json()) as Page };
-};
+const get = (query: string, base = server.base, as = key) => getRequests<Page>(base, as, query);
 
 /** Every page of a query, following next_cursor. */
-async function allPages(query: string, base = server.base): Promise<Page[]> {
-  const pages: Page[] = [];
-  let cursor: string | null = null;
-  do {
-    const res = await get(`${query}${cursor ? `&cursor=${cursor}` : ''}`, base);
-    expect(res.status, query).toBe(200);
-    pages.push(res.json);
-    cursor = res.json.next_cursor;
-  } while (cursor);
-  return pages;
-}
+const allPages = (query: string, base = server.base) => allRequestPages<Page>(base, key, query);
 
 const SYS_TOKENS = 2596;
 const DOC_TOKENS = 2884;

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { clientFor, createTestApp, listen, type Client, type TestApp } from '../helpers/app';
 import { BIN, runNode } from '../helpers/processes';
+import { allRequestPages, getRequests } from '../helpers/request-pages';
 import { sessionsAndInline, type SessionsAndInline } from '../ui/seed';
 
 const DAY = 86_400_000;
@@ -63,23 +64,10 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const get = async (query: string, base = server.base) => {
-  const res = await fetch(`${base}/v1/requests?${query}`, { headers: { authorization: `Bearer ${key}` } });
-  return { status: res.status, type: res.headers.get('content-type'), json: (await res.json()) as Page };
-};
+const get = (query: string, base = server.base) => getRequests<Page>(base, key, query);
 
 /** Every page of a query, following next_cursor. */
-async function allPages(query: string, base = server.base): Promise<Page[]> {
-  const pages: Page[] = [];
-  let cursor: string | null = null;
-  do {
-    const res = await get(`${query}${cursor ? `&cursor=${cursor}` : ''}`, base);
-    expect(res.status, query).toBe(200);
-    pages.push(res.json);
-    cursor = res.json.next_cursor;
-  } while (cursor);
-  return pages;
-}
+const allPages = (query: string, base = server.base) => allRequestPages<Page>(base, key, query);
 
 const inRange = (r: { started: string }, from?: string) => from === undefined || r.started.slice(0, 10) >= from;
 /** A request's tokens of `cls` on segments with a session on their path, from its own outcome. */

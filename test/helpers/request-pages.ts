@@ -1,0 +1,20 @@
+import { expect } from 'vitest';
+
+/** GET /v1/requests?<query> over HTTP with a tenant's key: its status, content type and JSON. */
+export async function getRequests<Page>(base: string, key: string, query: string) {
+  const res = await fetch(`${base}/v1/requests?${query}`, { headers: { authorization: `Bearer ${key}` } });
+  return { status: res.status, type: res.headers.get('content-type'), json: (await res.json()) as Page };
+}
+
+/** Every page of a query, following next_cursor; each must be a 200. */
+export async function allRequestPages<Page extends { next_cursor: string | null }>(base: string, key: string, query: string): Promise<Page[]> {
+  const pages: Page[] = [];
+  let cursor: string | null = null;
+  do {
+    const res: { status: number; json: Page } = await getRequests<Page>(base, key, `${query}${cursor ? `&cursor=${cursor}` : ''}`);
+    expect(res.status, query).toBe(200);
+    pages.push(res.json);
+    cursor = res.json.next_cursor;
+  } while (cursor);
+  return pages;
+}
