@@ -1,5 +1,15 @@
 import { expect } from 'vitest';
 
+/** A page of GET /v1/requests as a test reads it: its lines (of the fields the test reads), paging and problem. */
+export interface RequestPage<Line> {
+  requests: Line[];
+  next_cursor: string | null;
+  scanned?: number;
+  scan_budget_spent?: boolean;
+  code?: string;
+  errors?: Array<{ pointer: string; detail: string }>;
+}
+
 /** GET /v1/requests?<query> over HTTP with a tenant's key: its status, content type and JSON. */
 export async function getRequests<Page>(base: string, key: string, query: string) {
   const res = await fetch(`${base}/v1/requests?${query}`, { headers: { authorization: `Bearer ${key}` } });

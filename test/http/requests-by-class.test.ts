@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { clientFor, createTestApp, listen, type Client, type TestApp } from '../helpers/app';
 import { mintSystem, userMessage } from '../helpers/factories';
 import { BIN, runNode } from '../helpers/processes';
-import { allRequestPages, getRequests } from '../helpers/request-pages';
+import { allRequestPages, getRequests, type RequestPage } from '../helpers/request-pages';
 import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report, type Rendered } from '../helpers/scenario';
 
 const MIN = 60_000;
@@ -68,14 +68,7 @@ interface Line {
   classes: Record<string, number>;
   class_tokens?: number;
 }
-interface Page {
-  requests: Line[];
-  next_cursor: string | null;
-  scanned?: number;
-  scan_budget_spent?: boolean;
-  code?: string;
-  errors?: Array<{ pointer: string; detail: string }>;
-}
+type Page = RequestPage<Line>;
 
 const get = (query: string, base = server.base, as = key) => getRequests<Page>(base, as, query);
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { clientFor, createTestApp, listen, type Client, type TestApp } from '../helpers/app';
 import { BIN, runNode } from '../helpers/processes';
-import { allRequestPages, getRequests } from '../helpers/request-pages';
+import { allRequestPages, getRequests, type RequestPage } from '../helpers/request-pages';
 import { sessionsAndInline, type SessionsAndInline } from '../ui/seed';
 
 const DAY = 86_400_000;
@@ -34,14 +34,7 @@ interface Line {
   prompt_tokens: number | null;
   class_tokens?: number;
 }
-interface Page {
-  requests: Line[];
-  next_cursor: string | null;
-  scanned?: number;
-  scan_budget_spent?: boolean;
-  code?: string;
-  errors?: Array<{ pointer: string; detail: string }>;
-}
+type Page = RequestPage<Line>;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ph-by-type-'));
