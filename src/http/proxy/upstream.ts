@@ -4,6 +4,8 @@
 
 import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
+import { pipeline, type Transform } from 'node:stream';
+import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import { Agent, type Dispatcher } from 'undici';
 
 export type UpstreamProvider = 'anthropic' | 'openai' | 'gemini';
@@ -22,7 +24,8 @@ export class UpstreamError extends Error {
 export interface UpstreamResponse {
   status: number;
   headers: IncomingHttpHeaders;
-  body: Dispatcher.ResponseData['body'];
+  /** The answer's bytes, decoded when the provider compressed them; destroying it lets the connection go. */
+  body: AsyncIterable<Buffer> & { destroy(error?: Error): void };
 }
 
 // Hop-by-hop headers never cross a proxy; host and length are the new connection's own;
@@ -49,12 +52,31 @@ export function requestHeadersFor(headers: RequestHeaders): Record<string, strin
 
 /** The provider's response headers for the client; arrays (set-cookie) stay arrays for node:http. */
 export function responseHeadersFor(headers: IncomingHttpHeaders): Record<string, string | string[]> {
+  // As on the way in: a header the provider's Connection names is its connection's own.
+  const listed = new Set((one(headers.connection) ?? '').toLowerCase().split(',').map((s) => s.trim()));
   const out: Record<string, string | string[]> = {};
   for (const key in headers) {
     const value = headers[key];
-    if (value !== undefined && !DROP_RESPONSE.has(key)) out[key] = value;
+    if (value !== undefined && !DROP_RESPONSE.has(key) && !listed.has(key)) out[key] = value;
   }
   return out;
+}
+
+const DECODERS: Record<string, () => Transform> = { gzip: createGunzip, 'x-gzip': createGunzip, deflate: createInflate, br: createBrotliDecompress };
+
+/**
+ * An answer the provider compressed though we asked for none (a gateway on the way may compress anyway): decoded
+ * here, so its usage can be read and its events passed on as they come, and sent on without content-encoding.
+ * An encoding we cannot decode (several stacked, or unknown) goes on untouched, its usage unread.
+ */
+function decoded(res: UpstreamResponse): UpstreamResponse {
+  const coding = (one(res.headers['content-encoding']) ?? '').trim().toLowerCase();
+  const decoder = DECODERS[coding]?.();
+  if (!decoder) return res;
+  const { 'content-encoding': _, 'content-length': __, ...headers } = res.headers;
+  // Either side destroyed (the client left, the bytes are corrupt) destroys the other: the connection is let go.
+  pipeline(res.body, decoder, () => undefined);
+  return { status: res.status, headers, body: decoder };
 }
 
 /**
@@ -131,7 +153,7 @@ export class Upstream {
         body: call.body,
         signal: call.signal,
       });
-      return { status: res.statusCode, headers: res.headers, body: res.body };
+      return decoded({ status: res.statusCode, headers: res.headers, body: res.body });
     } catch (err) {
       if (call.signal?.aborted) throw err;
       throw upstreamFailure(err, provider);
