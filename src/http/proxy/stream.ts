@@ -26,17 +26,62 @@ interface UpstreamBody extends AsyncIterable<Buffer> {
 const LF = 10;
 const CR = 13;
 
-/** End offset of the first event in `buf` (just after its blank line), or -1 when it is not complete yet. */
-function eventEnd(buf: Buffer): number {
-  for (let i = 0; i < buf.length - 1; i++) {
-    const a = buf[i];
-    const b = buf[i + 1];
-    if (a === LF && b === LF) return i + 2;
-    if (a === CR && b === CR) return i + 2;
-    if (a === CR && b === LF && buf[i + 2] === CR && buf[i + 3] === LF) return i + 4;
-    if (a === LF && b === CR && buf[i + 2] === LF) return i + 3;
+/**
+ * Cuts the provider's bytes into events, each ending just after its blank line, whatever the chunks: a line ends
+ * with LF, CRLF or a lone CR (the SSE spec's three, mixed as they come), and a CR at a chunk's end waits for the
+ * next byte to know whether an LF is its own. Each byte is looked at once and an event's bytes joined once,
+ * however many chunks it came in (a Responses terminal event carries the whole answer: megabytes).
+ */
+export class EventFramer {
+  private held: Buffer[] = [];
+  /** The line under way has a byte other than its end. */
+  private inLine = false;
+  /** The last byte seen was a CR ending a line; `crEnds`: the line was blank, so it ends the event. */
+  private afterCr = false;
+  private crEnds = false;
+
+  /** The events complete after `chunk`, each with its own bytes. */
+  push(chunk: Buffer): Buffer[] {
+    const out: Buffer[] = [];
+    let from = 0;
+    const cut = (at: number) => {
+      this.held.push(chunk.subarray(from, at));
+      out.push(this.held.length === 1 ? this.held[0]! : Buffer.concat(this.held));
+      this.held = [];
+      from = at;
+    };
+    for (let i = 0; i < chunk.length; i++) {
+      const b = chunk[i];
+      if (this.afterCr) {
+        this.afterCr = false;
+        if (b === LF) {
+          if (this.crEnds) cut(i + 1);
+          continue;
+        }
+        if (this.crEnds) cut(i);
+      }
+      if (b === CR) {
+        this.afterCr = true;
+        this.crEnds = !this.inLine;
+        this.inLine = false;
+      } else if (b === LF) {
+        if (!this.inLine) cut(i + 1);
+        this.inLine = false;
+      } else this.inLine = true;
+    }
+    if (from < chunk.length) this.held.push(chunk.subarray(from));
+    return out;
   }
-  return -1;
+
+  /**
+   * The stream has ended: the last event, when a blank line's CR ended it at the very end, and the bytes after the
+   * last complete event (not an event: a client's SSE reader drops them too).
+   */
+  end(): { events: Buffer[]; rest: Buffer } {
+    const held = Buffer.concat(this.held);
+    this.held = [];
+    return this.afterCr && this.crEnds ? { events: [held], rest: Buffer.alloc(0) } : { events: [], rest: held };
+  }
 }
 
 function parseData(data: string): unknown {
@@ -51,7 +96,7 @@ function parseData(data: string): unknown {
 export function relayEvents(body: UpstreamBody, hooks: RelayHooks): ReadableStream<Uint8Array> {
   const iterator = body[Symbol.asyncIterator]();
   const parser = new SseParser();
-  let pending: Buffer = Buffer.alloc(0);
+  const framer = new EventFramer();
   let settled = false;
 
   const interrupt = (reason: unknown) => {
@@ -60,12 +105,10 @@ export function relayEvents(body: UpstreamBody, hooks: RelayHooks): ReadableStre
     hooks.onInterrupt(reason);
   };
 
-  /** The complete events in `pending` that go on to the client. */
-  function take(): Buffer[] {
+  /** Of the complete events, those that go on to the client. */
+  function take(frames: Buffer[]): Buffer[] {
     const out: Buffer[] = [];
-    for (let end = eventEnd(pending); end !== -1; end = eventEnd(pending)) {
-      const frame = pending.subarray(0, end);
-      pending = pending.subarray(end);
+    for (const frame of frames) {
       let keep = true;
       for (const m of parser.feed(frame.toString('utf8'))) keep = hooks.onEvent(parseData(m.data), m.event) && keep;
       if (keep) out.push(frame);
@@ -80,15 +123,15 @@ export function relayEvents(body: UpstreamBody, hooks: RelayHooks): ReadableStre
           for (;;) {
             const next = await iterator.next();
             if (next.done) {
-              // Bytes after the last blank line are not an event, but they are the provider's: pass them on.
-              if (pending.length) controller.enqueue(pending);
+              // Bytes after the last blank line are not an event, but they are the provider's: passed on, unread.
+              const { events, rest } = framer.end();
+              for (const frame of [...take(events), rest]) if (frame.length) controller.enqueue(frame);
               settled = true;
               hooks.onEnd();
               controller.close();
               return;
             }
-            pending = pending.length ? Buffer.concat([pending, next.value]) : next.value;
-            const out = take();
+            const out = take(framer.push(next.value));
             if (out.length) {
               controller.enqueue(out.length === 1 ? out[0]! : Buffer.concat(out));
               return;
