@@ -127,6 +127,9 @@ function proxyError(err: unknown, c: Context<AppEnv>): Response | Promise<Respon
   // The client left before the answer: nobody reads this response, and it is not our error.
   if (c.req.raw.signal.aborted) return new Response(null, { status: 499 });
   if (err instanceof UpstreamError) return problem(c, err.code, err.message, [], sdkError(err.code, err.message));
+  // Our own refusals answer the same call the same way again: the SDKs, which retry a 409 (a session version
+  // conflict) twice with back-off, are told not to (the Stainless SDKs' x-should-retry). A 502/504 may be retried.
+  if (err instanceof DomainError || err instanceof BodyError || err instanceof SyntaxError) c.header('x-should-retry', 'false');
   if (err instanceof DomainError) return problem(c, err.code, err.message, err.errors, { ...err.extra, ...sdkError(err.code, err.message) }, PROVIDER_STATUS[err.code]);
   if (err instanceof BodyError) return problem(c, err.code, err.message, [], sdkError(err.code, err.message), PROVIDER_STATUS[err.code]);
   if (err instanceof SyntaxError) return problem(c, 'malformed_json', malformedJson(err), [], sdkError('malformed_json', malformedJson(err)));
