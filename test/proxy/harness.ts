@@ -5,7 +5,7 @@
 import type { WriteQueue } from '../../src/domain/write-queue';
 import Anthropic from '@anthropic-ai/sdk';
 import { serve, type ServerType } from '@hono/node-server';
-import { Server as HttpServer } from 'node:http';
+import { createServer, Server as HttpServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import OpenAI from 'openai';
 import { GoogleGenAI } from '@google/genai';
@@ -65,7 +65,7 @@ async function listen(fetch: Parameters<typeof serve>[0]['fetch']): Promise<{ se
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
 
-function close(server: ServerType): Promise<void> {
+function close(server: ServerType | HttpServer): Promise<void> {
   return new Promise((resolve) => {
     server.close(() => resolve());
     if (server instanceof HttpServer) server.closeAllConnections();
@@ -188,4 +188,66 @@ export async function rejection(call: Promise<unknown>): Promise<any> {
     return err;
   }
   throw new Error('expected the call to fail');
+}
+
+/** One call as a node:http stand-in for the provider received it. */
+export interface StandInCall {
+  headers: IncomingHttpHeaders;
+  body: string;
+  /** The proxy let the call go before the stand-in had ended its answer. */
+  aborted: boolean;
+}
+
+export interface StandIn {
+  t: TestApp;
+  url: string;
+  tenant: ReturnType<TestApp['tenant']>;
+  calls: StandInCall[];
+  /** The stand-in's TCP connections: how many the proxy opened, and how many are still open. */
+  connections: { opened: number; open: number };
+  anthropic(extra?: { headers?: Record<string, string>; maxRetries?: number; fetch?: typeof fetch }): Anthropic;
+  openai(extra?: { headers?: Record<string, string>; maxRetries?: number }): OpenAI;
+  close(): Promise<void>;
+}
+
+/**
+ * The proxy with a node:http stand-in for Anthropic and OpenAI that answers as `answer` says: for conditions the
+ * simulator never produces (a compressed answer, odd chunking, a stream that ends early). `call` counts from 0.
+ */
+export async function startStandIn(answer: (req: IncomingMessage, res: ServerResponse, call: number) => void, opts: { log?: boolean } = {}): Promise<StandIn> {
+  const calls: StandInCall[] = [];
+  const connections = { opened: 0, open: 0 };
+  const upstream = createServer((req, res) => {
+    const call: StandInCall = { headers: req.headers, body: '', aborted: false };
+    const n = calls.push(call) - 1;
+    res.on('close', () => (call.aborted = !res.writableFinished));
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => (call.body += d));
+    req.on('end', () => answer(req, res, n));
+  });
+  upstream.on('connection', (socket) => {
+    connections.opened++;
+    connections.open++;
+    socket.on('close', () => connections.open--);
+  });
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  const t = createTestApp({ config: { anthropicBaseUrl: base, openaiBaseUrl: base, ...(opts.log ? { log: 'json' as const } : {}) } });
+  const proxy = await listen(t.app.fetch);
+  const tenant = t.tenant();
+  return {
+    t,
+    url: proxy.url,
+    tenant,
+    calls,
+    connections,
+    anthropic: (extra = {}) =>
+      new Anthropic({ apiKey: 'sk-ant-test', baseURL: `${proxy.url}/proxy/anthropic`, maxRetries: extra.maxRetries ?? 0, defaultHeaders: { 'x-ph-key': tenant.key, ...extra.headers }, ...(extra.fetch ? { fetch: extra.fetch } : {}) }),
+    openai: (extra = {}) => new OpenAI({ apiKey: 'sk-openai-test', baseURL: `${proxy.url}/proxy/openai/v1`, maxRetries: extra.maxRetries ?? 0, defaultHeaders: { 'x-ph-key': tenant.key, ...extra.headers } }),
+    async close() {
+      await close(proxy.server);
+      await close(upstream);
+      t.close();
+    },
+  };
 }
