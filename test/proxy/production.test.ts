@@ -264,6 +264,31 @@ describe('a client that leaves', () => {
     const logged = lines.flatMap((l) => l.split('\n')).filter(Boolean);
     expect(logged.filter((l) => /"status":5\d\d/.test(l) || /"level":"error"/.test(l) || !l.startsWith('{'))).toEqual([]);
   });
+
+  it('mid-body (a declared length never sent): nothing recorded, the provider not called, counted as a 4xx, no error logged', async () => {
+    h = await startStandIn((_req, res) => res.end());
+    const errors: unknown[] = [];
+    vi.spyOn(console, 'error').mockImplementation((...args: unknown[]) => void errors.push(args));
+    await new Promise<void>((resolve) => {
+      const req = httpRequest(`${h!.url}/proxy/anthropic/v1/messages`, { method: 'POST', headers: { 'x-ph-key': h!.tenant.key, 'content-type': 'application/json', 'content-length': '5000' } });
+      req.on('error', () => resolve());
+      req.write('{"model":"claude-sonnet-4-6","messages":[', () => {
+        req.destroy();
+        resolve();
+      });
+    });
+    const metric = () => h!.t.services.metrics.registry.getSingleMetricAsString('ph_http_requests_total');
+    let counted = '';
+    for (let i = 0; i < 500 && !counted.includes('/proxy/anthropic/v1/messages'); i++) {
+      await new Promise((r) => setTimeout(r, 2));
+      counted = await metric();
+    }
+    expect(counted).toMatch(/route="\/proxy\/anthropic\/v1\/messages",status="4\d\d"\} 1/);
+    expect(counted).not.toMatch(/status="5\d\d"/);
+    expect(h.calls).toHaveLength(0);
+    expect(h.t.sqlite.prepare('select count(*) as n from requests').get()).toEqual({ n: 0 });
+    expect(errors).toEqual([]);
+  });
 });
 
 describe("the SDKs' retries", () => {
