@@ -1,18 +1,17 @@
 // The dashboard in headless Chromium (Debian's package, driven by playwright-core)
 // against the app served on a loopback port. Screenshots go to test-output/screenshots/.
 
-import { serve, type ServerType } from '@hono/node-server';
-import { existsSync, mkdirSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { ServerType } from '@hono/node-server';
+import { mkdirSync } from 'node:fs';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pct, tokens, usd } from '../../src/http/ui/format';
 import { createTestApp, type TestApp } from '../helpers/app';
+import { chromiumMissing as missing, closeServer, launchChromium, serveApp } from '../helpers/browser';
 import { mintSystem } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM, renderAnthropic, report } from '../helpers/scenario';
 import { agentWeek, anotherTurn, seed, sessionsAndInline, type Seeded } from './seed';
 
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = 'test-output/screenshots';
 const DAY = 86_400_000;
 const since = (ms: number) => `from=${new Date(ms).toISOString()}`;
@@ -22,29 +21,17 @@ let server: ServerType | undefined;
 let browser: Browser | undefined;
 let base = '';
 
-// Fail, never skip: CI installs Chromium, so a missing one is a broken machine. Each
-// test fails on its own with this message (a failing hook would only mark them skipped).
-const missing = existsSync(CHROMIUM)
-  ? null
-  : `the dashboard browser test needs Chromium at ${CHROMIUM}: install it with "apt-get install -y chromium" (.ci/run does this when it is missing)`;
-
 beforeAll(async () => {
   if (missing) return;
   mkdirSync(SHOTS, { recursive: true });
   t = createTestApp();
-  server = await new Promise<ServerType>((resolve) => {
-    const s = serve({ fetch: t.app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
-  });
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  ({ server, base } = await serveApp(t));
+  browser = await launchChromium();
 });
 
 afterAll(async () => {
   await browser?.close();
-  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  await closeServer(server);
   t?.close();
 });
 

@@ -72,7 +72,8 @@ describe('leak figures lead to their requests', () => {
     for (const svg of [wide(page.text), narrow(page.text)]) {
       expect(linksIn(svg)).toEqual(['cold', 'drift', 'captured'].map((cls) => ({ cls, href: href(cls) })));
       // The link is the row: its name, bar and figures.
-      expect(svg).toMatch(new RegExp(`<a href="[^"]+" data-requests-link="drift" aria-label="drift: ${api.tokens.drift.toLocaleString('en-US')} tokens, list the requests"><g data-(class|row)="drift"`));
+      // Its name starts with what the row shows (a speech user says what they see), then the exact count.
+      expect(svg).toMatch(new RegExp(`<a href="[^"]+" data-requests-link="drift" aria-label="− drift −[^"]+ · [0-9.]+% of opp\\.: ${api.tokens.drift.toLocaleString('en-US')} tokens, list the requests"><g data-(class|row)="drift"`));
       expect(svg).toMatch(/<g data-(class|row)="expired"[^>]*class="zero"/);
       expect(svg).not.toMatch(/data-requests-link="(referenced|opportunity|expired|concurrent|unknown|bonus)"/);
       // An image hides its links from assistive technology: a chart with links is a group.

@@ -107,11 +107,14 @@ export type ClassLink = (cls: string, tokens: number) => string | undefined;
 
 /**
  * A waterfall row, a link to its requests where `link` gives one (the whole row: its name, bar and figures). A chart
- * with links is a group, not an image: an image's content is hidden from assistive technology, links with it.
+ * with links is a group, not an image: an image's content is hidden from assistive technology, links with it. The
+ * link's name starts with the row's text as drawn (a speech user says what they see: WCAG 2.5.3), then the exact count.
  */
-function linkedRow(r: WaterfallRow, row: Html, link?: ClassLink): Html {
+function linkedRow(r: WaterfallRow, f: ReturnType<typeof rowFacts>, row: Html, link?: ClassLink): Html {
   const href = link?.(r.cls, r.value);
-  return href ? html`<a href="${href}" data-requests-link="${r.cls}" aria-label="${CLASS_INFO[r.cls]!.label}: ${tokens(r.value)} tokens, list the requests">${row}</a>` : row;
+  return href
+    ? html`<a href="${href}" data-requests-link="${r.cls}" aria-label="${f.name} ${f.sign}${tok(r.value)} · ${pct(f.share)} of ${f.baseName}: ${tokens(r.value)} tokens, list the requests">${row}</a>`
+    : row;
 }
 const chartRole = (rows: WaterfallRow[], link?: ClassLink) => (rows.some((r) => link?.(r.cls, r.value)) ? 'group' : 'img');
 
@@ -136,7 +139,7 @@ ${rows.map((r, i) => {
     // Dashed connector from where this row ends to where the next one starts: the "waterfall".
     const joinX = r.kind === 'total' ? x(r.end) : x(r.start);
     const connector = next && next.kind !== 'total' && r.cls !== 'captured' ? html`<line x1="${px(joinX)}" y1="${y + 19}" x2="${px(joinX)}" y2="${y + rowH + 3}" class="connector"/>` : '';
-    return linkedRow(r, html`<g data-class="${r.cls}" data-tokens="${r.value}" class="${r.value === 0 ? 'zero' : ''}">
+    return linkedRow(r, f, html`<g data-class="${r.cls}" data-tokens="${r.value}" class="${r.value === 0 ? 'zero' : ''}">
 <title>${f.title}</title>
 <text x="${labelW - 8}" y="${y + 15}" text-anchor="end" class="${r.kind === 'total' ? 'lbl total' : 'lbl'}">${f.name}</text>
 <rect x="${px(x0)}" y="${y + 3}" width="${px(w)}" height="16" rx="2" fill="${fill(r.cls)}"/>
@@ -167,7 +170,7 @@ ${rows.map((r, i) => {
     const next = rows[i + 1];
     const joinX = r.kind === 'total' ? x(r.end) : x(r.start);
     const connector = next && next.kind !== 'total' && r.cls !== 'captured' ? html`<line x1="${px(joinX)}" y1="${y + 30}" x2="${px(joinX)}" y2="${y + rowH + 18}" class="connector"/>` : '';
-    return linkedRow(r, html`<g data-row="${r.cls}" class="${r.value === 0 ? 'zero' : ''}">
+    return linkedRow(r, f, html`<g data-row="${r.cls}" class="${r.value === 0 ? 'zero' : ''}">
 <title>${f.title}</title>
 <text x="0" y="${y + 13}" class="${r.kind === 'total' ? 'lbl total' : 'lbl'}">${f.name}</text>
 <text x="${W}" y="${y + 13}" text-anchor="end"><tspan class="val">${f.sign}${tok(r.value)}</tspan><tspan class="pct"> · ${pct(f.share)} of ${f.baseName}</tspan></text>

@@ -27,6 +27,14 @@ h1 code { font-size:15px; color:var(--muted); font-weight:400; }
 h2 { font-size:16px; margin:28px 0 8px; }
 .sub { color:var(--muted); margin:0 0 12px; }
 a { color:var(--accent); }
+/* Where the keyboard is, on every link and control (and a table or text box that scrolls): a ring the pointer never draws. */
+:focus-visible { outline:2px solid var(--accent); outline-offset:2px; }
+header.top :focus-visible { outline-color:#93c5fd; }
+svg.chart a:focus-visible { outline:none; } svg.chart a:focus-visible rect { stroke:var(--ink); stroke-width:2px; } svg.chart a:focus-visible text.lbl { font-weight:700; }
+main:focus { outline:none; }
+/* The first Tab stop: past the header to the page's content. Off screen until focused. */
+a.skip { position:absolute; left:8px; top:-48px; padding:6px 12px; background:#fff; color:var(--accent); border-radius:4px; z-index:10; }
+a.skip:focus { top:8px; }
 code, pre, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size:12.5px; }
 .card { background:var(--card); border:1px solid var(--line); border-radius:8px; padding:14px 16px; margin:12px 0; }
 .periods { display:inline-flex; border:1px solid var(--line); border-radius:6px; overflow:hidden; background:#fff; }
@@ -45,7 +53,7 @@ code, pre, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, m
 .metric.good dd { color:var(--good); } .metric.bad dd { color:var(--bad); }
 table { border-collapse:collapse; width:100%; background:var(--card); }
 th, td { text-align:left; padding:6px 8px; border-bottom:1px solid var(--line); vertical-align:top; }
-th { font-size:12px; color:var(--muted); font-weight:600; background:#f1f5f9; }
+th { font-size:12px; color:#475569; font-weight:600; background:#f1f5f9; }
 td.num, th.num { text-align:right; font-variant-numeric: tabular-nums; white-space:nowrap; }
 td.rate-cell, td[data-model], [data-biggest-leak] small { white-space:nowrap; }
 /* A cause's swatch and name are one line (on a phone they wrapped apart). */
@@ -142,8 +150,9 @@ export function page(c: Context, o: PageOptions) {
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">
 <title>${o.title} · prefix-handles</title><style>${raw(CSS)}</style></head>
 <body>${SVG_DEFS}
+<a class="skip" href="#main">Skip to content</a>
 <header class="top"><a class="brand" href="/ui">prefix-handles</a>${o.tenantId ? html`<a href="/ui">Overview</a><span class="who">tenant <code>${o.tenantId}</code></span><form method="post" action="/ui/sign-out"><button type="submit">Sign out</button></form>` : ''}</header>
-<main>${o.body}</main>
+<main id="main" tabindex="-1">${o.body}</main>
 ${o.tenantId ? html`<script>${raw(LIVE_SCRIPT)}</script>` : ''}
 </body></html>`;
   return c.html(doc, o.status ?? 200);

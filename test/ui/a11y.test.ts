@@ -1,0 +1,217 @@
+// The dashboard for everyone: axe-core (WCAG 2.0/2.1 A and AA, and its best practices) in Debian's Chromium on every
+// page a signed-in user can reach by following links from the overview, at 1280 and 390 px; and the keyboard's path.
+
+import type { ServerType } from '@hono/node-server';
+import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PERIODS } from '../../src/http/ui/format';
+import { createTestApp, type TestApp } from '../helpers/app';
+import { chromiumMissing, closeServer, launchChromium, serveApp } from '../helpers/browser';
+import { seed, sessionsAndInline, type Seeded } from './seed';
+
+const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+const SHOTS = 'test-output/screenshots/a11y';
+const WIDTHS = [
+  { name: 'desktop', width: 1280, height: 900 },
+  { name: 'phone', width: 390, height: 844 },
+] as const;
+
+let t: TestApp;
+let s: Seeded;
+let server: ServerType | undefined;
+let browser: Browser | undefined;
+let base = '';
+
+beforeAll(async () => {
+  if (chromiumMissing) return;
+  mkdirSync(SHOTS, { recursive: true });
+  t = createTestApp();
+  // The dashboard's test data (handles of each kind, drift, a hostile name, no cache fields), then sessions and
+  // calls through no handle on the same tenant: every kind of page and link has something to show.
+  s = await seed(t);
+  await sessionsAndInline(t, s.client);
+  ({ server, base } = await serveApp(t));
+  browser = await launchChromium();
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await closeServer(server);
+  t?.close();
+});
+
+/** A signed-in tab of `width`; axe is injected past the page's CSP (which lets only the dashboard's own script run). */
+async function signedIn(width: (typeof WIDTHS)[number]): Promise<{ context: BrowserContext; page: Page }> {
+  if (chromiumMissing) throw new Error(chromiumMissing);
+  const context = await browser!.newContext({ viewport: { width: width.width, height: width.height }, bypassCSP: true, colorScheme: 'light' });
+  const page = await context.newPage();
+  await page.goto(`${base}/ui`);
+  await page.fill('#key', s.key);
+  await Promise.all([page.waitForURL((u) => u.pathname !== '/ui/sign-in'), page.click('button[type=submit]')]);
+  return { context, page };
+}
+
+interface Violation {
+  id: string;
+  impact: string | null;
+  help: string;
+  nodes: Array<{ target: unknown[]; any: Array<{ message: string }> }>;
+}
+
+/** axe's violations on the page shown, one line each: rule, impact, the first elements. */
+async function violations(page: Page): Promise<string[]> {
+  await page.addScriptTag({ path: AXE });
+  const found = (await page.evaluate(async () => {
+    const { axe, document } = globalThis as unknown as { axe: { run(ctx: unknown, opts: unknown): Promise<{ violations: unknown[] }> }; document: unknown };
+    return (await axe.run(document, { resultTypes: ['violations'] })).violations;
+  })) as Violation[];
+  return found.map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.length} × ${v.nodes
+    .slice(0, 6)
+    .map((n) => `${JSON.stringify(n.target)} ${n.any[0]?.message ?? ''}`)
+    .join('; ')}`);
+}
+
+/** The dashboard's pages a link leads to: same origin, under /ui, not a download, a fragment or the event stream. */
+/**
+ * A page's shape: the overview of each period; every handle and request (each kind shows its own sections); a list
+ * of each filter combination (class, type, model, handle, through no handle). Further periods or values of the same
+ * filters render the same template with other figures: visiting each of the ~600 links would take minutes.
+ */
+const shape = (u: URL) =>
+  u.pathname === '/ui'
+    ? `/ui?period=${u.searchParams.get('period')}`
+    : `${u.pathname}?${[...new Set(u.searchParams.keys())].filter((k) => k !== 'period').sort().join('&')}`;
+
+const followable = (u: URL) =>
+   u.origin === base && u.pathname.startsWith('/ui') && !u.pathname.endsWith('.csv') && !u.pathname.startsWith('/ui/fragments') && u.pathname !== '/ui/events';
+
+/** The little of the DOM the in-page functions use (the project's TypeScript has no DOM library). */
+interface El {
+  dataset: Record<string, string | undefined>;
+  textContent: string | null;
+  getAttribute(name: string): string | null;
+  getClientRects(): { length: number };
+  getBoundingClientRect(): { top: number };
+  closest(selector: string): El | null;
+  querySelector(selector: string): El | null;
+  matches(selector: string): boolean;
+}
+type Style = Record<'outlineStyle' | 'outlineWidth' | 'outlineColor' | 'stroke' | 'strokeWidth', string>;
+interface Stop {
+  stop: string;
+  focused: boolean;
+  text: string;
+  /** The ring as drawn: the element's outline, or an SVG link's bar's stroke. */
+  ring: string;
+  top: number;
+}
+
+/** Each Tab stop (marked `data-stop`) in the page: whether it has focus, its name, its ring as drawn, where it is. */
+const stopsOf = (els: unknown[]): Stop[] =>
+  (els as El[]).map((el) => {
+    const view = (el as unknown as { ownerDocument: { defaultView: { getComputedStyle(e: El): Style } } }).ownerDocument.defaultView;
+    const bar = el.closest('svg') && el.querySelector('rect');
+    const st = view.getComputedStyle(bar ?? el);
+    return {
+      stop: el.dataset.stop!,
+      focused: el.matches(':focus'),
+      text: (el.getAttribute('aria-label') ?? el.textContent ?? '').trim().slice(0, 40),
+      ring: bar ? `${st.stroke} ${st.strokeWidth}` : `${st.outlineStyle} ${st.outlineWidth} ${st.outlineColor}`,
+      top: el.getBoundingClientRect().top,
+    };
+  });
+
+describe('dashboard accessibility (axe-core in headless Chromium)', () => {
+  it('every page reachable from the overview, at 1280 and 390 px, has no axe violation', async () => {
+    const found: Record<string, string[]> = {};
+    // The pages saved as screenshots (by shape): one of each kind, at each width, to compare the look before and after a change.
+    const shots: Record<string, string> = {
+      '/ui?period=7d': 'overview',
+      '/ui/sessions?': 'sessions',
+      '/ui/requests?class&handle': 'requests',
+      [`/ui/handles/${s.sys.id}?`]: 'handle',
+      [`/ui/requests/${s.driftRequest.request_id}?`]: 'request',
+    };
+    let pages: string[] = [];
+    for (const width of WIDTHS) {
+      // The sign-in page, fresh and after a refused key.
+      const context = await browser!.newContext({ viewport: { width: width.width, height: width.height }, bypassCSP: true, colorScheme: 'light' });
+      const anon = await context.newPage();
+      await anon.goto(`${base}/ui/sign-in`);
+      found[`${width.name} /ui/sign-in`] = await violations(anon);
+      await anon.screenshot({ path: `${SHOTS}/${width.name}-sign-in.png` });
+      await anon.fill('#key', 'phk_wrong');
+      await Promise.all([anon.waitForSelector('[role=alert]'), anon.click('button[type=submit]')]);
+      found[`${width.name} /ui/sign-in (refused)`] = await violations(anon);
+      await context.close();
+
+      const { context: signed, page } = await signedIn(width);
+      // The first width crawls (breadth first, each page once); the second visits the same pages.
+      const queue = width === WIDTHS[0] ? (Object.keys(PERIODS) as string[]).map((p) => `/ui?period=${p}`) : [...pages];
+      const seen = new Set(queue.map((p) => shape(new URL(p, base))));
+      for (let i = 0; i < queue.length; i++) {
+        const path = queue[i]!;
+        await page.goto(`${base}${path}`);
+        found[`${width.name} ${path}`] = await violations(page);
+        const shot = shots[shape(new URL(path, base))];
+        if (shot) await page.screenshot({ path: `${SHOTS}/${width.name}-${shot}.png`, fullPage: true });
+        if (width !== WIDTHS[0]) continue;
+        // The charts' links are SVG <a>s: their href attribute, resolved against the page.
+        for (const href of await page.$$eval('a[href]', (as) => as.map((a) => a.getAttribute('href')!))) {
+          const u = new URL(href, page.url());
+          if (!followable(u)) continue;
+          const next = `${u.pathname}${u.search}`;
+          if (!seen.has(shape(u))) (seen.add(shape(u)), queue.push(next));
+        }
+      }
+      if (width === WIDTHS[0]) pages = queue;
+      await signed.close();
+    }
+    // Every kind of page was reached: the crawl followed the links.
+    for (const kind of ['/ui/handles/', '/ui/sessions', '/ui/requests?', '/ui/requests/']) expect(pages.some((p) => p.startsWith(kind)), kind).toBe(true);
+    expect(Object.fromEntries(Object.entries(found).filter(([, v]) => v.length))).toEqual({});
+  }, 600_000);
+
+  it('Tab reaches every link and control in page order, Skip to content first, each with a focus ring it lacks unfocused', async () => {
+    const { context, page } = await signedIn(WIDTHS[0]);
+    for (const path of ['/ui?period=7d', `/ui/handles/${s.sys.id}?period=7d`]) {
+      await page.goto(`${base}${path}`);
+      // What a keyboard should reach: every visible link, button, field and scrolling box, in document order.
+      const expected = await page.$$eval('a[href], button, input:not([type=hidden]), [tabindex="0"]', (els) =>
+        (els as unknown as El[]).filter((e) => e.getClientRects().length > 0).map((e, i) => (e.dataset.stop = String(i))),
+      );
+      expect(expected.length, path).toBeGreaterThan(10);
+      const stops: Stop[] = [];
+      for (let i = 0; i < expected.length; i++) {
+        await page.keyboard.press('Tab');
+        const focused = (await page.$$eval('[data-stop]', stopsOf)).find((f) => f.focused);
+        stops.push(focused ?? { stop: 'none', focused: true, text: '', ring: '', top: 0 });
+      }
+      expect(stops.map((f) => f.stop), path).toEqual(expected);
+      // The first stops: past the header to the content, then the header's links and Sign out, then the period chooser.
+      expect(stops.slice(0, 8).map((f) => f.text), path).toEqual(['Skip to content', 'prefix-handles', 'Overview', 'Sign out', '24h', '7d', '30d', 'all']);
+      expect(stops[0]!.top, 'Skip to content shows when focused').toBeGreaterThanOrEqual(0);
+      // Unfocused, the same elements draw no ring: the focused style is the indicator.
+      await page.click('h1');
+      const unfocused = await page.$$eval('[data-stop]', stopsOf);
+      expect(unfocused.some((f) => f.focused)).toBe(false);
+      for (const [i, f] of stops.entries()) {
+        expect(f.ring, `${path} stop ${i} ${f.text}`).not.toBe(unfocused[i]!.ring);
+        expect(f.ring, `${path} stop ${i} ${f.text}`).not.toMatch(/^none /);
+      }
+      // Skip to content moves focus to the page's content: the next Tab is the content's first link.
+      await page.goto(`${base}${path}`);
+      await page.keyboard.press('Tab');
+      await page.keyboard.press('Enter');
+      await expect(page.$eval('main', (m) => m.matches(':focus'))).resolves.toBe(true);
+      await page.keyboard.press('Tab');
+      await expect(page.$eval('a:focus', (a) => a.textContent)).resolves.toBe('24h');
+    }
+    await page.goto(`${base}/ui?period=7d`);
+    for (let i = 0; i < 5; i++) await page.keyboard.press('Tab');
+    await page.screenshot({ path: `${SHOTS}/desktop-focus-period.png`, clip: { x: 0, y: 0, width: 1280, height: 200 } });
+    await context.close();
+  });
+});
