@@ -119,7 +119,7 @@ describe('reuse metadata at mint', () => {
     const b = await mintBundle(client, members);
     expect((await client.get(`/v1/handles/${b.id}`)).json.version.meta.volatility).toMatchObject({ count: 54 + 18, sources: 54 });
     const page = await (await t.app.request(`/ui/handles/${b.id}`, { headers: { cookie: `ph_ui_key=${key}` } })).text();
-    const table = /<table data-table="composition">[\s\S]*?<\/table>/.exec(page)![0];
+    const table = /<table data-table="composition"[^>]*>[\s\S]*?<\/table>/.exec(page)![0];
     const rows = [...table.matchAll(/<tr><td class="num">(\d+)<\/td><td><a [^>]*>([^<]+)<\/a><\/td><td>[^<]*<\/td><td class="num">(\d+)<\/td>/g)].map((m) => [m[2], Number(m[3])]);
     expect(rows).toEqual(members.map((id, i) => [`${id}@1`, volatile(i)]));
   });

@@ -93,7 +93,7 @@ interface El {
   textContent: string | null;
   getAttribute(name: string): string | null;
   getClientRects(): { length: number };
-  getBoundingClientRect(): { top: number };
+  getBoundingClientRect(): { left: number; top: number; width: number; height: number };
   closest(selector: string): El | null;
   querySelector(selector: string): El | null;
   matches(selector: string): boolean;
@@ -105,7 +105,7 @@ interface Stop {
   text: string;
   /** The ring as drawn: the element's outline, or an SVG link's bar's stroke. */
   ring: string;
-  top: number;
+  box: { x: number; y: number; width: number; height: number };
 }
 
 /** Each Tab stop (marked `data-stop`) in the page: whether it has focus, its name, its ring as drawn, where it is. */
@@ -119,9 +119,13 @@ const stopsOf = (els: unknown[]): Stop[] =>
       focused: el.matches(':focus'),
       text: (el.getAttribute('aria-label') ?? el.textContent ?? '').trim().slice(0, 40),
       ring: bar ? `${st.stroke} ${st.strokeWidth}` : `${st.outlineStyle} ${st.outlineWidth} ${st.outlineColor}`,
-      top: el.getBoundingClientRect().top,
+      box: (({ left, top, width, height }) => ({ x: left, y: top, width, height }))(el.getBoundingClientRect()),
     };
   });
+
+/** How many of the first Tab stops are compared pixel by pixel, focused and not; the margin around each for its ring. */
+const FIRST = 8;
+const around = (b: Stop['box']) => ({ x: Math.max(0, b.x - 4), y: Math.max(0, b.y - 4), width: b.width + 8, height: b.height + 8 });
 
 describe('dashboard accessibility (axe-core in headless Chromium)', () => {
   it('every page reachable from the overview, at 1280 and 390 px, has no axe violation', async () => {
@@ -184,19 +188,24 @@ describe('dashboard accessibility (axe-core in headless Chromium)', () => {
       );
       expect(expected.length, path).toBeGreaterThan(10);
       const stops: Stop[] = [];
+      const pixels: Buffer[] = [];
       for (let i = 0; i < expected.length; i++) {
         await page.keyboard.press('Tab');
         const focused = (await page.$$eval('[data-stop]', stopsOf)).find((f) => f.focused);
-        stops.push(focused ?? { stop: 'none', focused: true, text: '', ring: '', top: 0 });
+        stops.push(focused ?? { stop: 'none', focused: true, text: '', ring: '', box: { x: 0, y: 0, width: 0, height: 0 } });
+        // The first stops as drawn, with a margin for the ring: compared below with the same pixels unfocused.
+        if (i < FIRST) pixels.push(await page.screenshot({ clip: around(stops[i]!.box) }));
       }
       expect(stops.map((f) => f.stop), path).toEqual(expected);
       // The first stops: past the header to the content, then the header's links and Sign out, then the period chooser.
       expect(stops.slice(0, 8).map((f) => f.text), path).toEqual(['Skip to content', 'prefix-handles', 'Overview', 'Sign out', '24h', '7d', '30d', 'all']);
-      expect(stops[0]!.top, 'Skip to content shows when focused').toBeGreaterThanOrEqual(0);
+      expect(stops[0]!.box.y, 'Skip to content shows when focused').toBeGreaterThanOrEqual(0);
       // Unfocused, the same elements draw no ring: the focused style is the indicator.
       await page.click('h1');
       const unfocused = await page.$$eval('[data-stop]', stopsOf);
       expect(unfocused.some((f) => f.focused)).toBe(false);
+      // The ring is seen, not only styled: nothing clips it (the period chooser's rounded box hid an outline outside its links).
+      for (const [i, shot] of pixels.entries()) expect(shot.equals(await page.screenshot({ clip: around(stops[i]!.box) })), `${path} stop ${i} ${stops[i]!.text} looks the same focused`).toBe(false);
       for (const [i, f] of stops.entries()) {
         expect(f.ring, `${path} stop ${i} ${f.text}`).not.toBe(unfocused[i]!.ring);
         expect(f.ring, `${path} stop ${i} ${f.text}`).not.toMatch(/^none /);

@@ -319,7 +319,7 @@ describe('pages show the API report figures', () => {
     try {
       const page = await get(`/ui/handles/${ses.id}`, key);
       expect(page.status).toBe(200);
-      const table = /<table data-table="versions">[\s\S]*?<\/table>/.exec(page.text)![0];
+      const table = /<table data-table="versions"[^>]*>[\s\S]*?<\/table>/.exec(page.text)![0];
       const shown = [...table.matchAll(/<tr data-version="(\d+)">/g)].map((m) => Number(m[1]));
       expect(shown).toEqual(Array.from({ length: 50 }, (_, i) => 120 - i));
       expect(page.text).toContain('session · 120 versions');
@@ -342,7 +342,7 @@ describe('pages show the API report figures', () => {
       const page = await get(`/ui/requests/${r.request_id}`, s.key);
       expect(page.status).toBe(200);
       const api = (await s.client.get(`/v1/requests/${r.request_id}`)).json;
-      const table = /<table data-table="segments">[\s\S]*?<\/table>/.exec(page.text)![0];
+      const table = /<table data-table="segments"[^>]*>[\s\S]*?<\/table>/.exec(page.text)![0];
       api.outcome.segments.forEach((seg: { classes: Record<string, number> }, i: number) => {
         const row = new RegExp(`<tr data-segment="${i}">[\\s\\S]*?</tr>`).exec(table)![0];
         const shown = Object.fromEntries([...row.matchAll(/data-class="([a-z_]+)" data-tokens="(\d+)"/g)].map((m) => [m[1], Number(m[2])]));

@@ -55,7 +55,7 @@ const linksIn = (html: string) => [...html.matchAll(/<a href="([^"]+)" data-requ
 const part = (html: string, re: RegExp) => re.exec(html)?.[0] ?? '';
 const wide = (html: string) => part(html, /<svg[^>]*data-chart="waterfall"[\s\S]*?<\/svg>/);
 const narrow = (html: string) => part(html, /<svg[^>]*data-chart="waterfall-narrow"[\s\S]*?<\/svg>/);
-const byCause = (html: string) => part(html, /<table data-table="leaked-by-class">[\s\S]*?<\/table>/);
+const byCause = (html: string) => part(html, /<table data-table="leaked-by-class"[^>]*>[\s\S]*?<\/table>/);
 const rowsOf = (html: string) => [...html.matchAll(/<tr data-request="(req_[^"]+)">/g)].map((m) => m[1]);
 /** The classes the list filters by, with tokens in a report (referenced and opportunity are totals, not classes). */
 const linkable = (tokens: Record<string, number>) => ['cold', 'drift', 'expired', 'concurrent', 'below_minimum', 'no_breakpoint', 'lookback', 'unconfirmed', 'unknown', 'captured', 'bonus'].filter((c) => (tokens[c] ?? 0) > 0);

@@ -108,7 +108,7 @@ describe('where the money leaks', () => {
     expect(Math.abs(handle.money.leaked_by_class.below_minimum - haiku.tokens.below_minimum * 0.9e-6)).toBeLessThanOrEqual(1.0001e-6);
     expect(Math.abs(handle.money.leaked_by_class.expired - sonnet.tokens.expired * 3.45e-6 - haiku.tokens.expired * 0.9e-6)).toBeLessThanOrEqual(2.0001e-6);
     for (const [path, rep] of [['/ui?period=7d', tenant], [`/ui/handles/${sys.id}?period=7d`, handle]] as const) {
-      const table = /<table data-table="leaked-by-class">[\s\S]*?<\/table>/.exec(await page(path, key))![0];
+      const table = /<table data-table="leaked-by-class"[^>]*>[\s\S]*?<\/table>/.exec(await page(path, key))![0];
       expect(table).toContain(`(${usd(rep.money.leaked_savings)} against perfect capture`);
       const rows = [...table.matchAll(/<tr data-class="([^"]+)">[\s\S]*?data-value="([^"]+)">([^<]+)</g)].map((m) => ({ cls: m[1]!, value: Number(m[2]), shown: m[3] }));
       // Every class with tokens or money, the costliest first, each at the API's figure.
@@ -136,7 +136,7 @@ describe('where the money leaks', () => {
     expect(unknownOnly.tokens.expired).toBeGreaterThan(0);
     expect(unknownOnly.capture_rate).toBeNull();
     for (const path of ['/ui?period=7d', `/ui/handles/${sys.id}?period=7d`]) {
-      const table = /<table data-table="leaked-by-class">[\s\S]*?<\/table>/.exec(await page(path, key))![0];
+      const table = /<table data-table="leaked-by-class"[^>]*>[\s\S]*?<\/table>/.exec(await page(path, key))![0];
       // It said "expired $0.00": nothing leaked, where the money of those tokens is not known.
       expect(table, path).toMatch(/<tr data-class="expired">.*?<td class="num" data-value=""><span class="muted">unknown<\/span><\/td><td class="num">—<\/td>/);
       expect(table, path).not.toContain('$0.00</td>');
@@ -149,7 +149,7 @@ describe('where the money leaks', () => {
     const mixed = (await client.get('/v1/reports')).json;
     expect(mixed.capture_rate).not.toBeNull();
     expect(mixed.money.leaked_savings).toBeGreaterThan(0);
-    const table = /<table data-table="leaked-by-class">[\s\S]*?<\/table>/.exec(await page('/ui?period=7d', key))![0];
+    const table = /<table data-table="leaked-by-class"[^>]*>[\s\S]*?<\/table>/.exec(await page('/ui?period=7d', key))![0];
     expect(table).not.toContain('unknown</span>');
     const rows = [...table.matchAll(/<tr data-class="([^"]+)">[\s\S]*?data-value="([^"]+)">([^<]+)</g)].map((m) => ({ cls: m[1]!, value: Number(m[2]) }));
     expect(rows.reduce((n, x) => n + Math.round(x.value * 1e6), 0)).toBe(Math.round(mixed.money.leaked_savings * 1e6));

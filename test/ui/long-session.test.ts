@@ -69,7 +69,7 @@ async function longSession() {
 
 /** The content table's rows: [#, source] for each listed source, and the gap rows by side. */
 function composition(page: string) {
-  const table = /<table data-table="composition">[\s\S]*?<\/table>/.exec(page)![0];
+  const table = /<table data-table="composition"[^>]*>[\s\S]*?<\/table>/.exec(page)![0];
   return {
     rows: [...table.matchAll(/<tr><td class="num">(\d+)<\/td><td><a [^>]*>([^<]+)<\/a>/g)].map((m) => [Number(m[1]), m[2]!] as const),
     gaps: Object.fromEntries([...table.matchAll(/<tr data-batches-gap="(before|after)"><td class="num">…<\/td><td colspan="3" class="muted">([\d,]+) /g)].map((m) => [m[1]!, Number(m[2]!.replace(/,/g, ''))])),
@@ -179,7 +179,7 @@ describe("a long session's handle page", () => {
     expect(api.outcome.segments.length).toBe(TURNS + 2);
     const page = await get(`/ui/requests/${id}`, key);
     expect(page.status).toBe(200);
-    const table = /<table data-table="segments">[\s\S]*?<\/table>/.exec(page.text)![0];
+    const table = /<table data-table="segments"[^>]*>[\s\S]*?<\/table>/.exec(page.text)![0];
     const rows = [...table.matchAll(/<tr data-segments?="([\d-]+)">/g)].map((m) => m[1]);
     expect(rows).toEqual(['0', '1-250', ...Array.from({ length: 51 }, (_, i) => String(251 + i))]);
     const summed = /<tr data-segments="1-250">[\s\S]*?<\/tr>/.exec(table)![0];

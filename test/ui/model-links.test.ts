@@ -58,7 +58,7 @@ const rowsOf = (html: string) => [...html.matchAll(/<tr data-request="(req_[^"]+
 const idsOf = (json: { requests: Array<{ id: string }> }) => json.requests.map((r) => r.id);
 /** The "By model" table's rows: each model (as its data attribute holds it) and its biggest leak's class and href. */
 const byModel = (html: string) =>
-  [.../<table data-table="models">[\s\S]*?<\/table>/.exec(html)![0].matchAll(/<tr data-model="([^"]*)">([\s\S]*?)<\/tr>/g)].map((m) => ({
+  [.../<table data-table="models"[^>]*>[\s\S]*?<\/table>/.exec(html)![0].matchAll(/<tr data-model="([^"]*)">([\s\S]*?)<\/tr>/g)].map((m) => ({
     model: unescape(m[1]!),
     cls: /data-biggest-leak="([a-z_]*)"/.exec(m[2]!)![1]!,
     href: /<a href="([^"]+)" data-requests-link="([a-z_]+)"/.exec(m[2]!)?.[1] && unescape(/<a href="([^"]+)" data-requests-link/.exec(m[2]!)![1]!),

@@ -41,6 +41,8 @@ code, pre, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, m
 .periods a { padding:5px 12px; text-decoration:none; color:var(--ink); border-right:1px solid var(--line); }
 .periods a:last-child { border-right:0; }
 .periods a[aria-current="page"] { background:var(--ink); color:#fff; }
+/* The chooser clips what is outside it (its rounded corners): the ring is drawn inside each link. */
+.periods a:focus-visible { outline-offset:-4px; } .periods a[aria-current="page"]:focus-visible { outline-color:#fff; }
 .toolbar { display:flex; align-items:center; gap:16px; flex-wrap:wrap; margin:8px 0 4px; }
 .live { font-size:12px; color:var(--muted); }
 .live .dot { display:inline-block; width:8px; height:8px; border-radius:50%; background:#cbd5e1; margin-right:4px; vertical-align:middle; }
