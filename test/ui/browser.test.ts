@@ -182,6 +182,10 @@ describe('dashboard in headless Chromium', () => {
       ['handle', `/ui/handles/${s.sys.id}?period=7d`],
       ['bundle', `/ui/handles/${s.bundle.id}?period=7d`],
       ['request', `/ui/requests/${s.driftRequest.request_id}`],
+      // Filtered by class and model, the API call the list names (`GET /v1/requests?handle=…&class=…&model=…&from=…`)
+      // is one word of no spaces: it ran past the screen's edge, and the page scrolled sideways (a user's trial).
+      ['handle-class-model', `/ui/handles/${s.sys.id}?period=7d&class=cold&model=claude-sonnet-4-5`],
+      ['requests-handle-class', `/ui/requests?handle=${s.sys.id}&class=cold&period=7d`],
     ] as const) {
       await page.goto(`${base}${path}`);
       const { scroll, client } = await page.$eval('html', (e) => ({ scroll: e.scrollWidth, client: e.clientWidth }));

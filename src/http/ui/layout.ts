@@ -113,8 +113,9 @@ dl.kv dt { color:var(--muted); } dl.kv dd { margin:0; font-variant-numeric: tabu
 .cols { display:grid; grid-template-columns: 1fr 1fr; gap:16px; }
 /* A phone: wide tables scroll on their own, not the whole page, and the header wraps to keep Sign out on screen; a
    caption is a block of the table's visible width, wrapped there (as a table caption it was as wide as the columns,
-   past the scroll box's right edge). */
-@media (max-width: 800px) { .cols, .pair { grid-template-columns: 1fr; } table { display:block; overflow-x:auto; } caption { display:block; text-align:left; } header.top { flex-wrap:wrap; } h1 { overflow-wrap:anywhere; } form.inline input { width:auto; flex:1; min-width:0; } }
+   past the scroll box's right edge). An API call named in a muted line (GET /v1/requests?handle=…&class=…&from=…)
+   wraps where it must: one word of no spaces, it ran 40 px past a 390 px screen and the page scrolled sideways. */
+@media (max-width: 800px) { .cols, .pair { grid-template-columns: 1fr; } table { display:block; overflow-x:auto; } caption { display:block; text-align:left; } header.top { flex-wrap:wrap; } h1 { overflow-wrap:anywhere; } p.muted > code, small.muted > code { overflow-wrap:anywhere; } form.inline input { width:auto; flex:1; min-width:0; } }
 `;
 
 const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest('base64');
