@@ -1,5 +1,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { isUtf8 } from 'node:buffer';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { DomainError, invalid } from '../domain/errors';
 import { parseJsonTree, pointerOf, type JsonNode } from '../domain/render/json-text';
 import { pushAll } from '../domain/arrays';
@@ -220,10 +222,56 @@ export const closeUnreadBody: MiddlewareHandler<AppEnv> = async function closeUn
   if (res !== c.res) c.res = res;
 };
 
+/** The most of a refused body read (and discarded) before the connection closes all the same, and the longest wait for it. */
+const LINGER_BYTES = 64 * 1024 * 1024;
+const LINGER_MS = 10_000;
+const lingering = new WeakSet<Socket>();
+
+/**
+ * Keeps a connection whose answer came before the request's body open until that body has arrived (read and
+ * discarded; at most LINGER_BYTES, LINGER_MS), then closes it, as HTTP servers' "lingering close" does (RFC 9112
+ * §9.6). Closed at once, with the client still sending, the socket's unread bytes made the kernel reset the
+ * connection: the client's write failed (EPIPE) and it mostly never read the 413 — the SDKs raised "Connection
+ * error." (and retried a 9 MB body twice), the CLI said the service could not be reached.
+ */
+function lingerUntilRead(incoming: IncomingMessage): void {
+  const socket = incoming.socket as (Socket & { destroySoon?: () => void }) | null;
+  if (!socket || socket.destroyed || lingering.has(socket) || typeof socket.destroySoon !== 'function') return;
+  lingering.add(socket);
+  const destroySoon = socket.destroySoon;
+  let read = 0;
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    clearTimeout(timer);
+    socket.off('data', onData);
+    incoming.off('end', close);
+    socket.destroySoon = destroySoon;
+    socket.destroySoon();
+  };
+  const onData = (chunk: Buffer) => {
+    read += chunk.length;
+    if (read > LINGER_BYTES) close();
+  };
+  const timer = setTimeout(close, LINGER_MS);
+  timer.unref();
+  socket.on('data', onData);
+  incoming.once('end', close);
+  incoming.once('error', close);
+  // Node closes a `connection: close` answer's socket with destroySoon once the answer is written (the adapter, too,
+  // after draining a while): it closes when the body has come.
+  socket.destroySoon = () => {
+    if (incoming.complete || incoming.destroyed) close();
+  };
+  incoming.resume();
+}
+
 /** The answer, saying `connection: close` when the request's body has not all arrived (see closeUnreadBody). */
 export function closingIfUnread(c: Context, res: Response): Response {
   const incoming = incomingOf(c);
   if (incoming === undefined || incoming.complete) return res;
+  lingerUntilRead(incoming);
   try {
     res.headers.set('connection', 'close');
     return res;

@@ -2,12 +2,14 @@
 // configuration from the environment, stopped by signals. Each start costs about a second of tsx start-up.
 
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
+import Anthropic from '@anthropic-ai/sdk';
+import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { clientFor, createTestApp } from '../helpers/app';
 import { LONG_SYSTEM } from '../helpers/scenario';
@@ -110,6 +112,38 @@ function call(agent: Agent, url: string, body: unknown, headers: Record<string, 
     req.end(body === undefined ? undefined : JSON.stringify(body));
   });
 }
+
+describe('a body over PH_MAX_BODY_BYTES', () => {
+  it('is answered 413 to a client still sending it, not a reset connection: the SDKs raise the 413, the CLI prints it', async () => {
+    // Found in a user's trial: a 9 MB body was refused at once and its connection closed with the client still
+    // sending; the client's write failed (EPIPE) before it read the answer, most times. The SDKs raised "Connection
+    // error." (and retried the 9 MB twice), the CLI said "cannot reach … (is the service running?)".
+    const data = join(dir, 'too-large');
+    const service = await start({ PH_DATA_DIR: data, PH_MAX_BODY_BYTES: '100000' });
+    expect(service.url, service.output()).not.toBe('');
+    const key = keyOf(data);
+    const text = 'z'.repeat(4_000_000);
+    const headers = { 'x-ph-key': key };
+    const anthropic = new Anthropic({ baseURL: `${service.url}/proxy/anthropic`, apiKey: 'provider-key', maxRetries: 0, defaultHeaders: headers });
+    const openai = new OpenAI({ baseURL: `${service.url}/proxy/openai/v1`, apiKey: 'provider-key', maxRetries: 0, defaultHeaders: headers });
+    const statusOf = (p: Promise<unknown>) => p.then(() => 'answered', (e: { status?: number; message: string }) => e.status ?? e.message);
+    for (let i = 0; i < 3; i++) {
+      expect(await statusOf(anthropic.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 10, messages: [{ role: 'user', content: text }] }))).toBe(413);
+      expect(await statusOf(openai.chat.completions.create({ model: 'gpt-5.4', messages: [{ role: 'user', content: text }] }))).toBe(413);
+      const res = await fetch(`${service.url}/v1/artifacts`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` }, body: JSON.stringify({ kind: 'document', content: text }) });
+      expect([res.status, res.headers.get('connection'), ((await res.json()) as { code: string }).code]).toEqual([413, 'close', 'payload_too_large']);
+    }
+    const file = join(dir, 'too-large.txt');
+    writeFileSync(file, text);
+    const minted = await new Promise<{ code: number | null; stderr: string }>((ok) =>
+      execFile(process.execPath, [BIN, 'mint', 'document', file, '--url', service.url, '--key', key], { env: cleanEnv() }, (err, _out, stderr) => ok({ code: err ? (err.code as number) : 0, stderr })),
+    );
+    expect(minted).toEqual({ code: 1, stderr: 'payload_too_large: the body is larger than 100000 bytes (PH_MAX_BODY_BYTES)\n' });
+    // Nothing was written, and the service goes on answering.
+    const list = await fetch(`${service.url}/v1/handles`, { headers: { authorization: `Bearer ${key}` } });
+    expect(((await list.json()) as { handles: unknown[] }).handles).toEqual([]);
+  });
+});
 
 describe('keys', () => {
   it("the default tenant's key can be rotated: the first start names its ids, and GET /v1/tenants lists them", async () => {
