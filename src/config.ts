@@ -167,9 +167,19 @@ function withoutPassword(value: string | undefined): string | undefined {
   return url.href;
 }
 
+/**
+ * A setting read only with another: PH_SIMULATOR_PORT without PH_UPSTREAM=simulator started no simulator, and the
+ * proxy called the providers without a word (a user's trial: the SDK's placeholder key then met the provider's 401).
+ */
+function inertVariables(env: Record<string, string | undefined>): string[] {
+  const port = env.PH_SIMULATOR_PORT;
+  if (port === undefined || env.PH_UPSTREAM === 'simulator' || isServiceLink('PH_SIMULATOR_PORT', port)) return [];
+  return [`  PH_SIMULATOR_PORT: read only with PH_UPSTREAM=simulator, which is ${env.PH_UPSTREAM === undefined ? 'not set' : `"${env.PH_UPSTREAM}"`}: no simulator would start, and the proxy would call the providers; set PH_UPSTREAM=simulator, or unset PH_SIMULATOR_PORT (got ${JSON.stringify(port)})`];
+}
+
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const parsed = envSchema.safeParse(env);
-  const unknown = unknownVariables(env);
+  const unknown = [...unknownVariables(env), ...inertVariables(env)];
   if (!parsed.success || unknown.length > 0) {
     // A secret is never echoed back, even a wrong one (it may be close to the real key).
     const shown = (name: string) => (SECRETS.has(name) ? '(value not shown)' : `(got ${JSON.stringify(withoutPassword(env[name]))})`);

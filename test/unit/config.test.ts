@@ -20,10 +20,31 @@ describe('configuration', () => {
   it('reads the built-in simulator\'s pace and the proxy\'s order wait', () => {
     expect(loadConfig({}).simulator).toEqual({ firstByteDelayMs: 0, chunkDelayMs: 0, port: 0 });
     expect(loadConfig({}).proxyOrderWaitMs).toBe(120_000);
-    const c = loadConfig({ PH_SIMULATOR_FIRST_BYTE_MS: '200', PH_SIMULATOR_CHUNK_DELAY_MS: '25', PH_SIMULATOR_PORT: '8788', PH_PROXY_ORDER_WAIT_MS: '5000' });
-    expect([c.simulator, c.proxyOrderWaitMs]).toEqual([{ firstByteDelayMs: 200, chunkDelayMs: 25, port: 8788 }, 5000]);
-    expect(() => loadConfig({ PH_SIMULATOR_PORT: '70000' })).toThrow(/PH_SIMULATOR_PORT/);
+    const c = loadConfig({ PH_UPSTREAM: 'simulator', PH_SIMULATOR_FIRST_BYTE_MS: '200', PH_SIMULATOR_CHUNK_DELAY_MS: '25', PH_SIMULATOR_PORT: '8788', PH_PROXY_ORDER_WAIT_MS: '5000' });
+    expect([c.upstream, c.simulator, c.proxyOrderWaitMs]).toEqual(['simulator', { firstByteDelayMs: 200, chunkDelayMs: 25, port: 8788 }, 5000]);
+    expect(() => loadConfig({ PH_UPSTREAM: 'simulator', PH_SIMULATOR_PORT: '70000' })).toThrow(/PH_SIMULATOR_PORT/);
     expect(() => loadConfig({ PH_SIMULATOR_CHUNK_DELAY_MS: 'slow' })).toThrow(/PH_SIMULATOR_CHUNK_DELAY_MS/);
+  });
+
+  it('refuses PH_SIMULATOR_PORT without PH_UPSTREAM=simulator: no simulator would start and the proxy would call the providers, without a word', () => {
+    // A user's trial: PH_UPSTREAM forgotten, the service started against the providers, and the SDK's placeholder key met their 401.
+    const message = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+        return 'loaded';
+      } catch (e) {
+        return (e as Error).message;
+      }
+    };
+    expect(message({ PH_SIMULATOR_PORT: '41021' })).toBe(
+      'invalid configuration:\n  PH_SIMULATOR_PORT: read only with PH_UPSTREAM=simulator, which is not set: no simulator would start, and the proxy would call the providers; set PH_UPSTREAM=simulator, or unset PH_SIMULATOR_PORT (got "41021")',
+    );
+    expect(message({ PH_UPSTREAM: 'providers', PH_SIMULATOR_PORT: '0' })).toContain('PH_SIMULATOR_PORT: read only with PH_UPSTREAM=simulator, which is "providers"');
+    // The pace is read by `npm run simulator` too, from a shell both are started in: let be.
+    expect(loadConfig({ PH_SIMULATOR_FIRST_BYTE_MS: '200', PH_SIMULATOR_CHUNK_DELAY_MS: '25' }).upstream).toBe('providers');
+    expect(loadConfig({ PH_UPSTREAM: 'simulator', PH_SIMULATOR_PORT: '41021' }).simulator.port).toBe(41021);
+    // A Kubernetes Service named ph-simulator sets it to its address: refused once, as a bad number, not twice.
+    expect(message({ PH_SIMULATOR_PORT: 'tcp://10.96.0.7:80' }).split('\n').filter((l) => l.includes('PH_SIMULATOR_PORT'))).toHaveLength(1);
   });
 
   it('reads PH_SHUTDOWN_DELAY_MS (0 by default: the listener closes at the signal), a whole delay a timer can wait', () => {
