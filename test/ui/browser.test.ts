@@ -513,7 +513,9 @@ describe('dashboard in headless Chromium', () => {
     await page.locator('#recent-requests').screenshot({ path: `${SHOTS}/handle-requests-by-model.png` });
     await page.setViewportSize({ width: 390, height: 844 });
     await page.goto(`${base}/ui?period=7d`);
-    await Promise.all([page.waitForURL((u) => u.pathname === '/ui/requests'), page.click('svg[data-chart="waterfall-narrow"] a[data-requests-link="drift"] text.lbl')]);
+    // A tap in the row's middle, between its name and its bar (the link's centre), reaches the link: only the
+    // painted text and bar did, 12 px each, and such a tap reached nothing.
+    await Promise.all([page.waitForURL((u) => u.pathname === '/ui/requests'), page.click('svg[data-chart="waterfall-narrow"] a[data-requests-link="drift"]', { timeout: 5_000 })]);
     const tenantListed = await page.$$eval('table[data-table="recent"] tr[data-request]', (rows) => rows.map((r) => r.getAttribute('data-request')));
     expect(tenantListed).toEqual((await s.client.get(`/v1/requests?class=drift&${week}`)).json.requests.map((r: { id: string }) => r.id));
     expect(tenantListed).toContain(s.driftRequest.request_id);
