@@ -566,6 +566,8 @@ describe("the proxy's own refusals", () => {
     const unreachable = await rejection(anthropic.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }));
     expect(unreachable.status).toBe(502);
     expect(unreachable.error).toMatchObject({ code: 'bad_gateway', type: 'urn:prefix-handles:problem:bad_gateway' });
+    // Where it went: with PH_UPSTREAM=simulator forgotten, or a gateway's URL mistyped, the provider alone said neither.
+    expect(unreachable.error.detail).toBe(`anthropic could not be reached at http://127.0.0.1:${closed} (ECONNREFUSED)`);
     expect(unreachable.headers.get('content-type')).toBe('application/problem+json');
 
     const openai = new OpenAI({ apiKey: 'sk-openai-test', baseURL: `${url}/proxy/openai/v1`, maxRetries: 0, defaultHeaders: { 'x-ph-key': key } });

@@ -99,11 +99,16 @@ function geminiQueryKey(url: string | undefined): string | undefined {
 
 const TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
 
-/** Maps a transport failure to the problem a gateway answers: a timeout (504) or anything else (502). */
-export function upstreamFailure(err: unknown, provider: UpstreamProvider): UpstreamError {
+/**
+ * Maps a transport failure to the problem a gateway answers: a timeout (504) or anything else (502). A call that
+ * could not be sent names where it went (`base`, an origin: base URLs hold no password): with the providers
+ * called by mistake (PH_UPSTREAM=simulator forgotten) or a gateway's URL mistyped, "anthropic could not be reached
+ * (ENOTFOUND)" said neither.
+ */
+export function upstreamFailure(err: unknown, provider: UpstreamProvider, base?: URL): UpstreamError {
   const code = (err as { code?: string } | null)?.code ?? '';
   if (TIMEOUTS.has(code)) return new UpstreamError('gateway_timeout', `${provider} did not answer within PH_UPSTREAM_TIMEOUT_MS`);
-  return new UpstreamError('bad_gateway', `${provider} could not be reached (${code || (err instanceof Error ? err.message : 'connection failed')})`);
+  return new UpstreamError('bad_gateway', `${provider} could not be reached${base ? ` at ${base.origin}` : ''} (${code || (err instanceof Error ? err.message : 'connection failed')})`);
 }
 
 /** The whole body of a short answer; a transport failure midway is a 502/504 unless the client left. */
@@ -156,7 +161,7 @@ export class Upstream {
       return decoded({ status: res.statusCode, headers: res.headers, body: res.body });
     } catch (err) {
       if (call.signal?.aborted) throw err;
-      throw upstreamFailure(err, provider);
+      throw upstreamFailure(err, provider, base);
     }
   }
 
