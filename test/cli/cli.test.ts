@@ -443,6 +443,25 @@ describe('prefix-handles CLI', () => {
     ]);
   });
 
+  it("names the listed versions no request sent, which have no row: a session's newest turn, sent by its next call", async () => {
+    // A user's trial: `report ses_… --versions 3` showed two rows under "5 older versions of 8 left out", the newest nowhere.
+    const { key, client } = t.tenant();
+    const sys = await mintSystem(client, `${LONG_SYSTEM} unsent`);
+    const ses = (await client.post('/v1/sessions', { messages: [{ role: 'user', content: 'turn 1' }] })).json;
+    const append = async (v: number) => expect((await client.post(`/v1/sessions/${ses.id}/messages`, { messages: [{ role: v % 2 ? 'user' : 'assistant', content: `turn ${v}` }] })).status).toBe(201);
+    for (let v = 2; v <= 4; v++) await append(v);
+    const r = await renderAnthropic(client, { system: [{ type: 'handle', ref: sys.id }], prefix: [ses.id], messages: [{ role: 'user', content: 'go on' }] });
+    await report(client, t, r, anthropicUsage(promptTokens(r), 0, r.breakpoints.at(-1)!.token_end));
+    for (let v = 5; v <= 6; v++) await append(v);
+    const [three, all] = await Promise.all([cli(['report', ses.id, '--versions', '3'], { key }), cli(['report', ses.id], { key })]);
+    for (const run of [three, all]) expect(run.code, run.err).toBe(0);
+    expect([...three.out.matchAll(/^@(\d+) /gm)].map((m) => Number(m[1]))).toEqual([4]);
+    expect(three.out).toContain('\nno row for @5, @6: sent in no request of the range\n3 older versions of 6 left out');
+    expect([...all.out.matchAll(/^@(\d+) /gm)].map((m) => Number(m[1]))).toEqual([1, 2, 3, 4]);
+    expect(all.out).toContain('\nno row for @5, @6: sent in no request of the range');
+    expect(all.out).not.toContain('left out');
+  });
+
   it("lists a long session's newest versions, says how many older ones were left out, and both request counts of each", async () => {
     const { key, client } = t.tenant();
     const sys = await mintSystem(client, `${LONG_SYSTEM} session`);

@@ -251,7 +251,7 @@ function handleText(r: HandleReport): string {
   const title = `handle ${h.id}  ${[h.type, h.kind].filter(Boolean).join('/')}${h.name ? `  "${printable(h.name)}"` : ''}${h.deleted ? '  (deleted)' : ''}`;
   const parts = [title, rangeLine(r.range), totalsText(r)];
   const older = r.versions_listed ? r.versions_listed.from - 1 : 0;
-  if (r.versions.length > 1 || older > 0) parts.push(`by version\n${versionsTable(r.versions)}${older > 0 ? `\n${leftOut(older, r)}` : ''}`);
+  if (r.versions.length > 1 || older > 0) parts.push(`by version\n${versionsTable(r.versions)}${unsent(r)}${older > 0 ? `\n${leftOut(older, r)}` : ''}`);
   if (r.drift.length) parts.push(`recent drift, newest first (the ${r.drift.length} latest in the range; 'prefix-handles request <id>' opens one)\n${r.drift.map(driftText).join('\n')}`);
   return parts.join('\n\n');
 }
@@ -351,6 +351,21 @@ function totalsText(t: Totals): string {
     `capture rate ${percent(t.capture_rate)} (captured ${tokens(t.tokens.captured)} / opportunity with a cache report ${tokens(t.tokens.reported_opportunity ?? t.tokens.opportunity)})${unknown}`,
     table(['money', m.currency], moneyRows, ['left', 'right']),
   ].join('\n\n');
+}
+
+/**
+ * The versions of the listed range without a row: no request of the range sent them. A session's newest version
+ * always is one (the turn the proxy just appended, sent by the next call): `--versions 3` showed two rows under
+ * "5 older versions of 8 left out", the newest nowhere.
+ */
+function unsent(r: HandleReport): string {
+  if (!r.versions_listed) return '';
+  const shown = new Set(r.versions.map((v) => v.version));
+  const missing: number[] = [];
+  for (let v = r.versions_listed.from; v <= r.versions_listed.to; v++) if (!shown.has(v)) missing.push(v);
+  if (missing.length === 0) return '';
+  const named = missing.length > 5 ? `${missing.slice(0, 5).map((v) => `@${v}`).join(', ')} and ${tokens(missing.length - 5)} more` : missing.map((v) => `@${v}`).join(', ');
+  return `\nno row for ${named}: sent in no request of the range`;
 }
 
 /** The line under a handle report's versions when older versions were left out (the totals still count them). */
