@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { nearest } from '../domain/nearest';
 import { createApi, type Api } from './api';
 import { printable } from './table';
 
@@ -45,8 +46,12 @@ export function parseCommand(cmd: Command, args: string[]): Context {
   try {
     parsed = parseArgs({ args, options: { ...cmd.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
   } catch (err) {
-    // node:util's messages run on with advice about "--"; the first sentence is the useful part.
-    throw new UsageError((err as Error).message.split('. ')[0]!);
+    // node:util's messages run on with advice about "--"; the first sentence is the useful part. A misspelt option
+    // is named with the nearest the command takes, as the API names a misspelt query parameter's.
+    const first = (err as Error).message.split('. ')[0]!;
+    const given = /^Unknown option '--([^'=]+)'/.exec(first)?.[1];
+    const near = given === undefined ? undefined : nearest(given, [...Object.keys(cmd.options), 'help']);
+    throw new UsageError(near ? `${first}; did you mean --${near}?` : first);
   }
   const positionals = parsed.positionals;
   const values = parsed.values as Values;

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { nearest } from '../domain/nearest';
 import { ApiError } from './api';
 import { API_HELP, CliError, parseCommand, UsageError, type Command, type Options } from './command';
 import { backup } from './commands/backup';
@@ -37,6 +38,12 @@ with --offline and the service stopped, work on its database file.
 
 Exit codes: 0 success, 1 failure (API error, failed check, rejected import line), 2 usage error.`;
 
+/** An unknown command word, with the nearest command when one is near (`reprot` → report). */
+function unknownCommand(word: string): string {
+  const near = nearest(word, COMMANDS.map((c) => c.name));
+  return `unknown command '${word}'${near ? `; did you mean ${near}?` : ''}`;
+}
+
 /** Runs one command line; returns the exit code, or undefined when the command keeps running (serve). */
 async function main(argv: string[]): Promise<number | undefined> {
   let cmd: Command | undefined;
@@ -56,12 +63,12 @@ async function main(argv: string[]): Promise<number | undefined> {
     if (word.value === 'help') {
       const named = tokens.find((t) => t.kind === 'positional' && t.index > word.index);
       const of = named?.kind === 'positional' ? COMMANDS.find((c) => c.name === named.value) : undefined;
-      if (named?.kind === 'positional' && !of) throw new UsageError(`unknown command '${named.value}'`);
+      if (named?.kind === 'positional' && !of) throw new UsageError(unknownCommand(named.value));
       process.stdout.write(`${of ? of.help : HELP}\n`);
       return 0;
     }
     cmd = COMMANDS.find((c) => c.name === word.value);
-    if (!cmd) throw new UsageError(`unknown command '${word.value}'`);
+    if (!cmd) throw new UsageError(unknownCommand(word.value));
     const ctx = parseCommand(cmd, argv.filter((_, i) => i !== word.index));
     if (ctx.values.help) {
       process.stdout.write(`${cmd.help}\n`);

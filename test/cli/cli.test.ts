@@ -81,6 +81,13 @@ describe('prefix-handles CLI', () => {
     expect(unknownFlag.code).toBe(2);
     expect(unknownFlag.err).toContain("Unknown option '--bogus'");
     expect(unknownFlag.err).toContain("prefix-handles expand --help");
+    // A misspelt command or option is named with the nearest one, as the API names a misspelt query parameter's.
+    const [typoCommand, typoFlag, typoHelp] = await Promise.all([cli(['reprot']), cli(['report', '--form', '2026-12-01']), cli(['help', 'reqests'])]);
+    expect([typoCommand.code, typoFlag.code, typoHelp.code]).toEqual([2, 2, 2]);
+    expect(typoCommand.err).toContain("unknown command 'reprot'; did you mean report?\n");
+    expect(typoFlag.err).toContain("Unknown option '--form'; did you mean --from?\n");
+    expect(typoHelp.err).toContain("unknown command 'reqests'; did you mean requests?\n");
+    expect(unknownFlag.err).not.toContain('did you mean');
     // A missing argument names what is missing, from the command's usage line.
     const [noFile, noRef] = await Promise.all([cli(['mint', 'system']), cli(['expand'])]);
     expect([noFile.code, noRef.code]).toEqual([2, 2]);
