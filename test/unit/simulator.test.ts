@@ -10,6 +10,7 @@ import {
   type SimBlock,
   type SimOutcome,
   type SimRequest,
+  stepFloor,
 } from '../../src/domain/simulator/cache';
 
 const SEC = 1000;
@@ -622,5 +623,26 @@ describe.each(ruleSets)('CacheSimulator properties — %s', (_name, rules) => {
       }),
       { numRuns: 100 },
     );
+  });
+});
+
+describe('CacheSimulator — minimums and steps at their edges', () => {
+  it('explicit: a prefix ending exactly at the minimum is written and read; one token under, never', () => {
+    const sim = new CacheSimulator(anthropicRules());
+    expect(sim.apply(req(0, [['at', 1024, '5m']])).writeTokens).toBe(1024);
+    expect(sim.apply(req(1 * MIN, [['at', 1024, '5m']])).readTokens).toBe(1024);
+    expect(sim.apply(req(2 * MIN, [['under', 1023, '5m']])).writeTokens).toBe(0);
+    expect(sim.apply(req(3 * MIN, [['under', 1023, '5m']]))).toMatchObject({ readTokens: 0, blocks: [{ read: 0, reason: 'below_minimum' }] });
+  });
+
+  it('automatic: reads from 1,024 tokens, then in whole 128-token steps (1,151 reads 1,024; 1,152 reads 1,152); 1,023 is never cached', () => {
+    expect([1023, 1024, 1151, 1152, 1279, 1280].map((n) => stepFloor({ first: 1024, step: 128 }, n))).toEqual([0, 1024, 1024, 1152, 1152, 1280]);
+    for (const [tokens, read] of [[1023, 0], [1024, 1024], [1151, 1024], [1152, 1152]] as const) {
+      const sim = new CacheSimulator(openaiRules());
+      expect(sim.apply(req(0, [[`p${tokens}`, tokens]])).writeTokens, `${tokens}`).toBe(tokens >= 1024 ? tokens : 0);
+      const o = sim.apply(req(1 * MIN, [[`p${tokens}`, tokens], ['q', 50]]));
+      expect(o.readTokens, `${tokens}`).toBe(read);
+      expect(o.blocks[0], `${tokens}`).toEqual({ read, reason: read === tokens ? null : read === 0 ? 'below_minimum' : 'granularity' });
+    }
   });
 });

@@ -404,10 +404,15 @@ export class Reconciler {
     // A first byte not reported is unknown, somewhere up to the end of the call (the report's receipt, for a
     // client that reports later): its write is readable for later requests from this start or from that end,
     // whichever the later request's provider receipt shows (see unknownFirstBytes below).
+    // Its latest bound is at least 1 ms past its start: a provider answers after a call starts, never at that instant
+    // (DESIGN.md: settled when the writer "had started answering before this one started"). A log that kept only
+    // starts (first byte and end default to the start), or a first byte logged equal to it, would otherwise make its
+    // write readable to a call started at the same instant — a parallel fan-out shown `unconfirmed`, not `concurrent`.
+    // The bound is then [start, start + 1 ms]: a call at that instant is settled by its provider's receipt.
     const simAt: SimTimes =
       report.first_byte_at === undefined
-        ? { startedAt: simStart, firstByteAt: null, finishedAt: Math.max(finishedAt, simStart) }
-        : { startedAt: simStart, firstByteAt: Math.max(firstByteAt, simStart) };
+        ? { startedAt: simStart, firstByteAt: null, finishedAt: Math.max(finishedAt, simStart + 1) }
+        : { startedAt: simStart, firstByteAt: Math.max(firstByteAt, simStart + 1) };
     if (history) simAt.history = true;
     // An explicit cache's read and write end at breakpoints: breakpoint segment ends near them are moved onto them,
     // and the prefixes whose end an earlier report showed keep it. With units, the read's end is placed at the unit
