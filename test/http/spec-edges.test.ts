@@ -148,3 +148,29 @@ it('a batch listed newest first is applied by request times: the TTL gate measur
   expect(again.json.results.map((x: { status: number }) => x.status)).toEqual([200, 409, 200]);
   expect(await outcome(r2)).toEqual(o2);
 });
+
+it('1h and 5m marks in one request (1h first, as Anthropic requires): each part priced and kept by its own TTL', async () => {
+  const { client } = t.tenant();
+  const call = () =>
+    renderAnthropic(client, {
+      system: [{ type: 'text', text: LONG_SYSTEM, cache_control: { type: 'ephemeral', ttl: '1h' } }],
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'Document B. '.repeat(600), cache_control: { type: 'ephemeral' } }] }, { role: 'assistant', content: 'ok' }, { role: 'user', content: 'q' }],
+    });
+  const r1 = await call();
+  expect(r1.breakpoints.map((b) => [b.token_end, (b as unknown as { ttl: string }).ttl])).toEqual([[r1.segments[0]!.token_end, '1h'], [r1.segments[1]!.token_end, '5m']]);
+  const [hour, five] = [r1.breakpoints[0]!.token_end, r1.breakpoints[1]!.token_end];
+  const total = promptTokens(r1);
+  const t0 = t.clock.now();
+  const o1 = await post(client, r1, t0, { input_tokens: total - five, cache_read_input_tokens: 0, cache_creation_input_tokens: five, cache_creation: { ephemeral_1h_input_tokens: hour, ephemeral_5m_input_tokens: five - hour }, output_tokens: 1 });
+  // Sonnet 4.5 at $3/M: the 1h part at 2×, the 5m part at 1.25×.
+  expect(o1.segments[0].cost.actual).toBeCloseTo((hour * 2 * 3) / 1e6, 12);
+  expect(o1.segments[1].cost.actual).toBeCloseTo(((five - hour) * 1.25 * 3) / 1e6, 12);
+  // Ten minutes on: the 1h prefix is read, the 5m one past it expired (its gap measured from the write's start).
+  t.clock.advance(10 * MIN);
+  const r2 = await call();
+  expect(r2.prediction).toEqual({ read_tokens: hour, write_tokens: five - hour });
+  const o2 = await post(client, r2, t0 + 10 * MIN, { input_tokens: total - five, cache_read_input_tokens: hour, cache_creation_input_tokens: five - hour, cache_creation: { ephemeral_1h_input_tokens: 0, ephemeral_5m_input_tokens: five - hour }, output_tokens: 1 });
+  expect(o2.segments[0].classes.captured).toBe(hour);
+  expect(o2.segments[1].classes.expired).toBe(five - hour);
+  expect(o2.expired).toEqual({ last_used_at: t0, gap_ms: 10 * MIN, ttl: '5m' });
+});
