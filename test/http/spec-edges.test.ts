@@ -174,3 +174,26 @@ it('1h and 5m marks in one request (1h first, as Anthropic requires): each part 
   expect(o2.segments[1].classes.expired).toBe(five - hour);
   expect(o2.expired).toEqual({ last_used_at: t0, gap_ms: 10 * MIN, ttl: '5m' });
 });
+
+it('a batch record without started_at is placed by its render time (its start), not before every timed record', async () => {
+  const { client, sys, turn } = await setup();
+  const t0 = t.clock.now();
+  const r1 = await turn();
+  t.clock.advance(4 * MIN);
+  const r2 = await turn();
+  const cached = r1.breakpoints[0]!.token_end;
+  // Listed first and sent without times: it started when it was rendered, four minutes after r1.
+  const res = await client.post('/v1/usage/batch', {
+    records: [
+      { request_id: r2.request_id, usage: anthropicUsage(promptTokens(r2), cached, 0) },
+      { request_id: r1.request_id, usage: anthropicUsage(promptTokens(r1), 0, cached), started_at: t0, first_byte_at: t0 + 100, finished_at: t0 + 200 },
+    ],
+  });
+  expect(res.json.results.map((x: { status: number }) => x.status)).toEqual([201, 201]);
+  const outcome = async (r: Rendered) => (await client.get(`/v1/requests/${r.request_id}`)).json.outcome;
+  const [o1, o2] = [await outcome(r1), await outcome(r2)];
+  expect(classesOf(o1, sys)).toEqual({ cold: sysTokens(o1, sys) });
+  expect(o1.applied_late).toBeUndefined();
+  // It read r1's write: captured, not bonus.
+  expect(classesOf(o2, sys)).toEqual({ captured: sysTokens(o2, sys) });
+});

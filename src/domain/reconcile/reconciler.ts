@@ -285,7 +285,14 @@ export class Reconciler {
    * places in the caller's list (a batch whose invalid records were set aside), for the error pointers.
    */
   async ingestMany(tenantId: string, reports: UsageReport[], indexes?: number[]): Promise<IngestManyResult[]> {
-    const order = reports.map((r, i) => ({ r, i })).sort((a, b) => (a.r.started_at ?? 0) - (b.r.started_at ?? 0) || a.i - b.i);
+    // A record without started_at starts at its render time (as prepare reads it), not at 0: sorted first, it was
+    // applied before the records that started earlier, and they were applied late (a cold write shown concurrent).
+    const startOf = (r: UsageReport) => {
+      if (r.started_at !== undefined) return r.started_at;
+      const row = this.requestRow(r.request_id);
+      return row && row.tenantId === tenantId ? row.renderedAt : 0;
+    };
+    const order = reports.map((r, i) => ({ r, i, at: startOf(r) })).sort((a, b) => a.at - b.at || a.i - b.i);
     const results: IngestManyResult[] = new Array(reports.length);
     const waits: Promise<void>[] = [];
     for (const { r, i } of order) {
