@@ -222,17 +222,21 @@ export const closeUnreadBody: MiddlewareHandler<AppEnv> = async function closeUn
   if (res !== c.res) c.res = res;
 };
 
-/** The most of a refused body read (and discarded) before the connection closes all the same, and the longest wait for it. */
+/** The most read (and discarded) of a refused connection's bytes before it closes all the same, and the longest wait for them. */
 const LINGER_BYTES = 64 * 1024 * 1024;
 const LINGER_MS = 10_000;
 const lingering = new WeakSet<Socket>();
 
 /**
- * Keeps a connection whose answer came before the request's body open until that body has arrived (read and
- * discarded; at most LINGER_BYTES, LINGER_MS), then closes it, as HTTP servers' "lingering close" does (RFC 9112
- * §9.6). Closed at once, with the client still sending, the socket's unread bytes made the kernel reset the
+ * Keeps a connection whose answer came before the request's body open until the client has sent what it was
+ * sending (read and discarded; at most LINGER_BYTES, LINGER_MS), then closes it, as HTTP servers' "lingering
+ * close" does (RFC 9112 §9.6): once the answer is written its side is shut, and the client's end (or close) ends
+ * the wait. Closed at once, with the client still sending, the socket's unread bytes made the kernel reset the
  * connection: the client's write failed (EPIPE) and it mostly never read the 413 — the SDKs raised "Connection
  * error." (and retried a 9 MB body twice), the CLI said the service could not be reached.
+ *
+ * The bytes go to no HTTP parser from the refusal on: a request pipelined after the refused body would be run
+ * (a handle minted) with its answer never sent, and the client, told `connection: close`, would send it again.
  */
 function lingerUntilRead(incoming: IncomingMessage): void {
   const socket = incoming.socket as (Socket & { destroySoon?: () => void }) | null;
@@ -245,8 +249,8 @@ function lingerUntilRead(incoming: IncomingMessage): void {
     if (closed) return;
     closed = true;
     clearTimeout(timer);
-    socket.off('data', onData);
-    incoming.off('end', close);
+    socket.off('end', close);
+    socket.off('close', close);
     socket.destroySoon = destroySoon;
     socket.destroySoon();
   };
@@ -256,15 +260,17 @@ function lingerUntilRead(incoming: IncomingMessage): void {
   };
   const timer = setTimeout(close, LINGER_MS);
   timer.unref();
+  // A 'data' listener takes the socket from the parser (node:http unconsumes it); the parser's own is then removed.
   socket.on('data', onData);
-  incoming.once('end', close);
-  incoming.once('error', close);
+  for (const listener of socket.listeners('data')) if (listener !== onData) socket.off('data', listener as (chunk: Buffer) => void);
+  socket.once('end', close);
+  socket.once('close', close);
   // Node closes a `connection: close` answer's socket with destroySoon once the answer is written (the adapter, too,
-  // after draining a while): it closes when the body has come.
+  // after draining a while): its side is shut then, and the socket closes at the client's end.
   socket.destroySoon = () => {
-    if (incoming.complete || incoming.destroyed) close();
+    if (socket.writable) socket.end();
   };
-  incoming.resume();
+  socket.resume();
 }
 
 /** The answer, saying `connection: close` when the request's body has not all arrived (see closeUnreadBody). */
