@@ -102,6 +102,17 @@ describe('a compressed answer (a gateway that compresses though the proxy asked 
     const [only] = h.t.sqlite.prepare('select id, status from requests').all() as { id: string; status: string }[];
     expect(only!.status).toBe('failed');
   });
+
+  it('an empty answer marked gzip (a 429 with retry-after) goes on as the 429 it is, not a 502 for a truncated stream', async () => {
+    h = await startStandIn((_req, res) => {
+      res.writeHead(429, { 'content-encoding': 'gzip', 'content-length': '0', 'retry-after': '7' });
+      res.end();
+    });
+    const err = await h.anthropic().messages.create(ask).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Anthropic.APIError);
+    const status = err as InstanceType<typeof Anthropic.APIError>;
+    expect([status.status, status.headers?.get('retry-after'), status.headers?.get('content-encoding')]).toEqual([429, '7', null]);
+  });
 });
 
 describe('events however they are cut', () => {

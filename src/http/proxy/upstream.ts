@@ -71,9 +71,13 @@ const DECODERS: Record<string, () => Transform> = { gzip: createGunzip, 'x-gzip'
  */
 function decoded(res: UpstreamResponse): UpstreamResponse {
   const coding = (one(res.headers['content-encoding']) ?? '').trim().toLowerCase();
-  const decoder = DECODERS[coding]?.();
-  if (!decoder) return res;
-  const { 'content-encoding': _, 'content-length': __, ...headers } = res.headers;
+  if (!(coding in DECODERS)) return res;
+  const { 'content-encoding': _, ...withLength } = res.headers;
+  // No bytes at all (a 429 or 204 a gateway marked gzip all the same) decode to none: a decoder would call them
+  // a truncated stream, and the client a 502 where the provider's answer was a retryable 429.
+  if (res.status === 204 || res.status === 304 || one(res.headers['content-length'])?.trim() === '0') return { status: res.status, headers: withLength, body: res.body };
+  const { 'content-length': __, ...headers } = withLength;
+  const decoder = DECODERS[coding]!();
   // Either side destroyed (the client left, the bytes are corrupt) destroys the other: the connection is let go.
   pipeline(res.body, decoder, () => undefined);
   return { status: res.status, headers, body: decoder };
