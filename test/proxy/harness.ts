@@ -170,9 +170,12 @@ export async function committed(h: { t: { services: { writes: WriteQueue } } }):
   await h.t.services.writes.idle();
 }
 
-/** Waits (by event-loop turns, not by time) until `check` holds; fails after `turns` tries. */
+/** Waits until `check` holds; fails after `turns` tries and 10 s, whichever is later (a wait, never an assertion on time). */
 export async function eventually<T>(check: () => T | undefined | null | false, what: string, turns = 500): Promise<T> {
-  for (let i = 0; i < turns; i++) {
+  // At least `turns` looks and 10 s: on a loaded 2-core machine 500 turns of 2 ms (a second) can pass before a
+  // reconciliation or a socket's close has had its turn.
+  const until = Date.now() + 10_000;
+  for (let i = 0; i < turns || Date.now() < until; i++) {
     const v = check();
     if (v) return v;
     await new Promise((r) => setTimeout(r, 2));
