@@ -73,7 +73,6 @@ async function violations(page: Page): Promise<string[]> {
     .join('; ')}`);
 }
 
-/** The dashboard's pages a link leads to: same origin, under /ui, not a download, a fragment or the event stream. */
 /**
  * A page's shape: the overview of each period; every handle and request (each kind shows its own sections); a list
  * of each filter combination (class, type, model, handle, through no handle). Further periods or values of the same
@@ -84,8 +83,9 @@ const shape = (u: URL) =>
     ? `/ui?period=${u.searchParams.get('period')}`
     : `${u.pathname}?${[...new Set(u.searchParams.keys())].filter((k) => k !== 'period').sort().join('&')}`;
 
+/** The dashboard's pages a link leads to: same origin, under /ui, not a download, a fragment or the event stream. */
 const followable = (u: URL) =>
-   u.origin === base && u.pathname.startsWith('/ui') && !u.pathname.endsWith('.csv') && !u.pathname.startsWith('/ui/fragments') && u.pathname !== '/ui/events';
+  u.origin === base && u.pathname.startsWith('/ui') && !u.pathname.endsWith('.csv') && !u.pathname.startsWith('/ui/fragments') && u.pathname !== '/ui/events';
 
 /** The little of the DOM the in-page functions use (the project's TypeScript has no DOM library). */
 interface El {
@@ -105,6 +105,8 @@ interface Stop {
   text: string;
   /** The ring as drawn: the element's outline, or an SVG link's bar's stroke. */
   ring: string;
+  /** An SVG link's unseen hit area's stroke (the whole row's width): none, focused or not. */
+  hit: string;
   box: { x: number; y: number; width: number; height: number };
 }
 
@@ -112,13 +114,15 @@ interface Stop {
 const stopsOf = (els: unknown[]): Stop[] =>
   (els as El[]).map((el) => {
     const view = (el as unknown as { ownerDocument: { defaultView: { getComputedStyle(e: El): Style } } }).ownerDocument.defaultView;
-    const bar = el.closest('svg') && el.querySelector('rect');
+    const bar = el.closest('svg') && el.querySelector('rect:not(.hit)');
+    const hit = el.closest('svg') && el.querySelector('rect.hit');
     const st = view.getComputedStyle(bar ?? el);
     return {
       stop: el.dataset.stop!,
       focused: el.matches(':focus'),
       text: (el.getAttribute('aria-label') ?? el.textContent ?? '').trim().slice(0, 40),
       ring: bar ? `${st.stroke} ${st.strokeWidth}` : `${st.outlineStyle} ${st.outlineWidth} ${st.outlineColor}`,
+      hit: hit ? view.getComputedStyle(hit).stroke : 'none',
       box: (({ left, top, width, height }) => ({ x: left, y: top, width, height }))(el.getBoundingClientRect()),
     };
   });
@@ -180,6 +184,7 @@ describe('dashboard accessibility (axe-core in headless Chromium)', () => {
 
   it('Tab reaches every link and control in page order, Skip to content first, each with a focus ring it lacks unfocused', async () => {
     const { context, page } = await signedIn(WIDTHS[0]);
+    let chartStops = 0;
     for (const path of ['/ui?period=7d', `/ui/handles/${s.sys.id}?period=7d`]) {
       await page.goto(`${base}${path}`);
       // What a keyboard should reach: every visible link, button, field and scrolling box, in document order.
@@ -192,7 +197,7 @@ describe('dashboard accessibility (axe-core in headless Chromium)', () => {
       for (let i = 0; i < expected.length; i++) {
         await page.keyboard.press('Tab');
         const focused = (await page.$$eval('[data-stop]', stopsOf)).find((f) => f.focused);
-        stops.push(focused ?? { stop: 'none', focused: true, text: '', ring: '', box: { x: 0, y: 0, width: 0, height: 0 } });
+        stops.push(focused ?? { stop: 'none', focused: true, text: '', ring: '', hit: 'none', box: { x: 0, y: 0, width: 0, height: 0 } });
         // The first stops as drawn, with a margin for the ring: compared below with the same pixels unfocused.
         if (i < FIRST) pixels.push(await page.screenshot({ clip: around(stops[i]!.box) }));
       }
@@ -209,7 +214,11 @@ describe('dashboard accessibility (axe-core in headless Chromium)', () => {
       for (const [i, f] of stops.entries()) {
         expect(f.ring, `${path} stop ${i} ${f.text}`).not.toBe(unfocused[i]!.ring);
         expect(f.ring, `${path} stop ${i} ${f.text}`).not.toMatch(/^none /);
+        // One ring, the bar's: the row's hit area, as wide as the chart, stroked too drew a second box around the
+        // row, cut at the chart's edges (the hit area came after the focus ring, in another change).
+        expect(f.hit, `${path} stop ${i} ${f.text}: the hit area draws no ring`).toBe('none');
       }
+      chartStops += stops.filter((f) => f.ring.startsWith('rgb')).length;
       // Skip to content moves focus to the page's content: the next Tab is the content's first link.
       await page.goto(`${base}${path}`);
       await page.keyboard.press('Tab');
@@ -218,6 +227,7 @@ describe('dashboard accessibility (axe-core in headless Chromium)', () => {
       await page.keyboard.press('Tab');
       await expect(page.$eval('a:focus', (a) => a.textContent)).resolves.toBe('24h');
     }
+    expect(chartStops, "the waterfall rows' links are reached").toBeGreaterThan(0);
     await page.goto(`${base}/ui?period=7d`);
     for (let i = 0; i < 5; i++) await page.keyboard.press('Tab');
     await page.screenshot({ path: `${SHOTS}/desktop-focus-period.png`, clip: { x: 0, y: 0, width: 1280, height: 200 } });

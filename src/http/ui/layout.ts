@@ -30,7 +30,9 @@ a { color:var(--accent); }
 /* Where the keyboard is, on every link and control (and a table or text box that scrolls): a ring the pointer never draws. */
 :focus-visible { outline:2px solid var(--accent); outline-offset:2px; }
 header.top :focus-visible { outline-color:#93c5fd; }
-svg.chart a:focus-visible { outline:none; } svg.chart a:focus-visible rect { stroke:var(--ink); stroke-width:2px; } svg.chart a:focus-visible text.lbl { font-weight:700; }
+/* A chart row's ring is its bar's stroke; not its unseen hit area's, which spans the chart: stroked, it drew a second box
+   around the row, cut at the chart's edges, through the row's name on a phone. */
+svg.chart a:focus-visible { outline:none; } svg.chart a:focus-visible rect:not(.hit) { stroke:var(--ink); stroke-width:2px; } svg.chart a:focus-visible text.lbl { font-weight:700; }
 main:focus { outline:none; }
 /* The first Tab stop: past the header to the page's content. Off screen until focused. */
 a.skip { position:absolute; left:8px; top:-48px; padding:6px 12px; background:#fff; color:var(--accent); border-radius:4px; z-index:10; }
