@@ -103,6 +103,17 @@ describe('a compressed answer (a gateway that compresses though the proxy asked 
     expect(only!.status).toBe('failed');
   });
 
+  it.each(['constructor', 'toString', 'x-unknown'])('a coding it does not know (%s) goes on untouched with its header, the answer as sent', async (coding) => {
+    const body = JSON.stringify(anthropicAnswer('as sent'));
+    h = await startStandIn((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': coding });
+      res.end(body);
+    });
+    const res = await fetch(`${h.url}/proxy/anthropic/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': 'sk-test', 'x-ph-key': h.tenant.key }, body: JSON.stringify(ask) });
+    expect([res.status, res.headers.get('content-encoding')]).toEqual([200, coding]);
+    expect(await res.text()).toBe(body);
+  });
+
   it('an empty answer marked gzip (a 429 with retry-after) goes on as the 429 it is, not a 502 for a truncated stream', async () => {
     h = await startStandIn((_req, res) => {
       res.writeHead(429, { 'content-encoding': 'gzip', 'content-length': '0', 'retry-after': '7' });

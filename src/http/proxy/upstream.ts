@@ -62,7 +62,8 @@ export function responseHeadersFor(headers: IncomingHttpHeaders): Record<string,
   return out;
 }
 
-const DECODERS: Record<string, () => Transform> = { gzip: createGunzip, 'x-gzip': createGunzip, deflate: createInflate, br: createBrotliDecompress };
+// A Map, not an object: a coding named `constructor` or `toString` is no decoder.
+const DECODERS = new Map<string, () => Transform>([['gzip', createGunzip], ['x-gzip', createGunzip], ['deflate', createInflate], ['br', createBrotliDecompress]]);
 
 /**
  * An answer the provider compressed though we asked for none (a gateway on the way may compress anyway): decoded
@@ -71,13 +72,14 @@ const DECODERS: Record<string, () => Transform> = { gzip: createGunzip, 'x-gzip'
  */
 function decoded(res: UpstreamResponse): UpstreamResponse {
   const coding = (one(res.headers['content-encoding']) ?? '').trim().toLowerCase();
-  if (!(coding in DECODERS)) return res;
+  const decoderFor = DECODERS.get(coding);
+  if (!decoderFor) return res;
   const { 'content-encoding': _, ...withLength } = res.headers;
   // No bytes at all (a 429 or 204 a gateway marked gzip all the same) decode to none: a decoder would call them
   // a truncated stream, and the client a 502 where the provider's answer was a retryable 429.
   if (res.status === 204 || res.status === 304 || one(res.headers['content-length'])?.trim() === '0') return { status: res.status, headers: withLength, body: res.body };
   const { 'content-length': __, ...headers } = withLength;
-  const decoder = DECODERS[coding]!();
+  const decoder = decoderFor();
   // Either side destroyed (the client left, the bytes are corrupt) destroys the other: the connection is let go.
   pipeline(res.body, decoder, () => undefined);
   return { status: res.status, headers, body: decoder };
