@@ -358,6 +358,31 @@ describe("the SDKs' retries", () => {
     expect((await sessionMessages(session.id)).map((m) => m.role)).toEqual(['user', 'assistant']);
   });
 
+  it("a call the SDK's timeout gave up on appends nothing: the provider call is let go, and the retry is the turn, once", async () => {
+    // The first attempt is never answered: the SDK's own timeout ends it, and its retry is answered at once.
+    h = await startStandIn((_req, res, call) => {
+      if (call === 0) return;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(anthropicAnswer('second try')));
+    });
+    const session = await startSession(h.tenant.client);
+    const done = await h.anthropic({ headers: { 'x-ph-session': session.id }, maxRetries: 1 }).messages.create(ask, { timeout: 300 });
+    expect(done.content).toEqual([{ type: 'text', text: 'second try' }]);
+    expect(h.calls.map((c) => c.headers['x-stainless-retry-count'])).toEqual(['0', '1']);
+    // The abandoned attempt's provider call was closed by the proxy, not left to run for an answer nobody reads.
+    await eventually(() => h!.calls[0]!.aborted && h!.connections.open <= 1, 'the first provider call let go');
+    const rows = () => h!.t.sqlite.prepare('select status from requests order by rowid').all() as { status: string }[];
+    await eventually(() => rows()[1]?.status === 'reconciled', 'the retry reconciled');
+    // The abandoned attempt has no usage to read: unknown, never a 0% hit; the retry's is reported.
+    const listed = (await h.tenant.client.get('/v1/requests')).json.requests as Array<{ capture: string; prompt_tokens: number | null }>;
+    expect(listed.map((r) => [r.capture, r.prompt_tokens])).toEqual([['reported', 12], ['unknown', null]]);
+    expect(await sessionVersion(session.id)).toBe(2);
+    expect(await sessionMessages(session.id)).toEqual([
+      { role: 'user', content: [{ type: 'text', text: 'hello' }] },
+      { role: 'assistant', content: [{ type: 'text', text: 'second try' }] },
+    ]);
+  });
+
   it("the proxy's own refusal (a 409: the session's version is not its latest) is not retried: one call, none to the provider", async () => {
     h = await startStandIn((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
