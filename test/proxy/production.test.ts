@@ -403,6 +403,74 @@ describe("the SDKs' retries", () => {
   });
 });
 
+describe('a stream whose content-type a gateway dropped or rewrote', () => {
+  it.each([['text/plain; charset=utf-8'], ['application/octet-stream'], [undefined]])('%s: its events still go on as they come, their usage read and the turn appended', async (type) => {
+    let clientHasText!: () => void;
+    const clientRead = new Promise<void>((resolve) => (clientHasText = resolve));
+    h = await startStandIn((_req, res) => {
+      res.writeHead(200, type ? { 'content-type': type } : {});
+      const events = anthropicStream(['first ', 'second']);
+      res.write(sse(events.slice(0, -3)));
+      // The end only once the client has read text: held back whole, the answer would never end.
+      void clientRead.then(() => res.end(sse(events.slice(-3))));
+    });
+    const session = await startSession(h.tenant.client);
+    const stream = await h.anthropic({ headers: { 'x-ph-session': session.id } }).messages.create({ ...ask, stream: true });
+    let text = '';
+    for await (const e of stream)
+      if (e.type === 'content_block_delta' && e.delta.type === 'text_delta') {
+        text += e.delta.text;
+        clientHasText();
+      }
+    expect(text).toBe('first second');
+    const id = (await h.tenant.client.get('/v1/requests')).json.requests[0].id as string;
+    expect((await reconciled(id)).usage).toMatchObject({ complete: true, total_prompt_tokens: 12, output_tokens: 7 });
+    expect(await sessionMessages(session.id)).toEqual([
+      { role: 'user', content: [{ type: 'text', text: 'hello' }] },
+      { role: 'assistant', content: [{ type: 'text', text: 'first second' }] },
+    ]);
+  });
+
+  it("an OpenAI chat stream without its type: the usage chunk the proxy asked for is read, and hidden from a caller who did not ask", async () => {
+    const chunk = (delta: object, extra: object = {}) => ({ id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1, model: 'gpt-4.1', choices: [{ index: 0, delta, finish_reason: null }], ...extra });
+    h = await startStandIn((req, res) => {
+      res.writeHead(200, {});
+      const asked = JSON.parse(h!.calls[0]!.body).stream_options;
+      expect(asked).toEqual({ include_usage: true });
+      res.write(`data: ${JSON.stringify(chunk({ role: 'assistant', content: 'fine' }, { usage: null }))}\n\n`);
+      res.write(`data: ${JSON.stringify({ ...chunk({}, { usage: null }), choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\n`);
+      res.write(`data: ${JSON.stringify({ ...chunk({}), choices: [], usage: { prompt_tokens: 2048, completion_tokens: 1, total_tokens: 2049, prompt_tokens_details: { cached_tokens: 1024 } } })}\n\n`);
+      res.end('data: [DONE]\n\n');
+      void req;
+    });
+    const session = await startSession(h.tenant.client);
+    const stream = await h.openai({ headers: { 'x-ph-session': session.id } }).chat.completions.create({ model: 'gpt-4.1', stream: true, messages: [{ role: 'user', content: 'hello' }] });
+    const chunks: Array<{ choices: unknown[]; usage?: unknown }> = [];
+    for await (const c of stream) chunks.push(c);
+    // The caller did not ask for usage: no chunk without choices reaches it.
+    expect(chunks.map((c) => c.choices.length)).toEqual([1, 1]);
+    const id = (await h.tenant.client.get('/v1/requests')).json.requests[0].id as string;
+    expect((await reconciled(id)).usage).toMatchObject({ complete: true, total_prompt_tokens: 2048, cache_read_tokens: 1024 });
+    expect((await sessionMessages(session.id)).map((m) => m.role)).toEqual(['user', 'assistant']);
+  });
+
+  it('a call that asked to stream and got JSON (a gateway that does not stream) is read as the JSON it is', async () => {
+    h = await startStandIn((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
+      res.end(JSON.stringify(anthropicAnswer('whole')));
+    });
+    const session = await startSession(h.tenant.client);
+    const res = await fetch(`${h.url}/proxy/anthropic/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-ph-key': h.tenant.key, 'x-api-key': 'sk-ant-test', 'anthropic-version': '2023-06-01', 'content-type': 'application/json', 'x-ph-session': session.id },
+      body: JSON.stringify({ ...ask, stream: true }),
+    });
+    expect(await res.json()).toMatchObject({ content: [{ type: 'text', text: 'whole' }] });
+    expect((await reconciled(res.headers.get('x-ph-request-id')!)).usage).toMatchObject({ complete: true, total_prompt_tokens: 12, output_tokens: 7 });
+    expect((await sessionMessages(session.id)).map((m) => m.role)).toEqual(['user', 'assistant']);
+  });
+});
+
 describe('a very large streamed answer', () => {
   it('several megabytes go on as they come: the client reads the first text while the provider still holds back the end', async () => {
     let clientHasText!: () => void;

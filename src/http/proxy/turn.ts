@@ -160,8 +160,10 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
   // node:http takes header arrays (set-cookie) as they are.
   const init = { status: res.status, headers: out as Record<string, string> };
 
-  const contentType = String(res.headers['content-type'] ?? '');
-  if (res.status < 300 && contentType.startsWith('text/event-stream')) {
+  // Events by their type — or, for a call that asked to stream, by anything but a JSON type: a gateway that drops or
+  // rewrites the stream's content-type would otherwise have it held back whole and its usage left unread.
+  const contentType = String(res.headers['content-type'] ?? '').toLowerCase();
+  if (res.status < 300 && (contentType.startsWith('text/event-stream') || (caller.stream && !contentType.includes('json')))) {
     const outgoing = (c.env as Partial<HttpBindings> | undefined)?.outgoing;
     return new Response(relayTurn(res.body, format, record, hideUsageChunk, outgoing ? () => outgoing.destroy() : undefined), init);
   }
