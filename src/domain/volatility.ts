@@ -8,15 +8,8 @@
 // the judgement calls that would need backtracking (is this id random? is
 // this date valid?) are plain code on the matched text.
 
-export type VolatilityKind =
-  | 'iso_timestamp'
-  | 'date'
-  | 'unix_seconds'
-  | 'unix_millis'
-  | 'uuid'
-  | 'ulid'
-  | 'random_id'
-  | 'hex_id';
+export const VOLATILITY_KINDS = ['iso_timestamp', 'date', 'unix_seconds', 'unix_millis', 'uuid', 'ulid', 'random_id', 'hex_id'] as const;
+export type VolatilityKind = (typeof VOLATILITY_KINDS)[number];
 
 export interface VolatilityFinding {
   kind: VolatilityKind;

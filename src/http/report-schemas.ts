@@ -4,7 +4,8 @@
 
 import { z } from '@hono/zod-openapi';
 import { CLASSES, MONEY_LEAKS, ROLLUP_CLASSES } from '../domain/reconcile/waterfall';
-import { BreakpointSchema, SegmentSchema } from './routes/render';
+import { BreakpointSchema, PredictionSchema, SegmentSchema } from './routes/render';
+import { ProblemSchema } from './schemas';
 
 const int = z.number().int();
 const counts = <K extends string>(keys: readonly K[]) => z.object(Object.fromEntries(keys.map((k) => [k, int])) as Record<K, typeof int>);
@@ -165,7 +166,7 @@ export const UsageBatchResultSchema = z
         request_id: z.string().optional(),
         capture: z.enum(['reported', 'unknown']).optional(),
         applied_late: z.literal(true).optional().openapi({ description: "Applied after a later call of its scope (see the outcome's applied_late)." }),
-        problem: z.record(z.string(), z.unknown()).optional().openapi({ description: 'The problem+json a single report would have been answered with.' }),
+        problem: ProblemSchema.optional().openapi({ description: 'The problem+json a single report would have been answered with.' }),
       }),
     ),
   })
@@ -298,7 +299,7 @@ export const RequestViewSchema = z
       .nullable()
       .openapi({ description: "The OpenAI `prompt_cache_key` the request was sent with: the caller's, or the one the service set (`ph-<leading handle id>`); null: none (other providers, or a self-hosted model)." }),
     cache_ttl: z.string().nullable().openapi({ description: "The cache lifetime the request asked for (OpenAI `prompt_cache_retention`, when its model has it); null: the model's default." }),
-    prediction: z.unknown().nullable().openapi({ description: 'What the simulated cache predicted at render time.' }),
+    prediction: orNull(PredictionSchema).openapi({ description: 'What the simulated cache predicted at render time.' }),
     outcome: orNull(OutcomeSchema).openapi({ description: 'null until usage is reconciled.' }),
     usage: orNull(NormalizedUsageSchema),
     usage_raw: z.unknown().nullable().openapi({ description: "The provider's usage as received." }),
@@ -324,7 +325,7 @@ export const RequestSummarySchema = z
     cache_read_tokens: int.nullable(),
     cache_write_tokens: int.nullable(),
     handles: z.array(z.string()).openapi({ description: 'The handles on its segment paths, in prompt order.' }),
-    classes: z.record(z.string(), int).openapi({ description: "Handle tokens per class, the classes with any (empty until reconciled); with `handle`, that handle's tokens only; with `type`, those of the handles of that type." }),
+    classes: z.partialRecord(z.enum(CLASSES), int).openapi({ description: "Handle tokens per class, the classes with any (empty until reconciled); with `handle`, that handle's tokens only; with `type`, those of the handles of that type." }),
     drift: z.boolean().openapi({ description: 'A drift finding was recorded for it (open the request for it).' }),
     class_tokens: int.optional().openapi({ description: "With `class`: its tokens of that class (with `handle`, on that handle's segments; with `type`, on those of handles of that type)." }),
   })

@@ -9,6 +9,8 @@ import { hasLoneSurrogate } from '../domain/canonical-json';
 import { expansionFormats } from '../domain/render/prompt';
 import { RENDER_WARNINGS } from '../domain/requests';
 import { handleIdPattern, ID_PREFIX, type HandleType } from '../domain/ids';
+import { PROBLEM_CODES } from './problem';
+import { VOLATILITY_KINDS } from '../domain/volatility';
 
 // API shapes, written by hand (never derived from tables) and mapped from rows in views.ts.
 
@@ -30,17 +32,26 @@ const name = Label.optional().openapi({ description: 'A label for people; never 
 const metadata = z.record(z.string(), z.unknown()).optional().openapi({ description: 'Free-form JSON kept with the handle; never rendered.' });
 
 export const MessageSchema = messageSchema.openapi('Message');
+const ToolsSchema = toolsContentSchema.openapi('Tools');
 
 export const CreateArtifactBody = z
   .discriminatedUnion('kind', [
     z.strictObject({ kind: z.literal('system'), content: z.string().openapi({ description: 'System prompt text, stored byte-exact.' }), name, metadata }),
     z.strictObject({ kind: z.literal('document'), content: z.string().openapi({ description: 'Document text, placed in a context user message.' }), name, metadata }),
-    z.strictObject({ kind: z.literal('tools'), content: toolsContentSchema.openapi({ description: 'Tool definitions `{ name, description?, input_schema }` (with Anthropic\'s explicit `"type": "custom"` if given: kept, and sent to Anthropic as given), and Anthropic-defined tools `{ type, name, …their settings }` (`bash_20250124`, `text_editor_20250429`, `computer_20250124`, …: stored and sent as given, to Anthropic only; another format is a 422).' }), name, metadata }),
+    z.strictObject({ kind: z.literal('tools'), content: ToolsSchema.openapi({ description: 'Tool definitions `{ name, description?, input_schema }` (with Anthropic\'s explicit `"type": "custom"` if given: kept, and sent to Anthropic as given), and Anthropic-defined tools `{ type, name, …their settings }` (`bash_20250124`, `text_editor_20250429`, `computer_20250124`, …: stored and sent as given, to Anthropic only; another format is a 422).' }), name, metadata }),
     z.strictObject({ kind: z.literal('messages'), content: z.array(MessageSchema).min(1), name, metadata }),
   ])
   .openapi('CreateArtifact');
 
-export const NewArtifactVersionBody = z.strictObject({ content: z.unknown().openapi({ description: 'Content of the artifact\'s kind.' }) }).openapi('NewArtifactVersion');
+// The content is checked against the artifact's kind (a 422 names what is wrong); the document names the three shapes.
+export const NewArtifactVersionBody = z
+  .strictObject({
+    content: z.unknown().openapi({
+      description: "Content of the artifact's kind: text (system, document), tool definitions (tools) or messages (messages).",
+      anyOf: [{ type: 'string' }, { $ref: '#/components/schemas/Tools' }, { type: 'array', items: { $ref: '#/components/schemas/Message' } }],
+    }),
+  })
+  .openapi('NewArtifactVersion', { required: ['content'] });
 
 // A handle named twice (any versions) would be sent twice, billed twice, and its tools named twice are refused.
 const refList = z
@@ -84,6 +95,42 @@ export const IfMatchHeader = z.object({
     .openapi({ description: 'Append only if the session is still at this version (`*`: at any version).' }),
 });
 
+const int = z.number().int();
+/** Tokens per tokenizer family (`estimated`: on a system prompt or document, the families whose figure is an estimate). */
+const familyTokens = z.object({ o200k_base: int, cl100k_base: int, anthropic: int, gemini: int });
+
+/** A version's reuse metadata, as minted (older versions lack the fields minted since: optional here). */
+const findings = z.array(z.object({ kind: z.enum(VOLATILITY_KINDS), offset: int.openapi({ description: 'UTF-8 byte offset.' }), text: z.string() }));
+
+const ReuseMetaSchema = z
+  .object({
+    bytes: int,
+    tokens: familyTokens.extend({ estimated: z.array(z.string()).optional() }),
+    tokens_basis: z.enum(['text+tools+refs', 'text+tools', 'text']).optional(),
+    estimated: z.array(z.string()).openapi({ description: 'Tokenizer families whose counts are estimates.' }),
+    volatility: z.object({
+      count: int,
+      findings: findings.optional().openapi({ description: 'An artifact: its volatile values (the first 1,000).' }),
+      sources: int.optional().openapi({ description: 'A bundle or session: how many sources hold a volatile value.' }),
+      by_source: z.record(z.string(), int).optional().openapi({ description: 'A bundle or session: findings per source, the first 50 in prompt order.' }),
+    }),
+    clears_minimum: z.record(z.string(), z.boolean()).openapi({ description: "Catalog entry → whether this prefix alone reaches the model's cache minimum." }),
+    change: z
+      .object({
+        first_diff_byte: int.nullable(),
+        first_diff_token: familyTokens.optional().openapi({ description: 'An artifact: tokens before the first change.' }),
+        first_diff_segment: z.string().nullable().optional().openapi({ description: 'A bundle or session: the first segment that changed.' }),
+        invalidated_tokens: familyTokens,
+      })
+      .optional()
+      .openapi({ description: 'Against the previous version (absent on version 1).' }),
+    batch: z
+      .object({ tokens: familyTokens, volatility: z.object({ count: int, findings: findings.openapi({ description: 'The first 100.' }) }) })
+      .optional()
+      .openapi({ description: "A session version: the messages it appended, on their own (the figures above are the whole session's)." }),
+  })
+  .openapi('ReuseMetadata');
+
 export const VersionSchema = z
   .object({
     version: z.number().int(),
@@ -94,7 +141,7 @@ export const VersionSchema = z
     members: z.array(z.string()).optional(),
     base: z.string().nullable().optional(),
     message_count: z.number().int().optional(),
-    meta: z.unknown().optional().openapi({
+    meta: ReuseMetaSchema.optional().openapi({
       description:
         "Reuse metadata computed at mint: bytes, tokens, volatility, clears_minimum, change. `tokens_basis: \"text+tools+refs\"`: tokens are counted as request estimates count the content (the text the model reads and its framing, OpenAI's function definitions as OpenAI renders them, with the types their schemas' `$ref`s name and their `anyOf` alternatives), without what a request adds once for its tools; `\"text+tools\"` on versions minted from the evening of 2026-12-03 (a `$ref` or `anyOf` member counted as its name alone), `\"text\"` on versions minted earlier that day (tools counted as their text); absent on tools, messages, bundles and sessions minted before, whose tokens counted the stored JSON. A bundle's or session's `volatility` is `count` (every finding), `sources` (how many sources hold one) and `by_source` (the first 50 of those in prompt order; versions minted before `sources` existed list every one).",
     }),
@@ -134,7 +181,7 @@ export const HandleSchema = z
     type: z.enum(['artifact', 'bundle', 'session']),
     kind: z.enum(artifactKinds).nullable(),
     name: z.string().nullable(),
-    metadata: z.unknown(),
+    metadata: z.record(z.string(), z.unknown()).nullable().openapi({ description: 'The metadata given at mint; null when none was.' }),
     latest_version: z.number().int(),
     created_at: z.string(),
     version: VersionSchema.openapi({ description: 'The version the ref named (latest for a bare id).' }),
@@ -175,9 +222,17 @@ export const ProblemSchema = z
     title: z.string(),
     status: z.number().int(),
     detail: z.string(),
-    code: z.string().openapi({ description: 'Stable machine-readable code.' }),
+    // Those answered before routing (client-error.ts) too: a client branches on any of them.
+    code: z.enum([...PROBLEM_CODES, 'headers_too_large', 'malformed_request', 'request_timeout']).openapi({ description: 'Stable machine-readable code (README: Errors).' }),
     errors: z.array(z.object({ pointer: z.string(), detail: z.string() })).optional(),
     requestId: z.string().optional(),
+    current_version: z.number().int().optional().openapi({ description: 'version_conflict: the session\'s (or handle\'s) latest version.' }),
+    referrers: z.array(z.string()).optional().openapi({ description: 'handle_in_use: the handles that pin it.' }),
+    tenant: z.string().optional().openapi({ description: 'tenant_name_taken: the tenant that has the name.' }),
+    blocks: z
+      .array(z.object({ path: z.string(), source: z.string(), changed: z.array(z.enum(['tools', 'system', 'messages'])) }))
+      .optional()
+      .openapi({ description: 'thinking_prefix_changed: each thinking block whose prefix changed, where it is in the body and what changed.' }),
   })
   .openapi('Problem');
 

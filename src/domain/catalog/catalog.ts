@@ -79,7 +79,8 @@ const entryShape = {
   notes: z.string().optional(),
 };
 
-const modelEntrySchema = z.strictObject(entryShape);
+/** One model entry, as `GET /v1/models` serves it (and its OpenAPI schema). */
+export const modelEntrySchema = z.strictObject(entryShape);
 const defaultsSchema = z.partialRecord(providerSchema, z.string().min(1));
 
 /** A complete catalog: the bundled file, or the result of merging an override over it. */

@@ -71,7 +71,11 @@ const routes = {
   appendMessages: createRoute({
     method: 'post', path: '/v1/sessions/{id}/messages', tags: ['handles'], summary: 'Append messages (next session version)',
     request: { params: z.object({ id: SessionIdParam }), headers: IfMatchHeader, body: json(AppendMessagesBody) },
-    responses: { 201: mint('Appended'), ...commonErrors, ...conflictErrors },
+    responses: {
+      201: { ...mint('Appended'), headers: { ETag: { schema: { type: 'string' }, description: 'The new version, quoted ("4"): the If-Match of the next append.' } } },
+      ...commonErrors,
+      ...conflictErrors,
+    },
   }),
   getHandle: createRoute({
     method: 'get', path: '/v1/handles/{ref}', tags: ['handles'], summary: 'Describe a handle and its versions',

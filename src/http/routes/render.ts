@@ -1,6 +1,6 @@
 import { segmentsView } from '../views';
 import { createRoute, z } from '@hono/zod-openapi';
-import type { ModelCatalog } from '../../domain/catalog/catalog';
+import { modelEntrySchema, type ModelCatalog } from '../../domain/catalog/catalog';
 import type { RequestService } from '../../domain/requests';
 import { requestFormats } from '../../domain/render/request';
 import { parseJsonTree, property, textOf } from '../../domain/render/json-text';
@@ -47,6 +47,10 @@ export const BreakpointSchema = z
   .object({ segment: z.number().int(), source: z.string(), token_end: z.number().int(), ttl: z.string(), set_by: z.enum(['caller', 'service', 'provider']) })
   .openapi('Breakpoint');
 
+export const PredictionSchema = z
+  .object({ read_tokens: z.number().int(), write_tokens: z.number().int() })
+  .openapi('Prediction', { description: "The simulated cache's read and write for the request at render time." });
+
 const RenderResponse = z
   .object({
     request_id: z.string(),
@@ -55,7 +59,7 @@ const RenderResponse = z
     segments: z.array(SegmentSchema),
     breakpoints: z.array(BreakpointSchema),
     prompt_cache_key: z.string().nullable(),
-    prediction: z.unknown().nullable(),
+    prediction: z.union([PredictionSchema, z.null()]),
     matched: z
       .array(z.object({ segment: z.number().int(), source: z.string(), pointer: z.string().openapi({ description: 'Where the content stood in the API request (/request/tools, /request/system/0, /request/messages/0).' }) }))
       .optional()
@@ -78,7 +82,7 @@ const routes = {
     path: '/v1/models',
     tags: ['render'],
     summary: 'The model catalog: cache rules and prices per model family, with sources',
-    responses: { 200: { content: { 'application/json': { schema: z.object({ version: z.string(), models: z.array(z.record(z.string(), z.unknown())) }) } }, description: 'The catalog' }, 401: readErrors[401], 422: readErrors[422] },
+    responses: { 200: { content: { 'application/json': { schema: z.object({ version: z.string(), models: z.array(modelEntrySchema) }).openapi('ModelCatalog') } }, description: 'The catalog' }, 401: readErrors[401], 422: readErrors[422] },
   }),
 };
 
@@ -135,6 +139,6 @@ export function renderRoute(deps: FastPostDeps & { requests: RequestService }): 
 export function renderRoutes(catalog: ModelCatalog) {
   const app = newRouter();
   app.openAPIRegistry.registerPath(routes.render);
-  app.openapi(routes.models, (c) => c.json({ version: catalog.version, models: catalog.entries() as unknown as Record<string, unknown>[] }, 200));
+  app.openapi(routes.models, (c) => c.json({ version: catalog.version, models: catalog.entries() }, 200));
   return app;
 }
