@@ -1,0 +1,91 @@
+// The typed client of the REST API (README: Typed client): openapi-fetch over the types openapi-typescript
+// generates from /openapi.json (./openapi.ts, `npm run client:types`). Each call answers its success body as the
+// document types it; any other answer throws a ProblemError with the problem's status, code, detail and errors[].
+
+import createFetchClient, { type Client, type ClientPathsWithMethod, type MaybeOptionalInit, type MethodResponse } from 'openapi-fetch';
+import type { components, paths } from './openapi';
+
+export type { components, paths } from './openapi';
+/** The document's named shapes: `Schemas['MintResult']`, `Schemas['HandleReport']`, … */
+export type Schemas = components['schemas'];
+export type Problem = Schemas['Problem'];
+
+/** A refusal: the service's problem+json (README: Errors), or a status without one (a proxy's page in front of it). */
+export class ProblemError extends Error {
+  readonly status: number;
+  /** The stable code to branch on; undefined when the answer was not a problem. */
+  readonly code: Problem['code'] | undefined;
+  readonly detail: string;
+  /** Each failing place: a JSON pointer into the body, or `query:<name>`, `path:<name>`, `header:<name>`. */
+  readonly errors: NonNullable<Problem['errors']>;
+
+  constructor(
+    status: number,
+    /** The whole problem, with the members some codes carry (`current_version`, `referrers`, …); null when none came. */
+    readonly problem: Problem | null,
+    text = '',
+  ) {
+    const detail = problem?.detail ?? `HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ''}`;
+    super(problem ? `${problem.code}: ${detail}` : detail);
+    this.name = 'ProblemError';
+    this.status = status;
+    this.code = problem?.code;
+    this.detail = detail;
+    this.errors = problem?.errors ?? [];
+  }
+}
+
+type Api = Client<paths, 'application/json'>;
+type Method = 'get' | 'post' | 'patch' | 'delete';
+/** Init is optional when the operation needs no parameter or body (openapi-fetch's own rule). */
+type InitArg<I> = undefined extends I ? [init?: I] : [init: I];
+/** A call answering the operation's success body (undefined for a 204), typed from the document. */
+type Call<M extends Method> = <P extends ClientPathsWithMethod<Api, M>, I extends MaybeOptionalInit<paths[P], M>>(path: P, ...init: InitArg<I>) => Promise<MethodResponse<Api, M, P, I>>;
+
+export interface PrefixHandlesClient {
+  get: Call<'get'>;
+  post: Call<'post'>;
+  patch: Call<'patch'>;
+  delete: Call<'delete'>;
+  /** A CSV export (`/v1/reports`, `/v1/reports/handles/{id}`, `/v1/requests`) as its bytes, and the next page's cursor (a request list's `Link` header). */
+  csv<P extends '/v1/reports' | '/v1/reports/handles/{id}' | '/v1/requests'>(path: P, ...init: InitArg<MaybeOptionalInit<paths[P], 'get'>>): Promise<{ bytes: Uint8Array; nextCursor: string | null }>;
+  /** openapi-fetch's own client (its `{ data, error, response }` answers, middleware), with the same key. */
+  raw: Api;
+}
+
+/** A problem for an answer that is not 2xx (openapi-fetch has parsed its body: the problem, or its text). */
+function refusal(response: Response, error: unknown): ProblemError {
+  const problem = typeof error === 'object' && error !== null && typeof (error as Problem).code === 'string' ? (error as Problem) : null;
+  return new ProblemError(response.status, problem, typeof error === 'string' ? error : '');
+}
+
+/** A client of the service at `url` (`http://127.0.0.1:8787`) with a tenant's API key (or the admin key, for the admin routes). */
+export function createClient(opts: { url: string; key: string; fetch?: (request: Request) => Promise<Response> }): PrefixHandlesClient {
+  const raw = createFetchClient<paths, 'application/json'>({ baseUrl: opts.url.replace(/\/+$/, ''), headers: { authorization: `Bearer ${opts.key}` }, fetch: opts.fetch });
+  const call =
+    (method: 'GET' | 'POST' | 'PATCH' | 'DELETE') =>
+    async (path: string, init?: object): Promise<unknown> => {
+      const { data, error, response } = await (raw[method] as (p: string, i?: object) => Promise<{ data?: unknown; error?: unknown; response: Response }>)(path, init);
+      if (!response.ok) throw refusal(response, error);
+      return data;
+    };
+  return {
+    get: call('GET') as Call<'get'>,
+    post: call('POST') as Call<'post'>,
+    patch: call('PATCH') as Call<'patch'>,
+    delete: call('DELETE') as Call<'delete'>,
+    async csv(path, ...[init]) {
+      const given = (init ?? {}) as { params?: { query?: Record<string, unknown> } };
+      const query = { ...given.params?.query, format: 'csv' };
+      const { data, error, response } = await (raw.GET as (p: string, i: object) => Promise<{ data?: unknown; error?: unknown; response: Response }>)(path, {
+        ...given,
+        params: { ...given.params, query },
+        parseAs: 'arrayBuffer',
+      });
+      if (!response.ok) throw refusal(response, error);
+      const next = /<([^>]*)>;\s*rel="next"/.exec(response.headers.get('link') ?? '')?.[1];
+      return { bytes: new Uint8Array(data as ArrayBuffer), nextCursor: next ? new URL(next, opts.url).searchParams.get('cursor') : null };
+    },
+    raw,
+  };
+}
