@@ -29,6 +29,12 @@ describe('the typed client types', () => {
     expect(committed).toContain('"/v1/sessions/{id}/messages": {');
   });
 
+  it('src/client/index.ts imports only openapi-fetch and, as types, ./openapi: the two files copied elsewhere work', () => {
+    const source = readFileSync(new URL('../../src/client/index.ts', import.meta.url), 'utf8');
+    const imports = [...source.matchAll(/^(import|export)( type)? .* from '([^']+)';$/gm)].map((m) => `${m[2] ? 'type ' : ''}${m[3]}`);
+    expect(imports).toEqual(['openapi-fetch', 'type ./openapi', 'type ./openapi']);
+  });
+
   it("the openapi-typescript command on a running service's /openapi.json writes the same types", { timeout: 120_000 }, async () => {
     const t = createTestApp();
     const server = await listen(t.app);
