@@ -96,15 +96,16 @@ export const IfMatchHeader = z.object({
 });
 
 const int = z.number().int();
-/** Tokens per tokenizer family (`estimated`: on a system prompt or document, the families whose figure is an estimate). */
+/** Tokens per tokenizer family. */
 const familyTokens = z.object({ o200k_base: int, cl100k_base: int, anthropic: int, gemini: int });
-
-/** A version's reuse metadata, as minted (older versions lack the fields minted since: optional here). */
+/** Volatile values found in the text (volatility.ts). */
 const findings = z.array(z.object({ kind: z.enum(VOLATILITY_KINDS), offset: int.openapi({ description: 'UTF-8 byte offset.' }), text: z.string() }));
 
+/** A version's reuse metadata, as minted (fields minted since the first versions are optional). */
 const ReuseMetaSchema = z
   .object({
     bytes: int,
+    // A system prompt's or document's also names the families whose figure is an estimate.
     tokens: familyTokens.extend({ estimated: z.array(z.string()).optional() }),
     tokens_basis: z.enum(['text+tools+refs', 'text+tools', 'text']).optional(),
     estimated: z.array(z.string()).openapi({ description: 'Tokenizer families whose counts are estimates.' }),
