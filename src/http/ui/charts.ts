@@ -9,23 +9,28 @@ import { belowMinimumHelp, CLASS_HELP } from '../../domain/reconcile/explain';
 
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
-/** Waterfall classes: how each is named, coloured and explained (the words: domain/reconcile/explain.ts, which the CLI says too). */
-export const CLASS_INFO: Record<string, { label: string; color: string; help: string }> = {
-  referenced: { label: 'referenced', color: '#475569', help: CLASS_HELP.referenced },
-  cold: { label: 'cold', color: '#94a3b8', help: CLASS_HELP.cold },
-  opportunity: { label: 'opportunity', color: '#334155', help: CLASS_HELP.opportunity },
-  drift: { label: 'drift', color: '#dc2626', help: CLASS_HELP.drift },
-  expired: { label: 'expired', color: '#ea580c', help: CLASS_HELP.expired },
-  concurrent: { label: 'concurrent', color: '#ca8a04', help: CLASS_HELP.concurrent },
-  below_minimum: { label: 'below minimum', color: '#a16207', help: CLASS_HELP.below_minimum },
-  no_breakpoint: { label: 'no breakpoint', color: '#9333ea', help: CLASS_HELP.no_breakpoint },
-  lookback: { label: 'lookback', color: '#6d28d9', help: CLASS_HELP.lookback },
-  unconfirmed: { label: 'unconfirmed', color: '#db2777', help: CLASS_HELP.unconfirmed },
-  unknown: { label: 'unknown', color: '#9ca3af', help: CLASS_HELP.unknown },
-  captured: { label: 'captured', color: '#16a34a', help: CLASS_HELP.captured },
-  bonus: { label: 'bonus', color: '#65a30d', help: CLASS_HELP.bonus },
-  pending: { label: 'not reconciled', color: '#cbd5e1', help: CLASS_HELP.pending },
-  failed: { label: 'call failed', color: '#cbd5e1', help: CLASS_HELP.failed },
+/**
+ * Waterfall classes: how each is named, coloured and explained (the words: domain/reconcile/explain.ts, which the CLI
+ * says too). `color` is the light scheme's, drawn as the marks' fill attribute; `dark` the dark scheme's (layout.ts
+ * sets it by the mark's k-<class> class): the same hue a step lighter, each a 3:1 contrast or more on the dark card, the
+ * leaks further apart from each other than in the light scheme (test/ui/dark-scheme.test.ts measures both).
+ */
+export const CLASS_INFO: Record<string, { label: string; color: string; dark: string; help: string }> = {
+  referenced: { label: 'referenced', color: '#475569', dark: '#94a3b8', help: CLASS_HELP.referenced },
+  cold: { label: 'cold', color: '#94a3b8', dark: '#64748b', help: CLASS_HELP.cold },
+  opportunity: { label: 'opportunity', color: '#334155', dark: '#cbd5e1', help: CLASS_HELP.opportunity },
+  drift: { label: 'drift', color: '#dc2626', dark: '#f87171', help: CLASS_HELP.drift },
+  expired: { label: 'expired', color: '#ea580c', dark: '#fb923c', help: CLASS_HELP.expired },
+  concurrent: { label: 'concurrent', color: '#ca8a04', dark: '#facc15', help: CLASS_HELP.concurrent },
+  below_minimum: { label: 'below minimum', color: '#a16207', dark: '#ca8a04', help: CLASS_HELP.below_minimum },
+  no_breakpoint: { label: 'no breakpoint', color: '#9333ea', dark: '#c084fc', help: CLASS_HELP.no_breakpoint },
+  lookback: { label: 'lookback', color: '#6d28d9', dark: '#8b5cf6', help: CLASS_HELP.lookback },
+  unconfirmed: { label: 'unconfirmed', color: '#db2777', dark: '#f472b6', help: CLASS_HELP.unconfirmed },
+  unknown: { label: 'unknown', color: '#9ca3af', dark: '#9ca3af', help: CLASS_HELP.unknown },
+  captured: { label: 'captured', color: '#16a34a', dark: '#4ade80', help: CLASS_HELP.captured },
+  bonus: { label: 'bonus', color: '#65a30d', dark: '#a3e635', help: CLASS_HELP.bonus },
+  pending: { label: 'not reconciled', color: '#cbd5e1', dark: '#475569', help: CLASS_HELP.pending },
+  failed: { label: 'call failed', color: '#cbd5e1', dark: '#475569', help: CLASS_HELP.failed },
 };
 
 /** Leaks between opportunity and captured, in gate order. */
@@ -36,9 +41,11 @@ export const SEGMENT_ORDER = ['captured', 'bonus', 'unconfirmed', 'unknown', 'co
 
 // Shared pattern so "unknown" reads as hatched, not as just another grey.
 // Defined once per page (layout.ts), so chart fragments can be swapped in live.
-export const SVG_DEFS = html`<svg width="0" height="0" style="position:absolute" aria-hidden="true"><defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#e5e7eb"/><line x1="0" y1="0" x2="0" y2="6" stroke="#9ca3af" stroke-width="3"/></pattern></defs></svg>`;
+export const SVG_DEFS = html`<svg width="0" height="0" style="position:absolute" aria-hidden="true"><defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect class="hatch-bg" width="6" height="6" fill="#e5e7eb"/><line class="hatch-line" x1="0" y1="0" x2="0" y2="6" stroke="#9ca3af" stroke-width="3"/></pattern></defs></svg>`;
 
 const fill = (cls: string) => (cls === 'unknown' ? 'url(#hatch)' : (CLASS_INFO[cls]?.color ?? '#999'));
+/** A class's mark: its light colour as the fill attribute, its class for the dark scheme's (layout.ts). */
+const paint = (cls: string) => html`fill="${fill(cls)}" class="k-${cls}"`;
 const px = (n: number) => Math.round(n * 10) / 10;
 
 interface WaterfallRow {
@@ -149,7 +156,7 @@ ${rows.map((r, i) => {
 <title>${f.title}</title>
 ${hitArea(0, y, W, rowH)}
 <text x="${labelW - 8}" y="${y + 15}" text-anchor="end" class="${r.kind === 'total' ? 'lbl total' : 'lbl'}">${f.name}</text>
-<rect x="${px(x0)}" y="${y + 3}" width="${px(w)}" height="16" rx="2" fill="${fill(r.cls)}"/>
+<rect x="${px(x0)}" y="${y + 3}" width="${px(w)}" height="16" rx="2" ${paint(r.cls)}/>
 ${connector}
 <text x="${W - valueW}" y="${y + 15}" class="val">${f.sign}${tok(r.value)}</text>
 <text x="${W - 8}" y="${y + 15}" text-anchor="end" class="pct">${pct(f.share)} of ${f.baseName}</text>
@@ -182,7 +189,7 @@ ${rows.map((r, i) => {
 ${hitArea(0, y, W, rowH)}
 <text x="0" y="${y + 13}" class="${r.kind === 'total' ? 'lbl total' : 'lbl'}">${f.name}</text>
 <text x="${W}" y="${y + 13}" text-anchor="end"><tspan class="val">${f.sign}${tok(r.value)}</tspan><tspan class="pct"> · ${pct(f.share)} of ${f.baseName}</tspan></text>
-<rect x="${px(x0)}" y="${y + 18}" width="${px(w)}" height="12" rx="2" fill="${fill(r.cls)}"/>
+<rect x="${px(x0)}" y="${y + 18}" width="${px(w)}" height="12" rx="2" ${paint(r.cls)}/>
 ${connector}
 </g>`, link);
   })}
@@ -250,13 +257,13 @@ ${days.map((d, i) => {
     const last = days.length - 1;
     const label = i === last || (i % every === 0 && last - i >= Math.ceil(every / 2)) ? html`<text x="${px(cx)}" y="${H - bottom + 16}" text-anchor="middle" class="tick">${d.day.slice(5)}</text>` : '';
     if (d.opportunity === 0)
-      return html`<g ${narrow ? '' : html`data-day="${d.day}" data-rate=""`}><title>${d.day}: no opportunity (no repeated handle content)</title><rect x="${x0}" y="${y(0) - 2}" width="${px(barW)}" height="2" fill="#cbd5e1"/>${label}</g>`;
+      return html`<g ${narrow ? '' : html`data-day="${d.day}" data-rate=""`}><title>${d.day}: no opportunity (no repeated handle content)</title><rect x="${x0}" y="${y(0) - 2}" width="${px(barW)}" height="2" fill="#cbd5e1" class="nil"/>${label}</g>`;
     const unknown = d.unknown ? `; ${tok(d.unknown)} with unknown capture (no cache fields), left out of the rate` : '';
     const tip = `${d.day}: ${d.rate === null ? 'capture unknown' : `${pct(d.rate)} captured`} — ${tok(d.captured)} captured of ${tok(d.opportunity)} opportunity${unknown}; ${usd(d.money)} leaked`;
     const barTop = d.rate === null ? y(1) : y(d.rate);
     return html`<g ${narrow ? '' : html`data-day="${d.day}" data-rate="${d.rate ?? ''}"`}><title>${tip}</title>
 ${d.unknown ? html`<rect x="${x0}" y="${y(1)}" width="${px(barW)}" height="${plotH}" fill="url(#hatch)" opacity="0.6"/>` : ''}
-${d.rate !== null ? html`<rect x="${x0}" y="${px(barTop)}" width="${px(barW)}" height="${px(y(0) - barTop)}" fill="${CLASS_INFO.captured!.color}"/>` : ''}
+${d.rate !== null ? html`<rect x="${x0}" y="${px(barTop)}" width="${px(barW)}" height="${px(y(0) - barTop)}" ${paint('captured')}/>` : ''}
 ${n <= (narrow ? 10 : 31) ? html`<text x="${px(cx)}" y="${px(Math.max(top + 10, barTop - 4))}" text-anchor="middle" class="barlbl">${d.rate === null ? '?' : pct(d.rate, 0)}</text>` : ''}${label}</g>`;
   })}
 <line x1="${left}" y1="${y(0)}" x2="${W - right}" y2="${y(0)}" class="axis"/>
@@ -302,7 +309,7 @@ ${days.map((d, i) => {
     const barTop = y(d.money);
     const tip = `${d.day}: ${usd(d.money)} leaked against perfect capture${d.unknown ? `; ${tok(d.unknown)} with unknown capture (no cache fields), not counted` : ''}`;
     return html`<g ${narrow ? '' : html`data-leaked-day="${d.day}" data-value="${d.money}"`}><title>${tip}</title>
-${d.money > 0 ? html`<rect x="${x0}" y="${px(barTop)}" width="${px(barW)}" height="${px(y(0) - barTop)}" fill="${CLASS_INFO.drift!.color}"/>` : ''}
+${d.money > 0 ? html`<rect x="${x0}" y="${px(barTop)}" width="${px(barW)}" height="${px(y(0) - barTop)}" ${paint('drift')}/>` : ''}
 ${barLabels && d.money !== 0 ? html`<text x="${px(cx)}" y="${px(Math.max(top + 10, barTop - 4))}" text-anchor="middle" class="barlbl">${usd(d.money)}</text>` : ''}${label}</g>`;
   })}
 <line x1="${left}" y1="${y(0)}" x2="${W - right}" y2="${y(0)}" class="axis"/>
@@ -388,7 +395,7 @@ ${segments.map((s, i) => {
     const named = w >= name.length * 7 + 12;
     const label = named ? name : narrow && w >= number.length * 7 + 16 ? `#${number}` : null;
     const under = !label && (narrow ? w >= number.length * 6.2 + 1 : w >= 14);
-    const rects = parts.map((p) => html`<rect x="${px(p.x)}" y="${top}" width="${px(Math.max(0.5, p.w))}" height="${barH}" fill="${fill(p.cls)}" data-class="${p.cls}"${narrow ? '' : html` data-tokens="${p.n}"`}><title>${name} (${s.section}): ${tokens(p.n)} of ${tokens(len)} tokens ${CLASS_INFO[p.cls]!.label} — ${CLASS_INFO[p.cls]!.help}</title></rect>`);
+    const rects = parts.map((p) => html`<rect x="${px(p.x)}" y="${top}" width="${px(Math.max(0.5, p.w))}" height="${barH}" ${paint(p.cls)} data-class="${p.cls}"${narrow ? '' : html` data-tokens="${p.n}"`}><title>${name} (${s.section}): ${tokens(p.n)} of ${tokens(len)} tokens ${CLASS_INFO[p.cls]!.label} — ${CLASS_INFO[p.cls]!.help}</title></rect>`);
     return html`<g ${s.count ? html`data-segments="${s.index}-${s.index + s.count - 1}"` : html`data-segment="${s.index}"`} data-source="${s.source}">
 ${rects}
 <line x1="${px(x0)}" y1="${top - 4}" x2="${px(x0)}" y2="${top + barH + 4}" class="sep"/>
@@ -396,7 +403,7 @@ ${label ? html`<text x="${px(x0 + 6)}" y="${top + barH / 2 + 4}" class="seglbl">
 ${under ? html`<text x="${px(x0 + w / 2)}" y="${top + barH + 16}" text-anchor="middle" class="tick">${number}</text>` : ''}
 </g>`;
   })}
-${breakpoints.map((b) => html`<g class="bp"><title>${b.label}</title><path d="M ${px(x(b.at) - 5)} ${top - 12} L ${px(x(b.at) + 5)} ${top - 12} L ${px(x(b.at))} ${top - 2} Z" fill="#0f172a"/></g>`)}
+${breakpoints.map((b) => html`<g class="bp"><title>${b.label}</title><path d="M ${px(x(b.at) - 5)} ${top - 12} L ${px(x(b.at) + 5)} ${top - 12} L ${px(x(b.at))} ${top - 2} Z" fill="#0f172a" class="bp-mark"/></g>`)}
 ${narrow
     ? html`<text x="${left}" y="${top + barH + 36}" class="tick">token 0</text><text x="${W - left}" y="${top + barH + 36}" text-anchor="end" class="tick">${tok(total)}</text>${widened ? html`<text x="${W - left}" y="${H - 6}" text-anchor="end" class="tick">the narrowest widened to stay visible</text>` : ''}`
     : html`<text x="${left}" y="${H - 6}" class="tick">token 0</text><text x="${W - left}" y="${H - 6}" text-anchor="end" class="tick">${tok(total)}${widened ? ' (the narrowest segments are widened to stay visible)' : ''}</text>`}
@@ -409,12 +416,12 @@ ${narrow
  * cache steps of those providers only); the rules of no provider in particular when not known.
  */
 /** A class's colour, as the charts and the legend draw it. */
-export const swatch = (c: string): Html => html`<svg width="14" height="14" aria-hidden="true"><rect width="14" height="14" rx="2" fill="${fill(c)}"/></svg>`;
+export const swatch = (c: string): Html => html`<svg width="14" height="14" aria-hidden="true"><rect width="14" height="14" rx="2" ${paint(c)}/></svg>`;
 
 /** `explained`: classes the page explains elsewhere with its own figures (a request's): their colour and name only. */
 export function legend(classes: readonly string[], opts: { breakpoint?: boolean; entries?: ReadonlyArray<Pick<ModelEntry, 'provider' | 'cache'>>; explained?: ReadonlySet<string> } = {}): Html {
   const help = (c: string) => (c === 'below_minimum' && opts.entries ? belowMinimumHelp(opts.entries) : CLASS_INFO[c]!.help);
   return html`<ul class="legend">${classes.map((c) => html`<li>${swatch(c)} <b>${CLASS_INFO[c]!.label}</b>${opts.explained?.has(c) ? '' : html` <span data-help="${c}">${help(c)}</span>`}</li>`)}${
-    opts.breakpoint ? html`<li><svg width="14" height="14" aria-hidden="true"><path d="M 2 3 L 12 3 L 7 12 Z" fill="#0f172a"/></svg> <b>cache breakpoint</b> <span>where the request marks the end of a cacheable prefix</span></li>` : ''
+    opts.breakpoint ? html`<li><svg width="14" height="14" aria-hidden="true"><path d="M 2 3 L 12 3 L 7 12 Z" fill="#0f172a" class="bp-mark"/></svg> <b>cache breakpoint</b> <span>where the request marks the end of a cacheable prefix</span></li>` : ''
   }</ul>`;
 }

@@ -1,9 +1,20 @@
-// The dashboard's only script. A page with a [data-live] region listens to
-// /ui/events; each "reconciled" event re-fetches that region's HTML from the
+// The dashboard's only script. It keeps scrolling boxes focusable only while they scroll (below), and a page
+// with a [data-live] region listens to /ui/events; each "reconciled" event re-fetches that region's HTML from the
 // server (already escaped there), so the browser never builds markup itself.
 // Constant text: the CSP allows it by its hash.
 
 export const LIVE_SCRIPT = `(() => {
+  // A table or text box that may scroll is served focusable (tabindex="0" data-scroll: the keyboard scrolls it, and
+  // without this script it stays so); it keeps that only while it does scroll: one that fits is a needless Tab stop.
+  const fit = () => {
+    for (const el of document.querySelectorAll('[data-scroll]')) {
+      if (el.scrollWidth > el.clientWidth || el.scrollHeight > el.clientHeight) el.tabIndex = 0;
+      else el.removeAttribute('tabindex');
+    }
+  };
+  fit();
+  addEventListener('resize', fit);
+  document.addEventListener('toggle', fit, true);
   const root = document.querySelector('[data-live]');
   if (!root || !window.EventSource) return;
   const status = document.querySelector('[data-live-status]');
@@ -17,6 +28,7 @@ export const LIVE_SCRIPT = `(() => {
       if (res.status === 401) { location.reload(); return; }
       if (res.ok) {
         root.innerHTML = await res.text();
+        fit();
         root.dataset.updates = String(Number(root.dataset.updates || 0) + 1);
       }
     } catch { /* next event retries */ }

@@ -135,7 +135,7 @@ ${driftSection(v)}`;
 function modelsTable(models: HandleReport['models'], period: Period, handle: string): Html | '' {
   if (!models.length) return '';
   return html`<h2>By model</h2>
-<table data-table="models" tabindex="0"><thead><tr><th>Model</th><th class="num">Leaked</th><th>Biggest leak</th><th>Capture rate</th><th class="num">Requests</th><th class="num">Opportunity</th><th class="num">Captured</th></tr></thead><tbody>
+<table data-table="models" tabindex="0" data-scroll><thead><tr><th>Model</th><th class="num">Leaked</th><th>Biggest leak</th><th>Capture rate</th><th class="num">Requests</th><th class="num">Opportunity</th><th class="num">Captured</th></tr></thead><tbody>
 ${models.map(
     (m) => html`<tr data-model="${m.model}"><td data-model><bdi>${m.model}</bdi></td><td class="num" data-value="${m.money.leaked_savings}">${usd(m.money.leaked_savings)}</td><td>${biggestLeak(m, requestsLink(period, { handle, model: m.model }))}</td>
 <td class="rate-cell">${rateBar(m.capture_rate)}</td><td class="num">${tokens(m.requests)}</td><td class="num">${tok(m.tokens.opportunity ?? 0)}</td><td class="num">${tok(m.tokens.captured ?? 0)}</td></tr>`,
@@ -163,7 +163,7 @@ function versionsTable(v: HandleView): Html {
   const byVersion = new Map(v.report.versions.map((x) => [x.version, x]));
   const rows = [...v.versions].reverse().slice(0, VERSIONS_SHOWN);
   return html`<h2>Versions <small><a href="/ui/handles/${v.report.handle.id}/report.csv?period=${v.period}" data-csv download>Download CSV</a></small></h2>
-<table data-table="versions" tabindex="0"><thead><tr><th>Version</th><th>Created</th><th class="num">Size</th><th class="num">Tokens</th><th>What the change invalidated</th><th class="num">Volatile</th><th class="num">Sent in</th><th class="num">As newest</th><th class="num">Capture</th><th class="num">Leaked</th></tr></thead><tbody>
+<table data-table="versions" tabindex="0" data-scroll><thead><tr><th>Version</th><th>Created</th><th class="num">Size</th><th class="num">Tokens</th><th>What the change invalidated</th><th class="num">Volatile</th><th class="num">Sent in</th><th class="num">As newest</th><th class="num">Capture</th><th class="num">Leaked</th></tr></thead><tbody>
 ${rows.map((row) => {
     const meta = row.meta as Meta | null;
     const rep = byVersion.get(row.version);
@@ -253,7 +253,7 @@ function contentSection(v: HandleView): Html {
 <p class="muted">Highlighted: values that tend to change on every render (timestamps, epochs, ids). One near the start of a prefix breaks the cache for everything after it.</p>
 ${v.report.handle.type === 'session' ? html`<p class="muted" data-note="session-volatility">A session's batches are kept as appended and sent again byte for byte on every later turn: a value in them (a tool call's id, a time in a message) does not break the cache of the turns after it. Those in its base, and in content sent before the session, do.</p>` : ''}
 ${composite && v.composition.length
-    ? html`${batchesNote(v)}<table data-table="composition" tabindex="0"><thead><tr><th>#</th><th>Source in render order</th><th>What</th><th class="num">Volatile values</th></tr></thead><tbody>${v.composition.map(
+    ? html`${batchesNote(v)}<table data-table="composition" tabindex="0" data-scroll><thead><tr><th>#</th><th>Source in render order</th><th>What</th><th class="num">Volatile values</th></tr></thead><tbody>${v.composition.map(
         (s, i) => html`${v.batches && i === v.batches.baseCount ? gapRow(v, 'before') : ''}<tr><td class="num">${s.index}</td><td>${sourceLink(s.ref, v.period)}</td><td>${s.label}</td><td class="num">${s.count}</td></tr>`,
       )}${v.batches && v.composition.length === v.batches.baseCount ? gapRow(v, 'before') : ''}${v.batches ? gapRow(v, 'after') : ''}</tbody></table>`
     : ''}
@@ -263,7 +263,7 @@ ${v.sources.map((s) => {
     return html`<div class="card" data-content="${s.ref}"><b class="mono">${s.ref}</b> <span class="muted">${s.label} · ${s.count} volatile value${s.count === 1 ? '' : 's'}${
       s.count > marked.shown ? ` (${marked.shown} marked)` : ''
     }${marked.cut ? ' · showing the first 64 KiB' : ''}</span>
-<pre class="content" tabindex="0">${marked.body}</pre></div>`;
+<pre class="content" tabindex="0" data-scroll>${marked.body}</pre></div>`;
   })}
 ${v.batches?.volatileNotShown ? html`<p class="muted" data-volatile-not-shown="${v.batches.volatileNotShown}">${tokens(v.batches.volatileNotShown)} more listed batch${v.batches.volatileNotShown === 1 ? ' holds' : 'es hold'} volatile values (counted in the table): the content of ${v.sources.length} sources is shown, the base's, then the newest batches'.</p>` : ''}
 ${composite && !v.deleted && v.sources.length === 0 ? html`<p class="muted">No source of the latest version holds volatile values.</p>` : ''}`;

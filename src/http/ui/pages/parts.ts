@@ -138,7 +138,7 @@ export function leakedByClass(t: Pick<Totals, 'tokens' | 'requests_with' | 'mone
   // call that reported cache fields (no capture rate: a reported miss is opportunity), no cause's money is known, not $0.
   const known = t.capture_rate !== null;
   const apart = m.unknown_capture_input_cost ? `; the tokens count calls without cache fields too, whose ${usd(m.unknown_capture_input_cost)} of input is counted apart` : '';
-  return html`<table data-table="leaked-by-class" tabindex="0"><caption>Leaked savings by cause <small class="muted">(${usd(m.leaked_savings)} against perfect capture, divided among the tokens each cause missed${apart})</small></caption>
+  return html`<table data-table="leaked-by-class" tabindex="0" data-scroll><caption>Leaked savings by cause <small class="muted">(${usd(m.leaked_savings)} against perfect capture, divided among the tokens each cause missed${apart})</small></caption>
 <thead><tr><th>Cause</th><th class="num">Leaked</th><th class="num">Share</th><th class="num">Tokens</th><th class="num">Requests</th></tr></thead><tbody>
 ${rows.map(
     (c) => html`<tr data-class="${c}"><td class="cause">${swatch(c)} ${className(c, t.tokens[c] ?? 0, link)}</td>${

@@ -94,7 +94,7 @@ ${outcome ? '' : row.status === 'failed' ? html`<p class="notice" data-notice="f
 <div class="card"><h2 style="margin-top:0">The prompt, segment by segment</h2>
 ${segmentBar(bar, breakpoints, `Segments of ${row.id} coloured by outcome`)}
 ${legend([...SEGMENT_ORDER, 'pending', 'failed'].filter((c) => present.has(c)), { breakpoint: breakpoints.length > 0, entries: entry ? [entry] : undefined, explained })}</div>
-<table data-table="segments" tabindex="0"><thead><tr><th>#</th><th>Source</th><th>Section</th><th class="num">Tokens</th><th>Outcome</th><th class="num">Read</th><th class="num">Written</th><th class="num">Cost</th></tr></thead><tbody>
+<table data-table="segments" tabindex="0" data-scroll><thead><tr><th>#</th><th>Source</th><th>Section</th><th class="num">Tokens</th><th>Outcome</th><th class="num">Read</th><th class="num">Written</th><th class="num">Cost</th></tr></thead><tbody>
 ${bar.map((s) => {
     const os = outcome?.segments.slice(s.index, s.index + (s.count ?? 1));
     const o = os?.length ? { read: os.reduce((a, x) => a + x.read, 0), write: os.reduce((a, x) => a + x.write, 0), cost: os.reduce((a, x) => a + x.cost.actual, 0) } : null;
@@ -113,11 +113,11 @@ ${outcome?.concurrent ? concurrentBlock(outcome.concurrent, outcome.applied_late
 ${whys.length ? whysBlock(whys) : ''}
 <div class="cols">
 ${row.status === 'failed'
-    ? html`<div><h2>Provider error</h2><p class="muted">The call failed: its status and the provider's error body, as sent (status null: the provider could not be reached or did not answer in time).</p><pre class="content" data-raw="error" tabindex="0">${json(failureView(row.usageRaw))}</pre></div>`
+    ? html`<div><h2>Provider error</h2><p class="muted">The call failed: its status and the provider's error body, as sent (status null: the provider could not be reached or did not answer in time).</p><pre class="content" data-raw="error" tabindex="0" data-scroll>${json(failureView(row.usageRaw))}</pre></div>`
     : html`<div><h2>Provider usage</h2>${usage ? usageTable(usage) : html`<p class="muted">None yet.</p>`}
-${row.usageRaw !== undefined && row.usageRaw !== null ? html`<details><summary>As received</summary><pre class="content" data-raw="usage" tabindex="0">${json(row.usageRaw)}</pre></details>` : ''}</div>`}
+${row.usageRaw !== undefined && row.usageRaw !== null ? html`<details><summary>As received</summary><pre class="content" data-raw="usage" tabindex="0" data-scroll>${json(row.usageRaw)}</pre></details>` : ''}</div>`}
 <div><h2>Provider diagnostics</h2>${row.diagnostics !== undefined && row.diagnostics !== null
-    ? html`<p class="muted">The provider's own explanation, shown beside ours.</p><pre class="content" data-raw="diagnostics" tabindex="0">${json(row.diagnostics)}</pre>`
+    ? html`<p class="muted">The provider's own explanation, shown beside ours.</p><pre class="content" data-raw="diagnostics" tabindex="0" data-scroll>${json(row.diagnostics)}</pre>`
     : html`<p class="muted">The provider sent no cache diagnostics.</p>`}</div>
 </div>`;
 }
