@@ -1,5 +1,5 @@
-import type { InlineRow, RequestListCursor, RequestListQuery, RequestRow, Store } from '../store/store';
-import { listedClassTokens, listedSummary } from './reconcile/request-summary';
+import type { InlineRow, RequestListCursor, RequestListIndex, RequestListQuery, RequestRow, Store } from '../store/store';
+import { INDEXED_CLASSES, listedClassTokens } from './reconcile/request-summary';
 import type { TokenClass } from './reconcile/waterfall';
 import type { RequestRetention } from './retention';
 import type { ModelCatalog } from './catalog/catalog';
@@ -146,6 +146,18 @@ export function refuseFilterCombination(q: RequestListFilter): void {
     const other = q.handleId !== undefined ? 'handle' : q.handleType !== undefined ? 'type' : q.tokenClass !== undefined ? 'class' : null;
     if (other) throw invalid('query:no_handle', `no_handle lists the calls that named no handle, so not with ${other}${other === 'class' ? ' (their whole prompt is inline: no handle\'s tokens of any class)' : ''}`);
   }
+}
+
+/**
+ * The index a filtered list reads: the calls through no handle (of one model); a rare class's requests on the handle,
+ * the type or any handle; the model's requests (not with a handle: its list is read). None: the tenant's or the
+ * handle's list.
+ */
+function listIndex(q: RequestListFilter): RequestListIndex | undefined {
+  if (q.noHandle) return { by: 'no_handle', model: q.model };
+  if (q.tokenClass !== undefined && INDEXED_CLASSES.has(q.tokenClass)) return { by: 'class', tokenClass: q.tokenClass, within: q.handleId ?? q.handleType ?? '*' };
+  if (q.model !== undefined && q.handleId === undefined) return { by: 'model', model: q.model };
+  return undefined;
 }
 
 /** Renders agent requests that reference handles, and records them for reconciliation. */
@@ -296,8 +308,10 @@ export class RequestService {
    * bundle's requests include those of sessions based on it). `range`: those started on its whole UTC days, both ends
    * included, as reports count a request on the day it started (a range of the list's own index).
    *
-   * `tokenClass`, `model` and `noHandle` filter it (see filtered()): no index holds any, so such a page reads the list
-   * in its order and keeps the matches, reading at most the scan budget of it; `scanned` says how many it read.
+   * `tokenClass`, `model` and `noHandle` filter it, each by an index where one holds the matches (see via()): a page of
+   * it is exact. What no index holds alone — `captured` or `cold` (most requests have them), `model` beside `handle`
+   * or beside a rare class — is read in the order of the nearest index, keeping the matches (see filtered()), at most
+   * the scan budget of rows a page; `scanned` says how many it read.
    */
   list(tenantId: string, q: RequestListFilter & { cursor?: RequestListCursor; limit: number; range?: { from?: number; to?: number } }): RequestPage {
     refuseFilterCombination(q);
@@ -315,21 +329,12 @@ export class RequestService {
       startedFrom: from === undefined ? undefined : Math.floor(from / DAY_MS) * DAY_MS,
       startedTo: to === undefined ? undefined : (Math.floor(to / DAY_MS) + 1) * DAY_MS - 1,
     };
-    if (q.tokenClass === undefined && q.model === undefined && !q.noHandle) return this.deps.store.listRequests(query);
     const { tokenClass: cls, model, handleType: type } = q;
-    return this.filtered(
-      query,
-      (row) => (model === undefined || row.model === model) && (cls === undefined || listedClassTokens(row, cls, q.handleId, type) > 0) && (!q.noHandle || this.throughNoHandle(row)),
-    );
-  }
-
-  /**
-   * Counted in the reports' `no_handle`: reconciled with every segment inline (no handle on any path) and no handle
-   * named (a session with no turns yet renders nothing, yet was named). The index by request says the latter, looked
-   * up for such a row only.
-   */
-  private throughNoHandle(row: RequestRow): boolean {
-    return row.status === 'reconciled' && listedSummary(row)?.handles.length === 0 && !this.deps.store.requestNamesHandle(row.id);
+    const via = listIndex(q);
+    // The index read holds every filter given: its page is the answer.
+    const exact = q.noHandle || (via?.by === 'class' && model === undefined) || (via?.by === 'model' && cls === undefined) || (cls === undefined && model === undefined);
+    if (exact) return this.deps.store.listRequests({ ...query, via });
+    return this.filtered({ ...query, via }, (row) => (model === undefined || row.model === model) && (cls === undefined || listedClassTokens(row, cls, q.handleId, type) > 0));
   }
 
   /**

@@ -158,8 +158,38 @@ export const requestStarts = sqliteTable(
       .references(() => requests.id),
     tenantId: text('tenant_id').notNull(),
     startedAt: integer('started_at').notNull(),
+    /** The model as sent (the request's `model`): `?model=` lists by it. */
+    model: text('model').notNull().default(''),
+    /** A call the reports count in `no_handle` (reconciled, every segment inline, no handle named): `?no_handle=true` lists by it. */
+    noHandle: integer('no_handle', { mode: 'boolean' }).notNull().default(false),
   },
-  (t) => [index('request_starts_tenant').on(t.tenantId, t.startedAt, t.requestId)],
+  (t) => [
+    index('request_starts_tenant').on(t.tenantId, t.startedAt, t.requestId),
+    index('request_starts_model').on(t.tenantId, t.model, t.startedAt, t.requestId),
+    // Entries for the calls through no handle only: nothing on a request that named one.
+    index('request_starts_no_handle').on(t.tenantId, t.startedAt, t.requestId).where(sql`${t.noHandle} = 1`),
+    index('request_starts_no_handle_model').on(t.tenantId, t.model, t.startedAt, t.requestId).where(sql`${t.noHandle} = 1`),
+  ],
+);
+
+/**
+ * The reconciled requests with tokens of a rare waterfall class (INDEXED_CLASSES: every class but `captured` and
+ * `cold`, which most requests have and a read of the list finds at once), by where the tokens are: `within` '*' (any
+ * handle's segment), a handle id (its segments) or a handle type (its handles' segments). `GET /v1/requests?class=`
+ * reads a range of it, in the list's order. Written with the reconciliation (a healthy request writes none), deleted
+ * with the request.
+ */
+export const requestClasses = sqliteTable(
+  'request_classes',
+  {
+    tenantId: text('tenant_id').notNull(),
+    class: text('class').notNull(),
+    within: text('within').notNull(),
+    /** The request's place in the list (request_starts.started_at: its report's start). */
+    startedAt: integer('started_at').notNull(),
+    requestId: text('request_id').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.class, t.within, t.startedAt, t.requestId] }), index('request_classes_request').on(t.requestId)],
 );
 
 /**

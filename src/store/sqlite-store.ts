@@ -4,7 +4,7 @@ import type { Db, WalSync } from './db';
 import { DELETING_NAME } from './store';
 import { apiKeys, blobs, calibration, driftFindings, handlePins, handles, handleVersions, requestInline, requests, tenants } from './schema';
 import { DAY_MS, type Clock } from '../domain/clock';
-import { pathHandles, SUMMARY_VERSION } from '../domain/reconcile/request-summary';
+import { classMarks, pathHandles, SUMMARY_VERSION, type RequestSummary } from '../domain/reconcile/request-summary';
 import { NO_HANDLE, ROLLUP_VALUE_COLUMNS } from '../domain/reconcile/waterfall';
 import { ID_PREFIX, type HandleType } from '../domain/ids';
 import type {
@@ -140,9 +140,13 @@ const SQL = {
     reports = case when family = excluded.family then reports + excluded.reports else excluded.reports end, family = excluded.family`,
   insertRequestHandle: 'insert or ignore into request_handles (tenant_id, handle_id, rendered_at, request_id, started_at) values (@tenantId, @handleId, @renderedAt, @requestId, @renderedAt)',
   // A request is listed by its start: the render time until its report or its failure gives the call's own.
-  insertStart: 'insert into request_starts (request_id, tenant_id, started_at) values (@id, @tenantId, @startedAt)',
+  insertStart: 'insert into request_starts (request_id, tenant_id, started_at, model) values (@id, @tenantId, @startedAt, @model)',
   setStart: 'update request_starts set started_at = @startedAt where request_id = @id',
   setHandlesStart: 'update request_handles set started_at = @startedAt where request_id = @id',
+  // A reconciled call with no handle on its paths is counted in `no_handle` unless it named one (a session with no turns yet).
+  setNoHandle: 'update request_starts set no_handle = 1 where request_id = @id and not exists (select 1 from request_handles where request_id = @id)',
+  // Its rare classes (classMarks), at its start: written only for a request that has one.
+  insertClass: 'insert or ignore into request_classes (tenant_id, class, within, started_at, request_id) values (@tenantId, @cls, @within, @startedAt, @id)',
   // What a later read left of a write's premium: the parts still unread (none: read whole).
   markRead: 'update reconciliations set write_premium = @left, write_read = @read where seq = (select reconciled_seq from requests where id = @id)',
   // A write to a day a span holds: that span (its month's, and every day's) is made again when next read.
@@ -169,6 +173,16 @@ export const LIST_SQL = {
     and (started_at < @at or (started_at = @at and request_id < @id)) order by started_at desc, request_id desc limit @limit`,
   handle: `select request_id as id, started_at from request_handles where tenant_id = @tenantId and handle_id = @handle
     and started_at >= @from and (started_at < @at or (started_at = @at and request_id < @id)) order by started_at desc, request_id desc limit @limit`,
+  // `model=` (request_starts_model), `no_handle=true` alone or with `model` (the partial indexes of those calls only),
+  // a rare `class=` (request_classes, on '*', a handle or a type): each a range of its index, as the two above.
+  model: `select request_id as id, started_at from request_starts where tenant_id = @tenantId and model = @model and started_at >= @from
+    and (started_at < @at or (started_at = @at and request_id < @id)) order by started_at desc, request_id desc limit @limit`,
+  noHandle: `select request_id as id, started_at from request_starts where tenant_id = @tenantId and no_handle = 1 and started_at >= @from
+    and (started_at < @at or (started_at = @at and request_id < @id)) order by started_at desc, request_id desc limit @limit`,
+  noHandleModel: `select request_id as id, started_at from request_starts where tenant_id = @tenantId and model = @model and no_handle = 1 and started_at >= @from
+    and (started_at < @at or (started_at = @at and request_id < @id)) order by started_at desc, request_id desc limit @limit`,
+  class: `select request_id as id, started_at from request_classes where tenant_id = @tenantId and class = @cls and within = @within
+    and started_at >= @from and (started_at < @at or (started_at = @at and request_id < @id)) order by started_at desc, request_id desc limit @limit`,
 };
 
 /** Pruning's statements: a batch's ids are a JSON array (`@ids`). */
@@ -183,6 +197,7 @@ const PRUNE_SQL = {
   summaries: `delete from request_summaries where seq in (select seq from reconciliations where request_id ${IN_BATCH})`,
   reconciliations: `delete from reconciliations where request_id ${IN_BATCH}`,
   lines: `delete from request_lines where request_id ${IN_BATCH}`,
+  classes: `delete from request_classes where request_id ${IN_BATCH}`,
   starts: `delete from request_starts where request_id ${IN_BATCH}`,
   inline: `delete from request_inline where request_id ${IN_BATCH}`,
   handles: `delete from request_handles where request_id ${IN_BATCH}`,
@@ -193,14 +208,14 @@ const PRUNE_SQL = {
 };
 
 /** A request's rows, children first (foreign keys): pruning's statements, by the same `@ids`. */
-const REQUEST_ROWS = ['summaries', 'reconciliations', 'lines', 'starts', 'inline', 'handles', 'requests'] as const;
+const REQUEST_ROWS = ['summaries', 'reconciliations', 'lines', 'classes', 'starts', 'inline', 'handles', 'requests'] as const;
 
 /**
  * A tenant's deletion (deleteTenantBatch). Its tables keyed by tenant, then by its cache scopes (`<tenant>|provider|…`:
  * the range from `<tenant>|` up to `<tenant>}`, '}' following '|'), each `@n` rows at a time by rowid; its requests and
  * handles with their children (`@ids`).
  */
-const TENANT_TABLES = ['request_handles', 'request_starts', 'drift_findings', 'rollups', 'rollups_span', 'rollups_span_through', 'calibration'];
+const TENANT_TABLES = ['request_handles', 'request_classes', 'request_starts', 'drift_findings', 'rollups', 'rollups_span', 'rollups_span_through', 'calibration'];
 const SCOPE_TABLES = ['scope_snapshot_changes', 'scope_snapshots', 'scope_pruned'];
 const TENANT_SQL = {
   requestIds: 'select id from requests where tenant_id = @t limit @n',
@@ -270,8 +285,8 @@ export class SqliteStore implements Store {
   private readonly snapshotOf: Statement;
   private readonly snapshotChanges: import('better-sqlite3').Statement<[string, string]>;
   private readonly unreadWrites: Statement;
-  /** The list scans, without and with a handle filter. */
-  private readonly listScan: [Statement, Statement];
+  /** The list's reads, by the index each reads (LIST_SQL). */
+  private readonly listScan: Record<keyof typeof LIST_SQL, Statement>;
   /** hasRequestOfModel's lookups, by how many providers they range over. */
   private readonly modelLookups = new Map<number, Statement>();
   /** tenantLeft's counts, by the tenant indexes. */
@@ -323,7 +338,7 @@ export class SqliteStore implements Store {
       )
       .raw();
     this.blobByDigest = client.prepare('select bytes from blobs where digest = ?').pluck();
-    this.listScan = [client.prepare(LIST_SQL.tenant), client.prepare(LIST_SQL.handle)];
+    this.listScan = Object.fromEntries(Object.entries(LIST_SQL).map(([name, text]) => [name, client.prepare(text)])) as Record<keyof typeof LIST_SQL, Statement>;
     this.tenantLeftCounts = client.prepare('select (select count(*) from requests where tenant_id = @t) as requests, (select count(*) from handles where tenant_id = @t) as handles');
     // requests_scope_reconciled walks the scope in replay order (no sort of its whole history), and only what a replay
     // reads is fetched (the other columns of REQUEST_SELECT are null in their places): the rows are streamed one at a
@@ -610,9 +625,14 @@ export class SqliteStore implements Store {
     const end = q.startedTo === undefined ? undefined : { startedAt: q.startedTo + 1, id: '' };
     const before = !end || (q.before && q.before.startedAt <= q.startedTo!) ? q.before : end;
     // One row more than the page says whether there is a next one.
-    const found = this.listScan[q.handleId ? 1 : 0].all({
+    const via = q.via;
+    const read = via?.by === 'class' ? 'class' : via?.by === 'model' ? 'model' : via?.by === 'no_handle' ? (via.model === undefined ? 'noHandle' : 'noHandleModel') : q.handleId ? 'handle' : 'tenant';
+    const found = this.listScan[read].all({
       tenantId: q.tenantId,
       handle: q.handleId ?? '',
+      model: via?.by === 'model' || via?.by === 'no_handle' ? (via.model ?? '') : '',
+      cls: via?.by === 'class' ? via.tokenClass : '',
+      within: via?.by === 'class' ? via.within : '',
       from: q.startedFrom ?? Number.MIN_SAFE_INTEGER,
       at: before?.startedAt ?? Number.MAX_SAFE_INTEGER,
       id: before?.id ?? '',
@@ -770,7 +790,7 @@ export class SqliteStore implements Store {
         out.push([this.write.insertRequest, requestParams(op.row)]);
         const onPaths = pathHandles(op.row.segments as Array<{ path: string[] }>);
         out.push([this.write.insertLine, { id: op.row.id, handles: JSON.stringify(onPaths) }]);
-        out.push([this.write.insertStart, { id: op.row.id, tenantId: op.row.tenantId, startedAt: op.row.renderedAt }]);
+        out.push([this.write.insertStart, { id: op.row.id, tenantId: op.row.tenantId, startedAt: op.row.renderedAt, model: op.row.model }]);
         for (const handleId of new Set([...onPaths, ...(op.handles ?? [])])) out.push([this.write.insertRequestHandle, { tenantId: op.row.tenantId, handleId, renderedAt: op.row.renderedAt, requestId: op.row.id }]);
         for (const i of op.inline) out.push([this.write.insertInline, { ...i, truncated: i.truncated ? 1 : 0 }]);
       } else if (op.kind === 'failed') {
@@ -810,7 +830,12 @@ export class SqliteStore implements Store {
         out.push([this.write.markReconciled, { id: r.id, seq }]);
         out.push([this.write.setStart, { id: r.id, startedAt: r.startedAt }]);
         out.push([this.write.setHandlesStart, { id: r.id, startedAt: r.startedAt }]);
-        if (r.summary) out.push([this.write.insertSummary, { seq, version: SUMMARY_VERSION, summary: JSON.stringify(r.summary) }]);
+        if (r.summary) {
+          const summary = r.summary as RequestSummary;
+          out.push([this.write.insertSummary, { seq, version: SUMMARY_VERSION, summary: JSON.stringify(summary) }]);
+          for (const [cls, within] of classMarks(summary)) out.push([this.write.insertClass, { tenantId: r.tenantId, cls, within, startedAt: r.startedAt, id: r.id }]);
+          if (summary.handles.length === 0) out.push([this.write.setNoHandle, { id: r.id }]);
+        }
         for (const roll of w.rollups) addRollup(roll);
         for (const d of w.drift) out.push([this.write.insertDrift, { ...d, model: d.model ?? null, finding: JSON.stringify(d.finding) }]);
         if (w.calibration) {

@@ -143,7 +143,15 @@ export interface RequestListQuery {
   startedFrom?: number;
   startedTo?: number;
   limit: number;
+  /** The index read instead of the tenant's or the handle's list: a page of it is a page of matches. */
+  via?: RequestListIndex;
 }
+
+/**
+ * The list's other indexes: the requests sent to a model; the calls through no handle (of one model); the requests
+ * with tokens of a rare class (INDEXED_CLASSES) `within` '*' (any handle's segment), a handle id or a handle type.
+ */
+export type RequestListIndex = { by: 'model'; model: string } | { by: 'no_handle'; model?: string } | { by: 'class'; tokenClass: string; within: string };
 
 /** Additions to one rollup row: class tokens, class requests (`req_<class>`), money, request count. */
 export interface RollupDelta {
@@ -220,7 +228,7 @@ export interface ScopeSnapshotWrite {
 
 /** Everything one reconciled usage report changes, written in one transaction with others. */
 export interface IngestWrite {
-  request: Required<Pick<RequestRow, 'id' | 'status' | 'startedAt' | 'firstByteAt' | 'finishedAt' | 'reportHash' | 'usageRaw' | 'usage' | 'diagnostics' | 'outcome' | 'summary' | 'writePremium'>>;
+  request: Required<Pick<RequestRow, 'id' | 'tenantId' | 'status' | 'startedAt' | 'firstByteAt' | 'finishedAt' | 'reportHash' | 'usageRaw' | 'usage' | 'diagnostics' | 'outcome' | 'summary' | 'writePremium'>>;
   rollups: RollupDelta[];
   drift: DriftRow[];
   calibration: CalibrationDelta | null;

@@ -10,10 +10,10 @@ export interface RequestPage<Line> {
   errors?: Array<{ pointer: string; detail: string }>;
 }
 
-/** GET /v1/requests?<query> over HTTP with a tenant's key: its status, content type and JSON. */
+/** GET /v1/requests?<query> over HTTP with a tenant's key: its status, content type, headers and JSON. */
 export async function getRequests<Page>(base: string, key: string, query: string) {
   const res = await fetch(`${base}/v1/requests?${query}`, { headers: { authorization: `Bearer ${key}` } });
-  return { status: res.status, type: res.headers.get('content-type'), json: (await res.json()) as Page };
+  return { status: res.status, type: res.headers.get('content-type'), headers: res.headers, json: (await res.json()) as Page };
 }
 
 /** Every page of a query, following next_cursor; each must be a 200. */

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { clientFor, createTestApp, type TestApp } from '../helpers/app';
+import { asBefore0019 } from '../helpers/migrations';
 import { FakeClock } from '../helpers/clock';
 import { mintBundle, mintSystem, mintTools, startSession, userMessage } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report, type Rendered } from '../helpers/scenario';
@@ -40,6 +41,7 @@ function expectAsWritten(migrated: Row[], written: Row[]): void {
 
 /** A database as 0018 found it: without its columns (nor the spans'), the migration not applied. */
 function asBefore0018(raw: Database.Database): void {
+  asBefore0019(raw);
   for (const table of ['rollups', 'rollups_span']) for (const c of LEAKED) raw.prepare(`alter table ${table} drop column ${c}`).run();
   raw.prepare('delete from __drizzle_migrations where created_at = (select max(created_at) from __drizzle_migrations)').run();
 }

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openDb } from '../../src/store/db';
 import { createTestApp, type Client, type TestApp } from '../helpers/app';
+import { asBefore0019 } from '../helpers/migrations';
 import { startCliHarness } from '../helpers/cli';
 import { mintSystem, startSession, userMessage } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic, report, type Rendered } from '../helpers/scenario';
@@ -239,7 +240,8 @@ describe('migration 0017 (no_handle_rollups)', () => {
       // Two tenants; one of them on two days and models.
       expect(written).toHaveLength(3);
       expect(written.map((w) => w.requests)).toEqual(expect.arrayContaining([4, 1, 1]));
-      // As a database before 0017: no such rows, the migration not applied (nor 0018, and its columns not there).
+      // As a database before 0017: no such rows, the migration not applied (nor 0018 and 0019, and their columns not there).
+      asBefore0019(raw);
       raw.prepare("delete from rollups where handle_id = '-'").run();
       const leaked = (raw.prepare('select name from pragma_table_info(?)').pluck().all('rollups') as string[]).filter((c) => c.startsWith('leaked_'));
       expect(leaked).toHaveLength(7);

@@ -47,7 +47,7 @@ function ops(r: { paths: string[][]; fate: string[] }, id: string): WriteOp[] {
     if (f === 'fail') out.push({ kind: 'failed', requestId: id, detail: { startedAt: at, finishedAt: at + 1, usageRaw: { status: 529 } } });
     else {
       const outcome = { capture: 'reported' as const, total_prompt_tokens: 40, drift: null, segments: segments.map((s) => ({ ...s, classes: Object.fromEntries(CLASSES.map((c, k) => [c, (k + s.index) % 3])) })) };
-      const request = { id, status: 'reconciled' as const, startedAt: at, firstByteAt: at, finishedAt: at, reportHash: `h${at}`, usageRaw: {}, usage: { cache_read_tokens: 7, cache_write_tokens: 3 }, diagnostics: null, outcome, summary: summarizeOutcome(outcome as never), writePremium: null };
+      const request = { id, tenantId: 'ten_1', status: 'reconciled' as const, startedAt: at, firstByteAt: at, finishedAt: at, reportHash: `h${at}`, usageRaw: {}, usage: { cache_read_tokens: 7, cache_write_tokens: 3 }, diagnostics: null, outcome, summary: summarizeOutcome(outcome as never), writePremium: null };
       out.push({ kind: 'ingest', write: { request, rollups: [], drift: [], calibration: null, markWriteRead: null } });
     }
   }

@@ -584,6 +584,7 @@ export class Reconciler {
     const write: IngestWrite = {
       request: {
         id: request.id,
+        tenantId: request.tenantId,
         status: 'reconciled',
         startedAt,
         firstByteAt,

@@ -1,5 +1,6 @@
 import { handleTypeOf, parseRef, type HandleType } from '../ids';
 import type { RequestOutcome } from './reconciler';
+import { CLASSES } from './waterfall';
 
 /**
  * What a list of requests shows of a reconciled one (GET /v1/requests, a handle page's recent requests), kept with
@@ -74,4 +75,33 @@ export const listedSummary = (row: { summary?: unknown; outcome?: unknown }): Re
 export function listedClassTokens(row: { summary?: unknown; outcome?: unknown }, cls: string, handleId?: string, type?: HandleType): number {
   const summary = listedSummary(row);
   return summary ? (summaryClasses(summary, handleId, type)[cls] ?? 0) : 0;
+}
+
+/**
+ * The classes the list finds by an index (request_classes): every class but `captured` and `cold`, which most
+ * requests have (a read of the list in its order finds a page of them at once). A healthy request has none of them,
+ * and its reconciliation writes no row for the index.
+ */
+export const INDEXED_CLASSES: ReadonlySet<string> = new Set(CLASSES.filter((c) => c !== 'captured' && c !== 'cold'));
+
+/**
+ * A reconciled request's rows in the index of rare classes, as [class, within]: each indexed class it has tokens of, on
+ * '*' (any handle's segment), on each handle that has them, and on each type of those handles — as summaryClasses
+ * counts them (a class is above 0 for a type when it is for one of its handles). Migration 0019 writes the same.
+ */
+export function classMarks(s: RequestSummary): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (const c in s.classes) if (s.classes[c]! > 0 && INDEXED_CLASSES.has(c)) out.push([c, '*']);
+  if (out.length === 0) return out;
+  const types = new Set<string>();
+  for (const id in s.by_handle) {
+    const classes = s.by_handle[id]!;
+    for (const c in classes)
+      if (classes[c]! > 0 && INDEXED_CLASSES.has(c)) {
+        out.push([c, id]);
+        const key = `${c}\n${handleTypeOf(id)}`;
+        if (!types.has(key)) types.add(key), out.push([c, handleTypeOf(id)]);
+      }
+  }
+  return out;
 }
