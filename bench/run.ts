@@ -4,13 +4,14 @@ import { expandBenchmarks } from './expand';
 import { noHandleBenchmarks } from './no-handle';
 import { proxyBenchmarks } from './proxy';
 import { renderBenchmarks } from './render';
+import { requestsBenchmarks } from './requests';
 import { sessionsBenchmarks } from './sessions';
 import { thinkingPrefixBenchmarks } from './thinking-prefix';
 import { tenantDeleteBenchmarks } from './tenant-delete';
 import { usageBenchmarks } from './usage';
 import { type Benchmark, BenchSetupError, cleanup, warnIfBusy } from './lib';
 
-const BENCHMARKS: Benchmark[] = [...expandBenchmarks, ...renderBenchmarks, ...usageBenchmarks, ...noHandleBenchmarks, ...sessionsBenchmarks, ...proxyBenchmarks, ...thinkingPrefixBenchmarks, ...tenantDeleteBenchmarks];
+const BENCHMARKS: Benchmark[] = [...expandBenchmarks, ...renderBenchmarks, ...usageBenchmarks, ...noHandleBenchmarks, ...requestsBenchmarks, ...sessionsBenchmarks, ...proxyBenchmarks, ...thinkingPrefixBenchmarks, ...tenantDeleteBenchmarks];
 
 const filters = process.argv.slice(2);
 const selected = BENCHMARKS.filter((b) => filters.length === 0 || filters.some((f) => b.name.includes(f)));

@@ -16,10 +16,10 @@ import type { WriteQueue } from './write-queue';
 import { RequestRenderer, type Breakpoint, type MatchedContent, type RenderedRequest, type RenderedSegment, type RequestFormat } from './render/request';
 import { droppedDetail } from './thinking-prefix';
 
-/** The most rows of the list one filtered page reads (GET /v1/requests with `class`, `model` or `no_handle`). */
+/** The most rows of the list one filtered page reads when no index holds its filters (`class=captured` or `cold`; `model` beside `handle` or `class`). */
 export const LIST_SCAN_BUDGET = 2_000;
 
-/** A page of the list; `scanned` and `budgetSpent` with a filter (see RequestService.filtered). */
+/** A page of the list; `scanned` and `budgetSpent` when it read the list to filter it (see RequestService.filtered). */
 export interface RequestPage {
   rows: RequestRow[];
   next: RequestListCursor | null;
