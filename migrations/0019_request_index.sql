@@ -7,11 +7,8 @@ CREATE TABLE `request_classes` (
 	PRIMARY KEY(`tenant_id`, `class`, `within`, `started_at`, `request_id`)
 );
 --> statement-breakpoint
-ALTER TABLE `request_starts` ADD `model` text DEFAULT '' NOT NULL;--> statement-breakpoint
 ALTER TABLE `request_starts` ADD `no_handle` integer DEFAULT false NOT NULL;--> statement-breakpoint
--- Rows written before this migration. The model as sent, from the request's row (a column before its segments).
-UPDATE `request_starts` SET `model` = (SELECT r.`model` FROM `requests` r WHERE r.`id` = `request_starts`.`request_id`);--> statement-breakpoint
--- The calls the reports count in `no_handle`: reconciled, no handle named (request_handles holds every id named or on a
+-- Rows written before this migration. The calls the reports count in `no_handle`: reconciled, no handle named (request_handles holds every id named or on a
 -- path), and no handle on a segment's path (the summary says; one of another version or none, its outcome).
 UPDATE `request_starts` SET `no_handle` = 1 WHERE `request_id` IN (
   SELECT c.`request_id` FROM `reconciliations` c
@@ -53,6 +50,4 @@ UNION ALL
 SELECT `tenant_id`, `class`, CASE substr(`within`, 1, 4) WHEN 'art_' THEN 'artifact' WHEN 'bnd_' THEN 'bundle' ELSE 'session' END, `started_at`, `request_id`
 FROM `rare` WHERE `within` != '*';--> statement-breakpoint
 CREATE INDEX `request_classes_request` ON `request_classes` (`request_id`);--> statement-breakpoint
-CREATE INDEX `request_starts_model` ON `request_starts` (`tenant_id`,`model`,`started_at`,`request_id`);--> statement-breakpoint
-CREATE INDEX `request_starts_no_handle` ON `request_starts` (`tenant_id`,`started_at`,`request_id`) WHERE "request_starts"."no_handle" = 1;--> statement-breakpoint
-CREATE INDEX `request_starts_no_handle_model` ON `request_starts` (`tenant_id`,`model`,`started_at`,`request_id`) WHERE "request_starts"."no_handle" = 1;
+CREATE INDEX `request_starts_no_handle` ON `request_starts` (`tenant_id`,`started_at`,`request_id`) WHERE "request_starts"."no_handle" = 1;

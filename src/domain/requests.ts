@@ -149,14 +149,13 @@ export function refuseFilterCombination(q: RequestListFilter): void {
 }
 
 /**
- * The index a filtered list reads: the calls through no handle (of one model); a rare class's requests on the handle,
- * the type or any handle; the model's requests (not with a handle: its list is read). None: the tenant's or the
- * handle's list.
+ * The index a filtered list reads: the calls through no handle; a rare class's requests on the handle, the type or any
+ * handle. None: the tenant's or the handle's list. (No index holds a model: one would be written again by every
+ * report, whose start moves the request in the list — see the README's Benchmarks.)
  */
 function listIndex(q: RequestListFilter): RequestListIndex | undefined {
-  if (q.noHandle) return { by: 'no_handle', model: q.model };
-  if (q.tokenClass !== undefined && INDEXED_CLASSES.has(q.tokenClass)) return { by: 'class', tokenClass: q.tokenClass, within: q.handleId ?? q.handleType ?? '*' };
-  if (q.model !== undefined && q.handleId === undefined) return { by: 'model', model: q.model };
+  if (q.noHandle) return 'no_handle';
+  if (q.tokenClass !== undefined && INDEXED_CLASSES.has(q.tokenClass)) return { tokenClass: q.tokenClass, within: q.handleId ?? q.handleType ?? '*' };
   return undefined;
 }
 
@@ -308,10 +307,10 @@ export class RequestService {
    * bundle's requests include those of sessions based on it). `range`: those started on its whole UTC days, both ends
    * included, as reports count a request on the day it started (a range of the list's own index).
    *
-   * `tokenClass`, `model` and `noHandle` filter it, each by an index where one holds the matches (see via()): a page of
-   * it is exact. What no index holds alone — `captured` or `cold` (most requests have them), `model` beside `handle`
-   * or beside a rare class — is read in the order of the nearest index, keeping the matches (see filtered()), at most
-   * the scan budget of rows a page; `scanned` says how many it read.
+   * `tokenClass` and `noHandle` filter it by an index where one holds the matches (see listIndex()): a page of it is
+   * exact. What no index holds — `captured` or `cold` (most requests have them), `model` — is read in the order of the
+   * nearest index, keeping the matches (see filtered()), at most the scan budget of rows a page; `scanned` says how
+   * many it read.
    */
   list(tenantId: string, q: RequestListFilter & { cursor?: RequestListCursor; limit: number; range?: { from?: number; to?: number } }): RequestPage {
     refuseFilterCombination(q);
@@ -332,8 +331,7 @@ export class RequestService {
     const { tokenClass: cls, model, handleType: type } = q;
     const via = listIndex(q);
     // The index read holds every filter given: its page is the answer.
-    const exact = q.noHandle || (via?.by === 'class' && model === undefined) || (via?.by === 'model' && cls === undefined) || (cls === undefined && model === undefined);
-    if (exact) return this.deps.store.listRequests({ ...query, via });
+    if (model === undefined && (cls === undefined || via !== undefined)) return this.deps.store.listRequests({ ...query, via });
     return this.filtered({ ...query, via }, (row) => (model === undefined || row.model === model) && (cls === undefined || listedClassTokens(row, cls, q.handleId, type) > 0));
   }
 

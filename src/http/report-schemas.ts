@@ -335,7 +335,7 @@ export const RequestListSchema = z
   .object({
     requests: z.array(RequestSummarySchema),
     next_cursor: z.string().nullable().openapi({ description: 'Pass as `cursor` for the next page; null: no more.' }),
-    scanned: int.optional().openapi({ description: 'Only on a page that read the list in its order to find its matches (`class=captured` or `cold`; `model` beside `handle` or `class`): how many requests it read. A page read from an index (a rare class, `model` alone, `no_handle`) is exact and has neither this nor `scan_budget_spent`.' }),
+    scanned: int.optional().openapi({ description: 'Only on a page that read the list in its order to find its matches (`class=captured` or `cold`; `model`): how many requests it read. A page read from an index (any other class, `no_handle`) is exact and has neither this nor `scan_budget_spent`.' }),
     scan_budget_spent: z.boolean().optional().openapi({ description: 'With `scanned`: the page read as many requests as one page may (the scan budget) before it found a match past its `limit`; it may be short, even empty, and `next_cursor` goes on after the last request it read. Only such a page, or the last, is short.' }),
   })
   .openapi('RequestList');

@@ -158,17 +158,13 @@ export const requestStarts = sqliteTable(
       .references(() => requests.id),
     tenantId: text('tenant_id').notNull(),
     startedAt: integer('started_at').notNull(),
-    /** The model as sent (the request's `model`): `?model=` lists by it. */
-    model: text('model').notNull().default(''),
     /** A call the reports count in `no_handle` (reconciled, every segment inline, no handle named): `?no_handle=true` lists by it. */
     noHandle: integer('no_handle', { mode: 'boolean' }).notNull().default(false),
   },
   (t) => [
     index('request_starts_tenant').on(t.tenantId, t.startedAt, t.requestId),
-    index('request_starts_model').on(t.tenantId, t.model, t.startedAt, t.requestId),
     // Entries for the calls through no handle only: nothing on a request that named one.
     index('request_starts_no_handle').on(t.tenantId, t.startedAt, t.requestId).where(sql`${t.noHandle} = 1`),
-    index('request_starts_no_handle_model').on(t.tenantId, t.model, t.startedAt, t.requestId).where(sql`${t.noHandle} = 1`),
   ],
 );
 

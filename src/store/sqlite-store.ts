@@ -140,7 +140,7 @@ const SQL = {
     reports = case when family = excluded.family then reports + excluded.reports else excluded.reports end, family = excluded.family`,
   insertRequestHandle: 'insert or ignore into request_handles (tenant_id, handle_id, rendered_at, request_id, started_at) values (@tenantId, @handleId, @renderedAt, @requestId, @renderedAt)',
   // A request is listed by its start: the render time until its report or its failure gives the call's own.
-  insertStart: 'insert into request_starts (request_id, tenant_id, started_at, model) values (@id, @tenantId, @startedAt, @model)',
+  insertStart: 'insert into request_starts (request_id, tenant_id, started_at) values (@id, @tenantId, @startedAt)',
   setStart: 'update request_starts set started_at = @startedAt where request_id = @id',
   setHandlesStart: 'update request_handles set started_at = @startedAt where request_id = @id',
   // A reconciled call with no handle on its paths is counted in `no_handle` unless it named one (a session with no turns yet).
@@ -173,13 +173,9 @@ export const LIST_SQL = {
     and (started_at < @at or (started_at = @at and request_id < @id)) order by started_at desc, request_id desc limit @limit`,
   handle: `select request_id as id, started_at from request_handles where tenant_id = @tenantId and handle_id = @handle
     and started_at >= @from and (started_at < @at or (started_at = @at and request_id < @id)) order by started_at desc, request_id desc limit @limit`,
-  // `model=` (request_starts_model), `no_handle=true` alone or with `model` (the partial indexes of those calls only),
-  // a rare `class=` (request_classes, on '*', a handle or a type): each a range of its index, as the two above.
-  model: `select request_id as id, started_at from request_starts where tenant_id = @tenantId and model = @model and started_at >= @from
-    and (started_at < @at or (started_at = @at and request_id < @id)) order by started_at desc, request_id desc limit @limit`,
+  // `no_handle=true` (request_starts_no_handle, a partial index of those calls only), a rare `class=` (request_classes,
+  // on '*', a handle or a type): each a range of its index, as the two above.
   noHandle: `select request_id as id, started_at from request_starts where tenant_id = @tenantId and no_handle = 1 and started_at >= @from
-    and (started_at < @at or (started_at = @at and request_id < @id)) order by started_at desc, request_id desc limit @limit`,
-  noHandleModel: `select request_id as id, started_at from request_starts where tenant_id = @tenantId and model = @model and no_handle = 1 and started_at >= @from
     and (started_at < @at or (started_at = @at and request_id < @id)) order by started_at desc, request_id desc limit @limit`,
   class: `select request_id as id, started_at from request_classes where tenant_id = @tenantId and class = @cls and within = @within
     and started_at >= @from and (started_at < @at or (started_at = @at and request_id < @id)) order by started_at desc, request_id desc limit @limit`,
@@ -626,13 +622,12 @@ export class SqliteStore implements Store {
     const before = !end || (q.before && q.before.startedAt <= q.startedTo!) ? q.before : end;
     // One row more than the page says whether there is a next one.
     const via = q.via;
-    const read = via?.by === 'class' ? 'class' : via?.by === 'model' ? 'model' : via?.by === 'no_handle' ? (via.model === undefined ? 'noHandle' : 'noHandleModel') : q.handleId ? 'handle' : 'tenant';
+    const read = via === 'no_handle' ? 'noHandle' : via ? 'class' : q.handleId ? 'handle' : 'tenant';
     const found = this.listScan[read].all({
       tenantId: q.tenantId,
       handle: q.handleId ?? '',
-      model: via?.by === 'model' || via?.by === 'no_handle' ? (via.model ?? '') : '',
-      cls: via?.by === 'class' ? via.tokenClass : '',
-      within: via?.by === 'class' ? via.within : '',
+      cls: via && via !== 'no_handle' ? via.tokenClass : '',
+      within: via && via !== 'no_handle' ? via.within : '',
       from: q.startedFrom ?? Number.MIN_SAFE_INTEGER,
       at: before?.startedAt ?? Number.MAX_SAFE_INTEGER,
       id: before?.id ?? '',
@@ -790,7 +785,7 @@ export class SqliteStore implements Store {
         out.push([this.write.insertRequest, requestParams(op.row)]);
         const onPaths = pathHandles(op.row.segments as Array<{ path: string[] }>);
         out.push([this.write.insertLine, { id: op.row.id, handles: JSON.stringify(onPaths) }]);
-        out.push([this.write.insertStart, { id: op.row.id, tenantId: op.row.tenantId, startedAt: op.row.renderedAt, model: op.row.model }]);
+        out.push([this.write.insertStart, { id: op.row.id, tenantId: op.row.tenantId, startedAt: op.row.renderedAt }]);
         for (const handleId of new Set([...onPaths, ...(op.handles ?? [])])) out.push([this.write.insertRequestHandle, { tenantId: op.row.tenantId, handleId, renderedAt: op.row.renderedAt, requestId: op.row.id }]);
         for (const i of op.inline) out.push([this.write.insertInline, { ...i, truncated: i.truncated ? 1 : 0 }]);
       } else if (op.kind === 'failed') {

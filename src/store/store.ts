@@ -148,10 +148,10 @@ export interface RequestListQuery {
 }
 
 /**
- * The list's other indexes: the requests sent to a model; the calls through no handle (of one model); the requests
- * with tokens of a rare class (INDEXED_CLASSES) `within` '*' (any handle's segment), a handle id or a handle type.
+ * The list's other indexes: the calls through no handle; the requests with tokens of a rare class (INDEXED_CLASSES)
+ * `within` '*' (any handle's segment), a handle id or a handle type.
  */
-export type RequestListIndex = { by: 'model'; model: string } | { by: 'no_handle'; model?: string } | { by: 'class'; tokenClass: string; within: string };
+export type RequestListIndex = 'no_handle' | { tokenClass: string; within: string };
 
 /** Additions to one rollup row: class tokens, class requests (`req_<class>`), money, request count. */
 export interface RollupDelta {

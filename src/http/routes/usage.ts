@@ -164,13 +164,13 @@ const ListRequestsQuery = z.object({
     .enum(CLASSES, { error: `class must be one of ${CLASSES.join(', ')}` })
     .optional()
     .openapi({
-      description: `Only reconciled requests with tokens of this waterfall class: on the segments of \`handle\` when it is given, else on any handle's segment (inline content is no handle's). Each line then has \`class_tokens\`. Every class but \`captured\` and \`cold\` is read from an index (with \`handle\` or \`type\` too): its page is exact, \`limit\` lines or the last page, without \`scanned\`. \`captured\` and \`cold\` (most requests have them), and \`model\` beside any class, are read from the list in its order, at most ${LIST_SCAN_BUDGET.toLocaleString('en-US')} requests of it a page; one that reads them all first says \`scan_budget_spent\` and may be short, even empty, its \`next_cursor\` going on from there. Follow \`next_cursor\` until it is null to see every match.`,
+      description: `Only reconciled requests with tokens of this waterfall class: on the segments of \`handle\` when it is given, else on any handle's segment (inline content is no handle's). Each line then has \`class_tokens\`. Every class but \`captured\` and \`cold\` is read from an index (with \`handle\` or \`type\` too): its page is exact, \`limit\` lines or the last page, without \`scanned\`. \`captured\` and \`cold\` (most requests have them), and \`model\`, are read from the list (or the index) in its order, at most ${LIST_SCAN_BUDGET.toLocaleString('en-US')} requests of it a page; one that reads them all first says \`scan_budget_spent\` and may be short, even empty, its \`next_cursor\` going on from there. Follow \`next_cursor\` until it is null to see every match.`,
     }),
   type: handleType('type').openapi({
     description:
       "With `class`, and without `handle`: only reconciled requests with tokens of that class on the segments of handles of this type (`session`: the overview's sessions row), `class_tokens` and `classes` being those handles' tokens, added up as `GET /v1/reports?by_type=true` adds up their rows. Read as `class` is: from its index, but for `captured` and `cold`.",
   }),
-  model: z.string().min(1).optional().openapi({ description: 'Only requests sent to this model (its name as sent, as reports count it). Alone, or with `no_handle`, read from an index (an exact page); with `handle` or `class`, read from their list or index within the scan budget, as `class` says.' }),
+  model: z.string().min(1).optional().openapi({ description: 'Only requests sent to this model (its name as sent, as reports count it). No index holds a model: read from the list (or the index of `class` or `no_handle` beside it) in its order, within the scan budget, as `class` says of `captured`.' }),
   // A boolean as days, by_type and bom are (the document says so): a client that sends false gets every request.
   no_handle: z
     .enum(['true', 'false'], { error: 'no_handle must be true or false' })
@@ -179,7 +179,7 @@ const ListRequestsQuery = z.object({
     .openapi({
       type: 'boolean',
       description:
-        "With `true`: only the calls the reports count in `no_handle`, reconciled with their whole prompt inline and no handle named (what to mint a handle for); with `model`, that model's (a row of the overview's calls through no handle). Not with `handle`, `type` or `class`; `false` is no filter. Read from an index, with `model` too: an exact page.",
+        "With `true`: only the calls the reports count in `no_handle`, reconciled with their whole prompt inline and no handle named (what to mint a handle for); with `model`, that model's (a row of the overview's calls through no handle). Not with `handle`, `type` or `class`; `false` is no filter. Read from an index: an exact page (with `model`, that index read within the scan budget).",
     }),
   limit: Limit,
   cursor: z
