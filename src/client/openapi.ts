@@ -2209,13 +2209,13 @@ export interface paths {
                     to?: string;
                     /** @description Only requests that referenced this handle (a bundle covers its members; a session, also turns sent while it was empty). */
                     handle?: string;
-                    /** @description Only reconciled requests with tokens of this waterfall class: on the segments of `handle` when it is given, else on any handle's segment (inline content is no handle's). Each line then has `class_tokens`. No index holds a class: a page reads the list in its order, at most 2,000 requests of it; one that reads them all first says `scan_budget_spent` and may be short, even empty, its `next_cursor` going on from there. Follow `next_cursor` until it is null to see every match. */
+                    /** @description Only reconciled requests with tokens of this waterfall class: on the segments of `handle` when it is given, else on any handle's segment (inline content is no handle's). Each line then has `class_tokens`. Every class but `captured` and `cold` is read from an index (with `handle` or `type` too): its page is exact, `limit` lines or the last page, without `scanned`. `captured` and `cold` (most requests have them), and `model`, are read from the list (or the index) in its order, at most 2,000 requests of it a page; one that reads them all first says `scan_budget_spent` and may be short, even empty, its `next_cursor` going on from there. Follow `next_cursor` until it is null to see every match. */
                     class?: "captured" | "bonus" | "unconfirmed" | "unknown" | "cold" | "drift" | "expired" | "concurrent" | "below_minimum" | "no_breakpoint" | "lookback";
-                    /** @description With `class`, and without `handle`: only reconciled requests with tokens of that class on the segments of handles of this type (`session`: the overview's sessions row), `class_tokens` and `classes` being those handles' tokens, added up as `GET /v1/reports?by_type=true` adds up their rows. Read as `class` is, within the same budget. */
+                    /** @description With `class`, and without `handle`: only reconciled requests with tokens of that class on the segments of handles of this type (`session`: the overview's sessions row), `class_tokens` and `classes` being those handles' tokens, added up as `GET /v1/reports?by_type=true` adds up their rows. Read as `class` is: from its index, but for `captured` and `cold`. */
                     type?: "artifact" | "bundle" | "session";
-                    /** @description Only requests sent to this model (its name as sent, as reports count it). Read as `class` is, within the same budget. */
+                    /** @description Only requests sent to this model (its name as sent, as reports count it). No index holds a model: read from the list (or the index of `class` or `no_handle` beside it) in its order, within the scan budget, as `class` says of `captured`. */
                     model?: string;
-                    /** @description With `true`: only the calls the reports count in `no_handle`, reconciled with their whole prompt inline and no handle named (what to mint a handle for); with `model`, that model's (a row of the overview's calls through no handle). Not with `handle`, `type` or `class`; `false` is no filter. Read as `class` is, within the same budget. */
+                    /** @description With `true`: only the calls the reports count in `no_handle`, reconciled with their whole prompt inline and no handle named (what to mint a handle for); with `model`, that model's (a row of the overview's calls through no handle). Not with `handle`, `type` or `class`; `false` is no filter. Read from an index: an exact page (with `model`, that index read within the scan budget). */
                     no_handle?: boolean;
                     limit?: number;
                     /** @description The previous page's `next_cursor`: the page after it. */
@@ -5212,9 +5212,9 @@ export interface components {
             requests: components["schemas"]["RequestSummary"][];
             /** @description Pass as `cursor` for the next page; null: no more. */
             next_cursor: string | null;
-            /** @description With `class`, `model` or `no_handle`: how many requests of the list this page read to find its matches. */
+            /** @description Only on a page that read the list in its order to find its matches (`class=captured` or `cold`; `model`): how many requests it read. A page read from an index (any other class, `no_handle`) is exact and has neither this nor `scan_budget_spent`. */
             scanned?: number;
-            /** @description With `class`, `model` or `no_handle`: the page read as many requests as one page may (the scan budget) before it found a match past its `limit`; it may be short, even empty, and `next_cursor` goes on after the last request it read. Only such a page, or the last, is short. */
+            /** @description With `scanned`: the page read as many requests as one page may (the scan budget) before it found a match past its `limit`; it may be short, even empty, and `next_cursor` goes on after the last request it read. Only such a page, or the last, is short. */
             scan_budget_spent?: boolean;
         };
         RequestSummary: {
