@@ -41,7 +41,8 @@ export interface Api {
   csv(path: string): Promise<{ bytes: Buffer; nextCursor: string | null }>;
 }
 
-export function createApi(url: string, key: string): Api {
+/** `keyFrom`: where the key was read (`--key`, `PH_API_KEY`, the api-key file's path), named when the service refuses it. */
+export function createApi(url: string, key: string, keyFrom?: string): Api {
   async function send(method: string, path: string, body?: unknown, extra: Record<string, string> = {}): Promise<Response> {
     const headers: Record<string, string> = { ...extra, authorization: `Bearer ${key}` };
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -61,7 +62,9 @@ export function createApi(url: string, key: string): Api {
     } catch {
       // Not ours (a proxy's HTML page, say): report the status and the start of the body.
     }
-    throw new ApiError(res.status, problem, problem ? formatProblem(problem) : `HTTP ${res.status}: ${text.slice(0, 200)}`);
+    // A refused key, named by where it came from: a stale PH_API_KEY from another clone shadows the key file.
+    const from = res.status === 401 && problem && keyFrom ? ` (the key from ${keyFrom}${keyFrom === '--key' ? '' : keyFrom === 'PH_API_KEY' ? ', which --key overrides and the api-key file does not' : ', read when neither --key nor PH_API_KEY is set'})` : '';
+    throw new ApiError(res.status, problem, problem ? formatProblem(problem) + from : `HTTP ${res.status}: ${text.slice(0, 200)}`);
   }
 
   return {

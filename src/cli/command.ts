@@ -66,7 +66,7 @@ export function parseCommand(cmd: Command, args: string[]): Context {
   return {
     values,
     positionals,
-    api: () => (api ??= createApi(baseUrl(values.url as string | undefined), apiKey(values.key as string | undefined))),
+    api: () => (api ??= createApi(baseUrl(values.url as string | undefined), ...apiKey(values.key as string | undefined))),
   };
 }
 
@@ -102,13 +102,14 @@ export function baseUrl(flag: string | undefined): string {
   return url;
 }
 
-function apiKey(flag: string | undefined): string {
+/** The key, and where it was read (named when the service refuses it). */
+function apiKey(flag: string | undefined): [string, string] {
   const key = flag ?? process.env.PH_API_KEY;
-  if (key) return key;
+  if (key) return [key, flag !== undefined ? '--key' : 'PH_API_KEY'];
   // The service writes this file on its first start (README: Quick start).
   const file = join(resolve(process.env.PH_DATA_DIR ?? './data'), 'api-key');
   try {
-    return readFileSync(file, 'utf8').trim();
+    return [readFileSync(file, 'utf8').trim(), file];
   } catch {
     throw new CliError(`no API key: pass --key, set PH_API_KEY, or start the service once so it writes ${file}`);
   }

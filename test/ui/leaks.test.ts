@@ -236,7 +236,7 @@ describe('where the money leaks', () => {
     expect(html).toMatch(/longer than its cache lifetime of <b>24h<\/b>/);
     // It read: "OpenAI keeps it a day with prompt_cache_retention: "24h" on the models that offer it." — as it does here.
     expect(html).not.toContain('keeps it a day with');
-    expect(html).toContain('a day is the longest OpenAI keeps a prefix');
+    expect(html).toContain('A day is the longest OpenAI keeps a prefix');
     // A model whose prefix expired in minutes is still pointed at the day-long retention.
     await call('gpt-5.4', false);
     t.clock.advance(30 * MIN);

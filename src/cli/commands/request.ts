@@ -3,7 +3,7 @@ import { API_HELP, API_OPTIONS, moreLine, UsageError, type Command } from '../co
 import { printable, table, tokens } from '../table';
 import { driftDetail, setRange, type DriftFinding } from './report';
 import { shownRuns, sumClasses, SESSION_BATCHES_SHOWN } from '../../domain/session-runs';
-import { expiredUnderMinimum, requestWhys, type WhyInput } from '../../domain/reconcile/explain';
+import { expiredUnderMinimum, lifetimeName, requestWhys, type WhyInput } from '../../domain/reconcile/explain';
 import { CLASSES } from '../../domain/reconcile/waterfall';
 import { HANDLE_TYPES } from '../../domain/ids';
 
@@ -99,9 +99,10 @@ ${API_HELP}`,
       process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
       return 0;
     }
-    // The model's cache rules (its minimum, steps, lookback) explain below_minimum and lookback: read only for those.
-    const ruled = body.outcome?.segments.some((s) => (s.classes.below_minimum ?? 0) > 0 || (s.classes.lookback ?? 0) > 0);
-    const entry = ruled ? (await client.json<{ models: Array<NonNullable<WhyInput['entry']>> }>('GET', '/v1/models')).models.find((m) => m.id === body.catalog_entry) : undefined;
+    // The model's cache rules (its minimum, steps, lookback, lifetimes) explain below_minimum, lookback and an
+    // expired prefix (its lifetime's length, and whether it was under the minimum anyway): read only for those.
+    const ruled = body.outcome?.expired !== undefined || body.outcome?.segments.some((s) => (s.classes.below_minimum ?? 0) > 0 || (s.classes.lookback ?? 0) > 0);
+    const entry = ruled ? (await client.json<{ models: Entry[] }>('GET', '/v1/models')).models.find((m) => m.id === body.catalog_entry) : undefined;
     process.stdout.write(`${requestText(body, entry)}\n`);
     return 0;
   },
@@ -109,7 +110,10 @@ ${API_HELP}`,
 
 const count = (n: number | null) => (n === null ? 'unknown' : tokens(n));
 
-function requestText(r: RequestView, entry: WhyInput['entry']): string {
+/** A catalog entry as `GET /v1/models` lists it: the rules the notes explain, and its lifetimes. */
+type Entry = NonNullable<WhyInput['entry']> & { cache: { ttls?: Array<{ name: string; seconds: number }> } };
+
+function requestText(r: RequestView, entry: Entry | undefined): string {
   const model = r.catalog_fallback ? `${r.model} (unknown to the catalog: priced as ${r.catalog_entry})` : r.model;
   const times = [['started', r.started_at], ['first byte', r.first_byte_at], ['finished', r.finished_at]].filter(([, v]) => v).map(([k, v]) => `${k} ${v}`);
   const parts = [printable(`request ${r.id}  ${r.status}  ${r.format}  ${model}`) + (times.length ? `\n${times.join('   ')}` : '')];
@@ -126,7 +130,7 @@ function requestText(r: RequestView, entry: WhyInput['entry']): string {
     parts.push(`prompt tokens ${count(u.total_prompt_tokens)}, uncached ${count(u.uncached_tokens)}, output ${count(u.output_tokens)}\n${capture}`);
   }
   parts.push(segmentsTable(r));
-  if (o) parts.push(...notes(o, o.applied_late?.applied_at ?? (r.started_at ? Date.parse(r.started_at) : null)));
+  if (o) parts.push(...notes(o, o.applied_late?.applied_at ?? (r.started_at ? Date.parse(r.started_at) : null), entry?.cache.ttls));
   // An expired prefix under the model's minimum: keeping it alive would not have had it read.
   const under = o?.expired ? expiredUnderMinimum({ entry, segments: o.segments }) : null;
   if (under) parts.push(printable(`expired, but ${under}`));
@@ -165,7 +169,7 @@ function segmentsTable(r: RequestView): string {
 }
 
 /** What explains this request's misses, as the outcome records it. */
-function notes(o: Outcome, startedAt: number | null): string[] {
+function notes(o: Outcome, startedAt: number | null, ttls: Entry['cache']['ttls']): string[] {
   const out: string[] = [];
   if (o.drift) {
     const d = o.drift;
@@ -173,7 +177,7 @@ function notes(o: Outcome, startedAt: number | null): string[] {
   }
   if (o.expired) {
     const e = o.expired;
-    out.push(`expired: the prefix was last used ${duration(e.gap_ms)} before this call (${new Date(e.last_used_at).toISOString()}), longer than its cache lifetime of ${e.ttl}`);
+    out.push(`expired: the prefix was last used ${duration(e.gap_ms)} before this call (${new Date(e.last_used_at).toISOString()}), longer than its cache lifetime of ${lifetimeName(e.ttl, ttls)}`);
   }
   if (o.concurrent && startedAt !== null) {
     const c = o.concurrent;

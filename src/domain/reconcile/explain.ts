@@ -13,6 +13,20 @@ const PAST_STEP = 'past its last whole cache step';
 const NO_CACHE = 'the model has no prompt cache';
 
 /**
+ * A cache lifetime as the request pages name it: the catalog's TTL option by its name where that is a duration
+ * (`5m`, `1h`, `24h`), else the duration the catalog gives it beside the name (a vLLM server's `lru`, which evicts by
+ * memory, not time: `24h (nominal: lru)`; the name alone read as if it were a length of time). An option the
+ * entry does not list (or no entry): the name as stored.
+ */
+export function lifetimeName(ttl: string, ttls: ReadonlyArray<{ name: string; seconds: number }> | undefined): string {
+  if (/^\d+[smhd]$/.test(ttl)) return ttl;
+  const seconds = ttls?.find((t) => t.name === ttl)?.seconds;
+  if (seconds === undefined || seconds <= 0) return ttl;
+  const length = seconds % 3600 === 0 ? `${seconds / 3600}h` : seconds % 60 === 0 ? `${seconds / 60}m` : `${seconds}s`;
+  return `${length} (nominal: ${ttl})`;
+}
+
+/**
  * Why tokens are below_minimum, for the rules of these entries: the minimum, each provider's cache steps (OpenAI's
  * 128 tokens, a vLLM server's blocks; Anthropic and Gemini read any length), a model without a cache. null: for no
  * provider in particular.

@@ -37,10 +37,19 @@ const time = z.union([
 
 /** A request id as /v1/render and the proxy hand them out. */
 const REQUEST_ID = /^req_[0-9A-Za-z]{21}$/;
+const WHERE_IDS = "the request_id /v1/render answered (req_…), or the proxy's x-ph-request-id header";
+/** The provider's own id for its answer (OpenAI's chatcmpl-…, resp_…; Anthropic's msg_…), sent where ours belongs. */
+const PROVIDER_ID = /^(chatcmpl-|cmpl-|resp_|msg_)/;
+const requestId = z.string({ error: (iss) => (iss.input === undefined ? `request_id is required: ${WHERE_IDS}` : `expected a string: ${WHERE_IDS}`) }).regex(REQUEST_ID, {
+  error: (iss) =>
+    typeof iss.input === 'string' && PROVIDER_ID.test(iss.input)
+      ? `${JSON.stringify(iss.input.slice(0, 40))} is the provider's id for its answer, not ours: send ${WHERE_IDS}`
+      : `a request_id from /v1/render or the proxy: ${WHERE_IDS}`,
+});
 
 const UsageRecord = z
   .strictObject({
-    request_id: z.string().regex(REQUEST_ID, 'a request_id from /v1/render or the proxy'),
+    request_id: requestId,
     usage: z.record(z.string(), z.unknown()).optional().openapi({ description: "The provider's usage object as received." }),
     response: z
       .union([z.record(z.string(), z.unknown()), z.array(z.unknown())], { error: 'expected the response body (an object), or a streamed answer\'s chunks or events (a list)' })

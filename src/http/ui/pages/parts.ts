@@ -32,7 +32,11 @@ export function metric(key: string, label: string, value: number | null, shown: 
 export function summary(t: Totals): Html {
   const m = t.money;
   return html`<dl class="metrics">
-${metric('requests', 'Requests', t.requests, tokens(t.requests), { note: t.requests_with.unknown ? `${tokens(t.requests_with.unknown!)} without cache fields` : '' })}
+${metric('requests', 'Requests', t.requests, tokens(t.requests), {
+  // Those with tokens of the unknown class: not every call without cache fields (one whose tokens were all cold or
+  // expired has none), so not called that (it read "4 without cache fields" where 6 were).
+  note: t.requests_with.unknown ? html`<span data-note="unknown" title="requests with tokens of unknown capture: their provider reported no cache fields (a call without them whose tokens were all cold or expired is not counted here)">${tokens(t.requests_with.unknown!)} with unknown tokens (no cache fields)</span>` : '',
+})}
 ${metric('tokens.referenced', 'Referenced', t.tokens.referenced ?? 0, tok(t.tokens.referenced ?? 0), { note: 'sent from handles' })}
 ${metric('tokens.opportunity', 'Opportunity', t.tokens.opportunity ?? 0, tok(t.tokens.opportunity ?? 0), { note: 'sent before in the same cache scope: could be read from cache (the rest is cold, a first send)' })}
 ${metric('tokens.captured', 'Captured', t.tokens.captured ?? 0, tok(t.tokens.captured ?? 0), { note: 'read from cache, as the provider confirmed' })}

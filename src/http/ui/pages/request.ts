@@ -15,7 +15,7 @@ import { formatsNote, metric, requestLink, settingsNote, sourceLink, thinkingNot
 import { shownRuns, sumClasses, SESSION_BATCHES_SHOWN } from '../../../domain/session-runs';
 import { unknownModel } from '../../../domain/requests';
 import { parseRef } from '../../../domain/ids';
-import { expiredUnderMinimum, requestWhyItems, type RequestWhy } from '../../../domain/reconcile/explain';
+import { expiredUnderMinimum, lifetimeName, requestWhyItems, type RequestWhy } from '../../../domain/reconcile/explain';
 import { leakedByClass } from '../../../domain/reconcile/waterfall';
 
 const json = (v: unknown) => JSON.stringify(v, null, 2);
@@ -108,7 +108,7 @@ ${bar.map((s) => {
   })}</tbody></table>
 ${bar.some((s) => s.count) ? html`<p class="muted" data-segments-summed="${segments.length - bar.length + bar.filter((s) => s.count).length}">A session's batches before its newest ${tokens(SESSION_BATCHES_SHOWN)} are summed in one row here and one piece of the bar (${tokens(segments.length)} segments in all; each one: <code>GET /v1/requests/${row.id}</code>).</p>` : ''}
 ${outcome?.drift ? driftBlock(outcome.drift, pruned) : ''}
-${outcome?.expired ? expiredBlock(outcome.expired, outcome.applied_late !== undefined, refreshes, provider, expiredUnderMinimum({ entry: entry && { id: entry.id, provider: entry.provider, cache: entry.cache }, segments: outcome.segments })) : ''}
+${outcome?.expired ? expiredBlock(outcome.expired, outcome.applied_late !== undefined, refreshes, provider, expiredUnderMinimum({ entry: entry && { id: entry.id, provider: entry.provider, cache: entry.cache }, segments: outcome.segments }), entry?.cache.ttls) : ''}
 ${outcome?.concurrent ? concurrentBlock(outcome.concurrent, outcome.applied_late?.applied_at ?? row.startedAt ?? row.renderedAt, pruned) : ''}
 ${whys.length ? whysBlock(whys) : ''}
 <div class="cols">
@@ -144,12 +144,12 @@ function unknownNotice(usage: NormalizedUsage | null): Html {
 }
 
 /** `underMinimum`: why a fresh prefix would not have been read either (explain.ts), in place of the advice to keep it alive. */
-function expiredBlock(e: NonNullable<RequestOutcome['expired']>, late: boolean, refreshes: boolean, provider: ProviderFamily | undefined, underMinimum: string | null): Html {
+function expiredBlock(e: NonNullable<RequestOutcome['expired']>, late: boolean, refreshes: boolean, provider: ProviderFamily | undefined, underMinimum: string | null, ttls?: ModelEntry['cache']['ttls']): Html {
   return html`<h2>Expired</h2><div class="card" data-expired><p style="margin:0">The prefix this call missed was last used (written or read) by a call that started at ${when(e.last_used_at)}:
-<b data-gap="${e.gap_ms}">${span(e.gap_ms)}</b> ${late ? 'before this call was applied to its scope (it was reported after later calls)' : 'before this one'}, longer than its cache lifetime of <b>${e.ttl}</b>. ${
+<b data-gap="${e.gap_ms}">${span(e.gap_ms)}</b> ${late ? 'before this call was applied to its scope (it was reported after later calls)' : 'before this one'}, longer than its cache lifetime of <b>${lifetimeName(e.ttl, ttls)}</b>. ${
     underMinimum
       ? html`<span data-expired-under-minimum>But ${underMinimum}.</span>`
-      : html`${refreshes ? 'A call within the lifetime keeps it alive' : 'On this model a hit does not renew it: it lives its lifetime from when it was written'}; ${longerLifetime(provider, e.ttl)}`
+      : html`${refreshes ? 'A call within the lifetime keeps it alive' : 'On this model a hit does not renew it: it lives its lifetime from when it was written'}. ${longerLifetime(provider, e.ttl)}`
   }</p></div>`;
 }
 
@@ -166,7 +166,7 @@ function longerLifetime(provider: ProviderFamily | undefined, ttl: string): Html
       return html`Anthropic keeps a prefix an hour when its mark asks for <code>"ttl": "1h"</code> (<code>PH_CACHE_TTL=1h</code> for the service's marks).`;
     case 'openai':
       // Already a day (gpt-5.5's only lifetime, or asked for): asking for "24h" again changes nothing.
-      if (ttl === '24h') return html`a day is the longest OpenAI keeps a prefix (<code>prompt_cache_retention: "24h"</code>): only a call within the day keeps it.`;
+      if (ttl === '24h') return html`A day is the longest OpenAI keeps a prefix (<code>prompt_cache_retention: "24h"</code>): only a call within the day keeps it.`;
       return html`OpenAI keeps it a day with <code>prompt_cache_retention: "24h"</code> on the models that offer it.`;
     case 'gemini':
       return html`Gemini does not document how long its implicit cache keeps a prefix (a few minutes, by Google's word; the catalog assumes ${ttl}): an explicit cache (<code>cachedContents</code>, with a <code>ttl</code> of your choosing, billed per token-hour) keeps it as long as asked.`;
