@@ -2,6 +2,8 @@
 // some servers started without --enable-prompt-tokens-details (`prompt_tokens_details: null`), the service on a
 // SQLite file and real HTTP, the CLI as a child process. What tripped the trial, each checked here.
 
+import canonicalize from 'canonicalize';
+import fc from 'fast-check';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +11,7 @@ import { clientFor, type Client } from '../helpers/app';
 import { startCliHarness, type CliHarness } from '../helpers/cli';
 import { mintSystem } from '../helpers/factories';
 import { LONG_SYSTEM, promptTokens, report, type Rendered } from '../helpers/scenario';
+import { sha256Hex } from '../../src/domain/digest';
 
 const MIN = 60_000;
 let h: CliHarness;
@@ -150,5 +153,67 @@ describe('a key with a typo', () => {
     expect(file.err).toBe(`unauthorized: the API key is not valid (the key from ${join(dir, 'api-key')}, read when neither --key nor PH_API_KEY is set)\n`);
     // Never the secret itself.
     for (const r of [flag, env, file]) expect(r.err).not.toContain(typo.slice(0, 12));
+  });
+});
+
+describe('the same report twice', () => {
+  it('is the same usage, times and diagnostics, however it was sent: the whole answer, its usage, its chunks', async () => {
+    const r = (await client.post('/v1/render', { format: 'openai-chat', model: 'vllm/support-bot', request: { model: 'support-bot', messages: [{ role: 'user', content: 'again?' }] } })).json as Rendered;
+    const total = promptTokens(r);
+    const usage = { prompt_tokens: total, completion_tokens: 4, total_tokens: total + 4, prompt_tokens_details: null };
+    const answer = { id: 'chatcmpl-1', object: 'chat.completion', model: 'support-bot', choices: [{ index: 0, message: { role: 'assistant', content: 'Yes.' }, finish_reason: 'stop' }], usage };
+    const started_at = h.t.clock.now();
+    const first = await client.post('/v1/usage', { request_id: r.request_id, response: answer, started_at });
+    expect(first.status, first.text).toBe(201);
+    // Sent again by a retry that kept the usage alone, the chunks of the stream, or the answer with other text.
+    const chunks = [{ id: 'chatcmpl-1', object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: 'Yes.' } }] }, { id: 'chatcmpl-1', object: 'chat.completion.chunk', choices: [], usage }];
+    for (const again of [{ usage }, { response: chunks }, { response: { ...answer, choices: [] } }, { response: answer }]) {
+      const res = await client.post('/v1/usage', { request_id: r.request_id, started_at, ...again });
+      // It was a 409 "already has a different usage report" for all but the last.
+      expect(res.status, JSON.stringify(again).slice(0, 60)).toBe(200);
+      expect(res.json.duplicate).toBe(true);
+      expect(res.json.outcome).toEqual(first.json.outcome);
+    }
+    // Other figures or times are another report.
+    const other = await client.post('/v1/usage', { request_id: r.request_id, started_at, usage: { ...usage, prompt_tokens_details: { cached_tokens: 0 } } });
+    expect(other.status).toBe(409);
+    expect((await client.post('/v1/usage', { request_id: r.request_id, started_at: started_at - 1, usage })).status).toBe(409);
+    expect((await client.post('/v1/usage', { request_id: r.request_id, usage })).status).toBe(409);
+  });
+
+  it('property: whichever form comes first, every other form of the same usage is its duplicate, and other figures a 409', async () => {
+    const forms = (usage: object, text: string) => [
+      { usage },
+      { response: { id: 'chatcmpl-p', object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: text } }], usage } },
+      { response: [{ id: 'chatcmpl-p', object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: text } }] }, { id: 'chatcmpl-p', object: 'chat.completion.chunk', choices: [], usage }] },
+    ];
+    await fc.assert(
+      fc.asyncProperty(fc.option(fc.nat({ max: 64 }), { nil: null }), fc.nat({ max: 2 }), fc.string({ maxLength: 12 }), fc.string({ maxLength: 12 }), async (cached, firstForm, text, otherText) => {
+        const r = (await client.post('/v1/render', { format: 'openai-chat', model: 'vllm/support-bot', request: { model: 'support-bot', messages: [{ role: 'user', content: `property ${text}` }] } })).json as Rendered;
+        const total = promptTokens(r) + 64;
+        const usage = { prompt_tokens: total, completion_tokens: 2, total_tokens: total + 2, prompt_tokens_details: cached === null ? null : { cached_tokens: cached } };
+        const started_at = h.t.clock.now();
+        const first = await client.post('/v1/usage', { request_id: r.request_id, started_at, ...forms(usage, text)[firstForm]! });
+        expect(first.status, first.text).toBe(201);
+        for (const form of forms(usage, otherText)) {
+          const again = await client.post('/v1/usage', { request_id: r.request_id, started_at, ...form });
+          expect(again.status, again.text).toBe(200);
+        }
+        const changed = { ...usage, completion_tokens: 3, total_tokens: total + 3 };
+        expect((await client.post('/v1/usage', { request_id: r.request_id, started_at, ...forms(changed, text)[firstForm]! })).status).toBe(409);
+      }),
+      { numRuns: 15 },
+    );
+  });
+
+  it('a report stored under the hash of its bytes, as before, sent again as it was, is still a duplicate', async () => {
+    const r = (await client.post('/v1/render', { format: 'openai-chat', model: 'vllm/support-bot', request: { model: 'support-bot', messages: [{ role: 'user', content: 'stored before' }] } })).json as Rendered;
+    const report = { response: { id: 'chatcmpl-2', choices: [], usage: { prompt_tokens: promptTokens(r), completion_tokens: 1, total_tokens: promptTokens(r) + 1 } }, started_at: h.t.clock.now() };
+    expect((await client.post('/v1/usage', { request_id: r.request_id, ...report })).status).toBe(201);
+    h.t.sqlite.prepare('update reconciliations set report_hash = ? where request_id = ?').run(sha256Hex(canonicalize(report)!), r.request_id);
+    const again = await client.post('/v1/usage', { request_id: r.request_id, ...report });
+    expect(again.status, again.text).toBe(200);
+    expect(again.json.duplicate).toBe(true);
+    expect((await client.post('/v1/usage', { request_id: r.request_id, ...report, started_at: report.started_at + 1 })).status).toBe(409);
   });
 });

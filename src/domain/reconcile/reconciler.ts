@@ -366,20 +366,24 @@ export class Reconciler {
     if (finishedAt > now + CLOCK_SKEW_MS)
       throw invalid(`${pointer}/${report.finished_at !== undefined ? 'finished_at' : report.first_byte_at !== undefined ? 'first_byte_at' : 'started_at'}`, 'is in the future');
 
-    const hash = sha256Hex(canonicalize({ ...report, request_id: undefined }) ?? '');
+    const diagnostics = report.diagnostics ?? listed?.diagnostics ?? (report.response !== undefined ? extractDiagnostics(report.response) : null);
+    // The same report is the same usage as read (the response's model name aside: a usage object has none), times and
+    // diagnostics as given, and model: sent again as the usage object, the whole response or a stream's chunks, or
+    // with another answer text, it is a duplicate (each was a 409 "a different usage report" when the bytes sent were
+    // hashed). Reports stored before keep the hash of their bytes, still compared: one sent again as it was stays one.
+    const hash = sha256Hex(canonicalize({ usage: { ...usage, model: undefined }, diagnostics, model: report.model, started_at: report.started_at, first_byte_at: report.first_byte_at, finished_at: report.finished_at }) ?? '');
+    const sent = () => sha256Hex(canonicalize({ ...report, request_id: undefined }) ?? '');
     // A stored report may be committed but not yet synced (by this process or another on the file):
     // the duplicate is answered once the WAL is on disk.
     // (Synced only for a duplicate: a sync started for a conflict would go unawaited, and its failure be unhandled.)
     const known = this.inFlight.get(request.id) ?? (request.reportHash ? { hash: request.reportHash, result: storedResult(request), committed: null } : undefined);
     if (known) {
       // A duplicate of a report still being committed is answered only once that commit succeeds.
-      if (known.hash === hash) return { duplicate: { ...known.result, duplicate: true }, after: known.committed ?? store.durable() };
+      if (known.hash === hash || known.hash === sent()) return { duplicate: { ...known.result, duplicate: true }, after: known.committed ?? store.durable() };
       throw new DomainError('conflict', `request ${request.id} already has a different usage report`, {}, [{ pointer: `${pointer}/request_id`, detail: 'already reconciled with another report' }]);
     }
     if (request.status === 'failed')
       throw new DomainError('conflict', `request ${request.id} failed upstream; it has no usage to reconcile`, {}, [{ pointer: `${pointer}/request_id`, detail: 'recorded as failed (the provider answered with an error)' }]);
-
-    const diagnostics = report.diagnostics ?? listed?.diagnostics ?? (report.response !== undefined ? extractDiagnostics(report.response) : null);
 
     const model = this.deps.catalog.byId(request.catalogEntry) ?? this.deps.catalog.lookup(request.model).entry;
     // vLLM answers in OpenAI's chat shape, read as that: named by the server its model resolved to (DESIGN.md's usage table).
