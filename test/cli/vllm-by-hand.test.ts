@@ -217,3 +217,26 @@ describe('the same report twice', () => {
     expect((await client.post('/v1/usage', { request_id: r.request_id, ...report, started_at: report.started_at + 1 })).status).toBe(409);
   });
 });
+
+describe('last month imported twice', () => {
+  it("the second import's summary says its calls may now count twice, not only to import older logs first", async () => {
+    const other = h.t.tenant('imported twice');
+    const line = (day: string, cached: number | null) =>
+      JSON.stringify({
+        format: 'openai-chat',
+        model: 'vllm/support-bot',
+        request: { model: 'support-bot', messages: [{ role: 'system', content: LONG_SYSTEM }, { role: 'user', content: `q ${day}` }] },
+        response: { id: `chatcmpl-${day}`, choices: [], usage: { prompt_tokens: 2200, completion_tokens: 3, total_tokens: 2203, prompt_tokens_details: cached === null ? null : { cached_tokens: cached } } },
+        started_at: `2026-01-01T${day}Z`,
+      });
+    const file = h.file('last-month.jsonl', `${line('09:00:00', 0)}\n${line('09:05:00', null)}\n`);
+    const first = await h.cli(['import', file], { key: other.key });
+    expect(first.code, first.err).toBe(0);
+    expect(first.out).not.toContain('count twice');
+    const second = await h.cli(['import', file], { key: other.key });
+    expect(second.code, second.err).toBe(0);
+    expect(second.out).toContain('1 accepted but applied after later calls of their model (import older logs first): classed as of that later moment — or this file, or part of it, was imported before: each import records its lines anew, so those calls now count twice');
+    // And so they do: four requests where the log has two calls.
+    expect((await clientFor({ request: (path: string, init?: RequestInit) => fetch(`${h.url}${path}`, init) }, other.key).get('/v1/reports')).json.no_handle.requests).toBe(4);
+  });
+});

@@ -220,7 +220,8 @@ ${API_HELP}`,
           `${near.lines} line${near.lines === 1 ? '' : 's'} carr${near.lines === 1 ? 'ies' : 'y'} a system prompt close to ${ref} but not equal to it (first difference at byte ${near.byte} of ${near.pointer} on line ${near.line}): not matched, the provider read other bytes`,
         );
     }
-    if (late) out.push(`${late} accepted but applied after later calls of their model (import older logs first): classed as of that later moment`);
+    // A file imported again is applied after its own first import: said so, as "import older logs first" was no help there.
+    if (late) out.push(`${late} accepted but applied after later calls of their model (import older logs first): classed as of that later moment — or this file, or part of it, was imported before: each import records its lines anew, so those calls now count twice`);
     for (const w of warnings.values()) out.push(`warning ${w.code} on ${w.lines.size} line${w.lines.size === 1 ? '' : 's'} (first line ${w.first}): ${printable(w.detail)}`);
     for (const r of rejected) out.push(`  line ${r.line}: ${r.reason}`);
     process.stdout.write(`${out.join('\n')}\n`);
