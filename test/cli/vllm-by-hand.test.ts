@@ -157,7 +157,7 @@ describe('a key with a typo', () => {
 });
 
 describe('the same report twice', () => {
-  it('is the same usage, times and diagnostics, however it was sent: the whole answer, its usage, its chunks', async () => {
+  it('is the same usage object, times and diagnostics, however it was sent: the whole answer, its usage, its chunks', async () => {
     const r = (await client.post('/v1/render', { format: 'openai-chat', model: 'vllm/support-bot', request: { model: 'support-bot', messages: [{ role: 'user', content: 'again?' }] } })).json as Rendered;
     const total = promptTokens(r);
     const usage = { prompt_tokens: total, completion_tokens: 4, total_tokens: total + 4, prompt_tokens_details: null };

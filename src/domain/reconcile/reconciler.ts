@@ -367,11 +367,13 @@ export class Reconciler {
       throw invalid(`${pointer}/${report.finished_at !== undefined ? 'finished_at' : report.first_byte_at !== undefined ? 'first_byte_at' : 'started_at'}`, 'is in the future');
 
     const diagnostics = report.diagnostics ?? listed?.diagnostics ?? (report.response !== undefined ? extractDiagnostics(report.response) : null);
-    // The same report is the same usage as read (the response's model name aside: a usage object has none), times and
-    // diagnostics as given, and model: sent again as the usage object, the whole response or a stream's chunks, or
-    // with another answer text, it is a duplicate (each was a 409 "a different usage report" when the bytes sent were
-    // hashed). Reports stored before keep the hash of their bytes, still compared: one sent again as it was stays one.
-    const hash = sha256Hex(canonicalize({ usage: { ...usage, model: undefined }, diagnostics, model: report.model, started_at: report.started_at, first_byte_at: report.first_byte_at, finished_at: report.finished_at }) ?? '');
+    // Of a whole response, only its usage object is kept (Gemini: usageMetadata), never the model's answer.
+    const usageRaw = listed ? listed.raw : report.response !== undefined ? usageObjectOf(report.response, usageProviderOf(request.format)) : source;
+    // The same report is the same usage object as kept, times and diagnostics as given, and model: sent again as the
+    // usage object, the whole response or a stream's chunks, or with another answer text, it is a duplicate (each was
+    // a 409 "a different usage report" when the bytes sent were hashed). Reports stored before keep the hash of their
+    // bytes, still compared: one sent again as it was stays one.
+    const hash = sha256Hex(canonicalize({ usage: usageRaw, diagnostics, model: report.model, started_at: report.started_at, first_byte_at: report.first_byte_at, finished_at: report.finished_at }) ?? '');
     const sent = () => sha256Hex(canonicalize({ ...report, request_id: undefined }) ?? '');
     // A stored report may be committed but not yet synced (by this process or another on the file):
     // the duplicate is answered once the WAL is on disk.
@@ -594,8 +596,7 @@ export class Reconciler {
         firstByteAt,
         finishedAt,
         reportHash: hash,
-        // Of a whole response, only its usage object is kept (Gemini: usageMetadata), never the model's answer.
-        usageRaw: listed ? listed.raw : report.response !== undefined ? usageObjectOf(report.response, usageProviderOf(request.format)) : source,
+        usageRaw,
         usage,
         diagnostics,
         outcome,
