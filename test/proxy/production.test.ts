@@ -469,6 +469,28 @@ describe('a stream whose content-type a gateway dropped or rewrote', () => {
     expect((await reconciled(res.headers.get('x-ph-request-id')!)).usage).toMatchObject({ complete: true, total_prompt_tokens: 12, output_tokens: 7 });
     expect((await sessionMessages(session.id)).map((m) => m.role)).toEqual(['user', 'assistant']);
   });
+
+  it.each([['text/plain; charset=utf-8'], ['application/octet-stream'], [undefined]])('%s on JSON to a call that asked to stream (a gateway that does not stream, nor name the type): read as the JSON it is, its usage read and the turn appended', async (type) => {
+    const body = `\n  ${JSON.stringify(anthropicAnswer('whole'))}`;
+    h = await startStandIn((_req, res) => {
+      res.writeHead(200, type ? { 'content-type': type } : {});
+      // Its first bytes alone first: what they are is known only from the first one that is not whitespace.
+      res.write(body.slice(0, 2));
+      setImmediate(() => res.end(body.slice(2)));
+    });
+    const session = await startSession(h.tenant.client);
+    const res = await fetch(`${h.url}/proxy/anthropic/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-ph-key': h.tenant.key, 'x-api-key': 'sk-ant-test', 'anthropic-version': '2023-06-01', 'content-type': 'application/json', 'x-ph-session': session.id },
+      body: JSON.stringify({ ...ask, stream: true }),
+    });
+    expect([res.status, await res.text()]).toEqual([200, body]);
+    expect((await reconciled(res.headers.get('x-ph-request-id')!)).usage).toMatchObject({ complete: true, total_prompt_tokens: 12, output_tokens: 7 });
+    expect(await sessionMessages(session.id)).toEqual([
+      { role: 'user', content: [{ type: 'text', text: 'hello' }] },
+      { role: 'assistant', content: [{ type: 'text', text: 'whole' }] },
+    ]);
+  });
 });
 
 describe('a very large streamed answer', () => {

@@ -160,17 +160,25 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
   // node:http takes header arrays (set-cookie) as they are.
   const init = { status: res.status, headers: out as Record<string, string> };
 
-  // Events by their type — or, for a call that asked to stream, by anything but a JSON type: a gateway that drops or
-  // rewrites the stream's content-type would otherwise have it held back whole and its usage left unread.
+  // Events by their type — or, for a call that asked to stream, by anything but a JSON type, unless its first byte
+  // says it is JSON: a gateway that drops or rewrites the stream's content-type would otherwise have it held back
+  // whole and its usage left unread; one that does not stream, and names no type, answers JSON that is read as such.
   const contentType = String(res.headers['content-type'] ?? '').toLowerCase();
-  if (res.status < 300 && (contentType.startsWith('text/event-stream') || (caller.stream && !contentType.includes('json')))) {
+  let body = res.body;
+  let events = res.status < 300 && contentType.startsWith('text/event-stream');
+  if (res.status < 300 && !events && caller.stream && !contentType.includes('json')) {
+    const sniffed = await sniffJson(res.body);
+    body = sniffed.body;
+    events = !sniffed.json;
+  }
+  if (events) {
     const outgoing = (c.env as Partial<HttpBindings> | undefined)?.outgoing;
-    return new Response(relayTurn(res.body, format, record, hideUsageChunk, outgoing ? () => outgoing.destroy() : undefined), init);
+    return new Response(relayTurn(body, format, record, hideUsageChunk, outgoing ? () => outgoing.destroy() : undefined), init);
   }
   // Not streamed: the answer comes whole, with its headers.
   record.firstByte();
 
-  const bytes = await readAll(res.body, provider, signal).catch(async (err: unknown) => {
+  const bytes = await readAll(body, provider, signal).catch(async (err: unknown) => {
     if (signal.aborted) record.interrupted();
     else await record.failed(...ourAnswer(err, res.status));
     throw err;
@@ -187,6 +195,46 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
     if (record.completed(usage, chunks ? chunks.reply : parsed, usageError) === 'not_appended') out['x-ph-warnings'] = [out['x-ph-warnings'], 'session_not_appended'].filter(Boolean).join(', ');
   }
   return new Response(bytes, init);
+}
+
+/**
+ * Whether an answer of no telling type is JSON: its first byte past whitespace is `{` or `[` (an event stream's lines
+ * start with a field name or `:`). The body is read up to that byte, and given back whole, those bytes first (a
+ * failure while reading them comes where it came: both paths answer it as they do).
+ */
+async function sniffJson(body: UpstreamResponse['body']): Promise<{ json: boolean; body: UpstreamResponse['body'] }> {
+  const iterator = body[Symbol.asyncIterator]();
+  const head: Buffer[] = [];
+  let first: number | undefined;
+  let ended = false;
+  let failure: { err: unknown } | undefined;
+  try {
+    while (first === undefined) {
+      const next = await iterator.next();
+      if (next.done) {
+        ended = true;
+        break;
+      }
+      head.push(next.value);
+      first = next.value.find((b) => b !== 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d);
+    }
+  } catch (err) {
+    failure = { err };
+  }
+  const whole = {
+    async *[Symbol.asyncIterator]() {
+      yield* head;
+      if (failure) throw failure.err;
+      if (ended) return;
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done) return;
+        yield next.value;
+      }
+    },
+    destroy: (error?: Error) => body.destroy(error),
+  };
+  return { json: first === 0x7b || first === 0x5b, body: whole };
 }
 
 /**
