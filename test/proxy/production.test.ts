@@ -371,11 +371,14 @@ describe("the SDKs' retries", () => {
     expect(h.calls.map((c) => c.headers['x-stainless-retry-count'])).toEqual(['0', '1']);
     // The abandoned attempt's provider call was closed by the proxy, not left to run for an answer nobody reads.
     await eventually(() => h!.calls[0]!.aborted && h!.connections.open <= 1, 'the first provider call let go');
-    const rows = () => h!.t.sqlite.prepare('select status from requests order by rowid').all() as { status: string }[];
+    const rows = () => h!.t.sqlite.prepare('select id, status from requests order by rowid').all() as { id: string; status: string }[];
     await eventually(() => rows()[1]?.status === 'reconciled', 'the retry reconciled');
-    // The abandoned attempt has no usage to read: unknown, never a 0% hit; the retry's is reported.
-    const listed = (await h.tenant.client.get('/v1/requests')).json.requests as Array<{ capture: string; prompt_tokens: number | null }>;
-    expect(listed.map((r) => [r.capture, r.prompt_tokens])).toEqual([['reported', 12], ['unknown', null]]);
+    // The abandoned attempt has no usage to read: unknown, never a 0% hit; the retry's is reported. (By id: on the
+    // harness's fake clock both started at the same time, and the list orders those by their ids' random tails.)
+    const listed = (await h.tenant.client.get('/v1/requests')).json.requests as Array<{ id: string; capture: string; prompt_tokens: number | null }>;
+    const byId = new Map(listed.map((r) => [r.id, [r.capture, r.prompt_tokens]]));
+    expect(listed).toHaveLength(2);
+    expect(rows().map((r) => byId.get(r.id))).toEqual([['unknown', null], ['reported', 12]]);
     expect(await sessionVersion(session.id)).toBe(2);
     expect(await sessionMessages(session.id)).toEqual([
       { role: 'user', content: [{ type: 'text', text: 'hello' }] },
