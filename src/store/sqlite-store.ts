@@ -143,6 +143,10 @@ const SQL = {
   insertStart: 'insert into request_starts (request_id, tenant_id, started_at) values (@id, @tenantId, @startedAt)',
   setStart: 'update request_starts set started_at = @startedAt where request_id = @id',
   setHandlesStart: 'update request_handles set started_at = @startedAt where request_id = @id',
+  // A failure's start places the request only as markFailed records it: neither reconciled (its report's start stays,
+  // where the index of rare classes has it too) nor failed before. Run before markFailed, which changes the status.
+  setFailedStart: `update request_starts set started_at = @startedAt where request_id = @id and exists (select 1 from requests where id = @id and status = 'rendered')`,
+  setFailedHandlesStart: `update request_handles set started_at = @startedAt where request_id = @id and exists (select 1 from requests where id = @id and status = 'rendered')`,
   // A reconciled call with no handle on its paths is counted in `no_handle` unless it named one (a session with no turns yet).
   setNoHandle: 'update request_starts set no_handle = 1 where request_id = @id and not exists (select 1 from request_handles where request_id = @id)',
   // Its rare classes (classMarks), at its start: written only for a request that has one.
@@ -789,10 +793,10 @@ export class SqliteStore implements Store {
         for (const handleId of new Set([...onPaths, ...(op.handles ?? [])])) out.push([this.write.insertRequestHandle, { tenantId: op.row.tenantId, handleId, renderedAt: op.row.renderedAt, requestId: op.row.id }]);
         for (const i of op.inline) out.push([this.write.insertInline, { ...i, truncated: i.truncated ? 1 : 0 }]);
       } else if (op.kind === 'failed') {
+        out.push([this.write.setFailedStart, { id: op.requestId, startedAt: op.detail.startedAt }]);
+        out.push([this.write.setFailedHandlesStart, { id: op.requestId, startedAt: op.detail.startedAt }]);
         out.push([this.write.markFailed, { id: op.requestId, startedAt: op.detail.startedAt, finishedAt: op.detail.finishedAt, usageRaw: JSON.stringify(op.detail.usageRaw) }]);
         out.push([this.write.markLineFailed, { id: op.requestId, startedAt: op.detail.startedAt }]);
-        out.push([this.write.setStart, { id: op.requestId, startedAt: op.detail.startedAt }]);
-        out.push([this.write.setHandlesStart, { id: op.requestId, startedAt: op.detail.startedAt }]);
       } else if (op.kind === 'snapshot') {
         const { scope, part, row, replaces } = op.snapshot;
         if (part) out.push([this.write.appendSnapshotChanges, { scope, chain: part.chain, part: part.index, entries: JSON.stringify(part.changes) }]);

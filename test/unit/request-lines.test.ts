@@ -2,7 +2,8 @@
 // one from its summary, one not reconciled from its line, kept at render (the handles on its paths, whether it
 // failed), never from its segments or the columns after them, megabytes on a long session. Whatever happened to it
 // (failed, reconciled, both, in one group commit or several; recorded before lines or summaries were kept; its summary
-// of another shape), its list line must be the one its whole row gives.
+// of another shape), its list line must be the one its whole row gives, and its place in the list (and in the index of
+// rare classes) its report's start once reconciled.
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { summarizeOutcome } from '../../src/domain/reconcile/request-summary';
@@ -58,7 +59,7 @@ describe("a listed request's line", () => {
   it('is the one its whole row gives, read without its segments (a line kept) or its outcome (a summary of this shape)', () => {
     fc.assert(
       fc.property(fc.array(request, { minLength: 1, maxLength: 6 }), fc.array(fc.nat(), { maxLength: 20 }), (requests, cuts) => {
-        db.sqlite.exec('delete from request_summaries; delete from request_lines; delete from request_handles; delete from request_starts; delete from reconciliations; delete from requests');
+        db.sqlite.exec('delete from request_summaries; delete from request_lines; delete from request_handles; delete from request_classes; delete from request_starts; delete from reconciliations; delete from requests');
         const ids = requests.map((_, i) => `req_${String(i).padStart(21, '0')}`);
         // Every op in order, cut into group commits anywhere (a render and its failure can land in one).
         const all = requests.flatMap((r, i) => ops(r, ids[i]!));
@@ -73,6 +74,11 @@ describe("a listed request's line", () => {
 
         const listed = store.listRequests({ tenantId: 'ten_1', limit: 500 }).rows;
         expect(listed.map((l) => l.id).sort()).toEqual([...ids].sort());
+        // The index of rare classes (0019) places a request where the list does: a failure recorded after its report
+        // moves neither, nor does a second failure (refused) move a failed one.
+        const place = new Map(listed.map((l) => [l.id, l.listedAt]));
+        for (const m of db.sqlite.prepare('select request_id as id, started_at as at from request_classes').all() as Array<{ id: string; at: number }>) expect(m.at, m.id).toBe(place.get(m.id));
+        for (const l of listed) if (l.status !== 'rendered') expect(l.listedAt, l.id).toBe(store.getRequest(l.id)!.startedAt);
         for (const l of listed) {
           const r = requests[ids.indexOf(l.id)]!;
           const whole = store.getRequest(l.id)!;
