@@ -5,7 +5,7 @@ import { LIST_SCAN_BUDGET, type RequestService } from '../../domain/requests';
 import { CLASSES } from '../../domain/reconcile/waterfall';
 import { listedClassTokens } from '../../domain/reconcile/request-summary';
 import { DAY_MS, MAX_TIME, MIN_EPOCH_MS, type Clock } from '../../domain/clock';
-import { logUnhandled, problemBody } from '../problem';
+import { logUnhandled, problemBody, statusOf } from '../problem';
 import type { Handler } from 'hono';
 import { readJson } from '../body';
 import { fastPost, requestIdHeader, type FastPostDeps } from '../fast-route';
@@ -308,7 +308,8 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
       const o = outcomes[k]!;
       if (o.ok)
         results[i] = { index: i, status: o.result.duplicate ? 200 : 201, request_id: o.result.request_id, capture: o.result.outcome.capture, ...(o.result.outcome.applied_late ? { applied_late: true } : {}) };
-      else if ('error' in o) results[i] = { index: i, status: o.error.code === 'not_found' ? 404 : o.error.code === 'conflict' ? 409 : 422, problem: problemBody(c, o.error.code, o.error.message, o.error.errors) };
+      // The status its problem says, as a report alone is answered (a pruned request's is a 404, not a 422).
+      else if ('error' in o) results[i] = { index: i, status: statusOf(o.error.code), problem: problemBody(c, o.error.code, o.error.message, o.error.errors) };
       else {
         // Ours, not the record's: logged as any unhandled error is, and answered as one for this record alone.
         logUnhandled(c, o.internal);
