@@ -3,9 +3,9 @@
 // document types it; any other answer throws a ProblemError with the problem's status, code, detail and errors[].
 
 import createFetchClient, { type Client, type ClientPathsWithMethod, type MaybeOptionalInit, type MethodResponse } from 'openapi-fetch';
-import type { components, paths } from './openapi';
+import type { components, paths } from './openapi.js';
 
-export type { components, paths } from './openapi';
+export type { components, paths } from './openapi.js';
 /** The document's named shapes: `Schemas['MintResult']`, `Schemas['HandleReport']`, … */
 export type Schemas = components['schemas'];
 export type Problem = Schemas['Problem'];

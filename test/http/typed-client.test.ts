@@ -245,4 +245,4 @@ describe('the typed client', () => {
 
 /** The README example's imports: a copy of src/client/ beside the agent's code (see README, Typed client). */
 const README_IMPORTS = `import Anthropic from '@anthropic-ai/sdk';
-import { createClient } from './prefix-handles-client'; // a copy of src/client/`;
+import { createClient } from './prefix-handles-client/index.js'; // a copy of src/client/`;
