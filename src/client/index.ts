@@ -26,7 +26,10 @@ export class ProblemError extends Error {
     text = '',
   ) {
     const detail = problem?.detail ?? `HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ''}`;
-    super(problem ? `${problem.code}: ${detail}` : detail);
+    // The message names each failing place (a log of an uncaught refusal showed "1 invalid field in the body", not which).
+    const places = (problem?.errors ?? []).slice(0, 5).map((e) => (e.detail === detail ? e.pointer : `${e.pointer}: ${e.detail}`));
+    const more = (problem?.errors?.length ?? 0) > places.length ? '; …' : '';
+    super(problem ? `${problem.code}: ${detail}${places.length ? ` [${places.join('; ')}${more}]` : ''}` : detail);
     this.name = 'ProblemError';
     this.status = status;
     this.code = problem?.code;

@@ -184,8 +184,23 @@ describe('the typed client', () => {
     const bad = await refusal(owner.get('/v1/handles', { params: { query: { limit: 0 } } }));
     expect(bad).toMatchObject({ status: 422, code: 'invalid_request' });
     expect(bad.errors.map((e) => e.pointer)).toEqual(['query:limit']);
+    // Its message, what a log of it uncaught shows, names the place and why (not only "1 invalid field in the query").
+    expect(bad.message).toBe(`invalid_request: ${bad.detail} [query:limit: ${bad.errors[0]!.detail}]`);
+    const body = await refusal(owner.post('/v1/artifacts', { body: { kind: 'document', content: 5 as unknown as string } }));
+    expect(body.message).toMatch(/^invalid_request: .* \[\/content: .+\]$/);
+    // A place whose detail is the problem's own is named once.
+    const member = await refusal(owner.post('/v1/bundles', { body: { members: ['nope'] } }));
+    expect(member.message).toBe(`invalid_request: ${member.detail} [/members/0]`);
     const unauthorized = await refusal(createClient({ url: service.base, key: 'phk_wrong' }).get('/v1/handles'));
     expect(unauthorized).toMatchObject({ status: 401, code: 'unauthorized' });
+
+    // A conditional expansion: through ph.raw, its 304 and the ETag; ph.get, which answers bodies, throws it (no code).
+    const first = await owner.raw.GET('/v1/handles/{ref}/expand', { params: { path: { ref: art.id } } });
+    const etag = first.response.headers.get('etag')!;
+    const again = await owner.raw.GET('/v1/handles/{ref}/expand', { params: { path: { ref: art.id } }, headers: { 'if-none-match': etag } });
+    expect([again.response.status, again.data]).toEqual([304, undefined]);
+    const notModified = await refusal(owner.get('/v1/handles/{ref}/expand', { params: { path: { ref: art.id } }, headers: { 'if-none-match': etag } }));
+    expect(notModified).toMatchObject({ status: 304, code: undefined, problem: null, message: 'HTTP 304' });
 
     // Not the service (a page in front of it): the status and the start of its text, no code.
     const page = createClient({ url: service.base, key: 'k', fetch: async () => new Response('<html>Bad gateway</html>', { status: 502, headers: { 'content-type': 'text/html' } }) });
