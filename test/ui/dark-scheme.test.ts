@@ -159,4 +159,19 @@ describe('the dark colour scheme', () => {
     expect(rgb(trend.bar!.fill!)).toEqual(rgb(CLASS_INFO.captured!.dark));
     expect(trend.grid!.stroke).toBe('rgb(51, 65, 85)');
   });
+
+  it('the live status dot: faint while connecting or reconnecting, brighter once live, in both schemes', async () => {
+    await page.goto(`${base}/ui/handles/${s.bundle.id}?period=7d`);
+    const dot = async (scheme: 'light' | 'dark', state: string) => {
+      await page.evaluate((st) => ((globalThis as unknown as { document: { body: { dataset: Record<string, string> } } }).document.body.dataset.liveState = st), state);
+      const d = await styles(scheme, { dot: '.live .dot', body: 'body' }, ['backgroundColor']);
+      return contrast(rgb(d.dot!.backgroundColor!), rgb(d.body!.backgroundColor!));
+    };
+    for (const scheme of ['light', 'dark'] as const) {
+      const [reconnecting, open] = [await dot(scheme, 'reconnecting'), await dot(scheme, 'open')];
+      // Lit is live: a dot brighter off than on (the light scheme's pale grey on the dark page) read as the reverse.
+      expect(reconnecting, `${scheme}: reconnecting ${reconnecting.toFixed(2)}, open ${open.toFixed(2)}`).toBeLessThan(open);
+      expect(open, scheme).toBeGreaterThanOrEqual(3);
+    }
+  });
 });

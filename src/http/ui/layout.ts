@@ -13,7 +13,7 @@ type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
 const CSS = `
 :root { color-scheme: light; --ink:#0f172a; --muted:#64748b; --line:#e2e8f0; --bg:#f8fafc; --card:#fff; --accent:#1d4ed8; --good:#15803d; --bad:#b91c1c;
-  --on-ink:#fff; --head:#0f172a; --th:#475569; --th-bg:#f1f5f9; --field:#cbd5e1; --faint:#94a3b8; --chart-ink:#1e293b; --rate:#16a34a;
+  --on-ink:#fff; --head:#0f172a; --th:#475569; --th-bg:#f1f5f9; --field:#cbd5e1; --faint:#94a3b8; --chart-ink:#1e293b; --rate:#16a34a; --dot:#cbd5e1;
   --mark:#fde68a; --mark-edge:#f59e0b; --diff:#fecaca; --diff-edge:#ef4444; --notice:#fff7ed; --notice-edge:#fed7aa; --error:#fef2f2; --error-edge:#fecaca; --error-ink:#991b1b; }
 * { box-sizing: border-box; }
 body { margin:0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; color:var(--ink); background:var(--bg); }
@@ -49,8 +49,8 @@ code, pre, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, m
 .periods a:focus-visible { outline-offset:-4px; } .periods a[aria-current="page"]:focus-visible { outline-color:var(--on-ink); }
 .toolbar { display:flex; align-items:center; gap:16px; flex-wrap:wrap; margin:8px 0 4px; }
 .live { font-size:12px; color:var(--muted); }
-.live .dot { display:inline-block; width:8px; height:8px; border-radius:50%; background:#cbd5e1; margin-right:4px; vertical-align:middle; }
-[data-live-state="open"] .live .dot, .live.open .dot { background:#16a34a; }
+.live .dot { display:inline-block; width:8px; height:8px; border-radius:50%; background:var(--dot); margin-right:4px; vertical-align:middle; }
+[data-live-state="open"] .live .dot, .live.open .dot { background:var(--rate); }
 .metrics { display:grid; grid-template-columns: repeat(auto-fit, minmax(150px, 1fr)); gap:10px; margin:12px 0; }
 .metric { background:var(--card); border:1px solid var(--line); border-radius:8px; padding:10px 12px; }
 .metric dt { font-size:12px; color:var(--muted); }
@@ -131,7 +131,7 @@ dl.kv dt { color:var(--muted); } dl.kv dd { margin:0; font-variant-numeric: tabu
 const DARK = `
 @media (prefers-color-scheme: dark) {
 :root { color-scheme: dark; --ink:#e2e8f0; --muted:#94a3b8; --line:#334155; --bg:#0f172a; --card:#1e293b; --accent:#93c5fd; --good:#4ade80; --bad:#f87171;
-  --on-ink:#0f172a; --head:#020617; --th:#cbd5e1; --th-bg:#0f172a; --field:#64748b; --faint:#64748b; --chart-ink:#e2e8f0; --rate:#4ade80;
+  --on-ink:#0f172a; --head:#020617; --th:#cbd5e1; --th-bg:#0f172a; --field:#64748b; --faint:#64748b; --chart-ink:#e2e8f0; --rate:#4ade80; --dot:#475569;
   --mark:#854d0e; --mark-edge:#f59e0b; --diff:#7f1d1d; --diff-edge:#ef4444; --notice:#431407; --notice-edge:#9a3412; --error:#450a0a; --error-edge:#991b1b; --error-ink:#fecaca; }
 header.top { border-bottom:1px solid var(--line); }
 ${Object.entries(CLASS_INFO)
