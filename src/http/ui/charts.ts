@@ -12,7 +12,8 @@ type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 /**
  * Waterfall classes: how each is named, coloured and explained (the words: domain/reconcile/explain.ts, which the CLI
  * says too). `color` is the light scheme's, drawn as the marks' fill attribute; `dark` the dark scheme's (layout.ts
- * sets it by the mark's k-<class> class): the same hue a step lighter, each a 3:1 contrast or more on the dark card, the
+ * sets it by the mark's k-<class> class): the same hue a step lighter, each leak, captured and bonus a 3:1 contrast or
+ * more on the dark card (not reconciled and call failed stay a faint grey, 1.9:1, as light's are 1.5:1 on white), the
  * leaks further apart from each other than in the light scheme (test/ui/dark-scheme.test.ts measures both).
  */
 export const CLASS_INFO: Record<string, { label: string; color: string; dark: string; help: string }> = {
