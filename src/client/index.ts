@@ -68,6 +68,11 @@ export function createClient(opts: { url: string; key: string; fetch?: (request:
   const call =
     (method: 'GET' | 'POST' | 'PATCH' | 'DELETE') =>
     async (path: string, init?: object): Promise<unknown> => {
+      // A CSV answer is not the JSON this call is typed to answer (openapi-fetch threw a SyntaxError on its first row).
+      const asked = init as { params?: { query?: { format?: unknown } }; headers?: Record<string, unknown> } | undefined;
+      const accept = Object.entries(asked?.headers ?? {}).find(([k]) => k.toLowerCase() === 'accept')?.[1];
+      if (asked?.params?.query?.format === 'csv' || (typeof accept === 'string' && accept.includes('text/csv')))
+        throw new TypeError(`${method} ${path} as CSV: ph.csv('${path}', …) answers its bytes; ph.${method.toLowerCase()} answers JSON`);
       const { data, error, response } = await (raw[method] as (p: string, i?: object) => Promise<{ data?: unknown; error?: unknown; response: Response }>)(path, init);
       if (!response.ok) throw refusal(response, error);
       return data;

@@ -162,6 +162,9 @@ describe('the typed client', () => {
     expect(Buffer.from(csv.bytes)).toEqual(Buffer.from(await direct.arrayBuffer()));
     expect(Buffer.from(csv.bytes).toString('utf8').split('\r\n')[0]).toMatch(/^id,status,format,model,/);
     expect(csv.nextCursor).toBeNull();
+    // Asked of get, CSV is refused before any request, naming ph.csv (it was a SyntaxError on the CSV's first row).
+    await expect(ph.get('/v1/reports', { params: { query: { format: 'csv' } } })).rejects.toThrow(new TypeError("GET /v1/reports as CSV: ph.csv('/v1/reports', …) answers its bytes; ph.get answers JSON"));
+    await expect(ph.get('/v1/requests', { headers: { Accept: 'text/csv' } })).rejects.toThrow(TypeError);
     const reportCsv = await ph.csv('/v1/reports/handles/{id}', { params: { path: { id: session.id }, query: { bom: true } } });
     expect([...reportCsv.bytes.slice(0, 3)]).toEqual([0xef, 0xbb, 0xbf]);
 
