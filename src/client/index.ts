@@ -39,6 +39,8 @@ export class ProblemError extends Error {
 }
 
 type Api = Client<paths, 'application/json'>;
+/** One of openapi-fetch's methods, called with a path and init the public types have already checked. */
+type UntypedCall = (path: string, init?: object) => Promise<{ data?: unknown; error?: unknown; response: Response }>;
 type Method = 'get' | 'post' | 'patch' | 'delete';
 /** Init is optional when the operation needs no parameter or body (openapi-fetch's own rule). */
 type InitArg<I> = undefined extends I ? [init?: I] : [init: I];
@@ -73,7 +75,7 @@ export function createClient(opts: { url: string; key: string; fetch?: (request:
       const accept = Object.entries(asked?.headers ?? {}).find(([k]) => k.toLowerCase() === 'accept')?.[1];
       if (asked?.params?.query?.format === 'csv' || (typeof accept === 'string' && accept.includes('text/csv')))
         throw new TypeError(`${method} ${path} as CSV: ph.csv('${path}', …) answers its bytes; ph.${method.toLowerCase()} answers JSON`);
-      const { data, error, response } = await (raw[method] as (p: string, i?: object) => Promise<{ data?: unknown; error?: unknown; response: Response }>)(path, init);
+      const { data, error, response } = await (raw[method] as UntypedCall)(path, init);
       if (!response.ok) throw refusal(response, error);
       return data;
     };
@@ -85,7 +87,7 @@ export function createClient(opts: { url: string; key: string; fetch?: (request:
     async csv(path, ...[init]) {
       const given = (init ?? {}) as { params?: { query?: Record<string, unknown> } };
       const query = { ...given.params?.query, format: 'csv' };
-      const { data, error, response } = await (raw.GET as (p: string, i: object) => Promise<{ data?: unknown; error?: unknown; response: Response }>)(path, {
+      const { data, error, response } = await (raw.GET as UntypedCall)(path, {
         ...given,
         params: { ...given.params, query },
         parseAs: 'arrayBuffer',

@@ -100,7 +100,9 @@ export function classMarks(s: RequestSummary): Array<[string, string]> {
       if (classes[c]! > 0 && INDEXED_CLASSES.has(c)) {
         out.push([c, id]);
         const key = `${c}\n${handleTypeOf(id)}`;
-        if (!types.has(key)) types.add(key), out.push([c, handleTypeOf(id)]);
+        if (types.has(key)) continue;
+        types.add(key);
+        out.push([c, handleTypeOf(id)]);
       }
   }
   return out;
