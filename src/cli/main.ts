@@ -2,23 +2,7 @@ import { parseArgs } from 'node:util';
 import { nearest } from '../domain/nearest';
 import { ApiError } from './api';
 import { API_HELP, CliError, parseCommand, UsageError, type Command, type Options } from './command';
-import { backup } from './commands/backup';
-import { bundle } from './commands/bundle';
-import { expand } from './commands/expand';
-import { handles, remove, show } from './commands/handles';
-import { importCalls } from './commands/import';
-import { keys } from './commands/keys';
-import { mint } from './commands/mint';
-import { prune } from './commands/prune';
-import { report } from './commands/report';
-import { request, requests } from './commands/request';
-import { serve } from './commands/serve';
-import { session } from './commands/session';
-import { tenants } from './commands/tenants';
-import { suggest } from './commands/suggest';
-import { verify } from './commands/verify';
-
-const COMMANDS: Command[] = [serve, mint, bundle, session, expand, handles, show, remove, report, request, requests, importCalls, suggest, verify, backup, tenants, keys, prune];
+import { COMMANDS } from './commands/index';
 
 /** Every command's options, so a value given before the command word (`--data-dir X backup`) is not taken for it. */
 const ALL_OPTIONS = Object.assign({}, ...COMMANDS.map((c) => c.options), { help: { type: 'boolean', short: 'h' } }) as Options;
