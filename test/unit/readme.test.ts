@@ -1,0 +1,157 @@
+// The README's lists that name what the code has — its sections, the environment variables, the routes, the CLI's
+// commands and the packages — checked against the code, so neither drifts from the other unnoticed.
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { openApiDocument } from '../../src/client/generate';
+import { COMMANDS } from '../../src/cli/commands/index';
+import { loadConfig } from '../../src/config';
+
+const ROOT = new URL('../../', import.meta.url);
+const README = readFileSync(new URL('README.md', ROOT), 'utf8');
+/** The README without its fenced code blocks (a shell comment is not a heading). */
+const PROSE = README.replace(/^```[^\n]*\n[\s\S]*?^```$/gm, '');
+const HEADINGS = [...PROSE.matchAll(/^(#{2,4}) (.+)$/gm)].map((m) => ({ level: m[1]!.length, text: m[2]!, at: m.index }));
+
+/** GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens. */
+const slug = (heading: string) => heading.toLowerCase().replace(/[^a-z0-9 _-]/g, '').replace(/ /g, '-');
+
+/** The text from a heading (of that level, when given) to the next heading of its level or above. */
+function section(heading: string, level?: number): string {
+  const i = HEADINGS.findIndex((h) => h.text === heading && (level === undefined || h.level === level));
+  expect(i, `no heading "${heading}"`).toBeGreaterThanOrEqual(0);
+  const next = HEADINGS.slice(i + 1).find((h) => h.level <= HEADINGS[i]!.level);
+  return PROSE.slice(HEADINGS[i]!.at, next?.at);
+}
+
+/** A table's rows in some text: their first cell, and their second. */
+const rows = (text: string) =>
+  text
+    .split('\n')
+    .filter((l) => l.startsWith('| `') || /^\| [@a-z]/.test(l))
+    .map((l) => {
+      const [first, second] = l.slice(2).split(' | ');
+      return { first: first!, second: second ?? '' };
+    });
+
+describe('the README', () => {
+  it('Contents links every section after it, and every in-page link names a heading', () => {
+    const contents = section('Contents');
+    const after = HEADINGS.filter((h) => h.level === 2 && h.at > HEADINGS.find((c) => c.text === 'Contents')!.at);
+    expect(after.length).toBeGreaterThan(10);
+    for (const h of after) expect(contents, `Contents does not link "${h.text}"`).toContain(`](#${slug(h.text)})`);
+    const anchors = new Set(HEADINGS.map((h) => slug(h.text)));
+    const links = [...README.matchAll(/\]\(#([^)]+)\)/g)].map((m) => m[1]!);
+    expect(links.length).toBeGreaterThan(10);
+    expect(links.filter((l) => !anchors.has(l))).toEqual([]);
+  });
+
+  it('every "see *X*" names a section: a heading, or a paragraph or bullet that opens with X', () => {
+    const names = new Set([
+      ...HEADINGS.flatMap((h) => [h.text, h.text.split(':')[0]!]),
+      // `**CSV exports.**`, `- **Token estimates** count…`
+      ...[...PROSE.matchAll(/^(?:- )?\*\*([^*]+?)\.?\*\*/gm)].map((m) => m[1]!),
+      // `Stopping: on SIGTERM…`, `Backups: …`
+      ...[...PROSE.matchAll(/^([A-Z][a-z]+(?: [a-z]+)?):/gm)].map((m) => m[1]!),
+    ]);
+    const seen = [...PROSE.matchAll(/\b[Ss]ee \*([^*]+)\*/g)].map((m) => m[1]!.replace(/\s+/g, ' '));
+    expect(seen.length).toBeGreaterThan(30);
+    expect([...new Set(seen)].filter((s) => !names.has(s))).toEqual([]);
+  });
+
+  describe('Configuration', () => {
+    // The service's table, and the proxy's own.
+    const tables = [...rows(section('Configuration', 2)), ...rows(section('Configuration', 3))];
+    const documented = tables.flatMap((r) => [...r.first.matchAll(/`([A-Z][A-Z0-9_]*)`/g)].map((m) => m[1]!));
+    /** Whether the service reads the name (or lets it be, as the CLI's), rather than refusing it as a misspelling. */
+    const known = (name: string) => {
+      try {
+        loadConfig({ PH_UPSTREAM: 'simulator', [name]: '1' });
+        return true;
+      } catch (err) {
+        return !String(err).includes(`${name}: not a variable of the service`);
+      }
+    };
+    /** Read by the CLI, or set by Kubernetes: named in the section's text, not settings of the table. */
+    const NOT_SETTINGS = ['PH_URL', 'PH_API_KEY', 'PH_SERVICE_HOST', 'PH_PORT_8787_TCP_ADDR'];
+
+    it('names every PH_ variable the code reads, in its tables (the CLI\'s and Kubernetes\' in its text), and none it does not', () => {
+      const files = (dir: string): string[] => readdirSync(new URL(dir, ROOT), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(`${dir}${e.name}/`) : /\.(ts|mjs)$/.test(e.name) ? [join(dir, e.name)] : []));
+      const read = new Set([...files('src/'), ...files('bin/')].flatMap((f) => readFileSync(new URL(f, ROOT), 'utf8').match(/\bPH_[A-Z0-9_]+\b/g) ?? []));
+      // The misspellings the code's comments and messages give as examples (PH_ADMINKEY) are refused, so not read.
+      const variables = [...read].filter(known);
+      expect(variables.length).toBeGreaterThan(25);
+      expect(variables.filter((v) => !NOT_SETTINGS.includes(v) && !documented.includes(v))).toEqual([]);
+      for (const v of NOT_SETTINGS) expect(section('Configuration', 2)).toContain(`\`${v}\``);
+      expect(documented.filter((v) => !known(v))).toEqual([]);
+    });
+
+    it("gives each variable's default as the service has it", () => {
+      let checked = 0;
+      for (const { first, second } of tables) {
+        const names = [...first.matchAll(/`([A-Z][A-Z0-9_]*)`/g)].map((m) => m[1]!);
+        const defaults = second.split(/,\s*/);
+        if (names.length !== defaults.length) continue;
+        names.forEach((name, i) => {
+          const text = defaults[i]!.trim();
+          const number = /^(\d+)(?: (KiB|MiB))?(?: \(.*\))?$/.exec(text);
+          const literal = /^`([^`<]+)`$/.exec(text)?.[1];
+          const value = number ? String(Number(number[1]) * (number[2] === 'MiB' ? 1024 * 1024 : number[2] === 'KiB' ? 1024 : 1)) : literal;
+          if (value === undefined) return; // `unset`, `<data dir>/…`: no value to give
+          const base = name === 'PH_SIMULATOR_PORT' ? { PH_UPSTREAM: 'simulator' } : {};
+          expect(loadConfig({ ...base, [name]: value }), `${name}'s documented default, ${text}`).toEqual(loadConfig(base));
+          checked++;
+        });
+      }
+      expect(checked).toBeGreaterThan(20);
+    });
+  });
+
+  it('the API tables list every route of /openapi.json, and none it does not have', async () => {
+    const doc = (await openApiDocument()) as { paths: Record<string, Record<string, unknown>> };
+    // Gemini's routes are served under v1beta as under v1; the table names them once.
+    const served = new Set(
+      Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).filter((m) => m !== 'parameters').map((m) => `${m.toUpperCase()} ${path.replace('/gemini/v1beta/', '/gemini/v1/')}`)),
+    );
+    const text = section('API') + section('The drop-in proxy for the official SDKs').split('### Headers')[0]!;
+    const listed = new Set(
+      rows(text).flatMap((r) =>
+        [...r.first.matchAll(/`(GET|POST|PATCH|DELETE|PUT) ([^`?]+)[^`]*`( \(and `models\/\{id\}`\))?/g)].flatMap((m) => {
+          const route = `${m[1]} ${m[2]}`;
+          return m[3] ? [route, `${route}/{id}`] : [route];
+        }),
+      ),
+    );
+    expect(served.size).toBeGreaterThan(30);
+    expect([...served].filter((r) => !listed.has(r)).sort()).toEqual([]);
+    expect([...listed].filter((r) => !served.has(r)).sort()).toEqual([]);
+  });
+
+  it("the command table lists what `prefix-handles --help` does, each command with its usage line's options", () => {
+    const help = execFileSync(process.execPath, [new URL('bin/prefix-handles.mjs', ROOT).pathname, '--help'], { encoding: 'utf8' });
+    const commands = [...help.matchAll(/^ {2}([a-z]+) {2,}/gm)].map((m) => m[1]!);
+    expect(commands).toEqual(COMMANDS.map((c) => c.name));
+    const table = rows(section('Command line')).filter((r) => r.first.startsWith('`')).map((r) => r.first);
+    // A cell names one or more commands: `tenants [list] [--json]` · `tenants create <name>`.
+    const named = (cell: string) => [...cell.matchAll(/(?:^|· |, )`([a-z]+)/g)].map((m) => m[1]!);
+    expect(new Set(table.flatMap(named))).toEqual(new Set(commands));
+    const options = (text: string) => [...new Set(text.match(/--[a-z-]+/g) ?? [])].sort();
+    for (const command of COMMANDS) {
+      const usage = command.help.split('\n\n')[0]!;
+      const cells = table.filter((cell) => named(cell).includes(command.name)).join(' ');
+      expect(options(cells), `the README's row of ${command.name}`).toEqual(options(usage));
+    }
+  });
+
+  it('Dependencies and why lists every package of package.json, a devDependency marked (dev), and no other', () => {
+    const pkg = JSON.parse(readFileSync(new URL('package.json', ROOT), 'utf8')) as Record<string, Record<string, string>>;
+    const listed = rows(section('Dependencies and why'))
+      .slice(1)
+      .flatMap((r) => r.first.split(', '))
+      .map((name) => ({ name: name.replace(/ \(dev\)$/, ''), dev: name.endsWith(' (dev)') }));
+    const expected = [...Object.keys(pkg.dependencies!).map((name) => ({ name, dev: false })), ...Object.keys(pkg.devDependencies!).map((name) => ({ name, dev: true }))];
+    const byName = (a: { name: string }, b: { name: string }) => a.name.localeCompare(b.name);
+    expect(listed.sort(byName)).toEqual(expected.sort(byName));
+  });
+});
