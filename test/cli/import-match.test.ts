@@ -232,7 +232,8 @@ describe('prefix-handles import --match-handles', () => {
     const dir = join(h.dir, 'suggested');
     const s = await h.cli(['suggest', log, '--dir', dir]);
     expect(s.code, s.err).toBe(0);
-    expect(s.out).toContain('suggest.jsonl: 4 lines read, 1 not a call');
+    // Every line read, as import counts them: the line that is not a call among them.
+    expect(s.out).toContain('suggest.jsonl: 5 lines read, 1 not a call');
     const rows = s.out.split('\n').filter((l) => /^[12] /.test(l));
     expect(rows).toHaveLength(2);
     expect(rows[0]).toMatch(new RegExp(`^1 +tools +4 +[\\d,]+ +/tools +${join(dir, 'tools-1.json')} +lookup_order, refund$`));

@@ -68,9 +68,11 @@ Options:
     const elsewhere = new Map<string, number>();
     lines.forEach((text, i) => {
       if (text.trim() === '') return;
+      // Every line counts as read, as import counts it (`5/5 lines read`): `4 lines read, 1 not a call` of a
+      // five-line file read as if a line had been skipped.
+      read++;
       const call = parse(d, text);
       if (!call) return void unread++;
-      read++;
       const place = unrenderedPlace(call.format, call.request);
       if (place) elsewhere.set(place, (elsewhere.get(place) ?? 0) + 1);
       for (const c of d.inlineContent(call.format, call.request)) {
