@@ -144,6 +144,17 @@ describe('the README', () => {
     }
   });
 
+  it("Layout names every file and folder of src/ and every folder of test/", () => {
+    // Its listing is a code block, which PROSE leaves out.
+    const layout = README.slice(README.indexOf('\n## Layout\n'), README.indexOf('\n## Dependencies and why\n'));
+    const src = readdirSync(new URL('src/', ROOT), { withFileTypes: true }).map((e) => `src/${e.name}${e.isDirectory() ? '/' : ''}`);
+    expect(src.filter((entry) => !layout.includes(entry))).toEqual([]);
+    const tests = layout.split('\ntest/')[1]!.split('\n')[0]!;
+    const folders = readdirSync(new URL('test/', ROOT), { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => `${e.name}/`);
+    expect(folders.length).toBeGreaterThan(5);
+    expect(folders.filter((f) => !new RegExp(`[ ,]${f}`).test(tests))).toEqual([]);
+  });
+
   it('Dependencies and why lists every package of package.json, a devDependency marked (dev), and no other', () => {
     const pkg = JSON.parse(readFileSync(new URL('package.json', ROOT), 'utf8')) as Record<string, Record<string, string>>;
     const listed = rows(section('Dependencies and why'))
