@@ -128,6 +128,19 @@ describe('the README', () => {
     expect([...listed].filter((r) => !served.has(r)).sort()).toEqual([]);
   });
 
+  it('each query parameter a route\'s line names is one /openapi.json gives it, and each one it gives is named', async () => {
+    const doc = (await openApiDocument()) as { paths: Record<string, Record<string, { parameters?: Array<{ in: string; name: string }> }>> };
+    const query = (method: string, path: string) => (doc.paths[path]?.[method.toLowerCase()]?.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name);
+    // The lines that define routes: a table row's first cell, a bullet's opening (`- \`GET /v1/reports?from=&to=…\``).
+    const lines = README.split('\n').filter((l) => /^(\| |- )`(GET|POST|PATCH|DELETE) \/v1\//.test(l)).map((l) => (l.startsWith('| ') ? l.split(' | ')[0]! : /^- `[^`]+`/.exec(l)![0]));
+    const named = lines.flatMap((l) => [...l.matchAll(/`(GET|POST|PATCH|DELETE) (\/v1\/[^`?]+)\?([^`]+)`/g)].flatMap((m) => m[3]!.split('&').map((q) => ({ route: `${m[1]} ${m[2]}`, name: q.split('=')[0]! }))));
+    expect(named.length).toBeGreaterThan(30);
+    expect(named.filter(({ route, name }) => !query(...(route.split(' ') as [string, string])).includes(name))).toEqual([]);
+    const given = Object.entries(doc.paths).filter(([path]) => path.startsWith('/v1/')).flatMap(([path, ops]) => Object.keys(ops).flatMap((m) => query(m, path).map((name) => `${m.toUpperCase()} ${path} ${name}`)));
+    expect(given.length).toBeGreaterThan(20);
+    expect(given.filter((g) => !README.includes(`${g.split(' ')[2]}=`))).toEqual([]);
+  });
+
   it("the command table lists what `prefix-handles --help` does, each command with its usage line's options", () => {
     const help = execFileSync(process.execPath, [new URL('bin/prefix-handles.mjs', ROOT).pathname, '--help'], { encoding: 'utf8' });
     const commands = [...help.matchAll(/^ {2}([a-z]+) {2,}/gm)].map((m) => m[1]!);
