@@ -1,7 +1,7 @@
 // The README's lists that name what the code has — its sections, the environment variables, the routes, the CLI's
 // commands and the packages — checked against the code, so neither drifts from the other unnoticed.
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openApiDocument } from '../../src/client/generate';
@@ -166,6 +166,14 @@ describe('the README', () => {
     const folders = readdirSync(new URL('test/', ROOT), { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => `${e.name}/`);
     expect(folders.length).toBeGreaterThan(5);
     expect(folders.filter((f) => !new RegExp(`[ ,]${f}`).test(tests))).toEqual([]);
+  });
+
+  it('every file and folder of the repository it names exists', () => {
+    // Relative to the repository: not /usr/bin/chromium.
+    const paths = [...new Set(README.match(/(?<![\w./~-])(?:src|test|bench|bin|migrations)\/[A-Za-z0-9_./-]*[A-Za-z0-9_/]/g) ?? [])];
+    expect(paths.length).toBeGreaterThan(50);
+    // bench/results/ is written by a run (and not committed).
+    expect(paths.filter((p) => p !== 'bench/results/' && !existsSync(new URL(p, ROOT)))).toEqual([]);
   });
 
   it('Dependencies and why lists every package of package.json, a devDependency marked (dev), and no other', () => {
