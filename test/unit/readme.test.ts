@@ -168,7 +168,11 @@ describe('the README', () => {
     expect(folders.filter((f) => !new RegExp(`[ ,]${f}`).test(tests))).toEqual([]);
   });
 
-  it('every file and folder of the repository it names exists', () => {
+  it('every file and folder of the repository it names exists, and every npm script', () => {
+    const scripts = Object.keys((JSON.parse(readFileSync(new URL('package.json', ROOT), 'utf8')) as { scripts: Record<string, string> }).scripts);
+    const run = [...new Set([...README.matchAll(/npm run ([a-z:-]+)/g)].map((m) => m[1]!))];
+    expect(run.length).toBeGreaterThan(3);
+    expect(run.filter((r) => !scripts.includes(r))).toEqual([]);
     // Relative to the repository: not /usr/bin/chromium.
     const paths = [...new Set(README.match(/(?<![\w./~-])(?:src|test|bench|bin|migrations)\/[A-Za-z0-9_./-]*[A-Za-z0-9_/]/g) ?? [])];
     expect(paths.length).toBeGreaterThan(50);
