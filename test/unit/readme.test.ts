@@ -1,5 +1,6 @@
-// The README's lists that name what the code has — its sections, the environment variables, the routes, the CLI's
-// commands and the packages — checked against the code, so neither drifts from the other unnoticed.
+// The README's lists of what the code has — its own sections and links, the environment variables and their defaults,
+// the routes and their query parameters, the CLI's commands and options, the layout, the paths and npm scripts it
+// names, the packages — checked against the code, so neither drifts from the other unnoticed.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,7 +21,7 @@ const slug = (heading: string) => heading.toLowerCase().replace(/[^a-z0-9 _-]/g,
 /** The text from a heading (of that level, when given) to the next heading of its level or above. */
 function section(heading: string, level?: number): string {
   const i = HEADINGS.findIndex((h) => h.text === heading && (level === undefined || h.level === level));
-  expect(i, `no heading "${heading}"`).toBeGreaterThanOrEqual(0);
+  if (i < 0) throw new Error(`the README has no heading "${heading}"`);
   const next = HEADINGS.slice(i + 1).find((h) => h.level <= HEADINGS[i]!.level);
   return PROSE.slice(HEADINGS[i]!.at, next?.at);
 }
@@ -157,7 +158,7 @@ describe('the README', () => {
     }
   });
 
-  it("Layout names every file and folder of src/ and every folder of test/", () => {
+  it('Layout names every file and folder of src/ and every folder of test/', () => {
     // Its listing is a code block, which PROSE leaves out.
     const layout = README.slice(README.indexOf('\n## Layout\n'), README.indexOf('\n## Dependencies and why\n'));
     const src = readdirSync(new URL('src/', ROOT), { withFileTypes: true }).map((e) => `src/${e.name}${e.isDirectory() ? '/' : ''}`);
