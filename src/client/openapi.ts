@@ -3621,7 +3621,7 @@ export interface components {
              * @description Stable machine-readable code (README: Errors).
              * @enum {string}
              */
-            code: "invalid_request" | "malformed_json" | "unauthorized" | "forbidden" | "not_found" | "request_pruned" | "route_not_found" | "method_not_allowed" | "gone" | "version_conflict" | "handle_in_use" | "conflict" | "tenant_name_taken" | "thinking_prefix_changed" | "payload_too_large" | "unsupported_media_type" | "internal" | "bad_gateway" | "gateway_timeout" | "headers_too_large" | "malformed_request" | "request_timeout";
+            code: "invalid_request" | "malformed_json" | "unauthorized" | "not_found" | "request_pruned" | "route_not_found" | "method_not_allowed" | "gone" | "version_conflict" | "handle_in_use" | "conflict" | "tenant_name_taken" | "thinking_prefix_changed" | "payload_too_large" | "unsupported_media_type" | "internal" | "bad_gateway" | "gateway_timeout" | "headers_too_large" | "malformed_request" | "request_timeout";
             errors?: {
                 pointer: string;
                 detail: string;

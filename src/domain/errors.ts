@@ -13,7 +13,6 @@ export type DomainErrorCode =
   /** Preserved thinking: a session's thinking block would be sent under another prefix than it was produced under. */
   | 'thinking_prefix_changed'
   | 'unauthorized'
-  | 'forbidden'
   | 'malformed_json';
 
 export interface ErrorDetailItem {

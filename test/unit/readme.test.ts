@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { openApiDocument } from '../../src/client/generate';
 import { COMMANDS } from '../../src/cli/commands/index';
 import { loadConfig } from '../../src/config';
+import { PROBLEM_CODES, statusOf, type ProblemCode } from '../../src/http/problem';
 
 const ROOT = new URL('../../', import.meta.url);
 const README = readFileSync(new URL('README.md', ROOT), 'utf8');
@@ -140,6 +141,18 @@ describe('the README', () => {
     const given = Object.entries(doc.paths).filter(([path]) => path.startsWith('/v1/')).flatMap(([path, ops]) => Object.keys(ops).flatMap((m) => query(m, path).map((name) => `${m.toUpperCase()} ${path} ${name}`)));
     expect(given.length).toBeGreaterThan(20);
     expect(given.filter((g) => !README.includes(`${g.split(' ')[2]}=`))).toEqual([]);
+  });
+
+  it('the Errors tables give every code a problem can carry, the service\'s each with its status', () => {
+    const cells = (text: string) => text.split('\n').filter((l) => /^\| (`|\d)/.test(l)).map((l) => l.slice(2).split(' | '));
+    // The service's table (| code | status | when |), and the proxy's (| status | code | when |: `not_found` / `gone`).
+    const service = cells(section('Errors', 3));
+    const proxy = cells(section('The drop-in proxy for the official SDKs').split('### Errors')[1]!.split('\n#')[0]!);
+    const named = new Set([...service.map((c) => c[0]!), ...proxy.map((c) => c[1]!)].flatMap((cell) => [...cell.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]!)));
+    expect(PROBLEM_CODES.filter((code) => !named.has(code))).toEqual([]);
+    const codes = service.filter((c) => PROBLEM_CODES.includes(c[0]!.slice(1, -1) as ProblemCode));
+    expect(codes.length).toBeGreaterThan(12);
+    for (const [code, status] of codes) expect(Number(status), code).toBe(statusOf(code!.slice(1, -1) as ProblemCode));
   });
 
   it("the command table lists what `prefix-handles --help` does, each command with its usage line's options", () => {
