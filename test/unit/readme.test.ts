@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { openApiDocument } from '../../src/client/generate';
 import { COMMANDS } from '../../src/cli/commands/index';
 import { loadConfig } from '../../src/config';
+import { Metrics } from '../../src/http/metrics';
 import { PROBLEM_CODES, statusOf, type ProblemCode } from '../../src/http/problem';
 
 const ROOT = new URL('../../', import.meta.url);
@@ -153,6 +154,17 @@ describe('the README', () => {
     const codes = service.filter((c) => PROBLEM_CODES.includes(c[0]!.slice(1, -1) as ProblemCode));
     expect(codes.length).toBeGreaterThan(12);
     for (const [code, status] of codes) expect(Number(status), code).toBe(statusOf(code!.slice(1, -1) as ProblemCode));
+  });
+
+  it('Metrics and logs names every metric of the service, and no other', async () => {
+    // The service's own (prom-client's default process and Node.js metrics are named as a family).
+    const own = (await new Metrics(false).registry.getMetricsAsJSON()).map((m) => m.name).sort();
+    const all = new Set((await new Metrics(true).registry.getMetricsAsJSON()).map((m) => m.name));
+    const text = section('Metrics and logs');
+    expect(own.length).toBeGreaterThan(10);
+    expect(own.filter((name) => !text.includes(`\`${name}`))).toEqual([]);
+    const named = [...new Set(README.match(/\bph_[a-z_]+\b/g))];
+    expect(named.filter((name) => !all.has(name))).toEqual([]);
   });
 
   it("the command table lists what `prefix-handles --help` does, each command with its usage line's options", () => {
