@@ -1,4 +1,4 @@
-import { Hono } from 'hono';
+import { Hono, type MiddlewareHandler } from 'hono';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -15,8 +15,20 @@ const PAGE = `<!doctype html>
 
 const INIT = `window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#ui', deepLinking: true });`;
 
+/**
+ * The docs share the dashboard's origin: never framed by another site (clickjacking "Try it out" with a key typed
+ * into Authorize), never sniffed as another type. Swagger UI's own script and styles are left unrestricted.
+ */
+const DOCS_HEADERS = { 'content-security-policy': "frame-ancestors 'none'", 'x-frame-options': 'DENY', 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' };
+
 export function docsRoutes() {
   const app = new Hono();
+  const guarded: MiddlewareHandler = async (c, next) => {
+    await next();
+    for (const [k, v] of Object.entries(DOCS_HEADERS)) c.res.headers.set(k, v);
+  };
+  app.use('/docs', guarded);
+  app.use('/docs/*', guarded);
   const css = asset('swagger-ui.css');
   const js = asset('swagger-ui-bundle.js');
   app.get('/docs', (c) => c.html(PAGE));

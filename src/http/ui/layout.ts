@@ -156,11 +156,16 @@ const CSP = [
   "frame-ancestors 'none'",
 ].join('; ');
 
+/** On every dashboard answer (pages, fragments, CSV downloads, the event stream, sign-in refusals). */
+export const SECURITY_HEADERS: Record<string, string> = {
+  'content-security-policy': CSP,
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-store',
+};
+
 export function securityHeaders(c: Context) {
-  c.header('Content-Security-Policy', CSP);
-  c.header('X-Content-Type-Options', 'nosniff');
-  c.header('Referrer-Policy', 'no-referrer');
-  c.header('Cache-Control', 'no-store');
+  for (const [k, v] of Object.entries(SECURITY_HEADERS)) c.header(k, v);
 }
 
 export interface PageOptions {

@@ -1,4 +1,4 @@
-import { Hono, type Context } from 'hono';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { html } from 'hono/html';
 import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
@@ -10,7 +10,7 @@ import { refuseFilterCombination } from '../../domain/requests';
 import type { DayPoint } from './charts';
 import type { Finding } from './content';
 import { DAY_MS, day, parsePeriod, rangeOf, type Period } from './format';
-import { fragment, page } from './layout';
+import { fragment, page, SECURITY_HEADERS } from './layout';
 import { BATCHES_SHOWN, handleLive, handlePage, VERSIONS_SHOWN, type ContentSource, type Family, type HandleView } from './pages/handle';
 import type { HandleRow, RequestRow, VersionRow } from '../../store/store';
 import type { ModelEntry } from '../../domain/catalog/types';
@@ -43,6 +43,16 @@ const KEEPALIVE_MS = 15_000;
 export function uiRoutes(deps: AppDeps, services: Services) {
   const ui = new Hono<UiEnv>();
   const now = () => deps.clock.now();
+
+  // Every dashboard answer carries the pages' headers, not only the HTML ones: the CSV downloads (a tenant's figures
+  // and handle names, behind its cookie: never stored by a shared cache, never sniffed as HTML), the event stream,
+  // the sign-in refusals and redirects. An answer that set its own (the stream's Cache-Control) keeps it.
+  const headersOnEveryAnswer: MiddlewareHandler = async (c, next) => {
+    await next();
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) if (!c.res.headers.has(k)) c.res.headers.set(k, v);
+  };
+  ui.use('/ui', headersOnEveryAnswer);
+  ui.use('/ui/*', headersOnEveryAnswer);
 
   ui.get('/ui/sign-in', (c) => signInPage(c, { next: safeNext(c.req.query('next')) }));
   ui.post('/ui/sign-in', (c) => signIn(c, services.tenants));
