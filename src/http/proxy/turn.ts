@@ -24,7 +24,7 @@ import { headerOf, headersOf } from '../auth';
 import { checkBody, readText } from '../body';
 import type { AppEnv } from '../router';
 import { relayEvents } from './stream';
-import { credentialFingerprint, readAll, requestHeadersFor, responseHeadersFor, UpstreamError, type Upstream, type UpstreamProvider, type UpstreamResponse } from './upstream';
+import { credentialFingerprint, credentialsOf, readAll, redactCredentials, requestHeadersFor, responseHeadersFor, UpstreamError, type Upstream, type UpstreamProvider, type UpstreamResponse } from './upstream';
 import { statusOf } from '../problem';
 import { isRecord } from '../../domain/records';
 
@@ -186,7 +186,9 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
   const parsed = parseJson(bytes);
   // A failure is answered once it is recorded, so a client that looks it up finds it.
   // Anything but a 2xx (a redirect too) is an answer without usage: recorded as failed.
-  if (res.status >= 300) await record.failed(res.status, parsed);
+  // Its error body is kept without the caller's credentials, should the provider or a gateway echo them back
+  // (`Invalid API key: sk-…`); the client gets the answer as it came.
+  if (res.status >= 300) await record.failed(res.status, redactCredentials(parsed, credentialsOf(headers, c.req.url)));
   else {
     // Gemini's streamGenerateContent without ?alt=sse answers its chunks as one JSON array: read as the stream is.
     const chunks = format === 'gemini' && Array.isArray(parsed) ? readChunks(parsed) : null;

@@ -97,6 +97,37 @@ export function credentialFingerprint(provider: UpstreamProvider, headers: Reque
   return secret ? createHash('sha256').update(secret).digest('hex').slice(0, 12) : undefined;
 }
 
+/** Shorter values are not taken for a secret: redacting every `k` of an error message would say nothing. */
+const SECRET_MIN = 8;
+
+/**
+ * Every provider credential a call carries (`x-api-key`, `Authorization`'s token, `x-goog-api-key`, Gemini's `?key=`),
+ * whatever the provider: what must never be stored, should the provider or a gateway echo it in an error body.
+ */
+export function credentialsOf(headers: RequestHeaders, url?: string): string[] {
+  const bearer = /^Bearer\s+(\S+)/i.exec(one(headers.authorization) ?? '')?.[1];
+  const values = [one(headers['x-api-key']), bearer, one(headers.authorization), one(headers['x-goog-api-key']), geminiQueryKey(url)];
+  return [...new Set(values.filter((v): v is string => v !== undefined && v.length >= SECRET_MIN))].sort((a, b) => b.length - a.length);
+}
+
+/** `value` with each of `secrets` inside a string (a member name too) replaced by `[redacted]`; a body too deep to walk is not kept. */
+export function redactCredentials(value: unknown, secrets: string[]): unknown {
+  if (!secrets.length) return value;
+  const text = (s: string) => secrets.reduce((out, secret) => (out.includes(secret) ? out.split(secret).join('[redacted]') : out), s);
+  const walk = (v: unknown): unknown => {
+    if (typeof v === 'string') return text(v);
+    if (Array.isArray(v)) return v.map(walk);
+    if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [text(k), walk(x)]));
+    return v;
+  };
+  try {
+    return walk(value);
+  } catch {
+    // Nested too deep to walk (a provider's body, not a caller's): not kept rather than kept unread.
+    return '[not kept: nested too deep to redact]';
+  }
+}
+
 /** Gemini's key may travel as `?key=` instead of x-goog-api-key. */
 function geminiQueryKey(url: string | undefined): string | undefined {
   const query = url?.indexOf('?') ?? -1;

@@ -1,0 +1,73 @@
+// Provider credentials are never stored: a provider or a gateway that echoes the caller's key in its error body
+// (`Invalid API key: sk-…`) reaches the SDK as it came, but the request's record keeps it redacted.
+import { afterEach, describe, expect, it } from 'vitest';
+import { credentialsOf, redactCredentials } from '../../src/http/proxy/upstream';
+import { committed, rejection, startHarness, type Harness } from './harness';
+
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+const KEYS = { anthropic: 'sk-ant-api03-ECHOED-anthropic-0123456789', openai: 'sk-proj-ECHOED-openai-0123456789', gemini: 'AIzaECHOED-gemini-0123456789' };
+
+/** Every text cell of every table of the database, as one string. */
+function everyCell(h: Harness): string {
+  const tables = h.t.sqlite.prepare("select name from sqlite_master where type = 'table'").pluck().all() as string[];
+  return tables.map((t) => JSON.stringify(h.t.sqlite.prepare(`select * from "${t}"`).raw().all(), (_k, v) => (Buffer.isBuffer(v) ? v.toString('latin1') : typeof v === 'bigint' ? String(v) : v))).join('\n');
+}
+
+type Provider = keyof typeof KEYS;
+/** One failing call of each provider's client, its key in `KEYS`; the answer's status, text and request id. */
+async function failingCall(h: Harness, provider: Provider): Promise<{ status: number; text: string; id: string | null }> {
+  const fault = { 'x-simulator-status': '401' };
+  if (provider === 'gemini') {
+    const res = await fetch(`${h.url}/proxy/gemini/v1beta/models/gemini-2.5-flash:generateContent`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-ph-key': h.key, 'x-goog-api-key': KEYS.gemini, ...fault },
+      body: JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'hi' }] }] }),
+    });
+    return { status: res.status, text: await res.text(), id: res.headers.get('x-ph-request-id') };
+  }
+  const err =
+    provider === 'anthropic'
+      ? await rejection(h.anthropic({ apiKey: KEYS.anthropic, headers: fault }).messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }))
+      : await rejection(h.openai({ apiKey: KEYS.openai, headers: fault }).chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'hi' }] }));
+  return { status: err.status, text: JSON.stringify(err.error), id: err.headers.get('x-ph-request-id') };
+}
+
+describe('a provider error that echoes the credential', () => {
+  it.each(Object.keys(KEYS) as Provider[])('%s: reaches the client unchanged and is recorded with the credential redacted', async (provider) => {
+    const key = KEYS[provider];
+    // A gateway's 401 that names the key it was sent (in its message).
+    h = await startHarness({ rewrite: (body) => body.replace('"Simulated error 401"', JSON.stringify(`Invalid API key: ${key}`)) });
+    const answer = await failingCall(h, provider);
+    expect(answer.status).toBe(401);
+    expect(answer.text).toContain(`Invalid API key: ${key}`);
+    await committed(h);
+
+    const row = (await h.tenant.client.get(`/v1/requests/${answer.id}`)).json;
+    expect(row.status).toBe('failed');
+    expect(JSON.stringify(row.error)).toContain('Invalid API key: [redacted]');
+    const page = await (await h.t.app.request(`/ui/requests/${answer.id}`, { headers: { cookie: `ph_ui_key=${h.key}` } })).text();
+    expect(page).toContain('Invalid API key: [redacted]');
+    expect(page).not.toContain(key);
+    expect((await h.tenant.client.get('/v1/requests?format=csv')).text).not.toContain(key);
+    expect(everyCell(h)).not.toContain(key);
+  });
+});
+
+describe('credentialsOf and redactCredentials', () => {
+  it("take every credential header and Gemini's ?key=, not values too short to be one, and never throw on a deep body", () => {
+    const headers = { 'x-api-key': 'sk-ant-0123456789', authorization: 'Bearer sk-0123456789', 'x-goog-api-key': 'short' };
+    const secrets = credentialsOf(headers, 'http://h/proxy/gemini/v1/models/m:generateContent?alt=sse&key=AIzaQUERY0123');
+    expect(new Set(secrets)).toEqual(new Set(['sk-ant-0123456789', 'sk-0123456789', 'Bearer sk-0123456789', 'AIzaQUERY0123']));
+    expect(redactCredentials({ error: { message: 'bad key sk-ant-0123456789 (short)', ['sk-0123456789']: [1, 'AIzaQUERY0123'] } }, secrets)).toEqual({
+      error: { message: 'bad key [redacted] (short)', '[redacted]': [1, '[redacted]'] },
+    });
+    let deep: unknown = 'sk-0123456789';
+    for (let i = 0; i < 200_000; i++) deep = [deep];
+    expect(redactCredentials(deep, secrets)).toBe('[not kept: nested too deep to redact]');
+  });
+});
