@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_KEY, clientFor, createTestApp, type TestApp } from '../helpers/app';
 import { mintBundle, mintSystem, startSession } from '../helpers/factories';
+import { startHarness, type Harness } from '../proxy/harness';
 
 // One shared suite: every tenant route rejects a missing, a wrong and a
 // foreign key the same way (401 for the first two; 404 for a foreign handle).
@@ -140,5 +141,110 @@ describe('admin routes when PH_ADMIN_KEY is unset', () => {
     expect(res.status).toBe(401);
     expect(res.json.detail).toMatch(/PH_ADMIN_KEY is not set/);
     bare.close();
+  });
+});
+
+// Every route that takes an id answers another tenant's exactly as an unknown one of the same kind: the same status,
+// code and body (ids aside), so no answer tells a tenant that another's handle, session or request exists. The proxy
+// over real HTTP (the simulator behind it), the dashboard in-process with the stranger's cookie.
+describe("another tenant's ids answer exactly as unknown ones", () => {
+  let h: Harness;
+  let own!: { art: string; bnd: string; ses: string; req: string };
+  const unknown = { art: 'art_000000000000000000000', bnd: 'bnd_000000000000000000000', ses: 'ses_000000000000000000000', req: 'req_0000000000000000000000'.slice(0, 25) };
+  let stranger!: ReturnType<TestApp['tenant']>;
+  beforeAll(async () => {
+    h = await startHarness();
+    const owner = h.tenant.client;
+    const art = await mintSystem(owner);
+    const bnd = await mintBundle(owner, [art.id]);
+    const ses = await startSession(owner, { base: bnd.id });
+    const rendered = await owner.post('/v1/render', { format: 'anthropic', request: { model: 'claude-sonnet-4-5', max_tokens: 5, prefix: [art.id], messages: [{ role: 'user', content: 'q' }] } });
+    expect((await owner.post('/v1/usage', { request_id: rendered.json.request_id, usage: { input_tokens: 30, output_tokens: 1 } })).status).toBe(201);
+    own = { art: art.id, bnd: bnd.id, ses: ses.id, req: rendered.json.request_id };
+    unknown.req = `req_${own.req.slice(4, 12)}0000000000000`;
+    stranger = h.t.tenant();
+  });
+  afterAll(() => h.close());
+
+  /** What a client could tell apart: status, type and body, the ids named and request ids aside. */
+  const seen = (status: number, type: string | null, text: string) =>
+    [status, type, text.replace(/"requestId":"[^"]*"/g, '').replace(/\b(art|bnd|ses|req)_[0-9A-Za-z]{21}\b/g, '$1_ID')] as const;
+  type Kind = keyof typeof unknown;
+  const pairs = (kind: Kind) => [own[kind], unknown[kind]] as const;
+
+  const api: Array<[method: string, path: string, body: string | undefined, kind: Kind]> = [
+    ['GET', '/v1/handles/X', undefined, 'art'],
+    ['GET', '/v1/handles/X@1', undefined, 'ses'],
+    ['GET', '/v1/handles/X/expand?format=anthropic', undefined, 'bnd'],
+    ['DELETE', '/v1/handles/X', undefined, 'art'],
+    ['POST', '/v1/artifacts/X/versions', '{"content":"y"}', 'art'],
+    ['POST', '/v1/bundles', '{"members":["X"]}', 'art'],
+    ['POST', '/v1/bundles/X/versions', '{"members":[]}', 'bnd'],
+    ['POST', '/v1/sessions', '{"base":"X"}', 'bnd'],
+    ['POST', '/v1/sessions/X/messages', '{"messages":[{"role":"user","content":"x"}]}', 'ses'],
+    ['POST', '/v1/render', '{"format":"anthropic","request":{"model":"claude-sonnet-4-5","max_tokens":5,"prefix":["X"],"messages":[{"role":"user","content":"q"}]}}', 'art'],
+    ['POST', '/v1/render', '{"format":"anthropic","request":{"model":"claude-sonnet-4-5","max_tokens":5,"messages":[{"type":"handle","ref":"X"},{"role":"user","content":"q"}]}}', 'ses'],
+    ['GET', '/v1/requests/X', undefined, 'req'],
+    ['GET', '/v1/requests?handle=X', undefined, 'art'],
+    ['GET', '/v1/requests?handle=X&class=cold', undefined, 'art'],
+    ['GET', '/v1/requests?handle=X&format=csv', undefined, 'bnd'],
+    ['GET', '/v1/reports/handles/X', undefined, 'art'],
+    ['GET', '/v1/reports/handles/X?format=csv', undefined, 'ses'],
+    ['POST', '/v1/usage', '{"request_id":"X","usage":{"input_tokens":30,"output_tokens":1}}', 'req'],
+    ['POST', '/v1/usage/batch', '{"records":[{"request_id":"X","usage":{"input_tokens":30,"output_tokens":1}}]}', 'req'],
+  ];
+  it.each(api)('%s %s (%s)', async (method, path, body, kind) => {
+    const [foreign, missing] = await Promise.all(
+      pairs(kind).map(async (id) => {
+        const res = await stranger.client.call(method, path.replace('X', id), body?.replace('X', id));
+        return seen(res.status, res.headers.get('content-type'), res.text);
+      }),
+    );
+    expect(foreign![0]).toBeGreaterThanOrEqual(200);
+    expect(foreign).toEqual(missing);
+  });
+
+  const pages: Array<[path: string, kind: Kind]> = [
+    ['/ui/handles/X', 'art'],
+    ['/ui/handles/X?batches=1', 'ses'],
+    ['/ui/handles/X?class=cold', 'bnd'],
+    ['/ui/handles/X/report.csv', 'art'],
+    ['/ui/fragments/handles/X', 'ses'],
+    ['/ui/requests/X', 'req'],
+  ];
+  it.each(pages)('the dashboard: %s (%s)', async (path, kind) => {
+    const [foreign, missing] = await Promise.all(
+      pairs(kind).map(async (id) => {
+        const res = await h.t.app.request(path.replace('X', id), { headers: { cookie: `ph_ui_key=${stranger.key}` } });
+        return seen(res.status, res.headers.get('content-type'), await res.text());
+      }),
+    );
+    expect(foreign![0]).toBe(404);
+    expect(foreign).toEqual(missing);
+  });
+
+  const proxied: Array<[label: string, path: string, headers: Record<string, string>, body: string, kind: Kind]> = [
+    ['x-ph-prefix', '/proxy/anthropic/v1/messages', { 'x-ph-prefix': 'X' }, '{"model":"claude-sonnet-4-5","max_tokens":5,"messages":[{"role":"user","content":"q"}]}', 'bnd'],
+    ['x-ph-session', '/proxy/anthropic/v1/messages', { 'x-ph-session': 'X' }, '{"model":"claude-sonnet-4-5","max_tokens":5,"messages":[{"role":"user","content":"q"}]}', 'ses'],
+    ['x-ph-session naming an artifact', '/proxy/openai/v1/chat/completions', { 'x-ph-session': 'X' }, '{"model":"gpt-4.1","messages":[{"role":"user","content":"q"}]}', 'art'],
+    ['a top-level prefix', '/proxy/openai/v1/responses', {}, '{"model":"gpt-4.1","prefix":["X"],"input":"q"}', 'art'],
+    ['a handle block', '/proxy/anthropic/v1/messages', {}, '{"model":"claude-sonnet-4-5","max_tokens":5,"system":[{"type":"handle","ref":"X"}],"messages":[{"role":"user","content":"q"}]}', 'art'],
+    ['count_tokens', '/proxy/anthropic/v1/messages/count_tokens', { 'x-ph-prefix': 'X' }, '{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"q"}]}', 'art'],
+    ['gemini', '/proxy/gemini/v1beta/models/gemini-2.5-flash:generateContent', { 'x-ph-session': 'X' }, '{"contents":[{"role":"user","parts":[{"text":"q"}]}]}', 'ses'],
+  ];
+  it.each(proxied)('the proxy: %s', async (_label, path, headers, body, kind) => {
+    const [foreign, missing] = await Promise.all(
+      pairs(kind).map(async (id) => {
+        const res = await fetch(`${h.url}${path}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-ph-key': stranger.key, 'x-api-key': 'sk-ant-test', ...Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, v.replace('X', id)])) },
+          body: body.replace('X', id),
+        });
+        return seen(res.status, res.headers.get('content-type'), await res.text());
+      }),
+    );
+    expect(foreign![0]).toBe(404);
+    expect(foreign).toEqual(missing);
+    expect(h.tap).toHaveLength(0);
   });
 });
