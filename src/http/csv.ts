@@ -103,8 +103,11 @@ function totals(t: TotalsJson): Json {
   return cells;
 }
 
-/** Text a spreadsheet would run as a formula (OWASP's CSV injection list): a name or model a caller chose can be one. */
-const FORMULA_START = /^[=+\-@\t\r]/;
+/**
+ * Text a spreadsheet would run as a formula (OWASP's CSV injection list, with ASVS 1.2.10's NUL): a name or model a
+ * caller chose can be one.
+ */
+const FORMULA_START = /^[=+\-@\t\r\0]/;
 
 /**
  * null and absent: empty (unknown, or not this row's); a list of ids: space-separated; text that would start a formula

@@ -34,7 +34,7 @@ const get = (key: string, path: string, headers: Record<string, string> = {}) =>
 const rowsOf = (text: string): Row[] => parse(text, { columns: true, record_delimiter: ['\r\n', '\n', '\r'] }) as Row[];
 
 /** Text a spreadsheet would run as a formula is written after an added ' (OWASP). */
-const asText = (text: string) => (/^[=+\-@\t\r]/.test(text) ? `'${text}` : text);
+const asText = (text: string) => (/^[=+\-@\t\r\0]/.test(text) ? `'${text}` : text);
 
 /** What each JSON field's cell must be, by the documented rule: its path joined with `_`, null empty, as JSON writes it. */
 function cells(o: object, prefix = '', out: Row = {}, text = (v: string) => v): Row {
@@ -214,7 +214,7 @@ describe('CSV exports', () => {
 
   it('names with commas, quotes, line breaks and any Unicode read back as the JSON has them, a formula as text (property)', async () => {
     // A spreadsheet runs a cell starting with = + - @ TAB or CR: such a name reads back after an added ' (OWASP).
-    const asText = (name: string) => (/^[=+\-@\t\r]/.test(name) ? `'${name}` : name);
+    const asText = (name: string) => (/^[=+\-@\t\r\0]/.test(name) ? `'${name}` : name);
     const { client, key } = t.tenant();
     const tricky = fc.string({ unit: fc.constantFrom(',', '"', '\n', '\r', '\r\n', ' ', ';', '\t', '=', '-', '+', '@', 'a', 'é', '😀', '\u2028'), minLength: 1, maxLength: 24 });
     const name = fc.oneof(tricky, fc.string({ unit: 'grapheme', minLength: 1, maxLength: 24 }));
@@ -240,14 +240,15 @@ describe('CSV exports', () => {
 
   it("a name a spreadsheet would run as a formula is written as text, after an added '", async () => {
     const { client, key } = t.tenant();
-    const names = ['=HYPERLINK("http://evil.example","x")', '+1', '-2+3', '@SUM(A1)', '\tlead', 'a=b', 'x-1'];
+    // A leading NUL too (OWASP ASVS 1.2.10 lists it beside the others).
+    const names = ['=HYPERLINK("http://evil.example","x")', '+1', '-2+3', '@SUM(A1)', '\tlead', '\u0000=1+1', 'a=b', 'x-1'];
     const ids: string[] = [];
     for (const [i, nm] of names.entries()) ids.push((await mintArtifact(client, 'document', `formula ${i} ${LONG_SYSTEM}`, { name: nm })).id);
     const r = await renderAnthropic(client, { prefix: ids, messages: [userMessage('q')] });
     await report(client, t, r, anthropicUsage(promptTokens(r), 0, 0));
     const rows = rowsOf(await (await get(key, '/v1/reports?format=csv')).text());
     const written = ids.map((id) => rows.find((row) => row.id === id)!.name);
-    expect(written).toEqual(["'=HYPERLINK(\"http://evil.example\",\"x\")", "'+1", "'-2+3", "'@SUM(A1)", "'\tlead", 'a=b', 'x-1']);
+    expect(written).toEqual(["'=HYPERLINK(\"http://evil.example\",\"x\")", "'+1", "'-2+3", "'@SUM(A1)", "'\tlead", "'\u0000=1+1", 'a=b', 'x-1']);
     // The JSON keeps the name as minted.
     expect((await overHttp(key).get('/v1/reports')).json.handles.map((h: { name: string }) => h.name).sort()).toEqual([...names].sort());
   });
