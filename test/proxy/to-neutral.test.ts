@@ -205,6 +205,13 @@ describe('replyMessage', () => {
     expect(replyMessage('anthropic', reply(511))).toBe(UNKEEPABLE);
   });
 
+  it('a reply nested past the stack (a provider\'s answer, 200,000 levels) is unkeepable, not a thrown RangeError', () => {
+    let input: unknown = 1;
+    for (let i = 0; i < 200_000; i++) input = { a: input };
+    const reply = { type: 'message', content: [{ type: 'tool_use', id: 'toolu_1', name: 'f', input }] };
+    expect(replyMessage('anthropic', reply)).toBe(UNKEEPABLE);
+  });
+
   it('Anthropic: text, tool use and thinking (kept whole, marked as Anthropic\'s); thinking without its signature is left out', () => {
     const reply = {
       type: 'message',

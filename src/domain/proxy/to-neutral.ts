@@ -57,8 +57,14 @@ export function replyMessage(format: ProxyFormat, response: unknown): Message | 
   // A stream whose events could not be followed (stream-reply.ts) has no whole reply to keep.
   if (response === UNKEEPABLE) return UNKEEPABLE;
   if (!isRecord(response)) return null;
-  // A member the session could not keep as it came (a tool input's __proto__): not kept without it.
-  if (protoMember(response, '') !== null) return UNKEEPABLE;
+  // A member the session could not keep as it came (a tool input's __proto__): not kept without it. An answer nested
+  // past the stack cannot be walked (the provider's body: no depth check ran on it) and is not kept either.
+  try {
+    if (protoMember(response, '') !== null) return UNKEEPABLE;
+  } catch (err) {
+    if (err instanceof RangeError) return UNKEEPABLE;
+    throw err;
+  }
   let blocks: ContentBlock[];
   try {
     if (format === 'anthropic') {
