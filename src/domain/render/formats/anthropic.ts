@@ -1,0 +1,40 @@
+// anthropic: the Messages API.
+import { emitJson } from '../../canonical-json';
+import type { ContentBlock, ReasoningItemBlock } from '../../content';
+import { neutral } from './neutral';
+import { blocksOf, canon, toolNeutral } from './shared';
+import type { Serialisation } from './types';
+
+export const anthropic: Serialisation = {
+  definedTools: true,
+  items(seg) {
+    if (seg.section === 'tools') return seg.tools.map((t) => emitJson(toolNeutral(t)));
+    if (seg.section === 'system') return [emitJson({ type: 'text', text: seg.text })];
+    // An OpenAI reasoning item is OpenAI's alone: left out, the message's bytes are those of the message without it.
+    return seg.messages.map((m) => emitJson({ role: m.role, content: blocksOf(m).flatMap((b) => (b.type === 'reasoning' ? [] : [anthropicBlock(b)])) }));
+  },
+  wrap: neutral.wrap,
+};
+
+// Thinking blocks render as Anthropic returned them (type, thinking, signature; type, data), the fields in its order.
+function anthropicBlock(b: Exclude<ContentBlock, ReasoningItemBlock>): unknown {
+  switch (b.type) {
+    case 'thinking':
+      return { type: 'thinking', thinking: b.thinking, signature: b.signature };
+    case 'redacted_thinking':
+      return { type: 'redacted_thinking', data: b.data };
+    case 'text':
+      return { type: 'text', text: b.text };
+    case 'image':
+      return { type: 'image', source: canon(b.source) };
+    case 'tool_use':
+      return { type: 'tool_use', id: b.id, name: b.name, input: canon(b.input) };
+    case 'tool_result':
+      return {
+        type: 'tool_result',
+        tool_use_id: b.tool_use_id,
+        content: typeof b.content === 'string' || b.content === undefined ? b.content : b.content.map(anthropicBlock),
+        is_error: b.is_error,
+      };
+  }
+}

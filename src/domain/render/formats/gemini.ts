@@ -1,0 +1,40 @@
+// gemini: generateContent.
+import { emitJson } from '../../canonical-json';
+import { isThinking, type ContentBlock, type ThinkingBlock } from '../../content';
+import { arr, blocksOf, canon, customTools, objectJson, textOf } from './shared';
+import type { RenderContext, Serialisation } from './types';
+
+export const gemini: Serialisation = {
+  definedTools: false,
+  items(seg, ctx) {
+    if (seg.section === 'tools')
+      return customTools(seg).map((t) => emitJson({ name: t.name, description: t.description, parametersJsonSchema: canon(t.input_schema) }));
+    if (seg.section === 'system') return [emitJson({ text: seg.text })];
+    return seg.messages.map((m) =>
+      emitJson({ role: m.role === 'assistant' ? 'model' : 'user', parts: blocksOf(m).flatMap((b) => (isThinking(b) ? [] : [geminiPart(b, ctx)])) }),
+    );
+  },
+  wrap: (tools, system, messages) =>
+    objectJson(tools.length > 0 && ['tools', `[{"functionDeclarations":${arr(tools)}}]`], system.length > 0 && ['systemInstruction', `{"parts":${arr(system)}}`], ['contents', arr(messages)]),
+};
+
+// A part Gemini signed carries its thoughtSignature back after the part's own field, as Gemini returns it.
+const signed = (part: object, b: { thought_signature?: { signature: string } }) => (b.thought_signature ? { ...part, thoughtSignature: b.thought_signature.signature } : part);
+
+function geminiPart(b: Exclude<ContentBlock, ThinkingBlock>, ctx: RenderContext): unknown {
+  switch (b.type) {
+    case 'text':
+      return signed({ text: b.text }, b);
+    case 'image':
+      return b.source.type === 'base64'
+        ? { inlineData: { mimeType: b.source.media_type, data: b.source.data } }
+        : { fileData: { fileUri: b.source.url } };
+    case 'tool_use':
+      return signed({ functionCall: { name: b.name, args: canon(b.input) } }, b);
+    case 'tool_result':
+      // Gemini answers a call by function name; an unknown id keeps the id so the bytes stay stable.
+      return {
+        functionResponse: { name: ctx.toolNames.get(b.tool_use_id) ?? b.tool_use_id, response: { content: textOf(b.content) } },
+      };
+  }
+}

@@ -1,0 +1,48 @@
+// openai-responses: the Responses API's input items.
+import canonicalize from 'canonicalize';
+import { emitJson } from '../../canonical-json';
+import { isThinking, type Message } from '../../content';
+import { arr, blocksOf, canon, dataUrl, objectJson, textOf } from './shared';
+import type { Serialisation } from './types';
+
+export const openaiResponses: Serialisation = {
+  definedTools: false,
+  items(seg) {
+    if (seg.section === 'tools')
+      return seg.tools.map((t) =>
+        // strict: false keeps the schema as written; the Responses API defaults to strict mode, which makes optional fields required.
+        emitJson({ type: 'function', name: t.name, description: t.description, parameters: canon(t.input_schema), strict: false }),
+      );
+    if (seg.section === 'system')
+      return [emitJson({ type: 'message', role: 'system', content: [{ type: 'input_text', text: seg.text }] })];
+    return seg.messages.flatMap((m) => responsesItems(m).map(emitJson));
+  },
+  wrap: (tools, system, messages) => objectJson(tools.length > 0 && ['tools', arr(tools)], ['input', arr([...system, ...messages])]),
+};
+
+function responsesItems(m: Message): unknown[] {
+  const out: unknown[] = [];
+  let parts: unknown[] = [];
+  const flush = () => {
+    if (parts.length) out.push({ type: 'message', role: m.role, content: parts });
+    parts = [];
+  };
+  for (const b of blocksOf(m)) {
+    if (b.type === 'text') parts.push({ type: m.role === 'assistant' ? 'output_text' : 'input_text', text: b.text });
+    else if (b.type === 'image') parts.push({ type: 'input_image', image_url: dataUrl(b) });
+    else if (b.type === 'reasoning') {
+      // An OpenAI reasoning item goes back before the items it preceded, its fields as the API returns them.
+      flush();
+      out.push({ id: b.id, type: 'reasoning', summary: b.summary.map((x) => ({ type: x.type, text: x.text })), encrypted_content: b.encrypted_content });
+    } else if (isThinking(b)) continue;
+    else if (b.type === 'tool_use') {
+      flush();
+      out.push({ type: 'function_call', call_id: b.id, name: b.name, arguments: canonicalize(b.input) });
+    } else {
+      flush();
+      out.push({ type: 'function_call_output', call_id: b.tool_use_id, output: textOf(b.content) });
+    }
+  }
+  flush();
+  return out;
+}
