@@ -3,6 +3,10 @@ import type { Message, ToolDefinition } from '../content';
 export const expansionFormats = ['neutral', 'anthropic', 'openai-chat', 'openai-responses', 'gemini'] as const;
 export type ExpansionFormat = (typeof expansionFormats)[number];
 
+/** The provider request bodies render takes (each a module in formats/). */
+export const requestFormats = ['anthropic', 'openai-chat', 'openai-responses', 'gemini'] as const;
+export type RequestFormat = (typeof requestFormats)[number];
+
 export type Section = 'tools' | 'system' | 'messages';
 
 /**

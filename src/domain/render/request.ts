@@ -4,7 +4,7 @@ import { sha256Hex } from '../digest';
 import { DomainError, invalid, withPointer } from '../errors';
 import type { HandleService } from '../handles';
 import { isDefinedTool, type Message } from '../content';
-import { learnToolNames, newRenderContext, segmentItems, type RenderContext } from './formats';
+import { learnToolNames, newRenderContext, REQUEST_FORMATS, segmentItems, type RenderContext } from './formats';
 import { Lru } from '../lru';
 import { MESSAGE_CACHE_SETTINGS, semanticKey, unitKey } from '../simulator/semantic';
 import { countTokens, type TokenizerFamily } from '../tokens';
@@ -25,7 +25,7 @@ import {
   type Edit,
   type JsonNode,
 } from './json-text';
-import { orderSegments, type PromptSegment, type Section } from './prompt';
+import { orderSegments, type PromptSegment, type RequestFormat, type Section } from './prompt';
 import { readThinkingOnly, type DroppedFrom } from './thinking-units';
 import { changedInBody, changedInUnits, checksPrefix, dropsFailedBlocks, recordedThinking, refuseChanged, unitParts, type ChangedPrefix } from '../thinking-prefix';
 import { isThinkingBlock } from '../thinking';
@@ -33,8 +33,7 @@ import { pushAll } from '../arrays';
 import { estimatedTool, type EstimatedTool } from '../estimated-tools';
 import { storedTool, systemBlockText, systemMessageText } from './inline-content';
 
-export const requestFormats = ['anthropic', 'openai-chat', 'openai-responses', 'gemini'] as const;
-export type RequestFormat = (typeof requestFormats)[number];
+export { requestFormats, type RequestFormat } from './prompt';
 
 /** One piece of the rendered prompt, in provider serialisation order. */
 export interface RenderedSegment {
@@ -146,8 +145,6 @@ interface Item {
   text: string;
   segment: PromptSegment | null;
   blocks: number;
-  /** Where a breakpoint marker goes, if this item can carry one. */
-  markable: boolean;
   /** The rendered texts of the whole segment this item is one of (an immutable array), when they are kept. */
   all?: readonly string[];
   /** This item's place in `all`. */
@@ -186,14 +183,6 @@ function costedTool(unit: Unit, type: unknown, costs: ToolCosts): Unit {
 const HANDLE_TYPE = 'handle';
 
 type ResolvedRef = ReturnType<HandleService['resolve']>;
-
-// Where each provider keeps its sections, and how its text blocks look.
-const LAYOUT: Record<RequestFormat, { messages: string; system: string | null; textBlock: (t: string) => string }> = {
-  anthropic: { messages: 'messages', system: 'system', textBlock: (t) => `{"type":"text","text":${JSON.stringify(t)}}` },
-  'openai-chat': { messages: 'messages', system: null, textBlock: (t) => `{"type":"text","text":${JSON.stringify(t)}}` },
-  'openai-responses': { messages: 'input', system: null, textBlock: (t) => `{"type":"input_text","text":${JSON.stringify(t)}}` },
-  gemini: { messages: 'contents', system: 'systemInstruction', textBlock: (t) => `{"text":${JSON.stringify(t)}}` },
-};
 
 /**
  * Renders a provider request body in which handles appear (a top-level
@@ -243,8 +232,7 @@ export class RequestRenderer {
   /** `at`: what named the segment, for a refusal (an Anthropic-defined tool in another format). */
   private itemsOf(format: RequestFormat, seg: PromptSegment, ctx: RenderContext, at: string): Item[] {
     const key = `${format}|${seg.source}`;
-    // Gemini names tool results by earlier calls, which may sit in other segments: those are rendered fresh.
-    const cacheable = format !== 'gemini' || !hasToolResult(seg);
+    const cacheable = REQUEST_FORMATS[format].reusesItems(seg);
     let texts = cacheable ? this.items.get(key) : undefined;
     if (texts) learnToolNames(seg, ctx);
     else {
@@ -255,7 +243,7 @@ export class RequestRenderer {
       }
       if (cacheable) this.items.set(key, texts);
     }
-    return itemsFrom(format, seg, texts);
+    return itemsFrom(seg, texts);
   }
 
   render(input: RenderRequestInput): RenderedRequest {
@@ -265,7 +253,7 @@ export class RequestRenderer {
     const modelNode = property(root, 'model');
     if (modelNode !== undefined && modelNode.type !== 'string') throw invalid(`${pointer}/model`, 'must be a string (the model name)');
     const model = input.resolveModel(modelNode?.type === 'string' ? (modelNode.value as string) : undefined);
-    const layout = LAYOUT[format];
+    const rules = REQUEST_FORMATS[format];
     const ctx = newRenderContext();
     const edits: Edit[] = [];
     const named = new Set<string>();
@@ -326,7 +314,7 @@ export class RequestRenderer {
       placements.push({
         items: pTools,
         build: (texts) => {
-          const json = format === 'gemini' ? [`{"functionDeclarations":[${texts.join(',')}]}`] : texts;
+          const json = rules.toolEntries(texts);
           return toolsNode ? prependToArray(toolsNode, json) : prependProperty(root, 'tools', `[${json.join(',')}]`);
         },
       });
@@ -340,7 +328,7 @@ export class RequestRenderer {
         const items = this.inPlace(resolve, format, ref, at, ['tools'], ctx);
         placements.push({
           items,
-          build: (texts) => replaceElement(toolsNode!, i, format === 'gemini' ? [`{"functionDeclarations":[${texts.join(',')}]}`] : texts),
+          build: (texts) => replaceElement(toolsNode!, i, rules.toolEntries(texts)),
         });
         pushAll(toolUnits, items.map((it) => unitOf(format, 'tools', it)));
         pushAll(toolFrom, items.map((it) => ({ pointer: at, source: it.segment?.source ?? ref })));
@@ -373,7 +361,8 @@ export class RequestRenderer {
     const messageUnits: Unit[] = [];
     if (format === 'anthropic' || format === 'gemini') {
       // Gemini's REST docs spell it system_instruction; either spelling is the system node.
-      const key = format === 'gemini' && !property(root, layout.system!) && property(root, 'system_instruction') ? 'system_instruction' : layout.system!;
+      const field = format === 'gemini' ? 'systemInstruction' : 'system';
+      const key = format === 'gemini' && !property(root, field) && property(root, 'system_instruction') ? 'system_instruction' : field;
       const at = childPointer(pointer, key);
       const sysNode = property(root, key);
       // Gemini keeps system parts in systemInstruction.parts; Anthropic in system (string or blocks).
@@ -419,7 +408,7 @@ export class RequestRenderer {
     }
 
     // ---- messages ----
-    const msgKey = layout.messages;
+    const msgKey = rules.messagesKey;
     const msgAt = childPointer(pointer, msgKey);
     let msgNode = property(root, msgKey);
     if (!msgNode) throw invalid(msgAt, `${msgKey} is required`);
@@ -460,7 +449,7 @@ export class RequestRenderer {
         }
         const instructs = instruction || !sessionNamed ? null : instructionRole(format, node);
         if (instructs) instruction = { at: messageUnits.length, role: instructs };
-        const contentKey = format === 'gemini' ? 'parts' : 'content';
+        const contentKey = rules.contentKey;
         const content = property(node, contentKey);
         const blocks = elements(content);
         const handleBlocks = blocks.map((b, j) => handleRef(b, childPointer(childPointer(at, contentKey), j)));
@@ -483,7 +472,7 @@ export class RequestRenderer {
           const segs = this.handles.segmentsOf(r.handle, r.version.version);
           const items = segs.map((s) => {
             const text = textOfContentSegment(s, blockAt);
-            return { text: layout.textBlock(text), segment: s, blocks: 1, markable: true };
+            return { text: rules.textBlock(text), segment: s, blocks: 1 };
           });
           placements.push({ items, build: (texts) => replaceElement(content!, j, texts) });
           pushAll(messageUnits, items.map((it) => inRole(format, role, unitOf(format, 'messages', it))));
@@ -790,11 +779,7 @@ function segmentOfUnit(list: RenderedSegment[], n: number): number {
   return list.findIndex((s) => (n -= s.units!.length) < 0);
 }
 
-function hasToolResult(seg: PromptSegment): boolean {
-  return seg.section === 'messages' && seg.messages.some((m) => typeof m.content !== 'string' && m.content.some((b) => b.type === 'tool_result'));
-}
-
-function itemsFrom(format: RequestFormat, seg: PromptSegment, texts: string[]): Item[] {
+function itemsFrom(seg: PromptSegment, texts: string[]): Item[] {
   const perItemBlocks = seg.section === 'messages' ? seg.messages.map(blockCount) : texts.map(() => 1);
   return texts.map((text, i) => ({
     index: i,
@@ -802,7 +787,6 @@ function itemsFrom(format: RequestFormat, seg: PromptSegment, texts: string[]): 
     segment: seg,
     // OpenAI renders one message as several items at times (tool results): keep the total right.
     blocks: perItemBlocks[i] ?? 1,
-    markable: format === 'anthropic',
     all: texts,
   }));
 }

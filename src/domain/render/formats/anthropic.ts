@@ -3,10 +3,15 @@ import { emitJson } from '../../canonical-json';
 import type { ContentBlock, ReasoningItemBlock } from '../../content';
 import { neutral } from './neutral';
 import { blocksOf, canon, toolNeutral } from './shared';
-import type { Serialisation } from './types';
+import type { RequestFormatRules } from './types';
 
-export const anthropic: Serialisation = {
+export const anthropic: RequestFormatRules = {
   definedTools: true,
+  messagesKey: 'messages',
+  contentKey: 'content',
+  textBlock: (t) => `{"type":"text","text":${JSON.stringify(t)}}`,
+  toolEntries: (texts) => texts,
+  reusesItems: () => true,
   items(seg) {
     if (seg.section === 'tools') return seg.tools.map((t) => emitJson(toolNeutral(t)));
     if (seg.section === 'system') return [emitJson({ type: 'text', text: seg.text })];

@@ -2,10 +2,17 @@
 import { emitJson } from '../../canonical-json';
 import { isThinking, type ContentBlock, type ThinkingBlock } from '../../content';
 import { arr, blocksOf, canon, customTools, objectJson, textOf } from './shared';
-import type { RenderContext, Serialisation } from './types';
+import type { PromptSegment } from '../prompt';
+import type { RenderContext, RequestFormatRules } from './types';
 
-export const gemini: Serialisation = {
+export const gemini: RequestFormatRules = {
   definedTools: false,
+  messagesKey: 'contents',
+  contentKey: 'parts',
+  textBlock: (t) => `{"text":${JSON.stringify(t)}}`,
+  toolEntries: (texts) => [`{"functionDeclarations":[${texts.join(',')}]}`],
+  // Gemini names tool results by earlier calls, which may sit in other segments: those are rendered fresh.
+  reusesItems: (seg) => !hasToolResult(seg),
   items(seg, ctx) {
     if (seg.section === 'tools')
       return customTools(seg).map((t) => emitJson({ name: t.name, description: t.description, parametersJsonSchema: canon(t.input_schema) }));
@@ -37,4 +44,8 @@ function geminiPart(b: Exclude<ContentBlock, ThinkingBlock>, ctx: RenderContext)
         functionResponse: { name: ctx.toolNames.get(b.tool_use_id) ?? b.tool_use_id, response: { content: textOf(b.content) } },
       };
   }
+}
+
+function hasToolResult(seg: PromptSegment): boolean {
+  return seg.section === 'messages' && seg.messages.some((m) => typeof m.content !== 'string' && m.content.some((b) => b.type === 'tool_result'));
 }

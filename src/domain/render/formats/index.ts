@@ -1,15 +1,15 @@
 import { isDefinedTool } from '../../content';
 import { invalid } from '../../errors';
-import type { ExpansionFormat, PromptSegment } from '../prompt';
+import type { ExpansionFormat, PromptSegment, RequestFormat } from '../prompt';
 import { pushAll } from '../../arrays';
 import { anthropic } from './anthropic';
 import { gemini } from './gemini';
 import { neutral } from './neutral';
 import { openaiChat } from './openai-chat';
 import { openaiResponses } from './openai-responses';
-import type { RenderContext, Serialisation } from './types';
+import type { RenderContext, RequestFormatRules, Serialisation } from './types';
 
-export type { RenderContext, Serialisation } from './types';
+export type { RenderContext, RequestFormatRules, Serialisation } from './types';
 
 /**
  * Provider serialisations of a prompt, one module per format (types.ts says what each gives). Changing any byte of
@@ -17,14 +17,16 @@ export type { RenderContext, Serialisation } from './types';
  */
 export const RENDERER_VERSION = 1;
 
-/** Every format's serialisation: a format is one module and one line here. */
-export const SERIALISATIONS: Record<ExpansionFormat, Serialisation> = {
-  neutral,
+/** The provider request formats: a format is one module and one line here. */
+export const REQUEST_FORMATS: Record<RequestFormat, RequestFormatRules> = {
   anthropic,
   'openai-chat': openaiChat,
   'openai-responses': openaiResponses,
   gemini,
 };
+
+/** Every format a prompt is written in: the providers', and our own stored shapes. */
+export const SERIALISATIONS: Record<ExpansionFormat, Serialisation> = { neutral, ...REQUEST_FORMATS };
 
 export function newRenderContext(): RenderContext {
   return { toolNames: new Map() };

@@ -4,10 +4,15 @@ import { emitJson } from '../../canonical-json';
 import type { ContentBlock, Message } from '../../content';
 import { pushAll } from '../../arrays';
 import { arr, canon, customTools, dataUrl, objectJson } from './shared';
-import type { Serialisation } from './types';
+import type { RequestFormatRules } from './types';
 
-export const openaiChat: Serialisation = {
+export const openaiChat: RequestFormatRules = {
   definedTools: false,
+  messagesKey: 'messages',
+  contentKey: 'content',
+  textBlock: (t) => `{"type":"text","text":${JSON.stringify(t)}}`,
+  toolEntries: (texts) => texts,
+  reusesItems: () => true,
   items(seg) {
     if (seg.section === 'tools')
       return customTools(seg).map((t) =>

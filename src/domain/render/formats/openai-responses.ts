@@ -3,10 +3,15 @@ import canonicalize from 'canonicalize';
 import { emitJson } from '../../canonical-json';
 import { isThinking, type Message } from '../../content';
 import { arr, blocksOf, canon, dataUrl, objectJson, textOf } from './shared';
-import type { Serialisation } from './types';
+import type { RequestFormatRules } from './types';
 
-export const openaiResponses: Serialisation = {
+export const openaiResponses: RequestFormatRules = {
   definedTools: false,
+  messagesKey: 'input',
+  contentKey: 'content',
+  textBlock: (t) => `{"type":"input_text","text":${JSON.stringify(t)}}`,
+  toolEntries: (texts) => texts,
+  reusesItems: () => true,
   items(seg) {
     if (seg.section === 'tools')
       return seg.tools.map((t) =>

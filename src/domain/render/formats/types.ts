@@ -18,3 +18,20 @@ export interface Serialisation {
   /** Whether the format takes Anthropic-defined tools (another refuses a segment holding one). */
   definedTools: boolean;
 }
+
+/**
+ * A provider request body's rules, beside its serialisation: where the body keeps each section, how handles' items
+ * are placed there (request.ts keeps the flow every format shares).
+ */
+export interface RequestFormatRules extends Serialisation {
+  /** The body field holding the messages (Responses: `input`, Gemini: `contents`). */
+  messagesKey: string;
+  /** A message's field holding its blocks (Gemini: `parts`). */
+  contentKey: string;
+  /** A text block as the format writes one in a message's content (a text handle placed there). */
+  textBlock(text: string): string;
+  /** The tools list's entries for a tools handle's items (Gemini: one `functionDeclarations` entry holding them). */
+  toolEntries(texts: string[]): string[];
+  /** Whether a segment's rendered items may be kept and reused across requests. */
+  reusesItems(seg: PromptSegment): boolean;
+}
