@@ -359,31 +359,14 @@ export class RequestRenderer {
     // Anthropic's system given as a string: a text block in the body (after a prefix's blocks), or read as one.
     let systemString: Unit | undefined;
     const messageUnits: Unit[] = [];
-    if (format === 'anthropic' || format === 'gemini') {
-      // Gemini's REST docs spell it system_instruction; either spelling is the system node.
-      const field = format === 'gemini' ? 'systemInstruction' : 'system';
-      const key = format === 'gemini' && !property(root, field) && property(root, 'system_instruction') ? 'system_instruction' : field;
+    const systemField = rules.systemField;
+    if (systemField) {
+      const key = systemField.key(root);
       const at = childPointer(pointer, key);
       const sysNode = property(root, key);
-      // Gemini keeps system parts in systemInstruction.parts; Anthropic in system (string or blocks).
-      const partsNode = format === 'gemini' ? expectType(property(sysNode, 'parts'), 'array', childPointer(at, 'parts'), 'systemInstruction.parts') : sysNode;
-      if (format === 'gemini' && sysNode) expectType(sysNode, 'object', at, key);
+      const { node: partsNode, at: partsAt } = systemField.blocks(sysNode, at, key);
       if (pSystem.length) {
-        placements.push({
-          items: pSystem,
-          build: (texts) => {
-            if (format === 'gemini') {
-              if (partsNode) return prependToArray(partsNode, texts);
-              if (sysNode) return prependProperty(sysNode, 'parts', `[${texts.join(',')}]`);
-              return prependProperty(root, key, `{"parts":[${texts.join(',')}]}`);
-            }
-            if (!sysNode) return prependProperty(root, key, `[${texts.join(',')}]`);
-            // A plain-string system prompt becomes a list: our blocks first, then the caller's text, unchanged.
-            if (sysNode.type === 'string')
-              return { offset: sysNode.offset, length: sysNode.length, pieces: [`[${texts.join(',')},{"type":"text","text":${textOf(bodyText, sysNode)}}]`] };
-            return prependToArray(sysNode, texts);
-          },
-        });
+        placements.push({ items: pSystem, build: (texts) => systemField.prepend(texts, root, key, sysNode, partsNode, bodyText) });
         pushAll(systemUnits, pSystem.map((it) => unitOf(format, 'system', it)));
       }
       if (partsNode?.type === 'string') {
@@ -391,7 +374,7 @@ export class RequestRenderer {
         inlineAt.set(systemUnits.at(-1)!, at);
       } else if (partsNode && partsNode.type !== 'array') throw invalid(at, `${key} must be a string or an array of blocks`);
       elements(partsNode).forEach((node, i) => {
-        const nodeAt = childPointer(format === 'gemini' ? childPointer(at, 'parts') : at, i);
+        const nodeAt = childPointer(partsAt, i);
         const ref = handleRef(node, nodeAt);
         if (ref) {
           const items = this.inPlace(resolve, format, ref, nodeAt, ['system'], ctx);
@@ -402,8 +385,8 @@ export class RequestRenderer {
           inlineAt.set(systemUnits.at(-1)!, nodeAt);
         }
       });
-    } else if (format === 'openai-responses') {
-      const instructions = property(root, 'instructions');
+    } else if (rules.instructionsKey) {
+      const instructions = property(root, rules.instructionsKey);
       if (instructions && instructions.type === 'string') systemUnits.push(this.inline(format, 'system', bodyText, instructions));
     }
 
@@ -412,7 +395,7 @@ export class RequestRenderer {
     const msgAt = childPointer(pointer, msgKey);
     let msgNode = property(root, msgKey);
     if (!msgNode) throw invalid(msgAt, `${msgKey} is required`);
-    const leading = format === 'openai-chat' || format === 'openai-responses' ? [...pSystem, ...pMessages] : pMessages;
+    const leading = systemField ? pMessages : [...pSystem, ...pMessages];
     // The prefix's units at the head of the messages (OpenAI: its system items too), told apart from the caller's own.
     const leadingUnits = new Set<Unit>();
     if (leading.length) {
@@ -425,7 +408,7 @@ export class RequestRenderer {
           return prependToArray(node, texts);
         },
       });
-      const system = format === 'openai-chat' || format === 'openai-responses' ? pSystem.map((it) => unitOf(format, 'system', it)) : [];
+      const system = systemField ? [] : pSystem.map((it) => unitOf(format, 'system', it));
       const messages = pMessages.map((it) => unitOf(format, 'messages', it));
       pushAll(systemUnits, system);
       pushAll(messageUnits, messages);
@@ -434,7 +417,7 @@ export class RequestRenderer {
     // OpenAI: a system or developer message after a session's messages (a session is not kept with them, so it stands
     // after the history on every turn, where no cache read reaches it): its first unit's place in messageUnits, its role.
     let instruction = null as { at: number; role: string } | null;
-    if (msgNode.type === 'string' && format === 'openai-responses') messageUnits.push(this.inline(format, 'messages', bodyText, msgNode));
+    if (msgNode.type === 'string' && rules.stringInput) messageUnits.push(this.inline(format, 'messages', bodyText, msgNode));
     else {
       msgNode = expectType(msgNode, 'array', msgAt, msgKey)!;
       const list = msgNode;
@@ -447,7 +430,7 @@ export class RequestRenderer {
           pushAll(messageUnits, items.map((it) => unitOf(format, 'messages', it)));
           return;
         }
-        const instructs = instruction || !sessionNamed ? null : instructionRole(format, node);
+        const instructs = instruction || !sessionNamed ? null : (rules.instructionRole?.(node) ?? null);
         if (instructs) instruction = { at: messageUnits.length, role: instructs };
         const contentKey = rules.contentKey;
         const content = property(node, contentKey);
@@ -747,7 +730,7 @@ export class RequestRenderer {
     const wrong = segs.find((s) => !allowed.includes(s.section));
     if (wrong) {
       // On OpenAI's formats a system prompt is a message: wrapped in one, it keeps its place among the messages.
-      const wrap = wrong.section === 'system' && (format === 'openai-chat' || format === 'openai-responses') && allowed.includes('messages');
+      const wrap = wrong.section === 'system' && !REQUEST_FORMATS[format].systemField && allowed.includes('messages');
       throw invalid(at, `${ref} contains ${wrong.section} content (${wrong.source}), which cannot stand here; put it in "prefix" instead${wrap ? `, or keep its place in a system message: {"role":"system","content":[{"type":"handle","ref":"${ref}"}]}` : ''}`);
     }
     return segs.flatMap((s) => this.itemsOf(format, s, ctx, at));
@@ -875,16 +858,6 @@ function messagesContext(root: JsonNode): string | null {
     if (value !== null) settings[name] = value;
   }
   return Object.keys(settings).length ? (canonicalize(settings) ?? null) : null;
-}
-
-/** An OpenAI system or developer message (a chat message, or a Responses input item of type message): its role, else null. */
-function instructionRole(format: RequestFormat, node: JsonNode): string | null {
-  if ((format !== 'openai-chat' && format !== 'openai-responses') || node.type !== 'object') return null;
-  const type = property(node, 'type');
-  if (type && valueOf(type) !== 'message') return null;
-  const role = property(node, 'role');
-  const value = role ? valueOf(role) : null;
-  return value === 'system' || value === 'developer' ? value : null;
 }
 
 /** A block of a message keyed with the message's role (a handle or a caller block inside a message's content). */

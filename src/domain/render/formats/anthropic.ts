@@ -1,6 +1,7 @@
 // anthropic: the Messages API.
 import { emitJson } from '../../canonical-json';
 import type { ContentBlock, ReasoningItemBlock } from '../../content';
+import { prependProperty, prependToArray, textOf } from '../json-text';
 import { neutral } from './neutral';
 import { blocksOf, canon, toolNeutral } from './shared';
 import type { RequestFormatRules } from './types';
@@ -12,6 +13,18 @@ export const anthropic: RequestFormatRules = {
   textBlock: (t) => `{"type":"text","text":${JSON.stringify(t)}}`,
   toolEntries: (texts) => texts,
   reusesItems: () => true,
+  systemField: {
+    key: () => 'system',
+    // A string or blocks.
+    blocks: (field, at) => ({ node: field, at }),
+    prepend(texts, root, key, field, _blocks, bodyText) {
+      if (!field) return prependProperty(root, key, `[${texts.join(',')}]`);
+      // A plain-string system prompt becomes a list: our blocks first, then the caller's text, unchanged.
+      if (field.type === 'string')
+        return { offset: field.offset, length: field.length, pieces: [`[${texts.join(',')},{"type":"text","text":${textOf(bodyText, field)}}]`] };
+      return prependToArray(field, texts);
+    },
+  },
   items(seg) {
     if (seg.section === 'tools') return seg.tools.map((t) => emitJson(toolNeutral(t)));
     if (seg.section === 'system') return [emitJson({ type: 'text', text: seg.text })];

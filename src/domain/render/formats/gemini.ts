@@ -2,6 +2,7 @@
 import { emitJson } from '../../canonical-json';
 import { isThinking, type ContentBlock, type ThinkingBlock } from '../../content';
 import { arr, blocksOf, canon, customTools, objectJson, textOf } from './shared';
+import { childPointer, expectType, prependProperty, prependToArray, property } from '../json-text';
 import type { PromptSegment } from '../prompt';
 import type { RenderContext, RequestFormatRules } from './types';
 
@@ -13,6 +14,21 @@ export const gemini: RequestFormatRules = {
   toolEntries: (texts) => [`{"functionDeclarations":[${texts.join(',')}]}`],
   // Gemini names tool results by earlier calls, which may sit in other segments: those are rendered fresh.
   reusesItems: (seg) => !hasToolResult(seg),
+  systemField: {
+    // Gemini's REST docs spell it system_instruction; either spelling is the system node.
+    key: (root) => (!property(root, 'systemInstruction') && property(root, 'system_instruction') ? 'system_instruction' : 'systemInstruction'),
+    // Gemini keeps system parts in systemInstruction.parts.
+    blocks(field, at, key) {
+      const parts = expectType(property(field, 'parts'), 'array', childPointer(at, 'parts'), 'systemInstruction.parts');
+      if (field) expectType(field, 'object', at, key);
+      return { node: parts, at: childPointer(at, 'parts') };
+    },
+    prepend(texts, root, key, field, parts) {
+      if (parts) return prependToArray(parts, texts);
+      if (field) return prependProperty(field, 'parts', `[${texts.join(',')}]`);
+      return prependProperty(root, key, `{"parts":[${texts.join(',')}]}`);
+    },
+  },
   items(seg, ctx) {
     if (seg.section === 'tools')
       return customTools(seg).map((t) => emitJson({ name: t.name, description: t.description, parametersJsonSchema: canon(t.input_schema) }));

@@ -4,6 +4,7 @@ import { emitJson } from '../../canonical-json';
 import type { ContentBlock, Message } from '../../content';
 import { pushAll } from '../../arrays';
 import { arr, canon, customTools, dataUrl, objectJson } from './shared';
+import { instructionRole } from './openai';
 import type { RequestFormatRules } from './types';
 
 export const openaiChat: RequestFormatRules = {
@@ -13,6 +14,8 @@ export const openaiChat: RequestFormatRules = {
   textBlock: (t) => `{"type":"text","text":${JSON.stringify(t)}}`,
   toolEntries: (texts) => texts,
   reusesItems: () => true,
+  systemField: null,
+  instructionRole,
   items(seg) {
     if (seg.section === 'tools')
       return customTools(seg).map((t) =>

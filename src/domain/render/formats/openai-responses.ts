@@ -3,6 +3,7 @@ import canonicalize from 'canonicalize';
 import { emitJson } from '../../canonical-json';
 import { isThinking, type Message } from '../../content';
 import { arr, blocksOf, canon, dataUrl, objectJson, textOf } from './shared';
+import { instructionRole } from './openai';
 import type { RequestFormatRules } from './types';
 
 export const openaiResponses: RequestFormatRules = {
@@ -12,6 +13,10 @@ export const openaiResponses: RequestFormatRules = {
   textBlock: (t) => `{"type":"input_text","text":${JSON.stringify(t)}}`,
   toolEntries: (texts) => texts,
   reusesItems: () => true,
+  systemField: null,
+  instructionsKey: 'instructions',
+  stringInput: true,
+  instructionRole,
   items(seg) {
     if (seg.section === 'tools')
       return seg.tools.map((t) =>

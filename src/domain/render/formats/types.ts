@@ -1,3 +1,4 @@
+import type { Edit, JsonNode } from '../json-text';
 import type { PromptSegment } from '../prompt';
 
 export interface RenderContext {
@@ -34,4 +35,22 @@ export interface RequestFormatRules extends Serialisation {
   toolEntries(texts: string[]): string[];
   /** Whether a segment's rendered items may be kept and reused across requests. */
   reusesItems(seg: PromptSegment): boolean;
+  /** Where the system prompt is: a field of its own, or (null) system messages at the head of the messages (OpenAI). */
+  systemField: SystemField | null;
+  /** A field whose string the provider reads as system text besides (Responses `instructions`), if any. */
+  instructionsKey?: string;
+  /** Whether the messages field may be a plain string, one user message (Responses `input`). */
+  stringInput?: boolean;
+  /** A message that is a system prompt among the messages (OpenAI's system or developer message): its role, else null. */
+  instructionRole?(node: JsonNode): string | null;
+}
+
+/** A system prompt kept in a body field of its own (Anthropic's `system`, Gemini's `systemInstruction`). */
+export interface SystemField {
+  /** The field's name in this body. */
+  key(root: JsonNode): string;
+  /** The node holding the blocks inside the field's node, and its pointer; a wrong shape is refused. */
+  blocks(field: JsonNode | undefined, at: string, key: string): { node: JsonNode | undefined; at: string };
+  /** The edit placing a prefix's system items before the caller's (`blocks`: what blocks() found). */
+  prepend(texts: string[], root: JsonNode, key: string, field: JsonNode | undefined, blocks: JsonNode | undefined, bodyText: string): Edit;
 }
