@@ -30,8 +30,9 @@ import { readThinkingOnly, type DroppedFrom } from './thinking-units';
 import { changedInBody, changedInUnits, checksPrefix, dropsFailedBlocks, recordedThinking, refuseChanged, unitParts, type ChangedPrefix } from '../thinking-prefix';
 import { isThinkingBlock } from '../thinking';
 import { pushAll } from '../arrays';
+import type { Json } from '../records';
 import { estimatedTool, type EstimatedTool } from '../estimated-tools';
-import { storedTool, systemBlockText, systemMessageText } from './inline-content';
+import { storedTool } from './inline-content';
 
 export { requestFormats, type RequestFormat } from './prompt';
 
@@ -704,19 +705,20 @@ export class RequestRenderer {
     };
     const value = (u: Unit): unknown => (inlineAt.has(u) && !u.item && !u.segment ? JSON.parse(u.hashText) : undefined);
 
-    if (format !== 'gemini' && tools.length && tools.every((u) => value(u) !== undefined)) {
+    const rules = REQUEST_FORMATS[format];
+    if (rules.inline.storedTool && tools.length && tools.every((u) => value(u) !== undefined)) {
       const stored = tools.map((u) => storedTool(format, value(u)));
       if (stored.every((t) => t !== null)) take(tools, 'tools', 'tools', () => stored, inlineAt.get(tools[0]!)!.replace(/\/\d+$/, ''));
     }
-    if (format === 'anthropic' || format === 'gemini')
+    if (rules.systemField)
       for (const u of system) {
-        const text = systemBlockText(format, value(u));
+        const text = rules.inline.systemText(value(u));
         if (text !== null) take([u], 'system', 'system', () => text, inlineAt.get(u)!);
       }
     else
       for (const u of messages) {
         if (u.item) continue; // the prefix's own, placed first
-        const text = systemMessageText(format, value(u));
+        const text = rules.inline.systemText(value(u));
         if (text === null) break;
         take([u], 'messages', 'system', () => text, inlineAt.get(u)!);
       }
@@ -1143,9 +1145,7 @@ function toolNames(format: RequestFormat, text: string): string[] {
     return [];
   }
   if (typeof v !== 'object' || v === null) return [];
-  const tool = v as { name?: unknown; function?: { name?: unknown }; functionDeclarations?: unknown };
-  const names = format === 'gemini' ? (Array.isArray(tool.functionDeclarations) ? tool.functionDeclarations.map((d: { name?: unknown } | null) => d?.name) : [tool.name]) : [format === 'openai-chat' ? (tool.function?.name ?? tool.name) : tool.name];
-  return names.filter((n): n is string => typeof n === 'string');
+  return REQUEST_FORMATS[format].toolNames(v as Json).filter((n): n is string => typeof n === 'string');
 }
 
 /** Adds Anthropic's cache_control to the last block of an item we rendered. */

@@ -2,9 +2,10 @@
 import { emitJson } from '../../canonical-json';
 import type { ContentBlock, ReasoningItemBlock } from '../../content';
 import { prependProperty, prependToArray, textOf } from '../json-text';
+import { isRecord } from '../../records';
 import { neutral } from './neutral';
 import { blocksOf, canon, toolNeutral } from './shared';
-import type { RequestFormatRules } from './types';
+import type { InlineSystem, RequestFormatRules } from './types';
 
 export const anthropic: RequestFormatRules = {
   definedTools: true,
@@ -32,7 +33,27 @@ export const anthropic: RequestFormatRules = {
     return seg.messages.map((m) => emitJson({ role: m.role, content: blocksOf(m).flatMap((b) => (b.type === 'reasoning' ? [] : [anthropicBlock(b)])) }));
   },
   wrap: neutral.wrap,
+  toolNames: (tool) => [tool.name],
+  inline: {
+    storedTool: (tool) => Object.fromEntries(Object.entries(tool).filter(([k]) => k !== 'cache_control')),
+    systemText,
+    // Each system block, or the system string.
+    systemUnits(body) {
+      const unit = (pointer: string, value: unknown): InlineSystem[] => {
+        const text = systemText(value);
+        return text === null ? [] : [{ pointer, value, text, section: 'system' }];
+      };
+      if (typeof body.system === 'string') return unit('/system', body.system);
+      return Array.isArray(body.system) ? body.system.flatMap((b, i) => unit(`/system/${i}`, b)) : [];
+    },
+  },
 };
+
+/** The text of a system block, or of the system string. */
+function systemText(v: unknown): string | null {
+  if (typeof v === 'string') return v;
+  return isRecord(v) && typeof v.text === 'string' && v.type === 'text' ? v.text : null;
+}
 
 // Thinking blocks render as Anthropic returned them (type, thinking, signature; type, data), the fields in its order.
 function anthropicBlock(b: Exclude<ContentBlock, ReasoningItemBlock>): unknown {

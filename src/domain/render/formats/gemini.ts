@@ -3,8 +3,9 @@ import { emitJson } from '../../canonical-json';
 import { isThinking, type ContentBlock, type ThinkingBlock } from '../../content';
 import { arr, blocksOf, canon, customTools, objectJson, textOf } from './shared';
 import { childPointer, expectType, prependProperty, prependToArray, property } from '../json-text';
+import { isRecord, type Json } from '../../records';
 import type { PromptSegment } from '../prompt';
-import type { RenderContext, RequestFormatRules } from './types';
+import type { InlineSystem, RenderContext, RequestFormatRules } from './types';
 
 export const gemini: RequestFormatRules = {
   definedTools: false,
@@ -39,7 +40,28 @@ export const gemini: RequestFormatRules = {
   },
   wrap: (tools, system, messages) =>
     objectJson(tools.length > 0 && ['tools', `[{"functionDeclarations":${arr(tools)}}]`], system.length > 0 && ['systemInstruction', `{"parts":${arr(system)}}`], ['contents', arr(messages)]),
+  // A tools entry declares several functions (a handle's tools are one entry, the caller's may be one each).
+  toolNames: (tool) => (Array.isArray(tool.functionDeclarations) ? tool.functionDeclarations.map((d: { name?: unknown } | null) => d?.name) : [tool.name]),
+  inline: {
+    storedTool: null,
+    systemText,
+    // Each part of the system instruction.
+    systemUnits(body) {
+      const key = body.systemInstruction === undefined && body.system_instruction !== undefined ? 'system_instruction' : 'systemInstruction';
+      const parts = isRecord(body[key]) ? (body[key] as Json).parts : undefined;
+      if (!Array.isArray(parts)) return [];
+      return parts.flatMap((value, i): InlineSystem[] => {
+        const text = systemText(value);
+        return text === null ? [] : [{ pointer: `/${key}/parts/${i}`, value, text, section: 'system' }];
+      });
+    },
+  },
 };
+
+/** The text of a system part. */
+function systemText(v: unknown): string | null {
+  return isRecord(v) && typeof v.text === 'string' ? v.text : null;
+}
 
 // A part Gemini signed carries its thoughtSignature back after the part's own field, as Gemini returns it.
 const signed = (part: object, b: { thought_signature?: { signature: string } }) => (b.thought_signature ? { ...part, thoughtSignature: b.thought_signature.signature } : part);

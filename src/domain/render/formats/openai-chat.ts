@@ -4,7 +4,7 @@ import { emitJson } from '../../canonical-json';
 import type { ContentBlock, Message } from '../../content';
 import { pushAll } from '../../arrays';
 import { arr, canon, customTools, dataUrl, objectJson } from './shared';
-import { instructionRole } from './openai';
+import { instructionRole, openaiInline } from './openai';
 import type { RequestFormatRules } from './types';
 
 export const openaiChat: RequestFormatRules = {
@@ -25,6 +25,9 @@ export const openaiChat: RequestFormatRules = {
     return seg.messages.flatMap((m) => chatMessages(m).map(emitJson));
   },
   wrap: (tools, system, messages) => objectJson(tools.length > 0 && ['tools', arr(tools)], ['messages', arr([...system, ...messages])]),
+  toolNames: (tool) => [(tool.function as { name?: unknown } | undefined)?.name ?? tool.name],
+  // A tool's definition is inside its `function`.
+  inline: openaiInline('messages', 'text', (tool) => tool.function),
 };
 
 function chatPart(b: ContentBlock): unknown {

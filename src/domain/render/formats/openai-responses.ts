@@ -3,7 +3,7 @@ import canonicalize from 'canonicalize';
 import { emitJson } from '../../canonical-json';
 import { isThinking, type Message } from '../../content';
 import { arr, blocksOf, canon, dataUrl, objectJson, textOf } from './shared';
-import { instructionRole } from './openai';
+import { instructionRole, openaiInline } from './openai';
 import type { RequestFormatRules } from './types';
 
 export const openaiResponses: RequestFormatRules = {
@@ -28,6 +28,8 @@ export const openaiResponses: RequestFormatRules = {
     return seg.messages.flatMap((m) => responsesItems(m).map(emitJson));
   },
   wrap: (tools, system, messages) => objectJson(tools.length > 0 && ['tools', arr(tools)], ['input', arr([...system, ...messages])]),
+  toolNames: (tool) => [tool.name],
+  inline: openaiInline('input', 'input_text', (tool) => tool),
 };
 
 function responsesItems(m: Message): unknown[] {

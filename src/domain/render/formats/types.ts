@@ -1,5 +1,6 @@
 import type { Edit, JsonNode } from '../json-text';
-import type { PromptSegment } from '../prompt';
+import type { Json } from '../../records';
+import type { PromptSegment, Section } from '../prompt';
 
 export interface RenderContext {
   /** tool_use id → tool name, for providers that answer tool results by name (Gemini). */
@@ -43,6 +44,32 @@ export interface RequestFormatRules extends Serialisation {
   stringInput?: boolean;
   /** A message that is a system prompt among the messages (OpenAI's system or developer message): its role, else null. */
   instructionRole?(node: JsonNode): string | null;
+  /** The function names an element of the tools list declares (as parsed; not yet checked to be strings). */
+  toolNames(tool: Json): unknown[];
+  /** The caller's own content an artifact can stand for (render's match_handles, the CLI's suggest and import). */
+  inline: InlineRules;
+}
+
+/** Where an artifact's content appears in a request body of the format, as the content a mint of it would store. */
+export interface InlineRules {
+  /**
+   * A caller's tool (an object, not a handle) as a tools artifact stores it (its definition; the cache mark apart), or
+   * null when it is not one; null for the format: its tools list is not matched (Gemini's declarations are one unit).
+   */
+  storedTool: ((tool: Json) => unknown) | null;
+  /** The text of a caller's system unit a system artifact renders as (a block or its string, a part, a system message), else null. */
+  systemText(v: unknown): string | null;
+  /** The body's system units a system artifact can stand for, in prompt order. */
+  systemUnits(body: Json): InlineSystem[];
+}
+
+export interface InlineSystem {
+  /** JSON pointer in the body. */
+  pointer: string;
+  value: unknown;
+  text: string;
+  /** The section the unit is in (an OpenAI system message is among the messages). */
+  section: Section;
 }
 
 /** A system prompt kept in a body field of its own (Anthropic's `system`, Gemini's `systemInstruction`). */
