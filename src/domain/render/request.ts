@@ -33,6 +33,7 @@ import { pushAll } from '../arrays';
 import type { Json } from '../records';
 import { estimatedTool, type EstimatedTool } from '../estimated-tools';
 import { storedTool } from './inline-content';
+import { ttlOf } from './formats/openai';
 
 export { requestFormats, type RequestFormat } from './prompt';
 
@@ -520,61 +521,12 @@ export class RequestRenderer {
       ? { segment: segmentOfUnit(segments.list, toolUnits.length + systemUnits.length + notRead[0]!.unit), models: [...new Set(notRead.map((u) => u.producer))] }
       : null;
     const thinkingDropped = dropped ? { segment: segmentOfUnit(segments.list, toolUnits.length + systemUnits.length + dropped.unit), blocks: failed } : null;
-    // Top-level cache_control is Anthropic's automatic caching: a mark on the prompt's last block, the caller's.
-    const autoNode = format === 'anthropic' ? property(root, 'cache_control') : undefined;
-    const auto = autoNode ? valueOf(autoNode) : undefined;
-    // As the provider reads it: an object is a mark (null is none).
-    const autoTtl = auto !== null && typeof auto === 'object' && !Array.isArray(auto) ? ((auto as { ttl?: unknown }).ttl === '1h' ? '1h' : '5m') : undefined;
+    const marks = rules.breakpoints;
+    const autoTtl = marks?.autoTtl?.(root);
     const callerBreakpoints = units.reduce((n, u) => n + u.callerBreakpoints, 0) + (autoTtl ? 1 : 0);
-    const maxBreakpoints = model.cache.maxBreakpoints ?? 4;
-    if (format === 'anthropic' && callerBreakpoints > maxBreakpoints)
-      throw invalid(pointer, `the request sets ${callerBreakpoints} cache_control breakpoints; ${model.id} allows at most ${maxBreakpoints}`);
-
-    const breakpoints: Breakpoint[] = [];
-    if (format === 'anthropic') {
-      const wanted = consistentTtl(chooseTtl(model, input.cacheTtl), units, model, autoTtl);
-      // A mark after a caller's 5m mark is 5m too, even when the caller also marks 1h (Anthropic refuses 1h after 5m).
-      const firstCaller5m = units.findIndex((u) => u.caller5m);
-      // A matched segment is the caller's content (no item of ours to mark): the body stays as sent.
-      for (const b of chooseBreakpoints(segments.list, maxBreakpoints - callerBreakpoints, model, (i) => segments.lastUnit[i]!.item !== null)) {
-        const unit = segments.lastUnit[b]!;
-        const ttl = firstCaller5m >= 0 && firstCaller5m <= units.indexOf(unit) ? '5m' : wanted;
-        unit.item!.text = withCacheControl(unit.section, unit.item!.text, ttl);
-        breakpoints.push({ segment: b, source: segments.list[b]!.source, token_end: segments.list[b]!.token_end, ttl, set_by: 'service' });
-      }
-      segments.list.forEach((s, i) => {
-        const callerTtl = segments.callerMarked.get(i);
-        if (callerTtl) breakpoints.push({ segment: i, source: s.source, token_end: s.token_end, ttl: callerTtl, set_by: 'caller' });
-      });
-      // The automatic mark, on the last block unless a mark is there already (reconciliation simulates its write).
-      const last = segments.list.length - 1;
-      if (autoTtl && last >= 0 && !breakpoints.some((b) => b.segment === last))
-        breakpoints.push({ segment: last, source: segments.list[last]!.source, token_end: segments.list[last]!.token_end, ttl: autoTtl, set_by: 'caller' });
-      breakpoints.sort((a, b) => a.segment - b.segment);
-    } else if ((format === 'openai-chat' || format === 'openai-responses') && model.provider === 'openai' && model.cache.acceptsBreakpoints) {
-      // GPT-5.6 and later take explicit breakpoints on content blocks; in implicit mode OpenAI spends one write itself.
-      const slots = maxBreakpoints - (model.cache.implicitBreakpoint ? 1 : 0) - callerBreakpoints;
-      // Every mark without a TTL of its own lives for the request's prompt_cache_options.ttl (a TTL the model has).
-      const options = property(root, 'prompt_cache_options');
-      const ttl = ttlOf(model, options && property(options, 'ttl')) ?? model.cache.defaultTtl;
-      const markable = (i: number) => !!segments.lastUnit[i]!.item && openaiBreakpoint(segments.lastUnit[i]!.item!.text) !== null;
-      for (const b of chooseBreakpoints(segments.list, slots, model, markable)) {
-        const item = segments.lastUnit[b]!.item!;
-        item.text = openaiBreakpoint(item.text)!;
-        breakpoints.push({ segment: b, source: segments.list[b]!.source, token_end: segments.list[b]!.token_end, ttl, set_by: 'service' });
-      }
-      // Recorded, not rendered: the caller's own marks, and OpenAI's implicit one at the end of the newest message it
-      // can go on (not assistant output), so reconciliation simulates every prefix the provider writes and reads.
-      const mark = (i: number, set_by: Breakpoint['set_by']) => {
-        const s = segments.list[i]!;
-        if (!breakpoints.some((b) => b.segment === i)) breakpoints.push({ segment: i, source: s.source, token_end: s.token_end, ttl, set_by });
-      };
-      for (const i of segments.callerMarked.keys()) mark(i, 'caller');
-      const mode = options ? property(options, 'mode') : undefined;
-      const newest = segments.list.findLastIndex((_, i) => !isAssistantOutput(segments.lastUnit[i]!));
-      if (model.cache.implicitBreakpoint && !(mode && valueOf(mode) === 'explicit') && newest >= 0) mark(newest, 'provider');
-      breakpoints.sort((a, b) => a.segment - b.segment);
-    }
+    const breakpoints = marks
+      ? marks.place({ root, pointer, model, units, segments: segments.list, lastUnit: segments.lastUnit, callerMarked: segments.callerMarked, callerBreakpoints, autoTtl, cacheTtl: input.cacheTtl })
+      : [];
 
     // OpenAI keeps a Responses conversation itself (previous_response_id, conversation): with a session's history
     // too, every earlier turn would be sent (and billed) twice. Without one, the request is recorded as continuing it.
@@ -923,19 +875,6 @@ function callerTtlsOf(v: unknown): string[] {
   return ttls;
 }
 
-/**
- * Anthropic requires longer-TTL breakpoints to come before shorter ones. Our
- * marks sit on handle boundaries: use 1h when the caller marks anything 1h (the
- * automatic mark at the end too), and 5m when a caller's 5m mark could precede ours.
- */
-function consistentTtl(wanted: string, units: Unit[], model: ModelEntry, autoTtl: string | undefined): string {
-  const callerTtls = units.filter((u) => u.callerTtl).map((u) => u.callerTtl!);
-  const has1h = model.cache.ttls.some((t) => t.name === '1h');
-  if ((callerTtls.includes('1h') || autoTtl === '1h') && has1h) return '1h';
-  if (callerTtls.includes('5m')) return '5m';
-  return wanted;
-}
-
 function countCacheControl(v: unknown): number {
   if (Array.isArray(v)) return v.reduce((n: number, x) => n + countCacheControl(x), 0);
   if (v && typeof v === 'object')
@@ -1028,90 +967,6 @@ function buildSegments(units: Unit[], model: ModelEntry, added: ReadonlyMap<numb
   return { list, texts, lastUnit, callerMarked };
 }
 
-function chooseTtl(model: ModelEntry, wanted: string | undefined): string {
-  const names = model.cache.ttls.map((t) => t.name);
-  return wanted && names.includes(wanted) ? wanted : model.cache.defaultTtl;
-}
-
-/**
- * The most valuable stable boundaries: the end of the last handle segment
- * (the longest stable prefix), the end of the previous session batch (what
- * the last turn wrote, so this turn reads it exactly), then the ends of the
- * system and tools sections. Boundaries below the model's minimum are skipped.
- */
-function chooseBreakpoints(segs: RenderedSegment[], slots: number, model: ModelEntry, markable: (i: number) => boolean = () => true): number[] {
-  if (slots <= 0) return [];
-  // A handle named twice in a row is two segments but one place to mark: its last copy's end (as when the
-  // copies were one segment; a mark between them would move rendered bytes).
-  const same = (a: RenderedSegment, b: RenderedSegment | undefined) => b !== undefined && b.source === a.source && b.section === a.section && b.path.join() === a.path.join();
-  const repeatedNext = (i: number) => same(segs[i]!, segs[i + 1]);
-  const handle = (i: number) => segs[i]!.source !== 'inline' && markable(i) && !repeatedNext(i);
-  // The minimum is checked over the copies counted once, as it was when they were one segment: otherwise a
-  // second copy could lift a prefix over the minimum and add a mark, moving rendered bytes.
-  const endOnce: number[] = [];
-  segs.forEach((s, i) => endOnce.push((endOnce[i - 1] ?? 0) + (repeatedNext(i) ? 0 : s.token_end - s.token_start)));
-  const idx = segs.map((_, i) => i).filter(handle);
-  const lastOf = (pred: (s: RenderedSegment) => boolean) => [...idx].reverse().find((i) => pred(segs[i]!));
-  const candidates = [
-    idx[idx.length - 1],
-    (() => {
-      const batches = idx.filter((i) => segs[i]!.source.startsWith('ses_'));
-      return batches[batches.length - 2];
-    })(),
-    lastOf((s) => s.section === 'system'),
-    lastOf((s) => s.section === 'tools'),
-    ...[...idx].reverse(),
-  ];
-  const chosen: number[] = [];
-  for (const c of candidates) {
-    if (c === undefined || chosen.includes(c) || endOnce[c]! < model.cache.minTokens) continue;
-    chosen.push(c);
-    if (chosen.length === slots) break;
-  }
-  return chosen.sort((a, b) => a - b);
-}
-
-/**
- * An OpenAI item we rendered, with `prompt_cache_breakpoint` on its last content block
- * (a plain-string content becomes one text block); null where OpenAI takes none
- * (assistant output, tool calls and their outputs in the Responses API).
- */
-function openaiBreakpoint(text: string): string | null {
-  const item = JSON.parse(text) as { role?: string; type?: string; content?: unknown };
-  if (!item.role || item.role === 'assistant' || item.content === undefined || item.content === null) return null;
-  const marker = { mode: 'explicit' };
-  const responses = item.type === 'message';
-  if (typeof item.content === 'string')
-    item.content = [{ type: responses ? 'input_text' : 'text', text: item.content, prompt_cache_breakpoint: marker }];
-  else if (Array.isArray(item.content) && item.content.length) {
-    const last = item.content[item.content.length - 1] as Record<string, unknown>;
-    item.content[item.content.length - 1] = { ...last, prompt_cache_breakpoint: marker };
-  } else return null;
-  return JSON.stringify(item);
-}
-
-/** The TTL a body field names, when the model has it (else null: the model's default applies). */
-function ttlOf(model: ModelEntry, node: JsonNode | undefined): string | null {
-  const name = node ? valueOf(node) : undefined;
-  return typeof name === 'string' && model.cache.ttls.some((t) => t.name === name) ? name : null;
-}
-
-/** Whether a unit is the model's own output (an assistant message, a Responses function call or reasoning item). */
-function isAssistantOutput(unit: Unit): boolean {
-  // A block of a message that mixes handles and the caller's blocks is hashed as `role:block`.
-  const role = /^(\w+):[{"[]/.exec(unit.hashText)?.[1];
-  if (role) return role === 'assistant' || role === 'model';
-  let value: unknown;
-  try {
-    value = JSON.parse(unit.item ? unit.item.text : unit.hashText);
-  } catch {
-    return false;
-  }
-  if (typeof value !== 'object' || value === null) return false;
-  const { role: r, type } = value as { role?: unknown; type?: unknown };
-  return r === 'assistant' || type === 'function_call' || type === 'reasoning';
-}
-
 /**
  * A tool name given twice — by a handle and the caller's own tools, by two handles, or by one handle placed twice —
  * is refused by every provider, so it is refused here, naming the later one. Within one placement of a handle the
@@ -1146,13 +1001,4 @@ function toolNames(format: RequestFormat, text: string): string[] {
   }
   if (typeof v !== 'object' || v === null) return [];
   return REQUEST_FORMATS[format].toolNames(v as Json).filter((n): n is string => typeof n === 'string');
-}
-
-/** Adds Anthropic's cache_control to the last block of an item we rendered. */
-function withCacheControl(section: Section, text: string, ttl: string): string {
-  const marker = ttl === '5m' ? '"cache_control":{"type":"ephemeral"}' : `"cache_control":{"type":"ephemeral","ttl":${JSON.stringify(ttl)}}`;
-  // Messages end with the last block's "}" then "]}"; tools, system and content blocks end with "}".
-  if (section === 'messages' && text.endsWith('}]}') && text.startsWith('{"role"')) return `${text.slice(0, -3)},${marker}}]}`;
-  if (text.endsWith('}')) return `${text.slice(0, -1)},${marker}}`;
-  throw new DomainError('invalid_request', 'cannot place a breakpoint here');
 }

@@ -1,11 +1,16 @@
 // anthropic: the Messages API.
 import { emitJson } from '../../canonical-json';
 import type { ContentBlock, ReasoningItemBlock } from '../../content';
-import { prependProperty, prependToArray, textOf } from '../json-text';
+import { prependProperty, prependToArray, property, textOf, valueOf } from '../json-text';
+import type { Section } from '../prompt';
+import type { ModelEntry } from '../../catalog/types';
+import { DomainError, invalid } from '../../errors';
 import { isRecord } from '../../records';
+import { chooseBreakpoints, maxBreakpoints } from '../breakpoints';
 import { neutral } from './neutral';
 import { blocksOf, canon, toolNeutral } from './shared';
-import type { InlineSystem, RequestFormatRules } from './types';
+import type { Breakpoint } from '../request';
+import type { InlineSystem, MarkableUnit, RequestFormatRules } from './types';
 
 export const anthropic: RequestFormatRules = {
   definedTools: true,
@@ -47,6 +52,39 @@ export const anthropic: RequestFormatRules = {
       return Array.isArray(body.system) ? body.system.flatMap((b, i) => unit(`/system/${i}`, b)) : [];
     },
   },
+  breakpoints: {
+    // Top-level cache_control is Anthropic's automatic caching: a mark on the prompt's last block, the caller's.
+    autoTtl(root) {
+      const autoNode = property(root, 'cache_control');
+      const auto = autoNode ? valueOf(autoNode) : undefined;
+      // As the provider reads it: an object is a mark (null is none).
+      return auto !== null && typeof auto === 'object' && !Array.isArray(auto) ? ((auto as { ttl?: unknown }).ttl === '1h' ? '1h' : '5m') : undefined;
+    },
+    place({ pointer, model, units, segments, lastUnit, callerMarked, callerBreakpoints, autoTtl, cacheTtl }) {
+      const max = maxBreakpoints(model);
+      if (callerBreakpoints > max) throw invalid(pointer, `the request sets ${callerBreakpoints} cache_control breakpoints; ${model.id} allows at most ${max}`);
+      const breakpoints: Breakpoint[] = [];
+      const wanted = consistentTtl(chooseTtl(model, cacheTtl), units, model, autoTtl);
+      // A mark after a caller's 5m mark is 5m too, even when the caller also marks 1h (Anthropic refuses 1h after 5m).
+      const firstCaller5m = units.findIndex((u) => u.caller5m);
+      // A matched segment is the caller's content (no item of ours to mark): the body stays as sent.
+      for (const b of chooseBreakpoints(segments, max - callerBreakpoints, model, (i) => lastUnit[i]!.item !== null)) {
+        const unit = lastUnit[b]!;
+        const ttl = firstCaller5m >= 0 && firstCaller5m <= units.indexOf(unit) ? '5m' : wanted;
+        unit.item!.text = withCacheControl(unit.section, unit.item!.text, ttl);
+        breakpoints.push({ segment: b, source: segments[b]!.source, token_end: segments[b]!.token_end, ttl, set_by: 'service' });
+      }
+      segments.forEach((s, i) => {
+        const callerTtl = callerMarked.get(i);
+        if (callerTtl) breakpoints.push({ segment: i, source: s.source, token_end: s.token_end, ttl: callerTtl, set_by: 'caller' });
+      });
+      // The automatic mark, on the last block unless a mark is there already (reconciliation simulates its write).
+      const last = segments.length - 1;
+      if (autoTtl && last >= 0 && !breakpoints.some((b) => b.segment === last))
+        breakpoints.push({ segment: last, source: segments[last]!.source, token_end: segments[last]!.token_end, ttl: autoTtl, set_by: 'caller' });
+      return breakpoints.sort((a, b) => a.segment - b.segment);
+    },
+  },
 };
 
 /** The text of a system block, or of the system string. */
@@ -76,4 +114,31 @@ function anthropicBlock(b: Exclude<ContentBlock, ReasoningItemBlock>): unknown {
         is_error: b.is_error,
       };
   }
+}
+
+function chooseTtl(model: ModelEntry, wanted: string | undefined): string {
+  const names = model.cache.ttls.map((t) => t.name);
+  return wanted && names.includes(wanted) ? wanted : model.cache.defaultTtl;
+}
+
+/**
+ * Anthropic requires longer-TTL breakpoints to come before shorter ones. Our
+ * marks sit on handle boundaries: use 1h when the caller marks anything 1h (the
+ * automatic mark at the end too), and 5m when a caller's 5m mark could precede ours.
+ */
+function consistentTtl(wanted: string, units: MarkableUnit[], model: ModelEntry, autoTtl: string | undefined): string {
+  const callerTtls = units.filter((u) => u.callerTtl).map((u) => u.callerTtl!);
+  const has1h = model.cache.ttls.some((t) => t.name === '1h');
+  if ((callerTtls.includes('1h') || autoTtl === '1h') && has1h) return '1h';
+  if (callerTtls.includes('5m')) return '5m';
+  return wanted;
+}
+
+/** Adds Anthropic's cache_control to the last block of an item we rendered. */
+function withCacheControl(section: Section, text: string, ttl: string): string {
+  const marker = ttl === '5m' ? '"cache_control":{"type":"ephemeral"}' : `"cache_control":{"type":"ephemeral","ttl":${JSON.stringify(ttl)}}`;
+  // Messages end with the last block's "}" then "]}"; tools, system and content blocks end with "}".
+  if (section === 'messages' && text.endsWith('}]}') && text.startsWith('{"role"')) return `${text.slice(0, -3)},${marker}}]}`;
+  if (text.endsWith('}')) return `${text.slice(0, -1)},${marker}}`;
+  throw new DomainError('invalid_request', 'cannot place a breakpoint here');
 }

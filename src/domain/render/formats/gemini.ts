@@ -42,6 +42,7 @@ export const gemini: RequestFormatRules = {
     objectJson(tools.length > 0 && ['tools', `[{"functionDeclarations":${arr(tools)}}]`], system.length > 0 && ['systemInstruction', `{"parts":${arr(system)}}`], ['contents', arr(messages)]),
   // A tools entry declares several functions (a handle's tools are one entry, the caller's may be one each).
   toolNames: (tool) => (Array.isArray(tool.functionDeclarations) ? tool.functionDeclarations.map((d: { name?: unknown } | null) => d?.name) : [tool.name]),
+  breakpoints: null,
   inline: {
     storedTool: null,
     systemText,

@@ -4,7 +4,7 @@ import { emitJson } from '../../canonical-json';
 import type { ContentBlock, Message } from '../../content';
 import { pushAll } from '../../arrays';
 import { arr, canon, customTools, dataUrl, objectJson } from './shared';
-import { instructionRole, openaiInline } from './openai';
+import { instructionRole, openaiBreakpoints, openaiInline } from './openai';
 import type { RequestFormatRules } from './types';
 
 export const openaiChat: RequestFormatRules = {
@@ -28,6 +28,7 @@ export const openaiChat: RequestFormatRules = {
   toolNames: (tool) => [(tool.function as { name?: unknown } | undefined)?.name ?? tool.name],
   // A tool's definition is inside its `function`.
   inline: openaiInline('messages', 'text', (tool) => tool.function),
+  breakpoints: openaiBreakpoints,
 };
 
 function chatPart(b: ContentBlock): unknown {

@@ -3,7 +3,7 @@ import canonicalize from 'canonicalize';
 import { emitJson } from '../../canonical-json';
 import { isThinking, type Message } from '../../content';
 import { arr, blocksOf, canon, dataUrl, objectJson, textOf } from './shared';
-import { instructionRole, openaiInline } from './openai';
+import { instructionRole, openaiBreakpoints, openaiInline } from './openai';
 import type { RequestFormatRules } from './types';
 
 export const openaiResponses: RequestFormatRules = {
@@ -30,6 +30,7 @@ export const openaiResponses: RequestFormatRules = {
   wrap: (tools, system, messages) => objectJson(tools.length > 0 && ['tools', arr(tools)], ['input', arr([...system, ...messages])]),
   toolNames: (tool) => [tool.name],
   inline: openaiInline('input', 'input_text', (tool) => tool),
+  breakpoints: openaiBreakpoints,
 };
 
 function responsesItems(m: Message): unknown[] {

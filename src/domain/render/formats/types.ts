@@ -1,5 +1,7 @@
 import type { Edit, JsonNode } from '../json-text';
+import type { ModelEntry } from '../../catalog/types';
 import type { Json } from '../../records';
+import type { Breakpoint, RenderedSegment } from '../request';
 import type { PromptSegment, Section } from '../prompt';
 
 export interface RenderContext {
@@ -48,6 +50,48 @@ export interface RequestFormatRules extends Serialisation {
   toolNames(tool: Json): unknown[];
   /** The caller's own content an artifact can stand for (render's match_handles, the CLI's suggest and import). */
   inline: InlineRules;
+  /** How the provider's cache breakpoints are set (null: it takes none). */
+  breakpoints: BreakpointRules | null;
+}
+
+export interface BreakpointRules {
+  /** The caller's automatic mark (Anthropic's top-level cache_control): its TTL, else undefined. */
+  autoTtl?(root: JsonNode): string | undefined;
+  /**
+   * Marks the items at the boundaries chosen (their texts change) and lists every breakpoint in segment order: the
+   * service's, the caller's, the provider's own; refuses more marks than the model takes where the provider does.
+   */
+  place(req: MarkRequest): Breakpoint[];
+}
+
+/** A unit of the prompt as breakpoints see it (request.ts's Unit). */
+export interface MarkableUnit {
+  section: Section;
+  /** The unit's identity text (a block inside a message: the message's role, `:`, the block). */
+  hashText: string;
+  /** The item of ours the unit renders, whose text takes a mark; null: the caller's content, which is not marked. */
+  item: { text: string } | null;
+  /** The longest TTL among the caller's marks in the unit, and whether any is 5m. */
+  callerTtl?: string;
+  caller5m?: boolean;
+}
+
+export interface MarkRequest {
+  root: JsonNode;
+  /** The body's pointer, for a refusal. */
+  pointer: string;
+  model: ModelEntry;
+  units: MarkableUnit[];
+  segments: RenderedSegment[];
+  /** Each segment's last unit. */
+  lastUnit: MarkableUnit[];
+  /** The segments holding a mark of the caller's, with its TTL. */
+  callerMarked: Map<number, string>;
+  /** The marks the caller set, the automatic one included. */
+  callerBreakpoints: number;
+  autoTtl: string | undefined;
+  /** The TTL the service is asked to use (the policy's). */
+  cacheTtl: string | undefined;
 }
 
 /** Where an artifact's content appears in a request body of the format, as the content a mint of it would store. */
