@@ -33,7 +33,6 @@ import { pushAll } from '../arrays';
 import type { Json } from '../records';
 import { estimatedTool, type EstimatedTool } from '../estimated-tools';
 import { storedTool } from './inline-content';
-import { ttlOf } from './formats/openai';
 
 export { requestFormats, type RequestFormat } from './prompt';
 
@@ -528,59 +527,16 @@ export class RequestRenderer {
       ? marks.place({ root, pointer, model, units, segments: segments.list, lastUnit: segments.lastUnit, callerMarked: segments.callerMarked, callerBreakpoints, autoTtl, cacheTtl: input.cacheTtl })
       : [];
 
-    // OpenAI keeps a Responses conversation itself (previous_response_id, conversation): with a session's history
-    // too, every earlier turn would be sent (and billed) twice. Without one, the request is recorded as continuing it.
-    let providerHistory: string | null = null;
-    if (format === 'openai-responses')
-      for (const name of ['previous_response_id', 'conversation']) {
-        const node = property(root, name);
-        const value = node === undefined ? null : valueOf(node);
-        if (value === null || value === '') continue;
-        if ([...named].some((id) => id.startsWith('ses_')))
-          throw invalid(childPointer(pointer, name), `OpenAI carries the conversation from ${name}, and the session carries it here: each earlier turn would be sent twice; use one of them`);
-        providerHistory ??= name;
-      }
-    // Gemini's explicit cache (cachedContent: a prefix created ahead, never in this body) is counted in its
-    // promptTokenCount and read as cachedContentTokenCount: prompt tokens the service never rendered, placed first.
-    if (format === 'gemini') {
-      const node = property(root, 'cachedContent');
-      const value = node === undefined ? null : valueOf(node);
-      if (typeof value === 'string' && value !== '') providerHistory = 'cachedContent';
-    }
+    // A conversation or cache the provider keeps itself, put before this request's prompt.
+    const providerHistory = rules.providerHistory?.(root, pointer, [...named].some((id) => id.startsWith('ses_'))) ?? null;
     // A handle the caller placed in its own input is this turn's content, kept in that history from then on; the
     // prefix's are sent again on every turn.
-    const afterHistory = format !== 'openai-responses' || providerHistory === null ? -1 : segments.lastUnit.findIndex((u) => leadingUnits.has(u));
+    const afterHistory = !rules.prefixAfterHistory || providerHistory === null ? -1 : segments.lastUnit.findIndex((u) => leadingUnits.has(u));
 
-    // Anthropic keeps a conversation itself too, in a thread (`"thread": {"type": "continue", "previous_message_id": …}`,
-    // which the SDK's toolRunner sends by default from its second turn on): with a session, the same.
-    if (format === 'anthropic' && [...named].some((id) => id.startsWith('ses_'))) {
-      const node = property(root, 'thread');
-      const value = node === undefined ? null : valueOf(node);
-      if (typeof value === 'object' && value !== null && (value as { type?: unknown }).type === 'continue')
-        throw invalid(
-          childPointer(pointer, 'thread'),
-          "Anthropic carries the conversation from the thread (previous_message_id), and the session carries it here: each earlier turn would be sent twice; use one of them: the thread with x-ph-prefix for the fixed prefix, or the session with each turn's new messages and no thread",
-        );
-    }
-
-    let promptCacheKey: string | null = null;
-    // Only OpenAI's own models: a self-hosted server (the vLLM entry) has no use for the key, and logs or refuses it.
-    if ((format === 'openai-chat' || format === 'openai-responses') && !property(root, 'prompt_cache_key') && model.provider === 'openai') {
-      const lead = segments.list.find((s, i) => s.source !== 'inline' && segments.lastUnit[i]!.item !== null);
-      if (lead) {
-        // Route requests that start with the same handle to the same cache; the id, not the version, so a new version
-        // stays on it. For a session, the session: OpenAI spreads one key over more machines past about 15 requests a
-        // minute, and a conversation's growing history is its longest reusable prefix, kept on one machine this way.
-        promptCacheKey = `ph-${lead.path[0]!.split('@')[0]}`;
-        edits.push(prependProperty(root, 'prompt_cache_key', JSON.stringify(promptCacheKey)));
-      }
-    } else if ((format === 'openai-chat' || format === 'openai-responses') && property(root, 'prompt_cache_key')) {
-      const given = valueOf(property(root, 'prompt_cache_key')!);
-      promptCacheKey = typeof given === 'string' ? given : null;
-    }
-
-    // OpenAI's extended retention (`"24h"`; `"in_memory"` is the default): writes of such a request live that long.
-    const cacheTtl = format === 'openai-chat' || format === 'openai-responses' ? ttlOf(model, property(root, 'prompt_cache_retention')) : null;
+    const cacheKey = rules.promptCacheKey?.(root, model, segments.list, segments.lastUnit);
+    if (cacheKey?.edit) edits.push(cacheKey.edit);
+    const promptCacheKey = cacheKey?.key ?? null;
+    const cacheTtl = rules.cacheTtl?.(root, model) ?? null;
 
     for (const p of placements) edits.push(p.build(p.items.map((it) => it.text)));
     // Only inline content before a handle can explain that handle's drift: keep those bytes, not the rest.

@@ -1,7 +1,7 @@
 // anthropic: the Messages API.
 import { emitJson } from '../../canonical-json';
 import type { ContentBlock, ReasoningItemBlock } from '../../content';
-import { prependProperty, prependToArray, property, textOf, valueOf } from '../json-text';
+import { childPointer, prependProperty, prependToArray, property, textOf, valueOf } from '../json-text';
 import type { Section } from '../prompt';
 import type { ModelEntry } from '../../catalog/types';
 import { DomainError, invalid } from '../../errors';
@@ -51,6 +51,20 @@ export const anthropic: RequestFormatRules = {
       if (typeof body.system === 'string') return unit('/system', body.system);
       return Array.isArray(body.system) ? body.system.flatMap((b, i) => unit(`/system/${i}`, b)) : [];
     },
+  },
+  // Anthropic keeps a conversation itself too, in a thread (`"thread": {"type": "continue", "previous_message_id": …}`,
+  // which the SDK's toolRunner sends by default from its second turn on): with a session, each earlier turn would be
+  // sent twice. The thread is no prompt the service records: null.
+  providerHistory(root, pointer, session) {
+    if (!session) return null;
+    const node = property(root, 'thread');
+    const value = node === undefined ? null : valueOf(node);
+    if (typeof value === 'object' && value !== null && (value as { type?: unknown }).type === 'continue')
+      throw invalid(
+        childPointer(pointer, 'thread'),
+        "Anthropic carries the conversation from the thread (previous_message_id), and the session carries it here: each earlier turn would be sent twice; use one of them: the thread with x-ph-prefix for the fixed prefix, or the session with each turn's new messages and no thread",
+      );
+    return null;
   },
   breakpoints: {
     // Top-level cache_control is Anthropic's automatic caching: a mark on the prompt's last block, the caller's.

@@ -2,7 +2,7 @@
 import { emitJson } from '../../canonical-json';
 import { isThinking, type ContentBlock, type ThinkingBlock } from '../../content';
 import { arr, blocksOf, canon, customTools, objectJson, textOf } from './shared';
-import { childPointer, expectType, prependProperty, prependToArray, property } from '../json-text';
+import { childPointer, expectType, prependProperty, prependToArray, property, valueOf } from '../json-text';
 import { isRecord, type Json } from '../../records';
 import type { PromptSegment } from '../prompt';
 import type { InlineSystem, RenderContext, RequestFormatRules } from './types';
@@ -43,6 +43,13 @@ export const gemini: RequestFormatRules = {
   // A tools entry declares several functions (a handle's tools are one entry, the caller's may be one each).
   toolNames: (tool) => (Array.isArray(tool.functionDeclarations) ? tool.functionDeclarations.map((d: { name?: unknown } | null) => d?.name) : [tool.name]),
   breakpoints: null,
+  // Gemini's explicit cache (cachedContent: a prefix created ahead, never in this body) is counted in its
+  // promptTokenCount and read as cachedContentTokenCount: prompt tokens the service never rendered, placed first.
+  providerHistory(root) {
+    const node = property(root, 'cachedContent');
+    const value = node === undefined ? null : valueOf(node);
+    return typeof value === 'string' && value !== '' ? 'cachedContent' : null;
+  },
   inline: {
     storedTool: null,
     systemText,

@@ -4,7 +4,7 @@ import { emitJson } from '../../canonical-json';
 import type { ContentBlock, Message } from '../../content';
 import { pushAll } from '../../arrays';
 import { arr, canon, customTools, dataUrl, objectJson } from './shared';
-import { instructionRole, openaiBreakpoints, openaiInline } from './openai';
+import { instructionRole, openaiBreakpoints, openaiInline, promptCacheKey, retention } from './openai';
 import type { RequestFormatRules } from './types';
 
 export const openaiChat: RequestFormatRules = {
@@ -29,6 +29,8 @@ export const openaiChat: RequestFormatRules = {
   // A tool's definition is inside its `function`.
   inline: openaiInline('messages', 'text', (tool) => tool.function),
   breakpoints: openaiBreakpoints,
+  promptCacheKey,
+  cacheTtl: retention,
 };
 
 function chatPart(b: ContentBlock): unknown {

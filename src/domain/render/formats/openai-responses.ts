@@ -2,8 +2,10 @@
 import canonicalize from 'canonicalize';
 import { emitJson } from '../../canonical-json';
 import { isThinking, type Message } from '../../content';
+import { childPointer, property, valueOf } from '../json-text';
+import { invalid } from '../../errors';
 import { arr, blocksOf, canon, dataUrl, objectJson, textOf } from './shared';
-import { instructionRole, openaiBreakpoints, openaiInline } from './openai';
+import { instructionRole, openaiBreakpoints, openaiInline, promptCacheKey, retention } from './openai';
 import type { RequestFormatRules } from './types';
 
 export const openaiResponses: RequestFormatRules = {
@@ -31,6 +33,23 @@ export const openaiResponses: RequestFormatRules = {
   toolNames: (tool) => [tool.name],
   inline: openaiInline('input', 'input_text', (tool) => tool),
   breakpoints: openaiBreakpoints,
+  promptCacheKey,
+  // OpenAI keeps a Responses conversation itself (previous_response_id, conversation): with a session's history
+  // too, every earlier turn would be sent (and billed) twice. Without one, the request is recorded as continuing it.
+  providerHistory(root, pointer, session) {
+    let history: string | null = null;
+    for (const name of ['previous_response_id', 'conversation']) {
+      const node = property(root, name);
+      const value = node === undefined ? null : valueOf(node);
+      if (value === null || value === '') continue;
+      if (session)
+        throw invalid(childPointer(pointer, name), `OpenAI carries the conversation from ${name}, and the session carries it here: each earlier turn would be sent twice; use one of them`);
+      history ??= name;
+    }
+    return history;
+  },
+  prefixAfterHistory: true,
+  cacheTtl: retention,
 };
 
 function responsesItems(m: Message): unknown[] {

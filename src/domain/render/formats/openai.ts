@@ -1,9 +1,9 @@
 // Rules the two OpenAI request formats (Chat Completions, Responses) share.
-import { property, valueOf, type JsonNode } from '../json-text';
+import { prependProperty, property, valueOf, type Edit, type JsonNode } from '../json-text';
 import { isRecord, type Json } from '../../records';
 import type { ModelEntry } from '../../catalog/types';
 import { chooseBreakpoints, maxBreakpoints } from '../breakpoints';
-import type { Breakpoint } from '../request';
+import type { Breakpoint, RenderedSegment } from '../request';
 import type { BreakpointRules, InlineRules, MarkableUnit } from './types';
 
 /** A system or developer message (a chat message, or a Responses input item of type message): its role, else null. */
@@ -77,6 +77,29 @@ export const openaiBreakpoints: BreakpointRules = {
     return breakpoints.sort((a, b) => a.segment - b.segment);
   },
 };
+
+/**
+ * The prompt_cache_key given, else one the service adds: only for OpenAI's own models (a self-hosted server, the vLLM
+ * entry, has no use for the key, and logs or refuses it).
+ */
+export function promptCacheKey(root: JsonNode, model: ModelEntry, segments: RenderedSegment[], lastUnit: MarkableUnit[]): { key: string | null; edit?: Edit } {
+  const given = property(root, 'prompt_cache_key');
+  if (given) {
+    const value = valueOf(given);
+    return { key: typeof value === 'string' ? value : null };
+  }
+  if (model.provider !== 'openai') return { key: null };
+  const lead = segments.find((s, i) => s.source !== 'inline' && lastUnit[i]!.item !== null);
+  if (!lead) return { key: null };
+  // Route requests that start with the same handle to the same cache; the id, not the version, so a new version
+  // stays on it. For a session, the session: OpenAI spreads one key over more machines past about 15 requests a
+  // minute, and a conversation's growing history is its longest reusable prefix, kept on one machine this way.
+  const key = `ph-${lead.path[0]!.split('@')[0]}`;
+  return { key, edit: prependProperty(root, 'prompt_cache_key', JSON.stringify(key)) };
+}
+
+/** OpenAI's extended retention (`"24h"`; `"in_memory"` is the default): writes of such a request live that long. */
+export const retention = (root: JsonNode, model: ModelEntry) => ttlOf(model, property(root, 'prompt_cache_retention'));
 
 /**
  * An OpenAI item we rendered, with `prompt_cache_breakpoint` on its last content block

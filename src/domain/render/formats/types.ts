@@ -52,6 +52,18 @@ export interface RequestFormatRules extends Serialisation {
   inline: InlineRules;
   /** How the provider's cache breakpoints are set (null: it takes none). */
   breakpoints: BreakpointRules | null;
+  /**
+   * A conversation or cache the provider keeps itself and reads before this request's prompt (Responses'
+   * previous_response_id or conversation, Gemini's cachedContent): the field naming it, else null. One a session
+   * would send again is refused (`session`: the request names a session).
+   */
+  providerHistory?(root: JsonNode, pointer: string, session: boolean): string | null;
+  /** Whether that history stands between the prefix and the caller's input (RenderedRequest.prefixAfterHistory). */
+  prefixAfterHistory?: boolean;
+  /** The request's cache routing key (OpenAI's prompt_cache_key): the caller's, or one the service adds (`edit`). */
+  promptCacheKey?(root: JsonNode, model: ModelEntry, segments: RenderedSegment[], lastUnit: MarkableUnit[]): { key: string | null; edit?: Edit };
+  /** The TTL the request asks its writes to live for, when the model has it (OpenAI's prompt_cache_retention), else null. */
+  cacheTtl?(root: JsonNode, model: ModelEntry): string | null;
 }
 
 export interface BreakpointRules {
