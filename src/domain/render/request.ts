@@ -1,4 +1,3 @@
-import canonicalize from 'canonicalize';
 import type { ModelEntry } from '../catalog/types';
 import { sha256Hex } from '../digest';
 import { DomainError, invalid, withPointer } from '../errors';
@@ -6,7 +5,7 @@ import type { HandleService } from '../handles';
 import { isDefinedTool, type Message } from '../content';
 import { learnToolNames, newRenderContext, REQUEST_FORMATS, segmentItems, type RenderContext } from './formats';
 import { Lru } from '../lru';
-import { MESSAGE_CACHE_SETTINGS, semanticKey, unitKey } from '../simulator/semantic';
+import { semanticKey, unitKey } from '../simulator/semantic';
 import { countTokens, type TokenizerFamily } from '../tokens';
 import { definedToolTokens, toolCosts, toolPromptParts, unitTokens, type ToolCosts } from '../prompt-tokens';
 import {
@@ -351,7 +350,7 @@ export class RequestRenderer {
     // Those the model has no figure for: sent as given and counted as their JSON, which the render warns of.
     // Only a tool whose text holds a version-like type is parsed: most are custom tools, and this runs on every render.
     const unfigured =
-      format === 'anthropic'
+      rules.definedTools
         ? toolUnits.flatMap((u, i) => (MAYBE_DEFINED_TOOL.test(u.hashText) ? (estimatedTool(JSON.parse(u.hashText), (type) => definedToolTokens(type, costs) !== undefined, i) ?? []) : []))
         : [];
 
@@ -472,7 +471,7 @@ export class RequestRenderer {
     // the caller's is no unit: then the body (cache marks aside, which the digests leave out) is parsed whole.
     let failed: ChangedPrefix[] = [];
     let dropped: DroppedFrom | undefined;
-    const recorded = format === 'anthropic' && checksPrefix(model) ? recordedThinking(messageUnits.map((u) => u.segment), input.producerOf ?? (() => null)) : undefined;
+    const recorded = rules.preservedThinking && checksPrefix(model) ? recordedThinking(messageUnits.map((u) => u.segment), input.producerOf ?? (() => null)) : undefined;
     if (recorded?.size) {
       const thinkingNode = property(root, 'thinking');
       const drop = dropsFailedBlocks(thinkingNode && valueOf(thinkingNode));
@@ -484,10 +483,10 @@ export class RequestRenderer {
 
     // ---- segments, breakpoints, body ----
     // A Claude model reads only some of the thinking sent back (thinking.ts): the rest is keyed and counted as not there.
-    const notRead = format === 'anthropic' ? readThinkingOnly(messageUnits, model, input.producerOf ?? (() => null), dropped) : [];
-    // Anthropic caches the messages under the request's tool_choice and thinking settings: another value is another
+    const notRead = rules.preservedThinking ? readThinkingOnly(messageUnits, model, input.producerOf ?? (() => null), dropped) : [];
+    // The settings the messages are cached under (Anthropic's tool_choice and thinking): another value is another
     // cached prefix from the first message on (tools and system stay).
-    const context = format === 'anthropic' ? messagesContext(root) : null;
+    const context = rules.messageSettings ? rules.messageSettings(root) : null;
     if (context)
       for (const u of messageUnits) {
         u.base = u.key;
@@ -554,7 +553,7 @@ export class RequestRenderer {
     const rendered = applyEdits(bodyText, edits);
     // Refused as the last of the render's faults, as it was when the check read the finished body.
     if (!dropped) refuseChanged(model, failed, pointer);
-    return { bodyText: rendered, segments: segments.list, breakpoints, promptCacheKey, cacheTtl, inlineText, model, handles: [...named], messageSettings: format === 'anthropic' ? (context ?? '{}') : null, providerHistory, prefixAfterHistory: afterHistory < 0 ? null : afterHistory, instructionAfterSession, estimatedTools, thinkingNotRead, thinkingDropped, matched };
+    return { bodyText: rendered, segments: segments.list, breakpoints, promptCacheKey, cacheTtl, inlineText, model, handles: [...named], messageSettings: rules.messageSettings ? (context ?? '{}') : null, providerHistory, prefixAfterHistory: afterHistory < 0 ? null : afterHistory, instructionAfterSession, estimatedTools, thinkingNotRead, thinkingDropped, matched };
   }
 
   /**
@@ -756,18 +755,6 @@ function itemKey(format: RequestFormat, section: Section, item: Item): string {
   let keys = itemKeys.get(item.all);
   if (!keys) itemKeys.set(item.all, (keys = []));
   return (keys[item.index] ??= unitKey(format, section, JSON.parse(item.all[item.index]!)));
-}
-
-/** The settings an Anthropic messages cache depends on beyond the messages themselves, as canonical JSON (null: none set). */
-function messagesContext(root: JsonNode): string | null {
-  const settings: Record<string, unknown> = {};
-  for (const name of MESSAGE_CACHE_SETTINGS) {
-    const node = property(root, name);
-    const value = node === undefined ? null : valueOf(node);
-    // A null is the setting not sent (as the semantic keys drop nulls).
-    if (value !== null) settings[name] = value;
-  }
-  return Object.keys(settings).length ? (canonicalize(settings) ?? null) : null;
 }
 
 /** A block of a message keyed with the message's role (a handle or a caller block inside a message's content). */

@@ -1,5 +1,7 @@
 // anthropic: the Messages API.
+import canonicalize from 'canonicalize';
 import { emitJson } from '../../canonical-json';
+import { MESSAGE_CACHE_SETTINGS } from '../../simulator/semantic';
 import type { ContentBlock, ReasoningItemBlock } from '../../content';
 import { childPointer, prependProperty, prependToArray, property, textOf, valueOf } from '../json-text';
 import type { Section } from '../prompt';
@@ -65,6 +67,18 @@ export const anthropic: RequestFormatRules = {
         "Anthropic carries the conversation from the thread (previous_message_id), and the session carries it here: each earlier turn would be sent twice; use one of them: the thread with x-ph-prefix for the fixed prefix, or the session with each turn's new messages and no thread",
       );
     return null;
+  },
+  preservedThinking: true,
+  // Anthropic caches the messages under the request's tool_choice and thinking settings.
+  messageSettings(root) {
+    const settings: Record<string, unknown> = {};
+    for (const name of MESSAGE_CACHE_SETTINGS) {
+      const node = property(root, name);
+      const value = node === undefined ? null : valueOf(node);
+      // A null is the setting not sent (as the semantic keys drop nulls).
+      if (value !== null) settings[name] = value;
+    }
+    return Object.keys(settings).length ? (canonicalize(settings) ?? null) : null;
   },
   breakpoints: {
     // Top-level cache_control is Anthropic's automatic caching: a mark on the prompt's last block, the caller's.

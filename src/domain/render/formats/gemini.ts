@@ -14,6 +14,7 @@ export const gemini: RequestFormatRules = {
   textBlock: (t) => `{"text":${JSON.stringify(t)}}`,
   toolEntries: (texts) => [`{"functionDeclarations":[${texts.join(',')}]}`],
   // Gemini names tool results by earlier calls, which may sit in other segments: those are rendered fresh.
+  preservedThinking: false,
   reusesItems: (seg) => !hasToolResult(seg),
   systemField: {
     // Gemini's REST docs spell it system_instruction; either spelling is the system node.

@@ -13,6 +13,7 @@ export const openaiChat: RequestFormatRules = {
   contentKey: 'content',
   textBlock: (t) => `{"type":"text","text":${JSON.stringify(t)}}`,
   toolEntries: (texts) => texts,
+  preservedThinking: false,
   reusesItems: () => true,
   systemField: null,
   instructionRole,

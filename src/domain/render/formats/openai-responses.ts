@@ -14,6 +14,7 @@ export const openaiResponses: RequestFormatRules = {
   contentKey: 'content',
   textBlock: (t) => `{"type":"input_text","text":${JSON.stringify(t)}}`,
   toolEntries: (texts) => texts,
+  preservedThinking: false,
   reusesItems: () => true,
   systemField: null,
   instructionsKey: 'instructions',

@@ -64,6 +64,16 @@ export interface RequestFormatRules extends Serialisation {
   promptCacheKey?(root: JsonNode, model: ModelEntry, segments: RenderedSegment[], lastUnit: MarkableUnit[]): { key: string | null; edit?: Edit };
   /** The TTL the request asks its writes to live for, when the model has it (OpenAI's prompt_cache_retention), else null. */
   cacheTtl?(root: JsonNode, model: ModelEntry): string | null;
+  /**
+   * The settings beyond the messages that the provider caches the messages under (Anthropic's tool_choice and
+   * thinking), as canonical JSON (null: none set); absent where the messages' cache depends on none.
+   */
+  messageSettings?(root: JsonNode): string | null;
+  /**
+   * Whether the provider checks the thinking blocks sent back (Anthropic's preserved thinking: thinking-prefix.ts) and
+   * reads only some of them (thinking-units.ts).
+   */
+  preservedThinking: boolean;
 }
 
 export interface BreakpointRules {
