@@ -16,7 +16,7 @@ export const isBlank = (s: string) => !NON_BLANK.test(s);
 const text = z.string().regex(NON_BLANK, BLANK_TEXT);
 
 // Opaque reasoning state a provider requires back while a tool loop is under way, kept with the assistant's reply
-// and rendered only for the provider that produced it (render/formats.ts); every other format leaves it out.
+// and rendered only for the provider that produced it (render/formats/); every other format leaves it out.
 // Gemini signs the part it came on (https://ai.google.dev/gemini-api/docs/thought-signatures): the signature
 // rides on that text or tool_use block.
 export const geminiSignatureSchema = z.strictObject({ provider: z.literal('gemini'), signature: z.string().min(1) });

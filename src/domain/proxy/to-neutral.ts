@@ -385,7 +385,7 @@ function responsesInput(raw: unknown, at: string): Message[] {
       push('assistant', [{ type: 'tool_use', id: str(item.call_id, `${iAt}/call_id`), name: str(item.name, `${iAt}/name`), input: parseArguments(item.arguments, `${iAt}/arguments`) }], () => true);
     } else if (type === 'function_call_output') {
       const output = typeof item.output === 'string' ? item.output : list(item.output, `${iAt}/output`).map((p, j) => responsesPart(p, `${iAt}/output/${j}`));
-      // Rendered for the Responses API, a kept tool output is its text (formats.ts): an image in it would be gone from
+      // Rendered for the Responses API, a kept tool output is its text (render/formats/openai-responses.ts): an image in it would be gone from
       // every later turn, silently (the Vercel AI SDK sends a tool's toModelOutput image so).
       if (Array.isArray(output)) output.forEach((b, j) => b.type !== 'text' && unsupported(`${iAt}/output/${j}`, 'an image in a function call output (a session renders a Responses tool output as its text)'));
       push('user', [{ type: 'tool_result', tool_use_id: str(item.call_id, `${iAt}/call_id`), content: output }], (b) => b.type === 'tool_result');
