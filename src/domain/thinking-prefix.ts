@@ -139,7 +139,7 @@ export interface PrefixParts {
   messages: () => readonly CheckedMessage[];
 }
 
-/** What the check reads of a rendered unit (request.ts Unit): its JSON text, and the segment's rendered texts it is one of. */
+/** What the check reads of a rendered unit (units.ts Unit): its JSON text, and the segment's rendered texts it is one of. */
 export interface PrefixUnit {
   hashText: string;
   item: { all?: readonly string[]; index?: number } | null;

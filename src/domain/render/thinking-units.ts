@@ -11,7 +11,7 @@ import { isThinkingBlock, opensTurn, readsThinking } from '../thinking';
 import { countTokens, type TokenizerFamily } from '../tokens';
 import type { PromptSegment } from './prompt';
 
-/** What this module reads and changes of a rendered unit (request.ts Unit). */
+/** What this module reads and changes of a rendered unit (units.ts Unit). */
 export interface MessageUnit {
   hashText: string;
   item: { segment: PromptSegment | null; index?: number; all?: readonly string[] } | null;

@@ -86,7 +86,7 @@ export interface BreakpointRules {
   place(req: MarkRequest): Breakpoint[];
 }
 
-/** A unit of the prompt as breakpoints see it (request.ts's Unit). */
+/** A unit of the prompt as breakpoints see it (units.ts's Unit). */
 export interface MarkableUnit {
   section: Section;
   /** The unit's identity text (a block inside a message: the message's role, `:`, the block). */
