@@ -55,7 +55,7 @@ export interface RequestFormatRules extends Serialisation {
   /**
    * A conversation or cache the provider keeps itself and reads before this request's prompt (Responses'
    * previous_response_id or conversation, Gemini's cachedContent): the field naming it, else null. One a session
-   * would send again is refused (`session`: the request names a session).
+   * would send again is refused (`session`: the request names a session), Anthropic's thread too, which is not recorded.
    */
   providerHistory?(root: JsonNode, pointer: string, session: boolean): string | null;
   /** Whether that history stands between the prefix and the caller's input (RenderedRequest.prefixAfterHistory). */
