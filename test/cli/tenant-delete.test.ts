@@ -34,8 +34,10 @@ async function mint(url: string, key: string, content: string): Promise<number> 
   return res.status;
 }
 
-describe('tenants rename and delete', () => {
-  it('through the admin API: rename prints the new name; delete asks for the name, then deletes every row and the key stops working', async () => {
+// Each test has a data directory and a service of its own: they run side by side (a dozen CLI runs one after another
+// in each), with the time of a loaded machine to do it.
+describe.concurrent('tenants rename and delete', { timeout: 90_000 }, () => {
+  it('through the admin API: rename prints the new name; delete asks for the name, then deletes every row and the key stops working', async ({ expect }) => {
     const data = join(dir, 'online');
     const service = await startService(data, { PH_LOG: 'off', PH_ADMIN_KEY: ADMIN_KEY });
     const cli = (...args: string[]) => runNode([BIN, 'tenants', ...args], { PH_URL: service.url, PH_ADMIN_KEY: ADMIN_KEY });
@@ -74,7 +76,7 @@ describe('tenants rename and delete', () => {
     expect(rowsOf(join(data, 'prefix-handles.db'), created.tenant)).toEqual([]);
   });
 
-  it('--offline on the database file, the service stopped: the same rename and delete, no row of the tenant left', async () => {
+  it('--offline on the database file, the service stopped: the same rename and delete, no row of the tenant left', async ({ expect }) => {
     const data = join(dir, 'offline');
     const service = await startService(data, { PH_LOG: 'off' });
     // Refused while the service runs.
@@ -96,7 +98,7 @@ describe('tenants rename and delete', () => {
     expect((await cli()).out).toBe('no tenants\n');
   });
 
-  it('lists a deletion a stop cut short with what is left of it, and delete takes it up whatever --confirm says', async () => {
+  it('lists a deletion a stop cut short with what is left of it, and delete takes it up whatever --confirm says', async ({ expect }) => {
     const data = join(dir, 'cut-short');
     const service = await startService(data, { PH_LOG: 'off' });
     const defaultKey = readFileSync(join(data, 'api-key'), 'utf8').trim();
