@@ -1,6 +1,6 @@
 // `npm run demo -- --exit` as a new user runs it, piped (as in CI or a log): the story it tells, in plain text.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -42,6 +42,10 @@ describe('npm run demo -- --exit', () => {
     ['SIGHUP', 129],
   ] as const)('killed while it runs (%s), it still removes its database', async (signal, code) => {
     const tmp = mkdtempSync(join(tmpdir(), 'demo-kill-'));
+    // tsx keeps its compiled files in <tmpdir>/tsx-<uid>: the usual one, not a cold cache that compiles src/ again.
+    const tsxCache = `tsx-${process.getuid?.() ?? 0}`;
+    mkdirSync(join(tmpdir(), tsxCache), { recursive: true });
+    symlinkSync(join(tmpdir(), tsxCache), join(tmp, tsxCache));
     try {
       const child = spawn(process.execPath, ['--import', 'tsx', 'src/demo/main.ts', '--exit'], { env: { ...process.env, PORT: '0', TMPDIR: tmp } });
       let out = '';
