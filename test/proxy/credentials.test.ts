@@ -56,6 +56,21 @@ describe('a provider error that echoes the credential', () => {
     expect((await h.tenant.client.get('/v1/requests?format=csv')).text).not.toContain(key);
     expect(everyCell(h)).not.toContain(key);
   });
+
+  it('a body nested too deep to store is recorded as failed without it, whether or not the call carried a credential', async () => {
+    const deep = `${'['.repeat(200_000)}"x"${']'.repeat(200_000)}`;
+    h = await startHarness({ rewrite: (body) => (body.includes('Simulated error') ? deep : body) });
+    // A key too short to be taken for a secret: nothing to redact, the body is still walked.
+    const headers = { 'content-type': 'application/json', 'x-ph-key': h.key, 'anthropic-version': '2023-06-01', 'x-api-key': 'short', 'x-simulator-status': '400' };
+    const res = await fetch(`${h.url}/proxy/anthropic/v1/messages`, { method: 'POST', headers, body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }) });
+    expect(res.status).toBe(400);
+    // The client gets the body as it came.
+    expect((await res.text()).length).toBe(deep.length);
+    await committed(h);
+    const row = (await h.tenant.client.get(`/v1/requests/${res.headers.get('x-ph-request-id')}`)).json;
+    expect(row.status).toBe('failed');
+    expect(row.error).toEqual({ status: 400, body: '[not kept: nested too deep to redact]' });
+  });
 });
 
 describe('credentialsOf and redactCredentials', () => {
@@ -69,5 +84,7 @@ describe('credentialsOf and redactCredentials', () => {
     let deep: unknown = 'sk-0123456789';
     for (let i = 0; i < 200_000; i++) deep = [deep];
     expect(redactCredentials(deep, secrets)).toBe('[not kept: nested too deep to redact]');
+    expect(redactCredentials(deep, [])).toBe('[not kept: nested too deep to redact]');
+    expect(redactCredentials({ error: 'plain' }, [])).toEqual({ error: 'plain' });
   });
 });

@@ -110,9 +110,12 @@ export function credentialsOf(headers: RequestHeaders, url?: string): string[] {
   return [...new Set(values.filter((v): v is string => v !== undefined && v.length >= SECRET_MIN))].sort((a, b) => b.length - a.length);
 }
 
-/** `value` with each of `secrets` inside a string (a member name too) replaced by `[redacted]`; a body too deep to walk is not kept. */
+/**
+ * `value` with each of `secrets` inside a string (a member name too) replaced by `[redacted]`; a body too deep to walk
+ * is not kept. Walked with no secret too: a body too deep to walk is too deep to store, and the failure was then not
+ * recorded at all (the request left as rendered).
+ */
 export function redactCredentials(value: unknown, secrets: string[]): unknown {
-  if (!secrets.length) return value;
   const text = (s: string) => secrets.reduce((out, secret) => (out.includes(secret) ? out.split(secret).join('[redacted]') : out), s);
   const walk = (v: unknown): unknown => {
     if (typeof v === 'string') return text(v);
@@ -122,9 +125,10 @@ export function redactCredentials(value: unknown, secrets: string[]): unknown {
   };
   try {
     return walk(value);
-  } catch {
+  } catch (err) {
     // Nested too deep to walk (a provider's body, not a caller's): not kept rather than kept unread.
-    return '[not kept: nested too deep to redact]';
+    if (err instanceof RangeError) return '[not kept: nested too deep to redact]';
+    throw err;
   }
 }
 
