@@ -156,17 +156,13 @@ const CSP = [
   "frame-ancestors 'none'",
 ].join('; ');
 
-/** On every dashboard answer (pages, fragments, CSV downloads, the event stream, sign-in refusals). */
+/** On every dashboard answer (pages, fragments, CSV downloads, the event stream, sign-in refusals): routes.ts sets them. */
 export const SECURITY_HEADERS: Record<string, string> = {
   'content-security-policy': CSP,
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
   'cache-control': 'no-store',
 };
-
-export function securityHeaders(c: Context) {
-  for (const [k, v] of Object.entries(SECURITY_HEADERS)) c.header(k, v);
-}
 
 export interface PageOptions {
   title: string;
@@ -177,7 +173,6 @@ export interface PageOptions {
 }
 
 export function page(c: Context, o: PageOptions) {
-  securityHeaders(c);
   const doc = html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">
 <title>${o.title} · prefix-handles</title><style>${raw(CSS + DARK)}</style></head>
@@ -192,6 +187,5 @@ ${o.tenantId ? html`<script>${raw(LIVE_SCRIPT)}</script>` : ''}
 
 /** Just the HTML of a fragment, for the live view to swap in. */
 export function fragment(c: Context, body: Html) {
-  securityHeaders(c);
   return c.html(body);
 }
