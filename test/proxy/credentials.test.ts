@@ -85,6 +85,8 @@ describe('credentialsOf and redactCredentials', () => {
     for (let i = 0; i < 200_000; i++) deep = [deep];
     expect(redactCredentials(deep, secrets)).toBe('[not kept: nested too deep to redact]');
     expect(redactCredentials(deep, [])).toBe('[not kept: nested too deep to redact]');
+    // Another scheme's token, echoed without it.
+    expect(redactCredentials('denied: dXNlcjpzM2NyZXQ=', credentialsOf({ authorization: 'Basic dXNlcjpzM2NyZXQ=' }))).toBe('denied: [redacted]');
     expect(redactCredentials({ error: 'plain' }, [])).toEqual({ error: 'plain' });
   });
 });

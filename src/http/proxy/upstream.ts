@@ -105,8 +105,10 @@ const SECRET_MIN = 8;
  * whatever the provider: what must never be stored, should the provider or a gateway echo it in an error body.
  */
 export function credentialsOf(headers: RequestHeaders, url?: string): string[] {
-  const bearer = /^Bearer\s+(\S+)/i.exec(one(headers.authorization) ?? '')?.[1];
-  const values = [one(headers['x-api-key']), bearer, one(headers.authorization), one(headers['x-goog-api-key']), geminiQueryKey(url)];
+  // The token after any scheme, not Bearer's alone: a self-hosted server behind a gateway may take Basic (a base URL
+  // holds no password, so the caller sends it here), and a gateway echoing the token without its scheme is as likely.
+  const token = /^\S+\s+(\S+)/.exec(one(headers.authorization) ?? '')?.[1];
+  const values = [one(headers['x-api-key']), token, one(headers.authorization), one(headers['x-goog-api-key']), geminiQueryKey(url)];
   return [...new Set(values.filter((v): v is string => v !== undefined && v.length >= SECRET_MIN))].sort((a, b) => b.length - a.length);
 }
 
