@@ -39,6 +39,15 @@ const rows = (text: string) =>
       return { first: first!, second: second ?? '' };
     });
 
+/** The rows of the table whose header's first cell is `first` (`| command | |`), to the table's end. */
+function table(text: string, first: string) {
+  const lines = text.split('\n');
+  const start = lines.findIndex((l) => l.startsWith(`| ${first} |`));
+  if (start < 0) throw new Error(`no table headed "${first}"`);
+  const end = lines.findIndex((l, i) => i > start && !l.startsWith('|'));
+  return rows(lines.slice(start + 2, end < 0 ? undefined : end).join('\n'));
+}
+
 describe('the README', () => {
   it('Contents links every section after it, and every in-page link names a heading', () => {
     const contents = section('Contents');
@@ -183,14 +192,15 @@ describe('the README', () => {
     const help = execFileSync(process.execPath, [new URL('bin/prefix-handles.mjs', ROOT).pathname, '--help'], { encoding: 'utf8' });
     const commands = [...help.matchAll(/^ {2}([a-z]+) {2,}/gm)].map((m) => m[1]!);
     expect(commands).toEqual(COMMANDS.map((c) => c.name));
-    const table = rows(section('Command line')).filter((r) => r.first.startsWith('`')).map((r) => r.first);
+    // Its command table (another table of the section, such as exit statuses, names no commands).
+    const commandTable = table(section('Command line'), 'command').map((r) => r.first);
     // A cell names one or more commands: `tenants [list] [--json]` · `tenants create <name>`.
     const named = (cell: string) => [...cell.matchAll(/(?:^|· |, )`([a-z]+)/g)].map((m) => m[1]!);
-    expect(new Set(table.flatMap(named))).toEqual(new Set(commands));
+    expect(new Set(commandTable.flatMap(named))).toEqual(new Set(commands));
     const options = (text: string) => [...new Set(text.match(/--[a-z-]+/g) ?? [])].sort();
     for (const command of COMMANDS) {
       const usage = command.help.split('\n\n')[0]!;
-      const cells = table.filter((cell) => named(cell).includes(command.name)).join(' ');
+      const cells = commandTable.filter((cell) => named(cell).includes(command.name)).join(' ');
       expect(options(cells), `the README's row of ${command.name}`).toEqual(options(usage));
     }
   });
@@ -215,12 +225,16 @@ describe('the README', () => {
     // Relative to the repository: not /usr/bin/chromium.
     const paths = [...new Set(README.match(/(?<![\w./~-])(?:src|test|bench|bin|migrations)\/[A-Za-z0-9_./*-]*[A-Za-z0-9_/*]/g) ?? [])];
     expect(paths.length).toBeGreaterThan(50);
-    // A pattern (test/http/fuzz*.test.ts, test/http/fuzz*) names at least one file of its folder.
-    const exists = (p: string) => {
+    // A pattern (test/http/fuzz*.test.ts, test/http/fuzz*, test/*/fuzz*.test.ts) names at least one file.
+    const exists = (p: string): boolean => {
       if (!p.includes('*')) return existsSync(new URL(p, ROOT));
-      const slash = p.lastIndexOf('/');
-      const name = new RegExp(`^${p.slice(slash + 1).replace(/[.]/g, '\\.').replace(/\*/g, '[^/]*')}$`);
-      return readdirSync(new URL(p.slice(0, slash + 1), ROOT)).some((f) => name.test(f));
+      // The folder before the first * and the entries of it that match its segment, each with the rest of the path.
+      const slash = p.lastIndexOf('/', p.indexOf('*'));
+      const folder = p.slice(0, slash + 1);
+      const [segment, ...rest] = p.slice(slash + 1).split('/');
+      const name = new RegExp(`^${segment!.replace(/[.]/g, '\\.').replace(/\*/g, '[^/]*')}$`);
+      if (!existsSync(new URL(folder, ROOT))) return false;
+      return readdirSync(new URL(folder, ROOT)).some((f) => name.test(f) && exists([folder + f, ...rest].join('/')));
     };
     // bench/results/ is written by a run (and not committed).
     expect(paths.filter((p) => p !== 'bench/results/' && !exists(p))).toEqual([]);
