@@ -162,6 +162,9 @@ describe('the dark colour scheme', () => {
 
   it('the live status dot: faint while connecting or reconnecting, brighter once live, in both schemes', async () => {
     await page.goto(`${base}/ui/handles/${s.bundle.id}?period=7d`);
+    // The page's own stream sets the state once it opens: wait for that, or it can overwrite the state set below
+    // (on a loaded machine both readings came out 'open').
+    await page.waitForFunction(() => (globalThis as unknown as { document: { body: { dataset: Record<string, string> } } }).document.body.dataset.liveState === 'open');
     const dot = async (scheme: 'light' | 'dark', state: string) => {
       await page.evaluate((st) => ((globalThis as unknown as { document: { body: { dataset: Record<string, string> } } }).document.body.dataset.liveState = st), state);
       const d = await styles(scheme, { dot: '.live .dot', body: 'body' }, ['backgroundColor']);
