@@ -26,7 +26,7 @@ export const REQUEST_FORMATS: Record<RequestFormat, RequestFormatRules> = {
 };
 
 /** Every format a prompt is written in: the providers', and our own stored shapes. */
-export const SERIALISATIONS: Record<ExpansionFormat, Serialisation> = { neutral, ...REQUEST_FORMATS };
+const SERIALISATIONS: Record<ExpansionFormat, Serialisation> = { neutral, ...REQUEST_FORMATS };
 
 export function newRenderContext(): RenderContext {
   return { toolNames: new Map() };
@@ -66,7 +66,7 @@ export function learnToolNames(seg: PromptSegment, ctx: RenderContext): void {
 }
 
 /** Wraps section items in the provider's request shape; empty sections are left out. */
-export function wrapExpansion(format: ExpansionFormat, tools: string[], system: string[], messages: string[]): string {
+function wrapExpansion(format: ExpansionFormat, tools: string[], system: string[], messages: string[]): string {
   return SERIALISATIONS[format].wrap(tools, system, messages);
 }
 

@@ -121,7 +121,7 @@ function openaiBreakpoint(text: string): string | null {
 }
 
 /** The TTL a body field names, when the model has it (else null: the model's default applies). */
-export function ttlOf(model: ModelEntry, node: JsonNode | undefined): string | null {
+function ttlOf(model: ModelEntry, node: JsonNode | undefined): string | null {
   const name = node ? valueOf(node) : undefined;
   return typeof name === 'string' && model.cache.ttls.some((t) => t.name === name) ? name : null;
 }
