@@ -12,6 +12,17 @@ const catalog = new ModelCatalog(loadCatalog());
 
 export const ADMIN_KEY = 'test-admin-key-0123456789';
 
+/** A migrated empty database, made once per worker: each in-memory test app opens a copy of it. */
+let migratedImage: Buffer | undefined;
+function migratedInMemory(): ReturnType<typeof openDb> {
+  if (migratedImage === undefined) {
+    const template = openDb(':memory:');
+    migratedImage = template.sqlite.serialize();
+    template.close();
+  }
+  return openDb(migratedImage);
+}
+
 /** Tenant names are unique: each unnamed tenant gets a name of its own (across apps on one database file too). */
 let unnamed = 0;
 
@@ -39,7 +50,7 @@ export type Client = ReturnType<typeof clientFor>;
 /** A fresh app over a fresh, migrated database (':memory:' unless a path is given). */
 export function createTestApp(opts: { config?: Partial<Config>; databasePath?: string; clock?: FakeClock; deps?: Partial<AppDeps> } = {}): TestApp {
   const config = testConfig({ adminKey: ADMIN_KEY, ...opts.config });
-  const opened = openDb(opts.databasePath ?? ':memory:');
+  const opened = opts.databasePath === undefined ? migratedInMemory() : openDb(opts.databasePath);
   const clock = opts.clock ?? new FakeClock();
   const deps: AppDeps = { config, store: new SqliteStore(opened.db, opened.walSync, clock), clock, catalog, ...opts.deps };
   const services = createServices(deps);
