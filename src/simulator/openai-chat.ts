@@ -7,8 +7,21 @@ import { sseFrame, unixSeconds, type Reply, type Turn } from './turn';
 
 const SYSTEM_FINGERPRINT = 'fp_simulator';
 
-function chatUsage(turn: Turn) {
+/**
+ * How a chat answer reports its usage: OpenAI's, or a vLLM server's (`UsageInfo`: no audio or completion details; its
+ * `prompt_tokens_details` `{cached_tokens}` only when started with `--enable-prompt-tokens-details`, else `null`).
+ */
+export type ChatUsageShape = 'openai' | 'vllm' | 'vllm-without-details';
+
+function chatUsage(turn: Turn, shape: ChatUsageShape) {
   const u = turn.usage;
+  if (shape !== 'openai')
+    return {
+      prompt_tokens: u.promptTokens,
+      total_tokens: u.promptTokens + u.outputTokens,
+      completion_tokens: u.outputTokens,
+      prompt_tokens_details: shape === 'vllm' ? { cached_tokens: u.readTokens } : null,
+    };
   return {
     prompt_tokens: u.promptTokens,
     completion_tokens: u.outputTokens,
@@ -35,7 +48,7 @@ const finishReason = (reply: Reply) => (reply.toolCall ? 'tool_calls' : reply.tr
 /** Every choice: the turn's own (index 0), then those of `n` > 1. */
 const choicesOf = (turn: Turn): Reply[] => [turn, ...turn.more];
 
-export function chatCompletion(turn: Turn, id: string) {
+export function chatCompletion(turn: Turn, id: string, shape: ChatUsageShape = 'openai') {
   return {
     id,
     object: 'chat.completion',
@@ -47,7 +60,7 @@ export function chatCompletion(turn: Turn, id: string) {
       logprobs: null,
       finish_reason: finishReason(reply),
     })),
-    usage: chatUsage(turn),
+    usage: chatUsage(turn, shape),
     service_tier: 'default',
     system_fingerprint: SYSTEM_FINGERPRINT,
   };
@@ -59,7 +72,7 @@ export function chatCompletion(turn: Turn, id: string) {
  * chunk then carries `usage: null`), then `[DONE]`. With `n` > 1 every chunk carries one choice, named by its
  * `index`: the role chunks of all choices, their deltas in turn, then their finish chunks.
  */
-export function chatStreamFrames(turn: Turn, id: string, includeUsage: boolean): string[] {
+export function chatStreamFrames(turn: Turn, id: string, includeUsage: boolean, shape: ChatUsageShape = 'openai'): string[] {
   const chunk = (choices: unknown[], usage?: unknown) => ({
     id,
     object: 'chat.completion.chunk',
@@ -94,7 +107,7 @@ export function chatStreamFrames(turn: Turn, id: string, includeUsage: boolean):
     ...opening,
     ...interleaved,
     ...replies.map((reply, i) => chunk([choice(i, {}, finishReason(reply))])),
-    ...(includeUsage ? [chunk([], chatUsage(turn))] : []),
+    ...(includeUsage ? [chunk([], chatUsage(turn, shape))] : []),
   ];
   return [...chunks.map((c) => sseFrame(c)), sseFrame('[DONE]')];
 }

@@ -7,6 +7,8 @@
 // Test hooks (request headers):
 //   x-simulator-status: <4xx|5xx>   answer that status in the provider's error shape; the cache is untouched
 //   x-simulator-abort-after: <n>    on a stream, write n events, then drop the connection before the final usage
+//   x-simulator-prompt-tokens-details: off   a self-hosted (vLLM entry) model answers as a vLLM server started without
+//                                   --enable-prompt-tokens-details: "prompt_tokens_details": null
 
 import { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -307,8 +309,9 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
         const id = providerId('chatcmpl-');
         const options = body.stream_options;
         const includeUsage = isRecord(options) && options.include_usage === true;
-        payload = chatCompletion(turn, id);
-        frames = chatStreamFrames(turn, id, includeUsage);
+        const shape = entry.provider !== 'vllm' ? 'openai' : c.req.header('x-simulator-prompt-tokens-details') === 'off' ? 'vllm-without-details' : 'vllm';
+        payload = chatCompletion(turn, id, shape);
+        frames = chatStreamFrames(turn, id, includeUsage, shape);
         break;
       }
       case 'openai-responses': {
