@@ -265,6 +265,32 @@ describe('bad input', () => {
   });
 });
 
+describe('a handle block sent through @google/genai', () => {
+  // The SDK copies only the part fields it knows: {"type":"handle","ref":…} reaches the proxy as {}. Passed on, the
+  // handle was silently lost (the simulator read the empty part as nothing; Gemini refuses an empty part).
+  it.each(['systemInstruction', 'contents'] as const)('in %s: a 400 the SDK shows, naming the headers to use, before Gemini is called', async (where) => {
+    const sys = await mintSystem(h.tenant.client, SYSTEM);
+    const handle = { type: 'handle', ref: sys.id } as never;
+    const request =
+      where === 'systemInstruction'
+        ? { model: MODEL, contents: 'hi', config: { systemInstruction: { parts: [{ text: 'Current time: 09:00' }, handle] } } }
+        : { model: MODEL, contents: [{ role: 'user', parts: [handle, { text: 'hi' }] }] };
+    const err = await rejection(h.gemini().models.generateContent(request));
+    expect(err).toBeInstanceOf(ApiError);
+    expect(err.status).toBe(400);
+    expect(err.message).toContain('@google/genai keeps only the fields it knows');
+    expect(err.message).toContain('x-ph-prefix and x-ph-session headers');
+    expect(h.tap).toHaveLength(0);
+    const raw = await fetch(`${h.url}/proxy/gemini/v1/models/${MODEL}:generateContent`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-ph-key': h.key, 'x-goog-api-key': 'k' },
+      body: where === 'systemInstruction' ? '{"systemInstruction":{"parts":[{"text":"t"},{}]},"contents":[{"parts":[{"text":"hi"}]}]}' : '{"contents":[{"parts":[{"text":"a"}]},{"parts":[{}]}]}',
+    });
+    expect(raw.status).toBe(400);
+    expect(((await raw.json()) as { errors: Array<{ pointer: string }> }).errors[0]!.pointer).toBe(where === 'systemInstruction' ? '/systemInstruction/parts/1' : '/contents/1/parts/0');
+  });
+});
+
 describe('the provider key', () => {
   it('as ?key= or x-goog-api-key reaches Gemini untouched, is never stored, and each key has its own cache scope', async () => {
     const sys = await mintSystem(h.tenant.client, SYSTEM);
