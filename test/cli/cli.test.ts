@@ -335,8 +335,11 @@ describe('prefix-handles CLI', () => {
       expect(rows[i]).toMatch(new RegExp(`^#${i + 1} +${s.source} .*  ${shown}$`));
     });
     expect(driftReq.out).toContain(`drift: the prefix ${r1.request_id} had written was not read from ${sys.id}@1 on\n  segment #1 changed, first at byte ${offset}`);
-    // Expired: how long unused, against the lifetime.
+    // And what to change: the timestamp before the handle goes after it.
+    expect(driftReq.out).toContain(`\n  to be read: keep what changes from call to call (a timestamp, a request id, the date) out of the bytes before the handles: put it after them, in the newest message`);
+    // Expired: how long unused, against the lifetime, and how Anthropic keeps a prefix longer.
     expect(expiredReq.out).toContain(`expired: the prefix was last used 10 min 0 s before this call (${new Date(o3.expired!.last_used_at).toISOString()}), longer than its cache lifetime of 5m`);
+    expect(expiredReq.out).toContain(`\nto keep it: a call within the lifetime keeps it alive; Anthropic keeps a prefix an hour when its mark asks for "ttl": "1h" (PH_CACHE_TTL=1h for the service's marks)\n`);
     // Not reported yet: said so, with its segments and no classes.
     expect(pendingReq.out).toContain('not reconciled yet: no usage has been reported for it');
     expect(pendingReq.out).toContain('classes (once reconciled)');
@@ -424,7 +427,7 @@ describe('prefix-handles CLI', () => {
     expect(held.length).toBeGreaterThan(0);
     expect(end).toBeLessThan(1024);
     expect(underText.out).toContain(
-      `below_minimum ${tokens(n)} tokens in #1${held.length > 1 ? `–#${held.length}` : ''}: the prefix is shorter than the model's minimum cacheable length: through #${held.at(-1) + 1} it is ${tokens(end)} tokens, under claude-sonnet-4-5's minimum of 1,024\n`,
+      `below_minimum ${tokens(n)} tokens in #1${held.length > 1 ? `–#${held.length}` : ''}: the prefix is shorter than the model's minimum cacheable length: through #${held.at(-1) + 1} it is ${tokens(end)} tokens, under claude-sonnet-4-5's minimum of 1,024; no breakpoint or longer lifetime caches it: more of what every call sends the same (tools, documents, in one bundle before what changes) to clear the minimum, or a model with a lower one, would\n`,
     );
     expect(o.predicted.read).toBeGreaterThan(1024);
     expect(missedText.out).toMatch(new RegExp(`^unconfirmed [\\d,]+ tokens in #1[^:]*: predicted, but the provider did not report it as read: predicted read ${tokens(o.predicted.read)}, the provider read 0 \\(eviction, another account, or a concurrent first write\\)$`, 'm'));

@@ -239,7 +239,7 @@ describe("the dashboard's below_minimum legend", () => {
     const why = /<li data-why="below_minimum" data-tokens="(\d+)">[\s\S]*?<span data-why-text>([^<]*)<\/span>/.exec(requestPage)!;
     expect(Number(why[1])).toBe(o.segments[0]!.classes.below_minimum);
     const last = o.segments.findLastIndex((s) => (s.classes.below_minimum ?? 0) > 0);
-    expect(why[2]!.replaceAll('&#39;', "'")).toBe(`${minimum}: through #${last + 1} it is ${o.segments[last]!.end.toLocaleString('en-US')} tokens, under gemini-3.1-pro's minimum of 4,096`);
+    expect(why[2]!.replaceAll('&#39;', "'")).toBe(`${minimum}: through #${last + 1} it is ${o.segments[last]!.end.toLocaleString('en-US')} tokens, under gemini-3.1-pro's minimum of 4,096; no breakpoint or longer lifetime caches it: more of what every call sends the same (tools, documents, in one bundle before what changes) to clear the minimum, or a model with a lower one, would`);
 
     const vllm = await mint('system', `${POLICY} vLLM.`);
     const v = await render({ format: 'openai-chat', request: { model: 'vllm/qwen', prefix: [vllm], messages: [{ role: 'user', content: 'hi' }] } });

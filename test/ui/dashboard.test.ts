@@ -353,6 +353,9 @@ describe('pages show the API report figures', () => {
       expect(m['total_prompt_tokens']).toBe(api.outcome.total_prompt_tokens);
       expect(m['predicted.read']).toBe(api.outcome.predicted.read);
     }
+    // The drift says what to change, as 'prefix-handles request' does: the timestamp before the handle goes after it.
+    const drift = await get(`/ui/requests/${s.driftRequest.request_id}`, s.key);
+    expect(drift.text).toContain('<p data-drift-advice>To be read: keep what changes from call to call (a timestamp, a request id, the date) out of the bytes before the handles: put it after them, in the newest message, and everything before it is read.</p>');
     const unknown = await get(`/ui/requests/${s.requests[3]!.request_id}`, s.key);
     expect(unknown.text).toContain('its capture is <b>unknown</b>, not 0%');
     expect(metricsOf(unknown.text)['provider.read']).toBeNull();

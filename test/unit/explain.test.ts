@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { belowMinimumHelp, CLASS_HELP, expiredUnderMinimum, requestWhys, type WhyInput } from '../../src/domain/reconcile/explain';
+import { belowMinimumHelp, CLASS_HELP, driftAdvice, expiredUnderMinimum, keepLongerText, requestWhys, type WhyInput } from '../../src/domain/reconcile/explain';
 import { CLASS_INFO } from '../../src/http/ui/charts';
 
 const sonnet: WhyInput['entry'] = { id: 'claude-sonnet-4-5', provider: 'anthropic', cache: { minTokens: 1024, granularity: null, lookbackBlocks: 20 } };
@@ -16,7 +16,7 @@ describe('why a request is in each class', () => {
     const under = requestWhys({ ...base, entry: sonnet, segments: [seg(0, 400, { below_minimum: 400 }), seg(400, 812, { below_minimum: 300, cold: 112 })] });
     expect(under).toEqual([
       'cold 112 tokens in #2: first sent in this cache scope: nothing earlier to read; none of them was written to the cache',
-      "below_minimum 700 tokens in #1–#2: the prefix is shorter than the model's minimum cacheable length: through #2 it is 812 tokens, under claude-sonnet-4-5's minimum of 1,024",
+      "below_minimum 700 tokens in #1–#2: the prefix is shorter than the model's minimum cacheable length: through #2 it is 812 tokens, under claude-sonnet-4-5's minimum of 1,024; no breakpoint or longer lifetime caches it: more of what every call sends the same (tools, documents, in one bundle before what changes) to clear the minimum, or a model with a lower one, would",
     ]);
     const tail = requestWhys({ ...base, entry: gpt, predicted_read: 2048, provider_read: 2048, segments: [seg(0, 2048, { captured: 2048 }), seg(2048, 2124, { below_minimum: 76 })] });
     expect(tail).toEqual([
@@ -130,5 +130,22 @@ describe('why a request is in each class', () => {
 
   it('says nothing of drift, expired and captured (they have findings of their own, or need none)', () => {
     expect(requestWhys({ ...base, entry: sonnet, segments: [seg(0, 10, { drift: 4, expired: 3, captured: 3 })] })).toEqual([]);
+  });
+
+  it('a drift says what to change, by what changed before the handle; a model rule, nothing', () => {
+    const finding = (now: string, before: string) => ({ handle: 'art_s@1', now: { source: now }, before: { source: before } });
+    expect(driftAdvice(finding('inline', 'inline'))).toMatch(/^keep what changes from call to call .* put it after them, in the newest message/);
+    expect(driftAdvice(finding('art_t@2', 'art_t@1'))).toBe('art_t@2 stands where art_t@1 stood: everything after it is written again once; put content that changes often after the handles that stay the same');
+    expect(driftAdvice({ ...finding('art_s@1', 'art_s@1'), formats: { now: 'openai-responses', before: 'openai-chat' } })).toMatch(/^send one model's calls in one API format/);
+    expect(driftAdvice({ ...finding('inline', 'inline'), settings: [{ name: 'tool_choice', now: { type: 'any' }, before: null }] })).toMatch(/^keep tool_choice and thinking the same/);
+    expect(driftAdvice({ ...finding('inline', 'inline'), thinking: 'earlier_turn' })).toBeNull();
+  });
+
+  it("an expired prefix: how that provider keeps one longer, never another provider's setting", () => {
+    expect(keepLongerText('anthropic', '5m', true)).toContain('"ttl": "1h"');
+    expect(keepLongerText('openai', '5m', true)).toContain('prompt_cache_retention: "24h"');
+    expect(keepLongerText('openai', '24h', true)).toContain('a day is the longest');
+    expect(keepLongerText('gemini', '1h', false)).toMatch(/^on this model a hit does not renew it.*explicit cache/);
+    expect(keepLongerText('vllm', 'lru', true)).toContain('evicts by memory pressure');
   });
 });

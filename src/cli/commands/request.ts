@@ -3,7 +3,7 @@ import { API_HELP, API_OPTIONS, moreLine, UsageError, type Command } from '../co
 import { printable, table, tokens } from '../table';
 import { driftDetail, setRange, type DriftFinding } from './report';
 import { shownRuns, sumClasses, SESSION_BATCHES_SHOWN } from '../../domain/session-runs';
-import { expiredUnderMinimum, lifetimeName, requestWhys, type WhyInput } from '../../domain/reconcile/explain';
+import { driftAdvice, expiredUnderMinimum, keepLongerText, lifetimeName, requestWhys, type WhyInput } from '../../domain/reconcile/explain';
 import { CLASSES } from '../../domain/reconcile/waterfall';
 import { HANDLE_TYPES } from '../../domain/ids';
 
@@ -111,7 +111,7 @@ ${API_HELP}`,
 const count = (n: number | null) => (n === null ? 'unknown' : tokens(n));
 
 /** A catalog entry as `GET /v1/models` lists it: the rules the notes explain, and its lifetimes. */
-type Entry = NonNullable<WhyInput['entry']> & { cache: { ttls?: Array<{ name: string; seconds: number }> } };
+type Entry = NonNullable<WhyInput['entry']> & { cache: { ttls?: Array<{ name: string; seconds: number }>; refreshOnHit?: boolean } };
 
 function requestText(r: RequestView, entry: Entry | undefined): string {
   const model = r.catalog_fallback ? `${r.model} (unknown to the catalog: priced as ${r.catalog_entry})` : r.model;
@@ -134,6 +134,8 @@ function requestText(r: RequestView, entry: Entry | undefined): string {
   // An expired prefix under the model's minimum: keeping it alive would not have had it read.
   const under = o?.expired ? expiredUnderMinimum({ entry, segments: o.segments }) : null;
   if (under) parts.push(printable(`expired, but ${under}`));
+  // Otherwise how this provider keeps a prefix longer, as the dashboard's request page says.
+  else if (o?.expired && entry) parts.push(printable(`to keep it: ${keepLongerText(entry.provider, o.expired.ttl, entry.cache.refreshOnHit ?? true)}`));
   // Every other class's why, in the legend's words, with this request's figures.
   if (o && u)
     parts.push(
@@ -173,7 +175,8 @@ function notes(o: Outcome, startedAt: number | null, ttls: Entry['cache']['ttls'
   const out: string[] = [];
   if (o.drift) {
     const d = o.drift;
-    out.push([`drift: the prefix ${d.previous_request} had written was not read from ${d.handle} on`, ...driftDetail(d).map((l) => `  ${l}`)].map(printable).join('\n'));
+    const advice = driftAdvice(d);
+    out.push([`drift: the prefix ${d.previous_request} had written was not read from ${d.handle} on`, ...driftDetail(d).map((l) => `  ${l}`), ...(advice ? [`  to be read: ${advice}`] : [])].map(printable).join('\n'));
   }
   if (o.expired) {
     const e = o.expired;

@@ -11,6 +11,9 @@ const PROVIDER_NAMES: Record<ProviderFamily, string> = { anthropic: 'Anthropic',
 const UNDER_MINIMUM = "the prefix is shorter than the model's minimum cacheable length";
 const PAST_STEP = 'past its last whole cache step';
 const NO_CACHE = 'the model has no prompt cache';
+/** What helps a prefix under the minimum: neither a mark nor a lifetime does. */
+const UNDER_MINIMUM_FIX =
+  'no breakpoint or longer lifetime caches it: more of what every call sends the same (tools, documents, in one bundle before what changes) to clear the minimum, or a model with a lower one, would';
 
 /**
  * A cache lifetime as the request pages name it: the catalog's TTL option by its name where that is a duration
@@ -163,7 +166,7 @@ export function requestWhyItems(r: WhyInput): RequestWhy[] {
         else if (step && step.step > 1 && end > rules.minTokens) {
           const floor = stepFloor(step, end);
           why = `${PAST_STEP} (${stepsNote(r.entry!.provider, step.step)}): the prompt through ${segmentList([last])} is ${n(end)} tokens, its last whole step ends at ${n(floor)}`;
-        } else why = `${UNDER_MINIMUM}: through ${segmentList([last])} it is ${n(end)} tokens, under ${model}'s minimum of ${n(rules.minTokens)}`;
+        } else why = `${UNDER_MINIMUM}: through ${segmentList([last])} it is ${n(end)} tokens, under ${model}'s minimum of ${n(rules.minTokens)}; ${UNDER_MINIMUM_FIX}`;
         break;
       }
       case 'no_breakpoint':
@@ -237,4 +240,44 @@ export function expiredUnderMinimum(r: Pick<WhyInput, 'entry' | 'segments'>): st
   const end = r.segments[last]!.end;
   if (end >= rules.minTokens) return null;
   return `had it been fresh, the provider would not have read it either: through ${segmentList([last])} the prefix is ${n(end)} tokens, under ${r.entry!.id}'s minimum of ${n(rules.minTokens)} (keeping it alive or a longer lifetime would not help; a prefix over the minimum, or a model with a lower one, would)`;
+}
+
+/** A drift finding's fields that say what changed (GET /v1/requests/{id}'s `outcome.drift`, a report's `drift` rows). */
+export interface DriftCause {
+  handle: string;
+  now: { source: string };
+  before: { source: string };
+  formats?: unknown;
+  settings?: ReadonlyArray<unknown>;
+  thinking?: string;
+}
+
+/**
+ * What to change so the prefix is read next time, by what changed before the handle; null where nothing in the agent
+ * would (a model that strips earlier turns' thinking). The CLI's `request` and the dashboard's request page say it.
+ */
+export function driftAdvice(d: DriftCause): string | null {
+  if (d.thinking) return null;
+  if (d.settings?.length) return 'keep tool_choice and thinking the same on every call of a conversation: a change sends all its cached messages again';
+  if (d.formats) return "send one model's calls in one API format (Chat Completions or Responses): the same handles are other bytes in each";
+  if (d.now.source === 'inline' || d.before.source === 'inline')
+    return 'keep what changes from call to call (a timestamp, a request id, the date) out of the bytes before the handles: put it after them, in the newest message, and everything before it is read';
+  return `${d.now.source} stands where ${d.before.source} stood: everything after it is written again once; put content that changes often after the handles that stay the same`;
+}
+
+/** How the request's provider keeps a prefix longer than the lifetime it missed (the dashboard's request page says it too). */
+export function keepLongerText(provider: ProviderFamily, ttl: string, refreshOnHit: boolean): string {
+  const keep = refreshOnHit ? 'a call within the lifetime keeps it alive' : 'on this model a hit does not renew it: it lives its lifetime from when it was written';
+  switch (provider) {
+    case 'anthropic':
+      return `${keep}; Anthropic keeps a prefix an hour when its mark asks for "ttl": "1h" (PH_CACHE_TTL=1h for the service's marks)`;
+    case 'openai':
+      return ttl === '24h'
+        ? `${keep}; a day is the longest OpenAI keeps a prefix (prompt_cache_retention: "24h")`
+        : `${keep}; OpenAI keeps it a day with prompt_cache_retention: "24h" on the models that offer it`;
+    case 'gemini':
+      return `${keep}; Gemini does not document how long its implicit cache keeps a prefix (the catalog assumes ${ttl}): an explicit cache (cachedContents, with a ttl of your choosing, billed per token-hour) keeps it as long as asked`;
+    case 'vllm':
+      return `${keep}; a self-hosted server evicts by memory pressure, not time (the lifetime is nominal): more KV-cache memory, or fewer distinct prefixes, keeps it longer`;
+  }
 }

@@ -15,7 +15,7 @@ import { formatsNote, metric, requestLink, settingsNote, sourceLink, thinkingNot
 import { shownRuns, sumClasses, SESSION_BATCHES_SHOWN } from '../../../domain/session-runs';
 import { unknownModel } from '../../../domain/requests';
 import { parseRef } from '../../../domain/ids';
-import { expiredUnderMinimum, lifetimeName, requestWhyItems, type RequestWhy } from '../../../domain/reconcile/explain';
+import { driftAdvice, expiredUnderMinimum, lifetimeName, requestWhyItems, type RequestWhy } from '../../../domain/reconcile/explain';
 import { leakedByClass } from '../../../domain/reconcile/waterfall';
 
 const json = (v: unknown) => JSON.stringify(v, null, 2);
@@ -209,14 +209,16 @@ ${u.tool_use_prompt_tokens !== undefined ? html`<dt>Tool-use prompt tokens</dt><
 function driftBlock(d: NonNullable<RequestOutcome['drift']>, pruned?: (id: string) => boolean): Html {
   const subject = d.handle === 'inline' ? html`Content this scope had sent before` : html`${sourceLink(d.handle)}`;
   if (d.thinking) return html`<h2>Drift</h2><div class="card" data-drift-thinking><p style="margin-top:0">${subject} repeated since ${requestLink(d.previous_request, pruned)}: ${thinkingNote(d.segment)}.</p></div>`;
-  if (d.settings?.length) return html`<h2>Drift</h2><div class="card" data-drift-settings><p style="margin-top:0">${subject} repeated, but since ${requestLink(d.previous_request, pruned)} ${settingsNote(d.settings, d.segment)}.</p></div>`;
+  const advice = driftAdvice(d);
+  const fix = advice === null ? '' : html`<p data-drift-advice>To be read: ${advice}.</p>`;
+  if (d.settings?.length) return html`<h2>Drift</h2><div class="card" data-drift-settings><p style="margin-top:0">${subject} repeated, but since ${requestLink(d.previous_request, pruned)} ${settingsNote(d.settings, d.segment)}.</p>${fix}</div>`;
   const pair = d.now.excerpt !== undefined && d.before.excerpt !== undefined ? diffPair(d.before.excerpt, d.now.excerpt) : null;
   // The changed segment can be the handle's own (another API format serialises it to other bytes).
   const what = d.now.source === d.handle ? html`its own bytes (segment <b>#${d.segment + 1}</b>) changed` : html`segment <b>#${d.segment + 1}</b> before it changed`;
   return html`<h2>Drift</h2><div class="card"><p style="margin-top:0">${sourceLink(d.handle)} repeated, but ${what} since ${requestLink(d.previous_request, pruned)}${
     d.byte_offset !== undefined ? html`, first at byte <b>${tokens(d.byte_offset)}</b>` : ''
   }${formatsNote(d.formats)}.</p>
-${pair ? html`<div class="pair"><div><b>Before</b><pre data-side="before">${pair.before}</pre></div><div><b>Now</b><pre data-side="now">${pair.now}</pre></div></div>` : html`<p class="muted">${d.before.source} → ${d.now.source}</p>`}</div>`;
+${pair ? html`<div class="pair"><div><b>Before</b><pre data-side="before">${pair.before}</pre></div><div><b>Now</b><pre data-side="now">${pair.now}</pre></div></div>` : html`<p class="muted">${d.before.source} → ${d.now.source}</p>`}${fix}</div>`;
 }
 
 /** The request's leaked money by cause, the costliest first ("": nothing leaked), as the reports divide it. */
