@@ -3,7 +3,7 @@ import { API_HELP, API_OPTIONS, moreLine, UsageError, type Command } from '../co
 import { printable, table, tokens } from '../table';
 import { driftDetail, setRange, type DriftFinding } from './report';
 import { shownRuns, sumClasses, SESSION_BATCHES_SHOWN } from '../../domain/session-runs';
-import { driftAdvice, expiredUnderMinimum, keepLongerText, lifetimeName, requestWhys, type WhyInput } from '../../domain/reconcile/explain';
+import { concurrentCost, driftAdvice, expiredUnderMinimum, keepLongerText, lifetimeName, requestWhys, type WhyInput } from '../../domain/reconcile/explain';
 import { CLASSES } from '../../domain/reconcile/waterfall';
 import { HANDLE_TYPES } from '../../domain/ids';
 
@@ -101,7 +101,7 @@ ${API_HELP}`,
     }
     // The model's cache rules (its minimum, steps, lookback, lifetimes) explain below_minimum, lookback and an
     // expired prefix (its lifetime's length, and whether it was under the minimum anyway): read only for those.
-    const ruled = body.outcome?.expired !== undefined || body.outcome?.segments.some((s) => (s.classes.below_minimum ?? 0) > 0 || (s.classes.lookback ?? 0) > 0);
+    const ruled = body.outcome?.expired !== undefined || body.outcome?.concurrent !== undefined || body.outcome?.segments.some((s) => (s.classes.below_minimum ?? 0) > 0 || (s.classes.lookback ?? 0) > 0);
     const entry = ruled ? (await client.json<{ models: Entry[] }>('GET', '/v1/models')).models.find((m) => m.id === body.catalog_entry) : undefined;
     process.stdout.write(`${requestText(body, entry)}\n`);
     return 0;
@@ -111,7 +111,7 @@ ${API_HELP}`,
 const count = (n: number | null) => (n === null ? 'unknown' : tokens(n));
 
 /** A catalog entry as `GET /v1/models` lists it: the rules the notes explain, and its lifetimes. */
-type Entry = NonNullable<WhyInput['entry']> & { cache: { ttls?: Array<{ name: string; seconds: number }>; refreshOnHit?: boolean } };
+type Entry = NonNullable<WhyInput['entry']> & { cache: { ttls?: Array<{ name: string; seconds: number }>; refreshOnHit?: boolean; writesBilled?: boolean } };
 
 function requestText(r: RequestView, entry: Entry | undefined): string {
   const model = r.catalog_fallback ? `${r.model} (unknown to the catalog: priced as ${r.catalog_entry})` : r.model;
@@ -130,7 +130,7 @@ function requestText(r: RequestView, entry: Entry | undefined): string {
     parts.push(`prompt tokens ${count(u.total_prompt_tokens)}, uncached ${count(u.uncached_tokens)}, output ${count(u.output_tokens)}\n${capture}`);
   }
   parts.push(segmentsTable(r));
-  if (o) parts.push(...notes(o, o.applied_late?.applied_at ?? (r.started_at ? Date.parse(r.started_at) : null), entry?.cache.ttls));
+  if (o) parts.push(...notes(o, o.applied_late?.applied_at ?? (r.started_at ? Date.parse(r.started_at) : null), entry?.cache.ttls, entry?.cache.writesBilled));
   // An expired prefix under the model's minimum: keeping it alive would not have had it read.
   const under = o?.expired ? expiredUnderMinimum({ entry, segments: o.segments }) : null;
   if (under) parts.push(printable(`expired, but ${under}`));
@@ -171,7 +171,7 @@ function segmentsTable(r: RequestView): string {
 }
 
 /** What explains this request's misses, as the outcome records it. */
-function notes(o: Outcome, startedAt: number | null, ttls: Entry['cache']['ttls']): string[] {
+function notes(o: Outcome, startedAt: number | null, ttls: Entry['cache']['ttls'], writesBilled: boolean | undefined): string[] {
   const out: string[] = [];
   if (o.drift) {
     const d = o.drift;
@@ -185,7 +185,7 @@ function notes(o: Outcome, startedAt: number | null, ttls: Entry['cache']['ttls'
   if (o.concurrent && startedAt !== null) {
     const c = o.concurrent;
     out.push(
-      `concurrent: ${c.writer} wrote the prefix, started ${ms(startedAt - c.writer_started_at)} before this call; its write was readable only ${ms(c.readable_at - startedAt)} after this call started, so this call paid the write again (send one call first, the rest once it answers)`,
+      `concurrent: ${c.writer} wrote the prefix, started ${ms(startedAt - c.writer_started_at)} before this call; its write was readable only ${ms(c.readable_at - startedAt)} after this call started, ${concurrentCost(writesBilled)} (send one call first, the rest once it answers)`,
     );
   }
   if (o.applied_late) out.push(`applied late: started ${new Date(o.applied_late.started_at).toISOString()}, after a later call of its model had been reconciled, so classed as of ${new Date(o.applied_late.applied_at).toISOString()}`);

@@ -281,3 +281,11 @@ export function keepLongerText(provider: ProviderFamily, ttl: string, refreshOnH
       return `${keep}; a self-hosted server evicts by memory pressure, not time (the lifetime is nominal): more KV-cache memory, or fewer distinct prefixes, keeps it longer`;
   }
 }
+
+/**
+ * What a concurrent miss cost this call, by whether the provider bills cache writes: where it does (Anthropic), the
+ * write again; where it does not (OpenAI, Gemini, vLLM), the prompt at the full input price — there is no write to pay.
+ */
+export function concurrentCost(writesBilled: boolean | undefined): string {
+  return writesBilled === false ? 'so this call missed it and paid the full input price for it (this provider bills no cache write)' : 'so this call paid the write again';
+}

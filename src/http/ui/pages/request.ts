@@ -15,7 +15,7 @@ import { formatsNote, metric, requestLink, settingsNote, sourceLink, thinkingNot
 import { shownRuns, sumClasses, SESSION_BATCHES_SHOWN } from '../../../domain/session-runs';
 import { unknownModel } from '../../../domain/requests';
 import { parseRef } from '../../../domain/ids';
-import { driftAdvice, expiredUnderMinimum, lifetimeName, requestWhyItems, type RequestWhy } from '../../../domain/reconcile/explain';
+import { concurrentCost, driftAdvice, expiredUnderMinimum, lifetimeName, requestWhyItems, type RequestWhy } from '../../../domain/reconcile/explain';
 import { leakedByClass } from '../../../domain/reconcile/waterfall';
 
 const json = (v: unknown) => JSON.stringify(v, null, 2);
@@ -109,7 +109,7 @@ ${bar.map((s) => {
 ${bar.some((s) => s.count) ? html`<p class="muted" data-segments-summed="${segments.length - bar.length + bar.filter((s) => s.count).length}">A session's batches before its newest ${tokens(SESSION_BATCHES_SHOWN)} are summed in one row here and one piece of the bar (${tokens(segments.length)} segments in all; each one: <code>GET /v1/requests/${row.id}</code>).</p>` : ''}
 ${outcome?.drift ? driftBlock(outcome.drift, pruned) : ''}
 ${outcome?.expired ? expiredBlock(outcome.expired, outcome.applied_late !== undefined, refreshes, provider, expiredUnderMinimum({ entry: entry && { id: entry.id, provider: entry.provider, cache: entry.cache }, segments: outcome.segments }), entry?.cache.ttls) : ''}
-${outcome?.concurrent ? concurrentBlock(outcome.concurrent, outcome.applied_late?.applied_at ?? row.startedAt ?? row.renderedAt, pruned) : ''}
+${outcome?.concurrent ? concurrentBlock(outcome.concurrent, outcome.applied_late?.applied_at ?? row.startedAt ?? row.renderedAt, entry?.cache.writesBilled, pruned) : ''}
 ${whys.length ? whysBlock(whys) : ''}
 <div class="cols">
 ${row.status === 'failed'
@@ -154,8 +154,8 @@ function expiredBlock(e: NonNullable<RequestOutcome['expired']>, late: boolean, 
 }
 
 /** A prefix written again while the call that first wrote it had not started answering: that call, and by how much. */
-function concurrentBlock(c: NonNullable<RequestOutcome['concurrent']>, startedAt: number, pruned?: (id: string) => boolean): Html {
-  return html`<h2>Concurrent</h2><div class="card" data-concurrent><p style="margin:0">${requestLink(c.writer, pruned)} wrote this prefix: it started <b data-after="${startedAt - c.writer_started_at}">${shortSpan(startedAt - c.writer_started_at)}</b> before this call, and its write was readable only <b data-wait="${c.readable_at - startedAt}">${shortSpan(c.readable_at - startedAt)}</b> after this call started (from its first byte, or its end when that was not reported): the provider wrote the prefix again, and this call paid its write again.
+function concurrentBlock(c: NonNullable<RequestOutcome['concurrent']>, startedAt: number, writesBilled: boolean | undefined, pruned?: (id: string) => boolean): Html {
+  return html`<h2>Concurrent</h2><div class="card" data-concurrent><p style="margin:0">${requestLink(c.writer, pruned)} wrote this prefix: it started <b data-after="${startedAt - c.writer_started_at}">${shortSpan(startedAt - c.writer_started_at)}</b> before this call, and its write was readable only <b data-wait="${c.readable_at - startedAt}">${shortSpan(c.readable_at - startedAt)}</b> after this call started (from its first byte, or its end when that was not reported): ${writesBilled === false ? 'the provider had not cached it yet, so this call missed it and paid the full input price for it (this provider bills no cache write)' : 'the provider wrote the prefix again, and this call paid its write again'}.
 Calls sent in parallel over one prefix all pay for it: send one first and the rest once it has started answering (a call with <code>max_tokens: 1</code> warms the cache), and they read it.</p></div>`;
 }
 
