@@ -36,3 +36,20 @@ export interface ProviderDiagnostics {
   raw: unknown;
   cache_miss_reason?: string;
 }
+
+/** One server-sent event; `data` either already parsed or the raw data string. */
+export interface StreamEvent {
+  event?: string;
+  data: unknown;
+}
+
+export interface StreamUsageAccumulator {
+  /** Feeds one event. Throws UsageShapeError only when a final-usage event carries malformed counts: the usage is then unknown. */
+  push(event: StreamEvent): void;
+  /** Usage as of the events seen so far; `complete: false` until the final usage arrived. */
+  result(): NormalizedUsage;
+  /** The provider's cache-miss explanation, when the stream carried one. */
+  diagnostics(): ProviderDiagnostics | null;
+  /** The usage as the provider sent it (Anthropic: message_start's, with the last message_delta's counts over it), or null before any. */
+  raw(): Record<string, unknown> | null;
+}

@@ -2,9 +2,10 @@
 
 import { isRecord, type Json } from '../../records';
 import { MAX_TOKEN_COUNT, pointer, readCount, requireCount, UsageShapeError, withReason } from '../counts';
-import type { NormalizedUsage } from '../types';
+import { incomplete, parseData } from '../events';
+import type { NormalizedUsage, ProviderDiagnostics, StreamUsageAccumulator } from '../types';
 import { RESPONSES_USAGE_KEYS } from './openai-responses';
-import type { UsageRules } from './types';
+import type { DiagnosticsReader, UsageRules } from './types';
 
 // Keys that only Anthropic's bare usage object carries.
 const ANTHROPIC_KEYS = ['cache_creation_input_tokens', 'cache_read_input_tokens', 'cache_creation'];
@@ -56,6 +57,70 @@ function sum(split: Record<string, number>): number {
   return Object.values(split).reduce((a, b) => a + b, 0);
 }
 
+// Anthropic: message_start carries the full usage (output_tokens is a
+// placeholder); every message_delta carries cumulative counts that replace the
+// ones before. Adding them would double-count.
+function anthropicAccumulator(extractDiagnostics: DiagnosticsReader): StreamUsageAccumulator {
+  let counts: Record<string, unknown> = {};
+  let model: string | null = null;
+  let sawDelta = false;
+  let diagnostics: ProviderDiagnostics | null = null;
+  let raw: Record<string, unknown> | null = null;
+
+  function overwrite(usage: Record<string, unknown>, path: string): void {
+    // As received, every field kept: a later event's values over the earlier ones (its nulls say "not carried
+    // here"), an update refused below included.
+    raw = { ...raw, ...Object.fromEntries(Object.entries(usage).filter(([, v]) => v !== null)) };
+    const next = { ...counts };
+    for (const key of ['input_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens', 'output_tokens']) {
+      // A null in a delta means "not carried here" (Anthropic SDK MessageStream does the same).
+      const value = readCount(usage, key, path);
+      if (value !== null) next[key] = value;
+    }
+    if (isRecord(usage.cache_creation)) next.cache_creation = usage.cache_creation;
+    // A revised write count without its split leaves the earlier split describing another sum: it is dropped
+    // (writes then priced at the default TTL) rather than refused, as a report that contradicts itself is.
+    else if (isRecord(next.cache_creation) && readCount(usage, 'cache_creation_input_tokens', path) !== null) {
+      const split = Object.values(next.cache_creation).reduce<number>((a, v) => a + (typeof v === 'number' ? v : 0), 0);
+      if (split !== next.cache_creation_input_tokens) delete next.cache_creation;
+    }
+    // Checked whole before any of it is kept (a split that does not sum, a total past any context): all or nothing.
+    if (next.input_tokens !== undefined) anthropicUsage(next, path, null);
+    counts = next;
+  }
+
+  return {
+    push(event) {
+      const data = parseData(event.data);
+      if (data === null) return;
+      const type = typeof data.type === 'string' ? data.type : event.event;
+      if (type === 'message_start' && isRecord(data.message)) {
+        const message = data.message;
+        if (typeof message.model === 'string') model = message.model;
+        if (isRecord(message.usage)) overwrite(message.usage, '/message/usage');
+        diagnostics = extractDiagnostics(message) ?? diagnostics;
+      } else if (type === 'message_delta' && isRecord(data.usage)) {
+        overwrite(data.usage, '/usage');
+        sawDelta = true;
+      }
+    },
+    result() {
+      if (!sawDelta || counts.input_tokens === undefined) {
+        const total =
+          typeof counts.input_tokens === 'number' &&
+          typeof counts.cache_creation_input_tokens === 'number' &&
+          typeof counts.cache_read_input_tokens === 'number'
+            ? counts.input_tokens + counts.cache_creation_input_tokens + counts.cache_read_input_tokens
+            : null;
+        return incomplete('anthropic', model, total);
+      }
+      return anthropicUsage(counts, '', model);
+    },
+    diagnostics: () => diagnostics,
+    raw: () => raw,
+  };
+}
+
 export const anthropic: UsageRules = {
   provider: 'anthropic',
   rendered: true,
@@ -82,4 +147,7 @@ export const anthropic: UsageRules = {
   },
   // A stream carries the message (with its diagnostics) in message_start.
   eventResponse: (event) => (event.type === 'message_start' && isRecord(event.message) ? event.message : undefined),
+  stream: anthropicAccumulator,
+  whereUsage: 'no message_start or message_delta event carries usage: send the events as received, from message_start on',
+  claimsEvent: (item) => typeof item.type === 'string' && item.type.startsWith('message_'),
 };

@@ -3,8 +3,9 @@
 
 import { isRecord, type Json } from '../../records';
 import { MAX_TOKEN_COUNT, pointer, readCount, UsageShapeError } from '../counts';
-import type { NormalizedUsage } from '../types';
-import type { UsageRules } from './types';
+import { incomplete, parseData } from '../events';
+import type { NormalizedUsage, ProviderDiagnostics, StreamUsageAccumulator } from '../types';
+import type { DiagnosticsReader, UsageRules } from './types';
 
 // Keys that only Gemini's bare usage object carries.
 const GEMINI_KEYS = ['promptTokenCount', 'candidatesTokenCount', 'totalTokenCount', 'cachedContentTokenCount', 'toolUsePromptTokenCount'];
@@ -93,6 +94,33 @@ function geminiUsage(raw: Json, path: string, model: string | null): NormalizedU
   };
 }
 
+// Gemini (streamGenerateContent?alt=sse): each chunk is a GenerateContentResponse; usageMetadata, when a chunk
+// carries it, is the request's so far (candidatesTokenCount grows), the one with the finishReason (or after it) final.
+function geminiAccumulator(extractDiagnostics: DiagnosticsReader): StreamUsageAccumulator {
+  let model: string | null = null;
+  let latest: NormalizedUsage | null = null;
+  let finished = false;
+  let diagnostics: ProviderDiagnostics | null = null;
+  let raw: Record<string, unknown> | null = null;
+
+  return {
+    push(event) {
+      const data = parseData(event.data);
+      if (data === null) return;
+      if (typeof data.modelVersion === 'string') model = data.modelVersion;
+      diagnostics = extractDiagnostics(data) ?? diagnostics;
+      const candidate = Array.isArray(data.candidates) ? data.candidates[0] : undefined;
+      if (isRecord(candidate) && typeof candidate.finishReason === 'string') finished = true;
+      if (!isRecord(data.usageMetadata)) return;
+      raw = data.usageMetadata;
+      latest = geminiUsage(data.usageMetadata, pointer('', 'usageMetadata'), model);
+    },
+    result: () => (!finished || latest === null ? incomplete('gemini', model, null) : { ...latest, model }),
+    diagnostics: () => diagnostics,
+    raw: () => raw,
+  };
+}
+
 export const gemini: UsageRules = {
   provider: 'gemini',
   rendered: true,
@@ -106,4 +134,8 @@ export const gemini: UsageRules = {
     // As received: a snake_case body keeps its own spelling.
     usageAsSent: (input) => (isRecord(input.usage_metadata) && !('usageMetadata' in input) ? input.usage_metadata : undefined),
   },
+  stream: geminiAccumulator,
+  whereUsage: 'no chunk carries usageMetadata (Gemini puts it on its chunks, the whole count on the last one): send the chunks as received, the last one included',
+  claimsEvent: (item) => 'usageMetadata' in item || 'usage_metadata' in item || Array.isArray(item.candidates),
+  chunkUsage: (chunk) => chunk.usageMetadata ?? chunk.usage_metadata,
 };

@@ -23,5 +23,8 @@ export const USAGE_PROVIDERS: Record<UsageProvider, UsageRules> = {
 /** Response bodies are told apart in this order: an `object` field says the most, then Anthropic's `type`, then Gemini's fields. */
 export const BODY_ORDER: readonly UsageRules[] = [openaiChat, vllm, openaiResponses, anthropic, gemini];
 
-/** Bare usage objects, by their keys: every provider that claims one is named, in this order, when several do. */
+/**
+ * Bare usage objects, by their keys: every provider that claims one is named, in this order, when several do. A
+ * stream listed without a hint is the first of these to claim one of its items.
+ */
 export const CLAIM_ORDER: readonly UsageRules[] = [gemini, openaiChat, anthropic, openaiResponses];

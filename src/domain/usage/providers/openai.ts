@@ -2,7 +2,9 @@
 
 import { isRecord, type Json } from '../../records';
 import { pointer, readCount, requireCount, UsageShapeError, withReason } from '../counts';
-import type { NormalizedUsage, ProviderDiagnostics, UsageProvider } from '../types';
+import { incomplete, parseData } from '../events';
+import type { NormalizedUsage, ProviderDiagnostics, StreamUsageAccumulator, UsageProvider } from '../types';
+import type { DiagnosticsReader } from './types';
 
 /** The `object` of a chat completion body (and its stream's chunks). */
 export const CHAT_OBJECTS = new Set(['chat.completion', 'chat.completion.chunk', 'text_completion']);
@@ -63,4 +65,36 @@ export function openaiDiagnostics(response: Json, provider: UsageProvider): Prov
   // "unavailable" and "comparison_response_not_found" explain why there is no verdict.
   else if (typeof raw.type === 'string' && raw.type !== 'cache_hit') reason = raw.type;
   return withReason({ provider, raw }, reason);
+}
+
+// OpenAI chat (and vLLM): with stream_options.include_usage, one extra chunk
+// before [DONE] has empty choices and the whole request's usage; every other
+// chunk has usage null. vLLM's continuous_usage_stats puts running usage on
+// content chunks too; those update the figures but do not end the stream.
+export function chatAccumulator(provider: 'openai-chat' | 'vllm', extractDiagnostics: DiagnosticsReader): StreamUsageAccumulator {
+  let model: string | null = null;
+  let latest: NormalizedUsage | null = null;
+  let final = false;
+  let diagnostics: ProviderDiagnostics | null = null;
+  let raw: Record<string, unknown> | null = null;
+
+  return {
+    push(event) {
+      const data = parseData(event.data);
+      if (data === null) return;
+      if (typeof data.model === 'string') model = data.model;
+      diagnostics = extractDiagnostics(data) ?? diagnostics;
+      if (!isRecord(data.usage)) return;
+      // As received, also when it cannot be read.
+      raw = data.usage;
+      latest = inclusiveUsage(provider, data.usage, pointer('', 'usage'), model, CHAT_KEYS);
+      if (!Array.isArray(data.choices) || data.choices.length === 0) final = true;
+    },
+    result() {
+      if (!final || latest === null) return incomplete(provider, model, null);
+      return { ...latest, model };
+    },
+    diagnostics: () => diagnostics,
+    raw: () => raw,
+  };
 }

@@ -1,6 +1,6 @@
 import type { Json } from '../../records';
 import type { UsageShapeError } from '../counts';
-import type { NormalizedUsage, ProviderDiagnostics, UsageProvider } from '../types';
+import type { NormalizedUsage, ProviderDiagnostics, StreamUsageAccumulator, UsageProvider } from '../types';
 
 /**
  * How one provider reports usage: its usage object's rules, and what tells its shapes from the others' (the shared
@@ -29,7 +29,23 @@ export interface UsageRules {
   diagnostics?(response: Json): ProviderDiagnostics | null;
   /** The response object a stream event of this provider carries (its diagnostics are read there), else undefined. */
   eventResponse?(event: Json): Json | undefined;
+  /**
+   * A fresh reader of its streamed usage (DESIGN.md, "Streaming"); `diagnostics` reads a provider's cache-miss
+   * explanation on an event (normalize.ts's extractDiagnostics).
+   */
+  stream(diagnostics: DiagnosticsReader): StreamUsageAccumulator;
+  /** Where its stream carries the usage: said when a list of its chunks or events carries none. */
+  whereUsage: string;
+  /** Whether a stream's chunk or event is this provider's, from its shape (absent: its streams are told only by a hint). */
+  claimsEvent?(item: Json): boolean;
+  /**
+   * Set when a list of its chunks is read by its last chunk carrying usage (each chunk's usage is the call's so far,
+   * Gemini): a chunk's usage, as sent. Absent: the list is read as the stream is, through stream().
+   */
+  chunkUsage?(chunk: Json): unknown;
 }
+
+export type DiagnosticsReader = (response: unknown) => ProviderDiagnostics | null;
 
 export interface ResponseBody {
   matches(input: Json): boolean;

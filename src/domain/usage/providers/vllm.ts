@@ -2,7 +2,7 @@
 // with --enable-prompt-tokens-details.
 
 import type { Json } from '../../records';
-import { CHAT_KEYS, inclusiveUsage, isChatObject } from './openai';
+import { CHAT_KEYS, chatAccumulator, inclusiveUsage, isChatObject } from './openai';
 import type { UsageRules } from './types';
 
 // vLLM adds fields OpenAI never sends (prompt_logprobs is serialised even when null; kv_transfer_params with
@@ -19,4 +19,6 @@ export const vllm: UsageRules = {
   countKey: 'prompt_tokens',
   normalize: (usage, path, model) => inclusiveUsage('vllm', usage, path, model, CHAT_KEYS),
   body: { matches: (input) => isChatObject(input) && looksLikeVllm(input), usageKey: 'usage', modelKey: 'model' },
+  stream: (diagnostics) => chatAccumulator('vllm', diagnostics),
+  whereUsage: 'no chunk carries usage: vLLM sends it in a last chunk only when the request sets stream_options.include_usage',
 };
