@@ -10,12 +10,15 @@ import type { Clock } from '../../domain/clock';
 import type { Message } from '../../domain/content';
 import { DomainError, invalid } from '../../domain/errors';
 import { callerAskedForUsage, inspectBody, withIncludeUsage } from '../../domain/proxy/body';
+import { PROXY_FORMATS } from '../../domain/proxy/formats';
 import { createStreamReply } from '../../domain/proxy/stream-reply';
 import { MESSAGES_KEY, reasoningNotKept, replyMessage, turnMessages, UNKEEPABLE, type ProxyFormat } from '../../domain/proxy/to-neutral';
 import type { UsageReport } from '../../domain/reconcile/reconciler';
 import type { StartOrder } from '../../domain/reconcile/start-order';
 import { extractDiagnostics, normalizeUsage, unreportedUsage } from '../../domain/usage/normalize';
+import { USAGE_PROVIDERS } from '../../domain/usage/providers';
 import { createStreamUsageAccumulator } from '../../domain/usage/stream';
+import { REQUEST_FORMATS } from '../../domain/render/formats';
 import type { NormalizedUsage } from '../../domain/usage/types';
 import type { RenderCall } from '../../domain/requests';
 import { checksPrefix, withPrefixes } from '../../domain/thinking-prefix';
@@ -157,7 +160,7 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
   // On our own problem responses too (502, 504): the request was recorded, and this links to it.
   c.header('x-ph-request-id', requestId);
   // A reply's thinking on a model with preserved thinking's prefix check is kept with the prefix it answered: the body sent.
-  const producedUnder = session && format === 'anthropic' && checksPrefix(rendered.model.entry) ? rendered.bodyText : null;
+  const producedUnder = session && REQUEST_FORMATS[format].preservedThinking && checksPrefix(rendered.model.entry) ? rendered.bodyText : null;
   const record = new Recorder(deps, tenantId, { http: c.get('requestId'), recorded: requestId }, rendered.scope, format, session, turn, producedUnder);
 
   // ---- the call ----
@@ -213,7 +216,7 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
   if (res.status >= 300) await record.failed(res.status, redactCredentials(parsed, credentialsOf(headers, c.req.url)));
   else {
     // Gemini's streamGenerateContent without ?alt=sse answers its chunks as one JSON array: read as the stream is.
-    const chunks = format === 'gemini' && Array.isArray(parsed) ? readChunks(parsed) : null;
+    const chunks = PROXY_FORMATS[format].chunksAsArray === true && Array.isArray(parsed) ? readChunks(format, parsed) : null;
     const { usageError, ...usage } = chunks ? chunks.usage : usageOfAnswer(format, parsed);
     // The session is appended before the answer goes out: a turn it could not take is said in the header.
     if (record.completed(usage, chunks ? chunks.reply : parsed, usageError) === 'not_appended') out['x-ph-warnings'] = [out['x-ph-warnings'], 'session_not_appended'].filter(Boolean).join(', ');
@@ -268,20 +271,21 @@ async function sniffJson(body: UpstreamResponse['body']): Promise<{ json: boolea
  * without its final usage is, with `usageError` saying why.
  */
 function usageOfAnswer(format: ProxyFormat, answer: unknown): Pick<UsageReport, 'usage' | 'normalized' | 'diagnostics'> & { usageError?: unknown } {
-  const usage = isRecord(answer) ? (format === 'gemini' ? answer.usageMetadata : answer.usage) : undefined;
+  const { usageKey, modelKey } = USAGE_PROVIDERS[format].body;
+  const usage = isRecord(answer) ? answer[usageKey] : undefined;
   try {
     return { usage, normalized: normalizeUsage(answer, format), diagnostics: extractDiagnostics(answer) ?? undefined };
   } catch (err) {
-    const name = isRecord(answer) ? (format === 'gemini' ? answer.modelVersion : answer.model) : undefined;
+    const name = isRecord(answer) ? answer[modelKey] : undefined;
     const model = typeof name === 'string' ? name : null;
     return { usage: usage ?? null, normalized: unreportedUsage(format, model, null, true), usageError: err };
   }
 }
 
-/** Gemini's chunks of a whole answer, read as the stream's events are: the usage of the last, the reply of all (null when none finished). */
-function readChunks(chunks: unknown[]): { usage: ReturnType<typeof usageOfAnswer>; reply: unknown } {
-  const usage = createStreamUsageAccumulator('gemini');
-  const reply = createStreamReply('gemini');
+/** A whole answer's chunks (Gemini's), read as the stream's events are: the usage of the last, the reply of all (null when none finished). */
+function readChunks(format: ProxyFormat, chunks: unknown[]): { usage: ReturnType<typeof usageOfAnswer>; reply: unknown } {
+  const usage = createStreamUsageAccumulator(format);
+  const reply = createStreamReply(format);
   let usageError: unknown;
   for (const data of chunks) {
     try {

@@ -118,4 +118,5 @@ export const gemini: ProxyFormatRules = {
     return parts.flatMap((p) => (isRecord(p) && p.thought !== true ? [geminiPart(asGeminiText(p), '', false)] : []));
   },
   streamReply: geminiReply,
+  chunksAsArray: true,
 };

@@ -18,6 +18,8 @@ export interface ProxyFormatRules {
   reasoningNotKept?(body: Json): boolean;
   /** A fresh rebuilder of a streamed answer into the non-streaming response shape (stream-reply.ts). */
   streamReply(): StreamReply;
+  /** Whether a streamed answer may come as one JSON array of its chunks (Gemini's streamGenerateContent without ?alt=sse), read as its stream is. */
+  chunksAsArray?: boolean;
 }
 
 export interface StreamReply {
