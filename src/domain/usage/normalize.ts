@@ -49,10 +49,10 @@ export function normalizeUsage(input: unknown, hint?: UsageProvider): Normalized
 }
 
 function normalizeLocated(located: Located): NormalizedUsage {
-  return normalizeUsageAs(located.provider, located.usage, { path: located.path, model: located.model });
+  return USAGE_PROVIDERS[located.provider].normalize(located.usage, located.path, located.model);
 }
 
-/** Normalises a usage object already known to come from `provider` (used by the stream accumulators). */
+/** Normalises a usage object already known to come from `provider`. */
 export function normalizeUsageAs(
   provider: UsageProvider,
   usage: unknown,
