@@ -639,6 +639,37 @@ describe('prefix-handles CLI', () => {
     for (const i of [0, 1, 2, 3]) expect(listed.out).toMatch(new RegExp(`^${rendered} +${new Date(started + i * MIN).toISOString()} +req_\\w{21} +reconciled +gpt-4\\.1 `, 'm'));
   });
 
+  it('import: run again after fixing a rejected line, only that line is imported; the calls recorded before are skipped, each counted once', async () => {
+    const { key, client } = t.tenant();
+    const sys = await mintSystem(client, `${LONG_SYSTEM} run again`);
+    const started = t.clock.now() - 3_600_000;
+    const line = (i: number, usage: object) =>
+      JSON.stringify({ format: 'openai-chat', request: { model: 'gpt-4.1', prefix: [sys.id], messages: [{ role: 'user', content: `question ${i}` }] }, usage, started_at: started + i * MIN });
+    const usage = (cached: number) => ({ prompt_tokens: 2000, completion_tokens: 1, total_tokens: 2001, prompt_tokens_details: { cached_tokens: cached } });
+    // Two calls alike (a fan-out logged with one start and the same counts) are two calls: both imported, and skipped again.
+    const good = [line(0, usage(0)), line(1, usage(1920)), line(1, usage(1920)).replace('question 1', 'question 1b')];
+    const first = await cli(['import', file('run.jsonl', `${[...good, line(2, { prompt_tokens: 'many' })].join('\n')}\n`)], { key });
+    expect(first.code, first.err).toBe(1);
+    expect(first.out).toContain('run.jsonl: 4 lines, 3 accepted, 1 rejected\n');
+    const before = (await client.get(`/v1/reports/handles/${sys.id}`)).json;
+    expect(before.requests).toBe(3);
+    const again = await cli(['import', file('run.jsonl', `${[...good, line(2, usage(1920))].join('\n')}\n`)], { key });
+    expect(again.code, again.err).toBe(0);
+    expect(again.out).toContain('run.jsonl: 4 lines, 1 accepted, 0 rejected, 3 already imported\n');
+    expect(again.out).toContain('3 lines already imported, skipped (a reconciled request of the same model, start and provider counts is recorded: its call counted once): lines 1, 2, 3\n');
+    const after = (await client.get(`/v1/reports/handles/${sys.id}`)).json;
+    // Four calls, each once (before, seven: the three accepted the first time counted twice).
+    expect(after.requests).toBe(4);
+    expect(after.requests_with.referenced).toBe(4);
+    // gpt-4.1 at $2/M: the money of the four calls' system prompt tokens, to the micro-dollar, the fourth's added once.
+    expect(after.money.cost_without_caching).toBe(Math.round(after.tokens.referenced * 2) / 1e6);
+    expect(after.tokens.referenced - before.tokens.referenced).toBeLessThan(before.tokens.referenced / 2);
+    // A third run imports nothing and changes no figure.
+    const third = await cli(['import', file('run.jsonl', `${[...good, line(2, usage(1920))].join('\n')}\n`)], { key });
+    expect(third.out).toContain('run.jsonl: 4 lines, 0 accepted, 0 rejected, 4 already imported\n');
+    expect((await client.get(`/v1/reports/handles/${sys.id}`)).json.money).toEqual(after.money);
+  });
+
   it('import: a rejected line given twice is rejected twice, not skipped as a duplicate of a call imported once', async () => {
     const { key } = t.tenant();
     const bad = JSON.stringify({ format: 'openai-chat', request: { model: 'gpt-4.1', messages: [{ role: 'user', content: 'q' }] }, started_at: 'yesterday' });

@@ -219,7 +219,7 @@ describe('the same report twice', () => {
 });
 
 describe('last month imported twice', () => {
-  it("the second import's summary says its calls may now count twice, not only to import older logs first", async () => {
+  it('the second import skips the calls the first recorded: each call counts once (before, each counted twice)', async () => {
     const other = h.t.tenant('imported twice');
     const line = (day: string, cached: number | null) =>
       JSON.stringify({
@@ -232,11 +232,13 @@ describe('last month imported twice', () => {
     const file = h.file('last-month.jsonl', `${line('09:00:00', 0)}\n${line('09:05:00', null)}\n`);
     const first = await h.cli(['import', file], { key: other.key });
     expect(first.code, first.err).toBe(0);
-    expect(first.out).not.toContain('count twice');
+    expect(first.out).not.toContain('already imported');
     const second = await h.cli(['import', file], { key: other.key });
     expect(second.code, second.err).toBe(0);
-    expect(second.out).toContain('1 accepted but applied after later calls of their model (import older logs first): classed as of that later moment — or this file, or part of it, was imported before: each import records its lines anew, so those calls now count twice');
-    // And so they do: four requests where the log has two calls.
-    expect((await clientFor({ request: (path: string, init?: RequestInit) => fetch(`${h.url}${path}`, init) }, other.key).get('/v1/reports')).json.no_handle.requests).toBe(4);
+    expect(second.out).toContain('last-month.jsonl: 2 lines, 0 accepted, 0 rejected, 2 already imported\n');
+    expect(second.out).toContain('2 lines already imported, skipped (a reconciled request of the same model, start and provider counts is recorded: its call counted once): lines 1, 2');
+    expect(second.out).not.toContain('applied after later calls');
+    // Two requests, as the log has two calls (there were four).
+    expect((await clientFor({ request: (path: string, init?: RequestInit) => fetch(`${h.url}${path}`, init) }, other.key).get('/v1/reports')).json.no_handle.requests).toBe(2);
   });
 });

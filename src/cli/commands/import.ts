@@ -67,7 +67,8 @@ Every line is rendered (POST /v1/render), then reconciled with its timestamps in
 batches of ${BATCH} (POST /v1/usage/batch), oldest call first, so the cache simulation
 sees them in the order they happened. A line repeated in the file (the same text, or
 the same response id and start) is skipped and named, a refused line rejected again;
-importing a file twice counts its calls twice.
+a call already recorded (the same model, start and provider counts, reconciled: the
+file imported before) is skipped, so importing a file again counts each call once.
 
 Shows a progress bar on a terminal, plain lines otherwise, then a summary with the
 reason for every rejected line. Exits 1 if any line was rejected.
@@ -126,6 +127,11 @@ ${API_HELP}`,
     }
     // Stable sort: calls that started together keep their file order.
     calls.sort((a, b) => a.at - b.at);
+    // A call this tenant already has reconciled (the file, or part of it, imported before; a run again after fixing
+    // its rejected lines): skipped, so it is not counted twice.
+    const already = await alreadyRecorded(api(), calls);
+    for (let i = calls.length - 1; i >= 0; i--) if (already.has(calls[i]!.line)) calls.splice(i, 1);
+    done += already.size;
 
     // The render's warnings, one entry per code (per model for unknown_model): how many lines, the first one's detail.
     const warnings = new Map<string, { code: string; lines: Set<number>; first: number; detail: string }>();
@@ -185,7 +191,15 @@ ${API_HELP}`,
     progress.end(done, rejected.length);
 
     rejected.sort((a, b) => a.line - b.line);
-    const out = [`${file === '-' ? 'stdin' : file}: ${lines.length} line${lines.length === 1 ? '' : 's'}, ${accepted} accepted, ${rejected.length} rejected${duplicates.length ? `, ${duplicates.length} duplicate${duplicates.length === 1 ? '' : 's'} skipped` : ''}`];
+    const out = [
+      `${file === '-' ? 'stdin' : file}: ${lines.length} line${lines.length === 1 ? '' : 's'}, ${accepted} accepted, ${rejected.length} rejected${duplicates.length ? `, ${duplicates.length} duplicate${duplicates.length === 1 ? '' : 's'} skipped` : ''}${already.size ? `, ${already.size} already imported` : ''}`,
+    ];
+    if (already.size) {
+      const first = [...already].sort((a, b) => a - b);
+      out.push(
+        `${already.size} line${already.size === 1 ? '' : 's'} already imported, skipped (a reconciled request of the same model, start and provider counts is recorded: its call counted once): line${first.length === 1 ? '' : 's'} ${first.slice(0, 10).join(', ')}${first.length > 10 ? ', …' : ''}`,
+      );
+    }
     if (duplicates.length) out.push(`${duplicates.length} duplicate line${duplicates.length === 1 ? '' : 's'} skipped (a line, or a response id with the same start, seen before in the file: its call imported once)`);
     for (const d of duplicates) out.push(`  line ${d.line}: ${d.reason}`);
     if (captures.unknown) out.push(`${captures.unknown} accepted without cache fields in the usage: capture unknown`);
@@ -221,7 +235,7 @@ ${API_HELP}`,
         );
     }
     // A file imported again is applied after its own first import: said so, as "import older logs first" was no help there.
-    if (late) out.push(`${late} accepted but applied after later calls of their model (import older logs first): classed as of that later moment — or this file, or part of it, was imported before: each import records its lines anew, so those calls now count twice`);
+    if (late) out.push(`${late} accepted but applied after later calls of their model (import older logs first): classed as of that later moment`);
     for (const w of warnings.values()) out.push(`warning ${w.code} on ${w.lines.size} line${w.lines.size === 1 ? '' : 's'} (first line ${w.first}): ${printable(w.detail)}`);
     for (const r of rejected) out.push(`  line ${r.line}: ${r.reason}`);
     process.stdout.write(`${out.join('\n')}\n`);
@@ -339,6 +353,63 @@ function usageProblem(c: Call): string | null {
     if (!(err instanceof UsageShapeError)) throw err;
     return formatProblem({ code: 'invalid_request', detail: 'the usage cannot be read', errors: [{ pointer: `/${field}${err.path}`, detail: err.detail }] });
   }
+}
+
+/**
+ * The lines whose call the tenant has already reconciled: a request of the same model (as the line names it), the
+ * same start to the millisecond and the same provider counts (prompt total, cache read and write, each compared where
+ * the line's usage gives it) — what a request list line shows. Read from the list of the UTC days the file's calls
+ * started on, a page of 500 at a time. Each recorded request stands for one line: a file with two calls alike
+ * (a fan-out logged with one start), imported again, skips both, and imported first, neither.
+ */
+async function alreadyRecorded(api: Api, calls: Array<{ line: number; call: Call; at: number }>): Promise<Set<number>> {
+  const skipped = new Set<number>();
+  if (!calls.length) return skipped;
+  const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+  const recorded = new Map<string, Listed[]>();
+  let cursor: string | null = null;
+  do {
+    const page: { requests: Listed[]; next_cursor: string | null } = await api.json(
+      'GET',
+      `/v1/requests?from=${day(calls[0]!.at)}&to=${day(calls[calls.length - 1]!.at)}&limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+    );
+    for (const r of page.requests) {
+      if (r.status !== 'reconciled' || !r.started_at) continue;
+      const key = `${Date.parse(r.started_at)} ${r.model}`;
+      (recorded.get(key) ?? recorded.set(key, []).get(key)!).push(r);
+    }
+    cursor = page.next_cursor;
+  } while (cursor);
+  for (const { line, call, at } of calls) {
+    const model = call.model ?? (typeof call.request.model === 'string' ? call.request.model : '');
+    const same = recorded.get(`${at} ${model}`);
+    if (!same) continue;
+    const u = usageOf(call);
+    const i = same.findIndex(
+      (r) => (u.total_prompt_tokens === null || r.prompt_tokens === u.total_prompt_tokens) && (u.cache_read_tokens === null || r.cache_read_tokens === u.cache_read_tokens) && (u.cache_write_tokens === null || r.cache_write_tokens === u.cache_write_tokens),
+    );
+    if (i < 0) continue;
+    same.splice(i, 1);
+    skipped.add(line);
+  }
+  return skipped;
+}
+
+/** A line of GET /v1/requests, the fields a call already imported is told by. */
+interface Listed {
+  status: string;
+  model: string;
+  started_at: string | null;
+  prompt_tokens: number | null;
+  cache_read_tokens: number | null;
+  cache_write_tokens: number | null;
+}
+
+/** The line's usage as the service reads it (the line was checked to be readable: see usageProblem). */
+function usageOf(c: Call) {
+  const provider = usageProviderOf(c.format);
+  if (Array.isArray(c.response)) return listedStreamUsage(c.response, provider).usage;
+  return normalizeUsage(c.response !== undefined ? c.response : c.usage, provider);
 }
 
 /**
