@@ -35,12 +35,17 @@ export interface CliHarness {
   close(): Promise<void>;
 }
 
-/** A fresh test app served on 127.0.0.1 (port 0), and a scratch directory; `onDisk`: its database a file there. */
-export async function startCliHarness(prefix = 'ph-cli-', opts: { onDisk?: boolean } = {}): Promise<CliHarness> {
+/**
+ * A fresh test app served on 127.0.0.1 (port 0), and a scratch directory; `onDisk`: its database a file there;
+ * `around`: each request passes through it on its way to the app (`next()` answers it).
+ */
+export async function startCliHarness(prefix = 'ph-cli-', opts: { onDisk?: boolean; around?: (req: Request, next: () => Promise<Response>) => Promise<Response> } = {}): Promise<CliHarness> {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   const t = createTestApp(opts.onDisk ? { databasePath: join(dir, 'prefix-handles.db') } : {});
   const server = await new Promise<ServerType>((ok) => {
-    const s = serve({ fetch: t.app.fetch, port: 0, hostname: '127.0.0.1' }, () => ok(s));
+    const { around } = opts;
+    const fetch = around ? (req: Request, env: unknown) => around(req, async () => t.app.fetch(req, env)) : t.app.fetch;
+    const s = serve({ fetch, port: 0, hostname: '127.0.0.1' }, () => ok(s));
   });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const cli = (args: string[], opts: CliOptions = {}) => {

@@ -11,6 +11,22 @@ import { listedStreamUsage } from '../../domain/usage/stream';
 
 /** The service's batch limit is larger (PH_USAGE_BATCH_MAX); 500 keeps each request small. */
 const BATCH = 500;
+/** Renders in flight at once. */
+const RENDERS = 8;
+
+/** `f` of each item, at most `limit` running at once; the answers in the items' order. */
+async function inTurn<T, R>(items: T[], limit: number, f: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await f(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
 
 interface Call {
   format: string;
@@ -160,32 +176,43 @@ ${API_HELP}`,
       progress.batch(done, accepted, rejected.length);
     };
 
-    for (const { line, call } of calls) {
-      try {
-        const rendered = await api().json<{ request_id: string; segments: Array<{ source: string }>; warnings: Warning[]; matched?: Matched[] }>('POST', '/v1/render', {
-          format: call.format,
-          request: call.request,
-          ...(call.model ? { model: call.model } : {}),
-          ...(matchHandles ? { match_handles: true } : {}),
-        });
-        for (const w of rendered.warnings) warn(w, line);
-        for (const m of rendered.matched ?? []) {
-          const seen = matches.get(m.source) ?? matches.set(m.source, { lines: 0, where: new Set() }).get(m.source)!;
-          seen.lines++;
-          seen.where.add(m.pointer.replace(/^\/request/, '').replace(/\/\d+$/, ''));
-          (matchedAt.get(line) ?? matchedAt.set(line, new Set()).get(line)!).add(m.pointer.replace(/^\/request/, ''));
+    type Rendered = { request_id: string; segments: Array<{ source: string }>; warnings: Warning[]; matched?: Matched[] };
+    const render = (call: Call) =>
+      api().json<Rendered>('POST', '/v1/render', {
+        format: call.format,
+        request: call.request,
+        ...(call.model ? { model: call.model } : {}),
+        ...(matchHandles ? { match_handles: true } : {}),
+      });
+    // A batch's lines are rendered RENDERS at a time (the service group-commits renders that arrive together; one at a
+    // time, each waited for its own commit), then taken in start order as before: the summary is the same.
+    for (let from = 0; from < calls.length; from += BATCH) {
+      const chunk = calls.slice(from, from + BATCH);
+      const answers = await inTurn(chunk, RENDERS, ({ call }) => render(call).then((ok) => ({ ok }), (err: unknown) => ({ err })));
+      chunk.forEach(({ line, call }, i) => {
+        const answer = answers[i]!;
+        if ('ok' in answer) {
+          const rendered = answer.ok;
+          for (const w of rendered.warnings) warn(w, line);
+          for (const m of rendered.matched ?? []) {
+            const seen = matches.get(m.source) ?? matches.set(m.source, { lines: 0, where: new Set() }).get(m.source)!;
+            seen.lines++;
+            seen.where.add(m.pointer.replace(/^\/request/, '').replace(/\/\d+$/, ''));
+            (matchedAt.get(line) ?? matchedAt.set(line, new Set()).get(line)!).add(m.pointer.replace(/^\/request/, ''));
+          }
+          // A handle can be named and render nothing (a session's first turn, still empty): it was referenced all the same.
+          const handles = rendered.segments.some((s) => s.source !== 'inline') ? 'some' : namesHandle(call.request) ? 'empty' : 'none';
+          pending.push({ line, record: { request_id: rendered.request_id, ...pick(call, RECORD_FIELDS) }, handles });
+        } else {
+          const { err } = answer;
+          // A bad line is reported; an unreachable service or a bad key would fail every line, so stop.
+          if (!(err instanceof ApiError) || err.status === 0 || err.status === 401) throw err;
+          rejected.push({ line, reason: err.message });
         }
-        // A handle can be named and render nothing (a session's first turn, still empty): it was referenced all the same.
-        const handles = rendered.segments.some((s) => s.source !== 'inline') ? 'some' : namesHandle(call.request) ? 'empty' : 'none';
-        pending.push({ line, record: { request_id: rendered.request_id, ...pick(call, RECORD_FIELDS) }, handles });
-      } catch (err) {
-        // A bad line is reported; an unreachable service or a bad key would fail every line, so stop.
-        if (!(err instanceof ApiError) || err.status === 0 || err.status === 401) throw err;
-        rejected.push({ line, reason: err.message });
-      }
-      done++;
-      progress.tick(done, rejected.length);
-      if (pending.length >= BATCH) await flush();
+        done++;
+        progress.tick(done, rejected.length);
+      });
+      await flush();
     }
     await flush();
     progress.end(done, rejected.length);
