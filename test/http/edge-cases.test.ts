@@ -506,6 +506,44 @@ describe('reconciliation edge cases', () => {
     }
   });
 
+  it("a write the provider made again after an eviction, read by the next call, is read: its premium is not unread (a restart between them too)", async () => {
+    // Four calls a minute apart: the first writes, the second reads, the third finds the entry evicted and writes it again
+    // (unconfirmed: the simulation still held it), the fourth reads that second write. Both premiums were worth paying.
+    // Before, the fourth's read was credited to the first write (read already) and the second showed as unread.
+    const dir = mkdtempSync(join(tmpdir(), 'ph-rewrite-'));
+    const clock = new FakeClock();
+    try {
+      t = createTestApp({ databasePath: join(dir, 'db.sqlite'), clock });
+      const me = t.tenant();
+      const sys = await mintSystem(me.client, LONG_SYSTEM);
+      let client = me.client;
+      const turn = async (read: boolean) => {
+        clock.advance(60_000);
+        const r = (await client.post('/v1/render', { format: 'anthropic', request: { model: 'claude-sonnet-4-5', max_tokens: 64, prefix: [sys.id], messages: [{ role: 'user', content: 'q' }] } })).json;
+        const cached = r.breakpoints[0].token_end as number;
+        const total = r.segments[r.segments.length - 1].token_end as number;
+        const res = await client.post('/v1/usage', { request_id: r.request_id, usage: anthropicUsage(total, read ? cached : 0, read ? 0 : cached) });
+        expect(res.status, res.text).toBe(201);
+        return { cached, outcome: res.json.outcome };
+      };
+      const { cached } = await turn(false);
+      await turn(true);
+      const again = await turn(false);
+      expect(again.outcome.segments[0].classes.unconfirmed).toBe(cached);
+      t.close();
+      t = createTestApp({ databasePath: join(dir, 'db.sqlite'), clock });
+      client = clientFor(t.app, me.key);
+      await turn(true);
+      clock.advance(10 * 60_000);
+      const money = (await client.get(`/v1/reports/handles/${sys.id}`)).json.money;
+      // Sonnet 4.5: $3/M, 5-minute writes 1.25×: a premium of $0.75/M on each of the two writes, both read.
+      expect(money).toMatchObject({ write_premiums_paid: Math.round(2 * cached * 0.75) / 1e6, write_premiums_unread: 0, write_premiums_pending: 0 });
+    } finally {
+      t.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a group commit that fails while later reads of the same write wait behind it: the write is never counted read twice', async () => {
     t = createTestApp();
     const me = t.tenant();

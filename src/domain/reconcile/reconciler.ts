@@ -20,7 +20,7 @@ import { anchorLengths, fitLengths, overlap, type Pin } from './attribution';
 import { calibrationFamily, calibrationRatio, currentBasis } from './reports';
 import { summarizeOutcome } from './request-summary';
 import { PendingPremiums, partsOf, readUpTo, type PremiumPart, type StoredPremium } from './write-premiums';
-import { advance, blocksFor, hasUnits, knownEnds, lastUnits, learnExactEnds, measuresPrefixes, ScopeStates, segmentLengths, unitLengths, type RecordedOutcome, type ScopeState, type SimTimes } from './scopes';
+import { advance, blocksFor, hasUnits, knownEnds, lastUnits, learnExactEnds, measuresPrefixes, noteRewrites, ScopeStates, segmentLengths, unitLengths, type RecordedOutcome, type ScopeState, type SimTimes } from './scopes';
 import { CLASSES, classifySegment, leakedByClass, leakedColumn, MONEY_LEAKS, NO_HANDLE, requestsColumn, ROLLUP_CLASSES, ROLLUP_VALUE_COLUMNS, type ClassCounts } from './waterfall';
 
 export interface UsageReport {
@@ -474,7 +474,9 @@ export class Reconciler {
     // the simulation had let expire (a `bonus`: its entry lived on), the request that last sent the longest prefix the
     // read covers — its write, if it made one, was read, and its premium not wasted (it was shown as unread).
     const bonusEnd = outcomeSim.hitBlock === null && read && model.cache.writesBilled ? blocks.findLastIndex((b, j) => b.endToken <= read && referencedBy[j] !== undefined) : -1;
-    const readFrom = outcomeSim.hitBlock !== null ? state.sim.writerOf(blocks[outcomeSim.hitBlock]!.key) : bonusEnd >= 0 ? referencedBy[bonusEnd] : undefined;
+    // A prefix the provider wrote again after an eviction the simulation did not see is that later write's (rewrittenBy).
+    const hitKey = outcomeSim.hitBlock !== null ? blocks[outcomeSim.hitBlock]!.key : null;
+    const readFrom = hitKey !== null ? state.rewrittenBy.get(hitKey) || state.sim.writerOf(hitKey) : bonusEnd >= 0 ? referencedBy[bonusEnd] : undefined;
     // The provider's read and the simulated one name the same prefix when they differ by no more than our token
     // estimate can err (readTolerance; without steps, only past the simulated end and short of the next unit's end):
     // the difference is ours, not a bonus or an unconfirmed read.
@@ -530,6 +532,8 @@ export class Reconciler {
         },
       };
     });
+
+    noteRewrites(state, request.id, blocks, outcomeSim, segOutcomes);
 
     // The first message block the provider could not read that the scope had referenced: where a changed setting shows
     // (looked for only on a drift of a request whose settings are known).

@@ -47,7 +47,7 @@ export type Changes = Record<string, Array<[string] | EntryTuple | RecentTuple>>
 type RecentTuple = [key: string, value: number | string];
 
 /** A state's recent maps, as their parts are named. */
-const RECENT = ['exactEnds', 'seenKeys'] as const;
+const RECENT = ['exactEnds', 'seenKeys', 'rewrittenBy'] as const;
 type EntryTuple = [key: string, endToken: number, ttl: string, expiresAt: number, readableAt: number, writtenBy: string, lateReadableAt?: number];
 
 function encode(key: string, e: SimEntry | null): [string] | EntryTuple {

@@ -32,6 +32,13 @@ export interface ScopeState {
    * came (inline, then from a session batch), and a drift is compared with the request that last had it.
    */
   seenKeys: RecentMap<string, string>;
+  /**
+   * Prefixes the provider wrote again while the simulation held them (an eviction it did not see: those tokens are
+   * `unconfirmed`), by block key, with the request that wrote them: the provider's cache now holds that request's write,
+   * so a later read of the prefix read its premium, not the one of the write the simulation's entry names (that one was
+   * read already). '' once the simulation writes the prefix itself. Oldest first, bounded.
+   */
+  rewrittenBy: RecentMap<string, string>;
 }
 
 const SEEN_KEYS_MAX = 8192;
@@ -268,6 +275,8 @@ export interface RecordedOutcome {
   /** The same per unit, where the provider's read placed a unit end inside a segment (see Reconciler.prepare). */
   unit_lengths?: number[];
   sim: SimTimes;
+  /** The provider's read and write on each segment (rewrittenBy). */
+  segments: Array<{ read: number | null; write: number | null }>;
 }
 
 /**
@@ -470,7 +479,7 @@ export class ScopeStates implements CommitListener {
       const entry = this.catalog.byId(row.catalogEntry) ?? this.catalog.lookup(row.model).entry;
       const { blocks, seenKeys } = blocksFor(row.segments as RenderedSegment[], outcome.lengths, row.breakpoints as Breakpoint[], entry, outcome.unit_lengths);
       const state = outcome.sim.history ? loaded.history : loaded.live;
-      advance(state, row, blocks, outcome.sim, undefined, seenKeys);
+      noteRewrites(state, row.id, blocks, advance(state, row, blocks, outcome.sim, undefined, seenKeys), outcome.segments);
       learnExactEnds(state, entry, row, outcome);
       loaded.catalog.add(catalogKey(row));
       loaded.rows++;
@@ -566,7 +575,7 @@ interface Stored {
 }
 
 function newLoad(scope: string, rules: CacheRules): Loaded {
-  const fresh = (): ScopeState => ({ sim: new CacheSimulator(rules), seenSources: new Set(), lastRequestBySource: new Map(), firstStart: Infinity, lastStart: -Infinity, exactEnds: new RecentMap(EXACT_ENDS_MAX), seenKeys: new RecentMap(SEEN_KEYS_MAX) });
+  const fresh = (): ScopeState => ({ sim: new CacheSimulator(rules), seenSources: new Set(), lastRequestBySource: new Map(), firstStart: Infinity, lastStart: -Infinity, exactEnds: new RecentMap(EXACT_ENDS_MAX), seenKeys: new RecentMap(SEEN_KEYS_MAX), rewrittenBy: new RecentMap(SEEN_KEYS_MAX) });
   return { scope, rules, live: fresh(), history: fresh(), catalog: new Set(), rows: 0, since: 0, unsettled: 0, stored: null, writing: null, behind: false };
 }
 
@@ -587,6 +596,22 @@ export function reconcilingRules(model: ModelEntry): CacheRules {
 }
 
 /** Applies one request to a scope: the simulated cache, and which sources it has now seen. */
+/**
+ * After a request is applied (`sim`, its simulated outcome; `segments`, the provider's read and write on its segments):
+ * the prefixes the simulation read but the provider wrote again are now that request's write (see `rewrittenBy`); those
+ * the simulation wrote are its own again.
+ */
+export function noteRewrites(state: ScopeState, id: string, blocks: SimBlock[], sim: SimOutcome, segments: Array<{ read: number | null; write: number | null }>): void {
+  const read = segments.reduce((n, s) => n + (s.read ?? 0), 0);
+  const written = segments.reduce((n, s) => n + (s.write ?? 0), 0);
+  blocks.forEach((b, j) => {
+    if (state.sim.writerOf(b.key) === id) {
+      if (state.rewrittenBy.get(b.key)) state.rewrittenBy.set(b.key, '');
+    } else if (written > 0 && sim.blocks[j]!.read > 0 && b.endToken > read && b.endToken <= read + written) state.rewrittenBy.set(b.key, id);
+  });
+  state.rewrittenBy.trim();
+}
+
 export function advance(state: ScopeState, row: Pick<RequestRow, 'id' | 'segments' | 'cacheTtl'>, blocks: SimBlock[], at: SimTimes, planned?: SimPlan, seen: string[] = blocks.map((b) => b.key)): SimOutcome {
   // A plan the caller already evaluated for these times is recorded as it is, not evaluated again.
   const outcome = planned ? (planned.commit(), planned.outcome) : state.sim.apply({ id: row.id, ...at, blocks, ttl: row.cacheTtl });
