@@ -124,6 +124,29 @@ describe('a compressed answer (a gateway that compresses though the proxy asked 
     const status = err as InstanceType<typeof Anthropic.APIError>;
     expect([status.status, status.headers?.get('retry-after'), status.headers?.get('content-encoding')]).toEqual([429, '7', null]);
   });
+
+  it.each([
+    [429, 'json'],
+    [200, 'json'],
+    [200, 'stream'],
+  ] as const)('an empty chunked answer marked gzip (%i, %s): the client gets the status and no bytes, not a 502; recorded as what came', async (status, kind) => {
+    h = await startStandIn((_req, res) => {
+      // No content-length: node:http sends it chunked, with no chunk before the last.
+      res.writeHead(status, { 'content-type': kind === 'stream' ? 'text/event-stream' : 'application/json', 'content-encoding': 'gzip', 'retry-after': '7' });
+      res.end();
+    });
+    const session = await startSession(h.tenant.client);
+    const res = await fetch(`${h.url}/proxy/anthropic/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': 'sk-test', 'x-ph-key': h.tenant.key, 'x-ph-session': session.id }, body: JSON.stringify({ ...ask, stream: kind === 'stream' }) });
+    expect([res.status, res.headers.get('retry-after'), res.headers.get('content-encoding'), await res.text()]).toEqual([status, '7', null, '']);
+    const id = res.headers.get('x-ph-request-id')!;
+    if (status === 429) {
+      expect(row(id)).toMatchObject({ status: 'failed', usageRaw: { status: 429, error: null } });
+    } else {
+      // An answer without usage: reconciled as unknown, nothing appended.
+      expect((await reconciled(id)).usage).toMatchObject({ total_prompt_tokens: null, cache_fields_reported: false });
+      expect(await sessionVersion(session.id)).toBe(1);
+    }
+  });
 });
 
 describe('events however they are cut', () => {

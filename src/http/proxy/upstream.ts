@@ -79,10 +79,34 @@ function decoded(res: UpstreamResponse): UpstreamResponse {
   // a truncated stream, and the client a 502 where the provider's answer was a retryable 429.
   if (res.status === 204 || res.status === 304 || one(res.headers['content-length'])?.trim() === '0') return { status: res.status, headers: withLength, body: res.body };
   const { 'content-length': __, ...headers } = withLength;
-  const decoder = decoderFor();
-  // Either side destroyed (the client left, the bytes are corrupt) destroys the other: the connection is let go.
-  pipeline(res.body, decoder, () => undefined);
-  return { status: res.status, headers, body: decoder };
+  return { status: res.status, headers, body: decodedBody(res.body, decoderFor) };
+}
+
+/**
+ * The body decoded, once a first byte has come: a chunked answer without one (an empty 200, or a 4xx a gateway marked
+ * gzip, no length said) is no bytes, as a declared empty one is, where a decoder would call it a truncated stream.
+ */
+function decodedBody(body: UpstreamResponse['body'], decoderFor: () => Transform): UpstreamResponse['body'] {
+  const source = body[Symbol.asyncIterator]();
+  let decoder: Transform | undefined;
+  return {
+    async *[Symbol.asyncIterator]() {
+      const first = await source.next();
+      if (first.done) return;
+      decoder = decoderFor();
+      const rest = async function* () {
+        yield first.value;
+        for (let next = await source.next(); !next.done; next = await source.next()) yield next.value;
+      };
+      // Either side destroyed (the client left, the bytes are corrupt) destroys the other: the connection is let go.
+      pipeline(rest(), decoder, (err) => err && body.destroy(err));
+      yield* decoder;
+    },
+    destroy(error?: Error) {
+      body.destroy(error);
+      decoder?.destroy(error);
+    },
+  };
 }
 
 /**
