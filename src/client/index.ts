@@ -1,6 +1,7 @@
 // The typed client of the REST API (README: Typed client): openapi-fetch over the types openapi-typescript
 // generates from /openapi.json (./openapi.ts, `npm run client:types`). Each call answers its success body as the
-// document types it; any other answer throws a ProblemError with the problem's status, code, detail and errors[].
+// document types it, or NotModified for a conditional GET's 304; any other answer throws a ProblemError with the
+// problem's status, code, detail and errors[].
 
 import createFetchClient, { type Client, type ClientPathsWithMethod, type MaybeOptionalInit, type MethodResponse } from 'openapi-fetch';
 import type { components, paths } from './openapi.js';
@@ -38,6 +39,12 @@ export class ProblemError extends Error {
   }
 }
 
+/** A conditional GET (`If-None-Match`) answered 304: what the caller holds is current; `etag` is the service's. */
+export class NotModified {
+  readonly status = 304;
+  constructor(readonly etag: string | null) {}
+}
+
 type Api = Client<paths, 'application/json'>;
 /** One of openapi-fetch's methods, called with a path and init the public types have already checked. */
 type UntypedCall = (path: string, init?: object) => Promise<{ data?: unknown; error?: unknown; response: Response }>;
@@ -46,9 +53,13 @@ type Method = 'get' | 'post' | 'patch' | 'delete';
 type InitArg<I> = undefined extends I ? [init?: I] : [init: I];
 /** A call answering the operation's success body (undefined for a 204), typed from the document. */
 type Call<M extends Method> = <P extends ClientPathsWithMethod<Api, M>, I extends MaybeOptionalInit<paths[P], M>>(path: P, ...init: InitArg<I>) => Promise<MethodResponse<Api, M, P, I>>;
+/** NotModified for a path whose GET the document says may answer 304 (an expansion), else nothing. */
+type NotModifiedOf<P> = P extends keyof paths ? (paths[P] extends { get: { responses: { 304: unknown } } } ? NotModified : never) : never;
+/** A GET: its success body, or NotModified where a 304 can come (test it with `instanceof NotModified`). */
+type GetCall = <P extends ClientPathsWithMethod<Api, 'get'>, I extends MaybeOptionalInit<paths[P], 'get'>>(path: P, ...init: InitArg<I>) => Promise<MethodResponse<Api, 'get', P, I> | NotModifiedOf<P>>;
 
 export interface PrefixHandlesClient {
-  get: Call<'get'>;
+  get: GetCall;
   post: Call<'post'>;
   patch: Call<'patch'>;
   delete: Call<'delete'>;
@@ -76,11 +87,13 @@ export function createClient(opts: { url: string; key: string; fetch?: (request:
       if (asked?.params?.query?.format === 'csv' || (typeof accept === 'string' && accept.includes('text/csv')))
         throw new TypeError(`${method} ${path} as CSV: ph.csv('${path}', …) answers its bytes; ph.${method.toLowerCase()} answers JSON`);
       const { data, error, response } = await (raw[method] as UntypedCall)(path, init);
+      // Not a refusal: the caller asked whether what it holds changed, and it did not.
+      if (response.status === 304 && method === 'GET') return new NotModified(response.headers.get('etag'));
       if (!response.ok) throw refusal(response, error);
       return data;
     };
   return {
-    get: call('GET') as Call<'get'>,
+    get: call('GET') as GetCall,
     post: call('POST') as Call<'post'>,
     patch: call('PATCH') as Call<'patch'>,
     delete: call('DELETE') as Call<'delete'>,

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, expectTypeOf, it } from 'vitest';
 import type { z } from 'zod';
-import { createClient, ProblemError, type Problem, type Schemas } from '../../src/client';
+import { createClient, NotModified, ProblemError, type Problem, type Schemas } from '../../src/client';
 import { loadCatalog, ModelCatalog } from '../../src/domain/catalog/catalog';
 import { HandleReportSchema, RequestViewSchema, UsageResultSchema } from '../../src/http/report-schemas';
 import { HandleSchema, MintResultSchema } from '../../src/http/schemas';
@@ -197,13 +197,19 @@ describe('the typed client', () => {
     const unauthorized = await refusal(createClient({ url: service.base, key: 'phk_wrong' }).get('/v1/handles'));
     expect(unauthorized).toMatchObject({ status: 401, code: 'unauthorized' });
 
-    // A conditional expansion: through ph.raw, its 304 and the ETag; ph.get, which answers bodies, throws it (no code).
+    // A conditional expansion: through ph.raw, its 304 and the ETag; ph.get answers NotModified, a result to test, not
+    // a refusal (it threw a ProblemError with status 304 before), and the body when the ETag is not current.
     const first = await owner.raw.GET('/v1/handles/{ref}/expand', { params: { path: { ref: art.id } } });
     const etag = first.response.headers.get('etag')!;
     const again = await owner.raw.GET('/v1/handles/{ref}/expand', { params: { path: { ref: art.id } }, headers: { 'if-none-match': etag } });
     expect([again.response.status, again.data]).toEqual([304, undefined]);
-    const notModified = await refusal(owner.get('/v1/handles/{ref}/expand', { params: { path: { ref: art.id } }, headers: { 'if-none-match': etag } }));
-    expect(notModified).toMatchObject({ status: 304, code: undefined, problem: null, message: 'HTTP 304' });
+    const notModified = await owner.get('/v1/handles/{ref}/expand', { params: { path: { ref: art.id } }, headers: { 'if-none-match': etag } });
+    expect(notModified).toBeInstanceOf(NotModified);
+    expect(notModified).toMatchObject({ status: 304, etag });
+    const changed = await owner.get('/v1/handles/{ref}/expand', { params: { path: { ref: art.id } }, headers: { 'if-none-match': '"another"' } });
+    expect(changed).not.toBeInstanceOf(NotModified);
+    if (changed instanceof NotModified) throw new Error('unreachable');
+    expect(changed).toEqual(first.data);
 
     // Not the service (a page in front of it): the status and the start of its text, no code.
     const page = createClient({ url: service.base, key: 'k', fetch: async () => new Response('<html>Bad gateway</html>', { status: 502, headers: { 'content-type': 'text/html' } }) });
