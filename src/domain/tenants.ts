@@ -4,6 +4,7 @@ import type { Clock } from './clock';
 import { sha256Hex } from './digest';
 import { DomainError, invalid, notFound } from './errors';
 import { newId } from './ids';
+import { Lru } from './lru';
 
 export interface IssuedKey {
   id: string;
@@ -69,9 +70,12 @@ function newSecret(): string {
 /** Tenants and their API keys. Keys are stored hashed; the secret leaves exactly once. */
 export class TenantService {
   // Authentication runs on every request: remember resolved keys by their hash (revocation clears
-  // this), and recently seen secrets so the hot path skips even the hash.
-  private readonly authCache = new Map<string, AuthContext | { revokedAt: number } | null>();
-  private readonly recent = new Map<string, AuthContext>();
+  // this), and recently seen secrets so the hot path skips even the hash. Keys found (valid or revoked) and
+  // secrets that are no key are remembered apart, each bounded (second-chance eviction): a flood of random bad
+  // keys evicts only other bad keys, never a valid one (one map for both was cleared whole at 10,000 entries).
+  private readonly knownKeys = new Lru<string, AuthContext | { revokedAt: number }>(10_000);
+  private readonly unknownKeys = new Lru<string, true>(10_000);
+  private readonly recent = new Lru<string, AuthContext>(1_000);
 
   constructor(
     private readonly store: Store,
@@ -143,7 +147,8 @@ export class TenantService {
 
   /** After a revocation (or a tenant's keys deleted with it): authentication reads the key's row again. */
   forgetKeys(): void {
-    this.authCache.clear();
+    this.knownKeys.clear();
+    this.unknownKeys.clear();
     this.recent.clear();
   }
 
@@ -172,18 +177,17 @@ export class TenantService {
     const seen = this.recent.get(secret);
     if (seen) return seen;
     const hash = hashApiKey(secret);
-    let ctx = this.authCache.get(hash);
+    let ctx = this.knownKeys.get(hash) ?? (this.unknownKeys.get(hash) ? null : undefined);
     if (ctx === undefined) {
       const row = this.store.findApiKeyByHash(hash);
       ctx = !row ? null : row.revokedAt === null ? { tenantId: row.tenantId, keyId: row.id } : { revokedAt: row.revokedAt };
-      if (this.authCache.size > 10_000) this.authCache.clear();
-      this.authCache.set(hash, ctx);
+      if (ctx) this.knownKeys.set(hash, ctx);
+      else this.unknownKeys.set(hash, true);
     }
     if (!ctx) throw new DomainError('unauthorized', 'the API key is not valid');
     // Its holder had it: saying it was revoked (after a rotation, say) tells them what to do, and nobody else anything.
     if ('revokedAt' in ctx)
       throw new DomainError('unauthorized', `the API key was revoked on ${new Date(ctx.revokedAt).toISOString()}: use the key that replaced it, or ask the operator for a new one`);
-    if (this.recent.size > 1_000) this.recent.clear();
     this.recent.set(secret, ctx);
     return ctx;
   }
