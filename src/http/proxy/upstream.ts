@@ -116,8 +116,13 @@ function decodedBody(body: UpstreamResponse['body'], decoderFor: () => Transform
  */
 export function credentialFingerprint(provider: UpstreamProvider, headers: RequestHeaders, url?: string): string | undefined {
   const bearer = /^Bearer\s+(\S+)/i.exec(one(headers.authorization) ?? '')?.[1];
+  // Azure OpenAI takes its key as `api-key` (or an Entra ID bearer token).
   const secret =
-    provider === 'anthropic' ? (one(headers['x-api-key']) ?? bearer) : provider === 'gemini' ? (one(headers['x-goog-api-key']) ?? geminiQueryKey(url) ?? bearer) : bearer;
+    provider === 'anthropic'
+      ? (one(headers['x-api-key']) ?? bearer)
+      : provider === 'gemini'
+        ? (one(headers['x-goog-api-key']) ?? geminiQueryKey(url) ?? bearer)
+        : (bearer ?? one(headers['api-key']));
   return secret ? createHash('sha256').update(secret).digest('hex').slice(0, 12) : undefined;
 }
 
@@ -125,14 +130,18 @@ export function credentialFingerprint(provider: UpstreamProvider, headers: Reque
 const SECRET_MIN = 8;
 
 /**
- * Every provider credential a call carries (`x-api-key`, `Authorization`'s token, `x-goog-api-key`, Gemini's `?key=`),
- * whatever the provider: what must never be stored, should the provider or a gateway echo it in an error body.
+ * Every provider credential a call carries (`x-api-key`, `Authorization`'s token, `x-goog-api-key`, Gemini's `?key=`,
+ * Azure OpenAI's `api-key`), whatever the provider: what must never be stored, should the provider or a gateway echo
+ * it in an error body.
  */
 export function credentialsOf(headers: RequestHeaders, url?: string): string[] {
   // The token after any scheme, not Bearer's alone: a self-hosted server behind a gateway may take Basic (a base URL
   // holds no password, so the caller sends it here), and a gateway echoing the token without its scheme is as likely.
-  const token = /^\S+\s+(\S+)/.exec(one(headers.authorization) ?? '')?.[1];
-  const values = [one(headers['x-api-key']), token, one(headers.authorization), one(headers['x-goog-api-key']), geminiQueryKey(url)];
+  // A value with no scheme is taken whole; with one, its token is enough (the scheme's word is no secret, and a
+  // part of `Bearer …` would be taken for one).
+  const authorization = one(headers.authorization);
+  const token = /^\S+\s+(\S+)/.exec(authorization ?? '')?.[1] ?? authorization?.trim();
+  const values = [one(headers['x-api-key']), token, one(headers['x-goog-api-key']), one(headers['api-key']), geminiQueryKey(url)];
   return [...new Set(values.filter((v): v is string => v !== undefined && v.length >= SECRET_MIN))].sort((a, b) => b.length - a.length);
 }
 
@@ -142,7 +151,7 @@ export function credentialsOf(headers: RequestHeaders, url?: string): string[] {
  * recorded at all (the request left as rendered).
  */
 export function redactCredentials(value: unknown, secrets: string[]): unknown {
-  const text = (s: string) => secrets.reduce((out, secret) => (out.includes(secret) ? out.split(secret).join('[redacted]') : out), s);
+  const text = (s: string) => secrets.reduce(redactOne, s);
   const walk = (v: unknown): unknown => {
     if (typeof v === 'string') return text(v);
     if (Array.isArray(v)) return v.map(walk);
@@ -156,6 +165,44 @@ export function redactCredentials(value: unknown, secrets: string[]): unknown {
     if (err instanceof RangeError) return '[not kept: nested too deep to redact]';
     throw err;
   }
+}
+
+/**
+ * `text` with `secret` replaced by `[redacted]`, and any run of `SECRET_MIN` characters or more that starts it or ends
+ * it (a gateway that echoes part of a key: `sk-ant-api03-AbCd…`, `…Wxyz0123`): a key's first or last characters say
+ * which key it was, and a shorter run could be any text. Found from the key's first and last `SECRET_MIN`
+ * characters, then extended as far as the text goes on matching.
+ */
+function redactOne(text: string, secret: string): string {
+  const head = secret.slice(0, SECRET_MIN);
+  const tail = secret.slice(-SECRET_MIN);
+  const runs: Array<[number, number]> = [];
+  for (let at = text.indexOf(head); at !== -1; at = text.indexOf(head, at + 1)) {
+    let n = SECRET_MIN;
+    while (n < secret.length && text[at + n] === secret[n]) n++;
+    runs.push([at, at + n]);
+  }
+  for (let at = text.indexOf(tail); at !== -1; at = text.indexOf(tail, at + 1)) {
+    const end = at + SECRET_MIN;
+    let n = SECRET_MIN;
+    while (n < secret.length && end - n - 1 >= 0 && text[end - n - 1] === secret[secret.length - n - 1]) n++;
+    runs.push([end - n, end]);
+  }
+  if (runs.length === 0) return text;
+  runs.sort((a, b) => a[0] - b[0]);
+  let out = '';
+  let from = 0;
+  for (const [start, end] of runs) {
+    if (end <= from) continue;
+    // Overlapping runs (a whole key is found from both ends) are one redaction.
+    if (start < from) {
+      from = end;
+      continue;
+    }
+    out += `${text.slice(from, start)}[redacted]`;
+    from = end;
+  }
+  return out + text.slice(from);
 }
 
 /** Gemini's key may travel as `?key=` instead of x-goog-api-key. */
