@@ -1,17 +1,10 @@
 // What the tenants and keys commands act through: the service's admin API (PH_ADMIN_KEY), or, with --offline,
 // the database file itself while the service is stopped (the same domain code the service runs).
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ConfigError, loadConfig } from '../config';
-import { systemClock } from '../domain/clock';
-import { DomainError } from '../domain/errors';
-import { TenantService, type IssuedKey, type TenantListing } from '../domain/tenants';
-import { TenantDeletion, type TenantDeletionProgress, type TenantDeletionResult } from '../domain/tenant-deletion';
-import { CatalogError, loadCatalog, ModelCatalog } from '../domain/catalog/catalog';
-import { DAY_MS } from '../domain/clock';
-import { pruneAnswer, RequestRetention, type PruneAnswer } from '../domain/retention';
-import { DatabaseInUseError, NewerSchemaError, openLocked } from '../store/db';
-import { SqliteStore } from '../store/sqlite-store';
+import type { IssuedKey, TenantListing } from '../domain/tenants';
+import type { TenantDeletionProgress, TenantDeletionResult } from '../domain/tenant-deletion';
+import type { PruneAnswer } from '../domain/retention';
 import { ApiError, createApi, seg } from './api';
 import { baseUrl, CliError, UsageError, type Options, type Values } from './command';
 import { printable, when } from './table';
@@ -55,11 +48,15 @@ export const ADMIN_HELP = `Options:
   --data-dir DIR    with --offline: the service's data directory (env PH_DATA_DIR; default
                     ./data); PH_DATABASE names the file itself, as for the service`;
 
-/** The admin API, or with --offline the database; both answer the same and fail with the same `code: detail`. */
-export function openAdmin(values: Values): Admin {
+/**
+ * The admin API, or with --offline the database; both answer the same and fail with the same `code: detail`. The
+ * database's code (SQLite, the domain, the catalog: about half a second of start-up) is imported for --offline only.
+ */
+export async function openAdmin(values: Values): Promise<Admin> {
   if (values.offline) {
     for (const flag of ['url', 'key'])
       if (values[flag] !== undefined) throw new UsageError(`--${flag} is for the API; --offline works on the database file (see --data-dir)`);
+    const { offline } = await import('./offline');
     return offline(values['data-dir'] as string | undefined);
   }
   if (values['data-dir'] !== undefined) throw new UsageError('--data-dir is for --offline; without it the command goes through the service (--url)');
@@ -100,68 +97,6 @@ function online(url: string, flag: string | undefined): Admin {
     // Where the other commands look for a key (PH_DATA_DIR, else ./data), as they do.
     keyFile: join(resolve(process.env.PH_DATA_DIR ?? './data'), 'api-key'),
     close: () => undefined,
-  };
-}
-
-function offline(dataDir: string | undefined): Admin {
-  let databasePath: string;
-  let serviceDir: string;
-  try {
-    // The file the service would open with the same settings.
-    ({ databasePath, dataDir: serviceDir } = loadConfig({ PH_DATA_DIR: dataDir ?? process.env.PH_DATA_DIR, PH_DATABASE: process.env.PH_DATABASE }));
-  } catch (err) {
-    if (err instanceof ConfigError) throw new UsageError(err.message.replace(/\n\s*/g, ' '));
-    throw err;
-  }
-  if (databasePath === ':memory:') throw new CliError('--offline: PH_DATABASE is :memory:, which has no file');
-  // Never a new, empty database (a mistyped directory): the service makes it, with its default tenant.
-  if (!existsSync(databasePath)) throw new CliError(`--offline: no database at ${databasePath} (the service makes it on its first start; see --data-dir)`);
-  let opened: ReturnType<typeof openLocked>;
-  try {
-    // The service's own lock: it holds the authentication caches, so a key changed under it could stay valid there.
-    opened = openLocked(databasePath);
-  } catch (err) {
-    if (err instanceof DatabaseInUseError)
-      throw new CliError(`--offline: the service is running on ${databasePath}: go through it (without --offline, with its PH_ADMIN_KEY), or stop it first`);
-    throw new CliError(err instanceof NewerSchemaError ? err.message : `--offline: cannot open the database ${databasePath}: ${(err as Error).message}`);
-  }
-  const store = new SqliteStore(opened.db, opened.walSync, systemClock);
-  const tenants = new TenantService(store, systemClock);
-  // Pruning keeps what a cache TTL still needs: the TTLs of the catalog the service reads.
-  const retention = () => {
-    try {
-      return new RequestRetention({ store, clock: systemClock, catalog: new ModelCatalog(loadCatalog(process.env.PH_CATALOG_FILE)), retentionDays: 0 });
-    } catch (err) {
-      if (err instanceof CatalogError) throw new CliError(err.message);
-      throw err;
-    }
-  };
-  // Said as the API says it (`not_found: key … does not exist`).
-  const said = (err: unknown) => Promise.reject(err instanceof DomainError ? new CliError(`${err.code}: ${err.message}`) : err);
-  const act = <T>(f: () => T | Promise<T>): Promise<T> => {
-    try {
-      return Promise.resolve(f()).catch(said);
-    } catch (err) {
-      return said(err);
-    }
-  };
-  return {
-    list: () => act(() => tenants.list()),
-    listWithDeletions: () => act(() => ({ tenants: tenants.list(), deleting: new TenantDeletion({ store, forget: () => {} }).progress() })),
-    offline: true,
-    createTenant: (name) => act(() => tenants.createTenant(name)),
-    renameTenant: (tenantId, name) => act(() => tenants.renameTenant(tenantId, name)),
-    // Nothing else runs on the file: only the authentication cache of this process to drop.
-    deleteTenant: (tenantId, confirm) => act(() => new TenantDeletion({ store, forget: () => tenants.forgetKeys() }).delete(tenantId, confirm)),
-    issueKey: (tenantId) => act(() => tenants.issueKey(tenantId)),
-    rotateKey: (keyId) => act(() => tenants.rotateKey(keyId)),
-    revokeKey: (keyId) => act(() => tenants.revokeKey(keyId)),
-    prune: async (days) => {
-      return pruneAnswer(await retention().prune(days * DAY_MS));
-    },
-    keyFile: join(serviceDir, 'api-key'),
-    // Every write is committed at synchronous=FULL; closing checkpoints the WAL, then the service may start.
-    close: () => opened.close(),
   };
 }
 

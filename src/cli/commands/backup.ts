@@ -1,6 +1,4 @@
 import { resolve } from 'node:path';
-import { loadConfig } from '../../config';
-import { BackupError, backupDatabase } from '../../store/db';
 import { CliError, type Command } from '../command';
 
 export const backup: Command = {
@@ -22,6 +20,8 @@ Options:
   options: { 'data-dir': { type: 'string' } },
   positionals: [1, 1],
   async run({ values, positionals }) {
+    // Imported here: the configuration's and the database's code is most of a start-up no other command needs.
+    const [{ loadConfig }, { BackupError, backupDatabase }] = await Promise.all([import('../../config'), import('../../store/db')]);
     // The file the service would open with the same settings.
     const { databasePath } = loadConfig({ PH_DATA_DIR: (values['data-dir'] as string | undefined) ?? process.env.PH_DATA_DIR, PH_DATABASE: process.env.PH_DATABASE });
     if (databasePath === ':memory:') throw new CliError('backup: PH_DATABASE is :memory:, which has no file to copy');

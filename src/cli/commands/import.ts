@@ -1,9 +1,9 @@
 import { ApiError, formatProblem, seg, type Api, type Problem } from '../api';
 import type { RequestFormat } from '../../domain/render/request';
 import { API_HELP, API_OPTIONS, readInput, type Command } from '../command';
+import { isoChecks, type IsoChecks } from '../iso';
 import { printable, tokens } from '../table';
 import { normalizeUsage, UsageShapeError } from '../../domain/usage/normalize';
-import { z } from 'zod';
 import { MAX_TIME, MIN_EPOCH_MS } from '../../domain/clock';
 import { findInvalidJson } from '../../domain/canonical-json';
 import { usageProviderOf } from '../../domain/usage/normalize';
@@ -114,6 +114,7 @@ ${API_HELP}`,
     let emptyHandles = 0;
     let done = 0;
     const progress = progressBar(lines.length);
+    const iso = await isoChecks();
 
     const calls: Array<{ line: number; call: Call; at: number }> = [];
     // A line given twice (a log shipper's retry, or a logger writing it again): the call is imported once, the repeat
@@ -122,7 +123,7 @@ ${API_HELP}`,
     const firstId = new Map<string, number>();
     const duplicates: Array<{ line: number; reason: string }> = [];
     for (const l of lines) {
-      const parsed = parseCall(l.s);
+      const parsed = parseCall(l.s, iso);
       const id = typeof parsed === 'string' ? undefined : responseId(parsed);
       const sameLine = firstLine.get(l.s);
       const sameId = id ? firstId.get(id) : undefined;
@@ -323,7 +324,7 @@ function commonSuffix(a: string, b: string, max: number): number {
 }
 
 /** A line as a call, or the reason it is not one. */
-function parseCall(s: string): Call | string {
+function parseCall(s: string, iso: IsoChecks): Call | string {
   let v: unknown;
   try {
     v = JSON.parse(s);
@@ -335,26 +336,22 @@ function parseCall(s: string): Call | string {
   const missing = ['format', 'request', 'started_at'].filter((k) => (v as Record<string, unknown>)[k] === undefined);
   if (c.response === undefined && c.usage === undefined) missing.push('response');
   if (missing.length) return `missing ${missing.map((k) => `"${k}"`).join(', ')}`;
-  return timeProblem(c) ?? usageProblem(c) ?? c;
+  return timeProblem(c, iso) ?? usageProblem(c) ?? c;
 }
-
-const RFC3339 = z.iso.datetime({ offset: true });
-/** A log's zone-less time (Python's naive isoformat()): the moment is not known, and the line says why. */
-const ZONELESS = z.iso.datetime({ local: true });
 
 /**
  * The line's times as the service will check them, but for "in the future" (the service's clock decides
  * that): refused before rendering, as an unreadable usage is.
  */
-function timeProblem(c: Call): string | null {
+function timeProblem(c: Call, iso: IsoChecks): string | null {
   const times: number[] = [];
   for (const key of ['started_at', 'first_byte_at', 'finished_at'] as const) {
     const v = c[key];
     if (v === undefined) continue;
     // As the service reads them: Date.parse alone takes "2026-11-24 09:34", which the service refuses after rendering.
-    const ms = typeof v === 'string' ? (RFC3339.safeParse(v).success ? Date.parse(v) : Number.NaN) : typeof v === 'number' && Number.isInteger(v) ? v : Number.NaN;
+    const ms = typeof v === 'string' ? (iso.instant(v) ? Date.parse(v) : Number.NaN) : typeof v === 'number' && Number.isInteger(v) ? v : Number.NaN;
     if (Number.isNaN(ms) || ms > MAX_TIME)
-      return `"${key}" is not epoch ms or RFC 3339${typeof v === 'string' && ZONELESS.safeParse(v).success ? `: ${JSON.stringify(v)} has no zone (add Z for UTC, or +01:00)` : ''}`;
+      return `"${key}" is not epoch ms or RFC 3339${typeof v === 'string' && iso.zoneless(v) ? `: ${JSON.stringify(v)} has no zone (add Z for UTC, or +01:00)` : ''}`;
     if (ms < MIN_EPOCH_MS) return `"${key}" is before 1973${typeof v === 'number' && v > 0 ? ': epoch milliseconds are expected, this looks like seconds' : ''}`;
     times.push(ms);
   }

@@ -26,7 +26,7 @@ ${ADMIN_HELP}`,
     if (action === undefined) throw new UsageError(`missing argument: prefix-handles keys ${ACTIONS.join('|')} <id>`);
     if (!ACTIONS.includes(action)) throw new UsageError(`unknown action '${action}' (${ACTIONS.join(', ')})`);
     if (id === undefined) throw new UsageError(`missing argument: prefix-handles keys ${action} <${action === 'issue' ? 'tenant-id' : 'key-id'}>`);
-    const admin = openAdmin(values);
+    const admin = await openAdmin(values);
     try {
       if (action === 'issue') printIssued(values, await admin.issueKey(id));
       if (action === 'rotate') {

@@ -29,7 +29,7 @@ ${ADMIN_HELP}
     const m = /^([0-9]+)d$/.exec(age);
     const days = m ? Number(m[1]) : NaN;
     if (!(days >= 1 && days <= 36_500)) throw new UsageError(`--older-than takes a number of days from 1 to 36500, written as 30d (got '${age}')`);
-    const admin = openAdmin(values);
+    const admin = await openAdmin(values);
     try {
       const r = await admin.prune(days);
       process.stdout.write(

@@ -1,8 +1,8 @@
-import { z } from 'zod';
 import { seg } from '../api';
 import { DAY_MS, MAX_TIME, MIN_EPOCH_MS } from '../../domain/clock';
 import { HANDLE_TYPES } from '../../domain/ids';
 import { API_HELP, API_OPTIONS, UsageError, type Command } from '../command';
+import { isoChecks, type IsoChecks } from '../iso';
 import { percent, printable, table, tokens, usd, type Align } from '../table';
 
 interface Totals {
@@ -159,7 +159,7 @@ ${API_HELP}`,
     // The id a render or the proxy's x-ph-request-id gives: its own command shows it.
     if (positionals[0]?.startsWith('req_')) throw new UsageError(`${positionals[0]} is a request, not a handle: 'prefix-handles request ${positionals[0]}' shows it`);
     const q = new URLSearchParams();
-    setRange(q, values);
+    await setRange(q, values);
     if (values.model !== undefined) q.set('model', String(values.model));
     if (values.limit !== undefined) {
       if (positionals[0] !== undefined) throw new UsageError('--limit is for the tenant report (a handle report has one handle)');
@@ -214,15 +214,17 @@ ${API_HELP}`,
  * --from and --to into the query (reports, and the request list), checked as the API would check them so a range it
  * would refuse is a usage error (exit 2). Both read whole UTC days: a --from on a later day than --to is refused.
  */
-export function setRange(q: URLSearchParams, values: { from?: unknown; to?: unknown }): void {
-  if (values.from !== undefined) q.set('from', time('--from', String(values.from)));
-  if (values.to !== undefined) q.set('to', time('--to', String(values.to)));
+export async function setRange(q: URLSearchParams, values: { from?: unknown; to?: unknown }): Promise<void> {
+  if (values.from === undefined && values.to === undefined) return;
+  const iso = await isoChecks();
+  if (values.from !== undefined) q.set('from', time('--from', String(values.from), iso));
+  if (values.to !== undefined) q.set('to', time('--to', String(values.to), iso));
   const [from, to] = [q.get('from'), q.get('to')].map((v) => (v === null ? null : Math.floor(Date.parse(v) / DAY_MS)));
   if (from !== null && to !== null && from! > to!) throw new UsageError(`--from ${String(values.from)} is on a later day than --to ${String(values.to)}`);
 }
 
 /** The API takes RFC 3339 in the query; days and epoch milliseconds are converted here. */
-function time(flag: string, v: string): string {
+function time(flag: string, v: string, iso: IsoChecks): string {
   if (/^\d+$/.test(v)) {
     // As the API takes them: 0 is the beginning of time, other numbers under 10^11 are seconds.
     const ms = Number(v);
@@ -233,18 +235,15 @@ function time(flag: string, v: string): string {
   // The API's own forms, checked here so a time it would refuse is a usage error (exit 2), not an API error:
   // Date.parse takes days that do not exist (2026-02-30), times without a zone and free text.
   if (/^\d{4}-\d{2}-\d{2}$/.test(v)) {
-    if (!DAY.safeParse(v).success) throw new UsageError(`${flag}: no such day: '${v}'`);
+    if (!iso.day(v)) throw new UsageError(`${flag}: no such day: '${v}'`);
     return `${v}T00:00:00Z`;
   }
-  if (!INSTANT.safeParse(v).success) throw new UsageError(`${flag}: not a time: '${v}' (RFC 3339 with a zone such as 2026-12-01T09:30:00Z, YYYY-MM-DD, or epoch milliseconds)`);
+  if (!iso.instant(v)) throw new UsageError(`${flag}: not a time: '${v}' (RFC 3339 with a zone such as 2026-12-01T09:30:00Z, YYYY-MM-DD, or epoch milliseconds)`);
   return v;
 }
 
 /** The most versions the API lists at once. */
 const VERSIONS_MAX = 1000;
-
-const DAY = z.iso.date();
-const INSTANT = z.iso.datetime({ offset: true });
 
 function handleText(r: HandleReport): string {
   const h = r.handle;

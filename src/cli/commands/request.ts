@@ -264,7 +264,7 @@ ${API_HELP}`,
   async run({ values, api }) {
     const q = new URLSearchParams();
     if (values.handle !== undefined) q.set('handle', String(values.handle).replace(/@\d+$/, ''));
-    setRange(q, values);
+    await setRange(q, values);
     if (values.limit !== undefined) {
       const n = String(values.limit);
       if (!/^[1-9]\d{0,2}$/.test(n) || Number(n) > 500) throw new UsageError(`--limit: a whole number of requests from 1 to 500 is expected, not '${n}'`);

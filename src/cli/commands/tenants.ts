@@ -41,7 +41,7 @@ ${ADMIN_HELP}`,
     if (positionals.length > 2) throw new UsageError(`unexpected argument '${positionals[2]}'`);
     if (verb === 'list') {
       if (name !== undefined) throw new UsageError(`unexpected argument '${name}'`);
-      const admin = openAdmin(values);
+      const admin = await openAdmin(values);
       try {
         const { tenants: listed, deleting } = await admin.listWithDeletions();
         process.stdout.write(values.json ? `${JSON.stringify({ tenants: listed, deleting }, null, 2)}\n` : `${listText(listed)}${deletingText(deleting, admin.offline)}\n`);
@@ -54,7 +54,7 @@ ${ADMIN_HELP}`,
     if (name === undefined) throw new UsageError('missing argument: prefix-handles tenants create <name>');
     // As the API's labels: a name for people, 1 to 200 characters.
     if (name.length < 1 || name.length > 200) throw new UsageError(`a tenant's name is 1 to 200 characters (got ${name.length})`);
-    const admin = openAdmin(values);
+    const admin = await openAdmin(values);
     try {
       printIssued(values, await admin.createTenant(name), { name });
     } finally {
@@ -77,7 +77,7 @@ async function change(verb: 'rename' | 'delete', values: Values, args: string[])
     if (typeof values.confirm !== 'string' || values.confirm === '')
       throw new UsageError(`tenants delete deletes ${id} and all its data for good: give its name, --confirm <name> (as 'prefix-handles tenants' lists it)`);
   }
-  const admin = openAdmin(values);
+  const admin = await openAdmin(values);
   try {
     if (verb === 'rename') {
       const renamed = await admin.renameTenant(id, name!);
