@@ -3,7 +3,7 @@
 // when one of them runs (backup, --offline, a time to check), not by `--help` or an API command: about 0.3–0.5 s of
 // a start-up of about 1 s. Checked on the static import graph (not timed): no `import` that is not `import type`
 // reaches those packages from main.ts.
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { dirname, join, normalize } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
@@ -25,7 +25,8 @@ function reachedPackages(entry: string): Map<string, string[]> {
         continue;
       }
       const base = normalize(join(dirname(file), spec));
-      const found = [`${base}.ts`, base.replace(/\.js$/, '.ts'), join(base, 'index.ts')].find((f) => existsSync(join(ROOT, f)));
+      // A file: './x' is x.ts or x.js's x.ts, and a folder ('./providers') its index.ts.
+      const found = [`${base}.ts`, base.replace(/\.js$/, '.ts'), join(base, 'index.ts')].find((f) => statSync(join(ROOT, f), { throwIfNoEntry: false })?.isFile());
       if (!found) throw new Error(`${file}: cannot resolve ${spec}`);
       walk(found, [...chain, file]);
     }
