@@ -595,7 +595,6 @@ export function reconcilingRules(model: ModelEntry): CacheRules {
   return { ...model.cache, minTokens: Number.MAX_SAFE_INTEGER, ttls: [forever], defaultTtl: forever.name };
 }
 
-/** Applies one request to a scope: the simulated cache, and which sources it has now seen. */
 /**
  * After a request is applied (`sim`, its simulated outcome; `segments`, the provider's read and write on its segments):
  * the prefixes the simulation read but the provider wrote again are now that request's write (see `rewrittenBy`); those
@@ -612,6 +611,7 @@ export function noteRewrites(state: ScopeState, id: string, blocks: SimBlock[], 
   state.rewrittenBy.trim();
 }
 
+/** Applies one request to a scope: the simulated cache, and which sources it has now seen. */
 export function advance(state: ScopeState, row: Pick<RequestRow, 'id' | 'segments' | 'cacheTtl'>, blocks: SimBlock[], at: SimTimes, planned?: SimPlan, seen: string[] = blocks.map((b) => b.key)): SimOutcome {
   // A plan the caller already evaluated for these times is recorded as it is, not evaluated again.
   const outcome = planned ? (planned.commit(), planned.outcome) : state.sim.apply({ id: row.id, ...at, blocks, ttl: row.cacheTtl });
