@@ -19,6 +19,7 @@ function comparable(s: ScopeState) {
     lastStart: s.lastStart,
     exactEnds: s.exactEnds.entries(),
     seenKeys: s.seenKeys.entries(),
+    rewrittenBy: s.rewrittenBy.entries(),
   };
 }
 

@@ -225,4 +225,47 @@ describe("a cache scope's snapshot across a restart", () => {
     expect(scopeStates(u)).toBe(scopeStates(replayed));
     for (const t of [u, replayed, h.t]) t.close();
   });
+  it("written before rewrittenBy was kept (format 2) is not read: the scope's rewrites are replayed, and a later read reads the rewrite's premium", async () => {
+    // The first call writes, the second reads, the third finds the entry evicted and writes it again (an eviction the
+    // simulation did not see): the snapshot after it holds that rewrite. One of format 2 has no rewrittenBy part: read,
+    // the fourth call's read went to the first write (read already) and the rewrite's premium showed as unread.
+    const h = await start(3);
+    const turn = async (t: TestApp, read: boolean) => {
+      t.clock.advance(MIN);
+      const client = clientFor(t.app, h.tenant.key);
+      const r = await renderAnthropic(client, { prefix: [h.sys], messages: [{ role: 'user', content: 'q' }] });
+      const cached = r.breakpoints[0]!.token_end;
+      await report(client, t, r, anthropicUsage(promptTokens(r), read ? cached : 0, read ? 0 : cached));
+      await t.services.writes.idle();
+      return cached;
+    };
+    const cached = await turn(h.t, false);
+    await turn(h.t, true);
+    await turn(h.t, false);
+    expect(snapshotRow(h.t)!.rows).toBe(3);
+    let rewrites = 0;
+    const formatTwo = (t: TestApp) => {
+      t.sqlite.prepare('update scope_snapshots set version = 2').run();
+      for (const { chain, part, entries } of t.sqlite.prepare('select chain, part, entries from scope_snapshot_changes').all() as Array<{ chain: string; part: number; entries: string }>) {
+        const changes = JSON.parse(entries) as Record<string, Array<[string, string]>>;
+        for (const name of Object.keys(changes).filter((n) => n.endsWith('.rewrittenBy'))) {
+          rewrites += changes[name]!.filter(([, id]) => id !== '').length;
+          delete changes[name];
+        }
+        t.sqlite.prepare('update scope_snapshot_changes set entries = ? where chain = ? and part = ?').run(JSON.stringify(changes), chain, part);
+      }
+    };
+    const u = restart(h, 'restarted', { every: 3, change: formatTwo });
+    expect(rewrites).toBe(1);
+    const replays = countReplays(u);
+    const replayed = restart(h, 'replayed', { every: 0 });
+    expect(scopeStates(u)).toBe(scopeStates(replayed));
+    expect(replays.get(snapshotRow(u)!.scope)).toBe(3);
+    await turn(u, true);
+    u.clock.advance(10 * MIN);
+    const money = (await clientFor(u.app, h.tenant.key).get(`/v1/reports/handles/${h.sys}`)).json.money;
+    // Sonnet 4.5: $3/M, 5-minute writes 1.25×: a premium of $0.75/M on each of the two writes, both read.
+    expect(money).toMatchObject({ write_premiums_paid: Math.round(2 * cached * 0.75) / 1e6, write_premiums_unread: 0 });
+    for (const t of [u, replayed, h.t]) t.close();
+  });
 });

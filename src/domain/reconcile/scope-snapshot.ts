@@ -12,9 +12,9 @@ import type { ScopeState } from './scopes';
 /**
  * The format written; a snapshot of another is not read (the scope is replayed from its first request). Bump it when
  * the stored state changes shape, or when a migration rewrites what a replay reads: a snapshot holds what the rows
- * gave before.
+ * gave before. 3: the recent map rewrittenBy (a snapshot of 2 has none, where a replay rebuilds it).
  */
-export const SNAPSHOT_VERSION = 2;
+export const SNAPSHOT_VERSION = 3;
 
 /** One state as stored, besides its simulator's entries and its recent keys (in the chain). */
 interface StoredState {
@@ -39,7 +39,7 @@ const NAMES = ['live', 'history'] as const;
 
 /**
  * One part of a chain, per state's map: its simulator's `entries` and `seen` as tuples, in the order they changed (a
- * key alone: gone), and its recent maps' (`exactEnds`, `seenKeys`) entries set since, oldest first (restored in that
+ * key alone: gone), and its recent maps' (`exactEnds`, `seenKeys`, `rewrittenBy`) entries set since, oldest first (restored in that
  * order, then trimmed, they evict as the original: see RecentMap.changes). Tuples, not objects: a long history's whole
  * snapshot is read back at every start.
  */
@@ -90,7 +90,7 @@ export function changesOf(states: States): { changes: Changes; count: number } {
 
 /** The entries the states hold: a chain whose parts hold more than twice as many is written anew (see ScopeStates). */
 export function sizeOf(states: States): number {
-  return NAMES.reduce((n, name) => n + states[name].sim.size + states[name].exactEnds.size + states[name].seenKeys.size, 0);
+  return NAMES.reduce((n, name) => n + states[name].sim.size + states[name].exactEnds.size + states[name].seenKeys.size + states[name].rewrittenBy.size, 0);
 }
 
 /**
