@@ -390,6 +390,10 @@ async function alreadyRecorded(api: Api, calls: Array<{ line: number; call: Call
   const skipped = new Set<number>();
   if (!calls.length) return skipped;
   const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+  const keyOf = ({ call, at }: { call: Call; at: number }) => `${at} ${call.model ?? (typeof call.request.model === 'string' ? call.request.model : '')}`;
+  // Only the listed requests a line could be are kept: the window's other requests (a busy tenant's live traffic, millions
+  // in a month) are paged through, not held.
+  const wanted = new Set(calls.map(keyOf));
   const recorded = new Map<string, Listed[]>();
   let cursor: string | null = null;
   do {
@@ -400,13 +404,13 @@ async function alreadyRecorded(api: Api, calls: Array<{ line: number; call: Call
     for (const r of page.requests) {
       if (r.status !== 'reconciled' || !r.started_at) continue;
       const key = `${Date.parse(r.started_at)} ${r.model}`;
-      (recorded.get(key) ?? recorded.set(key, []).get(key)!).push(r);
+      if (wanted.has(key)) (recorded.get(key) ?? recorded.set(key, []).get(key)!).push(r);
     }
     cursor = page.next_cursor;
   } while (cursor);
-  for (const { line, call, at } of calls) {
-    const model = call.model ?? (typeof call.request.model === 'string' ? call.request.model : '');
-    const same = recorded.get(`${at} ${model}`);
+  for (const c of calls) {
+    const { line, call } = c;
+    const same = recorded.get(keyOf(c));
     if (!same) continue;
     const u = usageOf(call);
     const i = same.findIndex(
