@@ -15,7 +15,7 @@ import { formatsNote, metric, requestLink, settingsNote, sourceLink, thinkingNot
 import { shownRuns, sumClasses, SESSION_BATCHES_SHOWN } from '../../../domain/session-runs';
 import { unknownModel } from '../../../domain/requests';
 import { parseRef } from '../../../domain/ids';
-import { concurrentCost, driftAdvice, expiredUnderMinimum, lifetimeName, requestWhyItems, type RequestWhy } from '../../../domain/reconcile/explain';
+import { driftAdvice, expiredUnderMinimum, lifetimeName, requestWhyItems, type RequestWhy } from '../../../domain/reconcile/explain';
 import { leakedByClass } from '../../../domain/reconcile/waterfall';
 
 const json = (v: unknown) => JSON.stringify(v, null, 2);
