@@ -52,18 +52,6 @@ function normalizeLocated(located: Located): NormalizedUsage {
   return USAGE_PROVIDERS[located.provider].normalize(located.usage, located.path, located.model);
 }
 
-/** Normalises a usage object already known to come from `provider`. */
-export function normalizeUsageAs(
-  provider: UsageProvider,
-  usage: unknown,
-  options: { path?: string; model?: string | null } = {},
-): NormalizedUsage {
-  const path = options.path ?? '';
-  const model = options.model ?? null;
-  if (!isRecord(usage)) throw new UsageShapeError(path, 'usage is not an object');
-  return USAGE_PROVIDERS[provider].normalize(usage, path, model);
-}
-
 /** The provider's own cache-miss explanation on a response body (or a stream event), or null when it carries none. */
 export function extractDiagnostics(response: unknown): ProviderDiagnostics | null {
   if (!isRecord(response)) return null;

@@ -7,7 +7,7 @@ import type { NormalizedUsage, ProviderDiagnostics, StreamUsageAccumulator, Usag
 import type { DiagnosticsReader } from './types';
 
 /** The `object` of a chat completion body (and its stream's chunks). */
-export const CHAT_OBJECTS = new Set(['chat.completion', 'chat.completion.chunk', 'text_completion']);
+const CHAT_OBJECTS = new Set(['chat.completion', 'chat.completion.chunk', 'text_completion']);
 
 export const isChatObject = (body: Json): boolean => typeof body.object === 'string' && CHAT_OBJECTS.has(body.object);
 
