@@ -71,22 +71,6 @@ function sessionOf(c: Context<AppEnv>, services: Services, tenantId: string) {
 }
 
 /**
- * The pointer of the first part of a Gemini body with no field at all, else null. Gemini refuses such a part, and it is
- * what @google/genai sends for a handle block (its converters copy only the fields they know): said before any call.
- */
-function emptyGeminiPart(body: unknown): string | null {
-  if (!isRecord(body)) return null;
-  const lists: Array<[string, unknown]> = [];
-  if (isRecord(body.systemInstruction)) lists.push(['/systemInstruction/parts', body.systemInstruction.parts]);
-  if (Array.isArray(body.contents)) body.contents.forEach((content, i) => isRecord(content) && lists.push([`/contents/${i}/parts`, content.parts]));
-  for (const [at, parts] of lists) {
-    const i = Array.isArray(parts) ? parts.findIndex((p) => isRecord(p) && Object.keys(p).length === 0) : -1;
-    if (i !== -1) return `${at}/${i}`;
-  }
-  return null;
-}
-
-/**
  * A call's body and headers read and checked (everything that can refuse it does so before money is spent), and
  * what to render: its body with the handles of `x-ph-prefix` and `x-ph-session` prepended.
  */
@@ -97,12 +81,9 @@ async function readCall(c: Context<AppEnv>, format: ProxyFormat, deps: TurnDeps,
   checkBody(c, deps.maxBodyBytes);
   const text = await readText(c, deps.maxBodyBytes);
   const caller = inspectBody(text);
-  const empty = format === 'gemini' ? emptyGeminiPart(caller.value) : null;
-  if (empty)
-    throw invalid(
-      empty,
-      'an empty part ({}): @google/genai keeps only the fields it knows, so a handle block ({"type":"handle","ref":…}) in contents or systemInstruction reaches the proxy as {} and its handle is lost; name handles in the x-ph-prefix and x-ph-session headers (httpOptions.headers), or send the body with fetch',
-    );
+  // A part an SDK emptied where a handle block stood: refused before any call, naming the way that works.
+  const dropped = PROXY_FORMATS[format].droppedHandleBlock?.(caller.value);
+  if (dropped) throw invalid(dropped.at, dropped.detail);
   const session = sessionOf(c, services, tenantId);
   const turn = session ? turnMessages(format, caller.value) : [];
   // A turn whose tool calls do not pair with the session's history: refused before money is spent.

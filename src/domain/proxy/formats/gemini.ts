@@ -107,6 +107,25 @@ function geminiReply(): StreamReply {
   };
 }
 
+/**
+ * The pointer of the first part of a Gemini body with no field at all, else null. Gemini refuses such a part, and it is
+ * what @google/genai sends for a handle block (its converters copy only the fields they know): said before any call.
+ */
+function emptyPart(body: unknown): string | null {
+  if (!isRecord(body)) return null;
+  const lists: Array<[string, unknown]> = [];
+  if (isRecord(body.systemInstruction)) lists.push(['/systemInstruction/parts', body.systemInstruction.parts]);
+  if (Array.isArray(body.contents)) body.contents.forEach((content, i) => isRecord(content) && lists.push([`/contents/${i}/parts`, content.parts]));
+  for (const [at, parts] of lists) {
+    const i = Array.isArray(parts) ? parts.findIndex((p) => isRecord(p) && Object.keys(p).length === 0) : -1;
+    if (i !== -1) return `${at}/${i}`;
+  }
+  return null;
+}
+
+const DROPPED_HANDLE =
+  'an empty part ({}): @google/genai keeps only the fields it knows, so a handle block ({"type":"handle","ref":…}) in contents or systemInstruction reaches the proxy as {} and its handle is lost; name handles in the x-ph-prefix and x-ph-session headers (httpOptions.headers), or send the body with fetch';
+
 export const gemini: ProxyFormatRules = {
   messagesKey: 'contents',
   turnMessages: geminiContents,
@@ -119,4 +138,8 @@ export const gemini: ProxyFormatRules = {
   },
   streamReply: geminiReply,
   chunksAsArray: true,
+  droppedHandleBlock(body) {
+    const at = emptyPart(body);
+    return at === null ? null : { at, detail: DROPPED_HANDLE };
+  },
 };

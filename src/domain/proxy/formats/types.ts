@@ -20,6 +20,11 @@ export interface ProxyFormatRules {
   streamReply(): StreamReply;
   /** Whether a streamed answer may come as one JSON array of its chunks (Gemini's streamGenerateContent without ?alt=sse), read as its stream is. */
   chunksAsArray?: boolean;
+  /**
+   * The first part of a body that an SDK emptied where a handle block stood (@google/genai keeps only the part fields it
+   * knows), with what to do instead: refused before any call, as the handle would be lost. Absent: no SDK does that.
+   */
+  droppedHandleBlock?(body: unknown): { at: string; detail: string } | null;
 }
 
 export interface StreamReply {
