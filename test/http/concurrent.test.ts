@@ -63,4 +63,7 @@ it('on a provider that bills no cache write (OpenAI), a concurrent miss paid the
   expect(run.code, run.err).toBe(0);
   expect(run.out).toContain('after this call started, so this call missed it and paid the full input price for it (this provider bills no cache write) (send one call first');
   expect(run.out).not.toContain('paid the write again');
+  // Nor the class line under it (the legend's wording, the page's and the CLI's): no write was paid on this provider.
+  expect(run.out).toContain('concurrent 2,048 tokens in #1: a parallel request');
+  expect([run.out, page].filter((text) => /paid (the|its|the same) write again/.test(text))).toEqual([]);
 });

@@ -101,7 +101,7 @@ describe('why a request is in each class', () => {
   it('no_breakpoint, lookback and concurrent: with the request marks and the provider lookback', () => {
     const segments = [seg(0, 2000, { lookback: 2000 }), seg(2000, 3000, { no_breakpoint: 1000 }), seg(3000, 3500, { concurrent: 500 })];
     expect(requestWhys({ ...base, entry: sonnet, segments, breakpoints: [{ segment: 2 }, { segment: 1 }, { segment: 2 }] })).toEqual([
-      'concurrent 500 tokens in #3: a parallel request paid the same write again: the request that wrote this prefix had not started answering when this one started, and the provider did not read it',
+      'concurrent 500 tokens in #3: a parallel request was still writing the same prefix: it had not started answering when this one started, and the provider did not read it',
       'no_breakpoint 1,000 tokens in #2: no cache breakpoint covered it: the scope sent this prefix before, but no breakpoint ended there, so the provider kept none of it (this request marks after #2–#3); a cache_control mark on the last block of every call\'s newest message (a tool result too) has the next call read all of it',
       "lookback 2,000 tokens in #1: the nearest breakpoint was beyond the provider's lookback: it marks after #2, and the provider looks back 20 blocks from a breakpoint for an earlier entry",
     ]);

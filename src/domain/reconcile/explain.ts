@@ -57,7 +57,7 @@ export const CLASS_HELP = {
   opportunity: 'the same content was referenced before in the same cache scope',
   drift: 'the handle repeated but bytes before it changed',
   expired: 'last read or written longer ago than the cache TTL',
-  concurrent: 'a parallel request paid the same write again',
+  concurrent: 'a parallel request was still writing the same prefix',
   below_minimum: belowMinimumHelp(null),
   no_breakpoint: 'no cache breakpoint covered it',
   lookback: "the nearest breakpoint was beyond the provider's lookback",
@@ -157,7 +157,7 @@ export function requestWhyItems(r: WhyInput): RequestWhy[] {
         break;
       }
       case 'concurrent':
-        why += ': the request that wrote this prefix had not started answering when this one started, and the provider did not read it';
+        why += ': it had not started answering when this one started, and the provider did not read it';
         break;
       case 'below_minimum': {
         const step = rules?.granularity;
