@@ -2373,7 +2373,7 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings. */
+                /** @description The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings, `x-ph-replayed: true` an SDK retry answered with its lost attempt's answer (see README, Retries). */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -2465,7 +2465,7 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings. */
+                /** @description The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings, `x-ph-replayed: true` an SDK retry answered with its lost attempt's answer (see README, Retries). */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -2557,7 +2557,7 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings. */
+                /** @description The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings, `x-ph-replayed: true` an SDK retry answered with its lost attempt's answer (see README, Retries). */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -2743,7 +2743,7 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings. */
+                /** @description The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings, `x-ph-replayed: true` an SDK retry answered with its lost attempt's answer (see README, Retries). */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -2838,7 +2838,7 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings. */
+                /** @description The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings, `x-ph-replayed: true` an SDK retry answered with its lost attempt's answer (see README, Retries). */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -3027,7 +3027,7 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings. */
+                /** @description The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings, `x-ph-replayed: true` an SDK retry answered with its lost attempt's answer (see README, Retries). */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -3122,7 +3122,7 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings. */
+                /** @description The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings, `x-ph-replayed: true` an SDK retry answered with its lost attempt's answer (see README, Retries). */
                 200: {
                     headers: {
                         [name: string]: unknown;

@@ -13,6 +13,7 @@ import { BodyError } from '../body';
 import { fastRoute } from '../fast-route';
 import { handleError, malformedJson, problem, type ProblemCode } from '../problem';
 import { newRouter, type AppEnv } from '../router';
+import { lastTurnCache } from './replay';
 import { providerPath, proxyCount, proxyTurn, type TurnDeps } from './turn';
 import { readAll, requestHeadersFor, responseHeadersFor, Upstream, UpstreamError, type UpstreamProvider } from './upstream';
 
@@ -42,6 +43,8 @@ export function proxyRoutes(deps: AppDeps, services: Services) {
     log: config.log === 'json',
     maxBodyBytes: config.maxBodyBytes,
     order,
+    // The answers of sessions' last turns, kept for an SDK's retry: 64 MiB, each at most 4 MiB (replay.ts).
+    lastTurns: lastTurnCache(),
   };
   // Each authenticates, then answers; its errors are problems in the SDK's shape too.
   const route = (path: string, answer: (c: Context<AppEnv>) => Promise<Response>): [string, Handler<AppEnv>] => [
@@ -175,7 +178,7 @@ export function proxyDocs() {
   const providerBody = { content: { 'application/json': { schema: z.record(z.string(), z.unknown()).openapi({ description: "The provider's own request body; handles may appear as in /v1/render." }) } }, required: true };
   const answer = {
     200: {
-      description: "The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings.",
+      description: "The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings, `x-ph-replayed: true` an SDK retry answered with its lost attempt's answer (see README, Retries).",
       content: { 'application/json': { schema: z.record(z.string(), z.unknown()) }, 'text/event-stream': { schema: z.string() } },
     },
     400: { description: 'malformed_json; invalid_request: a bad ref, or content a session cannot keep; unsupported_media_type: a body not sent as JSON; thinking_prefix_changed: a session\'s thinking would go under another prefix than it was produced under (problem+json with an SDK-shaped `error` member)' },

@@ -17,6 +17,8 @@ export interface RelayHooks {
    * stream is errored, which the adapter answers by writing an error text into the body first.
    */
   dropClient?: () => void;
+  /** Each piece of bytes as it goes to the client. */
+  onForward?: (bytes: Uint8Array) => void;
 }
 
 interface UpstreamBody extends AsyncIterable<Buffer> {
@@ -119,13 +121,17 @@ export function relayEvents(body: UpstreamBody, hooks: RelayHooks): ReadableStre
   return new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
+        const send = (bytes: Buffer) => {
+          hooks.onForward?.(bytes);
+          controller.enqueue(bytes);
+        };
         try {
           for (;;) {
             const next = await iterator.next();
             if (next.done) {
               // Bytes after the last blank line are not an event, but they are the provider's: passed on, unread.
               const { events, rest } = framer.end();
-              for (const frame of [...take(events), rest]) if (frame.length) controller.enqueue(frame);
+              for (const frame of [...take(events), rest]) if (frame.length) send(frame);
               settled = true;
               hooks.onEnd();
               controller.close();
@@ -133,7 +139,7 @@ export function relayEvents(body: UpstreamBody, hooks: RelayHooks): ReadableStre
             }
             const out = take(framer.push(next.value));
             if (out.length) {
-              controller.enqueue(out.length === 1 ? out[0]! : Buffer.concat(out));
+              send(out.length === 1 ? out[0]! : Buffer.concat(out));
               return;
             }
           }

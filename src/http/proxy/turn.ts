@@ -30,6 +30,9 @@ import { relayEvents } from './stream';
 import { credentialFingerprint, credentialsOf, readAll, redactCredentials, requestHeadersFor, responseHeadersFor, UpstreamError, type Upstream, type UpstreamProvider, type UpstreamResponse } from './upstream';
 import { statusOf } from '../problem';
 import { isRecord } from '../../domain/records';
+import { sha256Hex } from '../../domain/digest';
+import type { Lru } from '../../domain/lru';
+import { AnswerBytes, ANSWER_CAP, replayed, type LastTurn, type SentAnswer } from './replay';
 
 export interface TurnDeps {
   services: Services;
@@ -40,6 +43,8 @@ export interface TurnDeps {
   maxBodyBytes: number;
   /** Reconciles each scope's calls in the order they started. */
   order: StartOrder;
+  /** Per session, the turn a proxied call appended last and its answer, until another call is made on it (replay.ts). */
+  lastTurns: Lru<string, LastTurn>;
 }
 
 const PROVIDER: Record<ProxyFormat, UpstreamProvider> = { anthropic: 'anthropic', 'openai-chat': 'openai', 'openai-responses': 'openai', gemini: 'gemini' };
@@ -70,11 +75,32 @@ function sessionOf(c: Context<AppEnv>, services: Services, tenantId: string) {
   return { id: r.handle.id, version: r.version.version, ref: r.ref };
 }
 
+/** What tells a retry from another call: the sha256 of its provider path and body (an SDK sends a retry's bytes again). */
+const requestDigest = (c: Context<AppEnv>, text: string) => {
+  const url = new URL(c.req.url);
+  return sha256Hex(`${url.pathname}${url.search}\n${text}`);
+};
+
+/**
+ * An official SDK's retry (`X-Stainless-Retry-Count` over 0) of the call that appended the session's latest turn:
+ * its timeout fired after the proxy had appended the turn and before the answer reached it. The same path and body,
+ * on the session's latest version, that call's own, with no call made on the session since (a call in between, an
+ * earlier attempt that failed, means the latest turn is not this call's): the answer that call sent, to send again
+ * (and again, to a retry of this retry). Every other model call on a session takes what it left.
+ */
+function lostAnswer(c: Context<AppEnv>, deps: TurnDeps, session: { id: string; version: number }, request: string): SentAnswer | undefined {
+  const last = deps.lastTurns.peek(session.id);
+  const retry = Number(headerOf(c, 'x-stainless-retry-count') ?? '0');
+  if (last?.answer && retry > 0 && last.version === session.version && last.request === request) return last.answer;
+  deps.lastTurns.delete(session.id);
+  return undefined;
+}
+
 /**
  * A call's body and headers read and checked (everything that can refuse it does so before money is spent), and
  * what to render: its body with the handles of `x-ph-prefix` and `x-ph-session` prepended.
  */
-async function readCall(c: Context<AppEnv>, format: ProxyFormat, deps: TurnDeps, model?: string) {
+async function readCall(c: Context<AppEnv>, format: ProxyFormat, deps: TurnDeps, model?: string, modelCall = false) {
   const { services } = deps;
   const { tenantId } = c.get('auth');
   // As on every route: a declared size over the limit is a 413, a body that is not JSON a 415.
@@ -85,6 +111,10 @@ async function readCall(c: Context<AppEnv>, format: ProxyFormat, deps: TurnDeps,
   const dropped = PROXY_FORMATS[format].droppedHandleBlock?.(caller.value);
   if (dropped) throw invalid(dropped.at, dropped.detail);
   const session = sessionOf(c, services, tenantId);
+  // A model call (not a count): an SDK's retry of the call that appended the session's last turn gets its answer again.
+  const request = session && modelCall ? requestDigest(c, text) : '';
+  const replay = session && modelCall ? lostAnswer(c, deps, session, request) : undefined;
+  if (replay) return { replay } as const;
   const turn = session ? turnMessages(format, caller.value) : [];
   // A turn whose tool calls do not pair with the session's history: refused before money is spent.
   if (session) services.handles.checkTurn(tenantId, session.id, session.version, turn, `/${MESSAGES_KEY[format]}`, format === 'anthropic');
@@ -106,7 +136,7 @@ async function readCall(c: Context<AppEnv>, format: ProxyFormat, deps: TurnDeps,
     extraPrefix: [...prefix.map((ref) => ({ ref, pointer: 'header:x-ph-prefix' })), ...(session ? [{ ref: session.ref, pointer: 'header:x-ph-session' }] : [])],
     credentialFingerprint: credentialFingerprint(PROVIDER[format], headersOf(c), c.req.url),
   };
-  return { caller, session, turn, hideUsageChunk, call };
+  return { caller, session, turn, hideUsageChunk, call, request };
 }
 
 /**
@@ -116,7 +146,9 @@ async function readCall(c: Context<AppEnv>, format: ProxyFormat, deps: TurnDeps,
  * instruction, tools) only as `generateContentRequest`: a body the handles changed is sent so, with its model.
  */
 export async function proxyCount(c: Context<AppEnv>, deps: TurnDeps, format: 'anthropic' | 'gemini' = 'anthropic', model?: string): Promise<Response> {
-  const { call } = await readCall(c, format, deps, model);
+  const read = await readCall(c, format, deps, model);
+  if (read.replay) throw new Error('a count is never a replay');
+  const { call } = read;
   let { bodyText } = deps.services.requests.expand(call);
   if (format === 'gemini' && bodyText !== call.bodyText) bodyText = `{"generateContentRequest":{"model":${JSON.stringify(`models/${model}`)}${/^\s*\{\s*\}\s*$/.test(bodyText) ? '' : ','}${bodyText.slice(bodyText.indexOf('{') + 1)}}`;
   const provider = PROVIDER[format];
@@ -135,14 +167,20 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
   const headers = headersOf(c);
 
   // ---- before the call: everything that can refuse the request does so before money is spent ----
-  const { caller, session, turn, hideUsageChunk, call } = await readCall(c, format, deps, model);
+  const read = await readCall(c, format, deps, model, true);
+  // Not called, not recorded: the provider answered this call once, to the attempt whose answer was lost.
+  if (read.replay) {
+    services.metrics.sessionAppends.inc({ result: 'replayed' });
+    return replayed(read.replay);
+  }
+  const { caller, session, turn, hideUsageChunk, call, request } = read;
   const rendered = services.requests.render(call);
   const { requestId } = rendered;
   // On our own problem responses too (502, 504): the request was recorded, and this links to it.
   c.header('x-ph-request-id', requestId);
   // A reply's thinking on a model with preserved thinking's prefix check is kept with the prefix it answered: the body sent.
   const producedUnder = session && REQUEST_FORMATS[format].preservedThinking && checksPrefix(rendered.model.entry) ? rendered.bodyText : null;
-  const record = new Recorder(deps, tenantId, { http: c.get('requestId'), recorded: requestId }, rendered.scope, format, session, turn, producedUnder);
+  const record = new Recorder(deps, tenantId, { http: c.get('requestId'), recorded: requestId }, rendered.scope, format, session && { ...session, request }, turn, producedUnder);
 
   // ---- the call ----
   const signal = c.req.raw.signal;
@@ -179,7 +217,7 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
   }
   if (events) {
     const outgoing = (c.env as Partial<HttpBindings> | undefined)?.outgoing;
-    return new Response(relayTurn(body, format, record, hideUsageChunk, outgoing ? () => outgoing.destroy() : undefined), init);
+    return new Response(relayTurn(body, format, record, hideUsageChunk, outgoing ? () => outgoing.destroy() : undefined, session ? { status: res.status, headers: out } : null), init);
   }
   // Not streamed: the answer comes whole, with its headers.
   record.firstByte();
@@ -201,6 +239,7 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
     const { usageError, ...usage } = chunks ? chunks.usage : usageOfAnswer(format, parsed);
     // The session is appended before the answer goes out: a turn it could not take is said in the header.
     if (record.completed(usage, chunks ? chunks.reply : parsed, usageError) === 'not_appended') out['x-ph-warnings'] = [out['x-ph-warnings'], 'session_not_appended'].filter(Boolean).join(', ');
+    record.sent({ status: res.status, headers: out, body: bytes });
   }
   return new Response(bytes, init);
 }
@@ -280,7 +319,7 @@ function readChunks(format: ProxyFormat, chunks: unknown[]): { usage: ReturnType
 }
 
 /** The answer's events go on as they come; usage and the reply are read on the way. */
-function relayTurn(body: UpstreamResponse['body'], format: ProxyFormat, record: Recorder, hideUsageChunk: boolean, dropClient: (() => void) | undefined) {
+function relayTurn(body: UpstreamResponse['body'], format: ProxyFormat, record: Recorder, hideUsageChunk: boolean, dropClient: (() => void) | undefined, sending: Omit<SentAnswer, 'body'> | null) {
   const usage = createStreamUsageAccumulator(format);
   const reply = createStreamReply(format);
   let usageError: unknown = null;
@@ -292,6 +331,8 @@ function relayTurn(body: UpstreamResponse['body'], format: ProxyFormat, record: 
     return record.completed({ usage: usage.raw() ?? null, normalized: whole, diagnostics: usage.diagnostics() ?? undefined }, reply.succeeded ? reply.response() : null, usageError);
   };
   let answering = false;
+  // With a session: the bytes as the client gets them (the usage chunk held back), kept for an SDK's retry.
+  const sent = sending && new AnswerBytes();
   return relayEvents(body, {
     onEvent(data, event) {
       // A stream's headers come before the provider has read the prompt: it starts answering with its first event
@@ -312,7 +353,11 @@ function relayTurn(body: UpstreamResponse['body'], format: ProxyFormat, record: 
       return !(hideUsageChunk && isUsageChunk(data));
     },
     // A stream that closes without its terminal event: whatever usage arrived (unknown if none).
-    onEnd: finish,
+    onEnd: () => {
+      finish();
+      if (sending) record.sent({ ...sending, body: sent!.bytes() });
+    },
+    onForward: sent ? (bytes) => sent.push(bytes) : undefined,
     onInterrupt: () => record.interrupted(usage.result(), usage.raw()),
     dropClient,
   });
@@ -355,6 +400,8 @@ class Recorder {
   private firstByteAt = 0;
   private startedMs = 0;
   private done = false;
+  /** The session's last turn, when this call appended it: its answer is kept once sent whole (`sent`). */
+  private appended: LastTurn | undefined;
   /** Runs this call's reconciliation once the calls of its scope that started before it have settled. */
   private inOrder: (reconcile: () => void) => void = (reconcile) => reconcile();
 
@@ -365,7 +412,8 @@ class Recorder {
     private readonly ids: { http: string | undefined; recorded: string },
     private readonly scope: string,
     private readonly format: ProxyFormat,
-    private readonly session: { id: string; version: number } | null,
+    /** `request`: the digest that tells an SDK's retry of this call (lostAnswer). */
+    private readonly session: { id: string; version: number; request: string } | null,
     private readonly turn: Message[],
     /** The body sent, when the reply's thinking blocks are kept with their prefix (thinking-prefix.ts). */
     private readonly producedUnder: string | null = null,
@@ -452,7 +500,9 @@ class Recorder {
       const batch = answer ? [...this.turn, this.producedUnder === null ? answer : withPrefixes(answer, this.producedUnder)] : this.turn;
       if (batch.length === 0) return null;
       // If-Match on the rendered version: a concurrent turn on the same session must not interleave with this one.
-      this.deps.services.handles.appendMessages(this.tenantId, this.session.id, batch, this.session.version);
+      const { version } = this.deps.services.handles.appendMessages(this.tenantId, this.session.id, batch, this.session.version);
+      this.appended = { version: version.version, request: this.session.request };
+      this.deps.lastTurns.set(this.session.id, this.appended);
       appends.inc({ result: 'appended' });
       return 'appended';
     } catch (err) {
@@ -463,6 +513,17 @@ class Recorder {
       appends.inc({ result: 'not_appended' });
       return 'not_appended';
     }
+  }
+
+  /**
+   * The answer has gone out whole (body null: over ANSWER_CAP). Kept for an SDK's retry if this call appended the
+   * session's last turn and no call has been made on the session since; else, or over the cap, that retry is a call.
+   */
+  sent(answer: Omit<SentAnswer, 'body'> & { body: Buffer | null }): void {
+    if (!this.session || !this.appended || this.deps.lastTurns.peek(this.session.id) !== this.appended) return;
+    const { body } = answer;
+    if (body && body.length <= ANSWER_CAP) this.deps.lastTurns.set(this.session.id, { ...this.appended, answer: { ...answer, body } });
+    else this.deps.lastTurns.delete(this.session.id);
   }
 
   private observe(phase: 'first_byte' | 'end'): void {
