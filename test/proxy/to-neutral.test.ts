@@ -4,8 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { DomainError } from '../../src/domain/errors';
 import { withIncludeUsage } from '../../src/domain/proxy/body';
-import { createStreamReply } from '../../src/domain/proxy/stream-reply';
-import { replyMessage, turnMessages, UNKEEPABLE, type ProxyFormat } from '../../src/domain/proxy/to-neutral';
+import { createStreamReply, replyMessage, turnMessages, UNKEEPABLE, type ProxyFormat } from '../../src/domain/proxy/to-neutral';
 
 const PNG = 'iVBORw0KGgo=';
 

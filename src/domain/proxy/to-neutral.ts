@@ -15,10 +15,10 @@ import { canonicalJson } from '../canonical-json';
 import { isBlank, isThinking, messageListSchema, type ContentBlock, type Message } from '../content';
 import { DomainError } from '../errors';
 import { nestedTooDeep, protoMember, refuseProtoMembers, validationError } from '../validation';
-import { PROXY_FORMATS, type ProxyFormat } from './formats';
+import { PROXY_FORMATS, type ProxyFormat, type StreamReply } from './formats';
 import { isRecord, UNKEEPABLE, type Json } from './formats/shared';
 
-export type { ProxyFormat } from './formats';
+export type { ProxyFormat, StreamReply } from './formats';
 export { UNKEEPABLE } from './formats/shared';
 export { asGeminiText } from './formats/gemini';
 
@@ -44,7 +44,7 @@ export function turnMessages(format: ProxyFormat, body: Json): Message[] {
  * only); UNKEEPABLE when it cannot be kept whole — kept without a tool call, the next tool output would answer nothing.
  */
 export function replyMessage(format: ProxyFormat, response: unknown): Message | null | typeof UNKEEPABLE {
-  // A stream whose events could not be followed (stream-reply.ts) has no whole reply to keep.
+  // A stream whose events could not be followed (createStreamReply) has no whole reply to keep.
   if (response === UNKEEPABLE) return UNKEEPABLE;
   if (!isRecord(response)) return null;
   // A member the session could not keep as it came (a tool input's __proto__): not kept without it. An answer nested
@@ -82,4 +82,12 @@ export function replyMessage(format: ProxyFormat, response: unknown): Message | 
  */
 export function reasoningNotKept(format: ProxyFormat, body: Json): boolean {
   return PROXY_FORMATS[format].reasoningNotKept?.(body) ?? false;
+}
+
+/**
+ * A streamed answer rebuilt into the provider's non-streaming response shape, so `replyMessage` converts both the same
+ * way; it also says when the stream has delivered its last meaningful event.
+ */
+export function createStreamReply(format: ProxyFormat): StreamReply {
+  return PROXY_FORMATS[format].streamReply();
 }

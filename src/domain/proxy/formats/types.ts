@@ -16,7 +16,7 @@ export interface ProxyFormatRules {
   replyBlocks(response: Json): ContentBlock[];
   /** Whether a body's input holds reasoning a session does not keep (x-ph-warnings `reasoning_not_kept`); absent: never. */
   reasoningNotKept?(body: Json): boolean;
-  /** A fresh rebuilder of a streamed answer into the non-streaming response shape (stream-reply.ts). */
+  /** A fresh rebuilder of a streamed answer into the non-streaming response shape (createStreamReply in to-neutral.ts). */
   streamReply(): StreamReply;
   /** Whether a streamed answer may come as one JSON array of its chunks (Gemini's streamGenerateContent without ?alt=sse), read as its stream is. */
   chunksAsArray?: boolean;
