@@ -241,7 +241,7 @@ describe('where the money leaks', () => {
     await call('gpt-5.4', false);
     t.clock.advance(30 * MIN);
     const minutes = await call('gpt-5.4', false);
-    expect(await page(`/ui/requests/${minutes.request_id}`, key)).toContain('OpenAI keeps it a day with <code>prompt_cache_retention: "24h"</code>');
+    expect(await page(`/ui/requests/${minutes.request_id}`, key)).toContain('OpenAI keeps it a day with <code>prompt_cache_retention: &quot;24h&quot;</code>');
   });
 
   it("calls through no handle per model: each model's figures are the API's no_handle for it, write premiums still within their TTL too", async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { belowMinimumHelp, CLASS_HELP, driftAdvice, expiredUnderMinimum, keepLongerText, requestWhys, type WhyInput } from '../../src/domain/reconcile/explain';
+import { belowMinimumHelp, CLASS_HELP, driftAdvice, expiredUnderMinimum, keepLongerText, longerLifetime, requestWhys, type WhyInput } from '../../src/domain/reconcile/explain';
 import { CLASS_INFO } from '../../src/http/ui/charts';
 
 const sonnet: WhyInput['entry'] = { id: 'claude-sonnet-4-5', provider: 'anthropic', cache: { minTokens: 1024, granularity: null, lookbackBlocks: 20 } };
@@ -147,5 +147,12 @@ describe('why a request is in each class', () => {
     expect(keepLongerText('openai', '24h', true)).toContain('a day is the longest');
     expect(keepLongerText('gemini', '1h', false)).toMatch(/^on this model a hit does not renew it.*explicit cache/);
     expect(keepLongerText('vllm', 'lru', true)).toContain('evicts by memory pressure');
+  });
+
+  it('the CLI says what the request page says (one text: the CLI had dropped "only a call within the day keeps it")', () => {
+    expect(keepLongerText('openai', '24h', true)).toBe('a call within the lifetime keeps it alive; a day is the longest OpenAI keeps a prefix (prompt_cache_retention: "24h"): only a call within the day keeps it');
+    for (const provider of ['anthropic', 'openai', 'gemini', 'vllm'] as const) expect(keepLongerText(provider, '5m', true)).toContain(longerLifetime(provider, '5m').replaceAll('`', ''));
+    // The page's code spans are the backticked parts, balanced.
+    for (const provider of ['anthropic', 'openai', 'gemini', 'vllm'] as const) expect(longerLifetime(provider, '5m').split('`').length % 2).toBe(1);
   });
 });

@@ -265,21 +265,31 @@ export function driftAdvice(d: DriftCause): string | null {
   return `${d.now.source} stands where ${d.before.source} stood: everything after it is written again once; put content that changes often after the handles that stay the same`;
 }
 
-/** How the request's provider keeps a prefix longer than the lifetime it missed (the dashboard's request page says it too). */
-export function keepLongerText(provider: ProviderFamily, ttl: string, refreshOnHit: boolean): string {
-  const keep = refreshOnHit ? 'a call within the lifetime keeps it alive' : 'on this model a hit does not renew it: it lives its lifetime from when it was written';
+/**
+ * How the request's provider keeps a prefix longer than the lifetime it missed (advice for another provider's API does
+ * not help), with what to write in `backticks`: the dashboard's request page shows them as code, the CLI bare.
+ */
+export function longerLifetime(provider: ProviderFamily | undefined, ttl: string): string {
   switch (provider) {
     case 'anthropic':
-      return `${keep}; Anthropic keeps a prefix an hour when its mark asks for "ttl": "1h" (PH_CACHE_TTL=1h for the service's marks)`;
+      return 'Anthropic keeps a prefix an hour when its mark asks for `"ttl": "1h"` (`PH_CACHE_TTL=1h` for the service\'s marks)';
     case 'openai':
-      return ttl === '24h'
-        ? `${keep}; a day is the longest OpenAI keeps a prefix (prompt_cache_retention: "24h")`
-        : `${keep}; OpenAI keeps it a day with prompt_cache_retention: "24h" on the models that offer it`;
+      // Already a day (gpt-5.5's only lifetime, or asked for): asking for "24h" again changes nothing.
+      if (ttl === '24h') return 'a day is the longest OpenAI keeps a prefix (`prompt_cache_retention: "24h"`): only a call within the day keeps it';
+      return 'OpenAI keeps it a day with `prompt_cache_retention: "24h"` on the models that offer it';
     case 'gemini':
-      return `${keep}; Gemini does not document how long its implicit cache keeps a prefix (the catalog assumes ${ttl}): an explicit cache (cachedContents, with a ttl of your choosing, billed per token-hour) keeps it as long as asked`;
+      return `Gemini does not document how long its implicit cache keeps a prefix (a few minutes, by Google's word; the catalog assumes ${ttl}): an explicit cache (\`cachedContents\`, with a \`ttl\` of your choosing, billed per token-hour) keeps it as long as asked`;
     case 'vllm':
-      return `${keep}; a self-hosted server evicts by memory pressure, not time (the lifetime is nominal): more KV-cache memory, or fewer distinct prefixes, keeps it longer`;
+      return "a self-hosted server evicts by memory pressure, not time (the catalog's lifetime is nominal): more KV-cache memory, or fewer distinct prefixes, keeps it longer";
+    default:
+      return 'where the provider offers a longer lifetime, it can be asked for';
   }
+}
+
+/** The CLI's `request`: whether a hit renews the prefix, then how its provider keeps it longer (longerLifetime). */
+export function keepLongerText(provider: ProviderFamily, ttl: string, refreshOnHit: boolean): string {
+  const keep = refreshOnHit ? 'a call within the lifetime keeps it alive' : 'on this model a hit does not renew it: it lives its lifetime from when it was written';
+  return `${keep}; ${longerLifetime(provider, ttl).replaceAll('`', '')}`;
 }
 
 /**

@@ -15,7 +15,7 @@ import { formatsNote, metric, requestLink, settingsNote, sourceLink, thinkingNot
 import { shownRuns, sumClasses, SESSION_BATCHES_SHOWN } from '../../../domain/session-runs';
 import { unknownModel } from '../../../domain/requests';
 import { parseRef } from '../../../domain/ids';
-import { driftAdvice, expiredUnderMinimum, lifetimeName, requestWhyItems, type RequestWhy } from '../../../domain/reconcile/explain';
+import { driftAdvice, expiredUnderMinimum, lifetimeName, longerLifetime, requestWhyItems, type RequestWhy } from '../../../domain/reconcile/explain';
 import { leakedByClass } from '../../../domain/reconcile/waterfall';
 
 const json = (v: unknown) => JSON.stringify(v, null, 2);
@@ -149,7 +149,7 @@ function expiredBlock(e: NonNullable<RequestOutcome['expired']>, late: boolean, 
 <b data-gap="${e.gap_ms}">${span(e.gap_ms)}</b> ${late ? 'before this call was applied to its scope (it was reported after later calls)' : 'before this one'}, longer than its cache lifetime of <b>${lifetimeName(e.ttl, ttls)}</b>. ${
     underMinimum
       ? html`<span data-expired-under-minimum>But ${underMinimum}.</span>`
-      : html`${refreshes ? 'A call within the lifetime keeps it alive' : 'On this model a hit does not renew it: it lives its lifetime from when it was written'}. ${longerLifetime(provider, e.ttl)}`
+      : html`${refreshes ? 'A call within the lifetime keeps it alive' : 'On this model a hit does not renew it: it lives its lifetime from when it was written'}. ${longerLifetimeHtml(provider, e.ttl)}`
   }</p></div>`;
 }
 
@@ -159,22 +159,11 @@ function concurrentBlock(c: NonNullable<RequestOutcome['concurrent']>, startedAt
 Calls sent in parallel over one prefix all pay for it: send one first and the rest once it has started answering (a call with <code>max_tokens: 1</code> warms the cache), and they read it.</p></div>`;
 }
 
-/** How to keep a prefix longer, on the provider the request went to (advice for another provider's API does not help). */
-function longerLifetime(provider: ProviderFamily | undefined, ttl: string): Html {
-  switch (provider) {
-    case 'anthropic':
-      return html`Anthropic keeps a prefix an hour when its mark asks for <code>"ttl": "1h"</code> (<code>PH_CACHE_TTL=1h</code> for the service's marks).`;
-    case 'openai':
-      // Already a day (gpt-5.5's only lifetime, or asked for): asking for "24h" again changes nothing.
-      if (ttl === '24h') return html`A day is the longest OpenAI keeps a prefix (<code>prompt_cache_retention: "24h"</code>): only a call within the day keeps it.`;
-      return html`OpenAI keeps it a day with <code>prompt_cache_retention: "24h"</code> on the models that offer it.`;
-    case 'gemini':
-      return html`Gemini does not document how long its implicit cache keeps a prefix (a few minutes, by Google's word; the catalog assumes ${ttl}): an explicit cache (<code>cachedContents</code>, with a <code>ttl</code> of your choosing, billed per token-hour) keeps it as long as asked.`;
-    case 'vllm':
-      return html`A self-hosted server evicts by memory pressure, not time (the catalog's lifetime is nominal): more KV-cache memory, or fewer distinct prefixes, keeps it longer.`;
-    default:
-      return html`where the provider offers a longer lifetime, it can be asked for.`;
-  }
+/** longerLifetime's advice as a sentence, its `backticked` parts as code. */
+function longerLifetimeHtml(provider: ProviderFamily | undefined, ttl: string): Html {
+  const text = longerLifetime(provider, ttl);
+  const parts = `${text[0]!.toUpperCase()}${text.slice(1)}.`.split('`');
+  return html`${parts.map((part, i) => (i % 2 ? html`<code>${part}</code>` : part))}`;
 }
 
 function mismatchNotice(m: NonNullable<RequestOutcome['total_mismatch']>): Html {
