@@ -368,10 +368,7 @@ function usageProblem(c: Call): string | null {
   const bad = findInvalidJson(pick(c, RECORD_FIELDS));
   if (bad) return formatProblem({ code: 'invalid_request', detail: bad.detail, errors: [{ pointer: bad.pointer, detail: bad.detail }] });
   try {
-    const v = c[field];
-    // A streamed answer's chunks, as the service reads them (a list is read as a response only).
-    if (Array.isArray(v) && field === 'response') listedStreamUsage(v, usageProviderOf(c.format));
-    else normalizeUsage(v, usageProviderOf(c.format));
+    usageOf(c);
     return null;
   } catch (err) {
     if (!(err instanceof UsageShapeError)) throw err;
@@ -433,7 +430,7 @@ interface Listed {
   cache_write_tokens: number | null;
 }
 
-/** The line's usage as the service reads it (the line was checked to be readable: see usageProblem). */
+/** The line's usage as the service reads it: a streamed answer's chunks (a list is read as a response only), else the response or the usage object. */
 function usageOf(c: Call) {
   const provider = usageProviderOf(c.format);
   if (Array.isArray(c.response)) return listedStreamUsage(c.response, provider).usage;
