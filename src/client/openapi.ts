@@ -4249,6 +4249,7 @@ export interface components {
                     acceptsBreakpoints: boolean;
                     implicitBreakpoint?: boolean;
                     supported?: boolean;
+                    lastTokenComputed?: boolean;
                 };
                 price: {
                     /** @enum {string} */

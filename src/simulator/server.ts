@@ -9,6 +9,8 @@
 //   x-simulator-abort-after: <n>    on a stream, write n events, then drop the connection before the final usage
 //   x-simulator-prompt-tokens-details: off   a self-hosted (vLLM entry) model answers as a vLLM server started without
 //                                   --enable-prompt-tokens-details: "prompt_tokens_details": null
+//   x-simulator-overflow-rate: <n>  an OpenAI model's overflow threshold for this call (starts a minute of one prefix
+//                                   and prompt_cache_key one machine serves; `off`: none), in place of `overflowRate`
 
 import { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -22,6 +24,7 @@ import { currentTurnStart, readsProducer, readsThinking } from '../domain/thinki
 import { toolCosts } from '../domain/prompt-tokens';
 import { CacheSimulator, SimulationError, type SimBlock } from '../domain/simulator/cache';
 import { Lru } from '../domain/lru';
+import { machineOf, OVERFLOW_RATE, routeKey, StartWindow } from '../domain/simulator/overflow';
 import { countTokens } from '../domain/tokens';
 import { MAX_JSON_DEPTH, nestedTooDeep } from '../domain/validation';
 import { anthropicError, anthropicMessage, anthropicModelList, anthropicModels, anthropicStreamFrames } from './anthropic';
@@ -42,6 +45,11 @@ export interface SimulatorOptions {
   firstByteDelayMs?: number;
   /** Real delay between streamed events. */
   chunkDelayMs?: number;
+  /**
+   * OpenAI: past this many starts in a minute of one prefix and prompt_cache_key (per API key and model), calls are
+   * routed round-robin over ceil(rate / this) machines, each with its own cache (overflow.ts). Default 15; null: never.
+   */
+  overflowRate?: number | null;
 }
 
 type Json = Record<string, unknown>;
@@ -102,7 +110,11 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
   const clock = opts.clock ?? systemClock;
   const firstByteDelayMs = opts.firstByteDelayMs ?? 0;
   const chunkDelayMs = opts.chunkDelayMs ?? 0;
+  const overflowRate = opts.overflowRate === undefined ? OVERFLOW_RATE : opts.overflowRate;
   const scopes = new Map<string, Scope>();
+  // OpenAI's routes (API key, model, prompt_cache_key, leading prefix): their starts in the last minute, and calls sent.
+  const routeStarts = new StartWindow();
+  const routeSent = new Map<string, number>();
   // Responses kept for `previous_response_id` (those not sent with `store: false`), per API key: each holds the
   // conversation through it (its effective input, then its output), weighed by its JSON size; the least used go first.
   const stored = new Lru<string, StoredResponse>(STORED_RESPONSES_BUDGET, (r) => r.weight);
@@ -164,7 +176,7 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
 
   /** Runs one prompt through the cache of its scope and builds the reply. */
   /** `betas`: the request's anthropic-beta header (with thinking-binding-controls, the response lists what was removed). */
-  function simulate(api: Api, apiKey: string, body: Json, model: string, entry: ModelEntry, betas = ''): Turn {
+  function simulate(api: Api, apiKey: string, body: Json, model: string, entry: ModelEntry, betas = '', threshold = overflowRate): Turn {
     const count = (text: string) => countTokens(text, entry.tokenizer);
     // Refused (a 400) before the cache is touched.
     const choices = api.format === 'openai-chat' ? choiceCount(body) : 1;
@@ -192,8 +204,21 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
           ? openaiReturnsReasoning(model, body)
           : api.format === 'openai-chat' && openaiReasons(model);
     if (entry.cache.implicitBreakpoint) addImplicitBreakpoint(blocks[lastInput], entry.cache, body);
+    // vLLM hashes the prompt as the model reads it, the chat template's reply header included: a prompt sent again is
+    // cached whole, and read but for its last token (readCap).
+    const last = blocks.at(-1);
+    if (entry.cache.lastTokenComputed && last && totalTokens > last.endToken) blocks.push({ key: `${last.key}\nreply`, endToken: totalTokens });
 
-    const scopeKey = JSON.stringify([api.provider, apiKey, model]);
+    // OpenAI past ~15 calls a minute of one prefix and prompt_cache_key: some go to other machines, each its own cache.
+    let overflow: [string, number] | [] = [];
+    if (entry.provider === 'openai' && api.provider === 'openai') {
+      const route = JSON.stringify([apiKey, model, routeKey(typeof body.prompt_cache_key === 'string' ? body.prompt_cache_key : null, blocks)]);
+      const sent = routeSent.get(route) ?? 0;
+      routeSent.set(route, sent + 1);
+      const machine = machineOf(routeStarts.add(route, clock.now()), sent, threshold);
+      if (machine > 0) overflow = [route, machine];
+    }
+    const scopeKey = JSON.stringify([api.provider, apiKey, model, ...overflow]);
     let scope = scopes.get(scopeKey);
     if (!scope) {
       scope = { sim: new CacheSimulator(entry.cache), lastStartedAt: Number.NEGATIVE_INFINITY };
@@ -206,7 +231,7 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     const outcome =
       entry.cache.supported === false
         ? null
-        : scope.sim.apply({ id: `sim_${n}`, startedAt, firstByteAt: startedAt + firstByteDelayMs, blocks, ttl: retentionOf(api, body, entry) });
+        : scope.sim.apply({ id: `sim_${n}`, startedAt, firstByteAt: startedAt + firstByteDelayMs, blocks, ttl: retentionOf(api, body, entry), promptTokens: totalTokens });
 
     // Chat `n`: several choices of one prompt, each its own answer (a tool call gets its own id); counted together.
     const answers: Reply[] = [];
@@ -290,7 +315,7 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     // An `item_reference` is the stored item it names: the model reads, the cache serves and the usage counts that item.
     if (api.format === 'openai-responses' && inputItems(prompt.input).some(isItemReference))
       prompt = { ...prompt, input: inputItems(prompt.input).map((item) => (isItemReference(item) ? referencedItem(apiKey, item.id) : item)) };
-    const turn = simulate(api, apiKey, prompt, model, entry, c.req.header('anthropic-beta'));
+    const turn = simulate(api, apiKey, prompt, model, entry, c.req.header('anthropic-beta'), overflowOf(c, overflowRate));
 
     const requestId = providerId('req_');
     const headers: Record<string, string> =
@@ -485,6 +510,14 @@ function injectedFault(c: Context): void {
   if (!Number.isInteger(status) || status < 400 || status > 599) return;
   const message = status === 529 ? 'Overloaded' : status === 429 ? 'Rate limit exceeded (simulated)' : `Simulated error ${status}`;
   throw new Failure(status, message);
+}
+
+/** The overflow threshold for this call: `x-simulator-overflow-rate` (a positive number, or `off`), else the option's. */
+function overflowOf(c: Context, fallback: number | null): number | null {
+  const raw = c.req.header('x-simulator-overflow-rate');
+  if (raw === 'off') return null;
+  const n = raw === undefined ? Number.NaN : Number(raw);
+  return n > 0 ? n : fallback;
 }
 
 function abortAfter(c: Context): number | null {

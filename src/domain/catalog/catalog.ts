@@ -41,6 +41,7 @@ const cacheRulesShape = {
   acceptsBreakpoints: z.boolean(),
   implicitBreakpoint: z.boolean().optional(),
   supported: z.boolean().optional(),
+  lastTokenComputed: z.boolean().optional(),
 };
 
 const cacheRulesSchema = z.strictObject(cacheRulesShape).superRefine((rules, ctx) => {

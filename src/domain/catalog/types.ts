@@ -47,6 +47,12 @@ export interface CacheRules {
   implicitBreakpoint?: boolean;
   /** false when the model has no prompt cache at all: every prompt token is uncached. Absent = true. */
   supported?: boolean;
+  /**
+   * The last prompt token is always computed, never read (vLLM: it needs that token's logits), so a read is capped at
+   * the prompt's length − 1 before it is cut to whole steps: a 64-token prompt cached whole in 16-token blocks reads 48.
+   * Absent = false.
+   */
+  lastTokenComputed?: boolean;
 }
 
 export interface ModelPrice {

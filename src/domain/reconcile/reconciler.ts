@@ -11,7 +11,7 @@ import { DomainError, invalid, notFound, withPointer } from '../errors';
 import { handleTypeOf, parseRef } from '../ids';
 import { Lru } from '../lru';
 import type { Breakpoint, RenderedSegment } from '../render/request';
-import { stepFloor, type SimBlock, type SimOutcome, type SimPlan, type SimRequest } from '../simulator/cache';
+import { readCap, stepFloor, type SimBlock, type SimOutcome, type SimPlan, type SimRequest } from '../simulator/cache';
 import { MESSAGE_CACHE_SETTINGS } from '../simulator/semantic';
 import { extractDiagnostics, normalizeUsage, usageObjectOf, usageProviderOf, UsageShapeError } from '../usage/normalize';
 import { listedStreamUsage, type ListedStream } from '../usage/stream';
@@ -824,9 +824,12 @@ function blockSpans(o: SimOutcome, ends: number[], segmentOf: number[], seg: num
   return spans;
 }
 
-/** Where a prompt of `total` tokens stops being readable in whole cache steps (no steps: nowhere). */
+/**
+ * Where a prompt of `total` tokens stops being readable in whole cache steps (no steps: nowhere); on vLLM, of its
+ * tokens but the last, which it computes for its logits (readCap): the block holding it is such a tail too.
+ */
 function lastStepEnd(model: ModelEntry, total: number): number {
-  return model.cache.granularity ? stepFloor(model.cache.granularity, total) : Infinity;
+  return model.cache.granularity ? stepFloor(model.cache.granularity, readCap(model.cache, total)) : Infinity;
 }
 
 /** Whether a provider's read is the simulated one, give or take the error of our token positions (see predictedRead). */

@@ -42,6 +42,11 @@ export interface SimRequest {
   /** The lifetime this request's writes get where no breakpoint says (OpenAI `prompt_cache_retention`); else the default. */
   ttl?: string | null;
   blocks: SimBlock[];
+  /**
+   * The prompt's whole length where tokens follow the last block (a chat template's reply header): the length a
+   * `lastTokenComputed` cache caps its read by. Absent: the last block's end.
+   */
+  promptTokens?: number;
 }
 
 export type MissReason =
@@ -280,7 +285,7 @@ export class CacheSimulator {
         }
       }
     }
-    const readTokens = match === null ? 0 : this.roundDown(endOf(blocks, match));
+    const readTokens = match === null ? 0 : this.roundDown(Math.min(endOf(blocks, match), readCap(this.rules, req.promptTokens ?? total)));
     const hitBlock = readTokens > 0 ? match : null;
 
     // --- writes
@@ -394,7 +399,9 @@ export class CacheSimulator {
     let best: Exclude<MissReason, 'granularity'> = 'not_seen';
     for (let j = n - 1; j >= 0; j--) {
       if (match !== null && j <= match) {
-        // Matched but not read: the tail after the last increment boundary (or all of it when rounded to 0).
+        // Matched but not read: the tail after the last increment boundary (or all of it when rounded to 0), and on a
+        // `lastTokenComputed` cache (vLLM) the block holding the prompt's last token, cut off with it: both are
+        // `granularity`, the tail no cache reads (the waterfall's below_minimum).
         out[j] = 'granularity';
         continue;
       }
@@ -536,6 +543,15 @@ export function stepFloor(g: CacheRules['granularity'], tokens: number): number 
   return tokens < g.first ? 0 : g.first + Math.floor((tokens - g.first) / g.step) * g.step;
 }
 
+/**
+ * The most a cache under `rules` reads of a prompt of `promptTokens` before the cut to whole steps: all of it, or with
+ * `lastTokenComputed` (vLLM) all but its last token, which is computed for its logits (vllm/v1/core/kv_cache_manager.py
+ * get_computed_blocks: `max_cache_hit_length = request.num_tokens - 1`).
+ */
+export function readCap(rules: Pick<CacheRules, 'lastTokenComputed'>, promptTokens: number): number {
+  return rules.lastTokenComputed ? promptTokens - 1 : promptTokens;
+}
+
 /** When an entry can be read: its writer's first byte, or with an unknown one and `late`, the writer's end. */
 function readableFrom(e: Entry, late: boolean): number {
   return late ? (e.lateReadableAt ?? e.readableAt) : e.readableAt;
@@ -562,6 +578,8 @@ function validateRequest(req: SimRequest): void {
   if (req.firstByteAt !== null && !Number.isFinite(req.firstByteAt)) {
     throw new SimulationError('invalid_request', `request ${req.id}: firstByteAt is not a number`);
   }
+  if (req.promptTokens !== undefined && !(Number.isFinite(req.promptTokens) && req.promptTokens >= (req.blocks.at(-1)?.endToken ?? 0)))
+    throw new SimulationError('invalid_request', `request ${req.id}: promptTokens ${req.promptTokens} is under its blocks' end`);
   let prev = 0;
   req.blocks.forEach((b, i) => {
     if (!Number.isFinite(b.endToken) || b.endToken <= prev) {
