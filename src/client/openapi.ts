@@ -4369,6 +4369,11 @@ export interface components {
                 writer_started_at: number;
                 readable_at: number;
             };
+            /** @description Set on an OpenAI call with `unconfirmed` tokens when its `prompt_cache_key` (null: none) and leading prefix (its first ~256 tokens) started more than 15 calls in the minute through its start (`starts`, this one included): OpenAI routes such a burst to more machines, whose caches do not hold the prefix. Counted from the reports as they came since the service started. */
+            overflow?: {
+                prompt_cache_key: string | null;
+                starts: number;
+            };
             /** @description Set when the provider gave no prompt total (capture `unknown`): the model's calibration ratio (provider / estimated tokens, from this tenant's earlier reports) the segments' estimates were scaled by. Absent: the provider's total was used, or there was no calibration yet (the estimates as they are). */
             calibrated_by?: number;
             /** @description The provider's prompt total is under half or over twice the rendered estimate (and over 1,024 tokens away): likely not the request rendered (a wrong request_id, a body changed after rendering) or images, estimated as text. Attribution is still scaled to the provider's total; the report is left out of calibration. */

@@ -120,6 +120,13 @@ export const OutcomeSchema = z
         description:
           "Set when tokens were `concurrent`: the earlier call that wrote the prefix (`writer`, a request id), its start, and when its write became readable (epoch ms: its first byte, or its end when that was not reported) — after this call started, so this call paid the same write again.",
       }),
+    overflow: z
+      .object({ prompt_cache_key: z.string().nullable(), starts: int })
+      .optional()
+      .openapi({
+        description:
+          "Set on an OpenAI call with `unconfirmed` tokens when its `prompt_cache_key` (null: none) and leading prefix (its first ~256 tokens) started more than 15 calls in the minute through its start (`starts`, this one included): OpenAI routes such a burst to more machines, whose caches do not hold the prefix. Counted from the reports as they came since the service started.",
+      }),
     calibrated_by: z
       .number()
       .optional()

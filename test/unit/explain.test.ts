@@ -84,6 +84,28 @@ describe('why a request is in each class', () => {
     );
   });
 
+  it("vLLM's last block: the prompt's last token is computed, so its last whole block ends a block sooner; not on an earlier segment", () => {
+    const vllm: WhyInput['entry'] = { id: 'vllm', provider: 'vllm', cache: { minTokens: 16, granularity: { first: 16, step: 16 }, lookbackBlocks: null, lastTokenComputed: true } };
+    const at = (segments: ReturnType<typeof seg>[]) => requestWhys({ ...base, entry: vllm, predicted_read: 32, provider_read: 32, provider_write: null, segments });
+    expect(at([seg(0, 20, { captured: 20 }), seg(20, 48, { captured: 12, below_minimum: 16 })])).toEqual([
+      "below_minimum 16 tokens in #2: past its last whole cache step (vLLM caches in 16-token blocks: up to 15 tokens at a prompt's end are never read; it computes a prompt's last token for its logits, so a prompt cached whole reads up to its length − 1, in whole blocks): the prompt through #2 is 48 tokens, its last whole step ends at 32",
+    ]);
+    // The same tail without the rule (another block size, an override): its last whole block is the length's.
+    const plain = { ...vllm!, cache: { ...vllm!.cache, lastTokenComputed: false } };
+    expect(requestWhys({ ...base, entry: plain, predicted_read: 48, provider_read: 48, provider_write: null, segments: [seg(0, 20, { captured: 20 }), seg(20, 50, { captured: 28, below_minimum: 2 })] })).toEqual([
+      "below_minimum 2 tokens in #2: past its last whole cache step (vLLM caches in 16-token blocks: up to 15 tokens at a prompt's end are never read): the prompt through #2 is 50 tokens, its last whole step ends at 48",
+    ]);
+  });
+
+  it('unconfirmed on an OpenAI burst past ~15 a minute: the overflow and what to do; absent without it', () => {
+    const segments = [seg(0, 2176, { unconfirmed: 2176 }), seg(2176, 2177, { below_minimum: 1 })];
+    const lines = (overflow?: WhyInput['overflow']) => requestWhys({ ...base, entry: gpt, predicted_read: 2176, provider_read: 0, provider_write: null, segments, ...(overflow ? { overflow } : {}) }).find((l) => l.startsWith('unconfirmed'));
+    expect(lines({ prompt_cache_key: null, starts: 21 })).toBe(
+      'unconfirmed 2,176 tokens in #1: predicted, but the provider did not report it as read: predicted read 2,176, the provider read 0 (eviction, another account, or a concurrent first write); 21 calls with no prompt_cache_key and this prefix started in the minute through this one, past the ~15 a minute OpenAI serves from one machine: it routes the rest to other machines, whose caches do not hold the prefix yet; keep each prefix and key under ~15 a minute — a prompt_cache_key per conversation (a session named first is its own key) or per shard of the traffic',
+    );
+    expect(lines()).toBe('unconfirmed 2,176 tokens in #1: predicted, but the provider did not report it as read: predicted read 2,176, the provider read 0 (eviction, another account, or a concurrent first write)');
+  });
+
   it('unconfirmed and bonus: predicted against read; unknown: why it is unknown', () => {
     const segments = [seg(0, 1500, { captured: 1000, unconfirmed: 500 }), seg(1500, 1600, { cold: 100 }), seg(1600, 1700, { cold: 100 }), seg(1700, 1800, { unconfirmed: 100 })];
     expect(requestWhys({ ...base, entry: sonnet, segments, predicted_read: 1600, provider_read: 1000 })).toEqual([

@@ -45,6 +45,7 @@ interface Outcome {
   total_mismatch?: { estimated: number; reported: number };
   provider_history?: { field: string; tokens: number; read: number | null };
   first_in_scope?: true;
+  overflow?: { prompt_cache_key: string | null; starts: number };
 }
 
 /** GET /v1/requests/{id}: the fields this command shows. */
@@ -139,7 +140,7 @@ function requestText(r: RequestView, entry: Entry | undefined): string {
   // Every other class's why, in the legend's words, with this request's figures.
   if (o && u)
     parts.push(
-      ...requestWhys({ entry, segments: o.segments.map((x, i) => ({ ...x, section: r.segments[i]?.section })), breakpoints: r.breakpoints, predicted_read: o.predicted.read, predicted_write: o.predicted.write, provider_read: o.capture === 'unknown' ? null : o.provider.read, provider_write: o.provider.write, complete: u.complete, first_in_scope: o.first_in_scope }).map(printable),
+      ...requestWhys({ entry, segments: o.segments.map((x, i) => ({ ...x, section: r.segments[i]?.section })), breakpoints: r.breakpoints, predicted_read: o.predicted.read, predicted_write: o.predicted.write, provider_read: o.capture === 'unknown' ? null : o.provider.read, provider_write: o.provider.write, complete: u.complete, first_in_scope: o.first_in_scope, overflow: o.overflow }).map(printable),
     );
   // Evidence beside our own cause: what the provider said about its miss, as it said it.
   if (r.diagnostics) parts.push(printable(`the provider's own explanation${r.diagnostics.cache_miss_reason ? `: ${r.diagnostics.cache_miss_reason}` : ''} (${JSON.stringify(r.diagnostics.raw)})`));

@@ -2,7 +2,7 @@
 // why its tokens are in each class, with that request's own figures.
 
 import type { CacheRules, ProviderFamily } from '../catalog/types';
-import { stepFloor } from '../simulator/cache';
+import { readCap, stepFloor } from '../simulator/cache';
 import { overlap } from './attribution';
 
 const n = (x: number) => Math.round(x).toLocaleString('en-US');
@@ -11,6 +11,7 @@ const PROVIDER_NAMES: Record<ProviderFamily, string> = { anthropic: 'Anthropic',
 const UNDER_MINIMUM = "the prefix is shorter than the model's minimum cacheable length";
 const PAST_STEP = 'past its last whole cache step';
 const NO_CACHE = 'the model has no prompt cache';
+const LAST_TOKEN = "it computes a prompt's last token for its logits, so a prompt cached whole reads up to its length − 1, in whole blocks";
 /** What helps a prefix under the minimum: neither a mark nor a lifetime does. */
 const UNDER_MINIMUM_FIX =
   'no breakpoint or longer lifetime caches it: more of what every call sends the same (tools, documents, in one bundle before what changes) to clear the minimum, or a model with a lower one, would';
@@ -75,7 +76,7 @@ export const WHY_CLASSES = ['cold', 'concurrent', 'below_minimum', 'no_breakpoin
 /** One reconciled request, as GET /v1/requests/{id} shows it, and the catalog entry it was priced as (when at hand). */
 export interface WhyInput {
   /** The catalog entry's id, `provider` and cache rules; absent: the figures that need them are left out. */
-  entry?: { id: string; provider: ProviderFamily; cache: Pick<CacheRules, 'minTokens' | 'granularity' | 'lookbackBlocks' | 'supported'> };
+  entry?: { id: string; provider: ProviderFamily; cache: Pick<CacheRules, 'minTokens' | 'granularity' | 'lookbackBlocks' | 'supported' | 'lastTokenComputed'> };
   /**
    * The outcome's segments: provider-scaled token spans (those the simulation compared), their classes, and the
    * provider's read and write within each (null or absent: not reported).
@@ -93,6 +94,8 @@ export interface WhyInput {
   complete: boolean;
   /** The first call of its cache scope (the outcome's `first_in_scope`): all of it was new, inline content too. */
   first_in_scope?: boolean;
+  /** The outcome's `overflow`: an OpenAI call of a prefix and prompt_cache_key past ~15 starts a minute. */
+  overflow?: { prompt_cache_key: string | null; starts: number };
 }
 
 /** "#1", "#2–#4, #7": segments numbered from 1, runs joined. */
@@ -164,8 +167,11 @@ export function requestWhyItems(r: WhyInput): RequestWhy[] {
         if (!rules) why = belowMinimumHelp(null);
         else if (rules.supported === false) why = `${NO_CACHE}: ${model} caches nothing`;
         else if (step && step.step > 1 && end > rules.minTokens) {
-          const floor = stepFloor(step, end);
-          why = `${PAST_STEP} (${stepsNote(r.entry!.provider, step.step)}): the prompt through ${segmentList([last])} is ${n(end)} tokens, its last whole step ends at ${n(floor)}`;
+          // At the prompt's end, a cache that computes the last token (vLLM) reads up to the length − 1 (readCap).
+          const capped = rules.lastTokenComputed === true && last === r.segments.length - 1;
+          const floor = stepFloor(step, capped ? readCap(rules, end) : end);
+          const note = capped ? `; ${LAST_TOKEN}` : '';
+          why = `${PAST_STEP} (${stepsNote(r.entry!.provider, step.step)}${note}): the prompt through ${segmentList([last])} is ${n(end)} tokens, its last whole step ends at ${n(floor)}`;
         } else why = `${UNDER_MINIMUM}: through ${segmentList([last])} it is ${n(end)} tokens, under ${model}'s minimum of ${n(rules.minTokens)}; ${UNDER_MINIMUM_FIX}`;
         break;
       }
@@ -182,6 +188,7 @@ export function requestWhyItems(r: WhyInput): RequestWhy[] {
       }
       case 'unconfirmed':
         why += `: predicted read ${n(r.predicted_read)}, the provider read ${n(r.provider_read ?? 0)} (eviction, another account, or a concurrent first write)`;
+        if (r.overflow) why += `; ${overflowText(r.overflow)}`;
         break;
       case 'unknown':
         why = `${r.complete ? 'the provider reported no cache fields' : 'the answer ended before its usage'}: not counted as a miss (predicted read ${n(r.predicted_read)})`;
@@ -193,6 +200,15 @@ export function requestWhyItems(r: WhyInput): RequestWhy[] {
     out.push({ cls, tokens: count, segments: segmentList(held), why });
   }
   return out;
+}
+
+/**
+ * An OpenAI burst past its routing rate, and what to do: OpenAI's own advice, each prefix and key under the rate. The
+ * service's key is `ph-<leading handle id>`; a session named first is its own key already.
+ */
+export function overflowText(o: { prompt_cache_key: string | null; starts: number }): string {
+  const key = o.prompt_cache_key === null ? 'no prompt_cache_key' : `prompt_cache_key ${o.prompt_cache_key}`;
+  return `${n(o.starts)} calls with ${key} and this prefix started in the minute through this one, past the ~15 a minute OpenAI serves from one machine: it routes the rest to other machines, whose caches do not hold the prefix yet; keep each prefix and key under ~15 a minute — a prompt_cache_key per conversation (a session named first is its own key) or per shard of the traffic`;
 }
 
 const COLD_SENT = 'first sent in this cache scope: nothing earlier to read';

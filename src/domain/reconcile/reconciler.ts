@@ -11,6 +11,7 @@ import { DomainError, invalid, notFound, withPointer } from '../errors';
 import { handleTypeOf, parseRef } from '../ids';
 import { Lru } from '../lru';
 import type { Breakpoint, RenderedSegment } from '../render/request';
+import { OVERFLOW_RATE, routeKey } from '../simulator/overflow';
 import { readCap, stepFloor, type SimBlock, type SimOutcome, type SimPlan, type SimRequest } from '../simulator/cache';
 import { MESSAGE_CACHE_SETTINGS } from '../simulator/semantic';
 import { extractDiagnostics, normalizeUsage, usageObjectOf, usageProviderOf, UsageShapeError } from '../usage/normalize';
@@ -97,6 +98,12 @@ export interface RequestOutcome extends RecordedOutcome {
    * and on outcomes recorded before it was kept.
    */
   first_in_scope?: true;
+  /**
+   * Set on an OpenAI call with `unconfirmed` tokens whose prompt_cache_key (null: none) and leading prefix started more
+   * than ~15 calls in the minute through its start, this one included (`starts`): OpenAI sends some of such a burst to
+   * other machines, whose caches do not hold the prefix.
+   */
+  overflow?: { prompt_cache_key: string | null; starts: number };
 }
 
 /**
@@ -570,6 +577,11 @@ export class Reconciler {
     // An `expired` leak says how long the prefix had been unused, against its lifetime.
     if (outcomeSim.expired && segOutcomes.some((s) => s.classes.expired > 0))
       outcome.expired = { last_used_at: outcomeSim.expired.lastUsedAt, gap_ms: simStart - outcomeSim.expired.lastUsedAt, ttl: outcomeSim.expired.ttl };
+    // OpenAI past ~15 starts a minute of one prefix and prompt_cache_key: an `unconfirmed` read may be an overflow's.
+    if (model.provider === 'openai') {
+      const starts = state.routeStarts.add(routeKey(request.promptCacheKey, blocks), startedAt);
+      if (starts > OVERFLOW_RATE && segOutcomes.some((s) => s.classes.unconfirmed > 0)) outcome.overflow = { prompt_cache_key: request.promptCacheKey, starts };
+    }
     // A `concurrent` leak names the call whose write it paid again, and when that write became readable.
     if (outcomeSim.concurrent && segOutcomes.some((s) => s.classes.concurrent > 0))
       outcome.concurrent = { writer: outcomeSim.concurrent.writtenBy, writer_started_at: outcomeSim.concurrent.writerStartedAt, readable_at: outcomeSim.concurrent.readableAt };

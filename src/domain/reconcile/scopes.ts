@@ -4,6 +4,7 @@ import type { ModelCatalog } from '../catalog/catalog';
 import type { CacheRules, ModelEntry } from '../catalog/types';
 import { Lru } from '../lru';
 import type { Breakpoint, RenderedSegment } from '../render/request';
+import { OVERFLOW_WINDOW_MS, StartWindow } from '../simulator/overflow';
 import { CacheSimulator, type SimBlock, type SimOutcome, type SimPlan, type SimRequest } from '../simulator/cache';
 import { scaleLengths, splitEvenly, type Pin } from './attribution';
 import { sha256Hex } from '../digest';
@@ -39,9 +40,17 @@ export interface ScopeState {
    * read already). '' once the simulation writes the prefix itself. Oldest first, bounded.
    */
   rewrittenBy: RecentMap<string, string>;
+  /**
+   * Starts of the scope's calls by OpenAI route (prompt_cache_key and leading prefix, overflow.ts) in the last minute or
+   * two: past ~15 a minute OpenAI sends some to other machines. Kept from reports as they come (not in snapshots, not
+   * replayed): a restart forgets the minute before it.
+   */
+  routeStarts: StartWindow;
 }
 
 const SEEN_KEYS_MAX = 8192;
+
+const ROUTES_MAX = 1024;
 
 const EXACT_ENDS_MAX = 4096;
 
@@ -575,7 +584,7 @@ interface Stored {
 }
 
 function newLoad(scope: string, rules: CacheRules): Loaded {
-  const fresh = (): ScopeState => ({ sim: new CacheSimulator(rules), seenSources: new Set(), lastRequestBySource: new Map(), firstStart: Infinity, lastStart: -Infinity, exactEnds: new RecentMap(EXACT_ENDS_MAX), seenKeys: new RecentMap(SEEN_KEYS_MAX), rewrittenBy: new RecentMap(SEEN_KEYS_MAX) });
+  const fresh = (): ScopeState => ({ sim: new CacheSimulator(rules), seenSources: new Set(), lastRequestBySource: new Map(), firstStart: Infinity, lastStart: -Infinity, exactEnds: new RecentMap(EXACT_ENDS_MAX), seenKeys: new RecentMap(SEEN_KEYS_MAX), rewrittenBy: new RecentMap(SEEN_KEYS_MAX), routeStarts: new StartWindow(OVERFLOW_WINDOW_MS, ROUTES_MAX) });
   return { scope, rules, live: fresh(), history: fresh(), catalog: new Set(), rows: 0, since: 0, unsettled: 0, stored: null, writing: null, behind: false };
 }
 

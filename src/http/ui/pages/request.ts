@@ -72,6 +72,7 @@ export function requestPage(row: RequestRow, pruned?: (id: string) => boolean, e
         provider_write: outcome.provider.write,
         complete: usage?.complete ?? true,
         first_in_scope: outcome.first_in_scope,
+        overflow: outcome.overflow,
       })
     : [];
   // The legend keys the bar's colours; a class explained below with this request's figures needs no general words there.
