@@ -32,6 +32,7 @@ import { QueryParams } from './http/query-params';
 import type { AppEnv } from './http/router';
 import { adminRoutes } from './http/routes/admin';
 import { EXPAND_PATH, expandRoute, handleRoutes } from './http/routes/handles';
+import { withOtherErrors } from './http/schemas';
 import type { Store } from './store/store';
 
 export interface AppDeps {
@@ -253,15 +254,18 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', { type: 'http', scheme: 'bearer', description: 'A tenant API key (phk_…).' });
   app.openAPIRegistry.registerComponent('securitySchemes', 'adminKey', { type: 'http', scheme: 'bearer', description: 'The operator\'s PH_ADMIN_KEY.' });
-  app.doc31('/openapi.json', {
-    openapi: '3.1.0',
+  const documentObject = {
+    openapi: '3.1.0' as const,
     info: {
       title: 'prefix-handles',
       version: '0.1.0',
       description: 'Durable prompt state behind opaque handles, byte-stable prefixes, and per-handle prompt-cache reuse reports. Errors are application/problem+json with a stable `code`. A query parameter a route does not list is refused (422 `invalid_request` at `query:<name>`), never ignored; `_` (a cache buster) is taken everywhere.',
     },
+    // Relative: the service's own origin, wherever it is deployed (a generated client takes its base URL from here).
+    servers: [{ url: '/', description: 'This service: the origin that served this document' }],
     security: [{ apiKey: [] }],
-  });
+  };
+  app.get('/openapi.json', (c) => c.json(withOtherErrors(app.getOpenAPI31Document(documentObject))));
 
   // A documented path asked with another method: 405 naming the methods it takes (the document lists every route).
   let allowed: Array<{ path: RegExp; method: string }> | undefined;

@@ -13,152 +13,11 @@ export interface paths {
         put?: never;
         post?: never;
         /** Delete a tenant and every row of its data (its keys first) */
-        delete: {
-            parameters: {
-                query: {
-                    /** @description The tenant's name (compared ignoring case and extra whitespace): a wrong id is refused, not a team's history deleted. */
-                    confirm: string;
-                };
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Deleted: no row of it is left */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["TenantDeleted"];
-                    };
-                };
-                /** @description unauthorized: missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description not_found: no such handle (or request) for this tenant */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description invalid_request: every failing path is listed in errors[] */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        delete: operations["deleteTenant"];
         options?: never;
         head?: never;
         /** Rename a tenant (names unique, as on creation) */
-        patch: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        name: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description The tenant with its new name, as GET /v1/tenants lists it */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Tenant"];
-                    };
-                };
-                /** @description malformed_json: the body is not JSON */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description unauthorized: missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description not_found: no such handle (or request) for this tenant */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description tenant_name_taken: another tenant has this name (compared ignoring case and extra whitespace); `tenant` names it */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description payload_too_large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description unsupported_media_type: send application/json */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description invalid_request: every failing path is listed in errors[] */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        patch: operations["renameTenant"];
         trace?: never;
     };
     "/v1/tenants": {
@@ -169,135 +28,10 @@ export interface paths {
             cookie?: never;
         };
         /** List the tenants and their keys (ids and hints, never a secret) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Every tenant, oldest first, with its keys; and the deletions not finished, with what is left of each */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["TenantList"];
-                    };
-                };
-                /** @description unauthorized: missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description invalid_request: every failing path is listed in errors[] */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["listTenants"];
         put?: never;
         /** Create a tenant and its first API key */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        name: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description The tenant and its key (shown once) */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["IssuedKey"];
-                    };
-                };
-                /** @description malformed_json: the body is not JSON */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description unauthorized: missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description not_found: no such handle (or request) for this tenant */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description tenant_name_taken: another tenant has this name (compared ignoring case and extra whitespace); `tenant` names it */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description payload_too_large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description unsupported_media_type: send application/json */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description invalid_request: every failing path is listed in errors[] */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["createTenant"];
         delete?: never;
         options?: never;
         head?: never;
@@ -314,86 +48,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Issue another API key for a tenant */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: {
-                content: {
-                    "application/json": Record<string, never>;
-                };
-            };
-            responses: {
-                /** @description The new key (shown once) */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["IssuedKey"];
-                    };
-                };
-                /** @description malformed_json: the body is not JSON */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description unauthorized: missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description not_found: no such handle (or request) for this tenant */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description payload_too_large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description unsupported_media_type: send application/json */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description invalid_request: every failing path is listed in errors[] */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["issueKey"];
         delete?: never;
         options?: never;
         head?: never;
@@ -410,95 +65,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Replace a key: issue a new one, revoke the old */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: {
-                content: {
-                    "application/json": Record<string, never>;
-                };
-            };
-            responses: {
-                /** @description The new key (shown once) */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["IssuedKey"];
-                    };
-                };
-                /** @description malformed_json: the body is not JSON */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description unauthorized: missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description not_found: no such handle (or request) for this tenant */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description conflict: the key was revoked */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description payload_too_large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description unsupported_media_type: send application/json */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description invalid_request: every failing path is listed in errors[] */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["rotateKey"];
         delete?: never;
         options?: never;
         head?: never;
@@ -515,90 +82,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Delete requests rendered more than N days ago, with their detail (reports keep their figures) */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /**
-                         * @description Requests rendered more than this many days ago are deleted (at least 1).
-                         * @example 30
-                         */
-                        older_than_days: number;
-                    };
-                };
-            };
-            responses: {
-                /** @description What was removed, and what was kept */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["PruneResult"];
-                    };
-                };
-                /** @description malformed_json: the body is not JSON */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description unauthorized: missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description not_found: no such handle (or request) for this tenant */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description payload_too_large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description unsupported_media_type: send application/json */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description invalid_request: every failing path is listed in errors[] */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["pruneRequests"];
         delete?: never;
         options?: never;
         head?: never;
@@ -616,53 +100,7 @@ export interface paths {
         put?: never;
         post?: never;
         /** Revoke a key */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Revoked */
-                204: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description unauthorized: missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description not_found: no such handle (or request) for this tenant */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description invalid_request: every failing path is listed in errors[] */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        delete: operations["revokeKey"];
         options?: never;
         head?: never;
         patch?: never;
@@ -678,84 +116,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Mint an artifact (version 1) */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["CreateArtifact"];
-                };
-            };
-            responses: {
-                /** @description Created */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["MintResult"];
-                    };
-                };
-                /** @description malformed_json: the body is not JSON */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description unauthorized: missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description not_found: no such handle (or request) for this tenant */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description payload_too_large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description unsupported_media_type: send application/json */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description invalid_request: every failing path is listed in errors[] */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["createArtifact"];
         delete?: never;
         options?: never;
         head?: never;
@@ -775,113 +136,7 @@ export interface paths {
          * Make the next artifact version
          * @description Content equal to the latest version returns that version with 200 instead of minting a duplicate.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["NewArtifactVersion"];
-                };
-            };
-            responses: {
-                /** @description Unchanged: the latest version */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["MintResult"];
-                    };
-                };
-                /** @description Created */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["MintResult"];
-                    };
-                };
-                /** @description malformed_json: the body is not JSON */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description unauthorized: missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description not_found: no such handle (or request) for this tenant */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description version_conflict or handle_in_use */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description gone: the handle was deleted */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description payload_too_large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description unsupported_media_type: send application/json */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description invalid_request: every failing path is listed in errors[] */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["createArtifactVersion"];
         delete?: never;
         options?: never;
         head?: never;
@@ -898,102 +153,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Create a bundle of artifacts and bundles, pinned */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["CreateBundle"];
-                };
-            };
-            responses: {
-                /** @description Created */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["MintResult"];
-                    };
-                };
-                /** @description malformed_json: the body is not JSON */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description unauthorized: missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description not_found: no such handle (or request) for this tenant */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description version_conflict or handle_in_use */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description gone: the handle was deleted */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description payload_too_large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description unsupported_media_type: send application/json */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description invalid_request: every failing path is listed in errors[] */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["createBundle"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1010,113 +170,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Make the next bundle version */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["NewBundleVersion"];
-                };
-            };
-            responses: {
-                /** @description Unchanged: the latest version */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["MintResult"];
-                    };
-                };
-                /** @description Created */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["MintResult"];
-                    };
-                };
-                /** @description malformed_json: the body is not JSON */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description unauthorized: missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description not_found: no such handle (or request) for this tenant */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description version_conflict or handle_in_use */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description gone: the handle was deleted */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description payload_too_large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description unsupported_media_type: send application/json */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description invalid_request: every failing path is listed in errors[] */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["createBundleVersion"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1133,102 +187,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Start a session */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["CreateSession"];
-                };
-            };
-            responses: {
-                /** @description Created */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["MintResult"];
-                    };
-                };
-                /** @description malformed_json: the body is not JSON */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description unauthorized: missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description not_found: no such handle (or request) for this tenant */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description version_conflict or handle_in_use */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description gone: the handle was deleted */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description payload_too_large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description unsupported_media_type: send application/json */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description invalid_request: every failing path is listed in errors[] */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["createSession"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1245,109 +204,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Append messages (next session version) */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description Append only if the session is still at this version (`*`: at any version). */
-                    "if-match"?: string;
-                };
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["AppendMessages"];
-                };
-            };
-            responses: {
-                /** @description Appended */
-                201: {
-                    headers: {
-                        /** @description The new version, quoted ("4"): the If-Match of the next append. */
-                        ETag?: string;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["MintResult"];
-                    };
-                };
-                /** @description malformed_json: the body is not JSON */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description unauthorized: missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description not_found: no such handle (or request) for this tenant */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description version_conflict or handle_in_use */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description gone: the handle was deleted */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description payload_too_large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description unsupported_media_type: send application/json */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description invalid_request: every failing path is listed in errors[] */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["appendMessages"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1362,70 +219,11 @@ export interface paths {
             cookie?: never;
         };
         /** Describe a handle and its versions */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description List only the newest N versions (a long session has one per turn; `latest_version` says how many there are). All when absent. */
-                    versions?: number | null;
-                };
-                header?: never;
-                path: {
-                    ref: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The handle */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Handle"];
-                    };
-                };
-                /** @description unauthorized: missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description not_found: no such handle (or request) for this tenant */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description gone: the handle was deleted */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description invalid_request: every failing path is listed in errors[] */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["getHandle"];
         put?: never;
         post?: never;
-        delete?: never;
+        /** Delete a handle nothing pins */
+        delete: operations["deleteHandle"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1439,133 +237,10 @@ export interface paths {
             cookie?: never;
         };
         /** List handles (cursor pagination, id order) */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description A handle type, or an artifact kind. */
-                    kind?: "artifact" | "bundle" | "session" | "system" | "tools" | "document" | "messages";
-                    cursor?: string;
-                    limit?: number;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description A page */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["HandleList"];
-                    };
-                };
-                /** @description unauthorized: missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description invalid_request: every failing path is listed in errors[] */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["listHandles"];
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/handles/{id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post?: never;
-        /** Delete a handle nothing pins */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Deleted; expanding it now answers 410 */
-                204: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description unauthorized: missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description not_found: no such handle (or request) for this tenant */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description version_conflict or handle_in_use */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description gone: the handle was deleted */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description invalid_request: every failing path is listed in errors[] */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
         options?: never;
         head?: never;
         patch?: never;
@@ -1582,75 +257,7 @@ export interface paths {
          * Expand a ref into a byte-stable prompt prefix
          * @description Same ref and format give the same bytes forever (per renderer version). ETag is the sha256 of the body.
          */
-        get: {
-            parameters: {
-                query?: {
-                    format?: "neutral" | "anthropic" | "openai-chat" | "openai-responses" | "gemini";
-                };
-                header?: never;
-                path: {
-                    ref: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The prefix in the provider's request shape */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description If-None-Match matched the ETag */
-                304: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description unauthorized: missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description not_found: no such handle (or request) for this tenant */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description gone: the handle was deleted */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description invalid_request: every failing path is listed in errors[] */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["expandHandle"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1669,102 +276,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Render a provider request that references handles, and record it for reconciliation */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["RenderRequest"];
-                };
-            };
-            responses: {
-                /** @description The rendered request */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["RenderResult"];
-                    };
-                };
-                /** @description malformed_json: the body is not JSON */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description unauthorized: missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description not_found: no such handle (or request) for this tenant */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description version_conflict; or thinking_prefix_changed: a session's thinking blocks would go under another system, tools or earlier messages than they were produced under, on a model with preserved thinking's prefix check (without drop_block) */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description gone: the handle was deleted */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description payload_too_large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description unsupported_media_type: send application/json */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description invalid_request: every failing path is listed in errors[] */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["render"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1779,44 +291,7 @@ export interface paths {
             cookie?: never;
         };
         /** The model catalog: cache rules and prices per model family, with sources */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The catalog */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ModelCatalog"];
-                    };
-                };
-                /** @description unauthorized: missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description invalid_request: every failing path is listed in errors[] */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["listModels"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1838,102 +313,7 @@ export interface paths {
          * Reconcile a provider usage report against a rendered request
          * @description Idempotent by request_id: the same report again answers 200 with the stored result; a different one 409.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["UsageReport"];
-                };
-            };
-            responses: {
-                /** @description Already reconciled with this report */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["UsageResult"];
-                    };
-                };
-                /** @description Reconciled */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["UsageResult"];
-                    };
-                };
-                /** @description malformed_json: the body is not JSON */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description unauthorized: missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description not_found: no such handle (or request) for this tenant */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description version_conflict or handle_in_use */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description payload_too_large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description unsupported_media_type: send application/json */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description invalid_request: every failing path is listed in errors[] */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["reportUsage"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1950,84 +330,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Import many usage reports; each accepted or rejected on its own */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["UsageBatch"];
-                };
-            };
-            responses: {
-                /** @description One result per record, in order */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["UsageBatchResult"];
-                    };
-                };
-                /** @description malformed_json: the body is not JSON */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description unauthorized: missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description not_found: no such handle (or request) for this tenant */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description payload_too_large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description unsupported_media_type: send application/json */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description invalid_request: every failing path is listed in errors[] */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["reportUsageBatch"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2042,70 +345,7 @@ export interface paths {
             cookie?: never;
         };
         /** Reuse waterfall and money for one handle */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description RFC 3339, a day (YYYY-MM-DD, UTC) or epoch ms; reports count whole days. */
-                    from?: string;
-                    /** @description RFC 3339, a day (YYYY-MM-DD, UTC) or epoch ms; reports count whole days. */
-                    to?: string;
-                    model?: string;
-                    /** @description `csv`: the answer as text/csv (as `Accept: text/csv` asks for it); `json`: JSON whatever `Accept` says. JSON when absent. */
-                    format?: "json" | "csv";
-                    /** @description With `true`, a CSV answer starts with a UTF-8 byte-order mark (EF BB BF), so Excel opens non-ASCII names as written; a JSON answer is unchanged. */
-                    bom?: boolean;
-                    /** @description How many versions `versions` lists, the newest first (a session has one per turn). The totals and `models` are over every version whatever this is; `versions_total` and `versions_listed` say which are listed. */
-                    versions?: number;
-                    /** @description The newest version to list (the latest when absent, or when past it): `versions_listed.from - 1` of one answer lists the versions before it. */
-                    versions_through?: number;
-                };
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The report */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["HandleReport"];
-                        "text/csv": string;
-                    };
-                };
-                /** @description unauthorized: missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description not_found: no such handle (or request) for this tenant */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description invalid_request: every failing path is listed in errors[] */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["getHandleReport"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2122,68 +362,7 @@ export interface paths {
             cookie?: never;
         };
         /** The tenant's totals and one row per handle, by leaked money */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description RFC 3339, a day (YYYY-MM-DD, UTC) or epoch ms; reports count whole days. */
-                    from?: string;
-                    /** @description RFC 3339, a day (YYYY-MM-DD, UTC) or epoch ms; reports count whole days. */
-                    to?: string;
-                    model?: string;
-                    /** @description `csv`: the answer as text/csv (as `Accept: text/csv` asks for it); `json`: JSON whatever `Accept` says. JSON when absent. */
-                    format?: "json" | "csv";
-                    /** @description With `true`, a CSV answer starts with a UTF-8 byte-order mark (EF BB BF), so Excel opens non-ASCII names as written; a JSON answer is unchanged. */
-                    bom?: boolean;
-                    /** @description Only the first `limit` handles by leaked money (`handles_total` says how many there are); all of them when absent. */
-                    limit?: number;
-                    /** @description Only handles of this type in `handles` and `handles_total` (an agent with a session per conversation has hundreds: `type=session` ranks them apart). The totals and `no_handle` are the whole tenant's whatever it is. Named as the rows name it (`type`; `kind` is an artifact's kind). */
-                    type?: "artifact" | "bundle" | "session";
-                    /**
-                     * @deprecated
-                     * @description The older name of `type`, kept as an alias (it means the handle type here, not an artifact's kind): the same values; with `type` too, both must agree.
-                     */
-                    kind?: "artifact" | "bundle" | "session";
-                    /** @description With `true`, `days` gives the totals of each UTC day of the range that has figures (read from the same daily totals, one row a day and model). */
-                    days?: boolean;
-                    /** @description With `true`, `by_type` gives each handle type's figures summed: how many of its handles have figures, and their rows added up (every handle of the type, whatever `type` and `limit` list). */
-                    by_type?: boolean;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The report */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["TenantReport"];
-                        "text/csv": string;
-                    };
-                };
-                /** @description unauthorized: missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description invalid_request: every failing path is listed in errors[] */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["getTenantReport"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2200,76 +379,7 @@ export interface paths {
             cookie?: never;
         };
         /** Recorded requests, newest first by when the call started; with `handle`, those that referenced it */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description Only requests whose call started on or after this UTC day (RFC 3339, a day or epoch ms; whole days, as reports read their range and count a request on the day it started: a call imported from a log is listed on its own day). A call not reported yet starts at its render time. */
-                    from?: string;
-                    /** @description Only requests whose call started on or before this UTC day (its whole day). */
-                    to?: string;
-                    /** @description Only requests that referenced this handle (a bundle covers its members; a session, also turns sent while it was empty). */
-                    handle?: string;
-                    /** @description Only reconciled requests with tokens of this waterfall class: on the segments of `handle` when it is given, else on any handle's segment (inline content is no handle's). Each line then has `class_tokens`. Every class but `captured` and `cold` is read from an index (with `handle` or `type` too): its page is exact, `limit` lines or the last page, without `scanned`. `captured` and `cold` (most requests have them), and `model`, are read from the list (or the index) in its order, at most 2,000 requests of it a page; one that reads them all first says `scan_budget_spent` and may be short, even empty, its `next_cursor` going on from there. Follow `next_cursor` until it is null to see every match. */
-                    class?: "captured" | "bonus" | "unconfirmed" | "unknown" | "cold" | "drift" | "expired" | "concurrent" | "below_minimum" | "no_breakpoint" | "lookback";
-                    /** @description With `class`, and without `handle`: only reconciled requests with tokens of that class on the segments of handles of this type (`session`: the overview's sessions row), `class_tokens` and `classes` being those handles' tokens, added up as `GET /v1/reports?by_type=true` adds up their rows. Read as `class` is: from its index, but for `captured` and `cold`. */
-                    type?: "artifact" | "bundle" | "session";
-                    /** @description Only requests sent to this model (its name as sent, as reports count it). No index holds a model: read from the list (or the index of `class` or `no_handle` beside it) in its order, within the scan budget, as `class` says of `captured`. */
-                    model?: string;
-                    /** @description With `true`: only the calls the reports count in `no_handle`, reconciled with their whole prompt inline and no handle named (what to mint a handle for); with `model`, that model's (a row of the overview's calls through no handle). Not with `handle`, `type` or `class`; `false` is no filter. Read from an index: an exact page (with `model`, that index read within the scan budget). */
-                    no_handle?: boolean;
-                    limit?: number;
-                    /** @description The previous page's `next_cursor`: the page after it. */
-                    cursor?: string;
-                    /** @description `csv`: the answer as text/csv (as `Accept: text/csv` asks for it); `json`: JSON whatever `Accept` says. JSON when absent. */
-                    format?: "json" | "csv";
-                    /** @description With `true`, a CSV answer starts with a UTF-8 byte-order mark (EF BB BF), so Excel opens non-ASCII names as written; a JSON answer is unchanged. */
-                    bom?: boolean;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description A page of requests (as CSV, the next page in a `Link: <…>; rel="next"` header) */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["RequestList"];
-                        "text/csv": string;
-                    };
-                };
-                /** @description unauthorized: missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description not_found: no such handle (or request) for this tenant */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description invalid_request: every failing path is listed in errors[] */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["listRequests"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2286,55 +396,7 @@ export interface paths {
             cookie?: never;
         };
         /** A recorded request: segments with outcomes, usage, diagnostics */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The request */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Request"];
-                    };
-                };
-                /** @description unauthorized: missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description not_found: no such request for this tenant; request_pruned: rendered before the retention horizon (PH_REQUEST_RETENTION_DAYS, POST /v1/prune), its detail deleted */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description invalid_request: every failing path is listed in errors[] */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["getRequest"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2353,82 +415,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** anthropic: rendered, sent to the provider, recorded and reconciled */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description Handles to prepend, comma-separated, as a body "prefix" would. */
-                    "x-ph-prefix"?: string;
-                    /** @description A session: prepended, and this turn appended to it after a successful answer. */
-                    "x-ph-session"?: string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
-                };
-            };
-            responses: {
-                /** @description The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings, `x-ph-replayed: true` an SDK retry answered with its lost attempt's answer (see README, Retries). */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            [key: string]: unknown;
-                        };
-                        "text/event-stream": string;
-                    };
-                };
-                /** @description malformed_json; invalid_request: a bad ref, or content a session cannot keep; unsupported_media_type: a body not sent as JSON; thinking_prefix_changed: a session's thinking would go under another prefix than it was produced under (problem+json with an SDK-shaped `error` member) */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description no or wrong x-ph-key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description not_found: a referenced handle does not exist for this tenant; gone: it was deleted */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description payload_too_large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description the provider could not be reached */
-                502: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description the provider did not answer in PH_UPSTREAM_TIMEOUT_MS */
-                504: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["proxyAnthropicMessages"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2445,82 +432,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** openai-chat: rendered, sent to the provider, recorded and reconciled */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description Handles to prepend, comma-separated, as a body "prefix" would. */
-                    "x-ph-prefix"?: string;
-                    /** @description A session: prepended, and this turn appended to it after a successful answer. */
-                    "x-ph-session"?: string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
-                };
-            };
-            responses: {
-                /** @description The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings, `x-ph-replayed: true` an SDK retry answered with its lost attempt's answer (see README, Retries). */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            [key: string]: unknown;
-                        };
-                        "text/event-stream": string;
-                    };
-                };
-                /** @description malformed_json; invalid_request: a bad ref, or content a session cannot keep; unsupported_media_type: a body not sent as JSON; thinking_prefix_changed: a session's thinking would go under another prefix than it was produced under (problem+json with an SDK-shaped `error` member) */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description no or wrong x-ph-key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description not_found: a referenced handle does not exist for this tenant; gone: it was deleted */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description payload_too_large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description the provider could not be reached */
-                502: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description the provider did not answer in PH_UPSTREAM_TIMEOUT_MS */
-                504: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["proxyOpenaiChatCompletions"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2537,82 +449,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** openai-responses: rendered, sent to the provider, recorded and reconciled */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description Handles to prepend, comma-separated, as a body "prefix" would. */
-                    "x-ph-prefix"?: string;
-                    /** @description A session: prepended, and this turn appended to it after a successful answer. */
-                    "x-ph-session"?: string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
-                };
-            };
-            responses: {
-                /** @description The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings, `x-ph-replayed: true` an SDK retry answered with its lost attempt's answer (see README, Retries). */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            [key: string]: unknown;
-                        };
-                        "text/event-stream": string;
-                    };
-                };
-                /** @description malformed_json; invalid_request: a bad ref, or content a session cannot keep; unsupported_media_type: a body not sent as JSON; thinking_prefix_changed: a session's thinking would go under another prefix than it was produced under (problem+json with an SDK-shaped `error` member) */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description no or wrong x-ph-key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description not_found: a referenced handle does not exist for this tenant; gone: it was deleted */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description payload_too_large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description the provider could not be reached */
-                502: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description the provider did not answer in PH_UPSTREAM_TIMEOUT_MS */
-                504: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["proxyOpenaiResponses"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2629,81 +466,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Rendered as POST messages would send it (headers, handle blocks, session), counted by the provider; nothing recorded, no session appended */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description Handles to prepend, comma-separated, as a body "prefix" would. */
-                    "x-ph-prefix"?: string;
-                    /** @description A session: prepended, and this turn appended to it after a successful answer. */
-                    "x-ph-session"?: string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
-                };
-            };
-            responses: {
-                /** @description The provider's count of the rendered body, as it answered; nothing is recorded. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description malformed_json; invalid_request: a bad ref, or content a session cannot keep; unsupported_media_type: a body not sent as JSON; thinking_prefix_changed: a session's thinking would go under another prefix than it was produced under (problem+json with an SDK-shaped `error` member) */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description no or wrong x-ph-key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description not_found: a referenced handle does not exist for this tenant; gone: it was deleted */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description payload_too_large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description the provider could not be reached */
-                502: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description the provider did not answer in PH_UPSTREAM_TIMEOUT_MS */
-                504: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["proxyAnthropicCountTokens"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2720,85 +483,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** gemini generateContent: rendered, sent to Gemini, recorded and reconciled */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description Handles to prepend, comma-separated, as a body "prefix" would. */
-                    "x-ph-prefix"?: string;
-                    /** @description A session: prepended, and this turn appended to it after a successful answer. */
-                    "x-ph-session"?: string;
-                };
-                path: {
-                    /** @description A Gemini model id, e.g. gemini-2.5-flash. */
-                    model: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
-                };
-            };
-            responses: {
-                /** @description The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings, `x-ph-replayed: true` an SDK retry answered with its lost attempt's answer (see README, Retries). */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            [key: string]: unknown;
-                        };
-                        "text/event-stream": string;
-                    };
-                };
-                /** @description malformed_json; invalid_request: a bad ref, or content a session cannot keep; unsupported_media_type: a body not sent as JSON; thinking_prefix_changed: a session's thinking would go under another prefix than it was produced under (problem+json with an SDK-shaped `error` member) */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description no or wrong x-ph-key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description not_found: a referenced handle does not exist for this tenant; gone: it was deleted */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description payload_too_large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description the provider could not be reached */
-                502: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description the provider did not answer in PH_UPSTREAM_TIMEOUT_MS */
-                504: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["proxyGeminiV1betaGenerateContent"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2815,85 +500,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** gemini streamGenerateContent (?alt=sse): rendered, sent to Gemini, recorded and reconciled */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description Handles to prepend, comma-separated, as a body "prefix" would. */
-                    "x-ph-prefix"?: string;
-                    /** @description A session: prepended, and this turn appended to it after a successful answer. */
-                    "x-ph-session"?: string;
-                };
-                path: {
-                    /** @description A Gemini model id, e.g. gemini-2.5-flash. */
-                    model: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
-                };
-            };
-            responses: {
-                /** @description The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings, `x-ph-replayed: true` an SDK retry answered with its lost attempt's answer (see README, Retries). */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            [key: string]: unknown;
-                        };
-                        "text/event-stream": string;
-                    };
-                };
-                /** @description malformed_json; invalid_request: a bad ref, or content a session cannot keep; unsupported_media_type: a body not sent as JSON; thinking_prefix_changed: a session's thinking would go under another prefix than it was produced under (problem+json with an SDK-shaped `error` member) */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description no or wrong x-ph-key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description not_found: a referenced handle does not exist for this tenant; gone: it was deleted */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description payload_too_large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description the provider could not be reached */
-                502: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description the provider did not answer in PH_UPSTREAM_TIMEOUT_MS */
-                504: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["proxyGeminiV1betaStreamGenerateContent"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2910,84 +517,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Rendered as generateContent would send it, counted by Gemini (a body the handles changed goes as generateContentRequest); nothing recorded */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description Handles to prepend, comma-separated, as a body "prefix" would. */
-                    "x-ph-prefix"?: string;
-                    /** @description A session: prepended, and this turn appended to it after a successful answer. */
-                    "x-ph-session"?: string;
-                };
-                path: {
-                    /** @description A Gemini model id, e.g. gemini-2.5-flash. */
-                    model: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
-                };
-            };
-            responses: {
-                /** @description The provider's count of the rendered body, as it answered; nothing is recorded. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description malformed_json; invalid_request: a bad ref, or content a session cannot keep; unsupported_media_type: a body not sent as JSON; thinking_prefix_changed: a session's thinking would go under another prefix than it was produced under (problem+json with an SDK-shaped `error` member) */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description no or wrong x-ph-key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description not_found: a referenced handle does not exist for this tenant; gone: it was deleted */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description payload_too_large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description the provider could not be reached */
-                502: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description the provider did not answer in PH_UPSTREAM_TIMEOUT_MS */
-                504: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["proxyGeminiV1betaCountTokens"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3004,85 +534,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** gemini generateContent: rendered, sent to Gemini, recorded and reconciled */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description Handles to prepend, comma-separated, as a body "prefix" would. */
-                    "x-ph-prefix"?: string;
-                    /** @description A session: prepended, and this turn appended to it after a successful answer. */
-                    "x-ph-session"?: string;
-                };
-                path: {
-                    /** @description A Gemini model id, e.g. gemini-2.5-flash. */
-                    model: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
-                };
-            };
-            responses: {
-                /** @description The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings, `x-ph-replayed: true` an SDK retry answered with its lost attempt's answer (see README, Retries). */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            [key: string]: unknown;
-                        };
-                        "text/event-stream": string;
-                    };
-                };
-                /** @description malformed_json; invalid_request: a bad ref, or content a session cannot keep; unsupported_media_type: a body not sent as JSON; thinking_prefix_changed: a session's thinking would go under another prefix than it was produced under (problem+json with an SDK-shaped `error` member) */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description no or wrong x-ph-key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description not_found: a referenced handle does not exist for this tenant; gone: it was deleted */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description payload_too_large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description the provider could not be reached */
-                502: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description the provider did not answer in PH_UPSTREAM_TIMEOUT_MS */
-                504: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["proxyGeminiV1GenerateContent"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3099,85 +551,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** gemini streamGenerateContent (?alt=sse): rendered, sent to Gemini, recorded and reconciled */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description Handles to prepend, comma-separated, as a body "prefix" would. */
-                    "x-ph-prefix"?: string;
-                    /** @description A session: prepended, and this turn appended to it after a successful answer. */
-                    "x-ph-session"?: string;
-                };
-                path: {
-                    /** @description A Gemini model id, e.g. gemini-2.5-flash. */
-                    model: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
-                };
-            };
-            responses: {
-                /** @description The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings, `x-ph-replayed: true` an SDK retry answered with its lost attempt's answer (see README, Retries). */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            [key: string]: unknown;
-                        };
-                        "text/event-stream": string;
-                    };
-                };
-                /** @description malformed_json; invalid_request: a bad ref, or content a session cannot keep; unsupported_media_type: a body not sent as JSON; thinking_prefix_changed: a session's thinking would go under another prefix than it was produced under (problem+json with an SDK-shaped `error` member) */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description no or wrong x-ph-key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description not_found: a referenced handle does not exist for this tenant; gone: it was deleted */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description payload_too_large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description the provider could not be reached */
-                502: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description the provider did not answer in PH_UPSTREAM_TIMEOUT_MS */
-                504: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["proxyGeminiV1StreamGenerateContent"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3194,84 +568,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Rendered as generateContent would send it, counted by Gemini (a body the handles changed goes as generateContentRequest); nothing recorded */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description Handles to prepend, comma-separated, as a body "prefix" would. */
-                    "x-ph-prefix"?: string;
-                    /** @description A session: prepended, and this turn appended to it after a successful answer. */
-                    "x-ph-session"?: string;
-                };
-                path: {
-                    /** @description A Gemini model id, e.g. gemini-2.5-flash. */
-                    model: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
-                };
-            };
-            responses: {
-                /** @description The provider's count of the rendered body, as it answered; nothing is recorded. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description malformed_json; invalid_request: a bad ref, or content a session cannot keep; unsupported_media_type: a body not sent as JSON; thinking_prefix_changed: a session's thinking would go under another prefix than it was produced under (problem+json with an SDK-shaped `error` member) */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description no or wrong x-ph-key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description not_found: a referenced handle does not exist for this tenant; gone: it was deleted */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description payload_too_large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description the provider could not be reached */
-                502: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description the provider did not answer in PH_UPSTREAM_TIMEOUT_MS */
-                504: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["proxyGeminiV1CountTokens"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3286,28 +583,7 @@ export interface paths {
             cookie?: never;
         };
         /** Passed through untouched */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The provider's answer, untouched; nothing is recorded. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["proxyAnthropicListModels"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3324,28 +600,7 @@ export interface paths {
             cookie?: never;
         };
         /** Passed through untouched */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The provider's answer, untouched; nothing is recorded. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["proxyOpenaiListModels"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3362,28 +617,7 @@ export interface paths {
             cookie?: never;
         };
         /** Passed through untouched */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The provider's answer, untouched; nothing is recorded. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["proxyGeminiV1betaListModels"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3400,28 +634,7 @@ export interface paths {
             cookie?: never;
         };
         /** Passed through untouched */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The provider's answer, untouched; nothing is recorded. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["proxyGeminiV1ListModels"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3438,31 +651,7 @@ export interface paths {
             cookie?: never;
         };
         /** Passed through untouched */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description The provider's model id. */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The provider's answer, untouched; nothing is recorded. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["proxyAnthropicGetModel"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3479,31 +668,7 @@ export interface paths {
             cookie?: never;
         };
         /** Passed through untouched */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description The provider's model id. */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The provider's answer, untouched; nothing is recorded. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["proxyOpenaiGetModel"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3520,31 +685,7 @@ export interface paths {
             cookie?: never;
         };
         /** Passed through untouched */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description The provider's model id. */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The provider's answer, untouched; nothing is recorded. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["proxyGeminiV1betaGetModel"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3561,31 +702,7 @@ export interface paths {
             cookie?: never;
         };
         /** Passed through untouched */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description The provider's model id. */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The provider's answer, untouched; nothing is recorded. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["proxyGeminiV1GetModel"];
         put?: never;
         post?: never;
         delete?: never;
@@ -5300,6 +2417,44 @@ export interface components {
             /** @description The provider's own cache-miss explanation. */
             diagnostics?: unknown;
         };
+        ProxyProblem: {
+            type: string;
+            title: string;
+            status: number;
+            detail: string;
+            /**
+             * @description Stable machine-readable code (README: Errors).
+             * @enum {string}
+             */
+            code: "invalid_request" | "malformed_json" | "unauthorized" | "not_found" | "request_pruned" | "route_not_found" | "method_not_allowed" | "gone" | "version_conflict" | "handle_in_use" | "conflict" | "tenant_name_taken" | "thinking_prefix_changed" | "payload_too_large" | "unsupported_media_type" | "internal" | "bad_gateway" | "gateway_timeout" | "headers_too_large" | "malformed_request" | "request_timeout";
+            errors?: {
+                pointer: string;
+                detail: string;
+            }[];
+            requestId?: string;
+            /** @description version_conflict: the session's (or handle's) latest version. */
+            current_version?: number;
+            /** @description handle_in_use: the handles that pin it. */
+            referrers?: string[];
+            /** @description tenant_name_taken: the tenant that has the name. */
+            tenant?: string;
+            /** @description thinking_prefix_changed: each thinking block whose prefix changed, where it is in the body and what changed. */
+            blocks?: {
+                path: string;
+                source: string;
+                changed: ("tools" | "system" | "messages")[];
+            }[];
+            /** @description The problem as the providers shape their errors: `type` and `code` are the problem's `code`, `message` its `detail`. */
+            error: {
+                type: string;
+                code: string;
+                message: string;
+            };
+        };
+        /** @description The provider's own error answer, passed through as it sent it (its shape is the provider's). */
+        ProviderError: {
+            [key: string]: unknown;
+        };
     };
     responses: never;
     parameters: never;
@@ -5308,4 +2463,3755 @@ export interface components {
     pathItems: never;
 }
 export type $defs = Record<string, never>;
-export type operations = Record<string, never>;
+export interface operations {
+    deleteTenant: {
+        parameters: {
+            query: {
+                /** @description The tenant's name (compared ignoring case and extra whitespace): a wrong id is refused, not a team's history deleted. */
+                confirm: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted: no row of it is left */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TenantDeleted"];
+                };
+            };
+            /** @description unauthorized: missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such handle (or request) for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description invalid_request: every failing path is listed in errors[] */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error: problem+json with its stable `code` (a 5xx, or a refusal before routing: malformed_request, request_timeout, headers_too_large) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    renameTenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The tenant with its new name, as GET /v1/tenants lists it */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Tenant"];
+                };
+            };
+            /** @description malformed_json: the body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such handle (or request) for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description tenant_name_taken: another tenant has this name (compared ignoring case and extra whitespace); `tenant` names it */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unsupported_media_type: send application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description invalid_request: every failing path is listed in errors[] */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error: problem+json with its stable `code` (a 5xx, or a refusal before routing: malformed_request, request_timeout, headers_too_large) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listTenants: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every tenant, oldest first, with its keys; and the deletions not finished, with what is left of each */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TenantList"];
+                };
+            };
+            /** @description unauthorized: missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description invalid_request: every failing path is listed in errors[] */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error: problem+json with its stable `code` (a 5xx, or a refusal before routing: malformed_request, request_timeout, headers_too_large) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createTenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The tenant and its key (shown once) */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IssuedKey"];
+                };
+            };
+            /** @description malformed_json: the body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such handle (or request) for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description tenant_name_taken: another tenant has this name (compared ignoring case and extra whitespace); `tenant` names it */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unsupported_media_type: send application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description invalid_request: every failing path is listed in errors[] */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error: problem+json with its stable `code` (a 5xx, or a refusal before routing: malformed_request, request_timeout, headers_too_large) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    issueKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description The new key (shown once) */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IssuedKey"];
+                };
+            };
+            /** @description malformed_json: the body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such handle (or request) for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unsupported_media_type: send application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description invalid_request: every failing path is listed in errors[] */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error: problem+json with its stable `code` (a 5xx, or a refusal before routing: malformed_request, request_timeout, headers_too_large) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    rotateKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description The new key (shown once) */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IssuedKey"];
+                };
+            };
+            /** @description malformed_json: the body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such handle (or request) for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description conflict: the key was revoked */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unsupported_media_type: send application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description invalid_request: every failing path is listed in errors[] */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error: problem+json with its stable `code` (a 5xx, or a refusal before routing: malformed_request, request_timeout, headers_too_large) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    pruneRequests: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description Requests rendered more than this many days ago are deleted (at least 1).
+                     * @example 30
+                     */
+                    older_than_days: number;
+                };
+            };
+        };
+        responses: {
+            /** @description What was removed, and what was kept */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PruneResult"];
+                };
+            };
+            /** @description malformed_json: the body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such handle (or request) for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unsupported_media_type: send application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description invalid_request: every failing path is listed in errors[] */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error: problem+json with its stable `code` (a 5xx, or a refusal before routing: malformed_request, request_timeout, headers_too_large) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    revokeKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Revoked */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description unauthorized: missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such handle (or request) for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description invalid_request: every failing path is listed in errors[] */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error: problem+json with its stable `code` (a 5xx, or a refusal before routing: malformed_request, request_timeout, headers_too_large) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createArtifact: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateArtifact"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MintResult"];
+                };
+            };
+            /** @description malformed_json: the body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such handle (or request) for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unsupported_media_type: send application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description invalid_request: every failing path is listed in errors[] */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error: problem+json with its stable `code` (a 5xx, or a refusal before routing: malformed_request, request_timeout, headers_too_large) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createArtifactVersion: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewArtifactVersion"];
+            };
+        };
+        responses: {
+            /** @description Unchanged: the latest version */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MintResult"];
+                };
+            };
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MintResult"];
+                };
+            };
+            /** @description malformed_json: the body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such handle (or request) for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description version_conflict or handle_in_use */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description gone: the handle was deleted */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unsupported_media_type: send application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description invalid_request: every failing path is listed in errors[] */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error: problem+json with its stable `code` (a 5xx, or a refusal before routing: malformed_request, request_timeout, headers_too_large) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createBundle: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateBundle"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MintResult"];
+                };
+            };
+            /** @description malformed_json: the body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such handle (or request) for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description version_conflict or handle_in_use */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description gone: the handle was deleted */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unsupported_media_type: send application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description invalid_request: every failing path is listed in errors[] */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error: problem+json with its stable `code` (a 5xx, or a refusal before routing: malformed_request, request_timeout, headers_too_large) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createBundleVersion: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewBundleVersion"];
+            };
+        };
+        responses: {
+            /** @description Unchanged: the latest version */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MintResult"];
+                };
+            };
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MintResult"];
+                };
+            };
+            /** @description malformed_json: the body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such handle (or request) for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description version_conflict or handle_in_use */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description gone: the handle was deleted */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unsupported_media_type: send application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description invalid_request: every failing path is listed in errors[] */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error: problem+json with its stable `code` (a 5xx, or a refusal before routing: malformed_request, request_timeout, headers_too_large) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateSession"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MintResult"];
+                };
+            };
+            /** @description malformed_json: the body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such handle (or request) for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description version_conflict or handle_in_use */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description gone: the handle was deleted */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unsupported_media_type: send application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description invalid_request: every failing path is listed in errors[] */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error: problem+json with its stable `code` (a 5xx, or a refusal before routing: malformed_request, request_timeout, headers_too_large) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    appendMessages: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Append only if the session is still at this version (`*`: at any version). */
+                "if-match"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AppendMessages"];
+            };
+        };
+        responses: {
+            /** @description Appended */
+            201: {
+                headers: {
+                    /** @description The new version, quoted ("4"): the If-Match of the next append. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MintResult"];
+                };
+            };
+            /** @description malformed_json: the body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such handle (or request) for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description version_conflict or handle_in_use */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description gone: the handle was deleted */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unsupported_media_type: send application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description invalid_request: every failing path is listed in errors[] */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error: problem+json with its stable `code` (a 5xx, or a refusal before routing: malformed_request, request_timeout, headers_too_large) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getHandle: {
+        parameters: {
+            query?: {
+                /** @description List only the newest N versions (a long session has one per turn; `latest_version` says how many there are). All when absent. */
+                versions?: number | null;
+            };
+            header?: never;
+            path: {
+                ref: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The handle */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Handle"];
+                };
+            };
+            /** @description unauthorized: missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such handle (or request) for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description gone: the handle was deleted */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description invalid_request: every failing path is listed in errors[] */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error: problem+json with its stable `code` (a 5xx, or a refusal before routing: malformed_request, request_timeout, headers_too_large) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteHandle: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ref: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted; expanding it now answers 410 */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description unauthorized: missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such handle (or request) for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description version_conflict or handle_in_use */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description gone: the handle was deleted */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description invalid_request: every failing path is listed in errors[] */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error: problem+json with its stable `code` (a 5xx, or a refusal before routing: malformed_request, request_timeout, headers_too_large) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listHandles: {
+        parameters: {
+            query?: {
+                /** @description A handle type, or an artifact kind. */
+                kind?: "artifact" | "bundle" | "session" | "system" | "tools" | "document" | "messages";
+                cursor?: string;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HandleList"];
+                };
+            };
+            /** @description unauthorized: missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description invalid_request: every failing path is listed in errors[] */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error: problem+json with its stable `code` (a 5xx, or a refusal before routing: malformed_request, request_timeout, headers_too_large) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    expandHandle: {
+        parameters: {
+            query?: {
+                format?: "neutral" | "anthropic" | "openai-chat" | "openai-responses" | "gemini";
+            };
+            header?: {
+                /** @description The ETag of an earlier answer: 304, no body, while it still matches. */
+                "if-none-match"?: string;
+            };
+            path: {
+                ref: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The prefix in the provider's request shape */
+            200: {
+                headers: {
+                    /** @description The sha256 of the body, quoted: the If-None-Match of the next call. */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description If-None-Match matched the ETag */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description unauthorized: missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such handle (or request) for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description gone: the handle was deleted */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description invalid_request: every failing path is listed in errors[] */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error: problem+json with its stable `code` (a 5xx, or a refusal before routing: malformed_request, request_timeout, headers_too_large) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    render: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RenderRequest"];
+            };
+        };
+        responses: {
+            /** @description The rendered request */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RenderResult"];
+                };
+            };
+            /** @description malformed_json: the body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such handle (or request) for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description version_conflict; or thinking_prefix_changed: a session's thinking blocks would go under another system, tools or earlier messages than they were produced under, on a model with preserved thinking's prefix check (without drop_block) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description gone: the handle was deleted */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unsupported_media_type: send application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description invalid_request: every failing path is listed in errors[] */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error: problem+json with its stable `code` (a 5xx, or a refusal before routing: malformed_request, request_timeout, headers_too_large) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listModels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The catalog */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelCatalog"];
+                };
+            };
+            /** @description unauthorized: missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description invalid_request: every failing path is listed in errors[] */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error: problem+json with its stable `code` (a 5xx, or a refusal before routing: malformed_request, request_timeout, headers_too_large) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    reportUsage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UsageReport"];
+            };
+        };
+        responses: {
+            /** @description Already reconciled with this report */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageResult"];
+                };
+            };
+            /** @description Reconciled */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageResult"];
+                };
+            };
+            /** @description malformed_json: the body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such handle (or request) for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description version_conflict or handle_in_use */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unsupported_media_type: send application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description invalid_request: every failing path is listed in errors[] */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error: problem+json with its stable `code` (a 5xx, or a refusal before routing: malformed_request, request_timeout, headers_too_large) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    reportUsageBatch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UsageBatch"];
+            };
+        };
+        responses: {
+            /** @description One result per record, in order */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageBatchResult"];
+                };
+            };
+            /** @description malformed_json: the body is not JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthorized: missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such handle (or request) for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unsupported_media_type: send application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description invalid_request: every failing path is listed in errors[] */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error: problem+json with its stable `code` (a 5xx, or a refusal before routing: malformed_request, request_timeout, headers_too_large) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getHandleReport: {
+        parameters: {
+            query?: {
+                /** @description RFC 3339, a day (YYYY-MM-DD, UTC) or epoch ms; reports count whole days. */
+                from?: string;
+                /** @description RFC 3339, a day (YYYY-MM-DD, UTC) or epoch ms; reports count whole days. */
+                to?: string;
+                model?: string;
+                /** @description `csv`: the answer as text/csv (as `Accept: text/csv` asks for it); `json`: JSON whatever `Accept` says. JSON when absent. */
+                format?: "json" | "csv";
+                /** @description With `true`, a CSV answer starts with a UTF-8 byte-order mark (EF BB BF), so Excel opens non-ASCII names as written; a JSON answer is unchanged. */
+                bom?: boolean;
+                /** @description How many versions `versions` lists, the newest first (a session has one per turn). The totals and `models` are over every version whatever this is; `versions_total` and `versions_listed` say which are listed. */
+                versions?: number;
+                /** @description The newest version to list (the latest when absent, or when past it): `versions_listed.from - 1` of one answer lists the versions before it. */
+                versions_through?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The report */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HandleReport"];
+                    "text/csv": string;
+                };
+            };
+            /** @description unauthorized: missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such handle (or request) for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description invalid_request: every failing path is listed in errors[] */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error: problem+json with its stable `code` (a 5xx, or a refusal before routing: malformed_request, request_timeout, headers_too_large) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getTenantReport: {
+        parameters: {
+            query?: {
+                /** @description RFC 3339, a day (YYYY-MM-DD, UTC) or epoch ms; reports count whole days. */
+                from?: string;
+                /** @description RFC 3339, a day (YYYY-MM-DD, UTC) or epoch ms; reports count whole days. */
+                to?: string;
+                model?: string;
+                /** @description `csv`: the answer as text/csv (as `Accept: text/csv` asks for it); `json`: JSON whatever `Accept` says. JSON when absent. */
+                format?: "json" | "csv";
+                /** @description With `true`, a CSV answer starts with a UTF-8 byte-order mark (EF BB BF), so Excel opens non-ASCII names as written; a JSON answer is unchanged. */
+                bom?: boolean;
+                /** @description Only the first `limit` handles by leaked money (`handles_total` says how many there are); all of them when absent. */
+                limit?: number;
+                /** @description Only handles of this type in `handles` and `handles_total` (an agent with a session per conversation has hundreds: `type=session` ranks them apart). The totals and `no_handle` are the whole tenant's whatever it is. Named as the rows name it (`type`; `kind` is an artifact's kind). */
+                type?: "artifact" | "bundle" | "session";
+                /**
+                 * @deprecated
+                 * @description The older name of `type`, kept as an alias (it means the handle type here, not an artifact's kind): the same values; with `type` too, both must agree.
+                 */
+                kind?: "artifact" | "bundle" | "session";
+                /** @description With `true`, `days` gives the totals of each UTC day of the range that has figures (read from the same daily totals, one row a day and model). */
+                days?: boolean;
+                /** @description With `true`, `by_type` gives each handle type's figures summed: how many of its handles have figures, and their rows added up (every handle of the type, whatever `type` and `limit` list). */
+                by_type?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The report */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TenantReport"];
+                    "text/csv": string;
+                };
+            };
+            /** @description unauthorized: missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description invalid_request: every failing path is listed in errors[] */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error: problem+json with its stable `code` (a 5xx, or a refusal before routing: malformed_request, request_timeout, headers_too_large) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listRequests: {
+        parameters: {
+            query?: {
+                /** @description Only requests whose call started on or after this UTC day (RFC 3339, a day or epoch ms; whole days, as reports read their range and count a request on the day it started: a call imported from a log is listed on its own day). A call not reported yet starts at its render time. */
+                from?: string;
+                /** @description Only requests whose call started on or before this UTC day (its whole day). */
+                to?: string;
+                /** @description Only requests that referenced this handle (a bundle covers its members; a session, also turns sent while it was empty). */
+                handle?: string;
+                /** @description Only reconciled requests with tokens of this waterfall class: on the segments of `handle` when it is given, else on any handle's segment (inline content is no handle's). Each line then has `class_tokens`. Every class but `captured` and `cold` is read from an index (with `handle` or `type` too): its page is exact, `limit` lines or the last page, without `scanned`. `captured` and `cold` (most requests have them), and `model`, are read from the list (or the index) in its order, at most 2,000 requests of it a page; one that reads them all first says `scan_budget_spent` and may be short, even empty, its `next_cursor` going on from there. Follow `next_cursor` until it is null to see every match. */
+                class?: "captured" | "bonus" | "unconfirmed" | "unknown" | "cold" | "drift" | "expired" | "concurrent" | "below_minimum" | "no_breakpoint" | "lookback";
+                /** @description With `class`, and without `handle`: only reconciled requests with tokens of that class on the segments of handles of this type (`session`: the overview's sessions row), `class_tokens` and `classes` being those handles' tokens, added up as `GET /v1/reports?by_type=true` adds up their rows. Read as `class` is: from its index, but for `captured` and `cold`. */
+                type?: "artifact" | "bundle" | "session";
+                /** @description Only requests sent to this model (its name as sent, as reports count it). No index holds a model: read from the list (or the index of `class` or `no_handle` beside it) in its order, within the scan budget, as `class` says of `captured`. */
+                model?: string;
+                /** @description With `true`: only the calls the reports count in `no_handle`, reconciled with their whole prompt inline and no handle named (what to mint a handle for); with `model`, that model's (a row of the overview's calls through no handle). Not with `handle`, `type` or `class`; `false` is no filter. Read from an index: an exact page (with `model`, that index read within the scan budget). */
+                no_handle?: boolean;
+                limit?: number;
+                /** @description The previous page's `next_cursor`: the page after it. */
+                cursor?: string;
+                /** @description `csv`: the answer as text/csv (as `Accept: text/csv` asks for it); `json`: JSON whatever `Accept` says. JSON when absent. */
+                format?: "json" | "csv";
+                /** @description With `true`, a CSV answer starts with a UTF-8 byte-order mark (EF BB BF), so Excel opens non-ASCII names as written; a JSON answer is unchanged. */
+                bom?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of requests (as CSV, the next page in a `Link: <…>; rel="next"` header) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestList"];
+                    "text/csv": string;
+                };
+            };
+            /** @description unauthorized: missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such handle (or request) for this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description invalid_request: every failing path is listed in errors[] */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error: problem+json with its stable `code` (a 5xx, or a refusal before routing: malformed_request, request_timeout, headers_too_large) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getRequest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The request */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Request"];
+                };
+            };
+            /** @description unauthorized: missing or invalid API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found: no such request for this tenant; request_pruned: rendered before the retention horizon (PH_REQUEST_RETENTION_DAYS, POST /v1/prune), its detail deleted */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description invalid_request: every failing path is listed in errors[] */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Any other error: problem+json with its stable `code` (a 5xx, or a refusal before routing: malformed_request, request_timeout, headers_too_large) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    proxyAnthropicMessages: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Handles to prepend, comma-separated, as a body "prefix" would. */
+                "x-ph-prefix"?: string;
+                /** @description A session: prepended, and this turn appended to it after a successful answer. */
+                "x-ph-session"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings, `x-ph-replayed: true` an SDK retry answered with its lost attempt's answer (see README, Retries). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                    "text/event-stream": string;
+                };
+            };
+            /** @description malformed_json; invalid_request: a bad ref, or content a session cannot keep; unsupported_media_type: a body not sent as JSON; thinking_prefix_changed: a session's thinking would go under another prefix than it was produced under (problem+json with an SDK-shaped `error` member); or the provider's own 400 (application/json) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description unauthorized: no or wrong x-ph-key; or the provider refused its key (application/json) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description not_found: a referenced handle does not exist for this tenant; gone: it was deleted; or the provider's own 404 (application/json) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description bad_gateway: the provider could not be reached */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description gateway_timeout: the provider did not answer in PH_UPSTREAM_TIMEOUT_MS */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description Any other status: the provider's own error answer as it sent it (application/json), or ours (problem+json) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+        };
+    };
+    proxyOpenaiChatCompletions: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Handles to prepend, comma-separated, as a body "prefix" would. */
+                "x-ph-prefix"?: string;
+                /** @description A session: prepended, and this turn appended to it after a successful answer. */
+                "x-ph-session"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings, `x-ph-replayed: true` an SDK retry answered with its lost attempt's answer (see README, Retries). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                    "text/event-stream": string;
+                };
+            };
+            /** @description malformed_json; invalid_request: a bad ref, or content a session cannot keep; unsupported_media_type: a body not sent as JSON; thinking_prefix_changed: a session's thinking would go under another prefix than it was produced under (problem+json with an SDK-shaped `error` member); or the provider's own 400 (application/json) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description unauthorized: no or wrong x-ph-key; or the provider refused its key (application/json) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description not_found: a referenced handle does not exist for this tenant; gone: it was deleted; or the provider's own 404 (application/json) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description bad_gateway: the provider could not be reached */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description gateway_timeout: the provider did not answer in PH_UPSTREAM_TIMEOUT_MS */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description Any other status: the provider's own error answer as it sent it (application/json), or ours (problem+json) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+        };
+    };
+    proxyOpenaiResponses: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Handles to prepend, comma-separated, as a body "prefix" would. */
+                "x-ph-prefix"?: string;
+                /** @description A session: prepended, and this turn appended to it after a successful answer. */
+                "x-ph-session"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings, `x-ph-replayed: true` an SDK retry answered with its lost attempt's answer (see README, Retries). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                    "text/event-stream": string;
+                };
+            };
+            /** @description malformed_json; invalid_request: a bad ref, or content a session cannot keep; unsupported_media_type: a body not sent as JSON; thinking_prefix_changed: a session's thinking would go under another prefix than it was produced under (problem+json with an SDK-shaped `error` member); or the provider's own 400 (application/json) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description unauthorized: no or wrong x-ph-key; or the provider refused its key (application/json) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description not_found: a referenced handle does not exist for this tenant; gone: it was deleted; or the provider's own 404 (application/json) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description bad_gateway: the provider could not be reached */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description gateway_timeout: the provider did not answer in PH_UPSTREAM_TIMEOUT_MS */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description Any other status: the provider's own error answer as it sent it (application/json), or ours (problem+json) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+        };
+    };
+    proxyAnthropicCountTokens: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Handles to prepend, comma-separated, as a body "prefix" would. */
+                "x-ph-prefix"?: string;
+                /** @description A session: prepended, and this turn appended to it after a successful answer. */
+                "x-ph-session"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description The provider's count of the rendered body, as it answered; nothing is recorded. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description malformed_json; invalid_request: a bad ref, or content a session cannot keep; unsupported_media_type: a body not sent as JSON; thinking_prefix_changed: a session's thinking would go under another prefix than it was produced under (problem+json with an SDK-shaped `error` member); or the provider's own 400 (application/json) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description unauthorized: no or wrong x-ph-key; or the provider refused its key (application/json) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description not_found: a referenced handle does not exist for this tenant; gone: it was deleted; or the provider's own 404 (application/json) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description bad_gateway: the provider could not be reached */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description gateway_timeout: the provider did not answer in PH_UPSTREAM_TIMEOUT_MS */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description Any other status: the provider's own error answer as it sent it (application/json), or ours (problem+json) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+        };
+    };
+    proxyGeminiV1betaGenerateContent: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Handles to prepend, comma-separated, as a body "prefix" would. */
+                "x-ph-prefix"?: string;
+                /** @description A session: prepended, and this turn appended to it after a successful answer. */
+                "x-ph-session"?: string;
+            };
+            path: {
+                /** @description A Gemini model id, e.g. gemini-2.5-flash. */
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings, `x-ph-replayed: true` an SDK retry answered with its lost attempt's answer (see README, Retries). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                    "text/event-stream": string;
+                };
+            };
+            /** @description malformed_json; invalid_request: a bad ref, or content a session cannot keep; unsupported_media_type: a body not sent as JSON; thinking_prefix_changed: a session's thinking would go under another prefix than it was produced under (problem+json with an SDK-shaped `error` member); or the provider's own 400 (application/json) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description unauthorized: no or wrong x-ph-key; or the provider refused its key (application/json) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description not_found: a referenced handle does not exist for this tenant; gone: it was deleted; or the provider's own 404 (application/json) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description bad_gateway: the provider could not be reached */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description gateway_timeout: the provider did not answer in PH_UPSTREAM_TIMEOUT_MS */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description Any other status: the provider's own error answer as it sent it (application/json), or ours (problem+json) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+        };
+    };
+    proxyGeminiV1betaStreamGenerateContent: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Handles to prepend, comma-separated, as a body "prefix" would. */
+                "x-ph-prefix"?: string;
+                /** @description A session: prepended, and this turn appended to it after a successful answer. */
+                "x-ph-session"?: string;
+            };
+            path: {
+                /** @description A Gemini model id, e.g. gemini-2.5-flash. */
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings, `x-ph-replayed: true` an SDK retry answered with its lost attempt's answer (see README, Retries). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                    "text/event-stream": string;
+                };
+            };
+            /** @description malformed_json; invalid_request: a bad ref, or content a session cannot keep; unsupported_media_type: a body not sent as JSON; thinking_prefix_changed: a session's thinking would go under another prefix than it was produced under (problem+json with an SDK-shaped `error` member); or the provider's own 400 (application/json) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description unauthorized: no or wrong x-ph-key; or the provider refused its key (application/json) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description not_found: a referenced handle does not exist for this tenant; gone: it was deleted; or the provider's own 404 (application/json) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description bad_gateway: the provider could not be reached */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description gateway_timeout: the provider did not answer in PH_UPSTREAM_TIMEOUT_MS */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description Any other status: the provider's own error answer as it sent it (application/json), or ours (problem+json) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+        };
+    };
+    proxyGeminiV1betaCountTokens: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Handles to prepend, comma-separated, as a body "prefix" would. */
+                "x-ph-prefix"?: string;
+                /** @description A session: prepended, and this turn appended to it after a successful answer. */
+                "x-ph-session"?: string;
+            };
+            path: {
+                /** @description A Gemini model id, e.g. gemini-2.5-flash. */
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description The provider's count of the rendered body, as it answered; nothing is recorded. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description malformed_json; invalid_request: a bad ref, or content a session cannot keep; unsupported_media_type: a body not sent as JSON; thinking_prefix_changed: a session's thinking would go under another prefix than it was produced under (problem+json with an SDK-shaped `error` member); or the provider's own 400 (application/json) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description unauthorized: no or wrong x-ph-key; or the provider refused its key (application/json) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description not_found: a referenced handle does not exist for this tenant; gone: it was deleted; or the provider's own 404 (application/json) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description bad_gateway: the provider could not be reached */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description gateway_timeout: the provider did not answer in PH_UPSTREAM_TIMEOUT_MS */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description Any other status: the provider's own error answer as it sent it (application/json), or ours (problem+json) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+        };
+    };
+    proxyGeminiV1GenerateContent: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Handles to prepend, comma-separated, as a body "prefix" would. */
+                "x-ph-prefix"?: string;
+                /** @description A session: prepended, and this turn appended to it after a successful answer. */
+                "x-ph-session"?: string;
+            };
+            path: {
+                /** @description A Gemini model id, e.g. gemini-2.5-flash. */
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings, `x-ph-replayed: true` an SDK retry answered with its lost attempt's answer (see README, Retries). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                    "text/event-stream": string;
+                };
+            };
+            /** @description malformed_json; invalid_request: a bad ref, or content a session cannot keep; unsupported_media_type: a body not sent as JSON; thinking_prefix_changed: a session's thinking would go under another prefix than it was produced under (problem+json with an SDK-shaped `error` member); or the provider's own 400 (application/json) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description unauthorized: no or wrong x-ph-key; or the provider refused its key (application/json) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description not_found: a referenced handle does not exist for this tenant; gone: it was deleted; or the provider's own 404 (application/json) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description bad_gateway: the provider could not be reached */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description gateway_timeout: the provider did not answer in PH_UPSTREAM_TIMEOUT_MS */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description Any other status: the provider's own error answer as it sent it (application/json), or ours (problem+json) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+        };
+    };
+    proxyGeminiV1StreamGenerateContent: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Handles to prepend, comma-separated, as a body "prefix" would. */
+                "x-ph-prefix"?: string;
+                /** @description A session: prepended, and this turn appended to it after a successful answer. */
+                "x-ph-session"?: string;
+            };
+            path: {
+                /** @description A Gemini model id, e.g. gemini-2.5-flash. */
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings, `x-ph-replayed: true` an SDK retry answered with its lost attempt's answer (see README, Retries). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                    "text/event-stream": string;
+                };
+            };
+            /** @description malformed_json; invalid_request: a bad ref, or content a session cannot keep; unsupported_media_type: a body not sent as JSON; thinking_prefix_changed: a session's thinking would go under another prefix than it was produced under (problem+json with an SDK-shaped `error` member); or the provider's own 400 (application/json) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description unauthorized: no or wrong x-ph-key; or the provider refused its key (application/json) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description not_found: a referenced handle does not exist for this tenant; gone: it was deleted; or the provider's own 404 (application/json) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description bad_gateway: the provider could not be reached */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description gateway_timeout: the provider did not answer in PH_UPSTREAM_TIMEOUT_MS */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description Any other status: the provider's own error answer as it sent it (application/json), or ours (problem+json) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+        };
+    };
+    proxyGeminiV1CountTokens: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Handles to prepend, comma-separated, as a body "prefix" would. */
+                "x-ph-prefix"?: string;
+                /** @description A session: prepended, and this turn appended to it after a successful answer. */
+                "x-ph-session"?: string;
+            };
+            path: {
+                /** @description A Gemini model id, e.g. gemini-2.5-flash. */
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description The provider's count of the rendered body, as it answered; nothing is recorded. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description malformed_json; invalid_request: a bad ref, or content a session cannot keep; unsupported_media_type: a body not sent as JSON; thinking_prefix_changed: a session's thinking would go under another prefix than it was produced under (problem+json with an SDK-shaped `error` member); or the provider's own 400 (application/json) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description unauthorized: no or wrong x-ph-key; or the provider refused its key (application/json) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description not_found: a referenced handle does not exist for this tenant; gone: it was deleted; or the provider's own 404 (application/json) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description bad_gateway: the provider could not be reached */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description gateway_timeout: the provider did not answer in PH_UPSTREAM_TIMEOUT_MS */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description Any other status: the provider's own error answer as it sent it (application/json), or ours (problem+json) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+        };
+    };
+    proxyAnthropicListModels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The provider's answer, untouched; nothing is recorded. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: no or wrong x-ph-key; or the provider refused its key (application/json) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description bad_gateway: the provider could not be reached */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description gateway_timeout: the provider did not answer in PH_UPSTREAM_TIMEOUT_MS */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description Any other status: the provider's own error answer as it sent it (application/json), or ours (problem+json) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+        };
+    };
+    proxyOpenaiListModels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The provider's answer, untouched; nothing is recorded. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: no or wrong x-ph-key; or the provider refused its key (application/json) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description bad_gateway: the provider could not be reached */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description gateway_timeout: the provider did not answer in PH_UPSTREAM_TIMEOUT_MS */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description Any other status: the provider's own error answer as it sent it (application/json), or ours (problem+json) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+        };
+    };
+    proxyGeminiV1betaListModels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The provider's answer, untouched; nothing is recorded. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: no or wrong x-ph-key; or the provider refused its key (application/json) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description bad_gateway: the provider could not be reached */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description gateway_timeout: the provider did not answer in PH_UPSTREAM_TIMEOUT_MS */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description Any other status: the provider's own error answer as it sent it (application/json), or ours (problem+json) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+        };
+    };
+    proxyGeminiV1ListModels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The provider's answer, untouched; nothing is recorded. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: no or wrong x-ph-key; or the provider refused its key (application/json) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description bad_gateway: the provider could not be reached */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description gateway_timeout: the provider did not answer in PH_UPSTREAM_TIMEOUT_MS */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description Any other status: the provider's own error answer as it sent it (application/json), or ours (problem+json) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+        };
+    };
+    proxyAnthropicGetModel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The provider's model id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The provider's answer, untouched; nothing is recorded. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: no or wrong x-ph-key; or the provider refused its key (application/json) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description bad_gateway: the provider could not be reached */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description gateway_timeout: the provider did not answer in PH_UPSTREAM_TIMEOUT_MS */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description Any other status: the provider's own error answer as it sent it (application/json), or ours (problem+json) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+        };
+    };
+    proxyOpenaiGetModel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The provider's model id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The provider's answer, untouched; nothing is recorded. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: no or wrong x-ph-key; or the provider refused its key (application/json) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description bad_gateway: the provider could not be reached */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description gateway_timeout: the provider did not answer in PH_UPSTREAM_TIMEOUT_MS */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description Any other status: the provider's own error answer as it sent it (application/json), or ours (problem+json) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+        };
+    };
+    proxyGeminiV1betaGetModel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The provider's model id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The provider's answer, untouched; nothing is recorded. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: no or wrong x-ph-key; or the provider refused its key (application/json) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description bad_gateway: the provider could not be reached */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description gateway_timeout: the provider did not answer in PH_UPSTREAM_TIMEOUT_MS */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description Any other status: the provider's own error answer as it sent it (application/json), or ours (problem+json) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+        };
+    };
+    proxyGeminiV1GetModel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The provider's model id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The provider's answer, untouched; nothing is recorded. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: no or wrong x-ph-key; or the provider refused its key (application/json) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description bad_gateway: the provider could not be reached */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description gateway_timeout: the provider did not answer in PH_UPSTREAM_TIMEOUT_MS */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+            /** @description Any other status: the provider's own error answer as it sent it (application/json), or ours (problem+json) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProxyProblem"];
+                    "application/json": components["schemas"]["ProviderError"];
+                };
+            };
+        };
+    };
+}

@@ -279,6 +279,18 @@ export const TenantListSchema = z
 
 export const problemResponse = (description: string) => ({ content: { 'application/problem+json': { schema: ProblemSchema } }, description });
 
+/**
+ * The document with a `default` answer on every operation that lists none: any other error is problem+json too (a
+ * 5xx, or a refusal before routing: 400 malformed_request, 408 request_timeout, 431 headers_too_large), so a
+ * generated client parses it as a Problem rather than failing on an undocumented status.
+ */
+export function withOtherErrors<D extends { paths?: object }>(doc: D): D {
+  const other = { description: 'Any other error: problem+json with its stable `code` (a 5xx, or a refusal before routing: malformed_request, request_timeout, headers_too_large)', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } };
+  for (const item of Object.values(doc.paths ?? {}) as object[])
+    for (const op of Object.values(item) as Array<{ responses?: Record<string, unknown> }>) if (op.responses && !op.responses.default) op.responses.default = other;
+  return doc;
+}
+
 /** Error responses of an authenticated route without a body (GET, DELETE). */
 export const readErrors = {
   401: problemResponse('unauthorized: missing or invalid API key'),

@@ -43,7 +43,9 @@ describe('problem+json errors', () => {
     for (const [method, path, body, detail] of cases) {
       const res = method === 'get' ? await client.get(path) : method === 'delete' ? await client.delete(path) : await client.post(path, body);
       expectProblem(res, 422, 'invalid_request');
-      expect(res.json.errors, `${method} ${path}`).toEqual([{ pointer: 'path:id', detail: expect.stringMatching(detail) }]);
+      // /v1/handles/{ref}: one parameter name for the path, for GET and DELETE alike.
+      const pointer = path.startsWith('/v1/handles/') ? 'path:ref' : 'path:id';
+      expect(res.json.errors, `${method} ${path}`).toEqual([{ pointer, detail: expect.stringMatching(detail) }]);
       expect(res.json.detail).toBe('1 invalid field in the path');
     }
     // An id with a character too many or too few (a typo, a copy cut short): the detail says what an id is made of.
@@ -222,15 +224,16 @@ describe('problem+json errors', () => {
   it('a 404 or 410 for what the path names points at the path parameter', async () => {
     const { client } = t.tenant();
     const missing = 'art_AAAAAAAAAAAAAAAAAAAAA';
-    for (const res of [
-      await client.delete(`/v1/handles/${missing}`),
-      await client.post(`/v1/artifacts/${missing}/versions`, { content: 'x' }),
-      await client.post('/v1/sessions/ses_AAAAAAAAAAAAAAAAAAAAA/messages', { messages: [{ role: 'user', content: 'x' }] }),
-      await client.get(`/v1/reports/handles/${missing}`),
-      await client.get('/v1/requests/req_AAAAAAAAAAAAAAAAAAAAA'),
-    ]) {
+    for (const [res, pointer] of [
+      // /v1/handles/{ref}: one parameter name for the path, for GET and DELETE alike.
+      [await client.delete(`/v1/handles/${missing}`), 'path:ref'],
+      [await client.post(`/v1/artifacts/${missing}/versions`, { content: 'x' }), 'path:id'],
+      [await client.post('/v1/sessions/ses_AAAAAAAAAAAAAAAAAAAAA/messages', { messages: [{ role: 'user', content: 'x' }] }), 'path:id'],
+      [await client.get(`/v1/reports/handles/${missing}`), 'path:id'],
+      [await client.get('/v1/requests/req_AAAAAAAAAAAAAAAAAAAAA'), 'path:id'],
+    ] as const) {
       expect(res.status).toBe(404);
-      expect(res.json.errors).toEqual([{ pointer: 'path:id', detail: expect.stringMatching(/does not exist$/) }]);
+      expect(res.json.errors).toEqual([{ pointer, detail: expect.stringMatching(/does not exist$/) }]);
     }
     const sys = await mintSystem(client);
     expect((await client.delete(`/v1/handles/${sys.id}`)).status).toBe(204);

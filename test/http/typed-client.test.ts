@@ -168,7 +168,7 @@ describe('the typed client', () => {
     const reportCsv = await ph.csv('/v1/reports/handles/{id}', { params: { path: { id: session.id }, query: { bom: true } } });
     expect([...reportCsv.bytes.slice(0, 3)]).toEqual([0xef, 0xbb, 0xbf]);
 
-    const removed = await ph.delete('/v1/handles/{id}', { params: { path: { id: session.id } } });
+    const removed = await ph.delete('/v1/handles/{ref}', { params: { path: { ref: session.id } } });
     expect(removed).toBeUndefined();
     const gone = await refusal(ph.get('/v1/handles/{ref}/expand', { params: { path: { ref: session.id } } }));
     expect(gone).toMatchObject({ status: 410, code: 'gone' });

@@ -88,7 +88,7 @@ beforeAll(async () => {
     'POST /v1/sessions/{id}/messages': async () => ({ path: `/v1/sessions/${session.id}/messages`, body: { messages: [{ role: 'user', content: `turn ${++n}` }] } }),
     'GET /v1/handles/{ref}': async () => ({ path: `/v1/handles/${doc.id}`, query: 'versions=1' }),
     'GET /v1/handles': async () => ({ path: '/v1/handles', query: 'kind=document&limit=2' }),
-    'DELETE /v1/handles/{id}': async () => ({ path: `/v1/handles/${(await mintDocument(me.client)).id}` }),
+    'DELETE /v1/handles/{ref}': async () => ({ path: `/v1/handles/${(await mintDocument(me.client)).id}` }),
     'GET /v1/handles/{ref}/expand': async () => ({ path: `/v1/handles/${doc.id}/expand`, query: 'format=anthropic' }),
     'POST /v1/render': async () => ({ path: '/v1/render', body: { format: 'anthropic', request: { model: 'claude-sonnet-4-5', max_tokens: 5, messages: [{ role: 'user', content: `render ${++n}` }] } } }),
     'GET /v1/models': async () => ({ path: '/v1/models' }),

@@ -13,6 +13,7 @@ import { BodyError } from '../body';
 import { fastRoute } from '../fast-route';
 import { handleError, malformedJson, problem, type ProblemCode } from '../problem';
 import { newRouter, type AppEnv } from '../router';
+import { ProblemSchema } from '../schemas';
 import { lastTurnCache } from './replay';
 import { providerPath, proxyCount, proxyTurn, type TurnDeps } from './turn';
 import { readAll, requestHeadersFor, responseHeadersFor, Upstream, UpstreamError, type UpstreamProvider } from './upstream';
@@ -147,6 +148,12 @@ export function sdkError(code: string, message: string) {
   return { error: { type: code, code, message } };
 }
 
+/** Our problems under /proxy (and an SDK's call that missed it): the problem, with that `error` member. */
+export const ProxyProblemSchema = z.object({
+  ...ProblemSchema.shape,
+  error: z.object({ type: z.string(), code: z.string(), message: z.string() }).openapi({ description: "The problem as the providers shape their errors: `type` and `code` are the problem's `code`, `message` its `detail`." }),
+}).openapi('ProxyProblem');
+
 /** Our key in `x-ph-key`; Authorization and x-api-key belong to the provider. */
 function authenticateProxyKey(services: Services, key: string | undefined) {
   if (!key) throw new DomainError('unauthorized', 'send your prefix-handles key as "x-ph-key: <key>" (the provider key stays in its usual header)');
@@ -176,29 +183,42 @@ export function proxyDocs() {
     'x-ph-session': z.string().optional().openapi({ description: 'A session: prepended, and this turn appended to it after a successful answer.' }),
   });
   const providerBody = { content: { 'application/json': { schema: z.record(z.string(), z.unknown()).openapi({ description: "The provider's own request body; handles may appear as in /v1/render." }) } }, required: true };
+  // Two kinds of error answer: ours (problem+json, with the SDKs' `error` member), and the provider's own, passed
+  // through with its status and body as it sent them (a 400 for a bad model, a 429, a 529…): any status, JSON.
+  const providerError = z.record(z.string(), z.unknown()).openapi('ProviderError', { description: "The provider's own error answer, passed through as it sent it (its shape is the provider's)." });
+  const errors = (description: string) => ({
+    description,
+    content: { 'application/problem+json': { schema: ProxyProblemSchema }, 'application/json': { schema: providerError } },
+  });
+  const failures = {
+    400: errors('malformed_json; invalid_request: a bad ref, or content a session cannot keep; unsupported_media_type: a body not sent as JSON; thinking_prefix_changed: a session\'s thinking would go under another prefix than it was produced under (problem+json with an SDK-shaped `error` member); or the provider\'s own 400 (application/json)'),
+    401: errors('unauthorized: no or wrong x-ph-key; or the provider refused its key (application/json)'),
+    404: errors('not_found: a referenced handle does not exist for this tenant; gone: it was deleted; or the provider\'s own 404 (application/json)'),
+    413: errors('payload_too_large'),
+    502: errors('bad_gateway: the provider could not be reached'),
+    504: errors('gateway_timeout: the provider did not answer in PH_UPSTREAM_TIMEOUT_MS'),
+    default: errors("Any other status: the provider's own error answer as it sent it (application/json), or ours (problem+json)"),
+  };
   const answer = {
     200: {
       description: "The provider's answer as it sent it (JSON, or an SSE stream passed through as it arrives); `x-ph-request-id` names the recorded request, `x-ph-warnings` the render's warnings, `x-ph-replayed: true` an SDK retry answered with its lost attempt's answer (see README, Retries).",
       content: { 'application/json': { schema: z.record(z.string(), z.unknown()) }, 'text/event-stream': { schema: z.string() } },
     },
-    400: { description: 'malformed_json; invalid_request: a bad ref, or content a session cannot keep; unsupported_media_type: a body not sent as JSON; thinking_prefix_changed: a session\'s thinking would go under another prefix than it was produced under (problem+json with an SDK-shaped `error` member)' },
-    401: { description: 'no or wrong x-ph-key' },
-    404: { description: 'not_found: a referenced handle does not exist for this tenant; gone: it was deleted' },
-    413: { description: 'payload_too_large' },
-    502: { description: 'the provider could not be reached' },
-    504: { description: 'the provider did not answer in PH_UPSTREAM_TIMEOUT_MS' },
+    ...failures,
   };
+  /** `proxyGeminiV1betaGenerateContent` for ('gemini', 'v1beta', 'generateContent'); `proxyOpenaiChatCompletions` for 'openai/chat/completions'. */
+  const operationId = (...words: string[]) => `proxy${words.map((w) => w.replace(/(^|[-_/])([a-z])/g, (_, __, c: string) => c.toUpperCase())).join('')}`;
   for (const [path, format] of TURNS)
     docs.openAPIRegistry.registerPath(
-      createRoute({ method: 'post', path, tags: ['proxy'], summary: `${format}: rendered, sent to the provider, recorded and reconciled`, security: [{ proxyKey: [] }], request: { headers, body: providerBody }, responses: answer }),
+      createRoute({ operationId: operationId(path.replace(/^\/proxy\/|\/v1(?=\/)/g, '')), method: 'post', path, tags: ['proxy'], summary: `${format}: rendered, sent to the provider, recorded and reconciled`, security: [{ proxyKey: [] }], request: { headers, body: providerBody }, responses: answer }),
     );
-  const untouched = { 200: { description: "The provider's answer, untouched; nothing is recorded.", content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } } } };
+  const untouched = { 200: { description: "The provider's answer, untouched; nothing is recorded.", content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } } }, 401: failures[401], 502: failures[502], 504: failures[504], default: failures.default };
   const counted = {
     ...answer,
     200: { description: "The provider's count of the rendered body, as it answered; nothing is recorded.", content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } } },
   };
   docs.openAPIRegistry.registerPath(
-    createRoute({ method: 'post', path: '/proxy/anthropic/v1/messages/count_tokens', tags: ['proxy'], summary: 'Rendered as POST messages would send it (headers, handle blocks, session), counted by the provider; nothing recorded, no session appended', security: [{ proxyKey: [] }], request: { headers, body: providerBody }, responses: counted }),
+    createRoute({ operationId: operationId('anthropic', 'count_tokens'), method: 'post', path: '/proxy/anthropic/v1/messages/count_tokens', tags: ['proxy'], summary: 'Rendered as POST messages would send it (headers, handle blocks, session), counted by the provider; nothing recorded, no session appended', security: [{ proxyKey: [] }], request: { headers, body: providerBody }, responses: counted }),
   );
   // Gemini: the model and the method in the path (`gemini-2.5-flash:generateContent`), under v1beta and v1.
   const geminiModel = z.object({ model: z.string().openapi({ description: 'A Gemini model id, e.g. gemini-2.5-flash.' }) });
@@ -206,17 +226,18 @@ export function proxyDocs() {
     const base = `/proxy/gemini/${version}/models/{model}`;
     for (const method of ['generateContent', 'streamGenerateContent'])
       docs.openAPIRegistry.registerPath(
-        createRoute({ method: 'post', path: `${base}:${method}`, tags: ['proxy'], summary: `gemini ${method}${method === 'streamGenerateContent' ? ' (?alt=sse)' : ''}: rendered, sent to Gemini, recorded and reconciled`, security: [{ proxyKey: [] }], request: { params: geminiModel, headers, body: providerBody }, responses: answer }),
+        createRoute({ operationId: operationId('gemini', version, method), method: 'post', path: `${base}:${method}`, tags: ['proxy'], summary: `gemini ${method}${method === 'streamGenerateContent' ? ' (?alt=sse)' : ''}: rendered, sent to Gemini, recorded and reconciled`, security: [{ proxyKey: [] }], request: { params: geminiModel, headers, body: providerBody }, responses: answer }),
       );
     docs.openAPIRegistry.registerPath(
-      createRoute({ method: 'post', path: `${base}:countTokens`, tags: ['proxy'], summary: 'Rendered as generateContent would send it, counted by Gemini (a body the handles changed goes as generateContentRequest); nothing recorded', security: [{ proxyKey: [] }], request: { params: geminiModel, headers, body: providerBody }, responses: counted }),
+      createRoute({ operationId: operationId('gemini', version, 'countTokens'), method: 'post', path: `${base}:countTokens`, tags: ['proxy'], summary: 'Rendered as generateContent would send it, counted by Gemini (a body the handles changed goes as generateContentRequest); nothing recorded', security: [{ proxyKey: [] }], request: { params: geminiModel, headers, body: providerBody }, responses: counted }),
     );
   }
-  for (const path of ['/proxy/anthropic/v1/models', '/proxy/openai/v1/models', ...GEMINI_VERSIONS.map((v) => `/proxy/gemini/${v}/models`)])
-    docs.openAPIRegistry.registerPath(createRoute({ method: 'get', path, tags: ['proxy'], summary: 'Passed through untouched', security: [{ proxyKey: [] }], responses: untouched }));
+  const lists: Array<[string, string[]]> = [['/proxy/anthropic/v1/models', ['anthropic']], ['/proxy/openai/v1/models', ['openai']], ...GEMINI_VERSIONS.map((v): [string, string[]] => [`/proxy/gemini/${v}/models`, ['gemini', v]])];
+  for (const [path, words] of lists)
+    docs.openAPIRegistry.registerPath(createRoute({ operationId: operationId(...words, 'listModels'), method: 'get', path, tags: ['proxy'], summary: 'Passed through untouched', security: [{ proxyKey: [] }], responses: untouched }));
   const model = z.object({ id: z.string().openapi({ description: "The provider's model id." }) });
-  for (const path of ['/proxy/anthropic/v1/models/{id}', '/proxy/openai/v1/models/{id}', ...GEMINI_VERSIONS.map((v) => `/proxy/gemini/${v}/models/{id}`)])
-    docs.openAPIRegistry.registerPath(createRoute({ method: 'get', path, tags: ['proxy'], summary: 'Passed through untouched', security: [{ proxyKey: [] }], request: { params: model }, responses: untouched }));
+  for (const [path, words] of lists)
+    docs.openAPIRegistry.registerPath(createRoute({ operationId: operationId(...words, 'getModel'), method: 'get', path: `${path}/{id}`, tags: ['proxy'], summary: 'Passed through untouched', security: [{ proxyKey: [] }], request: { params: model }, responses: untouched }));
   docs.openAPIRegistry.registerComponent('securitySchemes', 'proxyKey', { type: 'apiKey', in: 'header', name: 'x-ph-key', description: 'A tenant API key; the provider key stays in its usual header (Gemini: x-goog-api-key, or ?key=).' });
   return docs;
 }

@@ -42,16 +42,16 @@ const CONFIRM_REQUIRED = "confirm is required: the tenant's name, as GET /v1/ten
 
 const routes = {
   createTenant: createRoute({
-    method: 'post', path: '/v1/tenants', tags: ['admin'], summary: 'Create a tenant and its first API key', security,
+    operationId: 'createTenant', method: 'post', path: '/v1/tenants', tags: ['admin'], summary: 'Create a tenant and its first API key', security,
     request: { body: { content: { 'application/json': { schema: z.strictObject({ name: Label }) } }, required: true } },
     responses: { 201: issued('The tenant and its key (shown once)'), ...commonErrors, 409: problemResponse('tenant_name_taken: another tenant has this name (compared ignoring case and extra whitespace); `tenant` names it') },
   }),
   listTenants: createRoute({
-    method: 'get', path: '/v1/tenants', tags: ['admin'], summary: 'List the tenants and their keys (ids and hints, never a secret)', security,
+    operationId: 'listTenants', method: 'get', path: '/v1/tenants', tags: ['admin'], summary: 'List the tenants and their keys (ids and hints, never a secret)', security,
     responses: { 200: { content: { 'application/json': { schema: TenantListSchema } }, description: 'Every tenant, oldest first, with its keys; and the deletions not finished, with what is left of each' }, 401: readErrors[401], 422: readErrors[422] },
   }),
   renameTenant: createRoute({
-    method: 'patch', path: '/v1/tenants/{id}', tags: ['admin'], summary: 'Rename a tenant (names unique, as on creation)', security,
+    operationId: 'renameTenant', method: 'patch', path: '/v1/tenants/{id}', tags: ['admin'], summary: 'Rename a tenant (names unique, as on creation)', security,
     request: { params: TenantIdParam, body: { content: { 'application/json': { schema: z.strictObject({ name: Label }) } }, required: true } },
     responses: {
       200: { content: { 'application/json': { schema: TenantSchema } }, description: 'The tenant with its new name, as GET /v1/tenants lists it' },
@@ -60,7 +60,7 @@ const routes = {
     },
   }),
   deleteTenant: createRoute({
-    method: 'delete', path: '/v1/tenants/{id}', tags: ['admin'], summary: 'Delete a tenant and every row of its data (its keys first)', security,
+    operationId: 'deleteTenant', method: 'delete', path: '/v1/tenants/{id}', tags: ['admin'], summary: 'Delete a tenant and every row of its data (its keys first)', security,
     request: {
       params: TenantIdParam,
       query: z.object({
@@ -70,22 +70,22 @@ const routes = {
     responses: { 200: { content: { 'application/json': { schema: TenantDeletedSchema } }, description: 'Deleted: no row of it is left' }, ...readErrors },
   }),
   issueKey: createRoute({
-    method: 'post', path: '/v1/tenants/{id}/keys', tags: ['admin'], summary: 'Issue another API key for a tenant', security,
+    operationId: 'issueKey', method: 'post', path: '/v1/tenants/{id}/keys', tags: ['admin'], summary: 'Issue another API key for a tenant', security,
     request: { params: z.object({ id: z.string().min(1) }), body: noFields },
     responses: { 201: issued('The new key (shown once)'), ...commonErrors },
   }),
   rotateKey: createRoute({
-    method: 'post', path: '/v1/keys/{id}/rotate', tags: ['admin'], summary: 'Replace a key: issue a new one, revoke the old', security,
+    operationId: 'rotateKey', method: 'post', path: '/v1/keys/{id}/rotate', tags: ['admin'], summary: 'Replace a key: issue a new one, revoke the old', security,
     request: { params: z.object({ id: z.string().min(1) }), body: noFields },
     responses: { 201: issued('The new key (shown once)'), ...commonErrors, 409: problemResponse('conflict: the key was revoked') },
   }),
   revokeKey: createRoute({
-    method: 'delete', path: '/v1/keys/{id}', tags: ['admin'], summary: 'Revoke a key', security,
+    operationId: 'revokeKey', method: 'delete', path: '/v1/keys/{id}', tags: ['admin'], summary: 'Revoke a key', security,
     request: { params: z.object({ id: z.string().min(1) }) },
     responses: { 204: { description: 'Revoked' }, 401: readErrors[401], 404: readErrors[404], 422: readErrors[422] },
   }),
   prune: createRoute({
-    method: 'post', path: '/v1/prune', tags: ['admin'], summary: 'Delete requests rendered more than N days ago, with their detail (reports keep their figures)', security,
+    operationId: 'pruneRequests', method: 'post', path: '/v1/prune', tags: ['admin'], summary: 'Delete requests rendered more than N days ago, with their detail (reports keep their figures)', security,
     request: { body: { content: { 'application/json': { schema: PruneBody } }, required: true } },
     responses: { 200: { content: { 'application/json': { schema: PruneResultSchema } }, description: 'What was removed, and what was kept' }, ...commonErrors },
   }),

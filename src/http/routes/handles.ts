@@ -43,33 +43,33 @@ const mint = (description: string) => ({ content: { 'application/json': { schema
 
 const routes = {
   createArtifact: createRoute({
-    method: 'post', path: '/v1/artifacts', tags: ['handles'], summary: 'Mint an artifact (version 1)',
+    operationId: 'createArtifact', method: 'post', path: '/v1/artifacts', tags: ['handles'], summary: 'Mint an artifact (version 1)',
     request: { body: json(CreateArtifactBody) },
     responses: { 201: mint('Created'), ...commonErrors },
   }),
   newArtifactVersion: createRoute({
-    method: 'post', path: '/v1/artifacts/{id}/versions', tags: ['handles'], summary: 'Make the next artifact version',
+    operationId: 'createArtifactVersion', method: 'post', path: '/v1/artifacts/{id}/versions', tags: ['handles'], summary: 'Make the next artifact version',
     description: 'Content equal to the latest version returns that version with 200 instead of minting a duplicate.',
     request: { params: z.object({ id: ArtifactIdParam }), body: json(NewArtifactVersionBody) },
     responses: { 200: mint('Unchanged: the latest version'), 201: mint('Created'), ...commonErrors, ...conflictErrors },
   }),
   createBundle: createRoute({
-    method: 'post', path: '/v1/bundles', tags: ['handles'], summary: 'Create a bundle of artifacts and bundles, pinned',
+    operationId: 'createBundle', method: 'post', path: '/v1/bundles', tags: ['handles'], summary: 'Create a bundle of artifacts and bundles, pinned',
     request: { body: json(CreateBundleBody) },
     responses: { 201: mint('Created'), ...commonErrors, ...conflictErrors },
   }),
   newBundleVersion: createRoute({
-    method: 'post', path: '/v1/bundles/{id}/versions', tags: ['handles'], summary: 'Make the next bundle version',
+    operationId: 'createBundleVersion', method: 'post', path: '/v1/bundles/{id}/versions', tags: ['handles'], summary: 'Make the next bundle version',
     request: { params: z.object({ id: BundleIdParam }), body: json(NewBundleVersionBody) },
     responses: { 200: mint('Unchanged: the latest version'), 201: mint('Created'), ...commonErrors, ...conflictErrors },
   }),
   createSession: createRoute({
-    method: 'post', path: '/v1/sessions', tags: ['handles'], summary: 'Start a session',
+    operationId: 'createSession', method: 'post', path: '/v1/sessions', tags: ['handles'], summary: 'Start a session',
     request: { body: json(CreateSessionBody) },
     responses: { 201: mint('Created'), ...commonErrors, ...conflictErrors },
   }),
   appendMessages: createRoute({
-    method: 'post', path: '/v1/sessions/{id}/messages', tags: ['handles'], summary: 'Append messages (next session version)',
+    operationId: 'appendMessages', method: 'post', path: '/v1/sessions/{id}/messages', tags: ['handles'], summary: 'Append messages (next session version)',
     request: { params: z.object({ id: SessionIdParam }), headers: IfMatchHeader, body: json(AppendMessagesBody) },
     responses: {
       201: { ...mint('Appended'), headers: { ETag: { schema: { type: 'string' }, description: 'The new version, quoted ("4"): the If-Match of the next append.' } } },
@@ -78,7 +78,7 @@ const routes = {
     },
   }),
   getHandle: createRoute({
-    method: 'get', path: '/v1/handles/{ref}', tags: ['handles'], summary: 'Describe a handle and its versions',
+    operationId: 'getHandle', method: 'get', path: '/v1/handles/{ref}', tags: ['handles'], summary: 'Describe a handle and its versions',
     request: {
       params: z.object({ ref: RefParam }),
       query: z.object({
@@ -94,21 +94,30 @@ const routes = {
     responses: { 200: { content: { 'application/json': { schema: HandleSchema } }, description: 'The handle' }, ...readErrors, 410: conflictErrors[410] },
   }),
   listHandles: createRoute({
-    method: 'get', path: '/v1/handles', tags: ['handles'], summary: 'List handles (cursor pagination, id order)',
+    operationId: 'listHandles', method: 'get', path: '/v1/handles', tags: ['handles'], summary: 'List handles (cursor pagination, id order)',
     request: { query: ListQuery },
     responses: { 200: { content: { 'application/json': { schema: HandleListSchema } }, description: 'A page' }, 401: readErrors[401], 422: readErrors[422] },
   }),
   deleteHandle: createRoute({
-    method: 'delete', path: '/v1/handles/{id}', tags: ['handles'], summary: 'Delete a handle nothing pins',
-    request: { params: z.object({ id: IdParam }) },
+    operationId: 'deleteHandle', method: 'delete', path: '/v1/handles/{ref}', tags: ['handles'], summary: 'Delete a handle nothing pins',
+    // Named as GET's is (one path, one parameter name: a generator refuses two), but an id: a ref with @version is refused.
+    request: { params: z.object({ ref: IdParam.openapi({ param: { name: 'ref', in: 'path' } }) }) },
     responses: { 204: { description: 'Deleted; expanding it now answers 410' }, ...readErrors, ...conflictErrors },
   }),
   expand: createRoute({
-    method: 'get', path: '/v1/handles/{ref}/expand', tags: ['handles'], summary: 'Expand a ref into a byte-stable prompt prefix',
+    operationId: 'expandHandle', method: 'get', path: '/v1/handles/{ref}/expand', tags: ['handles'], summary: 'Expand a ref into a byte-stable prompt prefix',
     description: 'Same ref and format give the same bytes forever (per renderer version). ETag is the sha256 of the body.',
-    request: { params: z.object({ ref: RefParam }), query: ExpandQuery },
+    request: {
+      params: z.object({ ref: RefParam }),
+      query: ExpandQuery,
+      headers: z.object({ 'if-none-match': z.string().optional().openapi({ description: 'The ETag of an earlier answer: 304, no body, while it still matches.' }) }),
+    },
     responses: {
-      200: { content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } }, description: 'The prefix in the provider\'s request shape' },
+      200: {
+        content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } },
+        description: 'The prefix in the provider\'s request shape',
+        headers: { ETag: { schema: { type: 'string' }, description: 'The sha256 of the body, quoted: the If-None-Match of the next call.' } },
+      },
       304: { description: 'If-None-Match matched the ETag' },
       ...readErrors,
       410: conflictErrors[410],
@@ -181,7 +190,7 @@ export function handleRoutes(handles: HandleService, expander: Expander, reports
   });
 
   app.openapi(routes.deleteHandle, (c) => {
-    handles.delete(c.get('auth').tenantId, c.req.valid('param').id);
+    handles.delete(c.get('auth').tenantId, c.req.valid('param').ref);
     return c.body(null, 204);
   });
 

@@ -70,6 +70,7 @@ const RenderResponse = z
 
 const routes = {
   render: createRoute({
+    operationId: 'render',
     method: 'post',
     path: '/v1/render',
     tags: ['render'],
@@ -78,6 +79,7 @@ const routes = {
     responses: { 200: { content: { 'application/json': { schema: RenderResponse } }, description: 'The rendered request' }, ...commonErrors, ...conflictErrors, 409: problemResponse("version_conflict; or thinking_prefix_changed: a session's thinking blocks would go under another system, tools or earlier messages than they were produced under, on a model with preserved thinking's prefix check (without drop_block)") },
   }),
   models: createRoute({
+    operationId: 'listModels',
     method: 'get',
     path: '/v1/models',
     tags: ['render'],

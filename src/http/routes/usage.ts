@@ -258,33 +258,33 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
 
   const routes = {
     usage: createRoute({
-      method: 'post', path: USAGE_PATH, tags: ['usage'], summary: 'Reconcile a provider usage report against a rendered request',
+      operationId: 'reportUsage', method: 'post', path: USAGE_PATH, tags: ['usage'], summary: 'Reconcile a provider usage report against a rendered request',
       description: 'Idempotent by request_id: the same report again answers 200 with the stored result; a different one 409.',
       request: { body: { content: { 'application/json': { schema: UsageRecord } }, required: true } },
       responses: { 200: json(UsageResultSchema, 'Already reconciled with this report'), 201: json(UsageResultSchema, 'Reconciled'), ...commonErrors, 409: conflictErrors[409] },
     }),
     batch: createRoute({
-      method: 'post', path: '/v1/usage/batch', tags: ['usage'], summary: 'Import many usage reports; each accepted or rejected on its own',
+      operationId: 'reportUsageBatch', method: 'post', path: '/v1/usage/batch', tags: ['usage'], summary: 'Import many usage reports; each accepted or rejected on its own',
       request: { body: { content: { 'application/json': { schema: Batch } }, required: true } },
       responses: { 200: json(UsageBatchResultSchema, 'One result per record, in order'), ...commonErrors },
     }),
     handleReport: createRoute({
-      method: 'get', path: '/v1/reports/handles/{id}', tags: ['reports'], summary: 'Reuse waterfall and money for one handle',
+      operationId: 'getHandleReport', method: 'get', path: '/v1/reports/handles/{id}', tags: ['reports'], summary: 'Reuse waterfall and money for one handle',
       request: { params: z.object({ id: IdParam }), query: HandleReportQuery },
       responses: { 200: jsonOrCsv(HandleReportSchema, 'The report'), ...readErrors },
     }),
     tenantReport: createRoute({
-      method: 'get', path: '/v1/reports', tags: ['reports'], summary: "The tenant's totals and one row per handle, by leaked money",
+      operationId: 'getTenantReport', method: 'get', path: '/v1/reports', tags: ['reports'], summary: "The tenant's totals and one row per handle, by leaked money",
       request: { query: TenantReportQuery },
       responses: { 200: jsonOrCsv(TenantReportSchema, 'The report'), 401: readErrors[401], 422: readErrors[422] },
     }),
     list: createRoute({
-      method: 'get', path: '/v1/requests', tags: ['reports'], summary: 'Recorded requests, newest first by when the call started; with `handle`, those that referenced it',
+      operationId: 'listRequests', method: 'get', path: '/v1/requests', tags: ['reports'], summary: 'Recorded requests, newest first by when the call started; with `handle`, those that referenced it',
       request: { query: ListRequestsQuery },
       responses: { 200: jsonOrCsv(RequestListSchema, 'A page of requests (as CSV, the next page in a `Link: <…>; rel="next"` header)'), 401: readErrors[401], 404: readErrors[404], 422: readErrors[422] },
     }),
     request: createRoute({
-      method: 'get', path: '/v1/requests/{id}', tags: ['reports'], summary: 'A recorded request: segments with outcomes, usage, diagnostics',
+      operationId: 'getRequest', method: 'get', path: '/v1/requests/{id}', tags: ['reports'], summary: 'A recorded request: segments with outcomes, usage, diagnostics',
       request: { params: z.object({ id: z.string().regex(REQUEST_ID, 'expected a request id (req_ and 21 letters or digits)').openapi({ param: { name: 'id', in: 'path' } }) }) },
       responses: { 200: json(RequestViewSchema, 'The request'), ...readErrors, 404: problemResponse('not_found: no such request for this tenant; request_pruned: rendered before the retention horizon (PH_REQUEST_RETENTION_DAYS, POST /v1/prune), its detail deleted') },
     }),
