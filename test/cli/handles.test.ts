@@ -323,9 +323,10 @@ describe('building prompt state with the CLI', () => {
     expect(pinned.err).toBe(`handle_in_use: ${sys.id} is still pinned by ${referrers.join(', ')}\nnothing was deleted: ${sys.id} is pinned by these 2 handles (a deleted handle pins nothing):\n  ${referrers.join('\n  ')}\n`);
     expect((await client.get(`/v1/handles/${sys.id}`)).status).toBe(200);
     expect([unknown.code, foreign.code, wrongKind.code]).toEqual([1, 1, 1]);
-    expect(unknown.err).toBe('not_found: handle art_AAAAAAAAAAAAAAAAAAAAA does not exist (path:id)\n');
-    expect(foreign.err).toBe(`not_found: handle ${theirs.id} does not exist (path:id)\n`);
-    expect(wrongKind.err).toMatch(/^invalid_request: .*path:id/);
+    // The API's pointer: DELETE /v1/handles/{ref} names its parameter as GET does.
+    expect(unknown.err).toBe('not_found: handle art_AAAAAAAAAAAAAAAAAAAAA does not exist (path:ref)\n');
+    expect(foreign.err).toBe(`not_found: handle ${theirs.id} does not exist (path:ref)\n`);
+    expect(wrongKind.err).toMatch(/^invalid_request: .*path:ref/);
 
     const bundlePinned = await cli(['delete', bnd.id], { key });
     expect(bundlePinned.code).toBe(1);
@@ -338,7 +339,7 @@ describe('building prompt state with the CLI', () => {
     expect((await client.get(`/v1/handles/${sys.id}/expand`)).status).toBe(410);
     const again = await cli(['delete', sys.id], { key });
     expect(again.code).toBe(1);
-    expect(again.err).toBe(`gone: handle ${sys.id} was deleted (path:id)\n`);
+    expect(again.err).toBe(`gone: handle ${sys.id} was deleted (path:ref)\n`);
   }, 60_000);
 });
 
