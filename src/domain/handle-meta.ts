@@ -150,16 +150,17 @@ export class HandleMeter {
   /**
    * A bundle or session version: totals over its segments, volatility by
    * source (the first VOLATILE_SOURCES_LISTED), and — against the previous version — the first segment that
-   * changed and the cached tokens the change invalidates. `tokens`: the total on the text basis, and each
-   * segment's by its index.
+   * changed and the cached tokens the change invalidates. `bytes`: its neutral text's length; `firstDiffByte`: where
+   * that text first differs from the previous version's. `tokens`: the total on the text basis, and each segment's by
+   * its index.
    */
-  composite(segments: PromptSegment[], text: string, previous: { segments: PromptSegment[]; text: string } | undefined, tokens: Tokens, tokensAt: (i: number) => Tokens) {
+  composite(segments: PromptSegment[], bytes: number, previous: { segments: PromptSegment[]; firstDiffByte: number | null } | undefined, tokens: Tokens, tokensAt: (i: number) => Tokens) {
     const volatile = new Map<string, number>();
     for (const s of segments) if (s.volatility) volatile.set(s.source, s.volatility);
     let count = 0;
     for (const n of volatile.values()) count += n;
     const meta: Record<string, unknown> = {
-      bytes: Buffer.byteLength(text),
+      bytes,
       tokens,
       tokens_basis: TOKENS_BASIS,
       estimated: ['anthropic', 'gemini'],
@@ -173,7 +174,7 @@ export class HandleMeter {
       // Segments before the first changed one keep their cache; a pure append invalidates nothing.
       if (i < previous.segments.length) for (let k = i; k < segments.length; k++) invalidated = addTokens(invalidated, tokensAt(k));
       meta.change = {
-        first_diff_byte: firstDifferingByte(Buffer.from(text), Buffer.from(previous.text)),
+        first_diff_byte: previous.firstDiffByte,
         first_diff_segment: i < segments.length ? segments[i]!.source : null,
         invalidated_tokens: invalidated,
       };

@@ -11,6 +11,7 @@ import {
   type Message,
   type ToolDefinition,
 } from './content';
+import { createHash, type Hash } from 'node:crypto';
 import { sha256Hex } from './digest';
 import { DomainError, invalid, notFound, tenantDeleted, withPointer } from './errors';
 import { formatRef, handleTypeOf, newId, parseRef, type HandleType } from './ids';
@@ -21,7 +22,8 @@ import { validationError } from './validation';
 import { estimatedTool, estimatedToolWarning } from './estimated-tools';
 import type { RenderWarning } from './requests';
 import { orderSegments, type PromptSegment } from './render/prompt';
-import { learnToolNames, newRenderContext, renderExpansion } from './render/formats';
+import { countedSegmentItems, learnToolNames, newRenderContext, renderExpansion } from './render/formats';
+import { firstDifferingByte } from './reuse-metadata';
 
 export interface ResolvedVersion {
   handle: HandleRow;
@@ -46,6 +48,17 @@ interface Previous {
 }
 
 /**
+ * A session version's neutral text as the next append extends it: the sha256 state over all of it but its closing
+ * `]}` (the list of messages is its last member), its length in bytes, and whether that list is still empty.
+ */
+interface SessionText {
+  version: number;
+  hash: Hash;
+  bytes: number;
+  empty: boolean;
+}
+
+/**
  * Mint, version, append, resolve and flatten handles. Every write is one
  * store call (one synchronous transaction); everything before it is pure.
  */
@@ -63,6 +76,9 @@ export class HandleService {
   // Text-basis token counts of segments stored on the JSON basis, by source, and of such versions, by ref.
   private readonly textCounts = new Lru<string, Tokens>(20_000);
   private readonly versionTextTokens = new Lru<string, Tokens>(10_000);
+  // Per session, its latest version's text as an append extends it: a turn serialises and hashes its own batch, not
+  // the whole history again (a session of hundreds of turns and megabytes).
+  private readonly sessionTexts = new Lru<string, SessionText>(10_000);
 
   constructor(opts: HandleServiceOptions) {
     this.store = opts.store;
@@ -205,7 +221,7 @@ export class HandleService {
         members: pinned.map((r) => r.ref),
         base: null,
         messageCount: null,
-        meta: this.compositeMeta(segments, text, previous, undefined),
+        meta: this.compositeMeta(segments, bytes.length, previous && { segments: previous.segments, firstDiffByte: firstDifferingByte(bytes, Buffer.from(previous.text)) }, undefined),
       },
       blobs: [],
       pins: pinned.map((r) => ({ toId: r.handle.id, toVersion: r.version.version })),
@@ -227,12 +243,13 @@ export class HandleService {
       ? this.segmentsOf(base.handle, base.version.version).map((s) => ({ ...s, path: [formatRef(id, 1), ...s.path] }))
       : [];
     assertToolPairing(lastMessage(baseSegments), messages, '/messages');
-    const next = this.sessionVersion(id, 1, baseSegments, messages, 0, base?.ref ?? null, undefined, now);
+    const { next, text } = this.sessionVersion(id, 1, baseSegments, messages, 0, base?.ref ?? null, undefined, now);
     if (base) next.pins.push({ toId: base.handle.id, toVersion: base.version.version });
     this.insertHandle(
       { id, tenantId, type: 'session', kind: null, name: input.name ?? null, metadata: keptMetadata(input.metadata), latestVersion: 1, createdAt: now, deletedAt: null },
       next,
     );
+    this.sessionTexts.set(id, text);
     return { created: true, handle: this.mustGetHandle(tenantId, id), version: next.version };
   }
 
@@ -250,10 +267,12 @@ export class HandleService {
       const latest = this.mustGetVersion(id, handle.latestVersion);
       const previous = this.segmentsOf(handle, latest.version);
       assertToolPairing(lastMessage(previous), messages, '/messages');
-      const next = this.sessionVersion(id, latest.version + 1, previous, messages, latest.messageCount ?? 0, latest.base, this.previousOf(handle, latest.version), this.clock.now(), textBasisTokens(latest, hasTools(previous)));
+      const { next, text } = this.sessionVersion(id, latest.version + 1, previous, messages, latest.messageCount ?? 0, latest.base, handle, this.clock.now(), textBasisTokens(latest, hasTools(previous)));
       this.writable(tenantId);
       const result = this.store.appendVersion(id, latest.version, next);
       this.invalidate();
+      // Only a version stored is extended: another writer's would have other text.
+      if (result.ok) this.sessionTexts.set(id, text);
       if (result.ok) return { created: true, handle: this.mustGetHandle(tenantId, id), version: next.version };
       // Another writer appended first: with If-Match that is a conflict, otherwise retry on the new latest.
       if (ifMatch !== undefined || attempt >= 5) throw versionConflict(id, result.latestVersion, ifMatch ?? latest.version, ifMatch !== undefined ? IF_MATCH : undefined);
@@ -288,55 +307,76 @@ export class HandleService {
     batch: Message[],
     previousCount: number,
     base: string | null,
-    previous: Previous | undefined,
+    /** The session, when this version follows one of its own. */
+    handle: HandleRow | undefined,
     now: number,
     previousTokens?: Tokens,
-  ): NewVersion {
+  ): { next: NewVersion; text: SessionText } {
     const batchText = canonicalJson(batch, '/messages');
     const batchBytes = Buffer.from(batchText, 'utf8');
     const batchDigest = sha256Hex(batchBytes);
     const batchMeta = batch.length && this.meter ? this.meter.batch(batch, batchText, toolNamesOf(previousSegments)) : undefined;
-    const segments: PromptSegment[] = batch.length
-      ? [
-          ...previousSegments,
-          {
-            section: 'messages',
-            source: formatRef(id, version),
-            path: [formatRef(id, version)],
-            messages: batch,
-            ...(batchMeta ? { tokens: batchMeta.tokens, textTokens: true, volatility: batchMeta.volatility.count } : {}),
-          },
-        ]
-      : previousSegments;
-    const text = renderExpansion('neutral', segments);
-    const bytes = Buffer.from(text, 'utf8');
-    return {
+    const own: PromptSegment | undefined = batch.length
+      ? {
+          section: 'messages',
+          source: formatRef(id, version),
+          path: [formatRef(id, version)],
+          messages: batch,
+          ...(batchMeta ? { tokens: batchMeta.tokens, textTokens: true, volatility: batchMeta.volatility.count } : {}),
+        }
+      : undefined;
+    const segments = own ? [...previousSegments, own] : previousSegments;
+    const { text, firstDiffByte } = this.sessionText(id, version, segments, own, handle);
+    const next: NewVersion = {
       version: {
         handleId: id,
         version,
         createdAt: now,
-        digest: sha256Hex(bytes),
-        size: bytes.length,
+        digest: text.hash.copy().update(']}').digest('hex'),
+        size: text.bytes,
         contentDigest: batchDigest,
         members: null,
         base,
         messageCount: previousCount + batch.length,
         // On a previous version counted on the text basis, one batch is added; else the session is counted whole, once.
         meta: this.meter
-          ? { ...this.compositeMeta(segments, text, previous, previousTokens && (batchMeta ? addTokens(previousTokens, batchMeta.tokens) : previousTokens)), ...(batchMeta ? { batch: batchMeta } : {}) }
+          ? { ...this.compositeMeta(segments, text.bytes, handle && { segments: previousSegments, firstDiffByte }, previousTokens && (batchMeta ? addTokens(previousTokens, batchMeta.tokens) : previousTokens)), ...(batchMeta ? { batch: batchMeta } : {}) }
           : null,
       },
       blobs: [{ digest: batchDigest, bytes: batchBytes }],
       pins: [] as PinInput[],
     };
+    return { next, text };
+  }
+
+  /**
+   * A session version's neutral text (its digest and size) and where it first differs from the version before. After
+   * a version this process wrote, the text is that one's with `own`, the new batch, added to its list of messages:
+   * only the batch is serialised and hashed. Otherwise (the first append after a restart) it is rendered whole, once.
+   */
+  private sessionText(id: string, version: number, segments: PromptSegment[], own: PromptSegment | undefined, handle: HandleRow | undefined): { text: SessionText; firstDiffByte: number | null } {
+    const before = this.sessionTexts.get(id);
+    if (before && before.version === version - 1) {
+      if (!own) return { text: { ...before, version }, firstDiffByte: null };
+      const added = `${before.empty ? '' : ','}${countedSegmentItems('neutral', own, newRenderContext()).join(',')}`;
+      // The first byte that differs is the list's closing `]`, where the new batch (or its comma) now stands.
+      return { text: { version, hash: before.hash.copy().update(added), bytes: before.bytes + Buffer.byteLength(added), empty: false }, firstDiffByte: before.bytes - 2 };
+    }
+    const whole = renderExpansion('neutral', segments);
+    const bytes = Buffer.from(whole, 'utf8');
+    const previous = handle && this.previousOf(handle, version - 1);
+    return {
+      text: { version, hash: createHash('sha256').update(whole.slice(0, -2)), bytes: bytes.length, empty: whole.endsWith('[]}') },
+      firstDiffByte: previous ? firstDifferingByte(bytes, Buffer.from(previous.text)) : null,
+    };
   }
 
   /** A bundle's or session's meta; `total`: its tokens when known without counting every segment. */
-  private compositeMeta(segments: PromptSegment[], text: string, previous: Previous | undefined, total: Tokens | undefined) {
+  private compositeMeta(segments: PromptSegment[], bytes: number, previous: { segments: PromptSegment[]; firstDiffByte: number | null } | undefined, total: Tokens | undefined) {
     if (!this.meter) return null;
     let counts: Tokens[] | undefined;
     const countsOf = () => (counts ??= this.segmentTextTokens(segments));
-    return this.meter.composite(segments, text, previous, total ?? countsOf().reduce(addTokens, zeroTokens()), (i) => countsOf()[i]!);
+    return this.meter.composite(segments, bytes, previous, total ?? countsOf().reduce(addTokens, zeroTokens()), (i) => countsOf()[i]!);
   }
 
   /**
