@@ -26,6 +26,114 @@ export function rangeOf(period: Period, now: number): ReportRange {
   return days === null ? {} : { from: (Math.floor(now / DAY_MS) - days + 1) * DAY_MS };
 }
 
+/**
+ * What a page shows: a period counted back from today (`?period=7d`), or a chosen range of whole UTC days
+ * (`?from=2026-11-01&to=2026-11-30`, both days included), as the reports' `from`/`to` take it.
+ */
+export interface Span {
+  /** The period, or null for a chosen range. */
+  period: Period | null;
+  range: ReportRange;
+  /** Its first and last day (YYYY-MM-DD, UTC); `from` absent: from the start. */
+  from?: string;
+  to: string;
+  /** What carries it in a link: `period=7d` or `from=…&to=…`. */
+  query: string;
+  /** "Last 7 days", "1–30 Nov 2026". */
+  label: string;
+}
+
+/** A span as the page's form asked it: the span shown, the days typed, and why they were refused (a 400) or changed. */
+export interface SpanChoice {
+  span: Span;
+  /** The days as typed (the form shows them again), or the span's own. */
+  from: string;
+  to: string;
+  error?: { field: 'from' | 'to'; message: string };
+  note?: string;
+  /** Today (UTC), the latest day the form takes; and the ranges offered beside the periods. */
+  today: string;
+  presets: Array<{ label: string; span: Span }>;
+}
+
+/** The earliest day a range can start: the reports' beginning of time. */
+export const FIRST_DAY = '1970-01-01';
+
+export function periodSpan(period: Period, now: number): Span {
+  const range = rangeOf(period, now);
+  return { period, range, from: range.from === undefined ? undefined : day(range.from), to: day(now), query: `period=${period}`, label: PERIODS[period].label };
+}
+
+/** A chosen range of UTC days (day numbers since the epoch); `from` undefined: from the start. */
+export function daysSpan(from: number | undefined, to: number): Span {
+  const f = from === undefined ? undefined : day(from * DAY_MS);
+  const t = day(to * DAY_MS);
+  return { period: null, range: { ...(from === undefined ? {} : { from: from * DAY_MS }), to: to * DAY_MS }, from: f, to: t, query: `from=${f ?? ''}&to=${t}`, label: daysLabel(from, to) };
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** "5 Nov 2026", "1–30 Nov 2026", "28 Oct – 3 Nov 2026", "28 Dec 2025 – 3 Jan 2026", "Through 30 Nov 2026". */
+export function daysLabel(from: number | undefined, to: number): string {
+  const parts = (d: number) => {
+    const x = new Date(d * DAY_MS);
+    return { d: x.getUTCDate(), m: MONTHS[x.getUTCMonth()]!, y: x.getUTCFullYear() };
+  };
+  const b = parts(to);
+  if (from === undefined) return `Through ${b.d} ${b.m} ${b.y}`;
+  const a = parts(from);
+  if (from === to) return `${b.d} ${b.m} ${b.y}`;
+  if (a.y !== b.y) return `${a.d} ${a.m} ${a.y} – ${b.d} ${b.m} ${b.y}`;
+  return a.m === b.m ? `${a.d}–${b.d} ${b.m} ${b.y}` : `${a.d} ${a.m} – ${b.d} ${b.m} ${b.y}`;
+}
+
+/** A day as a date input sends it, as a day number; or why it is not one the reports count. */
+function dayOf(value: string, today: number): number | string {
+  const m = /^(\d{4,6})-(\d{2})-(\d{2})$/.exec(value);
+  if (!m) return `“${value}” is not a day: use YYYY-MM-DD`;
+  if (Number(m[1]) > 9999) return `${value} is after today (${day(today * DAY_MS)}, UTC)`;
+  if (value < FIRST_DAY) return `${value} is before ${FIRST_DAY}, where reports start`;
+  const ms = Date.parse(`${value}T00:00:00Z`);
+  if (Number.isNaN(ms) || day(ms) !== value) return `${value} is not a day of the calendar`;
+  return ms / DAY_MS;
+}
+
+/**
+ * The span a page's query asks: `from`/`to` (both empty: the default period), else `period`. A day that is not one, or
+ * a range that starts after it ends or after today, is refused with the reason (the page shows the default period and
+ * says why, at the form); a range that ends after today ends today, and says so.
+ */
+export function parseSpan(q: { period?: string; from?: string; to?: string }, now: number): SpanChoice {
+  const today = Math.floor(now / DAY_MS);
+  const from = q.from?.trim() ?? '';
+  const to = q.to?.trim() ?? '';
+  const form = { today: day(now), presets: presets(now) };
+  if (!from && !to) {
+    const span = periodSpan(parsePeriod(q.period), now);
+    return { span, from: span.from ?? '', to: span.to, ...form };
+  }
+  const refuse = (field: 'from' | 'to', message: string): SpanChoice => ({ span: periodSpan(DEFAULT_PERIOD, now), from, to, ...form, error: { field, message: `${message}. Showing the ${PERIODS[DEFAULT_PERIOD].label.toLowerCase()} instead` } });
+  const f = from ? dayOf(from, today) : undefined;
+  if (typeof f === 'string') return refuse('from', f);
+  const t = to ? dayOf(to, today) : today;
+  if (typeof t === 'string') return refuse('to', t);
+  if (f !== undefined && f > today) return refuse('from', `${from} is after today (${day(now)}, UTC): no figures yet`);
+  if (f !== undefined && f > t) return refuse('from', `the range starts (${from}) after it ends (${to})`);
+  const span = daysSpan(f, Math.min(t, today));
+  return { span, from: span.from ?? '', to: span.to, ...form, ...(t > today ? { note: `${to} is after today: the range ends today, ${span.to} (UTC)` } : {}) };
+}
+
+/** Ranges a user reaches for, beside the periods: this month so far, and the month before. */
+export function presets(now: number): Array<{ label: string; span: Span }> {
+  const d = new Date(now);
+  const first = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1) / DAY_MS;
+  const prev = Date.UTC(d.getUTCFullYear(), d.getUTCMonth() - 1, 1) / DAY_MS;
+  return [
+    { label: 'This month', span: daysSpan(first, Math.floor(now / DAY_MS)) },
+    { label: 'Last month', span: daysSpan(prev, first - 1) },
+  ];
+}
+
 const int = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
 
 export const tokens = (n: number) => int.format(n);

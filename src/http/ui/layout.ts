@@ -48,6 +48,12 @@ code, pre, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, m
 /* The chooser clips what is outside it (its rounded corners): the ring is drawn inside each link. */
 .periods a:focus-visible { outline-offset:-4px; } .periods a[aria-current="page"]:focus-visible { outline-color:var(--on-ink); }
 .toolbar { display:flex; align-items:center; gap:16px; flex-wrap:wrap; margin:8px 0 4px; }
+/* A chosen range: two days and a button, wrapping on a phone (never wider than the screen); a refused one's reason below. */
+form.range { display:inline-flex; flex-wrap:wrap; align-items:center; gap:6px; margin:0; }
+form.range input { padding:4px 6px; font:inherit; border:1px solid var(--field); border-radius:6px; background:var(--card); color:var(--ink); max-width:100%; }
+form.range input[aria-invalid="true"] { border-color:var(--bad); }
+form.range button { padding:5px 12px; font-size:14px; background:var(--ink); color:var(--on-ink); border:0; border-radius:6px; cursor:pointer; }
+.toolbar > p.error, .toolbar > p.notice { flex-basis:100%; margin:0; }
 .live { font-size:12px; color:var(--muted); }
 .live .dot { display:inline-block; width:8px; height:8px; border-radius:50%; background:var(--dot); margin-right:4px; vertical-align:middle; }
 [data-live-state="open"] .live .dot, .live.open .dot { background:var(--rate); }

@@ -9,13 +9,13 @@ import { HANDLE_TYPES, parseRef, type HandleType } from '../../domain/ids';
 import { refuseFilterCombination } from '../../domain/requests';
 import type { DayPoint } from './charts';
 import type { Finding } from './content';
-import { DAY_MS, day, parsePeriod, rangeOf, type Period } from './format';
+import { DAY_MS, day, parseSpan, type Span, type SpanChoice } from './format';
 import { fragment, page, SECURITY_HEADERS } from './layout';
 import { BATCHES_SHOWN, handleLive, handlePage, VERSIONS_SHOWN, type ContentSource, type Family, type HandleView } from './pages/handle';
 import type { HandleRow, RequestRow, VersionRow } from '../../store/store';
 import type { ModelEntry } from '../../domain/catalog/types';
 import { MAX_ROWS, overviewLive, overviewPage, sessionsLive, sessionsPage, type SessionsReport, type TenantReport } from './pages/overview';
-import type { Totals } from '../../domain/reconcile/reports';
+import type { ReportRange, Totals } from '../../domain/reconcile/reports';
 import { requestPage } from './pages/request';
 import { requestsPage } from './pages/requests';
 import { filterWords } from './pages/parts';
@@ -30,6 +30,8 @@ const CLASS_REQUESTS = 50;
 
 /** Days on the capture-rate chart for "all": older days are in the waterfall, not drawn per day. */
 const ALL_DAYS = 90;
+/** Days the per-day charts draw at most: a year, each day a bar (a chosen range can span decades). */
+const MAX_CHART_DAYS = 366;
 /** Sources of a bundle or session shown with their content. */
 const MAX_SOURCES = 20;
 /** A comment line now and then keeps proxies from closing an idle event stream. */
@@ -71,9 +73,9 @@ export function uiRoutes(deps: AppDeps, services: Services) {
    * The overview's figures: artifacts and bundles ranked (the state a team curates), the sessions as one row (an agent
    * has one per conversation: hundreds would push the rest off the ranking), and the tenant's totals per day.
    */
-  const tenantReport = (c: Context<UiEnv>, period: Period): TenantReport => {
+  const tenantReport = (c: Context<UiEnv>, span: Span): TenantReport => {
     const t = now();
-    const range = rangeOf(period, t);
+    const range = span.range;
     const tenantId = c.get('tenantId');
     const { perDay, label } = chartDays(range, t);
     return {
@@ -85,13 +87,26 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     };
   };
   /** The sessions' page: their figures summed, then each by leaked money. */
-  const sessionsReport = (c: Context<UiEnv>, period: Period): SessionsReport => {
+  const sessionsReport = (c: Context<UiEnv>, span: Span): SessionsReport => {
     const t = now();
-    const range = rangeOf(period, t);
+    const range = span.range;
     return { ...services.reports.tenant(c.get('tenantId'), range, t, MAX_ROWS, ['session']), sessions: services.reports.typeTotals(c.get('tenantId'), range, t, 'session') };
   };
   /** The catalog entries of the tenant's latest requests in the period: whose rules the overview's legend explains. */
-  const tenantEntries = (c: Context<UiEnv>, period: Period) => entriesOf(services.requests.list(c.get('tenantId'), { limit: RECENT_REQUESTS, range: rangeOf(period, now()) }).rows);
+  const tenantEntries = (c: Context<UiEnv>, span: Span) => entriesOf(services.requests.list(c.get('tenantId'), { limit: RECENT_REQUESTS, range: span.range }).rows);
+  /**
+   * The span a page's query asks (`?period=` or `?from=&to=`): a refused one is the default period, the page saying
+   * why at its form, as a 400 (as a refused `?class=` is one).
+   */
+  const choiceOf = (c: Context<UiEnv>): SpanChoice => parseSpan({ period: c.req.query('period'), from: c.req.query('from'), to: c.req.query('to') }, now());
+  const statusOf = (choice: SpanChoice) => (choice.error ? 400 : 200);
+  /** The same for a fragment or a download, whose links the pages build from a span they accepted: a refused one is a 400 page. */
+  const acceptedChoice = (c: Context<UiEnv>): SpanChoice => {
+    const choice = choiceOf(c);
+    if (choice.error) throw invalid(`query:${choice.error.field}`, choice.error.message.replace(/\. Showing .*$/, ''));
+    return choice;
+  };
+  const spanOf = (c: Context<UiEnv>): Span => acceptedChoice(c).span;
   /** The catalog entries these requests were priced as, each once; undefined when there are none (no rules to name). */
   const entriesOf = (rows: RequestRow[]): ModelEntry[] | undefined => {
     const entries = [...new Set(rows.map((r) => r.catalogEntry))].flatMap((id) => deps.catalog.byId(id) ?? []);
@@ -99,22 +114,22 @@ export function uiRoutes(deps: AppDeps, services: Services) {
   };
 
   ui.get('/ui', (c) => {
-    const period = parsePeriod(c.req.query('period'));
-    return page(c, { title: 'Overview', tenantId: c.get('tenantId'), body: overviewPage(tenantReport(c, period), period, tenantEntries(c, period)) });
+    const choice = choiceOf(c);
+    return page(c, { title: 'Overview', tenantId: c.get('tenantId'), body: overviewPage(tenantReport(c, choice.span), choice, tenantEntries(c, choice.span)), status: statusOf(choice) });
   });
   ui.get('/ui/', (c) => c.redirect('/ui', 301));
   ui.get('/ui/fragments/overview', (c) => {
-    const period = parsePeriod(c.req.query('period'));
-    return fragment(c, overviewLive(tenantReport(c, period), period, tenantEntries(c, period)));
+    const span = spanOf(c);
+    return fragment(c, overviewLive(tenantReport(c, span), span, tenantEntries(c, span)));
   });
 
   ui.get('/ui/sessions', (c) => {
-    const period = parsePeriod(c.req.query('period'));
-    return page(c, { title: 'Sessions', tenantId: c.get('tenantId'), body: sessionsPage(sessionsReport(c, period), period) });
+    const choice = choiceOf(c);
+    return page(c, { title: 'Sessions', tenantId: c.get('tenantId'), body: sessionsPage(sessionsReport(c, choice.span), choice), status: statusOf(choice) });
   });
   ui.get('/ui/fragments/sessions', (c) => {
-    const period = parsePeriod(c.req.query('period'));
-    return fragment(c, sessionsLive(sessionsReport(c, period), period));
+    const span = spanOf(c);
+    return fragment(c, sessionsLive(sessionsReport(c, span), span));
   });
 
   ui.get('/ui/handles/:id', (c) => {
@@ -122,21 +137,24 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     const ref = /^((?:art|bnd|ses)_[0-9A-Za-z]+)@\d+$/.exec(c.req.param('id'));
     if (ref) return c.redirect(`/ui/handles/${ref[1]}${new URL(c.req.url).search}`, 303);
     const filter = { cls: parseClass(c.req.query('class')), model: parseModel(c, c.req.query('model')) };
-    const view = handleView(c.get('tenantId'), c.req.param('id'), parsePeriod(c.req.query('period')), true, parseThrough(c.req.query('batches')), filter);
-    return page(c, { title: view.report.handle.name ?? view.report.handle.id, tenantId: c.get('tenantId'), body: handlePage(view) });
+    const choice = choiceOf(c);
+    const view = handleView(c.get('tenantId'), c.req.param('id'), choice, true, parseThrough(c.req.query('batches')), filter);
+    return page(c, { title: view.report.handle.name ?? view.report.handle.id, tenantId: c.get('tenantId'), body: handlePage(view), status: statusOf(choice) });
   });
   // The period's reports as the API exports them (GET /v1/reports?format=csv&bom=true with the period's range: every
   // handle). A download from here is opened by a double click, in Excel as often as not: with the byte-order mark it
   // reads UTF-8 names as written.
   ui.get('/ui/reports.csv', (c) => {
-    const report = services.reports.tenant(c.get('tenantId'), rangeOf(parsePeriod(c.req.query('period')), now()), now());
+    const report = services.reports.tenant(c.get('tenantId'), spanOf(c).range, now());
     return csvAnswer(c, tenantReportCsv(report as unknown as Record<string, unknown>), csvFilename('report', report.range), { bom: true });
   });
   ui.get('/ui/handles/:id/report.csv', (c) => {
-    const report = services.reports.handle(c.get('tenantId'), c.req.param('id'), rangeOf(parsePeriod(c.req.query('period')), now()), now());
+    const report = services.reports.handle(c.get('tenantId'), c.req.param('id'), spanOf(c).range, now());
     return csvAnswer(c, handleReportCsv(report as unknown as Record<string, unknown>), csvFilename(`report_${report.handle.id}`, report.range), { bom: true });
   });
-  ui.get('/ui/fragments/handles/:id', (c) => fragment(c, handleLive(handleView(c.get('tenantId'), c.req.param('id'), parsePeriod(c.req.query('period')), false))));
+  ui.get('/ui/fragments/handles/:id', (c) => {
+    return fragment(c, handleLive(handleView(c.get('tenantId'), c.req.param('id'), acceptedChoice(c), false)));
+  });
 
   ui.get('/ui/requests', (c) => {
     const id = c.req.query('id')?.trim();
@@ -144,6 +162,7 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     // A handle's requests are listed on its page (the API's ?handle= filter, as a page), for the period asked.
     const handle = c.req.query('handle')?.trim();
     const period = c.req.query('period');
+    const [from, to] = [c.req.query('from'), c.req.query('to')];
     const cls = c.req.query('class');
     const model = c.req.query('model');
     const type = parseType(c.req.query('type'));
@@ -153,7 +172,9 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     // A type or no_handle with a handle is refused as the API refuses it, not dropped on the way to the handle's page.
     refuseFilterCombination({ handleId: handle, handleType: type, noHandle, tokenClass: parseClass(cls) });
     if (handle) {
-      const query = [period === undefined ? '' : `period=${parsePeriod(period)}`, cls !== undefined ? `class=${encodeURIComponent(cls)}` : '', model !== undefined ? `model=${encodeURIComponent(model)}` : '']
+      // The span as asked (the handle's page says why if it refuses it).
+      const span = from || to ? `from=${encodeURIComponent(from ?? '')}&to=${encodeURIComponent(to ?? '')}` : period === undefined ? '' : `period=${parseSpan({ period }, now()).span.period}`;
+      const query = [span, cls !== undefined ? `class=${encodeURIComponent(cls)}` : '', model !== undefined ? `model=${encodeURIComponent(model)}` : '']
         .filter(Boolean)
         .join('&');
       return c.redirect(`/ui/handles/${encodeURIComponent(handle)}${query ? `?${query}` : ''}#recent-requests`, 303);
@@ -162,11 +183,11 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     // The tenant's requests with a class (on one type's handles), of a model, through no handle (the overview's
     // figures): the API's filtered page, its scan bounded as there.
     const filter = { cls: parseClass(cls), type, model: parseModel(c, model), noHandle };
-    const p = parsePeriod(period);
-    const range = rangeOf(p, now());
+    const choice = choiceOf(c);
+    const range = choice.span.range;
     const listed = services.requests.list(c.get('tenantId'), { limit: CLASS_REQUESTS, range, tokenClass: filter.cls, handleType: type, model: filter.model, noHandle });
-    const view = { ...filter, period: p, range, rows: listed.rows.map((row) => requestSummaryView(row, undefined, type)), more: listed.next !== null, budgetSpent: !!listed.budgetSpent, scanned: listed.scanned ?? 0 };
-    return page(c, { title: `Requests ${filterWords(filter)}`, tenantId: c.get('tenantId'), body: requestsPage(view) });
+    const view = { ...filter, choice, span: choice.span, range, rows: listed.rows.map((row) => requestSummaryView(row, undefined, type)), more: listed.next !== null, budgetSpent: !!listed.budgetSpent, scanned: listed.scanned ?? 0 };
+    return page(c, { title: `Requests ${filterWords(filter)}`, tenantId: c.get('tenantId'), body: requestsPage(view), status: statusOf(choice) });
   });
   ui.get('/ui/requests/:id', (c) => {
     const row = services.requests.get(c.get('tenantId'), c.req.param('id'));
@@ -228,9 +249,9 @@ export function uiRoutes(deps: AppDeps, services: Services) {
    * `through`: for a session, the newest batch its content table lists (`?batches=`; the latest when absent). `filter`:
    * its requests listed are those with its tokens of that class (`?class=`), sent to that model (`?model=`).
    */
-  function handleView(tenantId: string, id: string, period: Period, withContent = true, through?: number, filter: RequestsFilter = {}): HandleView {
+  function handleView(tenantId: string, id: string, choice: SpanChoice, withContent = true, through?: number, filter: RequestsFilter = {}): HandleView {
     const t = now();
-    const range = rangeOf(period, t);
+    const range = choice.span.range;
     const { perDay, label } = chartDays(range, t);
     // The table shows the newest versions only (a long session has one per turn), and the report gives figures for
     // those only, and the chart's days as sums by day: not a row per version and day. It 404s a handle not the tenant's.
@@ -254,7 +275,7 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     const used = [...new Set(listed.map((row) => deps.catalog.lookup(row.model).entry.tokenizer))];
     const families: Family[] = used.length ? used : ['anthropic', 'o200k_base'];
     const recentFilter = filtered ? { cls, model, more: filtered.next !== null, budgetSpent: !!filtered.budgetSpent, scanned: filtered.scanned ?? 0 } : undefined;
-    return { report, period, days, daysLabel: label, versions, versionCount, ...content, deleted, recent, recentFilter, pruned, families, entries: entriesOf(listed) };
+    return { report, choice, span: choice.span, days, daysLabel: label, versions, versionCount, ...content, deleted, recent, recentFilter, pruned, families, entries: entriesOf(listed) };
   }
 
   /**
@@ -269,11 +290,17 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     return parsed.data;
   }
 
-  /** The UTC days the capture-rate chart draws: the period's, or the last ALL_DAYS for "all". */
-  function chartDays(range: ReturnType<typeof rangeOf>, t: number): { perDay: { fromDay: number; toDay: number }; label: string } {
-    const last = Math.floor(t / DAY_MS);
-    const first = range.from === undefined ? last - ALL_DAYS + 1 : Math.floor(range.from / DAY_MS);
-    return { perDay: { fromDay: first, toDay: last }, label: range.from === undefined ? `last ${ALL_DAYS} days` : `${last - first + 1} days` };
+  /**
+   * The UTC days the per-day charts draw: the span's, through its last day (today, or a chosen range's `to`); the last
+   * ALL_DAYS of one from the start ("all"), the last MAX_CHART_DAYS of a longer one.
+   */
+  function chartDays(range: ReportRange, t: number): { perDay: { fromDay: number; toDay: number }; label: string } {
+    const last = Math.floor((range.to ?? t) / DAY_MS);
+    const to = range.to === undefined ? '' : ` to ${day(last * DAY_MS)}`;
+    if (range.from === undefined) return { perDay: { fromDay: last - ALL_DAYS + 1, toDay: last }, label: `last ${ALL_DAYS} days${to}` };
+    const days = last - Math.floor(range.from / DAY_MS) + 1;
+    const first = last - Math.min(days, MAX_CHART_DAYS) + 1;
+    return { perDay: { fromDay: first, toDay: last }, label: days > MAX_CHART_DAYS ? `the last ${MAX_CHART_DAYS} of its ${days} days` : `${days} days` };
   }
 
   /**

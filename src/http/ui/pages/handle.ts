@@ -8,8 +8,8 @@ import type { ModelEntry } from '../../../domain/catalog/types';
 import type { requestSummaryView } from '../../views';
 import { captureTrendChart, CLASS_INFO, LEAK_ROWS, legend, waterfallChart, type DayPoint } from '../charts';
 import { diffPair, markFindings, type Finding } from '../content';
-import { bytes, PERIODS, pct, tok, tokens, usd, when, type Period } from '../format';
-import { biggestLeak, filterHeading, filterQuery, filterWords, formatsNote, leakedByClass, liveStatus, periodChooser, rateBar, requestLink, requestsLink, requestsTable, settingsNote, sourceLink, summary, thinkingNote, type Html } from './parts';
+import { bytes, pct, tok, tokens, usd, when, type Span, type SpanChoice } from '../format';
+import { biggestLeak, filterHeading, filterQuery, filterWords, formatsNote, leakedByClass, liveStatus, periodChooser, rateBar, requestLink, requestsLink, requestsTable, settingsNote, sourceLink, spanLine, startedWords, summary, thinkingNote, type Html } from './parts';
 
 export type HandleReport = ReturnType<Reports['handleOverview']>;
 
@@ -25,7 +25,9 @@ export interface ContentSource {
 
 export interface HandleView {
   report: HandleReport;
-  period: Period;
+  /** The span shown, as the page's form asked it. */
+  choice: SpanChoice;
+  span: Span;
   days: DayPoint[];
   daysLabel: string;
   /** The newest `VERSIONS_SHOWN` versions, oldest first. */
@@ -99,8 +101,8 @@ export function handlePage(v: HandleView): Html {
   // <bdi>: a name's direction controls (U+202E…) stay inside it, off the id beside it.
   return html`<h1><bdi>${title(v.report)}</bdi> ${h.name ? html`<code>${h.id}</code>` : ''}</h1>
 <p class="sub">${h.kind ? `${h.kind} artifact` : h.type} · ${tokens(v.versionCount)} version${v.versionCount === 1 ? '' : 's'}${v.deleted ? ' · deleted: its reports remain' : ''}</p>
-<div class="toolbar">${periodChooser(path, v.period, v.recentFilter ? `${filterQuery(v.recentFilter)}#recent-requests` : '')} ${liveStatus()}</div>
-<section data-live data-fragment="/ui/fragments/handles/${h.id}?period=${v.period}" data-events="/ui/events?handle=${h.id}">${handleLive(v)}</section>
+<div class="toolbar">${periodChooser(path, v.choice, v.recentFilter, v.recentFilter ? '#recent-requests' : '')} ${liveStatus()}</div>
+<section data-live data-fragment="/ui/fragments/handles/${h.id}?${v.span.query}" data-events="/ui/events?handle=${h.id}">${handleLive(v)}</section>
 ${recentSection(v)}
 ${contentSection(v)}`;
 }
@@ -109,15 +111,15 @@ ${contentSection(v)}`;
 export function handleLive(v: HandleView): Html {
   const r = v.report;
   // Each leak's bar and row lead to this handle's requests with it, in this period.
-  const link = requestsLink(v.period, { handle: r.handle.id });
-  return html`<p class="muted">${PERIODS[v.period].label} (whole UTC days from ${r.range.from ? r.range.from.slice(0, 10) : 'the start'} to ${r.range.to.slice(0, 10)}).</p>
+  const link = requestsLink(v.span, { handle: r.handle.id });
+  return html`<p class="muted" data-span>${spanLine(v.span, r.range)}.</p>
 ${summary(r)}
 <div class="card"><h2 style="margin-top:0">Reuse waterfall</h2>
 ${r.tokens.referenced ? '' : html`<p class="empty">No reconciled request used this handle in this period.</p>`}
 ${waterfallChart(r.tokens, `Reuse waterfall of ${title(r)}`, link)}
 ${legend(['cold', ...LEAK_ROWS, 'captured', 'bonus'], { entries: v.entries })}
 ${leakedByClass(r, link)}</div>
-${modelsTable(r.models, v.period, r.handle.id)}
+${modelsTable(r.models, v.span, r.handle.id)}
 <div class="card"><h2 style="margin-top:0">Capture rate per day <small class="muted">(the capture rate above, per UTC day, ${v.daysLabel}; hatched: a day with unknown capture)</small></h2>
 ${captureTrendChart(v.days, `Capture rate per day of ${title(r)}`)}${
   (r.tokens.opportunity ?? 0) + (r.tokens.unknown ?? 0) > 0 && v.days.every((d) => d.opportunity === 0 && d.unknown === 0)
@@ -132,12 +134,12 @@ ${driftSection(v)}`;
  * The waterfall per model, the most leaked first: the same prefix is cached on one model and under another's minimum,
  * and each model has its own cache (the API's `models`).
  */
-function modelsTable(models: HandleReport['models'], period: Period, handle: string): Html | '' {
+function modelsTable(models: HandleReport['models'], span: Span, handle: string): Html | '' {
   if (!models.length) return '';
   return html`<h2>By model</h2>
 <table data-table="models" tabindex="0" data-scroll><thead><tr><th>Model</th><th class="num">Leaked</th><th>Biggest leak</th><th>Capture rate</th><th class="num">Requests</th><th class="num">Opportunity</th><th class="num">Captured</th></tr></thead><tbody>
 ${models.map(
-    (m) => html`<tr data-model="${m.model}"><td data-model><bdi>${m.model}</bdi></td><td class="num" data-value="${m.money.leaked_savings}">${usd(m.money.leaked_savings)}</td><td>${biggestLeak(m, requestsLink(period, { handle, model: m.model }))}</td>
+    (m) => html`<tr data-model="${m.model}"><td data-model><bdi>${m.model}</bdi></td><td class="num" data-value="${m.money.leaked_savings}">${usd(m.money.leaked_savings)}</td><td>${biggestLeak(m, requestsLink(span, { handle, model: m.model }))}</td>
 <td class="rate-cell">${rateBar(m.capture_rate)}</td><td class="num">${tokens(m.requests)}</td><td class="num">${tok(m.tokens.opportunity ?? 0)}</td><td class="num">${tok(m.tokens.captured ?? 0)}</td></tr>`,
   )}</tbody></table>`;
 }
@@ -162,7 +164,7 @@ function familyCounts(counts: Partial<Record<Family, number>>, families: Family[
 function versionsTable(v: HandleView): Html {
   const byVersion = new Map(v.report.versions.map((x) => [x.version, x]));
   const rows = [...v.versions].reverse().slice(0, VERSIONS_SHOWN);
-  return html`<h2>Versions <small><a href="/ui/handles/${v.report.handle.id}/report.csv?period=${v.period}" data-csv download>Download CSV</a></small></h2>
+  return html`<h2>Versions <small><a href="/ui/handles/${v.report.handle.id}/report.csv?${v.span.query}" data-csv download>Download CSV</a></small></h2>
 <table data-table="versions" tabindex="0" data-scroll><thead><tr><th>Version</th><th>Created</th><th class="num">Size</th><th class="num">Tokens</th><th>What the change invalidated</th><th class="num">Volatile</th><th class="num">Sent in</th><th class="num">As newest</th><th class="num">Capture</th><th class="num">Leaked</th></tr></thead><tbody>
 ${rows.map((row) => {
     const meta = row.meta as Meta | null;
@@ -196,11 +198,12 @@ interface DriftView {
 function recentSection(v: HandleView): Html {
   const h = v.report.handle.id;
   const from = v.report.range.from?.slice(0, 10);
+  const to = v.span.period ? undefined : v.span.to;
   const f = v.recentFilter;
   const words = f ? filterWords(f) : '';
-  const api = `GET /v1/requests?handle=${h}${f ? filterQuery(f) : ''}${from ? `&from=${from}` : ''}`;
+  const api = `GET /v1/requests?handle=${h}${f ? filterQuery(f) : ''}${from ? `&from=${from}` : ''}${to ? `&to=${to}` : ''}`;
   // By start, the list's order: an imported call is listed on its log line's day, as reports count it.
-  return html`<h2 id="recent-requests">${f ? html`Requests ${filterHeading(f)} on this handle` : 'Recent requests'} <small class="muted">(started ${from ? `since ${from}` : 'at any time'}, as of this page load; all of them: <code>${api}</code>)</small></h2>
+  return html`<h2 id="recent-requests">${f ? html`Requests ${filterHeading(f)} on this handle` : 'Recent requests'} <small class="muted">(started ${startedWords(from, to)}, as of this page load; all of them: <code>${api}</code>)</small></h2>
 ${classFilter(v)}
 ${f?.more ? html`<p class="muted" data-class-more>${f.budgetSpent ? `The page read the latest ${tokens(f.scanned)} requests of this handle (the most one page reads) and lists ${tokens(v.recent.length)} ${words}; older ones` : `The latest ${tokens(v.recent.length)}; more`}: the API's <code>next_cursor</code>.</p>` : ''}
 ${v.recent.length === 0
@@ -215,7 +218,7 @@ function classFilter(v: HandleView): Html | '' {
   const r = v.report;
   const leaks = ['cold', ...LEAK_ROWS].filter((c) => (r.requests_with[c] ?? 0) > 0);
   if (!leaks.length) return '';
-  const href = (cls?: string) => `/ui/handles/${r.handle.id}?period=${v.period}${cls ? `&class=${cls}` : ''}#recent-requests`;
+  const href = (cls?: string) => `/ui/handles/${r.handle.id}?${v.span.query}${cls ? `&class=${cls}` : ''}#recent-requests`;
   // The leak figures are the handle's over every model: a link here lists them all (a model's are its by-model row's).
   const current = (cls?: string) => (v.recentFilter?.model === undefined && v.recentFilter?.cls === cls ? html` aria-current="true"` : '');
   return html`<p class="muted" data-class-filter>List the requests with: ${leaks.map(
@@ -254,7 +257,7 @@ function contentSection(v: HandleView): Html {
 ${v.report.handle.type === 'session' ? html`<p class="muted" data-note="session-volatility">A session's batches are kept as appended and sent again byte for byte on every later turn: a value in them (a tool call's id, a time in a message) does not break the cache of the turns after it. Those in its base, and in content sent before the session, do.</p>` : ''}
 ${composite && v.composition.length
     ? html`${batchesNote(v)}<table data-table="composition" tabindex="0" data-scroll><thead><tr><th>#</th><th>Source in render order</th><th>What</th><th class="num">Volatile values</th></tr></thead><tbody>${v.composition.map(
-        (s, i) => html`${v.batches && i === v.batches.baseCount ? gapRow(v, 'before') : ''}<tr><td class="num">${s.index}</td><td>${sourceLink(s.ref, v.period)}</td><td>${s.label}</td><td class="num">${s.count}</td></tr>`,
+        (s, i) => html`${v.batches && i === v.batches.baseCount ? gapRow(v, 'before') : ''}<tr><td class="num">${s.index}</td><td>${sourceLink(s.ref, v.span)}</td><td>${s.label}</td><td class="num">${s.count}</td></tr>`,
       )}${v.batches && v.composition.length === v.batches.baseCount ? gapRow(v, 'before') : ''}${v.batches ? gapRow(v, 'after') : ''}</tbody></table>`
     : ''}
 ${v.deleted ? html`<p class="notice">This handle was deleted; its content is no longer shown.</p>` : ''}
@@ -270,7 +273,7 @@ ${composite && !v.deleted && v.sources.length === 0 ? html`<p class="muted">No s
 }
 
 /** Where a page of a session's batches is: its `?batches=` link (the period kept), or the newest page. */
-const batchesHref = (v: HandleView, through: number | null) => `/ui/handles/${v.report.handle.id}?period=${v.period}${through === null ? '' : `&batches=${through}`}#content`;
+const batchesHref = (v: HandleView, through: number | null) => `/ui/handles/${v.report.handle.id}?${v.span.query}${through === null ? '' : `&batches=${through}`}#content`;
 
 /** Above a session's table when it lists only some of its batches: which ones, of how many. */
 function batchesNote(v: HandleView): Html | string {

@@ -6,18 +6,40 @@ import type { HtmlEscapedString } from 'hono/utils/html';
 import type { Totals } from '../../../domain/reconcile/reports';
 import { CLASSES, type MoneyLeak } from '../../../domain/reconcile/waterfall';
 import { parseRef, type HandleType } from '../../../domain/ids';
-import { PERIODS, pct, ratio, tok, tokens, usd, when, type Period } from '../format';
+import { FIRST_DAY, PERIODS, pct, periodSpan, ratio, tok, tokens, usd, when, type Period, type Span, type SpanChoice } from '../format';
 import type { requestSummaryView } from '../../views';
 import { CLASS_INFO, LEAK_ROWS, swatch, type ClassLink } from '../charts';
 
 export type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
-/** `query`: the page's other parameters (`&class=drift`), kept as the period changes. */
-export function periodChooser(path: string, current: Period, query = ''): Html {
-  return html`<nav class="periods" aria-label="Period">${(Object.keys(PERIODS) as Period[]).map(
-    (p) => html`<a href="${path}?period=${p}${query}" ${current === p ? html`aria-current="page"` : ''} title="${PERIODS[p].label}">${p}</a>`,
-  )}</nav>`;
+/**
+ * The periods as links, the ranges a user reaches for (this month, last month), and a form of two days (UTC) for any
+ * other range; a refused range's reason at the form. `keep`: the page's list filter (`&class=drift`), kept as the span
+ * changes; `hash`: where the page opens.
+ */
+export function periodChooser(path: string, choice: SpanChoice, keep: ListFilter = {}, hash = ''): Html {
+  const current = choice.error ? null : choice.span;
+  const query = `${filterQuery(keep)}${hash}`;
+  const link = (span: Span, text: string, title: string) =>
+    html`<a href="${path}?${span.query}${query}" ${current?.query === span.query ? html`aria-current="page"` : ''} title="${title}">${text}</a>`;
+  const invalid = (field: 'from' | 'to') => (choice.error?.field === field ? html` aria-invalid="true" aria-describedby="range-error"` : '');
+  const hidden: Array<[string, string | undefined]> = [['no_handle', keep.noHandle ? 'true' : undefined], ['type', keep.type], ['class', keep.cls], ['model', keep.model]];
+  return html`<nav class="periods" aria-label="Period">${(Object.keys(PERIODS) as Period[]).map((p) => link(periodSpan(p, 0), p, PERIODS[p].label))}</nav>
+<nav class="periods" aria-label="Months">${choice.presets.map((x) => link(x.span, x.label, `${x.span.label} (UTC days)`))}</nav>
+<form class="range" method="get" action="${path}${hash}" aria-label="Range of UTC days">${hidden.map(([name, value]) => (value === undefined ? '' : html`<input type="hidden" name="${name}" value="${value}">`))}
+<label for="range-from">From</label><input type="date" id="range-from" name="from" value="${choice.from}" min="${FIRST_DAY}" max="${choice.today}"${invalid('from')}>
+<label for="range-to">to</label><input type="date" id="range-to" name="to" value="${choice.to}" min="${FIRST_DAY}" max="${choice.today}"${invalid('to')}>
+<button type="submit">Show</button><small class="muted">UTC days, both included</small></form>
+${choice.error ? html`<p class="error" id="range-error" role="alert" data-range-error="${choice.error.field}">${choice.error.message}.</p>` : ''}${choice.note ? html`<p class="notice" data-range-note>${choice.note}.</p>` : ''}`;
 }
+
+/** When a list's requests started: "since 2026-11-01", "from 2026-11-01 to 2026-11-30", "at any time". */
+export const startedWords = (from: string | undefined, to: string | undefined): string =>
+  from ? (to ? `from ${from} to ${to}` : `since ${from}`) : to ? `up to ${to}` : 'at any time';
+
+/** A span's days as a page says them: "Last 7 days (whole UTC days from 2026-11-30 to 2026-12-06)". */
+export const spanLine = (span: Span, range: { from: string | null; to: string }): string =>
+  `${span.label} (whole UTC days from ${range.from ? range.from.slice(0, 10) : 'the start'} to ${range.to.slice(0, 10)})`;
 
 export function liveStatus(): Html {
   return html`<span class="live" aria-live="polite"><span class="dot" aria-hidden="true"></span><span data-live-status>Connecting to live updates…</span> <span data-live-last class="mono"></span></span>`;
@@ -69,14 +91,14 @@ ${metric('money.write_premiums_unread', 'Unread write premiums', m.write_premium
  * none for 0 tokens.
  */
 export const requestsLink =
-  (period: Period, on: { handle?: string; model?: string; type?: HandleType } = {}): ClassLink =>
+  (span: Span, on: { handle?: string; model?: string; type?: HandleType } = {}): ClassLink =>
   (cls, n) =>
     n > 0 && (CLASSES as readonly string[]).includes(cls)
-      ? `/ui/requests?${on.handle ? `handle=${on.handle}&` : ''}${on.type ? `type=${on.type}&` : ''}class=${cls}&period=${period}${filterQuery({ model: on.model })}`
+      ? `/ui/requests?${on.handle ? `handle=${on.handle}&` : ''}${on.type ? `type=${on.type}&` : ''}class=${cls}&${span.query}${filterQuery({ model: on.model })}`
       : undefined;
 
 /** The calls through no handle in the period shown (of `model` when given): the overview's "Calls through no handle". */
-export const noHandleLink = (period: Period, model?: string) => `/ui/requests?no_handle=true&period=${period}${filterQuery({ model })}`;
+export const noHandleLink = (span: Span, model?: string) => `/ui/requests?no_handle=true&${span.query}${filterQuery({ model })}`;
 
 /** A list's filter: a class (on one type's handles with `type`), a model, the calls through no handle. */
 export interface ListFilter {
@@ -165,10 +187,10 @@ export function rateBar(rate: number | null): Html {
 }
 
 /** A link to a handle's page for `art_x`, `art_x@2` or a session batch; other sources as plain text. */
-export function sourceLink(source: string, period?: Period): Html {
+export function sourceLink(source: string, span?: Span): Html {
   const ref = parseRef(source);
   if (!ref) return html`<span class="muted">${source}</span>`;
-  return html`<a href="/ui/handles/${ref.id}${period ? `?period=${period}` : ''}" class="mono">${source}</a>`;
+  return html`<a href="/ui/handles/${ref.id}${span ? `?${span.query}` : ''}" class="mono">${source}</a>`;
 }
 
 /** A link to a request's page; a pruned one (past retention: no page) says so instead. */
