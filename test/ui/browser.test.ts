@@ -571,4 +571,65 @@ describe('dashboard in headless Chromium', () => {
     expect(problems).toEqual([]);
     await page.close();
   });
+
+  it('a range picked in the form (typed, then the button) opens its page, shareable by its URL; the live view keeps a past range\'s figures; a refused one says why at the form; on a phone the form fits', async () => {
+    const { page, problems } = await newPage();
+    const s = await seed(t);
+    const seedDay = new Date(t.clock.now()).toISOString().slice(0, 10);
+    // Two days on: the seed's day is a past range, and today's turns are no part of it.
+    t.clock.advance(2 * DAY);
+    await signIn(page, s.key, '/ui?period=7d');
+    const range = `from=${seedDay}&to=${seedDay}`;
+    const api = (await s.client.get(`/v1/reports?${range}`)).json as Report;
+    // Each input is found by its label, as a screen reader names it; the days typed, then the button.
+    await page.getByLabel('From', { exact: true }).fill(seedDay);
+    await page.getByLabel('to', { exact: true }).fill(seedDay);
+    await Promise.all([page.waitForURL((u) => u.searchParams.has('from')), page.getByRole('button', { name: 'Show' }).click()]);
+    expect(new URL(page.url()).search).toBe(`?${range}`);
+    const expected = (r: Report) => Object.fromEntries(Object.entries({ requests: r.requests, 'tokens.opportunity': r.tokens.opportunity, 'tokens.captured': r.tokens.captured, 'money.leaked_savings': r.money.leaked_savings }).map(([k, v]) => [k, String(v)]));
+    const values = async () => Object.fromEntries(Object.entries(await shownMetrics(page)).filter(([k]) => k in expected(api)).map(([k, v]) => [k, v.value]));
+    expect(await values()).toEqual(expected(api));
+    expect(await page.textContent('[data-span]')).toContain(`whole UTC days from ${seedDay} to ${seedDay}`);
+    expect(await page.$$eval('svg[data-chart="capture-trend"] [data-day]', (els) => els.map((e) => e.getAttribute('data-day')))).toEqual([seedDay]);
+    // A handle's link keeps the range: its page, the range's figures.
+    await Promise.all([page.waitForURL((u) => u.pathname.startsWith('/ui/handles/')), page.click(`tr[data-handle="${s.bundle.id}"] a`)]);
+    expect(new URL(page.url()).search).toBe(`?${range}`);
+    expect(await page.inputValue('#range-from')).toBe(seedDay);
+
+    // Live: a turn reconciled today re-fetches the overview's figures, still the range's.
+    await page.goto(`${base}/ui?${range}`);
+    await page.waitForSelector('body[data-live-state="open"]');
+    await anotherTurn(t, s, 77);
+    await page.waitForSelector('[data-live][data-updates="1"]');
+    expect(await values()).toEqual(expected(api));
+    expect(await page.textContent('[data-span]')).toContain(`to ${seedDay}`);
+
+    // A range that ends before it starts: the page says why at the form (a 400), the last 7 days shown.
+    await page.fill('#range-from', seedDay);
+    await page.fill('#range-to', new Date(Date.parse(seedDay) - DAY).toISOString().slice(0, 10));
+    const [refused] = await Promise.all([page.waitForResponse((r) => new URL(r.url()).searchParams.has('from')), page.click('form.range button')]);
+    expect(refused.status()).toBe(400);
+    expect(await page.textContent('[role=alert]')).toContain('after it ends');
+    expect(await page.getAttribute('#range-from', 'aria-invalid')).toBe('true');
+    expect(await page.textContent('[data-span]')).toMatch(/^Last 7 days/);
+
+    // On a phone the chooser and the form wrap: nothing scrolls sideways, the button on screen.
+    await page.setViewportSize({ width: 390, height: 844 });
+    for (const path of [`/ui?${range}`, `/ui/handles/${s.sys.id}?${range}&class=cold`, `/ui/requests?class=cold&${range}`]) {
+      await page.goto(`${base}${path}`);
+      const { scroll, client } = await page.$eval('html', (e) => ({ scroll: e.scrollWidth, client: e.clientWidth }));
+      expect(scroll, path).toBeLessThanOrEqual(client);
+      expect(await page.$eval('form.range button', (b) => b.getBoundingClientRect().right), path).toBeLessThanOrEqual(390);
+    }
+    await page.screenshot({ path: `${SHOTS}/phone-range.png`, fullPage: true });
+    // Filtered by class, the form keeps the class and opens at the list.
+    const today = new Date(t.clock.now()).toISOString().slice(0, 10);
+    await page.fill('#range-to', today);
+    await Promise.all([page.waitForURL((u) => u.searchParams.get('to') === today), page.click('form.range button')]);
+    expect(new URL(page.url()).search).toBe(`?class=cold&from=${seedDay}&to=${today}`);
+    expect(await page.inputValue('#range-to')).toBe(today);
+    // The refused range's load is the one error the console saw.
+    expect(problems.filter((p) => !/status of 400/.test(p))).toEqual([]);
+    await page.close();
+  });
 });
