@@ -43,7 +43,7 @@ beforeAll(async () => {
   const foreign = await mintSystem(t.tenant('other').client, 'another tenant\'s prompt');
   const deleted = await mintSystem(s.client, 'a prompt deleted before any request used it');
   expect((await s.client.delete(`/v1/handles/${deleted.id}`)).status).toBe(204);
-  errorPages = { '/ui/nothing-here': 404, [`/ui/handles/${foreign.id}`]: 404, [`/ui/handles/${deleted.id}`]: 200, '/ui/requests?class=bogus': 400, '/ui/requests/req_0000000000000000000000': 404 };
+  errorPages = { '/ui/nothing-here': 404, [`/ui/handles/${foreign.id}`]: 404, [`/ui/handles/${deleted.id}`]: 200, '/ui/requests?class=bogus': 400, '/ui?from=2026-01-10&to=2026-01-02': 400, '/ui/requests/req_0000000000000000000000': 404 };
   ({ server, base } = await serveApp(t));
   browser = await launchChromium();
 }, 120_000);
@@ -139,7 +139,7 @@ const shape = (u: URL) =>
     : `${u.pathname}?${[...new Set(u.searchParams.keys())].filter((k) => k !== 'period').sort().join('&')}`;
 
 /** The parts of a page that set colours of their own (layout.ts), each checked in the dark scheme where first shown. */
-const COLOURED = ['.notice', '.error', 'mark', 'mark.diff', '.pair', 'th', '.metric.good', '.metric.bad', '.periods', 'pre.content', 'details', '.legend', 'svg.chart', 'form.inline', 'dl.kv', '.empty', '.rate', '[data-live-status]'];
+const COLOURED = ['.notice', '.error', 'mark', 'mark.diff', '.pair', 'th', '.metric.good', '.metric.bad', '.periods', 'pre.content', 'details', '.legend', 'svg.chart', 'form.inline', 'form.range', 'dl.kv', '.empty', '.rate', '[data-live-status]'];
 
 /** A page's kind: its shape without its period, or which handle (but its type) or request it shows. */
 const kind = (u: URL) => shape(u).replace(/^\/ui\?period=.*/, '/ui').replace(/\/(art|bnd|ses|req)_[0-9A-Za-z]+/, '/$1');
@@ -169,6 +169,8 @@ interface Stop {
   /** An SVG link's unseen hit area's stroke (the whole row's width): none, focused or not. */
   hit: string;
   box: { x: number; y: number; width: number; height: number };
+  /** A date input: one stop the keyboard goes through field by field (month, day, year) and to its picker's button. */
+  date?: boolean;
 }
 
 /** Each Tab stop (marked `data-stop`) in the page: whether it has focus, its name, its ring as drawn, where it is. */
@@ -185,8 +187,12 @@ const stopsOf = (els: unknown[]): Stop[] =>
       ring: bar ? `${st.stroke} ${st.strokeWidth}` : `${st.outlineStyle} ${st.outlineWidth} ${st.outlineColor}`,
       hit: hit ? view.getComputedStyle(hit).stroke : 'none',
       box: (({ left, top, width, height }) => ({ x: left, y: top, width, height }))(el.getBoundingClientRect()),
+      date: el.matches('input[type=date]'),
     };
   });
+
+/** The `data-stop` of the element that has focus (a date input's, while one of its fields or its button has it). */
+const activeStop = (page: Page) => page.evaluate(() => (globalThis as unknown as { document: { activeElement: El | null } }).document.activeElement?.dataset.stop);
 
 /** How many of the first Tab stops are compared pixel by pixel, focused and not; the margin around each for its ring. */
 const FIRST = 8;
@@ -319,6 +325,8 @@ describe('dashboard accessibility (axe-core in headless Chromium)', () => {
       const pixels: Buffer[] = [];
       for (let i = 0; i < expected.length; i++) {
         await page.keyboard.press('Tab');
+        // Within a date input, Tab goes to its next field, then its picker's button: the browser's own, one stop here.
+        for (let n = 0; n < 4 && stops.at(-1)?.date && (await activeStop(page)) === stops.at(-1)!.stop; n++) await page.keyboard.press('Tab');
         const focused = (await page.$$eval('[data-stop]', stopsOf)).find((f) => f.focused);
         stops.push(focused ?? { stop: 'none', focused: true, text: '', ring: '', hit: 'none', box: { x: 0, y: 0, width: 0, height: 0 } });
         // The first stops as drawn, with a margin for the ring: compared below with the same pixels unfocused.

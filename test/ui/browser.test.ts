@@ -587,7 +587,7 @@ describe('dashboard in headless Chromium', () => {
     await Promise.all([page.waitForURL((u) => u.searchParams.has('from')), page.getByRole('button', { name: 'Show' }).click()]);
     expect(new URL(page.url()).search).toBe(`?${range}`);
     const expected = (r: Report) => Object.fromEntries(Object.entries({ requests: r.requests, 'tokens.opportunity': r.tokens.opportunity, 'tokens.captured': r.tokens.captured, 'money.leaked_savings': r.money.leaked_savings }).map(([k, v]) => [k, String(v)]));
-    const values = async () => Object.fromEntries(Object.entries(await shownMetrics(page)).filter(([k]) => k in expected(api)).map(([k, v]) => [k, v.value]));
+    const values = async () => Object.fromEntries(Object.entries(await shownMetrics(page)).filter(([k]) => k in expected(api)).map(([k, v]) => [k, (v as { value: string }).value]));
     expect(await values()).toEqual(expected(api));
     expect(await page.textContent('[data-span]')).toContain(`whole UTC days from ${seedDay} to ${seedDay}`);
     expect(await page.$$eval('svg[data-chart="capture-trend"] [data-day]', (els) => els.map((e) => e.getAttribute('data-day')))).toEqual([seedDay]);
