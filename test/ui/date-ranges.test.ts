@@ -49,7 +49,10 @@ describe('a chosen range of UTC days', () => {
     expect(api.requests).toBeGreaterThan(2);
     expect(spanLine(res.text)).toBe('1 Jan 2026 (whole UTC days from 2026-01-01 to 2026-01-01).');
     expect(daysDrawn(res.text)).toEqual([SEED_DAY]);
-    expect(res.text).toContain('(the figures above, per UTC day, 1 days;');
+    expect(res.text).toContain('(the figures above, per UTC day, 1 day;');
+    // Its title names the range (a bookmark's name); a period's does not change.
+    expect(res.text).toContain('<title>Overview, 1 Jan 2026 · prefix-handles</title>');
+    expect(week.text).toContain('<title>Overview · prefix-handles</title>');
     // The form shows the range, labelled, its days bounded to what reports count.
     expect(res.text).toContain(`<label for="range-from">From</label><input type="date" id="range-from" name="from" value="${SEED_DAY}" min="1970-01-01" max="2026-01-20">`);
     expect(res.text).toContain(`<label for="range-to">to</label><input type="date" id="range-to" name="to" value="${SEED_DAY}" min="1970-01-01" max="2026-01-20">`);
@@ -79,6 +82,7 @@ describe('a chosen range of UTC days', () => {
     expect(handle.status).toBe(200);
     expect(metricsOf(handle.text)).toEqual(expectedMetrics(api));
     expect(daysDrawn(handle.text)).toEqual([SEED_DAY]);
+    expect(handle.text).toContain('<title>support agent, 1 Jan 2026 · prefix-handles</title>');
     expect(spanLine(handle.text)).toBe('1 Jan 2026 (whole UTC days from 2026-01-01 to 2026-01-01).');
     // The recent requests are the range's, and the list names the API call with both ends.
     const listed = (await s.client.get(`/v1/requests?handle=${s.bundle.id}&${RANGE}`)).json.requests.map((r: { id: string }) => r.id);

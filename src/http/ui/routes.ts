@@ -100,6 +100,8 @@ export function uiRoutes(deps: AppDeps, services: Services) {
    */
   const choiceOf = (c: Context<UiEnv>): SpanChoice => parseSpan({ period: c.req.query('period'), from: c.req.query('from'), to: c.req.query('to') }, now());
   const statusOf = (choice: SpanChoice) => (choice.error ? 400 : 200);
+  /** A page's title names a chosen range (a bookmark's name: "Overview, 1–30 Nov 2026"), not a period counted from today. */
+  const titled = (title: string, choice: SpanChoice) => (choice.span.period ? title : `${title}, ${choice.span.label}`);
   /** The same for a fragment or a download, whose links the pages build from a span they accepted: a refused one is a 400 page. */
   const acceptedChoice = (c: Context<UiEnv>): SpanChoice => {
     const choice = choiceOf(c);
@@ -115,7 +117,7 @@ export function uiRoutes(deps: AppDeps, services: Services) {
 
   ui.get('/ui', (c) => {
     const choice = choiceOf(c);
-    return page(c, { title: 'Overview', tenantId: c.get('tenantId'), body: overviewPage(tenantReport(c, choice.span), choice, tenantEntries(c, choice.span)), status: statusOf(choice) });
+    return page(c, { tenantId: c.get('tenantId'), body: overviewPage(tenantReport(c, choice.span), choice, tenantEntries(c, choice.span)), status: statusOf(choice), title: titled('Overview', choice) });
   });
   ui.get('/ui/', (c) => c.redirect('/ui', 301));
   ui.get('/ui/fragments/overview', (c) => {
@@ -125,7 +127,7 @@ export function uiRoutes(deps: AppDeps, services: Services) {
 
   ui.get('/ui/sessions', (c) => {
     const choice = choiceOf(c);
-    return page(c, { title: 'Sessions', tenantId: c.get('tenantId'), body: sessionsPage(sessionsReport(c, choice.span), choice), status: statusOf(choice) });
+    return page(c, { tenantId: c.get('tenantId'), body: sessionsPage(sessionsReport(c, choice.span), choice), status: statusOf(choice), title: titled('Sessions', choice) });
   });
   ui.get('/ui/fragments/sessions', (c) => {
     const span = spanOf(c);
@@ -139,7 +141,7 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     const filter = { cls: parseClass(c.req.query('class')), model: parseModel(c, c.req.query('model')) };
     const choice = choiceOf(c);
     const view = handleView(c.get('tenantId'), c.req.param('id'), choice, true, parseThrough(c.req.query('batches')), filter);
-    return page(c, { title: view.report.handle.name ?? view.report.handle.id, tenantId: c.get('tenantId'), body: handlePage(view), status: statusOf(choice) });
+    return page(c, { tenantId: c.get('tenantId'), body: handlePage(view), status: statusOf(choice), title: titled(view.report.handle.name ?? view.report.handle.id, choice) });
   });
   // The period's reports as the API exports them (GET /v1/reports?format=csv&bom=true with the period's range: every
   // handle). A download from here is opened by a double click, in Excel as often as not: with the byte-order mark it
@@ -187,7 +189,7 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     const range = choice.span.range;
     const listed = services.requests.list(c.get('tenantId'), { limit: CLASS_REQUESTS, range, tokenClass: filter.cls, handleType: type, model: filter.model, noHandle });
     const view = { ...filter, choice, span: choice.span, range, rows: listed.rows.map((row) => requestSummaryView(row, undefined, type)), more: listed.next !== null, budgetSpent: !!listed.budgetSpent, scanned: listed.scanned ?? 0 };
-    return page(c, { title: `Requests ${filterWords(filter)}`, tenantId: c.get('tenantId'), body: requestsPage(view), status: statusOf(choice) });
+    return page(c, { tenantId: c.get('tenantId'), body: requestsPage(view), status: statusOf(choice), title: titled(`Requests ${filterWords(filter)}`, choice) });
   });
   ui.get('/ui/requests/:id', (c) => {
     const row = services.requests.get(c.get('tenantId'), c.req.param('id'));
@@ -300,7 +302,7 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     if (range.from === undefined) return { perDay: { fromDay: last - ALL_DAYS + 1, toDay: last }, label: `last ${ALL_DAYS} days${to}` };
     const days = last - Math.floor(range.from / DAY_MS) + 1;
     const first = last - Math.min(days, MAX_CHART_DAYS) + 1;
-    return { perDay: { fromDay: first, toDay: last }, label: days > MAX_CHART_DAYS ? `the last ${MAX_CHART_DAYS} of its ${days} days` : `${days} days` };
+    return { perDay: { fromDay: first, toDay: last }, label: days > MAX_CHART_DAYS ? `the last ${MAX_CHART_DAYS} of its ${days} days` : `${days} day${days === 1 ? '' : 's'}` };
   }
 
   /**
