@@ -166,6 +166,10 @@ describe("a long session's handle page", () => {
       // A page number past the latest is the newest page; anything else is ignored.
       for (const q of ['9999', 'x', '-1', '0'])
         expect(composition((await get(`/ui/handles/${ses.id}?batches=${q}`, key)).text).rows.at(-1), q).toEqual([301, `${ses.id}@300`]);
+      // A chosen range's page pages its batches within it: each link carries the range.
+      const today = new Date(t.clock.now()).toISOString().slice(0, 10);
+      const ranged = (await get(`/ui/handles/${ses.id}?from=${today}&to=${today}&batches=250`, key)).text;
+      expect([link(ranged, 'older'), link(ranged, 'newer')]).toEqual([`/ui/handles/${ses.id}?from=${today}&to=${today}&batches=200#content`, `/ui/handles/${ses.id}?from=${today}&to=${today}#content`]);
     } finally {
       spies.restore();
     }
