@@ -140,6 +140,7 @@ describe('a chosen range of UTC days', () => {
     // Up to a day, from the start: the chart draws the 90 days to it.
     const upTo = await page('/ui?from=&to=2026-01-10', s);
     expect(spanLine(upTo.text)).toBe('Through 10 Jan 2026 (whole UTC days from the start to 2026-01-10).');
+    expect(upTo.text).toContain('<title>Overview, through 10 Jan 2026 · prefix-handles</title>');
     expect(daysDrawn(upTo.text).at(-1)).toBe('2026-01-10');
     expect(upTo.text).toContain('last 90 days to 2026-01-10;');
   });
@@ -151,7 +152,7 @@ describe('a chosen range of UTC days', () => {
       ['from=yesterday&to=2026-01-10', 'from', '“yesterday” is not a day: use YYYY-MM-DD'],
       ['from=2026-01-01&to=2026-02-30', 'to', '2026-02-30 is not a day of the calendar'],
       ['from=2026-13-01&to=2026-01-10', 'from', '2026-13-01 is not a day of the calendar'],
-      ['from=2026-01-10&to=2026-01-02', 'from', 'the range starts (2026-01-10) after it ends (2026-01-02)'],
+      ['from=2026-01-10&to=2026-01-02', 'from', 'The range starts (2026-01-10) after it ends (2026-01-02)'],
       ['from=2026-02-01&to=2026-02-10', 'from', '2026-02-01 is after today (2026-01-20, UTC): no figures yet'],
       ['from=0002-01-01&to=2026-01-10', 'from', '0002-01-01 is before 1970-01-01, where reports start'],
       ['from=2026-01-01&to=275760-09-13', 'to', '275760-09-13 is after today (2026-01-20, UTC)'],

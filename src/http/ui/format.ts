@@ -118,7 +118,7 @@ export function parseSpan(q: { period?: string; from?: string; to?: string }, no
   const t = to ? dayOf(to, today) : today;
   if (typeof t === 'string') return refuse('to', t);
   if (f !== undefined && f > today) return refuse('from', `${from} is after today (${day(now)}, UTC): no figures yet`);
-  if (f !== undefined && f > t) return refuse('from', `the range starts (${from}) after it ends (${to})`);
+  if (f !== undefined && f > t) return refuse('from', `The range starts (${from}) after it ends (${to})`);
   const span = daysSpan(f, Math.min(t, today));
   return { span, from: span.from ?? '', to: span.to, ...form, ...(t > today ? { note: `${to} is after today: the range ends today, ${span.to} (UTC)` } : {}) };
 }

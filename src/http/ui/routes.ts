@@ -100,8 +100,8 @@ export function uiRoutes(deps: AppDeps, services: Services) {
    */
   const choiceOf = (c: Context<UiEnv>): SpanChoice => parseSpan({ period: c.req.query('period'), from: c.req.query('from'), to: c.req.query('to') }, now());
   const statusOf = (choice: SpanChoice) => (choice.error ? 400 : 200);
-  /** A page's title names a chosen range (a bookmark's name: "Overview, 1–30 Nov 2026"), not a period counted from today. */
-  const titled = (title: string, choice: SpanChoice) => (choice.span.period ? title : `${title}, ${choice.span.label}`);
+  /** A page's title names a chosen range (a bookmark's name: "Overview, 1–30 Nov 2026", "Overview, through 30 Nov 2026"), not a period counted from today. */
+  const titled = (title: string, choice: SpanChoice) => (choice.span.period ? title : `${title}, ${choice.span.label.replace(/^Through /, 'through ')}`);
   /** The same for a fragment or a download, whose links the pages build from a span they accepted: a refused one is a 400 page. */
   const acceptedChoice = (c: Context<UiEnv>): SpanChoice => {
     const choice = choiceOf(c);
