@@ -143,6 +143,10 @@ describe('a chosen range of UTC days', () => {
     expect(upTo.text).toContain('<title>Overview, through 10 Jan 2026 · prefix-handles</title>');
     expect(daysDrawn(upTo.text).at(-1)).toBe('2026-01-10');
     expect(upTo.text).toContain('last 90 days to 2026-01-10;');
+    // A past range with no call is said as it was, not as one that may have calls later.
+    const last = await page('/ui?from=2025-12-01&to=2025-12-31', s);
+    expect(last.text).toContain('No reconciled requests in this range.');
+    expect(last.text).not.toContain('yet.');
   });
 
   it('refuses a day that is none, before 1970, after today, or a range that ends before it starts: a 400 page saying why at the form, showing the last 7 days', async () => {

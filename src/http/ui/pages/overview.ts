@@ -39,7 +39,7 @@ export function overviewLive(report: TenantReport, span: Span, entries?: ModelEn
   return html`<p class="muted" data-span>${spanLine(span, report.range)}.</p>
 ${summary(report)}
 <div class="card"><h2 style="margin-top:0">Reuse waterfall</h2>
-${report.tokens.referenced ? '' : html`<p class="empty">${noHandleYet(report.no_handle.requests)} Call your model through the proxy with a handle (<code>x-ph-prefix</code>, <code>x-ph-session</code>), or render a request with one and report its usage (<code>POST /v1/usage</code>): the README's “Your agent through the proxy, in five steps” shows how.</p>`}
+${report.tokens.referenced ? '' : html`<p class="empty">${noHandleYet(report.no_handle.requests, span)} Call your model through the proxy with a handle (<code>x-ph-prefix</code>, <code>x-ph-session</code>), or render a request with one and report its usage (<code>POST /v1/usage</code>): the README's “Your agent through the proxy, in five steps” shows how.</p>`}
 ${waterfallChart(report.tokens, `Reuse waterfall, ${span.period ? span.label.toLowerCase() : span.label}`, requestsLink(span))}
 ${legend(['cold', ...LEAK_ROWS, 'captured', 'bonus'], { entries })}
 ${leakedByClass(report, requestsLink(span))}</div>
@@ -116,9 +116,16 @@ ${cells(h, h.id)}</tr>`;
 ${rows.map((h, i) => html`${groupAt === i ? group(i + 1) : ''}${row(h, rank(i))}`)}${groupAt === rows.length ? group(rows.length + 1) : ''}</tbody></table>`;
 }
 
-/** Why the waterfall is empty: no call at all, or calls that all went through no handle (counted below it). */
-const noHandleYet = (calls: number): string =>
-  calls ? `No reconciled request in this period referenced a handle: the ${tokens(calls)} call${calls === 1 ? '' : 's'} under “Calls through no handle” sent their whole prompt inline.` : 'No reconciled requests in this period yet.';
+/**
+ * Why the waterfall is empty: no call at all, or calls that all went through no handle (counted below it). A period
+ * reaches today, so it may have calls later; a chosen range is said as what it was.
+ */
+const noHandleYet = (calls: number, span: Span): string => {
+  const where = span.period ? 'this period' : 'this range';
+  return calls
+    ? `No reconciled request in ${where} referenced a handle: the ${tokens(calls)} call${calls === 1 ? '' : 's'} under “Calls through no handle” sent their whole prompt inline.`
+    : `No reconciled requests in ${where}${span.period ? ' yet' : ''}.`;
+};
 
 /** One figure of the calls through no handle, its exact value in data attributes (the tests compare them with the API). */
 const figure = (key: string, label: string, value: number, shown: Html | string, note?: string): Html =>
