@@ -204,11 +204,12 @@ export function requestWhyItems(r: WhyInput): RequestWhy[] {
 
 /**
  * An OpenAI burst past its routing rate, and what to do: OpenAI's own advice, each prefix and key under the rate. The
- * service's key is `ph-<leading handle id>`; a session named first is its own key already.
+ * service's key is `ph-<leading handle id>`: a prompt that starts with a session (one based on the shared bundle, sent
+ * alone) has the session's already.
  */
 export function overflowText(o: { prompt_cache_key: string | null; starts: number }): string {
   const key = o.prompt_cache_key === null ? 'no prompt_cache_key' : `prompt_cache_key ${o.prompt_cache_key}`;
-  return `${n(o.starts)} calls with ${key} and this prefix started in the minute through this one, past the ~15 a minute OpenAI serves from one machine: it routes the rest to other machines, whose caches do not hold the prefix yet; keep each prefix and key under ~15 a minute — a prompt_cache_key per conversation (a session named first is its own key) or per shard of the traffic`;
+  return `${n(o.starts)} calls with ${key} and this prefix started in the minute through this one, past the ~15 a minute OpenAI serves from one machine: it routes the rest to other machines, whose caches do not hold the prefix yet; keep each prefix and key under ~15 a minute — a prompt_cache_key per conversation (the service's is one when the prompt starts with a session: a session with the shared bundle as its base, sent with x-ph-session alone) or per shard of the traffic`;
 }
 
 const COLD_SENT = 'first sent in this cache scope: nothing earlier to read';
