@@ -1541,10 +1541,10 @@ export interface components {
                 before?: unknown;
             }[];
             /**
-             * @description Set when the bytes through `segment` are those `previous_request` sent, but the model reads them otherwise: a Claude model that strips earlier turns' thinking (Claude Sonnet 4.5 and earlier, Opus 4.1 and earlier, Haiku 4.5) removed it once a new question followed the tool loop, so the prefix through the first assistant message that held some was never cached in that form.
+             * @description Set when the bytes through `segment` are those `previous_request` sent, but the model reads them otherwise once a new question followed the tool loop: a Claude model that strips earlier turns' thinking (Claude Sonnet 4.5 and earlier, Opus 4.1 and earlier, Haiku 4.5) removed it (`earlier_turn`), or OpenAI dropped earlier turns' reasoning items from a Responses request (`earlier_reasoning`), so the prefix through the first message or item that held some was never cached in that form.
              * @enum {string}
              */
-            thinking?: "earlier_turn";
+            thinking?: "earlier_turn" | "earlier_reasoning";
         };
         NormalizedUsage: {
             /** @enum {string} */
@@ -1863,10 +1863,10 @@ export interface components {
                     before?: unknown;
                 }[];
                 /**
-                 * @description Set when the bytes through `segment` are those `previous_request` sent, but the model reads them otherwise: a Claude model that strips earlier turns' thinking (Claude Sonnet 4.5 and earlier, Opus 4.1 and earlier, Haiku 4.5) removed it once a new question followed the tool loop, so the prefix through the first assistant message that held some was never cached in that form.
+                 * @description Set when the bytes through `segment` are those `previous_request` sent, but the model reads them otherwise once a new question followed the tool loop: a Claude model that strips earlier turns' thinking (Claude Sonnet 4.5 and earlier, Opus 4.1 and earlier, Haiku 4.5) removed it (`earlier_turn`), or OpenAI dropped earlier turns' reasoning items from a Responses request (`earlier_reasoning`), so the prefix through the first message or item that held some was never cached in that form.
                  * @enum {string}
                  */
-                thinking?: "earlier_turn";
+                thinking?: "earlier_turn" | "earlier_reasoning";
                 request_id: string;
                 previous_request_id: string;
                 /** Format: date-time */

@@ -10,6 +10,12 @@
 // - Preserved thinking's model check (https://platform.claude.com/docs/en/build-with-claude/preserved-thinking): a
 //   model reads its own blocks and those of a fixed set of other models; a block of any other is dropped without an
 //   error (`input_transformations`: `thinking_dropped`, `model_binding_mismatch`).
+//
+// OpenAI's reasoning models (https://cookbook.openai.com/examples/responses_api/reasoning_items, and the reasoning
+// guide): the Responses API drops the reasoning items sent back from before the newest user message; those of the
+// tool loop under way are read. An item of an earlier turn is neither billed nor in the cached prefix, so a new
+// question after a tool loop misses the prefix from the first reasoning item it held. (Chat Completions sends no
+// reasoning back: nothing to drop.)
 
 import type { ModelEntry } from './catalog/types';
 import { isRecord } from './records';
@@ -23,6 +29,21 @@ export function opensTurn(message: unknown): boolean {
   if (!isRecord(message) || message.role !== 'user') return false;
   const content = message.content;
   return !Array.isArray(content) || content.some((b) => !isRecord(b) || b.type !== 'tool_result');
+}
+
+/** Whether a Responses input item is a user message: a new turn begins with it (a function call's output is not one). */
+export function opensResponsesTurn(item: unknown): boolean {
+  return isRecord(item) && item.role === 'user' && (item.type ?? 'message') === 'message';
+}
+
+/**
+ * Why the same bytes can be read otherwise by `model` in `format` once a new question follows a tool loop, as a drift
+ * finding names it (reconciler.ts): a Claude model that strips earlier turns' thinking (`earlier_turn`), an OpenAI
+ * Responses request, whose earlier turns' reasoning items are dropped (`earlier_reasoning`); null when nothing is.
+ */
+export function earlierTurnsUnread(format: string, model: Pick<ModelEntry, 'thinking'> | undefined): 'earlier_turn' | 'earlier_reasoning' | null {
+  if (format === 'openai-responses') return 'earlier_reasoning';
+  return format === 'anthropic' && model?.thinking?.earlierTurns === 'stripped' ? 'earlier_turn' : null;
 }
 
 /** The index of the message the current turn opens with (the newest user message with more than tool results); -1 when none. */

@@ -53,9 +53,9 @@ export const DriftFindingSchema = z
         description:
           'Set when the first message the provider could not read was referenced before, with the same content before it, and a setting Anthropic caches the messages under changed since (`tool_choice`, `thinking`; null: not sent): the messages were sent again uncached. `previous_request` is the request that last had them; `segment` is the segment of that message.',
       }),
-    thinking: z.enum(['earlier_turn']).optional().openapi({
+    thinking: z.enum(['earlier_turn', 'earlier_reasoning']).optional().openapi({
       description:
-        "Set when the bytes through `segment` are those `previous_request` sent, but the model reads them otherwise: a Claude model that strips earlier turns' thinking (Claude Sonnet 4.5 and earlier, Opus 4.1 and earlier, Haiku 4.5) removed it once a new question followed the tool loop, so the prefix through the first assistant message that held some was never cached in that form.",
+        "Set when the bytes through `segment` are those `previous_request` sent, but the model reads them otherwise once a new question followed the tool loop: a Claude model that strips earlier turns' thinking (Claude Sonnet 4.5 and earlier, Opus 4.1 and earlier, Haiku 4.5) removed it (`earlier_turn`), or OpenAI dropped earlier turns' reasoning items from a Responses request (`earlier_reasoning`), so the prefix through the first message or item that held some was never cached in that form.",
     }),
   })
   .openapi('DriftFinding');

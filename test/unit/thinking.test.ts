@@ -1,10 +1,13 @@
 // Which thinking blocks sent back a Claude model reads (src/domain/thinking.ts), per model as the catalog has it, and
 // what the estimate and the simulator count of a conversation by it.
 
-import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { catalogSchema, loadCatalog, ModelCatalog } from '../../src/domain/catalog/catalog';
+import { toolCosts } from '../../src/domain/prompt-tokens';
 import { blocksFromRequest } from '../../src/domain/simulator/blocks';
-import { currentTurnStart, readsProducer, readsThinking } from '../../src/domain/thinking';
+import { currentTurnStart, earlierTurnsUnread, opensResponsesTurn, readsProducer, readsThinking } from '../../src/domain/thinking';
+import { createTestApp, type TestApp } from '../helpers/app';
 import { anthropicPrefixes, anthropicSignature, anthropicSigner } from '../../src/simulator/reasoning';
 import { countTokens } from '../../src/domain/tokens';
 
@@ -126,5 +129,66 @@ describe('the simulated provider counts what the model reads', () => {
     expect(withRule('claude-sonnet-4-5').blocks.map((b) => b.key)).toEqual(none.blocks.map((b) => b.key));
     expect(withRule('claude-sonnet-4-6').totalTokens).toBe(all.totalTokens);
     expect(all.totalTokens - none.totalTokens).toBeGreaterThan(50);
+  });
+});
+
+describe("OpenAI Responses: earlier turns' reasoning items", () => {
+  let t: TestApp;
+  beforeEach(() => {
+    t = createTestApp();
+  });
+  afterEach(() => t.close());
+
+  it('a turn opens with a user message item; the finding a new question gets, by format and model', () => {
+    expect(opensResponsesTurn({ role: 'user', content: 'Weather in Oslo?' })).toBe(true);
+    expect(opensResponsesTurn({ type: 'message', role: 'user', content: [{ type: 'input_text', text: 'And Bergen?' }] })).toBe(true);
+    for (const item of [{ type: 'function_call_output', call_id: 'c', output: 'cold' }, { type: 'reasoning', id: 'rs_1', summary: [] }, { role: 'assistant', content: 'Cold.' }, { role: 'developer', content: 'Be brief.' }, null])
+      expect(opensResponsesTurn(item), JSON.stringify(item)).toBe(false);
+    expect(earlierTurnsUnread('openai-responses', catalog.lookup('gpt-5', 'openai').entry)).toBe('earlier_reasoning');
+    expect(earlierTurnsUnread('anthropic', entry('claude-sonnet-4-5'))).toBe('earlier_turn');
+    expect(earlierTurnsUnread('anthropic', entry('claude-sonnet-4-6'))).toBeNull();
+    // Chat Completions sends no reasoning back.
+    expect(earlierTurnsUnread('openai-chat', catalog.lookup('gpt-5', 'openai').entry)).toBeNull();
+  });
+
+  // A random agent conversation: questions, each followed by tool rounds (a reasoning item, a call, its output) and an
+  // answer (a reasoning item, a message); the newest question's loop may be under way.
+  const reasoning = (id: string, words: number) => ({ type: 'reasoning', id: `rs_${id}`, summary: [], encrypted_content: `gAAAA${'x'.repeat(words * 7)}` });
+  const turn = fc.record({ rounds: fc.integer({ min: 0, max: 3 }), answered: fc.boolean(), words: fc.integer({ min: 1, max: 60 }) });
+  const conversation = fc.array(turn, { minLength: 1, maxLength: 4 }).map((turns) =>
+    turns.flatMap(({ rounds, answered, words }, q) => {
+      const items: unknown[] = [{ role: 'user', content: `Question ${q}: the weather in city ${q}?` }];
+      for (let r = 0; r < rounds; r++)
+        items.push(reasoning(`${q}_${r}`, words + r), { type: 'function_call', call_id: `call_${q}_${r}`, name: 'get_weather', arguments: `{"city":"c${q}${r}"}` }, { type: 'function_call_output', call_id: `call_${q}_${r}`, output: `cold ${'and windy '.repeat(words)}` });
+      if (answered || q < turns.length - 1) items.push(reasoning(`${q}_a`, words), { role: 'assistant', content: `Cold in city ${q}.` });
+      return items;
+    }),
+  );
+
+  it('property: the estimate of any such conversation is what the simulated provider bills for it, the earlier turns\' reasoning items not read', async () => {
+    const { client } = t.tenant();
+    const model = catalog.lookup('gpt-5', 'openai').entry;
+    const bill = (body: unknown) => blocksFromRequest('openai-responses', body, (text) => countTokens(text, model.tokenizer), toolCosts('openai-responses', model.tokenizer, model)).totalTokens;
+    const render = async (input: unknown[]) => {
+      const res = await client.post('/v1/render', { format: 'openai-responses', request: { model: 'gpt-5', store: false, instructions: 'Answer from the forecast.', input } });
+      expect(res.status, res.text).toBe(200);
+      return { body: res.json.body, estimate: res.json.segments.at(-1).token_end as number };
+    };
+    // What the segments leave out of any request (the reply's priming): a question alone.
+    const alone = await render([{ role: 'user', content: 'Hi?' }]);
+    const primed = bill(alone.body) - alone.estimate;
+    expect(primed).toBeGreaterThanOrEqual(0);
+    expect(primed).toBeLessThan(8);
+    await fc.assert(
+      fc.asyncProperty(conversation, async (input) => {
+        const { body, estimate } = await render(input);
+        expect(estimate + primed).toBe(bill(body));
+        // Sent back, all of them; the earlier turns' cost nothing: the same conversation without them is billed alike.
+        const start = input.findLastIndex(opensResponsesTurn);
+        const current = input.filter((it, i) => i >= start || (it as { type?: string }).type !== 'reasoning');
+        expect(bill({ ...body, input: current })).toBe(estimate + primed);
+      }),
+      { numRuns: 40 },
+    );
   });
 });

@@ -22,6 +22,7 @@ import { calibrationFamily, calibrationRatio, currentBasis } from './reports';
 import { summarizeOutcome } from './request-summary';
 import { PendingPremiums, partsOf, readUpTo, type PremiumPart, type StoredPremium } from './write-premiums';
 import { advance, blocksFor, hasUnits, knownEnds, lastUnits, learnExactEnds, measuresPrefixes, noteRewrites, ScopeStates, segmentLengths, unitLengths, type RecordedOutcome, type ScopeState, type SimTimes } from './scopes';
+import { earlierTurnsUnread } from '../thinking';
 import { CLASSES, classifySegment, leakedByClass, leakedColumn, MONEY_LEAKS, NO_HANDLE, requestsColumn, ROLLUP_CLASSES, ROLLUP_VALUE_COLUMNS, type ClassCounts } from './waterfall';
 
 export interface UsageReport {
@@ -183,10 +184,11 @@ export interface DriftFinding {
   settings?: SettingChange[];
   /**
    * Set when the bytes through the drifting segment are those the previous request sent, but the model reads them
-   * otherwise: it strips earlier turns' thinking (`earlier_turn`: a new question followed the tool loop), so the prefix
-   * through the first assistant message that held some was never cached in the form it reads now.
+   * otherwise once a new question followed the tool loop: a Claude model strips earlier turns' thinking
+   * (`earlier_turn`), OpenAI drops earlier turns' reasoning items (`earlier_reasoning`), so the prefix through the
+   * first message or item that held some was never cached in the form it reads now.
    */
-  thinking?: 'earlier_turn';
+  thinking?: 'earlier_turn' | 'earlier_reasoning';
 }
 
 export interface SettingChange {
@@ -716,12 +718,13 @@ export class Reconciler {
     const before = previous.segments as RenderedSegment[];
     let k = 0;
     while (k < now.length && k < before.length && now[k]!.digest === before[k]!.digest) k++;
-    // The same bytes through the drifting handle, read otherwise: a Claude model that strips earlier turns' thinking.
+    // The same bytes through the drifting handle, read otherwise: earlier turns' thinking (a Claude model that strips
+    // it) or reasoning items (OpenAI Responses) no longer read once a new question followed the tool loop.
     const at = segs.indexOf(handleDrift ?? drifting);
-    const model = this.deps.catalog.byId(request.catalogEntry);
-    if (k > at && request.format === 'anthropic' && model?.thinking?.earlierTurns === 'stripped') {
+    const unread = k > at ? earlierTurnsUnread(request.format, this.deps.catalog.byId(request.catalogEntry)) : null;
+    if (unread) {
       const seg = { source: now[at]!.source, digest: now[at]!.digest };
-      return { handle: drifting.source, previous_request: previous.id, segment: at, now: seg, before: seg, thinking: 'earlier_turn' };
+      return { handle: drifting.source, previous_request: previous.id, segment: at, now: seg, before: seg, thinking: unread };
     }
     const a = now[k];
     const b = before[k];

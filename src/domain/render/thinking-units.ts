@@ -1,13 +1,14 @@
 // An Anthropic request's message units as the model reads them (thinking.ts): a unit holding thinking blocks the model
 // does not read — an earlier turn's on a model that strips them, another model's under the model check, those the API
 // drops under preserved thinking's prefix check with `drop_block` (thinking-prefix.ts) — is keyed and counted without
-// them, as the simulated provider caches and bills it. The bytes sent are unchanged.
+// them, as the simulated provider caches and bills it. An OpenAI Responses reasoning item of an earlier turn is its own
+// unit: it is keyed and counted as not there at all. The bytes sent are unchanged.
 
 import type { ModelEntry } from '../catalog/types';
 import type { ContentBlock, Message } from '../content';
 import { toolCosts, unitTokens } from '../prompt-tokens';
-import { unitKey } from '../simulator/semantic';
-import { isThinkingBlock, opensTurn, readsThinking } from '../thinking';
+import { semanticKey, unitKey } from '../simulator/semantic';
+import { isThinkingBlock, opensResponsesTurn, opensTurn, readsThinking } from '../thinking';
 import { countTokens, type TokenizerFamily } from '../tokens';
 import type { PromptSegment } from './prompt';
 
@@ -126,4 +127,24 @@ function strippedVariant(u: MessageUnit, keep: boolean[]): Variant {
   let v = byMask.get(mask);
   if (!v) byMask.set(mask, (v = make()));
   return v;
+}
+
+/** The key of a reasoning item the model does not read: the same wherever it stands, as nothing is there to read. */
+const REASONING_NOT_READ = semanticKey('openai-responses', { type: 'reasoning', read: false }, 'messages');
+
+const parsed = (u: MessageUnit, marker: string): Json | undefined => (u.hashText.includes(marker) ? (JSON.parse(u.hashText) as Json) : undefined);
+
+/**
+ * Re-keys and re-counts, in place, the OpenAI Responses reasoning items the model does not read: those before the
+ * current turn (thinking.ts), each one whole unit. A block of a message with handles in it is never one; one of a user
+ * message opens a turn.
+ */
+export function readCurrentReasoningOnly(units: MessageUnit[]): void {
+  const start = units.findLastIndex((u) => (u.part ? u.hashText.startsWith('"user":') : opensResponsesTurn(parsed(u, '"user"'))));
+  for (let i = 0; i < start; i++) {
+    const u = units[i]!;
+    if (u.part || parsed(u, '"reasoning"')?.type !== 'reasoning') continue;
+    u.key = REASONING_NOT_READ;
+    u.tokens = () => 0;
+  }
 }

@@ -21,6 +21,7 @@ import { MESSAGE_CACHE_SETTINGS, semanticForm } from './semantic';
 import { pushAll } from '../arrays';
 import { blockTokens, FRAMING, toolPromptParts, toolTokens, type ToolCosts } from '../prompt-tokens';
 import { isRecord } from '../records';
+import { opensResponsesTurn } from '../thinking';
 
 export { BLOCK_OVERHEAD_TOKENS, MESSAGE_OVERHEAD_TOKENS } from '../prompt-tokens';
 
@@ -143,9 +144,9 @@ export function blocksFromOpenAIResponses(body: unknown, countTokens: TokenCount
   // A string input is the one user message it stands for.
   const input = typeof b.input === 'string' ? [{ role: 'user', content: b.input }] : arrayOf(b.input);
   // Reasoning items of earlier turns (before the newest user message) are dropped from the model's context, as
-  // OpenAI does (https://cookbook.openai.com/examples/responses_api/reasoning_items, "Caching"): not read, not billed,
+  // OpenAI does (thinking.ts; https://cookbook.openai.com/examples/responses_api/reasoning_items, "Caching"): not read, not billed,
   // in no cached prefix. Those of the turn under way (its tool loop) are kept.
-  const turnStart = input.findLastIndex((item) => isRecord(item) && item.role === 'user' && (item.type ?? 'message') === 'message');
+  const turnStart = input.findLastIndex(opensResponsesTurn);
   input.forEach((item, m) => {
     const it = isRecord(item) ? item : {};
     if (it.type === 'reasoning' && m < turnStart) return;

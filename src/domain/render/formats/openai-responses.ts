@@ -15,6 +15,7 @@ export const openaiResponses: RequestFormatRules = {
   textBlock: (t) => `{"type":"input_text","text":${JSON.stringify(t)}}`,
   toolEntries: (texts) => texts,
   preservedThinking: false,
+  currentTurnReasoning: true,
   reusesItems: () => true,
   systemField: null,
   instructionsKey: 'instructions',

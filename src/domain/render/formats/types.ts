@@ -74,6 +74,11 @@ export interface RequestFormatRules extends Serialisation {
    * reads only some of them (thinking-units.ts).
    */
   preservedThinking: boolean;
+  /**
+   * Whether the input holds reasoning items of which the model reads only the current turn's (OpenAI Responses:
+   * thinking.ts); the others are keyed and counted as not there (thinking-units.ts).
+   */
+  currentTurnReasoning?: boolean;
 }
 
 export interface BreakpointRules {
