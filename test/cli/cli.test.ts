@@ -447,6 +447,9 @@ describe('prefix-handles CLI', () => {
     expect(driftDetail({ ...base, now: base.before, thinking: 'earlier_turn' })).toEqual([
       "the same bytes, read otherwise: the model strips earlier turns' thinking once a new question follows a tool loop, so from segment #3 on the prefix the loop wrote was sent again uncached (the model's rule, nothing in the agent to change: a model that keeps earlier turns' thinking, Sonnet 4.6 or Opus 4.5 and later, reads it)",
     ]);
+    expect(driftDetail({ ...base, now: base.before, thinking: 'earlier_reasoning' })).toEqual([
+      "the same bytes, read otherwise: OpenAI drops earlier turns' reasoning items once a new question follows a tool loop, so from segment #3 on the prefix the loop wrote was sent again uncached (OpenAI's rule, nothing in the agent to change: keep sending the items back, the tool loop under way reads its own)",
+    ]);
     expect(driftDetail({ ...base, formats: { before: 'openai-chat', now: 'openai-responses' } })).toEqual([
       'segment #3 changed: ses_x@2 → ses_x@2 (the API format changed, openai-chat → openai-responses: the same handles serialise to other bytes)',
       `  the changed bytes were not kept (only inline content is, for a while): ${'a'.repeat(12)}… → ${'b'.repeat(12)}…`,
