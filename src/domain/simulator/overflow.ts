@@ -40,11 +40,13 @@ export class StartWindow {
     let i = list.length;
     while (i > 0 && list[i - 1]! > t) i--;
     list.splice(i, 0, t);
+    // Counted before the oldest are dropped: a start reported more than two windows late still counts itself.
+    const starts = list.filter((s) => s > t - this.windowMs && s <= t).length;
     const latest = list.at(-1)!;
     let old = 0;
     while (list[old]! <= latest - 2 * this.windowMs) old++;
     if (old) list.splice(0, old);
-    return list.filter((s) => s > t - this.windowMs && s <= t).length;
+    return starts;
   }
 }
 
