@@ -112,9 +112,9 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
   const chunkDelayMs = opts.chunkDelayMs ?? 0;
   const overflowRate = opts.overflowRate === undefined ? OVERFLOW_RATE : opts.overflowRate;
   const scopes = new Map<string, Scope>();
-  // OpenAI's routes (API key, model, prompt_cache_key, leading prefix): their starts in the last minute, and calls sent.
+  // OpenAI's routes (API key, model, prompt_cache_key, leading prefix): their starts in the last minute, and calls sent
+  // (the 10,000 latest routes: a long run of distinct prompts would keep a count of each forever).
   const routeStarts = new StartWindow();
-  const routeSent = new Map<string, number>();
   // Responses kept for `previous_response_id` (those not sent with `store: false`), per API key: each holds the
   // conversation through it (its effective input, then its output), weighed by its JSON size; the least used go first.
   const stored = new Lru<string, StoredResponse>(STORED_RESPONSES_BUDGET, (r) => r.weight);
@@ -213,9 +213,8 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     let overflow: [string, number] | [] = [];
     if (entry.provider === 'openai' && api.provider === 'openai') {
       const route = JSON.stringify([apiKey, model, routeKey(typeof body.prompt_cache_key === 'string' ? body.prompt_cache_key : null, blocks)]);
-      const sent = routeSent.get(route) ?? 0;
-      routeSent.set(route, sent + 1);
-      const machine = machineOf(routeStarts.add(route, clock.now()), sent, threshold);
+      const { starts, sent } = routeStarts.record(route, clock.now());
+      const machine = machineOf(starts, sent, threshold);
       if (machine > 0) overflow = [route, machine];
     }
     const scopeKey = JSON.stringify([api.provider, apiKey, model, ...overflow]);

@@ -32,3 +32,15 @@ describe('StartWindow', () => {
     );
   });
 });
+
+describe('StartWindow.record', () => {
+  it("a route's calls sent before this one, forgotten with the route once maxRoutes later ones are kept: bounded memory", () => {
+    const w = new StartWindow(MINUTE, 2);
+    expect(['a', 'a', 'b', 'a'].map((r) => w.record(r, 0).sent)).toEqual([0, 1, 0, 2]);
+    w.record('c', 0);
+    w.record('d', 0);
+    // 'a' was dropped for 'c' and 'd' (the least recent first): its count and its starts start again.
+    expect(w.record('a', 1)).toEqual({ starts: 1, sent: 0 });
+    expect(w.record('d', 2)).toEqual({ starts: 2, sent: 1 });
+  });
+});

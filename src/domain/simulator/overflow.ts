@@ -22,9 +22,12 @@ export function routeKey(promptCacheKey: string | null, blocks: readonly SimBloc
   return JSON.stringify([promptCacheKey, routingPrefix(blocks)]);
 }
 
-/** Request starts per route, kept a window back (two, for reports that arrive out of order); the least recent routes dropped past `maxRoutes`. */
+/**
+ * Request starts per route, kept a window back (two, for reports that arrive out of order), and how many calls each
+ * route has had while kept; the least recent routes dropped past `maxRoutes`.
+ */
 export class StartWindow {
-  private readonly starts = new Map<string, number[]>();
+  private readonly routes = new Map<string, { starts: number[]; sent: number }>();
 
   constructor(
     private readonly windowMs = OVERFLOW_WINDOW_MS,
@@ -33,10 +36,16 @@ export class StartWindow {
 
   /** Records a start of `route` at `t`: how many of its starts, this one included, fall in the window up to t, (t − window, t]. */
   add(route: string, t: number): number {
-    const list = this.starts.get(route) ?? [];
-    this.starts.delete(route);
-    this.starts.set(route, list);
-    if (this.starts.size > this.maxRoutes) this.starts.delete(this.starts.keys().next().value!);
+    return this.record(route, t).starts;
+  }
+
+  /** The same, with `sent`: the route's calls recorded before this one (since it was last dropped). */
+  record(route: string, t: number): { starts: number; sent: number } {
+    const kept = this.routes.get(route) ?? { starts: [], sent: 0 };
+    this.routes.delete(route);
+    this.routes.set(route, kept);
+    if (this.routes.size > this.maxRoutes) this.routes.delete(this.routes.keys().next().value!);
+    const list = kept.starts;
     let i = list.length;
     while (i > 0 && list[i - 1]! > t) i--;
     list.splice(i, 0, t);
@@ -46,7 +55,7 @@ export class StartWindow {
     let old = 0;
     while (list[old]! <= latest - 2 * this.windowMs) old++;
     if (old) list.splice(0, old);
-    return starts;
+    return { starts, sent: kept.sent++ };
   }
 }
 
