@@ -79,6 +79,38 @@ describe('a session append', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+  it('goes on right when another writer appended (a second service on the same database) or an append was refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ph-append-'));
+    const file = join(dir, 'db.sqlite');
+    const a = createTestApp({ databasePath: file });
+    const b = createTestApp({ databasePath: file });
+    try {
+      const { key, client } = a.tenant();
+      const other = clientFor(b.app, key);
+      const s = (await client.post('/v1/sessions', { messages: [{ role: 'user', content: 'hi' }] })).json;
+      // Each service extends the version it wrote last: after the other's appends, that is not the latest one.
+      let n = 0;
+      for (const writer of [client, client, other, other, client, other, client]) {
+        const r = await writer.post(`/v1/sessions/${s.id}/messages`, { messages: [{ role: n % 2 ? 'user' : 'assistant', content: `turn ${++n}` }] });
+        expect(r.status, r.text).toBe(201);
+        await expectWhole(writer, r.json);
+      }
+      // Refused appends (a stale If-Match, a tool result answering nothing) store nothing and leave nothing behind.
+      const stale = await client.post(`/v1/sessions/${s.id}/messages`, { messages: [{ role: 'user', content: 'late' }] }, { 'if-match': '"2"' });
+      expect(stale.status, stale.text).toBe(409);
+      const unpaired = await client.post(`/v1/sessions/${s.id}/messages`, { messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_none', content: 'x' }] }] });
+      expect(unpaired.status, unpaired.text).toBe(422);
+      for (const writer of [client, other]) {
+        const r = await writer.post(`/v1/sessions/${s.id}/messages`, { messages: [{ role: n % 2 ? 'user' : 'assistant', content: `turn ${++n}` }] });
+        expect(r.status, r.text).toBe(201);
+        await expectWhole(writer, r.json);
+      }
+    } finally {
+      a.close();
+      b.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('the work of a long session’s append', () => {
