@@ -190,6 +190,14 @@ describe('parseSpan and daysLabel', () => {
   const now = Date.UTC(2026, 11, 6, 9, 30);
   const today = Math.floor(now / DAY);
 
+  it('refuses a year written with more than four digits and a leading 0 as no day, not as one before 1970 or after today', () => {
+    for (const value of ['02026-01-01', '002026-01-01', '09999-12-31']) {
+      expect(parseSpan({ from: value }, now).error).toEqual({ field: 'from', message: `“${value}” is not a day: use YYYY-MM-DD. Showing the last 7 days instead` });
+      expect(parseSpan({ to: value }, now).error?.message).toMatch(/^“.*” is not a day: use YYYY-MM-DD/);
+    }
+    expect(parseSpan({ from: '10000-01-01' }, now).error?.message).toMatch(/^10000-01-01 is after today/);
+  });
+
   it('names a range as people write it', () => {
     const d = (s: string) => Date.parse(`${s}T00:00:00Z`) / DAY;
     expect(daysLabel(d('2026-11-01'), d('2026-11-30'))).toBe('1–30 Nov 2026');

@@ -90,7 +90,8 @@ export function daysLabel(from: number | undefined, to: number): string {
 /** A day as a date input sends it, as a day number; or why it is not one the reports count. */
 function dayOf(value: string, today: number): number | string {
   const m = /^(\d{4,6})-(\d{2})-(\d{2})$/.exec(value);
-  if (!m) return `“${value}” is not a day: use YYYY-MM-DD`;
+  // A year of more than four digits is one past 9999 (a date input's), never 2026 written with a leading 0.
+  if (!m || (m[1]!.length > 4 && m[1]!.startsWith('0'))) return `“${value}” is not a day: use YYYY-MM-DD`;
   if (Number(m[1]) > 9999) return `${value} is after today (${day(today * DAY_MS)}, UTC)`;
   if (value < FIRST_DAY) return `${value} is before ${FIRST_DAY}, where reports start`;
   const ms = Date.parse(`${value}T00:00:00Z`);
