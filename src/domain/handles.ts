@@ -352,7 +352,9 @@ export class HandleService {
   /**
    * A session version's neutral text (its digest and size) and where it first differs from the version before. After
    * a version this process wrote, the text is that one's with `own`, the new batch, added to its list of messages:
-   * only the batch is serialised and hashed. Otherwise (the first append after a restart) it is rendered whole, once.
+   * only the batch is serialised and hashed. Otherwise (the first append after a restart, after another process's
+   * version, or once the session left the 10,000 kept) it is rendered whole, and so is the version before it, for the
+   * first differing byte.
    */
   private sessionText(id: string, version: number, segments: PromptSegment[], own: PromptSegment | undefined, handle: HandleRow | undefined): { text: SessionText; firstDiffByte: number | null } {
     const before = this.sessionTexts.get(id);
