@@ -1394,6 +1394,12 @@ export interface components {
                     /** Format: uri */
                     source: string;
                 };
+                reasoningContext?: {
+                    /** @enum {string} */
+                    default: "current_turn" | "all_turns";
+                    /** Format: uri */
+                    source: string;
+                };
                 /** Format: uri */
                 source: string;
                 /** Format: date */
@@ -1545,6 +1551,11 @@ export interface components {
              * @enum {string}
              */
             thinking?: "earlier_turn" | "earlier_reasoning";
+            /**
+             * @description Set with `thinking: "earlier_reasoning"` when the model accepts OpenAI's `reasoning.context` (GPT-5.6 and newer): sending `reasoning: {"context": "all_turns"}` keeps earlier turns' reasoning items read, in the cached prefix, so a new question reads it from cache.
+             * @enum {string}
+             */
+            reasoning_context?: "all_turns";
         };
         NormalizedUsage: {
             /** @enum {string} */
@@ -1867,6 +1878,11 @@ export interface components {
                  * @enum {string}
                  */
                 thinking?: "earlier_turn" | "earlier_reasoning";
+                /**
+                 * @description Set with `thinking: "earlier_reasoning"` when the model accepts OpenAI's `reasoning.context` (GPT-5.6 and newer): sending `reasoning: {"context": "all_turns"}` keeps earlier turns' reasoning items read, in the cached prefix, so a new question reads it from cache.
+                 * @enum {string}
+                 */
+                reasoning_context?: "all_turns";
                 request_id: string;
                 previous_request_id: string;
                 /** Format: date-time */

@@ -15,7 +15,10 @@
 // guide): the Responses API drops the reasoning items sent back from before the newest user message; those of the
 // tool loop under way are read. An item of an earlier turn is neither billed nor in the cached prefix, so a new
 // question after a tool loop misses the prefix from the first reasoning item it held. (Chat Completions sends no
-// reasoning back: nothing to drop.)
+// reasoning back: nothing to drop.) GPT-5.6 and newer (the catalog's `reasoningContext`) take the request's
+// `reasoning.context`: `all_turns` keeps every reasoning item sent back read (billed, in the cached prefix),
+// `current_turn` drops the earlier turns' as before, `auto` or none is the model's default (`all_turns` for GPT-5.6,
+// per the openai SDK's `Reasoning.context`, from OpenAI's API reference).
 
 import type { ModelEntry } from './catalog/types';
 import { isRecord } from './records';
@@ -34,6 +37,28 @@ export function opensTurn(message: unknown): boolean {
 /** Whether a Responses input item is a user message: a new turn begins with it (a function call's output is not one). */
 export function opensResponsesTurn(item: unknown): boolean {
   return isRecord(item) && item.role === 'user' && (item.type ?? 'message') === 'message';
+}
+
+/**
+ * Whether `model` reads the reasoning items of earlier turns in an OpenAI request whose `reasoning` is `reasoning`:
+ * only a model that accepts `reasoning.context`, asked for `all_turns` (or by default).
+ */
+export function readsEarlierReasoning(model: Pick<ModelEntry, 'reasoningContext'> | undefined, reasoning: unknown): boolean {
+  const rule = model?.reasoningContext;
+  if (!rule) return false;
+  const asked = isRecord(reasoning) ? reasoning.context : undefined;
+  return (asked === 'all_turns' || asked === 'current_turn' ? asked : rule.default) === 'all_turns';
+}
+
+/**
+ * What to do about a new question's miss of earlier turns' reasoning (the drift finding's `earlier_reasoning`), as the
+ * CLI and the dashboard say it: on a model that accepts `reasoning.context` (the finding's `reasoning_context`), send
+ * `all_turns`; otherwise nothing (OpenAI's rule).
+ */
+export function earlierReasoningAdvice(acceptsContext: boolean): string {
+  return acceptsContext
+    ? `the model accepts reasoning.context: send reasoning: {"context": "all_turns"} and earlier turns' reasoning stays in the prefix, so a new question reads it from cache (it is billed as input, as the cached prefix is)`
+    : "OpenAI's rule, nothing in the agent to change: keep sending the items back, the tool loop under way reads its own";
 }
 
 /**

@@ -57,6 +57,10 @@ export const DriftFindingSchema = z
       description:
         "Set when the bytes through `segment` are those `previous_request` sent, but the model reads them otherwise once a new question followed the tool loop: a Claude model that strips earlier turns' thinking (Claude Sonnet 4.5 and earlier, Opus 4.1 and earlier, Haiku 4.5) removed it (`earlier_turn`), or OpenAI dropped earlier turns' reasoning items from a Responses request (`earlier_reasoning`), so the prefix through the first message or item that held some was never cached in that form.",
     }),
+    reasoning_context: z.enum(['all_turns']).optional().openapi({
+      description:
+        "Set with `thinking: \"earlier_reasoning\"` when the model accepts OpenAI's `reasoning.context` (GPT-5.6 and newer): sending `reasoning: {\"context\": \"all_turns\"}` keeps earlier turns' reasoning items read, in the cached prefix, so a new question reads it from cache.",
+    }),
   })
   .openapi('DriftFinding');
 

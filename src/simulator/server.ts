@@ -20,7 +20,7 @@ import type { ModelCatalog } from '../domain/catalog/catalog';
 import type { CacheRules, ModelEntry } from '../domain/catalog/types';
 import { systemClock, type Clock } from '../domain/clock';
 import { blocksFromRequest, type RequestFormat, type ThinkingFilter } from '../domain/simulator/blocks';
-import { currentTurnStart, readsProducer, readsThinking } from '../domain/thinking';
+import { currentTurnStart, readsEarlierReasoning, readsProducer, readsThinking } from '../domain/thinking';
 import { toolCosts } from '../domain/prompt-tokens';
 import { CacheSimulator, SimulationError, type SimBlock } from '../domain/simulator/cache';
 import { Lru } from '../domain/lru';
@@ -182,7 +182,7 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     const choices = api.format === 'openai-chat' ? choiceCount(body) : 1;
     const limit = outputLimit(api, body);
     const thinkingRead = anthropicThinking(api.format, body, entry);
-    const { blocks, totalTokens, lastInput } = blocksFromRequest(api.format, body, count, toolCosts(api.format, entry.tokenizer, entry), thinkingRead.filter);
+    const { blocks, totalTokens, lastInput } = blocksFromRequest(api.format, body, count, toolCosts(api.format, entry.tokenizer, entry), thinkingRead.filter, readsEarlierReasoning(entry, body.reasoning));
     if (api.format === 'anthropic') checkAnthropicBreakpoints(blocks, entry.cache.maxBreakpoints ?? 4);
     if (api.provider === 'openai') checkRetention(body, entry.cache);
     // The reasoning state a tool loop must send back (reasoning.ts): refused before the cache is touched.

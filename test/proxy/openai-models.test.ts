@@ -149,7 +149,7 @@ describe.each(['o3', 'o4-mini', 'gpt-5.4', 'gpt-5.5'] as const)('%s through the 
 describe('the o-series in the model lists', () => {
   it("GET /v1/models serves their entries; the simulator's OpenAI model list (through the proxy) names them", async () => {
     const { json } = await h.tenant.client.get('/v1/models');
-    expect(json.version).toBe('2026-12-06.1');
+    expect(json.version).toBe('2026-12-06.2');
     const byId = new Map((json.models as Array<{ id: string }>).map((m) => [m.id, m]));
     expect(byId.get('o3')).toMatchObject({ provider: 'openai', match: ['o3', 'o3-2025-04-16'], tokenizer: 'o200k_base', price: { inputPerMTok: 2, outputPerMTok: 8 }, cache: { readMultiplier: 0.25, minTokens: 1024 } });
     expect(byId.get('o4-mini')).toMatchObject({ provider: 'openai', match: ['o4-mini*'], price: { inputPerMTok: 1.1, outputPerMTok: 4.4 }, cache: { readMultiplier: 0.25 } });
@@ -216,7 +216,7 @@ describe('retention: gpt-5.4 in memory, gpt-5.5 a day', () => {
 
   it('GET /v1/models serves the new entries; the simulator lists them', async () => {
     const { json } = await h.tenant.client.get('/v1/models');
-    expect(json.version).toBe('2026-12-06.1');
+    expect(json.version).toBe('2026-12-06.2');
     const byId = new Map((json.models as Array<{ id: string }>).map((m) => [m.id, m]));
     expect(byId.get('gpt-5.5')).toMatchObject({ provider: 'openai', match: ['gpt-5.5', 'gpt-5.5-2026*'], price: { inputPerMTok: 5, outputPerMTok: 30 }, cache: { ttls: [{ name: '24h' }], defaultTtl: '24h', readMultiplier: 0.1 } });
     expect(byId.get('gpt-5.4-mini')).toMatchObject({ match: ['gpt-5.4-mini*'], price: { inputPerMTok: 0.75, outputPerMTok: 4.5 } });

@@ -102,6 +102,8 @@ describe("OpenAI Responses: earlier turns' reasoning items are not read", () => 
       // At the batch of the previous turn's first reasoning item; the bytes the same.
       expect(rows[i]!.outcome.drift).toMatchObject({ thinking: 'earlier_reasoning', previous_request: rows[i - 1]!.id, handle: `${session.id}@${i}`, segment: i });
       expect(rows[i]!.outcome.drift.now).toEqual(rows[i]!.outcome.drift.before);
+      // gpt-5 takes no reasoning.context: nothing to send.
+      expect(rows[i]!.outcome.drift).not.toHaveProperty('reasoning_context');
     }
     const ses = (await client.get(`/v1/reports/handles/${session.id}`)).json;
     expect(ses.tokens).toMatchObject({ unconfirmed: 0, bonus: 0, unknown: 0 });
@@ -113,6 +115,7 @@ describe("OpenAI Responses: earlier turns' reasoning items are not read", () => 
     const ui = async (path: string) => (await h.t.app.request(path, { headers: { cookie: `ph_ui_key=${h.key}` } })).text();
     expect(await ui(`/ui/requests/${rows[2]!.id}`)).toMatch(/data-drift-thinking[\s\S]*OpenAI drops earlier turns' reasoning items once a new question follows a tool loop/);
     expect(await ui(`/ui/handles/${session.id}`)).toContain("the bytes are the same, but OpenAI drops earlier turns' reasoning items");
+    expect(await ui(`/ui/requests/${rows[2]!.id}`)).toContain("OpenAI&#39;s rule, nothing in the agent to change");
   });
 
   it('the whole input sent by the caller on a system prompt handle: read as billed, no unconfirmed', async () => {
@@ -136,5 +139,64 @@ describe("OpenAI Responses: earlier turns' reasoning items are not read", () => 
     ]);
     const rep = (await client.get(`/v1/reports/handles/${sys.id}`)).json;
     expect(rep.tokens).toMatchObject({ unconfirmed: 0, bonus: 0, unknown: 0, drift: 0 });
+  });
+});
+
+describe('GPT-5.6: reasoning.context says which turns’ reasoning items are read', () => {
+  /** The session loop of the first test on gpt-5.6 with `context`; the rows of its six calls and the session's id. */
+  async function sessionLoop(context?: 'all_turns' | 'current_turn') {
+    const client = h.tenant.client;
+    const bundle = await mintBundle(client, [(await mintTools(client)).id, (await mintSystem(client, LONG_SYSTEM)).id]);
+    const session = await startSession(client, { base: bundle.id });
+    const sdk = h.openai({ headers: { 'x-ph-session': session.id } });
+    const reasoning = { summary: 'auto' as const, ...(context ? { context } : {}) };
+    const rows = await loop(async (fresh) => {
+      const { data, response } = await sdk.responses.create({ ...STATELESS, model: 'gpt-5.6', reasoning, input: fresh }).withResponse();
+      return { response: data, id: response.headers.get('x-ph-request-id')! };
+    });
+    return { rows, session, bundle };
+  }
+
+  it('all_turns: earlier turns’ reasoning is read, kept in the cached prefix: a new question reads through it, no drift', async () => {
+    const { rows, session } = await sessionLoop('all_turns');
+    expectReadAsBilled(rows);
+    // Per call as above. A new question (the 3rd and 5th calls) reads through the previous turn's reasoning, function
+    // call and output, all written by the call before it: only its own message is cold (34, 35 tokens where
+    // current_turn, below, sends 1,057 cold and drifts 13, 14).
+    expect(waterfall(rows)).toEqual([
+      [0, 0, 0, 2224, 0, 0, 0, 0],
+      [2221, 2221, 2221, 1047, 0, 0, 0, 0],
+      [3265, 3265, 3265, 34, 0, 0, 0, 0],
+      [3296, 3296, 3296, 1047, 0, 0, 0, 0],
+      [4340, 4340, 4340, 35, 0, 0, 0, 0],
+      [4372, 4372, 4372, 1048, 0, 0, 0, 0],
+    ]);
+    for (const r of rows) expect(r.outcome.drift).toBeNull();
+    const ses = (await h.tenant.client.get(`/v1/reports/handles/${session.id}`)).json;
+    expect(ses.tokens).toMatchObject({ unconfirmed: 0, bonus: 0, unknown: 0, drift: 0 });
+  });
+
+  it('current_turn: a new question misses the prefix from the previous turn’s reasoning; the finding says to send all_turns', async () => {
+    const { rows, session } = await sessionLoop('current_turn');
+    expectReadAsBilled(rows);
+    expect(waterfall(rows)).toEqual([
+      [0, 0, 0, 2224, 0, 0, 0, 0],
+      [2221, 2221, 2221, 1047, 0, 0, 0, 0],
+      [2221, 2221, 2221, 1057, 13, 0, 0, 0],
+      [3288, 3288, 3288, 1047, 0, 0, 0, 0],
+      [3288, 3288, 3288, 1057, 14, 0, 0, 0],
+      [4356, 4356, 4356, 1048, 0, 0, 0, 0],
+    ]);
+    for (const i of [2, 4]) expect(rows[i]!.outcome.drift).toMatchObject({ thinking: 'earlier_reasoning', reasoning_context: 'all_turns', previous_request: rows[i - 1]!.id, segment: i });
+    const ui = async (path: string) => (await h.t.app.request(path, { headers: { cookie: `ph_ui_key=${h.key}` } })).text();
+    expect(await ui(`/ui/requests/${rows[2]!.id}`)).toMatch(/data-drift-thinking[\s\S]*send reasoning: \{&quot;context&quot;: &quot;all_turns&quot;\} and earlier turns&#39; reasoning stays in the prefix/);
+    expect(await ui(`/ui/handles/${session.id}`)).not.toContain("OpenAI's rule, nothing in the agent to change");
+  });
+
+  it('no reasoning.context: the model’s default, all_turns on GPT-5.6: as all_turns', async () => {
+    const { rows } = await sessionLoop();
+    expectReadAsBilled(rows);
+    expect(waterfall(rows).map((w) => w[0])).toEqual([0, 2221, 3265, 3296, 4340, 4372]);
+    for (const r of rows) expect(r.outcome.drift).toBeNull();
   });
 });

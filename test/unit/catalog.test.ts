@@ -50,7 +50,7 @@ describe('bundled catalog.json', () => {
   it('validates against catalogSchema and loads with its version', () => {
     const result = catalogSchema.safeParse(bundledJson());
     expect(result.success, result.success ? '' : JSON.stringify(result.error.issues, null, 2)).toBe(true);
-    expect(loadCatalog().version).toBe('2026-12-06.1');
+    expect(loadCatalog().version).toBe('2026-12-06.2');
   });
 
   it("carries Anthropic's tool-use system prompt per model as 'Tool use with Claude' tabulates it, and none elsewhere", () => {
@@ -433,7 +433,7 @@ describe('loadCatalog with an operator override', () => {
     });
 
     const merged = loadCatalog(file);
-    expect(merged.version).toBe(`2026-12-06.1+${basename(file)}`);
+    expect(merged.version).toBe(`2026-12-06.2+${basename(file)}`);
 
     const catalog = new ModelCatalog(merged);
     const sonnet = catalog.lookup('claude-sonnet-4-5-20250929').entry;
@@ -446,7 +446,7 @@ describe('loadCatalog with an operator override', () => {
 
   it('uses the override version when the file declares one', () => {
     const file = writeOverride({ version: 'ops-7', models: [] });
-    expect(loadCatalog(file).version).toBe('2026-12-06.1+ops-7');
+    expect(loadCatalog(file).version).toBe('2026-12-06.2+ops-7');
   });
 
   it('throws naming the file and every failing path', () => {

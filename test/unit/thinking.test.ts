@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { catalogSchema, loadCatalog, ModelCatalog } from '../../src/domain/catalog/catalog';
 import { toolCosts } from '../../src/domain/prompt-tokens';
 import { blocksFromRequest } from '../../src/domain/simulator/blocks';
-import { currentTurnStart, earlierTurnsUnread, opensResponsesTurn, readsProducer, readsThinking } from '../../src/domain/thinking';
+import { currentTurnStart, earlierTurnsUnread, opensResponsesTurn, readsEarlierReasoning, readsProducer, readsThinking } from '../../src/domain/thinking';
 import { createTestApp, type TestApp } from '../helpers/app';
 import { anthropicPrefixes, anthropicSignature, anthropicSigner } from '../../src/simulator/reasoning';
 import { countTokens } from '../../src/domain/tokens';
@@ -187,6 +187,49 @@ describe("OpenAI Responses: earlier turns' reasoning items", () => {
         const start = input.findLastIndex(opensResponsesTurn);
         const current = input.filter((it, i) => i >= start || (it as { type?: string }).type !== 'reasoning');
         expect(bill({ ...body, input: current })).toBe(estimate + primed);
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('reasoning.context: GPT-5.6 and newer read earlier turns\' reasoning with all_turns, their default; current_turn and earlier models do not', () => {
+    for (const name of ['gpt-5.6', 'gpt-5.6-sol', 'gpt-5.6-terra', 'gpt-5.6-luna-2026-07-01']) {
+      const model = catalog.lookup(name, 'openai').entry;
+      expect(model.reasoningContext, name).toMatchObject({ default: 'all_turns' });
+      for (const reasoning of [{ context: 'all_turns' }, { context: 'auto' }, { effort: 'low' }, undefined, null]) expect(readsEarlierReasoning(model, reasoning), `${name} ${JSON.stringify(reasoning)}`).toBe(true);
+      expect(readsEarlierReasoning(model, { context: 'current_turn' }), name).toBe(false);
+    }
+    for (const name of ['gpt-5', 'gpt-5.5', 'o3']) {
+      const model = catalog.lookup(name, 'openai').entry;
+      expect(model.reasoningContext, name).toBeUndefined();
+      expect(readsEarlierReasoning(model, { context: 'all_turns' }), name).toBe(false);
+    }
+  });
+
+  it('property: on gpt-5.6 the estimate of any such conversation is what the simulated provider bills for it under any reasoning.context', async () => {
+    const { client } = t.tenant();
+    const model = catalog.lookup('gpt-5.6', 'openai').entry;
+    const bill = (body: unknown, earlier: boolean) => blocksFromRequest('openai-responses', body, (text) => countTokens(text, model.tokenizer), toolCosts('openai-responses', model.tokenizer, model), undefined, earlier).totalTokens;
+    const render = async (input: unknown[], context?: string) => {
+      const request = { model: 'gpt-5.6', store: false, instructions: 'Answer from the forecast.', input, ...(context ? { reasoning: { context } } : {}) };
+      const res = await client.post('/v1/render', { format: 'openai-responses', request });
+      expect(res.status, res.text).toBe(200);
+      return { body: res.json.body, estimate: res.json.segments.at(-1).token_end as number };
+    };
+    const alone = await render([{ role: 'user', content: 'Hi?' }]);
+    const primed = bill(alone.body, true) - alone.estimate;
+    expect(primed).toBeGreaterThanOrEqual(0);
+    expect(primed).toBeLessThan(8);
+    await fc.assert(
+      fc.asyncProperty(conversation, fc.constantFrom(undefined, 'auto', 'all_turns', 'current_turn'), async (input, context) => {
+        const { body, estimate } = await render(input, context);
+        const earlier = context !== 'current_turn';
+        expect(estimate + primed).toBe(bill(body, earlier));
+        // all_turns reads every reasoning item sent back: what current_turn bills plus the earlier turns'.
+        const start = input.findLastIndex(opensResponsesTurn);
+        const dropped = input.some((it, i) => i < start && (it as { type?: string }).type === 'reasoning');
+        if (dropped) expect(bill(body, true)).toBeGreaterThan(bill(body, false));
+        else expect(bill(body, true)).toBe(bill(body, false));
       }),
       { numRuns: 40 },
     );

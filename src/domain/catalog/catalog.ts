@@ -75,6 +75,7 @@ const entryShape = {
   thinking: z
     .strictObject({ earlierTurns: z.enum(['kept', 'stripped']), readsFrom: z.array(z.string().min(1)).optional(), source: z.url({ protocol: /^https?$/ }) })
     .optional(),
+  reasoningContext: z.strictObject({ default: z.enum(['current_turn', 'all_turns']), source: z.url({ protocol: /^https?$/ }) }).optional(),
   source: z.url({ protocol: /^https?$/ }),
   checked: z.iso.date(),
   notes: z.string().optional(),

@@ -96,6 +96,17 @@ export interface ThinkingContext {
   source: string;
 }
 
+/** OpenAI (GPT-5.6 and newer): the request's `reasoning.context` says which turns' reasoning items the model reads. */
+export interface ReasoningContextRule {
+  /**
+   * What `auto` (or no `reasoning.context`) reads: `current_turn`, the reasoning items of the tool loop under way only
+   * (the earlier turns' are dropped, as on every earlier OpenAI model); `all_turns`, every reasoning item sent back.
+   */
+  default: 'current_turn' | 'all_turns';
+  /** Where the rule is documented. */
+  source: string;
+}
+
 export interface ModelEntry {
   /** Catalog key, e.g. "claude-sonnet-4". */
   id: string;
@@ -118,6 +129,8 @@ export interface ModelEntry {
   definedToolTokens?: Record<string, number>;
   /** Anthropic: which thinking blocks sent back the model reads (and bills as input). Absent: not a thinking model. */
   thinking?: ThinkingContext;
+  /** OpenAI: the model accepts `reasoning.context` (thinking.ts). Absent: earlier turns' reasoning items are never read. */
+  reasoningContext?: ReasoningContextRule;
   /** Where the figures come from (URL of the provider's documentation). */
   source: string;
   /** ISO date the figures were last checked against the source. */

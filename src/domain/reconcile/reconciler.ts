@@ -189,6 +189,11 @@ export interface DriftFinding {
    * first message or item that held some was never cached in the form it reads now.
    */
   thinking?: 'earlier_turn' | 'earlier_reasoning';
+  /**
+   * Set with `earlier_reasoning` when the model accepts `reasoning.context` (GPT-5.6 and newer): sending `all_turns`
+   * keeps earlier turns' reasoning items read, in the cached prefix.
+   */
+  reasoning_context?: 'all_turns';
 }
 
 export interface SettingChange {
@@ -721,10 +726,12 @@ export class Reconciler {
     // The same bytes through the drifting handle, read otherwise: earlier turns' thinking (a Claude model that strips
     // it) or reasoning items (OpenAI Responses) no longer read once a new question followed the tool loop.
     const at = segs.indexOf(handleDrift ?? drifting);
-    const unread = k > at ? earlierTurnsUnread(request.format, this.deps.catalog.byId(request.catalogEntry)) : null;
+    const model = this.deps.catalog.byId(request.catalogEntry);
+    const unread = k > at ? earlierTurnsUnread(request.format, model) : null;
     if (unread) {
       const seg = { source: now[at]!.source, digest: now[at]!.digest };
-      return { handle: drifting.source, previous_request: previous.id, segment: at, now: seg, before: seg, thinking: unread };
+      const fix = unread === 'earlier_reasoning' && model?.reasoningContext ? { reasoning_context: 'all_turns' as const } : {};
+      return { handle: drifting.source, previous_request: previous.id, segment: at, now: seg, before: seg, thinking: unread, ...fix };
     }
     const a = now[k];
     const b = before[k];

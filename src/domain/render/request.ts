@@ -27,7 +27,7 @@ import {
 import { orderSegments, type PromptSegment, type RequestFormat, type Section } from './prompt';
 import { readCurrentReasoningOnly, readThinkingOnly, type DroppedFrom } from './thinking-units';
 import { changedInBody, changedInUnits, checksPrefix, dropsFailedBlocks, recordedThinking, refuseChanged, unitParts, type ChangedPrefix } from '../thinking-prefix';
-import { isThinkingBlock } from '../thinking';
+import { isThinkingBlock, readsEarlierReasoning } from '../thinking';
 import { pushAll } from '../arrays';
 import type { Json } from '../records';
 import { estimatedTool, type EstimatedTool } from '../estimated-tools';
@@ -447,8 +447,9 @@ export class RequestRenderer {
     // ---- segments, breakpoints, body ----
     // A Claude model reads only some of the thinking sent back (thinking.ts): the rest is keyed and counted as not there.
     const notRead = rules.preservedThinking ? readThinkingOnly(messageUnits, model, input.producerOf ?? (() => null), dropped) : [];
-    // OpenAI reads the reasoning items of the current turn only (thinking.ts).
-    if (rules.currentTurnReasoning) readCurrentReasoningOnly(messageUnits);
+    // OpenAI reads the reasoning items of the current turn only, but with reasoning.context all_turns (thinking.ts).
+    const reasoning = property(root, 'reasoning');
+    if (rules.currentTurnReasoning && !readsEarlierReasoning(model, reasoning && valueOf(reasoning))) readCurrentReasoningOnly(messageUnits);
     // The settings the messages are cached under (Anthropic's tool_choice and thinking): another value is another
     // cached prefix from the first message on (tools and system stay).
     const context = rules.messageSettings ? rules.messageSettings(root) : null;

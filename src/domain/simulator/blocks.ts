@@ -61,16 +61,17 @@ export type ThinkingFilter = (message: number, block: Json) => boolean;
 
 /**
  * `costs`: what tools cost beyond their text for the model (prompt-tokens.ts `toolCosts`); none by default. `thinking`:
- * which Anthropic thinking blocks the model reads (all by default).
+ * which Anthropic thinking blocks the model reads (all by default). `earlierReasoning`: whether an OpenAI model reads
+ * earlier turns' reasoning items (`reasoning.context` all_turns, thinking.ts; not by default).
  */
-export function blocksFromRequest(format: RequestFormat, body: unknown, countTokens: TokenCounter, costs: ToolCosts = {}, thinking?: ThinkingFilter): RequestBlocks {
+export function blocksFromRequest(format: RequestFormat, body: unknown, countTokens: TokenCounter, costs: ToolCosts = {}, thinking?: ThinkingFilter, earlierReasoning = false): RequestBlocks {
   switch (format) {
     case 'anthropic':
       return blocksFromAnthropic(body, countTokens, costs, thinking);
     case 'openai-chat':
       return blocksFromOpenAIChat(body, countTokens, costs);
     case 'openai-responses':
-      return blocksFromOpenAIResponses(body, countTokens, costs);
+      return blocksFromOpenAIResponses(body, countTokens, costs, earlierReasoning);
     case 'gemini':
       return blocksFromGemini(body, countTokens, costs);
   }
@@ -130,8 +131,11 @@ export function blocksFromOpenAIChat(body: unknown, countTokens: TokenCounter, c
   return chain('openai-chat', raw, countTokens, costs, toolPromptParts(arrayOf(b.tools), b.tool_choice, costs));
 }
 
-/** OpenAI Responses: `tools`, `instructions`, then `input` (a string or a list of items). */
-export function blocksFromOpenAIResponses(body: unknown, countTokens: TokenCounter, costs: ToolCosts = {}): RequestBlocks {
+/**
+ * OpenAI Responses: `tools`, `instructions`, then `input` (a string or a list of items). `earlierReasoning`: the model
+ * reads earlier turns' reasoning items too (`reasoning.context` all_turns on a model that accepts it).
+ */
+export function blocksFromOpenAIResponses(body: unknown, countTokens: TokenCounter, costs: ToolCosts = {}, earlierReasoning = false): RequestBlocks {
   const b = requireObject(body);
   const ttl = openaiRequestTtl(b);
   const raw: RawBlock[] = [];
@@ -145,8 +149,8 @@ export function blocksFromOpenAIResponses(body: unknown, countTokens: TokenCount
   const input = typeof b.input === 'string' ? [{ role: 'user', content: b.input }] : arrayOf(b.input);
   // Reasoning items of earlier turns (before the newest user message) are dropped from the model's context, as
   // OpenAI does (thinking.ts; https://cookbook.openai.com/examples/responses_api/reasoning_items, "Caching"): not read, not billed,
-  // in no cached prefix. Those of the turn under way (its tool loop) are kept.
-  const turnStart = input.findLastIndex(opensResponsesTurn);
+  // in no cached prefix. Those of the turn under way (its tool loop) are kept; all of them with reasoning.context all_turns.
+  const turnStart = earlierReasoning ? -1 : input.findLastIndex(opensResponsesTurn);
   input.forEach((item, m) => {
     const it = isRecord(item) ? item : {};
     if (it.type === 'reasoning' && m < turnStart) return;

@@ -193,6 +193,7 @@ interface DriftView {
   formats?: { now: string; before: string };
   settings?: Array<{ name: string; now: unknown; before: unknown }>;
   thinking?: 'earlier_turn' | 'earlier_reasoning';
+  reasoning_context?: 'all_turns';
 }
 
 function recentSection(v: HandleView): Html {
@@ -238,7 +239,7 @@ ${findings.length === 0
 <p style="margin-top:0">${when(d.at)}: ${requestLink(d.request_id, v.pruned)} missed the prefix ${requestLink(d.previous_request_id, v.pruned)} had written: ${settingsNote(d.settings, d.segment ?? 0)}.</p></div>`;
         if (d.thinking)
           return html`<div class="card" data-drift="${d.request_id}">
-<p style="margin-top:0">${when(d.at)}: ${requestLink(d.request_id, v.pruned)} missed the prefix ${requestLink(d.previous_request_id, v.pruned)} had written: ${thinkingNote(d.segment ?? 0, d.thinking)}.</p></div>`;
+<p style="margin-top:0">${when(d.at)}: ${requestLink(d.request_id, v.pruned)} missed the prefix ${requestLink(d.previous_request_id, v.pruned)} had written: ${thinkingNote(d.segment ?? 0, d.thinking, d.reasoning_context)}.</p></div>`;
         return html`<div class="card" data-drift="${d.request_id}">
 <p style="margin-top:0">${when(d.at)}: ${requestLink(d.request_id, v.pruned)} missed the prefix ${requestLink(d.previous_request_id, v.pruned)} had written.
 Segment <b>#${(d.segment ?? 0) + 1}</b> changed${d.byte_offset !== undefined ? html`, first at byte <b>${tokens(d.byte_offset)}</b>` : ''}:

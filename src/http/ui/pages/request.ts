@@ -198,7 +198,7 @@ ${u.tool_use_prompt_tokens !== undefined ? html`<dt>Tool-use prompt tokens</dt><
 
 function driftBlock(d: NonNullable<RequestOutcome['drift']>, pruned?: (id: string) => boolean): Html {
   const subject = d.handle === 'inline' ? html`Content this scope had sent before` : html`${sourceLink(d.handle)}`;
-  if (d.thinking) return html`<h2>Drift</h2><div class="card" data-drift-thinking><p style="margin-top:0">${subject} repeated since ${requestLink(d.previous_request, pruned)}: ${thinkingNote(d.segment, d.thinking)}.</p></div>`;
+  if (d.thinking) return html`<h2>Drift</h2><div class="card" data-drift-thinking><p style="margin-top:0">${subject} repeated since ${requestLink(d.previous_request, pruned)}: ${thinkingNote(d.segment, d.thinking, d.reasoning_context)}.</p></div>`;
   const advice = driftAdvice(d);
   const fix = advice === null ? '' : html`<p data-drift-advice>To be read: ${advice}.</p>`;
   if (d.settings?.length) return html`<h2>Drift</h2><div class="card" data-drift-settings><p style="margin-top:0">${subject} repeated, but since ${requestLink(d.previous_request, pruned)} ${settingsNote(d.settings, d.segment)}.</p>${fix}</div>`;
