@@ -118,6 +118,21 @@ describe("OpenAI Responses: earlier turns' reasoning items are not read", () => 
     expect(await ui(`/ui/requests/${rows[2]!.id}`)).toContain("OpenAI&#39;s rule, nothing in the agent to change");
   });
 
+  it('a session kept by the proxy, each question a string input: the string is the user message that opens the turn, estimated as billed', async () => {
+    const client = h.tenant.client;
+    const bundle = await mintBundle(client, [(await mintTools(client)).id, (await mintSystem(client, LONG_SYSTEM)).id]);
+    const session = await startSession(client, { base: bundle.id });
+    const sdk = h.openai({ headers: { 'x-ph-session': session.id } });
+    const rows = await loop(async (fresh) => {
+      const only = fresh[0] as Json;
+      const input = fresh.length === 1 && only.role === 'user' ? (only.content as string) : fresh;
+      const { data, response } = await sdk.responses.create({ ...STATELESS, input }).withResponse();
+      return { response: data, id: response.headers.get('x-ph-request-id')! };
+    });
+    expectReadAsBilled(rows);
+    for (const i of [2, 4]) expect(rows[i]!.outcome.drift).toMatchObject({ thinking: 'earlier_reasoning', previous_request: rows[i - 1]!.id });
+  });
+
   it('the whole input sent by the caller on a system prompt handle: read as billed, no unconfirmed', async () => {
     const client = h.tenant.client;
     const sys = await mintSystem(client, LONG_SYSTEM);

@@ -134,13 +134,17 @@ const REASONING_NOT_READ = semanticKey('openai-responses', { type: 'reasoning', 
 
 const parsed = (u: MessageUnit, marker: string): Json | undefined => (u.hashText.includes(marker) ? (JSON.parse(u.hashText) as Json) : undefined);
 
+/** Whether a Responses unit opens a turn: a user message item, a block of one, or a string input (the one user message it stands for). */
+const opensResponsesUnit = (u: MessageUnit): boolean =>
+  u.part ? u.hashText.startsWith('"user":') : u.hashText.startsWith('"') || opensResponsesTurn(parsed(u, '"user"'));
+
 /**
  * Re-keys and re-counts, in place, the OpenAI Responses reasoning items the model does not read: those before the
  * current turn (thinking.ts), each one whole unit. A block of a message with handles in it is never one; one of a user
- * message opens a turn.
+ * message opens a turn, as does a string input after a session's items.
  */
 export function readCurrentReasoningOnly(units: MessageUnit[]): void {
-  const start = units.findLastIndex((u) => (u.part ? u.hashText.startsWith('"user":') : opensResponsesTurn(parsed(u, '"user"'))));
+  const start = units.findLastIndex(opensResponsesUnit);
   for (let i = 0; i < start; i++) {
     const u = units[i]!;
     if (u.part || parsed(u, '"reasoning"')?.type !== 'reasoning') continue;
