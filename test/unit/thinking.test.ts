@@ -154,12 +154,22 @@ describe("OpenAI Responses: earlier turns' reasoning items", () => {
   // A random agent conversation: questions, each followed by tool rounds (a reasoning item, a call, its output) and an
   // answer (a reasoning item, a message); the newest question's loop may be under way.
   const reasoning = (id: string, words: number) => ({ type: 'reasoning', id: `rs_${id}`, summary: [], encrypted_content: `gAAAA${'x'.repeat(words * 7)}` });
-  const turn = fc.record({ rounds: fc.integer({ min: 0, max: 3 }), answered: fc.boolean(), words: fc.integer({ min: 1, max: 60 }) });
+  // A question as a bare role item or a `type: "message"` one, its text at times the words "reasoning" or "user"; a
+  // round's reasoning at times two items in a row, its output at times the word "user".
+  const question = (q: number, shape: number) =>
+    [
+      { role: 'user', content: `Question ${q}: the weather in city ${q}?` },
+      { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'reasoning' }] },
+      { role: 'user', content: [{ type: 'input_text', text: 'user' }] },
+    ][shape]!;
+  const turn = fc.record({ rounds: fc.integer({ min: 0, max: 3 }), answered: fc.boolean(), words: fc.integer({ min: 1, max: 60 }), shape: fc.integer({ min: 0, max: 2 }), twice: fc.boolean() });
   const conversation = fc.array(turn, { minLength: 1, maxLength: 4 }).map((turns) =>
-    turns.flatMap(({ rounds, answered, words }, q) => {
-      const items: unknown[] = [{ role: 'user', content: `Question ${q}: the weather in city ${q}?` }];
-      for (let r = 0; r < rounds; r++)
-        items.push(reasoning(`${q}_${r}`, words + r), { type: 'function_call', call_id: `call_${q}_${r}`, name: 'get_weather', arguments: `{"city":"c${q}${r}"}` }, { type: 'function_call_output', call_id: `call_${q}_${r}`, output: `cold ${'and windy '.repeat(words)}` });
+    turns.flatMap(({ rounds, answered, words, shape, twice }, q) => {
+      const items: unknown[] = [question(q, shape)];
+      for (let r = 0; r < rounds; r++) {
+        if (twice) items.push(reasoning(`${q}_${r}_0`, words));
+        items.push(reasoning(`${q}_${r}`, words + r), { type: 'function_call', call_id: `call_${q}_${r}`, name: 'get_weather', arguments: `{"city":"c${q}${r}"}` }, { type: 'function_call_output', call_id: `call_${q}_${r}`, output: twice ? 'user' : `cold ${'and windy '.repeat(words)}` });
+      }
       if (answered || q < turns.length - 1) items.push(reasoning(`${q}_a`, words), { role: 'assistant', content: `Cold in city ${q}.` });
       return items;
     }),
