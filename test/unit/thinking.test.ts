@@ -2,7 +2,7 @@
 // what the estimate and the simulator count of a conversation by it.
 
 import fc from 'fast-check';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { catalogSchema, loadCatalog, ModelCatalog } from '../../src/domain/catalog/catalog';
 import { toolCosts } from '../../src/domain/prompt-tokens';
 import { blocksFromRequest } from '../../src/domain/simulator/blocks';
@@ -10,6 +10,8 @@ import { currentTurnStart, earlierTurnsUnread, opensResponsesTurn, readsEarlierR
 import { createTestApp, type TestApp } from '../helpers/app';
 import { anthropicPrefixes, anthropicSignature, anthropicSigner } from '../../src/simulator/reasoning';
 import { countTokens } from '../../src/domain/tokens';
+import { readCurrentReasoningOnly, type MessageUnit } from '../../src/domain/render/thinking-units';
+import { unitKey } from '../../src/domain/simulator/semantic';
 
 const catalog = new ModelCatalog(loadCatalog());
 const entry = (name: string) => catalog.lookup(name, 'anthropic').entry;
@@ -149,6 +151,38 @@ describe("OpenAI Responses: earlier turns' reasoning items", () => {
     expect(earlierTurnsUnread('anthropic', entry('claude-sonnet-4-6'))).toBeNull();
     // Chat Completions sends no reasoning back.
     expect(earlierTurnsUnread('openai-chat', catalog.lookup('gpt-5', 'openai').entry)).toBeNull();
+  });
+
+  it('the rule re-keys the earlier turns\' reasoning items and parses each item once, not on every request that sends it back', () => {
+    const units = (): MessageUnit[] =>
+      [
+        { role: 'user', content: 'Weather in Oslo?' },
+        { type: 'reasoning', id: 'rs_1', summary: [], encrypted_content: 'gAAAA'.repeat(400) },
+        { type: 'function_call', call_id: 'c', name: 'get_weather', arguments: '{"city":"Oslo"}' },
+        { type: 'function_call_output', call_id: 'c', output: 'user' },
+        { type: 'reasoning', id: 'rs_2', summary: [], encrypted_content: 'gAAAB'.repeat(400) },
+        { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'reasoning' }] },
+        { type: 'reasoning', id: 'rs_3', summary: [], encrypted_content: 'gAAAC'.repeat(400) },
+      ].map((v) => ({ hashText: JSON.stringify(v), item: null, key: unitKey('openai-responses', 'messages', v), tokens: () => 7 }));
+    const first = units();
+    readCurrentReasoningOnly(first);
+    const notRead = first.map((u) => u.tokens('o200k_base') === 0);
+    expect(notRead).toEqual([false, true, false, false, true, false, false]);
+    expect(first[1]!.key).toBe(first[4]!.key);
+    // The same conversation sent again: nothing parsed.
+    const again = units();
+    const parse = vi.spyOn(JSON, 'parse');
+    try {
+      readCurrentReasoningOnly(again);
+      expect(parse).not.toHaveBeenCalled();
+    } finally {
+      parse.mockRestore();
+    }
+    expect(again.map((u) => u.key)).toEqual(first.map((u) => u.key));
+    // A string input after them (a session's items, then the caller's question) opens the turn: the last one is not read either.
+    const withString = [...units(), { hashText: '"And Bergen?"', item: null, key: 'q', tokens: () => 3 }];
+    readCurrentReasoningOnly(withString);
+    expect(withString.map((u) => u.tokens('o200k_base') === 0)).toEqual([false, true, false, false, true, false, true, false]);
   });
 
   // A random agent conversation: questions, each followed by tool rounds (a reasoning item, a call, its output) and an

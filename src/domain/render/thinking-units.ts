@@ -10,6 +10,8 @@ import { toolCosts, unitTokens } from '../prompt-tokens';
 import { semanticKey, unitKey } from '../simulator/semantic';
 import { isThinkingBlock, opensResponsesTurn, opensTurn, readsThinking } from '../thinking';
 import { countTokens, type TokenizerFamily } from '../tokens';
+import { Lru } from '../lru';
+import { isRecord } from '../records';
 import type { PromptSegment } from './prompt';
 
 /** What this module reads and changes of a rendered unit (units.ts Unit). */
@@ -132,11 +134,25 @@ function strippedVariant(u: MessageUnit, keep: boolean[]): Variant {
 /** The key of a reasoning item the model does not read: the same wherever it stands, as nothing is there to read. */
 const REASONING_NOT_READ = semanticKey('openai-responses', { type: 'reasoning', read: false }, 'messages');
 
-const parsed = (u: MessageUnit, marker: string): Json | undefined => (u.hashText.includes(marker) ? (JSON.parse(u.hashText) as Json) : undefined);
+/**
+ * What a Responses item is, by unit key (the same value, the same answer): parsed once, not on every request that sends
+ * the conversation back (a reasoning item's encrypted content is kilobytes).
+ */
+const kinds = new Lru<string, 'user' | 'reasoning' | null>(16_384);
 
-/** Whether a Responses unit opens a turn: a user message item, a block of one, or a string input (the one user message it stands for). */
-const opensResponsesUnit = (u: MessageUnit): boolean =>
-  u.part ? u.hashText.startsWith('"user":') : u.hashText.startsWith('"') || opensResponsesTurn(parsed(u, '"user"'));
+/** A Responses unit as this rule reads it: a turn's opening (a user message item, a block of one, a string input), a reasoning item, or neither. */
+function kindOf(u: MessageUnit): 'user' | 'reasoning' | null {
+  if (u.part) return u.hashText.startsWith('"user":') ? 'user' : null;
+  // A string input after a session's items: the one user message it stands for.
+  if (u.hashText.startsWith('"')) return 'user';
+  if (!u.hashText.includes('"user"') && !u.hashText.includes('"reasoning"')) return null;
+  let kind = kinds.get(u.key);
+  if (kind === undefined) {
+    const item = JSON.parse(u.hashText) as unknown;
+    kinds.set(u.key, (kind = opensResponsesTurn(item) ? 'user' : isRecord(item) && item.type === 'reasoning' ? 'reasoning' : null));
+  }
+  return kind;
+}
 
 /**
  * Re-keys and re-counts, in place, the OpenAI Responses reasoning items the model does not read: those before the
@@ -144,10 +160,10 @@ const opensResponsesUnit = (u: MessageUnit): boolean =>
  * message opens a turn, as does a string input after a session's items.
  */
 export function readCurrentReasoningOnly(units: MessageUnit[]): void {
-  const start = units.findLastIndex(opensResponsesUnit);
+  const start = units.findLastIndex((u) => kindOf(u) === 'user');
   for (let i = 0; i < start; i++) {
     const u = units[i]!;
-    if (u.part || parsed(u, '"reasoning"')?.type !== 'reasoning') continue;
+    if (kindOf(u) !== 'reasoning') continue;
     u.key = REASONING_NOT_READ;
     u.tokens = () => 0;
   }
