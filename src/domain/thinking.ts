@@ -51,6 +51,14 @@ export function readsEarlierReasoning(model: Pick<ModelEntry, 'reasoningContext'
 }
 
 /**
+ * Who dropped earlier turns' reasoning items, as the `earlier_reasoning` finding says it: OpenAI's rule, or on a model
+ * that accepts `reasoning.context` (its default `all_turns`) the request's own `current_turn`.
+ */
+export function earlierReasoningDropped(acceptsContext: boolean): string {
+  return acceptsContext ? `OpenAI drops earlier turns' reasoning items under the request's reasoning.context "current_turn"` : "OpenAI drops earlier turns' reasoning items";
+}
+
+/**
  * What to do about a new question's miss of earlier turns' reasoning (the drift finding's `earlier_reasoning`), as the
  * CLI and the dashboard say it: on a model that accepts `reasoning.context` (the finding's `reasoning_context`), send
  * `all_turns`; otherwise nothing (OpenAI's rule).

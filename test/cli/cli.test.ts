@@ -452,7 +452,7 @@ describe('prefix-handles CLI', () => {
     ]);
     // A model that accepts reasoning.context (GPT-5.6 and newer): what to send instead.
     expect(driftDetail({ ...base, now: base.before, thinking: 'earlier_reasoning', reasoning_context: 'all_turns' })).toEqual([
-      `the same bytes, read otherwise: OpenAI drops earlier turns' reasoning items once a new question follows a tool loop, so from segment #3 on the prefix the loop wrote was sent again uncached (the model accepts reasoning.context: send reasoning: {"context": "all_turns"} and earlier turns' reasoning stays in the prefix, so a new question reads it from cache (it is billed as input, as the cached prefix is))`,
+      `the same bytes, read otherwise: OpenAI drops earlier turns' reasoning items under the request's reasoning.context "current_turn" once a new question follows a tool loop, so from segment #3 on the prefix the loop wrote was sent again uncached (the model accepts reasoning.context: send reasoning: {"context": "all_turns"} and earlier turns' reasoning stays in the prefix, so a new question reads it from cache (it is billed as input, as the cached prefix is))`,
     ]);
     expect(driftDetail({ ...base, formats: { before: 'openai-chat', now: 'openai-responses' } })).toEqual([
       'segment #3 changed: ses_x@2 → ses_x@2 (the API format changed, openai-chat → openai-responses: the same handles serialise to other bytes)',

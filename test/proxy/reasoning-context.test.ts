@@ -113,8 +113,8 @@ describe("OpenAI Responses: earlier turns' reasoning items are not read", () => 
     expect(bnd.tokens.captured).toBe(bnd.tokens.predicted);
     // Said so on the request's page, and the session's, in OpenAI's words.
     const ui = async (path: string) => (await h.t.app.request(path, { headers: { cookie: `ph_ui_key=${h.key}` } })).text();
-    expect(await ui(`/ui/requests/${rows[2]!.id}`)).toMatch(/data-drift-thinking[\s\S]*OpenAI drops earlier turns' reasoning items once a new question follows a tool loop/);
-    expect(await ui(`/ui/handles/${session.id}`)).toContain("the bytes are the same, but OpenAI drops earlier turns' reasoning items");
+    expect(await ui(`/ui/requests/${rows[2]!.id}`)).toMatch(/data-drift-thinking[\s\S]*OpenAI drops earlier turns&#39; reasoning items once a new question follows a tool loop/);
+    expect(await ui(`/ui/handles/${session.id}`)).toContain('the bytes are the same, but OpenAI drops earlier turns&#39; reasoning items once');
     expect(await ui(`/ui/requests/${rows[2]!.id}`)).toContain("OpenAI&#39;s rule, nothing in the agent to change");
   });
 
@@ -206,6 +206,9 @@ describe('GPT-5.6: reasoning.context says which turns’ reasoning items are rea
     const ui = async (path: string) => (await h.t.app.request(path, { headers: { cookie: `ph_ui_key=${h.key}` } })).text();
     expect(await ui(`/ui/requests/${rows[2]!.id}`)).toMatch(/data-drift-thinking[\s\S]*send reasoning: \{&quot;context&quot;: &quot;all_turns&quot;\} and earlier turns&#39; reasoning stays in the prefix/);
     expect(await ui(`/ui/handles/${session.id}`)).not.toContain("OpenAI's rule, nothing in the agent to change");
+    // The drop is the request's own asking, not OpenAI's rule, on both pages.
+    for (const path of [`/ui/requests/${rows[2]!.id}`, `/ui/handles/${session.id}`])
+      expect(await ui(path)).toContain('OpenAI drops earlier turns&#39; reasoning items under the request&#39;s reasoning.context &quot;current_turn&quot; once');
   });
 
   it('no reasoning.context: the model’s default, all_turns on GPT-5.6: as all_turns', async () => {

@@ -1,5 +1,5 @@
 import { seg } from '../api';
-import { earlierReasoningAdvice } from '../../domain/thinking';
+import { earlierReasoningAdvice, earlierReasoningDropped } from '../../domain/thinking';
 import { DAY_MS, MAX_TIME, MIN_EPOCH_MS } from '../../domain/clock';
 import { HANDLE_TYPES } from '../../domain/ids';
 import { API_HELP, API_OPTIONS, UsageError, type Command } from '../command';
@@ -271,7 +271,7 @@ export function driftDetail(d: Omit<DriftFinding, 'request_id' | 'previous_reque
   if (d.settings?.length)
     return [`${d.settings.map((c) => `${c.name} changed: ${shown(c.before)} → ${shown(c.now)}`).join('; ')}: Anthropic caches the messages under tool_choice and thinking, so from segment #${d.segment + 1} on they were sent again uncached`];
   if (d.thinking === 'earlier_reasoning')
-    return [`the same bytes, read otherwise: OpenAI drops earlier turns' reasoning items once a new question follows a tool loop, so from segment #${d.segment + 1} on the prefix the loop wrote was sent again uncached (${earlierReasoningAdvice(d.reasoning_context !== undefined)})`];
+    return [`the same bytes, read otherwise: ${earlierReasoningDropped(d.reasoning_context !== undefined)} once a new question follows a tool loop, so from segment #${d.segment + 1} on the prefix the loop wrote was sent again uncached (${earlierReasoningAdvice(d.reasoning_context !== undefined)})`];
   if (d.thinking)
     return [`the same bytes, read otherwise: the model strips earlier turns' thinking once a new question follows a tool loop, so from segment #${d.segment + 1} on the prefix the loop wrote was sent again uncached (the model's rule, nothing in the agent to change: a model that keeps earlier turns' thinking, Sonnet 4.6 or Opus 4.5 and later, reads it)`];
   const formats = d.formats ? ` (the API format changed, ${d.formats.before} → ${d.formats.now}: the same handles serialise to other bytes)` : '';

@@ -6,7 +6,7 @@ import type { HtmlEscapedString } from 'hono/utils/html';
 import type { Totals } from '../../../domain/reconcile/reports';
 import { CLASSES, type MoneyLeak } from '../../../domain/reconcile/waterfall';
 import { parseRef, type HandleType } from '../../../domain/ids';
-import { earlierReasoningAdvice } from '../../../domain/thinking';
+import { earlierReasoningAdvice, earlierReasoningDropped } from '../../../domain/thinking';
 import { FIRST_DAY, PERIODS, pct, periodSpan, ratio, tok, tokens, usd, when, type Period, type Span, type SpanChoice } from '../format';
 import type { requestSummaryView } from '../../views';
 import { CLASS_INFO, LEAK_ROWS, swatch, type ClassLink } from '../charts';
@@ -235,7 +235,7 @@ Anthropic caches the messages under <code>tool_choice</code> and <code>thinking<
  */
 export const thinkingNote = (segment: number, kind: 'earlier_turn' | 'earlier_reasoning' = 'earlier_turn', reasoningContext?: 'all_turns'): Html =>
   kind === 'earlier_reasoning'
-    ? html`the bytes are the same, but OpenAI drops earlier turns' reasoning items once a new question follows a tool loop: from segment <b>#${segment + 1}</b> on, the prefix the loop wrote with its reasoning was not what the model read now, and was sent again uncached (${earlierReasoningAdvice(reasoningContext !== undefined)})`
+    ? html`the bytes are the same, but ${earlierReasoningDropped(reasoningContext !== undefined)} once a new question follows a tool loop: from segment <b>#${segment + 1}</b> on, the prefix the loop wrote with its reasoning was not what the model read now, and was sent again uncached (${earlierReasoningAdvice(reasoningContext !== undefined)})`
     : html`the bytes are the same, but the model strips earlier turns' thinking once a new question follows a tool loop: from segment <b>#${segment + 1}</b> on, the prefix the loop wrote with its thinking was not what the model read now, and was sent again uncached (the model's rule, nothing in the agent to change: a model that keeps earlier turns' thinking, Sonnet 4.6 or Opus 4.5 and later, reads it)`;
 
 /** Same handles, other API format: the bytes differ because the format does (chat and Responses share a cache). */
