@@ -34,6 +34,8 @@ import { adminRoutes } from './http/routes/admin';
 import { EXPAND_PATH, expandRoute, handleRoutes } from './http/routes/handles';
 import { withOtherErrors } from './http/schemas';
 import type { Store } from './store/store';
+import { serviceLog } from './log';
+import { TraceExport } from './otlp';
 
 export interface AppDeps {
   config: Config;
@@ -61,6 +63,8 @@ export interface Services {
   draining: AbortController;
   /** Aborted as the listener closes: answers that never end by themselves (the dashboard's live events) end. */
   stopping: AbortController;
+  /** Each reconciled request as an OpenTelemetry span, sent over OTLP (src/otlp.ts); undefined when off. */
+  traces?: TraceExport;
 }
 
 export function createServices(deps: AppDeps): Services {
@@ -92,6 +96,8 @@ export function createServices(deps: AppDeps): Services {
   });
   const reconciler = new Reconciler({ store: deps.store, clock: deps.clock, catalog: deps.catalog, writes, scopeSnapshotEvery: config.scopeSnapshotEvery, scopeSnapshotPart: config.scopeSnapshotPart, missing: (id) => retention.missing(id), deleted });
   const metrics = countReconciled(reconciler, new Metrics(config.log !== 'off'));
+  const traces = config.otlp ? new TraceExport(config.otlp, { metrics, log: serviceLog(config.log), clock: deps.clock }) : undefined;
+  if (traces) reconciler.onReconciled((e) => traces.reconciled(e));
   const tenants = new TenantService(deps.store, deps.clock);
   const expander = new Expander(handles, config.expansionCacheBytes);
   const requests = new RequestService({
@@ -130,6 +136,7 @@ export function createServices(deps: AppDeps): Services {
     proxyOrder: new StartOrder(config.proxyOrderWaitMs),
     draining: new AbortController(),
     stopping: new AbortController(),
+    ...(traces ? { traces } : {}),
   };
 }
 

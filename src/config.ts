@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { resolve } from 'node:path';
+import { parseKeyPairsIntoRecord } from '@opentelemetry/core';
 
 /**
  * A whole number written in decimal digits. `Number()` (z.coerce) reads an empty variable (`PORT=` in an env
@@ -31,6 +32,19 @@ const baseUrl = () =>
     const extra = url.username || url.password ? 'a user or password' : url.search ? 'a query string' : url.hash ? 'a fragment' : null;
     if (extra) ctx.addIssue({ code: 'custom', message: `must be an origin and a path, without ${extra}: the proxy would drop it (the caller's own query goes on; provider credentials travel in the caller's headers)` });
   });
+
+/** An OTLP/HTTP endpoint: an http(s) URL (a collector's, Langfuse's `…/api/public/otel`). */
+const otlpUrl = () => z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional();
+/**
+ * OTLP headers in the standard `key=value,key2=value2` form (values URL-encoded: Langfuse's `Authorization=Basic%20…`).
+ * The exporter library drops an entry without `=` without a word: refused here, so a missing auth header is not a
+ * 401 on every export.
+ */
+const otlpHeaders = () =>
+  z
+    .string()
+    .refine((v) => Object.keys(parseKeyPairsIntoRecord(v)).length === v.split(',').filter((e) => e.trim()).length, 'must be key=value pairs separated by commas, each value non-empty')
+    .optional();
 
 const envSchema = z.object({
   PORT: whole(8787, 0, 65535),
@@ -66,6 +80,14 @@ const envSchema = z.object({
   PH_SIMULATOR_CHUNK_DELAY_MS: ms(0, 0),
   // 0: any free port (printed at start).
   PH_SIMULATOR_PORT: whole(0, 0, 65535),
+  // OpenTelemetry's own names (the exporter library reads them too): the trace export is on when an endpoint is set.
+  OTEL_EXPORTER_OTLP_ENDPOINT: otlpUrl(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: otlpUrl(),
+  OTEL_EXPORTER_OTLP_HEADERS: otlpHeaders(),
+  OTEL_EXPORTER_OTLP_TRACES_HEADERS: otlpHeaders(),
+  OTEL_SERVICE_NAME: text().default('prefix-handles'),
+  OTEL_SDK_DISABLED: z.string().optional(),
+  OTEL_TRACES_EXPORTER: z.string().optional(),
 });
 
 export interface Config {
@@ -111,6 +133,23 @@ export interface Config {
   shutdownDelayMs: number;
   /** The built-in simulator's pace (PH_UPSTREAM=simulator): time to first byte, and between streamed events. */
   simulator: { firstByteDelayMs: number; chunkDelayMs: number; port: number };
+  /** Where each reconciled request is sent as an OpenTelemetry span (OTLP/HTTP JSON); null: off. */
+  otlp: OtlpConfig | null;
+}
+
+export interface OtlpConfig {
+  /** The traces URL: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as it is, or OTEL_EXPORTER_OTLP_ENDPOINT with /v1/traces. */
+  url: string;
+  headers: Record<string, string>;
+  serviceName: string;
+  /** Spans waiting for export at most; past it they are dropped (counted). Not read from the environment. */
+  maxQueueSize: number;
+  /** How long a span waits for its batch. Not read from the environment (tests flush instead). */
+  scheduledDelayMs: number;
+  /** At most one line about failed exports per this many ms. Not read from the environment. */
+  errorLogEveryMs: number;
+  /** An export's time, retries included; absent: the library's (OTEL_EXPORTER_OTLP_TIMEOUT, else 10 s). Tests only. */
+  timeoutMs?: number;
 }
 
 export class ConfigError extends Error {}
@@ -156,7 +195,7 @@ function editDistance(a: string, b: string): number {
 }
 
 /** Reads the environment once; one readable error lists every bad variable. */
-const SECRETS = new Set(['PH_ADMIN_KEY']);
+const SECRETS = new Set(['PH_ADMIN_KEY', 'OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_TRACES_HEADERS']);
 
 /** A URL's password is a secret too: shown as ***. */
 function withoutPassword(value: string | undefined): string | undefined {
@@ -214,7 +253,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     shutdownGraceMs: e.PH_SHUTDOWN_GRACE_MS,
     shutdownDelayMs: e.PH_SHUTDOWN_DELAY_MS,
     simulator: { firstByteDelayMs: e.PH_SIMULATOR_FIRST_BYTE_MS, chunkDelayMs: e.PH_SIMULATOR_CHUNK_DELAY_MS, port: e.PH_SIMULATOR_PORT },
+    otlp: otlpConfig(e),
   };
+}
+
+/** The trace export's settings, as OpenTelemetry's SDKs read them (the signal's own endpoint and headers first). */
+function otlpConfig(e: z.infer<typeof envSchema>): OtlpConfig | null {
+  const endpoint = e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? (e.OTEL_EXPORTER_OTLP_ENDPOINT && `${e.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, '')}/v1/traces`);
+  if (!endpoint || e.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true' || e.OTEL_TRACES_EXPORTER?.trim() === 'none') return null;
+  const headers = { ...parseKeyPairsIntoRecord(e.OTEL_EXPORTER_OTLP_HEADERS), ...parseKeyPairsIntoRecord(e.OTEL_EXPORTER_OTLP_TRACES_HEADERS) };
+  return { url: endpoint, headers, serviceName: e.OTEL_SERVICE_NAME, maxQueueSize: 2048, scheduledDelayMs: 5_000, errorLogEveryMs: 60_000 };
 }
 
 /** Config for tests and embedding: defaults plus overrides, no environment. */

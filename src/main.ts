@@ -12,6 +12,7 @@ import { DatabaseInUseError, NewerSchemaError, openDb, openLocked } from './stor
 import { SqliteStore } from './store/sqlite-store';
 import { answerClientError } from './http/client-error';
 import { serviceLog } from './log';
+import { shownUrl } from './otlp';
 
 /** Thrown when the data directory or the database file cannot be used: said in one line, like a bad setting. */
 class StorageError extends Error {}
@@ -80,6 +81,7 @@ async function main() {
     );
     const url = `http://${config.host}:${info.port}`;
     log.info(`prefix-handles listening on ${url} (database ${config.databasePath}; docs at /docs)`, { url, database: config.databasePath });
+    if (config.otlp) log.info(`each reconciled request is sent as a span to ${shownUrl(config.otlp.url)} (OTLP/HTTP JSON; OTEL_EXPORTER_OTLP_ENDPOINT)`, { otlp: shownUrl(config.otlp.url) });
   });
   // A port in use or an address this machine does not have: said in one line, like a bad setting.
   const cannotListen = (err: NodeJS.ErrnoException) => {
@@ -142,6 +144,8 @@ async function main() {
     services.writes.flushNow();
     await services.writes.idle();
     await deps.store.durable().catch(() => undefined);
+    // The spans of the last reconciliations go out: a collector that does not answer holds the stop no longer than its export timeout.
+    await services.traces?.shutdown().catch(() => undefined);
     await simulator?.close();
     opened.close();
     log.info('stopped');

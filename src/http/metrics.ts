@@ -29,6 +29,8 @@ export class Metrics {
     registers: [this.registry],
     collect: (): void => this.proxyWaiting.set(this.proxyWaitingSource()),
   });
+  // Off (no OTEL_EXPORTER_OTLP_ENDPOINT): never counted. Dropped spans are what a tracing tool never got.
+  readonly otlpSpans = new Counter({ name: 'ph_otlp_spans_total', help: 'Trace export (OTLP): spans of reconciled requests exported, or dropped (the queue full, or their export failed: the collector down or refusing)', labelNames: ['result'], registers: [this.registry] });
   readonly requestsPruned = new Counter({ name: 'ph_requests_pruned_total', help: 'Requests deleted with their detail past retention (PH_REQUEST_RETENTION_DAYS, or a prune asked for)', registers: [this.registry] });
   private readonly captureTotals = new Map<string, { captured: number; opportunity: number }>();
 

@@ -7,8 +7,8 @@ export const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url))
 export const BIN = fileURLToPath(new URL('../../bin/prefix-handles.mjs', import.meta.url));
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** The outer environment without the service's and the CLI's own variables. */
-export const cleanEnv = () => Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PH_') && k !== 'PORT' && k !== 'HOST'));
+/** The outer environment without the service's and the CLI's own variables (OpenTelemetry's exporter settings too). */
+export const cleanEnv = () => Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PH_') && !k.startsWith('OTEL_') && k !== 'PORT' && k !== 'HOST'));
 
 export interface Run {
   code: number | null;

@@ -12,6 +12,7 @@ import { GoogleGenAI } from '@google/genai';
 import { loadCatalog, ModelCatalog } from '../../src/domain/catalog/catalog';
 import { createSimulatorApp, type SimulatorOptions } from '../../src/simulator/server';
 import { createTestApp, type TestApp } from '../helpers/app';
+import type { Config } from '../../src/config';
 import { FakeClock } from '../helpers/clock';
 
 const catalog = new ModelCatalog(loadCatalog());
@@ -56,6 +57,8 @@ export interface HarnessOptions extends Partial<Pick<SimulatorOptions, 'chunkDel
   log?: boolean;
   /** Holds back a chunk of the `call`-th upstream answer (0-based) until the promise it returns resolves. */
   hold?: (call: number, chunk: string) => Promise<void> | undefined;
+  /** More of the proxy's configuration (the trace export's `otlp`). */
+  config?: Partial<Config>;
 }
 
 async function listen(fetch: Parameters<typeof serve>[0]['fetch']): Promise<{ server: ServerType; url: string }> {
@@ -122,7 +125,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     return new Response(recorded(res.body, entry, timeline, { ...opts, call }, contentType), { status: res.status, headers });
   });
 
-  const t = createTestApp({ clock, config: { anthropicBaseUrl: upstream.url, openaiBaseUrl: upstream.url, geminiBaseUrl: upstream.url, ...(opts.maxBodyBytes ? { maxBodyBytes: opts.maxBodyBytes } : {}), ...(opts.proxyOrderWaitMs ? { proxyOrderWaitMs: opts.proxyOrderWaitMs } : {}), ...(opts.log ? { log: 'json' as const } : {}) } });
+  const t = createTestApp({ clock, config: { anthropicBaseUrl: upstream.url, openaiBaseUrl: upstream.url, geminiBaseUrl: upstream.url, ...(opts.maxBodyBytes ? { maxBodyBytes: opts.maxBodyBytes } : {}), ...(opts.proxyOrderWaitMs ? { proxyOrderWaitMs: opts.proxyOrderWaitMs } : {}), ...(opts.log ? { log: 'json' as const } : {}), ...opts.config } });
   const proxy = await listen(t.app.fetch);
   const tenant = t.tenant();
 
@@ -217,7 +220,7 @@ export interface StandIn {
  * The proxy with a node:http stand-in for Anthropic and OpenAI that answers as `answer` says: for conditions the
  * simulator never produces (a compressed answer, odd chunking, a stream that ends early). `call` counts from 0.
  */
-export async function startStandIn(answer: (req: IncomingMessage, res: ServerResponse, call: number) => void, opts: { log?: boolean } = {}): Promise<StandIn> {
+export async function startStandIn(answer: (req: IncomingMessage, res: ServerResponse, call: number) => void, opts: { log?: boolean; config?: Partial<Config> } = {}): Promise<StandIn> {
   const calls: StandInCall[] = [];
   const connections = { opened: 0, open: 0 };
   const upstream = createServer((req, res) => {
@@ -235,7 +238,7 @@ export async function startStandIn(answer: (req: IncomingMessage, res: ServerRes
   });
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
   const base = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
-  const t = createTestApp({ config: { anthropicBaseUrl: base, openaiBaseUrl: base, ...(opts.log ? { log: 'json' as const } : {}) } });
+  const t = createTestApp({ config: { anthropicBaseUrl: base, openaiBaseUrl: base, ...(opts.log ? { log: 'json' as const } : {}), ...opts.config } });
   const proxy = await listen(t.app.fetch);
   const tenant = t.tenant();
   return {

@@ -214,6 +214,10 @@ export interface ReconciledEvent {
   /** Handles whose rollups changed. */
   handles: string[];
   outcome: RequestOutcome;
+  /** The call's start and end (ms), and its usage as reconciled (the trace export's span: src/otlp.ts). */
+  startedAt: number | null;
+  finishedAt: number | null;
+  usage: NormalizedUsage;
 }
 
 /** One record of a batch: reconciled, refused (`error`), or failed by a fault of ours (`internal`, logged by the caller). */
@@ -788,7 +792,7 @@ export class Reconciler {
 
   // ---------- group commit ----------
 
-  private enqueue(event: Omit<ReconciledEvent, 'handles'>, write: IngestWrite, held: string[]): Promise<void> {
+  private enqueue(event: Omit<ReconciledEvent, 'handles' | 'startedAt' | 'finishedAt' | 'usage'>, write: IngestWrite, held: string[]): Promise<void> {
     const release = () => held.forEach((id) => this.pendingPremiums.release(id, this.deps.clock.now()));
     return this.deps.writes.enqueue({ kind: 'ingest', write }).then(
       () => {
@@ -797,7 +801,7 @@ export class Reconciler {
         const handles = write.rollups.map((r) => r.handleId).filter((h) => h !== '*' && h !== NO_HANDLE);
         for (const listener of this.listeners) {
           try {
-            listener({ ...event, handles });
+            listener({ ...event, handles, startedAt: write.request.startedAt, finishedAt: write.request.finishedAt, usage: write.request.usage as NormalizedUsage });
           } catch {
             // A listener's failure must not affect ingestion.
           }

@@ -20,6 +20,7 @@ import { createStreamUsageAccumulator } from '../../domain/usage/stream';
 import { REQUEST_FORMATS } from '../../domain/render/formats';
 import type { NormalizedUsage } from '../../domain/usage/types';
 import type { RenderCall } from '../../domain/requests';
+import type { ModelLookup } from '../../domain/catalog/types';
 import { checksPrefix, withPrefixes } from '../../domain/thinking-prefix';
 import type { Store } from '../../store/store';
 import { headerOf, headersOf } from '../auth';
@@ -179,7 +180,9 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
   c.header('x-ph-request-id', requestId);
   // A reply's thinking on a model with preserved thinking's prefix check is kept with the prefix it answered: the body sent.
   const producedUnder = session && REQUEST_FORMATS[format].preservedThinking && checksPrefix(rendered.model.entry) ? rendered.bodyText : null;
-  const record = new Recorder(deps, tenantId, { http: c.get('requestId'), recorded: requestId }, rendered.scope, format, session && { ...session, request }, turn, producedUnder);
+  const record = new Recorder(deps, tenantId, { http: c.get('requestId'), recorded: requestId }, rendered.scope, format, session && { ...session, request }, turn, producedUnder, rendered.model);
+  // The trace export (when on): this call's span goes into the caller's trace.
+  services.traces?.parent(requestId, headerOf(c, 'traceparent'), headerOf(c, 'tracestate'));
 
   // ---- the call ----
   const signal = c.req.raw.signal;
@@ -389,9 +392,9 @@ function parseJson(bytes: Buffer): unknown {
  * What a failed call is recorded with when the provider's answer never came whole: the problem we answered
  * (502 or 504, its code and message), and the status the provider had sent before it stopped, if any.
  */
-function ourAnswer(err: unknown, upstreamStatus?: number): [number | null, unknown] {
+function ourAnswer(err: unknown, upstreamStatus?: number): [number | null, unknown, string?] {
   if (!(err instanceof UpstreamError)) return [upstreamStatus ?? null, null];
-  return [statusOf(err.code), { code: err.code, detail: err.message, ...(upstreamStatus === undefined ? {} : { upstream_status: upstreamStatus }) }];
+  return [statusOf(err.code), { code: err.code, detail: err.message, ...(upstreamStatus === undefined ? {} : { upstream_status: upstreamStatus }) }, err.code];
 }
 
 class Recorder {
@@ -416,6 +419,8 @@ class Recorder {
     private readonly turn: Message[],
     /** The body sent, when the reply's thinking blocks are kept with their prefix (thinking-prefix.ts). */
     private readonly producedUnder: string | null = null,
+    /** The model as sent and its catalog entry (a failed call's span names them). */
+    private readonly model?: ModelLookup,
   ) {}
 
   started(): void {
@@ -450,14 +455,22 @@ class Recorder {
     this.reconcile({ usage: raw ?? null, normalized: partial ?? createStreamUsageAccumulator(this.format).result() });
   }
 
-  /** The provider refused (its status and error body) or could not be reached (null, null). */
-  failed(status: number | null, body: unknown): Promise<void> {
+  /** The provider refused (its status and error body) or could not be reached (null, null); `code`: our problem's, when we answered. */
+  failed(status: number | null, body: unknown, code?: string): Promise<void> {
     if (this.settle()) return Promise.resolve();
     // A failed call is not applied to the simulated cache: the calls of its scope after it need not wait.
     this.inOrder(() => undefined);
+    const finishedAt = this.deps.clock.now();
+    const { traces } = this.deps.services;
     return this.deps.services.requests
-      .markFailed(this.ids.recorded, { startedAt: this.startedAt, finishedAt: this.deps.clock.now(), usageRaw: { status, error: body } })
-      .catch((err: unknown) => this.warn('failure not recorded', err));
+      .markFailed(this.ids.recorded, { startedAt: this.startedAt, finishedAt, usageRaw: { status, error: body } })
+      .then(
+        () => {
+          if (!traces || !this.model) return;
+          traces.failed({ tenantId: this.tenantId, requestId: this.ids.recorded, format: this.format, model: this.model.model, provider: this.model.entry.provider, startedAt: this.startedAt, finishedAt, status, ...(code ? { code } : {}) });
+        },
+        (err: unknown) => this.warn('failure not recorded', err),
+      );
   }
 
   private settle(): boolean {

@@ -1,0 +1,250 @@
+// The trace export: each reconciled request (and each failed provider call) as one OpenTelemetry span, sent over
+// OTLP/HTTP to the tracing tool a team already runs (Langfuse, Tempo, Honeycomb, Datadog, a collector). Off unless an
+// endpoint is set (config.ts): then no listener is registered and the proxy reads no header for it.
+//
+// Spans are batched off the request path. The queue is bounded: a span that finds it full is dropped and counted, as
+// are the spans of an export that failed (a collector down, a 500); a request never waits for the collector.
+
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, defaultTextMapGetter, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
+import { ExportResultCode, W3CTraceContextPropagator, type ExportResult } from '@opentelemetry/core';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { BatchSpanProcessor, TracerProvider, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace';
+import type { OtlpConfig } from './config';
+import type { Clock } from './domain/clock';
+import { parseRef } from './domain/ids';
+import { Lru } from './domain/lru';
+import type { ReconciledEvent, SegmentOutcome } from './domain/reconcile/reconciler';
+import { CLASSES, leakedByClass, MONEY_LEAKS } from './domain/reconcile/waterfall';
+import type { Metrics } from './http/metrics';
+import type { ServiceLog } from './log';
+
+/** The GenAI conventions' provider names (`gen_ai.provider.name`); another provider keeps the catalog's name. */
+const PROVIDER_NAME: Record<string, string> = { anthropic: 'anthropic', openai: 'openai', gemini: 'gcp.gemini' };
+
+/** A failed provider call, as the proxy recorded it (GET /v1/requests/{id} shows it `failed`). */
+export interface FailedCall {
+  tenantId: string;
+  requestId: string;
+  format: string;
+  model: string;
+  provider: string;
+  startedAt: number;
+  finishedAt: number;
+  /** The provider's status, or ours (502, 504) when its answer never came; null: none. */
+  status: number | null;
+  /** Our problem's code when the provider could not be reached or its answer was cut (`upstream_unreachable`…). */
+  code?: string;
+}
+
+export class TraceExport {
+  private readonly provider: TracerProvider;
+  private readonly tracer: Tracer;
+  private readonly propagator = new W3CTraceContextPropagator();
+  /** The caller's trace context per proxied request, until its span is made (a call never reconciled ages out). */
+  private readonly parents = new Lru<string, { traceparent: string; tracestate?: string }>(10_000);
+  /** Spans handed to the batch and not yet exported or failed: the queue's bound is kept on this. */
+  private queued = 0;
+  /** Failed exports' spans since the last line about them, and when that line was written. */
+  private unlogged = { spans: 0, exports: 0 };
+  private loggedAt = -Infinity;
+
+  constructor(
+    private readonly config: OtlpConfig,
+    private readonly deps: { metrics: Metrics; log: ServiceLog; clock: Clock },
+  ) {
+    // The library reads the rest of OTEL_EXPORTER_OTLP_* itself (timeout, compression, certificates).
+    const otlp = new OTLPTraceExporter({ url: config.url, headers: config.headers, ...(config.timeoutMs ? { timeoutMillis: config.timeoutMs } : {}) });
+    const exporter: SpanExporter = {
+      export: (spans: ReadableSpan[], done: (result: ExportResult) => void) =>
+        otlp.export(spans, (result) => {
+          this.queued -= spans.length;
+          if (result.code === ExportResultCode.SUCCESS) deps.metrics.otlpSpans.inc({ result: 'exported' }, spans.length);
+          else this.exportFailed(spans.length, result.error);
+          done(result);
+        }),
+      shutdown: () => otlp.shutdown(),
+      forceFlush: () => otlp.forceFlush(),
+    };
+    const processor = new BatchSpanProcessor({ exporter, maxQueueSize: config.maxQueueSize, maxExportBatchSize: Math.min(512, config.maxQueueSize), scheduledDelayMillis: config.scheduledDelayMs });
+    this.provider = new TracerProvider({
+      resource: resourceFromAttributes({ 'service.name': config.serviceName }),
+      spanProcessors: [processor],
+      // A handle run is an event: a request naming many handles keeps them all (the SDK's default keeps 128).
+      spanLimits: { eventCountLimit: 1_000, attributeCountLimit: 256 },
+    });
+    this.tracer = this.provider.getTracer('prefix-handles');
+  }
+
+  /** The caller's W3C `traceparent` (and `tracestate`) for a request: its span is made a child of the caller's. */
+  parent(requestId: string, traceparent: string | undefined, tracestate: string | undefined): void {
+    if (traceparent) this.parents.set(requestId, { traceparent, ...(tracestate ? { tracestate } : {}) });
+  }
+
+  reconciled(e: ReconciledEvent): void {
+    const o = e.outcome;
+    const startedAt = e.startedAt ?? e.finishedAt ?? this.deps.clock.now();
+    const span = this.start(e, startedAt);
+    if (!span) return;
+    const u = e.usage;
+    const handles = o.segments.filter((s) => s.source !== 'inline');
+    const reported = o.capture === 'reported';
+    const attrs: Attributes = {
+      ...(u.model ? { 'gen_ai.response.model': u.model } : {}),
+      ...(o.total_prompt_tokens !== null ? { 'gen_ai.usage.input_tokens': o.total_prompt_tokens } : {}),
+      ...(u.output_tokens !== null ? { 'gen_ai.usage.output_tokens': u.output_tokens } : {}),
+      ...(o.provider.read !== null ? { 'gen_ai.usage.cache_read.input_tokens': o.provider.read } : {}),
+      ...(o.provider.write !== null ? { 'gen_ai.usage.cache_creation.input_tokens': o.provider.write } : {}),
+      'prefix_handles.capture': o.capture,
+      ...tokenAttributes('prefix_handles.', handles, reported),
+    };
+    const captured = handles.reduce((n, s) => n + s.classes.captured, 0);
+    const opportunity = handles.reduce((n, s) => n + s.opportunity, 0);
+    if (reported && opportunity > 0) attrs['prefix_handles.capture_rate'] = captured / opportunity;
+    if (o.drift) {
+      attrs['prefix_handles.drift.handle'] = o.drift.handle;
+      attrs['prefix_handles.drift.previous_request'] = o.drift.previous_request;
+      attrs['prefix_handles.drift.segment'] = o.drift.segment;
+      if (o.drift.byte_offset !== undefined) attrs['prefix_handles.drift.byte_offset'] = o.drift.byte_offset;
+    }
+    span.setAttributes(attrs);
+    for (const run of handleRuns(o.segments)) {
+      const ref = parseRef(run[0]!.source);
+      span.addEvent(
+        'prefix_handles.handle',
+        {
+          'prefix_handles.handle.id': ref?.id ?? run[0]!.source,
+          ...(ref?.version != null ? { 'prefix_handles.handle.version': ref.version } : {}),
+          'prefix_handles.handle.path': run[0]!.path,
+          'prefix_handles.segment.index': o.segments.indexOf(run[0]!),
+          'prefix_handles.segment.count': run.length,
+          ...tokenAttributes('prefix_handles.', run, reported),
+        },
+        startedAt,
+      );
+    }
+    // An answer cut off (the client left, the provider stopped): its usage is partial, its capture unknown.
+    if (!u.complete) span.setStatus({ code: SpanStatusCode.ERROR, message: 'interrupted: the answer was cut off before its end' });
+    span.end(e.finishedAt ?? e.startedAt ?? this.deps.clock.now());
+  }
+
+  failed(f: FailedCall): void {
+    const span = this.start(f, f.startedAt);
+    if (!span) return;
+    const type = f.code ?? (f.status === null ? 'unreachable' : String(f.status));
+    span.setAttribute('error.type', type);
+    if (f.status !== null) span.setAttribute('http.response.status_code', f.status);
+    span.setStatus({ code: SpanStatusCode.ERROR, message: `the provider call failed: ${type}` });
+    span.end(f.finishedAt);
+  }
+
+  /** Exports what is queued now. A failed export is counted and logged (exportFailed), not thrown. */
+  flush(): Promise<void> {
+    return this.provider.forceFlush().catch(() => undefined);
+  }
+
+  /** Exports what is queued, then stops (on SIGTERM, after the last reconciliation is committed). */
+  shutdown(): Promise<void> {
+    return this.provider.shutdown().catch(() => undefined);
+  }
+
+  /** The span of one call, a child of its caller's when the proxy got a `traceparent`; undefined when it is not kept. */
+  private start(e: Pick<ReconciledEvent, 'tenantId' | 'requestId' | 'format' | 'model' | 'provider'>, startedAt: number): Span | undefined {
+    const carrier = this.parents.get(e.requestId);
+    if (carrier) this.parents.delete(e.requestId);
+    // A full queue drops the span before it is made: a collector that is down costs the request path nothing more.
+    if (this.queued >= this.config.maxQueueSize) {
+      this.deps.metrics.otlpSpans.inc({ result: 'dropped_queue_full' });
+      return undefined;
+    }
+    const parent = carrier ? this.propagator.extract(ROOT_CONTEXT, carrier, defaultTextMapGetter) : ROOT_CONTEXT;
+    const operation = e.format === 'gemini' ? 'generate_content' : 'chat';
+    const provider = PROVIDER_NAME[e.provider] ?? e.provider;
+    const span = this.tracer.startSpan(
+      `${operation} ${e.model}`,
+      {
+        kind: SpanKind.CLIENT,
+        startTime: startedAt,
+        attributes: {
+          'gen_ai.operation.name': operation,
+          'gen_ai.provider.name': provider,
+          // The older name, still what some tools read.
+          'gen_ai.system': provider,
+          'gen_ai.request.model': e.model,
+          'prefix_handles.request.id': e.requestId,
+          'prefix_handles.request.url': `/v1/requests/${e.requestId}`,
+          'prefix_handles.tenant.id': e.tenantId,
+          'prefix_handles.format': e.format,
+        },
+      },
+      parent,
+    );
+    // A caller's trace not sampled (its flags say so): no span, as the caller's own spans are not kept either.
+    if (!span.isRecording()) return undefined;
+    this.queued++;
+    return span;
+  }
+
+  private exportFailed(spans: number, error: Error | undefined): void {
+    this.deps.metrics.otlpSpans.inc({ result: 'dropped_export_failed' }, spans);
+    this.unlogged.spans += spans;
+    this.unlogged.exports++;
+    const now = this.deps.clock.now();
+    // One line per interval, whatever the number of failed exports: a collector that is down must not flood the log.
+    if (now - this.loggedAt < this.config.errorLogEveryMs) return;
+    const { spans: dropped, exports } = this.unlogged;
+    this.deps.log.error(`OTLP trace export to ${shownUrl(this.config.url)} failed: ${error?.message ?? 'unknown error'}; ${dropped} span(s) dropped in ${exports} failed export(s) since the last such line (at most one a ${this.config.errorLogEveryMs / 1000} s; ph_otlp_spans_total counts them)`, {
+      url: shownUrl(this.config.url),
+      error: error?.message,
+      droppedSpans: dropped,
+      failedExports: exports,
+    });
+    this.loggedAt = now;
+    this.unlogged = { spans: 0, exports: 0 };
+  }
+}
+
+/** A URL as logged: a user and password in it are not shown. */
+export function shownUrl(url: string): string {
+  const u = new URL(url);
+  if (u.username || u.password) [u.username, u.password] = ['***', ''];
+  return u.href;
+}
+
+/** Runs of consecutive handle segments of the same handle version (a session's batches, one artifact): one event each. */
+function handleRuns(segments: SegmentOutcome[]): SegmentOutcome[][] {
+  const runs: SegmentOutcome[][] = [];
+  let last: SegmentOutcome | undefined;
+  for (const s of segments) {
+    if (s.source !== 'inline') {
+      if (last && last.source === s.source) runs.at(-1)!.push(s);
+      else runs.push([s]);
+    }
+    last = s;
+  }
+  return runs;
+}
+
+/** Tokens by waterfall class, opportunity, and leaked money (USD, by class and in all) of some segments. */
+function tokenAttributes(prefix: string, segments: SegmentOutcome[], reported: boolean): Attributes {
+  const out: Record<string, number> = {};
+  for (const c of CLASSES) out[`${prefix}tokens.${c}`] = 0;
+  out[`${prefix}opportunity_tokens`] = 0;
+  let leakedTotal = 0;
+  const leaked: Record<string, number> = {};
+  for (const s of segments) {
+    for (const c of CLASSES) out[`${prefix}tokens.${c}`]! += s.classes[c];
+    out[`${prefix}opportunity_tokens`]! += s.opportunity;
+    const byClass = leakedByClass(s.classes, s.cost, reported);
+    if (byClass)
+      for (const c of MONEY_LEAKS) {
+        leaked[c] = (leaked[c] ?? 0) + byClass[c];
+        leakedTotal += byClass[c];
+      }
+  }
+  // Money in billionths of a cent, as the API shows it: float noise is not sent.
+  const money = (v: number) => Math.round(v * 1e11) / 1e11;
+  if (reported) out[`${prefix}leaked_usd`] = money(leakedTotal);
+  for (const [c, v] of Object.entries(leaked)) if (v > 0) out[`${prefix}leaked_usd.${c}`] = money(v);
+  return out;
+}

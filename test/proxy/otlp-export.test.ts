@@ -1,0 +1,321 @@
+// The trace export: a loopback OTLP/HTTP receiver (node:http, JSON bodies decoded here), the proxy configured to
+// send to it, the official Anthropic SDK calling with a W3C traceparent on the simulator. Each reconciled request's
+// span is checked against GET /v1/requests/{id}; a collector that is down or answers 500 fails no request, and its
+// spans are counted as dropped.
+
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { OtlpConfig } from '../../src/config';
+import { TraceExport } from '../../src/otlp';
+import { Metrics } from '../../src/http/metrics';
+import { FakeClock } from '../helpers/clock';
+import { mintArtifact, mintSystem } from '../helpers/factories';
+import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic } from '../helpers/scenario';
+import { committed, eventually, startHarness, startStandIn, type Harness, type StandIn } from './harness';
+
+type Value = { stringValue?: string; intValue?: number | string; doubleValue?: number; boolValue?: boolean; arrayValue?: { values?: Value[] } };
+type KeyValue = { key: string; value: Value };
+interface OtlpSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  name: string;
+  kind: number;
+  startTimeUnixNano: string | number;
+  endTimeUnixNano: string | number;
+  attributes?: KeyValue[];
+  events?: Array<{ name: string; timeUnixNano: string | number; attributes?: KeyValue[] }>;
+  status?: { code?: number; message?: string };
+}
+interface Span {
+  traceId: string;
+  spanId: string;
+  parentSpanId: string | undefined;
+  name: string;
+  kind: number;
+  start: number;
+  end: number;
+  attrs: Record<string, unknown>;
+  events: Array<{ name: string; attrs: Record<string, unknown> }>;
+  status: { code?: number; message?: string };
+  resource: Record<string, unknown>;
+}
+
+const valueOf = (v: Value): unknown =>
+  v.stringValue ?? (v.intValue !== undefined ? Number(v.intValue) : undefined) ?? v.doubleValue ?? v.boolValue ?? (v.arrayValue ? (v.arrayValue.values ?? []).map(valueOf) : undefined);
+const attributes = (list: KeyValue[] = []) => Object.fromEntries(list.map((a) => [a.key, valueOf(a.value)]));
+const ms = (nanos: string | number) => Number(BigInt(nanos) / 1_000_000n);
+
+/** An OTLP/HTTP receiver on a free loopback port: the spans of the JSON bodies it took, and what it answers. */
+async function receiver(status = 200, hold?: Promise<void>) {
+  const spans: Span[] = [];
+  const bodies: Array<{ type: string | undefined; headers: Record<string, string | string[] | undefined> }> = [];
+  const server: Server = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => (body += d));
+    req.on('end', async () => {
+      await hold;
+      bodies.push({ type: req.headers['content-type'], headers: req.headers });
+      if (status === 200 && req.url === '/v1/traces') {
+        const parsed = JSON.parse(body) as { resourceSpans: Array<{ resource: { attributes: KeyValue[] }; scopeSpans: Array<{ spans: OtlpSpan[] }> }> };
+        for (const rs of parsed.resourceSpans)
+          for (const ss of rs.scopeSpans)
+            for (const s of ss.spans)
+              spans.push({
+                traceId: s.traceId,
+                spanId: s.spanId,
+                parentSpanId: s.parentSpanId || undefined,
+                name: s.name,
+                kind: s.kind,
+                start: ms(s.startTimeUnixNano),
+                end: ms(s.endTimeUnixNano),
+                attrs: attributes(s.attributes),
+                events: (s.events ?? []).map((e) => ({ name: e.name, attrs: attributes(e.attributes) })),
+                status: s.status ?? {},
+                resource: attributes(rs.resource.attributes),
+              });
+      }
+      res.writeHead(status, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { url, spans, bodies, close: () => new Promise<void>((r) => (server.close(() => r()), server.closeAllConnections())) };
+}
+
+const otlp = (url: string, extra: Partial<OtlpConfig> = {}): OtlpConfig => ({
+  url: `${url}/v1/traces`,
+  headers: { authorization: 'Basic cGs6c2s=' },
+  serviceName: 'agent-proxy',
+  maxQueueSize: 2048,
+  scheduledDelayMs: 60_000,
+  errorLogEveryMs: 60_000,
+  // A collector that is down fails at once: no retry fits in the time left.
+  timeoutMs: 500,
+  ...extra,
+});
+
+const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+const CALLER_SPAN = '00f067aa0ba902b7';
+const MINUTE = 60_000;
+
+let h: Harness | StandIn | undefined;
+let r: Awaited<ReturnType<typeof receiver>> | undefined;
+afterEach(async () => {
+  await h?.t.services.traces?.shutdown();
+  await h?.close();
+  await r?.close();
+  h = r = undefined;
+});
+
+const spansCounted = async (t: Harness['t']) => Object.fromEntries(((await t.services.metrics.otlpSpans.get()).values ?? []).map((v) => [v.labels.result, v.value]));
+
+describe('the trace export (OTLP/HTTP)', () => {
+  it("sends each proxied call as a span in the caller's trace, its attributes and handle events those of GET /v1/requests/{id}", async () => {
+    r = await receiver();
+    const harness = await startHarness({ config: { otlp: otlp(r.url) } });
+    h = harness;
+    const client = harness.tenant.client;
+    const stamped = (stamp: string) => `Policy as of ${stamp}. ${LONG_SYSTEM}`;
+    const sys = await mintSystem(client, stamped('2026-11-21'));
+    const doc = await mintArtifact(client, 'document', `${LONG_SYSTEM} The handbook.`);
+    const sdk = harness.anthropic({ headers: { 'x-ph-prefix': `${sys.id},${doc.id}`, traceparent: `00-${TRACE}-${CALLER_SPAN}-01` } });
+    const ask = async () => {
+      const { response } = await sdk.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 64, messages: [{ role: 'user', content: 'Where is order 1003?' }] }).withResponse();
+      return response.headers.get('x-ph-request-id')!;
+    };
+    const first = await ask();
+    await committed(harness);
+    harness.clock.advance(MINUTE);
+    // A new version of the system prompt: what follows it (the document) is drift on the next call.
+    expect((await client.post(`/v1/artifacts/${sys.id}/versions`, { content: stamped('2026-11-22') })).status).toBe(201);
+    const second = await ask();
+    await committed(harness);
+    await harness.t.services.traces!.flush();
+
+    expect(r.spans.map((s) => s.attrs['prefix_handles.request.id'])).toEqual([first, second]);
+    expect(r.bodies[0]!.type).toBe('application/json');
+    expect(r.bodies[0]!.headers.authorization).toBe('Basic cGs6c2s=');
+    for (const id of [first, second]) {
+      const span = r.spans.find((s) => s.attrs['prefix_handles.request.id'] === id)!;
+      const view = (await client.get(`/v1/requests/${id}`)).json;
+      // In the caller's trace, under its span.
+      expect(span).toMatchObject({ traceId: TRACE, parentSpanId: CALLER_SPAN, name: 'chat claude-sonnet-4-6', kind: 3, resource: { 'service.name': 'agent-proxy' } });
+      expect(span.start).toBe(Date.parse(view.started_at));
+      expect(span.end).toBe(Date.parse(view.finished_at));
+      expect(span.status.code ?? 0).toBe(0);
+      const handleSegments = (view.outcome.segments as Array<{ source: string; path: string[]; opportunity: number; classes: Record<string, number>; cost: { leaked?: Record<string, number> } }>).filter((s) => s.source !== 'inline');
+      const sum = (f: (s: (typeof handleSegments)[number]) => number) => handleSegments.reduce((n, s) => n + f(s), 0);
+      expect(span.attrs).toMatchObject({
+        'gen_ai.operation.name': 'chat',
+        'gen_ai.provider.name': 'anthropic',
+        'gen_ai.request.model': 'claude-sonnet-4-6',
+        'gen_ai.usage.input_tokens': view.usage.total_prompt_tokens,
+        'gen_ai.usage.output_tokens': view.usage.output_tokens,
+        'gen_ai.usage.cache_read.input_tokens': view.usage.cache_read_tokens,
+        'gen_ai.usage.cache_creation.input_tokens': view.usage.cache_write_tokens,
+        'prefix_handles.request.url': `/v1/requests/${id}`,
+        'prefix_handles.tenant.id': harness.tenant.id,
+        'prefix_handles.capture': view.outcome.capture,
+        'prefix_handles.tokens.captured': sum((s) => s.classes.captured!),
+        'prefix_handles.tokens.cold': sum((s) => s.classes.cold!),
+        'prefix_handles.tokens.drift': sum((s) => s.classes.drift!),
+        'prefix_handles.opportunity_tokens': sum((s) => s.opportunity),
+      });
+      expect(span.attrs['prefix_handles.leaked_usd']).toBeCloseTo(sum((s) => Object.values(s.cost.leaked ?? {}).reduce((a, b) => a + b, 0)), 9);
+      // One event per handle's run of segments: the system prompt, then the document.
+      expect(span.events.map((e) => [e.name, e.attrs['prefix_handles.handle.id'], e.attrs['prefix_handles.handle.version']])).toEqual(
+        handleSegments.map((s) => ['prefix_handles.handle', s.source.split('@')[0], Number(s.source.split('@')[1])]),
+      );
+      span.events.forEach((e, i) => {
+        for (const [c, n] of Object.entries(handleSegments[i]!.classes)) expect(e.attrs[`prefix_handles.tokens.${c}`], c).toBe(n);
+      });
+    }
+    const [one, two] = r.spans;
+    expect(one!.attrs['prefix_handles.tokens.cold']).toBeGreaterThan(0);
+    expect(one!.attrs['prefix_handles.drift.handle']).toBeUndefined();
+    // The second call read the new system prompt cold and the document as drift, located to the byte.
+    const drift = (await client.get(`/v1/requests/${second}`)).json.outcome.drift;
+    expect(drift).toMatchObject({ handle: `${doc.id}@1`, previous_request: first });
+    expect(two!.attrs).toMatchObject({ 'prefix_handles.drift.handle': `${doc.id}@1`, 'prefix_handles.drift.previous_request': first, 'prefix_handles.drift.byte_offset': 'Policy as of 2026-11-2'.length });
+    expect(two!.attrs['prefix_handles.tokens.drift']).toBeGreaterThan(0);
+    expect(two!.attrs['prefix_handles.leaked_usd.drift']).toBeGreaterThan(0);
+    expect(two!.attrs['prefix_handles.capture_rate']).toBeLessThan(1);
+    expect(await spansCounted(harness.t)).toEqual({ exported: 2 });
+  });
+
+  it('exports a POST /v1/usage report as a root span, and a failed provider call with its error', async () => {
+    r = await receiver();
+    const standIn = await startStandIn((_req, res) => void res.writeHead(529, { 'content-type': 'application/json' }).end('{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}'), { config: { otlp: otlp(r.url) } });
+    h = standIn;
+    const client = standIn.tenant.client;
+    const err = await standIn.anthropic({ headers: { traceparent: `00-${TRACE}-${CALLER_SPAN}-01` } }).messages.create({ model: 'claude-sonnet-4-6', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
+    expect((err as { status: number }).status).toBe(529);
+    const sys = await mintSystem(client, LONG_SYSTEM);
+    const rendered = await renderAnthropic(client, { prefix: [sys.id], messages: [{ role: 'user', content: 'hi' }] });
+    const usage = anthropicUsage(promptTokens(rendered), 0, rendered.breakpoints.at(-1)!.token_end);
+    const started = standIn.t.clock.now();
+    const reported = await client.post('/v1/usage', { request_id: rendered.request_id, usage, started_at: started, finished_at: started + 1_500 });
+    expect(reported.status, reported.text).toBe(201);
+    await standIn.t.services.writes.idle();
+    await standIn.t.services.traces!.flush();
+
+    const failedId = (await client.get('/v1/requests?limit=5')).json.requests.find((q: { status: string }) => q.status === 'failed').id;
+    const failed = r.spans.find((s) => s.attrs['prefix_handles.request.id'] === failedId)!;
+    expect(failed).toMatchObject({ traceId: TRACE, parentSpanId: CALLER_SPAN, status: { code: 2 } });
+    expect(failed.attrs).toMatchObject({ 'error.type': '529', 'http.response.status_code': 529, 'gen_ai.request.model': 'claude-sonnet-4-6' });
+    const report = r.spans.find((s) => s.attrs['prefix_handles.request.id'] === rendered.request_id)!;
+    expect(report.parentSpanId).toBeUndefined();
+    expect(report.traceId).not.toBe(TRACE);
+    expect([report.start, report.end]).toEqual([started, started + 1_500]);
+    expect(report.attrs).toMatchObject({
+      'gen_ai.usage.input_tokens': promptTokens(rendered),
+      'gen_ai.usage.output_tokens': usage.output_tokens,
+      'gen_ai.usage.cache_read.input_tokens': 0,
+      'gen_ai.usage.cache_creation.input_tokens': usage.cache_creation_input_tokens,
+      'prefix_handles.capture': 'reported',
+      'prefix_handles.tokens.cold': expect.any(Number),
+    });
+    expect(report.events.map((e) => e.attrs['prefix_handles.handle.id'])).toEqual([sys.id]);
+  });
+
+  for (const [what, collector] of [
+    ['is down', async () => ({ ...(await receiver()), down: true })],
+    ['answers 500', async () => ({ ...(await receiver(500)), down: false })],
+  ] as const) {
+    it(`a collector that ${what} fails no request: its spans are counted as dropped, the failure logged once`, async () => {
+      const c = await collector();
+      r = c;
+      if (c.down) await c.close();
+      const harness = await startHarness({ config: { otlp: otlp(c.url) } });
+      h = harness;
+      const sdk = harness.anthropic();
+      for (let i = 0; i < 3; i++) {
+        const answer = await sdk.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: `question ${i}` }] });
+        expect(answer.content.length).toBeGreaterThan(0);
+        await committed(harness);
+        // Each span in a batch of its own: three failed exports.
+        await harness.t.services.traces!.flush();
+      }
+      expect((await harness.tenant.client.get('/v1/requests')).json.requests.map((q: { status: string }) => q.status)).toEqual(['reconciled', 'reconciled', 'reconciled']);
+      expect(await spansCounted(harness.t)).toEqual({ dropped_export_failed: 3 });
+      if (!c.down) expect(c.bodies.length).toBe(3);
+    });
+  }
+
+  it('a full queue drops the span before it is made, and counts it', async () => {
+    let release!: () => void;
+    // A collector that takes the export and answers only when told: the two spans it holds fill the queue.
+    r = await receiver(200, new Promise<void>((resolve) => (release = resolve)));
+    const harness = await startHarness({ config: { otlp: otlp(r.url, { maxQueueSize: 2, timeoutMs: 60_000 }) } });
+    h = harness;
+    const sdk = harness.anthropic();
+    const ask = async (question: string) => {
+      const answer = await sdk.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: question }] });
+      expect(answer.content.length).toBeGreaterThan(0);
+      await committed(harness);
+    };
+    for (let i = 0; i < 5; i++) await ask(`question ${i}`);
+    expect(await spansCounted(harness.t)).toEqual({ dropped_queue_full: 3 });
+    release();
+    await eventually(() => r!.spans.length === 2, 'the held export answered');
+    // Counted once its answer is in (the counter is read by a promise: polled, never timed).
+    for (let i = 0; i < 5_000 && (await spansCounted(harness.t)).exported !== 2; i++) await new Promise((resolve) => setTimeout(resolve, 2));
+    expect(await spansCounted(harness.t)).toEqual({ dropped_queue_full: 3, exported: 2 });
+    // Room again: the next span is kept.
+    await ask('one more');
+    await harness.t.services.traces!.flush();
+    expect(r.spans).toHaveLength(3);
+  });
+
+  it('a caller whose trace is not sampled gets no span', async () => {
+    r = await receiver();
+    const harness = await startHarness({ config: { otlp: otlp(r.url) } });
+    h = harness;
+    await harness.anthropic({ headers: { traceparent: `00-${TRACE}-${CALLER_SPAN}-00` } }).messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] });
+    await committed(harness);
+    await harness.anthropic({ headers: { traceparent: 'not a traceparent' } }).messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] });
+    await committed(harness);
+    await harness.t.services.traces!.flush();
+    // The second's header is no trace context: a root span of its own.
+    expect(r.spans).toHaveLength(1);
+    expect(r.spans[0]!.parentSpanId).toBeUndefined();
+    expect(r.spans[0]!.traceId).not.toBe(TRACE);
+  });
+
+  it('logs failed exports at most once an interval, with the count of spans dropped since', async () => {
+    const down = await receiver();
+    await down.close();
+    const lines: string[] = [];
+    const clock = new FakeClock();
+    const metrics = new Metrics(false);
+    const traces = new TraceExport(otlp(down.url), { metrics, clock, log: { info: () => undefined, error: (msg) => void lines.push(msg) } });
+    const event = (i: number) => ({
+      tenantId: 'ten_x',
+      requestId: `req_${i}`,
+      format: 'anthropic',
+      model: 'claude-sonnet-4-6',
+      catalogModel: 'claude-sonnet-4-6',
+      provider: 'anthropic',
+      handles: [],
+      startedAt: clock.now(),
+      finishedAt: clock.now() + 10,
+      usage: { provider: 'anthropic', model: null, total_prompt_tokens: 10, cache_read_tokens: 0, cache_write_tokens: 0, cache_write_by_ttl: null, uncached_tokens: 10, output_tokens: 1, cache_fields_reported: true, complete: true },
+      outcome: { capture: 'reported', total_prompt_tokens: 10, estimated_prompt_tokens: 10, predicted: { read: 0, write: 0 }, provider: { read: 0, write: 0 }, segments: [], drift: null, lengths: [], sim: {}, ...{} },
+    }) as unknown as Parameters<TraceExport['reconciled']>[0];
+    for (let i = 0; i < 3; i++) {
+      traces.reconciled(event(i));
+      await traces.flush();
+    }
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(`OTLP trace export to ${down.url}/v1/traces failed`);
+    clock.advance(61_000);
+    traces.reconciled(event(3));
+    await traces.flush();
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toContain('3 span(s) dropped in 3 failed export(s) since the last such line');
+    await traces.shutdown();
+  });
+});
