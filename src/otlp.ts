@@ -193,7 +193,7 @@ export class TraceExport {
     // One line per interval, whatever the number of failed exports: a collector that is down must not flood the log.
     if (now - this.loggedAt < this.config.errorLogEveryMs) return;
     const { spans: dropped, exports } = this.unlogged;
-    this.deps.log.error(`OTLP trace export to ${shownUrl(this.config.url)} failed: ${error?.message ?? 'unknown error'}; ${dropped} span(s) dropped in ${exports} failed export(s) since the last such line (at most one a ${this.config.errorLogEveryMs / 1000} s; ph_otlp_spans_total counts them)`, {
+    this.deps.log.error(`OTLP trace export to ${shownUrl(this.config.url)} failed: ${error?.message ?? 'unknown error'}; ${dropped} span(s) dropped in ${exports} failed export(s) since the last such line (at most one line every ${this.config.errorLogEveryMs / 1000} s; ph_otlp_spans_total counts them)`, {
       url: shownUrl(this.config.url),
       error: error?.message,
       droppedSpans: dropped,

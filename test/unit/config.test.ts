@@ -140,6 +140,31 @@ describe('configuration', () => {
     expect(loadConfig({ PH_ADMIN_KEY: 'admin-0123456789abcdef' }).adminKey).toBe('admin-0123456789abcdef');
   });
 
+  it("reads the trace export from OpenTelemetry's own variables: off unless an endpoint is set, the signal's own endpoint and headers first", () => {
+    expect(loadConfig({}).otlp).toBeNull();
+    const on = loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://cloud.langfuse.com/api/public/otel/', OTEL_EXPORTER_OTLP_HEADERS: 'Authorization=Basic%20cGs6c2s=,x-team=ml' }).otlp!;
+    expect(on).toMatchObject({ url: 'https://cloud.langfuse.com/api/public/otel/v1/traces', headers: { Authorization: 'Basic cGs6c2s=', 'x-team': 'ml' }, serviceName: 'prefix-handles' });
+    const traces = loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://tempo:4318/otlp/traces', OTEL_EXPORTER_OTLP_HEADERS: 'a=1,b=2', OTEL_EXPORTER_OTLP_TRACES_HEADERS: 'b=3', OTEL_SERVICE_NAME: 'agents' }).otlp!;
+    expect(traces).toMatchObject({ url: 'http://tempo:4318/otlp/traces', headers: { a: '1', b: '3' }, serviceName: 'agents' });
+    // The standard switches: the SDK disabled, or no trace exporter.
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_SDK_DISABLED: 'TRUE' }).otlp).toBeNull();
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_TRACES_EXPORTER: 'none' }).otlp).toBeNull();
+  });
+
+  it('refuses an OTLP endpoint that is not an http(s) URL, and headers not in key=value form without echoing them', () => {
+    expect(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4317' })).toThrow(/OTEL_EXPORTER_OTLP_ENDPOINT: must be an http\(s\) URL/);
+    let err: unknown;
+    try {
+      // A header the library would drop without a word: every export then a 401.
+      loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_EXPORTER_OTLP_HEADERS: 'Authorization: Basic c2VjcmV0' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toMatch(/OTEL_EXPORTER_OTLP_HEADERS: must be key=value pairs .*\(value not shown\)/);
+    expect((err as Error).message).not.toContain('c2VjcmV0');
+  });
+
   it('refuses a PH_ variable it does not know, naming the one meant, without echoing its value', () => {
     let err: unknown;
     try {
