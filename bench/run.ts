@@ -2,6 +2,7 @@
 // To add one: export a Benchmark[] from bench/<name>.ts and spread it into BENCHMARKS.
 import { expandBenchmarks } from './expand';
 import { noHandleBenchmarks } from './no-handle';
+import { otlpBenchmarks } from './otlp';
 import { proxyBenchmarks } from './proxy';
 import { renderBenchmarks } from './render';
 import { requestsBenchmarks } from './requests';
@@ -11,7 +12,7 @@ import { tenantDeleteBenchmarks } from './tenant-delete';
 import { usageBenchmarks } from './usage';
 import { type Benchmark, BenchSetupError, cleanup, warnIfBusy } from './lib';
 
-const BENCHMARKS: Benchmark[] = [...expandBenchmarks, ...renderBenchmarks, ...usageBenchmarks, ...noHandleBenchmarks, ...requestsBenchmarks, ...sessionsBenchmarks, ...proxyBenchmarks, ...thinkingPrefixBenchmarks, ...tenantDeleteBenchmarks];
+const BENCHMARKS: Benchmark[] = [...expandBenchmarks, ...renderBenchmarks, ...usageBenchmarks, ...noHandleBenchmarks, ...requestsBenchmarks, ...sessionsBenchmarks, ...proxyBenchmarks, ...thinkingPrefixBenchmarks, ...tenantDeleteBenchmarks, ...otlpBenchmarks];
 
 const filters = process.argv.slice(2);
 const selected = BENCHMARKS.filter((b) => filters.length === 0 || filters.some((f) => b.name.includes(f)));

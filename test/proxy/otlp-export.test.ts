@@ -114,7 +114,7 @@ describe('the trace export (OTLP/HTTP)', () => {
     expect(await spansCounted(harness.t)).toEqual({ exported: 2 });
   });
 
-  it('exports a POST /v1/usage report as a root span, and a failed provider call with its error', async () => {
+  it('exports a POST /v1/usage report in the trace its traceparent names, and a failed provider call with its error', async () => {
     r = await receiver();
     const standIn = await startStandIn((_req, res) => void res.writeHead(529, { 'content-type': 'application/json' }).end('{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}'), { config: { otlp: otlp(r.url) } });
     h = standIn;
@@ -125,7 +125,8 @@ describe('the trace export (OTLP/HTTP)', () => {
     const rendered = await renderAnthropic(client, { prefix: [sys.id], messages: [{ role: 'user', content: 'hi' }] });
     const usage = anthropicUsage(promptTokens(rendered), 0, rendered.breakpoints.at(-1)!.token_end);
     const started = standIn.t.clock.now();
-    const reported = await client.post('/v1/usage', { request_id: rendered.request_id, usage, started_at: started, finished_at: started + 1_500 });
+    const reporter = '1111111111111111';
+    const reported = await client.post('/v1/usage', { request_id: rendered.request_id, usage, started_at: started, finished_at: started + 1_500 }, { traceparent: `00-${TRACE}-${reporter}-01` });
     expect(reported.status, reported.text).toBe(201);
     await standIn.t.services.writes.idle();
     await standIn.t.services.traces!.flush();
@@ -135,8 +136,7 @@ describe('the trace export (OTLP/HTTP)', () => {
     expect(failed).toMatchObject({ traceId: TRACE, parentSpanId: CALLER_SPAN, status: { code: 2 } });
     expect(failed.attrs).toMatchObject({ 'error.type': '529', 'http.response.status_code': 529, 'gen_ai.request.model': 'claude-sonnet-4-6' });
     const report = r.spans.find((s) => s.attrs['prefix_handles.request.id'] === rendered.request_id)!;
-    expect(report.parentSpanId).toBeUndefined();
-    expect(report.traceId).not.toBe(TRACE);
+    expect([report.traceId, report.parentSpanId]).toEqual([TRACE, reporter]);
     expect([report.start, report.end]).toEqual([started, started + 1_500]);
     expect(report.attrs).toMatchObject({
       'gen_ai.usage.input_tokens': promptTokens(rendered),

@@ -9,6 +9,7 @@ import { logUnhandled, problemBody, statusOf } from '../problem';
 import type { Handler } from 'hono';
 import { readJson } from '../body';
 import { fastPost, requestIdHeader, type FastPostDeps } from '../fast-route';
+import type { TraceExport } from '../../otlp';
 import { zodIssues } from '../../domain/validation';
 import { invalid } from '../../domain/errors';
 import { HANDLE_TYPES, handleIdPattern } from '../../domain/ids';
@@ -233,10 +234,12 @@ export const USAGE_PATH = '/v1/usage';
  * ahead of the global middleware with the same checks in the same order
  * (size, content type, key, JSON, schema) and the same problems.
  */
-export function usageRoute(deps: FastPostDeps & { reconciler: Reconciler }): Handler<AppEnv> {
+export function usageRoute(deps: FastPostDeps & { reconciler: Reconciler; traces?: TraceExport }): Handler<AppEnv> {
   return fastPost(deps, USAGE_PATH, async (c, auth) => {
     const parsed = UsageRecord.safeParse(await readJson(c, deps.maxBodyBytes));
     if (!parsed.success) throw invalidInput(parsed.error, 'json');
+    // The trace export (when on): the report's span goes into the caller's trace, as a proxied call's does.
+    deps.traces?.parent(parsed.data.request_id, c.req.header('traceparent'), c.req.header('tracestate'));
     const result = await deps.reconciler.ingest(auth.tenantId, parsed.data);
     return c.json({ ...result, outcome: outcomeView(result.outcome) } as Record<string, unknown>, result.duplicate ? 200 : 201, requestIdHeader(c));
   });
