@@ -87,19 +87,14 @@ export class TraceExport {
     const span = this.start(e, startedAt);
     if (!span) return;
     const u = e.usage;
-    const handles = o.segments.filter((s) => s.source !== 'inline');
     const reported = o.capture === 'reported';
-    const attrs: Attributes = {
-      ...(u.model ? { 'gen_ai.response.model': u.model } : {}),
-      ...(o.total_prompt_tokens !== null ? { 'gen_ai.usage.input_tokens': o.total_prompt_tokens } : {}),
-      ...(u.output_tokens !== null ? { 'gen_ai.usage.output_tokens': u.output_tokens } : {}),
-      ...(o.provider.read !== null ? { 'gen_ai.usage.cache_read.input_tokens': o.provider.read } : {}),
-      ...(o.provider.write !== null ? { 'gen_ai.usage.cache_creation.input_tokens': o.provider.write } : {}),
-      'prefix_handles.capture': o.capture,
-      ...tokenAttributes('prefix_handles.', handles, reported),
-    };
-    const captured = handles.reduce((n, s) => n + s.classes.captured, 0);
-    const opportunity = handles.reduce((n, s) => n + s.opportunity, 0);
+    const attrs: Attributes = { 'prefix_handles.capture': o.capture };
+    if (u.model) attrs['gen_ai.response.model'] = u.model;
+    if (o.total_prompt_tokens !== null) attrs['gen_ai.usage.input_tokens'] = o.total_prompt_tokens;
+    if (u.output_tokens !== null) attrs['gen_ai.usage.output_tokens'] = u.output_tokens;
+    if (o.provider.read !== null) attrs['gen_ai.usage.cache_read.input_tokens'] = o.provider.read;
+    if (o.provider.write !== null) attrs['gen_ai.usage.cache_creation.input_tokens'] = o.provider.write;
+    const { captured, opportunity } = addTokens(attrs, o.segments, 0, o.segments.length, reported, true);
     if (reported && opportunity > 0) attrs['prefix_handles.capture_rate'] = captured / opportunity;
     if (o.drift) {
       attrs['prefix_handles.drift.handle'] = o.drift.handle;
@@ -108,20 +103,20 @@ export class TraceExport {
       if (o.drift.byte_offset !== undefined) attrs['prefix_handles.drift.byte_offset'] = o.drift.byte_offset;
     }
     span.setAttributes(attrs);
-    for (const run of handleRuns(o.segments)) {
-      const ref = parseRef(run[0]!.source);
-      span.addEvent(
-        'prefix_handles.handle',
-        {
-          'prefix_handles.handle.id': ref?.id ?? run[0]!.source,
-          ...(ref?.version != null ? { 'prefix_handles.handle.version': ref.version } : {}),
-          'prefix_handles.handle.path': run[0]!.path,
-          'prefix_handles.segment.index': o.segments.indexOf(run[0]!),
-          'prefix_handles.segment.count': run.length,
-          ...tokenAttributes('prefix_handles.', run, reported),
-        },
-        startedAt,
-      );
+    // Runs of consecutive segments of one handle version (a session's batches, an artifact): one event each.
+    const segs = o.segments;
+    for (let i = 0; i < segs.length; ) {
+      const source = segs[i]!.source;
+      let end = i + 1;
+      while (end < segs.length && segs[end]!.source === source) end++;
+      if (source !== 'inline') {
+        const ref = parseRef(source);
+        const event: Attributes = { 'prefix_handles.handle.id': ref?.id ?? source, 'prefix_handles.handle.path': segs[i]!.path, 'prefix_handles.segment.index': i, 'prefix_handles.segment.count': end - i };
+        if (ref?.version != null) event['prefix_handles.handle.version'] = ref.version;
+        addTokens(event, segs, i, end, reported, false);
+        span.addEvent('prefix_handles.handle', event, startedAt);
+      }
+      i = end;
     }
     // An answer cut off (the client left, the provider stopped): its usage is partial, its capture unknown.
     if (!u.complete) span.setStatus({ code: SpanStatusCode.ERROR, message: 'interrupted: the answer was cut off before its end' });
@@ -211,40 +206,32 @@ export function shownUrl(url: string): string {
   return u.href;
 }
 
-/** Runs of consecutive handle segments of the same handle version (a session's batches, one artifact): one event each. */
-function handleRuns(segments: SegmentOutcome[]): SegmentOutcome[][] {
-  const runs: SegmentOutcome[][] = [];
-  let last: SegmentOutcome | undefined;
-  for (const s of segments) {
-    if (s.source !== 'inline') {
-      if (last && last.source === s.source) runs.at(-1)!.push(s);
-      else runs.push([s]);
-    }
-    last = s;
-  }
-  return runs;
-}
+const CAPTURED = CLASSES.indexOf('captured');
+const TOKEN_KEYS = CLASSES.map((c) => `prefix_handles.tokens.${c}`);
+const LEAKED_KEYS = MONEY_LEAKS.map((c) => `prefix_handles.leaked_usd.${c}`);
+/** Money in billionths of a cent, as the API shows it: float noise is not sent. */
+const money = (v: number) => Math.round(v * 1e11) / 1e11;
 
-/** Tokens by waterfall class, opportunity, and leaked money (USD, by class and in all) of some segments. */
-function tokenAttributes(prefix: string, segments: SegmentOutcome[], reported: boolean): Attributes {
-  const out: Record<string, number> = {};
-  for (const c of CLASSES) out[`${prefix}tokens.${c}`] = 0;
-  out[`${prefix}opportunity_tokens`] = 0;
-  let leakedTotal = 0;
-  const leaked: Record<string, number> = {};
-  for (const s of segments) {
-    for (const c of CLASSES) out[`${prefix}tokens.${c}`]! += s.classes[c];
-    out[`${prefix}opportunity_tokens`]! += s.opportunity;
+/**
+ * Adds to `attrs` the tokens by waterfall class, the opportunity and the leaked money (USD, in all and by class) of the
+ * handle segments in [from, to) (inline ones are the caller's own content, left out as the reports leave them out).
+ * Every class is set, 0 included, on the span (`all`): a query can sum it; an event carries those above 0.
+ */
+function addTokens(attrs: Attributes, segments: SegmentOutcome[], from: number, to: number, reported: boolean, all: boolean): { captured: number; opportunity: number } {
+  const tokens = new Array<number>(CLASSES.length).fill(0);
+  const leaked = new Array<number>(MONEY_LEAKS.length).fill(0);
+  let opportunity = 0;
+  for (let i = from; i < to; i++) {
+    const s = segments[i]!;
+    if (s.source === 'inline') continue;
+    for (let c = 0; c < CLASSES.length; c++) tokens[c]! += s.classes[CLASSES[c]!];
+    opportunity += s.opportunity;
     const byClass = leakedByClass(s.classes, s.cost, reported);
-    if (byClass)
-      for (const c of MONEY_LEAKS) {
-        leaked[c] = (leaked[c] ?? 0) + byClass[c];
-        leakedTotal += byClass[c];
-      }
+    if (byClass) for (let c = 0; c < MONEY_LEAKS.length; c++) leaked[c]! += byClass[MONEY_LEAKS[c]!];
   }
-  // Money in billionths of a cent, as the API shows it: float noise is not sent.
-  const money = (v: number) => Math.round(v * 1e11) / 1e11;
-  if (reported) out[`${prefix}leaked_usd`] = money(leakedTotal);
-  for (const [c, v] of Object.entries(leaked)) if (v > 0) out[`${prefix}leaked_usd.${c}`] = money(v);
-  return out;
+  for (let c = 0; c < CLASSES.length; c++) if (all || tokens[c]! > 0) attrs[TOKEN_KEYS[c]!] = tokens[c]!;
+  attrs['prefix_handles.opportunity_tokens'] = opportunity;
+  if (reported) attrs['prefix_handles.leaked_usd'] = money(leaked.reduce((a, b) => a + b, 0));
+  for (let c = 0; c < MONEY_LEAKS.length; c++) if (leaked[c]! > 0) attrs[LEAKED_KEYS[c]!] = money(leaked[c]!);
+  return { captured: tokens[CAPTURED]!, opportunity };
 }
