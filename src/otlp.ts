@@ -138,9 +138,14 @@ export class TraceExport {
     return this.provider.forceFlush().catch(() => undefined);
   }
 
-  /** Exports what is queued, then stops (on SIGTERM, after the last reconciliation is committed). */
-  shutdown(): Promise<void> {
-    return this.provider.shutdown().catch(() => undefined);
+  /**
+   * Exports what is queued, then stops (on SIGTERM, after the last reconciliation is committed). A collector that does
+   * not answer holds it `waitMs` at most (its export would retry up to its timeout, 10 s): the stop goes on.
+   */
+  shutdown(waitMs = 5_000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)));
+    return Promise.race([this.provider.shutdown().catch(() => undefined), waited]).finally(() => clearTimeout(timer));
   }
 
   /** The span of one call, a child of its caller's when the proxy got a `traceparent`; undefined when it is not kept. */

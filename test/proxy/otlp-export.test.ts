@@ -32,7 +32,8 @@ const MINUTE = 60_000;
 let h: Harness | StandIn | undefined;
 let r: Awaited<ReturnType<typeof receiver>> | undefined;
 afterEach(async () => {
-  await h?.t.services.traces?.shutdown();
+  // Each test has flushed what it checks: the stop is not waited for (a collector that holds an export would hold it).
+  await h?.t.services.traces?.shutdown(0);
   await h?.close();
   await r?.close();
   h = r = undefined;
@@ -198,6 +199,19 @@ describe('the trace export (OTLP/HTTP)', () => {
     await ask('one more');
     await harness.t.services.traces!.flush();
     expect(r.spans).toHaveLength(3);
+  });
+
+  it('a stop is held by a collector that does not answer only as long as it is told', async () => {
+    let answered = false;
+    r = await receiver(200, new Promise<void>(() => undefined));
+    const harness = await startHarness({ config: { otlp: otlp(r.url, { timeoutMs: 2_000 }) } });
+    h = harness;
+    await harness.anthropic().messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] });
+    await committed(harness);
+    await harness.t.services.traces!.shutdown(50).then(() => (answered = r!.bodies.length > 0));
+    // Shut down while the collector still holds the export: its answer never came.
+    expect(answered).toBe(false);
+    expect(await spansCounted(harness.t)).toEqual({});
   });
 
   it('a caller whose trace is not sampled gets no span', async () => {
