@@ -125,6 +125,27 @@ export const requests = sqliteTable(
   ],
 );
 
+/**
+ * A session batch's segment as requests through the session render it (src/store/compact.ts): written once per
+ * session, rendering variant and version, and referenced by a version range from each request's segments, instead of
+ * each request keeping a copy of every batch before it.
+ */
+export const sessionBatches = sqliteTable(
+  'session_batches',
+  {
+    tenantId: text('tenant_id')
+      .notNull()
+      .references(() => tenants.id),
+    sessionId: text('session_id').notNull(),
+    /** What besides its bytes shapes the segment: the request's format, catalog entry and message settings (batchVariant). */
+    variant: text('variant').notNull(),
+    version: integer('version').notNull(),
+    /** JSON: the segment less what its place in a request sets (section, bytes, whether estimated, digest, units). */
+    entry: text('entry').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.sessionId, t.variant, t.version] })],
+);
+
 /** Which handles each recorded request referenced (every id on its segments' paths): lists requests by handle. */
 export const requestHandles = sqliteTable(
   'request_handles',

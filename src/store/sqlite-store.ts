@@ -2,6 +2,7 @@ import { and, asc, desc, eq, gt, gte, isNull, lt, lte, sql } from 'drizzle-orm';
 import { statSync, type Stats } from 'node:fs';
 import type { Db, WalSync } from './db';
 import { DELETING_NAME } from './store';
+import { batchVariant, compactOutcome, compactSegments, expandOutcome, expandSegments, type ReadBatches } from './compact';
 import { apiKeys, blobs, calibration, driftFindings, handlePins, handles, handleVersions, requestInline, requests, tenants } from './schema';
 import { DAY_MS, type Clock } from '../domain/clock';
 import { classMarks, pathHandles, SUMMARY_VERSION, type RequestSummary } from '../domain/reconcile/request-summary';
@@ -45,7 +46,7 @@ type Statement = ReturnType<Db['$client']['prepare']>;
 const json = (v: unknown) => (v === null || v === undefined ? null : JSON.stringify(v));
 const parse = (v: unknown) => (typeof v === 'string' ? JSON.parse(v) : (v ?? null));
 
-function requestParams(r: RequestRow) {
+function requestParams(r: RequestRow, segments: unknown) {
   return {
     id: r.id,
     tenantId: r.tenantId,
@@ -55,7 +56,7 @@ function requestParams(r: RequestRow) {
     catalogEntry: r.catalogEntry,
     catalogFallback: r.catalogFallback ? 1 : 0,
     renderedAt: r.renderedAt,
-    segments: json(r.segments),
+    segments: json(segments),
     breakpoints: json(r.breakpoints),
     promptCacheKey: r.promptCacheKey,
     cacheTtl: r.cacheTtl ?? null,
@@ -74,8 +75,11 @@ const REQUEST_SELECT = `select r.id, r.tenant_id, r.scope, r.format, r.model, r.
   c.started_at, c.first_byte_at, c.finished_at, c.report_hash, c.usage_raw, c.usage, c.diagnostics, c.outcome, c.write_premium, c.write_read
   from requests r left join reconciliations c on c.seq = r.reconciled_seq`;
 
-/** A request as the domain sees it (JSON parsed), from a raw row of REQUEST_SELECT (its columns in that order; a list's adds the summary and handles). */
-function requestFromRow(row: unknown[]): RequestRow {
+/**
+ * A request as the domain sees it (JSON parsed, its segments and outcome expanded from their compact form: see
+ * compact.ts), from a raw row of REQUEST_SELECT (its columns in that order; a list's adds the summary and handles).
+ */
+function requestFromRow(row: unknown[], batches: (tenantId: string) => ReadBatches): RequestRow {
   const [id, tenantId, scope, format, model, catalogEntry, catalogFallback, renderedAt, segments, breakpoints, promptCacheKey, cacheTtl, messageSettings, providerHistory, prediction, status, startedAt, finishedAt, usageRaw] = row;
   const [cStartedAt, cFirstByteAt, cFinishedAt, cReportHash, cUsageRaw, cUsage, cDiagnostics, cOutcome, cWritePremium, cWriteRead, summary, handleIds] = row.slice(19);
   const reconciled = cReportHash !== null && cReportHash !== undefined;
@@ -88,7 +92,7 @@ function requestFromRow(row: unknown[]): RequestRow {
     catalogEntry: catalogEntry as string,
     catalogFallback: catalogFallback === 1,
     renderedAt: renderedAt as number,
-    segments: parse(segments),
+    segments: expandSegments(parse(segments), batches(tenantId as string)),
     breakpoints: parse(breakpoints),
     promptCacheKey: (promptCacheKey as string | null) ?? null,
     cacheTtl: (cacheTtl as string | null) ?? null,
@@ -104,7 +108,7 @@ function requestFromRow(row: unknown[]): RequestRow {
     usageRaw: parse(reconciled ? cUsageRaw : usageRaw),
     usage: parse(cUsage),
     diagnostics: parse(cDiagnostics),
-    outcome: parse(cOutcome),
+    outcome: expandOutcome(parse(cOutcome)),
     summary: parse(summary),
     handles: parse(handleIds),
     writePremium: parse(cWritePremium),
@@ -215,7 +219,7 @@ const REQUEST_ROWS = ['summaries', 'reconciliations', 'lines', 'classes', 'start
  * the range from `<tenant>|` up to `<tenant>}`, '}' following '|'), each `@n` rows at a time by rowid; its requests and
  * handles with their children (`@ids`).
  */
-const TENANT_TABLES = ['request_handles', 'request_classes', 'request_starts', 'drift_findings', 'rollups', 'rollups_span', 'rollups_span_through', 'calibration'];
+const TENANT_TABLES = ['session_batches', 'request_handles', 'request_classes', 'request_starts', 'drift_findings', 'rollups', 'rollups_span', 'rollups_span_through', 'calibration'];
 const SCOPE_TABLES = ['scope_snapshot_changes', 'scope_snapshots', 'scope_pruned'];
 const TENANT_SQL = {
   requestIds: 'select id from requests where tenant_id = @t limit @n',
@@ -338,6 +342,8 @@ export class SqliteStore implements Store {
       )
       .raw();
     this.blobByDigest = client.prepare('select bytes from blobs where digest = ?').pluck();
+    this.selectBatches = client.prepare('select version, entry from session_batches where tenant_id = ? and session_id = ? and variant = ? and version between ? and ?').raw();
+    this.insertBatch = client.prepare('insert or ignore into session_batches (tenant_id, session_id, variant, version, entry) values (@tenantId, @sessionId, @variant, @version, @entry)');
     this.listScan = Object.fromEntries(Object.entries(LIST_SQL).map(([name, text]) => [name, client.prepare(text)])) as Record<keyof typeof LIST_SQL, Statement>;
     this.tenantLeftCounts = client.prepare('select (select count(*) from requests where tenant_id = @t) as requests, (select count(*) from handles where tenant_id = @t) as handles');
     // requests_scope_reconciled walks the scope in replay order (no sort of its whole history), and only what a replay
@@ -438,6 +444,13 @@ export class SqliteStore implements Store {
   deletingTenants(): string[] {
     return this.db.select({ id: tenants.id }).from(tenants).where(eq(tenants.name, DELETING_NAME)).all().map((t) => t.id);
   }
+
+  private readonly selectBatches: { all(...params: unknown[]): unknown[] };
+  private readonly insertBatch: Statement;
+
+  /** A tenant's stored session batches (compact.ts), as a request's segments reference them. */
+  private readonly batchesOf = (tenantId: string): ReadBatches => (session, variant, from, to) =>
+    new Map((this.selectBatches.all(tenantId, session, variant, from, to) as Array<[number, string]>).map(([v, e]) => [v, e]));
 
   private tenantStmts?: { sql: Record<keyof typeof TENANT_SQL, Statement>; byTenant: Statement[]; byScope: Statement[] };
 
@@ -640,7 +653,7 @@ export class SqliteStore implements Store {
     const page = found.slice(0, q.limit);
     const last = page.at(-1);
     return {
-      rows: page.map((s) => Object.assign(requestFromRow(this.requestSummaryById.get(s.id) as unknown[]), { listedAt: s.started_at })),
+      rows: page.map((s) => Object.assign(requestFromRow(this.requestSummaryById.get(s.id) as unknown[], this.batchesOf), { listedAt: s.started_at })),
       next: found.length > q.limit && last ? { startedAt: last.started_at, id: last.id } : null,
     };
   }
@@ -693,7 +706,7 @@ export class SqliteStore implements Store {
 
   getRequest(id: string): RequestRow | undefined {
     const row = this.requestById.get(id) as unknown[] | undefined;
-    return row ? requestFromRow(row) : undefined;
+    return row ? requestFromRow(row, this.batchesOf) : undefined;
   }
 
   getInline(requestId: string, segment: number, now: number): InlineRow | undefined {
@@ -784,9 +797,30 @@ export class SqliteStore implements Store {
       }
       for (const c in r.values) row[c] = (row[c] as number) + (r.values[c] ?? 0);
     };
+    // Session batches this commit stores (a row read here does not hold them yet), by tenant, session, variant, version.
+    const newBatches = new Map<string, string>();
     for (const op of ops) {
       if (op.kind === 'request') {
-        out.push([this.write.insertRequest, requestParams(op.row)]);
+        const { tenantId } = op.row;
+        const stored = this.batchesOf(tenantId);
+        const segments = compactSegments(
+          op.row.segments,
+          batchVariant(op.row),
+          (session, variant, from, to) => {
+            const found = stored(session, variant, from, to);
+            for (let v = from; v <= to; v++) {
+              const entry = newBatches.get(`${tenantId}\n${session}\n${variant}\n${v}`);
+              if (entry !== undefined) found.set(v, entry);
+            }
+            return found;
+          },
+          (session, version, entry) => {
+            const variant = batchVariant(op.row);
+            newBatches.set(`${tenantId}\n${session}\n${variant}\n${version}`, entry);
+            out.push([this.insertBatch, { tenantId, sessionId: session, variant, version, entry }]);
+          },
+        );
+        out.push([this.write.insertRequest, requestParams(op.row, segments)]);
         const onPaths = pathHandles(op.row.segments as Array<{ path: string[] }>);
         out.push([this.write.insertLine, { id: op.row.id, handles: JSON.stringify(onPaths) }]);
         out.push([this.write.insertStart, { id: op.row.id, tenantId: op.row.tenantId, startedAt: op.row.renderedAt }]);
@@ -822,7 +856,7 @@ export class SqliteStore implements Store {
             usageRaw: JSON.stringify(r.usageRaw),
             usage: JSON.stringify(r.usage),
             diagnostics: JSON.stringify(r.diagnostics),
-            outcome: JSON.stringify(r.outcome),
+            outcome: JSON.stringify(compactOutcome(r.outcome, w.prices)),
             writePremium: JSON.stringify(r.writePremium),
           },
         ]);
@@ -878,7 +912,7 @@ export class SqliteStore implements Store {
   }
 
   *reconciledInScope(scope: string, afterSeq = 0): IterableIterator<RequestRow> {
-    for (const row of this.requestsInScope.iterate(scope, afterSeq) as IterableIterator<unknown[]>) yield requestFromRow(row);
+    for (const row of this.requestsInScope.iterate(scope, afterSeq) as IterableIterator<unknown[]>) yield requestFromRow(row, this.batchesOf);
   }
 
   countReconciledInScope(scope: string, seq: number): number {

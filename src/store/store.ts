@@ -237,6 +237,8 @@ export interface IngestWrite {
    * `left`: the stored premium still unread (null: none left).
    */
   markWriteRead: { requestId: string; rollups: RollupDelta[]; left: unknown } | null;
+  /** The cache read multiplier and input price per token the outcome was priced at: its batches read whole are stored as runs (compact.ts). */
+  prices?: { read: number; input: number };
 }
 
 /** A reconciliation whose write premium is not all read yet. */

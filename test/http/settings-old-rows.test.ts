@@ -29,8 +29,8 @@ async function driftAgainstOldRow(before: object, units: (u: NonNullable<Units>)
     first.close();
 
     const second = createTestApp({ databasePath: file, clock: first.clock });
-    const row = second.sqlite.prepare('select segments from requests where id = ?').get(r1.request_id) as { segments: string };
-    const segments = JSON.parse(row.segments).map((seg: { units: unknown[][] }) => ({ ...seg, units: units(seg.units) }));
+    // As the store reads them (a session's batches are stored apart: see src/store/compact.ts), written back whole.
+    const segments = (second.store.getRequest(r1.request_id)!.segments as Array<{ units: unknown[][] }>).map((seg: { units: unknown[][] }) => ({ ...seg, units: units(seg.units) }));
     second.sqlite.prepare('update requests set segments = ?, message_settings = null where id = ?').run(JSON.stringify(segments), r1.request_id);
     second.clock.advance(60_000);
     const again = clientFor(second.app, key);

@@ -638,6 +638,7 @@ export class Reconciler {
       calibration: total === null || mismatch || kept ? null : { tenantId, model: request.model, family: calibrationFamily(model.tokenizer), providerTokens: total, estimatedTokens: outcome.estimated_prompt_tokens },
       // Only a read the provider confirmed proves the earlier write was worth its premium.
       markWriteRead: readFrom && readFrom !== request.id && read !== null && read > 0 ? this.markRead(readFrom, read, now) : null,
+      prices: { read: money.read, input: money.input },
     };
     const result: IngestResult = { request_id: request.id, duplicate: false, outcome, usage };
     // Pending from now: a reader in the same group commit finds it here. It and the write this one read stay here,

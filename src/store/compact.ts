@@ -1,0 +1,240 @@
+// A long session's requests stored in room that grows with what is new in each, not with the session's length.
+//
+// A request through a session has a segment per session batch, and its outcome one per segment: stored as they are,
+// a call at round N writes O(N), a session of N rounds O(N²). Here a request's run of batches is stored as a reference
+// (the session, a version range) to the batches' rows in `session_batches`, each written once per session, version and
+// rendering variant; and an outcome's run of batches read in full at the cache price (`captured`) as one entry, each
+// segment's outcome computed again from its length and the two prices. Every compact entry is checked when written: it
+// expands to the exact JSON of what it replaces, else that segment is stored as it is. The reader takes both shapes
+// (rows written before this were arrays).
+
+import { sha256Hex } from '../domain/digest';
+
+interface Segment {
+  source: string;
+  path: string[];
+  section: string;
+  byte_start: number;
+  byte_end: number;
+  token_start: number;
+  token_end: number;
+  tokens_estimated: boolean;
+  blocks: number;
+  digest: string;
+  chain: string;
+  units: Array<[string, number, number] | [string, number, number, string]>;
+}
+
+/** A session batch as stored once in `session_batches`: what its segment holds that its place in a request does not set. */
+type BatchEntry = [section: string, bytes: number, estimated: 0 | 1, digest: string, units: Segment['units']];
+
+/** A request's segments as stored: `v` the variant its batches are stored under; `s` segments, or runs `[session, from, to]`. */
+export interface CompactSegments {
+  v: string;
+  s: Array<Segment | [string, number, number]>;
+}
+
+/** Reads the stored entries of a session's versions [from, to] under a variant, by version (JSON text). */
+export type ReadBatches = (session: string, variant: string, from: number, to: number) => Map<number, string>;
+
+const BATCH_SOURCE = /^(ses_[^@]+)@(\d+)$/;
+const START = { byte_end: 0, token_end: 0, chain: '' };
+
+/** The variant a request's batches are stored under: what besides its bytes shapes a batch's segment (the rest is checked). */
+export function batchVariant(r: { format: string; catalogEntry: string; messageSettings?: string | null }): string {
+  return sha256Hex(`${r.format}\n${r.catalogEntry}\n${r.messageSettings ?? ''}`).slice(0, 16);
+}
+
+function batchSegment(session: string, version: number, entry: BatchEntry, prev: Pick<Segment, 'byte_end' | 'token_end' | 'chain'>): Segment {
+  const [section, bytes, estimated, digest, units] = entry;
+  const source = `${session}@${version}`;
+  let tokens = 0;
+  let blocks = 0;
+  for (const u of units) {
+    tokens += u[1];
+    blocks += u[2];
+  }
+  return {
+    source,
+    path: [source],
+    section,
+    byte_start: prev.byte_end,
+    byte_end: prev.byte_end + bytes,
+    token_start: prev.token_end,
+    token_end: prev.token_end + tokens,
+    tokens_estimated: estimated === 1,
+    blocks,
+    digest,
+    chain: sha256Hex(prev.chain + digest),
+    units,
+  };
+}
+
+/** The batch entry a segment is, when it expands to exactly its JSON after the segment before it. */
+function asBatch(seg: Segment, prev: Pick<Segment, 'byte_end' | 'token_end' | 'chain'>): { session: string; version: number; entry: string } | null {
+  const m = typeof seg?.source === 'string' ? BATCH_SOURCE.exec(seg.source) : null;
+  if (!m || !Array.isArray(seg.units) || typeof seg.digest !== 'string') return null;
+  const entry: BatchEntry = [seg.section, seg.byte_end - seg.byte_start, seg.tokens_estimated ? 1 : 0, seg.digest, seg.units];
+  const session = m[1]!;
+  const version = Number(m[2]);
+  if (JSON.stringify(batchSegment(session, version, entry, prev)) !== JSON.stringify(seg)) return null;
+  return { session, version, entry: JSON.stringify(entry) };
+}
+
+/**
+ * A request's segments in their compact form, for a request whose batches are stored under `variant`: each run of a
+ * session's consecutive versions whose stored entries (`read`, or `write` for one not stored yet) are the segments'
+ * own becomes a reference; any other segment is kept whole. Segments of any other shape are returned as they are.
+ */
+export function compactSegments(segments: unknown, variant: string, read: ReadBatches, write: (session: string, version: number, entry: string) => void): unknown {
+  if (!Array.isArray(segments)) return segments;
+  const segs = segments as Segment[];
+  const batches = segs.map((seg, i) => asBatch(seg, i === 0 ? START : segs[i - 1]!));
+  if (batches.every((b) => b === null)) return segments;
+  const out: CompactSegments['s'] = [];
+  let i = 0;
+  while (i < segs.length) {
+    const first = batches[i];
+    if (!first) {
+      out.push(segs[i++]!);
+      continue;
+    }
+    let j = i + 1;
+    while (j < segs.length && batches[j]?.session === first.session && batches[j]!.version === batches[j - 1]!.version + 1) j++;
+    const stored = read(first.session, variant, first.version, batches[j - 1]!.version);
+    let run: [string, number, number] | null = null;
+    for (let k = i; k < j; k++) {
+      const b = batches[k]!;
+      const found = stored.get(b.version);
+      if (found === undefined) write(b.session, b.version, b.entry);
+      if (found === undefined || found === b.entry) {
+        if (run) run[2] = b.version;
+        else out.push((run = [b.session, b.version, b.version]));
+      } else {
+        // Stored otherwise under this variant (rendered in another way): kept whole.
+        out.push(segs[k]!);
+        run = null;
+      }
+    }
+    i = j;
+  }
+  return { v: variant, s: out } satisfies CompactSegments;
+}
+
+/** A request's segments as the domain sees them, from either stored shape. */
+export function expandSegments(stored: unknown, read: ReadBatches): unknown {
+  if (stored === null || typeof stored !== 'object' || Array.isArray(stored)) return stored;
+  const { v, s } = stored as CompactSegments;
+  const out: Segment[] = [];
+  for (const e of s) {
+    if (!Array.isArray(e)) {
+      out.push(e);
+      continue;
+    }
+    const [session, from, to] = e;
+    const entries = read(session, v, from, to);
+    for (let version = from; version <= to; version++) {
+      const entry = entries.get(version);
+      if (entry === undefined) throw new Error(`session batch ${session}@${version} (${v}) is not stored`);
+      out.push(batchSegment(session, version, JSON.parse(entry) as BatchEntry, out.at(-1) ?? START));
+    }
+  }
+  return out;
+}
+
+interface SegmentOutcome {
+  source: string;
+  path: string[];
+  section: string;
+  start: number;
+  end: number;
+  read: number;
+  write: number;
+  predicted: number;
+  opportunity: number;
+  classes: Record<string, number>;
+  cost: { actual: number; no_cache: number; perfect: number; write_premium: number };
+}
+
+/**
+ * An outcome's segments as stored: `p` the cache read multiplier and the input price per token, `k` the classes in
+ * their order, `s` segment outcomes, or runs `[session, first version, count, section]` of batches read whole (captured).
+ */
+export interface CompactOutcomes {
+  p: [read: number, input: number];
+  k: string[];
+  s: Array<SegmentOutcome | [string, number, number, string]>;
+}
+
+/** A batch's outcome read whole at the cache price, as the reconciler writes it (reconciler.ts, segOutcomes). */
+function capturedOutcome(source: string, section: string, start: number, end: number, [mr, mi]: CompactOutcomes['p'], keys: string[]): SegmentOutcome {
+  const len = end - start;
+  const classes: Record<string, number> = {};
+  for (const k of keys) classes[k] = k === 'captured' ? len : 0;
+  return {
+    source,
+    path: [source],
+    section,
+    start,
+    end,
+    read: len,
+    write: 0,
+    predicted: len,
+    opportunity: len,
+    classes,
+    cost: { actual: (len * mr + 0 + 0) * mi, no_cache: len * mi, perfect: ((len - 0) * mr + 0) * mi, write_premium: (0 - 0) * mi },
+  };
+}
+
+/**
+ * An outcome with its segments compact: each run of one section's consecutive session batches read whole at the
+ * cache price is one entry (`prices`: the read multiplier and the input price the reconciliation used); any other
+ * segment, or one that would not expand to its exact JSON, is kept whole. Without prices, or of another shape, the
+ * outcome is returned as it is.
+ */
+export function compactOutcome(outcome: unknown, prices: { read: number; input: number } | undefined): unknown {
+  const o = outcome as { segments?: unknown; lengths?: unknown } | null;
+  if (!prices || !o || !Array.isArray(o.segments) || !Array.isArray(o.lengths) || o.segments.length !== o.lengths.length || o.segments.length === 0) return outcome;
+  const segs = o.segments as SegmentOutcome[];
+  const lengths = o.lengths as number[];
+  const p: CompactOutcomes['p'] = [prices.read, prices.input];
+  const keys = Object.keys(segs[0]!.classes ?? {});
+  const out: CompactOutcomes['s'] = [];
+  let run: [string, number, number, string] | null = null;
+  segs.forEach((seg, i) => {
+    const m = typeof seg.source === 'string' ? BATCH_SOURCE.exec(seg.source) : null;
+    const captured = m && JSON.stringify(capturedOutcome(seg.source, seg.section, seg.start, seg.end, p, keys)) === JSON.stringify(seg) && seg.start === (i === 0 ? 0 : segs[i - 1]!.end) && seg.end - seg.start === lengths[i];
+    if (!captured) {
+      out.push(seg);
+      run = null;
+      return;
+    }
+    const [, session, v] = m;
+    if (run && run[0] === session && run[1] + run[2] === Number(v) && run[3] === seg.section) run[2]++;
+    else out.push((run = [session!, Number(v), 1, seg.section]));
+  });
+  if (out.length === segs.length) return outcome;
+  // In its place among the outcome's keys: the outcome reads back with its keys in the same order.
+  return { ...o, segments: { p, k: keys, s: out } satisfies CompactOutcomes };
+}
+
+/** An outcome as the domain sees it, from either stored shape. */
+export function expandOutcome(stored: unknown): unknown {
+  const o = stored as { segments?: unknown; lengths?: number[] } | null;
+  if (!o || typeof o !== 'object' || !o.segments || Array.isArray(o.segments)) return stored;
+  const { p, k, s } = o.segments as CompactOutcomes;
+  const lengths = o.lengths!;
+  const out: SegmentOutcome[] = [];
+  for (const e of s) {
+    if (!Array.isArray(e)) {
+      out.push(e);
+      continue;
+    }
+    const [session, from, count, section] = e;
+    for (let n = 0; n < count; n++) {
+      const start = out.at(-1)?.end ?? 0;
+      out.push(capturedOutcome(`${session}@${from + n}`, section, start, start + lengths[out.length]!, p, k));
+    }
+  }
+  return { ...o, segments: out };
+}
