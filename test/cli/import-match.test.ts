@@ -38,9 +38,10 @@ interface Recorded {
 /** A tenant's reconciled requests, in the order they were reconciled. */
 function recorded(tenant: string): Recorded[] {
   const rows = t.sqlite
-    .prepare('select r.segments, r.breakpoints, r.prompt_cache_key from requests r join reconciliations c on c.request_id = r.id where r.tenant_id = ? order by c.seq')
-    .all(tenant) as Array<{ segments: string; breakpoints: string; prompt_cache_key: string | null }>;
-  return rows.map((r) => ({ segments: JSON.parse(r.segments), breakpoints: JSON.parse(r.breakpoints), prompt_cache_key: r.prompt_cache_key }));
+    .prepare('select r.id, r.breakpoints, r.prompt_cache_key from requests r join reconciliations c on c.request_id = r.id where r.tenant_id = ? order by c.seq')
+    .all(tenant) as Array<{ id: string; breakpoints: string; prompt_cache_key: string | null }>;
+  // Segments as the store reads them (a session's batches are stored apart: src/store/compact.ts).
+  return rows.map((r) => ({ segments: t.store.getRequest(r.id)!.segments as Recorded['segments'], breakpoints: JSON.parse(r.breakpoints), prompt_cache_key: r.prompt_cache_key }));
 }
 
 /** What the provider saw of a recorded request: everything but which handle a segment is said to come from. */

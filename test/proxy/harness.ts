@@ -11,7 +11,7 @@ import OpenAI from 'openai';
 import { GoogleGenAI } from '@google/genai';
 import { loadCatalog, ModelCatalog } from '../../src/domain/catalog/catalog';
 import { createSimulatorApp, type SimulatorOptions } from '../../src/simulator/server';
-import { createTestApp, type TestApp } from '../helpers/app';
+import { clientFor, createTestApp, type TestApp } from '../helpers/app';
 import type { Config } from '../../src/config';
 import { FakeClock } from '../helpers/clock';
 
@@ -59,6 +59,10 @@ export interface HarnessOptions extends Partial<Pick<SimulatorOptions, 'chunkDel
   hold?: (call: number, chunk: string) => Promise<void> | undefined;
   /** More of the proxy's configuration (the trace export's `otlp`). */
   config?: Partial<Config>;
+  /** The database file (in memory when absent). */
+  databasePath?: string;
+  /** A tenant the file already holds, instead of a new one. */
+  tenant?: { id: string; key: string };
 }
 
 async function listen(fetch: Parameters<typeof serve>[0]['fetch']): Promise<{ server: ServerType; url: string }> {
@@ -125,9 +129,9 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     return new Response(recorded(res.body, entry, timeline, { ...opts, call }, contentType), { status: res.status, headers });
   });
 
-  const t = createTestApp({ clock, config: { anthropicBaseUrl: upstream.url, openaiBaseUrl: upstream.url, geminiBaseUrl: upstream.url, ...(opts.maxBodyBytes ? { maxBodyBytes: opts.maxBodyBytes } : {}), ...(opts.proxyOrderWaitMs ? { proxyOrderWaitMs: opts.proxyOrderWaitMs } : {}), ...(opts.log ? { log: 'json' as const } : {}), ...opts.config } });
+  const t = createTestApp({ clock, databasePath: opts.databasePath, config: { anthropicBaseUrl: upstream.url, openaiBaseUrl: upstream.url, geminiBaseUrl: upstream.url, ...(opts.maxBodyBytes ? { maxBodyBytes: opts.maxBodyBytes } : {}), ...(opts.proxyOrderWaitMs ? { proxyOrderWaitMs: opts.proxyOrderWaitMs } : {}), ...(opts.log ? { log: 'json' as const } : {}), ...opts.config } });
   const proxy = await listen(t.app.fetch);
-  const tenant = t.tenant();
+  const tenant = opts.tenant ? { ...opts.tenant, client: clientFor(t.app, opts.tenant.key) } : t.tenant();
 
   return {
     t,

@@ -1,0 +1,150 @@
+// What a long session's calls store (src/store/compact.ts): a call's stored JSON grows with what is new in it, not
+// with the session's length; a database written before migration 0020 (every batch a segment of every request, every
+// segment an outcome) reads the same answers once migrated, and a scope replayed after a restart from either shape
+// gives the next call the same outcome. With the Anthropic SDK through the proxy and the simulator.
+
+import type Anthropic from '@anthropic-ai/sdk';
+import Database from 'better-sqlite3';
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, expect, it } from 'vitest';
+import { mintBundle, mintSystem, mintTools, startSession } from '../helpers/factories';
+import { asBefore0020 } from '../helpers/migrations';
+import { LONG_SYSTEM } from '../helpers/scenario';
+import { committed, startHarness, type Harness } from './harness';
+
+const MODEL = 'claude-sonnet-4-6';
+const THINKING = { type: 'enabled' as const, budget_tokens: 1024 };
+type Block = Anthropic.ContentBlockParam;
+const marked = (blocks: Block[]): Block[] => [...blocks.slice(0, -1), { ...blocks[blocks.length - 1]!, cache_control: { type: 'ephemeral', ttl: '1h' } } as Block];
+const file = (i: number) => Array.from({ length: 40 }, (_, k) => `export const line${k} = ${i * 100 + k};`).join('\n');
+
+const open: Harness[] = [];
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const h of open.splice(0)) await h.close();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+async function harness(opts: Parameters<typeof startHarness>[0] = {}): Promise<Harness> {
+  const h = await startHarness(opts);
+  open.push(h);
+  return h;
+}
+
+/** A tool round on the session (a question answered with a tool call, then its result): the two request ids. */
+async function round(h: Harness, session: string, i: number): Promise<[string, string]> {
+  const sdk = h.anthropic({ headers: { 'x-ph-session': session } });
+  const ask = await sdk.messages.create({ model: MODEL, max_tokens: 4096, thinking: THINKING, messages: [{ role: 'user', content: marked([{ type: 'text', text: `Step ${i}: use read_file on src/f${i}.ts` }]) }] }).withResponse();
+  const call = ask.data.content.find((b): b is Anthropic.ToolUseBlock => b.type === 'tool_use')!;
+  h.clock.advance(10_000);
+  const answer = await sdk.messages.create({ model: MODEL, max_tokens: 4096, thinking: THINKING, messages: [{ role: 'user', content: marked([{ type: 'tool_result', tool_use_id: call.id, content: file(i) }]) }] }).withResponse();
+  h.clock.advance(10_000);
+  await committed(h);
+  return [ask.response.headers.get('x-ph-request-id')!, answer.response.headers.get('x-ph-request-id')!];
+}
+
+async function start(h: Harness) {
+  const client = h.tenant.client;
+  const bundle = await mintBundle(client, [(await mintTools(client, 'read_file')).id, (await mintSystem(client, LONG_SYSTEM)).id]);
+  return startSession(client, { base: bundle.id });
+}
+
+/** Bytes of JSON a request's call stored: its segments, its outcome, and the session batches first stored with it. */
+function storedBytes(db: Database.Database, id: string, batchesBefore: number): number {
+  const own = db.prepare('select length(r.segments) + length(c.outcome) from requests r join reconciliations c on c.seq = r.reconciled_seq where r.id = ?').pluck().get(id) as number;
+  return own + (db.prepare('select coalesce(sum(length(entry)), 0) from session_batches').pluck().get() as number) - batchesBefore;
+}
+
+it("a call's stored JSON grows with what is new in it: each batch stored once, a few bytes a round on top (was about 1,100 a batch)", async () => {
+  const h = await harness();
+  const db = h.t.sqlite;
+  const session = await start(h);
+  const batchBytes = () => db.prepare('select coalesce(sum(length(entry)), 0) from session_batches').pluck().get() as number;
+  const perCall: number[] = [];
+  let last = '';
+  for (let i = 1; i <= 30; i++) {
+    const before = batchBytes();
+    // Each round's two calls, both measured: the answer's holds the ask's batch and its own.
+    const [ask, answer] = await round(h, session.id, i);
+    perCall.push(storedBytes(db, ask, before) + storedBytes(db, answer, before) - (batchBytes() - before));
+    last = answer;
+  }
+  // Round 30's calls refer to 59 batches, round 5's to 9: 50 batches more, a few bytes each (the outcome's lengths of
+  // each segment and unit, kept as they were), where a batch whole in each request and its outcome took 1,100.
+  const growth = perCall[29]! - perCall[4]!;
+  expect(growth).toBeGreaterThan(0);
+  expect(growth).toBeLessThan(50 * 40);
+  // Every batch stored once (under the one variant the calls rendered it in).
+  const versions = (await h.tenant.client.get(`/v1/handles/${session.id}`)).json.version.version as number;
+  expect(db.prepare('select count(*), count(distinct version) from session_batches where session_id = ?').raw().get(session.id)).toEqual([versions - 2, versions - 2]);
+  // The last request refers to the session's batches as one run; GET lists each, with its outcome, captured.
+  const stored = JSON.parse(db.prepare('select segments from requests where id = ?').pluck().get(last) as string);
+  expect(stored.s.filter((e: unknown) => Array.isArray(e))).toEqual([[session.id, 2, versions - 1]]);
+  const got = (await h.tenant.client.get(`/v1/requests/${last}`)).json;
+  const batches = got.outcome.segments.filter((s: { source: string }) => s.source.startsWith(`${session.id}@`));
+  expect(batches.map((s: { source: string }) => s.source)).toEqual(Array.from({ length: versions - 2 }, (_, k) => `${session.id}@${k + 2}`));
+  // Every batch read from the cache but the newest (the reply, sent for the first time by this call).
+  type Seg = { classes: { captured: number; cold: number }; end: number; start: number };
+  expect(batches.slice(0, -1).every((s: Seg) => s.classes.captured === s.end - s.start && s.end > s.start)).toBe(true);
+  expect(batches.at(-1).classes.cold).toBeGreaterThan(0);
+  expect(got.segments.map((s: { source: string }) => s.source)).toEqual(got.outcome.segments.map((s: { source: string }) => s.source));
+});
+
+it('a database of the old shape reads the same answers once migrated; a scope replayed from either after a restart gives the next call the same outcome', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ph-session-storage-'));
+  dirs.push(dir);
+  const a = join(dir, 'compact.sqlite');
+  const b = join(dir, 'old.sqlite');
+  const first = await harness({ databasePath: a });
+  const session = await start(first);
+  const ids: string[] = [];
+  for (let i = 1; i <= 6; i++) ids.push(...(await round(first, session.id, i)));
+  // 20 minutes without a call (the 1h marks keep the prefix), then a round more.
+  first.clock.advance(20 * 60_000);
+  ids.push(...(await round(first, session.id, 7)));
+  const tenant = { id: first.tenant.id, key: first.tenant.key };
+  const answers = async (h: Harness) => ({
+    requests: await Promise.all(ids.map(async (id) => (await h.tenant.client.get(`/v1/requests/${id}`)).json)),
+    session: (await h.tenant.client.get(`/v1/reports/handles/${session.id}`)).json,
+    tenant: (await h.tenant.client.get('/v1/reports')).json,
+  });
+  const written = await answers(first);
+  expect(written.requests.every((r) => r.status === 'reconciled')).toBe(true);
+  const at = first.clock.now();
+  open.splice(open.indexOf(first), 1);
+  await first.close();
+
+  // The old shape: as the code before 0020 wrote it (each request's batches whole, each outcome one per segment).
+  for (const ext of ['', '-wal']) if (existsSync(a + ext)) copyFileSync(a + ext, b + ext);
+  const raw = new Database(b);
+  asBefore0020(raw);
+  const oldRows = raw.prepare('select segments from requests').pluck().all() as string[];
+  expect(oldRows.every((s) => Array.isArray(JSON.parse(s)))).toBe(true);
+  expect(Math.max(...oldRows.map((s) => JSON.parse(s).length))).toBeGreaterThan(14);
+  raw.close();
+  // Each restarted scope replays from its first request (no snapshot to start from): from compact rows, and old ones.
+  for (const path of [a, b]) {
+    const db = new Database(path);
+    db.prepare('delete from scope_snapshot_changes').run();
+    db.prepare('delete from scope_snapshots').run();
+    db.close();
+  }
+
+  const next = async (path: string) => {
+    const h = await harness({ databasePath: path, tenant });
+    h.clock.set(at + 60_000);
+    const read = await answers(h);
+    const [ask, answer] = await round(h, session.id, 8);
+    // The simulator's replies differ from run to run (tool call ids, signatures): their figures do not.
+    const got = await Promise.all([ask, answer].map(async (id) => (await h.tenant.client.get(`/v1/requests/${id}`)).json));
+    return { read, next: got.map((r) => ({ outcome: r.outcome, prediction: r.prediction })) };
+  };
+  const compact = await next(a);
+  const old = await next(b);
+  expect(compact.read).toEqual(written);
+  expect(old.read).toEqual(written);
+  expect(old.next).toEqual(compact.next);
+  expect(compact.next[1]!.outcome.segments.filter((s: { source: string }) => s.source.startsWith(session.id)).length).toBeGreaterThan(14);
+});
