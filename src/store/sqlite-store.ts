@@ -206,6 +206,11 @@ const PRUNE_SQL = {
   inline: `delete from request_inline where request_id ${IN_BATCH}`,
   handles: `delete from request_handles where request_id ${IN_BATCH}`,
   requests: `delete from requests where id ${IN_BATCH}`,
+  // The sessions a batch's requests name, read before their rows go: a session no request names any more has its
+  // stored batches deleted (every request of a session refers to its batches from the first on).
+  sessionsOf: `select distinct handle_id from request_handles where request_id ${IN_BATCH} and handle_id like 'ses\\_%' escape '\\'`,
+  unusedBatches: `delete from session_batches where tenant_id = @tenantId and session_id = @session
+    and not exists (select 1 from request_handles where tenant_id = @tenantId and handle_id = @session)`,
   countScope: 'insert into scope_pruned (scope, rows) values (@scope, @rows) on conflict (scope) do update set rows = rows + excluded.rows',
   setBefore: `insert into request_retention (id, pruned_before) values (1, @before)
     on conflict (id) do update set pruned_before = max(pruned_before, excluded.pruned_before)`,
@@ -1195,7 +1200,9 @@ export class SqliteStore implements Store {
       s.setBefore.run({ before: q.before });
       if (chosen.length === 0) return { pruned: [], read: found.length, next };
       const ids = JSON.stringify(chosen.map((c) => c.id));
+      const sessions = s.sessionsOf.pluck().all({ ids }) as string[];
       for (const name of REQUEST_ROWS) s[name].run({ ids });
+      for (const session of sessions) s.unusedBatches.run({ tenantId: q.tenantId, session });
       const perScope = new Map<string, number>();
       for (const c of chosen) if (c.seq !== null) perScope.set(c.scope, (perScope.get(c.scope) ?? 0) + 1);
       for (const [scope, rows] of perScope) s.countScope.run({ scope, rows });

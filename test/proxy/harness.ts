@@ -63,6 +63,8 @@ export interface HarnessOptions extends Partial<Pick<SimulatorOptions, 'chunkDel
   databasePath?: string;
   /** A tenant the file already holds, instead of a new one. */
   tenant?: { id: string; key: string };
+  /** PH_SCOPE_SNAPSHOT_EVERY for the proxy. */
+  scopeSnapshotEvery?: number;
 }
 
 async function listen(fetch: Parameters<typeof serve>[0]['fetch']): Promise<{ server: ServerType; url: string }> {
@@ -129,7 +131,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     return new Response(recorded(res.body, entry, timeline, { ...opts, call }, contentType), { status: res.status, headers });
   });
 
-  const t = createTestApp({ clock, databasePath: opts.databasePath, config: { anthropicBaseUrl: upstream.url, openaiBaseUrl: upstream.url, geminiBaseUrl: upstream.url, ...(opts.maxBodyBytes ? { maxBodyBytes: opts.maxBodyBytes } : {}), ...(opts.proxyOrderWaitMs ? { proxyOrderWaitMs: opts.proxyOrderWaitMs } : {}), ...(opts.log ? { log: 'json' as const } : {}), ...opts.config } });
+  const t = createTestApp({ clock, databasePath: opts.databasePath, config: { anthropicBaseUrl: upstream.url, openaiBaseUrl: upstream.url, geminiBaseUrl: upstream.url, ...(opts.maxBodyBytes ? { maxBodyBytes: opts.maxBodyBytes } : {}), ...(opts.proxyOrderWaitMs ? { proxyOrderWaitMs: opts.proxyOrderWaitMs } : {}), ...(opts.log ? { log: 'json' as const } : {}), ...(opts.scopeSnapshotEvery ? { scopeSnapshotEvery: opts.scopeSnapshotEvery } : {}), ...opts.config } });
   const proxy = await listen(t.app.fetch);
   const tenant = opts.tenant ? { ...opts.tenant, client: clientFor(t.app, opts.tenant.key) } : t.tenant();
 

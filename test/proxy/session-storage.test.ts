@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { mintBundle, mintSystem, mintTools, startSession } from '../helpers/factories';
+import { ADMIN_KEY, clientFor } from '../helpers/app';
 import { asBefore0020 } from '../helpers/migrations';
 import { LONG_SYSTEM } from '../helpers/scenario';
 import { committed, startHarness, type Harness } from './harness';
@@ -147,4 +148,37 @@ it('a database of the old shape reads the same answers once migrated; a scope re
   expect(old.read).toEqual(written);
   expect(old.next).toEqual(compact.next);
   expect(compact.next[1]!.outcome.segments.filter((s: { source: string }) => s.source.startsWith(session.id)).length).toBeGreaterThan(14);
+});
+
+it("pruning: a session's stored batches stay while a request names the session, and go with its last request", async () => {
+  // A snapshot after every reconciliation: no request is kept for replay.
+  const h = await harness({ scopeSnapshotEvery: 1 });
+  const db = h.t.sqlite;
+  const prune = async () => {
+    const res = await clientFor(h.t.app, ADMIN_KEY).post('/v1/prune', { older_than_days: 30 });
+    expect(res.status).toBe(200);
+    return res.json.pruned as number;
+  };
+  const batches = (session: string) => db.prepare('select count(*) from session_batches where session_id = ?').pluck().get(session) as number;
+  const kept = await start(h);
+  const left = await start(h);
+  for (let i = 1; i <= 3; i++) await round(h, kept.id, i);
+  for (let i = 1; i <= 3; i++) await round(h, left.id, i);
+  expect([batches(kept.id), batches(left.id)]).toEqual([5, 5]);
+  h.clock.advance(40 * 86_400_000);
+  const [, recent] = await round(h, kept.id, 4);
+  const before = (await h.tenant.client.get(`/v1/requests/${recent}`)).json;
+  expect(await prune()).toBe(12);
+  // `left` is named by no request now; `kept` by its recent ones, which read as they did.
+  expect([batches(kept.id), batches(left.id)]).toEqual([7, 0]);
+  expect((await h.tenant.client.get(`/v1/requests/${recent}`)).json).toEqual(before);
+  // Its last requests go once a later call of the scope (on another session) is past their lifetime.
+  h.clock.advance(40 * 86_400_000);
+  await round(h, (await start(h)).id, 1);
+  expect(await prune()).toBe(2);
+  expect(batches(kept.id)).toBe(0);
+  // A later call on the session stores the batches again.
+  const [, again] = await round(h, kept.id, 5);
+  expect(batches(kept.id)).toBe(9);
+  expect((await h.tenant.client.get(`/v1/requests/${again}`)).json.segments.filter((x: { source: string }) => x.source.startsWith(kept.id))).toHaveLength(9);
 });
