@@ -70,15 +70,31 @@ function batchSegment(session: string, version: number, entry: BatchEntry, prev:
   };
 }
 
-/** The batch entry a segment is, when it expands to exactly its JSON after the segment before it. */
+/** A segment's keys in the order batchSegment writes them. */
+const SEGMENT_KEYS = 'source,path,section,byte_start,byte_end,token_start,token_end,tokens_estimated,blocks,digest,chain,units';
+
+/**
+ * The batch entry a segment is, when it expands to exactly its JSON after the segment before it: batchSegment's every
+ * field checked against the segment's own, its keys in that order (as JSON.stringify of both would compare them, at a
+ * fraction of the cost on a long session's hundreds of batches).
+ */
 function asBatch(seg: Segment, prev: Pick<Segment, 'byte_end' | 'token_end' | 'chain'>): { session: string; version: number; entry: string } | null {
   const m = typeof seg?.source === 'string' ? BATCH_SOURCE.exec(seg.source) : null;
-  if (!m || !Array.isArray(seg.units) || typeof seg.digest !== 'string') return null;
-  const entry: BatchEntry = [seg.section, seg.byte_end - seg.byte_start, seg.tokens_estimated ? 1 : 0, seg.digest, seg.units];
-  const session = m[1]!;
-  const version = Number(m[2]);
-  if (JSON.stringify(batchSegment(session, version, entry, prev)) !== JSON.stringify(seg)) return null;
-  return { session, version, entry: JSON.stringify(entry) };
+  if (!m || !Array.isArray(seg.units) || typeof seg.digest !== 'string' || typeof seg.section !== 'string' || typeof seg.tokens_estimated !== 'boolean') return null;
+  if (!Array.isArray(seg.path) || seg.path.length !== 1 || seg.path[0] !== seg.source || Object.keys(seg).join(',') !== SEGMENT_KEYS) return null;
+  let tokens = 0;
+  let blocks = 0;
+  for (const u of seg.units) {
+    if (!Array.isArray(u) || typeof u[1] !== 'number' || typeof u[2] !== 'number') return null;
+    tokens += u[1];
+    blocks += u[2];
+  }
+  const bytes = seg.byte_end - seg.byte_start;
+  if (!Number.isSafeInteger(seg.byte_end) || seg.byte_start !== prev.byte_end || seg.byte_end !== prev.byte_end + bytes) return null;
+  if (seg.token_start !== prev.token_end || seg.token_end !== prev.token_end + tokens || seg.blocks !== blocks) return null;
+  if (seg.chain !== sha256Hex(prev.chain + seg.digest)) return null;
+  const entry: BatchEntry = [seg.section, bytes, seg.tokens_estimated ? 1 : 0, seg.digest, seg.units];
+  return { session: m[1]!, version: Number(m[2]), entry: JSON.stringify(entry) };
 }
 
 /**
@@ -186,6 +202,25 @@ function capturedOutcome(source: string, section: string, start: number, end: nu
   };
 }
 
+const OUTCOME_KEYS = 'source,path,section,start,end,read,write,predicted,opportunity,classes,cost';
+const COST_KEYS = 'actual,no_cache,perfect,write_premium';
+
+/**
+ * Whether a segment's outcome is exactly capturedOutcome's for its source, section and span: every field, keys in
+ * order (as JSON.stringify of both would compare them, at a fraction of the cost on hundreds of batches).
+ */
+function isCaptured(seg: SegmentOutcome, p: CompactOutcomes['p'], keys: string[]): boolean {
+  if (Object.keys(seg).join(',') !== OUTCOME_KEYS || typeof seg.section !== 'string' || !Array.isArray(seg.path) || seg.path.length !== 1 || seg.path[0] !== seg.source) return false;
+  if (!Number.isSafeInteger(seg.start) || !Number.isSafeInteger(seg.end)) return false;
+  const want = capturedOutcome(seg.source, seg.section, seg.start, seg.end, p, keys);
+  if (seg.read !== want.read || seg.write !== want.write || seg.predicted !== want.predicted || seg.opportunity !== want.opportunity) return false;
+  const classes = seg.classes;
+  if (classes === null || typeof classes !== 'object' || Object.keys(classes).join(',') !== keys.join(',') || keys.some((k) => classes[k] !== want.classes[k])) return false;
+  const cost = seg.cost;
+  if (cost === null || typeof cost !== 'object' || Object.keys(cost).join(',') !== COST_KEYS) return false;
+  return cost.actual === want.cost.actual && cost.no_cache === want.cost.no_cache && cost.perfect === want.cost.perfect && cost.write_premium === want.cost.write_premium;
+}
+
 /**
  * An outcome with its segments compact: each run of one section's consecutive session batches read whole at the
  * cache price is one entry (`prices`: the read multiplier and the input price the reconciliation used); any other
@@ -203,7 +238,7 @@ export function compactOutcome(outcome: unknown, prices: { read: number; input: 
   let run: [string, number, number, string] | null = null;
   segs.forEach((seg, i) => {
     const m = typeof seg.source === 'string' ? BATCH_SOURCE.exec(seg.source) : null;
-    const captured = m && JSON.stringify(capturedOutcome(seg.source, seg.section, seg.start, seg.end, p, keys)) === JSON.stringify(seg) && seg.start === (i === 0 ? 0 : segs[i - 1]!.end) && seg.end - seg.start === lengths[i];
+    const captured = m && seg.start === (i === 0 ? 0 : segs[i - 1]!.end) && seg.end - seg.start === lengths[i] && isCaptured(seg, p, keys);
     if (!captured) {
       out.push(seg);
       run = null;

@@ -808,10 +808,11 @@ export class SqliteStore implements Store {
       if (op.kind === 'request') {
         const { tenantId } = op.row;
         const stored = this.batchesOf(tenantId);
+        const variant = batchVariant(op.row);
         const segments = compactSegments(
           op.row.segments,
-          batchVariant(op.row),
-          (session, variant, from, to) => {
+          variant,
+          (session, _, from, to) => {
             const found = stored(session, variant, from, to);
             for (let v = from; v <= to; v++) {
               const entry = newBatches.get(`${tenantId}\n${session}\n${variant}\n${v}`);
@@ -820,7 +821,6 @@ export class SqliteStore implements Store {
             return found;
           },
           (session, version, entry) => {
-            const variant = batchVariant(op.row);
             newBatches.set(`${tenantId}\n${session}\n${variant}\n${version}`, entry);
             out.push([this.insertBatch, { tenantId, sessionId: session, variant, version, entry }]);
           },

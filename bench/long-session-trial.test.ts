@@ -1,0 +1,89 @@
+// The README's 300-round trial (Sessions: the conversation kept server-side), measured: bytes of stored JSON and rows
+// written per call at rounds 10, 100 and 300, the database's growth and its tables, and at the last round the store's
+// read of a request (median of 15) and the building of a request's write. Not part of `npm test`:
+//   npx vitest run -c bench/trial.config.ts    (ROUNDS=300, FILE_LINES=40, TRIAL_OUT=/tmp/…, LABEL=… to change)
+import type Anthropic from '@anthropic-ai/sdk';
+import { it } from 'vitest';
+import { appendFileSync, mkdtempSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { mintBundle, mintSystem, mintTools, startSession } from '../test/helpers/factories';
+import { LONG_SYSTEM } from '../test/helpers/scenario';
+import { committed, startHarness } from '../test/proxy/harness';
+
+const MODEL = 'claude-sonnet-4-6';
+const THINKING = { type: 'enabled' as const, budget_tokens: 1024 };
+type Block = Anthropic.ContentBlockParam;
+const marked = (blocks: Block[]): Block[] => [...blocks.slice(0, -1), { ...blocks[blocks.length - 1]!, cache_control: { type: 'ephemeral', ttl: '1h' } } as Block];
+const file = (i: number) => Array.from({ length: Number(process.env.FILE_LINES ?? 40) }, (_, k) => `export const line${k} = ${i * 100 + k};`).join('\n');
+const ROUNDS = Number(process.env.ROUNDS ?? 300);
+const OUT = process.env.TRIAL_OUT ?? '/tmp/s31a-trial.txt';
+
+it('trial', async () => {
+  const h = await startHarness();
+  const db = h.t.sqlite;
+  const hasBatches = (db.prepare("select count(*) from sqlite_master where name = 'session_batches'").pluck().get() as number) > 0;
+  const size = () => (db.pragma('page_count', { simple: true }) as number) * (db.pragma('page_size', { simple: true }) as number) - (db.pragma('freelist_count', { simple: true }) as number) * (db.pragma('page_size', { simple: true }) as number);
+  const stored = () => {
+    const s = db.prepare('select coalesce(sum(length(segments)), 0) from requests').pluck().get() as number;
+    const o = db.prepare('select coalesce(sum(length(outcome)), 0) from reconciliations').pluck().get() as number;
+    const b = hasBatches ? (db.prepare('select coalesce(sum(length(entry)), 0) from session_batches').pluck().get() as number) : 0;
+    return { s, o, b };
+  };
+  const changes = () => db.prepare('select total_changes()').pluck().get() as number;
+  const client = h.tenant.client;
+  const bundle = await mintBundle(client, [(await mintTools(client, 'read_file')).id, (await mintSystem(client, LONG_SYSTEM)).id]);
+  const session = await startSession(client, { base: bundle.id });
+  const sdk = h.anthropic({ headers: { 'x-ph-session': session.id } });
+  await committed(h);
+  const size0 = size();
+  const lines: string[] = [];
+  let last = '';
+  for (let i = 1; i <= ROUNDS; i++) {
+    const before = { st: stored(), c: changes() };
+    const ask = await sdk.messages.create({ model: MODEL, max_tokens: 4096, thinking: THINKING, messages: [{ role: 'user', content: marked([{ type: 'text', text: `Step ${i}: use read_file on src/f${i}.ts` }]) }] });
+    await committed(h);
+    const mid = { st: stored(), c: changes() };
+    const call = ask.content.find((b): b is Anthropic.ToolUseBlock => b.type === 'tool_use')!;
+    h.clock.advance(10_000);
+    const answer = await sdk.messages.create({ model: MODEL, max_tokens: 4096, thinking: THINKING, messages: [{ role: 'user', content: marked([{ type: 'tool_result', tool_use_id: call.id, content: file(i) }]) }] }).withResponse();
+    last = answer.response.headers.get('x-ph-request-id')!;
+    await committed(h);
+    const after = { st: stored(), c: changes() };
+    h.clock.advance(i === 150 ? 20 * 60_000 : 10_000);
+    if ([10, 100, 300].includes(i) || i === ROUNDS) {
+      const d = (a: typeof before, b: typeof before) => `segments ${b.st.s - a.st.s} B, outcome ${b.st.o - a.st.o} B, batches ${b.st.b - a.st.b} B, rows ${b.c - a.c}`;
+      const t0 = performance.now();
+      const got = await client.get(`/v1/requests/${last}`);
+      const t1 = performance.now();
+      const median = (f: () => unknown) => {
+        const times: number[] = [];
+        for (let k = 0; k < 15; k++) {
+          const t = performance.now();
+          f();
+          times.push(performance.now() - t);
+        }
+        return times.sort((a, b) => a - b)[7]!.toFixed(2);
+      };
+      const row = h.t.store.getRequest(last)!;
+      // The statements of a group commit of this request again (as a new id): its segments made compact, or not.
+      const build = (h.t.store as unknown as { statementsFor(ops: unknown[]): unknown[] }).statementsFor.bind(h.t.store);
+      // The outcome made compact (claude-sonnet-4-6: $3 per MTok, reads at 0.1), where the code has it.
+      const compact = await import('../src/store/compact').catch(() => null);
+      const outcomeTiming = compact ? `, outcome made compact ${median(() => compact.compactOutcome(row.outcome, { read: 0.1, input: 3 / 1_000_000 }))} ms (${JSON.stringify(compact.compactOutcome(row.outcome, { read: 0.1, input: 3 / 1_000_000 })).length} B)` : '';
+      const timing = `${outcomeTiming.slice(2)}; store read ${median(() => h.t.store.getRequest(last))} ms, commit statements ${median(() => build([{ kind: 'request', row: { ...row, id: 'req_trial' }, inline: [], handles: [] }]))} ms`;
+      lines.push(`round ${i}: ${timing}; ask: ${d(before, mid)}; answer: ${d(mid, after)}; GET request ${(t1 - t0).toFixed(1)} ms (${got.text.length} B); db ${(size() - size0) / 1e6} MB`);
+    }
+  }
+  const st = stored();
+  const version = (await client.get(`/v1/handles/${session.id}`)).json.version;
+  lines.push(`end: db grew ${((size() - size0) / 1e6).toFixed(1)} MB; segments ${(st.s / 1e6).toFixed(1)} MB, outcomes ${(st.o / 1e6).toFixed(1)} MB, batches ${(st.b / 1e6).toFixed(2)} MB; session ${JSON.stringify({ messages: version.message_count, bytes: version.bytes ?? version.size })}`);
+  try {
+    const tables = db.prepare("select name, sum(pgsize) as bytes from dbstat group by name order by bytes desc limit 8").all() as Array<{ name: string; bytes: number }>;
+    lines.push(`tables: ${tables.map((t) => `${t.name} ${(t.bytes / 1e6).toFixed(2)} MB`).join(', ')}`);
+  } catch (e) {
+    lines.push(`no dbstat: ${String(e)}`);
+  }
+  appendFileSync(OUT, `${process.env.LABEL ?? ''}\n${lines.join('\n')}\n`);
+  await h.close();
+}, 3_600_000);
