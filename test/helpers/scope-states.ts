@@ -20,6 +20,7 @@ function comparable(s: ScopeState) {
     exactEnds: s.exactEnds.entries(),
     seenKeys: s.seenKeys.entries(),
     rewrittenBy: s.rewrittenBy.entries(),
+    routeStarts: s.routeStarts.entries(),
   };
 }
 

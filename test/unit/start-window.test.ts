@@ -44,3 +44,20 @@ describe('StartWindow.record', () => {
     expect(w.record('d', 2)).toEqual({ starts: 2, sent: 1 });
   });
 });
+
+describe('StartWindow.entries and load (a scope snapshot)', () => {
+  it('a window loaded from another\'s entries counts, sends and drops routes as that one would (property)', () => {
+    const call = fc.tuple(fc.constantFrom('a', 'b', 'c', 'd'), fc.integer({ min: 0, max: 5 * MINUTE }));
+    fc.assert(
+      fc.property(fc.array(call, { maxLength: 40 }), fc.array(call, { minLength: 1, maxLength: 40 }), (before, after) => {
+        const original = new StartWindow(MINUTE, 3);
+        for (const [r, t] of before) original.record(r, t);
+        const loaded = new StartWindow(MINUTE, 3);
+        loaded.load(JSON.parse(JSON.stringify(original.entries())));
+        expect(loaded.entries()).toEqual(original.entries());
+        for (const [r, t] of after) expect(loaded.record(r, t)).toEqual(original.record(r, t));
+      }),
+      { numRuns: 200 },
+    );
+  });
+});

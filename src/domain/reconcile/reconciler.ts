@@ -11,7 +11,7 @@ import { DomainError, invalid, notFound, withPointer } from '../errors';
 import { handleTypeOf, parseRef } from '../ids';
 import { Lru } from '../lru';
 import type { Breakpoint, RenderedSegment } from '../render/request';
-import { OVERFLOW_RATE, routeKey } from '../simulator/overflow';
+import { OVERFLOW_RATE } from '../simulator/overflow';
 import { readCap, stepFloor, type SimBlock, type SimOutcome, type SimPlan, type SimRequest } from '../simulator/cache';
 import { MESSAGE_CACHE_SETTINGS } from '../simulator/semantic';
 import { extractDiagnostics, normalizeUsage, usageObjectOf, usageProviderOf, UsageShapeError } from '../usage/normalize';
@@ -21,7 +21,7 @@ import { anchorLengths, fitLengths, overlap, type Pin } from './attribution';
 import { calibrationFamily, calibrationRatio, currentBasis } from './reports';
 import { summarizeOutcome } from './request-summary';
 import { PendingPremiums, partsOf, readUpTo, type PremiumPart, type StoredPremium } from './write-premiums';
-import { advance, blocksFor, hasUnits, knownEnds, lastUnits, learnExactEnds, measuresPrefixes, noteRewrites, ScopeStates, segmentLengths, unitLengths, type RecordedOutcome, type ScopeState, type SimTimes } from './scopes';
+import { advance, blocksFor, hasUnits, knownEnds, lastUnits, learnExactEnds, measuresPrefixes, noteRewrites, noteStart, ScopeStates, segmentLengths, unitLengths, type RecordedOutcome, type ScopeState, type SimTimes } from './scopes';
 import { earlierTurnsUnread } from '../thinking';
 import { CLASSES, classifySegment, leakedByClass, leakedColumn, MONEY_LEAKS, NO_HANDLE, requestsColumn, ROLLUP_CLASSES, ROLLUP_VALUE_COLUMNS, type ClassCounts } from './waterfall';
 
@@ -590,7 +590,7 @@ export class Reconciler {
       outcome.expired = { last_used_at: outcomeSim.expired.lastUsedAt, gap_ms: simStart - outcomeSim.expired.lastUsedAt, ttl: outcomeSim.expired.ttl };
     // OpenAI past ~15 starts a minute of one prefix and prompt_cache_key: an `unconfirmed` read may be an overflow's.
     if (model.provider === 'openai') {
-      const starts = state.routeStarts.add(routeKey(request.promptCacheKey, blocks), startedAt);
+      const starts = noteStart(state, request.promptCacheKey, blocks, startedAt);
       if (starts > OVERFLOW_RATE && segOutcomes.some((s) => s.classes.unconfirmed > 0)) outcome.overflow = { prompt_cache_key: request.promptCacheKey, starts };
     }
     // A `concurrent` leak names the call whose write it paid again, and when that write became readable.

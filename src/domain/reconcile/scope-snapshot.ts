@@ -24,6 +24,12 @@ interface StoredState {
   /** null: no request yet (±Infinity is not JSON). */
   firstStart: number | null;
   lastStart: number | null;
+  /**
+   * Its OpenAI route starts (StartWindow.entries). Absent from a snapshot written before they were kept: restored
+   * empty, as a start forgot them then (additive, so the format stays 3 and such a snapshot is still read: a replay
+   * from the first request cannot bring back rows pruned past it).
+   */
+  routeStarts?: Array<[string, number[], number]>;
 }
 
 export interface StoredScope {
@@ -71,6 +77,7 @@ export function stateOf(states: States, catalog: string[]): StoredScope {
     lastRequestBySource: [...s.lastRequestBySource],
     firstStart: Number.isFinite(s.firstStart) ? s.firstStart : null,
     lastStart: Number.isFinite(s.lastStart) ? s.lastStart : null,
+    routeStarts: s.routeStarts.entries(),
   });
   return { live: stored(states.live), history: stored(states.history), catalog };
 }
@@ -186,6 +193,7 @@ export function restoreInto(states: States, stored: StoredScope, changes: Iterab
     for (const [source, id] of from.lastRequestBySource) s.lastRequestBySource.set(source, id);
     s.firstStart = from.firstStart ?? Infinity;
     s.lastStart = from.lastStart ?? -Infinity;
+    s.routeStarts.load(from.routeStarts ?? []);
   }
   return { parts, entries: read };
 }

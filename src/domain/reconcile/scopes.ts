@@ -4,7 +4,7 @@ import type { ModelCatalog } from '../catalog/catalog';
 import type { CacheRules, ModelEntry } from '../catalog/types';
 import { Lru } from '../lru';
 import type { Breakpoint, RenderedSegment } from '../render/request';
-import { OVERFLOW_WINDOW_MS, StartWindow } from '../simulator/overflow';
+import { OVERFLOW_WINDOW_MS, routeKey, StartWindow } from '../simulator/overflow';
 import { CacheSimulator, type SimBlock, type SimOutcome, type SimPlan, type SimRequest } from '../simulator/cache';
 import { scaleLengths, splitEvenly, type Pin } from './attribution';
 import { sha256Hex } from '../digest';
@@ -42,8 +42,8 @@ export interface ScopeState {
   rewrittenBy: RecentMap<string, string>;
   /**
    * Starts of the scope's calls by OpenAI route (prompt_cache_key and leading prefix, overflow.ts) in the last minute or
-   * two: past ~15 a minute OpenAI sends some to other machines. Kept from reports as they come (not in snapshots, not
-   * replayed): a restart forgets the minute before it.
+   * two: past ~15 a minute OpenAI sends some to other machines. Kept from reports as they come, in snapshots, and
+   * counted again by a replay (noteStart): a restart or an eviction of the scope keeps the minute before it.
    */
   routeStarts: StartWindow;
 }
@@ -489,6 +489,7 @@ export class ScopeStates implements CommitListener {
       const { blocks, seenKeys } = blocksFor(row.segments as RenderedSegment[], outcome.lengths, row.breakpoints as Breakpoint[], entry, outcome.unit_lengths);
       const state = outcome.sim.history ? loaded.history : loaded.live;
       noteRewrites(state, row.id, blocks, advance(state, row, blocks, outcome.sim, undefined, seenKeys), outcome.segments);
+      if (entry.provider === 'openai') noteStart(state, row.promptCacheKey, blocks, row.startedAt ?? row.renderedAt);
       learnExactEnds(state, entry, row, outcome);
       loaded.catalog.add(catalogKey(row));
       loaded.rows++;
@@ -618,6 +619,11 @@ export function noteRewrites(state: ScopeState, id: string, blocks: SimBlock[], 
     } else if (written > 0 && sim.blocks[j]!.read > 0 && b.endToken > read && b.endToken <= read + written) state.rewrittenBy.set(b.key, id);
   });
   state.rewrittenBy.trim();
+}
+
+/** Counts an OpenAI call's start on its route (overflow.ts): how many of the route's started in the minute through it. */
+export function noteStart(state: ScopeState, promptCacheKey: string | null, blocks: SimBlock[], startedAt: number): number {
+  return state.routeStarts.add(routeKey(promptCacheKey, blocks), startedAt);
 }
 
 /** Applies one request to a scope: the simulated cache, and which sources it has now seen. */

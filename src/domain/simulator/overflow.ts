@@ -34,6 +34,20 @@ export class StartWindow {
     private readonly maxRoutes = 10_000,
   ) {}
 
+  /** Every route kept, least recent first: its starts (ascending) and its `sent` count (a scope snapshot stores them). */
+  entries(): Array<[route: string, starts: number[], sent: number]> {
+    return [...this.routes].map(([route, r]) => [route, [...r.starts], r.sent]);
+  }
+
+  /** Routes as entries() gave them, set in that order (the least recent dropped past `maxRoutes`, as they were). */
+  load(entries: Iterable<[route: string, starts: number[], sent: number]>): void {
+    for (const [route, starts, sent] of entries) {
+      this.routes.delete(route);
+      this.routes.set(route, { starts: [...starts], sent });
+      if (this.routes.size > this.maxRoutes) this.routes.delete(this.routes.keys().next().value!);
+    }
+  }
+
   /** Records a start of `route` at `t`: how many of its starts, this one included, fall in the window up to t, (t − window, t]. */
   add(route: string, t: number): number {
     return this.record(route, t).starts;
