@@ -104,14 +104,29 @@ class Failure extends Error {
 interface Scope {
   sim: CacheSimulator;
   lastStartedAt: number;
+  /** Its model's longest TTL: idle longer, every entry it holds has expired, and a fresh cache answers the same. */
+  idleMs: number;
 }
 
-export function createSimulatorApp(opts: SimulatorOptions): Hono {
+/** How often (by the clock) the caches idle past their longest TTL are dropped. */
+const SWEEP_EVERY_MS = 60_000;
+
+/** Drops the caches idle past their longest TTL at `now` (an overflow machine's, a key or model no longer called). */
+function sweepIdle(scopes: Map<string, Scope>, now: number): void {
+  for (const [key, scope] of scopes) if (now - scope.lastStartedAt > scope.idleMs) scopes.delete(key);
+}
+
+/** The simulator's app; `caches()`: how many caches (per provider, API key, model, and overflow machine) it holds. */
+export type SimulatorApp = Hono & { caches(): number };
+
+export function createSimulatorApp(opts: SimulatorOptions): SimulatorApp {
   const clock = opts.clock ?? systemClock;
   const firstByteDelayMs = opts.firstByteDelayMs ?? 0;
   const chunkDelayMs = opts.chunkDelayMs ?? 0;
   const overflowRate = opts.overflowRate === undefined ? OVERFLOW_RATE : opts.overflowRate;
+  // One cache per provider, API key, model (and OpenAI overflow machine), dropped once idle past its longest TTL.
   const scopes = new Map<string, Scope>();
+  let nextSweep = Number.NEGATIVE_INFINITY;
   // OpenAI's routes (API key, model, prompt_cache_key, leading prefix): their starts in the last minute, and calls sent
   // (the 10,000 latest routes: a long run of distinct prompts would keep a count of each forever).
   const routeStarts = new StartWindow();
@@ -218,9 +233,13 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
       if (machine > 0) overflow = [route, machine];
     }
     const scopeKey = JSON.stringify([api.provider, apiKey, model, ...overflow]);
+    if (clock.now() >= nextSweep) {
+      sweepIdle(scopes, clock.now());
+      nextSweep = clock.now() + SWEEP_EVERY_MS;
+    }
     let scope = scopes.get(scopeKey);
     if (!scope) {
-      scope = { sim: new CacheSimulator(entry.cache), lastStartedAt: Number.NEGATIVE_INFINITY };
+      scope = { sim: new CacheSimulator(entry.cache), lastStartedAt: Number.NEGATIVE_INFINITY, idleMs: Math.max(0, ...entry.cache.ttls.map((t) => t.seconds)) * 1000 };
       scopes.set(scopeKey, scope);
     }
     // The simulator rejects out-of-order starts; a clock that steps back is treated as standing still.
@@ -454,12 +473,14 @@ export function createSimulatorApp(opts: SimulatorOptions): Hono {
     return errorResponse(provider, new Failure(500, 'Internal simulator error'));
   });
 
-  return app;
+  return Object.assign(app, { caches: () => scopes.size });
 }
 
 export interface RunningSimulator {
   /** Base URL without a trailing slash, e.g. http://127.0.0.1:8788 */
   url: string;
+  /** How many caches it holds (see SimulatorApp). */
+  caches(): number;
   close(): Promise<void>;
 }
 
@@ -477,6 +498,7 @@ export async function startSimulator(
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   return {
     url,
+    caches: () => app.caches(),
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.close((err) => (err ? reject(err) : resolve()));

@@ -171,6 +171,33 @@ describe('OpenAI: a prefix and prompt_cache_key past ~15 starts a minute overflo
     );
   });
 
+  it("the overflow machines' caches (and any other) are dropped once idle past the model's longest TTL: counted", async () => {
+    const own = { t: Date.UTC(2026, 0, 2, 12, 0, 0), now() { return this.t; } };
+    const s = await startSimulator({ catalog, clock: own });
+    try {
+      const call = (key: string) => openai(s.url, key).chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'system', content: LONG_SYSTEM }, { role: 'user', content: 'Where is my invoice?' }], prompt_cache_key: 'ph-bnd_support' });
+      const [a, b] = [newKey(), newKey()];
+      // 40 calls in 40 s: three machines, each its cache.
+      for (let i = 0; i < 40; i++, own.t += 1000) await call(a);
+      expect(s.caches()).toBe(3);
+      // An hour later, another key: its cache beside them (gpt-4.1 keeps a prefix up to 24 h with prompt_cache_retention).
+      own.t += 3_600_000;
+      await call(b);
+      expect(s.caches()).toBe(4);
+      // 24 h after the first key's last call: its three are dropped; the second key's, idle 23 h, is kept.
+      own.t += 86_400_000 - 3_600_000 - 1000 + 1;
+      const late = await call(b);
+      expect(s.caches()).toBe(1);
+      expect(late.usage?.prompt_tokens_details?.cached_tokens).toBe(0);
+      // The first key's next call starts a fresh cache, a miss as its expired one would have been; then read.
+      expect((await call(a)).usage?.prompt_tokens_details?.cached_tokens).toBe(0);
+      expect((await call(a)).usage?.prompt_tokens_details?.cached_tokens).toBeGreaterThan(1024);
+      expect(s.caches()).toBe(2);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('the router: machine 0 up to the threshold, then round-robin over ceil(rate / threshold) machines', () => {
     expect(machineOf(15, 14, 15)).toBe(0);
     expect(machineOf(16, 15, 15)).toBe(1);
