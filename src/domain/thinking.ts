@@ -50,6 +50,31 @@ export function readsEarlierReasoning(model: Pick<ModelEntry, 'reasoningContext'
   return (asked === 'all_turns' || asked === 'current_turn' ? asked : rule.default) === 'all_turns';
 }
 
+/** The name a Responses request's `reasoning.context` is recorded by, among its message settings (`requests.message_settings`). */
+export const REASONING_CONTEXT = 'reasoning.context';
+
+/** A Responses request's message settings as recorded: its `reasoning.context` when it sends one, as canonical JSON. */
+export function reasoningSettings(reasoning: unknown): string {
+  const context = isRecord(reasoning) ? reasoning.context : undefined;
+  return context === undefined || context === null ? '{}' : JSON.stringify({ [REASONING_CONTEXT]: context });
+}
+
+/** The `reasoning` a request's recorded message settings give back (readsEarlierReasoning reads it). */
+export function recordedReasoning(messageSettings: string | null | undefined): { context?: unknown } {
+  if (!messageSettings) return {};
+  const context = (JSON.parse(messageSettings) as Record<string, unknown>)[REASONING_CONTEXT];
+  return context === undefined ? {} : { context };
+}
+
+/** Whether a drift finding's changed settings are a Responses request's `reasoning.context` (else Anthropic's). */
+export const reasoningContextChanged = (settings: ReadonlyArray<{ name: string }>): boolean => settings.some((c) => c.name === REASONING_CONTEXT);
+
+/** Why a changed `reasoning.context` misses the same bytes, as the CLI and the dashboard say it. */
+export const REASONING_CONTEXT_RULE = `OpenAI reads earlier turns' reasoning items only under reasoning.context "all_turns": the previous request's prefix held other items than the model read now`;
+
+/** What to do about it (the drift advice). */
+export const REASONING_CONTEXT_ADVICE = `keep reasoning.context the same on every call of a conversation ("all_turns" keeps earlier turns' reasoning in the cached prefix): a change sends the conversation again from the first reasoning item one of them dropped`;
+
 /**
  * Who dropped earlier turns' reasoning items, as the `earlier_reasoning` finding says it: OpenAI's rule, or on a model
  * that accepts `reasoning.context` (its default `all_turns`) the request's own `current_turn`.
@@ -72,10 +97,12 @@ export function earlierReasoningAdvice(acceptsContext: boolean): string {
 /**
  * Why the same bytes can be read otherwise by `model` in `format` once a new question follows a tool loop, as a drift
  * finding names it (reconciler.ts): a Claude model that strips earlier turns' thinking (`earlier_turn`), an OpenAI
- * Responses request, whose earlier turns' reasoning items are dropped (`earlier_reasoning`); null when nothing is.
+ * Responses request, whose earlier turns' reasoning items are dropped (`earlier_reasoning`) unless its `reasoning`
+ * keeps them read; null when nothing is.
  */
-export function earlierTurnsUnread(format: string, model: Pick<ModelEntry, 'thinking'> | undefined): 'earlier_turn' | 'earlier_reasoning' | null {
-  if (format === 'openai-responses') return 'earlier_reasoning';
+export function earlierTurnsUnread(format: string, model: Pick<ModelEntry, 'thinking' | 'reasoningContext'> | undefined, reasoning?: unknown): 'earlier_turn' | 'earlier_reasoning' | null {
+  // A model asked for (or defaulting to) all_turns read every turn's reasoning: nothing was dropped.
+  if (format === 'openai-responses') return readsEarlierReasoning(model, reasoning) ? null : 'earlier_reasoning';
   return format === 'anthropic' && model?.thinking?.earlierTurns === 'stripped' ? 'earlier_turn' : null;
 }
 

@@ -51,7 +51,7 @@ export const DriftFindingSchema = z
       .optional()
       .openapi({
         description:
-          'Set when the first message the provider could not read was referenced before, with the same content before it, and a setting Anthropic caches the messages under changed since (`tool_choice`, `thinking`; null: not sent): the messages were sent again uncached. `previous_request` is the request that last had them; `segment` is the segment of that message.',
+          'Set when the first message the provider could not read was referenced before, with the same content before it, and a setting Anthropic caches the messages under changed since (`tool_choice`, `thinking`; null: not sent): the messages were sent again uncached. `previous_request` is the request that last had them; `segment` is the segment of that message. Also set, with the name `reasoning.context`, when an OpenAI Responses request sends the bytes `previous_request` sent through `segment` under another `reasoning.context` and reads every turn\'s reasoning items (`all_turns`) where that one dropped the earlier turns\' (`current_turn`): the prefix it cached held other items than the model read now.',
       }),
     thinking: z.enum(['earlier_turn', 'earlier_reasoning']).optional().openapi({
       description:

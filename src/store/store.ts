@@ -95,7 +95,11 @@ export interface RequestRow {
   promptCacheKey: string | null;
   /** The cache lifetime the request asked for (a TTL name of its model), or null: the model's default. */
   cacheTtl?: string | null;
-  /** Anthropic: the request's tool_choice and thinking as canonical JSON, under which its messages are cached (`{}`: none set; null: not Anthropic, or recorded before they were kept). */
+  /**
+   * Anthropic: the request's tool_choice and thinking as canonical JSON, under which its messages are cached; OpenAI
+   * Responses: its `reasoning.context` (`{"reasoning.context": …}`), which turns' reasoning items it reads (`{}`: none
+   * set; null: another format, or recorded before they were kept).
+   */
   messageSettings?: string | null;
   /** OpenAI Responses: `previous_response_id` or `conversation` when the request had one (the provider adds the conversation it keeps); else null. */
   providerHistory?: string | null;

@@ -10,6 +10,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mintBundle, mintSystem, mintTools, startSession } from '../helpers/factories';
 import { LONG_SYSTEM } from '../helpers/scenario';
 import { committed, startHarness, type Harness } from './harness';
+import { driftDetail } from '../../src/cli/commands/report';
+import { driftAdvice } from '../../src/domain/reconcile/explain';
 
 let h: Harness;
 beforeEach(async () => {
@@ -158,14 +160,20 @@ describe("OpenAI Responses: earlier turns' reasoning items are not read", () => 
 });
 
 describe('GPT-5.6: reasoning.context says which turns’ reasoning items are read', () => {
-  /** The session loop of the first test on gpt-5.6 with `context`; the rows of its six calls and the session's id. */
-  async function sessionLoop(context?: 'all_turns' | 'current_turn') {
+  type Context = 'all_turns' | 'current_turn' | undefined;
+  /**
+   * The session loop of the first test on gpt-5.6 with `context` (or one per question); the rows of its six calls and
+   * the session's id.
+   */
+  async function sessionLoop(context?: Context | Context[]) {
     const client = h.tenant.client;
     const bundle = await mintBundle(client, [(await mintTools(client)).id, (await mintSystem(client, LONG_SYSTEM)).id]);
     const session = await startSession(client, { base: bundle.id });
     const sdk = h.openai({ headers: { 'x-ph-session': session.id } });
-    const reasoning = { summary: 'auto' as const, ...(context ? { context } : {}) };
+    let call = 0;
     const rows = await loop(async (fresh) => {
+      const asked = Array.isArray(context) ? context[Math.floor(call++ / 2)] : context;
+      const reasoning = { summary: 'auto' as const, ...(asked ? { context: asked } : {}) };
       const { data, response } = await sdk.responses.create({ ...STATELESS, model: 'gpt-5.6', reasoning, input: fresh }).withResponse();
       return { response: data, id: response.headers.get('x-ph-request-id')! };
     });
@@ -209,6 +217,28 @@ describe('GPT-5.6: reasoning.context says which turns’ reasoning items are rea
     // The drop is the request's own asking, not OpenAI's rule, on both pages.
     for (const path of [`/ui/requests/${rows[2]!.id}`, `/ui/handles/${session.id}`])
       expect(await ui(path)).toContain('OpenAI drops earlier turns&#39; reasoning items under the request&#39;s reasoning.context &quot;current_turn&quot; once');
+  });
+
+  it('current_turn, then all_turns: the third question misses from the first reasoning item the second turn dropped; the finding names reasoning.context, not dropped reasoning', async () => {
+    const { rows, session } = await sessionLoop(['current_turn', 'current_turn', 'all_turns']);
+    expectReadAsBilled(rows);
+    // The second question drops the first turn's reasoning, as its current_turn asks.
+    expect(rows[2]!.outcome.drift).toMatchObject({ thinking: 'earlier_reasoning', reasoning_context: 'all_turns', previous_request: rows[1]!.id, segment: 2 });
+    // The third reads every turn's: the same bytes as the call before, which had dropped the first turn's reasoning. It
+    // reads through the first turn's tool loop (its own calls wrote that, the reasoning then current), and misses from
+    // the batch holding the reasoning item of the first turn's answer, which no call read before.
+    const drift = rows[4]!.outcome.drift;
+    expect(drift).toMatchObject({ previous_request: rows[3]!.id, handle: `${session.id}@3`, segment: 3, settings: [{ name: 'reasoning.context', before: 'current_turn', now: 'all_turns' }] });
+    expect(drift).not.toHaveProperty('thinking');
+    expect(drift.now).toEqual(drift.before);
+    const lines = driftDetail(drift);
+    expect(lines).toEqual([
+      `reasoning.context changed: "current_turn" → "all_turns": OpenAI reads earlier turns' reasoning items only under reasoning.context "all_turns": the previous request's prefix held other items than the model read now, so from segment #4 on they were sent again uncached`,
+    ]);
+    expect(driftAdvice(drift)).toMatch(/^keep reasoning\.context the same on every call of a conversation/);
+    const page = (await (await h.t.app.request(`/ui/requests/${rows[4]!.id}`, { headers: { cookie: `ph_ui_key=${h.key}` } })).text()).replaceAll('&#39;', "'").replaceAll('&quot;', '"');
+    expect(page).toMatch(/data-drift-settings[\s\S]*<code>reasoning.context<\/code> changed[\s\S]*OpenAI reads earlier turns' reasoning items only under reasoning.context "all_turns"/);
+    expect(page).not.toContain('data-drift-thinking');
   });
 
   it('no reasoning.context: the model’s default, all_turns on GPT-5.6: as all_turns', async () => {

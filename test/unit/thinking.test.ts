@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { catalogSchema, loadCatalog, ModelCatalog } from '../../src/domain/catalog/catalog';
 import { toolCosts } from '../../src/domain/prompt-tokens';
 import { blocksFromRequest } from '../../src/domain/simulator/blocks';
-import { currentTurnStart, earlierTurnsUnread, opensResponsesTurn, readsEarlierReasoning, readsProducer, readsThinking } from '../../src/domain/thinking';
+import { currentTurnStart, earlierTurnsUnread, opensResponsesTurn, readsEarlierReasoning, readsProducer, readsThinking, reasoningSettings, recordedReasoning } from '../../src/domain/thinking';
 import { createTestApp, type TestApp } from '../helpers/app';
 import { anthropicPrefixes, anthropicSignature, anthropicSigner } from '../../src/simulator/reasoning';
 import { countTokens } from '../../src/domain/tokens';
@@ -151,6 +151,12 @@ describe("OpenAI Responses: earlier turns' reasoning items", () => {
     expect(earlierTurnsUnread('anthropic', entry('claude-sonnet-4-6'))).toBeNull();
     // Chat Completions sends no reasoning back.
     expect(earlierTurnsUnread('openai-chat', catalog.lookup('gpt-5', 'openai').entry)).toBeNull();
+    // A model that takes reasoning.context drops nothing under all_turns (its default): the request's recorded value.
+    const sol = catalog.lookup('gpt-5.6-sol', 'openai').entry;
+    const recorded = (context?: string) => recordedReasoning(reasoningSettings(context === undefined ? { summary: 'auto' } : { context }));
+    expect(['all_turns', 'current_turn', undefined].map((c) => earlierTurnsUnread('openai-responses', sol, recorded(c)))).toEqual([null, 'earlier_reasoning', null]);
+    expect(earlierTurnsUnread('openai-responses', catalog.lookup('gpt-5', 'openai').entry, recorded('all_turns'))).toBe('earlier_reasoning');
+    expect([reasoningSettings({ context: 'all_turns' }), reasoningSettings(null), recordedReasoning(null)]).toEqual(['{"reasoning.context":"all_turns"}', '{}', {}]);
   });
 
   it('the rule re-keys the earlier turns\' reasoning items and parses each item once, not on every request that sends it back', () => {

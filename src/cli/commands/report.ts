@@ -1,5 +1,5 @@
 import { seg } from '../api';
-import { earlierReasoningAdvice, earlierReasoningDropped } from '../../domain/thinking';
+import { earlierReasoningAdvice, earlierReasoningDropped, REASONING_CONTEXT_RULE, reasoningContextChanged } from '../../domain/thinking';
 import { DAY_MS, MAX_TIME, MIN_EPOCH_MS } from '../../domain/clock';
 import { HANDLE_TYPES } from '../../domain/ids';
 import { API_HELP, API_OPTIONS, UsageError, type Command } from '../command';
@@ -269,7 +269,7 @@ function driftText(d: DriftFinding): string {
 export function driftDetail(d: Omit<DriftFinding, 'request_id' | 'previous_request_id' | 'at'>): string[] {
   const shown = (v: unknown) => (v === null ? 'not sent' : JSON.stringify(v));
   if (d.settings?.length)
-    return [`${d.settings.map((c) => `${c.name} changed: ${shown(c.before)} → ${shown(c.now)}`).join('; ')}: Anthropic caches the messages under tool_choice and thinking, so from segment #${d.segment + 1} on they were sent again uncached`];
+    return [`${d.settings.map((c) => `${c.name} changed: ${shown(c.before)} → ${shown(c.now)}`).join('; ')}: ${reasoningContextChanged(d.settings) ? REASONING_CONTEXT_RULE : 'Anthropic caches the messages under tool_choice and thinking'}, so from segment #${d.segment + 1} on they were sent again uncached`];
   if (d.thinking === 'earlier_reasoning')
     return [`the same bytes, read otherwise: ${earlierReasoningDropped(d.reasoning_context !== undefined)} once a new question follows a tool loop, so from segment #${d.segment + 1} on the prefix the loop wrote was sent again uncached (${earlierReasoningAdvice(d.reasoning_context !== undefined)})`];
   if (d.thinking)

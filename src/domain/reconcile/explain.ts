@@ -4,6 +4,7 @@
 import type { CacheRules, ProviderFamily } from '../catalog/types';
 import { readCap, stepFloor } from '../simulator/cache';
 import { overlap } from './attribution';
+import { REASONING_CONTEXT_ADVICE, reasoningContextChanged } from '../thinking';
 
 const n = (x: number) => Math.round(x).toLocaleString('en-US');
 
@@ -275,6 +276,7 @@ export interface DriftCause {
  */
 export function driftAdvice(d: DriftCause): string | null {
   if (d.thinking) return null;
+  if (d.settings?.length && reasoningContextChanged(d.settings as Array<{ name: string }>)) return REASONING_CONTEXT_ADVICE;
   if (d.settings?.length) return 'keep tool_choice and thinking the same on every call of a conversation: a change sends all its cached messages again';
   if (d.formats) return "send one model's calls in one API format (Chat Completions or Responses): the same handles are other bytes in each";
   if (d.now.source === 'inline' || d.before.source === 'inline')

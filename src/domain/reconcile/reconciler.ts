@@ -22,7 +22,7 @@ import { calibrationFamily, calibrationRatio, currentBasis } from './reports';
 import { summarizeOutcome } from './request-summary';
 import { PendingPremiums, partsOf, readUpTo, type PremiumPart, type StoredPremium } from './write-premiums';
 import { advance, blocksFor, hasUnits, knownEnds, lastUnits, learnExactEnds, measuresPrefixes, noteRewrites, noteStart, ScopeStates, segmentLengths, unitLengths, type RecordedOutcome, type ScopeState, type SimTimes } from './scopes';
-import { earlierTurnsUnread } from '../thinking';
+import { earlierTurnsUnread, REASONING_CONTEXT, recordedReasoning } from '../thinking';
 import { CLASSES, classifySegment, leakedByClass, leakedColumn, MONEY_LEAKS, NO_HANDLE, requestsColumn, ROLLUP_CLASSES, ROLLUP_VALUE_COLUMNS, type ClassCounts } from './waterfall';
 
 export interface UsageReport {
@@ -179,7 +179,8 @@ export interface DriftFinding {
   /**
    * Set when a message referenced before (with the same content before it) could not be read because a setting
    * Anthropic caches the messages under (tool_choice, thinking) changed: they were sent again uncached. A setting not
-   * sent is null.
+   * sent is null. Also a Responses request's `reasoning.context`, when it reads every turn's reasoning items where the
+   * previous request with the same bytes dropped the earlier turns' (the items its cached prefix held differ).
    */
   settings?: SettingChange[];
   /**
@@ -732,11 +733,18 @@ export class Reconciler {
     // it) or reasoning items (OpenAI Responses) no longer read once a new question followed the tool loop.
     const at = segs.indexOf(handleDrift ?? drifting);
     const model = this.deps.catalog.byId(request.catalogEntry);
-    const unread = k > at ? earlierTurnsUnread(request.format, model) : null;
+    const unread = k > at ? earlierTurnsUnread(request.format, model, recordedReasoning(request.messageSettings)) : null;
     if (unread) {
       const seg = { source: now[at]!.source, digest: now[at]!.digest };
       const fix = unread === 'earlier_reasoning' && model?.reasoningContext ? { reasoning_context: 'all_turns' as const } : {};
       return { handle: drifting.source, previous_request: previous.id, segment: at, now: seg, before: seg, thinking: unread, ...fix };
+    }
+    // The same bytes read under another setting than the previous request's: a Responses request reading every turn's
+    // reasoning (all_turns) after one that dropped the earlier turns' (current_turn) misses from the first it dropped.
+    const changed = k > at ? changedSettings(request, previous) : [];
+    if (changed.length) {
+      const seg = { source: now[at]!.source, digest: now[at]!.digest };
+      return { handle: drifting.source, previous_request: previous.id, segment: at, now: seg, before: seg, settings: changed };
     }
     const a = now[k];
     const b = before[k];
@@ -1109,15 +1117,18 @@ const ZERO_VALUES: Record<string, number> = Object.fromEntries(ROLLUP_VALUE_COLU
  */
 const zeroValues = (): Record<string, number> => ({ ...ZERO_VALUES });
 
+/** The message settings recorded: Anthropic's (MESSAGE_CACHE_SETTINGS), OpenAI Responses' `reasoning.context`. */
+const SETTING_NAMES = [...MESSAGE_CACHE_SETTINGS, REASONING_CONTEXT];
+
 /**
- * The message settings (MESSAGE_CACHE_SETTINGS) that differ between two requests; none when either request's are
- * unknown (not Anthropic, or recorded before they were kept).
+ * The message settings that differ between two requests; none when either request's are unknown (a format without
+ * any, or recorded before they were kept).
  */
 function changedSettings(now: RequestRow, before: RequestRow): SettingChange[] {
   const settingsOf = (r: RequestRow) => (r.messageSettings ? (JSON.parse(r.messageSettings) as Record<string, unknown>) : undefined);
   const [a, b] = [settingsOf(now), settingsOf(before)];
   if (!a || !b) return [];
-  return MESSAGE_CACHE_SETTINGS.filter((name) => canonicalize(a[name] ?? null) !== canonicalize(b[name] ?? null)).map((name) => ({ name, now: a[name] ?? null, before: b[name] ?? null }));
+  return SETTING_NAMES.filter((name) => canonicalize(a[name] ?? null) !== canonicalize(b[name] ?? null)).map((name) => ({ name, now: a[name] ?? null, before: b[name] ?? null }));
 }
 
 /**

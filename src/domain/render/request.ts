@@ -27,7 +27,7 @@ import {
 import { orderSegments, type PromptSegment, type RequestFormat, type Section } from './prompt';
 import { readCurrentReasoningOnly, readThinkingOnly, type DroppedFrom } from './thinking-units';
 import { changedInBody, changedInUnits, checksPrefix, dropsFailedBlocks, recordedThinking, refuseChanged, unitParts, type ChangedPrefix } from '../thinking-prefix';
-import { isThinkingBlock, readsEarlierReasoning } from '../thinking';
+import { isThinkingBlock, readsEarlierReasoning, reasoningSettings } from '../thinking';
 import { pushAll } from '../arrays';
 import type { Json } from '../records';
 import { estimatedTool, type EstimatedTool } from '../estimated-tools';
@@ -85,7 +85,11 @@ export interface RenderedRequest {
   model: ModelEntry;
   /** Every handle the request named, also one that rendered nothing (a session with no turns yet). */
   handles: string[];
-  /** Anthropic: the tool_choice and thinking the messages are cached under, as canonical JSON (`{}`: none set; null: not Anthropic). */
+  /**
+   * The settings the messages are read under, as canonical JSON (`{}`: none set; null: a format without any): Anthropic's
+   * tool_choice and thinking (the messages are cached under them); OpenAI Responses' `reasoning.context`, as
+   * `{"reasoning.context": …}` (which turns' reasoning items the model reads; not in the units' keys, which say it).
+   */
   messageSettings: string | null;
   /**
    * OpenAI Responses: `previous_response_id` or `conversation` when the body has one — the provider puts the
@@ -519,7 +523,7 @@ export class RequestRenderer {
     const rendered = applyEdits(bodyText, edits);
     // Refused as the last of the render's faults, as it was when the check read the finished body.
     if (!dropped) refuseChanged(model, failed, pointer);
-    return { bodyText: rendered, segments: segments.list, breakpoints, promptCacheKey, cacheTtl, inlineText, model, handles: [...named], messageSettings: rules.messageSettings ? (context ?? '{}') : null, providerHistory, prefixAfterHistory: afterHistory < 0 ? null : afterHistory, instructionAfterSession, estimatedTools, thinkingNotRead, thinkingDropped, matched };
+    return { bodyText: rendered, segments: segments.list, breakpoints, promptCacheKey, cacheTtl, inlineText, model, handles: [...named], messageSettings: rules.messageSettings ? (context ?? '{}') : rules.currentTurnReasoning ? reasoningSettings(reasoning && valueOf(reasoning)) : null, providerHistory, prefixAfterHistory: afterHistory < 0 ? null : afterHistory, instructionAfterSession, estimatedTools, thinkingNotRead, thinkingDropped, matched };
   }
 
   /**

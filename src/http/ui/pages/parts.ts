@@ -6,7 +6,7 @@ import type { HtmlEscapedString } from 'hono/utils/html';
 import type { Totals } from '../../../domain/reconcile/reports';
 import { CLASSES, type MoneyLeak } from '../../../domain/reconcile/waterfall';
 import { parseRef, type HandleType } from '../../../domain/ids';
-import { earlierReasoningAdvice, earlierReasoningDropped } from '../../../domain/thinking';
+import { earlierReasoningAdvice, earlierReasoningDropped, REASONING_CONTEXT_RULE, reasoningContextChanged } from '../../../domain/thinking';
 import { FIRST_DAY, PERIODS, pct, periodSpan, ratio, tok, tokens, usd, when, type Period, type Span, type SpanChoice } from '../format';
 import type { requestSummaryView } from '../../views';
 import { CLASS_INFO, LEAK_ROWS, swatch, type ClassLink } from '../charts';
@@ -219,13 +219,13 @@ export function requestsTable(rows: RequestLine[], classes: Html | 'prompt'): Ht
 }
 
 /**
- * A setting Anthropic caches the messages under changed (the drift finding's `settings`): the messages' bytes are
- * the same, their cache entry is not.
+ * A setting Anthropic caches the messages under changed, or a Responses request's `reasoning.context` (the drift
+ * finding's `settings`): the messages' bytes are the same, their cache entry is not.
  */
 export const settingsNote = (changes: Array<{ name: string; now: unknown; before: unknown }>, segment: number): Html => {
   const shown = (v: unknown) => (v === null ? 'not sent' : JSON.stringify(v));
   return html`the request's ${changes.map((c, i) => html`${i ? ' and ' : ''}<code>${c.name}</code> changed (<code data-setting-before="${c.name}">${shown(c.before)}</code> → <code data-setting-now="${c.name}">${shown(c.now)}</code>)`)}.
-Anthropic caches the messages under <code>tool_choice</code> and <code>thinking</code>: from segment <b>#${segment + 1}</b> on, the same messages could not be read from it, and were sent again uncached`;
+${reasoningContextChanged(changes) ? REASONING_CONTEXT_RULE : html`Anthropic caches the messages under <code>tool_choice</code> and <code>thinking</code>`}: from segment <b>#${segment + 1}</b> on, the same messages could not be read from it, and were sent again uncached`;
 };
 
 /**
