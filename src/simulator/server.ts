@@ -199,7 +199,10 @@ export function createSimulatorApp(opts: SimulatorOptions): SimulatorApp {
     const thinkingRead = anthropicThinking(api.format, body, entry);
     const { blocks, totalTokens, lastInput } = blocksFromRequest(api.format, body, count, toolCosts(api.format, entry.tokenizer, entry), thinkingRead.filter, readsEarlierReasoning(entry, body.reasoning));
     if (api.format === 'anthropic') checkAnthropicBreakpoints(blocks, entry.cache.maxBreakpoints ?? 4);
-    if (api.provider === 'openai') checkRetention(body, entry.cache);
+    if (api.provider === 'openai') {
+      checkRetention(body, entry.cache);
+      checkReasoningContext(body, entry);
+    }
     // The reasoning state a tool loop must send back (reasoning.ts): refused before the cache is touched.
     const reasoningProblem =
       api.format === 'anthropic'
@@ -644,6 +647,16 @@ function retentionOf(api: Api, body: Json, entry: ModelEntry): string | null {
 function checkRetention(body: Json, rules: CacheRules): void {
   if (body.prompt_cache_retention !== 'in_memory' || !rules.ttls.every((t) => t.name === '24h')) return;
   throw new Failure(400, 'This model is compatible only with 24h extended prompt caching', { type: 'invalid_request_error', param: 'prompt_cache_retention', code: 'invalid_parameter' });
+}
+
+/**
+ * `reasoning.context` on a model that does not take it (the catalog's `reasoningContext`: GPT-5.6 and newer): OpenAI's
+ * 400 for a parameter the model does not support (`unsupported_parameter`, as it answers `max_tokens` on a reasoning
+ * model). A null is the parameter not sent.
+ */
+function checkReasoningContext(body: Json, entry: ModelEntry): void {
+  if (entry.provider !== 'openai' || entry.reasoningContext || !isRecord(body.reasoning) || body.reasoning.context === undefined || body.reasoning.context === null) return;
+  throw new Failure(400, "Unsupported parameter: 'reasoning.context' is not supported with this model.", { type: 'invalid_request_error', param: 'reasoning.context', code: 'unsupported_parameter' });
 }
 
 /** What Anthropic refuses with a 400: more breakpoints than it allows, or a 1h breakpoint after a 5m one. */

@@ -479,6 +479,25 @@ describe('OpenAI /v1/chat/completions', () => {
     }
   });
 
+  it("refuses reasoning.context on a model that does not take it, as OpenAI answers an unsupported parameter; GPT-5.6 takes it (the official SDK)", async () => {
+    const client = new OpenAI({ apiKey: newKey(), baseURL: `${sim.url}/v1`, maxRetries: 0 });
+    const ask = (model: string, context: 'all_turns' | 'current_turn') => client.responses.create({ model, input: 'Which turns?', reasoning: { effort: 'low', context } });
+    for (const model of ['gpt-5', 'o3', 'gpt-4.1']) {
+      const err = await ask(model, 'all_turns').then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err, model).toBeInstanceOf(OpenAI.BadRequestError);
+      const bad = err as InstanceType<typeof OpenAI.BadRequestError>;
+      expect([bad.status, bad.type, bad.param, bad.code, bad.message]).toEqual([400, 'invalid_request_error', 'reasoning.context', 'unsupported_parameter', "400 Unsupported parameter: 'reasoning.context' is not supported with this model."]);
+    }
+    // Chat Completions alike; a reasoning without context is taken.
+    const chat = await client.chat.completions.create({ model: 'gpt-5', messages: [{ role: 'user', content: 'Which turns?' }], reasoning: { context: 'current_turn' } } as never).then(() => null, (e: unknown) => e);
+    expect((chat as { param?: string }).param).toBe('reasoning.context');
+    expect((await client.responses.create({ model: 'gpt-5', input: 'Which turns?', reasoning: { effort: 'low' } })).status).toBe('completed');
+    for (const context of ['all_turns', 'current_turn'] as const) expect((await ask('gpt-5.6', context)).status).toBe('completed');
+  });
+
   it("gpt-5.5 keeps a prefix a day by default and refuses prompt_cache_retention 'in_memory'; gpt-5.4 takes both", async () => {
     // gpt-5.5's only retention is the extended one: with '24h' or none, a call half an hour on still reads.
     for (const retention of ['24h', undefined]) {
