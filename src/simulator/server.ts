@@ -197,8 +197,8 @@ export function createSimulatorApp(opts: SimulatorOptions): SimulatorApp {
     const choices = api.format === 'openai-chat' ? choiceCount(body) : 1;
     const limit = outputLimit(api, body);
     const thinkingRead = anthropicThinking(api.format, body, entry);
-    const { blocks, totalTokens, lastInput } = blocksFromRequest(api.format, body, count, toolCosts(api.format, entry.tokenizer, entry), thinkingRead.filter, readsEarlierReasoning(entry, body.reasoning));
-    if (api.format === 'anthropic') checkAnthropicBreakpoints(blocks, entry.cache.maxBreakpoints ?? 4);
+    const { blocks, totalTokens, lastInput, marks } = blocksFromRequest(api.format, body, count, toolCosts(api.format, entry.tokenizer, entry), thinkingRead.filter, readsEarlierReasoning(entry, body.reasoning));
+    if (api.format === 'anthropic') checkAnthropicBreakpoints(marks ?? [], entry.cache.maxBreakpoints ?? 4);
     if (api.provider === 'openai') {
       checkRetention(body, entry.cache);
       checkReasoningContext(body, entry);
@@ -659,9 +659,11 @@ function checkReasoningContext(body: Json, entry: ModelEntry): void {
   throw new Failure(400, "Unsupported parameter: 'reasoning.context' is not supported with this model.", { type: 'invalid_request_error', param: 'reasoning.context', code: 'unsupported_parameter' });
 }
 
-/** What Anthropic refuses with a 400: more breakpoints than it allows, or a 1h breakpoint after a 5m one. */
-function checkAnthropicBreakpoints(blocks: SimBlock[], max: number): void {
-  const ttls = blocks.flatMap((b) => (typeof b.breakpoint === 'string' ? [b.breakpoint] : []));
+/**
+ * What Anthropic refuses with a 400: more breakpoints than it allows, or a 1h breakpoint after a 5m one. `ttls`: every
+ * breakpoint's, in prompt order (nested ones too: blocks.ts markedBlocks).
+ */
+function checkAnthropicBreakpoints(ttls: string[], max: number): void {
   if (ttls.length > max) throw new Failure(400, `A maximum of ${max} blocks with cache_control may be provided. Found ${ttls.length}.`);
   const shorter = ttls.indexOf('5m');
   if (shorter >= 0 && ttls.slice(shorter).includes('1h'))

@@ -5,6 +5,8 @@ import type { Message } from '../content';
 import { Lru } from '../lru';
 import { definedToolTokens, toolCosts, unitTokens, type ToolCosts } from '../prompt-tokens';
 import { semanticKey, unitKey } from '../simulator/semantic';
+import { markedBlocks } from '../simulator/blocks';
+import { isRecord, type Json } from '../records';
 import { countTokens, type TokenizerFamily } from '../tokens';
 import type { PromptSegment, RequestFormat, Section } from './prompt';
 
@@ -150,36 +152,22 @@ export function inlineIdentity(text: string, format: RequestFormat, section: Sec
   // Hash the value as parsed: whitespace does not change what the model sees, but key order does
   // (providers serialise keys as sent), so it is kept.
   const hashText = JSON.stringify(value);
-  const callerBreakpoints = countCacheControl(value);
+  // The breakpoints the caller set, where the provider reads one (blocks.ts markedBlocks): nested ones too.
+  const marked = markedBlocks(value);
+  const callerBreakpoints = marked.length;
   // A marked turn is counted as it will be once its mark has moved on (in the next turn's history): the same size.
-  const countText = callerBreakpoints > 0 ? JSON.stringify(value, (k, v: unknown) => (k === 'cache_control' || k === 'prompt_cache_breakpoint' ? undefined : v)) : hashText;
+  const countText =
+    callerBreakpoints > 0
+      ? JSON.stringify(value, function (this: unknown, k, v: unknown) {
+          return (k === 'cache_control' || k === 'prompt_cache_breakpoint') && marked.includes(this as Json) ? undefined : v;
+        })
+      : hashText;
   const weight = 2 * text.length + hashText.length + (countText === hashText ? 0 : countText.length) + 64;
-  return { text, hashText, countText, tokens: {}, keys: { [`${format}|${section}`]: unitKey(format, section, value) }, callerBreakpoints, ...callerTtls(value), weight };
+  return { text, hashText, countText, tokens: {}, keys: { [`${format}|${section}`]: unitKey(format, section, value) }, callerBreakpoints, ...callerTtls(marked), weight };
 }
 
-/** The longest TTL the caller marked in a value, and whether any mark is 5m. */
-function callerTtls(v: unknown): { callerTtl: string | undefined; caller5m: boolean } {
-  const ttls = callerTtlsOf(v);
+/** The longest TTL the caller marked (an Anthropic cache_control's), and whether any mark is 5m. */
+function callerTtls(marked: Json[]): { callerTtl: string | undefined; caller5m: boolean } {
+  const ttls = marked.flatMap((b) => (isRecord(b.cache_control) ? [b.cache_control.ttl === '1h' ? '1h' : '5m'] : []));
   return { callerTtl: ttls.includes('1h') ? '1h' : ttls[0], caller5m: ttls.includes('5m') };
-}
-
-function callerTtlsOf(v: unknown): string[] {
-  const ttls: string[] = [];
-  const walk = (x: unknown) => {
-    if (Array.isArray(x)) x.forEach(walk);
-    else if (x && typeof x === 'object') {
-      const cc = (x as { cache_control?: { ttl?: unknown } }).cache_control;
-      if (cc) ttls.push(cc.ttl === '1h' ? '1h' : '5m');
-      Object.values(x).forEach(walk);
-    }
-  };
-  walk(v);
-  return ttls;
-}
-
-function countCacheControl(v: unknown): number {
-  if (Array.isArray(v)) return v.reduce((n: number, x) => n + countCacheControl(x), 0);
-  if (v && typeof v === 'object')
-    return ('cache_control' in v || 'prompt_cache_breakpoint' in v ? 1 : 0) + Object.values(v).reduce((n: number, x) => n + countCacheControl(x), 0);
-  return 0;
 }

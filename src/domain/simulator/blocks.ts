@@ -33,6 +33,39 @@ export interface RequestBlocks {
   totalTokens: number;
   /** The last block that is not the model's own output (where OpenAI's implicit breakpoint goes), or -1. */
   lastInput: number;
+  /** Anthropic: the TTL of every cache_control breakpoint, in prompt order (nested ones too: see markedBlocks). */
+  marks?: string[];
+}
+
+const MARKER_KEYS = ['cache_control', 'prompt_cache_breakpoint'] as const;
+
+/**
+ * The blocks of a value that carry a cache breakpoint, in prompt order (a block after the blocks nested in it). As
+ * Anthropic documents what can be cached (https://platform.claude.com/docs/en/build-with-claude/prompt-caching, "What
+ * can be cached"; the SDK's params say "Create a cache control breakpoint at this content block"): a tool definition,
+ * a system block, a message's content block, and a content block nested in one — a tool_result's content, a
+ * search_result's, a document's `source.content` (images and documents too). Not a key of what a block carries as data
+ * (a tool's input_schema, a tool_use's input), and not a marker set to null (none).
+ */
+export function markedBlocks(value: unknown): Json[] {
+  const out: Json[] = [];
+  const walk = (x: unknown): void => {
+    if (Array.isArray(x)) {
+      for (const y of x) walk(y);
+      return;
+    }
+    if (!isRecord(x)) return;
+    if (Array.isArray(x.content)) walk(x.content);
+    if (isRecord(x.source) && Array.isArray(x.source.content)) walk(x.source.content);
+    if (MARKER_KEYS.some((k) => isRecord(x[k]))) out.push(x);
+  };
+  walk(value);
+  return out;
+}
+
+/** One TTL for the breakpoints of a block and those nested in it (the render's rule, units.ts): 1h if any asks it. */
+function markedTtl(ttls: string[]): string | null {
+  return ttls.length === 0 ? null : ttls.includes('1h') ? '1h' : ttls[0]!;
 }
 
 /** Anthropic's TTL when `cache_control` names none. */
@@ -81,13 +114,20 @@ export function blocksFromRequest(format: RequestFormat, body: unknown, countTok
 export function blocksFromAnthropic(body: unknown, countTokens: TokenCounter, costs: ToolCosts = {}, thinking?: ThinkingFilter): RequestBlocks {
   const b = requireObject(body);
   const raw: RawBlock[] = [];
+  // Every breakpoint's TTL in prompt order; a block's own and its nested ones' make its breakpoint.
+  const marks: string[] = [];
+  const breakpointOf = (block: unknown): string | null => {
+    const ttls = markedBlocks(block).map((m) => anthropicTtl(m)!);
+    pushAll(marks, ttls);
+    return markedTtl(ttls);
+  };
   arrayOf(b.tools).forEach((tool, index) => {
-    raw.push({ at: { section: 'tools', index }, content: semanticForm('anthropic', tool), breakpoint: anthropicTtl(tool), opensMessage: false });
+    raw.push({ at: { section: 'tools', index }, content: semanticForm('anthropic', tool), breakpoint: breakpointOf(tool), opensMessage: false });
   });
   // A string is the text block it stands for.
   const asBlocks = (v: unknown) => (typeof v === 'string' ? [{ type: 'text', text: v }] : arrayOf(v));
   asBlocks(b.system).forEach((part, index) => {
-    raw.push({ at: { section: 'system', index }, content: semanticForm('anthropic', part), breakpoint: anthropicTtl(part), opensMessage: false });
+    raw.push({ at: { section: 'system', index }, content: semanticForm('anthropic', part), breakpoint: breakpointOf(part), opensMessage: false });
   });
   // The messages are cached under the request's tool_choice and thinking settings: another value, another prefix.
   const settings = Object.fromEntries(MESSAGE_CACHE_SETTINGS.filter((k) => b[k] !== undefined && b[k] !== null).map((k) => [k, b[k]]));
@@ -104,7 +144,7 @@ export function blocksFromAnthropic(body: unknown, countTokens: TokenCounter, co
       raw.push({
         at: { section: 'messages', message: m, role, part: p, ...context },
         content: semanticForm('anthropic', part),
-        breakpoint: anthropicTtl(part),
+        breakpoint: breakpointOf(part),
         opensMessage: p === 0,
       });
     });
@@ -112,8 +152,11 @@ export function blocksFromAnthropic(body: unknown, countTokens: TokenCounter, co
   // Top-level `cache_control` is Anthropic's automatic caching: the breakpoint goes on the last block.
   const auto = anthropicTtl(b);
   const last = raw[raw.length - 1];
-  if (auto !== null && last && last.breakpoint === null) last.breakpoint = auto;
-  return chain('anthropic', raw, countTokens, costs, toolPromptParts(arrayOf(b.tools), b.tool_choice, costs));
+  if (auto !== null && last && last.breakpoint === null) {
+    last.breakpoint = auto;
+    marks.push(auto);
+  }
+  return { ...chain('anthropic', raw, countTokens, costs, toolPromptParts(arrayOf(b.tools), b.tool_choice, costs)), marks };
 }
 
 /** OpenAI Chat Completions: `tools`, then `messages` in array order (system/developer messages are the system section). */
