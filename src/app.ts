@@ -28,6 +28,7 @@ import { uiRoutes } from './http/ui';
 import { handleError, problem } from './http/problem';
 import { healthRoutes } from './http/health';
 import { Metrics, observe } from './http/metrics';
+import { serviceDocs } from './http/service-docs';
 import { QueryParams } from './http/query-params';
 import type { AppEnv } from './http/router';
 import { adminRoutes } from './http/routes/admin';
@@ -257,6 +258,7 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   app.route('/', docsRoutes());
   app.route('/', proxy.others);
   app.route('/', proxyDocs());
+  app.route('/', serviceDocs());
   app.route('/', uiRoutes(deps, services));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', { type: 'http', scheme: 'bearer', description: 'A tenant API key (phk_…).' });

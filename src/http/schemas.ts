@@ -291,6 +291,9 @@ export function withOtherErrors<D extends { paths?: object }>(doc: D): D {
   return doc;
 }
 
+/** The refusal before routing every route can give (client-error.ts): listed on the routes that take no input. */
+export const HEADERS_TOO_LARGE = problemResponse('headers_too_large: the request line and headers are larger than the server accepts (16 KB), refused before routing');
+
 /** Error responses of an authenticated route without a body (GET, DELETE). */
 export const readErrors = {
   401: problemResponse('unauthorized: missing or invalid API key'),

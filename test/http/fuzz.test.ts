@@ -39,11 +39,7 @@ interface Route {
 
 /** Served, but neither documented nor taking input beyond the query: asked with odd queries and keys only. */
 const PLAIN: Array<[string, string, Auth]> = [
-  ['GET', '/healthz', 'none'],
-  ['GET', '/readyz', 'none'],
-  ['GET', '/metrics', 'admin'],
   ['GET', '/openapi.json', 'none'],
-  ['GET', '/docs', 'none'],
   ['GET', '/docs/init.js', 'none'],
   ['GET', '/docs/swagger-ui.css', 'none'],
   ['GET', '/favicon.ico', 'none'],
@@ -222,7 +218,8 @@ function fromDocument(doc: OpenApi): Route[] {
   for (const [path, ops] of Object.entries(doc.paths)) {
     for (const [method, op] of Object.entries(ops)) {
       const security = Object.keys(op.security?.[0] ?? { apiKey: [] })[0];
-      const auth: Auth = security === 'adminKey' ? 'admin' : security === 'proxyKey' ? 'proxy' : 'tenant';
+      // `security: []`: no key (the probes, /docs).
+      const auth: Auth = op.security?.length === 0 ? 'none' : security === 'adminKey' ? 'admin' : security === 'proxyKey' ? 'proxy' : 'tenant';
       const params = op.parameters ?? [];
       const schema = op.requestBody?.content?.['application/json']?.schema;
       out.push({

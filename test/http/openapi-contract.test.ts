@@ -392,6 +392,18 @@ describe('every answer matches the document', () => {
     );
   });
 
+  it('the service: its probes, metrics and docs', async () => {
+    const [health, ready, metrics, docs] = [await anonymous.get('/healthz'), await anonymous.get('/readyz'), await admin.get('/metrics'), await anonymous.get('/docs')];
+    expectStatuses([health, ready, metrics, await anonymous.get('/metrics'), await tenant.get('/metrics'), docs], [200, 200, 200, 401, 401, 200]);
+    expect([health.json, ready.json]).toEqual([{ status: 'ok' }, { status: 'ok' }]);
+    expect(metrics.headers.get('content-type')).toMatch(/^text\/plain/);
+    expect(metrics.text).toContain('# TYPE ph_http_requests_total counter');
+    expect(docs.headers.get('content-type')).toMatch(/^text\/html/);
+    // A probe asked with another method: the 405 naming the one it takes, as for every documented path.
+    const wrong = await fetch(`${h.url}/healthz`, { method: 'POST' });
+    expect([wrong.status, wrong.headers.get('allow')]).toEqual([405, 'GET']);
+  });
+
   it('reached every operation the document lists', () => {
     expect(contract.exercised.size).toBeGreaterThan(0);
     expect(contract.operations().filter((op) => !contract.exercised.has(op))).toEqual([]);
