@@ -117,7 +117,8 @@ export function blocksFromAnthropic(body: unknown, countTokens: TokenCounter, co
   // Every breakpoint's TTL in prompt order; a block's own and its nested ones' make its breakpoint.
   const marks: string[] = [];
   const breakpointOf = (block: unknown): string | null => {
-    const ttls = markedBlocks(block).map((m) => anthropicTtl(m)!);
+    // Anthropic's marks only (an OpenAI prompt_cache_breakpoint is not one here).
+    const ttls = markedBlocks(block).flatMap((m) => anthropicTtl(m) ?? []);
     pushAll(marks, ttls);
     return markedTtl(ttls);
   };
