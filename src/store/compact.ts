@@ -38,6 +38,13 @@ export interface CompactSegments {
 export type ReadBatches = (session: string, variant: string, from: number, to: number) => Map<number, string>;
 
 const BATCH_SOURCE = /^(ses_[^@]+)@(\d+)$/;
+
+/** A session batch's source as its session and version, when it is spelled as they expand to (`ses_…@7`, not `@07`). */
+function batchRef(source: unknown): { session: string; version: number } | null {
+  const m = typeof source === 'string' ? BATCH_SOURCE.exec(source) : null;
+  const version = Number(m?.[2]);
+  return m && Number.isSafeInteger(version) && `${m[1]}@${version}` === source ? { session: m[1]!, version } : null;
+}
 const START = { byte_end: 0, token_end: 0, chain: '' };
 
 /** The variant a request's batches are stored under: what besides its bytes shapes a batch's segment (the rest is checked). */
@@ -79,8 +86,8 @@ const SEGMENT_KEYS = 'source,path,section,byte_start,byte_end,token_start,token_
  * fraction of the cost on a long session's hundreds of batches).
  */
 function asBatch(seg: Segment, prev: Pick<Segment, 'byte_end' | 'token_end' | 'chain'>): { session: string; version: number; entry: string } | null {
-  const m = typeof seg?.source === 'string' ? BATCH_SOURCE.exec(seg.source) : null;
-  if (!m || !Array.isArray(seg.units) || typeof seg.digest !== 'string' || typeof seg.section !== 'string' || typeof seg.tokens_estimated !== 'boolean') return null;
+  const ref = batchRef(seg?.source);
+  if (!ref || !Array.isArray(seg.units) || typeof seg.digest !== 'string' || typeof seg.section !== 'string' || typeof seg.tokens_estimated !== 'boolean') return null;
   if (!Array.isArray(seg.path) || seg.path.length !== 1 || seg.path[0] !== seg.source || Object.keys(seg).join(',') !== SEGMENT_KEYS) return null;
   let tokens = 0;
   let blocks = 0;
@@ -94,7 +101,7 @@ function asBatch(seg: Segment, prev: Pick<Segment, 'byte_end' | 'token_end' | 'c
   if (seg.token_start !== prev.token_end || seg.token_end !== prev.token_end + tokens || seg.blocks !== blocks) return null;
   if (seg.chain !== sha256Hex(prev.chain + seg.digest)) return null;
   const entry: BatchEntry = [seg.section, bytes, seg.tokens_estimated ? 1 : 0, seg.digest, seg.units];
-  return { session: m[1]!, version: Number(m[2]), entry: JSON.stringify(entry) };
+  return { ...ref, entry: JSON.stringify(entry) };
 }
 
 /**
@@ -237,16 +244,16 @@ export function compactOutcome(outcome: unknown, prices: { read: number; input: 
   const out: CompactOutcomes['s'] = [];
   let run: [string, number, number, string] | null = null;
   segs.forEach((seg, i) => {
-    const m = typeof seg.source === 'string' ? BATCH_SOURCE.exec(seg.source) : null;
-    const captured = m && seg.start === (i === 0 ? 0 : segs[i - 1]!.end) && seg.end - seg.start === lengths[i] && isCaptured(seg, p, keys);
+    const ref = batchRef(seg.source);
+    const captured = ref && seg.start === (i === 0 ? 0 : segs[i - 1]!.end) && seg.end - seg.start === lengths[i] && isCaptured(seg, p, keys);
     if (!captured) {
       out.push(seg);
       run = null;
       return;
     }
-    const [, session, v] = m;
-    if (run && run[0] === session && run[1] + run[2] === Number(v) && run[3] === seg.section) run[2]++;
-    else out.push((run = [session!, Number(v), 1, seg.section]));
+    const { session, version } = ref;
+    if (run && run[0] === session && run[1] + run[2] === version && run[3] === seg.section) run[2]++;
+    else out.push((run = [session, version, 1, seg.section]));
   });
   if (out.length === segs.length) return outcome;
   // In its place among the outcome's keys: the outcome reads back with its keys in the same order.

@@ -248,3 +248,18 @@ describe('outcomes', () => {
     expect((compactOutcome(outcome, { read: 0.1, input: 3.0000001 / 1_000_000 }) as { segments: unknown }).segments).toBe(segments);
   });
 });
+
+describe('sources', () => {
+  it('a batch source not spelled as the reference would write it (a leading zero, a version past 2^53) is kept whole, segments and outcomes alike', () => {
+    const money = { read: 0.1, input: 3 / 1_000_000 };
+    for (const source of ['ses_a@07', 'ses_a@+7', 'ses_a@9007199254740993']) {
+      const t = memoryBatches();
+      const segments = render([{ source, path: [source], section: 'messages', bytes: 40, units: [['a'.repeat(16), 9, 1]], estimated: true, odd: 'none' }]);
+      const stored = JSON.parse(JSON.stringify(compactSegments(segments, 'V', t.read, t.write)));
+      expect(JSON.stringify(expandSegments(stored, t.read))).toBe(JSON.stringify(segments));
+      const seg = outcomeOf(source, [source], 'messages', 0, 40, { segRead: 40, segWrite: 0, writeUnits: 0, cold: 0, predicted: 40, captured: 40 }, money, true);
+      const outcome = { lengths: [40], capture: 'reported', segments: [seg], drift: null };
+      expect(JSON.stringify(expandOutcome(JSON.parse(JSON.stringify(compactOutcome(outcome, money)))))).toBe(JSON.stringify(outcome));
+    }
+  });
+});
