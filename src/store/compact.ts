@@ -28,10 +28,10 @@ interface Segment {
 /** A session batch as stored once in `session_batches`: what its segment holds that its place in a request does not set. */
 type BatchEntry = [section: string, bytes: number, estimated: 0 | 1, digest: string, units: Segment['units']];
 
-/** A request's segments as stored: `v` the variant its batches are stored under; `s` segments, or runs `[session, from, to]`. */
+/** A request's segments as stored: `v` the variant its batches are stored under; `s` segments, or runs `[session, from, to, form?]`. */
 export interface CompactSegments {
   v: string;
-  s: Array<Segment | [string, number, number]>;
+  s: Array<Segment | [string, number, number] | [string, number, number, number]>;
 }
 
 /** Reads the stored entries of a session's versions [from, to] under a variant, by version (JSON text). */
@@ -105,11 +105,22 @@ function asBatch(seg: Segment, prev: Pick<Segment, 'byte_end' | 'token_end' | 'c
 }
 
 /**
+ * The forms a batch may be stored in under one variant: a model that reads only the current turn's thinking counts a
+ * batch's thinking while its tool loop is under way and not from the next question on (thinking.ts), so a batch has
+ * two forms in one session; past these, a segment is kept whole.
+ */
+export const BATCH_FORMS = 4;
+
+/** The variant column of a batch's form `n` (form 0: the variant itself, as rows written before forms). */
+const formVariant = (variant: string, n: number) => (n === 0 ? variant : `${variant}.${n}`);
+
+/**
  * A request's segments in their compact form, for a request whose batches are stored under `variant`: each run of a
  * session's consecutive versions whose stored entries (`read`, or `write` for one not stored yet) are the segments'
- * own becomes a reference; any other segment is kept whole. Segments of any other shape are returned as they are.
+ * own, in one form, becomes a reference (`[session, from, to]`, with the form after it when not 0); any other segment
+ * is kept whole. Segments of any other shape are returned as they are.
  */
-export function compactSegments(segments: unknown, variant: string, read: ReadBatches, write: (session: string, version: number, entry: string) => void): unknown {
+export function compactSegments(segments: unknown, variant: string, read: ReadBatches, write: (session: string, variant: string, version: number, entry: string) => void): unknown {
   if (!Array.isArray(segments)) return segments;
   const segs = segments as Segment[];
   const batches = segs.map((seg, i) => asBatch(seg, i === 0 ? START : segs[i - 1]!));
@@ -124,20 +135,27 @@ export function compactSegments(segments: unknown, variant: string, read: ReadBa
     }
     let j = i + 1;
     while (j < segs.length && batches[j]?.session === first.session && batches[j]!.version === batches[j - 1]!.version + 1) j++;
-    const stored = read(first.session, variant, first.version, batches[j - 1]!.version);
-    let run: [string, number, number] | null = null;
+    // Each form's stored entries over the run, read when a batch gets that far.
+    const forms: Array<Map<number, string>> = [];
+    const stored = (n: number) => (forms[n] ??= read(first.session, formVariant(variant, n), first.version, batches[j - 1]!.version));
+    let run: CompactSegments['s'][number] | null = null;
     for (let k = i; k < j; k++) {
       const b = batches[k]!;
-      const found = stored.get(b.version);
-      if (found === undefined) write(b.session, b.version, b.entry);
-      if (found === undefined || found === b.entry) {
-        if (run) run[2] = b.version;
-        else out.push((run = [b.session, b.version, b.version]));
-      } else {
-        // Stored otherwise under this variant (rendered in another way): kept whole.
+      let form = -1;
+      for (let n = 0; n < BATCH_FORMS && form < 0; n++) {
+        const found = stored(n).get(b.version);
+        if (found === undefined) {
+          write(b.session, formVariant(variant, n), b.version, b.entry);
+          stored(n).set(b.version, b.entry);
+        }
+        if (found === undefined || found === b.entry) form = n;
+      }
+      if (form < 0) {
+        // Stored in as many other forms under this variant: kept whole.
         out.push(segs[k]!);
         run = null;
-      }
+      } else if (run && (run[3] ?? 0) === form) run[2] = b.version;
+      else out.push((run = form === 0 ? [b.session, b.version, b.version] : [b.session, b.version, b.version, form]));
     }
     i = j;
   }
@@ -154,11 +172,12 @@ export function expandSegments(stored: unknown, read: ReadBatches): unknown {
       out.push(e);
       continue;
     }
-    const [session, from, to] = e;
-    const entries = read(session, v, from, to);
+    const [session, from, to, form = 0] = e;
+    const variant = formVariant(v, form);
+    const entries = read(session, variant, from, to);
     for (let version = from; version <= to; version++) {
       const entry = entries.get(version);
-      if (entry === undefined) throw new Error(`session batch ${session}@${version} (${v}) is not stored`);
+      if (entry === undefined) throw new Error(`session batch ${session}@${version} (${variant}) is not stored`);
       out.push(batchSegment(session, version, JSON.parse(entry) as BatchEntry, out.at(-1) ?? START));
     }
   }

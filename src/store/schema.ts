@@ -137,7 +137,10 @@ export const sessionBatches = sqliteTable(
       .notNull()
       .references(() => tenants.id),
     sessionId: text('session_id').notNull(),
-    /** What besides its bytes shapes the segment: the request's format, catalog entry and message settings (batchVariant). */
+    /**
+     * What besides its bytes shapes the segment: the request's format, catalog entry and message settings (batchVariant);
+     * `<variant>.<n>` for the batch's form n > 0, as rendered another way under that variant (compact.ts, BATCH_FORMS).
+     */
     variant: text('variant').notNull(),
     version: integer('version').notNull(),
     /** JSON: the segment less what its place in a request sets (section, bytes, whether estimated, digest, units). */

@@ -808,11 +808,10 @@ export class SqliteStore implements Store {
       if (op.kind === 'request') {
         const { tenantId } = op.row;
         const stored = this.batchesOf(tenantId);
-        const variant = batchVariant(op.row);
         const segments = compactSegments(
           op.row.segments,
-          variant,
-          (session, _, from, to) => {
+          batchVariant(op.row),
+          (session, variant, from, to) => {
             const found = stored(session, variant, from, to);
             for (let v = from; v <= to; v++) {
               const entry = newBatches.get(`${tenantId}\n${session}\n${variant}\n${v}`);
@@ -820,7 +819,7 @@ export class SqliteStore implements Store {
             }
             return found;
           },
-          (session, version, entry) => {
+          (session, variant, version, entry) => {
             newBatches.set(`${tenantId}\n${session}\n${variant}\n${version}`, entry);
             out.push([this.insertBatch, { tenantId, sessionId: session, variant, version, entry }]);
           },

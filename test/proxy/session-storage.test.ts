@@ -35,12 +35,12 @@ async function harness(opts: Parameters<typeof startHarness>[0] = {}): Promise<H
 }
 
 /** A tool round on the session (a question answered with a tool call, then its result): the two request ids. */
-async function round(h: Harness, session: string, i: number): Promise<[string, string]> {
+async function round(h: Harness, session: string, i: number, model = MODEL): Promise<[string, string]> {
   const sdk = h.anthropic({ headers: { 'x-ph-session': session } });
-  const ask = await sdk.messages.create({ model: MODEL, max_tokens: 4096, thinking: THINKING, messages: [{ role: 'user', content: marked([{ type: 'text', text: `Step ${i}: use read_file on src/f${i}.ts` }]) }] }).withResponse();
+  const ask = await sdk.messages.create({ model, max_tokens: 4096, thinking: THINKING, messages: [{ role: 'user', content: marked([{ type: 'text', text: `Step ${i}: use read_file on src/f${i}.ts` }]) }] }).withResponse();
   const call = ask.data.content.find((b): b is Anthropic.ToolUseBlock => b.type === 'tool_use')!;
   h.clock.advance(10_000);
-  const answer = await sdk.messages.create({ model: MODEL, max_tokens: 4096, thinking: THINKING, messages: [{ role: 'user', content: marked([{ type: 'tool_result', tool_use_id: call.id, content: file(i) }]) }] }).withResponse();
+  const answer = await sdk.messages.create({ model, max_tokens: 4096, thinking: THINKING, messages: [{ role: 'user', content: marked([{ type: 'tool_result', tool_use_id: call.id, content: file(i) }]) }] }).withResponse();
   h.clock.advance(10_000);
   await committed(h);
   return [ask.response.headers.get('x-ph-request-id')!, answer.response.headers.get('x-ph-request-id')!];
@@ -181,4 +181,24 @@ it("pruning: a session's stored batches stay while a request names the session, 
   const [, again] = await round(h, kept.id, 5);
   expect(batches(kept.id)).toBe(9);
   expect((await h.tenant.client.get(`/v1/requests/${again}`)).json.segments.filter((x: { source: string }) => x.source.startsWith(kept.id))).toHaveLength(9);
+});
+
+it("a model that reads only the current turn's thinking: each batch stored in its two forms (in the tool loop, then after the next question), every request's batches references", async () => {
+  const h = await harness();
+  const db = h.t.sqlite;
+  const session = await start(h);
+  let last = '';
+  for (let i = 1; i <= 8; i++) [, last] = await round(h, session.id, i, 'claude-sonnet-4-5');
+  const versions = (await h.tenant.client.get(`/v1/handles/${session.id}`)).json.version.version as number;
+  const stored = JSON.parse(db.prepare('select segments from requests where id = ?').pluck().get(last) as string);
+  // No session batch kept whole (each ask's batch, holding thinking, was before: 1 KB each in every later request).
+  expect(stored.s.filter((e: { source?: string }) => !Array.isArray(e) && e.source?.startsWith(session.id))).toEqual([]);
+  const refs = stored.s.filter((e: unknown) => Array.isArray(e)) as Array<[string, number, number, number?]>;
+  expect(refs.flatMap(([, from, to]) => Array.from({ length: to - from + 1 }, (_, k) => from + k))).toEqual(Array.from({ length: versions - 2 }, (_, k) => k + 2));
+  expect(refs.some((r) => r[3] === 1)).toBe(true);
+  // At most two forms a version; the request reads back whole, its segments its outcome's.
+  expect(db.prepare('select max(n) from (select count(*) as n from session_batches where session_id = ? group by version)').pluck().get(session.id)).toBe(2);
+  const got = (await h.tenant.client.get(`/v1/requests/${last}`)).json;
+  expect(got.segments.filter((s: { source: string }) => s.source.startsWith(`${session.id}@`)).map((s: { source: string }) => s.source)).toEqual(Array.from({ length: versions - 2 }, (_, k) => `${session.id}@${k + 2}`));
+  expect(got.segments.map((s: { source: string }) => s.source)).toEqual(got.outcome.segments.map((s: { source: string }) => s.source));
 });

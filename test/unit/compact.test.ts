@@ -4,7 +4,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/domain/digest';
-import { compactOutcome, compactSegments, expandOutcome, expandSegments, type CompactOutcomes, type CompactSegments, type ReadBatches } from '../../src/store/compact';
+import { BATCH_FORMS, compactOutcome, compactSegments, expandOutcome, expandSegments, type CompactOutcomes, type CompactSegments, type ReadBatches } from '../../src/store/compact';
 
 /** Session batches as a table holds them: key `session\nvariant\nversion`. */
 function memoryBatches(initial: Map<string, string> = new Map()) {
@@ -18,8 +18,8 @@ function memoryBatches(initial: Map<string, string> = new Map()) {
     return out;
   };
   const written: string[] = [];
-  const write = (session: string, version: number, entry: string) => {
-    const key = `${session}\n${'V'}\n${version}`;
+  const write = (session: string, variant: string, version: number, entry: string) => {
+    const key = `${session}\n${variant}\n${version}`;
     written.push(key);
     rows.set(key, entry);
   };
@@ -141,11 +141,25 @@ describe('segments', () => {
     expect(again.s).toEqual([more[0], ['ses_a', 2, 52]]);
     expect(t.written).toHaveLength(51);
     expect(expandSegments(again, t.read)).toEqual(more);
-    // Version 30 rendered otherwise (another tokenizer's count) under the same variant: that segment kept whole.
-    const other = render([art, ...list.map((p, k) => (k === 28 ? { ...p, units: [['e'.repeat(16), 7, 2]] as Unit[] } : p))]);
+    // Version 30 rendered otherwise under the same variant (a stripping model's thinking left out once a new question
+    // follows it): stored again as a second form, referenced as such; the later versions still one run.
+    const otherwise = (n: number) => render([art, ...list.map((p, k) => (k === 28 ? { ...p, units: [[`e${n}`.padEnd(16, '0'), 7, 2]] as Unit[] } : p))]);
+    const other = otherwise(1);
     const split = compactSegments(other, 'V', t.read, t.write) as CompactSegments;
-    expect(split.s).toEqual([other[0], ['ses_a', 2, 29], other[29], ['ses_a', 31, 51]]);
+    expect(split.s).toEqual([other[0], ['ses_a', 2, 29], ['ses_a', 30, 30, 1], ['ses_a', 31, 51]]);
+    expect(t.written.at(-1)).toBe('ses_a\nV.1\n30');
     expect(JSON.stringify(expandSegments(split, t.read))).toBe(JSON.stringify(other));
+    // Each form read back as it was stored: the first request's, the second's.
+    expect(JSON.stringify(expandSegments(again, t.read))).toBe(JSON.stringify(more));
+    expect((compactSegments(other, 'V', t.read, t.write) as CompactSegments).s).toEqual(split.s);
+    // Past BATCH_FORMS forms, kept whole.
+    for (let n = 2; n < BATCH_FORMS; n++) expect((compactSegments(otherwise(n), 'V', t.read, t.write) as CompactSegments).s[2]).toEqual(['ses_a', 30, 30, n]);
+    const written = t.written.length;
+    const past = otherwise(BATCH_FORMS);
+    const whole = compactSegments(past, 'V', t.read, t.write) as CompactSegments;
+    expect(whole.s).toEqual([past[0], ['ses_a', 2, 29], past[29], ['ses_a', 31, 51]]);
+    expect(t.written).toHaveLength(written);
+    expect(JSON.stringify(expandSegments(whole, t.read))).toBe(JSON.stringify(past));
   });
 
   it('an old row (an array) reads as it is; a reference to a batch no longer stored is an error, not other segments', () => {
