@@ -202,3 +202,24 @@ it("a model that reads only the current turn's thinking: each batch stored in it
   expect(got.segments.filter((s: { source: string }) => s.source.startsWith(`${session.id}@`)).map((s: { source: string }) => s.source)).toEqual(Array.from({ length: versions - 2 }, (_, k) => `${session.id}@${k + 2}`));
   expect(got.segments.map((s: { source: string }) => s.source)).toEqual(got.outcome.segments.map((s: { source: string }) => s.source));
 });
+
+it("a deleted session's requests read as before, their batches kept until pruning takes the last of them (then a 404, not a missing batch)", async () => {
+  const h = await harness({ scopeSnapshotEvery: 1 });
+  const db = h.t.sqlite;
+  const session = await start(h);
+  const ids: string[] = [];
+  for (let i = 1; i <= 3; i++) ids.push(...(await round(h, session.id, i)));
+  const read = async () => ({
+    requests: await Promise.all(ids.map(async (id) => (await h.tenant.client.get(`/v1/requests/${id}`)).json)),
+    report: (await h.tenant.client.get(`/v1/reports/handles/${session.id}`)).json.tokens,
+  });
+  const before = await read();
+  expect((await h.tenant.client.delete(`/v1/handles/${session.id}`)).status).toBe(204);
+  expect(await read()).toEqual(before);
+  expect(db.prepare('select count(*) from session_batches where session_id = ?').pluck().get(session.id)).toBe(5);
+  h.clock.advance(40 * 86_400_000);
+  await round(h, (await start(h)).id, 1);
+  expect((await clientFor(h.t.app, ADMIN_KEY).post('/v1/prune', { older_than_days: 30 })).json.pruned).toBe(6);
+  expect(db.prepare('select count(*) from session_batches where session_id = ?').pluck().get(session.id)).toBe(0);
+  for (const id of ids) expect((await h.tenant.client.get(`/v1/requests/${id}`)).status).toBe(404);
+});
