@@ -223,3 +223,37 @@ it("a deleted session's requests read as before, their batches kept until prunin
   expect(db.prepare('select count(*) from session_batches where session_id = ?').pluck().get(session.id)).toBe(0);
   for (const id of ids) expect((await h.tenant.client.get(`/v1/requests/${id}`)).status).toBe(404);
 });
+
+it('two services on one database file taking turns on a session: each batch stored once, every request of either (two at once on one version among them) read whole by both', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ph-session-two-'));
+  dirs.push(dir);
+  const path = join(dir, 'shared.sqlite');
+  const a = await harness({ databasePath: path });
+  const b = await harness({ databasePath: path, tenant: { id: a.tenant.id, key: a.tenant.key } });
+  b.clock.set(a.clock.now());
+  const session = await start(a);
+  const ids: string[] = [];
+  for (let i = 1; i <= 6; i++) {
+    const h = i % 2 ? a : b;
+    ids.push(...(await round(h, session.id, i)));
+    (h === a ? b : a).clock.set(h.clock.now());
+  }
+  // Then both at once on the same version: one appends, both store their request (the same batches, stored once).
+  const both = await Promise.all(
+    [a, b].map(async (h) => {
+      const res = await h.anthropic({ headers: { 'x-ph-session': session.id } }).messages.create({ model: MODEL, max_tokens: 4096, thinking: THINKING, messages: [{ role: 'user', content: marked([{ type: 'text', text: 'Step 7: summarise' }]) }] }).withResponse();
+      return res.response.headers.get('x-ph-request-id')!;
+    }),
+  );
+  await Promise.all([committed(a), committed(b)]);
+  ids.push(...both);
+  const versions = (await a.tenant.client.get(`/v1/handles/${session.id}`)).json.version.version as number;
+  expect(a.t.sqlite.prepare('select count(*), count(distinct version) from session_batches where session_id = ?').raw().get(session.id)).toEqual([versions - 2, versions - 2]);
+  for (const id of both) expect(JSON.parse(a.t.sqlite.prepare('select segments from requests where id = ?').pluck().get(id) as string).s.filter((e: unknown) => Array.isArray(e))).toEqual([[session.id, 2, versions - 1]]);
+  for (const id of ids) {
+    const [x, y] = await Promise.all([a, b].map(async (h) => (await h.tenant.client.get(`/v1/requests/${id}`)).json));
+    expect(x.status).toBe('reconciled');
+    expect(y).toEqual(x);
+    if (both.includes(id)) expect(x.segments.filter((s: { source: string }) => s.source.startsWith(`${session.id}@`))).toHaveLength(versions - 2);
+  }
+});
