@@ -162,6 +162,11 @@ export function compactSegments(segments: unknown, variant: string, read: ReadBa
   return { v: variant, s: out } satisfies CompactSegments;
 }
 
+/** A reference to a batch the table no longer holds (only rows removed by hand lose one: see the store's getRequest). */
+export class BatchMissingError extends Error {
+  override name = 'BatchMissingError';
+}
+
 /** A request's segments as the domain sees them, from either stored shape. */
 export function expandSegments(stored: unknown, read: ReadBatches): unknown {
   if (stored === null || typeof stored !== 'object' || Array.isArray(stored)) return stored;
@@ -177,7 +182,7 @@ export function expandSegments(stored: unknown, read: ReadBatches): unknown {
     const entries = read(session, variant, from, to);
     for (let version = from; version <= to; version++) {
       const entry = entries.get(version);
-      if (entry === undefined) throw new Error(`session batch ${session}@${version} (${variant}) is not stored`);
+      if (entry === undefined) throw new BatchMissingError(`session batch ${session}@${version} (${variant}) is not stored`);
       out.push(batchSegment(session, version, JSON.parse(entry) as BatchEntry, out.at(-1) ?? START));
     }
   }

@@ -2,7 +2,7 @@ import { and, asc, desc, eq, gt, gte, isNull, lt, lte, sql } from 'drizzle-orm';
 import { statSync, type Stats } from 'node:fs';
 import type { Db, WalSync } from './db';
 import { DELETING_NAME } from './store';
-import { batchVariant, compactOutcome, compactSegments, expandOutcome, expandSegments, type ReadBatches } from './compact';
+import { BatchMissingError, batchVariant, compactOutcome, compactSegments, expandOutcome, expandSegments, type ReadBatches } from './compact';
 import { apiKeys, blobs, calibration, driftFindings, handlePins, handles, handleVersions, requestInline, requests, tenants } from './schema';
 import { DAY_MS, type Clock } from '../domain/clock';
 import { classMarks, pathHandles, SUMMARY_VERSION, type RequestSummary } from '../domain/reconcile/request-summary';
@@ -711,7 +711,14 @@ export class SqliteStore implements Store {
 
   getRequest(id: string): RequestRow | undefined {
     const row = this.requestById.get(id) as unknown[] | undefined;
-    return row ? requestFromRow(row, this.batchesOf) : undefined;
+    try {
+      return row ? requestFromRow(row, this.batchesOf) : undefined;
+    } catch (e) {
+      // Its session batches removed from the table by hand (pruning and deletion keep a named session's): its detail
+      // is gone, as a pruned request's, not a fault to answer with a 500.
+      if (e instanceof BatchMissingError) return undefined;
+      throw e;
+    }
   }
 
   getInline(requestId: string, segment: number, now: number): InlineRow | undefined {

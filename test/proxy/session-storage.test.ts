@@ -257,3 +257,14 @@ it('two services on one database file taking turns on a session: each batch stor
     if (both.includes(id)) expect(x.segments.filter((s: { source: string }) => s.source.startsWith(`${session.id}@`))).toHaveLength(versions - 2);
   }
 });
+
+it("a request whose session batches were removed by hand reads as not stored (404), not a 500; the list and the reports still answer", async () => {
+  const h = await harness();
+  const session = await start(h);
+  const [, last] = await round(h, session.id, 1);
+  h.t.sqlite.prepare('delete from session_batches').run();
+  const res = await h.tenant.client.get(`/v1/requests/${last}`);
+  expect([res.status, res.json.code]).toEqual([404, 'not_found']);
+  expect((await h.tenant.client.get('/v1/requests')).json.requests.map((r: { id: string }) => r.id)).toContain(last);
+  expect((await h.tenant.client.get(`/v1/reports/handles/${session.id}`)).status).toBe(200);
+});
