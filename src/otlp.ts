@@ -103,16 +103,21 @@ export class TraceExport {
       if (o.drift.byte_offset !== undefined) attrs['prefix_handles.drift.byte_offset'] = o.drift.byte_offset;
     }
     span.setAttributes(attrs);
-    // Runs of consecutive segments of one handle version (a session's batches, an artifact): one event each.
+    // Runs of consecutive segments of one handle (a session's batches, a version each; an artifact): one event each, so
+    // a long session's request is one event for its history, not one per batch (spanLimits would cut past 1,000).
     const segs = o.segments;
     for (let i = 0; i < segs.length; ) {
       const source = segs[i]!.source;
+      const ref = parseRef(source);
+      const id = ref?.id ?? source;
       let end = i + 1;
-      while (end < segs.length && segs[end]!.source === source) end++;
+      while (end < segs.length && (parseRef(segs[end]!.source)?.id ?? segs[end]!.source) === id) end++;
       if (source !== 'inline') {
-        const ref = parseRef(source);
-        const event: Attributes = { 'prefix_handles.handle.id': ref?.id ?? source, 'prefix_handles.handle.path': segs[i]!.path, 'prefix_handles.segment.index': i, 'prefix_handles.segment.count': end - i };
-        if (ref?.version != null) event['prefix_handles.handle.version'] = ref.version;
+        const event: Attributes = { 'prefix_handles.handle.id': id, 'prefix_handles.handle.path': segs[i]!.path, 'prefix_handles.segment.index': i, 'prefix_handles.segment.count': end - i };
+        if (ref?.version != null) {
+          event['prefix_handles.handle.version'] = ref.version;
+          event['prefix_handles.handle.last_version'] = parseRef(segs[end - 1]!.source)?.version ?? ref.version;
+        }
         addTokens(event, segs, i, end, reported, false);
         span.addEvent('prefix_handles.handle', event, startedAt);
       }

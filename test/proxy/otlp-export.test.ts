@@ -9,7 +9,7 @@ import { TraceExport } from '../../src/otlp';
 import { Metrics } from '../../src/http/metrics';
 import { FakeClock } from '../helpers/clock';
 import { receiver } from '../helpers/otlp';
-import { mintArtifact, mintSystem } from '../helpers/factories';
+import { mintArtifact, mintBundle, mintSystem, startSession } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic } from '../helpers/scenario';
 import { committed, eventually, startHarness, startStandIn, type Harness, type StandIn } from './harness';
 
@@ -115,6 +115,51 @@ describe('the trace export (OTLP/HTTP)', () => {
     expect(two!.attrs['prefix_handles.leaked_usd.drift']).toBeGreaterThan(0);
     expect(two!.attrs['prefix_handles.capture_rate']).toBeLessThan(1);
     expect(await spansCounted(harness.t)).toEqual({ exported: 2 });
+  });
+
+  it("a long session's batches are one handle event (its first and last version, its segment count), not one per batch", async () => {
+    r = await receiver();
+    const harness = await startHarness({ config: { otlp: otlp(r.url) } });
+    h = harness;
+    const client = harness.tenant.client;
+    const sys = await mintSystem(client, LONG_SYSTEM);
+    const bundle = await mintBundle(client, [sys.id]);
+    const session = await startSession(client, { base: bundle.id, messages: [{ role: 'user', content: 'Round 0' }] });
+    // 120 rounds appended, a version each: a request on the session has a segment per batch.
+    const ROUNDS = 120;
+    for (let i = 1; i <= ROUNDS; i++) {
+      const batch = [{ role: 'assistant', content: `Answer ${i - 1}` }, { role: 'user', content: `Round ${i}` }];
+      const appended = await client.post(`/v1/sessions/${session.id}/messages`, { messages: batch }, { 'if-match': `"${i}"` });
+      expect(appended.status, appended.text).toBe(201);
+    }
+    const { response } = await harness
+      .anthropic({ headers: { 'x-ph-session': session.id } })
+      .messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'assistant', content: `Answer ${ROUNDS}` }, { role: 'user', content: 'One more' }] })
+      .withResponse();
+    const id = response.headers.get('x-ph-request-id')!;
+    await committed(harness);
+    await harness.t.services.traces!.flush();
+
+    const view = (await client.get(`/v1/requests/${id}`)).json;
+    const segments = view.outcome.segments as Array<{ source: string; classes: Record<string, number>; opportunity: number }>;
+    const batches = segments.filter((s) => s.source.startsWith(`${session.id}@`));
+    expect(batches).toHaveLength(ROUNDS + 1);
+    const span = r.spans.find((s) => s.attrs['prefix_handles.request.id'] === id)!;
+    const summed = (list: typeof segments, c: string) => list.reduce((n, s) => n + s.classes[c]!, 0);
+    expect(span.events.map((e) => e.attrs)).toEqual([
+      expect.objectContaining({ 'prefix_handles.handle.id': sys.id, 'prefix_handles.handle.version': 1, 'prefix_handles.handle.last_version': 1, 'prefix_handles.segment.count': 1 }),
+      expect.objectContaining({
+        'prefix_handles.handle.id': session.id,
+        'prefix_handles.handle.version': 1,
+        'prefix_handles.handle.last_version': ROUNDS + 1,
+        'prefix_handles.segment.index': segments.indexOf(batches[0]!),
+        'prefix_handles.segment.count': ROUNDS + 1,
+        'prefix_handles.opportunity_tokens': batches.reduce((n, s) => n + s.opportunity, 0),
+      }),
+    ]);
+    // The session's event carries its batches' tokens summed (those above 0).
+    const sessionEvent = span.events[1]!.attrs;
+    for (const c of Object.keys(batches[0]!.classes)) expect(sessionEvent[`prefix_handles.tokens.${c}`], c).toBe(summed(batches, c) || undefined);
   });
 
   it('exports a POST /v1/usage report in the trace its traceparent names, and a failed provider call with its error', async () => {
