@@ -291,6 +291,24 @@ describe('a handle block sent through @google/genai', () => {
   });
 });
 
+describe('a turn a session cannot keep', () => {
+  it('is a 400 before Gemini is called, pointing at the part of the body (not at the neutral message it was read into)', async () => {
+    const session = await startSession(h.tenant.client, { messages: [{ role: 'user', content: 'Weather in Oslo?' }, { role: 'assistant', content: 'Which day?' }] });
+    const ai = h.gemini({ headers: { 'x-ph-session': session.id } });
+    const err = await rejection(ai.models.generateContent({ model: MODEL, contents: [{ role: 'user', parts: [{ text: 'Tomorrow.' }, { text: ' ' }] }] }));
+    expect(err).toBeInstanceOf(ApiError);
+    expect(err.status).toBe(400);
+    // The SDK's message is the answer's JSON, our problem document as its error.message.
+    const problem = JSON.parse((JSON.parse(err.message) as { error: { message: string } }).error.message) as { code: string; errors: Array<{ pointer: string; detail: string }> };
+    expect(problem.code).toBe('invalid_request');
+    // Before: /contents/0/content/1/text, a member the body does not have.
+    expect(problem.errors).toEqual([{ pointer: '/contents/0/parts/1/text', detail: 'must contain non-whitespace text (providers refuse empty text blocks)' }]);
+    expect(h.tap).toHaveLength(0);
+    // Nothing appended: the session is as it was.
+    expect((await h.tenant.client.get(`/v1/handles/${session.id}`)).json.latest_version).toBe(session.version);
+  });
+});
+
 describe('the provider key', () => {
   it('as ?key= or x-goog-api-key reaches Gemini untouched, is never stored, and each key has its own cache scope', async () => {
     const sys = await mintSystem(h.tenant.client, SYSTEM);

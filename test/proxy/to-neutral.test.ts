@@ -82,6 +82,45 @@ describe('turnMessages: Anthropic', () => {
     expect(refusal(() => turnMessages('anthropic', { messages: [{ role: 'user', content: [{ text: 'x' }] }] })).errors).toEqual([{ pointer: '/messages/0/content/0/type', detail: 'a content block needs a type' }]);
     expect(refusal(() => turnMessages('openai-chat', { messages: [{ role: 'user', content: [{ text: 'x' }] }] })).errors).toEqual([{ pointer: '/messages/0/content/0/type', detail: 'a content part needs a type' }]);
   });
+
+  it("points a refusal found once the turn is converted at the body's place, not at the converted list's", () => {
+    // A system message left out, tool messages joined into one, Gemini's contents and parts, Responses items joined.
+    const blank = 'must contain non-whitespace text (providers refuse empty text blocks)';
+    const surrogate = 'string contains a lone UTF-16 surrogate (not valid Unicode)';
+    const cases: Array<[ProxyFormat, Record<string, unknown>, string, string]> = [
+      ['gemini', { contents: [{ role: 'user', parts: [{ text: 'a' }, { text: ' ' }] }] }, '/contents/0/parts/1/text', blank],
+      ['gemini', { contents: [{ role: 'user', parts: [{ text: '\ud800' }] }] }, '/contents/0/parts/0/text', surrogate],
+      // The body has no `input` there: the part itself.
+      ['gemini', { contents: [{ role: 'user', parts: [{ inlineData: { mimeType: 'image/png', data: '' } }] }] }, '/contents/0/parts/0', 'must be base64, not empty'],
+      ['gemini', { contents: [{ role: 'user', parts: [] }] }, '/contents/0', 'Too small: expected array to have >=1 items'],
+      ['openai-chat', { messages: [{ role: 'system', content: 's' }, { role: 'user', content: [{ type: 'text', text: ' ' }] }] }, '/messages/1/content/0/text', blank],
+      ['openai-chat', { messages: [{ role: 'developer', content: 's' }, { role: 'user', content: '' }] }, '/messages/1/content', blank],
+      [
+        'openai-chat',
+        {
+          messages: [
+            { role: 'assistant', tool_calls: ['a', 'b'].map((id) => ({ id, type: 'function', function: { name: 'f', arguments: '{}' } })) },
+            { role: 'tool', tool_call_id: 'a', content: 'x' },
+            { role: 'tool', tool_call_id: 'b', content: [{ type: 'text', text: '' }] },
+          ],
+        },
+        '/messages/2/content/0/text',
+        blank,
+      ],
+      ['openai-chat', { messages: [{ role: 'system', content: 's' }, { role: 'assistant', content: '\udc00' }] }, '/messages/1/content', surrogate],
+      ['openai-responses', { input: [{ role: 'developer', content: 's' }, { role: 'user', content: [{ type: 'input_text', text: ' ' }] }] }, '/input/1/content/0/text', blank],
+      ['openai-responses', { input: [{ type: 'function_call', call_id: 'a', name: 'f', arguments: '{}' }, { type: 'function_call', call_id: 'b', name: 'f', arguments: '{"k":"\ud800"}' }] }, '/input/1', surrogate],
+      // Anthropic's turn has our shape: the path as it is.
+      ['anthropic', { messages: [{ role: 'user', content: [{ type: 'text', text: 'a' }, { type: 'text', text: ' ' }] }] }, '/messages/0/content/1/text', blank],
+    ];
+    for (const [format, body, pointer, detail] of cases) {
+      const e = refusal(() => turnMessages(format, body as Parameters<typeof turnMessages>[1]));
+      expect(e.errors, `${format} ${JSON.stringify(body)}`).toEqual([{ pointer, detail }]);
+    }
+    // A Gemini part that is a handle block is said to be one, at the part.
+    const handle = refusal(() => turnMessages('gemini', { contents: [{ role: 'user', parts: [{ text: 'hi' }, { type: 'handle', ref: 'art_x' }] }] }));
+    expect(handle.errors).toEqual([{ pointer: '/contents/0/parts/1', detail: expect.stringContaining('a handle block cannot be kept (reference handles with x-ph-prefix') }]);
+  });
 });
 
 describe('turnMessages: OpenAI chat', () => {

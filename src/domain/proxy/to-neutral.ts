@@ -11,12 +11,12 @@
 // renders only for the provider that produced it.
 // Each format's reading is a module of formats/ (formats/index.ts); this is the flow they share.
 
-import { canonicalJson } from '../canonical-json';
+import { canonicalJson, escapePointer } from '../canonical-json';
 import { isBlank, isThinking, messageListSchema, type ContentBlock, type Message } from '../content';
 import { DomainError } from '../errors';
 import { nestedTooDeep, protoMember, refuseProtoMembers, validationError } from '../validation';
 import { PROXY_FORMATS, type ProxyFormat, type StreamReply } from './formats';
-import { isRecord, UNKEEPABLE, type Json } from './formats/shared';
+import { isRecord, UNKEEPABLE, whereRead, type Json } from './formats/shared';
 
 export type { ProxyFormat, StreamReply } from './formats';
 export { UNKEEPABLE } from './formats/shared';
@@ -33,11 +33,43 @@ export function turnMessages(format: ProxyFormat, body: Json): Message[] {
   refuseProtoMembers(body[key], `/${key}`);
   const messages = rules.turnMessages(body[key], `/${key}`);
   const parsed = messageListSchema.safeParse(messages);
-  // The pointers are into the converted list; the messages keep their order, so they point close enough.
-  if (!parsed.success) throw validationError(parsed.error, `/${key}`, 'these messages cannot be kept in the session');
-  canonicalJson(parsed.data, '/messages');
+  if (!parsed.success) throw inBody(validationError(parsed.error, '', 'these messages cannot be kept in the session'), messages, body, key);
+  try {
+    canonicalJson(parsed.data);
+  } catch (err) {
+    throw err instanceof DomainError ? inBody(err, messages, body, key) : err;
+  }
   return parsed.data;
 }
+
+/**
+ * A refusal of the converted messages with its pointers into the caller's body. The converted list is not the body's
+ * shape (a system message left out, tool outputs joined into one message, Gemini's parts): each pointer goes to the
+ * deepest message or block noted where it was read (formats/shared.ts readFrom), and on to the rest of its path where
+ * the body has it (a text's `/text`). A format that notes nothing (Anthropic's turn has our shape) keeps the path, under
+ * its messages key.
+ */
+function inBody(err: DomainError, messages: Message[], body: Json, key: string): DomainError {
+  return new DomainError(err.code, err.message, err.extra, err.errors.map((e) => ({ ...e, pointer: bodyPointer(e.pointer, messages, body, key) })));
+}
+
+function bodyPointer(pointer: string, messages: Message[], body: Json, key: string): string {
+  const path = pointer.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  let node: unknown = messages;
+  let read: { at: string; depth: number } | undefined;
+  for (let i = 0; i < path.length; i++) {
+    node = member(node, path[i]!);
+    const at = whereRead(node);
+    if (at !== undefined) read = { at, depth: i + 1 };
+  }
+  if (!read) return `/${key}${pointer}`;
+  const rest = path.slice(read.depth);
+  let there: unknown = body;
+  for (const segment of [...read.at.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~')), ...rest]) there = member(there, segment);
+  return there === undefined ? read.at : read.at + rest.map((s) => `/${escapePointer(s)}`).join('');
+}
+
+const member = (node: unknown, segment: string): unknown => (typeof node === 'object' && node !== null && Object.hasOwn(node, segment) ? (node as Record<string, unknown>)[segment] : undefined);
 
 /**
  * The assistant's reply in a provider response body; null when nothing in it has a neutral form (thinking

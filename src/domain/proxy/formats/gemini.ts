@@ -2,7 +2,7 @@
 
 import type { ContentBlock, Message } from '../../content';
 import { invalid } from '../../errors';
-import { IMAGE_TYPES, isRecord, keepsOnly, list, str, unsupported, type Json } from './shared';
+import { IMAGE_TYPES, isRecord, keepsOnly, list, readFrom, str, unsupported, type Json } from './shared';
 import type { ProxyFormatRules, StreamReply } from './types';
 
 const KNOWN = {
@@ -23,8 +23,8 @@ function geminiContents(raw: unknown, at: string): Message[] {
     // A content without a role is the user's (as the API reads it).
     const role = c.role === undefined || c.role === 'user' ? 'user' : c.role === 'model' ? 'assistant' : null;
     if (role === null) throw invalid(`${cAt}/role`, 'role must be user or model');
-    const content = list(c.parts, `${cAt}/parts`).map((p, j) => geminiPart(p, `${cAt}/parts/${j}`, true));
-    return { role, content };
+    const content = list(c.parts, `${cAt}/parts`).map((p, j) => readFrom(geminiPart(p, `${cAt}/parts/${j}`, true), `${cAt}/parts/${j}`));
+    return readFrom<Message>({ role, content }, cAt);
   });
 }
 
@@ -40,6 +40,8 @@ export function asGeminiText(p: Json): Json {
 
 function geminiPart(p: unknown, at: string, strict: boolean): ContentBlock {
   if (!isRecord(p)) throw invalid(at, 'must be a part');
+  // As a content of its own: a handle a session cannot keep, said so (not as its unknown field "type").
+  if (strict && p.type === 'handle') unsupported(at, 'a handle block');
   if (strict) keepsOnly(p, KNOWN.geminiPart, at);
   // Gemini's signature of the part it came on, sent back on that part (Gemini 3 refuses a function call of the
   // current turn without it). Kept on text and function call parts; on others, it is the 422 of a field not kept.

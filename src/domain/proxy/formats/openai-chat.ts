@@ -2,7 +2,7 @@
 
 import type { ContentBlock, ImageBlock, Message, TextBlock } from '../../content';
 import { invalid } from '../../errors';
-import { follows, imageFromUrl, isRecord, keepsNoDetail, keepsNoName, keepsOnly, list, parseArguments, str, UNKEEPABLE, unsupported, type Json } from './shared';
+import { follows, imageFromUrl, isRecord, keepsNoDetail, keepsNoName, keepsOnly, list, parseArguments, readFrom, str, UNKEEPABLE, unsupported, type Json } from './shared';
 import type { ProxyFormatRules, StreamReply } from './types';
 
 const KNOWN = {
@@ -26,21 +26,21 @@ function chatMessages(raw: unknown, at: string): Message[] {
         return;
       case 'user':
         keepsNoName(m, mAt);
-        out.push({ role: 'user', content: typeof m.content === 'string' ? m.content : list(m.content, `${mAt}/content`).map((p, j) => chatPart(p, `${mAt}/content/${j}`)) });
+        out.push(readFrom({ role: 'user', content: typeof m.content === 'string' ? m.content : list(m.content, `${mAt}/content`).map((p, j) => chatPart(p, `${mAt}/content/${j}`)) }, mAt));
         return;
       case 'assistant': {
         keepsNoName(m, mAt);
         const blocks = chatAssistantBlocks(m, mAt, true);
-        out.push({ role: 'assistant', content: typeof m.content === 'string' && blocks.length === 1 && blocks[0]!.type === 'text' ? m.content : blocks });
+        out.push(readFrom({ role: 'assistant', content: typeof m.content === 'string' && blocks.length === 1 && blocks[0]!.type === 'text' ? m.content : blocks }, mAt));
         return;
       }
       case 'tool': {
         const content = typeof m.content === 'string' ? m.content : list(m.content, `${mAt}/content`).map((p, j) => chatPart(p, `${mAt}/content/${j}`));
-        const result: ContentBlock = { type: 'tool_result', tool_use_id: str(m.tool_call_id, `${mAt}/tool_call_id`), content };
+        const result: ContentBlock = readFrom({ type: 'tool_result', tool_use_id: str(m.tool_call_id, `${mAt}/tool_call_id`), content }, mAt);
         // Consecutive tool messages answer one assistant turn: one user message of results.
         const last = out[out.length - 1];
         if (last?.role === 'user' && Array.isArray(last.content) && last.content.every((b) => b.type === 'tool_result')) last.content.push(result);
-        else out.push({ role: 'user', content: [result] });
+        else out.push(readFrom({ role: 'user', content: [result] }, mAt));
         return;
       }
       default:
@@ -55,10 +55,10 @@ function chatPart(p: unknown, at: string): TextBlock | ImageBlock {
   if (!isRecord(p)) throw invalid(at, 'must be a content part');
   if (p.type === 'text' || p.type === 'image_url') keepsOnly(p, KNOWN.chatPart, at);
   if (p.type === 'image_url' && isRecord(p.image_url)) keepsOnly(p.image_url, KNOWN.chatImageUrl, `${at}/image_url`);
-  if (p.type === 'text') return { type: 'text', text: str(p.text, `${at}/text`) };
+  if (p.type === 'text') return readFrom({ type: 'text', text: str(p.text, `${at}/text`) }, at);
   if (p.type === 'image_url' && isRecord(p.image_url)) {
     keepsNoDetail(p.image_url.detail, `${at}/image_url/detail`);
-    return imageFromUrl(str(p.image_url.url, `${at}/image_url/url`), at);
+    return readFrom(imageFromUrl(str(p.image_url.url, `${at}/image_url/url`), at), at);
   }
   if (p.type === undefined) throw invalid(`${at}/type`, 'a content part needs a type');
   return unsupported(at, `a "${String(p.type)}" part`);
@@ -66,10 +66,10 @@ function chatPart(p: unknown, at: string): TextBlock | ImageBlock {
 
 function chatAssistantBlocks(m: Json, at: string, strict: boolean): ContentBlock[] {
   const blocks: ContentBlock[] = [];
-  if (typeof m.content === 'string' && m.content !== '') blocks.push({ type: 'text', text: m.content });
+  if (typeof m.content === 'string' && m.content !== '') blocks.push(readFrom({ type: 'text', text: m.content }, `${at}/content`));
   else if (Array.isArray(m.content))
     m.content.forEach((p, j) => {
-      if (isRecord(p) && (p.type === 'text' || p.type === 'refusal')) blocks.push({ type: 'text', text: str(p.text ?? p.refusal, `${at}/content/${j}`) });
+      if (isRecord(p) && (p.type === 'text' || p.type === 'refusal')) blocks.push(readFrom({ type: 'text', text: str(p.text ?? p.refusal, `${at}/content/${j}`) }, `${at}/content/${j}`));
       else if (strict) unsupported(`${at}/content/${j}`, 'this part');
     });
   if (blocks.length === 0 && typeof m.refusal === 'string') blocks.push({ type: 'text', text: m.refusal });
@@ -83,7 +83,7 @@ function chatAssistantBlocks(m: Json, at: string, strict: boolean): ContentBlock
       keepsOnly(c, KNOWN.chatToolCall, cAt);
       keepsOnly(c.function, KNOWN.chatFunction, `${cAt}/function`);
     }
-    blocks.push({ type: 'tool_use', id: str(c.id, `${cAt}/id`), name: str(c.function.name, `${cAt}/function/name`), input: parseArguments(c.function.arguments, `${cAt}/function/arguments`) });
+    blocks.push(readFrom({ type: 'tool_use', id: str(c.id, `${cAt}/id`), name: str(c.function.name, `${cAt}/function/name`), input: parseArguments(c.function.arguments, `${cAt}/function/arguments`) }, cAt));
   });
   if (blocks.length === 0 && strict) blocks.push({ type: 'text', text: '' });
   return blocks;

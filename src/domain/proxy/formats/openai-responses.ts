@@ -3,7 +3,7 @@
 import { BLANK_TEXT, isBlank, type ContentBlock, type ImageBlock, type Message, type ReasoningItemBlock, type TextBlock } from '../../content';
 import { invalid } from '../../errors';
 import { pushAll } from '../../arrays';
-import { imageFromUrl, isRecord, keepsNoDetail, keepsOnly, list, parseArguments, str, unsupported, type Json } from './shared';
+import { imageFromUrl, isRecord, keepsNoDetail, keepsOnly, list, parseArguments, readFrom, str, unsupported, type Json } from './shared';
 import type { ProxyFormatRules, StreamReply } from './types';
 
 const KNOWN = {
@@ -17,14 +17,15 @@ function responsesInput(raw: unknown, at: string): Message[] {
   if (typeof raw === 'string') {
     // One user message: its blank text is the input itself.
     if (isBlank(raw)) throw invalid(at, BLANK_TEXT);
-    return [{ role: 'user', content: raw }];
+    return [readFrom<Message>({ role: 'user', content: raw }, at)];
   }
   const out: Message[] = [];
-  // Function calls join the assistant message before them, outputs the user message of results before them.
-  const push = (role: 'user' | 'assistant', blocks: ContentBlock[], join: (b: ContentBlock) => boolean) => {
+  // Function calls join the assistant message before them, outputs the user message of results before them (a message
+  // noted as read from its first item's place: `iAt`).
+  const push = (role: 'user' | 'assistant', blocks: ContentBlock[], join: (b: ContentBlock) => boolean, iAt: string) => {
     const last = out[out.length - 1];
     if (last?.role === role && Array.isArray(last.content) && last.content.every(join)) pushAll(last.content, blocks);
-    else out.push({ role, content: blocks });
+    else out.push(readFrom({ role, content: blocks }, iAt));
   };
   list(raw, at).forEach((item, i) => {
     const iAt = `${at}/${i}`;
@@ -35,25 +36,25 @@ function responsesInput(raw: unknown, at: string): Message[] {
       if (item.role === 'system' || item.role === 'developer') return;
       if (item.role !== 'user' && item.role !== 'assistant') throw invalid(`${iAt}/role`, 'role must be user, assistant, system or developer');
       if (typeof item.content === 'string') {
-        out.push({ role: item.role, content: item.content });
+        out.push(readFrom<Message>({ role: item.role, content: item.content }, iAt));
         return;
       }
-      const blocks = list(item.content, `${iAt}/content`).map((p, j) => responsesPart(p, `${iAt}/content/${j}`));
-      if (item.role === 'assistant') push('assistant', blocks, () => true);
-      else out.push({ role: 'user', content: blocks });
+      const blocks = list(item.content, `${iAt}/content`).map((p, j) => readFrom(responsesPart(p, `${iAt}/content/${j}`), `${iAt}/content/${j}`));
+      if (item.role === 'assistant') push('assistant', blocks, () => true, iAt);
+      else out.push(readFrom<Message>({ role: 'user', content: blocks }, iAt));
     } else if (type === 'function_call') {
-      push('assistant', [{ type: 'tool_use', id: str(item.call_id, `${iAt}/call_id`), name: str(item.name, `${iAt}/name`), input: parseArguments(item.arguments, `${iAt}/arguments`) }], () => true);
+      push('assistant', [readFrom<ContentBlock>({ type: 'tool_use', id: str(item.call_id, `${iAt}/call_id`), name: str(item.name, `${iAt}/name`), input: parseArguments(item.arguments, `${iAt}/arguments`) }, iAt)], () => true, iAt);
     } else if (type === 'function_call_output') {
-      const output = typeof item.output === 'string' ? item.output : list(item.output, `${iAt}/output`).map((p, j) => responsesPart(p, `${iAt}/output/${j}`));
+      const output = typeof item.output === 'string' ? item.output : list(item.output, `${iAt}/output`).map((p, j) => readFrom(responsesPart(p, `${iAt}/output/${j}`), `${iAt}/output/${j}`));
       // Rendered for the Responses API, a kept tool output is its text (render/formats/openai-responses.ts): an image in it would be gone from
       // every later turn, silently (the Vercel AI SDK sends a tool's toModelOutput image so).
       if (Array.isArray(output)) output.forEach((b, j) => b.type !== 'text' && unsupported(`${iAt}/output/${j}`, 'an image in a function call output (a session renders a Responses tool output as its text)'));
-      push('user', [{ type: 'tool_result', tool_use_id: str(item.call_id, `${iAt}/call_id`), content: output }], (b) => b.type === 'tool_result');
+      push('user', [readFrom<ContentBlock>({ type: 'tool_result', tool_use_id: str(item.call_id, `${iAt}/call_id`), content: output }, iAt)], (b) => b.type === 'tool_result', iAt);
     } else if (type === 'reasoning') {
       // The model's reasoning, read back from its encrypted_content: it joins the assistant's output it preceded.
       // An item with an id alone (store: true) is not kept, as from a reply (content.ts).
       const block = responsesReasoning(item, iAt, true);
-      if (block) push('assistant', [block], () => true);
+      if (block) push('assistant', [readFrom(block, iAt)], () => true, iAt);
     } else unsupported(iAt, `a "${String(type)}" item`);
   });
   return out;

@@ -42,6 +42,21 @@ export function keepsOnly(o: Json, known: ReadonlySet<string>, at: string): void
   }
 }
 
+const readAt = new WeakMap<object, string>();
+
+/**
+ * Notes where in the caller's body a neutral message or block was read from: a refusal found once the turn is
+ * converted (an empty text, a lone surrogate) points there (to-neutral.ts), not at its index in the converted list,
+ * which differs where a system message was left out, tool outputs joined into one message, or Gemini names its parts.
+ */
+export function readFrom<T extends object>(value: T, at: string): T {
+  readAt.set(value, at);
+  return value;
+}
+
+/** Where a neutral message or block was read from (readFrom); undefined when not noted. */
+export const whereRead = (value: unknown): string | undefined => (typeof value === 'object' && value !== null ? readAt.get(value) : undefined);
+
 export function unsupported(at: string, what: string): never {
   const hint = what.includes('handle') ? ' (reference handles with x-ph-prefix or "prefix" instead)' : '';
   throw invalid(at, `x-ph-session keeps turns as text, image, tool_use and tool_result content and the model's reasoning state (thinking blocks, thought signatures, reasoning items with encrypted_content); ${what} cannot be kept${hint}`);
