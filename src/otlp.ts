@@ -5,7 +5,7 @@
 // Spans are batched off the request path. The queue is bounded: a span that finds it full is dropped and counted, as
 // are the spans of an export that failed (a collector down, a 500); a request never waits for the collector.
 
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, defaultTextMapGetter, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, defaultTextMapGetter, trace, type Attributes, type Span, type SpanContext, type Tracer } from '@opentelemetry/api';
 import { ExportResultCode, W3CTraceContextPropagator, type ExportResult } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
@@ -41,8 +41,11 @@ export class TraceExport {
   private readonly provider: TracerProvider;
   private readonly tracer: Tracer;
   private readonly propagator = new W3CTraceContextPropagator();
-  /** The caller's trace context per proxied request, until its span is made (a call never reconciled ages out). */
-  private readonly parents = new Lru<string, { traceparent: string; tracestate?: string }>(10_000);
+  /**
+   * The caller's span per tenant and request, until the request's span is made (a call never reconciled ages out): the
+   * parsed context, a few bytes, not the headers as sent (a caller's header may be kilobytes long).
+   */
+  private readonly parents = new Lru<string, SpanContext>(10_000);
   /** Spans handed to the batch and not yet exported or failed: the queue's bound is kept on this. */
   private queued = 0;
   /** Failed exports' spans since the last line about them, and when that line was written. */
@@ -76,9 +79,17 @@ export class TraceExport {
     this.tracer = this.provider.getTracer('prefix-handles');
   }
 
-  /** The caller's W3C `traceparent` (and `tracestate`) for a request: its span is made a child of the caller's. */
-  parent(requestId: string, traceparent: string | undefined, tracestate: string | undefined): void {
-    if (traceparent) this.parents.set(requestId, { traceparent, ...(tracestate ? { tracestate } : {}) });
+  /**
+   * The caller's W3C `traceparent` (and `tracestate`) for a request: its span is made a child of the caller's. Kept
+   * under the tenant's id with the request's: a `POST /v1/usage` names a request id before the request is known to be
+   * the tenant's, and another tenant's report must not put that request's span into its trace. A header that does not
+   * parse (or none) is no parent, and takes the place of one sent before for the same request.
+   */
+  parent(tenantId: string, requestId: string, traceparent: string | undefined, tracestate: string | undefined): void {
+    const key = `${tenantId} ${requestId}`;
+    const context = traceparent ? trace.getSpanContext(this.propagator.extract(ROOT_CONTEXT, { traceparent, ...(tracestate ? { tracestate } : {}) }, defaultTextMapGetter)) : undefined;
+    if (context) this.parents.set(key, context);
+    else this.parents.delete(key);
   }
 
   reconciled(e: ReconciledEvent): void {
@@ -155,14 +166,15 @@ export class TraceExport {
 
   /** The span of one call, a child of its caller's when the proxy got a `traceparent`; undefined when it is not kept. */
   private start(e: Pick<ReconciledEvent, 'tenantId' | 'requestId' | 'format' | 'model' | 'provider'>, startedAt: number): Span | undefined {
-    const carrier = this.parents.get(e.requestId);
-    if (carrier) this.parents.delete(e.requestId);
+    const key = `${e.tenantId} ${e.requestId}`;
+    const caller = this.parents.get(key);
+    if (caller) this.parents.delete(key);
     // A full queue drops the span before it is made: a collector that is down costs the request path nothing more.
     if (this.queued >= this.config.maxQueueSize) {
       this.deps.metrics.otlpSpans.inc({ result: 'dropped_queue_full' });
       return undefined;
     }
-    const parent = carrier ? this.propagator.extract(ROOT_CONTEXT, carrier, defaultTextMapGetter) : ROOT_CONTEXT;
+    const parent = caller ? trace.setSpanContext(ROOT_CONTEXT, caller) : ROOT_CONTEXT;
     const operation = e.format === 'gemini' ? 'generate_content' : 'chat';
     const provider = PROVIDER_NAME[e.provider] ?? e.provider;
     const span = this.tracer.startSpan(

@@ -259,6 +259,41 @@ describe('the trace export (OTLP/HTTP)', () => {
     expect(await spansCounted(harness.t)).toEqual({});
   });
 
+  it("another tenant's report naming a request id puts nothing in that request's span; a huge or odd traceparent is no 5xx", async () => {
+    r = await receiver();
+    const standIn = await startHarness({ config: { otlp: otlp(r.url) } });
+    h = standIn;
+    const owner = standIn.tenant.client;
+    const other = standIn.t.tenant().client;
+    const sys = await mintSystem(owner, LONG_SYSTEM);
+    const rendered = await renderAnthropic(owner, { prefix: [sys.id], messages: [{ role: 'user', content: 'hi' }] });
+    const usage = anthropicUsage(promptTokens(rendered), 0, rendered.breakpoints.at(-1)!.token_end);
+    // The other tenant names the owner's request with its own trace: refused (not its request).
+    const stranger = await other.post('/v1/usage', { request_id: rendered.request_id, usage }, { traceparent: `00-${TRACE}-${CALLER_SPAN}-01` });
+    expect(stranger.status).toBe(404);
+    const reported = await owner.post('/v1/usage', { request_id: rendered.request_id, usage });
+    expect(reported.status, reported.text).toBe(201);
+    await standIn.t.services.writes.idle();
+    // A proxied call with a traceparent of a later version kilobytes long (W3C: read its first fields), one with odd bytes.
+    const long = `cc-${TRACE}-${CALLER_SPAN}-01-${'x'.repeat(6_000)}`;
+    for (const traceparent of [long, '00-\u00ff-zz', `00-${'0'.repeat(32)}-${CALLER_SPAN}-01`]) {
+      const answer = await standIn.anthropic({ headers: { traceparent } }).messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] });
+      expect(answer.content.length).toBeGreaterThan(0);
+      await committed(standIn);
+    }
+    await standIn.t.services.traces!.flush();
+
+    expect(r.spans).toHaveLength(4);
+    const report = r.spans.find((sp) => sp.attrs['prefix_handles.request.id'] === rendered.request_id)!;
+    // Its own trace: not the other tenant's.
+    expect(report.traceId).not.toBe(TRACE);
+    expect(report.parentSpanId).toBeUndefined();
+    const [longOne, odd, zeros] = r.spans.slice(1);
+    expect([longOne!.traceId, longOne!.parentSpanId]).toEqual([TRACE, CALLER_SPAN]);
+    // No trace context (an all-zero trace id is invalid): roots of their own.
+    for (const sp of [odd!, zeros!]) expect([sp.parentSpanId, sp.traceId === TRACE || /^0+$/.test(sp.traceId)]).toEqual([undefined, false]);
+  });
+
   it('a caller whose trace is not sampled gets no span', async () => {
     r = await receiver();
     const harness = await startHarness({ config: { otlp: otlp(r.url) } });

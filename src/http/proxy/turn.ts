@@ -182,7 +182,7 @@ export async function proxyTurn(c: Context<AppEnv>, format: ProxyFormat, deps: T
   const producedUnder = session && REQUEST_FORMATS[format].preservedThinking && checksPrefix(rendered.model.entry) ? rendered.bodyText : null;
   const record = new Recorder(deps, tenantId, { http: c.get('requestId'), recorded: requestId }, rendered.scope, format, session && { ...session, request }, turn, producedUnder, rendered.model);
   // The trace export (when on): this call's span goes into the caller's trace.
-  services.traces?.parent(requestId, headerOf(c, 'traceparent'), headerOf(c, 'tracestate'));
+  services.traces?.parent(tenantId, requestId, headerOf(c, 'traceparent'), headerOf(c, 'tracestate'));
 
   // ---- the call ----
   const signal = c.req.raw.signal;

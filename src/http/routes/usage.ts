@@ -239,7 +239,7 @@ export function usageRoute(deps: FastPostDeps & { reconciler: Reconciler; traces
     const parsed = UsageRecord.safeParse(await readJson(c, deps.maxBodyBytes));
     if (!parsed.success) throw invalidInput(parsed.error, 'json');
     // The trace export (when on): the report's span goes into the caller's trace, as a proxied call's does.
-    deps.traces?.parent(parsed.data.request_id, c.req.header('traceparent'), c.req.header('tracestate'));
+    deps.traces?.parent(auth.tenantId, parsed.data.request_id, c.req.header('traceparent'), c.req.header('tracestate'));
     const result = await deps.reconciler.ingest(auth.tenantId, parsed.data);
     return c.json({ ...result, outcome: outcomeView(result.outcome) } as Record<string, unknown>, result.duplicate ? 200 : 201, requestIdHeader(c));
   });
