@@ -46,6 +46,8 @@ const otlpHeaders = () =>
     .refine((v) => Object.keys(parseKeyPairsIntoRecord(v)).length === v.split(',').filter((e) => e.trim()).length, 'must be key=value pairs separated by commas, each value non-empty')
     .optional();
 
+const otel = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), schema);
+
 const envSchema = z.object({
   PORT: whole(8787, 0, 65535),
   HOST: text().default('127.0.0.1'),
@@ -81,13 +83,14 @@ const envSchema = z.object({
   // 0: any free port (printed at start).
   PH_SIMULATOR_PORT: whole(0, 0, 65535),
   // OpenTelemetry's own names (the exporter library reads them too): the trace export is on when an endpoint is set.
-  OTEL_EXPORTER_OTLP_ENDPOINT: otlpUrl(),
-  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: otlpUrl(),
-  OTEL_EXPORTER_OTLP_HEADERS: otlpHeaders(),
-  OTEL_EXPORTER_OTLP_TRACES_HEADERS: otlpHeaders(),
-  OTEL_SERVICE_NAME: text().default('prefix-handles'),
-  OTEL_SDK_DISABLED: z.string().optional(),
-  OTEL_TRACES_EXPORTER: z.string().optional(),
+  // OpenTelemetry's variables: empty is unset, as its specification says (a compose file's `OTEL_EXPORTER_OTLP_ENDPOINT=`).
+  OTEL_EXPORTER_OTLP_ENDPOINT: otel(otlpUrl()),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: otel(otlpUrl()),
+  OTEL_EXPORTER_OTLP_HEADERS: otel(otlpHeaders()),
+  OTEL_EXPORTER_OTLP_TRACES_HEADERS: otel(otlpHeaders()),
+  OTEL_SERVICE_NAME: otel(text().default('prefix-handles')),
+  OTEL_SDK_DISABLED: otel(z.string().optional()),
+  OTEL_TRACES_EXPORTER: otel(z.string().optional()),
 });
 
 export interface Config {

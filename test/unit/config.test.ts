@@ -149,6 +149,10 @@ describe('configuration', () => {
     // The standard switches: the SDK disabled, or no trace exporter.
     expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_SDK_DISABLED: 'TRUE' }).otlp).toBeNull();
     expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_TRACES_EXPORTER: 'none' }).otlp).toBeNull();
+    // Empty is unset (OpenTelemetry's rule for its variables): a compose file's `OTEL_EXPORTER_OTLP_ENDPOINT=` starts
+    // the service with the export off, an empty signal endpoint or service name falls back (before, a refused start).
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_EXPORTER_OTLP_HEADERS: '' }).otlp).toBeNull();
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: ' ', OTEL_SERVICE_NAME: '' }).otlp).toMatchObject({ url: 'http://collector:4318/v1/traces', serviceName: 'prefix-handles' });
   });
 
   it('refuses an OTLP endpoint that is not an http(s) URL, and headers not in key=value form without echoing them', () => {
