@@ -284,7 +284,11 @@ export class HandleService {
    * provider would refuse the request too). `exact`: the turn's messages are the body's, one for one, so the
    * pointer can name the block; otherwise it names the list.
    */
-  checkTurn(tenantId: string, sessionId: string, version: number, messages: Message[], pointer: string, exact: boolean): void {
+  /**
+   * `exact`: the turn's messages are the body's (Anthropic's), their pointers too; else `placeOf` gives a message's place
+   * in the body, where the turn was read from another shape (a refusal points there, else at `pointer`).
+   */
+  checkTurn(tenantId: string, sessionId: string, version: number, messages: Message[], pointer: string, exact: boolean, placeOf?: (message: number) => string | undefined): void {
     const handle = this.liveHandle(tenantId, sessionId, 'session');
     const segments = this.segmentsOf(handle, version);
     // A client that sends its history again (the whole conversation, or the last reply before a tool output, as the
@@ -297,7 +301,9 @@ export class HandleService {
     const problem =
       toolPairingProblem(lastMessage(segments), messages, pointer) ??
       (open.length ? { pointer: `${pointer}/${messages.length - 1}`, detail: `ends the turn with the tool_use "${open[0]}": the reply comes next and cannot answer it` } : null);
-    if (problem) throw invalid(exact ? problem.pointer : pointer, exact ? problem.detail : `${problem.detail} (message ${problem.pointer.slice(pointer.length + 1).split('/')[0]} of this turn)`);
+    if (!problem) return;
+    const index = Number(problem.pointer.slice(pointer.length + 1).split('/')[0]);
+    throw invalid(exact ? problem.pointer : (placeOf?.(index) ?? pointer), exact ? problem.detail : `${problem.detail} (message ${index} of this turn)`);
   }
 
   private sessionVersion(

@@ -304,6 +304,11 @@ describe('a turn a session cannot keep', () => {
     // Before: /contents/0/content/1/text, a member the body does not have.
     expect(problem.errors).toEqual([{ pointer: '/contents/0/parts/1/text', detail: 'must contain non-whitespace text (providers refuse empty text blocks)' }]);
     expect(h.tap).toHaveLength(0);
+    // A turn whose tool output answers no call of the session: at its content (before, /contents, the whole list).
+    const unanswered = await rejection(ai.models.generateContent({ model: MODEL, contents: [{ role: 'user', parts: [{ text: 'Tomorrow.' }] }, { role: 'user', parts: [{ functionResponse: { name: 'get_weather', response: { content: 'sunny' } } }] }] }));
+    const pairing = JSON.parse((JSON.parse(unanswered.message) as { error: { message: string } }).error.message) as { errors: Array<{ pointer: string; detail: string }> };
+    expect(pairing.errors).toEqual([{ pointer: '/contents/1', detail: expect.stringContaining('(message 1 of this turn)') }]);
+    expect(h.tap).toHaveLength(0);
     // Nothing appended: the session is as it was.
     expect((await h.tenant.client.get(`/v1/handles/${session.id}`)).json.latest_version).toBe(session.version);
   });

@@ -16,10 +16,10 @@ import { isBlank, isThinking, messageListSchema, type ContentBlock, type Message
 import { DomainError } from '../errors';
 import { nestedTooDeep, protoMember, refuseProtoMembers, validationError } from '../validation';
 import { PROXY_FORMATS, type ProxyFormat, type StreamReply } from './formats';
-import { isRecord, UNKEEPABLE, whereRead, type Json } from './formats/shared';
+import { isRecord, readFrom, UNKEEPABLE, whereRead, type Json } from './formats/shared';
 
 export type { ProxyFormat, StreamReply } from './formats';
-export { UNKEEPABLE } from './formats/shared';
+export { UNKEEPABLE, whereRead } from './formats/shared';
 export { asGeminiText } from './formats/gemini';
 
 /** The body member that holds a format's messages. */
@@ -39,6 +39,11 @@ export function turnMessages(format: ProxyFormat, body: Json): Message[] {
   } catch (err) {
     throw err instanceof DomainError ? inBody(err, messages, body, key) : err;
   }
+  // The checked messages are new objects: each keeps where its message was read (checkTurn's refusals point there).
+  parsed.data.forEach((m, i) => {
+    const at = whereRead(messages[i]);
+    if (at !== undefined) readFrom(m, at);
+  });
   return parsed.data;
 }
 

@@ -11,7 +11,7 @@ import type { Message } from '../../domain/content';
 import { DomainError, invalid } from '../../domain/errors';
 import { callerAskedForUsage, inspectBody, withIncludeUsage } from '../../domain/proxy/body';
 import { PROXY_FORMATS } from '../../domain/proxy/formats';
-import { createStreamReply, MESSAGES_KEY, reasoningNotKept, replyMessage, turnMessages, UNKEEPABLE, type ProxyFormat } from '../../domain/proxy/to-neutral';
+import { createStreamReply, MESSAGES_KEY, reasoningNotKept, replyMessage, turnMessages, UNKEEPABLE, whereRead, type ProxyFormat } from '../../domain/proxy/to-neutral';
 import type { UsageReport } from '../../domain/reconcile/reconciler';
 import type { StartOrder } from '../../domain/reconcile/start-order';
 import { extractDiagnostics, normalizeUsage, unreportedUsage } from '../../domain/usage/normalize';
@@ -117,7 +117,7 @@ async function readCall(c: Context<AppEnv>, format: ProxyFormat, deps: TurnDeps,
   if (replay) return { replay } as const;
   const turn = session ? turnMessages(format, caller.value) : [];
   // A turn whose tool calls do not pair with the session's history: refused before money is spent.
-  if (session) services.handles.checkTurn(tenantId, session.id, session.version, turn, `/${MESSAGES_KEY[format]}`, format === 'anthropic');
+  if (session) services.handles.checkTurn(tenantId, session.id, session.version, turn, `/${MESSAGES_KEY[format]}`, format === 'anthropic', (i) => whereRead(turn[i]));
   // OpenAI chat streams report usage only when asked; the extra chunk is hidden again from a caller who did not ask.
   const hideUsageChunk = format === 'openai-chat' && caller.stream && !callerAskedForUsage(caller.value);
   const prefixHeader = headerOf(c, 'x-ph-prefix');
