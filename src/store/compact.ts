@@ -10,6 +10,8 @@
 
 import { sha256Hex } from '../domain/digest';
 
+// The stored JSON's shapes, looser than the domain's RenderedSegment and SegmentOutcome (a section or a class is any
+// string here): rows of every earlier version pass through as they were written.
 interface Segment {
   source: string;
   path: string[];
