@@ -19,7 +19,7 @@ import { Hono, type Context } from 'hono';
 import type { ModelCatalog } from '../domain/catalog/catalog';
 import type { CacheRules, ModelEntry } from '../domain/catalog/types';
 import { systemClock, type Clock } from '../domain/clock';
-import { blocksFromRequest, type RequestFormat, type ThinkingFilter } from '../domain/simulator/blocks';
+import { anthropicMarkProblem, blocksFromRequest, type RequestFormat, type ThinkingFilter } from '../domain/simulator/blocks';
 import { currentTurnStart, readsEarlierReasoning, readsProducer, readsThinking } from '../domain/thinking';
 import { toolCosts } from '../domain/prompt-tokens';
 import { CacheSimulator, SimulationError, type SimBlock } from '../domain/simulator/cache';
@@ -198,7 +198,11 @@ export function createSimulatorApp(opts: SimulatorOptions): SimulatorApp {
     const limit = outputLimit(api, body);
     const thinkingRead = anthropicThinking(api.format, body, entry);
     const { blocks, totalTokens, lastInput, marks } = blocksFromRequest(api.format, body, count, toolCosts(api.format, entry.tokenizer, entry), thinkingRead.filter, readsEarlierReasoning(entry, body.reasoning));
-    if (api.format === 'anthropic') checkAnthropicBreakpoints(marks ?? [], entry.cache.maxBreakpoints ?? 4);
+    if (api.format === 'anthropic') {
+      const markProblem = anthropicMarkProblem(body);
+      if (markProblem !== null) throw new Failure(400, markProblem);
+      checkAnthropicBreakpoints(marks ?? [], entry.cache.maxBreakpoints ?? 4);
+    }
     if (api.provider === 'openai') {
       checkRetention(body, entry.cache);
       checkReasoningContext(body, entry);

@@ -127,3 +127,30 @@ describe('a cache_control key that is data', () => {
     expect((res.json.breakpoints as Array<{ set_by: string }>).filter((b) => b.set_by === 'caller')).toEqual([]);
   });
 });
+
+describe('a malformed cache_control (not { type: "ephemeral", ttl?: "5m" | "1h" })', () => {
+  const cases: Array<[string, (mark: object) => object, string]> = [
+    ['{} on a message block', (mark) => ({ ...loopBody([text('x')]), messages: [{ role: 'user', content: [{ type: 'text', text: 'Hi', cache_control: mark }] }] }), 'messages.0.content.0.cache_control'],
+    ['nested in a tool_result', (mark) => loopBody([text('x', false), { type: 'text', text: 'y', cache_control: mark }]), 'messages.2.content.0.content.1.cache_control'],
+    ['on a tool', (mark) => ({ ...loopBody([text('x')]), tools: [{ ...TOOL, cache_control: mark }] }), 'tools.0.cache_control'],
+    ['on a system block', (mark) => ({ ...loopBody([text('x')]), system: [{ type: 'text', text: 'S', cache_control: mark }] }), 'system.0.cache_control'],
+    ['as the request\'s automatic mark', (mark) => ({ ...loopBody([text('x')]), cache_control: mark }), 'cache_control'],
+  ];
+  const marks: Array<[object, string]> = [
+    [{}, '.type: Field required'],
+    [{ ttl: '1h' }, '.type: Field required'],
+    [{ type: 'persistent' }, ".type: Input should be 'ephemeral'"],
+    [{ type: 'ephemeral', ttl: '10m' }, ".ttl: Input should be '5m' or '1h'"],
+  ];
+  it.each(cases)("%s is Anthropic's 400 invalid_request_error in the simulator, naming the field's path", async (_, body, path) => {
+    const client = new Anthropic({ apiKey: `sk-malformed-${Math.random()}`, baseURL: sim.url, maxRetries: 0 });
+    for (const [mark, wording] of marks) {
+      const err = await client.messages.create(body(mark) as never).then(() => null, (e: unknown) => e);
+      expect(err, JSON.stringify(mark)).toBeInstanceOf(Anthropic.BadRequestError);
+      expect((err as InstanceType<typeof Anthropic.BadRequestError>).error).toMatchObject({ type: 'error', error: { type: 'invalid_request_error', message: `${path}${wording}` } });
+    }
+    // The well-formed marks are taken, a null is none.
+    for (const mark of [{ type: 'ephemeral' }, { type: 'ephemeral', ttl: '1h' }]) expect((await client.messages.create(body(mark) as never)).type).toBe('message');
+    expect((await client.messages.create(JSON.parse(JSON.stringify(body({})), (k, v: unknown) => (k === 'cache_control' ? null : v)) as never)).type).toBe('message');
+  });
+});

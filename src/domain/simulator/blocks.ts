@@ -63,6 +63,40 @@ export function markedBlocks(value: unknown): Json[] {
   return out;
 }
 
+/**
+ * Anthropic's 400 for a malformed `cache_control` (the SDK's CacheControlEphemeral: `{ type: 'ephemeral', ttl?: '5m' |
+ * '1h' }`), worded as its validation errors are (`<path>: Field required`, `<path>: Input should be …`), or null. Read
+ * where markedBlocks reads marks, and the request's own (automatic caching); a null is no mark.
+ */
+export function anthropicMarkProblem(body: unknown): string | null {
+  const problems: string[] = [];
+  const check = (x: Record<string, unknown>, path: string): void => {
+    const mark = x.cache_control;
+    if (mark === undefined || mark === null) return;
+    const at = path === '' ? 'cache_control' : `${path}.cache_control`;
+    if (!isRecord(mark)) problems.push(`${at}: Input should be a valid dictionary`);
+    else if (mark.type === undefined) problems.push(`${at}.type: Field required`);
+    else if (mark.type !== 'ephemeral') problems.push(`${at}.type: Input should be 'ephemeral'`);
+    else if (mark.ttl !== undefined && mark.ttl !== null && mark.ttl !== '5m' && mark.ttl !== '1h') problems.push(`${at}.ttl: Input should be '5m' or '1h'`);
+  };
+  const walk = (x: unknown, path: string): void => {
+    if (Array.isArray(x)) {
+      x.forEach((y, i) => walk(y, `${path}.${i}`));
+      return;
+    }
+    if (!isRecord(x)) return;
+    if (Array.isArray(x.content)) walk(x.content, `${path}.content`);
+    if (isRecord(x.source) && Array.isArray(x.source.content)) walk(x.source.content, `${path}.source.content`);
+    check(x, path);
+  };
+  if (!isRecord(body)) return null;
+  if (Array.isArray(body.tools)) walk(body.tools, 'tools');
+  if (Array.isArray(body.system)) walk(body.system, 'system');
+  if (Array.isArray(body.messages)) body.messages.forEach((m, i) => isRecord(m) && Array.isArray(m.content) && walk(m.content, `messages.${i}.content`));
+  check(body, '');
+  return problems[0] ?? null;
+}
+
 /** One TTL for the breakpoints of a block and those nested in it (the render's rule, units.ts): 1h if any asks it. */
 function markedTtl(ttls: string[]): string | null {
   return ttls.length === 0 ? null : ttls.includes('1h') ? '1h' : ttls[0]!;
