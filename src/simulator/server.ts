@@ -200,7 +200,7 @@ export function createSimulatorApp(opts: SimulatorOptions): SimulatorApp {
     const { blocks, totalTokens, lastInput, marks } = blocksFromRequest(api.format, body, count, toolCosts(api.format, entry.tokenizer, entry), thinkingRead.filter, readsEarlierReasoning(entry, body.reasoning));
     if (api.format === 'anthropic') {
       const markProblem = anthropicMarkProblem(body);
-      if (markProblem !== null) throw new Failure(400, markProblem);
+      if (markProblem !== null) throw new Failure(400, `${markProblem.path.join('.')}: ${markProblem.message}`);
       checkAnthropicBreakpoints(marks ?? [], entry.cache.maxBreakpoints ?? 4);
     }
     if (api.provider === 'openai') {

@@ -142,12 +142,17 @@ describe('a malformed cache_control (not { type: "ephemeral", ttl?: "5m" | "1h" 
     [{ type: 'persistent' }, ".type: Input should be 'ephemeral'"],
     [{ type: 'ephemeral', ttl: '10m' }, ".ttl: Input should be '5m' or '1h'"],
   ];
-  it.each(cases)("%s is Anthropic's 400 invalid_request_error in the simulator, naming the field's path", async (_, body, path) => {
+  it.each(cases)("%s is Anthropic's 400 invalid_request_error in the simulator, naming the field's path, and a 422 at render", async (_, body, path) => {
     const client = new Anthropic({ apiKey: `sk-malformed-${Math.random()}`, baseURL: sim.url, maxRetries: 0 });
     for (const [mark, wording] of marks) {
       const err = await client.messages.create(body(mark) as never).then(() => null, (e: unknown) => e);
       expect(err, JSON.stringify(mark)).toBeInstanceOf(Anthropic.BadRequestError);
       expect((err as InstanceType<typeof Anthropic.BadRequestError>).error).toMatchObject({ type: 'error', error: { type: 'invalid_request_error', message: `${path}${wording}` } });
+      // The render refuses it too (a 422 at the field), where it used to count it a breakpoint.
+      const res = await rendered(body(mark));
+      expect(res.status, res.text).toBe(422);
+      expect(res.json.code).toBe('invalid_request');
+      expect(res.json.errors[0].pointer).toBe(`/request/${`${path}${wording.split(':')[0]}`.replaceAll('.', '/')}`);
     }
     // The well-formed marks are taken, a null is none.
     for (const mark of [{ type: 'ephemeral' }, { type: 'ephemeral', ttl: '1h' }]) expect((await client.messages.create(body(mark) as never)).type).toBe('message');

@@ -64,37 +64,40 @@ export function markedBlocks(value: unknown): Json[] {
 }
 
 /**
- * Anthropic's 400 for a malformed `cache_control` (the SDK's CacheControlEphemeral: `{ type: 'ephemeral', ttl?: '5m' |
- * '1h' }`), worded as its validation errors are (`<path>: Field required`, `<path>: Input should be …`), or null. Read
- * where markedBlocks reads marks, and the request's own (automatic caching); a null is no mark.
+ * What is wrong with a malformed Anthropic `cache_control` (the SDK's CacheControlEphemeral: `{ type: 'ephemeral', ttl?:
+ * '5m' | '1h' }`), or null: the failing field's path and Anthropic's validation wording (its 400 reads `<path joined by
+ * dots>: <message>`, as `messages.0.content.0.cache_control.type: Field required`). Read where markedBlocks reads marks,
+ * and the request's own (automatic caching); a null is no mark.
  */
-export function anthropicMarkProblem(body: unknown): string | null {
-  const problems: string[] = [];
-  const check = (x: Record<string, unknown>, path: string): void => {
+export function anthropicMarkProblem(body: unknown): { path: string[]; message: string } | null {
+  const check = (x: Record<string, unknown>, path: string[]): { path: string[]; message: string } | null => {
     const mark = x.cache_control;
-    if (mark === undefined || mark === null) return;
-    const at = path === '' ? 'cache_control' : `${path}.cache_control`;
-    if (!isRecord(mark)) problems.push(`${at}: Input should be a valid dictionary`);
-    else if (mark.type === undefined) problems.push(`${at}.type: Field required`);
-    else if (mark.type !== 'ephemeral') problems.push(`${at}.type: Input should be 'ephemeral'`);
-    else if (mark.ttl !== undefined && mark.ttl !== null && mark.ttl !== '5m' && mark.ttl !== '1h') problems.push(`${at}.ttl: Input should be '5m' or '1h'`);
+    if (mark === undefined || mark === null) return null;
+    const at = [...path, 'cache_control'];
+    if (!isRecord(mark)) return { path: at, message: 'Input should be a valid dictionary' };
+    if (mark.type === undefined) return { path: [...at, 'type'], message: 'Field required' };
+    if (mark.type !== 'ephemeral') return { path: [...at, 'type'], message: "Input should be 'ephemeral'" };
+    if (mark.ttl !== undefined && mark.ttl !== null && mark.ttl !== '5m' && mark.ttl !== '1h') return { path: [...at, 'ttl'], message: "Input should be '5m' or '1h'" };
+    return null;
   };
-  const walk = (x: unknown, path: string): void => {
+  const walk = (x: unknown, path: string[]): { path: string[]; message: string } | null => {
     if (Array.isArray(x)) {
-      x.forEach((y, i) => walk(y, `${path}.${i}`));
-      return;
+      for (const [i, y] of x.entries()) {
+        const problem = walk(y, [...path, String(i)]);
+        if (problem) return problem;
+      }
+      return null;
     }
-    if (!isRecord(x)) return;
-    if (Array.isArray(x.content)) walk(x.content, `${path}.content`);
-    if (isRecord(x.source) && Array.isArray(x.source.content)) walk(x.source.content, `${path}.source.content`);
-    check(x, path);
+    if (!isRecord(x)) return null;
+    return (
+      (Array.isArray(x.content) ? walk(x.content, [...path, 'content']) : null) ??
+      (isRecord(x.source) && Array.isArray(x.source.content) ? walk(x.source.content, [...path, 'source', 'content']) : null) ??
+      check(x, path)
+    );
   };
   if (!isRecord(body)) return null;
-  if (Array.isArray(body.tools)) walk(body.tools, 'tools');
-  if (Array.isArray(body.system)) walk(body.system, 'system');
-  if (Array.isArray(body.messages)) body.messages.forEach((m, i) => isRecord(m) && Array.isArray(m.content) && walk(m.content, `messages.${i}.content`));
-  check(body, '');
-  return problems[0] ?? null;
+  const messages = arrayOf(body.messages).map((m) => (isRecord(m) && Array.isArray(m.content) ? { content: m.content } : null));
+  return walk(arrayOf(body.tools), ['tools']) ?? (Array.isArray(body.system) ? walk(body.system, ['system']) : null) ?? walk(messages, ['messages']) ?? check(body, []);
 }
 
 /** One TTL for the breakpoints of a block and those nested in it (the render's rule, units.ts): 1h if any asks it. */

@@ -9,6 +9,7 @@ import type { ModelEntry } from '../../catalog/types';
 import { DomainError, invalid } from '../../errors';
 import { isRecord } from '../../records';
 import { chooseBreakpoints, maxBreakpoints } from '../breakpoints';
+import { anthropicMarkProblem } from '../../simulator/blocks';
 import { neutral } from './neutral';
 import { blocksOf, canon, toolNeutral } from './shared';
 import type { Breakpoint } from '../request';
@@ -88,8 +89,11 @@ export const anthropic: RequestFormatRules = {
       // As the provider reads it: an object is a mark (null is none).
       return auto !== null && typeof auto === 'object' && !Array.isArray(auto) ? ((auto as { ttl?: unknown }).ttl === '1h' ? '1h' : '5m') : undefined;
     },
-    place({ pointer, model, units, segments, lastUnit, callerMarked, callerBreakpoints, autoTtl, cacheTtl }) {
+    place({ root, pointer, model, units, segments, lastUnit, callerMarked, callerBreakpoints, autoTtl, cacheTtl }) {
       const max = maxBreakpoints(model);
+      // A mark Anthropic refuses (blocks.ts anthropicMarkProblem): a 422 at the field, not a breakpoint.
+      const problem = callerBreakpoints > 0 ? anthropicMarkProblem(valueOf(root)) : null;
+      if (problem) throw invalid(problem.path.reduce(childPointer, pointer), `Anthropic refuses this cache_control (${problem.path.join('.')}: ${problem.message}); it takes { type: 'ephemeral', ttl?: '5m' | '1h' }`);
       if (callerBreakpoints > max) throw invalid(pointer, `the request sets ${callerBreakpoints} cache_control breakpoints; ${model.id} allows at most ${max}`);
       const breakpoints: Breakpoint[] = [];
       const wanted = consistentTtl(chooseTtl(model, cacheTtl), units, model, autoTtl);
