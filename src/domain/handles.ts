@@ -303,7 +303,10 @@ export class HandleService {
       (open.length ? { pointer: `${pointer}/${messages.length - 1}`, detail: `ends the turn with the tool_use "${open[0]}": the reply comes next and cannot answer it` } : null);
     if (!problem) return;
     const index = Number(problem.pointer.slice(pointer.length + 1).split('/')[0]);
-    throw invalid(exact ? problem.pointer : (placeOf?.(index) ?? pointer), exact ? problem.detail : `${problem.detail} (message ${index} of this turn)`);
+    // The pointer names the message in the body as sent; the index counts the list as kept (system messages left out,
+    // tool outputs joined), so it is said only where no place in the body is known.
+    const place = exact ? problem.pointer : placeOf?.(index);
+    throw invalid(place ?? pointer, place !== undefined ? problem.detail : `${problem.detail} (message ${index} of this turn as kept)`);
   }
 
   private sessionVersion(

@@ -307,7 +307,8 @@ describe('a turn a session cannot keep', () => {
     // A turn whose tool output answers no call of the session: at its content (before, /contents, the whole list).
     const unanswered = await rejection(ai.models.generateContent({ model: MODEL, contents: [{ role: 'user', parts: [{ text: 'Tomorrow.' }] }, { role: 'user', parts: [{ functionResponse: { name: 'get_weather', response: { content: 'sunny' } } }] }] }));
     const pairing = JSON.parse((JSON.parse(unanswered.message) as { error: { message: string } }).error.message) as { errors: Array<{ pointer: string; detail: string }> };
-    expect(pairing.errors).toEqual([{ pointer: '/contents/1', detail: expect.stringContaining('(message 1 of this turn)') }]);
+    expect(pairing.errors).toEqual([{ pointer: '/contents/1', detail: expect.stringContaining('answers no tool_use of the message before it') }]);
+    expect(pairing.errors[0]!.detail).not.toContain('of this turn');
     expect(h.tap).toHaveLength(0);
     // Nothing appended: the session is as it was.
     expect((await h.tenant.client.get(`/v1/handles/${session.id}`)).json.latest_version).toBe(session.version);

@@ -134,7 +134,8 @@ describe('reasoning items a session cannot hold', () => {
     const reasoning = { type: 'reasoning' as const, id: 'rs_1', summary: [], encrypted_content: 'gAAAAAB-enc' };
     const refused = await rejection(sdk.responses.create({ model: MODEL, ...STATELESS, input: [{ role: 'user', content: 'Hi' }, reasoning] }));
     expect(refused).toBeInstanceOf(OpenAI.BadRequestError);
-    expect(refused.error).toMatchObject({ code: 'invalid_request', message: expect.stringContaining('a message of thinking blocks (or reasoning items) alone has nothing to send to other providers (message 1 of this turn)') });
+    expect(refused.error).toMatchObject({ code: 'invalid_request', message: expect.stringContaining('a message of thinking blocks (or reasoning items) alone has nothing to send to other providers') });
+    expect(refused.error.message).not.toContain('of this turn');
     expect(h.tap).toHaveLength(0);
     // By id alone (store: true), it names state the session does not hold: left out of the session, the rest kept.
     const { data: answered, response } = await sdk.responses
@@ -145,5 +146,36 @@ describe('reasoning items a session cannot hold', () => {
     await committed(h);
     const neutral = (await h.tenant.client.get(`/v1/handles/${session.id}/expand?format=neutral`)).json.messages;
     expect(neutral.slice(0, 3)).toEqual([{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello.' }, { role: 'user', content: 'And?' }]);
+  });
+});
+
+describe("a refused session turn's wording", () => {
+  // The list kept in the session is not the body's: the message's place is the pointer's, and the text no longer counts
+  // the kept list (it said "(message 1 of this turn)" for /messages/2, "(message 2 of this turn)" for /input/3).
+  const DETAIL = 'answers no tool_use of the message before it ("call_none")';
+  /** The SDK shows the detail; the problem's pointer is read from the answer as sent (the OpenAI SDK keeps `error` alone). */
+  async function refusal(path: string, session: string, body: object) {
+    const sdk = h.openai({ headers: { 'x-ph-session': session } });
+    const call = path === 'chat/completions' ? sdk.chat.completions.create(body as never) : sdk.responses.create(body as never);
+    const err = await rejection(call);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(err.error).toMatchObject({ code: 'invalid_request', message: DETAIL });
+    const raw = await fetch(`${h.url}/proxy/openai/v1/${path}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-ph-key': h.key, authorization: 'Bearer sk', 'x-ph-session': session }, body: JSON.stringify(body) });
+    expect(raw.status).toBe(400);
+    expect(h.tap).toHaveLength(0);
+    return ((await raw.json()) as { errors: Array<{ pointer: string; detail: string }> }).errors;
+  }
+
+  it('chat: a tool message after a system message answering no call is refused at its place in the body, with no count of the kept list', async () => {
+    const session = await startSession(h.tenant.client, { messages: [{ role: 'user', content: 'Weather in Oslo?' }, { role: 'assistant', content: 'Which day?' }] });
+    const body = { model: MODEL, messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Tomorrow.' }, { role: 'tool', tool_call_id: 'call_none', content: 'sunny' }] };
+    expect(await refusal('chat/completions', session.id, body)).toEqual([{ pointer: '/messages/2', detail: DETAIL }]);
+  });
+
+  it('responses: an output after two joined calls answering neither is refused at its item, with no count of the kept list', async () => {
+    const session = await startSession(h.tenant.client, {});
+    const call = (id: string) => ({ type: 'function_call', call_id: id, name: 'get_weather', arguments: '{}' });
+    const body = { model: MODEL, ...STATELESS, input: [{ role: 'user', content: 'Weather?' }, call('call_1'), call('call_2'), { type: 'function_call_output', call_id: 'call_none', output: 'sunny' }] };
+    expect(await refusal('responses', session.id, body)).toEqual([{ pointer: '/input/3', detail: DETAIL }]);
   });
 });
