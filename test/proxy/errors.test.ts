@@ -845,3 +845,17 @@ describe("the proxy's own refusals", () => {
     expect(row).toMatchObject({ status: 'failed', error: { status: 307, body: { moved: true } } });
   });
 });
+
+describe('a malformed Anthropic cache_control through the proxy', () => {
+  it('is a 400 at the field before the provider is called (the render refuses it), with and without a session', async () => {
+    h = await startHarness();
+    const session = await startSession(h.tenant.client, {});
+    for (const headers of [{}, { 'x-ph-session': session.id }] as Array<Record<string, string>>) {
+      const body = { model: 'claude-sonnet-4-5', max_tokens: 10, messages: [{ role: 'user' as const, content: [{ type: 'text' as const, text: 'Hi', cache_control: { type: 'ephemeral', ttl: '10m' } as never }] }] };
+      const err = await rejection(h.anthropic({ headers }).messages.create(body));
+      expect(err).toBeInstanceOf(Anthropic.BadRequestError);
+      expect(err.error).toMatchObject({ code: 'invalid_request', errors: [{ pointer: '/messages/0/content/0/cache_control/ttl', detail: expect.stringContaining("messages.0.content.0.cache_control.ttl: Input should be '5m' or '1h'") }] });
+    }
+    expect(h.tap).toHaveLength(0);
+  });
+});
