@@ -1,6 +1,7 @@
 // `npm run bench [-- <filter>...]`: runs every benchmark in order, or those whose name contains a filter.
 // To add one: export a Benchmark[] from bench/<name>.ts and spread it into BENCHMARKS.
 import { expandBenchmarks } from './expand';
+import { longSessionRenderBenchmarks } from './long-session-render';
 import { noHandleBenchmarks } from './no-handle';
 import { otlpBenchmarks } from './otlp';
 import { proxyBenchmarks } from './proxy';
@@ -12,7 +13,7 @@ import { tenantDeleteBenchmarks } from './tenant-delete';
 import { usageBenchmarks } from './usage';
 import { type Benchmark, BenchSetupError, cleanup, warnIfBusy } from './lib';
 
-const BENCHMARKS: Benchmark[] = [...expandBenchmarks, ...renderBenchmarks, ...usageBenchmarks, ...noHandleBenchmarks, ...requestsBenchmarks, ...sessionsBenchmarks, ...proxyBenchmarks, ...thinkingPrefixBenchmarks, ...tenantDeleteBenchmarks, ...otlpBenchmarks];
+const BENCHMARKS: Benchmark[] = [...expandBenchmarks, ...renderBenchmarks, ...usageBenchmarks, ...noHandleBenchmarks, ...requestsBenchmarks, ...sessionsBenchmarks, ...proxyBenchmarks, ...thinkingPrefixBenchmarks, ...longSessionRenderBenchmarks, ...tenantDeleteBenchmarks, ...otlpBenchmarks];
 
 const filters = process.argv.slice(2);
 const selected = BENCHMARKS.filter((b) => filters.length === 0 || filters.some((f) => b.name.includes(f)));

@@ -32,7 +32,7 @@ import { pushAll } from '../arrays';
 import type { Json } from '../records';
 import { estimatedTool, type EstimatedTool } from '../estimated-tools';
 import { storedTool } from './inline-content';
-import { buildSegments, segmentOfUnit } from './segments';
+import { buildSegments, forgetChains, segmentOfUnit } from './segments';
 import { costedTool, fnv1a, inlineIdentity, inRole, itemKey, itemsFrom, unitOf, type InlineIdentity, type Item, type Unit } from './units';
 
 export { requestFormats, type RequestFormat } from './prompt';
@@ -170,11 +170,16 @@ export class RequestRenderer {
   // matchHandles: the version found for the caller's units (by tenant, format, section and their keys). Only found
   // ones: a version minted later is never older than one found, and one deleted fails to resolve and is looked up again.
   private readonly matches = new Lru<string, string>(16_384);
+  // A message unit's key under the request's message settings, by format, settings and the unit's own key (a pure
+  // function of the three): a long session's 1,200 messages are not canonicalised and hashed again on every call.
+  // Per format and settings, by the unit's key: one lookup of the settings' text a call, then of keys already hashed.
+  private readonly settingsKeys = new Lru<string, Lru<string, string>>(64);
 
   constructor(private readonly handles: HandleService) {}
 
   forgetCaches(): void {
-    for (const cache of [this.items, this.inlineUnits, this.inlineSeen, this.matches]) cache.clear();
+    for (const cache of [this.items, this.inlineUnits, this.inlineSeen, this.matches, this.settingsKeys]) cache.clear();
+    forgetChains();
   }
 
   private inline(format: RequestFormat, section: Section, source: string, node: JsonNode, blocks = 1): Unit {
@@ -457,11 +462,17 @@ export class RequestRenderer {
     // The settings the messages are cached under (Anthropic's tool_choice and thinking): another value is another
     // cached prefix from the first message on (tools and system stay).
     const context = rules.messageSettings ? rules.messageSettings(root) : null;
-    if (context)
+    if (context) {
+      const under = `${format}|${context}`;
+      let keys = this.settingsKeys.get(under);
+      if (!keys) this.settingsKeys.set(under, (keys = new Lru<string, string>(64 * 1024)));
       for (const u of messageUnits) {
         u.base = u.key;
-        u.key = semanticKey(format, [context, u.key]);
+        let key = keys.get(u.key);
+        if (key === undefined) keys.set(u.key, (key = semanticKey(format, [context, u.key])));
+        u.key = key;
       }
+    }
     const units = [...toolUnits, ...systemUnits, ...messageUnits];
     // What the provider adds once for the tools (Anthropic's tool-use system prompt, OpenAI's end of its functions):
     // the request's, never in a handle's meta.tokens; counted with its first tool (on a tools handle's report when that

@@ -2,6 +2,7 @@
 // and the chain of digests.
 import type { ModelEntry } from '../catalog/types';
 import { sha256Hex } from '../digest';
+import { Lru } from '../lru';
 import type { RenderedSegment } from './request';
 import type { Unit } from './units';
 
@@ -11,6 +12,17 @@ import type { Unit } from './units';
  * bundle is hashed once, not on every request that uses it.
  */
 const segmentDigests = new WeakMap<readonly string[], { digest: string; size: number }>();
+
+/**
+ * P_k by P_{k-1} and digest_k (a pure function of the two): the segments of a long session's history chain the same
+ * way on every call, 600 hashes at 300 rounds, looked up instead.
+ */
+const chains = new Lru<string, Map<string, string>>(64 * 1024);
+
+/** After a tenant's deletion: nothing of its prompts stays (RequestRenderer.forgetCaches). */
+export function forgetChains(): void {
+  chains.clear();
+}
 
 /** The cached texts a group of units renders exactly, in order and in full (a handle segment), if so. */
 function wholeSegment(units: Unit[], from: number, to: number): readonly string[] | null {
@@ -63,7 +75,12 @@ export function buildSegments(units: Unit[], model: ModelEntry, added: ReadonlyM
     // unit's identity.
     const counts = units.slice(i, j).map((u, k) => u.tokens(family) + (added.get(i + k) ?? 0));
     const count = counts.reduce((a, b) => a + b, 0);
-    chain = sha256Hex(chain + digest);
+    // By the chain so far (the string the lookup before returned: its hash is known), then the digest.
+    let after = chains.get(chain);
+    if (!after || after.size > 16) chains.set(chain, (after = new Map()));
+    let next = after.get(digest);
+    if (next === undefined) after.set(digest, (next = sha256Hex(chain + digest)));
+    chain = next;
     if (marked) callerMarked.set(list.length, marked);
     list.push({
       source: seg ? seg.source : 'inline',

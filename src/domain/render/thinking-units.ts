@@ -90,6 +90,13 @@ function unitOpensTurn(u: MessageUnit): boolean {
 export function readThinkingOnly(units: MessageUnit[], model: ModelEntry, producerOf: (name: string) => string | null, dropped?: DroppedFrom): UnreadThinking[] {
   const unread: UnreadThinking[] = [];
   if (!model.thinking) return unread;
+  // The catalog's answer per producer's name, once a call: a long session names the same model in every reply.
+  const ids = new Map<string, string | null>();
+  const idOf = (name: string) => {
+    let id = ids.get(name);
+    if (id === undefined) ids.set(name, (id = producerOf(name)));
+    return id;
+  };
   let turnStart: number | undefined;
   units.forEach((u, i) => {
     const by = producers(u);
@@ -97,7 +104,7 @@ export function readThinkingOnly(units: MessageUnit[], model: ModelEntry, produc
     turnStart ??= units.findLastIndex(unitOpensTurn);
     const start = turnStart;
     const keep = by.map((name, k) => {
-      const read = readsThinking(model, i, start, name === null ? null : producerOf(name));
+      const read = readsThinking(model, i, start, name === null ? null : idOf(name));
       if (!read && name !== null && readsThinking(model, i, start, null)) unread.push({ unit: i, producer: name });
       return read && !(dropped && (i > dropped.unit || (i === dropped.unit && k >= dropped.thinking)));
     });

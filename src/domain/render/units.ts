@@ -67,7 +67,8 @@ function blockCount(m: Message): number {
 }
 
 export function unitOf(format: RequestFormat, section: Section, item: Item): Unit {
-  const tokens = (family: TokenizerFamily) => itemTokens(format, section, item, family);
+  // Bound, not a closure: tsx names every closure it creates (an Object.defineProperty), 1,200 a call in a long session.
+  const tokens: (family: TokenizerFamily) => number = itemTokens.bind(null, format, section, item);
   return { section, hashText: item.text, item, segment: item.segment, blocks: item.blocks, callerBreakpoints: 0, key: itemKey(format, section, item), tokens };
 }
 
@@ -78,24 +79,27 @@ const itemCounts = new WeakMap<readonly string[], Partial<Record<TokenizerFamily
 const inContentCounts = new Lru<string, number>(16_384);
 
 function itemTokens(format: RequestFormat, section: Section, item: Item, family: TokenizerFamily): number {
-  // A system prompt or document is text throughout (no media), already counted at mint: only its framing is added.
-  const seg = item.segment;
-  const text = seg?.section === 'system' ? seg.text : undefined;
-  const measured = seg?.tokens?.[family];
-  const counter = (t: string) => (t === text && measured !== undefined ? measured : countTokens(t, family, text === undefined));
-  const count = (json: string) => unitTokens(format, section, JSON.parse(json), counter, toolCosts(format, family));
   if (!item.all || item.index === undefined) {
     const cacheKey = item.segment ? `${format}|${section}|${item.segment.source}|${family}` : null;
     const known = cacheKey ? inContentCounts.get(cacheKey) : undefined;
     if (known !== undefined) return known;
-    const n = count(item.text);
+    const n = countItem(format, section, item, family, item.text);
     if (cacheKey) inContentCounts.set(cacheKey, n);
     return n;
   }
   let counts = itemCounts.get(item.all);
   if (!counts) itemCounts.set(item.all, (counts = {}));
   const list = (counts[family] ??= []);
-  return (list[item.index] ??= count(item.all[item.index]!));
+  return (list[item.index] ??= countItem(format, section, item, family, item.all[item.index]!));
+}
+
+function countItem(format: RequestFormat, section: Section, item: Item, family: TokenizerFamily, json: string): number {
+  // A system prompt or document is text throughout (no media), already counted at mint: only its framing is added.
+  const seg = item.segment;
+  const text = seg?.section === 'system' ? seg.text : undefined;
+  const measured = seg?.tokens?.[family];
+  const counter = (t: string) => (t === text && measured !== undefined ? measured : countTokens(t, family, text === undefined));
+  return unitTokens(format, section, JSON.parse(json), counter, toolCosts(format, family));
 }
 
 /** Semantic keys of a segment's rendered items, per immutable texts array: a bundle's are computed once. */
