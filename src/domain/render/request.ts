@@ -32,7 +32,7 @@ import { pushAll } from '../arrays';
 import type { Json } from '../records';
 import { estimatedTool, type EstimatedTool } from '../estimated-tools';
 import { storedTool } from './inline-content';
-import { buildSegments, forgetChains, segmentOfUnit } from './segments';
+import { buildSegments, newChainMemo, segmentOfUnit } from './segments';
 import { costedTool, fnv1a, inlineIdentity, inRole, itemKey, itemsFrom, unitOf, type InlineIdentity, type Item, type Unit } from './units';
 
 export { requestFormats, type RequestFormat } from './prompt';
@@ -174,12 +174,13 @@ export class RequestRenderer {
   // function of the three): a long session's 1,200 messages are not canonicalised and hashed again on every call.
   // Per format and settings, by the unit's key: one lookup of the settings' text a call, then of keys already hashed.
   private readonly settingsKeys = new Lru<string, Lru<string, string>>(64);
+  // The chain of segment digests, link by link (segments.ts).
+  private readonly chains = newChainMemo();
 
   constructor(private readonly handles: HandleService) {}
 
   forgetCaches(): void {
-    for (const cache of [this.items, this.inlineUnits, this.inlineSeen, this.matches, this.settingsKeys]) cache.clear();
-    forgetChains();
+    for (const cache of [this.items, this.inlineUnits, this.inlineSeen, this.matches, this.settingsKeys, this.chains]) cache.clear();
   }
 
   private inline(format: RequestFormat, section: Section, source: string, node: JsonNode, blocks = 1): Unit {
@@ -488,7 +489,7 @@ export class RequestRenderer {
     const firstMessage = messageUnits.length ? toolUnits.length + systemUnits.length : 0;
     const added = new Map<number, number>([[0, toolPrompt.withTools]]);
     added.set(firstMessage, (added.get(firstMessage) ?? 0) + toolPrompt.withMessages);
-    const segments = buildSegments(units, model, added);
+    const segments = buildSegments(units, model, added, this.chains);
     let instructionAfterSession: RenderedRequest['instructionAfterSession'] = null;
     if (instruction) {
       // The segment holding that unit: segments tile the units in order.

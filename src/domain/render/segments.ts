@@ -14,15 +14,12 @@ import type { Unit } from './units';
 const segmentDigests = new WeakMap<readonly string[], { digest: string; size: number }>();
 
 /**
- * P_k by P_{k-1} and digest_k (a pure function of the two): the segments of a long session's history chain the same
- * way on every call, 600 hashes at 300 rounds, looked up instead.
+ * P_k by P_{k-1} and digest_k (a pure function of the two), by the chain so far, then the digest: the segments of a
+ * long session's history chain the same way on every call, 600 hashes at 300 rounds, looked up instead. The renderer
+ * keeps one (RequestRenderer.forgetCaches drops it).
  */
-const chains = new Lru<string, Map<string, string>>(64 * 1024);
-
-/** After a tenant's deletion: nothing of its prompts stays (RequestRenderer.forgetCaches). */
-export function forgetChains(): void {
-  chains.clear();
-}
+export type ChainMemo = Lru<string, Map<string, string>>;
+export const newChainMemo = (): ChainMemo => new Lru(64 * 1024);
 
 /** The cached texts a group of units renders exactly, in order and in full (a handle segment), if so. */
 function wholeSegment(units: Unit[], from: number, to: number): readonly string[] | null {
@@ -36,7 +33,7 @@ function wholeSegment(units: Unit[], from: number, to: number): readonly string[
 }
 
 /** `added`: tokens a unit carries beyond its own (by its place in `units`): what the provider adds for the tools. */
-export function buildSegments(units: Unit[], model: ModelEntry, added: ReadonlyMap<number, number>) {
+export function buildSegments(units: Unit[], model: ModelEntry, added: ReadonlyMap<number, number>, chains: ChainMemo = newChainMemo()) {
   const list: RenderedSegment[] = [];
   /** Each segment's text, kept for inline segments only (handle segments are already stored). */
   const texts: string[] = [];
@@ -75,7 +72,7 @@ export function buildSegments(units: Unit[], model: ModelEntry, added: ReadonlyM
     // unit's identity.
     const counts = units.slice(i, j).map((u, k) => u.tokens(family) + (added.get(i + k) ?? 0));
     const count = counts.reduce((a, b) => a + b, 0);
-    // By the chain so far (the string the lookup before returned: its hash is known), then the digest.
+    // By the chain so far (the string the lookup before returned: its hash is known, no long key is built).
     let after = chains.get(chain);
     if (!after || after.size > 16) chains.set(chain, (after = new Map()));
     let next = after.get(digest);
