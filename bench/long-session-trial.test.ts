@@ -2,6 +2,7 @@
 // written per call at rounds 10, 100 and 300, the database's growth and its tables, and at the last round the store's
 // read of a request (median of 15) and the building of a request's write. Not part of `npm test`:
 //   npx vitest run -c bench/trial.config.ts    (ROUNDS=300, FILE_LINES=40, TRIAL_OUT=/tmp/…, LABEL=… to change)
+// and the wall time of a call (the SDK's, through the proxy to the simulator and back) at the first and last 10 rounds.
 import type Anthropic from '@anthropic-ai/sdk';
 import { it } from 'vitest';
 import { appendFileSync, mkdtempSync, statSync } from 'node:fs';
@@ -38,16 +39,23 @@ it('trial', async () => {
   await committed(h);
   const size0 = size();
   const lines: string[] = [];
+  // Each round's two calls, the SDK's wall time from the request to the parsed answer, averaged (the wait for the
+  // ask's group commit and the bookkeeping between them left out).
+  const callMs: Array<{ round: number; ms: number }> = [];
   let last = '';
   for (let i = 1; i <= ROUNDS; i++) {
     const before = { st: stored(), c: changes() };
+    const t0 = performance.now();
     const ask = await sdk.messages.create({ model: MODEL, max_tokens: 4096, thinking: THINKING, messages: [{ role: 'user', content: marked([{ type: 'text', text: `Step ${i}: use read_file on src/f${i}.ts` }]) }] });
+    const t0a = performance.now();
     await committed(h);
     const mid = { st: stored(), c: changes() };
+    const t1a = performance.now();
     const call = ask.content.find((b): b is Anthropic.ToolUseBlock => b.type === 'tool_use')!;
     h.clock.advance(10_000);
     const answer = await sdk.messages.create({ model: MODEL, max_tokens: 4096, thinking: THINKING, messages: [{ role: 'user', content: marked([{ type: 'tool_result', tool_use_id: call.id, content: file(i) }]) }] }).withResponse();
     last = answer.response.headers.get('x-ph-request-id')!;
+    callMs.push({ round: i, ms: (performance.now() - t0 - (t1a - t0a)) / 2 });
     await committed(h);
     const after = { st: stored(), c: changes() };
     h.clock.advance(i === 150 ? 20 * 60_000 : 10_000);
@@ -75,6 +83,9 @@ it('trial', async () => {
       lines.push(`round ${i}: ${timing}; ask: ${d(before, mid)}; answer: ${d(mid, after)}; GET request ${(t1 - t0).toFixed(1)} ms (${got.text.length} B); db ${(size() - size0) / 1e6} MB`);
     }
   }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+  const calls = (from: number, to: number) => median(callMs.filter((c) => c.round >= from && c.round <= to).map((c) => c.ms)).toFixed(1);
+  lines.push(`a call's wall time (median of the rounds' two calls' mean): rounds 1-10 ${calls(1, 10)} ms, ${Math.max(1, ROUNDS - 9)}-${ROUNDS} ${calls(ROUNDS - 9, ROUNDS)} ms`);
   const st = stored();
   const version = (await client.get(`/v1/handles/${session.id}`)).json.version;
   lines.push(`end: db grew ${((size() - size0) / 1e6).toFixed(1)} MB; segments ${(st.s / 1e6).toFixed(1)} MB, outcomes ${(st.o / 1e6).toFixed(1)} MB, batches ${(st.b / 1e6).toFixed(2)} MB; session ${JSON.stringify({ messages: version.message_count, bytes: version.bytes ?? version.size })}`);
