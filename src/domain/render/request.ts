@@ -170,10 +170,11 @@ export class RequestRenderer {
   // matchHandles: the version found for the caller's units (by tenant, format, section and their keys). Only found
   // ones: a version minted later is never older than one found, and one deleted fails to resolve and is looked up again.
   private readonly matches = new Lru<string, string>(16_384);
-  // A message unit's key under the request's message settings, by format, settings and the unit's own key (a pure
-  // function of the three): a long session's 1,200 messages are not canonicalised and hashed again on every call.
-  // Per format and settings, by the unit's key: one lookup of the settings' text a call, then of keys already hashed.
-  private readonly settingsKeys = new Lru<string, Lru<string, string>>(64);
+  // A message unit's key under the request's message settings, a pure function of the format, the settings and the
+  // unit's own key: a long session's 1,200 messages are not canonicalised and hashed again on every call. Per format
+  // and settings (one lookup of their text a call), then by the unit's key (a string already hashed); at most 8
+  // settings × 16,384 keys, a few MB (a 300-round session under one setting takes 1,200).
+  private readonly settingsKeys = new Lru<string, Lru<string, string>>(8);
   // The chain of segment digests, link by link (segments.ts).
   private readonly chains = newChainMemo();
 
@@ -466,7 +467,7 @@ export class RequestRenderer {
     if (context) {
       const under = `${format}|${context}`;
       let keys = this.settingsKeys.get(under);
-      if (!keys) this.settingsKeys.set(under, (keys = new Lru<string, string>(64 * 1024)));
+      if (!keys) this.settingsKeys.set(under, (keys = new Lru<string, string>(16_384)));
       for (const u of messageUnits) {
         u.base = u.key;
         let key = keys.get(u.key);

@@ -19,7 +19,8 @@ const segmentDigests = new WeakMap<readonly string[], { digest: string; size: nu
  * keeps one (RequestRenderer.forgetCaches drops it).
  */
 export type ChainMemo = Lru<string, Map<string, string>>;
-export const newChainMemo = (): ChainMemo => new Lru(64 * 1024);
+// At most 16,384 links × 4 digests after each (a few MB; a 300-round session's history is 600 links).
+export const newChainMemo = (): ChainMemo => new Lru(16_384);
 
 /** The cached texts a group of units renders exactly, in order and in full (a handle segment), if so. */
 function wholeSegment(units: Unit[], from: number, to: number): readonly string[] | null {
@@ -74,7 +75,7 @@ export function buildSegments(units: Unit[], model: ModelEntry, added: ReadonlyM
     const count = counts.reduce((a, b) => a + b, 0);
     // By the chain so far (the string the lookup before returned: its hash is known, no long key is built).
     let after = chains.get(chain);
-    if (!after || after.size > 16) chains.set(chain, (after = new Map()));
+    if (!after || after.size >= 4) chains.set(chain, (after = new Map()));
     let next = after.get(digest);
     if (next === undefined) after.set(digest, (next = sha256Hex(chain + digest)));
     chain = next;
