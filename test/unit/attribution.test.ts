@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { anchorLengths, fitLengths } from '../../src/domain/reconcile/attribution';
+import { anchorLengths, fitLengths, type Pin, withKnown } from '../../src/domain/reconcile/attribution';
 
 const ends = (lengths: number[]) => lengths.reduce<number[]>((acc, n) => [...acc, (acc.at(-1) ?? 0) + n], []);
 const within = (end: number, at: number) => Math.abs(end - at) <= Math.max(16, 0.1 * end);
@@ -118,6 +118,33 @@ describe('anchorLengths', () => {
         },
       ),
       { numRuns: 2000 },
+    );
+  });
+
+  it('keeps the known ends that fit as inserting each in turn among the report\'s pins did, for hundreds of them', () => {
+    // The straightforward form withKnown replaced: each known end inserted in turn, the pins sorted again each time.
+    const oneByOne = (own: Pin[], fixed: Pin[]): Pin[] => {
+      const pins = [...own];
+      for (const f of fixed) {
+        if (pins.some((p) => p.segment === f.segment)) continue;
+        const before = pins.filter((p) => p.segment < f.segment).at(-1);
+        const after = pins.find((p) => p.segment > f.segment);
+        if ((before && before.at >= f.at) || (after && after.at <= f.at)) continue;
+        pins.push(f);
+        pins.sort((a, b) => a.segment - b.segment);
+      }
+      return pins;
+    };
+    // Pins in segment order, one per segment (as anchorLengths has them); their positions anything.
+    const pins = (maxSegment: number, maxLength: number) =>
+      fc.uniqueArray(fc.record({ segment: fc.nat({ max: maxSegment }), at: fc.nat({ max: 5000 }) }), { selector: (p) => p.segment, maxLength }).map((ps) => ps.sort((a, b) => a.segment - b.segment));
+    fc.assert(
+      fc.property(pins(60, 4), pins(60, 60), fc.boolean(), (own, fixed, rising) => {
+        // Known ends as orderedPins leaves them (positions rising too), or in any order of position.
+        const known = rising ? fixed.map((p, i) => ({ segment: p.segment, at: p.segment * 80 + (p.at % 80) + i })) : fixed;
+        expect(withKnown(own, known)).toEqual(oneByOne(own, known));
+      }),
+      { numRuns: 3000 },
     );
   });
 });

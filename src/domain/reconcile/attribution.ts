@@ -89,16 +89,38 @@ export function anchorLengths(lengths: number[], breakpointSegments: number[], a
     }
     if (best >= 0) pins.push({ segment: best, at });
   }
-  // What this report shows comes first; a known end that no longer fits between them is left out.
+  return stretch(base, withKnown(pins, fixed), exact);
+}
+
+/**
+ * What this report shows comes first (`own`, in segment order); a known end (`fixed`, in segment and position order)
+ * that no longer fits between them and the known ends kept before it is left out. In one pass over both: each known end
+ * is compared with the pins around it, as inserting each in turn among the others would (a long session has a known end
+ * per unit, ~1,200 at 300 rounds, and inserting them one at a time took time in the square of that).
+ */
+export function withKnown(own: Pin[], fixed: Pin[]): Pin[] {
+  const kept: Pin[] = [];
+  let next = 0;
   for (const f of fixed) {
-    if (pins.some((p) => p.segment === f.segment)) continue;
-    const before = pins.filter((p) => p.segment < f.segment).at(-1);
-    const after = pins.find((p) => p.segment > f.segment);
+    while (next < own.length && own[next]!.segment < f.segment) next++;
+    if (own[next]?.segment === f.segment) continue;
+    // The pin just before it: the last known end kept (all before it) or this report's last before it, the later one.
+    const mine = own[next - 1];
+    const last = kept.at(-1);
+    const before = !last || (mine && mine.segment > last.segment) ? mine : last;
+    const after = own[next];
     if ((before && before.at >= f.at) || (after && after.at <= f.at)) continue;
-    pins.push(f);
-    pins.sort((a, b) => a.segment - b.segment);
+    kept.push(f);
   }
-  return stretch(base, pins, exact);
+  if (kept.length === 0) return own;
+  const out: Pin[] = [];
+  let i = 0;
+  for (const k of kept) {
+    while (i < own.length && own[i]!.segment < k.segment) out.push(own[i++]!);
+    out.push(k);
+  }
+  while (i < own.length) out.push(own[i++]!);
+  return out;
 }
 
 /** A segment whose end is put at a token position. */
