@@ -512,10 +512,13 @@ export class Reconciler {
     let offset = 0;
     const ends = blocks.map((b) => b.endToken);
     const stepEnd = lastStepEnd(model, ends.at(-1) ?? 0);
+    // Each segment's blocks, in order: one pass over them, not one per segment (a long session has ~1,200 of each).
+    const blocksOf: number[][] = segments.map(() => []);
+    segmentOf.forEach((seg, j) => blocksOf[seg]?.push(j));
     const segOutcomes: SegmentOutcome[] = segments.map((seg, i) => {
       const start = offset;
       const end = (offset += lengths[i] ?? 0);
-      const spans = blockSpans(outcomeSim, ends, segmentOf, i, predictedRead, seenBlock, stepEnd);
+      const spans = blockSpans(outcomeSim, ends, blocksOf[i]!, predictedRead, seenBlock, stepEnd);
       const classes = classifySegment({ start, end, blocks: spans, seenBefore: seenBefore[i]! }, predictedRead, read);
       const segRead = read === null ? 0 : overlap(start, end, 0, read);
       const segWrite = written === null || read === null ? 0 : overlap(start, end, read, read + written);
@@ -843,10 +846,9 @@ function calibrate(estimated: number[], exact: boolean[], ratio: number): number
 }
 
 /** A segment's blocks; simulated reads past `readTo` (a granular read a step short of ours) are its step's tail. */
-function blockSpans(o: SimOutcome, ends: number[], segmentOf: number[], seg: number, readTo: number, seen: boolean[], stepEnd: number) {
+function blockSpans(o: SimOutcome, ends: number[], blocksOf: number[], readTo: number, seen: boolean[], stepEnd: number) {
   const spans = [];
-  for (let j = 0; j < ends.length; j++) {
-    if (segmentOf[j] !== seg) continue;
+  for (const j of blocksOf) {
     const start = j === 0 ? 0 : ends[j - 1]!;
     const reason = o.blocks[j]!.reason ?? (ends[j]! > readTo && readTo < o.readTokens ? 'granularity' : null);
     const span = { start, end: ends[j]!, predicted: o.blocks[j]!.read, reason, seen: seen[j]! };
@@ -1015,7 +1017,8 @@ function rollupDeltas(tenantId: string, day: number, model: string, segs: Segmen
       let h = perHandle.get(handleId);
       if (!h) perHandle.set(handleId, (h = { version, v: zeroValues() }));
       h.version = Math.max(h.version, version);
-      addSegment(h.v, s, reported);
+      // Only its tokens by class are read (whether each is above 0): its money is not summed.
+      addTokens(h.v, s, reported);
     }
   }
   for (const [handleId, h] of perHandle) {
@@ -1041,11 +1044,7 @@ function noHandleDeltas(tenantId: string, day: number, model: string, segs: Segm
 
 /** Adds a segment's tokens and money to rollup values. */
 function addSegment(v: Record<string, number>, s: SegmentOutcome, reported: boolean): void {
-  v.referenced! += s.end - s.start;
-  v.opportunity! += s.opportunity;
-  if (reported) v.reported_opportunity! += s.opportunity;
-  v.predicted! += s.predicted;
-  for (const c of CLASSES) v[c]! += s.classes[c];
+  addTokens(v, s, reported);
   if (reported) {
     v.cost_actual! += s.cost.actual;
     v.cost_no_cache! += s.cost.no_cache;
@@ -1054,6 +1053,15 @@ function addSegment(v: Record<string, number>, s: SegmentOutcome, reported: bool
   v.write_premium_paid! += s.cost.write_premium;
   const leaked = leakedByClass(s.classes, s.cost, reported);
   if (leaked) for (const c of MONEY_LEAKS) v[leakedColumn(c)]! += leaked[c];
+}
+
+/** Adds a segment's tokens (ROLLUP_CLASSES) to rollup values. */
+function addTokens(v: Record<string, number>, s: SegmentOutcome, reported: boolean): void {
+  v.referenced! += s.end - s.start;
+  v.opportunity! += s.opportunity;
+  if (reported) v.reported_opportunity! += s.opportunity;
+  v.predicted! += s.predicted;
+  for (const c of CLASSES) v[c]! += s.classes[c];
 }
 
 /** Written tokens of [start, end) in input-price units, by `prices`' ranges: only the written part (up to `writtenTo`) counts. */
