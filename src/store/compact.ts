@@ -242,16 +242,18 @@ const COST_KEYS = 'actual,no_cache,perfect,write_premium';
  * Whether a segment's outcome is exactly capturedOutcome's for its source, section and span: every field, keys in
  * order (as JSON.stringify of both would compare them, at a fraction of the cost on hundreds of batches).
  */
-function isCaptured(seg: SegmentOutcome, p: CompactOutcomes['p'], keys: string[]): boolean {
+function isCaptured(seg: SegmentOutcome, [mr, mi]: CompactOutcomes['p'], keys: string[], keyList: string): boolean {
   if (Object.keys(seg).join(',') !== OUTCOME_KEYS || typeof seg.section !== 'string' || !Array.isArray(seg.path) || seg.path.length !== 1 || seg.path[0] !== seg.source) return false;
   if (!Number.isSafeInteger(seg.start) || !Number.isSafeInteger(seg.end)) return false;
-  const want = capturedOutcome(seg.source, seg.section, seg.start, seg.end, p, keys);
-  if (seg.read !== want.read || seg.write !== want.write || seg.predicted !== want.predicted || seg.opportunity !== want.opportunity) return false;
+  // capturedOutcome's every figure, computed as it computes them (not an object built per segment to compare with).
+  const len = seg.end - seg.start;
+  if (seg.read !== len || seg.write !== 0 || seg.predicted !== len || seg.opportunity !== len) return false;
   const classes = seg.classes;
-  if (classes === null || typeof classes !== 'object' || Object.keys(classes).join(',') !== keys.join(',') || keys.some((k) => classes[k] !== want.classes[k])) return false;
+  if (classes === null || typeof classes !== 'object' || Object.keys(classes).join(',') !== keyList) return false;
+  for (const k of keys) if (classes[k] !== (k === 'captured' ? len : 0)) return false;
   const cost = seg.cost;
   if (cost === null || typeof cost !== 'object' || Object.keys(cost).join(',') !== COST_KEYS) return false;
-  return cost.actual === want.cost.actual && cost.no_cache === want.cost.no_cache && cost.perfect === want.cost.perfect && cost.write_premium === want.cost.write_premium;
+  return cost.actual === (len * mr + 0 + 0) * mi && cost.no_cache === len * mi && cost.perfect === ((len - 0) * mr + 0) * mi && cost.write_premium === (0 - 0) * mi;
 }
 
 /**
@@ -267,11 +269,12 @@ export function compactOutcome(outcome: unknown, prices: { read: number; input: 
   const lengths = o.lengths as number[];
   const p: CompactOutcomes['p'] = [prices.read, prices.input];
   const keys = Object.keys(segs[0]!.classes ?? {});
+  const keyList = keys.join(',');
   const out: CompactOutcomes['s'] = [];
   let run: [string, number, number, string] | null = null;
   segs.forEach((seg, i) => {
     const ref = batchRef(seg.source);
-    const captured = ref && seg.start === (i === 0 ? 0 : segs[i - 1]!.end) && seg.end - seg.start === lengths[i] && isCaptured(seg, p, keys);
+    const captured = ref && seg.start === (i === 0 ? 0 : segs[i - 1]!.end) && seg.end - seg.start === lengths[i] && isCaptured(seg, p, keys, keyList);
     if (!captured) {
       out.push(seg);
       run = null;
