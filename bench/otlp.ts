@@ -14,7 +14,7 @@ const SPANS = 5_000;
 function app(file: string, clock: Clock, collector?: string) {
   const a = inProcess(file, {
     clock,
-    config: collector ? { otlp: { url: `${collector}/v1/traces`, headers: {}, serviceName: 'bench', maxQueueSize: 2048, scheduledDelayMs: 5_000, errorLogEveryMs: 60_000 } } : {},
+    config: collector ? { otlp: { url: `${collector}/v1/traces`, protocol: 'http/json', headers: {}, serviceName: 'bench', maxQueueSize: 2048, scheduledDelayMs: 5_000, errorLogEveryMs: 60_000 } } : {},
   });
   const h = a.services.handles;
   const sys = h.mintArtifact(a.tenantId, { kind: 'system', content: prose(3, 6 * 1024) }).handle.id;

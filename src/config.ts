@@ -33,18 +33,25 @@ const baseUrl = () =>
     if (extra) ctx.addIssue({ code: 'custom', message: `must be an origin and a path, without ${extra}: the proxy would drop it (the caller's own query goes on; provider credentials travel in the caller's headers)` });
   });
 
-/** An OTLP/HTTP endpoint: an http(s) URL (a collector's, Langfuse's `…/api/public/otel`). */
+/** An OTLP endpoint: an http(s) URL (a collector's, Langfuse's `…/api/public/otel`; gRPC's `http://collector:4317`). */
 const otlpUrl = () => z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional();
 /**
  * OTLP headers in the standard `key=value,key2=value2` form (values URL-encoded: Langfuse's `Authorization=Basic%20…`).
- * The exporter library drops an entry without `=` without a word: refused here, so a missing auth header is not a
- * 401 on every export.
+ * The exporter library drops an entry without `=` without a word, and cuts a value at a `;` (W3C Baggage's properties,
+ * which OpenTelemetry's format leaves out): each refused here, so a missing or cut auth header is not a 401 on every
+ * export. A value must be printable ASCII once decoded: neither an HTTP header nor gRPC metadata carries another.
  */
 const otlpHeaders = () =>
   z
     .string()
     .refine((v) => Object.keys(parseKeyPairsIntoRecord(v)).length === v.split(',').filter((e) => e.trim()).length, 'must be key=value pairs separated by commas, each value non-empty')
+    .refine((v) => !v.includes(';'), "must not hold a ';': the library ends the value there (W3C Baggage's properties) and would send it cut; write it %3B")
+    .refine((v) => Object.values(parseKeyPairsIntoRecord(v)).every((value) => /^[ -~]*$/.test(value)), 'each value must be printable ASCII once decoded (no %0A, no accented letters): no header carries another')
     .optional();
+/** The OTLP protocols (OTEL_EXPORTER_OTLP_PROTOCOL), the specification's default first. */
+export const OTLP_PROTOCOLS = ['http/protobuf', 'http/json', 'grpc'] as const;
+export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
+const otlpProtocol = () => z.enum(OTLP_PROTOCOLS, { error: `must be ${OTLP_PROTOCOLS.join(', ')} (the default: http/protobuf)` }).optional();
 
 const otel = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), schema);
 
@@ -88,6 +95,8 @@ const envSchema = z.object({
   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: otel(otlpUrl()),
   OTEL_EXPORTER_OTLP_HEADERS: otel(otlpHeaders()),
   OTEL_EXPORTER_OTLP_TRACES_HEADERS: otel(otlpHeaders()),
+  OTEL_EXPORTER_OTLP_PROTOCOL: otel(otlpProtocol()),
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: otel(otlpProtocol()),
   OTEL_SERVICE_NAME: otel(text().default('prefix-handles')),
   OTEL_SDK_DISABLED: otel(z.string().optional()),
   OTEL_TRACES_EXPORTER: otel(z.string().optional()),
@@ -136,13 +145,19 @@ export interface Config {
   shutdownDelayMs: number;
   /** The built-in simulator's pace (PH_UPSTREAM=simulator): time to first byte, and between streamed events. */
   simulator: { firstByteDelayMs: number; chunkDelayMs: number; port: number };
-  /** Where each reconciled request is sent as an OpenTelemetry span (OTLP/HTTP JSON); null: off. */
+  /** Where each reconciled request is sent as an OpenTelemetry span (over OTLP, `protocol`); null: off. */
   otlp: OtlpConfig | null;
 }
 
 export interface OtlpConfig {
-  /** The traces URL: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as it is, or OTEL_EXPORTER_OTLP_ENDPOINT with /v1/traces. */
+  /**
+   * OTLP/HTTP: the traces URL, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as it is, or OTEL_EXPORTER_OTLP_ENDPOINT with
+   * /v1/traces. gRPC: either as it is (its origin; no path: the service's method is the path).
+   */
   url: string;
+  /** OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL, else the specification's http/protobuf. */
+  protocol: OtlpProtocol;
+  /** HTTP headers; gRPC metadata (names lowercased). */
   headers: Record<string, string>;
   serviceName: string;
   /** Spans waiting for export at most; past it they are dropped (counted). Not read from the environment. */
@@ -221,7 +236,7 @@ function inertVariables(env: Record<string, string | undefined>): string[] {
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const parsed = envSchema.safeParse(env);
-  const unknown = [...unknownVariables(env), ...inertVariables(env)];
+  const unknown = [...unknownVariables(env), ...inertVariables(env), ...(parsed.success ? grpcProblems(parsed.data) : [])];
   if (!parsed.success || unknown.length > 0) {
     // A secret is never echoed back, even a wrong one (it may be close to the real key).
     const shown = (name: string) => (SECRETS.has(name) ? '(value not shown)' : `(got ${JSON.stringify(withoutPassword(env[name]))})`);
@@ -260,12 +275,39 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   };
 }
 
+/** The trace export's protocol, as OpenTelemetry's SDKs read it: the signal's own variable first. */
+const protocolOf = (e: z.infer<typeof envSchema>): OtlpProtocol => e.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? e.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf';
+
 /** The trace export's settings, as OpenTelemetry's SDKs read them (the signal's own endpoint and headers first). */
 function otlpConfig(e: z.infer<typeof envSchema>): OtlpConfig | null {
-  const endpoint = e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? (e.OTEL_EXPORTER_OTLP_ENDPOINT && `${e.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, '')}/v1/traces`);
+  const protocol = protocolOf(e);
+  const base = e.OTEL_EXPORTER_OTLP_ENDPOINT;
+  // gRPC takes the endpoint as it is: the trace service's method is the path (`/v1/traces` is OTLP/HTTP's).
+  const endpoint = e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? (base && (protocol === 'grpc' ? base : `${base.replace(/\/+$/, '')}/v1/traces`));
   if (!endpoint || e.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true' || e.OTEL_TRACES_EXPORTER?.trim() === 'none') return null;
   const headers = { ...parseKeyPairsIntoRecord(e.OTEL_EXPORTER_OTLP_HEADERS), ...parseKeyPairsIntoRecord(e.OTEL_EXPORTER_OTLP_TRACES_HEADERS) };
-  return { url: endpoint, headers, serviceName: e.OTEL_SERVICE_NAME, maxQueueSize: 2048, scheduledDelayMs: 5_000, errorLogEveryMs: 60_000 };
+  return { url: endpoint, protocol, headers, serviceName: e.OTEL_SERVICE_NAME, maxQueueSize: 2048, scheduledDelayMs: 5_000, errorLogEveryMs: 60_000 };
+}
+
+/**
+ * What gRPC cannot carry, refused at start: an endpoint's path or query (the library would drop it and call the
+ * collector's root: a Langfuse `…/api/public/otel` URL, which speaks OTLP/HTTP only), and a header name gRPC metadata
+ * does not allow (`-bin` ones are binary, `grpc-` ones its own): the library would throw at each export.
+ */
+function grpcProblems(e: z.infer<typeof envSchema>): string[] {
+  if (protocolOf(e) !== 'grpc') return [];
+  const via = `with ${e.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL'}=grpc`;
+  const problems: string[] = [];
+  for (const name of ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'] as const) {
+    const url = e[name] && new URL(e[name]);
+    if (url && ((url.pathname !== '/' && url.pathname !== '') || url.search))
+      problems.push(`  ${name}: ${via}, must be an origin alone (http://collector:4317; https:// for TLS): gRPC sends to the trace service's own path, and the library would drop "${url.pathname}${url.search}"; for an OTLP/HTTP endpoint set the protocol to http/protobuf (got ${JSON.stringify(withoutPassword(e[name]))})`);
+  }
+  for (const name of ['OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_TRACES_HEADERS'] as const) {
+    const bad = Object.keys(parseKeyPairsIntoRecord(e[name])).filter((key) => !/^[0-9a-z_.-]+$/.test(key.toLowerCase()) || key.toLowerCase().endsWith('-bin') || key.toLowerCase().startsWith('grpc-'));
+    if (bad.length > 0) problems.push(`  ${name}: ${via}, each name must be gRPC metadata's (letters, digits, '_', '.', '-'; not ending in -bin, not starting with grpc-): ${bad.map((k) => JSON.stringify(k)).join(', ')} (value not shown)`);
+  }
+  return problems;
 }
 
 /** Config for tests and embedding: defaults plus overrides, no environment. */

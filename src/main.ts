@@ -12,7 +12,7 @@ import { DatabaseInUseError, NewerSchemaError, openDb, openLocked } from './stor
 import { SqliteStore } from './store/sqlite-store';
 import { answerClientError } from './http/client-error';
 import { serviceLog } from './log';
-import { shownUrl } from './otlp';
+import { exportTarget, shownUrl } from './otlp';
 
 /** Thrown when the data directory or the database file cannot be used: said in one line, like a bad setting. */
 class StorageError extends Error {}
@@ -81,7 +81,7 @@ async function main() {
     );
     const url = `http://${config.host}:${info.port}`;
     log.info(`prefix-handles listening on ${url} (database ${config.databasePath}; docs at /docs)`, { url, database: config.databasePath });
-    if (config.otlp) log.info(`each reconciled request is sent as a span to ${shownUrl(config.otlp.url)} (OTLP/HTTP JSON; OTEL_EXPORTER_OTLP_ENDPOINT)`, { otlp: shownUrl(config.otlp.url) });
+    if (config.otlp) log.info(`each reconciled request is sent as a span to ${exportTarget(config.otlp)}; OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL`, { otlp: shownUrl(config.otlp.url), protocol: config.otlp.protocol });
   });
   // A port in use or an address this machine does not have: said in one line, like a bad setting.
   const cannotListen = (err: NodeJS.ErrnoException) => {

@@ -1,13 +1,17 @@
 // The trace export: each reconciled request (and each failed provider call) as one OpenTelemetry span, sent over
-// OTLP/HTTP to the tracing tool a team already runs (Langfuse, Tempo, Honeycomb, Datadog, a collector). Off unless an
-// endpoint is set (config.ts): then no listener is registered and the proxy reads no header for it.
+// OTLP (HTTP protobuf, HTTP JSON or gRPC: OpenTelemetry's own exporters) to the tracing tool a team already runs
+// (Langfuse, Tempo, Honeycomb, Datadog, a collector). Off unless an endpoint is set (config.ts): then no listener is
+// registered and the proxy reads no header for it.
 //
 // Spans are batched off the request path. The queue is bounded: a span that finds it full is dropped and counted, as
 // are the spans of an export that failed (a collector down, a 500); a request never waits for the collector.
 
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, defaultTextMapGetter, trace, type Attributes, type Span, type SpanContext, type Tracer } from '@opentelemetry/api';
 import { ExportResultCode, W3CTraceContextPropagator, type ExportResult } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { Metadata } from '@grpc/grpc-js';
+import { OTLPTraceExporter as GrpcExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
+import { OTLPTraceExporter as JsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as ProtobufExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, TracerProvider, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace';
 import type { OtlpConfig } from './config';
@@ -56,8 +60,7 @@ export class TraceExport {
     private readonly config: OtlpConfig,
     private readonly deps: { metrics: Metrics; log: ServiceLog; clock: Clock },
   ) {
-    // The library reads the rest of OTEL_EXPORTER_OTLP_* itself (timeout, compression, certificates).
-    const otlp = new OTLPTraceExporter({ url: config.url, headers: config.headers, ...(config.timeoutMs ? { timeoutMillis: config.timeoutMs } : {}) });
+    const otlp = exporterFor(config);
     const exporter: SpanExporter = {
       export: (spans: ReadableSpan[], done: (result: ExportResult) => void) =>
         otlp.export(spans, (result) => {
@@ -219,6 +222,28 @@ export class TraceExport {
     this.loggedAt = now;
     this.unlogged = { spans: 0, exports: 0 };
   }
+}
+
+/**
+ * OpenTelemetry's exporter for the protocol. Each reads the rest of OTEL_EXPORTER_OTLP_* itself (timeout, compression,
+ * certificates); the gRPC one takes the endpoint's origin (http:// a plain connection, https:// TLS) and the headers
+ * as metadata.
+ */
+function exporterFor(config: OtlpConfig): GrpcExporter | JsonExporter | ProtobufExporter {
+  const timeout = config.timeoutMs ? { timeoutMillis: config.timeoutMs } : {};
+  if (config.protocol === 'grpc') {
+    const metadata = new Metadata();
+    for (const [name, value] of Object.entries(config.headers)) metadata.set(name, value);
+    return new GrpcExporter({ url: config.url, metadata, ...timeout });
+  }
+  const Exporter = config.protocol === 'http/json' ? JsonExporter : ProtobufExporter;
+  return new Exporter({ url: config.url, headers: config.headers, ...timeout });
+}
+
+/** Where spans go, as the start line says it: the URL (gRPC's origin) and the protocol. */
+export function exportTarget(config: OtlpConfig): string {
+  const how = { 'http/protobuf': 'OTLP/HTTP protobuf', 'http/json': 'OTLP/HTTP JSON', grpc: 'OTLP/gRPC, the trace service on that host and port' }[config.protocol];
+  return `${shownUrl(config.url)} (${how})`;
 }
 
 /** A URL as logged: a user and password in it are not shown. */

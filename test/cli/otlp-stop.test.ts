@@ -1,5 +1,6 @@
-// The trace export as operators run it: the service a child process, its endpoint from OTEL_EXPORTER_OTLP_ENDPOINT,
-// the proxy on the built-in simulator. A span still waiting for its batch when SIGTERM comes is sent before the exit.
+// The trace export as operators run it: the service a child process, its endpoint from OTEL_EXPORTER_OTLP_ENDPOINT and
+// no protocol set (OTLP/HTTP protobuf, the default), the proxy on the built-in simulator. A span still waiting for its
+// batch when SIGTERM comes is sent before the exit.
 
 import Anthropic from '@anthropic-ai/sdk';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -27,10 +28,12 @@ it('sends the spans still queued when it stops on SIGTERM, in the caller’s tra
       if (((await res.json()) as { status: string }).status === 'reconciled') break;
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
-    expect(service.output()).toContain(`each reconciled request is sent as a span to ${r.url}/v1/traces`);
+    // No OTEL_EXPORTER_OTLP_PROTOCOL: the specification's default, OTLP/HTTP protobuf.
+    expect(service.output()).toContain(`each reconciled request is sent as a span to ${r.url}/v1/traces (OTLP/HTTP protobuf)`);
     expect(await service.stop()).toBe(0);
     expect(r.spans.map((s) => [s.traceId, s.parentSpanId, s.attrs['prefix_handles.request.id'], s.resource['service.name']])).toEqual([['0af7651916cd43dd8448eb211c80319c', 'b7ad6b7169203331', id, 'agents']]);
     expect(r.bodies[0]!.headers['x-langfuse-key']).toBe('pk-1');
+    expect(r.bodies[0]!.type).toBe('application/x-protobuf');
   } finally {
     await r.close();
   }

@@ -15,6 +15,7 @@ import { committed, eventually, startHarness, startStandIn, type Harness, type S
 
 const otlp = (url: string, extra: Partial<OtlpConfig> = {}): OtlpConfig => ({
   url: `${url}/v1/traces`,
+  protocol: 'http/json',
   headers: { authorization: 'Basic cGs6c2s=' },
   serviceName: 'agent-proxy',
   maxQueueSize: 2048,

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig } from '../../src/config';
+import { exportTarget } from '../../src/otlp';
 import { bootstrapDefaultKey } from '../../src/bootstrap';
 import { createTestApp } from '../helpers/app';
 import { mintArtifact } from '../helpers/factories';
@@ -167,6 +168,56 @@ describe('configuration', () => {
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as Error).message).toMatch(/OTEL_EXPORTER_OTLP_HEADERS: must be key=value pairs .*\(value not shown\)/);
     expect((err as Error).message).not.toContain('c2VjcmV0');
+  });
+
+  it("reads the export's protocol (the signal's own first; http/protobuf, the specification's default), gRPC's endpoint as it is", () => {
+    const env = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' };
+    expect(loadConfig(env).otlp).toMatchObject({ protocol: 'http/protobuf', url: 'http://collector:4318/v1/traces' });
+    expect(loadConfig({ ...env, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }).otlp).toMatchObject({ protocol: 'http/json', url: 'http://collector:4318/v1/traces' });
+    expect(loadConfig({ ...env, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf' }).otlp!.protocol).toBe('http/protobuf');
+    // gRPC: no /v1/traces (the trace service's method is the path); empty is unset, as for the other OTEL_ variables.
+    const grpc = loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: '', OTEL_EXPORTER_OTLP_HEADERS: 'X-Honeycomb-Team=k1' }).otlp!;
+    expect(grpc).toMatchObject({ protocol: 'grpc', url: 'http://collector:4317', headers: { 'X-Honeycomb-Team': 'k1' } });
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://api.honeycomb.io:443', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc' }).otlp).toMatchObject({ protocol: 'grpc', url: 'https://api.honeycomb.io:443' });
+    // Where the start line says spans go, for each.
+    expect(exportTarget(loadConfig(env).otlp!)).toBe('http://collector:4318/v1/traces (OTLP/HTTP protobuf)');
+    expect(exportTarget(loadConfig({ ...env, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }).otlp!)).toBe('http://collector:4318/v1/traces (OTLP/HTTP JSON)');
+    expect(exportTarget(grpc)).toBe('http://collector:4317/ (OTLP/gRPC, the trace service on that host and port)');
+    expect(exportTarget(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://u:secret@collector:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }).otlp!)).not.toContain('secret');
+  });
+
+  it('refuses at start a protocol it does not speak, a gRPC endpoint with a path, and headers gRPC or the library would mangle', () => {
+    const refused = (env: Record<string, string>) => {
+      try {
+        loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4317', ...env });
+      } catch (e) {
+        expect(e).toBeInstanceOf(ConfigError);
+        return (e as Error).message;
+      }
+      throw new Error('not refused');
+    };
+    expect(refused({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http' })).toContain('OTEL_EXPORTER_OTLP_PROTOCOL: must be http/protobuf, http/json, grpc (the default: http/protobuf) (got "http")');
+    expect(refused({ OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'gRPC' })).toContain('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: must be http/protobuf');
+    // Langfuse's OTLP/HTTP URL with gRPC: the library would drop the path and call the host's root.
+    const path = refused({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://pk:sk@cloud.langfuse.com/api/public/otel', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' });
+    expect(path).toContain('OTEL_EXPORTER_OTLP_ENDPOINT: with OTEL_EXPORTER_OTLP_PROTOCOL=grpc, must be an origin alone');
+    expect(path).toContain('"/api/public/otel"');
+    expect(path).not.toContain(':sk@');
+    expect(refused({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://collector:4317/v1/traces', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc' })).toContain('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: with OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc');
+    // A metadata name gRPC refuses: a binary one, a reserved one, or a character no metadata name has.
+    const names = refused({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc', OTEL_EXPORTER_OTLP_HEADERS: 'token-bin=c2VjcmV0,grpc-timeout=1S,x~y=secret-2,ok=1' });
+    expect(names).toContain('OTEL_EXPORTER_OTLP_HEADERS: with OTEL_EXPORTER_OTLP_PROTOCOL=grpc, each name must be');
+    expect(names).toContain('"token-bin", "grpc-timeout", "x~y" (value not shown)');
+    expect(names).not.toMatch(/c2VjcmV0|secret-2/);
+    // The same names over OTLP/HTTP are headers like any other.
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_EXPORTER_OTLP_HEADERS: 'x~y=1' }).otlp!.headers).toEqual({ 'x~y': '1' });
+    // A ';' would end the value for the library (W3C Baggage's properties): "Bearer abc" sent for "Bearer abc;def".
+    const semicolon = refused({ OTEL_EXPORTER_OTLP_HEADERS: 'Authorization=Bearer%20abc;def' });
+    expect(semicolon).toMatch(/OTEL_EXPORTER_OTLP_HEADERS: must not hold a ';'.*write it %3B \(value not shown\)/);
+    expect(semicolon).not.toContain('abc');
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_EXPORTER_OTLP_HEADERS: 'Authorization=Bearer%20abc%3Bdef' }).otlp!.headers).toEqual({ Authorization: 'Bearer abc;def' });
+    // A value no header carries once decoded: a newline, a letter outside ASCII.
+    for (const value of ['a%0Ab', 'caf%C3%A9']) expect(refused({ OTEL_EXPORTER_OTLP_TRACES_HEADERS: `x-key=${value}` })).toContain('OTEL_EXPORTER_OTLP_TRACES_HEADERS: each value must be printable ASCII once decoded');
   });
 
   it('refuses a PH_ variable it does not know, naming the one meant, without echoing its value', () => {
