@@ -83,16 +83,18 @@ export class TraceExport {
   }
 
   /**
-   * The caller's W3C `traceparent` (and `tracestate`) for a request: its span is made a child of the caller's. Kept
-   * under the tenant's id with the request's: a `POST /v1/usage` names a request id before the request is known to be
-   * the tenant's, and another tenant's report must not put that request's span into its trace. A header that does not
-   * parse (or none) is no parent, and takes the place of one sent before for the same request.
+   * The caller's W3C `traceparent` (and `tracestate`) for a request (or each of a batch's): its span is made a child of
+   * the caller's. Kept under the tenant's id with the request's: a `POST /v1/usage` names a request id before the
+   * request is known to be the tenant's, and another tenant's report must not put that request's span into its trace.
+   * A header that does not parse (or none) is no parent, and takes the place of one sent before for the same request.
    */
-  parent(tenantId: string, requestId: string, traceparent: string | undefined, tracestate: string | undefined): void {
-    const key = `${tenantId} ${requestId}`;
+  parent(tenantId: string, requestIds: string | readonly string[], traceparent: string | undefined, tracestate: string | undefined): void {
     const context = traceparent ? trace.getSpanContext(this.propagator.extract(ROOT_CONTEXT, { traceparent, ...(tracestate ? { tracestate } : {}) }, defaultTextMapGetter)) : undefined;
-    if (context) this.parents.set(key, context);
-    else this.parents.delete(key);
+    for (const requestId of typeof requestIds === 'string' ? [requestIds] : requestIds) {
+      const key = `${tenantId} ${requestId}`;
+      if (context) this.parents.set(key, context);
+      else this.parents.delete(key);
+    }
   }
 
   reconciled(e: ReconciledEvent): void {

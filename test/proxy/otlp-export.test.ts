@@ -198,6 +198,34 @@ describe('the trace export (OTLP/HTTP)', () => {
     expect(report.events.map((e) => e.attrs['prefix_handles.handle.id'])).toEqual([sys.id]);
   });
 
+  it("puts each record of a POST /v1/usage/batch in the trace the batch's traceparent names; another tenant's request in none", async () => {
+    r = await receiver();
+    const harness = await startHarness({ config: { otlp: otlp(r.url) } });
+    h = harness;
+    const owner = harness.tenant.client;
+    const other = harness.t.tenant().client;
+    const render = async (client: typeof owner, question: string) => {
+      const sys = await mintSystem(client, LONG_SYSTEM);
+      const rendered = await renderAnthropic(client, { prefix: [sys.id], messages: [{ role: 'user', content: question }] });
+      return { request_id: rendered.request_id, usage: anthropicUsage(promptTokens(rendered), 0, rendered.breakpoints.at(-1)!.token_end) };
+    };
+    const [one, two, theirs] = [await render(owner, 'one'), await render(owner, 'two'), await render(other, 'three')];
+    const importer = '2222222222222222';
+    // A bad record and another tenant's request among them: each refused alone, the others' spans in the batch's trace.
+    const imported = await owner.post('/v1/usage/batch', { records: [one, { request_id: 'req_x' }, two, theirs] }, { traceparent: `00-${TRACE}-${importer}-01` });
+    expect(imported.status, imported.text).toBe(200);
+    expect(imported.json.results.map((x: { status: number }) => x.status)).toEqual([201, 422, 201, 404]);
+    // The other tenant reports its own request, without a traceparent: its span is no child of the owner's batch.
+    expect((await other.post('/v1/usage', theirs)).status).toBe(201);
+    await harness.t.services.writes.idle();
+    await harness.t.services.traces!.flush();
+
+    const spanOf = (id: string) => r!.spans.find((s) => s.attrs['prefix_handles.request.id'] === id)!;
+    expect(r.spans).toHaveLength(3);
+    for (const rec of [one, two]) expect([spanOf(rec.request_id).traceId, spanOf(rec.request_id).parentSpanId]).toEqual([TRACE, importer]);
+    expect([spanOf(theirs.request_id).traceId === TRACE, spanOf(theirs.request_id).parentSpanId]).toEqual([false, undefined]);
+  });
+
   for (const [what, collector] of [
     ['is down', async () => ({ ...(await receiver()), down: true })],
     ['answers 500', async () => ({ ...(await receiver(500)), down: false })],

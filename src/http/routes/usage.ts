@@ -245,7 +245,7 @@ export function usageRoute(deps: FastPostDeps & { reconciler: Reconciler; traces
   });
 }
 
-export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; requests: RequestService; clock: Clock; batchMax: number }) {
+export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; requests: RequestService; clock: Clock; batchMax: number; traces?: TraceExport }) {
   const app = newRouter();
   // Each record is checked on its own (a bad one does not sink the batch), so the schema takes any; the
   // document names the shape each record must have.
@@ -301,6 +301,8 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
     // Each record is validated and reconciled on its own: one bad record does not sink the batch.
     const parsed = records.map((r) => UsageRecord.safeParse(r));
     const valid = parsed.flatMap((p, i) => (p.success ? [{ i, r: p.data }] : []));
+    // The trace export (when on): each record's span a child of the batch request's caller span, as a report's is.
+    deps.traces?.parent(c.get('auth').tenantId, valid.map((v) => v.r.request_id), c.req.header('traceparent'), c.req.header('tracestate'));
     const outcomes = await deps.reconciler.ingestMany(
       c.get('auth').tenantId,
       valid.map((v) => v.r),
