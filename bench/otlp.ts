@@ -1,20 +1,27 @@
 // The trace export's cost (src/otlp.ts), in-process, no `wrk`: a call rendered and reconciled through the domain (a
-// system prompt and a document as handles, the group commit awaited), with the export on (to bench/otlp-collector.ts,
-// a child process) against the same app without it, alternated in the same run; and the CPU one
-// span takes, made (TraceExport.reconciled) and exported (serialised to OTLP JSON and posted, in batches of 512).
+// system prompt and a document as handles, the group commit awaited), with the export on (the default protocol,
+// OTLP/HTTP protobuf, to bench/otlp-collector.ts, a child process) against the same app without it, alternated in the
+// same run; and for each protocol (HTTP protobuf, HTTP JSON, gRPC) the CPU one span takes, made
+// (TraceExport.reconciled) and exported (serialised and sent, in batches of 512), and the bytes it takes on the wire.
+import type { OtlpConfig, OtlpProtocol } from '../src/config';
 import type { Clock } from '../src/domain/clock';
 import type { ReconciledEvent } from '../src/domain/reconcile/reconciler';
+import { Metrics } from '../src/http/metrics';
+import { TraceExport } from '../src/otlp';
 import { fmt, printTable, startTsServer, tempDir, timeAlternating, writeResults, type Benchmark } from './lib';
 import { inProcess, prose } from './render';
 import { join } from 'node:path';
 
 const SAMPLES = 400;
 const SPANS = 5_000;
+const PROTOCOLS: OtlpProtocol[] = ['http/protobuf', 'http/json', 'grpc'];
+
+const exportTo = (url: string, protocol: OtlpProtocol): OtlpConfig => ({ url, protocol, headers: {}, serviceName: 'bench', maxQueueSize: 2048, scheduledDelayMs: 5_000, errorLogEveryMs: 60_000 });
 
 function app(file: string, clock: Clock, collector?: string) {
   const a = inProcess(file, {
     clock,
-    config: collector ? { otlp: { url: `${collector}/v1/traces`, protocol: 'http/json', headers: {}, serviceName: 'bench', maxQueueSize: 2048, scheduledDelayMs: 5_000, errorLogEveryMs: 60_000 } } : {},
+    config: collector ? { otlp: exportTo(`${collector}/v1/traces`, 'http/protobuf') } : {},
   });
   const h = a.services.handles;
   const sys = h.mintArtifact(a.tenantId, { kind: 'system', content: prose(3, 6 * 1024) }).handle.id;
@@ -56,35 +63,49 @@ export const otlpBenchmarks: Benchmark[] = [
         const stop = on.services.reconciler.onReconciled((e) => (event = e));
         await on.call(-1);
         stop();
-        const traces = on.services.traces!;
-        // In chunks of 1,000 (the queue holds 2,048): the CPU of making them, then of exporting them (flush).
-        const made = { user: 0, system: 0 };
-        const total = { user: 0, system: 0 };
-        for (let chunk = 0; chunk < SPANS / 1_000; chunk++) {
-          const c0 = process.cpuUsage();
-          for (let i = 0; i < 1_000; i++) traces.reconciled({ ...event!, requestId: `req_bench${chunk * 1_000 + i}` });
-          const c1 = process.cpuUsage(c0);
+        const stats = async () => (await (await fetch(`${echo.url}/stats`)).json()) as { grpcPort: number; stats: Record<OtlpProtocol, { exports: number; bytes: number }> };
+        const { grpcPort } = await stats();
+        const rows: string[][] = [];
+        const perProtocol: Record<string, { cpuUsPerSpanMade: number; cpuUsPerSpanSent: number; cpuUsPerSpanTotal: number; bytesPerSpan: number; exported: number }> = {};
+        for (const protocol of PROTOCOLS) {
+          const metrics = new Metrics(false);
+          const url = protocol === 'grpc' ? `http://127.0.0.1:${grpcPort}` : `${echo.url}/v1/traces`;
+          const traces = new TraceExport(exportTo(url, protocol), { metrics, clock, log: { info: () => undefined, error: (msg) => console.error(msg) } });
+          // Warmed first (untimed): making a span is the same for each protocol, and the first one measured would pay the JIT's warm-up.
+          for (let i = 0; i < 1_000; i++) traces.reconciled({ ...event!, requestId: `req_warm${i}` });
           await traces.flush();
-          const c2 = process.cpuUsage(c0);
-          made.user += c1.user;
-          made.system += c1.system;
-          total.user += c2.user;
-          total.system += c2.system;
+          const before = (await stats()).stats[protocol].bytes;
+          // In chunks of 1,000 (the queue holds 2,048): the CPU of making them, then of exporting them (flush).
+          const made = { user: 0, system: 0 };
+          const total = { user: 0, system: 0 };
+          for (let chunk = 0; chunk < SPANS / 1_000; chunk++) {
+            const c0 = process.cpuUsage();
+            for (let i = 0; i < 1_000; i++) traces.reconciled({ ...event!, requestId: `req_bench${chunk * 1_000 + i}` });
+            const c1 = process.cpuUsage(c0);
+            await traces.flush();
+            const c2 = process.cpuUsage(c0);
+            made.user += c1.user;
+            made.system += c1.system;
+            total.user += c2.user;
+            total.system += c2.system;
+          }
+          await traces.shutdown();
+          const us = (c: NodeJS.CpuUsage) => (c.user + c.system) / SPANS;
+          const exported = ((await metrics.otlpSpans.get()).values.find((v) => v.labels.result === 'exported')?.value ?? 0) - 1_000;
+          const bytesPerSpan = ((await stats()).stats[protocol].bytes - before) / SPANS;
+          const sent = { user: total.user - made.user, system: total.system - made.system };
+          perProtocol[protocol] = { cpuUsPerSpanMade: us(made), cpuUsPerSpanSent: us(sent), cpuUsPerSpanTotal: us(total), bytesPerSpan, exported };
+          rows.push([`${protocol}: CPU per span made / sent (serialised, batches of ≤512) / both; bytes per span sent`, `${us(made).toFixed(1)} / ${us(sent).toFixed(1)} / ${us(total).toFixed(1)} µs; ${bytesPerSpan.toFixed(0)} B (${exported} exported)`]);
         }
-        const madeOnly = made;
-        const us = (c: NodeJS.CpuUsage) => (c.user + c.system) / SPANS;
-        const exported = (await on.services.metrics.otlpSpans.get()).values.find((v) => v.labels.result === 'exported')?.value ?? 0;
         printTable(
           ['what', 'value'],
           [
             ['a call rendered + reconciled, export off (median)', `${fmt.ms(baseline.p50Ms)}`],
-            ['the same, export on (median)', `${fmt.ms(subject.p50Ms)}`],
-            ['CPU per span, made (TraceExport.reconciled)', `${us(madeOnly).toFixed(1)} µs`],
-            ['CPU per span, made and exported (OTLP JSON over HTTP, batches of ≤512)', `${us(total).toFixed(1)} µs`],
-            ['spans exported', String(exported)],
+            ['the same, export on, http/protobuf (median)', `${fmt.ms(subject.p50Ms)}`],
+            ...rows,
           ],
         );
-        writeResults('otlp', { samples: SAMPLES, spans: SPANS, offMedianMs: baseline.p50Ms, onMedianMs: subject.p50Ms, cpuUsPerSpanMade: us(madeOnly), cpuUsPerSpanTotal: us(total), exported });
+        writeResults('otlp', { samples: SAMPLES, spans: SPANS, offMedianMs: baseline.p50Ms, onMedianMs: subject.p50Ms, protocols: perProtocol });
       } finally {
         await on.services.traces?.shutdown();
         on.close();
