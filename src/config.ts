@@ -291,18 +291,21 @@ function otlpConfig(e: z.infer<typeof envSchema>): OtlpConfig | null {
 
 /**
  * What gRPC cannot carry, refused at start: an endpoint's path or query (the library would drop it and call the
- * collector's root: a Langfuse `…/api/public/otel` URL, which speaks OTLP/HTTP only), and a header name gRPC metadata
+ * collector's root: a Langfuse `…/api/public/otel` URL, which speaks OTLP/HTTP only) or user and password (dropped
+ * too), and a header name gRPC metadata
  * does not allow (`-bin` ones are binary, `grpc-` ones its own): the library would throw at each export.
  */
 function grpcProblems(e: z.infer<typeof envSchema>): string[] {
   if (protocolOf(e) !== 'grpc') return [];
   const via = `with ${e.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL'}=grpc`;
   const problems: string[] = [];
-  for (const name of ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'] as const) {
-    const url = e[name] && new URL(e[name]);
-    if (url && ((url.pathname !== '/' && url.pathname !== '') || url.search))
-      problems.push(`  ${name}: ${via}, must be an origin alone (http://collector:4317; https:// for TLS): gRPC sends to the trace service's own path, and the library would drop "${url.pathname}${url.search}"; for an OTLP/HTTP endpoint set the protocol to http/protobuf (got ${JSON.stringify(withoutPassword(e[name]))})`);
-  }
+  // The endpoint the traces use: the signal's own when set (the other may serve other signals over OTLP/HTTP).
+  const name = e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ? 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' : 'OTEL_EXPORTER_OTLP_ENDPOINT';
+  const url = e[name] && new URL(e[name]);
+  if (url && ((url.pathname !== '/' && url.pathname !== '') || url.search))
+    problems.push(`  ${name}: ${via}, must be an origin alone (http://collector:4317; https:// for TLS): gRPC sends to the trace service's own path, and the library would drop "${url.pathname}${url.search}"; for an OTLP/HTTP endpoint set the protocol to http/protobuf (got ${JSON.stringify(withoutPassword(e[name]))})`);
+  else if (url && (url.username || url.password))
+    problems.push(`  ${name}: ${via}, must be an origin alone, without a user or password: the library would drop them; send credentials in OTEL_EXPORTER_OTLP_HEADERS (got ${JSON.stringify(withoutPassword(e[name]))})`);
   for (const name of ['OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_TRACES_HEADERS'] as const) {
     const bad = Object.keys(parseKeyPairsIntoRecord(e[name])).filter((key) => !/^[0-9a-z_.-]+$/.test(key.toLowerCase()) || key.toLowerCase().endsWith('-bin') || key.toLowerCase().startsWith('grpc-'));
     if (bad.length > 0) problems.push(`  ${name}: ${via}, each name must be gRPC metadata's (letters, digits, '_', '.', '-'; not ending in -bin, not starting with grpc-): ${bad.map((k) => JSON.stringify(k)).join(', ')} (value not shown)`);

@@ -183,7 +183,9 @@ describe('configuration', () => {
     expect(exportTarget(loadConfig(env).otlp!)).toBe('http://collector:4318/v1/traces (OTLP/HTTP protobuf)');
     expect(exportTarget(loadConfig({ ...env, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }).otlp!)).toBe('http://collector:4318/v1/traces (OTLP/HTTP JSON)');
     expect(exportTarget(grpc)).toBe('http://collector:4317/ (OTLP/gRPC, the trace service on that host and port)');
-    expect(exportTarget(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://u:secret@collector:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }).otlp!)).not.toContain('secret');
+    expect(exportTarget(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://u:secret@collector:4318/otel' }).otlp!)).toBe('https://***@collector:4318/otel/v1/traces (OTLP/HTTP protobuf)');
+    // The signal's own endpoint is the one gRPC uses: the other may keep its OTLP/HTTP path for other signals.
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/otel', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://collector:4317', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc' }).otlp).toMatchObject({ protocol: 'grpc', url: 'http://collector:4317' });
   });
 
   it('refuses at start a protocol it does not speak, a gRPC endpoint with a path, and headers gRPC or the library would mangle', () => {
@@ -204,6 +206,10 @@ describe('configuration', () => {
     expect(path).toContain('"/api/public/otel"');
     expect(path).not.toContain(':sk@');
     expect(refused({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://collector:4317/v1/traces', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc' })).toContain('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: with OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc');
+    // A user and password the library would drop: refused, the password not shown.
+    const user = refused({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://u:secret@collector:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' });
+    expect(user).toContain('OTEL_EXPORTER_OTLP_ENDPOINT: with OTEL_EXPORTER_OTLP_PROTOCOL=grpc, must be an origin alone, without a user or password');
+    expect(user).not.toContain('secret');
     // A metadata name gRPC refuses: a binary one, a reserved one, or a character no metadata name has.
     const names = refused({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc', OTEL_EXPORTER_OTLP_HEADERS: 'token-bin=c2VjcmV0,grpc-timeout=1S,x~y=secret-2,ok=1' });
     expect(names).toContain('OTEL_EXPORTER_OTLP_HEADERS: with OTEL_EXPORTER_OTLP_PROTOCOL=grpc, each name must be');
