@@ -292,8 +292,8 @@ function otlpConfig(e: z.infer<typeof envSchema>): OtlpConfig | null {
 /**
  * What gRPC cannot carry, refused at start: an endpoint's path or query (the library would drop it and call the
  * collector's root: a Langfuse `…/api/public/otel` URL, which speaks OTLP/HTTP only) or user and password (dropped
- * too), and a header name gRPC metadata
- * does not allow (`-bin` ones are binary, `grpc-` ones its own): the library would throw at each export.
+ * too), and a header name gRPC metadata does not allow (`-bin` ones are binary, `grpc-` ones its own): @grpc/grpc-js
+ * would throw building the metadata, a stack trace at start instead of this line.
  */
 function grpcProblems(e: z.infer<typeof envSchema>): string[] {
   if (protocolOf(e) !== 'grpc') return [];
