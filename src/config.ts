@@ -39,7 +39,8 @@ const otlpUrl = () => z.url({ protocol: /^https?$/, error: 'must be an http(s) U
  * OTLP headers in the standard `key=value,key2=value2` form (values URL-encoded: Langfuse's `Authorization=Basic%20…`).
  * The exporter library drops an entry without `=` without a word, and cuts a value at a `;` (W3C Baggage's properties,
  * which OpenTelemetry's format leaves out): each refused here, so a missing or cut auth header is not a 401 on every
- * export. A value must be printable ASCII once decoded: neither an HTTP header nor gRPC metadata carries another.
+ * export. A value must be printable ASCII once decoded: neither an HTTP header nor gRPC metadata carries another; a
+ * name an HTTP token, as Node sends no other.
  */
 const otlpHeaders = () =>
   z
@@ -47,6 +48,8 @@ const otlpHeaders = () =>
     .refine((v) => Object.keys(parseKeyPairsIntoRecord(v)).length === v.split(',').filter((e) => e.trim()).length, 'must be key=value pairs separated by commas, each value non-empty')
     .refine((v) => !v.includes(';'), "must not hold a ';': the library ends the value there (W3C Baggage's properties) and would send it cut; write it %3B")
     .refine((v) => Object.values(parseKeyPairsIntoRecord(v)).every((value) => /^[ -~]*$/.test(value)), 'each value must be printable ASCII once decoded (no %0A, no accented letters): no header carries another')
+    // Node refuses to send a header whose name is not an HTTP token: every export would fail (`my key`, `x(y)`).
+    .refine((v) => Object.keys(parseKeyPairsIntoRecord(v)).every((name) => /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)), "each name must be an HTTP token (letters, digits and !#$%&'*+-.^_`|~; no space once decoded): every export would fail")
     .optional();
 /** The OTLP protocols (OTEL_EXPORTER_OTLP_PROTOCOL), the specification's default first. */
 export const OTLP_PROTOCOLS = ['http/protobuf', 'http/json', 'grpc'] as const;

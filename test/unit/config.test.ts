@@ -224,6 +224,13 @@ describe('configuration', () => {
     expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_EXPORTER_OTLP_HEADERS: 'Authorization=Bearer%20abc%3Bdef' }).otlp!.headers).toEqual({ Authorization: 'Bearer abc;def' });
     // A value no header carries once decoded: a newline, a letter outside ASCII.
     for (const value of ['a%0Ab', 'caf%C3%A9']) expect(refused({ OTEL_EXPORTER_OTLP_TRACES_HEADERS: `x-key=${value}` })).toContain('OTEL_EXPORTER_OTLP_TRACES_HEADERS: each value must be printable ASCII once decoded');
+    // A name Node would not send (each export would fail: "Header name must be a valid HTTP token"), whatever the protocol.
+    for (const name of ['my key', 'x(y)', 'x%20y', 'caf%C3%A9']) {
+      const message = refused({ OTEL_EXPORTER_OTLP_HEADERS: `${name}=secret-3` });
+      expect(message).toContain('OTEL_EXPORTER_OTLP_HEADERS: each name must be an HTTP token');
+      expect(message).not.toContain('secret-3');
+    }
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_EXPORTER_OTLP_HEADERS: "x-api_key.v2=1,x!#$&'*+^`|~=2" }).otlp!.headers).toEqual({ 'x-api_key.v2': '1', "x!#$&'*+^`|~": '2' });
   });
 
   it('refuses a PH_ variable it does not know, naming the one meant, without echoing its value', () => {
