@@ -1,40 +1,47 @@
 // The trace export as operators run it: the service a child process, its endpoint from OTEL_EXPORTER_OTLP_ENDPOINT and
-// no protocol set (OTLP/HTTP protobuf, the default), the proxy on the built-in simulator. A span still waiting for its
-// batch when SIGTERM comes is sent before the exit.
+// no protocol set (OTLP/HTTP protobuf, the default) or OTEL_EXPORTER_OTLP_PROTOCOL=grpc, the proxy on the built-in
+// simulator. A span still waiting for its batch when SIGTERM comes is sent before the exit.
 
 import Anthropic from '@anthropic-ai/sdk';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { receiver } from '../helpers/otlp';
+import { grpcReceiver, receiver } from '../helpers/otlp';
 import { startService } from '../helpers/processes';
 
 const dir = mkdtempSync(join(tmpdir(), 'ph-otlp-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-it('sends the spans still queued when it stops on SIGTERM, in the caller’s trace, with the headers configured', async () => {
-  const r = await receiver();
-  try {
-    // The batch waits 5 s: the span goes out on the stop, or with its batch if the stop comes later; never lost.
-    const service = await startService(dir, { PH_UPSTREAM: 'simulator', OTEL_EXPORTER_OTLP_ENDPOINT: r.url, OTEL_EXPORTER_OTLP_HEADERS: 'x-langfuse-key=pk-1', OTEL_SERVICE_NAME: 'agents' });
-    const key = readFileSync(join(dir, 'api-key'), 'utf8').trim();
-    const sdk = new Anthropic({ baseURL: `${service.url}/proxy/anthropic`, apiKey: 'provider-key', maxRetries: 0, defaultHeaders: { 'x-ph-key': key, traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' } });
-    const { response } = await sdk.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'Hello' }] }).withResponse();
-    const id = response.headers.get('x-ph-request-id')!;
-    // Reconciled (and so announced) before the stop: the stop commits what is queued, then flushes the spans.
-    for (let i = 0; i < 5_000; i++) {
-      const res = await fetch(`${service.url}/v1/requests/${id}`, { headers: { authorization: `Bearer ${key}` } });
-      if (((await res.json()) as { status: string }).status === 'reconciled') break;
-      await new Promise((resolve) => setTimeout(resolve, 5));
+for (const protocol of ['http/protobuf', 'grpc'] as const) {
+  it(`sends the spans still queued when it stops on SIGTERM, in the caller’s trace, with the headers configured (${protocol})`, async () => {
+    const r = protocol === 'grpc' ? await grpcReceiver() : await receiver();
+    try {
+      // The batch waits 5 s: the span goes out on the stop, or with its batch if the stop comes later; never lost.
+      const set = protocol === 'grpc' ? { OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' } : {};
+      const service = await startService(join(dir, protocol.replace('/', '-')), { PH_UPSTREAM: 'simulator', OTEL_EXPORTER_OTLP_ENDPOINT: r.url, OTEL_EXPORTER_OTLP_HEADERS: 'x-langfuse-key=pk-1', OTEL_SERVICE_NAME: 'agents', ...set });
+      const key = readFileSync(join(dir, protocol.replace('/', '-'), 'api-key'), 'utf8').trim();
+      const sdk = new Anthropic({ baseURL: `${service.url}/proxy/anthropic`, apiKey: 'provider-key', maxRetries: 0, defaultHeaders: { 'x-ph-key': key, traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' } });
+      const { response } = await sdk.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'Hello' }] }).withResponse();
+      const id = response.headers.get('x-ph-request-id')!;
+      // Reconciled (and so announced) before the stop: the stop commits what is queued, then flushes the spans.
+      for (let i = 0; i < 5_000; i++) {
+        const res = await fetch(`${service.url}/v1/requests/${id}`, { headers: { authorization: `Bearer ${key}` } });
+        if (((await res.json()) as { status: string }).status === 'reconciled') break;
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      // No OTEL_EXPORTER_OTLP_PROTOCOL: the specification's default, OTLP/HTTP protobuf.
+      const target = protocol === 'grpc' ? `${r.url}/ (OTLP/gRPC` : `${r.url}/v1/traces (OTLP/HTTP protobuf)`;
+      expect(service.output()).toContain(`each reconciled request is sent as a span to ${target}`);
+      expect(await service.stop()).toBe(0);
+      expect(r.spans.map((s) => [s.traceId, s.parentSpanId, s.attrs['prefix_handles.request.id'], s.resource['service.name']])).toEqual([['0af7651916cd43dd8448eb211c80319c', 'b7ad6b7169203331', id, 'agents']]);
+      if ('calls' in r) expect(r.calls[0]!.metadata['x-langfuse-key']).toBe('pk-1');
+      else {
+        expect(r.bodies[0]!.headers['x-langfuse-key']).toBe('pk-1');
+        expect(r.bodies[0]!.type).toBe('application/x-protobuf');
+      }
+    } finally {
+      await r.close();
     }
-    // No OTEL_EXPORTER_OTLP_PROTOCOL: the specification's default, OTLP/HTTP protobuf.
-    expect(service.output()).toContain(`each reconciled request is sent as a span to ${r.url}/v1/traces (OTLP/HTTP protobuf)`);
-    expect(await service.stop()).toBe(0);
-    expect(r.spans.map((s) => [s.traceId, s.parentSpanId, s.attrs['prefix_handles.request.id'], s.resource['service.name']])).toEqual([['0af7651916cd43dd8448eb211c80319c', 'b7ad6b7169203331', id, 'agents']]);
-    expect(r.bodies[0]!.headers['x-langfuse-key']).toBe('pk-1');
-    expect(r.bodies[0]!.type).toBe('application/x-protobuf');
-  } finally {
-    await r.close();
-  }
-});
+  });
+}
