@@ -18,7 +18,7 @@ for (const protocol of ['http/protobuf', 'grpc'] as const) {
     const r = protocol === 'grpc' ? await grpcReceiver() : await receiver();
     try {
       // The batch waits 5 s: the span goes out on the stop, or with its batch if the stop comes later; never lost.
-      const set = protocol === 'grpc' ? { OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' } : {};
+      const set: Record<string, string> = protocol === 'grpc' ? { OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' } : {};
       const service = await startService(join(dir, protocol.replace('/', '-')), { PH_UPSTREAM: 'simulator', OTEL_EXPORTER_OTLP_ENDPOINT: r.url, OTEL_EXPORTER_OTLP_HEADERS: 'x-langfuse-key=pk-1', OTEL_SERVICE_NAME: 'agents', ...set });
       const key = readFileSync(join(dir, protocol.replace('/', '-'), 'api-key'), 'utf8').trim();
       const sdk = new Anthropic({ baseURL: `${service.url}/proxy/anthropic`, apiKey: 'provider-key', maxRetries: 0, defaultHeaders: { 'x-ph-key': key, traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' } });
