@@ -33,8 +33,13 @@ const baseUrl = () =>
     if (extra) ctx.addIssue({ code: 'custom', message: `must be an origin and a path, without ${extra}: the proxy would drop it (the caller's own query goes on; provider credentials travel in the caller's headers)` });
   });
 
-/** An OTLP endpoint: an http(s) URL (a collector's, Langfuse's `…/api/public/otel`; gRPC's `http://collector:4317`). */
-const otlpUrl = () => z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional();
+/**
+ * gRPC's endpoint without a scheme, `host:port` (as a Collector's own configuration writes it): the specification's
+ * gRPC endpoint takes the gRPC client's forms besides an http(s) URL; TLS unless OTEL_EXPORTER_OTLP_INSECURE=true.
+ */
+const HOST_PORT = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$/;
+/** An OTLP endpoint: an http(s) URL (a collector's, Langfuse's `…/api/public/otel`; gRPC's `http://collector:4317`), or gRPC's `host:port`. */
+const otlpUrl = () => z.union([z.url({ protocol: /^https?$/ }), z.string().regex(HOST_PORT)], { error: 'must be an http(s) URL (with gRPC, a host:port too)' }).optional();
 /**
  * OTLP headers in the standard `key=value,key2=value2` form (values URL-encoded: Langfuse's `Authorization=Basic%20…`).
  * The exporter library drops an entry without `=` without a word, and cuts a value at a `;` (W3C Baggage's properties,
@@ -100,6 +105,9 @@ const envSchema = z.object({
   OTEL_EXPORTER_OTLP_TRACES_HEADERS: otel(otlpHeaders()),
   OTEL_EXPORTER_OTLP_PROTOCOL: otel(otlpProtocol()),
   OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: otel(otlpProtocol()),
+  // Read for a gRPC endpoint without a scheme alone (an http:// or https:// one says it), as the specification has it.
+  OTEL_EXPORTER_OTLP_INSECURE: otel(z.string().optional()),
+  OTEL_EXPORTER_OTLP_TRACES_INSECURE: otel(z.string().optional()),
   OTEL_SERVICE_NAME: otel(text().default('prefix-handles')),
   OTEL_SDK_DISABLED: otel(z.string().optional()),
   OTEL_TRACES_EXPORTER: otel(z.string().optional()),
@@ -155,7 +163,8 @@ export interface Config {
 export interface OtlpConfig {
   /**
    * OTLP/HTTP: the traces URL, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as it is, or OTEL_EXPORTER_OTLP_ENDPOINT with
-   * /v1/traces. gRPC: either as it is (its origin; no path: the service's method is the path).
+   * /v1/traces. gRPC: either as it is (its origin; no path: the service's method is the path); a `host:port` as
+   * https:// (TLS), or http:// with OTEL_EXPORTER_OTLP_(TRACES_)INSECURE=true.
    */
   url: string;
   /** OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL, else the specification's http/protobuf. */
@@ -286,7 +295,11 @@ function otlpConfig(e: z.infer<typeof envSchema>): OtlpConfig | null {
   const protocol = protocolOf(e);
   const base = e.OTEL_EXPORTER_OTLP_ENDPOINT;
   // gRPC takes the endpoint as it is: the trace service's method is the path (`/v1/traces` is OTLP/HTTP's).
-  const endpoint = e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? (base && (protocol === 'grpc' ? base : `${base.replace(/\/+$/, '')}/v1/traces`));
+  let endpoint = e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? (base && (protocol === 'grpc' ? base : `${base.replace(/\/+$/, '')}/v1/traces`));
+  // gRPC's host:port: TLS unless the insecure setting says otherwise, written as the URL that says it (the library
+  // reads it alike, and the start line shows which).
+  const insecure = (e.OTEL_EXPORTER_OTLP_TRACES_INSECURE ?? e.OTEL_EXPORTER_OTLP_INSECURE)?.trim().toLowerCase() === 'true';
+  if (endpoint && HOST_PORT.test(endpoint)) endpoint = `${insecure ? 'http' : 'https'}://${endpoint}`;
   if (!endpoint || e.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true' || e.OTEL_TRACES_EXPORTER?.trim() === 'none') return null;
   const headers = { ...parseKeyPairsIntoRecord(e.OTEL_EXPORTER_OTLP_HEADERS), ...parseKeyPairsIntoRecord(e.OTEL_EXPORTER_OTLP_TRACES_HEADERS) };
   return { url: endpoint, protocol, headers, serviceName: e.OTEL_SERVICE_NAME, maxQueueSize: 2048, scheduledDelayMs: 5_000, errorLogEveryMs: 60_000 };
@@ -296,15 +309,17 @@ function otlpConfig(e: z.infer<typeof envSchema>): OtlpConfig | null {
  * What gRPC cannot carry, refused at start: an endpoint's path or query (the library would drop it and call the
  * collector's root: a Langfuse `…/api/public/otel` URL, which speaks OTLP/HTTP only) or user and password (dropped
  * too), and a header name gRPC metadata does not allow (`-bin` ones are binary, `grpc-` ones its own): @grpc/grpc-js
- * would throw building the metadata, a stack trace at start instead of this line.
+ * would throw building the metadata, a stack trace at start instead of this line. And a host:port endpoint with
+ * another protocol: OTLP/HTTP's must be a URL.
  */
 function grpcProblems(e: z.infer<typeof envSchema>): string[] {
-  if (protocolOf(e) !== 'grpc') return [];
-  const via = `with ${e.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL'}=grpc`;
-  const problems: string[] = [];
   // The endpoint the traces use: the signal's own when set (the other may serve other signals over OTLP/HTTP).
   const name = e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ? 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' : 'OTEL_EXPORTER_OTLP_ENDPOINT';
-  const url = e[name] && new URL(e[name]);
+  const hostPort = HOST_PORT.test(e[name] ?? '');
+  if (protocolOf(e) !== 'grpc') return hostPort ? [`  ${name}: must be an http(s) URL: a host:port without a scheme is an OTLP/gRPC endpoint (OTEL_EXPORTER_OTLP_PROTOCOL=grpc) (got ${JSON.stringify(e[name])})`] : [];
+  const via = `with ${e.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL'}=grpc`;
+  const problems: string[] = [];
+  const url = e[name] && !hostPort && new URL(e[name]);
   if (url && ((url.pathname !== '/' && url.pathname !== '') || url.search))
     problems.push(`  ${name}: ${via}, must be an origin alone (http://collector:4317; https:// for TLS): gRPC sends to the trace service's own path, and the library would drop "${url.pathname}${url.search}"; for an OTLP/HTTP endpoint set the protocol to http/protobuf (got ${JSON.stringify(withoutPassword(e[name]))})`);
   else if (url && (url.username || url.password))

@@ -184,6 +184,16 @@ describe('configuration', () => {
     expect(exportTarget(loadConfig({ ...env, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }).otlp!)).toBe('http://collector:4318/v1/traces (OTLP/HTTP JSON)');
     expect(exportTarget(grpc)).toBe('http://collector:4317/ (OTLP/gRPC, the trace service on that host and port)');
     expect(exportTarget(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://u:secret@collector:4318/otel' }).otlp!)).toBe('https://***@collector:4318/otel/v1/traces (OTLP/HTTP protobuf)');
+    // gRPC's endpoint without a scheme (a Collector's `collector:4317`): TLS, unless the insecure setting (the signal's
+    // own first) says a plain connection; the URL passed on says which, as the start line does.
+    const bare = { OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' };
+    expect(loadConfig(bare).otlp!.url).toBe('https://collector:4317');
+    expect(loadConfig({ ...bare, OTEL_EXPORTER_OTLP_INSECURE: 'TRUE' }).otlp!.url).toBe('http://collector:4317');
+    expect(loadConfig({ ...bare, OTEL_EXPORTER_OTLP_INSECURE: 'true', OTEL_EXPORTER_OTLP_TRACES_INSECURE: 'false' }).otlp!.url).toBe('https://collector:4317');
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '[::1]:4317', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc', OTEL_EXPORTER_OTLP_TRACES_INSECURE: 'true' }).otlp!.url).toBe('http://[::1]:4317');
+    expect(exportTarget(loadConfig(bare).otlp!)).toBe('https://collector:4317/ (OTLP/gRPC, the trace service on that host and port)');
+    // A scheme says it, whatever the insecure setting (the specification's precedence).
+    expect(loadConfig({ ...bare, OTEL_EXPORTER_OTLP_ENDPOINT: 'https://collector:4317', OTEL_EXPORTER_OTLP_INSECURE: 'true' }).otlp!.url).toBe('https://collector:4317');
     // The signal's own endpoint is the one gRPC uses: the other may keep its OTLP/HTTP path for other signals.
     expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/otel', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://collector:4317', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc' }).otlp).toMatchObject({ protocol: 'grpc', url: 'http://collector:4317' });
   });
@@ -206,6 +216,9 @@ describe('configuration', () => {
     expect(path).toContain('"/api/public/otel"');
     expect(path).not.toContain(':sk@');
     expect(refused({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://collector:4317/v1/traces', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc' })).toContain('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: with OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc');
+    // A host:port is gRPC's alone: OTLP/HTTP's endpoint is a URL.
+    expect(refused({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' })).toContain('OTEL_EXPORTER_OTLP_ENDPOINT: must be an http(s) URL: a host:port without a scheme is an OTLP/gRPC endpoint');
+    expect(refused({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toContain('OTEL_EXPORTER_OTLP_ENDPOINT: must be an http(s) URL (with gRPC, a host:port too) (got "collector")');
     // A user and password the library would drop: refused, the password not shown.
     const user = refused({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://u:secret@collector:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' });
     expect(user).toContain('OTEL_EXPORTER_OTLP_ENDPOINT: with OTEL_EXPORTER_OTLP_PROTOCOL=grpc, must be an origin alone, without a user or password');
