@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseKeyPairsIntoRecord } from '@opentelemetry/core';
 
@@ -248,7 +249,7 @@ function inertVariables(env: Record<string, string | undefined>): string[] {
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const parsed = envSchema.safeParse(env);
-  const unknown = [...unknownVariables(env), ...inertVariables(env), ...(parsed.success ? grpcProblems(parsed.data) : [])];
+  const unknown = [...unknownVariables(env), ...inertVariables(env), ...(parsed.success ? [...grpcProblems(parsed.data), ...tlsFileProblems(env, otlpConfig(parsed.data) !== null)] : [])];
   if (!parsed.success || unknown.length > 0) {
     // A secret is never echoed back, even a wrong one (it may be close to the real key).
     const shown = (name: string) => (SECRETS.has(name) ? '(value not shown)' : `(got ${JSON.stringify(withoutPassword(env[name]))})`);
@@ -329,6 +330,25 @@ function grpcProblems(e: z.infer<typeof envSchema>): string[] {
     if (bad.length > 0) problems.push(`  ${name}: ${via}, each name must be gRPC metadata's (letters, digits, '_', '.', '-'; not ending in -bin, not starting with grpc-): ${bad.map((k) => JSON.stringify(k)).join(', ')} (value not shown)`);
   }
   return problems;
+}
+
+/**
+ * The TLS files the exporters read themselves (a CA, a client key and certificate; the signal's own first), when the
+ * export is on: one they cannot read they skip with a warning nobody sees, and every export's TLS connection is then
+ * refused (a private CA's collector), the cause nowhere. Refused at start instead.
+ */
+function tlsFileProblems(env: Record<string, string | undefined>, on: boolean): string[] {
+  if (!on) return [];
+  return (['CERTIFICATE', 'CLIENT_KEY', 'CLIENT_CERTIFICATE'] as const).flatMap((file) => {
+    const name = env[`OTEL_EXPORTER_OTLP_TRACES_${file}`]?.trim() ? `OTEL_EXPORTER_OTLP_TRACES_${file}` : `OTEL_EXPORTER_OTLP_${file}`;
+    const path = env[name]?.trim();
+    try {
+      if (path) readFileSync(resolve(path));
+      return [];
+    } catch (err) {
+      return [`  ${name}: cannot be read (${(err as NodeJS.ErrnoException).code}): the exporter would go on without it, and its TLS connection fail on every export (got ${JSON.stringify(path)})`];
+    }
+  });
 }
 
 /** Config for tests and embedding: defaults plus overrides, no environment. */

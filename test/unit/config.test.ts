@@ -246,6 +246,21 @@ describe('configuration', () => {
     expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_EXPORTER_OTLP_HEADERS: "x-api_key.v2=1,x!#$&'*+^`|~=2" }).otlp!.headers).toEqual({ 'x-api_key.v2': '1', "x!#$&'*+^`|~": '2' });
   });
 
+  it('refuses at start a TLS file of the export it cannot read (the exporter would skip it without a word), only with the export on', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ph-tls-'));
+    const ca = join(dir, 'ca.pem');
+    writeFileSync(ca, '-----BEGIN CERTIFICATE-----\n');
+    const on = { OTEL_EXPORTER_OTLP_ENDPOINT: 'https://collector:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' };
+    expect(() => loadConfig({ ...on, OTEL_EXPORTER_OTLP_CERTIFICATE: ca, OTEL_EXPORTER_OTLP_CLIENT_KEY: '' })).not.toThrow();
+    const missing = join(dir, 'client.key');
+    expect(() => loadConfig({ ...on, OTEL_EXPORTER_OTLP_CLIENT_KEY: missing })).toThrow(`OTEL_EXPORTER_OTLP_CLIENT_KEY: cannot be read (ENOENT): the exporter would go on without it, and its TLS connection fail on every export (got ${JSON.stringify(missing)})`);
+    // The signal's own is the one read; a directory is no file.
+    expect(() => loadConfig({ ...on, OTEL_EXPORTER_OTLP_CERTIFICATE: ca, OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE: dir })).toThrow('OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE: cannot be read (EISDIR)');
+    // The export off (no endpoint, or disabled): nothing reads it, nothing refused (a shared env file's other service's path).
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_CLIENT_KEY: missing }).otlp).toBeNull();
+    expect(loadConfig({ ...on, OTEL_SDK_DISABLED: 'true', OTEL_EXPORTER_OTLP_CLIENT_KEY: missing }).otlp).toBeNull();
+  });
+
   it('refuses a PH_ variable it does not know, naming the one meant, without echoing its value', () => {
     let err: unknown;
     try {
