@@ -14,7 +14,7 @@ import { OTLPTraceExporter as JsonExporter } from '@opentelemetry/exporter-trace
 import { OTLPTraceExporter as ProtobufExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, TracerProvider, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace';
-import type { OtlpConfig } from './config';
+import type { OtlpConfig, OtlpProtocol } from './config';
 import type { Clock } from './domain/clock';
 import { parseRef } from './domain/ids';
 import { Lru } from './domain/lru';
@@ -215,7 +215,7 @@ export class TraceExport {
     // One line per interval, whatever the number of failed exports: a collector that is down must not flood the log.
     if (now - this.loggedAt < this.config.errorLogEveryMs) return;
     const { spans: dropped, exports } = this.unlogged;
-    this.deps.log.error(`OTLP trace export to ${shownUrl(this.config.url)} failed: ${error?.message ?? 'unknown error'}; ${dropped} span(s) dropped in ${exports} failed export(s) since the last such line (at most one line every ${this.config.errorLogEveryMs / 1000} s; ph_otlp_spans_total counts them)`, {
+    this.deps.log.error(`OTLP trace export to ${shownUrl(this.config.url)} failed: ${error?.message ?? 'unknown error'}${otherTransport(this.config.protocol, error?.message)}; ${dropped} span(s) dropped in ${exports} failed export(s) since the last such line (at most one line every ${this.config.errorLogEveryMs / 1000} s; ph_otlp_spans_total counts them)`, {
       url: shownUrl(this.config.url),
       error: error?.message,
       droppedSpans: dropped,
@@ -240,6 +240,17 @@ function exporterFor(config: OtlpConfig): GrpcExporter | JsonExporter | Protobuf
   }
   const Exporter = config.protocol === 'http/json' ? JsonExporter : ProtobufExporter;
   return new Exporter({ url: config.url, headers: config.headers, ...timeout });
+}
+
+/**
+ * What the failure says when the endpoint speaks the other transport: an OTLP/HTTP export to a gRPC port is answered
+ * with HTTP/2 frames, which Node reads as no HTTP/1.1 (`Parse Error: Expected HTTP/…`), and a gRPC export to an
+ * OTLP/HTTP port gets an HTTP/1.1 answer (`Protocol error`). A Collector takes gRPC on 4317 and OTLP/HTTP on 4318.
+ */
+function otherTransport(protocol: OtlpProtocol, message = ''): string {
+  if (protocol !== 'grpc' && message.startsWith('Parse Error')) return ' (the endpoint does not answer in HTTP/1.1: a gRPC port, such as 4317? Set OTEL_EXPORTER_OTLP_PROTOCOL=grpc, or point OTEL_EXPORTER_OTLP_ENDPOINT at the OTLP/HTTP port, such as 4318)';
+  if (protocol === 'grpc' && message.includes('Protocol error')) return ' (the endpoint does not speak gRPC: an OTLP/HTTP port, such as 4318? Point OTEL_EXPORTER_OTLP_ENDPOINT at the gRPC port, such as 4317, or set OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf)';
+  return '';
 }
 
 /** Where spans go, as the start line says it: the URL (gRPC's origin) and the protocol. */

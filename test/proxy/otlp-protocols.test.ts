@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { OtlpConfig, OtlpProtocol } from '../../src/config';
 import { TraceExport } from '../../src/otlp';
 import { Metrics } from '../../src/http/metrics';
+import { systemClock } from '../../src/domain/clock';
 import { grpcReceiver, receiver, type Span } from '../helpers/otlp';
 import { mintArtifact, mintSystem } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic } from '../helpers/scenario';
@@ -147,6 +148,38 @@ describe('the trace export over OTLP/HTTP protobuf and OTLP/gRPC', () => {
       if (c.calls) expect(c.calls).toHaveLength(4);
     });
   }
+});
+
+describe('an endpoint of the other transport', () => {
+  // The Collector's gRPC receiver is on 4317 and its OTLP/HTTP one on 4318: a user who names one with the other's
+  // protocol gets, from the libraries, "Parse Error: Expected HTTP/…" or "Protocol error"; the line says what it means.
+  for (const [protocol, start, hint] of [
+    ['http/protobuf', grpcReceiver, 'the endpoint does not answer in HTTP/1.1: a gRPC port, such as 4317? Set OTEL_EXPORTER_OTLP_PROTOCOL=grpc'],
+    ['grpc', () => receiver(), 'the endpoint does not speak gRPC: an OTLP/HTTP port, such as 4318?'],
+  ] as const) {
+    it(`${protocol} to ${protocol === 'grpc' ? 'an OTLP/HTTP' : 'a gRPC'} receiver: the failure logged says the protocol is likely the other`, async () => {
+      const c = keep(await start());
+      const lines: string[] = [];
+      const traces = new TraceExport(otlp(c.url, protocol), { metrics: new Metrics(false), log: { info: () => undefined, error: (msg) => void lines.push(msg) }, clock: systemClock });
+      extra = [traces];
+      traces.failed({ tenantId: 'ten_1', requestId: 'req_1', format: 'anthropic', model: 'claude-sonnet-4-6', provider: 'anthropic', startedAt: 1, finishedAt: 2, status: 529 });
+      await traces.flush();
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain(hint);
+      expect(c.spans).toEqual([]);
+    });
+  }
+  it('a collector that is down is not said to be of the other transport', async () => {
+    const lines: string[] = [];
+    const traces = new TraceExport(otlp(await downUrl(), 'http/protobuf'), { metrics: new Metrics(false), log: { info: () => undefined, error: (msg) => void lines.push(msg) }, clock: systemClock });
+    extra = [traces];
+    traces.failed({ tenantId: 'ten_1', requestId: 'req_1', format: 'anthropic', model: 'claude-sonnet-4-6', provider: 'anthropic', startedAt: 1, finishedAt: 2, status: 529 });
+    await traces.flush();
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('failed: ');
+    expect(lines[0]).not.toContain('transport');
+    expect(lines[0]).not.toContain('4317');
+  });
 });
 
 /** A loopback port nothing listens on: a gRPC receiver's, closed. */
