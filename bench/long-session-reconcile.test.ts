@@ -2,10 +2,11 @@
 // per call, the reconciler's work on the report (attribution, cache simulation, classification, rollup deltas) and its
 // group commit (building the statements: rollups summed, the outcome made compact; running them), and the rows the
 // commit writes. Medians over the ten rounds up to 10, 100 and 300 (both calls of each). Not part of `npm test`:
-//   npx vitest run -c bench/reconcile-trial.config.ts    (ROUNDS=300, RECONCILE_OUT=/tmp/…, LABEL=… to change)
+//   npx vitest run -c bench/reconcile-trial.config.ts    (ROUNDS=300, RECONCILE_OUT=… for another file than bench/results/reconcile-trial.txt, LABEL=… to change)
 import type Anthropic from '@anthropic-ai/sdk';
 import { it } from 'vitest';
-import { appendFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { appendFileSync, mkdirSync } from 'node:fs';
 import { Reconciler } from '../src/domain/reconcile/reconciler';
 import { SqliteStore } from '../src/store/sqlite-store';
 import { mintBundle, mintSystem, mintTools, startSession } from '../test/helpers/factories';
@@ -18,7 +19,7 @@ type Block = Anthropic.ContentBlockParam;
 const marked = (blocks: Block[]): Block[] => [...blocks.slice(0, -1), { ...blocks[blocks.length - 1]!, cache_control: { type: 'ephemeral', ttl: '1h' } } as Block];
 const file = (i: number) => Array.from({ length: 40 }, (_, k) => `export const line${k} = ${i * 100 + k};`).join('\n');
 const ROUNDS = Number(process.env.ROUNDS ?? 300);
-const OUT = process.env.RECONCILE_OUT ?? '/tmp/reconcile-trial.txt';
+const OUT = process.env.RECONCILE_OUT ?? 'bench/results/reconcile-trial.txt';
 
 type Timed = { prepare: number[]; build: number[]; commit: number[]; rows: number[] };
 
@@ -70,6 +71,8 @@ it('reconcile trial', async () => {
       lines.push(`round ${i}: reconcile ${f(cur.prepare)} ms, commit ${f(cur.commit)} ms (statements built in ${f(cur.build)} ms), rows ${median(cur.rows)} (medians of ${cur.prepare.length} calls)`);
     }
   }
+  mkdirSync(dirname(OUT), { recursive: true });
   appendFileSync(OUT, `${process.env.LABEL ?? ''}\n${lines.join('\n')}\n`);
+  console.log(`${lines.join('\n')}\n(appended to ${OUT})`);
   await h.close();
 }, 3_600_000);

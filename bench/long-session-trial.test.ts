@@ -1,13 +1,13 @@
 // The README's 300-round trial (Sessions: the conversation kept server-side), measured: bytes of stored JSON and rows
 // written per call at rounds 10, 100 and 300, the database's growth and its tables, and at the last round the store's
 // read of a request (median of 15) and the building of a request's write. Not part of `npm test`:
-//   npx vitest run -c bench/trial.config.ts    (ROUNDS=300, FILE_LINES=40, TRIAL_OUT=/tmp/…, LABEL=… to change)
+//   npx vitest run -c bench/trial.config.ts    (ROUNDS=300, FILE_LINES=40, TRIAL_OUT=… for another file than bench/results/trial.txt, LABEL=… to change)
 // and the wall time of a call (the SDK's, through the proxy to the simulator and back) at the first and last 10 rounds.
 import type Anthropic from '@anthropic-ai/sdk';
 import { it } from 'vitest';
-import { appendFileSync, mkdtempSync, statSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { mintBundle, mintSystem, mintTools, startSession } from '../test/helpers/factories';
 import { LONG_SYSTEM } from '../test/helpers/scenario';
 import { committed, startHarness } from '../test/proxy/harness';
@@ -18,7 +18,7 @@ type Block = Anthropic.ContentBlockParam;
 const marked = (blocks: Block[]): Block[] => [...blocks.slice(0, -1), { ...blocks[blocks.length - 1]!, cache_control: { type: 'ephemeral', ttl: '1h' } } as Block];
 const file = (i: number) => Array.from({ length: Number(process.env.FILE_LINES ?? 40) }, (_, k) => `export const line${k} = ${i * 100 + k};`).join('\n');
 const ROUNDS = Number(process.env.ROUNDS ?? 300);
-const OUT = process.env.TRIAL_OUT ?? '/tmp/s31a-trial.txt';
+const OUT = process.env.TRIAL_OUT ?? 'bench/results/trial.txt';
 
 it('trial', async () => {
   const h = await startHarness();
@@ -95,6 +95,8 @@ it('trial', async () => {
   } catch (e) {
     lines.push(`no dbstat: ${String(e)}`);
   }
+  mkdirSync(dirname(OUT), { recursive: true });
   appendFileSync(OUT, `${process.env.LABEL ?? ''}\n${lines.join('\n')}\n`);
+  console.log(`${lines.join('\n')}\n(appended to ${OUT})`);
   await h.close();
 }, 3_600_000);
