@@ -45,8 +45,8 @@ const otlpUrl = () => z.union([z.url({ protocol: /^https?$/ }), z.string().regex
  * OTLP headers in the standard `key=value,key2=value2` form (values URL-encoded: Langfuse's `Authorization=Basic%20…`).
  * The exporter library drops an entry without `=` without a word, and cuts a value at a `;` (W3C Baggage's properties,
  * which OpenTelemetry's format leaves out): each refused here, so a missing or cut auth header is not a 401 on every
- * export. A value must be printable ASCII once decoded: neither an HTTP header nor gRPC metadata carries another; a
- * name an HTTP token, as Node sends no other.
+ * export. A value must be printable ASCII once decoded: neither an HTTP header nor gRPC metadata carries another. A
+ * name must be an HTTP token (Node refuses any other on every export: a quote a compose file kept, `"Authorization`).
  */
 const otlpHeaders = () =>
   z
@@ -54,8 +54,9 @@ const otlpHeaders = () =>
     .refine((v) => Object.keys(parseKeyPairsIntoRecord(v)).length === v.split(',').filter((e) => e.trim()).length, 'must be key=value pairs separated by commas, each value non-empty')
     .refine((v) => !v.includes(';'), "must not hold a ';': the library ends the value there (W3C Baggage's properties) and would send it cut; write it %3B")
     .refine((v) => Object.values(parseKeyPairsIntoRecord(v)).every((value) => /^[ -~]*$/.test(value)), 'each value must be printable ASCII once decoded (no %0A, no accented letters): no header carries another')
-    // Node refuses to send a header whose name is not an HTTP token: every export would fail (`my key`, `x(y)`).
-    .refine((v) => Object.keys(parseKeyPairsIntoRecord(v)).every((name) => /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)), "each name must be an HTTP token (letters, digits and !#$%&'*+-.^_`|~; no space once decoded): every export would fail")
+    // Node refuses to send a header whose name is not an HTTP token: every export would fail (`my key`, `x(y)`, a
+    // quote a compose file kept: `"Authorization`).
+    .refine((v) => Object.keys(parseKeyPairsIntoRecord(v)).every((name) => /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)), "each name must be an HTTP token (letters, digits and !#$%&'*+-.^_`|~; no space, quote or ':' once decoded): every export would fail; quotes around the whole variable (a compose file's `- OTEL_EXPORTER_OTLP_HEADERS=\"…\"`) are kept in it: drop them")
     .optional();
 /** The OTLP protocols (OTEL_EXPORTER_OTLP_PROTOCOL), the specification's default first. */
 export const OTLP_PROTOCOLS = ['http/protobuf', 'http/json', 'grpc'] as const;
@@ -249,7 +250,7 @@ function inertVariables(env: Record<string, string | undefined>): string[] {
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const parsed = envSchema.safeParse(env);
-  const unknown = [...unknownVariables(env), ...inertVariables(env), ...(parsed.success ? [...grpcProblems(parsed.data), ...tlsFileProblems(env, otlpConfig(parsed.data) !== null)] : [])];
+  const unknown = [...unknownVariables(env), ...inertVariables(env), ...(parsed.success ? [...grpcProblems(parsed.data), ...tlsFileProblems(env, otlpConfig(parsed.data) !== null), ...tracesTwice(parsed.data)] : [])];
   if (!parsed.success || unknown.length > 0) {
     // A secret is never echoed back, even a wrong one (it may be close to the real key).
     const shown = (name: string) => (SECRETS.has(name) ? '(value not shown)' : `(got ${JSON.stringify(withoutPassword(env[name]))})`);
@@ -349,6 +350,16 @@ function tlsFileProblems(env: Record<string, string | undefined>, on: boolean): 
       return [`  ${name}: cannot be read (${(err as NodeJS.ErrnoException).code}): the exporter would go on without it, and its TLS connection fail on every export (got ${JSON.stringify(path)})`];
     }
   });
+}
+
+/**
+ * OTEL_EXPORTER_OTLP_ENDPOINT is a base URL, to which OTLP/HTTP adds /v1/traces: one that ends in it already (the
+ * traces URL a receiver's page shows) would send every export to …/v1/traces/v1/traces, a 404 each.
+ */
+function tracesTwice(e: z.infer<typeof envSchema>): string[] {
+  const base = e.OTEL_EXPORTER_OTLP_ENDPOINT;
+  if (protocolOf(e) === 'grpc' || e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || !base || !/\/v1\/traces\/*$/.test(new URL(base).pathname)) return [];
+  return [`  OTEL_EXPORTER_OTLP_ENDPOINT: the base URL, to which OTLP/HTTP adds /v1/traces: this one would send to ${JSON.stringify(withoutPassword(`${base.replace(/\/+$/, '')}/v1/traces`))}; drop its /v1/traces, or set the whole URL as OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (got ${JSON.stringify(withoutPassword(base))})`];
 }
 
 /** Config for tests and embedding: defaults plus overrides, no environment. */

@@ -230,6 +230,18 @@ describe('configuration', () => {
     expect(names).not.toMatch(/c2VjcmV0|secret-2/);
     // The same names over OTLP/HTTP are headers like any other.
     expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_EXPORTER_OTLP_HEADERS: 'x~y=1' }).otlp!.headers).toEqual({ 'x~y': '1' });
+    // Quotes a compose file kept around the whole variable: Node would refuse the name '"Authorization' on every export.
+    for (const protocol of ['http/protobuf', 'grpc'])
+      expect(refused({ OTEL_EXPORTER_OTLP_PROTOCOL: protocol, OTEL_EXPORTER_OTLP_HEADERS: '"Authorization=Basic%20cGs6c2s=,x-langfuse-ingestion-version=4"' })).toMatch(
+        /OTEL_EXPORTER_OTLP_HEADERS: each name must be an HTTP token .*quotes around the whole variable .* drop them \(value not shown\)/,
+      );
+    // OTLP/HTTP adds /v1/traces to the base URL: one that has it already would post to …/v1/traces/v1/traces.
+    const twice = refused({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://u:secret@collector:4318/v1/traces/' });
+    expect(twice).toContain('OTEL_EXPORTER_OTLP_ENDPOINT: the base URL, to which OTLP/HTTP adds /v1/traces: this one would send to "https://u:***@collector:4318/v1/traces/v1/traces"; drop its /v1/traces, or set the whole URL as OTEL_EXPORTER_OTLP_TRACES_ENDPOINT');
+    expect(twice).not.toContain('secret');
+    // The whole URL as the signal's own endpoint is used as it is, and a base with the path elsewhere is a base.
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/v1/traces', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://collector:4318/v1/traces' }).otlp).toMatchObject({ url: 'http://collector:4318/v1/traces' });
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/v1/traces-proxy' }).otlp).toMatchObject({ url: 'http://collector:4318/v1/traces-proxy/v1/traces' });
     // A ';' would end the value for the library (W3C Baggage's properties): "Bearer abc" sent for "Bearer abc;def".
     const semicolon = refused({ OTEL_EXPORTER_OTLP_HEADERS: 'Authorization=Bearer%20abc;def' });
     expect(semicolon).toMatch(/OTEL_EXPORTER_OTLP_HEADERS: must not hold a ';'.*write it %3B \(value not shown\)/);
