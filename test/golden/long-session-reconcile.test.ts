@@ -31,25 +31,20 @@ beforeAll(() => {
 afterAll(() => t.close());
 
 type Step = { append: boolean; share: number; gap: number; back: number; stamp?: boolean; restart?: boolean };
-const steps = fc.array(
-  fc.record({
-    append: fc.boolean(),
-    // Most calls read all that was predicted; some a part of it (the rest unconfirmed, cold or a leak mid-run).
-    share: fc.oneof({ weight: 4, arbitrary: fc.constant(1) }, { weight: 1, arbitrary: fc.double({ min: 0, max: 1, noNaN: true }) }),
-    // Seconds apart, or past the TTL (expired).
-    gap: fc.constantFrom(10_000, 60_000, 6 * 60_000),
-    // Mostly at the latest version; sometimes an older one.
-    back: fc.oneof({ weight: 5, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.nat(6) }),
-  }),
-  { minLength: 30, maxLength: 40 },
-);
+const step = {
+  append: fc.boolean(),
+  // Most calls read all that was predicted; some a part of it (the rest unconfirmed, cold or a leak mid-run).
+  share: fc.oneof({ weight: 4, arbitrary: fc.constant(1) }, { weight: 1, arbitrary: fc.double({ min: 0, max: 1, noNaN: true }) }),
+  // Seconds apart, or past the TTL (expired).
+  gap: fc.constantFrom(10_000, 60_000, 6 * 60_000),
+  // Mostly at the latest version; sometimes an older one.
+  back: fc.oneof({ weight: 5, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.nat(6) }),
+};
+const steps = fc.array(fc.record(step), { minLength: 30, maxLength: 40 });
 /** As `steps`, some calls with a time inline before the session (what follows it drifts), some after a restart. */
 const restartSteps = fc.array(
   fc.record({
-    append: fc.boolean(),
-    share: fc.oneof({ weight: 4, arbitrary: fc.constant(1) }, { weight: 1, arbitrary: fc.double({ min: 0, max: 1, noNaN: true }) }),
-    gap: fc.constantFrom(10_000, 60_000, 6 * 60_000),
-    back: fc.oneof({ weight: 5, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.nat(6) }),
+    ...step,
     stamp: fc.oneof({ weight: 5, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
     restart: fc.oneof({ weight: 8, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
   }),
