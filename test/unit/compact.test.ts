@@ -261,6 +261,34 @@ describe('outcomes', () => {
     // Priced otherwise than the entry says (another input price): kept whole.
     expect((compactOutcome(outcome, { read: 0.1, input: 3.0000001 / 1_000_000 }) as { segments: unknown }).segments).toBe(segments);
   });
+
+  it('a batch read whole that differs from its captured form in any one figure, class, cost or key order is kept whole', () => {
+    // The check computes the captured form's figures itself (not the object expansion builds): each must be compared.
+    const money = { read: 0.1, input: 3 / 1_000_000 };
+    const captured = (v: number, start: number) => outcomeOf(`ses_a@${v}`, [`ses_a@${v}`], 'messages', start, 54, { segRead: 54, segWrite: 0, writeUnits: 0, cold: 0, predicted: 54, captured: 54 }, money, true);
+    type Seg = ReturnType<typeof captured>;
+    const changes: Array<[string, (s: Seg) => void]> = [
+      ...(['read', 'write', 'predicted', 'opportunity'] as const).map((k): [string, (s: Seg) => void] => [k, (s) => (s[k] += 1)]),
+      ...Object.keys(captured(2, 0).classes).map((k): [string, (s: Seg) => void] => [`classes.${k}`, (s) => ((s.classes as Record<string, number>)[k]! += 1)]),
+      ...Object.keys(captured(2, 0).cost).map((k): [string, (s: Seg) => void] => [`cost.${k}`, (s) => ((s.cost as Record<string, number>)[k]! += 1e-9)]),
+      ['cost key order', (s) => (s.cost = { no_cache: s.cost.no_cache, actual: s.cost.actual, perfect: s.cost.perfect, write_premium: s.cost.write_premium })],
+      [
+        'classes key order',
+        (s) => {
+          const { bonus, ...rest } = s.classes;
+          s.classes = { bonus, ...rest };
+        },
+      ],
+    ];
+    for (const [what, change] of changes) {
+      const segments = [captured(2, 0), captured(3, 54), captured(4, 108), captured(5, 162)];
+      change(segments[1]!);
+      const outcome = { lengths: [54, 54, 54, 54], capture: 'reported', segments, drift: null };
+      const stored = compactOutcome(outcome, money) as { segments: CompactOutcomes };
+      expect(stored.segments.s, what).toEqual([['ses_a', 2, 1, 'messages'], segments[1], ['ses_a', 4, 2, 'messages']]);
+      expect(JSON.stringify(expandOutcome(JSON.parse(JSON.stringify(stored)))), what).toBe(JSON.stringify(outcome));
+    }
+  });
 });
 
 describe('sources', () => {
