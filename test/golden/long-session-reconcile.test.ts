@@ -60,8 +60,9 @@ async function history(start: Client, plan: Step[], counted = (estimate: number)
   const answers: unknown[] = [];
   let restarts = 0;
   for (const [i, s] of plan.entries()) {
-    // Every other restart without a snapshot (every 0): the scope's state replayed from all its requests.
-    if (s.restart && restart) client = await restart(restarts++ % 2 ? 5 : 0);
+    // The scope's state read from its snapshot and the requests after it replayed (a snapshot every 5), or, every
+    // other restart, replayed from all its requests (none read: every 0).
+    if (s.restart && restart) client = await restart(restarts++ % 2 ? 0 : 5);
     if (s.append || i === 0) {
       const res = await client.post(`/v1/sessions/${ses.id}/messages`, { messages: [{ role: version % 2 ? 'assistant' : 'user', content: `turn ${version + 1}: ${'words '.repeat(5 + ((i * 7) % 40))}` }] });
       expect(res.status, res.text).toBe(201);
@@ -132,7 +133,7 @@ describe("a long session's reconciliation", () => {
         expect([plan!.some((s) => s.restart), plan!.some((s) => s.stamp)], `seed ${seed}`).toEqual([true, true]);
         const file = join(dir, `${seed}.sqlite`);
         const clock = new FakeClock();
-        let app = createTestApp({ databasePath: file, clock });
+        let app = createTestApp({ databasePath: file, clock, config: { scopeSnapshotEvery: 5 } });
         const key = app.tenant().key;
         const restart = async (every: number) => {
           await app.services.writes.idle();
@@ -146,6 +147,8 @@ describe("a long session's reconciliation", () => {
           // and writes show are then learnt and held (known ends) on later calls.
           const h = await history(clientFor(app.app, key), plan!, (n) => Math.round(n * RATIOS[seed]!), () => app, restart);
           got[seed] = h.answers.map((a) => sha256Hex(a));
+          // Snapshots were written (and the first restart read one).
+          expect(app.sqlite.prepare('select count(*) from scope_snapshots').pluck().get(), `seed ${seed}`).toBeGreaterThan(0);
           for (const c of h.classes) classes.add(c);
         } finally {
           app.close();
