@@ -3,12 +3,13 @@
 // simulator. A span still waiting for its batch when SIGTERM comes is sent before the exit.
 
 import Anthropic from '@anthropic-ai/sdk';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { grpcReceiver, receiver } from '../helpers/otlp';
-import { startService } from '../helpers/processes';
+import { cleanEnv, startService } from '../helpers/processes';
 
 const dir = mkdtempSync(join(tmpdir(), 'ph-otlp-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -45,3 +46,21 @@ for (const protocol of ['http/protobuf', 'grpc'] as const) {
     }
   });
 }
+
+it('loads gRPC’s client only for an export over gRPC (with the export off or over HTTP, a start does not pay for it)', () => {
+  // In a process of its own: the module cache is the process's. Each protocol's exporter made as the service makes it.
+  const loaded = (protocol: string | null) => {
+    const code = `
+      import { createRequire } from 'node:module';
+      await import('./src/app.ts');
+      const { TraceExport } = await import('./src/otlp.ts');
+      const { Metrics } = await import('./src/http/metrics.ts');
+      const { loadConfig } = await import('./src/config.ts');
+      ${protocol ? `const otlp = loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9', OTEL_EXPORTER_OTLP_PROTOCOL: '${protocol}' }).otlp;
+      await new TraceExport(otlp, { metrics: new Metrics(false), log: { info() {}, error() {} }, clock: { now: () => 0 } }).shutdown();` : ''}
+      const cache = Object.keys(createRequire(import.meta.url).cache);
+      process.stdout.write(String(cache.some((p) => p.includes('@grpc/grpc-js'))));`;
+    return execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: join(import.meta.dirname, '../..'), env: cleanEnv(), encoding: 'utf8' });
+  };
+  expect([loaded(null), loaded('http/protobuf'), loaded('http/json'), loaded('grpc')]).toEqual(['false', 'false', 'false', 'true']);
+});
