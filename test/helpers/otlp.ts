@@ -7,6 +7,7 @@ import { Server as GrpcServer, ServerCredentials, status as grpcStatus, type Met
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import protobuf from 'protobufjs';
+import type { OtlpConfig, OtlpProtocol } from '../../src/config';
 
 type Value = { stringValue?: string; intValue?: number | string; doubleValue?: number; boolValue?: boolean; arrayValue?: { values?: Value[] } };
 type KeyValue = { key: string; value: Value };
@@ -22,6 +23,22 @@ interface OtlpSpan {
   events?: Array<{ name: string; timeUnixNano: string | number; attributes?: KeyValue[] }>;
   status?: { code?: number; message?: string };
 }
+/**
+ * The export's settings as the tests use them: an export every minute unless flushed, and a collector that is down
+ * failing at once (no retry fits in the time left). `url` is the receiver's; OTLP/HTTP posts to its /v1/traces.
+ */
+export const otlpConfig = (url: string, protocol: OtlpProtocol = 'http/json', extra: Partial<OtlpConfig> = {}): OtlpConfig => ({
+  url: protocol === 'grpc' ? url : `${url}/v1/traces`,
+  protocol,
+  headers: { authorization: 'Basic cGs6c2s=', 'x-team': 'ml' },
+  serviceName: 'agent-proxy',
+  maxQueueSize: 2048,
+  scheduledDelayMs: 60_000,
+  errorLogEveryMs: 60_000,
+  timeoutMs: 500,
+  ...extra,
+});
+
 export interface Span {
   traceId: string;
   spanId: string;

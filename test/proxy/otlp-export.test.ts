@@ -8,23 +8,12 @@ import type { OtlpConfig } from '../../src/config';
 import { TraceExport } from '../../src/otlp';
 import { Metrics } from '../../src/http/metrics';
 import { FakeClock } from '../helpers/clock';
-import { receiver } from '../helpers/otlp';
+import { otlpConfig, receiver } from '../helpers/otlp';
 import { mintArtifact, mintBundle, mintSystem, startSession } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic } from '../helpers/scenario';
 import { committed, eventually, startHarness, startStandIn, type Harness, type StandIn } from './harness';
 
-const otlp = (url: string, extra: Partial<OtlpConfig> = {}): OtlpConfig => ({
-  url: `${url}/v1/traces`,
-  protocol: 'http/json',
-  headers: { authorization: 'Basic cGs6c2s=' },
-  serviceName: 'agent-proxy',
-  maxQueueSize: 2048,
-  scheduledDelayMs: 60_000,
-  errorLogEveryMs: 60_000,
-  // A collector that is down fails at once: no retry fits in the time left.
-  timeoutMs: 500,
-  ...extra,
-});
+const otlp = (url: string, extra: Partial<OtlpConfig> = {}) => otlpConfig(url, 'http/json', extra);
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const CALLER_SPAN = '00f067aa0ba902b7';

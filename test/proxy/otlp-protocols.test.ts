@@ -4,27 +4,13 @@
 
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { OtlpConfig, OtlpProtocol } from '../../src/config';
 import { TraceExport } from '../../src/otlp';
 import { Metrics } from '../../src/http/metrics';
 import { systemClock } from '../../src/domain/clock';
-import { grpcReceiver, receiver, type Span } from '../helpers/otlp';
+import { grpcReceiver, receiver, otlpConfig, type Span } from '../helpers/otlp';
 import { mintArtifact, mintSystem } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM, promptTokens, renderAnthropic } from '../helpers/scenario';
 import { committed, startHarness, type Harness } from './harness';
-
-const otlp = (url: string, protocol: OtlpProtocol, extra: Partial<OtlpConfig> = {}): OtlpConfig => ({
-  url: protocol === 'grpc' ? url : `${url}/v1/traces`,
-  protocol,
-  headers: { authorization: 'Basic cGs6c2s=', 'x-team': 'ml' },
-  serviceName: 'agent-proxy',
-  maxQueueSize: 2048,
-  scheduledDelayMs: 60_000,
-  errorLogEveryMs: 60_000,
-  // A collector that is down fails at once: no retry fits in the time left.
-  timeoutMs: 500,
-  ...extra,
-});
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const CALLER_SPAN = '00f067aa0ba902b7';
@@ -53,12 +39,12 @@ describe('the trace export over OTLP/HTTP protobuf and OTLP/gRPC', () => {
     const json = keep(await receiver());
     const proto = keep(await receiver());
     const grpc = keep(await grpcReceiver());
-    const harness = await startHarness({ config: { otlp: otlp(json.url, 'http/json') } });
+    const harness = await startHarness({ config: { otlp: otlpConfig(json.url, 'http/json') } });
     h = harness;
     // The same reconciled events, exported over the other two protocols as well.
     const metrics = new Metrics(false);
     const quiet = { info: () => undefined, error: () => undefined };
-    extra = [new TraceExport(otlp(proto.url, 'http/protobuf'), { metrics, log: quiet, clock: harness.clock }), new TraceExport(otlp(grpc.url, 'grpc'), { metrics, log: quiet, clock: harness.clock })];
+    extra = [new TraceExport(otlpConfig(proto.url, 'http/protobuf'), { metrics, log: quiet, clock: harness.clock }), new TraceExport(otlpConfig(grpc.url, 'grpc'), { metrics, log: quiet, clock: harness.clock })];
     for (const t of extra) harness.t.services.reconciler.onReconciled((e) => t.reconciled(e));
 
     const client = harness.tenant.client;
@@ -102,7 +88,7 @@ describe('the trace export over OTLP/HTTP protobuf and OTLP/gRPC', () => {
 
   it("over gRPC: the span in the caller's trace, the configured headers as the call's metadata", async () => {
     const grpc = keep(await grpcReceiver());
-    const harness = await startHarness({ config: { otlp: otlp(grpc.url, 'grpc', { headers: { authorization: 'Basic cGs6c2s=', 'X-Honeycomb-Team': 'key-1' } }) } });
+    const harness = await startHarness({ config: { otlp: otlpConfig(grpc.url, 'grpc', { headers: { authorization: 'Basic cGs6c2s=', 'X-Honeycomb-Team': 'key-1' } }) } });
     h = harness;
     const { response } = await harness
       .anthropic({ headers: { traceparent: `00-${TRACE}-${CALLER_SPAN}-01` } })
@@ -125,11 +111,11 @@ describe('the trace export over OTLP/HTTP protobuf and OTLP/gRPC', () => {
     it(`a gRPC collector that ${what} fails no request: its spans are counted as dropped, the failure logged with where`, async () => {
       const c = await start();
       const lines: string[] = [];
-      const harness = await startHarness({ config: { otlp: otlp(c.url, 'grpc') } });
+      const harness = await startHarness({ config: { otlp: otlpConfig(c.url, 'grpc') } });
       h = harness;
       // The app's export, its log caught: the same settings, a TraceExport of the test's own.
       const metrics = new Metrics(false);
-      const traces = new TraceExport(otlp(c.url, 'grpc'), { metrics, log: { info: () => undefined, error: (msg) => void lines.push(msg) }, clock: harness.clock });
+      const traces = new TraceExport(otlpConfig(c.url, 'grpc'), { metrics, log: { info: () => undefined, error: (msg) => void lines.push(msg) }, clock: harness.clock });
       extra = [traces];
       harness.t.services.reconciler.onReconciled((e) => traces.reconciled(e));
       const sdk = harness.anthropic();
@@ -160,7 +146,7 @@ describe('an endpoint of the other transport', () => {
     it(`${protocol} to ${protocol === 'grpc' ? 'an OTLP/HTTP' : 'a gRPC'} receiver: the failure logged says the protocol is likely the other`, async () => {
       const c = keep(await start());
       const lines: string[] = [];
-      const traces = new TraceExport(otlp(c.url, protocol), { metrics: new Metrics(false), log: { info: () => undefined, error: (msg) => void lines.push(msg) }, clock: systemClock });
+      const traces = new TraceExport(otlpConfig(c.url, protocol), { metrics: new Metrics(false), log: { info: () => undefined, error: (msg) => void lines.push(msg) }, clock: systemClock });
       extra = [traces];
       traces.failed({ tenantId: 'ten_1', requestId: 'req_1', format: 'anthropic', model: 'claude-sonnet-4-6', provider: 'anthropic', startedAt: 1, finishedAt: 2, status: 529 });
       await traces.flush();
@@ -171,7 +157,7 @@ describe('an endpoint of the other transport', () => {
   }
   it('a collector that is down is not said to be of the other transport', async () => {
     const lines: string[] = [];
-    const traces = new TraceExport(otlp(await downUrl(), 'http/protobuf'), { metrics: new Metrics(false), log: { info: () => undefined, error: (msg) => void lines.push(msg) }, clock: systemClock });
+    const traces = new TraceExport(otlpConfig(await downUrl(), 'http/protobuf'), { metrics: new Metrics(false), log: { info: () => undefined, error: (msg) => void lines.push(msg) }, clock: systemClock });
     extra = [traces];
     traces.failed({ tenantId: 'ten_1', requestId: 'req_1', format: 'anthropic', model: 'claude-sonnet-4-6', provider: 'anthropic', startedAt: 1, finishedAt: 2, status: 529 });
     await traces.flush();
