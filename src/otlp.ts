@@ -97,6 +97,20 @@ export class TraceExport {
     }
   }
 
+  /**
+   * The callers' spans kept for requests whose report was refused or was a duplicate (a 404, a 409, a 200 with the
+   * stored result): no span is made for it, so nothing would take them; dropped rather than left to push out the
+   * parents of calls still under way.
+   */
+  forget(tenantId: string, requestIds: readonly string[]): void {
+    for (const requestId of requestIds) this.parents.delete(`${tenantId} ${requestId}`);
+  }
+
+  /** Callers' spans kept for requests not reconciled yet. */
+  get waitingParents(): number {
+    return this.parents.size;
+  }
+
   reconciled(e: ReconciledEvent): void {
     const o = e.outcome;
     const startedAt = e.startedAt ?? e.finishedAt ?? this.deps.clock.now();

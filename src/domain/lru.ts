@@ -19,6 +19,11 @@ export class Lru<K, V> {
     return hit.value;
   }
 
+  /** How many entries it holds. */
+  get size(): number {
+    return this.map.size;
+  }
+
   /** The value, without counting it as a use. */
   peek(key: K): V | undefined {
     return this.map.get(key)?.value;

@@ -213,6 +213,10 @@ describe('the trace export (OTLP/HTTP)', () => {
     expect(r.spans).toHaveLength(3);
     for (const rec of [one, two]) expect([spanOf(rec.request_id).traceId, spanOf(rec.request_id).parentSpanId]).toEqual([TRACE, importer]);
     expect([spanOf(theirs.request_id).traceId === TRACE, spanOf(theirs.request_id).parentSpanId]).toEqual([false, undefined]);
+    // The refused record's parent is not kept (nothing would take it), nor that of a single report refused or repeated.
+    expect((await owner.post('/v1/usage', theirs, { traceparent: `00-${TRACE}-${importer}-01` })).status).toBe(404);
+    expect((await owner.post('/v1/usage', one, { traceparent: `00-${TRACE}-${importer}-01` })).status).toBe(200);
+    expect(harness.t.services.traces!.waitingParents).toBe(0);
   });
 
   for (const [what, collector] of [

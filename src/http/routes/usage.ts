@@ -240,7 +240,13 @@ export function usageRoute(deps: FastPostDeps & { reconciler: Reconciler; traces
     if (!parsed.success) throw invalidInput(parsed.error, 'json');
     // The trace export (when on): the report's span goes into the caller's trace, as a proxied call's does.
     deps.traces?.parent(auth.tenantId, parsed.data.request_id, c.req.header('traceparent'), c.req.header('tracestate'));
-    const result = await deps.reconciler.ingest(auth.tenantId, parsed.data);
+    // A report reconciled has made its span by now (after its commit); any other leaves the parent to forget.
+    let result;
+    try {
+      result = await deps.reconciler.ingest(auth.tenantId, parsed.data);
+    } finally {
+      deps.traces?.forget(auth.tenantId, [parsed.data.request_id]);
+    }
     return c.json({ ...result, outcome: outcomeView(result.outcome) } as Record<string, unknown>, result.duplicate ? 200 : 201, requestIdHeader(c));
   });
 }
@@ -308,6 +314,8 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
       valid.map((v) => v.r),
       valid.map((v) => v.i),
     );
+    // The records reconciled have made their spans (after their commit); the refused and duplicates leave theirs.
+    deps.traces?.forget(c.get('auth').tenantId, valid.map((v) => v.r.request_id));
     const results: unknown[] = parsed.map((p, i) => (p.success ? null : { index: i, status: 422, problem: problemBody(c, 'invalid_request', 'invalid record', zodIssues(p.error, `/records/${i}`)) }));
     valid.forEach(({ i }, k) => {
       const o = outcomes[k]!;
