@@ -340,8 +340,9 @@ function grpcProblems(e: z.infer<typeof envSchema>): string[] {
  */
 function tlsFileProblems(env: Record<string, string | undefined>, on: boolean): string[] {
   if (!on) return [];
-  return (['CERTIFICATE', 'CLIENT_KEY', 'CLIENT_CERTIFICATE'] as const).flatMap((file) => {
-    const name = env[`OTEL_EXPORTER_OTLP_TRACES_${file}`]?.trim() ? `OTEL_EXPORTER_OTLP_TRACES_${file}` : `OTEL_EXPORTER_OTLP_${file}`;
+  const nameOf = (file: string) => (env[`OTEL_EXPORTER_OTLP_TRACES_${file}`]?.trim() ? `OTEL_EXPORTER_OTLP_TRACES_${file}` : `OTEL_EXPORTER_OTLP_${file}`);
+  const unread = (['CERTIFICATE', 'CLIENT_KEY', 'CLIENT_CERTIFICATE'] as const).flatMap((file) => {
+    const name = nameOf(file);
     const path = env[name]?.trim();
     try {
       if (path) readFileSync(resolve(path));
@@ -350,6 +351,10 @@ function tlsFileProblems(env: Record<string, string | undefined>, on: boolean): 
       return [`  ${name}: cannot be read (${(err as NodeJS.ErrnoException).code}): the exporter would go on without it, and its TLS connection fail on every export (got ${JSON.stringify(path)})`];
     }
   });
+  // Mutual TLS takes the client's key and its certificate together: one alone presents no client certificate.
+  const [set, unset] = [nameOf('CLIENT_KEY'), nameOf('CLIENT_CERTIFICATE')].sort((a, b) => Number(!env[a]?.trim()) - Number(!env[b]?.trim()));
+  if (!env[set!]?.trim() || env[unset!]?.trim()) return unread;
+  return [...unread, `  ${set}: set without ${unset}: mutual TLS takes the client's key and certificate together, and the collector would refuse every export`];
 }
 
 /**

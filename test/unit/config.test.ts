@@ -265,6 +265,10 @@ describe('configuration', () => {
     const on = { OTEL_EXPORTER_OTLP_ENDPOINT: 'https://collector:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' };
     expect(() => loadConfig({ ...on, OTEL_EXPORTER_OTLP_CERTIFICATE: ca, OTEL_EXPORTER_OTLP_CLIENT_KEY: '' })).not.toThrow();
     const missing = join(dir, 'client.key');
+    // A client key without its certificate (or the reverse): no client certificate presented, every export refused.
+    expect(() => loadConfig({ ...on, OTEL_EXPORTER_OTLP_CLIENT_KEY: ca })).toThrow('OTEL_EXPORTER_OTLP_CLIENT_KEY: set without OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE');
+    expect(() => loadConfig({ ...on, OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE: ca })).toThrow('OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE: set without OTEL_EXPORTER_OTLP_CLIENT_KEY');
+    expect(() => loadConfig({ ...on, OTEL_EXPORTER_OTLP_CLIENT_KEY: ca, OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE: ca })).not.toThrow();
     expect(() => loadConfig({ ...on, OTEL_EXPORTER_OTLP_CLIENT_KEY: missing })).toThrow(`OTEL_EXPORTER_OTLP_CLIENT_KEY: cannot be read (ENOENT): the exporter would go on without it, and its TLS connection fail on every export (got ${JSON.stringify(missing)})`);
     // The signal's own is the one read; a directory is no file.
     expect(() => loadConfig({ ...on, OTEL_EXPORTER_OTLP_CERTIFICATE: ca, OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE: dir })).toThrow('OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE: cannot be read (EISDIR)');
