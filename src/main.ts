@@ -81,7 +81,9 @@ async function main() {
     );
     const url = `http://${config.host}:${info.port}`;
     log.info(`prefix-handles listening on ${url} (database ${config.databasePath}; docs at /docs)`, { url, database: config.databasePath });
-    if (config.otlp) log.info(`each reconciled request is sent as a span to ${exportTarget(config.otlp)}; OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL`, { otlp: shownUrl(config.otlp.url), protocol: config.otlp.protocol });
+    // The variables that set it: the traces' own where set (they win), so the line names the one to change.
+    const setBy = (v: string) => (process.env[`OTEL_EXPORTER_OTLP_TRACES_${v}`]?.trim() ? `OTEL_EXPORTER_OTLP_TRACES_${v}` : `OTEL_EXPORTER_OTLP_${v}`);
+    if (config.otlp) log.info(`each reconciled request is sent as a span to ${exportTarget(config.otlp)}; ${setBy('ENDPOINT')}, ${setBy('PROTOCOL')}`, { otlp: shownUrl(config.otlp.url), protocol: config.otlp.protocol });
   });
   // A port in use or an address this machine does not have: said in one line, like a bad setting.
   const cannotListen = (err: NodeJS.ErrnoException) => {

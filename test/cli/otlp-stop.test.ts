@@ -19,7 +19,8 @@ for (const protocol of ['http/protobuf', 'grpc'] as const) {
     const r = protocol === 'grpc' ? await grpcReceiver() : await receiver();
     try {
       // The batch waits 5 s: the span goes out on the stop, or with its batch if the stop comes later; never lost.
-      const set: Record<string, string> = protocol === 'grpc' ? { OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' } : {};
+      // gRPC set by the traces' own variable: the start line names it, as the one to change.
+      const set: Record<string, string> = protocol === 'grpc' ? { OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc' } : {};
       const service = await startService(join(dir, protocol.replace('/', '-')), { PH_UPSTREAM: 'simulator', OTEL_EXPORTER_OTLP_ENDPOINT: r.url, OTEL_EXPORTER_OTLP_HEADERS: 'x-langfuse-key=pk-1', OTEL_SERVICE_NAME: 'agents', ...set });
       const key = readFileSync(join(dir, protocol.replace('/', '-'), 'api-key'), 'utf8').trim();
       const sdk = new Anthropic({ baseURL: `${service.url}/proxy/anthropic`, apiKey: 'provider-key', maxRetries: 0, defaultHeaders: { 'x-ph-key': key, traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' } });
@@ -34,6 +35,7 @@ for (const protocol of ['http/protobuf', 'grpc'] as const) {
       // No OTEL_EXPORTER_OTLP_PROTOCOL: the specification's default, OTLP/HTTP protobuf.
       const target = protocol === 'grpc' ? `${r.url}/ (OTLP/gRPC` : `${r.url}/v1/traces (OTLP/HTTP protobuf)`;
       expect(service.output()).toContain(`each reconciled request is sent as a span to ${target}`);
+      expect(service.output()).toContain(protocol === 'grpc' ? '; OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL' : '; OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL');
       expect(await service.stop()).toBe(0);
       expect(r.spans.map((s) => [s.traceId, s.parentSpanId, s.attrs['prefix_handles.request.id'], s.resource['service.name']])).toEqual([['0af7651916cd43dd8448eb211c80319c', 'b7ad6b7169203331', id, 'agents']]);
       if ('calls' in r) expect(r.calls[0]!.metadata['x-langfuse-key']).toBe('pk-1');
