@@ -363,7 +363,8 @@ function tlsFileProblems(env: Record<string, string | undefined>, on: boolean): 
  */
 function tracesTwice(e: z.infer<typeof envSchema>): string[] {
   const base = e.OTEL_EXPORTER_OTLP_ENDPOINT;
-  if (protocolOf(e) === 'grpc' || e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || !base || !/\/v1\/traces\/*$/.test(new URL(base).pathname)) return [];
+  // Only a URL: a host:port (gRPC's form, refused with OTLP/HTTP above) has no path to check.
+  if (protocolOf(e) === 'grpc' || e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || !base || !URL.canParse(base) || !/\/v1\/traces\/*$/.test(new URL(base).pathname)) return [];
   return [`  OTEL_EXPORTER_OTLP_ENDPOINT: the base URL, to which OTLP/HTTP adds /v1/traces: this one would send to ${JSON.stringify(withoutPassword(`${base.replace(/\/+$/, '')}/v1/traces`))}; drop its /v1/traces, or set the whole URL as OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (got ${JSON.stringify(withoutPassword(base))})`];
 }
 

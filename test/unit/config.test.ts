@@ -218,6 +218,8 @@ describe('configuration', () => {
     expect(refused({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://collector:4317/v1/traces', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc' })).toContain('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: with OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc');
     // A host:port is gRPC's alone: OTLP/HTTP's endpoint is a URL.
     expect(refused({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' })).toContain('OTEL_EXPORTER_OTLP_ENDPOINT: must be an http(s) URL: a host:port without a scheme is an OTLP/gRPC endpoint');
+    // An IPv6 one too, no URL at all (its check of a /v1/traces path threw a TypeError at start).
+    expect(refused({ OTEL_EXPORTER_OTLP_ENDPOINT: '[::1]:4318' })).toContain('OTEL_EXPORTER_OTLP_ENDPOINT: must be an http(s) URL: a host:port without a scheme is an OTLP/gRPC endpoint');
     expect(refused({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toContain('OTEL_EXPORTER_OTLP_ENDPOINT: must be an http(s) URL (with gRPC, a host:port too) (got "collector")');
     // A user and password the library would drop: refused, the password not shown.
     const user = refused({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://u:secret@collector:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' });
