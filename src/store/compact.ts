@@ -216,7 +216,7 @@ export interface CompactOutcomes {
 }
 
 /** A batch's outcome read whole at the cache price, as the reconciler writes it (reconciler.ts, segOutcomes). */
-function capturedOutcome(source: string, section: string, start: number, end: number, [mr, mi]: CompactOutcomes['p'], keys: string[]): SegmentOutcome {
+function capturedOutcome(source: string, section: string, start: number, end: number, p: CompactOutcomes['p'], keys: string[]): SegmentOutcome {
   const len = end - start;
   const classes: Record<string, number> = {};
   for (const k of keys) classes[k] = k === 'captured' ? len : 0;
@@ -231,8 +231,13 @@ function capturedOutcome(source: string, section: string, start: number, end: nu
     predicted: len,
     opportunity: len,
     classes,
-    cost: { actual: (len * mr + 0 + 0) * mi, no_cache: len * mi, perfect: ((len - 0) * mr + 0) * mi, write_premium: (0 - 0) * mi },
+    cost: capturedCost(len, p),
   };
+}
+
+/** That outcome's cost, in the reconciler's own operations (the same bits): read at the cache price, nothing written. */
+function capturedCost(len: number, [mr, mi]: CompactOutcomes['p']): SegmentOutcome['cost'] {
+  return { actual: (len * mr + 0 + 0) * mi, no_cache: len * mi, perfect: ((len - 0) * mr + 0) * mi, write_premium: (0 - 0) * mi };
 }
 
 const OUTCOME_KEYS = 'source,path,section,start,end,read,write,predicted,opportunity,classes,cost';
@@ -242,10 +247,10 @@ const COST_KEYS = 'actual,no_cache,perfect,write_premium';
  * Whether a segment's outcome is exactly capturedOutcome's for its source, section and span: every field, keys in
  * order (as JSON.stringify of both would compare them, at a fraction of the cost on hundreds of batches).
  */
-function isCaptured(seg: SegmentOutcome, [mr, mi]: CompactOutcomes['p'], keys: string[], keyList: string): boolean {
+function isCaptured(seg: SegmentOutcome, p: CompactOutcomes['p'], keys: string[], keyList: string): boolean {
   if (Object.keys(seg).join(',') !== OUTCOME_KEYS || typeof seg.section !== 'string' || !Array.isArray(seg.path) || seg.path.length !== 1 || seg.path[0] !== seg.source) return false;
   if (!Number.isSafeInteger(seg.start) || !Number.isSafeInteger(seg.end)) return false;
-  // capturedOutcome's every figure, computed as it computes them (not an object built per segment to compare with).
+  // capturedOutcome's every figure, computed as it computes them (not a whole outcome built per segment to compare with).
   const len = seg.end - seg.start;
   if (seg.read !== len || seg.write !== 0 || seg.predicted !== len || seg.opportunity !== len) return false;
   const classes = seg.classes;
@@ -253,7 +258,8 @@ function isCaptured(seg: SegmentOutcome, [mr, mi]: CompactOutcomes['p'], keys: s
   for (const k of keys) if (classes[k] !== (k === 'captured' ? len : 0)) return false;
   const cost = seg.cost;
   if (cost === null || typeof cost !== 'object' || Object.keys(cost).join(',') !== COST_KEYS) return false;
-  return cost.actual === (len * mr + 0 + 0) * mi && cost.no_cache === len * mi && cost.perfect === ((len - 0) * mr + 0) * mi && cost.write_premium === (0 - 0) * mi;
+  const want = capturedCost(len, p);
+  return cost.actual === want.actual && cost.no_cache === want.no_cache && cost.perfect === want.perfect && cost.write_premium === want.write_premium;
 }
 
 /**
