@@ -9,15 +9,9 @@ import { dirname } from 'node:path';
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { Reconciler } from '../src/domain/reconcile/reconciler';
 import { SqliteStore } from '../src/store/sqlite-store';
-import { mintBundle, mintSystem, mintTools, startSession } from '../test/helpers/factories';
-import { LONG_SYSTEM } from '../test/helpers/scenario';
+import { file, marked, MODEL, startCodingAgent, THINKING, type Block } from './coding-agent';
 import { committed, startHarness } from '../test/proxy/harness';
 
-const MODEL = 'claude-sonnet-4-6';
-const THINKING = { type: 'enabled' as const, budget_tokens: 1024 };
-type Block = Anthropic.ContentBlockParam;
-const marked = (blocks: Block[]): Block[] => [...blocks.slice(0, -1), { ...blocks[blocks.length - 1]!, cache_control: { type: 'ephemeral', ttl: '1h' } } as Block];
-const file = (i: number) => Array.from({ length: 40 }, (_, k) => `export const line${k} = ${i * 100 + k};`).join('\n');
 const ROUNDS = Number(process.env.ROUNDS ?? 300);
 const OUT = process.env.RECONCILE_OUT ?? 'bench/results/reconcile-trial.txt';
 
@@ -46,11 +40,7 @@ it('reconcile trial', async () => {
   const h = await startHarness();
   const db = h.t.sqlite;
   const changes = () => db.prepare('select total_changes()').pluck().get() as number;
-  const client = h.tenant.client;
-  const bundle = await mintBundle(client, [(await mintTools(client, 'read_file')).id, (await mintSystem(client, LONG_SYSTEM)).id]);
-  const session = await startSession(client, { base: bundle.id });
-  const sdk = h.anthropic({ headers: { 'x-ph-session': session.id } });
-  await committed(h);
+  const { sdk } = await startCodingAgent(h);
   const lines: string[] = [];
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const at = [10, 100, 300, ROUNDS];

@@ -8,15 +8,9 @@ import { it } from 'vitest';
 import { appendFileSync, mkdirSync, mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { mintBundle, mintSystem, mintTools, startSession } from '../test/helpers/factories';
-import { LONG_SYSTEM } from '../test/helpers/scenario';
+import { file, marked, MODEL, startCodingAgent, THINKING, type Block } from './coding-agent';
 import { committed, startHarness } from '../test/proxy/harness';
 
-const MODEL = 'claude-sonnet-4-6';
-const THINKING = { type: 'enabled' as const, budget_tokens: 1024 };
-type Block = Anthropic.ContentBlockParam;
-const marked = (blocks: Block[]): Block[] => [...blocks.slice(0, -1), { ...blocks[blocks.length - 1]!, cache_control: { type: 'ephemeral', ttl: '1h' } } as Block];
-const file = (i: number) => Array.from({ length: Number(process.env.FILE_LINES ?? 40) }, (_, k) => `export const line${k} = ${i * 100 + k};`).join('\n');
 const ROUNDS = Number(process.env.ROUNDS ?? 300);
 const OUT = process.env.TRIAL_OUT ?? 'bench/results/trial.txt';
 
@@ -32,11 +26,7 @@ it('trial', async () => {
     return { s, o, b };
   };
   const changes = () => db.prepare('select total_changes()').pluck().get() as number;
-  const client = h.tenant.client;
-  const bundle = await mintBundle(client, [(await mintTools(client, 'read_file')).id, (await mintSystem(client, LONG_SYSTEM)).id]);
-  const session = await startSession(client, { base: bundle.id });
-  const sdk = h.anthropic({ headers: { 'x-ph-session': session.id } });
-  await committed(h);
+  const { client, session, sdk } = await startCodingAgent(h);
   const size0 = size();
   const lines: string[] = [];
   // Each round's two calls, the SDK's wall time from the request to the parsed answer, averaged (the wait for the
