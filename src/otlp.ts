@@ -90,17 +90,15 @@ export class TraceExport {
    */
   parent(tenantId: string, requestIds: string | readonly string[], traceparent: string | undefined, tracestate: string | undefined): void {
     const context = traceparent ? trace.getSpanContext(this.propagator.extract(ROOT_CONTEXT, { traceparent, ...(tracestate ? { tracestate } : {}) }, defaultTextMapGetter)) : undefined;
-    for (const requestId of typeof requestIds === 'string' ? [requestIds] : requestIds) {
-      const key = `${tenantId} ${requestId}`;
-      if (context) this.parents.set(key, context);
-      else this.parents.delete(key);
-    }
+    const ids = typeof requestIds === 'string' ? [requestIds] : requestIds;
+    if (!context) return this.forget(tenantId, ids);
+    for (const requestId of ids) this.parents.set(`${tenantId} ${requestId}`, context);
   }
 
   /**
-   * The callers' spans kept for requests whose report was refused or was a duplicate (a 404, a 409, a 200 with the
-   * stored result): no span is made for it, so nothing would take them; dropped rather than left to push out the
-   * parents of calls still under way.
+   * No caller's span for these requests: a report sent without one, or one refused or repeated (a 404, a 409, a 200
+   * with the stored result), for which no span is made: nothing would take it, and it would push out the parents of
+   * calls still under way.
    */
   forget(tenantId: string, requestIds: readonly string[]): void {
     for (const requestId of requestIds) this.parents.delete(`${tenantId} ${requestId}`);
