@@ -5,11 +5,16 @@
 //   pass-through wrk → minimal node:http proxy (pipes the body, keep-alive agent) → upstream
 //   proxy        wrk → prefix-handles /proxy/anthropic (auth, render, record, call, reconcile) → upstream
 //   proxy (:memory:) the same service on an in-memory database: what is left without the fsyncs
+//   floor        wrk → node:http doing only what no proxy of handles can skip (parse and check the body's JSON,
+//                digest the caller's messages, splice in the bundle's bytes kept ready, send the 85 KB, read the
+//                answer's usage) and nothing else: no database, no render, no reconciliation. Its throughput
+//                bounds what any implementation of the target could reach on this machine.
 // req/s at 32 connections and added p50/p99 at 1 connection.
 // Targets: proxy ≥ 0.75× the pass-through's req/s; proxy adds < 0.3 ms p50 over direct.
 //
 // This file is also the entry of the two child servers (PH_BENCH_PROXY_ROLE), so
 // each runs in its own process like the service does.
+import { createHash } from 'node:crypto';
 import { Agent, createServer, request as httpRequest } from 'node:http';
 import {
   type Benchmark,
@@ -86,7 +91,58 @@ function servePassThrough(port: number, upstream: URL): void {
   }).listen(port, '127.0.0.1');
 }
 
+/**
+ * The least a proxy of handles does per call, as cheaply as node:http allows: the caller's JSON parsed (it must be
+ * checked), its messages digested (drift is told by digests), the bundle's rendered bytes (made once) spliced in
+ * place of `prefix`, the 85 KB sent upstream, the answer read whole and its usage parsed, then sent back.
+ */
+function serveFloor(port: number, upstream: URL, bytesOnly: boolean): void {
+  const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+  // The bundle's bytes as a render keeps them: made once, written as they are (no copy per call).
+  const system = Buffer.from(`{"system":${JSON.stringify([{ type: 'text', text: prose(8, BUNDLE_BYTES), cache_control: { type: 'ephemeral' } }])},`);
+  const [PREFIX, CLOSE] = [Buffer.from('"prefix":'), Buffer.from(']')];
+  createServer((req, res) => {
+    if (req.url === '/healthz') return void res.end('ok');
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const caller = Buffer.concat(chunks);
+      if (!bytesOnly) {
+        const parsed = JSON.parse(caller.toString('utf8')) as { messages: unknown[] };
+        if (!Array.isArray(parsed.messages)) return void res.writeHead(422).end();
+        createHash('sha256').update(caller.subarray(caller.indexOf('"messages":'))).digest();
+      }
+      // The caller's body without `"prefix":[…],`, after the bundle: three views of two buffers, one writev.
+      const prefixAt = caller.indexOf(PREFIX);
+      const head = caller.subarray(1, prefixAt);
+      const tail = caller.subarray(caller.indexOf(CLOSE, prefixAt) + 2);
+      const headers: Record<string, string | string[]> = {};
+      for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !HOP_BY_HOP.has(k) && k !== 'content-length') headers[k] = v;
+      headers['content-length'] = String(system.length + head.length + tail.length);
+      const out = httpRequest({ host: upstream.hostname, port: upstream.port, path: req.url, method: 'POST', headers, agent }, (up) => {
+        const answer: Buffer[] = [];
+        up.on('data', (c: Buffer) => answer.push(c));
+        up.on('end', () => {
+          const bytes = Buffer.concat(answer);
+          if (!bytesOnly) (JSON.parse(bytes.toString('utf8')) as { usage?: unknown }).usage;
+          res.writeHead(up.statusCode ?? 502, { 'content-type': 'application/json', 'content-length': bytes.length });
+          res.end(bytes);
+        });
+      });
+      out.on('error', () => {
+        res.statusCode = 502;
+        res.end();
+      });
+      out.cork();
+      out.write(system);
+      out.write(head);
+      out.end(tail);
+    });
+  }).listen(port, '127.0.0.1');
+}
+
 const role = process.env.PH_BENCH_PROXY_ROLE;
+if (role === 'floor' || role === 'floor-bytes') serveFloor(Number(process.env.PORT), new URL(process.env.PH_BENCH_UPSTREAM!), role === 'floor-bytes');
 if (role === 'upstream') serveUpstream(Number(process.env.PORT));
 if (role === 'passthrough') servePassThrough(Number(process.env.PORT), new URL(process.env.PH_BENCH_UPSTREAM!));
 
@@ -138,6 +194,8 @@ async function run(): Promise<void> {
   requireWrk();
   const upstream = await startTsServer({ entry: 'bench/proxy.ts', env: { PH_BENCH_PROXY_ROLE: 'upstream' }, healthPath: '/healthz', label: 'stand-in upstream' });
   const passThrough = await startTsServer({ entry: 'bench/proxy.ts', env: { PH_BENCH_PROXY_ROLE: 'passthrough', PH_BENCH_UPSTREAM: upstream.url }, healthPath: '/healthz', label: 'pass-through proxy' });
+  const floor = await startTsServer({ entry: 'bench/proxy.ts', env: { PH_BENCH_PROXY_ROLE: 'floor', PH_BENCH_UPSTREAM: upstream.url }, healthPath: '/healthz', label: 'floor proxy' });
+  const floorBytes = await startTsServer({ entry: 'bench/proxy.ts', env: { PH_BENCH_PROXY_ROLE: 'floor-bytes', PH_BENCH_UPSTREAM: upstream.url }, healthPath: '/healthz', label: 'floor proxy (bytes only)' });
   const service = await startService({ PH_ANTHROPIC_BASE_URL: upstream.url });
   const memory = await startService({ PH_ANTHROPIC_BASE_URL: upstream.url, PH_DATABASE: ':memory:' });
   try {
@@ -152,6 +210,8 @@ async function run(): Promise<void> {
       { name: 'pass-through', wrk: { url: `${passThrough.url}/v1/messages`, script, headers: provider } },
       { name: 'proxy', wrk: { url: `${service.url}/proxy/anthropic/v1/messages`, script, headers: { ...provider, 'x-ph-key': service.apiKey } } },
       { name: 'proxy (:memory: db)', wrk: { url: `${memory.url}/proxy/anthropic/v1/messages`, script: luaPost(tempDir('proxy-lua'), 'memory', memoryBody), headers: { ...provider, 'x-ph-key': memory.apiKey } } },
+      { name: 'floor (no db, no render)', wrk: { url: `${floor.url}/v1/messages`, script, headers: provider } },
+      { name: 'floor (the bytes alone)', wrk: { url: `${floorBytes.url}/v1/messages`, script, headers: provider } },
     ];
 
     // One call first, so a setup mistake is an error message rather than a wrk failure.
@@ -161,10 +221,14 @@ async function run(): Promise<void> {
 
     const throughput = await alternate(sides, 32, (r) => r.rps);
     const latency = await alternate(sides, 1, (r) => r.p50Ms);
-    const [, pT, xT] = throughput as [WrkResult, WrkResult, WrkResult, WrkResult];
-    const [dL, pL, xL] = latency as [WrkResult, WrkResult, WrkResult, WrkResult];
+    const [, pT, xT, , fT, bT] = throughput as [WrkResult, WrkResult, WrkResult, WrkResult, WrkResult, WrkResult];
+    const [dL, pL, xL, , fL, bL] = latency as [WrkResult, WrkResult, WrkResult, WrkResult, WrkResult, WrkResult];
     const ratio = xT.rps / pT.rps;
     const added = xL.p50Ms - dL.p50Ms;
+    const floorRatio = fT.rps / pT.rps;
+    const floorAdded = fL.p50Ms - dL.p50Ms;
+    const bytesRatio = bT.rps / pT.rps;
+    const bytesAdded = bL.p50Ms - dL.p50Ms;
 
     console.log(
       `wrk -t1, ${SECONDS}s runs after ${WARMUP_SECONDS}s warm-up, the sides alternated ${ROUNDS}× per setting, median run shown. ` +
@@ -182,7 +246,9 @@ async function run(): Promise<void> {
     );
     console.log(
       `\nthroughput: proxy ${fmt.ratio(ratio)} of the pass-through — ${ratio >= TARGET_RATIO ? 'PASS' : 'MISS'} (target ≥ ${TARGET_RATIO}×)` +
-        `\nlatency:    proxy adds ${fmt.ms(added)} p50 over direct — ${added < TARGET_ADDED_P50_MS ? 'PASS' : 'MISS'} (target < ${TARGET_ADDED_P50_MS} ms); the pass-through adds ${fmt.ms(pL.p50Ms - dL.p50Ms)}`,
+        `\nlatency:    proxy adds ${fmt.ms(added)} p50 over direct — ${added < TARGET_ADDED_P50_MS ? 'PASS' : 'MISS'} (target < ${TARGET_ADDED_P50_MS} ms); the pass-through adds ${fmt.ms(pL.p50Ms - dL.p50Ms)}` +
+        `\nfloor:      ${fmt.ratio(floorRatio)} of the pass-through, adding ${fmt.ms(floorAdded)} p50 — the most any proxy that parses, digests and expands could reach here, before recording anything` +
+        `\n            ${fmt.ratio(bytesRatio)}, adding ${fmt.ms(bytesAdded)} p50, with the expanded bytes alone (no parse, no digest)`,
     );
     const file = writeResults('proxy', {
       benchmark: 'proxy',
@@ -196,11 +262,12 @@ async function run(): Promise<void> {
       ratio,
       addedP50Ms: added,
       passThroughAddedP50Ms: pL.p50Ms - dL.p50Ms,
+      floor: { ratio: floorRatio, addedP50Ms: floorAdded, bytesOnly: { ratio: bytesRatio, addedP50Ms: bytesAdded } },
       pass: { throughput: ratio >= TARGET_RATIO, latency: added < TARGET_ADDED_P50_MS },
     });
     console.log(`results written to ${file}`);
   } finally {
-    await Promise.all([service.stop(), memory.stop(), passThrough.stop(), upstream.stop()]);
+    await Promise.all([service.stop(), memory.stop(), floor.stop(), floorBytes.stop(), passThrough.stop(), upstream.stop()]);
   }
 }
 
