@@ -3,7 +3,7 @@
 // OTLP/HTTP protobuf, to bench/otlp-collector.ts, a child process) against the same app without it, alternated in the
 // same run; and for each protocol (HTTP protobuf, HTTP JSON, gRPC) the CPU one span takes, made
 // (TraceExport.reconciled) and exported (serialised and sent, in batches of 512), and the bytes it takes on the wire.
-import type { OtlpConfig, OtlpProtocol } from '../src/config';
+import { OTLP_DEFAULTS, type OtlpConfig, type OtlpProtocol } from '../src/config';
 import type { Clock } from '../src/domain/clock';
 import type { ReconciledEvent } from '../src/domain/reconcile/reconciler';
 import { Metrics } from '../src/http/metrics';
@@ -16,7 +16,7 @@ const SAMPLES = 400;
 const SPANS = 5_000;
 const PROTOCOLS: OtlpProtocol[] = ['http/protobuf', 'http/json', 'grpc'];
 
-const exportTo = (url: string, protocol: OtlpProtocol): OtlpConfig => ({ url, protocol, headers: {}, serviceName: 'bench', maxQueueSize: 2048, scheduledDelayMs: 5_000, errorLogEveryMs: 60_000 });
+const exportTo = (url: string, protocol: OtlpProtocol): OtlpConfig => ({ ...OTLP_DEFAULTS, url, protocol, headers: {}, serviceName: 'bench' });
 
 function app(file: string, clock: Clock, collector?: string) {
   const a = inProcess(file, {

@@ -7,17 +7,18 @@ import { parseKeyPairsIntoRecord } from '@opentelemetry/core';
  * A whole number written in decimal digits. `Number()` (z.coerce) reads an empty variable (`PORT=` in an env
  * file) as 0 and `0x10` as 16: each a silent wrong setting, not a refusal.
  */
-const whole = (def: number, min: number, max: number = Number.MAX_SAFE_INTEGER) =>
+const digits = (min: number, max: number, ms = false) =>
   z
     .string()
-    .regex(/^[0-9]+$/, { error: (i) => (i.input === '' ? EMPTY : 'must be a whole number in decimal digits') })
+    .regex(/^[0-9]+$/, { error: (i) => (i.input === '' ? EMPTY : `must be a whole number${ms ? ' of milliseconds' : ''} in decimal digits`) })
     .transform(Number)
-    .pipe(z.number().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`))
-    .default(def);
+    .pipe(z.number().min(min, `must be at least ${min}${ms ? ' ms' : ''}`).max(max, `must be at most ${max}${ms ? ' ms' : ''}`));
+const whole = (def: number, min: number, max: number = Number.MAX_SAFE_INTEGER) => digits(min, max).default(def);
 const EMPTY = 'is empty: unset it to use the default';
 const int = (def: number) => whole(def, 1);
 /** A timer's delay: Node fires a longer one at once (TimeoutOverflowWarning), as if it were 1 ms. */
-const ms = (def: number, min = 1) => whole(def, min, 2_147_483_647);
+const MAX_TIMER = 2_147_483_647;
+const ms = (def: number, min = 1) => whole(def, min, MAX_TIMER);
 const text = () => z.string().min(1, EMPTY);
 
 /**
@@ -64,6 +65,33 @@ export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
 const otlpProtocol = () => z.enum(OTLP_PROTOCOLS, { error: `must be ${OTLP_PROTOCOLS.join(', ')} (the default: http/protobuf)` }).optional();
 
 const otel = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), schema);
+/**
+ * A whole number an OTEL_ variable holds, unset when absent (its default is applied where it is read: a `TRACES_` one
+ * and the general one are told apart). The libraries read some of these themselves and skip a bad value with a warning
+ * nobody sees (`10s`, `-1`): refused here instead.
+ */
+const otelWhole = (min: number, max = Number.MAX_SAFE_INTEGER, ms = false) => otel(digits(min, max, ms).optional());
+const otelMs = (min: number) => otelWhole(min, MAX_TIMER, true);
+const otlpCompression = () => otel(z.enum(['gzip', 'none'], { error: 'must be gzip or none (the default: none)' }).optional());
+
+/**
+ * OTEL_RESOURCE_ATTRIBUTES: `key=value,…`, a ',' or '=' in a key or value percent-encoded (`%2C`, `%3D`), both
+ * percent-decoded. The specification has a bad value dropped whole: refused at start instead. A problem, or the attributes.
+ */
+function resourceAttributes(raw: string | undefined): Record<string, string> | string {
+  const attrs: Record<string, string> = {};
+  for (const entry of (raw ?? '').split(',')) {
+    if (!entry.trim()) continue;
+    const [key, value, ...more] = entry.split('=');
+    if (value === undefined || more.length > 0 || !key!.trim()) return `each entry must be key=value, the key not empty, a ',' or '=' in either written %2C or %3D: ${JSON.stringify(entry)} is not`;
+    try {
+      attrs[decodeURIComponent(key!.trim())] = decodeURIComponent(value.trim());
+    } catch {
+      return `each '%' must start a percent-encoded UTF-8 byte (%2C, %3D, %20; a '%' itself is %25): ${JSON.stringify(entry)} does not decode`;
+    }
+  }
+  return attrs;
+}
 
 const envSchema = z.object({
   PORT: whole(8787, 0, 65535),
@@ -110,9 +138,36 @@ const envSchema = z.object({
   // Read for a gRPC endpoint without a scheme alone (an http:// or https:// one says it), as the specification has it.
   OTEL_EXPORTER_OTLP_INSECURE: otel(z.string().optional()),
   OTEL_EXPORTER_OTLP_TRACES_INSECURE: otel(z.string().optional()),
-  OTEL_SERVICE_NAME: otel(text().default('prefix-handles')),
+  // An export's time, retries included; the signal's own first (the exporter library's is skipped with a warning when bad).
+  OTEL_EXPORTER_OTLP_TIMEOUT: otelMs(1),
+  OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: otelMs(1),
+  OTEL_EXPORTER_OTLP_COMPRESSION: otlpCompression(),
+  OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: otlpCompression(),
+  // Unset: service.name from OTEL_RESOURCE_ATTRIBUTES, else prefix-handles (the specification's precedence).
+  OTEL_SERVICE_NAME: otel(z.string().optional()),
+  OTEL_RESOURCE_ATTRIBUTES: otel(
+    z
+      .string()
+      .superRefine((v, ctx) => {
+        const parsed = resourceAttributes(v);
+        if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed });
+      })
+      .optional(),
+  ),
   OTEL_SDK_DISABLED: otel(z.string().optional()),
   OTEL_TRACES_EXPORTER: otel(z.string().optional()),
+  // The batch span processor's: how long a span waits for its batch, the batch's size and the export's wait.
+  OTEL_BSP_SCHEDULE_DELAY: otelMs(0),
+  OTEL_BSP_EXPORT_TIMEOUT: otelMs(0),
+  OTEL_BSP_MAX_QUEUE_SIZE: otelWhole(1),
+  OTEL_BSP_MAX_EXPORT_BATCH_SIZE: otelWhole(1),
+  // The spans' limits (the model's own first, then the general one); links: none made, not read.
+  OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT: otelWhole(0),
+  OTEL_ATTRIBUTE_COUNT_LIMIT: otelWhole(0),
+  OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT: otelWhole(0),
+  OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT: otelWhole(0),
+  OTEL_SPAN_EVENT_COUNT_LIMIT: otelWhole(0),
+  OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT: otelWhole(0),
 });
 
 export interface Config {
@@ -173,16 +228,44 @@ export interface OtlpConfig {
   protocol: OtlpProtocol;
   /** HTTP headers; gRPC metadata (names lowercased). */
   headers: Record<string, string>;
+  /** The resource's `service.name`: OTEL_SERVICE_NAME, else OTEL_RESOURCE_ATTRIBUTES' own, else prefix-handles. */
   serviceName: string;
-  /** Spans waiting for export at most; past it they are dropped (counted). Not read from the environment. */
+  /** The resource's other attributes: OTEL_RESOURCE_ATTRIBUTES, decoded. */
+  resourceAttributes: Record<string, string>;
+  /** An export's time, retries included: OTEL_EXPORTER_OTLP_(TRACES_)TIMEOUT, 10 s by default. */
+  timeoutMs: number;
+  /** The body's: OTEL_EXPORTER_OTLP_(TRACES_)COMPRESSION, none by default. */
+  compression: 'gzip' | 'none';
+  /** Spans waiting for export at most; past it they are dropped (counted). OTEL_BSP_MAX_QUEUE_SIZE, 2,048. */
   maxQueueSize: number;
-  /** How long a span waits for its batch. Not read from the environment (tests flush instead). */
+  /** Spans in one export at most: OTEL_BSP_MAX_EXPORT_BATCH_SIZE, 512 (the queue's size when that is smaller). */
+  maxExportBatchSize: number;
+  /** How long a span waits for its batch: OTEL_BSP_SCHEDULE_DELAY, 5 s (tests flush instead). */
   scheduledDelayMs: number;
+  /** How long the batch waits for an export before it sends the next one: OTEL_BSP_EXPORT_TIMEOUT, 30 s; 0: no limit. */
+  exportTimeoutMs: number;
+  /** The spans' limits (the OTEL_…_LIMIT variables), as the SDK takes them. */
+  spanLimits: { attributeCountLimit: number; attributeValueLengthLimit: number; eventCountLimit: number; attributePerEventCountLimit: number };
   /** At most one line about failed exports per this many ms. Not read from the environment. */
   errorLogEveryMs: number;
-  /** An export's time, retries included; absent: the library's (OTEL_EXPORTER_OTLP_TIMEOUT, else 10 s). Tests only. */
-  timeoutMs?: number;
 }
+
+/**
+ * The export's settings where no variable sets them: the specification's, but for the span limits (a request naming
+ * many handles keeps them all: an event per handle run, where the SDK's default keeps 128; 256 attributes).
+ */
+export const OTLP_DEFAULTS = {
+  serviceName: 'prefix-handles',
+  resourceAttributes: {},
+  timeoutMs: 10_000,
+  compression: 'none',
+  maxQueueSize: 2048,
+  maxExportBatchSize: 512,
+  scheduledDelayMs: 5_000,
+  exportTimeoutMs: 30_000,
+  spanLimits: { attributeCountLimit: 256, attributeValueLengthLimit: Infinity, eventCountLimit: 1_000, attributePerEventCountLimit: 128 },
+  errorLogEveryMs: 60_000,
+} as const satisfies Omit<OtlpConfig, 'url' | 'protocol' | 'headers'>;
 
 export class ConfigError extends Error {}
 
@@ -250,7 +333,7 @@ function inertVariables(env: Record<string, string | undefined>): string[] {
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const parsed = envSchema.safeParse(env);
-  const unknown = [...unknownVariables(env), ...inertVariables(env), ...(parsed.success ? [...grpcProblems(parsed.data), ...tlsFileProblems(env, otlpConfig(parsed.data) !== null), ...tracesTwice(parsed.data)] : [])];
+  const unknown = [...unknownVariables(env), ...inertVariables(env), ...(parsed.success ? [...grpcProblems(parsed.data), ...tlsFileProblems(env, otlpConfig(parsed.data) !== null), ...tracesTwice(parsed.data), ...batchProblems(parsed.data)] : [])];
   if (!parsed.success || unknown.length > 0) {
     // A secret is never echoed back, even a wrong one (it may be close to the real key).
     const shown = (name: string) => (SECRETS.has(name) ? '(value not shown)' : `(got ${JSON.stringify(withoutPassword(env[name]))})`);
@@ -304,7 +387,42 @@ function otlpConfig(e: z.infer<typeof envSchema>): OtlpConfig | null {
   if (endpoint && HOST_PORT.test(endpoint)) endpoint = `${insecure ? 'http' : 'https'}://${endpoint}`;
   if (!endpoint || e.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true' || e.OTEL_TRACES_EXPORTER?.trim() === 'none') return null;
   const headers = { ...parseKeyPairsIntoRecord(e.OTEL_EXPORTER_OTLP_HEADERS), ...parseKeyPairsIntoRecord(e.OTEL_EXPORTER_OTLP_TRACES_HEADERS) };
-  return { url: endpoint, protocol, headers, serviceName: e.OTEL_SERVICE_NAME, maxQueueSize: 2048, scheduledDelayMs: 5_000, errorLogEveryMs: 60_000 };
+  const { 'service.name': named, ...resource } = resourceAttributes(e.OTEL_RESOURCE_ATTRIBUTES) as Record<string, string>;
+  const d = OTLP_DEFAULTS;
+  const maxQueueSize = e.OTEL_BSP_MAX_QUEUE_SIZE ?? d.maxQueueSize;
+  const limits = d.spanLimits;
+  return {
+    ...d,
+    url: endpoint,
+    protocol,
+    headers,
+    serviceName: e.OTEL_SERVICE_NAME ?? named ?? d.serviceName,
+    resourceAttributes: resource,
+    timeoutMs: e.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT ?? e.OTEL_EXPORTER_OTLP_TIMEOUT ?? d.timeoutMs,
+    compression: e.OTEL_EXPORTER_OTLP_TRACES_COMPRESSION ?? e.OTEL_EXPORTER_OTLP_COMPRESSION ?? d.compression,
+    maxQueueSize,
+    // Past the queue's size it is refused (batchProblems); the default is cut to a smaller queue, as the SDK does.
+    maxExportBatchSize: e.OTEL_BSP_MAX_EXPORT_BATCH_SIZE ?? Math.min(d.maxExportBatchSize, maxQueueSize),
+    scheduledDelayMs: e.OTEL_BSP_SCHEDULE_DELAY ?? d.scheduledDelayMs,
+    exportTimeoutMs: e.OTEL_BSP_EXPORT_TIMEOUT ?? d.exportTimeoutMs,
+    spanLimits: {
+      attributeCountLimit: e.OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT ?? e.OTEL_ATTRIBUTE_COUNT_LIMIT ?? limits.attributeCountLimit,
+      attributeValueLengthLimit: e.OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT ?? e.OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT ?? limits.attributeValueLengthLimit,
+      eventCountLimit: e.OTEL_SPAN_EVENT_COUNT_LIMIT ?? limits.eventCountLimit,
+      attributePerEventCountLimit: e.OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT ?? e.OTEL_ATTRIBUTE_COUNT_LIMIT ?? limits.attributePerEventCountLimit,
+    },
+  };
+}
+
+/**
+ * A batch larger than the queue: the SDK would cut it to the queue's size with a warning nobody sees. Refused, as the
+ * specification has the batch at most the queue.
+ */
+function batchProblems(e: z.infer<typeof envSchema>): string[] {
+  const batch = e.OTEL_BSP_MAX_EXPORT_BATCH_SIZE;
+  const queue = e.OTEL_BSP_MAX_QUEUE_SIZE ?? OTLP_DEFAULTS.maxQueueSize;
+  if (batch === undefined || batch <= queue) return [];
+  return [`  OTEL_BSP_MAX_EXPORT_BATCH_SIZE: must be at most the queue's size, ${queue} (OTEL_BSP_MAX_QUEUE_SIZE${e.OTEL_BSP_MAX_QUEUE_SIZE === undefined ? ', its default' : ''}): a batch is taken from the queue (got ${JSON.stringify(String(batch))})`];
 }
 
 /**

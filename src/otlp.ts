@@ -72,12 +72,19 @@ export class TraceExport {
       shutdown: () => otlp.shutdown(),
       forceFlush: () => otlp.forceFlush(),
     };
-    const processor = new BatchSpanProcessor({ exporter, maxQueueSize: config.maxQueueSize, maxExportBatchSize: Math.min(512, config.maxQueueSize), scheduledDelayMillis: config.scheduledDelayMs });
+    const processor = new BatchSpanProcessor({
+      exporter,
+      maxQueueSize: config.maxQueueSize,
+      maxExportBatchSize: config.maxExportBatchSize,
+      scheduledDelayMillis: config.scheduledDelayMs,
+      // 0: no limit, as the specification has it (the SDK would give up on each export at once).
+      exportTimeoutMillis: config.exportTimeoutMs || MAX_TIMER,
+    });
     this.provider = new TracerProvider({
-      resource: resourceFromAttributes({ 'service.name': config.serviceName }),
+      resource: resourceFromAttributes({ ...config.resourceAttributes, 'service.name': config.serviceName }),
       spanProcessors: [processor],
-      // A handle run is an event: a request naming many handles keeps them all (the SDK's default keeps 128).
-      spanLimits: { eventCountLimit: 1_000, attributeCountLimit: 256 },
+      // A handle run is an event: a request naming many handles keeps them all by default (config.ts: OTLP_DEFAULTS).
+      spanLimits: config.spanLimits,
     });
     this.tracer = this.provider.getTracer('prefix-handles');
   }
@@ -238,26 +245,32 @@ export class TraceExport {
   }
 }
 
-/**
- * OpenTelemetry's exporter for the protocol. Each reads the rest of OTEL_EXPORTER_OTLP_* itself (timeout, compression,
- * certificates); the gRPC one takes the endpoint's origin (http:// a plain connection, https:// TLS) and the headers
- * as metadata.
- */
+/** The exporters' compression setting (an enum of 'gzip' and 'none' the exporter packages do not export). */
+type Compression = NonNullable<NonNullable<ConstructorParameters<typeof ProtobufExporter>[0]>['compression']>;
+
+/** Node's longest timer (a longer one fires at once). */
+const MAX_TIMER = 2_147_483_647;
+
 /** Both gRPC packages are CommonJS alone: required, as their import would be, by the one module instance. */
 const loadCjs = createRequire(import.meta.url);
 
+/**
+ * OpenTelemetry's exporter for the protocol, given the timeout and compression config.ts read (and checked: the
+ * library skips a bad one with a warning nobody sees); it reads the certificates itself. The gRPC one takes the
+ * endpoint's origin (http:// a plain connection, https:// TLS) and the headers as metadata.
+ */
 function exporterFor(config: OtlpConfig): GrpcExporter | JsonExporter | ProtobufExporter {
-  const timeout = config.timeoutMs ? { timeoutMillis: config.timeoutMs } : {};
+  const settings = { timeoutMillis: config.timeoutMs, compression: config.compression as Compression };
   if (config.protocol === 'grpc') {
     // Loaded only when spoken: gRPC's client and its protobuf loader cost every start 50–70 ms and 3.4 MB of heap.
     const { Metadata } = loadCjs('@grpc/grpc-js') as typeof import('@grpc/grpc-js');
     const { OTLPTraceExporter } = loadCjs('@opentelemetry/exporter-trace-otlp-grpc') as typeof import('@opentelemetry/exporter-trace-otlp-grpc');
     const metadata = new Metadata();
     for (const [name, value] of Object.entries(config.headers)) metadata.set(name, value);
-    return new OTLPTraceExporter({ url: config.url, metadata, ...timeout });
+    return new OTLPTraceExporter({ url: config.url, metadata, ...settings });
   }
   const Exporter = config.protocol === 'http/json' ? JsonExporter : ProtobufExporter;
-  return new Exporter({ url: config.url, headers: config.headers, ...timeout });
+  return new Exporter({ url: config.url, headers: config.headers, ...settings });
 }
 
 /**

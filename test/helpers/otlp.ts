@@ -5,9 +5,11 @@
 
 import { Server as GrpcServer, ServerCredentials, status as grpcStatus, type Metadata, type ServiceDefinition } from '@grpc/grpc-js';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttp2Server } from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import { gunzipSync } from 'node:zlib';
 import protobuf from 'protobufjs';
-import type { OtlpConfig, OtlpProtocol } from '../../src/config';
+import { OTLP_DEFAULTS, type OtlpConfig, type OtlpProtocol } from '../../src/config';
 
 type Value = { stringValue?: string; intValue?: number | string; doubleValue?: number; boolValue?: boolean; arrayValue?: { values?: Value[] } };
 type KeyValue = { key: string; value: Value };
@@ -28,13 +30,12 @@ interface OtlpSpan {
  * failing at once (no retry fits in the time left). `url` is the receiver's; OTLP/HTTP posts to its /v1/traces.
  */
 export const otlpConfig = (url: string, protocol: OtlpProtocol = 'http/json', extra: Partial<OtlpConfig> = {}): OtlpConfig => ({
+  ...OTLP_DEFAULTS,
   url: protocol === 'grpc' ? url : `${url}/v1/traces`,
   protocol,
   headers: { authorization: 'Basic cGs6c2s=', 'x-team': 'ml' },
   serviceName: 'agent-proxy',
-  maxQueueSize: 2048,
   scheduledDelayMs: 60_000,
-  errorLogEveryMs: 60_000,
   timeoutMs: 500,
   ...extra,
 });
@@ -123,17 +124,22 @@ function spansOf(parsed: { resourceSpans: Array<{ resource: { attributes: KeyVal
  */
 export async function receiver(status = 200, hold?: Promise<void>) {
   const spans: Span[] = [];
-  const bodies: Array<{ type: string | undefined; headers: Record<string, string | string[] | undefined> }> = [];
+  /** Each export's: its content type, headers, the bytes sent (gzip's, when compressed) and its spans (200 alone). */
+  const bodies: Array<{ type: string | undefined; headers: Record<string, string | string[] | undefined>; bytes: number; spans: number }> = [];
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (d: Buffer) => chunks.push(d));
     req.on('end', async () => {
       await hold;
-      bodies.push({ type: req.headers['content-type'], headers: req.headers });
+      const sent = Buffer.concat(chunks);
+      let taken: Span[] = [];
       if (status === 200 && req.url === '/v1/traces') {
-        const body = Buffer.concat(chunks);
-        spans.push(...spansOf(req.headers['content-type'] === 'application/x-protobuf' ? fromProtobuf(body) : JSON.parse(body.toString('utf8'))));
+        // A collector's own reading of `Content-Encoding: gzip`: a body that is not gzip fails here, not quietly.
+        const body = req.headers['content-encoding'] === 'gzip' ? gunzipSync(sent) : sent;
+        taken = spansOf(req.headers['content-type'] === 'application/x-protobuf' ? fromProtobuf(body) : JSON.parse(body.toString('utf8')));
       }
+      bodies.push({ type: req.headers['content-type'], headers: req.headers, bytes: sent.length, spans: taken.length });
+      spans.push(...taken);
       res.writeHead(status, { 'content-type': 'application/json' }).end('{}');
     });
   });
@@ -173,4 +179,34 @@ export async function grpcReceiver(code: grpcStatus = grpcStatus.OK) {
   });
   const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
   return { url: `http://127.0.0.1:${port}`, spans, calls, close: () => new Promise<void>((r) => (server.forceShutdown(), r())) };
+}
+
+/**
+ * OTLP's trace service as bare HTTP/2 (node:http2), for what @grpc/grpc-js's server decodes unseen: each call's
+ * `grpc-encoding` header and its message's compressed flag, as sent. The message is unpacked here (gunzip when the
+ * flag says so) and its spans read like the other receivers'.
+ */
+export async function bareGrpcReceiver() {
+  const spans: Span[] = [];
+  const calls: Array<{ path: string | undefined; encoding: string | undefined; compressed: boolean; bytes: number }> = [];
+  const server = createHttp2Server();
+  server.on('stream', (stream, headers) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (d: Buffer) => chunks.push(d));
+    stream.on('end', () => {
+      // A gRPC message: a flag byte (1: compressed with the call's grpc-encoding), its length (4 bytes), its bytes.
+      const frame = Buffer.concat(chunks);
+      const compressed = frame[0] === 1;
+      const message = frame.subarray(5, 5 + frame.readUInt32BE(1));
+      calls.push({ path: headers[':path'], encoding: headers['grpc-encoding'] as string | undefined, compressed, bytes: message.length });
+      spans.push(...spansOf(fromProtobuf(compressed ? gunzipSync(message) : message)));
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      // An empty ExportTraceServiceResponse: an uncompressed message of 0 bytes.
+      stream.end(Buffer.from([0, 0, 0, 0, 0]));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { url, spans, calls, close: () => new Promise<void>((r) => server.close(() => r())) };
 }

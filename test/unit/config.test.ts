@@ -279,6 +279,99 @@ describe('configuration', () => {
     expect(loadConfig({ ...on, OTEL_SDK_DISABLED: 'true', OTEL_EXPORTER_OTLP_CLIENT_KEY: missing }).otlp).toBeNull();
   });
 
+  it("reads the export's timeout, compression, resource, batching and span limits from the standard variables (the signal's own first), with the specification's defaults", () => {
+    const on = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' };
+    expect(loadConfig(on).otlp).toMatchObject({
+      timeoutMs: 10_000,
+      compression: 'none',
+      serviceName: 'prefix-handles',
+      resourceAttributes: {},
+      maxQueueSize: 2048,
+      maxExportBatchSize: 512,
+      scheduledDelayMs: 5_000,
+      exportTimeoutMs: 30_000,
+      // Ours where unset: a request naming many handles keeps them all (an event per handle run).
+      spanLimits: { attributeCountLimit: 256, attributeValueLengthLimit: Infinity, eventCountLimit: 1_000, attributePerEventCountLimit: 128 },
+    });
+    const set = loadConfig({
+      ...on,
+      OTEL_EXPORTER_OTLP_TIMEOUT: '30000',
+      OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: '2500',
+      OTEL_EXPORTER_OTLP_COMPRESSION: 'none',
+      OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: 'gzip',
+      OTEL_RESOURCE_ATTRIBUTES: 'service.name=from-attributes,service.version=1.4.0,k8s.pod.name=ph%2D7f9,team=ml%2Cops',
+      OTEL_BSP_SCHEDULE_DELAY: '0',
+      OTEL_BSP_EXPORT_TIMEOUT: '0',
+      OTEL_BSP_MAX_QUEUE_SIZE: '100',
+      OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '100',
+      OTEL_ATTRIBUTE_COUNT_LIMIT: '64',
+      OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT: '4096',
+      OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT: '1024',
+      OTEL_SPAN_EVENT_COUNT_LIMIT: '50',
+    }).otlp!;
+    expect(set).toMatchObject({
+      timeoutMs: 2500,
+      compression: 'gzip',
+      serviceName: 'from-attributes',
+      resourceAttributes: { 'service.version': '1.4.0', 'k8s.pod.name': 'ph-7f9', team: 'ml,ops' },
+      maxQueueSize: 100,
+      maxExportBatchSize: 100,
+      scheduledDelayMs: 0,
+      exportTimeoutMs: 0,
+      spanLimits: { attributeCountLimit: 64, attributeValueLengthLimit: 1024, eventCountLimit: 50, attributePerEventCountLimit: 64 },
+    });
+    // The general ones alone; OTEL_SERVICE_NAME over the attributes' service.name; a queue smaller than the default
+    // batch takes the batch down to it (as the SDK does), a batch set larger is refused (below).
+    expect(loadConfig({ ...on, OTEL_EXPORTER_OTLP_TIMEOUT: '1', OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip', OTEL_SERVICE_NAME: 'agents', OTEL_RESOURCE_ATTRIBUTES: 'service.name=x', OTEL_BSP_MAX_QUEUE_SIZE: '10' }).otlp).toMatchObject({
+      timeoutMs: 1,
+      compression: 'gzip',
+      serviceName: 'agents',
+      resourceAttributes: {},
+      maxQueueSize: 10,
+      maxExportBatchSize: 10,
+    });
+    expect(loadConfig({ ...on, OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT: '0', OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT: '3', OTEL_ATTRIBUTE_COUNT_LIMIT: '9' }).otlp!.spanLimits).toMatchObject({ attributeCountLimit: 0, attributePerEventCountLimit: 3 });
+    // Empty is unset, as for the other OTEL_ variables.
+    expect(loadConfig({ ...on, OTEL_EXPORTER_OTLP_TIMEOUT: '', OTEL_EXPORTER_OTLP_COMPRESSION: ' ', OTEL_RESOURCE_ATTRIBUTES: '', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '' }).otlp).toMatchObject({ timeoutMs: 10_000, compression: 'none', resourceAttributes: {}, maxExportBatchSize: 512 });
+  });
+
+  it('refuses at start a bad timeout, compression, resource attribute, batch setting or span limit (the libraries would skip it with a warning nobody sees)', () => {
+    const refused = (env: Record<string, string>) => {
+      try {
+        loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', ...env });
+      } catch (e) {
+        expect(e).toBeInstanceOf(ConfigError);
+        return (e as Error).message;
+      }
+      throw new Error(`not refused: ${JSON.stringify(env)}`);
+    };
+    for (const name of ['OTEL_EXPORTER_OTLP_TIMEOUT', 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT']) {
+      expect(refused({ [name]: '10s' })).toContain(`${name}: must be a whole number of milliseconds in decimal digits (got "10s")`);
+      expect(refused({ [name]: '0' })).toContain(`${name}: must be at least 1 ms (got "0")`);
+      expect(refused({ [name]: '-5' })).toContain(`${name}: must be a whole number of milliseconds`);
+      expect(refused({ [name]: '2.5' })).toContain(`${name}: must be a whole number of milliseconds`);
+      expect(refused({ [name]: '9999999999' })).toContain(`${name}: must be at most 2147483647 ms`);
+    }
+    for (const name of ['OTEL_EXPORTER_OTLP_COMPRESSION', 'OTEL_EXPORTER_OTLP_TRACES_COMPRESSION'])
+      for (const value of ['zip', 'GZIP', 'deflate']) expect(refused({ [name]: value })).toContain(`${name}: must be gzip or none (the default: none) (got ${JSON.stringify(value)})`);
+    for (const value of ['team', 'team=ml=ops', '=ml', 'a=1,b']) expect(refused({ OTEL_RESOURCE_ATTRIBUTES: value })).toMatch(/OTEL_RESOURCE_ATTRIBUTES: each entry must be key=value, the key not empty, a ',' or '=' in either written %2C or %3D: ".*" is not \(got /);
+    expect(refused({ OTEL_RESOURCE_ATTRIBUTES: 'team=100%,x=1' })).toContain(`OTEL_RESOURCE_ATTRIBUTES: each '%' must start a percent-encoded UTF-8 byte (%2C, %3D, %20; a '%' itself is %25): "team=100%" does not decode (got "team=100%,x=1")`);
+    expect(refused({ OTEL_RESOURCE_ATTRIBUTES: 'team=%C3' })).toContain('"team=%C3" does not decode');
+    for (const name of ['OTEL_BSP_SCHEDULE_DELAY', 'OTEL_BSP_EXPORT_TIMEOUT']) expect(refused({ [name]: '5s' })).toContain(`${name}: must be a whole number of milliseconds in decimal digits (got "5s")`);
+    for (const name of ['OTEL_BSP_MAX_QUEUE_SIZE', 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE']) {
+      expect(refused({ [name]: '0' })).toContain(`${name}: must be at least 1 (got "0")`);
+      expect(refused({ [name]: 'lots' })).toContain(`${name}: must be a whole number in decimal digits (got "lots")`);
+    }
+    // A batch larger than the queue (the SDK would cut it without a word).
+    expect(refused({ OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '4096' })).toContain("OTEL_BSP_MAX_EXPORT_BATCH_SIZE: must be at most the queue's size, 2048 (OTEL_BSP_MAX_QUEUE_SIZE, its default): a batch is taken from the queue (got \"4096\")");
+    expect(refused({ OTEL_BSP_MAX_QUEUE_SIZE: '100', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '101' })).toContain("OTEL_BSP_MAX_EXPORT_BATCH_SIZE: must be at most the queue's size, 100 (OTEL_BSP_MAX_QUEUE_SIZE): ");
+    for (const name of ['OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT', 'OTEL_ATTRIBUTE_COUNT_LIMIT', 'OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT', 'OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT', 'OTEL_SPAN_EVENT_COUNT_LIMIT', 'OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT'])
+      expect(refused({ [name]: 'none' })).toContain(`${name}: must be a whole number in decimal digits (got "none")`);
+    // Every bad one listed at once, as for the others.
+    const all = refused({ OTEL_EXPORTER_OTLP_TIMEOUT: 'x', OTEL_EXPORTER_OTLP_COMPRESSION: 'x', OTEL_RESOURCE_ATTRIBUTES: 'x' });
+    expect(all.split('\n').filter((l) => l.startsWith('  OTEL_'))).toHaveLength(3);
+  });
+
   it('refuses a PH_ variable it does not know, naming the one meant, without echoing its value', () => {
     let err: unknown;
     try {
