@@ -20,7 +20,8 @@ for (const protocol of ['http/protobuf', 'grpc'] as const) {
     try {
       // The batch waits 5 s: the span goes out on the stop, or with its batch if the stop comes later; never lost.
       // gRPC set by the traces' own variable: the start line names it, as the one to change.
-      const set: Record<string, string> = protocol === 'grpc' ? { OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc' } : {};
+      // Over HTTP, gzip bodies and a resource attribute from the service's own environment, as a deployment sets them.
+      const set: Record<string, string> = protocol === 'grpc' ? { OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc' } : { OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip', OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=prod' };
       const service = await startService(join(dir, protocol.replace('/', '-')), { PH_UPSTREAM: 'simulator', OTEL_EXPORTER_OTLP_ENDPOINT: r.url, OTEL_EXPORTER_OTLP_HEADERS: 'x-langfuse-key=pk-1', OTEL_SERVICE_NAME: 'agents', ...set });
       const key = readFileSync(join(dir, protocol.replace('/', '-'), 'api-key'), 'utf8').trim();
       const sdk = new Anthropic({ baseURL: `${service.url}/proxy/anthropic`, apiKey: 'provider-key', maxRetries: 0, defaultHeaders: { 'x-ph-key': key, traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' } });
@@ -42,6 +43,8 @@ for (const protocol of ['http/protobuf', 'grpc'] as const) {
       else {
         expect(r.bodies[0]!.headers['x-langfuse-key']).toBe('pk-1');
         expect(r.bodies[0]!.type).toBe('application/x-protobuf');
+        expect(r.bodies[0]!.headers['content-encoding']).toBe('gzip');
+        expect(r.spans[0]!.resource).toEqual({ 'service.name': 'agents', 'deployment.environment.name': 'prod' });
       }
     } finally {
       await r.close();
