@@ -180,7 +180,7 @@ export class TraceExport {
 
   /**
    * Exports what is queued, then stops (on SIGTERM, after the last reconciliation is committed). A collector that does
-   * not answer holds it `waitMs` at most (its export would retry up to its timeout, 10 s): the stop goes on.
+   * not answer holds it `waitMs` at most (its export would retry up to its timeout, OTEL_EXPORTER_OTLP_TIMEOUT's 10 s by default): the stop goes on.
    */
   shutdown(waitMs = 5_000): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
