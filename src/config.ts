@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { canonicalZone, UTC, ZONE_HINT } from './domain/time-zone';
 import { parseKeyPairsIntoRecord } from '@opentelemetry/core';
 
 /**
@@ -127,6 +128,11 @@ const envSchema = z.object({
   PH_SIMULATOR_CHUNK_DELAY_MS: ms(0, 0),
   // 0: any free port (printed at start).
   PH_SIMULATOR_PORT: whole(0, 0, 65535),
+  // The default tenant's zone (the first start makes it): an IANA name, stored as canonicalZone names it.
+  PH_TIME_ZONE: z
+    .string()
+    .transform((v, ctx) => canonicalZone(v) ?? (ctx.addIssue({ code: 'custom', message: `is not a time zone: give ${ZONE_HINT}` }), z.NEVER))
+    .default(UTC),
   // OpenTelemetry's own names (the exporter library reads them too): the trace export is on when an endpoint is set.
   // OpenTelemetry's variables: empty is unset, as its specification says (a compose file's `OTEL_EXPORTER_OTLP_ENDPOINT=`).
   OTEL_EXPORTER_OTLP_ENDPOINT: otel(otlpUrl()),
@@ -212,6 +218,8 @@ export interface Config {
   /** On SIGTERM, how long requests are still served (and /readyz says draining) before the listener closes. */
   shutdownDelayMs: number;
   /** The built-in simulator's pace (PH_UPSTREAM=simulator): time to first byte, and between streamed events. */
+  /** The time zone of the default tenant the first start creates (PH_TIME_ZONE). */
+  timeZone: string;
   simulator: { firstByteDelayMs: number; chunkDelayMs: number; port: number };
   /** Where each reconciled request is sent as an OpenTelemetry span (over OTLP, `protocol`); null: off. */
   otlp: OtlpConfig | null;
@@ -367,6 +375,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     proxyOrderWaitMs: e.PH_PROXY_ORDER_WAIT_MS,
     shutdownGraceMs: e.PH_SHUTDOWN_GRACE_MS,
     shutdownDelayMs: e.PH_SHUTDOWN_DELAY_MS,
+    timeZone: e.PH_TIME_ZONE,
     simulator: { firstByteDelayMs: e.PH_SIMULATOR_FIRST_BYTE_MS, chunkDelayMs: e.PH_SIMULATOR_CHUNK_DELAY_MS, port: e.PH_SIMULATOR_PORT },
     otlp: otlpConfig(e),
   };

@@ -61,7 +61,7 @@ async function main() {
     const keyPath = join(config.dataDir, 'api-key');
     let made: ReturnType<typeof bootstrapDefaultKey>;
     try {
-      made = bootstrapDefaultKey(services.tenants, keyPath, config.adminKey);
+      made = bootstrapDefaultKey(services.tenants, keyPath, config.adminKey, config.timeZone);
     } catch (err) {
       // A data directory the database is not in (PH_DATABASE elsewhere) that cannot take the key file: one line, as a bad setting.
       console.error(`cannot write the API key file ${keyPath}: ${(err as Error).message} (the data directory is set by PH_DATA_DIR, or serve's --data-dir)`);

@@ -15,8 +15,9 @@ export interface Admin {
   listWithDeletions(): Promise<{ tenants: TenantListing[]; deleting: TenantDeletionProgress[] }>;
   /** Works on the database file (--offline), not through the service. */
   offline: boolean;
-  createTenant(name: string): Promise<IssuedKey>;
-  renameTenant(tenantId: string, name: string): Promise<TenantListing>;
+  createTenant(name: string, timeZone?: string): Promise<IssuedKey>;
+  /** A new name, a new time zone (until the tenant has a reconciled request) or both. */
+  renameTenant(tenantId: string, change: { name?: string; time_zone?: string }): Promise<TenantListing>;
   /** Deletes the tenant and all its data; `confirm`: its name. */
   deleteTenant(tenantId: string, confirm: string): Promise<TenantDeletionResult>;
   issueKey(tenantId: string): Promise<IssuedKey>;
@@ -87,8 +88,8 @@ function online(url: string, flag: string | undefined): Admin {
       return { tenants: body.tenants, deleting: body.deleting ?? [] };
     },
     offline: false,
-    createTenant: (name) => call<IssuedKey>('POST', '/v1/tenants', { name }),
-    renameTenant: (tenantId, name) => call<TenantListing>('PATCH', `/v1/tenants/${seg(tenantId)}`, { name }),
+    createTenant: (name, timeZone) => call<IssuedKey>('POST', '/v1/tenants', timeZone === undefined ? { name } : { name, time_zone: timeZone }),
+    renameTenant: (tenantId, change) => call<TenantListing>('PATCH', `/v1/tenants/${seg(tenantId)}`, change),
     deleteTenant: (tenantId, confirm) => call<TenantDeletionResult>('DELETE', `/v1/tenants/${seg(tenantId)}?confirm=${encodeURIComponent(confirm)}`),
     issueKey: (tenantId) => call('POST', `/v1/tenants/${seg(tenantId)}/keys`),
     rotateKey: (keyId) => call('POST', `/v1/keys/${seg(keyId)}/rotate`),
@@ -123,13 +124,14 @@ export function followKeyFile(file: string, oldHint: string, next?: IssuedKey): 
 
 
 /** A new key: the whole answer with --json, else a line per field; either way the secret is shown this once. */
-export function printIssued(values: Values, issued: IssuedKey, about: { name?: string; replaces?: string } = {}): void {
+export function printIssued(values: Values, issued: IssuedKey, about: { name?: string; time_zone?: string; replaces?: string } = {}): void {
   if (values.json) {
     process.stdout.write(`${JSON.stringify(issued, null, 2)}\n`);
   } else {
     const lines: Array<[string, string | undefined]> = [
       ['tenant', issued.tenant],
       ['name', about.name],
+      ['zone', about.time_zone],
       ['key', issued.id],
       ['replaces', about.replaces && `${about.replaces} (revoked)`],
       ['created', when(issued.created_at)],

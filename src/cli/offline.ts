@@ -60,8 +60,8 @@ export function offline(dataDir: string | undefined): Admin {
     list: () => act(() => tenants.list()),
     listWithDeletions: () => act(() => ({ tenants: tenants.list(), deleting: new TenantDeletion({ store, forget: () => {} }).progress() })),
     offline: true,
-    createTenant: (name) => act(() => tenants.createTenant(name)),
-    renameTenant: (tenantId, name) => act(() => tenants.renameTenant(tenantId, name)),
+    createTenant: (name, timeZone) => act(() => tenants.createTenant(name, timeZone)),
+    renameTenant: (tenantId, change) => act(() => tenants.renameTenant(tenantId, change)),
     // Nothing else runs on the file: only the authentication cache of this process to drop.
     deleteTenant: (tenantId, confirm) => act(() => new TenantDeletion({ store, forget: () => tenants.forgetKeys() }).delete(tenantId, confirm)),
     issueKey: (tenantId) => act(() => tenants.issueKey(tenantId)),

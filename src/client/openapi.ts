@@ -16,7 +16,7 @@ export interface paths {
         delete: operations["deleteTenant"];
         options?: never;
         head?: never;
-        /** Rename a tenant (names unique, as on creation) */
+        /** Rename a tenant (names unique, as on creation), or set its time zone (until it has a reconciled request) */
         patch: operations["renameTenant"];
         trace?: never;
     };
@@ -788,6 +788,8 @@ export interface components {
             name: string;
             /** @description Other tenants with the same name (compared ignoring case and extra whitespace), oldest first: made before names were unique. Empty when the name is unique. */
             same_name_as: string[];
+            /** @description The IANA time zone its days are counted in (UTC unless set). */
+            time_zone: string;
             created_at: string;
             keys: {
                 id: string;
@@ -806,7 +808,7 @@ export interface components {
              * @description Stable machine-readable code (README: Errors).
              * @enum {string}
              */
-            code: "invalid_request" | "malformed_json" | "unauthorized" | "not_found" | "request_pruned" | "route_not_found" | "method_not_allowed" | "gone" | "version_conflict" | "handle_in_use" | "conflict" | "tenant_name_taken" | "thinking_prefix_changed" | "payload_too_large" | "unsupported_media_type" | "internal" | "bad_gateway" | "gateway_timeout" | "headers_too_large" | "malformed_request" | "request_timeout";
+            code: "invalid_request" | "malformed_json" | "unauthorized" | "not_found" | "request_pruned" | "route_not_found" | "method_not_allowed" | "gone" | "version_conflict" | "handle_in_use" | "conflict" | "tenant_name_taken" | "time_zone_fixed" | "thinking_prefix_changed" | "payload_too_large" | "unsupported_media_type" | "internal" | "bad_gateway" | "gateway_timeout" | "headers_too_large" | "malformed_request" | "request_timeout";
             errors?: {
                 pointer: string;
                 detail: string;
@@ -816,7 +818,7 @@ export interface components {
             current_version?: number;
             /** @description handle_in_use: the handles that pin it. */
             referrers?: string[];
-            /** @description tenant_name_taken: the tenant that has the name. */
+            /** @description tenant_name_taken: the tenant that has the name; time_zone_fixed: the tenant whose zone is fixed. */
             tenant?: string;
             /** @description thinking_prefix_changed: each thinking block whose prefix changed, where it is in the body and what changed. */
             blocks?: {
@@ -1699,6 +1701,8 @@ export interface components {
                 /** Format: date-time */
                 to: string;
                 model: string | null;
+                /** @description The tenant's time zone, whose whole days the range counts (`from`: its first day's first instant, `to`: its last day's last millisecond). Absent: UTC. */
+                time_zone?: string;
             };
             requests: number;
             /** @description Tokens per waterfall level and class. */
@@ -1965,6 +1969,8 @@ export interface components {
                 /** Format: date-time */
                 to: string;
                 model: string | null;
+                /** @description The tenant's time zone, whose whole days the range counts (`from`: its first day's first instant, `to`: its last day's last millisecond). Absent: UTC. */
+                time_zone?: string;
             };
             requests: number;
             /** @description Tokens per waterfall level and class. */
@@ -2106,9 +2112,9 @@ export interface components {
                     unknown_capture_input_cost: number;
                 };
             }[];
-            /** @description With `?days=true` only: the totals of each UTC day of the range that has figures, oldest first (a day without any is left out); each as the report of that day alone gives them. */
+            /** @description With `?days=true` only: the totals of each day (of the tenant's time zone) of the range that has figures, oldest first (a day without any is left out); each as the report of that day alone gives them. */
             days?: {
-                /** @description A UTC day, YYYY-MM-DD. */
+                /** @description A day of the tenant's time zone, YYYY-MM-DD. */
                 day: string;
                 requests: number;
                 /** @description Tokens per waterfall level and class. */
@@ -2510,7 +2516,7 @@ export interface components {
              * @description Stable machine-readable code (README: Errors).
              * @enum {string}
              */
-            code: "invalid_request" | "malformed_json" | "unauthorized" | "not_found" | "request_pruned" | "route_not_found" | "method_not_allowed" | "gone" | "version_conflict" | "handle_in_use" | "conflict" | "tenant_name_taken" | "thinking_prefix_changed" | "payload_too_large" | "unsupported_media_type" | "internal" | "bad_gateway" | "gateway_timeout" | "headers_too_large" | "malformed_request" | "request_timeout";
+            code: "invalid_request" | "malformed_json" | "unauthorized" | "not_found" | "request_pruned" | "route_not_found" | "method_not_allowed" | "gone" | "version_conflict" | "handle_in_use" | "conflict" | "tenant_name_taken" | "time_zone_fixed" | "thinking_prefix_changed" | "payload_too_large" | "unsupported_media_type" | "internal" | "bad_gateway" | "gateway_timeout" | "headers_too_large" | "malformed_request" | "request_timeout";
             errors?: {
                 pointer: string;
                 detail: string;
@@ -2520,7 +2526,7 @@ export interface components {
             current_version?: number;
             /** @description handle_in_use: the handles that pin it. */
             referrers?: string[];
-            /** @description tenant_name_taken: the tenant that has the name. */
+            /** @description tenant_name_taken: the tenant that has the name; time_zone_fixed: the tenant whose zone is fixed. */
             tenant?: string;
             /** @description thinking_prefix_changed: each thinking block whose prefix changed, where it is in the body and what changed. */
             blocks?: {
@@ -2633,12 +2639,17 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    name: string;
+                    name?: string;
+                    /**
+                     * @description An IANA time zone name (America/Los_Angeles, Asia/Kolkata, UTC): the tenant's reports, dashboard and CLI count whole days in it.
+                     * @example America/Los_Angeles
+                     */
+                    time_zone?: string;
                 };
             };
         };
         responses: {
-            /** @description The tenant with its new name, as GET /v1/tenants lists it */
+            /** @description The tenant with its new name or zone, as GET /v1/tenants lists it */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2674,7 +2685,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description tenant_name_taken: another tenant has this name (compared ignoring case and extra whitespace); `tenant` names it */
+            /** @description tenant_name_taken: another tenant has this name (compared ignoring case and extra whitespace); `tenant` names it. time_zone_fixed: the tenant has reconciled requests, whose days are counted in its zone (create a new tenant for another zone) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2779,6 +2790,11 @@ export interface operations {
             content: {
                 "application/json": {
                     name: string;
+                    /**
+                     * @description An IANA time zone name (America/Los_Angeles, Asia/Kolkata, UTC): the tenant's reports, dashboard and CLI count whole days in it.
+                     * @example America/Los_Angeles
+                     */
+                    time_zone?: string;
                 };
             };
         };
@@ -4469,9 +4485,9 @@ export interface operations {
     getHandleReport: {
         parameters: {
             query?: {
-                /** @description RFC 3339, a day (YYYY-MM-DD, UTC) or epoch ms; reports count whole days. */
+                /** @description RFC 3339, a day (YYYY-MM-DD, in the tenant's time zone) or epoch ms; reports count whole days of the tenant's time zone (UTC unless set). */
                 from?: string;
-                /** @description RFC 3339, a day (YYYY-MM-DD, UTC) or epoch ms; reports count whole days. */
+                /** @description RFC 3339, a day (YYYY-MM-DD, in the tenant's time zone) or epoch ms; reports count whole days of the tenant's time zone (UTC unless set). */
                 to?: string;
                 model?: string;
                 /** @description `csv`: the answer as text/csv (as `Accept: text/csv` asks for it); `json`: JSON whatever `Accept` says. JSON when absent. */
@@ -4542,9 +4558,9 @@ export interface operations {
     getTenantReport: {
         parameters: {
             query?: {
-                /** @description RFC 3339, a day (YYYY-MM-DD, UTC) or epoch ms; reports count whole days. */
+                /** @description RFC 3339, a day (YYYY-MM-DD, in the tenant's time zone) or epoch ms; reports count whole days of the tenant's time zone (UTC unless set). */
                 from?: string;
-                /** @description RFC 3339, a day (YYYY-MM-DD, UTC) or epoch ms; reports count whole days. */
+                /** @description RFC 3339, a day (YYYY-MM-DD, in the tenant's time zone) or epoch ms; reports count whole days of the tenant's time zone (UTC unless set). */
                 to?: string;
                 model?: string;
                 /** @description `csv`: the answer as text/csv (as `Accept: text/csv` asks for it); `json`: JSON whatever `Accept` says. JSON when absent. */
@@ -4560,7 +4576,7 @@ export interface operations {
                  * @description The older name of `type`, kept as an alias (it means the handle type here, not an artifact's kind): the same values; with `type` too, both must agree.
                  */
                 kind?: "artifact" | "bundle" | "session";
-                /** @description With `true`, `days` gives the totals of each UTC day of the range that has figures (read from the same daily totals, one row a day and model). */
+                /** @description With `true`, `days` gives the totals of each day (in the tenant's time zone) of the range that has figures (read from the same daily totals, one row a day and model). */
                 days?: boolean;
                 /** @description With `true`, `by_type` gives each handle type's figures summed: how many of its handles have figures, and their rows added up (every handle of the type, whatever `type` and `limit` list). */
                 by_type?: boolean;
@@ -4613,9 +4629,9 @@ export interface operations {
     listRequests: {
         parameters: {
             query?: {
-                /** @description Only requests whose call started on or after this UTC day (RFC 3339, a day or epoch ms; whole days, as reports read their range and count a request on the day it started: a call imported from a log is listed on its own day). A call not reported yet starts at its render time. */
+                /** @description Only requests whose call started on or after this day of the tenant's time zone (RFC 3339, a day or epoch ms; whole days, as reports read their range and count a request on the day it started: a call imported from a log is listed on its own day). A call not reported yet starts at its render time. */
                 from?: string;
-                /** @description Only requests whose call started on or before this UTC day (its whole day). */
+                /** @description Only requests whose call started on or before this day of the tenant's time zone (its whole day). */
                 to?: string;
                 /** @description Only requests that referenced this handle (a bundle covers its members; a session, also turns sent while it was empty). */
                 handle?: string;

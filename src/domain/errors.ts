@@ -10,6 +10,8 @@ export type DomainErrorCode =
   | 'conflict'
   /** A tenant's name another tenant already has (compared ignoring case and extra whitespace). */
   | 'tenant_name_taken'
+  /** A tenant's time zone changed after it had a reconciled request: its days are counted in the zone it had. */
+  | 'time_zone_fixed'
   /** Preserved thinking: a session's thinking block would be sent under another prefix than it was produced under. */
   | 'thinking_prefix_changed'
   | 'unauthorized'

@@ -4,7 +4,8 @@ import type { TokenClass } from './reconcile/waterfall';
 import type { RequestRetention } from './retention';
 import type { ModelCatalog } from './catalog/catalog';
 import type { ModelLookup, ProviderFamily } from './catalog/types';
-import { DAY_MS, type Clock } from './clock';
+import type { Clock } from './clock';
+import { dayEnd, dayOf, dayStart, UTC } from './time-zone';
 import { findInvalidJson } from './canonical-json';
 import { invalid, notFound, tenantDeleted, withPointer } from './errors';
 import type { HandleService } from './handles';
@@ -176,6 +177,8 @@ export class RequestService {
       policy: RequestPolicy;
       /** Tenants being deleted (TenantDeletion): a render of theirs still under way records nothing. */
       deleted?: (tenantId: string) => boolean;
+      /** A tenant's time zone (TenantService.zoneOf): the list's `range` is of its whole days. UTC when not given. */
+      zoneOf?: (tenantId: string) => string;
     },
   ) {
     this.renderer = new RequestRenderer(deps.handles);
@@ -304,7 +307,8 @@ export class RequestService {
   /**
    * A tenant's recorded requests, newest first by when the call started (its report's or failure's start; the render
    * time until one comes), a page at a time; with `handleId`, those that referenced it (its id on a segment's path: a
-   * bundle's requests include those of sessions based on it). `range`: those started on its whole UTC days, both ends
+   * bundle's requests include those of sessions based on it). `range`: those started on its whole days (in the tenant's
+   * time zone: see time-zone.ts), both ends
    * included, as reports count a request on the day it started (a range of the list's own index).
    *
    * `tokenClass` and `noHandle` filter it by an index where one holds the matches (see listIndex()): a page of it is
@@ -320,13 +324,14 @@ export class RequestService {
       if (!handle || handle.tenantId !== tenantId) throw withPointer(notFound(`handle ${q.handleId}`), 'query:handle');
     }
     const { from, to } = q.range ?? {};
+    const zone = this.deps.zoneOf?.(tenantId) ?? UTC;
     const query: RequestListQuery = {
       tenantId,
       handleId: q.handleId,
       before: q.cursor,
       limit: q.limit,
-      startedFrom: from === undefined ? undefined : Math.floor(from / DAY_MS) * DAY_MS,
-      startedTo: to === undefined ? undefined : (Math.floor(to / DAY_MS) + 1) * DAY_MS - 1,
+      startedFrom: from === undefined ? undefined : dayStart(dayOf(from, zone), zone),
+      startedTo: to === undefined ? undefined : dayEnd(dayOf(to, zone), zone),
     };
     const { tokenClass: cls, model, handleType: type } = q;
     const via = listIndex(q);

@@ -5,6 +5,7 @@ import { sha256Hex } from './digest';
 import { DomainError, invalid, notFound } from './errors';
 import { newId } from './ids';
 import { Lru } from './lru';
+import { canonicalZone, UTC, ZONE_HINT } from './time-zone';
 
 export interface IssuedKey {
   id: string;
@@ -20,6 +21,8 @@ export interface TenantListing {
   name: string;
   /** Other tenants with the same name (made before names were unique), oldest first; empty when it is unique. */
   same_name_as: string[];
+  /** The IANA time zone its days are counted in. */
+  time_zone: string;
   created_at: string;
   keys: Array<{ id: string; hint: string; created_at: string; revoked_at: string | null }>;
 }
@@ -54,6 +57,21 @@ function nameTaken(taken: TenantRow, then: string): DomainError {
   );
 }
 
+/** A zone as stored (see canonicalZone), refused at `path` when Intl knows no such zone. */
+export function zoneOrRefuse(zone: string, path: string): string {
+  const known = canonicalZone(zone);
+  if (known === undefined) throw invalid(path, `${JSON.stringify(zone)} is not a time zone: give ${ZONE_HINT}`);
+  return known;
+}
+
+function zoneFixed(tenantId: string): DomainError {
+  return new DomainError(
+    'time_zone_fixed',
+    `tenant ${tenantId} has reconciled requests, counted in the days of its time zone: days counted in another zone would be mixed with them in every report. To count days in another zone, create a new tenant with it (POST /v1/tenants with time_zone)`,
+    { tenant: tenantId },
+  );
+}
+
 /** The tenant, unless there is none or it is being deleted (see DELETING_NAME). */
 function live(tenant: TenantRow | undefined): TenantRow | undefined {
   return tenant && tenant.name !== DELETING_NAME ? tenant : undefined;
@@ -76,6 +94,8 @@ export class TenantService {
   private readonly knownKeys = new Lru<string, AuthContext | { revokedAt: number }>(10_000);
   private readonly unknownKeys = new Lru<string, true>(10_000);
   private readonly recent = new Lru<string, AuthContext>(1_000);
+  /** Each tenant's time zone, read on every reconciliation and report: kept once read (a zone changes only through this service; a deleted tenant's is forgotten). */
+  private readonly zones = new Map<string, string>();
 
   constructor(
     private readonly store: Store,
@@ -83,27 +103,32 @@ export class TenantService {
   ) {}
 
   /** Refused when another tenant has the same name (see tenantNameKey): a retried creation must not make a second tenant. */
-  createTenant(name: string): IssuedKey {
+  createTenant(name: string, timeZone: string = UTC): IssuedKey {
     const tenantId = newId('tenant');
     const { row, issued } = this.newKey(tenantId);
     const wanted = nameKeyOf(name);
-    const taken = this.store.createTenant({ id: tenantId, name, createdAt: row.createdAt }, row, (other) => tenantNameKey(other) === wanted);
+    const zone = zoneOrRefuse(timeZone, '/time_zone');
+    const taken = this.store.createTenant({ id: tenantId, name, createdAt: row.createdAt, timeZone: zone }, row, (other) => tenantNameKey(other) === wanted);
     if (taken) throw nameTaken(taken, `to give it another key, POST /v1/tenants/${taken.id}/keys; else choose another name`);
     return issued;
   }
 
   /**
    * A new name, under creation's rules: refused when another tenant has it (its own name in another case or spacing
-   * is not another's). Checked and written in one transaction.
+   * is not another's); and/or a new time zone, refused once the tenant has a reconciled request (its days are counted
+   * in the zone it had: see zoneFixed). Checked and written in one transaction.
    */
-  renameTenant(tenantId: string, name: string): TenantListing {
-    const wanted = nameKeyOf(name);
-    const result = this.store.renameTenant(tenantId, name, (tenant, others) =>
+  renameTenant(tenantId: string, change: { name?: string; time_zone?: string }): TenantListing {
+    const wanted = change.name === undefined ? undefined : nameKeyOf(change.name);
+    const timeZone = change.time_zone === undefined ? undefined : zoneOrRefuse(change.time_zone, '/time_zone');
+    const result = this.store.renameTenant(tenantId, { name: change.name, timeZone }, (tenant, others) =>
       // Tenants that earlier versions let share a name: keeping that name (in another case) makes no new pair.
       wanted === tenantNameKey(tenant.name) ? undefined : others.find((o) => tenantNameKey(o.name) === wanted),
     );
     if ('missing' in result) throw notFound(`tenant ${tenantId}`);
     if ('taken' in result) throw nameTaken(result.taken, 'choose another name');
+    if ('zoneFixed' in result) throw zoneFixed(tenantId);
+    this.zones.delete(tenantId);
     const listed = this.list().find((t) => t.id === tenantId);
     if (!listed) throw notFound(`tenant ${tenantId}`);
     return listed;
@@ -164,9 +189,25 @@ export class TenantService {
       id: tenant.id,
       name: tenant.name,
       same_name_as: byName.get(tenantNameKey(tenant.name))!.filter((id) => id !== tenant.id),
+      time_zone: tenant.timeZone,
       created_at: iso(tenant.createdAt),
       keys: keys.map((k) => ({ id: k.id, hint: k.hint, created_at: iso(k.createdAt), revoked_at: k.revokedAt === null ? null : iso(k.revokedAt) })),
     }));
+  }
+
+  /** The IANA zone a tenant's days are counted in ('UTC' for one not found: a report refuses it elsewhere). */
+  zoneOf(tenantId: string): string {
+    let zone = this.zones.get(tenantId);
+    if (zone === undefined) {
+      zone = this.store.getTenant(tenantId)?.timeZone ?? UTC;
+      this.zones.set(tenantId, zone);
+    }
+    return zone;
+  }
+
+  /** A tenant deleted: its zone is not kept. */
+  forgetTenant(tenantId: string): void {
+    this.zones.delete(tenantId);
   }
 
   hasAnyKey(): boolean {

@@ -215,7 +215,12 @@ const { requests: _requests, ...totalsAfterRequests } = totals;
 /** One handle type's rows added up, and how many handles they are. */
 const typeTotals = z.object({ handles_total: int.openapi({ description: "How many handles of the type have figures in the range (a count, as the report's own `handles_total` is)." }), ...totals });
 
-const range = z.object({ from: time.nullable(), to: time, model: z.string().nullable() });
+const range = z.object({
+  from: time.nullable(),
+  to: time,
+  model: z.string().nullable(),
+  time_zone: z.string().optional().openapi({ description: "The tenant's time zone, whose whole days the range counts (`from`: its first day's first instant, `to`: its last day's last millisecond). Absent: UTC." }),
+});
 
 export const HandleReportSchema = z
   .object({
@@ -256,9 +261,9 @@ export const TenantReportSchema = z
       .array(z.object({ id: z.string(), type: z.string().nullable(), kind: z.string().nullable(), name: z.string().nullable(), deleted: z.boolean(), ...totals }))
       .openapi({ description: 'One row per handle, by leaked money, largest first (all of them, or the first `limit`; of `type` only when given).' }),
     days: z
-      .array(z.object({ day: z.string().openapi({ description: 'A UTC day, YYYY-MM-DD.' }), ...totals }))
+      .array(z.object({ day: z.string().openapi({ description: "A day of the tenant's time zone, YYYY-MM-DD." }), ...totals }))
       .optional()
-      .openapi({ description: 'With `?days=true` only: the totals of each UTC day of the range that has figures, oldest first (a day without any is left out); each as the report of that day alone gives them.' }),
+      .openapi({ description: "With `?days=true` only: the totals of each day (of the tenant's time zone) of the range that has figures, oldest first (a day without any is left out); each as the report of that day alone gives them." }),
     by_type: z
       .object({ artifact: typeTotals, bundle: typeTotals, session: typeTotals })
       .optional()

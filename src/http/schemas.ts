@@ -6,6 +6,7 @@ import {
   toolsContentSchema,
 } from '../domain/content';
 import { hasLoneSurrogate } from '../domain/canonical-json';
+import { canonicalZone, ZONE_HINT } from '../domain/time-zone';
 import { expansionFormats } from '../domain/render/prompt';
 import { RENDER_WARNINGS } from '../domain/requests';
 import { handleIdPattern, ID_PREFIX, type HandleType } from '../domain/ids';
@@ -28,6 +29,12 @@ export const SessionIdParam = idParam(['session'], 'a session id (ses_ and 21 le
 
 /** A label: Unicode text (a lone surrogate is refused, never stored as replacement characters). */
 export const Label = z.string().min(1).max(200).refine((s) => !hasLoneSurrogate(s), 'contains a lone UTF-16 surrogate (not valid Unicode)');
+/** A tenant's time zone: an IANA name Intl knows (stored as canonicalZone names it). */
+export const TimeZoneName = z
+  .string()
+  .max(100)
+  .refine((s) => canonicalZone(s) !== undefined, { error: (i) => `${JSON.stringify(i.input)} is not a time zone: give ${ZONE_HINT}` })
+  .openapi({ description: "An IANA time zone name (America/Los_Angeles, Asia/Kolkata, UTC): the tenant's reports, dashboard and CLI count whole days in it.", example: 'America/Los_Angeles' });
 const name = Label.optional().openapi({ description: 'A label for people; never rendered.' });
 const metadata = z.record(z.string(), z.unknown()).optional().openapi({ description: 'Free-form JSON kept with the handle; never rendered.' });
 
@@ -229,7 +236,7 @@ export const ProblemSchema = z
     requestId: z.string().optional(),
     current_version: z.number().int().optional().openapi({ description: 'version_conflict: the session\'s (or handle\'s) latest version.' }),
     referrers: z.array(z.string()).optional().openapi({ description: 'handle_in_use: the handles that pin it.' }),
-    tenant: z.string().optional().openapi({ description: 'tenant_name_taken: the tenant that has the name.' }),
+    tenant: z.string().optional().openapi({ description: 'tenant_name_taken: the tenant that has the name; time_zone_fixed: the tenant whose zone is fixed.' }),
     blocks: z
       .array(z.object({ path: z.string(), source: z.string(), changed: z.array(z.enum(['tools', 'system', 'messages'])) }))
       .optional()
@@ -246,6 +253,7 @@ export const TenantSchema = z
     id: z.string(),
     name: z.string(),
     same_name_as: z.array(z.string()).openapi({ description: 'Other tenants with the same name (compared ignoring case and extra whitespace), oldest first: made before names were unique. Empty when the name is unique.' }),
+    time_zone: z.string().openapi({ description: 'The IANA time zone its days are counted in (UTC unless set).' }),
     created_at: z.string(),
     keys: z.array(
       z.object({

@@ -8,6 +8,8 @@ export const tenants = sqliteTable('tenants', {
   id: text('id').primaryKey(),
   name: text('name').notNull(),
   createdAt: integer('created_at').notNull(),
+  /** The IANA zone its days are counted in (reports, rollups, the dashboard); fixed once a request is reconciled. */
+  timeZone: text('time_zone').notNull().default('UTC'),
 });
 
 export const apiKeys = sqliteTable(

@@ -3,7 +3,7 @@ import { statSync, type Stats } from 'node:fs';
 import type { Db, WalSync } from './db';
 import { DELETING_NAME } from './store';
 import { BatchMissingError, batchVariant, compactOutcome, compactSegments, expandOutcome, expandSegments, type ReadBatches } from './compact';
-import { apiKeys, blobs, calibration, driftFindings, handlePins, handles, handleVersions, requestInline, requests, tenants } from './schema';
+import { apiKeys, blobs, calibration, driftFindings, handlePins, handles, handleVersions, requestInline, requests, rollups, tenants } from './schema';
 import { DAY_MS, type Clock } from '../domain/clock';
 import { classMarks, pathHandles, SUMMARY_VERSION, type RequestSummary } from '../domain/reconcile/request-summary';
 import { NO_HANDLE, ROLLUP_VALUE_COLUMNS } from '../domain/reconcile/waterfall';
@@ -405,7 +405,7 @@ export class SqliteStore implements Store {
     });
   }
 
-  createTenant(tenant: TenantRow, key: ApiKeyRow, sameName: (name: string) => boolean): TenantRow | undefined {
+  createTenant(tenant: Omit<TenantRow, 'timeZone'> & { timeZone?: string }, key: ApiKeyRow, sameName: (name: string) => boolean): TenantRow | undefined {
     // better-sqlite3 transactions must be synchronous: no awaits inside. Immediate: the write lock is taken before the
     // names are read, so no other connection inserts one between the check and the insert. (No unique index: names
     // are compared as people read them, and tenants duplicated by earlier versions must go on working.)
@@ -421,16 +421,19 @@ export class SqliteStore implements Store {
     );
   }
 
-  renameTenant(id: string, name: string, conflict: (tenant: TenantRow, others: TenantRow[]) => TenantRow | undefined): RenameResult {
+  renameTenant(id: string, change: { name?: string; timeZone?: string }, conflict: (tenant: TenantRow, others: TenantRow[]) => TenantRow | undefined): RenameResult {
     // Immediate, as createTenant: no other connection inserts or renames a tenant between the check and the update.
     return this.db.transaction(
       (tx): RenameResult => {
         const all = tx.select().from(tenants).orderBy(asc(tenants.createdAt), sql`rowid`).all();
         const tenant = all.find((t) => t.id === id);
         if (!tenant || tenant.name === DELETING_NAME) return { missing: true };
-        const taken = conflict(tenant, all.filter((t) => t !== tenant));
+        const taken = change.name === undefined ? undefined : conflict(tenant, all.filter((t) => t !== tenant));
         if (taken) return { taken };
-        tx.update(tenants).set({ name }).where(eq(tenants.id, id)).run();
+        // Days already counted in one zone are not counted again in another: the zone is fixed at its first rollup row.
+        if (change.timeZone !== undefined && change.timeZone !== tenant.timeZone && tx.select({ one: sql`1` }).from(rollups).where(eq(rollups.tenantId, id)).limit(1).get())
+          return { zoneFixed: true };
+        tx.update(tenants).set(change).where(eq(tenants.id, id)).run();
         return { renamed: tenant };
       },
       { behavior: 'immediate' },

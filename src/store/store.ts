@@ -9,6 +9,8 @@ export interface TenantRow {
   /** DELETING_NAME while the tenant is being deleted (see Store.markTenantDeleting). */
   name: string;
   createdAt: number;
+  /** The IANA zone its days are counted in ('UTC' unless set; see domain/time-zone.ts). */
+  timeZone: string;
 }
 
 /**
@@ -18,7 +20,7 @@ export interface TenantRow {
 export const DELETING_NAME = '';
 
 /** What renameTenant did: renamed (with the row before), refused for a name `taken` by another tenant, or no such tenant. */
-export type RenameResult = { renamed: TenantRow } | { taken: TenantRow } | { missing: true };
+export type RenameResult = { renamed: TenantRow } | { taken: TenantRow } | { missing: true } | { zoneFixed: true };
 
 export interface ApiKeyRow {
   id: string;
@@ -317,7 +319,7 @@ export interface Store {
    * Inserts the tenant and its first key, unless a tenant `sameName` accepts the name of exists: that tenant (the
    * oldest such) is returned and nothing is written. Checked and inserted in one immediate transaction.
    */
-  createTenant(tenant: TenantRow, key: ApiKeyRow, sameName: (name: string) => boolean): TenantRow | undefined;
+  createTenant(tenant: Omit<TenantRow, 'timeZone'> & { timeZone?: string }, key: ApiKeyRow, sameName: (name: string) => boolean): TenantRow | undefined;
   getTenant(id: string): TenantRow | undefined;
   /** Every tenant, oldest first, with its keys (oldest first). */
   listTenants(): Array<{ tenant: TenantRow; keys: ApiKeyRow[] }>;
@@ -430,7 +432,7 @@ export interface Store {
    * Renames a tenant unless `conflict` (given the tenant and every other one) names one holding the name: checked and
    * written in one immediate transaction, as createTenant. A tenant being deleted is missing.
    */
-  renameTenant(id: string, name: string, conflict: (tenant: TenantRow, others: TenantRow[]) => TenantRow | undefined): RenameResult;
+  renameTenant(id: string, change: { name?: string; timeZone?: string }, conflict: (tenant: TenantRow, others: TenantRow[]) => TenantRow | undefined): RenameResult;
   /**
    * The first step of a tenant's deletion, in one immediate transaction: when `confirm` accepts the tenant (read in
    * it), its keys are deleted and its name set to DELETING_NAME. Returns the tenant as it was (marked already: as it

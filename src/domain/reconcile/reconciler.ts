@@ -3,7 +3,8 @@ import type { DriftRow, IngestWrite, RequestRow, RollupDelta, Store } from '../.
 import type { ModelCatalog } from '../catalog/catalog';
 import { pricesFor } from '../catalog/pricing';
 import type { ModelEntry } from '../catalog/types';
-import { DAY_MS as DAY, type Clock } from '../clock';
+import type { Clock } from '../clock';
+import { dayOf, UTC } from '../time-zone';
 import { sha256Hex } from '../digest';
 import type { WriteQueue } from '../write-queue';
 import { findInvalidJson } from '../canonical-json';
@@ -260,11 +261,18 @@ export class Reconciler {
       scopeSnapshotPart?: number;
       missing?: (id: string) => DomainError;
       deleted?: (tenantId: string) => boolean;
+      /** A tenant's time zone (TenantService.zoneOf): rollups are written by its local day. UTC when not given. */
+      zoneOf?: (tenantId: string) => string;
     },
   ) {
     this.scopes = new ScopeStates(deps.store, deps.catalog, deps.scopeSnapshotEvery, deps.scopeSnapshotPart);
     deps.writes.listen(this.scopes);
     this.rebuildPending();
+  }
+
+  /** The tenant's local day an instant is in: its rollup rows' day. */
+  private dayOf(tenantId: string, t: number): number {
+    return dayOf(t, this.deps.zoneOf?.(tenantId) ?? UTC);
   }
 
   /** Pending premiums from the database: the unread writes of the longest TTL the catalog knows. */
@@ -275,7 +283,7 @@ export class Reconciler {
     for (const w of this.deps.store.unreadWritesSince(now - longest * 1000)) {
       const stored = w.writePremium as Partial<StoredPremium>;
       if (stored.v !== 2 || !stored.parts || !(stored.expires_at! > now)) continue;
-      this.pendingPremiums.set(w.requestId, { tenantId: w.tenantId, model: w.model, day: Math.floor(w.startedAt / DAY), expiresAt: stored.expires_at!, parts: stored.parts }, now);
+      this.pendingPremiums.set(w.requestId, { tenantId: w.tenantId, model: w.model, day: this.dayOf(w.tenantId, w.startedAt), expiresAt: stored.expires_at!, parts: stored.parts }, now);
     }
   }
 
@@ -603,7 +611,7 @@ export class Reconciler {
     // The same step a replay takes from the stored outcome.
     learnExactEnds(state, model, request, outcome);
 
-    const day = Math.floor(startedAt / DAY);
+    const day = this.dayOf(tenantId, startedAt);
     // A call whose whole prompt was the caller's own (no handle named: a session with no turns yet was named) is counted
     // apart: the tenant sees what went through no handle. Looked up only for such a call.
     const noHandle = segOutcomes.every((s) => s.source === 'inline') && !(request.namesHandle ?? this.deps.store.requestNamesHandle(request.id));
@@ -674,7 +682,7 @@ export class Reconciler {
       const row = this.deps.store.getRequest(writerId);
       if (!row || row.writeRead || !row.writePremium) return null;
       const stored = row.writePremium as Partial<StoredPremium>;
-      writer = { tenantId: row.tenantId, model: row.model, day: Math.floor((row.startedAt ?? row.renderedAt) / DAY), expiresAt: stored.expires_at ?? 0, parts: partsOf(row.writePremium) };
+      writer = { tenantId: row.tenantId, model: row.model, day: this.dayOf(row.tenantId, row.startedAt ?? row.renderedAt), expiresAt: stored.expires_at ?? 0, parts: partsOf(row.writePremium) };
     }
     // A writer that paid no premium (or has none left) need not be looked up again.
     if (writer.parts.length === 0) {

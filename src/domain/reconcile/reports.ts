@@ -5,6 +5,7 @@ import type { PendingPremiums, PendingRow } from './write-premiums';
 import { handleTypeOf, type HandleType } from '../ids';
 
 import { DAY_MS as DAY, MAX_TIME } from '../clock';
+import { dayEnd, dayOf, dayStart, UTC } from '../time-zone';
 
 export interface ReportRange {
   from?: number;
@@ -159,8 +160,9 @@ function addUpMoney(sums: Iterable<MoneySums>): Totals['money'] {
   return out;
 }
 
-function days(range: ReportRange, now: number) {
-  return { fromDay: Math.floor((range.from ?? 0) / DAY), toDay: Math.floor((range.to ?? now) / DAY) };
+/** The range's whole days in the tenant's zone: those its `from` and `to` (today, when not given) are in. */
+function days(range: ReportRange, now: number, zone: string) {
+  return { fromDay: dayOf(range.from ?? 0, zone), toDay: dayOf(range.to ?? now, zone) };
 }
 
 /**
@@ -192,6 +194,8 @@ export class Reports {
   constructor(
     private readonly store: Store,
     private readonly pending: PendingPremiums,
+    /** A tenant's time zone (TenantService.zoneOf): its reports count whole days in it. UTC when not given. */
+    private readonly zoneOf: (tenantId: string) => string = () => UTC,
   ) {}
 
   /** Pending premiums on the range's days and model, as rows to sum with the rollups (`handleId` null: every handle). */
@@ -210,7 +214,7 @@ export class Reports {
    */
   handle(tenantId: string, handleId: string, range: ReportRange, now: number, page: VersionPage = { versions: VERSIONS_LISTED }) {
     const row = this.handleRow(tenantId, handleId);
-    const span = days(range, now);
+    const span = days(range, now, this.zoneOf(tenantId));
     const q = { tenantId, handleId, ...span, model: range.model };
     const total = row.latestVersion;
     const to = Math.min(page.through ?? total, total);
@@ -220,7 +224,7 @@ export class Reports {
     const versionRows = [...this.store.sumVersionRollups({ ...q, versions: listed }), ...pending.filter((p) => p.version >= listed.from && p.version <= listed.to)];
     return {
       handle: handleView(row),
-      range: rangeView(range, now),
+      range: rangeView(range, now, this.zoneOf(tenantId)),
       ...sum(rows),
       versions_total: total,
       versions_listed: listed,
@@ -237,7 +241,7 @@ export class Reports {
    */
   handleOverview(tenantId: string, handleId: string, range: ReportRange, now: number, opts: { versions: { from: number; to: number }; perDay: { fromDay: number; toDay: number } }) {
     const handle = this.reportedHandle(tenantId, handleId);
-    const span = days(range, now);
+    const span = days(range, now, this.zoneOf(tenantId));
     const model = range.model;
     const read = { fromDay: Math.min(span.fromDay, opts.perDay.fromDay), toDay: Math.max(span.toDay, opts.perDay.toDay) };
     const pending = this.pendingRows(this.pending.rows(tenantId, now), handleId, read, model, true);
@@ -254,7 +258,7 @@ export class Reports {
     const models = [...groupBy(modelRows, (r) => r.model)].map(([m, rs]) => ({ model: m, ...sum(rs) })).sort((a, b) => b.money.leaked_savings - a.money.leaked_savings || a.model.localeCompare(b.model));
     return {
       handle,
-      range: rangeView(range, now),
+      range: rangeView(range, now, this.zoneOf(tenantId)),
       ...sum(inDays(span.fromDay, span.toDay)),
       versions: byVersion(versionRows),
       models,
@@ -275,7 +279,8 @@ export class Reports {
 
   /** The drift findings of the same requests as the figures: started on the range's days, of its model. */
   private drift(tenantId: string, handleId: string, span: { fromDay: number; toDay: number }, model: string | undefined) {
-    const within = { fromMs: span.fromDay * DAY, toMs: (span.toDay + 1) * DAY, model };
+    const zone = this.zoneOf(tenantId);
+    const within = { fromMs: dayStart(span.fromDay, zone), toMs: dayStart(span.toDay + 1, zone), model };
     return this.store.driftFindings(tenantId, handleId, 10, within).map((d) => {
       // The finding names the earlier request too: said once, as previous_request_id.
       const { previous_request: _previous, ...finding } = d.finding as { previous_request?: string };
@@ -304,7 +309,7 @@ export class Reports {
    * `types`: only handles of those types in `handles` and `handles_total` (the totals are the tenant's whatever it is).
    */
   tenant(tenantId: string, range: ReportRange, now: number, limit = Infinity, types?: readonly HandleType[]) {
-    const span = days(range, now);
+    const span = days(range, now, this.zoneOf(tenantId));
     const pending = this.pending.rows(tenantId, now);
     const totals = [...this.store.sumRollups({ tenantId, handleId: '*', ...span, model: range.model }), ...this.pendingRows(pending, '*', span, range.model)];
     const q = { tenantId, ...span, model: range.model, types };
@@ -323,7 +328,7 @@ export class Reports {
     });
     // Read as the totals are: the NO_HANDLE rows of the range's days by the primary key.
     const noHandle = sum([...this.store.sumRollups({ tenantId, handleId: NO_HANDLE, ...span, model: range.model }), ...this.pendingRows(pending, NO_HANDLE, span, range.model)]);
-    return { range: rangeView(range, now), ...sum(totals), handles_total: ranked.length, handles, no_handle: noHandleView(noHandle) };
+    return { range: rangeView(range, now, this.zoneOf(tenantId)), ...sum(totals), handles_total: ranked.length, handles, no_handle: noHandleView(noHandle) };
   }
 
   /**
@@ -332,7 +337,7 @@ export class Reports {
    * whole: the figures of all of them are what is asked.
    */
   typeTotals(tenantId: string, range: ReportRange, now: number, type: HandleType): { handles_total: number } & Totals {
-    const span = days(range, now);
+    const span = days(range, now, this.zoneOf(tenantId));
     const q = { tenantId, ...span, model: range.model, types: [type] };
     const pending = this.pendingRows(this.pending.rows(tenantId, now), null, span, range.model).filter((p) => handleTypeOf(p.handle_id) === type);
     // Counts add up exactly whichever way: summed over all of them at once. Money is each handle's report's, then added
@@ -363,7 +368,7 @@ export class Reports {
 
   /** The days of `tenantDays` for a report's range, each named by its date (the API's `days`). */
   tenantDaysOf(tenantId: string, range: ReportRange, now: number) {
-    return this.tenantDays(tenantId, days(range, now), range.model, now).map(({ day, ...t }) => ({ day: new Date(day * DAY).toISOString().slice(0, 10), ...t }));
+    return this.tenantDays(tenantId, days(range, now, this.zoneOf(tenantId)), range.model, now).map(({ day, ...t }) => ({ day: new Date(day * DAY).toISOString().slice(0, 10), ...t }));
   }
 
   /**
@@ -371,7 +376,7 @@ export class Reports {
    * (the dashboard's overview; the API's `no_handle` sums them).
    */
   noHandleByModel(tenantId: string, range: ReportRange, now: number) {
-    const span = days(range, now);
+    const span = days(range, now, this.zoneOf(tenantId));
     // With the premiums still within their TTL, as `tenant` reads no_handle: else they counted as unread here.
     const rows = [...this.store.sumRollups({ tenantId, handleId: NO_HANDLE, ...span, model: range.model }), ...this.pendingRows(this.pending.rows(tenantId, now), NO_HANDLE, span, range.model)];
     return [...groupBy(rows, (r) => r.model)]
@@ -408,10 +413,18 @@ function handleView(handle: HandleRow) {
   return { id: handle.id, type: handle.type, kind: handle.kind, name: handle.name, deleted: handle.deletedAt !== null };
 }
 
-/** The range as counted: whole UTC days, from the first day's start to the last day's last millisecond. */
-function rangeView(range: ReportRange, now: number) {
-  const { fromDay, toDay } = days(range, now);
-  return { from: range.from !== undefined ? new Date(fromDay * DAY).toISOString() : null, to: new Date(Math.min((toDay + 1) * DAY - 1, MAX_TIME)).toISOString(), model: range.model ?? null };
+/**
+ * The range as counted: whole days in the tenant's zone, from the first day's first instant to the last day's last
+ * millisecond; `time_zone` names the zone, for a tenant not in UTC (a UTC tenant's answer is as it always was).
+ */
+function rangeView(range: ReportRange, now: number, zone: string) {
+  const { fromDay, toDay } = days(range, now, zone);
+  return {
+    from: range.from !== undefined ? new Date(dayStart(fromDay, zone)).toISOString() : null,
+    to: new Date(Math.min(dayEnd(toDay, zone), MAX_TIME)).toISOString(),
+    model: range.model ?? null,
+    ...(zone === UTC ? {} : { time_zone: zone }),
+  };
 }
 
 /**

@@ -4,7 +4,7 @@ import type { TenantDeletion } from '../../domain/tenant-deletion';
 import { DAY_MS } from '../../domain/clock';
 import { pruneAnswer, type RequestRetention } from '../../domain/retention';
 import { newRouter } from '../router';
-import { IssuedKeySchema, Label, TenantListSchema, TenantSchema, commonErrors, problemResponse, readErrors } from '../schemas';
+import { IssuedKeySchema, Label, TenantListSchema, TenantSchema, TimeZoneName, commonErrors, problemResponse, readErrors } from '../schemas';
 
 const issued = (description: string) => ({ content: { 'application/json': { schema: IssuedKeySchema } }, description });
 /** These routes take no fields: a body, when one is sent, must be `{}` (a field a caller expects kept, a key's name, is refused, not dropped). */
@@ -36,6 +36,10 @@ const TenantDeletedSchema = z
   })
   .openapi('TenantDeleted');
 
+const TenantChange = z
+  .strictObject({ name: Label.optional(), time_zone: TimeZoneName.optional() })
+  .refine((b) => b.name !== undefined || b.time_zone !== undefined, { error: 'give name, time_zone or both', path: ['name'] });
+
 const TenantIdParam = z.object({ id: z.string().min(1) });
 // zod's own words for a missing parameter ("Invalid input: expected string, received undefined") said nothing of what to give.
 const CONFIRM_REQUIRED = "confirm is required: the tenant's name, as GET /v1/tenants lists it (compared ignoring case and extra whitespace), to delete it and all its data";
@@ -43,7 +47,7 @@ const CONFIRM_REQUIRED = "confirm is required: the tenant's name, as GET /v1/ten
 const routes = {
   createTenant: createRoute({
     operationId: 'createTenant', method: 'post', path: '/v1/tenants', tags: ['admin'], summary: 'Create a tenant and its first API key', security,
-    request: { body: { content: { 'application/json': { schema: z.strictObject({ name: Label }) } }, required: true } },
+    request: { body: { content: { 'application/json': { schema: z.strictObject({ name: Label, time_zone: TimeZoneName.optional() }) } }, required: true } },
     responses: { 201: issued('The tenant and its key (shown once)'), ...commonErrors, 409: problemResponse('tenant_name_taken: another tenant has this name (compared ignoring case and extra whitespace); `tenant` names it') },
   }),
   listTenants: createRoute({
@@ -51,12 +55,12 @@ const routes = {
     responses: { 200: { content: { 'application/json': { schema: TenantListSchema } }, description: 'Every tenant, oldest first, with its keys; and the deletions not finished, with what is left of each' }, 401: readErrors[401], 422: readErrors[422] },
   }),
   renameTenant: createRoute({
-    operationId: 'renameTenant', method: 'patch', path: '/v1/tenants/{id}', tags: ['admin'], summary: 'Rename a tenant (names unique, as on creation)', security,
-    request: { params: TenantIdParam, body: { content: { 'application/json': { schema: z.strictObject({ name: Label }) } }, required: true } },
+    operationId: 'renameTenant', method: 'patch', path: '/v1/tenants/{id}', tags: ['admin'], summary: 'Rename a tenant (names unique, as on creation), or set its time zone (until it has a reconciled request)', security,
+    request: { params: TenantIdParam, body: { content: { 'application/json': { schema: TenantChange } }, required: true } },
     responses: {
-      200: { content: { 'application/json': { schema: TenantSchema } }, description: 'The tenant with its new name, as GET /v1/tenants lists it' },
+      200: { content: { 'application/json': { schema: TenantSchema } }, description: 'The tenant with its new name or zone, as GET /v1/tenants lists it' },
       ...commonErrors,
-      409: problemResponse('tenant_name_taken: another tenant has this name (compared ignoring case and extra whitespace); `tenant` names it'),
+      409: problemResponse('tenant_name_taken: another tenant has this name (compared ignoring case and extra whitespace); `tenant` names it. time_zone_fixed: the tenant has reconciled requests, whose days are counted in its zone (create a new tenant for another zone)'),
     },
   }),
   deleteTenant: createRoute({
@@ -93,9 +97,9 @@ const routes = {
 
 export function adminRoutes(tenants: TenantService, retention: RequestRetention, deletion: TenantDeletion) {
   const app = newRouter();
-  app.openapi(routes.renameTenant, (c) => c.json(tenants.renameTenant(c.req.valid('param').id, c.req.valid('json').name), 200));
+  app.openapi(routes.renameTenant, (c) => c.json(tenants.renameTenant(c.req.valid('param').id, c.req.valid('json')), 200));
   app.openapi(routes.deleteTenant, async (c) => c.json(await deletion.delete(c.req.valid('param').id, c.req.valid('query').confirm), 200));
-  app.openapi(routes.createTenant, (c) => c.json(tenants.createTenant(c.req.valid('json').name), 201));
+  app.openapi(routes.createTenant, (c) => c.json(tenants.createTenant(c.req.valid('json').name, c.req.valid('json').time_zone), 201));
   app.openapi(routes.listTenants, (c) => c.json({ tenants: tenants.list(), deleting: deletion.progress() }, 200));
   app.openapi(routes.issueKey, (c) => c.json(tenants.issueKey(c.req.valid('param').id), 201));
   app.openapi(routes.rotateKey, (c) => c.json(tenants.rotateKey(c.req.valid('param').id), 201));

@@ -6,7 +6,9 @@ import { CLASSES } from '../../domain/reconcile/waterfall';
 import { listedClassTokens } from '../../domain/reconcile/request-summary';
 import { DAY_MS, MAX_TIME, MIN_EPOCH_MS, type Clock } from '../../domain/clock';
 import { logUnhandled, problemBody, statusOf } from '../problem';
-import type { Handler } from 'hono';
+import type { Context, Handler } from 'hono';
+import type { TenantService } from '../../domain/tenants';
+import { dayOf, dayStart, UTC } from '../../domain/time-zone';
 import { readJson } from '../body';
 import { fastPost, requestIdHeader, type FastPostDeps } from '../fast-route';
 import type { TraceExport } from '../../otlp';
@@ -69,7 +71,7 @@ const UsageRecord = z
   .refine((r) => r.usage === undefined || r.response === undefined, { message: 'send "usage" or "response", not both', path: ['response'] })
   .openapi('UsageReport');
 
-/** A time in a query string: RFC 3339, a day (`2026-12-01`, UTC) or epoch ms, as the CLI takes them. */
+/** A time in a query string: RFC 3339, a day (`2026-12-01`: the tenant's day, see inRange) or epoch ms, as the CLI takes them. */
 const epochMs = z.string().regex(/^\d{1,16}$/).transform(Number);
 const day = z.iso.date().transform((d) => Date.parse(`${d}T00:00:00Z`));
 const instant = z.iso.datetime({ offset: true }).transform((v) => Date.parse(v));
@@ -93,7 +95,7 @@ const queryTime = z
     ctx.addIssue({ code: 'custom', message: 'expected a day (2026-12-01, UTC), RFC 3339 with a zone (2026-12-01T09:30:00Z) or epoch ms' });
     return z.NEVER;
   })
-  .openapi({ type: 'string', description: 'RFC 3339, a day (YYYY-MM-DD, UTC) or epoch ms; reports count whole days.' });
+  .openapi({ type: 'string', description: "RFC 3339, a day (YYYY-MM-DD, in the tenant's time zone) or epoch ms; reports count whole days of the tenant's time zone (UTC unless set)." });
 
 const rangeQuery = z
   .object({
@@ -124,7 +126,7 @@ const TenantReportQuery = rangeQuery.extend({
     .enum(['true', 'false'], { error: 'days must be true or false' })
     .transform((v) => v === 'true')
     .optional()
-    .openapi({ type: 'boolean', description: 'With `true`, `days` gives the totals of each UTC day of the range that has figures (read from the same daily totals, one row a day and model).' }),
+    .openapi({ type: 'boolean', description: "With `true`, `days` gives the totals of each day (in the tenant's time zone) of the range that has figures (read from the same daily totals, one row a day and model)." }),
   by_type: z
     .enum(['true', 'false'], { error: 'by_type must be true or false' })
     .transform((v) => v === 'true')
@@ -163,8 +165,8 @@ const HandleReportQuery = rangeQuery.extend({
 
 // A parameter it does not take (a status filter) is refused, as on every route (query-params.ts).
 const ListRequestsQuery = z.object({
-  from: queryTime.optional().openapi({ description: 'Only requests whose call started on or after this UTC day (RFC 3339, a day or epoch ms; whole days, as reports read their range and count a request on the day it started: a call imported from a log is listed on its own day). A call not reported yet starts at its render time.' }),
-  to: queryTime.optional().openapi({ description: 'Only requests whose call started on or before this UTC day (its whole day).' }),
+  from: queryTime.optional().openapi({ description: "Only requests whose call started on or after this day of the tenant's time zone (RFC 3339, a day or epoch ms; whole days, as reports read their range and count a request on the day it started: a call imported from a log is listed on its own day). A call not reported yet starts at its render time." }),
+  to: queryTime.optional().openapi({ description: "Only requests whose call started on or before this day of the tenant's time zone (its whole day)." }),
   handle: z
     .string()
     .regex(handleIdPattern(), 'expected a handle id (art_, bnd_ or ses_ and 21 letters or digits)')
@@ -207,11 +209,27 @@ const ListRequestsQuery = z.object({
 
 const json = (schema: z.ZodType, description: string) => ({ content: { 'application/json': { schema } }, description });
 
-/** Whole days: `from` on a day after `to` (today, when `to` is left out) is refused. */
-function inRange<R extends { from?: number; to?: number }>(range: R, now: number): R {
-  if (range.from !== undefined && Math.floor(range.from / DAY_MS) > Math.floor((range.to ?? now) / DAY_MS))
-    throw invalid('query:from', range.to === undefined ? 'from is after to (today, when to is not given)' : 'from is after to');
-  return range;
+/**
+ * The range in the tenant's days: a day given by name (`2026-11-30`) is that day in its time zone (the query parsed
+ * it as UTC's), an instant is where it is. `from` on a day after `to` (today, when `to` is left out) is refused.
+ */
+function inRange<R extends { from?: number; to?: number }>(c: Context, range: R, now: number, zone: string): R {
+  const local = { ...range };
+  for (const end of ['from', 'to'] as const) {
+    const v = local[end];
+    if (v !== undefined && zone !== UTC && DAY_NAME.test(c.req.query(end) ?? '')) local[end] = dayStart(v / DAY_MS, zone);
+  }
+  if (local.from !== undefined && dayOf(local.from, zone) > dayOf(local.to ?? now, zone))
+    throw invalid('query:from', local.to === undefined ? 'from is after to (today, when to is not given)' : 'from is after to');
+  return local;
+}
+
+const DAY_NAME = /^\d{4}-\d{2}-\d{2}$/;
+
+/** A CSV file's name: the range's first and last day, named in the tenant's zone. */
+function rangeDays(range: { from: string | null; to: string }, zone: string) {
+  const name = (iso: string) => new Date(dayOf(Date.parse(iso), zone) * DAY_MS).toISOString();
+  return { from: range.from === null ? null : name(range.from), to: name(range.to) };
 }
 
 /** A CSV page's next page: this query with the cursor after it (RFC 8288; a reference relative to this URL's origin). */
@@ -251,7 +269,7 @@ export function usageRoute(deps: FastPostDeps & { reconciler: Reconciler; traces
   });
 }
 
-export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; requests: RequestService; clock: Clock; batchMax: number; traces?: TraceExport }) {
+export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; requests: RequestService; tenants: Pick<TenantService, 'zoneOf'>; clock: Clock; batchMax: number; traces?: TraceExport }) {
   const app = newRouter();
   // Each record is checked on its own (a bad one does not sink the batch), so the schema takes any; the
   // document names the shape each record must have.
@@ -336,9 +354,10 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
   app.openapi(routes.handleReport, (c) => {
     const now = deps.clock.now();
     const { versions, versions_through: through, format, bom, ...range } = c.req.valid('query');
-    const report = deps.reports.handle(c.get('auth').tenantId, c.req.valid('param').id, inRange(range, now), now, { versions, through });
+    const zone = deps.tenants.zoneOf(c.get('auth').tenantId);
+    const report = deps.reports.handle(c.get('auth').tenantId, c.req.valid('param').id, inRange(c, range, now, zone), now, { versions, through });
     c.header('vary', 'Accept');
-    if (wantsCsv(c, format)) return csvAnswer(c, handleReportCsv(report), csvFilename(`report_${report.handle.id}`, report.range), { bom });
+    if (wantsCsv(c, format)) return csvAnswer(c, handleReportCsv(report), csvFilename(`report_${report.handle.id}`, rangeDays(report.range, zone)), { bom });
     return c.json(report as unknown as Record<string, unknown>, 200);
   });
 
@@ -349,17 +368,19 @@ export function usageRoutes(deps: { reconciler: Reconciler; reports: Reports; re
     if (given && kind && given !== kind) throw invalid('query:kind', `kind is the older name of type: type=${given} and kind=${kind} disagree (give type alone)`);
     const type = given ?? kind;
     const tenantId = c.get('auth').tenantId;
-    const report = deps.reports.tenant(tenantId, inRange(range, now), now, limit, type && [type]);
-    const extra = { ...(days ? { days: deps.reports.tenantDaysOf(tenantId, range, now) } : {}), ...(byType ? { by_type: deps.reports.byType(tenantId, inRange(range, now), now) } : {}) };
+    const zone = deps.tenants.zoneOf(tenantId);
+    const local = inRange(c, range, now, zone);
+    const report = deps.reports.tenant(tenantId, local, now, limit, type && [type]);
+    const extra = { ...(days ? { days: deps.reports.tenantDaysOf(tenantId, local, now) } : {}), ...(byType ? { by_type: deps.reports.byType(tenantId, local, now) } : {}) };
     const body = { ...report, ...extra } as unknown as Record<string, unknown>;
     c.header('vary', 'Accept');
-    if (wantsCsv(c, format)) return csvAnswer(c, tenantReportCsv(body), csvFilename('report', report.range), { bom });
+    if (wantsCsv(c, format)) return csvAnswer(c, tenantReportCsv(body), csvFilename('report', rangeDays(report.range, zone)), { bom });
     return c.json(body, 200);
   });
 
   app.openapi(routes.list, (c) => {
     const q = c.req.valid('query');
-    const range = inRange({ from: q.from, to: q.to }, deps.clock.now());
+    const range = inRange(c, { from: q.from, to: q.to }, deps.clock.now(), deps.tenants.zoneOf(c.get('auth').tenantId));
     const page = deps.requests.list(c.get('auth').tenantId, { handleId: q.handle, cursor: q.cursor, limit: q.limit, range, tokenClass: q.class, handleType: q.type, model: q.model, noHandle: q.no_handle });
     const next = page.next ? `${page.next.startedAt}_${page.next.id}` : null;
     const cls = q.class;

@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { DAY_MS } from '../../src/domain/clock';
+import { canonicalZone, dayEnd, dayOf, dayStart } from '../../src/domain/time-zone';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadConfig } from '../../src/config';
+import { bootstrapDefaultKey } from '../../src/bootstrap';
+import { createTestApp } from '../helpers/app';
+
+const ZONES = ['America/Los_Angeles', 'Asia/Kolkata', 'Asia/Kathmandu', 'Australia/Lord_Howe', 'Pacific/Kiritimati', 'Pacific/Pago_Pago', 'America/Santiago', 'America/Sao_Paulo', 'Europe/London', 'Pacific/Apia', 'UTC'];
+const zone = fc.constantFrom(...ZONES);
+/** Days 1973–2100: tzdata's offsets change at quarter hours (local mean times before did not). */
+const day = fc.integer({ min: 1096, max: 47_482 });
+const instant = fc.integer({ min: 1096 * DAY_MS, max: 47_482 * DAY_MS });
+const dayNumber = (iso: string) => Date.parse(iso) / DAY_MS;
+
+/** The local day as Intl names it, with no cache. */
+function intlDay(t: number, zone: string): number {
+  const p = Object.fromEntries(new Intl.DateTimeFormat('en-US', { timeZone: zone, year: 'numeric', month: 'numeric', day: 'numeric' }).formatToParts(t).map((x) => [x.type, x.value]));
+  return Date.UTC(Number(p.year), Number(p.month) - 1, Number(p.day)) / DAY_MS;
+}
+
+/** Whether a local day holds any instant (Pacific/Apia skipped 2011-12-30). */
+const exists = (d: number, z: string) => dayStart(d, z) < dayStart(d + 1, z);
+
+describe('time zones: local days', () => {
+  it('a day starts at its first instant: dayOf(dayStart(d)) is d, and the millisecond before is the day before', () => {
+    fc.assert(
+      fc.property(zone, day, (z, d) => {
+        fc.pre(exists(d, z));
+        expect(dayOf(dayStart(d, z), z)).toBe(d);
+        expect(dayOf(dayStart(d, z) - 1, z)).toBe(exists(d - 1, z) ? d - 1 : d - 2);
+        expect(dayOf(dayEnd(d, z), z)).toBe(d);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('dayOf is monotone', () => {
+    fc.assert(
+      fc.property(zone, instant, fc.integer({ min: 0, max: 3 * DAY_MS }), (z, t, dt) => {
+        expect(dayOf(t + dt, z)).toBeGreaterThanOrEqual(dayOf(t, z));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('agrees with Intl.DateTimeFormat for any instant (the cache of offsets never gives another day)', () => {
+    fc.assert(
+      fc.property(zone, instant, (z, t) => {
+        expect(dayOf(t, z)).toBe(intlDay(t, z));
+      }),
+      { numRuns: 3000 },
+    );
+    // Either side of a quarter hour, where offsets change.
+    fc.assert(
+      fc.property(zone, fc.integer({ min: 1096 * 96, max: 47_482 * 96 }), fc.constantFrom(-1, 0), (z, q, dt) => {
+        expect(dayOf(q * 900_000 + dt, z)).toBe(intlDay(q * 900_000 + dt, z));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('UTC is whole days of Math.floor', () => {
+    fc.assert(fc.property(fc.integer({ min: -8.64e15, max: 8.64e15 }), (t) => dayOf(t, 'UTC') === Math.floor(t / DAY_MS) && dayStart(dayOf(t, 'UTC'), 'UTC') <= t));
+  });
+
+  it('days of 23 and 25 hours at DST changes; a day whose midnight was skipped starts at 01:00; a skipped day is empty', () => {
+    const hours = (iso: string, z: string) => (dayStart(dayNumber(iso) + 1, z) - dayStart(dayNumber(iso), z)) / 3_600_000;
+    expect(hours('2026-03-08', 'America/Los_Angeles')).toBe(23);
+    expect(hours('2026-11-01', 'America/Los_Angeles')).toBe(25);
+    expect(hours('2026-04-05', 'Australia/Lord_Howe')).toBe(24.5);
+    expect(hours('2026-12-01', 'Asia/Kolkata')).toBe(24);
+    // Santiago's clocks went from 24:00 to 01:00 on 2022-09-11 (-04 to -03): that day starts at 01:00 -03.
+    expect(new Date(dayStart(dayNumber('2022-09-11'), 'America/Santiago')).toISOString()).toBe('2022-09-11T04:00:00.000Z');
+    expect(new Date(dayStart(dayNumber('2018-11-04'), 'America/Sao_Paulo')).toISOString()).toBe('2018-11-04T03:00:00.000Z');
+    // Apia crossed the date line: 2011-12-29 24:00 (-10) was 2011-12-31 00:00 (+14).
+    expect(hours('2011-12-30', 'Pacific/Apia')).toBe(0);
+    expect(dayOf(dayStart(dayNumber('2011-12-30'), 'Pacific/Apia'), 'Pacific/Apia')).toBe(dayNumber('2011-12-31'));
+    expect(new Date(dayStart(dayNumber('2026-11-30'), 'America/Los_Angeles')).toISOString()).toBe('2026-11-30T08:00:00.000Z');
+    expect(new Date(dayStart(dayNumber('2026-12-01'), 'Pacific/Kiritimati')).toISOString()).toBe('2026-11-30T10:00:00.000Z');
+  });
+
+  it('a zone is stored by its IANA name; one Intl does not know is refused', () => {
+    expect(canonicalZone('america/los_angeles')).toBe('America/Los_Angeles');
+    expect(canonicalZone('Asia/Kolkata')).toBe('Asia/Kolkata');
+    expect(canonicalZone('utc')).toBe('UTC');
+    expect(canonicalZone('Etc/UTC')).toBe('UTC');
+    for (const bad of ['Mars/Olympus', '', '+05:30', 'Los Angeles', 'America/'] as const) expect(canonicalZone(bad)).toBeUndefined();
+  });
+});
+
+describe('PH_TIME_ZONE', () => {
+  it("sets the zone of the default tenant the first start makes (UTC unless set); a bad one is refused with the other variables", () => {
+    expect(loadConfig({}).timeZone).toBe('UTC');
+    expect(loadConfig({ PH_TIME_ZONE: 'europe/london' }).timeZone).toBe('Europe/London');
+    expect(() => loadConfig({ PH_TIME_ZONE: 'Mars/Olympus', PORT: 'x' })).toThrow(ConfigError);
+    try {
+      loadConfig({ PH_TIME_ZONE: 'Mars/Olympus', PORT: 'x' });
+    } catch (err) {
+      expect((err as Error).message).toMatch(/PH_TIME_ZONE: is not a time zone: give an IANA time zone name, such as America\/Los_Angeles.*\(got "Mars\/Olympus"\)/);
+      expect((err as Error).message).toMatch(/PORT/);
+    }
+    const t = createTestApp({ config: { adminKey: undefined } });
+    const made = bootstrapDefaultKey(t.services.tenants, join(mkdtempSync(join(tmpdir(), 'ph-tz-')), 'api-key'), undefined, loadConfig({ PH_TIME_ZONE: 'Asia/Kolkata' }).timeZone);
+    expect(t.services.tenants.list().find((x) => x.id === made?.tenant)?.time_zone).toBe('Asia/Kolkata');
+    t.close();
+  });
+});
