@@ -251,6 +251,11 @@ const TENANT_SQL = {
 /**
  * Spans hold days at least this many before today: reports for yesterday still come after midnight (a request started
  * before it, a write read within its TTL), and each would undo the spans that held it.
+ *
+ * Today is UTC's, for every tenant: a tenant's days are of its own time zone (domain/time-zone.ts), and its today is
+ * within a day of UTC's (offsets run from -12 to +14 hours). So no span holds a day a tenant still writes ahead of UTC
+ * (Pacific/Kiritimati's today is UTC's tomorrow half the day), and a write to a day a span may hold (any before UTC's
+ * today: a tenant behind UTC writes its yesterday two UTC days back) undoes the span as any late write does.
  */
 const SPAN_LAG_DAYS = 2;
 /** A span more days behind than this is made again (the months', then every day's from them), not caught up day by day. */
