@@ -95,11 +95,13 @@ export function createServices(deps: AppDeps): Services {
       if (config.log === 'json') process.stdout.write(`${JSON.stringify({ level: 'info', time: new Date().toISOString(), msg: 'pruned requests', before: new Date(r.before).toISOString(), pruned: r.pruned, kept: r.kept, batches: r.batches })}\n`);
     },
   });
-  const reconciler = new Reconciler({ store: deps.store, clock: deps.clock, catalog: deps.catalog, writes, scopeSnapshotEvery: config.scopeSnapshotEvery, scopeSnapshotPart: config.scopeSnapshotPart, missing: (id) => retention.missing(id), deleted });
+  // Before the reconciler and reports: they count each tenant's days in its time zone.
+  const tenants = new TenantService(deps.store, deps.clock);
+  const zoneOf = (tenantId: string) => tenants.zoneOf(tenantId);
+  const reconciler = new Reconciler({ store: deps.store, clock: deps.clock, catalog: deps.catalog, writes, scopeSnapshotEvery: config.scopeSnapshotEvery, scopeSnapshotPart: config.scopeSnapshotPart, missing: (id) => retention.missing(id), deleted, zoneOf });
   const metrics = countReconciled(reconciler, new Metrics(config.log !== 'off'));
   const traces = config.otlp ? new TraceExport(config.otlp, { metrics, log: serviceLog(config.log), clock: deps.clock }) : undefined;
   if (traces) reconciler.onReconciled((e) => traces.reconciled(e));
-  const tenants = new TenantService(deps.store, deps.clock);
   const expander = new Expander(handles, config.expansionCacheBytes);
   const requests = new RequestService({
     store: deps.store,
@@ -111,11 +113,13 @@ export function createServices(deps: AppDeps): Services {
     retention,
     policy: { inlineKeepBytes: config.inlineKeepBytes, inlineRetentionMs: config.inlineRetentionMs, cacheTtl: config.cacheTtl, listScanBudget: config.listScanBudget },
     deleted,
+    zoneOf,
   });
   // Its keys are deleted with the mark; its cache scopes, pending premiums, rendered requests and metric series are
   // dropped, and the content caches (handles, expansions, the renderer's) whole: none of it is served again.
   const forget = (tenantId: string) => {
     tenants.forgetKeys();
+    tenants.forgetTenant(tenantId);
     writes.forgetTenant(tenantId);
     reconciler.forgetTenant(tenantId);
     handles.forgetCaches();
@@ -129,7 +133,7 @@ export function createServices(deps: AppDeps): Services {
     expander,
     requests,
     reconciler,
-    reports: new Reports(deps.store, reconciler.pendingPremiums),
+    reports: new Reports(deps.store, reconciler.pendingPremiums, zoneOf),
     metrics,
     writes,
     retention,

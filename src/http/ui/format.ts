@@ -2,10 +2,12 @@
 
 import { DAY_MS } from '../../domain/clock';
 import type { ReportRange } from '../../domain/reconcile/reports';
+import { dayOf as localDay, dayStart, UTC } from '../../domain/time-zone';
 
 export { DAY_MS };
 
-// Reports count whole UTC days: a period is its number of days, today included (24 hours reach into yesterday).
+// Reports count whole days of the tenant's time zone (UTC unless set): a period is its number of days, today included
+// (24 hours reach into yesterday).
 export const PERIODS = {
   '24h': { label: 'Today and yesterday', days: 2 },
   '7d': { label: 'Last 7 days', days: 7 },
@@ -20,27 +22,34 @@ export function parsePeriod(value: string | undefined): Period {
   return value !== undefined && Object.hasOwn(PERIODS, value) ? (value as Period) : DEFAULT_PERIOD;
 }
 
-/** The report range for a period: the same `from` a client would pass to /v1/reports. */
-export function rangeOf(period: Period, now: number): ReportRange {
+/** The report range for a period: the same `from` a client would pass to /v1/reports (its first day's first instant in `zone`). */
+export function rangeOf(period: Period, now: number, zone: string = UTC): ReportRange {
   const days = PERIODS[period].days;
-  return days === null ? {} : { from: (Math.floor(now / DAY_MS) - days + 1) * DAY_MS };
+  return days === null ? {} : { from: dayStart(localDay(now, zone) - days + 1, zone) };
 }
 
+/** How a page names the days it counts: "UTC days", or "days in America/Los_Angeles". */
+export const daysIn = (zone: string) => (zone === UTC ? 'UTC days' : `days in ${zone}`);
+/** The same for one day: "UTC day", "day in America/Los_Angeles". */
+export const dayIn = (zone: string) => (zone === UTC ? 'UTC day' : `day in ${zone}`);
+
 /**
- * What a page shows: a period counted back from today (`?period=7d`), or a chosen range of whole UTC days
+ * What a page shows: a period counted back from today (`?period=7d`), or a chosen range of whole days (the tenant's)
  * (`?from=2026-11-01&to=2026-11-30`, both days included), as the reports' `from`/`to` take it.
  */
 export interface Span {
   /** The period, or null for a chosen range. */
   period: Period | null;
   range: ReportRange;
-  /** Its first and last day (YYYY-MM-DD, UTC); `from` absent: from the start. */
+  /** Its first and last day (YYYY-MM-DD, of `zone`); `from` absent: from the start. */
   from?: string;
   to: string;
   /** What carries it in a link: `period=7d` or `from=…&to=…`. */
   query: string;
   /** "Last 7 days", "1–30 Nov 2026". */
   label: string;
+  /** The tenant's time zone, whose days these are. */
+  zone: string;
 }
 
 /** A span as the page's form asked it: the span shown, the days typed, and why they were refused (a 400) or changed. */
@@ -51,7 +60,7 @@ export interface SpanChoice {
   to: string;
   error?: { field: 'from' | 'to'; message: string };
   note?: string;
-  /** Today (UTC), the latest day the form takes; and the ranges offered beside the periods. */
+  /** Today (in the tenant's zone), the latest day the form takes; and the ranges offered beside the periods. */
   today: string;
   presets: Array<{ label: string; span: Span }>;
 }
@@ -59,16 +68,20 @@ export interface SpanChoice {
 /** The earliest day a range can start: the reports' beginning of time. */
 export const FIRST_DAY = '1970-01-01';
 
-export function periodSpan(period: Period, now: number): Span {
-  const range = rangeOf(period, now);
-  return { period, range, from: range.from === undefined ? undefined : day(range.from), to: day(now), query: `period=${period}`, label: PERIODS[period].label };
+export function periodSpan(period: Period, now: number, zone: string = UTC): Span {
+  const range = rangeOf(period, now, zone);
+  const today = localDay(now, zone);
+  const days = PERIODS[period].days;
+  return { period, range, from: days === null ? undefined : day((today - days + 1) * DAY_MS), to: day(today * DAY_MS), query: `period=${period}`, label: PERIODS[period].label, zone };
 }
 
-/** A chosen range of UTC days (day numbers since the epoch); `from` undefined: from the start. */
-export function daysSpan(from: number | undefined, to: number): Span {
+/** A chosen range of the tenant's days (day numbers since the epoch, of `zone`'s calendar); `from` undefined: from the start. */
+export function daysSpan(from: number | undefined, to: number, zone: string = UTC): Span {
   const f = from === undefined ? undefined : day(from * DAY_MS);
   const t = day(to * DAY_MS);
-  return { period: null, range: { ...(from === undefined ? {} : { from: from * DAY_MS }), to: to * DAY_MS }, from: f, to: t, query: `from=${f ?? ''}&to=${t}`, label: daysLabel(from, to) };
+  // Instants in those days (their first), as the reports read a range.
+  const range = { ...(from === undefined ? {} : { from: dayStart(from, zone) }), to: dayStart(to, zone) };
+  return { period: null, range, from: f, to: t, query: `from=${f ?? ''}&to=${t}`, label: daysLabel(from, to), zone };
 }
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
@@ -88,11 +101,11 @@ export function daysLabel(from: number | undefined, to: number): string {
 }
 
 /** A day as a date input sends it, as a day number; or why it is not one the reports count. */
-function dayOf(value: string, today: number): number | string {
+function dayOf(value: string, today: number, zone: string): number | string {
   const m = /^(\d{4,6})-(\d{2})-(\d{2})$/.exec(value);
   // A year of more than four digits is one past 9999 (a date input's), never 2026 written with a leading 0.
   if (!m || (m[1]!.length > 4 && m[1]!.startsWith('0'))) return `“${value}” is not a day: use YYYY-MM-DD`;
-  if (Number(m[1]) > 9999) return `${value} is after today (${day(today * DAY_MS)}, UTC)`;
+  if (Number(m[1]) > 9999) return `${value} is after today (${day(today * DAY_MS)}, ${zone})`;
   if (value < FIRST_DAY) return `${value} is before ${FIRST_DAY}, where reports start`;
   const ms = Date.parse(`${value}T00:00:00Z`);
   if (Number.isNaN(ms) || day(ms) !== value) return `${value} is not a day of the calendar`;
@@ -104,34 +117,35 @@ function dayOf(value: string, today: number): number | string {
  * a range that starts after it ends or after today, is refused with the reason (the page shows the default period and
  * says why, at the form); a range that ends after today ends today, and says so.
  */
-export function parseSpan(q: { period?: string; from?: string; to?: string }, now: number): SpanChoice {
-  const today = Math.floor(now / DAY_MS);
+export function parseSpan(q: { period?: string; from?: string; to?: string }, now: number, zone: string = UTC): SpanChoice {
+  const today = localDay(now, zone);
   const from = q.from?.trim() ?? '';
   const to = q.to?.trim() ?? '';
-  const form = { today: day(now), presets: presets(now) };
+  const form = { today: day(today * DAY_MS), presets: presets(now, zone) };
   if (!from && !to) {
-    const span = periodSpan(parsePeriod(q.period), now);
+    const span = periodSpan(parsePeriod(q.period), now, zone);
     return { span, from: span.from ?? '', to: span.to, ...form };
   }
-  const refuse = (field: 'from' | 'to', message: string): SpanChoice => ({ span: periodSpan(DEFAULT_PERIOD, now), from, to, ...form, error: { field, message: `${message}. Showing the ${PERIODS[DEFAULT_PERIOD].label.toLowerCase()} instead` } });
-  const f = from ? dayOf(from, today) : undefined;
+  const refuse = (field: 'from' | 'to', message: string): SpanChoice => ({ span: periodSpan(DEFAULT_PERIOD, now, zone), from, to, ...form, error: { field, message: `${message}. Showing the ${PERIODS[DEFAULT_PERIOD].label.toLowerCase()} instead` } });
+  const f = from ? dayOf(from, today, zone) : undefined;
   if (typeof f === 'string') return refuse('from', f);
-  const t = to ? dayOf(to, today) : today;
+  const t = to ? dayOf(to, today, zone) : today;
   if (typeof t === 'string') return refuse('to', t);
-  if (f !== undefined && f > today) return refuse('from', `${from} is after today (${day(now)}, UTC): no figures yet`);
+  if (f !== undefined && f > today) return refuse('from', `${from} is after today (${form.today}, ${zone}): no figures yet`);
   if (f !== undefined && f > t) return refuse('from', `The range starts (${from}) after it ends (${to})`);
-  const span = daysSpan(f, Math.min(t, today));
-  return { span, from: span.from ?? '', to: span.to, ...form, ...(t > today ? { note: `${to} is after today: the range ends today, ${span.to} (UTC)` } : {}) };
+  const span = daysSpan(f, Math.min(t, today), zone);
+  return { span, from: span.from ?? '', to: span.to, ...form, ...(t > today ? { note: `${to} is after today: the range ends today, ${span.to} (${zone})` } : {}) };
 }
 
-/** Ranges a user reaches for, beside the periods: this month so far, and the month before. */
-export function presets(now: number): Array<{ label: string; span: Span }> {
-  const d = new Date(now);
+/** Ranges a user reaches for, beside the periods: this month so far, and the month before (the tenant's months). */
+export function presets(now: number, zone: string = UTC): Array<{ label: string; span: Span }> {
+  const today = localDay(now, zone);
+  const d = new Date(today * DAY_MS);
   const first = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1) / DAY_MS;
   const prev = Date.UTC(d.getUTCFullYear(), d.getUTCMonth() - 1, 1) / DAY_MS;
   return [
-    { label: 'This month', span: daysSpan(first, Math.floor(now / DAY_MS)) },
-    { label: 'Last month', span: daysSpan(prev, first - 1) },
+    { label: 'This month', span: daysSpan(first, today, zone) },
+    { label: 'Last month', span: daysSpan(prev, first - 1, zone) },
   ];
 }
 

@@ -10,6 +10,7 @@ import { refuseFilterCombination } from '../../domain/requests';
 import type { DayPoint } from './charts';
 import type { Finding } from './content';
 import { DAY_MS, day, parseSpan, type Span, type SpanChoice } from './format';
+import { dayOf } from '../../domain/time-zone';
 import { fragment, page, SECURITY_HEADERS } from './layout';
 import { BATCHES_SHOWN, handleLive, handlePage, VERSIONS_SHOWN, type ContentSource, type Family, type HandleView } from './pages/handle';
 import type { HandleRow, RequestRow, VersionRow } from '../../store/store';
@@ -77,7 +78,7 @@ export function uiRoutes(deps: AppDeps, services: Services) {
     const t = now();
     const range = span.range;
     const tenantId = c.get('tenantId');
-    const { perDay, label } = chartDays(range, t);
+    const { perDay, label } = chartDays(range, t, span.zone);
     return {
       ...services.reports.tenant(tenantId, range, t, MAX_ROWS, ['artifact', 'bundle']),
       no_handle_models: services.reports.noHandleByModel(tenantId, range, t),
@@ -98,7 +99,8 @@ export function uiRoutes(deps: AppDeps, services: Services) {
    * The span a page's query asks (`?period=` or `?from=&to=`): a refused one is the default period, the page saying
    * why at its form, as a 400 (as a refused `?class=` is one).
    */
-  const choiceOf = (c: Context<UiEnv>): SpanChoice => parseSpan({ period: c.req.query('period'), from: c.req.query('from'), to: c.req.query('to') }, now());
+  const choiceOf = (c: Context<UiEnv>): SpanChoice =>
+    parseSpan({ period: c.req.query('period'), from: c.req.query('from'), to: c.req.query('to') }, now(), services.tenants.zoneOf(c.get('tenantId')));
   const statusOf = (choice: SpanChoice) => (choice.error ? 400 : 200);
   /** A page's title names a chosen range (a bookmark's name: "Overview, 1–30 Nov 2026", "Overview, through 30 Nov 2026"), not a period counted from today. */
   const titled = (title: string, choice: SpanChoice) => (choice.span.period ? title : `${title}, ${choice.span.label.replace(/^Through /, 'through ')}`);
@@ -147,12 +149,14 @@ export function uiRoutes(deps: AppDeps, services: Services) {
   // handle). A download from here is opened by a double click, in Excel as often as not: with the byte-order mark it
   // reads UTF-8 names as written.
   ui.get('/ui/reports.csv', (c) => {
-    const report = services.reports.tenant(c.get('tenantId'), spanOf(c).range, now());
-    return csvAnswer(c, tenantReportCsv(report as unknown as Record<string, unknown>), csvFilename('report', report.range), { bom: true });
+    const span = spanOf(c);
+    const report = services.reports.tenant(c.get('tenantId'), span.range, now());
+    return csvAnswer(c, tenantReportCsv(report as unknown as Record<string, unknown>), csvFilename('report', { from: span.from ?? null, to: span.to }), { bom: true });
   });
   ui.get('/ui/handles/:id/report.csv', (c) => {
-    const report = services.reports.handle(c.get('tenantId'), c.req.param('id'), spanOf(c).range, now());
-    return csvAnswer(c, handleReportCsv(report as unknown as Record<string, unknown>), csvFilename(`report_${report.handle.id}`, report.range), { bom: true });
+    const span = spanOf(c);
+    const report = services.reports.handle(c.get('tenantId'), c.req.param('id'), span.range, now());
+    return csvAnswer(c, handleReportCsv(report as unknown as Record<string, unknown>), csvFilename(`report_${report.handle.id}`, { from: span.from ?? null, to: span.to }), { bom: true });
   });
   ui.get('/ui/fragments/handles/:id', (c) => {
     return fragment(c, handleLive(handleView(c.get('tenantId'), c.req.param('id'), acceptedChoice(c), false)));
@@ -254,7 +258,7 @@ export function uiRoutes(deps: AppDeps, services: Services) {
   function handleView(tenantId: string, id: string, choice: SpanChoice, withContent = true, through?: number, filter: RequestsFilter = {}): HandleView {
     const t = now();
     const range = choice.span.range;
-    const { perDay, label } = chartDays(range, t);
+    const { perDay, label } = chartDays(range, t, choice.span.zone);
     // The table shows the newest versions only (a long session has one per turn), and the report gives figures for
     // those only, and the chart's days as sums by day: not a row per version and day. It 404s a handle not the tenant's.
     const versionCount = deps.store.getHandle(id)?.latestVersion ?? 1;
@@ -293,14 +297,14 @@ export function uiRoutes(deps: AppDeps, services: Services) {
   }
 
   /**
-   * The UTC days the per-day charts draw: the span's, through its last day (today, or a chosen range's `to`); the last
+   * The days (of the tenant's zone) the per-day charts draw: the span's, through its last day (today, or a chosen range's `to`); the last
    * ALL_DAYS of one from the start ("all"), the last MAX_CHART_DAYS of a longer one.
    */
-  function chartDays(range: ReportRange, t: number): { perDay: { fromDay: number; toDay: number }; label: string } {
-    const last = Math.floor((range.to ?? t) / DAY_MS);
+  function chartDays(range: ReportRange, t: number, zone: string): { perDay: { fromDay: number; toDay: number }; label: string } {
+    const last = dayOf(range.to ?? t, zone);
     const to = range.to === undefined ? '' : ` to ${day(last * DAY_MS)}`;
     if (range.from === undefined) return { perDay: { fromDay: last - ALL_DAYS + 1, toDay: last }, label: `last ${ALL_DAYS} days${to}` };
-    const days = last - Math.floor(range.from / DAY_MS) + 1;
+    const days = last - dayOf(range.from, zone) + 1;
     const first = last - Math.min(days, MAX_CHART_DAYS) + 1;
     return { perDay: { fromDay: first, toDay: last }, label: days > MAX_CHART_DAYS ? `the last ${MAX_CHART_DAYS} of its ${days} days` : `${days} day${days === 1 ? '' : 's'}` };
   }

@@ -8,7 +8,7 @@ import type { ModelEntry } from '../../../domain/catalog/types';
 import type { requestSummaryView } from '../../views';
 import { captureTrendChart, CLASS_INFO, LEAK_ROWS, legend, waterfallChart, type DayPoint } from '../charts';
 import { diffPair, markFindings, type Finding } from '../content';
-import { bytes, pct, tok, tokens, usd, when, type Span, type SpanChoice } from '../format';
+import { bytes, dayIn, pct, tok, tokens, usd, when, type Span, type SpanChoice } from '../format';
 import { biggestLeak, filterHeading, filterQuery, filterWords, formatsNote, leakedByClass, liveStatus, periodChooser, rateBar, requestLink, requestsLink, requestsTable, settingsNote, sourceLink, spanLine, startedWords, summary, thinkingNote, type Html } from './parts';
 
 export type HandleReport = ReturnType<Reports['handleOverview']>;
@@ -120,7 +120,7 @@ ${waterfallChart(r.tokens, `Reuse waterfall of ${title(r)}`, link)}
 ${legend(['cold', ...LEAK_ROWS, 'captured', 'bonus'], { entries: v.entries })}
 ${leakedByClass(r, link)}</div>
 ${modelsTable(r.models, v.span, r.handle.id)}
-<div class="card"><h2 style="margin-top:0">Capture rate per day <small class="muted">(the capture rate above, per UTC day, ${v.daysLabel}; hatched: a day with unknown capture)</small></h2>
+<div class="card"><h2 style="margin-top:0">Capture rate per day <small class="muted">(the capture rate above, per ${dayIn(v.span.zone)}, ${v.daysLabel}; hatched: a day with unknown capture)</small></h2>
 ${captureTrendChart(v.days, `Capture rate per day of ${title(r)}`)}${
   (r.tokens.opportunity ?? 0) + (r.tokens.unknown ?? 0) > 0 && v.days.every((d) => d.opportunity === 0 && d.unknown === 0)
     ? html`<p class="muted" data-notice="no-days">No reuse on these days: the figures above come from older days (imported history), which the chart does not draw.</p>`

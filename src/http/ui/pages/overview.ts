@@ -4,7 +4,7 @@ import { html } from 'hono/html';
 import type { NoHandleFigures, Reports, Totals } from '../../../domain/reconcile/reports';
 import type { ModelEntry } from '../../../domain/catalog/types';
 import { captureTrendChart, leakedTrendChart, LEAK_ROWS, legend, waterfallChart, type DayPoint } from '../charts';
-import { tok, tokens, usd, type Span, type SpanChoice } from '../format';
+import { dayIn, tok, tokens, usd, type Span, type SpanChoice } from '../format';
 import { biggestLeak, costNote, leakedByClass, liveStatus, noHandleLink, periodChooser, rateBar, requestsLink, spanLine, summary, type Html } from './parts';
 
 /** The sessions of a period as one: how many, and their own reports added up. */
@@ -43,7 +43,7 @@ ${report.tokens.referenced ? '' : html`<p class="empty">${noHandleYet(report.no_
 ${waterfallChart(report.tokens, `Reuse waterfall, ${span.period ? span.label.toLowerCase() : span.label}`, requestsLink(span))}
 ${legend(['cold', ...LEAK_ROWS, 'captured', 'bonus'], { entries })}
 ${leakedByClass(report, requestsLink(span))}</div>
-${perDayCard(report)}
+${perDayCard(report, span.zone)}
 ${noHandleSection(report.no_handle, report.no_handle_models, span)}
 <h2>Handles by leaked money <small><a href="/ui/reports.csv?${span.query}" data-csv download>Download CSV</a></small></h2>
 ${report.sessions.handles_total ? html`<p class="muted">Artifacts and bundles, each on its own row; sessions (one per conversation) summed into one, whose link ranks them.</p>` : ''}
@@ -73,9 +73,9 @@ ${rows.length
     : html`<p class="empty">No session was used in a reconciled request in this period.</p>`}`;
 }
 
-/** The tenant's capture rate and leaked money per UTC day: whether a change helped, and which day lost the most. */
-function perDayCard(report: TenantReport): Html {
-  return html`<div class="card" data-per-day><h2 style="margin-top:0">Per day <small class="muted">(the figures above, per UTC day, ${report.daysLabel}; hatched: a day with unknown capture)</small></h2>
+/** The tenant's capture rate and leaked money per day (of its time zone): whether a change helped, and which day lost the most. */
+function perDayCard(report: TenantReport, zone: string): Html {
+  return html`<div class="card" data-per-day><h2 style="margin-top:0">Per day <small class="muted">(the figures above, per ${dayIn(zone)}, ${report.daysLabel}; hatched: a day with unknown capture)</small></h2>
 <h3>Capture rate</h3>
 ${captureTrendChart(report.days, 'Capture rate per day, all handles')}
 <h3>Leaked savings (USD)</h3>

@@ -7,14 +7,15 @@ import type { Totals } from '../../../domain/reconcile/reports';
 import { CLASSES, type MoneyLeak } from '../../../domain/reconcile/waterfall';
 import { parseRef, type HandleType } from '../../../domain/ids';
 import { earlierReasoningAdvice, earlierReasoningDropped, REASONING_CONTEXT_RULE, reasoningContextChanged } from '../../../domain/thinking';
-import { FIRST_DAY, PERIODS, pct, periodSpan, ratio, tok, tokens, usd, when, type Period, type Span, type SpanChoice } from '../format';
+import { DAY_MS, FIRST_DAY, PERIODS, day, daysIn, pct, periodSpan, ratio, tok, tokens, usd, when, type Period, type Span, type SpanChoice } from '../format';
+import { dayOf as localDay } from '../../../domain/time-zone';
 import type { requestSummaryView } from '../../views';
 import { CLASS_INFO, LEAK_ROWS, swatch, type ClassLink } from '../charts';
 
 export type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
 /**
- * The periods as links, the ranges a user reaches for (this month, last month), and a form of two days (UTC) for any
+ * The periods as links, the ranges a user reaches for (this month, last month), and a form of two days (the tenant's) for any
  * other range; a refused range's reason at the form. `keep`: the page's list filter (`&class=drift`), kept as the span
  * changes; `hash`: where the page opens.
  */
@@ -26,11 +27,11 @@ export function periodChooser(path: string, choice: SpanChoice, keep: ListFilter
   const invalid = (field: 'from' | 'to') => (choice.error?.field === field ? html` aria-invalid="true" aria-describedby="range-error"` : '');
   const hidden: Array<[string, string | undefined]> = [['no_handle', keep.noHandle ? 'true' : undefined], ['type', keep.type], ['class', keep.cls], ['model', keep.model]];
   return html`<nav class="periods" aria-label="Period">${(Object.keys(PERIODS) as Period[]).map((p) => link(periodSpan(p, 0), p, PERIODS[p].label))}</nav>
-<nav class="periods" aria-label="Months">${choice.presets.map((x) => link(x.span, x.label, `${x.span.label} (UTC days)`))}</nav>
-<form class="range" method="get" action="${path}${hash}" aria-label="Range of UTC days">${hidden.map(([name, value]) => (value === undefined ? '' : html`<input type="hidden" name="${name}" value="${value}">`))}
+<nav class="periods" aria-label="Months">${choice.presets.map((x) => link(x.span, x.label, `${x.span.label} (${daysIn(x.span.zone)})`))}</nav>
+<form class="range" method="get" action="${path}${hash}" aria-label="Range of ${daysIn(choice.span.zone)}">${hidden.map(([name, value]) => (value === undefined ? '' : html`<input type="hidden" name="${name}" value="${value}">`))}
 <label for="range-from">From</label><input type="date" id="range-from" name="from" value="${choice.from}" min="${FIRST_DAY}" max="${choice.today}"${invalid('from')}>
 <label for="range-to">to</label><input type="date" id="range-to" name="to" value="${choice.to}" min="${FIRST_DAY}" max="${choice.today}"${invalid('to')}>
-<button type="submit">Show</button><small class="muted">UTC days, both included</small></form>
+<button type="submit">Show</button><small class="muted">${capitalized(daysIn(choice.span.zone))}, both included</small></form>
 ${choice.error ? html`<p class="error" id="range-error" role="alert" data-range-error="${choice.error.field}">${choice.error.message}.</p>` : ''}${choice.note ? html`<p class="notice" data-range-note>${choice.note}.</p>` : ''}`;
 }
 
@@ -38,9 +39,16 @@ ${choice.error ? html`<p class="error" id="range-error" role="alert" data-range-
 export const startedWords = (from: string | undefined, to: string | undefined): string =>
   from ? (to ? `from ${from} to ${to}` : `since ${from}`) : to ? `up to ${to}` : 'at any time';
 
-/** A span's days as a page says them: "Last 7 days (whole UTC days from 2026-11-30 to 2026-12-06)". */
-export const spanLine = (span: Span, range: { from: string | null; to: string }): string =>
-  `${span.label} (whole UTC days from ${range.from ? range.from.slice(0, 10) : 'the start'} to ${range.to.slice(0, 10)})`;
+/**
+ * A span's days as a page says them: "Last 7 days (whole UTC days from 2026-11-30 to 2026-12-06)", or "(whole days in
+ * America/Los_Angeles from …)": the report's range named by the days of the tenant's zone.
+ */
+export const spanLine = (span: Span, range: { from: string | null; to: string }): string => {
+  const name = (iso: string) => day(localDay(Date.parse(iso), span.zone) * DAY_MS);
+  return `${span.label} (whole ${daysIn(span.zone)} from ${range.from ? name(range.from) : 'the start'} to ${name(range.to)})`;
+};
+
+const capitalized = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 
 export function liveStatus(): Html {
   return html`<span class="live" aria-live="polite"><span class="dot" aria-hidden="true"></span><span data-live-status>Connecting to live updates…</span> <span data-live-last class="mono"></span></span>`;

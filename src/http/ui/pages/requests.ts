@@ -4,7 +4,7 @@
 import { html } from 'hono/html';
 import type { ReportRange } from '../../../domain/reconcile/reports';
 import { CLASS_INFO } from '../charts';
-import { tokens, type Span, type SpanChoice } from '../format';
+import { daysIn, tokens, type Span, type SpanChoice } from '../format';
 import { filterHeading, filterQuery, filterWords, periodChooser, requestsTable, startedWords, TYPE_PLURAL, type Html, type ListFilter, type RequestLine } from './parts';
 
 export interface RequestsView extends ListFilter {
@@ -36,7 +36,7 @@ export function requestsPage(v: RequestsView): Html {
   return html`<h1>Requests ${filterHeading(v)}</h1>
 <p class="sub">The ${reconciled ? 'reconciled requests' : 'recorded requests (reconciled, not yet reported, or failed)'} ${holding}, newest start first${reconciled ? `: those the overview's ${v.noHandle ? '“Calls through no handle”' : 'figures'} count` : ''}. <a href="/ui?${v.span.query}">Back to the overview</a></p>
 <div class="toolbar">${periodChooser('/ui/requests', v.choice, v)}</div>
-<p class="muted" data-span>${v.span.label} (UTC days): started ${startedWords(from, to)}, as of this page load (all of them: <code>${api}</code>).</p>
+<p class="muted" data-span>${v.span.label} (${daysIn(v.span.zone)}): started ${startedWords(from, to)}, as of this page load (all of them: <code>${api}</code>).</p>
 ${v.more ? html`<p class="muted" data-class-more>${v.budgetSpent ? `The page read the latest ${tokens(v.scanned)} requests (the most one page reads) and lists ${tokens(v.rows.length)} ${words}; older ones` : `The latest ${tokens(v.rows.length)}; more`}: the API's <code>next_cursor</code>.</p>` : ''}
 ${v.rows.length === 0
     ? v.more
