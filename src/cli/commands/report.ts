@@ -72,7 +72,7 @@ interface TenantReport extends Totals {
   handles: Array<Totals & HandleInfo>;
   /** With --by-type: each handle type's rows added up. */
   by_type?: Record<string, Totals & { handles_total: number }>;
-  /** With --days: a row per UTC day. */
+  /** With --days: a row per day of the tenant's time zone. */
   days?: Array<Totals & { day: string }>;
   /** Absent from an older service. */
   handles_total?: number;
@@ -89,6 +89,8 @@ interface Range {
   from: string | null;
   to: string;
   model: string | null;
+  /** The tenant's time zone, whose days the range counts: absent for UTC (and from an older service). */
+  time_zone?: string;
 }
 
 // The waterfall in gate order: each indented leak is where tokens of the line above it stopped.
@@ -137,13 +139,14 @@ Capture rate is captured / opportunity, over the requests whose provider reporte
 cache fields: requests without them are counted apart (unknown), never as misses.
 
 Options:
-  --from T, --to T  a range: RFC 3339, YYYY-MM-DD (UTC) or epoch milliseconds
+  --from T, --to T  a range: RFC 3339, YYYY-MM-DD (a day of the tenant's time zone, UTC
+                    unless set: see 'tenants') or epoch milliseconds
   --model M         one model only
   --limit N         the tenant report: only the N handles that leaked most
   --type T          the tenant report: only handles of type T (artifact, bundle, session)
   --by-type         the tenant report: a row per handle type (artifacts, bundles, sessions
                     each added up), as GET /v1/reports?by_type=true
-  --days            the tenant report: a row per UTC day of the range, as ?days=true
+  --days            the tenant report: a row per day of the range (the tenant's days), as ?days=true
   --versions N      a handle report: a row for each of the newest N versions (1 to 1000; 50
                     by default); the totals are over every version either way
   --versions-through V   a handle report: list versions up to V instead of the newest
@@ -214,7 +217,8 @@ ${API_HELP}`,
 
 /**
  * --from and --to into the query (reports, and the request list), checked as the API would check them so a range it
- * would refuse is a usage error (exit 2). Both read whole UTC days: a --from on a later day than --to is refused.
+ * would refuse is a usage error (exit 2). Both read whole days: a --from on a later day than --to is refused (here by
+ * UTC's days, the API's check by the tenant's). A day (YYYY-MM-DD) is sent as it is: the API reads it as the tenant's.
  */
 export async function setRange(q: URLSearchParams, values: { from?: unknown; to?: unknown }): Promise<void> {
   if (values.from === undefined && values.to === undefined) return;
@@ -238,7 +242,7 @@ function time(flag: string, v: string, iso: IsoChecks): string {
   // Date.parse takes days that do not exist (2026-02-30), times without a zone and free text.
   if (/^\d{4}-\d{2}-\d{2}$/.test(v)) {
     if (!iso.day(v)) throw new UsageError(`${flag}: no such day: '${v}'`);
-    return `${v}T00:00:00Z`;
+    return v;
   }
   if (!iso.instant(v)) throw new UsageError(`${flag}: not a time: '${v}' (RFC 3339 with a zone such as 2026-12-01T09:30:00Z, YYYY-MM-DD, or epoch milliseconds)`);
   return v;
@@ -289,7 +293,7 @@ function tenantText(r: TenantReport): string {
     const types = Object.entries(r.by_type).map(([type, t]) => ({ ...t, label: type }));
     parts.push(`by handle type (each type's handles added up)\n${rowsTable(['type', 'handles', 'requests'], types, (t) => [tokens(t.handles_total), tokens(t.requests)])}`);
   }
-  if (r.days) parts.push(r.days.length ? `by day (UTC)\n${rowsTable(['day', 'requests'], r.days.map((d) => ({ ...d, label: d.day })))}` : 'no day of this range has figures');
+  if (r.days) parts.push(r.days.length ? `by day (${r.range.time_zone ?? 'UTC'})\n${rowsTable(['day', 'requests'], r.days.map((d) => ({ ...d, label: d.day })))}` : 'no day of this range has figures');
   const shown = r.handles_total !== undefined && r.handles_total > rows.length ? ` (the ${rows.length} that leaked most of ${r.handles_total})` : '';
   parts.push(rows.length ? `handles, by leaked money${shown}\n${rowsTable(['handle', 'requests'], rows)}` : 'no handles were referenced in this range');
   if (r.no_handle) parts.push(noHandleText(r.no_handle));
@@ -310,7 +314,7 @@ function noHandleText(n: NonNullable<TenantReport['no_handle']>): string {
 }
 
 function rangeLine(range: Range): string {
-  return `range ${range.from ?? 'start'} .. ${range.to}   model ${range.model ?? 'all'}`;
+  return `range ${range.from ?? 'start'} .. ${range.to}${range.time_zone ? ` (whole days in ${range.time_zone})` : ''}   model ${range.model ?? 'all'}`;
 }
 
 function totalsText(t: Totals): string {

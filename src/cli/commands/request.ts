@@ -249,8 +249,8 @@ Options:
                     whole prompt inline, no handle named (what to mint a handle for); its
                     prompt tokens shown; not with --handle, --type or --class
   --model M         only requests sent to this model (its name as sent), read as --class is
-  --from T, --to T  only those whose call started on these UTC days, both included:
-                    RFC 3339, YYYY-MM-DD (UTC) or epoch milliseconds, as report takes
+  --from T, --to T  only those whose call started on these days (the tenant's time zone's,
+                    UTC unless set), both included: RFC 3339, YYYY-MM-DD or epoch ms, as report takes
                     them and counts a request (an imported call on its log line's day)
   --limit N         requests per page, 1 to 500 (50 by default)
   --cursor C        the next page: the cursor the line under the previous page names
