@@ -5,6 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, runNode, startService } from '../helpers/processes';
+import { startCliHarness } from '../helpers/cli';
+import { clientFor } from '../helpers/app';
+import { mintSystem } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM } from '../helpers/scenario';
 
 const ADMIN_KEY = 'an-operator-admin-key-7890';
@@ -69,6 +72,30 @@ describe('time zones from the command line', () => {
       expect(fixed.err).toContain('time_zone_fixed');
     } finally {
       await service.stop();
+    }
+  });
+
+  it("import run again skips the calls it recorded, for a tenant whose day of them is not UTC's", async () => {
+    const h = await startCliHarness('ph-tz-import-');
+    try {
+      const issued = h.t.services.tenants.createTenant('west importer', 'America/Los_Angeles');
+      const client = clientFor(h.t.app, issued.api_key);
+      const sys = await mintSystem(client, `${LONG_SYSTEM} imported`);
+      // 06:00 UTC on 2026-01-01 (the fake clock's day) is 22:00 on 2025-12-31 in Los Angeles.
+      const line = JSON.stringify({
+        format: 'openai-chat',
+        request: { model: 'gpt-4.1', prefix: [sys.id], messages: [{ role: 'user', content: 'question' }] },
+        usage: { prompt_tokens: 2000, completion_tokens: 1, total_tokens: 2001, prompt_tokens_details: { cached_tokens: 0 } },
+        started_at: Date.UTC(2026, 0, 1, 6),
+      });
+      const path = h.file('west.jsonl', `${line}\n`);
+      const first = await h.cli(['import', path], { key: issued.api_key });
+      expect(first.out, first.err).toContain('west.jsonl: 1 line, 1 accepted, 0 rejected');
+      const again = await h.cli(['import', path], { key: issued.api_key });
+      expect(again.out, again.err).toContain('west.jsonl: 1 line, 0 accepted, 0 rejected, 1 already imported');
+      expect((await client.get('/v1/reports?from=2025-12-31&to=2025-12-31')).json.requests).toBe(1);
+    } finally {
+      await h.close();
     }
   });
 });

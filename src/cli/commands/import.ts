@@ -379,14 +379,14 @@ function usageProblem(c: Call): string | null {
 /**
  * The lines whose call the tenant has already reconciled: a request of the same model (as the line names it), the
  * same start to the millisecond and the same provider counts (prompt total, cache read and write, each compared where
- * the line's usage gives it) — what a request list line shows. Read from the list of the UTC days the file's calls
- * started on, a page of 500 at a time. Each recorded request stands for one line: a file with two calls alike
+ * the line's usage gives it) — what a request list line shows. Read from the list of the days the file's calls
+ * started on (asked by its first and last instants, so the service reads the tenant's days, whatever its time zone),
+ * a page of 500 at a time. Each recorded request stands for one line: a file with two calls alike
  * (a fan-out logged with one start), imported again, skips both, and imported first, neither.
  */
 async function alreadyRecorded(api: Api, calls: Array<{ line: number; call: Call; at: number }>): Promise<Set<number>> {
   const skipped = new Set<number>();
   if (!calls.length) return skipped;
-  const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
   const keyOf = ({ call, at }: { call: Call; at: number }) => `${at} ${call.model ?? (typeof call.request.model === 'string' ? call.request.model : '')}`;
   // Only the listed requests a line could be are kept: the window's other requests (a busy tenant's live traffic, millions
   // in a month) are paged through, not held.
@@ -396,7 +396,7 @@ async function alreadyRecorded(api: Api, calls: Array<{ line: number; call: Call
   do {
     const page: { requests: Listed[]; next_cursor: string | null } = await api.json(
       'GET',
-      `/v1/requests?from=${day(calls[0]!.at)}&to=${day(calls[calls.length - 1]!.at)}&limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+      `/v1/requests?from=${new Date(calls[0]!.at).toISOString()}&to=${new Date(calls[calls.length - 1]!.at).toISOString()}&limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
     );
     for (const r of page.requests) {
       if (r.status !== 'reconciled' || !r.started_at) continue;
