@@ -5,7 +5,7 @@ export interface Clock {
 
 export const systemClock: Clock = { now: () => Date.now() };
 
-/** Reports, rollups and the dashboard count whole UTC days. */
+/** A day's length: reports, rollups and the dashboard count whole days of the tenant's time zone (time-zone.ts), numbered as UTC's. */
 export const DAY_MS = 86_400_000;
 
 /** Epoch milliseconds before 1973 are almost surely seconds (1764633600 is 2025 in seconds, January 1970 in ms). */

@@ -356,7 +356,7 @@ const moneyColumns = Object.fromEntries(ROLLUP_MONEY.map((m) => [m, real(m).notN
 const leakedColumns = Object.fromEntries(ROLLUP_LEAKED.map((m) => [m, real(m).notNull().default(0)]));
 
 /**
- * Per handle (and version), UTC day and model: the waterfall's tokens and
+ * Per handle (and version), day (of the tenant's time zone) and model: the waterfall's tokens and
  * requests and its money, kept up to date on ingestion so reports never scan
  * requests. handle_id '*' holds the tenant's totals (each segment once).
  */

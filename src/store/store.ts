@@ -282,7 +282,7 @@ export interface HandleRollupQuery {
   model?: string;
 }
 
-/** Rollup values summed over every version and model of one UTC day. */
+/** Rollup values summed over every version and model of one day (the tenant's: see domain/time-zone.ts). */
 export type DayRollupRow = { day: number } & Record<string, number>;
 
 export interface InlineRow {
@@ -420,7 +420,7 @@ export interface Store {
   sumHandles(query: Omit<RollupQuery, 'handleId'> & { handles?: string[]; types?: readonly HandleType[]; together?: boolean }, columns?: readonly string[]): HandleSums[];
   /** One handle's rollup rows summed per version and model, for versions `from`..`to` only (by the key). */
   sumVersionRollups(query: HandleRollupQuery & { versions: { from: number; to: number } }): RollupRow[];
-  /** One handle's rollup rows summed per UTC day over all its versions (a session has one per turn): one row a day. */
+  /** One handle's rollup rows summed per day (the tenant's) over all its versions (a session has one per turn): one row a day. */
   sumDayRollups(query: HandleRollupQuery): DayRollupRow[];
   /** One handle's rollup rows summed per model over all its versions: one row a model. */
   sumModelRollups(query: HandleRollupQuery): ModelRollupRow[];

@@ -23,6 +23,7 @@ async function callAt(client: Client, at: string) {
   const r = await client.post('/v1/render', { format: 'anthropic', request: { model: 'claude-sonnet-4-5', prefix: [sys.id], messages: [{ role: 'user', content: at }] } });
   const u = await client.post('/v1/usage', { request_id: r.json.request_id, usage: anthropicUsage(r.json.segments.at(-1).token_end, 0, 100) });
   expect(u.status, u.text).toBe(201);
+  return sys.id as string;
 }
 
 const spanLine = (html: string) => /<p class="muted" data-span>([^<]*)/.exec(html)?.[1];
@@ -32,7 +33,7 @@ describe("the dashboard counts the tenant's days", () => {
   it('a Los Angeles tenant at 2026-12-01T06:00Z: today is 2026-11-30, the month November, the wording names the zone', async () => {
     const la = await tenantIn('America/Los_Angeles');
     const utc = await tenantIn('UTC');
-    await callAt(la.client, '2026-12-01T06:00:00Z');
+    const sys = await callAt(la.client, '2026-12-01T06:00:00Z');
     await callAt(utc.client, '2026-12-01T06:00:00Z');
 
     const page = (await signedInPage(t, '/ui?period=24h', la.key)).text;
@@ -52,6 +53,12 @@ describe("the dashboard counts the tenant's days", () => {
     expect(december.text).toContain('2026-12-01 is after today (2026-11-30, America/Los_Angeles)');
     const csv = await signedInPage(t, '/ui/reports.csv?from=2026-11-30&to=2026-11-30', la.key);
     expect(csv.headers.get('content-disposition')).toContain('report_2026-11-30_2026-11-30.csv');
+
+    // A handle's page: its per-day chart and its requests' API line in the tenant's days.
+    const handle = (await signedInPage(t, `/ui/handles/${sys}?period=24h`, la.key)).text;
+    expect(handle).toContain('per day in America/Los_Angeles');
+    expect(/\(started since 2026-11-29, as of this page load; all of them: <code>GET \/v1\/requests\?handle=(\w+)&amp;from=2026-11-29<\/code>/.exec(handle)?.[1]).toBe(sys);
+    expect(daysDrawn(handle).at(-1)).toBe('2026-11-30');
 
     // The UTC tenant's page at the same instant: its today is 2026-12-01, its words as they always were.
     const plain = (await signedInPage(t, '/ui?period=24h', utc.key)).text;

@@ -236,7 +236,7 @@ export class Reports {
 
   /**
    * A handle's report as its dashboard page shows it: the figures of `handle` (not by model), per-version figures
-   * only for `versions`, and the figures of each UTC day of `perDay`, as `handle` gives them for that day's range.
+   * only for `versions`, and the figures of each day (the tenant's) of `perDay`, as `handle` gives them for that day's range.
    * The totals and days are read summed by day, not a row per version and day: a session has one version per turn.
    */
   handleOverview(tenantId: string, handleId: string, range: ReportRange, now: number, opts: { versions: { from: number; to: number }; perDay: { fromDay: number; toDay: number } }) {
@@ -358,7 +358,7 @@ export class Reports {
   }
 
   /**
-   * The tenant's totals on each UTC day of `span` that has figures, oldest first: the '*' rows summed by day (by the
+   * The tenant's totals on each of its days of `span` that has figures, oldest first: the '*' rows summed by day (by the
    * primary key, not every handle's rows), as `tenant` gives them for that day alone.
    */
   tenantDays(tenantId: string, span: { fromDay: number; toDay: number }, model: string | undefined, now: number): Array<{ day: number } & Totals> {

@@ -215,7 +215,7 @@ export interface DayPoint {
 }
 
 /**
- * The API's capture rate per UTC day as bars. Unknown capture is never drawn as a
+ * The API's capture rate per day (the tenant's) as bars. Unknown capture is never drawn as a
  * miss: a day with unknown tokens gets a hatched column behind its bar ("?" when
  * nothing on that day was reported).
  */
@@ -272,7 +272,7 @@ ${n <= (narrow ? 10 : 31) ? html`<text x="${px(cx)}" y="${px(Math.max(top + 10, 
 }
 
 /**
- * Leaked money per UTC day as bars (the overview's, beside its capture rate per day): what the misses cost that day
+ * Leaked money per day (the tenant's) as bars (the overview's, beside its capture rate per day): what the misses cost that day
  * against perfect capture. Unknown capture is not in it (it is not a miss), as in the summary's leaked figure.
  */
 export function leakedTrendChart(days: DayPoint[], title: string): Html {

@@ -198,7 +198,8 @@ interface DriftView {
 
 function recentSection(v: HandleView): Html {
   const h = v.report.handle.id;
-  const from = v.report.range.from?.slice(0, 10);
+  // The span's first day (the tenant's, as the list reads a day), not the UTC date of its first instant.
+  const from = v.report.range.from === null ? undefined : v.span.from;
   const to = v.span.period ? undefined : v.span.to;
   const f = v.recentFilter;
   const words = f ? filterWords(f) : '';
