@@ -67,11 +67,11 @@ describe('tenants and keys through the admin API', () => {
     // The text: a row per key, the tenant on each, in the order the API lists them.
     const rows = text.out.split('\n').filter((l) => l.startsWith(tenant!));
     expect(rows.map((r) => r.split(/\s{2,}/))).toEqual([
-      [tenant, 'acme corp', key1, secret1!.slice(0, 12), expect.stringMatching(/Z$/), expect.stringMatching(/^revoked \S+Z$/)],
-      [tenant, 'acme corp', second.id, second.api_key.slice(0, 12), expect.stringMatching(/Z$/), expect.stringMatching(/^revoked \S+Z$/)],
-      [tenant, 'acme corp', key3, secret3!.slice(0, 12), expect.stringMatching(/Z$/), 'active'],
+      [tenant, 'acme corp', 'UTC', key1, secret1!.slice(0, 12), expect.stringMatching(/Z$/), expect.stringMatching(/^revoked \S+Z$/)],
+      [tenant, 'acme corp', 'UTC', second.id, second.api_key.slice(0, 12), expect.stringMatching(/Z$/), expect.stringMatching(/^revoked \S+Z$/)],
+      [tenant, 'acme corp', 'UTC', key3, secret3!.slice(0, 12), expect.stringMatching(/Z$/), 'active'],
     ]);
-    expect(text.out).toMatch(/^tenant +name +key +hint +created +status\n/);
+    expect(text.out).toMatch(/^tenant +name +time zone +key +hint +created +status\n/);
     const keys = listed.flatMap((x) => x.keys);
     const count = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
     expect(text.out.endsWith(`\n\n${count(listed.length, 'tenant')}, ${count(keys.length, 'key')} (${keys.filter((k) => k.revoked_at).length} revoked)\n`)).toBe(true);

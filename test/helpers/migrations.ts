@@ -1,12 +1,19 @@
 import type Database from 'better-sqlite3';
 import { expandOutcome, expandSegments, type ReadBatches } from '../../src/store/compact';
 
+/** A database as migration 0021 (tenants' time_zone) found it: without the column, the migration not applied. */
+export function asBefore0021(raw: Database.Database): void {
+  raw.prepare('alter table tenants drop column time_zone').run();
+  raw.prepare('delete from __drizzle_migrations where created_at = (select max(created_at) from __drizzle_migrations)').run();
+}
+
 /**
  * A database as migration 0020 (session_batches) found it: every request's segments and outcome in the shape written
  * before it (arrays, a session batch one segment each, an outcome one per segment), no session_batches, the migration
  * not applied. Tests of an earlier migration undo this one first.
  */
 export function asBefore0020(raw: Database.Database): void {
+  asBefore0021(raw);
   const batches = raw.prepare('select version, entry from session_batches where tenant_id = ? and session_id = ? and variant = ? and version between ? and ?').raw();
   const read =
     (tenant: string): ReadBatches =>

@@ -98,6 +98,7 @@ describe('admin routes', () => {
       id: created.json.tenant,
       name: 'acme',
       same_name_as: [],
+      time_zone: 'UTC',
       created_at: expect.any(String),
       keys: [
         { id: created.json.id, hint: created.json.api_key.slice(0, 12), created_at: expect.any(String), revoked_at: expect.any(String) },
