@@ -1,6 +1,11 @@
 // Each tenant counts its days in its own time zone: reports, days=true, the requests list, spans across a month end,
 // and the zone's own rules (set at creation, changed only before a reconciled request).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { asBefore0021 } from '../helpers/migrations';
 import { ADMIN_KEY, clientFor, createTestApp, type Client, type TestApp } from '../helpers/app';
 import { mintSystem } from '../helpers/factories';
 import { anthropicUsage, LONG_SYSTEM } from '../helpers/scenario';
@@ -23,8 +28,8 @@ async function tenantIn(zone: string | undefined, name = `tz ${zone} ${Math.rand
 }
 
 /** A call started (and rendered) at `at`, reported and reconciled: its request id. */
-async function callAt(client: Client, at: string | number): Promise<string> {
-  t.clock.set(typeof at === 'number' ? at : Date.parse(at));
+async function callAt(client: Client, at: string | number, app: TestApp = t): Promise<string> {
+  app.clock.set(typeof at === 'number' ? at : Date.parse(at));
   const sys = await mintSystem(client, LONG_SYSTEM);
   const r = await client.post('/v1/render', { format: 'anthropic', request: { model: 'claude-sonnet-4-5', prefix: [sys.id], messages: [{ role: 'user', content: `hi ${at}` }] } });
   expect(r.status, r.text).toBe(200);
@@ -165,4 +170,33 @@ describe("reports count whole days of the tenant's zone", () => {
       expect((await check(tz.client)).nov).toBe(late.nov + 1);
     });
   }
+});
+
+describe('migration 0021', () => {
+  it("gives every tenant a database already holds UTC: its reports' bytes and days as before", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ph-tz-0021-'));
+    try {
+      const file = join(dir, 'prefix-handles.db');
+      const before = createTestApp({ databasePath: file });
+      const { client, key } = before.tenant('before 0021');
+      await callAt(client, '2026-12-01T06:00:00Z', before);
+      const answer = (await client.get('/v1/reports?from=2026-12-01&to=2026-12-01&days=true')).text;
+      before.close();
+      const raw = new Database(file);
+      asBefore0021(raw);
+      expect((raw.prepare('select name from pragma_table_info(?)').pluck().all('tenants') as string[]).includes('time_zone')).toBe(false);
+      raw.close();
+
+      const after = createTestApp({ databasePath: file });
+      after.clock.set(Date.parse('2026-12-01T06:00:00Z'));
+      try {
+        expect(after.sqlite.prepare('select time_zone from tenants').pluck().all()).toEqual(['UTC']);
+        expect((await clientFor(after.app, key).get('/v1/reports?from=2026-12-01&to=2026-12-01&days=true')).text).toBe(answer);
+      } finally {
+        after.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
