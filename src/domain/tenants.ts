@@ -94,7 +94,11 @@ export class TenantService {
   private readonly knownKeys = new Lru<string, AuthContext | { revokedAt: number }>(10_000);
   private readonly unknownKeys = new Lru<string, true>(10_000);
   private readonly recent = new Lru<string, AuthContext>(1_000);
-  /** Each tenant's time zone, read on every reconciliation and report: kept once read (a zone changes only through this service; a deleted tenant's is forgotten). */
+  /**
+   * Each tenant's time zone, read on every reconciliation and report: kept once it is fixed (the tenant has a rollup
+   * row, so no process on the file can change it); until then read from the database each time, so a change another
+   * service process on the same file made counts here at once. A deleted tenant's is forgotten.
+   */
   private readonly zones = new Map<string, string>();
 
   constructor(
@@ -200,7 +204,7 @@ export class TenantService {
     let zone = this.zones.get(tenantId);
     if (zone === undefined) {
       zone = this.store.getTenant(tenantId)?.timeZone ?? UTC;
-      this.zones.set(tenantId, zone);
+      if (this.store.tenantHasRollups(tenantId)) this.zones.set(tenantId, zone);
     }
     return zone;
   }

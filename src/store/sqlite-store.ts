@@ -535,6 +535,10 @@ export class SqliteStore implements Store {
     return this.tenantLeftCounts.get({ t: id }) as { requests: number; handles: number };
   }
 
+  tenantHasRollups(id: string): boolean {
+    return this.span.firstDay.get(id) !== null;
+  }
+
   getTenant(id: string): TenantRow | undefined {
     return this.db.select().from(tenants).where(eq(tenants.id, id)).get();
   }

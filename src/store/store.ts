@@ -321,6 +321,8 @@ export interface Store {
    */
   createTenant(tenant: Omit<TenantRow, 'timeZone'> & { timeZone?: string }, key: ApiKeyRow, sameName: (name: string) => boolean): TenantRow | undefined;
   getTenant(id: string): TenantRow | undefined;
+  /** Whether the tenant has a rollup row (a reconciled request): its time zone can no longer change (see renameTenant). */
+  tenantHasRollups(id: string): boolean;
   /** Every tenant, oldest first, with its keys (oldest first). */
   listTenants(): Array<{ tenant: TenantRow; keys: ApiKeyRow[] }>;
   countApiKeys(): number;

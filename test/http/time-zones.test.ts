@@ -172,6 +172,29 @@ describe("reports count whole days of the tenant's zone", () => {
   }
 });
 
+describe('two service processes on one database file', () => {
+  it("a zone set through one is the other's at once, until the tenant's first reconciled call fixes it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ph-tz-two-'));
+    const file = join(dir, 'prefix-handles.db');
+    const a = createTestApp({ databasePath: file });
+    const b = createTestApp({ databasePath: file });
+    try {
+      const made = await clientFor(a.app, ADMIN_KEY).post('/v1/tenants', { name: 'shared file' });
+      const onB = clientFor(b.app, made.json.api_key);
+      // B reads the tenant's zone (UTC) for a report, before A changes it.
+      expect((await onB.get('/v1/reports')).json.range.time_zone).toBeUndefined();
+      expect((await clientFor(a.app, ADMIN_KEY).call('PATCH', `/v1/tenants/${made.json.tenant}`, { time_zone: 'America/Los_Angeles' })).status).toBe(200);
+      await callAt(onB, '2026-12-01T06:00:00Z', b);
+      const report = (await onB.get('/v1/reports?from=2026-11-30&to=2026-11-30&days=true')).json;
+      expect([report.range.time_zone, report.requests, report.days[0]?.day]).toEqual(['America/Los_Angeles', 1, '2026-11-30']);
+    } finally {
+      b.close();
+      a.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('migration 0021', () => {
   it("gives every tenant a database already holds UTC: its reports' bytes and days as before", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ph-tz-0021-'));
