@@ -31,7 +31,7 @@ describe('time zones from the command line', () => {
     expect(listed.out).toMatch(/^tenant\s+name\s+time zone\s+key/);
     expect(listed.out).toMatch(/ten_\w+\s+default\s+Asia\/Kolkata\s+key_/);
 
-    const made = await offline(['create', 'la team', '--time-zone', 'America/Los_Angeles']);
+    const made = await offline(['create', 'la team', '--time-zone', 'america/los_angeles']);
     expect(made.code, made.err).toBe(0);
     expect(made.out).toContain('zone     America/Los_Angeles\n');
     const id = /^tenant {3}(ten_\w+)/.exec(made.out)![1]!;

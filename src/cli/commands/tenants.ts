@@ -3,6 +3,7 @@ import type { TenantListing } from '../../domain/tenants';
 import { ADMIN_HELP, ADMIN_OPTIONS, openAdmin, printIssued } from '../admin';
 import { UsageError, type Command, type Values } from '../command';
 import { printable, table, when } from '../table';
+import { canonicalZone } from '../../domain/time-zone';
 
 export const tenants: Command = {
   name: 'tenants',
@@ -63,7 +64,8 @@ ${ADMIN_HELP}`,
     const admin = await openAdmin(values);
     try {
       const zone = values['time-zone'] as string | undefined;
-      printIssued(values, await admin.createTenant(name, zone), { name, ...(zone === undefined ? {} : { time_zone: zone }) });
+      // The zone as the service stores it (`america/los_angeles` is America/Los_Angeles): the key's answer does not carry it.
+      printIssued(values, await admin.createTenant(name, zone), { name, ...(zone === undefined ? {} : { time_zone: canonicalZone(zone) ?? zone }) });
     } finally {
       admin.close();
     }
