@@ -66,14 +66,16 @@ export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
 const otlpProtocol = () => z.enum(OTLP_PROTOCOLS, { error: `must be ${OTLP_PROTOCOLS.join(', ')} (the default: http/protobuf)` }).optional();
 
 const otel = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), schema);
+/** A number's or a name's spaces around it dropped (`5000 ` in an env file), as the exporter library reads them. */
+const otelTrimmed = <T extends z.ZodType>(schema: T) => otel(z.preprocess((v) => (typeof v === 'string' ? v.trim() : v), schema));
 /**
  * A whole number an OTEL_ variable holds, unset when absent (its default is applied where it is read: a `TRACES_` one
  * and the general one are told apart). The libraries read some of these themselves and skip a bad value with a warning
  * nobody sees (`10s`, `-1`): refused here instead.
  */
-const otelWhole = (min: number, max = Number.MAX_SAFE_INTEGER, ms = false) => otel(digits(min, max, ms).optional());
+const otelWhole = (min: number, max = Number.MAX_SAFE_INTEGER, ms = false) => otelTrimmed(digits(min, max, ms).optional());
 const otelMs = (min: number) => otelWhole(min, MAX_TIMER, true);
-const otlpCompression = () => otel(z.enum(['gzip', 'none'], { error: 'must be gzip or none (the default: none)' }).optional());
+const otlpCompression = () => otelTrimmed(z.enum(['gzip', 'none'], { error: 'must be gzip or none (the default: none)' }).optional());
 
 /**
  * OTEL_RESOURCE_ATTRIBUTES: `key=value,…`, a ',' or '=' in a key or value percent-encoded (`%2C`, `%3D`), both
@@ -144,9 +146,10 @@ const envSchema = z.object({
   // Read for a gRPC endpoint without a scheme alone (an http:// or https:// one says it), as the specification has it.
   OTEL_EXPORTER_OTLP_INSECURE: otel(z.string().optional()),
   OTEL_EXPORTER_OTLP_TRACES_INSECURE: otel(z.string().optional()),
-  // An export's time, retries included; the signal's own first (the exporter library's is skipped with a warning when bad).
-  OTEL_EXPORTER_OTLP_TIMEOUT: otelMs(1),
-  OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: otelMs(1),
+  // An export's time, retries included; the signal's own first (the exporter library's is skipped with a warning when
+  // bad). 0: no limit, the specification's timeout zero (the library's would refuse it: otlp.ts gives it the longest timer).
+  OTEL_EXPORTER_OTLP_TIMEOUT: otelMs(0),
+  OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: otelMs(0),
   OTEL_EXPORTER_OTLP_COMPRESSION: otlpCompression(),
   OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: otlpCompression(),
   // Unset: service.name from OTEL_RESOURCE_ATTRIBUTES, else prefix-handles (the specification's precedence).
@@ -240,7 +243,7 @@ export interface OtlpConfig {
   serviceName: string;
   /** The resource's other attributes: OTEL_RESOURCE_ATTRIBUTES, decoded. */
   resourceAttributes: Record<string, string>;
-  /** An export's time, retries included: OTEL_EXPORTER_OTLP_(TRACES_)TIMEOUT, 10 s by default. */
+  /** An export's time, retries included: OTEL_EXPORTER_OTLP_(TRACES_)TIMEOUT, 10 s by default; 0: no limit. */
   timeoutMs: number;
   /** The body's: OTEL_EXPORTER_OTLP_(TRACES_)COMPRESSION, none by default. */
   compression: 'gzip' | 'none';

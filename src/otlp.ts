@@ -260,7 +260,8 @@ const loadCjs = createRequire(import.meta.url);
  * endpoint's origin (http:// a plain connection, https:// TLS) and the headers as metadata.
  */
 function exporterFor(config: OtlpConfig): GrpcExporter | JsonExporter | ProtobufExporter {
-  const settings = { timeoutMillis: config.timeoutMs, compression: config.compression as Compression };
+  // 0: no limit, as the specification has a timeout of zero (the library refuses 0; the longest timer is as long).
+  const settings = { timeoutMillis: config.timeoutMs || MAX_TIMER, compression: config.compression as Compression };
   if (config.protocol === 'grpc') {
     // Loaded only when spoken: gRPC's client and its protobuf loader cost every start 50–70 ms and 3.4 MB of heap.
     const { Metadata } = loadCjs('@grpc/grpc-js') as typeof import('@grpc/grpc-js');

@@ -103,6 +103,17 @@ describe('the trace export honours the standard OTEL_ settings', () => {
     expect((await harness.anthropic().messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'again' }] })).content.length).toBeGreaterThan(0);
   });
 
+  for (const protocol of ['http/protobuf', 'grpc'] as const) {
+    it(`OTEL_EXPORTER_OTLP_TIMEOUT=0 is no limit (the specification's timeout zero, which the ${protocol} exporter library would refuse): the export goes out`, async () => {
+      const r = keep(protocol === 'grpc' ? await bareGrpcReceiver() : await receiver());
+      const { traces, counted } = exportWith(fromEnv(r.url, { OTEL_EXPORTER_OTLP_PROTOCOL: protocol, OTEL_EXPORTER_OTLP_TIMEOUT: '0' }));
+      fail(traces, 1);
+      await traces.flush();
+      expect(r.spans.map((s) => s.attrs['prefix_handles.request.id'])).toEqual(['req_1']);
+      expect(await counted()).toEqual({ exported: 1 });
+    });
+  }
+
   it("puts OTEL_RESOURCE_ATTRIBUTES on the spans' resource, percent-decoded; OTEL_SERVICE_NAME wins over its service.name", async () => {
     const r = keep(await receiver());
     const attributes = 'deployment.environment.name=prod, team=ml%2Cops ,note=a%3Db%20c%25,service.name=from-attributes,,';

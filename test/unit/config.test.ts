@@ -335,6 +335,19 @@ describe('configuration', () => {
     expect(loadConfig({ ...on, OTEL_EXPORTER_OTLP_TIMEOUT: '', OTEL_EXPORTER_OTLP_COMPRESSION: ' ', OTEL_RESOURCE_ATTRIBUTES: '', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '' }).otlp).toMatchObject({ timeoutMs: 10_000, compression: 'none', resourceAttributes: {}, maxExportBatchSize: 512 });
   });
 
+  it("reads an OTEL_ number or compression with spaces around it, as the exporter library does; an export's timeout of 0 is no limit, the specification's, not unset", () => {
+    const on = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' };
+    expect(loadConfig({ ...on, OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: ' 2500\t', OTEL_EXPORTER_OTLP_COMPRESSION: ' gzip ', OTEL_BSP_MAX_QUEUE_SIZE: '10 ', OTEL_SPAN_EVENT_COUNT_LIMIT: ' 7' }).otlp).toMatchObject({
+      timeoutMs: 2500,
+      compression: 'gzip',
+      maxQueueSize: 10,
+      spanLimits: { eventCountLimit: 7 },
+    });
+    expect(loadConfig({ ...on, OTEL_EXPORTER_OTLP_TIMEOUT: '0' }).otlp!.timeoutMs).toBe(0);
+    // The signal's own 0 wins over the general setting: it is a value, not an empty one.
+    expect(loadConfig({ ...on, OTEL_EXPORTER_OTLP_TIMEOUT: '5000', OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: '0' }).otlp!.timeoutMs).toBe(0);
+  });
+
   it('refuses at start a bad timeout, compression, resource attribute, batch setting or span limit (the libraries would skip it with a warning nobody sees)', () => {
     const refused = (env: Record<string, string>) => {
       try {
@@ -347,7 +360,6 @@ describe('configuration', () => {
     };
     for (const name of ['OTEL_EXPORTER_OTLP_TIMEOUT', 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT']) {
       expect(refused({ [name]: '10s' })).toContain(`${name}: must be a whole number of milliseconds in decimal digits (got "10s")`);
-      expect(refused({ [name]: '0' })).toContain(`${name}: must be at least 1 ms (got "0")`);
       expect(refused({ [name]: '-5' })).toContain(`${name}: must be a whole number of milliseconds`);
       expect(refused({ [name]: '2.5' })).toContain(`${name}: must be a whole number of milliseconds`);
       expect(refused({ [name]: '9999999999' })).toContain(`${name}: must be at most 2147483647 ms`);
