@@ -170,10 +170,11 @@ const envSchema = z.object({
   OTEL_BSP_EXPORT_TIMEOUT: otelMs(0),
   OTEL_BSP_MAX_QUEUE_SIZE: otelWhole(1),
   OTEL_BSP_MAX_EXPORT_BATCH_SIZE: otelWhole(1),
-  // The spans' limits (the model's own first, then the general one); links: none made, not read.
-  OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT: otelWhole(0),
+  // The spans' limits (the model's own first, then the general one); links: none made, not read. A value length of 0
+  // is refused: the SDK ignores it with a warning nobody sees, every value kept whole (not cut to nothing).
+  OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT: otelWhole(1),
   OTEL_ATTRIBUTE_COUNT_LIMIT: otelWhole(0),
-  OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT: otelWhole(0),
+  OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT: otelWhole(1),
   OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT: otelWhole(0),
   OTEL_SPAN_EVENT_COUNT_LIMIT: otelWhole(0),
   OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT: otelWhole(0),

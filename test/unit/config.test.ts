@@ -379,6 +379,8 @@ describe('configuration', () => {
     expect(refused({ OTEL_BSP_MAX_QUEUE_SIZE: '100', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '101' })).toContain("OTEL_BSP_MAX_EXPORT_BATCH_SIZE: must be at most the queue's size, 100 (OTEL_BSP_MAX_QUEUE_SIZE): ");
     for (const name of ['OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT', 'OTEL_ATTRIBUTE_COUNT_LIMIT', 'OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT', 'OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT', 'OTEL_SPAN_EVENT_COUNT_LIMIT', 'OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT'])
       expect(refused({ [name]: 'none' })).toContain(`${name}: must be a whole number in decimal digits (got "none")`);
+    // A value length of 0: the SDK would keep every value whole, not cut it to nothing.
+    for (const name of ['OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT', 'OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT']) expect(refused({ [name]: '0' })).toContain(`${name}: must be at least 1 (got "0")`);
     // Every bad one listed at once, as for the others.
     const all = refused({ OTEL_EXPORTER_OTLP_TIMEOUT: 'x', OTEL_EXPORTER_OTLP_COMPRESSION: 'x', OTEL_RESOURCE_ATTRIBUTES: 'x' });
     expect(all.split('\n').filter((l) => l.startsWith('  OTEL_'))).toHaveLength(3);
