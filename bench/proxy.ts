@@ -7,17 +7,24 @@
 //   proxy (:memory:) the same service on an in-memory database: what is left without the fsyncs
 //   floor        wrk → node:http doing only what no proxy of handles can skip (parse and check the body's JSON,
 //                digest the caller's messages, splice in the bundle's bytes kept ready, send the 85 KB, read the
-//                answer's usage) and nothing else: no database, no render, no reconciliation. Its throughput
-//                bounds what any implementation of the target could reach on this machine.
+//                answer's usage) and nothing else: no key checked, no database, no render, no record, no
+//                reconciliation. The bytes it sends are our proxy's own (taken from what it sent the upstream in
+//                the setup, and checked: the same bytes). Its throughput is a ceiling of what an
+//                implementation of the target could reach on this machine, not a figure it would reach.
 // req/s at 32 connections and added p50/p99 at 1 connection.
 // Targets: proxy ≥ 0.75× the pass-through's req/s; proxy adds < 0.3 ms p50 over direct.
 //
 // This file is also the entry of the two child servers (PH_BENCH_PROXY_ROLE), so
 // each runs in its own process like the service does.
 import { createHash } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Agent, createServer, request as httpRequest } from 'node:http';
 import {
   type Benchmark,
+  type ChildServer,
+  fetchOk,
   type WrkOptions,
   type WrkResult,
   fmt,
@@ -57,11 +64,16 @@ const ANSWER = JSON.stringify({
 
 function serveUpstream(port: number): void {
   const body = Buffer.from(ANSWER);
+  // The body of the last call to `…?capture` (the setup's, not wrk's): what each proxy sent, compared before timing.
+  let captured = Buffer.alloc(0);
   createServer((req, res) => {
     if (req.url === '/healthz') return void res.end('ok');
+    if (req.url === '/captured') return void res.end(captured);
     // Read the whole request as a provider would, then answer.
-    req.on('data', () => {});
+    const kept = req.url?.endsWith('?capture') ? ([] as Buffer[]) : undefined;
+    req.on('data', (c: Buffer) => kept?.push(c));
     req.on('end', () => {
+      if (kept) captured = Buffer.concat(kept);
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length, 'request-id': 'req_bench' });
       res.end(body);
     });
@@ -96,11 +108,13 @@ function servePassThrough(port: number, upstream: URL): void {
  * checked), its messages digested (drift is told by digests), the bundle's rendered bytes (made once) spliced in
  * place of `prefix`, the 85 KB sent upstream, the answer read whole and its usage parsed, then sent back.
  */
-function serveFloor(port: number, upstream: URL, bytesOnly: boolean): void {
+function serveFloor(port: number, upstream: URL, bytesOnly: boolean, renderedFile: string): void {
   const agent = new Agent({ keepAlive: true, maxSockets: 256 });
-  // The bundle's bytes as a render keeps them: made once, written as they are (no copy per call).
-  const system = Buffer.from(`{"system":${JSON.stringify([{ type: 'text', text: prose(8, BUNDLE_BYTES), cache_control: { type: 'ephemeral' } }])},`);
-  const [PREFIX, CLOSE] = [Buffer.from('"prefix":'), Buffer.from(']')];
+  // The bundle's bytes as our proxy renders them, taken from the body it sent upstream: its tools and system
+  // (`{"tools":…,"system":…,`) and its document's message (`{…},`), read once, written as they are (no copy per call).
+  const ready = JSON.parse(readFileSync(renderedFile, 'utf8')) as { top: string; lead: string };
+  const [top, lead] = [Buffer.from(ready.top), Buffer.from(ready.lead)];
+  const [PREFIX, MESSAGES] = [Buffer.from('"prefix":'), Buffer.from('"messages":[')];
   createServer((req, res) => {
     if (req.url === '/healthz') return void res.end('ok');
     const chunks: Buffer[] = [];
@@ -112,13 +126,13 @@ function serveFloor(port: number, upstream: URL, bytesOnly: boolean): void {
         if (!Array.isArray(parsed.messages)) return void res.writeHead(422).end();
         createHash('sha256').update(caller.subarray(caller.indexOf('"messages":'))).digest();
       }
-      // The caller's body without `"prefix":[…],`, after the bundle: three views of two buffers, one writev.
+      // The caller's body without `"prefix":[…],`, the bundle's bytes around it (ours' order): views, one writev.
       const prefixAt = caller.indexOf(PREFIX);
       const head = caller.subarray(1, prefixAt);
-      const tail = caller.subarray(caller.indexOf(CLOSE, prefixAt) + 2);
+      const tail = caller.subarray(caller.indexOf(MESSAGES, prefixAt) + MESSAGES.length);
       const headers: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !HOP_BY_HOP.has(k) && k !== 'content-length') headers[k] = v;
-      headers['content-length'] = String(system.length + head.length + tail.length);
+      headers['content-length'] = String(top.length + head.length + MESSAGES.length + lead.length + tail.length);
       const out = httpRequest({ host: upstream.hostname, port: upstream.port, path: req.url, method: 'POST', headers, agent }, (up) => {
         const answer: Buffer[] = [];
         up.on('data', (c: Buffer) => answer.push(c));
@@ -134,15 +148,14 @@ function serveFloor(port: number, upstream: URL, bytesOnly: boolean): void {
         res.end();
       });
       out.cork();
-      out.write(system);
-      out.write(head);
+      for (const b of [top, head, MESSAGES, lead]) out.write(b);
       out.end(tail);
     });
   }).listen(port, '127.0.0.1');
 }
 
 const role = process.env.PH_BENCH_PROXY_ROLE;
-if (role === 'floor' || role === 'floor-bytes') serveFloor(Number(process.env.PORT), new URL(process.env.PH_BENCH_UPSTREAM!), role === 'floor-bytes');
+if (role === 'floor' || role === 'floor-bytes') serveFloor(Number(process.env.PORT), new URL(process.env.PH_BENCH_UPSTREAM!), role === 'floor-bytes', process.env.PH_BENCH_FLOOR_RENDERED!);
 if (role === 'upstream') serveUpstream(Number(process.env.PORT));
 if (role === 'passthrough') servePassThrough(Number(process.env.PORT), new URL(process.env.PH_BENCH_UPSTREAM!));
 
@@ -194,10 +207,9 @@ async function run(): Promise<void> {
   requireWrk();
   const upstream = await startTsServer({ entry: 'bench/proxy.ts', env: { PH_BENCH_PROXY_ROLE: 'upstream' }, healthPath: '/healthz', label: 'stand-in upstream' });
   const passThrough = await startTsServer({ entry: 'bench/proxy.ts', env: { PH_BENCH_PROXY_ROLE: 'passthrough', PH_BENCH_UPSTREAM: upstream.url }, healthPath: '/healthz', label: 'pass-through proxy' });
-  const floor = await startTsServer({ entry: 'bench/proxy.ts', env: { PH_BENCH_PROXY_ROLE: 'floor', PH_BENCH_UPSTREAM: upstream.url }, healthPath: '/healthz', label: 'floor proxy' });
-  const floorBytes = await startTsServer({ entry: 'bench/proxy.ts', env: { PH_BENCH_PROXY_ROLE: 'floor-bytes', PH_BENCH_UPSTREAM: upstream.url }, healthPath: '/healthz', label: 'floor proxy (bytes only)' });
   const service = await startService({ PH_ANTHROPIC_BASE_URL: upstream.url });
   const memory = await startService({ PH_ANTHROPIC_BASE_URL: upstream.url, PH_DATABASE: ':memory:' });
+  const floors: ChildServer[] = [];
   try {
     const bundleId = await mintBundle(service.url, service.apiKey);
     const body = requestBody(bundleId);
@@ -205,6 +217,32 @@ async function run(): Promise<void> {
     const memoryBody = body.replace(bundleId, await mintBundle(memory.url, memory.apiKey));
     const script = luaPost(tempDir('proxy-lua'), 'messages', body);
     const provider = { 'content-type': 'application/json', 'x-api-key': 'sk-ant-bench', 'anthropic-version': '2023-06-01' };
+
+    // What our proxy sends upstream for this call: the floors send the same bytes, the render's part kept ready.
+    const sent = async (url: string, headers: Record<string, string>): Promise<Buffer> => {
+      const res = await fetch(`${url}?capture`, { method: 'POST', headers, body });
+      if (!res.ok) throw new Error(`${url} answered ${res.status}: ${await res.text()}`);
+      await res.arrayBuffer();
+      return Buffer.from(await (await fetchOk(`${upstream.url}/captured`)).arrayBuffer());
+    };
+    const proxied = await sent(`${service.url}/proxy/anthropic/v1/messages`, { ...provider, 'x-ph-key': service.apiKey });
+    // Ours puts the bundle's tools and system before the caller's fields and its document as the first message: the
+    // floors write those bytes, kept ready, around the caller's own (anything else it changed would be an error here).
+    const { messages: callerMessages, prefix: _prefix, ...callerRest } = JSON.parse(body) as { messages: unknown[]; prefix: unknown };
+    const expanded = JSON.parse(proxied.toString('utf8')) as { messages: unknown[] };
+    const { messages, ...rest } = expanded;
+    const lead = messages.slice(0, messages.length - callerMessages.length);
+    if (!isDeepStrictEqual(messages.slice(lead.length), callerMessages) || Object.entries(callerRest).some(([k, v]) => !isDeepStrictEqual((rest as Record<string, unknown>)[k], v)))
+      throw new Error("the proxy changed the caller's own fields or messages: the floors' splice no longer sends what it sends");
+    const top = Object.fromEntries(Object.entries(rest).filter(([k]) => !(k in callerRest)));
+    const renderedFile = join(tempDir('proxy-floor'), 'rendered.json');
+    writeFileSync(renderedFile, JSON.stringify({ top: `${JSON.stringify(top).slice(0, -1)},`, lead: lead.map((m) => `${JSON.stringify(m)},`).join('') }));
+    for (const role of ['floor', 'floor-bytes']) floors.push(await startTsServer({ entry: 'bench/proxy.ts', env: { PH_BENCH_PROXY_ROLE: role, PH_BENCH_UPSTREAM: upstream.url, PH_BENCH_FLOOR_RENDERED: renderedFile }, healthPath: '/healthz', label: `${role} proxy` }));
+    const [floor, floorBytes] = floors as [ChildServer, ChildServer];
+    for (const f of floors) {
+      const bytes = await sent(`${f.url}/v1/messages`, provider);
+      if (!bytes.equals(proxied)) throw new Error(`a floor proxy sent other bytes (${bytes.length}) than ours (${proxied.length}): ${bytes.subarray(0, 200).toString()}`);
+    }
     const sides: Side[] = [
       { name: 'direct', wrk: { url: `${upstream.url}/v1/messages`, script, headers: provider } },
       { name: 'pass-through', wrk: { url: `${passThrough.url}/v1/messages`, script, headers: provider } },
@@ -232,7 +270,7 @@ async function run(): Promise<void> {
 
     console.log(
       `wrk -t1, ${SECONDS}s runs after ${WARMUP_SECONDS}s warm-up, the sides alternated ${ROUNDS}× per setting, median run shown. ` +
-        `Client body ${fmt.bytes(body.length)}; the proxy expands the bundle (${fmt.bytes(BUNDLE_BYTES)}) into it; answer ${fmt.bytes(ANSWER.length)}.\n`,
+        `Client body ${fmt.bytes(body.length)}; the proxy expands the bundle (${fmt.bytes(BUNDLE_BYTES)}) into it and sends ${fmt.bytes(proxied.length)} upstream, as do the floors (checked: the same bytes); answer ${fmt.bytes(ANSWER.length)}.\n`,
     );
     printTable(
       ['path', 'req/s @32', 'vs pass-through', 'p50 / p99 @1', 'added p50 / p99 @1'],
@@ -247,7 +285,7 @@ async function run(): Promise<void> {
     console.log(
       `\nthroughput: proxy ${fmt.ratio(ratio)} of the pass-through — ${ratio >= TARGET_RATIO ? 'PASS' : 'MISS'} (target ≥ ${TARGET_RATIO}×)` +
         `\nlatency:    proxy adds ${fmt.ms(added)} p50 over direct — ${added < TARGET_ADDED_P50_MS ? 'PASS' : 'MISS'} (target < ${TARGET_ADDED_P50_MS} ms); the pass-through adds ${fmt.ms(pL.p50Ms - dL.p50Ms)}` +
-        `\nfloor:      ${fmt.ratio(floorRatio)} of the pass-through, adding ${fmt.ms(floorAdded)} p50 — the most any proxy that parses, digests and expands could reach here, before recording anything` +
+        `\nfloor:      ${fmt.ratio(floorRatio)} of the pass-through, adding ${fmt.ms(floorAdded)} p50 — a ceiling here for a proxy that parses, digests and expands, before it checks a key or records anything` +
         `\n            ${fmt.ratio(bytesRatio)}, adding ${fmt.ms(bytesAdded)} p50, with the expanded bytes alone (no parse, no digest)`,
     );
     const file = writeResults('proxy', {
@@ -256,7 +294,7 @@ async function run(): Promise<void> {
       node: process.version,
       model: MODEL,
       wrk: { threads: 1, seconds: SECONDS, warmupSeconds: WARMUP_SECONDS, rounds: ROUNDS },
-      sizes: { requestBytes: body.length, bundleBytes: BUNDLE_BYTES, answerBytes: ANSWER.length },
+      sizes: { requestBytes: body.length, bundleBytes: BUNDLE_BYTES, upstreamBytes: proxied.length, answerBytes: ANSWER.length },
       throughput: Object.fromEntries(sides.map((s, i) => [s.name, throughput[i]])),
       latency: Object.fromEntries(sides.map((s, i) => [s.name, latency[i]])),
       ratio,
@@ -267,7 +305,7 @@ async function run(): Promise<void> {
     });
     console.log(`results written to ${file}`);
   } finally {
-    await Promise.all([service.stop(), memory.stop(), floor.stop(), floorBytes.stop(), passThrough.stop(), upstream.stop()]);
+    await Promise.all([service.stop(), memory.stop(), ...floors.map((f) => f.stop()), passThrough.stop(), upstream.stop()]);
   }
 }
 
