@@ -409,7 +409,8 @@ function otlpConfig(e: z.infer<typeof envSchema>): OtlpConfig | null {
     url: endpoint,
     protocol,
     headers,
-    serviceName: e.OTEL_SERVICE_NAME ?? named ?? d.serviceName,
+    // An empty service.name in the attributes is none (the specification's merge takes the other value over an empty one).
+    serviceName: e.OTEL_SERVICE_NAME ?? (named || d.serviceName),
     resourceAttributes: resource,
     timeoutMs: e.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT ?? e.OTEL_EXPORTER_OTLP_TIMEOUT ?? d.timeoutMs,
     compression: e.OTEL_EXPORTER_OTLP_TRACES_COMPRESSION ?? e.OTEL_EXPORTER_OTLP_COMPRESSION ?? d.compression,

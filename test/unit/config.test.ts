@@ -335,7 +335,7 @@ describe('configuration', () => {
     expect(loadConfig({ ...on, OTEL_EXPORTER_OTLP_TIMEOUT: '', OTEL_EXPORTER_OTLP_COMPRESSION: ' ', OTEL_RESOURCE_ATTRIBUTES: '', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '' }).otlp).toMatchObject({ timeoutMs: 10_000, compression: 'none', resourceAttributes: {}, maxExportBatchSize: 512 });
   });
 
-  it("reads an OTEL_ number or compression with spaces around it, as the exporter library does; an export's timeout of 0 is no limit, the specification's, not unset", () => {
+  it("reads an OTEL_ number or compression with spaces around it, as the exporter library does; an export's timeout of 0 is no limit, the specification's, not unset; an empty service.name attribute is none", () => {
     const on = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' };
     expect(loadConfig({ ...on, OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: ' 2500\t', OTEL_EXPORTER_OTLP_COMPRESSION: ' gzip ', OTEL_BSP_MAX_QUEUE_SIZE: '10 ', OTEL_SPAN_EVENT_COUNT_LIMIT: ' 7' }).otlp).toMatchObject({
       timeoutMs: 2500,
@@ -344,6 +344,8 @@ describe('configuration', () => {
       spanLimits: { eventCountLimit: 7 },
     });
     expect(loadConfig({ ...on, OTEL_EXPORTER_OTLP_TIMEOUT: '0' }).otlp!.timeoutMs).toBe(0);
+    // An empty service.name in the attributes is none: the default, not a service named "".
+    expect(loadConfig({ ...on, OTEL_RESOURCE_ATTRIBUTES: 'service.name=,team=ml' }).otlp).toMatchObject({ serviceName: 'prefix-handles', resourceAttributes: { team: 'ml' } });
     // The signal's own 0 wins over the general setting: it is a value, not an empty one.
     expect(loadConfig({ ...on, OTEL_EXPORTER_OTLP_TIMEOUT: '5000', OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: '0' }).otlp!.timeoutMs).toBe(0);
   });
