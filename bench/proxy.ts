@@ -14,13 +14,13 @@
 // req/s at 32 connections and added p50/p99 at 1 connection.
 // Targets: proxy ≥ 0.75× the pass-through's req/s; proxy adds < 0.3 ms p50 over direct.
 //
-// This file is also the entry of the two child servers (PH_BENCH_PROXY_ROLE), so
-// each runs in its own process like the service does.
+// This file is also the entry of the child servers (PH_BENCH_PROXY_ROLE: the upstream, the pass-through and the two
+// floors), so each runs in its own process like the service does.
 import { createHash } from 'node:crypto';
-import { isDeepStrictEqual } from 'node:util';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Agent, createServer, request as httpRequest } from 'node:http';
+import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import {
   type Benchmark,
   type ChildServer,
