@@ -96,7 +96,7 @@ export function createServices(deps: AppDeps): Services {
     },
   });
   // Before the reconciler and reports: they count each tenant's days in its time zone.
-  const tenants = new TenantService(deps.store, deps.clock);
+  const tenants = new TenantService(deps.store, deps.clock, (id) => writes.reconciling(id));
   const zoneOf = (tenantId: string) => tenants.zoneOf(tenantId);
   const reconciler = new Reconciler({ store: deps.store, clock: deps.clock, catalog: deps.catalog, writes, scopeSnapshotEvery: config.scopeSnapshotEvery, scopeSnapshotPart: config.scopeSnapshotPart, missing: (id) => retention.missing(id), deleted, zoneOf });
   const metrics = countReconciled(reconciler, new Metrics(config.log !== 'off'));

@@ -104,6 +104,8 @@ export class TenantService {
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
+    /** Whether a reconciled call of the tenant waits in the write queue (WriteQueue.reconciling): its rollup row is coming. */
+    private readonly reconciling: (tenantId: string) => boolean = () => false,
   ) {}
 
   /** Refused when another tenant has the same name (see tenantNameKey): a retried creation must not make a second tenant. */
@@ -125,6 +127,9 @@ export class TenantService {
   renameTenant(tenantId: string, change: { name?: string; time_zone?: string }): TenantListing {
     const wanted = change.name === undefined ? undefined : nameKeyOf(change.name);
     const timeZone = change.time_zone === undefined ? undefined : zoneOrRefuse(change.time_zone, '/time_zone');
+    // A call reconciled in this process, its day taken in the zone it has, whose rollup row is not committed yet: the
+    // zone is as fixed as by the row (checked in the same turn as the transaction below, so none is queued between).
+    if (timeZone !== undefined && this.reconciling(tenantId) && timeZone !== this.store.getTenant(tenantId)?.timeZone) throw zoneFixed(tenantId);
     const result = this.store.renameTenant(tenantId, { name: change.name, timeZone }, (tenant, others) =>
       // Tenants that earlier versions let share a name: keeping that name (in another case) makes no new pair.
       wanted === tenantNameKey(tenant.name) ? undefined : others.find((o) => tenantNameKey(o.name) === wanted),

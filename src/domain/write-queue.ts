@@ -72,6 +72,11 @@ export class WriteQueue {
     this.awaitingUsage.deleteWhere((_, row) => row.tenantId === tenantId);
   }
 
+  /** Whether a reconciliation of the tenant is queued, not committed yet (its rollup rows are not in the database). */
+  reconciling(tenantId: string): boolean {
+    return this.pending.some(({ op }) => op.kind === 'ingest' && op.write.request.tenantId === tenantId);
+  }
+
   /** A rendered request this process wrote that has no usage yet (committed or not): the database need not be read. */
   pendingRequest(id: string): RequestRow | undefined {
     return this.pendingRequests.get(id)?.row ?? this.awaitingUsage.get(id);

@@ -83,6 +83,26 @@ describe("a tenant's time zone: set, listed, fixed once it has a reconciled requ
   });
 });
 
+describe('a zone change racing a reconciliation', () => {
+  it('a PATCH of the zone while a reconciled call of the tenant waits in the write queue is a 409: its rollup row is written by the zone it was reconciled in', async () => {
+    const a = await tenantIn(undefined);
+    t.clock.set(Date.parse('2026-12-01T06:00:00Z'));
+    const sys = await mintSystem(a.client, LONG_SYSTEM);
+    const r = await a.client.post('/v1/render', { format: 'anthropic', request: { model: 'claude-sonnet-4-5', prefix: [sys.id], messages: [{ role: 'user', content: 'hi' }] } });
+    const total = r.json.segments.at(-1).token_end as number;
+    // Both in one turn: the usage report is reconciled (its day taken in UTC) and queued, the PATCH comes before the commit.
+    const [u, changed] = await Promise.all([a.client.post('/v1/usage', { request_id: r.json.request_id, usage: anthropicUsage(total, 0, 100) }), patch(a.id, { time_zone: 'America/Los_Angeles', name: 'racing' })]);
+    expect(u.status, u.text).toBe(201);
+    expect([changed.status, changed.json.code]).toEqual([409, 'time_zone_fixed']);
+    // Nothing of the refused PATCH written (nor its name); the call is on its UTC day, as the zone still says.
+    const listed = (await admin.get('/v1/tenants')).json.tenants.find((x: { id: string }) => x.id === a.id);
+    expect([listed.name, listed.time_zone]).not.toContain('racing');
+    expect(listed.time_zone).toBe('UTC');
+    expect(t.sqlite.prepare("select day from rollups where tenant_id = ? and handle_id = '*'").pluck().all(a.id)).toEqual([Date.parse('2026-12-01') / 86_400_000]);
+    expect(await requestsOn(a.client, 'from=2026-12-01&to=2026-12-01')).toBe(1);
+  });
+});
+
 describe("reports count whole days of the tenant's zone", () => {
   it('a call at 2026-12-01T06:00Z is on 2026-11-30 in Los Angeles and 2026-12-01 in UTC: reports, days=true, the range and the requests list agree', async () => {
     const la = await tenantIn('America/Los_Angeles');
