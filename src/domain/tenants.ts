@@ -208,8 +208,11 @@ export class TenantService {
   zoneOf(tenantId: string): string {
     let zone = this.zones.get(tenantId);
     if (zone === undefined) {
+      // Whether it is fixed first, then the zone: read the other way, a zone another process changed and fixed in
+      // between would be kept as the one read before.
+      const fixed = this.store.tenantHasRollups(tenantId);
       zone = this.store.getTenant(tenantId)?.timeZone ?? UTC;
-      if (this.store.tenantHasRollups(tenantId)) this.zones.set(tenantId, zone);
+      if (fixed) this.zones.set(tenantId, zone);
     }
     return zone;
   }
