@@ -150,6 +150,19 @@ describe("reports count whole days of the tenant's zone", () => {
     expect((await la.client.get('/v1/reports?from=2026-11-01&to=2026-11-01')).json.range).toMatchObject({ from: '2026-11-01T07:00:00.000Z', to: '2026-11-02T07:59:59.999Z' });
   });
 
+  it("a day the zone skipped (Pacific/Apia's 2011-12-30) ends a range where the day before it ends, not the day after", async () => {
+    const apia = await tenantIn('Pacific/Apia');
+    // Noon on 2011-12-29 (-10) and on 2011-12-31 (+14): Apia crossed the date line between them.
+    await callAt(apia.client, '2011-12-29T22:00:00Z');
+    await callAt(apia.client, '2011-12-30T22:00:00Z');
+    t.clock.set(Date.parse('2012-01-10T00:00:00Z'));
+    const report = (await apia.client.get('/v1/reports?from=2011-12-29&to=2011-12-30&days=true')).json;
+    expect(report.range).toMatchObject({ from: '2011-12-29T10:00:00.000Z', to: '2011-12-30T09:59:59.999Z' });
+    expect(report.days.map((d: { day: string; requests: number }) => [d.day, d.requests])).toEqual([['2011-12-29', 1]]);
+    expect((await apia.client.get('/v1/requests?from=2011-12-30&to=2011-12-30')).json.requests).toEqual([]);
+    expect(await requestsOn(apia.client, 'from=2011-12-30&to=2011-12-31')).toBe(1);
+  });
+
   for (const zone of ['Asia/Kolkata', 'Pacific/Kiritimati']) {
     it(`${zone}: across a month end, the month's, each day's and all time's totals agree, spans made and undone by later calls`, async () => {
       const tz = await tenantIn(zone);

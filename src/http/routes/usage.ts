@@ -8,7 +8,7 @@ import { DAY_MS, MAX_TIME, MIN_EPOCH_MS, type Clock } from '../../domain/clock';
 import { logUnhandled, problemBody, statusOf } from '../problem';
 import type { Context, Handler } from 'hono';
 import type { TenantService } from '../../domain/tenants';
-import { dayOf, dayStart, UTC } from '../../domain/time-zone';
+import { dayEnd, dayOf, dayStart, UTC } from '../../domain/time-zone';
 import { readJson } from '../body';
 import { fastPost, requestIdHeader, type FastPostDeps } from '../fast-route';
 import type { TraceExport } from '../../otlp';
@@ -214,13 +214,15 @@ const json = (schema: z.ZodType, description: string) => ({ content: { 'applicat
  * it as UTC's), an instant is where it is. `from` on a day after `to` (today, when `to` is left out) is refused.
  */
 function inRange<R extends { from?: number; to?: number }>(c: Context, range: R, now: number, zone: string): R {
+  const named = (end: 'from' | 'to') => zone !== UTC && DAY_NAME.test(c.req.query(end) ?? '');
+  // The day each end is on: a named day is itself (one the zone skipped too: a range of it alone is empty, not refused).
+  const dayAt = (end: 'from' | 'to', v: number) => (named(end) ? v / DAY_MS : dayOf(v, zone));
+  if (range.from !== undefined && dayAt('from', range.from) > (range.to === undefined ? dayOf(now, zone) : dayAt('to', range.to)))
+    throw invalid('query:from', range.to === undefined ? 'from is after to (today, when to is not given)' : 'from is after to');
+  // `to` by the day's last instant: a day the zone skipped (Pacific/Apia's 2011-12-30) has none, and its first is the next day's.
   const local = { ...range };
-  for (const end of ['from', 'to'] as const) {
-    const v = local[end];
-    if (v !== undefined && zone !== UTC && DAY_NAME.test(c.req.query(end) ?? '')) local[end] = dayStart(v / DAY_MS, zone);
-  }
-  if (local.from !== undefined && dayOf(local.from, zone) > dayOf(local.to ?? now, zone))
-    throw invalid('query:from', local.to === undefined ? 'from is after to (today, when to is not given)' : 'from is after to');
+  if (local.from !== undefined && named('from')) local.from = dayStart(local.from / DAY_MS, zone);
+  if (local.to !== undefined && named('to')) local.to = dayEnd(local.to / DAY_MS, zone);
   return local;
 }
 
