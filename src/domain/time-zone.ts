@@ -5,9 +5,11 @@ import { DAY_MS as DAY, MAX_TIME } from './clock';
  * of the local calendar, so the calendar math on day numbers (months, `YYYY-MM-DD` from `new Date(day * DAY_MS)`)
  * is the same for every zone; only the instants a day starts and ends at differ.
  *
- * Offsets come from the built-in Intl (full ICU in Node 20), remembered by quarter hour: tzdata changes an offset only
- * at a quarter-hour UTC boundary (since the 1970s; local mean times before that changed at odd seconds, and are read
- * to the quarter hour). `UTC` is the fast path: exactly `Math.floor(t / DAY_MS)`, no Intl call.
+ * Offsets come from the built-in Intl (full ICU in Node 20), remembered by quarter hour: tzdata changes an offset at a
+ * quarter-hour UTC boundary but for a few (America/St_Johns, Goose_Bay and Moncton at 00:01 local until 2011, whose
+ * clocks went back to 23:01 of the day before; Asia/Gaza, Pacific/Guam, Africa/Monrovia at 00:44:30 UTC in 1972 and
+ * local mean times before): a quarter hour whose end has another offset than its start is not remembered by one, and
+ * its instants are asked of Intl each. `UTC` is the fast path: exactly `Math.floor(t / DAY_MS)`, no Intl call.
  */
 export const UTC = 'UTC';
 
@@ -42,7 +44,7 @@ export function intlOffset(t: number, zone: string): number {
   return Math.abs(off) < DAY ? off : 0;
 }
 
-/** The offset for the quarter hour an instant is in (see the module's comment), remembered per zone. */
+/** The offset at an instant, remembered per zone for the quarter hour it is in when it holds for all of it (see the module's comment). */
 function offsetAt(t: number, zone: string): number {
   const q = Math.floor(t / QUARTER);
   let byQuarter = offsets.get(zone);
@@ -51,9 +53,11 @@ function offsetAt(t: number, zone: string): number {
   if (off === undefined) {
     if (byQuarter.size >= CACHE_LIMIT) byQuarter.clear();
     off = intlOffset(q * QUARTER, zone);
+    // NaN: the offset changed within this quarter hour.
+    if (intlOffset((q + 1) * QUARTER - 1, zone) !== off) off = NaN;
     byQuarter.set(q, off);
   }
-  return off;
+  return Number.isNaN(off) ? intlOffset(t, zone) : off;
 }
 
 /** The local day (days since 1970-01-01 of the zone's calendar) an instant is in. */

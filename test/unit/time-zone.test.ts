@@ -63,6 +63,40 @@ describe('time zones: local days', () => {
     );
   });
 
+  it('agrees with Intl for any zone Intl knows and any instant 1970–2100', () => {
+    const everyZone = fc.constantFrom(...Intl.supportedValuesOf('timeZone'));
+    fc.assert(
+      fc.property(everyZone, fc.integer({ min: 0, max: 47_482 * DAY_MS }), (z, t) => {
+        expect(dayOf(t, z)).toBe(intlDay(t, z));
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  it('agrees with Intl within a quarter hour an offset changed in (at 00:01 local: St Johns, Goose Bay, Moncton until 2011; Monrovia at 00:44:30 UTC)', () => {
+    // Each such change (found by scanning every zone 1970–2100), and every minute and second of its quarter hour.
+    const changes: Array<[string, string]> = [
+      ['America/Goose_Bay', '1987-10-25T03:01:00Z'],
+      ['America/Goose_Bay', '1987-04-05T04:01:00Z'],
+      ['America/Moncton', '2006-10-29T03:01:00Z'],
+      ['America/St_Johns', '1988-10-30T01:31:00Z'],
+      ['America/St_Johns', '2010-11-07T02:31:00Z'],
+      ['Asia/Gaza', '2011-03-31T22:01:00Z'],
+      ['Africa/Monrovia', '1972-01-07T00:44:30Z'],
+      ['Pacific/Kiritimati', '1979-10-01T10:40:00Z'],
+      ['Pacific/Guam', '1976-08-21T15:01:00Z'],
+    ];
+    for (const [z, iso] of changes) {
+      const quarter = Math.floor(Date.parse(iso) / 900_000) * 900_000;
+      for (let t = quarter; t < quarter + 900_000; t += 15_000) expect([z, new Date(t).toISOString(), dayOf(t, z)]).toEqual([z, new Date(t).toISOString(), intlDay(t, z)]);
+    }
+    // Goose Bay's clocks went from 00:01 back to 23:01 of the day before: its 2010-11-07 starts at the second midnight.
+    expect(new Date(dayStart(dayNumber('2010-11-07'), 'America/Goose_Bay')).toISOString()).toBe('2010-11-07T04:00:00.000Z');
+    // Kiritimati went from -10:40 to -10 at its 1979-10-01 00:00 (00:40 then); Monrovia from -0:44:30 to UTC at its 1972-01-07 00:00.
+    expect(new Date(dayStart(dayNumber('1979-10-01'), 'Pacific/Kiritimati')).toISOString()).toBe('1979-10-01T10:40:00.000Z');
+    expect(new Date(dayStart(dayNumber('1972-01-07'), 'Africa/Monrovia')).toISOString()).toBe('1972-01-07T00:44:30.000Z');
+  });
+
   it('UTC is whole days of Math.floor', () => {
     fc.assert(fc.property(fc.integer({ min: -8.64e15, max: 8.64e15 }), (t) => dayOf(t, 'UTC') === Math.floor(t / DAY_MS) && dayStart(dayOf(t, 'UTC'), 'UTC') <= t));
   });
