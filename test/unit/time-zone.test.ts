@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { DAY_MS } from '../../src/domain/clock';
-import { canonicalZone, dayEnd, dayOf, dayStart } from '../../src/domain/time-zone';
+import { canonicalZone, dayEnd, dayOf, dayStart, offsetsRemembered } from '../../src/domain/time-zone';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -95,6 +95,14 @@ describe('time zones: local days', () => {
     // Kiritimati went from -10:40 to -10 at its 1979-10-01 00:00 (00:40 then); Monrovia from -0:44:30 to UTC at its 1972-01-07 00:00.
     expect(new Date(dayStart(dayNumber('1979-10-01'), 'Pacific/Kiritimati')).toISOString()).toBe('1979-10-01T10:40:00.000Z');
     expect(new Date(dayStart(dayNumber('1972-01-07'), 'Africa/Monrovia')).toISOString()).toBe('1972-01-07T00:44:30.000Z');
+  });
+
+  it('remembers at most 10,000 quarter hours over all zones (each zone its own would be 190 MB for the 418 zones), and stays right past the bound', () => {
+    const zones = Intl.supportedValuesOf('timeZone').slice(0, 40);
+    for (const z of zones) for (let q = 0; q < 400; q++) dayOf(Date.parse('2026-01-01') + q * 900_000, z);
+    expect(offsetsRemembered()).toBeLessThanOrEqual(10_000);
+    expect(offsetsRemembered()).toBeGreaterThan(0);
+    for (const z of zones) expect(dayOf(Date.parse('2026-01-01T12:00:00Z'), z)).toBe(intlDay(Date.parse('2026-01-01T12:00:00Z'), z));
   });
 
   it('UTC is whole days of Math.floor', () => {
