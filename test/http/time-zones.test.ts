@@ -103,6 +103,24 @@ describe('a zone change racing a reconciliation', () => {
   });
 });
 
+describe('a PATCH of name and zone together, one part refused', () => {
+  it('writes neither: a taken name leaves the zone as it was, a fixed zone leaves the name', async () => {
+    const other = await tenantIn(undefined, 'taken name');
+    const a = await tenantIn(undefined, 'first name');
+    const taken = await patch(a.id, { name: 'Taken  Name', time_zone: 'Asia/Kolkata' });
+    expect([taken.status, taken.json.code, taken.json.tenant]).toEqual([409, 'tenant_name_taken', other.id]);
+    const b = await tenantIn(undefined, 'second name');
+    await callAt(b.client, '2026-12-01T06:00:00Z');
+    const fixed = await patch(b.id, { name: 'a new name', time_zone: 'Asia/Kolkata' });
+    expect([fixed.status, fixed.json.code]).toEqual([409, 'time_zone_fixed']);
+    const listed = (await admin.get('/v1/tenants')).json.tenants as Array<{ id: string; name: string; time_zone: string }>;
+    expect(listed.filter((x) => x.id !== other.id).map((x) => [x.name, x.time_zone])).toEqual([
+      ['first name', 'UTC'],
+      ['second name', 'UTC'],
+    ]);
+  });
+});
+
 describe("reports count whole days of the tenant's zone", () => {
   it('a call at 2026-12-01T06:00Z is on 2026-11-30 in Los Angeles and 2026-12-01 in UTC: reports, days=true, the range and the requests list agree', async () => {
     const la = await tenantIn('America/Los_Angeles');
