@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { canonicalZone, UTC, ZONE_HINT } from './domain/time-zone';
+import { canonicalZone, UTC, zoneRefusal } from './domain/time-zone';
 import { parseKeyPairsIntoRecord } from '@opentelemetry/core';
 
 /**
@@ -133,7 +133,7 @@ const envSchema = z.object({
   // The default tenant's zone (the first start makes it): an IANA name, stored as canonicalZone names it.
   PH_TIME_ZONE: z
     .string()
-    .transform((v, ctx) => canonicalZone(v) ?? (ctx.addIssue({ code: 'custom', message: `is not a time zone: give ${ZONE_HINT}` }), z.NEVER))
+    .transform((v, ctx) => canonicalZone(v) ?? (ctx.addIssue({ code: 'custom', message: zoneRefusal(v) }), z.NEVER))
     .default(UTC),
   // OpenTelemetry's own names (the exporter library reads them too): the trace export is on when an endpoint is set.
   // OpenTelemetry's variables: empty is unset, as its specification says (a compose file's `OTEL_EXPORTER_OTLP_ENDPOINT=`).

@@ -5,7 +5,7 @@ import { sha256Hex } from './digest';
 import { DomainError, invalid, notFound } from './errors';
 import { newId } from './ids';
 import { Lru } from './lru';
-import { canonicalZone, UTC, ZONE_HINT } from './time-zone';
+import { canonicalZone, UTC, zoneRefusal } from './time-zone';
 
 export interface IssuedKey {
   id: string;
@@ -60,7 +60,7 @@ function nameTaken(taken: TenantRow, then: string): DomainError {
 /** A zone as stored (see canonicalZone), refused at `path` when Intl knows no such zone. */
 export function zoneOrRefuse(zone: string, path: string): string {
   const known = canonicalZone(zone);
-  if (known === undefined) throw invalid(path, `${JSON.stringify(zone)} is not a time zone: give ${ZONE_HINT}`);
+  if (known === undefined) throw invalid(path, `${JSON.stringify(zone)} ${zoneRefusal(zone)}`);
   return known;
 }
 

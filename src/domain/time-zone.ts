@@ -1,4 +1,5 @@
 import { DAY_MS as DAY, MAX_TIME } from './clock';
+import { nearest } from './nearest';
 
 /**
  * A tenant's days, in its time zone (an IANA name; `UTC` unless set). A day is numbered as the days since 1970-01-01
@@ -106,27 +107,46 @@ export function dayEnd(day: number, zone: string): number {
 }
 
 let known: Map<string, string> | undefined;
+const knownZones = () => (known ??= new Map([...Intl.supportedValuesOf('timeZone'), UTC].map((z) => [z.toLowerCase(), z])));
+
+/** The zone Intl reads a name as (its own spelling), or undefined when it reads none. */
+function intlReads(name: string): string | undefined {
+  try {
+    return new Intl.DateTimeFormat('en-US', { timeZone: name }).resolvedOptions().timeZone;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * The name a zone is stored by, or undefined when it is none Intl knows: an IANA name (compared ignoring case; spelled
  * as the IANA list does), `UTC` (and its aliases: `Etc/UTC`, `GMT`), or a link Intl resolves to one (`Asia/Kolkata`,
- * `US/Pacific`: kept as written in IANA's case, else as Intl names it).
+ * `US/Pacific`: kept as written in IANA's case, else as Intl names it). A name without a `/` that is not UTC's is
+ * refused: ICU reads abbreviations as some zone (`PST` as Los Angeles, `IST` as Kolkata, `BST` as Dhaka, `EST` as
+ * Panama, which keeps no summer time), and which one a team meant is not for us to guess.
  */
 export function canonicalZone(name: string): string | undefined {
-  known ??= new Map([...Intl.supportedValuesOf('timeZone'), UTC].map((z) => [z.toLowerCase(), z]));
-  const listed = known.get(name.toLowerCase());
+  const listed = knownZones().get(name.toLowerCase());
   if (listed) return listed;
-  let resolved: string;
-  try {
-    resolved = new Intl.DateTimeFormat('en-US', { timeZone: name }).resolvedOptions().timeZone;
-  } catch {
-    return undefined;
-  }
+  const resolved = intlReads(name);
+  if (resolved === undefined) return undefined;
   if (resolved === UTC) return UTC;
-  if (!known.has(resolved.toLowerCase())) return undefined;
+  if (!name.includes('/') || !knownZones().has(resolved.toLowerCase())) return undefined;
   // A link written in IANA's case is kept (Asia/Kolkata, which ICU resolves to its older name); else Intl's name.
   return /^[A-Z][A-Za-z_-]*(\/[A-Z][A-Za-z_-]*)*$/.test(name) ? name : resolved;
 }
 
 /** What a refused zone is told. */
 export const ZONE_HINT = 'an IANA time zone name, such as America/Los_Angeles, Europe/London, Asia/Kolkata or UTC';
+
+/**
+ * Why a name canonicalZone refuses is no zone, after the name itself: an abbreviation with the zone Intl would have
+ * read it as, a misspelt name with the nearest one (`America/Los_Angles`).
+ */
+export function zoneRefusal(name: string): string {
+  const read = name.includes('/') ? undefined : intlReads(name);
+  if (read !== undefined)
+    return `is an abbreviation or an old alias, not a region's zone: Intl would read it as ${read}, maybe not the one meant (IST is India's, Ireland's or Israel's; BST Britain's summer or Bangladesh; EST keeps no summer time): give the region's name, ${ZONE_HINT}`;
+  const near = nearest(name.trim(), [...knownZones().values()]);
+  return `is not a time zone: give ${ZONE_HINT}${near ? ` (did you mean ${near}?)` : ''}`;
+}

@@ -6,7 +6,7 @@ import {
   toolsContentSchema,
 } from '../domain/content';
 import { hasLoneSurrogate } from '../domain/canonical-json';
-import { canonicalZone, ZONE_HINT } from '../domain/time-zone';
+import { canonicalZone, zoneRefusal } from '../domain/time-zone';
 import { expansionFormats } from '../domain/render/prompt';
 import { RENDER_WARNINGS } from '../domain/requests';
 import { handleIdPattern, ID_PREFIX, type HandleType } from '../domain/ids';
@@ -33,7 +33,7 @@ export const Label = z.string().min(1).max(200).refine((s) => !hasLoneSurrogate(
 export const TimeZoneName = z
   .string()
   .max(100)
-  .refine((s) => canonicalZone(s) !== undefined, { error: (i) => `${JSON.stringify(i.input)} is not a time zone: give ${ZONE_HINT}` })
+  .refine((s) => canonicalZone(s) !== undefined, { error: (i) => `${JSON.stringify(i.input)} ${zoneRefusal(String(i.input))}` })
   .openapi({ description: "An IANA time zone name (America/Los_Angeles, Asia/Kolkata, UTC): the tenant's reports, dashboard and CLI count whole days in it.", example: 'America/Los_Angeles' });
 const name = Label.optional().openapi({ description: 'A label for people; never rendered.' });
 const metadata = z.record(z.string(), z.unknown()).optional().openapi({ description: 'Free-form JSON kept with the handle; never rendered.' });

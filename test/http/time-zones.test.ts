@@ -57,6 +57,12 @@ describe("a tenant's time zone: set, listed, fixed once it has a reconciled requ
     }
     // Nothing written for the refused ones.
     expect((await admin.get('/v1/tenants')).json.tenants).toHaveLength(2);
+    // An abbreviation (which Intl reads as some zone) and a misspelt name: refused, saying which zone is meant.
+    const pst = await admin.post('/v1/tenants', { name: 'pst', time_zone: 'PST' });
+    expect([pst.status, pst.json.errors?.[0]?.pointer]).toEqual([422, '/time_zone']);
+    expect(pst.json.errors[0].detail).toMatch(/^"PST" is an abbreviation or an old alias, not a region's zone: Intl would read it as America\/Los_Angeles/);
+    const typo = await patch(plain.id, { time_zone: 'America/Los_Angles' });
+    expect([typo.status, typo.json.errors?.[0]?.detail]).toEqual([422, expect.stringMatching(/^"America\/Los_Angles" is not a time zone: .*\(did you mean America\/Los_Angeles\?\)$/)]);
     const patched = await patch(plain.id, { time_zone: 'Mars/Olympus' });
     expect([patched.status, patched.json.errors?.[0]?.pointer]).toEqual([422, '/time_zone']);
     const empty = await patch(plain.id, {});

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { DAY_MS } from '../../src/domain/clock';
-import { canonicalZone, dayEnd, dayOf, dayStart, offsetsRemembered } from '../../src/domain/time-zone';
+import { canonicalZone, dayEnd, dayOf, dayStart, offsetsRemembered, zoneRefusal } from '../../src/domain/time-zone';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -132,6 +132,21 @@ describe('time zones: local days', () => {
     expect(canonicalZone('Etc/UTC')).toBe('UTC');
     for (const bad of ['Mars/Olympus', '', '+05:30', 'Los Angeles', 'America/'] as const) expect(canonicalZone(bad)).toBeUndefined();
   });
+
+  it("an abbreviation is refused, naming what Intl would read it as; a misspelt name is refused naming the nearest", () => {
+    // ICU reads these as some zone: PST as Los Angeles, but EST as Panama (no summer time), BST as Dhaka, IST as Kolkata.
+    for (const [abbr, read] of [['PST', 'America/Los_Angeles'], ['pst', 'America/Los_Angeles'], ['EST', 'America/Panama'], ['BST', 'Asia/Dhaka'], ['IST', 'Asia/Calcutta'], ['Japan', 'Asia/Tokyo'], ['PST8PDT', 'America/Los_Angeles']] as const) {
+      expect(canonicalZone(abbr), abbr).toBeUndefined();
+      expect(zoneRefusal(abbr), abbr).toMatch(new RegExp(`^is an abbreviation or an old alias, not a region's zone: Intl would read it as ${read}, .*give the region's name, an IANA time zone name, such as America/Los_Angeles`));
+    }
+    // UTC's aliases are UTC; a region's link still counts.
+    for (const utc of ['GMT', 'Zulu', 'UCT']) expect(canonicalZone(utc), utc).toBe('UTC');
+    expect(canonicalZone('US/Pacific')).toBe('US/Pacific');
+    expect(zoneRefusal('America/Los_Angles')).toMatch(/^is not a time zone: give .* \(did you mean America\/Los_Angeles\?\)$/);
+    expect(zoneRefusal('America/Los_Angeles ')).toMatch(/\(did you mean America\/Los_Angeles\?\)$/);
+    // A city that names no zone: the example, nothing guessed.
+    expect(zoneRefusal('America/San_Francisco')).toBe('is not a time zone: give an IANA time zone name, such as America/Los_Angeles, Europe/London, Asia/Kolkata or UTC');
+  });
 });
 
 describe('PH_TIME_ZONE', () => {
@@ -145,6 +160,7 @@ describe('PH_TIME_ZONE', () => {
       expect((err as Error).message).toMatch(/PH_TIME_ZONE: is not a time zone: give an IANA time zone name, such as America\/Los_Angeles.*\(got "Mars\/Olympus"\)/);
       expect((err as Error).message).toMatch(/PORT/);
     }
+    expect(() => loadConfig({ PH_TIME_ZONE: 'PST' })).toThrow(/PH_TIME_ZONE: is an abbreviation or an old alias, not a region's zone: Intl would read it as America\/Los_Angeles.*\(got "PST"\)/);
     const t = createTestApp({ config: { adminKey: undefined } });
     const made = bootstrapDefaultKey(t.services.tenants, join(mkdtempSync(join(tmpdir(), 'ph-tz-')), 'api-key'), undefined, loadConfig({ PH_TIME_ZONE: 'Asia/Kolkata' }).timeZone);
     expect(t.services.tenants.list().find((x) => x.id === made?.tenant)?.time_zone).toBe('Asia/Kolkata');
