@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { dirname, join } from 'node:path';
 import { createApp, createServices } from './app';
-import { bootstrapDefaultKey } from './bootstrap';
+import { bootstrapDefaultKey, timeZoneUnused } from './bootstrap';
 import { ConfigError, loadConfig } from './config';
 import { systemClock } from './domain/clock';
 import { loadCatalog, ModelCatalog, CatalogError } from './domain/catalog/catalog';
@@ -71,6 +71,9 @@ async function main() {
     }
     // With their ids: rotating or revoking the key takes its id, which the file does not hold.
     if (made) log.info(`created a default tenant (${made.tenant}); its API key (${made.key}) is in ${made.file}`, { tenant: made.tenant, key: made.key, file: made.file });
+    // Set on a later start (an upgrade's, to move a team's days), the variable would change nothing without a word.
+    const unusedZone = process.env.PH_TIME_ZONE?.trim() ? timeZoneUnused(services.tenants, config.timeZone, made !== null) : undefined;
+    if (unusedZone) log.error(unusedZone, { time_zone: config.timeZone });
     services.retention.start();
     // A tenant's deletion a stop cut short goes on: its keys went first, so nothing of it is served meanwhile.
     services.deletion.resume().then(

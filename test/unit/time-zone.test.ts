@@ -6,7 +6,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig } from '../../src/config';
-import { bootstrapDefaultKey } from '../../src/bootstrap';
+import { bootstrapDefaultKey, timeZoneUnused } from '../../src/bootstrap';
 import { createTestApp } from '../helpers/app';
 
 const ZONES = ['America/Los_Angeles', 'Asia/Kolkata', 'Asia/Kathmandu', 'Australia/Lord_Howe', 'Pacific/Kiritimati', 'Pacific/Pago_Pago', 'America/Santiago', 'America/Sao_Paulo', 'Europe/London', 'Pacific/Apia', 'UTC'];
@@ -164,6 +164,19 @@ describe('PH_TIME_ZONE', () => {
     const t = createTestApp({ config: { adminKey: undefined } });
     const made = bootstrapDefaultKey(t.services.tenants, join(mkdtempSync(join(tmpdir(), 'ph-tz-')), 'api-key'), undefined, loadConfig({ PH_TIME_ZONE: 'Asia/Kolkata' }).timeZone);
     expect(t.services.tenants.list().find((x) => x.id === made?.tenant)?.time_zone).toBe('Asia/Kolkata');
+    t.close();
+  });
+
+  it('set on a start that makes no tenant (an existing database, PH_ADMIN_KEY) and naming no tenant\'s zone: the start says it changed nothing and how a zone is set', () => {
+    const t = createTestApp({ config: { adminKey: undefined } });
+    // PH_ADMIN_KEY's database: no tenant made, none there.
+    expect(timeZoneUnused(t.services.tenants, 'America/Los_Angeles', false)).toMatch(/^PH_TIME_ZONE=America\/Los_Angeles set no tenant's zone: .* none is made with PH_ADMIN_KEY set; .*`prefix-handles tenants rename <tenant-id> --time-zone America\/Los_Angeles`/);
+    // A database made before zones: its default tenant is UTC.
+    const made = bootstrapDefaultKey(t.services.tenants, join(mkdtempSync(join(tmpdir(), 'ph-tz-')), 'api-key'), undefined)!;
+    expect(timeZoneUnused(t.services.tenants, 'America/Los_Angeles', false)).toContain(`this database has its tenants already: ${made.tenant} (default) in UTC; a tenant's zone is set by`);
+    // The start that made the tenant in it, and a later start naming the zone it has: nothing to say.
+    expect(timeZoneUnused(t.services.tenants, 'America/Los_Angeles', true)).toBeUndefined();
+    expect(timeZoneUnused(t.services.tenants, 'UTC', false)).toBeUndefined();
     t.close();
   });
 });
