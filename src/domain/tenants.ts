@@ -64,11 +64,12 @@ export function zoneOrRefuse(zone: string, path: string): string {
   return known;
 }
 
-function zoneFixed(tenantId: string): DomainError {
+/** The zone a tenant asked to leave (`has`, with its reconciled requests' days) for `wanted`: both named. */
+function zoneFixed(tenant: TenantRow, wanted: string): DomainError {
   return new DomainError(
     'time_zone_fixed',
-    `tenant ${tenantId} has reconciled requests, counted in the days of its time zone: days counted in another zone would be mixed with them in every report. To count days in another zone, create a new tenant with it (POST /v1/tenants with time_zone)`,
-    { tenant: tenantId },
+    `tenant ${tenant.id} has reconciled requests, counted in the days of ${tenant.timeZone}, its time zone: days of ${wanted} would be mixed with them in every report, so its zone stays ${tenant.timeZone}. To count days in ${wanted}, create a new tenant with it (POST /v1/tenants with time_zone, or prefix-handles tenants create <name> --time-zone ${wanted})`,
+    { tenant: tenant.id },
   );
 }
 
@@ -136,7 +137,7 @@ export class TenantService {
     );
     if ('missing' in result) throw notFound(`tenant ${tenantId}`);
     if ('taken' in result) throw nameTaken(result.taken, 'choose another name');
-    if ('zoneFixed' in result) throw zoneFixed(tenantId);
+    if ('zoneFixed' in result) throw zoneFixed(result.zoneFixed, timeZone!);
     this.zones.delete(tenantId);
     const listed = this.list().find((t) => t.id === tenantId);
     if (!listed) throw notFound(`tenant ${tenantId}`);

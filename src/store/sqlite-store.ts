@@ -437,7 +437,7 @@ export class SqliteStore implements Store {
         if (taken) return { taken };
         // Days already counted in one zone are not counted again in another: the zone is fixed at its first rollup row.
         if (change.timeZone !== undefined && change.timeZone !== tenant.timeZone && tx.select({ one: sql`1` }).from(rollups).where(eq(rollups.tenantId, id)).limit(1).get())
-          return { zoneFixed: true };
+          return { zoneFixed: tenant };
         tx.update(tenants).set(change).where(eq(tenants.id, id)).run();
         return { renamed: tenant };
       },

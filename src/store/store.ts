@@ -20,7 +20,7 @@ export interface TenantRow {
 export const DELETING_NAME = '';
 
 /** What renameTenant did: renamed (with the row before), refused for a name `taken` by another tenant, or no such tenant. */
-export type RenameResult = { renamed: TenantRow } | { taken: TenantRow } | { missing: true } | { zoneFixed: true };
+export type RenameResult = { renamed: TenantRow } | { taken: TenantRow } | { missing: true } | { zoneFixed: TenantRow };
 
 export interface ApiKeyRow {
   id: string;

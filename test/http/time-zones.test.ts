@@ -82,6 +82,8 @@ describe("a tenant's time zone: set, listed, fixed once it has a reconciled requ
     expect(refused.headers.get('content-type')).toContain('application/problem+json');
     expect(refused.json).toMatchObject({ code: 'time_zone_fixed', tenant: a.id });
     expect(refused.json.detail).toMatch(/mixed/);
+    // It names the zone the days are counted in and the one asked for.
+    expect(refused.json.detail).toMatch(/counted in the days of Asia\/Kolkata, its time zone: days of UTC would be mixed with them in every report, so its zone stays Asia\/Kolkata\. To count days in UTC, create a new tenant with it .*--time-zone UTC\)$/);
     expect(refused.json.detail).toMatch(/new tenant/);
     // Its zone unchanged, its name still free to change, and the same zone again is no change.
     expect((await patch(a.id, { name: 'Kolkata' })).json.time_zone).toBe('Asia/Kolkata');
