@@ -11,9 +11,16 @@ import { parseKeyPairsIntoRecord } from '@opentelemetry/core';
 const digits = (min: number, max: number, ms = false) =>
   z
     .string()
-    .regex(/^[0-9]+$/, { error: (i) => (i.input === '' ? EMPTY : `must be a whole number${ms ? ' of milliseconds' : ''} in decimal digits`) })
+    .regex(/^[0-9]+$/, { error: (i) => (i.input === '' ? EMPTY : `must be a whole number${ms ? ` of milliseconds in decimal digits${inMs(String(i.input))}` : ' in decimal digits'}`) })
     .transform(Number)
     .pipe(z.number().min(min, `must be at least ${min}${ms ? ' ms' : ''}`).max(max, `must be at most ${max}${ms ? ' ms' : ''}`));
+/** A duration written with a unit (`10s`, `5 s`, `2m`), as the milliseconds it is: `, 10000 for 10s`; else nothing. */
+function inMs(input: string): string {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)\s*$/i.exec(input);
+  const factor = m && { ms: 1, s: 1000, m: 60_000, min: 60_000, h: 3_600_000 }[m[2]!.toLowerCase()];
+  const value = factor ? Number(m[1]) * factor : NaN;
+  return Number.isSafeInteger(value) ? `, ${value} for ${input.trim()}` : '';
+}
 const whole = (def: number, min: number, max: number = Number.MAX_SAFE_INTEGER) => digits(min, max).default(def);
 const EMPTY = 'is empty: unset it to use the default';
 const int = (def: number) => whole(def, 1);
@@ -75,7 +82,7 @@ const otelTrimmed = <T extends z.ZodType>(schema: T) => otel(z.preprocess((v) =>
  */
 const otelWhole = (min: number, max = Number.MAX_SAFE_INTEGER, ms = false) => otelTrimmed(digits(min, max, ms).optional());
 const otelMs = (min: number) => otelWhole(min, MAX_TIMER, true);
-const otlpCompression = () => otelTrimmed(z.enum(['gzip', 'none'], { error: 'must be gzip or none (the default: none)' }).optional());
+const otlpCompression = () => otelTrimmed(z.enum(['gzip', 'none'], { error: 'must be gzip or none, in lower case as the specification writes them (the default: none)' }).optional());
 
 /**
  * OTEL_RESOURCE_ATTRIBUTES: `key=value,…`, a ',' or '=' in a key or value percent-encoded (`%2C`, `%3D`), both
@@ -83,6 +90,8 @@ const otlpCompression = () => otelTrimmed(z.enum(['gzip', 'none'], { error: 'mus
  */
 function resourceAttributes(raw: string | undefined): Record<string, string> | string {
   const attrs: Record<string, string> = {};
+  // A compose file's `- OTEL_RESOURCE_ATTRIBUTES="a=b"` keeps its quotes: the first key and the last value would carry them.
+  if (/^(["']).*\1$/s.test(raw?.trim() ?? '')) return "quotes around the whole variable (a compose file's `- OTEL_RESOURCE_ATTRIBUTES=\"…\"`) are kept in it, in the first key and the last value: drop them";
   for (const entry of (raw ?? '').split(',')) {
     if (!entry.trim()) continue;
     const [key, value, ...more] = entry.split('=');

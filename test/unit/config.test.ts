@@ -361,17 +361,22 @@ describe('configuration', () => {
       throw new Error(`not refused: ${JSON.stringify(env)}`);
     };
     for (const name of ['OTEL_EXPORTER_OTLP_TIMEOUT', 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT']) {
-      expect(refused({ [name]: '10s' })).toContain(`${name}: must be a whole number of milliseconds in decimal digits (got "10s")`);
+      expect(refused({ [name]: '10s' })).toContain(`${name}: must be a whole number of milliseconds in decimal digits, 10000 for 10s (got "10s")`);
+      expect(refused({ [name]: '2.5 m' })).toContain(`${name}: must be a whole number of milliseconds in decimal digits, 150000 for 2.5 m (got "2.5 m")`);
+      expect(refused({ [name]: '500ms' })).toContain(`${name}: must be a whole number of milliseconds in decimal digits, 500 for 500ms (got "500ms")`);
       expect(refused({ [name]: '-5' })).toContain(`${name}: must be a whole number of milliseconds`);
       expect(refused({ [name]: '2.5' })).toContain(`${name}: must be a whole number of milliseconds`);
       expect(refused({ [name]: '9999999999' })).toContain(`${name}: must be at most 2147483647 ms`);
     }
     for (const name of ['OTEL_EXPORTER_OTLP_COMPRESSION', 'OTEL_EXPORTER_OTLP_TRACES_COMPRESSION'])
-      for (const value of ['zip', 'GZIP', 'deflate']) expect(refused({ [name]: value })).toContain(`${name}: must be gzip or none (the default: none) (got ${JSON.stringify(value)})`);
+      for (const value of ['zip', 'GZIP', 'deflate']) expect(refused({ [name]: value })).toContain(`${name}: must be gzip or none, in lower case as the specification writes them (the default: none) (got ${JSON.stringify(value)})`);
     for (const value of ['team', 'team=ml=ops', '=ml', 'a=1,b']) expect(refused({ OTEL_RESOURCE_ATTRIBUTES: value })).toMatch(/OTEL_RESOURCE_ATTRIBUTES: each entry must be key=value, the key not empty, a ',' or '=' in either written %2C or %3D: ".*" is not \(got /);
     expect(refused({ OTEL_RESOURCE_ATTRIBUTES: 'team=100%,x=1' })).toContain(`OTEL_RESOURCE_ATTRIBUTES: each '%' must start a percent-encoded UTF-8 byte (%2C, %3D, %20; a '%' itself is %25): "team=100%" does not decode (got "team=100%,x=1")`);
     expect(refused({ OTEL_RESOURCE_ATTRIBUTES: 'team=%C3' })).toContain('"team=%C3" does not decode');
-    for (const name of ['OTEL_BSP_SCHEDULE_DELAY', 'OTEL_BSP_EXPORT_TIMEOUT']) expect(refused({ [name]: '5s' })).toContain(`${name}: must be a whole number of milliseconds in decimal digits (got "5s")`);
+    // A compose file's quotes, kept in the variable: the key would be `"deployment.environment`, the value `prod"`.
+    for (const value of ['"deployment.environment=prod"', "'deployment.environment=prod,team=sf'"])
+      expect(refused({ OTEL_RESOURCE_ATTRIBUTES: value })).toContain("OTEL_RESOURCE_ATTRIBUTES: quotes around the whole variable (a compose file's `- OTEL_RESOURCE_ATTRIBUTES=\"…\"`) are kept in it, in the first key and the last value: drop them");
+    for (const name of ['OTEL_BSP_SCHEDULE_DELAY', 'OTEL_BSP_EXPORT_TIMEOUT']) expect(refused({ [name]: '5s' })).toContain(`${name}: must be a whole number of milliseconds in decimal digits, 5000 for 5s (got "5s")`);
     for (const name of ['OTEL_BSP_MAX_QUEUE_SIZE', 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE']) {
       expect(refused({ [name]: '0' })).toContain(`${name}: must be at least 1 (got "0")`);
       expect(refused({ [name]: 'lots' })).toContain(`${name}: must be a whole number in decimal digits (got "lots")`);
