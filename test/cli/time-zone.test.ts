@@ -63,7 +63,12 @@ describe('time zones from the command line', () => {
       const today = new Intl.DateTimeFormat('en-CA', { timeZone: 'America/Los_Angeles' }).format(new Date());
       const report = await cli(['report', '--days', '--from', today, '--to', today], { PH_API_KEY: key });
       expect(report.code, report.err).toBe(0);
-      expect(report.out).toContain('(whole days in America/Los_Angeles)');
+      // The range line names the tenant's days first, then their instants (its day's end is the next UTC date's morning).
+      const { range } = JSON.parse((await cli(['report', '--from', today, '--to', today, '--json'], { PH_API_KEY: key })).out) as { range: { from: string; to: string } };
+      expect(range.to.slice(0, 10)).not.toBe(today);
+      expect(report.out).toContain(`range ${today} .. ${today} (whole days in America/Los_Angeles: ${range.from} .. ${range.to})   model all\n`);
+      const open = await cli(['report'], { PH_API_KEY: key });
+      expect(open.out).toContain(`range start .. ${today} (whole days in America/Los_Angeles: to ${range.to})   model all\n`);
       expect(report.out).toMatch(new RegExp(`by day \\(America/Los_Angeles\\)\\n.*\\n-[- ]*\\n${today} +1 `));
       const listed = await cli(['tenants']);
       expect(listed.out).toMatch(new RegExp(`${tenant}\\s+west\\s+America/Los_Angeles`));

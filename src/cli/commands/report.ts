@@ -2,6 +2,7 @@ import { seg } from '../api';
 import { earlierReasoningAdvice, earlierReasoningDropped, REASONING_CONTEXT_RULE, reasoningContextChanged } from '../../domain/thinking';
 import { DAY_MS, MAX_TIME, MIN_EPOCH_MS } from '../../domain/clock';
 import { HANDLE_TYPES } from '../../domain/ids';
+import { dayOf } from '../../domain/time-zone';
 import { API_HELP, API_OPTIONS, UsageError, type Command } from '../command';
 import { isoChecks, type IsoChecks } from '../iso';
 import { percent, printable, table, tokens, usd, type Align } from '../table';
@@ -314,7 +315,12 @@ function noHandleText(n: NonNullable<TenantReport['no_handle']>): string {
 }
 
 function rangeLine(range: Range): string {
-  return `range ${range.from ?? 'start'} .. ${range.to}${range.time_zone ? ` (whole days in ${range.time_zone})` : ''}   model ${range.model ?? 'all'}`;
+  const zone = range.time_zone;
+  if (!zone) return `range ${range.from ?? 'start'} .. ${range.to}   model ${range.model ?? 'all'}`;
+  // The tenant's days first: its last instant in UTC (2026-12-07T07:59:59.999Z) is a day later than its own for a team west of UTC.
+  const day = (t: string) => new Date(dayOf(Date.parse(t), zone) * DAY_MS).toISOString().slice(0, 10);
+  const days = `${range.from ? day(range.from) : 'start'} .. ${day(range.to)}`;
+  return `range ${days} (whole days in ${zone}: ${range.from ? `${range.from} .. ` : 'to '}${range.to})   model ${range.model ?? 'all'}`;
 }
 
 function totalsText(t: Totals): string {
