@@ -12,7 +12,7 @@ import { DatabaseInUseError, NewerSchemaError, openDb, openLocked } from './stor
 import { SqliteStore } from './store/sqlite-store';
 import { answerClientError } from './http/client-error';
 import { serviceLog } from './log';
-import { exportTarget, shownUrl } from './otlp';
+import { exportSettings, exportTarget, shownUrl } from './otlp';
 
 /** Thrown when the data directory or the database file cannot be used: said in one line, like a bad setting. */
 class StorageError extends Error {}
@@ -86,7 +86,7 @@ async function main() {
     log.info(`prefix-handles listening on ${url} (database ${config.databasePath}; docs at /docs)`, { url, database: config.databasePath });
     // The variables that set it: the traces' own where set (they win), so the line names the one to change.
     const setBy = (v: string) => (process.env[`OTEL_EXPORTER_OTLP_TRACES_${v}`]?.trim() ? `OTEL_EXPORTER_OTLP_TRACES_${v}` : `OTEL_EXPORTER_OTLP_${v}`);
-    if (config.otlp) log.info(`each reconciled request is sent as a span to ${exportTarget(config.otlp)}; ${setBy('ENDPOINT')}, ${setBy('PROTOCOL')}`, { otlp: shownUrl(config.otlp.url), protocol: config.otlp.protocol });
+    if (config.otlp) log.info(`each reconciled request is sent as a span to ${exportTarget(config.otlp)}; ${setBy('ENDPOINT')}, ${setBy('PROTOCOL')}; ${exportSettings(config.otlp)}`, { otlp: shownUrl(config.otlp.url), protocol: config.otlp.protocol });
   });
   // A port in use or an address this machine does not have: said in one line, like a bad setting.
   const cannotListen = (err: NodeJS.ErrnoException) => {

@@ -291,6 +291,16 @@ export function exportTarget(config: OtlpConfig): string {
   return `${shownUrl(config.url)} (${how})`;
 }
 
+/**
+ * What else the start line says of the export, so a deployment sees its settings took: the bodies' compression, the
+ * export's timeout and the spans' resource (`service.name` first), as OTEL_EXPORTER_OTLP_COMPRESSION, _TIMEOUT,
+ * OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES set them (or their defaults).
+ */
+export function exportSettings(config: OtlpConfig): string {
+  const resource = Object.entries({ 'service.name': config.serviceName, ...config.resourceAttributes }).map(([k, v]) => `${k}=${v}`);
+  return `${config.compression === 'gzip' ? 'gzip' : 'uncompressed'}, timeout ${config.timeoutMs} ms, resource ${resource.join(', ')}`;
+}
+
 /** A URL as logged: a user and password in it are not shown. */
 export function shownUrl(url: string): string {
   const u = new URL(url);

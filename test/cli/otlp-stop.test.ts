@@ -37,6 +37,8 @@ for (const protocol of ['http/protobuf', 'grpc'] as const) {
       const target = protocol === 'grpc' ? `${r.url}/ (OTLP/gRPC` : `${r.url}/v1/traces (OTLP/HTTP protobuf)`;
       expect(service.output()).toContain(`each reconciled request is sent as a span to ${target}`);
       expect(service.output()).toContain(protocol === 'grpc' ? '; OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL' : '; OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL');
+      // The settings the service's environment gave, said at start.
+      expect(service.output()).toContain(protocol === 'grpc' ? '; uncompressed, timeout 10000 ms, resource service.name=agents' : '; gzip, timeout 10000 ms, resource service.name=agents, deployment.environment.name=prod');
       expect(await service.stop()).toBe(0);
       expect(r.spans.map((s) => [s.traceId, s.parentSpanId, s.attrs['prefix_handles.request.id'], s.resource['service.name']])).toEqual([['0af7651916cd43dd8448eb211c80319c', 'b7ad6b7169203331', id, 'agents']]);
       if ('calls' in r) expect(r.calls[0]!.metadata['x-langfuse-key']).toBe('pk-1');

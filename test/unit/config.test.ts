@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig } from '../../src/config';
-import { exportTarget } from '../../src/otlp';
+import { exportSettings, exportTarget } from '../../src/otlp';
 import { bootstrapDefaultKey } from '../../src/bootstrap';
 import { createTestApp } from '../helpers/app';
 import { mintArtifact } from '../helpers/factories';
@@ -183,6 +183,11 @@ describe('configuration', () => {
     expect(exportTarget(loadConfig(env).otlp!)).toBe('http://collector:4318/v1/traces (OTLP/HTTP protobuf)');
     expect(exportTarget(loadConfig({ ...env, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }).otlp!)).toBe('http://collector:4318/v1/traces (OTLP/HTTP JSON)');
     expect(exportTarget(grpc)).toBe('http://collector:4317/ (OTLP/gRPC, the trace service on that host and port)');
+    // And with what: the compression, timeout and resource the variables set, or their defaults.
+    expect(exportSettings(loadConfig(env).otlp!)).toBe('uncompressed, timeout 10000 ms, resource service.name=prefix-handles');
+    expect(
+      exportSettings(loadConfig({ ...env, OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip', OTEL_EXPORTER_OTLP_TIMEOUT: '3000', OTEL_SERVICE_NAME: 'ph-sf', OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment=prod,team=sf%20platform' }).otlp!),
+    ).toBe('gzip, timeout 3000 ms, resource service.name=ph-sf, deployment.environment=prod, team=sf platform');
     expect(exportTarget(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://u:secret@collector:4318/otel' }).otlp!)).toBe('https://***@collector:4318/otel/v1/traces (OTLP/HTTP protobuf)');
     // gRPC's endpoint without a scheme (a Collector's `collector:4317`): TLS, unless the insecure setting (the signal's
     // own first) says a plain connection; the URL passed on says which, as the start line does.
