@@ -130,7 +130,10 @@ export class TenantService {
     const timeZone = change.time_zone === undefined ? undefined : zoneOrRefuse(change.time_zone, '/time_zone');
     // A call reconciled in this process, its day taken in the zone it has, whose rollup row is not committed yet: the
     // zone is as fixed as by the row (checked in the same turn as the transaction below, so none is queued between).
-    if (timeZone !== undefined && this.reconciling(tenantId) && timeZone !== this.store.getTenant(tenantId)?.timeZone) throw zoneFixed(tenantId);
+    if (timeZone !== undefined && this.reconciling(tenantId)) {
+      const tenant = this.store.getTenant(tenantId);
+      if (tenant && timeZone !== tenant.timeZone) throw zoneFixed(tenant, timeZone);
+    }
     const result = this.store.renameTenant(tenantId, { name: change.name, timeZone }, (tenant, others) =>
       // Tenants that earlier versions let share a name: keeping that name (in another case) makes no new pair.
       wanted === tenantNameKey(tenant.name) ? undefined : others.find((o) => tenantNameKey(o.name) === wanted),
