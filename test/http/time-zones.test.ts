@@ -249,14 +249,14 @@ async function onOneFile(run: (a: ReturnType<typeof createTestApp>, b: ReturnTyp
 describe('two service processes on one database file', () => {
   it("a zone set through one is the other's at once, until the tenant's first reconciled call fixes it", async () => {
     await onOneFile(async (a, b) => {
-    const made = await clientFor(a.app, ADMIN_KEY).post('/v1/tenants', { name: 'shared file' });
-    const onB = clientFor(b.app, made.json.api_key);
-    // B reads the tenant's zone (UTC) for a report, before A changes it.
-    expect((await onB.get('/v1/reports')).json.range.time_zone).toBeUndefined();
-    expect((await clientFor(a.app, ADMIN_KEY).call('PATCH', `/v1/tenants/${made.json.tenant}`, { time_zone: 'America/Los_Angeles' })).status).toBe(200);
-    await callAt(onB, '2026-12-01T06:00:00Z', b);
-    const report = (await onB.get('/v1/reports?from=2026-11-30&to=2026-11-30&days=true')).json;
-    expect([report.range.time_zone, report.requests, report.days[0]?.day]).toEqual(['America/Los_Angeles', 1, '2026-11-30']);
+      const made = await clientFor(a.app, ADMIN_KEY).post('/v1/tenants', { name: 'shared file' });
+      const onB = clientFor(b.app, made.json.api_key);
+      // B reads the tenant's zone (UTC) for a report, before A changes it.
+      expect((await onB.get('/v1/reports')).json.range.time_zone).toBeUndefined();
+      expect((await clientFor(a.app, ADMIN_KEY).call('PATCH', `/v1/tenants/${made.json.tenant}`, { time_zone: 'America/Los_Angeles' })).status).toBe(200);
+      await callAt(onB, '2026-12-01T06:00:00Z', b);
+      const report = (await onB.get('/v1/reports?from=2026-11-30&to=2026-11-30&days=true')).json;
+      expect([report.range.time_zone, report.requests, report.days[0]?.day]).toEqual(['America/Los_Angeles', 1, '2026-11-30']);
     });
   });
 });
@@ -264,30 +264,30 @@ describe('two service processes on one database file', () => {
 describe('two service processes on one database file: the zone kept', () => {
   it("one process reads a zone the other changes and fixes (its first reconciled call) at once: it keeps the new zone, not the one it read", async () => {
     await onOneFile(async (a, b) => {
-    const made = await clientFor(a.app, ADMIN_KEY).post('/v1/tenants', { name: 'shared file' });
-    const tenant = made.json.tenant as string;
-    const onA = clientFor(a.app, made.json.api_key);
-    a.clock.set(Date.parse('2026-12-01T06:00:00Z'));
-    const sys = await mintSystem(onA, LONG_SYSTEM);
-    const r = await onA.post('/v1/render', { format: 'anthropic', request: { model: 'claude-sonnet-4-5', prefix: [sys.id], messages: [{ role: 'user', content: 'hi' }] } });
-    await a.services.writes.idle();
-    // Right after B reads the tenant's row (UTC), A sets Los Angeles and commits a reconciled call in it.
-    const read = b.store.getTenant.bind(b.store);
-    let committed: Promise<unknown> | undefined;
-    b.store.getTenant = (id: string) => {
-      const row = read(id);
-      b.store.getTenant = read;
-      a.services.tenants.renameTenant(tenant, { time_zone: 'America/Los_Angeles' });
-      committed = a.services.reconciler.ingest(tenant, { request_id: r.json.request_id, usage: anthropicUsage(r.json.segments.at(-1).token_end, 0, 100) });
-      a.services.writes.flushNow();
-      return row;
-    };
-    expect(b.services.tenants.zoneOf(tenant)).toBe('UTC');
-    await committed;
-    expect(b.services.tenants.zoneOf(tenant)).toBe('America/Los_Angeles');
-    b.clock.set(Date.parse('2026-12-02T00:00:00Z'));
-    const report = (await clientFor(b.app, made.json.api_key).get('/v1/reports?from=2026-11-30&to=2026-11-30&days=true')).json;
-    expect([report.range.time_zone, report.requests, report.days[0]?.day]).toEqual(['America/Los_Angeles', 1, '2026-11-30']);
+      const made = await clientFor(a.app, ADMIN_KEY).post('/v1/tenants', { name: 'shared file' });
+      const tenant = made.json.tenant as string;
+      const onA = clientFor(a.app, made.json.api_key);
+      a.clock.set(Date.parse('2026-12-01T06:00:00Z'));
+      const sys = await mintSystem(onA, LONG_SYSTEM);
+      const r = await onA.post('/v1/render', { format: 'anthropic', request: { model: 'claude-sonnet-4-5', prefix: [sys.id], messages: [{ role: 'user', content: 'hi' }] } });
+      await a.services.writes.idle();
+      // Right after B reads the tenant's row (UTC), A sets Los Angeles and commits a reconciled call in it.
+      const read = b.store.getTenant.bind(b.store);
+      let committed: Promise<unknown> | undefined;
+      b.store.getTenant = (id: string) => {
+        const row = read(id);
+        b.store.getTenant = read;
+        a.services.tenants.renameTenant(tenant, { time_zone: 'America/Los_Angeles' });
+        committed = a.services.reconciler.ingest(tenant, { request_id: r.json.request_id, usage: anthropicUsage(r.json.segments.at(-1).token_end, 0, 100) });
+        a.services.writes.flushNow();
+        return row;
+      };
+      expect(b.services.tenants.zoneOf(tenant)).toBe('UTC');
+      await committed;
+      expect(b.services.tenants.zoneOf(tenant)).toBe('America/Los_Angeles');
+      b.clock.set(Date.parse('2026-12-02T00:00:00Z'));
+      const report = (await clientFor(b.app, made.json.api_key).get('/v1/reports?from=2026-11-30&to=2026-11-30&days=true')).json;
+      expect([report.range.time_zone, report.requests, report.days[0]?.day]).toEqual(['America/Los_Angeles', 1, '2026-11-30']);
     });
   });
 });
