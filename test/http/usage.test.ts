@@ -258,7 +258,7 @@ describe('reports', () => {
       ]);
     // One message for the three forms a time may take.
     for (const bad of ['yesterday', '2026-02-30', '2026-12-02T00:00:00'])
-      expect((await client.get(`/v1/reports?from=${bad}`)).json.errors, bad).toEqual([{ pointer: 'query:from', detail: expect.stringMatching(/^expected a day \(2026-12-01, UTC\), RFC 3339 with a zone/) }]);
+      expect((await client.get(`/v1/reports?from=${bad}`)).json.errors, bad).toEqual([{ pointer: 'query:from', detail: expect.stringMatching(/^expected a day \(2026-12-01, in the tenant's time zone\), RFC 3339 with a zone/) }]);
     expect((await client.get(`/v1/reports/handles/${(r.segments[0] as unknown as { source: string }).source.split('@')[0]}?from=2026-01-01`)).json.requests).toBe(1);
     // Past the largest time a date holds: a 422, not a 500 when the range is shown back.
     expect((await client.get('/v1/reports?from=99999999999999999')).status).toBe(422);

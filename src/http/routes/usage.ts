@@ -92,7 +92,7 @@ const queryTime = z
       }
     }
     // One message for the three forms (a union would name the first form's pattern).
-    ctx.addIssue({ code: 'custom', message: 'expected a day (2026-12-01, UTC), RFC 3339 with a zone (2026-12-01T09:30:00Z) or epoch ms' });
+    ctx.addIssue({ code: 'custom', message: "expected a day (2026-12-01, in the tenant's time zone), RFC 3339 with a zone (2026-12-01T09:30:00Z) or epoch ms" });
     return z.NEVER;
   })
   .openapi({ type: 'string', description: "RFC 3339, a day (YYYY-MM-DD, in the tenant's time zone) or epoch ms; reports count whole days of the tenant's time zone (UTC unless set)." });
